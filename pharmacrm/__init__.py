@@ -1,0 +1,1 @@
+"""PharmaCRM: customer relationship and customer service for pharmaceutical companies."""

@@ -1,0 +1,25 @@
+"""REST API v1 routes."""
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from pharmacrm.core import api as core_api
+from pharmacrm.customers import api as customers_api
+
+router = DefaultRouter()
+router.register("institutions", customers_api.InstitutionViewSet, basename="institution")
+router.register("people", customers_api.PersonViewSet, basename="person")
+router.register("consents", customers_api.ConsentViewSet, basename="consent")
+router.register("audit", core_api.AuditEntryViewSet, basename="audit")
+router.register("users", core_api.UserViewSet, basename="user")
+router.register("roles", core_api.RoleViewSet, basename="role")
+router.register("regions", customers_api.RegionViewSet, basename="region")
+
+urlpatterns = [
+    path("auth/token/", core_api.TokenView.as_view(), name="api-token"),
+    path("search/", customers_api.SearchView.as_view(), name="api-search"),
+    path("imports/", customers_api.ImportCreateView.as_view(), name="api-imports"),
+    path("imports/<int:pk>/", customers_api.ImportDetailView.as_view(), name="api-import"),
+    path("export/<str:target>.<str:fmt>", customers_api.ExportView.as_view(), name="api-export"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,133 @@
+"""The access policy: the one place that answers "may this user do X (to this object)" and
+"which customers may this user see". Views, API, exports and commands all ask it."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
+
+from .roles import MATRIX, READ_ONLY_ROLES, Cap, Role
+
+WRITE_CAPS = frozenset(
+    {
+        Cap.CHANGE_CUSTOMERS,
+        Cap.DELETE_CUSTOMERS,
+        Cap.MERGE_CUSTOMERS,
+        Cap.IMPORT_CUSTOMERS,
+        Cap.MANAGE_CONSENTS,
+        Cap.MANAGE_USERS,
+    }
+)
+
+
+def roles_of(user) -> frozenset[Role]:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if user.is_superuser:
+        return frozenset({Role.ADMIN}) | user.roles
+    return user.roles
+
+
+def can(user, cap: Cap) -> bool:
+    """Whether any of the user's roles holds `cap`; a read-only role never gets a write capability."""
+    roles = roles_of(user)
+    if not roles:
+        return False
+    if cap in WRITE_CAPS and roles & READ_ONLY_ROLES:
+        return False
+    return bool(roles & MATRIX[cap])
+
+
+def require(user, cap: Cap) -> None:
+    if not can(user, cap):
+        raise PermissionDenied(_("You do not have permission to do this."))
+
+
+def capabilities(user) -> frozenset[Cap]:
+    return frozenset(c for c in Cap if can(user, c))
+
+
+# --- object scope ------------------------------------------------------------------------------
+
+
+def _territory_q(user, region_field: str) -> Q:
+    """Customers whose region lies inside the user's or their teams' territory (by code range)."""
+    from .models import Region
+
+    regions = Region.objects.filter(Q(users=user) | Q(teams__members=user)).distinct()
+    q = Q(pk__in=[])
+    for region in regions:
+        low, high = region.code_range()
+        q |= Q(**{f"{region_field}__gte": low, f"{region_field}__lt": high})
+    return q
+
+
+def institution_scope_q(user) -> Q | None:
+    """A filter for the institutions the user may see, or None for all of them."""
+    if can(user, Cap.ALL_CUSTOMERS):
+        return None
+    if not can(user, Cap.VIEW_CUSTOMERS):
+        return Q(pk__in=[])
+    team_ids = list(user.teams.values_list("id", flat=True))
+    return Q(owner=user) | Q(team_id__in=team_ids) | _territory_q(user, "region_id")
+
+
+def institutions_for(user, qs: QuerySet | None = None) -> QuerySet:
+    from pharmacrm.customers.models import Institution
+
+    qs = Institution.objects.all() if qs is None else qs
+    q = institution_scope_q(user)
+    return qs if q is None else qs.filter(q)
+
+
+def people_for(user, qs: QuerySet | None = None) -> QuerySet:
+    """People the user may see: those of visible institutions, and those they or their team own."""
+    from pharmacrm.customers.models import Institution, Person
+
+    qs = Person.objects.all() if qs is None else qs
+    q = institution_scope_q(user)
+    if q is None:
+        return qs
+    team_ids = list(user.teams.values_list("id", flat=True))
+    visible_institutions = Institution.objects.filter(q).values("id")
+    return qs.filter(Q(institution_id__in=visible_institutions) | Q(owner=user) | Q(team_id__in=team_ids))
+
+
+def can_see(user, obj) -> bool:
+    from pharmacrm.customers.models import Institution, Person
+
+    if isinstance(obj, Institution):
+        return institutions_for(user).filter(pk=obj.pk).exists()
+    if isinstance(obj, Person):
+        return people_for(user).filter(pk=obj.pk).exists()
+    return False
+
+
+def can_change(user, obj) -> bool:
+    return can(user, Cap.CHANGE_CUSTOMERS) and can_see(user, obj)
+
+
+def get_visible_or_404(user, model, pk):
+    """The object if the user may see it; 404 otherwise (so existence does not leak)."""
+    from django.http import Http404
+
+    from pharmacrm.customers.models import Institution
+
+    qs = institutions_for(user) if model is Institution else people_for(user)
+    obj = qs.filter(pk=pk).first()
+    if obj is None:
+        raise Http404(_("No such customer, or you may not see it."))
+    return obj
+
+
+# --- personal data -----------------------------------------------------------------------------
+
+
+def personal_data_mode(user, person=None) -> str:
+    """"plain" (may see), "reveal" (may see after stating a reason, audited) or "masked"."""
+    if can(user, Cap.VIEW_PERSONAL_DATA) and (person is None or can_see(user, person)):
+        return "plain"
+    if can(user, Cap.REVEAL_PERSONAL_DATA):
+        return "reveal"
+    return "masked"

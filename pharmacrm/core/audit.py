@@ -1,0 +1,174 @@
+"""The audit trail: record an entry (hash-chained, append-only) and verify the chain."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import decimal
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import AuditChainHead, AuditEntry
+
+GENESIS = "0" * 64
+
+
+@dataclass
+class RequestContext:
+    """Who is acting and from where: set per request (middleware) or per command/task."""
+
+    user: Any = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ip: str | None = None
+
+
+_context: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("audit_context", default=None)
+
+
+def current() -> RequestContext:
+    ctx = _context.get()
+    if ctx is None:
+        ctx = RequestContext()
+        _context.set(ctx)
+    return ctx
+
+
+def set_context(ctx: RequestContext | None) -> contextvars.Token:
+    return _context.set(ctx)
+
+
+def reset_context(token: contextvars.Token) -> None:
+    _context.reset(token)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "pk"):
+        return value.pk
+    return value
+
+
+def _digest(prev_hash: str, e: AuditEntry) -> str:
+    body = json.dumps(
+        {
+            "seq": e.seq,
+            "at": e.at.astimezone(datetime.UTC).isoformat(timespec="microseconds"),
+            "actor": e.actor_id,
+            "actor_name": e.actor_name,
+            "action": e.action,
+            "object_type": e.object_type,
+            "object_id": e.object_id,
+            "object_repr": e.object_repr,
+            "changes": e.changes,
+            "extra": e.extra,
+            "request_id": e.request_id,
+            "ip": e.ip,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def object_label(obj: Any) -> tuple[str, str, str]:
+    if obj is None:
+        return "", "", ""
+    if isinstance(obj, tuple):
+        return obj  # (type, id, repr) given directly
+    return obj._meta.label_lower, str(obj.pk), str(obj)[:200]
+
+
+def diff(before: dict, after: dict) -> dict:
+    """{field: [before, after]} for the fields whose value changed."""
+    keys = set(before) | set(after)
+    return {
+        k: [_jsonable(before.get(k)), _jsonable(after.get(k))]
+        for k in sorted(keys)
+        if _jsonable(before.get(k)) != _jsonable(after.get(k))
+    }
+
+
+def record(action: str, obj: Any = None, *, changes: dict | None = None, user: Any = None, **extra) -> AuditEntry:
+    """Append one entry to the chain, inside the caller's transaction when there is one."""
+    ctx = current()
+    actor = user if user is not None else ctx.user
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    object_type, object_id, object_repr = object_label(obj)
+    with transaction.atomic():
+        head_qs = AuditChainHead.objects.all()
+        if connection.features.has_select_for_update:
+            head_qs = head_qs.select_for_update()
+        head = head_qs.filter(pk=1).first()
+        if head is None:
+            head = AuditChainHead.objects.create(pk=1, seq=0, hash=GENESIS)
+        entry = AuditEntry(
+            seq=head.seq + 1,
+            at=timezone.now(),
+            actor=actor,
+            actor_name=(actor.get_username() if actor is not None else extra.pop("actor_name", "")),
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            object_repr=object_repr,
+            changes=_jsonable(changes or {}),
+            extra=_jsonable(extra),
+            request_id=ctx.request_id,
+            ip=ctx.ip,
+            prev_hash=head.hash,
+        )
+        entry.hash = _digest(head.hash, entry)
+        entry.save(force_insert=True)
+        AuditChainHead.objects.filter(pk=1).update(seq=entry.seq, hash=entry.hash)
+    return entry
+
+
+@dataclass
+class VerifyResult:
+    checked: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(batch: int = 5000) -> VerifyResult:
+    """Recompute the chain; report edited entries, missing entries and a cut-off tail."""
+    problems: list[str] = []
+    prev_hash, expected_seq, checked = GENESIS, 1, 0
+    last_seq = 0
+    while True:
+        rows = list(AuditEntry.objects.filter(seq__gte=expected_seq).order_by("seq")[:batch])
+        if not rows:
+            break
+        for e in rows:
+            if e.seq != expected_seq:
+                problems.append(f"entries {expected_seq}..{e.seq - 1} are missing (deleted)")
+                prev_hash = e.prev_hash  # resynchronise to keep checking what follows
+            if e.prev_hash != prev_hash:
+                problems.append(f"entry {e.seq}: link to the previous entry is broken")
+            if _digest(e.prev_hash, e) != e.hash:
+                problems.append(f"entry {e.seq}: content does not match its hash (edited)")
+            prev_hash, expected_seq, last_seq = e.hash, e.seq + 1, e.seq
+            checked += 1
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is not None and (head.seq != last_seq or (last_seq and head.hash != prev_hash)):
+        problems.append(f"the chain ends at entry {last_seq} but its head records entry {head.seq} (tail deleted or edited)")
+    return VerifyResult(checked=checked, problems=problems)

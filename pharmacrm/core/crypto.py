@@ -1,0 +1,137 @@
+"""Personal-data encryption at rest: an AES-GCM key ring with rotation and an HMAC blind index."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+PREFIX = "e1"  # ciphertext format: e1:<key id>:<base64(nonce | ciphertext | tag)>
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The encryption keys by id, the one used for new ciphertexts, and the blind-index key."""
+
+    active: str
+    keys: dict[str, bytes]
+    index_key: bytes
+
+    def to_json(self) -> str:
+        b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+        return json.dumps(
+            {"active": self.active, "keys": {k: b64(v) for k, v in self.keys.items()}, "index_key": b64(self.index_key)},
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> KeyRing:
+        data = json.loads(text)
+        keys = {k: base64.b64decode(v) for k, v in data["keys"].items()}
+        if data["active"] not in keys:
+            raise ImproperlyConfigured("The key ring's active key is not among its keys.")
+        if any(len(k) != 32 for k in keys.values()):
+            raise ImproperlyConfigured("Every key in the key ring must be 32 bytes (AES-256).")
+        return cls(active=data["active"], keys=keys, index_key=base64.b64decode(data["index_key"]))
+
+    @classmethod
+    def generate(cls) -> KeyRing:
+        return cls(active="k1", keys={"k1": AESGCM.generate_key(256)}, index_key=secrets.token_bytes(32))
+
+    def with_new_key(self) -> KeyRing:
+        """A ring with one more key, made the active one; old keys stay to decrypt old data."""
+        n = 1 + max(int(k[1:]) for k in self.keys if k[1:].isdigit())
+        new_id = f"k{n}"
+        return KeyRing(active=new_id, keys={**self.keys, new_id: AESGCM.generate_key(256)}, index_key=self.index_key)
+
+
+_lock = threading.Lock()
+_ring: KeyRing | None = None
+_aead: dict[str, AESGCM] = {}
+
+
+def _write_ring(path: Path, ring: KeyRing) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(ring.to_json())
+    os.replace(tmp, path)
+
+
+def keyring() -> KeyRing:
+    """The key ring: from PHARMACRM_KEYRING(_FILE), else var/keyring.json (created on first use)."""
+    global _ring
+    if _ring is not None:
+        return _ring
+    with _lock:
+        if _ring is None:
+            text = os.environ.get("PHARMACRM_KEYRING")
+            if "PHARMACRM_KEYRING_FILE" in os.environ:
+                text = Path(os.environ["PHARMACRM_KEYRING_FILE"]).read_text()
+            if text:
+                ring = KeyRing.from_json(text)
+            else:
+                path = Path(settings.PHARMACRM_KEYRING_PATH)
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _write_ring(path, KeyRing.generate())
+                ring = KeyRing.from_json(path.read_text())
+            _ring = ring
+            _aead.clear()
+    return _ring
+
+
+def install_keyring(ring: KeyRing, persist: bool = True) -> None:
+    """Make `ring` the process's key ring (and save it to the key file when it came from there)."""
+    global _ring
+    with _lock:
+        if persist:
+            _write_ring(Path(settings.PHARMACRM_KEYRING_PATH), ring)
+        _ring = ring
+        _aead.clear()
+
+
+def _cipher(key_id: str) -> AESGCM:
+    aead = _aead.get(key_id)
+    if aead is None:
+        ring = keyring()
+        if key_id not in ring.keys:
+            raise ImproperlyConfigured(f"Key {key_id!r} is not in the key ring; data encrypted with it cannot be read.")
+        aead = _aead[key_id] = AESGCM(ring.keys[key_id])
+    return aead
+
+
+def encrypt(plaintext: str, context: str) -> str:
+    """Ciphertext for `plaintext`, bound to `context` (table.column) so it cannot be moved elsewhere."""
+    ring = keyring()
+    nonce = os.urandom(12)
+    ct = _cipher(ring.active).encrypt(nonce, plaintext.encode(), context.encode())
+    return f"{PREFIX}:{ring.active}:{base64.b64encode(nonce + ct).decode()}"
+
+
+def decrypt(token: str, context: str) -> str:
+    _, key_id, body = token.split(":", 2)
+    raw = base64.b64decode(body)
+    return _cipher(key_id).decrypt(raw[:12], raw[12:], context.encode()).decode()
+
+
+def key_id_of(token: str) -> str | None:
+    return token.split(":", 2)[1] if token and token.startswith(PREFIX + ":") else None
+
+
+def blind_index(normalised: str, purpose: str) -> str:
+    """A keyed hash of a normalised value for exact look-ups; reveals nothing without the index key."""
+    if not normalised:
+        return ""
+    mac = hmac.new(keyring().index_key, f"{purpose}\x00{normalised}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]

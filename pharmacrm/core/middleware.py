@@ -1,0 +1,62 @@
+"""Request id and audit context per request; the second-factor gate for privileged roles."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from . import audit
+from .roles import SECOND_FACTOR_ROLES
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class RequestIdMiddleware:
+    """Give each request an id (or keep a sane X-Request-ID) and open its audit context."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.headers.get("X-Request-ID", "")
+        request.request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+        ctx = audit.RequestContext(user=None, request_id=request.request_id, ip=client_ip(request))
+        request.audit_context = ctx
+        token = audit.set_context(ctx)
+        try:
+            response = self.get_response(request)
+        finally:
+            audit.reset_context(token)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+
+def needs_second_factor(user) -> bool:
+    return bool(user.is_authenticated and user.roles.intersection(SECOND_FACTOR_ROLES))
+
+
+class SecondFactorMiddleware:
+    """Bind the user to the audit context; keep a privileged user without a verified OTP on the OTP pages."""
+
+    EXEMPT_PREFIXES = ("/static/", "/api/", "/i18n/", "/accounts/", "/healthz")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if hasattr(request, "audit_context") and request.user.is_authenticated:
+            request.audit_context.user = request.user
+        if (
+            needs_second_factor(request.user)
+            and not request.user.is_verified()
+            and not request.path.startswith(self.EXEMPT_PREFIXES)
+        ):
+            return redirect(reverse("otp") + "?next=" + request.get_full_path())
+        return self.get_response(request)

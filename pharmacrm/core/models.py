@@ -1,0 +1,201 @@
+"""Users, teams, regions, the audit trail and API tokens: what every other app stands on."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+
+from .roles import Role
+
+
+class Region(models.Model):
+    """An administrative division (行政区划) with its GB/T 2260 code: province, prefecture or county."""
+
+    class Level(models.IntegerChoices):
+        PROVINCE = 1, _("Province")
+        CITY = 2, _("City")
+        DISTRICT = 3, _("District / county")
+
+    code = models.CharField(_("code"), max_length=6, primary_key=True)
+    name = models.CharField(_("name"), max_length=64)
+    parent = models.ForeignKey("self", models.PROTECT, null=True, blank=True, related_name="children")
+    level = models.PositiveSmallIntegerField(_("level"), choices=Level.choices)
+    full_name = models.CharField(_("full name"), max_length=128, blank=True)
+
+    class Meta:
+        verbose_name = _("region")
+        verbose_name_plural = _("regions")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.full_name or self.name
+
+    @property
+    def province_code(self) -> str:
+        return self.code[:2] + "0000"
+
+    @property
+    def city_code(self) -> str | None:
+        return None if self.level == self.Level.PROVINCE else self.code[:4] + "00"
+
+    def code_range(self) -> tuple[str, str]:
+        """[low, high) bounds of the codes inside this region, for an indexed range filter."""
+        width = {1: 2, 2: 4, 3: 6}[self.level]
+        stem = self.code[:width]
+        return stem.ljust(6, "0"), (str(int(stem) + 1)).ljust(6, "0")
+
+
+class Team(models.Model):
+    """A sales or service team (团队); its territory is a set of regions."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    lead = models.ForeignKey(
+        "core.User", models.SET_NULL, null=True, blank=True, related_name="led_teams", verbose_name=_("team lead")
+    )
+    territory = models.ManyToManyField(Region, blank=True, related_name="teams", verbose_name=_("territory"))
+
+    class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A person who signs in; roles are Django groups named after `Role` values."""
+
+    display_name = models.CharField(_("display name"), max_length=64, blank=True)
+    teams = models.ManyToManyField(Team, blank=True, related_name="members", verbose_name=_("teams"))
+    territory = models.ManyToManyField(
+        Region, blank=True, related_name="users", verbose_name=_("personal territory")
+    )
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self) -> str:
+        return self.display_name or self.get_full_name() or self.username
+
+    @cached_property
+    def roles(self) -> frozenset[Role]:
+        names = {g.name for g in self.groups.all()}
+        return frozenset(r for r in Role if r.value in names)
+
+    def has_role(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+class AuditEntry(models.Model):
+    """One append-only, hash-chained record of who did what to which object, and when."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("Create")
+        UPDATE = "update", _("Update")
+        DELETE = "delete", _("Delete")
+        MERGE = "merge", _("Merge")
+        IMPORT = "import", _("Import")
+        EXPORT = "export", _("Export")
+        LOGIN = "login", _("Login")
+        LOGIN_FAILED = "login_failed", _("Failed login")
+        LOGOUT = "logout", _("Logout")
+        READ_PERSONAL = "read_personal", _("Read personal data")
+        ROTATE_KEYS = "rotate_keys", _("Rotate encryption keys")
+        BACKUP = "backup", _("Backup")
+        RESTORE = "restore", _("Restore")
+        ACCESS_DENIED = "access_denied", _("Access denied")
+
+    seq = models.BigIntegerField(_("sequence"), unique=True)
+    at = models.DateTimeField(_("time"), db_index=True)
+    actor = models.ForeignKey(
+        User, models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False, verbose_name=_("actor")
+    )
+    actor_name = models.CharField(_("actor name"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices, db_index=True)
+    object_type = models.CharField(_("object type"), max_length=64, blank=True, db_index=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
+    object_repr = models.CharField(_("object"), max_length=200, blank=True)
+    changes = models.JSONField(_("changes"), default=dict, blank=True)  # {field: [before, after]}
+    extra = models.JSONField(_("details"), default=dict, blank=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit trail")
+        ordering = ["-seq"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "seq"], name="audit_object"),
+            models.Index(fields=["actor", "seq"], name="audit_actor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+
+class AuditChainHead(models.Model):
+    """The chain's last sequence number and hash: serialises writers, and shows a cut-off tail."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(User, models.CASCADE, related_name="api_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    second_factor = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user: User, lifetime, second_factor: bool) -> tuple[ApiToken, str]:
+        key = secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user,
+            key_hash=cls.hash_key(key),
+            prefix=key[:8],
+            expires_at=timezone.now() + lifetime,
+            second_factor=second_factor,
+        )
+        return token, key
+
+
+
+class Counter(models.Model):
+    """Named sequences for human-readable numbers (I00000123, TK-2026-000123 …), allocated in blocks."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    @classmethod
+    def allocate(cls, name: str, count: int = 1) -> int:
+        """Reserve `count` consecutive numbers and return the first; safe under concurrency."""
+        from django.db import transaction
+
+        with transaction.atomic():
+            cls.objects.get_or_create(name=name)
+            cls.objects.filter(name=name).update(value=models.F("value") + count)
+            return cls.objects.get(name=name).value - count + 1

@@ -1,0 +1,63 @@
+"""Roles (as Django groups) and the permission matrix: the single source the policy module reads."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", _("Administrator")
+    MANAGER = "manager", _("Manager / factory leadership")
+    KAM = "kam", _("Key-account manager")
+    AGENT = "agent", _("Customer-service agent")
+    EXPERT = "expert", _("Product expert")
+    SUPPORT = "support", _("Technical support")
+    AFTERSALES = "aftersales", _("After-sales")
+    REP = "rep", _("Sales representative")
+    PV = "pv", _("Pharmacovigilance / QA officer")
+    ANALYST = "analyst", _("Marketing analyst")
+    AUDITOR = "auditor", _("Auditor / data steward")
+
+
+# Roles whose login needs a second factor (TOTP).
+SECOND_FACTOR_ROLES = frozenset({Role.ADMIN, Role.AUDITOR, Role.PV})
+
+
+class Cap(models.TextChoices):
+    """Capabilities: what a role may do. Object scope is decided separately in access.py."""
+
+    VIEW_CUSTOMERS = "customers.view", _("View customers")
+    CHANGE_CUSTOMERS = "customers.change", _("Create and edit customers")
+    DELETE_CUSTOMERS = "customers.delete", _("Delete customers")
+    MERGE_CUSTOMERS = "customers.merge", _("Merge duplicate customers")
+    IMPORT_CUSTOMERS = "customers.import", _("Import customers")
+    EXPORT_CUSTOMERS = "customers.export", _("Export customers")
+    VIEW_PERSONAL_DATA = "personal.view", _("See personal data unmasked")
+    REVEAL_PERSONAL_DATA = "personal.reveal", _("Reveal personal data with a stated reason")
+    MANAGE_CONSENTS = "consents.change", _("Record consents")
+    VIEW_AUDIT = "audit.view", _("Read the audit trail")
+    MANAGE_USERS = "users.manage", _("Manage users and roles")
+    ALL_CUSTOMERS = "customers.scope_all", _("See customers of every team and territory")
+
+
+R = Role
+ALL_ROLES = frozenset(Role)
+EVERYONE_BUT_AUDITOR = ALL_ROLES - {R.AUDITOR}
+
+# capability → roles that hold it
+MATRIX: dict[Cap, frozenset[Role]] = {
+    Cap.VIEW_CUSTOMERS: ALL_ROLES,
+    Cap.CHANGE_CUSTOMERS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.REP}),
+    Cap.DELETE_CUSTOMERS: frozenset({R.ADMIN, R.MANAGER}),
+    Cap.MERGE_CUSTOMERS: frozenset({R.ADMIN, R.MANAGER}),
+    Cap.IMPORT_CUSTOMERS: frozenset({R.ADMIN, R.MANAGER, R.KAM}),
+    Cap.EXPORT_CUSTOMERS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
+    Cap.VIEW_PERSONAL_DATA: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.PV}),
+    Cap.REVEAL_PERSONAL_DATA: frozenset({R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.AUDITOR}),
+    Cap.MANAGE_CONSENTS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.REP}),
+    Cap.VIEW_AUDIT: frozenset({R.ADMIN, R.AUDITOR}),
+    Cap.MANAGE_USERS: frozenset({R.ADMIN}),
+    Cap.ALL_CUSTOMERS: ALL_ROLES - {R.REP},
+}
+
+# Roles that may never change anything, whatever else they are given.
+READ_ONLY_ROLES = frozenset({R.AUDITOR})

@@ -1,0 +1,279 @@
+"""Customer master data (客户主数据): institutions, people, consents, tags, the search index, merges."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.core import crypto
+from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
+from pharmacrm.core.models import Region, Team
+
+from . import normalise
+from .choices import (
+    Channel,
+    ConsentPurpose,
+    ConsentStatus,
+    Gender,
+    HospitalGrade,
+    InstitutionType,
+    PersonRole,
+    Source,
+    Stage,
+    Tier,
+)
+
+
+class Tag(models.Model):
+    name = models.CharField(_("name"), max_length=50, unique=True)
+
+    class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(merged_into__isnull=True)
+
+
+class Customer(models.Model):
+    """What every customer carries, institution or person."""
+
+    code = models.CharField(_("internal code"), max_length=32, unique=True, editable=False)
+    external_id = models.CharField(_("external id"), max_length=64, unique=True, null=True, blank=True)
+    tier = models.CharField(_("tier"), max_length=12, choices=Tier.choices, default=Tier.NEW, db_index=True)
+    stage = models.CharField(_("lifecycle stage"), max_length=12, choices=Stage.choices, default=Stage.POTENTIAL)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("owner")
+    )
+    team = models.ForeignKey(Team, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("team"))
+    source = models.CharField(_("information source"), max_length=16, choices=Source.choices, blank=True)
+    needs = models.TextField(_("needs"), blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="+", verbose_name=_("tags"))
+    merged_into = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="merged_from", verbose_name=_("merged into")
+    )
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Institution(Customer):
+    """A hospital, department, clinic, pharmacy, distributor, insurance bureau … (机构)."""
+
+    CODE_PREFIX = "I"
+
+    name = models.CharField(_("name"), max_length=200)
+    name_norm = models.CharField(max_length=200, editable=False)
+    short_name = models.CharField(_("short name"), max_length=60, blank=True)
+    kind = models.CharField(_("type"), max_length=16, choices=InstitutionType.choices, db_index=True)
+    grade = models.CharField(_("hospital grade"), max_length=8, choices=HospitalGrade.choices, blank=True)
+    specialties = models.JSONField(_("specialties"), default=list, blank=True)
+    beds = models.PositiveIntegerField(_("beds"), null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", models.PROTECT, null=True, blank=True, related_name="children", verbose_name=_("parent institution")
+    )
+    region = models.ForeignKey(Region, models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("region"))
+    credit_code = models.CharField(_("unified social credit code"), max_length=18, unique=True, null=True, blank=True)
+    legal_representative = models.CharField(_("legal representative"), max_length=50, blank=True)
+    address = models.CharField(_("address"), max_length=255, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    phone_norm = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
+
+    class Meta:
+        verbose_name = _("institution")
+        verbose_name_plural = _("institutions")
+        ordering = ["name", "id"]
+        indexes = [
+            models.Index(fields=["region", "name_norm"], name="inst_region_name"),
+            models.Index(fields=["owner"], name="inst_owner"),
+            models.Index(fields=["team"], name="inst_team"),
+            models.Index(fields=["stage"], name="inst_stage"),
+            models.Index(fields=["updated_at"], name="inst_updated"),
+        ]
+
+    def refresh_derived(self) -> None:
+        """Recompute the normalised columns from the editable ones."""
+        self.name_norm = normalise.name(self.name)
+        self.phone_norm = normalise.phone(self.phone)
+
+    @property
+    def is_department(self) -> bool:
+        return self.kind == InstitutionType.DEPARTMENT
+
+
+class Person(Customer):
+    """A doctor, pharmacist, purchasing officer … (客户联系人); contact details are encrypted."""
+
+    CODE_PREFIX = "P"
+    PERSONAL_FIELDS = ("mobile", "landline", "email", "birthday", "home_address", "id_number")
+
+    name = models.CharField(_("name"), max_length=50)
+    name_norm = models.CharField(max_length=50, editable=False)
+    gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
+    role = models.CharField(_("role"), max_length=16, choices=PersonRole.choices, default=PersonRole.DOCTOR)
+    title = models.CharField(_("title"), max_length=50, blank=True)
+    institution = models.ForeignKey(
+        Institution, models.PROTECT, null=True, blank=True, related_name="people", verbose_name=_("institution")
+    )
+    department = models.ForeignKey(
+        Institution, models.SET_NULL, null=True, blank=True, related_name="department_people",
+        verbose_name=_("department"),
+    )
+    mobile = EncryptedTextField(_("mobile phone"))
+    mobile_bidx = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
+    landline = EncryptedTextField(_("landline"))
+    landline_bidx = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
+    email = EncryptedTextField(_("e-mail"))
+    email_bidx = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
+    birthday = EncryptedDateField(_("birthday"), null=True)
+    home_address = EncryptedTextField(_("home address"))
+    id_number = EncryptedTextField(_("ID card number"))
+
+    class Meta:
+        verbose_name = _("person")
+        verbose_name_plural = _("people")
+        ordering = ["name", "id"]
+        indexes = [
+            models.Index(fields=["institution", "name_norm"], name="person_inst_name"),
+            models.Index(fields=["owner"], name="person_owner"),
+            models.Index(fields=["team"], name="person_team"),
+            models.Index(fields=["updated_at"], name="person_updated"),
+        ]
+
+    def refresh_derived(self) -> None:
+        self.name_norm = normalise.name(self.name)
+        self.mobile_bidx = crypto.blind_index(normalise.phone(self.mobile), "phone")
+        self.landline_bidx = crypto.blind_index(normalise.phone(self.landline), "phone")
+        self.email_bidx = crypto.blind_index(normalise.email(self.email), "email")
+
+
+class Consent(models.Model):
+    """A person's consent (同意) to a purpose through a channel, given or withdrawn, with evidence."""
+
+    person = models.ForeignKey(Person, models.CASCADE, related_name="consents", verbose_name=_("person"))
+    purpose = models.CharField(_("purpose"), max_length=20, choices=ConsentPurpose.choices)
+    channel = models.CharField(_("channel"), max_length=12, choices=Channel.choices)
+    status = models.CharField(_("status"), max_length=10, choices=ConsentStatus.choices)
+    at = models.DateTimeField(_("when"), default=timezone.now)
+    evidence = models.TextField(_("evidence"), blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("recorded by"),
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["person", "purpose", "-at"], name="consent_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} · {self.get_status_display()}"
+
+
+class SearchTerm(models.Model):
+    """The search index: n-grams and pinyin keys of customer names, one row per (term, customer).
+
+    `term` starts with a namespace letter: `C` a CJK bigram/unigram at the name's start, `c` one
+    inside it, `L` pinyin (full or initials) from the start, `l` pinyin from inside the name.
+    """
+
+    class Kind(models.IntegerChoices):
+        INSTITUTION = 1, _("institution")
+        PERSON = 2, _("person")
+
+    term = models.CharField(max_length=64)
+    kind = models.PositiveSmallIntegerField(choices=Kind.choices)
+    obj_id = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["term", "kind", "obj_id"], name="search_term"),
+            models.Index(fields=["kind", "obj_id"], name="search_obj"),
+        ]
+
+
+class MergeRecord(models.Model):
+    """A merge of a duplicate into a survivor: what moved, and the merged record as it was."""
+
+    kind = models.PositiveSmallIntegerField(choices=SearchTerm.Kind.choices)
+    survivor_id = models.BigIntegerField()
+    merged_id = models.BigIntegerField()
+    snapshot = models.JSONField(default=dict)
+    moved = models.JSONField(default=dict)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("merge")
+        verbose_name_plural = _("merges")
+        indexes = [models.Index(fields=["kind", "survivor_id"], name="merge_survivor")]
+
+
+class ImportJob(models.Model):
+    """One upload being checked or imported by the worker, with its progress and row errors."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Running")
+        PREVIEWED = "previewed", _("Checked (dry run)")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+        REJECTED = "rejected", _("Rejected: nothing imported")
+
+    class Mode(models.TextChoices):
+        ALL_OR_NOTHING = "all", _("All or nothing")
+        GOOD_ROWS = "good", _("Import the good rows only")
+
+    class Target(models.TextChoices):
+        INSTITUTIONS = "institutions", _("Institutions")
+        PEOPLE = "people", _("People")
+
+    target = models.CharField(_("what"), max_length=16, choices=Target.choices)
+    mode = models.CharField(_("mode"), max_length=8, choices=Mode.choices, default=Mode.ALL_OR_NOTHING)
+    dry_run = models.BooleanField(_("dry run"), default=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    file_name = models.CharField(_("file name"), max_length=255)
+    file_path = models.CharField(max_length=500)
+    file_sha256 = models.CharField(max_length=64)
+    file_size = models.BigIntegerField(default=0)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)  # [{row, column, code, params}] (first 1000)
+    preview = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+        ordering = ["-created_at"]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0

@@ -1,0 +1,175 @@
+"""Normalisation and validation of names, phones, e-mails and credit codes (pure functions)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils.translation import gettext_lazy as _
+
+_SPACE = re.compile(r"\s+")
+_NAME_PUNCT = re.compile(r"[\s·•・\-—_()（）【】\[\]{}「」『』\"'“”‘’,，.。、:：;；/\\]+")
+
+
+def name(value: str) -> str:
+    """Width-folded, lower-cased name without spaces and punctuation, for duplicate detection."""
+    folded = unicodedata.normalize("NFKC", value or "").lower()
+    return _NAME_PUNCT.sub("", folded)
+
+
+def clean_text(value: str | None) -> str:
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", value or "")).strip()
+
+
+# --- phones ------------------------------------------------------------------------------------
+
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+# Area codes: 010, 02x (3 digits) or 0xxx (4 digits); subscriber number 7–8 digits; optional extension.
+_LANDLINE = re.compile(r"^(0(?:10|2\d|[3-9]\d{2}))(\d{7,8})$")
+
+
+def phone(value: str | None) -> str:
+    """Digits only, without the +86 / 0086 country prefix: the form blind indexes are built on."""
+    if not value:
+        return ""
+    raw = unicodedata.normalize("NFKC", value)
+    raw = re.split(r"(?:转|ext\.?|x|#)", raw, maxsplit=1, flags=re.I)[0]
+    digits = re.sub(r"\D", "", raw)
+    if raw.strip().startswith("+86") or (digits.startswith("0086") and len(digits) > 11):
+        digits = digits[2:] if raw.strip().startswith("+86") else digits[4:]
+        if not digits.startswith("1") and not digits.startswith("0"):
+            digits = "0" + digits  # +86 10 1234 5678 → 010 1234 5678
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return digits
+
+
+def validate_mobile(value: str) -> str:
+    digits = phone(value)
+    if not _MOBILE.match(digits):
+        raise ValidationError(
+            _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."), code="invalid_mobile"
+        )
+    return digits
+
+
+def validate_landline(value: str) -> str:
+    digits = phone(value)
+    if not _LANDLINE.match(digits):
+        raise ValidationError(
+            _("Enter a valid landline with its area code, e.g. 010-12345678 or 0755-1234567."),
+            code="invalid_landline",
+        )
+    return digits
+
+
+def validate_any_phone(value: str) -> str:
+    digits = phone(value)
+    if _MOBILE.match(digits) or _LANDLINE.match(digits) or re.match(r"^400\d{7}$|^800\d{7}$", digits):
+        return digits
+    raise ValidationError(
+        _("Enter a valid China mobile number, landline with area code, or 400/800 number."), code="invalid_phone"
+    )
+
+
+def format_phone(digits: str) -> str:
+    """138 0013 8000 / 010-12345678 style for display."""
+    if _MOBILE.match(digits):
+        return f"{digits[:3]} {digits[3:7]} {digits[7:]}"
+    m = _LANDLINE.match(digits)
+    if m:
+        return f"{m.group(1)}-{m.group(2)}"
+    return digits
+
+
+def email(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
+def validate_email_address(value: str) -> str:
+    value = email(value)
+    try:
+        validate_email(value)
+    except ValidationError:
+        raise ValidationError(_("Enter a valid e-mail address."), code="invalid_email") from None
+    return value
+
+
+# --- 统一社会信用代码 (GB 32100-2015) ---------------------------------------------------------
+
+CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_CREDIT = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+
+
+def credit_code_check_char(first17: str) -> str:
+    total = sum(CREDIT_ALPHABET.index(c) * w for c, w in zip(first17, CREDIT_WEIGHTS, strict=True))
+    return CREDIT_ALPHABET[(31 - total % 31) % 31]
+
+
+def credit_code(value: str | None) -> str:
+    return unicodedata.normalize("NFKC", value or "").strip().upper().replace(" ", "")
+
+
+def validate_credit_code(value: str) -> str:
+    code = credit_code(value)
+    if len(code) != 18:
+        raise ValidationError(
+            _("The unified social credit code must have 18 characters (it has %(n)d).") % {"n": len(code)},
+            code="credit_code_length",
+        )
+    if not _CREDIT.match(code):
+        raise ValidationError(
+            _("The unified social credit code contains characters it cannot have (I, O, S, V, Z are never used)."),
+            code="credit_code_chars",
+        )
+    if credit_code_check_char(code[:17]) != code[17]:
+        raise ValidationError(
+            _("The unified social credit code's check character is wrong: please check for a typing error."),
+            code="credit_code_checksum",
+        )
+    return code
+
+
+def make_credit_code(body17: str) -> str:
+    """Complete 17 characters with their check character (demo and test data)."""
+    return body17 + credit_code_check_char(body17)
+
+
+# --- masking -----------------------------------------------------------------------------------
+
+MASK = "****"
+
+
+def mask_phone(digits: str) -> str:
+    if not digits:
+        return ""
+    if len(digits) >= 11:
+        return digits[:3] + MASK + digits[-4:]
+    return digits[:3] + MASK + digits[-2:]
+
+
+def mask_email(value: str) -> str:
+    if not value or "@" not in value:
+        return MASK if value else ""
+    local, domain = value.split("@", 1)
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_text(value: str) -> str:
+    return MASK if value else ""
+
+
+# --- 居民身份证号码 (GB 11643) -------------------------------------------------------------------
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def valid_id_card(value: str) -> bool:
+    if not re.match(r"^\d{17}[\dX]$", value or ""):
+        return False
+    total = sum(int(c) * w for c, w in zip(value[:17], _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11] == value[17]

@@ -1,0 +1,297 @@
+"""The one search box: n-gram and pinyin index upkeep, and ranked look-up by name fragment,
+pinyin, initials, phone (blind index), credit code and internal code."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.db.models import Q
+from pypinyin import Style, lazy_pinyin
+
+from pharmacrm.core import access, crypto
+
+from . import normalise
+from .models import Institution, Person, SearchTerm
+
+INSTITUTION, PERSON = SearchTerm.Kind.INSTITUTION, SearchTerm.Kind.PERSON
+POSTINGS_LIMIT = 5000  # postings read per term; beyond it a term is too common to narrow anything
+RANGE_LIMIT = 400  # pinyin range-scan rows read per namespace
+MAX_TERM = 64
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
+_PHONE_QUERY = re.compile(r"^[+\d][\d\s\-()+]{5,}$")
+_CODE_QUERY = re.compile(r"^[IP]\d{6,}$")
+
+
+@lru_cache(maxsize=200_000)
+def syllables(norm_name: str) -> tuple[str, ...]:
+    """One pinyin syllable per character (phrase-aware for polyphones: 重庆 → chong qing)."""
+    out = lazy_pinyin(norm_name, style=Style.NORMAL, errors=lambda s: list(s))
+    if len(out) != len(norm_name):  # defensive: fall back to per-character conversion
+        out = [lazy_pinyin(c, style=Style.NORMAL, errors=lambda s: list(s))[0] for c in norm_name]
+    return tuple(s.lower() for s in out)
+
+
+def name_terms(name: str, infix_positions: int = 8) -> set[str]:
+    """Index terms for a name: CJK uni/bigrams and pinyin/initials keys, prefix and infix."""
+    norm = normalise.name(name)
+    if not norm:
+        return set()
+    terms = {"C" + norm[:1]}
+    for i in range(len(norm) - 1):
+        terms.add(("C" if i == 0 else "c") + norm[i : i + 2])
+    if _CJK.search(norm):
+        syl = syllables(norm)
+        for i in range(min(len(syl) - 1, infix_positions) + 1):
+            full = "".join(syl[i:])
+            initials = "".join(s[:1] for s in syl[i:])
+            ns = "L" if i == 0 else "l"
+            terms.add(ns + full[: MAX_TERM - 1])
+            if len(initials) >= 2:
+                terms.add(ns + initials[: MAX_TERM - 1])
+    else:
+        terms.add("L" + norm[: MAX_TERM - 1])
+    return terms
+
+
+def institution_terms(obj: Institution) -> set[str]:
+    terms = name_terms(obj.name)
+    if obj.short_name:
+        terms |= name_terms(obj.short_name, infix_positions=2)
+    return terms
+
+
+def person_terms(obj: Person) -> set[str]:
+    return name_terms(obj.name, infix_positions=1)
+
+
+def reindex(objs: Iterable[Institution | Person]) -> None:
+    """Replace the index rows of these objects (call inside the writing transaction)."""
+    objs = list(objs)
+    if not objs:
+        return
+    kind = INSTITUTION if isinstance(objs[0], Institution) else PERSON
+    make = institution_terms if kind == INSTITUTION else person_terms
+    SearchTerm.objects.filter(kind=kind, obj_id__in=[o.pk for o in objs]).delete()
+    SearchTerm.objects.bulk_create(
+        [SearchTerm(term=t, kind=kind, obj_id=o.pk) for o in objs if o.merged_into_id is None for t in make(o)],
+        batch_size=2000,
+    )
+
+
+def unindex(kind: int, ids: Iterable[int]) -> None:
+    SearchTerm.objects.filter(kind=kind, obj_id__in=list(ids)).delete()
+
+
+# --- look-up -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    kind: str  # "institution" | "person"
+    obj: Institution | Person
+    score: float
+    match: str  # what matched: name, pinyin, phone, credit_code, code
+
+    @property
+    def id(self) -> int:
+        return self.obj.pk
+
+
+@dataclass
+class Filters:
+    type: str = ""
+    region: str = ""  # a region code: province, city or district
+    tier: str = ""
+    owner: int | None = None
+    stage: str = ""
+
+    def institution_q(self) -> Q:
+        q = Q()
+        if self.type:
+            q &= Q(kind=self.type)
+        if self.region:
+            low, high = _region_range(self.region)
+            q &= Q(region_id__gte=low, region_id__lt=high)
+        if self.tier:
+            q &= Q(tier=self.tier)
+        if self.owner:
+            q &= Q(owner_id=self.owner)
+        if self.stage:
+            q &= Q(stage=self.stage)
+        return q
+
+    def person_q(self) -> Q:
+        q = Q()
+        if self.region:
+            low, high = _region_range(self.region)
+            q &= Q(institution__region_id__gte=low, institution__region_id__lt=high)
+        if self.tier:
+            q &= Q(tier=self.tier)
+        if self.owner:
+            q &= Q(owner_id=self.owner)
+        if self.stage:
+            q &= Q(stage=self.stage)
+        return q
+
+    @property
+    def any(self) -> bool:
+        return bool(self.type or self.region or self.tier or self.owner or self.stage)
+
+
+def _region_range(code: str) -> tuple[str, str]:
+    code = (code or "").strip()[:6].ljust(6, "0")
+    stem = code.rstrip("0") or code[:2]
+    width = 2 if len(stem) <= 2 else 4 if len(stem) <= 4 else 6
+    stem = code[:width]
+    return stem.ljust(6, "0"), str(int(stem) + 1).ljust(6, "0")
+
+
+TIER_BONUS = {"key": 10, "vip": 6, "regular": 3, "new": 0}
+
+
+def _scoped(user, kind: int, filters: Filters):
+    """The queryset of candidates this user may see under these filters."""
+    if kind == INSTITUTION:
+        qs = access.institutions_for(user, Institution.objects.filter(merged_into__isnull=True))
+        return qs.filter(filters.institution_q()) if filters.any else qs
+    qs = access.people_for(user, Person.objects.filter(merged_into__isnull=True))
+    return qs.filter(filters.person_q()) if filters.any else qs
+
+
+def _needs_scope(user, filters: Filters) -> bool:
+    return filters.any or access.institution_scope_q(user) is not None
+
+
+def _postings(user, kind: int, filters: Filters, q: Q, limit: int) -> list[int]:
+    qs = SearchTerm.objects.filter(q, kind=kind)
+    if _needs_scope(user, filters):
+        qs = qs.filter(obj_id__in=_scoped(user, kind, filters).values("id"))
+    return list(qs.values_list("obj_id", flat=True)[:limit])
+
+
+def _text_candidates(user, kind: int, filters: Filters, norm: str) -> tuple[set[int], set[int]]:
+    """(prefix, other) candidate ids for a CJK/mixed fragment."""
+    if len(norm) == 1:
+        return set(_postings(user, kind, filters, Q(term="C" + norm), RANGE_LIMIT)), set()
+    grams = [norm[i : i + 2] for i in range(len(norm) - 1)]
+    prefix = set(_postings(user, kind, filters, Q(term="C" + grams[0]), RANGE_LIMIT))
+    result: set[int] | None = None
+    for g in dict.fromkeys(grams):
+        ids = set(_postings(user, kind, filters, Q(term__in=["C" + g, "c" + g]), POSTINGS_LIMIT))
+        result = ids if result is None else result & ids
+        if not result:
+            break
+    return prefix, (result or set()) - prefix
+
+
+def _latin_candidates(user, kind: int, filters: Filters, text: str) -> tuple[set[int], set[int]]:
+    key = text.replace(" ", "").replace("'", "")[: MAX_TERM - 1]
+    hi = key + "\uffff"
+    prefix = set(_postings(user, kind, filters, Q(term__gte="L" + key, term__lt="L" + hi), RANGE_LIMIT))
+    infix = set(_postings(user, kind, filters, Q(term__gte="l" + key, term__lt="l" + hi), RANGE_LIMIT))
+    return prefix, infix - prefix
+
+
+def _rank(objs, prefix: set[int], norm: str, match: str, base_other: float = 50) -> list[Hit]:
+    hits = []
+    for o in objs:
+        if match == "name":
+            if o.name_norm == norm:
+                score = 100.0
+            elif o.pk in prefix or o.name_norm.startswith(norm):
+                score = 80.0
+            elif norm in o.name_norm:
+                score = base_other
+            else:
+                continue  # bigram co-occurrence without the fragment itself
+        else:
+            score = 80.0 if o.pk in prefix else base_other
+        score += TIER_BONUS.get(o.tier, 0) - min(len(o.name), 40) / 40
+        kind = "institution" if isinstance(o, Institution) else "person"
+        hits.append(Hit(kind=kind, obj=o, score=score, match=match))
+    return hits
+
+
+def _load(user, kind: int, filters: Filters, ids: Iterable[int]):
+    ids = list(ids)
+    if not ids:
+        return []
+    qs = _scoped(user, kind, filters).filter(pk__in=ids)
+    if kind == INSTITUTION:
+        return list(qs.select_related("region", "parent"))
+    return list(qs.select_related("institution", "department"))
+
+
+def classify(query: str) -> str:
+    q = query.strip()
+    compact = re.sub(r"[\s\-()]", "", q)
+    if _PHONE_QUERY.match(q) and len(normalise.phone(q)) >= 7:
+        return "phone"
+    if len(compact) == 18 and normalise._CREDIT.match(compact.upper()):
+        return "credit_code"
+    if _CODE_QUERY.match(compact.upper()):
+        return "code"
+    if "@" in q:
+        return "email"
+    if _LATIN_QUERY.match(q.lower()):
+        return "pinyin"
+    return "name"
+
+
+def search(user, query: str, filters: Filters | None = None, limit: int = 20, kinds=("institution", "person")):
+    """Ranked hits for what the user typed, only among customers the user may see."""
+    filters = filters or Filters()
+    query = (query or "").strip()[:100]
+    if not query:
+        return []
+    if filters.type:
+        kinds = ("institution",)
+    how = classify(query)
+    hits: list[Hit] = []
+    want_inst, want_person = "institution" in kinds, "person" in kinds
+    if how == "phone":
+        digits = normalise.phone(query)
+        if want_person:
+            bidx = crypto.blind_index(digits, "phone")
+            people = _scoped(user, PERSON, filters).filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+            hits += _rank(people.select_related("institution")[:limit], set(), "", "phone", 100)
+        if want_inst:
+            insts = _scoped(user, INSTITUTION, filters).filter(phone_norm=digits).select_related("region")
+            hits += _rank(insts[:limit], set(), "", "phone", 100)
+    elif how == "email":
+        if want_person:
+            bidx = crypto.blind_index(normalise.email(query), "email")
+            people = _scoped(user, PERSON, filters).filter(email_bidx=bidx).select_related("institution")
+            hits += _rank(people[:limit], set(), "", "email", 100)
+    elif how == "credit_code":
+        if want_inst:
+            code = normalise.credit_code(query)
+            insts = _scoped(user, INSTITUTION, filters).filter(credit_code=code).select_related("region")
+            hits += _rank(insts[:limit], set(), "", "credit_code", 100)
+    elif how == "code":
+        code = re.sub(r"[\s\-()]", "", query).upper()
+        model_kind = INSTITUTION if code.startswith("I") else PERSON
+        if (model_kind == INSTITUTION and want_inst) or (model_kind == PERSON and want_person):
+            objs = _scoped(user, model_kind, filters).filter(code=code)
+            hits += _rank(objs[:limit], set(), "", "code", 100)
+    else:
+        latin = how == "pinyin"
+        norm = query.lower() if latin else normalise.name(query)
+        if not norm:
+            return []
+        for kind, wanted in ((INSTITUTION, want_inst), (PERSON, want_person)):
+            if not wanted:
+                continue
+            if latin:
+                prefix, other = _latin_candidates(user, kind, filters, norm)
+            else:
+                prefix, other = _text_candidates(user, kind, filters, norm)
+            ids = list(prefix) + list(other)
+            objs = _load(user, kind, filters, ids[: max(limit * 10, 200)])
+            hits += _rank(objs, prefix, norm, "pinyin" if latin else "name")
+    hits.sort(key=lambda h: (-h.score, h.obj.name, h.obj.pk))
+    return hits[:limit]

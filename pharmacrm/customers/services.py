@@ -1,0 +1,526 @@
+"""Every change to customer data: checked, validated, written in one transaction, audited.
+
+Views, the API, imports and commands call these functions; nothing else writes customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access, audit, crypto
+from pharmacrm.core.models import AuditEntry, Counter
+from pharmacrm.core.roles import Cap
+
+from . import normalise, search
+from .choices import InstitutionType
+from .models import Consent, Institution, MergeRecord, Person, SearchTerm, Tag
+
+A = AuditEntry.Action
+
+
+class ConflictError(Exception):
+    """Someone else saved the record after this user loaded it (optimistic locking)."""
+
+    def __init__(self, current_version: int):
+        super().__init__(_("Someone else changed this record while you were editing it. Reload and apply your changes again."))
+        self.current_version = current_version
+
+
+INSTITUTION_FIELDS = (
+    "name", "short_name", "kind", "grade", "specialties", "beds", "parent", "region", "credit_code",
+    "legal_representative", "address", "phone", "external_id", "tier", "stage", "owner", "team", "source",
+    "needs", "notes",
+)  # fmt: skip
+PERSON_FIELDS = (
+    "name", "gender", "role", "title", "institution", "department", "mobile", "landline", "email", "birthday",
+    "home_address", "id_number", "external_id", "tier", "stage", "owner", "team", "source", "needs", "notes",
+)  # fmt: skip
+
+
+def snapshot(obj, fields: Iterable[str]) -> dict[str, Any]:
+    """Field values for the audit trail; personal fields appear only as 'changed', never in clear."""
+    out = {}
+    personal = getattr(obj, "PERSONAL_FIELDS", ())
+    for f in fields:
+        value = getattr(obj, f + "_id") if _is_fk(obj, f) else getattr(obj, f)
+        if f in personal:
+            # a keyed digest: before/after show that it changed without revealing the value
+            value = f"******#{crypto.blind_index(str(value), 'audit')[:8]}" if value else ""
+        out[f] = value
+    return out
+
+
+def _is_fk(obj, name: str) -> bool:
+    field = obj._meta.get_field(name)
+    return isinstance(field, models.ForeignKey)
+
+
+def next_codes(model, count: int) -> list[str]:
+    first = Counter.allocate(f"code:{model.CODE_PREFIX}", count)
+    return [f"{model.CODE_PREFIX}{n:08d}" for n in range(first, first + count)]
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def clean_institution(data: dict[str, Any], instance: Institution | None = None) -> dict[str, Any]:
+    """Normalise and validate institution fields; raise ValidationError with per-field messages."""
+    errors: dict[str, list] = {}
+    out = dict(data)
+    for key in ("name", "short_name", "legal_representative", "address", "needs", "notes"):
+        if key in out and out[key] is not None:
+            out[key] = normalise.clean_text(out[key]) if key not in ("needs", "notes") else out[key].strip()
+    if "name" in out and not out.get("name"):
+        errors.setdefault("name", []).append(ValidationError(_("Enter the institution's name."), code="required"))
+    if instance is None and not out.get("kind"):
+        errors.setdefault("kind", []).append(ValidationError(_("Choose the institution's type."), code="required"))
+    if out.get("credit_code"):
+        try:
+            out["credit_code"] = normalise.validate_credit_code(out["credit_code"])
+        except ValidationError as e:
+            errors.setdefault("credit_code", []).append(e)
+    elif "credit_code" in out:
+        out["credit_code"] = None
+    if out.get("phone"):
+        try:
+            normalise.validate_any_phone(out["phone"])
+        except ValidationError as e:
+            errors.setdefault("phone", []).append(e)
+    if "external_id" in out and not out["external_id"]:
+        out["external_id"] = None
+    kind = out.get("kind", instance.kind if instance else "")
+    parent = out.get("parent", instance.parent if instance else None)
+    if kind == InstitutionType.DEPARTMENT and parent is None:
+        errors.setdefault("parent", []).append(
+            ValidationError(_("A department belongs to a hospital: choose its parent institution."), code="required")
+        )
+    if parent is not None and instance is not None and instance.pk:
+        node, seen = parent, set()
+        while node is not None and node.pk not in seen:
+            if node.pk == instance.pk:
+                errors.setdefault("parent", []).append(
+                    ValidationError(_("An institution cannot be placed under itself."), code="cycle")
+                )
+                break
+            seen.add(node.pk)
+            node = node.parent
+    if out.get("grade") and kind not in (InstitutionType.HOSPITAL, ""):
+        out["grade"] = out["grade"] if kind == InstitutionType.HOSPITAL else ""
+    if out.get("beds") is not None and out.get("beds") != "":
+        try:
+            beds = int(out["beds"])
+            if beds < 0 or beds > 100000:
+                raise ValueError
+            out["beds"] = beds
+        except (TypeError, ValueError):
+            errors.setdefault("beds", []).append(ValidationError(_("Beds must be a whole number from 0 to 100000."), code="invalid"))
+    elif "beds" in out:
+        out["beds"] = None
+    if "specialties" in out:
+        sp = out["specialties"]
+        if isinstance(sp, str):
+            sp = [s.strip() for s in sp.replace("，", ",").replace("、", ",").split(",") if s.strip()]
+        out["specialties"] = list(dict.fromkeys(sp or []))
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[str, Any]:
+    errors: dict[str, list] = {}
+    out = dict(data)
+    if "name" in out:
+        out["name"] = normalise.clean_text(out["name"])
+        if not out["name"]:
+            errors.setdefault("name", []).append(ValidationError(_("Enter the person's name."), code="required"))
+    for key, check in (("mobile", normalise.validate_mobile), ("landline", normalise.validate_landline)):
+        if out.get(key):
+            try:
+                out[key] = check(out[key])
+            except ValidationError as e:
+                errors.setdefault(key, []).append(e)
+        elif key in out:
+            out[key] = ""
+    if out.get("email"):
+        try:
+            out["email"] = normalise.validate_email_address(out["email"])
+        except ValidationError as e:
+            errors.setdefault("email", []).append(e)
+    elif "email" in out:
+        out["email"] = ""
+    if out.get("birthday") and out["birthday"] > timezone.localdate():
+        errors.setdefault("birthday", []).append(ValidationError(_("A birthday cannot be in the future."), code="future"))
+    if out.get("id_number"):
+        idn = normalise.credit_code(out["id_number"])
+        if not normalise.valid_id_card(idn):
+            errors.setdefault("id_number", []).append(
+                ValidationError(_("Enter a valid 18-character resident ID card number."), code="invalid_id")
+            )
+        out["id_number"] = idn
+    dept = out.get("department", instance.department if instance else None)
+    inst = out.get("institution", instance.institution if instance else None)
+    if dept is not None:
+        if dept.kind != InstitutionType.DEPARTMENT:
+            errors.setdefault("department", []).append(ValidationError(_("Choose a department."), code="invalid"))
+        elif inst is None:
+            out["institution"] = dept.parent
+        elif dept.parent_id != inst.pk:
+            errors.setdefault("department", []).append(
+                ValidationError(_("This department does not belong to the chosen institution."), code="mismatch")
+            )
+    if "external_id" in out and not out["external_id"]:
+        out["external_id"] = None
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+# --- create / update / delete ------------------------------------------------------------------
+
+
+def _apply(obj, data: dict[str, Any], fields: Iterable[str]) -> None:
+    for key in fields:
+        if key in data and key != "tags":
+            setattr(obj, key, data[key])
+
+
+def _set_tags(obj, names: Iterable[str] | None) -> None:
+    if names is None:
+        return
+    tags = []
+    for name in dict.fromkeys(n.strip() for n in names if n and n.strip()):
+        tag, _created = Tag.objects.get_or_create(name=name[:50])
+        tags.append(tag)
+    obj.tags.set(tags)
+
+
+def _unique_error(exc: IntegrityError, obj) -> ValidationError:
+    text = str(exc).lower()
+    if "credit_code" in text:
+        return ValidationError({"credit_code": [_("Another institution already has this credit code.")]})
+    if "external_id" in text:
+        return ValidationError({"external_id": [_("Another customer already has this external id.")]})
+    return ValidationError(_("This record conflicts with an existing one."))
+
+
+def create_institution(user, data: dict[str, Any]) -> Institution:
+    access.require(user, Cap.CHANGE_CUSTOMERS)
+    data = clean_institution(data)
+    obj = Institution()
+    _apply(obj, data, INSTITUTION_FIELDS)
+    if obj.owner_id is None and not access.can(user, Cap.ALL_CUSTOMERS):
+        obj.owner = user  # a rep creates inside their own scope
+    obj.refresh_derived()
+    try:
+        with transaction.atomic():
+            obj.code = next_codes(Institution, 1)[0]
+            obj.save(force_insert=True)
+            _set_tags(obj, data.get("tags"))
+            search.reindex([obj])
+            audit.record(A.CREATE, obj, changes=audit.diff({}, snapshot(obj, INSTITUTION_FIELDS)), user=user)
+    except IntegrityError as e:
+        raise _unique_error(e, obj) from None
+    return obj
+
+
+def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleaner):
+    if not access.can_change(user, obj):
+        raise PermissionDenied(_("You may not change this customer."))
+    data = cleaner(data, instance=obj)
+    before = snapshot(obj, fields)
+    before_tags = sorted(obj.tags.values_list("name", flat=True))
+    _apply(obj, data, fields)
+    obj.refresh_derived()
+    after = snapshot(obj, fields)
+    changes = audit.diff(before, after)
+    if "tags" in data and data["tags"] is not None:
+        after_tags = sorted(dict.fromkeys(t.strip() for t in data["tags"] if t and t.strip()))
+        if after_tags != before_tags:
+            changes["tags"] = [before_tags, after_tags]
+    if not changes:
+        return obj
+    model = type(obj)
+    try:
+        with transaction.atomic():
+            expected = obj.version if version is None else int(version)
+            now = timezone.now()
+            values = {f.attname: getattr(obj, f.attname) for f in model._meta.concrete_fields
+                      if f.attname not in ("id", "code", "version", "created_at")}  # fmt: skip
+            values["updated_at"] = now
+            updated = model.objects.filter(pk=obj.pk, version=expected).update(version=F("version") + 1, **values)
+            if updated != 1:
+                current = model.objects.filter(pk=obj.pk).values_list("version", flat=True).first()
+                raise ConflictError(current or 0)
+            obj.version = expected + 1
+            obj.updated_at = now
+            _set_tags(obj, data.get("tags"))
+            search.reindex([obj])
+            audit.record(A.UPDATE, obj, changes=changes, user=user)
+    except IntegrityError as e:
+        raise _unique_error(e, obj) from None
+    return obj
+
+
+def update_institution(user, obj: Institution, data: dict[str, Any], version: int | None = None) -> Institution:
+    return _update(user, obj, data, version, INSTITUTION_FIELDS, clean_institution)
+
+
+def create_person(user, data: dict[str, Any]) -> Person:
+    access.require(user, Cap.CHANGE_CUSTOMERS)
+    data = clean_person(data)
+    inst = data.get("institution")
+    if inst is not None and not access.can_see(user, inst):
+        raise ValidationError({"institution": [_("You may not add people to this institution.")]})
+    obj = Person()
+    _apply(obj, data, PERSON_FIELDS)
+    if obj.owner_id is None and not access.can(user, Cap.ALL_CUSTOMERS):
+        obj.owner = user
+    obj.refresh_derived()
+    try:
+        with transaction.atomic():
+            obj.code = next_codes(Person, 1)[0]
+            obj.save(force_insert=True)
+            _set_tags(obj, data.get("tags"))
+            search.reindex([obj])
+            audit.record(A.CREATE, obj, changes=audit.diff({}, snapshot(obj, PERSON_FIELDS)), user=user)
+    except IntegrityError as e:
+        raise _unique_error(e, obj) from None
+    return obj
+
+
+def update_person(user, obj: Person, data: dict[str, Any], version: int | None = None) -> Person:
+    return _update(user, obj, data, version, PERSON_FIELDS, clean_person)
+
+
+def delete_customer(user, obj: Institution | Person) -> None:
+    access.require(user, Cap.DELETE_CUSTOMERS)
+    if not access.can_see(user, obj):
+        raise PermissionDenied(_("You may not delete this customer."))
+    if isinstance(obj, Institution):
+        if obj.children.exists():
+            raise ValidationError(_("This institution has departments; delete or move them first."))
+        if obj.people.exists():
+            raise ValidationError(_("People belong to this institution; move them or merge the institution instead."))
+        fields, kind = INSTITUTION_FIELDS, SearchTerm.Kind.INSTITUTION
+    else:
+        fields, kind = PERSON_FIELDS, SearchTerm.Kind.PERSON
+    with transaction.atomic():
+        before = snapshot(obj, fields)
+        search.unindex(kind, [obj.pk])
+        label = (obj._meta.label_lower, str(obj.pk), str(obj)[:200])
+        obj.delete()
+        audit.record(A.DELETE, label, changes=audit.diff(before, {}), user=user)
+
+
+# --- consents ----------------------------------------------------------------------------------
+
+
+def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
+    access.require(user, Cap.MANAGE_CONSENTS)
+    if not access.can_see(user, person):
+        raise PermissionDenied(_("You may not change this customer."))
+    errors = {}
+    for key in ("purpose", "channel", "status"):
+        if not data.get(key):
+            errors[key] = [_("This field is required.")]
+    at = data.get("at") or timezone.now()
+    if at > timezone.now() + timezone.timedelta(minutes=5):
+        errors["at"] = [_("A consent cannot be recorded in the future.")]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        consent = Consent.objects.create(
+            person=person, purpose=data["purpose"], channel=data["channel"], status=data["status"], at=at,
+            evidence=(data.get("evidence") or "").strip(), recorded_by=user,
+        )  # fmt: skip
+        audit.record(
+            A.CREATE, consent, user=user,
+            changes={k: [None, getattr(consent, k)] for k in ("purpose", "channel", "status", "at")},
+            person=person.pk,
+        )  # fmt: skip
+    return consent
+
+
+def current_consents(person: Person) -> dict[str, Consent]:
+    """The latest consent record per purpose."""
+    latest: dict[str, Consent] = {}
+    for c in person.consents.order_by("purpose", "-at", "-id"):
+        latest.setdefault(c.purpose, c)
+    return latest
+
+
+# --- duplicates and merge ----------------------------------------------------------------------
+
+
+@dataclass
+class DuplicateGroup:
+    reason: str  # credit_code | phone | name_city
+    key: str
+    ids: list[int]
+
+
+def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
+    """Groups of active institutions sharing a credit code, a phone, or a normalised name in one city."""
+    base = Institution.objects.filter(merged_into__isnull=True)
+    groups: list[DuplicateGroup] = []
+    phones = (
+        base.exclude(phone_norm="").values("phone_norm").annotate(n=models.Count("id")).filter(n__gt=1)[:limit]
+    )
+    for row in phones:
+        ids = list(base.filter(phone_norm=row["phone_norm"]).values_list("id", flat=True))
+        groups.append(DuplicateGroup("phone", row["phone_norm"], ids))
+    city = models.functions.Substr("region_id", 1, 4)
+    names = (
+        base.exclude(region__isnull=True)
+        .annotate(city=city)
+        .values("name_norm", "city")
+        .annotate(n=models.Count("id"))
+        .filter(n__gt=1)[:limit]
+    )
+    for row in names:
+        ids = list(
+            base.filter(name_norm=row["name_norm"], region_id__startswith=row["city"]).values_list("id", flat=True)
+        )
+        groups.append(DuplicateGroup("name_city", f"{row['name_norm']}@{row['city']}", ids))
+    return groups
+
+
+def person_duplicates(limit: int = 200) -> list[DuplicateGroup]:
+    """Groups of active people sharing a mobile or landline (blind index) or a name at one institution."""
+    base = Person.objects.filter(merged_into__isnull=True)
+    groups: list[DuplicateGroup] = []
+    for field in ("mobile_bidx", "landline_bidx", "email_bidx"):
+        rows = base.exclude(**{field: ""}).values(field).annotate(n=models.Count("id")).filter(n__gt=1)[:limit]
+        for row in rows:
+            ids = list(base.filter(**{field: row[field]}).values_list("id", flat=True))
+            groups.append(DuplicateGroup("phone" if field != "email_bidx" else "email", row[field][:8], ids))
+    rows = (
+        base.exclude(institution__isnull=True)
+        .values("name_norm", "institution_id")
+        .annotate(n=models.Count("id"))
+        .filter(n__gt=1)[:limit]
+    )
+    for row in rows:
+        ids = list(base.filter(name_norm=row["name_norm"], institution_id=row["institution_id"]).values_list("id", flat=True))
+        groups.append(DuplicateGroup("name_institution", row["name_norm"], ids))
+    return groups
+
+
+def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person, str]]:
+    """Likely duplicates of one record (shown on its page and before saving a new one)."""
+    found: dict[int, str] = {}
+    if isinstance(obj, Institution):
+        base = Institution.objects.filter(merged_into__isnull=True).exclude(pk=obj.pk)
+        if obj.credit_code:
+            found.update({pk: "credit_code" for pk in base.filter(credit_code=obj.credit_code).values_list("pk", flat=True)})
+        if obj.phone_norm:
+            for pk in base.filter(phone_norm=obj.phone_norm).values_list("pk", flat=True):
+                found.setdefault(pk, "phone")
+        if obj.region_id:
+            city = obj.region_id[:4]
+            for pk in base.filter(name_norm=obj.name_norm, region_id__startswith=city).values_list("pk", flat=True):
+                found.setdefault(pk, "name_city")
+        objs = Institution.objects.in_bulk(list(found))
+    else:
+        base = Person.objects.filter(merged_into__isnull=True).exclude(pk=obj.pk)
+        bidx = [b for b in (obj.mobile_bidx, obj.landline_bidx) if b]
+        if bidx:
+            for pk in base.filter(Q(mobile_bidx__in=bidx) | Q(landline_bidx__in=bidx)).values_list("pk", flat=True):
+                found.setdefault(pk, "phone")
+        if obj.email_bidx:
+            for pk in base.filter(email_bidx=obj.email_bidx).values_list("pk", flat=True):
+                found.setdefault(pk, "email")
+        if obj.institution_id:
+            for pk in base.filter(name_norm=obj.name_norm, institution_id=obj.institution_id).values_list("pk", flat=True):
+                found.setdefault(pk, "name_institution")
+        objs = Person.objects.in_bulk(list(found))
+    return [(objs[pk], reason) for pk, reason in found.items() if pk in objs]
+
+
+def _related_moves(model) -> list[tuple[type[models.Model], str]]:
+    """Every (model, fk field) that points at `model`: a merge moves all of them."""
+    moves = []
+    for rel in model._meta.related_objects:
+        if rel.many_to_many or rel.one_to_one or not rel.concrete and not rel.one_to_many:
+            continue
+        if rel.field.name == "merged_into":
+            continue
+        moves.append((rel.related_model, rel.field.name))
+    return moves
+
+
+def merge(user, survivor: Institution | Person, duplicate: Institution | Person) -> Institution | Person:
+    """Merge `duplicate` into `survivor`: move every related record, fill the survivor's empty fields,
+    keep the duplicate (inactive, pointing at the survivor) and a snapshot, audit it all."""
+    access.require(user, Cap.MERGE_CUSTOMERS)
+    model = type(survivor)
+    if type(duplicate) is not model or survivor.pk == duplicate.pk:
+        raise ValidationError(_("Choose two different records of the same kind to merge."))
+    if duplicate.merged_into_id or survivor.merged_into_id:
+        raise ValidationError(_("One of these records has already been merged."))
+    fields = INSTITUTION_FIELDS if model is Institution else PERSON_FIELDS
+    kind = SearchTerm.Kind.INSTITUTION if model is Institution else SearchTerm.Kind.PERSON
+    with transaction.atomic():
+        survivor = model.objects.select_for_update().get(pk=survivor.pk)
+        duplicate = model.objects.select_for_update().get(pk=duplicate.pk)
+        if model is Institution:
+            node = survivor
+            while node is not None:
+                if node.pk == duplicate.pk:
+                    raise ValidationError(_("A department cannot absorb the institution it belongs to."))
+                node = node.parent
+        before = snapshot(survivor, fields)
+        moved: dict[str, list[int]] = {}
+        for related, field in _related_moves(model):
+            if related is model and field == "parent":
+                qs = related.objects.filter(parent=duplicate).exclude(pk=survivor.pk)
+            else:
+                qs = related._default_manager.filter(**{field: duplicate})
+            ids = list(qs.values_list("pk", flat=True))
+            if ids:
+                related._default_manager.filter(pk__in=ids).update(**{field: survivor})
+                moved[f"{related._meta.label_lower}.{field}"] = ids
+        # fill what the survivor lacks; unique fields move only once the duplicate lets go of them
+        unique_moves = {}
+        for f in fields:
+            if f in ("tier", "stage", "kind", "role"):
+                continue
+            value, mine = getattr(duplicate, f), getattr(survivor, f)
+            if (mine in (None, "", [])) and value not in (None, "", []):
+                if f in ("credit_code", "external_id"):
+                    unique_moves[f] = value
+                else:
+                    setattr(survivor, f, value)
+        for tag in duplicate.tags.all():
+            survivor.tags.add(tag)
+        snapshot_dup = snapshot(duplicate, fields)
+        model.objects.filter(pk=duplicate.pk).update(
+            merged_into=survivor, credit_code=None, external_id=None, updated_at=timezone.now(),
+            version=F("version") + 1,
+        ) if model is Institution else model.objects.filter(pk=duplicate.pk).update(
+            merged_into=survivor, external_id=None, updated_at=timezone.now(), version=F("version") + 1,
+        )  # fmt: skip
+        for f, value in unique_moves.items():
+            setattr(survivor, f, value)
+        survivor.refresh_derived()
+        survivor.version += 1
+        survivor.updated_at = timezone.now()
+        survivor.save()
+        search.unindex(kind, [duplicate.pk])
+        search.reindex([survivor])
+        MergeRecord.objects.create(
+            kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
+        )
+        audit.record(
+            A.MERGE, survivor, user=user, changes=audit.diff(before, snapshot(survivor, fields)),
+            merged=duplicate.pk, merged_code=duplicate.code, moved={k: len(v) for k, v in moved.items()},
+        )  # fmt: skip
+    return survivor

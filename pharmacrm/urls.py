@@ -1,0 +1,19 @@
+"""URL map: web pages, the REST API under /api/v1/, and its OpenAPI schema and docs."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from pharmacrm.core import views as core_views
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("accounts/", include("pharmacrm.core.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("customers/", include("pharmacrm.customers.urls")),
+    path("api/v1/", include("pharmacrm.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("django-admin/", admin.site.urls),
+]
