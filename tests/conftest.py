@@ -16,6 +16,13 @@ from pharmacrm.customers.choices import InstitutionType
 PASSWORD = "Test-password-2026!"
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Argon2 is deliberately slow; tests create many users, so they hash with a fast hasher.
+    (tests/core/test_settings_security.py checks that production settings use Argon2.)"""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db):
     def make(username: str, *roles: Role, teams=(), territory=()) -> User:
@@ -130,3 +137,66 @@ def ruijin(admin_user, shanghai):
     return services.create_institution(
         admin_user, {"name": "上海交通大学医学院附属瑞金医院", "short_name": "瑞金医院", "kind": "hospital", "region": shanghai}
     )
+
+
+# --- Database selection and CI rules (make test runs the suite once on SQLite, once on PostgreSQL).
+# The database comes from settings: SQLite in memory by default, PostgreSQL when DATABASE_URL is set;
+# pytest-django gives each xdist worker its own test database (test_pharmacrm_gw0, ...).
+# A test that only makes sense on one backend is marked @pytest.mark.postgresql or @pytest.mark.sqlite
+# and is deselected (not skipped) on the other, so that CI=true does not count it as a skip.
+
+import os  # noqa: E402
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _vendor() -> str:
+    from django.db import connection
+
+    return connection.vendor
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgresql: runs only when the tests run on PostgreSQL")
+    config.addinivalue_line("markers", "sqlite: runs only when the tests run on SQLite")
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    where = f"{db.get('HOST') or 'local'}:{db.get('PORT') or '-'}" if _vendor() == "postgresql" else "in memory"
+    return f"database: {_vendor()} ({where}); CI={'true' if _on_ci() else 'false'} (skips fail under CI)"
+
+
+def pytest_collection_modifyitems(config, items):
+    other = "sqlite" if _vendor() == "postgresql" else "postgresql"
+    keep = [item for item in items if item.get_closest_marker(other) is None]
+    dropped = [item for item in items if item.get_closest_marker(other) is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skipped test (e.g. Chromium or PostgreSQL missing) is reported as a failure."""
+    report = yield
+    if _on_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"Skipped under CI=true, which counts as a failure: {reason}"
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """The same rule for a whole module skipped at import (pytest.importorskip, allow_module_level)."""
+    report = yield
+    if _on_ci() and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"Skipped under CI=true, which counts as a failure: {reason}"
+    return report

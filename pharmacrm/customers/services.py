@@ -387,7 +387,7 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     )
     for row in names:
         ids = list(
-            base.filter(name_norm=row["name_norm"], region_id__startswith=row["city"]).values_list("id", flat=True)
+            base.filter(name_norm=row["name_norm"], region__code__startswith=row["city"]).values_list("id", flat=True)
         )
         groups.append(DuplicateGroup("name_city", f"{row['name_norm']}@{row['city']}", ids))
     return groups
@@ -426,7 +426,7 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
                 found.setdefault(pk, "phone")
         if obj.region_id:
             city = obj.region_id[:4]
-            for pk in base.filter(name_norm=obj.name_norm, region_id__startswith=city).values_list("pk", flat=True):
+            for pk in base.filter(name_norm=obj.name_norm, region__code__startswith=city).values_list("pk", flat=True):
                 found.setdefault(pk, "name_city")
         objs = Institution.objects.in_bulk(list(found))
     else:
@@ -449,7 +449,7 @@ def _related_moves(model) -> list[tuple[type[models.Model], str]]:
     """Every (model, fk field) that points at `model`: a merge moves all of them."""
     moves = []
     for rel in model._meta.related_objects:
-        if rel.many_to_many or rel.one_to_one or not rel.concrete and not rel.one_to_many:
+        if not rel.one_to_many:
             continue
         if rel.field.name == "merged_into":
             continue

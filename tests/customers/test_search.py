@@ -1,0 +1,58 @@
+"""The search box: fragments, pinyin, initials, phone, credit code, internal code, filters, scope."""
+
+import pytest
+
+from pharmacrm.customers import normalise, services
+from pharmacrm.customers.search import Filters, classify, name_terms, search
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["北京协和医院", "协和", "协和医院", "bjxh", "bjxhyy", "beijingxiehe", "BeiJing XieHe", "xiehe", "xhyy"],
+)
+def test_it_finds_the_hospital_by_what_chinese_users_type(xiehe, users, query):
+    hits = search(users["agent"], query)
+    assert hits[0].obj == xiehe
+
+
+def test_a_person_is_found_by_exact_phone_through_the_blind_index(xiehe, users):
+    for q in ("13800138000", "138 0013 8000", "+86 138-0013-8000"):
+        hits = search(users["agent"], q)
+        assert [h.obj.name for h in hits] == ["张伟"], q
+        assert hits[0].match == "phone"
+    assert search(users["agent"], "13800138001") == []
+
+
+def test_credit_code_and_internal_code_find_the_institution(xiehe, users):
+    assert search(users["agent"], xiehe.credit_code.lower())[0].obj == xiehe
+    assert search(users["agent"], xiehe.code)[0].obj == xiehe
+
+
+def test_people_are_found_by_name_and_pinyin(xiehe, users):
+    for q in ("张伟", "zhangwei", "zw"):
+        assert any(h.obj.name == "张伟" for h in search(users["agent"], q)), q
+
+
+def test_an_exact_name_ranks_above_a_longer_one(users, beijing):
+    services.create_institution(users["agent"], {"name": "人民医院", "kind": "hospital", "region": beijing})
+    services.create_institution(users["agent"], {"name": "北京人民医院分院", "kind": "hospital", "region": beijing})
+    assert [h.obj.name for h in search(users["agent"], "人民医院")][0] == "人民医院"
+
+
+def test_filters_narrow_the_results(xiehe, ruijin, users):
+    assert search(users["agent"], "医院", Filters(region="310000"))[0].obj == ruijin
+    assert all(h.obj.region_id.startswith("11") for h in search(users["agent"], "医院", Filters(region="110000")))
+    assert search(users["agent"], "医院", Filters(type="pharmacy")) == []
+
+
+def test_polyphonic_city_names_use_the_phrase_reading(users):
+    assert "Lchongqingshi" in name_terms("重庆市")
+
+
+def test_classify():
+    assert classify("13800138000") == "phone"
+    assert classify("010-69156114") == "phone"
+    assert classify(normalise.make_credit_code("91110000MA0000001")) == "credit_code"
+    assert classify("I00000012") == "code"
+    assert classify("bjxh") == "pinyin"
+    assert classify("协和") == "name"

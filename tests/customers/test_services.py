@@ -1,0 +1,137 @@
+"""Customer services: validation, optimistic locking, scope, duplicates, merge, audit."""
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import translation
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers import normalise, search, services
+from pharmacrm.customers.models import Institution, MergeRecord, Person, SearchTerm
+
+
+def test_a_bad_credit_code_is_refused_with_the_field_and_the_reason(users, beijing):
+    bad = normalise.make_credit_code("91110000MA0000001")[:-1] + "0"
+    with translation.override("en"), pytest.raises(ValidationError) as exc:
+        services.create_institution(users["agent"], {"name": "测试医院", "kind": "hospital", "credit_code": bad})
+    assert "check character" in str(exc.value.message_dict["credit_code"])
+    assert not Institution.objects.filter(name="测试医院").exists()
+
+
+@pytest.mark.parametrize(
+    "mobile, ok",
+    [("13800138000", True), ("+86 138-0013-8000", True), ("12800138000", False), ("1380013800", False)],
+)
+def test_mobile_numbers_are_validated(users, mobile, ok):
+    data = {"name": "李娜", "mobile": mobile}
+    if ok:
+        person = services.create_person(users["agent"], data)
+        assert person.mobile == "13800138000"
+    else:
+        with pytest.raises(ValidationError) as exc:
+            services.create_person(users["agent"], data)
+        assert "mobile" in exc.value.message_dict
+
+
+@pytest.mark.parametrize("landline, ok", [("010-12345678", True), ("0755-1234567", True), ("12345678", False)])
+def test_landlines_need_an_area_code(users, landline, ok):
+    if ok:
+        assert services.create_person(users["agent"], {"name": "王芳", "landline": landline}).landline
+    else:
+        with pytest.raises(ValidationError):
+            services.create_person(users["agent"], {"name": "王芳", "landline": landline})
+
+
+def test_the_second_of_two_concurrent_edits_gets_a_conflict_and_the_first_is_kept(users, xiehe):
+    a = Institution.objects.get(pk=xiehe.pk)
+    b = Institution.objects.get(pk=xiehe.pk)
+    services.update_institution(users["agent"], a, {"address": "东城区帅府园1号"}, version=a.version)
+    with pytest.raises(services.ConflictError):
+        services.update_institution(users["manager"], b, {"address": "别的地址"}, version=b.version)
+    assert Institution.objects.get(pk=xiehe.pk).address == "东城区帅府园1号"
+
+
+def test_updates_are_audited_with_before_and_after(users, xiehe):
+    services.update_institution(users["agent"], xiehe, {"beds": 2100})
+    entry = AuditEntry.objects.filter(action="update", object_id=str(xiehe.pk)).first()
+    assert entry.changes["beds"] == [2000, 2100]
+    assert entry.actor == users["agent"]
+
+
+def test_personal_values_never_appear_in_clear_in_the_audit_trail(users, xiehe):
+    person = Person.objects.get(name="张伟")
+    services.update_person(users["agent"], person, {"mobile": "13900139000"})
+    entry = AuditEntry.objects.filter(action="update", object_id=str(person.pk)).first()
+    before, after = entry.changes["mobile"]
+    assert "13900139000" not in str(entry.changes) and "13800138000" not in str(entry.changes)
+    assert before != after
+
+
+def test_the_auditor_changes_nothing(users, xiehe):
+    with pytest.raises(PermissionDenied):
+        services.update_institution(users["auditor"], xiehe, {"beds": 1})
+    with pytest.raises(PermissionDenied):
+        services.create_institution(users["auditor"], {"name": "x", "kind": "clinic"})
+
+
+def test_a_rep_cannot_change_an_institution_outside_their_territory(users, ruijin, xiehe):
+    with pytest.raises(PermissionDenied):
+        services.update_institution(users["rep"], ruijin, {"beds": 1})
+    services.update_institution(users["rep"], xiehe, {"beds": 2001})
+
+
+def test_a_department_needs_its_hospital(users, beijing):
+    with pytest.raises(ValidationError) as exc:
+        services.create_institution(users["agent"], {"name": "心内科", "kind": "department"})
+    assert "parent" in exc.value.message_dict
+
+
+def test_duplicates_are_found_by_phone_and_by_name_in_the_same_city(users, xiehe, beijing):
+    copy = services.create_institution(
+        users["agent"], {"name": "北京 协和医院", "kind": "hospital", "region": beijing, "phone": "01069156114"}
+    )
+    reasons = dict((o.pk, r) for o, r in services.duplicates_of(copy))
+    assert reasons[xiehe.pk] in ("phone", "name_city")
+    groups = services.institution_duplicates()
+    assert any({xiehe.pk, copy.pk} <= set(g.ids) for g in groups)
+
+
+def test_people_with_the_same_mobile_are_duplicates(users, xiehe):
+    twin = services.create_person(users["agent"], {"name": "张 伟", "mobile": "138 0013 8000"})
+    original = Person.objects.get(name="张伟")
+    assert (original, "phone") in services.duplicates_of(twin)
+
+
+def test_merge_moves_people_and_departments_and_keeps_the_history(users, xiehe, beijing):
+    dup = services.create_institution(
+        users["agent"], {"name": "协和医院", "kind": "hospital", "region": beijing, "address": "帅府园1号"}
+    )
+    moved = services.create_person(users["agent"], {"name": "刘洋", "institution": dup})
+    survivor = services.merge(users["manager"], xiehe, dup)
+    dup.refresh_from_db()
+    assert dup.merged_into == survivor
+    assert Person.objects.get(pk=moved.pk).institution == survivor
+    assert survivor.address == "帅府园1号"  # the survivor's empty field was filled
+    assert MergeRecord.objects.get(merged_id=dup.pk).snapshot["name"] == "协和医院"
+    assert AuditEntry.objects.filter(action="merge", object_id=str(survivor.pk)).exists()
+    assert not SearchTerm.objects.filter(kind=1, obj_id=dup.pk).exists()
+    assert [h.obj for h in search.search(users["agent"], "协和医院")] == [survivor]
+
+
+def test_only_managers_and_admins_may_merge(users, xiehe, ruijin):
+    with pytest.raises(PermissionDenied):
+        services.merge(users["agent"], xiehe, ruijin)
+
+
+def test_consent_withdrawal_is_the_current_state(users, xiehe):
+    person = Person.objects.get(name="张伟")
+    services.record_consent(users["agent"], person, {"purpose": "marketing", "channel": "phone", "status": "given"})
+    services.record_consent(users["agent"], person, {"purpose": "marketing", "channel": "email", "status": "withdrawn"})
+    assert services.current_consents(person)["marketing"].status == "withdrawn"
+
+
+def test_deleting_is_audited_and_removes_it_from_search(users, ruijin):
+    pk = ruijin.pk
+    services.delete_customer(users["manager"], ruijin)
+    assert not Institution.objects.filter(pk=pk).exists()
+    assert AuditEntry.objects.filter(action="delete", object_id=str(pk)).exists()
+    assert search.search(users["agent"], "瑞金") == []
