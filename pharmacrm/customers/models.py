@@ -101,6 +101,7 @@ class Institution(Customer):
         verbose_name_plural = _("institutions")
         ordering = ["name", "id"]
         indexes = [
+            models.Index(fields=["name", "id"], name="inst_name"),
             models.Index(fields=["region", "name_norm"], name="inst_region_name"),
             models.Index(fields=["owner"], name="inst_owner"),
             models.Index(fields=["team"], name="inst_team"),
@@ -151,6 +152,7 @@ class Person(Customer):
         verbose_name_plural = _("people")
         ordering = ["name", "id"]
         indexes = [
+            models.Index(fields=["name", "id"], name="person_name"),
             models.Index(fields=["institution", "name_norm"], name="person_inst_name"),
             models.Index(fields=["owner"], name="person_owner"),
             models.Index(fields=["team"], name="person_team"),

@@ -35,7 +35,29 @@ def syllables(norm_name: str) -> tuple[str, ...]:
     return tuple(s.lower() for s in out)
 
 
-def name_terms(name: str, infix_positions: int = 8) -> set[str]:
+# Polyphonic characters read differently as surnames (曾 zeng, not ceng).
+SURNAME_READINGS = {
+    "曾": "zeng", "单": "shan", "解": "xie", "仇": "qiu", "朴": "piao", "查": "zha", "区": "ou", "缪": "miao",
+    "覃": "qin", "盖": "ge", "乐": "yue", "尉": "yu", "秘": "bi", "种": "chong", "翟": "zhai", "万": "wan",
+    "沈": "shen", "卜": "bu", "繁": "po", "员": "yun", "能": "nai", "句": "gou", "长": "chang", "重": "chong",
+}  # fmt: skip
+
+
+@lru_cache(maxsize=50_000)
+def _char_reading(char: str) -> str:
+    return lazy_pinyin(char, style=Style.NORMAL, errors=lambda s: list(s))[0].lower()
+
+
+def person_syllables(norm_name: str) -> tuple[str, ...]:
+    """Per-character readings with surname readings for the first character: a person's name has no
+    phrase context, and this is ~20x faster than phrase segmentation on a million-row import."""
+    if not norm_name:
+        return ()
+    first = SURNAME_READINGS.get(norm_name[0]) or _char_reading(norm_name[0])
+    return (first, *(_char_reading(c) for c in norm_name[1:]))
+
+
+def name_terms(name: str, infix_positions: int = 8, person: bool = False) -> set[str]:
     """Index terms for a name: CJK uni/bigrams and pinyin/initials keys, prefix and infix."""
     norm = normalise.name(name)
     if not norm:
@@ -44,7 +66,7 @@ def name_terms(name: str, infix_positions: int = 8) -> set[str]:
     for i in range(len(norm) - 1):
         terms.add(("C" if i == 0 else "c") + norm[i : i + 2])
     if _CJK.search(norm):
-        syl = syllables(norm)
+        syl = person_syllables(norm) if person else syllables(norm)
         for i in range(min(len(syl) - 1, infix_positions) + 1):
             full = "".join(syl[i:])
             initials = "".join(s[:1] for s in syl[i:])
@@ -65,7 +87,7 @@ def institution_terms(obj: Institution) -> set[str]:
 
 
 def person_terms(obj: Person) -> set[str]:
-    return name_terms(obj.name, infix_positions=1)
+    return name_terms(obj.name, infix_positions=1, person=True)
 
 
 def reindex(objs: Iterable[Institution | Person]) -> None:

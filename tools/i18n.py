@@ -1,0 +1,98 @@
+"""Translation catalogues: extract, derive Traditional from Simplified Chinese, compile, check.
+
+    python tools/i18n.py extract   # makemessages for zh_Hans and zh_Hant (needs GNU gettext)
+    python tools/i18n.py hant      # fill zh_Hant from zh_Hans with OpenCC (s2twp), keeping hand edits
+    python tools/i18n.py compile   # write the .mo files with polib (no gettext needed)
+    python tools/i18n.py check     # list untranslated or fuzzy entries; exit 1 if any
+
+zh_Hans is edited by people; zh_Hant entries are derived unless a translator removed the
+`#. auto-hant` comment, which marks an entry as hand-checked and leaves it alone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polib
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCALE = ROOT / "pharmacrm" / "locale"
+LANGS = ("zh_Hans", "zh_Hant", "en")
+AUTO = "auto-hant"
+
+
+def po_path(lang: str, domain: str = "django") -> Path:
+    return LOCALE / lang / "LC_MESSAGES" / f"{domain}.po"
+
+
+def extract() -> None:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pharmacrm.settings"}
+    for domain, extra in (("django", ["-e", "html,txt,py"]), ("djangojs", ["-e", "js"])):
+        if domain == "djangojs" and not any((ROOT / "pharmacrm" / "static").rglob("*.js")):
+            continue
+        args = [sys.executable, "manage.py", "makemessages", "-d", domain, "--no-obsolete", "--no-location"]
+        args += [a for lang in LANGS for a in ("-l", lang)] + extra
+        args += ["-i", "static/vendor/*", "-i", ".venv/*", "-i", "node_modules/*", "-i", "tests/*", "-i", "bench/*"]
+        subprocess.run(args, cwd=ROOT, env=env, check=True)
+
+
+def hant() -> int:
+    import opencc
+
+    convert = opencc.OpenCC("s2twp").convert
+    hans = {(e.msgctxt, e.msgid): e for e in polib.pofile(str(po_path("zh_Hans")))}
+    target = polib.pofile(str(po_path("zh_Hant")))
+    changed = 0
+    for entry in target:
+        source = hans.get((entry.msgctxt, entry.msgid))
+        if source is None or (entry.translated() and AUTO not in entry.comment and not entry.fuzzy):
+            continue
+        if source.msgstr_plural:
+            entry.msgstr_plural = {k: convert(v) for k, v in source.msgstr_plural.items()}
+        else:
+            entry.msgstr = convert(source.msgstr)
+        if "fuzzy" in entry.flags:
+            entry.flags.remove("fuzzy")
+        entry.comment = AUTO
+        changed += 1
+    target.metadata["Language"] = "zh_Hant"
+    target.metadata["Plural-Forms"] = "nplurals=1; plural=0;"
+    target.save()
+    return changed
+
+
+def compile_all() -> None:
+    for path in LOCALE.glob("*/LC_MESSAGES/*.po"):
+        polib.pofile(str(path)).save_as_mofile(str(path.with_suffix(".mo")))
+
+
+def problems() -> list[str]:
+    out = []
+    for lang in ("zh_Hans", "zh_Hant"):
+        for path in (LOCALE / lang / "LC_MESSAGES").glob("*.po"):
+            for e in polib.pofile(str(path)):
+                if e.obsolete:
+                    continue
+                if e.fuzzy or not e.translated():
+                    out.append(f"{lang}: {e.msgid!r}")
+    return out
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "check"
+    if cmd == "extract":
+        extract()
+    elif cmd == "hant":
+        print(f"{hant()} zh_Hant entries derived")
+    elif cmd == "compile":
+        compile_all()
+    elif cmd == "check":
+        found = problems()
+        print("\n".join(found) or "all catalogues complete")
+        sys.exit(1 if found else 0)
+    else:
+        sys.exit(__doc__)
