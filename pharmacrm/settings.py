@@ -167,7 +167,10 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = envint("LOGIN_COOLOFF_MINUTES", 15) / 60  # hours
+# Lock by user name, not IP: hospitals and call centres share one outgoing address, and a
+# per-IP lockout would lock a whole office out after one person's typos.
 AXES_LOCKOUT_PARAMETERS = ["username"]
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "pharmacrm.core.views.lockout"
 AXES_VERBOSE = False
@@ -227,7 +230,7 @@ PHARMACRM_KEYRING_PATH = Path(env("PHARMACRM_KEYRING_PATH", str(VAR_DIR / "keyri
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "pharmacrm.core.api_auth.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "pharmacrm.core.api_auth.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "pharmacrm.core.api_utils.Pagination",
@@ -240,6 +243,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "pharmacrm.core.api_utils.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"token": "20/min"},
 }
+API_TOKEN_LIFETIME_HOURS = envint("API_TOKEN_LIFETIME_HOURS", 12)
 SPECTACULAR_SETTINGS = {
     "TITLE": "PharmaCRM API",
     "DESCRIPTION": "Customer master data, search, consents, audit trail and administration.",

@@ -167,7 +167,9 @@ def pytest_report_header(config):
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    where = f"{db.get('HOST') or 'local'}:{db.get('PORT') or '-'}" if _vendor() == "postgresql" else "in memory"
+    where = db.get("TEST", {}).get("NAME") or "in memory"
+    if _vendor() == "postgresql":
+        where = f"{db.get('HOST') or 'local'}:{db.get('PORT') or '-'}"
     return f"database: {_vendor()} ({where}); CI={'true' if _on_ci() else 'false'} (skips fail under CI)"
 
 
@@ -200,3 +202,64 @@ def pytest_make_collect_report(collector):
         report.outcome = "failed"
         report.longrepr = f"Skipped under CI=true, which counts as a failure: {reason}"
     return report
+
+
+# --- Transactional tests (live_server, browser tests) empty the database with Django's flush after each
+# test; the append-only triggers on the audit table would refuse that. Around the flush only, the
+# triggers are set aside and put back, so every test still runs with them in force. The reference data
+# that the migrations load (regions, role groups) is put back too, as the next test expects it.
+
+
+def _user_triggers_off(connection) -> list[str]:
+    """Disable (PostgreSQL) or drop (SQLite) the user triggers; return what puts them back."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE NOT t.tgisinternal AND n.nspname = current_schema()"
+            )
+            tables = [row[0] for row in cursor.fetchall()]
+            for table in tables:
+                cursor.execute(f'ALTER TABLE "{table}" DISABLE TRIGGER USER')
+            return [f'ALTER TABLE "{table}" ENABLE TRIGGER USER' for table in tables]
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            triggers = cursor.fetchall()
+            for name, _sql in triggers:
+                cursor.execute(f'DROP TRIGGER "{name}"')
+            return [sql for _name, sql in triggers]
+    return []
+
+
+def _reload_reference_data() -> None:
+    from pharmacrm.core.setup import ensure_roles, load_regions
+
+    load_regions(Region)
+    ensure_roles(Group)
+
+
+def _flush_past_triggers() -> None:
+    from django.db import connections
+    from django.test import testcases
+
+    original = testcases.TransactionTestCase._fixture_teardown
+    if getattr(original, "flushes_past_triggers", False):
+        return
+
+    def _fixture_teardown(self):
+        restore = {alias: _user_triggers_off(connections[alias]) for alias in self._databases_names()}
+        try:
+            original(self)
+        finally:
+            for alias, statements in restore.items():
+                with connections[alias].cursor() as cursor:
+                    for sql in statements:
+                        cursor.execute(sql)
+        _reload_reference_data()
+
+    _fixture_teardown.flushes_past_triggers = True
+    testcases.TransactionTestCase._fixture_teardown = _fixture_teardown
+
+
+_flush_past_triggers()

@@ -51,14 +51,23 @@ def capabilities(user) -> frozenset[Cap]:
 # --- object scope ------------------------------------------------------------------------------
 
 
+def _scope_facts(user) -> tuple[list[int], list[tuple[str, str]]]:
+    """The user's team ids and territory code ranges, read once per user object (i.e. per request)."""
+    cached = getattr(user, "_scope_facts", None)
+    if cached is None:
+        from .models import Region
+
+        team_ids = list(user.teams.values_list("id", flat=True))
+        regions = Region.objects.filter(Q(users=user) | Q(teams__members=user)).distinct()
+        cached = (team_ids, [r.code_range() for r in regions])
+        user._scope_facts = cached
+    return cached
+
+
 def _territory_q(user, region_field: str) -> Q:
     """Customers whose region lies inside the user's or their teams' territory (by code range)."""
-    from .models import Region
-
-    regions = Region.objects.filter(Q(users=user) | Q(teams__members=user)).distinct()
     q = Q(pk__in=[])
-    for region in regions:
-        low, high = region.code_range()
+    for low, high in _scope_facts(user)[1]:
         q |= Q(**{f"{region_field}__gte": low, f"{region_field}__lt": high})
     return q
 
@@ -69,8 +78,7 @@ def institution_scope_q(user) -> Q | None:
         return None
     if not can(user, Cap.VIEW_CUSTOMERS):
         return Q(pk__in=[])
-    team_ids = list(user.teams.values_list("id", flat=True))
-    return Q(owner=user) | Q(team_id__in=team_ids) | _territory_q(user, "region_id")
+    return Q(owner=user) | Q(team_id__in=_scope_facts(user)[0]) | _territory_q(user, "region_id")
 
 
 def institutions_for(user, qs: QuerySet | None = None) -> QuerySet:
@@ -89,7 +97,7 @@ def people_for(user, qs: QuerySet | None = None) -> QuerySet:
     q = institution_scope_q(user)
     if q is None:
         return qs
-    team_ids = list(user.teams.values_list("id", flat=True))
+    team_ids = _scope_facts(user)[0]
     visible_institutions = Institution.objects.filter(q).values("id")
     return qs.filter(Q(institution_id__in=visible_institutions) | Q(owner=user) | Q(team_id__in=team_ids))
 

@@ -7,10 +7,20 @@ from . import access
 from .roles import Cap
 
 
+def _active(path: str, items) -> str:
+    """The key of the navigation item the current page belongs to (longest matching prefix)."""
+    best, best_len = "", 0
+    for _label, url, key in items:
+        matches = path == url if key == "home" else path.startswith(url)
+        if matches and len(url) > best_len:
+            best, best_len = key, len(url)
+    return best
+
+
 def navigation(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav": [], "caps": frozenset()}
+        return {"nav": [], "caps": frozenset(), "can": {}, "nav_active": ""}
     caps = access.capabilities(user)
     items = [(_("Home"), reverse("home"), "home")]
     if Cap.VIEW_CUSTOMERS in caps:
@@ -22,4 +32,6 @@ def navigation(request):
         items.append((_("Duplicates"), reverse("customers:duplicates"), "duplicates"))
     if Cap.VIEW_AUDIT in caps:
         items.append((_("Audit trail"), reverse("audit"), "audit"))
-    return {"nav": items, "caps": caps}
+    # `can.change_customers` etc. for templates, which cannot name the Cap enum
+    can = {c.name.lower(): (c in caps) for c in Cap}
+    return {"nav": items, "caps": caps, "can": can, "nav_active": _active(request.path, items)}

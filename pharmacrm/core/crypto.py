@@ -101,10 +101,20 @@ def install_keyring(ring: KeyRing, persist: bool = True) -> None:
         _aead.clear()
 
 
+def _reload() -> None:
+    global _ring
+    with _lock:
+        _ring = None
+        _aead.clear()
+
+
 def _cipher(key_id: str) -> AESGCM:
     aead = _aead.get(key_id)
     if aead is None:
         ring = keyring()
+        if key_id not in ring.keys:
+            _reload()  # another process may have rotated the keys since this one loaded the ring
+            ring = keyring()
         if key_id not in ring.keys:
             raise ImproperlyConfigured(f"Key {key_id!r} is not in the key ring; data encrypted with it cannot be read.")
         aead = _aead[key_id] = AESGCM(ring.keys[key_id])

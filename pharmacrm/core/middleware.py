@@ -39,7 +39,9 @@ class RequestIdMiddleware:
 
 
 def needs_second_factor(user) -> bool:
-    return bool(user.is_authenticated and user.roles.intersection(SECOND_FACTOR_ROLES))
+    from .access import roles_of  # superusers count as admins, so they need the second factor too
+
+    return bool(user.is_authenticated and roles_of(user).intersection(SECOND_FACTOR_ROLES))
 
 
 class SecondFactorMiddleware:

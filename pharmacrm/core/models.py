@@ -150,6 +150,9 @@ class AuditChainHead(models.Model):
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
 
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.hash[:12]}"
+
 
 class ApiToken(models.Model):
     """A bearer token for the REST API; only its SHA-256 is stored."""
@@ -165,6 +168,9 @@ class ApiToken(models.Model):
     class Meta:
         verbose_name = _("API token")
         verbose_name_plural = _("API tokens")
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.prefix}…"
 
     @staticmethod
     def hash_key(key: str) -> str:
@@ -189,6 +195,9 @@ class Counter(models.Model):
 
     name = models.CharField(max_length=64, primary_key=True)
     value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
 
     @classmethod
     def allocate(cls, name: str, count: int = 1) -> int:

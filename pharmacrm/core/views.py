@@ -1,7 +1,263 @@
-"""Core pages (to be completed by the UI work): home, health check, sign-in, OTP, audit viewer."""
+"""Core pages: home dashboard, health check, sign-in with lockout and second factor, sign-out, audit viewer."""
 
+from __future__ import annotations
+
+import base64
+
+import segno
+from django.conf import settings
+from django.contrib import auth, messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.signals import user_login_failed
 from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from . import access, audit
+from .forms import AuditFilterForm, LoginForm, OtpForm
+from .middleware import needs_second_factor
+from .models import AuditEntry
+from .roles import Cap
+
+A = AuditEntry.Action
+AUDIT_PAGE_SIZE = 50
+CHANGE_ACTIONS = (A.CREATE, A.UPDATE, A.DELETE, A.MERGE, A.IMPORT)
+
+
+def _posted(request):
+    """The submitted data of a POST (even an empty one), None for other methods: binds forms correctly."""
+    return request.POST if request.method == "POST" else None
 
 
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
+
+
+# --- dashboard ---------------------------------------------------------------------------------
+
+
+@login_required
+def home(request):
+    from pharmacrm.customers.choices import InstitutionType
+    from pharmacrm.customers.models import Institution, Person
+
+    user = request.user
+    context = {"recent": [], "institution_count": None, "person_count": None}
+    if access.can(user, Cap.VIEW_CUSTOMERS):
+        institutions = Institution.objects.active().exclude(kind=InstitutionType.DEPARTMENT)
+        context["institution_count"] = access.institutions_for(user, institutions).count()
+        context["person_count"] = access.people_for(user, Person.objects.active()).count()
+    context["recent"] = list(
+        AuditEntry.objects.filter(actor=user, action__in=CHANGE_ACTIONS).order_by("-seq")[:10]
+    )
+    for entry in context["recent"]:
+        entry.url = _object_url(entry)
+    return render(request, "core/home.html", context)
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+
+
+def _next_url(request, default: str = "") -> str:
+    """The safe local address to continue to after signing in."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return default or reverse(settings.LOGIN_REDIRECT_URL)
+
+
+def _with_next(url_name: str, next_url: str) -> str:
+    from urllib.parse import urlencode
+
+    return reverse(url_name) + "?" + urlencode({"next": next_url})
+
+
+def _cooloff_minutes(request) -> int:
+    from axes.helpers import get_cool_off
+
+    cool_off = get_cool_off(request)
+    return max(1, round(cool_off.total_seconds() / 60)) if cool_off else 0
+
+
+def lockout(request, credentials=None, *args, **kwargs):
+    """django-axes' lockout response: a 403 page saying for how long the account is locked.
+
+    Axes calls this as (request, original_response, credentials) or (request, credentials)."""
+    return render(request, "core/lockout.html", {"minutes": _cooloff_minutes(request)}, status=403)
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+def login_view(request):
+    user = request.user
+    if user.is_authenticated and (not needs_second_factor(user) or user.is_verified()):
+        return redirect(_next_url(request))
+    form = LoginForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        user = auth.authenticate(
+            request=request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
+        )
+        if getattr(request, "axes_locked_out", False):
+            return lockout(request, {"username": form.cleaned_data["username"]})
+        if user is None:
+            form.add_error(None, _("The username or password is not correct."))
+        else:
+            auth.login(request, user)
+            if needs_second_factor(user):
+                return redirect(_with_next("otp", _next_url(request)))
+            return redirect(_next_url(request))
+    return render(request, "core/login.html", {"form": form, "next": _next_url(request, default="")})
+
+
+def _confirmed_devices(user):
+    return list(TOTPDevice.objects.filter(user=user, confirmed=True))
+
+
+def _otp_failed(request, user) -> None:
+    """A wrong code counts as a failed login: audited, and towards the lockout limit."""
+    user_login_failed.send(sender=__name__, credentials={"username": user.get_username()}, request=request)
+
+
+def _second_factor_page(request):
+    """Redirect away from the OTP pages when they do not apply, else None."""
+    if not request.user.is_authenticated:
+        return redirect(_with_next("login", _next_url(request)))
+    if not needs_second_factor(request.user) or request.user.is_verified():
+        return redirect(_next_url(request))
+    return None
+
+
+@never_cache
+def otp_view(request):
+    away = _second_factor_page(request)
+    if away:
+        return away
+    devices = _confirmed_devices(request.user)
+    if not devices:
+        return redirect(_with_next("otp-enrol", _next_url(request)))
+    form = OtpForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        if not any(d.verify_is_allowed()[0] for d in devices):
+            # django-otp slows down guessing after a wrong code; the code was not even checked
+            form.add_error(
+                "code", _("Too many wrong codes in a row. Wait a few seconds, then enter the current code.")
+            )
+            return render(request, "core/otp.html", {"form": form, "next": _next_url(request)})
+        device = next((d for d in devices if d.verify_token(form.cleaned_data["code"])), None)
+        if device is not None:
+            otp_login(request, device)
+            return redirect(_next_url(request))
+        form.add_error("code", _("This code is not correct or has expired. Try the current code."))
+        user = request.user
+        _otp_failed(request, user)
+        if getattr(request, "axes_locked_out", False):
+            auth.logout(request)
+            return lockout(request, {"username": user.get_username()})
+    return render(request, "core/otp.html", {"form": form, "next": _next_url(request)})
+
+
+def _qr_svg(url: str) -> str:
+    return segno.make(url, error="m").svg_inline(scale=5, border=2, dark="#111827", light="#ffffff")
+
+
+def _secret_text(device: TOTPDevice) -> str:
+    secret = base64.b32encode(device.bin_key).decode()
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
+@never_cache
+def otp_enrol_view(request):
+    away = _second_factor_page(request)
+    if away:
+        return away
+    user = request.user
+    if _confirmed_devices(user):
+        return redirect(_with_next("otp", _next_url(request)))
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("id").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="default", confirmed=False)
+    form = OtpForm(_posted(request))
+    if request.method == "POST" and form.is_valid() and not device.verify_is_allowed()[0]:
+        form.add_error(
+            "code", _("Too many wrong codes in a row. Wait a few seconds, then enter the current code.")
+        )
+    elif request.method == "POST" and form.is_valid():
+        if device.verify_token(form.cleaned_data["code"]):
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            audit.record(A.UPDATE, user, changes={"second_factor": ["", "totp"]}, user=user)
+            otp_login(request, device)
+            messages.success(
+                request, _("Your authenticator app is set up. You will need a code at every sign-in.")
+            )
+            return redirect(_next_url(request))
+        form.add_error(
+            "code", _("This code is not correct. Check the time on your phone and try the current code.")
+        )
+        _otp_failed(request, user)
+        if getattr(request, "axes_locked_out", False):
+            auth.logout(request)
+            return lockout(request, {"username": user.get_username()})
+    context = {
+        "form": form,
+        "qr_svg": _qr_svg(device.config_url),
+        "secret": _secret_text(device),
+        "next": _next_url(request),
+    }
+    return render(request, "core/otp_enrol.html", context)
+
+
+@require_POST
+def logout_view(request):
+    auth.logout(request)
+    messages.info(request, _("You have signed out."))
+    return redirect(settings.LOGOUT_REDIRECT_URL)
+
+
+# --- audit trail -------------------------------------------------------------------------------
+
+
+def _object_url(entry: AuditEntry) -> str:
+    """A link to the customer an entry is about, when it still exists as a page."""
+    routes = {"customers.institution": "customers:institution", "customers.person": "customers:person"}
+    name = routes.get(entry.object_type)
+    if name and entry.object_id.isdigit() and entry.action != A.DELETE:
+        return reverse(name, args=[int(entry.object_id)])
+    return ""
+
+
+@login_required
+def audit_list(request):
+    access.require(request.user, Cap.VIEW_AUDIT)
+    verify_result = None
+    if request.method == "POST" and request.POST.get("verify"):
+        verify_result = audit.verify()
+    form = AuditFilterForm(request.GET or None)
+    qs = AuditEntry.objects.select_related("actor").order_by("-seq")
+    if form.is_bound and form.is_valid():
+        qs = form.filter(qs)
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        qs = qs.filter(seq__lt=int(before))
+    entries = list(qs[: AUDIT_PAGE_SIZE + 1])
+    has_more = len(entries) > AUDIT_PAGE_SIZE
+    entries = entries[:AUDIT_PAGE_SIZE]
+    for e in entries:
+        e.url = _object_url(e)
+    context = {
+        "form": form,
+        "entries": entries,
+        "older_seq": entries[-1].seq if has_more and entries else None,
+        "paged": before.isdigit(),
+        "verify_result": verify_result,
+    }
+    return render(request, "core/audit_list.html", context)

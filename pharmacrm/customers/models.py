@@ -212,6 +212,9 @@ class SearchTerm(models.Model):
             models.Index(fields=["kind", "obj_id"], name="search_obj"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.term} → {self.kind}:{self.obj_id}"
+
 
 class MergeRecord(models.Model):
     """A merge of a duplicate into a survivor: what moved, and the merged record as it was."""
@@ -228,6 +231,9 @@ class MergeRecord(models.Model):
         verbose_name = _("merge")
         verbose_name_plural = _("merges")
         indexes = [models.Index(fields=["kind", "survivor_id"], name="merge_survivor")]
+
+    def __str__(self) -> str:
+        return f"{self.merged_id} → {self.survivor_id}"
 
 
 class ImportJob(models.Model):
@@ -275,6 +281,9 @@ class ImportJob(models.Model):
         verbose_name = _("import")
         verbose_name_plural = _("imports")
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_target_display()} · {self.file_name}"
 
     @property
     def percent(self) -> int:

@@ -380,6 +380,7 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     city = models.functions.Substr("region_id", 1, 4)
     names = (
         base.exclude(region__isnull=True)
+        .exclude(kind=InstitutionType.DEPARTMENT)  # 心内科 exists in every hospital; see below
         .annotate(city=city)
         .values("name_norm", "city")
         .annotate(n=models.Count("id"))
@@ -390,6 +391,15 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
             base.filter(name_norm=row["name_norm"], region__code__startswith=row["city"]).values_list("id", flat=True)
         )
         groups.append(DuplicateGroup("name_city", f"{row['name_norm']}@{row['city']}", ids))
+    depts = (
+        base.filter(kind=InstitutionType.DEPARTMENT)
+        .values("name_norm", "parent_id")
+        .annotate(n=models.Count("id"))
+        .filter(n__gt=1)[:limit]
+    )
+    for row in depts:
+        ids = list(base.filter(name_norm=row["name_norm"], parent_id=row["parent_id"]).values_list("id", flat=True))
+        groups.append(DuplicateGroup("name_parent", row["name_norm"], ids))
     return groups
 
 
@@ -424,9 +434,12 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
         if obj.phone_norm:
             for pk in base.filter(phone_norm=obj.phone_norm).values_list("pk", flat=True):
                 found.setdefault(pk, "phone")
-        if obj.region_id:
-            city = obj.region_id[:4]
-            for pk in base.filter(name_norm=obj.name_norm, region__code__startswith=city).values_list("pk", flat=True):
+        if obj.is_department:
+            for pk in base.filter(name_norm=obj.name_norm, parent_id=obj.parent_id).values_list("pk", flat=True):
+                found.setdefault(pk, "name_parent")
+        elif obj.region_id:
+            same_city = base.filter(name_norm=obj.name_norm, region__code__startswith=obj.region_id[:4])
+            for pk in same_city.exclude(kind=InstitutionType.DEPARTMENT).values_list("pk", flat=True):
                 found.setdefault(pk, "name_city")
         objs = Institution.objects.in_bulk(list(found))
     else:

@@ -1,0 +1,55 @@
+"""The `pharmacrm` command: our operations commands, and every Django management command."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+OUR_COMMANDS = {
+    "demo": "Load demo users and customers once (refuses when DATABASE_URL is set unless --force).",
+    "seed": "Make scale data fast: --institutions N --people M.",
+    "audit": "`audit verify`: check the audit trail's hash chain; exit status 1 if it was tampered with.",
+    "rotate-keys": "Add a new encryption key and re-encrypt all personal data (--prune drops unused keys).",
+    "backup": "Back up the database and the key ring (--out DIR, --keep N).",
+    "restore": "Restore a backup: restore FILE [--yes] [--with-keyring].",
+}
+
+USAGE = """usage: pharmacrm <command> [options]
+
+PharmaCRM operations:
+{ours}
+
+Every Django management command works too, e.g. migrate, runserver, createsuperuser, run_huey,
+check --deploy. `pharmacrm help` lists them all; `pharmacrm help <command>` explains one.
+"""
+
+
+def usage() -> str:
+    width = max(len(n) for n in OUR_COMMANDS)
+    ours = "\n".join(f"  {name.ljust(width)}  {text}" for name, text in OUR_COMMANDS.items())
+    return USAGE.format(ours=ours)
+
+
+def command_name(name: str) -> str:
+    """Django's name for a command typed with hyphens: rotate-keys → rotate_keys."""
+    return name.replace("-", "_") if not name.startswith("-") else name
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `pharmacrm` console script."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pharmacrm.settings")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        sys.stdout.write(usage())
+        return
+    from django.core.management import execute_from_command_line
+
+    if args[0] == "help" and len(args) > 1:
+        args[1] = command_name(args[1])
+    else:
+        args[0] = command_name(args[0])
+    execute_from_command_line(["pharmacrm", *args])
+
+
+if __name__ == "__main__":
+    main()

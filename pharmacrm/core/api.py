@@ -1,0 +1,410 @@
+"""Core REST endpoints: API tokens, the audit trail (read-only), users and roles (administration)."""
+
+from __future__ import annotations
+
+import datetime
+
+import django_filters
+from django.conf import settings
+from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.models import Group
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from . import access, audit
+from .api_utils import DateTimeFilter, HasCapability
+from .middleware import needs_second_factor
+from .models import ApiToken, AuditEntry, Region, Team, User
+from .permissions_doc import role_capabilities
+from .roles import READ_ONLY_ROLES, SECOND_FACTOR_ROLES, Cap, Role
+
+A = AuditEntry.Action
+
+# --- tokens ------------------------------------------------------------------------------------
+
+
+class TokenCredentialsSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    otp = serializers.RegexField(
+        r"^\d{6}$",
+        required=False,
+        allow_blank=True,
+        help_text="Six-digit code from the authenticator app; required for admin, auditor and pv roles.",
+        error_messages={"invalid": gettext_lazy("Enter the six-digit code from your authenticator app.")},
+    )
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    second_factor = serializers.BooleanField()
+
+
+def _verify_totp(user, code: str) -> str:
+    """An empty string if the code matches a confirmed TOTP device, else why not (django-otp throttles
+    repeated failures with a growing delay and refuses a code that was already used)."""
+    with transaction.atomic():
+        devices = list(TOTPDevice.objects.devices_for_user(user, confirmed=True).select_for_update())
+        waits = []
+        for device in devices:
+            allowed, info = device.verify_is_allowed()
+            if not allowed:
+                waits.append((info or {}).get("locked_until"))
+                continue
+            if device.verify_token(code):
+                return ""
+    if waits and len(waits) == len(devices) and all(waits):
+        seconds = max(1, int((min(waits) - timezone.now()).total_seconds()) + 1)
+        return _("Too many wrong codes: wait %(seconds)d seconds, then try again.") % {"seconds": seconds}
+    return _("The one-time code is wrong or has expired.")
+
+
+class TokenView(APIView):
+    """POST /api/v1/auth/token/: trade a username, password (and one-time code) for an API token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "token"
+
+    @extend_schema(
+        request=TokenCredentialsSerializer,
+        responses={
+            200: TokenResponseSerializer,
+            400: OpenApiResponse(description="Wrong credentials or one-time code (per-field messages)."),
+            429: OpenApiResponse(description="Too many attempts: locked out or throttled."),
+        },
+        auth=[],
+        tags=["auth"],
+    )
+    def post(self, request):
+        form = TokenCredentialsSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        http_request = request._request
+        user = authenticate(request=http_request, username=data["username"], password=data["password"])
+        if _locked_out(http_request):
+            return _lockout_response()
+        if user is None:
+            # authenticate() has sent user_login_failed: axes counted it, the audit trail recorded it
+            return Response(
+                {"non_field_errors": [_("The username or password is incorrect.")]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        second_factor = needs_second_factor(user)
+        if second_factor:
+            problem = self._second_factor_problem(user, data.get("otp", ""))
+            if problem:
+                user_login_failed.send(
+                    sender=__name__, credentials={"username": data["username"]}, request=http_request
+                )
+                if _locked_out(http_request):
+                    return _lockout_response()
+                return Response({"otp": [problem]}, status=status.HTTP_400_BAD_REQUEST)
+        lifetime = datetime.timedelta(hours=settings.API_TOKEN_LIFETIME_HOURS)
+        token, key = ApiToken.issue(user, lifetime, second_factor=second_factor)
+        http_request.login_via = "api"
+        user_logged_in.send(sender=user.__class__, request=http_request, user=user)
+        body = {"token": key, "expires_at": token.expires_at, "second_factor": token.second_factor}
+        return Response(TokenResponseSerializer(body).data)
+
+    @staticmethod
+    def _second_factor_problem(user, code: str) -> str:
+        if not TOTPDevice.objects.devices_for_user(user, confirmed=True).exists():
+            return _(
+                "Your role requires a second factor, and you have not set one up: sign in on the web to enrol."
+            )
+        if not code:
+            return _(
+                "Your role requires a second factor: send the six-digit code from your authenticator app as otp."
+            )
+        return _verify_totp(user, code)
+
+
+def _locked_out(http_request) -> bool:
+    """Whether django-axes refused this attempt; the flag is cleared so axes' HTML lockout page
+    does not replace this endpoint's JSON answer."""
+    locked = bool(getattr(http_request, "axes_locked_out", False))
+    if locked:
+        http_request.axes_locked_out = False
+    return locked
+
+
+def _lockout_response() -> Response:
+    minutes = max(1, round(settings.AXES_COOLOFF_TIME * 60))
+    message = _("Too many failed sign-in attempts. Try again in %(minutes)d minutes.") % {"minutes": minutes}
+    return Response(
+        {"detail": message},
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(minutes * 60)},
+    )
+
+
+# --- audit trail ------------------------------------------------------------------------------
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = [
+            "seq", "at", "actor", "actor_name", "action", "object_type", "object_id", "object_repr", "changes",
+            "extra", "request_id", "ip", "prev_hash", "hash",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class AuditFilter(django_filters.FilterSet):
+    actor = django_filters.NumberFilter(field_name="actor_id", min_value=1, max_value=2**63 - 1)
+    actor_name = django_filters.CharFilter()
+    action = django_filters.ChoiceFilter(choices=AuditEntry.Action.choices)
+    object_type = django_filters.CharFilter()
+    object_id = django_filters.CharFilter()
+    request_id = django_filters.CharFilter()
+    # "from" is a Python keyword, so these two are declared through the class namespace
+    locals()["from"] = DateTimeFilter(field_name="at", lookup_expr="gte", label="From (inclusive)")
+    locals()["to"] = DateTimeFilter(field_name="at", lookup_expr="lt", label="Until (exclusive)")
+
+    class Meta:
+        model = AuditEntry
+        fields: list[str] = []
+
+
+class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):
+    """The audit trail, newest first: read-only for everyone, visible to holders of audit.view."""
+
+    queryset = AuditEntry.objects.all()
+    serializer_class = AuditEntrySerializer
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_AUDIT}
+    filterset_class = AuditFilter
+    ordering_fields = ["seq"]
+    ordering = ["-seq"]
+    lookup_field = "seq"
+    lookup_value_regex = r"\d{1,18}"
+
+
+# --- users and roles -------------------------------------------------------------------------
+
+
+ROLE_CHOICES = [(r.value, r.label) for r in Role]
+
+
+class UserSerializer(serializers.ModelSerializer):
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False)
+    teams = serializers.PrimaryKeyRelatedField(many=True, queryset=Team.objects.all(), required=False)
+    territory = serializers.SlugRelatedField(
+        many=True, slug_field="code", queryset=Region.objects.all(), required=False
+    )
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        max_length=4096,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+    )
+
+    class Meta:
+        model = User
+        fields = [
+            "id", "username", "display_name", "first_name", "last_name", "email", "is_active", "roles", "teams",
+            "territory", "password", "last_login", "date_joined",
+        ]  # fmt: skip
+        read_only_fields = ["id", "last_login", "date_joined"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["roles"] = sorted(r.value for r in instance.roles)
+        return data
+
+    def validate(self, attrs):
+        if self.instance is None and not attrs.get("password"):
+            raise serializers.ValidationError({"password": [_("Set a password for the new user.")]})
+        return attrs
+
+
+def user_snapshot(user: User) -> dict:
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_active": user.is_active,
+        "roles": sorted(g.name for g in user.groups.all()),
+        "teams": sorted(user.teams.values_list("id", flat=True)),
+        "territory": sorted(user.territory.values_list("code", flat=True)),
+    }
+
+
+def _check_password(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as e:
+        raise ValidationError({"password": e.error_list}) from None
+
+
+def _guard_self(actor: User, user: User, data: dict) -> None:
+    """An administrator cannot lock themself out by accident."""
+    if actor.pk != user.pk:
+        return
+    if data.get("is_active") is False:
+        raise ValidationError({"is_active": [_("You cannot deactivate your own account.")]})
+    if "roles" in data and Role.ADMIN.value not in data["roles"] and Role.ADMIN in user.roles:
+        raise ValidationError({"roles": [_("You cannot remove your own administrator role.")]})
+
+
+def _apply_user(user: User, data: dict) -> None:
+    for key in ("username", "display_name", "first_name", "last_name", "email", "is_active"):
+        if key in data:
+            setattr(user, key, data[key])
+    if data.get("password"):
+        _check_password(data["password"], user)
+        user.set_password(data["password"])
+
+
+def _apply_relations(user: User, data: dict) -> None:
+    if "roles" in data:
+        user.groups.set(Group.objects.filter(name__in=set(data["roles"])))
+    if "teams" in data:
+        user.teams.set(data["teams"])
+    if "territory" in data:
+        user.territory.set(data["territory"])
+    user.__dict__.pop("roles", None)  # drop the cached role set
+
+
+def create_user(actor: User, data: dict) -> User:
+    """Create a user with roles, teams and territory; the password must pass Django's validators."""
+    access.require(actor, Cap.MANAGE_USERS)
+    user = User()
+    _apply_user(user, data)
+    with transaction.atomic():
+        user.save()
+        _apply_relations(user, data)
+        audit.record(A.CREATE, user, changes=audit.diff({}, user_snapshot(user)), user=actor)
+    return user
+
+
+def update_user(actor: User, user: User, data: dict) -> User:
+    access.require(actor, Cap.MANAGE_USERS)
+    _guard_self(actor, user, data)
+    before = user_snapshot(user)
+    _apply_user(user, data)
+    with transaction.atomic():
+        user.save()
+        _apply_relations(user, data)
+        if data.get("is_active") is False:
+            ApiToken.objects.filter(user=user).delete()
+        changes = audit.diff(before, user_snapshot(user))
+        if changes or data.get("password"):
+            # the password itself never enters the trail, only the fact that it changed
+            audit.record(
+                A.UPDATE, user, changes=changes, user=actor, password_changed=bool(data.get("password"))
+            )
+    return user
+
+
+def deactivate_user(actor: User, user: User) -> User:
+    """Users are never deleted (the audit trail names them): they are deactivated, tokens revoked."""
+    return update_user(actor, user, {"is_active": False})
+
+
+class UserFilter(django_filters.FilterSet):
+    role = django_filters.ChoiceFilter(choices=ROLE_CHOICES, field_name="groups__name")
+    team = django_filters.ModelChoiceFilter(queryset=Team.objects.all(), field_name="teams")
+    is_active = django_filters.BooleanFilter()
+    username = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = User
+        fields: list[str] = []
+
+
+@extend_schema_view(
+    destroy=extend_schema(
+        description="Deactivate the user (users are never deleted) and revoke their API tokens."
+    )
+)
+class UserViewSet(viewsets.ModelViewSet):
+    """Users, their roles, teams and territory: administrators only; every change is audited."""
+
+    serializer_class = UserSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.MANAGE_USERS}
+    filterset_class = UserFilter
+    ordering_fields = ["username", "date_joined", "last_login"]
+    ordering = ["username"]
+    lookup_value_regex = r"\d{1,18}"
+
+    def get_queryset(self):
+        return User.objects.prefetch_related("groups", "teams", "territory").distinct()
+
+    def perform_create(self, serializer):
+        serializer.instance = create_user(self.request.user, dict(serializer.validated_data))
+
+    def perform_update(self, serializer):
+        serializer.instance = update_user(
+            self.request.user, serializer.instance, dict(serializer.validated_data)
+        )
+
+    def perform_destroy(self, instance):
+        deactivate_user(self.request.user, instance)
+
+
+class RoleSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="Role code; also the name of the Django group.")
+    label = serializers.CharField()
+    capabilities = serializers.ListField(child=serializers.ChoiceField(choices=Cap.choices))
+    second_factor = serializers.BooleanField()
+    read_only = serializers.BooleanField()
+
+
+def role_data(role: Role) -> dict:
+    return {
+        "name": role.value,
+        "label": str(role.label),
+        "capabilities": [c.value for c in role_capabilities(role)],
+        "second_factor": role in SECOND_FACTOR_ROLES,
+        "read_only": role in READ_ONLY_ROLES,
+    }
+
+
+class RoleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The roles and the capabilities each grants (docs/permissions.md in data form)."""
+
+    serializer_class = RoleSerializer
+    permission_classes = [IsAuthenticated]
+    pagination_class = None
+    filter_backends: list = []
+    lookup_field = "name"
+    lookup_value_regex = r"[a-z_]{1,32}"
+
+    def get_queryset(self):
+        return [role_data(r) for r in Role]
+
+    def get_object(self):
+        from django.http import Http404
+
+        try:
+            return role_data(Role(self.kwargs["name"]))
+        except ValueError:
+            raise Http404(_("No such role.")) from None
+
+    @extend_schema(parameters=[], responses=RoleSerializer(many=True))
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses=RoleSerializer)
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)

@@ -1,0 +1,165 @@
+"""API plumbing shared by every endpoint: pagination, capability permissions, JSON errors, versions."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import django_filters
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, pagination, permissions, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from . import access, audit
+from .roles import Cap
+
+# Bounds for integers that reach SQL range look-ups: SQLite raises OverflowError beyond 64 bits.
+MAX_INT32 = 2**31 - 1
+
+
+class Pagination(pagination.PageNumberPagination):
+    """?page=N&page_size=M (at most 200); responses carry count, next, previous and results."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 time, normalised to UTC: PostgreSQL refuses offsets beyond ±15:59 (which ISO
+    allows), and a time that cannot be expressed in UTC is an invalid value, not a server error."""
+
+    def to_python(self, value):
+        result = super().to_python(value)
+        if result is None:
+            return None
+        try:
+            return result.astimezone(datetime.UTC)
+        except (OverflowError, ValueError):
+            raise DjangoValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+    def __init__(self, detail: str, current_version: int | None = None):
+        super().__init__(detail)
+        self.current_version = current_version
+
+
+def _messages(error: DjangoValidationError) -> list[str]:
+    """The error's messages as plain strings, evaluated now, in the request's language."""
+    return [str(m) for m in error.messages]
+
+
+def validation_detail(error: DjangoValidationError) -> dict[str, list[str]]:
+    """A Django ValidationError as DRF's {field: [messages]} (non-field messages under non_field_errors)."""
+    if hasattr(error, "error_dict"):
+        out: dict[str, list[str]] = {}
+        for field, errors in error.error_dict.items():
+            key = api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field
+            for e in errors:
+                out.setdefault(key, []).extend(_messages(e))
+        return out
+    return {api_settings.NON_FIELD_ERRORS_KEY: _messages(error)}
+
+
+def exception_handler(exc, context):
+    """DRF's handler, also turning Django's ValidationError, PermissionDenied and Http404 into JSON."""
+    from pharmacrm.customers.services import ConflictError
+
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(validation_detail(exc))
+    elif isinstance(exc, ConflictError):
+        exc = Conflict(str(exc), exc.current_version)
+    elif isinstance(exc, DjangoPermissionDenied) and not exc.args:
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, Http404) and not exc.args:
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, Conflict) and exc.current_version is not None:
+        response.data["current_version"] = exc.current_version
+    if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
+        _audit_denial(context)
+    return response
+
+
+def _audit_denial(context) -> None:
+    """Refused writes are worth a trace; refused reads would only flood the trail."""
+    request = context.get("request")
+    if request is None or request.method in permissions.SAFE_METHODS:
+        return
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return
+    view = context.get("view")
+    audit.record(
+        "access_denied",
+        ("api", "", clean_text(request.path)[:200]),
+        user=user,
+        method=request.method,
+        view=type(view).__name__ if view is not None else "",
+    )
+
+
+def clean_text(value: str) -> str:
+    """Client-supplied text safe to store: PostgreSQL refuses NUL characters in text and JSON."""
+    return value.replace("\x00", "")
+
+
+class HasCapability(permissions.BasePermission):
+    """Allows the request when the user holds the capability the view names for this action.
+
+    Views set `required_caps = {action_or_method: Cap}`; "*" is the fallback. A missing entry means
+    "any authenticated user" (the object scope is still enforced by the scoped querysets)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        caps = getattr(view, "required_caps", {})
+        action = getattr(view, "action", None)
+        cap: Cap | None = caps.get(action) or caps.get(request.method) or caps.get("*")
+        if cap is None:
+            return True
+        return access.can(request.user, cap)
+
+
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+
+
+def expected_version(request, body_version: int | None) -> int:
+    """The version the client last saw: the body's `version` field, or an If-Match header."""
+    if body_version is not None:
+        return body_version
+    header = request.headers.get("If-Match", "")
+    match = _ETAG.match(header) if header else None
+    if match:
+        return int(match.group(1))
+    raise exceptions.ValidationError(
+        {
+            "version": [
+                _(
+                    "Send the version you loaded (the version field or an If-Match header), so that "
+                    "changes made by others in the meantime are not overwritten."
+                )
+            ]
+        }
+    )
+
+
+def versioned(response: Response, obj) -> Response:
+    """Add the record's version as an ETag, for clients that use If-Match."""
+    response["ETag"] = f'"{obj.version}"'
+    return response

@@ -1,0 +1,330 @@
+"""Backups and restores of the whole database (SQLite online backup, pg_dump / pg_restore), with retention."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, connections
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import audit, crypto, keys
+from .models import AuditEntry
+
+log = logging.getLogger(__name__)
+
+A = AuditEntry.Action
+# pharmacrm-20260315-023000.sqlite3.gz, pharmacrm-20260315-023000-2.pgdump (a second one in the same second)
+BACKUP_NAME = re.compile(r"^pharmacrm-(\d{8}-\d{6})(?:-(\d+))?\.(sqlite3\.gz|pgdump)$")
+KEYRING_SUFFIX = ".keyring.json"
+
+
+class BackupError(Exception):
+    """A backup or restore could not be made; the message says why, for the operator."""
+
+
+class RestoreNeedsConfirmation(BackupError):
+    """The database holds data that a restore would replace; the operator must confirm."""
+
+
+@dataclass
+class BackupFile:
+    path: Path
+    keyring_path: Path
+    size: int
+    sha256: str
+    pruned: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class RestoreResult:
+    path: Path
+    key_problems: list[str]
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _private_file(path: Path) -> None:
+    path.chmod(0o600)
+
+
+def _new_stem(directory: Path) -> str:
+    stem = f"pharmacrm-{timezone.localtime():%Y%m%d-%H%M%S}"
+    n = 1
+    while any(directory.glob(f"{stem if n == 1 else f'{stem}-{n}'}.*")):
+        n += 1
+    return stem if n == 1 else f"{stem}-{n}"
+
+
+def pg_tool(name: str) -> str:
+    """The path of a PostgreSQL client program: $PHARMACRM_PG_BIN/<name>, else from PATH."""
+    if os.environ.get("PHARMACRM_PG_BIN"):
+        candidate = Path(os.environ["PHARMACRM_PG_BIN"]) / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise BackupError(
+            _(
+                "%(tool)s was not found: install the PostgreSQL client programs (the same major version as the server)."
+            )
+            % {"tool": name}
+        )
+    return found
+
+
+def pg_connection() -> tuple[list[str], dict[str, str], str]:
+    """Command-line options, environment and database name for pg_dump / pg_restore."""
+    sd = connection.settings_dict
+    args = []
+    if sd.get("HOST"):
+        args += ["-h", str(sd["HOST"])]
+    if sd.get("PORT"):
+        args += ["-p", str(sd["PORT"])]
+    if sd.get("USER"):
+        args += ["-U", str(sd["USER"])]
+    env = {**os.environ}
+    if sd.get("PASSWORD"):
+        env["PGPASSWORD"] = str(sd["PASSWORD"])
+    if (sd.get("OPTIONS") or {}).get("sslmode"):
+        env["PGSSLMODE"] = str(sd["OPTIONS"]["sslmode"])
+    return args, env, str(sd["NAME"])
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BackupError(
+            _("%(tool)s failed: %(error)s")
+            % {"tool": Path(cmd[0]).name, "error": done.stderr.strip()[-2000:]}
+        )
+
+
+def list_backups(directory: Path | None = None) -> list[Path]:
+    """The backups in `directory`, newest first."""
+    directory = Path(directory or settings.BACKUP_DIR)
+    if not directory.is_dir():
+        return []
+    found = []
+    for p in directory.iterdir():
+        m = BACKUP_NAME.match(p.name)
+        if m:
+            found.append(((m.group(1), int(m.group(2) or 1)), p))
+    return [p for _key, p in sorted(found, reverse=True)]
+
+
+def keyring_path_for(backup: Path) -> Path:
+    name = backup.name.removesuffix(".sqlite3.gz").removesuffix(".pgdump")
+    return backup.with_name(name + KEYRING_SUFFIX)
+
+
+def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:
+    """Delete all but the newest `keep` backups (and their key-ring copies); returns what was deleted."""
+    if keep < 1:
+        raise BackupError(_("At least one backup must be kept."))
+    deleted = []
+    for old in list_backups(directory)[keep:]:
+        for p in (old, keyring_path_for(old)):
+            if p.exists():
+                p.unlink()
+                deleted.append(p)
+    return deleted
+
+
+# --- backup ------------------------------------------------------------------------------------
+
+
+def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_name: str = "") -> BackupFile:
+    """Back up the database (and a copy of the key ring) into `out_dir`; optionally keep only the newest `keep`."""
+    directory = Path(out_dir or settings.BACKUP_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    stem = _new_stem(directory)
+    if connection.vendor == "sqlite":
+        target = directory / f"{stem}.sqlite3.gz"
+        _sqlite_backup(target)
+    elif connection.vendor == "postgresql":
+        target = directory / f"{stem}.pgdump"
+        _pg_dump(target)
+    else:
+        raise BackupError(_("Backups are supported for SQLite and PostgreSQL only."))
+    _private_file(target)
+    # The key ring travels with the backup so that it can be read again; in production keep the
+    # ring in a separate place (PHARMACRM_KEYRING_FILE) and store these copies apart from the dumps.
+    ring_copy = keyring_path_for(target)
+    fd = os.open(ring_copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(crypto.keyring().to_json())
+    result = BackupFile(
+        path=target, keyring_path=ring_copy, size=target.stat().st_size, sha256=_sha256(target)
+    )
+    audit.record(
+        A.BACKUP, ("core.backup", "", target.name), actor_name=actor_name,
+        file=target.name, bytes=result.size, sha256=result.sha256, vendor=connection.vendor,
+    )  # fmt: skip
+    if keep is not None:
+        result.pruned = apply_retention(keep, directory)
+    log.info("backup written to %s (%d bytes)", target, result.size)
+    return result
+
+
+def _sqlite_backup(target: Path) -> None:
+    """SQLite's online backup API: a consistent copy while the application keeps running; then gzip."""
+    raw = target.with_name(target.name + ".part")
+    connection.ensure_connection()
+    try:
+        dest = sqlite3.connect(raw)
+        try:
+            connection.connection.backup(dest)
+        finally:
+            dest.close()
+        partial = target.with_name(target.name + ".gz-part")
+        with raw.open("rb") as src, gzip.open(partial, "wb", compresslevel=6) as gz:
+            shutil.copyfileobj(src, gz, 1 << 20)
+        os.replace(partial, target)
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def _pg_dump(target: Path) -> None:
+    args, env, name = pg_connection()
+    partial = target.with_name(target.name + ".part")
+    try:
+        _run([pg_tool("pg_dump"), "-Fc", "-f", str(partial), *args, name], env)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+# --- restore -----------------------------------------------------------------------------------
+
+
+def database_has_data() -> bool:
+    """Whether the database holds users or customers that a restore would replace."""
+    from django.apps import apps
+
+    tables = set(connection.introspection.table_names())
+    for label in ("core.User", "customers.Institution", "customers.Person"):
+        model = apps.get_model(label)
+        if model._meta.db_table in tables and model._default_manager.exists():
+            return True
+    return False
+
+
+def restore(
+    path: Path | str, *, confirmed: bool = False, with_keyring: bool = False, actor_name: str = ""
+) -> RestoreResult:
+    """Replace the database's contents with a backup; refuses to overwrite data unless `confirmed`.
+
+    With `with_keyring`, the key-ring copy saved next to the backup becomes the key ring (for a
+    restore on a new machine, or after the keys used by the backup were pruned).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BackupError(_("The backup file %(path)s does not exist.") % {"path": path})
+    is_sqlite_file = path.name.endswith((".sqlite3.gz", ".sqlite3"))
+    if connection.vendor == "sqlite" and not is_sqlite_file:
+        raise BackupError(_("This is not an SQLite backup; the database is SQLite."))
+    if connection.vendor == "postgresql" and not path.name.endswith(".pgdump"):
+        raise BackupError(_("This is not a PostgreSQL backup (.pgdump); the database is PostgreSQL."))
+    ring = None
+    if with_keyring:
+        ring_file = keyring_path_for(path)
+        if not ring_file.is_file():
+            raise BackupError(
+                _("No key-ring copy %(path)s was found next to the backup.") % {"path": ring_file}
+            )
+        ring = crypto.KeyRing.from_json(ring_file.read_text())
+        try:
+            keys.ring_destination()
+        except keys.KeyRingNotWritable as e:
+            raise BackupError(
+                _("The key ring comes from %(source)s and cannot be replaced from here.") % {"source": e}
+            ) from None
+    if not confirmed and database_has_data():
+        raise RestoreNeedsConfirmation(
+            _("The database holds data that the restore would replace. Confirm with --yes to go ahead.")
+        )
+    if connection.vendor == "sqlite":
+        _sqlite_restore(path)
+    else:
+        _pg_restore(path)
+    if ring is not None:
+        keys.save_ring(ring)
+    result = RestoreResult(path=path, key_problems=keys.problems())
+    audit.record(
+        A.RESTORE, ("core.backup", "", path.name), actor_name=actor_name,
+        file=path.name, sha256=_sha256(path), vendor=connection.vendor, key_problems=result.key_problems,
+        keyring_restored=ring is not None,
+    )  # fmt: skip
+    return result
+
+
+def _sqlite_restore(path: Path) -> None:
+    """Check the backup, then copy it into the live database with the backup API in one transaction.
+
+    Copying into the open database (rather than swapping the file) keeps the WAL and the other
+    processes' connections consistent: they simply see the restored contents afterwards.
+    """
+    with tempfile.TemporaryDirectory(dir=settings.VAR_DIR, prefix="restore-") as tmp:
+        plain = Path(tmp) / "restore.sqlite3"
+        if path.name.endswith(".gz"):
+            try:
+                with gzip.open(path, "rb") as gz, plain.open("wb") as out:
+                    shutil.copyfileobj(gz, out, 1 << 20)
+            except (OSError, EOFError) as e:
+                raise BackupError(_("The backup file is damaged: %(error)s") % {"error": e}) from None
+        else:
+            shutil.copyfile(path, plain)
+        source = sqlite3.connect(plain)
+        try:
+            try:
+                ok = source.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+                tables = {r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.DatabaseError:
+                ok, tables = False, set()
+            if not ok:
+                raise BackupError(_("The backup file is not a readable SQLite database."))
+            if "core_auditentry" not in tables or "django_migrations" not in tables:
+                raise BackupError(_("The backup file is an SQLite database, but not a PharmaCRM one."))
+            connection.ensure_connection()
+            source.backup(connection.connection)
+        finally:
+            source.close()
+
+
+def _pg_restore(path: Path) -> None:
+    args, env, name = pg_connection()
+    tool = pg_tool("pg_restore")
+    _run([tool, "--list", str(path)], env)  # refuses a file that is not a pg_dump archive
+    connections.close_all()  # our own sessions would hold locks on the tables being dropped
+    _run(
+        [tool, "--clean", "--if-exists", "--no-owner", "--single-transaction", "-d", name, *args, str(path)],
+        env,
+    )
+    connections.close_all()
+
+
+def scheduled_backup() -> BackupFile:
+    """The daily backup: into BACKUP_DIR, keeping the newest BACKUP_KEEP_DAILY."""
+    return backup(keep=settings.BACKUP_KEEP_DAILY, actor_name="scheduler")

@@ -1,0 +1,103 @@
+"""Forms of the core pages: sign-in, one-time code, and the audit-trail filters."""
+
+from __future__ import annotations
+
+import datetime
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .models import AuditEntry
+
+
+class LoginForm(forms.Form):
+    username = forms.CharField(
+        label=_("Username"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class OtpForm(forms.Form):
+    code = forms.CharField(
+        label=_("Six-digit code"),
+        min_length=6,
+        max_length=6,
+        widget=forms.TextInput(
+            attrs={
+                "inputmode": "numeric",
+                "autocomplete": "one-time-code",
+                "pattern": "[0-9]{6}",
+                "autofocus": True,
+            }
+        ),
+        error_messages={
+            "required": _("Enter the six-digit code from your authenticator app."),
+            "min_length": _("The code has six digits."),
+            "max_length": _("The code has six digits."),
+        },
+    )
+
+    def clean_code(self) -> str:
+        code = self.cleaned_data["code"].strip().replace(" ", "")
+        if not code.isdigit():
+            raise forms.ValidationError(_("The code has six digits."), code="digits")
+        return code
+
+
+OBJECT_TYPES = [
+    ("", _("Any")),
+    ("customers.institution", _("Institution")),
+    ("customers.person", _("Person")),
+    ("customers.consent", _("Consent")),
+    ("customers.importjob", _("Import")),
+    ("core.user", _("User")),
+]
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(label=_("User"), required=False, max_length=150)
+    action = forms.ChoiceField(
+        label=_("Action"), required=False, choices=[("", _("Any"))] + AuditEntry.Action.choices
+    )
+    object_type = forms.ChoiceField(label=_("Object type"), required=False, choices=OBJECT_TYPES)
+    object_id = forms.CharField(label=_("Object id"), required=False, max_length=64)
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    request_id = forms.CharField(label=_("Request id"), required=False, max_length=64)
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", _("The end date is before the start date."))
+        return data
+
+    def filter(self, qs):
+        """Apply the valid filters to an AuditEntry queryset."""
+        data = self.cleaned_data
+        if data.get("actor"):
+            qs = qs.filter(actor_name=data["actor"].strip())
+        if data.get("action"):
+            qs = qs.filter(action=data["action"])
+        if data.get("object_type"):
+            qs = qs.filter(object_type=data["object_type"])
+        if data.get("object_id"):
+            qs = qs.filter(object_id=data["object_id"].strip())
+        if data.get("request_id"):
+            qs = qs.filter(request_id=data["request_id"].strip())
+        tz = timezone.get_current_timezone()
+        if data.get("date_from"):
+            qs = qs.filter(at__gte=datetime.datetime.combine(data["date_from"], datetime.time.min, tzinfo=tz))
+        if data.get("date_to"):
+            end = data["date_to"] + datetime.timedelta(days=1)
+            qs = qs.filter(at__lt=datetime.datetime.combine(end, datetime.time.min, tzinfo=tz))
+        return qs

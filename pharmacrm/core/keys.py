@@ -1,0 +1,240 @@
+"""Key-ring operations over stored data: where ciphertext lives, re-encryption, pruning, restore checks."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.db import connection, transaction
+
+from . import crypto
+from .fields import EncryptedTextField
+
+
+class KeyRingNotWritable(Exception):
+    """The key ring comes from an environment variable, so a changed ring cannot be saved."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One encrypted column: the model, its field, and the AES-GCM context the values are bound to."""
+
+    model: type
+    field: EncryptedTextField
+
+    @property
+    def table(self) -> str:
+        return self.model._meta.db_table
+
+    @property
+    def name(self) -> str:
+        return self.field.column
+
+    @property
+    def label(self) -> str:
+        return f"{self.model._meta.label_lower}.{self.field.name}"
+
+    @property
+    def context(self) -> str:
+        return self.field.context()
+
+    @property
+    def pk(self) -> str:
+        return self.model._meta.pk.column
+
+
+def encrypted_columns() -> list[Column]:
+    """Every concrete EncryptedTextField (and subclass) of every installed model."""
+    return [
+        Column(model, f)
+        for model in apps.get_models()
+        if not model._meta.proxy and model._meta.managed
+        for f in model._meta.concrete_fields
+        if isinstance(f, EncryptedTextField)
+    ]
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _key_id_sql(col: str) -> str:
+    """SQL for the key id inside `e1:<key id>:<body>` on this database."""
+    if connection.vendor == "postgresql":
+        return f"split_part({col}, ':', 2)"
+    return f"substr({col}, 4, instr(substr({col}, 4), ':') - 1)"
+
+
+def key_usage() -> dict[str, Counter]:
+    """{column label: Counter(key id → number of values)}; plain text found in a column counts as ''."""
+    out: dict[str, Counter] = {}
+    with connection.cursor() as cur:
+        for c in encrypted_columns():
+            col = _q(c.name)
+            counts: Counter = Counter()
+            cur.execute(
+                f"SELECT {_key_id_sql(col)}, COUNT(*) FROM {_q(c.table)} WHERE {col} LIKE %s GROUP BY 1",
+                [crypto.PREFIX + ":%"],
+            )
+            for key_id, n in cur.fetchall():
+                counts[key_id] += n
+            cur.execute(
+                f"SELECT COUNT(*) FROM {_q(c.table)} WHERE {col} <> '' AND {col} NOT LIKE %s",
+                [crypto.PREFIX + ":%"],
+            )
+            plain = cur.fetchone()[0]
+            if plain:
+                counts[""] += plain
+            out[c.label] = counts
+    return out
+
+
+def keys_in_use() -> Counter:
+    total: Counter = Counter()
+    for counts in key_usage().values():
+        total.update(counts)
+    return total
+
+
+def ring_destination() -> Path:
+    """Where a changed key ring is saved; raises KeyRingNotWritable when it cannot be."""
+    if "PHARMACRM_KEYRING_FILE" in os.environ:
+        path = Path(os.environ["PHARMACRM_KEYRING_FILE"])
+        if not os.access(path.parent, os.W_OK):
+            raise KeyRingNotWritable(str(path))
+        return path
+    if os.environ.get("PHARMACRM_KEYRING"):
+        raise KeyRingNotWritable("PHARMACRM_KEYRING")
+    return Path(settings.PHARMACRM_KEYRING_PATH)
+
+
+def save_ring(ring: crypto.KeyRing) -> Path:
+    """Persist `ring` where the running configuration reads it from, then use it in this process."""
+    path = ring_destination()
+    if "PHARMACRM_KEYRING_FILE" not in os.environ:
+        crypto.install_keyring(ring, persist=True)
+        return path
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(ring.to_json())
+    os.replace(tmp, path)
+    crypto.install_keyring(ring, persist=False)
+    return path
+
+
+def reencrypt(batch: int = 2000, progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Re-encrypt every value not under the active key; returns {column label: values rewritten}.
+
+    Each batch is its own transaction and each row is rewritten only if it still holds the
+    ciphertext that was read (ciphertexts are unique), so a concurrent edit is never overwritten
+    and an interrupted run leaves every value readable with the ring's keys.
+    """
+    ring = crypto.keyring()
+    active = f"{crypto.PREFIX}:{ring.active}:%"
+    done: dict[str, int] = {}
+    for c in encrypted_columns():
+        col, pk, table = _q(c.name), _q(c.pk), _q(c.table)
+        stale = f"{col} <> '' AND {col} NOT LIKE %s ORDER BY {pk} LIMIT {int(batch)}"
+        first = f"SELECT {pk}, {col} FROM {table} WHERE {stale}"
+        after = f"SELECT {pk}, {col} FROM {table} WHERE {pk} > %s AND {stale}"
+        update = f"UPDATE {table} SET {col} = %s WHERE {pk} = %s AND {col} = %s"
+        last, count = None, 0
+        while True:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute(first, [active]) if last is None else cur.execute(after, [last, active])
+                rows = cur.fetchall()
+                if not rows:
+                    break
+                changes = []
+                for row_pk, old in rows:
+                    plain = crypto.decrypt(old, c.context) if old.startswith(crypto.PREFIX + ":") else old
+                    changes.append((crypto.encrypt(plain, c.context), row_pk, old))
+                cur.executemany(update, changes)
+            last, count = rows[-1][0], count + len(rows)
+            if progress:
+                progress(c.label, count)
+        done[c.label] = count
+    return done
+
+
+def prunable_keys() -> list[str]:
+    """Keys of the ring that no stored value uses and that are not the active key."""
+    ring = crypto.keyring()
+    used = keys_in_use()
+    return sorted(k for k in ring.keys if k != ring.active and used.get(k, 0) == 0)
+
+
+def prune() -> list[str]:
+    """Drop the keys no ciphertext refers to any more; returns their ids."""
+    ring = crypto.keyring()
+    gone = prunable_keys()
+    if gone:
+        save_ring(
+            crypto.KeyRing(ring.active, {k: v for k, v in ring.keys.items() if k not in gone}, ring.index_key)
+        )
+    return gone
+
+
+def problems() -> list[str]:
+    """What would stop the stored personal data from being read with the current key ring.
+
+    Checks that every key id in the data is in the ring, that each ring key really decrypts a
+    sample of its values, that no column holds plain text, and that the blind-index key is the one
+    the stored look-up hashes were made with.
+    """
+    from cryptography.exceptions import InvalidTag
+
+    ring = crypto.keyring()
+    found: list[str] = []
+    samples_checked: set[str] = set()
+    columns = {c.label: c for c in encrypted_columns()}
+    with connection.cursor() as cur:
+        for label, counts in key_usage().items():
+            c = columns[label]
+            for key_id, n in counts.items():
+                if key_id == "":
+                    found.append(f"{label}: {n} values are stored as plain text")
+                elif key_id not in ring.keys:
+                    found.append(f"{label}: {n} values use key {key_id}, which is not in the key ring")
+                elif key_id not in samples_checked:
+                    cur.execute(
+                        f"SELECT {_q(c.name)} FROM {_q(c.table)} WHERE {_q(c.name)} LIKE %s LIMIT 1",
+                        [f"{crypto.PREFIX}:{key_id}:%"],
+                    )
+                    row = cur.fetchone()
+                    try:
+                        crypto.decrypt(row[0], c.context)
+                        samples_checked.add(key_id)
+                    except InvalidTag:
+                        found.append(
+                            f"key {key_id} in the key ring does not decrypt the data encrypted with {key_id}"
+                        )
+                        samples_checked.add(key_id)
+    if not found:
+        found += _blind_index_problems()
+    return found
+
+
+def _blind_index_problems() -> list[str]:
+    """Recompute the blind indexes of one record per model and compare them with the stored ones."""
+    out = []
+    for model in {c.model for c in encrypted_columns()}:
+        bidx = [f.attname for f in model._meta.concrete_fields if f.attname.endswith("_bidx")]
+        if not bidx or not hasattr(model, "refresh_derived"):
+            continue
+        sample = model._default_manager.exclude(**{bidx[0]: ""}).order_by("pk").first()
+        if sample is None:
+            continue
+        stored = {name: getattr(sample, name) for name in bidx}
+        sample.refresh_derived()
+        if any(getattr(sample, name) != value for name, value in stored.items()):
+            out.append(
+                f"{model._meta.label_lower}: the blind-index key differs from the one the stored look-up hashes were made with"
+            )
+    return out

@@ -1,0 +1,49 @@
+"""`pharmacrm demo`: load the demo users and customers once (never into a production database)."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import demo
+
+
+class Command(BaseCommand):
+    # operations must work even while another part of the project fails its system checks
+    requires_system_checks = []
+    help = (
+        "Load demo users for every role and realistic demo customers, once. Refuses when DATABASE_URL is set."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Load even though DATABASE_URL is set (never on a production database).",
+        )
+        parser.add_argument(
+            "--scale", type=float, default=1.0, help="Fraction of the default size (1.0: ~300 institutions)."
+        )
+
+    def handle(self, *args, force, scale, **options):
+        try:
+            result = demo.load(force=force, scale=scale)
+        except demo.DemoRefused as e:
+            raise CommandError(str(e)) from None
+        if not result.created:
+            self.stdout.write(_("The demo data is already loaded; nothing was changed."))
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                _("Demo data loaded: %(u)d users, %(i)d institutions (%(d)d departments), %(p)d people.")
+                % {"u": result.users, "i": result.institutions, "d": result.departments, "p": result.people}
+            )
+        )
+        if result.password:
+            self.stdout.write(
+                _("Password for every demo user (shown once): %(password)s") % {"password": result.password}
+            )
+        else:
+            self.stdout.write(_("The demo users' password is the value of PHARMACRM_DEMO_PASSWORD."))
+        self.stdout.write(
+            _("Credentials and TOTP secrets (admin, auditor, pv) are in %(path)s.")
+            % {"path": result.credentials_path}
+        )

@@ -1,0 +1,108 @@
+"""The permission matrix as data (per role) and as the Markdown of docs/permissions.md."""
+
+from __future__ import annotations
+
+from django.utils import translation
+
+from .access import WRITE_CAPS
+from .roles import MATRIX, READ_ONLY_ROLES, SECOND_FACTOR_ROLES, Cap, Role
+
+
+def role_capabilities(role: Role) -> list[Cap]:
+    """The capabilities a user holding only this role has (as access.can decides them)."""
+    return [c for c in Cap if role in MATRIX[c] and not (c in WRITE_CAPS and role in READ_ONLY_ROLES)]
+
+
+SCOPE_RULES = """\
+## Object scope
+
+Capabilities say *what* a role may do; the scope says *to which customers*. Both are decided in
+one place, `pharmacrm/core/access.py`, which the web pages, the REST API, exports and imports all ask.
+
+- **Sales representative** (without "See customers of every team and territory"): sees and changes
+  the institutions they own, those of their teams, and those whose region lies inside their own or
+  their teams' territory (a territory region includes every city and district below it). People
+  are visible when their institution is visible, or when the rep or the rep's team owns them.
+  Anything outside that scope does not exist for them: the API answers 404, search finds nothing,
+  exports leave it out. Customers a rep creates without an owner are owned by the rep.
+- **Every other role** sees customers of every team and territory.
+- **Personal data** (mobile, landline, e-mail, birthday, home address, ID card number) is stored
+  encrypted. Roles with "See personal data unmasked" see it in clear for the people they may see;
+  roles with "Reveal personal data with a stated reason" (agents, product experts, technical
+  support, after-sales, auditors) see it masked (`138****8000`) until they reveal one person with a
+  reason (`?reveal_reason=` on the API); everyone else — notably the marketing analyst — only ever
+  sees it masked. Every clear read is written to the audit trail with the reason, one entry per
+  page or export.
+- **Auditor**: reads everything, including the audit trail, and changes nothing: a read-only role
+  never receives a write capability, even when combined with another role.
+- **Several roles**: a user holds the union of their roles' capabilities, except that holding a
+  read-only role removes every write capability.
+- **Second factor**: users holding an administrator, auditor or pharmacovigilance role must pass a
+  TOTP code at sign-in, on the web and when requesting an API token.
+- **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
+  as "access denied".
+"""
+
+
+def render_permissions_markdown() -> str:
+    """docs/permissions.md, generated from roles.MATRIX so the document cannot drift from the code."""
+    with translation.override("en"):
+        roles = list(Role)
+        lines = [
+            "# Permissions",
+            "",
+            "<!-- Generated from pharmacrm/core/roles.py; a test keeps the two equal. After changing roles.py:",
+            "     python -m pharmacrm.core.permissions_doc > docs/permissions.md -->",
+            "",
+            "Roles are Django groups named after the role codes below; a user may hold several.",
+            "",
+            "## Roles",
+            "",
+            "| Code | Role | Second factor | Read-only |",
+            "|---|---|---|---|",
+        ]
+        for role in roles:
+            lines.append(
+                f"| `{role.value}` | {role.label} | {'yes' if role in SECOND_FACTOR_ROLES else ''} "
+                f"| {'yes' if role in READ_ONLY_ROLES else ''} |"
+            )
+        lines += [
+            "",
+            "## Capabilities by role",
+            "",
+            "| Capability | " + " | ".join(f"`{r.value}`" for r in roles) + " |",
+            "|---|" + "---|" * len(roles),
+        ]
+        for cap in Cap:
+            marks = ["✓" if cap in role_capabilities(r) else "" for r in roles]
+            lines.append(f"| {cap.label} (`{cap.value}`) | " + " | ".join(marks) + " |")
+        lines += ["", SCOPE_RULES.rstrip(), ""]
+        lines += ["## What each API endpoint requires", "", *ENDPOINT_RULES, ""]
+    return "\n".join(lines)
+
+
+ENDPOINT_RULES = [
+    "| Endpoint | Needs |",
+    "|---|---|",
+    "| `GET /api/v1/institutions/`, `/people/`, `/consents/`, `/search/` | View customers (scoped) |",
+    "| `POST`, `PUT`, `PATCH` on `/institutions/`, `/people/` | Create and edit customers (and the object in scope) |",
+    "| `DELETE` on `/institutions/…`, `/people/…` | Delete customers |",
+    "| `POST /api/v1/consents/` | Record consents |",
+    "| `POST /api/v1/imports/`, `GET`/`POST /api/v1/imports/{id}/` | Import customers |",
+    "| `GET /api/v1/export/{institutions,people}.{csv,xlsx}` | Export customers (scoped, masked as above) |",
+    "| `GET /api/v1/audit/` | Read the audit trail (read-only: no method changes it) |",
+    "| `/api/v1/users/` | Manage users and roles |",
+    "| `GET /api/v1/roles/`, `/regions/` | any signed-in user |",
+    "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
+]
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pharmacrm.settings")
+    django.setup()
+    sys.stdout.write(render_permissions_markdown())

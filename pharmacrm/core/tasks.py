@@ -1,0 +1,35 @@
+"""Periodic operations run by the Huey worker: the daily backup with retention."""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+
+from django.conf import settings
+from huey import crontab
+from huey.contrib.djhuey import HUEY, db_periodic_task
+
+from . import backup
+
+
+def local_crontab(**fields):
+    """A Huey crontab read in the site's TIME_ZONE.
+
+    Huey hands periodic tasks a naive UTC time (its default `utc=True`), so a plain
+    crontab(hour=2) would fire at 10:00 in China; this converts first.
+    """
+    matches = crontab(**fields)
+    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+    def validate(timestamp: datetime.datetime) -> bool:
+        if HUEY.utc:
+            timestamp = timestamp.replace(tzinfo=datetime.UTC).astimezone(zone).replace(tzinfo=None)
+        return matches(timestamp)
+
+    return validate
+
+
+@db_periodic_task(local_crontab(hour=2, minute=30), retries=2, retry_delay=600)
+def daily_backup() -> str:
+    """Back up the database at 02:30 local time and keep the newest BACKUP_KEEP_DAILY backups."""
+    return str(backup.scheduled_backup().path)

@@ -1,0 +1,723 @@
+"""Customer REST endpoints: institutions, people, consents, regions, search, import and export.
+
+Reads go through the access module's scoped querysets; every write goes through services."""
+
+from __future__ import annotations
+
+import django_filters
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import mixins, parsers, serializers, status, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pharmacrm.core import access
+from pharmacrm.core.api_utils import (
+    MAX_INT32,
+    Conflict,
+    DateTimeFilter,
+    HasCapability,
+    clean_text,
+    expected_version,
+    versioned,
+)
+from pharmacrm.core.models import Region, Team, User
+from pharmacrm.core.personal import contact_view
+from pharmacrm.core.roles import Cap
+
+from . import normalise, search, services
+from .choices import (
+    Channel,
+    ConsentPurpose,
+    ConsentStatus,
+    Gender,
+    HospitalGrade,
+    InstitutionType,
+    PersonRole,
+    Source,
+    Stage,
+    Tier,
+)
+from .models import Consent, ImportJob, Institution, Person
+
+MAX_ID = 2**63 - 1
+CUSTOMER_CAPS = {
+    "create": Cap.CHANGE_CUSTOMERS,
+    "update": Cap.CHANGE_CUSTOMERS,
+    "partial_update": Cap.CHANGE_CUSTOMERS,
+    "destroy": Cap.DELETE_CUSTOMERS,
+    "*": Cap.VIEW_CUSTOMERS,
+}
+
+# --- fields ------------------------------------------------------------------------------------
+
+
+class VisibleInstitutionField(serializers.PrimaryKeyRelatedField):
+    """An institution id, accepted only if the requesting user may see that institution."""
+
+    def get_queryset(self):
+        return access.institutions_for(self.context["request"].user)
+
+
+class VisiblePersonField(serializers.PrimaryKeyRelatedField):
+    def get_queryset(self):
+        return access.people_for(self.context["request"].user)
+
+
+class TagsField(serializers.ListField):
+    """Tag names: a list of strings in and out (unknown names become new tags)."""
+
+    child = serializers.CharField(max_length=50)
+
+    def to_representation(self, data):
+        return [t.name for t in data.all()]
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    """Fields every customer has: code, tier, stage, owner, team, source, needs, notes, tags, version …"""
+
+    code = serializers.CharField(read_only=True, help_text="Internal code, e.g. I00000123.")
+    external_id = serializers.CharField(
+        max_length=64, required=False, allow_null=True, allow_blank=True, help_text="Id in another system."
+    )
+    tier = serializers.ChoiceField(choices=Tier.choices, required=False)
+    stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True), required=False, allow_null=True
+    )
+    owner_name = serializers.CharField(source="owner", read_only=True, allow_null=True)
+    team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
+    team_name = serializers.CharField(source="team.name", read_only=True, allow_null=True)
+    source = serializers.ChoiceField(choices=Source.choices, required=False, allow_blank=True)
+    needs = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    tags = TagsField(required=False, max_length=50)
+    version = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_INT32,
+        help_text="On update: the version you loaded (or send it as If-Match); a newer one answers 409.",
+    )
+    merged_into = serializers.PrimaryKeyRelatedField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class InstitutionSerializer(CustomerSerializer):
+    name = serializers.CharField(max_length=200)
+    short_name = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=InstitutionType.choices)
+    grade = serializers.ChoiceField(choices=HospitalGrade.choices, required=False, allow_blank=True)
+    specialties = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=50
+    )
+    beds = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=100000)
+    parent = VisibleInstitutionField(required=False, allow_null=True)
+    parent_name = serializers.CharField(source="parent.name", read_only=True, allow_null=True)
+    region = serializers.SlugRelatedField(
+        slug_field="code", queryset=Region.objects.all(), required=False, allow_null=True,
+        help_text="GB/T 2260 code of the province, city or district.",
+    )  # fmt: skip
+    region_name = serializers.CharField(source="region.full_name", read_only=True, allow_null=True)
+    credit_code = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="统一社会信用代码 (18 characters).",
+    )
+    legal_representative = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    address = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+    class Meta:
+        model = Institution
+        fields = [
+            "id", "code", "name", "short_name", "kind", "grade", "specialties", "beds", "parent", "parent_name",
+            "region", "region_name", "credit_code", "legal_representative", "address", "phone", "external_id",
+            "tier", "stage", "owner", "owner_name", "team", "team_name", "source", "needs", "notes", "tags",
+            "version", "merged_into", "created_at", "updated_at",
+        ]  # fmt: skip
+
+
+class ContactSerializer(serializers.Serializer):
+    """Personal data as this user may see it: masked unless the role may see it (or revealed it)."""
+
+    mobile = serializers.CharField()
+    landline = serializers.CharField()
+    email = serializers.CharField()
+    birthday = serializers.CharField(help_text="YYYY-MM-DD, or ****-MM-DD when masked.")
+    home_address = serializers.CharField()
+    id_number = serializers.CharField()
+    masked = serializers.BooleanField()
+
+
+class PersonSerializer(CustomerSerializer):
+    name = serializers.CharField(max_length=50)
+    gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_blank=True)
+    role = serializers.ChoiceField(choices=PersonRole.choices, required=False)
+    title = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    institution = VisibleInstitutionField(required=False, allow_null=True)
+    institution_name = serializers.CharField(source="institution.name", read_only=True, allow_null=True)
+    department = VisibleInstitutionField(required=False, allow_null=True)
+    department_name = serializers.CharField(source="department.name", read_only=True, allow_null=True)
+    # personal data is written here and read back through `contact` (masked or plain, audited)
+    mobile = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
+    landline = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
+    email = serializers.CharField(max_length=254, required=False, allow_blank=True, write_only=True)
+    birthday = serializers.DateField(required=False, allow_null=True, write_only=True)
+    home_address = serializers.CharField(max_length=255, required=False, allow_blank=True, write_only=True)
+    id_number = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
+    contact = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Person
+        fields = [
+            "id", "code", "name", "gender", "role", "title", "institution", "institution_name", "department",
+            "department_name", "mobile", "landline", "email", "birthday", "home_address", "id_number", "contact",
+            "external_id", "tier", "stage", "owner", "owner_name", "team", "team_name", "source", "needs", "notes",
+            "tags", "version", "merged_into", "created_at", "updated_at",
+        ]  # fmt: skip
+
+    @extend_schema_field(ContactSerializer)
+    def get_contact(self, obj: Person) -> dict:
+        contacts = self.context.get("contacts")
+        if contacts is None or obj.pk not in contacts:
+            request = self.context["request"]
+            contacts = contact_view(request.user, [obj], purpose="api")
+        row = dict(contacts[obj.pk])
+        row["masked"] = row.pop("_masked")
+        return row
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+def _region_q(field: str, region: Region):
+    low, high = region.code_range()
+    return {f"{field}__gte": low, f"{field}__lt": high}
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class RegionCodeFilter(django_filters.ModelChoiceFilter):
+    """A region by its code; the filter method widens it to everything inside the region."""
+
+
+class CustomerFilter(django_filters.FilterSet):
+    tier = django_filters.ChoiceFilter(choices=Tier.choices)
+    stage = django_filters.ChoiceFilter(choices=Stage.choices)
+    owner = django_filters.ModelChoiceFilter(queryset=User.objects.all())
+    team = django_filters.ModelChoiceFilter(queryset=Team.objects.all())
+    tags = django_filters.CharFilter(method="filter_tags", label="Tag names, comma-separated (any of them).")
+    updated_since = DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    external_id = django_filters.CharFilter()
+    region = RegionCodeFilter(
+        queryset=Region.objects.all(), to_field_name="code", method="filter_region",
+        label="Region code: a province, city or district and everything inside it.",
+    )  # fmt: skip
+
+    region_field = "region_id"
+
+    def filter_tags(self, qs, name, value):
+        names = [n.strip() for n in value.replace("，", ",").split(",") if n.strip()]
+        return qs.filter(tags__name__in=names).distinct() if names else qs
+
+    def filter_region(self, qs, name, region):
+        return qs.filter(**_region_q(self.region_field, region)) if region else qs
+
+
+class InstitutionFilter(CustomerFilter):
+    kind = django_filters.ChoiceFilter(choices=InstitutionType.choices)
+    grade = django_filters.ChoiceFilter(choices=HospitalGrade.choices)
+    parent = django_filters.NumberFilter(field_name="parent_id", min_value=1, max_value=MAX_ID)
+    credit_code = django_filters.CharFilter(method="filter_credit_code")
+
+    class Meta:
+        model = Institution
+        fields: list[str] = []
+
+    def filter_credit_code(self, qs, name, value):
+        return qs.filter(credit_code=normalise.credit_code(value))
+
+
+class PersonFilter(CustomerFilter):
+    role = django_filters.ChoiceFilter(choices=PersonRole.choices)
+    institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    department = django_filters.NumberFilter(field_name="department_id", min_value=1, max_value=MAX_ID)
+
+    region_field = "institution__region_id"
+
+    class Meta:
+        model = Person
+        fields: list[str] = []
+
+
+# --- institutions and people -------------------------------------------------------------------
+
+
+class CustomerViewSet(viewsets.ModelViewSet):
+    """What institutions and people share: scoping, versioned updates, deletes through services."""
+
+    permission_classes = [HasCapability]
+    required_caps = CUSTOMER_CAPS
+    ordering_fields = ["id", "name", "code", "tier", "stage", "created_at", "updated_at"]
+    ordering = ["id"]  # stable pages over a growing table, cheap on the primary key
+    lookup_value_regex = r"\d{1,18}"
+
+    def scoped(self, user):
+        raise NotImplementedError
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user to scope by
+            return self.queryset
+        qs = self.scoped(self.request.user)
+        if self.action == "list":
+            qs = qs.filter(merged_into__isnull=True)  # merged duplicates stay reachable by id
+        return qs
+
+    def retrieve(self, request, *args, **kwargs):
+        obj = self.get_object()
+        return versioned(Response(self.get_serializer(obj).data), obj)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        data.pop("version", None)
+        obj = self.create_service(request.user, data)
+        return versioned(Response(self.get_serializer(obj).data, status=status.HTTP_201_CREATED), obj)
+
+    def update(self, request, *args, **kwargs):
+        obj = self.get_object()
+        serializer = self.get_serializer(obj, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        version = expected_version(request, data.pop("version", None))
+        obj = self.update_service(request.user, obj, data, version=version)
+        return versioned(Response(self.get_serializer(obj).data), obj)
+
+    def destroy(self, request, *args, **kwargs):
+        obj = self.get_object()
+        try:
+            services.delete_customer(request.user, obj)
+        except ValidationError as e:
+            # blocked by dependent records: a state conflict, not a malformed request
+            raise Conflict(" ".join(e.messages)) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InstitutionViewSet(CustomerViewSet):
+    """Institutions (机构): hospitals, departments, clinics, pharmacies, distributors …"""
+
+    queryset = Institution.objects.none()  # the real one is scoped per user: see scoped()
+    serializer_class = InstitutionSerializer
+    filterset_class = InstitutionFilter
+    create_service = staticmethod(services.create_institution)
+    update_service = staticmethod(services.update_institution)
+
+    def scoped(self, user):
+        base = Institution.objects.select_related("region", "parent", "owner", "team").prefetch_related(
+            "tags"
+        )
+        return access.institutions_for(user, base)
+
+
+class PersonViewSet(CustomerViewSet):
+    """People (联系人): doctors, pharmacists, purchasing officers …; contact data masked by role."""
+
+    queryset = Person.objects.none()
+    serializer_class = PersonSerializer
+    filterset_class = PersonFilter
+    create_service = staticmethod(services.create_person)
+    update_service = staticmethod(services.update_person)
+
+    def scoped(self, user):
+        base = Person.objects.select_related("institution", "department", "owner", "team").prefetch_related(
+            "tags"
+        )
+        return access.people_for(user, base)
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["contacts"] = getattr(self, "_contacts", None)
+        return context
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        # one contact_view call per page: one audit entry for all the clear values shown
+        self._contacts = contact_view(request.user, page, purpose="api-list")
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "reveal_reason",
+                str,
+                description="Why you need to see this person's contact data (reveal roles).",
+            )
+        ]
+    )
+    def retrieve(self, request, *args, **kwargs):
+        obj = self.get_object()
+        reason = clean_text(request.query_params.get("reveal_reason", ""))[:500]
+        self._contacts = contact_view(request.user, [obj], reveal_reason=reason, purpose="api")
+        return versioned(Response(self.get_serializer(obj).data), obj)
+
+
+# --- consents ----------------------------------------------------------------------------------
+
+
+class ConsentSerializer(serializers.ModelSerializer):
+    person = VisiblePersonField()
+    purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    status = serializers.ChoiceField(choices=ConsentStatus.choices)
+    at = serializers.DateTimeField(required=False, help_text="When it was given or withdrawn; default now.")
+    evidence = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    recorded_by = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Consent
+        fields = [
+            "id",
+            "person",
+            "purpose",
+            "channel",
+            "status",
+            "at",
+            "evidence",
+            "recorded_by",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+
+
+class ConsentFilter(django_filters.FilterSet):
+    person = django_filters.NumberFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
+    purpose = django_filters.ChoiceFilter(choices=ConsentPurpose.choices)
+    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    status = django_filters.ChoiceFilter(choices=ConsentStatus.choices)
+
+    class Meta:
+        model = Consent
+        fields: list[str] = []
+
+
+class ConsentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Consent records (同意) of the people the user may see; new records through services."""
+
+    queryset = Consent.objects.none()
+    serializer_class = ConsentSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"create": Cap.MANAGE_CONSENTS, "*": Cap.VIEW_CUSTOMERS}
+    filterset_class = ConsentFilter
+    ordering_fields = ["at", "id"]
+    ordering = ["-at", "-id"]
+    lookup_value_regex = r"\d{1,18}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        user = self.request.user
+        qs = Consent.objects.all()
+        if access.institution_scope_q(user) is not None:
+            qs = qs.filter(person__in=access.people_for(user).values("id"))
+        return qs
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        person = data.pop("person")
+        serializer.instance = services.record_consent(self.request.user, person, data)
+
+
+# --- regions -----------------------------------------------------------------------------------
+
+
+class RegionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Region
+        fields = ["code", "name", "full_name", "level", "parent"]
+
+
+class RegionFilter(django_filters.FilterSet):
+    parent = django_filters.CharFilter(field_name="parent_id", max_length=6, label="Parent region code.")
+    level = django_filters.ChoiceFilter(choices=Region.Level.choices)
+    name = django_filters.CharFilter(lookup_expr="contains")
+
+    class Meta:
+        model = Region
+        fields: list[str] = []
+
+
+class RegionViewSet(viewsets.ReadOnlyModelViewSet):
+    """The official province / city / district list (GB/T 2260)."""
+
+    queryset = Region.objects.all()
+    serializer_class = RegionSerializer
+    filterset_class = RegionFilter
+    ordering_fields = ["code"]
+    ordering = ["code"]
+    lookup_field = "code"
+    lookup_value_regex = r"\d{6}"
+
+
+# --- search ------------------------------------------------------------------------------------
+
+
+class SearchParams(serializers.Serializer):
+    q = serializers.CharField(
+        max_length=100, help_text="Name fragment, pinyin, initials, phone, credit code or code."
+    )
+    kind = serializers.ChoiceField(
+        choices=[("institution", "institution"), ("person", "person")], required=False, allow_blank=True
+    )
+    type = serializers.ChoiceField(choices=InstitutionType.choices, required=False, allow_blank=True)
+    region = serializers.RegexField(r"^\d{2,6}$", required=False, allow_blank=True, help_text="Region code.")
+    tier = serializers.ChoiceField(choices=Tier.choices, required=False, allow_blank=True)
+    stage = serializers.ChoiceField(choices=Stage.choices, required=False, allow_blank=True)
+    owner = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=20)
+
+
+class SearchHitSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=[("institution", "institution"), ("person", "person")])
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+    score = serializers.FloatField()
+    match = serializers.CharField(help_text="What matched: name, pinyin, phone, email, credit_code or code.")
+    institution = serializers.CharField(allow_null=True, help_text="For people: their institution.")
+    region = serializers.CharField(allow_null=True)
+    phone = serializers.CharField(help_text="Institutions: switchboard; people: masked mobile.")
+
+
+class SearchResultSerializer(serializers.Serializer):
+    results = SearchHitSerializer(many=True)
+
+
+def hit_data(hit: search.Hit) -> dict:
+    obj = hit.obj
+    if isinstance(obj, Institution):
+        inst, region, phone = None, obj.region.full_name if obj.region_id else None, obj.phone
+    else:
+        inst = obj.institution.name if obj.institution_id else None
+        region = None
+        phone = normalise.mask_phone(obj.mobile or obj.landline)  # search never shows personal data in clear
+    return {
+        "kind": hit.kind, "id": obj.pk, "code": obj.code, "name": obj.name, "score": round(hit.score, 2),
+        "match": hit.match, "institution": inst, "region": region, "phone": phone,
+    }  # fmt: skip
+
+
+class SearchView(APIView):
+    """One box for institutions and people, ranked; only customers the user may see."""
+
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_CUSTOMERS}
+
+    @extend_schema(parameters=[SearchParams], responses=SearchResultSerializer, tags=["search"])
+    def get(self, request):
+        params = SearchParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        p = params.validated_data
+        filters = search.Filters(
+            type=p.get("type", ""), region=p.get("region", ""), tier=p.get("tier", ""),
+            owner=p.get("owner"), stage=p.get("stage", ""),
+        )  # fmt: skip
+        kinds = (p["kind"],) if p.get("kind") else ("institution", "person")
+        hits = search.search(request.user, p["q"], filters, limit=p["limit"], kinds=kinds)
+        return Response({"results": [hit_data(h) for h in hits]})
+
+
+# --- import and export -------------------------------------------------------------------------
+
+
+class ImportErrorSerializer(serializers.Serializer):
+    row = serializers.IntegerField(help_text="Row number in the file (the header is row 1).")
+    column = serializers.CharField(help_text="The column's header as written in the file.")
+    code = serializers.CharField()
+    message = serializers.CharField(help_text="Why, in the request's language.")
+    value = serializers.CharField(required=False, help_text="The offending value (never for personal data).")
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    processed_rows = serializers.SerializerMethodField()
+    percent = serializers.SerializerMethodField()
+    errors = serializers.SerializerMethodField()
+    notes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id", "target", "mode", "dry_run", "status", "file_name", "file_size", "total_rows", "processed_rows",
+            "percent", "created_count", "updated_count", "unchanged_count", "error_count", "errors", "notes",
+            "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_processed_rows(self, job: ImportJob) -> int:
+        from . import importer
+
+        return importer.read_progress(job)
+
+    def get_percent(self, job: ImportJob) -> int:
+        done = self.get_processed_rows(job)
+        return min(100, int(100 * done / job.total_rows)) if job.total_rows else 0
+
+    @extend_schema_field(ImportErrorSerializer(many=True))
+    def get_errors(self, job: ImportJob) -> list[dict]:
+        """The first row errors (the importer keeps up to 1000), with reasons in the user's language."""
+        from . import importer
+
+        out = []
+        for err in job.errors or []:
+            row = {"row": err.get("row"), "column": err.get("column", ""), "code": err.get("code", "")}
+            row["message"] = importer.error_text(err)
+            if err.get("value"):
+                row["value"] = err["value"]
+            out.append(row)
+        return out
+
+    def get_notes(self, job: ImportJob) -> list[str]:
+        from . import importer
+
+        return importer.job_messages(job)
+
+
+class ImportUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="XLSX or CSV (UTF-8 or GB18030), using the template's headers.")
+    target = serializers.ChoiceField(choices=ImportJob.Target.choices)
+    mode = serializers.ChoiceField(choices=ImportJob.Mode.choices, default=ImportJob.Mode.ALL_OR_NOTHING)
+    dry_run = serializers.BooleanField(default=True, help_text="Check and preview only; confirm later.")
+
+
+class ImportConfirmSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(
+        choices=ImportJob.Mode.choices, required=False, help_text="Switch the mode."
+    )
+
+
+class ImportCreateView(APIView):
+    """Upload a file to import; the worker checks it (dry run) or imports it."""
+
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.IMPORT_CUSTOMERS}
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ImportUploadSerializer},
+        responses={202: ImportJobSerializer},
+        tags=["import"],
+        operation_id="v1_imports_create",
+    )
+    def post(self, request):
+        from . import importer
+
+        form = ImportUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        try:
+            job = importer.start_import(request.user, d["file"], d["target"], d["mode"], d["dry_run"])
+        except ValidationError as e:
+            if hasattr(e, "error_dict"):
+                raise
+            raise serializers.ValidationError({"file": [str(m) for m in e.messages]}) from None
+        job.refresh_from_db()  # a worker running inline (tests, small set-ups) may be done already
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportDetailView(APIView):
+    """An import's progress and row errors (GET), and confirming a checked dry run (POST)."""
+
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.IMPORT_CUSTOMERS}
+
+    def get_job(self, request, pk: int) -> ImportJob:
+        from . import importer
+
+        job = importer.visible_jobs(request.user).filter(pk=pk).first()
+        if job is None:
+            raise Http404(_("No such import."))
+        return job
+
+    @extend_schema(responses=ImportJobSerializer, tags=["import"], operation_id="v1_imports_retrieve")
+    def get(self, request, pk: int):
+        return Response(ImportJobSerializer(self.get_job(request, pk)).data)
+
+    @extend_schema(
+        request=ImportConfirmSerializer,
+        responses={
+            202: ImportJobSerializer,
+            409: OpenApiResponse(description="Not a checked, unconfirmed dry run."),
+        },
+        tags=["import"],
+        operation_id="v1_imports_confirm",
+    )
+    def post(self, request, pk: int):
+        from . import importer
+
+        job = self.get_job(request, pk)
+        form = ImportConfirmSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        mode = form.validated_data.get("mode") or job.mode
+        if mode == ImportJob.Mode.ALL_OR_NOTHING and job.error_count:
+            raise Conflict(importer.message("all_or_nothing_rejected", {"errors": job.error_count}))
+        try:
+            job = importer.confirm_import(request.user, job, mode=mode)
+        except ValidationError as e:
+            raise Conflict(" ".join(str(m) for m in e.messages)) from None
+        job.refresh_from_db()
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+EXPORT_TYPES = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+class ExportView(APIView):
+    """Download institutions or people as CSV or XLSX: scoped and masked like every other read."""
+
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.EXPORT_CUSTOMERS}
+
+    def perform_content_negotiation(self, request, force=False):
+        # the body is a file, whatever the Accept header asks for; errors still come back as JSON
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("target", str, OpenApiParameter.PATH, enum=["institutions", "people"]),
+            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(EXPORT_TYPES)),
+            OpenApiParameter(
+                "type", str, enum=InstitutionType.values, description="Institutions: their type."
+            ),
+            OpenApiParameter("region", str, description="Region code (province, city or district)."),
+            OpenApiParameter("tier", str, enum=Tier.values),
+            OpenApiParameter("stage", str, enum=Stage.values),
+            OpenApiParameter("owner", int, description="Owner's user id."),
+            OpenApiParameter("tag", str, description="One tag name."),
+            OpenApiParameter("q", str, description="Only what the search box finds for this text."),
+            OpenApiParameter("role", str, enum=PersonRole.values, description="People: their role."),
+            OpenApiParameter("institution", int, description="People: of this institution or department."),
+        ],
+        responses={
+            (200, EXPORT_TYPES["csv"]): OpenApiTypes.BINARY,
+            (200, EXPORT_TYPES["xlsx"]): OpenApiTypes.BINARY,
+            403: OpenApiResponse(description="The role may not export."),
+        },
+        tags=["export"],
+        operation_id="v1_export",
+    )
+    def get(self, request, target: str, fmt: str):
+        from . import exporter
+
+        if target not in ("institutions", "people") or fmt not in EXPORT_TYPES:
+            raise Http404(_("Export institutions or people, as csv or xlsx."))
+        return exporter.export_response(request.user, target, fmt, request.query_params)

@@ -1,0 +1,277 @@
+"""Customer export (CSV streamed, XLSX write-only) in the import template's format, within the
+user's scope, with personal data masked for roles that may not see it, and audited."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from django.db.models import Q
+from django.http import FileResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.personal import MASKERS
+from pharmacrm.core.roles import Cap
+
+from . import importer, normalise, search
+from .choices import Gender, HospitalGrade, InstitutionType, PersonRole, Source, Stage, Tier
+from .models import ImportJob, Institution, Person
+
+A = AuditEntry.Action
+CHUNK = 2000
+XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit, less the header row
+SEARCH_LIMIT = 10_000
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_ILLEGAL_XML = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
+
+
+def attachment(name: str) -> str:
+    return content_disposition_header(True, name)
+
+
+# --- which customers ------------------------------------------------------------------------------
+
+
+def _int(value) -> int | None:
+    value = str(value or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def filters_from(params) -> dict[str, Any]:
+    """The list pages' filters (type, region/province/city, tier, owner, stage, q, tag, role,
+    institution); an invalid value is ignored, as the lists do."""
+    get = lambda k: str(params.get(k) or "").strip()  # noqa: E731
+    region = get("region") or get("city") or get("province")
+    out = {
+        "type": get("type") if get("type") in InstitutionType.values else "",
+        "region": region if re.fullmatch(r"\d{2,6}", region) else "",
+        "tier": get("tier") if get("tier") in Tier.values else "",
+        "stage": get("stage") if get("stage") in Stage.values else "",
+        "owner": _int(get("owner")),
+        "q": get("q")[:100],
+        "tag": get("tag")[:50],
+        "role": get("role") if get("role") in PersonRole.values else "",
+        "institution": _int(get("institution")),
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def queryset(user, target: str, filters: dict[str, Any]):
+    """The active customers this user may see, narrowed by the filters (same rules as the lists)."""
+    flt = search.Filters(
+        type=filters.get("type", "") if target == ImportJob.Target.INSTITUTIONS else "",
+        region=filters.get("region", ""), tier=filters.get("tier", ""), owner=filters.get("owner"),
+        stage=filters.get("stage", ""),
+    )  # fmt: skip
+    if target == ImportJob.Target.INSTITUTIONS:
+        qs = access.institutions_for(user, Institution.objects.active())
+        qs = qs.filter(flt.institution_q()) if flt.any else qs
+        qs = qs.select_related("region", "parent", "owner", "team")
+        kind = "institution"
+    else:
+        qs = access.people_for(user, Person.objects.active())
+        qs = qs.filter(flt.person_q()) if flt.any else qs
+        if filters.get("role"):
+            qs = qs.filter(role=filters["role"])
+        if filters.get("institution"):
+            inst = filters["institution"]
+            qs = qs.filter(Q(institution_id=inst) | Q(department_id=inst))
+        qs = qs.select_related("institution", "department", "owner", "team")
+        kind = "person"
+    if filters.get("tag"):
+        qs = qs.filter(tags__name=filters["tag"]).distinct()
+    if filters.get("q"):
+        hits = search.search(user, filters["q"], flt, limit=SEARCH_LIMIT, kinds=(kind,))
+        qs = qs.filter(pk__in=[h.id for h in hits])
+    return qs.prefetch_related("tags").order_by("code")
+
+
+# --- how each column is written -------------------------------------------------------------------
+
+
+def _label(choices: type, value: str) -> str:
+    return importer.canonical_label(choices, value) if value else ""
+
+
+def _key_of(inst: Institution | None) -> str:
+    """What the importer resolves an institution by: credit code, else external id, else code."""
+    if inst is None:
+        return ""
+    return inst.credit_code or inst.external_id or inst.code
+
+
+def _common(obj) -> dict[str, Any]:
+    return {
+        "code": obj.code,
+        "tier": _label(Tier, obj.tier),
+        "stage": _label(Stage, obj.stage),
+        "source": _label(Source, obj.source),
+        "owner": obj.owner.get_username() if obj.owner_id else "",
+        "team": obj.team.name if obj.team_id else "",
+        "external_id": obj.external_id or "",
+        "tags": ",".join(t.name for t in obj.tags.all()),
+        "needs": obj.needs,
+        "notes": obj.notes,
+    }
+
+
+def _institution_row(regions: importer.Regions) -> Callable[[Institution], dict]:
+    def row(obj: Institution) -> dict:
+        province, city, district = regions.parts(obj.region_id)
+        return {
+            **_common(obj), "name": obj.name, "short_name": obj.short_name, "kind": _label(InstitutionType, obj.kind),
+            "grade": _label(HospitalGrade, obj.grade), "credit_code": obj.credit_code or "", "province": province,
+            "city": city, "district": district, "region_code": obj.region_id or "", "address": obj.address,
+            "phone": obj.phone, "legal_representative": obj.legal_representative,
+            "beds": obj.beds if obj.beds is not None else "", "specialties": ",".join(obj.specialties or []),
+            "parent": _key_of(obj.parent), "parent_name": obj.parent.name if obj.parent_id else "",
+        }  # fmt: skip
+
+    return row
+
+
+def _personal(field: str, value, plain: bool) -> str:
+    if not value:
+        return ""
+    if not plain:
+        return MASKERS[field](value)
+    if field in ("mobile", "landline"):
+        return normalise.format_phone(value)
+    if field == "birthday":
+        return value.isoformat()
+    return value
+
+
+def _person_row(plain: bool) -> Callable[[Person], dict]:
+    def row(obj: Person) -> dict:
+        out = {
+            **_common(obj), "name": obj.name, "gender": _label(Gender, obj.gender), "role": _label(PersonRole, obj.role),
+            "title": obj.title, "institution": _key_of(obj.institution),
+            "institution_name": obj.institution.name if obj.institution_id else "",
+            "department": obj.department.name if obj.department_id else "",
+        }  # fmt: skip
+        for f in Person.PERSONAL_FIELDS:
+            out[f] = _personal(f, getattr(obj, f), plain)
+        return out
+
+    return row
+
+
+def columns(target: str) -> list[tuple[str, str]]:
+    """(key, Chinese header) in export order: the import template's columns plus readable names."""
+    out = []
+    for col in importer.columns_for(target):
+        out.append((col.key, col.header))
+        if col.key == "institution":
+            out.append(("institution_name", importer.EXPORT_ONLY["institution_name"]))
+        if col.key == "parent":
+            out.append(("parent_name", importer.EXPORT_ONLY["parent_name"]))
+    return out
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def _rows(qs, make: Callable[[Any], dict], keys: list[str]) -> Iterator[list]:
+    for obj in qs.iterator(chunk_size=CHUNK):
+        values = make(obj)
+        yield [values.get(k, "") for k in keys]
+
+
+def _csv_safe(value) -> Any:
+    """Keep spreadsheet programs from running a cell as a formula (CSV injection)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_stream(header: list[str], rows: Iterable[list]) -> Iterator[bytes]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    buf.write("\ufeff")  # Excel opens UTF-8 CSV correctly only with a BOM
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_safe(v) for v in row])
+        if buf.tell() > 64 * 1024:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode("utf-8")
+
+
+def xlsx_file(title: str, header: list[str], rows: Iterable[list]):
+    """An XLSX written row by row (openpyxl write-only) into a temporary file, rewound for reading."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title=title[:31])
+    ws.append(header)
+    for n, row in enumerate(rows):
+        if n >= XLSX_MAX_ROWS:
+            break
+        cells = []
+        for value in row:
+            if isinstance(value, str):
+                value = _ILLEGAL_XML.sub("", value)
+                if value.startswith("="):
+                    cell = WriteOnlyCell(ws, value=value)
+                    cell.data_type = "s"  # text, never a formula
+                    value = cell
+            cells.append(value)
+        ws.append(cells)
+    out = tempfile.TemporaryFile()
+    wb.save(out)
+    out.seek(0)
+    return out
+
+
+def export_response(user, target: str, fmt: str, params) -> StreamingHttpResponse | FileResponse:
+    """The export download; audited as EXPORT (and READ_PERSONAL when personal data is in clear)."""
+    access.require(user, Cap.EXPORT_CUSTOMERS)
+    if target not in ImportJob.Target.values or fmt not in ("csv", "xlsx"):
+        raise ValueError(f"unknown export {target}.{fmt}")
+    filters = filters_from(params)
+    qs = queryset(user, target, filters)
+    count = qs.count()
+    plain = access.personal_data_mode(user) == "plain"
+    _audit(user, target, fmt, filters, count, plain)
+    cols = columns(target)
+    keys, header = [k for k, _h in cols], [h for _k, h in cols]
+    make = (
+        _institution_row(importer.Regions())
+        if target == ImportJob.Target.INSTITUTIONS
+        else _person_row(plain)
+    )
+    rows = _rows(qs, make, keys)
+    label = _("institutions") if target == ImportJob.Target.INSTITUTIONS else _("people")
+    name = f"{label}-{timezone.localdate():%Y%m%d}.{fmt}"
+    if fmt == "csv":
+        response = StreamingHttpResponse(csv_stream(header, rows), content_type="text/csv; charset=utf-8")
+    else:
+        response = FileResponse(xlsx_file(label, header, rows), content_type=importer.XLSX_TYPE)
+    response["Content-Disposition"] = attachment(name)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _audit(user, target: str, fmt: str, filters: dict, count: int, plain: bool) -> None:
+    label = "customers.institution" if target == ImportJob.Target.INSTITUTIONS else "customers.person"
+    personal = target == ImportJob.Target.PEOPLE
+    audit.record(
+        A.EXPORT, (label, "", f"{count}"), user=user, target=target, format=fmt, count=count, filters=filters,
+        masked=personal and not plain,
+    )  # fmt: skip
+    if personal and plain and count:
+        audit.record(
+            A.READ_PERSONAL, ("customers.person", "", f"{count}"), user=user, count=count,
+            fields=list(Person.PERSONAL_FIELDS), purpose="export", format=fmt, filters=filters,
+        )  # fmt: skip

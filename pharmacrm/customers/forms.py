@@ -1,0 +1,483 @@
+"""Customer forms: institution and person editors (validation delegated to services), consents, reveal,
+merge, and the list filters. Selects offer only what the user may see."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.core import access
+from pharmacrm.core.models import Region, Team, User
+
+from . import search, services
+from .choices import (
+    Channel,
+    ConsentPurpose,
+    ConsentStatus,
+    Gender,
+    HospitalGrade,
+    InstitutionType,
+    PersonRole,
+    Source,
+    Stage,
+    Tier,
+)
+from .models import Institution, Person
+
+BLANK = [("", "—")]
+ANY = [("", _("Any"))]
+PICKER_LIMIT = 300  # options rendered in an institution select; the search box above it finds the rest
+
+
+def _split_tags(text: str) -> list[str]:
+    for sep in ("，", "、", ";", "；"):
+        text = text.replace(sep, ",")
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+# --- regions: province → city → district ------------------------------------------------------
+
+
+def region_children(code: str | None) -> list[tuple[str, str]]:
+    """(code, name) of the regions directly below `code`; the provinces when code is empty."""
+    qs = (
+        Region.objects.filter(level=Region.Level.PROVINCE)
+        if not code
+        else Region.objects.filter(parent_id=code)
+    )
+    return list(qs.order_by("code").values_list("code", "name"))
+
+
+def region_path(region: Region | None) -> tuple[str, str, str]:
+    """(province, city, district) codes of a region, '' where it stops."""
+    if region is None:
+        return "", "", ""
+    province = region.province_code
+    city = region.code[:4] + "00" if region.level >= Region.Level.CITY else ""
+    district = region.code if region.level == Region.Level.DISTRICT else ""
+    return province, city, district
+
+
+class RegionFieldsMixin:
+    """Three cascading selects whose choices follow what is chosen above them."""
+
+    region_levels = ("province", "city", "district")
+
+    def _setup_regions(self, region: Region | None, blank_label=BLANK) -> None:
+        initial = dict(zip(("province", "city", "district"), region_path(region), strict=True))
+        chosen = {}
+        for name in self.region_levels:
+            value = self.data.get(self.add_prefix(name)) if self.is_bound else initial.get(name, "")
+            chosen[name] = value or ""
+            if not self.is_bound:
+                self.initial[name] = value
+        parents = {"province": "", "city": chosen["province"], "district": chosen.get("city", "")}
+        url = reverse("customers:region-options")
+        for name in self.region_levels:
+            attrs = self.fields[name].widget.attrs
+            if "hx-target" in attrs:
+                attrs["hx-get"] = url
+                if blank_label is ANY:
+                    attrs["hx-vals"] = json.dumps({**json.loads(attrs.get("hx-vals", "{}")), "blank": "any"})
+            parent = parents[name]
+            options = region_children(parent) if (name == "province" or parent) else []
+            self.fields[name].choices = list(blank_label) + options
+
+    def chosen_region(self) -> Region | None:
+        code = ""
+        for name in self.region_levels:
+            code = self.cleaned_data.get(name) or code
+        return Region.objects.filter(code=code).first() if code else None
+
+
+def _region_field(label, level: str, target: str = "", reset: str = "") -> forms.ChoiceField:
+    """A region select; with a target, choosing a value loads the level below into it (htmx)."""
+    attrs = {"data-region-level": level}
+    if target:
+        attrs.update({"hx-target": f"#{target}", "hx-trigger": "change", "hx-swap": "innerHTML"})
+        if reset:
+            attrs["hx-vals"] = json.dumps({"reset": reset})
+    return forms.ChoiceField(label=label, required=False, choices=BLANK, widget=forms.Select(attrs=attrs))
+
+
+# --- institution pickers -----------------------------------------------------------------------
+
+
+def _limit_picker(field: forms.ModelChoiceField, selected_ids) -> None:
+    """Render only the first options (by name) plus the selected ones; validation keeps the full queryset."""
+    qs = field.queryset
+    shown = list(qs.order_by("name", "id")[:PICKER_LIMIT])
+    ids = {o.pk for o in shown}
+    missing = [i for i in selected_ids if i and str(i).isdigit() and int(i) not in ids]
+    if missing:
+        shown = list(qs.filter(pk__in=missing)) + shown
+    field.widget.choices = BLANK + [(o.pk, o.name) for o in shown]
+
+
+class ServiceErrorsMixin:
+    def add_service_errors(self, error: ValidationError) -> None:
+        """Put a service's ValidationError under the fields it names (the rest above the form)."""
+        if hasattr(error, "error_dict"):
+            for field, errors in error.error_dict.items():
+                target = field if field in self.fields else None
+                if field == "region":
+                    target = "province"
+                for e in errors:
+                    self.add_error(target, e)
+        else:
+            for e in error.error_list:
+                self.add_error(None, e)
+
+
+class CustomerForm(ServiceErrorsMixin, forms.Form):
+    """The fields every customer has: tier, stage, owner, team, source, needs, notes, tags, version."""
+
+    external_id = forms.CharField(label=_("External id"), required=False, max_length=64)
+    tier = forms.ChoiceField(label=_("Tier"), choices=Tier.choices, initial=Tier.NEW)
+    stage = forms.ChoiceField(label=_("Lifecycle stage"), choices=Stage.choices, initial=Stage.POTENTIAL)
+    owner = forms.ModelChoiceField(
+        label=_("Owner"), queryset=User.objects.none(), required=False, empty_label="—"
+    )
+    team = forms.ModelChoiceField(
+        label=_("Team"), queryset=Team.objects.none(), required=False, empty_label="—"
+    )
+    source = forms.ChoiceField(label=_("Information source"), choices=BLANK + Source.choices, required=False)
+    needs = forms.CharField(label=_("Needs"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    tags = forms.CharField(
+        label=_("Tags"), required=False, max_length=500, help_text=_("Separate tags with commas.")
+    )
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def _setup_common(self):
+        self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
+        self.fields["team"].queryset = Team.objects.order_by("name")
+
+    def common_data(self) -> dict:
+        d = self.cleaned_data
+        return {
+            "external_id": d.get("external_id") or None,
+            "tier": d["tier"],
+            "stage": d["stage"],
+            "owner": d.get("owner"),
+            "team": d.get("team"),
+            "source": d.get("source") or "",
+            "needs": d.get("needs") or "",
+            "notes": d.get("notes") or "",
+            "tags": _split_tags(d.get("tags") or ""),
+        }
+
+
+# --- institution -------------------------------------------------------------------------------
+
+
+class InstitutionForm(RegionFieldsMixin, CustomerForm):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    short_name = forms.CharField(label=_("Short name"), max_length=60, required=False)
+    kind = forms.ChoiceField(label=_("Type"), choices=BLANK + InstitutionType.choices)
+    grade = forms.ChoiceField(
+        label=_("Hospital grade"), choices=BLANK + HospitalGrade.choices, required=False,
+        help_text=_("Only for hospitals."),
+    )  # fmt: skip
+    parent = forms.ModelChoiceField(
+        label=_("Parent institution"), queryset=Institution.objects.none(), required=False,
+        help_text=_("A department belongs to a hospital."),
+    )  # fmt: skip
+    specialties = forms.CharField(
+        label=_("Specialties"),
+        required=False,
+        max_length=500,
+        help_text=_("Separate specialties with commas."),
+    )
+    beds = forms.IntegerField(label=_("Beds"), required=False, min_value=0, max_value=100000)
+    province = _region_field(_("Province"), "province", target="id_city", reset="id_district")
+    city = _region_field(_("City"), "city", target="id_district")
+    district = _region_field(_("District / county"), "district")
+    credit_code = forms.CharField(
+        label=_("Unified social credit code"), required=False, max_length=30,
+        help_text=_("18 characters; the last one is a check character."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "mono"}),
+    )  # fmt: skip
+    legal_representative = forms.CharField(label=_("Legal representative"), required=False, max_length=50)
+    address = forms.CharField(label=_("Address"), required=False, max_length=255)
+    phone = forms.CharField(
+        label=_("Phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
+    )
+
+    LIVE_FIELDS = ("credit_code", "phone")
+
+    def __init__(self, *args, user, instance: Institution | None = None, **kwargs):
+        self.user, self.instance = user, instance
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = institution_initial(instance)
+        super().__init__(*args, **kwargs)
+        self._setup_common()
+        hospitals = access.institutions_for(
+            user, Institution.objects.active().filter(kind=InstitutionType.HOSPITAL)
+        )
+        if instance is not None:
+            # keep the current parent choosable even if it is not (or no longer) a visible hospital
+            hospitals = Institution.objects.filter(
+                Q(pk__in=hospitals.values("pk")) | Q(pk=instance.parent_id)
+            )
+            hospitals = hospitals.exclude(pk=instance.pk)
+        self.fields["parent"].queryset = hospitals
+        selected = [self.data.get("parent")] if self.is_bound else [self.initial.get("parent")]
+        _limit_picker(self.fields["parent"], selected)
+        self._setup_regions(instance.region if instance else self.initial.get("region"))
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        values = {
+            "name": data["name"],
+            "short_name": data.get("short_name") or "",
+            "kind": data["kind"],
+            "grade": data.get("grade") or "",
+            "parent": data.get("parent"),
+            "specialties": data.get("specialties") or "",
+            "beds": data.get("beds"),
+            "region": self.chosen_region(),
+            "credit_code": data.get("credit_code") or "",
+            "legal_representative": data.get("legal_representative") or "",
+            "address": data.get("address") or "",
+            "phone": data.get("phone") or "",
+            **self.common_data(),
+        }
+        try:
+            self.service_data = services.clean_institution(values, instance=self.instance)
+        except ValidationError as e:
+            self.add_service_errors(e)
+        return data
+
+
+def institution_initial(obj: Institution) -> dict:
+    return {
+        "name": obj.name, "short_name": obj.short_name, "kind": obj.kind, "grade": obj.grade,
+        "parent": obj.parent_id, "specialties": ", ".join(obj.specialties or []), "beds": obj.beds,
+        "credit_code": obj.credit_code or "", "legal_representative": obj.legal_representative,
+        "address": obj.address, "phone": obj.phone, "external_id": obj.external_id or "", "tier": obj.tier,
+        "stage": obj.stage, "owner": obj.owner_id, "team": obj.team_id, "source": obj.source, "needs": obj.needs,
+        "notes": obj.notes, "tags": ", ".join(t.name for t in obj.tags.all()), "version": obj.version,
+    }  # fmt: skip
+
+
+# --- person ------------------------------------------------------------------------------------
+
+
+class PersonForm(CustomerForm):
+    name = forms.CharField(label=_("Name"), max_length=50)
+    gender = forms.ChoiceField(label=_("Gender"), choices=BLANK + Gender.choices, required=False)
+    role = forms.ChoiceField(label=_("Role"), choices=PersonRole.choices, initial=PersonRole.DOCTOR)
+    title = forms.CharField(label=_("Title"), max_length=50, required=False)
+    institution = forms.ModelChoiceField(
+        label=_("Institution"), queryset=Institution.objects.none(), required=False
+    )
+    department = forms.ModelChoiceField(
+        label=_("Department"), queryset=Institution.objects.none(), required=False, empty_label="—",
+        help_text=_("Departments of the chosen institution."),
+    )  # fmt: skip
+    mobile = forms.CharField(
+        label=_("Mobile phone"),
+        required=False,
+        max_length=32,
+        widget=forms.TextInput(attrs={"inputmode": "tel"}),
+    )
+    landline = forms.CharField(
+        label=_("Landline"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
+    )
+    email = forms.CharField(label=_("E-mail"), required=False, max_length=254, widget=forms.EmailInput)
+    birthday = forms.DateField(
+        label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    home_address = forms.CharField(label=_("Home address"), required=False, max_length=255)
+    id_number = forms.CharField(label=_("ID card number"), required=False, max_length=30)
+
+    LIVE_FIELDS = ("mobile", "landline", "email", "id_number")
+
+    def __init__(self, *args, user, instance: Person | None = None, **kwargs):
+        self.user, self.instance = user, instance
+        # Roles that may not read personal data in clear edit it blind: empty means "keep".
+        self.blind = instance is not None and access.personal_data_mode(user, instance) != "plain"
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = person_initial(instance, with_personal=not self.blind)
+        super().__init__(*args, **kwargs)
+        self._setup_common()
+        institutions = access.institutions_for(
+            user, Institution.objects.active().exclude(kind=InstitutionType.DEPARTMENT)
+        )
+        if instance is not None and instance.institution_id:
+            institutions = Institution.objects.filter(
+                Q(pk__in=institutions.values("pk")) | Q(pk=instance.institution_id)
+            )
+        self.fields["institution"].queryset = institutions
+        inst_id = self.data.get("institution") if self.is_bound else self.initial.get("institution")
+        _limit_picker(self.fields["institution"], [inst_id])
+        self.fields["department"].queryset = departments_of(inst_id)
+        # choosing an institution reloads the department select with its departments
+        here = (
+            reverse("customers:person-edit", args=[instance.pk])
+            if instance
+            else reverse("customers:person-create")
+        )
+        self.fields["institution"].widget.attrs.update(
+            {"hx-get": here, "hx-vals": json.dumps({"_options": "department"}), "hx-target": "#id_department",
+             "hx-trigger": "change", "hx-swap": "innerHTML"}
+        )  # fmt: skip
+        if self.blind:
+            for f in Person.PERSONAL_FIELDS:
+                shown = _masked(instance, f)
+                self.fields[f].help_text = _("Leave empty to keep the current value.")
+                if shown:
+                    self.fields[f].widget.attrs["placeholder"] = shown
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        values = {
+            "name": data["name"],
+            "gender": data.get("gender") or "",
+            "role": data["role"],
+            "title": data.get("title") or "",
+            "institution": data.get("institution"),
+            "department": data.get("department"),
+            **self.common_data(),
+        }
+        for f in Person.PERSONAL_FIELDS:
+            value = data.get(f)
+            if self.blind and value in (None, ""):
+                continue  # unchanged
+            values[f] = value if f == "birthday" else (value or "")
+        try:
+            self.service_data = services.clean_person(values, instance=self.instance)
+        except ValidationError as e:
+            self.add_service_errors(e)
+        return data
+
+
+def _masked(person: Person, field: str) -> str:
+    from pharmacrm.core.personal import MASKERS
+
+    value = getattr(person, field)
+    return MASKERS[field](value) if value else ""
+
+
+def departments_of(institution_id):
+    """The departments of one institution (none when no institution is chosen)."""
+    if not institution_id or not str(institution_id).isdigit():
+        return Institution.objects.none()
+    return (
+        Institution.objects.active()
+        .filter(parent_id=int(institution_id), kind=InstitutionType.DEPARTMENT)
+        .order_by("name")
+    )
+
+
+def person_initial(obj: Person, with_personal: bool) -> dict:
+    initial = {
+        "name": obj.name, "gender": obj.gender, "role": obj.role, "title": obj.title,
+        "institution": obj.institution_id, "department": obj.department_id, "external_id": obj.external_id or "",
+        "tier": obj.tier, "stage": obj.stage, "owner": obj.owner_id, "team": obj.team_id, "source": obj.source,
+        "needs": obj.needs, "notes": obj.notes, "tags": ", ".join(t.name for t in obj.tags.all()),
+        "version": obj.version,
+    }  # fmt: skip
+    if with_personal:
+        for f in Person.PERSONAL_FIELDS:
+            initial[f] = getattr(obj, f)
+    return initial
+
+
+# --- consents, reveal, merge ---------------------------------------------------------------------
+
+
+class ConsentForm(ServiceErrorsMixin, forms.Form):
+    purpose = forms.ChoiceField(label=_("Purpose"), choices=BLANK + ConsentPurpose.choices)
+    channel = forms.ChoiceField(label=_("Channel"), choices=BLANK + Channel.choices)
+    status = forms.ChoiceField(label=_("Status"), choices=ConsentStatus.choices, initial=ConsentStatus.GIVEN)
+    at = forms.DateTimeField(
+        label=_("When"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text=_("Leave empty for now."),
+    )  # fmt: skip
+    evidence = forms.CharField(
+        label=_("Evidence"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Where the consent is documented: form number, recording, message."),
+    )  # fmt: skip
+
+
+class RevealForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for viewing"), max_length=500, min_length=4,
+        widget=forms.TextInput(attrs={"placeholder": _("e.g. returning the doctor's call about case TK-2026-000123")}),
+        error_messages={"required": _("State why you need to see this person's contact details.")},
+    )  # fmt: skip
+
+
+# --- list filters ------------------------------------------------------------------------------
+
+
+class _FilterBase(RegionFieldsMixin, forms.Form):
+    region_levels = ("province", "city")
+
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+    province = _region_field(_("Province"), "province", target="id_city")
+    city = _region_field(_("City"), "city")
+    tier = forms.ChoiceField(label=_("Tier"), choices=ANY + Tier.choices, required=False)
+    stage = forms.ChoiceField(label=_("Lifecycle stage"), choices=ANY + Stage.choices, required=False)
+    owner = forms.ModelChoiceField(
+        label=_("Owner"), queryset=User.objects.none(), required=False, empty_label=_("Any")
+    )
+    tag = forms.CharField(label=_("Tag"), required=False, max_length=50)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
+        self._setup_regions(None, blank_label=ANY)
+
+    def cleaned(self) -> dict:
+        """Valid filter values; an invalid one is ignored rather than failing the list."""
+        self.is_valid()
+        return getattr(self, "cleaned_data", {}) or {}
+
+    def search_filters(self) -> search.Filters:
+        d = self.cleaned()
+        region = d.get("city") or d.get("province") or ""
+        owner = d.get("owner")
+        return search.Filters(
+            type=d.get("type") or "", region=region, tier=d.get("tier") or "", owner=owner.pk if owner else None,
+            stage=d.get("stage") or "",
+        )  # fmt: skip
+
+
+class InstitutionFilterForm(_FilterBase):
+    type = forms.ChoiceField(label=_("Type"), choices=ANY + InstitutionType.choices, required=False)
+    field_order = ["q", "type", "province", "city", "tier", "stage", "owner", "tag"]
+
+
+class PersonFilterForm(_FilterBase):
+    role = forms.ChoiceField(label=_("Role"), choices=ANY + PersonRole.choices, required=False)
+    institution = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    field_order = ["q", "role", "province", "city", "tier", "stage", "owner", "tag"]
+
+
+class SearchFilterForm(_FilterBase):
+    KIND_CHOICES = [
+        ("", _("Institutions and people")),
+        ("institution", _("Institutions")),
+        ("person", _("People")),
+    ]
+    kind = forms.ChoiceField(label=_("Look for"), choices=KIND_CHOICES, required=False)
+    type = forms.ChoiceField(
+        label=_("Institution type"), choices=ANY + InstitutionType.choices, required=False
+    )
+    field_order = ["q", "kind", "type", "province", "city", "tier", "stage", "owner"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["tag"]

@@ -1,0 +1,668 @@
+"""Customer pages: lists with filters, search, the Customer 360 page, create/edit/delete forms with live
+validation, consents and revealing personal data, duplicates and merge, cascading region options."""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from pharmacrm.core import access, crypto
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.personal import contact_view
+from pharmacrm.core.roles import Cap
+
+from . import normalise, search, services
+from .choices import InstitutionType
+from .forms import (
+    ConsentForm,
+    InstitutionFilterForm,
+    InstitutionForm,
+    PersonFilterForm,
+    PersonForm,
+    RevealForm,
+    SearchFilterForm,
+    departments_of,
+    region_children,
+)
+from .models import Institution, Person
+
+PAGE_SIZE = 50
+COUNT_CAP = 10_000  # beyond this a list says "more than 10,000" instead of counting every row
+SEARCH_LIST_LIMIT = 500
+HISTORY_LIMIT = 50
+PEOPLE_ON_360 = 200
+CONTACT_FIELDS = ("mobile", "landline", "email")
+
+MATCH_LABELS = {
+    "name": gettext_lazy("Name"),
+    "pinyin": gettext_lazy("Pinyin"),
+    "phone": gettext_lazy("Phone"),
+    "email": gettext_lazy("E-mail"),
+    "credit_code": gettext_lazy("Credit code"),
+    "code": gettext_lazy("Internal code"),
+}
+DUPLICATE_REASONS = {
+    "credit_code": gettext_lazy("Same credit code"),
+    "phone": gettext_lazy("Same phone number"),
+    "email": gettext_lazy("Same e-mail address"),
+    "name_city": gettext_lazy("Same name in the same city"),
+    "name_institution": gettext_lazy("Same name at the same institution"),
+    "name_parent": gettext_lazy("Same department name in the same hospital"),
+}
+SORTS = {
+    "updated": ("-updated_at", "-id"),
+    "name": ("name", "id"),
+    "code": ("code",),
+}
+
+
+class CappedPaginator(Paginator):
+    """A paginator that stops counting at COUNT_CAP rows, so a huge unfiltered list stays fast."""
+
+    capped = False
+
+    @cached_property
+    def count(self) -> int:
+        n = self.object_list.order_by()[: COUNT_CAP + 1].count()
+        if n > COUNT_CAP:
+            self.capped = True
+            return COUNT_CAP
+        return n
+
+
+def _posted(request):
+    """The submitted data of a POST (even an empty one), None for other methods: binds forms correctly."""
+    return request.POST if request.method == "POST" else None
+
+
+def page_of(obj) -> str:
+    """The address of a customer's page."""
+    if isinstance(obj, Institution):
+        return reverse("customers:institution", args=[obj.pk])
+    return reverse("customers:person", args=[obj.pk])
+
+
+def _page_number(request) -> str:
+    return request.GET.get("page") or "1"
+
+
+def _history(model_label: str, pk: int) -> list[AuditEntry]:
+    return list(
+        AuditEntry.objects.filter(object_type=model_label, object_id=str(pk)).order_by("-seq")[:HISTORY_LIMIT]
+    )
+
+
+def _visible(user, model, pk):
+    access.require(user, Cap.VIEW_CUSTOMERS)
+    return access.get_visible_or_404(user, model, pk)
+
+
+def _changeable(user, model, pk):
+    """The object if the user may change it: 403 without the capability, 404 outside their scope."""
+    access.require(user, Cap.CHANGE_CUSTOMERS)
+    obj = access.get_visible_or_404(user, model, pk)
+    if not access.can_change(user, obj):
+        raise PermissionDenied(_("You may not change this customer."))
+    if obj.merged_into_id:
+        raise PermissionDenied(_("This record was merged into another one and can no longer be changed."))
+    return obj
+
+
+def _list_page(request, qs, form, kind: str):
+    """(page, objects on it, sort) for a customer list: ranked search hits when there is a query."""
+    data = form.cleaned()
+    query = (data.get("q") or "").strip()
+    if query:
+        hits = search.search(
+            request.user, query, form.search_filters(), limit=SEARCH_LIST_LIMIT, kinds=(kind,)
+        )
+        page = Paginator([h.id for h in hits], PAGE_SIZE).get_page(_page_number(request))
+        objs = qs.in_bulk(list(page.object_list))
+        return page, [objs[i] for i in page.object_list if i in objs], "rank"
+    sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "updated"
+    page = CappedPaginator(qs.order_by(*SORTS[sort]), PAGE_SIZE).get_page(_page_number(request))
+    return page, list(page.object_list), sort
+
+
+# --- lists -------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def institution_list(request):
+    user = request.user
+    access.require(user, Cap.VIEW_CUSTOMERS)
+    form = InstitutionFilterForm(request.GET or None)
+    data, filters = form.cleaned(), form.search_filters()
+    qs = access.institutions_for(user, Institution.objects.active())
+    if filters.any:
+        qs = qs.filter(filters.institution_q())
+    if not filters.type and not data.get("q"):
+        # departments are listed on their hospital's page; the type filter lists them on their own
+        qs = qs.exclude(kind=InstitutionType.DEPARTMENT)
+    if data.get("tag"):
+        qs = qs.filter(tags__name=data["tag"].strip())
+    qs = qs.select_related("region", "owner", "parent")
+    page, rows, sort = _list_page(request, qs, form, "institution")
+    context = {"form": form, "page_obj": page, "rows": rows, "sort": sort, "filtered": bool(request.GET)}
+    return render(request, "customers/institution_list.html", context)
+
+
+@login_required
+@require_GET
+def person_list(request):
+    user = request.user
+    access.require(user, Cap.VIEW_CUSTOMERS)
+    form = PersonFilterForm(request.GET or None)
+    data, filters = form.cleaned(), form.search_filters()
+    qs = access.people_for(user, Person.objects.active())
+    if filters.any:
+        qs = qs.filter(filters.person_q())
+    if data.get("role"):
+        qs = qs.filter(role=data["role"])
+    if data.get("institution"):
+        qs = qs.filter(Q(institution_id=data["institution"]) | Q(department_id=data["institution"]))
+    if data.get("tag"):
+        qs = qs.filter(tags__name=data["tag"].strip())
+    # lists show masked phones only: the other personal columns are not even decrypted
+    qs = qs.select_related("institution", "department", "owner").defer(
+        "landline", "email", "birthday", "home_address", "id_number"
+    )
+    page, rows, sort = _list_page(request, qs, form, "person")
+    institution = None
+    if data.get("institution"):
+        institution = access.institutions_for(user).filter(pk=data["institution"]).first()
+    context = {
+        "form": form, "page_obj": page, "rows": rows, "sort": sort, "filtered": bool(request.GET),
+        "institution": institution,
+    }  # fmt: skip
+    return render(request, "customers/person_list.html", context)
+
+
+# --- search ------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def search_view(request):
+    """The full results page; `as=suggest` gives the top-bar suggestions, `as=options` picker <option>s."""
+    user = request.user
+    access.require(user, Cap.VIEW_CUSTOMERS)
+    form = SearchFilterForm(request.GET or None)
+    data = form.cleaned()
+    query = (data.get("q") or "").strip()
+    mode = request.GET.get("as", "")
+    kind = data.get("kind") or ""
+    if mode == "options":
+        return _picker_options(request, query)
+    kinds = (kind,) if kind else ("institution", "person")
+    limit = 8 if mode == "suggest" else 100
+    hits = search.search(user, query, form.search_filters(), limit=limit, kinds=kinds) if query else []
+    for hit in hits:
+        hit.match_label = MATCH_LABELS.get(hit.match, hit.match)
+    context = {"form": form, "query": query, "hits": hits}
+    if mode == "suggest":
+        return render(request, "partials/search_suggestions.html", context)
+    return render(request, "customers/search.html", context)
+
+
+def _picker_options(request, query: str):
+    """<option>s of institutions matching `q` for the institution pickers of the forms."""
+    wanted_type = request.GET.get("type", "")
+    filters = search.Filters(type=wanted_type if wanted_type in InstitutionType.values else "")
+    hits = search.search(request.user, query, filters, limit=50, kinds=("institution",)) if query else []
+    options = [h.obj for h in hits if h.obj.kind != InstitutionType.DEPARTMENT or wanted_type == "department"]
+    return render(request, "partials/institution_options.html", {"options": options, "query": query})
+
+
+@login_required
+@require_GET
+def region_options(request):
+    """<option>s of the regions below the chosen one, for the cascading province → city → district selects."""
+    access.require(request.user, Cap.VIEW_CUSTOMERS)
+    code = ""
+    for key in ("parent", "province", "city"):
+        value = request.GET.get(key, "")
+        if value:
+            code = value
+            break
+    if code and not re.fullmatch(r"\d{6}", code):
+        raise Http404(_("No such region."))
+    reset = request.GET.get("reset", "")
+    context = {
+        "options": region_children(code) if code else [],
+        "blank": _("Any") if request.GET.get("blank") == "any" else "—",
+        "reset": reset if re.fullmatch(r"[A-Za-z0-9_-]{1,40}", reset) else "",
+    }
+    return render(request, "partials/region_options.html", context)
+
+
+# --- Customer 360 ------------------------------------------------------------------------------
+
+
+def _parent_chain(obj: Institution) -> list[Institution]:
+    chain, node, seen = [], obj.parent, {obj.pk}
+    while node is not None and node.pk not in seen and len(chain) < 10:
+        chain.append(node)
+        seen.add(node.pk)
+        node = node.parent
+    return list(reversed(chain))
+
+
+def _department_tree(user, obj: Institution) -> list[tuple[Institution, list[Institution]]]:
+    """Departments below an institution, two levels deep, as [(department, [sub-departments])]."""
+    qs = access.institutions_for(user, Institution.objects.active())
+    children = list(qs.filter(parent=obj).order_by("name"))
+    grandchildren: dict[int, list[Institution]] = {}
+    if children:
+        for g in qs.filter(parent__in=[c.pk for c in children]).order_by("name"):
+            grandchildren.setdefault(g.parent_id, []).append(g)
+    return [(c, grandchildren.get(c.pk, [])) for c in children]
+
+
+def _visible_duplicates(user, obj):
+    found = services.duplicates_of(obj)
+    if not found:
+        return []
+    model = type(obj)
+    scoped = access.institutions_for(user) if model is Institution else access.people_for(user)
+    visible = set(scoped.filter(pk__in=[o.pk for o, _reason in found]).values_list("pk", flat=True))
+    return [(o, DUPLICATE_REASONS.get(reason, reason)) for o, reason in found if o.pk in visible]
+
+
+@login_required
+@require_GET
+def institution_detail(request, pk: int):
+    user = request.user
+    obj = _visible(user, Institution, pk)
+    obj = Institution.objects.select_related("region", "owner", "team", "parent", "merged_into").get(
+        pk=obj.pk
+    )
+    people_qs = access.people_for(
+        user, Person.objects.active().filter(Q(institution=obj) | Q(department=obj))
+    ).select_related("department")
+    people = list(people_qs.order_by("name", "id")[: PEOPLE_ON_360 + 1])
+    more_people = len(people) > PEOPLE_ON_360
+    people = people[:PEOPLE_ON_360]
+    contacts = contact_view(user, people, fields=CONTACT_FIELDS, purpose="institution page")
+    for p in people:
+        p.shown = contacts[p.pk]
+    context = {
+        "obj": obj,
+        "chain": _parent_chain(obj),
+        "departments": _department_tree(user, obj),
+        "people": people,
+        "more_people": more_people,
+        "duplicates": _visible_duplicates(user, obj) if not obj.merged_into_id else [],
+        "history": _history("customers.institution", obj.pk),
+        "tags": list(obj.tags.all()),
+        "may_change": access.can_change(user, obj) and not obj.merged_into_id,
+    }
+    return render(request, "customers/institution_detail.html", context)
+
+
+def _person_context(
+    request, person: Person, *, revealed: dict | None = None, reveal_form=None, consent_form=None
+):
+    user = request.user
+    mode = access.personal_data_mode(user, person)
+    if revealed is not None:
+        contacts = dict(revealed)
+    else:
+        contacts = dict(contact_view(user, [person], purpose="person page")[person.pk])
+    contacts["masked"] = contacts.pop("_masked")
+    consents = list(person.consents.select_related("recorded_by"))
+    may_consent = access.can(user, Cap.MANAGE_CONSENTS) and not person.merged_into_id
+    return {
+        "obj": person,
+        "mode": mode,
+        "contacts": contacts,
+        "revealed": revealed is not None,
+        "reveal_form": reveal_form or (RevealForm() if mode == "reveal" and revealed is None else None),
+        "consents": consents,
+        "current_consents": services.current_consents(person),
+        "consent_form": consent_form or (ConsentForm() if may_consent else None),
+        "duplicates": _visible_duplicates(user, person) if not person.merged_into_id else [],
+        "history": _history("customers.person", person.pk),
+        "tags": list(person.tags.all()),
+        "may_change": access.can_change(user, person) and not person.merged_into_id,
+    }
+
+
+def _load_person(user, pk: int) -> Person:
+    person = _visible(user, Person, pk)
+    return Person.objects.select_related("institution", "department", "owner", "team", "merged_into").get(
+        pk=person.pk
+    )
+
+
+@login_required
+@require_GET
+def person_detail(request, pk: int):
+    person = _load_person(request.user, pk)
+    return render(request, "customers/person_detail.html", _person_context(request, person))
+
+
+@login_required
+def person_reveal(request, pk: int):
+    """Show a person's contact details in clear after the user states why (audited by contact_view)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    user = request.user
+    access.require(user, Cap.REVEAL_PERSONAL_DATA)
+    person = _load_person(user, pk)
+    form = RevealForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "customers/person_detail.html", _person_context(request, person, reveal_form=form)
+        )
+    shown = contact_view(user, [person], reveal_reason=form.cleaned_data["reason"], purpose="reveal")[
+        person.pk
+    ]
+    return render(request, "customers/person_detail.html", _person_context(request, person, revealed=shown))
+
+
+@login_required
+@require_POST
+def consent_create(request, pk: int):
+    user = request.user
+    access.require(user, Cap.MANAGE_CONSENTS)
+    person = _load_person(user, pk)
+    form = ConsentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.record_consent(user, person, form.cleaned_data)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The consent was recorded."))
+            return redirect("customers:person", pk=person.pk)
+    context = _person_context(request, person, consent_form=form)
+    return render(request, "customers/person_detail.html", context, status=400)
+
+
+# --- create / edit -----------------------------------------------------------------------------
+
+
+def _live_validation(request, form_class, instance):
+    """The error fragment for one field as the user types (htmx): the same rules the service applies."""
+    name = request.POST.get("_validate", "")
+    if name not in form_class.LIVE_FIELDS:
+        raise Http404(_("This field is not checked while typing."))
+    value = (request.POST.get(name) or "").strip()
+    errors, notes = [], []
+    if value:
+        cleaner = services.clean_institution if form_class is InstitutionForm else services.clean_person
+        try:
+            cleaner({name: value}, instance=instance)
+        except ValidationError as e:
+            errors = e.message_dict.get(name, [])
+        if not errors:
+            notes = _existing_notes(name, value, instance)
+            if name == "credit_code" and notes:
+                errors, notes = notes, []
+    return render(request, "partials/field_errors.html", {"name": name, "errors": errors, "notes": notes})
+
+
+def _existing_notes(name: str, value: str, instance) -> list[str]:
+    """Warn while typing that another record already uses this identifier."""
+    if name == "credit_code":
+        qs = Institution.objects.filter(credit_code=normalise.credit_code(value))
+        message = _("Another institution already has this credit code.")
+    elif name == "phone":
+        qs = Institution.objects.active().filter(phone_norm=normalise.phone(value))
+        message = _("Another institution already has this phone number: check for a duplicate.")
+    elif name in ("mobile", "landline"):
+        bidx = crypto.blind_index(normalise.phone(value), "phone")
+        qs = Person.objects.active().filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+        message = _("Another person already has this phone number: check for a duplicate.")
+    elif name == "email":
+        qs = Person.objects.active().filter(email_bidx=crypto.blind_index(normalise.email(value), "email"))
+        message = _("Another person already has this e-mail address: check for a duplicate.")
+    else:
+        return []
+    if instance is not None:
+        qs = qs.exclude(pk=instance.pk)
+    return [message] if qs.exists() else []
+
+
+def _department_options(request):
+    inst = request.GET.get("institution", "")
+    visible = access.institutions_for(request.user).filter(pk=inst).exists() if inst.isdigit() else False
+    options = departments_of(inst) if visible else Institution.objects.none()
+    return render(request, "partials/institution_options.html", {"options": options})
+
+
+def _form_view(request, *, form_class, instance, save, template: str, context: dict, initial=None):
+    """Create or edit: live validation, service errors onto fields, and conflicts that keep the input."""
+    if request.htmx and request.method == "POST" and "_validate" in request.POST:
+        return _live_validation(request, form_class, instance)
+    if request.htmx and request.method == "GET" and request.GET.get("_options") == "department":
+        return _department_options(request)
+    user = request.user
+    kwargs = {"initial": initial} if initial and request.method == "GET" else {}
+    form = form_class(_posted(request), user=user, instance=instance, **kwargs)
+    conflict = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            obj = save(form)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        except services.ConflictError as e:
+            form, conflict = _conflict_form(request, form_class, instance, e)
+        else:
+            messages.success(request, _("Saved."))
+            return redirect(page_of(obj))
+    if request.method == "GET" and instance is not None and isinstance(instance, Person) and not form.blind:
+        # the edit form shows personal data in clear: that is a read, and it is audited
+        contact_view(user, [instance], purpose="edit form")
+    context = {**context, "form": form, "obj": instance, "conflict": conflict}
+    return render(request, template, context, status=409 if conflict else 200)
+
+
+def _conflict_form(request, form_class, instance, error: services.ConflictError):
+    """Rebuild the form with the user's input, the current version, and what the other person changed."""
+    current = type(instance).objects.get(pk=instance.pk)
+    data = request.POST.copy()
+    data["version"] = str(current.version)
+    form = form_class(data, user=request.user, instance=current)
+    form.is_valid()
+    form.add_error(None, str(error))
+    changed = []
+    for name, value in form.initial.items():
+        if name == "version" or name not in form.fields:
+            continue
+        mine = request.POST.get(name, "")
+        theirs = "" if value is None else str(value)
+        if form_class is PersonForm and name in Person.PERSONAL_FIELDS and form.blind:
+            continue
+        if mine.strip() != theirs.strip():
+            changed.append((form.fields[name].label, theirs or "—", mine or "—"))
+    return form, changed
+
+
+def _visible_institution(user, pk: str) -> Institution | None:
+    return access.institutions_for(user).filter(pk=pk).first() if pk.isdigit() else None
+
+
+@login_required
+def institution_create(request):
+    access.require(request.user, Cap.CHANGE_CUSTOMERS)
+    initial = None
+    parent = _visible_institution(request.user, request.GET.get("parent", ""))
+    if parent is not None:  # "add a department" from a hospital's page
+        initial = {"parent": parent.pk, "kind": InstitutionType.DEPARTMENT, "region": parent.region}
+    return _form_view(
+        request, form_class=InstitutionForm, instance=None,
+        save=lambda form: services.create_institution(request.user, form.service_data),
+        template="customers/institution_form.html", context={}, initial=initial,
+    )  # fmt: skip
+
+
+@login_required
+def institution_edit(request, pk: int):
+    obj = _changeable(request.user, Institution, pk)
+    return _form_view(
+        request, form_class=InstitutionForm, instance=obj,
+        save=lambda form: services.update_institution(
+            request.user, obj, form.service_data, version=form.cleaned_data.get("version")
+        ),
+        template="customers/institution_form.html", context={},
+    )  # fmt: skip
+
+
+@login_required
+def person_create(request):
+    access.require(request.user, Cap.CHANGE_CUSTOMERS)
+    initial = None
+    inst = _visible_institution(request.user, request.GET.get("institution", ""))
+    if inst is not None:  # "add a person" from an institution's page
+        if inst.kind == InstitutionType.DEPARTMENT and inst.parent_id:
+            initial = {"institution": inst.parent_id, "department": inst.pk}
+        else:
+            initial = {"institution": inst.pk}
+    return _form_view(
+        request, form_class=PersonForm, instance=None,
+        save=lambda form: services.create_person(request.user, form.service_data),
+        template="customers/person_form.html", context={}, initial=initial,
+    )  # fmt: skip
+
+
+@login_required
+def person_edit(request, pk: int):
+    obj = _changeable(request.user, Person, pk)
+    return _form_view(
+        request, form_class=PersonForm, instance=obj,
+        save=lambda form: services.update_person(
+            request.user, obj, form.service_data, version=form.cleaned_data.get("version")
+        ),
+        template="customers/person_form.html", context={},
+    )  # fmt: skip
+
+
+# --- delete ------------------------------------------------------------------------------------
+
+
+def _delete_view(request, model, pk: int):
+    user = request.user
+    access.require(user, Cap.DELETE_CUSTOMERS)
+    obj = access.get_visible_or_404(user, model, pk)
+    if request.method == "POST":
+        try:
+            services.delete_customer(user, obj)
+        except ValidationError as e:
+            for message in e.messages:
+                messages.error(request, message)
+            return redirect(page_of(obj))
+        messages.success(request, _("“%(name)s” was deleted.") % {"name": obj.name})
+        return redirect("customers:institutions" if model is Institution else "customers:people")
+    return render(
+        request, "customers/confirm_delete.html", {"obj": obj, "is_institution": model is Institution}
+    )
+
+
+@login_required
+def institution_delete(request, pk: int):
+    return _delete_view(request, Institution, pk)
+
+
+@login_required
+def person_delete(request, pk: int):
+    return _delete_view(request, Person, pk)
+
+
+# --- duplicates and merge ----------------------------------------------------------------------
+
+
+def _load_groups(user, groups, model):
+    ids = {i for g in groups for i in g.ids}
+    scoped = access.institutions_for(user) if model is Institution else access.people_for(user)
+    related = ("region", "parent") if model is Institution else ("institution",)
+    objs = scoped.filter(pk__in=ids).select_related(*related).in_bulk()
+    out = []
+    for g in groups:
+        members = [objs[i] for i in sorted(g.ids) if i in objs]
+        if len(members) > 1:
+            out.append({"reason": DUPLICATE_REASONS.get(g.reason, g.reason), "members": members})
+    return out
+
+
+@login_required
+@require_GET
+def duplicate_list(request):
+    user = request.user
+    access.require(user, Cap.MERGE_CUSTOMERS)
+    context = {
+        "institution_groups": _load_groups(user, services.institution_duplicates(limit=100), Institution),
+        "person_groups": _load_groups(user, services.person_duplicates(limit=100), Person),
+    }
+    return render(request, "customers/duplicate_list.html", context)
+
+
+MERGE_FIELDS = {
+    "institution": ("code", "name", "short_name", "kind", "grade", "parent", "region", "credit_code",
+                    "legal_representative", "address", "phone", "external_id", "tier", "stage", "owner", "team",
+                    "source"),
+    "person": ("code", "name", "gender", "role", "title", "institution", "department", "mobile", "landline",
+               "email", "external_id", "tier", "stage", "owner", "team", "source"),
+}  # fmt: skip
+
+
+def _display(obj, field: str, shown: dict | None) -> str:
+    if shown is not None and field in shown:
+        return shown[field] or ""
+    getter = getattr(obj, f"get_{field}_display", None)
+    value = getter() if getter else getattr(obj, field)
+    return "" if value is None else str(value)
+
+
+@login_required
+def merge_view(request, kind: str, survivor: int, duplicate: int):
+    user = request.user
+    access.require(user, Cap.MERGE_CUSTOMERS)
+    model = {"institution": Institution, "person": Person}.get(kind)
+    if model is None or survivor == duplicate:
+        raise Http404(_("Nothing to merge here."))
+    left = access.get_visible_or_404(user, model, survivor)
+    right = access.get_visible_or_404(user, model, duplicate)
+    if request.method == "POST":
+        keep_id = request.POST.get("survivor", "")
+        if keep_id not in (str(left.pk), str(right.pk)):
+            messages.error(request, _("Choose which record to keep."))
+        else:
+            keep, drop = (left, right) if keep_id == str(left.pk) else (right, left)
+            try:
+                merged = services.merge(user, keep, drop)
+            except ValidationError as e:
+                for message in e.messages:
+                    messages.error(request, message)
+            else:
+                messages.success(
+                    request, _("%(dup)s was merged into %(keep)s.") % {"dup": drop.code, "keep": merged.code}
+                )
+                return redirect(page_of(merged))
+    shown = {}
+    if model is Person:
+        shown = contact_view(user, [left, right], fields=CONTACT_FIELDS, purpose="merge")
+    rows = [
+        (
+            left._meta.get_field(f).verbose_name,
+            _display(left, f, shown.get(left.pk)),
+            _display(right, f, shown.get(right.pk)),
+        )
+        for f in MERGE_FIELDS[kind]
+    ]
+    context = {"kind": kind, "left": left, "right": right, "rows": rows}
+    return render(request, "customers/merge.html", context)

@@ -1,0 +1,265 @@
+"""Import wizard pages (upload → dry-run report → confirm → progress), templates, error reports, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRefresh
+
+from pharmacrm.core import access
+from pharmacrm.core.roles import Cap
+
+from . import exporter, importer
+from .models import ImportJob
+
+MULTIPART_OVERHEAD = 64 * 1024  # form fields and boundaries around the file in an upload request
+
+
+class ImportForm(forms.Form):
+    target = forms.ChoiceField(label=gettext_lazy("What to import"), choices=ImportJob.Target.choices)
+    mode = forms.ChoiceField(
+        label=gettext_lazy("If some rows have errors"),
+        choices=[
+            (ImportJob.Mode.ALL_OR_NOTHING, gettext_lazy("Import nothing (all or nothing)")),
+            (ImportJob.Mode.GOOD_ROWS, gettext_lazy("Import the good rows and skip the bad ones")),
+        ],
+        initial=ImportJob.Mode.ALL_OR_NOTHING,
+        widget=forms.RadioSelect,
+    )
+    file = forms.FileField(
+        label=gettext_lazy("File"),
+        help_text=gettext_lazy("An .xlsx or .csv file in the template's format, at most %(size)s MB."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        size = f"{settings.IMPORT_MAX_BYTES / 1048576:g}"
+        self.fields["file"].help_text = self.fields["file"].help_text % {"size": size}
+
+
+class SizeLimitHandler(FileUploadHandler):
+    """Stops reading an upload as soon as it passes the import limit, whatever Content-Length said."""
+
+    def __init__(self, request=None):
+        super().__init__(request)
+        self.received = 0
+        self.too_large = False
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.received > settings.IMPORT_MAX_BYTES:
+            self.too_large = True
+            raise StopUpload(connection_reset=True)
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+def _too_large_message() -> str:
+    limit = f"{settings.IMPORT_MAX_BYTES / 1048576:g}"
+    return _("The file is too large; the limit is %(limit)s MB. Split it into smaller files.") % {
+        "limit": limit
+    }
+
+
+def _require_import(user) -> None:
+    access.require(user, Cap.IMPORT_CUSTOMERS)
+
+
+@csrf_exempt
+@login_required
+def import_start(request):
+    """Upload form; a POST stores the file and queues its dry run."""
+    _require_import(request.user)
+    if request.method == "POST":
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.IMPORT_MAX_BYTES + MULTIPART_OVERHEAD:
+            # refuse before reading the body: the request is not parsed at all
+            return _upload_page(request, ImportForm(), error=_too_large_message(), status=413)
+        limiter = SizeLimitHandler(request)
+        request.upload_handlers.insert(0, limiter)
+        return _import_post(request, limiter)
+    return _import_get(request)
+
+
+@csrf_protect
+def _import_get(request):
+    return _upload_page(request, ImportForm(initial={"target": request.GET.get("target", "institutions")}))
+
+
+@csrf_protect
+def _import_post(request, limiter: SizeLimitHandler):
+    if request.method != "POST":
+        return _import_get(request)
+    form = ImportForm(request.POST, request.FILES)
+    if limiter.too_large:
+        return _upload_page(request, ImportForm(), error=_too_large_message(), status=413)
+    if not form.is_valid():
+        return _upload_page(request, form, status=400)
+    data = form.cleaned_data
+    try:
+        job = importer.start_import(request.user, data["file"], data["target"], data["mode"])
+    except ValidationError as e:
+        return _upload_page(request, form, error=" ".join(e.messages), status=400)
+    return redirect("customers:import-detail", pk=job.pk)
+
+
+def _upload_page(request, form, error: str = "", status: int = 200):
+    jobs = importer.visible_jobs(request.user).order_by("-created_at")[:20]
+    context = {
+        "form": form,
+        "error": error,
+        "jobs": jobs,
+        "max_mb": f"{settings.IMPORT_MAX_BYTES / 1048576:g}",
+    }
+    return render(request, "customers/import_start.html", context, status=status)
+
+
+@login_required
+@require_GET
+def import_template(request, target: str, fmt: str):
+    """The empty template with the Chinese headers (anyone who may import may download it)."""
+    _require_import(request.user)
+    if target not in ImportJob.Target.values or fmt not in ("csv", "xlsx"):
+        raise Http404(_("No such template."))
+    content, content_type, name = importer.template_file(target, fmt)
+    return _download(content, content_type, name)
+
+
+def _download(content: bytes, content_type: str, name: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = exporter.attachment(name)
+    return response
+
+
+def _job(request, pk: int) -> ImportJob:
+    return get_object_or_404(importer.visible_jobs(request.user), pk=pk)
+
+
+def _job_context(job: ImportJob) -> dict:
+    done = importer.read_progress(job)
+    percent = int(100 * done / job.total_rows) if job.total_rows else 0
+    errors = [{**e, "text": importer.error_text(e)} for e in job.errors]
+    preview = []
+    for row in job.preview if isinstance(job.preview, list) else []:
+        texts = [f"{e['column']}: {importer.error_text(e)}" if e.get("column") else importer.error_text(e)
+                 for e in row.get("errors", [])]  # fmt: skip
+        preview.append({**row, "error_texts": texts})
+    columns = [c[0] for c in preview[0]["cells"]] if preview else []
+    return {
+        "job": job, "done": done, "percent": min(percent, 100), "errors": errors, "preview": preview,
+        "columns": columns, "notes": importer.job_messages(job),
+        "running": job.status in (ImportJob.Status.PENDING, ImportJob.Status.RUNNING),
+        "can_confirm": job.status == ImportJob.Status.PREVIEWED and job.dry_run,
+        "blocked": job.mode == ImportJob.Mode.ALL_OR_NOTHING and job.error_count > 0,
+        "good_rows": job.created_count + job.updated_count,
+        "more_errors": max(job.error_count - len(job.errors), 0),
+    }  # fmt: skip
+
+
+@login_required
+@require_GET
+def import_detail(request, pk: int):
+    """The dry-run report (or the import's result) with the progress bar while the worker runs."""
+    job = _job(request, pk)
+    return render(request, "customers/import_detail.html", _job_context(job))
+
+
+@login_required
+@require_GET
+def import_progress(request, pk: int):
+    """The progress fragment htmx polls every second; a finished job makes the page reload."""
+    job = _job(request, pk)
+    context = _job_context(job)
+    if not context["running"] and request.htmx:
+        return HttpResponseClientRefresh()
+    return render(request, "customers/import_progress.html", context)
+
+
+@login_required
+@require_POST
+def import_confirm(request, pk: int):
+    """Run the real import of a checked file, in the mode chosen (it may be switched here)."""
+    job = _job(request, pk)
+    mode = request.POST.get("mode") or job.mode
+    if mode == ImportJob.Mode.ALL_OR_NOTHING and job.error_count:
+        messages.error(request, importer.message("all_or_nothing_rejected", {"errors": job.error_count}))
+        return redirect("customers:import-detail", pk=job.pk)
+    try:
+        importer.confirm_import(request.user, job, mode=mode)
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+    return redirect("customers:import-detail", pk=job.pk)
+
+
+@login_required
+@require_GET
+def import_errors(request, pk: int, fmt: str):
+    """Every row error of a job, as CSV or XLSX, with reasons in the reader's language."""
+    job = _job(request, pk)
+    if fmt not in ("csv", "xlsx"):
+        raise Http404(_("No such report format."))
+    path = importer.error_report_path(job)
+    if not path.exists():
+        raise Http404(_("This import has no error report."))
+    header = [_("Row"), _("Column"), _("Reason"), _("Value")]
+    name = f"{_('import-errors')}-{job.pk}.{fmt}"
+    if fmt == "csv":
+        response = StreamingHttpResponse(_error_csv(path, header), content_type="text/csv; charset=utf-8")
+    else:
+        response = FileResponse(_error_xlsx(path, header), content_type=importer.XLSX_TYPE)
+    response["Content-Disposition"] = exporter.attachment(name)
+    return response
+
+
+def _error_rows(path):
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for row, column, code, params, value in reader:
+            yield [row, column, importer.message(code, json.loads(params or "{}")), value]
+
+
+def _error_csv(path, header):
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    buf.write("\ufeff")  # Excel opens UTF-8 CSV correctly only with a BOM
+    writer.writerow(header)
+    for row in _error_rows(path):
+        writer.writerow(row)
+        if buf.tell() > 64 * 1024:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode("utf-8")
+
+
+def _error_xlsx(path, header):
+    rows = ([int(r[0]) if r[0].isdigit() else r[0], *r[1:]] for r in _error_rows(path))
+    return exporter.xlsx_file(_("Errors"), header, rows)
+
+
+@login_required
+@require_GET
+def export_view(request, target: str, fmt: str):
+    """Download the customers the user may see, with the list page's filters."""
+    access.require(request.user, Cap.EXPORT_CUSTOMERS)
+    if target not in ImportJob.Target.values or fmt not in ("csv", "xlsx"):
+        raise Http404(_("No such export."))
+    return exporter.export_response(request.user, target, fmt, request.GET)

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `make run`: migrate, load the demo data once, then serve the web app (gunicorn) and the Huey worker until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT="${PORT:-8000}"
+VENV="${VENV:-.venv}"
+VAR="${PHARMACRM_VAR_DIR:-$PWD/var}"
+export PATH="$PWD/$VENV/bin:$PATH"
+mkdir -p "$VAR/logs"
+
+if ! python - "$PORT" <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does: old TIME_WAIT connections are fine
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+PY
+then
+    echo "Port $PORT is already in use; choose another one, e.g.  PORT=8010 make run" >&2
+    exit 1
+fi
+
+# The demo data goes in once per database: a new SQLite file gets it again.
+db_file="${SQLITE_PATH:-$VAR/pharmacrm.sqlite3}"
+stamp="$VAR/.demo-loaded"
+[ -n "${DATABASE_URL:-}" ] || [ -e "$db_file" ] || rm -f "$stamp"
+
+pharmacrm migrate --noinput
+
+if [ -n "${DATABASE_URL:-}" ]; then
+    echo "DATABASE_URL is set: no demo data is loaded into that database."
+elif [ ! -f "$stamp" ]; then
+    pharmacrm demo
+    touch "$stamp"
+fi
+
+# WhiteNoise serves the collected files; unchanged files are skipped, so this is quick after the first run.
+pharmacrm collectstatic --noinput -v 0
+
+pharmacrm run_huey >>"$VAR/logs/huey.log" 2>&1 &
+huey_pid=$!
+
+stop() {
+    trap - INT TERM EXIT
+    if kill -0 "$huey_pid" 2>/dev/null; then
+        kill -INT "$huey_pid" 2>/dev/null || true
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$huey_pid" 2>/dev/null || break; sleep 0.5; done
+        kill -TERM "$huey_pid" 2>/dev/null || true
+    fi
+    echo "PharmaCRM stopped."
+}
+trap stop INT TERM EXIT
+
+printf '\n  PharmaCRM is running at  http://127.0.0.1:%s   (Ctrl-C stops the web server and the worker)\n\n' "$PORT"
+if [ -z "${DATABASE_URL:-}" ]; then
+    cat <<MSG
+  Demo users: admin manager kam agent expert support aftersales rep pv analyst auditor
+  Their password, and the TOTP secrets of admin, auditor and pv (who also enter a one-time code
+  from an authenticator app), are in $VAR/demo-credentials.txt
+MSG
+fi
+printf '  API: http://127.0.0.1:%s/api/v1/ (docs at /api/docs/)   Worker log: %s\n\n' "$PORT" "$VAR/logs/huey.log"
+
+gunicorn pharmacrm.wsgi --bind "127.0.0.1:$PORT" --workers 2 --threads 4 --timeout 120 \
+    --log-level warning --error-logfile -

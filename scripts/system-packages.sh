@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install the Debian packages a make target needs when they are missing (as root), or say which to install.
+# Usage: scripts/system-packages.sh run|test
+set -euo pipefail
+
+target="${1:?usage: $0 run|test}"
+missing=()
+
+have_deb() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+# Front-end assets are installed with npm at set-up (both targets serve the same pages).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
+if [ "$target" = test ]; then
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    # Chinese pages in the browser tests' screenshots need a CJK font.
+    have_deb fonts-noto-cjk || missing+=(fonts-noto-cjk)
+fi
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    exit 0
+fi
+
+echo "Missing system packages: ${missing[*]}" >&2
+echo "Install them with:  sudo apt-get install ${missing[*]}" >&2
+if [ "$target" = run ] || [[ " ${missing[*]} " == *" npm "* ]]; then
+    exit 1  # without npm there are no front-end assets
+fi
+echo "Continuing: tests that need a missing tool will be skipped (and fail when CI=true)." >&2

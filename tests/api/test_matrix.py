@@ -1,0 +1,168 @@
+"""The authorization matrix: every role × every endpoint, expected answer derived from roles.MATRIX.
+
+Objects used are inside the sales rep's territory (Beijing), so the answers test capabilities;
+the scope itself is tested in test_customers.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pharmacrm.core.access import WRITE_CAPS
+from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.core.roles import MATRIX, READ_ONLY_ROLES, Cap, Role
+from pharmacrm.customers import services
+from pharmacrm.customers.models import ImportJob
+
+from .conftest import ROLES
+
+IMPORT_CSV = "机构名称,机构类型,行政区划代码\n北京和睦家医院,医院,110105\n".encode("utf-8-sig")
+
+
+def allowed(role: str, cap: Cap | None) -> bool:
+    """What the permission matrix promises: the role holds the capability, and a read-only role
+    never holds a write capability."""
+    if cap is None:
+        return True
+    r = Role(role)
+    return r in MATRIX[cap] and not (r in READ_ONLY_ROLES and cap in WRITE_CAPS)
+
+
+@dataclass
+class World:
+    """What the endpoints act on, made fresh for each test."""
+
+    users: dict[str, User]
+    xiehe: Any
+    person: Any
+    spare_institution: Any
+    spare_person: Any
+    consent: Any
+    audit_seq: int
+    own_import: Any
+
+
+@dataclass
+class Endpoint:
+    name: str
+    method: str
+    path: Callable[[World, str], str]
+    cap: Cap | None
+    ok: int
+    body: Callable[[World], Any] | None = None
+    multipart: bool = False
+
+
+def _import_body(w: World):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {
+        "file": SimpleUploadedFile("机构.csv", IMPORT_CSV, content_type="text/csv"),
+        "target": "institutions",
+        "mode": "all",
+        "dry_run": "true",
+    }
+
+
+ENDPOINTS = [
+    Endpoint("institutions.list", "get", lambda w, r: "/api/v1/institutions/", Cap.VIEW_CUSTOMERS, 200),
+    Endpoint("institutions.retrieve", "get", lambda w, r: f"/api/v1/institutions/{w.xiehe.pk}/", Cap.VIEW_CUSTOMERS, 200),
+    Endpoint(
+        "institutions.create", "post", lambda w, r: "/api/v1/institutions/", Cap.CHANGE_CUSTOMERS, 201,
+        body=lambda w: {"name": "北京市第六医院", "kind": "hospital", "region": "110101"},
+    ),
+    Endpoint(
+        "institutions.update", "patch", lambda w, r: f"/api/v1/institutions/{w.xiehe.pk}/", Cap.CHANGE_CUSTOMERS, 200,
+        body=lambda w: {"beds": 2050, "version": w.xiehe.version},
+    ),
+    Endpoint(
+        "institutions.replace", "put", lambda w, r: f"/api/v1/institutions/{w.spare_institution.pk}/",
+        Cap.CHANGE_CUSTOMERS, 200,
+        body=lambda w: {"name": "东城社区卫生服务中心", "kind": "community", "region": "110101", "version": 1},
+    ),
+    Endpoint(
+        "institutions.delete", "delete", lambda w, r: f"/api/v1/institutions/{w.spare_institution.pk}/",
+        Cap.DELETE_CUSTOMERS, 204,
+    ),
+    Endpoint("people.list", "get", lambda w, r: "/api/v1/people/", Cap.VIEW_CUSTOMERS, 200),
+    Endpoint("people.retrieve", "get", lambda w, r: f"/api/v1/people/{w.person.pk}/", Cap.VIEW_CUSTOMERS, 200),
+    Endpoint(
+        "people.create", "post", lambda w, r: "/api/v1/people/", Cap.CHANGE_CUSTOMERS, 201,
+        body=lambda w: {"name": "刘洋", "institution": w.xiehe.pk, "mobile": "13912345678"},
+    ),
+    Endpoint(
+        "people.update", "patch", lambda w, r: f"/api/v1/people/{w.person.pk}/", Cap.CHANGE_CUSTOMERS, 200,
+        body=lambda w: {"title": "副主任医师", "version": w.person.version},
+    ),
+    Endpoint("people.delete", "delete", lambda w, r: f"/api/v1/people/{w.spare_person.pk}/", Cap.DELETE_CUSTOMERS, 204),
+    Endpoint("consents.list", "get", lambda w, r: "/api/v1/consents/", Cap.VIEW_CUSTOMERS, 200),
+    Endpoint("consents.retrieve", "get", lambda w, r: f"/api/v1/consents/{w.consent.pk}/", Cap.VIEW_CUSTOMERS, 200),
+    Endpoint(
+        "consents.create", "post", lambda w, r: "/api/v1/consents/", Cap.MANAGE_CONSENTS, 201,
+        body=lambda w: {"person": w.person.pk, "purpose": "surveys", "channel": "wechat", "status": "withdrawn"},
+    ),
+    Endpoint("search", "get", lambda w, r: "/api/v1/search/?q=xiehe", Cap.VIEW_CUSTOMERS, 200),
+    Endpoint("regions.list", "get", lambda w, r: "/api/v1/regions/?parent=110000", None, 200),
+    Endpoint("roles.list", "get", lambda w, r: "/api/v1/roles/", None, 200),
+    Endpoint("audit.list", "get", lambda w, r: "/api/v1/audit/", Cap.VIEW_AUDIT, 200),
+    Endpoint("audit.retrieve", "get", lambda w, r: f"/api/v1/audit/{w.audit_seq}/", Cap.VIEW_AUDIT, 200),
+    Endpoint("users.list", "get", lambda w, r: "/api/v1/users/", Cap.MANAGE_USERS, 200),
+    Endpoint(
+        "users.create", "post", lambda w, r: "/api/v1/users/", Cap.MANAGE_USERS, 201,
+        body=lambda w: {"username": "newhire", "password": "Lotus-Harbour-7319", "roles": ["agent"]},
+    ),
+    Endpoint(
+        "users.update", "patch", lambda w, r: f"/api/v1/users/{w.users['expert'].pk}/", Cap.MANAGE_USERS, 200,
+        body=lambda w: {"display_name": "产品专家"},
+    ),
+    Endpoint(
+        "users.deactivate", "delete", lambda w, r: f"/api/v1/users/{w.users['support'].pk}/", Cap.MANAGE_USERS, 204
+    ),
+    Endpoint("export.institutions.csv", "get", lambda w, r: "/api/v1/export/institutions.csv", Cap.EXPORT_CUSTOMERS, 200),
+    Endpoint("export.people.csv", "get", lambda w, r: "/api/v1/export/people.csv", Cap.EXPORT_CUSTOMERS, 200),
+    Endpoint("export.people.xlsx", "get", lambda w, r: "/api/v1/export/people.xlsx", Cap.EXPORT_CUSTOMERS, 200),
+    Endpoint(
+        "imports.create", "post", lambda w, r: "/api/v1/imports/", Cap.IMPORT_CUSTOMERS, 202,
+        body=_import_body, multipart=True,
+    ),
+    Endpoint(
+        "imports.retrieve", "get", lambda w, r: f"/api/v1/imports/{w.own_import(r).pk}/", Cap.IMPORT_CUSTOMERS, 200
+    ),
+]  # fmt: skip
+
+
+@pytest.fixture
+def world(users, xiehe, beijing) -> World:
+    admin = users["admin"]
+    person = xiehe.people.get()
+    spare_institution = services.create_institution(
+        admin, {"name": "东城区社区卫生服务中心", "kind": "community", "region": beijing}
+    )
+    spare_person = services.create_person(admin, {"name": "赵敏", "institution": xiehe})
+    consent = services.record_consent(
+        admin, person, {"purpose": "service", "channel": "phone", "status": "given"}
+    )
+
+    def own_import(role: str) -> ImportJob:
+        return ImportJob.objects.create(
+            target="institutions", file_name="机构.csv", file_path="", file_sha256="0" * 64,
+            created_by=users[role], status=ImportJob.Status.PREVIEWED,
+        )  # fmt: skip
+
+    seq = AuditEntry.objects.order_by("seq").values_list("seq", flat=True).first()
+    return World(users, xiehe, person, spare_institution, spare_person, consent, seq, own_import)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
+def test_authorization_matrix(endpoint: Endpoint, role: str, world: World, api_for):
+    client = api_for(role)
+    kwargs: dict = {}
+    if endpoint.body is not None:
+        kwargs = {"data": endpoint.body(world), "format": "multipart" if endpoint.multipart else "json"}
+    response = getattr(client, endpoint.method)(endpoint.path(world, role), **kwargs)
+    expected = endpoint.ok if allowed(role, endpoint.cap) else 403
+    assert response.status_code == expected, f"{role} {endpoint.name}: {response.content[:300]!r}"

@@ -1,0 +1,122 @@
+"""The audit trail is append-only and hash-chained: `pharmacrm audit verify` finds any edited or deleted entry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def record_five() -> list[AuditEntry]:
+    return [
+        audit.record(
+            AuditEntry.Action.UPDATE,
+            ("customers.institution", str(n), f"第{n}人民医院"),
+            changes={"tier": ["regular", "vip"]},
+            actor_name="tester",
+        )
+        for n in range(1, 6)
+    ]
+
+
+@pytest.fixture
+def triggers_lifted():
+    """Take the append-only triggers away for the test (as an attacker with DB access would) and put them back."""
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("ALTER TABLE core_auditentry DISABLE TRIGGER USER")
+            restore = ["ALTER TABLE core_auditentry ENABLE TRIGGER USER"]
+        else:
+            cur.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'core_auditentry'"
+            )
+            found = cur.fetchall()
+            assert {name for name, _sql in found} == {"audit_no_update", "audit_no_delete"}
+            for name, _sql in found:
+                cur.execute(f'DROP TRIGGER "{name}"')
+            restore = [sql for _name, sql in found]
+    yield
+    with connection.cursor() as cur:
+        for sql in restore:
+            cur.execute(sql)
+
+
+def raw(sql: str, params=()) -> None:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+
+
+def test_an_untouched_chain_verifies_and_the_command_says_so(capsys):
+    record_five()
+    result = audit.verify()
+    assert result.ok and result.checked == 5
+    call_command("audit", "verify")
+    assert "5" in capsys.readouterr().out
+
+
+def test_the_database_refuses_to_edit_or_delete_an_entry():
+    entries = record_five()
+    for sql in (
+        "UPDATE core_auditentry SET object_repr = 'changed' WHERE seq = %s",
+        "DELETE FROM core_auditentry WHERE seq = %s",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            raw(sql, [entries[2].seq])
+    assert AuditEntry.objects.get(seq=3).object_repr == "第3人民医院"
+    assert audit.verify().ok
+
+
+def test_an_edited_entry_is_reported_by_its_number(triggers_lifted):
+    record_five()
+    raw(
+        "UPDATE core_auditentry SET changes = %s WHERE seq = 3",
+        [json.dumps({"tier": ["regular", "key"]})],
+    )
+    result = audit.verify()
+    assert result.problems == ["entry 3: content does not match its hash (edited)"]
+
+
+def test_an_entry_edited_with_its_hash_recomputed_breaks_the_next_link(triggers_lifted):
+    record_five()
+    raw("UPDATE core_auditentry SET actor_name = 'someone-else' WHERE seq = 2")
+    forged = AuditEntry.objects.get(seq=2)
+    raw("UPDATE core_auditentry SET hash = %s WHERE seq = 2", [audit._digest(forged.prev_hash, forged)])
+    result = audit.verify()
+    assert result.problems == ["entry 3: link to the previous entry is broken"]
+
+
+def test_a_deleted_entry_is_reported(triggers_lifted):
+    record_five()
+    raw("DELETE FROM core_auditentry WHERE seq = 4")
+    result = audit.verify()
+    assert any("4..4" in p and "missing" in p for p in result.problems), result.problems
+    assert result.checked == 4
+
+
+def test_a_deleted_last_entry_is_detected_through_the_chain_head(triggers_lifted):
+    record_five()
+    raw("DELETE FROM core_auditentry WHERE seq = 5")
+    result = audit.verify()
+    assert not result.ok
+    assert any("ends at entry 4" in p and "head records entry 5" in p for p in result.problems), (
+        result.problems
+    )
+
+
+def test_the_verify_command_exits_non_zero_and_lists_every_problem(triggers_lifted, capsys):
+    record_five()
+    raw("UPDATE core_auditentry SET object_repr = 'x' WHERE seq = 1")
+    raw("DELETE FROM core_auditentry WHERE seq = 3")
+    with pytest.raises(CommandError) as failed:
+        call_command("audit", "verify")
+    assert failed.value.returncode == 1
+    err = capsys.readouterr().err
+    assert "entry 1: content does not match its hash (edited)" in err
+    assert "entries 3..3 are missing (deleted)" in err

@@ -1,0 +1,141 @@
+"""`pharmacrm backup` / `pharmacrm restore` on the database in use, the daily schedule and retention."""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import stat
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from pharmacrm.core import audit, backup, crypto, tasks
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers import services
+from pharmacrm.customers.models import Institution, Person
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def backup_dir(tmp_path, settings):
+    settings.BACKUP_DIR = tmp_path / "backups"
+    return settings.BACKUP_DIR
+
+
+def test_a_restore_brings_back_exactly_the_backed_up_data(xiehe, admin_user, backup_dir, capsys):
+    doctor = Person.objects.get(name="张伟")
+    call_command("backup")
+    made = backup.list_backups(backup_dir)
+    assert len(made) == 1
+    out = capsys.readouterr().out
+    assert str(made[0]) in out and "keyring" in out
+    recorded = AuditEntry.objects.get(action=AuditEntry.Action.BACKUP)
+    assert recorded.extra["file"] == made[0].name
+
+    services.update_institution(admin_user, xiehe, {"name": "北京协和医院（东院）", "tier": "key"})
+    services.update_person(admin_user, doctor, {"mobile": "13911112222"})
+    services.create_institution(admin_user, {"name": "备份之后新建的诊所", "kind": "clinic"})
+
+    call_command("restore", str(made[0]), "--yes")
+
+    xiehe = Institution.objects.get(pk=xiehe.pk)
+    assert xiehe.name == "北京协和医院" and xiehe.tier == "new"
+    assert not Institution.objects.filter(name="备份之后新建的诊所").exists()
+    doctor = Person.objects.get(pk=doctor.pk)
+    assert doctor.mobile == "13800138000" and doctor.email == "zhangwei@example.com"
+    assert doctor.birthday == datetime.date(1975, 3, 15)
+    # the restored chain is intact and ends with the restore itself
+    assert audit.verify().ok
+    last = AuditEntry.objects.order_by("-seq").first()
+    assert last.action == AuditEntry.Action.RESTORE and last.extra["file"] == made[0].name
+    assert last.extra["key_problems"] == []
+    assert last.extra["sha256"] == recorded.extra["sha256"]  # the very file whose backup was recorded
+
+
+def test_a_backup_is_private_and_comes_with_its_key_ring(xiehe, backup_dir):
+    made = backup.backup(actor_name="tester")
+    assert made.path.parent == backup_dir
+    for path in (made.path, made.keyring_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
+    assert crypto.KeyRing.from_json(made.keyring_path.read_text()) == crypto.keyring()
+    if connection.vendor == "sqlite":
+        with gzip.open(made.path) as fh:
+            assert fh.read(16) == b"SQLite format 3\x00"
+        assert made.path.name.endswith(".sqlite3.gz")
+    else:
+        assert made.path.read_bytes()[:5] == b"PGDMP"
+    entry = AuditEntry.objects.order_by("-seq").first()
+    assert entry.action == AuditEntry.Action.BACKUP and entry.actor_name == "tester"
+    assert entry.extra["sha256"] == made.sha256
+
+
+def test_restore_refuses_to_overwrite_data_without_yes(xiehe, admin_user, backup_dir):
+    made = backup.backup()
+    services.update_institution(admin_user, xiehe, {"tier": "vip"})
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("restore", str(made.path))
+    assert Institution.objects.get(pk=xiehe.pk).tier == "vip"
+
+
+def test_restore_refuses_a_file_that_is_not_a_backup_and_changes_nothing(xiehe, backup_dir, tmp_path):
+    fake = tmp_path / (
+        "pharmacrm-20260101-000000.sqlite3.gz" if connection.vendor == "sqlite" else "x.pgdump"
+    )
+    fake.write_bytes(gzip.compress(b"not a database") if connection.vendor == "sqlite" else b"not a dump")
+    with pytest.raises(CommandError):
+        call_command("restore", str(fake), "--yes")
+    assert Institution.objects.filter(pk=xiehe.pk).exists()
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("restore", str(tmp_path / "missing.sqlite3.gz"), "--yes")
+
+
+def test_retention_keeps_the_newest_backups_and_their_key_rings(backup_dir):
+    backup_dir.mkdir()
+    for day in range(1, 6):
+        for suffix in (".sqlite3.gz", ".keyring.json"):
+            (backup_dir / f"pharmacrm-202601{day:02d}-023000{suffix}").write_text("x")
+    (backup_dir / "pharmacrm-20260103-023000-2.sqlite3.gz").write_text("x")  # a second one that day
+    (backup_dir / "notes.txt").write_text("kept")
+
+    deleted = backup.apply_retention(3, backup_dir)
+
+    assert [p.name for p in backup.list_backups(backup_dir)] == [
+        "pharmacrm-20260105-023000.sqlite3.gz",
+        "pharmacrm-20260104-023000.sqlite3.gz",
+        "pharmacrm-20260103-023000-2.sqlite3.gz",
+    ]
+    assert {p.name for p in deleted} == {
+        "pharmacrm-20260101-023000.sqlite3.gz", "pharmacrm-20260101-023000.keyring.json",
+        "pharmacrm-20260102-023000.sqlite3.gz", "pharmacrm-20260102-023000.keyring.json",
+        "pharmacrm-20260103-023000.sqlite3.gz", "pharmacrm-20260103-023000.keyring.json",
+    }  # fmt: skip
+    assert (backup_dir / "notes.txt").exists()
+
+
+def test_the_daily_task_backs_up_and_applies_retention(xiehe, backup_dir, settings):
+    settings.BACKUP_KEEP_DAILY = 2
+    for _ in range(3):
+        tasks.daily_backup.call_local()
+    kept = backup.list_backups(backup_dir)
+    assert len(kept) == 2
+    assert sorted(p.name for p in backup_dir.iterdir()) == sorted(
+        [p.name for p in kept] + [backup.keyring_path_for(p).name for p in kept]
+    )
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.BACKUP, actor_name="scheduler").count() == 3
+
+
+def test_the_daily_backup_runs_at_half_past_two_in_china():
+    from huey.contrib.djhuey import HUEY
+
+    def due(local_time: datetime.datetime) -> bool:
+        if HUEY.utc:  # the consumer hands periodic tasks naive UTC times
+            local_time = local_time.replace(tzinfo=datetime.timezone(datetime.timedelta(hours=8)))
+            local_time = local_time.astimezone(datetime.UTC).replace(tzinfo=None)
+        return any(isinstance(t, tasks.daily_backup.task_class) for t in HUEY.read_periodic(local_time))
+
+    assert due(datetime.datetime(2026, 3, 2, 2, 30))
+    assert not due(datetime.datetime(2026, 3, 2, 10, 30))
+    assert not due(datetime.datetime(2026, 3, 2, 2, 31))

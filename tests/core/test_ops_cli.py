@@ -1,0 +1,59 @@
+"""The `pharmacrm` command: our operations commands by their hyphenated names, and Django's commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from django.db import connection
+
+from pharmacrm import cli
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry
+
+
+def test_help_lists_the_operations_commands():
+    done = subprocess.run(
+        [sys.executable, "-m", "pharmacrm.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    for name in ("demo", "seed", "audit", "rotate-keys", "backup", "restore", "migrate"):
+        assert name in done.stdout
+
+
+def test_a_hyphenated_name_reaches_its_django_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["rotate-keys", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "pharmacrm rotate_keys" in out and "--prune" in out
+    cli.main(["help", "rotate-keys"])
+    assert "--resume" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_audit_verify_exits_with_status_1_when_the_chain_is_broken(capsys):
+    for n in range(3):
+        audit.record(
+            AuditEntry.Action.EXPORT, ("customers.institution", "", "export"), actor_name="t", rows=n
+        )
+    cli.main(["audit", "verify"])  # intact: returns normally (exit status 0)
+    assert "3 entries checked" in capsys.readouterr().out
+
+    trigger = None
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("ALTER TABLE core_auditentry DISABLE TRIGGER USER")
+        else:
+            cur.execute("SELECT sql FROM sqlite_master WHERE name = 'audit_no_update'")
+            trigger = cur.fetchone()[0]
+            cur.execute("DROP TRIGGER audit_no_update")
+        cur.execute("UPDATE core_auditentry SET extra = %s WHERE seq = 2", ['{"rows": 999}'])
+    try:
+        with pytest.raises(SystemExit) as done:
+            cli.main(["audit", "verify"])
+    finally:
+        with connection.cursor() as cur:  # a new cursor: the command closed the connection when it ended
+            cur.execute(trigger or "ALTER TABLE core_auditentry ENABLE TRIGGER USER")
+    assert done.value.code == 1
+    assert "entry 2: content does not match its hash (edited)" in capsys.readouterr().err

@@ -1,0 +1,141 @@
+"""`pharmacrm rotate-keys`: a new key re-encrypts all personal data, old keys go only when nothing uses them."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from pharmacrm.core import audit, backup, crypto, keys
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers import search
+from pharmacrm.customers.models import Person
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def own_keyring(tmp_path, settings, monkeypatch):
+    """A key-ring file of the test's own, so rotating never touches the ring other tests use."""
+    monkeypatch.delenv("PHARMACRM_KEYRING_FILE", raising=False)
+    monkeypatch.delenv("PHARMACRM_KEYRING", raising=False)
+    original = crypto.keyring()
+    path = tmp_path / "keyring.json"
+    path.write_text(original.to_json())
+    settings.PHARMACRM_KEYRING_PATH = path
+    crypto.install_keyring(original, persist=False)
+    yield path
+    crypto.install_keyring(original, persist=False)
+
+
+def raw_values(column: str) -> list[str]:
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT {column} FROM customers_person WHERE {column} <> '' ORDER BY id")
+        return [row[0] for row in cur.fetchall()]
+
+
+def ring_on_disk(path) -> crypto.KeyRing:
+    return crypto.KeyRing.from_json(path.read_text())
+
+
+def test_rotation_re_encrypts_everything_and_reads_back_the_same(own_keyring, xiehe, users, capsys):
+    old_key = crypto.keyring().active
+    assert all(v.startswith(f"e1:{old_key}:") for v in raw_values("mobile"))
+    before = raw_values("email")
+
+    call_command("rotate_keys")
+
+    ring = ring_on_disk(own_keyring)
+    new_key = ring.active
+    assert new_key != old_key and old_key in ring.keys  # the old key stays until pruned
+    assert crypto.keyring() == ring
+    for column in ("mobile", "email", "birthday"):
+        values = raw_values(column)
+        assert values and all(v.startswith(f"e1:{new_key}:") for v in values), column
+    assert raw_values("email") != before
+    doctor = Person.objects.get(name="张伟")
+    assert (doctor.mobile, doctor.email, doctor.birthday) == (
+        "13800138000", "zhangwei@example.com", datetime.date(1975, 3, 15),
+    )  # fmt: skip
+    assert [h.obj for h in search.search(users["agent"], "138 0013 8000")] == [doctor]
+    entry = AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).get()
+    assert entry.extra["active_key"] == new_key and entry.extra["remaining"] == {}
+    assert entry.extra["reencrypted"]["customers.person.mobile"] == 1
+    assert entry.actor_name.startswith("cli:")
+    assert audit.verify().ok
+    assert "customers.person.mobile: 1" in capsys.readouterr().out
+
+
+def test_prune_removes_the_old_key_once_nothing_uses_it(own_keyring, xiehe):
+    old_key = crypto.keyring().active
+    call_command("rotate_keys", "--prune")
+    ring = ring_on_disk(own_keyring)
+    assert old_key not in ring.keys and list(ring.keys) == [ring.active]
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
+    pruned = AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).order_by("-seq").first()
+    assert pruned.extra["pruned"] == [old_key]
+
+
+def test_prune_keeps_a_key_that_some_value_still_uses(own_keyring, xiehe):
+    old_key = crypto.keyring().active
+    old_mobile = raw_values("mobile")[0]
+    call_command("rotate_keys")
+    # a process that still ran with the old ring wrote this value during the rotation
+    with connection.cursor() as cur:
+        cur.execute("UPDATE customers_person SET mobile = %s", [old_mobile])
+    assert keys.prunable_keys() == []
+    call_command("rotate_keys", "--resume", "--prune")
+    assert old_key not in ring_on_disk(own_keyring).keys  # --resume re-encrypted it first
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
+
+
+def test_resume_finishes_an_interrupted_rotation_without_adding_a_key(own_keyring, xiehe):
+    keys.save_ring(crypto.keyring().with_new_key())  # the run stopped right after activating the new key
+    new_key = crypto.keyring().active
+    assert not any(v.startswith(f"e1:{new_key}:") for v in raw_values("mobile"))
+    assert Person.objects.get(name="张伟").mobile == "13800138000"  # still readable half-way
+
+    call_command("rotate_keys", "--resume")
+
+    assert ring_on_disk(own_keyring).active == new_key
+    assert all(v.startswith(f"e1:{new_key}:") for v in raw_values("mobile") + raw_values("email"))
+
+
+def test_a_key_ring_given_in_the_environment_is_left_alone(own_keyring, xiehe, monkeypatch):
+    before = own_keyring.read_text()
+    mobiles = raw_values("mobile")
+    monkeypatch.setenv("PHARMACRM_KEYRING", crypto.keyring().to_json())
+    with pytest.raises(CommandError, match="PHARMACRM_KEYRING_FILE"):
+        call_command("rotate_keys")
+    assert own_keyring.read_text() == before and raw_values("mobile") == mobiles
+
+
+def test_a_key_ring_file_named_in_the_environment_is_rotated_in_place(
+    own_keyring, xiehe, monkeypatch, tmp_path
+):
+    secret = tmp_path / "secrets" / "keyring.json"
+    secret.parent.mkdir()
+    secret.write_text(crypto.keyring().to_json())
+    monkeypatch.setenv("PHARMACRM_KEYRING_FILE", str(secret))
+    call_command("rotate_keys")
+    assert json.loads(secret.read_text())["active"] == crypto.keyring().active
+    assert ring_on_disk(own_keyring) != crypto.keyring()  # the default file was not used
+
+
+def test_an_old_backup_restores_with_its_own_key_ring_after_the_keys_were_pruned(
+    own_keyring, xiehe, tmp_path, settings
+):
+    settings.BACKUP_DIR = tmp_path / "backups"
+    made = backup.backup()
+    call_command("rotate_keys", "--prune")
+
+    with pytest.raises(CommandError, match="--with-keyring"):
+        call_command("restore", str(made.path), "--yes")
+
+    call_command("restore", str(made.path), "--yes", "--with-keyring")
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
+    assert ring_on_disk(own_keyring) == crypto.KeyRing.from_json(made.keyring_path.read_text())
+    assert keys.problems() == []

@@ -1,0 +1,117 @@
+"""Customer export: the access policy decides the rows, personal data is masked for roles that may not
+see it, clear exports are audited, and an export can be imported again unchanged."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+from openpyxl import load_workbook
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers import importer, services
+from pharmacrm.customers.models import Institution
+
+
+@pytest.fixture(autouse=True)
+def var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    return tmp_path
+
+
+def export(client, target: str, fmt: str = "csv", **params) -> list[list]:
+    response = client.get(reverse("customers:export", args=[target, fmt]), params)
+    assert response.status_code == 200, response.status_code
+    assert "attachment" in response["Content-Disposition"]
+    body = b"".join(response.streaming_content)
+    if fmt == "csv":
+        return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    return [[c.value for c in row] for row in load_workbook(io.BytesIO(body)).worksheets[0].iter_rows()]
+
+
+def column(rows: list[list], header: str) -> list:
+    i = rows[0].index(header)
+    return [r[i] for r in rows[1:]]
+
+
+def test_a_rep_exports_only_the_institutions_of_their_territory(client_for, xiehe, ruijin):
+    names = column(export(client_for("rep"), "institutions"), "机构名称")
+    assert sorted(names) == ["北京协和医院", "心内科"]
+    everything = column(export(client_for("analyst"), "institutions"), "机构名称")
+    assert "上海交通大学医学院附属瑞金医院" in everything
+
+
+def test_the_export_uses_the_import_templates_headers_and_words(client_for, xiehe):
+    rows = export(client_for("kam"), "institutions", "xlsx")
+    assert rows[0][:4] == ["内部编号", "机构名称", "机构类型", "医院等级"]
+    hospital = dict(zip(rows[0], next(r for r in rows[1:] if r[1] == "北京协和医院"), strict=True))
+    assert (hospital["机构类型"], hospital["医院等级"], hospital["省"], hospital["区县"]) == (
+        "医院",
+        "三级甲等",
+        "北京市",
+        "朝阳区",
+    )
+    assert hospital["统一社会信用代码"] == xiehe.credit_code and hospital["专科"] == "内科,心内科"
+    dept = dict(zip(rows[0], next(r for r in rows[1:] if r[1] == "心内科"), strict=True))
+    assert dept["上级机构"] == xiehe.credit_code and dept["上级机构名称"] == "北京协和医院"
+
+
+@pytest.mark.parametrize("role", ["analyst", "auditor"])
+def test_roles_that_may_not_see_personal_data_get_it_masked(client_for, xiehe, role):
+    rows = export(client_for(role), "people")
+    assert column(rows, "姓名") == ["张伟"]
+    assert column(rows, "手机") == ["138****8000"]
+    assert column(rows, "邮箱") == ["z***@example.com"]
+    assert column(rows, "生日") == ["****-03-15"]
+    entry = AuditEntry.objects.filter(action="export").latest("seq")
+    assert entry.extra["masked"] is True and entry.extra["count"] == 1
+    assert not AuditEntry.objects.filter(action="read_personal").exists()
+
+
+def test_an_agent_may_not_export_at_all(client_for, xiehe):
+    assert client_for("agent").get(reverse("customers:export", args=["people", "csv"])).status_code == 403
+
+
+def test_a_clear_export_is_audited_as_a_read_of_personal_data(client_for, users, xiehe):
+    rows = export(client_for("kam"), "people", "xlsx", tier="new", q="张伟")
+    assert column(rows, "手机") == ["138 0013 8000"] and column(rows, "邮箱") == ["zhangwei@example.com"]
+    export_entry = AuditEntry.objects.get(action="export")
+    read = AuditEntry.objects.get(action="read_personal")
+    assert export_entry.actor == users["kam"] and export_entry.extra["masked"] is False
+    assert (
+        export_entry.extra["filters"] == {"tier": "new", "q": "张伟"}
+        and export_entry.extra["format"] == "xlsx"
+    )
+    assert read.extra["count"] == 1 and read.extra["purpose"] == "export" and "mobile" in read.extra["fields"]
+
+
+def test_filters_narrow_the_export_like_the_lists(client_for, xiehe, ruijin):
+    client = client_for("kam")
+    assert column(export(client, "institutions", type="department"), "机构名称") == ["心内科"]
+    assert column(export(client, "institutions", province="310000"), "机构名称") == [
+        "上海交通大学医学院附属瑞金医院"
+    ]
+    assert column(export(client, "institutions", q="xiehe"), "机构名称") == ["北京协和医院"]
+    assert column(export(client, "people", institution=str(ruijin.pk)), "姓名") == []
+
+
+def test_an_exported_file_imports_again_without_changes(client_for, users, xiehe, ruijin, tmp_path):
+    for target in ("institutions", "people"):
+        response = client_for("kam").get(reverse("customers:export", args=[target, "xlsx"]))
+        path = tmp_path / f"{target}.xlsx"
+        path.write_bytes(b"".join(response.streaming_content))
+        job = importer.import_file(path, target, users["kam"])
+        assert (job.created_count, job.updated_count, job.error_count) == (0, 0, 0), job.errors
+        assert job.unchanged_count == (3 if target == "institutions" else 1)
+
+
+def test_cells_that_look_like_formulas_stay_text(client_for, admin_user):
+    services.create_institution(admin_user, {"name": '=HYPERLINK("http://x")', "kind": "clinic"})
+    client = client_for("kam")
+    assert column(export(client, "institutions"), "机构名称") == ['\'=HYPERLINK("http://x")']
+    response = client.get(reverse("customers:export", args=["institutions", "xlsx"]))
+    cell = load_workbook(io.BytesIO(b"".join(response.streaming_content))).worksheets[0]["B2"]
+    assert cell.data_type == "s" and cell.value == '=HYPERLINK("http://x")'
+    assert Institution.objects.count() == 1

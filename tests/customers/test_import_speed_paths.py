@@ -1,0 +1,81 @@
+"""The import's writer thread: chunks committed beside the reading thread, rolled back together."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+
+import pytest
+from django.db import connection
+
+from pharmacrm.core import audit
+from pharmacrm.customers import importer, search
+from pharmacrm.customers.models import ImportJob, Person, SearchTerm
+
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚华建国志红玉梅文辉鹏飞晓燕俊峰婷雪"
+
+
+def _people_file(tmp_path, count: int, bad_row: int | None = None):
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["姓名", "手机", "外部编号"])
+    for i in range(count):
+        mobile = "12345" if i == bad_row else f"139{i:08d}"
+        writer.writerow([f"测试{GIVEN[i % len(GIVEN)]}{GIVEN[(i * 7) % len(GIVEN)]}", mobile, f"T-{i}"])
+    path = tmp_path / "people.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def writer_threads(monkeypatch):
+    """Small chunks so several pass through the writer; records which thread committed each."""
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 25)
+    names = []
+    commit = importer._commit
+
+    def spy(run, items, in_transaction):
+        names.append(threading.current_thread().name)
+        return commit(run, items, in_transaction)
+
+    monkeypatch.setattr(importer, "_commit", spy)
+    return names
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["all", "good"])
+def test_the_writer_thread_imports_people_outside_a_transaction(
+    users, tmp_path, settings, writer_threads, mode
+):
+    settings.VAR_DIR = tmp_path
+    assert not connection.in_atomic_block
+    job = importer.import_file(_people_file(tmp_path, 120), "people", users["kam"], mode=mode)
+    assert (job.status, job.created_count, job.processed_rows) == ("done", 120, 120), job.errors
+    expected = "import-writer" if importer.writer_thread_possible() else threading.main_thread().name
+    assert writer_threads == [expected] * 5  # five chunks, all committed by the writer thread when possible
+    people = Person.objects.filter(external_id__startswith="T-")
+    assert people.count() == 120
+    ids = list(people.values_list("id", flat=True))
+    assert (
+        SearchTerm.objects.filter(kind=SearchTerm.Kind.PERSON, obj_id__in=ids)
+        .values("obj_id")
+        .distinct()
+        .count()
+        == 120
+    )
+    assert audit.verify().ok
+    someone = people.first()
+    assert [h.obj for h in search.search(users["kam"], someone.name)][:1] and someone.mobile.startswith("139")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_row_in_a_late_chunk_rolls_back_what_the_writer_thread_wrote(
+    users, tmp_path, settings, writer_threads
+):
+    settings.VAR_DIR = tmp_path
+    job = importer.import_file(_people_file(tmp_path, 120, bad_row=110), "people", users["kam"], mode="all")
+    assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.REJECTED, 0, 1)
+    assert [(e["row"], e["code"]) for e in job.errors] == [(112, "invalid_mobile")]
+    assert not Person.objects.filter(external_id__startswith="T-").exists()
+    assert len(writer_threads) == 5

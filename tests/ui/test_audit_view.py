@@ -1,0 +1,67 @@
+"""The audit viewer: filters, paging, changes before → after, and verifying the chain from the page."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.utils import timezone
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers import services
+
+
+def test_the_audit_trail_shows_who_did_what_with_before_and_after(client_for, xiehe, admin_user):
+    services.update_institution(admin_user, xiehe, {"address": "东城区帅府园1号"})
+    page = client_for("auditor").get("/accounts/audit/").content.decode()
+    assert "北京协和医院" in page and "东城区帅府园1号" in page
+    assert f'href="/customers/institutions/{xiehe.pk}/"' in page
+    entry = AuditEntry.objects.filter(action="update").first()
+    assert entry.request_id[:9] in page
+
+
+def test_filters_narrow_the_trail(client_for, xiehe, doctor, admin_user):
+    client = client_for("auditor")
+    client_for("agent").post(f"/customers/people/{doctor.pk}/reveal/", {"reason": "Call back"})
+    by_actor = client.get("/accounts/audit/?actor=agent").content.decode()
+    assert "Call back" in by_actor and "北京协和医院" not in by_actor
+    by_action = client.get("/accounts/audit/?action=read_personal").content.decode()
+    assert "Call back" in by_action
+    by_object = client.get(
+        f"/accounts/audit/?object_type=customers.institution&object_id={xiehe.pk}"
+    ).content.decode()
+    assert "北京协和医院" in by_object and "张伟" not in by_object
+    request_id = AuditEntry.objects.get(action="read_personal").request_id
+    by_request = client.get(f"/accounts/audit/?request_id={request_id}").content.decode()
+    assert "Call back" in by_request and "北京协和医院" not in by_request
+    tomorrow = (timezone.localdate() + datetime.timedelta(days=1)).isoformat()
+    future = client.get(f"/accounts/audit/?date_from={tomorrow}").content.decode()
+    assert "No audit entries match these filters." in future
+    today = timezone.localdate().isoformat()
+    assert (
+        "北京协和医院" in client.get(f"/accounts/audit/?date_from={today}&date_to={today}").content.decode()
+    )
+
+
+def test_the_trail_is_paged_by_fifty_newest_first(client_for, admin_user, beijing):
+    for i in range(55):
+        services.create_institution(admin_user, {"name": f"诊所{i:02d}", "kind": "clinic", "region": beijing})
+    client = client_for("auditor")
+    first = client.get("/accounts/audit/?action=create").content.decode()
+    assert "诊所54" in first and "诊所00" not in first
+    assert "before=" in first
+    older_seq = first.split("before=")[1].split('"')[0]
+    second = client.get(f"/accounts/audit/?action=create&before={older_seq}").content.decode()
+    assert "诊所00" in second and "诊所54" not in second
+
+
+def test_verifying_the_chain_from_the_page(client_for, xiehe):
+    response = client_for("auditor").post("/accounts/audit/", {"verify": "1"}, HTTP_ACCEPT_LANGUAGE="en")
+    page = response.content.decode()
+    assert "The audit chain is intact:" in page
+    assert str(AuditEntry.objects.count()) in page
+
+
+def test_the_audit_trail_is_refused_to_other_roles(client_for):
+    for role in ("agent", "manager", "pv"):
+        assert client_for(role).get("/accounts/audit/").status_code == 403
+        assert client_for(role).post("/accounts/audit/", {"verify": "1"}).status_code == 403

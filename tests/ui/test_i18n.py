@@ -1,0 +1,37 @@
+"""Language: Simplified Chinese by default, English and Traditional Chinese by the switcher."""
+
+from __future__ import annotations
+
+
+def test_pages_are_in_simplified_chinese_by_default(client):
+    page = client.get("/accounts/login/").content.decode()
+    assert '<html lang="zh-hans">' in page
+    assert '<option value="zh-hans" lang="zh-hans" selected>简体中文</option>' in page
+
+
+def test_the_switcher_offers_three_languages_and_posts_to_set_language(client):
+    page = client.get("/accounts/login/").content.decode()
+    assert 'action="/i18n/setlang/" method="post"' in page
+    for code in ("zh-hans", "en", "zh-hant"):
+        assert f'value="{code}"' in page
+
+
+def test_switching_to_english_and_back(client_for):
+    client = client_for("agent")
+    response = client.post("/i18n/setlang/", {"language": "en", "next": "/customers/institutions/"})
+    assert response.status_code == 302 and response["Location"] == "/customers/institutions/"
+    assert client.cookies["django_language"].value == "en"
+    page = client.get("/customers/institutions/").content.decode()
+    assert '<html lang="en">' in page
+    assert "This field is required." in client.post("/customers/institutions/new/", {}).content.decode()
+    client.post("/i18n/setlang/", {"language": "zh-hant", "next": "/"})
+    assert '<html lang="zh-hant">' in client.get("/").content.decode()
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    page = client.get("/customers/institutions/new/").content.decode()
+    assert '<html lang="zh-hans">' in page
+    assert "该字段是必填项。" in client.post("/customers/institutions/new/", {}).content.decode()
+
+
+def test_the_language_cookie_is_honoured_on_the_sign_in_page(client):
+    client.cookies["django_language"] = "en"
+    assert '<html lang="en">' in client.get("/accounts/login/").content.decode()
