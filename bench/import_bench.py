@@ -90,7 +90,9 @@ def run(n: int) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
     out = proc.stdout + proc.stderr
     print(out[-4000:])
-    m = re.search(r"RESULT status=(\S+) rows=(\d+) created=(\d+) updated=(\d+) errors=(\d+) seconds=([\d.]+)", out)
+    m = re.search(
+        r"RESULT status=(\S+) rows=(\d+) created=(\d+) updated=(\d+) errors=(\d+) seconds=([\d.]+)", out
+    )
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out)
     if not m:
         raise SystemExit("the import did not finish: see the output above")

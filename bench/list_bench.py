@@ -42,7 +42,11 @@ def run(repeat: int = 3) -> dict:
     from pharmacrm.customers.models import Institution
 
     users = common.bench_users()
-    big = Institution.objects.filter(kind="hospital", region_id__gte="330000", region_id__lt="340000").order_by("pk").first()
+    big = (
+        Institution.objects.filter(kind="hospital", region_id__gte="330000", region_id__lt="340000")
+        .order_by("pk")
+        .first()
+    )
     result: dict = {"dataset": common.counts(), "repeat": repeat}
     for role, user in users.items():
         client = Client()
@@ -59,7 +63,9 @@ def run(repeat: int = 3) -> dict:
                 samples.append(ms)
             times += samples
             page_label = "last" if params.get("page") == LAST else params.get("page")
-            rows.append((round(max(samples), 1), round(min(samples), 1), name, {**params, "page": page_label}))
+            rows.append(
+                (round(max(samples), 1), round(min(samples), 1), name, {**params, "page": page_label})
+            )
         rows.sort(key=lambda r: r[0], reverse=True)
         result[role] = {**common.summary(times), "slowest": rows[:10], "all": rows}
     return result

@@ -31,7 +31,9 @@ def _row(db, data, figure, value, target, unit, ok, ratio="") -> str:
     size = data.get("dataset") or data.get("dataset_before") or {}
     size_text = f"{size.get('institutions', 0):,} inst. / {size.get('people', 0):,} people"
     verdict = "pass" if ok else "**fail**"
-    return f"| {data['date']} | {db} | {size_text} | {figure} | {value}{unit} | {target} | {ratio} | {verdict} |"
+    return (
+        f"| {data['date']} | {db} | {size_text} | {figure} | {value}{unit} | {target} | {ratio} | {verdict} |"
+    )
 
 
 def report(import_rows: int = 1_000_000) -> str:
@@ -58,8 +60,17 @@ def report(import_rows: int = 1_000_000) -> str:
                                   r["p95_ms"] <= TARGETS["list_p95_ms"]))  # fmt: skip
         im = _load(db, f"import-{import_rows}")
         if im:
-            lines.append(_row(db, im, f"import {im['rows']:,} people (CSV)", f"{im['rows_per_s']:,}",
-                              "≥ 20,000 rows/s", " rows/s", im["rows_per_s"] >= TARGETS["import_rows_per_s"]))
+            lines.append(
+                _row(
+                    db,
+                    im,
+                    f"import {im['rows']:,} people (CSV)",
+                    f"{im['rows_per_s']:,}",
+                    "≥ 20,000 rows/s",
+                    " rows/s",
+                    im["rows_per_s"] >= TARGETS["import_rows_per_s"],
+                )
+            )
             lines.append(_row(db, im, "import peak memory", im["peak_rss_mib"], "≤ 500 MB", " MiB",
                               (im["peak_rss_mib"] or 0) <= TARGETS["import_peak_mib"]))  # fmt: skip
         rs = _load(db, "rss")

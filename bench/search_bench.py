@@ -87,7 +87,9 @@ def raw_lookup(query: str, limit: int = 20) -> None:
                 [bidx, bidx, limit],
             )
             cur.fetchall()
-            cur.execute("SELECT id, name FROM customers_institution WHERE phone_norm = %s LIMIT %s", [digits, limit])
+            cur.execute(
+                "SELECT id, name FROM customers_institution WHERE phone_norm = %s LIMIT %s", [digits, limit]
+            )
             cur.fetchall()
             return
         for kind, table in ((1, "customers_institution"), (2, "customers_person")):
@@ -207,8 +209,12 @@ def run(n: int = 500) -> dict:
             "by_kind_p95_ms": {k: round(common.percentile(v, 95), 2) for k, v in per_kind.items()},
             "slowest": [(round(ms, 1), kind, q) for ms, kind, q in slow[:8]],
         }
-        result[role]["ratio_p95_to_raw"] = round(result[role]["p95_ms"] / max(result["raw_sql"]["p95_ms"], 0.01), 1)
-        result[role]["ratio_p50_to_raw"] = round(result[role]["p50_ms"] / max(result["raw_sql"]["p50_ms"], 0.01), 1)
+        result[role]["ratio_p95_to_raw"] = round(
+            result[role]["p95_ms"] / max(result["raw_sql"]["p95_ms"], 0.01), 1
+        )
+        result[role]["ratio_p50_to_raw"] = round(
+            result[role]["p50_ms"] / max(result["raw_sql"]["p50_ms"], 0.01), 1
+        )
     result["agent_breakdown"] = breakdown(users["agent"], queries)
     result["rep_breakdown"] = breakdown(users["rep"], queries[: min(REP_QUERIES, 40)])
     result["whatif_light_load"] = whatif({"agent": users["agent"]}, queries)

@@ -28,17 +28,14 @@ db_file="${SQLITE_PATH:-$VAR/pharmacrm.sqlite3}"
 stamp="$VAR/.demo-loaded"
 [ -n "${DATABASE_URL:-}" ] || [ -e "$db_file" ] || rm -f "$stamp"
 
-pharmacrm migrate --noinput
-
+demo=()
 if [ -n "${DATABASE_URL:-}" ]; then
     echo "DATABASE_URL is set: no demo data is loaded into that database."
 elif [ ! -f "$stamp" ]; then
-    pharmacrm demo
-    touch "$stamp"
+    demo=(--demo)
 fi
-
-# WhiteNoise serves the collected files; unchanged files are skipped, so this is quick after the first run.
-pharmacrm collectstatic --noinput -v 0
+python scripts/prepare_run.py "${demo[@]}"
+[ ${#demo[@]} -eq 0 ] || touch "$stamp"
 
 pharmacrm run_huey >>"$VAR/logs/huey.log" 2>&1 &
 huey_pid=$!

@@ -18,19 +18,28 @@ unset DATABASE_URL REDIS_URL PHARMACRM_PRODUCTION
 export DJANGO_SETTINGS_MODULE=pharmacrm.settings PYTHONDONTWRITEBYTECODE=1
 
 step() { printf '\n== %s\n' "$*"; }
+# Every step runs even when an earlier one fails, so that one run shows every failure.
+failed=()
 
 step "ruff check"
-ruff check .
+ruff check . || failed+=("ruff")
 
 step "manage.py check; makemigrations --check"
 python manage.py check
-python manage.py makemigrations --check --dry-run
+python manage.py makemigrations --check --dry-run || failed+=("makemigrations --check")
 # Create the secret key and the key ring once, before parallel workers would race to create them.
 python -c 'import django; django.setup(); from pharmacrm.core import crypto; crypto.keyring()' \
     </dev/null
 
 step "pytest on SQLite"
-python -m pytest -n "$workers" -q "$@"
+python -m pytest -n "$workers" -q "$@" || failed+=("pytest on SQLite")
 
 step "pytest on PostgreSQL"
-CONN_MAX_AGE=0 scripts/pg-test-cluster.sh python -m pytest -n "$workers" -q "$@"
+CONN_MAX_AGE=0 scripts/pg-test-cluster.sh python -m pytest -n "$workers" -q "$@" || failed+=("pytest on PostgreSQL")
+
+# On success pytest's own summary stays the last line of the output.
+if [ ${#failed[@]} -gt 0 ]; then
+    printf -v joined '%s, ' "${failed[@]}"
+    step "FAILED: ${joined%, }"
+    exit 1
+fi

@@ -35,7 +35,8 @@ def extract() -> None:
             continue
         args = [sys.executable, "manage.py", "makemessages", "-d", domain, "--no-obsolete", "--no-location"]
         args += [a for lang in LANGS for a in ("-l", lang)] + extra
-        args += ["-i", "static/vendor/*", "-i", ".venv/*", "-i", "node_modules/*", "-i", "tests/*", "-i", "bench/*"]
+        for skipped in ("pharmacrm/static/vendor/*", ".venv/*", "node_modules/*", "tests/*", "bench/*"):
+            args += ["-i", skipped]  # patterns match a whole path or one name, so vendor/ needs its full path
         subprocess.run(args, cwd=ROOT, env=env, check=True)
 
 

@@ -105,13 +105,17 @@ class TokenView(APIView):
             )
         second_factor = needs_second_factor(user)
         if second_factor:
-            problem = self._second_factor_problem(user, data.get("otp", ""))
-            if problem:
+            code = data.get("otp", "")
+            problem = self._second_factor_problem(user, code)
+            if problem and code:
+                # a wrong code is a failed sign-in (counted towards the lockout, audited); a missing
+                # one only tells the client to ask for it
                 user_login_failed.send(
                     sender=__name__, credentials={"username": data["username"]}, request=http_request
                 )
                 if _locked_out(http_request):
                     return _lockout_response()
+            if problem:
                 return Response({"otp": [problem]}, status=status.HTTP_400_BAD_REQUEST)
         lifetime = datetime.timedelta(hours=settings.API_TOKEN_LIFETIME_HOURS)
         token, key = ApiToken.issue(user, lifetime, second_factor=second_factor)

@@ -114,6 +114,10 @@ MESSAGES: dict[str, Any] = {
     ),
     "broken_file": _("The file could not be read: it is damaged or not a real CSV or XLSX file."),
     "failed": _("The import stopped because of an unexpected error; the details are in the server log."),
+    "import_conflict": _(
+        "Another user saved a customer with the same key while the import ran, so nothing was imported. "
+        "Check the file again."
+    ),
     "file_changed": _("The uploaded file changed after it was checked; upload it again."),
     "file_missing": _("The uploaded file is no longer available; upload it again."),
 }
@@ -631,7 +635,7 @@ class Item:
     """One data row on its way through a chunk."""
 
     __slots__ = ("row", "raw", "values", "refs", "keys", "errors", "tags", "existing", "action", "changes",
-                 "pending_parent", "terms", "row_params")  # fmt: skip
+                 "pending_parent", "terms", "row_params", "before")  # fmt: skip
 
     def __init__(self, row: int, raw: dict[str, str]):
         self.row, self.raw = row, raw
@@ -646,6 +650,7 @@ class Item:
         self.pending_parent = ""  # a parent institution that is new in this import
         self.terms: tuple[str, ...] = ()
         self.row_params: list | None = None
+        self.before: dict | None = None  # the existing customer's fields before an update
 
     def fail(self, key: str, code: str, **params) -> None:
         self.errors.append((key, code, params))
@@ -1091,6 +1096,24 @@ def _load_existing(model, qs):
     return qs.prefetch_related("tags")
 
 
+def _existing_keys(model, key: str, values: set[str]) -> list[str]:
+    """Which of these key values exist: a bare indexed look-up, as most rows of a big file are new
+    and building thousands of ORM lookup parameters costs more than the query."""
+    column = model._meta.get_field(key).column
+    qn = connection.ops.quote_name
+    values = list(values)
+    found = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(values), 900):  # below SQLite's old 999-parameter limit
+            part = values[start : start + 900]
+            marks = ", ".join(["%s"] * len(part))
+            cursor.execute(
+                f"SELECT {qn(column)} FROM {qn(model._meta.db_table)} WHERE {qn(column)} IN ({marks})", part
+            )
+            found.extend(row[0] for row in cursor.fetchall())
+    return found
+
+
 def _match_existing(run: Run, items: list[Item]) -> None:
     """Attach the existing customer each row updates (by internal code, credit code, external id)."""
     model = run.model
@@ -1100,9 +1123,11 @@ def _match_existing(run: Run, items: list[Item]) -> None:
             wanted.setdefault(key, set()).add(value)
     found: dict[tuple[str, str], Any] = {}
     for key, values in wanted.items():
-        for obj in _load_existing(model, model.objects.filter(**{f"{key}__in": values})):
-            if obj.merged_into_id is None:
-                found[(key, getattr(obj, key))] = obj
+        hits = _existing_keys(model, key, values)
+        if hits:
+            for obj in _load_existing(model, model.objects.filter(**{f"{key}__in": hits})):
+                if obj.merged_into_id is None:
+                    found[(key, getattr(obj, key))] = obj
     for it in items:
         hits = {}
         for key, value in it.keys.items():
@@ -1378,6 +1403,8 @@ def _tag_ids(run: Run, names: Iterable[str]) -> list[int]:
 
 def _create(run: Run, items: list[Item]) -> None:
     """Insert new rows with their search terms and tags (writing side)."""
+    if not items:
+        return
     model = run.model
     now = _db_now()
     for it in items:
@@ -1441,15 +1468,29 @@ def _pending_id(run: Run, it: Item) -> int | None:
     return run.pending.get(ref) or run.pending.get(ref.upper()) or None
 
 
-def _update(run: Run, items: list[Item]) -> None:
+def _update(run: Run, items: list[Item], careful: bool = False) -> None:
     """Write the changed fields of existing rows (optimistic version check) and note them for the audit."""
+    for it in items:
+        if careful:
+            try:
+                with transaction.atomic():
+                    _update_rows(run, [it])
+            except IntegrityError:
+                it.fail(next(iter(it.keys), "name"), "conflict")
+    if not careful:
+        _update_rows(run, items)
+
+
+def _update_rows(run: Run, items: list[Item]) -> None:
     model = run.model
     fields = services.INSTITUTION_FIELDS if model is Institution else services.PERSON_FIELDS
     reindex = []
     now = timezone.now()
     for it in items:
         obj = it.existing
-        before = services.snapshot(obj, fields)
+        if it.before is None:  # kept: a retry after a clash sees the object already changed
+            it.before = services.snapshot(obj, fields)
+        before = it.before
         changes = dict(it.changes)
         tags = changes.pop("tags", None)
         if "parent_id" in changes and it.pending_parent:
@@ -1532,17 +1573,26 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
     return items
 
 
-def _commit(run: Run, items: list[Item], in_transaction: bool) -> None:
+def _write(run: Run, creates: list[Item], updates: list[Item], careful: bool) -> None:
+    """Insert and update. People go in without savepoints: on SQLite each savepoint keeps a copy of
+    every page the chunk touches in memory; a key clash (another user saving the same external id
+    meanwhile) then fails the transaction, and the writer redoes the chunk `careful`ly, row by row."""
+    if run.model is Institution:
+        _create_in_levels(run, creates)  # parents first, each level with its own savepoint
+    elif careful:
+        _create_guarded(run, creates)
+    else:
+        _create(run, creates)
+    _update(run, updates, careful)
+
+
+def _commit(run: Run, items: list[Item], in_transaction: bool, careful: bool = False) -> None:
     """Write a prepared chunk (unless this is a dry run or an all-or-nothing import already failed),
     count what happened and publish the progress."""
     creates = [it for it in items if it.action == "create"]
     updates = [it for it in items if it.action == "update"]
     if run.write and not (run.all_or_nothing and run.stop_writing):
-        if run.model is Institution:
-            _create_in_levels(run, creates)
-        else:
-            _create_guarded(run, creates)
-        _update(run, updates)
+        _write(run, creates, updates, careful)
         if not in_transaction:
             _flush_update_audit(run)
         failed = [it for it in creates + updates if it.errors]
@@ -1613,15 +1663,24 @@ class Writer:
         if self.one_transaction:
             try:
                 self._end_transaction()
+            except BaseException:
+                transaction.set_rollback(True)
+                raise
             finally:
                 self.atomic.__exit__(None, None, None)
 
     def _commit(self, items: list[Item]) -> None:
-        if self.run.write and not self.one_transaction:
+        if not self.run.write or self.one_transaction:
+            _commit(self.run, items, in_transaction=self.one_transaction)
+            return
+        try:
             with transaction.atomic():
                 _commit(self.run, items, in_transaction=False)
-        else:
-            _commit(self.run, items, in_transaction=self.one_transaction)
+        except IntegrityError:
+            self.run.tags.clear()  # tags created in the rolled-back transaction are gone
+            self.run.updates_audit.clear()
+            with transaction.atomic():
+                _commit(self.run, items, in_transaction=False, careful=True)
 
     def _end_transaction(self) -> None:
         if self.abort or self.run.stop_writing:
@@ -1814,6 +1873,9 @@ def _run(job: ImportJob, user) -> ImportJob:
         status = _outcome(run, notes)
     except UnicodeDecodeError:
         notes.append(("bad_encoding", {"row": run.last_row + 1}))
+        status = ImportJob.Status.FAILED
+    except IntegrityError:
+        notes.append(("import_conflict", {}))
         status = ImportJob.Status.FAILED
     except Exception:
         log.exception("import job %s failed", job.pk)

@@ -106,7 +106,8 @@ class Institution(Customer):
             models.Index(fields=["owner"], name="inst_owner"),
             models.Index(fields=["team"], name="inst_team"),
             models.Index(fields=["stage"], name="inst_stage"),
-            models.Index(fields=["updated_at"], name="inst_updated"),
+            models.Index(fields=["updated_at", "id"], name="inst_updated"),
+            models.Index(fields=["kind", "updated_at", "id"], name="inst_kind_updated"),
         ]
 
     def refresh_derived(self) -> None:
@@ -156,7 +157,7 @@ class Person(Customer):
             models.Index(fields=["institution", "name_norm"], name="person_inst_name"),
             models.Index(fields=["owner"], name="person_owner"),
             models.Index(fields=["team"], name="person_team"),
-            models.Index(fields=["updated_at"], name="person_updated"),
+            models.Index(fields=["updated_at", "id"], name="person_updated"),
         ]
 
     def refresh_derived(self) -> None:
@@ -209,7 +210,9 @@ class SearchTerm(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["term", "kind", "obj_id"], name="search_term"),
-            models.Index(fields=["kind", "obj_id"], name="search_obj"),
+            # obj_id first: a bare `kind = ?` must never be answered from this index (SQLite picked it for
+            # pinyin range scans without statistics and read every row of the kind)
+            models.Index(fields=["obj_id", "kind"], name="search_obj"),
         ]
 
     def __str__(self) -> str:

@@ -75,9 +75,20 @@ STREETS = (
 ).split()
 TOWNS = "城关 新兴 太平 永安 长安 青山 白云 新华 红星 东升 龙泉 桥头 石桥 柳河 金山 马场 河口 双河 三河 高桥".split()
 BRANDS = "仁爱 博爱 康复 华夏 安康 仁和 济民 同济 康宁 惠民 健民 协和 和睦家 美中 长城 百汇 天佑 福寿".split()
-PHARMACY_CHAINS = "老百姓大药房 大参林 益丰大药房 一心堂 国大药房 海王星辰 同仁堂 漱玉平民 健之佳 华润堂 叮当快药".split()
+PHARMACY_CHAINS = (
+    "老百姓大药房 大参林 益丰大药房 一心堂 国大药房 海王星辰 同仁堂 漱玉平民 健之佳 华润堂 叮当快药".split()
+)
 DISTRIBUTORS = "国药控股 华润医药 上药控股 九州通医药 重药控股 鹭燕医药 南京医药 英特药业".split()
-EMAIL_DOMAINS = ("163.com", "qq.com", "126.com", "sina.com", "139.com", "foxmail.com", "hotmail.com", "yeah.net")
+EMAIL_DOMAINS = (
+    "163.com",
+    "qq.com",
+    "126.com",
+    "sina.com",
+    "139.com",
+    "foxmail.com",
+    "hotmail.com",
+    "yeah.net",
+)
 MOBILE_PREFIXES = (
     "130 131 132 133 135 136 137 138 139 150 151 152 153 155 156 157 158 159 166 177 180 181 182 183 185 186 "
     "187 188 189 191 198 199"
@@ -113,9 +124,20 @@ ROLES_BY_KIND = {
     InstitutionType.PHARMACY: ((PersonRole.PHARMACIST, 70), (PersonRole.PURCHASING, 20), (PersonRole.OTHER, 10)),
     InstitutionType.DISTRIBUTOR: ((PersonRole.PURCHASING, 70), (PersonRole.OTHER, 30)),
 }  # fmt: skip
-DEFAULT_ROLES = ((PersonRole.DOCTOR, 60), (PersonRole.NURSE, 20), (PersonRole.PHARMACIST, 10), (PersonRole.OTHER, 10))
+DEFAULT_ROLES = (
+    (PersonRole.DOCTOR, 60),
+    (PersonRole.NURSE, 20),
+    (PersonRole.PHARMACIST, 10),
+    (PersonRole.OTHER, 10),
+)
 TIERS = ((Tier.NEW, 50), (Tier.REGULAR, 35), (Tier.VIP, 10), (Tier.KEY, 5))
-STAGES = ((Stage.POTENTIAL, 40), (Stage.INTENT, 20), (Stage.DECISION, 10), (Stage.ACTIVE, 25), (Stage.CHURNED, 5))
+STAGES = (
+    (Stage.POTENTIAL, 40),
+    (Stage.INTENT, 20),
+    (Stage.DECISION, 10),
+    (Stage.ACTIVE, 25),
+    (Stage.CHURNED, 5),
+)
 SOURCES = ((Source.MARKET_RESEARCH, 30), (Source.BUSINESS_CONTACT, 30), (Source.INDUSTRY_DATA, 25),
            (Source.CUSTOMER_INITIATED, 10), (Source.OTHER, 5))  # fmt: skip
 
@@ -136,7 +158,18 @@ class Picker:
 
 
 def _short_place(name: str) -> str:
-    for suffix in ("特别行政区", "维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "自治州", "地区", "省", "市", "盟"):
+    for suffix in (
+        "特别行政区",
+        "维吾尔自治区",
+        "壮族自治区",
+        "回族自治区",
+        "自治区",
+        "自治州",
+        "地区",
+        "省",
+        "市",
+        "盟",
+    ):
         if name.endswith(suffix) and len(name) > len(suffix) + 1:
             return name[: -len(suffix)]
     return name
@@ -260,7 +293,13 @@ class Generator:
                                    f"{city}妇幼保健院", f"{city}儿童医院", f"{_short_place(p.province)}省人民医院",
                                    f"{_short_place(city)}医学院附属第{ordinal}医院", f"{city}肿瘤医院"))  # fmt: skip
             elif grade == HospitalGrade.UNGRADED:
-                name = rng.choice((f"{city}{brand}医院", f"{district}{brand}专科医院", f"{_short_place(city)}{brand}眼科医院"))
+                name = rng.choice(
+                    (
+                        f"{city}{brand}医院",
+                        f"{district}{brand}专科医院",
+                        f"{_short_place(city)}{brand}眼科医院",
+                    )
+                )
             else:
                 name = rng.choice((f"{district}人民医院", f"{district}中医医院", f"{district}第{ordinal}人民医院",
                                    f"{district}妇幼保健院", f"{city}{district}{brand}医院"))  # fmt: skip
@@ -279,12 +318,16 @@ class Generator:
             return f"{chain}{_short_place(city)}{street}店", chain
         if kind == InstitutionType.DISTRIBUTOR:
             group = rng.choice(DISTRIBUTORS)
-            return rng.choice((f"{group}{_short_place(city)}有限公司", f"{_short_place(city)}{brand}医药有限公司")), group
+            return rng.choice(
+                (f"{group}{_short_place(city)}有限公司", f"{_short_place(city)}{brand}医药有限公司")
+            ), group
         if kind == InstitutionType.INSURANCE:
             return rng.choice((f"{city}医疗保障局", f"{city}{district}医疗保障局")), ""
         if kind == InstitutionType.RESEARCH:
             return rng.choice((f"{_short_place(p.province)}省医学科学院", f"{city}医学研究所")), ""
-        return rng.choice((f"{_short_place(p.province)}省医师协会", f"{city}医学会", f"{_short_place(p.province)}省药学会")), ""
+        return rng.choice(
+            (f"{_short_place(p.province)}省医师协会", f"{city}医学会", f"{_short_place(p.province)}省药学会")
+        ), ""
 
     def institution(self, n: int, kind: str, p: Place) -> dict:
         """Plain field values of one institution (not a department); n is its unique number."""
@@ -293,7 +336,9 @@ class Generator:
         name, short = self.institution_name(kind, p, grade)
         public = kind in (InstitutionType.HOSPITAL, InstitutionType.TOWNSHIP, InstitutionType.COMMUNITY,
                           InstitutionType.RESEARCH) and grade != HospitalGrade.UNGRADED  # fmt: skip
-        prefix = {InstitutionType.INSURANCE: "11", InstitutionType.ASSOCIATION: "51"}.get(kind, "12" if public else "91")
+        prefix = {InstitutionType.INSURANCE: "11", InstitutionType.ASSOCIATION: "51"}.get(
+            kind, "12" if public else "91"
+        )
         beds = None
         if kind == InstitutionType.HOSPITAL:
             beds = rng.randint(800, 3000) if grade.startswith("3") else rng.randint(100, 799) if grade.startswith("2") \
@@ -318,7 +363,9 @@ class Generator:
             "source": hospital["source"],
         }  # fmt: skip
 
-    def institution_plan(self, count: int, places, weights, first: int = 1) -> Iterator[tuple[dict, int | None]]:
+    def institution_plan(
+        self, count: int, places, weights, first: int = 1
+    ) -> Iterator[tuple[dict, int | None]]:
         """`count` institutions as (values, index of parent in this plan or None); hospitals then their
         departments. `first` is the first one's unique number (its id): it keeps credit codes unique."""
         rng, made = self.rng, 0
@@ -376,12 +423,17 @@ class BulkWriter:
             return
         with connection.cursor() as cur:
             if connection.vendor == "postgresql":
-                with cur.cursor.copy(f"COPY {connection.ops.quote_name(self.table)} ({self.col_sql}) FROM STDIN") as cp:
+                with cur.cursor.copy(
+                    f"COPY {connection.ops.quote_name(self.table)} ({self.col_sql}) FROM STDIN"
+                ) as cp:
                     for row in rows:
                         cp.write_row(row)
             else:
                 marks = ", ".join(["%s"] * len(self.columns))
-                cur.executemany(f"INSERT INTO {connection.ops.quote_name(self.table)} ({self.col_sql}) VALUES ({marks})", rows)
+                cur.executemany(
+                    f"INSERT INTO {connection.ops.quote_name(self.table)} ({self.col_sql}) VALUES ({marks})",
+                    rows,
+                )
 
 
 class RowMaker:
@@ -397,7 +449,9 @@ class RowMaker:
         self.prep = {}
         for f in self.fields:
             if isinstance(f, EncryptedTextField):
-                self.encrypted[f.attname] = f"{model._meta.db_table}.{f.column}"  # as EncryptedTextField.context()
+                self.encrypted[f.attname] = (
+                    f"{model._meta.db_table}.{f.column}"  # as EncryptedTextField.context()
+                )
                 self.defaults[f.attname] = ""
             elif f.has_default() and not callable(f.default):
                 self.defaults[f.attname] = f.get_db_prep_save(f.get_default(), connection)
@@ -502,7 +556,9 @@ def seed_institutions(count: int, gen: Generator, chunk: int = 5000, progress: P
         rows, term_rows = [], []
         for i, (values, parent_index) in enumerate(batch):
             obj_id = first_id + done + i
-            obj = SimpleNamespace(**values, parent_id=None if parent_index is None else first_id + parent_index)
+            obj = SimpleNamespace(
+                **values, parent_id=None if parent_index is None else first_id + parent_index
+            )
             values.update(
                 id=obj_id, code=codes[i], parent_id=obj.parent_id, created_at=now, updated_at=now,
                 name_norm=normalise.name(values["name"]), phone_norm=normalise.phone(values["phone"]),

@@ -175,77 +175,86 @@ def _region_range(code: str) -> tuple[str, str]:
 TIER_BONUS = {"key": 10, "vip": 6, "regular": 3, "new": 0}
 
 
-def _scoped(user, kind: int, filters: Filters):
-    """The queryset of candidates this user may see under these filters."""
-    if kind == INSTITUTION:
-        qs = access.institutions_for(user, Institution.objects.filter(merged_into__isnull=True))
-        return qs.filter(filters.institution_q()) if filters.any else qs
-    qs = access.people_for(user, Person.objects.filter(merged_into__isnull=True))
-    return qs.filter(filters.person_q()) if filters.any else qs
+def _postings(kind: int, q: Q, limit: int) -> list[int]:
+    """Candidate ids straight from the index: scope and filters are applied to the short list after."""
+    return list(SearchTerm.objects.filter(q, kind=kind).values_list("obj_id", flat=True)[:limit])
 
 
-def _needs_scope(user, filters: Filters) -> bool:
-    return filters.any or access.institution_scope_q(user) is not None
-
-
-def _postings(user, kind: int, filters: Filters, q: Q, limit: int) -> list[int]:
-    qs = SearchTerm.objects.filter(q, kind=kind)
-    if _needs_scope(user, filters):
-        qs = qs.filter(obj_id__in=_scoped(user, kind, filters).values("id"))
-    return list(qs.values_list("obj_id", flat=True)[:limit])
-
-
-def _text_candidates(user, kind: int, filters: Filters, norm: str) -> tuple[set[int], set[int]]:
+def _text_candidates(kind: int, norm: str, limit: int) -> tuple[set[int], set[int]]:
     """(prefix, other) candidate ids for a CJK/mixed fragment."""
     if len(norm) == 1:
-        return set(_postings(user, kind, filters, Q(term="C" + norm), RANGE_LIMIT)), set()
+        return set(_postings(kind, Q(term="C" + norm), limit)), set()
     grams = [norm[i : i + 2] for i in range(len(norm) - 1)]
-    prefix = set(_postings(user, kind, filters, Q(term="C" + grams[0]), RANGE_LIMIT))
+    prefix = set(_postings(kind, Q(term="C" + grams[0]), limit))
     result: set[int] | None = None
     for g in dict.fromkeys(grams):
-        ids = set(_postings(user, kind, filters, Q(term__in=["C" + g, "c" + g]), POSTINGS_LIMIT))
+        ids = set(_postings(kind, Q(term__in=["C" + g, "c" + g]), POSTINGS_LIMIT))
         result = ids if result is None else result & ids
         if not result:
             break
     return prefix, (result or set()) - prefix
 
 
-def _latin_candidates(user, kind: int, filters: Filters, text: str) -> tuple[set[int], set[int]]:
+def _latin_candidates(kind: int, text: str, limit: int) -> tuple[set[int], set[int]]:
     key = text.replace(" ", "").replace("'", "")[: MAX_TERM - 1]
     hi = key + "\uffff"
-    prefix = set(_postings(user, kind, filters, Q(term__gte="L" + key, term__lt="L" + hi), RANGE_LIMIT))
-    infix = set(_postings(user, kind, filters, Q(term__gte="l" + key, term__lt="l" + hi), RANGE_LIMIT))
+    prefix = set(_postings(kind, Q(term__gte="L" + key, term__lt="L" + hi), limit))
+    infix = set(_postings(kind, Q(term__gte="l" + key, term__lt="l" + hi), limit))
     return prefix, infix - prefix
 
 
-def _rank(objs, prefix: set[int], norm: str, match: str, base_other: float = 50) -> list[Hit]:
-    hits = []
-    for o in objs:
-        if match == "name":
-            if o.name_norm == norm:
-                score = 100.0
-            elif o.pk in prefix or o.name_norm.startswith(norm):
-                score = 80.0
-            elif norm in o.name_norm:
-                score = base_other
-            else:
-                continue  # bigram co-occurrence without the fragment itself
+def _score(pk: int, name: str, name_norm: str, tier: str, prefix: set[int], norm: str, match: str, base_other=50.0):
+    if match == "name":
+        if name_norm == norm:
+            score = 100.0
+        elif pk in prefix or name_norm.startswith(norm):
+            score = 80.0
+        elif norm in name_norm:
+            score = base_other
         else:
-            score = 80.0 if o.pk in prefix else base_other
-        score += TIER_BONUS.get(o.tier, 0) - min(len(o.name), 40) / 40
-        kind = "institution" if isinstance(o, Institution) else "person"
-        hits.append(Hit(kind=kind, obj=o, score=score, match=match))
-    return hits
+            return None  # the bigrams co-occur but the fragment itself is not in the name
+    else:
+        score = 80.0 if pk in prefix else base_other
+    return score + TIER_BONUS.get(tier, 0) - min(len(name), 40) / 40
 
 
-def _load(user, kind: int, filters: Filters, ids: Iterable[int]):
+def _ranked_ids(user, kind: int, filters: Filters, ids, prefix, norm, match, limit, base_other=50.0):
+    """Rank candidates on light columns (no decryption, no joins); keep the visible best `limit`."""
     ids = list(ids)
     if not ids:
         return []
-    qs = _scoped(user, kind, filters).filter(pk__in=ids)
+    model = Institution if kind == INSTITUTION else Person
+    qs = model.objects.filter(pk__in=ids, merged_into__isnull=True)
+    if filters.any:
+        qs = qs.filter(filters.institution_q() if kind == INSTITUTION else filters.person_q())
+    scored = []
+    for pk, name, name_norm, tier in qs.values_list("id", "name", "name_norm", "tier"):
+        score = _score(pk, name, name_norm, tier, prefix, norm, match, base_other)
+        if score is not None:
+            scored.append((-score, name, pk))
+    scored.sort()
+    visible = access.visible_ids(user, "institution" if kind == INSTITUTION else "person", [pk for *_, pk in scored])
+    return [(-neg, pk) for neg, _name, pk in scored if pk in visible][:limit]
+
+
+def _hits(kind: int, ranked, match: str) -> list[Hit]:
+    """Full objects for the final hits only."""
+    if not ranked:
+        return []
     if kind == INSTITUTION:
-        return list(qs.select_related("region", "parent"))
-    return list(qs.select_related("institution", "department"))
+        objs = Institution.objects.select_related("region", "parent").in_bulk([pk for _, pk in ranked])
+        label = "institution"
+    else:
+        objs = Person.objects.select_related("institution", "department").in_bulk([pk for _, pk in ranked])
+        label = "person"
+    return [Hit(kind=label, obj=objs[pk], score=score, match=match) for score, pk in ranked if pk in objs]
+
+
+def _exact(user, kind: int, filters: Filters, qs, match: str, limit: int) -> list[Hit]:
+    """Hits for an exact look-up on an indexed column (blind index, credit code, internal code)."""
+    ids = list(qs.filter(merged_into__isnull=True).values_list("id", flat=True)[: limit * 5])
+    ranked = _ranked_ids(user, kind, filters, ids, set(), "", match, limit, base_other=100.0)
+    return _hits(kind, ranked, match)
 
 
 def classify(query: str) -> str:
@@ -279,41 +288,41 @@ def search(user, query: str, filters: Filters | None = None, limit: int = 20, ki
         digits = normalise.phone(query)
         if want_person:
             bidx = crypto.blind_index(digits, "phone")
-            people = _scoped(user, PERSON, filters).filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
-            hits += _rank(people.select_related("institution")[:limit], set(), "", "phone", 100)
+            people = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+            hits += _exact(user, PERSON, filters, people, "phone", limit)
         if want_inst:
-            insts = _scoped(user, INSTITUTION, filters).filter(phone_norm=digits).select_related("region")
-            hits += _rank(insts[:limit], set(), "", "phone", 100)
+            hits += _exact(user, INSTITUTION, filters, Institution.objects.filter(phone_norm=digits), "phone", limit)
     elif how == "email":
         if want_person:
             bidx = crypto.blind_index(normalise.email(query), "email")
-            people = _scoped(user, PERSON, filters).filter(email_bidx=bidx).select_related("institution")
-            hits += _rank(people[:limit], set(), "", "email", 100)
+            hits += _exact(user, PERSON, filters, Person.objects.filter(email_bidx=bidx), "email", limit)
     elif how == "credit_code":
         if want_inst:
-            code = normalise.credit_code(query)
-            insts = _scoped(user, INSTITUTION, filters).filter(credit_code=code).select_related("region")
-            hits += _rank(insts[:limit], set(), "", "credit_code", 100)
+            qs = Institution.objects.filter(credit_code=normalise.credit_code(query))
+            hits += _exact(user, INSTITUTION, filters, qs, "credit_code", limit)
     elif how == "code":
         code = re.sub(r"[\s\-()]", "", query).upper()
-        model_kind = INSTITUTION if code.startswith("I") else PERSON
-        if (model_kind == INSTITUTION and want_inst) or (model_kind == PERSON and want_person):
-            objs = _scoped(user, model_kind, filters).filter(code=code)
-            hits += _rank(objs[:limit], set(), "", "code", 100)
+        if code.startswith("I") and want_inst:
+            hits += _exact(user, INSTITUTION, filters, Institution.objects.filter(code=code), "code", limit)
+        elif code.startswith("P") and want_person:
+            hits += _exact(user, PERSON, filters, Person.objects.filter(code=code), "code", limit)
     else:
         latin = how == "pinyin"
         norm = query.lower() if latin else normalise.name(query)
         if not norm:
             return []
+        # a narrowed search (scope or filters) reads more postings so that enough candidates survive
+        narrowed = filters.any or access.institution_scope_q(user) is not None
+        read = POSTINGS_LIMIT if narrowed else RANGE_LIMIT
+        match = "pinyin" if latin else "name"
         for kind, wanted in ((INSTITUTION, want_inst), (PERSON, want_person)):
             if not wanted:
                 continue
             if latin:
-                prefix, other = _latin_candidates(user, kind, filters, norm)
+                prefix, other = _latin_candidates(kind, norm, read)
             else:
-                prefix, other = _text_candidates(user, kind, filters, norm)
-            ids = list(prefix) + list(other)
-            objs = _load(user, kind, filters, ids[: max(limit * 10, 200)])
-            hits += _rank(objs, prefix, norm, "pinyin" if latin else "name")
+                prefix, other = _text_candidates(kind, norm, read)
+            ranked = _ranked_ids(user, kind, filters, [*prefix, *other], prefix, norm, match, limit)
+            hits += _hits(kind, ranked, match)
     hits.sort(key=lambda h: (-h.score, h.obj.name, h.obj.pk))
     return hits[:limit]

@@ -172,6 +172,8 @@ def test_time_filters_accept_any_iso_offset_and_refuse_unrepresentable_times(api
     # ISO 8601 allows offsets PostgreSQL does not (beyond ±15:59): normalised to UTC first
     client = api_for("auditor")
     assert client.get("/api/v1/audit/", {"from": "0413-05-03T08:44:18-18:00"}).status_code == 200
-    assert client.get("/api/v1/institutions/", {"updated_since": "2026-01-01T00:00:00-17:30"}).status_code == 200
+    assert (
+        client.get("/api/v1/institutions/", {"updated_since": "2026-01-01T00:00:00-17:30"}).status_code == 200
+    )
     response = client.get("/api/v1/audit/", {"to": "0001-01-01T00:00:00+14:00"})
     assert response.status_code == 400 and "to" in response.json()

@@ -207,7 +207,10 @@ def test_a_list_page_audits_its_clear_reads_once(api_for, users, xiehe):
 def test_list_pages_cost_the_same_queries_for_one_row_or_many(api_for, users, xiehe, beijing):
     client = api_for("rep")  # the scoped role: its filters must not add per-row queries either
     client.get("/api/v1/roles/")  # the token's first use of the minute writes last_used_at
-    people_one, institutions_one = _queries(client, "/api/v1/people/"), _queries(client, "/api/v1/institutions/")
+    people_one, institutions_one = (
+        _queries(client, "/api/v1/people/"),
+        _queries(client, "/api/v1/institutions/"),
+    )
     for i in range(8):
         inst = services.create_institution(
             users["admin"], {"name": f"药房{i}", "kind": "pharmacy", "region": beijing, "tags": ["连锁"]}

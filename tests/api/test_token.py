@@ -78,7 +78,8 @@ def test_second_factor_roles_need_a_valid_one_time_code(role, users, anon):
     wrong = anon.post(TOKEN_URL, {**creds, "otp": wrong_code}, format="json")
     assert wrong.status_code == 400
     assert wrong.json() == {"otp": ["The one-time code is wrong or has expired."]}
-    assert AuditEntry.objects.filter(action=A.LOGIN_FAILED, actor_name=role).count() == 2
+    # the missing code only asked for one; the wrong code is a failed sign-in
+    assert AuditEntry.objects.filter(action=A.LOGIN_FAILED, actor_name=role).count() == 1
 
     # django-otp makes the next attempt wait after a failure; say so rather than "wrong code"
     throttled = anon.post(TOKEN_URL, {**creds, "otp": current_code(device)}, format="json")
@@ -93,9 +94,21 @@ def test_second_factor_roles_need_a_valid_one_time_code(role, users, anon):
 
 
 def test_a_second_factor_role_without_an_enrolled_device_is_told_to_enrol(users, anon):
-    response = anon.post(TOKEN_URL, {"username": "pv", "password": PASSWORD, "otp": "123456"}, format="json")
+    response = anon.post(TOKEN_URL, {"username": "pv", "password": PASSWORD}, format="json")
     assert response.status_code == 400
     assert "set one up" in response.json()["otp"][0]
+    assert not ApiToken.objects.filter(user=users["pv"]).exists()
+
+
+def test_wrong_codes_count_towards_the_lockout(users, anon):
+    device = make_device(users["auditor"])
+    wrong = "000000" if current_code(device) != "000000" else "111111"
+    for _attempt in range(5):
+        device.throttle_reset()
+        anon.post(TOKEN_URL, {"username": "auditor", "password": PASSWORD, "otp": wrong}, format="json")
+    device.throttle_reset()
+    good = {"username": "auditor", "password": PASSWORD, "otp": current_code(device)}
+    assert anon.post(TOKEN_URL, good, format="json").status_code == 429
 
 
 def test_a_malformed_code_is_a_field_error(users, anon):

@@ -1,16 +1,18 @@
-"""The import's writer thread: chunks committed beside the reading thread, rolled back together."""
+"""The import's fast write path: a writer thread beside the reading one, chunks rolled back together,
+and key clashes with other users' concurrent saves."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 
 import pytest
 from django.db import connection
 
 from pharmacrm.core import audit
-from pharmacrm.customers import importer, search
+from pharmacrm.customers import importer, search, services
 from pharmacrm.customers.models import ImportJob, Person, SearchTerm
 
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚华建国志红玉梅文辉鹏飞晓燕俊峰婷雪"
@@ -79,3 +81,37 @@ def test_a_bad_row_in_a_late_chunk_rolls_back_what_the_writer_thread_wrote(
     assert [(e["row"], e["code"]) for e in job.errors] == [(112, "invalid_mobile")]
     assert not Person.objects.filter(external_id__startswith="T-").exists()
     assert len(writer_threads) == 5
+
+
+@pytest.fixture
+def someone_saves_the_same_key_meanwhile(monkeypatch, users):
+    """Between checking a chunk and writing it, another user creates a person with the file's T-3."""
+    prepare = importer._prepare
+
+    def racing(run, raw_rows):
+        items = prepare(run, raw_rows)
+        services.create_person(users["manager"], {"name": "先到者", "external_id": "T-3"})
+        return items
+
+    monkeypatch.setattr(importer, "_prepare", racing)
+
+
+def test_a_key_saved_by_someone_else_meanwhile_fails_only_that_row_in_good_rows_mode(
+    users, tmp_path, settings, someone_saves_the_same_key_meanwhile
+):
+    settings.VAR_DIR = tmp_path
+    job = importer.import_file(_people_file(tmp_path, 6), "people", users["kam"], mode="good")
+    assert (job.status, job.created_count, job.error_count) == ("done", 5, 1)
+    assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [(5, "外部编号", "conflict")]
+    assert Person.objects.get(external_id="T-3").name == "先到者"
+
+
+def test_a_key_saved_by_someone_else_meanwhile_stops_an_all_or_nothing_import(
+    users, tmp_path, settings, someone_saves_the_same_key_meanwhile
+):
+    settings.VAR_DIR = tmp_path
+    job = importer.import_file(_people_file(tmp_path, 6), "people", users["kam"], mode="all")
+    assert (job.status, job.created_count) == ("failed", 0)
+    assert [m["code"] for m in json.loads(job.message)] == ["import_conflict"]
+    # (here the "other user" shares the import's connection, so their row went back with it)
+    assert not Person.objects.filter(external_id__startswith="T-").exclude(name="先到者").exists()

@@ -56,3 +56,23 @@ def test_classify():
     assert classify("I00000012") == "code"
     assert classify("bjxh") == "pinyin"
     assert classify("协和") == "name"
+
+
+def test_the_fast_visibility_check_agrees_with_the_scoped_querysets(xiehe, ruijin, users, make_user, beijing):
+    from pharmacrm.core import access
+    from pharmacrm.customers.models import Institution, Person
+
+    owned = services.create_institution(users["agent"], {"name": "上海某诊所", "kind": "clinic"})
+    services.update_institution(users["admin"], owned, {"owner": users["rep"]})
+    services.create_person(users["admin"], {"name": "赵敏", "institution": ruijin})
+    services.create_person(users["admin"], {"name": "钱强", "institution": ruijin, "owner": users["rep"]})
+    all_inst = list(Institution.objects.values_list("id", flat=True))
+    all_people = list(Person.objects.values_list("id", flat=True))
+    for role in ("rep", "agent", "auditor", "analyst"):
+        user = users[role]
+        assert access.visible_ids(user, "institution", all_inst) == set(
+            access.institutions_for(user).values_list("id", flat=True)
+        ), role
+        assert access.visible_ids(user, "person", all_people) == set(
+            access.people_for(user).values_list("id", flat=True)
+        ), role
