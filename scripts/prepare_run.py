@@ -14,8 +14,6 @@ def main(argv: list[str]) -> None:
     from django.core.management import call_command
 
     django.setup()
-    # Django's system checks run once here, not again for every command.
-    call_command("check")
     call_command("migrate", interactive=False)
     if "--demo" in argv:
         call_command("demo")

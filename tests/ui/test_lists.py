@@ -13,7 +13,7 @@ def test_the_institution_list_needs_a_fixed_number_of_queries(
 ):
     client = client_for(role)
     client.get("/customers/institutions/")  # warm the session
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         response = client.get("/customers/institutions/")
     assert response.status_code == 200
     assert response.content.decode().count('href="/customers/institutions/') >= 50
@@ -25,7 +25,7 @@ def test_the_person_list_needs_a_fixed_number_of_queries(
 ):
     client = client_for(role)
     client.get("/customers/people/")
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         response = client.get("/customers/people/?tag=测试")
     assert response.status_code == 200
     assert response.content.decode().count('href="/customers/people/') >= 50
@@ -36,7 +36,7 @@ def test_a_search_in_the_list_needs_a_fixed_number_of_queries(
 ):
     client = client_for("agent")
     client.get("/customers/institutions/")
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         response = client.get("/customers/institutions/?q=csz")
     assert "测试诊所00" in response.content.decode()
 
