@@ -1,7 +1,9 @@
 """URL map: web pages, the REST API under /api/v1/, and its OpenAPI schema and docs."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from pharmacrm.core import views as core_views
@@ -9,6 +11,7 @@ from pharmacrm.core import views as core_views
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("accounts/", include("pharmacrm.core.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include("pharmacrm.customers.urls")),

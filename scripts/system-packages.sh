@@ -17,6 +17,8 @@ if [ "$target" = test ]; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     # Chinese pages in the browser tests' screenshots need a CJK font.
     have_deb fonts-noto-cjk || missing+=(fonts-noto-cjk)
+    # xgettext: the translation test extracts strings to prove every one is translated.
+    command -v xgettext >/dev/null 2>&1 || missing+=(gettext)
 fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0
