@@ -1,7 +1,7 @@
 """URL map: web pages, the REST API under /api/v1/, and its OpenAPI schema and docs."""
 
 from django.contrib import admin
-from django.templatetags.static import static
+from django.conf import settings
 from django.urls import include, path
 from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -11,7 +11,7 @@ from pharmacrm.core import views as core_views
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
-    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
+    path("favicon.ico", RedirectView.as_view(url="/" + settings.STATIC_URL.lstrip("/") + "img/favicon.svg")),
     path("accounts/", include("pharmacrm.core.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include("pharmacrm.customers.urls")),
