@@ -56,3 +56,24 @@ def field_label(model, name: str) -> str:
         return capfirst(str(model._meta.get_field(name).verbose_name))
     except (AttributeError, FieldDoesNotExist):  # audit entries may name fields that no longer exist
         return name
+
+
+@register.simple_tag
+def audit_display(model, name: str, value) -> str:
+    """An audit value as people read it: choice labels instead of codes, region names instead of codes."""
+    if isinstance(model, str):
+        try:
+            model = apps.get_model(model)
+        except (LookupError, ValueError):
+            return audit_value(value)
+    try:
+        field = model._meta.get_field(name)
+    except (AttributeError, FieldDoesNotExist):
+        return audit_value(value)
+    if field.choices and value not in (None, ""):
+        return str(dict(field.flatchoices).get(value, value))
+    related = getattr(field, "related_model", None)
+    if related is not None and value not in (None, "") and related._meta.label_lower == "core.region":
+        region = related.objects.filter(pk=value).first()
+        return str(region) if region else audit_value(value)
+    return audit_value(value)
