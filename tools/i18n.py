@@ -6,7 +6,8 @@
     python tools/i18n.py check     # list untranslated or fuzzy entries; exit 1 if any
 
 zh_Hans is edited by people; zh_Hant entries are derived unless a translator removed the
-`#. auto-hant` comment, which marks an entry as hand-checked and leaves it alone.
+`# auto-hant` comment, which marks an entry as hand-checked and leaves it alone. (A translator
+comment, not a `#.` one: msgmerge replaces `#.` comments with the source's on every extract.)
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def hant() -> int:
     changed = 0
     for entry in target:
         source = hans.get((entry.msgctxt, entry.msgid))
-        if source is None or (entry.translated() and AUTO not in entry.comment and not entry.fuzzy):
+        if source is None or (entry.translated() and AUTO not in entry.tcomment and not entry.fuzzy):
             continue
         if source.msgstr_plural:
             entry.msgstr_plural = {k: convert(v) for k, v in source.msgstr_plural.items()}
@@ -57,7 +58,7 @@ def hant() -> int:
             entry.msgstr = convert(source.msgstr)
         if "fuzzy" in entry.flags:
             entry.flags.remove("fuzzy")
-        entry.comment = AUTO
+        entry.tcomment = AUTO
         changed += 1
     target.metadata["Language"] = "zh_Hant"
     target.metadata["Plural-Forms"] = "nplurals=1; plural=0;"

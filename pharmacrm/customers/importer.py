@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import re
+import sqlite3
 import threading
 import uuid
 import zipfile
@@ -1345,8 +1346,23 @@ def insert_rows(table: str, columns: list[str], rows: list) -> None:
                 for row in rows:
                     copy.write_row(row)
         else:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {qn(table)} ({cols}) VALUES ({marks})", rows)
+            _sqlite_insert(cursor.cursor, f"INSERT INTO {qn(table)} ({cols}) VALUES ", len(columns), rows)
+
+
+SQLITE_BATCH_PARAMS = 30_000  # SQLite allows 32,766 parameters per statement since 3.32
+
+
+def _sqlite_insert(raw_cursor, head: str, width: int, rows: list) -> None:
+    """Many rows per INSERT statement: SQLite releases the GIL for the whole statement, so a writer
+    thread works while the reading thread runs (row-by-row executemany would re-take the GIL for
+    every row and wait behind the other thread each time)."""
+    per_statement = max(1, SQLITE_BATCH_PARAMS // width)
+    group = "(" + ", ".join(["?"] * width) + ")"
+    for start in range(0, len(rows), per_statement):
+        batch = rows[start : start + per_statement]
+        sql = head + ", ".join([group] * len(batch))
+        with connection.wrap_database_errors:  # Django's IntegrityError, as from any other query
+            sqlite3.Cursor.execute(raw_cursor, sql, [value for row in batch for value in row])
 
 
 def _db_now():
@@ -1753,10 +1769,14 @@ def lean_connection(reader_only: bool):
                 cursor.execute(f"PRAGMA mmap_size={int(mmap[0])}")
 
 
+WRITER_CACHE_KB = 64 * 1024  # the settings default, restated: the writer connection needs it
+
+
 def _lean_sqlite() -> None:
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA mmap_size=0")
+            cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KB}")
 
 
 # --- running a job -------------------------------------------------------------------------------

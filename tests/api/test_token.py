@@ -118,7 +118,7 @@ def test_a_malformed_code_is_a_field_error(users, anon):
 
 def test_a_token_issued_without_second_factor_does_not_work_for_an_admin(users):
     key = token_for(users["admin"], second_factor=False)
-    response = APIClient(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/roles/")
+    response = APIClient(HTTP_AUTHORIZATION=f"Token {key}", HTTP_ACCEPT_LANGUAGE="en").get("/api/v1/roles/")
     assert response.status_code == 401
     assert "second factor" in response.json()["detail"]
 

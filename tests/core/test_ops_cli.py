@@ -7,10 +7,18 @@ import sys
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 from pharmacrm import cli
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry
+
+
+@pytest.fixture(autouse=True)
+def _english_output():
+    """These tests read the commands' messages in English (the product's default language is zh-hans)."""
+    with translation.override("en"):
+        yield
 
 
 def test_help_lists_the_operations_commands():

@@ -8,11 +8,20 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils import translation
 
 from pharmacrm.core import audit, backup, crypto, keys
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import search
 from pharmacrm.customers.models import Person
+
+
+@pytest.fixture(autouse=True)
+def _english_output():
+    """These tests read the commands' messages in English (the product's default language is zh-hans)."""
+    with translation.override("en"):
+        yield
+
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
