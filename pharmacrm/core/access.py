@@ -104,17 +104,20 @@ def people_for(user, qs: QuerySet | None = None) -> QuerySet:
     return qs.filter(Q(institution_id__in=visible_institutions) | Q(owner=user) | Q(team_id__in=team_ids))
 
 
-def visible_ids(user, kind: str, ids) -> set[int]:
-    """The subset of these institution/person ids the user may see, decided from a few indexed primary-key
-    reads instead of a scope subquery: the same rule as institutions_for / people_for (tests hold them equal),
-    for hot paths such as search that already have a short candidate list."""
-    from pharmacrm.customers.models import Institution, Person
+SCOPE_COLUMNS = {"institution": ("owner_id", "team_id", "region_id"), "person": ("owner_id", "team_id", "institution_id")}
 
-    ids = list(ids)
-    if not ids or not can(user, Cap.VIEW_CUSTOMERS):
+
+def visible_from_rows(user, kind: str, rows) -> set[int]:
+    """Which of these rows — (id, *SCOPE_COLUMNS[kind]) tuples — the user may see: the same rule as
+    institutions_for / people_for (tests hold them equal), decided in Python for hot paths such as
+    search that already hold a short candidate list, instead of a scope subquery per look-up."""
+    from pharmacrm.customers.models import Institution
+
+    rows = list(rows)
+    if not rows or not can(user, Cap.VIEW_CUSTOMERS):
         return set()
     if institution_scope_q(user) is None:
-        return set(ids)
+        return {row[0] for row in rows}
     team_ids, ranges = _scope_facts(user)
     team_ids = set(team_ids)
 
@@ -126,19 +129,27 @@ def visible_ids(user, kind: str, ids) -> set[int]:
         )
 
     if kind == "institution":
-        rows = Institution.objects.filter(pk__in=ids).values_list("id", "owner_id", "team_id", "region_id")
         return {pk for pk, owner_id, team_id, region_id in rows if institution_ok(owner_id, team_id, region_id)}
-    people = list(Person.objects.filter(pk__in=ids).values_list("id", "owner_id", "team_id", "institution_id"))
-    inst_ids = {i for *_, i in people if i is not None}
+    inst_ids = {i for *_, i in rows if i is not None}
     insts = {
         pk: institution_ok(o, t, r)
-        for pk, o, t, r in Institution.objects.filter(pk__in=inst_ids).values_list("id", "owner_id", "team_id", "region_id")
+        for pk, o, t, r in Institution.objects.filter(pk__in=inst_ids).values_list("id", *SCOPE_COLUMNS["institution"])
     }
     return {
-        pk
-        for pk, owner_id, team_id, inst_id in people
+        pk for pk, owner_id, team_id, inst_id in rows
         if owner_id == user.pk or team_id in team_ids or insts.get(inst_id, False)
-    }
+    }  # fmt: skip
+
+
+def visible_ids(user, kind: str, ids) -> set[int]:
+    """The subset of these institution/person ids the user may see (see visible_from_rows)."""
+    from pharmacrm.customers.models import Institution, Person
+
+    model = Institution if kind == "institution" else Person
+    ids = list(ids)
+    if not ids:
+        return set()
+    return visible_from_rows(user, kind, model.objects.filter(pk__in=ids).values_list("id", *SCOPE_COLUMNS[kind]))
 
 
 def can_see(user, obj) -> bool:

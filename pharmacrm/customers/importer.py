@@ -1340,7 +1340,8 @@ def insert_rows(table: str, columns: list[str], rows: list) -> None:
         return
     qn = connection.ops.quote_name
     cols = ", ".join(qn(c) for c in columns)
-    with connection.cursor() as cursor:
+    # the driver's own cursor, for COPY and long statements; errors still come out as Django's
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {qn(table)} ({cols}) FROM STDIN") as copy:
                 for row in rows:
@@ -1349,20 +1350,26 @@ def insert_rows(table: str, columns: list[str], rows: list) -> None:
             _sqlite_insert(cursor.cursor, f"INSERT INTO {qn(table)} ({cols}) VALUES ", len(columns), rows)
 
 
-SQLITE_BATCH_PARAMS = 30_000  # SQLite allows 32,766 parameters per statement since 3.32
+SQLITE_BATCH_PARAMS = 10_000  # SQLite allows 32,766 parameters per statement since 3.32
 
 
 def _sqlite_insert(raw_cursor, head: str, width: int, rows: list) -> None:
     """Many rows per INSERT statement: SQLite releases the GIL for the whole statement, so a writer
-    thread works while the reading thread runs (row-by-row executemany would re-take the GIL for
-    every row and wait behind the other thread each time)."""
-    per_statement = max(1, SQLITE_BATCH_PARAMS // width)
+    thread works while the reading thread runs (row-by-row executemany re-takes the GIL for every
+    row, waiting behind the other thread each time), and it costs less.
+
+    Batch sizes come from a fixed ladder (n, n/10, n/100, 1): every distinct statement stays in the
+    driver's statement cache, and one shape per possible remainder would fill memory."""
+    full = max(1, SQLITE_BATCH_PARAMS // width)
+    ladder = sorted({full, max(1, full // 10), max(1, full // 100), 1}, reverse=True)
     group = "(" + ", ".join(["?"] * width) + ")"
-    for start in range(0, len(rows), per_statement):
-        batch = rows[start : start + per_statement]
-        sql = head + ", ".join([group] * len(batch))
-        with connection.wrap_database_errors:  # Django's IntegrityError, as from any other query
-            sqlite3.Cursor.execute(raw_cursor, sql, [value for row in batch for value in row])
+    start = 0
+    while start < len(rows):
+        size = next(n for n in ladder if n <= len(rows) - start)
+        batch = rows[start : start + size]
+        sql = head + ", ".join([group] * size)
+        sqlite3.Cursor.execute(raw_cursor, sql, [value for row in batch for value in row])
+        start += size
 
 
 def _db_now():

@@ -20,6 +20,8 @@ INSTITUTION, PERSON = SearchTerm.Kind.INSTITUTION, SearchTerm.Kind.PERSON
 POSTINGS_LIMIT = 5000  # postings read per term; beyond it a term is too common to narrow anything
 RANGE_LIMIT = 400  # pinyin range-scan rows read per namespace
 MAX_TERM = 64
+NARROWED_READ = 1000  # postings read when scope or filters will discard most candidates
+PERSON_HIT_DEFER = ("email", "birthday", "home_address", "id_number")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
 _PHONE_QUERY = re.compile(r"^[+\d][\d\s\-()+]{5,}$")
@@ -180,27 +182,32 @@ def _postings(kind: int, q: Q, limit: int) -> list[int]:
     return list(SearchTerm.objects.filter(q, kind=kind).values_list("obj_id", flat=True)[:limit])
 
 
-def _text_candidates(kind: int, norm: str, limit: int) -> tuple[set[int], set[int]]:
-    """(prefix, other) candidate ids for a CJK/mixed fragment."""
+def _prefix_candidates(kind: int, norm: str, latin: bool, limit: int) -> set[int]:
+    """Ids whose name (or its pinyin) starts with the query's first bigram / letters."""
+    if latin:
+        key = norm.replace(" ", "").replace("'", "")[: MAX_TERM - 1]
+        return set(_postings(kind, Q(term__gte="L" + key, term__lt="L" + key + "\uffff"), limit))
+    return set(_postings(kind, Q(term="C" + norm[:2]), limit))
+
+
+def _inner_candidates(kind: int, norm: str, latin: bool, limit: int, prefix: set[int]) -> set[int]:
+    """Ids whose name contains the query further in; read only when prefix matches leave room."""
+    if latin:
+        key = norm.replace(" ", "").replace("'", "")[: MAX_TERM - 1]
+        return set(_postings(kind, Q(term__gte="l" + key, term__lt="l" + key + "\uffff"), limit)) - prefix
     if len(norm) == 1:
-        return set(_postings(kind, Q(term="C" + norm), limit)), set()
-    grams = [norm[i : i + 2] for i in range(len(norm) - 1)]
-    prefix = set(_postings(kind, Q(term="C" + grams[0]), limit))
+        return set()
+    grams = list(dict.fromkeys(norm[i : i + 2] for i in range(len(norm) - 1)))
+    if len(grams) == 1:
+        return set(_postings(kind, Q(term="c" + grams[0]), limit)) - prefix
+    # several bigrams: intersect longer posting lists so a rare combination of common bigrams is found
     result: set[int] | None = None
-    for g in dict.fromkeys(grams):
+    for g in grams:
         ids = set(_postings(kind, Q(term__in=["C" + g, "c" + g]), POSTINGS_LIMIT))
         result = ids if result is None else result & ids
         if not result:
             break
-    return prefix, (result or set()) - prefix
-
-
-def _latin_candidates(kind: int, text: str, limit: int) -> tuple[set[int], set[int]]:
-    key = text.replace(" ", "").replace("'", "")[: MAX_TERM - 1]
-    hi = key + "\uffff"
-    prefix = set(_postings(kind, Q(term__gte="L" + key, term__lt="L" + hi), limit))
-    infix = set(_postings(kind, Q(term__gte="l" + key, term__lt="l" + hi), limit))
-    return prefix, infix - prefix
+    return set(sorted((result or set()) - prefix)[: 2 * limit])
 
 
 def _score(pk: int, name: str, name_norm: str, tier: str, prefix: set[int], norm: str, match: str, base_other=50.0):
@@ -223,17 +230,20 @@ def _ranked_ids(user, kind: int, filters: Filters, ids, prefix, norm, match, lim
     ids = list(ids)
     if not ids:
         return []
-    model = Institution if kind == INSTITUTION else Person
+    model, label = (Institution, "institution") if kind == INSTITUTION else (Person, "person")
     qs = model.objects.filter(pk__in=ids, merged_into__isnull=True)
     if filters.any:
         qs = qs.filter(filters.institution_q() if kind == INSTITUTION else filters.person_q())
-    scored = []
-    for pk, name, name_norm, tier in qs.values_list("id", "name", "name_norm", "tier"):
+    scored, scope_rows = [], []
+    for pk, name, name_norm, tier, *scope in qs.values_list(
+        "id", "name", "name_norm", "tier", *access.SCOPE_COLUMNS[label]
+    ):
         score = _score(pk, name, name_norm, tier, prefix, norm, match, base_other)
         if score is not None:
             scored.append((-score, name, pk))
+            scope_rows.append((pk, *scope))
     scored.sort()
-    visible = access.visible_ids(user, "institution" if kind == INSTITUTION else "person", [pk for *_, pk in scored])
+    visible = access.visible_from_rows(user, label, scope_rows)
     return [(-neg, pk) for neg, _name, pk in scored if pk in visible][:limit]
 
 
@@ -245,7 +255,9 @@ def _hits(kind: int, ranked, match: str) -> list[Hit]:
         objs = Institution.objects.select_related("region", "parent").in_bulk([pk for _, pk in ranked])
         label = "institution"
     else:
-        objs = Person.objects.select_related("institution", "department").in_bulk([pk for _, pk in ranked])
+        # hits show a masked phone; the other personal columns are not even decrypted
+        people = Person.objects.select_related("institution", "department").defer(*PERSON_HIT_DEFER)
+        objs = people.in_bulk([pk for _, pk in ranked])
         label = "person"
     return [Hit(kind=label, obj=objs[pk], score=score, match=match) for score, pk in ranked if pk in objs]
 
@@ -313,16 +325,18 @@ def search(user, query: str, filters: Filters | None = None, limit: int = 20, ki
             return []
         # a narrowed search (scope or filters) reads more postings so that enough candidates survive
         narrowed = filters.any or access.institution_scope_q(user) is not None
-        read = POSTINGS_LIMIT if narrowed else RANGE_LIMIT
+        read = NARROWED_READ if narrowed else RANGE_LIMIT
         match = "pinyin" if latin else "name"
         for kind, wanted in ((INSTITUTION, want_inst), (PERSON, want_person)):
             if not wanted:
                 continue
-            if latin:
-                prefix, other = _latin_candidates(kind, norm, read)
-            else:
-                prefix, other = _text_candidates(kind, norm, read)
-            ranked = _ranked_ids(user, kind, filters, [*prefix, *other], prefix, norm, match, limit)
+            prefix = _prefix_candidates(kind, norm, latin, read)
+            # A match at the start of a name always outranks one inside it (80 vs 50 points, tier bonus at
+            # most 10), so inner matches are ranked only when the prefix matches leave room.
+            ranked = _ranked_ids(user, kind, filters, prefix, prefix, norm, match, limit)
+            if len(ranked) < limit:
+                other = _inner_candidates(kind, norm, latin, read, prefix)
+                ranked += _ranked_ids(user, kind, filters, other, prefix, norm, match, limit - len(ranked))
             hits += _hits(kind, ranked, match)
     hits.sort(key=lambda h: (-h.score, h.obj.name, h.obj.pk))
     return hits[:limit]
