@@ -1,7 +1,7 @@
 """URL map: web pages, the REST API under /api/v1/, and its OpenAPI schema and docs."""
 
-from django.contrib import admin
 from django.conf import settings
+from django.contrib import admin
 from django.urls import include, path
 from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView

@@ -143,5 +143,17 @@ def blind_index(normalised: str, purpose: str) -> str:
     """A keyed hash of a normalised value for exact look-ups; reveals nothing without the index key."""
     if not normalised:
         return ""
-    mac = hmac.new(keyring().index_key, f"{purpose}\x00{normalised}".encode(), hashlib.sha256)
+    mac = _index_mac().copy()  # the keyed inner/outer state, computed once per key
+    mac.update(f"{purpose}\x00{normalised}".encode())
     return mac.hexdigest()[:32]
+
+
+_index_state: tuple[bytes, object] | None = None
+
+
+def _index_mac():
+    global _index_state
+    key = keyring().index_key
+    if _index_state is None or _index_state[0] is not key:  # a new ring brings a new key object
+        _index_state = (key, hmac.new(key, digestmod=hashlib.sha256))
+    return _index_state[1]

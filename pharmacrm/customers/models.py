@@ -103,8 +103,6 @@ class Institution(Customer):
         indexes = [
             models.Index(fields=["name", "id"], name="inst_name"),
             models.Index(fields=["region", "name_norm"], name="inst_region_name"),
-            models.Index(fields=["owner"], name="inst_owner"),
-            models.Index(fields=["team"], name="inst_team"),
             models.Index(fields=["stage"], name="inst_stage"),
             models.Index(fields=["updated_at", "id"], name="inst_updated"),
             models.Index(fields=["kind", "updated_at", "id"], name="inst_kind_updated"),
@@ -155,8 +153,6 @@ class Person(Customer):
         indexes = [
             models.Index(fields=["name", "id"], name="person_name"),
             models.Index(fields=["institution", "name_norm"], name="person_inst_name"),
-            models.Index(fields=["owner"], name="person_owner"),
-            models.Index(fields=["team"], name="person_team"),
             models.Index(fields=["updated_at", "id"], name="person_updated"),
         ]
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -17,6 +18,14 @@ from pharmacrm.core.models import Counter, User
 from pharmacrm.core.roles import SECOND_FACTOR_ROLES, Role
 from pharmacrm.customers import normalise, search, services
 from pharmacrm.customers.models import Consent, Institution, Person
+
+
+@pytest.fixture(autouse=True)
+def _english_output():
+    """These tests read the commands' messages in English (the product's default language is zh-hans)."""
+    with translation.override("en"):
+        yield
+
 
 pytestmark = pytest.mark.django_db
 
