@@ -6,10 +6,8 @@ import datetime
 
 import django_filters
 from django.conf import settings
-from django.contrib.auth import authenticate, password_validation
-from django.contrib.auth.models import Group
+from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,12 +20,12 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from . import access, audit
 from .api_utils import DateTimeFilter, HasCapability
 from .middleware import needs_second_factor
 from .models import ApiToken, AuditEntry, Region, Team, User
 from .permissions_doc import role_capabilities
 from .roles import READ_ONLY_ROLES, SECOND_FACTOR_ROLES, Cap, Role
+from .services import create_user, deactivate_user, update_user
 
 A = AuditEntry.Action
 
@@ -236,92 +234,6 @@ class UserSerializer(serializers.ModelSerializer):
         if self.instance is None and not attrs.get("password"):
             raise serializers.ValidationError({"password": [_("Set a password for the new user.")]})
         return attrs
-
-
-def user_snapshot(user: User) -> dict:
-    return {
-        "username": user.username,
-        "display_name": user.display_name,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "email": user.email,
-        "is_active": user.is_active,
-        "roles": sorted(g.name for g in user.groups.all()),
-        "teams": sorted(user.teams.values_list("id", flat=True)),
-        "territory": sorted(user.territory.values_list("code", flat=True)),
-    }
-
-
-def _check_password(password: str, user: User) -> None:
-    try:
-        password_validation.validate_password(password, user)
-    except ValidationError as e:
-        raise ValidationError({"password": e.error_list}) from None
-
-
-def _guard_self(actor: User, user: User, data: dict) -> None:
-    """An administrator cannot lock themself out by accident."""
-    if actor.pk != user.pk:
-        return
-    if data.get("is_active") is False:
-        raise ValidationError({"is_active": [_("You cannot deactivate your own account.")]})
-    if "roles" in data and Role.ADMIN.value not in data["roles"] and Role.ADMIN in user.roles:
-        raise ValidationError({"roles": [_("You cannot remove your own administrator role.")]})
-
-
-def _apply_user(user: User, data: dict) -> None:
-    for key in ("username", "display_name", "first_name", "last_name", "email", "is_active"):
-        if key in data:
-            setattr(user, key, data[key])
-    if data.get("password"):
-        _check_password(data["password"], user)
-        user.set_password(data["password"])
-
-
-def _apply_relations(user: User, data: dict) -> None:
-    if "roles" in data:
-        user.groups.set(Group.objects.filter(name__in=set(data["roles"])))
-    if "teams" in data:
-        user.teams.set(data["teams"])
-    if "territory" in data:
-        user.territory.set(data["territory"])
-    user.__dict__.pop("roles", None)  # drop the cached role set
-
-
-def create_user(actor: User, data: dict) -> User:
-    """Create a user with roles, teams and territory; the password must pass Django's validators."""
-    access.require(actor, Cap.MANAGE_USERS)
-    user = User()
-    _apply_user(user, data)
-    with transaction.atomic():
-        user.save()
-        _apply_relations(user, data)
-        audit.record(A.CREATE, user, changes=audit.diff({}, user_snapshot(user)), user=actor)
-    return user
-
-
-def update_user(actor: User, user: User, data: dict) -> User:
-    access.require(actor, Cap.MANAGE_USERS)
-    _guard_self(actor, user, data)
-    before = user_snapshot(user)
-    _apply_user(user, data)
-    with transaction.atomic():
-        user.save()
-        _apply_relations(user, data)
-        if data.get("is_active") is False:
-            ApiToken.objects.filter(user=user).delete()
-        changes = audit.diff(before, user_snapshot(user))
-        if changes or data.get("password"):
-            # the password itself never enters the trail, only the fact that it changed
-            audit.record(
-                A.UPDATE, user, changes=changes, user=actor, password_changed=bool(data.get("password"))
-            )
-    return user
-
-
-def deactivate_user(actor: User, user: User) -> User:
-    """Users are never deleted (the audit trail names them): they are deactivated, tokens revoked."""
-    return update_user(actor, user, {"is_active": False})
 
 
 class UserFilter(django_filters.FilterSet):
