@@ -211,24 +211,27 @@ def _unique_error(exc: IntegrityError, obj) -> ValidationError:
     return ValidationError(_("This record conflicts with an existing one."))
 
 
-def create_institution(user, data: dict[str, Any]) -> Institution:
-    access.require(user, Cap.CHANGE_CUSTOMERS)
-    data = clean_institution(data)
-    obj = Institution()
-    _apply(obj, data, INSTITUTION_FIELDS)
+def _create(user, model, data: dict[str, Any], fields):
+    obj = model()
+    _apply(obj, data, fields)
     if obj.owner_id is None and not access.can(user, Cap.ALL_CUSTOMERS):
         obj.owner = user  # a rep creates inside their own scope
     obj.refresh_derived()
     try:
         with transaction.atomic():
-            obj.code = next_codes(Institution, 1)[0]
+            obj.code = next_codes(model, 1)[0]
             obj.save(force_insert=True)
             _set_tags(obj, data.get("tags"))
             search.reindex([obj])
-            audit.record(A.CREATE, obj, changes=audit.diff({}, snapshot(obj, INSTITUTION_FIELDS)), user=user)
+            audit.record(A.CREATE, obj, changes=audit.diff({}, snapshot(obj, fields)), user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None
     return obj
+
+
+def create_institution(user, data: dict[str, Any]) -> Institution:
+    access.require(user, Cap.CHANGE_CUSTOMERS)
+    return _create(user, Institution, clean_institution(data), INSTITUTION_FIELDS)
 
 
 def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleaner):
@@ -279,21 +282,7 @@ def create_person(user, data: dict[str, Any]) -> Person:
     inst = data.get("institution")
     if inst is not None and not access.can_see(user, inst):
         raise ValidationError({"institution": [_("You may not add people to this institution.")]})
-    obj = Person()
-    _apply(obj, data, PERSON_FIELDS)
-    if obj.owner_id is None and not access.can(user, Cap.ALL_CUSTOMERS):
-        obj.owner = user
-    obj.refresh_derived()
-    try:
-        with transaction.atomic():
-            obj.code = next_codes(Person, 1)[0]
-            obj.save(force_insert=True)
-            _set_tags(obj, data.get("tags"))
-            search.reindex([obj])
-            audit.record(A.CREATE, obj, changes=audit.diff({}, snapshot(obj, PERSON_FIELDS)), user=user)
-    except IntegrityError as e:
-        raise _unique_error(e, obj) from None
-    return obj
+    return _create(user, Person, data, PERSON_FIELDS)
 
 
 def update_person(user, obj: Person, data: dict[str, Any], version: int | None = None) -> Person:
