@@ -11,9 +11,11 @@ from pharmacrm.customers.models import Institution, MergeRecord, Person, SearchT
 
 def test_a_bad_credit_code_is_refused_with_the_field_and_the_reason(users, beijing):
     bad = normalise.make_credit_code("91110000MA0000001")[:-1] + "0"
-    with translation.override("en"), pytest.raises(ValidationError) as exc:
-        services.create_institution(users["agent"], {"name": "测试医院", "kind": "hospital", "credit_code": bad})
-    assert "check character" in str(exc.value.message_dict["credit_code"])
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as exc:
+            services.create_institution(users["agent"], {"name": "测试医院", "kind": "hospital", "credit_code": bad})
+        assert "check character" in str(exc.value.message_dict["credit_code"])
+    assert "校验码" in str(exc.value.message_dict["credit_code"])  # zh-hans, the default
     assert not Institution.objects.filter(name="测试医院").exists()
 
 
