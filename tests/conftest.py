@@ -17,6 +17,18 @@ PASSWORD = "Test-password-2026!"
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the product's default language: a request made by an earlier test in the same
+    worker leaves its Accept-Language activated in the thread (LocaleMiddleware does not reset it)."""
+    from django.conf import settings as django_settings
+    from django.utils import translation
+
+    translation.activate(django_settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Argon2 is deliberately slow; tests create many users, so they hash with a fast hasher.
     (tests/core/test_settings_security.py checks that production settings use Argon2.)"""
