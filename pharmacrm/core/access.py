@@ -51,25 +51,42 @@ def capabilities(user) -> frozenset[Cap]:
 # --- object scope ------------------------------------------------------------------------------
 
 
-def _scope_facts(user) -> tuple[list[int], list[tuple[str, str]]]:
-    """The user's team ids and territory code ranges, read once per user object (i.e. per request)."""
+def _scope_facts(user) -> tuple[list[int], list[str]]:
+    """The user's team ids and territory region codes, read once per user object (i.e. per request)."""
     cached = getattr(user, "_scope_facts", None)
     if cached is None:
         from .models import Region
 
         team_ids = list(user.teams.values_list("id", flat=True))
-        regions = Region.objects.filter(Q(users=user) | Q(teams__members=user)).distinct()
-        cached = (team_ids, [r.code_range() for r in regions])
+        codes = Region.objects.filter(Q(users=user) | Q(teams__members=user)).values_list("code", flat=True)
+        cached = (team_ids, sorted(set(codes)))
         user._scope_facts = cached
     return cached
 
 
-def _territory_q(user, region_field: str) -> Q:
-    """Customers whose region lies inside the user's or their teams' territory (by code range)."""
+def region_q(code: str, prefix: str = "") -> Q:
+    """Customers inside a region (province, city or district, by the code's shape), as an equality on the
+    denormalised province / city / region columns — an index look-up that also keeps the list's order."""
+    code = str(code).strip()[:6].ljust(6, "0")
+    if code.endswith("0000"):
+        return Q(**{f"{prefix}province": code})
+    if code.endswith("00"):
+        return Q(**{f"{prefix}city": code})
+    return Q(**{f"{prefix}region_id": code})
+
+
+def _territory_q(user) -> Q:
+    """Customers whose region lies inside the user's or their teams' territory."""
     q = Q(pk__in=[])
-    for low, high in _scope_facts(user)[1]:
-        q |= Q(**{f"{region_field}__gte": low, f"{region_field}__lt": high})
+    for code in _scope_facts(user)[1]:
+        q |= region_q(code)
     return q
+
+
+def _in_territory(codes: list[str], province: str, city: str, region_id) -> bool:
+    return any(
+        (c == province) if c.endswith("0000") else (c == city) if c.endswith("00") else (c == region_id) for c in codes
+    )
 
 
 def institution_scope_q(user) -> Q | None:
@@ -78,7 +95,7 @@ def institution_scope_q(user) -> Q | None:
         return None
     if not can(user, Cap.VIEW_CUSTOMERS):
         return Q(pk__in=[])
-    return Q(owner=user) | Q(team_id__in=_scope_facts(user)[0]) | _territory_q(user, "region_id")
+    return Q(owner=user) | Q(team_id__in=_scope_facts(user)[0]) | _territory_q(user)
 
 
 def institutions_for(user, qs: QuerySet | None = None) -> QuerySet:
@@ -90,55 +107,74 @@ def institutions_for(user, qs: QuerySet | None = None) -> QuerySet:
 
 
 def people_for(user, qs: QuerySet | None = None) -> QuerySet:
-    """People the user may see: those of visible institutions, and those they or their team own."""
+    """People the user may see: those of visible institutions, and those they or their team own.
+
+    A person carries their institution's region (kept in step by the services), so "people of institutions
+    in my territory" is a condition on the person row; only institutions visible by owner or team need a
+    (short) subquery."""
     from pharmacrm.customers.models import Institution, Person
 
     qs = Person.objects.all() if qs is None else qs
-    q = institution_scope_q(user)
-    if q is None:
+    if can(user, Cap.ALL_CUSTOMERS):
         return qs
     if not can(user, Cap.VIEW_CUSTOMERS):
         return qs.none()
     team_ids = _scope_facts(user)[0]
-    visible_institutions = Institution.objects.filter(q).values("id")
-    return qs.filter(Q(institution_id__in=visible_institutions) | Q(owner=user) | Q(team_id__in=team_ids))
+    owned_institutions = Institution.objects.filter(Q(owner=user) | Q(team_id__in=team_ids)).values("id")
+    return qs.filter(
+        Q(owner=user) | Q(team_id__in=team_ids) | _territory_q(user) | Q(institution_id__in=owned_institutions)
+    )
 
 
-SCOPE_COLUMNS = {"institution": ("owner_id", "team_id", "region_id"), "person": ("owner_id", "team_id", "institution_id")}
+SCOPE_COLUMNS = {
+    "institution": ("owner_id", "team_id", "province", "city", "region_id"),
+    "person": ("owner_id", "team_id", "province", "city", "region_id", "institution_id"),
+}
+
+
+def _owned_institution_ids(user) -> frozenset[int]:
+    """Institutions the user or their teams own (cached per request): people there are visible wherever
+    the institution lies."""
+    cached = getattr(user, "_owned_institution_ids", None)
+    if cached is None:
+        from pharmacrm.customers.models import Institution
+
+        team_ids = _scope_facts(user)[0]
+        cached = frozenset(
+            Institution.objects.filter(Q(owner=user) | Q(team_id__in=team_ids)).values_list("id", flat=True)
+        )
+        user._owned_institution_ids = cached
+    return cached
 
 
 def visible_from_rows(user, kind: str, rows) -> set[int]:
     """Which of these rows — (id, *SCOPE_COLUMNS[kind]) tuples — the user may see: the same rule as
     institutions_for / people_for (tests hold them equal), decided in Python for hot paths such as
     search that already hold a short candidate list, instead of a scope subquery per look-up."""
-    from pharmacrm.customers.models import Institution
-
     rows = list(rows)
     if not rows or not can(user, Cap.VIEW_CUSTOMERS):
         return set()
     if institution_scope_q(user) is None:
         return {row[0] for row in rows}
-    team_ids, ranges = _scope_facts(user)
+    team_ids, codes = _scope_facts(user)
     team_ids = set(team_ids)
 
-    def institution_ok(owner_id, team_id, region_id) -> bool:
-        return (
-            owner_id == user.pk
-            or team_id in team_ids
-            or (region_id is not None and any(low <= region_id < high for low, high in ranges))
-        )
+    def ok(owner_id, team_id, province, city, region_id) -> bool:
+        return owner_id == user.pk or team_id in team_ids or _in_territory(codes, province, city, region_id)
 
     if kind == "institution":
-        return {pk for pk, owner_id, team_id, region_id in rows if institution_ok(owner_id, team_id, region_id)}
-    inst_ids = {i for *_, i in rows if i is not None}
-    insts = {
-        pk: institution_ok(o, t, r)
-        for pk, o, t, r in Institution.objects.filter(pk__in=inst_ids).values_list("id", *SCOPE_COLUMNS["institution"])
-    }
-    return {
-        pk for pk, owner_id, team_id, inst_id in rows
-        if owner_id == user.pk or team_id in team_ids or insts.get(inst_id, False)
-    }  # fmt: skip
+        return {pk for pk, *scope in rows if ok(*scope)}
+    visible = set()
+    unsure = []
+    for pk, *scope, inst_id in rows:
+        if ok(*scope):
+            visible.add(pk)
+        elif inst_id is not None:
+            unsure.append((pk, inst_id))
+    if unsure:
+        owned = _owned_institution_ids(user)
+        visible.update(pk for pk, inst_id in unsure if inst_id in owned)
+    return visible
 
 
 def visible_ids(user, kind: str, ids) -> set[int]:

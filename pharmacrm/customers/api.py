@@ -196,11 +196,6 @@ class PersonSerializer(CustomerSerializer):
 # --- filters -----------------------------------------------------------------------------------
 
 
-def _region_q(field: str, region: Region):
-    low, high = region.code_range()
-    return {f"{field}__gte": low, f"{field}__lt": high}
-
-
 @extend_schema_field(OpenApiTypes.STR)
 class RegionCodeFilter(django_filters.ModelChoiceFilter):
     """A region by its code; the filter method widens it to everything inside the region."""
@@ -219,14 +214,13 @@ class CustomerFilter(django_filters.FilterSet):
         label="Region code: a province, city or district and everything inside it.",
     )  # fmt: skip
 
-    region_field = "region_id"
 
     def filter_tags(self, qs, name, value):
         names = [n.strip() for n in value.replace("，", ",").split(",") if n.strip()]
         return qs.filter(tags__name__in=names).distinct() if names else qs
 
     def filter_region(self, qs, name, region):
-        return qs.filter(**_region_q(self.region_field, region)) if region else qs
+        return qs.filter(access.region_q(region.code)) if region else qs
 
 
 class InstitutionFilter(CustomerFilter):
@@ -248,7 +242,6 @@ class PersonFilter(CustomerFilter):
     institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
     department = django_filters.NumberFilter(field_name="department_id", min_value=1, max_value=MAX_ID)
 
-    region_field = "institution__region_id"
 
     class Meta:
         model = Person

@@ -834,7 +834,7 @@ class Counts:
 
 
 PERSONAL_KEYS = frozenset(c.key for c in PERSON_COLUMNS if c.personal)
-DERIVED = ("name_norm", "phone_norm", "mobile_bidx", "landline_bidx", "email_bidx")
+DERIVED = ("name_norm", "phone_norm", "mobile_bidx", "landline_bidx", "email_bidx", "province", "city", "region_id")
 REF_CACHE_SIZE = 200_000
 
 
@@ -856,6 +856,7 @@ class Run:
         self.pending: dict[str, int] = {}  # keys of institutions new in this run → id (0 in a dry run)
         self.regions = Regions() if self.model is Institution else None
         self.institution_ids: dict[str, int] = {}  # reference as written → institution id
+        self.institution_regions: dict[int, str | None] = {}  # institution id → its region (people's copy)
         self.department_ids: dict[tuple[int, str], int] = {}
         self.users: dict[str, int | None] = {}
         self.teams: dict[str, int | None] = {}
@@ -867,7 +868,9 @@ class Run:
         self.updates_audit: list[dict] = []  # recorded when the transaction ends (short audit-chain lock)
         self.codes: CodeBlock | None = None
         self.inserter = FastInserter(self.model)
-        self.derived = [a for a in DERIVED if a in {f.attname for f in self.inserter.fields}]
+        # a person's region is derived (their institution's); an institution's is its own column
+        derived = DERIVED if self.model is Person else tuple(a for a in DERIVED if a != "region_id")
+        self.derived = [a for a in derived if a in {f.attname for f in self.inserter.fields}]
         self.lock = threading.Lock()  # the writer thread reports errors too
         self.error_file = None
         self.error_writer = None
@@ -1377,6 +1380,27 @@ def _db_now():
     return now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)
 
 
+def _load_regions(run: Run, items: list[Item]) -> None:
+    """The regions of the institutions these people rows belong to (new or existing), in one query."""
+    cache = run.institution_regions
+    if len(cache) > REF_CACHE_SIZE:
+        cache.clear()
+    ids = {
+        it.values.get("institution_id") or (it.existing.institution_id if it.existing else None) for it in items
+    } - {None} - cache.keys()
+    if ids:
+        cache.update(Institution.objects.filter(pk__in=ids).values_list("id", "region_id"))
+
+
+def _refresh_derived(run: Run, target) -> None:
+    """The model's refresh_derived on a model instance or a _Derived row; people get their institution's
+    region from the run's cache (loaded per chunk by _load_regions) instead of a query per row."""
+    if run.model is Person:
+        Person.refresh_derived(target, run.institution_regions.get(target.institution_id or 0))
+    else:
+        run.model.refresh_derived(target)
+
+
 def _build(run: Run, it: Item, now) -> None:
     """Everything a new row needs except its code: defaults, derived columns, ciphertexts, terms."""
     values = it.values
@@ -1384,7 +1408,7 @@ def _build(run: Run, it: Item, now) -> None:
     if run.default_owner and not values.get("owner_id"):
         values["owner_id"] = run.default_owner  # as services do: a scoped user creates inside their scope
     derived = _Derived(values)
-    run.model.refresh_derived(derived)
+    _refresh_derived(run, derived)
     for attr in run.derived:
         values[attr] = derived[attr]
     it.terms = (
@@ -1523,7 +1547,7 @@ def _update_rows(run: Run, items: list[Item]) -> None:
                 continue
         for attname, value in changes.items():
             setattr(obj, attname, value)
-        obj.refresh_derived()
+        _refresh_derived(run, obj)
         values = {a: getattr(obj, a) for a in [*changes, *run.derived]}
         done = model.objects.filter(pk=obj.pk, version=obj.version).update(
             version=F("version") + 1, updated_at=now, **values
@@ -1541,6 +1565,10 @@ def _update_rows(run: Run, items: list[Item]) -> None:
         run.updates_audit.append({"id": obj.pk, "code": obj.code, "row": it.row, "changes": diff})
     if reindex:
         search.reindex(reindex)
+    if model is Institution:
+        moved = [it.existing.pk for it in items if "region_id" in it.changes and not it.errors]
+        if moved:
+            services.sync_people_region(moved)
 
 
 def _flush_update_audit(run: Run) -> None:
@@ -1567,6 +1595,7 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
     _match_existing(run, [it for it in items if not it.errors])
     if run.model is Person:
         _resolve_departments(run, [it for it in items if not it.errors])
+        _load_regions(run, [it for it in items if not it.errors])
     if not run.all_scope:
         ids = [it.existing.pk for it in items if it.existing is not None]
         qs = access.institutions_for(run.user) if run.model is Institution else access.people_for(run.user)

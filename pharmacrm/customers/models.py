@@ -38,6 +38,20 @@ class Tag(models.Model):
         return self.name
 
 
+def region_columns(region_id) -> tuple[str, str]:
+    """(province, city) codes of a GB/T 2260 region code — the equality columns that lists, filters and the
+    access scope use, so that "in this province" is an index look-up that also serves the sort order.
+    The levels follow the code's shape, as Region.code_range does: ``xx0000`` is a province, ``xxxx00`` a
+    city, anything else a district."""
+    if not region_id:
+        return "", ""
+    code = str(region_id)
+    return code[:2] + "0000", ("" if code.endswith("0000") else code[:4] + "00")
+
+
+INSTITUTION_REGION = object()  # Person.refresh_derived: "read it from the institution"
+
+
 class CustomerQuerySet(models.QuerySet):
     def active(self):
         return self.filter(merged_into__isnull=True)
@@ -48,7 +62,7 @@ class Customer(models.Model):
 
     code = models.CharField(_("internal code"), max_length=32, unique=True, editable=False)
     external_id = models.CharField(_("external id"), max_length=64, unique=True, null=True, blank=True)
-    tier = models.CharField(_("tier"), max_length=12, choices=Tier.choices, default=Tier.NEW, db_index=True)
+    tier = models.CharField(_("tier"), max_length=12, choices=Tier.choices, default=Tier.NEW)
     stage = models.CharField(_("lifecycle stage"), max_length=12, choices=Stage.choices, default=Stage.POTENTIAL)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("owner")
@@ -61,6 +75,9 @@ class Customer(models.Model):
     merged_into = models.ForeignKey(
         "self", models.SET_NULL, null=True, blank=True, related_name="merged_from", verbose_name=_("merged into")
     )
+    # derived from the region (a person's: their institution's) by refresh_derived and the services
+    province = models.CharField(max_length=6, blank=True, default="", editable=False)
+    city = models.CharField(max_length=6, blank=True, default="", editable=False)
     version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
@@ -106,12 +123,16 @@ class Institution(Customer):
             models.Index(fields=["stage"], name="inst_stage"),
             models.Index(fields=["updated_at", "id"], name="inst_updated"),
             models.Index(fields=["kind", "updated_at", "id"], name="inst_kind_updated"),
+            models.Index(fields=["province", "updated_at", "id"], name="inst_province_updated"),
+            models.Index(fields=["city", "updated_at", "id"], name="inst_city_updated"),
+            models.Index(fields=["tier", "updated_at", "id"], name="inst_tier_updated"),
         ]
 
     def refresh_derived(self) -> None:
         """Recompute the normalised columns from the editable ones."""
         self.name_norm = normalise.name(self.name)
         self.phone_norm = normalise.phone(self.phone)
+        self.province, self.city = region_columns(self.region_id)
 
     @property
     def is_department(self) -> bool:
@@ -145,6 +166,11 @@ class Person(Customer):
     birthday = EncryptedDateField(_("birthday"), null=True)
     home_address = EncryptedTextField(_("home address"))
     id_number = EncryptedTextField(_("ID card number"))
+    # the institution's region, kept here (with province and city) so that filters and the access scope
+    # are indexed look-ups on this table instead of a join per row; services keep it in step
+    region = models.ForeignKey(
+        Region, models.SET_NULL, null=True, blank=True, related_name="+", editable=False, db_index=False
+    )
 
     class Meta:
         verbose_name = _("person")
@@ -154,10 +180,22 @@ class Person(Customer):
             models.Index(fields=["name", "id"], name="person_name"),
             models.Index(fields=["institution", "name_norm"], name="person_inst_name"),
             models.Index(fields=["updated_at", "id"], name="person_updated"),
+            models.Index(fields=["province", "updated_at", "id"], name="person_province_updated"),
+            models.Index(fields=["city", "updated_at", "id"], name="person_city_updated"),
+            models.Index(fields=["region", "updated_at", "id"], name="person_region_updated"),
+            models.Index(fields=["tier", "updated_at", "id"], name="person_tier_updated"),
+            models.Index(fields=["stage", "name", "id"], name="person_stage_name"),
+            models.Index(fields=["role", "updated_at", "id"], name="person_role_updated"),
         ]
 
-    def refresh_derived(self) -> None:
+    def refresh_derived(self, region_id=INSTITUTION_REGION) -> None:
+        """Normalised name, blind indexes, and the institution's region (which bulk writers that already
+        know it pass in, instead of a look-up per row)."""
         self.name_norm = normalise.name(self.name)
+        if region_id is INSTITUTION_REGION:
+            region_id = self.institution.region_id if self.institution_id else None
+        self.region_id = region_id or None
+        self.province, self.city = region_columns(region_id)
         self.mobile_bidx = crypto.blind_index(normalise.phone(self.mobile), "phone")
         self.landline_bidx = crypto.blind_index(normalise.phone(self.landline), "phone")
         self.email_bidx = crypto.blind_index(normalise.email(self.email), "email")

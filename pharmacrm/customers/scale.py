@@ -24,7 +24,7 @@ from pharmacrm.core.models import Region
 
 from . import normalise, search
 from .choices import HospitalGrade, InstitutionType, PersonRole, Source, Stage, Tier
-from .models import Institution, Person, SearchTerm
+from .models import region_columns, Institution, Person, SearchTerm
 from .services import next_codes
 
 # --- reference pools ---------------------------------------------------------------------------
@@ -563,6 +563,7 @@ def seed_institutions(count: int, gen: Generator, chunk: int = 5000, progress: P
                 id=obj_id, code=codes[i], parent_id=obj.parent_id, created_at=now, updated_at=now,
                 name_norm=normalise.name(values["name"]), phone_norm=normalise.phone(values["phone"]),
             )  # fmt: skip
+            values["province"], values["city"] = region_columns(values.get("region_id"))
             rows.append(maker.row(values))
             term_rows += _term_rows(SearchTerm.Kind.INSTITUTION, obj_id, search.institution_terms(obj))
         with transaction.atomic():
@@ -623,11 +624,11 @@ def seed_people(count: int, gen: Generator, chunk: int = 10000, progress: Progre
             values = gen.person(obj_id, kind, region, phone or "")
             p = SimpleNamespace(name=values["name"], mobile=values["mobile"], landline=values["landline"],
                                 email=values["email"])  # fmt: skip
-            Person.refresh_derived(p)  # blind indexes exactly as the model computes them (no model __init__)
+            Person.refresh_derived(p, region)  # exactly as the model computes them (no model __init__)
             values.update(
                 id=obj_id, code=codes[i], institution_id=inst_id, department_id=dept_id, created_at=now,
                 updated_at=now, name_norm=p.name_norm, mobile_bidx=p.mobile_bidx, landline_bidx=p.landline_bidx,
-                email_bidx=p.email_bidx,
+                email_bidx=p.email_bidx, region_id=p.region_id, province=p.province, city=p.city,
             )  # fmt: skip
             rows.append(maker.row(values))
             term_rows += _term_rows(SearchTerm.Kind.PERSON, obj_id, search.person_terms(p))

@@ -139,8 +139,7 @@ class Filters:
         if self.type:
             q &= Q(kind=self.type)
         if self.region:
-            low, high = _region_range(self.region)
-            q &= Q(region_id__gte=low, region_id__lt=high)
+            q &= access.region_q(self.region)
         if self.tier:
             q &= Q(tier=self.tier)
         if self.owner:
@@ -152,8 +151,7 @@ class Filters:
     def person_q(self) -> Q:
         q = Q()
         if self.region:
-            low, high = _region_range(self.region)
-            q &= Q(institution__region_id__gte=low, institution__region_id__lt=high)
+            q &= access.region_q(self.region)
         if self.tier:
             q &= Q(tier=self.tier)
         if self.owner:
@@ -165,14 +163,6 @@ class Filters:
     @property
     def any(self) -> bool:
         return bool(self.type or self.region or self.tier or self.owner or self.stage)
-
-
-def _region_range(code: str) -> tuple[str, str]:
-    code = (code or "").strip()[:6].ljust(6, "0")
-    stem = code.rstrip("0") or code[:2]
-    width = 2 if len(stem) <= 2 else 4 if len(stem) <= 4 else 6
-    stem = code[:width]
-    return stem.ljust(6, "0"), str(int(stem) + 1).ljust(6, "0")
 
 
 TIER_BONUS = {"key": 10, "vip": 6, "regular": 3, "new": 0}

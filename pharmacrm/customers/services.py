@@ -21,7 +21,7 @@ from pharmacrm.core.roles import Cap
 
 from . import normalise, search
 from .choices import InstitutionType
-from .models import Consent, Institution, MergeRecord, Person, SearchTerm, Tag
+from .models import Consent, Institution, MergeRecord, Person, SearchTerm, Tag, region_columns
 
 A = AuditEntry.Action
 
@@ -234,10 +234,29 @@ def create_institution(user, data: dict[str, Any]) -> Institution:
     return _create(user, Institution, clean_institution(data), INSTITUTION_FIELDS)
 
 
+def sync_people_region(institution_ids: Iterable[int]) -> int:
+    """Copy institutions' regions onto their people (the denormalised columns that filters and the access
+    scope read); derived data, so neither `updated_at` nor the version moves. Returns the rows changed."""
+    changed = 0
+    for inst_id, region_id in Institution.objects.filter(pk__in=list(institution_ids)).values_list("id", "region_id"):
+        province, city = region_columns(region_id)
+        changed += (
+            Person.objects.filter(institution_id=inst_id)
+            .exclude(region_id=region_id, province=province, city=city)
+            .update(region_id=region_id, province=province, city=city)
+            if region_id
+            else Person.objects.filter(institution_id=inst_id).exclude(region_id=None).update(
+                region_id=None, province="", city=""
+            )
+        )
+    return changed
+
+
 def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleaner):
     if not access.can_change(user, obj):
         raise PermissionDenied(_("You may not change this customer."))
     data = cleaner(data, instance=obj)
+    old_region = getattr(obj, "region_id", None)
     before = snapshot(obj, fields)
     before_tags = sorted(obj.tags.values_list("name", flat=True))
     _apply(obj, data, fields)
@@ -266,6 +285,8 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             obj.updated_at = now
             _set_tags(obj, data.get("tags"))
             search.reindex([obj])
+            if model is Institution and obj.region_id != old_region:
+                sync_people_region([obj.pk])
             audit.record(A.UPDATE, obj, changes=changes, user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None
@@ -370,16 +391,16 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     names = (
         base.exclude(region__isnull=True)
         .exclude(kind=InstitutionType.DEPARTMENT)  # 心内科 exists in every hospital; see below
-        .annotate(city=city)
-        .values("name_norm", "city")
+        .annotate(city_stem=city)
+        .values("name_norm", "city_stem")
         .annotate(n=models.Count("id"))
         .filter(n__gt=1)[:limit]
     )
     for row in names:
         ids = list(
-            base.filter(name_norm=row["name_norm"], region__code__startswith=row["city"]).values_list("id", flat=True)
+            base.filter(name_norm=row["name_norm"], region__code__startswith=row["city_stem"]).values_list("id", flat=True)
         )
-        groups.append(DuplicateGroup("name_city", f"{row['name_norm']}@{row['city']}", ids))
+        groups.append(DuplicateGroup("name_city", f"{row['name_norm']}@{row['city_stem']}", ids))
     depts = (
         base.filter(kind=InstitutionType.DEPARTMENT)
         .values("name_norm", "parent_id")
@@ -518,6 +539,8 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         survivor.save()
         search.unindex(kind, [duplicate.pk])
         search.reindex([survivor])
+        if model is Institution:
+            sync_people_region([survivor.pk])
         MergeRecord.objects.create(
             kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
         )
