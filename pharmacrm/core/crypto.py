@@ -121,10 +121,39 @@ def _cipher(key_id: str) -> AESGCM:
     return aead
 
 
+class _NoncePool(threading.local):
+    """Random 96-bit GCM nonces drawn from the OS in blocks: one getrandom() call per 4,096 nonces instead
+    of one per field (it was a quarter of the encryption time of an import). Per thread, and dropped in
+    a forked child, so that two processes never hand out the same nonces."""
+
+    BLOCK = 4096
+
+    def __init__(self):
+        self.buf, self.pos = b"", 0
+
+    def take(self) -> bytes:
+        pos = self.pos
+        if pos >= len(self.buf):
+            self.buf, pos = os.urandom(12 * self.BLOCK), 0
+        self.pos = pos + 12
+        return self.buf[pos : pos + 12]
+
+
+_nonces = _NoncePool()
+
+
+def _fresh_nonces_after_fork() -> None:
+    global _nonces
+    _nonces = _NoncePool()
+
+
+os.register_at_fork(after_in_child=_fresh_nonces_after_fork)
+
+
 def encrypt(plaintext: str, context: str) -> str:
     """Ciphertext for `plaintext`, bound to `context` (table.column) so it cannot be moved elsewhere."""
     ring = keyring()
-    nonce = os.urandom(12)
+    nonce = _nonces.take()
     ct = _cipher(ring.active).encrypt(nonce, plaintext.encode(), context.encode())
     return f"{PREFIX}:{ring.active}:{base64.b64encode(nonce + ct).decode()}"
 

@@ -93,3 +93,34 @@ def test_the_audit_trail_records_that_personal_fields_changed_without_their_valu
     services.update_person(admin_user, secret_person, {"mobile": "13700001111"})
     data = raw_database_bytes(tmp_path)
     assert b"13700001111" not in data and MOBILE.encode() not in data
+
+
+def test_nonces_never_repeat_within_a_process_or_across_a_fork():
+    """GCM breaks if a nonce is used twice with one key: nonces come from the OS in blocks, and a forked
+    child (a pool worker, a gunicorn worker) must draw its own instead of reusing the parent's block."""
+    import base64
+    import os
+
+    from pharmacrm.core import crypto
+
+    def nonce(token: str) -> bytes:
+        return base64.b64decode(token.split(":", 2)[2])[:12]
+
+    crypto.encrypt("warm-up", "t.c")  # the parent now holds a part-used block
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its first nonces and leave at once
+        os.close(read)
+        os.write(write, b"".join(nonce(crypto.encrypt("x", "t.c")) for _ in range(50)))
+        os._exit(0)
+    os.close(write)
+    child = b""
+    while chunk := os.read(read, 4096):
+        child += chunk
+    os.waitpid(pid, 0)
+    parent = [nonce(crypto.encrypt("x", "t.c")) for _ in range(10_000)]  # crosses a block boundary
+    child_nonces = [child[i : i + 12] for i in range(0, len(child), 12)]
+    assert len(child_nonces) == 50
+    assert len(set(parent)) == len(parent)
+    assert not set(parent) & set(child_nonces)
+    assert crypto.decrypt(crypto.encrypt("13800138000", "t.c"), "t.c") == "13800138000"

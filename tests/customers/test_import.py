@@ -443,3 +443,16 @@ def test_uploads_of_checks_never_confirmed_are_deleted_after_a_week(users, var_d
     old, recent = job_with_file("old.csv", 8), job_with_file("recent.csv", 1)
     tasks.purge_import_uploads.call_local()
     assert not old.exists() and recent.exists()
+
+
+def test_imported_people_carry_their_institutions_region_and_follow_a_region_change(users, xiehe, tmp_path):
+    job = importer.import_file(write_file(tmp_path, "p.csv", three_people()), "people", users["kam"])
+    assert job.created_count == 3
+    regions = set(Person.objects.filter(external_id__startswith="EXT-").values_list("region_id", "province", "city"))
+    assert regions == {("110105", "110000", "110100")}
+    # the hospital moves to 上海市徐汇区 by a re-import keyed on its credit code
+    content = f"机构名称,机构类型,统一社会信用代码,行政区划代码\n北京协和医院,医院,{XIEHE_CODE},310104\n".encode()
+    job = importer.import_file(write_file(tmp_path, "i.csv", content), "institutions", users["admin"])
+    assert job.updated_count == 1, job.errors
+    regions = set(Person.objects.filter(institution=xiehe).values_list("region_id", "province", "city"))
+    assert regions == {("310104", "310000", "310100")}

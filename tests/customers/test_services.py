@@ -138,3 +138,56 @@ def test_deleting_is_audited_and_removes_it_from_search(users, ruijin):
     assert not Institution.objects.filter(pk=pk).exists()
     assert AuditEntry.objects.filter(action="delete", object_id=str(pk)).exists()
     assert search.search(users["agent"], "瑞金") == []
+
+
+# --- people carry their institution's region (the columns lists and the rep's scope filter on) -----
+
+
+def _region_of(person) -> tuple:
+    return tuple(Person.objects.filter(pk=person.pk).values_list("region_id", "province", "city").get())
+
+
+def test_a_person_takes_the_region_of_their_institution_and_follows_a_move(users, xiehe, ruijin):
+    from pharmacrm.core import access
+
+    zhang = Person.objects.get(name="张伟")
+    assert _region_of(zhang) == ("110105", "110000", "110100")
+    rep = users["rep"]  # the North team: Beijing
+    assert access.people_for(rep).filter(pk=zhang.pk).exists()
+    services.update_person(users["admin"], zhang, {"institution": ruijin, "department": None})
+    assert _region_of(zhang) == ("310104", "310000", "310100")
+    assert not access.people_for(rep).filter(pk=zhang.pk).exists()
+
+
+def test_moving_an_institution_to_another_region_moves_its_people_in_lists_and_scope(users, xiehe, shanghai, client_for):
+    from pharmacrm.core import access
+
+    zhang = Person.objects.get(name="张伟")
+    rep = users["rep"]
+    assert access.people_for(rep).filter(pk=zhang.pk).exists()
+    services.update_institution(users["admin"], xiehe, {"region": shanghai})
+    assert _region_of(zhang) == ("310104", "310000", "310100")
+    assert not access.people_for(users["rep"]).filter(pk=zhang.pk).exists()
+    page = client_for("agent").get("/customers/people/?province=310000").content.decode()
+    assert "张伟" in page
+    page = client_for("agent").get("/customers/people/?province=110000").content.decode()
+    assert "张伟" not in page
+
+
+def test_merging_institutions_gives_the_moved_people_the_survivors_region(users, xiehe, ruijin):
+    li = services.create_person(users["admin"], {"name": "李娜", "institution": ruijin})
+    assert _region_of(li)[1] == "310000"
+    services.merge(users["manager"], xiehe, ruijin)
+    assert _region_of(li) == ("110105", "110000", "110100")
+
+
+def test_people_owned_through_their_institution_stay_visible_outside_the_territory(users, ruijin):
+    from pharmacrm.core import access
+
+    rep = users["rep"]
+    wang = services.create_person(users["admin"], {"name": "王芳", "institution": ruijin})
+    assert not access.people_for(rep).filter(pk=wang.pk).exists()
+    services.update_institution(users["admin"], ruijin, {"owner": rep})
+    rep = type(rep).objects.get(pk=rep.pk)  # a new request: scope facts are read afresh
+    assert access.people_for(rep).filter(pk=wang.pk).exists()
+    assert access.visible_ids(rep, "person", [wang.pk]) == {wang.pk}
