@@ -24,7 +24,7 @@ from pharmacrm.core.models import Region
 
 from . import normalise, search
 from .choices import HospitalGrade, InstitutionType, PersonRole, Source, Stage, Tier
-from .models import region_columns, Institution, Person, SearchTerm
+from .models import Institution, Person, SearchTerm, region_columns
 from .services import next_codes
 
 # --- reference pools ---------------------------------------------------------------------------
