@@ -75,27 +75,44 @@ def region_q(code: str, prefix: str = "") -> Q:
     return Q(**{f"{prefix}region_id": code})
 
 
-def _territory_q(user) -> Q:
-    """Customers whose region lies inside the user's or their teams' territory."""
-    q = Q(pk__in=[])
-    for code in _scope_facts(user)[1]:
-        q |= region_q(code)
-    return q
-
-
 def _in_territory(codes: list[str], province: str, city: str, region_id) -> bool:
     return any(
         (c == province) if c.endswith("0000") else (c == city) if c.endswith("00") else (c == region_id) for c in codes
     )
 
 
-def institution_scope_q(user) -> Q | None:
-    """A filter for the institutions the user may see, or None for all of them."""
+def scope_branches(user, kind: str) -> list[Q] | None:
+    """The customers (`kind` "institution" or "person") the user may see, as conditions whose union is
+    the scope — None when the user sees everything. Each branch is an indexed equality on its own (the
+    territory's province/city/district, the owner, the team, and for people the institutions owned by
+    the user or their teams), so lists can walk each branch in sort order and merge them."""
+    from pharmacrm.customers.models import Institution
+
     if can(user, Cap.ALL_CUSTOMERS):
         return None
     if not can(user, Cap.VIEW_CUSTOMERS):
-        return Q(pk__in=[])
-    return Q(owner=user) | Q(team_id__in=_scope_facts(user)[0]) | _territory_q(user)
+        return [Q(pk__in=[])]
+    team_ids, codes = _scope_facts(user)
+    branches = [region_q(code) for code in codes] + [Q(owner=user)]
+    if team_ids:
+        branches.append(Q(team_id__in=team_ids))
+    if kind == "person":
+        owned = Institution.objects.filter(Q(owner=user) | Q(team_id__in=team_ids)).values("id")
+        branches.append(Q(institution_id__in=owned))
+    return branches
+
+
+def _either(branches: list[Q]) -> Q:
+    q = Q(pk__in=[])
+    for branch in branches:
+        q |= branch
+    return q
+
+
+def institution_scope_q(user) -> Q | None:
+    """A filter for the institutions the user may see, or None for all of them."""
+    branches = scope_branches(user, "institution")
+    return None if branches is None else _either(branches)
 
 
 def institutions_for(user, qs: QuerySet | None = None) -> QuerySet:
@@ -112,18 +129,11 @@ def people_for(user, qs: QuerySet | None = None) -> QuerySet:
     A person carries their institution's region (kept in step by the services), so "people of institutions
     in my territory" is a condition on the person row; only institutions visible by owner or team need a
     (short) subquery."""
-    from pharmacrm.customers.models import Institution, Person
+    from pharmacrm.customers.models import Person
 
     qs = Person.objects.all() if qs is None else qs
-    if can(user, Cap.ALL_CUSTOMERS):
-        return qs
-    if not can(user, Cap.VIEW_CUSTOMERS):
-        return qs.none()
-    team_ids = _scope_facts(user)[0]
-    owned_institutions = Institution.objects.filter(Q(owner=user) | Q(team_id__in=team_ids)).values("id")
-    return qs.filter(
-        Q(owner=user) | Q(team_id__in=team_ids) | _territory_q(user) | Q(institution_id__in=owned_institutions)
-    )
+    branches = scope_branches(user, "person")
+    return qs if branches is None else qs.filter(_either(branches))
 
 
 SCOPE_COLUMNS = {

@@ -52,6 +52,10 @@ def region_columns(region_id) -> tuple[str, str]:
 INSTITUTION_REGION = object()  # Person.refresh_derived: "read it from the institution"
 
 
+ACTIVE = models.Q(merged_into__isnull=True)  # lists show active (not merged) records only
+LIST_FILTER_COLUMNS = ("stage", "tier", "role")
+
+
 class CustomerQuerySet(models.QuerySet):
     def active(self):
         return self.filter(merged_into__isnull=True)
@@ -64,10 +68,15 @@ class Customer(models.Model):
     external_id = models.CharField(_("external id"), max_length=64, unique=True, null=True, blank=True)
     tier = models.CharField(_("tier"), max_length=12, choices=Tier.choices, default=Tier.NEW)
     stage = models.CharField(_("lifecycle stage"), max_length=12, choices=Stage.choices, default=Stage.POTENTIAL)
+    # indexed by the partial indexes in each model's Meta (most customers have no owner or team: a plain
+    # index's statistics then tell SQLite's planner that `owner_id = ?` matches most of the table)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("owner")
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("owner"),
+        db_index=False,
     )
-    team = models.ForeignKey(Team, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("team"))
+    team = models.ForeignKey(
+        Team, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("team"), db_index=False
+    )
     source = models.CharField(_("information source"), max_length=16, choices=Source.choices, blank=True)
     needs = models.TextField(_("needs"), blank=True)
     notes = models.TextField(_("notes"), blank=True)
@@ -126,6 +135,8 @@ class Institution(Customer):
             models.Index(fields=["province", "updated_at", "id"], name="inst_province_updated"),
             models.Index(fields=["city", "updated_at", "id"], name="inst_city_updated"),
             models.Index(fields=["tier", "updated_at", "id"], name="inst_tier_updated"),
+            models.Index(fields=["owner"], condition=models.Q(owner__isnull=False), name="inst_owner"),
+            models.Index(fields=["team"], condition=models.Q(team__isnull=False), name="inst_team"),
         ]
 
     def refresh_derived(self) -> None:
@@ -180,12 +191,24 @@ class Person(Customer):
             models.Index(fields=["name", "id"], name="person_name"),
             models.Index(fields=["institution", "name_norm"], name="person_inst_name"),
             models.Index(fields=["updated_at", "id"], name="person_updated"),
-            models.Index(fields=["province", "updated_at", "id"], name="person_province_updated"),
-            models.Index(fields=["city", "updated_at", "id"], name="person_city_updated"),
+            # a rep's territory walked in list order: the usual filters ride along in the index, and only
+            # active records are in it, so a filtered page is read from the index alone (no row look-ups)
+            models.Index(
+                fields=["province", "updated_at", "id", *LIST_FILTER_COLUMNS], condition=ACTIVE,
+                name="person_province_updated",
+            ),
+            models.Index(
+                fields=["province", "name", "id", *LIST_FILTER_COLUMNS], condition=ACTIVE, name="person_province_name"
+            ),
+            models.Index(
+                fields=["city", "updated_at", "id", *LIST_FILTER_COLUMNS], condition=ACTIVE, name="person_city_updated"
+            ),
             models.Index(fields=["region", "updated_at", "id"], name="person_region_updated"),
             models.Index(fields=["tier", "updated_at", "id"], name="person_tier_updated"),
             models.Index(fields=["stage", "name", "id"], name="person_stage_name"),
             models.Index(fields=["role", "updated_at", "id"], name="person_role_updated"),
+            models.Index(fields=["owner"], condition=models.Q(owner__isnull=False), name="person_owner"),
+            models.Index(fields=["team"], condition=models.Q(team__isnull=False), name="person_team"),
         ]
 
     def refresh_derived(self, region_id=INSTITUTION_REGION) -> None:

@@ -7,8 +7,9 @@ import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import EmptyResultSet, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
@@ -75,11 +76,66 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        n = self.object_list.order_by()[: COUNT_CAP + 1].count()
+        if isinstance(self.object_list, BranchIds):
+            n = self.object_list.count(COUNT_CAP + 1)
+        else:
+            n = self.object_list.order_by()[: COUNT_CAP + 1].count()
         if n > COUNT_CAP:
             self.capped = True
             return COUNT_CAP
         return n
+
+
+class BranchIds:
+    """The ids of a scoped list, in order, for a user whose scope is a union of branches (territory,
+    owner, team …; see access.scope_branches).
+
+    One OR over the branches defeats every index: the database walks the whole table in sort order and
+    tests each row. Instead each branch is its own query, ordered and cut at the rows the page needs
+    (an index walk on e.g. (province, updated_at, id) that stops early), and the database merges the
+    branches with UNION, which also drops rows that several branches hold."""
+
+    def __init__(self, base, branches: list[Q], order: tuple[str, ...]):
+        self.base, self.branches, self.order = base, branches, order
+        self.columns = [o.lstrip("-") for o in order]
+        if "id" not in self.columns:
+            self.columns.append("id")
+
+    def _union(self, limit: int) -> tuple[str, list]:
+        parts, params = [], []
+        for n, branch in enumerate(self.branches):
+            qs = self.base.filter(branch).order_by(*self.order).values_list(*self.columns)[:limit]
+            try:
+                sql, p = qs.query.sql_with_params()
+            except EmptyResultSet:  # e.g. a filter that contradicts this branch: it adds nothing
+                continue
+            parts.append(f"SELECT * FROM ({sql}) b{n}")
+            params.extend(p)
+        return " UNION ".join(parts), params  # "" when every branch is empty
+
+    def _fetch(self, sql: str, params: list) -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def count(self, cap: int = COUNT_CAP + 1) -> int:
+        union, params = self._union(cap)
+        if not union:
+            return 0
+        return self._fetch(f"SELECT COUNT(*) FROM ({union}) u", params)[0][0]
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, bounds: slice) -> list[int]:
+        start, stop = bounds.start or 0, bounds.stop
+        union, params = self._union(stop)
+        if not union:
+            return []
+        qn = connection.ops.quote_name
+        order = ", ".join(f"{qn(o.lstrip('-'))} {'DESC' if o.startswith('-') else 'ASC'}" for o in self.order)
+        sql = f"SELECT {qn('id')} FROM ({union}) u ORDER BY {order} LIMIT {stop - start} OFFSET {start}"
+        return [row[0] for row in self._fetch(sql, params)]
 
 
 def _posted(request):
@@ -120,8 +176,11 @@ def _changeable(user, model, pk):
     return obj
 
 
-def _list_page(request, qs, form, kind: str):
-    """(page, objects on it, sort) for a customer list: ranked search hits when there is a query."""
+def _list_page(request, qs, form, kind: str, base=None):
+    """(page, objects on it, sort) for a customer list: ranked search hits when there is a query.
+
+    `qs` is the scoped, filtered list; `base` the same list before the scope, which lets a scoped user's
+    list be paged branch by branch (BranchIds)."""
     data = form.cleaned()
     query = (data.get("q") or "").strip()
     if query:
@@ -133,7 +192,11 @@ def _list_page(request, qs, form, kind: str):
         return page, [objs[i] for i in page.object_list if i in objs], "rank"
     sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "updated"
     # Page over ids alone (an index scan, no joins, no wide rows), then load the 50 rows shown.
-    ids_qs = qs.select_related(None).order_by(*SORTS[sort]).values_list("id", flat=True)
+    branches = access.scope_branches(request.user, kind) if base is not None else None
+    if branches is not None and len(branches) > 1:
+        ids_qs = BranchIds(base.select_related(None), branches, SORTS[sort])
+    else:
+        ids_qs = qs.select_related(None).order_by(*SORTS[sort]).values_list("id", flat=True)
     page = CappedPaginator(ids_qs, PAGE_SIZE).get_page(_page_number(request))
     ids = list(page.object_list)
     objs = qs.order_by().in_bulk(ids)
@@ -150,16 +213,16 @@ def institution_list(request):
     access.require(user, Cap.VIEW_CUSTOMERS)
     form = InstitutionFilterForm(request.GET or None)
     data, filters = form.cleaned(), form.search_filters()
-    qs = access.institutions_for(user, Institution.objects.active())
+    base = Institution.objects.active()
     if filters.any:
-        qs = qs.filter(filters.institution_q())
+        base = base.filter(filters.institution_q())
     if not filters.type and not data.get("q"):
         # departments are listed on their hospital's page; the type filter lists them on their own
-        qs = qs.exclude(kind=InstitutionType.DEPARTMENT)
+        base = base.exclude(kind=InstitutionType.DEPARTMENT)
     if data.get("tag"):
-        qs = qs.filter(tags__name=data["tag"].strip())
-    qs = qs.select_related("region", "owner", "parent")
-    page, rows, sort = _list_page(request, qs, form, "institution")
+        base = base.filter(tags__name=data["tag"].strip())
+    qs = access.institutions_for(user, base).select_related("region", "owner", "parent")
+    page, rows, sort = _list_page(request, qs, form, "institution", base)
     context = {"form": form, "page_obj": page, "rows": rows, "sort": sort, "filtered": bool(request.GET)}
     return render(request, "customers/institution_list.html", context)
 
@@ -171,20 +234,20 @@ def person_list(request):
     access.require(user, Cap.VIEW_CUSTOMERS)
     form = PersonFilterForm(request.GET or None)
     data, filters = form.cleaned(), form.search_filters()
-    qs = access.people_for(user, Person.objects.active())
+    base = Person.objects.active()
     if filters.any:
-        qs = qs.filter(filters.person_q())
+        base = base.filter(filters.person_q())
     if data.get("role"):
-        qs = qs.filter(role=data["role"])
+        base = base.filter(role=data["role"])
     if data.get("institution"):
-        qs = qs.filter(Q(institution_id=data["institution"]) | Q(department_id=data["institution"]))
+        base = base.filter(Q(institution_id=data["institution"]) | Q(department_id=data["institution"]))
     if data.get("tag"):
-        qs = qs.filter(tags__name=data["tag"].strip())
+        base = base.filter(tags__name=data["tag"].strip())
     # lists show masked phones only: the other personal columns are not even decrypted
-    qs = qs.select_related("institution", "department", "owner").defer(
+    qs = access.people_for(user, base).select_related("institution", "department", "owner").defer(
         "landline", "email", "birthday", "home_address", "id_number"
     )
-    page, rows, sort = _list_page(request, qs, form, "person")
+    page, rows, sort = _list_page(request, qs, form, "person", base)
     institution = None
     if data.get("institution"):
         institution = access.institutions_for(user).filter(pk=data["institution"]).first()
