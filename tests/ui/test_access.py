@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pharmacrm.core.roles import Role
+from pharmacrm.customers import services
 
 ALL = {r.value for r in Role}
 CHANGERS = {"admin", "manager", "kam", "agent", "rep"}
@@ -131,3 +132,24 @@ def test_navigation_links_only_to_areas_the_role_may_use(client_for):
         assert link in admin_page
     auditor_page = client_for("auditor").get("/").content.decode()
     assert "/accounts/audit/" in auditor_page and "/customers/import/" not in auditor_page
+
+
+def test_a_reps_lists_merge_territory_owned_and_team_customers_in_one_order(client_for, users, xiehe, ruijin, admin_user):
+    """A rep's list is the union of their territory (Beijing), what they own and what their team owns —
+    paged as one list in the chosen order, each record once, and empty (not an error) when a filter
+    leaves nothing."""
+    owned = services.create_person(admin_user, {"name": "甲医生", "institution": ruijin, "owner": users["rep"]})
+    services.create_person(admin_user, {"name": "乙医生", "institution": ruijin})
+    team = users["rep"].teams.get()
+    both = services.create_person(admin_user, {"name": "丙医生", "institution": xiehe, "team": team})
+    rep = client_for("rep")
+    page = rep.get("/customers/people/?sort=name").content.decode()
+    # by code point: 丙 U+4E19 < 张 U+5F20 < 甲 U+7532
+    assert page.index("丙医生") < page.index("张伟") < page.index("甲医生")
+    assert "乙医生" not in page
+    link = f'href="/customers/people/{both.pk}/"'
+    assert page.count(link) == 1  # in the territory and the team's: listed once
+    empty = rep.get("/customers/people/?province=440000")
+    assert empty.status_code == 200 and "甲医生" not in empty.content.decode()
+    shanghai = rep.get("/customers/people/?province=310000").content.decode()
+    assert f'href="/customers/people/{owned.pk}/"' in shanghai and "乙医生" not in shanghai
