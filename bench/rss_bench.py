@@ -23,7 +23,7 @@ def _rss_kib(pid: int) -> dict:
     out = {}
     for line in status.splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             out[key] = int(value.split()[0])
     return out
 
@@ -103,6 +103,8 @@ def run(requests: int = int(os.environ.get("BENCH_REQUESTS", 2000))) -> dict:
         "dataset": common.counts(), "requests": requests, "statuses": statuses, "http": common.summary(times),
         "worker_rss_after_50_mib": round(after_warmup["VmRSS"] / 1024) if after_warmup else None,
         "worker_rss_mib": round(final["VmRSS"] / 1024), "worker_peak_rss_mib": round(final["VmHWM"] / 1024),
+        # anonymous memory (heap, SQLite's page cache) vs file pages mapped in (code, SQLite's mmap)
+        "worker_rss_anon_mib": round(final["RssAnon"] / 1024), "worker_rss_file_mib": round(final["RssFile"] / 1024),
     }  # fmt: skip
 
 

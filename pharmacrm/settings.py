@@ -125,10 +125,13 @@ else:
                 # "database is locked"; WAL lets readers go on while one writer works.
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
+                # Page cache per connection (anonymous memory) and memory-mapped reads (file pages, which
+                # count in a worker's RSS too): sized so a web worker stays under 200 MB at a million
+                # people (docs/benchmarks.md); raise them on a machine with memory to spare.
                 "init_command": (
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                    "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; "
-                    "PRAGMA mmap_size=268435456;"
+                    f"PRAGMA foreign_keys=ON; PRAGMA cache_size=-{envint('SQLITE_CACHE_MB', 32) * 1024}; "
+                    f"PRAGMA temp_store=MEMORY; PRAGMA mmap_size={envint('SQLITE_MMAP_MB', 0) * 2**20};"
                 ),
             },
             "TEST": {"NAME": env("SQLITE_TEST_PATH")} if env("SQLITE_TEST_PATH") else {},

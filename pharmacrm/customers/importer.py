@@ -1805,7 +1805,7 @@ def lean_connection(reader_only: bool):
                 cursor.execute(f"PRAGMA mmap_size={int(mmap[0])}")
 
 
-WRITER_CACHE_KB = 64 * 1024  # the settings default, restated: the writer connection needs it
+WRITER_CACHE_KB = 64 * 1024  # the import writer gets a bigger page cache than a web connection: its index inserts need it
 
 
 def _lean_sqlite() -> None:
