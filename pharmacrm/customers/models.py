@@ -203,7 +203,6 @@ class Person(Customer):
             models.Index(
                 fields=["city", "updated_at", "id", *LIST_FILTER_COLUMNS], condition=ACTIVE, name="person_city_updated"
             ),
-            models.Index(fields=["region", "updated_at", "id"], name="person_region_updated"),
             models.Index(fields=["tier", "updated_at", "id"], name="person_tier_updated"),
             models.Index(fields=["stage", "name", "id"], name="person_stage_name"),
             models.Index(fields=["role", "updated_at", "id"], name="person_role_updated"),
