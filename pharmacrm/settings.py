@@ -181,6 +181,8 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 OTP_TOTP_ISSUER = "PharmaCRM"
+# How long a second-factor enrolment code issued by an administrator stays valid.
+OTP_ENROLMENT_HOURS = envint("OTP_ENROLMENT_HOURS", 72)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

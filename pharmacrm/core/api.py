@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -25,7 +26,7 @@ from .middleware import needs_second_factor
 from .models import ApiToken, AuditEntry, Region, Team, User
 from .permissions_doc import role_capabilities
 from .roles import READ_ONLY_ROLES, SECOND_FACTOR_ROLES, Cap, Role
-from .services import create_user, deactivate_user, update_user
+from .services import create_user, deactivate_user, issue_second_factor_enrolment, update_user
 
 A = AuditEntry.Action
 
@@ -126,7 +127,8 @@ class TokenView(APIView):
     def _second_factor_problem(user, code: str) -> str:
         if not TOTPDevice.objects.devices_for_user(user, confirmed=True).exists():
             return _(
-                "Your role requires a second factor, and you have not set one up: sign in on the web to enrol."
+                "Your role requires a second factor, and you have not set one up: ask an administrator for "
+                "an enrolment code, then sign in on the web to set up your authenticator app."
             )
         if not code:
             return _(
@@ -247,6 +249,13 @@ class UserFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
+class SecondFactorEnrolmentSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="One-time enrolment code (XXXX-XXXX-XXXX) to hand to the user; shown only this once."
+    )
+    expires_at = serializers.DateTimeField()
+
+
 @extend_schema_view(
     destroy=extend_schema(
         description="Deactivate the user (users are never deleted) and revoke their API tokens."
@@ -276,6 +285,28 @@ class UserViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         deactivate_user(self.request.user, instance)
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: SecondFactorEnrolmentSerializer,
+            403: OpenApiResponse(description="The caller may not manage users."),
+            404: OpenApiResponse(description="No such user."),
+        },
+        description=(
+            "Reset the user's second factor and issue a one-time enrolment code: every authenticator the "
+            "user set up is removed, earlier codes become void and API tokens issued with the old second "
+            "factor are revoked. At the next sign-in on the web the user enters this code, then sets up "
+            "an authenticator app. The code is returned only in this answer (only its hash is stored) and "
+            "is valid for OTP_ENROLMENT_HOURS (72)."
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="second-factor", url_name="second-factor")
+    def second_factor(self, request, pk=None):
+        user = self.get_object()
+        enrolment, code = issue_second_factor_enrolment(request.user, user)
+        body = {"code": code, "expires_at": enrolment.expires_at}
+        return Response(SecondFactorEnrolmentSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class RoleSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""Forms of the core pages: sign-in, one-time code, and the audit-trail filters."""
+"""Forms of the core pages: sign-in, one-time code, enrolment code, and the audit-trail filters."""
 
 from __future__ import annotations
 
@@ -49,6 +49,28 @@ class OtpForm(forms.Form):
         if not code.isdigit():
             raise forms.ValidationError(_("The code has six digits."), code="digits")
         return code
+
+
+class EnrolmentCodeForm(forms.Form):
+    """Step 1 of setting up the second factor: the one-time code an administrator issued."""
+
+    enrolment_code = forms.CharField(
+        label=_("Enrolment code"),
+        max_length=64,
+        help_text=_(
+            "The twelve-character code an administrator gave you for setting up your authenticator app. "
+            "If you do not have one, or it has expired, ask an administrator for a new one."
+        ),
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "autocapitalize": "characters",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+        error_messages={"required": _("Enter the enrolment code an administrator gave you.")},
+    )
 
 
 OBJECT_TYPES = [

@@ -47,18 +47,24 @@ def needs_second_factor(user) -> bool:
 class SecondFactorMiddleware:
     """Bind the user to the audit context; keep a privileged user without a verified OTP on the OTP pages."""
 
-    EXEMPT_PREFIXES = ("/static/", "/api/", "/i18n/", "/accounts/", "/healthz")
+    EXEMPT_PREFIXES = ("/static/", "/api/", "/i18n/", "/healthz")
+    # the sign-in pages themselves; not the rest of /accounts/ (the audit trail lives there too)
+    EXEMPT_VIEWS = ("login", "otp", "otp-enrol", "logout")
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self._exempt_paths: frozenset[str] | None = None
+
+    def _exempt(self, path: str) -> bool:
+        if path.startswith(self.EXEMPT_PREFIXES):
+            return True
+        if self._exempt_paths is None:
+            self._exempt_paths = frozenset(reverse(name) for name in self.EXEMPT_VIEWS)
+        return path in self._exempt_paths
 
     def __call__(self, request):
         if hasattr(request, "audit_context") and request.user.is_authenticated:
             request.audit_context.user = request.user
-        if (
-            needs_second_factor(request.user)
-            and not request.user.is_verified()
-            and not request.path.startswith(self.EXEMPT_PREFIXES)
-        ):
+        if needs_second_factor(request.user) and not request.user.is_verified() and not self._exempt(request.path):
             return redirect(reverse("otp") + "?next=" + request.get_full_path())
         return self.get_response(request)

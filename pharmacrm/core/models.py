@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+import unicodedata
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -188,6 +190,61 @@ class ApiToken(models.Model):
         )
         return token, key
 
+
+# Enrolment codes avoid characters that are easily confused when read aloud or copied by hand (0/O, 1/I).
+ENROLMENT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+ENROLMENT_CODE_LENGTH = 12
+_CODE_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
+
+
+class SecondFactorEnrolment(models.Model):
+    """A one-time code (二次验证绑定码) an administrator issues so that a user may set up their
+    authenticator app; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(
+        User, models.CASCADE, related_name="second_factor_enrolments", verbose_name=_("user")
+    )
+    code_hash = models.CharField(_("code hash"), max_length=64, unique=True)
+    issued_by = models.ForeignKey(
+        User, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("issued by")
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("second-factor enrolment code")
+        verbose_name_plural = _("second-factor enrolment codes")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.created_at:%Y-%m-%d %H:%M}"
+
+    @staticmethod
+    def normalise(code: str) -> str:
+        """The code as issued: upper case, without the spaces and dashes people type or copy."""
+        # NFKC turns the full-width letters, digits and dashes of a Chinese input method into ASCII
+        return _CODE_SEPARATORS.sub("", unicodedata.normalize("NFKC", str(code))).upper()
+
+    @classmethod
+    def hash_code(cls, code: str) -> str:
+        return hashlib.sha256(cls.normalise(code).encode()).hexdigest()
+
+    @staticmethod
+    def new_code() -> str:
+        """A fresh random code, grouped for reading: XXXX-XXXX-XXXX (60 bits)."""
+        raw = "".join(secrets.choice(ENROLMENT_ALPHABET) for _n in range(ENROLMENT_CODE_LENGTH))
+        return "-".join(raw[i : i + 4] for i in range(0, ENROLMENT_CODE_LENGTH, 4))
+
+    @property
+    def is_used(self) -> bool:
+        return self.used_at is not None
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at <= (now or timezone.now())
+
+    def is_usable(self, now=None) -> bool:
+        return not self.is_used and not self.is_expired(now)
 
 
 class Counter(models.Model):

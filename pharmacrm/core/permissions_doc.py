@@ -38,7 +38,9 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
 - **Several roles**: a user holds the union of their roles' capabilities, except that holding a
   read-only role removes every write capability.
 - **Second factor**: users holding an administrator, auditor or pharmacovigilance role must pass a
-  TOTP code at sign-in, on the web and when requesting an API token.
+  TOTP code at sign-in, on the web and when requesting an API token. They set up their authenticator
+  app only with a one-time enrolment code that an administrator issued for them ("Manage users and
+  roles"), or that `pharmacrm second-factor-code` printed on the server.
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".
 """
@@ -92,6 +94,7 @@ ENDPOINT_RULES = [
     "| `GET /api/v1/export/{institutions,people}.{csv,xlsx}` | Export customers (scoped, masked as above) |",
     "| `GET /api/v1/audit/` | Read the audit trail (read-only: no method changes it) |",
     "| `/api/v1/users/` | Manage users and roles |",
+    "| `POST /api/v1/users/{id}/second-factor/` | Manage users and roles (resets the user's second factor, issues an enrolment code) |",
     "| `GET /api/v1/roles/`, `/regions/` | any signed-in user |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]

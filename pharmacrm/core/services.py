@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
+
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import access, audit
-from .models import ApiToken, AuditEntry, User
+from .models import ApiToken, AuditEntry, SecondFactorEnrolment, User
 from .roles import Cap, Role
 
 A = AuditEntry.Action
@@ -99,3 +104,103 @@ def update_user(actor: User, user: User, data: dict) -> User:
 def deactivate_user(actor: User, user: User) -> User:
     """Users are never deleted (the audit trail names them): they are deactivated, tokens revoked."""
     return update_user(actor, user, {"is_active": False})
+
+
+# --- second factor -----------------------------------------------------------------------------
+
+
+def issue_second_factor_enrolment(
+    actor: User | None, user: User, *, system_actor: str = ""
+) -> tuple[SecondFactorEnrolment, str]:
+    """Reset the user's second factor and issue a one-time enrolment code (二次验证绑定码).
+
+    Every TOTP device of the user (confirmed or not) is removed, so the next sign-in asks for the code
+    before an authenticator app can be set up; earlier unused codes become void, and the user's API
+    tokens issued with the old second factor are revoked. Returns the enrolment and the code, which is
+    shown once and stored only as its SHA-256 (never in the audit trail either).
+
+    `actor` needs "Manage users and roles". Only the `second_factor_code` management command, run by
+    someone with shell access to bootstrap the first administrator, passes `actor=None` together with
+    `system_actor` (the operating-system account, `cli:<name>`) instead.
+    """
+    if actor is None:
+        if not system_actor:
+            raise PermissionDenied(_("You do not have permission to do this."))
+    else:
+        access.require(actor, Cap.MANAGE_USERS)
+    code = SecondFactorEnrolment.new_code()
+    now = timezone.now()
+    with transaction.atomic():
+        # lock the user's row: two administrators issuing at once leave exactly one usable code
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        devices = TOTPDevice.objects.filter(user=user)
+        had_device = devices.filter(confirmed=True).exists()
+        removed, _per_model = devices.delete()
+        voided = SecondFactorEnrolment.objects.filter(user=user, used_at__isnull=True).update(used_at=now)
+        revoked, _per_model = ApiToken.objects.filter(user=user, second_factor=True).delete()
+        enrolment = SecondFactorEnrolment.objects.create(
+            user=user,
+            code_hash=SecondFactorEnrolment.hash_code(code),
+            issued_by=actor,
+            created_at=now,
+            expires_at=now + datetime.timedelta(hours=settings.OTP_ENROLMENT_HOURS),
+        )
+        who = {"user": actor} if actor is not None else {"actor_name": system_actor}
+        audit.record(
+            A.UPDATE,
+            user,
+            changes={"second_factor": ["totp" if had_device else "", "enrolment_code"]},
+            enrolment=enrolment.pk,
+            expires_at=enrolment.expires_at,
+            devices_removed=removed,
+            codes_voided=voided,
+            tokens_revoked=revoked,
+            **who,
+        )
+    return enrolment, code
+
+
+def check_enrolment_code(user: User, code: str) -> tuple[SecondFactorEnrolment | None, str]:
+    """The user's enrolment for this code when it may be used now; else None and why not:
+    "wrong" (no such code for this user), "expired" or "used" (used, or replaced by a newer code)."""
+    normalised = SecondFactorEnrolment.normalise(code)
+    if not normalised:
+        return None, "wrong"
+    enrolment = SecondFactorEnrolment.objects.filter(
+        user=user, code_hash=SecondFactorEnrolment.hash_code(normalised)
+    ).first()
+    if enrolment is None:
+        return None, "wrong"
+    if enrolment.is_used:
+        return None, "used"
+    if enrolment.is_expired():
+        return None, "expired"
+    return enrolment, ""
+
+
+def usable_enrolment(user: User, enrolment_id) -> SecondFactorEnrolment | None:
+    """The user's enrolment with this id if it is still unused and unexpired."""
+    if not isinstance(enrolment_id, int):
+        return None
+    enrolment = SecondFactorEnrolment.objects.filter(pk=enrolment_id, user=user).first()
+    return enrolment if enrolment is not None and enrolment.is_usable() else None
+
+
+def confirm_second_factor(user: User, enrolment_id: int, device: TOTPDevice) -> bool:
+    """Confirm the user's new TOTP device (its code was checked by the caller) and use up the enrolment
+    code, together; False (nothing changed) when the code expired or was replaced in the meantime."""
+    with transaction.atomic():
+        # the same lock as issue_second_factor_enrolment: a reset cannot interleave with this
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        enrolment = usable_enrolment(user, enrolment_id)
+        if enrolment is None or not TOTPDevice.objects.filter(pk=device.pk, user=user).exists():
+            return False
+        enrolment.used_at = timezone.now()
+        enrolment.save(update_fields=["used_at"])
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        audit.record(
+            A.UPDATE, user, changes={"second_factor": ["enrolment_code", "totp"]}, user=user,
+            enrolment=enrolment.pk,
+        )  # fmt: skip
+    return True

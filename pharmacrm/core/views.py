@@ -21,8 +21,8 @@ from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import access, audit
-from .forms import AuditFilterForm, LoginForm, OtpForm
+from . import access, audit, services
+from .forms import AuditFilterForm, EnrolmentCodeForm, LoginForm, OtpForm
 from .middleware import needs_second_factor
 from .models import AuditEntry
 from .roles import Cap
@@ -174,14 +174,76 @@ def _secret_text(device: TOTPDevice) -> str:
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
+ENROLMENT_SESSION_KEY = "pharmacrm_otp_enrolment"
+
+
+def _enrolment_code_error(problem: str) -> str:
+    if problem == "expired":
+        return _("This enrolment code has expired. Ask an administrator for a new one.")
+    if problem == "used":
+        return _(
+            "This enrolment code has already been used or was replaced by a newer one. "
+            "Ask an administrator for a new one."
+        )
+    return _("This enrolment code is not correct. Check it, or ask an administrator for a new one.")
+
+
+def _refused(request, user):
+    """Count a wrong code as a failed login; the lockout page when that was one too many, else None."""
+    _otp_failed(request, user)
+    if getattr(request, "axes_locked_out", False):
+        auth.logout(request)
+        return lockout(request, {"username": user.get_username()})
+    return None
+
+
+@sensitive_post_parameters("enrolment_code")
 @never_cache
 def otp_enrol_view(request):
+    """Set up the authenticator app: first the one-time enrolment code an administrator issued, and
+    only then the new TOTP secret (QR code) and its confirmation. Without the enrolment code, a
+    password alone cannot register an authenticator."""
     away = _second_factor_page(request)
     if away:
         return away
     user = request.user
     if _confirmed_devices(user):
         return redirect(_with_next("otp", _next_url(request)))
+    enrolment_id = request.session.get(ENROLMENT_SESSION_KEY)
+    enrolment = services.usable_enrolment(user, enrolment_id) if enrolment_id is not None else None
+    if enrolment is None:
+        request.session.pop(ENROLMENT_SESSION_KEY, None)
+        return _enrolment_code_step(request, user, lapsed=enrolment_id is not None)
+    return _authenticator_step(request, user, enrolment)
+
+
+def _enrolment_code_step(request, user, lapsed: bool = False):
+    """Step 1: ask for the enrolment code; no TOTP secret exists or is shown before it is valid."""
+    context = {"step": "code", "next": _next_url(request)}
+    if lapsed:
+        # whatever was posted belonged to the set-up that lapsed: start again, saying why
+        context["notice"] = _(
+            "Your enrolment code has expired or was replaced by a newer one. Ask an administrator for a new one."
+        )
+        return render(request, "core/otp_enrol.html", {**context, "form": EnrolmentCodeForm()})
+    form = EnrolmentCodeForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        enrolment, problem = services.check_enrolment_code(user, form.cleaned_data["enrolment_code"])
+        if enrolment is not None:
+            # a fresh secret, created only now: nothing made before the code was given survives
+            TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+            TOTPDevice.objects.create(user=user, name="default", confirmed=False)
+            request.session[ENROLMENT_SESSION_KEY] = enrolment.pk
+            return redirect(_with_next("otp-enrol", _next_url(request)))
+        form.add_error("enrolment_code", _enrolment_code_error(problem))
+        locked = _refused(request, user)
+        if locked:
+            return locked
+    return render(request, "core/otp_enrol.html", {**context, "form": form})
+
+
+def _authenticator_step(request, user, enrolment):
+    """Step 2: show the new secret as a QR code and confirm it with a code from the app."""
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("id").first()
     if device is None:
         device = TOTPDevice.objects.create(user=user, name="default", confirmed=False)
@@ -192,9 +254,10 @@ def otp_enrol_view(request):
         )
     elif request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["code"]):
-            device.confirmed = True
-            device.save(update_fields=["confirmed"])
-            audit.record(A.UPDATE, user, changes={"second_factor": ["", "totp"]}, user=user)
+            if not services.confirm_second_factor(user, enrolment.pk, device):
+                # the enrolment code was replaced or ran out in the meantime: back to step 1, which says so
+                return redirect(_with_next("otp-enrol", _next_url(request)))
+            request.session.pop(ENROLMENT_SESSION_KEY, None)
             otp_login(request, device)
             messages.success(
                 request, _("Your authenticator app is set up. You will need a code at every sign-in.")
@@ -203,11 +266,11 @@ def otp_enrol_view(request):
         form.add_error(
             "code", _("This code is not correct. Check the time on your phone and try the current code.")
         )
-        _otp_failed(request, user)
-        if getattr(request, "axes_locked_out", False):
-            auth.logout(request)
-            return lockout(request, {"username": user.get_username()})
+        locked = _refused(request, user)
+        if locked:
+            return locked
     context = {
+        "step": "authenticator",
         "form": form,
         "qr_svg": _qr_svg(device.config_url),
         "secret": _secret_text(device),

@@ -121,6 +121,10 @@ ENDPOINTS = [
     Endpoint(
         "users.deactivate", "delete", lambda w, r: f"/api/v1/users/{w.users['support'].pk}/", Cap.MANAGE_USERS, 204
     ),
+    Endpoint(
+        "users.second_factor", "post", lambda w, r: f"/api/v1/users/{w.users['pv'].pk}/second-factor/",
+        Cap.MANAGE_USERS, 201,
+    ),
     Endpoint("export.institutions.csv", "get", lambda w, r: "/api/v1/export/institutions.csv", Cap.EXPORT_CUSTOMERS, 200),
     Endpoint("export.people.csv", "get", lambda w, r: "/api/v1/export/people.csv", Cap.EXPORT_CUSTOMERS, 200),
     Endpoint("export.people.xlsx", "get", lambda w, r: "/api/v1/export/people.xlsx", Cap.EXPORT_CUSTOMERS, 200),
