@@ -838,6 +838,33 @@ DERIVED = ("name_norm", "phone_norm", "mobile_bidx", "landline_bidx", "email_bid
 REF_CACHE_SIZE = 200_000
 
 
+class SeenKeys:
+    """The keys met so far in a file (hash → first row), for the in-file duplicate check. Kept in a
+    private temporary SQLite file that SQLite deletes on close, not in a dict: a million rows' keys took
+    about 100 MB of memory as Python objects, and an import's memory must stay flat whatever the size."""
+
+    def __init__(self):
+        self.db = sqlite3.connect("")  # "" = a temporary on-disk database
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE seen (h INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
+
+    def first_rows(self, hashes: Iterable[int]) -> dict[int, int]:
+        """The first row of each of these hashes that was met before."""
+        wanted, found = list(set(hashes)), {}
+        for i in range(0, len(wanted), 30_000):  # under SQLite's 32,766 parameters
+            part = wanted[i : i + 30_000]
+            sql = f"SELECT h, row FROM seen WHERE h IN ({', '.join('?' * len(part))})"
+            found.update(self.db.execute(sql, part).fetchall())
+        return found
+
+    def add(self, pairs: Iterable[tuple[int, int]]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", pairs)
+
+    def close(self) -> None:
+        self.db.close()
+
+
 class Run:
     """State of one pass over a file: caches, counters, the error report, in-file duplicate keys."""
 
@@ -852,7 +879,7 @@ class Run:
         self.last_row = header.row
         self.kept_errors: list[dict] = []
         self.preview: list[dict] = []
-        self.seen: dict[int, int] = {}  # hash of a key (external id, credit code …) → first row
+        self.seen = SeenKeys()  # hash of a key (external id, credit code …) → first row
         self.pending: dict[str, int] = {}  # keys of institutions new in this run → id (0 in a dry run)
         self.regions = Regions() if self.model is Institution else None
         self.institution_ids: dict[str, int] = {}  # reference as written → institution id
@@ -884,6 +911,7 @@ class Run:
         if self.error_file:
             self.error_file.close()
             self.error_file = None
+        self.seen.close()
 
     def record_errors(self, item: Item) -> None:
         """Count a bad row and write its errors to the report; personal values are never copied."""
@@ -1197,14 +1225,17 @@ def _file_keys(run: Run, it: Item) -> list[tuple[str, str]]:
 
 def _check_duplicates_in_file(run: Run, items: list[Item]) -> None:
     """A key met twice is an error on the second row, naming the first (only hashes are kept)."""
-    for it in items:
-        keys = [(column, hash((column, value))) for column, value in _file_keys(run, it)]
-        clash = next(((column, run.seen[h]) for column, h in keys if h in run.seen), None)
+    keyed = [(it, [(column, hash((column, value))) for column, value in _file_keys(run, it)]) for it in items]
+    earlier = run.seen.first_rows(h for _it, keys in keyed for _column, h in keys)
+    new: dict[int, int] = {}
+    for it, keys in keyed:
+        clash = next(((column, earlier.get(h) or new[h]) for column, h in keys if h in earlier or h in new), None)
         if clash:
             it.fail(clash[0], "duplicate_in_file", first=clash[1])
             continue
         for _column, h in keys:
-            run.seen[h] = it.row
+            new[h] = it.row
+    run.seen.add(new.items())
 
 
 # --- deciding what each row does -------------------------------------------------------------
