@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
 from pharmacrm.core.models import Region, Team, User
@@ -272,7 +273,7 @@ def institution_initial(obj: Institution) -> dict:
 
 
 class PersonForm(CustomerForm):
-    name = forms.CharField(label=_("Name"), max_length=50)
+    name = forms.CharField(label=pgettext_lazy("person", "Name"), max_length=50)
     gender = forms.ChoiceField(label=_("Gender"), choices=BLANK + Gender.choices, required=False)
     role = forms.ChoiceField(label=_("Role"), choices=PersonRole.choices, initial=PersonRole.DOCTOR)
     title = forms.CharField(label=_("Title"), max_length=50, required=False)

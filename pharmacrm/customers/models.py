@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import crypto
 from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
@@ -156,7 +157,7 @@ class Person(Customer):
     CODE_PREFIX = "P"
     PERSONAL_FIELDS = ("mobile", "landline", "email", "birthday", "home_address", "id_number")
 
-    name = models.CharField(_("name"), max_length=50)
+    name = models.CharField(pgettext_lazy("person", "name"), max_length=50)
     name_norm = models.CharField(max_length=50, editable=False)
     gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
     role = models.CharField(_("role"), max_length=16, choices=PersonRole.choices, default=PersonRole.DOCTOR)

@@ -477,14 +477,16 @@ def _live_validation(request, form_class, instance):
         except ValidationError as e:
             errors = e.message_dict.get(name, [])
         if not errors:
-            notes = _existing_notes(name, value, instance)
+            notes = _existing_notes(request.user, name, value, instance)
             if name == "credit_code" and notes:
                 errors, notes = notes, []
     return render(request, "partials/field_errors.html", {"name": name, "errors": errors, "notes": notes})
 
 
-def _existing_notes(name: str, value: str, instance) -> list[str]:
-    """Warn while typing that another record already uses this identifier."""
+def _existing_notes(user, name: str, value: str, instance) -> list[str]:
+    """Warn while typing that another record already uses this identifier. Phones and e-mails are looked
+    up among the records the user may see only, so the check cannot be used to learn whether a number
+    exists elsewhere; a credit code is unique, so saving would tell anyway."""
     if name == "credit_code":
         qs = Institution.objects.filter(credit_code=normalise.credit_code(value))
         message = _("Another institution already has this credit code.")
@@ -500,6 +502,8 @@ def _existing_notes(name: str, value: str, instance) -> list[str]:
         message = _("Another person already has this e-mail address: check for a duplicate.")
     else:
         return []
+    if name != "credit_code":
+        qs = access.institutions_for(user, qs) if qs.model is Institution else access.people_for(user, qs)
     if instance is not None:
         qs = qs.exclude(pk=instance.pk)
     return [message] if qs.exists() else []

@@ -241,3 +241,16 @@ def test_an_institution_with_people_is_not_deleted_and_the_reason_is_shown(clien
     response = client.post(f"/customers/institutions/{xiehe.pk}/delete/", follow=True)
     assert Institution.objects.filter(pk=xiehe.pk).exists()
     assert "has departments" in response.content.decode() or "People belong" in response.content.decode()
+
+
+def test_the_typing_check_does_not_tell_a_rep_about_phones_outside_their_scope(client_for, ruijin, admin_user):
+    """A rep (territory: Beijing) typing a Shanghai doctor's mobile learns nothing; an agent, who sees
+    every customer, is warned of the likely duplicate."""
+    from pharmacrm.customers import services
+
+    services.create_person(admin_user, {"name": "赵敏", "institution": ruijin, "mobile": "13900139000"})
+    form = {"_validate": "mobile", "mobile": "139 0013 9000"}
+    rep = client_for("rep").post("/customers/people/new/", form, **HTMX).content.decode()
+    assert "Another person already has this phone number" not in rep
+    agent = client_for("agent").post("/customers/people/new/", form, **HTMX).content.decode()
+    assert "Another person already has this phone number" in agent

@@ -120,3 +120,14 @@ def test_the_top_bar_suggestions_are_a_short_fragment(client_for, xiehe):
 def test_the_search_box_is_on_every_page(client_for):
     page = client_for("agent").get("/").content.decode()
     assert 'role="search"' in page and 'action="/customers/search/"' in page and "htmx-2.min.js" in page
+
+
+def test_people_are_headed_by_xingming_and_institutions_by_mingcheng(client_for, xiehe):
+    """姓名 is a person's name, 名称 an organisation's: the lists and forms use the right word."""
+    zh = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}  # the ui tests run in English otherwise
+    client = client_for("agent")
+    people = client.get("/customers/people/", **zh).content.decode()
+    assert '<th scope="col">姓名</th>' in people and '<th scope="col">名称</th>' not in people
+    institutions = client.get("/customers/institutions/", **zh).content.decode()
+    assert '<th scope="col">名称</th>' in institutions
+    assert "姓名" in client_for("manager").get("/customers/people/new/", **zh).content.decode()
