@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "pharmacrm.core",
     "pharmacrm.customers",
+    "pharmacrm.servicedesk",
 ]
 
 MIDDLEWARE = [

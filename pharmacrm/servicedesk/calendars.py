@@ -1,0 +1,89 @@
+"""Business calendars for the rest of the service desk: the clock arithmetic for a calendar (cached per
+calendar version), overrides written with an audit entry, and the warning for a year whose holidays
+nobody has entered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+
+from . import workcalendar
+from .models import BusinessCalendar, CalendarOverride
+
+_cache: dict[int, tuple[int, workcalendar.WorkCalendar]] = {}
+_lock = threading.Lock()
+
+
+def engine(calendar: BusinessCalendar | int | str) -> workcalendar.WorkCalendar:
+    """The clock arithmetic of a calendar (a row, its id or its code). Cached per process and rebuilt
+    when the calendar's version moves — every change to it or its overrides bumps the version."""
+    if not isinstance(calendar, BusinessCalendar):
+        key = {"code": calendar} if isinstance(calendar, str) else {"pk": calendar}
+        calendar = BusinessCalendar.objects.get(**key)
+    cached = _cache.get(calendar.pk)
+    if cached is not None and cached[0] == calendar.version:
+        return cached[1]
+    built = calendar.engine()
+    with _lock:
+        _cache[calendar.pk] = (calendar.version, built)
+    return built
+
+
+def _bump(calendar: BusinessCalendar) -> None:
+    BusinessCalendar.objects.filter(pk=calendar.pk).update(version=F("version") + 1, updated_at=timezone.now())
+    calendar.refresh_from_db(fields=["version", "updated_at"])
+
+
+def set_override(user, calendar: BusinessCalendar, day: dt.date, working: bool, note: str = "") -> CalendarOverride:
+    """Make `day` a working day or a holiday on `calendar` (e.g. next year's official schedule before the
+    chinese-calendar package knows it); audited."""
+    access.require(user, Cap.MANAGE_USERS)
+    with transaction.atomic():
+        before = CalendarOverride.objects.filter(calendar=calendar, date=day).first()
+        override, _created = CalendarOverride.objects.update_or_create(
+            calendar=calendar, date=day, defaults={"working": working, "note": note[:100]}
+        )
+        _bump(calendar)
+        audit.record(
+            AuditEntry.Action.UPDATE, calendar, user=user,
+            changes={str(day): [None if before is None else before.working, working]},
+        )  # fmt: skip
+    return override
+
+
+def remove_override(user, calendar: BusinessCalendar, day: dt.date) -> bool:
+    access.require(user, Cap.MANAGE_USERS)
+    with transaction.atomic():
+        deleted, _ = CalendarOverride.objects.filter(calendar=calendar, date=day).delete()
+        if deleted:
+            _bump(calendar)
+            audit.record(AuditEntry.Action.UPDATE, calendar, user=user, changes={str(day): ["override", None]})
+    return bool(deleted)
+
+
+@dataclass(frozen=True)
+class CoverageGap:
+    calendar: BusinessCalendar
+    year: int
+
+
+def coverage_gaps(today: dt.date | None = None) -> list[CoverageGap]:
+    """Calendars that follow China's holidays but know nothing of this year — or, from November on (when
+    the State Council publishes the next year's schedule), of next year. Their clocks fall back to the
+    weekly pattern there, so administrators are told to enter the schedule as overrides."""
+    today = today or timezone.localdate()
+    years = [today.year] + ([today.year + 1] if today.month >= 11 else [])
+    gaps = []
+    for calendar in BusinessCalendar.objects.filter(official_holidays=True, always_on=False):
+        for year in engine(calendar).uncovered_years(years):
+            gaps.append(CoverageGap(calendar, year))
+    return gaps
