@@ -12,6 +12,7 @@ OUR_COMMANDS = {
     "rotate-keys": "Add a new encryption key and re-encrypt all personal data (--prune drops unused keys).",
     "backup": "Back up the database and the key ring (--out DIR, --keep N).",
     "restore": "Restore a backup: restore FILE [--yes] [--with-keyring].",
+    "holidays": "Check, list and enter a business calendar's holidays and swapped working days: holidays check|list|set|unset.",
     "second-factor-code": "Reset a user's second factor and print a one-time enrolment code: second-factor-code USERNAME.",
 }
 

@@ -8,9 +8,11 @@ import datetime as dt
 import threading
 from dataclasses import dataclass
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
@@ -43,10 +45,22 @@ def _bump(calendar: BusinessCalendar) -> None:
     calendar.refresh_from_db(fields=["version", "updated_at"])
 
 
-def set_override(user, calendar: BusinessCalendar, day: dt.date, working: bool, note: str = "") -> CalendarOverride:
+def _check_actor(user, system_actor: str) -> dict:
+    """Who changes a calendar: an administrator, or (only from the `holidays` command) the OS account."""
+    if user is None:
+        if not system_actor:
+            raise PermissionDenied(_("You do not have permission to do this."))
+        return {"actor_name": system_actor}
+    access.require(user, Cap.MANAGE_USERS)
+    return {"user": user}
+
+
+def set_override(
+    user, calendar: BusinessCalendar, day: dt.date, working: bool, note: str = "", *, system_actor: str = ""
+) -> CalendarOverride:
     """Make `day` a working day or a holiday on `calendar` (e.g. next year's official schedule before the
     chinese-calendar package knows it); audited."""
-    access.require(user, Cap.MANAGE_USERS)
+    who = _check_actor(user, system_actor)
     with transaction.atomic():
         before = CalendarOverride.objects.filter(calendar=calendar, date=day).first()
         override, _created = CalendarOverride.objects.update_or_create(
@@ -54,20 +68,22 @@ def set_override(user, calendar: BusinessCalendar, day: dt.date, working: bool, 
         )
         _bump(calendar)
         audit.record(
-            AuditEntry.Action.UPDATE, calendar, user=user,
-            changes={str(day): [None if before is None else before.working, working]},
+            AuditEntry.Action.UPDATE, calendar, changes={str(day): [None if before is None else before.working, working]},
+            note=override.note, **who,
         )  # fmt: skip
     return override
 
 
-def remove_override(user, calendar: BusinessCalendar, day: dt.date) -> bool:
-    access.require(user, Cap.MANAGE_USERS)
+def remove_override(user, calendar: BusinessCalendar, day: dt.date, *, system_actor: str = "") -> bool:
+    who = _check_actor(user, system_actor)
     with transaction.atomic():
-        deleted, _ = CalendarOverride.objects.filter(calendar=calendar, date=day).delete()
-        if deleted:
-            _bump(calendar)
-            audit.record(AuditEntry.Action.UPDATE, calendar, user=user, changes={str(day): ["override", None]})
-    return bool(deleted)
+        before = CalendarOverride.objects.filter(calendar=calendar, date=day).first()
+        if before is None:
+            return False
+        before.delete()
+        _bump(calendar)
+        audit.record(AuditEntry.Action.UPDATE, calendar, changes={str(day): [before.working, None]}, **who)
+    return True
 
 
 @dataclass(frozen=True)

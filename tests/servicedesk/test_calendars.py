@@ -70,3 +70,34 @@ def test_the_home_page_shows_the_calendar_warning_to_administrators_only(client_
     for gap in expected:
         assert f"“{gap.calendar.name}”" in admin
     assert "工作日历（中国大陆）" not in agent
+
+
+def test_operators_enter_next_years_schedule_with_the_holidays_command(db, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    gaps = calendars.coverage_gaps()
+    if gaps:  # from November 2026 on: 2027 is missing
+        with pytest.raises(SystemExit) as exc:
+            call_command("holidays", "check")
+        assert exc.value.code == 1
+    call_command("holidays", "set", "2027-02-05..2027-02-11", "--off", "--note", "春节")
+    call_command("holidays", "set", "2027-02-20", "--on", "--note", "春节调休")  # a Saturday
+    business = BusinessCalendar.objects.get(code="business")
+    engine = calendars.engine(business)
+    assert not engine.is_working_day(dt.date(2027, 2, 8)) and engine.is_working_day(dt.date(2027, 2, 20))
+    assert business.overrides.count() == 8
+    entry = AuditEntry.objects.filter(object_type="servicedesk.businesscalendar").latest("seq")
+    assert entry.actor is None and entry.actor_name.startswith("cli:")
+    capsys.readouterr()
+    call_command("holidays", "list", "--year", "2027")
+    listing = capsys.readouterr().out
+    assert "2027-02-05" in listing and "春节" in listing and "2027-02-20" in listing
+    call_command("holidays", "check")  # 2027 is covered now
+    call_command("holidays", "unset", "2027-02-20")
+    assert business.overrides.count() == 7
+    with pytest.raises(CommandError, match="2027-13-01"):
+        call_command("holidays", "set", "2027-13-01", "--off")
+    with pytest.raises(CommandError):
+        call_command("holidays", "set", "2027-03-01..2027-02-01", "--off")
+    assert business.overrides.count() == 7  # nothing half-written

@@ -1,0 +1,101 @@
+"""`pharmacrm holidays`: the holiday schedule of a business calendar, for operators.
+
+    pharmacrm holidays check                       # years without holiday data (exit status 1 if any)
+    pharmacrm holidays list --year 2027            # the year's days off and swapped working days
+    pharmacrm holidays set 2027-02-05..2027-02-11 --off --note 春节
+    pharmacrm holidays set 2027-02-13 --on --note 春节调休
+    pharmacrm holidays unset 2027-02-13
+
+Each change is audited (the operating-system account is the actor). Dates take `YYYY-MM-DD` or a range
+`FROM..TO` (both included)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core.management.commands._ops import cli_actor
+from pharmacrm.servicedesk import calendars
+from pharmacrm.servicedesk.models import BusinessCalendar
+
+MAX_RANGE_DAYS = 366
+
+
+def parse_dates(values: list[str]) -> list[dt.date]:
+    days: list[dt.date] = []
+    for value in values:
+        first, _sep, last = value.partition("..")
+        try:
+            start = dt.date.fromisoformat(first.strip())
+            end = dt.date.fromisoformat(last.strip()) if last else start
+        except ValueError:
+            raise CommandError(_("“%(value)s” is not a date (YYYY-MM-DD) or a range (FROM..TO).") % {"value": value}) from None
+        if end < start or (end - start).days >= MAX_RANGE_DAYS:
+            raise CommandError(_("“%(value)s” is not a range of at most one year, earliest date first.") % {"value": value})
+        days += [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+    return days
+
+
+class Command(BaseCommand):
+    help = "Show, check and change the holidays and swapped working days of a business calendar."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--calendar", default="business", help="The calendar's code (default: business).")
+        sub = parser.add_subparsers(dest="action", required=True)
+        sub.add_parser("check", help="Years (this one, and next from November on) without holiday data.")
+        listing = sub.add_parser("list", help="A year's days off and swapped working days.")
+        listing.add_argument("--year", type=int, default=None)
+        setter = sub.add_parser("set", help="Make dates days off (--off) or working days (--on).")
+        setter.add_argument("dates", nargs="+")
+        kind = setter.add_mutually_exclusive_group(required=True)
+        kind.add_argument("--off", dest="working", action="store_false")
+        kind.add_argument("--on", dest="working", action="store_true")
+        setter.add_argument("--note", default="")
+        unset = sub.add_parser("unset", help="Remove overrides: the official schedule or weekly pattern applies.")
+        unset.add_argument("dates", nargs="+")
+
+    def handle(self, *args, action, calendar, **options):
+        cal = BusinessCalendar.objects.filter(code=calendar).first()
+        if cal is None:
+            raise CommandError(_("There is no calendar with the code %(code)s.") % {"code": calendar})
+        getattr(self, f"do_{action}")(cal, **options)
+
+    def do_check(self, cal, **options):
+        gaps = [g for g in calendars.coverage_gaps() if g.calendar.pk == cal.pk]
+        for gap in gaps:
+            self.stdout.write(
+                _("%(calendar)s: no holiday data for %(year)s — enter it with `pharmacrm holidays set`.")
+                % {"calendar": cal.name, "year": gap.year}
+            )
+        if gaps:
+            raise SystemExit(1)
+        self.stdout.write(_("%(calendar)s: holiday data is complete.") % {"calendar": cal.name})
+
+    def do_list(self, cal, year=None, **options):
+        year = year or timezone.localdate().year
+        engine = calendars.engine(cal)
+        if not engine.covers(year):
+            self.stdout.write(_("No holiday data for %(year)s: the weekly pattern applies.") % {"year": year})
+        notes = dict(cal.overrides.filter(date__year=year).values_list("date", "note"))
+        day = dt.date(year, 1, 1)
+        while day.year == year:
+            working, usual = engine.is_working_day(day), day.weekday() in engine.workdays
+            if working != usual or day in notes:
+                label = _("working day") if working else _("day off")
+                self.stdout.write(f"{day.isoformat()}  {label}  {notes.get(day, '')}".rstrip())
+            day += dt.timedelta(days=1)
+
+    def do_set(self, cal, dates, working, note="", **options):
+        actor = cli_actor()
+        days = parse_dates(dates)
+        for day in days:
+            calendars.set_override(None, cal, day, working, note, system_actor=actor)
+        self.stdout.write(_("%(count)d dates set.") % {"count": len(days)})
+
+    def do_unset(self, cal, dates, **options):
+        actor = cli_actor()
+        removed = sum(calendars.remove_override(None, cal, day, system_actor=actor) for day in parse_dates(dates))
+        self.stdout.write(_("%(count)d overrides removed.") % {"count": removed})
