@@ -17,6 +17,8 @@ WRITE_CAPS = frozenset(
         Cap.IMPORT_CUSTOMERS,
         Cap.MANAGE_CONSENTS,
         Cap.MANAGE_USERS,
+        Cap.HANDLE_TICKETS,
+        Cap.MANAGE_SERVICE,
     }
 )
 

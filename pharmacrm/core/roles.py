@@ -37,6 +37,9 @@ class Cap(models.TextChoices):
     VIEW_AUDIT = "audit.view", _("Read the audit trail")
     MANAGE_USERS = "users.manage", _("Manage users and roles")
     ALL_CUSTOMERS = "customers.scope_all", _("See customers of every team and territory")
+    VIEW_TICKETS = "tickets.view", _("View service tickets")
+    HANDLE_TICKETS = "tickets.handle", _("Take in and handle service tickets")
+    MANAGE_SERVICE = "service.manage", _("Configure the service desk (categories, SLA policies, calendars)")
 
 
 R = Role
@@ -57,6 +60,9 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.VIEW_AUDIT: frozenset({R.ADMIN, R.AUDITOR}),
     Cap.MANAGE_USERS: frozenset({R.ADMIN}),
     Cap.ALL_CUSTOMERS: ALL_ROLES - {R.REP},
+    Cap.VIEW_TICKETS: ALL_ROLES,
+    Cap.HANDLE_TICKETS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.REP}),
+    Cap.MANAGE_SERVICE: frozenset({R.ADMIN, R.MANAGER}),
 }
 
 # Roles that may never change anything, whatever else they are given.

@@ -55,7 +55,7 @@ def home(request):
         institutions = Institution.objects.active().exclude(kind=InstitutionType.DEPARTMENT)
         context["institution_count"] = access.institutions_for(user, institutions).count()
         context["person_count"] = access.people_for(user, Person.objects.active()).count()
-    if access.can(user, Cap.MANAGE_USERS):
+    if access.can(user, Cap.MANAGE_SERVICE):
         from pharmacrm.servicedesk.calendars import coverage_gaps
 
         context["calendar_gaps"] = coverage_gaps()

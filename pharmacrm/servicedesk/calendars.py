@@ -51,7 +51,7 @@ def _check_actor(user, system_actor: str) -> dict:
         if not system_actor:
             raise PermissionDenied(_("You do not have permission to do this."))
         return {"actor_name": system_actor}
-    access.require(user, Cap.MANAGE_USERS)
+    access.require(user, Cap.MANAGE_SERVICE)
     return {"user": user}
 
 

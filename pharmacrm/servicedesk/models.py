@@ -1,16 +1,23 @@
-"""Service-desk data. So far: business calendars (工作日历) for SLA clocks — working windows, a time zone,
-China's official holidays and 调休, and an administrator's overrides per date."""
+"""Service-desk data: business calendars (工作日历), ticket categories, SLA policies, tickets with their
+history, and the SLA clocks the worker watches."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core import crypto
+from pharmacrm.core.fields import EncryptedTextField
+from pharmacrm.customers import normalise
+from pharmacrm.customers.choices import Tier
+
 from . import workcalendar
+from .choices import Channel, ClockKind, Complexity, EventKind, Priority, Status
 
 
 def _validate_time_zone(value: str) -> None:
@@ -101,3 +108,204 @@ class CalendarOverride(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {'+' if self.working else '-'}"
+
+
+# --- tickets ---------------------------------------------------------------------------------------
+
+
+class TicketCategory(models.Model):
+    """A node of the configurable category tree (工单分类), with the priority and complexity a new ticket
+    of this kind gets (seed 000 §5.1 and §3.4)."""
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    parent = models.ForeignKey(
+        "self", models.PROTECT, null=True, blank=True, related_name="children", verbose_name=_("parent category")
+    )
+    default_priority = models.CharField(_("default priority"), max_length=8, choices=Priority.choices)
+    default_complexity = models.CharField(_("default complexity"), max_length=8, choices=Complexity.choices)
+    safety_relevant = models.BooleanField(
+        _("safety-relevant"), default=False, help_text=_("Tickets of this kind are handed to pharmacovigilance.")
+    )
+    active = models.BooleanField(_("active"), default=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("ticket category")
+        verbose_name_plural = _("ticket categories")
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SlaPolicy(models.Model):
+    """Which deadlines a ticket gets. A policy applies when each condition it sets matches the ticket;
+    the most specific active policy wins (then the lowest position). Targets are working hours or working
+    days on the policy's calendar."""
+
+    class Unit(models.TextChoices):
+        HOURS = "hours", _("working hours")
+        DAYS = "days", _("working days")
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices, blank=True)
+    complexity = models.CharField(_("complexity"), max_length=8, choices=Complexity.choices, blank=True)
+    category = models.ForeignKey(
+        TicketCategory, models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("category")
+    )
+    customer_tier = models.CharField(_("customer tier"), max_length=12, choices=Tier.choices, blank=True)
+    calendar = models.ForeignKey(BusinessCalendar, models.PROTECT, related_name="+", verbose_name=_("calendar"))
+    first_response = models.PositiveIntegerField(_("first response target"))
+    first_response_unit = models.CharField(_("unit"), max_length=5, choices=Unit.choices, default=Unit.HOURS)
+    resolution = models.PositiveIntegerField(_("resolution target"))
+    resolution_unit = models.CharField(_("unit"), max_length=5, choices=Unit.choices, default=Unit.DAYS)
+    position = models.PositiveSmallIntegerField(_("position"), default=100)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("SLA policy")
+        verbose_name_plural = _("SLA policies")
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    CONDITIONS = ("priority", "complexity", "category_id", "customer_tier")
+
+    def matches(self, facts: dict) -> bool:
+        return all(not getattr(self, c) or getattr(self, c) == facts.get(c) for c in self.CONDITIONS)
+
+    @property
+    def specificity(self) -> int:
+        return sum(1 for c in self.CONDITIONS if getattr(self, c))
+
+    def target(self, kind: str) -> tuple[int, str]:
+        if kind == ClockKind.FIRST_RESPONSE:
+            return self.first_response, self.first_response_unit
+        return self.resolution, self.resolution_unit
+
+
+class Ticket(models.Model):
+    """A customer's request, question or complaint (工单), from intake to the revisit."""
+
+    number = models.CharField(_("number"), max_length=16, unique=True, editable=False)  # TK-2026-000123
+    subject = models.CharField(_("subject"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    received_at = models.DateTimeField(_("received at"))  # may be earlier than created_at
+    category = models.ForeignKey(TicketCategory, models.PROTECT, related_name="+", verbose_name=_("category"))
+    priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices)
+    complexity = models.CharField(_("complexity"), max_length=8, choices=Complexity.choices)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.NEW)
+    institution = models.ForeignKey(
+        "customers.Institution", models.PROTECT, null=True, blank=True, related_name="tickets",
+        verbose_name=_("institution"),
+    )  # fmt: skip
+    person = models.ForeignKey(
+        "customers.Person", models.PROTECT, null=True, blank=True, related_name="tickets", verbose_name=_("person")
+    )
+    # an unidentified caller: personal data, encrypted like a person's contact details
+    caller_name = EncryptedTextField(_("caller's name"))
+    caller_phone = EncryptedTextField(_("caller's phone"))
+    caller_phone_bidx = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
+    batch_number = models.CharField(_("batch / lot number"), max_length=40, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("assignee")
+    )
+    team = models.ForeignKey(
+        "core.Team", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("team")
+    )
+    policy = models.ForeignKey(
+        SlaPolicy, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("SLA policy")
+    )
+    resolution_summary = models.TextField(_("resolution summary"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
+
+    class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-received_at"], name="ticket_status_received"),
+            models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.subject}"
+
+    def refresh_derived(self) -> None:
+        self.caller_phone_bidx = crypto.blind_index(normalise.phone(self.caller_phone), "phone")
+
+    def customer_tier(self) -> str:
+        customer = self.person if self.person_id else self.institution
+        return customer.tier if customer is not None else ""
+
+
+class TicketEvent(models.Model):
+    """One step in a ticket's history; the SLA clocks are rebuilt from these, so nothing is ever edited."""
+
+    ticket = models.ForeignKey(Ticket, models.CASCADE, related_name="events", verbose_name=_("ticket"))
+    at = models.DateTimeField(_("when"))
+    kind = models.CharField(_("kind"), max_length=12, choices=EventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("by")
+    )
+    from_status = models.CharField(max_length=12, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=12, choices=Status.choices, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("ticket event")
+        verbose_name_plural = _("ticket events")
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["ticket", "at", "id"], name="ticket_event_order")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.kind} {self.at:%Y-%m-%d %H:%M}"
+
+
+class SlaClock(models.Model):
+    """One deadline of one ticket (first response or resolution), stored so that the worker finds what is
+    due through an index instead of scanning tickets. `next_check_at` is the next moment the worker must
+    look at the clock (the 75 % warning, then the deadline); it is empty when the clock is fulfilled,
+    paused or already breached, which keeps those rows out of the partial index."""
+
+    ticket = models.ForeignKey(Ticket, models.CASCADE, related_name="clocks", verbose_name=_("ticket"))
+    kind = models.CharField(_("kind"), max_length=16, choices=ClockKind.choices)
+    policy = models.ForeignKey(SlaPolicy, models.SET_NULL, null=True, related_name="+", verbose_name=_("SLA policy"))
+    calendar = models.ForeignKey(BusinessCalendar, models.PROTECT, related_name="+", verbose_name=_("calendar"))
+    target = models.PositiveIntegerField(_("target"))
+    unit = models.CharField(_("unit"), max_length=5, choices=SlaPolicy.Unit.choices)
+    started_at = models.DateTimeField(_("started"))
+    paused = models.BooleanField(_("paused"), default=False)
+    paused_seconds = models.PositiveIntegerField(_("working time paused"), default=0)  # in working time
+    warn_at = models.DateTimeField(_("warning at"), null=True)
+    due_at = models.DateTimeField(_("due"), null=True)
+    warned_at = models.DateTimeField(_("warned"), null=True, blank=True)
+    breached_at = models.DateTimeField(_("breached"), null=True, blank=True)
+    breach_holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("held by at the breach"),
+    )  # fmt: skip
+    fulfilled_at = models.DateTimeField(_("met"), null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)  # a worker's lease
+
+    class Meta:
+        verbose_name = _("SLA clock")
+        verbose_name_plural = _("SLA clocks")
+        constraints = [models.UniqueConstraint(fields=["ticket", "kind"], name="sla_clock_once")]
+        indexes = [
+            models.Index(
+                fields=["next_check_at"], condition=models.Q(next_check_at__isnull=False), name="sla_clock_due"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.kind} {self.due_at}"

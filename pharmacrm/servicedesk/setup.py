@@ -16,6 +16,51 @@ DEFAULT_CALENDARS = [
 ]  # fmt: skip
 
 
+# Seed 000 §5.1 (用药错误 high, 药品不良反应 and 产品使用问题 medium, 服务流程 and 客户关系 low) and §3.4.
+# (code, name, default priority, default complexity, safety-relevant)
+DEFAULT_CATEGORIES = [
+    ("medication_error", "用药错误", "urgent", "complex", True),
+    ("adverse_reaction", "药品不良反应", "high", "complex", True),
+    ("product_use", "产品使用问题", "high", "general", False),
+    ("service_process", "服务流程问题", "low", "general", False),
+    ("relationship", "客户关系问题", "low", "general", False),
+    ("drug_info", "药品信息咨询", "normal", "general", False),
+    ("usage_guidance", "用药指导", "normal", "general", False),
+    ("order_delivery", "订单与配送", "normal", "general", False),
+    ("service_attitude", "服务态度", "low", "general", False),
+    ("other", "其他", "normal", "general", False),
+]
+
+# Issue 3 / seed 000 §3.2 and §5.2: urgent on a 24×7 clock (first response 2 h, resolution 24 h); everything
+# else on the business calendar (first response 1 working day; resolution 2 working days, 3 if complex).
+# (name, condition field, value, calendar, first response, unit, resolution, unit, position)
+DEFAULT_POLICIES = [
+    ("紧急（7×24 小时）", "priority", "urgent", "always", 2, "hours", 24, "hours", 10),
+    ("复杂问题（工作日）", "complexity", "complex", "business", 1, "days", 3, "days", 20),
+    ("一般问题（工作日）", "", "", "business", 1, "days", 2, "days", 100),
+]
+
+
 def ensure_calendars(BusinessCalendar) -> None:  # noqa: N803 (a model class, historical or current)
     for values in DEFAULT_CALENDARS:
         BusinessCalendar.objects.get_or_create(code=values["code"], defaults=values)
+
+
+def ensure_service_defaults(BusinessCalendar, TicketCategory, SlaPolicy) -> None:  # noqa: N803
+    """Calendars, the category tree and the default SLA policies, where missing (never overwritten:
+    administrators may have changed them)."""
+    ensure_calendars(BusinessCalendar)
+    for position, (code, name, priority, complexity, safety) in enumerate(DEFAULT_CATEGORIES):
+        TicketCategory.objects.get_or_create(
+            code=code,
+            defaults={"name": name, "default_priority": priority, "default_complexity": complexity,
+                      "safety_relevant": safety, "position": position},
+        )  # fmt: skip
+    for name, field, value, calendar, first, first_unit, resolution, resolution_unit, position in DEFAULT_POLICIES:
+        if SlaPolicy.objects.filter(name=name).exists():
+            continue
+        SlaPolicy.objects.create(
+            name=name, calendar=BusinessCalendar.objects.get(code=calendar), first_response=first,
+            first_response_unit=first_unit, resolution=resolution, resolution_unit=resolution_unit,
+            position=position, **({field: value} if field else {}),
+        )  # fmt: skip

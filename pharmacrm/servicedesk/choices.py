@@ -1,0 +1,69 @@
+"""Choice sets for the service desk, in one place."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Channel(models.TextChoices):
+    PHONE = "phone", _("Phone")
+    EMAIL = "email", _("E-mail")
+    WEB = "web", _("Web form")
+    VISIT = "visit", _("In person / visit")
+    API = "api", _("API")
+
+
+class Priority(models.TextChoices):
+    URGENT = "urgent", _("Urgent")
+    HIGH = "high", _("High")
+    NORMAL = "normal", _("Normal")
+    LOW = "low", _("Low")
+
+
+PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+
+
+class Complexity(models.TextChoices):
+    GENERAL = "general", _("General")
+    COMPLEX = "complex", _("Complex")
+
+
+class Status(models.TextChoices):
+    NEW = "new", _("New")
+    ASSIGNED = "assigned", _("Assigned")
+    IN_PROGRESS = "in_progress", _("In progress")
+    WAITING = "waiting", _("Waiting on customer")
+    RESOLVED = "resolved", _("Resolved")
+    INFORMED = "informed", _("Customer informed")
+    CLOSED = "closed", _("Closed")
+
+
+# Where a ticket may go from each status (受理 → 分类 → 处理 → 反馈 → 回访); anything else is refused.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.NEW: frozenset({Status.ASSIGNED, Status.IN_PROGRESS, Status.WAITING, Status.RESOLVED}),
+    Status.ASSIGNED: frozenset({Status.IN_PROGRESS, Status.WAITING, Status.RESOLVED, Status.ASSIGNED}),
+    Status.IN_PROGRESS: frozenset({Status.WAITING, Status.RESOLVED, Status.ASSIGNED}),
+    Status.WAITING: frozenset({Status.IN_PROGRESS, Status.RESOLVED, Status.ASSIGNED}),
+    Status.RESOLVED: frozenset({Status.INFORMED, Status.CLOSED, Status.IN_PROGRESS}),  # → in progress = reopen
+    Status.INFORMED: frozenset({Status.CLOSED, Status.IN_PROGRESS}),
+    Status.CLOSED: frozenset({Status.IN_PROGRESS}),
+}
+OPEN_STATUSES = frozenset({Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS, Status.WAITING})
+REOPENABLE = frozenset({Status.RESOLVED, Status.INFORMED, Status.CLOSED})
+
+
+class ClockKind(models.TextChoices):
+    FIRST_RESPONSE = "first_response", _("First response")
+    RESOLUTION = "resolution", _("Resolution")
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", _("Received")
+    STATUS = "status", _("Status changed")
+    ASSIGNED = "assigned", _("Assigned")
+    PRIORITY = "priority", _("Priority changed")
+    CATEGORY = "category", _("Category changed")
+    RESPONDED = "responded", _("First response to the customer")
+    NOTE = "note", _("Internal note")
+    REOPENED = "reopened", _("Reopened")
+    BREACHED = "breached", _("Deadline missed")
+    WARNED = "warned", _("Deadline approaching")

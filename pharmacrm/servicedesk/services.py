@@ -1,0 +1,365 @@
+"""Every change to tickets: checked, validated, written in one transaction with its history event and its
+SLA clocks, audited. The clocks are always rebuilt from the ticket's history (`rebuild_clocks`), so a
+priority or policy change, a pause while waiting on the customer, or a reopen gives the same deadlines
+whoever recomputes them and whenever."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry, Counter
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
+
+from . import calendars
+from .choices import OPEN_STATUSES, REOPENABLE, TRANSITIONS, Channel, ClockKind, EventKind, Priority, Status
+from .models import SlaClock, SlaPolicy, Ticket, TicketCategory, TicketEvent
+
+A = AuditEntry.Action
+WARN_SHARE = 0.75  # warn when three quarters of a target's working time has passed
+PAUSED_STATUSES = frozenset({Status.WAITING})  # the customer has the ball: clocks stop
+DONE_STATUSES = frozenset({Status.RESOLVED, Status.INFORMED, Status.CLOSED})
+
+
+class TransitionRefused(ValidationError):
+    """A status change the lifecycle does not allow (the API answers 409)."""
+
+
+def next_number(at: dt.datetime) -> str:
+    year = timezone.localtime(at).year
+    return f"TK-{year}-{Counter.allocate(f'ticket:{year}'):06d}"
+
+
+# --- intake ----------------------------------------------------------------------------------------
+
+
+def create_ticket(user, data: dict) -> Ticket:
+    """Take in a ticket. `data`: subject, channel, category (object or code), received_at (default now),
+    and optionally description, priority / complexity (with priority_reason when they differ from the
+    category's), institution, person, caller_name, caller_phone, batch_number, assignee, team."""
+    access.require(user, Cap.HANDLE_TICKETS)
+    now = timezone.now()
+    category = _category(data.get("category"))
+    received_at = data.get("received_at") or now
+    errors: dict[str, list[str]] = {}
+    if received_at > now + dt.timedelta(minutes=5):
+        errors["received_at"] = [_("A ticket cannot be received in the future.")]
+    if not (data.get("subject") or "").strip():
+        errors["subject"] = [_("Describe the request in a few words.")]
+    if data.get("channel") not in Channel.values:
+        errors["channel"] = [_("Choose how the request came in.")]
+    priority = data.get("priority") or category.default_priority
+    complexity = data.get("complexity") or category.default_complexity
+    overridden = priority != category.default_priority or complexity != category.default_complexity
+    if overridden and not (data.get("priority_reason") or "").strip() and priority != Priority.URGENT:
+        errors["priority"] = [_("Give a reason when the priority or complexity differs from the category's.")]
+    if not (data.get("institution") or data.get("person") or data.get("caller_phone") or data.get("caller_name")):
+        errors["person"] = [_("Name the customer, or the caller's name or phone number.")]
+    for key in ("institution", "person"):
+        obj = data.get(key)
+        if obj is not None and not access.can_see(user, obj):
+            errors[key] = [_("You may not raise tickets for this customer.")]
+    if errors:
+        raise ValidationError(errors)
+    ticket = Ticket(
+        subject=data["subject"].strip()[:200], description=(data.get("description") or "").strip(),
+        channel=data["channel"], received_at=received_at, category=category, priority=priority,
+        complexity=complexity, institution=data.get("institution"), person=data.get("person"),
+        caller_name=(data.get("caller_name") or "").strip(), caller_phone=(data.get("caller_phone") or "").strip(),
+        batch_number=(data.get("batch_number") or "").strip()[:40], assignee=data.get("assignee"),
+        team=data.get("team"), created_by=user, created_at=now, updated_at=now,
+    )  # fmt: skip
+    if ticket.person_id and not ticket.institution_id:
+        ticket.institution_id = ticket.person.institution_id
+    ticket.refresh_derived()
+    with transaction.atomic():
+        ticket.number = next_number(received_at)
+        ticket.policy = select_policy(ticket)
+        ticket.save(force_insert=True)
+        _event(ticket, EventKind.CREATED, user, at=received_at, to_status=Status.NEW, data={"channel": ticket.channel})
+        if overridden:
+            _event(
+                ticket, EventKind.PRIORITY, user, at=now,
+                data={"from": [category.default_priority, category.default_complexity],
+                      "to": [priority, complexity], "reason": (data.get("priority_reason") or "").strip()},
+            )  # fmt: skip
+        if ticket.assignee_id:
+            transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
+        rebuild_clocks(ticket, now=now)
+        audit.record(A.CREATE, ticket, user=user, changes={"number": [None, ticket.number]})
+    return ticket
+
+
+def _category(value) -> TicketCategory:
+    if isinstance(value, TicketCategory):
+        return value
+    category = TicketCategory.objects.filter(code=value or "", active=True).first()
+    if category is None:
+        raise ValidationError({"category": [_("Choose a category.")]})
+    return category
+
+
+def _event(ticket: Ticket, kind: str, user, *, at: dt.datetime, from_status="", to_status="", data=None):
+    return TicketEvent.objects.create(
+        ticket=ticket, kind=kind, actor=user if getattr(user, "is_authenticated", False) else None, at=at,
+        from_status=from_status, to_status=to_status, data=data or {},
+    )  # fmt: skip
+
+
+# --- policies --------------------------------------------------------------------------------------
+
+
+def select_policy(ticket: Ticket) -> SlaPolicy | None:
+    """The most specific active policy whose conditions all match the ticket (then the lowest position).
+    A later issue adds contracts and key accounts as conditions; key-account tickets already get a
+    tighter policy through `customer_tier`."""
+    facts = {
+        "priority": ticket.priority, "complexity": ticket.complexity, "category_id": ticket.category_id,
+        "customer_tier": ticket.customer_tier(),
+    }  # fmt: skip
+    best = None
+    for policy in SlaPolicy.objects.filter(active=True).select_related("calendar"):
+        if policy.matches(facts) and (
+            best is None or (-policy.specificity, policy.position) < (-best.specificity, best.position)
+        ):
+            best = policy
+    return best
+
+
+# --- lifecycle -------------------------------------------------------------------------------------
+
+
+def _check_version(ticket: Ticket, version: int | None) -> None:
+    if version is not None and int(version) != ticket.version:
+        raise ConflictError(ticket.version)
+
+
+def _save(ticket: Ticket, fields: Iterable[str], expected: int) -> None:
+    """Write the changed fields if nobody else saved the ticket meanwhile (optimistic locking)."""
+    values = {f: getattr(ticket, f) for f in fields}
+    now = timezone.now()
+    done = Ticket.objects.filter(pk=ticket.pk, version=expected).update(
+        version=F("version") + 1, updated_at=now, **values
+    )
+    if done != 1:
+        current = Ticket.objects.filter(pk=ticket.pk).values_list("version", flat=True).first()
+        raise ConflictError(current or 0)
+    ticket.version, ticket.updated_at = expected + 1, now
+
+
+def transition(user, ticket: Ticket, to_status: str, *, version: int | None = None, at=None, note: str = "",
+               resolution_summary: str = "", audit_it: bool = True) -> Ticket:  # fmt: skip
+    """Move a ticket along its lifecycle; refused (TransitionRefused) when the lifecycle does not allow
+    the step, and (ConflictError) when someone else saved the ticket since `version` was read."""
+    access.require(user, Cap.HANDLE_TICKETS)
+    _check_version(ticket, version)
+    now = at or timezone.now()
+    from_status = ticket.status
+    if to_status not in TRANSITIONS.get(from_status, ()):
+        raise TransitionRefused(
+            _("A ticket that is “%(from)s” cannot become “%(to)s”.")
+            % {"from": Status(from_status).label, "to": Status(to_status).label if to_status in Status.values else to_status}
+        )
+    if to_status == Status.RESOLVED and not (resolution_summary or ticket.resolution_summary).strip():
+        raise ValidationError({"resolution_summary": [_("Summarise how the request was resolved.")]})
+    if to_status == Status.ASSIGNED and ticket.assignee_id is None and ticket.team_id is None:
+        raise ValidationError({"assignee": [_("Choose whom to assign the ticket to.")]})
+    with transaction.atomic():
+        expected = ticket.version
+        ticket.status = to_status
+        fields = ["status"]
+        if resolution_summary:
+            ticket.resolution_summary = resolution_summary.strip()
+            fields.append("resolution_summary")
+        _save(ticket, fields, expected)
+        reopened = from_status in REOPENABLE and to_status in OPEN_STATUSES
+        _event(
+            ticket, EventKind.REOPENED if reopened else EventKind.STATUS, user, at=now,
+            from_status=from_status, to_status=to_status, data={"note": note} if note else None,
+        )  # fmt: skip
+        rebuild_clocks(ticket, now=now)
+        if audit_it:
+            audit.record(A.UPDATE, ticket, user=user, changes={"status": [from_status, to_status]})
+    return ticket
+
+
+def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary: str = "") -> TicketEvent:
+    """The first (or a further) response to the customer: a reply, a call back. Fulfils the first-response
+    clock the first time."""
+    access.require(user, Cap.HANDLE_TICKETS)
+    now = at or timezone.now()
+    with transaction.atomic():
+        event = _event(ticket, EventKind.RESPONDED, user, at=now, data={"channel": channel, "summary": summary[:500]})
+        rebuild_clocks(ticket, now=now)
+        audit.record(A.UPDATE, ticket, user=user, changes={"responded": [None, now.isoformat()]})
+    return event
+
+
+def change_priority(user, ticket: Ticket, priority: str, complexity: str | None = None, *, reason: str,
+                    version: int | None = None, at=None) -> Ticket:  # fmt: skip
+    """Override the priority (and complexity) with a reason; the policy is chosen again and every clock is
+    recomputed from the ticket's history."""
+    access.require(user, Cap.HANDLE_TICKETS)
+    _check_version(ticket, version)
+    if priority not in Priority.values:
+        raise ValidationError({"priority": [_("Choose a priority.")]})
+    if not reason.strip():
+        raise ValidationError({"priority": [_("Give a reason for the change.")]})
+    now = at or timezone.now()
+    before = [ticket.priority, ticket.complexity]
+    with transaction.atomic():
+        expected = ticket.version
+        ticket.priority = priority
+        ticket.complexity = complexity or ticket.complexity
+        ticket.policy = select_policy(ticket)
+        _save(ticket, ["priority", "complexity", "policy_id"], expected)
+        _event(ticket, EventKind.PRIORITY, user, at=now, data={"from": before, "to": [ticket.priority, ticket.complexity],
+                                                                "reason": reason.strip()})  # fmt: skip
+        rebuild_clocks(ticket, now=now)
+        audit.record(A.UPDATE, ticket, user=user, changes={"priority": [before, [ticket.priority, ticket.complexity]]},
+                     reason=reason.strip())  # fmt: skip
+    return ticket
+
+
+# --- clocks ----------------------------------------------------------------------------------------
+
+
+def _intervals(events: list[TicketEvent], statuses: frozenset, until: dt.datetime) -> list[tuple]:
+    """[start, end) spans the ticket spent in any of `statuses` up to `until`, from its status history."""
+    spans, since = [], None
+    for e in events:
+        if not e.to_status or e.at > until:
+            continue
+        inside = e.to_status in statuses
+        if inside and since is None:
+            since = e.at
+        elif not inside and since is not None:
+            spans.append((since, e.at))
+            since = None
+    if since is not None:
+        spans.append((since, until))
+    return spans
+
+
+def rebuild_clocks(ticket: Ticket, now: dt.datetime | None = None) -> list[SlaClock]:
+    """Recompute the ticket's clocks from its policy and its history, and store them. Deterministic: the
+    same history gives the same deadlines."""
+    now = now or timezone.now()
+    policy = ticket.policy
+    if policy is None:
+        SlaClock.objects.filter(ticket=ticket).delete()
+        return []
+    events = list(TicketEvent.objects.filter(ticket=ticket).order_by("at", "id"))
+    engine = calendars.engine(policy.calendar)
+    start = ticket.received_at
+    status_now = ticket.status
+    responded = next((e.at for e in events if e.kind == EventKind.RESPONDED or e.to_status in DONE_STATUSES), None)
+    resolved = None
+    if status_now in DONE_STATUSES:
+        resolved = next((e.at for e in reversed(events) if e.to_status == Status.RESOLVED), None)
+    out = []
+    for kind, fulfilled, paused_statuses in (
+        (ClockKind.FIRST_RESPONSE, responded, PAUSED_STATUSES),
+        # time between a resolution and a reopen does not count against the resolution target
+        (ClockKind.RESOLUTION, resolved, PAUSED_STATUSES | DONE_STATUSES),
+    ):
+        target, unit = policy.target(kind)
+        end = fulfilled or now
+        spans = _intervals(events, paused_statuses, end)
+        paused = sum((engine.between(a, b) for a, b in spans), dt.timedelta(0))
+        is_paused = fulfilled is None and status_now in paused_statuses
+        if unit == SlaPolicy.Unit.DAYS:
+            due = engine.deadline(start, days=target, paused=paused)
+            span = engine.between(start, engine.add_days(start, target))
+        else:
+            due = engine.deadline(start, hours=target, paused=paused)
+            span = dt.timedelta(hours=target)
+        warn = engine.add(start, span * WARN_SHARE + paused)
+        clock, _created = SlaClock.objects.get_or_create(
+            ticket=ticket, kind=kind,
+            defaults={"calendar": policy.calendar, "target": target, "unit": unit, "started_at": start},
+        )  # fmt: skip
+        breached_at = clock.breached_at
+        if fulfilled is not None:
+            breached_at = due if fulfilled > due else None
+        elif breached_at is not None and breached_at != due and now < due:
+            breached_at = None  # the deadline moved later (a pause, a lower priority): no longer breached
+        clock.policy, clock.calendar, clock.target, clock.unit = policy, policy.calendar, target, unit
+        clock.started_at, clock.paused, clock.paused_seconds = start, is_paused, int(paused.total_seconds())
+        clock.warn_at, clock.due_at, clock.fulfilled_at, clock.breached_at = warn, due, fulfilled, breached_at
+        clock.next_check_at = _next_check(clock)
+        clock.save()
+        out.append(clock)
+    return out
+
+
+def _next_check(clock: SlaClock) -> dt.datetime | None:
+    """When the worker must next look at the clock: the warning, then the deadline; never for a clock
+    that is met, paused or already breached."""
+    if clock.fulfilled_at or clock.paused or clock.breached_at:
+        return None
+    if clock.warned_at is None and clock.warn_at and clock.warn_at < clock.due_at:
+        return clock.warn_at
+    return clock.due_at
+
+
+# --- the worker's side -----------------------------------------------------------------------------
+
+LEASE = dt.timedelta(minutes=2)
+
+
+def due_clock_ids(now: dt.datetime, horizon: dt.timedelta = dt.timedelta(0), limit: int = 500) -> list[int]:
+    """Clocks the worker must look at by `now + horizon`, earliest first: one range scan of the partial
+    index on next_check_at, whatever the number of tickets."""
+    return list(
+        SlaClock.objects.filter(next_check_at__lte=now + horizon)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .order_by("next_check_at")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def claim(clock_id: int, now: dt.datetime) -> bool:
+    """Take a clock for `LEASE` with a conditional update: of several workers, exactly one wins."""
+    return bool(
+        SlaClock.objects.filter(pk=clock_id, next_check_at__isnull=False)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(claimed_until=now + LEASE)
+    )
+
+
+def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """One pass of the worker: record warnings and breaches of the clocks that are due (who held the
+    ticket at the breach), each clock claimed first so that concurrent workers never double up.
+    Escalation rules (notify, reassign, manager) hang off the events recorded here."""
+    now = now or timezone.now()
+    counts = {"warned": 0, "breached": 0}
+    for clock_id in due_clock_ids(now, limit=limit):
+        if not claim(clock_id, now):
+            continue
+        with transaction.atomic():
+            clock = SlaClock.objects.select_related("ticket").get(pk=clock_id)
+            ticket = clock.ticket
+            if clock.due_at and clock.due_at <= now and clock.breached_at is None and clock.fulfilled_at is None:
+                clock.breached_at, clock.breach_holder_id = clock.due_at, ticket.assignee_id
+                _event(ticket, EventKind.BREACHED, None, at=clock.due_at,
+                       data={"clock": clock.kind, "holder": ticket.assignee_id})  # fmt: skip
+                audit.record(A.UPDATE, ticket, changes={f"{clock.kind}_breached": [None, clock.due_at.isoformat()]},
+                             actor_name="worker")  # fmt: skip
+                counts["breached"] += 1
+            elif clock.warned_at is None and clock.warn_at and clock.warn_at <= now:
+                clock.warned_at = now
+                _event(ticket, EventKind.WARNED, None, at=now, data={"clock": clock.kind})
+                counts["warned"] += 1
+            clock.next_check_at = _next_check(clock)
+            clock.claimed_until = None
+            clock.save(update_fields=["breached_at", "breach_holder", "warned_at", "next_check_at", "claimed_until"])
+    return counts

@@ -1,0 +1,203 @@
+"""Tickets and their SLA clocks: numbering, the default policies of seed 000 on China's calendar, pauses
+while waiting on the customer, priority changes and reopening recomputed from history, the lifecycle's
+refusals, optimistic locking, and the worker's warnings and breaches."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+
+from pharmacrm.customers.services import ConflictError
+from pharmacrm.servicedesk import services
+from pharmacrm.servicedesk.choices import ClockKind, Status
+from pharmacrm.servicedesk.models import SlaClock, Ticket, TicketEvent
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def at(y, m, d, hh=0, mm=0) -> dt.datetime:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=SH)
+
+
+def clocks(ticket) -> dict[str, SlaClock]:
+    return {c.kind: c for c in SlaClock.objects.filter(ticket=ticket)}
+
+
+def due(ticket) -> tuple[dt.datetime, dt.datetime]:
+    c = clocks(ticket)
+    return c[ClockKind.FIRST_RESPONSE].due_at.astimezone(SH), c[ClockKind.RESOLUTION].due_at.astimezone(SH)
+
+
+@pytest.fixture
+def raise_ticket(users, xiehe):
+    def make(category="drug_info", received=None, user="agent", **extra):
+        data = {"subject": "咨询用法", "channel": "phone", "category": category, "institution": xiehe,
+                "received_at": received or at(2026, 3, 2, 9), **extra}  # fmt: skip
+        return services.create_ticket(users[user], data)
+
+    return make
+
+
+def test_tickets_are_numbered_by_year(raise_ticket):
+    first, second = raise_ticket(), raise_ticket()
+    assert first.number == "TK-2026-000001" and second.number == "TK-2026-000002"
+
+
+def test_an_ordinary_question_gets_one_working_day_to_answer_and_two_to_resolve(raise_ticket):
+    ticket = raise_ticket(received=at(2026, 2, 13, 16))  # Friday before the Spring Festival
+    assert (ticket.priority, ticket.complexity, ticket.policy.name) == ("normal", "general", "一般问题（工作日）")
+    # Saturday 14 Feb is a swapped working day; then nothing until Tuesday 24 Feb
+    assert due(ticket) == (at(2026, 2, 14, 16), at(2026, 2, 24, 16))
+
+
+def test_an_adverse_reaction_is_complex_and_gets_three_working_days(raise_ticket):
+    ticket = raise_ticket("adverse_reaction", received=at(2026, 9, 29, 10))
+    assert (ticket.priority, ticket.complexity) == ("high", "complex")
+    # Sep 30 (1), Oct 1–7 off, Oct 8 (2), Oct 9 (3)
+    assert due(ticket) == (at(2026, 9, 30, 10), at(2026, 10, 9, 10))
+
+
+def test_a_medication_error_runs_on_the_24x7_clock_even_on_a_holiday(raise_ticket):
+    ticket = raise_ticket("medication_error", received=at(2026, 10, 3, 14))
+    assert ticket.priority == "urgent"
+    assert due(ticket) == (at(2026, 10, 3, 16), at(2026, 10, 4, 14))
+
+
+def test_a_call_taken_in_the_lunch_break_counts_from_13_30(raise_ticket):
+    assert due(raise_ticket(received=at(2026, 3, 2, 12, 15)))[0] == at(2026, 3, 3, 13, 30)
+
+
+def test_a_ticket_of_new_years_eve_gets_a_deadline_in_2027_without_an_error(raise_ticket):
+    ticket = raise_ticket()
+    # (received_at cannot lie in the future when the ticket is taken in; move it there to rebuild)
+    Ticket.objects.filter(pk=ticket.pk).update(received_at=at(2026, 12, 31, 10))
+    TicketEvent.objects.filter(ticket=ticket).update(at=at(2026, 12, 31, 10))
+    ticket.refresh_from_db()
+    services.rebuild_clocks(ticket, now=at(2026, 12, 31, 10))
+    assert due(ticket) == (at(2027, 1, 1, 10), at(2027, 1, 4, 10))  # 2027: weekly pattern until entered
+
+
+def test_waiting_on_the_customer_stops_the_clock_and_pushes_the_deadline_back(users, raise_ticket):
+    ticket = raise_ticket(received=at(2026, 3, 2, 9))  # Monday; resolution due Wednesday 09:00
+    services.transition(users["agent"], ticket, Status.WAITING, at=at(2026, 3, 2, 16))
+    waiting = clocks(ticket)[ClockKind.RESOLUTION]
+    assert waiting.paused and waiting.next_check_at is None  # the worker does not look at a paused clock
+    services.transition(users["agent"], ticket, Status.IN_PROGRESS, at=at(2026, 3, 3, 10))
+    resolution = clocks(ticket)[ClockKind.RESOLUTION]
+    assert not resolution.paused and resolution.paused_seconds == 3 * 3600  # 1.5 h Monday + 1.5 h Tuesday
+    assert resolution.due_at == at(2026, 3, 4, 12)
+
+
+def test_raising_the_priority_recomputes_the_clocks_from_the_start(users, raise_ticket):
+    ticket = raise_ticket(received=at(2026, 3, 2, 9))
+    with pytest.raises(ValidationError):
+        services.change_priority(users["agent"], ticket, "urgent", reason=" ")
+    services.change_priority(users["agent"], ticket, "urgent", reason="患者已出现不适", at=at(2026, 3, 2, 9, 30))
+    assert ticket.policy.name == "紧急（7×24 小时）"
+    assert due(ticket) == (at(2026, 3, 2, 11), at(2026, 3, 3, 9))
+    assert TicketEvent.objects.filter(ticket=ticket, kind="priority").get().data["reason"] == "患者已出现不适"
+
+
+def test_the_first_response_fulfils_its_clock_and_a_late_one_is_a_breach(users, raise_ticket):
+    ticket = raise_ticket(received=at(2026, 3, 2, 9))
+    services.record_response(users["agent"], ticket, at=at(2026, 3, 3, 9, 30))  # due Tuesday 09:00
+    first = clocks(ticket)[ClockKind.FIRST_RESPONSE]
+    assert first.fulfilled_at == at(2026, 3, 3, 9, 30) and first.breached_at == at(2026, 3, 3, 9)
+    assert first.next_check_at is None
+
+
+def test_the_lifecycle_refuses_impossible_steps_and_resolving_needs_a_summary(users, raise_ticket):
+    ticket = raise_ticket()
+    with pytest.raises(services.TransitionRefused):
+        services.transition(users["agent"], ticket, Status.CLOSED)
+    with pytest.raises(ValidationError) as exc:
+        services.transition(users["agent"], ticket, Status.RESOLVED)
+    assert "resolution_summary" in exc.value.message_dict
+    assert Ticket.objects.get(pk=ticket.pk).status == Status.NEW  # nothing half-written
+
+
+def test_a_reopened_ticket_continues_its_resolution_clock_without_the_time_it_was_resolved(users, raise_ticket):
+    ticket = raise_ticket(received=at(2026, 3, 2, 9))
+    services.transition(users["agent"], ticket, Status.IN_PROGRESS, at=at(2026, 3, 2, 9, 10))
+    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 2, 10), resolution_summary="已告知用法")
+    assert clocks(ticket)[ClockKind.RESOLUTION].fulfilled_at == at(2026, 3, 2, 10)
+    services.transition(users["agent"], ticket, Status.IN_PROGRESS, at=at(2026, 3, 3, 10), note="客户仍有疑问")
+    resolution = clocks(ticket)[ClockKind.RESOLUTION]
+    assert resolution.fulfilled_at is None
+    # resolved from Monday 10:00 to Tuesday 10:00: 7.5 working hours that do not count
+    assert resolution.due_at == at(2026, 3, 5, 9)  # Wednesday 09:00 + 7.5 working hours → Thursday 09:00
+    assert TicketEvent.objects.filter(ticket=ticket, kind="reopened").exists()
+
+
+def test_two_agents_saving_the_same_ticket_the_second_gets_a_conflict(users, raise_ticket):
+    ticket = raise_ticket()
+    mine, theirs = Ticket.objects.get(pk=ticket.pk), Ticket.objects.get(pk=ticket.pk)
+    services.transition(users["agent"], mine, Status.IN_PROGRESS, version=mine.version)
+    with pytest.raises(ConflictError):
+        services.transition(users["expert"], theirs, Status.WAITING, version=theirs.version)
+    assert Ticket.objects.get(pk=ticket.pk).status == Status.IN_PROGRESS
+
+
+@pytest.mark.parametrize("role", ["pv", "analyst", "auditor"])
+def test_roles_without_the_capability_cannot_raise_tickets(raise_ticket, role):
+    with pytest.raises(PermissionDenied):
+        raise_ticket(user=role)
+    assert not Ticket.objects.exists()
+
+
+def test_an_unidentified_callers_phone_is_encrypted_at_rest(users):
+    ticket = services.create_ticket(
+        users["agent"], {"subject": "来电咨询", "channel": "phone", "category": "drug_info",
+                         "caller_name": "王先生", "caller_phone": "13912345678"},
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT caller_name, caller_phone FROM servicedesk_ticket WHERE id = %s", [ticket.pk])
+        raw = " ".join(cursor.fetchone())
+    assert "13912345678" not in raw and "王先生" not in raw
+    assert Ticket.objects.get(pk=ticket.pk).caller_phone == "13912345678" and ticket.caller_phone_bidx
+
+
+def test_a_ticket_needs_a_customer_or_a_caller_and_a_past_receipt_time(users):
+    with pytest.raises(ValidationError) as exc:
+        services.create_ticket(
+            users["agent"], {"subject": "x", "channel": "phone", "category": "other",
+                             "received_at": dt.datetime.now(SH) + dt.timedelta(days=1)},
+        )  # fmt: skip
+    assert {"person", "received_at"} <= set(exc.value.message_dict)
+
+
+def test_the_worker_warns_at_three_quarters_then_records_the_breach_and_who_held_it(users, raise_ticket):
+    ticket = raise_ticket("medication_error", received=at(2026, 3, 2, 9), assignee=users["agent"])
+    first = clocks(ticket)[ClockKind.FIRST_RESPONSE]
+    assert first.warn_at == at(2026, 3, 2, 10, 30) and first.next_check_at == first.warn_at
+    assert services.due_clock_ids(at(2026, 3, 2, 10)) == []
+    assert services.sweep(at(2026, 3, 2, 10, 31)) == {"warned": 1, "breached": 0}
+    assert services.sweep(at(2026, 3, 2, 10, 32)) == {"warned": 0, "breached": 0}  # warned once
+    assert services.sweep(at(2026, 3, 2, 11, 1)) == {"warned": 0, "breached": 1}
+    first.refresh_from_db()
+    assert first.breached_at == at(2026, 3, 2, 11) and first.breach_holder == users["agent"]
+    assert first.next_check_at is None
+
+
+def test_only_one_worker_claims_a_due_clock(raise_ticket):
+    ticket = raise_ticket("medication_error", received=at(2026, 3, 2, 9))
+    clock = clocks(ticket)[ClockKind.FIRST_RESPONSE]
+    now = at(2026, 3, 2, 12)
+    assert clock.pk in services.due_clock_ids(now)
+    assert services.claim(clock.pk, now) is True
+    assert services.claim(clock.pk, now) is False  # the other worker
+    assert clock.pk not in services.due_clock_ids(now)  # leased
+    assert services.claim(clock.pk, now + services.LEASE + dt.timedelta(seconds=1)) is True  # a dead worker's lease ends
+
+
+def test_the_due_query_reads_the_partial_index(raise_ticket):
+    raise_ticket("medication_error")
+    from pharmacrm.servicedesk.models import SlaClock as Clock
+
+    qs = Clock.objects.filter(next_check_at__lte=at(2026, 3, 2, 12)).order_by("next_check_at").values("id")[:500]
+    plan = qs.explain()
+    assert "sla_clock_due" in plan or "Seq Scan" in plan  # PostgreSQL may scan a tiny table
