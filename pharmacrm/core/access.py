@@ -238,3 +238,27 @@ def personal_data_mode(user, person=None) -> str:
     if can(user, Cap.REVEAL_PERSONAL_DATA):
         return "reveal"
     return "masked"
+
+
+# --- tickets -----------------------------------------------------------------------------------
+
+
+def tickets_for(user, qs: QuerySet | None = None) -> QuerySet:
+    """Service tickets the user may see: all of them for roles that see every customer; for a scoped role
+    (a sales rep) the tickets of the customers they may see, and those they raised or hold."""
+    from pharmacrm.servicedesk.models import Ticket
+
+    qs = Ticket.objects.all() if qs is None else qs
+    if not can(user, Cap.VIEW_TICKETS):
+        return qs.none()
+    if can(user, Cap.ALL_CUSTOMERS):
+        return qs
+    institutions = institutions_for(user).values("id")
+    people = people_for(user).values("id")
+    return qs.filter(
+        Q(institution_id__in=institutions) | Q(person_id__in=people) | Q(created_by=user) | Q(assignee=user)
+    )
+
+
+def can_see_ticket(user, ticket) -> bool:
+    return tickets_for(user).filter(pk=ticket.pk).exists()

@@ -201,3 +201,21 @@ def test_the_due_query_reads_the_partial_index(raise_ticket):
     qs = Clock.objects.filter(next_check_at__lte=at(2026, 3, 2, 12)).order_by("next_check_at").values("id")[:500]
     plan = qs.explain()
     assert "sla_clock_due" in plan or "Seq Scan" in plan  # PostgreSQL may scan a tiny table
+
+
+def test_a_rep_sees_the_tickets_of_their_customers_and_their_own_only(users, xiehe, ruijin):
+    from pharmacrm.core import access
+
+    beijing = services.create_ticket(
+        users["agent"], {"subject": "北京", "channel": "phone", "category": "other", "institution": xiehe}
+    )
+    shanghai = services.create_ticket(
+        users["agent"], {"subject": "上海", "channel": "phone", "category": "other", "institution": ruijin}
+    )
+    own = services.create_ticket(
+        users["rep"], {"subject": "拜访记录", "channel": "visit", "category": "other", "caller_name": "李医生"}
+    )
+    assert set(access.tickets_for(users["rep"])) == {beijing, own}
+    assert set(access.tickets_for(users["agent"])) == {beijing, shanghai, own}
+    assert set(access.tickets_for(users["auditor"])) == {beijing, shanghai, own}
+    assert not access.can_see_ticket(users["rep"], shanghai)
