@@ -874,6 +874,17 @@ def _write_credentials(password: str | None, totp: dict[str, str]) -> Path:
     return path
 
 
+def _later_demo_data() -> None:
+    """Demo records of features added after the customer master data, each loaded once by its own marker."""
+    from pharmacrm.customers.models import Person
+    from pharmacrm.servicedesk import demo as servicedesk_demo
+
+    people = list(
+        Person.objects.active().filter(institution__isnull=False).select_related("institution").order_by("id")[:600]
+    )
+    servicedesk_demo.load(people)
+
+
 def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoResult:
     """Load the demo data once; refuses when DATABASE_URL is set unless `force`."""
     if getattr(settings, "DATABASE_URL", None) and not force:
@@ -884,6 +895,7 @@ def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoRe
             )
         )
     if Counter.objects.filter(name=MARKER).exists():
+        _later_demo_data()  # records of later features, into a database whose demo data came earlier
         return DemoResult(created=False)
     password = os.environ.get("PHARMACRM_DEMO_PASSWORD") or None
     generated = None if password else secrets.token_urlsafe(12)
@@ -895,6 +907,7 @@ def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoRe
         people = _people(b, institutions, departments, users)
         consents = _consents(b, people, users)
         Counter.objects.create(name=MARKER, value=1)
+        _later_demo_data()
         audit.record(
             A.IMPORT, ("customers.institution", "", "demo data"), actor_name="demo", source="demo",
             institutions=len(institutions), departments=len(departments), people=len(people), consents=consents,

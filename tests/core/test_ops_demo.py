@@ -18,6 +18,7 @@ from pharmacrm.core.models import Counter, User
 from pharmacrm.core.roles import SECOND_FACTOR_ROLES, Role
 from pharmacrm.customers import normalise, search, services
 from pharmacrm.customers.models import Consent, Institution, Person
+from pharmacrm.servicedesk.models import SlaClock, Ticket
 
 
 @pytest.fixture(autouse=True)
@@ -165,6 +166,7 @@ def test_the_same_seed_gives_the_same_customers(demo_env):
     people = list(Person.objects.order_by("code").values_list("name", "title"))
     assert len(names) == result.institutions + result.departments
     # start again on an empty customer base (the users stay)
+    Ticket.objects.all().delete()
     Person.objects.all().delete()
     Institution.objects.filter(parent__isnull=False).delete()
     Institution.objects.all().delete()
@@ -174,3 +176,22 @@ def test_the_same_seed_gives_the_same_customers(demo_env):
 
     assert list(Institution.objects.order_by("code").values_list("name", "credit_code", "phone")) == names
     assert list(Person.objects.order_by("code").values_list("name", "title")) == people
+
+
+def test_the_demo_has_tickets_in_every_status_with_their_clocks(demo_env):
+    demo.load(scale=0.05)
+    statuses = set(Ticket.objects.values_list("status", flat=True))
+    assert statuses == {"new", "assigned", "in_progress", "waiting", "resolved", "informed", "closed"}
+    assert Ticket.objects.count() == 150
+    assert SlaClock.objects.count() == 2 * 150
+    assert set(Ticket.objects.values_list("category__code", flat=True)) >= {"medication_error", "adverse_reaction"}
+
+
+def test_a_database_with_earlier_demo_data_gets_the_tickets_on_the_next_run(demo_env):
+    demo.load(scale=0.05)
+    Ticket.objects.all().delete()
+    Counter.objects.filter(name="demo:tickets").delete()  # as before the service desk existed
+    demo.load(scale=0.05)
+    assert Ticket.objects.count() == 150
+    demo.load(scale=0.05)
+    assert Ticket.objects.count() == 150  # once

@@ -219,3 +219,14 @@ def test_a_rep_sees_the_tickets_of_their_customers_and_their_own_only(users, xie
     assert set(access.tickets_for(users["agent"])) == {beijing, shanghai, own}
     assert set(access.tickets_for(users["auditor"])) == {beijing, shanghai, own}
     assert not access.can_see_ticket(users["rep"], shanghai)
+
+
+def test_the_worker_task_drains_everything_due(users, raise_ticket):
+    from pharmacrm.servicedesk.tasks import sweep_sla_clocks
+
+    for _ in range(3):
+        raise_ticket("medication_error", received=at(2026, 3, 2, 9))
+    result = sweep_sla_clocks.call_local()  # the periodic task's body, as the worker runs it
+    # long past due: every clock was breached (first response and resolution of each ticket)
+    assert result == {"warned": 0, "breached": 6}
+    assert sweep_sla_clocks.call_local() == {"warned": 0, "breached": 0}

@@ -1,0 +1,107 @@
+"""Demo tickets for `pharmacrm demo`: about 150 tickets of the last two weeks across every category and
+channel, in every status — some answered in time, some waiting on the customer, some resolved and
+closed, a few already past their deadline — so that queues, badges and clocks show a lived-in desk.
+Loaded once (its own marker), also into a database whose customer demo data came earlier."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from django.db import transaction
+from django.utils import timezone
+
+from pharmacrm.core.models import Counter, User
+
+from . import services
+from .choices import Channel, Status
+
+MARKER = "demo:tickets"
+
+# category → subjects a Chinese service hotline hears
+SUBJECTS = {
+    "medication_error": ["患者误服双倍剂量", "护士配药时混淆了规格", "儿童误服成人剂型"],
+    "adverse_reaction": ["用药后出现皮疹瘙痒", "静脉滴注后寒战发热", "服药两周后肝功能异常"],
+    "product_use": ["注射笔无法正常出药", "分散片溶解后有絮状物", "包装铝箔难以撕开"],
+    "service_process": ["发票开具延迟", "退货流程不清楚", "学术资料申请无人跟进"],
+    "relationship": ["药剂科反映拜访频率过高", "经销商对返利政策有异议"],
+    "drug_info": ["咨询药品储存条件", "咨询与华法林合用的相互作用", "咨询说明书更新内容", "咨询医保报销范围"],
+    "usage_guidance": ["咨询肾功能不全患者剂量调整", "咨询孕期用药安全性", "咨询漏服后如何补服"],
+    "order_delivery": ["订单延迟到货", "到货数量与订单不符", "冷链运输温度记录缺失"],
+    "service_attitude": ["对热线接听态度不满意"],
+    "other": ["索取学术会议资料", "咨询产品招标资质文件"],
+}
+CHANNEL_WEIGHTS = {Channel.PHONE: 6, Channel.EMAIL: 2, Channel.WEB: 1, Channel.VISIT: 1}
+HANDLERS = ("agent", "expert", "support", "aftersales")
+
+
+def _working_moment(rng: random.Random, now: dt.datetime, days_back: int) -> dt.datetime:
+    day = timezone.localtime(now).date() - dt.timedelta(days=days_back)
+    minute = rng.choice([rng.randint(8 * 60 + 30, 11 * 60 + 50), rng.randint(13 * 60 + 30, 17 * 60 + 20)])
+    moment = dt.datetime.combine(day, dt.time(minute // 60, minute % 60), timezone.get_current_timezone())
+    return min(moment, now - dt.timedelta(minutes=5))
+
+
+def load(people, seed: int = 2026, count: int = 150) -> int:
+    """Create the demo tickets unless they are there; returns how many were made."""
+    if Counter.objects.filter(name=MARKER).exists():
+        return 0
+    rng = random.Random(seed)
+    users = {u.username: u for u in User.objects.filter(username__in=(*HANDLERS, "kam", "rep", "manager"))}
+    if "agent" not in users or not people:
+        return 0
+    now = timezone.now()
+    made = 0
+    with transaction.atomic():
+        for i in range(count):
+            category = rng.choice(list(SUBJECTS))
+            received = _working_moment(rng, now, rng.randint(0, 14))
+            person = rng.choice(people) if rng.random() < 0.85 else None
+            data = {
+                "subject": rng.choice(SUBJECTS[category]), "category": category, "received_at": received,
+                "channel": rng.choices(list(CHANNEL_WEIGHTS), weights=list(CHANNEL_WEIGHTS.values()))[0],
+                "description": "客户来电反映情况，已记录详细经过，待进一步核实。",
+            }  # fmt: skip
+            if person is not None:
+                data["person"], data["institution"] = person, person.institution
+            else:
+                data["caller_name"] = rng.choice(["王先生", "李女士", "张女士", "刘先生"])
+                data["caller_phone"] = f"13{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}"
+            handler = users.get(rng.choice(HANDLERS)) or users["agent"]
+            ticket = services.create_ticket(users["agent"], data)
+            _progress(rng, ticket, handler, received, now, i)
+            made += 1
+        Counter.objects.create(name=MARKER, value=made)
+    return made
+
+
+def _progress(rng: random.Random, ticket, handler, received: dt.datetime, now: dt.datetime, i: int) -> None:
+    """Walk the ticket along its lifecycle at plausible times; the newest stay new."""
+    age = now - received
+    stage = rng.random()
+    if age < dt.timedelta(hours=2) or stage < 0.12:
+        return  # still new
+    step = received + dt.timedelta(minutes=rng.randint(10, 90))
+    ticket.assignee = handler
+    services.transition(handler, ticket, Status.ASSIGNED, at=min(step, now))
+    if stage < 0.2:
+        return  # assigned, untouched: some of these run past their deadline
+    step += dt.timedelta(minutes=rng.randint(5, 120))
+    services.record_response(handler, ticket, at=min(step, now))
+    services.transition(handler, ticket, Status.IN_PROGRESS, at=min(step, now))
+    if stage < 0.35:
+        return
+    if stage < 0.45:
+        services.transition(handler, ticket, Status.WAITING, at=min(step + dt.timedelta(hours=1), now))
+        return
+    step += dt.timedelta(hours=rng.randint(1, 30))
+    if step >= now:
+        return
+    services.transition(handler, ticket, Status.RESOLVED, at=step, resolution_summary="已向客户说明处理结果。")
+    if stage < 0.6:
+        return
+    step += dt.timedelta(hours=rng.randint(1, 8))
+    if step < now:
+        services.transition(handler, ticket, Status.INFORMED, at=step)
+        if stage > 0.75 and step + dt.timedelta(days=1) < now:
+            services.transition(handler, ticket, Status.CLOSED, at=step + dt.timedelta(days=1))
