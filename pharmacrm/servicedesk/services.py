@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -336,30 +336,55 @@ def claim(clock_id: int, now: dt.datetime) -> bool:
     )
 
 
+def claim_batch(clock_ids: list[int], now: dt.datetime) -> list[int]:
+    """Lease many clocks with one conditional UPDATE … RETURNING: the ids this worker won (another worker
+    running the same statement at the same time gets the others, never the same ones)."""
+    if not clock_ids:
+        return []
+    table = SlaClock._meta.db_table
+    marks = ", ".join(["%s"] * len(clock_ids))
+    sql = (
+        f"UPDATE {table} SET claimed_until = %s WHERE id IN ({marks}) AND next_check_at IS NOT NULL "
+        f"AND (claimed_until IS NULL OR claimed_until < %s) RETURNING id"
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [adapt(now + LEASE), *clock_ids, adapt(now)])
+        return [row[0] for row in cursor.fetchall()]
+
+
 def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
-    """One pass of the worker: record warnings and breaches of the clocks that are due (who held the
-    ticket at the breach), each clock claimed first so that concurrent workers never double up.
-    Escalation rules (notify, reassign, manager) hang off the events recorded here."""
+    """One pass of the worker: record the warnings and breaches of the clocks that are due — a breach with
+    who held the ticket — in one transaction per batch, the batch claimed first so that concurrent workers
+    never double up. Escalation rules (notify, reassign, manager) hang off the events recorded here."""
     now = now or timezone.now()
     counts = {"warned": 0, "breached": 0}
-    for clock_id in due_clock_ids(now, limit=limit):
-        if not claim(clock_id, now):
-            continue
-        with transaction.atomic():
-            clock = SlaClock.objects.select_related("ticket").get(pk=clock_id)
+    with transaction.atomic():
+        won = claim_batch(due_clock_ids(now, limit=limit), now)
+        if not won:
+            return counts
+        clocks = list(SlaClock.objects.filter(pk__in=won).select_related("ticket").order_by("next_check_at", "id"))
+        events, breaches = [], []
+        for clock in clocks:
             ticket = clock.ticket
             if clock.due_at and clock.due_at <= now and clock.breached_at is None and clock.fulfilled_at is None:
                 clock.breached_at, clock.breach_holder_id = clock.due_at, ticket.assignee_id
-                _event(ticket, EventKind.BREACHED, None, at=clock.due_at,
-                       data={"clock": clock.kind, "holder": ticket.assignee_id})  # fmt: skip
-                audit.record(A.UPDATE, ticket, changes={f"{clock.kind}_breached": [None, clock.due_at.isoformat()]},
-                             actor_name="worker")  # fmt: skip
+                events.append(TicketEvent(ticket=ticket, kind=EventKind.BREACHED, at=clock.due_at,
+                                          data={"clock": clock.kind, "holder": ticket.assignee_id}))  # fmt: skip
+                breaches.append({"ticket": ticket.number, "clock": clock.kind, "due_at": clock.due_at.isoformat(),
+                                 "holder": ticket.assignee_id})  # fmt: skip
                 counts["breached"] += 1
             elif clock.warned_at is None and clock.warn_at and clock.warn_at <= now:
                 clock.warned_at = now
-                _event(ticket, EventKind.WARNED, None, at=now, data={"clock": clock.kind})
+                events.append(TicketEvent(ticket=ticket, kind=EventKind.WARNED, at=now, data={"clock": clock.kind}))
                 counts["warned"] += 1
             clock.next_check_at = _next_check(clock)
             clock.claimed_until = None
-            clock.save(update_fields=["breached_at", "breach_holder", "warned_at", "next_check_at", "claimed_until"])
+        TicketEvent.objects.bulk_create(events, batch_size=500)
+        SlaClock.objects.bulk_update(
+            clocks, ["breached_at", "breach_holder", "warned_at", "next_check_at", "claimed_until"], batch_size=500
+        )
+        if breaches:  # one audit entry per batch, listing every breach (the audit chain is one writer)
+            audit.record(A.UPDATE, ("servicedesk.slaclock", "", f"{len(breaches)}"), actor_name="worker",
+                         breaches=breaches)  # fmt: skip
     return counts

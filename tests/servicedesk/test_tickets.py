@@ -230,3 +230,27 @@ def test_the_worker_task_drains_everything_due(users, raise_ticket):
     # long past due: every clock was breached (first response and resolution of each ticket)
     assert result == {"warned": 0, "breached": 6}
     assert sweep_sla_clocks.call_local() == {"warned": 0, "breached": 0}
+
+
+def test_two_workers_claiming_the_same_batch_get_disjoint_clocks(raise_ticket):
+    for _ in range(4):
+        raise_ticket("medication_error", received=at(2026, 3, 2, 9))
+    now = at(2026, 3, 3, 12)
+    ids = services.due_clock_ids(now)
+    assert len(ids) == 8
+    first = services.claim_batch(ids[:6], now)
+    second = services.claim_batch(ids[2:], now)  # overlaps the first worker's batch
+    assert set(first) == set(ids[:6]) and set(second) == set(ids[6:])
+    assert services.due_clock_ids(now) == []
+
+
+def test_a_sweep_batch_is_audited_with_every_breach(users, raise_ticket):
+    from pharmacrm.core.models import AuditEntry
+
+    ticket = raise_ticket("medication_error", received=at(2026, 3, 2, 9), assignee=users["expert"])
+    services.sweep(at(2026, 3, 3, 12))
+    entry = AuditEntry.objects.filter(object_type="servicedesk.slaclock").latest("seq")
+    assert entry.actor_name == "worker"
+    assert {(b["ticket"], b["clock"], b["holder"]) for b in entry.extra["breaches"]} == {
+        (ticket.number, "first_response", users["expert"].pk), (ticket.number, "resolution", users["expert"].pk)
+    }
