@@ -40,6 +40,7 @@ def seed(target: int) -> int:
     now = timezone.now()
     adapt = connection.ops.adapt_datetimefield_value
     next_id = (Ticket.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
+    next_clock = (SlaClock.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
     while have < target:
         size = min(CHUNK, target - have)
         tickets, clocks = [], []
@@ -56,7 +57,7 @@ def seed(target: int) -> int:
             for kind in ("first_response", "resolution"):
                 due = now + dt.timedelta(minutes=rng.randint(-2 * 24 * 60, 10 * 24 * 60)) if is_open else received
                 clocks.append(cmaker.row({
-                    "ticket_id": tid, "kind": kind, "policy_id": policy.pk, "calendar_id": calendar.pk,
+                    "id": next_clock + len(clocks), "ticket_id": tid, "kind": kind, "policy_id": policy.pk, "calendar_id": calendar.pk,
                     "target": 1, "unit": "days", "started_at": adapt(received), "paused": False,
                     "paused_seconds": 0, "warn_at": adapt(due), "due_at": adapt(due),
                     "fulfilled_at": None if is_open else adapt(due),
@@ -67,8 +68,13 @@ def seed(target: int) -> int:
             cwriter.write(clocks)
         have += size
         next_id += size
+        next_clock += len(clocks)
         print(f"tickets: {have:,}/{target:,}", flush=True)
     with connection.cursor() as cur:
+        if connection.vendor == "postgresql":  # COPY with explicit ids leaves the sequences behind
+            for model in (Ticket, SlaClock):
+                table = model._meta.db_table
+                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
         cur.execute("ANALYZE")
     return have
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("pharmacrm.core.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include("pharmacrm.customers.urls")),
+    path("service/", include("pharmacrm.servicedesk.urls")),
     path("api/v1/", include("pharmacrm.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

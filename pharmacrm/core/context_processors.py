@@ -26,6 +26,8 @@ def navigation(request):
     if Cap.VIEW_CUSTOMERS in caps:
         items.append((_("Institutions"), reverse("customers:institutions"), "institutions"))
         items.append((_("People"), reverse("customers:people"), "people"))
+    if Cap.VIEW_TICKETS in caps:
+        items.append((_("Tickets"), reverse("servicedesk:queue"), "tickets"))
     if Cap.IMPORT_CUSTOMERS in caps:
         items.append((_("Import"), reverse("customers:import"), "import"))
     if Cap.MERGE_CUSTOMERS in caps:

@@ -376,8 +376,16 @@ def institution_detail(request, pk: int):
         "history": _history("customers.institution", obj.pk),
         "tags": list(obj.tags.all()),
         "may_change": access.can_change(user, obj) and not obj.merged_into_id,
+        "tickets": _customer_tickets(user, institution=obj),
     }
     return render(request, "customers/institution_detail.html", context)
+
+
+def _customer_tickets(user, **customer) -> list:
+    """The customer's recent service tickets the user may see (the 360 page's tickets section)."""
+    from pharmacrm.servicedesk.views import customer_tickets  # the service desk builds on customers
+
+    return customer_tickets(user, **customer)
 
 
 def _person_context(
@@ -405,6 +413,7 @@ def _person_context(
         "history": _history("customers.person", person.pk),
         "tags": list(person.tags.all()),
         "may_change": access.can_change(user, person) and not person.merged_into_id,
+        "tickets": _customer_tickets(user, person=person),
     }
 
 

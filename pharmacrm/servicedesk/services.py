@@ -191,6 +191,30 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
     return ticket
 
 
+def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | None = None, at=None) -> Ticket:
+    """Give the ticket to an agent and/or a team queue. A new ticket becomes "assigned"; an open one keeps
+    its status. The assignee must be able to handle tickets."""
+    access.require(user, Cap.HANDLE_TICKETS)
+    _check_version(ticket, version)
+    if assignee is None and team is None:
+        raise ValidationError({"assignee": [_("Choose whom to assign the ticket to.")]})
+    if assignee is not None and not access.can(assignee, Cap.HANDLE_TICKETS):
+        raise ValidationError({"assignee": [_("This user cannot handle tickets.")]})
+    if ticket.status not in OPEN_STATUSES:
+        raise TransitionRefused(_("Reopen the ticket before assigning it."))
+    now = at or timezone.now()
+    before = [ticket.assignee_id, ticket.team_id]
+    with transaction.atomic():
+        expected = ticket.version
+        ticket.assignee, ticket.team = assignee, team if team is not None else ticket.team
+        _save(ticket, ["assignee_id", "team_id"], expected)
+        _event(ticket, EventKind.ASSIGNED, user, at=now, data={"assignee": ticket.assignee_id, "team": ticket.team_id})
+        if ticket.status == Status.NEW:
+            transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
+        audit.record(A.UPDATE, ticket, user=user, changes={"assignee": [before, [ticket.assignee_id, ticket.team_id]]})
+    return ticket
+
+
 def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary: str = "") -> TicketEvent:
     """The first (or a further) response to the customer: a reply, a call back. Fulfils the first-response
     clock the first time."""

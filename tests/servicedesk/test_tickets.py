@@ -254,3 +254,16 @@ def test_a_sweep_batch_is_audited_with_every_breach(users, raise_ticket):
     assert {(b["ticket"], b["clock"], b["holder"]) for b in entry.extra["breaches"]} == {
         (ticket.number, "first_response", users["expert"].pk), (ticket.number, "resolution", users["expert"].pk)
     }
+
+
+def test_assigning_a_new_ticket_moves_it_to_assigned_and_is_recorded(users, raise_ticket):
+    ticket = raise_ticket()
+    with pytest.raises(ValidationError):
+        services.assign(users["agent"], ticket, assignee=users["analyst"])  # cannot handle tickets
+    services.assign(users["agent"], ticket, assignee=users["expert"], version=ticket.version)
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.assignee) == (Status.ASSIGNED, users["expert"])
+    assert TicketEvent.objects.filter(ticket=ticket, kind="assigned").exists()
+    stale = ticket.version - 1
+    with pytest.raises(ConflictError):
+        services.assign(users["agent"], ticket, assignee=users["agent"], version=stale)

@@ -1,0 +1,189 @@
+"""Service-desk forms: queue filters, the intake form (validation delegated to services.create_ticket), and
+the ticket page's actions (status step, first response, priority change). Selects offer only what the
+user may see."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.core import access
+from pharmacrm.core.models import Team, User
+from pharmacrm.core.roles import MATRIX, Cap
+from pharmacrm.customers.forms import ANY, BLANK, ServiceErrorsMixin, _limit_picker
+from pharmacrm.customers.models import Institution, Person
+
+from .choices import Channel, Complexity, Priority, Status
+from .models import TicketCategory
+
+PEOPLE_LIMIT = 300  # people offered in the person select (those of the chosen institution come first)
+LOCAL_INPUT = "%Y-%m-%dT%H:%M"
+
+
+def handlers():
+    """Active users who may handle tickets: the choices for an assignee."""
+    roles = [r.value for r in MATRIX[Cap.HANDLE_TICKETS]]
+    return User.objects.filter(is_active=True, groups__name__in=roles).distinct().order_by("username")
+
+
+def categories():
+    return TicketCategory.objects.filter(active=True).order_by("position", "code")
+
+
+# --- queue filters -------------------------------------------------------------------------------
+
+
+class QueueFilterForm(forms.Form):
+    status = forms.ChoiceField(label=_("Status"), choices=ANY + Status.choices, required=False)
+    priority = forms.ChoiceField(label=_("Priority"), choices=ANY + Priority.choices, required=False)
+    category = forms.ModelChoiceField(
+        label=_("Category"), queryset=TicketCategory.objects.none(), required=False, empty_label=_("Any")
+    )
+    queue = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["category"].queryset = categories()
+
+    def cleaned(self) -> dict:
+        """Valid filter values; an invalid one is ignored rather than failing the list."""
+        self.is_valid()
+        return getattr(self, "cleaned_data", {}) or {}
+
+
+# --- intake --------------------------------------------------------------------------------------
+
+
+def people_options(user, institution_id) -> list[Person]:
+    """The people (visible to the user) of one institution, for the person select."""
+    if not institution_id or not str(institution_id).isdigit():
+        return []
+    qs = access.people_for(user, Person.objects.active()).filter(
+        Q(institution_id=int(institution_id)) | Q(department_id=int(institution_id))
+    )
+    return list(qs.order_by("name", "id").only("id", "name", "title")[:PEOPLE_LIMIT])
+
+
+class IntakeForm(ServiceErrorsMixin, forms.Form):
+    institution = forms.ModelChoiceField(
+        label=_("Institution"), queryset=Institution.objects.none(), required=False
+    )
+    person = forms.ModelChoiceField(
+        label=_("Person"), queryset=Person.objects.none(), required=False, empty_label="—",
+        help_text=_("People of the chosen institution."),
+    )  # fmt: skip
+    caller_name = forms.CharField(
+        label=_("Caller's name"), required=False, max_length=50,
+        help_text=_("For a caller who is not (yet) a recorded customer."),
+    )  # fmt: skip
+    caller_phone = forms.CharField(
+        label=_("Caller's phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
+    )
+    channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices, initial=Channel.PHONE)
+    received_at = forms.DateTimeField(
+        label=_("Received at"), required=False, input_formats=[LOCAL_INPUT, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
+        help_text=_("When the customer got in touch; may be earlier than now."),
+    )  # fmt: skip
+    category = forms.ModelChoiceField(
+        label=_("Category"), queryset=TicketCategory.objects.none(), empty_label="—", to_field_name="code"
+    )
+    priority = forms.ChoiceField(
+        label=_("Priority"), choices=[("", _("The category's default"))] + Priority.choices, required=False
+    )
+    complexity = forms.ChoiceField(
+        label=_("Complexity"), choices=[("", _("The category's default"))] + Complexity.choices, required=False
+    )
+    priority_reason = forms.CharField(
+        label=_("Reason for the override"), required=False, max_length=500,
+        help_text=_("Needed when the priority or complexity differs from the category's (except urgent)."),
+    )  # fmt: skip
+    subject = forms.CharField(label=_("Subject"), max_length=200)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 5}))
+    batch_number = forms.CharField(label=_("Batch / lot number"), required=False, max_length=40)
+    assignee = forms.ModelChoiceField(
+        label=_("Assignee"), queryset=User.objects.none(), required=False, empty_label="—"
+    )
+    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label="—")
+
+    def __init__(self, *args, user, **kwargs):
+        self.user = user
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("received_at", timezone.localtime().replace(second=0, microsecond=0))
+        institutions = access.institutions_for(user, Institution.objects.active())
+        self.fields["institution"].queryset = institutions
+        inst_id = self.data.get("institution") if self.is_bound else self.initial.get("institution")
+        _limit_picker(self.fields["institution"], [inst_id])
+        self.fields["person"].queryset = access.people_for(user, Person.objects.active())
+        person_id = self.data.get("person") if self.is_bound else self.initial.get("person")
+        shown = people_options(user, inst_id)
+        if person_id and str(person_id).isdigit() and int(person_id) not in {p.pk for p in shown}:
+            shown = list(self.fields["person"].queryset.filter(pk=int(person_id))) + shown
+        self.fields["person"].widget.choices = BLANK + [(p.pk, _person_label(p)) for p in shown]
+        # choosing an institution reloads the person select with its people
+        self.fields["institution"].widget.attrs.update(
+            {"hx-get": reverse("servicedesk:ticket-create"), "hx-vals": json.dumps({"_options": "person"}),
+             "hx-target": "#id_person", "hx-trigger": "change", "hx-swap": "innerHTML"}
+        )  # fmt: skip
+        self.fields["category"].queryset = categories()
+        self.fields["assignee"].queryset = handlers()
+        self.fields["team"].queryset = Team.objects.order_by("name")
+
+    def service_data(self) -> dict:
+        d = self.cleaned_data
+        out = {k: d.get(k) for k in (
+            "institution", "person", "caller_name", "caller_phone", "channel", "category", "priority", "complexity",
+            "priority_reason", "subject", "description", "batch_number", "assignee", "team",
+        )}  # fmt: skip
+        out["received_at"] = d.get("received_at") or None
+        return out
+
+
+def _person_label(p: Person) -> str:
+    return f"{p.name} · {p.title}" if p.title else p.name
+
+
+# --- ticket actions --------------------------------------------------------------------------------
+
+
+class TransitionForm(ServiceErrorsMixin, forms.Form):
+    to_status = forms.ChoiceField(choices=Status.choices, widget=forms.HiddenInput)
+    resolution_summary = forms.CharField(
+        label=_("Resolution summary"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Needed to resolve: what was done, and the answer given."),
+    )  # fmt: skip
+    note = forms.CharField(label=_("Note"), required=False, max_length=500)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class ResponseForm(ServiceErrorsMixin, forms.Form):
+    channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices, initial=Channel.PHONE)
+    summary = forms.CharField(
+        label=_("What was said"), required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class PriorityForm(ServiceErrorsMixin, forms.Form):
+    priority = forms.ChoiceField(label=_("Priority"), choices=Priority.choices)
+    complexity = forms.ChoiceField(label=_("Complexity"), choices=Complexity.choices)
+    reason = forms.CharField(
+        label=_("Reason"), max_length=500, error_messages={"required": _("Give a reason for the change.")}
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+
+class AssignForm(ServiceErrorsMixin, forms.Form):
+    assignee = forms.ModelChoiceField(label=_("Assignee"), queryset=User.objects.none(), required=False)
+    team = forms.ModelChoiceField(label=_("Team queue"), queryset=Team.objects.order_by("name"), required=False)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = handlers()

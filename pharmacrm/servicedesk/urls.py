@@ -1,0 +1,17 @@
+"""Service-desk pages: queues, intake, the ticket page and its actions."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "servicedesk"
+
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("new/", views.ticket_create, name="ticket-create"),
+    path("tickets/<int:pk>/", views.ticket_detail, name="ticket"),
+    path("tickets/<int:pk>/status/", views.ticket_status, name="ticket-status"),
+    path("tickets/<int:pk>/respond/", views.ticket_respond, name="ticket-respond"),
+    path("tickets/<int:pk>/priority/", views.ticket_priority, name="ticket-priority"),
+    path("tickets/<int:pk>/assign/", views.ticket_assign, name="ticket-assign"),
+]

@@ -1,0 +1,495 @@
+"""Service-desk pages for agents: the queues sorted by the next deadline with SLA badges, intake of a
+ticket, and the ticket page with its clocks, its history and the handling actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import F, OuterRef, Prefetch, Q, Subquery
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.personal import MASKERS
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.models import Person
+from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
+
+from . import calendars, services
+from .choices import (
+    OPEN_STATUSES,
+    REOPENABLE,
+    TRANSITIONS,
+    Channel,
+    ClockKind,
+    Complexity,
+    EventKind,
+    Priority,
+    Status,
+)
+from .forms import (
+    AssignForm,
+    IntakeForm,
+    PriorityForm,
+    QueueFilterForm,
+    ResponseForm,
+    TransitionForm,
+    people_options,
+)
+from .models import SlaClock, Ticket
+
+QUEUES = {
+    "mine": gettext_lazy("My queue"),
+    "team": gettext_lazy("Team queue"),
+    "all": gettext_lazy("All open"),
+}
+CUSTOMER_TICKETS = 10  # tickets listed on a Customer 360 page
+UNUSED_COLUMNS = ("caller_name", "caller_phone", "description", "resolution_summary")
+PERSON_PERSONAL = tuple(f"person__{f}" for f in Person.PERSONAL_FIELDS)
+
+
+def _posted(request):
+    return request.POST if request.method == "POST" else None
+
+
+def _page_number(request) -> str:
+    return request.GET.get("page") or "1"
+
+
+def next_due_subquery():
+    """The earliest deadline of a ticket that is not met yet (what the queues sort by)."""
+    return Subquery(
+        SlaClock.objects.filter(ticket=OuterRef("pk"), fulfilled_at__isnull=True, due_at__isnull=False)
+        .order_by("due_at")
+        .values("due_at")[:1]
+    )
+
+
+# --- SLA badges ----------------------------------------------------------------------------------
+
+
+def duration_text(span: dt.timedelta) -> str:
+    minutes = max(int(span.total_seconds() // 60), 0)
+    hours, minutes = divmod(minutes, 60)
+    if hours and minutes:
+        return _("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
+    if hours:
+        return _("%(hours)d h") % {"hours": hours}
+    return _("%(minutes)d min") % {"minutes": minutes}
+
+
+STATE_LABELS = {
+    "ok": gettext_lazy("On time"),
+    "warned": gettext_lazy("Due soon"),
+    "breached": gettext_lazy("Overdue"),
+    "paused": gettext_lazy("Paused"),
+    "met": gettext_lazy("Met"),
+    "met_late": gettext_lazy("Met late"),
+}
+
+
+@dataclass
+class ClockView:
+    """One SLA clock as the pages show it: a state (its badge colour) and the working time left."""
+
+    clock: SlaClock
+    state: str  # ok (green), warned (amber), breached (red), paused (grey), met / met_late
+    text: str
+
+    @property
+    def label(self) -> str:
+        return str(STATE_LABELS[self.state])
+
+    @property
+    def kind_label(self) -> str:
+        return ClockKind(self.clock.kind).label
+
+
+def clock_view(clock: SlaClock, now: dt.datetime) -> ClockView:
+    if clock.fulfilled_at is not None:
+        late = clock.breached_at is not None or (clock.due_at is not None and clock.fulfilled_at > clock.due_at)
+        return ClockView(clock, "met_late" if late else "met", "")
+    if clock.due_at is None:
+        return ClockView(clock, "ok", "")
+    engine = calendars.engine(clock.calendar)
+    if now < clock.due_at:
+        text = _("%(time)s left") % {"time": duration_text(engine.between(now, clock.due_at))}
+    else:
+        text = _("%(time)s overdue") % {"time": duration_text(engine.between(clock.due_at, now))}
+    if clock.paused:
+        state = "paused"
+    elif clock.breached_at is not None or now >= clock.due_at:
+        state = "breached"
+    elif clock.warn_at is not None and now >= clock.warn_at:
+        state = "warned"
+    else:
+        state = "ok"
+    return ClockView(clock, state, text)
+
+
+def next_clock(clocks, now: dt.datetime) -> ClockView | None:
+    """The badge of a ticket in a list: its earliest deadline not met yet."""
+    pending = [c for c in clocks if c.fulfilled_at is None and c.due_at is not None]
+    if not pending:
+        return None
+    return clock_view(min(pending, key=lambda c: c.due_at), now)
+
+
+def _clocks_prefetch() -> Prefetch:
+    return Prefetch("clocks", queryset=SlaClock.objects.select_related("calendar").order_by("kind"))
+
+
+# --- queues --------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def queue(request):
+    user = request.user
+    access.require(user, Cap.VIEW_TICKETS)
+    may_all = access.can(user, Cap.MANAGE_SERVICE)
+    form = QueueFilterForm(request.GET or None)
+    data = form.cleaned()
+    default = "mine" if access.can(user, Cap.HANDLE_TICKETS) else "team"
+    current = data.get("queue") if data.get("queue") in QUEUES else default
+    if current == "all":
+        access.require(user, Cap.MANAGE_SERVICE)
+    base = Ticket.objects.all()
+    base = base.filter(status=data["status"]) if data.get("status") else base.filter(status__in=OPEN_STATUSES)
+    if current == "mine":
+        base = base.filter(assignee=user)
+    elif current == "team":
+        base = base.filter(Q(team__in=user.teams.all()) | Q(assignee__isnull=True))
+    if data.get("priority"):
+        base = base.filter(priority=data["priority"])
+    if data.get("category"):
+        base = base.filter(category=data["category"])
+    qs = access.tickets_for(user, base)
+    # Page over ids in deadline order, then load the tickets shown and their clocks (a fixed number of
+    # queries, whatever the number of tickets).
+    ids_qs = (
+        qs.annotate(next_due=next_due_subquery())
+        .order_by(F("next_due").asc(nulls_last=True), "received_at", "id")
+        .values_list("id", flat=True)
+    )
+    page = CappedPaginator(ids_qs, PAGE_SIZE).get_page(_page_number(request))
+    ids = list(page.object_list)
+    loaded = (
+        Ticket.objects.filter(pk__in=ids)
+        .select_related("category", "assignee", "institution", "person", "team")
+        .defer(*UNUSED_COLUMNS, *PERSON_PERSONAL)
+        .prefetch_related(_clocks_prefetch())
+        .in_bulk()
+    )
+    now = timezone.now()
+    rows = []
+    for pk in ids:
+        ticket = loaded.get(pk)
+        if ticket is not None:
+            ticket.badge = next_clock(ticket.clocks.all(), now)
+            rows.append(ticket)
+    tabs = [(key, label) for key, label in QUEUES.items() if key != "all" or may_all]
+    filtered = any(request.GET.get(k) for k in ("status", "priority", "category"))
+    context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered}
+    return render(request, "servicedesk/queue.html", context)
+
+
+# --- intake --------------------------------------------------------------------------------------
+
+
+@login_required
+def ticket_create(request):
+    user = request.user
+    access.require(user, Cap.HANDLE_TICKETS)
+    if request.method == "GET" and request.GET.get("_options") == "person":
+        options = people_options(user, request.GET.get("institution", ""))
+        return render(request, "servicedesk/_person_options.html", {"options": options})
+    initial = {}
+    for key in ("institution", "person"):
+        if request.GET.get(key, "").isdigit():
+            initial[key] = int(request.GET[key])
+    form = IntakeForm(_posted(request), user=user, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                ticket = services.create_ticket(user, form.service_data())
+            except ValidationError as e:
+                form.add_service_errors(e)
+            else:
+                messages.success(request, _("Ticket %(number)s was created.") % {"number": ticket.number})
+                return redirect("servicedesk:ticket", pk=ticket.pk)
+    return render(request, "servicedesk/ticket_form.html", {"form": form}, status=status)
+
+
+# --- the ticket page -----------------------------------------------------------------------------
+
+
+def _ticket_or_404(user, pk: int) -> Ticket:
+    """The ticket if the user may see it: 403 without the capability, 404 outside their scope."""
+    access.require(user, Cap.VIEW_TICKETS)
+    qs = Ticket.objects.select_related(
+        "category", "assignee", "team", "institution", "person", "policy", "created_by"
+    ).defer(*PERSON_PERSONAL)
+    ticket = access.tickets_for(user, qs).filter(pk=pk).first()
+    if ticket is None:
+        raise Http404(_("No such ticket, or you may not see it."))
+    return ticket
+
+
+def _mask_name(value: str) -> str:
+    return (value[:1] + "*" * max(len(value) - 1, 1)) if value else ""
+
+
+def _caller(user, ticket: Ticket) -> dict:
+    """The unidentified caller's details: in clear for roles that see personal data (audited), else masked."""
+    if not (ticket.caller_name or ticket.caller_phone):
+        return {}
+    if access.personal_data_mode(user) == "plain":
+        audit.record(
+            AuditEntry.Action.READ_PERSONAL, ticket, user=user, fields=["caller_name", "caller_phone"],
+            purpose="ticket page",
+        )  # fmt: skip
+        return {"name": ticket.caller_name, "phone": ticket.caller_phone, "masked": False}
+    return {
+        "name": _mask_name(ticket.caller_name),
+        "phone": MASKERS["mobile"](ticket.caller_phone) if ticket.caller_phone else "",
+        "masked": True,
+    }
+
+
+def _pair_label(pair, choices) -> str:
+    labels = dict(choices)
+    return " / ".join(str(labels.get(v, v)) for v in (pair or []) if v)
+
+
+def _event_details(e) -> list[tuple[str, str]]:
+    data = e.data or {}
+    out = []
+    if e.from_status or e.to_status:
+        out.append((_("Status"), " → ".join(str(Status(s).label) for s in (e.from_status, e.to_status) if s)))
+    if e.kind == EventKind.PRIORITY:
+        choices = Priority.choices + Complexity.choices
+        out.append((_("Priority"), f"{_pair_label(data.get('from'), choices)} → {_pair_label(data.get('to'), choices)}"))
+    if e.kind in (EventKind.CREATED, EventKind.RESPONDED) and data.get("channel") in Channel.values:
+        out.append((_("Channel"), Channel(data["channel"]).label))
+    if e.kind in (EventKind.BREACHED, EventKind.WARNED) and data.get("clock") in ClockKind.values:
+        out.append((_("Deadline"), ClockKind(data["clock"]).label))
+    for key, label in (("reason", _("Reason")), ("summary", _("Summary")), ("note", _("Note"))):
+        if data.get(key):
+            out.append((label, str(data[key])))
+    return out
+
+
+def _allowed(ticket: Ticket) -> list[tuple[str, str]]:
+    """(status, button label) for each step the lifecycle allows from the ticket's status."""
+    allowed = TRANSITIONS.get(ticket.status, frozenset())
+    out = []
+    for status in Status:
+        if status in allowed:
+            reopen = ticket.status in REOPENABLE and status in OPEN_STATUSES
+            out.append((status.value, _("Reopen") if reopen else status.label))
+    return out
+
+
+def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_form=None, priority_form=None,
+                    assign_form=None, conflict: bool = False) -> dict:  # fmt: skip
+    user = request.user
+    now = timezone.now()
+    clocks = [clock_view(c, now) for c in ticket.clocks.select_related("calendar").order_by("kind")]
+    events = []
+    for e in ticket.events.select_related("actor").order_by("at", "id"):
+        e.label = EventKind(e.kind).label if e.kind in EventKind.values else e.kind
+        e.details = _event_details(e)
+        events.append(e)
+    may_handle = access.can(user, Cap.HANDLE_TICKETS)
+    version = {"version": ticket.version}
+    resolve_form = TransitionForm(initial={"to_status": Status.RESOLVED, **version})
+    if transition_form is not None and transition_form.data.get("to_status") == Status.RESOLVED:
+        resolve_form = transition_form
+    return {
+        "ticket": ticket,
+        "caller": _caller(user, ticket),
+        "clocks": clocks,
+        "events": events,
+        "may_handle": may_handle,
+        "transitions": _allowed(ticket) if may_handle else [],
+        "transition_form": transition_form,
+        "resolve_form": resolve_form,
+        "response_form": response_form or ResponseForm(),
+        "priority_form": priority_form or PriorityForm(
+            initial={"priority": ticket.priority, "complexity": ticket.complexity, **version}
+        ),
+        "assign_form": assign_form or AssignForm(
+            initial={"assignee": ticket.assignee_id, "team": ticket.team_id, **version}
+        ),
+        "may_assign": may_handle and ticket.status in OPEN_STATUSES,
+        "conflict": conflict,
+        "other_tickets": customer_tickets(user, ticket=ticket, limit=5),
+    }
+
+
+@login_required
+@require_GET
+def ticket_detail(request, pk: int):
+    ticket = _ticket_or_404(request.user, pk)
+    return render(request, "servicedesk/ticket_detail.html", _ticket_context(request, ticket))
+
+
+def _kept(form_class, request, ticket: Ticket, message: str):
+    """The user's input again, with the ticket's current version, after someone else saved it."""
+    data = request.POST.copy()
+    data["version"] = str(ticket.version)
+    form = form_class(data)
+    form.is_valid()
+    form.add_error(None, message)
+    return form
+
+
+CONFLICT = gettext_lazy(
+    "Someone else changed this ticket while you were working on it. Your input is kept: check the ticket, "
+    "then submit again."
+)
+
+
+def _handling(request, pk: int) -> Ticket:
+    access.require(request.user, Cap.HANDLE_TICKETS)
+    return _ticket_or_404(request.user, pk)
+
+
+@login_required
+@require_POST
+def ticket_status(request, pk: int):
+    user = request.user
+    ticket = _handling(request, pk)
+    form = TransitionForm(request.POST)
+    conflict = refused = False
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.transition(
+                user, ticket, d["to_status"], version=d["version"], note=d.get("note") or "",
+                resolution_summary=d.get("resolution_summary") or "",
+            )  # fmt: skip
+        except services.TransitionRefused as e:
+            ticket = _ticket_or_404(user, pk)
+            form, refused = _kept(TransitionForm, request, ticket, " ".join(e.messages)), True
+        except ConflictError:
+            ticket = _ticket_or_404(user, pk)
+            form, conflict = _kept(TransitionForm, request, ticket, str(CONFLICT)), True
+        except ValidationError as e:
+            ticket = _ticket_or_404(user, pk)
+            form.add_service_errors(e)
+        else:
+            messages.success(
+                request, _("%(number)s is now “%(status)s”.") % {"number": ticket.number, "status": ticket.get_status_display()}
+            )  # fmt: skip
+            return redirect("servicedesk:ticket", pk=ticket.pk)
+    context = _ticket_context(request, ticket, transition_form=form, conflict=conflict)
+    return render(request, "servicedesk/ticket_detail.html", context, status=409 if conflict or refused else 400)
+
+
+@login_required
+@require_POST
+def ticket_respond(request, pk: int):
+    user = request.user
+    ticket = _handling(request, pk)
+    form = ResponseForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        services.record_response(user, ticket, channel=d["channel"], summary=d.get("summary") or "")
+        messages.success(request, _("The response to the customer was recorded."))
+        return redirect("servicedesk:ticket", pk=ticket.pk)
+    context = _ticket_context(request, ticket, response_form=form)
+    return render(request, "servicedesk/ticket_detail.html", context, status=400)
+
+
+@login_required
+@require_POST
+def ticket_priority(request, pk: int):
+    user = request.user
+    ticket = _handling(request, pk)
+    form = PriorityForm(request.POST)
+    conflict = False
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.change_priority(
+                user, ticket, d["priority"], d["complexity"], reason=d["reason"], version=d["version"]
+            )
+        except ConflictError:
+            ticket = _ticket_or_404(user, pk)
+            form, conflict = _kept(PriorityForm, request, ticket, str(CONFLICT)), True
+        except ValidationError as e:
+            ticket = _ticket_or_404(user, pk)
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The priority was changed and the deadlines recomputed."))
+            return redirect("servicedesk:ticket", pk=ticket.pk)
+    context = _ticket_context(request, ticket, priority_form=form, conflict=conflict)
+    return render(request, "servicedesk/ticket_detail.html", context, status=409 if conflict else 400)
+
+
+@login_required
+@require_POST
+def ticket_assign(request, pk: int):
+    user = request.user
+    ticket = _handling(request, pk)
+    form = AssignForm(request.POST)
+    conflict = refused = False
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.assign(user, ticket, assignee=d["assignee"], team=d["team"], version=d["version"])
+        except services.TransitionRefused as e:
+            ticket = _ticket_or_404(user, pk)
+            form, refused = _kept(AssignForm, request, ticket, " ".join(e.messages)), True
+        except ConflictError:
+            ticket = _ticket_or_404(user, pk)
+            form, conflict = _kept(AssignForm, request, ticket, str(CONFLICT)), True
+        except ValidationError as e:
+            ticket = _ticket_or_404(user, pk)
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("%(number)s was assigned.") % {"number": ticket.number})
+            return redirect("servicedesk:ticket", pk=ticket.pk)
+    context = _ticket_context(request, ticket, assign_form=form, conflict=conflict)
+    return render(request, "servicedesk/ticket_detail.html", context, status=409 if conflict or refused else 400)
+
+
+# --- for the Customer 360 pages --------------------------------------------------------------------
+
+
+def customer_tickets(user, *, institution=None, person=None, ticket=None, limit: int = CUSTOMER_TICKETS) -> list:
+    """A customer's most recent tickets the user may see (one query), newest first; with `ticket`, the
+    other tickets of that ticket's customer."""
+    if not access.can(user, Cap.VIEW_TICKETS):
+        return []
+    qs = Ticket.objects.all()
+    if ticket is not None:
+        if ticket.person_id:
+            qs = qs.filter(person_id=ticket.person_id)
+        elif ticket.institution_id:
+            qs = qs.filter(institution_id=ticket.institution_id)
+        else:
+            return []
+        qs = qs.exclude(pk=ticket.pk)
+    elif person is not None:
+        qs = qs.filter(person=person)
+    elif institution is not None:
+        qs = qs.filter(institution=institution)
+    else:
+        return []
+    qs = access.tickets_for(user, qs).select_related("category").defer(*UNUSED_COLUMNS)
+    return list(qs.annotate(next_due=next_due_subquery()).order_by("-received_at", "-id")[:limit])
