@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from pharmacrm.core import api as core_api
 from pharmacrm.customers import api as customers_api
+from pharmacrm.servicedesk import api as servicedesk_api
 
 router = DefaultRouter()
 router.register("institutions", customers_api.InstitutionViewSet, basename="institution")
@@ -14,6 +15,10 @@ router.register("audit", core_api.AuditEntryViewSet, basename="audit")
 router.register("users", core_api.UserViewSet, basename="user")
 router.register("roles", core_api.RoleViewSet, basename="role")
 router.register("regions", customers_api.RegionViewSet, basename="region")
+router.register("tickets", servicedesk_api.TicketViewSet, basename="ticket")
+router.register("ticket-categories", servicedesk_api.TicketCategoryViewSet, basename="ticket-category")
+router.register("sla-policies", servicedesk_api.SlaPolicyViewSet, basename="sla-policy")
+router.register("calendars", servicedesk_api.BusinessCalendarViewSet, basename="calendar")
 
 urlpatterns = [
     path("auth/token/", core_api.TokenView.as_view(), name="api-token"),

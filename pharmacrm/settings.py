@@ -260,6 +260,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # choice sets used under several field names (or names used by several sets) get one component each
+    "ENUM_NAME_OVERRIDES": {
+        "TicketChannelEnum": "pharmacrm.servicedesk.choices.Channel",
+        "TicketStatusEnum": "pharmacrm.servicedesk.choices.Status",
+        "TicketPriorityEnum": "pharmacrm.servicedesk.choices.Priority",
+        "TicketComplexityEnum": "pharmacrm.servicedesk.choices.Complexity",
+        "SlaUnitEnum": "pharmacrm.servicedesk.models.SlaPolicy.Unit",
+        "CustomerTierEnum": "pharmacrm.customers.choices.Tier",
+    },
 }
 
 # --- Backups

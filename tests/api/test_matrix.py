@@ -5,6 +5,7 @@ the scope itself is tested in test_customers.py."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,9 @@ from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import MATRIX, READ_ONLY_ROLES, Cap, Role
 from pharmacrm.customers import services
 from pharmacrm.customers.models import ImportJob
+from pharmacrm.servicedesk import calendars
+from pharmacrm.servicedesk import services as desk
+from pharmacrm.servicedesk.models import BusinessCalendar, SlaPolicy
 
 from .conftest import ROLES
 
@@ -43,6 +47,8 @@ class World:
     consent: Any
     audit_seq: int
     own_import: Any
+    ticket: Any = None
+    spare_policy: Any = None
 
 
 @dataclass
@@ -135,6 +141,63 @@ ENDPOINTS = [
     Endpoint(
         "imports.retrieve", "get", lambda w, r: f"/api/v1/imports/{w.own_import(r).pk}/", Cap.IMPORT_CUSTOMERS, 200
     ),
+    # service desk
+    Endpoint("tickets.list", "get", lambda w, r: "/api/v1/tickets/", Cap.VIEW_TICKETS, 200),
+    Endpoint("tickets.retrieve", "get", lambda w, r: f"/api/v1/tickets/{w.ticket.pk}/", Cap.VIEW_TICKETS, 200),
+    Endpoint(
+        "tickets.create", "post", lambda w, r: "/api/v1/tickets/", Cap.HANDLE_TICKETS, 201,
+        body=lambda w: {"subject": "咨询用法用量", "channel": "phone", "category": "drug_info", "institution": w.xiehe.pk},
+    ),
+    Endpoint(
+        "tickets.transition", "post", lambda w, r: f"/api/v1/tickets/{w.ticket.pk}/transition/", Cap.HANDLE_TICKETS,
+        200, body=lambda w: {"status": "in_progress", "version": w.ticket.version},
+    ),
+    Endpoint(
+        "tickets.priority", "post", lambda w, r: f"/api/v1/tickets/{w.ticket.pk}/priority/", Cap.HANDLE_TICKETS,
+        200, body=lambda w: {"priority": "high", "reason": "患者投诉", "version": w.ticket.version},
+    ),
+    Endpoint(
+        "tickets.assign", "post", lambda w, r: f"/api/v1/tickets/{w.ticket.pk}/assign/", Cap.HANDLE_TICKETS,
+        200, body=lambda w: {"assignee": w.users["agent"].pk, "version": w.ticket.version},
+    ),
+    Endpoint(
+        "tickets.respond", "post", lambda w, r: f"/api/v1/tickets/{w.ticket.pk}/respond/", Cap.HANDLE_TICKETS,
+        201, body=lambda w: {"channel": "phone", "summary": "已回电"},
+    ),
+    Endpoint("tickets.events", "get", lambda w, r: f"/api/v1/tickets/{w.ticket.pk}/events/", Cap.VIEW_TICKETS, 200),
+    Endpoint("tickets.clocks", "get", lambda w, r: f"/api/v1/tickets/{w.ticket.pk}/clocks/", Cap.VIEW_TICKETS, 200),
+    Endpoint("ticket_categories.list", "get", lambda w, r: "/api/v1/ticket-categories/", Cap.VIEW_TICKETS, 200),
+    Endpoint(
+        "ticket_categories.retrieve", "get", lambda w, r: "/api/v1/ticket-categories/drug_info/", Cap.VIEW_TICKETS, 200
+    ),
+    Endpoint("sla_policies.list", "get", lambda w, r: "/api/v1/sla-policies/", Cap.VIEW_TICKETS, 200),
+    Endpoint(
+        "sla_policies.retrieve", "get", lambda w, r: f"/api/v1/sla-policies/{w.spare_policy.pk}/", Cap.VIEW_TICKETS, 200
+    ),
+    Endpoint(
+        "sla_policies.create", "post", lambda w, r: "/api/v1/sla-policies/", Cap.MANAGE_SERVICE, 201,
+        body=lambda w: {"name": "VIP 高优先级", "priority": "high", "customer_tier": "vip", "calendar": "business",
+                        "first_response": 4, "first_response_unit": "hours", "resolution": 1, "resolution_unit": "days"},
+    ),
+    Endpoint(
+        "sla_policies.update", "patch", lambda w, r: f"/api/v1/sla-policies/{w.spare_policy.pk}/", Cap.MANAGE_SERVICE,
+        200, body=lambda w: {"first_response": 3},
+    ),
+    Endpoint(
+        "sla_policies.deactivate", "delete", lambda w, r: f"/api/v1/sla-policies/{w.spare_policy.pk}/",
+        Cap.MANAGE_SERVICE, 204,
+    ),
+    Endpoint("calendars.list", "get", lambda w, r: "/api/v1/calendars/", Cap.VIEW_TICKETS, 200),
+    Endpoint("calendars.retrieve", "get", lambda w, r: "/api/v1/calendars/business/", Cap.VIEW_TICKETS, 200),
+    Endpoint("calendars.overrides", "get", lambda w, r: "/api/v1/calendars/business/overrides/", Cap.VIEW_TICKETS, 200),
+    Endpoint(
+        "calendars.overrides.set", "post", lambda w, r: "/api/v1/calendars/business/overrides/", Cap.MANAGE_SERVICE,
+        201, body=lambda w: {"date": "2027-02-08", "working": False, "note": "2027 春节"},
+    ),
+    Endpoint(
+        "calendars.overrides.remove", "delete", lambda w, r: "/api/v1/calendars/business/overrides/2027-10-09/",
+        Cap.MANAGE_SERVICE, 204,
+    ),
 ]  # fmt: skip
 
 
@@ -156,8 +219,21 @@ def world(users, xiehe, beijing) -> World:
             created_by=users[role], status=ImportJob.Status.PREVIEWED,
         )  # fmt: skip
 
+    # service desk: a ticket of 北京协和医院 (the rep's territory), a policy to change, an override to remove
+    ticket = desk.create_ticket(
+        admin, {"subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe}
+    )
+    business = BusinessCalendar.objects.get(code="business")
+    spare_policy = SlaPolicy.objects.create(
+        name="重点客户", customer_tier="key", calendar=business, first_response=4, first_response_unit="hours",
+        resolution=2, resolution_unit="days", position=50,
+    )  # fmt: skip
+    calendars.set_override(admin, business, datetime.date(2027, 10, 9), True, "2027 国庆调休")
+
     seq = AuditEntry.objects.order_by("seq").values_list("seq", flat=True).first()
-    return World(users, xiehe, person, spare_institution, spare_person, consent, seq, own_import)
+    return World(
+        users, xiehe, person, spare_institution, spare_person, consent, seq, own_import, ticket, spare_policy
+    )
 
 
 @pytest.mark.parametrize("role", ROLES)

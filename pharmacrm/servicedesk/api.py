@@ -1,0 +1,703 @@
+"""Service-desk REST endpoints: tickets (intake, lifecycle, priority, responses, history and SLA clocks),
+ticket categories, SLA policies and business calendars.
+
+Reads go through the access module's scoped querysets; every write goes through services (services.py,
+policies.py, calendars.py), which check the capability, validate, write in one transaction and audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import django_filters
+from django.core.exceptions import ValidationError
+from django.db.models import F, OuterRef, Prefetch, Subquery
+from django.http import Http404
+from django.utils.translation import gettext as _
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import filters, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.api_utils import (
+    MAX_INT32,
+    Conflict,
+    DateTimeFilter,
+    HasCapability,
+    clean_text,
+    expected_version,
+    versioned,
+)
+from pharmacrm.core.models import AuditEntry, Team, User
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers import normalise
+from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
+from pharmacrm.customers.choices import Tier
+
+from . import calendars, policies, services
+from .choices import Channel, ClockKind, Complexity, Priority, Status
+from .models import (
+    BusinessCalendar,
+    CalendarOverride,
+    SlaClock,
+    SlaPolicy,
+    Ticket,
+    TicketCategory,
+    TicketEvent,
+)
+
+MAX_ID = 2**63 - 1
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # older "received" times are typing errors
+
+CONFLICT_409 = OpenApiResponse(
+    description="The lifecycle refuses this step, or someone saved the ticket since `version` (then with "
+    "`current_version`)."
+)
+
+
+# --- personal data of unidentified callers ---------------------------------------------------------
+
+
+def mask_name(value: str) -> str:
+    """王小明 → 王** (the length is not shown either)."""
+    return value[:1] + "**" if value else ""
+
+
+def caller_view(ticket: Ticket, clear: bool) -> dict:
+    digits = normalise.phone(ticket.caller_phone) if ticket.caller_phone else ""
+    if clear:
+        phone = normalise.format_phone(digits) if digits else ticket.caller_phone
+        return {"caller_name": ticket.caller_name, "caller_phone": phone}
+    phone = normalise.mask_phone(digits) if digits else (normalise.MASK if ticket.caller_phone else "")
+    return {"caller_name": mask_name(ticket.caller_name), "caller_phone": phone}
+
+
+def callers_in_clear(user, tickets, *, reveal_reason: str = "", purpose: str = "api") -> bool:
+    """Whether this user sees the callers' names and phones of these tickets in clear; a clear read of any
+    caller's data is audited (one entry per call, like customers' contact data)."""
+    mode = access.personal_data_mode(user)
+    clear = mode == "plain" or (mode == "reveal" and bool(reveal_reason.strip()))
+    read = [t.pk for t in tickets if t.caller_name or t.caller_phone]
+    if clear and read:
+        audit.record(
+            AuditEntry.Action.READ_PERSONAL,
+            ("servicedesk.ticket", str(read[0]) if len(read) == 1 else "", f"{len(read)}"),
+            user=user, tickets=read[:1000], count=len(read), fields=["caller_name", "caller_phone"],
+            reason=reveal_reason.strip()[:500], purpose=purpose,
+        )  # fmt: skip
+    return clear
+
+
+# --- tickets ---------------------------------------------------------------------------------------
+
+CODE = re.compile(r"[-a-zA-Z0-9_]{1,40}")
+
+
+class CodeField(serializers.SlugRelatedField):
+    """A category or calendar by its code; anything that cannot be a code is unknown without asking the
+    database (PostgreSQL refuses NUL characters even in a look-up)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not CODE.fullmatch(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:40].replace("\x00", ""))
+        return super().to_internal_value(data)
+
+
+
+def _due(ticket: Ticket, kind: str):
+    for clock in ticket.clocks.all():  # prefetched
+        if clock.kind == kind:
+            return clock.due_at
+    return None
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    """A ticket as intake sends it and as every answer shows it."""
+
+    number = serializers.CharField(read_only=True, help_text="TK-YYYY-NNNNNN, numbered per year of receipt.")
+    received_at = serializers.DateTimeField(
+        required=False, help_text="When the request came in (default now); may lie in the past, not the future."
+    )
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    category = CodeField(
+        slug_field="code", queryset=TicketCategory.objects.filter(active=True),
+        help_text="Category code, e.g. drug_info or medication_error (see /api/v1/ticket-categories/).",
+    )  # fmt: skip
+    priority = serializers.ChoiceField(
+        choices=Priority.choices, required=False, help_text="Default: the category's. Otherwise give priority_reason."
+    )
+    complexity = serializers.ChoiceField(choices=Complexity.choices, required=False)
+    priority_reason = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, write_only=True,
+        help_text="Why the priority or complexity differs from the category's (not needed for urgent).",
+    )  # fmt: skip
+    status = serializers.ChoiceField(choices=Status.choices, read_only=True, help_text="Change it with …/transition/.")
+    subject = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=20000, required=False, allow_blank=True)
+    institution = VisibleInstitutionField(required=False, allow_null=True)
+    person = VisiblePersonField(required=False, allow_null=True)
+    caller_name = serializers.CharField(
+        max_length=50, required=False, allow_blank=True,
+        help_text="An unidentified caller's name; masked (王**) for roles that do not see personal data.",
+    )  # fmt: skip
+    caller_phone = serializers.CharField(
+        max_length=32, required=False, allow_blank=True,
+        help_text="An unidentified caller's phone; masked (139****5678) for roles that do not see personal data.",
+    )  # fmt: skip
+    caller_masked = serializers.SerializerMethodField()
+    batch_number = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    assignee = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True), required=False, allow_null=True
+    )
+    team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
+    resolution_summary = serializers.CharField(read_only=True)
+    version = serializers.IntegerField(read_only=True, help_text="Send it back with every change (409 if stale).")
+    first_response_due_at = serializers.SerializerMethodField()
+    resolution_due_at = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id", "number", "received_at", "channel", "category", "priority", "complexity", "priority_reason",
+            "status", "subject", "description", "institution", "person", "caller_name", "caller_phone",
+            "caller_masked", "batch_number", "assignee", "team", "resolution_summary", "version",
+            "first_response_due_at", "resolution_due_at", "created_at", "updated_at",
+        ]  # fmt: skip
+
+    def _clear(self) -> bool:
+        return bool(self.context.get("callers_clear"))
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data.update(caller_view(instance, self._clear()))
+        return data
+
+    def get_caller_masked(self, obj: Ticket) -> bool:
+        return not self._clear()
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_first_response_due_at(self, obj: Ticket) -> str | None:
+        value = _due(obj, ClockKind.FIRST_RESPONSE)
+        return serializers.DateTimeField().to_representation(value) if value else None
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_resolution_due_at(self, obj: Ticket) -> str | None:
+        value = _due(obj, ClockKind.RESOLUTION)
+        return serializers.DateTimeField().to_representation(value) if value else None
+
+    def validate_received_at(self, value):
+        if value < EARLIEST:
+            raise serializers.ValidationError(_("This is too long ago for a ticket: check the date."))
+        return value
+
+
+class TransitionSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Status.choices, help_text="The status to move the ticket to.")
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32, help_text="The version you loaded (or If-Match)."
+    )
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    resolution_summary = serializers.CharField(
+        max_length=5000, required=False, allow_blank=True, help_text="Required to resolve."
+    )
+
+
+class PrioritySerializer(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=Priority.choices)
+    complexity = serializers.ChoiceField(choices=Complexity.choices, required=False)
+    reason = serializers.CharField(max_length=500, help_text="Why; recorded in the history and the audit trail.")
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32, help_text="The version you loaded (or If-Match)."
+    )
+
+
+class AssignSerializer(serializers.Serializer):
+    assignee = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True), required=False, allow_null=True,
+        help_text="A user who handles tickets.",
+    )  # fmt: skip
+    team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32, help_text="The version you loaded (or If-Match)."
+    )
+
+
+class RespondSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False, allow_blank=True)
+    summary = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class TicketEventSerializer(serializers.ModelSerializer):
+    actor_name = serializers.CharField(source="actor", read_only=True, allow_null=True)
+
+    class Meta:
+        model = TicketEvent
+        fields = ["id", "at", "kind", "actor", "actor_name", "from_status", "to_status", "data"]
+        read_only_fields = fields
+
+
+class SlaClockSerializer(serializers.ModelSerializer):
+    calendar = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    policy_name = serializers.CharField(source="policy.name", read_only=True, allow_null=True)
+
+    class Meta:
+        model = SlaClock
+        fields = [
+            "kind", "policy", "policy_name", "calendar", "target", "unit", "started_at", "warn_at", "due_at",
+            "paused", "paused_seconds", "warned_at", "breached_at", "breach_holder", "fulfilled_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class TicketFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Status.choices)
+    priority = django_filters.ChoiceFilter(choices=Priority.choices)
+    complexity = django_filters.ChoiceFilter(choices=Complexity.choices)
+    category = django_filters.CharFilter(field_name="category__code", max_length=40, label="Category code.")
+    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    assignee = django_filters.NumberFilter(field_name="assignee_id", min_value=1, max_value=MAX_ID)
+    institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    person = django_filters.NumberFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
+    received_after = DateTimeFilter(field_name="received_at", lookup_expr="gte", label="Received at or after.")
+    received_before = DateTimeFilter(field_name="received_at", lookup_expr="lt", label="Received before.")
+
+    class Meta:
+        model = Ticket
+        fields: list[str] = []
+
+
+class TicketOrdering(filters.OrderingFilter):
+    """received_at, number, id, and next_deadline (the earliest deadline not yet met; tickets without one
+    last, whichever the direction)."""
+
+    def filter_queryset(self, request, queryset, view):
+        ordering = self.get_ordering(request, queryset, view)
+        if not ordering:
+            return queryset
+        terms = []
+        for term in ordering:
+            name = term.lstrip("-")
+            if name == "next_deadline":
+                queryset = queryset.annotate(next_deadline=_next_deadline())
+                expr = F("next_deadline")
+                terms.append(expr.desc(nulls_last=True) if term.startswith("-") else expr.asc(nulls_last=True))
+            else:
+                terms.append(term)
+        if not any(t in ("id", "-id") for t in ordering):
+            terms.append("-id")  # stable pages
+        return queryset.order_by(*terms)
+
+
+def _next_deadline():
+    open_clocks = SlaClock.objects.filter(ticket=OuterRef("pk"), fulfilled_at__isnull=True, due_at__isnull=False)
+    return Subquery(open_clocks.order_by("due_at").values("due_at")[:1])
+
+
+def _reveal_parameter():
+    return OpenApiParameter(
+        "reveal_reason", str,
+        description="Why you need to see the caller's name and phone (roles that may reveal personal data).",
+    )  # fmt: skip
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["tickets"]),
+    retrieve=extend_schema(tags=["tickets"], parameters=[_reveal_parameter()]),
+    create=extend_schema(
+        tags=["tickets"],
+        responses={201: TicketSerializer, 400: OpenApiResponse(description="Per-field messages.")},
+    ),
+)
+class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """Service tickets (工单) the user may see; intake and every change through the service layer."""
+
+    queryset = Ticket.objects.none()  # scoped per user: see get_queryset()
+    serializer_class = TicketSerializer
+    permission_classes = [HasCapability]
+    required_caps = {
+        "create": Cap.HANDLE_TICKETS,
+        "transition": Cap.HANDLE_TICKETS,
+        "priority": Cap.HANDLE_TICKETS,
+        "assign": Cap.HANDLE_TICKETS,
+        "respond": Cap.HANDLE_TICKETS,
+        "*": Cap.VIEW_TICKETS,
+    }
+    filterset_class = TicketFilter
+    filter_backends = [DjangoFilterBackend, TicketOrdering]
+    ordering_fields = ["received_at", "number", "id", "next_deadline"]
+    ordering = ["-received_at", "-id"]
+    lookup_value_regex = r"\d{1,18}"
+
+    @staticmethod
+    def base():
+        return Ticket.objects.select_related("category").prefetch_related(
+            Prefetch("clocks", queryset=SlaClock.objects.only("id", "ticket_id", "kind", "due_at"))
+        )
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return access.tickets_for(self.request.user, self.base())
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["callers_clear"] = getattr(self, "_callers_clear", False)
+        return context
+
+    def _answer(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
+        """The ticket read back with its fresh clocks (callers shown as this user may see them)."""
+        ticket = self.base().get(pk=ticket.pk)
+        self._callers_clear = callers_in_clear(self.request.user, [ticket], purpose="api")
+        return versioned(Response(self.get_serializer(ticket).data, status=code), ticket)
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        self._callers_clear = callers_in_clear(request.user, page, purpose="api-list")
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        ticket = self.get_object()
+        reason = clean_text(request.query_params.get("reveal_reason", ""))[:500]
+        self._callers_clear = callers_in_clear(request.user, [ticket], reveal_reason=reason, purpose="api")
+        return versioned(Response(self.get_serializer(ticket).data), ticket)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        for key in ("subject", "description", "caller_name", "caller_phone", "batch_number", "priority_reason"):
+            if key in data:
+                data[key] = clean_text(data[key])
+        ticket = services.create_ticket(request.user, data)
+        return self._answer(ticket, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=TransitionSerializer,
+        responses={200: TicketSerializer, 400: OpenApiResponse(description="Per-field messages."), 409: CONFLICT_409},
+        tags=["tickets"],
+        description="Move the ticket along its lifecycle: new → assigned → in_progress → waiting → resolved → "
+        "informed → closed; reopen (→ in_progress) from resolved, informed or closed. Resolving needs a "
+        "resolution_summary.",
+    )
+    @action(detail=True, methods=["post"])
+    def transition(self, request, pk=None):
+        ticket = self.get_object()
+        form = TransitionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        version = expected_version(request, d.get("version"))
+        try:
+            services.transition(
+                request.user, ticket, d["status"], version=version, note=clean_text(d.get("note", "")).strip(),
+                resolution_summary=clean_text(d.get("resolution_summary", "")),
+            )  # fmt: skip
+        except services.TransitionRefused as e:
+            raise Conflict(" ".join(str(m) for m in e.messages)) from None
+        return self._answer(ticket)
+
+    @extend_schema(
+        request=PrioritySerializer,
+        responses={200: TicketSerializer, 400: OpenApiResponse(description="Per-field messages."), 409: CONFLICT_409},
+        tags=["tickets"],
+        description="Change the priority (and complexity) with a reason: the SLA policy is chosen again and the "
+        "deadlines are recomputed from the ticket's history.",
+    )
+    @action(detail=True, methods=["post"])
+    def priority(self, request, pk=None):
+        ticket = self.get_object()
+        form = PrioritySerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        version = expected_version(request, d.get("version"))
+        services.change_priority(
+            request.user, ticket, d["priority"], d.get("complexity"), reason=clean_text(d["reason"]), version=version
+        )
+        return self._answer(ticket)
+
+    @extend_schema(
+        request=AssignSerializer,
+        responses={200: TicketSerializer, 400: OpenApiResponse(description="Per-field messages."), 409: CONFLICT_409},
+        tags=["tickets"],
+        description="Give the ticket to an agent and/or a team queue; a new ticket becomes assigned. A resolved "
+        "or closed ticket must be reopened first (409).",
+    )
+    @action(detail=True, methods=["post"])
+    def assign(self, request, pk=None):
+        ticket = self.get_object()
+        form = AssignSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        version = expected_version(request, d.get("version"))
+        try:
+            services.assign(request.user, ticket, assignee=d.get("assignee"), team=d.get("team"), version=version)
+        except services.TransitionRefused as e:
+            raise Conflict(" ".join(str(m) for m in e.messages)) from None
+        return self._answer(ticket)
+
+    @extend_schema(
+        request=RespondSerializer,
+        responses={201: TicketEventSerializer},
+        tags=["tickets"],
+        description="Record a response to the customer (a reply, a call back); the first one meets the "
+        "first-response deadline. Answers with the history event.",
+    )
+    @action(detail=True, methods=["post"])
+    def respond(self, request, pk=None):
+        ticket = self.get_object()
+        form = RespondSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        event = services.record_response(
+            request.user, ticket, channel=d.get("channel", ""), summary=clean_text(d.get("summary", ""))
+        )
+        return Response(TicketEventSerializer(event).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=TicketEventSerializer(many=True), tags=["tickets"], filters=False)
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def events(self, request, pk=None):
+        """The ticket's history, oldest first."""
+        ticket = self.get_object()
+        events = TicketEvent.objects.filter(ticket=ticket).select_related("actor").order_by("at", "id")
+        return Response(TicketEventSerializer(events, many=True).data)
+
+    @extend_schema(responses=SlaClockSerializer(many=True), tags=["tickets"], filters=False)
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def clocks(self, request, pk=None):
+        """The ticket's SLA clocks: first response and resolution."""
+        ticket = self.get_object()
+        clocks = SlaClock.objects.filter(ticket=ticket).select_related("calendar", "policy").order_by("kind")
+        return Response(SlaClockSerializer(clocks, many=True).data)
+
+
+# --- categories ------------------------------------------------------------------------------------
+
+
+class TicketCategorySerializer(serializers.ModelSerializer):
+    parent = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = TicketCategory
+        fields = [
+            "code", "name", "parent", "default_priority", "default_complexity", "safety_relevant", "active",
+            "position",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class TicketCategoryFilter(django_filters.FilterSet):
+    active = django_filters.BooleanFilter()
+
+    class Meta:
+        model = TicketCategory
+        fields: list[str] = []
+
+
+@extend_schema_view(list=extend_schema(tags=["service settings"]), retrieve=extend_schema(tags=["service settings"]))
+class TicketCategoryViewSet(viewsets.ReadOnlyModelViewSet):
+    """The ticket categories with their default priority and complexity."""
+
+    queryset = TicketCategory.objects.select_related("parent")
+    serializer_class = TicketCategorySerializer
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_TICKETS}
+    filterset_class = TicketCategoryFilter
+    ordering_fields = ["position", "code"]
+    ordering = ["position", "code"]
+    lookup_field = "code"
+    lookup_value_regex = r"[-a-zA-Z0-9_]{1,40}"
+
+
+# --- SLA policies ----------------------------------------------------------------------------------
+
+
+class SlaPolicySerializer(serializers.ModelSerializer):
+    name = serializers.CharField(max_length=100)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False, allow_blank=True)
+    complexity = serializers.ChoiceField(choices=Complexity.choices, required=False, allow_blank=True)
+    category = CodeField(
+        slug_field="code", queryset=TicketCategory.objects.all(), required=False, allow_null=True,
+        help_text="Category code; empty for any category.",
+    )  # fmt: skip
+    customer_tier = serializers.ChoiceField(choices=Tier.choices, required=False, allow_blank=True)
+    calendar = CodeField(
+        slug_field="code", queryset=BusinessCalendar.objects.all(), help_text="Calendar code, e.g. business or always."
+    )
+    first_response = serializers.IntegerField(min_value=1, max_value=9000)
+    first_response_unit = serializers.ChoiceField(choices=SlaPolicy.Unit.choices, required=False)
+    resolution = serializers.IntegerField(min_value=1, max_value=9000)
+    resolution_unit = serializers.ChoiceField(choices=SlaPolicy.Unit.choices, required=False)
+    position = serializers.IntegerField(min_value=0, max_value=32767, required=False)
+    active = serializers.BooleanField(required=False)
+
+    class Meta:
+        model = SlaPolicy
+        fields = [
+            "id", "name", "priority", "complexity", "category", "customer_tier", "calendar", "first_response",
+            "first_response_unit", "resolution", "resolution_unit", "position", "active",
+        ]  # fmt: skip
+
+
+class SlaPolicyFilter(django_filters.FilterSet):
+    active = django_filters.BooleanFilter()
+
+    class Meta:
+        model = SlaPolicy
+        fields: list[str] = []
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["service settings"]),
+    retrieve=extend_schema(tags=["service settings"]),
+    create=extend_schema(tags=["service settings"]),
+    update=extend_schema(tags=["service settings"]),
+    partial_update=extend_schema(tags=["service settings"]),
+    destroy=extend_schema(
+        tags=["service settings"],
+        description="Deactivate the policy (policies are never deleted: tickets refer to them). 409 if no "
+        "active policy without conditions would remain.",
+        responses={204: None, 409: OpenApiResponse(description="The last catch-all policy.")},
+    ),
+)
+class SlaPolicyViewSet(viewsets.ModelViewSet):
+    """SLA policies: which first-response and resolution targets a ticket gets, on which calendar."""
+
+    queryset = SlaPolicy.objects.select_related("category", "calendar")
+    serializer_class = SlaPolicySerializer
+    permission_classes = [HasCapability]
+    required_caps = {
+        "create": Cap.MANAGE_SERVICE,
+        "update": Cap.MANAGE_SERVICE,
+        "partial_update": Cap.MANAGE_SERVICE,
+        "destroy": Cap.MANAGE_SERVICE,
+        "*": Cap.VIEW_TICKETS,
+    }
+    filterset_class = SlaPolicyFilter
+    ordering_fields = ["position", "name", "id"]
+    ordering = ["position", "name"]
+    lookup_value_regex = r"\d{1,18}"
+
+    def perform_create(self, serializer):
+        serializer.instance = policies.create_policy(self.request.user, dict(serializer.validated_data))
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        try:
+            serializer.instance = policies.update_policy(self.request.user, serializer.instance, data)
+        except ValidationError as e:
+            if hasattr(e, "error_dict"):
+                raise
+            raise Conflict(" ".join(str(m) for m in e.messages)) from None
+
+    def perform_destroy(self, instance):
+        try:
+            policies.deactivate_policy(self.request.user, instance)
+        except ValidationError as e:
+            raise Conflict(" ".join(str(m) for m in e.messages)) from None
+
+
+# --- calendars -------------------------------------------------------------------------------------
+
+
+class CalendarOverrideSerializer(serializers.ModelSerializer):
+    date = serializers.DateField()
+    working = serializers.BooleanField(help_text="true: a working day; false: a holiday.")
+    note = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+    class Meta:
+        model = CalendarOverride
+        fields = ["date", "working", "note"]
+
+
+class BusinessCalendarSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BusinessCalendar
+        fields = [
+            "code", "name", "time_zone", "windows", "workdays", "official_holidays", "always_on", "version",
+            "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class OverrideFilter(django_filters.FilterSet):
+    year = django_filters.NumberFilter(field_name="date__year", min_value=1, max_value=9999)
+
+    class Meta:
+        model = CalendarOverride
+        fields: list[str] = []
+
+
+@extend_schema_view(list=extend_schema(tags=["service settings"]), retrieve=extend_schema(tags=["service settings"]))
+class BusinessCalendarViewSet(viewsets.ReadOnlyModelViewSet):
+    """Business calendars (工作日历) and their per-date overrides (holidays and working days)."""
+
+    queryset = BusinessCalendar.objects.all()
+    serializer_class = BusinessCalendarSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"POST": Cap.MANAGE_SERVICE, "DELETE": Cap.MANAGE_SERVICE, "*": Cap.VIEW_TICKETS}
+    ordering_fields = ["name", "code"]
+    ordering = ["name"]
+    lookup_field = "code"
+    lookup_value_regex = r"[-a-zA-Z0-9_]{1,40}"
+
+    @extend_schema(
+        methods=["get"], responses=CalendarOverrideSerializer(many=True), tags=["service settings"],
+        parameters=[OpenApiParameter("year", int, description="Only this year's overrides.")],
+        description="The calendar's overrides, by date.",
+    )  # fmt: skip
+    @extend_schema(
+        methods=["post"], request=CalendarOverrideSerializer,
+        responses={201: CalendarOverrideSerializer, 400: OpenApiResponse(description="Per-field messages.")},
+        tags=["service settings"],
+        description="Make a date a working day or a holiday on this calendar (replaces an override of that "
+        "date); audited. Deadlines of tickets are recomputed when they next change.",
+    )  # fmt: skip
+    @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
+    def overrides(self, request, code=None):
+        calendar = self.get_object()
+        if request.method == "GET":
+            qs = CalendarOverride.objects.filter(calendar=calendar).order_by("date")
+            year = request.query_params.get("year", "")
+            if year:
+                if not year.isdigit() or not 1 <= int(year) <= 9999:
+                    raise serializers.ValidationError({"year": [_("Enter a year, e.g. 2027.")]})
+                qs = qs.filter(date__year=int(year))
+            return Response(CalendarOverrideSerializer(qs, many=True).data)
+        form = CalendarOverrideSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        override = calendars.set_override(request.user, calendar, d["date"], d["working"], clean_text(d.get("note", "")))
+        return Response(CalendarOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("date", OpenApiTypes.DATE, OpenApiParameter.PATH)],
+        responses={204: None, 404: OpenApiResponse(description="No override on that date.")},
+        tags=["service settings"],
+        description="Remove the override of a date (the official schedule or the weekly pattern applies again); "
+        "audited.",
+    )
+    @action(
+        detail=True, methods=["delete"], url_path=r"overrides/(?P<date>\d{4}-\d{2}-\d{2})",
+        url_name="override", filter_backends=[], pagination_class=None,
+    )  # fmt: skip
+    def remove_override(self, request, code=None, date=None):
+        calendar = self.get_object()
+        try:
+            day = dt.date.fromisoformat(date)
+        except (TypeError, ValueError):
+            raise Http404(_("No override on that date.")) from None
+        if not calendars.remove_override(request.user, calendar, day):
+            raise Http404(_("No override on that date."))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
