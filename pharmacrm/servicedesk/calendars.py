@@ -71,6 +71,7 @@ def set_override(
             AuditEntry.Action.UPDATE, calendar, changes={str(day): [None if before is None else before.working, working]},
             note=override.note, **who,
         )  # fmt: skip
+        _refresh(calendar)
     return override
 
 
@@ -83,7 +84,14 @@ def remove_override(user, calendar: BusinessCalendar, day: dt.date, *, system_ac
         before.delete()
         _bump(calendar)
         audit.record(AuditEntry.Action.UPDATE, calendar, changes={str(day): [before.working, None]}, **who)
+        _refresh(calendar)
     return True
+
+
+def _refresh(calendar: BusinessCalendar) -> None:
+    from .tasks import refresh_after_commit
+
+    refresh_after_commit(calendar_id=calendar.pk)
 
 
 @dataclass(frozen=True)

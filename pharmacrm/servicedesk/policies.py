@@ -16,6 +16,7 @@ from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
 from .models import SlaPolicy
+from .tasks import refresh_after_commit
 
 A = AuditEntry.Action
 FIELDS = (
@@ -70,6 +71,7 @@ def create_policy(user, data: dict) -> SlaPolicy:
     with transaction.atomic():
         policy.save(force_insert=True)
         audit.record(A.CREATE, policy, user=user, changes=audit.diff({}, _snapshot(policy)))
+        refresh_after_commit()  # open tickets may now fall under it
     return policy
 
 
@@ -87,6 +89,7 @@ def update_policy(user, policy: SlaPolicy, data: dict) -> SlaPolicy:
         policy.save()
         _check_fallback()
         audit.record(A.UPDATE, policy, user=user, changes=changes)
+        refresh_after_commit()  # the open tickets' deadlines follow the new targets
     return policy
 
 

@@ -117,7 +117,7 @@ def _event(ticket: Ticket, kind: str, user, *, at: dt.datetime, from_status="", 
 # --- policies --------------------------------------------------------------------------------------
 
 
-def select_policy(ticket: Ticket) -> SlaPolicy | None:
+def select_policy(ticket: Ticket, policies: list[SlaPolicy] | None = None) -> SlaPolicy | None:
     """The most specific active policy whose conditions all match the ticket (then the lowest position).
     A later issue adds contracts and key accounts as conditions; key-account tickets already get a
     tighter policy through `customer_tier`."""
@@ -126,7 +126,9 @@ def select_policy(ticket: Ticket) -> SlaPolicy | None:
         "customer_tier": ticket.customer_tier(),
     }  # fmt: skip
     best = None
-    for policy in SlaPolicy.objects.filter(active=True).select_related("calendar"):
+    if policies is None:
+        policies = list(SlaPolicy.objects.filter(active=True).select_related("calendar"))
+    for policy in policies:
         if policy.matches(facts) and (
             best is None or (-policy.specificity, policy.position) < (-best.specificity, best.position)
         ):
@@ -333,6 +335,32 @@ def _next_check(clock: SlaClock) -> dt.datetime | None:
     if clock.warned_at is None and clock.warn_at and clock.warn_at < clock.due_at:
         return clock.warn_at
     return clock.due_at
+
+
+def refresh_open_tickets(*, calendar_id: int | None = None, now: dt.datetime | None = None, chunk: int = 500) -> int:
+    """Choose the policy again and rebuild the clocks of every open ticket (only those on `calendar_id` when
+    given) — after an SLA policy or a calendar changed, so that stored deadlines follow the settings. Run
+    by the worker; each ticket in its own short transaction, so agents are never blocked for long."""
+    now = now or timezone.now()
+    policies = list(SlaPolicy.objects.filter(active=True).select_related("calendar"))
+    qs = Ticket.objects.filter(status__in=OPEN_STATUSES)
+    if calendar_id is not None:
+        qs = qs.filter(clocks__calendar_id=calendar_id).distinct()
+    done, last = 0, 0
+    while True:
+        ids = list(qs.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:chunk])
+        if not ids:
+            return done
+        tickets = Ticket.objects.filter(pk__in=ids).select_related("policy__calendar", "person", "institution")
+        for ticket in tickets.order_by("pk"):
+            with transaction.atomic():
+                policy = select_policy(ticket, policies)
+                if policy != ticket.policy:
+                    Ticket.objects.filter(pk=ticket.pk).update(policy=policy)
+                    ticket.policy = policy
+                rebuild_clocks(ticket, now=now)
+            done += 1
+        last = ids[-1]
 
 
 # --- the worker's side -----------------------------------------------------------------------------

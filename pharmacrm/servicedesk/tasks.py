@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task
+from huey.contrib.djhuey import db_periodic_task, db_task
 
 from . import services
 
@@ -29,3 +29,18 @@ def sweep_sla_clocks() -> dict[str, int]:
     if total["warned"] or total["breached"]:
         log.info("SLA clocks: %(warned)d warned, %(breached)d breached", total)
     return total
+
+
+@db_task(retries=2, retry_delay=60)
+def refresh_open_tickets(calendar_id: int | None = None) -> int:
+    """After an SLA policy or a calendar changed: the open tickets' deadlines follow the new settings."""
+    count = services.refresh_open_tickets(calendar_id=calendar_id)
+    log.info("SLA settings changed: clocks of %d open tickets rebuilt", count)
+    return count
+
+
+def refresh_after_commit(calendar_id: int | None = None) -> None:
+    """Queue the refresh once the settings change is committed (never for a change that rolls back)."""
+    from django.db import transaction
+
+    transaction.on_commit(lambda: refresh_open_tickets(calendar_id=calendar_id))

@@ -267,3 +267,42 @@ def test_assigning_a_new_ticket_moves_it_to_assigned_and_is_recorded(users, rais
     stale = ticket.version - 1
     with pytest.raises(ConflictError):
         services.assign(users["agent"], ticket, assignee=users["agent"], version=stale)
+
+
+@pytest.fixture
+def worker_inline():
+    """Queued tasks run at once, as the worker would run them."""
+    from huey.contrib.djhuey import HUEY
+
+    before = HUEY.immediate
+    HUEY.immediate = True
+    yield HUEY
+    HUEY.immediate = before
+
+
+def test_a_new_holiday_moves_the_deadlines_of_open_tickets(users, raise_ticket, worker_inline,
+                                                          django_capture_on_commit_callbacks):  # fmt: skip
+    from pharmacrm.servicedesk import calendars
+    from pharmacrm.servicedesk.models import BusinessCalendar
+
+    ticket = raise_ticket(received=at(2026, 3, 5, 9))  # Thursday: resolution due Monday 9 March 09:00
+    closed = raise_ticket(received=at(2026, 3, 5, 9))
+    services.transition(users["agent"], closed, Status.RESOLVED, at=at(2026, 3, 5, 10), resolution_summary="已答复")
+    assert due(ticket)[1] == at(2026, 3, 9, 9)
+    with django_capture_on_commit_callbacks(execute=True):
+        calendars.set_override(users["manager"], BusinessCalendar.objects.get(code="business"), dt.date(2026, 3, 6),
+                               False, "公司假日")  # fmt: skip
+    assert due(ticket)[1] == at(2026, 3, 10, 9)  # Friday off: Monday (1), Tuesday (2)
+    assert clocks(closed)[ClockKind.RESOLUTION].due_at == at(2026, 3, 9, 9)  # a resolved ticket keeps its record
+
+
+def test_changing_a_policy_moves_the_deadlines_of_open_tickets(users, raise_ticket, worker_inline,
+                                                              django_capture_on_commit_callbacks):  # fmt: skip
+    from pharmacrm.servicedesk import policies
+    from pharmacrm.servicedesk.models import SlaPolicy
+
+    ticket = raise_ticket(received=at(2026, 3, 2, 9))
+    assert due(ticket)[1] == at(2026, 3, 4, 9)
+    with django_capture_on_commit_callbacks(execute=True):
+        policies.update_policy(users["admin"], SlaPolicy.objects.get(name="一般问题（工作日）"), {"resolution": 3})
+    assert due(ticket)[1] == at(2026, 3, 5, 9)
