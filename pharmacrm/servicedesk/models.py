@@ -186,6 +186,9 @@ class SlaPolicy(models.Model):
         return self.resolution, self.resolution_unit
 
 
+NO_DEADLINE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # sorts an open ticket without SLA after all others
+
+
 class Ticket(models.Model):
     """A customer's request, question or complaint (工单), from intake to the revisit."""
 
@@ -220,6 +223,9 @@ class Ticket(models.Model):
         SlaPolicy, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("SLA policy")
     )
     resolution_summary = models.TextField(_("resolution summary"), blank=True)
+    # the earliest deadline not met yet (what queues sort by), kept by services.rebuild_clocks; empty once
+    # nothing is due (resolved, closed); NO_DEADLINE for an open ticket without an SLA policy
+    next_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("created by")
     )
@@ -233,7 +239,10 @@ class Ticket(models.Model):
         ordering = ["-received_at", "-id"]
         indexes = [
             models.Index(fields=["status", "-received_at"], name="ticket_status_received"),
-            models.Index(fields=["assignee", "status"], name="ticket_assignee_status"),
+            # queues: an agent's, a team's, the unassigned and all open tickets, in deadline order
+            models.Index(fields=["assignee", "next_due_at", "id"], name="ticket_assignee_due"),
+            models.Index(fields=["team", "next_due_at", "id"], name="ticket_team_due"),
+            models.Index(fields=["next_due_at", "id"], name="ticket_due"),
         ]
 
     def __str__(self) -> str:

@@ -21,7 +21,7 @@ from pharmacrm.customers.services import ConflictError
 
 from . import calendars
 from .choices import OPEN_STATUSES, REOPENABLE, TRANSITIONS, Channel, ClockKind, EventKind, Priority, Status
-from .models import SlaClock, SlaPolicy, Ticket, TicketCategory, TicketEvent
+from .models import NO_DEADLINE, SlaClock, SlaPolicy, Ticket, TicketCategory, TicketEvent
 
 A = AuditEntry.Action
 WARN_SHARE = 0.75  # warn when three quarters of a target's working time has passed
@@ -282,6 +282,7 @@ def rebuild_clocks(ticket: Ticket, now: dt.datetime | None = None) -> list[SlaCl
     policy = ticket.policy
     if policy is None:
         SlaClock.objects.filter(ticket=ticket).delete()
+        _set_next_due(ticket, NO_DEADLINE if ticket.status in OPEN_STATUSES else None)
         return []
     events = list(TicketEvent.objects.filter(ticket=ticket).order_by("at", "id"))
     engine = calendars.engine(policy.calendar)
@@ -324,7 +325,15 @@ def rebuild_clocks(ticket: Ticket, now: dt.datetime | None = None) -> list[SlaCl
         clock.next_check_at = _next_check(clock)
         clock.save()
         out.append(clock)
+    unmet = [c.due_at for c in out if c.fulfilled_at is None and c.due_at]
+    _set_next_due(ticket, min(unmet) if unmet else (NO_DEADLINE if ticket.status in OPEN_STATUSES else None))
     return out
+
+
+def _set_next_due(ticket: Ticket, value: dt.datetime | None) -> None:
+    if ticket.next_due_at != value:
+        Ticket.objects.filter(pk=ticket.pk).update(next_due_at=value)  # derived: no version bump
+        ticket.next_due_at = value
 
 
 def _next_check(clock: SlaClock) -> dt.datetime | None:

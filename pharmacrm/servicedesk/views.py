@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import F, OuterRef, Prefetch, Q, Subquery
+from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -177,11 +177,13 @@ def queue(request):
     qs = access.tickets_for(user, base)
     # Page over ids in deadline order, then load the tickets shown and their clocks (a fixed number of
     # queries, whatever the number of tickets).
-    ids_qs = (
-        qs.annotate(next_due=next_due_subquery())
-        .order_by(F("next_due").asc(nulls_last=True), "received_at", "id")
-        .values_list("id", flat=True)
-    )
+    if not data.get("status") or data["status"] in OPEN_STATUSES:
+        # open tickets always carry next_due_at (services.rebuild_clocks): an index walk in deadline order
+        # on (assignee | team, next_due_at, id); the NOT NULL lets it skip the closed history
+        ordered = qs.filter(next_due_at__isnull=False).order_by("next_due_at", "id")
+    else:
+        ordered = qs.order_by("-received_at", "-id")
+    ids_qs = ordered.values_list("id", flat=True)
     page = CappedPaginator(ids_qs, PAGE_SIZE).get_page(_page_number(request))
     ids = list(page.object_list)
     loaded = (

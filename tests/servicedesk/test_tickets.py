@@ -306,3 +306,14 @@ def test_changing_a_policy_moves_the_deadlines_of_open_tickets(users, raise_tick
     with django_capture_on_commit_callbacks(execute=True):
         policies.update_policy(users["admin"], SlaPolicy.objects.get(name="一般问题（工作日）"), {"resolution": 3})
     assert due(ticket)[1] == at(2026, 3, 5, 9)
+
+
+def test_the_ticket_keeps_its_next_deadline_for_the_queues(users, raise_ticket):
+    ticket = raise_ticket(received=at(2026, 3, 2, 9))
+    assert Ticket.objects.get(pk=ticket.pk).next_due_at == at(2026, 3, 3, 9)  # first response first
+    services.record_response(users["agent"], ticket, at=at(2026, 3, 2, 10))
+    assert Ticket.objects.get(pk=ticket.pk).next_due_at == at(2026, 3, 4, 9)  # then resolution
+    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 2, 11), resolution_summary="已答复")
+    assert Ticket.objects.get(pk=ticket.pk).next_due_at is None  # out of the queues' index range
+    services.transition(users["agent"], ticket, Status.IN_PROGRESS, at=at(2026, 3, 2, 12))
+    assert Ticket.objects.get(pk=ticket.pk).next_due_at == at(2026, 3, 4, 10)  # an hour resolved: not counted
