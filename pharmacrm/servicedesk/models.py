@@ -240,9 +240,10 @@ class Ticket(models.Model):
         indexes = [
             models.Index(fields=["status", "-received_at"], name="ticket_status_received"),
             # queues: an agent's, a team's, the unassigned and all open tickets, in deadline order
-            models.Index(fields=["assignee", "next_due_at", "id"], name="ticket_assignee_due"),
-            models.Index(fields=["team", "next_due_at", "id"], name="ticket_team_due"),
-            models.Index(fields=["next_due_at", "id"], name="ticket_due"),
+            # (status rides along so that a status filter is checked in the index, not in the table)
+            models.Index(fields=["assignee", "next_due_at", "id", "status"], name="ticket_assignee_due"),
+            models.Index(fields=["team", "next_due_at", "id", "status"], name="ticket_team_due"),
+            models.Index(fields=["next_due_at", "id", "status"], name="ticket_due"),
         ]
 
     def __str__(self) -> str:
