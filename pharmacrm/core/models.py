@@ -259,9 +259,15 @@ class Counter(models.Model):
     @classmethod
     def allocate(cls, name: str, count: int = 1) -> int:
         """Reserve `count` consecutive numbers and return the first; safe under concurrency."""
-        from django.db import transaction
+        from django.db import connection, transaction
 
-        with transaction.atomic():
-            cls.objects.get_or_create(name=name)
-            cls.objects.filter(name=name).update(value=models.F("value") + count)
-            return cls.objects.get(name=name).value - count + 1
+        table = connection.ops.quote_name(cls._meta.db_table)
+        sql = f"UPDATE {table} SET value = value + %s WHERE name = %s RETURNING value"  # one round trip
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [count, name])
+            row = cursor.fetchone()
+            if row is None:  # the first number of this sequence
+                cls.objects.get_or_create(name=name)
+                cursor.execute(sql, [count, name])
+                row = cursor.fetchone()
+            return row[0] - count + 1

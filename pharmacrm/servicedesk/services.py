@@ -84,16 +84,17 @@ def create_ticket(user, data: dict) -> Ticket:
         ticket.number = next_number(received_at)
         ticket.policy = select_policy(ticket)
         ticket.save(force_insert=True)
-        _event(ticket, EventKind.CREATED, user, at=received_at, to_status=Status.NEW, data={"channel": ticket.channel})
+        history = [_event(ticket, EventKind.CREATED, user, at=received_at, to_status=Status.NEW,
+                          data={"channel": ticket.channel})]  # fmt: skip
         if overridden:
-            _event(
+            history.append(_event(
                 ticket, EventKind.PRIORITY, user, at=now,
                 data={"from": [category.default_priority, category.default_complexity],
                       "to": [priority, complexity], "reason": (data.get("priority_reason") or "").strip()},
-            )  # fmt: skip
+            ))  # fmt: skip
+        rebuild_clocks(ticket, now=now, events=history, fresh=True)
         if ticket.assignee_id:
             transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
-        rebuild_clocks(ticket, now=now)
         audit.record(A.CREATE, ticket, user=user, changes={"number": [None, ticket.number]})
     return ticket
 
@@ -275,17 +276,22 @@ def _intervals(events: list[TicketEvent], statuses: frozenset, until: dt.datetim
     return spans
 
 
-def rebuild_clocks(ticket: Ticket, now: dt.datetime | None = None) -> list[SlaClock]:
+def rebuild_clocks(
+    ticket: Ticket, now: dt.datetime | None = None, *, events: list[TicketEvent] | None = None, fresh: bool = False
+) -> list[SlaClock]:
     """Recompute the ticket's clocks from its policy and its history, and store them. Deterministic: the
-    same history gives the same deadlines."""
+    same history gives the same deadlines. `events` (the whole history, in order) and `fresh` (no clocks
+    stored yet) spare queries when the caller just wrote them: intake."""
     now = now or timezone.now()
     policy = ticket.policy
     if policy is None:
         SlaClock.objects.filter(ticket=ticket).delete()
         _set_next_due(ticket, NO_DEADLINE if ticket.status in OPEN_STATUSES else None)
         return []
-    events = list(TicketEvent.objects.filter(ticket=ticket).order_by("at", "id"))
+    if events is None:
+        events = list(TicketEvent.objects.filter(ticket=ticket).order_by("at", "id"))
     engine = calendars.engine(policy.calendar)
+    existing = {} if fresh else {c.kind: c for c in SlaClock.objects.filter(ticket=ticket)}
     start = ticket.received_at
     status_now = ticket.status
     responded = next((e.at for e in events if e.kind == EventKind.RESPONDED or e.to_status in DONE_STATUSES), None)
@@ -310,10 +316,7 @@ def rebuild_clocks(ticket: Ticket, now: dt.datetime | None = None) -> list[SlaCl
             due = engine.deadline(start, hours=target, paused=paused)
             span = dt.timedelta(hours=target)
         warn = engine.add(start, span * WARN_SHARE + paused)
-        clock, _created = SlaClock.objects.get_or_create(
-            ticket=ticket, kind=kind,
-            defaults={"calendar": policy.calendar, "target": target, "unit": unit, "started_at": start},
-        )  # fmt: skip
+        clock = existing.get(kind) or SlaClock(ticket=ticket, kind=kind)
         breached_at = clock.breached_at
         if fulfilled is not None:
             breached_at = due if fulfilled > due else None
@@ -323,8 +326,12 @@ def rebuild_clocks(ticket: Ticket, now: dt.datetime | None = None) -> list[SlaCl
         clock.started_at, clock.paused, clock.paused_seconds = start, is_paused, int(paused.total_seconds())
         clock.warn_at, clock.due_at, clock.fulfilled_at, clock.breached_at = warn, due, fulfilled, breached_at
         clock.next_check_at = _next_check(clock)
-        clock.save()
+        if clock.pk is not None:
+            clock.save()
         out.append(clock)
+    new = [c for c in out if c.pk is None]
+    if new:
+        SlaClock.objects.bulk_create(new)
     unmet = [c.due_at for c in out if c.fulfilled_at is None and c.due_at]
     _set_next_due(ticket, min(unmet) if unmet else (NO_DEADLINE if ticket.status in OPEN_STATUSES else None))
     return out
