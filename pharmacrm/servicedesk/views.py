@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Prefetch, Q, Subquery
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -380,104 +380,80 @@ def _handling(request, pk: int) -> Ticket:
     return _ticket_or_404(request.user, pk)
 
 
-@login_required
-@require_POST
-def ticket_status(request, pk: int):
+def _act(request, pk: int, form_class, context_key: str, act, success) -> HttpResponse:
+    """Run one handling action on a ticket from its page: the form's data to a service call; on success a
+    message and back to the ticket; a step the lifecycle refuses or a stale version (409), or a service
+    error (400), shows the page again with what the user typed."""
     user = request.user
     ticket = _handling(request, pk)
-    form = TransitionForm(request.POST)
+    form = form_class(request.POST)
     conflict = refused = False
     if form.is_valid():
-        d = form.cleaned_data
         try:
-            services.transition(
-                user, ticket, d["to_status"], version=d["version"], note=d.get("note") or "",
-                resolution_summary=d.get("resolution_summary") or "",
-            )  # fmt: skip
+            act(user, ticket, form.cleaned_data)
         except services.TransitionRefused as e:
             ticket = _ticket_or_404(user, pk)
-            form, refused = _kept(TransitionForm, request, ticket, " ".join(e.messages)), True
+            form, refused = _kept(form_class, request, ticket, " ".join(e.messages)), True
         except ConflictError:
             ticket = _ticket_or_404(user, pk)
-            form, conflict = _kept(TransitionForm, request, ticket, str(CONFLICT)), True
+            form, conflict = _kept(form_class, request, ticket, str(CONFLICT)), True
         except ValidationError as e:
             ticket = _ticket_or_404(user, pk)
             form.add_service_errors(e)
         else:
-            messages.success(
-                request, _("%(number)s is now “%(status)s”.") % {"number": ticket.number, "status": ticket.get_status_display()}
-            )  # fmt: skip
+            messages.success(request, success(ticket))
             return redirect("servicedesk:ticket", pk=ticket.pk)
-    context = _ticket_context(request, ticket, transition_form=form, conflict=conflict)
+    context = _ticket_context(request, ticket, conflict=conflict, **{context_key: form})
     return render(request, "servicedesk/ticket_detail.html", context, status=409 if conflict or refused else 400)
+
+
+@login_required
+@require_POST
+def ticket_status(request, pk: int):
+    def act(user, ticket, d):
+        services.transition(
+            user, ticket, d["to_status"], version=d["version"], note=d.get("note") or "",
+            resolution_summary=d.get("resolution_summary") or "",
+        )  # fmt: skip
+
+    def success(ticket):
+        return _("%(number)s is now “%(status)s”.") % {"number": ticket.number, "status": ticket.get_status_display()}
+
+    return _act(request, pk, TransitionForm, "transition_form", act, success)
 
 
 @login_required
 @require_POST
 def ticket_respond(request, pk: int):
-    user = request.user
-    ticket = _handling(request, pk)
-    form = ResponseForm(request.POST)
-    if form.is_valid():
-        d = form.cleaned_data
+    def act(user, ticket, d):
         services.record_response(user, ticket, channel=d["channel"], summary=d.get("summary") or "")
-        messages.success(request, _("The response to the customer was recorded."))
-        return redirect("servicedesk:ticket", pk=ticket.pk)
-    context = _ticket_context(request, ticket, response_form=form)
-    return render(request, "servicedesk/ticket_detail.html", context, status=400)
+
+    return _act(
+        request, pk, ResponseForm, "response_form", act, lambda t: _("The response to the customer was recorded.")
+    )
 
 
 @login_required
 @require_POST
 def ticket_priority(request, pk: int):
-    user = request.user
-    ticket = _handling(request, pk)
-    form = PriorityForm(request.POST)
-    conflict = False
-    if form.is_valid():
-        d = form.cleaned_data
-        try:
-            services.change_priority(
-                user, ticket, d["priority"], d["complexity"], reason=d["reason"], version=d["version"]
-            )
-        except ConflictError:
-            ticket = _ticket_or_404(user, pk)
-            form, conflict = _kept(PriorityForm, request, ticket, str(CONFLICT)), True
-        except ValidationError as e:
-            ticket = _ticket_or_404(user, pk)
-            form.add_service_errors(e)
-        else:
-            messages.success(request, _("The priority was changed and the deadlines recomputed."))
-            return redirect("servicedesk:ticket", pk=ticket.pk)
-    context = _ticket_context(request, ticket, priority_form=form, conflict=conflict)
-    return render(request, "servicedesk/ticket_detail.html", context, status=409 if conflict else 400)
+    def act(user, ticket, d):
+        services.change_priority(user, ticket, d["priority"], d["complexity"], reason=d["reason"], version=d["version"])
+
+    return _act(
+        request, pk, PriorityForm, "priority_form", act,
+        lambda t: _("The priority was changed and the deadlines recomputed."),
+    )  # fmt: skip
 
 
 @login_required
 @require_POST
 def ticket_assign(request, pk: int):
-    user = request.user
-    ticket = _handling(request, pk)
-    form = AssignForm(request.POST)
-    conflict = refused = False
-    if form.is_valid():
-        d = form.cleaned_data
-        try:
-            services.assign(user, ticket, assignee=d["assignee"], team=d["team"], version=d["version"])
-        except services.TransitionRefused as e:
-            ticket = _ticket_or_404(user, pk)
-            form, refused = _kept(AssignForm, request, ticket, " ".join(e.messages)), True
-        except ConflictError:
-            ticket = _ticket_or_404(user, pk)
-            form, conflict = _kept(AssignForm, request, ticket, str(CONFLICT)), True
-        except ValidationError as e:
-            ticket = _ticket_or_404(user, pk)
-            form.add_service_errors(e)
-        else:
-            messages.success(request, _("%(number)s was assigned.") % {"number": ticket.number})
-            return redirect("servicedesk:ticket", pk=ticket.pk)
-    context = _ticket_context(request, ticket, assign_form=form, conflict=conflict)
-    return render(request, "servicedesk/ticket_detail.html", context, status=409 if conflict or refused else 400)
+    def act(user, ticket, d):
+        services.assign(user, ticket, assignee=d["assignee"], team=d["team"], version=d["version"])
+
+    return _act(
+        request, pk, AssignForm, "assign_form", act, lambda t: _("%(number)s was assigned.") % {"number": t.number}
+    )
 
 
 # --- for the Customer 360 pages --------------------------------------------------------------------
