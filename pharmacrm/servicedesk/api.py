@@ -392,16 +392,23 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     )
     @action(detail=True, methods=["post"])
     def transition(self, request, pk=None):
-        ticket = self.get_object()
-        form = TransitionSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        d = form.validated_data
-        version = expected_version(request, d.get("version"))
-        try:
+        def act(user, ticket, d, version):
             services.transition(
-                request.user, ticket, d["status"], version=version, note=clean_text(d.get("note", "")).strip(),
+                user, ticket, d["status"], version=version, note=clean_text(d.get("note", "")).strip(),
                 resolution_summary=clean_text(d.get("resolution_summary", "")),
             )  # fmt: skip
+
+        return self._act(request, TransitionSerializer, act)
+
+    def _act(self, request, serializer_class, act) -> Response:
+        """A versioned action on a visible ticket: validate the body, take the version from it or from
+        If-Match, run the service; a step the lifecycle refuses is a 409 (a stale version already is)."""
+        ticket = self.get_object()
+        form = serializer_class(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        try:
+            act(request.user, ticket, d, expected_version(request, d.get("version")))
         except services.TransitionRefused as e:
             raise Conflict(" ".join(str(m) for m in e.messages)) from None
         return self._answer(ticket)
@@ -415,15 +422,12 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     )
     @action(detail=True, methods=["post"])
     def priority(self, request, pk=None):
-        ticket = self.get_object()
-        form = PrioritySerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        d = form.validated_data
-        version = expected_version(request, d.get("version"))
-        services.change_priority(
-            request.user, ticket, d["priority"], d.get("complexity"), reason=clean_text(d["reason"]), version=version
-        )
-        return self._answer(ticket)
+        def act(user, ticket, d, version):
+            services.change_priority(
+                user, ticket, d["priority"], d.get("complexity"), reason=clean_text(d["reason"]), version=version
+            )
+
+        return self._act(request, PrioritySerializer, act)
 
     @extend_schema(
         request=AssignSerializer,
@@ -434,16 +438,10 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     )
     @action(detail=True, methods=["post"])
     def assign(self, request, pk=None):
-        ticket = self.get_object()
-        form = AssignSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        d = form.validated_data
-        version = expected_version(request, d.get("version"))
-        try:
-            services.assign(request.user, ticket, assignee=d.get("assignee"), team=d.get("team"), version=version)
-        except services.TransitionRefused as e:
-            raise Conflict(" ".join(str(m) for m in e.messages)) from None
-        return self._answer(ticket)
+        def act(user, ticket, d, version):
+            services.assign(user, ticket, assignee=d.get("assignee"), team=d.get("team"), version=version)
+
+        return self._act(request, AssignSerializer, act)
 
     @extend_schema(
         request=RespondSerializer,
