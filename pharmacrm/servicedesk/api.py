@@ -44,7 +44,7 @@ from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
 from pharmacrm.customers.choices import Tier
 
 from . import calendars, policies, services
-from .choices import Channel, ClockKind, Complexity, Priority, Status
+from .choices import Channel, ClockKind, Complexity, Priority, RootCause, Status
 from .models import (
     BusinessCalendar,
     CalendarOverride,
@@ -160,6 +160,7 @@ class TicketSerializer(serializers.ModelSerializer):
     )
     team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
     resolution_summary = serializers.CharField(read_only=True)
+    root_cause = serializers.ChoiceField(choices=RootCause.choices, read_only=True, help_text="Set when resolving.")
     version = serializers.IntegerField(read_only=True, help_text="Send it back with every change (409 if stale).")
     first_response_due_at = serializers.SerializerMethodField()
     resolution_due_at = serializers.SerializerMethodField()
@@ -171,7 +172,7 @@ class TicketSerializer(serializers.ModelSerializer):
         fields = [
             "id", "number", "received_at", "channel", "category", "priority", "complexity", "priority_reason",
             "status", "subject", "description", "institution", "person", "caller_name", "caller_phone",
-            "caller_masked", "batch_number", "assignee", "team", "resolution_summary", "version",
+            "caller_masked", "batch_number", "assignee", "team", "resolution_summary", "root_cause", "version",
             "first_response_due_at", "resolution_due_at", "created_at", "updated_at",
         ]  # fmt: skip
 
@@ -210,6 +211,12 @@ class TransitionSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     resolution_summary = serializers.CharField(
         max_length=5000, required=False, allow_blank=True, help_text="Required to resolve."
+    )
+    root_cause = serializers.ChoiceField(
+        choices=RootCause.choices, required=False, help_text="Required to resolve: why the customer got in touch."
+    )
+    informed_channel = serializers.ChoiceField(
+        choices=Channel.choices, required=False, help_text="Required for `informed`: how the customer was told."
     )
 
 
@@ -395,7 +402,8 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         def act(user, ticket, d, version):
             services.transition(
                 user, ticket, d["status"], version=version, note=clean_text(d.get("note", "")).strip(),
-                resolution_summary=clean_text(d.get("resolution_summary", "")),
+                resolution_summary=clean_text(d.get("resolution_summary", "")), root_cause=d.get("root_cause", ""),
+                informed_channel=d.get("informed_channel", ""),
             )  # fmt: skip
 
         return self._act(request, TransitionSerializer, act)

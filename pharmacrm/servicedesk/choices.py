@@ -52,6 +52,20 @@ OPEN_STATUSES = frozenset({Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS, Stat
 REOPENABLE = frozenset({Status.RESOLVED, Status.INFORMED, Status.CLOSED})
 
 
+class RootCause(models.TextChoices):
+    """Why the customer had to get in touch (根本原因), recorded when the ticket is resolved."""
+
+    PRODUCT_QUALITY = "product_quality", _("Product quality")
+    ADVERSE_REACTION = "adverse_reaction", _("Adverse reaction")
+    USAGE = "usage", _("Use or dosing not understood")
+    INFORMATION = "information", _("Information missing or unclear")
+    LOGISTICS = "logistics", _("Order, delivery or logistics")
+    SERVICE_PROCESS = "service_process", _("Our service process")
+    STAFF = "staff", _("Staff conduct")
+    NO_FAULT = "no_fault", _("No fault found")
+    OTHER = "other", _("Other")
+
+
 class ClockKind(models.TextChoices):
     FIRST_RESPONSE = "first_response", _("First response")
     RESOLUTION = "resolution", _("Resolution")

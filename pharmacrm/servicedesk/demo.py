@@ -14,7 +14,7 @@ from django.utils import timezone
 from pharmacrm.core.models import Counter, User
 
 from . import services
-from .choices import Channel, Status
+from .choices import Channel, RootCause, Status
 
 MARKER = "demo:tickets"
 
@@ -33,6 +33,7 @@ SUBJECTS = {
 }
 CHANNEL_WEIGHTS = {Channel.PHONE: 6, Channel.EMAIL: 2, Channel.WEB: 1, Channel.VISIT: 1}
 HANDLERS = ("agent", "expert", "support", "aftersales")
+ROOT_CAUSES = [RootCause.USAGE, RootCause.INFORMATION, RootCause.LOGISTICS, RootCause.PRODUCT_QUALITY, RootCause.NO_FAULT]
 
 
 def _working_moment(rng: random.Random, now: dt.datetime, days_back: int) -> dt.datetime:
@@ -97,11 +98,12 @@ def _progress(rng: random.Random, ticket, handler, received: dt.datetime, now: d
     step += dt.timedelta(hours=rng.randint(1, 30))
     if step >= now:
         return
-    services.transition(handler, ticket, Status.RESOLVED, at=step, resolution_summary="已向客户说明处理结果。")
+    services.transition(handler, ticket, Status.RESOLVED, at=step, resolution_summary="已向客户说明处理结果。",
+                        root_cause=rng.choice(ROOT_CAUSES))  # fmt: skip
     if stage < 0.6:
         return
     step += dt.timedelta(hours=rng.randint(1, 8))
     if step < now:
-        services.transition(handler, ticket, Status.INFORMED, at=step)
+        services.transition(handler, ticket, Status.INFORMED, at=step, informed_channel=Channel.PHONE)
         if stage > 0.75 and step + dt.timedelta(days=1) < now:
             services.transition(handler, ticket, Status.CLOSED, at=step + dt.timedelta(days=1))

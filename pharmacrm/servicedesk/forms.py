@@ -18,7 +18,7 @@ from pharmacrm.core.roles import MATRIX, Cap
 from pharmacrm.customers.forms import ANY, BLANK, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution, Person
 
-from .choices import Channel, Complexity, Priority, Status
+from .choices import Channel, Complexity, Priority, RootCause, Status
 from .models import TicketCategory
 
 PEOPLE_LIMIT = 300  # people offered in the person select (those of the chosen institution come first)
@@ -158,6 +158,13 @@ class TransitionForm(ServiceErrorsMixin, forms.Form):
         label=_("Resolution summary"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Needed to resolve: what was done, and the answer given."),
     )  # fmt: skip
+    root_cause = forms.ChoiceField(
+        label=_("Root cause"), choices=BLANK + RootCause.choices, required=False,
+        help_text=_("Needed to resolve: why the customer had to get in touch."),
+    )  # fmt: skip
+    informed_channel = forms.ChoiceField(
+        label=_("Informed by"), choices=Channel.choices, required=False, initial=Channel.PHONE
+    )
     note = forms.CharField(label=_("Note"), required=False, max_length=500)
     version = forms.IntegerField(widget=forms.HiddenInput)
 

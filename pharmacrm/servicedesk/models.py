@@ -17,7 +17,7 @@ from pharmacrm.customers import normalise
 from pharmacrm.customers.choices import Tier
 
 from . import workcalendar
-from .choices import Channel, ClockKind, Complexity, EventKind, Priority, Status
+from .choices import Channel, ClockKind, Complexity, EventKind, Priority, RootCause, Status
 
 
 def _validate_time_zone(value: str) -> None:
@@ -223,6 +223,7 @@ class Ticket(models.Model):
         SlaPolicy, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("SLA policy")
     )
     resolution_summary = models.TextField(_("resolution summary"), blank=True)
+    root_cause = models.CharField(_("root cause"), max_length=20, choices=RootCause.choices, blank=True)
     # the earliest deadline not met yet (what queues sort by), kept by services.rebuild_clocks; empty once
     # nothing is due (resolved, closed); NO_DEADLINE for an open ticket without an SLA policy
     next_due_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -20,7 +20,17 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 
 from . import calendars
-from .choices import OPEN_STATUSES, REOPENABLE, TRANSITIONS, Channel, ClockKind, EventKind, Priority, Status
+from .choices import (
+    OPEN_STATUSES,
+    REOPENABLE,
+    TRANSITIONS,
+    Channel,
+    ClockKind,
+    EventKind,
+    Priority,
+    RootCause,
+    Status,
+)
 from .models import NO_DEADLINE, SlaClock, SlaPolicy, Ticket, TicketCategory, TicketEvent
 
 A = AuditEntry.Action
@@ -159,9 +169,12 @@ def _save(ticket: Ticket, fields: Iterable[str], expected: int) -> None:
 
 
 def transition(user, ticket: Ticket, to_status: str, *, version: int | None = None, at=None, note: str = "",
-               resolution_summary: str = "", audit_it: bool = True) -> Ticket:  # fmt: skip
+               resolution_summary: str = "", root_cause: str = "", informed_channel: str = "",
+               audit_it: bool = True) -> Ticket:  # fmt: skip
     """Move a ticket along its lifecycle; refused (TransitionRefused) when the lifecycle does not allow
-    the step, and (ConflictError) when someone else saved the ticket since `version` was read."""
+    the step, and (ConflictError) when someone else saved the ticket since `version` was read. Resolving
+    needs a summary and the root cause; "customer informed" records how the customer was told (the event
+    keeps when and by whom)."""
     access.require(user, Cap.HANDLE_TICKETS)
     _check_version(ticket, version)
     now = at or timezone.now()
@@ -171,8 +184,16 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
             _("A ticket that is “%(from)s” cannot become “%(to)s”.")
             % {"from": Status(from_status).label, "to": Status(to_status).label if to_status in Status.values else to_status}
         )
-    if to_status == Status.RESOLVED and not (resolution_summary or ticket.resolution_summary).strip():
-        raise ValidationError({"resolution_summary": [_("Summarise how the request was resolved.")]})
+    errors: dict[str, list[str]] = {}
+    if to_status == Status.RESOLVED:
+        if not (resolution_summary or ticket.resolution_summary).strip():
+            errors["resolution_summary"] = [_("Summarise how the request was resolved.")]
+        if (root_cause or ticket.root_cause) not in RootCause.values:
+            errors["root_cause"] = [_("Choose the root cause.")]
+    if to_status == Status.INFORMED and informed_channel not in Channel.values:
+        errors["informed_channel"] = [_("Choose how the customer was informed.")]
+    if errors:
+        raise ValidationError(errors)
     if to_status == Status.ASSIGNED and ticket.assignee_id is None and ticket.team_id is None:
         raise ValidationError({"assignee": [_("Choose whom to assign the ticket to.")]})
     with transaction.atomic():
@@ -182,11 +203,19 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
         if resolution_summary:
             ticket.resolution_summary = resolution_summary.strip()
             fields.append("resolution_summary")
+        if root_cause:
+            ticket.root_cause = root_cause
+            fields.append("root_cause")
         _save(ticket, fields, expected)
         reopened = from_status in REOPENABLE and to_status in OPEN_STATUSES
+        data = {"note": note} if note else {}
+        if to_status == Status.INFORMED:
+            data["channel"] = informed_channel
+        if to_status == Status.RESOLVED:
+            data["root_cause"] = ticket.root_cause
         _event(
             ticket, EventKind.REOPENED if reopened else EventKind.STATUS, user, at=now,
-            from_status=from_status, to_status=to_status, data={"note": note} if note else None,
+            from_status=from_status, to_status=to_status, data=data,
         )  # fmt: skip
         rebuild_clocks(ticket, now=now)
         if audit_it:

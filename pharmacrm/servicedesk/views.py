@@ -337,6 +337,7 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
         "events": events,
         "may_handle": may_handle,
         "transitions": _allowed(ticket) if may_handle else [],
+        "channels": Channel.choices,
         "transition_form": transition_form,
         "resolve_form": resolve_form,
         "response_form": response_form or ResponseForm(),
@@ -413,7 +414,8 @@ def ticket_status(request, pk: int):
     def act(user, ticket, d):
         services.transition(
             user, ticket, d["to_status"], version=d["version"], note=d.get("note") or "",
-            resolution_summary=d.get("resolution_summary") or "",
+            resolution_summary=d.get("resolution_summary") or "", root_cause=d.get("root_cause") or "",
+            informed_channel=d.get("informed_channel") or "",
         )  # fmt: skip
 
     def success(ticket):

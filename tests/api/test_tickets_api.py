@@ -119,7 +119,8 @@ def test_a_ticket_goes_through_its_lifecycle(api_for, raise_ticket):
     assert r.status_code == 400 and "resolution_summary" in r.json()
     r = api.post(
         f"{URL}{ticket.pk}/transition/",
-        {"status": "resolved", "version": 2, "resolution_summary": "已告知用法用量", "note": "电话回复"},
+        {"status": "resolved", "version": 2, "resolution_summary": "已告知用法用量", "note": "电话回复",
+         "root_cause": "usage"},
         format="json",
     )
     assert r.status_code == 200 and r.json()["resolution_summary"] == "已告知用法用量"
@@ -177,7 +178,7 @@ def test_assigning_a_new_ticket_makes_it_assigned(api_for, raise_ticket, users):
     assert r.status_code == 200, r.content
     assert (r.json()["assignee"], r.json()["status"]) == (users["expert"].pk, "assigned")
     version = r.json()["version"]
-    r = api.post(f"{URL}{ticket.pk}/transition/", {"status": "resolved", "version": version, "resolution_summary": "已答复"},
+    r = api.post(f"{URL}{ticket.pk}/transition/", {"status": "resolved", "version": version, "resolution_summary": "已答复", "root_cause": "usage"},
                  format="json")  # fmt: skip
     r = api.post(f"{URL}{ticket.pk}/assign/", {"assignee": users["agent"].pk, "version": r.json()["version"]}, format="json")
     assert r.status_code == 409 and r.json()["detail"] == "Reopen the ticket before assigning it."
@@ -350,3 +351,22 @@ def test_the_schema_describes_the_service_desk(client):
                  "/api/v1/ticket-categories/", "/api/v1/sla-policies/{id}/",
                  "/api/v1/calendars/{code}/overrides/{date}/"):  # fmt: skip
         assert path in paths, path
+
+
+def test_resolving_through_the_api_needs_the_root_cause(api_for, users):
+    from pharmacrm.servicedesk import services as sd
+
+    ticket = sd.create_ticket(
+        users["agent"], {"subject": "咨询", "channel": "phone", "category": "drug_info", "caller_name": "王先生"}
+    )
+    api = api_for("agent")
+    r = api.post(f"/api/v1/tickets/{ticket.pk}/transition/",
+                 {"status": "resolved", "version": ticket.version, "resolution_summary": "已答复"}, format="json")  # fmt: skip
+    assert r.status_code == 400 and "root_cause" in r.json()
+    r = api.post(f"/api/v1/tickets/{ticket.pk}/transition/",
+                 {"status": "resolved", "version": ticket.version, "resolution_summary": "已答复",
+                  "root_cause": "information"}, format="json")  # fmt: skip
+    assert r.status_code == 200 and r.json()["root_cause"] == "information"
+    r = api.post(f"/api/v1/tickets/{ticket.pk}/transition/",
+                 {"status": "informed", "version": r.json()["version"], "informed_channel": "email"}, format="json")  # fmt: skip
+    assert r.status_code == 200 and r.json()["status"] == "informed"

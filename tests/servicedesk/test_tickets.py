@@ -123,7 +123,7 @@ def test_the_lifecycle_refuses_impossible_steps_and_resolving_needs_a_summary(us
 def test_a_reopened_ticket_continues_its_resolution_clock_without_the_time_it_was_resolved(users, raise_ticket):
     ticket = raise_ticket(received=at(2026, 3, 2, 9))
     services.transition(users["agent"], ticket, Status.IN_PROGRESS, at=at(2026, 3, 2, 9, 10))
-    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 2, 10), resolution_summary="已告知用法")
+    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 2, 10), resolution_summary="已告知用法", root_cause="usage")
     assert clocks(ticket)[ClockKind.RESOLUTION].fulfilled_at == at(2026, 3, 2, 10)
     services.transition(users["agent"], ticket, Status.IN_PROGRESS, at=at(2026, 3, 3, 10), note="客户仍有疑问")
     resolution = clocks(ticket)[ClockKind.RESOLUTION]
@@ -287,7 +287,7 @@ def test_a_new_holiday_moves_the_deadlines_of_open_tickets(users, raise_ticket, 
 
     ticket = raise_ticket(received=at(2026, 3, 5, 9))  # Thursday: resolution due Monday 9 March 09:00
     closed = raise_ticket(received=at(2026, 3, 5, 9))
-    services.transition(users["agent"], closed, Status.RESOLVED, at=at(2026, 3, 5, 10), resolution_summary="已答复")
+    services.transition(users["agent"], closed, Status.RESOLVED, at=at(2026, 3, 5, 10), resolution_summary="已答复", root_cause="usage")
     assert due(ticket)[1] == at(2026, 3, 9, 9)
     with django_capture_on_commit_callbacks(execute=True):
         calendars.set_override(users["manager"], BusinessCalendar.objects.get(code="business"), dt.date(2026, 3, 6),
@@ -313,7 +313,23 @@ def test_the_ticket_keeps_its_next_deadline_for_the_queues(users, raise_ticket):
     assert Ticket.objects.get(pk=ticket.pk).next_due_at == at(2026, 3, 3, 9)  # first response first
     services.record_response(users["agent"], ticket, at=at(2026, 3, 2, 10))
     assert Ticket.objects.get(pk=ticket.pk).next_due_at == at(2026, 3, 4, 9)  # then resolution
-    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 2, 11), resolution_summary="已答复")
+    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 2, 11), resolution_summary="已答复", root_cause="usage")
     assert Ticket.objects.get(pk=ticket.pk).next_due_at is None  # out of the queues' index range
     services.transition(users["agent"], ticket, Status.IN_PROGRESS, at=at(2026, 3, 2, 12))
     assert Ticket.objects.get(pk=ticket.pk).next_due_at == at(2026, 3, 4, 10)  # an hour resolved: not counted
+
+
+def test_resolving_needs_the_root_cause_and_informing_records_how_when_and_who(users, raise_ticket):
+    ticket = raise_ticket(received=at(2026, 3, 2, 9))
+    with pytest.raises(ValidationError) as exc:
+        services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已答复")
+    assert "root_cause" in exc.value.message_dict
+    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 2, 10), resolution_summary="已答复",
+                        root_cause="information")  # fmt: skip
+    assert Ticket.objects.get(pk=ticket.pk).root_cause == "information"
+    with pytest.raises(ValidationError) as exc:
+        services.transition(users["agent"], ticket, Status.INFORMED)
+    assert "informed_channel" in exc.value.message_dict
+    services.transition(users["expert"], ticket, Status.INFORMED, at=at(2026, 3, 2, 15), informed_channel="phone")
+    told = TicketEvent.objects.get(ticket=ticket, to_status=Status.INFORMED)
+    assert (told.data["channel"], told.actor, told.at) == ("phone", users["expert"], at(2026, 3, 2, 15))

@@ -78,7 +78,7 @@ def test_the_queues_hold_what_their_names_say(client_for, users, raise_ticket):
     unassigned = raise_ticket("无人处理")
     others = raise_ticket("别人的", assignee=users["expert"])
     closed = raise_ticket("已解决", assignee=users["agent"])
-    services.transition(users["agent"], closed, Status.RESOLVED, resolution_summary="已答复")
+    services.transition(users["agent"], closed, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
     client = client_for("agent")
     my_queue = [n for n, _s in _rows(client.get("/service/").content.decode())]
     assert my_queue == [mine.number]
@@ -290,7 +290,8 @@ def test_steps_move_the_ticket_and_resolving_asks_for_a_summary(client_for, rais
     page = no_summary.content.decode()
     assert "Summarise how the request was resolved." in _section(page, 'id="field-resolution_summary"')
     assert "已电话回复" in page
-    done = client.post(url, {"to_status": "resolved", "version": ticket.version, "resolution_summary": "已说明用法"})
+    done = client.post(url, {"to_status": "resolved", "version": ticket.version, "resolution_summary": "已说明用法",
+                                "root_cause": "usage"})
     assert done.status_code == 302
     ticket.refresh_from_db()
     assert ticket.status == Status.RESOLVED and ticket.resolution_summary == "已说明用法"
@@ -315,7 +316,8 @@ def test_a_conflict_keeps_the_input_and_the_second_try_applies_it(client_for, us
     services.transition(users["manager"], ticket, Status.IN_PROGRESS)  # someone else, meanwhile
     client = client_for("agent")
     url = f"/service/tickets/{ticket.pk}/status/"
-    response = client.post(url, {"to_status": "resolved", "version": stale, "resolution_summary": "已告知正确剂量"})
+    response = client.post(url, {"to_status": "resolved", "version": stale, "resolution_summary": "已告知正确剂量",
+                                    "root_cause": "usage"})
     assert response.status_code == 409
     page = response.content.decode()
     assert "Someone else changed this ticket" in page
@@ -323,7 +325,8 @@ def test_a_conflict_keeps_the_input_and_the_second_try_applies_it(client_for, us
     current = Ticket.objects.get(pk=ticket.pk)
     assert current.status == Status.IN_PROGRESS
     assert f'name="version" value="{current.version}"' in page.split('id="resolve"')[1]
-    again = client.post(url, {"to_status": "resolved", "version": current.version, "resolution_summary": "已告知正确剂量"})
+    again = client.post(url, {"to_status": "resolved", "version": current.version,
+                             "resolution_summary": "已告知正确剂量", "root_cause": "usage"})
     assert again.status_code == 302 and Ticket.objects.get(pk=ticket.pk).status == Status.RESOLVED
 
 
@@ -444,3 +447,21 @@ def test_an_agent_assigns_a_new_ticket_from_its_page(client_for, users, xiehe):
     assert client_for("auditor").post(
         f"/service/tickets/{ticket.pk}/assign/", {"assignee": users["agent"].pk, "version": ticket.version}
     ).status_code == 403
+
+
+def test_the_page_asks_for_the_root_cause_and_how_the_customer_was_informed(client_for, users, raise_ticket):
+    ticket = raise_ticket("咨询")
+    client = client_for("agent")
+    url = f"/service/tickets/{ticket.pk}/status/"
+    page = client.get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert 'name="root_cause"' in page
+    missing = client.post(url, {"to_status": "resolved", "version": ticket.version, "resolution_summary": "已答复"})
+    assert missing.status_code == 400 and "Choose the root cause." in missing.content.decode()
+    done = client.post(url, {"to_status": "resolved", "version": ticket.version, "resolution_summary": "已答复",
+                             "root_cause": "information"})  # fmt: skip
+    assert done.status_code == 302
+    ticket = Ticket.objects.get(pk=ticket.pk)
+    page = client.get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert 'name="informed_channel"' in page
+    told = client.post(url, {"to_status": "informed", "version": ticket.version, "informed_channel": "email"})
+    assert told.status_code == 302 and Ticket.objects.get(pk=ticket.pk).status == Status.INFORMED
