@@ -271,6 +271,43 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- E-mail: replies and notifications go out by SMTP; the worker polls an IMAP mailbox for new mail.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 20)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "PharmaCRM <service@pharmacrm.localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# the service mailbox (empty IMAP_HOST: no polling)
+SERVICEDESK_IMAP_HOST = env("SERVICEDESK_IMAP_HOST", "")
+SERVICEDESK_IMAP_PORT = envint("SERVICEDESK_IMAP_PORT", 993)
+SERVICEDESK_IMAP_SSL = envbool("SERVICEDESK_IMAP_SSL", True)
+SERVICEDESK_IMAP_USER = env("SERVICEDESK_IMAP_USER", "")
+SERVICEDESK_IMAP_PASSWORD = env("SERVICEDESK_IMAP_PASSWORD", "")
+SERVICEDESK_IMAP_FOLDER = env("SERVICEDESK_IMAP_FOLDER", "INBOX")
+SERVICEDESK_MAIL_FROM = env("SERVICEDESK_MAIL_FROM", DEFAULT_FROM_EMAIL)
+# the address links in e-mails point at (status links, surveys)
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+
+# --- Ticket attachments (stored under MEDIA_ROOT, served only through access checks)
+ATTACHMENT_MAX_BYTES = envint("ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
+ATTACHMENT_TYPES = {
+    "application/pdf": (".pdf",),
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/png": (".png",),
+    "text/plain": (".txt",),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (".docx",),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (".xlsx",),
+}
+
+# --- Public web form: submissions per client address per hour
+SERVICEDESK_WEB_FORM_PER_HOUR = envint("SERVICEDESK_WEB_FORM_PER_HOUR", 5)
+SERVICEDESK_SURVEY_DAYS = envint("SERVICEDESK_SURVEY_DAYS", 14)
+
 # --- Backups
 BACKUP_DIR = Path(env("PHARMACRM_BACKUP_DIR", str(VAR_DIR / "backups")))
 BACKUP_KEEP_DAILY = envint("BACKUP_KEEP_DAILY", 14)

@@ -16,6 +16,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include("pharmacrm.customers.urls")),
     path("service/", include("pharmacrm.servicedesk.urls")),
+    path("help/", include("pharmacrm.servicedesk.public_urls")),
     path("api/v1/", include("pharmacrm.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

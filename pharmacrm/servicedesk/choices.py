@@ -82,3 +82,62 @@ class EventKind(models.TextChoices):
     REOPENED = "reopened", _("Reopened")
     BREACHED = "breached", _("Deadline missed")
     WARNED = "warned", _("Deadline approaching")
+    REPLY = "reply", _("Reply to the customer")
+    INBOUND = "inbound", _("Message from the customer")
+    EDITED = "edited", _("Details changed")
+    ESCALATED = "escalated", _("Escalated")
+    LINKED = "linked", _("Linked")
+    MERGED = "merged", _("Merged")
+    ATTACHMENT = "attachment", _("Attachment added")
+    SURVEY = "survey", _("Revisit")
+    PRODUCT = "product", _("Product changed")
+
+
+class MessageKind(models.TextChoices):
+    REPLY = "reply", _("Reply to the customer")  # customer-visible; by e-mail when the ticket has an address
+    NOTE = "note", _("Internal note")  # never leaves the company
+    INBOUND = "inbound", _("From the customer")
+
+
+class Delivery(models.TextChoices):
+    NONE = "", _("Not sent (recorded only)")
+    PENDING = "pending", _("Waiting to be sent")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed (retrying)")
+    GAVE_UP = "gave_up", _("Failed for good")
+
+
+class LinkKind(models.TextChoices):
+    RELATED = "related", _("Related")
+    DUPLICATE = "duplicate", _("Duplicate of")
+
+
+class EscalationNotify(models.TextChoices):
+    ASSIGNEE = "assignee", _("Assignee")
+    TEAM_LEAD = "team_lead", _("Team lead")
+    MANAGER = "manager", _("Managers")
+
+
+class LowScore(models.TextChoices):
+    """What a poor revisit (CSAT ≤ 2 or "not solved") does."""
+
+    REOPEN = "reopen", _("Reopen the ticket")
+    ACTION = "action", _("Open an improvement action")
+
+
+class SurveyChannel(models.TextChoices):
+    LINK = "link", _("Survey link")
+    PHONE = "phone", _("Phone revisit")
+
+
+class ActionStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    IN_PROGRESS = "in_progress", _("In progress")
+    DONE = "done", _("Done")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class AssignMethod(models.TextChoices):
+    ROUND_ROBIN = "round_robin", _("Round robin")
+    LEAST_LOADED = "least_loaded", _("Least loaded")
+    QUEUE = "queue", _("Team queue only (agents pick)")

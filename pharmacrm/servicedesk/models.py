@@ -17,7 +17,23 @@ from pharmacrm.customers import normalise
 from pharmacrm.customers.choices import Tier
 
 from . import workcalendar
-from .choices import Channel, ClockKind, Complexity, EventKind, Priority, RootCause, Status
+from .choices import (
+    ActionStatus,
+    AssignMethod,
+    Channel,
+    ClockKind,
+    Complexity,
+    Delivery,
+    EscalationNotify,
+    EventKind,
+    LinkKind,
+    LowScore,
+    MessageKind,
+    Priority,
+    RootCause,
+    Status,
+    SurveyChannel,
+)
 
 
 def _validate_time_zone(value: str) -> None:
@@ -127,6 +143,10 @@ class TicketCategory(models.Model):
     safety_relevant = models.BooleanField(
         _("safety-relevant"), default=False, help_text=_("Tickets of this kind are handed to pharmacovigilance.")
     )
+    low_score_action = models.CharField(
+        _("after a poor revisit"), max_length=8, choices=LowScore.choices, default=LowScore.ACTION,
+        help_text=_("What a satisfaction score of 2 or less, or “not solved”, does to a ticket of this kind."),
+    )  # fmt: skip
     active = models.BooleanField(_("active"), default=True)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
 
@@ -186,6 +206,70 @@ class SlaPolicy(models.Model):
         return self.resolution, self.resolution_unit
 
 
+# --- knowledge: the product catalogue and answer templates -----------------------------------------
+
+APPROVAL_NUMBER_HELP = _("国药准字 followed by H, Z, S, J, B or F and eight digits, e.g. 国药准字H20059876.")
+
+
+def validate_approval_number(value: str) -> None:
+    """国药准字 + one letter (H chemical, Z traditional Chinese, S biological, J imported repackaged,
+    B health supplement, F auxiliary) + 8 digits."""
+    import re
+
+    if not re.fullmatch(r"国药准字[HZSJBF]\d{8}", value or ""):
+        raise ValidationError(_("“%(value)s” is not a drug approval number (%(help)s)"),
+                              params={"value": value, "help": APPROVAL_NUMBER_HELP})  # fmt: skip
+
+
+class Product(models.Model):
+    """A product in the catalogue agents answer from (产品目录)."""
+
+    brand_name = models.CharField(_("brand name"), max_length=100)
+    generic_name = models.CharField(_("generic name"), max_length=100)
+    approval_number = models.CharField(
+        _("approval number"), max_length=16, unique=True, validators=[validate_approval_number],
+        help_text=APPROVAL_NUMBER_HELP,
+    )  # fmt: skip
+    dosage_form = models.CharField(_("dosage form"), max_length=40)
+    strength = models.CharField(_("strength"), max_length=60)
+    indications = models.TextField(_("indications"), blank=True)
+    contraindications = models.TextField(_("contraindications"), blank=True)
+    usage = models.TextField(_("usage and dosage"), blank=True)
+    active = models.BooleanField(_("active"), default=True)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        ordering = ["brand_name", "strength"]
+
+    def __str__(self) -> str:
+        return f"{self.brand_name}（{self.generic_name}）{self.strength}"
+
+
+class AnswerTemplate(models.Model):
+    """A reusable reply (答复模板) with placeholders such as {customer}, {ticket}, {product}, {agent}."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    category = models.ForeignKey(
+        TicketCategory, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("category")
+    )
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, default="zh-hans")
+    body = models.TextField(_("text"))
+    active = models.BooleanField(_("active"), default=True)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("answer template")
+        verbose_name_plural = _("answer templates")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 NO_DEADLINE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # sorts an open ticket without SLA after all others
 
 
@@ -213,6 +297,20 @@ class Ticket(models.Model):
     caller_phone = EncryptedTextField(_("caller's phone"))
     caller_phone_bidx = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
     batch_number = models.CharField(_("batch / lot number"), max_length=40, blank=True)
+    product = models.ForeignKey(
+        Product, models.PROTECT, null=True, blank=True, related_name="tickets", verbose_name=_("product")
+    )
+    # where replies go for a ticket that came by e-mail or web form (personal data: encrypted)
+    reply_email = EncryptedTextField(_("customer's e-mail"))
+    safety_relevant = models.BooleanField(_("safety-relevant"), default=False)
+    boosted = models.BooleanField(
+        _("priority boost"), default=False, help_text=_("A VIP or key-account ticket: one step more urgent.")
+    )
+    escalation_level = models.PositiveSmallIntegerField(_("escalation level"), default=0)
+    escalated_at = models.DateTimeField(_("escalated"), null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="merged", verbose_name=_("merged into")
+    )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("assignee")
     )
@@ -305,6 +403,7 @@ class SlaClock(models.Model):
         verbose_name=_("held by at the breach"),
     )  # fmt: skip
     fulfilled_at = models.DateTimeField(_("met"), null=True, blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0, editable=False)  # levels fired for this clock
     next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)  # a worker's lease
 
@@ -320,3 +419,269 @@ class SlaClock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket_id} {self.kind} {self.due_at}"
+
+
+# --- conversation, attachments, links ---------------------------------------------------------------
+
+
+class TicketMessage(models.Model):
+    """A reply to the customer, an internal note, or a message from the customer (e-mail, web form).
+    E-mail threading: `message_id` is the RFC 5322 Message-ID this message went out or came in with, so
+    that a customer's answer (In-Reply-To / References) finds its ticket."""
+
+    ticket = models.ForeignKey(Ticket, models.CASCADE, related_name="messages", verbose_name=_("ticket"))
+    kind = models.CharField(_("kind"), max_length=8, choices=MessageKind.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("by")
+    )
+    body = models.TextField(_("text"))
+    sender = EncryptedTextField(_("from"))  # the customer's address on an inbound mail
+    recipient = EncryptedTextField(_("to"))  # where a reply was sent
+    subject = models.CharField(_("subject"), max_length=250, blank=True)
+    message_id = models.CharField(max_length=250, null=True, blank=True, unique=True, editable=False)
+    in_reply_to = models.CharField(max_length=250, blank=True, editable=False)
+    template = models.ForeignKey(
+        AnswerTemplate, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("template")
+    )
+    delivery = models.CharField(_("delivery"), max_length=8, choices=Delivery.choices, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    last_error = models.CharField(max_length=500, blank=True, editable=False)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("ticket message")
+        verbose_name_plural = _("ticket messages")
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["ticket", "created_at"], name="ticket_message_order"),
+            models.Index(fields=["delivery"], condition=models.Q(delivery__in=["pending", "failed"]),
+                         name="ticket_message_outbox"),  # fmt: skip
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.kind} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+def attachment_path(instance, filename: str) -> str:
+    # never the uploader's file name on disk: a random name under the ticket's year
+    import secrets
+
+    return f"attachments/{timezone.now():%Y/%m}/{secrets.token_hex(16)}"
+
+
+class Attachment(models.Model):
+    """A file on a ticket; stored under var/files (outside the web root), served only after an access
+    check, with the type and size limits in settings (ATTACHMENT_TYPES, ATTACHMENT_MAX_BYTES)."""
+
+    ticket = models.ForeignKey(Ticket, models.CASCADE, related_name="attachments", verbose_name=_("ticket"))
+    message = models.ForeignKey(
+        TicketMessage, models.SET_NULL, null=True, blank=True, related_name="attachments", verbose_name=_("message")
+    )
+    file = models.FileField(_("file"), upload_to=attachment_path, max_length=200)
+    name = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(_("type"), max_length=100)
+    size = models.PositiveBigIntegerField(_("size"))
+    sha256 = models.CharField(max_length=64, editable=False)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("by")
+    )
+    created_at = models.DateTimeField(_("added"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TicketLink(models.Model):
+    """Two tickets that belong together; `duplicate` points from the duplicate to the ticket it repeats."""
+
+    from_ticket = models.ForeignKey(Ticket, models.CASCADE, related_name="links_out", verbose_name=_("ticket"))
+    to_ticket = models.ForeignKey(Ticket, models.CASCADE, related_name="links_in", verbose_name=_("linked ticket"))
+    kind = models.CharField(_("kind"), max_length=10, choices=LinkKind.choices, default=LinkKind.RELATED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("by")
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("ticket link")
+        verbose_name_plural = _("ticket links")
+        constraints = [
+            models.UniqueConstraint(fields=["from_ticket", "to_ticket"], name="ticket_link_once"),
+            models.CheckConstraint(condition=~models.Q(from_ticket=models.F("to_ticket")), name="ticket_link_not_self"),
+        ]
+
+
+# --- assignment and escalation ------------------------------------------------------------------------
+
+
+class AgentProfile(models.Model):
+    """What the assignment rules need to know about a user who handles tickets: skills and duty."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="agent_profile", verbose_name=_("user")
+    )
+    skills = models.ManyToManyField(
+        TicketCategory, blank=True, related_name="+", verbose_name=_("skills"),
+        help_text=_("Categories this person handles; none means every category."),
+    )  # fmt: skip
+    products = models.ManyToManyField(
+        Product, blank=True, related_name="+", verbose_name=_("products"),
+        help_text=_("Products this person knows; none means every product."),
+    )  # fmt: skip
+    on_duty = models.BooleanField(_("on duty"), default=True)
+    max_open = models.PositiveSmallIntegerField(
+        _("most open tickets"), default=40, help_text=_("No new tickets are assigned above this load.")
+    )
+
+    class Meta:
+        verbose_name = _("agent profile")
+        verbose_name_plural = _("agent profiles")
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+
+class AssignmentRule(models.Model):
+    """Routes a new ticket to a team (and, by the method, to an agent of that team). The first active rule
+    whose every set condition matches wins, in `position` order."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=100)
+    active = models.BooleanField(_("active"), default=True)
+    category = models.ForeignKey(
+        TicketCategory, models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("category")
+    )
+    product = models.ForeignKey(
+        Product, models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("product")
+    )
+    customer_tier = models.CharField(_("customer tier"), max_length=12, choices=Tier.choices, blank=True)
+    region = models.ForeignKey(
+        "core.Region", models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("region"),
+        help_text=_("A province, city or district; the customer's region must lie inside it."),
+    )  # fmt: skip
+    team = models.ForeignKey("core.Team", models.CASCADE, related_name="+", verbose_name=_("team"))
+    method = models.CharField(_("method"), max_length=12, choices=AssignMethod.choices, default=AssignMethod.LEAST_LOADED)
+    last_assigned = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )  # the round-robin pointer
+
+    class Meta:
+        verbose_name = _("assignment rule")
+        verbose_name_plural = _("assignment rules")
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EscalationRule(models.Model):
+    """One level of the escalation ladder: `after` working minutes (on the clock's calendar) past the
+    breach, notify someone and optionally hand the ticket on. A ticket escalates at most once per
+    `cooldown` minutes, whichever of its clocks triggers it."""
+
+    level = models.PositiveSmallIntegerField(_("level"), unique=True)
+    after_minutes = models.PositiveIntegerField(_("minutes after the breach"), default=0)
+    notify = models.CharField(_("notify"), max_length=10, choices=EscalationNotify.choices)
+    reassign = models.BooleanField(
+        _("reassign when nobody acted"), default=False,
+        help_text=_("Hand the ticket to another agent of its team when the assignee did nothing since the last level."),
+    )  # fmt: skip
+    cooldown_minutes = models.PositiveIntegerField(_("cooldown (minutes)"), default=30)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("escalation rule")
+        verbose_name_plural = _("escalation rules")
+        ordering = ["level"]
+
+    def __str__(self) -> str:
+        return f"L{self.level}"
+
+
+# --- the closed loop: revisit and improvement -----------------------------------------------------------
+
+
+class Survey(models.Model):
+    """A revisit (回访): a satisfaction survey sent as a signed, expiring, single-use link, or recorded by
+    an agent from a phone call. Only the token's hash is stored."""
+
+    ticket = models.ForeignKey(Ticket, models.CASCADE, related_name="surveys", verbose_name=_("ticket"))
+    channel = models.CharField(_("channel"), max_length=6, choices=SurveyChannel.choices)
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    sent_to = EncryptedTextField(_("sent to"))
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
+    score = models.PositiveSmallIntegerField(_("satisfaction (1–5)"), null=True, blank=True)
+    solved = models.BooleanField(_("solved"), null=True, blank=True)
+    comment = models.TextField(_("comment"), blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("recorded by")
+    )
+    outcome = models.CharField(_("outcome"), max_length=8, choices=LowScore.choices, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("revisit survey")
+        verbose_name_plural = _("revisit surveys")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id} {self.channel} {self.score}"
+
+
+class ImprovementAction(models.Model):
+    """Something to put right after a poor revisit or a complaint (改进措施), tracked to closure."""
+
+    number = models.CharField(_("number"), max_length=16, unique=True, editable=False)  # IA-2026-0001
+    ticket = models.ForeignKey(
+        Ticket, models.SET_NULL, null=True, blank=True, related_name="improvement_actions", verbose_name=_("ticket")
+    )
+    survey = models.ForeignKey(
+        Survey, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("revisit")
+    )
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("owner")
+    )
+    due_date = models.DateField(_("due date"))
+    status = models.CharField(_("status"), max_length=12, choices=ActionStatus.choices, default=ActionStatus.OPEN)
+    outcome = models.TextField(_("outcome"), blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("improvement action")
+        verbose_name_plural = _("improvement actions")
+        ordering = ["status", "due_date", "id"]
+        indexes = [models.Index(fields=["owner", "status", "due_date"], name="improvement_owner_open")]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+
+class WebIntake(models.Model):
+    """One submission of the public web form, kept for rate limiting (by a keyed hash of the address,
+    never the address itself) whether it was accepted or refused."""
+
+    client_hash = models.CharField(max_length=32)
+    at = models.DateTimeField(default=timezone.now)
+    accepted = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["client_hash", "at"], name="web_intake_client")]

@@ -89,8 +89,14 @@ def create_ticket(user, data: dict) -> Ticket:
     )  # fmt: skip
     if ticket.person_id and not ticket.institution_id:
         ticket.institution_id = ticket.person.institution_id
+    ticket.product = data.get("product")
+    ticket.reply_email = (data.get("reply_email") or "").strip()
+    ticket.safety_relevant = bool(data.get("safety_relevant")) or category.safety_relevant
     ticket.refresh_derived()
     with transaction.atomic():
+        from . import routing
+
+        routing.route(user, ticket)  # team, agent and priority boost by the assignment rules
         ticket.number = next_number(received_at)
         ticket.policy = select_policy(ticket)
         ticket.save(force_insert=True)

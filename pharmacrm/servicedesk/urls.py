@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_board, views_conversation, views_escalation, views_knowledge, views_links, views_revisit
 
 app_name = "servicedesk"
 
@@ -15,3 +15,7 @@ urlpatterns = [
     path("tickets/<int:pk>/priority/", views.ticket_priority, name="ticket-priority"),
     path("tickets/<int:pk>/assign/", views.ticket_assign, name="ticket-assign"),
 ]
+
+# each feature module keeps its own routes
+for _module in (views_conversation, views_knowledge, views_links, views_revisit, views_board, views_escalation):
+    urlpatterns += _module.urlpatterns

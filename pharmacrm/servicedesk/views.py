@@ -350,7 +350,18 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
         "may_assign": may_handle and ticket.status in OPEN_STATUSES,
         "conflict": conflict,
         "other_tickets": customer_tickets(user, ticket=ticket, limit=5),
+        **_panels(request, ticket),
     }
+
+
+def _panels(request, ticket: Ticket) -> dict:
+    """Context of the ticket page's feature panels (conversation, links, revisit, escalation)."""
+    from . import views_conversation, views_escalation, views_links, views_revisit
+
+    out: dict = {}
+    for module in (views_conversation, views_links, views_revisit, views_escalation):
+        out.update(module.panel_context(request, ticket))
+    return out
 
 
 @login_required

@@ -1,0 +1,7 @@
+"""REST endpoints: routing."""
+
+from __future__ import annotations
+
+
+def register(router) -> None:
+    """Called by pharmacrm/api_urls.py with the v1 router."""

@@ -1,0 +1,10 @@
+"""Service-desk pages: escalation."""
+
+from __future__ import annotations
+
+urlpatterns: list = []  # included by urls.py under /service/
+
+
+def panel_context(request, ticket) -> dict:
+    """Extra context for the ticket page (merged by views._ticket_context)."""
+    return {}
