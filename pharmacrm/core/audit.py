@@ -109,6 +109,8 @@ def record(action: str, obj: Any = None, *, changes: dict | None = None, user: A
     ctx = current()
     actor = user if user is not None else ctx.user
     if actor is not None and not getattr(actor, "is_authenticated", False):
+        if isinstance(getattr(actor, "name", None), str):  # a named system actor (mail poller, web form)
+            extra.setdefault("actor_name", actor.name)
         actor = None
     object_type, object_id, object_repr = object_label(obj)
     with transaction.atomic():

@@ -1,0 +1,128 @@
+"""The conversation on a ticket: replies to the customer, internal notes, and what the customer sends.
+
+A reply is customer-visible: when the ticket has the customer's e-mail address it goes out by SMTP (queued
+after the commit, retried by the worker: `mail.deliver`), with a Message-ID that the customer's answer
+refers to (In-Reply-To / References), so the answer threads back onto the same ticket. A note never leaves
+the company. The first reply meets the first-response target (services.RESPONSE_EVENTS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+
+from . import services
+from .choices import REOPENABLE, Delivery, EventKind, MessageKind, Status
+from .models import Ticket, TicketMessage
+
+A = AuditEntry.Action
+MAX_BODY = 50_000
+
+
+def new_message_id(ticket: Ticket) -> str:
+    """An RFC 5322 Message-ID that names the ticket (for people reading raw headers) and is unique."""
+    domain = settings.SERVICEDESK_MAIL_FROM.rsplit("@", 1)[-1].strip("> ") or "pharmacrm.localhost"
+    return f"<{ticket.number.lower()}.{uuid.uuid4().hex}@{domain}>"
+
+
+def reply_subject(ticket: Ticket) -> str:
+    """The subject of every mail about a ticket carries its number in brackets, the fallback for threading
+    when a mail client drops the In-Reply-To header."""
+    return f"[{ticket.number}] {ticket.subject}"[:250]
+
+
+def _check_body(body: str) -> str:
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError({"body": [_("Write the text of the message.")]})
+    if len(body) > MAX_BODY:
+        raise ValidationError({"body": [_("The text is too long (at most %(max)d characters).") % {"max": MAX_BODY}]})
+    return body
+
+
+def post_message(user, ticket: Ticket, *, kind: str, body: str, template=None, files: Iterable = (),
+                 at: dt.datetime | None = None) -> TicketMessage:  # fmt: skip
+    """Add a reply (customer-visible; e-mailed when the ticket has an address) or an internal note, with
+    optional uploaded files (checked by attachments.validate_upload before anything is written)."""
+    from . import attachments
+
+    services.require(user, Cap.HANDLE_TICKETS)
+    if kind not in (MessageKind.REPLY, MessageKind.NOTE):
+        raise ValidationError({"kind": [_("Choose a reply or an internal note.")]})
+    body = _check_body(body)
+    files = list(files)
+    for f in files:
+        attachments.validate_upload(f)
+    now = at or timezone.now()
+    reply = kind == MessageKind.REPLY
+    with transaction.atomic():
+        message = TicketMessage(ticket=ticket, kind=kind, author=user if user.is_authenticated else None,
+                                body=body, template=template, created_at=now)  # fmt: skip
+        if reply and ticket.reply_email:
+            message.recipient = ticket.reply_email
+            message.subject = reply_subject(ticket)
+            message.message_id = new_message_id(ticket)
+            last_in = (
+                ticket.messages.filter(kind=MessageKind.INBOUND).exclude(message_id=None).order_by("-created_at").first()
+            )
+            message.in_reply_to = last_in.message_id if last_in else ""
+            message.delivery = Delivery.PENDING
+        message.save()
+        for f in files:
+            attachments.store_upload(user, ticket, f, message=message)
+        services._event(
+            ticket, EventKind.REPLY if reply else EventKind.NOTE, user, at=now,
+            data={"message": message.pk, "emailed": bool(message.delivery)},
+        )  # fmt: skip
+        if reply:
+            services.rebuild_clocks(ticket, now=now)  # the first reply meets the first-response target
+        audit.record(A.CREATE, message, user=user, changes={"ticket": [None, ticket.number], "kind": [None, kind]})
+        if message.delivery == Delivery.PENDING:
+            from . import mail
+
+            transaction.on_commit(lambda: mail.deliver(message.pk))
+    return message
+
+
+def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str = "", message_id: str = "",
+                    in_reply_to: str = "", at: dt.datetime | None = None,
+                    files: Iterable[tuple[str, str, bytes]] = ()) -> TicketMessage:  # fmt: skip
+    """What the customer sent about an existing ticket (an e-mail answer). A ticket waiting on the customer
+    goes back to work; a resolved, informed or closed one is reopened. `files`: (name, type, bytes)."""
+    from . import attachments
+
+    now = at or timezone.now()
+    with transaction.atomic():
+        message = TicketMessage.objects.create(
+            ticket=ticket, kind=MessageKind.INBOUND, body=(body or "").strip()[:MAX_BODY] or "—", sender=sender,
+            subject=(subject or "")[:250], message_id=message_id or None, in_reply_to=in_reply_to[:250], created_at=now,
+        )  # fmt: skip
+        for name, content_type, data in files:
+            attachments.store_bytes(ticket, name, content_type, data, message=message)
+        services._event(ticket, EventKind.INBOUND, services.SYSTEM, at=now, data={"message": message.pk})
+        if ticket.status == Status.WAITING or ticket.status in REOPENABLE:
+            services.transition(services.SYSTEM, ticket, Status.IN_PROGRESS, at=now,
+                                 note=_("The customer wrote again."))  # fmt: skip
+        else:
+            services.rebuild_clocks(ticket, now=now)
+        audit.record(A.CREATE, message, user=services.SYSTEM, changes={"ticket": [None, ticket.number]})
+    return message
+
+
+def find_thread(message_ids: Iterable[str]) -> Ticket | None:
+    """The ticket a mail answers, from the Message-IDs in its In-Reply-To and References headers."""
+    ids = [m.strip() for m in message_ids if m and m.strip()]
+    if not ids:
+        return None
+    known = TicketMessage.objects.filter(message_id__in=ids).select_related("ticket").order_by("-created_at").first()
+    return known.ticket if known else None
