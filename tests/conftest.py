@@ -29,6 +29,16 @@ def _default_language():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_escalation_ladder():
+    """The worker caches the escalation ladder for a minute; a test starts from what its database holds."""
+    from pharmacrm.servicedesk import escalation
+
+    escalation._forget()
+    yield
+    escalation._forget()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Argon2 is deliberately slow; tests create many users, so they hash with a fast hasher.
     (tests/core/test_settings_security.py checks that production settings use Argon2.)"""
@@ -246,12 +256,13 @@ def _user_triggers_off(connection) -> list[str]:
 
 def _reload_reference_data() -> None:
     from pharmacrm.core.setup import ensure_roles, load_regions
-    from pharmacrm.servicedesk.models import BusinessCalendar, SlaPolicy, TicketCategory
-    from pharmacrm.servicedesk.setup import ensure_service_defaults
+    from pharmacrm.servicedesk.models import BusinessCalendar, EscalationRule, SlaPolicy, TicketCategory
+    from pharmacrm.servicedesk.setup import ensure_escalation_rules, ensure_service_defaults
 
     load_regions(Region)
     ensure_roles(Group)
     ensure_service_defaults(BusinessCalendar, TicketCategory, SlaPolicy)
+    ensure_escalation_rules(EscalationRule)
 
 
 def _flush_past_triggers() -> None:

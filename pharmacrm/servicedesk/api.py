@@ -43,11 +43,12 @@ from pharmacrm.customers import normalise
 from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
 from pharmacrm.customers.choices import Tier
 
-from . import calendars, policies, services
+from . import calendars, escalation, policies, services
 from .choices import Channel, ClockKind, Complexity, Priority, RootCause, Status
 from .models import (
     BusinessCalendar,
     CalendarOverride,
+    Product,
     SlaClock,
     SlaPolicy,
     Ticket,
@@ -159,6 +160,21 @@ class TicketSerializer(serializers.ModelSerializer):
         queryset=User.objects.filter(is_active=True), required=False, allow_null=True
     )
     team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
+    product = serializers.PrimaryKeyRelatedField(
+        queryset=Product.objects.filter(active=True), required=False, allow_null=True,
+        help_text="A product of the catalogue (/api/v1/products/).",
+    )  # fmt: skip
+    reply_email = serializers.EmailField(
+        max_length=254, required=False, allow_blank=True, write_only=True,
+        help_text="Where customer-visible replies are e-mailed (personal data: never shown back).",
+    )  # fmt: skip
+    safety_relevant = serializers.BooleanField(
+        required=False, help_text="Hand to pharmacovigilance (also set by a safety-relevant category)."
+    )
+    boosted = serializers.BooleanField(read_only=True, help_text="Priority raised one step for a VIP or key account.")
+    escalation_level = serializers.IntegerField(read_only=True)
+    escalated_at = serializers.DateTimeField(read_only=True)
+    merged_into = serializers.PrimaryKeyRelatedField(read_only=True)
     resolution_summary = serializers.CharField(read_only=True)
     root_cause = serializers.ChoiceField(choices=RootCause.choices, read_only=True, help_text="Set when resolving.")
     version = serializers.IntegerField(read_only=True, help_text="Send it back with every change (409 if stale).")
@@ -172,7 +188,9 @@ class TicketSerializer(serializers.ModelSerializer):
         fields = [
             "id", "number", "received_at", "channel", "category", "priority", "complexity", "priority_reason",
             "status", "subject", "description", "institution", "person", "caller_name", "caller_phone",
-            "caller_masked", "batch_number", "assignee", "team", "resolution_summary", "root_cause", "version",
+            "caller_masked", "batch_number", "product", "reply_email", "safety_relevant", "boosted",
+            "escalation_level", "escalated_at", "merged_into", "assignee", "team", "resolution_summary",
+            "root_cause", "version",
             "first_response_due_at", "resolution_due_at", "created_at", "updated_at",
         ]  # fmt: skip
 
@@ -227,6 +245,14 @@ class PrioritySerializer(serializers.Serializer):
     version = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_INT32, help_text="The version you loaded (or If-Match)."
     )
+
+
+class EscalateSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Why the case needs a superior.")
+    hand_over = serializers.BooleanField(
+        required=False, default=False, help_text="Make the team lead the assignee (not possible when only managers "
+        "are above you: 400).",
+    )  # fmt: skip
 
 
 class AssignSerializer(serializers.Serializer):
@@ -338,6 +364,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         "priority": Cap.HANDLE_TICKETS,
         "assign": Cap.HANDLE_TICKETS,
         "respond": Cap.HANDLE_TICKETS,
+        "escalate": Cap.HANDLE_TICKETS,
         "*": Cap.VIEW_TICKETS,
     }
     filterset_class = TicketFilter
@@ -383,7 +410,8 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        for key in ("subject", "description", "caller_name", "caller_phone", "batch_number", "priority_reason"):
+        for key in ("subject", "description", "caller_name", "caller_phone", "batch_number", "priority_reason",
+                    "reply_email"):
             if key in data:
                 data[key] = clean_text(data[key])
         ticket = services.create_ticket(request.user, data)
@@ -450,6 +478,25 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
             services.assign(user, ticket, assignee=d.get("assignee"), team=d.get("team"), version=version)
 
         return self._act(request, AssignSerializer, act)
+
+    @extend_schema(
+        request=EscalateSerializer,
+        responses={200: TicketSerializer, 400: OpenApiResponse(description="Per-field messages."), 409: CONFLICT_409},
+        tags=["tickets"],
+        description="Escalate a major or complex case by hand to a superior (the team lead, else the managers), "
+        "who are notified; the ticket's escalation level goes up by one. Only open tickets (409 otherwise).",
+    )
+    @action(detail=True, methods=["post"])
+    def escalate(self, request, pk=None):
+        ticket = self.get_object()
+        form = EscalateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        try:  # no version: escalating changes nobody's edits, so it never conflicts
+            escalation.escalate(request.user, ticket, reason=clean_text(d["reason"]), hand_over=d["hand_over"])
+        except services.TransitionRefused as e:
+            raise Conflict(" ".join(str(m) for m in e.messages)) from None
+        return self._answer(ticket)
 
     @extend_schema(
         request=RespondSerializer,

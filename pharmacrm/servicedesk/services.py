@@ -384,6 +384,8 @@ def rebuild_clocks(
         clock.policy, clock.calendar, clock.target, clock.unit = policy, policy.calendar, target, unit
         clock.started_at, clock.paused, clock.paused_seconds = start, is_paused, int(paused.total_seconds())
         clock.warn_at, clock.due_at, clock.fulfilled_at, clock.breached_at = warn, due, fulfilled, breached_at
+        if breached_at is None:
+            clock.escalation_level = 0  # a deadline no longer missed starts its ladder again
         clock.next_check_at = _next_check(clock)
         if clock.pk is not None:
             clock.save()
@@ -403,10 +405,18 @@ def _set_next_due(ticket: Ticket, value: dt.datetime | None) -> None:
 
 
 def _next_check(clock: SlaClock) -> dt.datetime | None:
-    """When the worker must next look at the clock: the warning, then the deadline; never for a clock
-    that is met, paused or already breached."""
-    if clock.fulfilled_at or clock.paused or clock.breached_at:
+    """When the worker must next look at the clock: the warning, the deadline, then each escalation level
+    after a breach; never for a clock that is met or paused."""
+    if clock.fulfilled_at or clock.paused:
         return None
+    if clock.breached_at:  # the escalation ladder's next level, if any
+        from . import escalation
+
+        retry = getattr(clock, "retry_at", None)
+        if retry is not None:
+            return retry
+        step = escalation.next_rung(clock)
+        return step[1] if step else None
     if clock.warned_at is None and clock.warn_at and clock.warn_at < clock.due_at:
         return clock.warn_at
     return clock.due_at
@@ -457,7 +467,7 @@ def due_clock_ids(now: dt.datetime, horizon: dt.timedelta = dt.timedelta(0), lim
 def claim(clock_id: int, now: dt.datetime) -> bool:
     """Take a clock for `LEASE` with a conditional update: of several workers, exactly one wins."""
     return bool(
-        SlaClock.objects.filter(pk=clock_id, next_check_at__isnull=False)
+        SlaClock.objects.filter(pk=clock_id, next_check_at__lte=now)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
         .update(claimed_until=now + LEASE)
     )
@@ -471,12 +481,14 @@ def claim_batch(clock_ids: list[int], now: dt.datetime) -> list[int]:
     table = SlaClock._meta.db_table
     marks = ", ".join(["%s"] * len(clock_ids))
     sql = (
-        f"UPDATE {table} SET claimed_until = %s WHERE id IN ({marks}) AND next_check_at IS NOT NULL "
+        f"UPDATE {table} SET claimed_until = %s WHERE id IN ({marks}) AND next_check_at <= %s "
         f"AND (claimed_until IS NULL OR claimed_until < %s) RETURNING id"
     )
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
-        cursor.execute(sql, [adapt(now + LEASE), *clock_ids, adapt(now)])
+        # next_check_at is checked again: another worker may have handled the clock (and moved its next
+        # check into the future) between our read of the due list and this update
+        cursor.execute(sql, [adapt(now + LEASE), *clock_ids, adapt(now), adapt(now)])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -487,11 +499,13 @@ def _store_swept(clocks: list[SlaClock]) -> None:
     table = SlaClock._meta.db_table
     sql = (
         f"UPDATE {table} SET breached_at = %s, breach_holder_id = %s, warned_at = %s, next_check_at = %s, "
-        "claimed_until = NULL WHERE id = %s"
+        "escalation_level = %s, claimed_until = NULL WHERE id = %s"
     )
     rows = [
-        (adapt(c.breached_at), c.breach_holder_id, adapt(c.warned_at), adapt(c.next_check_at), c.pk) for c in clocks
-    ]
+        (adapt(c.breached_at), c.breach_holder_id, adapt(c.warned_at), adapt(c.next_check_at), c.escalation_level,
+         c.pk)
+        for c in clocks
+    ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
@@ -501,12 +515,21 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
     who held the ticket — in one transaction per batch, the batch claimed first so that concurrent workers
     never double up. Escalation rules (notify, reassign, manager) hang off the events recorded here."""
     now = now or timezone.now()
-    counts = {"warned": 0, "breached": 0}
+    from pharmacrm.notify import services as notify
+
+    from . import escalation
+
+    counts = {"clocks": 0, "warned": 0, "breached": 0, "escalated": 0}
     with transaction.atomic():
         won = claim_batch(due_clock_ids(now, limit=limit), now)
+        counts["clocks"] = len(won)
         if not won:
             return counts
-        clocks = list(SlaClock.objects.filter(pk__in=won).select_related("ticket").order_by("next_check_at", "id"))
+        clocks = list(
+            SlaClock.objects.filter(pk__in=won)
+            .select_related("ticket__team__lead", "ticket__assignee", "calendar")
+            .order_by("next_check_at", "id")
+        )
         events, breaches = [], []
         for clock in clocks:
             ticket = clock.ticket
@@ -521,11 +544,17 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
                 clock.warned_at = now
                 events.append(TicketEvent(ticket=ticket, kind=EventKind.WARNED, at=now, data={"clock": clock.kind}))
                 counts["warned"] += 1
+        escalation.notify_warnings([c for c in clocks if c.warned_at == now and c.breached_at is None])
+        escalated, lines = escalation.fire_due(clocks, now)
+        events += escalated
+        counts["escalated"] = len(escalated)
+        for clock in clocks:
             clock.next_check_at = _next_check(clock)
             clock.claimed_until = None
         TicketEvent.objects.bulk_create(events, batch_size=500)
+        notify.emit_ticket_events(events)  # bulk_create sends no signals: the webhooks learn of them here
         _store_swept(clocks)
-        if breaches:  # one audit entry per batch, listing every breach (the audit chain is one writer)
+        if breaches or lines:  # one audit entry per batch, listing every breach and escalation
             audit.record(A.UPDATE, ("servicedesk.slaclock", "", f"{len(breaches)}"), actor_name="worker",
-                         breaches=breaches)  # fmt: skip
+                         breaches=breaches, escalations=lines)  # fmt: skip
     return counts

@@ -64,3 +64,23 @@ def ensure_service_defaults(BusinessCalendar, TicketCategory, SlaPolicy) -> None
             first_response_unit=first_unit, resolution=resolution, resolution_unit=resolution_unit,
             position=position, **({field: value} if field else {}),
         )  # fmt: skip
+
+
+# The escalation ladder after a missed deadline (levels after the breach, in working minutes on the
+# clock's calendar): the assignee at once; the team lead two working hours later, with a hand-over to
+# another agent when nobody acted; the managers a working day later (seed 000 ch.3: 逐级上报).
+# (level, after minutes, notify, reassign, cooldown minutes)
+DEFAULT_ESCALATION = [
+    (1, 0, "assignee", False, 30),
+    (2, 120, "team_lead", True, 30),
+    (3, 480, "manager", False, 30),
+]
+
+
+def ensure_escalation_rules(EscalationRule) -> None:  # noqa: N803
+    """The default ladder, only when no ladder exists (administrators may have changed it)."""
+    if EscalationRule.objects.exists():
+        return
+    for level, after, notify, reassign, cooldown in DEFAULT_ESCALATION:
+        EscalationRule.objects.create(level=level, after_minutes=after, notify=notify, reassign=reassign,
+                                      cooldown_minutes=cooldown)  # fmt: skip

@@ -175,12 +175,14 @@ def test_the_worker_warns_at_three_quarters_then_records_the_breach_and_who_held
     first = clocks(ticket)[ClockKind.FIRST_RESPONSE]
     assert first.warn_at == at(2026, 3, 2, 10, 30) and first.next_check_at == first.warn_at
     assert services.due_clock_ids(at(2026, 3, 2, 10)) == []
-    assert services.sweep(at(2026, 3, 2, 10, 31)) == {"warned": 1, "breached": 0}
-    assert services.sweep(at(2026, 3, 2, 10, 32)) == {"warned": 0, "breached": 0}  # warned once
-    assert services.sweep(at(2026, 3, 2, 11, 1)) == {"warned": 0, "breached": 1}
+    assert services.sweep(at(2026, 3, 2, 10, 31)) == {"clocks": 1, "warned": 1, "breached": 0, "escalated": 0}
+    assert services.sweep(at(2026, 3, 2, 10, 32))["clocks"] == 0  # warned once
+    # the breach fires escalation level 1 at once (the assignee is told)
+    assert services.sweep(at(2026, 3, 2, 11, 1)) == {"clocks": 1, "warned": 0, "breached": 1, "escalated": 1}
     first.refresh_from_db()
     assert first.breached_at == at(2026, 3, 2, 11) and first.breach_holder == users["agent"]
-    assert first.next_check_at is None
+    # next: level 2, two hours later on the 24×7 calendar
+    assert (first.escalation_level, first.next_check_at) == (1, at(2026, 3, 2, 13))
 
 
 def test_only_one_worker_claims_a_due_clock(raise_ticket):
@@ -228,8 +230,10 @@ def test_the_worker_task_drains_everything_due(users, raise_ticket):
         raise_ticket("medication_error", received=at(2026, 3, 2, 9))
     result = sweep_sla_clocks.call_local()  # the periodic task's body, as the worker runs it
     # long past due: every clock was breached (first response and resolution of each ticket)
-    assert result == {"warned": 0, "breached": 6}
-    assert sweep_sla_clocks.call_local() == {"warned": 0, "breached": 0}
+    # (and escalated: level 3 at once, as the ladder's levels are all past; the second clock of each ticket is
+    # within the cooldown of the first)
+    assert result == {"clocks": 6, "warned": 0, "breached": 6, "escalated": 3}
+    assert sweep_sla_clocks.call_local()["clocks"] == 0
 
 
 def test_two_workers_claiming_the_same_batch_get_disjoint_clocks(raise_ticket):

@@ -1,0 +1,276 @@
+"""Escalation (升级): what happens after a deadline is missed, and by hand.
+
+The ladder is data (EscalationRule): level N fires `after_minutes` of working time (on the clock's
+calendar) after the breach, notifies the assignee, the team lead or the managers, and may hand the ticket
+to another agent when nobody acted since the previous level. The worker reaches these moments through the
+same partial index as warnings and breaches (SlaClock.next_check_at), so nothing scans tickets.
+
+Exactly once, whatever the number of workers: a clock is leased before it is handled (services.claim_batch),
+and the ticket's level moves with a conditional UPDATE (`escalation_level < N` and outside the cooldown),
+so two clocks of one ticket, or two workers, cannot fire the same level twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
+from django.db.models.signals import post_delete, post_save
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.core.roles import Cap, Role
+
+from . import calendars
+from .choices import OPEN_STATUSES, EscalationNotify, EventKind
+from .models import EscalationRule, SlaClock, Ticket, TicketEvent
+
+A = AuditEntry.Action
+RULES_TTL = 60.0  # seconds a worker keeps the ladder before reading it again (changes are rare)
+
+
+@dataclass(frozen=True)
+class Rung:
+    level: int
+    after: dt.timedelta
+    notify: str
+    reassign: bool
+    cooldown: dt.timedelta
+
+
+_rules: tuple[float, tuple[Rung, ...]] | None = None
+_lock = threading.Lock()
+
+
+def ladder() -> tuple[Rung, ...]:
+    """The active escalation levels, lowest first (cached per process for RULES_TTL, dropped on change)."""
+    global _rules
+    cached = _rules
+    if cached is not None and time.monotonic() - cached[0] < RULES_TTL:
+        return cached[1]
+    rungs = tuple(
+        Rung(r.level, dt.timedelta(minutes=r.after_minutes), r.notify, r.reassign,
+             dt.timedelta(minutes=r.cooldown_minutes))  # fmt: skip
+        for r in EscalationRule.objects.filter(active=True).order_by("level")
+    )
+    with _lock:
+        _rules = (time.monotonic(), rungs)
+    return rungs
+
+
+def _forget(**kwargs) -> None:
+    global _rules
+    _rules = None
+
+
+post_save.connect(_forget, sender=EscalationRule, dispatch_uid="escalation-ladder-save")
+post_delete.connect(_forget, sender=EscalationRule, dispatch_uid="escalation-ladder-delete")
+
+
+def next_rung(clock: SlaClock, rungs: tuple[Rung, ...] | None = None) -> tuple[Rung, dt.datetime] | None:
+    """The next level this breached clock has not fired yet, and when it is due."""
+    if clock.breached_at is None or clock.fulfilled_at is not None or clock.paused:
+        return None
+    for rung in ladder() if rungs is None else rungs:
+        if rung.level > clock.escalation_level:
+            return rung, calendars.engine(clock.calendar).add(clock.breached_at, rung.after)
+    return None
+
+
+# --- firing a level (the worker) ---------------------------------------------------------------------
+
+
+def _raise_level(ticket_id: int, level: int, now: dt.datetime, cooldown: dt.timedelta) -> bool:
+    """Record that the ticket escalated now, unless it did within the cooldown (two clocks of one ticket
+    breaching together notify once): one conditional UPDATE, so exactly one of several workers wins. The
+    ticket's level is the highest reached by any of its clocks."""
+    return bool(
+        Ticket.objects.filter(pk=ticket_id, status__in=OPEN_STATUSES)
+        .filter(Q(escalated_at__isnull=True) | Q(escalated_at__lte=now - cooldown))
+        .update(escalation_level=Greatest(F("escalation_level"), Value(level)), escalated_at=now)
+    )
+
+
+def fire_due(clocks: list[SlaClock], now: dt.datetime) -> tuple[list[TicketEvent], list[dict]]:
+    """For each breached clock, fire the highest level that is due (a worker that was down fires the
+    latest level once, notifying everyone the skipped levels would have). Returns the history events and
+    the audit lines; notifications and hand-overs happen here, in the caller's transaction."""
+    rungs = ladder()
+    events: list[TicketEvent] = []
+    lines: list[dict] = []
+    if not rungs:
+        return events, lines
+    for clock in clocks:
+        due = []
+        while (step := next_rung(clock, rungs)) is not None and step[1] <= now:
+            due.append(step[0])
+            clock.escalation_level = step[0].level
+        if not due:
+            continue
+        top = due[-1]
+        ticket = clock.ticket
+        if not _raise_level(ticket.pk, top.level, now, top.cooldown):
+            last = Ticket.objects.filter(pk=ticket.pk).values_list("escalated_at", flat=True).first()
+            clock.escalation_level = due[0].level - 1  # within the cooldown: try again when it ends
+            clock.retry_at = (last + top.cooldown) if last else None
+            continue
+        handed_to = _hand_over(ticket, top, now) if any(r.reassign for r in due) else None
+        recipients = _recipients(ticket, {r.notify for r in due})
+        events.append(TicketEvent(
+            ticket=ticket, kind=EventKind.ESCALATED, at=now,
+            data={"level": top.level, "clock": clock.kind, "notified": sorted(u.pk for u in recipients),
+                  "reassigned_to": handed_to.pk if handed_to else None},
+        ))  # fmt: skip
+        lines.append({"ticket": ticket.number, "level": top.level, "clock": clock.kind,
+                      "reassigned_to": handed_to.pk if handed_to else None})  # fmt: skip
+        _notify(recipients, ticket, top.level, manual=False)
+    return events, lines
+
+
+def _acted_since(ticket: Ticket, user_id: int | None, since: dt.datetime, now: dt.datetime) -> bool:
+    if user_id is None:
+        return False
+    return TicketEvent.objects.filter(ticket=ticket, actor_id=user_id, at__gte=since, at__lte=now).exists()
+
+
+def _hand_over(ticket: Ticket, rung: Rung, now: dt.datetime) -> User | None:
+    """Reassign to another agent of the team when the assignee did nothing since the breach."""
+    from . import routing, services
+
+    since = ticket.escalated_at or ticket.received_at  # the previous level (the object is read before this one)
+    if ticket.team_id is None or _acted_since(ticket, ticket.assignee_id, since, now):
+        return None
+    exclude = [ticket.assignee] if ticket.assignee_id else []
+    agent = routing.pick_agent(ticket.team, ticket, exclude=exclude)
+    if agent is None:
+        return None
+    ticket.refresh_from_db()
+    try:
+        with transaction.atomic():
+            services.assign(services.SYSTEM, ticket, assignee=agent, team=ticket.team, at=now)
+    except (ValidationError, services.ConflictError):
+        return None  # someone acted on the ticket meanwhile: that is the action we were waiting for
+    return agent
+
+
+def managers() -> list[User]:
+    return list(User.objects.filter(is_active=True, groups__name=Role.MANAGER).distinct())
+
+
+def _recipients(ticket: Ticket, kinds: set[str]) -> list[User]:
+    out: dict[int, User] = {}
+    lead = ticket.team.lead if ticket.team_id and ticket.team.lead_id else None
+    if EscalationNotify.ASSIGNEE in kinds:
+        for u in (ticket.assignee, None if ticket.assignee_id else lead):
+            if u is not None:
+                out[u.pk] = u
+    if EscalationNotify.TEAM_LEAD in kinds:
+        for u in [lead] if lead else managers():
+            out[u.pk] = u
+    if EscalationNotify.MANAGER in kinds:
+        for u in managers():
+            out[u.pk] = u
+    return [u for u in out.values() if u.is_active]
+
+
+TITLE = gettext_lazy("%(number)s escalated to level %(level)d")
+MANUAL_TITLE = gettext_lazy("%(number)s escalated to you by %(user)s")
+
+
+def _notify(recipients: list[User], ticket: Ticket, level: int, *, manual: bool, by=None, reason: str = "") -> None:
+    from pharmacrm.notify import services as notify
+
+    if not recipients:
+        return
+    if manual:
+        title = str(MANUAL_TITLE) % {"number": ticket.number, "user": by}
+    else:
+        title = str(TITLE) % {"number": ticket.number, "level": level}
+    notify.send(
+        recipients, kind="ticket.escalated", title=title, body=reason or ticket.subject,
+        url=reverse("servicedesk:ticket", args=[ticket.pk]), obj=ticket,
+    )  # fmt: skip
+
+
+WARNING_TITLE = gettext_lazy("%(number)s: %(target)s due at %(due)s")
+
+
+def notify_warnings(clocks: list[SlaClock]) -> None:
+    """Three quarters of a target's time has passed: tell whoever holds the ticket (its team lead when
+    nobody does)."""
+    from pharmacrm.notify import services as notify
+
+    for clock in clocks:
+        ticket = clock.ticket
+        recipients = _recipients(ticket, {EscalationNotify.ASSIGNEE})
+        if not recipients:
+            continue
+        due = timezone.localtime(clock.due_at).strftime("%Y-%m-%d %H:%M")
+        notify.send(
+            recipients, kind="ticket.warning",
+            title=str(WARNING_TITLE) % {"number": ticket.number, "target": clock.get_kind_display(), "due": due},
+            body=ticket.subject, url=reverse("servicedesk:ticket", args=[ticket.pk]), obj=ticket,
+        )  # fmt: skip
+
+
+# --- by hand ---------------------------------------------------------------------------------------------
+
+
+def superiors(ticket: Ticket, user) -> list[User]:
+    """Whom an agent escalates to: the team lead, or the managers when the agent is the lead or there is
+    none."""
+    lead = ticket.team.lead if ticket.team_id and ticket.team.lead_id else None
+    if lead is not None and lead.pk != user.pk and lead.is_active:
+        return [lead]
+    return [m for m in managers() if m.pk != user.pk]
+
+
+def escalate(user, ticket: Ticket, *, reason: str, hand_over: bool = False, at=None) -> Ticket:
+    """An agent escalates a major or complex case to a superior: the superior is notified (and, with
+    `hand_over`, becomes the assignee); the ticket's level goes up by one; recorded and audited."""
+    from . import services
+
+    services.require(user, Cap.HANDLE_TICKETS)
+    if ticket.status not in OPEN_STATUSES:
+        raise services.TransitionRefused(_("Only an open ticket can be escalated."))
+    if not (reason or "").strip():
+        raise ValidationError({"reason": [_("Say why the ticket needs a superior.")]})
+    targets = superiors(ticket, user)
+    if not targets:
+        raise ValidationError({"reason": [_("Nobody above you can take this ticket: no team lead and no manager.")]})
+    if hand_over and len(targets) != 1:
+        raise ValidationError({"hand_over": [_("There is no team lead to hand the ticket over to; the managers are "
+                                                "notified instead.")]})  # fmt: skip
+    now = at or timezone.now()
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk) if _can_lock() else ticket
+        level = ticket.escalation_level + 1
+        Ticket.objects.filter(pk=ticket.pk).update(escalation_level=level, escalated_at=now)
+        ticket.escalation_level, ticket.escalated_at = level, now
+        handed = None
+        if hand_over:
+            handed = targets[0]
+            services.assign(user, ticket, assignee=handed, team=ticket.team, at=now)
+        services._event(ticket, EventKind.ESCALATED, user, at=now, data={
+            "level": level, "manual": True, "reason": reason.strip(), "notified": [u.pk for u in targets],
+            "reassigned_to": handed.pk if handed else None,
+        })  # fmt: skip
+        audit.record(A.UPDATE, ticket, user=user, changes={"escalation_level": [level - 1, level]},
+                     reason=reason.strip())  # fmt: skip
+        _notify(targets, ticket, level, manual=True, by=user, reason=reason.strip())
+    return ticket
+
+
+def _can_lock() -> bool:
+    from django.db import connection
+
+    return connection.features.has_select_for_update
