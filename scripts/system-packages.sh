@@ -19,6 +19,8 @@ if [ "$target" = test ]; then
     have_deb fonts-noto-cjk || missing+=(fonts-noto-cjk)
     # xgettext: the translation test extracts strings to prove every one is translated.
     command -v xgettext >/dev/null 2>&1 || missing+=(gettext)
+    # The e-mail tests run a local Dovecot IMAP server (tests/mailservers.py).
+    [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -98,17 +98,18 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
                     in_reply_to: str = "", at: dt.datetime | None = None,
                     files: Iterable[tuple[str, str, bytes]] = ()) -> TicketMessage:  # fmt: skip
     """What the customer sent about an existing ticket (an e-mail answer). A ticket waiting on the customer
-    goes back to work; a resolved, informed or closed one is reopened. `files`: (name, type, bytes)."""
-    from . import attachments
-
+    goes back to work; a resolved, informed or closed one is reopened. `files`: (name, type, bytes); a file
+    refused for its type or size is left out and named in the message's text."""
     now = at or timezone.now()
     with transaction.atomic():
         message = TicketMessage.objects.create(
             ticket=ticket, kind=MessageKind.INBOUND, body=(body or "").strip()[:MAX_BODY] or "—", sender=sender,
             subject=(subject or "")[:250], message_id=message_id or None, in_reply_to=in_reply_to[:250], created_at=now,
         )  # fmt: skip
-        for name, content_type, data in files:
-            attachments.store_bytes(ticket, name, content_type, data, message=message)
+        refused = store_inbound_files(ticket, message, files)
+        if refused:  # the customer's text stays; the note says which files were not taken
+            message.body = f"{message.body}\n\n{refused}"[:MAX_BODY]
+            message.save(update_fields=["body"])
         services._event(ticket, EventKind.INBOUND, services.SYSTEM, at=now, data={"message": message.pk})
         if ticket.status == Status.WAITING or ticket.status in REOPENABLE:
             services.transition(services.SYSTEM, ticket, Status.IN_PROGRESS, at=now,
@@ -117,6 +118,23 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
             services.rebuild_clocks(ticket, now=now)
         audit.record(A.CREATE, message, user=services.SYSTEM, changes={"ticket": [None, ticket.number]})
     return message
+
+
+def store_inbound_files(ticket: Ticket, message: TicketMessage, files: Iterable[tuple[str, str, bytes]]) -> str:
+    """Keep what a customer sent as files; a file refused for its type or size is left out, never fatal.
+    Returns a note naming the refused files (empty when all were taken)."""
+    from . import attachments
+
+    refused = []
+    for name, content_type, data in files:
+        try:
+            with transaction.atomic():
+                attachments.store_bytes(ticket, name, content_type, data, message=message)
+        except ValidationError as exc:
+            refused.extend(exc.message_dict.get("files", exc.messages) if hasattr(exc, "error_dict") else exc.messages)
+    if not refused:
+        return ""
+    return _("Attachments not accepted:") + "\n" + "\n".join(f"- {reason}" for reason in refused)
 
 
 def find_thread(message_ids: Iterable[str]) -> Ticket | None:

@@ -109,7 +109,8 @@ def create_ticket(user, data: dict) -> Ticket:
         complexity=complexity, institution=data.get("institution"), person=data.get("person"),
         caller_name=(data.get("caller_name") or "").strip(), caller_phone=(data.get("caller_phone") or "").strip(),
         batch_number=(data.get("batch_number") or "").strip()[:40], assignee=data.get("assignee"),
-        team=data.get("team"), created_by=user, created_at=now, updated_at=now,
+        team=data.get("team"), created_by=user if getattr(user, "is_authenticated", False) else None,
+        created_at=now, updated_at=now,
     )  # fmt: skip
     if ticket.person_id and not ticket.institution_id:
         ticket.institution_id = ticket.person.institution_id
@@ -124,8 +125,17 @@ def create_ticket(user, data: dict) -> Ticket:
         ticket.number = next_number(received_at)
         ticket.policy = select_policy(ticket)
         ticket.save(force_insert=True)
-        history = [_event(ticket, EventKind.CREATED, user, at=received_at, to_status=Status.NEW,
-                          data={"channel": ticket.channel})]  # fmt: skip
+        routed = getattr(ticket, "_routing", None) or {}
+        created = {"channel": ticket.channel}
+        if routed.get("method"):
+            created["routing"] = {"rule": routed["rule"], "method": routed["method"]}
+        history = [_event(ticket, EventKind.CREATED, user, at=received_at, to_status=Status.NEW, data=created)]
+        if routed.get("boosted_from"):
+            history.append(_event(
+                ticket, EventKind.PRIORITY, SYSTEM, at=now,
+                data={"from": [routed["boosted_from"], complexity], "to": [ticket.priority, complexity],
+                      "reason": _("A VIP or key-account customer: one step more urgent."), "boost": True},
+            ))  # fmt: skip
         if overridden:
             history.append(_event(
                 ticket, EventKind.PRIORITY, user, at=now,

@@ -1,6 +1,7 @@
 """The service desk's periodic work in the Huey worker: every minute, look at the SLA clocks that are due
-(75 % warnings, breaches and the escalation levels after them). Safe with several workers: each clock is claimed with a conditional update
-before it is handled, and a worker killed mid-task leaves a lease that runs out after two minutes."""
+(75 % warnings, breaches and the escalation levels after them). Safe with several workers: each clock is
+claimed with a conditional update before it is handled, and a worker killed mid-task leaves a lease that
+runs out after two minutes. The mail tasks (mailbox polling, reply delivery) live in mail.py."""
 
 from __future__ import annotations
 

@@ -1,0 +1,528 @@
+"""E-mail for the service desk: replies go out by SMTP, the service mailbox is read by IMAP.
+
+Outgoing (`deliver`): a reply (TicketMessage, kind reply) with `delivery` pending or failed is sent with
+its own Message-ID and the thread's earlier ids in In-Reply-To / References. A worker claims a message
+with a conditional UPDATE before it talks to the SMTP server, so two workers never send the same message.
+A failed attempt is retried by `retry_failed_deliveries` (every minute) after a growing pause (RETRY_DELAYS);
+after MAX_ATTEMPTS the message is `gave_up` and an agent sees it on the ticket. While a message is not yet
+sent, `sent_at` holds the time of its last attempt (the schema has no separate column for it).
+
+Incoming (`poll_mailbox`, every minute when SERVICEDESK_IMAP_HOST is set): each unseen mail either answers
+a ticket (its In-Reply-To / References name one of our Message-IDs, or its subject carries the ticket number
+and it comes from that ticket's customer) and is added to the conversation, or it becomes a new ticket
+(channel e-mail) and the customer gets an acknowledgement with the number. Auto-replies, bounces and
+mailing-list mail are ignored (no mail loops); a mail is marked seen only after its transaction committed.
+See docs/servicedesk-mail.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import email.utils
+import html
+import imaplib
+import logging
+import re
+from email.message import EmailMessage as ParsedMail
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
+from django.db import DatabaseError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.html import strip_tags
+from django.utils.translation import gettext as _
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+from pharmacrm.core import audit, crypto
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers import normalise
+
+from . import conversation, services
+from .choices import Channel, Delivery, MessageKind
+from .models import Ticket, TicketMessage
+
+log = logging.getLogger(__name__)
+A = AuditEntry.Action
+
+MAX_ATTEMPTS = 8
+# pause before attempt n+1 after attempt n failed (minutes): 1, 2, 5, 10, 30, 60, 120 → about 4 hours in all
+RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120)
+LEASE = dt.timedelta(minutes=10)  # a claimed message not finished by then: the worker died, try again
+MAX_MAIL_BYTES = 25 * 1024 * 1024
+MAX_AGE = dt.timedelta(days=30)  # an older Date header is not believed
+NUMBER_IN_SUBJECT = re.compile(r"\[(TK-\d{4}-\d{6})\]", re.IGNORECASE)
+MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+LOOP_SENDERS = ("mailer-daemon", "postmaster", "noreply", "no-reply")
+POLL_BATCH = 200  # at most this many mails a run; the rest on the next minute
+
+
+# --- outgoing ------------------------------------------------------------------------------------------
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    return dt.timedelta(minutes=RETRY_DELAYS[min(max(attempts, 1), len(RETRY_DELAYS)) - 1])
+
+
+def _due(message: TicketMessage, now: dt.datetime) -> bool:
+    """May a worker try to send this message now?"""
+    if message.delivery == Delivery.PENDING:
+        # never tried, or claimed by a worker that did not finish within the lease
+        return message.attempts == 0 or message.sent_at is None or message.sent_at + LEASE <= now
+    if message.delivery == Delivery.FAILED:
+        return message.sent_at is None or message.sent_at + retry_delay(message.attempts) <= now
+    return False
+
+
+def _claim(message: TicketMessage, now: dt.datetime) -> bool:
+    """Take the message for one attempt: only the worker whose UPDATE matches the state it read sends."""
+    claimed = TicketMessage.objects.filter(
+        pk=message.pk, delivery=message.delivery, attempts=message.attempts
+    ).update(delivery=Delivery.PENDING, attempts=F("attempts") + 1, sent_at=now)
+    if claimed:
+        message.attempts += 1
+        message.delivery = Delivery.PENDING
+        message.sent_at = now
+    return bool(claimed)
+
+
+def thread_ids(message: TicketMessage) -> list[str]:
+    """The Message-IDs of the ticket's earlier mails, oldest first (the References header)."""
+    earlier = (
+        TicketMessage.objects.filter(ticket_id=message.ticket_id, created_at__lte=message.created_at)
+        .exclude(pk=message.pk)
+        .exclude(message_id=None)
+        .order_by("created_at", "id")
+        .values_list("message_id", flat=True)
+    )
+    ids = list(earlier)
+    if message.in_reply_to and message.in_reply_to not in ids:
+        ids.append(message.in_reply_to)
+    return ids[-20:]  # long threads: the newest twenty are enough for any mail client
+
+
+def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
+    references = thread_ids(message)
+    headers = {"Message-ID": message.message_id}
+    in_reply_to = message.in_reply_to or (references[-1] if references else "")
+    if in_reply_to:
+        headers["In-Reply-To"] = in_reply_to
+    if references:
+        headers["References"] = " ".join(references)
+    if message.author_id is None:
+        headers["Auto-Submitted"] = "auto-replied"  # the acknowledgement: mail systems must not answer it
+    mail = EmailMessage(
+        subject=message.subject, body=message.body, from_email=settings.SERVICEDESK_MAIL_FROM,
+        to=[message.recipient], headers=headers, connection=connection,
+    )  # fmt: skip
+    for attachment in message.attachments.all():
+        with attachment.file.open("rb") as f:
+            mail.attach(attachment.name, f.read(), attachment.content_type)
+    return mail
+
+
+def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
+    """One delivery attempt; returns the message's delivery state afterwards ("" when there was nothing
+    to do: unknown, already sent, or not due)."""
+    now = now or timezone.now()
+    message = TicketMessage.objects.filter(pk=message_pk, kind=MessageKind.REPLY).first()
+    if message is None or not message.recipient or not _due(message, now):
+        return ""
+    if not _claim(message, now):
+        return ""  # another worker has it
+    try:
+        build_mail(message).send(fail_silently=False)
+    except Exception as exc:  # noqa: BLE001 — SMTP, network, a missing file: all end up as a failed attempt
+        gave_up = message.attempts >= MAX_ATTEMPTS
+        state = Delivery.GAVE_UP if gave_up else Delivery.FAILED
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        TicketMessage.objects.filter(pk=message.pk).update(delivery=state, last_error=error)
+        log_fn = log.error if gave_up else log.warning
+        log_fn("Mail for ticket message %s, attempt %d: %s%s", message.pk, message.attempts, error,
+               " — giving up" if gave_up else "")  # fmt: skip
+        return state
+    TicketMessage.objects.filter(pk=message.pk).update(
+        delivery=Delivery.SENT, sent_at=timezone.now(), last_error=""
+    )
+    log.info("Mail for ticket message %s sent", message.pk)
+    return Delivery.SENT
+
+
+@db_task()
+def deliver(message_pk: int, now: dt.datetime | None = None) -> str:
+    """Send a ticket message by e-mail (queued after the commit that created it, or by the retry sweep,
+    which passes the time it judged the attempt due at)."""
+    return send_message(message_pk, now)
+
+
+def due_messages(now: dt.datetime | None = None, limit: int = 500) -> list[int]:
+    """Messages of the outbox (pending or failed) whose next attempt is due. A pending message never
+    tried is picked up only after a minute: its own queued task normally sends it first."""
+    now = now or timezone.now()
+    candidates = (
+        TicketMessage.objects.filter(delivery__in=[Delivery.PENDING, Delivery.FAILED])
+        .only("pk", "delivery", "attempts", "sent_at", "created_at")
+        .order_by("pk")[: limit * 4]
+    )
+    due = []
+    for m in candidates:
+        if (
+            m.delivery == Delivery.PENDING
+            and m.attempts == 0
+            and m.created_at > now - dt.timedelta(minutes=1)
+        ):
+            continue
+        if _due(m, now):
+            due.append(m.pk)
+        if len(due) >= limit:
+            break
+    return due
+
+
+def retry_failed(now: dt.datetime | None = None) -> int:
+    """Queue a delivery attempt for every due outbox message; returns how many were queued."""
+    ids = due_messages(now)
+    for pk in ids:
+        deliver(pk, now)
+    return len(ids)
+
+
+@db_periodic_task(crontab(minute="*"))
+def retry_failed_deliveries() -> int:
+    count = retry_failed()
+    if count:
+        log.info("Mail outbox: %d deliveries queued again", count)
+    return count
+
+
+def resend(user, message: TicketMessage) -> TicketMessage:
+    """An agent sends a reply again that the worker gave up on (after the address or the mail server was
+    fixed): a fresh series of attempts, queued after the commit."""
+    services.require(user, Cap.HANDLE_TICKETS)
+    if message.kind != MessageKind.REPLY or message.delivery != Delivery.GAVE_UP:
+        raise ValidationError({"delivery": [_("Only a reply that could not be sent can be sent again.")]})
+    with transaction.atomic():
+        updated = TicketMessage.objects.filter(pk=message.pk, delivery=Delivery.GAVE_UP).update(
+            delivery=Delivery.PENDING, attempts=0, sent_at=None, last_error=""
+        )
+        if not updated:
+            raise ValidationError({"delivery": [_("Only a reply that could not be sent can be sent again.")]})
+        message.refresh_from_db()
+        audit.record(
+            A.UPDATE, message, user=user,
+            changes={"ticket": [None, message.ticket.number], "delivery": [Delivery.GAVE_UP, Delivery.PENDING]},
+        )  # fmt: skip
+        transaction.on_commit(lambda: deliver(message.pk))
+    return message
+
+
+# --- incoming ------------------------------------------------------------------------------------------
+
+
+class Refused(Exception):  # noqa: N818
+    """A mail that is not taken in (logged, marked seen and flagged so it is not fetched again)."""
+
+
+def _decode_text(part) -> str:
+    try:
+        return part.get_content()
+    except (LookupError, UnicodeError, AssertionError, ValueError):
+        payload = part.get_payload(decode=True) or b""
+        return payload.decode("utf-8", errors="replace")
+
+
+def html_to_text(value: str) -> str:
+    value = re.sub(r"(?is)<(script|style|head)\b.*?</\1\s*>", " ", value)
+    value = re.sub(r"(?i)<br\s*/?>|</p\s*>|</div\s*>|</li\s*>|</tr\s*>|</h\d\s*>", "\n", value)
+    text = html.unescape(strip_tags(value))
+    lines = [re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def mail_body(msg: ParsedMail) -> str:
+    """The text of a mail: its text/plain part, else its HTML part turned into text."""
+    try:
+        part = msg.get_body(preferencelist=("plain", "html"))
+    except Exception:  # noqa: BLE001 — a badly nested mail: no body rather than no ticket
+        part = None
+    if part is None:
+        return ""
+    text = _decode_text(part)
+    if part.get_content_type() == "text/html":
+        text = html_to_text(text)
+    return text.replace("\r\n", "\n").strip()
+
+
+def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
+    out = []
+    try:
+        parts = list(msg.iter_attachments())
+    except Exception:  # noqa: BLE001
+        parts = []
+    for part in parts:
+        if part.is_multipart() or part.get_content_maintype() == "multipart":
+            continue
+        try:
+            name = part.get_filename() or ""
+        except Exception:  # noqa: BLE001
+            name = ""
+        data = part.get_payload(decode=True) or b""
+        out.append((name or _("attachment"), part.get_content_type(), data))
+    return out
+
+
+def _header(msg: ParsedMail, name: str) -> str:
+    try:
+        return str(msg.get(name, "") or "").strip()
+    except Exception:  # noqa: BLE001 — an undecodable header counts as absent
+        return ""
+
+
+def sender_of(msg: ParsedMail) -> tuple[str, str]:
+    """(display name, address) of the mail's author (From: who the mail is checked against and answered)."""
+    for name in ("From", "Sender"):
+        try:
+            header = msg.get(name)
+            addresses = list(getattr(header, "addresses", ()) or ())
+        except Exception:  # noqa: BLE001
+            addresses = []
+        if addresses and addresses[0].addr_spec and "@" in addresses[0].addr_spec:
+            return addresses[0].display_name or "", addresses[0].addr_spec
+    raise Refused("no sender address")
+
+
+def is_automatic(msg: ParsedMail, address: str) -> str:
+    """Why a mail is machine-made and must not be answered (RFC 3834), or ""."""
+    auto = _header(msg, "Auto-Submitted").lower()
+    if auto and auto != "no":
+        return f"Auto-Submitted: {auto}"
+    precedence = _header(msg, "Precedence").lower()
+    if precedence in ("bulk", "junk", "list"):
+        return f"Precedence: {precedence}"
+    if _header(msg, "X-Autoreply") or _header(msg, "X-Autorespond"):
+        return "auto-reply header"
+    if _header(msg, "Return-Path") == "<>":
+        return "bounce (empty return path)"
+    local = address.split("@", 1)[0].lower()
+    if local in LOOP_SENDERS or local.startswith("mailer-daemon"):
+        return f"sender {address}"
+    own = email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1].lower()
+    if own and address.lower() == own:
+        return "sent by the service desk itself"
+    return ""
+
+
+def message_ids(value: str) -> list[str]:
+    return MESSAGE_ID.findall(value or "")
+
+
+def received_at(msg: ParsedMail, now: dt.datetime) -> dt.datetime:
+    """The mail's Date when it is believable (not in the future, at most 30 days old), else now."""
+    try:
+        header = msg.get("Date")
+        when = getattr(header, "datetime", None) or email.utils.parsedate_to_datetime(str(header))
+    except Exception:  # noqa: BLE001
+        return now
+    if when is None:
+        return now
+    if timezone.is_naive(when):
+        when = timezone.make_aware(when, dt.UTC)
+    if when > now or when < now - MAX_AGE:
+        return now
+    return when
+
+
+def _same_address(a: str, b: str) -> bool:
+    return bool(a) and normalise.email(a) == normalise.email(b)
+
+
+def ticket_by_subject(subject: str, address: str) -> Ticket | None:
+    """The ticket whose number the subject carries, only when the mail comes from that ticket's customer
+    (its reply address or its person's e-mail): a stranger cannot add to a ticket by guessing numbers."""
+    match = NUMBER_IN_SUBJECT.search(subject or "")
+    if not match:
+        return None
+    ticket = Ticket.objects.filter(number=match.group(1).upper()).select_related("person").first()
+    if ticket is None:
+        return None
+    if _same_address(ticket.reply_email, address):
+        return ticket
+    if ticket.person_id and _same_address(ticket.person.email, address):
+        return ticket
+    return None
+
+
+def find_person(address: str):
+    from pharmacrm.customers.models import Person
+
+    bidx = crypto.blind_index(normalise.email(address), "email")
+    if not bidx:
+        return None
+    people = list(Person.objects.filter(email_bidx=bidx).select_related("institution")[:2])
+    return people[0] if len(people) == 1 else None
+
+
+def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.datetime) -> TicketMessage:
+    """The automatic confirmation with the ticket number. Not a reply by an agent: no REPLY event, so it
+    does not meet the first-response target."""
+    body = _(
+        "Thank you for your message. We have registered your request as %(number)s and will answer as soon "
+        "as possible.\n\nPlease keep %(number)s in the subject when you write about this request.\n\n"
+        "Your request: %(subject)s"
+    ) % {"number": ticket.number, "subject": ticket.subject}
+    message = TicketMessage.objects.create(
+        ticket=ticket, kind=MessageKind.REPLY, author=None, body=body, recipient=address,
+        subject=conversation.reply_subject(ticket), message_id=conversation.new_message_id(ticket),
+        in_reply_to=(inbound.message_id or "")[:250], delivery=Delivery.PENDING, created_at=now,
+    )  # fmt: skip
+    transaction.on_commit(lambda: deliver(message.pk))
+    return message
+
+
+def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | None:
+    """Turn one parsed mail into a ticket message (on a found or a new ticket). Returns None when the mail
+    is skipped (a duplicate or machine-made); raises Refused for a mail that cannot be taken in."""
+    now = now or timezone.now()
+    display, address = sender_of(msg)
+    why = is_automatic(msg, address)
+    if why:
+        log.info("Mail from %s ignored: %s", address, why)
+        return None
+    message_id = (message_ids(_header(msg, "Message-ID")) or [None])[0]
+    if message_id and len(message_id) > 250:
+        message_id = None
+    if message_id and TicketMessage.objects.filter(message_id=message_id).exists():
+        log.info("Mail %s already taken in", message_id)
+        return None
+    subject = re.sub(r"\s+", " ", _header(msg, "Subject"))[:250]
+    body = mail_body(msg)
+    files = mail_files(msg)
+    at = received_at(msg, now)
+    in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
+    ticket = conversation.find_thread(
+        message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
+    )
+    if ticket is None:
+        ticket = ticket_by_subject(subject, address)
+    with transaction.atomic():
+        if ticket is not None:
+            return conversation.receive_inbound(
+                ticket, body=body, sender=address, subject=subject, message_id=message_id or "",
+                in_reply_to=in_reply_to, at=now, files=files,
+            )  # fmt: skip
+        person = find_person(address)
+        data = {
+            "channel": Channel.EMAIL,
+            "category": getattr(settings, "SERVICEDESK_MAIL_CATEGORY", "other") or "other",
+            "subject": subject or _("(no subject)"),
+            "description": body,
+            "received_at": at,
+            "reply_email": address,
+        }
+        if person is not None:
+            data["person"] = person
+        else:
+            data["caller_name"] = display or address
+        ticket = services.create_ticket(services.SYSTEM, data)
+        inbound = TicketMessage.objects.create(
+            ticket=ticket, kind=MessageKind.INBOUND, body=body[: conversation.MAX_BODY] or "—", sender=address,
+            subject=subject, message_id=message_id, in_reply_to=in_reply_to, created_at=at,
+        )  # fmt: skip
+        refused = conversation.store_inbound_files(ticket, inbound, files)
+        if refused:
+            inbound.body = f"{inbound.body}\n\n{refused}"[: conversation.MAX_BODY]
+            inbound.save(update_fields=["body"])
+        acknowledge(ticket, inbound, address, now)
+        log.info("Mail from %s became ticket %s", address, ticket.number)
+        return inbound
+
+
+def _connect() -> imaplib.IMAP4:
+    host, port = settings.SERVICEDESK_IMAP_HOST, settings.SERVICEDESK_IMAP_PORT
+    timeout = getattr(settings, "EMAIL_TIMEOUT", 30) or 30
+    if settings.SERVICEDESK_IMAP_SSL:
+        imap = imaplib.IMAP4_SSL(host, port, timeout=timeout)
+    else:
+        imap = imaplib.IMAP4(host, port, timeout=timeout)
+    imap.login(settings.SERVICEDESK_IMAP_USER, settings.SERVICEDESK_IMAP_PASSWORD)
+    typ, data = imap.select(_quote(settings.SERVICEDESK_IMAP_FOLDER))
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"cannot open folder {settings.SERVICEDESK_IMAP_FOLDER}: {data!r}")
+    return imap
+
+
+def _quote(folder: str) -> str:
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _size(imap: imaplib.IMAP4, uid: bytes) -> int:
+    _typ, data = imap.uid("FETCH", uid, "(RFC822.SIZE)")
+    match = re.search(rb"RFC822\.SIZE (\d+)", data[0] if data and isinstance(data[0], bytes) else b"")
+    return int(match.group(1)) if match else 0
+
+
+def _fetch(imap: imaplib.IMAP4, uid: bytes) -> bytes | None:
+    typ, data = imap.uid("FETCH", uid, "(BODY.PEEK[])")  # PEEK: \Seen only once the mail is taken in
+    if typ != "OK":
+        return None
+    for item in data or ():
+        if isinstance(item, tuple) and len(item) == 2:
+            return item[1]
+    return None
+
+
+def _mark(imap: imaplib.IMAP4, uid: bytes, flags: str) -> None:
+    imap.uid("STORE", uid, "+FLAGS.SILENT", f"({flags})")
+
+
+@db_periodic_task(crontab(minute="*"))
+def poll_mailbox() -> dict[str, int]:
+    """Read the unseen mails of the service mailbox (a no-op when SERVICEDESK_IMAP_HOST is empty)."""
+    return poll()
+
+
+def poll() -> dict[str, int]:
+    counts = {"taken": 0, "skipped": 0, "refused": 0}
+    if not settings.SERVICEDESK_IMAP_HOST:
+        return counts
+    imap = _connect()
+    try:
+        _typ, data = imap.uid("SEARCH", None, "UNSEEN")
+        uids = (data[0] or b"").split() if data else []
+        for uid in uids[:POLL_BATCH]:
+            try:
+                size = _size(imap, uid)
+                if size > MAX_MAIL_BYTES:
+                    raise Refused(f"{size} bytes, more than the {MAX_MAIL_BYTES} accepted")
+                raw = _fetch(imap, uid)
+                if raw is None:
+                    raise Refused("could not be fetched")
+                msg = email.message_from_bytes(raw, policy=email.policy.default)
+                result = take_in(msg)  # its own transaction: committed when this returns
+            except DatabaseError:
+                log.exception("Mail %s: database error; left unread for the next run", uid.decode())
+                break
+            except Refused as exc:
+                log.warning("Mail %s in %s refused: %s", uid.decode(), settings.SERVICEDESK_IMAP_FOLDER, exc)
+                _mark(imap, uid, r"\Seen \Flagged")
+                counts["refused"] += 1
+                continue
+            except Exception:  # noqa: BLE001 — one bad mail never stops the others
+                log.exception("Mail %s could not be taken in; flagged for a person to look at", uid.decode())
+                _mark(imap, uid, r"\Seen \Flagged")
+                counts["refused"] += 1
+                continue
+            _mark(imap, uid, r"\Seen")
+            counts["taken" if result is not None else "skipped"] += 1
+    finally:
+        try:
+            imap.logout()
+        except Exception:  # noqa: BLE001
+            log.debug("IMAP logout failed", exc_info=True)
+    if any(counts.values()):
+        log.info("Service mailbox: %(taken)d taken in, %(skipped)d skipped, %(refused)d refused", counts)
+    return counts

@@ -1,0 +1,342 @@
+"""E-mail intake and replies, end to end with a real SMTP server (aiosmtpd) that delivers into a real
+IMAP server (Dovecot): customers write with smtplib, the service desk polls its mailbox, agents' replies
+go out by SMTP and land in the customer's mailbox, and the customer's answer threads back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import smtplib
+from email.message import EmailMessage
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from pharmacrm.servicedesk import conversation, mail, services
+from pharmacrm.servicedesk.choices import Channel, ClockKind, Delivery, MessageKind, Status
+from pharmacrm.servicedesk.models import Attachment, Ticket, TicketMessage
+from tests import mailservers
+from tests.mailservers import imap_server, mail_settings, smtp_server  # noqa: F401
+
+CUSTOMER, DOCTOR, SERVICE, STRANGER = (
+    mailservers.CUSTOMER,
+    mailservers.DOCTOR,
+    mailservers.SERVICE,
+    mailservers.STRANGER,
+)
+free_port = mailservers.free_port
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+@pytest.fixture
+def worker_inline():
+    """Queued tasks run at once, as the worker would run them."""
+    from huey.contrib.djhuey import HUEY
+
+    before = HUEY.immediate
+    HUEY.immediate = True
+    yield HUEY
+    HUEY.immediate = before
+
+
+@pytest.fixture
+def desk(db, mail_settings, smtp_server, imap_server, worker_inline, django_capture_on_commit_callbacks):  # noqa: F811
+    """The mail set-up of every test: send as a customer, poll the service mailbox, read a mailbox."""
+
+    class Desk:
+        imap = imap_server
+
+        @staticmethod
+        def send(msg: EmailMessage) -> str:
+            with smtplib.SMTP(smtp_server.host, smtp_server.port, timeout=10) as smtp:
+                smtp.send_message(msg)
+            return msg["Message-ID"]
+
+        @staticmethod
+        def poll() -> dict[str, int]:
+            with django_capture_on_commit_callbacks(
+                execute=True
+            ):  # the acknowledgement goes out after commit
+                return mail.poll_mailbox.call_local()
+
+        @staticmethod
+        def reply(user, ticket, body: str, **kwargs) -> TicketMessage:
+            with django_capture_on_commit_callbacks(execute=True):  # the mail is queued after commit
+                message = conversation.post_message(user, ticket, kind=MessageKind.REPLY, body=body, **kwargs)
+            message.refresh_from_db()
+            return message
+
+        @staticmethod
+        def inbox(user: str):
+            return imap_server.messages(user)
+
+    return Desk()
+
+
+def customer_mail(subject="关于阿司匹林肠溶片的用法", body="请问饭前还是饭后服用？", sender=CUSTOMER, name="王医生",
+                  **headers) -> EmailMessage:  # fmt: skip
+    msg = EmailMessage()
+    msg["From"] = email.utils.formataddr((name, sender)) if name else sender
+    msg["To"] = SERVICE
+    msg["Subject"] = subject
+    headers.setdefault("Message_ID", email.utils.make_msgid(domain="hospital.test"))
+    headers.setdefault("Date", email.utils.formatdate(localtime=True))
+    for key, value in headers.items():
+        msg[key.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg
+
+
+def response_clock(ticket):
+    return ticket.clocks.get(kind=ClockKind.FIRST_RESPONSE)
+
+
+def test_round_trip_customer_mail_agent_reply_customer_answer(desk, users):
+    sent_id = desk.send(customer_mail())
+    assert desk.poll() == {"taken": 1, "skipped": 0, "refused": 0}
+
+    ticket = Ticket.objects.get()
+    assert ticket.channel == Channel.EMAIL
+    assert ticket.reply_email == CUSTOMER
+    assert ticket.caller_name == "王医生"
+    assert ticket.subject == "关于阿司匹林肠溶片的用法"
+    assert "饭前还是饭后" in ticket.description
+    assert ticket.category.code == "other"
+    first = ticket.messages.get(kind=MessageKind.INBOUND)
+    assert (first.message_id, first.sender) == (sent_id, CUSTOMER)
+    assert all(r"\Seen" in flags for flags in desk.imap.flags(SERVICE))
+
+    # the acknowledgement arrives with the number, and does not count as the first response
+    ack = ticket.messages.get(kind=MessageKind.REPLY)
+    assert ack.delivery == Delivery.SENT and ack.author is None and ack.sent_at
+    [ack_mail] = desk.inbox(CUSTOMER)
+    assert ticket.number in ack_mail["Subject"] and ticket.number in ack_mail.get_body().get_content()
+    assert ack_mail["In-Reply-To"] == sent_id
+    assert ack_mail["Auto-Submitted"] == "auto-replied"
+    assert ack_mail["Message-ID"] == ack.message_id
+    assert response_clock(ticket).fulfilled_at is None
+
+    # the agent replies: it is e-mailed (threaded on the customer's mail) and meets the first response
+    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    assert reply.delivery == Delivery.SENT
+    reply_mail = desk.inbox(CUSTOMER)[-1]
+    assert reply_mail["Message-ID"] == reply.message_id
+    assert reply_mail["In-Reply-To"] == sent_id
+    assert sent_id in reply_mail["References"] and ack.message_id in reply_mail["References"]
+    assert "请饭后服用" in reply_mail.get_body().get_content()
+    ticket.refresh_from_db()
+    assert response_clock(ticket).fulfilled_at is not None
+
+    # waiting on the customer; the customer answers the reply → back on the same ticket, back to work
+    services.transition(users["agent"], ticket, Status.WAITING)
+    answer = customer_mail(subject="Re: " + reply_mail["Subject"], body="明白了，谢谢！", In_Reply_To=reply.message_id,
+                           References=f"{sent_id} {reply.message_id}")  # fmt: skip
+    answer_id = desk.send(answer)
+    assert desk.poll()["taken"] == 1
+    assert Ticket.objects.count() == 1
+    ticket.refresh_from_db()
+    assert ticket.status == Status.IN_PROGRESS
+    inbound = ticket.messages.filter(kind=MessageKind.INBOUND).order_by("created_at", "id").last()
+    assert (inbound.message_id, inbound.in_reply_to, inbound.body) == (
+        answer_id,
+        reply.message_id,
+        "明白了，谢谢！",
+    )
+    assert len(desk.inbox(CUSTOMER)) == 2  # no second acknowledgement for an answer
+
+
+def test_the_same_mail_fetched_twice_is_taken_in_once(desk):
+    msg = customer_mail()
+    desk.send(msg)
+    desk.imap.append(SERVICE, bytes(msg))  # the same Message-ID again (e.g. delivered twice)
+    counts = desk.poll()
+    assert counts == {"taken": 1, "skipped": 1, "refused": 0}
+    assert Ticket.objects.count() == 1
+    assert desk.poll() == {"taken": 0, "skipped": 0, "refused": 0}  # both are seen now
+
+
+def test_auto_replies_bounces_and_lists_are_ignored(desk):
+    desk.send(customer_mail(subject="Out of office", Auto_Submitted="auto-replied"))
+    desk.send(customer_mail(subject="Newsletter", Precedence="bulk"))
+    desk.send(customer_mail(subject="Undeliverable", sender="MAILER-DAEMON@hospital.test", name=""))
+    desk.send(customer_mail(subject="Normal", Auto_Submitted="no"))
+    counts = desk.poll()
+    assert counts == {"taken": 1, "skipped": 3, "refused": 0}
+    assert list(Ticket.objects.values_list("subject", flat=True)) == ["Normal"]
+    assert len(desk.inbox(CUSTOMER)) == 1  # only the real mail was acknowledged
+
+
+def test_the_number_in_the_subject_threads_only_for_the_tickets_customer(desk):
+    desk.send(customer_mail(subject="药品咨询"))
+    desk.poll()
+    ticket = Ticket.objects.get()
+    # no In-Reply-To (a new mail), but the number in the subject, from the customer: same ticket
+    desk.send(customer_mail(subject=f"补充 [{ticket.number}]", body="补充信息"))
+    # the same number from someone else: a new ticket, nothing added to the customer's
+    desk.send(customer_mail(subject=f"[{ticket.number}] 我也要看", body="陌生人", sender=STRANGER, name=""))
+    assert desk.poll()["taken"] == 2
+    assert ticket.messages.filter(kind=MessageKind.INBOUND).count() == 2
+    assert not ticket.messages.filter(body="陌生人").exists()
+    other = Ticket.objects.exclude(pk=ticket.pk).get()
+    assert (other.reply_email, other.caller_name, other.description) == (STRANGER, STRANGER, "陌生人")
+
+
+def test_a_known_sender_becomes_the_tickets_person(desk, xiehe):
+    desk.send(customer_mail(sender=DOCTOR.upper(), name="张伟"))
+    desk.poll()
+    ticket = Ticket.objects.get()
+    assert ticket.person.name == "张伟"
+    assert ticket.institution == xiehe
+    assert ticket.caller_name == ""
+
+
+def test_attachments_are_kept_and_refused_ones_noted(desk):
+    msg = customer_mail(subject="检验报告")
+    msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="报告.pdf")
+    msg.add_attachment(
+        b"MZ\x90\x00binary", maintype="application", subtype="octet-stream", filename="setup.exe"
+    )
+    desk.send(msg)
+    assert desk.poll()["taken"] == 1
+    ticket = Ticket.objects.get()
+    attachment = Attachment.objects.get(ticket=ticket)
+    assert (attachment.name, attachment.content_type, attachment.size) == (
+        "报告.pdf",
+        "application/pdf",
+        len(PDF),
+    )
+    inbound = ticket.messages.get(kind=MessageKind.INBOUND)
+    assert attachment.message == inbound
+    assert "setup.exe" in inbound.body
+
+
+def test_a_reply_carries_its_attachments(desk, users):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    desk.reply(users["agent"], ticket, "说明书见附件。",
+                              files=[SimpleUploadedFile("说明书.pdf", PDF, "application/pdf")])  # fmt: skip
+    reply_mail = desk.inbox(CUSTOMER)[-1]
+    [part] = list(reply_mail.iter_attachments())
+    assert (part.get_filename(), part.get_content()) == ("说明书.pdf", PDF)
+
+
+def test_a_failed_delivery_is_retried_until_it_is_sent(desk, users, settings):
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    good_port = settings.EMAIL_PORT
+    settings.EMAIL_PORT = free_port()  # nothing listens there: the SMTP server is "down"
+    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    assert (reply.delivery, reply.attempts) == (Delivery.FAILED, 1)
+    assert reply.last_error
+
+    now = timezone.now()
+    assert mail.retry_failed(now) == 0  # the back-off has not passed
+    later = now + dt.timedelta(minutes=2)
+    assert mail.retry_failed(later) == 1  # tried again, still failing
+    reply.refresh_from_db()
+    assert (reply.delivery, reply.attempts) == (Delivery.FAILED, 2)
+
+    settings.EMAIL_PORT = good_port  # the server is back
+    assert mail.retry_failed(later + dt.timedelta(minutes=1)) == 0  # the pause grows
+    assert mail.retry_failed(later + dt.timedelta(minutes=2)) == 1
+    reply.refresh_from_db()
+    assert (reply.delivery, reply.attempts, reply.last_error) == (Delivery.SENT, 3, "")
+    assert desk.inbox(CUSTOMER)[-1]["Message-ID"] == reply.message_id
+    assert mail.retry_failed(timezone.now() + dt.timedelta(hours=1)) == 0  # nothing left in the outbox
+    assert mail.send_message(reply.pk) == ""  # sent once: a late duplicate task sends nothing
+
+
+def test_delivery_gives_up_after_the_last_attempt(desk, users, settings, django_capture_on_commit_callbacks):
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    good_port = settings.EMAIL_PORT
+    settings.EMAIL_PORT = free_port()
+    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    later = timezone.now()
+    for _attempt in range(mail.MAX_ATTEMPTS + 2):
+        later += dt.timedelta(hours=3)
+        mail.retry_failed(later)
+    reply.refresh_from_db()
+    assert (reply.delivery, reply.attempts) == (Delivery.GAVE_UP, mail.MAX_ATTEMPTS)
+    assert "ConnectionRefusedError" in reply.last_error
+
+    # once the server is back, an agent sends it again (an analyst may not; a sent reply cannot be)
+    settings.EMAIL_PORT = good_port
+    with pytest.raises(PermissionDenied):
+        mail.resend(users["analyst"], reply)
+    with django_capture_on_commit_callbacks(execute=True):
+        mail.resend(users["agent"], reply)
+    reply.refresh_from_db()
+    assert (reply.delivery, reply.attempts) == (Delivery.SENT, 1)
+    assert desk.inbox(CUSTOMER)[-1]["Message-ID"] == reply.message_id
+    with pytest.raises(ValidationError):
+        mail.resend(users["agent"], reply)
+
+
+def test_two_workers_never_send_the_same_message(desk, users):
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    reply = TicketMessage.objects.create(
+        ticket=ticket, kind=MessageKind.REPLY, body="只发一次", recipient=CUSTOMER, subject="x",
+        message_id=conversation.new_message_id(ticket), delivery=Delivery.PENDING,
+    )  # fmt: skip
+    stale = TicketMessage.objects.get(pk=reply.pk)  # what a second worker read at the same moment
+    assert mail.send_message(reply.pk) == Delivery.SENT
+    assert mail._claim(stale, timezone.now()) is False
+    assert sum(1 for m in desk.inbox(CUSTOMER) if m["Message-ID"] == reply.message_id) == 1
+
+
+def test_a_broken_mail_does_not_stop_the_next_one(desk):
+    broken = (
+        f"From: {CUSTOMER}\r\nTo: {SERVICE}\r\nSubject: broken\r\nMessage-ID: <broken-1@hospital.test>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+        '--XX\r\nContent-Type: text/plain; charset="x-no-such-charset"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        "%%% not base64 %%%\r\n"
+        '--XX\r\nContent-Type: application/pdf; name="a.pdf"\r\nContent-Disposition: attachment; filename="a.pdf"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n!!!!\r\n"  # the closing boundary is missing
+    ).encode()
+    no_sender = b"To: service@pharmacrm.test\r\nSubject: who?\r\nMessage-ID: <nobody@x.test>\r\n\r\nhello\r\n"
+    desk.imap.append(SERVICE, no_sender)
+    desk.imap.append(SERVICE, broken)
+    desk.send(customer_mail(subject="正常的邮件"))
+    counts = desk.poll()
+    assert counts["refused"] == 1  # no sender: refused, flagged for a person
+    assert counts["taken"] == 2
+    assert set(Ticket.objects.values_list("subject", flat=True)) == {"broken", "正常的邮件"}
+    flags = desk.imap.flags(SERVICE)
+    assert r"\Flagged" in flags[0] and all(r"\Seen" in f for f in flags)
+    assert desk.poll() == {"taken": 0, "skipped": 0, "refused": 0}  # nothing is tried again
+
+
+def test_a_date_in_the_future_or_long_ago_is_not_believed(desk):
+    old = timezone.now() - dt.timedelta(days=3)
+    desk.send(customer_mail(subject="三天前", Date=email.utils.format_datetime(old)))
+    desk.send(
+        customer_mail(subject="未来", Date=email.utils.format_datetime(timezone.now() + dt.timedelta(days=2)))
+    )
+    before = timezone.now()
+    desk.poll()
+    assert abs(Ticket.objects.get(subject="三天前").received_at - old) < dt.timedelta(seconds=1)
+    assert Ticket.objects.get(subject="未来").received_at >= before - dt.timedelta(seconds=1)
+
+
+def test_an_html_only_mail_becomes_text(desk):
+    msg = customer_mail(subject="HTML")
+    msg.set_content("<html><body><p>第一段</p><p>第二段 &amp; 更多</p><script>x()</script></body></html>",
+                    subtype="html")  # fmt: skip
+    desk.send(msg)
+    desk.poll()
+    assert Ticket.objects.get().description == "第一段\n第二段 & 更多"
+
+
+def test_without_a_mailbox_nothing_is_polled(db, settings):
+    settings.SERVICEDESK_IMAP_HOST = ""
+    assert mail.poll_mailbox.call_local() == {"taken": 0, "skipped": 0, "refused": 0}
