@@ -1,7 +1,332 @@
-"""REST endpoints: routing."""
+"""REST endpoints of the assignment feature: assignment rules (service managers), agent profiles (service
+managers; every agent reads and switches their own on-duty status at /agent-profiles/me/), and the
+supervisor board's summary (service managers and team leads). Writes go through routing.py."""
 
 from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from pharmacrm.core import access
+from pharmacrm.core.api_utils import MAX_INT32, HasCapability
+from pharmacrm.core.models import Region, Team, User
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.choices import Tier
+
+from . import routing
+from .api import CodeField
+from .choices import AssignMethod
+from .models import AgentProfile, AssignmentRule, Product, Ticket, TicketCategory
+from .views_board import board_summary
+
+TAG = "service assignment"
+
+# --- rules ---------------------------------------------------------------------------------------------
+
+
+class AssignmentRuleSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(max_length=100)
+    position = serializers.IntegerField(min_value=0, max_value=32767, required=False)
+    active = serializers.BooleanField(required=False)
+    category = CodeField(
+        slug_field="code", queryset=TicketCategory.objects.all(), required=False, allow_null=True,
+        help_text="Category code; empty for any category (a parent category covers its children).",
+    )  # fmt: skip
+    product = serializers.PrimaryKeyRelatedField(
+        queryset=Product.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Product id; empty for any.",
+    )
+    customer_tier = serializers.ChoiceField(
+        choices=Tier.choices, required=False, allow_blank=True,
+        help_text="Matches when the ticket's person or institution has this tier.",
+    )  # fmt: skip
+    region = serializers.SlugRelatedField(
+        slug_field="code", queryset=Region.objects.all(), required=False, allow_null=True,
+        help_text="GB/T 2260 code of a province, city or district; the customer must lie inside it.",
+    )  # fmt: skip
+    team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), help_text="Team id.")
+    method = serializers.ChoiceField(choices=AssignMethod.choices, required=False)
+    last_assigned = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="Round robin: the last agent picked."
+    )
+
+    class Meta:
+        model = AssignmentRule
+        fields = ["id", "name", "position", "active", "category", "product", "customer_tier", "region", "team",
+                  "method", "last_assigned"]  # fmt: skip
+
+
+@extend_schema_view(
+    list=extend_schema(tags=[TAG]),
+    retrieve=extend_schema(tags=[TAG]),
+    create=extend_schema(tags=[TAG]),
+    update=extend_schema(tags=[TAG]),
+    partial_update=extend_schema(tags=[TAG]),
+    destroy=extend_schema(
+        tags=[TAG], description="Deactivate the rule (kept, inactive).", responses={204: None}
+    ),
+)
+class AssignmentRuleViewSet(viewsets.ModelViewSet):
+    """Assignment rules, tried in `position` order: the first active rule whose every condition matches a new
+    ticket decides its team and how an agent is picked."""
+
+    queryset = AssignmentRule.objects.select_related("category", "team").order_by("position", "name", "id")
+    serializer_class = AssignmentRuleSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.MANAGE_SERVICE}
+    lookup_value_regex = r"\d{1,18}"
+    ordering_fields = ["position", "name", "id"]
+    ordering = ["position", "name", "id"]
+
+    def perform_create(self, serializer):
+        serializer.instance = routing.create_rule(self.request.user, dict(serializer.validated_data))
+
+    def perform_update(self, serializer):
+        serializer.instance = routing.update_rule(
+            self.request.user, serializer.instance, dict(serializer.validated_data)
+        )
+
+    def perform_destroy(self, instance):
+        routing.deactivate_rule(self.request.user, instance)
+
+
+# --- agent profiles ------------------------------------------------------------------------------------
+
+
+class AgentProfileSerializer(serializers.ModelSerializer):
+    user = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True), help_text="User id."
+    )
+    username = serializers.CharField(source="user.username", read_only=True)
+    skills = CodeField(
+        slug_field="code", queryset=TicketCategory.objects.all(), many=True, required=False,
+        help_text="Category codes this person handles; empty: every category.",
+    )  # fmt: skip
+    products = serializers.PrimaryKeyRelatedField(
+        queryset=Product.objects.all(),
+        many=True,
+        required=False,
+        help_text="Product ids; empty: every product.",
+    )
+    on_duty = serializers.BooleanField(required=False)
+    max_open = serializers.IntegerField(min_value=1, max_value=32767, required=False)
+
+    class Meta:
+        model = AgentProfile
+        fields = ["id", "user", "username", "on_duty", "max_open", "skills", "products"]
+
+    def validate_user(self, value):
+        if self.instance is not None and value != self.instance.user:
+            raise serializers.ValidationError("A profile stays with its user.")
+        if self.instance is None and AgentProfile.objects.filter(user=value).exists():
+            raise serializers.ValidationError("This user has a profile already: change it instead.")
+        return value
+
+
+class OnDutySerializer(serializers.Serializer):
+    on_duty = serializers.BooleanField()
+
+
+@extend_schema_view(
+    list=extend_schema(tags=[TAG], description="Service managers see every profile; others their own."),
+    retrieve=extend_schema(tags=[TAG]),
+    create=extend_schema(tags=[TAG]),
+    update=extend_schema(tags=[TAG]),
+    partial_update=extend_schema(
+        tags=[TAG],
+        description="Service managers change any field; an agent may PATCH `on_duty` of their own "
+        "profile only.",
+    ),
+    destroy=extend_schema(
+        tags=[TAG],
+        description="Remove the profile: the user is back to the defaults (on duty, every skill).",
+        responses={204: None},
+    ),  # fmt: skip
+)
+class AgentProfileViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin, viewsets.GenericViewSet,
+):  # fmt: skip
+    """What the assignment rules know about an agent: skills, products, on duty, most open tickets."""
+
+    queryset = AgentProfile.objects.none()  # per user: see get_queryset()
+    serializer_class = AgentProfileSerializer
+    permission_classes = [HasCapability]
+    required_caps = {
+        "create": Cap.MANAGE_SERVICE,
+        "update": Cap.MANAGE_SERVICE,
+        "destroy": Cap.MANAGE_SERVICE,
+        "*": Cap.HANDLE_TICKETS,  # list / retrieve / partial_update (own on_duty) / me
+    }
+    lookup_value_regex = r"\d{1,18}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return AgentProfile.objects.none()
+        qs = AgentProfile.objects.select_related("user").prefetch_related("skills", "products").order_by("id")
+        if access.can(self.request.user, Cap.MANAGE_SERVICE):
+            return qs
+        return qs.filter(user=self.request.user)
+
+    def _write(self, agent, data):
+        if "skills" in data:
+            data["skills"] = list(data["skills"])
+        if "products" in data:
+            data["products"] = list(data["products"])
+        return routing.save_profile(self.request.user, agent, data)
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        serializer.instance = self._write(data.pop("user"), data)
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        data.pop("user", None)
+        if not access.can(self.request.user, Cap.MANAGE_SERVICE):
+            if set(data) - {"on_duty"}:
+                raise PermissionDenied()
+            serializer.instance = routing.set_on_duty(
+                self.request.user, serializer.instance.user, data.get("on_duty", True)
+            )
+            return
+        serializer.instance = self._write(serializer.instance.user, data)
+
+    def perform_destroy(self, instance):
+        from django.db import transaction
+
+        from pharmacrm.core import audit
+        from pharmacrm.core.models import AuditEntry
+
+        access.require(self.request.user, Cap.MANAGE_SERVICE)
+        with transaction.atomic():
+            audit.record(AuditEntry.Action.DELETE, instance, user=self.request.user)
+            instance.delete()
+
+    @extend_schema(
+        tags=[TAG], methods=["GET"], responses=AgentProfileSerializer,
+        description="The signed-in agent's own profile (the defaults when none is stored yet).",
+    )  # fmt: skip
+    @extend_schema(
+        tags=[TAG], methods=["PATCH"], request=OnDutySerializer, responses=AgentProfileSerializer,
+        description="Go on or off duty: off duty, no new tickets are assigned to you.",
+    )  # fmt: skip
+    @action(detail=False, methods=["get", "patch"], url_path="me")
+    def me(self, request):
+        user = request.user
+        if request.method == "PATCH":
+            body = OnDutySerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            profile = routing.set_on_duty(user, user, body.validated_data["on_duty"])
+        else:
+            profile = routing.profile_for(user)
+        if profile.pk is None:
+            data = {"id": None, "user": user.pk, "username": user.username, "on_duty": profile.on_duty,
+                    "max_open": profile.max_open, "skills": [], "products": []}  # fmt: skip
+            return Response(data)
+        return Response(self.get_serializer(profile).data)
+
+
+# --- the supervisor board ------------------------------------------------------------------------------
+
+
+class BoardTicketSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.CharField()
+    subject = serializers.CharField()
+    priority = serializers.CharField()
+    status = serializers.CharField()
+    team = serializers.IntegerField(source="team_id", allow_null=True)
+    assignee = serializers.IntegerField(source="assignee_id", allow_null=True)
+
+
+class BoardClockSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    due_at = serializers.DateTimeField()
+    ticket = BoardTicketSerializer()
+
+
+class BoardBreachedSerializer(BoardTicketSerializer):
+    overdue_since = serializers.DateTimeField(source="next_due_at")
+
+
+class BoardAgentSerializer(serializers.Serializer):
+    user = serializers.IntegerField(source="user.pk")
+    username = serializers.CharField(source="user.username")
+    name = serializers.CharField(source="user.__str__")
+    on_duty = serializers.BooleanField()
+    max_open = serializers.IntegerField(allow_null=True)
+    open = serializers.IntegerField(source="total")
+    urgent_or_high = serializers.IntegerField(source="heavy")
+    overdue = serializers.IntegerField()
+
+
+class BoardIntakeSerializer(serializers.Serializer):
+    category = serializers.CharField()
+    name = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class BoardSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(source="now")
+    day = serializers.DateField(help_text="Today in China (Asia/Shanghai), for the intake.")
+    teams = serializers.ListField(child=serializers.IntegerField(), source="team_ids", allow_null=True,
+                                  help_text="The teams summed up; null: every team.")  # fmt: skip
+    breaching_soon_count = serializers.IntegerField(source="soon_count")
+    breaching_soon = BoardClockSerializer(source="soon", many=True, help_text="The first 50, earliest first.")
+    breached_count = serializers.IntegerField()
+    breached = BoardBreachedSerializer(many=True, help_text="The first 50, longest overdue first.")
+    agents = BoardAgentSerializer(many=True)
+    intake_total = serializers.IntegerField()
+    intake = serializers.SerializerMethodField()
+
+    @extend_schema_field(BoardIntakeSerializer(many=True))
+    def get_intake(self, board) -> list[dict]:
+        return [{"category": c.code, "name": c.name, "count": n} for c, n in board.intake]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=[TAG],
+        responses={200: BoardSerializer, 403: OpenApiResponse(description="Not a manager or team lead.")},
+        parameters=[
+            OpenApiParameter("team", int, description="One team's board (a team lead: one of theirs).")
+        ],
+        description="The supervisor board: deadlines due within two hours, breached open tickets, the load per "
+        "agent and today's intake by category. Service managers see every team; team leads their own.",
+    )  # fmt: skip
+)
+class ServiceBoardViewSet(viewsets.GenericViewSet):
+    queryset = Ticket.objects.none()  # a summary, not a list of one model
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_TICKETS}
+    serializer_class = BoardSerializer
+    pagination_class = None
+
+    def list(self, request):
+        raw = request.query_params.get("team", "")
+        team = None
+        if raw:
+            if not raw.isdigit() or int(raw) > MAX_INT32:
+                raise serializers.ValidationError({"team": ["Give a team id."]})
+            team = get_object_or_404(Team, pk=int(raw))
+        board = board_summary(request.user, team)
+        return Response(BoardSerializer(board).data, status=status.HTTP_200_OK)
 
 
 def register(router) -> None:
     """Called by pharmacrm/api_urls.py with the v1 router."""
+    router.register("assignment-rules", AssignmentRuleViewSet, basename="assignment-rule")
+    router.register("agent-profiles", AgentProfileViewSet, basename="agent-profile")
+    router.register("service-board", ServiceBoardViewSet, basename="service-board")
