@@ -29,6 +29,17 @@ def _default_language():
 
 
 @pytest.fixture(autouse=True)
+def _tmp_file_storage(settings, tmp_path):
+    """Uploaded files (ticket attachments) go to the test's own directory, never to var/files."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {"location": str(tmp_path / "files")}},
+    }  # fmt: skip
+    settings.MEDIA_ROOT = tmp_path / "files"
+
+
+@pytest.fixture(autouse=True)
 def _fresh_escalation_ladder():
     """The worker caches the escalation ladder for a minute; a test starts from what its database holds."""
     from pharmacrm.servicedesk import escalation

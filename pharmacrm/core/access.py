@@ -19,6 +19,7 @@ WRITE_CAPS = frozenset(
         Cap.MANAGE_USERS,
         Cap.HANDLE_TICKETS,
         Cap.MANAGE_SERVICE,
+        Cap.MANAGE_KNOWLEDGE,
     }
 )
 

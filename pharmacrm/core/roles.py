@@ -40,6 +40,7 @@ class Cap(models.TextChoices):
     VIEW_TICKETS = "tickets.view", _("View service tickets")
     HANDLE_TICKETS = "tickets.handle", _("Take in and handle service tickets")
     MANAGE_SERVICE = "service.manage", _("Configure the service desk (categories, SLA policies, calendars)")
+    MANAGE_KNOWLEDGE = "knowledge.manage", _("Maintain the product catalogue and answer templates")
 
 
 R = Role
@@ -63,6 +64,7 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.VIEW_TICKETS: ALL_ROLES,
     Cap.HANDLE_TICKETS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.REP}),
     Cap.MANAGE_SERVICE: frozenset({R.ADMIN, R.MANAGER}),
+    Cap.MANAGE_KNOWLEDGE: frozenset({R.ADMIN, R.MANAGER, R.EXPERT}),
 }
 
 # Roles that may never change anything, whatever else they are given.

@@ -30,6 +30,7 @@ from .choices import (
     OPEN_STATUSES,
     REOPENABLE,
     TRANSITIONS,
+    AssignMethod,
     Channel,
     ClockKind,
     Complexity,
@@ -41,7 +42,6 @@ from .forms import (
     AssignForm,
     IntakeForm,
     PriorityForm,
-    QueueFilterForm,
     ResponseForm,
     TransitionForm,
     people_options,
@@ -158,7 +158,9 @@ def queue(request):
     user = request.user
     access.require(user, Cap.VIEW_TICKETS)
     may_all = access.can(user, Cap.MANAGE_SERVICE)
-    form = QueueFilterForm(request.GET or None)
+    from .forms_links import BulkForm, QueueSearchForm
+
+    form = QueueSearchForm(request.GET or None)
     data = form.cleaned()
     default = "mine" if access.can(user, Cap.HANDLE_TICKETS) else "team"
     current = data.get("queue") if data.get("queue") in QUEUES else default
@@ -177,6 +179,9 @@ def queue(request):
         base = base.filter(priority=data["priority"])
     if data.get("category"):
         base = base.filter(category=data["category"])
+    search = form.search_q(data.get("q") or "")
+    if search is not None:
+        base = base.filter(search)
     if branches is not None and not access.can(user, Cap.ALL_CUSTOMERS):
         base, branches = base.filter(branches[0] | branches[1]), None  # a scoped role: one query with its scope
     qs = access.tickets_for(user, base)
@@ -211,8 +216,10 @@ def queue(request):
             ticket.badge = next_clock(ticket.clocks.all(), now)
             rows.append(ticket)
     tabs = [(key, label) for key, label in QUEUES.items() if key != "all" or may_all]
-    filtered = any(request.GET.get(k) for k in ("status", "priority", "category"))
-    context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered}
+    filtered = any(request.GET.get(k) for k in ("q", "status", "priority", "category"))
+    bulk_form = BulkForm(prefix="bulk") if access.can(user, Cap.HANDLE_TICKETS) else None
+    context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered,
+               "bulk_form": bulk_form}  # fmt: skip
     return render(request, "servicedesk/queue.html", context)
 
 
@@ -298,9 +305,19 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Channel"), Channel(data["channel"]).label))
     if e.kind in (EventKind.BREACHED, EventKind.WARNED) and data.get("clock") in ClockKind.values:
         out.append((_("Deadline"), ClockKind(data["clock"]).label))
+    if e.kind == EventKind.ESCALATED and data.get("level"):
+        out.append((_("Level"), str(data["level"])))
+        if data.get("clock") in ClockKind.values:
+            out.append((_("Deadline"), ClockKind(data["clock"]).label))
+    routed = data.get("routing") or {}
+    if e.kind == EventKind.CREATED and routed.get("method") in AssignMethod.values:
+        out.append((_("Routed"), AssignMethod(routed["method"]).label))
     for key, label in (("reason", _("Reason")), ("summary", _("Summary")), ("note", _("Note"))):
         if data.get(key):
             out.append((label, str(data[key])))
+    from . import editing
+
+    out.extend(editing.event_details(e))
     return out
 
 

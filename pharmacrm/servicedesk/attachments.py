@@ -1,0 +1,218 @@
+"""Files on tickets: checked by their content (not by what the browser or the mail client claims), limited
+in size, stored under a random name in default storage (MEDIA_ROOT = var/files, outside the web root) and
+served only through an access check (views_conversation.download, api_conversation).
+
+A file is accepted when its content is one of settings.ATTACHMENT_TYPES *and* its extension is one the
+setting lists for that type: a PDF named "x.png" is refused, and so is an executable named "x.pdf"."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import unicodedata
+import zipfile
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+
+from . import services
+from .choices import EventKind
+from .models import Attachment, Ticket
+
+A = AuditEntry.Action
+NAME_MAX = 200
+
+PDF = "application/pdf"
+PNG = "image/png"
+JPEG = "image/jpeg"
+TEXT = "text/plain"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# the main part an Office Open XML package of each kind declares in [Content_Types].xml
+_OOXML_MAIN = {
+    DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
+    XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+}
+_OOXML_MAIN_MACRO = {  # macro-enabled packages (.docm/.xlsm) are never accepted under a .docx/.xlsx name
+    "application/vnd.ms-word.document.macroEnabled.main+xml",
+    "application/vnd.ms-excel.sheet.macroEnabled.main+xml",
+}
+
+
+def clean_name(name: str) -> str:
+    """A display name safe to show and to put in a Content-Disposition header: no directories, no control
+    or format characters, no leading dots, at most NAME_MAX characters (the extension kept)."""
+    name = unicodedata.normalize("NFC", str(name or ""))
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(
+        c for c in name if unicodedata.category(c)[0] != "C"
+    )  # Cc, Cf (bidi overrides), Cs, Co, Cn
+    name = re.sub(r'["<>:|?*]', "_", name)
+    name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
+    if not name:
+        name = "file"
+    if len(name) > NAME_MAX:
+        stem, ext = os.path.splitext(name)
+        ext = ext[:20]
+        name = stem[: NAME_MAX - len(ext)] + ext
+    return name
+
+
+def _extension(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
+
+
+def _is_text(data: bytes) -> bool:
+    if b"\x00" in data:
+        return False
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return True
+    return False
+
+
+def _ooxml_kind(data: bytes) -> str | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            try:
+                info = z.getinfo("[Content_Types].xml")
+            except KeyError:
+                return None
+            if info.file_size > 1_000_000:
+                return None
+            types = z.read(info).decode("utf-8", "replace")
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError):
+        return None
+    if any(m in types for m in _OOXML_MAIN_MACRO):
+        return None
+    for kind, main in _OOXML_MAIN.items():
+        if main in types:
+            return kind
+    return None
+
+
+def sniff(data: bytes) -> str | None:
+    """The content type the bytes really are (of those this module knows), or None."""
+    if data.startswith(b"%PDF-"):
+        return PDF
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if data.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if data.startswith(b"PK\x03\x04"):
+        return _ooxml_kind(data)
+    if _is_text(data):
+        return TEXT
+    return None
+
+
+def _refuse(name: str, reason: str) -> ValidationError:
+    return ValidationError({"files": [_("“%(name)s”: %(reason)s") % {"name": name, "reason": reason}]})
+
+
+def _allowed_extensions() -> str:
+    return ", ".join(sorted({e for exts in settings.ATTACHMENT_TYPES.values() for e in exts}))
+
+
+def check(name: str, data: bytes) -> tuple[str, str]:
+    """(clean display name, detected content type) of an acceptable file; ValidationError otherwise."""
+    display = clean_name(name)
+    size = len(data)
+    if size == 0:
+        raise _refuse(display, _("the file is empty."))
+    if size > settings.ATTACHMENT_MAX_BYTES:
+        raise _refuse(display, _("the file is %(size)s; at most %(max)s is allowed.")
+                      % {"size": filesizeformat(size), "max": filesizeformat(settings.ATTACHMENT_MAX_BYTES)})  # fmt: skip
+    kind = sniff(data)
+    if kind is None or kind not in settings.ATTACHMENT_TYPES:
+        raise _refuse(
+            display,
+            _("this kind of file is not accepted (allowed: %(types)s).") % {"types": _allowed_extensions()},
+        )
+    if _extension(display) not in settings.ATTACHMENT_TYPES[kind]:
+        raise _refuse(display, _("the content does not match the file name's extension (the file is %(ext)s).")
+                      % {"ext": " / ".join(settings.ATTACHMENT_TYPES[kind])})  # fmt: skip
+    return display, kind
+
+
+def _read(f) -> bytes:
+    """The whole content of an uploaded file (checked against the size limit before reading it all)."""
+    size = getattr(f, "size", None)
+    name = clean_name(getattr(f, "name", ""))
+    if size is not None and size > settings.ATTACHMENT_MAX_BYTES:
+        raise _refuse(name, _("the file is %(size)s; at most %(max)s is allowed.")
+                      % {"size": filesizeformat(size), "max": filesizeformat(settings.ATTACHMENT_MAX_BYTES)})  # fmt: skip
+    if hasattr(f, "seek"):
+        f.seek(0)
+    data = f.read(settings.ATTACHMENT_MAX_BYTES + 1)
+    if hasattr(f, "seek"):
+        f.seek(0)
+    return data
+
+
+def validate_upload(f) -> tuple[str, str]:
+    """Refuse (ValidationError on "files", naming the file) an upload of the wrong type or size; returns
+    the clean display name and the detected content type."""
+    return check(getattr(f, "name", ""), _read(f))
+
+
+def store_upload(user, ticket: Ticket, f, *, message=None) -> Attachment:
+    """Check and keep an uploaded file (Django UploadedFile) on a ticket, optionally on one message."""
+    services.require(user, Cap.HANDLE_TICKETS)
+    data = _read(f)
+    return _store(ticket, getattr(f, "name", ""), data, message=message, user=user)
+
+
+def store_bytes(
+    ticket: Ticket, name: str, content_type: str, data: bytes, *, message=None, user=None
+) -> Attachment:
+    """Check and keep a file that arrived as bytes (an e-mail attachment, the web form). `content_type` is
+    what the sender claimed; the stored type is what the content is."""
+    return _store(ticket, name, data, message=message, user=user or services.SYSTEM)
+
+
+def _store(ticket: Ticket, name: str, data: bytes, *, message, user) -> Attachment:
+    display, kind = check(name, data)
+    now = timezone.now()
+    attachment = Attachment(
+        ticket=ticket, message=message, name=display, content_type=kind, size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(), created_at=now,
+        uploaded_by=user if getattr(user, "is_authenticated", False) else None,
+    )  # fmt: skip
+    # the name on disk comes from Attachment.file's upload_to (random); never from the uploader
+    attachment.file.save(display, ContentFile(data), save=False)
+    try:
+        with transaction.atomic():
+            attachment.save(force_insert=True)
+            services._event(
+                ticket, EventKind.ATTACHMENT, user, at=now,
+                data={"attachment": attachment.pk, "name": display, "message": message.pk if message else None},
+            )  # fmt: skip
+            audit.record(A.CREATE, attachment, user=user, changes={
+                "ticket": [None, ticket.number], "name": [None, display], "size": [None, len(data)],
+                "sha256": [None, attachment.sha256],
+            })  # fmt: skip
+    except Exception:
+        attachment.file.delete(save=False)
+        raise
+    return attachment
+
+
+def open_for_download(attachment: Attachment):
+    """The stored file, opened for reading (the caller has checked access to the ticket)."""
+    return attachment.file.open("rb")

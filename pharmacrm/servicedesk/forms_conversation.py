@@ -1,0 +1,140 @@
+"""Forms of the conversation panel, the ticket-details editor and the knowledge pages. Validation is the
+services' (knowledge, editing, conversation); the forms only carry the input and show the errors."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.customers.forms import ServiceErrorsMixin
+
+from .choices import MessageKind
+from .models import APPROVAL_NUMBER_HELP, AnswerTemplate, Product, TicketCategory
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one input; each is checked by attachments.validate_upload in the service."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"multiple": True}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        if isinstance(data, list | tuple):
+            return [super(MultipleFileField, self).clean(d, initial) for d in data if d]
+        return [super().clean(data, initial)] if data else []
+
+
+def accept_attr() -> str:
+    return ",".join(sorted({e for exts in settings.ATTACHMENT_TYPES.values() for e in exts}))
+
+
+class ComposerForm(ServiceErrorsMixin, forms.Form):
+    """A reply to the customer or an internal note, with files; id="composer", textarea #message-body."""
+
+    kind = forms.ChoiceField(
+        label=_("Kind"), choices=[(MessageKind.REPLY, MessageKind.REPLY.label), (MessageKind.NOTE, MessageKind.NOTE.label)],
+        initial=MessageKind.REPLY, widget=forms.RadioSelect,
+    )  # fmt: skip
+    template = forms.ModelChoiceField(
+        label=_("Answer template"), queryset=AnswerTemplate.objects.none(), required=False, empty_label="—"
+    )
+    body = forms.CharField(
+        label=_("Text"), widget=forms.Textarea(attrs={"rows": 8, "id": "message-body"}),
+        error_messages={"required": _("Write the text of the message.")},
+    )  # fmt: skip
+    files = MultipleFileField(label=_("Attachments"), required=False)
+
+    def __init__(self, *args, templates=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = AnswerTemplate.objects.filter(active=True)
+        if templates is not None:
+            self.fields["template"].choices = [("", "—")] + [(t.pk, t.name) for t in templates]
+        self.fields["files"].widget.attrs["accept"] = accept_attr()
+
+
+class TicketEditForm(ServiceErrorsMixin, forms.Form):
+    subject = forms.CharField(label=_("Subject"), max_length=200)
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 5})
+    )
+    category = forms.ModelChoiceField(
+        label=_("Category"), queryset=TicketCategory.objects.none(), empty_label=None
+    )
+    product = forms.ModelChoiceField(
+        label=_("Product"), queryset=Product.objects.none(), required=False, empty_label="—"
+    )
+    batch_number = forms.CharField(label=_("Batch / lot number"), max_length=40, required=False)
+    safety_relevant = forms.BooleanField(
+        label=_("Safety-relevant"), required=False, help_text=_("Hand the ticket to pharmacovigilance.")
+    )
+    reason = forms.CharField(label=_("Reason for the change"), max_length=500, required=False)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, ticket=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        categories = TicketCategory.objects.filter(active=True)
+        products = Product.objects.filter(active=True)
+        if ticket is not None:  # keep what the ticket has even when it was switched off since
+            categories = TicketCategory.objects.filter(active=True) | TicketCategory.objects.filter(
+                pk=ticket.category_id
+            )
+            if ticket.product_id:
+                products = Product.objects.filter(active=True) | Product.objects.filter(pk=ticket.product_id)
+        self.fields["category"].queryset = categories.order_by("position", "code")
+        self.fields["product"].queryset = products.order_by("brand_name", "strength")
+
+    @staticmethod
+    def initial_for(ticket) -> dict:
+        return {
+            "subject": ticket.subject, "description": ticket.description, "category": ticket.category_id,
+            "product": ticket.product_id, "batch_number": ticket.batch_number,
+            "safety_relevant": ticket.safety_relevant, "version": ticket.version,
+        }  # fmt: skip
+
+
+class ProductForm(ServiceErrorsMixin, forms.Form):
+    brand_name = forms.CharField(label=_("Brand name"), max_length=100)
+    generic_name = forms.CharField(label=_("Generic name"), max_length=100)
+    approval_number = forms.CharField(
+        label=_("Approval number"), max_length=24, help_text=APPROVAL_NUMBER_HELP,
+        widget=forms.TextInput(attrs={"placeholder": "国药准字H20059876"}),
+    )  # fmt: skip
+    dosage_form = forms.CharField(label=_("Dosage form"), max_length=40)
+    strength = forms.CharField(label=_("Strength"), max_length=60)
+    indications = forms.CharField(
+        label=_("Indications"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    contraindications = forms.CharField(
+        label=_("Contraindications"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    usage = forms.CharField(
+        label=_("Usage and dosage"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+class TemplateForm(ServiceErrorsMixin, forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    category = forms.ModelChoiceField(
+        label=_("Category"),
+        queryset=TicketCategory.objects.none(),
+        required=False,
+        empty_label=_("Any category"),
+    )
+    language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES, initial="zh-hans")
+    body = forms.CharField(label=_("Text"), widget=forms.Textarea(attrs={"rows": 10}))
+    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["category"].queryset = TicketCategory.objects.filter(active=True).order_by(
+            "position", "code"
+        )

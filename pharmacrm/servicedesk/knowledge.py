@@ -1,0 +1,309 @@
+"""Knowledge agents answer from: the product catalogue (产品目录: brand and generic name, 国药准字 approval
+number, dosage form, strength, indications, contraindications, usage) and answer templates (答复模板)
+with placeholders filled in from the ticket when an agent uses one in a reply.
+
+Writes need Cap.MANAGE_KNOWLEDGE (administrators, managers, product experts); everyone who sees tickets
+reads. Every write is validated (localised messages naming the field), versioned (optimistic locking:
+ConflictError → HTTP 409), written in one transaction and audited. Nothing is deleted: a product or a
+template is switched off (`active`), so that tickets and messages that refer to it keep their meaning."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
+
+from .models import AnswerTemplate, Product, Ticket, TicketCategory
+
+A = AuditEntry.Action
+
+PRODUCT_FIELDS = (
+    "brand_name", "generic_name", "approval_number", "dosage_form", "strength", "indications",
+    "contraindications", "usage", "active",
+)  # fmt: skip
+TEMPLATE_FIELDS = ("name", "category", "language", "body", "active")
+
+# placeholder → what it stands for (shown next to the template editor)
+PLACEHOLDERS = {
+    "customer": gettext_lazy("the customer: the person, else the institution, else the caller"),
+    "ticket": gettext_lazy("the ticket number (TK-2026-000123)"),
+    "subject": gettext_lazy("the ticket's subject"),
+    "product": gettext_lazy("the product the ticket concerns"),
+    "agent": gettext_lazy("your name"),
+    "received_at": gettext_lazy("when the request was received (local time)"),
+    "batch": gettext_lazy("the batch / lot number"),
+}
+PLACEHOLDER_RE = re.compile(r"\{([^{}\s]{0,40})\}")
+APPROVAL_PREFIX = "国药准字"
+
+
+# --- products ----------------------------------------------------------------------------------------
+
+
+def normalise_approval_number(value: str) -> str:
+    """“国药准字 h2005 9876” → “国药准字H20059876” (spaces dropped, the letter in capitals)."""
+    value = re.sub(r"\s+", "", str(value or ""))
+    if value.startswith(APPROVAL_PREFIX) and len(value) > len(APPROVAL_PREFIX):
+        value = APPROVAL_PREFIX + value[len(APPROVAL_PREFIX)].upper() + value[len(APPROVAL_PREFIX) + 1 :]
+    return value
+
+
+def products(user, *, q: str = "", include_inactive: bool = False):
+    """Products the user may look up, searched by brand name, generic name or approval number."""
+    access.require(user, Cap.VIEW_TICKETS)
+    qs = Product.objects.all()
+    if not include_inactive:
+        qs = qs.filter(active=True)
+    q = (q or "").strip()
+    if q:
+        number = normalise_approval_number(q)
+        qs = qs.filter(
+            Q(brand_name__icontains=q) | Q(generic_name__icontains=q) | Q(approval_number__icontains=number)
+            | Q(approval_number__icontains=q)
+        )  # fmt: skip
+    return qs.order_by("brand_name", "strength", "id")
+
+
+def _clean_text(data: dict, fields: tuple[str, ...]) -> dict:
+    out = {}
+    for f in fields:
+        if f in data:
+            v = data[f]
+            out[f] = v.strip() if isinstance(v, str) else v
+    return out
+
+
+def _full_clean(obj, exclude=()) -> None:
+    try:
+        obj.full_clean(exclude=list(exclude))
+    except ValidationError as e:
+        raise ValidationError(e.message_dict) from None
+
+
+def _changes(obj, values: dict) -> dict:
+    out = {}
+    for field, new in values.items():
+        old = getattr(obj, field)
+        if field == "category":
+            old, new = getattr(old, "code", None), getattr(new, "code", None)
+        if old != new:
+            out[field] = [old, new]
+    return out
+
+
+def _versioned_update(model, obj, values: dict, expected: int) -> None:
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            done = model.objects.filter(pk=obj.pk, version=expected).update(
+                version=F("version") + 1, updated_at=now, **values
+            )
+    except IntegrityError:
+        raise _duplicate(model) from None
+    if done != 1:
+        current = model.objects.filter(pk=obj.pk).values_list("version", flat=True).first()
+        raise ConflictError(current or 0)
+    obj.version, obj.updated_at = expected + 1, now
+
+
+def _duplicate(model) -> ValidationError:
+    if model is Product:
+        return ValidationError(
+            {"approval_number": [_("A product with this approval number is already in the catalogue.")]}
+        )
+    return ValidationError({"name": [_("An answer template with this name already exists.")]})
+
+
+def create_product(user, data: dict) -> Product:
+    access.require(user, Cap.MANAGE_KNOWLEDGE)
+    values = _clean_text(data, PRODUCT_FIELDS)
+    values["approval_number"] = normalise_approval_number(values.get("approval_number", ""))
+    product = Product(**values)
+    _full_clean(product)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                product.save(force_insert=True)
+        except IntegrityError:
+            raise _duplicate(Product) from None
+        audit.record(A.CREATE, product, user=user, changes={k: [None, getattr(product, k)] for k in values})
+    return product
+
+
+def update_product(user, product: Product, data: dict, *, version: int | None) -> Product:
+    """Change the given fields of a product; ConflictError when someone saved it since `version`."""
+    access.require(user, Cap.MANAGE_KNOWLEDGE)
+    expected = product.version if version is None else int(version)
+    if expected != product.version:
+        raise ConflictError(product.version)
+    values = _clean_text(data, PRODUCT_FIELDS)
+    if "approval_number" in values:
+        values["approval_number"] = normalise_approval_number(values["approval_number"])
+    changes = _changes(product, values)
+    for k, v in values.items():
+        setattr(product, k, v)
+    _full_clean(product, exclude=[] if "approval_number" in changes else ["approval_number"])
+    if not changes:
+        return product
+    with transaction.atomic():
+        _versioned_update(Product, product, values, expected)
+        audit.record(A.UPDATE, product, user=user, changes=changes)
+    return product
+
+
+def deactivate_product(user, product: Product, *, version: int | None = None) -> Product:
+    return update_product(user, product, {"active": False}, version=version)
+
+
+# --- answer templates ------------------------------------------------------------------------------
+
+
+def unknown_placeholders(body: str) -> list[str]:
+    """Placeholders in a text that render() does not know (in order, once each)."""
+    out: list[str] = []
+    for name in PLACEHOLDER_RE.findall(body or ""):
+        if name not in PLACEHOLDERS and name not in out:
+            out.append(name)
+    return out
+
+
+def _check_template(tpl: AnswerTemplate) -> None:
+    errors: dict[str, list] = {}
+    try:
+        tpl.full_clean(exclude=["category"])
+    except ValidationError as e:
+        errors.update(e.message_dict)
+    unknown = unknown_placeholders(tpl.body)
+    if unknown:
+        errors.setdefault("body", []).append(
+            _("Unknown placeholders: %(names)s. Use %(known)s.")
+            % {
+                "names": ", ".join(f"{{{n}}}" for n in unknown),
+                "known": ", ".join(f"{{{n}}}" for n in PLACEHOLDERS),
+            }
+        )
+    if tpl.category_id and not TicketCategory.objects.filter(pk=tpl.category_id).exists():
+        errors.setdefault("category", []).append(_("Choose a category."))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _template_values(data: dict) -> dict:
+    values = _clean_text(data, TEMPLATE_FIELDS)
+    if "category" in values and not isinstance(values["category"], TicketCategory | type(None)):
+        code = values["category"]
+        by_pk = Q(pk=int(code)) if str(code).isdigit() else Q(pk__in=[])
+        values["category"] = TicketCategory.objects.filter(Q(code=code) | by_pk).first() if code else None
+        if code and values["category"] is None:
+            raise ValidationError({"category": [_("Choose a category.")]})
+    if "language" in values and not values["language"]:
+        values["language"] = settings.LANGUAGE_CODE
+    return values
+
+
+def create_template(user, data: dict) -> AnswerTemplate:
+    access.require(user, Cap.MANAGE_KNOWLEDGE)
+    values = _template_values(data)
+    tpl = AnswerTemplate(**values)
+    _check_template(tpl)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                tpl.save(force_insert=True)
+        except IntegrityError:
+            raise _duplicate(AnswerTemplate) from None
+        audit.record(
+            A.CREATE, tpl, user=user, changes={"name": [None, tpl.name], "language": [None, tpl.language]}
+        )
+    return tpl
+
+
+def update_template(user, tpl: AnswerTemplate, data: dict, *, version: int | None) -> AnswerTemplate:
+    access.require(user, Cap.MANAGE_KNOWLEDGE)
+    expected = tpl.version if version is None else int(version)
+    if expected != tpl.version:
+        raise ConflictError(tpl.version)
+    values = _template_values(data)
+    changes = _changes(tpl, values)
+    for k, v in values.items():
+        setattr(tpl, k, v)
+    if "body" in changes or "name" in changes or "language" in changes:
+        _check_template(tpl)
+    if not changes:
+        return tpl
+    with transaction.atomic():
+        _versioned_update(AnswerTemplate, tpl, values, expected)
+        audit.record(A.UPDATE, tpl, user=user, changes=changes)
+    return tpl
+
+
+def deactivate_template(user, tpl: AnswerTemplate, *, version: int | None = None) -> AnswerTemplate:
+    return update_template(user, tpl, {"active": False}, version=version)
+
+
+def templates_for(user, ticket: Ticket | None = None):
+    """Active templates, those of the ticket's category (and its parents) first, then the general ones."""
+    access.require(user, Cap.VIEW_TICKETS)
+    qs = AnswerTemplate.objects.filter(active=True).select_related("category")
+    items = list(qs.order_by("name"))
+    if ticket is None:
+        return items
+    cats = set()
+    c = ticket.category
+    while c is not None and c.pk not in cats:
+        cats.add(c.pk)
+        c = c.parent
+    return sorted(
+        items, key=lambda t: (0 if t.category_id in cats else 1 if t.category_id is None else 2, t.name)
+    )
+
+
+# --- rendering -------------------------------------------------------------------------------------
+
+
+def _customer(ticket: Ticket, user) -> str:
+    if ticket.person_id:
+        return ticket.person.name
+    if ticket.institution_id:
+        return ticket.institution.name
+    if ticket.caller_name:
+        if access.personal_data_mode(user) == "plain" or not getattr(user, "is_authenticated", False):
+            return ticket.caller_name
+        return _("customer")  # the caller's name stays masked for this role
+    return _("customer")
+
+
+def values_for(ticket: Ticket, user) -> dict[str, str]:
+    received = timezone.localtime(ticket.received_at).strftime("%Y-%m-%d %H:%M") if ticket.received_at else ""
+    return {
+        "customer": _customer(ticket, user),
+        "ticket": ticket.number,
+        "subject": ticket.subject,
+        "product": str(ticket.product) if ticket.product_id else "",
+        "agent": str(user) if getattr(user, "is_authenticated", False) else "",
+        "received_at": received,
+        "batch": ticket.batch_number,
+    }
+
+
+def render(template: AnswerTemplate, ticket: Ticket, user) -> str:
+    """The template's text for this ticket: known placeholders filled in, unknown ones left visible. The
+    few words it may add itself (“customer”) are in the template's language."""
+    with translation.override(template.language or settings.LANGUAGE_CODE):
+        values = values_for(ticket, user)
+
+    def fill(m: re.Match) -> str:
+        return values[m.group(1)] if m.group(1) in values else m.group(0)
+
+    return PLACEHOLDER_RE.sub(fill, template.body)
