@@ -35,6 +35,7 @@ from .choices import (
     ClockKind,
     Complexity,
     EventKind,
+    LinkKind,
     Priority,
     Status,
 )
@@ -305,6 +306,17 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Channel"), Channel(data["channel"]).label))
     if e.kind in (EventKind.BREACHED, EventKind.WARNED) and data.get("clock") in ClockKind.values:
         out.append((_("Deadline"), ClockKind(data["clock"]).label))
+    if e.kind == EventKind.LINKED and data.get("ticket"):
+        if data.get("link_kind") == LinkKind.DUPLICATE:
+            relation = _("Duplicated by") if data.get("reverse") else _("Duplicate of")
+        else:
+            relation = _("Related")
+        out.append((_("Link removed") if data.get("removed") else _("Linked ticket"), f"{data['ticket']} ({relation})"))
+    if e.kind == EventKind.MERGED:
+        if data.get("into"):
+            out.append((_("Merged into"), data["into"]))
+        if data.get("from"):
+            out.append((_("Merged from"), data["from"]))
     if e.kind == EventKind.ESCALATED and data.get("level"):
         out.append((_("Level"), str(data["level"])))
         if data.get("clock") in ClockKind.values:

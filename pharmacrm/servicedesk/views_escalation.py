@@ -23,7 +23,7 @@ from .models import EscalationRule
 
 
 class EscalateForm(ServiceErrorsMixin, forms.Form):
-    reason = forms.CharField(label=gettext_lazy("Why does this need a superior?"), max_length=500,
+    escalation_reason = forms.CharField(label=gettext_lazy("Why does this need a superior?"), max_length=500,
                              widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
     hand_over = forms.BooleanField(label=gettext_lazy("Hand the ticket over to them"), required=False)
 
@@ -48,11 +48,13 @@ def ticket_escalate(request, pk: int):
     form = EscalateForm(request.POST)
     if form.is_valid():
         try:
-            escalation.escalate(request.user, ticket, reason=form.cleaned_data["reason"],
+            escalation.escalate(request.user, ticket, reason=form.cleaned_data["escalation_reason"],
                                 hand_over=form.cleaned_data["hand_over"])  # fmt: skip
         except services.TransitionRefused as e:
             form.add_error(None, " ".join(e.messages))
         except ValidationError as e:
+            if hasattr(e, "error_dict") and "reason" in e.error_dict:
+                e.error_dict["escalation_reason"] = e.error_dict.pop("reason")
             form.add_service_errors(e)
         else:
             messages.success(request, _("%(number)s was escalated.") % {"number": ticket.number})

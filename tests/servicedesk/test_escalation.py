@@ -271,7 +271,7 @@ def test_the_escalate_button_per_role(client_for, users, urgent, role, allowed):
         assert not allowed
         return
     assert ('id="escalate"' in page.content.decode()) is allowed
-    response = client.post(f"/service/tickets/{ticket.pk}/escalate/", {"reason": "需要支援"})
+    response = client.post(f"/service/tickets/{ticket.pk}/escalate/", {"escalation_reason": "需要支援"})
     assert response.status_code == (302 if allowed else 403)
     ticket.refresh_from_db()
     assert ticket.escalation_level == (1 if allowed else 0)
@@ -279,7 +279,7 @@ def test_the_escalate_button_per_role(client_for, users, urgent, role, allowed):
 
 def test_the_escalate_form_keeps_the_input_and_names_the_field(client_for, urgent):
     ticket = urgent()
-    response = client_for("agent").post(f"/service/tickets/{ticket.pk}/escalate/", {"reason": ""})
+    response = client_for("agent").post(f"/service/tickets/{ticket.pk}/escalate/", {"escalation_reason": ""})
     assert response.status_code == 400
     assert 'id="escalate" open' in response.content.decode()
 

@@ -1,0 +1,90 @@
+"""Forms of the links panel (link, merge), the queue's search filter and its bulk actions."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.core.models import Team, User
+from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
+
+from .bulk import ACTIONS
+from .choices import Channel, LinkKind, Priority, RootCause, Status
+from .forms import QueueFilterForm, handlers
+
+NUMBER = re.compile(r"TK-\d{4}-\d{6}", re.IGNORECASE)
+
+
+class QueueSearchForm(QueueFilterForm):
+    """The queue filters with a search box first: a ticket number, or words of the subject."""
+
+    q = forms.CharField(
+        label=_("Search"), required=False, max_length=100,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("TK-2026-000123 or subject"),
+                                      "data-keys-search": ""}),
+    )  # fmt: skip
+    field_order = ["q", "status", "priority", "category"]
+
+    def search_q(self, value: str) -> Q | None:
+        value = (value or "").strip()
+        if not value:
+            return None
+        if NUMBER.fullmatch(value):
+            return Q(number=value.upper())
+        return Q(subject__icontains=value)
+
+
+class TicketNumberField(forms.CharField):
+    def clean(self, value):
+        value = super().clean(value)
+        value = (value or "").strip().upper()
+        if value and not NUMBER.fullmatch(value):
+            raise forms.ValidationError(_("Enter a ticket number such as TK-2026-000123."))
+        return value
+
+
+class LinkForm(ServiceErrorsMixin, forms.Form):
+    to_ticket = TicketNumberField(
+        label=_("Ticket number"), max_length=16, widget=forms.TextInput(attrs={"placeholder": "TK-2026-000123"})
+    )
+    kind = forms.ChoiceField(label=_("Relation"), choices=LinkKind.choices, initial=LinkKind.RELATED)
+
+
+class MergeForm(ServiceErrorsMixin, forms.Form):
+    into = TicketNumberField(
+        label=_("Merge into ticket"), max_length=16,
+        help_text=_("This ticket is closed and points to that one; its messages stay visible there."),
+        widget=forms.TextInput(attrs={"placeholder": "TK-2026-000123"}),
+    )  # fmt: skip
+    reason = forms.CharField(label=_("Reason"), max_length=500)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class BulkForm(ServiceErrorsMixin, forms.Form):
+    """The bulk-action bar above a queue; the tickets come as `ticket` checkboxes (with `version-<id>`)."""
+
+    action = forms.ChoiceField(label=_("Action"), choices=BLANK + list(ACTIONS.items()))
+    assignee = forms.ModelChoiceField(label=_("Assignee"), queryset=User.objects.none(), required=False)
+    team = forms.ModelChoiceField(label=_("Team queue"), queryset=Team.objects.none(), required=False)
+    status = forms.ChoiceField(label=_("New status"), choices=BLANK + Status.choices, required=False)
+    priority = forms.ChoiceField(label=_("New priority"), choices=BLANK + Priority.choices, required=False)
+    reason = forms.CharField(label=_("Reason (priority)"), max_length=500, required=False)
+    resolution_summary = forms.CharField(
+        label=_("Resolution summary"), max_length=2000, required=False,
+        help_text=_("To resolve, or to close tickets that are still open."),
+    )  # fmt: skip
+    root_cause = forms.ChoiceField(label=_("Root cause"), choices=BLANK + RootCause.choices, required=False)
+    informed_channel = forms.ChoiceField(label=_("Informed by"), choices=BLANK + Channel.choices, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = handlers()
+        self.fields["team"].queryset = Team.objects.order_by("name")
+
+    def params(self) -> dict:
+        d = self.cleaned_data
+        return {k: d.get(k) for k in ("assignee", "team", "status", "priority", "reason", "resolution_summary",
+                                      "root_cause", "informed_channel")}  # fmt: skip
