@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from pharmacrm.core import api as core_api
 from pharmacrm.customers import api as customers_api
+from pharmacrm.notify import api as notify_api
 from pharmacrm.servicedesk import api as servicedesk_api
 from pharmacrm.servicedesk import api_conversation, api_knowledge, api_links, api_revisit, api_routing
 
@@ -20,7 +21,7 @@ router.register("tickets", servicedesk_api.TicketViewSet, basename="ticket")
 router.register("ticket-categories", servicedesk_api.TicketCategoryViewSet, basename="ticket-category")
 router.register("sla-policies", servicedesk_api.SlaPolicyViewSet, basename="sla-policy")
 router.register("calendars", servicedesk_api.BusinessCalendarViewSet, basename="calendar")
-for _module in (api_conversation, api_knowledge, api_links, api_revisit, api_routing):
+for _module in (api_conversation, api_knowledge, api_links, api_revisit, api_routing, notify_api):
     _module.register(router)
 
 urlpatterns = [

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "pharmacrm.core",
     "pharmacrm.customers",
     "pharmacrm.servicedesk",
+    "pharmacrm.notify",
 ]
 
 MIDDLEWARE = [
@@ -105,6 +106,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "pharmacrm.core.context_processors.navigation",
+                "pharmacrm.notify.context_processors.bell",
             ],
         },
     },
@@ -268,6 +270,12 @@ SPECTACULAR_SETTINGS = {
         "TicketComplexityEnum": "pharmacrm.servicedesk.choices.Complexity",
         "SlaUnitEnum": "pharmacrm.servicedesk.models.SlaPolicy.Unit",
         "CustomerTierEnum": "pharmacrm.customers.choices.Tier",
+        "ActionStatusEnum": "pharmacrm.servicedesk.choices.ActionStatus",
+        "SurveyChannelEnum": "pharmacrm.servicedesk.choices.SurveyChannel",
+        "LowScoreEnum": "pharmacrm.servicedesk.choices.LowScore",
+        "NotifyDeliveryStatusEnum": "pharmacrm.notify.models.Delivery.Status",
+        "NotifyDeliveryChannelEnum": "pharmacrm.notify.models.Delivery.Channel",
+        "WebhookFormatEnum": "pharmacrm.notify.models.WebhookEndpoint.Format",
     },
 }
 
@@ -293,6 +301,11 @@ SERVICEDESK_MAIL_FROM = env("SERVICEDESK_MAIL_FROM", DEFAULT_FROM_EMAIL)
 # the address links in e-mails point at (status links, surveys)
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
+# --- Notifications: e-mail and webhook deliveries are retried 1, 2, 4 … minutes apart (at most an hour)
+NOTIFY_MAX_ATTEMPTS = envint("NOTIFY_MAX_ATTEMPTS", 8)
+NOTIFY_WEBHOOK_TIMEOUT = envint("NOTIFY_WEBHOOK_TIMEOUT", 10)
+NOTIFY_MAIL_FROM = env("NOTIFY_MAIL_FROM", DEFAULT_FROM_EMAIL)
+
 # --- Ticket attachments (stored under MEDIA_ROOT, served only through access checks)
 ATTACHMENT_MAX_BYTES = envint("ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
 ATTACHMENT_TYPES = {
@@ -307,6 +320,8 @@ ATTACHMENT_TYPES = {
 # --- Public web form: submissions per client address per hour
 SERVICEDESK_WEB_FORM_PER_HOUR = envint("SERVICEDESK_WEB_FORM_PER_HOUR", 5)
 SERVICEDESK_SURVEY_DAYS = envint("SERVICEDESK_SURVEY_DAYS", 14)
+# behind a reverse proxy that sets X-Forwarded-For, the rate limit counts the address it forwards
+SERVICEDESK_TRUST_X_FORWARDED_FOR = envbool("SERVICEDESK_TRUST_X_FORWARDED_FOR", False)
 
 # --- Backups
 BACKUP_DIR = Path(env("PHARMACRM_BACKUP_DIR", str(VAR_DIR / "backups")))

@@ -17,6 +17,7 @@ urlpatterns = [
     path("customers/", include("pharmacrm.customers.urls")),
     path("service/", include("pharmacrm.servicedesk.urls")),
     path("help/", include("pharmacrm.servicedesk.public_urls")),
+    path("notifications/", include("pharmacrm.notify.urls")),
     path("api/v1/", include("pharmacrm.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -28,6 +28,7 @@ def navigation(request):
         items.append((_("People"), reverse("customers:people"), "people"))
     if Cap.VIEW_TICKETS in caps:
         items.append((_("Tickets"), reverse("servicedesk:queue"), "tickets"))
+        items.append((_("Products"), reverse("servicedesk:product-list"), "products"))
     if Cap.IMPORT_CUSTOMERS in caps:
         items.append((_("Import"), reverse("customers:import"), "import"))
     if Cap.MERGE_CUSTOMERS in caps:

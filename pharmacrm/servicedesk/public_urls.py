@@ -1,7 +1,14 @@
 """Public pages for customers (no sign-in): the web form, ticket status links, revisit surveys."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views_public
 
 app_name = "public"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("", views_public.web_form, name="form"),
+    path("received/<str:token>/", views_public.received, name="received"),
+    path("status/<str:token>/", views_public.status, name="status"),
+    path("survey/<str:token>/", views_public.survey, name="survey"),
+]

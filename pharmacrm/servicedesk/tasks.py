@@ -48,3 +48,12 @@ def refresh_after_commit(calendar_id: int | None = None) -> None:
     from django.db import transaction
 
     transaction.on_commit(lambda: refresh_open_tickets(calendar_id=calendar_id))
+
+
+@db_periodic_task(crontab(minute="17"))
+def forget_web_intake() -> int:
+    """Hourly: drop the public form's rate-limit records older than two hours (they only count the last
+    hour)."""
+    from . import public
+
+    return public.forget_old()

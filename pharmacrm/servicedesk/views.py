@@ -219,8 +219,10 @@ def queue(request):
     tabs = [(key, label) for key, label in QUEUES.items() if key != "all" or may_all]
     filtered = any(request.GET.get(k) for k in ("q", "status", "priority", "category"))
     bulk_form = BulkForm(prefix="bulk") if access.can(user, Cap.HANDLE_TICKETS) else None
+    # the board: service managers, and team leads for their teams (user.led_teams, read only for a handler)
+    may_board = may_all or (access.can(user, Cap.HANDLE_TICKETS) and user.led_teams.exists())
     context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered,
-               "bulk_form": bulk_form}  # fmt: skip
+               "bulk_form": bulk_form, "may_board": may_board}  # fmt: skip
     return render(request, "servicedesk/queue.html", context)
 
 
@@ -317,6 +319,12 @@ def _event_details(e) -> list[tuple[str, str]]:
             out.append((_("Merged into"), data["into"]))
         if data.get("from"):
             out.append((_("Merged from"), data["from"]))
+    if e.kind == EventKind.SURVEY and data.get("score") is not None:
+        out.append((_("Satisfaction"), f"{data['score']} / 5"))
+        if data.get("solved") is not None:
+            out.append((_("Solved"), _("yes") if data["solved"] else _("no")))
+        if data.get("action"):
+            out.append((_("Improvement action"), data["action"]))
     if e.kind == EventKind.ESCALATED and data.get("level"):
         out.append((_("Level"), str(data["level"])))
         if data.get("clock") in ClockKind.values:

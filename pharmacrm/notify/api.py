@@ -1,0 +1,251 @@
+"""REST endpoints: the user's own notifications, and for service administrators the webhook endpoints and
+the delivery log. Writes go through services.py (capability check, validation, audit)."""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from pharmacrm.core.api_utils import HasCapability
+from pharmacrm.core.roles import Cap
+
+from . import services
+from .models import Delivery, Notification, WebhookEndpoint
+
+MAX_ID = 2**63 - 1
+
+
+# --- notifications ---------------------------------------------------------------------------------
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    read = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "kind",
+            "title",
+            "body",
+            "url",
+            "object_type",
+            "object_id",
+            "created_at",
+            "read_at",
+            "read",
+        ]
+        read_only_fields = fields
+
+    def get_read(self, obj: Notification) -> bool:
+        return obj.read_at is not None
+
+
+class MarkReadSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=1000,
+        help_text="The notifications to mark read.",
+    )  # fmt: skip
+    all = serializers.BooleanField(
+        required=False, default=False, help_text="Mark every unread notification read."
+    )
+
+    def validate(self, attrs):
+        if not attrs.get("all") and not attrs.get("ids"):
+            raise serializers.ValidationError({"ids": ["Give the ids to mark read, or all=true."]})
+        return attrs
+
+
+class MarkedSerializer(serializers.Serializer):
+    marked = serializers.IntegerField()
+    unread = serializers.IntegerField()
+
+
+class UnreadSerializer(serializers.Serializer):
+    unread = serializers.IntegerField()
+
+
+class NotificationFilter(django_filters.FilterSet):
+    unread = django_filters.BooleanFilter(
+        field_name="read_at", lookup_expr="isnull", label="Only unread (true) or only read (false)."
+    )
+    kind = django_filters.CharFilter()
+
+    class Meta:
+        model = Notification
+        fields: list[str] = []
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["notifications"]), retrieve=extend_schema(tags=["notifications"])
+)
+class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The signed-in user's own notifications (the bell), newest first."""
+
+    serializer_class = NotificationSerializer
+    permission_classes = [HasCapability]
+    filterset_class = NotificationFilter
+    ordering_fields = ["created_at", "id"]
+    ordering = ["-created_at", "-id"]
+    lookup_value_regex = r"\d{1,18}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Notification.objects.none()
+        return Notification.objects.filter(recipient=self.request.user)
+
+    @extend_schema(
+        request=MarkReadSerializer, responses=MarkedSerializer, tags=["notifications"], filters=False,
+        description="Mark some (ids) or all (all=true) of your notifications read.",
+    )  # fmt: skip
+    @action(detail=False, methods=["post"], url_path="mark-read", filter_backends=[], pagination_class=None)
+    def mark_read(self, request):
+        s = MarkReadSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        ids = "all" if s.validated_data.get("all") else s.validated_data["ids"]
+        n = services.mark_read(request.user, ids)
+        return Response({"marked": n, "unread": services.unread_count(request.user)})
+
+    @extend_schema(responses=UnreadSerializer, tags=["notifications"], filters=False)
+    @action(detail=False, methods=["get"], url_path="unread-count", filter_backends=[], pagination_class=None)
+    def unread_count(self, request):
+        return Response({"unread": services.unread_count(request.user)})
+
+
+# --- webhook endpoints -----------------------------------------------------------------------------
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(max_length=100)
+    url = serializers.CharField(
+        max_length=500, help_text="http:// or https:// address of the receiver or bot."
+    )
+    format = serializers.ChoiceField(choices=WebhookEndpoint.Format.choices, required=False)
+    events = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=100,
+        help_text="Event names (e.g. ticket.created, ticket.breached); empty: every event.",
+    )  # fmt: skip
+    active = serializers.BooleanField(required=False)
+    secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=200,
+        help_text="Signing secret; generated when empty on create and returned once in the creation answer "
+        "(`secret`). Never returned otherwise; send a new one to replace it.",
+    )  # fmt: skip
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "name", "url", "format", "events", "active", "created_at", "secret"]
+        read_only_fields = ["id", "created_at"]
+
+
+class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(read_only=True, help_text="The signing secret, shown this once.")
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    target = serializers.CharField(read_only=True, help_text="The e-mail address or the endpoint's name.")
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id", "notification", "channel", "email", "endpoint", "target", "event", "payload", "status", "attempts",
+            "next_attempt_at", "last_error", "last_status_code", "log", "created_at", "sent_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+ADMIN = {"*": Cap.MANAGE_SERVICE}
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["notifications"]),
+    retrieve=extend_schema(tags=["notifications"]),
+    create=extend_schema(tags=["notifications"], responses={201: WebhookEndpointCreatedSerializer}),
+    update=extend_schema(tags=["notifications"]),
+    partial_update=extend_schema(tags=["notifications"]),
+    destroy=extend_schema(
+        tags=["notifications"],
+        description="Switch the endpoint off (it stays, with its delivery log).",
+        responses={204: None},
+    ),  # fmt: skip
+)
+class WebhookEndpointViewSet(viewsets.ModelViewSet):
+    """Outbound webhook endpoints (generic signed JSON, 企业微信 and 钉钉 group bots)."""
+
+    queryset = WebhookEndpoint.objects.all()
+    serializer_class = WebhookEndpointSerializer
+    permission_classes = [HasCapability]
+    required_caps = ADMIN
+    ordering_fields = ["name", "id", "created_at"]
+    ordering = ["name", "id"]
+    lookup_value_regex = r"\d{1,18}"
+
+    def create(self, request, *args, **kwargs):
+        s = self.get_serializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        endpoint = services.create_endpoint(request.user, dict(s.validated_data))
+        return Response(WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.update_endpoint(
+            self.request.user, serializer.instance, dict(serializer.validated_data)
+        )
+
+    def perform_destroy(self, instance):
+        services.deactivate_endpoint(self.request.user, instance)
+
+    @extend_schema(
+        request=None, responses={202: DeliverySerializer}, tags=["notifications"], filters=False,
+        description="Queue a `ping` event to this endpoint; its result shows in the delivery.",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def test(self, request, pk=None):
+        delivery = services.send_test(request.user, self.get_object())
+        delivery.refresh_from_db()
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DeliveryFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Delivery.Status.choices)
+    channel = django_filters.ChoiceFilter(choices=Delivery.Channel.choices)
+    endpoint = django_filters.NumberFilter(field_name="endpoint_id", min_value=1, max_value=MAX_ID)
+    event = django_filters.CharFilter()
+
+    class Meta:
+        model = Delivery
+        fields: list[str] = []
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["notifications"]), retrieve=extend_schema(tags=["notifications"])
+)
+class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+    """The delivery log: every e-mail and webhook message, its attempts and the reason of each failure."""
+
+    queryset = Delivery.objects.select_related("endpoint")
+    serializer_class = DeliverySerializer
+    permission_classes = [HasCapability]
+    required_caps = ADMIN
+    filterset_class = DeliveryFilter
+    ordering_fields = ["created_at", "id", "next_attempt_at"]
+    ordering = ["-created_at", "-id"]
+    lookup_value_regex = r"\d{1,18}"
+
+    @extend_schema(
+        request=None, responses={200: DeliverySerializer, 400: OpenApiResponse(description="Already sent.")},
+        tags=["notifications"], filters=False, description="Send a failed or given-up delivery again now.",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def retry(self, request, pk=None):
+        delivery = services.retry(request.user, self.get_object())
+        delivery.refresh_from_db()
+        return Response(DeliverySerializer(delivery).data)
+
+
+def register(router) -> None:
+    router.register("notifications", NotificationViewSet, basename="notification")
+    router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
+    router.register("deliveries", DeliveryViewSet, basename="delivery")

@@ -1,0 +1,43 @@
+"""Forms of the notification pages."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import Delivery, WebhookEndpoint
+
+
+class EndpointForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    url = forms.CharField(
+        label=_("URL"),
+        max_length=500,
+        help_text=_("The receiver's http:// or https:// address (for a bot: its webhook address)."),
+    )
+    format = forms.ChoiceField(label=_("Format"), choices=WebhookEndpoint.Format.choices)
+    events = forms.CharField(
+        label=_("Events"), required=False, max_length=2000,
+        help_text=_("Event names separated by commas, e.g. ticket.created, ticket.breached; empty: every event."),
+    )  # fmt: skip
+    secret = forms.CharField(
+        label=_("Signing secret"), required=False, max_length=200,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Empty: keep the current one (a new endpoint gets a generated one). For a DingTalk bot with "
+                    "signing, paste its SEC… secret."),
+    )  # fmt: skip
+    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+
+    def data_dict(self) -> dict:
+        d = dict(self.cleaned_data)
+        d["url"] = d["url"].strip()
+        return d
+
+
+class DeliveryFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("Any status"))] + list(Delivery.Status.choices)
+    )
+    channel = forms.ChoiceField(
+        label=_("Channel"), required=False, choices=[("", _("Any channel"))] + list(Delivery.Channel.choices)
+    )

@@ -1,0 +1,135 @@
+"""Notifications (the bell), their deliveries by e-mail and webhook, and the webhook endpoints.
+
+A delivery is never lost: it is written in the caller's transaction, sent by the worker after the commit,
+and retried with an exponential back-off until it is sent or has used up its attempts; every failure's
+reason stays on the row (`log`). Notification texts carry no customer's personal data (ticket numbers and
+subjects only)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import URLValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.core.fields import EncryptedTextField
+
+
+class Notification(models.Model):
+    """One message in a user's bell."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="notifications", verbose_name=_("recipient")
+    )
+    kind = models.SlugField(_("kind"), max_length=50)
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("text"), blank=True)
+    url = models.CharField(_("link"), max_length=500, blank=True)
+    object_type = models.CharField(_("object type"), max_length=64, blank=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["recipient", "read_at", "-created_at"], name="notify_inbox")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class WebhookEndpoint(models.Model):
+    """Where ticket events are POSTed: a generic JSON receiver or a 企业微信 / 钉钉 group bot."""
+
+    class Format(models.TextChoices):
+        GENERIC = "generic", _("Generic JSON (signed)")
+        WECOM = "wecom", _("WeCom (企业微信) group bot")
+        DINGTALK = "dingtalk", _("DingTalk (钉钉) group bot")
+
+    name = models.CharField(_("name"), max_length=100)
+    url = models.URLField(_("URL"), max_length=500, validators=[URLValidator(schemes=["http", "https"])])
+    secret = EncryptedTextField(_("signing secret"))
+    format = models.CharField(_("format"), max_length=10, choices=Format.choices, default=Format.GENERIC)
+    events = models.JSONField(_("events"), default=list, blank=True)  # empty: every event
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def wants(self, event: str) -> bool:
+        return not self.events or event in self.events
+
+
+class Delivery(models.Model):
+    """One message to send: an e-mail of a notification, or one event to one webhook endpoint."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("E-mail")
+        WEBHOOK = "webhook", _("Webhook")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed, will retry")
+        GAVE_UP = "gave_up", _("Gave up")
+
+    notification = models.ForeignKey(
+        Notification,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        verbose_name=_("notification"),
+    )
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    email = models.EmailField(_("e-mail address"), blank=True)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        verbose_name=_("endpoint"),
+    )
+    event = models.CharField(_("event"), max_length=64, blank=True)
+    payload = models.JSONField(_("payload"), default=dict)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_status_code = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    log = models.JSONField(_("attempt log"), default=list, blank=True)  # [{at, attempt, code, error}]
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "failed"]),
+                name="notify_delivery_due",
+            ),
+            models.Index(fields=["status", "-created_at"], name="notify_delivery_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} #{self.pk} → {self.target}"
+
+    @property
+    def target(self) -> str:
+        if self.channel == self.Channel.EMAIL:
+            return self.email
+        return str(self.endpoint) if self.endpoint_id else ""

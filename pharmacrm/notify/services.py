@@ -1,0 +1,371 @@
+"""Notifications: `send` puts a message in users' bells (and queues its e-mail), `emit` queues an event for
+the outbound webhooks. Both write in the caller's transaction; the worker delivers after the commit
+(tasks.py), so a rolled-back change never notifies anyone and a committed one is never forgotten.
+
+Texts must not carry customers' personal data (names, phones, e-mail addresses): pass ticket numbers and
+subjects, and a link to the page where the reader's own access rights apply."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+
+from .models import Delivery, Notification, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+A = AuditEntry.Action
+KIND = re.compile(r"[-a-z0-9_.]{1,50}")
+EVENT = re.compile(r"[-a-z0-9_.*]{1,64}")
+ENDPOINT_FIELDS = ("name", "url", "format", "events", "active")
+
+
+def _text(value: Any, limit: int | None = None) -> str:
+    """A (possibly lazy) text, rendered in the product's language: stored notifications and e-mails are
+    written once, for everyone."""
+    with translation.override(settings.LANGUAGE_CODE):
+        text = str(value or "").replace("\x00", "")
+    return text[:limit] if limit else text
+
+
+def _object_label(obj: Any) -> tuple[str, str]:
+    if obj is None:
+        return "", ""
+    if isinstance(obj, tuple):
+        return str(obj[0])[:64], str(obj[1])[:64]
+    return obj._meta.label_lower, str(obj.pk)
+
+
+def _absolute(url: str) -> str:
+    if not url or re.match(r"^[a-z]+://", url):
+        return url
+    return settings.PUBLIC_BASE_URL.rstrip("/") + "/" + url.lstrip("/")
+
+
+def _queue(delivery_ids: list[int]) -> None:
+    """Hand the deliveries to the worker once the caller's transaction commits. If the queue cannot take
+    them, the every-minute sweep finds them anyway (they are due now)."""
+
+    def push():
+        from . import tasks
+
+        for pk in delivery_ids:
+            try:
+                tasks.dispatch(pk)
+            except Exception:  # noqa: BLE001 — the sweep picks it up
+                log.exception("could not queue delivery %s; the sweep will send it", pk)
+
+    if delivery_ids:
+        transaction.on_commit(push)
+
+
+def _users(recipients) -> list:
+    seen, out = set(), []
+    for user in recipients or ():
+        if user is None or user.pk in seen or not getattr(user, "is_active", False):
+            continue
+        seen.add(user.pk)
+        out.append(user)
+    return out
+
+
+def email_text(title: str, body: str, url: str) -> tuple[str, str]:
+    """Subject and text of a notification's e-mail, in the product's language."""
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = _("[PharmaCRM] %(title)s") % {"title": title}
+        parts = [body] if body else []
+        if url:
+            parts.append(_("Open: %(url)s") % {"url": _absolute(url)})
+        parts.append(
+            _("You receive this message because you are a user of PharmaCRM. Your notifications: %(url)s")
+            % {"url": _absolute("/notifications/")}
+        )
+        return subject.replace("\n", " ").replace("\r", " ")[:250], "\n\n".join(parts)
+
+
+def send(
+    recipients: Iterable,
+    *,
+    kind: str,
+    title: str,
+    body: str = "",
+    url: str = "",
+    obj: Any = None,
+    email: bool = True,
+) -> list[Notification]:
+    """Put a notification in each recipient's bell and, when `email` is true, e-mail it to those who have
+    an address. Recipients are users (duplicates and inactive users are skipped). `obj` is a model
+    instance or a (type, id) pair the notification is about. Call inside your transaction."""
+    if not KIND.fullmatch(kind or ""):
+        raise ValidationError(
+            {"kind": _("A notification kind is a short code of lower-case letters, digits, dots and dashes.")}
+        )
+    title_text = _text(title, 200).strip()
+    if not title_text:
+        raise ValidationError({"title": _("A notification needs a title.")})
+    body_text, url_text = _text(body), _text(url, 500)
+    object_type, object_id = _object_label(obj)
+    users = _users(recipients)
+    if not users:
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        notes = Notification.objects.bulk_create(
+            [
+                Notification(
+                    recipient=u,
+                    kind=kind,
+                    title=title_text,
+                    body=body_text,
+                    url=url_text,
+                    object_type=object_type,
+                    object_id=object_id,
+                    created_at=now,
+                )  # fmt: skip
+                for u in users
+            ]
+        )
+        deliveries = []
+        if email:
+            subject, text = email_text(title_text, body_text, url_text)
+            for user, note in zip(users, notes, strict=True):
+                if user.email:
+                    deliveries.append(
+                        Delivery.objects.create(
+                            notification=note,
+                            channel=Delivery.Channel.EMAIL,
+                            email=user.email,
+                            event=kind,
+                            payload={"subject": subject, "body": text},
+                            next_attempt_at=now,
+                            created_at=now,
+                        )  # fmt: skip
+                    )
+        _queue([d.pk for d in deliveries])
+    return notes
+
+
+def _jsonable(payload: dict) -> dict:
+    return json.loads(json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False))
+
+
+def emit(event: str, payload: dict) -> int:
+    """Queue `event` for every active webhook endpoint subscribed to it; returns how many deliveries were
+    queued. The body sent is {"event", "at", "data": payload}. Call inside your transaction."""
+    if not EVENT.fullmatch(event or ""):
+        raise ValidationError(
+            {"event": _("An event name is a short code of lower-case letters, digits, dots and dashes.")}
+        )
+    endpoints = [e for e in WebhookEndpoint.objects.filter(active=True) if e.wants(event)]
+    if not endpoints:
+        return 0
+    now = timezone.now()
+    doc = {"event": event, "at": now.isoformat(), "data": _jsonable(payload or {})}
+    with transaction.atomic():
+        ids = [
+            Delivery.objects.create(
+                channel=Delivery.Channel.WEBHOOK,
+                endpoint=e,
+                event=event,
+                payload=doc,
+                next_attempt_at=now,
+                created_at=now,
+            ).pk
+            for e in endpoints
+        ]
+        _queue(ids)
+    return len(ids)
+
+
+def unread_count(user) -> int:
+    if user is None or not user.is_authenticated:
+        return 0
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+
+
+def mark_read(user, ids: Iterable[int] | str | None = None) -> int:
+    """Mark the user's own notifications read: the given ids, or all of them (ids None or "all")."""
+    qs = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    if ids is not None and ids != "all":
+        qs = qs.filter(pk__in=[int(i) for i in ids])
+    return qs.update(read_at=timezone.now())
+
+
+# --- administration: deliveries --------------------------------------------------------------------
+
+
+def retry(user, delivery: Delivery) -> Delivery:
+    """Send a failed (or given-up) delivery again now; audited."""
+    access.require(user, Cap.MANAGE_SERVICE)
+    if delivery.status == Delivery.Status.SENT:
+        raise ValidationError({"status": _("This delivery was sent already.")})
+    before = {"status": delivery.status, "next_attempt_at": delivery.next_attempt_at}
+    now = timezone.now()
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk).exclude(status=Delivery.Status.SENT).update(
+            status=Delivery.Status.PENDING if delivery.status == Delivery.Status.GAVE_UP else delivery.status,
+            next_attempt_at=now,
+        )
+        delivery.refresh_from_db()
+        audit.record(
+            A.UPDATE, delivery, user=user, action_name="retry",
+            changes=audit.diff(before, {"status": delivery.status, "next_attempt_at": delivery.next_attempt_at}),
+        )  # fmt: skip
+        _queue([delivery.pk])
+    return delivery
+
+
+# --- administration: webhook endpoints -------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def _clean_events(value) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        value = re.split(r"[\s,]+", value)
+    if not isinstance(value, list | tuple):
+        raise ValidationError({"events": _("Give a list of event names.")})
+    events = []
+    for item in value:
+        item = str(item).strip()
+        if not item:
+            continue
+        if not EVENT.fullmatch(item):
+            raise ValidationError({"events": _("“%(name)s” is not an event name.") % {"name": item[:64]}})
+        if item not in events:
+            events.append(item)
+    return events
+
+
+def _validate_endpoint(endpoint: WebhookEndpoint) -> None:
+    errors = {}
+    endpoint.name = (endpoint.name or "").strip()
+    if not endpoint.name:
+        errors["name"] = [_("Give the endpoint a name.")]
+    try:
+        URLValidator(schemes=["http", "https"])(endpoint.url or "")
+    except ValidationError:
+        errors["url"] = [_("Enter an http:// or https:// address.")]
+    if endpoint.format not in WebhookEndpoint.Format.values:
+        errors["format"] = [_("Choose a format from the list.")]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _snapshot(endpoint: WebhookEndpoint) -> dict:
+    return {k: getattr(endpoint, k) for k in ENDPOINT_FIELDS}
+
+
+def create_endpoint(user, data: dict) -> WebhookEndpoint:
+    """A new endpoint; a secret is generated when none is given. The secret is shown once, by the caller."""
+    access.require(user, Cap.MANAGE_SERVICE)
+    endpoint = WebhookEndpoint(**{k: v for k, v in data.items() if k in ENDPOINT_FIELDS})
+    endpoint.events = _clean_events(data.get("events"))
+    endpoint.secret = (data.get("secret") or "").strip() or new_secret()
+    _validate_endpoint(endpoint)
+    with transaction.atomic():
+        endpoint.save(force_insert=True)
+        audit.record(A.CREATE, endpoint, user=user, changes=audit.diff({}, _snapshot(endpoint)))
+    return endpoint
+
+
+def update_endpoint(user, endpoint: WebhookEndpoint, data: dict) -> WebhookEndpoint:
+    """Change an endpoint; a non-empty `secret` replaces the secret (the audit trail records only that it
+    changed)."""
+    access.require(user, Cap.MANAGE_SERVICE)
+    before = _snapshot(endpoint)
+    for key in ENDPOINT_FIELDS:
+        if key in data:
+            setattr(endpoint, key, _clean_events(data[key]) if key == "events" else data[key])
+    new = (data.get("secret") or "").strip()
+    _validate_endpoint(endpoint)
+    changes = audit.diff(before, _snapshot(endpoint))
+    if new and new != endpoint.secret:
+        endpoint.secret = new
+        changes["secret"] = ["***", "***"]
+    if not changes:
+        return endpoint
+    with transaction.atomic():
+        endpoint.save()
+        audit.record(A.UPDATE, endpoint, user=user, changes=changes)
+    return endpoint
+
+
+def deactivate_endpoint(user, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Switch an endpoint off (it stays for its delivery log)."""
+    return update_endpoint(user, endpoint, {"active": False})
+
+
+def send_test(user, endpoint: WebhookEndpoint) -> Delivery:
+    """Queue a `ping` event to this endpoint only (whether or not it is active or subscribed)."""
+    access.require(user, Cap.MANAGE_SERVICE)
+    now = timezone.now()
+    doc = {
+        "event": "ping",
+        "at": now.isoformat(),
+        "data": {"message": _text("Test message from PharmaCRM"), "endpoint": endpoint.name},
+    }
+    with transaction.atomic():
+        delivery = Delivery.objects.create(
+            channel=Delivery.Channel.WEBHOOK,
+            endpoint=endpoint,
+            event="ping",
+            payload=doc,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        audit.record(A.UPDATE, endpoint, user=user, action_name="send_test", delivery=delivery.pk)
+        _queue([delivery.pk])
+    return delivery
+
+
+# --- ticket events → webhooks ----------------------------------------------------------------------
+
+
+def ticket_event_payload(event) -> dict:
+    """What a webhook learns about a ticket event: numbers, codes and the subject — no customer's personal
+    data (no caller name or phone, no description)."""
+    ticket = event.ticket
+    return {
+        "ticket": {
+            "id": ticket.pk,
+            "number": ticket.number,
+            "subject": ticket.subject,
+            "status": ticket.status,
+            "priority": ticket.priority,
+            "category": getattr(ticket.category, "code", None) if ticket.category_id else None,
+            "url": _absolute(f"/service/tickets/{ticket.pk}/"),
+        },
+        "kind": event.kind,
+        "at": event.at if isinstance(event.at, dt.datetime) else None,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "actor": event.actor.get_username() if event.actor_id else None,
+    }
+
+
+def emit_ticket_events(events: Iterable) -> int:
+    """Emit `ticket.<kind>` for ticket events (for code that bulk-creates events, which saves no signal)."""
+    if not WebhookEndpoint.objects.filter(active=True).exists():
+        return 0
+    return sum(emit(f"ticket.{e.kind}", ticket_event_payload(e)) for e in events)

@@ -1,0 +1,17 @@
+"""Every ticket event saved becomes a `ticket.<kind>` webhook event (in the same transaction)."""
+
+from __future__ import annotations
+
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from pharmacrm.servicedesk.models import TicketEvent
+
+
+@receiver(post_save, sender=TicketEvent, dispatch_uid="notify-ticket-event-webhooks")
+def ticket_event_saved(sender, instance, created, raw=False, **kwargs):
+    if not created or raw:
+        return
+    from . import services
+
+    services.emit_ticket_events([instance])

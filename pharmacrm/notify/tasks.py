@@ -1,0 +1,252 @@
+"""Sending deliveries, in the Huey worker.
+
+`dispatch(delivery_id)` is queued when a delivery is committed; `sweep_deliveries` runs every minute and
+sends whatever is due (retries after the back-off, and anything the queue lost). Before sending, a worker
+claims the delivery with a conditional UPDATE that moves its next attempt into the future (a lease): two
+workers never send the same delivery twice, and a worker killed mid-send leaves a lease that runs out.
+
+A failure (SMTP error, timeout, non-2xx answer, a bot's errcode) is kept on the row with its reason; the
+next attempt comes 1, 2, 4 … minutes later (at most an hour); after NOTIFY_MAX_ATTEMPTS it gives up and
+stays visible in the delivery log, where an administrator can retry it."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db.models import F
+from django.utils import timezone
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+from .models import Delivery, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+DUE = (Delivery.Status.PENDING, Delivery.Status.FAILED)
+BATCH = 100
+LOG_KEEP = 20
+
+
+def max_attempts() -> int:
+    return getattr(settings, "NOTIFY_MAX_ATTEMPTS", 8)
+
+
+def timeout() -> float:
+    return getattr(settings, "NOTIFY_WEBHOOK_TIMEOUT", 10)
+
+
+def lease() -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, "NOTIFY_LEASE_SECONDS", 300))
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Wait before the next attempt after `attempts` failed ones: 1, 2, 4 … minutes, at most an hour."""
+    return dt.timedelta(minutes=min(2 ** max(attempts - 1, 0), 60))
+
+
+class SendError(Exception):
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+# --- claiming --------------------------------------------------------------------------------------
+
+
+def claim(delivery_id: int) -> Delivery | None:
+    """Take the delivery for this worker if it is due: one conditional UPDATE, so of two workers that try
+    at once exactly one succeeds. Counts the attempt."""
+    now = timezone.now()
+    taken = Delivery.objects.filter(pk=delivery_id, status__in=DUE, next_attempt_at__lte=now).update(
+        next_attempt_at=now + lease(), attempts=F("attempts") + 1
+    )
+    if not taken:
+        return None
+    return Delivery.objects.select_related("endpoint").get(pk=delivery_id)
+
+
+def due_ids(limit: int = BATCH) -> list[int]:
+    """Deliveries due now, earliest first (through the partial index on pending/failed rows)."""
+    return list(
+        Delivery.objects.filter(status__in=DUE, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+# --- sending ---------------------------------------------------------------------------------------
+
+
+def send_email(delivery: Delivery) -> None:
+    message = EmailMessage(
+        subject=delivery.payload.get("subject", ""),
+        body=delivery.payload.get("body", ""),
+        from_email=getattr(settings, "NOTIFY_MAIL_FROM", "") or settings.DEFAULT_FROM_EMAIL,
+        to=[delivery.email],
+        headers={"Auto-Submitted": "auto-generated", "X-PharmaCRM-Delivery": str(delivery.pk)},
+    )
+    with get_connection(fail_silently=False) as connection:
+        connection.send_messages([message])
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>"""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def dingtalk_url(url: str, secret: str, now_ms: int | None = None) -> str:
+    """DingTalk's signed bot URL: timestamp (ms) and sign = base64(HMAC-SHA256(secret, "ts\\nsecret"))."""
+    ts = str(now_ms if now_ms is not None else int(time.time() * 1000))
+    mac = hmac.new(secret.encode(), f"{ts}\n{secret}".encode(), hashlib.sha256).digest()
+    sign = urllib.parse.quote_plus(base64.b64encode(mac).decode())
+    return f"{url}{'&' if '?' in url else '?'}timestamp={ts}&sign={sign}"
+
+
+def _summary(doc: dict) -> tuple[str, str]:
+    """A title and markdown text for a chat bot."""
+    event = doc.get("event", "")
+    data = doc.get("data") or {}
+    ticket = data.get("ticket") if isinstance(data.get("ticket"), dict) else None
+    if ticket:
+        title = f"{ticket.get('number', '')} {ticket.get('subject', '')}".strip()
+        lines = [f"### {title}", f"> {event}"]
+        for key in ("status", "priority", "category"):
+            if ticket.get(key):
+                lines.append(f"- {key}: {ticket[key]}")
+        if ticket.get("url"):
+            lines.append(f"[{ticket.get('number') or ticket['url']}]({ticket['url']})")
+        return title or event, "\n".join(lines)
+    lines = [f"### PharmaCRM: {event}"]
+    for key, value in data.items():
+        if isinstance(value, str | int | float | bool):
+            lines.append(f"- {key}: {value}")
+    return f"PharmaCRM: {event}", "\n".join(lines)
+
+
+def webhook_body(endpoint: WebhookEndpoint, doc: dict) -> dict:
+    """The JSON to POST: the event itself (generic) or the bot's markdown message."""
+    if endpoint.format == WebhookEndpoint.Format.WECOM:
+        _title, text = _summary(doc)
+        return {"msgtype": "markdown", "markdown": {"content": text}}
+    if endpoint.format == WebhookEndpoint.Format.DINGTALK:
+        title, text = _summary(doc)
+        return {"msgtype": "markdown", "markdown": {"title": title[:64], "text": text}}
+    return doc
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a redirect is an answer that is not 2xx: the delivery fails with its status
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def send_webhook(delivery: Delivery) -> int:
+    endpoint = delivery.endpoint
+    body = json.dumps(
+        webhook_body(endpoint, delivery.payload), ensure_ascii=False, separators=(",", ":")
+    ).encode()
+    timestamp = str(int(time.time()))
+    url = endpoint.url
+    if endpoint.format == WebhookEndpoint.Format.DINGTALK and endpoint.secret.startswith("SEC"):
+        url = dingtalk_url(url, endpoint.secret)
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "PharmaCRM-Webhook/1",
+            "X-PharmaCRM-Event": delivery.event,
+            "X-PharmaCRM-Delivery": str(delivery.pk),
+            "X-PharmaCRM-Timestamp": timestamp,
+            "X-PharmaCRM-Signature": signature(endpoint.secret, timestamp, body),
+        },
+    )
+    try:
+        with _opener.open(request, timeout=timeout()) as response:
+            code, answer = response.status, response.read(4096)
+    except urllib.error.HTTPError as e:
+        raise SendError(
+            f"HTTP {e.code} {e.reason}: {e.read(300).decode(errors='replace')}".strip(), e.code
+        ) from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise SendError(f"{type(e).__name__}: {reason}") from None
+    if not 200 <= code < 300:
+        raise SendError(f"HTTP {code}", code)
+    if endpoint.format in (WebhookEndpoint.Format.WECOM, WebhookEndpoint.Format.DINGTALK):
+        try:
+            result = json.loads(answer or b"{}")
+        except ValueError:
+            result = {}
+        if isinstance(result, dict) and result.get("errcode") not in (None, 0):
+            raise SendError(f"errcode {result.get('errcode')}: {result.get('errmsg', '')}", code)
+    return code
+
+
+def _record(delivery: Delivery, *, ok: bool, code: int | None, error: str) -> str:
+    now = timezone.now()
+    entry = {"at": now.isoformat(), "attempt": delivery.attempts, "code": code, "error": error[:1000]}
+    history = (list(delivery.log) + [entry])[-LOG_KEEP:]
+    fields = {"last_status_code": code, "log": history}
+    if ok:
+        fields.update(status=Delivery.Status.SENT, sent_at=now, next_attempt_at=None, last_error="")
+    elif delivery.attempts >= max_attempts():
+        fields.update(status=Delivery.Status.GAVE_UP, next_attempt_at=None, last_error=error[:2000])
+    else:
+        fields.update(
+            status=Delivery.Status.FAILED,
+            next_attempt_at=now + backoff(delivery.attempts),
+            last_error=error[:2000],
+        )
+    Delivery.objects.filter(pk=delivery.pk).update(**fields)
+    return fields["status"]
+
+
+def deliver(delivery_id: int) -> str | None:
+    """Claim and send one delivery; returns its new status, or None when it was not ours to send."""
+    delivery = claim(delivery_id)
+    if delivery is None:
+        return None
+    code = None
+    try:
+        if delivery.channel == Delivery.Channel.EMAIL:
+            send_email(delivery)
+        else:
+            code = send_webhook(delivery)
+    except SendError as e:
+        status = _record(delivery, ok=False, code=e.status_code, error=str(e))
+    except Exception as e:  # noqa: BLE001 — SMTP errors and anything else: kept as the reason, retried
+        status = _record(delivery, ok=False, code=None, error=f"{type(e).__name__}: {e}")
+    else:
+        return _record(delivery, ok=True, code=code, error="")
+    log.warning("delivery %s failed (attempt %s): %s", delivery.pk, delivery.attempts, status)
+    return status
+
+
+@db_task()
+def dispatch(delivery_id: int) -> str | None:
+    return deliver(delivery_id)
+
+
+def sweep(limit: int = BATCH) -> int:
+    """Send what is due now; returns how many deliveries this worker handled."""
+    return sum(1 for pk in due_ids(limit) if deliver(pk) is not None)
+
+
+@db_periodic_task(crontab(minute="*"))
+def sweep_deliveries() -> int:
+    return sweep()

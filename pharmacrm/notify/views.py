@@ -1,0 +1,211 @@
+"""Notification pages: the user's own notifications (the bell), and for service administrators the webhook
+endpoints and the delivery log."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from pharmacrm.core import access
+from pharmacrm.core.roles import Cap
+
+from . import services
+from .forms import DeliveryFilterForm, EndpointForm
+from .models import Delivery, Notification, WebhookEndpoint
+
+PAGE_SIZE = 50
+
+
+def _safe_next(request, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
+
+
+# --- the user's own notifications ------------------------------------------------------------------
+
+
+@login_required
+def inbox(request):
+    qs = Notification.objects.filter(recipient=request.user)
+    unread_only = request.GET.get("unread") == "1"
+    if unread_only:
+        qs = qs.filter(read_at__isnull=True)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "notify/inbox.html",
+        {"page_obj": page, "rows": page.object_list, "unread_only": unread_only},
+    )
+
+
+def bell(request):
+    """The bell's content with the unread count: fetched by htmx after the page loads (and every minute),
+    so that rendering a page costs no query for it. Signed out: 204, which htmx leaves alone."""
+    if not request.user.is_authenticated:
+        return HttpResponse(status=204)
+    response = render(request, "notify/_bell.html", {"n": services.unread_count(request.user)})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def mark_read(request):
+    if request.POST.get("all"):
+        n = services.mark_read(request.user, "all")
+    else:
+        ids = [i for i in request.POST.getlist("id") if i.isdigit() and len(i) < 19]
+        n = services.mark_read(request.user, ids)
+    if n:
+        messages.success(request, _("Marked as read."))
+    return redirect(_safe_next(request, "notify:inbox"))
+
+
+@login_required
+def open_notification(request, pk: int):
+    """Mark one of the user's notifications read and follow its link (local links only)."""
+    note = get_object_or_404(Notification, pk=pk, recipient=request.user)
+    services.mark_read(request.user, [note.pk])
+    url = note.url
+    if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=request.is_secure()):
+        return redirect(url)
+    return redirect("notify:inbox")
+
+
+# --- administration: webhook endpoints -------------------------------------------------------------
+
+
+def _admin(request) -> None:
+    access.require(request.user, Cap.MANAGE_SERVICE)
+
+
+def _form_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errs in error.error_dict.items():
+            for e in errs:
+                form.add_error(field if field in form.fields else None, e)
+    else:
+        for message in error.messages:
+            form.add_error(None, message)
+
+
+@login_required
+def endpoints(request):
+    _admin(request)
+    rows = WebhookEndpoint.objects.all()
+    return render(request, "notify/endpoints.html", {"rows": rows})
+
+
+@login_required
+def endpoint_create(request):
+    _admin(request)
+    form = EndpointForm(
+        request.POST or None, initial={"active": True, "format": WebhookEndpoint.Format.GENERIC}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            endpoint = services.create_endpoint(request.user, form.data_dict())
+        except ValidationError as e:
+            _form_errors(form, e)
+        else:
+            # the secret is shown this once; afterwards it is only ever replaced
+            return render(
+                request, "notify/endpoint_created.html", {"endpoint": endpoint, "secret": endpoint.secret}
+            )
+    return render(request, "notify/endpoint_form.html", {"form": form, "endpoint": None})
+
+
+@login_required
+def endpoint_edit(request, pk: int):
+    _admin(request)
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    initial = {
+        "name": endpoint.name, "url": endpoint.url, "format": endpoint.format,
+        "events": ", ".join(endpoint.events), "active": endpoint.active,
+    }  # fmt: skip
+    form = EndpointForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_endpoint(request.user, endpoint, form.data_dict())
+        except ValidationError as e:
+            _form_errors(form, e)
+        else:
+            messages.success(request, _("Webhook endpoint saved."))
+            return redirect("notify:endpoints")
+    return render(request, "notify/endpoint_form.html", {"form": form, "endpoint": endpoint})
+
+
+@login_required
+@require_POST
+def endpoint_deactivate(request, pk: int):
+    _admin(request)
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    services.deactivate_endpoint(request.user, endpoint)
+    messages.success(request, _("Webhook endpoint switched off."))
+    return redirect("notify:endpoints")
+
+
+@login_required
+@require_POST
+def endpoint_test(request, pk: int):
+    _admin(request)
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    services.send_test(request.user, endpoint)
+    messages.success(request, _("A test message is on its way; its result appears in the delivery log."))
+    return redirect(f"{_deliveries_url()}?endpoint={endpoint.pk}")
+
+
+# --- administration: the delivery log --------------------------------------------------------------
+
+
+def _deliveries_url() -> str:
+    from django.urls import reverse
+
+    return reverse("notify:deliveries")
+
+
+@login_required
+def deliveries(request):
+    _admin(request)
+    form = DeliveryFilterForm(request.GET or None)
+    qs = Delivery.objects.select_related("endpoint")
+    if form.is_valid():
+        if form.cleaned_data.get("status"):
+            qs = qs.filter(status=form.cleaned_data["status"])
+        if form.cleaned_data.get("channel"):
+            qs = qs.filter(channel=form.cleaned_data["channel"])
+    endpoint = request.GET.get("endpoint", "")
+    if endpoint.isdigit() and len(endpoint) < 19:
+        qs = qs.filter(endpoint_id=int(endpoint))
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    filtered = any(request.GET.get(k) for k in ("status", "channel", "endpoint"))
+    return render(
+        request,
+        "notify/deliveries.html",
+        {"form": form, "filtered": filtered, "page_obj": page, "rows": page.object_list},
+    )
+
+
+@login_required
+@require_POST
+def delivery_retry(request, pk: int):
+    _admin(request)
+    delivery = get_object_or_404(Delivery, pk=pk)
+    try:
+        services.retry(request.user, delivery)
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+    else:
+        messages.success(request, _("The delivery is queued to be sent again now."))
+    return redirect(_safe_next(request, "notify:deliveries"))

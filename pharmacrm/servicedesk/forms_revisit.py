@@ -1,0 +1,162 @@
+"""Forms of the public pages (web form, survey) and of the revisit: phone revisit, improvement actions."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.customers import normalise
+from pharmacrm.customers.forms import ServiceErrorsMixin
+
+from . import public, revisit
+from .choices import ActionStatus
+from .models import Product, TicketCategory
+
+SCORES = [(5, _("5 — very satisfied")), (4, _("4 — satisfied")), (3, _("3 — neither")),
+          (2, _("2 — dissatisfied")), (1, _("1 — very dissatisfied"))]  # fmt: skip
+SOLVED = [("yes", _("Yes")), ("no", _("No"))]
+DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+# --- the public web form ---------------------------------------------------------------------------
+
+
+class PublicTicketForm(ServiceErrorsMixin, forms.Form):
+    name = forms.CharField(label=_("Your name"), max_length=50)
+    phone = forms.CharField(
+        label=_("Phone"), required=False, max_length=32,
+        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "tel"}),
+        help_text=_("A mobile number, or a landline with its area code."),
+    )  # fmt: skip
+    email = forms.CharField(
+        label=_("E-mail"), required=False, max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        help_text=_("We send the link to follow your request here."),
+    )  # fmt: skip
+    institution = forms.CharField(label=_("Hospital, pharmacy or company"), required=False, max_length=200)
+    category = forms.ModelChoiceField(
+        label=_("What is it about?"),
+        queryset=TicketCategory.objects.none(),
+        empty_label="—",
+        to_field_name="code",
+    )
+    product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
+                                     empty_label="—")  # fmt: skip
+    batch_number = forms.CharField(label=_("Batch / lot number"), required=False, max_length=40)
+    subject = forms.CharField(label=_("Subject"), max_length=200)
+    description = forms.CharField(
+        label=_("Your request"), max_length=20000, widget=forms.Textarea(attrs={"rows": 6})
+    )
+    attachment = forms.FileField(
+        label=_("Attachment"), required=False,
+        help_text=_("Optional: a photo of the package, a document (PDF, image, text, Word or Excel)."),
+    )  # fmt: skip
+    # spam resistance: a field people never see, and when the form was shown (signed)
+    website = forms.CharField(required=False, label=_("Leave this field empty"))
+    stamp = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["category"].queryset = TicketCategory.objects.filter(active=True).order_by(
+            "position", "name"
+        )
+        self.fields["product"].queryset = Product.objects.filter(active=True).order_by(
+            "brand_name", "strength"
+        )
+        self.fields["website"].widget.attrs.update({"tabindex": "-1", "autocomplete": "off"})
+        if not self.is_bound:
+            self.initial["stamp"] = public.form_stamp()
+
+    def clean_phone(self) -> str:
+        value = self.cleaned_data.get("phone", "").strip()
+        if not value:
+            return ""
+        digits = normalise.validate_any_phone(value)
+        return normalise.format_phone(digits)
+
+    def clean_email(self) -> str:
+        value = self.cleaned_data.get("email", "").strip()
+        return normalise.validate_email_address(value) if value else ""
+
+    def clean(self):
+        data = super().clean()
+        if (
+            not data.get("phone")
+            and not data.get("email")
+            and "phone" not in self.errors
+            and "email" not in self.errors
+        ):
+            self.add_error("phone", _("Give a phone number or an e-mail address so that we can reach you."))
+        return data
+
+    def service_data(self) -> dict:
+        d = self.cleaned_data
+        description = d["description"].strip()
+        if d.get("institution"):
+            description = f"{description}\n\n{_('Institution')}: {d['institution'].strip()}"
+        return {
+            "subject": d["subject"], "description": description, "category": d["category"],
+            "caller_name": d["name"].strip(), "caller_phone": d.get("phone") or "", "reply_email": d.get("email") or "",
+            "product": d.get("product"), "batch_number": d.get("batch_number") or "",
+        }  # fmt: skip
+
+
+# --- the survey ------------------------------------------------------------------------------------
+
+
+class SurveyAnswerForm(ServiceErrorsMixin, forms.Form):
+    score = forms.TypedChoiceField(label=_("How satisfied are you with how we handled your request?"),
+                                   choices=SCORES, coerce=int, widget=forms.RadioSelect)  # fmt: skip
+    solved = forms.ChoiceField(label=_("Was your request solved?"), choices=SOLVED, widget=forms.RadioSelect)
+    comment = forms.CharField(label=_("Anything you would like to tell us?"), required=False,
+                              max_length=revisit.MAX_COMMENT, widget=forms.Textarea(attrs={"rows": 4}))  # fmt: skip
+
+    def answers(self) -> tuple[int, bool, str]:
+        d = self.cleaned_data
+        return d["score"], d["solved"] == "yes", d.get("comment") or ""
+
+
+class PhoneRevisitForm(SurveyAnswerForm):
+    score = forms.TypedChoiceField(label=_("Satisfaction (1–5)"), choices=SCORES, coerce=int)
+    solved = forms.ChoiceField(label=_("Solved?"), choices=SOLVED)
+    comment = forms.CharField(label=_("What the customer said"), required=False, max_length=revisit.MAX_COMMENT,
+                              widget=forms.Textarea(attrs={"rows": 3}))  # fmt: skip
+
+
+# --- improvement actions ---------------------------------------------------------------------------
+
+
+class ActionForm(ServiceErrorsMixin, forms.Form):
+    title = forms.CharField(label=_("Title"), max_length=200)
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    owner = forms.ModelChoiceField(label=_("Owner"), queryset=revisit.owners().none(), empty_label="—")
+    due_date = forms.DateField(label=_("Due date"), widget=DATE_INPUT)
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, may_assign: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = revisit.owners()
+        if not may_assign:
+            self.fields["owner"].required = False
+            self.fields["owner"].disabled = True
+
+
+class ActionTransitionForm(ServiceErrorsMixin, forms.Form):
+    to_status = forms.ChoiceField(choices=ActionStatus.choices, widget=forms.HiddenInput)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    outcome = forms.CharField(label=_("Outcome"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                              help_text=_("What was done (required to close the action as done)."))  # fmt: skip
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=2000,
+                             help_text=_("Why the action is cancelled (required to cancel)."))  # fmt: skip
+
+
+class ActionFilterForm(forms.Form):
+    show = forms.ChoiceField(
+        label=_("Show"), required=False,
+        choices=[("", _("All I may see")), ("mine", _("Mine")), ("open", _("Open")), ("overdue", _("Overdue"))],
+    )  # fmt: skip
+
+    def value(self) -> str:
+        return self.cleaned_data.get("show", "") if self.is_valid() else ""

@@ -1,0 +1,256 @@
+"""The public web form (no sign-in): spam resistance, rate limiting, intake, and the customer's status link.
+
+Spam resistance: a honeypot field people never see, and a signed timestamp in the form that refuses a
+submission sent faster than MIN_SECONDS after the form was shown or older than MAX_AGE. Rate limiting:
+settings.SERVICEDESK_WEB_FORM_PER_HOUR submissions per client address per hour, counted in WebIntake rows
+keyed by a keyed hash of the address (never the address itself). A double click (the same content from the
+same customer within DUPLICATE_WINDOW) gives the ticket already taken in, not a second one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import crypto
+
+from . import services
+from .choices import Channel, MessageKind, Status
+from .models import Ticket, WebIntake
+
+log = logging.getLogger(__name__)
+
+FORM_SALT = "pharmacrm.servicedesk.web-form"
+STATUS_SALT = "pharmacrm.servicedesk.status-link"
+MIN_SECONDS = 3
+MAX_AGE = 2 * 3600
+DUPLICATE_WINDOW = dt.timedelta(minutes=2)
+WINDOW = dt.timedelta(hours=1)
+
+
+class Refused(Exception):
+    """A submission not taken in: `reason` is "honeypot", "too_fast", "too_old" or "tampered"."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RateLimited(Exception):
+    """Too many submissions from this client in the last hour."""
+
+
+# --- who is asking ---------------------------------------------------------------------------------
+
+
+def client_address(request) -> str:
+    """The client's address: REMOTE_ADDR, or — only when settings say a trusted reverse proxy sits in
+    front (SERVICEDESK_TRUST_X_FORWARDED_FOR) — the last address that proxy appended to X-Forwarded-For."""
+    address = request.META.get("REMOTE_ADDR", "") or ""
+    if getattr(settings, "SERVICEDESK_TRUST_X_FORWARDED_FOR", False):
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+        if forwarded:
+            address = forwarded[-1]
+    return address[:64]
+
+
+def client_hash(request) -> str:
+    return crypto.blind_index(client_address(request) or "unknown", "web-form-client")
+
+
+# --- the signed timestamp ----------------------------------------------------------------------------
+
+
+def form_stamp(at: float | None = None) -> str:
+    """The value of the form's hidden timestamp field: when the form was shown, signed."""
+    return signing.dumps({"t": round(at if at is not None else time.time(), 3)}, salt=FORM_SALT)
+
+
+def check_stamp(stamp: str, honeypot: str = "") -> None:
+    if honeypot:
+        raise Refused("honeypot")
+    try:
+        shown = float(signing.loads(stamp or "", salt=FORM_SALT, max_age=MAX_AGE)["t"])
+    except signing.SignatureExpired:
+        raise Refused("too_old") from None
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise Refused("tampered") from None
+    age = time.time() - shown
+    if age < MIN_SECONDS:
+        raise Refused("too_fast")
+    if age > MAX_AGE:
+        raise Refused("too_old")
+
+
+# --- rate limit ------------------------------------------------------------------------------------
+
+
+def _lock_client(key: str) -> None:
+    """Serialise submissions of one client (PostgreSQL: a transaction-level advisory lock), so that a
+    double click finds the ticket of the first click and the hourly count cannot be raced past. SQLite
+    serialises writers anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["web-form:" + key])
+
+
+def over_limit(key: str, now: dt.datetime | None = None) -> bool:
+    now = now or timezone.now()
+    recent = WebIntake.objects.filter(client_hash=key, at__gt=now - WINDOW).count()
+    return recent >= int(settings.SERVICEDESK_WEB_FORM_PER_HOUR)
+
+
+def log_intake(key: str, accepted: bool) -> None:
+    WebIntake.objects.create(client_hash=key, accepted=accepted)
+
+
+def forget_old(now: dt.datetime | None = None) -> int:
+    """Delete the rate-limit log older than the window (it is needed for nothing else)."""
+    now = now or timezone.now()
+    return WebIntake.objects.filter(at__lt=now - WINDOW - dt.timedelta(hours=1)).delete()[0]
+
+
+# --- intake ----------------------------------------------------------------------------------------
+
+
+def _duplicate(data: dict, now: dt.datetime) -> Ticket | None:
+    """A ticket taken in from the web form in the last two minutes with exactly the same content."""
+    candidates = Ticket.objects.filter(
+        channel=Channel.WEB, created_by__isnull=True, created_at__gte=now - DUPLICATE_WINDOW,
+        subject=data["subject"].strip()[:200], category=data["category"],
+    ).order_by("-created_at")[:20]  # fmt: skip
+    for t in candidates:
+        if (
+            t.description == (data.get("description") or "").strip()
+            and t.caller_name == (data.get("caller_name") or "").strip()
+            and t.caller_phone == (data.get("caller_phone") or "").strip()
+            and t.reply_email == (data.get("reply_email") or "").strip()
+            and t.product_id == (data["product"].pk if data.get("product") else None)
+            and t.batch_number == (data.get("batch_number") or "").strip()[:40]
+        ):
+            return t
+    return None
+
+
+def submit(request, data: dict, upload=None) -> tuple[Ticket, bool]:
+    """Take in a web-form submission (already validated by the form): (ticket, created). Raises
+    RateLimited (nothing created), or ValidationError from the services (nothing created either)."""
+    key = client_hash(request)
+    upload_bytes = None
+    if upload is not None:
+        from . import attachments
+
+        attachments.validate_upload(upload)
+        upload.seek(0)
+        upload_bytes = (upload.name, upload.content_type or "application/octet-stream", upload.read())
+    now = timezone.now()
+    with transaction.atomic():
+        _lock_client(key)
+        existing = _duplicate(data, now)
+        if existing is not None:
+            return existing, False
+        if over_limit(key, now):
+            limited = True
+        else:
+            limited = False
+            ticket = services.create_ticket(
+                services.SYSTEM, {**data, "channel": Channel.WEB, "received_at": now}
+            )
+            if upload_bytes is not None:
+                from . import attachments
+
+                attachments.store_bytes(ticket, *upload_bytes)
+            log_intake(key, accepted=True)
+            if ticket.reply_email:
+                link = status_url(ticket)
+                address, number, subject = ticket.reply_email, ticket.number, ticket.subject
+                transaction.on_commit(lambda: mail_status_link(address, number, subject, link))
+    if limited:
+        log_intake(key, accepted=False)
+        raise RateLimited()
+    return ticket, True
+
+
+def refuse(request) -> None:
+    """Log a submission refused as spam: it counts against the client's hourly limit."""
+    log_intake(client_hash(request), accepted=False)
+
+
+def mail_status_link(address: str, number: str, subject: str, link: str) -> None:
+    """A short plain mail with the status link (after the commit; a failure is logged, never raised)."""
+    body = _(
+        "Thank you for contacting us. We have received your request and given it the number %(number)s:\n\n"
+        "“%(subject)s”\n\nYou can follow it here:\n%(link)s\n\nPlease keep this number for any question "
+        "about your request."
+    ) % {"number": number, "subject": subject, "link": link}
+    try:
+        send_mail(
+            _("Your request %(number)s") % {"number": number}, body, settings.SERVICEDESK_MAIL_FROM, [address]
+        )
+    except Exception:  # noqa: BLE001 — a mail failure must never undo or break the submission
+        log.warning("could not mail the status link of %s", number, exc_info=True)
+
+
+# --- the status link -------------------------------------------------------------------------------
+
+
+def status_token(ticket: Ticket) -> str:
+    return signing.dumps({"t": ticket.pk}, salt=STATUS_SALT)
+
+
+def status_path(ticket: Ticket) -> str:
+    return reverse("public:status", args=[status_token(ticket)])
+
+
+def status_url(ticket: Ticket) -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/") + status_path(ticket)
+
+
+def ticket_for_token(token: str) -> Ticket | None:
+    """The ticket a status link names; None for a forged or tampered token."""
+    try:
+        pk = signing.loads(str(token or "")[:300], salt=STATUS_SALT)["t"]
+    except (signing.BadSignature, KeyError, TypeError):
+        return None
+    if not isinstance(pk, int):
+        return None
+    return Ticket.objects.select_related("category").filter(pk=pk).first()
+
+
+CUSTOMER_STATUS = {
+    Status.NEW: "received",
+    Status.ASSIGNED: "received",
+    Status.IN_PROGRESS: "in_progress",
+    Status.WAITING: "waiting",
+    Status.RESOLVED: "resolved",
+    Status.INFORMED: "resolved",
+    Status.CLOSED: "closed",
+}
+
+
+def customer_status(ticket: Ticket) -> tuple[str, str]:
+    """(key, wording) of the ticket's status as the customer sees it."""
+    key = CUSTOMER_STATUS.get(ticket.status, "in_progress")
+    wording = {
+        "received": _("Received — we will look at it shortly"),
+        "in_progress": _("Being handled"),
+        "waiting": _("Waiting for your answer"),
+        "resolved": _("Answered"),
+        "closed": _("Closed"),
+    }[key]
+    return key, wording
+
+
+def customer_replies(ticket: Ticket):
+    """The replies sent to the customer — never internal notes."""
+    return (
+        ticket.messages.filter(kind=MessageKind.REPLY).order_by("created_at", "id").only("body", "created_at")
+    )

@@ -1,0 +1,458 @@
+"""The closed loop's last step (回访): satisfaction surveys and improvement actions.
+
+A survey goes to the customer as a signed, expiring, single-use link (only the hash of its random token is
+stored), or an agent records the answers of a phone revisit. A poor answer (a score of 2 or less, or "not
+solved") reopens the ticket or opens an improvement action, as the ticket's category says
+(`TicketCategory.low_score_action`). Improvement actions (改进措施) have an owner and a due date and are
+tracked to closure: open → in progress → done (with the outcome) or cancelled (with the reason)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry, Counter, User
+from pharmacrm.core.roles import MATRIX, Cap, Role
+from pharmacrm.customers.services import ConflictError
+
+from . import services
+from .choices import REOPENABLE, ActionStatus, EventKind, LowScore, MessageKind, Status, SurveyChannel
+from .models import ImprovementAction, Survey, Ticket
+
+A = AuditEntry.Action
+SURVEY_SALT = "pharmacrm.servicedesk.survey-link"
+SURVEYABLE = frozenset({Status.RESOLVED, Status.INFORMED, Status.CLOSED})
+POOR_SCORE = 2  # this score or less is a poor revisit
+ACTION_DAYS = 14  # an improvement action opened by a poor revisit is due in two weeks
+MAX_COMMENT = 2000
+
+# what an improvement action may become from each status
+ACTION_TRANSITIONS: dict[str, frozenset[str]] = {
+    ActionStatus.OPEN: frozenset({ActionStatus.IN_PROGRESS, ActionStatus.DONE, ActionStatus.CANCELLED}),
+    ActionStatus.IN_PROGRESS: frozenset({ActionStatus.DONE, ActionStatus.CANCELLED}),
+    ActionStatus.DONE: frozenset(),
+    ActionStatus.CANCELLED: frozenset(),
+}
+CLOSED_ACTIONS = frozenset({ActionStatus.DONE, ActionStatus.CANCELLED})
+
+
+class SurveyUnavailable(Exception):
+    """A survey link that cannot be answered: `reason` is "invalid" (forged, tampered, unknown), "used"
+    (answered already) or "expired"."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ActionTransitionRefused(ValidationError):
+    """A status change an improvement action's lifecycle does not allow (the API answers 409)."""
+
+
+# --- survey links ----------------------------------------------------------------------------------
+
+
+def _signer() -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt=SURVEY_SALT)
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def survey_url(token: str) -> str:
+    """The absolute address of a survey link (what goes into the mail or the SMS)."""
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("public:survey", args=[token])
+
+
+def _raw_of(token: str) -> str:
+    """The random value inside a signed token; a forged or tampered token is refused before any query."""
+    try:
+        return _signer().unsign(str(token or "")[:200])
+    except signing.BadSignature:
+        raise SurveyUnavailable("invalid") from None
+
+
+def may_survey(ticket: Ticket) -> bool:
+    return ticket.status in SURVEYABLE
+
+
+def _require_surveyable(ticket: Ticket) -> None:
+    if not may_survey(ticket):
+        raise ValidationError(
+            {
+                "ticket": [
+                    _(
+                        "A revisit is possible once the ticket is resolved, the customer informed or it is closed."
+                    )
+                ]
+            }
+        )
+
+
+def _event(ticket: Ticket, user, data: dict) -> None:
+    services._event(ticket, EventKind.SURVEY, user, at=timezone.now(), data=data)
+
+
+def send_survey(user, ticket: Ticket) -> tuple[Survey, str]:
+    """Create a survey link for the customer of a resolved, informed or closed ticket. With the customer's
+    e-mail address it is posted as a reply (and so e-mailed); otherwise the agent sends the returned link
+    by SMS or WeChat. Returns (survey, link) — the link is not stored and cannot be shown again."""
+    services.require(user, Cap.HANDLE_TICKETS)
+    _require_surveyable(ticket)
+    raw = secrets.token_urlsafe(24)
+    token = _signer().sign(raw)
+    link = survey_url(token)
+    now = timezone.now()
+    days = int(settings.SERVICEDESK_SURVEY_DAYS)
+    with transaction.atomic():
+        survey = Survey.objects.create(
+            ticket=ticket, channel=SurveyChannel.LINK, token_hash=_hash(raw), sent_to=ticket.reply_email or "",
+            sent_at=now, expires_at=now + dt.timedelta(days=days),
+            created_by=user if getattr(user, "is_authenticated", False) else None, created_at=now,
+        )  # fmt: skip
+        _event(ticket, user, {"survey": survey.pk, "channel": SurveyChannel.LINK, "sent": True,
+                              "emailed": bool(ticket.reply_email)})  # fmt: skip
+        audit.record(A.CREATE, survey, user=user, changes={"ticket": [None, ticket.number],
+                                                           "channel": [None, SurveyChannel.LINK]})  # fmt: skip
+        if ticket.reply_email:
+            from . import conversation
+
+            with translation.override(settings.LANGUAGE_CODE):  # the customer's language is not known
+                body = _(
+                    "Dear customer,\n\nyour request %(number)s “%(subject)s” has been handled. Please tell us in "
+                    "one minute whether it was solved and how satisfied you are:\n\n%(link)s\n\nThe link can be "
+                    "used once and is valid for %(days)d days. Thank you."
+                ) % {"number": ticket.number, "subject": ticket.subject, "link": link, "days": days}
+            conversation.post_message(user, ticket, kind=MessageKind.REPLY, body=body)
+    return survey, link
+
+
+def survey_for_token(token: str) -> Survey:
+    """The survey a link stands for, if it can still be answered (SurveyUnavailable otherwise)."""
+    raw = _raw_of(token)
+    survey = (
+        Survey.objects.filter(token_hash=_hash(raw), channel=SurveyChannel.LINK)
+        .select_related("ticket")
+        .first()
+    )
+    if survey is None:
+        raise SurveyUnavailable("invalid")
+    if survey.answered_at is not None:
+        raise SurveyUnavailable("used")
+    if survey.expires_at is not None and survey.expires_at <= timezone.now():
+        raise SurveyUnavailable("expired")
+    return survey
+
+
+def _clean_answers(score, solved, comment) -> tuple[int, bool, str]:
+    errors: dict[str, list[str]] = {}
+    try:
+        score = int(score)
+    except (TypeError, ValueError):
+        score = 0
+    if not 1 <= score <= 5:
+        errors["score"] = [_("Choose a score from 1 (very dissatisfied) to 5 (very satisfied).")]
+    if isinstance(solved, str):
+        solved = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(
+            solved.lower()
+        )
+    if solved not in (True, False):
+        errors["solved"] = [_("Say whether the request was solved.")]
+    comment = (comment or "").replace("\x00", "").strip()
+    if len(comment) > MAX_COMMENT:
+        errors["comment"] = [
+            _("The comment is too long (at most %(max)d characters).") % {"max": MAX_COMMENT}
+        ]
+    if errors:
+        raise ValidationError(errors)
+    return score, solved, comment
+
+
+def answer_survey(token: str, score, solved, comment: str = "") -> Survey:
+    """The customer's answers through the link: once only (a conditional UPDATE decides between two
+    answers sent at the same time), never after the expiry."""
+    survey = survey_for_token(token)
+    score, solved, comment = _clean_answers(score, solved, comment)
+    now = timezone.now()
+    with transaction.atomic():
+        done = Survey.objects.filter(pk=survey.pk, answered_at__isnull=True, expires_at__gt=now).update(
+            answered_at=now, score=score, solved=solved, comment=comment
+        )
+        if done != 1:
+            survey.refresh_from_db()
+            raise SurveyUnavailable("used" if survey.answered_at else "expired")
+        survey.answered_at, survey.score, survey.solved, survey.comment = now, score, solved, comment
+        _conclude(services.SYSTEM, survey)
+    return survey
+
+
+def record_phone_revisit(user, ticket: Ticket, score, solved, comment: str = "") -> Survey:
+    """An agent records what the customer said on a revisit call."""
+    services.require(user, Cap.HANDLE_TICKETS)
+    _require_surveyable(ticket)
+    score, solved, comment = _clean_answers(score, solved, comment)
+    now = timezone.now()
+    with transaction.atomic():
+        survey = Survey.objects.create(
+            ticket=ticket, channel=SurveyChannel.PHONE, sent_at=now, answered_at=now, score=score, solved=solved,
+            comment=comment, recorded_by=user, created_by=user, created_at=now,
+        )  # fmt: skip
+        _conclude(user, survey)
+    return survey
+
+
+def is_poor(survey: Survey) -> bool:
+    return (survey.score is not None and survey.score <= POOR_SCORE) or survey.solved is False
+
+
+def _conclude(user, survey: Survey) -> None:
+    """Record the answers on the ticket and act on a poor revisit (inside the caller's transaction)."""
+    ticket = Ticket.objects.select_related("category", "team").get(pk=survey.ticket_id)
+    survey.ticket = ticket
+    outcome, action = "", None
+    if is_poor(survey):
+        outcome = ticket.category.low_score_action or LowScore.ACTION
+        if outcome == LowScore.ACTION:
+            owner = default_owner(ticket)
+            if owner is None:
+                outcome = LowScore.REOPEN  # nobody to own an action: the ticket itself goes back to work
+            else:
+                action = _create_action(user, {
+                    "title": _("Poor revisit of %(number)s") % {"number": ticket.number},
+                    "description": survey.comment, "owner": owner,
+                    "due_date": timezone.localdate() + dt.timedelta(days=ACTION_DAYS),
+                    "ticket": ticket, "survey": survey,
+                })  # fmt: skip
+        if outcome == LowScore.REOPEN and ticket.status in REOPENABLE:
+            note = _("Reopened after a poor revisit (score %(score)s, solved: %(solved)s).") % {
+                "score": survey.score, "solved": _("yes") if survey.solved else _("no")}  # fmt: skip
+            services.transition(user, ticket, Status.IN_PROGRESS, note=note)
+        if outcome:
+            Survey.objects.filter(pk=survey.pk).update(outcome=outcome)
+            survey.outcome = outcome
+    data = {"survey": survey.pk, "channel": survey.channel, "score": survey.score, "solved": survey.solved,
+            "outcome": outcome}  # fmt: skip
+    if action is not None:
+        data["action"] = action.number
+    _event(ticket, user, data)
+    audit.record(A.UPDATE, survey, user=user, changes={
+        "score": [None, survey.score], "solved": [None, survey.solved], "outcome": ["", outcome]})  # fmt: skip
+
+
+# --- improvement actions ---------------------------------------------------------------------------
+
+
+def next_action_number(at: dt.datetime | None = None) -> str:
+    year = timezone.localtime(at or timezone.now()).year
+    return f"IA-{year}-{Counter.allocate(f'improvement:{year}'):04d}"
+
+
+def owners() -> QuerySet:
+    """Active users who may own an improvement action (those who handle tickets)."""
+    roles = [r.value for r in MATRIX[Cap.HANDLE_TICKETS]]
+    return User.objects.filter(is_active=True, groups__name__in=roles).distinct().order_by("username")
+
+
+def default_owner(ticket: Ticket):
+    """Who owns the action a poor revisit opens: the team's lead, else the assignee, else a manager."""
+    for candidate in (ticket.team.lead if ticket.team_id else None, ticket.assignee):
+        if candidate is not None and candidate.is_active and access.can(candidate, Cap.HANDLE_TICKETS):
+            return candidate
+    return (
+        User.objects.filter(is_active=True, groups__name=Role.MANAGER.value).order_by("id").first()
+        or User.objects.filter(is_active=True, groups__name=Role.ADMIN.value).order_by("id").first()
+    )
+
+
+def actions_for(user, qs: QuerySet | None = None) -> QuerySet:
+    """Improvement actions the user may see: every one for service managers; otherwise those they own or
+    created and those of tickets they may see."""
+    qs = ImprovementAction.objects.all() if qs is None else qs
+    if not access.can(user, Cap.VIEW_TICKETS):
+        return qs.none()
+    if access.can(user, Cap.MANAGE_SERVICE):
+        return qs
+    tickets = access.tickets_for(user).values("id")
+    return qs.filter(Q(owner=user) | Q(created_by=user) | Q(ticket_id__in=tickets))
+
+
+def may_work_on(user, action: ImprovementAction) -> bool:
+    """Owners work on their actions; service managers on every one."""
+    if not access.can(user, Cap.HANDLE_TICKETS):
+        return False
+    return access.can(user, Cap.MANAGE_SERVICE) or action.owner_id == user.pk
+
+
+def _require_work(user, action: ImprovementAction) -> None:
+    if not (isinstance(user, services.SystemActor) or may_work_on(user, action)):
+        raise PermissionDenied(_("Only the owner or a service manager may change this improvement action."))
+
+
+def _clean_action(data: dict, *, creating: bool) -> dict:
+    errors: dict[str, list[str]] = {}
+    out = {}
+    if "title" in data or creating:
+        title = (data.get("title") or "").replace("\x00", "").strip()
+        if not title:
+            errors["title"] = [_("Say in a few words what is to be put right.")]
+        out["title"] = title[:200]
+    if "description" in data:
+        out["description"] = (data.get("description") or "").replace("\x00", "").strip()[:20000]
+    if "owner" in data or creating:
+        owner = data.get("owner")
+        if owner is None:
+            errors["owner"] = [_("Choose who owns the action.")]
+        elif not (owner.is_active and access.can(owner, Cap.HANDLE_TICKETS)):
+            errors["owner"] = [_("This user cannot own improvement actions.")]
+        out["owner"] = owner
+    if "due_date" in data or creating:
+        due = data.get("due_date")
+        if not isinstance(due, dt.date):
+            errors["due_date"] = [_("Give the due date.")]
+        elif creating and due < timezone.localdate():
+            errors["due_date"] = [_("The due date cannot lie in the past.")]
+        out["due_date"] = due
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def _create_action(user, data: dict) -> ImprovementAction:
+    clean = _clean_action(data, creating=True)
+    now = timezone.now()
+    with transaction.atomic():
+        action = ImprovementAction.objects.create(
+            number=next_action_number(now), ticket=data.get("ticket"), survey=data.get("survey"),
+            created_by=user if getattr(user, "is_authenticated", False) else None, created_at=now, updated_at=now,
+            **clean,
+        )  # fmt: skip
+        audit.record(A.CREATE, action, user=user, changes={
+            "number": [None, action.number], "owner": [None, action.owner_id],
+            "due_date": [None, action.due_date], "ticket": [None, action.ticket_id]})  # fmt: skip
+        if action.owner_id != getattr(user, "pk", None):
+            _tell_owner(action)
+    return action
+
+
+def _tell_owner(action: ImprovementAction) -> None:
+    """The owner of an action finds it in the bell (and by e-mail)."""
+    from pharmacrm.notify import services as notify
+
+    notify.send(
+        [action.owner], kind="improvement.assigned",
+        title=_("Improvement action %(number)s: %(title)s") % {"number": action.number, "title": action.title},
+        body=_("Due %(date)s") % {"date": action.due_date.isoformat()},
+        url=reverse("servicedesk:improvement", args=[action.pk]), obj=action,
+    )  # fmt: skip
+
+
+def create_action(user, data: dict) -> ImprovementAction:
+    """Open an improvement action by hand. Service managers open any; someone who handles tickets opens one
+    on a ticket they may see, owned by themselves."""
+    services.require(user, Cap.HANDLE_TICKETS)
+    ticket = data.get("ticket")
+    if not access.can(user, Cap.MANAGE_SERVICE):
+        if ticket is None:
+            raise ValidationError({"ticket": [_("Choose the ticket the action is about.")]})
+        if data.get("owner") is not None and data["owner"].pk != user.pk:
+            raise ValidationError(
+                {"owner": [_("Only a service manager may give an action to someone else.")]}
+            )
+        data = {**data, "owner": user}
+    if ticket is not None and not access.can_see_ticket(user, ticket):
+        raise ValidationError({"ticket": [_("No such ticket, or you may not see it.")]})
+    return _create_action(user, data)
+
+
+def _save_action(action: ImprovementAction, fields, expected: int) -> None:
+    values = {f: getattr(action, f) for f in fields}
+    now = timezone.now()
+    done = ImprovementAction.objects.filter(pk=action.pk, version=expected).update(
+        version=F("version") + 1, updated_at=now, **values
+    )
+    if done != 1:
+        current = ImprovementAction.objects.filter(pk=action.pk).values_list("version", flat=True).first()
+        raise ConflictError(current or 0)
+    action.version, action.updated_at = expected + 1, now
+
+
+def _check_version(action: ImprovementAction, version) -> None:
+    if version is not None and int(version) != action.version:
+        raise ConflictError(action.version)
+
+
+def update_action(
+    user, action: ImprovementAction, data: dict, *, version: int | None = None
+) -> ImprovementAction:
+    """Change the title, description, due date or (service managers only) the owner."""
+    services.require(user, Cap.HANDLE_TICKETS)
+    _require_work(user, action)
+    _check_version(action, version)
+    if action.status in CLOSED_ACTIONS:
+        raise ActionTransitionRefused(_("A closed improvement action cannot be changed."))
+    data = {k: v for k, v in data.items() if k in ("title", "description", "owner", "due_date")}
+    if "owner" in data and data["owner"] != action.owner and not access.can(user, Cap.MANAGE_SERVICE):
+        raise ValidationError({"owner": [_("Only a service manager may give an action to someone else.")]})
+    clean = _clean_action(data, creating=False)
+    before = {k: getattr(action, k) for k in clean}
+    changed = [k for k, v in clean.items() if v != before[k]]
+    if not changed:
+        return action
+    with transaction.atomic():
+        expected = action.version
+        for key in changed:
+            setattr(action, key, clean[key])
+        _save_action(action, ["owner_id" if k == "owner" else k for k in changed], expected)
+        audit.record(A.UPDATE, action, user=user, changes=audit.diff(
+            {k: before[k] for k in changed}, {k: clean[k] for k in changed}))  # fmt: skip
+        if "owner" in changed and action.owner_id != user.pk:
+            _tell_owner(action)
+    return action
+
+
+def transition_action(user, action: ImprovementAction, to_status: str, *, version: int | None = None,
+                      outcome: str = "", reason: str = "") -> ImprovementAction:  # fmt: skip
+    """open → in progress → done (the outcome is required) or cancelled (the reason is required)."""
+    services.require(user, Cap.HANDLE_TICKETS)
+    _require_work(user, action)
+    _check_version(action, version)
+    if to_status not in ACTION_TRANSITIONS.get(action.status, ()):
+        label = ActionStatus(to_status).label if to_status in ActionStatus.values else to_status
+        raise ActionTransitionRefused(
+            _("An improvement action that is “%(from)s” cannot become “%(to)s”.")
+            % {"from": ActionStatus(action.status).label, "to": label}
+        )
+    outcome, reason = (outcome or "").replace("\x00", "").strip(), (reason or "").replace("\x00", "").strip()
+    if to_status == ActionStatus.DONE and not outcome:
+        raise ValidationError({"outcome": [_("Describe what was done.")]})
+    if to_status == ActionStatus.CANCELLED and not reason:
+        raise ValidationError({"reason": [_("Say why the action is cancelled.")]})
+    before = action.status
+    with transaction.atomic():
+        expected = action.version
+        action.status = to_status
+        fields = ["status"]
+        if to_status in CLOSED_ACTIONS:
+            action.outcome = (outcome or reason)[:20000]
+            action.closed_at = timezone.now()
+            fields += ["outcome", "closed_at"]
+        _save_action(action, fields, expected)
+        audit.record(A.UPDATE, action, user=user, changes={"status": [before, to_status]},
+                     **({"outcome": action.outcome[:500]} if to_status in CLOSED_ACTIONS else {}))  # fmt: skip
+    return action
+
+
+def overdue_q(today: dt.date | None = None) -> Q:
+    return Q(due_date__lt=today or timezone.localdate()) & ~Q(status__in=CLOSED_ACTIONS)
