@@ -1,5 +1,8 @@
 """Issue 3 benchmarks, first part: the worker's query for SLA clocks due in the next minute, and the
-sweep's throughput (warnings and breaches recorded per second), at N tickets of which 20 % are open.
+sweep's throughput (warnings and breaches recorded per second), at N tickets of which 20 % are open; then
+escalation throughput: clocks per second through breach + level 1 (the assignee notified in the bell and
+by e-mail, history, audit) and level 2 two hours later (the team lead notified, the ticket handed to
+another agent: a full assignment through the services).
 
     python bench/sla_bench.py 100000     # seeds tickets up to N (reuses what is there), then measures
     python bench/sla_bench.py 1000000
@@ -96,6 +99,39 @@ def due_query(samples: int = 300) -> dict:
     return {**common.summary(times), "rows_returned_max": max(found)}
 
 
+def _hold(clock_count: int):
+    """Give the tickets of the next `clock_count` due clocks to a bench agent of a team with a lead and a
+    second agent, as real tickets are held: so that escalation has someone to notify and to hand over to.
+    Returns the cutoff moment."""
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+
+    from pharmacrm.core.models import Team, User
+    from pharmacrm.core.roles import Role
+    from pharmacrm.servicedesk.models import SlaClock, Ticket
+
+    now = timezone.now()
+    due = list(
+        SlaClock.objects.filter(next_check_at__lte=now).order_by("next_check_at")
+        .values_list("next_check_at", "ticket_id")[:clock_count]
+    )  # fmt: skip
+    if not due:
+        return None
+    lead, _ = User.objects.get_or_create(username="bench_lead", defaults={"email": "lead@bench.test"})
+    lead.groups.set([Group.objects.get(name=Role.MANAGER)])
+    team, _ = Team.objects.get_or_create(name="基准测试客服组", defaults={"lead": lead})
+    agents = []
+    for name in ("bench_agent_a", "bench_agent_b"):
+        user, _ = User.objects.get_or_create(username=name, defaults={"email": f"{name}@bench.test"})
+        user.groups.set([Group.objects.get(name=Role.AGENT)])
+        user.teams.add(team)
+        agents.append(user)
+    ids = [t for _, t in due]
+    for i in range(0, len(ids), 900):
+        Ticket.objects.filter(pk__in=ids[i : i + 900]).update(assignee=agents[0], team=team)
+    return due[-1][0]
+
+
 def sweep_throughput(clocks: int = 3000) -> dict:
     """Run the worker's sweep over about `clocks` overdue clocks; clocks handled per second."""
     from django.utils import timezone
@@ -111,17 +147,31 @@ def sweep_throughput(clocks: int = 3000) -> dict:
     )
     if not due:
         return {}
-    cutoff = due[0]
+    cutoff = _hold(clocks) or due[0]
+    result = {"breach_and_level_1": _drain(services, cutoff)}
+    # two hours later every breached clock is due for level 2: team lead + hand-over to the other agent
+    result["level_2_with_hand_over"] = _drain(services, cutoff + dt.timedelta(hours=2, minutes=1), fresh_lead=True)
+    return result
+
+
+def _drain(services, moment, fresh_lead: bool = False) -> dict:
+    from pharmacrm.notify.models import Delivery, Notification
+
+    notes, mails = Notification.objects.count(), Delivery.objects.count()
     start = time.perf_counter()
-    handled = 0
+    handled = escalated = 0
     while True:
-        counts = services.sweep(cutoff, limit=500)
-        n = counts["warned"] + counts["breached"]
-        handled += n
-        if n == 0:
+        counts = services.sweep(moment, limit=500)
+        handled += counts["clocks"]
+        escalated += counts["escalated"]
+        if counts["clocks"] == 0:
             break
     seconds = time.perf_counter() - start
-    return {"clocks": handled, "seconds": round(seconds, 2), "clocks_per_s": round(handled / seconds)}
+    return {
+        "clocks": handled, "escalated": escalated, "seconds": round(seconds, 2),
+        "clocks_per_s": round(handled / seconds) if seconds else None,
+        "notifications": Notification.objects.count() - notes, "deliveries": Delivery.objects.count() - mails,
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

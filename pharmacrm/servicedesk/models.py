@@ -516,6 +516,9 @@ class TicketLink(models.Model):
             models.CheckConstraint(condition=~models.Q(from_ticket=models.F("to_ticket")), name="ticket_link_not_self"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.from_ticket_id} {self.kind} {self.to_ticket_id}"
+
 
 # --- assignment and escalation ------------------------------------------------------------------------
 
@@ -685,3 +688,6 @@ class WebIntake(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["client_hash", "at"], name="web_intake_client")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {'+' if self.accepted else '-'}"

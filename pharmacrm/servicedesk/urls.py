@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from . import views, views_board, views_conversation, views_escalation, views_knowledge, views_links, views_revisit
+from . import (
+    views,
+    views_board,
+    views_conversation,
+    views_escalation,
+    views_knowledge,
+    views_links,
+    views_revisit,
+)
 
 app_name = "servicedesk"
 
