@@ -102,7 +102,7 @@ def due_query(samples: int = 300) -> dict:
 def _hold(clock_count: int):
     """Give the tickets of the next `clock_count` due clocks to a bench agent of a team with a lead and a
     second agent, as real tickets are held: so that escalation has someone to notify and to hand over to.
-    Returns the cutoff moment."""
+    Returns the cutoff moment and the tickets."""
     from django.contrib.auth.models import Group
     from django.utils import timezone
 
@@ -129,7 +129,7 @@ def _hold(clock_count: int):
     ids = [t for _, t in due]
     for i in range(0, len(ids), 900):
         Ticket.objects.filter(pk__in=ids[i : i + 900]).update(assignee=agents[0], team=team)
-    return due[-1][0]
+    return due[-1][0], ids
 
 
 def sweep_throughput(clocks: int = 3000) -> dict:
@@ -147,14 +147,20 @@ def sweep_throughput(clocks: int = 3000) -> dict:
     )
     if not due:
         return {}
-    cutoff = _hold(clocks) or due[0]
-    result = {"breach_and_level_1": _drain(services, cutoff)}
-    # two hours later every breached clock is due for level 2: team lead + hand-over to the other agent
-    result["level_2_with_hand_over"] = _drain(services, cutoff + dt.timedelta(hours=2, minutes=1), fresh_lead=True)
+    cutoff, held = _hold(clocks) or (due[0], [])
+    result = {"breaches": _drain(services, cutoff)}
+    # each level is due some working time after the breach (level 1 at the next working moment); sweep at
+    # the moment the last held clock's next level is due: every clock due by then is handled on the way
+    for phase in ("level_1", "level_2_with_hand_over"):
+        moment = SlaClock.objects.filter(ticket_id__in=held[:900], next_check_at__isnull=False).order_by(
+            "-next_check_at").values_list("next_check_at", flat=True).first()  # fmt: skip
+        if moment is None:
+            break
+        result[phase] = _drain(services, moment)
     return result
 
 
-def _drain(services, moment, fresh_lead: bool = False) -> dict:
+def _drain(services, moment) -> dict:
     from pharmacrm.notify.models import Delivery, Notification
 
     notes, mails = Notification.objects.count(), Delivery.objects.count()

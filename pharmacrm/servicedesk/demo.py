@@ -1,6 +1,8 @@
 """Demo tickets for `pharmacrm demo`: about 150 tickets of the last two weeks across every category and
 channel, in every status — some answered in time, some waiting on the customer, some resolved and
-closed, a few already past their deadline — so that queues, badges and clocks show a lived-in desk.
+closed, a few already past their deadline — so that queues, badges and clocks show a lived-in desk. With
+them: the product catalogue and answer templates, assignment rules and agent profiles, replies and
+internal notes, phone revisits (a poor one opens an improvement action) and a linked pair of tickets.
 Loaded once (its own marker), also into a database whose customer demo data came earlier."""
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import random
 from django.db import transaction
 from django.utils import timezone
 
-from pharmacrm.core.models import Counter, User
+from pharmacrm.core.models import Counter, Team, User
 
-from . import services
-from .choices import Channel, RootCause, Status
+from . import conversation, knowledge_demo, linking, revisit, routing_demo, services
+from .choices import Channel, MessageKind, RootCause, Status
+from .models import Product
 
 MARKER = "demo:tickets"
 
@@ -36,6 +39,27 @@ HANDLERS = ("agent", "expert", "support", "aftersales")
 ROOT_CAUSES = [RootCause.USAGE, RootCause.INFORMATION, RootCause.LOGISTICS, RootCause.PRODUCT_QUALITY, RootCause.NO_FAULT]
 
 
+PRODUCT_CATEGORIES = {"medication_error", "adverse_reaction", "product_use", "drug_info", "usage_guidance",
+                      "order_delivery"}
+REPLIES = [
+    "您好，已为您核实：该药品请于 2–8℃ 冷藏保存，避免冷冻。如有其他疑问请随时联系我们。",
+    "您好，关于您咨询的剂量调整问题，我们的医学信息专员已整理说明书相关内容，稍后发送至您的邮箱。",
+    "您好，您反映的到货问题已转交物流部门，预计明天上午前给您答复。",
+]
+NOTES = ["已与物流部确认批次出库记录。", "客户情绪较急，请优先处理。", "需要医学部确认后再答复客户。"]
+REVISIT_COMMENTS = {True: ["问题已解决，感谢及时回复。", "处理很专业。"], False: ["等待时间太长。", "问题没有彻底解决。"]}
+
+
+def _link_a_pair(user) -> None:
+    """Two open tickets about the same delivery: linked as related, so the links panel has something."""
+    from .models import Ticket
+
+    pair = list(Ticket.objects.filter(category__code="order_delivery", status__in=["new", "assigned", "in_progress"])
+                .order_by("id")[:2])  # fmt: skip
+    if len(pair) == 2:
+        linking.link(user, pair[0], pair[1])
+
+
 def _working_moment(rng: random.Random, now: dt.datetime, days_back: int) -> dt.datetime:
     day = timezone.localtime(now).date() - dt.timedelta(days=days_back)
     minute = rng.choice([rng.randint(8 * 60 + 30, 11 * 60 + 50), rng.randint(13 * 60 + 30, 17 * 60 + 20)])
@@ -54,6 +78,10 @@ def load(people, seed: int = 2026, count: int = 150) -> int:
     now = timezone.now()
     made = 0
     with transaction.atomic():
+        knowledge_demo.seed_demo()
+        routing_demo.seed_demo()
+        products = list(Product.objects.filter(active=True).order_by("id"))
+        hotline = Team.objects.filter(name=routing_demo.HOTLINE).first()
         for i in range(count):
             category = rng.choice(list(SUBJECTS))
             received = _working_moment(rng, now, rng.randint(0, 14))
@@ -63,15 +91,23 @@ def load(people, seed: int = 2026, count: int = 150) -> int:
                 "channel": rng.choices(list(CHANNEL_WEIGHTS), weights=list(CHANNEL_WEIGHTS.values()))[0],
                 "description": "客户来电反映情况，已记录详细经过，待进一步核实。",
             }  # fmt: skip
+            if products and category in PRODUCT_CATEGORIES:
+                data["product"] = rng.choice(products)
+                data["batch_number"] = f"{received:%y%m}{rng.randint(100, 999)}"
             if person is not None:
                 data["person"], data["institution"] = person, person.institution
             else:
                 data["caller_name"] = rng.choice(["王先生", "李女士", "张女士", "刘先生"])
                 data["caller_phone"] = f"13{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}"
             handler = users.get(rng.choice(HANDLERS)) or users["agent"]
+            queue_only = hotline is not None and rng.random() < 0.12
+            if queue_only:  # left in the team queue for someone to pick up: stays new
+                data["team"] = hotline
             ticket = services.create_ticket(users["agent"], data)
-            _progress(rng, ticket, handler, received, now, i)
+            if not queue_only:
+                _progress(rng, ticket, handler, received, now, i)
             made += 1
+        _link_a_pair(users["agent"])
         Counter.objects.create(name=MARKER, value=made)
     return made
 
@@ -81,14 +117,19 @@ def _progress(rng: random.Random, ticket, handler, received: dt.datetime, now: d
     age = now - received
     stage = rng.random()
     if age < dt.timedelta(hours=2) or stage < 0.12:
-        return  # still new
+        return  # as routed (assigned by the rules, or new in a team queue)
     step = received + dt.timedelta(minutes=rng.randint(10, 90))
     ticket.assignee = handler
     services.transition(handler, ticket, Status.ASSIGNED, at=min(step, now))
     if stage < 0.2:
         return  # assigned, untouched: some of these run past their deadline
     step += dt.timedelta(minutes=rng.randint(5, 120))
-    services.record_response(handler, ticket, at=min(step, now))
+    if rng.random() < 0.5:
+        conversation.post_message(handler, ticket, kind=MessageKind.REPLY, body=rng.choice(REPLIES), at=min(step, now))
+    else:
+        services.record_response(handler, ticket, at=min(step, now))
+    if rng.random() < 0.4:
+        conversation.post_message(handler, ticket, kind=MessageKind.NOTE, body=rng.choice(NOTES), at=min(step, now))
     services.transition(handler, ticket, Status.IN_PROGRESS, at=min(step, now))
     if stage < 0.35:
         return
@@ -107,3 +148,6 @@ def _progress(rng: random.Random, ticket, handler, received: dt.datetime, now: d
         services.transition(handler, ticket, Status.INFORMED, at=step, informed_channel=Channel.PHONE)
         if stage > 0.75 and step + dt.timedelta(days=1) < now:
             services.transition(handler, ticket, Status.CLOSED, at=step + dt.timedelta(days=1))
+            if rng.random() < 0.7:  # the revisit call; now and then a customer is not happy
+                score = rng.choices([5, 4, 3, 2], weights=[6, 3, 1, 1])[0]
+                revisit.record_phone_revisit(handler, ticket, score, score > 2, rng.choice(REVISIT_COMMENTS[score > 2]))

@@ -18,7 +18,7 @@ from pharmacrm.core.models import Counter, User
 from pharmacrm.core.roles import SECOND_FACTOR_ROLES, Role
 from pharmacrm.customers import normalise, search, services
 from pharmacrm.customers.models import Consent, Institution, Person
-from pharmacrm.servicedesk.models import SlaClock, Ticket
+from pharmacrm.servicedesk.models import ImprovementAction, SlaClock, Ticket
 
 
 @pytest.fixture(autouse=True)
@@ -166,6 +166,7 @@ def test_the_same_seed_gives_the_same_customers(demo_env):
     people = list(Person.objects.order_by("code").values_list("name", "title"))
     assert len(names) == result.institutions + result.departments
     # start again on an empty customer base (the users stay)
+    ImprovementAction.objects.all().delete()
     Ticket.objects.all().delete()
     Person.objects.all().delete()
     Institution.objects.filter(parent__isnull=False).delete()

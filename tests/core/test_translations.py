@@ -164,6 +164,8 @@ def english_left(page: str, also_allowed: set[str] = frozenset()) -> list[str]:
     allowed = ALLOWED | USERNAMES | {w.lower() for w in also_allowed}
     found = []
     for chunk in parser.chunks:
+        if chunk.lower() in USERNAMES:  # the signed-in user's name, even where it spells a msgid ("Agent")
+            continue
         words = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", NOT_WORDS.sub("", chunk))}
         if chunk.lower().rstrip(":：") in msgids or words - allowed:
             found.append(chunk)
