@@ -19,7 +19,7 @@ from pharmacrm.customers.forms import ANY, BLANK, ServiceErrorsMixin, _limit_pic
 from pharmacrm.customers.models import Institution, Person
 
 from .choices import Channel, Complexity, Priority, RootCause, Status
-from .models import TicketCategory
+from .models import Product, TicketCategory
 
 PEOPLE_LIMIT = 300  # people offered in the person select (those of the chosen institution come first)
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"
@@ -105,10 +105,22 @@ class IntakeForm(ServiceErrorsMixin, forms.Form):
     )  # fmt: skip
     subject = forms.CharField(label=_("Subject"), max_length=200)
     description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 5}))
-    batch_number = forms.CharField(label=_("Batch / lot number"), required=False, max_length=40)
-    assignee = forms.ModelChoiceField(
-        label=_("Assignee"), queryset=User.objects.none(), required=False, empty_label="—"
+    product = forms.ModelChoiceField(
+        label=_("Product"), queryset=Product.objects.none(), required=False, empty_label="—"
     )
+    batch_number = forms.CharField(label=_("Batch / lot number"), required=False, max_length=40)
+    reply_email = forms.EmailField(
+        label=_("Customer's e-mail"), required=False, max_length=254,
+        help_text=_("Replies to the customer are e-mailed here."),
+    )  # fmt: skip
+    safety_relevant = forms.BooleanField(
+        label=_("Safety-relevant"), required=False,
+        help_text=_("A possible adverse reaction or quality problem: pharmacovigilance is told."),
+    )  # fmt: skip
+    assignee = forms.ModelChoiceField(
+        label=_("Assignee"), queryset=User.objects.none(), required=False, empty_label="—",
+        help_text=_("Empty: the assignment rules choose the team and the agent."),
+    )  # fmt: skip
     team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label="—")
 
     def __init__(self, *args, user, **kwargs):
@@ -132,6 +144,7 @@ class IntakeForm(ServiceErrorsMixin, forms.Form):
              "hx-target": "#id_person", "hx-trigger": "change", "hx-swap": "innerHTML"}
         )  # fmt: skip
         self.fields["category"].queryset = categories()
+        self.fields["product"].queryset = Product.objects.filter(active=True).order_by("brand_name", "strength")
         self.fields["assignee"].queryset = handlers()
         self.fields["team"].queryset = Team.objects.order_by("name")
 
@@ -139,7 +152,8 @@ class IntakeForm(ServiceErrorsMixin, forms.Form):
         d = self.cleaned_data
         out = {k: d.get(k) for k in (
             "institution", "person", "caller_name", "caller_phone", "channel", "category", "priority", "complexity",
-            "priority_reason", "subject", "description", "batch_number", "assignee", "team",
+            "priority_reason", "subject", "description", "batch_number", "assignee", "team", "product",
+            "reply_email", "safety_relevant",
         )}  # fmt: skip
         out["received_at"] = d.get("received_at") or None
         return out

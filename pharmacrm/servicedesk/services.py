@@ -97,6 +97,13 @@ def create_ticket(user, data: dict) -> Ticket:
         errors["priority"] = [_("Give a reason when the priority or complexity differs from the category's.")]
     if not (data.get("institution") or data.get("person") or data.get("caller_phone") or data.get("caller_name")):
         errors["person"] = [_("Name the customer, or the caller's name or phone number.")]
+    if (data.get("reply_email") or "").strip():
+        from django.core.validators import validate_email
+
+        try:
+            validate_email(data["reply_email"].strip())
+        except ValidationError:
+            errors["reply_email"] = [_("Enter a valid e-mail address.")]
     for key in ("institution", "person"):
         obj = data.get(key)
         if obj is not None and not isinstance(user, SystemActor) and not access.can_see(user, obj):
