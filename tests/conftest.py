@@ -42,11 +42,13 @@ def _tmp_file_storage(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _fresh_escalation_ladder():
     """The worker caches the escalation ladder for a minute; a test starts from what its database holds."""
-    from pharmacrm.servicedesk import escalation
+    from pharmacrm.servicedesk import escalation, settings_cache
 
     escalation._forget()
+    settings_cache.forget()  # policies and rules cached by an earlier test's database
     yield
     escalation._forget()
+    settings_cache.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -115,7 +115,8 @@ class CodeField(serializers.SlugRelatedField):
 
 
 def _due(ticket: Ticket, kind: str):
-    for clock in ticket.clocks.all():  # prefetched
+    in_hand = getattr(ticket, "clocks_in_hand", None)  # just written by services.rebuild_clocks
+    for clock in ticket.clocks.all() if in_hand is None else in_hand:  # else prefetched
         if clock.kind == kind:
             return clock.due_at
     return None
@@ -389,9 +390,11 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         context["callers_clear"] = getattr(self, "_callers_clear", False)
         return context
 
-    def _answer(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
-        """The ticket read back with its fresh clocks (callers shown as this user may see them)."""
-        ticket = self.base().get(pk=ticket.pk)
+    def _answer(self, ticket: Ticket, code: int = status.HTTP_200_OK, *, in_hand: bool = False) -> Response:
+        """The ticket read back with its fresh clocks (callers shown as this user may see them); a ticket just
+        created is answered from the objects the service wrote, which are what a read would return."""
+        if not in_hand:
+            ticket = self.base().get(pk=ticket.pk)
         self._callers_clear = callers_in_clear(self.request.user, [ticket], purpose="api")
         return versioned(Response(self.get_serializer(ticket).data, status=code), ticket)
 
@@ -415,7 +418,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
             if key in data:
                 data[key] = clean_text(data[key])
         ticket = services.create_ticket(request.user, data)
-        return self._answer(ticket, status.HTTP_201_CREATED)
+        return self._answer(ticket, status.HTTP_201_CREATED, in_hand=True)
 
     @extend_schema(
         request=TransitionSerializer,

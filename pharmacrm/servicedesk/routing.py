@@ -19,6 +19,7 @@ from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import MATRIX, READ_ONLY_ROLES, Cap
 from pharmacrm.customers.choices import Tier
 
+from . import settings_cache
 from .choices import OPEN_STATUSES, AssignMethod, Priority
 from .models import AgentProfile, AssignmentRule, Ticket, TicketCategory
 
@@ -237,7 +238,7 @@ def boost(ticket: Ticket, key_account: bool = False) -> str | None:
     return before
 
 
-def route(user, ticket: Ticket) -> None:
+def route(user, ticket: Ticket, *, rules: Iterable[AssignmentRule] | None = None) -> None:
     """Set ticket.team / ticket.assignee / ticket.priority / ticket.boosted before the ticket is first saved
     (only the team and assignee the caller left empty). Order: the key account's service team (a
     registered hook), else the first matching assignment rule; then an agent of that team by the rule's
@@ -255,7 +256,7 @@ def route(user, ticket: Ticket) -> None:
         if ticket.assignee_id is None:
             ticket.assignee = pick_agent(team, ticket)
         return
-    rule = matching_rule(ticket)
+    rule = matching_rule(ticket, rules)
     if rule is None:
         return
     info["rule"], info["method"] = rule.pk, rule.method
@@ -305,6 +306,7 @@ def create_rule(user, data: dict) -> AssignmentRule:
     _validate_rule(rule)
     with transaction.atomic():
         rule.save(force_insert=True)
+        settings_cache.bump()  # every process reads the rules again
         audit.record(A.CREATE, rule, user=user, changes=audit.diff({}, _rule_snapshot(rule)))
     return rule
 
@@ -323,6 +325,7 @@ def update_rule(user, rule: AssignmentRule, data: dict) -> AssignmentRule:
         if changes.get("team"):
             rule.last_assigned = None  # the pointer named someone of the old team
         rule.save()
+        settings_cache.bump()  # every process reads the rules again
         audit.record(A.UPDATE, rule, user=user, changes=changes)
     return rule
 
@@ -348,6 +351,7 @@ def move_rule(user, rule: AssignmentRule, direction: str) -> AssignmentRule:
             r.position = min((i + 1) * 10, 32767)
         changed = [r for r in rules if r.position != before[r.pk]]
         AssignmentRule.objects.bulk_update(changed, ["position"])
+        settings_cache.bump()  # every process reads the rules again
         audit.record(A.UPDATE, rule, user=user, changes={"order": [index + 1, other + 1]},
                      positions={r.pk: r.position for r in rules})  # fmt: skip
     rule.position = next(r.position for r in rules if r.pk == rule.pk)

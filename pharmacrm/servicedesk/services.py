@@ -126,11 +126,12 @@ def create_ticket(user, data: dict) -> Ticket:
     ticket.safety_relevant = bool(data.get("safety_relevant")) or category.safety_relevant
     ticket.refresh_derived()
     with transaction.atomic():
-        from . import routing
+        from . import routing, settings_cache
 
-        routing.route(user, ticket)  # team, agent and priority boost by the assignment rules
+        desk = settings_cache.snapshot()
+        routing.route(user, ticket, rules=desk.rules)  # team, agent and priority boost by the assignment rules
         ticket.number = next_number(received_at)
-        ticket.policy = select_policy(ticket)
+        ticket.policy = select_policy(ticket, desk.policies)
         ticket.save(force_insert=True)
         routed = getattr(ticket, "_routing", None) or {}
         created = {"channel": ticket.channel}
@@ -185,7 +186,9 @@ def select_policy(ticket: Ticket, policies: list[SlaPolicy] | None = None) -> Sl
     }  # fmt: skip
     best = None
     if policies is None:
-        policies = list(SlaPolicy.objects.filter(active=True).select_related("calendar"))
+        from . import settings_cache
+
+        policies = settings_cache.snapshot().policies
     for policy in policies:
         if policy.matches(facts) and (
             best is None or (-policy.specificity, policy.position) < (-best.specificity, best.position)
@@ -363,6 +366,7 @@ def rebuild_clocks(
     if policy is None:
         SlaClock.objects.filter(ticket=ticket).delete()
         _set_next_due(ticket, NO_DEADLINE if ticket.status in OPEN_STATUSES else None)
+        ticket.clocks_in_hand = []
         return []
     if events is None:
         events = list(TicketEvent.objects.filter(ticket=ticket).order_by("at", "id"))
@@ -412,6 +416,7 @@ def rebuild_clocks(
         SlaClock.objects.bulk_create(new)
     unmet = [c.due_at for c in out if c.fulfilled_at is None and c.due_at]
     _set_next_due(ticket, min(unmet) if unmet else (NO_DEADLINE if ticket.status in OPEN_STATUSES else None))
+    ticket.clocks_in_hand = out  # what an answer about this ticket shows, without reading them back
     return out
 
 

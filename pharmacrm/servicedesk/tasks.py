@@ -47,6 +47,9 @@ def refresh_after_commit(calendar_id: int | None = None) -> None:
     """Queue the refresh once the settings change is committed (never for a change that rolls back)."""
     from django.db import transaction
 
+    from . import settings_cache
+
+    settings_cache.bump()  # every process reads the policies and calendars again
     transaction.on_commit(lambda: refresh_open_tickets(calendar_id=calendar_id))
 
 

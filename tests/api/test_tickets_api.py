@@ -57,6 +57,19 @@ def test_a_drug_information_call_before_the_spring_festival_gets_its_deadlines(a
     assert AuditEntry.objects.filter(object_type="servicedesk.ticket", action="create").count() == 1
 
 
+def test_the_creation_answer_is_what_reading_the_ticket_gives(api_for, users, xiehe):
+    """The 201 answer is built from the objects intake wrote; it must equal a fresh read, also when the
+    ticket was assigned on the way (a second rebuild of its clocks)."""
+    client = api_for("agent")
+    for extra in ({}, {"assignee": users["expert"].pk}, {"caller_name": "王先生", "caller_phone": "13812345678"}):
+        created = client.post(URL, {"subject": "咨询", "channel": "phone", "category": "drug_info",
+                                    "institution": xiehe.pk, **extra}, format="json")  # fmt: skip
+        assert created.status_code == 201, created.content
+        read = client.get(f"{URL}{created.json()['id']}/")
+        assert created.json() == read.json()
+        assert created["ETag"] == read["ETag"]
+
+
 def test_a_medication_error_is_urgent_on_the_24x7_clock(api_for):
     response = api_for("agent").post(
         URL,

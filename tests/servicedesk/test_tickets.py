@@ -337,3 +337,28 @@ def test_resolving_needs_the_root_cause_and_informing_records_how_when_and_who(u
     services.transition(users["expert"], ticket, Status.INFORMED, at=at(2026, 3, 2, 15), informed_channel="phone")
     told = TicketEvent.objects.get(ticket=ticket, to_status=Status.INFORMED)
     assert (told.data["channel"], told.actor, told.at) == ("phone", users["expert"], at(2026, 3, 2, 15))
+
+
+def test_a_policy_change_applies_to_the_next_ticket_at_once(users, raise_ticket):
+    """Intake keeps the policies per process; a change through the services is seen by the next ticket."""
+    from pharmacrm.servicedesk import policies
+    from pharmacrm.servicedesk.models import SlaPolicy
+
+    before = raise_ticket("medication_error", received=at(2026, 3, 2, 9))
+    assert due(before)[0] == at(2026, 3, 2, 11)
+    urgent = SlaPolicy.objects.get(priority="urgent")
+    policies.update_policy(users["admin"], urgent, {"first_response": 1})
+    after = raise_ticket("medication_error", received=at(2026, 3, 2, 9))
+    assert due(after)[0] == at(2026, 3, 2, 10)
+
+
+def test_an_assignment_rule_change_applies_to_the_next_ticket_at_once(users, raise_ticket, make_user):
+    from pharmacrm.core.models import Team
+    from pharmacrm.servicedesk import routing
+
+    raise_ticket()  # reads (and keeps) the rules: none yet
+    team = Team.objects.create(name="热线组")
+    users["expert"].teams.add(team)
+    routing.create_rule(users["admin"], {"name": "全部 → 热线组", "team": team, "method": "least_loaded"})
+    ticket = raise_ticket()
+    assert (ticket.team, ticket.assignee) == (team, users["expert"])
