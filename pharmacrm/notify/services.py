@@ -65,11 +65,13 @@ def _queue(delivery_ids: list[int]) -> None:
     def push():
         from . import tasks
 
-        for pk in delivery_ids:
-            try:
-                tasks.dispatch(pk)
-            except Exception:  # noqa: BLE001 — the sweep picks it up
-                log.exception("could not queue delivery %s; the sweep will send it", pk)
+        try:
+            if len(delivery_ids) > 1:
+                tasks.dispatch_many(list(delivery_ids))
+            else:
+                tasks.dispatch(delivery_ids[0])
+        except Exception:  # noqa: BLE001 — the sweep picks it up
+            log.exception("could not queue deliveries %s; the sweep will send them", delivery_ids[:10])
 
     if delivery_ids:
         transaction.on_commit(push)
@@ -159,6 +161,41 @@ def send(
                     )
         _queue([d.pk for d in deliveries])
     return notes
+
+
+def send_many(items: Iterable[dict]) -> int:
+    """`send` for many notifications at once (the worker's escalation batch): each item holds send's
+    arguments (recipients, kind, title, body, url, obj, email). Two inserts for the whole batch — the
+    notifications, then the e-mail deliveries — and one queue entry. Returns how many notifications."""
+    now = timezone.now()
+    notes: list[Notification] = []
+    mails: list[tuple[int, str, str, dict]] = []  # (index of the note, address, kind, payload)
+    for item in items:
+        kind, title = item["kind"], _text(item["title"], 200).strip()
+        if not KIND.fullmatch(kind or "") or not title:
+            raise ValidationError({"kind": _("A notification needs a kind and a title.")})
+        body, url = _text(item.get("body", "")), _text(item.get("url", ""), 500)
+        object_type, object_id = _object_label(item.get("obj"))
+        subject_text = email_text(title, body, url) if item.get("email", True) else None
+        for user in _users(item["recipients"]):
+            notes.append(Notification(recipient=user, kind=kind, title=title, body=body, url=url,
+                                      object_type=object_type, object_id=object_id, created_at=now))  # fmt: skip
+            if subject_text and user.email:
+                mails.append((len(notes) - 1, user.email, kind, {"subject": subject_text[0], "body": subject_text[1]}))
+    if not notes:
+        return 0
+    with transaction.atomic():
+        notes = Notification.objects.bulk_create(notes, batch_size=500)
+        deliveries = Delivery.objects.bulk_create(
+            [Delivery(notification=notes[i], channel=Delivery.Channel.EMAIL, email=address, event=kind,
+                      payload=payload, next_attempt_at=now, created_at=now) for i, address, kind, payload in mails],
+            batch_size=500,
+        )  # fmt: skip
+        ids = [d.pk for d in deliveries if d.pk is not None]
+        if len(ids) < len(deliveries):  # a database that returns no ids from a bulk insert: the sweep sends them
+            ids = []
+        _queue(ids)
+    return len(notes)
 
 
 def _jsonable(payload: dict) -> dict:

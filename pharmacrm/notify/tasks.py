@@ -242,6 +242,12 @@ def dispatch(delivery_id: int) -> str | None:
     return deliver(delivery_id)
 
 
+@db_task()
+def dispatch_many(delivery_ids: list[int]) -> int:
+    """Many deliveries queued by one change (an escalation batch): one queue entry instead of one each."""
+    return sum(1 for pk in delivery_ids if deliver(pk) is not None)
+
+
 def sweep(limit: int = BATCH) -> int:
     """Send what is due now; returns how many deliveries this worker handled."""
     return sum(1 for pk in due_ids(limit) if deliver(pk) is not None)

@@ -17,9 +17,7 @@ import time
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Greatest
+from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.urls import reverse
 from django.utils import timezone
@@ -89,26 +87,19 @@ def next_rung(clock: SlaClock, rungs: tuple[Rung, ...] | None = None) -> tuple[R
 # --- firing a level (the worker) ---------------------------------------------------------------------
 
 
-def _raise_level(ticket_id: int, level: int, now: dt.datetime, cooldown: dt.timedelta) -> bool:
-    """Record that the ticket escalated now, unless it did within the cooldown (two clocks of one ticket
-    breaching together notify once): one conditional UPDATE, so exactly one of several workers wins. The
-    ticket's level is the highest reached by any of its clocks."""
-    return bool(
-        Ticket.objects.filter(pk=ticket_id, status__in=OPEN_STATUSES)
-        .filter(Q(escalated_at__isnull=True) | Q(escalated_at__lte=now - cooldown))
-        .update(escalation_level=Greatest(F("escalation_level"), Value(level)), escalated_at=now)
-    )
-
-
 def fire_due(clocks: list[SlaClock], now: dt.datetime) -> tuple[list[TicketEvent], list[dict]]:
     """For each breached clock, fire the highest level that is due (a worker that was down fires the
     latest level once, notifying everyone the skipped levels would have). Returns the history events and
-    the audit lines; notifications and hand-overs happen here, in the caller's transaction."""
+    the audit lines; notifications and hand-overs happen here, in the caller's transaction. The levels are
+    raised with one conditional UPDATE per level for the whole batch, and the notifications written in
+    one go."""
     rungs = ladder()
     events: list[TicketEvent] = []
     lines: list[dict] = []
     if not rungs:
         return events, lines
+    first: dict[int, tuple[SlaClock, list[Rung]]] = {}  # one candidate clock per ticket in this batch
+    blocked: list[tuple[SlaClock, list[Rung]]] = []
     for clock in clocks:
         due = []
         while (step := next_rung(clock, rungs)) is not None and step[1] <= now:
@@ -116,15 +107,27 @@ def fire_due(clocks: list[SlaClock], now: dt.datetime) -> tuple[list[TicketEvent
             clock.escalation_level = step[0].level
         if not due:
             continue
-        top = due[-1]
-        ticket = clock.ticket
-        if not _raise_level(ticket.pk, top.level, now, top.cooldown):
-            last = Ticket.objects.filter(pk=ticket.pk).values_list("escalated_at", flat=True).first()
+        if clock.ticket_id in first:
+            blocked.append((clock, due))  # the ticket's other clock escalates it now: this one waits
+        else:
+            first[clock.ticket_id] = (clock, due)
+    won: set[int] = set()
+    for level in sorted({due[-1].level for _c, due in first.values()}):
+        group = [(c, due) for c, due in first.values() if due[-1].level == level]
+        won |= _raise_levels([c.ticket_id for c, _d in group], level, now, group[0][1][-1].cooldown)
+    blocked += [(c, due) for c, due in first.values() if c.ticket_id not in won]
+    if blocked:
+        last = dict(Ticket.objects.filter(pk__in={c.ticket_id for c, _d in blocked}).values_list("id", "escalated_at"))
+        for clock, due in blocked:
             clock.escalation_level = due[0].level - 1  # within the cooldown: try again when it ends
-            clock.retry_at = (last + top.cooldown) if last else None
-            continue
+            at = last.get(clock.ticket_id)
+            clock.retry_at = (max(at, now) + due[-1].cooldown) if at else now + due[-1].cooldown
+    bosses = _Managers()
+    notes = []
+    for clock, due in (first[t] for t in sorted(won)):
+        top, ticket = due[-1], clock.ticket
         handed_to = _hand_over(ticket, top, now) if any(r.reassign for r in due) else None
-        recipients = _recipients(ticket, {r.notify for r in due})
+        recipients = _recipients(ticket, {r.notify for r in due}, bosses)
         events.append(TicketEvent(
             ticket=ticket, kind=EventKind.ESCALATED, at=now,
             data={"level": top.level, "clock": clock.kind, "notified": sorted(u.pk for u in recipients),
@@ -132,8 +135,31 @@ def fire_due(clocks: list[SlaClock], now: dt.datetime) -> tuple[list[TicketEvent
         ))  # fmt: skip
         lines.append({"ticket": ticket.number, "level": top.level, "clock": clock.kind,
                       "reassigned_to": handed_to.pk if handed_to else None})  # fmt: skip
-        _notify(recipients, ticket, top.level, manual=False)
+        if recipients:
+            notes.append(_notification(recipients, ticket, top.level, manual=False))
+    _send(notes)
     return events, lines
+
+
+def _raise_levels(ticket_ids: list[int], level: int, now: dt.datetime, cooldown: dt.timedelta) -> set[int]:
+    """Record that these tickets escalated now, except those that did within the cooldown or are no longer
+    open: one conditional UPDATE … RETURNING, so of several workers exactly one wins each ticket. The
+    ticket's level is the highest reached by any of its clocks."""
+    if not ticket_ids:
+        return set()
+    table = Ticket._meta.db_table
+    ids = ", ".join(["%s"] * len(ticket_ids))
+    open_ = ", ".join(["%s"] * len(OPEN_STATUSES))
+    sql = (
+        f"UPDATE {table} SET escalation_level = CASE WHEN escalation_level < %s THEN %s ELSE escalation_level END, "
+        f"escalated_at = %s WHERE id IN ({ids}) AND status IN ({open_}) "
+        "AND (escalated_at IS NULL OR escalated_at <= %s) RETURNING id"
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [level, level, adapt(now), *ticket_ids, *[str(s) for s in OPEN_STATUSES], adapt(now - cooldown)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _acted_since(ticket: Ticket, user_id: int | None, since: dt.datetime, now: dt.datetime) -> bool:
@@ -166,7 +192,19 @@ def managers() -> list[User]:
     return list(User.objects.filter(is_active=True, groups__name=Role.MANAGER).distinct())
 
 
-def _recipients(ticket: Ticket, kinds: set[str]) -> list[User]:
+class _Managers:
+    """The managers, read once per batch and only when a level needs them."""
+
+    def __init__(self) -> None:
+        self._users: list[User] | None = None
+
+    def __call__(self) -> list[User]:
+        if self._users is None:
+            self._users = managers()
+        return self._users
+
+
+def _recipients(ticket: Ticket, kinds: set[str], bosses=managers) -> list[User]:
     out: dict[int, User] = {}
     lead = ticket.team.lead if ticket.team_id and ticket.team.lead_id else None
     if EscalationNotify.ASSIGNEE in kinds:
@@ -174,10 +212,10 @@ def _recipients(ticket: Ticket, kinds: set[str]) -> list[User]:
             if u is not None:
                 out[u.pk] = u
     if EscalationNotify.TEAM_LEAD in kinds:
-        for u in [lead] if lead else managers():
+        for u in [lead] if lead else bosses():
             out[u.pk] = u
     if EscalationNotify.MANAGER in kinds:
-        for u in managers():
+        for u in bosses():
             out[u.pk] = u
     return [u for u in out.values() if u.is_active]
 
@@ -186,19 +224,21 @@ TITLE = gettext_lazy("%(number)s escalated to level %(level)d")
 MANUAL_TITLE = gettext_lazy("%(number)s escalated to you by %(user)s")
 
 
-def _notify(recipients: list[User], ticket: Ticket, level: int, *, manual: bool, by=None, reason: str = "") -> None:
-    from pharmacrm.notify import services as notify
-
-    if not recipients:
-        return
+def _notification(recipients: list[User], ticket: Ticket, level: int, *, manual: bool, by=None,
+                  reason: str = "") -> dict:  # fmt: skip
     if manual:
         title = str(MANUAL_TITLE) % {"number": ticket.number, "user": by}
     else:
         title = str(TITLE) % {"number": ticket.number, "level": level}
-    notify.send(
-        recipients, kind="ticket.escalated", title=title, body=reason or ticket.subject,
-        url=reverse("servicedesk:ticket", args=[ticket.pk]), obj=ticket,
-    )  # fmt: skip
+    return {"recipients": recipients, "kind": "ticket.escalated", "title": title, "body": reason or ticket.subject,
+            "url": reverse("servicedesk:ticket", args=[ticket.pk]), "obj": ticket}  # fmt: skip
+
+
+def _send(notes: list[dict]) -> None:
+    from pharmacrm.notify import services as notify
+
+    if notes:
+        notify.send_many(notes)
 
 
 WARNING_TITLE = gettext_lazy("%(number)s: %(target)s due at %(due)s")
@@ -207,19 +247,19 @@ WARNING_TITLE = gettext_lazy("%(number)s: %(target)s due at %(due)s")
 def notify_warnings(clocks: list[SlaClock]) -> None:
     """Three quarters of a target's time has passed: tell whoever holds the ticket (its team lead when
     nobody does)."""
-    from pharmacrm.notify import services as notify
-
+    notes = []
     for clock in clocks:
         ticket = clock.ticket
         recipients = _recipients(ticket, {EscalationNotify.ASSIGNEE})
         if not recipients:
             continue
         due = timezone.localtime(clock.due_at).strftime("%Y-%m-%d %H:%M")
-        notify.send(
-            recipients, kind="ticket.warning",
-            title=str(WARNING_TITLE) % {"number": ticket.number, "target": clock.get_kind_display(), "due": due},
-            body=ticket.subject, url=reverse("servicedesk:ticket", args=[ticket.pk]), obj=ticket,
-        )  # fmt: skip
+        notes.append({
+            "recipients": recipients, "kind": "ticket.warning",
+            "title": str(WARNING_TITLE) % {"number": ticket.number, "target": clock.get_kind_display(), "due": due},
+            "body": ticket.subject, "url": reverse("servicedesk:ticket", args=[ticket.pk]), "obj": ticket,
+        })  # fmt: skip
+    _send(notes)
 
 
 # --- by hand ---------------------------------------------------------------------------------------------
@@ -266,7 +306,7 @@ def escalate(user, ticket: Ticket, *, reason: str, hand_over: bool = False, at=N
         })  # fmt: skip
         audit.record(A.UPDATE, ticket, user=user, changes={"escalation_level": [level - 1, level]},
                      reason=reason.strip())  # fmt: skip
-        _notify(targets, ticket, level, manual=True, by=user, reason=reason.strip())
+        _send([_notification(targets, ticket, level, manual=True, by=user, reason=reason.strip())])
     return ticket
 
 
