@@ -126,6 +126,10 @@ def _hold(clock_count: int):
         user.groups.set([Group.objects.get(name=Role.AGENT)])
         user.teams.add(team)
         agents.append(user)
+    # the second agent can take every handed-over ticket: level 2 then reassigns each one (the worst case)
+    from pharmacrm.servicedesk.models import AgentProfile
+
+    AgentProfile.objects.update_or_create(user=agents[1], defaults={"max_open": 30000, "on_duty": True})
     ids = [t for _, t in due]
     always = BusinessCalendar.objects.get(code="always")
     for i in range(0, len(ids), 900):
@@ -152,6 +156,13 @@ def sweep_throughput(clocks: int = 3000) -> dict:
     if not due:
         return {}
     cutoff, _held = _hold(clocks) or (due[0], [])
+    # a running worker has its URL map and escalation ladder loaded after its first minute
+    from django.urls import reverse
+
+    from pharmacrm.servicedesk import escalation
+
+    reverse("servicedesk:ticket", args=[1])
+    escalation.ladder()
     # breach + level 1 (the assignee told) in the same sweep; level 2 (team lead told, ticket handed to the
     # other agent) two hours later — with every other clock that falls due in between, as in production
     return {
@@ -163,7 +174,10 @@ def sweep_throughput(clocks: int = 3000) -> dict:
 def _drain(services, moment) -> dict:
     from pharmacrm.notify.models import Delivery, Notification
 
-    notes, mails = Notification.objects.count(), Delivery.objects.count()
+    from pharmacrm.servicedesk.models import TicketEvent
+
+    handed = TicketEvent.objects.filter(kind="assigned", actor__isnull=True)
+    notes, mails, hand_overs = Notification.objects.count(), Delivery.objects.count(), handed.count()
     start = time.perf_counter()
     handled = escalated = 0
     while True:
@@ -177,6 +191,7 @@ def _drain(services, moment) -> dict:
         "clocks": handled, "escalated": escalated, "seconds": round(seconds, 2),
         "clocks_per_s": round(handled / seconds) if seconds else None,
         "notifications": Notification.objects.count() - notes, "deliveries": Delivery.objects.count() - mails,
+        "hand_overs": handed.count() - hand_overs,
     }  # fmt: skip
 
 

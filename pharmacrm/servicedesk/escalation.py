@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 from django.urls import reverse
 from django.utils import timezone
@@ -29,8 +30,8 @@ from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import Cap, Role
 
 from . import calendars
-from .choices import OPEN_STATUSES, EscalationNotify, EventKind
-from .models import EscalationRule, SlaClock, Ticket, TicketEvent
+from .choices import OPEN_STATUSES, EscalationNotify, EventKind, Status
+from .models import AgentProfile, EscalationRule, SlaClock, Ticket, TicketEvent
 
 A = AuditEntry.Action
 RULES_TTL = 60.0  # seconds a worker keeps the ladder before reading it again (changes are rare)
@@ -123,10 +124,12 @@ def fire_due(clocks: list[SlaClock], now: dt.datetime) -> tuple[list[TicketEvent
             at = last.get(clock.ticket_id)
             clock.retry_at = (max(at, now) + due[-1].cooldown) if at else now + due[-1].cooldown
     bosses = _Managers()
+    winners = [first[t] for t in sorted(won)]
+    handed = _hand_over_batch([c.ticket for c, due in winners if any(r.reassign for r in due)], now, events)
     notes = []
-    for clock, due in (first[t] for t in sorted(won)):
+    for clock, due in winners:
         top, ticket = due[-1], clock.ticket
-        handed_to = _hand_over(ticket, top, now) if any(r.reassign for r in due) else None
+        handed_to = handed.get(ticket.pk)
         recipients = _recipients(ticket, {r.notify for r in due}, bosses)
         events.append(TicketEvent(
             ticket=ticket, kind=EventKind.ESCALATED, at=now,
@@ -162,30 +165,71 @@ def _raise_levels(ticket_ids: list[int], level: int, now: dt.datetime, cooldown:
         return {row[0] for row in cursor.fetchall()}
 
 
-def _acted_since(ticket: Ticket, user_id: int | None, since: dt.datetime, now: dt.datetime) -> bool:
-    if user_id is None:
-        return False
-    return TicketEvent.objects.filter(ticket=ticket, actor_id=user_id, at__gte=since, at__lte=now).exists()
+def _idle(tickets: list[Ticket], now: dt.datetime) -> list[Ticket]:
+    """The tickets whose assignee did nothing since the previous level (or since receipt): one query for
+    the batch."""
+    if not tickets:
+        return []
+    since = {t.pk: t.escalated_at or t.received_at for t in tickets}
+    holder = {t.pk: t.assignee_id for t in tickets}
+    rows = TicketEvent.objects.filter(
+        ticket_id__in=list(since), actor_id__isnull=False, at__gte=min(since.values()), at__lte=now
+    ).values_list("ticket_id", "actor_id", "at")
+    acted = {tid for tid, actor, at in rows if actor == holder[tid] and at >= since[tid]}
+    return [t for t in tickets if t.pk not in acted]
 
 
-def _hand_over(ticket: Ticket, rung: Rung, now: dt.datetime) -> User | None:
-    """Reassign to another agent of the team when the assignee did nothing since the breach."""
+def _hand_over_batch(tickets: list[Ticket], now: dt.datetime, events: list[TicketEvent]) -> dict[int, User]:
+    """Level 2's hand-over for a batch: each ticket whose assignee did nothing since the breach goes to
+    the least-loaded eligible agent of its team (routing.eligible_agents, read once per team, category,
+    product and current holder; loads then counted here as tickets are handed out). The new assignees are
+    written with one UPDATE per agent (the version moves, so an agent saving a stale form gets a conflict),
+    with an ASSIGNED event each; the batch's audit entry lists them."""
     from . import routing, services
 
-    since = ticket.escalated_at or ticket.received_at  # the previous level (the object is read before this one)
-    if ticket.team_id is None or _acted_since(ticket, ticket.assignee_id, since, now):
-        return None
-    exclude = [ticket.assignee] if ticket.assignee_id else []
-    agent = routing.pick_agent(ticket.team, ticket, exclude=exclude)
-    if agent is None:
-        return None
-    ticket.refresh_from_db()
-    try:
-        with transaction.atomic():
-            services.assign(services.SYSTEM, ticket, assignee=agent, team=ticket.team, at=now)
-    except (ValidationError, services.ConflictError):
-        return None  # someone acted on the ticket meanwhile: that is the action we were waiting for
-    return agent
+    out: dict[int, User] = {}
+    pools: dict[tuple, list[tuple[User, int]]] = {}
+    loads: dict[int, int] = {}
+    moves: dict[int, list[Ticket]] = {}
+    agents: dict[int, User] = {}
+    for ticket in _idle([t for t in tickets if t.team_id is not None], now):
+        key = (ticket.team_id, ticket.category_id, ticket.product_id, ticket.assignee_id)
+        if key not in pools:
+            exclude = [ticket.assignee_id] if ticket.assignee_id else []
+            eligible = routing.eligible_agents(ticket.team, ticket, exclude)
+            limits = dict(
+                AgentProfile.objects.filter(user_id__in=[u.pk for u, _n in eligible]).values_list("user_id", "max_open")
+            )
+            for user, n in eligible:
+                loads.setdefault(user.pk, n)
+            pools[key] = [(u, limits.get(u.pk, routing.DEFAULT_MAX_OPEN)) for u, _n in eligible]
+        free = [(u, cap) for u, cap in pools[key] if loads[u.pk] < cap]
+        if not free:
+            continue
+        agent = min(free, key=lambda c: (loads[c[0].pk], c[0].pk))[0]
+        loads[agent.pk] += 1
+        if ticket.status == Status.NEW:  # a new ticket also becomes "assigned": the full service path
+            try:
+                with transaction.atomic():
+                    services.assign(services.SYSTEM, ticket, assignee=agent, team=ticket.team, at=now)
+            except (ValidationError, services.ConflictError):
+                continue
+            out[ticket.pk] = agent
+            continue
+        moves.setdefault(agent.pk, []).append(ticket)
+        agents[agent.pk] = agent
+    for agent_id, moved in moves.items():
+        Ticket.objects.filter(pk__in=[t.pk for t in moved], status__in=OPEN_STATUSES).update(
+            assignee_id=agent_id, version=F("version") + 1, updated_at=now
+        )
+        for ticket in moved:
+            before = ticket.assignee_id
+            ticket.assignee, ticket.version = agents[agent_id], ticket.version + 1
+            out[ticket.pk] = agents[agent_id]
+            events.append(TicketEvent(ticket=ticket, kind=EventKind.ASSIGNED, at=now,
+                                      data={"assignee": agent_id, "team": ticket.team_id, "from": before,
+                                            "escalation": True}))  # fmt: skip
+    return out
 
 
 def managers() -> list[User]:

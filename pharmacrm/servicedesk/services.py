@@ -569,7 +569,7 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
         escalation.notify_warnings([c for c in clocks if c.warned_at == now and c.breached_at is None])
         escalated, lines = escalation.fire_due(clocks, now)
         events += escalated
-        counts["escalated"] = len(escalated)
+        counts["escalated"] = sum(1 for e in escalated if e.kind == EventKind.ESCALATED)  # (not the hand-overs)
         for clock in clocks:
             clock.next_check_at = _next_check(clock)
             clock.claimed_until = None
