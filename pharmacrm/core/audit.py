@@ -113,7 +113,9 @@ def record(action: str, obj: Any = None, *, changes: dict | None = None, user: A
             extra.setdefault("actor_name", actor.name)
         actor = None
     object_type, object_id, object_repr = object_label(obj)
-    with transaction.atomic():
+    # no savepoint inside the caller's transaction (two round trips fewer per change): a failure here fails
+    # the whole change, which is what an audit trail needs anyway
+    with transaction.atomic(savepoint=False):
         head_qs = AuditChainHead.objects.all()
         if connection.features.has_select_for_update:
             head_qs = head_qs.select_for_update()

@@ -263,7 +263,7 @@ class Counter(models.Model):
 
         table = connection.ops.quote_name(cls._meta.db_table)
         sql = f"UPDATE {table} SET value = value + %s WHERE name = %s RETURNING value"  # one round trip
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(savepoint=False), connection.cursor() as cursor:  # no savepoint when nested
             cursor.execute(sql, [count, name])
             row = cursor.fetchone()
             if row is None:  # the first number of this sequence
