@@ -44,7 +44,7 @@ from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
 from pharmacrm.customers.choices import Tier
 
 from . import calendars, escalation, policies, services
-from .choices import Channel, ClockKind, Complexity, Priority, RootCause, Status
+from .choices import Channel, ClockKind, Complexity, LowScore, Priority, RootCause, Status
 from .models import (
     BusinessCalendar,
     CalendarOverride,
@@ -540,15 +540,31 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 
 
 class TicketCategorySerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    code = serializers.SlugField(max_length=40, help_text="Fixed once created: tickets and rules refer to it.")
+    name = serializers.CharField(max_length=100)
+    parent = CodeField(
+        slug_field="code", queryset=TicketCategory.objects.all(), required=False, allow_null=True,
+        help_text="The parent category's code; empty for a top-level category.",
+    )  # fmt: skip
+    default_priority = serializers.ChoiceField(choices=Priority.choices)
+    default_complexity = serializers.ChoiceField(choices=Complexity.choices)
+    safety_relevant = serializers.BooleanField(required=False)
+    low_score_action = serializers.ChoiceField(
+        choices=LowScore.choices, required=False, help_text="What a poor revisit of a ticket of this kind does."
+    )
+    active = serializers.BooleanField(required=False)
+    position = serializers.IntegerField(min_value=0, max_value=32767, required=False)
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32,
+        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.",
+    )  # fmt: skip
 
     class Meta:
         model = TicketCategory
         fields = [
-            "code", "name", "parent", "default_priority", "default_complexity", "safety_relevant", "active",
-            "position",
+            "code", "name", "parent", "default_priority", "default_complexity", "safety_relevant",
+            "low_score_action", "active", "position", "version",
         ]  # fmt: skip
-        read_only_fields = fields
 
 
 class TicketCategoryFilter(django_filters.FilterSet):
@@ -559,19 +575,63 @@ class TicketCategoryFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-@extend_schema_view(list=extend_schema(tags=["service settings"]), retrieve=extend_schema(tags=["service settings"]))
-class TicketCategoryViewSet(viewsets.ReadOnlyModelViewSet):
-    """The ticket categories with their default priority and complexity."""
+def optional_version(request, data: dict) -> int | None:
+    """The version a settings change was based on (body or If-Match), when the client sends one."""
+    body = data.pop("version", None)
+    if body is not None or request.headers.get("If-Match"):
+        return expected_version(request, body)
+    return None
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["service settings"]),
+    retrieve=extend_schema(tags=["service settings"]),
+    create=extend_schema(tags=["service settings"]),
+    update=extend_schema(tags=["service settings"]),
+    partial_update=extend_schema(tags=["service settings"]),
+    destroy=extend_schema(
+        tags=["service settings"], responses={204: None},
+        description="Deactivate the category (never deleted: tickets refer to it).",
+    ),  # fmt: skip
+)
+class TicketCategoryViewSet(viewsets.ModelViewSet):
+    """The ticket category tree with each category's default priority and complexity (administrators and
+    managers change it; every change audited)."""
 
     queryset = TicketCategory.objects.select_related("parent")
     serializer_class = TicketCategorySerializer
     permission_classes = [HasCapability]
-    required_caps = {"*": Cap.VIEW_TICKETS}
+    required_caps = {
+        "create": Cap.MANAGE_SERVICE,
+        "update": Cap.MANAGE_SERVICE,
+        "partial_update": Cap.MANAGE_SERVICE,
+        "destroy": Cap.MANAGE_SERVICE,
+        "*": Cap.VIEW_TICKETS,
+    }
     filterset_class = TicketCategoryFilter
     ordering_fields = ["position", "code"]
     ordering = ["position", "code"]
     lookup_field = "code"
     lookup_value_regex = r"[-a-zA-Z0-9_]{1,40}"
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        data.pop("version", None)
+        serializer.instance = policies.create_category(self.request.user, data)
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        version = optional_version(self.request, data)
+        serializer.instance = policies.update_category(self.request.user, serializer.instance, data, version=version)
+
+    def perform_destroy(self, instance):
+        try:
+            policies.update_category(self.request.user, instance, {"active": False},
+                                     version=optional_version(self.request, {}))  # fmt: skip
+        except ValidationError as e:
+            if hasattr(e, "error_dict"):
+                raise
+            raise Conflict(" ".join(str(m) for m in e.messages)) from None
 
 
 # --- SLA policies ----------------------------------------------------------------------------------
@@ -595,12 +655,16 @@ class SlaPolicySerializer(serializers.ModelSerializer):
     resolution_unit = serializers.ChoiceField(choices=SlaPolicy.Unit.choices, required=False)
     position = serializers.IntegerField(min_value=0, max_value=32767, required=False)
     active = serializers.BooleanField(required=False)
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32,
+        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.",
+    )  # fmt: skip
 
     class Meta:
         model = SlaPolicy
         fields = [
             "id", "name", "priority", "complexity", "category", "customer_tier", "calendar", "first_response",
-            "first_response_unit", "resolution", "resolution_unit", "position", "active",
+            "first_response_unit", "resolution", "resolution_unit", "position", "active", "version",
         ]  # fmt: skip
 
 
@@ -644,12 +708,15 @@ class SlaPolicyViewSet(viewsets.ModelViewSet):
     lookup_value_regex = r"\d{1,18}"
 
     def perform_create(self, serializer):
-        serializer.instance = policies.create_policy(self.request.user, dict(serializer.validated_data))
+        data = dict(serializer.validated_data)
+        data.pop("version", None)
+        serializer.instance = policies.create_policy(self.request.user, data)
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
+        version = optional_version(self.request, data)
         try:
-            serializer.instance = policies.update_policy(self.request.user, serializer.instance, data)
+            serializer.instance = policies.update_policy(self.request.user, serializer.instance, data, version=version)
         except ValidationError as e:
             if hasattr(e, "error_dict"):
                 raise
@@ -657,7 +724,7 @@ class SlaPolicyViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         try:
-            policies.deactivate_policy(self.request.user, instance)
+            policies.deactivate_policy(self.request.user, instance, version=optional_version(self.request, {}))
         except ValidationError as e:
             raise Conflict(" ".join(str(m) for m in e.messages)) from None
 
@@ -676,13 +743,31 @@ class CalendarOverrideSerializer(serializers.ModelSerializer):
 
 
 class BusinessCalendarSerializer(serializers.ModelSerializer):
+    code = serializers.SlugField(max_length=40, help_text="Fixed once created: policies refer to it.")
+    name = serializers.CharField(max_length=100)
+    time_zone = serializers.CharField(max_length=64, required=False, help_text="An IANA zone, e.g. Asia/Shanghai.")
+    windows = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(max_length=5), min_length=2, max_length=2),
+        required=False, max_length=12, help_text='Working windows per day in local time: [["08:30", "12:00"], …].',
+    )  # fmt: skip
+    workdays = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=6), required=False, max_length=7,
+        help_text="Working weekdays, Monday = 0.",
+    )  # fmt: skip
+    official_holidays = serializers.BooleanField(required=False)
+    always_on = serializers.BooleanField(required=False)
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32,
+        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.",
+    )  # fmt: skip
+
     class Meta:
         model = BusinessCalendar
         fields = [
             "code", "name", "time_zone", "windows", "workdays", "official_holidays", "always_on", "version",
             "updated_at",
         ]  # fmt: skip
-        read_only_fields = fields
+        read_only_fields = ["updated_at"]
 
 
 class OverrideFilter(django_filters.FilterSet):
@@ -693,14 +778,36 @@ class OverrideFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-@extend_schema_view(list=extend_schema(tags=["service settings"]), retrieve=extend_schema(tags=["service settings"]))
-class BusinessCalendarViewSet(viewsets.ReadOnlyModelViewSet):
+@extend_schema_view(
+    list=extend_schema(tags=["service settings"]),
+    retrieve=extend_schema(tags=["service settings"]),
+    create=extend_schema(tags=["service settings"]),
+    update=extend_schema(tags=["service settings"], description="Change the calendar; the open tickets on it get "
+                         "their deadlines recomputed by the worker."),
+    partial_update=extend_schema(tags=["service settings"]),
+)  # fmt: skip
+class BusinessCalendarViewSet(
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet
+):  # fmt: skip
     """Business calendars (工作日历) and their per-date overrides (holidays and working days)."""
 
     queryset = BusinessCalendar.objects.all()
     serializer_class = BusinessCalendarSerializer
     permission_classes = [HasCapability]
-    required_caps = {"POST": Cap.MANAGE_SERVICE, "DELETE": Cap.MANAGE_SERVICE, "*": Cap.VIEW_TICKETS}
+    required_caps = {
+        "create": Cap.MANAGE_SERVICE, "update": Cap.MANAGE_SERVICE, "partial_update": Cap.MANAGE_SERVICE,
+        "POST": Cap.MANAGE_SERVICE, "DELETE": Cap.MANAGE_SERVICE, "*": Cap.VIEW_TICKETS,
+    }  # fmt: skip
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        data.pop("version", None)
+        serializer.instance = calendars.create_calendar(self.request.user, data)
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        version = optional_version(self.request, data)
+        serializer.instance = calendars.update_calendar(self.request.user, serializer.instance, data, version=version)
     ordering_fields = ["name", "code"]
     ordering = ["name"]
     lookup_field = "code"

@@ -8,7 +8,7 @@ import datetime as dt
 import threading
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -111,3 +111,63 @@ def coverage_gaps(today: dt.date | None = None) -> list[CoverageGap]:
         for year in engine(calendar).uncovered_years(years):
             gaps.append(CoverageGap(calendar, year))
     return gaps
+
+
+# --- the calendar itself ---------------------------------------------------------------------------
+
+CALENDAR_FIELDS = ("code", "name", "time_zone", "windows", "workdays", "official_holidays", "always_on")
+
+
+def _calendar_snapshot(calendar: BusinessCalendar) -> dict:
+    return {f: getattr(calendar, f) for f in CALENDAR_FIELDS}
+
+
+def _validate_calendar(calendar: BusinessCalendar) -> None:
+    try:
+        calendar.full_clean(exclude=["version", "updated_at"])
+    except ValidationError as e:
+        raise ValidationError({k: [str(m) for m in v] for k, v in e.message_dict.items()}) from None
+    if not calendar.always_on and not calendar.windows:
+        raise ValidationError({"windows": [_("Give at least one working window, or make the calendar 24×7.")]})
+    if not calendar.always_on and not calendar.workdays:
+        raise ValidationError({"workdays": [_("Give at least one working weekday, or make the calendar 24×7.")]})
+
+
+def create_calendar(user, data: dict) -> BusinessCalendar:
+    access.require(user, Cap.MANAGE_SERVICE)
+    calendar = BusinessCalendar(**{k: v for k, v in data.items() if k in CALENDAR_FIELDS})
+    _validate_calendar(calendar)
+    with transaction.atomic():
+        calendar.save(force_insert=True)
+        audit.record(AuditEntry.Action.CREATE, calendar, user=user, changes=audit.diff({}, _calendar_snapshot(calendar)))
+    return calendar
+
+
+def update_calendar(user, calendar: BusinessCalendar, data: dict, *, version: int | None = None) -> BusinessCalendar:
+    """Change the time zone, working windows, weekdays or holiday rule: the calendar's version moves (every
+    worker rebuilds its arithmetic) and the open tickets on it get their deadlines recomputed. A stale
+    `version` is a conflict. The code never changes."""
+    from pharmacrm.customers.services import ConflictError
+
+    access.require(user, Cap.MANAGE_SERVICE)
+    if "code" in data and data["code"] != calendar.code:
+        raise ValidationError({"code": [_("A calendar's code cannot change; create a new calendar instead.")]})
+    before = _calendar_snapshot(calendar)
+    for key, value in data.items():
+        if key in CALENDAR_FIELDS:
+            setattr(calendar, key, value)
+    _validate_calendar(calendar)
+    changes = audit.diff(before, _calendar_snapshot(calendar))
+    if not changes:
+        return calendar
+    with transaction.atomic():
+        moved = BusinessCalendar.objects.filter(pk=calendar.pk, **({"version": version} if version else {})).update(
+            **{f: getattr(calendar, f) for f in CALENDAR_FIELDS if f != "code"},
+            version=F("version") + 1, updated_at=timezone.now(),
+        )  # fmt: skip
+        if not moved:
+            raise ConflictError(BusinessCalendar.objects.filter(pk=calendar.pk).values_list("version", flat=True).first() or 0)
+        calendar.refresh_from_db(fields=["version", "updated_at"])
+        audit.record(AuditEntry.Action.UPDATE, calendar, user=user, changes=changes)
+        _refresh(calendar)
+    return calendar

@@ -149,6 +149,7 @@ class TicketCategory(models.Model):
     )  # fmt: skip
     active = models.BooleanField(_("active"), default=True)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
 
     class Meta:
         verbose_name = _("ticket category")
@@ -182,6 +183,7 @@ class SlaPolicy(models.Model):
     resolution_unit = models.CharField(_("unit"), max_length=5, choices=Unit.choices, default=Unit.DAYS)
     position = models.PositiveSmallIntegerField(_("position"), default=100)
     active = models.BooleanField(_("active"), default=True)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
 
     class Meta:
         verbose_name = _("SLA policy")

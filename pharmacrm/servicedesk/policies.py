@@ -1,5 +1,5 @@
-"""SLA policies changed by administrators: checked (Cap.MANAGE_SERVICE), validated, written in one transaction
-and audited. Policies are never deleted — tickets and clocks point at them — only deactivated. At least one
+"""SLA policies and ticket categories changed by administrators: checked (Cap.MANAGE_SERVICE), validated,
+written in one transaction with optimistic locking (a stale `version` is a conflict), and audited. Policies are never deleted — tickets and clocks point at them — only deactivated. At least one
 active policy without conditions must remain, so that every new ticket gets deadlines.
 
 A changed policy applies to tickets taken in afterwards and to tickets whose clocks are recomputed later
@@ -14,8 +14,9 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
 
-from .models import SlaPolicy
+from .models import SlaPolicy, TicketCategory
 from .tasks import refresh_after_commit
 
 A = AuditEntry.Action
@@ -75,7 +76,21 @@ def create_policy(user, data: dict) -> SlaPolicy:
     return policy
 
 
-def update_policy(user, policy: SlaPolicy, data: dict) -> SlaPolicy:
+def _lock(model, obj, version: int | None) -> None:
+    """Read the row's current version under a lock (PostgreSQL; SQLite's writers are serialised anyway);
+    a client that loaded an older one gets a conflict. The object leaves with the next version."""
+    qs = model.objects.filter(pk=obj.pk)
+    from django.db import connection
+
+    if connection.features.has_select_for_update:
+        qs = qs.select_for_update()
+    current = qs.values_list("version", flat=True).first()
+    if current is None or (version is not None and int(version) != current):
+        raise ConflictError(current or 0)
+    obj.version = current + 1
+
+
+def update_policy(user, policy: SlaPolicy, data: dict, *, version: int | None = None) -> SlaPolicy:
     access.require(user, Cap.MANAGE_SERVICE)
     before = _snapshot(policy)
     for key, value in data.items():
@@ -86,6 +101,7 @@ def update_policy(user, policy: SlaPolicy, data: dict) -> SlaPolicy:
     if not changes:
         return policy
     with transaction.atomic():
+        _lock(SlaPolicy, policy, version)
         policy.save()
         _check_fallback()
         audit.record(A.UPDATE, policy, user=user, changes=changes)
@@ -93,6 +109,70 @@ def update_policy(user, policy: SlaPolicy, data: dict) -> SlaPolicy:
     return policy
 
 
-def deactivate_policy(user, policy: SlaPolicy) -> SlaPolicy:
+def deactivate_policy(user, policy: SlaPolicy, *, version: int | None = None) -> SlaPolicy:
     """Switch a policy off (it stays for the tickets and clocks that refer to it)."""
-    return update_policy(user, policy, {"active": False})
+    return update_policy(user, policy, {"active": False}, version=version)
+
+
+# --- ticket categories (the configurable tree) -------------------------------------------------------
+
+CATEGORY_FIELDS = (
+    "code", "name", "parent", "default_priority", "default_complexity", "safety_relevant", "low_score_action",
+    "active", "position",
+)  # fmt: skip
+
+
+def _category_snapshot(category: TicketCategory) -> dict:
+    return {f: category.parent_id if f == "parent" else getattr(category, f) for f in CATEGORY_FIELDS}
+
+
+def _validate_category(category: TicketCategory) -> None:
+    errors: dict[str, list[str]] = {}
+    try:
+        category.full_clean(exclude=["version"])
+    except ValidationError as e:
+        errors.update({k: [str(m) for m in v] for k, v in e.message_dict.items()})
+    seen, parent = {category.pk}, category.parent
+    while parent is not None:  # a category may not sit below itself
+        if parent.pk in seen:
+            errors.setdefault("parent", []).append(_("A category cannot be placed below itself or its own sub-category."))
+            break
+        seen.add(parent.pk)
+        parent = parent.parent
+    if errors:
+        raise ValidationError(errors)
+
+
+def create_category(user, data: dict) -> TicketCategory:
+    """A new node of the category tree; its defaults apply to tickets taken in afterwards."""
+    access.require(user, Cap.MANAGE_SERVICE)
+    category = TicketCategory(**{k: v for k, v in data.items() if k in CATEGORY_FIELDS})
+    _validate_category(category)
+    with transaction.atomic():
+        category.save(force_insert=True)
+        audit.record(A.CREATE, category, user=user, changes=audit.diff({}, _category_snapshot(category)))
+    return category
+
+
+def update_category(user, category: TicketCategory, data: dict, *, version: int | None = None) -> TicketCategory:
+    """Rename, move in the tree, change the defaults (for tickets taken in afterwards: existing tickets keep
+    their priority), or switch off. The code never changes: tickets, rules and integrations use it."""
+    access.require(user, Cap.MANAGE_SERVICE)
+    if "code" in data and data["code"] != category.code:
+        raise ValidationError({"code": [_("A category's code cannot change; create a new category instead.")]})
+    before = _category_snapshot(category)
+    for key, value in data.items():
+        if key in CATEGORY_FIELDS:
+            setattr(category, key, value)
+    _validate_category(category)
+    changes = audit.diff(before, _category_snapshot(category))
+    if not changes:
+        return category
+    with transaction.atomic():
+        _lock(TicketCategory, category, version)
+        category.save()
+        if not TicketCategory.objects.filter(active=True).exists():
+            raise ValidationError(_("At least one category must stay active, or no ticket could be taken in."))
+        audit.record(A.UPDATE, category, user=user, changes=changes)
+        refresh_after_commit()  # policies may select on the category
+    return category
