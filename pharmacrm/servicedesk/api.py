@@ -539,6 +539,13 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 # --- categories ------------------------------------------------------------------------------------
 
 
+def settings_version() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32,
+        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.",
+    )
+
+
 class TicketCategorySerializer(serializers.ModelSerializer):
     code = serializers.SlugField(max_length=40, help_text="Fixed once created: tickets and rules refer to it.")
     name = serializers.CharField(max_length=100)
@@ -554,10 +561,7 @@ class TicketCategorySerializer(serializers.ModelSerializer):
     )
     active = serializers.BooleanField(required=False)
     position = serializers.IntegerField(min_value=0, max_value=32767, required=False)
-    version = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_INT32,
-        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.",
-    )  # fmt: skip
+    version = settings_version()
 
     class Meta:
         model = TicketCategory
@@ -655,10 +659,7 @@ class SlaPolicySerializer(serializers.ModelSerializer):
     resolution_unit = serializers.ChoiceField(choices=SlaPolicy.Unit.choices, required=False)
     position = serializers.IntegerField(min_value=0, max_value=32767, required=False)
     active = serializers.BooleanField(required=False)
-    version = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_INT32,
-        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.",
-    )  # fmt: skip
+    version = settings_version()
 
     class Meta:
         model = SlaPolicy
@@ -756,10 +757,7 @@ class BusinessCalendarSerializer(serializers.ModelSerializer):
     )  # fmt: skip
     official_holidays = serializers.BooleanField(required=False)
     always_on = serializers.BooleanField(required=False)
-    version = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_INT32,
-        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.",
-    )  # fmt: skip
+    version = settings_version()
 
     class Meta:
         model = BusinessCalendar
