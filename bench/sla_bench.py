@@ -104,13 +104,11 @@ def _hold(clock_count: int):
     second agent, as real tickets are held: so that escalation has someone to notify and to hand over to.
     Returns the cutoff moment and the tickets."""
     from django.contrib.auth.models import Group
-    from django.utils import timezone
 
     from pharmacrm.core.models import Team, User
     from pharmacrm.core.roles import Role
     from pharmacrm.servicedesk.models import BusinessCalendar, SlaClock, Ticket
 
-    now = timezone.now()
     due = list(
         SlaClock.objects.filter(next_check_at__isnull=False).order_by("next_check_at")
         .values_list("next_check_at", "ticket_id")[:clock_count]
@@ -142,12 +140,10 @@ def _hold(clock_count: int):
 
 def sweep_throughput(clocks: int = 3000) -> dict:
     """Run the worker's sweep over about `clocks` overdue clocks; clocks handled per second."""
-    from django.utils import timezone
 
     from pharmacrm.servicedesk import services
     from pharmacrm.servicedesk.models import SlaClock
 
-    now = timezone.now()
     due = list(
         SlaClock.objects.filter(next_check_at__isnull=False).order_by("next_check_at").values_list("next_check_at", flat=True)[
             clocks - 1 : clocks
@@ -173,7 +169,6 @@ def sweep_throughput(clocks: int = 3000) -> dict:
 
 def _drain(services, moment) -> dict:
     from pharmacrm.notify.models import Delivery, Notification
-
     from pharmacrm.servicedesk.models import TicketEvent
 
     handed = TicketEvent.objects.filter(kind="assigned", actor__isnull=True)

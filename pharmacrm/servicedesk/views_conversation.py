@@ -192,7 +192,27 @@ def edit(request, pk: int):
                   status=status)  # fmt: skip
 
 
+@login_required
+@require_POST
+def resend(request, pk: int):
+    """Send again a reply the worker gave up on (after the address or the mail server was fixed)."""
+    from . import mail
+
+    access.require(request.user, Cap.HANDLE_TICKETS)
+    message = TicketMessage.objects.select_related("ticket").filter(pk=pk).first()
+    if message is None or not access.can_see_ticket(request.user, message.ticket):
+        raise Http404(_("No such message, or you may not see it."))
+    try:
+        mail.resend(request.user, message)
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+    else:
+        messages.success(request, _("The reply is queued to be sent again."))
+    return redirect(reverse("servicedesk:ticket", args=[message.ticket_id]) + f"#message-{message.pk}")
+
+
 urlpatterns: list = [  # included by urls.py under /service/
+    path("messages/<int:pk>/resend/", resend, name="message-resend"),
     path("tickets/<int:pk>/messages/", post, name="ticket-message"),
     path("tickets/<int:pk>/template-preview/", template_preview, name="ticket-template-preview"),
     path("tickets/<int:pk>/edit/", edit, name="ticket-edit"),

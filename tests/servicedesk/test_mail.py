@@ -280,6 +280,29 @@ def test_delivery_gives_up_after_the_last_attempt(desk, users, settings, django_
         mail.resend(users["agent"], reply)
 
 
+def test_the_ticket_page_offers_send_again_for_a_reply_given_up_on(desk, users, settings, client_for,
+                                                                    django_capture_on_commit_callbacks):
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    good_port = settings.EMAIL_PORT
+    settings.EMAIL_PORT = free_port()
+    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    TicketMessage.objects.filter(pk=reply.pk).update(delivery=Delivery.GAVE_UP, attempts=mail.MAX_ATTEMPTS,
+                                                     last_error="ConnectionRefusedError")  # fmt: skip
+    agent = client_for("agent")
+    page = agent.get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert f'id="resend-{reply.pk}"' in page and "ConnectionRefusedError" in page
+    assert client_for("analyst").post(f"/service/messages/{reply.pk}/resend/").status_code == 403
+    settings.EMAIL_PORT = good_port
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent.post(f"/service/messages/{reply.pk}/resend/")
+    assert response.status_code == 302
+    reply.refresh_from_db()
+    assert reply.delivery == Delivery.SENT
+    assert desk.inbox(CUSTOMER)[-1]["Message-ID"] == reply.message_id
+
+
 def test_two_workers_never_send_the_same_message(desk, users):
     desk.send(customer_mail())
     desk.poll()
