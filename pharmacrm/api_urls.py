@@ -21,6 +21,7 @@ router.register("tickets", servicedesk_api.TicketViewSet, basename="ticket")
 router.register("ticket-categories", servicedesk_api.TicketCategoryViewSet, basename="ticket-category")
 router.register("sla-policies", servicedesk_api.SlaPolicyViewSet, basename="sla-policy")
 router.register("calendars", servicedesk_api.BusinessCalendarViewSet, basename="calendar")
+router.register("escalation-rules", servicedesk_api.EscalationRuleViewSet, basename="escalation-rule")
 for _module in (api_conversation, api_knowledge, api_links, api_revisit, api_routing, notify_api):
     _module.register(router)
 

@@ -44,10 +44,11 @@ from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
 from pharmacrm.customers.choices import Tier
 
 from . import calendars, escalation, policies, services
-from .choices import Channel, ClockKind, Complexity, LowScore, Priority, RootCause, Status
+from .choices import Channel, ClockKind, Complexity, EscalationNotify, LowScore, Priority, RootCause, Status
 from .models import (
     BusinessCalendar,
     CalendarOverride,
+    EscalationRule,
     Product,
     SlaClock,
     SlaPolicy,
@@ -728,6 +729,61 @@ class SlaPolicyViewSet(viewsets.ModelViewSet):
             policies.deactivate_policy(self.request.user, instance, version=optional_version(self.request, {}))
         except ValidationError as e:
             raise Conflict(" ".join(str(m) for m in e.messages)) from None
+
+
+# --- the escalation ladder ----------------------------------------------------------------------------
+
+
+class EscalationRuleSerializer(serializers.ModelSerializer):
+    level = serializers.IntegerField(min_value=1, max_value=9)
+    after_minutes = serializers.IntegerField(
+        min_value=0, max_value=escalation.MAX_MINUTES,
+        help_text="Working minutes after the missed deadline, on the clock's calendar.",
+    )  # fmt: skip
+    notify = serializers.ChoiceField(choices=EscalationNotify.choices)
+    reassign = serializers.BooleanField(required=False)
+    cooldown_minutes = serializers.IntegerField(min_value=0, max_value=escalation.MAX_MINUTES, required=False)
+    active = serializers.BooleanField(required=False)
+
+    class Meta:
+        model = EscalationRule
+        fields = ["id", "level", "after_minutes", "notify", "reassign", "cooldown_minutes", "active"]
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["service settings"]),
+    retrieve=extend_schema(tags=["service settings"]),
+    create=extend_schema(tags=["service settings"]),
+    update=extend_schema(tags=["service settings"]),
+    partial_update=extend_schema(tags=["service settings"]),
+    destroy=extend_schema(tags=["service settings"], responses={204: None},
+                          description="Switch the level off (kept for the history that names it)."),
+)  # fmt: skip
+class EscalationRuleViewSet(viewsets.ModelViewSet):
+    """The escalation ladder after a missed deadline: each level's delay, whom it tells, whether it hands the
+    ticket over, and its cooldown. Administrators and managers change it; audited."""
+
+    queryset = EscalationRule.objects.all()
+    serializer_class = EscalationRuleSerializer
+    permission_classes = [HasCapability]
+    required_caps = {
+        "create": Cap.MANAGE_SERVICE,
+        "update": Cap.MANAGE_SERVICE,
+        "partial_update": Cap.MANAGE_SERVICE,
+        "destroy": Cap.MANAGE_SERVICE,
+        "*": Cap.VIEW_TICKETS,
+    }
+    ordering = ["level"]
+    lookup_value_regex = r"\d{1,18}"
+
+    def perform_create(self, serializer):
+        serializer.instance = escalation.save_rule(self.request.user, EscalationRule(), dict(serializer.validated_data))
+
+    def perform_update(self, serializer):
+        serializer.instance = escalation.save_rule(self.request.user, serializer.instance, dict(serializer.validated_data))
+
+    def perform_destroy(self, instance):
+        escalation.save_rule(self.request.user, instance, {"active": False})
 
 
 # --- calendars -------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import audit
+from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import Cap, Role
 
@@ -358,3 +358,48 @@ def _can_lock() -> bool:
     from django.db import connection
 
     return connection.features.has_select_for_update
+
+
+# --- the ladder as settings ------------------------------------------------------------------------------
+
+RULE_FIELDS = ("level", "after_minutes", "notify", "reassign", "cooldown_minutes", "active")
+MAX_MINUTES = 60 * 24 * 30
+
+
+def _rule_snapshot(rule: EscalationRule) -> dict:
+    return {f: getattr(rule, f) for f in RULE_FIELDS}
+
+
+def _validate_rule(rule: EscalationRule) -> None:
+    errors: dict[str, list[str]] = {}
+    try:
+        rule.full_clean()
+    except ValidationError as e:
+        errors.update({k: [str(m) for m in v] for k, v in e.message_dict.items()})
+    if rule.level is not None and not 1 <= rule.level <= 9:
+        errors.setdefault("level", []).append(_("A level is a number from 1 to 9."))
+    for field in ("after_minutes", "cooldown_minutes"):
+        value = getattr(rule, field)
+        if value is not None and value > MAX_MINUTES:
+            errors.setdefault(field, []).append(_("At most %(max)d minutes (30 days).") % {"max": MAX_MINUTES})
+    if errors:
+        raise ValidationError(errors)
+
+
+def save_rule(user, rule: EscalationRule, data: dict) -> EscalationRule:
+    """Create or change a level of the ladder (administrators and managers); audited. Workers read the
+    ladder again within a minute; clocks already past a level keep what they fired."""
+    access.require(user, Cap.MANAGE_SERVICE)
+    creating = rule.pk is None
+    before = {} if creating else _rule_snapshot(rule)
+    for key, value in data.items():
+        if key in RULE_FIELDS:
+            setattr(rule, key, value)
+    _validate_rule(rule)
+    changes = audit.diff(before, _rule_snapshot(rule))
+    if not changes:
+        return rule
+    with transaction.atomic():
+        rule.save()
+        audit.record(A.CREATE if creating else A.UPDATE, rule, user=user, changes=changes)
+    return rule

@@ -109,3 +109,37 @@ def test_a_stale_policy_change_is_a_conflict(api_for):
                         HTTP_IF_MATCH=f'"{version}"')  # fmt: skip
     assert stale.status_code == 409
     assert SlaPolicy.objects.get(pk=policy.pk).first_response == 1
+
+
+LADDER = "/api/v1/escalation-rules/"
+
+
+@pytest.mark.parametrize("role, allowed", [("admin", True), ("manager", True), ("agent", False), ("auditor", False)])
+def test_who_may_change_the_escalation_ladder(api_for, role, allowed):
+    from pharmacrm.servicedesk.models import EscalationRule
+
+    rule = EscalationRule.objects.get(level=2)
+    client = api_for(role)
+    assert client.get(LADDER).status_code == 200
+    response = client.patch(f"{LADDER}{rule.pk}/", {"after_minutes": 60, "cooldown_minutes": 15}, format="json")
+    assert response.status_code == (200 if allowed else 403), response.content
+    rule.refresh_from_db()
+    assert (rule.after_minutes, rule.cooldown_minutes) == ((60, 15) if allowed else (120, 30))
+    if allowed:
+        entry = AuditEntry.objects.filter(object_type="servicedesk.escalationrule").latest("seq")
+        assert entry.changes["after_minutes"] == [120, 60]
+
+
+def test_a_new_level_and_a_bad_one(api_for):
+    admin = api_for("admin")
+    added = admin.post(LADDER, {"level": 4, "after_minutes": 960, "notify": "manager"}, format="json")
+    assert added.status_code == 201, added.content
+    twice = admin.post(LADDER, {"level": 4, "after_minutes": 10, "notify": "manager"}, format="json")
+    assert twice.status_code == 400 and "level" in twice.json()
+    wrong = admin.post(LADDER, {"level": 5, "after_minutes": -1, "notify": "nobody"}, format="json")
+    assert wrong.status_code == 400 and {"after_minutes", "notify"} <= set(wrong.json())
+    assert admin.delete(f"{LADDER}{added.json()['id']}/").status_code == 204
+    from pharmacrm.servicedesk import escalation
+
+    escalation._forget()
+    assert [r.level for r in escalation.ladder()] == [1, 2, 3]
