@@ -20,7 +20,7 @@ def _active(path: str, items) -> str:
 def navigation(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav": [], "caps": frozenset(), "can": {}, "nav_active": ""}
+        return {"nav": [], "caps": frozenset(), "can": {}, "nav_active": "", "otp_pending": False}
     caps = access.capabilities(user)
     items = [(_("Home"), reverse("home"), "home")]
     if Cap.VIEW_CUSTOMERS in caps:
@@ -37,4 +37,10 @@ def navigation(request):
         items.append((_("Audit trail"), reverse("audit"), "audit"))
     # `can.change_customers` etc. for templates, which cannot name the Cap enum
     can = {c.name.lower(): (c in caps) for c in Cap}
-    return {"nav": items, "caps": caps, "can": can, "nav_active": _active(request.path, items)}
+    from .middleware import needs_second_factor
+
+    # signed in, but the one-time code is still to come: nothing in the header may call protected URLs
+    # (the bell's htmx request would be redirected to the code page and paste that page into the header)
+    otp_pending = needs_second_factor(user) and not getattr(user, "is_verified", lambda: True)()
+    return {"nav": items, "caps": caps, "can": can, "nav_active": _active(request.path, items),
+            "otp_pending": otp_pending}  # fmt: skip

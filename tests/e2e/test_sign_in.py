@@ -45,8 +45,14 @@ def test_an_admin_needs_the_one_time_code_before_reaching_any_page(page, users):
     page.goto(reverse("customers:institutions"))
     assert reverse("otp") in page.url
 
+    # nothing in the header calls a protected URL before the code (the bell's htmx request used to be
+    # redirected here and paste a second code form into the header)
+    assert page.locator("#notify-bell").count() == 0
+    assert page.locator("#id_code").count() == 1
+
     page.fill("#id_code", current_code(device))
     with page.expect_navigation():
         page.press("#id_code", "Enter")
     assert reverse("otp") not in page.url
+    assert page.locator("#notify-bell").count() == 1
     assert page.get_by_role("navigation").locator(f"a[href='{reverse('audit')}']").is_visible()
