@@ -288,6 +288,7 @@ EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 20)
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the file-based backend (`make run`)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "PharmaCRM <service@pharmacrm.localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # the service mailbox (empty IMAP_HOST: no polling)

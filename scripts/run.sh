@@ -37,6 +37,13 @@ fi
 python scripts/prepare_run.py "${demo[@]}"
 [ ${#demo[@]} -eq 0 ] || touch "$stamp"
 
+# Without a mail server configured, the embedded mode writes outgoing mail (replies to customers,
+# notifications) as files under var/mail/ instead of failing against a port 25 nobody listens on.
+if [ -z "${EMAIL_HOST:-}" ] && [ -z "${EMAIL_BACKEND:-}" ]; then
+    export EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend EMAIL_FILE_PATH="$VAR/mail"
+    mkdir -p "$VAR/mail"
+fi
+
 pharmacrm run_huey >>"$VAR/logs/huey.log" 2>&1 &
 huey_pid=$!
 
@@ -58,6 +65,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   Their password, and the TOTP secrets of admin, auditor and pv (who also enter a one-time code
   from an authenticator app), are in $VAR/demo-credentials.txt
 MSG
+    [ -z "${EMAIL_FILE_PATH:-}" ] || echo "  Outgoing mail (no EMAIL_HOST set) is written to $EMAIL_FILE_PATH/"
 fi
 printf '  API: http://127.0.0.1:%s/api/v1/ (docs at /api/docs/)   Worker log: %s\n\n' "$PORT" "$VAR/logs/huey.log"
 
