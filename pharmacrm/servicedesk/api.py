@@ -744,10 +744,11 @@ class EscalationRuleSerializer(serializers.ModelSerializer):
     reassign = serializers.BooleanField(required=False)
     cooldown_minutes = serializers.IntegerField(min_value=0, max_value=escalation.MAX_MINUTES, required=False)
     active = serializers.BooleanField(required=False)
+    version = settings_version()
 
     class Meta:
         model = EscalationRule
-        fields = ["id", "level", "after_minutes", "notify", "reassign", "cooldown_minutes", "active"]
+        fields = ["id", "level", "after_minutes", "notify", "reassign", "cooldown_minutes", "active", "version"]
 
 
 @extend_schema_view(
@@ -777,13 +778,17 @@ class EscalationRuleViewSet(viewsets.ModelViewSet):
     lookup_value_regex = r"\d{1,18}"
 
     def perform_create(self, serializer):
-        serializer.instance = escalation.save_rule(self.request.user, EscalationRule(), dict(serializer.validated_data))
+        data = dict(serializer.validated_data)
+        data.pop("version", None)
+        serializer.instance = escalation.save_rule(self.request.user, EscalationRule(), data)
 
     def perform_update(self, serializer):
-        serializer.instance = escalation.save_rule(self.request.user, serializer.instance, dict(serializer.validated_data))
+        data = dict(serializer.validated_data)
+        version = optional_version(self.request, data)
+        serializer.instance = escalation.save_rule(self.request.user, serializer.instance, data, version=version)
 
     def perform_destroy(self, instance):
-        escalation.save_rule(self.request.user, instance, {"active": False})
+        escalation.save_rule(self.request.user, instance, {"active": False}, version=optional_version(self.request, {}))
 
 
 # --- calendars -------------------------------------------------------------------------------------

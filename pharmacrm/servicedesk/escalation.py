@@ -386,9 +386,12 @@ def _validate_rule(rule: EscalationRule) -> None:
         raise ValidationError(errors)
 
 
-def save_rule(user, rule: EscalationRule, data: dict) -> EscalationRule:
-    """Create or change a level of the ladder (administrators and managers); audited. Workers read the
-    ladder again within a minute; clocks already past a level keep what they fired."""
+def save_rule(user, rule: EscalationRule, data: dict, *, version: int | None = None) -> EscalationRule:
+    """Create or change a level of the ladder (administrators and managers); audited; a stale `version` is
+    a conflict. Workers read the ladder again within a minute; clocks already past a level keep what they
+    fired."""
+    from .policies import _lock
+
     access.require(user, Cap.MANAGE_SERVICE)
     creating = rule.pk is None
     before = {} if creating else _rule_snapshot(rule)
@@ -400,6 +403,8 @@ def save_rule(user, rule: EscalationRule, data: dict) -> EscalationRule:
     if not changes:
         return rule
     with transaction.atomic():
+        if not creating:
+            _lock(EscalationRule, rule, version)
         rule.save()
         audit.record(A.CREATE if creating else A.UPDATE, rule, user=user, changes=changes)
     return rule

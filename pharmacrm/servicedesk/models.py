@@ -599,6 +599,7 @@ class EscalationRule(models.Model):
     )  # fmt: skip
     cooldown_minutes = models.PositiveIntegerField(_("cooldown (minutes)"), default=30)
     active = models.BooleanField(_("active"), default=True)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
 
     class Meta:
         verbose_name = _("escalation rule")

@@ -10,6 +10,8 @@ from . import (
     views_knowledge,
     views_links,
     views_revisit,
+    views_settings,
+    views_settings_calendars,
 )
 
 app_name = "servicedesk"
@@ -25,5 +27,14 @@ urlpatterns = [
 ]
 
 # each feature module keeps its own routes
-for _module in (views_conversation, views_knowledge, views_links, views_revisit, views_board, views_escalation):
+for _module in (
+    views_conversation,
+    views_knowledge,
+    views_links,
+    views_revisit,
+    views_board,
+    views_escalation,
+    views_settings,
+    views_settings_calendars,
+):
     urlpatterns += _module.urlpatterns

@@ -143,3 +143,16 @@ def test_a_new_level_and_a_bad_one(api_for):
 
     escalation._forget()
     assert [r.level for r in escalation.ladder()] == [1, 2, 3]
+
+
+def test_two_managers_editing_a_level_the_second_gets_a_conflict(api_for):
+    from pharmacrm.servicedesk.models import EscalationRule
+
+    rule = EscalationRule.objects.get(level=3)
+    first, second = api_for("admin"), api_for("manager")
+    version = first.get(f"{LADDER}{rule.pk}/").json()["version"]
+    assert first.patch(f"{LADDER}{rule.pk}/", {"after_minutes": 240, "version": version},
+                       format="json").status_code == 200  # fmt: skip
+    late = second.patch(f"{LADDER}{rule.pk}/", {"after_minutes": 600}, format="json", HTTP_IF_MATCH=f'"{version}"')
+    assert late.status_code == 409
+    assert EscalationRule.objects.get(pk=rule.pk).after_minutes == 240
