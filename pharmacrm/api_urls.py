@@ -5,7 +5,9 @@ from rest_framework.routers import DefaultRouter
 
 from pharmacrm.core import api as core_api
 from pharmacrm.customers import api as customers_api
+from pharmacrm.engagement import api as engagement_api
 from pharmacrm.notify import api as notify_api
+from pharmacrm.safety import api as safety_api
 from pharmacrm.servicedesk import api as servicedesk_api
 from pharmacrm.servicedesk import api_conversation, api_knowledge, api_links, api_revisit, api_routing
 
@@ -22,7 +24,8 @@ router.register("ticket-categories", servicedesk_api.TicketCategoryViewSet, base
 router.register("sla-policies", servicedesk_api.SlaPolicyViewSet, basename="sla-policy")
 router.register("calendars", servicedesk_api.BusinessCalendarViewSet, basename="calendar")
 router.register("escalation-rules", servicedesk_api.EscalationRuleViewSet, basename="escalation-rule")
-for _module in (api_conversation, api_knowledge, api_links, api_revisit, api_routing, notify_api):
+for _module in (api_conversation, api_knowledge, api_links, api_revisit, api_routing, notify_api, safety_api,
+                engagement_api):
     _module.register(router)
 
 urlpatterns = [
@@ -31,5 +34,6 @@ urlpatterns = [
     path("imports/", customers_api.ImportCreateView.as_view(), name="api-imports"),
     path("imports/<int:pk>/", customers_api.ImportDetailView.as_view(), name="api-import"),
     path("export/<str:target>.<str:fmt>", customers_api.ExportView.as_view(), name="api-export"),
+    path("safety/", include(safety_api.urlpatterns)),
     path("", include(router.urls)),
 ]

@@ -13,6 +13,7 @@ OUR_COMMANDS = {
     "backup": "Back up the database and the key ring (--out DIR, --keep N).",
     "restore": "Restore a backup: restore FILE [--yes] [--with-keyring].",
     "holidays": "Check, list and enter a business calendar's holidays and swapped working days: holidays check|list|set|unset.",
+    "safety": "Safety cases: safety list [--valid] | export-icsr NUMBER... --out FILE | import-icsr FILE | import-ack FILE | sweep.",
     "second-factor-code": "Reset a user's second factor and print a one-time enrolment code: second-factor-code USERNAME.",
 }
 

@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "pharmacrm.customers",
     "pharmacrm.servicedesk",
     "pharmacrm.notify",
+    "pharmacrm.engagement",
+    "pharmacrm.safety",
 ]
 
 MIDDLEWARE = [

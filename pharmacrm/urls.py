@@ -18,6 +18,8 @@ urlpatterns = [
     path("service/", include("pharmacrm.servicedesk.urls")),
     path("help/", include("pharmacrm.servicedesk.public_urls")),
     path("notifications/", include("pharmacrm.notify.urls")),
+    path("safety/", include("pharmacrm.safety.urls")),
+    path("interactions/", include("pharmacrm.engagement.urls")),
     path("api/v1/", include("pharmacrm.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -263,3 +263,50 @@ def tickets_for(user, qs: QuerySet | None = None) -> QuerySet:
 
 def can_see_ticket(user, ticket) -> bool:
     return tickets_for(user).filter(pk=ticket.pk).exists()
+
+
+# --- safety cases and interactions -------------------------------------------------------------------------
+
+
+def cases_for(user, qs: QuerySet | None = None) -> QuerySet:
+    """Safety and quality cases the user may list: the PV role (everything, patient data included) and the
+    overseeing roles (manager, admin, auditor: status, clocks and reconciliation, never patient identity).
+    Everyone else sees a case only through its source record (case_status_visible)."""
+    from pharmacrm.safety.models import SafetyCase
+
+    qs = SafetyCase.objects.all() if qs is None else qs
+    if can(user, Cap.HANDLE_SAFETY) or can(user, Cap.OVERSEE_SAFETY):
+        return qs
+    return qs.none()
+
+
+def can_see_case_identity(user) -> bool:
+    """Patient and reporter identity, narrative and the case's medical details: PV only."""
+    return can(user, Cap.HANDLE_SAFETY)
+
+
+def case_status_visible(user, case) -> bool:
+    """The reporting agent or rep sees the status of the case their ticket or interaction raised (never the
+    patient's identity); PV and the overseeing roles see every case."""
+    if cases_for(user).filter(pk=case.pk).exists():
+        return True
+    if not getattr(user, "is_authenticated", False):
+        return False
+    ticket, interaction = case.source_ticket, case.source_interaction
+    if ticket is not None and user.pk in (ticket.created_by_id, ticket.assignee_id):
+        return True
+    return interaction is not None and interaction.created_by_id == user.pk
+
+
+def interactions_for(user, qs: QuerySet | None = None) -> QuerySet:
+    """Interactions with the customers the user may see, and those the user recorded."""
+    from pharmacrm.engagement.models import Interaction
+
+    qs = Interaction.objects.all() if qs is None else qs
+    if not can(user, Cap.VIEW_INTERACTIONS):
+        return qs.none()
+    if can(user, Cap.ALL_CUSTOMERS):
+        return qs
+    institutions = institutions_for(user).values("id")
+    people = people_for(user).values("id")
+    return qs.filter(Q(institution_id__in=institutions) | Q(person_id__in=people) | Q(created_by=user))

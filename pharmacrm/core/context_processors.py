@@ -29,6 +29,10 @@ def navigation(request):
     if Cap.VIEW_TICKETS in caps:
         items.append((_("Tickets"), reverse("servicedesk:queue"), "tickets"))
         items.append((_("Products"), reverse("servicedesk:product-list"), "products"))
+    if Cap.VIEW_INTERACTIONS in caps:
+        items.append((_("Interactions"), reverse("engagement:interactions"), "interactions"))
+    if Cap.HANDLE_SAFETY in caps or Cap.OVERSEE_SAFETY in caps:
+        items.append((_("Safety"), reverse("safety:cases"), "safety"))
     if Cap.IMPORT_CUSTOMERS in caps:
         items.append((_("Import"), reverse("customers:import"), "import"))
     if Cap.MERGE_CUSTOMERS in caps:

@@ -883,6 +883,9 @@ def _later_demo_data() -> None:
         Person.objects.active().filter(institution__isnull=False).select_related("institution").order_by("id")[:600]
     )
     servicedesk_demo.load(people)
+    from pharmacrm.safety import demo as safety_demo
+
+    safety_demo.load()
 
 
 def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoResult:

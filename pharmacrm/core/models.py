@@ -7,6 +7,7 @@ import re
 import secrets
 import unicodedata
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
@@ -114,6 +115,7 @@ class AuditEntry(models.Model):
         BACKUP = "backup", _("Backup")
         RESTORE = "restore", _("Restore")
         ACCESS_DENIED = "access_denied", _("Access denied")
+        SIGN = "sign", _("Electronic signature")
 
     seq = models.BigIntegerField(_("sequence"), unique=True)
     at = models.DateTimeField(_("time"), db_index=True)
@@ -271,3 +273,26 @@ class Counter(models.Model):
                 cursor.execute(sql, [count, name])
                 row = cursor.fetchone()
             return row[0] - count + 1
+
+
+class Signature(models.Model):
+    """An electronic signature (21 CFR Part 11 sense): who signed, when, what it means ("approved for
+    submission"), for which object — given by re-entering a one-time code from the signer's authenticator
+    at that moment (core/signatures.py). `digest` binds the four together with the audit key."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="signatures")
+    signed_at = models.DateTimeField(_("signed"), default=timezone.now)
+    meaning = models.CharField(_("meaning"), max_length=40)
+    object_type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=64)
+    object_label = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(_("comment"), blank=True)
+    digest = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        verbose_name = _("electronic signature")
+        verbose_name_plural = _("electronic signatures")
+        indexes = [models.Index(fields=["object_type", "object_id"], name="signature_object")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.meaning} {self.object_label} {self.signed_at:%Y-%m-%d %H:%M}"

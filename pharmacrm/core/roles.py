@@ -41,6 +41,11 @@ class Cap(models.TextChoices):
     HANDLE_TICKETS = "tickets.handle", _("Take in and handle service tickets")
     MANAGE_SERVICE = "service.manage", _("Configure the service desk (categories, SLA policies, calendars)")
     MANAGE_KNOWLEDGE = "knowledge.manage", _("Maintain the product catalogue and answer templates")
+    HANDLE_SAFETY = "safety.handle", _("Handle safety and quality cases, patient data included")
+    OVERSEE_SAFETY = "safety.oversee", _("See safety cases' status, clocks and reconciliation, without patient identity")
+    CONFIGURE_SAFETY = "safety.configure", _("Maintain the regulatory reporting rules")
+    VIEW_INTERACTIONS = "interactions.view", _("View interactions")
+    RECORD_INTERACTIONS = "interactions.record", _("Record interactions (visits, calls, messages)")
 
 
 R = Role
@@ -65,6 +70,11 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.HANDLE_TICKETS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.REP}),
     Cap.MANAGE_SERVICE: frozenset({R.ADMIN, R.MANAGER}),
     Cap.MANAGE_KNOWLEDGE: frozenset({R.ADMIN, R.MANAGER, R.EXPERT}),
+    Cap.HANDLE_SAFETY: frozenset({R.PV}),
+    Cap.OVERSEE_SAFETY: frozenset({R.ADMIN, R.MANAGER, R.PV, R.AUDITOR}),
+    Cap.CONFIGURE_SAFETY: frozenset({R.ADMIN, R.PV}),
+    Cap.VIEW_INTERACTIONS: ALL_ROLES,
+    Cap.RECORD_INTERACTIONS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.REP}),
 }
 
 # Roles that may never change anything, whatever else they are given.

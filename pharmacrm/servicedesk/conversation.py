@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.safety import net
 
 from . import services
 from .choices import REOPENABLE, Delivery, EventKind, MessageKind, Status
@@ -87,6 +88,7 @@ def post_message(user, ticket: Ticket, *, kind: str, body: str, template=None, f
         if reply:
             services.rebuild_clocks(ticket, now=now)  # the first reply meets the first-response target
         audit.record(A.CREATE, message, user=user, changes={"ticket": [None, ticket.number], "kind": [None, kind]})
+        net.screen_ticket(ticket, [body])  # what the agent heard and wrote down is screened too
         if message.delivery == Delivery.PENDING:
             from . import mail
 
@@ -117,6 +119,7 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
         else:
             services.rebuild_clocks(ticket, now=now)
         audit.record(A.CREATE, message, user=services.SYSTEM, changes={"ticket": [None, ticket.number]})
+        net.screen_ticket(ticket, [message.body])
     return message
 
 

@@ -164,6 +164,10 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
         audit.record(
             A.UPDATE, ticket, user=user, changes=audit_changes, **({"reason": reason} if reason else {})
         )
+        if diff.keys() & {"subject", "description", "safety_relevant", "category"}:
+            from pharmacrm.safety import net
+
+            net.screen_ticket(ticket)
     return ticket
 
 

@@ -10,14 +10,15 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, dueclock
 from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.safety import net
 
 from . import calendars
 from .choices import (
@@ -154,6 +155,7 @@ def create_ticket(user, data: dict) -> Ticket:
         if ticket.assignee_id:
             transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
         audit.record(A.CREATE, ticket, user=user, changes={"number": [None, ticket.number]})
+        net.screen_ticket(ticket)  # a reaction or defect mentioned → PV triage, day 0 = received_at
     return ticket
 
 
@@ -472,46 +474,20 @@ def refresh_open_tickets(*, calendar_id: int | None = None, now: dt.datetime | N
 
 # --- the worker's side -----------------------------------------------------------------------------
 
-LEASE = dt.timedelta(minutes=2)
+LEASE = dueclock.LEASE
 
 
 def due_clock_ids(now: dt.datetime, horizon: dt.timedelta = dt.timedelta(0), limit: int = 500) -> list[int]:
-    """Clocks the worker must look at by `now + horizon`, earliest first: one range scan of the partial
-    index on next_check_at, whatever the number of tickets."""
-    return list(
-        SlaClock.objects.filter(next_check_at__lte=now + horizon)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .order_by("next_check_at")
-        .values_list("id", flat=True)[:limit]
-    )
+    """Clocks the worker must look at by `now + horizon`, earliest first (core/dueclock.py)."""
+    return dueclock.due_ids(SlaClock, now, horizon, limit)
 
 
 def claim(clock_id: int, now: dt.datetime) -> bool:
-    """Take a clock for `LEASE` with a conditional update: of several workers, exactly one wins."""
-    return bool(
-        SlaClock.objects.filter(pk=clock_id, next_check_at__lte=now)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + LEASE)
-    )
+    return dueclock.claim(SlaClock, clock_id, now)
 
 
 def claim_batch(clock_ids: list[int], now: dt.datetime) -> list[int]:
-    """Lease many clocks with one conditional UPDATE … RETURNING: the ids this worker won (another worker
-    running the same statement at the same time gets the others, never the same ones)."""
-    if not clock_ids:
-        return []
-    table = SlaClock._meta.db_table
-    marks = ", ".join(["%s"] * len(clock_ids))
-    sql = (
-        f"UPDATE {table} SET claimed_until = %s WHERE id IN ({marks}) AND next_check_at <= %s "
-        f"AND (claimed_until IS NULL OR claimed_until < %s) RETURNING id"
-    )
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        # next_check_at is checked again: another worker may have handled the clock (and moved its next
-        # check into the future) between our read of the due list and this update
-        cursor.execute(sql, [adapt(now + LEASE), *clock_ids, adapt(now), adapt(now)])
-        return [row[0] for row in cursor.fetchall()]
+    return dueclock.claim_batch(SlaClock, clock_ids, now)
 
 
 def _store_swept(clocks: list[SlaClock]) -> None:

@@ -1,0 +1,98 @@
+"""Recording interactions: checked, validated, written in one transaction, screened by the safety net,
+audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
+from pharmacrm.safety import net
+
+from .models import Interaction, InteractionChannel
+
+A = AuditEntry.Action
+FIELDS = ("institution", "person", "channel", "received_at", "subject", "notes", "product", "safety_relevant")
+
+
+def _clean(user, data: dict, *, partial: bool) -> dict:
+    errors: dict[str, list[str]] = {}
+    values = {f: data[f] for f in FIELDS if f in data}
+    if not partial or "subject" in values:
+        values["subject"] = str(values.get("subject") or "").strip()
+        if not values["subject"]:
+            errors["subject"] = [_("Say in a few words what the interaction was about.")]
+        elif len(values["subject"]) > 200:
+            errors["subject"] = [_("At most 200 characters.")]
+    if "notes" in values:
+        values["notes"] = str(values["notes"] or "").strip()
+        if len(values["notes"]) > 20000:
+            errors["notes"] = [_("At most 20,000 characters.")]
+    if not partial or "channel" in values:
+        if values.get("channel") not in InteractionChannel.values:
+            errors["channel"] = [_("Choose how the interaction took place.")]
+    if not partial or "received_at" in values:
+        at = values.get("received_at") or timezone.now()
+        if isinstance(at, str):
+            try:
+                at = dt.datetime.fromisoformat(at)
+            except ValueError:
+                errors["received_at"] = [_("Enter a date and time.")]
+                at = timezone.now()
+        if timezone.is_naive(at):
+            at = timezone.make_aware(at)
+        if at > timezone.now() + dt.timedelta(minutes=5):
+            errors["received_at"] = [_("An interaction cannot be in the future.")]
+        values["received_at"] = at
+    if "safety_relevant" in values:
+        values["safety_relevant"] = bool(values["safety_relevant"])
+    for key in ("institution", "person"):
+        obj = values.get(key)
+        if obj is not None and not access.can_see(user, obj):
+            errors[key] = [_("You may not record interactions with this customer.")]
+    if not partial and not (values.get("institution") or values.get("person")):
+        errors["institution"] = [_("Name the institution or the person.")]
+    if errors:
+        raise ValidationError(errors)
+    person = values.get("person")
+    if person is not None and not values.get("institution") and person.institution_id:
+        values["institution"] = person.institution
+    return values
+
+
+def record_interaction(user, data: dict) -> Interaction:
+    access.require(user, Cap.RECORD_INTERACTIONS)
+    values = _clean(user, data, partial=False)
+    now = timezone.now()
+    with transaction.atomic():
+        interaction = Interaction.objects.create(created_by=user, created_at=now, updated_at=now, **values)
+        audit.record(A.CREATE, interaction, user=user, changes={"channel": [None, interaction.channel]})
+        net.screen_interaction(interaction)
+    return interaction
+
+
+def update_interaction(user, interaction: Interaction, data: dict, *, version: int | None = None) -> Interaction:
+    access.require(user, Cap.RECORD_INTERACTIONS)
+    if interaction.created_by_id != user.pk and not access.can(user, Cap.ALL_CUSTOMERS):
+        raise access.PermissionDenied(_("Only the author may change this interaction."))
+    values = _clean(user, data, partial=True)
+    with transaction.atomic():
+        fresh = Interaction.objects.select_for_update().get(pk=interaction.pk)
+        if version is not None and int(version) != fresh.version:
+            raise ConflictError(_("Someone else changed this interaction. Reload to see their changes."))
+        before = {f: getattr(fresh, f) for f in values}
+        for field, value in values.items():
+            setattr(fresh, field, value)
+        fresh.version += 1
+        fresh.updated_at = timezone.now()
+        fresh.save()
+        audit.record(A.UPDATE, fresh, user=user, changes=audit.diff(before, values))
+        net.screen_interaction(fresh)
+    return fresh

@@ -1,0 +1,104 @@
+"""`pharmacrm safety`: safety cases for operators and integrations.
+
+    pharmacrm safety list [--valid]                        # case numbers, one per line
+    pharmacrm safety export-icsr AE-2026-000001 ... --out batch.xml [--purpose partner]
+    pharmacrm safety import-icsr FILE.xml                  # incoming ICSRs → cases (or follow-ups)
+    pharmacrm safety import-ack FILE.xml                   # an acknowledgement → its submissions
+    pharmacrm safety sweep                                 # handle the due regulatory clocks now
+
+The export validates against the E2B(R3) schema and the business rules before anything is written; a
+refusal lists what to fill in and exits with status 1. The command line has no user to sign with: an
+export from here is for a partner or a check, and is audited with the operating-system account; a
+regulatory submission is recorded in the application with the PV officer's electronic signature."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import audit
+from pharmacrm.core.management.commands._ops import cli_actor
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.safety import services
+from pharmacrm.safety.models import SafetyCase
+
+
+class Command(BaseCommand):
+    help = "List, export and import safety cases (ICH E2B(R3)); sweep their regulatory clocks."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        listing = sub.add_parser("list", help="Case numbers, one per line.")
+        listing.add_argument("--valid", action="store_true", help="Only valid cases (the four minimum criteria).")
+        export = sub.add_parser("export-icsr", help="An E2B(R3) batch with the given cases.")
+        export.add_argument("numbers", nargs="+")
+        export.add_argument("--out", required=True)
+        export.add_argument("--purpose", choices=["regulatory", "partner"], default="regulatory")
+        imp = sub.add_parser("import-icsr", help="Import incoming ICSRs (an E2B(R3) batch file).")
+        imp.add_argument("file")
+        ack = sub.add_parser("import-ack", help="Import an E2B(R3) acknowledgement.")
+        ack.add_argument("file")
+        sub.add_parser("sweep", help="Handle the due regulatory and hand-off clocks now.")
+
+    def handle(self, *args, action, **options):
+        return getattr(self, "_" + action.replace("-", "_"))(**options)
+
+    def _list(self, valid=False, **_options):
+        qs = SafetyCase.objects.order_by("received_at", "id")
+        if valid:
+            qs = qs.filter(valid=True)
+        for number in qs.values_list("number", flat=True).iterator(chunk_size=2000):
+            self.stdout.write(number)
+
+    def _export_icsr(self, numbers, out, purpose, **_options):
+        from pharmacrm.safety.e2b import export
+
+        cases = {c.number: c for c in SafetyCase.objects.filter(number__in=numbers)}
+        unknown = [n for n in numbers if n not in cases]
+        if unknown:
+            raise CommandError(_("No such case: %(numbers)s") % {"numbers": ", ".join(unknown)})
+        try:
+            result = export.release([cases[n] for n in numbers], purpose=purpose)
+        except export.ExportRefused as refused:
+            for p in refused.problems:
+                self.stderr.write(f"{p.case} {p.element} {p.field}: {p.message}")
+            raise CommandError(_("Export refused: fill in what is listed above.")) from None
+        Path(out).write_bytes(result.xml)
+        audit.record(AuditEntry.Action.EXPORT, cases[numbers[0]], actor_name=cli_actor(), format="E2B(R3)",
+                     purpose=purpose, cases=list(numbers), message_id=result.message_id)  # fmt: skip
+        self.stdout.write(_("%(count)d case(s) written to %(file)s (batch %(id)s).")
+                          % {"count": len(numbers), "file": out, "id": result.message_id})  # fmt: skip
+
+    def _read(self, file: str) -> bytes:
+        path = Path(file)
+        if not path.is_file():
+            raise CommandError(_("No such file: %(file)s") % {"file": file})
+        return path.read_bytes()
+
+    def _import_icsr(self, file, **_options):
+        from pharmacrm.safety.e2b import importer
+
+        try:
+            cases = importer.import_file(services.SystemActor(cli_actor()), self._read(file),
+                                         source_name=Path(file).name)  # fmt: skip
+        except ValidationError as error:
+            raise CommandError("; ".join(error.messages)) from None
+        for case in cases:
+            self.stdout.write(case.number)
+
+    def _import_ack(self, file, **_options):
+        from pharmacrm.safety.e2b import ack
+
+        try:
+            submissions = ack.import_ack(services.SystemActor(cli_actor()), self._read(file))
+        except ValidationError as error:
+            raise CommandError("; ".join(error.messages)) from None
+        for s in submissions:
+            self.stdout.write(f"{s.case.number} {s.ack_status}")
+
+    def _sweep(self, **_options):
+        counts = services.sweep()
+        self.stdout.write(_("%(clocks)d clock(s): %(warned)d due soon, %(breached)d overdue.") % counts)

@@ -1,0 +1,21 @@
+"""The net: every ticket and interaction text is screened on save. A signal (or the staff's
+"safety-relevant" flag) puts the record in PV's triage queue with a one-working-day hand-off clock.
+Called by the service desk and the interaction services; a text without a signal costs no query."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def screen_ticket(ticket, texts: Iterable[str] = ()) -> None:
+    from . import services
+
+    services.screen_source(ticket, [ticket.subject, ticket.description, *texts],
+                           safety_relevant=ticket.safety_relevant)  # fmt: skip
+
+
+def screen_interaction(interaction) -> None:
+    from . import services
+
+    services.screen_source(interaction, [interaction.subject, interaction.notes],
+                           safety_relevant=interaction.safety_relevant)  # fmt: skip

@@ -1,0 +1,1237 @@
+"""Every change to safety and quality cases: checked, validated, written in one transaction, audited.
+
+Day 0 is when the company first heard of the case (the source ticket's or interaction's `received_at`),
+never when PV opened it. Each version of a case (the initial report and every follow-up) gets its own
+reporting clocks, counted from its own receipt date, from the active rules of each jurisdiction. The
+clocks use the one due-clock mechanism (core/dueclock.py) and are swept by the worker like the service
+desk's.
+
+Personal data (patient, reporter identity, narrative) is encrypted in the database; the audit trail
+records which of those fields changed, never their values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from pharmacrm.core import access, audit, dueclock, signatures
+from pharmacrm.core.models import AuditEntry, Counter, User
+from pharmacrm.core.roles import Cap, Role
+from pharmacrm.customers.services import ConflictError
+
+from .choices import (
+    SERIOUSNESS,
+    AckStatus,
+    ActionTaken,
+    AgeUnit,
+    CapaStatus,
+    CaseKind,
+    CaseStatus,
+    Causality,
+    Challenge,
+    Channel,
+    ClockKind,
+    Criterion,
+    DrugRole,
+    Expectedness,
+    Jurisdiction,
+    Outcome,
+    Qualification,
+    RecallDecision,
+    ReportType,
+    RuleCondition,
+    Sex,
+    SignalKind,
+    SignalStatus,
+    TaskKind,
+)
+from .models import (
+    Capa,
+    CaseTask,
+    CaseVersion,
+    Drug,
+    Flag,
+    QualityComplaint,
+    Reaction,
+    ReportingRule,
+    SafetyCase,
+    SafetyClock,
+    Submission,
+)
+
+A = AuditEntry.Action
+WARN_SHARE = 0.75  # "due soon" once three quarters of the time has passed
+HANDOFF_WORKING_DAYS = 1  # a safety-relevant ticket reaches PV within one working day
+FOLLOW_UP_DAYS = 7  # the follow-up request for missing minimum criteria
+
+# fields of the case a user may set; encrypted ones are audited by name only
+PATIENT_FIELDS = (
+    "patient_name", "patient_sex", "patient_birth_date", "patient_age", "patient_age_unit", "patient_weight_kg",
+    "patient_height_cm", "patient_pregnancy", "patient_history", "patient_record_number",
+)  # fmt: skip
+REPORTER_FIELDS = ("reporter_name", "reporter_contact", "reporter_institution")
+SECRET_FIELDS = frozenset(PATIENT_FIELDS + REPORTER_FIELDS + ("narrative", "reporter_comment"))
+PLAIN_FIELDS = (
+    "kind", "report_type", "country", "worldwide_id", "sender_case_id", "imported_from", "reporter_qualification",
+    "reporter_country", "expectedness", "causality_reporter", "causality_company", "sender_comment",
+    "latest_received_at",
+)  # fmt: skip
+CASE_FIELDS = PATIENT_FIELDS + REPORTER_FIELDS + ("narrative", "reporter_comment") + PLAIN_FIELDS
+DRUG_FIELDS = (
+    "role", "product", "brand_name", "generic_name", "approval_number", "manufacturer", "dosage_form", "batch",
+    "dose", "dose_unit", "route", "frequency", "start_date", "stop_date", "indication", "indication_meddra",
+    "action_taken", "dechallenge", "rechallenge",
+)  # fmt: skip
+REACTION_FIELDS = (
+    "verbatim", "language", "meddra_version", "meddra_llt", "meddra_pt", "onset_date", "end_date", "outcome",
+    *SERIOUSNESS,
+)  # fmt: skip
+CHOICES = {
+    "kind": CaseKind, "report_type": ReportType, "reporter_qualification": Qualification, "patient_sex": Sex,
+    "patient_age_unit": AgeUnit, "expectedness": Expectedness, "causality_reporter": Causality,
+    "causality_company": Causality,
+}  # fmt: skip
+DRUG_CHOICES = {"role": DrugRole, "action_taken": ActionTaken, "dechallenge": Challenge, "rechallenge": Challenge}
+AGE_LIMITS = {AgeUnit.YEARS: 150, AgeUnit.DECADES: 15, AgeUnit.MONTHS: 1800, AgeUnit.WEEKS: 7800,
+              AgeUnit.DAYS: 55000, AgeUnit.HOURS: 1_314_000}  # fmt: skip
+CRITERION_HELP = {
+    Criterion.PATIENT: gettext_lazy("initials, name, sex, age or birth date of the patient"),
+    Criterion.REPORTER: gettext_lazy("the reporter's name, contact or institution"),
+    Criterion.PRODUCT: gettext_lazy("at least one suspect drug with its name"),
+    Criterion.REACTION: gettext_lazy("at least one reaction in the reporter's words"),
+}
+
+
+class SystemActor:
+    """Who acts when no user does (the worker, a command-line import). Allowed every safety step;
+    recorded as its name in the audit trail."""
+
+    is_authenticated = False
+    pk = id = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+SYSTEM = SystemActor("system")
+
+
+def require(user, cap: Cap = Cap.HANDLE_SAFETY) -> None:
+    if not isinstance(user, SystemActor):
+        access.require(user, cap)
+
+
+def _actor(user) -> User | None:
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def _record(action: str, obj, user, **extra) -> None:
+    if isinstance(user, SystemActor):
+        audit.record(action, obj, actor_name=user.name, **extra)
+    else:
+        audit.record(action, obj, user=user, **extra)
+
+
+def next_number(kind: str, at: dt.datetime) -> str:
+    prefix = "QC" if kind == CaseKind.QUALITY else "AE"
+    year = timezone.localtime(at).year
+    return f"{prefix}-{year}-{Counter.allocate(f'safety:{prefix}:{year}'):06d}"
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+
+def _clean_date(value, field: str, errors: dict) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        errors.setdefault(field, []).append(_("Enter a date as YYYY-MM-DD."))
+        return None
+
+
+def _clean_number(value, field: str, errors: dict, *, upper: float) -> str:
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    try:
+        number = float(text)
+    except ValueError:
+        errors.setdefault(field, []).append(_("Enter a number."))
+        return ""
+    if not 0 < number <= upper:
+        errors.setdefault(field, []).append(_("Enter a number between 0 and %(upper)s.") % {"upper": upper})
+        return ""
+    return text
+
+
+def _clean_choice(value, choices, field: str, errors: dict) -> str:
+    text = "" if value is None else str(value).strip()
+    if text and text not in choices.values:
+        errors.setdefault(field, []).append(_("“%(value)s” is not one of the allowed values.") % {"value": text})
+        return ""
+    return text
+
+
+def _clean_case_values(data: dict, errors: dict) -> dict:
+    """The case fields present in `data`, cleaned (choices, dates, numbers, lengths)."""
+    values: dict = {}
+    for field in CASE_FIELDS:
+        if field not in data:
+            continue
+        value = data[field]
+        if field in CHOICES:
+            value = _clean_choice(value, CHOICES[field], field, errors)
+            if field == "kind" and not value:
+                errors.setdefault("kind", []).append(_("Choose the kind of case."))
+        elif field == "patient_birth_date":
+            value = _clean_date(value, field, errors)
+            if value and value > timezone.localdate():
+                errors.setdefault(field, []).append(_("A birth date cannot be in the future."))
+        elif field == "patient_weight_kg":
+            value = _clean_number(value, field, errors, upper=500)
+        elif field == "patient_height_cm":
+            value = _clean_number(value, field, errors, upper=300)
+        elif field == "patient_age":
+            unit = data.get("patient_age_unit") or AgeUnit.YEARS
+            value = _clean_number(value, field, errors, upper=AGE_LIMITS.get(unit, 150))
+        elif field == "latest_received_at":
+            if value is None:
+                continue
+        elif field in ("country", "reporter_country"):
+            value = str(value or "").strip().upper()
+            if value and (len(value) != 2 or not value.isalpha()):
+                errors.setdefault(field, []).append(_("Enter a two-letter country code (ISO 3166), e.g. CN."))
+        else:
+            value = "" if value is None else str(value).strip()
+            limit = SafetyCase._meta.get_field(field).max_length
+            if limit and len(value) > limit:
+                errors.setdefault(field, []).append(
+                    _("At most %(limit)d characters (this has %(count)d).") % {"limit": limit, "count": len(value)}
+                )
+        values[field] = value
+    if values.get("patient_age") and not (values.get("patient_age_unit") or data.get("patient_age_unit")):
+        values["patient_age_unit"] = AgeUnit.YEARS
+    return values
+
+
+def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: dict) -> list[dict]:
+    if rows is None:
+        return None
+    if not isinstance(rows, list | tuple):
+        errors.setdefault(prefix, []).append(_("Give a list."))
+        return []
+    cleaned = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            errors.setdefault(f"{prefix}[{i}]", []).append(_("Give the fields of each row."))
+            continue
+        out: dict = {}
+        for field in fields:
+            if field not in row:
+                continue
+            value = row[field]
+            key = f"{prefix}[{i}].{field}"
+            if field in choices:
+                value = _clean_choice(value, choices[field], key, errors)
+            elif field in ("start_date", "stop_date", "onset_date", "end_date"):
+                value = _clean_date(value, key, errors)
+            elif field in SERIOUSNESS:
+                value = bool(value)
+            elif field == "product":
+                pass
+            else:
+                value = "" if value is None else str(value).strip()
+                limit = model._meta.get_field(field).max_length
+                if limit and len(value) > limit:
+                    errors.setdefault(key, []).append(
+                        _("At most %(limit)d characters (this has %(count)d).") % {"limit": limit, "count": len(value)}
+                    )
+            out[field] = value
+        if model is Reaction and not out.get("verbatim"):
+            errors.setdefault(f"{prefix}[{i}].verbatim", []).append(_("Write the reaction in the reporter's words."))
+        if model is Drug:
+            product = out.get("product")
+            if product is not None and not (out.get("brand_name") or out.get("generic_name")):
+                out["brand_name"], out["generic_name"] = product.brand_name, product.generic_name
+                out.setdefault("approval_number", product.approval_number)
+                out.setdefault("dosage_form", product.dosage_form)
+            if not (out.get("brand_name") or out.get("generic_name")):
+                errors.setdefault(f"{prefix}[{i}].brand_name", []).append(_("Name the drug (brand or generic name)."))
+            start, stop = out.get("start_date"), out.get("stop_date")
+            if start and stop and stop < start:
+                errors.setdefault(f"{prefix}[{i}].stop_date", []).append(_("The stop date is before the start date."))
+        if model is Reaction:
+            onset, end = out.get("onset_date"), out.get("end_date")
+            if onset and end and end < onset:
+                errors.setdefault(f"{prefix}[{i}].end_date", []).append(_("The end date is before the onset."))
+            if onset and onset > timezone.localdate():
+                errors.setdefault(f"{prefix}[{i}].onset_date", []).append(_("The onset cannot be in the future."))
+        cleaned.append(out)
+    return cleaned
+
+
+# --- derived state ---------------------------------------------------------------------------------------
+
+
+def missing_criteria(case: SafetyCase, drugs: Iterable[Drug], reactions: Iterable[Reaction]) -> list[str]:
+    """Which of the four minimum criteria of a valid case are missing."""
+    missing = []
+    if not any((case.patient_name, case.patient_sex, case.patient_age, case.patient_birth_date)):
+        missing.append(Criterion.PATIENT.value)
+    if not any((case.reporter_name, case.reporter_contact, case.reporter_institution)):
+        missing.append(Criterion.REPORTER.value)
+    if not any(d.role in (DrugRole.SUSPECT, DrugRole.INTERACTING) and (d.brand_name or d.generic_name) for d in drugs):
+        missing.append(Criterion.PRODUCT.value)
+    if not any(r.verbatim for r in reactions):
+        if case.kind == CaseKind.QUALITY:
+            pass  # a quality complaint without a reaction is valid as a complaint
+        else:
+            missing.append(Criterion.REACTION.value)
+    return missing
+
+
+def refresh_derived(case: SafetyCase) -> None:
+    drugs, reactions = list(case.drugs.all()), list(case.reactions.all())
+    case.serious = any(r.serious for r in reactions)
+    case.fatal = any(r.death or r.outcome == Outcome.FATAL for r in reactions)
+    case.missing = missing_criteria(case, drugs, reactions)
+    case.valid = not case.missing
+
+
+def _sync_follow_up_task(case: SafetyCase, now: dt.datetime) -> None:
+    """An invalid case has one open task to collect what is missing; it is done once the case is valid."""
+    open_task = case.tasks.filter(kind=TaskKind.FOLLOW_UP, done_at__isnull=True).first()
+    if case.valid:
+        if open_task:
+            open_task.done_at = now
+            open_task.save(update_fields=["done_at"])
+        return
+    labels = [str(CRITERION_HELP[Criterion(c)]) for c in case.missing]
+    title = _("Collect the missing information: %(missing)s") % {"missing": "; ".join(labels)}
+    if open_task:
+        if open_task.details.get("missing") != case.missing:
+            open_task.title, open_task.details = title[:200], {"missing": case.missing}
+            open_task.save(update_fields=["title", "details"])
+        return
+    CaseTask.objects.create(
+        case=case, kind=TaskKind.FOLLOW_UP, title=title[:200], details={"missing": case.missing},
+        assignee=case.owner, due_date=timezone.localdate(now) + dt.timedelta(days=FOLLOW_UP_DAYS), created_at=now,
+    )  # fmt: skip
+
+
+# --- regulatory clocks -------------------------------------------------------------------------------------
+
+
+def _applies(condition: str, case: SafetyCase) -> bool:
+    unexpected = case.expectedness == Expectedness.UNEXPECTED
+    if condition == RuleCondition.DEATH:
+        return case.fatal
+    if condition == RuleCondition.NEW_OR_SERIOUS:
+        return case.serious or unexpected
+    if condition == RuleCondition.SERIOUS_UNEXPECTED:
+        return case.serious and unexpected
+    if condition == RuleCondition.SERIOUS:
+        return case.serious
+    if condition == RuleCondition.NON_SERIOUS:
+        return not case.serious
+    return condition == RuleCondition.OTHER
+
+
+def reportable(case: SafetyCase) -> bool:
+    """A quality complaint without a reaction goes to QA, not to the regulator's ADR system."""
+    return not (case.kind == CaseKind.QUALITY and not case.reactions.exists())
+
+
+def rules_for(case: SafetyCase) -> list[ReportingRule]:
+    """The active rules that set the case's clocks: per jurisdiction, the first report rule that applies,
+    and every investigation rule that applies."""
+    chosen: list[ReportingRule] = []
+    taken: set[str] = set()
+    for rule in ReportingRule.objects.filter(active=True).order_by("jurisdiction", "position", "id"):
+        if not _applies(rule.condition, case):
+            continue
+        if rule.clock_kind == ClockKind.REPORT:
+            if rule.jurisdiction in taken:
+                continue
+            taken.add(rule.jurisdiction)
+        chosen.append(rule)
+    return chosen
+
+
+def _due(rule: ReportingRule, start: dt.datetime) -> dt.datetime:
+    if rule.unit == ReportingRule.Unit.HOURS:
+        return start + dt.timedelta(hours=rule.within)
+    return start + dt.timedelta(days=rule.within)
+
+
+def _warn_at(start: dt.datetime, due: dt.datetime) -> dt.datetime:
+    return start + (due - start) * WARN_SHARE
+
+
+def _next_check(clock: SafetyClock) -> dt.datetime | None:
+    if clock.met_at or clock.breached_at:
+        return None
+    if clock.warned_at is None and clock.warn_at:
+        return clock.warn_at
+    return clock.due_at
+
+
+def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> None:
+    """(Re)plan the open clocks of a version from the rules that apply now. A clock already met stays; an
+    open clock whose rule no longer applies (a case found not serious after all) is removed; a new rule
+    (the case turned out fatal) adds its clock, counted from the version's receipt date."""
+    wanted = {rule.pk: rule for rule in rules_for(case)} if reportable(case) else {}
+    current = {c.rule_id: c for c in version.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION])}
+    for rule_id, clock in current.items():
+        if rule_id not in wanted and clock.met_at is None:
+            clock.delete()
+    if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+        return
+    for rule_id, rule in wanted.items():
+        if rule_id in current:
+            continue
+        start = version.received_at
+        due = _due(rule, start)
+        clock = SafetyClock(
+            kind=rule.clock_kind, case=case, case_version=version, rule=rule, jurisdiction=rule.jurisdiction,
+            started_at=start, due_at=due, warn_at=_warn_at(start, due),
+        )  # fmt: skip
+        clock.next_check_at = _next_check(clock)
+        clock.save()
+
+
+def _close_clocks(case: SafetyCase, now: dt.datetime) -> None:
+    """A closed or nullified case stops its open clocks (they count as met at closing)."""
+    SafetyClock.objects.filter(case=case, met_at__isnull=True).update(met_at=now, next_check_at=None)
+
+
+# --- cases ----------------------------------------------------------------------------------------------
+
+
+def _write_rows(case: SafetyCase, drugs: list[dict] | None, reactions: list[dict] | None) -> None:
+    if drugs is not None:
+        case.drugs.all().delete()
+        Drug.objects.bulk_create([Drug(case=case, position=i, **row) for i, row in enumerate(drugs)])
+    if reactions is not None:
+        case.reactions.all().delete()
+        Reaction.objects.bulk_create([Reaction(case=case, position=i, **row) for i, row in enumerate(reactions)])
+
+
+def _audit_changes(before: dict, after: dict) -> dict:
+    """Field → [before, after] for plain fields, and "(changed)" for encrypted ones."""
+    changes = {}
+    for field, value in after.items():
+        old = before.get(field)
+        if old == value:
+            continue
+        changes[field] = "(changed)" if field in SECRET_FIELDS else [audit._jsonable(old), audit._jsonable(value)]
+    return changes
+
+
+def _snapshot(case: SafetyCase, fields: Iterable[str]) -> dict:
+    return {f: getattr(case, f) for f in fields}
+
+
+def _source_defaults(source) -> dict:
+    """What a case opened from a ticket or an interaction takes from it: day 0, the reporter (the customer
+    who told us), the product and batch."""
+    from pharmacrm.customers.models import Person
+    from pharmacrm.engagement.models import Interaction
+    from pharmacrm.servicedesk.models import Ticket
+
+    data: dict = {"received_at": source.received_at}
+    person: Person | None = getattr(source, "person", None)
+    institution = getattr(source, "institution", None)
+    if person is not None:
+        data["reporter_name"] = person.name
+        phones = [p for p in (getattr(person, "mobile", ""), getattr(person, "phone", "")) if p]
+        data["reporter_contact"] = phones[0] if phones else (getattr(person, "email", "") or "")
+        title = (getattr(person, "title", "") or "") + (getattr(person, "role", "") or "")
+        if any(w in title for w in ("医生", "医师", "主任", "physician", "doctor")):
+            data["reporter_qualification"] = Qualification.PHYSICIAN
+        elif any(w in title for w in ("药师", "pharmacist")):
+            data["reporter_qualification"] = Qualification.PHARMACIST
+    if institution is not None:
+        data["reporter_institution"] = institution.name
+    if isinstance(source, Ticket):
+        if not data.get("reporter_name") and source.caller_name:
+            data["reporter_name"] = source.caller_name
+        if not data.get("reporter_contact") and source.caller_phone:
+            data["reporter_contact"] = source.caller_phone
+        data["narrative"] = f"{source.subject}\n{source.description}".strip()
+        batch = source.batch_number
+    elif isinstance(source, Interaction):
+        data["narrative"] = f"{source.subject}\n{source.notes}".strip()
+        batch = ""
+    else:
+        batch = ""
+    product = getattr(source, "product", None)
+    if product is not None:
+        data["drugs"] = [{
+            "role": DrugRole.SUSPECT, "product": product, "brand_name": product.brand_name,
+            "generic_name": product.generic_name, "approval_number": product.approval_number,
+            "dosage_form": product.dosage_form, "batch": batch,
+        }]  # fmt: skip
+    return data
+
+
+def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summary: str = "") -> SafetyCase:
+    """Open a case. `data`: kind, received_at (day 0; from the source when there is one), and any case
+    field, plus `drugs` and `reactions` (lists of dicts of their fields) and, for a quality complaint,
+    `quality` (dict of QualityComplaint fields). `source`: the ticket or interaction it came from."""
+    require(user)
+    now = timezone.now()
+    if source is not None:
+        data = {**_source_defaults(source), **{k: v for k, v in data.items() if v not in (None, "")}}
+        data["received_at"] = source.received_at  # day 0 is the source's, whatever the form says
+    errors: dict[str, list[str]] = {}
+    received_at = data.get("received_at") or now
+    if isinstance(received_at, str):
+        try:
+            received_at = dt.datetime.fromisoformat(received_at)
+        except ValueError:
+            errors["received_at"] = [_("Enter a date and time.")]
+            received_at = now
+    if isinstance(received_at, dt.date) and not isinstance(received_at, dt.datetime):
+        received_at = dt.datetime.combine(received_at, dt.time(9, 0))
+    if timezone.is_naive(received_at):
+        received_at = timezone.make_aware(received_at)
+    if received_at > now + dt.timedelta(minutes=5):
+        errors["received_at"] = [_("The company cannot have heard of it in the future.")]
+    if "kind" not in data:
+        errors["kind"] = [_("Choose the kind of case.")]
+    values = _clean_case_values(data, errors)
+    drugs = _clean_rows(data.get("drugs", []), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
+    reactions = _clean_rows(data.get("reactions", []), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
+                            errors)  # fmt: skip
+    quality = _clean_quality(data.get("quality") or {}, errors) if values.get("kind") == CaseKind.QUALITY else None
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        case = SafetyCase(
+            number=next_number(values["kind"], received_at), received_at=received_at,
+            latest_received_at=values.pop("latest_received_at", None) or received_at, created_by=_actor(user),
+            owner=_actor(user) if access.can(_actor(user), Cap.HANDLE_SAFETY) else None, created_at=now,
+            updated_at=now, **values,
+        )  # fmt: skip
+        if isinstance(source, _ticket_model()):
+            case.source_ticket = source
+        elif source is not None:
+            case.source_interaction = source
+        case.save()
+        _write_rows(case, drugs, reactions)
+        if quality is not None:
+            QualityComplaint.objects.create(case=case, **quality)
+        version = CaseVersion.objects.create(
+            case=case, sequence=0, received_at=received_at, summary=summary or _("Initial report"), created_by=_actor(user),
+            created_at=now,
+        )  # fmt: skip
+        refresh_derived(case)
+        case.save(update_fields=["serious", "fatal", "valid", "missing"])
+        plan_clocks(case, version, now)
+        _sync_follow_up_task(case, now)
+        if flag is not None:
+            flag.case = case
+        _record(A.CREATE, case, user, kind=case.kind, source=_source_label(source),
+                fields=sorted(k for k in values if values[k] not in ("", None)),
+                drugs=len(drugs or []), reactions=len(reactions or []))  # fmt: skip
+    return case
+
+
+def _ticket_model():
+    from pharmacrm.servicedesk.models import Ticket
+
+    return Ticket
+
+
+def _source_label(source) -> str:
+    if source is None:
+        return ""
+    return getattr(source, "number", "") or f"interaction {source.pk}"
+
+
+def _lock(case: SafetyCase, version: int | None) -> SafetyCase:
+    fresh = SafetyCase.objects.select_for_update().get(pk=case.pk)
+    if version is not None and int(version) != fresh.version:
+        raise ConflictError(
+            _("Someone else changed this case while you were editing it. Reload to see their changes.")
+        )
+    return fresh
+
+
+def update_case(user, case: SafetyCase, data: dict, *, version: int | None = None) -> SafetyCase:
+    """Correct or complete the current version of a case (not new information from the reporter: that is a
+    follow-up, add_follow_up). `drugs`/`reactions`, when given, replace the lists."""
+    require(user)
+    errors: dict[str, list[str]] = {}
+    values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
+    drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
+    reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
+                            errors)  # fmt: skip
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock(case, version)
+        if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+            raise ValidationError({"status": [_("A closed case cannot be changed; reopen it first.")]})
+        before = _snapshot(case, values)
+        for field, value in values.items():
+            setattr(case, field, value)
+        changes = _audit_changes(before, values)
+        if drugs is not None:
+            changes["drugs"] = len(drugs)
+        if reactions is not None:
+            changes["reactions"] = len(reactions)
+        _write_rows(case, drugs, reactions)
+        refresh_derived(case)
+        case.version += 1
+        case.updated_at = now
+        if case.status == CaseStatus.NEW and case.owner_id is None and _actor(user):
+            case.owner = user
+        if case.status == CaseStatus.NEW:
+            case.status = CaseStatus.ASSESSING
+        case.save()
+        plan_clocks(case, case.versions.order_by("-sequence").first(), now)
+        _sync_follow_up_task(case, now)
+        _record(A.UPDATE, case, user, changes=changes)
+    return case
+
+
+def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetime, summary: str = "",
+                  version: int | None = None) -> CaseVersion:  # fmt: skip
+    """New information about the case (from the reporter, a hospital, a partner): a new version that
+    records what changed and when it was received, with its own reporting clocks from that date."""
+    require(user)
+    errors: dict[str, list[str]] = {}
+    now = timezone.now()
+    if received_at is None:
+        errors["received_at"] = [_("Say when the follow-up information was received.")]
+    elif received_at > now + dt.timedelta(minutes=5):
+        errors["received_at"] = [_("A follow-up cannot be received in the future.")]
+    elif received_at < case.received_at:
+        errors["received_at"] = [_("A follow-up cannot be received before the initial report.")]
+    values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
+    drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
+    reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
+                            errors)  # fmt: skip
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        case = _lock(case, version)
+        if case.status == CaseStatus.NULLIFIED:
+            raise ValidationError({"status": [_("A nullified case takes no follow-up.")]})
+        before = _snapshot(case, values)
+        for field, value in values.items():
+            setattr(case, field, value)
+        changed = sorted(f for f in values if before.get(f) != values[f])
+        if drugs is not None and _rows_differ(case.drugs.all(), drugs, DRUG_FIELDS):
+            changed.append("drugs")
+        if reactions is not None and _rows_differ(case.reactions.all(), reactions, REACTION_FIELDS):
+            changed.append("reactions")
+        if not changed and not (summary or "").strip():
+            raise ValidationError({"summary": [_("This follow-up changes nothing: say what is new.")]})
+        _write_rows(case, drugs if "drugs" in changed else None, reactions if "reactions" in changed else None)
+        sequence = case.versions.count()
+        follow = CaseVersion.objects.create(
+            case=case, sequence=sequence, received_at=received_at, summary=(summary or "").strip(),
+            changes=changed, created_by=_actor(user), created_at=now,
+        )  # fmt: skip
+        case.latest_received_at = max(case.latest_received_at, received_at)
+        refresh_derived(case)
+        if case.status in (CaseStatus.SUBMITTED, CaseStatus.CLOSED):
+            case.status = CaseStatus.ASSESSING  # new information to report
+        case.version += 1
+        case.updated_at = now
+        case.save()
+        plan_clocks(case, follow, now)
+        _sync_follow_up_task(case, now)
+        _record(A.UPDATE, case, user, follow_up=sequence, received_at=received_at, changed=changed)
+    return follow
+
+
+def _rows_differ(existing, new: list[dict], fields: tuple) -> bool:
+    old = [{f: getattr(row, f if f != "product" else "product") for f in fields} for row in existing]
+    return len(old) != len(new) or any(
+        any(o.get(f) != n.get(f, o.get(f)) for f in n) for o, n in zip(old, new, strict=True)
+    )
+
+
+def set_status(user, case: SafetyCase, status: str, *, reason: str = "", version: int | None = None) -> SafetyCase:
+    """Close, nullify or reopen a case. A quality complaint closes only with its batch, the investigation
+    outcome and the recall decision; a reportable case closes only when reported or with a reason."""
+    require(user)
+    if status not in CaseStatus.values:
+        raise ValidationError({"status": [_("Unknown status.")]})
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock(case, version)
+        old = case.status
+        if status == CaseStatus.CLOSED:
+            problems = closing_problems(case)
+            if problems.pop("_report", None) and not (reason or "").strip():
+                problems["reason"] = [_("The case has reports still due: report it, or say why it is closed "
+                                        "without a report.")]  # fmt: skip
+            if problems:
+                raise ValidationError(problems)
+            _close_clocks(case, now)
+        elif status == CaseStatus.NULLIFIED:
+            if not (reason or "").strip():
+                raise ValidationError({"reason": [_("Say why the case is nullified (e.g. a duplicate).")]})
+            _close_clocks(case, now)
+        elif status in (CaseStatus.ASSESSING, CaseStatus.NEW) and old in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+            if not (reason or "").strip():
+                raise ValidationError({"reason": [_("Say why the case is reopened.")]})
+        case.status = status
+        case.version += 1
+        case.updated_at = now
+        case.save(update_fields=["status", "version", "updated_at"])
+        _record(A.UPDATE, case, user, changes={"status": [old, status]}, reason=reason)
+    return case
+
+
+def closing_problems(case: SafetyCase) -> dict[str, list[str]]:
+    problems: dict[str, list[str]] = {}
+    quality = getattr(case, "quality", None) if hasattr(case, "quality") else None
+    if case.kind == CaseKind.QUALITY or quality is not None:
+        q = QualityComplaint.objects.filter(case=case).first()
+        if q is None or not q.batch:
+            problems["batch"] = [_("A quality complaint closes only with the batch / lot number.")]
+        if q is None or not q.investigation_outcome.strip():
+            problems["investigation_outcome"] = [_("A quality complaint closes only with the investigation outcome.")]
+        if q is None or not q.recall_decision:
+            problems["recall_decision"] = [_("A quality complaint closes only with a recall decision.")]
+    if case.clocks.filter(met_at__isnull=True, kind=ClockKind.REPORT).exists():
+        problems["_report"] = ["due"]
+    return problems
+
+
+# --- submissions, exports, acknowledgements --------------------------------------------------------------
+
+
+def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = "regulatory"):
+    """The E2B(R3) batch for `cases`, released only after the PV officer's electronic signature ("approved
+    for export") and both checks (schema and business rules). Audited with the batch id."""
+    from .e2b import export
+
+    require(user)
+    if not cases:
+        raise ValidationError({"cases": [_("Choose at least one case.")]})
+    result = export.release(cases, purpose=purpose)  # ExportRefused lists what to fill in
+    label = ", ".join(c.number for c in cases)[:200]
+    sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT, cases[0], label=label)
+    _record(A.EXPORT, cases[0], user, format="E2B(R3)", purpose=purpose, cases=[c.number for c in cases],
+            message_id=result.message_id, signature_id=sig.pk)  # fmt: skip
+    return result
+
+
+def _clean_submission(data: dict, errors: dict) -> dict:
+    out = {
+        "jurisdiction": _clean_choice(data.get("jurisdiction") or Jurisdiction.CN, Jurisdiction, "jurisdiction",
+                                      errors),  # fmt: skip
+        "channel": _clean_choice(data.get("channel"), Channel, "channel", errors),
+        "kind": _clean_choice(data.get("kind") or ClockKind.REPORT, ClockKind, "kind", errors),
+        "message_id": str(data.get("message_id") or "").strip()[:100],
+        "reference": str(data.get("reference") or "").strip()[:100],
+        "late_reason": str(data.get("late_reason") or "").strip(),
+    }
+    if not out["channel"]:
+        errors.setdefault("channel", []).append(_("Choose the gateway or channel the report went through."))
+    submitted_at = data.get("submitted_at") or timezone.now()
+    if isinstance(submitted_at, str):
+        try:
+            submitted_at = dt.datetime.fromisoformat(submitted_at)
+        except ValueError:
+            errors.setdefault("submitted_at", []).append(_("Enter a date and time."))
+            submitted_at = timezone.now()
+    if timezone.is_naive(submitted_at):
+        submitted_at = timezone.make_aware(submitted_at)
+    if submitted_at > timezone.now() + dt.timedelta(minutes=5):
+        errors.setdefault("submitted_at", []).append(_("A submission cannot be in the future."))
+    out["submitted_at"] = submitted_at
+    return out
+
+
+def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> Submission:
+    """Record that the case (its latest version) was sent: date, gateway or channel, message id. Needs the
+    PV officer's electronic signature ("approved for submission"). Meets the open clocks of that kind and
+    jurisdiction; a late one is marked with the delay and needs a reason."""
+    require(user)
+    errors: dict[str, list[str]] = {}
+    values = _clean_submission(data, errors)
+    if errors:
+        raise ValidationError(errors)
+    kind = values.pop("kind")
+    open_clocks = list(
+        case.clocks.filter(met_at__isnull=True, kind=kind, jurisdiction=values["jurisdiction"]).order_by("due_at")
+    )
+    submitted_at = values["submitted_at"]
+    late_by = max((submitted_at - c.due_at for c in open_clocks if c.due_at < submitted_at), default=None)
+    if late_by is not None and not values["late_reason"]:
+        raise ValidationError({"late_reason": [
+            _("This report is %(days)d day(s) late: give the reason for the delay.")
+            % {"days": max(1, math.ceil(late_by / dt.timedelta(days=1)))}
+        ]})  # fmt: skip
+    if kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
+        raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
+                                        % {"missing": ", ".join(case.missing)}]})  # fmt: skip
+    with transaction.atomic():
+        case = _lock(case, None)
+        sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_SUBMISSION, case)
+        latest = case.versions.order_by("-sequence").first()
+        submission = Submission.objects.create(
+            case=case, case_version=latest, clock=open_clocks[0] if open_clocks else None,
+            submitted_by=_actor(user), signature=sig, late=late_by is not None,
+            delay_days=max(1, math.ceil(late_by / dt.timedelta(days=1))) if late_by is not None else 0,
+            kind=kind, **values,
+        )  # fmt: skip
+        for clock in open_clocks:
+            clock.met_at, clock.next_check_at = submitted_at, None
+            clock.save(update_fields=["met_at", "next_check_at"])
+        if kind == ClockKind.REPORT:
+            case.status = CaseStatus.SUBMITTED
+        case.version += 1
+        case.updated_at = timezone.now()
+        case.save(update_fields=["status", "version", "updated_at"])
+        _record(A.UPDATE, case, user, submission=submission.pk, channel=submission.channel,
+                jurisdiction=submission.jurisdiction, late=submission.late, delay_days=submission.delay_days,
+                signature_id=sig.pk)  # fmt: skip
+    return submission
+
+
+def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str], ack_message_id: str = "",
+               at: dt.datetime | None = None) -> Submission:  # fmt: skip
+    """The regulator's acknowledgement. A rejection reopens the case, with the errors on its page, and
+    reopens the clocks the submission had met: the report is still owed."""
+    require(user)
+    at = at or timezone.now()
+    with transaction.atomic():
+        submission = Submission.objects.select_for_update().get(pk=submission.pk)
+        if submission.ack_message_id and submission.ack_message_id == ack_message_id:
+            return submission  # the same acknowledgement imported twice
+        submission.ack_status = AckStatus.ACCEPTED if accepted else AckStatus.REJECTED
+        submission.ack_at, submission.ack_message_id = at, (ack_message_id or "")[:100]
+        submission.ack_errors = [str(e)[:1000] for e in errors][:100]
+        submission.save(update_fields=["ack_status", "ack_at", "ack_message_id", "ack_errors"])
+        case = submission.case
+        if not accepted:
+            case.status = CaseStatus.ASSESSING
+            case.version += 1
+            case.updated_at = timezone.now()
+            case.save(update_fields=["status", "version", "updated_at"])
+            reopened = SafetyClock.objects.filter(
+                case=case, kind=submission.kind, jurisdiction=submission.jurisdiction, met_at=submission.submitted_at
+            )  # fmt: skip
+            for clock in reopened:
+                clock.met_at = None
+                clock.next_check_at = _next_check(clock) or (timezone.now() if clock.due_at <= at else clock.due_at)
+                clock.save(update_fields=["met_at", "next_check_at"])
+            _notify_case(case, "safety.ack-rejected",
+                         _("%(number)s: the regulator rejected the report") % {"number": case.number},
+                         "\n".join(submission.ack_errors[:10]))  # fmt: skip
+        _record(A.UPDATE, case, user, acknowledgement=submission.ack_status, submission=submission.pk,
+                ack_message_id=ack_message_id, errors=submission.ack_errors[:20])  # fmt: skip
+    return submission
+
+
+# --- the net: flags on tickets and interactions -----------------------------------------------------------
+
+
+def _handoff_due(received_at: dt.datetime) -> dt.datetime:
+    from pharmacrm.servicedesk import calendars
+
+    return calendars.engine("business").add_days(received_at, HANDOFF_WORKING_DAYS)
+
+
+def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: bool) -> Flag | None:
+    """Put a ticket or interaction in PV's triage queue (idempotent: one pending flag per record, whose terms
+    grow with each new text), with the one-working-day hand-off clock from the source's receipt. A record
+    PV already triaged is flagged again only for terms it did not have."""
+    field = "ticket" if isinstance(source, _ticket_model()) else "interaction"
+    now = timezone.now()
+    with transaction.atomic():
+        flags = list(Flag.objects.select_for_update().filter(**{field: source}).order_by("-id"))
+        pending = next((f for f in flags if f.status == SignalStatus.PENDING), None)
+        if pending is not None:
+            new_terms = [t for t in terms if t not in pending.terms]
+            if new_terms or (by_agent and not pending.by_agent):
+                pending.terms = pending.terms + new_terms
+                pending.by_agent = pending.by_agent or by_agent
+                pending.save(update_fields=["terms", "by_agent"])
+            return pending
+        known = {t for f in flags for t in f.terms}
+        if flags and (not terms or set(terms) <= known) and not (by_agent and not any(f.by_agent for f in flags)):
+            return None  # nothing new since PV looked at it
+        try:
+            with transaction.atomic():
+                flag = Flag.objects.create(
+                    kind=kind, terms=terms, excerpt=excerpt[:1000], by_agent=by_agent, received_at=source.received_at,
+                    created_at=now, **{field: source},
+                )  # fmt: skip
+        except IntegrityError:  # another save of the same record raised it a moment ago
+            return Flag.objects.filter(**{field: source}, status=SignalStatus.PENDING).first()
+        due = _handoff_due(source.received_at)
+        clock = SafetyClock(kind=ClockKind.HANDOFF, flag=flag, started_at=source.received_at, due_at=due,
+                            warn_at=_warn_at(source.received_at, due))  # fmt: skip
+        clock.next_check_at = _next_check(clock)
+        clock.save()
+        audit.record(A.CREATE, flag, actor_name="net", source=_source_label(source), kind=kind, terms=terms,
+                     by_agent=by_agent)  # fmt: skip
+    return flag
+
+
+def screen_source(source, texts: Iterable[str], *, safety_relevant: bool = False) -> Flag | None:
+    """Run the net over a ticket's or interaction's texts (on every save): a signal, or the staff's
+    safety-relevant flag, raises a flag for PV triage."""
+    from . import screen
+
+    kinds, terms, excerpt = [], [], ""
+    for text in texts:
+        if not text:
+            continue
+        result = screen.screen(text)
+        if result.signal:
+            kinds.append(result.kind)
+            terms += [t for t in result.terms if t not in terms]
+            excerpt = excerpt or text[:1000]
+    if not kinds and not safety_relevant:
+        return None
+    kind = next((k for k in (SignalKind.ADVERSE_REACTION, SignalKind.QUALITY, SignalKind.LACK_OF_EFFICACY)
+                 if k in kinds), SignalKind.ADVERSE_REACTION)  # fmt: skip
+    if not excerpt:
+        excerpt = next((t for t in texts if t), "")[:1000]
+    return raise_flag(source, kind=kind, terms=terms, excerpt=excerpt, by_agent=safety_relevant and not kinds)
+
+
+def _meet_handoff(flag: Flag, now: dt.datetime) -> None:
+    SafetyClock.objects.filter(flag=flag, met_at__isnull=True).update(met_at=now, next_check_at=None)
+
+
+SIGNAL_TO_CASE = {
+    SignalKind.ADVERSE_REACTION: CaseKind.ADVERSE_REACTION,
+    SignalKind.QUALITY: CaseKind.QUALITY,
+    SignalKind.LACK_OF_EFFICACY: CaseKind.LACK_OF_EFFICACY,
+}
+
+
+def confirm_flag(user, flag: Flag, *, kind: str | None = None, data: dict | None = None) -> SafetyCase:
+    """PV confirms a flag: a case opens from its ticket or interaction, day 0 = the source's receipt."""
+    require(user)
+    with transaction.atomic():
+        flag = Flag.objects.select_for_update().get(pk=flag.pk)
+        if flag.status != SignalStatus.PENDING:
+            raise ValidationError({"flag": [_("This flag was already triaged.")]})
+        source = flag.ticket or flag.interaction
+        now = timezone.now()
+        case = create_case(user, {"kind": kind or SIGNAL_TO_CASE[flag.kind], **(data or {})}, source=source, flag=flag)
+        flag.status, flag.decided_by, flag.decided_at, flag.case = SignalStatus.CONFIRMED, _actor(user), now, case
+        flag.save(update_fields=["status", "decided_by", "decided_at", "case"])
+        _meet_handoff(flag, now)
+        _record(A.UPDATE, flag, user, changes={"status": ["pending", "confirmed"]}, case=case.number)
+    return case
+
+
+def dismiss_flag(user, flag: Flag, *, reason: str) -> Flag:
+    """PV dismisses a flag (not a reaction, already reported …): the reason is required and audited."""
+    require(user)
+    if not (reason or "").strip():
+        raise ValidationError({"reason": [_("Say why this is not a safety case.")]})
+    with transaction.atomic():
+        flag = Flag.objects.select_for_update().get(pk=flag.pk)
+        if flag.status != SignalStatus.PENDING:
+            raise ValidationError({"flag": [_("This flag was already triaged.")]})
+        now = timezone.now()
+        flag.status, flag.decided_by, flag.decided_at, flag.reason = (
+            SignalStatus.DISMISSED, _actor(user), now, reason.strip()
+        )
+        flag.save(update_fields=["status", "decided_by", "decided_at", "reason"])
+        _meet_handoff(flag, now)
+        _record(A.UPDATE, flag, user, changes={"status": ["pending", "dismissed"]}, reason=flag.reason)
+    return flag
+
+
+def open_case_from(user, source, *, kind: str, data: dict | None = None) -> SafetyCase:
+    """A PV officer opens a case straight from a ticket or an interaction (confirming its flag if any)."""
+    require(user)
+    field = "ticket" if isinstance(source, _ticket_model()) else "interaction"
+    pending = Flag.objects.filter(**{field: source}, status=SignalStatus.PENDING).first()
+    if pending is not None:
+        return confirm_flag(user, pending, kind=kind, data=data)
+    return create_case(user, {"kind": kind, **(data or {})}, source=source)
+
+
+# --- quality complaints and CAPA -------------------------------------------------------------------------
+
+QUALITY_FIELDS = ("product", "batch", "expiry_date", "defect", "qa_owner", "investigation_outcome", "root_cause",
+                  "recall_decision", "recall_reason")  # fmt: skip
+
+
+def _clean_quality(data: dict, errors: dict) -> dict:
+    out: dict = {}
+    for field in QUALITY_FIELDS:
+        if field not in data:
+            continue
+        value = data[field]
+        if field == "expiry_date":
+            value = _clean_date(value, field, errors)
+        elif field == "recall_decision":
+            value = _clean_choice(value, RecallDecision, field, errors)
+        elif field in ("product", "qa_owner"):
+            if field == "qa_owner" and value is not None and not access.can(value, Cap.HANDLE_SAFETY):
+                errors.setdefault(field, []).append(_("Choose a user of the pharmacovigilance / QA role."))
+        else:
+            value = "" if value is None else str(value).strip()
+            limit = QualityComplaint._meta.get_field(field).max_length
+            if limit and len(value) > limit:
+                errors.setdefault(field, []).append(_("At most %(limit)d characters.") % {"limit": limit})
+        out[field] = value
+    if out.get("recall_decision") and out["recall_decision"] != RecallDecision.NO_RECALL and not out.get(
+        "recall_reason", data.get("recall_reason")
+    ):
+        errors.setdefault("recall_reason", []).append(_("Give the reason for the recall and its class."))
+    return out
+
+
+def update_quality(user, case: SafetyCase, data: dict, *, version: int | None = None) -> QualityComplaint:
+    """The defect, QA's investigation and the recall decision of a quality complaint."""
+    require(user)
+    errors: dict[str, list[str]] = {}
+    values = _clean_quality(data, errors)
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock(case, version)
+        complaint, _created = QualityComplaint.objects.get_or_create(case=case)
+        before = {f: getattr(complaint, f) for f in values}
+        for field, value in values.items():
+            setattr(complaint, field, value)
+        if "recall_decision" in values and values["recall_decision"] != before.get("recall_decision"):
+            complaint.decided_at = now if values["recall_decision"] else None
+        if complaint.qa_owner_id and complaint.handed_to_qa_at is None:
+            complaint.handed_to_qa_at = now
+            CaseTask.objects.create(case=case, kind=TaskKind.QA_HANDOFF, assignee=complaint.qa_owner, created_at=now,
+                                    title=_("Investigate the quality complaint %(number)s") % {"number": case.number},
+                                    due_date=timezone.localdate(now) + dt.timedelta(days=30))  # fmt: skip
+            _notify([complaint.qa_owner], "safety.qa-handoff",
+                    _("%(number)s: quality complaint handed to you") % {"number": case.number}, complaint.defect,
+                    case)  # fmt: skip
+        complaint.save()
+        if complaint.investigation_outcome and complaint.recall_decision:
+            case.tasks.filter(kind=TaskKind.QA_HANDOFF, done_at__isnull=True).update(done_at=now)
+        case.version += 1
+        case.updated_at = now
+        if case.status == CaseStatus.NEW:
+            case.status = CaseStatus.ASSESSING
+        case.save(update_fields=["version", "updated_at", "status"])
+        _record(A.UPDATE, case, user, quality=_audit_changes(before, values))
+    return complaint
+
+
+def add_capa(user, case: SafetyCase, data: dict) -> Capa:
+    require(user)
+    errors: dict[str, list[str]] = {}
+    action = str(data.get("action") or "").strip()
+    if not action:
+        errors["action"] = [_("Describe the corrective or preventive action.")]
+    owner = data.get("owner")
+    if owner is None:
+        errors["owner"] = [_("Name who carries out the action.")]
+    due = _clean_date(data.get("due_date"), "due_date", errors)
+    if due is None and "due_date" not in errors:
+        errors["due_date"] = [_("Set a due date.")]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        complaint, _created = QualityComplaint.objects.get_or_create(case=case)
+        capa = Capa.objects.create(complaint=complaint, action=action, owner=owner, due_date=due,
+                                   preventive=bool(data.get("preventive")))  # fmt: skip
+        _notify([owner], "safety.capa", _("%(number)s: a CAPA action for you") % {"number": case.number}, action, case)
+        _record(A.CREATE, capa, user, case=case.number, due_date=due, owner=owner.pk)
+    return capa
+
+
+def update_capa(user, capa: Capa, data: dict) -> Capa:
+    """Mark a CAPA done, then record its effectiveness check (effective or not)."""
+    require(user)
+    status = _clean_choice(data.get("status") or capa.status, CapaStatus, "status", errors := {})
+    check = str(data.get("effectiveness_check") or capa.effectiveness_check).strip()
+    if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and not check:
+        errors.setdefault("effectiveness_check", []).append(_("Describe how the effectiveness was checked."))
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    with transaction.atomic():
+        before = capa.status
+        capa.status, capa.effectiveness_check = status, check
+        if status != CapaStatus.OPEN and capa.done_at is None:
+            capa.done_at = now
+        if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE):
+            capa.checked_at = now
+        capa.save()
+        _record(A.UPDATE, capa, user, changes={"status": [before, status]})
+    return capa
+
+
+def batch_trace(batch: str, product=None) -> list[dict]:
+    """Every customer known to have received `batch`: from tickets and cases that name it (orders join in
+    when sales data exists — register_batch_source)."""
+    from pharmacrm.servicedesk.models import Ticket
+
+    batch = (batch or "").strip()
+    if not batch:
+        return []
+    rows: dict[tuple, dict] = {}
+
+    def add(institution, person, source: str, at) -> None:
+        key = (institution.pk if institution else None, person.pk if person else None)
+        if key == (None, None):
+            return
+        row = rows.setdefault(key, {"institution": institution, "person": person, "sources": [], "first": at})
+        row["sources"].append(source)
+        row["first"] = min(row["first"], at)
+
+    tickets = Ticket.objects.filter(batch_number__iexact=batch).select_related("institution", "person")
+    if product is not None:
+        tickets = tickets.filter(Q(product=product) | Q(product__isnull=True))
+    for t in tickets[:2000]:
+        add(t.institution, t.person, t.number, t.received_at)
+    cases = SafetyCase.objects.filter(Q(drugs__batch__iexact=batch) | Q(quality__batch__iexact=batch)).distinct()
+    for case in cases.select_related("source_ticket__institution", "source_ticket__person",
+                                     "source_interaction__institution", "source_interaction__person")[:2000]:  # fmt: skip
+        source = case.source_ticket or case.source_interaction
+        if source is not None:
+            add(source.institution, source.person, case.number, case.received_at)
+    for source_fn in BATCH_SOURCES:
+        for institution, person, label, at in source_fn(batch, product):
+            add(institution, person, label, at)
+    return sorted(rows.values(), key=lambda r: r["first"])
+
+
+BATCH_SOURCES: list = []
+
+
+def register_batch_source(fn) -> None:
+    """Issue 5 (orders) registers fn(batch, product) → [(institution, person, label, at)]."""
+    BATCH_SOURCES.append(fn)
+
+
+# --- notifications and the worker ------------------------------------------------------------------------
+
+
+def pv_officers() -> list[User]:
+    return list(User.objects.filter(is_active=True, groups__name=Role.PV).distinct())
+
+
+def managers_of(users: Iterable[User]) -> list[User]:
+    """Their managers: the leads of their teams, or the managers when no team has a lead."""
+    ids = [u.pk for u in users]
+    leads = [u for u in User.objects.filter(is_active=True, led_teams__members__in=ids).distinct() if u.pk not in ids]
+    if leads:
+        return leads
+    return list(User.objects.filter(is_active=True, groups__name=Role.MANAGER).distinct())
+
+
+def _notify(recipients, kind: str, title: str, body: str, obj) -> None:
+    from pharmacrm.notify import services as notify
+
+    url = reverse("safety:case", args=[obj.pk]) if isinstance(obj, SafetyCase) else reverse("safety:triage")
+    notify.send([r for r in recipients if r is not None], kind=kind, title=title[:200], body=body or "", url=url,
+                obj=obj)  # fmt: skip
+
+
+def _notify_case(case: SafetyCase, kind: str, title: str, body: str = "") -> None:
+    officers = [case.owner] if case.owner_id and case.owner.is_active else pv_officers()
+    _notify(officers + managers_of(officers), kind, title, body, case)
+
+
+def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """One pass of the worker over the regulatory and hand-off clocks: due soon → the PV officers (the
+    case's owner, or all of them) and their manager are told; overdue → told again, marked breached. Each
+    clock is handled once whatever the number of workers (leased with a conditional update)."""
+    now = now or timezone.now()
+    counts = {"clocks": 0, "warned": 0, "breached": 0}
+    from pharmacrm.notify import services as notify
+
+    with transaction.atomic():
+        won = dueclock.claim_batch(SafetyClock, dueclock.due_ids(SafetyClock, now, limit=limit), now)
+        counts["clocks"] = len(won)
+        if not won:
+            return counts
+        clocks = list(SafetyClock.objects.filter(pk__in=won).select_related("case__owner", "flag", "rule")
+                      .order_by("next_check_at", "id"))  # fmt: skip
+        officers = pv_officers()
+        bosses = managers_of(officers)
+        items, lines = [], []
+        for clock in clocks:
+            if clock.met_at is not None:
+                pass
+            elif clock.due_at <= now and clock.breached_at is None:
+                clock.breached_at = clock.due_at
+                counts["breached"] += 1
+                items.append(_clock_note(clock, officers, bosses, overdue=True))
+                lines.append({"clock": clock.pk, "due_at": clock.due_at.isoformat(), "kind": clock.kind})
+            elif clock.warned_at is None and clock.warn_at and clock.warn_at <= now:
+                clock.warned_at = now
+                counts["warned"] += 1
+                items.append(_clock_note(clock, officers, bosses, overdue=False))
+            clock.next_check_at = _next_check(clock)
+            clock.claimed_until = None
+        SafetyClock.objects.bulk_update(clocks, ["breached_at", "warned_at", "next_check_at", "claimed_until"])
+        notify.send_many([i for i in items if i])
+        if lines:
+            audit.record(A.UPDATE, ("safety.safetyclock", "", str(len(lines))), actor_name="worker", overdue=lines)
+    return counts
+
+
+def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *, overdue: bool) -> dict | None:
+    due = timezone.localtime(clock.due_at).strftime("%Y-%m-%d %H:%M")
+    if clock.case_id:
+        case = clock.case
+        owners = [case.owner] if case.owner_id and case.owner.is_active else officers
+        recipients = owners + (managers_of(owners) if case.owner_id else bosses)
+        label = clock.rule.name if clock.rule else clock.get_kind_display()
+        title = (_("%(number)s is overdue: %(rule)s (due %(due)s)") if overdue
+                 else _("%(number)s is due soon: %(rule)s (due %(due)s)")) % {
+            "number": case.number, "rule": label, "due": due}  # fmt: skip
+        return {"recipients": recipients, "kind": "safety.overdue" if overdue else "safety.due-soon",
+                "title": title, "body": "", "url": reverse("safety:case", args=[case.pk]), "obj": case}  # fmt: skip
+    flag = clock.flag
+    source = flag.ticket or flag.interaction if flag else None
+    if source is None:
+        return None
+    title = (_("%(source)s has not reached pharmacovigilance in time (due %(due)s)") if overdue
+             else _("%(source)s waits for safety triage (due %(due)s)")) % {
+        "source": _source_label(source), "due": due}  # fmt: skip
+    return {"recipients": officers + bosses, "kind": "safety.handoff", "title": title, "body": flag.excerpt[:300],
+            "url": reverse("safety:triage"), "obj": flag}  # fmt: skip
+
+
+# --- queries ---------------------------------------------------------------------------------------------
+
+
+def due_clocks(now: dt.datetime | None = None, *, owner: User | None = None, limit: int = 50):
+    """The PV officer's list: open clocks, earliest deadline first (the partial index on due_at over
+    open clocks)."""
+    qs = SafetyClock.objects.filter(met_at__isnull=True).order_by("due_at", "id")
+    if owner is not None:
+        qs = qs.filter(case__owner=owner)
+    return qs.select_related("case", "rule", "flag__ticket", "flag__interaction")[:limit]

@@ -1,0 +1,30 @@
+"""Reporting rules the product ships: China's (active), the FDA's and the EU's (available, switched on by
+an administrator where the company reports there)."""
+
+# (code, jurisdiction, name, condition, clock kind, within, unit, position, active, legal basis)
+DEFAULT_RULES = [
+    ("CN-DEATH", "CN", "死亡病例：立即报告（24 小时内）", "death", "report", 24, "hours", 0, True,
+     "《药品不良反应报告和监测管理办法》第二十条"),
+    ("CN-NEW-SERIOUS", "CN", "新的、严重的不良反应：15 日内", "new_or_serious", "report", 15, "days", 1, True,
+     "《药品不良反应报告和监测管理办法》第二十条"),
+    ("CN-OTHER", "CN", "其他不良反应：30 日内", "other", "report", 30, "days", 2, True,
+     "《药品不良反应报告和监测管理办法》第二十条"),
+    ("CN-DEATH-INVESTIGATION", "CN", "死亡病例调查报告：15 日内", "death", "investigation", 15, "days", 0, True,
+     "《药品不良反应报告和监测管理办法》第二十一条"),
+    ("US-15DAY", "US", "FDA 15-day alert report (serious and unexpected)", "serious_unexpected", "report", 15,
+     "days", 0, False, "21 CFR 314.80(c)(1)"),
+    ("EU-SERIOUS", "EU", "EU serious ICSR: 15 days", "serious", "report", 15, "days", 0, False,
+     "Directive 2001/83/EC Art. 107(3); GVP Module VI"),
+    ("EU-NON-SERIOUS", "EU", "EU non-serious ICSR: 90 days", "non_serious", "report", 90, "days", 1, False,
+     "Directive 2001/83/EC Art. 107(3); GVP Module VI"),
+]  # fmt: skip
+
+
+def install_rules(ReportingRule) -> None:  # noqa: N803 — a model class, historical in migrations
+    for code, jurisdiction, name, condition, kind, within, unit, position, active, basis in DEFAULT_RULES:
+        ReportingRule.objects.get_or_create(
+            code=code,
+            defaults={"jurisdiction": jurisdiction, "name": name, "condition": condition, "clock_kind": kind,
+                      "within": within, "unit": unit, "position": position, "active": active,
+                      "legal_basis": basis},
+        )  # fmt: skip

@@ -1,0 +1,29 @@
+"""The safety area's periodic work in the Huey worker: every minute, the regulatory and hand-off clocks
+that are due soon or overdue. Safe with several workers (each clock is leased with a conditional update;
+a worker killed mid-task leaves a lease that runs out after two minutes)."""
+
+from __future__ import annotations
+
+import logging
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task
+
+from . import services
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+@db_periodic_task(crontab(minute="*"))
+def sweep_safety_clocks() -> dict[str, int]:
+    total = {"clocks": 0, "warned": 0, "breached": 0}
+    while True:
+        counts = services.sweep(limit=BATCH)
+        for key, value in counts.items():
+            total[key] += value
+        if counts["clocks"] < BATCH:
+            break
+    if total["clocks"]:
+        log.info("Safety clocks: %(warned)d due soon, %(breached)d overdue", total)
+    return total

@@ -1,0 +1,270 @@
+"""Safety cases through the services: validity, regulatory clocks per jurisdiction, follow-ups with their
+own clocks, submissions with an electronic signature, acknowledgements, quality complaints, the worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.utils import timezone
+
+from pharmacrm.core.models import AuditEntry, Signature
+from pharmacrm.notify.models import Notification
+from pharmacrm.safety import services
+from pharmacrm.safety.models import CaseTask, ReportingRule, SafetyCase, SafetyClock, Submission
+
+from .conftest import next_code, sign_code
+
+pytestmark = pytest.mark.django_db
+
+
+def clocks(case, kind="report"):
+    return {c.rule.code: c for c in SafetyClock.objects.filter(case=case, kind__in=[kind]).select_related("rule")}
+
+
+def test_a_valid_case_needs_the_four_minimum_criteria(make_case, users):
+    case = make_case(patient_name="", patient_sex="", patient_age="", drugs=[])
+    assert not case.valid
+    assert case.missing == ["patient", "product"]
+    task = CaseTask.objects.get(case=case, done_at__isnull=True)
+    assert "patient" in task.details["missing"] and task.due_date > timezone.localdate()
+    case = services.update_case(users["pv"], case, {"patient_sex": "1", "drugs": [{"brand_name": "罗氏芬"}]},
+                                version=case.version)  # fmt: skip
+    assert case.valid and case.missing == []
+    assert CaseTask.objects.get(pk=task.pk).done_at is not None
+
+
+def test_day_zero_is_when_the_company_heard_of_it_and_clocks_count_from_there(make_case):
+    heard = timezone.now() - dt.timedelta(days=3)
+    case = make_case(received_at=heard)  # non-serious, expected: China's "other" rule, 30 days
+    assert case.received_at == heard
+    assert set(clocks(case)) == {"CN-OTHER"}
+    assert clocks(case)["CN-OTHER"].due_at == heard + dt.timedelta(days=30)
+
+
+def test_china_rules_serious_and_fatal(make_case):
+    serious = make_case(reactions=[{"verbatim": "过敏性休克", "life_threatening": True}])
+    assert serious.serious and set(clocks(serious)) == {"CN-NEW-SERIOUS"}
+    new = make_case(expectedness="unexpected")
+    assert set(clocks(new)) == {"CN-NEW-SERIOUS"}  # new (unexpected) alone is 15 days too
+    fatal = make_case(reactions=[{"verbatim": "死亡", "death": True, "outcome": "5"}])
+    assert fatal.fatal
+    assert set(clocks(fatal)) == {"CN-DEATH"}
+    assert clocks(fatal)["CN-DEATH"].due_at - fatal.received_at == dt.timedelta(hours=24)
+    investigation = clocks(fatal, "investigation")
+    assert investigation["CN-DEATH-INVESTIGATION"].due_at - fatal.received_at == dt.timedelta(days=15)
+
+
+def test_fda_and_eu_rules_apply_once_switched_on(make_case):
+    ReportingRule.objects.filter(jurisdiction__in=["US", "EU"]).update(active=True)
+    other = make_case()
+    assert set(clocks(other)) == {"CN-OTHER", "EU-NON-SERIOUS"}
+    assert clocks(other)["EU-NON-SERIOUS"].due_at - other.received_at == dt.timedelta(days=90)
+    serious_unexpected = make_case(expectedness="unexpected", reactions=[{"verbatim": "肝衰竭", "hospitalisation": True}])
+    assert set(clocks(serious_unexpected)) == {"CN-NEW-SERIOUS", "US-15DAY", "EU-SERIOUS"}
+
+
+def test_a_case_found_serious_later_gets_the_shorter_clock(make_case, users):
+    case = make_case()
+    assert set(clocks(case)) == {"CN-OTHER"}
+    case = services.update_case(
+        users["pv"], case, {"reactions": [{"verbatim": "皮疹", "hospitalisation": True}]}, version=case.version
+    )
+    assert set(clocks(case)) == {"CN-NEW-SERIOUS"}
+    assert clocks(case)["CN-NEW-SERIOUS"].due_at == case.received_at + dt.timedelta(days=15)
+
+
+def test_a_follow_up_is_a_version_with_its_own_clock(make_case, users):
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=10))
+    received = timezone.now() - dt.timedelta(days=1)
+    follow = services.add_follow_up(
+        users["pv"], case, {"reactions": [{"verbatim": "皮疹", "hospitalisation": True}]}, received_at=received,
+        summary="医院回电：已住院",
+    )  # fmt: skip
+    assert follow.sequence == 1 and follow.changes == ["reactions"]
+    case.refresh_from_db()
+    assert case.latest_received_at == received and case.serious
+    by_version = {(c.case_version.sequence, c.rule.code): c for c in SafetyClock.objects.filter(case=case)}
+    assert by_version[(1, "CN-NEW-SERIOUS")].due_at == received + dt.timedelta(days=15)
+    # the initial report keeps the clock of what was known then; the seriousness is new information
+    assert set(by_version) == {(0, "CN-OTHER"), (1, "CN-NEW-SERIOUS")}
+    with pytest.raises(ValidationError) as error:
+        services.add_follow_up(users["pv"], case, {}, received_at=received)
+    assert "summary" in error.value.message_dict
+    with pytest.raises(ValidationError) as error:
+        services.add_follow_up(users["pv"], case, {"narrative": "x"}, received_at=case.received_at - dt.timedelta(days=1))
+    assert "received_at" in error.value.message_dict
+
+
+def test_bad_input_is_refused_per_field_and_nothing_is_written(users):
+    before = SafetyCase.objects.count()
+    with pytest.raises(ValidationError) as error:
+        services.create_case(users["pv"], {
+            "kind": "adverse_reaction", "patient_sex": "X", "patient_weight_kg": "-3", "patient_birth_date": "2099-01-01",
+            "received_at": timezone.now() + dt.timedelta(days=2), "reactions": [{"verbatim": ""}],
+            "drugs": [{"brand_name": "A", "start_date": "2026-05-02", "stop_date": "2026-05-01"}],
+        })  # fmt: skip
+    fields = error.value.message_dict
+    assert {"patient_sex", "patient_weight_kg", "patient_birth_date", "received_at", "reactions[0].verbatim",
+            "drugs[0].stop_date"} <= set(fields)  # fmt: skip
+    assert SafetyCase.objects.count() == before
+
+
+def test_only_pv_handles_cases(users, make_case):
+    for role in ("agent", "manager", "admin", "auditor", "rep"):
+        with pytest.raises(Exception) as error:
+            services.create_case(users[role], {"kind": "adverse_reaction"})
+        assert error.type.__name__ == "PermissionDenied"
+
+
+def test_patient_identity_is_encrypted_at_rest(make_case):
+    case = make_case(patient_name="欧阳娜娜", reporter_contact="13912345678")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT patient_name, reporter_contact, narrative FROM safety_safetycase WHERE id = %s", [case.pk])
+        row = cursor.fetchone()
+    assert all(value.startswith("e1:") for value in row)
+    assert "欧阳娜娜" not in "".join(row) and "13912345678" not in "".join(row)
+    assert SafetyCase.objects.get(pk=case.pk).patient_name == "欧阳娜娜"
+    entry = AuditEntry.objects.filter(object_id=str(case.pk), object_type="safety.safetycase").first()
+    assert "欧阳娜娜" not in str(entry.changes) + str(entry.extra)
+
+
+def test_version_conflict_between_two_editors(make_case, users):
+    case = make_case()
+    stale = case.version
+    services.update_case(users["pv"], case, {"narrative": "第一位编辑"}, version=stale)
+    with pytest.raises(Exception) as error:
+        services.update_case(users["pv"], case, {"narrative": "第二位编辑"}, version=stale)
+    assert error.type.__name__ == "ConflictError"
+    assert SafetyCase.objects.get(pk=case.pk).narrative == "第一位编辑"
+
+
+# --- submissions ----------------------------------------------------------------------------------------
+
+
+def test_a_submission_needs_the_officers_signature(make_case, users):
+    pv = users["pv"]
+    sign_code(pv)  # the device exists
+    case = make_case()
+    with pytest.raises(ValidationError) as error:
+        services.record_submission(pv, case, {"channel": "nmpa"}, otp_code="000000")
+    assert "otp_code" in error.value.message_dict
+    assert not Submission.objects.filter(case=case).exists()
+    sub = services.record_submission(pv, case, {"channel": "nmpa", "message_id": "B-1"}, otp_code=sign_code(pv))
+    assert sub.signature.user == pv and sub.signature.meaning == "approved_for_submission"
+    assert not sub.late
+    case.refresh_from_db()
+    assert case.status == "submitted"
+    assert all(c.met_at for c in SafetyClock.objects.filter(case=case, kind="report"))
+    assert Signature.objects.filter(object_id=str(case.pk)).count() == 1
+    assert AuditEntry.objects.filter(action="sign", object_id=str(case.pk)).exists()
+
+
+def test_a_late_submission_is_marked_with_the_delay_and_needs_a_reason(make_case, users):
+    pv = users["pv"]
+    sign_code(pv)
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=33, hours=-1))  # 30-day rule: late on day 3
+    with pytest.raises(ValidationError) as error:
+        services.record_submission(pv, case, {"channel": "nmpa"}, otp_code=sign_code(pv))
+    assert "late_reason" in error.value.message_dict and "3" in error.value.message_dict["late_reason"][0]
+    sub = services.record_submission(pv, case, {"channel": "nmpa", "late_reason": "医院资料延迟"}, otp_code=next_code(pv))
+    assert sub.late and sub.delay_days == 3 and sub.late_reason == "医院资料延迟"
+
+
+def test_an_invalid_case_cannot_be_reported(make_case, users):
+    pv = users["pv"]
+    sign_code(pv)
+    case = make_case(reporter_name="", reporter_contact="", reporter_institution="")
+    with pytest.raises(ValidationError) as error:
+        services.record_submission(pv, case, {"channel": "nmpa"}, otp_code=sign_code(pv))
+    assert "reporter" in error.value.message_dict["case"][0]
+
+
+def test_a_negative_acknowledgement_reopens_the_case_and_its_clock(make_case, users):
+    pv, manager = users["pv"], users["manager"]
+    sign_code(pv)
+    case = make_case()
+    sub = services.record_submission(pv, case, {"channel": "nmpa", "message_id": "B-2"}, otp_code=sign_code(pv))
+    services.record_ack(pv, sub, accepted=False, errors=["E.i.2.1b: invalid code"], ack_message_id="ACK-1")
+    case.refresh_from_db()
+    sub.refresh_from_db()
+    assert sub.ack_status == "rejected" and sub.ack_errors == ["E.i.2.1b: invalid code"]
+    assert case.status == "assessing"
+    clock = SafetyClock.objects.get(case=case, kind="report")
+    assert clock.met_at is None and clock.next_check_at is not None
+    note = Notification.objects.get(recipient=pv, kind="safety.ack-rejected")
+    assert case.number in note.title
+    assert Notification.objects.filter(recipient=manager, kind="safety.ack-rejected").exists()
+    again = services.record_ack(pv, sub, accepted=False, errors=["x"], ack_message_id="ACK-1")
+    assert again.ack_errors == ["E.i.2.1b: invalid code"]  # the same acknowledgement twice changes nothing
+
+
+# --- the worker ----------------------------------------------------------------------------------------------
+
+
+def test_due_soon_and_overdue_notify_pv_and_their_manager_once(make_case, users):
+    pv, manager = users["pv"], users["manager"]
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=25))  # 30 days: due soon after 22.5
+    counts = services.sweep()
+    assert counts["warned"] == 1 and counts["breached"] == 0
+    assert Notification.objects.filter(recipient=pv, kind="safety.due-soon").count() == 1
+    assert Notification.objects.filter(recipient=manager, kind="safety.due-soon").count() == 1
+    assert services.sweep()["clocks"] == 0  # nothing twice
+    later = timezone.now() + dt.timedelta(days=6)
+    counts = services.sweep(now=later)
+    assert counts["breached"] == 1
+    assert Notification.objects.filter(recipient=pv, kind="safety.overdue", title__contains=case.number).count() == 1
+    clock = SafetyClock.objects.get(case=case)
+    assert clock.breached_at == clock.due_at and clock.next_check_at is None
+    assert services.sweep(now=later + dt.timedelta(days=1))["clocks"] == 0
+
+
+def test_the_due_list_is_earliest_first_and_leaves_out_met_clocks(make_case, users):
+    pv = users["pv"]
+    sign_code(pv)
+    late = make_case(received_at=timezone.now() - dt.timedelta(days=20))
+    soon = make_case(received_at=timezone.now() - dt.timedelta(days=1), reactions=[{"verbatim": "x", "death": True}])
+    done = make_case(received_at=timezone.now() - dt.timedelta(days=25))
+    services.record_submission(pv, done, {"channel": "nmpa"}, otp_code=sign_code(pv))
+    listed = [c.case.number for c in services.due_clocks()]
+    assert listed[0] == soon.number  # 24 hours
+    assert late.number in listed and done.number not in listed
+
+
+# --- quality complaints ------------------------------------------------------------------------------------
+
+
+def test_a_quality_complaint_closes_only_with_batch_outcome_and_recall_decision(users):
+    pv = users["pv"]
+    case = services.create_case(pv, {"kind": "quality", "reporter_name": "药剂科", "quality": {"defect": "片剂变色"}})
+    assert case.number.startswith("QC-")
+    assert not SafetyClock.objects.filter(case=case).exists()  # no reaction: QA's, not the ADR system's
+    with pytest.raises(ValidationError) as error:
+        services.set_status(pv, case, "closed")
+    assert {"batch", "investigation_outcome", "recall_decision"} <= set(error.value.message_dict)
+    with pytest.raises(ValidationError) as error:
+        services.update_quality(pv, case, {"recall_decision": "class_2"})
+    assert "recall_reason" in error.value.message_dict
+    services.update_quality(pv, case, {"batch": "B1", "investigation_outcome": "留样合格", "recall_decision": "none",
+                                       "qa_owner": pv})  # fmt: skip
+    assert CaseTask.objects.filter(case=case, kind="qa_handoff").exists()
+    capa = services.add_capa(pv, case, {"action": "加强运输温控", "owner": pv, "due_date": "2026-12-31"})
+    with pytest.raises(ValidationError):
+        services.update_capa(pv, capa, {"status": "effective"})  # the check must be described
+    services.update_capa(pv, capa, {"status": "effective", "effectiveness_check": "连续三批无同类投诉"})
+    closed = services.set_status(pv, case, "closed")
+    assert closed.status == "closed"
+
+
+def test_nullify_and_reopen_need_a_reason(make_case, users):
+    pv = users["pv"]
+    case = make_case()
+    with pytest.raises(ValidationError):
+        services.set_status(pv, case, "nullified")
+    case = services.set_status(pv, case, "nullified", reason="重复病例")
+    assert not SafetyClock.objects.filter(case=case, met_at__isnull=True).exists()
+    with pytest.raises(ValidationError):
+        services.set_status(pv, case, "assessing")
+    assert services.set_status(pv, case, "assessing", reason="非重复").status == "assessing"
