@@ -341,3 +341,10 @@ LOGGING = {
 
 # Stop strings marked for translation in settings from being flagged unused.
 _ = _
+
+# --- safety (E2B(R3) sender and receiver, PDF font) ---
+SAFETY_SENDER_ORGANISATION = env("SAFETY_SENDER_ORGANISATION", "")  # C.3.2; empty: the demo company's name
+SAFETY_SENDER_ORG_CODE = env("SAFETY_SENDER_ORG_CODE", "")  # the company part of C.1.1
+SAFETY_SENDER_ID = env("SAFETY_SENDER_ID", "")  # N.1.3
+SAFETY_RECEIVER_ID = env("SAFETY_RECEIVER_ID", "")  # N.1.4
+PHARMACRM_PDF_FONT = env("PHARMACRM_PDF_FONT", "")

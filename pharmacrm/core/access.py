@@ -20,6 +20,9 @@ WRITE_CAPS = frozenset(
         Cap.HANDLE_TICKETS,
         Cap.MANAGE_SERVICE,
         Cap.MANAGE_KNOWLEDGE,
+        Cap.HANDLE_SAFETY,
+        Cap.CONFIGURE_SAFETY,
+        Cap.RECORD_INTERACTIONS,
     }
 )
 

@@ -21,6 +21,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from fontTools import ttLib
 from fpdf import FPDF, FontFace
+from fpdf.enums import TextEmphasis
 from fpdf.fonts import SubsetMap, TTFFont
 
 FAMILY = "cjk"
@@ -161,16 +162,23 @@ class Document(FPDF):
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.doc_title = title
         self.generated_at = timezone.localtime()
-        found = fonts()
-        self.boxes = found.boxes
-        _add_font(self, found.regular, "")
-        _add_font(self, found.bold or found.regular, "B")
+        self.cjk = fonts()
+        self.boxes = self.cjk.boxes
+        _add_font(self, self.cjk.regular, "")
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(True, margin=MARGIN + FOOTER_HEIGHT)
         self.set_title(title)
         self.set_creator("PharmaCRM")
         self.set_creation_date(self.generated_at)
         self.set_font(FAMILY, size=10)
+
+    def set_font(self, family: str | None = None, style: str | TextEmphasis = "", size: float = 0) -> None:
+        """Embeds the bold face only in a document that uses it: every face embedded costs about 0.4 s of
+        subsetting when the document is written."""
+        if family in (None, "", FAMILY) and "B" in str(getattr(style, "style", style)).upper():
+            if f"{FAMILY}B" not in self.fonts:
+                _add_font(self, self.cjk.bold or self.cjk.regular, "B")
+        super().set_font(family, style, size)
 
     def footer(self) -> None:
         self.set_y(-(MARGIN + FOOTER_HEIGHT / 2))
@@ -179,7 +187,8 @@ class Document(FPDF):
         generated = formats.date_format(self.generated_at, "Y-m-d H:i")
         self.cell(self.epw / 2, 5, self.doc_title[:60], align="L")
         page = _("Page %(page)s of %(pages)s") % {"page": self.page_no(), "pages": self.str_alias_nb_pages}
-        self.cell(self.epw / 2, 5, f"{page}    {_('Generated %(time)s') % {'time': generated}}", align="R")
+        generated = _("Generated %(time)s") % {"time": generated}
+        self.cell(self.epw / 2, 5, f"{page}    {generated}", align="R")
         self.set_text_color(0)
         self.set_font(FAMILY, size=10)
 

@@ -41,6 +41,14 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   TOTP code at sign-in, on the web and when requesting an API token. They set up their authenticator
   app only with a one-time enrolment code that an administrator issued for them ("Manage users and
   roles"), or that `pharmacrm second-factor-code` printed on the server.
+- **Safety and quality cases**: the pharmacovigilance / QA role handles cases and is the only role
+  that sees patient and reporter identity, the narrative and the medical details; every such read is
+  audited. Administrators, managers and auditors see the case list, statuses, clocks, submissions and
+  the reconciliation report without patient identity. The agent or rep whose ticket or interaction
+  raised a case sees only its number and status on that record. Exports (E2B(R3)) and recorded
+  submissions need the PV officer's electronic signature: a fresh one-time code from their
+  authenticator app, stored with its meaning ("approved for export" / "approved for submission").
+  Any signed-in user may call the screening endpoint (`POST /api/v1/safety/screen/`).
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".
 """

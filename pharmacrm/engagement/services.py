@@ -86,7 +86,7 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
     with transaction.atomic():
         fresh = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if version is not None and int(version) != fresh.version:
-            raise ConflictError(_("Someone else changed this interaction. Reload to see their changes."))
+            raise ConflictError(fresh.version)
         before = {f: getattr(fresh, f) for f in values}
         for field, value in values.items():
             setattr(fresh, field, value)

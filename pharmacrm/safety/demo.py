@@ -11,7 +11,7 @@ import random
 from django.db import transaction
 from django.utils import timezone
 
-from pharmacrm.core import signatures
+from pharmacrm.core import access, signatures
 from pharmacrm.core.models import Counter, Signature, User
 
 from . import services
@@ -32,7 +32,7 @@ PATIENTS = [("王XX", "2", "45"), ("李XX", "1", "67"), ("赵XX", "2", "31"), ("
 
 
 def _reaction(term: tuple[str, str], coded: bool, **flags) -> dict:
-    row = {"verbatim": term[0], **flags}
+    row = {"verbatim": term[0], "outcome": "5" if flags.get("death") else "2", **flags}
     if coded:
         row.update(meddra_version=MEDDRA, meddra_llt=term[1], meddra_pt=term[1])
     return row
@@ -70,8 +70,11 @@ def load() -> int:
                 "reporter_qualification": "1"}  # fmt: skip
     with transaction.atomic():
         # interactions: a rep's hospital visit where a doctor mentions a reaction (flagged by the net)
-        person = Person.objects.active().filter(institution__isnull=False).select_related("institution").first()
-        if person is not None and "rep" in users:
+        person = None
+        if "rep" in users:  # one of the rep's own customers
+            person = access.people_for(users["rep"], Person.objects.active().filter(institution__isnull=False)) \
+                .select_related("institution").order_by("id").first()  # fmt: skip
+        if person is not None:
             for days, subject, notes in (
                 (2, "拜访心内科主任", "主任反映有两位患者服用后出现头晕、心悸，已停药观察。"),
                 (1, "学术会议交流", "介绍新适应症，医生对剂量调整有疑问，没有不良反应报告。"),

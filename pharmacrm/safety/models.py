@@ -340,7 +340,10 @@ class Flag(models.Model):
     class Meta:
         verbose_name = _("safety flag")
         verbose_name_plural = _("safety flags")
-        indexes = [models.Index(fields=["status", "received_at"], name="safety_flag_status")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="safety_flag_status"),
+            models.Index(fields=["status", "decided_at"], name="safety_flag_decided"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["ticket"], condition=models.Q(status="pending", ticket__isnull=False), name="flag_ticket_once"

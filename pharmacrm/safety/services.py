@@ -56,6 +56,7 @@ from .choices import (
 )
 from .models import (
     Capa,
+    CaseFile,
     CaseTask,
     CaseVersion,
     Drug,
@@ -292,19 +293,23 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
 
 
 def missing_criteria(case: SafetyCase, drugs: Iterable[Drug], reactions: Iterable[Reaction]) -> list[str]:
-    """Which of the four minimum criteria of a valid case are missing."""
+    """Which of the four minimum criteria of a valid case are missing. A quality complaint without a
+    reaction needs only a reporter and the product (in a drug row or the complaint's own product/batch)."""
+    reactions = [r for r in reactions if r.verbatim]
+    quality_only = case.kind == CaseKind.QUALITY and not reactions
     missing = []
-    if not any((case.patient_name, case.patient_sex, case.patient_age, case.patient_birth_date)):
+    if not quality_only and not any((case.patient_name, case.patient_sex, case.patient_age, case.patient_birth_date)):
         missing.append(Criterion.PATIENT.value)
     if not any((case.reporter_name, case.reporter_contact, case.reporter_institution)):
         missing.append(Criterion.REPORTER.value)
-    if not any(d.role in (DrugRole.SUSPECT, DrugRole.INTERACTING) and (d.brand_name or d.generic_name) for d in drugs):
+    named = any(d.role in (DrugRole.SUSPECT, DrugRole.INTERACTING) and (d.brand_name or d.generic_name) for d in drugs)
+    if not named and case.kind == CaseKind.QUALITY:
+        complaint = QualityComplaint.objects.filter(case_id=case.pk).only("product_id").first() if case.pk else None
+        named = complaint is not None and complaint.product_id is not None
+    if not named:
         missing.append(Criterion.PRODUCT.value)
-    if not any(r.verbatim for r in reactions):
-        if case.kind == CaseKind.QUALITY:
-            pass  # a quality complaint without a reaction is valid as a complaint
-        else:
-            missing.append(Criterion.REACTION.value)
+    if not reactions and not quality_only:
+        missing.append(Criterion.REACTION.value)
     return missing
 
 
@@ -571,9 +576,7 @@ def _source_label(source) -> str:
 def _lock(case: SafetyCase, version: int | None) -> SafetyCase:
     fresh = SafetyCase.objects.select_for_update().get(pk=case.pk)
     if version is not None and int(version) != fresh.version:
-        raise ConflictError(
-            _("Someone else changed this case while you were editing it. Reload to see their changes.")
-        )
+        raise ConflictError(fresh.version)
     return fresh
 
 
@@ -722,6 +725,29 @@ def closing_problems(case: SafetyCase) -> dict[str, list[str]]:
     if case.clocks.filter(met_at__isnull=True, kind=ClockKind.REPORT).exists():
         problems["_report"] = ["due"]
     return problems
+
+
+def add_file(user, case: SafetyCase, upload) -> CaseFile:
+    """Keep a photo or document on a case: checked by its content like ticket attachments (type and size),
+    stored under a random name, audited."""
+    require(user)
+    from django.core.files.base import ContentFile
+
+    from pharmacrm.servicedesk import attachments
+
+    name, kind = attachments.validate_upload(upload)
+    upload.seek(0)
+    data = upload.read()
+    case_file = CaseFile(case=case, name=name, content_type=kind, size=len(data), uploaded_by=user)
+    case_file.file.save(name, ContentFile(data), save=False)
+    try:
+        with transaction.atomic():
+            case_file.save(force_insert=True)
+            audit.record(A.CREATE, case_file, user=user, case=case.number, name=name, size=len(data))
+    except Exception:
+        case_file.file.delete(save=False)
+        raise
+    return case_file
 
 
 # --- submissions, exports, acknowledgements --------------------------------------------------------------
@@ -903,7 +929,7 @@ def screen_source(source, texts: Iterable[str], *, safety_relevant: bool = False
     safety-relevant flag, raises a flag for PV triage."""
     from . import screen
 
-    kinds, terms, excerpt = [], [], ""
+    kinds, terms, hits = [], [], []
     for text in texts:
         if not text:
             continue
@@ -911,7 +937,8 @@ def screen_source(source, texts: Iterable[str], *, safety_relevant: bool = False
         if result.signal:
             kinds.append(result.kind)
             terms += [t for t in result.terms if t not in terms]
-            excerpt = excerpt or text[:1000]
+            hits.append(text)
+    excerpt = "\n".join(hits)[:1000]
     if not kinds and not safety_relevant:
         return None
     kind = next((k for k in (SignalKind.ADVERSE_REACTION, SignalKind.QUALITY, SignalKind.LACK_OF_EFFICACY)
@@ -1041,7 +1068,9 @@ def update_quality(user, case: SafetyCase, data: dict, *, version: int | None = 
         case.updated_at = now
         if case.status == CaseStatus.NEW:
             case.status = CaseStatus.ASSESSING
-        case.save(update_fields=["version", "updated_at", "status"])
+        refresh_derived(case)
+        case.save(update_fields=["version", "updated_at", "status", "serious", "fatal", "valid", "missing"])
+        _sync_follow_up_task(case, now)
         _record(A.UPDATE, case, user, quality=_audit_changes(before, values))
     return complaint
 
@@ -1234,4 +1263,11 @@ def due_clocks(now: dt.datetime | None = None, *, owner: User | None = None, lim
     qs = SafetyClock.objects.filter(met_at__isnull=True).order_by("due_at", "id")
     if owner is not None:
         qs = qs.filter(case__owner=owner)
-    return qs.select_related("case", "rule", "flag__ticket", "flag__interaction")[:limit]
+    # no encrypted column is read: a due list decrypts nothing
+    return qs.select_related("case", "rule", "flag__ticket", "flag__interaction").only(
+        "kind", "jurisdiction", "started_at", "warn_at", "due_at", "warned_at", "breached_at", "met_at", "case_version_id",
+        "rule__name", "rule__code", "rule__clock_kind", "case__number", "case__kind", "case__status", "case__valid",
+        "case__serious", "case__fatal", "case__received_at", "case__owner_id", "flag__kind", "flag__status",
+        "flag__received_at", "flag__ticket__number", "flag__ticket__subject", "flag__interaction__subject",
+        "flag__interaction__received_at",
+    )[:limit]  # fmt: skip

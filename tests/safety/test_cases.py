@@ -268,3 +268,57 @@ def test_nullify_and_reopen_need_a_reason(make_case, users):
     with pytest.raises(ValidationError):
         services.set_status(pv, case, "assessing")
     assert services.set_status(pv, case, "assessing", reason="非重复").status == "assessing"
+
+
+# --- the net on tickets ----------------------------------------------------------------------------------
+
+
+def _ticket(users, xiehe, description, *, category="drug_info", received_at=None, safety_relevant=False):
+    from pharmacrm.servicedesk import services as desk
+
+    return desk.create_ticket(users["agent"], {
+        "subject": "来电咨询", "description": description, "channel": "phone", "category": category,
+        "institution": xiehe, "caller_name": "张医生", "received_at": received_at or timezone.now(),
+        "safety_relevant": safety_relevant,
+    })  # fmt: skip
+
+
+def test_a_reaction_mentioned_on_a_ticket_reaches_pv_and_day_0_is_the_call(users, xiehe):
+    from pharmacrm.safety.models import Flag
+
+    called = timezone.now() - dt.timedelta(hours=30)
+    ticket = _ticket(users, xiehe, "患者输液后出现皮疹和呼吸困难，已送急诊。", received_at=called)
+    flag = Flag.objects.get(ticket=ticket, status="pending")
+    assert "皮疹" in flag.terms and flag.kind == "adverse_reaction" and not flag.by_agent
+    handoff = SafetyClock.objects.get(flag=flag, kind="handoff")
+    assert handoff.started_at == called and handoff.due_at > called  # one working day on the China calendar
+    case = services.confirm_flag(users["pv"], flag)
+    assert case.received_at == called and case.source_ticket == ticket
+    assert case.reporter_institution == xiehe.name
+    assert SafetyClock.objects.get(pk=handoff.pk).met_at is not None
+    assert list(ticket.safety_cases.all()) == [case]
+
+
+def test_a_negated_reaction_raises_no_flag_but_the_agents_tick_does(users, xiehe):
+    from pharmacrm.safety.models import Flag
+
+    quiet = _ticket(users, xiehe, "医生反馈用药一周，没有不良反应，想了解续方流程。")
+    assert not Flag.objects.filter(ticket=quiet).exists()
+    ticked = _ticket(users, xiehe, "家属来电，情况待核实。", safety_relevant=True)
+    flag = Flag.objects.get(ticket=ticked)
+    assert flag.by_agent and flag.terms == []
+
+
+def test_a_dismissed_flag_needs_a_reason_and_returns_only_for_new_terms(users, xiehe):
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import conversation
+
+    ticket = _ticket(users, xiehe, "患者服药后头晕。")
+    flag = Flag.objects.get(ticket=ticket)
+    with pytest.raises(ValidationError):
+        services.dismiss_flag(users["pv"], flag, reason=" ")
+    services.dismiss_flag(users["pv"], flag, reason="说明书已列，咨询而非报告")
+    conversation.post_message(users["agent"], ticket, kind="note", body="再次确认：头晕。")
+    assert Flag.objects.filter(ticket=ticket).count() == 1  # nothing new
+    conversation.post_message(users["agent"], ticket, kind="note", body="今天又出现呕吐，已住院。")
+    assert Flag.objects.filter(ticket=ticket, status="pending").count() == 1

@@ -1,0 +1,103 @@
+"""Interaction forms: the list filters and the record/edit form (validation delegated to
+engagement.services). Selects offer only the customers the user may see."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.core import access
+from pharmacrm.customers.forms import ANY, BLANK, ServiceErrorsMixin, _limit_picker
+from pharmacrm.customers.models import Institution, Person
+from pharmacrm.servicedesk.forms import LOCAL_INPUT, people_options
+from pharmacrm.servicedesk.models import Product
+
+from .models import InteractionChannel
+
+
+class InteractionFilterForm(forms.Form):
+    mine = forms.BooleanField(label=_("Only mine"), required=False)
+    channel = forms.ChoiceField(label=_("Channel"), choices=ANY + InteractionChannel.choices, required=False)
+    institution = forms.ModelChoiceField(
+        label=_("Institution"), queryset=Institution.objects.none(), required=False, empty_label=_("Any")
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["institution"].queryset = access.institutions_for(user, Institution.objects.active())
+        _limit_picker(self.fields["institution"], [self.data.get("institution")])
+
+    def cleaned(self) -> dict:
+        """Valid filter values; an invalid one is ignored rather than failing the list."""
+        self.is_valid()
+        return getattr(self, "cleaned_data", {}) or {}
+
+
+class InteractionForm(ServiceErrorsMixin, forms.Form):
+    institution = forms.ModelChoiceField(
+        label=_("Institution"), queryset=Institution.objects.none(), required=False
+    )
+    person = forms.ModelChoiceField(
+        label=_("Person"), queryset=Person.objects.none(), required=False, empty_label="—",
+        help_text=_("People of the chosen institution."),
+    )  # fmt: skip
+    channel = forms.ChoiceField(
+        label=_("Channel"), choices=InteractionChannel.choices, initial=InteractionChannel.VISIT
+    )
+    received_at = forms.DateTimeField(
+        label=_("When"), required=False, input_formats=[LOCAL_INPUT, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
+        help_text=_("When you heard it: this is day 0 for any reaction mentioned."),
+    )  # fmt: skip
+    subject = forms.CharField(label=_("Subject"), max_length=200)
+    notes = forms.CharField(
+        label=_("Notes"), required=False, max_length=20000, widget=forms.Textarea(attrs={"rows": 6}),
+        help_text=_("What the customer said. Any mention of a side effect or a quality problem is passed to "
+                    "pharmacovigilance."),
+    )  # fmt: skip
+    product = forms.ModelChoiceField(
+        label=_("Product"), queryset=Product.objects.none(), required=False, empty_label="—"
+    )
+    safety_relevant = forms.BooleanField(
+        label=_("Safety-relevant"), required=False,
+        help_text=_("A possible adverse reaction or quality problem: pharmacovigilance is told."),
+    )  # fmt: skip
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, user, options_url: str = "", **kwargs):
+        self.user = user
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("received_at", timezone.localtime().replace(second=0, microsecond=0))
+        self.fields["institution"].queryset = access.institutions_for(user, Institution.objects.active())
+        inst_id = self.data.get("institution") if self.is_bound else self.initial.get("institution")
+        _limit_picker(self.fields["institution"], [inst_id])
+        self.fields["person"].queryset = access.people_for(user, Person.objects.active())
+        person_id = self.data.get("person") if self.is_bound else self.initial.get("person")
+        shown = people_options(user, inst_id)
+        if person_id and str(person_id).isdigit() and int(person_id) not in {p.pk for p in shown}:
+            shown = list(self.fields["person"].queryset.filter(pk=int(person_id))) + shown
+        self.fields["person"].widget.choices = BLANK + [
+            (p.pk, f"{p.name} · {p.title}" if p.title else p.name) for p in shown
+        ]
+        # choosing an institution reloads the person select with its people
+        self.fields["institution"].widget.attrs.update(
+            {"hx-get": options_url or reverse("engagement:interaction-create"),
+             "hx-vals": json.dumps({"_options": "person"}), "hx-target": "#id_person", "hx-trigger": "change",
+             "hx-swap": "innerHTML"}
+        )  # fmt: skip
+        self.fields["product"].queryset = Product.objects.filter(active=True).order_by(
+            "brand_name", "strength"
+        )
+
+    def service_data(self, *, editing: bool = False) -> dict:
+        d = self.cleaned_data
+        out = {k: d.get(k) for k in ("institution", "person", "channel", "subject", "notes", "product",
+                                     "safety_relevant")}  # fmt: skip
+        if d.get("received_at") or not editing:  # empty: now for a new one, unchanged for an edit
+            out["received_at"] = d.get("received_at") or None
+        return out

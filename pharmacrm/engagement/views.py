@@ -1,0 +1,195 @@
+"""Interaction pages: the list of the interactions the user may see, recording a new one, and the page of
+one interaction (with its edit form, and whether it was flagged for pharmacovigilance)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from pharmacrm.core import access
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
+from pharmacrm.safety.choices import SignalStatus
+from pharmacrm.safety.models import Flag, SafetyCase
+from pharmacrm.servicedesk.forms import people_options
+
+from . import services
+from .forms import InteractionFilterForm, InteractionForm
+from .models import Interaction
+
+CUSTOMER_ROWS = 10  # interactions shown on a Customer 360 page
+
+
+def _person_options(request):
+    options = people_options(request.user, request.GET.get("institution", ""))
+    return render(request, "servicedesk/_person_options.html", {"options": options})
+
+
+def _may_edit(user, interaction: Interaction) -> bool:
+    """The author, or a role that sees every customer (what services.update_interaction allows)."""
+    return access.can(user, Cap.RECORD_INTERACTIONS) and (
+        interaction.created_by_id == user.pk or access.can(user, Cap.ALL_CUSTOMERS)
+    )
+
+
+@login_required
+@require_GET
+def interaction_list(request):
+    user = request.user
+    access.require(user, Cap.VIEW_INTERACTIONS)
+    form = InteractionFilterForm(request.GET or None, user=user)
+    data = form.cleaned()
+    qs = Interaction.objects.all()
+    if data.get("mine"):
+        qs = qs.filter(created_by=user)
+    if data.get("channel"):
+        qs = qs.filter(channel=data["channel"])
+    if data.get("institution"):
+        qs = qs.filter(institution=data["institution"])
+    embed = request.GET.get("embed") == "1"  # the block on a Customer 360 page (htmx)
+    for key in (
+        ("institution", "person") if embed else ()
+    ):  # straight from the query: the scope is applied below
+        if request.GET.get(key, "").isdigit():
+            qs = qs.filter(**{f"{key}_id": int(request.GET[key])})
+    qs = access.interactions_for(user, qs).order_by("-received_at", "-id")
+    size, number = (CUSTOMER_ROWS, "1") if embed else (PAGE_SIZE, request.GET.get("page") or "1")
+    page = CappedPaginator(qs.values_list("id", flat=True), size).get_page(number)
+    ids = list(page.object_list)
+    loaded = (
+        Interaction.objects.filter(pk__in=ids)
+        .select_related("institution", "person", "created_by")
+        .prefetch_related(
+            Prefetch("safety_flags", queryset=Flag.objects.only("id", "interaction_id", "status"))
+        )
+        .in_bulk()
+    )
+    rows = []
+    for pk in ids:
+        interaction = loaded.get(pk)
+        if interaction is not None:
+            interaction.flag_status = _flag_status(interaction)
+            rows.append(interaction)
+    filtered = any(request.GET.get(k) for k in ("mine", "channel", "institution"))
+    context = {"form": form, "rows": rows, "page_obj": page, "filtered": filtered,
+               "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
+    if embed:
+        context["customer_query"] = "&".join(
+            f"{k}={request.GET[k]}" for k in ("institution", "person") if request.GET.get(k, "").isdigit()
+        )
+        return render(request, "engagement/_customer_interactions.html", context)
+    return render(request, "engagement/interaction_list.html", context)
+
+
+def _flag_status(interaction: Interaction) -> str:
+    flags = sorted(interaction.safety_flags.all(), key=lambda f: f.pk)
+    if any(f.status == SignalStatus.PENDING for f in flags):
+        return SignalStatus.PENDING.value
+    return flags[-1].status if flags else ""
+
+
+@login_required
+def interaction_create(request):
+    user = request.user
+    access.require(user, Cap.RECORD_INTERACTIONS)
+    if request.method == "GET" and request.GET.get("_options") == "person":
+        return _person_options(request)
+    initial = {k: int(request.GET[k]) for k in ("institution", "person") if request.GET.get(k, "").isdigit()}
+    form = InteractionForm(request.POST if request.method == "POST" else None, user=user, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                interaction = services.record_interaction(user, form.service_data())
+            except ValidationError as e:
+                form.add_service_errors(e)
+            else:
+                messages.success(request, _("The interaction was recorded."))
+                if _flag_status(interaction):
+                    messages.info(
+                        request, _("It mentions a possible safety issue: pharmacovigilance was told.")
+                    )
+                return redirect("engagement:interaction", pk=interaction.pk)
+    return render(request, "engagement/interaction_form.html", {"form": form}, status=status)
+
+
+def _interaction_or_404(user, pk: int) -> Interaction:
+    """The interaction if the user may see it: 403 without the capability, 404 outside their scope."""
+    access.require(user, Cap.VIEW_INTERACTIONS)
+    qs = Interaction.objects.select_related(
+        "institution", "person", "product", "created_by"
+    ).prefetch_related(
+        "safety_flags",
+        Prefetch(
+            "safety_cases", queryset=SafetyCase.objects.select_related("source_ticket", "source_interaction")
+        ),
+    )
+    interaction = access.interactions_for(user, qs).filter(pk=pk).first()
+    if interaction is None:
+        raise Http404(_("No such interaction, or you may not see it."))
+    return interaction
+
+
+@login_required
+def interaction_detail(request, pk: int):
+    user = request.user
+    interaction = _interaction_or_404(user, pk)
+    if request.method == "GET" and request.GET.get("_options") == "person":
+        return _person_options(request)
+    may_edit = _may_edit(user, interaction)
+    options_url = reverse("engagement:interaction", args=[interaction.pk])
+    status, conflict = 200, False
+    if request.method == "POST":
+        if not may_edit:
+            raise access.PermissionDenied(_("Only the author may change this interaction."))
+        form = InteractionForm(request.POST, user=user, options_url=options_url)
+        status = 400
+        if form.is_valid():
+            try:
+                services.update_interaction(
+                    user,
+                    interaction,
+                    form.service_data(editing=True),
+                    version=form.cleaned_data.get("version"),
+                )
+            except ConflictError:
+                conflict, status = True, 409
+                interaction = _interaction_or_404(user, pk)
+            except ValidationError as e:
+                form.add_service_errors(e)
+            else:
+                messages.success(request, _("The interaction was saved."))
+                return redirect("engagement:interaction", pk=pk)
+    else:
+        form = InteractionForm(user=user, options_url=options_url, initial=_initial(interaction))
+    flags = sorted(interaction.safety_flags.all(), key=lambda f: f.pk)
+    # the case's status for the author and PV's overseers; a link to the case page for those who may open it
+    cases = [
+        (c, access.cases_for(user).filter(pk=c.pk).exists())
+        for c in interaction.safety_cases.all()
+        if access.case_status_visible(user, c)
+    ]
+    context = {
+        "interaction": interaction, "form": form if may_edit else None, "conflict": conflict,
+        "flag_status": _flag_status(interaction), "flags": flags, "cases": cases,
+        "may_triage": access.can(user, Cap.HANDLE_SAFETY),
+    }  # fmt: skip
+    return render(request, "engagement/interaction_detail.html", context, status=status)
+
+
+def _initial(interaction: Interaction) -> dict:
+    return {
+        "institution": interaction.institution_id, "person": interaction.person_id, "channel": interaction.channel,
+        "received_at": interaction.received_at, "subject": interaction.subject, "notes": interaction.notes,
+        "product": interaction.product_id, "safety_relevant": interaction.safety_relevant,
+        "version": interaction.version,
+    }  # fmt: skip

@@ -1,0 +1,543 @@
+"""Safety cases as an ICH E2B(R3) ICSR batch: an HL7 v3 MCCI_IN200100UV01 with one PORR_IN049016UV per case,
+laid out like FDA's example instances (same OIDs, code systems and element order).
+
+`build()` only writes XML; `release()` is what the button, the API and the command call: it runs the
+business rules (rules.py) and the schema, and refuses the whole batch with everything to fill in rather than
+let a half-valid file leave the company."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet, prefetch_related_objects
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from lxml import etree
+
+from .. import conf
+from ..choices import Challenge
+from . import rules, schema
+from .rules import Problem
+
+HL7 = schema.HL7
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+XSI_TYPE = f"{{{XSI}}}type"
+NSMAP = {None: HL7, "xsi": XSI}
+PREFETCH = ("drugs__product", "reactions", "versions", "files")
+
+# OIDs of the ICH E2B(R3) implementation guide, as the FDA examples use them
+OID = "2.16.840.1.113883.3.989.2.1"
+BATCH_ID = f"{OID}.3.22"  # N.1.2
+BATCH_SENDER = f"{OID}.3.13"  # N.1.3
+BATCH_RECEIVER = f"{OID}.3.14"  # N.1.4
+MESSAGE_ID = f"{OID}.3.1"  # N.2.r.1, and C.1.1
+MESSAGE_SENDER = f"{OID}.3.11"  # N.2.r.2
+MESSAGE_RECEIVER = f"{OID}.3.12"  # N.2.r.3
+WORLDWIDE_ID = f"{OID}.3.2"  # C.1.8.1
+HOSPITAL_RECORD = f"{OID}.3.9"  # D.1.1.3
+AUTHORISATION = f"{OID}.3.4"  # G.k.3.1
+OBSERVATION = f"{OID}.1.19"  # the ICH observation codes (age, reaction, outcome, …)
+ORGANIZER = f"{OID}.1.20"
+CHARACTERISTIC = f"{OID}.1.23"
+REPORT_RELATION = f"{OID}.1.22"
+AUTHOR_ROLE = f"{OID}.1.21"  # 1 sender, 3 source reporter
+FIRST_SENDER = f"{OID}.1.3"  # C.1.8.2
+REPORT_TYPE = f"{OID}.1.2"  # C.1.3
+QUALIFICATION = f"{OID}.1.6"  # C.2.r.4
+SENDER_TYPE = f"{OID}.1.7"  # C.3.1
+OUTCOME = f"{OID}.1.11"  # E.i.7
+DRUG_ROLE = f"{OID}.1.13"  # G.k.1
+ACTION_TAKEN = f"{OID}.1.15"  # G.k.8
+RECHALLENGE = f"{OID}.1.16"  # G.k.9.i.4
+MEDDRA = "2.16.840.1.113883.6.163"
+COUNTRY = "1.0.3166.1.2.2"
+SEX = "1.0.5218"
+HL7_INTERACTION = "2.16.840.1.113883.1.6"
+
+SERIOUSNESS = (  # E.i.3.2a-f: (model field, observation code, display name)
+    ("death", "34", "resultsInDeath"),
+    ("life_threatening", "21", "isLifeThreatening"),
+    ("hospitalisation", "33", "requiresInpatientHospitalization"),
+    ("disability", "35", "resultsInPersistentOrSignificantDisability"),
+    ("congenital", "12", "congenitalAnomalyBirthDefect"),
+    ("other_important", "26", "otherMedicallyImportantCondition"),
+)
+FIRST_SENDER_OTHER = "2"  # C.1.8.2: a company, not a regulator
+SENDER_PHARMACEUTICAL_COMPANY = "1"  # C.3.1
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_CJK = re.compile("[\u3400-\u9fff]")
+
+
+@dataclass
+class Export:
+    """A released batch: the XML that validated, its batch id (N.1.2) and each case's message id (N.2.r.1)."""
+
+    xml: bytes
+    message_id: str
+    report_ids: dict[str, str] = field(default_factory=dict)  # case number → N.2.r.1
+
+
+class ExportRefused(ValidationError):
+    """The batch failed the business rules or the schema; `problems` says what to fill in, case by case."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__({"cases": [str(p) for p in problems]})
+
+
+# --- public -------------------------------------------------------------------------------------------------
+
+
+def batch_message_id(now: dt.datetime) -> str:
+    return f"PHARMACRM-{timezone.localtime(now):%Y%m%d%H%M%S}-{secrets.token_hex(3).upper()}"
+
+
+def report_id(case) -> str:
+    """N.2.r.1: the case number and the follow-up it reports ("AE-2026-000001-2"), which an ACK refers to."""
+    return f"{case.number}-{max((v.sequence for v in case.versions.all()), default=0)}"
+
+
+def build(cases, *, message_id: str | None = None, now: dt.datetime | None = None) -> bytes:
+    """The ICSR batch for `cases` (SafetyCase objects or a queryset), UTF-8. Writes nothing to the database;
+    loads drugs, reactions, versions and files of all cases in one query each."""
+    now = now or timezone.now()
+    cases = _load(cases)
+    root = etree.Element(f"{{{HL7}}}MCCI_IN200100UV01", nsmap=NSMAP, ITSVersion="XML_1.0")
+    root.set(f"{{{XSI}}}schemaLocation", f"{HL7} MCCI_IN200100UV01.xsd")
+    _el(root, "id", extension=message_id or batch_message_id(now), root=BATCH_ID)
+    _el(root, "creationTime", value=_ts(now))
+    _el(root, "responseModeCode", code="D")
+    _el(root, "interactionId", extension="MCCI_IN200100UV01", root=HL7_INTERACTION)
+    _el(root, "name", code="1", displayName="ichicsr", codeSystem=f"{OID}.1.1")
+    sender_id, receiver_id, org_code = conf.sender_id(), conf.receiver_id(), conf.sender_org_code()
+    for case in cases:
+        _message(root, case, now, sender_id, receiver_id, org_code)
+    _device(root, "receiver", "RCV", receiver_id, BATCH_RECEIVER)
+    _device(root, "sender", "SND", sender_id, BATCH_SENDER)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def release(cases, *, purpose: str = rules.REGULATORY) -> Export:
+    """Build, check and validate; the batch only when every case passes, else ExportRefused listing every
+    problem of every case (a schema error there is a bug of this module, still never shipped)."""
+    cases = _load(cases)
+    if not cases:
+        raise ExportRefused([Problem("", "N.2.r", "", _("No case to export."))])
+    problems = [p for case in cases for p in rules.check(case, purpose)]
+    if problems:
+        raise ExportRefused(problems)
+    now = timezone.now()
+    message_id = batch_message_id(now)
+    xml = build(cases, message_id=message_id, now=now)
+    errors = schema.validate(xml, schema.BATCH)
+    if errors:
+        raise ExportRefused(
+            [
+                Problem("", "schema", "", _("The ICSR does not validate: %(error)s") % {"error": e})
+                for e in errors
+            ]
+        )
+    return Export(xml=xml, message_id=message_id, report_ids={c.number: report_id(c) for c in cases})
+
+
+# --- the message ---------------------------------------------------------------------------------------------
+
+
+def _load(cases) -> list:
+    if isinstance(cases, QuerySet):
+        cases = cases.prefetch_related(*PREFETCH)
+    cases = list(cases)
+    prefetch_related_objects(cases, *PREFETCH)
+    return cases
+
+
+def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org_code: str) -> None:
+    msg = _el(root, "PORR_IN049016UV")
+    _el(msg, "id", extension=report_id(case), root=MESSAGE_ID)
+    _el(msg, "creationTime", value=_ts(now))
+    _el(msg, "interactionId", extension="PORR_IN049016UV", root=HL7_INTERACTION)
+    _el(msg, "processingCode", code="P")
+    _el(msg, "processingModeCode", code="I")
+    _el(msg, "acceptAckCode", code="AL")
+    _device(msg, "receiver", "RCV", receiver_id, MESSAGE_RECEIVER)
+    _device(msg, "sender", "SND", sender_id, MESSAGE_SENDER)
+    act = _el(msg, "controlActProcess", classCode="CACT", moodCode="EVN")
+    _el(act, "code", code="PORR_TE049016UV", codeSystem="2.16.840.1.113883.1.18")
+    _el(act, "effectiveTime", value=_ts(now))  # C.1.2
+    event = _el(
+        _el(act, "subject", typeCode="SUBJ"), "investigationEvent", classCode="INVSTG", moodCode="EVN"
+    )
+    case_id = rules.safety_report_id(case, org_code)
+    _el(event, "id", extension=case_id, root=MESSAGE_ID)  # C.1.1
+    _el(event, "id", extension=case.worldwide_id or case_id, root=WORLDWIDE_ID)  # C.1.8.1
+    _el(event, "code", code="PAT_ADV_EVNT", codeSystem="2.16.840.1.113883.5.4")
+    if case.narrative:
+        _el(event, "text", _text(case.narrative), mediaType="text/plain")  # H.1
+    _el(event, "statusCode", code="active")
+    _el(_el(event, "effectiveTime"), "low", value=_day(case.received_at))  # C.1.4
+    _el(event, "availabilityTime", value=_day(case.latest_received_at))  # C.1.5
+
+    assessment = _el(_el(event, "component", typeCode="COMP"), "adverseEventAssessment", classCode="INVSTG",
+                     moodCode="EVN")  # fmt: skip
+    role = _el(_el(assessment, "subject1", typeCode="SBJ"), "primaryRole", classCode="INVSBJ")
+    reactions = list(case.reactions.all())
+    drugs = list(case.drugs.all())
+    reaction_ids = [_uid(case, "reaction", r) for r in reactions]
+    drug_ids = [_uid(case, "drug", d) for d in drugs]
+    _patient(role, case)
+    for reaction, rid in zip(reactions, reaction_ids, strict=True):
+        _reaction(role, case, reaction, rid)
+    if drugs:
+        organizer = _organizer(role, "4", "drugInformation")
+        version = rules.meddra_version(case)
+        for drug, did in zip(drugs, drug_ids, strict=True):
+            _drug(organizer, case, drug, did, reaction_ids, version)
+    for drug, did in zip(drugs, drug_ids, strict=True):  # G.k.1
+        causality = _causality(assessment, "20", "interventionCharacterization")
+        _el(causality, "value", {XSI_TYPE: "CE"}, code=drug.role, codeSystem=DRUG_ROLE)
+        _product_reference(causality, did)
+    for drug, did in zip(drugs, drug_ids, strict=True):  # G.k.9.i.2.r
+        if drug.role not in rules.SUSPECT_ROLES:
+            continue
+        for source, result in (("reporter", case.causality_reporter), ("company", case.causality_company)):
+            if not result:
+                continue
+            for rid in reaction_ids:
+                causality = _causality(assessment, "39", "causality")
+                _el(causality, "value", rules.CAUSALITY_TERMS[result], {XSI_TYPE: "ST"})
+                _el(_el(causality, "methodCode"), "originalText", rules.CAUSALITY_METHOD)
+                author = _el(_el(causality, "author", typeCode="AUT"), "assignedEntity", classCode="ASSIGNED")
+                _el(_el(author, "code"), "originalText", source)
+                _el(_el(causality, "subject1", typeCode="SUBJ"), "adverseEffectReference", classCode="OBS",
+                    moodCode="EVN").append(_id(rid))  # fmt: skip
+                _product_reference(causality, did)
+    for text, author_code, display in ((case.reporter_comment, "3", "sourceReporter"),
+                                       (case.sender_comment, "1", "sender")):  # fmt: skip
+        if text:  # H.2, H.4
+            comment = _el(_el(assessment, "component1", typeCode="COMP"), "observationEvent", classCode="OBS",
+                          moodCode="EVN")  # fmt: skip
+            _el(comment, "code", code="10", codeSystem=OBSERVATION, displayName="comment")
+            _el(comment, "value", _text(text), {XSI_TYPE: "ED"})
+            _author_code(comment, author_code, display)
+
+    _event_observation(event, "1", "additionalDocumentsAvailable", bool(case.files.all()))  # C.1.6.1
+    serious = case.serious or any(r.serious for r in reactions)
+    _event_observation(event, "23", "localCriteriaForExpedited", serious)  # C.1.7
+    first = _el(_el(event, "outboundRelationship", typeCode="SPRT"), "relatedInvestigation", classCode="INVSTG",
+                moodCode="EVN")  # fmt: skip
+    _el(first, "code", code="1", codeSystem=REPORT_RELATION, displayName="initialReport")
+    _el(_author(first), "code", code=FIRST_SENDER_OTHER, codeSystem=FIRST_SENDER)  # C.1.8.2
+    _reporter(event, case)
+    sender = _el(
+        _el(event, "subjectOf1", typeCode="SUBJ"), "controlActEvent", classCode="CACT", moodCode="EVN"
+    )
+    entity = _el(_el(sender, "author", typeCode="AUT"), "assignedEntity", classCode="ASSIGNED")
+    _el(entity, "code", code=SENDER_PHARMACEUTICAL_COMPANY, codeSystem=SENDER_TYPE)  # C.3.1
+    _organisation(entity, conf.sender_organisation())  # C.3.2
+    characteristic = _characteristic(event, "1", "ICH ReportType")
+    _el(characteristic, "value", {XSI_TYPE: "CE"}, code=case.report_type, codeSystem=REPORT_TYPE)  # C.1.3
+    _el(_characteristic(event, "2", "otherCaseIds"), "value", {XSI_TYPE: "BL"}, nullFlavor="NI")  # C.1.9.1
+
+
+def _patient(role, case) -> None:
+    person = _el(role, "player1", classCode="PSN", determinerCode="INSTANCE")
+    if case.patient_name:
+        _el(person, "name", _text(case.patient_name))  # D.1
+    else:
+        _el(person, "name", nullFlavor="UNK")
+    if case.patient_sex in ("1", "2"):
+        _el(person, "administrativeGenderCode", code=case.patient_sex, codeSystem=SEX)  # D.5
+    if case.patient_birth_date:
+        _el(person, "birthTime", value=_date(case.patient_birth_date))  # D.2.1
+    if case.patient_record_number:  # D.1.1.3
+        ident = _el(person, "asIdentifiedEntity", classCode="IDENT")
+        _el(ident, "id", extension=case.patient_record_number, root=HOSPITAL_RECORD)
+        _el(ident, "code", code="3", codeSystem=f"{OID}.1.4", displayName="Hospital Record")
+    for value, unit, code, display in (
+        (case.patient_age, case.patient_age_unit, "3", "age"),  # D.2.2a/b
+        (case.patient_weight_kg, "kg", "7", "bodyWeight"),  # D.3
+        (case.patient_height_cm, "cm", "17", "height"),  # D.4
+    ):
+        if value:
+            observation = _subject_observation(role, code, display)
+            _el(observation, "value", {XSI_TYPE: "PQ"}, value=value.strip(), unit=unit or "a")
+    if case.patient_history:  # D.7.2
+        organizer = _organizer(role, "1", "relevantMedicalHistoryAndConcurrentConditions")
+        observation = _el(_el(organizer, "component", typeCode="COMP"), "observation", classCode="OBS",
+                          moodCode="EVN")  # fmt: skip
+        _el(
+            observation,
+            "code",
+            code="18",
+            codeSystem=OBSERVATION,
+            displayName="historyAndConcurrentConditionText",
+        )
+        _el(observation, "value", _text(case.patient_history), {XSI_TYPE: "ED"})
+
+
+def _reaction(role, case, reaction, rid: str) -> None:
+    observation = _subject_observation(role, "29", "reaction", rid)
+    if reaction.onset_date or reaction.end_date:  # E.i.4, E.i.5
+        period = _el(observation, "effectiveTime", {XSI_TYPE: "IVL_TS"})
+        if reaction.onset_date:
+            _el(period, "low", value=_date(reaction.onset_date))
+        if reaction.end_date:
+            _el(period, "high", value=_date(reaction.end_date))
+    value = _el(observation, "value", {XSI_TYPE: "CE"}, codeSystem=MEDDRA)  # E.i.2.1a/b
+    if reaction.meddra_llt:
+        value.set("code", reaction.meddra_llt)
+        if reaction.meddra_version:
+            value.set("codeSystemVersion", reaction.meddra_version)
+    if reaction.verbatim:  # E.i.1.1a/b
+        lang = {"language": reaction.language} if reaction.language else {}
+        _el(value, "originalText", _text(reaction.verbatim), **lang)
+    if case.country:  # E.i.9
+        place = _el(_el(_el(observation, "location", typeCode="LOC"), "locatedEntity", classCode="LOCE"),
+                    "locatedPlace", classCode="COUNTRY", determinerCode="INSTANCE")  # fmt: skip
+        _el(place, "code", code=case.country, codeSystem=COUNTRY)
+    for name, code, display in SERIOUSNESS:  # E.i.3.2a-f: true, or "no information"
+        criterion = _related_observation(observation, code, display)
+        if getattr(reaction, name):
+            _el(criterion, "value", {XSI_TYPE: "BL"}, value="true")
+        else:
+            _el(criterion, "value", {XSI_TYPE: "BL"}, nullFlavor="NI")
+    if reaction.outcome:  # E.i.7
+        _el(_related_observation(observation, "27", "outcome"), "value", {XSI_TYPE: "CE"}, code=reaction.outcome,
+            codeSystem=OUTCOME)  # fmt: skip
+
+
+def _drug(organizer, case, drug, did: str, reaction_ids: list[str], meddra_version: str) -> None:
+    use = _el(_el(organizer, "component", typeCode="COMP"), "substanceAdministration", classCode="SBADM",
+              moodCode="EVN")  # fmt: skip
+    use.append(_id(did))
+    kind = _el(_el(_el(use, "consumable", typeCode="CSM"), "instanceOfKind", classCode="INST"), "kindOfProduct",
+               classCode="MMAT", determinerCode="KIND")  # fmt: skip
+    _el(kind, "name", _text(rules.product_name(drug)))  # G.k.2.2
+    if drug.approval_number or drug.manufacturer:  # G.k.3
+        approval = _el(_el(_el(kind, "asManufacturedProduct", classCode="MANU"), "subjectOf", typeCode="SBJ"),
+                       "approval", classCode="CNTRCT", moodCode="EVN")  # fmt: skip
+        if drug.approval_number:
+            _el(approval, "id", extension=drug.approval_number, root=AUTHORISATION)  # G.k.3.1
+        if drug.manufacturer:  # G.k.3.3
+            holder = _el(_el(approval, "holder", typeCode="HLD"), "role", classCode="HLD")
+            _el(_el(holder, "playingOrganization", classCode="ORG", determinerCode="INSTANCE"), "name",
+                _text(drug.manufacturer))  # fmt: skip
+        if drug.approval_number:  # G.k.3.2: a 批准文号 is China's; otherwise the case's country
+            country = "CN" if _CJK.search(drug.approval_number) else case.country
+            territory = _el(_el(_el(approval, "author", typeCode="AUT"), "territorialAuthority", classCode="TERR"),
+                            "territory", classCode="NAT", determinerCode="INSTANCE")  # fmt: skip
+            _el(territory, "code", code=country, codeSystem=COUNTRY)
+    if drug.brand_name and drug.generic_name:  # G.k.2.3.r.1
+        substance = _el(_el(kind, "ingredient", classCode="ACTI"), "ingredientSubstance", classCode="MMAT",
+                        determinerCode="KIND")  # fmt: skip
+        _el(substance, "name", _text(drug.generic_name))
+
+    if any(
+        (drug.frequency, drug.start_date, drug.stop_date, drug.route, drug.dose, drug.batch, drug.dosage_form)
+    ):
+        dosage = _el(_el(use, "outboundRelationship2", typeCode="COMP"), "substanceAdministration",
+                     classCode="SBADM", moodCode="EVN")  # fmt: skip
+        if drug.frequency:
+            _el(dosage, "text", _text(drug.frequency))  # G.k.4.r.8
+        if drug.start_date or drug.stop_date:  # G.k.4.r.4, G.k.4.r.5
+            period = _el(dosage, "effectiveTime", {XSI_TYPE: "IVL_TS"})
+            if drug.start_date:
+                _el(period, "low", value=_date(drug.start_date))
+            if drug.stop_date:
+                _el(period, "high", value=_date(drug.stop_date))
+        if drug.route:
+            _el(_el(dosage, "routeCode"), "originalText", _text(drug.route))  # G.k.4.r.10.1
+        if drug.dose:  # G.k.4.r.1a/b
+            _el(dosage, "doseQuantity", value=drug.dose.strip(), unit=drug.dose_unit.strip() or "1")
+        if drug.batch or drug.dosage_form:
+            instance = _el(_el(dosage, "consumable", typeCode="CSM"), "instanceOfKind", classCode="INST")
+            if drug.batch:  # G.k.4.r.7
+                _el(_el(instance, "productInstanceInstance", classCode="MMAT", determinerCode="INSTANCE"),
+                    "lotNumberText", _text(drug.batch))  # fmt: skip
+            if drug.dosage_form:  # G.k.4.r.9.1
+                form = _el(
+                    _el(instance, "kindOfProduct", classCode="MMAT", determinerCode="KIND"), "formCode"
+                )
+                _el(form, "originalText", _text(drug.dosage_form))
+    if drug.rechallenge:  # G.k.9.i.4, for each reaction assessed
+        for rid in reaction_ids:
+            observation = _el(_el(use, "outboundRelationship2", typeCode="PERT"), "observation", classCode="OBS",
+                              moodCode="EVN")  # fmt: skip
+            _el(observation, "code", code="31", codeSystem=OBSERVATION, displayName="recurranceOfReaction")
+            _el(observation, "value", {XSI_TYPE: "CE"}, code=rules.RECHALLENGE_CODES[drug.rechallenge],
+                codeSystem=RECHALLENGE)  # fmt: skip
+            _el(_el(observation, "outboundRelationship1", typeCode="REFR"), "actReference", classCode="OBS",
+                moodCode="EVN").append(_id(rid))  # fmt: skip
+    if drug.dechallenge:  # no E2B element: G.k.11, additional information on drug (free text)
+        observation = _el(_el(use, "outboundRelationship2", typeCode="REFR"), "observation", classCode="OBS",
+                          moodCode="EVN")  # fmt: skip
+        _el(observation, "code", code="2", codeSystem=OBSERVATION, displayName="additionalInformation")
+        text = _("Dechallenge: %(result)s") % {"result": Challenge(drug.dechallenge).label}
+        _el(observation, "value", str(text), {XSI_TYPE: "ST"})
+    if drug.indication or drug.indication_meddra:  # G.k.7.r.1, G.k.7.r.2a/b
+        observation = _el(_el(use, "inboundRelationship", typeCode="RSON"), "observation", classCode="OBS",
+                          moodCode="EVN")  # fmt: skip
+        _el(observation, "code", code="19", codeSystem=OBSERVATION, displayName="indication")
+        value = _el(observation, "value", {XSI_TYPE: "CE"}, codeSystem=MEDDRA)
+        if drug.indication_meddra:
+            value.set("code", drug.indication_meddra)
+            if meddra_version:
+                value.set("codeSystemVersion", meddra_version)
+        if drug.indication:
+            _el(value, "originalText", _text(drug.indication))
+        performer = _el(_el(observation, "performer", typeCode="PRF"), "assignedEntity", classCode="ASSIGNED")
+        _el(performer, "code", code="3", codeSystem=AUTHOR_ROLE, displayName="sourceReporter")
+    if drug.action_taken:  # G.k.8
+        act = _el(_el(use, "inboundRelationship", typeCode="CAUS"), "act", classCode="ACT", moodCode="EVN")
+        _el(act, "code", code=drug.action_taken, codeSystem=ACTION_TAKEN)
+
+
+def _reporter(event, case) -> None:
+    """C.2.r: the case keeps one reporter, the primary source for regulatory purposes (C.2.r.5)."""
+    if not any(
+        (case.reporter_name, case.reporter_contact, case.reporter_institution, case.reporter_qualification)
+    ):
+        return
+    relation = _el(event, "outboundRelationship", typeCode="SPRT")
+    _el(relation, "priorityNumber", value="1")  # C.2.r.5
+    investigation = _el(relation, "relatedInvestigation", classCode="INVSTG", moodCode="EVN")
+    _el(investigation, "code", code="2", codeSystem=REPORT_RELATION, displayName="sourceReport")
+    entity = _author(investigation)
+    contact = case.reporter_contact.replace(" ", "")
+    if contact:  # C.2.r.2.7 (or the e-mail address FDA adds)
+        _el(entity, "telecom", value=("mailto:" if "@" in contact else "tel:") + contact)
+    person = _el(entity, "assignedPerson", classCode="PSN", determinerCode="INSTANCE")
+    if case.reporter_name:  # C.2.r.1.2: one text, as reported
+        _el(_el(person, "name"), "given", _text(case.reporter_name))
+    qualified = _el(person, "asQualifiedEntity", classCode="QUAL")
+    if case.reporter_qualification:  # C.2.r.4
+        _el(qualified, "code", code=case.reporter_qualification, codeSystem=QUALIFICATION)
+    else:
+        _el(qualified, "code", nullFlavor="UNK")
+    country = case.reporter_country or case.country
+    if country:  # C.2.r.3
+        location = _el(_el(person, "asLocatedEntity", classCode="LOCE"), "location", classCode="COUNTRY",
+                       determinerCode="INSTANCE")  # fmt: skip
+        _el(location, "code", code=country, codeSystem=COUNTRY)
+    if case.reporter_institution:  # C.2.r.2.1
+        _organisation(entity, case.reporter_institution)
+
+
+# --- small builders -----------------------------------------------------------------------------------------
+
+
+def _el(parent, tag: str, text: str | dict | None = None, attrib: dict | None = None, **attrs):
+    """A child element in the HL7 namespace; `text` may be skipped in favour of an attribute dict."""
+    if isinstance(text, dict):
+        text, attrib = None, text
+    element = etree.SubElement(parent, f"{{{HL7}}}{tag}", attrib or {}, **attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _id(uid: str):
+    element = etree.Element(f"{{{HL7}}}id")
+    element.set("root", uid)
+    return element
+
+
+def _device(parent, tag: str, type_code: str, extension: str, root: str) -> None:
+    device = _el(_el(parent, tag, typeCode=type_code), "device", classCode="DEV", determinerCode="INSTANCE")
+    _el(device, "id", extension=extension, root=root)
+
+
+def _organizer(role, code: str, display: str):
+    organizer = _el(
+        _el(role, "subjectOf2", typeCode="SBJ"), "organizer", classCode="CATEGORY", moodCode="EVN"
+    )
+    _el(organizer, "code", code=code, codeSystem=ORGANIZER, displayName=display)
+    return organizer
+
+
+def _subject_observation(role, code: str, display: str, uid: str | None = None):
+    observation = _el(_el(role, "subjectOf2", typeCode="SBJ"), "observation", classCode="OBS", moodCode="EVN")
+    if uid:
+        observation.append(_id(uid))
+    _el(observation, "code", code=code, codeSystem=OBSERVATION, displayName=display)
+    return observation
+
+
+def _related_observation(observation, code: str, display: str):
+    related = _el(_el(observation, "outboundRelationship2", typeCode="PERT"), "observation", classCode="OBS",
+                  moodCode="EVN")  # fmt: skip
+    _el(related, "code", code=code, codeSystem=OBSERVATION, displayName=display)
+    return related
+
+
+def _causality(assessment, code: str, display: str):
+    causality = _el(_el(assessment, "component", typeCode="COMP"), "causalityAssessment", classCode="OBS",
+                    moodCode="EVN")  # fmt: skip
+    _el(causality, "code", code=code, codeSystem=OBSERVATION, displayName=display)
+    return causality
+
+
+def _product_reference(causality, did: str) -> None:
+    _el(_el(causality, "subject2", typeCode="SUBJ"), "productUseReference", classCode="SBADM",
+        moodCode="EVN").append(_id(did))  # fmt: skip
+
+
+def _author_code(parent, code: str, display: str) -> None:
+    entity = _el(_el(parent, "author", typeCode="AUT"), "assignedEntity", classCode="ASSIGNED")
+    _el(entity, "code", code=code, codeSystem=AUTHOR_ROLE, displayName=display)
+
+
+def _author(investigation):
+    event = _el(_el(investigation, "subjectOf2", typeCode="SUBJ"), "controlActEvent", classCode="CACT",
+                moodCode="EVN")  # fmt: skip
+    return _el(_el(event, "author", typeCode="AUT"), "assignedEntity", classCode="ASSIGNED")
+
+
+def _organisation(entity, name: str) -> None:
+    """An organisation under an assigned entity, the way E2B nests it (the outer level is the department)."""
+    outer = _el(entity, "representedOrganization", classCode="ORG", determinerCode="INSTANCE")
+    inner = _el(_el(outer, "assignedEntity", classCode="ASSIGNED"), "representedOrganization", classCode="ORG",
+                determinerCode="INSTANCE")  # fmt: skip
+    _el(inner, "name", _text(name))
+
+
+def _event_observation(event, code: str, display: str, value: bool) -> None:
+    observation = _el(
+        _el(event, "component", typeCode="COMP"), "observationEvent", classCode="OBS", moodCode="EVN"
+    )
+    _el(observation, "code", code=code, codeSystem=OBSERVATION, displayName=display)
+    _el(observation, "value", {XSI_TYPE: "BL"}, value="true" if value else "false")
+
+
+def _characteristic(event, code: str, display: str):
+    characteristic = _el(_el(event, "subjectOf2", typeCode="SUBJ"), "investigationCharacteristic", classCode="OBS",
+                         moodCode="EVN")  # fmt: skip
+    _el(characteristic, "code", code=code, codeSystem=CHARACTERISTIC, displayName=display)
+    return characteristic
+
+
+def _uid(case, kind: str, obj) -> str:
+    """A stable UUID for a drug or reaction, so that the same case exports the same ids every time."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pharmacrm:{case.number}:{kind}:{obj.pk or obj.position}"))
+
+
+def _text(value: str) -> str:
+    return _NOT_XML.sub("", str(value))
+
+
+def _ts(moment: dt.datetime) -> str:
+    """HL7 TS with seconds and the UTC offset, in China time."""
+    return timezone.localtime(moment).strftime("%Y%m%d%H%M%S%z")
+
+
+def _day(moment: dt.datetime) -> str:
+    return _date(timezone.localtime(moment).date() if timezone.is_aware(moment) else moment.date())
+
+
+def _date(day: dt.date) -> str:
+    return day.strftime("%Y%m%d")

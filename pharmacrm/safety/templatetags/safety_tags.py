@@ -1,0 +1,20 @@
+"""{% safety_panel ticket %}: the safety side of a ticket (or an interaction) on its page — flags and cases
+for PV with the button to open a case, the case status for the member of staff who raised or holds it."""
+
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.inclusion_tag("safety/_case_panel.html", takes_context=True)
+def safety_panel(context, source) -> dict:
+    from pharmacrm.safety.views_cases import panel_context
+
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or source is None or not getattr(user, "is_authenticated", False):
+        return {"show": False}
+    return {**panel_context(user, source), "csrf_token": context.get("csrf_token"),
+            "next": request.get_full_path()}  # fmt: skip

@@ -1,0 +1,741 @@
+"""Case list, case page and every action on a case: edit, follow-up, close / nullify / reopen, E2B(R3)
+export, submission, the 报告表 PDF, quality investigation and CAPA, files; and opening a case from a ticket or
+an interaction.
+
+Who sees what (core/access.py): PV sees everything and each view of the patient's data is audited; the
+overseeing roles (admin, manager, auditor) see the header, clocks, submissions and tasks, never identity or
+medical details; the member of staff whose ticket or interaction raised the case sees its status only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import OuterRef, Subquery
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
+
+from . import report_pdf, services
+from .choices import (
+    OPEN_CASE_STATUSES,
+    AgeUnit,
+    CaseKind,
+    CaseStatus,
+    ClockKind,
+    Criterion,
+    Jurisdiction,
+    Sex,
+    SignalStatus,
+    TaskKind,
+)
+from .e2b.export import ExportRefused
+from .forms_cases import (
+    CapaForm,
+    CapaUpdateForm,
+    CaseFieldsForm,
+    CaseFilterForm,
+    DrugForm,
+    DrugFormSet,
+    ExportForm,
+    FileForm,
+    FollowUpFieldsForm,
+    FromSourceForm,
+    NewCaseForm,
+    QualityForm,
+    ReactionForm,
+    ReactionFormSet,
+    StatusForm,
+    SubmissionForm,
+    drug_initial,
+    reaction_initial,
+)
+from .models import Capa, CaseFile, Flag, QualityComplaint, SafetyCase, SafetyClock
+
+A = AuditEntry.Action
+PAGE_SIZE = 50
+DUE_PANEL = 10
+EXPORT_SESSION_KEY = "safety-last-export"  # case pk → batch message id of the last export, for the submission
+PERSONAL_FIELDS = sorted(services.SECRET_FIELDS)
+CONFLICT = gettext_lazy(
+    "Someone else changed this case while you were working on it. Your input is kept: check the case as it is "
+    "now, then submit again."
+)
+
+
+# --- deadlines as the pages show them --------------------------------------------------------------------
+
+
+def span_text(span: dt.timedelta) -> str:
+    """A deadline distance in days and hours (regulatory clocks run in calendar time)."""
+    minutes = max(int(span.total_seconds() // 60), 0)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return _("%(days)d d %(hours)d h") % {"days": days, "hours": hours}
+    if hours:
+        return _("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
+    return _("%(minutes)d min") % {"minutes": minutes}
+
+
+def deadline_text(due_at: dt.datetime | None, now: dt.datetime) -> tuple[str, bool]:
+    """("due in 3 d 2 h" | "overdue by 5 h", overdue?) of an open deadline."""
+    if due_at is None:
+        return "", False
+    if due_at > now:
+        return _("due in %(time)s") % {"time": span_text(due_at - now)}, False
+    return _("overdue by %(time)s") % {"time": span_text(now - due_at)}, True
+
+
+CLOCK_STATES = {
+    "ok": gettext_lazy("On time"),
+    "warned": gettext_lazy("Due soon"),
+    "breached": gettext_lazy("Overdue"),
+    "met": gettext_lazy("Met"),
+    "met_late": gettext_lazy("Met late"),
+}
+
+
+@dataclass
+class ClockRow:
+    clock: SafetyClock
+    state: str  # ok | warned | breached | met | met_late (the sla-* badge colours of app.css)
+    text: str
+    submission: object | None = None
+
+    @property
+    def label(self) -> str:
+        return str(CLOCK_STATES[self.state])
+
+    @property
+    def name(self) -> str:
+        return self.clock.rule.name if self.clock.rule else self.clock.get_kind_display()
+
+
+def clock_row(clock: SafetyClock, now: dt.datetime) -> ClockRow:
+    if clock.met_at is not None:
+        return ClockRow(clock, "met_late" if clock.met_at > clock.due_at else "met", "")
+    text, overdue = deadline_text(clock.due_at, now)
+    if overdue or clock.breached_at is not None:
+        return ClockRow(clock, "breached", text)
+    if clock.warn_at is not None and now >= clock.warn_at:
+        return ClockRow(clock, "warned", text)
+    return ClockRow(clock, "ok", text)
+
+
+# --- access --------------------------------------------------------------------------------------------
+
+
+def _may_list(user) -> bool:
+    return access.can(user, Cap.HANDLE_SAFETY) or access.can(user, Cap.OVERSEE_SAFETY)
+
+
+def _case_or_404(user, pk: int) -> SafetyCase:
+    """The case if the user may see at least its status (404 otherwise, without saying whether it exists)."""
+    case = (
+        SafetyCase.objects.select_related("owner", "source_ticket", "source_interaction", "created_by")
+        .filter(pk=pk)
+        .first()
+    )
+    if case is None or not access.case_status_visible(user, case):
+        raise Http404(_("No such case, or you may not see it."))
+    return case
+
+
+def _handling(request, pk: int) -> SafetyCase:
+    """A case for a PV action: 403 without the capability, 404 when it does not exist."""
+    access.require(request.user, Cap.HANDLE_SAFETY)
+    return _case_or_404(request.user, pk)
+
+
+# --- the list ------------------------------------------------------------------------------------------
+
+
+def next_due_subquery() -> Subquery:
+    """The earliest open deadline of a case (report or investigation)."""
+    return Subquery(
+        SafetyClock.objects.filter(case=OuterRef("pk"), met_at__isnull=True)
+        .order_by("due_at")
+        .values("due_at")[:1]
+    )
+
+
+def _due_panel(request, now: dt.datetime) -> dict:
+    user = request.user
+    mine_possible = access.can(user, Cap.HANDLE_SAFETY)
+    show_all = request.GET.get("due") == "all" or not mine_possible
+    items = []
+    for clock in services.due_clocks(now, owner=None if show_all else user, limit=DUE_PANEL):
+        row = clock_row(clock, now)
+        source = None
+        if clock.flag_id and clock.flag:
+            source = clock.flag.ticket or clock.flag.interaction
+        items.append({"row": row, "case": clock.case, "source": source,
+                      "source_label": services._source_label(source) if source else ""})  # fmt: skip
+    return {"due_items": items, "due_all": show_all, "due_toggle": mine_possible}
+
+
+@login_required
+@require_GET
+def case_list(request):
+    user = request.user
+    if not _may_list(user):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    form = CaseFilterForm(request.GET or None)
+    data = form.cleaned()
+    now = timezone.now()
+    qs = access.cases_for(user).annotate(next_due=next_due_subquery())
+    if data.get("q"):
+        qs = qs.filter(number__icontains=data["q"].strip())
+    for field in ("kind", "status"):
+        if data.get(field):
+            qs = qs.filter(**{field: data[field]})
+    for field in ("valid", "serious"):
+        if data.get(field) in ("yes", "no"):
+            qs = qs.filter(**{field: data[field] == "yes"})
+    if data.get("overdue"):
+        qs = qs.filter(next_due__lt=now)
+    if data.get("mine"):
+        qs = qs.filter(owner=user)
+    # no personal column is read for the list: nothing to decrypt, nothing to leak
+    qs = qs.select_related("owner").defer(*PERSONAL_FIELDS).order_by("-received_at", "-id")
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page") or 1)
+    rows = list(page.object_list)
+    for case in rows:
+        case.deadline, case.overdue = deadline_text(case.next_due, now)
+        case.missing_labels = [str(Criterion(c).label) for c in case.missing if c in Criterion.values]
+    filtered = any(request.GET.get(k) for k in ("q", "kind", "status", "valid", "serious", "overdue", "mine"))
+    context = {"form": form, "page_obj": page, "rows": rows, "filtered": filtered,
+               "may_create": access.can(user, Cap.HANDLE_SAFETY), **_due_panel(request, now)}  # fmt: skip
+    return render(request, "safety/case_list.html", context)
+
+
+# --- a new case ----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_new(request):
+    user = request.user
+    access.require(user, Cap.HANDLE_SAFETY)
+    form = NewCaseForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                case = services.create_case(user, form.service_data())
+            except ValidationError as e:
+                form.add_service_errors(e)
+            else:
+                messages.success(request, _("Case %(number)s was opened.") % {"number": case.number})
+                return redirect("safety:case", pk=case.pk)
+    return render(request, "safety/case_new.html", {"form": form}, status=status)
+
+
+def _open_from(request, source, back: str):
+    form = FromSourceForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose the kind of case."))
+        return redirect(back)
+    try:
+        case = services.open_case_from(request.user, source, kind=form.cleaned_data["kind"])
+    except ValidationError as e:
+        for message in e.messages:
+            messages.error(request, message)
+        return redirect(back)
+    messages.success(request, _("Case %(number)s was opened.") % {"number": case.number})
+    return redirect("safety:case", pk=case.pk)
+
+
+@login_required
+@require_POST
+def from_ticket(request, ticket_pk: int):
+    access.require(request.user, Cap.HANDLE_SAFETY)
+    ticket = access.tickets_for(request.user).filter(pk=ticket_pk).first()
+    if ticket is None:
+        raise Http404(_("No such ticket, or you may not see it."))
+    return _open_from(request, ticket, reverse("servicedesk:ticket", args=[ticket.pk]))
+
+
+@login_required
+@require_POST
+def from_interaction(request, pk: int):
+    access.require(request.user, Cap.HANDLE_SAFETY)
+    interaction = access.interactions_for(request.user).filter(pk=pk).first()
+    if interaction is None:
+        raise Http404(_("No such interaction, or you may not see it."))
+    back = request.POST.get("next") or ""
+    if not back.startswith("/") or back.startswith("//"):
+        back = reverse("safety:cases")
+    return _open_from(request, interaction, back)
+
+
+# --- the case page ---------------------------------------------------------------------------------------
+
+
+def _criteria(case: SafetyCase) -> list[dict]:
+    return [{"value": c.value, "label": c.label, "help": services.CRITERION_HELP[c], "missing": c.value in case.missing}
+            for c in Criterion]  # fmt: skip
+
+
+def _problem_link(case: SafetyCase, field: str) -> str:
+    """The edit form's input for an export problem's field ("reactions[0].meddra_llt" → #id_reactions-0-…)."""
+    if not field:
+        return ""
+    base = reverse("safety:case-edit", args=[case.pk])
+    if "[" in field:
+        prefix, _sep, rest = field.partition("[")
+        index, _sep, name = rest.partition("]")
+        name = name.lstrip(".")
+        fields = DrugForm.base_fields if prefix == "drugs" else ReactionForm.base_fields
+        if prefix in ("drugs", "reactions") and name in fields and index.isdigit():
+            return f"{base}#id_{prefix}-{index}-{name}"
+        return base
+    if field in CaseFieldsForm.base_fields:
+        return f"{base}#id_{field}"
+    return base
+
+
+def _header_context(case: SafetyCase, now: dt.datetime) -> dict:
+    clocks = [
+        clock_row(c, now) for c in case.clocks.select_related("rule", "case_version").order_by("due_at", "id")
+    ]
+    submissions = list(case.submissions.select_related("submitted_by", "case_version", "clock"))
+    by_clock = {s.clock_id: s for s in reversed(submissions) if s.clock_id}
+    for row in clocks:
+        row.submission = by_clock.get(row.clock.pk)
+    tasks = list(case.tasks.select_related("assignee"))
+    follow_up = next((t for t in tasks if t.kind == TaskKind.FOLLOW_UP and t.done_at is None), None)
+    return {
+        "case": case, "criteria": _criteria(case), "clocks": clocks, "submissions": submissions, "tasks": tasks,
+        "follow_up_task": follow_up, "rejected": [s for s in submissions if s.ack_status == "rejected"],
+        "today": timezone.localdate(),
+    }  # fmt: skip
+
+
+def _late_now(case: SafetyCase, now: dt.datetime) -> bool:
+    return case.clocks.filter(met_at__isnull=True, kind=ClockKind.REPORT, due_at__lt=now).exists()
+
+
+def _detail_context(request, case: SafetyCase, **forms) -> dict:
+    user = request.user
+    now = timezone.now()
+    context = _header_context(case, now)
+    context["may_handle"] = may_handle = access.can(user, Cap.HANDLE_SAFETY)
+    context["full"] = access.can_see_case_identity(user)
+    if not context["full"]:
+        return context
+    complaint = QualityComplaint.objects.filter(case=case).select_related("product", "qa_owner").first()
+    capas = list(complaint.capas.select_related("owner")) if complaint else []
+    quality_case = case.kind == CaseKind.QUALITY or complaint is not None
+    last_export = request.session.get(EXPORT_SESSION_KEY, {}).get(str(case.pk), "")
+    context.update({
+        "drugs": list(case.drugs.select_related("product")),
+        "reactions": list(case.reactions.all()),
+        "versions": list(case.versions.select_related("created_by")),
+        "files": list(case.files.select_related("uploaded_by")),
+        "complaint": complaint, "capas": capas, "quality_case": quality_case,
+        "open": case.status in OPEN_CASE_STATUSES,
+        "closed": case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED),
+        "late_now": _late_now(case, now),
+        "sex_label": dict(Sex.choices).get(case.patient_sex, case.patient_sex),
+        "age_unit_label": dict(AgeUnit.choices).get(case.patient_age_unit, case.patient_age_unit),
+    })  # fmt: skip
+    if may_handle:
+        version = {"version": case.version}
+        capa_errors = forms.get("capa_update_errors") or {}
+        for c in capas:
+            c.update_form = CapaUpdateForm(initial={"status": c.status, "effectiveness_check": c.effectiveness_check},
+                                           prefix=f"capa{c.pk}")  # fmt: skip
+            c.update_errors = capa_errors.get(c.pk, [])
+        context.update({
+            "status_form": forms.get("status_form") or StatusForm(initial=version),
+            "export_form": forms.get("export_form") or ExportForm(),
+            "submission_form": forms.get("submission_form") or SubmissionForm(initial={
+                "jurisdiction": Jurisdiction.CN, "kind": ClockKind.REPORT, "message_id": last_export,
+                "submitted_at": timezone.localtime(now).replace(second=0, microsecond=0),
+            }),
+            "quality_form": forms.get("quality_form") or QualityForm(initial=QualityForm.initial_for(case, complaint)),
+            "capa_form": forms.get("capa_form") or CapaForm(initial={"owner": user.pk}),
+            "file_form": forms.get("file_form") or FileForm(),
+            "export_problems": forms.get("export_problems") or [],
+            "conflict": forms.get("conflict", False),
+        })  # fmt: skip
+    return context
+
+
+def _audit_read(request, case: SafetyCase, purpose: str) -> None:
+    audit.record(A.READ_PERSONAL, case, user=request.user, fields=PERSONAL_FIELDS, purpose=purpose)
+
+
+def _detail_page(request, case: SafetyCase, status: int = 200, **forms) -> HttpResponse:
+    user = request.user
+    if not (access.can(user, Cap.HANDLE_SAFETY) or access.can(user, Cap.OVERSEE_SAFETY)):
+        context = {"case": case, "submitted": case.submissions.exists()}
+        return render(request, "safety/case_status.html", context, status=status)
+    context = _detail_context(request, case, **forms)
+    if context["full"]:
+        _audit_read(request, case, "case page")
+    return render(request, "safety/case_detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def case_detail(request, pk: int):
+    return _detail_page(request, _case_or_404(request.user, pk))
+
+
+# --- edit and follow-up ---------------------------------------------------------------------------------
+
+
+def _edit_forms(request, case: SafetyCase, *, follow_up: bool):
+    post = request.POST if request.method == "POST" else None
+    main = CaseFieldsForm(post, initial=CaseFieldsForm.initial_for(case))
+    drugs = DrugFormSet(post, initial=drug_initial(case), prefix="drugs")
+    reactions = ReactionFormSet(post, initial=reaction_initial(case), prefix="reactions")
+    extra = None
+    if follow_up:
+        extra = FollowUpFieldsForm(
+            post, initial={"received_at": timezone.localtime().replace(second=0, microsecond=0)}
+        )
+    return main, drugs, reactions, extra
+
+
+def _place_errors(error: ValidationError, main, drugs, reactions, extra) -> None:
+    rest = drugs.add_service_errors(error, "drugs") + reactions.add_service_errors(error, "reactions")
+    for key, errors in getattr(error, "message_dict", {"": error.messages}).items():
+        if key.startswith(("drugs[", "reactions[")):
+            continue
+        target = main
+        if extra is not None and key in extra.fields:
+            target = extra
+        for message in errors:
+            target.add_error(key if key in target.fields else None, message)
+    for message in rest:
+        main.add_error(None, message)
+
+
+def _edit(request, pk: int, *, follow_up: bool):
+    user = request.user
+    case = _handling(request, pk)
+    main, drugs, reactions, extra = _edit_forms(request, case, follow_up=follow_up)
+    status, conflict = 200, False
+    if request.method == "POST" and request.POST.get("add_row") in ("drugs", "reactions"):
+        # "add a drug / reaction": the same input again with one more empty row, nothing saved
+        posted = request.POST.copy()
+        key = f"{request.POST['add_row']}-TOTAL_FORMS"
+        posted[key] = str(int(posted.get(key) or 0) + 1)
+        main = CaseFieldsForm(posted, initial=CaseFieldsForm.initial_for(case))
+        drugs = DrugFormSet(posted, initial=drug_initial(case), prefix="drugs")
+        reactions = ReactionFormSet(posted, initial=reaction_initial(case), prefix="reactions")
+        if extra is not None:
+            extra = FollowUpFieldsForm(posted)
+    elif request.method == "POST":
+        status = 400
+        forms_ok = (
+            main.is_valid() & drugs.is_valid() & reactions.is_valid() & (extra is None or extra.is_valid())
+        )
+        if forms_ok:
+            data = {**main.service_data(), "drugs": drugs.rows(), "reactions": reactions.rows()}
+            version = main.cleaned_data.get("version")
+            try:
+                if follow_up:
+                    services.add_follow_up(user, case, data, received_at=extra.cleaned_data["received_at"],
+                                           summary=extra.cleaned_data.get("summary") or "", version=version)  # fmt: skip
+                else:
+                    services.update_case(user, case, data, version=version)
+            except ConflictError:
+                case = _handling(request, pk)
+                posted = request.POST.copy()
+                posted["version"] = str(case.version)
+                main = CaseFieldsForm(posted, initial=CaseFieldsForm.initial_for(case))
+                main.is_valid()
+                main.add_error(None, str(CONFLICT))
+                status, conflict = 409, True
+            except ValidationError as e:
+                _place_errors(e, main, drugs, reactions, extra)
+            else:
+                text = (_("The follow-up was added as a new version of %(number)s.") if follow_up
+                        else _("%(number)s was saved.")) % {"number": case.number}  # fmt: skip
+                messages.success(request, text)
+                return redirect("safety:case", pk=case.pk)
+    _audit_read(request, case, "case follow-up form" if follow_up else "case edit form")
+    context = {"case": case, "form": main, "drug_formset": drugs, "reaction_formset": reactions,
+               "follow_form": extra, "follow_up": follow_up, "conflict": conflict}  # fmt: skip
+    return render(request, "safety/case_edit.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_edit(request, pk: int):
+    return _edit(request, pk, follow_up=False)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_follow_up(request, pk: int):
+    return _edit(request, pk, follow_up=True)
+
+
+# --- actions on the case page ----------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def case_status(request, pk: int):
+    case = _handling(request, pk)
+    form = StatusForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.set_status(
+                request.user, case, d["status"], reason=d.get("reason") or "", version=d["version"]
+            )
+        except ConflictError:
+            case = _handling(request, pk)
+            form.add_error(None, str(CONFLICT))
+            return _detail_page(request, case, 409, status_form=form, conflict=True)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            case.refresh_from_db()
+            messages.success(request, _("%(number)s is now “%(status)s”.")
+                             % {"number": case.number, "status": case.get_status_display()})  # fmt: skip
+            return redirect("safety:case", pk=case.pk)
+    return _detail_page(request, case, 400, status_form=form)
+
+
+@login_required
+@require_POST
+def case_export(request, pk: int):
+    case = _handling(request, pk)
+    form = ExportForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            result = services.export_icsr(request.user, [case], otp_code=d["otp_code"], purpose=d["purpose"])
+        except ExportRefused as e:
+            problems = [{"problem": p, "link": _problem_link(case, p.field)} for p in e.problems]
+            return _detail_page(request, case, 400, export_form=ExportForm(initial={"purpose": d["purpose"]}),
+                                export_problems=problems)  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            exports = dict(request.session.get(EXPORT_SESSION_KEY, {}))
+            exports[str(case.pk)] = result.message_id
+            request.session[EXPORT_SESSION_KEY] = exports
+            response = HttpResponse(result.xml, content_type="application/xml; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="{case.number}-{result.message_id}.xml"'
+            response["Cache-Control"] = "private, no-store"
+            return response
+    return _detail_page(request, case, 400, export_form=form)
+
+
+@login_required
+@require_POST
+def case_submission(request, pk: int):
+    case = _handling(request, pk)
+    form = SubmissionForm(request.POST)
+    if form.is_valid():
+        try:
+            submission = services.record_submission(request.user, case, form.service_data(),
+                                                    otp_code=form.cleaned_data["otp_code"])  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            text = _("The submission of %(number)s was recorded.") % {"number": case.number}
+            if submission.late:
+                text += " " + _("It was %(days)d day(s) late.") % {"days": submission.delay_days}
+            messages.success(request, text)
+            return redirect("safety:case", pk=case.pk)
+    return _detail_page(request, case, 400, submission_form=form)
+
+
+@login_required
+@require_GET
+def case_report_pdf(request, pk: int):
+    case = _handling(request, pk)
+    data = report_pdf.render(case)
+    audit.record(A.EXPORT, case, user=request.user, format="报告表 PDF", fields=PERSONAL_FIELDS)
+    response = HttpResponse(data, content_type="application/pdf")
+    name = f"{case.number}-药品不良反应事件报告表.pdf"
+    response["Content-Disposition"] = (
+        f"attachment; filename=\"{case.number}.pdf\"; filename*=UTF-8''{quote(name)}"
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_POST
+def case_quality(request, pk: int):
+    case = _handling(request, pk)
+    form = QualityForm(request.POST)
+    if form.is_valid():
+        try:
+            services.update_quality(
+                request.user, case, form.service_data(), version=form.cleaned_data.get("version")
+            )
+        except ConflictError:
+            case = _handling(request, pk)
+            form.add_error(None, str(CONFLICT))
+            return _detail_page(request, case, 409, quality_form=form, conflict=True)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The quality investigation was saved."))
+            return redirect(reverse("safety:case", args=[case.pk]) + "#quality")
+    return _detail_page(request, case, 400, quality_form=form)
+
+
+@login_required
+@require_POST
+def capa_add(request, pk: int):
+    case = _handling(request, pk)
+    form = CapaForm(request.POST)
+    if form.is_valid():
+        try:
+            services.add_capa(request.user, case, form.cleaned_data)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The CAPA action was added."))
+            return redirect(reverse("safety:case", args=[case.pk]) + "#capa")
+    return _detail_page(request, case, 400, capa_form=form)
+
+
+@login_required
+@require_POST
+def capa_update(request, pk: int, capa_pk: int):
+    case = _handling(request, pk)
+    capa = Capa.objects.filter(pk=capa_pk, complaint__case=case).first()
+    if capa is None:
+        raise Http404(_("No such CAPA action on this case."))
+    form = CapaUpdateForm(request.POST, prefix=f"capa{capa.pk}")
+    errors: list[str] = []
+    if form.is_valid():
+        try:
+            services.update_capa(request.user, capa, form.cleaned_data)
+        except ValidationError as e:
+            errors = e.messages
+        else:
+            messages.success(request, _("The CAPA action was updated."))
+            return redirect(reverse("safety:case", args=[case.pk]) + "#capa")
+    else:
+        errors = [m for ms in form.errors.values() for m in ms]
+    return _detail_page(request, case, 400, capa_update_errors={capa.pk: errors})
+
+
+# --- files ---------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def file_upload(request, pk: int):
+    case = _handling(request, pk)
+    form = FileForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            services.add_file(request.user, case, form.cleaned_data["files"])
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The file was added to the case."))
+            return redirect(reverse("safety:case", args=[case.pk]) + "#files")
+    return _detail_page(request, case, 400, file_form=form)
+
+
+@login_required
+@require_GET
+def file_download(request, pk: int):
+    """A file of a case: PV only (photos and records may show the patient)."""
+    access.require(request.user, Cap.HANDLE_SAFETY)
+    case_file = CaseFile.objects.select_related("case").filter(pk=pk).first()
+    if case_file is None:
+        raise Http404(_("No such file, or you may not see it."))
+    try:
+        handle = case_file.file.open("rb")
+    except FileNotFoundError:
+        raise Http404(_("The file is missing from the storage.")) from None
+    audit.record(A.READ_PERSONAL, case_file.case, user=request.user, fields=["files"], file=case_file.name)
+    response = FileResponse(handle, content_type=case_file.content_type)
+    response["Content-Length"] = str(case_file.size)
+    ascii_name = (
+        case_file.name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or "file"
+    )
+    response["Content-Disposition"] = (
+        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(case_file.name)}"
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- the panel on a ticket or interaction page (templatetags/safety_tags.py) ---------------------------------
+
+
+def panel_context(user, source) -> dict:
+    """What the safety panel of a ticket or interaction shows the user: PV gets the flags, the cases and
+    the button to open one; the member of staff who raised or holds the record gets the case numbers and
+    their status; anyone else nothing. At most two queries."""
+    from pharmacrm.servicedesk.models import Ticket
+
+    is_ticket = isinstance(source, Ticket)
+    field = "source_ticket" if is_ticket else "source_interaction"
+    if access.can(user, Cap.HANDLE_SAFETY):
+        flag_field = "ticket" if is_ticket else "interaction"
+        flags = list(
+            Flag.objects.filter(**{flag_field: source}).select_related("case").order_by("-created_at")
+        )
+        cases = list(SafetyCase.objects.filter(**{field: source}).only("pk", "number", "status", "kind", "valid")
+                     .order_by("id"))  # fmt: skip
+        open_url = (reverse("safety:from-ticket", args=[source.pk]) if is_ticket
+                    else reverse("safety:from-interaction", args=[source.pk]))  # fmt: skip
+        return {"show": True, "pv": True, "flags": flags, "cases": cases, "open_url": open_url,
+                "kind_form": FromSourceForm(auto_id="safety-%s"), "pending": SignalStatus.PENDING, "source": source,
+                "is_ticket": is_ticket}  # fmt: skip
+    user_id = getattr(user, "pk", None)
+    if is_ticket:
+        involved = user_id is not None and user_id in (source.created_by_id, source.assignee_id)
+    else:
+        involved = user_id is not None and source.created_by_id == user_id
+    if not involved:
+        return {"show": False}
+    cases = list(SafetyCase.objects.filter(**{field: source}).only("pk", "number", "status").order_by("id"))
+    return {"show": bool(cases), "pv": False, "cases": cases, "source": source, "is_ticket": is_ticket}
+
+
+urlpatterns: list = [  # included by urls.py under /safety/
+    path("", case_list, name="cases"),
+    path("cases/new/", case_new, name="case-new"),
+    path("cases/<int:pk>/", case_detail, name="case"),
+    path("cases/<int:pk>/edit/", case_edit, name="case-edit"),
+    path("cases/<int:pk>/follow-up/", case_follow_up, name="case-follow-up"),
+    path("cases/<int:pk>/status/", case_status, name="case-status"),
+    path("cases/<int:pk>/export/", case_export, name="case-export"),
+    path("cases/<int:pk>/submission/", case_submission, name="case-submission"),
+    path("cases/<int:pk>/report.pdf", case_report_pdf, name="case-report-pdf"),
+    path("cases/<int:pk>/quality/", case_quality, name="case-quality"),
+    path("cases/<int:pk>/capa/", capa_add, name="case-capa"),
+    path("cases/<int:pk>/capa/<int:capa_pk>/", capa_update, name="case-capa-update"),
+    path("cases/<int:pk>/files/", file_upload, name="case-file-upload"),
+    path("files/<int:pk>/", file_download, name="case-file"),
+    path("from-ticket/<int:ticket_pk>/", from_ticket, name="from-ticket"),
+    path("from-interaction/<int:pk>/", from_interaction, name="from-interaction"),
+]

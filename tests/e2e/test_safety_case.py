@@ -1,0 +1,54 @@
+"""A PV officer in a real Chromium, in Chinese: signs in with the one-time code, opens a case that misses
+its reporter, fills the reporter in on the edit form and sees the case turn valid."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from pharmacrm.safety import services
+from pharmacrm.safety.models import SafetyCase
+from tests.safety.conftest import COMPLETE, sign_code
+
+from .conftest import shot, sign_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_pv_officer_fills_the_missing_reporter_and_the_case_turns_valid(page, users):
+    case = services.create_case(users["pv"], {
+        **COMPLETE, "reporter_name": "", "reporter_contact": "", "reporter_institution": "",
+        "received_at": timezone.now() - dt.timedelta(days=1),
+    })  # fmt: skip
+    assert not case.valid and case.missing == ["reporter"]
+
+    code = sign_code(users["pv"])  # sets up the officer's authenticator before the sign-in
+    sign_in(page, "pv")
+    assert reverse("otp") in page.url
+    page.fill("#id_code", code)
+    with page.expect_navigation():
+        page.press("#id_code", "Enter")
+
+    page.goto(reverse("safety:case", args=[case.pk]))
+    assert page.locator("#case-valid").get_attribute("class") == "missing-badge"
+    assert (
+        page.locator('#criteria li[data-criterion="reporter"]').get_attribute("class") == "criterion-missing"
+    )
+    assert page.locator("#follow-up-task").is_visible()
+
+    with page.expect_navigation():
+        page.click("#edit-case")
+    page.fill("#id_reporter_name", "陈医生")
+    page.fill("#id_reporter_contact", "13900139000")
+    with page.expect_navigation():
+        page.click("#save-case")
+
+    assert page.url.endswith(reverse("safety:case", args=[case.pk]))
+    assert page.locator("#case-valid").get_attribute("class") == "valid-badge"
+    assert page.locator('#criteria li[data-criterion="reporter"]').get_attribute("class") == "criterion-ok"
+    assert page.locator("#follow-up-task").count() == 0
+    assert page.locator("#reporter-name").inner_text() == "陈医生"
+    shot(page, "safety-case-valid")
+    case = SafetyCase.objects.get(pk=case.pk)
+    assert case.valid and case.reporter_name == "陈医生"

@@ -1,0 +1,47 @@
+"""`pharmacrm safety …`: the contracts other tools rely on."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.safety.e2b import schema
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command("safety", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_list_prints_case_numbers_one_per_line_and_filters_valid(make_case):
+    valid = make_case()
+    invalid = make_case(reporter_name="", reporter_contact="", reporter_institution="")
+    assert run("list").splitlines() == [valid.number, invalid.number]
+    assert run("list", "--valid").splitlines() == [valid.number]
+
+
+def test_export_icsr_writes_a_schema_valid_batch_and_is_audited(make_case, tmp_path):
+    first, second = make_case(), make_case()
+    out = tmp_path / "batch.xml"
+    run("export-icsr", first.number, second.number, "--out", str(out))
+    data = out.read_bytes()
+    assert schema.validate(data) == []
+    assert data.count(b"<PORR_IN049016UV") == 2
+    assert AuditEntry.objects.filter(action="export", actor_name__startswith="cli:").exists()
+
+
+def test_export_icsr_refuses_with_what_to_fill_in_and_writes_nothing(make_case, tmp_path):
+    uncoded = make_case(reactions=[{"verbatim": "头晕", "outcome": "1"}])
+    out = tmp_path / "batch.xml"
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("safety", "export-icsr", uncoded.number, "--out", str(out), stdout=io.StringIO(), stderr=err)
+    assert "E.i.2.1b" in err.getvalue() and not out.exists()
+    with pytest.raises(CommandError):
+        run("export-icsr", "AE-1999-000001", "--out", str(out))
