@@ -38,7 +38,7 @@ def _clean(user, data: dict, *, partial: bool) -> dict:
     if not partial or "channel" in values:
         if values.get("channel") not in InteractionChannel.values:
             errors["channel"] = [_("Choose how the interaction took place.")]
-    if not partial or "received_at" in values:
+    if not partial or values.get("received_at") is not None:
         at = values.get("received_at") or timezone.now()
         if isinstance(at, str):
             try:
@@ -51,6 +51,8 @@ def _clean(user, data: dict, *, partial: bool) -> dict:
         if at > timezone.now() + dt.timedelta(minutes=5):
             errors["received_at"] = [_("An interaction cannot be in the future.")]
         values["received_at"] = at
+    if partial and "received_at" in values and values["received_at"] is None:
+        values.pop("received_at")  # an empty field never moves day 0
     if "safety_relevant" in values:
         values["safety_relevant"] = bool(values["safety_relevant"])
     for key in ("institution", "person"):

@@ -449,10 +449,20 @@ class FollowUpSerializer(CaseSerializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
+    summary = serializers.CharField(
+        read_only=True, help_text=PV_ONLY + " What is new (may be medical detail)."
+    )
+
     class Meta:
         model = CaseVersion
         fields = ["sequence", "received_at", "summary", "changes", "created_at"]
         read_only_fields = fields
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if not self.context.get("identity"):
+            fields.pop("summary")
+        return fields
 
 
 class StatusSerializer(CleanTextMixin, serializers.Serializer):
@@ -624,7 +634,9 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         """GET: the versions of the case (0 = the initial report), oldest first."""
         case = self.get_object()
         if request.method == "GET":
-            return Response(VersionSerializer(case.versions.order_by("sequence"), many=True).data)
+            identity = access.can_see_case_identity(request.user)
+            versions = case.versions.order_by("sequence")
+            return Response(VersionSerializer(versions, many=True, context={"identity": identity}).data)
         services.require(request.user)
         form = FollowUpSerializer(
             data=request.data, context={**self.get_serializer_context(), "identity": True}

@@ -166,6 +166,11 @@ def test_the_same_seed_gives_the_same_customers(demo_env):
     people = list(Person.objects.order_by("code").values_list("name", "title"))
     assert len(names) == result.institutions + result.departments
     # start again on an empty customer base (the users stay)
+    from pharmacrm.engagement.models import Interaction
+    from pharmacrm.safety.models import SafetyCase
+
+    SafetyCase.objects.all().delete()
+    Interaction.objects.all().delete()
     ImprovementAction.objects.all().delete()
     Ticket.objects.all().delete()
     Person.objects.all().delete()

@@ -69,14 +69,16 @@ def test_a_rep_sees_the_interactions_of_the_customers_in_the_territory_only(clie
 def test_recording_a_visit_that_mentions_a_rash_tells_pharmacovigilance(client_for, xiehe):
     client = client_for("rep")
 
-    response = client.post(
-        "/interactions/new/", _form(xiehe, notes="张主任说有患者用药后出现皮疹"), follow=True
-    )
+    person = xiehe.people.get(name="张伟")
+    form = _form(xiehe, person=person.pk, notes="张主任说有患者用药后出现皮疹")
+    response = client.post("/interactions/new/", form, follow=True)
 
     interaction = Interaction.objects.get()
     assert response.redirect_chain[-1][0] == f"/interactions/{interaction.pk}/"
     assert Flag.objects.get(interaction=interaction).status == SignalStatus.PENDING
-    assert 'data-flag="pending"' in response.content.decode()
+    assert interaction.person == person
+    page = response.content.decode()
+    assert 'data-flag="pending"' in page and f'href="/customers/people/{person.pk}/"' in page
 
 
 def test_day_zero_is_the_time_entered_not_the_time_saved(client_for, xiehe):

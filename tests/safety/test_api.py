@@ -329,6 +329,9 @@ def test_a_follow_up_is_a_new_version_with_its_own_receipt_date(api_for, case):
     assert [v["sequence"] for v in versions] == [0, 1]
     assert versions[1]["changes"] == ["reactions"]
     assert dt.datetime.fromisoformat(versions[1]["received_at"]) == received
+    assert versions[1]["summary"] == "医院补充：患者已住院"
+    overseen = api_for("manager").get(f"/api/v1/safety/cases/{case.pk}/follow-ups/").json()
+    assert [v["sequence"] for v in overseen] == [0, 1] and "summary" not in overseen[1]
 
 
 def test_nullifying_needs_a_reason(api_for, case):
