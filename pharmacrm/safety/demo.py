@@ -27,6 +27,12 @@ PRURITUS, ANAPHYLAXIS, URTICARIA = ("瘙痒", "10037087"), ("过敏性休克", "
 INEFFECTIVE, OVERDOSE, OFF_LABEL, PREGNANCY = ("用药无效", "10013709"), ("用药过量", "10033295"), \
     ("超说明书用药", "10053762"), ("妊娠期暴露", "10073513")  # fmt: skip
 
+DISMISSALS = [
+    "客户咨询说明书中已列出的不良反应，本人未用药，非不良反应病例。",
+    "核实后为原患疾病症状，用药前已存在，与本品无关。",
+    "同一事件已由医院直报并在既有病例中随访，重复标记。",
+    "客户描述的是竞品用药后的情况，已告知向该企业报告。",
+]
 PATIENTS = [("王XX", "2", "45"), ("李XX", "1", "67"), ("赵XX", "2", "31"), ("陈XX", "1", "8"), ("刘XX", "2", "29"),
             ("周XX", "1", "52"), ("孙XX", "2", "73"), ("吴XX", "1", "40")]  # fmt: skip
 
@@ -85,13 +91,15 @@ def load() -> int:
                     "received_at": at(days), "subject": subject, "notes": notes, "product": products[0],
                 })  # fmt: skip
 
-        # flags from the service-desk demo: confirm a few into cases, dismiss one, leave the rest to triage
-        pending = list(Flag.objects.filter(status=SignalStatus.PENDING, ticket__isnull=False).order_by("id"))
-        for i, flag in enumerate(pending[:4]):
-            case = services.confirm_flag(pv, flag, data={**patient(i), "reactions": [_reaction(RASH, i % 2 == 0)]})
-            made.append(case)
-        if len(pending) > 4:
-            services.dismiss_flag(pv, pending[4], reason="客户咨询说明书中已列出的不良反应，本人未用药，非不良反应病例。")
+        # flags from the service-desk demo: what came in more than two days ago has been triaged (a few
+        # confirmed into cases, the rest dismissed with a reason); the recent ones wait in the queue
+        pending = list(Flag.objects.filter(status=SignalStatus.PENDING, ticket__isnull=False).order_by("received_at", "id"))
+        old = [f for f in pending if f.received_at < at(2)]
+        for i, flag in enumerate(old):
+            if i % 3 == 0:
+                made.append(services.confirm_flag(pv, flag, data={**patient(i), "reactions": [_reaction(RASH, i % 2 == 0)]}))
+            else:
+                services.dismiss_flag(pv, flag, reason=DISMISSALS[i % len(DISMISSALS)])
 
         p = products
         complete = [  # (kind, days since day 0, reactions, extra)
@@ -121,11 +129,15 @@ def load() -> int:
                                 route="口服", frequency="每日 2 次", action_taken="1", dechallenge="yes")],
                 "reactions": reactions, **extra,
             }))  # fmt: skip
-        # invalid ones: each misses one of the four criteria (a follow-up task collects it)
-        for i, missing in enumerate(("patient", "reporter", "product", "reaction")):
-            data = {"kind": CaseKind.ADVERSE_REACTION, "received_at": at(1 + i), **patient(i), **reporter,
+        # invalid ones, of every kind: each misses one of the four criteria (a follow-up task collects it)
+        for i, kind in enumerate(CaseKind):
+            missing = ("patient", "reporter", "product", "reaction")[i % 4]
+            data = {"kind": kind, "received_at": at(1 + i % 5), **patient(i), **reporter,
                     "drugs": [_drug(p[i % len(p)], "")], "reactions": [_reaction(HEADACHE, False)]}  # fmt: skip
-            if missing == "patient":
+            if kind == CaseKind.QUALITY:  # a complaint without a reaction needs a reporter and the product
+                data.update(reactions=[], reporter_name="", reporter_contact="", reporter_institution="",
+                            quality={"defect": "瓶盖密封不严，有渗漏。"})  # fmt: skip
+            elif missing == "patient":
                 data.update(patient_name="", patient_sex="", patient_age="")
             elif missing == "reporter":
                 data.update(reporter_name="", reporter_contact="", reporter_institution="")

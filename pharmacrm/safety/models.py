@@ -147,6 +147,11 @@ class SafetyCase(models.Model):
     class Meta:
         verbose_name = _("safety case")
         verbose_name_plural = _("safety cases")
+        constraints = [  # one case per worldwide id: a second report of it is a follow-up, never a duplicate
+            models.UniqueConstraint(
+                fields=["worldwide_id"], condition=~models.Q(worldwide_id=""), name="case_worldwide_id_once"
+            )
+        ]
         indexes = [
             models.Index(fields=["status", "-received_at"], name="case_status_received"),
             models.Index(fields=["-received_at", "id"], name="case_received"),

@@ -541,7 +541,16 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
             case.source_ticket = source
         elif source is not None:
             case.source_interaction = source
-        case.save()
+        try:
+            with transaction.atomic():
+                case.save()
+        except IntegrityError:
+            if case.worldwide_id and SafetyCase.objects.filter(worldwide_id=case.worldwide_id).exists():
+                raise ValidationError({"worldwide_id": [
+                    _("A case with the worldwide id %(id)s exists already: add this report as its follow-up.")
+                    % {"id": case.worldwide_id}
+                ]}) from None  # fmt: skip
+            raise
         _write_rows(case, drugs, reactions)
         if quality is not None:
             QualityComplaint.objects.create(case=case, **quality)

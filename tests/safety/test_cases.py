@@ -322,3 +322,13 @@ def test_a_dismissed_flag_needs_a_reason_and_returns_only_for_new_terms(users, x
     assert Flag.objects.filter(ticket=ticket).count() == 1  # nothing new
     conversation.post_message(users["agent"], ticket, kind="note", body="今天又出现呕吐，已住院。")
     assert Flag.objects.filter(ticket=ticket, status="pending").count() == 1
+
+
+def test_one_case_per_worldwide_id(make_case):
+    make_case(worldwide_id="US-PARTNER-0001")
+    with pytest.raises(ValidationError) as error:
+        make_case(worldwide_id="US-PARTNER-0001")
+    assert "worldwide_id" in error.value.message_dict
+    assert SafetyCase.objects.filter(worldwide_id="US-PARTNER-0001").count() == 1
+    make_case(worldwide_id="")  # cases of our own have none: no clash
+    make_case(worldwide_id="")
