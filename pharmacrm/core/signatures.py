@@ -58,19 +58,24 @@ def verify_code(user, code: str) -> bool:
     return False
 
 
-def sign(user, code: str, meaning: str, obj, *, reason: str = "", label: str = "") -> Signature:
-    """Re-authenticate `user` with `code` and record their signature of `obj` with `meaning`.
-    Raises ValidationError on the `otp_code` field when the code is wrong, used or the user has no
-    authenticator; the failure is audited too."""
+def verify(user, code: str, meaning: str, obj) -> None:
+    """Re-authenticate `user` with `code` before a signed act. Raises ValidationError on the `otp_code`
+    field when the code is wrong, used or the user has no authenticator. Call it OUTSIDE the act's
+    transaction: the failure's audit entry and django-otp's throttle must survive the rollback."""
     if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         raise ValidationError({"otp_code": [_("Set up your authenticator app before you sign.")]})
-    object_type, object_id, object_repr = audit.object_label(obj)
     if not verify_code(user, code):
         audit.record(AuditEntry.Action.LOGIN_FAILED, obj, user=user, signature=meaning, reason="wrong one-time code")
         raise ValidationError(
             {"otp_code": [_("This one-time code is not correct or was already used. Enter the current code "
                             "from your authenticator app.")]}  # fmt: skip
         )
+
+
+def record(user, meaning: str, obj, *, reason: str = "", label: str = "") -> Signature:
+    """Store the signature of a user who passed `verify` a moment ago, with its audit entry (inside the
+    signed act's transaction, so that a failed act leaves no signature behind)."""
+    object_type, object_id, object_repr = audit.object_label(obj)
     with transaction.atomic():
         sig = Signature(
             user=user, signed_at=timezone.now(), meaning=meaning, object_type=object_type,
@@ -83,6 +88,12 @@ def sign(user, code: str, meaning: str, obj, *, reason: str = "", label: str = "
             reason=reason,
         )  # fmt: skip
     return sig
+
+
+def sign(user, code: str, meaning: str, obj, *, reason: str = "", label: str = "") -> Signature:
+    """verify, then record: for an act that is a single write."""
+    verify(user, code, meaning, obj)
+    return record(user, meaning, obj, reason=reason, label=label)
 
 
 def intact(sig: Signature) -> bool:

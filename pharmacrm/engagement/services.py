@@ -89,6 +89,10 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
         fresh = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if version is not None and int(version) != fresh.version:
             raise ConflictError(fresh.version)
+        if "received_at" in values and values["received_at"] != fresh.received_at and fresh.safety_flags.exists():
+            raise ValidationError({"received_at": [
+                _("This interaction was flagged for pharmacovigilance: its time is day 0 and can no longer change.")
+            ]})  # fmt: skip
         before = {f: getattr(fresh, f) for f in values}
         for field, value in values.items():
             setattr(fresh, field, value)

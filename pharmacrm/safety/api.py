@@ -367,7 +367,7 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
         return fields
 
     def _open_clocks(self, case) -> list[SafetyClock]:
-        return [c for c in case.clocks.all() if c.met_at is None]
+        return [c for c in case.clocks.all() if c.met_at is None and c.stopped_at is None]
 
     @extend_schema_field(OpenApiTypes.DATETIME)
     def get_next_due_at(self, case) -> str | None:
@@ -636,6 +636,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         if request.method == "GET":
             identity = access.can_see_case_identity(request.user)
             versions = case.versions.order_by("sequence")
+            if identity:  # the summaries may carry medical detail
+                _audit_read(request, case, "api follow-ups")
             return Response(VersionSerializer(versions, many=True, context={"identity": identity}).data)
         services.require(request.user)
         form = FollowUpSerializer(
@@ -787,7 +789,8 @@ class CaseReportPdfView(APIView):
         if case is None:
             raise Http404
         pdf = report_pdf.render(case)
-        _audit_read(request, case, "report pdf")
+        audit.record(AuditEntry.Action.EXPORT, case, user=request.user, format="报告表 PDF", fields=READ_FIELDS,
+                     purpose="api report pdf")  # fmt: skip
         response = HttpResponse(pdf, content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{case.number}.pdf"'
         return response
@@ -1041,6 +1044,14 @@ class FlagSerializer(serializers.ModelSerializer):
     def get_source_number(self, flag: Flag) -> str:
         return flag.ticket.number if flag.ticket_id else ""
 
+    def get_fields(self):
+        """The excerpt is the customer's own words and may name the patient: PV only."""
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is None or not access.can_see_case_identity(request.user):
+            fields.pop("excerpt", None)
+        return fields
+
     @extend_schema_field(OpenApiTypes.DATETIME)
     def get_handoff_due_at(self, flag: Flag) -> str | None:
         due = min((c.due_at for c in flag.clocks.all()), default=None)
@@ -1126,7 +1137,7 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         form = DismissSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         services.dismiss_flag(request.user, flag, reason=clean_text(form.validated_data["reason"]))
-        return Response(FlagSerializer(self.get_queryset().get(pk=flag.pk)).data)
+        return Response(FlagSerializer(self.get_queryset().get(pk=flag.pk), context={"request": request}).data)
 
 
 # --- reporting rules ---------------------------------------------------------------------------------------

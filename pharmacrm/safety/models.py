@@ -269,6 +269,8 @@ class SafetyClock(models.Model):
     warned_at = models.DateTimeField(null=True, blank=True)
     breached_at = models.DateTimeField(_("overdue since"), null=True, blank=True)
     met_at = models.DateTimeField(_("met"), null=True, blank=True)
+    # the case was closed or nullified without meeting it: not watched, not listed; reopening clears it
+    stopped_at = models.DateTimeField(_("stopped"), null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -280,7 +282,10 @@ class SafetyClock(models.Model):
                 fields=["next_check_at"], condition=models.Q(next_check_at__isnull=False), name="safety_clock_check"
             ),
             # the PV officer's due list: open clocks, earliest deadline first
-            models.Index(fields=["due_at", "id"], condition=models.Q(met_at__isnull=True), name="safety_clock_open"),
+            models.Index(
+                fields=["due_at", "id"], condition=models.Q(met_at__isnull=True, stopped_at__isnull=True),
+                name="safety_clock_open",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,9 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
-def screen_ticket(ticket, texts: Iterable[str] = ()) -> None:
+def screen_ticket(ticket, texts: Iterable[str] = (), *, heard_at=None) -> None:
+    """`texts`: a new reply, note or customer e-mail, and `heard_at` its time: a reaction first mentioned
+    there was heard then, not when the ticket was opened."""
     from . import services
 
+    if heard_at is not None:  # only the new message: the ticket's own text was screened when it was saved
+        services.screen_source(ticket, list(texts), heard_at=heard_at)
+        return
     services.screen_source(ticket, [ticket.subject, ticket.description, *texts],
                            safety_relevant=ticket.safety_relevant)  # fmt: skip
 

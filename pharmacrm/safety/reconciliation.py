@@ -72,7 +72,7 @@ def _timeliness(clocks: list[dict], submissions: list[dict], now: dt.datetime) -
     """(state, days late or overdue) of a case from its report clocks and submissions."""
     if not clocks:
         return NOT_REPORTABLE, 0
-    open_clocks = [c for c in clocks if c["met_at"] is None]
+    open_clocks = [c for c in clocks if c["met_at"] is None and c.get("stopped_at") is None]
     if open_clocks:
         due = min(c["due_at"] for c in open_clocks)
         return (OVERDUE, _late_days(now - due)) if due < now else (NOT_YET, 0)
@@ -163,7 +163,7 @@ def report(
     )
     clocks = defaultdict(list)
     for c in SafetyClock.objects.filter(kind=ClockKind.REPORT, case_id__in=case_qs.values("id")).values(
-        "case_id", "due_at", "met_at"
+        "case_id", "due_at", "met_at", "stopped_at"
     ):
         clocks[c["case_id"]].append(c)
     submissions = defaultdict(list)

@@ -52,7 +52,8 @@ _HANT_HANS = (
     "劇剧傷伤亂乱虛虚熱热顫颤喪丧適适續续關关係系狀状況况險险診诊搶抢歲岁餵喂嬰婴兒儿寶宝產产婦妇媽妈"
     "爺爷嬤嬷蓋盖渾浑濁浊澱淀雜杂塗涂癒愈覺觉聲声動动頻频陣阵號号標标籤签書书碼码優优驗验證证網网頁页"
     "統统鏈链錄录腸肠脹胀燙烫腳脚臉脸頸颈嚨咙齒齿帶带給给讓让種种類类貨货擔担憂忧聞闻據据設设於于會会話话歷历試试該该斷断識识導导較较員员報报銷销庫库存存補补運运"
-    "單单開开張张貼贴噴喷壺壶黃黄寫写邊边穩稳"
+    "單单開开張张貼贴噴喷壺壶黃黄寫写邊边穩稳當当著着乾干樣样軟软額额縫缝廁厕鐵铁讀读響响興兴奮奋"
+    "鬱郁殺杀夢梦緒绪溫温鬧闹擾扰"
 )
 _TRANSLATE = str.maketrans({a: b for a, b in zip(_HANT_HANS[::2], _HANT_HANS[1::2], strict=True) if a != b})
 
@@ -91,6 +92,15 @@ _ZH_AR = r"""
 (?:嘴唇|脸|面部|皮肤|身上|全身|手|脚|腿|眼睛|眼皮|舌头|嗓子|喉咙|胸口|嘴|口腔|牙龈)[^,;!?。、没无不未]{0,4}(?:发紫|发青|发黄|发白|发黑|红|肿|紫|痒|哑|闷|疼|痛)
 (?:血压|血糖|心率|体温|脉搏)[^,;!?。]{0,3}(?:骤降|骤升|低到|高到|太低|很低|偏低|过低|一百[一二三四五六七八九])
 (?:送|赶紧|连夜|紧急|马上)[^,;!?。]{0,5}医院
+锥体外系 肌张力障碍 静坐不能 颈部(?:扭转|僵|歪) 斜颈 (?:双眼|眼球|眼睛)上翻 角弓反张 横纹肌溶解 肌酸激酶 ck(?:升高|偏高|高|\d)
+肌肉(?:酸痛|疼|痛|无力) 浑身酸痛 肌痛 (?:跟腱|肌腱|关节)[^,;!?。]{0,3}(?:痛|疼|炎|断) 血小板[^,;!?。]{0,3}(?:下降|降低|减少|低)
+大便[^,;!?。]{0,3}(?:黑|带血|发白) 心律 心动过(?:速|缓) 低钾 低钠 史蒂文斯 表皮坏死
+摔(?:了|倒|伤|跤) 跌(?:了一?跤|伤) 缝了[^,;!?。]{0,3}针 撞到头
+(?:喂|给|吃|服|用|拿|打|注射|输|配|看|读)错 错(?:药|剂量) 剂量错 多喂 多打了 喂多了 打多了 当糖
+特别兴奋 异常兴奋 亢奋 烦躁 易怒 暴躁 乱发脾气 情绪(?:低落|不稳|波动|激动|失控) 想死 轻生 自杀 不想活 噩梦 做恶梦
+脑壳(?:昏|疼|痛|晕) 昏沉 晕乎乎 打飘 飘飘 迷糊 恍惚 反应迟钝 脑子(?:不清|转不动|一片空白)
+肚痛 屙 心跳(?:好|很)快 瞓唔(?:着|到|落) (?:好|成身|周身|全身)痕 痕痒 想呕 作呕 唔舒服 头痕
+看东西(?:发黄|发绿|模糊|重影) 视物(?:发黄|模糊|重影)
 """
 
 _EN_AR = r"""
@@ -114,6 +124,16 @@ overdos\w* double_dose too_many_(?:tablets|pills|capsules)
 wrong_(?:medicine|medication|drug|dose|pills?|tablets?) by_mistake accidental\w* swallowed ingested
 got_into_(?:the|my|his|her)_(?:bottle|pills|medicine|tablets) grabbed chewed got_hold_of
 pregnan\w* breast-?feeding
+dystoni\w* oculogyric extrapyramidal akathisia tardive_dyskinesia torticollis rhabdomyolysis myalgia myopath\w* myositis
+creatine_kinase (?:ck|cpk|alt|ast|inr)_(?:of_)?(?:\d|raised|elevated|up|rose|high) uln platelets?_(?:dropp\w*|fell|fall\w*|decreas\w*|low|count_dropp\w*)
+thrombocytop\w* heparin-induced stevens-johnson sjs toxic_epidermal tendon\w* tendin\w* achilles neutropeni\w* agranulocyt\w*
+pancreatitis qt_prolong\w* torsades? arrhythmi\w* bradycardi\w* tachycardi\w* hypotensi\w* hypoglyc\w* angioedema
+(?:glucose|sugar)_(?:dropped|fell|crashed|plummeted) cough\w*_since dry_cough
+medication_error dosing_error dispensing_error misread\w* mix-?up \d+\s*(?:units?|mg|mcg|ml|tablets?|doses?)_instead_of
+irritab\w* aggressi\w* mood_swings? suicid\w* self-harm (?:doesn't|does_not|don't|do_not)_want_to_be_here nightmares?
+hyperactiv\w* restless\w* anxious panic\w* depress\w* low_mood behaviou?r_chang\w* personality_chang\w*
+(?:feel|feels|feeling|felt)_(?:weird|strange|odd|funny|foggy|off|spacey|wired|drunk|high|woozy|out_of_it|unwell|awful|terrible)
+spaced_out foggy brain_fog woozy groggy out_of_it zombie-?like a_fall had_a_fall
 """
 
 _ZH_QUALITY = r"""
@@ -122,6 +142,11 @@ _ZH_QUALITY = r"""
 少片 缺片 少了?[一两二三四五六七八九十\d]*(?:片|粒|颗|支|袋|瓶) 数量不对
 批号不符 批号不一致 批号[^,;!?。]{0,12}不(?:一致|符|对) 变质 怪味 异味 味道不对 粘在一起 粘连 瘪了
 碎 破洞 漏出 封[^,;!?。]{0,3}(?:开|破|松) 被人动过 拆封过 温度超标 超温 印刷模糊 假药 假冒 说明书缺失 缺少说明书 黑点 斑点 空板 空胶囊
+(?:批号|规格|剂量|含量|数量|片数|粒数|mg|毫克)[^,;!?。]{0,16}(?:不一致|不符|不对|对不上|不一样|唔一样|唔同|不同)
+(?:只有|才|就|只剩)(?:[一两二三四五六七八九十\d]+)(?:片|粒|颗|支|袋|个) (?:板|泡|格|胶囊|瓶|盒)[^,;!?。]{0,4}是?空的 空泡 空格
+假货 假的 山寨 仿冒 防伪[^,;!?。]{0,10}(?:查不到|扫不出|查无|无效|不对|失败|异常|没有) 印刷[^,;!?。]{0,3}(?:模糊|不清|重影)
+(?:酸|臭|霉|馊|焦|哈喇|怪|异|刺鼻的?)味 (?:很|好|特别|有点)冲的?味 味道[^,;!?。]{0,3}(?:怪|冲|奇怪|不一样|变了)
+受潮 发软 潮解 变软 粘手 破的 裂的 颜色[^,;!?。]{0,3}(?:变|深|浅|不一样|不同) 变深 变浅 变稠 变稀
 """
 
 _EN_QUALITY = r"""
@@ -129,24 +154,34 @@ discolou?r\w* chang\w*_colou?r colou?r_change foreign_(?:particle|body|matter|ob
 leak\w* broken cracked crushed damaged torn clump\w* caked caking mou?ld\w*
 missing_(?:tablets?|pills|capsules|leaflet|hologram) only_\d+\s*(?:tablets?|pills?|capsules?|inside)
 (?:doesn't|does_not|don't|do_not)_match mismatch\w* smell\w*_(?:strange|odd|bad|funny|off)
-crumbl\w* seal\w*_(?:was_)?(?:already_)?(?:open|broken|missing) strange_(?:smell|odou?r|taste) counterfeit fake contaminat\w* tamper\w*
+crumbl\w* seal\w*[^.,;!?]{0,40}?(?:open(?:ed)?|broken|missing|torn|damaged) strange_(?:smell|odou?r|taste) counterfeit fake contaminat\w* tamper\w*
+(?:odd|strange|funny|weird|bad|sour|musty|rancid|chemical|vinegar\w*)_(?:smell|odou?r|taste) smells?_(?:like_)?(?:vinegar|sour|musty|rancid|weird)
+tastes?_(?:odd|strange|funny|different|weird|off) no_hologram hologram_(?:is_)?missing print\w*_(?:is_|was_|looks_)?(?:blurry|blurred|smudged|faded)
+blurry_print empty_(?:pockets?|blisters?|capsules?|slots?|bottle) split_(?:open|at) damp soggy went_(?:cloudy|darker|brown) darker_than
+(?:strength|dose|batch|lot|expiry)\w*_(?:on_\w+_)?(?:differs|different|mismatch\w*|(?:doesn't|does_not|don't)_match) (?:says|said|labelled|printed)_\d+\s*mg
 """
 
 _ZH_EFFICACY = r"""
 无效 没(?:有)?(?:什么)?效果 效果(?:都|也)?没有 不起作用 不管用 没用 不顶用 没作用 不见效 不见好
 没(?:有)?(?:任何)?(?:好转|改善|缓解|减轻|变化) 不(?:太|怎么)?(?:管用|起作用|见效|顶用) 无改善 降不下来 没降 控制(?:得)?不好 没控制住 不退 加重 恶化
 药效[^,;!?。]{0,4}差 效果[^,;!?。]{0,4}(?:差|不好) 还是(?:一样|很)?(?:痛|疼|咳|高|难受|烧)
+没(?:有)?(?:以前|之前|原来|过去)(?:那么|那样)?(?:管用|好用|有效|灵) 压不住 控制不住 止不住 退不下 降不下 不达标 没达标 (?:还|仍然?)没好 没好
+一点(?:也|都)?没(?:下来|降|退|变) 没(?:下来|退) 跟没(?:吃|用)一样 等于没(?:吃|用) (?:还是|仍然?|依然|照样)(?:有|一样|老样子|没)
+冇(?:效|用|改善|好转|变化) 唔(?:见效|见好|管用|work) 复发 又犯了 又发作
 """
 
 _EN_EFFICACY = r"""
 (?:didn't|did_not|doesn't|does_not|isn't|is_not|not|stopped)_work\w* no_effect not_effective
 ineffective less_effective (?:didn't|did_not)_respond no_improvement not_improv\w* (?:didn't|did_not)_help
 still_in_(?:a_lot_of_)?pain useless (?:does|did|do)_nothing worse worsen\w* no_better
+(?:done|doing)_(?:absolutely_)?nothing (?:hasn't|has_not|haven't|have_not|hadn't|won't|wouldn't)_(?:cleared|cleared_up|helped|worked|improved|gone|budged|shifted)
+treatment_failure therapeutic_failure (?:sub|non)-?therapeutic no_longer_work\w* not_working(?:_anymore)? not_as_(?:good|effective)
+still_(?:above|over|high|elevated|uncontrolled|the_same|getting|having|has|have|had) came_back come_back relaps\w* breakthrough
 """
 
 # Spans that look like a term but are not one: listed first, so at the same position they win and hide it.
 _NOT_TERMS = r"""
-过敏史 过敏体质 过敏性鼻炎 过敏的人 过敏人群 过敏患者 过敏者 肿瘤 住院部 住院期间 住院患者 住院病人 急诊科 (?:烦|累|气|急|热|冷|忙|笑|饿|困|吓|闷|懒|想)死了
+不适合 适不适 过敏史 过敏体质 过敏性鼻炎 过敏的人 过敏人群 过敏患者 过敏者 肿瘤 住院部 住院期间 住院患者 住院病人 急诊科 (?:烦|累|气|急|热|冷|忙|笑|饿|困|吓|闷|懒|想)死了
 """
 _EN_NOT_TERMS = r"""
 history_of_(?:drug_)?allerg\w* allergy_(?:history|prevention) known_allerg\w*
@@ -220,6 +255,31 @@ _NOT_A_REACTION_BEFORE = re.compile(
 _NOT_THE_PRODUCT = re.compile(
     r"网站|网页|页面|链接|app|登录|验证码|优惠券|系统|二维码|\b(?:website|link|login|app|code|coupon|portal|checkout|"
     r"password|email)\b"
+)
+
+# Whether the message is about someone who has not taken the drug (yet): symptoms of the illness before any
+# treatment (还没吃药, "haven't given him anything yet"), an allergy history or a symptom asked about before use
+# (我对青霉素过敏，能不能用…？ "does this contain sulfonamides?"), a rumour, a leaflet or a literature or training
+# request. Then a symptom word names the illness or the topic, not a reaction — unless the message also says
+# the drug was taken (吃了以后…, "after taking"), which keeps every report that merely also asks something.
+_NOT_YET = re.compile(
+    r"(?:还|尚|仍)(?:没|未)(?:有)?(?:吃|用|服|喂|喝|开始|给|打|涂)|没(?:吃|用|服)药|未(?:用|服)药|"
+    r"(?:下周|下个月|明天|过几天|准备|打算|马上要?)(?:开始)?(?:吃|用|服)|"
+    r"\b(?:before (?:starting|i start|i take|taking|using|we start|giving)|(?:haven't|have not|hasn't|has not) "
+    r"(?:given|taken|started|used|tried)|not (?:yet )?(?:started|taken)|yet to (?:start|take)|asking before)\b"
+)
+_BEFORE_USE = re.compile(
+    r"能不能(?:吃|用|服|喝|给|喂|打)|可不可以(?:吃|用|服|喂)|可以(?:吃|用|服|喂|给)[^,;!?。]{0,8}(?:吗|么|\?)|适不适合|"
+    r"适合[^,;!?。]{0,8}(?:吗|么|\?)|怎么样[?？]?$|怎么(?:吃|用|喂|服)|(?:吃|用)吗|有没有[^,;!?。]{0,8}成分|含不含|"
+    r"文献|文章|科普|培训|讲座|讲解|课件|综述|网上说|听说|据说|说明书上?(?:写|说)的|"
+    r"\b(?:suitable|can (?:i|she|he|we|my \w+) (?:take|use|have|give)|is it safe|(?:does|do) (?:this|it|they|these|the) "
+    r"(?:\w+ )?contain|will (?:this|it) (?:\w+ )?help|how much|literature|article|paper|training|webinar|"
+    r"lecture|i read|leaflet says)\b"
+)
+_EXPOSED = re.compile(
+    r"(?:吃|服|用|喝|喂|食|打|输|注射|涂|擦|贴|喷|滴|换)(?:了|完|过|咗)(?!会|再|才)|(?:用|服|吃)药(?:以|之)?后|"
+    r"\b(?:after (?:taking|starting|using|the|his|her|my|each|every)|since (?:taking|starting|using)|took|been "
+    r"(?:taking|on|using)|on (?:it|this|these|them)|started (?:on|taking|using)|was given|administered)\b"
 )
 
 
@@ -298,6 +358,10 @@ def screen(text: str) -> Result:
     sentence_bounds = [0] + [m.end() for m in SENTENCE_END.finditer(norm)] + [len(norm) + 1]
     kinds: set[str] = set()
     terms: list[str] = []
+    unexposed = bool(
+        matches
+        and (_NOT_YET.search(norm) or (_BEFORE_USE.search(norm) and not _EXPOSED.search(norm)))
+    )
     negated_at_end = -1  # end offset of a negated term, for lists: "denies nausea, vomiting or dizziness"
     for m in matches:
         start, end = m.span()
@@ -309,7 +373,7 @@ def screen(text: str) -> Result:
         if _negated(before) or (negated_at_end >= 0 and _LIST_GAP.fullmatch(norm, negated_at_end, start)):
             negated_at_end = end
             continue
-        if _NOT_A_REACTION_BEFORE.search(before):
+        if _NOT_A_REACTION_BEFORE.search(before) or (kind == ADVERSE_REACTION and unexposed):
             continue
         if kind != ADVERSE_REACTION and _NOT_THE_PRODUCT.search(norm, c_start, c_end):
             continue

@@ -424,8 +424,19 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
 
 
 def _close_clocks(case: SafetyCase, now: dt.datetime) -> None:
-    """A closed or nullified case stops its open clocks (they count as met at closing)."""
-    SafetyClock.objects.filter(case=case, met_at__isnull=True).update(met_at=now, next_check_at=None)
+    """A closed or nullified case stops its open clocks: no more reminders. They stay unmet (nothing was
+    reported); reopening the case starts them again (_reopen_clocks)."""
+    SafetyClock.objects.filter(case=case, met_at__isnull=True, stopped_at__isnull=True).update(
+        stopped_at=now, next_check_at=None, claimed_until=None
+    )
+
+
+def _reopen_clocks(case: SafetyCase, now: dt.datetime) -> None:
+    """A reopened case: its unmet clocks are watched again (overdue ones at once)."""
+    for clock in SafetyClock.objects.filter(case=case, met_at__isnull=True, stopped_at__isnull=False):
+        clock.stopped_at = None
+        clock.next_check_at = max(_next_check(clock) or now, now) if clock.breached_at is None else None
+        clock.save(update_fields=["stopped_at", "next_check_at"])
 
 
 # --- cases ----------------------------------------------------------------------------------------------
@@ -498,7 +509,8 @@ def _source_defaults(source) -> dict:
     return data
 
 
-def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summary: str = "") -> SafetyCase:
+def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summary: str = "",
+                heard_at: dt.datetime | None = None) -> SafetyCase:  # fmt: skip
     """Open a case. `data`: kind, received_at (day 0; from the source when there is one), and any case
     field, plus `drugs` and `reactions` (lists of dicts of their fields) and, for a quality complaint,
     `quality` (dict of QualityComplaint fields). `source`: the ticket or interaction it came from."""
@@ -506,7 +518,9 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
     now = timezone.now()
     if source is not None:
         data = {**_source_defaults(source), **{k: v for k, v in data.items() if v not in (None, "")}}
-        data["received_at"] = source.received_at  # day 0 is the source's, whatever the form says
+        # day 0 is when the company heard it — the source's receipt, or the later message that first told
+        # of the reaction (heard_at, from the flag) — whatever the form says
+        data["received_at"] = heard_at or source.received_at
     errors: dict[str, list[str]] = {}
     received_at = data.get("received_at") or now
     if isinstance(received_at, str):
@@ -541,16 +555,7 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
             case.source_ticket = source
         elif source is not None:
             case.source_interaction = source
-        try:
-            with transaction.atomic():
-                case.save()
-        except IntegrityError:
-            if case.worldwide_id and SafetyCase.objects.filter(worldwide_id=case.worldwide_id).exists():
-                raise ValidationError({"worldwide_id": [
-                    _("A case with the worldwide id %(id)s exists already: add this report as its follow-up.")
-                    % {"id": case.worldwide_id}
-                ]}) from None  # fmt: skip
-            raise
+        _save_case(case)
         _write_rows(case, drugs, reactions)
         if quality is not None:
             QualityComplaint.objects.create(case=case, **quality)
@@ -568,6 +573,20 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
                 fields=sorted(k for k in values if values[k] not in ("", None)),
                 drugs=len(drugs or []), reactions=len(reactions or []))  # fmt: skip
     return case
+
+
+def _save_case(case: SafetyCase) -> None:
+    """Save, turning a second case with the same worldwide id into a clear error on that field."""
+    try:
+        with transaction.atomic():
+            case.save()
+    except IntegrityError:
+        if case.worldwide_id and SafetyCase.objects.filter(worldwide_id=case.worldwide_id).exclude(pk=case.pk).exists():
+            raise ValidationError({"worldwide_id": [
+                _("A case with the worldwide id %(id)s exists already: add this report as its follow-up.")
+                % {"id": case.worldwide_id}
+            ]}) from None  # fmt: skip
+        raise
 
 
 def _ticket_model():
@@ -621,7 +640,7 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
             case.owner = user
         if case.status == CaseStatus.NEW:
             case.status = CaseStatus.ASSESSING
-        case.save()
+        _save_case(case)
         plan_clocks(case, case.versions.order_by("-sequence").first(), now)
         _sync_follow_up_task(case, now)
         _record(A.UPDATE, case, user, changes=changes)
@@ -673,7 +692,7 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
             case.status = CaseStatus.ASSESSING  # new information to report
         case.version += 1
         case.updated_at = now
-        case.save()
+        _save_case(case)
         plan_clocks(case, follow, now)
         _sync_follow_up_task(case, now)
         _record(A.UPDATE, case, user, follow_up=sequence, received_at=received_at, changed=changed)
@@ -691,8 +710,8 @@ def set_status(user, case: SafetyCase, status: str, *, reason: str = "", version
     """Close, nullify or reopen a case. A quality complaint closes only with its batch, the investigation
     outcome and the recall decision; a reportable case closes only when reported or with a reason."""
     require(user)
-    if status not in CaseStatus.values:
-        raise ValidationError({"status": [_("Unknown status.")]})
+    if status not in SETTABLE_STATUSES:  # "submitted" only through record_submission, with a signature
+        raise ValidationError({"status": [_("Choose closed, nullified, or reopen the case.")]})
     now = timezone.now()
     with transaction.atomic():
         case = _lock(case, version)
@@ -712,12 +731,16 @@ def set_status(user, case: SafetyCase, status: str, *, reason: str = "", version
         elif status in (CaseStatus.ASSESSING, CaseStatus.NEW) and old in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
             if not (reason or "").strip():
                 raise ValidationError({"reason": [_("Say why the case is reopened.")]})
+            _reopen_clocks(case, now)
         case.status = status
         case.version += 1
         case.updated_at = now
         case.save(update_fields=["status", "version", "updated_at"])
         _record(A.UPDATE, case, user, changes={"status": [old, status]}, reason=reason)
     return case
+
+
+SETTABLE_STATUSES = (CaseStatus.CLOSED, CaseStatus.NULLIFIED, CaseStatus.ASSESSING, CaseStatus.NEW)
 
 
 def closing_problems(case: SafetyCase) -> dict[str, list[str]]:
@@ -770,6 +793,10 @@ def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = 
     require(user)
     if not cases:
         raise ValidationError({"cases": [_("Choose at least one case.")]})
+    nullified = [c.number for c in cases if c.status == CaseStatus.NULLIFIED]
+    if nullified:  # (a nullification report, C.1.11, is not produced: the regulator is told by its channel)
+        raise ValidationError({"cases": [_("Nullified cases are not exported: %(numbers)s.")
+                                         % {"numbers": ", ".join(nullified)}]})  # fmt: skip
     result = export.release(cases, purpose=purpose)  # ExportRefused lists what to fill in
     label = ", ".join(c.number for c in cases)[:200]
     sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT, cases[0], label=label)
@@ -805,38 +832,58 @@ def _clean_submission(data: dict, errors: dict) -> dict:
     return out
 
 
+def _open_report_clocks(case: SafetyCase, kind: str, jurisdiction: str) -> list[SafetyClock]:
+    return list(case.clocks.filter(met_at__isnull=True, stopped_at__isnull=True, kind=kind,
+                                   jurisdiction=jurisdiction).order_by("due_at"))  # fmt: skip
+
+
+def _late_by(clocks: list[SafetyClock], at: dt.datetime) -> dt.timedelta | None:
+    return max((at - c.due_at for c in clocks if c.due_at < at), default=None)
+
+
+def _days(delta: dt.timedelta) -> int:
+    return max(1, math.ceil(delta / dt.timedelta(days=1)))
+
+
+def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[SafetyClock]) -> None:
+    if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+        raise ValidationError({"status": [_("A closed or nullified case is not reported: reopen it first.")]})
+    if kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
+        raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
+                                        % {"missing": ", ".join(case.missing)}]})  # fmt: skip
+    late_by = _late_by(clocks, values["submitted_at"])
+    if late_by is not None and not values["late_reason"]:
+        raise ValidationError({"late_reason": [
+            _("This report is %(days)d day(s) late: give the reason for the delay.") % {"days": _days(late_by)}
+        ]})  # fmt: skip
+
+
 def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> Submission:
     """Record that the case (its latest version) was sent: date, gateway or channel, message id. Needs the
     PV officer's electronic signature ("approved for submission"). Meets the open clocks of that kind and
-    jurisdiction; a late one is marked with the delay and needs a reason."""
+    jurisdiction; a late one is marked with the delay and needs a reason. The code is checked before the
+    transaction (a wrong code is audited and throttled even though nothing is written); everything else is
+    checked again under the case's lock, so two officers submitting at once cannot both meet the clocks."""
     require(user)
     errors: dict[str, list[str]] = {}
     values = _clean_submission(data, errors)
     if errors:
         raise ValidationError(errors)
     kind = values.pop("kind")
-    open_clocks = list(
-        case.clocks.filter(met_at__isnull=True, kind=kind, jurisdiction=values["jurisdiction"]).order_by("due_at")
-    )
+    _check_submittable(case, kind, values, _open_report_clocks(case, kind, values["jurisdiction"]))
+    signatures.verify(user, otp_code, signatures.Meaning.APPROVED_FOR_SUBMISSION, case)
     submitted_at = values["submitted_at"]
-    late_by = max((submitted_at - c.due_at for c in open_clocks if c.due_at < submitted_at), default=None)
-    if late_by is not None and not values["late_reason"]:
-        raise ValidationError({"late_reason": [
-            _("This report is %(days)d day(s) late: give the reason for the delay.")
-            % {"days": max(1, math.ceil(late_by / dt.timedelta(days=1)))}
-        ]})  # fmt: skip
-    if kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
-        raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
-                                        % {"missing": ", ".join(case.missing)}]})  # fmt: skip
     with transaction.atomic():
         case = _lock(case, None)
-        sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_SUBMISSION, case)
+        open_clocks = _open_report_clocks(case, kind, values["jurisdiction"])
+        _check_submittable(case, kind, values, open_clocks)
+        late_by = _late_by(open_clocks, submitted_at)
+        sig = signatures.record(user, signatures.Meaning.APPROVED_FOR_SUBMISSION, case)
         latest = case.versions.order_by("-sequence").first()
         submission = Submission.objects.create(
             case=case, case_version=latest, clock=open_clocks[0] if open_clocks else None,
             submitted_by=_actor(user), signature=sig, late=late_by is not None,
-            delay_days=max(1, math.ceil(late_by / dt.timedelta(days=1))) if late_by is not None else 0,
-            kind=kind, **values,
+            delay_days=_days(late_by) if late_by is not None else 0, kind=kind, **values,
         )  # fmt: skip
         for clock in open_clocks:
             clock.met_at, clock.next_check_at = submitted_at, None
@@ -896,12 +943,15 @@ def _handoff_due(received_at: dt.datetime) -> dt.datetime:
     return calendars.engine("business").add_days(received_at, HANDOFF_WORKING_DAYS)
 
 
-def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: bool) -> Flag | None:
+def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: bool,
+               heard_at: dt.datetime | None = None) -> Flag | None:  # fmt: skip
     """Put a ticket or interaction in PV's triage queue (idempotent: one pending flag per record, whose terms
     grow with each new text), with the one-working-day hand-off clock from the source's receipt. A record
-    PV already triaged is flagged again only for terms it did not have."""
+    PV already triaged is flagged again only for terms it did not have. `heard_at`: when the text that
+    raised it reached the company (a later note or e-mail on an old ticket), else the source's receipt."""
     field = "ticket" if isinstance(source, _ticket_model()) else "interaction"
     now = timezone.now()
+    heard_at = min(heard_at or source.received_at, now)
     with transaction.atomic():
         flags = list(Flag.objects.select_for_update().filter(**{field: source}).order_by("-id"))
         pending = next((f for f in flags if f.status == SignalStatus.PENDING), None)
@@ -918,14 +968,14 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
         try:
             with transaction.atomic():
                 flag = Flag.objects.create(
-                    kind=kind, terms=terms, excerpt=excerpt[:1000], by_agent=by_agent, received_at=source.received_at,
+                    kind=kind, terms=terms, excerpt=excerpt[:1000], by_agent=by_agent, received_at=heard_at,
                     created_at=now, **{field: source},
                 )  # fmt: skip
         except IntegrityError:  # another save of the same record raised it a moment ago
             return Flag.objects.filter(**{field: source}, status=SignalStatus.PENDING).first()
-        due = _handoff_due(source.received_at)
-        clock = SafetyClock(kind=ClockKind.HANDOFF, flag=flag, started_at=source.received_at, due_at=due,
-                            warn_at=_warn_at(source.received_at, due))  # fmt: skip
+        due = _handoff_due(heard_at)
+        clock = SafetyClock(kind=ClockKind.HANDOFF, flag=flag, started_at=heard_at, due_at=due,
+                            warn_at=_warn_at(heard_at, due))  # fmt: skip
         clock.next_check_at = _next_check(clock)
         clock.save()
         audit.record(A.CREATE, flag, actor_name="net", source=_source_label(source), kind=kind, terms=terms,
@@ -933,7 +983,8 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
     return flag
 
 
-def screen_source(source, texts: Iterable[str], *, safety_relevant: bool = False) -> Flag | None:
+def screen_source(source, texts: Iterable[str], *, safety_relevant: bool = False,
+                  heard_at: dt.datetime | None = None) -> Flag | None:  # fmt: skip
     """Run the net over a ticket's or interaction's texts (on every save): a signal, or the staff's
     safety-relevant flag, raises a flag for PV triage."""
     from . import screen
@@ -954,7 +1005,8 @@ def screen_source(source, texts: Iterable[str], *, safety_relevant: bool = False
                  if k in kinds), SignalKind.ADVERSE_REACTION)  # fmt: skip
     if not excerpt:
         excerpt = next((t for t in texts if t), "")[:1000]
-    return raise_flag(source, kind=kind, terms=terms, excerpt=excerpt, by_agent=safety_relevant and not kinds)
+    return raise_flag(source, kind=kind, terms=terms, excerpt=excerpt, by_agent=safety_relevant and not kinds,
+                      heard_at=heard_at)  # fmt: skip
 
 
 def _meet_handoff(flag: Flag, now: dt.datetime) -> None:
@@ -977,7 +1029,11 @@ def confirm_flag(user, flag: Flag, *, kind: str | None = None, data: dict | None
             raise ValidationError({"flag": [_("This flag was already triaged.")]})
         source = flag.ticket or flag.interaction
         now = timezone.now()
-        case = create_case(user, {"kind": kind or SIGNAL_TO_CASE[flag.kind], **(data or {})}, source=source, flag=flag)
+        heard_at = flag.received_at
+        if flag.interaction_id:  # an interaction's text is all from one moment: the earlier of the two
+            heard_at = min(heard_at, source.received_at)
+        case = create_case(user, {"kind": kind or SIGNAL_TO_CASE[flag.kind], **(data or {})}, source=source, flag=flag,
+                           heard_at=heard_at)  # fmt: skip
         flag.status, flag.decided_by, flag.decided_at, flag.case = SignalStatus.CONFIRMED, _actor(user), now, case
         flag.save(update_fields=["status", "decided_by", "decided_at", "case"])
         _meet_handoff(flag, now)
@@ -1259,7 +1315,8 @@ def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *,
     title = (_("%(source)s has not reached pharmacovigilance in time (due %(due)s)") if overdue
              else _("%(source)s waits for safety triage (due %(due)s)")) % {
         "source": _source_label(source), "due": due}  # fmt: skip
-    return {"recipients": officers + bosses, "kind": "safety.handoff", "title": title, "body": flag.excerpt[:300],
+    # no excerpt: the customer's words may name the patient, and managers receive this too
+    return {"recipients": officers + bosses, "kind": "safety.handoff", "title": title, "body": "",
             "url": reverse("safety:triage"), "obj": flag}  # fmt: skip
 
 
@@ -1269,12 +1326,13 @@ def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *,
 def due_clocks(now: dt.datetime | None = None, *, owner: User | None = None, limit: int = 50):
     """The PV officer's list: open clocks, earliest deadline first (the partial index on due_at over
     open clocks)."""
-    qs = SafetyClock.objects.filter(met_at__isnull=True).order_by("due_at", "id")
+    qs = SafetyClock.objects.filter(met_at__isnull=True, stopped_at__isnull=True).order_by("due_at", "id")
     if owner is not None:
         qs = qs.filter(case__owner=owner)
     # no encrypted column is read: a due list decrypts nothing
     return qs.select_related("case", "rule", "flag__ticket", "flag__interaction").only(
-        "kind", "jurisdiction", "started_at", "warn_at", "due_at", "warned_at", "breached_at", "met_at", "case_version_id",
+        "kind", "jurisdiction", "started_at", "warn_at", "due_at", "warned_at", "breached_at", "met_at", "stopped_at",
+        "case_version_id",
         "rule__name", "rule__code", "rule__clock_kind", "case__number", "case__kind", "case__status", "case__valid",
         "case__serious", "case__fatal", "case__received_at", "case__owner_id", "flag__kind", "flag__status",
         "flag__received_at", "flag__ticket__number", "flag__ticket__subject", "flag__interaction__subject",

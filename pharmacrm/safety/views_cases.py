@@ -107,6 +107,7 @@ CLOCK_STATES = {
     "breached": gettext_lazy("Overdue"),
     "met": gettext_lazy("Met"),
     "met_late": gettext_lazy("Met late"),
+    "stopped": gettext_lazy("Stopped: case closed without a report"),
 }
 
 
@@ -129,6 +130,8 @@ class ClockRow:
 def clock_row(clock: SafetyClock, now: dt.datetime) -> ClockRow:
     if clock.met_at is not None:
         return ClockRow(clock, "met_late" if clock.met_at > clock.due_at else "met", "")
+    if clock.stopped_at is not None:
+        return ClockRow(clock, "stopped", "")
     text, overdue = deadline_text(clock.due_at, now)
     if overdue or clock.breached_at is not None:
         return ClockRow(clock, "breached", text)
@@ -168,7 +171,7 @@ def _handling(request, pk: int) -> SafetyCase:
 def next_due_subquery() -> Subquery:
     """The earliest open deadline of a case (report or investigation)."""
     return Subquery(
-        SafetyClock.objects.filter(case=OuterRef("pk"), met_at__isnull=True)
+        SafetyClock.objects.filter(case=OuterRef("pk"), met_at__isnull=True, stopped_at__isnull=True)
         .order_by("due_at")
         .values("due_at")[:1]
     )
@@ -329,7 +332,8 @@ def _header_context(case: SafetyCase, now: dt.datetime) -> dict:
 
 
 def _late_now(case: SafetyCase, now: dt.datetime) -> bool:
-    return case.clocks.filter(met_at__isnull=True, kind=ClockKind.REPORT, due_at__lt=now).exists()
+    return case.clocks.filter(met_at__isnull=True, stopped_at__isnull=True, kind=ClockKind.REPORT,
+                              due_at__lt=now).exists()  # fmt: skip
 
 
 def _detail_context(request, case: SafetyCase, **forms) -> dict:

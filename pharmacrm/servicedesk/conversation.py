@@ -88,7 +88,7 @@ def post_message(user, ticket: Ticket, *, kind: str, body: str, template=None, f
         if reply:
             services.rebuild_clocks(ticket, now=now)  # the first reply meets the first-response target
         audit.record(A.CREATE, message, user=user, changes={"ticket": [None, ticket.number], "kind": [None, kind]})
-        net.screen_ticket(ticket, [body])  # what the agent heard and wrote down is screened too
+        net.screen_ticket(ticket, [body], heard_at=now)  # what the agent heard and wrote down is screened too
         if message.delivery == Delivery.PENDING:
             from . import mail
 
@@ -119,7 +119,7 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
         else:
             services.rebuild_clocks(ticket, now=now)
         audit.record(A.CREATE, message, user=services.SYSTEM, changes={"ticket": [None, ticket.number]})
-        net.screen_ticket(ticket, [message.body])
+        net.screen_ticket(ticket, [message.body], heard_at=now)
     return message
 
 

@@ -4,6 +4,7 @@ own clocks, submissions with an electronic signature, acknowledgements, quality 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -152,6 +153,9 @@ def test_a_submission_needs_the_officers_signature(make_case, users):
         services.record_submission(pv, case, {"channel": "nmpa"}, otp_code="000000")
     assert "otp_code" in error.value.message_dict
     assert not Submission.objects.filter(case=case).exists()
+    # the failed attempt is audited and throttled although nothing was written
+    assert AuditEntry.objects.filter(action="login_failed", actor=pv, object_id=str(case.pk)).exists()
+    time.sleep(1.1)  # django-otp's back-off after one wrong code
     sub = services.record_submission(pv, case, {"channel": "nmpa", "message_id": "B-1"}, otp_code=sign_code(pv))
     assert sub.signature.user == pv and sub.signature.meaning == "approved_for_submission"
     assert not sub.late
@@ -264,10 +268,73 @@ def test_nullify_and_reopen_need_a_reason(make_case, users):
     with pytest.raises(ValidationError):
         services.set_status(pv, case, "nullified")
     case = services.set_status(pv, case, "nullified", reason="重复病例")
-    assert not SafetyClock.objects.filter(case=case, met_at__isnull=True).exists()
+    clock = SafetyClock.objects.get(case=case)
+    assert clock.met_at is None and clock.stopped_at is not None and clock.next_check_at is None  # not reported
+    assert case.number not in [c.case.number for c in services.due_clocks()]
     with pytest.raises(ValidationError):
         services.set_status(pv, case, "assessing")
     assert services.set_status(pv, case, "assessing", reason="非重复").status == "assessing"
+    clock.refresh_from_db()
+    assert clock.stopped_at is None and clock.next_check_at is not None  # the obligation is back
+    assert case.number in [c.case.number for c in services.due_clocks()]
+
+
+def test_submitted_is_reached_only_through_a_signed_submission(make_case, users):
+    case = make_case()
+    with pytest.raises(ValidationError):
+        services.set_status(users["pv"], case, "submitted")
+
+
+def test_a_nullified_case_is_neither_submitted_nor_exported(make_case, users):
+    pv = users["pv"]
+    sign_code(pv)
+    case = services.set_status(pv, make_case(), "nullified", reason="重复")
+    with pytest.raises(ValidationError) as error:
+        services.record_submission(pv, case, {"channel": "nmpa"}, otp_code=sign_code(pv))
+    assert "status" in error.value.message_dict
+    with pytest.raises(ValidationError):
+        services.export_icsr(pv, [case], otp_code=sign_code(pv))
+    assert SafetyCase.objects.get(pk=case.pk).status == "nullified"
+
+
+def test_a_reaction_first_told_in_a_later_note_has_that_day_as_day_0(users, xiehe):
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import conversation
+
+    opened = timezone.now() - dt.timedelta(days=20)
+    ticket = _ticket(users, xiehe, "咨询发票事宜。", received_at=opened)
+    assert not Flag.objects.filter(ticket=ticket).exists()
+    conversation.post_message(users["agent"], ticket, kind="note", body="客户今天来电说患者出现严重皮疹，已住院。")
+    flag = Flag.objects.get(ticket=ticket)
+    assert flag.received_at > opened + dt.timedelta(days=19)
+    handoff = SafetyClock.objects.get(flag=flag)
+    assert handoff.due_at > timezone.now()  # not overdue the moment it is raised
+    case = services.confirm_flag(users["pv"], flag)
+    assert case.received_at == flag.received_at
+
+
+def test_an_interactions_time_is_frozen_once_flagged(users, xiehe):
+    from pharmacrm.engagement import services as engagement
+
+    heard = timezone.now() - dt.timedelta(days=10)
+    interaction = engagement.record_interaction(users["rep"], {
+        "institution": xiehe, "channel": "visit", "received_at": heard, "subject": "拜访",
+        "notes": "主任说两位患者用药后出现皮疹。",
+    })  # fmt: skip
+    with pytest.raises(ValidationError) as error:
+        engagement.update_interaction(users["rep"], interaction, {"received_at": timezone.now()})
+    assert "received_at" in error.value.message_dict
+
+
+def test_the_flag_excerpt_is_not_shown_to_the_overseeing_roles(users, xiehe, client_for):
+    from rest_framework.test import APIClient
+
+    _ticket(users, xiehe, "患者王小明输液后皮疹。")
+    for role, visible in (("pv", True), ("manager", False), ("auditor", False)):
+        api = APIClient()
+        api.force_authenticate(users[role])
+        rows = api.get("/api/v1/safety/flags/").json()["results"]
+        assert rows and all(("excerpt" in r) == visible for r in rows), role
 
 
 # --- the net on tickets ----------------------------------------------------------------------------------
