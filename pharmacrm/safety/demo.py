@@ -100,6 +100,10 @@ def load() -> int:
                 made.append(services.confirm_flag(pv, flag, data={**patient(i), "reactions": [_reaction(RASH, i % 2 == 0)]}))
             else:
                 services.dismiss_flag(pv, flag, reason=DISMISSALS[i % len(DISMISSALS)])
+            # triaged the morning after, as a PV team would have: the hand-off met in time
+            decided = flag.received_at + dt.timedelta(hours=rng.randint(2, 20))
+            Flag.objects.filter(pk=flag.pk).update(decided_at=decided)
+            SafetyClock.objects.filter(flag=flag).update(met_at=decided)
 
         p = products
         complete = [  # (kind, days since day 0, reactions, extra)

@@ -5,14 +5,18 @@ It is deliberately recall-first: a false flag costs a PV officer a click, a miss
 report. A matched term is dropped only when it is negated in its clause (没有不良反应, "denies nausea"),
 when the sentence clearly asks for information (这个药有什么副作用？ "what should I do if I get a rash?"),
 when the word right before it makes it an indication, a prevention or a plan (治头晕的药, 抗过敏, 需要住院),
-or when a quality/efficacy word is about a website or a coupon (优惠券无效). No lexicon lists every way
+or when a quality/efficacy word is about a website or a coupon (优惠券无效). A symptom is not a reaction
+either when the message is about someone who has not taken the drug: the illness before any treatment
+(还没吃药, "haven't given him anything yet"), an allergy history or a symptom asked about before use
+(我对青霉素过敏，能不能用…？), a rumour, a leaflet, an article or a training — unless the message also says
+the drug was taken (吃了以后…, "after taking"). No lexicon lists every way
 people describe a symptom, so a text with no term at all still gets the exposure frame: something that
 changed after taking the drug (吃了药以后嘴歪了) is a possible reaction unless it is positive or negated.
 Pure Python, no database: the same function serves ticket saves, interactions and the screening API.
 
 How a text is read: normalised (NFKC folds full-width forms — ，becomes , — lower case, Traditional →
 Simplified for the characters the lexicons use), matched once against one precompiled alternation of all
-terms, and only the matches are examined against their clause (split on ，。；！？,.;!? and
+terms (behind a look-ahead on the characters a term can start with, so most positions are skipped at once), and only the matches are examined against their clause (split on ，。；！？,.;!? and
 但/但是/不过/but/however) and sentence.
 """
 
@@ -77,11 +81,11 @@ _ZH_AR = r"""
 休克 昏迷 抽搐 惊厥 癫痫发作 意识丧失 不省人事
 住院 入院 急诊 icu 抢救 死亡 去世 过世 身亡 死了 猝死
 不良反应 副作用 不良事件 药物反应 不舒服 不适 难受
-水肿 浮肿 红肿 肿 水泡 水疱 脱皮 皮肤[^,;!?。]{0,4}脱落 发红 潮红 灼烧 烧灼 刺痛 硬结 静脉炎
+水肿 浮肿 红肿 肿 水泡 水疱 脱皮 脱[^,;!?。]{0,3}皮 皮肤[^,;!?。]{0,4}脱落 发红 潮红 灼烧 烧灼 刺痛 硬结 静脉炎
 头痛 头疼 视物模糊 视力模糊 视力下降 重影 耳鸣 听力下降
 发烧 发热 高热 寒战 药物热
 失眠 睡不着 嗜睡 乏力 无力 没劲 没精神 犯困
-低血糖 血压下降 肝功能异常 肝损伤 肝损害 转氨酶 黄疸 肾功能 血小板减少 白细胞减少 出血 流鼻血
+低血糖 血压下降 肝功能异常 肝损伤 肝损害 转氨酶 黄疸 肾功能(?:异常|损害|损伤|衰竭|下降|恶化|变差) 肾损害 肾损伤 急性肾 血小板减少 白细胞减少 出血 流鼻血
 掉头发 脱发 溃疡 金属味 味觉 口干 幻觉 说胡话 手抖 震颤 冷汗 月经不调 体重增加 摔倒 跌倒 骨折
 干咳 尿[^,;!?。]{0,3}(?:红|黑|褐|茶)色
 吃错 用错 拿错 服错 误服 误食 误用 剂量过大 过量 超量 吃多了 多吃了 用多了 多用了
@@ -89,18 +93,19 @@ _ZH_AR = r"""
 怀孕 孕期 妊娠 哺乳期 喂奶期间
 药疹 神志不清 意识不清 没力气 虚弱 发飘 打嗝 声音嘶哑 抽筋 麻木 发麻 瘀斑 淤青 紫癜
 吐(?:了|得|个|出|完|奶) 喘(?:气|不)[^,;!?。]{0,3}(?:费劲|困难|上来|过来)
-(?:嘴唇|脸|面部|皮肤|身上|全身|手|脚|腿|眼睛|眼皮|舌头|嗓子|喉咙|胸口|嘴|口腔|牙龈)[^,;!?。、没无不未]{0,4}(?:发紫|发青|发黄|发白|发黑|红|肿|紫|痒|哑|闷|疼|痛)
+(?:嘴唇|脸|面部|皮肤|身上|全身|手|脚|腿|眼睛|眼皮|舌头|嗓子|喉咙|胸口|嘴|口腔|牙龈)[^,;!?。、没无不未]{0,4}(?:发紫|发青|发黄|发白|发黑|红|肿|紫|痒|哑|闷|疼|痛|泡|疱|麻|刺痛)
 (?:血压|血糖|心率|体温|脉搏)[^,;!?。]{0,3}(?:骤降|骤升|低到|高到|太低|很低|偏低|过低|一百[一二三四五六七八九])
 (?:送|赶紧|连夜|紧急|马上)[^,;!?。]{0,5}医院
 锥体外系 肌张力障碍 静坐不能 颈部(?:扭转|僵|歪) 斜颈 (?:双眼|眼球|眼睛)上翻 角弓反张 横纹肌溶解 肌酸激酶 ck(?:升高|偏高|高|\d)
-肌肉(?:酸痛|疼|痛|无力) 浑身酸痛 肌痛 (?:跟腱|肌腱|关节)[^,;!?。]{0,3}(?:痛|疼|炎|断) 血小板[^,;!?。]{0,3}(?:下降|降低|减少|低)
-大便[^,;!?。]{0,3}(?:黑|带血|发白) 心律 心动过(?:速|缓) 低钾 低钠 史蒂文斯 表皮坏死
+(?:肝酶|转氨酶|肌酐|尿素氮|胆红素|血钾|血钠|血红蛋白|inr|alt|ast)[^,;!?。]{0,4}(?:升高|偏高|高了|下降|降低|异常|超标|翻倍|倍) 肝功(?:能)?[^,;!?。]{0,3}(?:异常|升高|不好|坏)
+误(?:服|食|用|喝|吞|吃) 肌肉(?:酸痛|疼|痛|无力) 浑身酸痛 肌痛 (?:跟腱|肌腱|关节)[^,;!?。]{0,3}(?:痛|疼|炎|断) 血小板[^,;!?。]{0,3}(?:下降|降低|减少|低)
+大便[^,;!?。]{0,3}(?:黑|带血|发白) 心动过(?:速|缓) 低钾 低钠 史蒂文斯 表皮坏死
 摔(?:了|倒|伤|跤) 跌(?:了一?跤|伤) 缝了[^,;!?。]{0,3}针 撞到头
-(?:喂|给|吃|服|用|拿|打|注射|输|配|看|读)错 错(?:药|剂量) 剂量错 多喂 多打了 喂多了 打多了 当糖
-特别兴奋 异常兴奋 亢奋 烦躁 易怒 暴躁 乱发脾气 情绪(?:低落|不稳|波动|激动|失控) 想死 轻生 自杀 不想活 噩梦 做恶梦
-脑壳(?:昏|疼|痛|晕) 昏沉 晕乎乎 打飘 飘飘 迷糊 恍惚 反应迟钝 脑子(?:不清|转不动|一片空白)
-肚痛 屙 心跳(?:好|很)快 瞓唔(?:着|到|落) (?:好|成身|周身|全身)痕 痕痒 想呕 作呕 唔舒服 头痕
-看东西(?:发黄|发绿|模糊|重影) 视物(?:发黄|模糊|重影)
+(?:喂|给|吃|服|用|拿|打|注射|输|配)错(?!地址|号|单|货|电话|了地址|人了) (?:看|读)错[^,;!?。]{0,4}(?:剂量|说明|标签|药|单位) 错(?:药|剂量) 剂量错 多喂 多打了 喂多了 打多了 当糖 把[^,;!?。]{0,6}的[^,;!?。]{0,8}(?:吃|喝|吞)(?:了|掉|下)
+特别兴奋 异常兴奋 亢奋 烦躁 易怒 暴躁 乱发脾气 情绪(?:低落|不稳|波动|激动|失控) 想死(?!你|他|她|我们) 轻生 自杀 不想活 噩梦 做恶梦
+脑壳(?:昏|疼|痛|晕) 昏沉 晕乎乎 打飘 飘飘 迷迷糊糊 恍惚 反应迟钝 脑子(?:不清|转不动|一片空白)
+肚痛 屙(?:咗|了)?[^,;!?。]{0,3}(?:次|水|稀|血|黑) 屙肚 肚屙 心跳(?:好|很)快 瞓唔(?:着|到|落) (?:好|成身|周身|全身)痕 痕痒 想呕 作呕 唔舒服 头痕
+(?:红|肿|紫|青)(?:了)?一大?片 胡言乱语 打瞌睡 瞌睡 想睡 攰 起泡 尿不出 排尿困难 看东西(?:发黄|发绿|模糊|重影) 视物(?:发黄|模糊|重影)
 """
 
 _EN_AR = r"""
@@ -126,14 +131,18 @@ got_into_(?:the|my|his|her)_(?:bottle|pills|medicine|tablets) grabbed chewed got
 pregnan\w* breast-?feeding
 dystoni\w* oculogyric extrapyramidal akathisia tardive_dyskinesia torticollis rhabdomyolysis myalgia myopath\w* myositis
 creatine_kinase (?:ck|cpk|alt|ast|inr)_(?:of_)?(?:\d|raised|elevated|up|rose|high) uln platelets?_(?:dropp\w*|fell|fall\w*|decreas\w*|low|count_dropp\w*)
+(?:hb|ha?emoglobin|sodium|potassium|neutrophils?|wbc|egfr|creatinine|lfts?)_(?:dropp\w*|fell|fall\w*|rose|rising|raised|elevated|deranged)
+mela?ena ha?ematemesis ha?ematuria ate_(?:some|one|two|three|a_few|several|all|half|\d+)_(?:of_)?(?:my|his|her|the|your)_(?:tablets|pills|capsules|medicine|medication|gummies|vitamins)
 thrombocytop\w* heparin-induced stevens-johnson sjs toxic_epidermal tendon\w* tendin\w* achilles neutropeni\w* agranulocyt\w*
 pancreatitis qt_prolong\w* torsades? arrhythmi\w* bradycardi\w* tachycardi\w* hypotensi\w* hypoglyc\w* angioedema
 (?:glucose|sugar)_(?:dropped|fell|crashed|plummeted) cough\w*_since dry_cough
-medication_error dosing_error dispensing_error misread\w* mix-?up \d+\s*(?:units?|mg|mcg|ml|tablets?|doses?)_instead_of
-irritab\w* aggressi\w* mood_swings? suicid\w* self-harm (?:doesn't|does_not|don't|do_not)_want_to_be_here nightmares?
-hyperactiv\w* restless\w* anxious panic\w* depress\w* low_mood behaviou?r_chang\w* personality_chang\w*
+medication_error dosing_error dispensing_error misread\w* (?:medication|medicine|drug|dose|dosing|prescription|pill)_mix-?up \d+\s*(?:units?|mg|mcg|ml|tablets?|doses?)_instead_of
+irritab\w* aggression (?:very|more|really|so|became|becoming|getting)_aggressive mood_swings? suicid\w* self-harm (?:doesn't|does_not|don't|do_not)_want_to_be_here nightmares?
+hyperactive restless(?:ness)? panic_attacks? depressed low_mood behaviou?r_chang\w* personality_chang\w*
 (?:feel|feels|feeling|felt)_(?:weird|strange|odd|funny|foggy|off|spacey|wired|drunk|high|woozy|out_of_it|unwell|awful|terrible)
-spaced_out foggy brain_fog woozy groggy out_of_it zombie-?like a_fall had_a_fall
+balloon\w* by_accident (?:dose|doses|tablets?|pills?|it)_twice given_twice double_dosed
+muscle_(?:pain|aches?|weakness|cramps?) dark_urine (?:urine|pee)_(?:is_|was_)?(?:dark|brown|red|pink)
+spaced_out foggy brain_fog woozy groggy out_of_it zombie-?like had_a_fall
 """
 
 _ZH_QUALITY = r"""
@@ -142,11 +151,11 @@ _ZH_QUALITY = r"""
 少片 缺片 少了?[一两二三四五六七八九十\d]*(?:片|粒|颗|支|袋|瓶) 数量不对
 批号不符 批号不一致 批号[^,;!?。]{0,12}不(?:一致|符|对) 变质 怪味 异味 味道不对 粘在一起 粘连 瘪了
 碎 破洞 漏出 封[^,;!?。]{0,3}(?:开|破|松) 被人动过 拆封过 温度超标 超温 印刷模糊 假药 假冒 说明书缺失 缺少说明书 黑点 斑点 空板 空胶囊
-(?:批号|规格|剂量|含量|数量|片数|粒数|mg|毫克)[^,;!?。]{0,16}(?:不一致|不符|不对|对不上|不一样|唔一样|唔同|不同)
-(?:只有|才|就|只剩)(?:[一两二三四五六七八九十\d]+)(?:片|粒|颗|支|袋|个) (?:板|泡|格|胶囊|瓶|盒)[^,;!?。]{0,4}是?空的 空泡 空格
-假货 假的 山寨 仿冒 防伪[^,;!?。]{0,10}(?:查不到|扫不出|查无|无效|不对|失败|异常|没有) 印刷[^,;!?。]{0,3}(?:模糊|不清|重影)
-(?:酸|臭|霉|馊|焦|哈喇|怪|异|刺鼻的?)味 (?:很|好|特别|有点)冲的?味 味道[^,;!?。]{0,3}(?:怪|冲|奇怪|不一样|变了)
-受潮 发软 潮解 变软 粘手 破的 裂的 颜色[^,;!?。]{0,3}(?:变|深|浅|不一样|不同) 变深 变浅 变稠 变稀
+(?:批号|规格|剂量|含量|数量|片数|粒数|mg|毫克)[^,;!?。]{0,16}(?:不一致|不符|不对|对不上|不一样|唔一样)
+(?:只有|才|只剩)(?:[一两二三四五六七八九十\d]+)(?:片|粒|颗|支|袋) (?:板|泡|格|胶囊|瓶|盒)[^,;!?。]{0,4}是?空的 空泡
+假货 假的 山寨 仿冒 防伪[^,;!?。]{0,10}(?:查不到|扫不出|查无|无效|不对|失败|异常|没有|不存在|错误|是假|重复) 印刷[^,;!?。]{0,3}(?:模糊|不清|重影)
+(?:酸|臭|霉|馊|焦|哈喇|怪|异|刺鼻的?)味 (?:很|好|特别|有点)冲的?味 味道[^,;!?。]{0,3}(?:怪|冲|奇怪|不一样|变了) 怪怪的?味
+裂纹 裂痕 (?:拧|打|按|推|挤|倒)不(?:开|动|出来|下去) (?:无法|不能)(?:正常)?(?:出药|给药|喷出|按压|注射) 出药不畅 不出药 喷不出 粘住 (?:印|字|有效期|批号|日期)[^,;!?。]{0,4}(?:看不清|模糊|不清) 纤维(?!化) 丝状物 毛絮 漂浮物 悬浮物 不溶物 颗粒物 (?:没有|缺|少了?|找不到)说明书 浑的 发浑 变浑 受潮 (?<!腿|脚|手|身)发软 潮解 变软 粘手 破的 裂的 颜色[^,;!?。]{0,3}(?:变|深|浅|不一样|不同) (?:糖浆|药水|溶液|液体|药液|注射液|混悬液|口服液)[^,;!?。]{0,4}(?:变深|变浅|变稠|变稀|变色|分层)
 """
 
 _EN_QUALITY = r"""
@@ -157,17 +166,17 @@ missing_(?:tablets?|pills|capsules|leaflet|hologram) only_\d+\s*(?:tablets?|pill
 crumbl\w* seal\w*[^.,;!?]{0,40}?(?:open(?:ed)?|broken|missing|torn|damaged) strange_(?:smell|odou?r|taste) counterfeit fake contaminat\w* tamper\w*
 (?:odd|strange|funny|weird|bad|sour|musty|rancid|chemical|vinegar\w*)_(?:smell|odou?r|taste) smells?_(?:like_)?(?:vinegar|sour|musty|rancid|weird)
 tastes?_(?:odd|strange|funny|different|weird|off) no_hologram hologram_(?:is_)?missing print\w*_(?:is_|was_|looks_)?(?:blurry|blurred|smudged|faded)
-blurry_print empty_(?:pockets?|blisters?|capsules?|slots?|bottle) split_(?:open|at) damp soggy went_(?:cloudy|darker|brown) darker_than
-(?:strength|dose|batch|lot|expiry)\w*_(?:on_\w+_)?(?:differs|different|mismatch\w*|(?:doesn't|does_not|don't)_match) (?:says|said|labelled|printed)_\d+\s*mg
+(?:i_)?counted_(?:only_)?\d+ only_counted looks?_different different_(?:colou?r|shape|size|markings?|imprint|logo) nothing_(?:comes|came)_out (?:won't|doesn't|does_not|didn't)_(?:spray|pump|click|dispense|open) jammed clogged specks? flecks? (?:tablets?|pills?|capsules?|doses?)_(?:were_|was_|are_|is_)?missing (?:is|was|got|gets|keeps_getting)_stuck blurry_print empty_(?:pockets?|blisters?|capsules?|slots?|bottle) split_(?:open|at) (?:were|was|are|is|felt|feel|feels|look|looks|looked|arrived|got|gone)_damp damp_(?:tablets|pills|capsules) soggy went_(?:cloudy|darker|brown) darker_than
+(?:strength|dose|batch|lot|expiry)\w*_(?:on_\w+_)?(?:differs|different|mismatch\w*|(?:doesn't|does_not|don't)_match)
 """
 
 _ZH_EFFICACY = r"""
 无效 没(?:有)?(?:什么)?效果 效果(?:都|也)?没有 不起作用 不管用 没用 不顶用 没作用 不见效 不见好
 没(?:有)?(?:任何)?(?:好转|改善|缓解|减轻|变化) 不(?:太|怎么)?(?:管用|起作用|见效|顶用) 无改善 降不下来 没降 控制(?:得)?不好 没控制住 不退 加重 恶化
 药效[^,;!?。]{0,4}差 效果[^,;!?。]{0,4}(?:差|不好) 还是(?:一样|很)?(?:痛|疼|咳|高|难受|烧)
-没(?:有)?(?:以前|之前|原来|过去)(?:那么|那样)?(?:管用|好用|有效|灵) 压不住 控制不住 止不住 退不下 降不下 不达标 没达标 (?:还|仍然?)没好 没好
-一点(?:也|都)?没(?:下来|降|退|变) 没(?:下来|退) 跟没(?:吃|用)一样 等于没(?:吃|用) (?:还是|仍然?|依然|照样)(?:有|一样|老样子|没)
-冇(?:效|用|改善|好转|变化) 唔(?:见效|见好|管用|work) 复发 又犯了 又发作
+没(?:有)?(?:以前|之前|原来|过去)(?:那么|那样)?(?:管用|好用|有效|灵) 压不住 控制(?:不|唔)(?:住|到) 止不住 退不下 降不下 不达标 没达标 (?:还|仍然?)没好 没好(?!意思|气|处|好)
+一点(?:也|都)?没(?:下来|降|退|变|消|减|好|效|用|少|轻|改善|缓解) 没(?:下来|退|消) 跟没(?:吃|用)一样 等于没(?:吃|用) (?:还是|仍然?|依然|照样)(?:有|一样|老样子|没)
+(?:冇|没)(?:有)?(?:什么)?效(?!果|率) 白(?:吃|喝|用|花钱)了? (?:都|仲|还)(?:系|是)咁 冇(?:用|改善|好转|变化) 唔(?:见效|见好|管用|work) 复发 又犯了 又发作
 """
 
 _EN_EFFICACY = r"""
@@ -175,16 +184,16 @@ _EN_EFFICACY = r"""
 ineffective less_effective (?:didn't|did_not)_respond no_improvement not_improv\w* (?:didn't|did_not)_help
 still_in_(?:a_lot_of_)?pain useless (?:does|did|do)_nothing worse worsen\w* no_better
 (?:done|doing)_(?:absolutely_)?nothing (?:hasn't|has_not|haven't|have_not|hadn't|won't|wouldn't)_(?:cleared|cleared_up|helped|worked|improved|gone|budged|shifted)
-treatment_failure therapeutic_failure (?:sub|non)-?therapeutic no_longer_work\w* not_working(?:_anymore)? not_as_(?:good|effective)
-still_(?:above|over|high|elevated|uncontrolled|the_same|getting|having|has|have|had) came_back come_back relaps\w* breakthrough
+treatment_failure therapeutic_failure made_no_difference no_difference_(?:at_all|whatsoever) (?:hasn't|has_not|haven't|have_not|didn't|did_not|doesn't|does_not|isn't|not)_(?:made_|making_|make_)?(?:any_|much_|a_|the_slightest_)?difference wear\w*_off (?:doesn't|does_not|don't|do_not)_(?:seem_to_)?last viral_load_(?:is_)?(?:rising|up|detectable|increas\w*) despite_(?:taking|treatment|the_maximum|maximum|full|adherence|being_on) (?:sub|non)-?therapeutic no_longer_work\w* not_working(?:_anymore)? not_as_(?:good|effective)
+still_(?:above|high|elevated|uncontrolled|the_same|having|coughing|sick|ill|unwell|itch\w*|wheez\w*|hurt\w*|infected|positive|symptomatic|in_pain) (?:don't|doesn't|didn't|not)_(?:even_)?touch_(?:the|my|his|her) (?:has|have|had)_come_back came_back_(?:again|after|within|despite|even) relaps\w* breakthrough
 """
 
 # Spans that look like a term but are not one: listed first, so at the same position they win and hide it.
 _NOT_TERMS = r"""
-不适合 适不适 过敏史 过敏体质 过敏性鼻炎 过敏的人 过敏人群 过敏患者 过敏者 肿瘤 住院部 住院期间 住院患者 住院病人 急诊科 (?:烦|累|气|急|热|冷|忙|笑|饿|困|吓|闷|懒|想)死了
+不适合 适不适 膳食纤维 过敏史 过敏体质 过敏性鼻炎 过敏的人 过敏人群 过敏患者 过敏者 肿瘤 住院部 住院期间 住院患者 住院病人 急诊科 (?:烦|累|气|急|热|冷|忙|笑|饿|困|吓|闷|懒|想)死了
 """
 _EN_NOT_TERMS = r"""
-history_of_(?:drug_)?allerg\w* allergy_(?:history|prevention) known_allerg\w*
+restless_legs? counterfeit-proof anti-counterfeit\w* history_of_(?:drug_)?allerg\w* allergy_(?:history|prevention) known_allerg\w* (?:known|documented|listed)_(?:\w+_){0,2}allerg\w*
 """
 
 
@@ -197,17 +206,94 @@ def _alternation(block: str, english: bool) -> str:
     return rf"(?<![a-z])(?:{body})(?![a-z])" if english else f"(?:{body})"
 
 
-TERMS = re.compile(
-    "|".join(
-        f"(?P<{name}>{_alternation(zh, False)}|{_alternation(en, True)})"
-        for name, zh, en in (
-            ("x", _NOT_TERMS, _EN_NOT_TERMS),
-            ("a", _ZH_AR, _EN_AR),
-            ("q", _ZH_QUALITY, _EN_QUALITY),
-            ("e", _ZH_EFFICACY, _EN_EFFICACY),
-        )
-    )
+def _group_end(pattern: str, i: int) -> int:
+    """Index of the `)` closing the group opened at `pattern[i]`."""
+    depth = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 1
+        elif c == "[":
+            i = pattern.index("]", i + 2)
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ValueError(pattern)
+
+
+def _split_top(body: str) -> list[str]:
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            i += 1
+        elif c == "[":
+            i = body.index("]", i + 2)
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+        i += 1
+    return [*parts, body[start:]]
+
+
+def _first_chars(term: str) -> set[str] | None:
+    """The characters a match of `term` can start with (None: any, or a form this reader does not know).
+    The lexicon has hundreds of terms; a look-ahead on these characters lets the one big alternation skip
+    the positions where no term can start, which keeps the screen well above 2,000 texts/s."""
+    if not term:
+        return None  # an empty remainder can match anything
+    if term.startswith(("(?<!", "(?<=", "(?!", "(?=")):
+        return _first_chars(term[_group_end(term, 0) + 1 :])
+    if term.startswith("(?:") or term.startswith("(?P<"):
+        end = _group_end(term, 0)
+        body = term[3:end] if term.startswith("(?:") else term[term.index(">") + 1 : end]
+        rest = term[end + 1 :]
+        firsts: set[str] = set()
+        for part in _split_top(body):
+            first = _first_chars(part + rest) if not part else _first_chars(part)
+            if first is None:
+                return None
+            firsts |= first
+        if rest[:1] in ("?", "*"):
+            more = _first_chars(rest[1:].lstrip("?+"))
+            return None if more is None else firsts | more
+        return firsts
+    if term.startswith("\\d"):
+        first = set("0123456789")
+    elif term[0] in "\\[().^$|*+?{":
+        return None
+    else:
+        first = {term[0]}
+    if term[1:2] in ("?", "*"):
+        more = _first_chars(term[2:])
+        return None if more is None else first | more
+    return first
+
+
+_LEXICONS = (
+    ("x", _NOT_TERMS, _EN_NOT_TERMS),
+    ("a", _ZH_AR, _EN_AR),
+    ("q", _ZH_QUALITY, _EN_QUALITY),
+    ("e", _ZH_EFFICACY, _EN_EFFICACY),
 )
+_BODY = "|".join(
+    f"(?P<{name}>{_alternation(zh, False)}|{_alternation(en, True)})" for name, zh, en in _LEXICONS
+)
+_STARTS = [_first_chars(t.replace("_", r"\s+")) for _, zh, en in _LEXICONS for t in (zh + en).split()]
+_PREFILTER = (
+    "(?=[" + "".join(sorted(re.escape(c) for c in set().union(*_STARTS))) + "])"
+    if all(s is not None for s in _STARTS)
+    else ""
+)
+TERMS = re.compile(_PREFILTER + f"(?:{_BODY})")
 _KIND = {"a": ADVERSE_REACTION, "q": QUALITY, "e": LACK_OF_EFFICACY}
 
 # --- context ---------------------------------------------------------------------------------------------
@@ -236,8 +322,8 @@ _LIST_GAP = re.compile(r"(?:[\s,，、]|and|or|nor|和|或者?|以及|及|与)*"
 # happened looks like, which keeps a question like "吃多了会不会有事？" a signal.
 _QUESTION = re.compile(r"[?？]|(?:吗|呢|么)\s*$")
 _INQUIRY = re.compile(
-    r"吗|呢|会不会|是不是|会|能不能|能否|可不可以|可以|是否|有没有|有什么|什么|哪些|怎么|如何|为什么|多大|请问|想问|想了解|"
-    r"\b(?:what|which|does|do|can|could|will|would|should|is it|are there|were there|any|how|whether|may|might)\b"
+    r"^\s*(?:is|are|was|were|does|do|did|can|could|will|would|should|has|have)\b|吗|呢|会不会|是不是|会|能不能|能否|可不可以|可以|是否|有没有|有什么|什么|哪些|怎么|如何|为什么|多大|请问|想问|想了解|"
+    r"\b(?:did (?:you|they|it)|have you|has it|what|which|does|do|can|could|will|would|should|is it|are there|were there|any|how|whether|may|might)\b"
 )
 _HYPOTHETICAL = re.compile(r"如果|万一|假如|要是|假设|听说|据说|\b(?:if|in case|what if|heard)\b")
 _EVENT = re.compile(
@@ -249,12 +335,17 @@ _EVENT = re.compile(
 # 治头晕的药, 抗过敏药, 预防过敏, 担心会过敏, 需要住院做手术, "help with itching".
 _NOT_A_REACTION_BEFORE = re.compile(
     r"(?:治疗?|缓解|止|抗|防止?|预防|用于|针对|以免|避免|担心会?|害怕会?|怕会|需要|准备|打算|计划|安排|将要|"
-    r"(?<![a-z])(?:treat\w*|reliev\w*|help with|prevent\w*|anti-?))\s*$"
+    r"(?:可能|(?<!都)会|容易|易)(?:会)?(?:引起|导致|造成|出现)|(?<![a-z])(?:may|might|can|could) (?:cause|lead to|trigger)|"
+    r"(?<![a-z])(?:treat\w*|reliev\w*|help with|prevent\w*|anti-?|(?:worried|afraid|scared|concerned|nervous) "
+    r"(?:about|of)(?: getting| having| developing)?(?: an?)?))\s*$"
 )
+# Immediately after a term, these make it the name of a medicine or a state without it: 过敏药, "seizure-free"
+# (but 喂错药 is an error, not a medicine).
+_INDICATION_AFTER = re.compile(r"(?<!错)药|-free\b")
 # Quality and efficacy words about a website, an app or a coupon are not about the product.
 _NOT_THE_PRODUCT = re.compile(
     r"网站|网页|页面|链接|app|登录|验证码|优惠券|系统|二维码|\b(?:website|link|login|app|code|coupon|portal|checkout|"
-    r"password|email)\b"
+    r"password|email|printer|computer|laptop|phone|scanner)\b|打印机|电脑|手机"
 )
 
 # Whether the message is about someone who has not taken the drug (yet): symptoms of the illness before any
@@ -270,16 +361,19 @@ _NOT_YET = re.compile(
 )
 _BEFORE_USE = re.compile(
     r"能不能(?:吃|用|服|喝|给|喂|打)|可不可以(?:吃|用|服|喂)|可以(?:吃|用|服|喂|给)[^,;!?。]{0,8}(?:吗|么|\?)|适不适合|"
-    r"适合[^,;!?。]{0,8}(?:吗|么|\?)|怎么样[?？]?$|怎么(?:吃|用|喂|服)|(?:吃|用)吗|有没有[^,;!?。]{0,8}成分|含不含|"
+    r"适合[^,;!?。]{0,8}(?:吗|么|\?)|怎么样|怎么(?:吃|用|喂|服)|(?:吃|用)吗|有没有[^,;!?。]{0,8}成分|含不含|"
     r"文献|文章|科普|培训|讲座|讲解|课件|综述|网上说|听说|据说|说明书上?(?:写|说)的|"
     r"\b(?:suitable|can (?:i|she|he|we|my \w+) (?:take|use|have|give)|is it safe|(?:does|do) (?:this|it|they|these|the) "
     r"(?:\w+ )?contain|will (?:this|it) (?:\w+ )?help|how much|literature|article|paper|training|webinar|"
-    r"lecture|i read|leaflet says)\b"
+    r"lecture|i read|leaflet says|is (?:it|this|that) safe|safe for|(?:is|are|was|were) why|recommend\w*)\b|"
+    r"里面有[^,;!?。]{0,8}(?:吗|么)|几次|几片|几粒|多少|用量|用法|\b(?:dose|dosage|how often|how many|alternative)\b|含有?[^,;!?。]{0,8}(?:吗|么)|成分|想买|哪种|推荐"
 )
 _EXPOSED = re.compile(
     r"(?:吃|服|用|喝|喂|食|打|输|注射|涂|擦|贴|喷|滴|换)(?:了|完|过|咗)(?!会|再|才)|(?:用|服|吃)药(?:以|之)?后|"
     r"\b(?:after (?:taking|starting|using|the|his|her|my|each|every)|since (?:taking|starting|using)|took|been "
-    r"(?:taking|on|using)|on (?:it|this|these|them)|started (?:on|taking|using)|was given|administered)\b"
+    r"(?:taking|on|using)|on (?:it|this|these|them)|started (?:on|taking|using)|was given|administered|developed|"
+    r"since (?:the|his|her|my)|got worse|keeps?)\b|出现|起了|发生了|之后|以后|后来|越来越|突然|昨天|今天|刚才|"
+    r"错|误(?:服|食|用|喝|吞|吃)|过量|\b(?:gave|given|ate|swallowed|ingested|instead of|wrong|by mistake|accidental\w*|overdos\w*)\b"
 )
 
 
@@ -288,17 +382,19 @@ _EXPOSED = re.compile(
 # lexicon can never list every way people describe a symptom. Positive or negated follow-ups are not.
 _FRAME_ZH = re.compile(
     r"(?:吃|服|用|喝|打(?!开|算|电话|折)|输|注射|喷|滴|涂|擦|贴|换)(?:了|完|过)?"
-    r"(?:[^,;!?。]{0,12}?(?:以后|之后|后)|(?:了)?(?:[一两二三四五六七八九十几半]|\d+)(?:个)?(?:天|周|星期|礼拜|月)[^,;!?。]{0,8}?)"
+    r"(?:[^,;!?。]{0,12}?(?:以后|之后|后|就)|(?:了)?第?(?:[一两二三四五六七八九十几半]|\d+)(?:个)?(?:天|周|星期|礼拜|月)"
+    r"[^,;!?。]{0,8}?)"
     r"[,，\s]*"
 )
 _FRAME_EN = re.compile(
-    r"\b(?:ever since|(?:after|since) (?:taking|starting|using|switching|being (?:given|put on)|i started|"
-    r"(?:he|she) started|(?:the|each|every|my|his|her) (?:first |second |last |new )?(?:dose|injection|infusion|"
+    r"\b(?:ever since|(?:after|since) (?:taking|starting|using|switching|being (?:given|put on)|"
+    r"(?:i|he|she|we|they) (?:started|switched|began|took|was given|were given)|(?:the|each|every|my|his|her) (?:first |second |last |new )?(?:dose|injection|infusion|"
     r"prescription|switch|tablets?|pills?|inhaler|capsules?|medicine|medication|drug|treatment))|"
     r"on (?:it|them|these|this|the new \w+)(?: (?:for|so far))?)\b"
 )
 _POSITIVE = re.compile(
     r"很好|挺好|好了|好多了|好些|变好|正常|平稳|稳定|改善|好转|缓解|消失|没事|不错|满意|有效|管用|退了|谢谢|感谢|"
+    r"看看|试试|观察|"
     r"\b(?:well|better|fine|great|good|improv\w*|working|helped|no problems?|thanks?)\b"
 )
 _FOLLOW_UP_QUESTION = re.compile(r"要|需要|能|可以|应该|该|多久|怎么|\b(?:should|can|could|how long|do i)\b")
@@ -359,8 +455,7 @@ def screen(text: str) -> Result:
     kinds: set[str] = set()
     terms: list[str] = []
     unexposed = bool(
-        matches
-        and (_NOT_YET.search(norm) or (_BEFORE_USE.search(norm) and not _EXPOSED.search(norm)))
+        matches and (_NOT_YET.search(norm) or (_BEFORE_USE.search(norm) and not _EXPOSED.search(norm)))
     )
     negated_at_end = -1  # end offset of a negated term, for lists: "denies nausea, vomiting or dizziness"
     for m in matches:
@@ -375,6 +470,8 @@ def screen(text: str) -> Result:
             continue
         if _NOT_A_REACTION_BEFORE.search(before) or (kind == ADVERSE_REACTION and unexposed):
             continue
+        if kind == ADVERSE_REACTION and _INDICATION_AFTER.match(norm, end):  # 过敏药, "seizure-free"
+            continue
         if kind != ADVERSE_REACTION and _NOT_THE_PRODUCT.search(norm, c_start, c_end):
             continue
         si = bisect_right(sentence_bounds, start) - 1
@@ -385,6 +482,11 @@ def screen(text: str) -> Result:
         written = _span(text, source, start, end)
         if written not in terms:
             terms.append(written)
+    if QUALITY not in kinds:
+        mismatch = _strength_mismatch(norm)
+        if mismatch:
+            kinds.add(QUALITY)
+            terms.append(_span(text, source, *mismatch))
     if not kinds and not matches:  # nothing named (or everything negated is also a "no"): try the frame
         complaint = _frame(norm, text, source)
         if complaint:
@@ -393,6 +495,30 @@ def screen(text: str) -> Result:
     if not kinds:
         return NOTHING
     return Result(True, next(k for k in PRIORITY if k in kinds), terms)
+
+
+# Two different strengths of one unit, set against each other (外盒印的是5mg，说明书上写的是10mg; "the carton
+# says 50 mg but the strip 25 mg"), in a message about the pack: a labelling mix-up whatever the words around it.
+_STRENGTH = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(mg|mcg|µg|μg|ug|iu|毫克|微克)(?![a-z])")
+_PACK = re.compile(
+    r"盒|铝箔|药板|板上|说明书|标签|瓶|包装|\b(?:carton|box|strip|blister|label|bottle|pack|packaging|foil|leaflet|vial)\b"
+)
+_CONTRAST = re.compile(r"[,，;；]|但|却|而|可是|\b(?:but|whereas|while|though|yet)\b")
+
+
+def _strength_mismatch(norm: str) -> tuple[int, int] | None:
+    """The span of the second strength when a text sets two different strengths of a pack against each other."""
+    if not _PACK.search(norm):
+        return None
+    seen: dict[str, re.Match] = {}
+    for m in _STRENGTH.finditer(norm):
+        first = seen.setdefault(m.group(2), m)
+        if float(first.group(1)) != float(m.group(1)) and _CONTRAST.search(norm, first.end(), m.start()):
+            sentence_start = max(norm.rfind(c, 0, m.start()) for c in "。!?.\n") + 1
+            sentence = norm[sentence_start : SENTENCE_END.search(norm + "\n", m.end()).end()]
+            if not (_QUESTION.search(sentence) and _INQUIRY.search(sentence) and not _EVENT.search(sentence)):
+                return m.start(), m.end()
+    return None
 
 
 def _negated(before: str) -> bool:
@@ -413,9 +539,11 @@ def _negated(before: str) -> bool:
 def _asks_for_information(sentence: str, clause: str) -> bool:
     """A question about what might happen (这个药会不会引起头晕？ / what should I do if I get a rash?) —
     not a report. A question that also says something happened (吃多了会不会有事？) stays a signal."""
-    if not _QUESTION.search(sentence) or not _INQUIRY.search(clause):
+    if not _QUESTION.search(sentence):
         return False
-    return bool(_HYPOTHETICAL.search(clause)) or not _EVENT.search(clause)
+    if _HYPOTHETICAL.search(clause):  # "if she gets diarrhoea on this, should we stop it?"
+        return True
+    return bool(_INQUIRY.search(clause)) and not _EVENT.search(clause)
 
 
 def _original_span(text: str, start: int, end: int) -> str:

@@ -253,3 +253,102 @@ def test_kinds_are_the_signal_kinds_of_the_safety_flags():
 @pytest.mark.parametrize("text", ["", "   ", "请问你们周六送货吗？", "Please cancel order 77120."])
 def test_ordinary_or_empty_text_is_no_signal(text):
     assert screen(text) == Result(False, None, [])
+
+
+# --- generalisation: the kinds of message the first lexicon missed -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # quality: counts, mismatches, counterfeits, smell, moisture, damaged blisters, colour
+        ("标签上写60粒，倒出来数了只有57粒", QUALITY),
+        ("I counted 27 in a box of 30.", QUALITY),
+        ("The second strip had two empty pockets.", QUALITY),
+        ("盒子上的批号和药板上的批号对不上", QUALITY),
+        ("外盒写的是20mg，药板上印的是10mg", QUALITY),
+        ("The box says 100 mcg but the inhaler label says 50 mcg.", QUALITY),
+        ("网购的，防伪码一扫显示不存在，是不是假货？", QUALITY),
+        ("The hologram is missing and the print looks blurred; I think it's counterfeit.", QUALITY),
+        ("开瓶有一股馊味", QUALITY),
+        ("The tablets smell like vinegar.", QUALITY),
+        ("胶囊都受潮了，捏着发软", QUALITY),
+        ("藥水顏色變深咗", QUALITY),
+        ("药板上好几个泡是破的", QUALITY),
+        # lack of efficacy
+        ("止痛片现在吃两片都压不住", LACK_OF_EFFICACY),
+        ("血糖控制不住，一直不达标", LACK_OF_EFFICACY),
+        ("吃完一个疗程复查还是有虫卵", LACK_OF_EFFICACY),
+        ("食咗成個禮拜都冇效", LACK_OF_EFFICACY),
+        ("Three weeks on it and it's done nothing for the itch.", LACK_OF_EFFICACY),
+        ("The infection hasn't cleared after the full course.", LACK_OF_EFFICACY),
+        ("Levels are still subtherapeutic on the standard dose.", LACK_OF_EFFICACY),
+        # reactions in clinical words, behaviour, falls, errors, ingestion, Cantonese, vague feelings
+        ("肌注后出现颈部扭转、眼球上翻，考虑锥体外系反应", ADVERSE_REACTION),
+        ("用药两周复查肌酸激酶明显升高", ADVERSE_REACTION),
+        ("Acute dystonia with an oculogyric crisis after the injection.", ADVERSE_REACTION),
+        ("ALT 4x ULN at week three, drug held.", ADVERSE_REACTION),
+        ("Platelets dropped to 40 on day 6 of heparin.", ADVERSE_REACTION),
+        ("Since starting the tablets he's irritable and snapping at everyone.", ADVERSE_REACTION),
+        ("She keeps saying she doesn't want to be here since the new medicine.", ADVERSE_REACTION),
+        ("外公吃了安眠药，夜里起床摔了一跤", ADVERSE_REACTION),
+        ("护士把剂量看错了，多打了十倍", ADVERSE_REACTION),
+        ("Gave 5 ml instead of 0.5 ml by mistake.", ADVERSE_REACTION),
+        ("孩子把爷爷的降压药吃了两片，暂时还没症状", ADVERSE_REACTION),
+        ("食完個藥之後成日肚痛，瞓唔著", ADVERSE_REACTION),
+        ("After the first dose I felt weird and foggy all afternoon.", ADVERSE_REACTION),
+        ("服药后脑壳昏，走路打飘", ADVERSE_REACTION),
+        ("吃咗降壓藥之後一直乾咳，正常嗎？", ADVERSE_REACTION),  # a question that reports an event
+    ],
+)
+def test_differently_worded_signals_are_caught_with_their_kind(text, kind):
+    result = screen(text)
+    assert result.signal and result.kind == kind, (text, result)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我对头孢过敏，这个药能不能吃？",  # allergy history asked before use
+        "Years ago I came out in hives with aspirin — does this contain any salicylate?",
+        "孩子咳嗽发烧两天，还没吃药，请问糖浆怎么喂？",  # the illness before any treatment
+        "He's had a high temperature since last night; we haven't given him anything yet.",
+        "My back pain is why I saw the GP, and she suggested your gel.",
+        "我妈失眠好几年了，想问问你们的安眠药适合老人吗？",
+        "下周开始吃这个药，会不会掉头发？",  # a question about the future
+        "Just asking before I start: can it cause headaches?",
+        "网上说吃了会脱发，我还在犹豫要不要买",  # a rumour
+        "请发一份关于该药肝损伤的文献",  # a literature request naming a term
+        "复查结果都正常，谢谢你们",  # good news
+        "请在空格处填写患者姓名",
+        "快递给错地址了，麻烦改一下",
+        "Can you come back to me with the price for 200 boxes?",
+        "I'm worried about getting a rash like last time; should I do a patch test first?",
+        "有5mg和10mg两种规格，哪种适合我？",
+    ],
+)
+def test_history_plans_rumours_and_illness_before_treatment_are_not_signals(text):
+    assert not screen(text).signal, (text, screen(text))
+
+
+def test_a_report_that_also_asks_about_further_use_stays_a_signal():
+    assert screen("服用阿莫西林出现皮疹，还能不能继续用？").kind == ADVERSE_REACTION
+    assert (
+        screen("My son took your syrup and got hives; can he have the tablets instead?").kind
+        == ADVERSE_REACTION
+    )
+    assert (
+        screen("给孩子喂错药了，目前没发现异常").kind == ADVERSE_REACTION
+    )  # an error is not a 过敏药-style name
+
+
+def test_the_first_character_look_ahead_never_changes_what_the_lexicon_matches():
+    from pharmacrm.safety import screen as module
+
+    plain = module.re.compile(f"(?:{module._BODY})")
+    assert module._PREFILTER, "every lexicon term has a known first character"
+    texts = [r["text"] for r in load_eval_set()]
+    for text in texts + [" ".join(texts[i : i + 5]) for i in range(0, len(texts), 5)]:
+        norm = module.normalise(text)
+        spans = [(m.span(), m.lastgroup) for m in module.TERMS.finditer(norm)]
+        assert spans == [(m.span(), m.lastgroup) for m in plain.finditer(norm)], text
