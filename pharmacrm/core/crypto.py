@@ -50,7 +50,7 @@ class KeyRing:
 
     def with_new_key(self) -> KeyRing:
         """A ring with one more key, made the active one; old keys stay to decrypt old data."""
-        n = 1 + max(int(k[1:]) for k in self.keys if k[1:].isdigit())
+        n = 1 + max(int(k[1:]) for k in self.keys if k[1:].isdecimal())
         new_id = f"k{n}"
         return KeyRing(active=new_id, keys={**self.keys, new_id: AESGCM.generate_key(256)}, index_key=self.index_key)
 

@@ -46,7 +46,7 @@ class OtpForm(forms.Form):
 
     def clean_code(self) -> str:
         code = self.cleaned_data["code"].strip().replace(" ", "")
-        if not code.isdigit():
+        if not code.isdecimal():
             raise forms.ValidationError(_("The code has six digits."), code="digits")
         return code
 

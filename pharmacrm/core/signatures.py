@@ -49,7 +49,7 @@ def verify_code(user, code: str) -> bool:
     """True when `code` is a current, not yet used one-time code of one of the user's confirmed
     authenticators (django-otp refuses a code used before and throttles wrong guesses)."""
     code = (code or "").strip().replace(" ", "")
-    if not code.isdigit():
+    if not code.isdecimal():
         return False
     for device in TOTPDevice.objects.filter(user=user, confirmed=True):
         allowed, _info = device.verify_is_allowed()

@@ -297,7 +297,7 @@ def _object_url(entry: AuditEntry) -> str:
     """A link to the customer an entry is about, when it still exists as a page."""
     routes = {"customers.institution": "customers:institution", "customers.person": "customers:person"}
     name = routes.get(entry.object_type)
-    if name and entry.object_id.isdigit() and entry.action != A.DELETE:
+    if name and entry.object_id.isdecimal() and entry.action != A.DELETE:
         return reverse(name, args=[int(entry.object_id)])
     return ""
 
@@ -313,7 +313,7 @@ def audit_list(request):
     if form.is_bound and form.is_valid():
         qs = form.filter(qs)
     before = request.GET.get("before", "")
-    if before.isdigit():
+    if before.isdecimal():
         qs = qs.filter(seq__lt=int(before))
     entries = list(qs[: AUDIT_PAGE_SIZE + 1])
     has_more = len(entries) > AUDIT_PAGE_SIZE
@@ -324,7 +324,7 @@ def audit_list(request):
         "form": form,
         "entries": entries,
         "older_seq": entries[-1].seq if has_more and entries else None,
-        "paged": before.isdigit(),
+        "paged": before.isdecimal(),
         "verify_result": verify_result,
     }
     return render(request, "core/audit_list.html", context)

@@ -42,7 +42,7 @@ def attachment(name: str) -> str:
 
 def _int(value) -> int | None:
     value = str(value or "").strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isdecimal() else None
 
 
 def filters_from(params) -> dict[str, Any]:

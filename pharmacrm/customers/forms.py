@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Region, Team, User
 
 from . import search, services
@@ -114,7 +115,7 @@ def _limit_picker(field: forms.ModelChoiceField, selected_ids) -> None:
     qs = field.queryset
     shown = list(qs.order_by("name", "id")[:PICKER_LIMIT])
     ids = {o.pk for o in shown}
-    missing = [i for i in selected_ids if i and str(i).isdigit() and int(i) not in ids]
+    missing = [i for i in selected_ids if i and is_id(i) and int(i) not in ids]
     if missing:
         shown = list(qs.filter(pk__in=missing)) + shown
     field.widget.choices = BLANK + [(o.pk, o.name) for o in shown]
@@ -372,7 +373,7 @@ def _masked(person: Person, field: str) -> str:
 
 def departments_of(institution_id):
     """The departments of one institution (none when no institution is chosen)."""
-    if not institution_id or not str(institution_id).isdigit():
+    if not institution_id or not is_id(institution_id):
         return Institution.objects.none()
     return (
         Institution.objects.active()

@@ -520,7 +520,7 @@ def _existing_notes(user, name: str, value: str, instance) -> list[str]:
 
 def _department_options(request):
     inst = request.GET.get("institution", "")
-    visible = access.institutions_for(request.user).filter(pk=inst).exists() if inst.isdigit() else False
+    visible = access.institutions_for(request.user).filter(pk=inst).exists() if inst.isdecimal() else False
     options = departments_of(inst) if visible else Institution.objects.none()
     return render(request, "partials/institution_options.html", {"options": options})
 
@@ -574,7 +574,7 @@ def _conflict_form(request, form_class, instance, error: services.ConflictError)
 
 
 def _visible_institution(user, pk: str) -> Institution | None:
-    return access.institutions_for(user).filter(pk=pk).first() if pk.isdigit() else None
+    return access.institutions_for(user).filter(pk=pk).first() if pk.isdecimal() else None
 
 
 @login_required

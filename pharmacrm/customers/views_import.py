@@ -55,20 +55,27 @@ class ImportForm(forms.Form):
 class SizeLimitHandler(FileUploadHandler):
     """Stops reading an upload as soon as it passes the import limit, whatever Content-Length said."""
 
-    def __init__(self, request=None):
+    def __init__(self, request=None, limit: int | None = None):
         super().__init__(request)
         self.received = 0
         self.too_large = False
+        self.limit = limit if limit is not None else settings.IMPORT_MAX_BYTES
 
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
-        if self.received > settings.IMPORT_MAX_BYTES:
+        if self.received > self.limit:
             self.too_large = True
             raise StopUpload(connection_reset=True)
         return raw_data
 
     def file_complete(self, file_size):
         return None
+
+
+def content_length(request) -> int:
+    """The announced body size (0 when absent or malformed: the streaming limit still applies)."""
+    raw = str(request.META.get("CONTENT_LENGTH") or "0").strip()
+    return int(raw) if raw.isdecimal() and len(raw) < 16 else 0
 
 
 def _too_large_message() -> str:
@@ -88,7 +95,7 @@ def import_start(request):
     """Upload form; a POST stores the file and queues its dry run."""
     _require_import(request.user)
     if request.method == "POST":
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        length = content_length(request)
         if length > settings.IMPORT_MAX_BYTES + MULTIPART_OVERHEAD:
             # refuse before reading the body: the request is not parsed at all
             return _upload_page(request, ImportForm(), error=_too_large_message(), status=413)
@@ -251,7 +258,7 @@ def _error_csv(path, header):
 
 
 def _error_xlsx(path, header):
-    rows = ([int(r[0]) if r[0].isdigit() else r[0], *r[1:]] for r in _error_rows(path))
+    rows = ([int(r[0]) if r[0].isdecimal() else r[0], *r[1:]] for r in _error_rows(path))
     return exporter.xlsx_file(_("Errors"), header, rows)
 
 

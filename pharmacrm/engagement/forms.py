@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
+from pharmacrm.core.ids import is_id
 from pharmacrm.customers.forms import ANY, BLANK, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution, Person
 from pharmacrm.servicedesk.forms import LOCAL_INPUT, people_options
@@ -79,7 +80,7 @@ class InteractionForm(ServiceErrorsMixin, forms.Form):
         self.fields["person"].queryset = access.people_for(user, Person.objects.active())
         person_id = self.data.get("person") if self.is_bound else self.initial.get("person")
         shown = people_options(user, inst_id)
-        if person_id and str(person_id).isdigit() and int(person_id) not in {p.pk for p in shown}:
+        if person_id and is_id(person_id) and int(person_id) not in {p.pk for p in shown}:
             shown = list(self.fields["person"].queryset.filter(pk=int(person_id))) + shown
         self.fields["person"].widget.choices = BLANK + [
             (p.pk, f"{p.name} · {p.title}" if p.title else p.name) for p in shown

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from pharmacrm.core import access
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
@@ -58,7 +59,7 @@ def interaction_list(request):
     for key in (
         ("institution", "person") if embed else ()
     ):  # straight from the query: the scope is applied below
-        if request.GET.get(key, "").isdigit():
+        if is_id(request.GET.get(key)):
             qs = qs.filter(**{f"{key}_id": int(request.GET[key])})
     qs = access.interactions_for(user, qs).order_by("-received_at", "-id")
     size, number = (CUSTOMER_ROWS, "1") if embed else (PAGE_SIZE, request.GET.get("page") or "1")
@@ -83,7 +84,7 @@ def interaction_list(request):
                "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
     if embed:
         context["customer_query"] = "&".join(
-            f"{k}={request.GET[k]}" for k in ("institution", "person") if request.GET.get(k, "").isdigit()
+            f"{k}={request.GET[k]}" for k in ("institution", "person") if is_id(request.GET.get(k))
         )
         return render(request, "engagement/_customer_interactions.html", context)
     return render(request, "engagement/interaction_list.html", context)
@@ -102,7 +103,7 @@ def interaction_create(request):
     access.require(user, Cap.RECORD_INTERACTIONS)
     if request.method == "GET" and request.GET.get("_options") == "person":
         return _person_options(request)
-    initial = {k: int(request.GET[k]) for k in ("institution", "person") if request.GET.get(k, "").isdigit()}
+    initial = {k: int(request.GET[k]) for k in ("institution", "person") if is_id(request.GET.get(k))}
     form = InteractionForm(request.POST if request.method == "POST" else None, user=user, initial=initial)
     status = 200
     if request.method == "POST":

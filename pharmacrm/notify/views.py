@@ -65,7 +65,7 @@ def mark_read(request):
     if request.POST.get("all"):
         n = services.mark_read(request.user, "all")
     else:
-        ids = [i for i in request.POST.getlist("id") if i.isdigit() and len(i) < 19]
+        ids = [i for i in request.POST.getlist("id") if i.isdecimal() and len(i) < 19]
         n = services.mark_read(request.user, ids)
     if n:
         messages.success(request, _("Marked as read."))
@@ -186,7 +186,7 @@ def deliveries(request):
         if form.cleaned_data.get("channel"):
             qs = qs.filter(channel=form.cleaned_data["channel"])
     endpoint = request.GET.get("endpoint", "")
-    if endpoint.isdigit() and len(endpoint) < 19:
+    if endpoint.isdecimal() and len(endpoint) < 19:
         qs = qs.filter(endpoint_id=int(endpoint))
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     filtered = any(request.GET.get(k) for k in ("status", "channel", "endpoint"))

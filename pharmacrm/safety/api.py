@@ -177,6 +177,8 @@ class SafeDateField(serializers.DateField):
         result = super().to_internal_value(value)
         if result < EARLIEST.date():
             raise serializers.ValidationError(_("This date is too long ago: check it."))
+        if result.year > 2999:
+            raise serializers.ValidationError(_("Enter a date between 2000 and 2999."))
         return result
 
 

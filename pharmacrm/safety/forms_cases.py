@@ -76,7 +76,9 @@ class CaseFilterForm(forms.Form):
     mine = forms.BooleanField(label=_("My cases only"), required=False)
 
     def cleaned(self) -> dict:
-        return self.cleaned_data if self.is_valid() else {}
+        """The valid filters (an invalid one is dropped, never the others with it)."""
+        self.is_valid()
+        return getattr(self, "cleaned_data", {}) or {}
 
 
 # --- case data ------------------------------------------------------------------------------------------

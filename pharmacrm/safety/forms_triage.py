@@ -45,8 +45,14 @@ class PeriodForm(forms.Form):
 
     MAX_DAYS = 3 * 366
 
+    EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2999, 12, 31)
+
     def clean(self):
         data = super().clean()
+        for name in ("since", "until"):
+            if data.get(name) and not self.EARLIEST <= data[name] <= self.LATEST:
+                self.add_error(name, _("Enter a date between 2000 and 2999."))
+                return data
         since, until = data.get("since"), data.get("until")
         if since and until:
             if until < since:
@@ -130,7 +136,7 @@ class RuleForm(FieldErrorsMixin, forms.Form):
     )  # fmt: skip
     active = forms.BooleanField(label=_("Active"), required=False)
     legal_basis = forms.CharField(label=_("Legal basis"), max_length=200, required=False)
-    version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0, max_value=2**31 - 1)
 
     @staticmethod
     def initial_for(rule: ReportingRule) -> dict:

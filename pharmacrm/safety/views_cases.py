@@ -21,8 +21,10 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
@@ -283,7 +285,7 @@ def from_interaction(request, pk: int):
     if interaction is None:
         raise Http404(_("No such interaction, or you may not see it."))
     back = request.POST.get("next") or ""
-    if not back.startswith("/") or back.startswith("//"):
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         back = reverse("safety:cases")
     return _open_from(request, interaction, back)
 
@@ -306,7 +308,7 @@ def _problem_link(case: SafetyCase, field: str) -> str:
         index, _sep, name = rest.partition("]")
         name = name.lstrip(".")
         fields = DrugForm.base_fields if prefix == "drugs" else ReactionForm.base_fields
-        if prefix in ("drugs", "reactions") and name in fields and index.isdigit():
+        if prefix in ("drugs", "reactions") and name in fields and index.isdecimal():
             return f"{base}#id_{prefix}-{index}-{name}"
         return base
     if field in CaseFieldsForm.base_fields:
@@ -443,7 +445,9 @@ def _edit(request, pk: int, *, follow_up: bool):
         # "add a drug / reaction": the same input again with one more empty row, nothing saved
         posted = request.POST.copy()
         key = f"{request.POST['add_row']}-TOTAL_FORMS"
-        posted[key] = str(int(posted.get(key) or 0) + 1)
+        raw = str(posted.get(key) or "0")
+        count = int(raw) if raw.isdecimal() and len(raw) < 4 else 0
+        posted[key] = str(min(count, 50) + 1)
         main = CaseFieldsForm(posted, initial=CaseFieldsForm.initial_for(case))
         drugs = DrugFormSet(posted, initial=drug_initial(case), prefix="drugs")
         reactions = ReactionFormSet(posted, initial=reaction_initial(case), prefix="reactions")
@@ -648,11 +652,33 @@ def capa_update(request, pk: int, capa_pk: int):
 # --- files ---------------------------------------------------------------------------------------------
 
 
+@csrf_exempt  # checked by _file_upload, once the size limit is in place (reading the body checks nothing)
 @login_required
 @require_POST
 def file_upload(request, pk: int):
+    """A photo or document: refused before the body is read when too large, and the reading stops as soon as
+    the upload passes the limit (nothing spooled to disk beyond it)."""
+    from django.conf import settings
+
+    from pharmacrm.customers.views_import import SizeLimitHandler, content_length
+
     case = _handling(request, pk)
+    limit = settings.ATTACHMENT_MAX_BYTES
+    limiter = SizeLimitHandler(request, limit=limit)
+    if content_length(request) > limit + 64 * 1024:
+        limiter.too_large = True
+    else:
+        request.upload_handlers.insert(0, limiter)
+    return _file_upload(request, case, limiter)
+
+
+@csrf_protect
+def _file_upload(request, case: SafetyCase, limiter):
+    if limiter.too_large:
+        return _too_large(request, case)
     form = FileForm(request.POST, request.FILES)
+    if limiter.too_large:
+        return _too_large(request, case)
     if form.is_valid():
         try:
             services.add_file(request.user, case, form.cleaned_data["files"])
@@ -662,6 +688,14 @@ def file_upload(request, pk: int):
             messages.success(request, _("The file was added to the case."))
             return redirect(reverse("safety:case", args=[case.pk]) + "#files")
     return _detail_page(request, case, 400, file_form=form)
+
+
+def _too_large(request, case: SafetyCase):
+    from django.conf import settings
+
+    messages.error(request, _("The file is too large; the limit is %(limit)s MB.")
+                   % {"limit": f"{settings.ATTACHMENT_MAX_BYTES / 1048576:g}"})  # fmt: skip
+    return _detail_page(request, case, 413)
 
 
 @login_required

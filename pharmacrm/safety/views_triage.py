@@ -13,7 +13,6 @@ import re
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import HttpResponse
@@ -32,6 +31,7 @@ from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.exporter import attachment
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views_import import SizeLimitHandler, content_length
 
 from . import reconciliation as recon
 from . import rules_admin, services
@@ -422,25 +422,6 @@ def batch_trace(request):
 # --- imports ----------------------------------------------------------------------------------------------
 
 
-class _SizeLimit(FileUploadHandler):
-    """Stops reading an upload as soon as it passes the limit, whatever Content-Length said."""
-
-    def __init__(self, request=None):
-        super().__init__(request)
-        self.received = 0
-        self.too_large = False
-
-    def receive_data_chunk(self, raw_data, start):
-        self.received += len(raw_data)
-        if self.received > schema.MAX_BYTES:
-            self.too_large = True
-            raise StopUpload(connection_reset=True)
-        return raw_data
-
-    def file_complete(self, file_size):
-        return None
-
-
 def _too_large() -> str:
     return _("The file is larger than %(size)s MB: nothing was imported.") % {"size": MAX_UPLOAD_MB}
 
@@ -458,9 +439,9 @@ def _import_page(request, *, icsr=None, ack=None, what: str = "", errors=(), res
 def import_view(request):
     _require_handle(request)
     if request.method == "POST":
-        if int(request.META.get("CONTENT_LENGTH") or 0) > schema.MAX_BYTES + MULTIPART_OVERHEAD:
+        if content_length(request) > schema.MAX_BYTES + MULTIPART_OVERHEAD:
             return _import_page(request, errors=[_too_large()], status=413)  # refused before reading the body
-        limiter = _SizeLimit(request)
+        limiter = SizeLimitHandler(request, limit=schema.MAX_BYTES)
         request.upload_handlers.insert(0, limiter)
         return _import_post(request, limiter)
     return _import_get(request)
@@ -472,7 +453,7 @@ def _import_get(request):
 
 
 @csrf_protect
-def _import_post(request, limiter: _SizeLimit):
+def _import_post(request, limiter: SizeLimitHandler):
     what = request.POST.get("what")
     if limiter.too_large:
         return _import_page(request, what=what or "", errors=[_too_large()], status=413)
@@ -577,13 +558,11 @@ def rule_active(request, pk: int):
     access.require(request.user, Cap.CONFIGURE_SAFETY)
     rule = get_object_or_404(ReportingRule, pk=pk)
     raw = (request.POST.get("version") or "").strip()
+    if not (raw.isdecimal() and len(raw) < 10):  # the version the page showed: always sent by the page
+        messages.error(request, str(CONFLICT))
+        return _rules_page(request, status=400)
     try:
-        rule = rules_admin.update_rule(
-            request.user,
-            rule,
-            {"active": request.POST.get("active") == "1"},
-            int(raw) if raw.isdigit() else None,
-        )
+        rule = rules_admin.update_rule(request.user, rule, {"active": request.POST.get("active") == "1"}, int(raw))
     except ConflictError:
         messages.error(request, str(CONFLICT))
         return _rules_page(request, status=409)

@@ -891,7 +891,7 @@ class BusinessCalendarViewSet(
             qs = CalendarOverride.objects.filter(calendar=calendar).order_by("date")
             year = request.query_params.get("year", "")
             if year:
-                if not year.isdigit() or not 1 <= int(year) <= 9999:
+                if not year.isdecimal() or not 1 <= int(year) <= 9999:
                     raise serializers.ValidationError({"year": [_("Enter a year, e.g. 2027.")]})
                 qs = qs.filter(date__year=int(year))
             return Response(CalendarOverrideSerializer(qs, many=True).data)

@@ -234,7 +234,7 @@ class AnswerTemplateViewSet(_Versioned, viewsets.ModelViewSet):
     def render_for(self, request, pk=None):
         template = self.get_object()
         raw = request.query_params.get("ticket", "")
-        if not raw.isdigit() or len(raw) > 18:
+        if not raw.isdecimal() or len(raw) > 18:
             raise ApiValidationError({"ticket": [_("Give the id of a ticket.")]})
         ticket = access.tickets_for(request.user, Ticket.objects.all()).filter(pk=int(raw)).first()
         if ticket is None:

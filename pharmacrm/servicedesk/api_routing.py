@@ -318,7 +318,7 @@ class ServiceBoardViewSet(viewsets.GenericViewSet):
         raw = request.query_params.get("team", "")
         team = None
         if raw:
-            if not raw.isdigit() or int(raw) > MAX_INT32:
+            if not raw.isdecimal() or int(raw) > MAX_INT32:
                 raise serializers.ValidationError({"team": ["Give a team id."]})
             team = get_object_or_404(Team, pk=int(raw))
         board = board_summary(request.user, team)

@@ -139,7 +139,7 @@ def bulk(user, ticket_ids, action: str, params: dict | None = None, *, versions:
     if len(ids) > MAX_TICKETS:
         raise ValidationError({"tickets": [_("At most %(max)d tickets at once.") % {"max": MAX_TICKETS}]})
     params = check(action, params or {})
-    versions = {int(k): int(v) for k, v in (versions or {}).items() if str(k).isdigit() and str(v).isdigit()}
+    versions = {int(k): int(v) for k, v in (versions or {}).items() if str(k).isdecimal() and str(v).isdecimal()}
     qs = Ticket.objects.filter(pk__in=ids).select_related("policy__calendar", "category", "person", "institution")
     if not isinstance(user, services.SystemActor):
         qs = access.tickets_for(user, qs)

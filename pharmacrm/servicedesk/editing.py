@@ -32,7 +32,7 @@ def _category(value) -> TicketCategory:
     if isinstance(value, TicketCategory):
         return value
     category = TicketCategory.objects.filter(code=str(value or ""), active=True).first()
-    if category is None and str(value or "").isdigit():
+    if category is None and str(value or "").isdecimal():
         category = TicketCategory.objects.filter(pk=int(value), active=True).first()
     if category is None:
         raise ValidationError({"category": [_("Choose a category.")]})
@@ -45,7 +45,7 @@ def _product(value, current_id) -> Product | None:
     product = (
         value
         if isinstance(value, Product)
-        else Product.objects.filter(pk=value if str(value).isdigit() else None).first()
+        else Product.objects.filter(pk=value if str(value).isdecimal() else None).first()
     )
     if product is None or (not product.active and product.pk != current_id):
         raise ValidationError({"product": [_("Choose a product from the catalogue.")]})

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import MATRIX, Cap
 from pharmacrm.customers.forms import ANY, BLANK, ServiceErrorsMixin, _limit_picker
@@ -61,7 +62,7 @@ class QueueFilterForm(forms.Form):
 
 def people_options(user, institution_id) -> list[Person]:
     """The people (visible to the user) of one institution, for the person select."""
-    if not institution_id or not str(institution_id).isdigit():
+    if not institution_id or not is_id(institution_id):
         return []
     qs = access.people_for(user, Person.objects.active()).filter(
         Q(institution_id=int(institution_id)) | Q(department_id=int(institution_id))
@@ -135,7 +136,7 @@ class IntakeForm(ServiceErrorsMixin, forms.Form):
         self.fields["person"].queryset = access.people_for(user, Person.objects.active())
         person_id = self.data.get("person") if self.is_bound else self.initial.get("person")
         shown = people_options(user, inst_id)
-        if person_id and str(person_id).isdigit() and int(person_id) not in {p.pk for p in shown}:
+        if person_id and is_id(person_id) and int(person_id) not in {p.pk for p in shown}:
             shown = list(self.fields["person"].queryset.filter(pk=int(person_id))) + shown
         self.fields["person"].widget.choices = BLANK + [(p.pk, _person_label(p)) for p in shown]
         # choosing an institution reloads the person select with its people

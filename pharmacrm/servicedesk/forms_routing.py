@@ -70,7 +70,7 @@ class RuleForm(FieldErrorsMixin, forms.Form):
         code = (self.cleaned_data.get("region") or "").strip()
         if not code:
             return None
-        region = Region.objects.filter(code=code).first() if code.isdigit() and len(code) == 6 else None
+        region = Region.objects.filter(code=code).first() if code.isdecimal() and len(code) == 6 else None
         if region is None:
             raise ValidationError(_("“%(code)s” is not a known region code."), params={"code": code[:6]})
         return region

@@ -203,7 +203,7 @@ def _template_values(data: dict) -> dict:
     values = _clean_text(data, TEMPLATE_FIELDS)
     if "category" in values and not isinstance(values["category"], TicketCategory | type(None)):
         code = values["category"]
-        by_pk = Q(pk=int(code)) if str(code).isdigit() else Q(pk__in=[])
+        by_pk = Q(pk=int(code)) if str(code).isdecimal() else Q(pk__in=[])
         values["category"] = TicketCategory.objects.filter(Q(code=code) | by_pk).first() if code else None
         if code and values["category"] is None:
             raise ValidationError({"category": [_("Choose a category.")]})

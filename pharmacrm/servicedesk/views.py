@@ -238,7 +238,7 @@ def ticket_create(request):
         return render(request, "servicedesk/_person_options.html", {"options": options})
     initial = {}
     for key in ("institution", "person"):
-        if request.GET.get(key, "").isdigit():
+        if request.GET.get(key, "").isdecimal():
             initial[key] = int(request.GET[key])
     form = IntakeForm(_posted(request), user=user, initial=initial)
     status = 200

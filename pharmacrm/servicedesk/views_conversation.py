@@ -116,7 +116,7 @@ def template_preview(request, pk: int):
     body = ""
     template = None
     raw = request.GET.get("template") or ""
-    if raw.isdigit():
+    if raw.isdecimal():
         template = AnswerTemplate.objects.filter(pk=int(raw), active=True).first()
     if template is not None:
         body = knowledge.render(template, ticket, request.user)

@@ -166,7 +166,7 @@ def action_create(request):
     ticket = None
     ticket_id = request.POST.get("ticket") or request.GET.get("ticket") or ""
     if ticket_id:
-        if not str(ticket_id).isdigit():
+        if not str(ticket_id).isdecimal():
             raise Http404(_("No such ticket, or you may not see it."))
         ticket = views._ticket_or_404(user, int(ticket_id))
     elif not may_assign:

@@ -36,7 +36,7 @@ def _manage(request) -> None:
 
 def _version(request) -> int | None:
     raw = (request.POST.get("version") or "").strip()
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isdecimal() else None
 
 
 def _edit(request, *, obj, model, form_class, form_kwargs, create, update, success, template, context, back):

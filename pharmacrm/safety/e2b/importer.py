@@ -167,9 +167,14 @@ def parse_datetime(value: str) -> datetime.datetime | None:
         )
     except ValueError:
         return None
+    if not 1900 <= naive.year <= 2999:  # schema-valid, but no ICSR is dated so (and the database could not store it)
+        return None
     if offset:
+        hours, minutes = int(offset[1:3]), int(offset[3:5])
+        if hours > 14 or minutes > 59:  # real UTC offsets run from -12:00 to +14:00
+            return None
         sign = 1 if offset[0] == "+" else -1
-        tz = datetime.timezone(sign * datetime.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
+        tz = datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
         return naive.replace(tzinfo=tz).astimezone(local)
     return naive.replace(tzinfo=local)
 
@@ -243,7 +248,9 @@ def _parse_report(message, n: int, source_name: str) -> dict:
                 ]
             }
         )
-    latest = parse_datetime(_s(ie, "h:availabilityTime/@value")) or received_at
+    latest = parse_datetime(_s(ie, "h:availabilityTime/@value"))
+    if latest is None or latest > timezone.now() + datetime.timedelta(days=1):  # unknown, or in the future
+        latest = received_at
 
     reactions = [_parse_reaction(obs, i, b) for i, obs in enumerate(_reactions(role), start=1)]
     drugs = _parse_drugs(aea, role, b)

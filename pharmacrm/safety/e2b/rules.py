@@ -102,7 +102,7 @@ def elements() -> dict[str, Element]:
         table[number] = Element(
             number=number,
             name=row[3].strip(),
-            max_length=int(length) if length.isdigit() else None,
+            max_length=int(length) if length.isdecimal() else None,
             data_type=row[5].strip(),
             values_allowed=row[6],
             conformance=row[7].strip(),
