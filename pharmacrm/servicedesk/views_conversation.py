@@ -14,6 +14,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
@@ -80,13 +81,34 @@ def _handling(request, pk: int) -> Ticket:
     return _ticket_or_404(request.user, pk)
 
 
+MAX_FILES_PER_MESSAGE = 10
+
+
+@csrf_exempt  # checked by _post, once the size limit is in place (the CSRF check would read the whole body)
 @login_required
 @require_POST
 def post(request, pk: int):
-    """A reply or an internal note from the composer, with its files."""
-    from .views import _ticket_context
+    """A reply or an internal note from the composer, with its files. An upload larger than ten attachments'
+    worth is refused before its body is read, or as soon as the reading passes that size."""
+    from pharmacrm.customers.views_import import SizeLimitHandler, content_length
 
     ticket = _handling(request, pk)
+    limiter = SizeLimitHandler(request, limit=MAX_FILES_PER_MESSAGE * settings.ATTACHMENT_MAX_BYTES)
+    if content_length(request) > limiter.limit + 64 * 1024:
+        limiter.too_large = True
+    else:
+        request.upload_handlers.insert(0, limiter)
+    return _post(request, ticket, limiter)
+
+
+@csrf_protect
+def _post(request, ticket: Ticket, limiter):
+    from .views import _ticket_context
+
+    request.POST  # noqa: B018 — parse the body now (csrf_protect has usually done so): the limiter decides
+    if limiter.too_large:
+        messages.error(request, _("The files are too large together; send them in several messages."))
+        return render(request, "servicedesk/ticket_detail.html", _ticket_context(request, ticket), status=413)
     templates = knowledge.templates_for(request.user, ticket)
     form = ComposerForm(request.POST, request.FILES, templates=templates)
     if form.is_valid():

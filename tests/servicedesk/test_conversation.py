@@ -357,3 +357,14 @@ def test_history_lines_for_the_edit_events(users, ticket, product):
     assert lines["Category"] == "药品信息咨询 → 药品不良反应"
     assert lines["Product"] == f"— → {product}"
     assert lines["Subject"] == "咨询用法 → 新" and lines["Safety-relevant"] == "no → yes"
+
+
+def test_an_upload_larger_than_ten_attachments_is_refused_before_it_is_stored(client_for, ticket, settings):
+    from pharmacrm.servicedesk.models import Attachment, TicketMessage
+
+    settings.ATTACHMENT_MAX_BYTES = 1000  # ten of them: 10,000 bytes in one message at most
+    big = SimpleUploadedFile("scan.pdf", b"%PDF-1.4\n" + b"0" * 50_000, "application/pdf")
+    response = client_for("agent").post(f"{url(ticket)}messages/", {"kind": "note", "body": "附件", "files": [big]})
+    assert response.status_code == 413
+    assert "too large" in response.content.decode()
+    assert not Attachment.objects.exists() and not TicketMessage.objects.filter(ticket=ticket).exists()
