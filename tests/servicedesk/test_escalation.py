@@ -158,6 +158,9 @@ def _database_env(tmp_path) -> dict:
         target = sqlite3.connect(path)
         connection.ensure_connection()
         connection.connection.backup(target)
+        # in WAL already, as a real database is after its first connection: two workers switching the
+        # journal mode of a fresh copy at the same moment make one of them fail with "database is locked"
+        target.execute("PRAGMA journal_mode=WAL")
         target.close()
         env["SQLITE_PATH"] = str(path)
         return env
