@@ -399,3 +399,62 @@ def test_one_case_per_worldwide_id(make_case):
     assert SafetyCase.objects.filter(worldwide_id="US-PARTNER-0001").count() == 1
     make_case(worldwide_id="")  # cases of our own have none: no clash
     make_case(worldwide_id="")
+
+
+SAFETY_WORKER = """
+import json, os, sys, time, datetime as dt
+import django
+django.setup()
+from pharmacrm.safety import services
+now = dt.datetime.fromisoformat(sys.argv[1])
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.01)
+total = {"clocks": 0, "breached": 0}
+while (counts := services.sweep(now, limit=7))["clocks"]:
+    for key in total:
+        total[key] += counts[key]
+print(json.dumps(total), flush=True)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_worker_processes_report_each_overdue_case_exactly_once(make_case, users, tmp_path):
+    """Two workers sweep the same overdue regulatory clocks at the same moment: each case is reported
+    overdue once — one breach, one notice per recipient."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.servicedesk.test_escalation import _database_env
+
+    cases = [make_case(received_at=timezone.now() - dt.timedelta(days=31)) for _ in range(30)]
+    env = _database_env(tmp_path)
+    go = tmp_path / "go"
+    now = timezone.now()
+    workers = [
+        subprocess.Popen([sys.executable, "-c", SAFETY_WORKER, now.isoformat(), str(go)], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        for _ in range(2)
+    ]
+    for w in workers:
+        assert w.stdout.readline().strip() == "ready", w.stderr.read()
+    go.touch()
+    totals = []
+    for w in workers:
+        out, err = w.communicate(timeout=120)
+        assert w.returncode == 0, err
+        totals.append(json.loads(out.strip().splitlines()[-1]))
+    assert sum(t["breached"] for t in totals) == len(cases)
+    if connection.vendor == "sqlite":  # the workers wrote to the file copy
+        import sqlite3
+
+        db = sqlite3.connect(env["SQLITE_PATH"])
+        breached = db.execute("SELECT COUNT(*) FROM safety_safetyclock WHERE breached_at IS NOT NULL").fetchone()[0]
+        notes = db.execute("SELECT COUNT(*) FROM notify_notification WHERE kind = 'safety.overdue' AND recipient_id = ?",
+                           [users["pv"].pk]).fetchone()[0]  # fmt: skip
+        db.close()
+    else:
+        breached = SafetyClock.objects.filter(breached_at__isnull=False).count()
+        notes = Notification.objects.filter(kind="safety.overdue", recipient=users["pv"]).count()
+    assert breached == len(cases) and notes == len(cases)
