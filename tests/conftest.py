@@ -276,6 +276,10 @@ def _reload_reference_data() -> None:
     ensure_roles(Group)
     ensure_service_defaults(BusinessCalendar, TicketCategory, SlaPolicy)
     ensure_escalation_rules(EscalationRule)
+    from pharmacrm.safety.models import ReportingRule
+    from pharmacrm.safety.setup import install_rules
+
+    install_rules(ReportingRule)  # a transactional test's flush removes the seeded reporting rules too
 
 
 def _flush_past_triggers() -> None:
