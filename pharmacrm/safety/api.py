@@ -866,26 +866,9 @@ FILE_REQUEST = {
 }
 
 
-@extend_schema_view(
-    create=extend_schema(
-        tags=["safety"],
-        request=FILE_REQUEST,
-        responses={
-            200: SubmissionSerializer(many=True),
-            400: OpenApiResponse(
-                description="Under `file`: not an "
-                "ACK, invalid against MCCI_IN200101UV01, or for a batch never sent."
-            ),
-        },
-        description="Import an acknowledgement (MCCI_IN200101UV01) of a batch we submitted: each submission of "
-        "the batch is marked accepted or rejected; a rejection reopens the case with the errors. Importing the "
-        "same ACK again changes nothing. Pharmacovigilance.",
-    ),  # fmt: skip
-)
-class AckViewSet(viewsets.GenericViewSet):
-    """Regulators' acknowledgements."""
+class _XmlUploadViewSet(viewsets.GenericViewSet):
+    """An XML file posted as multipart `file` or as the raw body; pharmacovigilance only."""
 
-    queryset = Submission.objects.none()
     serializer_class = XmlUploadSerializer
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.HANDLE_SAFETY}
@@ -893,59 +876,69 @@ class AckViewSet(viewsets.GenericViewSet):
     pagination_class = None
     filter_backends: list = []
 
-    def create(self, request):
-        from .e2b import ack
-
-        data, _name = _uploaded(request)
+    def _imported(self, request, load):
+        """load(data, name) on the uploaded file; an unreadable file is a 400 on `file`."""
+        data, name = _uploaded(request)
         try:
-            submissions = ack.import_ack(request.user, data)
+            return load(data, name)
         except ValidationError:
             raise
         except (ValueError, SyntaxError) as exc:
             raise _parse_error(exc) from exc
+
+
+class AckViewSet(_XmlUploadViewSet):
+    """Regulators' acknowledgements."""
+
+    queryset = Submission.objects.none()
+
+    @extend_schema(
+        tags=["safety"],
+        request=FILE_REQUEST,
+        responses={
+            200: SubmissionSerializer(many=True),
+            400: OpenApiResponse(
+                description="Under `file`: not an ACK, invalid against MCCI_IN200101UV01, or for a batch never sent."
+            ),
+        },
+        description="Import an acknowledgement (MCCI_IN200101UV01) of a batch we submitted: each submission of "
+        "the batch is marked accepted or rejected; a rejection reopens the case with the errors. Importing the "
+        "same ACK again changes nothing. Pharmacovigilance.",
+    )  # fmt: skip
+    def create(self, request):
+        from .e2b import ack
+
+        submissions = self._imported(request, lambda data, _name: ack.import_ack(request.user, data))
         rows = Submission.objects.filter(pk__in=[s.pk for s in submissions]).select_related(
             "case_version", "signature__user"
         )
         return Response(SubmissionSerializer(rows.order_by("id"), many=True).data)
 
 
-@extend_schema_view(
-    create=extend_schema(
+class IcsrViewSet(_XmlUploadViewSet):
+    """Incoming ICSRs (E2B(R3))."""
+
+    queryset = SafetyCase.objects.none()
+
+    @extend_schema(
         tags=["safety"],
         request=FILE_REQUEST,
         responses={
             201: ImportedCaseSerializer(many=True),
             400: OpenApiResponse(
-                description="Under `file`: not "
-                "an ICSR batch, invalid against MCCI_IN200100UV01, or a report that cannot become a case "
-                "(nothing is imported then)."
+                description="Under `file`: not an ICSR batch, invalid against MCCI_IN200100UV01, or a report that "
+                "cannot become a case (nothing is imported then)."
             ),
         },
         description="Import an ICSR batch from a licensing partner or distributor: each report becomes a case, or "
         "a follow-up of the case with the same worldwide unique id. All or nothing. Pharmacovigilance.",
-    ),  # fmt: skip
-)
-class IcsrViewSet(viewsets.GenericViewSet):
-    """Incoming ICSRs (E2B(R3))."""
-
-    queryset = SafetyCase.objects.none()
-    serializer_class = XmlUploadSerializer
-    permission_classes = [HasCapability]
-    required_caps = {"*": Cap.HANDLE_SAFETY}
-    parser_classes = [MultiPartParser, FormParser, XmlParser, TextXmlParser]
-    pagination_class = None
-    filter_backends: list = []
-
+    )  # fmt: skip
     def create(self, request):
         from .e2b import importer
 
-        data, name = _uploaded(request)
-        try:
-            cases = importer.import_file(request.user, data, source_name=name or _("API upload"))
-        except ValidationError:
-            raise
-        except (ValueError, SyntaxError) as exc:
-            raise _parse_error(exc) from exc
+        cases = self._imported(
+            request, lambda data, name: importer.import_file(request.user, data, source_name=name or _("API upload"))
+        )
         body = [
             {"id": c.pk, "number": c.number, "valid": c.valid, "version": c.version,
              "warnings": [str(w) for w in getattr(c, "import_warnings", [])]}
