@@ -6,8 +6,11 @@ from rest_framework.routers import DefaultRouter
 from pharmacrm.core import api as core_api
 from pharmacrm.customers import api as customers_api
 from pharmacrm.engagement import api as engagement_api
+from pharmacrm.keyaccounts import api_eval as keyaccounts_eval_api
+from pharmacrm.keyaccounts import api_programme as keyaccounts_programme_api
 from pharmacrm.notify import api as notify_api
 from pharmacrm.safety import api as safety_api
+from pharmacrm.sales import api as sales_api
 from pharmacrm.servicedesk import api as servicedesk_api
 from pharmacrm.servicedesk import api_conversation, api_knowledge, api_links, api_revisit, api_routing
 
@@ -24,8 +27,9 @@ router.register("ticket-categories", servicedesk_api.TicketCategoryViewSet, base
 router.register("sla-policies", servicedesk_api.SlaPolicyViewSet, basename="sla-policy")
 router.register("calendars", servicedesk_api.BusinessCalendarViewSet, basename="calendar")
 router.register("escalation-rules", servicedesk_api.EscalationRuleViewSet, basename="escalation-rule")
+# key-account identification before the key-account files: /keyaccounts/candidates/ is not an account id
 for _module in (api_conversation, api_knowledge, api_links, api_revisit, api_routing, notify_api, safety_api,
-                engagement_api):
+                engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api):
     _module.register(router)
 
 urlpatterns = [
@@ -35,5 +39,7 @@ urlpatterns = [
     path("imports/<int:pk>/", customers_api.ImportDetailView.as_view(), name="api-import"),
     path("export/<str:target>.<str:fmt>", customers_api.ExportView.as_view(), name="api-export"),
     path("safety/", include(safety_api.urlpatterns)),
+    path("sales/", include(sales_api.urlpatterns)),
+    path("keyaccounts/", include(keyaccounts_eval_api.urlpatterns + keyaccounts_programme_api.urlpatterns)),
     path("", include(router.urls)),
 ]

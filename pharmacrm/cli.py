@@ -14,6 +14,8 @@ OUR_COMMANDS = {
     "restore": "Restore a backup: restore FILE [--yes] [--with-keyring].",
     "holidays": "Check, list and enter a business calendar's holidays and swapped working days: holidays check|list|set|unset.",
     "safety": "Safety cases: safety list [--valid] | export-icsr NUMBER... --out FILE | import-icsr FILE | import-ack FILE | sweep.",
+    "import": "Import ERP orders and payments: import orders FILE [--dry-run]; prints created/updated/unchanged/rejected.",
+    "evaluate": "Run the customer evaluation and the key-account scoring now (--incremental: changed customers only).",
     "second-factor-code": "Reset a user's second factor and print a one-time enrolment code: second-factor-code USERNAME.",
 }
 

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     "pharmacrm.notify",
     "pharmacrm.engagement",
     "pharmacrm.safety",
+    "pharmacrm.sales",
+    "pharmacrm.keyaccounts",
 ]
 
 MIDDLEWARE = [

@@ -20,6 +20,8 @@ urlpatterns = [
     path("notifications/", include("pharmacrm.notify.urls")),
     path("safety/", include("pharmacrm.safety.urls")),
     path("interactions/", include("pharmacrm.engagement.urls")),
+    path("sales/", include("pharmacrm.sales.urls")),
+    path("keyaccounts/", include("pharmacrm.keyaccounts.urls")),
     path("api/v1/", include("pharmacrm.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

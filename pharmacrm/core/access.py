@@ -23,6 +23,13 @@ WRITE_CAPS = frozenset(
         Cap.HANDLE_SAFETY,
         Cap.CONFIGURE_SAFETY,
         Cap.RECORD_INTERACTIONS,
+        Cap.IMPORT_ORDERS,
+        Cap.RUN_EVALUATIONS,
+        Cap.CONFIGURE_SCORING,
+        Cap.PROPOSE_KEY_ACCOUNTS,
+        Cap.REVIEW_KEY_ACCOUNTS,
+        Cap.APPROVE_KEY_ACCOUNTS,
+        Cap.MANAGE_KEY_ACCOUNTS,
     }
 )
 

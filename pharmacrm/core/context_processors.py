@@ -33,7 +33,13 @@ def navigation(request):
         items.append((_("Interactions"), reverse("engagement:interactions"), "interactions"))
     if Cap.HANDLE_SAFETY in caps or Cap.OVERSEE_SAFETY in caps:
         items.append((_("Safety"), reverse("safety:cases"), "safety"))
-    if Cap.IMPORT_CUSTOMERS in caps:
+    if Cap.VIEW_PURCHASES in caps:
+        items.append((_("Purchases"), reverse("sales:orders"), "purchases"))
+    if Cap.VIEW_EVALUATIONS in caps:
+        items.append((_("Evaluation"), reverse("keyaccounts:evaluations"), "evaluation"))
+    if Cap.VIEW_KEY_ACCOUNTS in caps:
+        items.append((_("Key accounts"), reverse("keyaccounts:home"), "keyaccounts"))
+    if Cap.IMPORT_CUSTOMERS in caps or Cap.IMPORT_ORDERS in caps:
         items.append((_("Import"), reverse("customers:import"), "import"))
     if Cap.MERGE_CUSTOMERS in caps:
         items.append((_("Duplicates"), reverse("customers:duplicates"), "duplicates"))

@@ -46,6 +46,16 @@ class Cap(models.TextChoices):
     CONFIGURE_SAFETY = "safety.configure", _("Maintain the regulatory reporting rules")
     VIEW_INTERACTIONS = "interactions.view", _("View interactions")
     RECORD_INTERACTIONS = "interactions.record", _("Record interactions (visits, calls, messages)")
+    VIEW_PURCHASES = "purchases.view", _("See purchases, payments and credit status")
+    IMPORT_ORDERS = "orders.import", _("Import orders and payments from the ERP")
+    VIEW_EVALUATIONS = "evaluations.view", _("See customer evaluations and key-account scores")
+    RUN_EVALUATIONS = "evaluations.run", _("Run evaluations and apply their results")
+    CONFIGURE_SCORING = "scoring.configure", _("Configure the scoring models (weights, thresholds, results)")
+    VIEW_KEY_ACCOUNTS = "keyaccounts.view", _("See key accounts, their teams, plans and agreements")
+    PROPOSE_KEY_ACCOUNTS = "keyaccounts.propose", _("Propose customers for listing or de-listing as key accounts")
+    REVIEW_KEY_ACCOUNTS = "keyaccounts.review", _("Give a department's opinion on key-account proposals")
+    APPROVE_KEY_ACCOUNTS = "keyaccounts.approve", _("Approve key accounts, service plans (factory leadership)")
+    MANAGE_KEY_ACCOUNTS = "keyaccounts.manage", _("Run key accounts: team, plans, agreements, meetings, trials")
 
 
 R = Role
@@ -75,7 +85,23 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.CONFIGURE_SAFETY: frozenset({R.ADMIN, R.PV}),
     Cap.VIEW_INTERACTIONS: ALL_ROLES,
     Cap.RECORD_INTERACTIONS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.REP}),
+    Cap.VIEW_PURCHASES: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
+    Cap.IMPORT_ORDERS: frozenset({R.ADMIN, R.MANAGER}),
+    Cap.VIEW_EVALUATIONS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
+    Cap.RUN_EVALUATIONS: frozenset({R.ADMIN, R.MANAGER, R.ANALYST}),
+    Cap.CONFIGURE_SCORING: frozenset({R.ADMIN, R.MANAGER, R.ANALYST}),
+    Cap.VIEW_KEY_ACCOUNTS: ALL_ROLES,
+    Cap.PROPOSE_KEY_ACCOUNTS: frozenset({R.ADMIN, R.MANAGER, R.ANALYST}),
+    Cap.REVIEW_KEY_ACCOUNTS: frozenset({R.ANALYST, R.KAM, R.REP, R.AGENT, R.SUPPORT, R.AFTERSALES, R.PV, R.EXPERT}),
+    Cap.APPROVE_KEY_ACCOUNTS: frozenset({R.MANAGER}),
+    Cap.MANAGE_KEY_ACCOUNTS: frozenset({R.ADMIN, R.MANAGER, R.KAM}),
 }
+
+# The department a reviewer speaks for in a key-account review (seed 001 §3.1).
+REVIEW_DEPARTMENT = {
+    R.ANALYST: "marketing", R.KAM: "sales", R.REP: "sales", R.AGENT: "service", R.SUPPORT: "service",
+    R.AFTERSALES: "service", R.PV: "qa", R.EXPERT: "rnd",
+}  # fmt: skip
 
 # Roles that may never change anything, whatever else they are given.
 READ_ONLY_ROLES = frozenset({R.AUDITOR})

@@ -156,6 +156,37 @@ def _refuse(text) -> ValidationError:
     return ValidationError(str(text), code="import_refused")
 
 
+refuse = _refuse
+
+
+@dataclass
+class TargetSpec:
+    """Another app's import target (orders …): it reuses the jobs, wizard, progress and error reports.
+    `run(job, user, sheet, header, rows)` returns (status, counts, errors, preview, notes)."""
+
+    columns: list
+    cap: Any
+    run: Callable
+    messages: dict
+    template_name: str
+    check_header: Callable | None = None
+    text_columns: tuple[str, ...] = ()
+
+
+TARGETS: dict[str, TargetSpec] = {}
+
+
+def register_target(name: str, spec: TargetSpec) -> None:
+    TARGETS[name] = spec
+    MESSAGES.update(spec.messages)
+    _header_table.cache_clear()
+
+
+def target_cap(target: str):
+    spec = TARGETS.get(target)
+    return spec.cap if spec else Cap.IMPORT_CUSTOMERS
+
+
 # --- choice values: codes, English labels and the Chinese words people type ----------------------
 
 CHINESE_LABELS: dict[type, dict[str, tuple[str, ...]]] = {
@@ -340,6 +371,8 @@ def _header_table(target: str) -> dict[str, str]:
 
 
 def columns_for(target: str) -> list[Column]:
+    if target in TARGETS:
+        return TARGETS[target].columns
     return INSTITUTION_COLUMNS if target == ImportJob.Target.INSTITUTIONS else PERSON_COLUMNS
 
 
@@ -525,7 +558,11 @@ def take_header(rows: Iterator[tuple[int, list[str]]], target: str, need_data: b
             _("Required columns are missing: %(columns)s. Download the template to see the expected headers.")
             % {"columns": "、".join(missing)}
         )
-    return Header(header[0], cells, mapping, ignored)
+    result = Header(header[0], cells, mapping, ignored)
+    spec = TARGETS.get(target)
+    if spec and spec.check_header:
+        spec.check_header(result)
+    return result
 
 
 def open_checked(path: Path, target: str, need_data: bool = False) -> tuple[Sheet, Header, Iterator]:
@@ -1876,12 +1913,16 @@ def read_progress(job: ImportJob) -> int:
 
 
 def _progress(run: Run, in_transaction: bool) -> None:
-    path = progress_path(run.job)
+    write_progress(run.job, run.counts.processed, in_transaction)
+
+
+def write_progress(job: ImportJob, processed: int, in_transaction: bool) -> None:
+    path = progress_path(job)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(str(run.counts.processed))
+    tmp.write_text(str(processed))
     os.replace(tmp, path)
     if not in_transaction:
-        ImportJob.objects.filter(pk=run.job.pk).update(processed_rows=run.counts.processed)
+        ImportJob.objects.filter(pk=job.pk).update(processed_rows=processed)
 
 
 def _chunks(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[list[tuple[int, list[str]]]]:
@@ -1946,6 +1987,8 @@ def _run(job: ImportJob, user) -> ImportJob:
         sheet, header, rows = open_checked(path, job.target)
     except ValidationError:
         return _finish(job, ImportJob.Status.FAILED, Counts(), notes=[("broken_file", {})])
+    if job.target in TARGETS:
+        return _run_other(job, user, sheet, header, rows)
     notes: list[tuple[str, dict]] = []
     if header.ignored:
         notes.append(("ignored_columns", {"columns": "、".join(header.ignored)}))
@@ -1972,6 +2015,32 @@ def _run(job: ImportJob, user) -> ImportJob:
         run.close_report()
         sheet.close()
     job = _finish(job, status, run.counts, run.kept_errors, run.preview, notes)
+    if not job.dry_run:
+        _audit_import(job, user)
+        if status != ImportJob.Status.FAILED:
+            _discard_upload(job)
+    return job
+
+
+def _run_other(job: ImportJob, user, sheet, header, rows) -> ImportJob:
+    job.total_rows = sheet.data_rows_estimate()
+    ImportJob.objects.filter(pk=job.pk).update(total_rows=job.total_rows)
+    counts, errors, preview, notes = Counts(total=job.total_rows), [], [], []
+    try:
+        status, counts, errors, preview, notes = TARGETS[job.target].run(job, user, sheet, header, rows)
+    except UnicodeDecodeError:
+        notes.append(("bad_encoding", {"row": counts.processed + 1}))
+        status = ImportJob.Status.FAILED
+    except IntegrityError:
+        notes.append(("import_conflict", {}))
+        status = ImportJob.Status.FAILED
+    except Exception:
+        log.exception("import job %s failed", job.pk)
+        notes.append(("failed", {}))
+        status = ImportJob.Status.FAILED
+    finally:
+        sheet.close()
+    job = _finish(job, status, counts, errors, preview, notes)
     if not job.dry_run:
         _audit_import(job, user)
         if status != ImportJob.Status.FAILED:
@@ -2034,9 +2103,9 @@ def _sha256(path: Path) -> str:
 
 
 def _check_request(user, target: str, mode: str) -> None:
-    access.require(user, Cap.IMPORT_CUSTOMERS)
     if target not in ImportJob.Target.values:
-        raise ValidationError({"target": [gettext("Choose institutions or people.")]})
+        raise ValidationError({"target": [gettext("Choose what to import.")]})
+    access.require(user, target_cap(target))
     if mode not in ImportJob.Mode.values:
         raise ValidationError({"mode": [gettext("Choose all or nothing, or good rows only.")]})
 
@@ -2134,11 +2203,18 @@ def import_file(path, target: str, user, mode: str = "all", dry_run: bool = Fals
     return run_job(job.pk)
 
 
+def importable_targets(user) -> list[str]:
+    """The import targets (institutions, people, orders …) this user may import."""
+    return [t for t in ImportJob.Target.values if access.can(user, target_cap(t))]
+
+
 def visible_jobs(user):
-    """Import jobs a user may look at: everyone who may import sees the imports (they hold all data)."""
-    if not access.can(user, Cap.IMPORT_CUSTOMERS):
+    """Import jobs a user may look at: everyone who may import a kind of data sees its imports (they hold
+    all of it)."""
+    targets = importable_targets(user)
+    if not targets:
         raise PermissionDenied(gettext("You do not have permission to do this."))
-    return ImportJob.objects.select_related("created_by")
+    return ImportJob.objects.select_related("created_by").filter(target__in=targets)
 
 
 def purge_stale_uploads(days: int = 7) -> int:
@@ -2166,7 +2242,10 @@ def template_headers(target: str) -> list[str]:
 def template_file(target: str, fmt: str) -> tuple[bytes, str, str]:
     """(content, content type, file name) of the empty template with the Chinese headers."""
     headers = template_headers(target)
-    name = "机构导入模板" if target == ImportJob.Target.INSTITUTIONS else "客户联系人导入模板"
+    if target in TARGETS:
+        name = TARGETS[target].template_name
+    else:
+        name = "机构导入模板" if target == ImportJob.Target.INSTITUTIONS else "客户联系人导入模板"
     if fmt == "csv":
         text = "\ufeff" + ",".join(headers) + "\r\n"
         return text.encode("utf-8"), "text/csv; charset=utf-8", f"{name}.csv"
@@ -2205,6 +2284,7 @@ def _template_xlsx(target: str, headers: list[str]) -> bytes:
             "external_id",
             "phone",
             "region_code",
+            *(TARGETS[target].text_columns if target in TARGETS else ()),
         ):
             for row in range(2, 1002):  # keep long numbers as text so Excel does not round them
                 ws.cell(row=row, column=i).number_format = "@"

@@ -314,6 +314,7 @@ class ImportJob(models.Model):
     class Target(models.TextChoices):
         INSTITUTIONS = "institutions", _("Institutions")
         PEOPLE = "people", _("People")
+        ORDERS = "orders", _("Orders and payments")
 
     target = models.CharField(_("what"), max_length=16, choices=Target.choices)
     mode = models.CharField(_("mode"), max_length=8, choices=Mode.choices, default=Mode.ALL_OR_NOTHING)

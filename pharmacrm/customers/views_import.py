@@ -10,7 +10,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -46,8 +46,11 @@ class ImportForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if user is not None:
+            allowed = set(importer.importable_targets(user))
+            self.fields["target"].choices = [c for c in ImportJob.Target.choices if c[0] in allowed]
         size = f"{settings.IMPORT_MAX_BYTES / 1048576:g}"
         self.fields["file"].help_text = self.fields["file"].help_text % {"size": size}
 
@@ -86,7 +89,8 @@ def _too_large_message() -> str:
 
 
 def _require_import(user) -> None:
-    access.require(user, Cap.IMPORT_CUSTOMERS)
+    if not importer.importable_targets(user):
+        raise PermissionDenied(_("You do not have permission to do this."))
 
 
 @csrf_exempt
@@ -98,7 +102,7 @@ def import_start(request):
         length = content_length(request)
         if length > settings.IMPORT_MAX_BYTES + MULTIPART_OVERHEAD:
             # refuse before reading the body: the request is not parsed at all
-            return _upload_page(request, ImportForm(), error=_too_large_message(), status=413)
+            return _upload_page(request, ImportForm(user=request.user), error=_too_large_message(), status=413)
         limiter = SizeLimitHandler(request)
         request.upload_handlers.insert(0, limiter)
         return _import_post(request, limiter)
@@ -107,16 +111,18 @@ def import_start(request):
 
 @csrf_protect
 def _import_get(request):
-    return _upload_page(request, ImportForm(initial={"target": request.GET.get("target", "institutions")}))
+    return _upload_page(
+        request, ImportForm(user=request.user, initial={"target": request.GET.get("target", "institutions")})
+    )
 
 
 @csrf_protect
 def _import_post(request, limiter: SizeLimitHandler):
     if request.method != "POST":
         return _import_get(request)
-    form = ImportForm(request.POST, request.FILES)
+    form = ImportForm(request.POST, request.FILES, user=request.user)
     if limiter.too_large:
-        return _upload_page(request, ImportForm(), error=_too_large_message(), status=413)
+        return _upload_page(request, ImportForm(user=request.user), error=_too_large_message(), status=413)
     if not form.is_valid():
         return _upload_page(request, form, status=400)
     data = form.cleaned_data
@@ -142,9 +148,9 @@ def _upload_page(request, form, error: str = "", status: int = 200):
 @require_GET
 def import_template(request, target: str, fmt: str):
     """The empty template with the Chinese headers (anyone who may import may download it)."""
-    _require_import(request.user)
     if target not in ImportJob.Target.values or fmt not in ("csv", "xlsx"):
         raise Http404(_("No such template."))
+    access.require(request.user, importer.target_cap(target))
     content, content_type, name = importer.template_file(target, fmt)
     return _download(content, content_type, name)
 
@@ -267,6 +273,6 @@ def _error_xlsx(path, header):
 def export_view(request, target: str, fmt: str):
     """Download the customers the user may see, with the list page's filters."""
     access.require(request.user, Cap.EXPORT_CUSTOMERS)
-    if target not in ImportJob.Target.values or fmt not in ("csv", "xlsx"):
+    if target not in (ImportJob.Target.INSTITUTIONS, ImportJob.Target.PEOPLE) or fmt not in ("csv", "xlsx"):
         raise Http404(_("No such export."))
     return exporter.export_response(request.user, target, fmt, request.GET)

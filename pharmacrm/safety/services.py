@@ -1225,7 +1225,8 @@ BATCH_SOURCES: list = []
 
 def register_batch_source(fn) -> None:
     """Issue 5 (orders) registers fn(batch, product) → [(institution, person, label, at)]."""
-    BATCH_SOURCES.append(fn)
+    if fn not in BATCH_SOURCES:
+        BATCH_SOURCES.append(fn)
 
 
 # --- notifications and the worker ------------------------------------------------------------------------

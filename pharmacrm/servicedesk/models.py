@@ -625,6 +625,10 @@ class Survey(models.Model):
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
     score = models.PositiveSmallIntegerField(_("satisfaction (1–5)"), null=True, blank=True)
+    recommend = models.PositiveSmallIntegerField(
+        _("would recommend us (0–10)"), null=True, blank=True,
+        help_text=_("The net promoter question: how likely the customer is to recommend us, 0 to 10."),
+    )  # fmt: skip
     solved = models.BooleanField(_("solved"), null=True, blank=True)
     comment = models.TextField(_("comment"), blank=True)
     recorded_by = models.ForeignKey(
@@ -655,6 +659,11 @@ class ImprovementAction(models.Model):
     survey = models.ForeignKey(
         Survey, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("revisit")
     )
+    # an action about a customer rather than a ticket: a weak evaluation, a key account's review
+    institution = models.ForeignKey(
+        "customers.Institution", models.SET_NULL, null=True, blank=True, related_name="improvement_actions",
+        verbose_name=_("customer"),
+    )  # fmt: skip
     title = models.CharField(_("title"), max_length=200)
     description = models.TextField(_("description"), blank=True)
     owner = models.ForeignKey(

@@ -335,6 +335,7 @@ def _create_action(user, data: dict) -> ImprovementAction:
     with transaction.atomic():
         action = ImprovementAction.objects.create(
             number=next_action_number(now), ticket=data.get("ticket"), survey=data.get("survey"),
+            institution=data.get("institution"),
             created_by=user if getattr(user, "is_authenticated", False) else None, created_at=now, updated_at=now,
             **clean,
         )  # fmt: skip

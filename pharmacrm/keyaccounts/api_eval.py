@@ -1,0 +1,7 @@
+"""API (stub)."""
+
+urlpatterns = []
+
+
+def register(router) -> None:
+    pass

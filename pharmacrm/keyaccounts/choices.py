@@ -1,0 +1,114 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ModelKind(models.TextChoices):
+    EVALUATION = "evaluation", _("Customer evaluation")
+    CANDIDATE = "candidate", _("Key-account identification")
+
+
+class Component(models.TextChoices):
+    """The measures a scoring model can weigh (each scored 0–100, see scoring.py)."""
+
+    AMOUNT = "amount", _("Purchase amount")
+    FREQUENCY = "frequency", _("Purchase frequency")
+    SATISFACTION = "satisfaction", _("Satisfaction")
+    CREDIT = "credit", _("Credit status")
+    COOPERATION = "cooperation", _("Length of cooperation")
+    INFLUENCE = "influence", _("Market influence")
+    GROWTH = "growth", _("Growth")
+
+
+class Klass(models.TextChoices):
+    A = "A", "A"
+    B = "B", "B"
+    C = "C", "C"
+    D = "D", "D"
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule", _("Scheduled")
+    ON_DEMAND = "on_demand", _("On demand")
+    IMPORT = "import", _("After an import")
+
+
+class ProposalKind(models.TextChoices):
+    LIST = "list", _("List as key account")
+    DELIST = "delist", _("De-list")
+
+
+class ProposalStatus(models.TextChoices):
+    REVIEW = "review", _("In review")
+    SUBMITTED = "submitted", _("Awaiting leadership decision")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+OPEN_PROPOSAL = (ProposalStatus.REVIEW, ProposalStatus.SUBMITTED)
+
+
+class Department(models.TextChoices):
+    MARKETING = "marketing", _("Marketing")
+    SALES = "sales", _("Sales")
+    SERVICE = "service", _("Customer service")
+    QA = "qa", _("Quality assurance")
+    RND = "rnd", _("R&D")
+
+
+class Opinion(models.TextChoices):
+    SUPPORT = "support", _("Support")
+    NEUTRAL = "neutral", _("No objection")
+    OPPOSE = "oppose", _("Oppose")
+
+
+class AccountStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    DELISTED = "delisted", _("De-listed")
+
+
+class TeamRole(models.TextChoices):
+    PROJECT_MANAGER = "pm", _("Project manager")
+    PRODUCT_EXPERT = "expert", _("Product expert")
+    TECH_SUPPORT = "support", _("Technical support")
+    AFTER_SALES = "aftersales", _("After-sales")
+
+
+class PlanStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SUBMITTED = "submitted", _("Submitted for leadership review")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Returned for changes")
+    SUPERSEDED = "superseded", _("Superseded")
+
+
+class PlanArea(models.TextChoices):
+    SUPPLY = "supply", _("Product supply")
+    TECH_SUPPORT = "tech_support", _("Technical support")
+    AFTER_SALES = "after_sales", _("After-sales service")
+    TRAINING = "training", _("Training")
+    FREE = "free", _("Free services")
+
+
+class ItemStatus(models.TextChoices):
+    PLANNED = "planned", _("Planned")
+    IN_PROGRESS = "in_progress", _("In progress")
+    DONE = "done", _("Done")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+OPEN_ITEM = (ItemStatus.PLANNED, ItemStatus.IN_PROGRESS)
+
+
+class AgreementStatus(models.TextChoices):
+    DRAFT = "draft", _("Generated, not signed")
+    SIGNED = "signed", _("Signed")
+    EXPIRED = "expired", _("Expired")
+    RENEWED = "renewed", _("Renewed")
+
+
+class TrialStatus(models.TextChoices):
+    OFFERED = "offered", _("Offered")
+    ACCEPTED = "accepted", _("Accepted")
+    DECLINED = "declined", _("Declined")
+    COMPLETED = "completed", _("Completed")

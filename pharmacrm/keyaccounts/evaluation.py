@@ -1,0 +1,433 @@
+"""Evaluation runs: the customer evaluation (客户评估, half-yearly for every customer, quarterly for key
+accounts) and the key-account identification (monthly). Facts come from the monthly purchase rollups,
+the service desk's revisit surveys and the customer records — never from order lines — so a full run
+costs a few set-based queries plus Python arithmetic per customer.
+
+A run writes one `Score` per customer and period (a re-run of the period replaces it), then applies the
+results: tier changes (audited one by one), discount level and reward programme from the class, and an
+improvement action for a customer that fell into a class that asks for one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Count, F, Max, Min, Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.core.roles import Cap, Role
+from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.importer import insert_rows
+from pharmacrm.customers.models import Institution
+from pharmacrm.sales.models import MonthlyRollup
+from pharmacrm.sales.services import month_start
+from pharmacrm.servicedesk.models import ImprovementAction, Survey
+
+from . import scoring
+from .choices import AccountStatus, ModelKind, Trigger
+from .models import EvaluationRun, KeyAccount, MarketInfluence, Score, ScoringModel
+
+log = logging.getLogger(__name__)
+A = AuditEntry.Action
+ID_BATCH = 5000
+ACTION_DAYS = 30
+
+
+# --- periods --------------------------------------------------------------------------------------
+
+
+def half_year(day: dt.date) -> str:
+    return f"{day.year}H{1 if day.month <= 6 else 2}"
+
+
+def quarter(day: dt.date) -> str:
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
+
+
+def month_label(day: dt.date) -> str:
+    return f"{day:%Y-%m}"
+
+
+def current_period(kind: str, day: dt.date, key_accounts_only: bool = False) -> str:
+    if kind == ModelKind.CANDIDATE:
+        return month_label(day)
+    return quarter(day) if key_accounts_only else half_year(day)
+
+
+# --- models -----------------------------------------------------------------------------------------
+
+
+def active_model(kind: str) -> ScoringModel:
+    """The kind's active model; the defaults are created the first time."""
+    found = ScoringModel.objects.filter(kind=kind, active=True).first()
+    if found is not None:
+        return found
+    defaults = scoring.DEFAULT_EVALUATION if kind == ModelKind.EVALUATION else scoring.DEFAULT_CANDIDATE
+    name = _("Customer evaluation") if kind == ModelKind.EVALUATION else _("Key-account identification")
+    with transaction.atomic():
+        model, _created = ScoringModel.objects.get_or_create(
+            kind=kind, version=1,
+            defaults=dict(
+                name=name, weights={str(k): v for k, v in defaults["weights"].items()},
+                params=dict(scoring.DEFAULT_PARAMS), thresholds=defaults["thresholds"],
+                benefits=defaults.get("benefits", {}), active=True,
+            ),
+        )  # fmt: skip
+    return model
+
+
+def save_model(user, kind: str, data: dict) -> ScoringModel:
+    """A new version of the kind's model (the old one stays for the scores made with it)."""
+    access.require(user, Cap.CONFIGURE_SCORING)
+    current = active_model(kind)
+    weights = data.get("weights", current.weights)
+    params = {**current.params, **(data.get("params") or {})}
+    thresholds = data.get("thresholds", current.thresholds)
+    benefits = data.get("benefits", current.benefits)
+    if not isinstance(weights, dict) or not isinstance(thresholds, dict) or not isinstance(benefits, dict):
+        raise ValidationError({"weights": [_("Send weights, thresholds and results as objects.")]})
+    errors = scoring.validate_model(kind, weights, params, thresholds)
+    if kind == ModelKind.EVALUATION:
+        for klass, benefit in benefits.items():
+            if klass not in "ABCD" or not isinstance(benefit, dict):
+                errors.setdefault("benefits", []).append(_("Results are given per class A, B, C or D."))
+                break
+            if benefit.get("tier") and benefit["tier"] not in (Tier.NEW, Tier.REGULAR, Tier.VIP):
+                errors.setdefault("benefits", []).append(_("A class may set the tier new, regular or VIP only."))
+                break
+            try:
+                discount = Decimal(str(benefit.get("discount") or 0))
+            except Exception:
+                discount = Decimal(-1)
+            if not (0 <= discount <= 50):
+                errors.setdefault("benefits", []).append(_("A discount level is a percentage from 0 to 50."))
+                break
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        ScoringModel.objects.filter(kind=kind, active=True).update(active=False)
+        model = ScoringModel.objects.create(
+            kind=kind, version=current.version + 1, active=True, name=(data.get("name") or current.name)[:100],
+            weights=weights, params=params, thresholds=thresholds, benefits=benefits,
+            apply_tiers=bool(data.get("apply_tiers", current.apply_tiers)), created_by=user,
+        )  # fmt: skip
+        audit.record(A.UPDATE, model, user=user, changes=audit.diff(
+            {"weights": current.weights, "params": current.params, "thresholds": current.thresholds,
+             "benefits": current.benefits},
+            {"weights": weights, "params": params, "thresholds": thresholds, "benefits": benefits}),
+            version=model.version)  # fmt: skip
+    return model
+
+
+# --- facts ------------------------------------------------------------------------------------------
+
+
+def _id_batches(ids: list[int] | None) -> Iterable[list[int] | None]:
+    if ids is None:
+        yield None
+        return
+    for i in range(0, len(ids), ID_BATCH):
+        yield ids[i : i + ID_BATCH]
+
+
+def gather(as_of: dt.date, params: dict, ids: list[int] | None = None) -> dict[int, scoring.Facts]:
+    """Facts of the customers who bought in the window or the one before (of `ids` only, if given)."""
+    months = int(params.get("window_months") or 12)
+    first = month_start(as_of, months - 1)
+    before = month_start(as_of, 2 * months - 1)
+    last = month_start(as_of)
+    facts: dict[int, scoring.Facts] = {}
+    for batch in _id_batches(ids):
+        rollups = MonthlyRollup.objects.all() if batch is None else MonthlyRollup.objects.filter(institution_id__in=batch)
+        window = rollups.filter(month__gte=first, month__lte=last).values("institution_id").annotate(
+            amount=Sum("amount_fen"), orders=Sum("orders"), on_time=Sum("on_time_fen"), late=Sum("late_fen"),
+            overdue=Sum("overdue_fen"),
+        )  # fmt: skip
+        for r in window.values_list("institution_id", "amount", "orders", "on_time", "late", "overdue"):
+            facts[r[0]] = scoring.Facts(amount_fen=r[1] or 0, orders=r[2] or 0, on_time_fen=r[3] or 0,
+                                        late_fen=r[4] or 0, overdue_fen=r[5] or 0)  # fmt: skip
+        previous = rollups.filter(month__gte=before, month__lt=first).values("institution_id").annotate(amount=Sum("amount_fen"))
+        for inst, amount in previous.values_list("institution_id", "amount"):
+            facts.setdefault(inst, scoring.Facts()).previous_amount_fen = amount or 0
+        firsts = rollups.filter(month__lte=last).values("institution_id").annotate(first=Min("month"))
+        for inst, first_month in firsts.values_list("institution_id", "first"):
+            if inst in facts:
+                facts[inst].months_cooperating = (last.year - first_month.year) * 12 + last.month - first_month.month + 1
+    _add_surveys(facts, as_of, first, ids)
+    _add_profiles(facts, ids)
+    return facts
+
+
+def _add_surveys(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date, ids) -> None:
+    tz = timezone.get_current_timezone()
+    start = dt.datetime.combine(first, dt.time(), tzinfo=tz)
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    qs = Survey.objects.filter(answered_at__gte=start, answered_at__lt=end, ticket__institution_id__isnull=False)
+    for batch in _id_batches(ids):
+        part = qs if batch is None else qs.filter(ticket__institution_id__in=batch)
+        rows = part.values("ticket__institution_id").annotate(
+            s=Sum("score"), n=Count("score"), promoters=Count("id", filter=Q(recommend__gte=9)),
+            detractors=Count("id", filter=Q(recommend__lte=6)), answers=Count("recommend"),
+        )  # fmt: skip
+        for r in rows:
+            f = facts.get(r["ticket__institution_id"])
+            if f is not None:
+                f.csat_sum, f.csat_count = r["s"] or 0, r["n"] or 0
+                f.nps_promoters, f.nps_detractors, f.nps_count = r["promoters"], r["detractors"], r["answers"]
+
+
+def _add_profiles(facts: dict[int, scoring.Facts], ids) -> None:
+    wanted = list(facts) if ids is None else [i for i in ids if i in facts]
+    for i in range(0, len(wanted), ID_BATCH):
+        batch = wanted[i : i + ID_BATCH]
+        for pk, kind, grade, beds, specialties in Institution.objects.filter(pk__in=batch).values_list(
+            "id", "kind", "grade", "beds", "specialties"
+        ):
+            f = facts[pk]
+            f.kind, f.grade, f.beds = kind, grade, beds
+            f.specialties = len(specialties) if isinstance(specialties, list) else 0
+        for inst, kols, assessment in MarketInfluence.objects.filter(institution_id__in=batch).values_list(
+            "institution_id", "kol_count", "assessment"
+        ):
+            facts[inst].kols, facts[inst].assessment = kols, assessment
+
+
+# --- runs -------------------------------------------------------------------------------------------
+
+
+def active_key_account_ids() -> set[int]:
+    return set(KeyAccount.objects.filter(status=AccountStatus.ACTIVE).values_list("institution_id", flat=True))
+
+
+def _merged_ids() -> set[int]:
+    return set(Institution.objects.filter(merged_into__isnull=False).values_list("id", flat=True))
+
+
+def _previous(kind: str, period: str, run_started) -> dict[int, tuple[str, Decimal]]:
+    """Class and score of each customer in the latest earlier period of this kind."""
+    prior = (
+        EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, started_at__lt=run_started)
+        .exclude(period=period).order_by("-as_of", "-started_at").first()
+    )  # fmt: skip
+    if prior is None:
+        return {}
+    rows = Score.objects.filter(kind=kind, period=prior.period).values_list("institution_id", "klass", "score")
+    return {inst: (k, s) for inst, k, s in rows.iterator(chunk_size=10_000)}
+
+
+def run(
+    kind: str, *, user=None, trigger: str = Trigger.ON_DEMAND, as_of: dt.date | None = None,
+    ids: list[int] | None = None, key_accounts_only: bool = False, apply: bool = True,
+) -> EvaluationRun:
+    """Score customers with the kind's active model and store the results for the current period.
+
+    `ids` limits the run to those customers (the incremental update after an import); `key_accounts_only`
+    is the quarterly key-account evaluation."""
+    if user is not None and getattr(user, "is_authenticated", False):
+        access.require(user, Cap.RUN_EVALUATIONS)
+    as_of = as_of or timezone.localdate()
+    model = active_model(kind)
+    params = {**scoring.DEFAULT_PARAMS, **model.params}
+    period = current_period(kind, as_of, key_accounts_only)
+    key_ids = active_key_account_ids()
+    if key_accounts_only:
+        ids = sorted(key_ids if ids is None else set(ids) & key_ids)
+    started = timezone.now()
+    run_row = EvaluationRun.objects.create(
+        model=model, period=period, as_of=as_of, trigger=trigger, incremental=ids is not None,
+        started_at=started, created_by=user if getattr(user, "is_authenticated", False) else None,
+    )  # fmt: skip
+    facts = gather(as_of, params, ids)
+    for pk in _merged_ids() & set(facts):
+        del facts[pk]
+    previous = _previous(kind, period, started)
+    rows, results = [], []
+    threshold = Decimal(str(model.thresholds.get("candidate", 101)))
+    for inst, f in facts.items():
+        value, components = scoring.score(f, model.weights, params)
+        prev = previous.get(inst)
+        if kind == ModelKind.EVALUATION:
+            klass, candidate = scoring.klass(value, model.thresholds), False
+            benefit = model.benefits.get(klass, {}) if model.benefits else {}
+        else:
+            klass, candidate, benefit = "", value >= threshold and inst not in key_ids, {}
+        discount = benefit.get("discount")
+        rows.append((
+            inst, kind, period, run_row.pk, model.pk, as_of, value, klass, prev[0] if prev else "",
+            prev[1] if prev else None, json.dumps(components, ensure_ascii=False), candidate,
+            Decimal(str(discount)) if discount not in (None, "") else None, (benefit.get("programme") or "")[:100],
+            started,
+        ))  # fmt: skip
+        results.append((inst, klass, prev[0] if prev else "", benefit))
+    with transaction.atomic():
+        _upsert_scores(rows)
+        changes = actions = 0
+        if apply and kind == ModelKind.EVALUATION:
+            if model.apply_tiers:
+                changes = _apply_tiers(results, key_ids, run_row)
+            actions = _open_actions(results, key_ids, period)
+        EvaluationRun.objects.filter(pk=run_row.pk).update(
+            finished_at=timezone.now(), customers=len(rows), tier_changes=changes, actions=actions
+        )
+    run_row.refresh_from_db()
+    if user is not None and getattr(user, "is_authenticated", False):
+        audit.record(A.UPDATE, run_row, user=user, evaluation=kind, period=period, customers=len(rows))
+    return run_row
+
+
+SCORE_COLUMNS = [
+    "institution_id", "kind", "period", "run_id", "model_id", "as_of", "score", "klass", "previous_klass",
+    "previous_score", "components", "candidate", "discount", "programme", "computed_at",
+]  # fmt: skip
+
+
+def _upsert_scores(rows: list[tuple]) -> None:
+    if not rows:
+        return
+    table = Score._meta.db_table
+    sqlite = connection.vendor == "sqlite"
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        types = ["bigint", "varchar(12)", "varchar(8)", "bigint", "bigint", "date", "numeric(6,2)", "varchar(1)",
+                 "varchar(1)", "numeric(6,2)", "text", "boolean", "numeric(5,2)", "varchar(100)",
+                 "timestamp with time zone" if not sqlite else "text"]  # fmt: skip
+        cols = ", ".join(f"{c} {t}" for c, t in zip(SCORE_COLUMNS, types, strict=True))
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS ka_score_stage ({cols})")
+        cursor.execute("DELETE FROM ka_score_stage")
+        if sqlite:
+            rows = [(*r[:5], r[5].isoformat(), str(r[6]), *r[7:9], None if r[9] is None else str(r[9]), r[10],
+                     r[11], None if r[12] is None else str(r[12]), r[13], adapt(r[14])) for r in rows]  # fmt: skip
+        for i in range(0, len(rows), 20_000):
+            insert_rows("ka_score_stage", SCORE_COLUMNS, rows[i : i + 20_000])
+        cols = ", ".join(SCORE_COLUMNS)
+        sets = ", ".join(f"{c} = excluded.{c}" for c in SCORE_COLUMNS[3:])
+        components = "components" if sqlite else "components::jsonb"
+        select = cols.replace("components", components)
+        cursor.execute(
+            f"INSERT INTO {table} ({cols}) SELECT {select} FROM ka_score_stage WHERE true "
+            f"ON CONFLICT (institution_id, kind, period) DO UPDATE SET {sets}"
+        )
+
+
+def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun) -> int:
+    """Set each customer's tier from its class (never a key account's: the programme decides those)."""
+    wanted = {inst: b.get("tier") for inst, _k, _p, b in results if b.get("tier") and inst not in key_ids}
+    if not wanted:
+        return 0
+    changed = 0
+    now = timezone.now()
+    ids = list(wanted)
+    for i in range(0, len(ids), ID_BATCH):
+        batch = ids[i : i + ID_BATCH]
+        current = dict(Institution.objects.filter(pk__in=batch).values_list("id", "tier"))
+        moves: dict[str, list[int]] = {}
+        for inst in batch:
+            old, new = current.get(inst), wanted[inst]
+            if old is not None and old != new and old != Tier.KEY:
+                moves.setdefault(new, []).append(inst)
+        for new, insts in moves.items():
+            Institution.objects.filter(pk__in=insts).exclude(tier=Tier.KEY).update(
+                tier=new, version=F("version") + 1, updated_at=now
+            )
+            for inst in insts:
+                audit.record(
+                    A.UPDATE, ("customers.institution", str(inst), ""), changes={"tier": [current[inst], new]},
+                    reason="evaluation", run=run_row.pk, period=run_row.period,
+                )  # fmt: skip
+            changed += len(insts)
+    return changed
+
+
+def action_owner(institution: Institution) -> User | None:
+    """Who owns an improvement action for a weak customer: its owner, else its team's lead, else the first
+    key-account manager, else a manager."""
+    for candidate in (institution.owner, institution.team.lead if institution.team_id else None):
+        if candidate is not None and candidate.is_active and access.can(candidate, Cap.HANDLE_TICKETS):
+            return candidate
+    for role in (Role.KAM, Role.MANAGER):
+        found = User.objects.filter(is_active=True, groups__name=role).order_by("id").first()
+        if found is not None:
+            return found
+    return None
+
+
+def _open_actions(results, key_ids: set[int], period: str) -> int:
+    """An improvement action for each customer whose class asks for one and who fell into it (or is a key
+    account there) — not for one already in that class last period, and never twice for a period."""
+    from pharmacrm.servicedesk import revisit
+    from pharmacrm.servicedesk.services import SYSTEM
+
+    wanted = [inst for inst, k, prev, b in results if b.get("action") and (prev != k or inst in key_ids)]
+    if not wanted:
+        return 0
+    tag = f"[{period}]"
+    already = set(
+        ImprovementAction.objects.filter(institution_id__in=wanted, title__endswith=tag).values_list(
+            "institution_id", flat=True
+        )
+    )
+    due = timezone.localdate() + dt.timedelta(days=ACTION_DAYS)
+    created = 0
+    by_id = {r[0]: r for r in results}
+    for institution in Institution.objects.filter(pk__in=[i for i in wanted if i not in already]).select_related(
+        "owner", "team__lead"
+    ):
+        owner = action_owner(institution)
+        if owner is None:
+            continue
+        klass = by_id[institution.pk][1]
+        revisit._create_action(SYSTEM, {
+            "title": _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
+            % {"name": institution.name[:120], "klass": klass, "tag": tag},
+            "description": _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
+                             "the weak components, talk to the customer and record what was done.")
+            % {"period": period, "klass": klass},
+            "owner": owner, "due_date": due, "institution": institution,
+        })  # fmt: skip
+        created += 1
+    return created
+
+
+def changed_since(kind: str) -> list[int] | None:
+    """Customers whose rollups changed since the latest finished run of the kind (None: no run yet)."""
+    last = EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False).aggregate(m=Max("started_at"))["m"]
+    if last is None:
+        return None
+    return list(
+        MonthlyRollup.objects.filter(updated_at__gte=last).values_list("institution_id", flat=True).distinct()
+    )
+
+
+def run_all(*, user=None, trigger: str = Trigger.ON_DEMAND, incremental: bool = False, as_of=None) -> list[EvaluationRun]:
+    """`pharmacrm evaluate`: the customer evaluation and the key-account scoring, now."""
+    runs = []
+    for kind in (ModelKind.EVALUATION, ModelKind.CANDIDATE):
+        ids = changed_since(kind) if incremental else None
+        if incremental and ids is not None and not ids:
+            continue
+        runs.append(run(kind, user=user, trigger=trigger, ids=ids, as_of=as_of))
+    return runs
+
+
+def scheduled(today: dt.date | None = None) -> list[EvaluationRun]:
+    """The worker's daily look: run each period's evaluation once — half-yearly for every customer,
+    quarterly for key accounts, monthly for the key-account identification."""
+    today = today or timezone.localdate()
+    runs = []
+    plans = [
+        (ModelKind.EVALUATION, half_year(today), False),
+        (ModelKind.EVALUATION, quarter(today), True),
+        (ModelKind.CANDIDATE, month_label(today), False),
+    ]
+    for kind, period, ka_only in plans:
+        if not EvaluationRun.objects.filter(model__kind=kind, period=period, finished_at__isnull=False).exists():
+            runs.append(run(kind, trigger=Trigger.SCHEDULE, as_of=today, key_accounts_only=ka_only))
+    return runs

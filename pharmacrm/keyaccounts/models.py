@@ -1,0 +1,460 @@
+"""Customer evaluation (客户评估) and the key-account programme (重点客户专属服务保障机制): scoring models,
+scores with their components, proposals with cross-department review and leadership approval, key-account
+files with their service team, plans, agreements, meetings, evaluations and trial offers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .choices import (
+    OPEN_ITEM,
+    AccountStatus,
+    AgreementStatus,
+    Department,
+    ItemStatus,
+    Klass,
+    ModelKind,
+    Opinion,
+    PlanArea,
+    PlanStatus,
+    ProposalKind,
+    ProposalStatus,
+    TeamRole,
+    TrialStatus,
+    Trigger,
+)
+
+USER = settings.AUTH_USER_MODEL
+
+
+# --- scoring -----------------------------------------------------------------------------------------
+
+
+class ScoringModel(models.Model):
+    """A configurable weighted model (评估模型). Saving a change makes a new version; scores keep the
+    version they were computed with. `weights` maps a Component to its weight; `params` holds the
+    reference values each component is scored against (see scoring.DEFAULT_PARAMS); `thresholds` maps a
+    class to the lowest score that earns it (evaluation) or holds {"candidate": score} (identification);
+    `benefits` maps a class to {"tier", "discount", "programme", "action"}."""
+
+    kind = models.CharField(_("kind"), max_length=12, choices=ModelKind.choices)
+    version = models.PositiveIntegerField(_("version"), default=1)
+    active = models.BooleanField(_("active"), default=True)
+    name = models.CharField(_("name"), max_length=100)
+    weights = models.JSONField(_("weights"), default=dict)
+    params = models.JSONField(_("reference values"), default=dict)
+    thresholds = models.JSONField(_("thresholds"), default=dict)
+    benefits = models.JSONField(_("results by class"), default=dict, blank=True)
+    apply_tiers = models.BooleanField(_("change tiers from the class"), default=True)
+    created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("scoring model")
+        verbose_name_plural = _("scoring models")
+        ordering = ["kind", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "version"], name="scoringmodel_version"),
+            models.UniqueConstraint(fields=["kind"], condition=models.Q(active=True), name="scoringmodel_one_active"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class EvaluationRun(models.Model):
+    """One run of a model over customers (all of them, or those whose purchases changed)."""
+
+    model = models.ForeignKey(ScoringModel, models.PROTECT, related_name="runs")
+    period = models.CharField(_("period"), max_length=8)  # 2026H2, 2026Q4, or 2026-11 for candidates
+    as_of = models.DateField(_("as of"))
+    trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices)
+    incremental = models.BooleanField(_("changed customers only"), default=False)
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    customers = models.PositiveIntegerField(_("customers scored"), default=0)
+    tier_changes = models.PositiveIntegerField(_("tier changes"), default=0)
+    actions = models.PositiveIntegerField(_("improvement actions"), default=0)
+    created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        verbose_name = _("evaluation run")
+        verbose_name_plural = _("evaluation runs")
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["model", "-started_at"], name="evalrun_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.period}"
+
+
+class Score(models.Model):
+    """A customer's score for a period under one model kind: re-running the period replaces it, so the
+    history is one row per period. `components` is a list of {name, value, weight, contribution, ...}
+    whose contributions add up to `score`."""
+
+    institution = models.ForeignKey("customers.Institution", models.CASCADE, related_name="scores", db_index=False)
+    kind = models.CharField(_("kind"), max_length=12, choices=ModelKind.choices)
+    period = models.CharField(_("period"), max_length=8)
+    run = models.ForeignKey(EvaluationRun, models.SET_NULL, null=True, blank=True, related_name="+")
+    model = models.ForeignKey(ScoringModel, models.PROTECT, related_name="+")
+    as_of = models.DateField(_("as of"))
+    score = models.DecimalField(_("score"), max_digits=6, decimal_places=2)
+    klass = models.CharField(_("class"), max_length=1, choices=Klass.choices, blank=True)
+    previous_klass = models.CharField(_("previous class"), max_length=1, choices=Klass.choices, blank=True)
+    previous_score = models.DecimalField(_("previous score"), max_digits=6, decimal_places=2, null=True, blank=True)
+    components = models.JSONField(_("components"), default=list)
+    candidate = models.BooleanField(_("key-account candidate"), default=False)
+    discount = models.DecimalField(_("discount level (%)"), max_digits=5, decimal_places=2, null=True, blank=True)
+    programme = models.CharField(_("reward programme"), max_length=100, blank=True)
+    computed_at = models.DateTimeField(_("computed"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("score")
+        verbose_name_plural = _("scores")
+        ordering = ["-score", "institution_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "kind", "period"], name="score_period"),
+        ]
+        indexes = [
+            # the results by class and the candidate list, best first
+            models.Index(fields=["kind", "period", "klass", "-score"], name="score_class"),
+            models.Index(fields=["kind", "period", "candidate", "-score"], name="score_candidates"),
+            models.Index(fields=["institution", "kind", "-period"], name="score_history"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.institution_id} {self.period} {self.score}"
+
+
+class MarketInfluence(models.Model):
+    """What the data cannot tell about a customer's market influence: its key opinion leaders (KOL) and
+    an optional assessment, entered by marketing or imported."""
+
+    institution = models.OneToOneField("customers.Institution", models.CASCADE, related_name="influence")
+    kol_count = models.PositiveIntegerField(_("key opinion leaders"), default=0)
+    kol_names = models.TextField(_("key opinion leaders (names)"), blank=True)
+    assessment = models.PositiveSmallIntegerField(
+        _("marketing's assessment (0–100)"), null=True, blank=True,
+        help_text=_("Leave empty to score influence from grade, beds, specialties and KOLs only."),
+    )  # fmt: skip
+    notes = models.TextField(_("notes"), blank=True)
+    updated_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("market influence")
+        verbose_name_plural = _("market influence")
+
+    def __str__(self) -> str:
+        return str(self.institution_id)
+
+
+# --- the programme: proposal, review, approval -----------------------------------------------------
+
+
+class KeyAccount(models.Model):
+    """A key-account file (重点客户档案), created when leadership approves a listing."""
+
+    number = models.CharField(_("number"), max_length=16, unique=True, editable=False)  # KA-2026-0001
+    institution = models.ForeignKey("customers.Institution", models.PROTECT, related_name="key_accounts")
+    status = models.CharField(_("status"), max_length=10, choices=AccountStatus.choices, default=AccountStatus.ACTIVE)
+    team = models.OneToOneField(
+        "core.Team", models.PROTECT, null=True, blank=True, related_name="key_account", verbose_name=_("service team")
+    )
+    listed_at = models.DateTimeField(_("listed"), default=timezone.now)
+    delisted_at = models.DateTimeField(_("de-listed"), null=True, blank=True)
+    previous_tier = models.CharField(_("tier before listing"), max_length=12, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("key account")
+        verbose_name_plural = _("key accounts")
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["institution"], condition=models.Q(status="active"), name="keyaccount_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Proposal(models.Model):
+    """A proposal to list (or de-list) a key account: marketing proposes, departments give opinions,
+    leadership decides with a re-authenticated signature."""
+
+    number = models.CharField(_("number"), max_length=16, unique=True, editable=False)  # KP-2026-0001
+    kind = models.CharField(_("kind"), max_length=8, choices=ProposalKind.choices, default=ProposalKind.LIST)
+    institution = models.ForeignKey("customers.Institution", models.PROTECT, related_name="ka_proposals")
+    account = models.ForeignKey(KeyAccount, models.PROTECT, null=True, blank=True, related_name="proposals")
+    status = models.CharField(_("status"), max_length=10, choices=ProposalStatus.choices, default=ProposalStatus.REVIEW)
+    reason = models.TextField(_("reason"))
+    score = models.DecimalField(_("candidate score"), max_digits=6, decimal_places=2, null=True, blank=True)
+    components = models.JSONField(_("score components"), default=list, blank=True)
+    proposed_by = models.ForeignKey(USER, models.PROTECT, related_name="+", verbose_name=_("proposed by"))
+    proposed_at = models.DateTimeField(_("proposed"), default=timezone.now)
+    submitted_at = models.DateTimeField(_("submitted for decision"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        USER, models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("decided by")
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decision_comment = models.TextField(_("decision comment"), blank=True)
+    signature = models.ForeignKey("core.Signature", models.PROTECT, null=True, blank=True, related_name="+")
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("key-account proposal")
+        verbose_name_plural = _("key-account proposals")
+        ordering = ["-proposed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["institution", "kind"], condition=models.Q(status__in=["review", "submitted"]),
+                name="proposal_one_open",
+            ),
+        ]  # fmt: skip
+        indexes = [models.Index(fields=["status", "-proposed_at"], name="proposal_status")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Review(models.Model):
+    """One department's opinion on a proposal (评审意见)."""
+
+    proposal = models.ForeignKey(Proposal, models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(USER, models.PROTECT, related_name="+", verbose_name=_("reviewer"))
+    department = models.CharField(_("department"), max_length=10, choices=Department.choices)
+    opinion = models.CharField(_("opinion"), max_length=8, choices=Opinion.choices)
+    comment = models.TextField(_("comment"), blank=True)
+    at = models.DateTimeField(_("given"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("review opinion")
+        verbose_name_plural = _("review opinions")
+        ordering = ["at", "id"]
+        constraints = [models.UniqueConstraint(fields=["proposal", "reviewer"], name="review_once")]
+
+    def __str__(self) -> str:
+        return f"{self.proposal_id} {self.department} {self.opinion}"
+
+
+class TeamMember(models.Model):
+    """A member of a key account's service team, in one of the four roles of seed 001 §2.1."""
+
+    account = models.ForeignKey(KeyAccount, models.CASCADE, related_name="members")
+    user = models.ForeignKey(USER, models.PROTECT, related_name="ka_memberships", verbose_name=_("user"))
+    role = models.CharField(_("role"), max_length=10, choices=TeamRole.choices)
+    since = models.DateField(_("since"), default=timezone.localdate)
+
+    class Meta:
+        verbose_name = _("service team member")
+        verbose_name_plural = _("service team members")
+        ordering = ["role", "id"]
+        constraints = [models.UniqueConstraint(fields=["account", "user", "role"], name="teammember_once")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.role} {self.user_id}"
+
+
+# --- service plan, agreement, execution -------------------------------------------------------------
+
+
+class ServicePlan(models.Model):
+    """A version of a key account's service plan (服务方案). Changing an approved plan starts a new draft
+    version; the approved one stays in force until the new one is approved."""
+
+    account = models.ForeignKey(KeyAccount, models.CASCADE, related_name="plans")
+    version_number = models.PositiveIntegerField(_("version"))
+    status = models.CharField(_("status"), max_length=10, choices=PlanStatus.choices, default=PlanStatus.DRAFT)
+    goals = models.TextField(_("customer's needs and goals"), blank=True)
+    valid_from = models.DateField(_("valid from"), null=True, blank=True)
+    valid_to = models.DateField(_("valid to"), null=True, blank=True)
+    created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+    decided_by = models.ForeignKey(USER, models.PROTECT, null=True, blank=True, related_name="+")
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decision_comment = models.TextField(_("decision comment"), blank=True)
+    signature = models.ForeignKey("core.Signature", models.PROTECT, null=True, blank=True, related_name="+")
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("service plan")
+        verbose_name_plural = _("service plans")
+        ordering = ["account", "-version_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "version_number"], name="plan_version"),
+            models.UniqueConstraint(
+                fields=["account"], condition=models.Q(status__in=["draft", "submitted", "rejected"]),
+                name="plan_one_open",
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.account_id} v{self.version_number}"
+
+
+class PlanItem(models.Model):
+    """One service commitment: area, what, the standard it must meet, owner, deadline, progress. Its
+    deadline is a due clock swept by the worker (core/dueclock.py)."""
+
+    plan = models.ForeignKey(ServicePlan, models.CASCADE, related_name="items")
+    area = models.CharField(_("area"), max_length=14, choices=PlanArea.choices)
+    title = models.CharField(_("service item"), max_length=200)
+    standard = models.TextField(_("standard"))
+    owner = models.ForeignKey(USER, models.PROTECT, related_name="+", verbose_name=_("owner"))
+    deadline = models.DateField(_("deadline"))
+    status = models.CharField(_("status"), max_length=12, choices=ItemStatus.choices, default=ItemStatus.PLANNED)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    progress_note = models.TextField(_("progress note"), blank=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    # the due clock (only items of the plan in force): next worker look, lease, alerts sent
+    next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    overdue_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("service plan item")
+        verbose_name_plural = _("service plan items")
+        ordering = ["area", "deadline", "id"]
+        indexes = [
+            models.Index(fields=["next_check_at"], name="planitem_due", condition=models.Q(next_check_at__isnull=False)),
+            models.Index(fields=["owner", "status", "deadline"], name="planitem_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_ITEM
+
+
+class Agreement(models.Model):
+    """A service agreement (服务协议) generated from an approved plan, numbered AG-YYYY-NNNN."""
+
+    number = models.CharField(_("number"), max_length=16, unique=True, editable=False)
+    account = models.ForeignKey(KeyAccount, models.PROTECT, related_name="agreements")
+    plan = models.ForeignKey(ServicePlan, models.PROTECT, related_name="agreements")
+    status = models.CharField(_("status"), max_length=8, choices=AgreementStatus.choices, default=AgreementStatus.DRAFT)
+    start_date = models.DateField(_("start"))
+    end_date = models.DateField(_("end"))
+    signed_date = models.DateField(_("signed on"), null=True, blank=True)
+    signed_copy = models.CharField(max_length=300, blank=True, editable=False)  # path under var/agreements/
+    signed_copy_name = models.CharField(_("signed copy"), max_length=200, blank=True)
+    signed_copy_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    renewal_notice_days = models.PositiveSmallIntegerField(_("renewal reminder (days before end)"), default=60)
+    renewal_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("service agreement")
+        verbose_name_plural = _("service agreements")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["next_check_at"], name="agreement_due", condition=models.Q(next_check_at__isnull=False)),
+            models.Index(fields=["account", "-created_at"], name="agreement_account"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Meeting(models.Model):
+    """A periodic service meeting (服务沟通会议) with its minutes."""
+
+    account = models.ForeignKey(KeyAccount, models.CASCADE, related_name="meetings")
+    held_at = models.DateTimeField(_("held"))
+    title = models.CharField(_("title"), max_length=200)
+    attendees = models.TextField(_("attendees"), blank=True)
+    minutes = models.TextField(_("minutes"))
+    created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("recorded"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("service meeting")
+        verbose_name_plural = _("service meetings")
+        ordering = ["-held_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class MeetingAction(models.Model):
+    """An action item from a meeting: owner, due date, done."""
+
+    meeting = models.ForeignKey(Meeting, models.CASCADE, related_name="actions")
+    title = models.CharField(_("action"), max_length=200)
+    owner = models.ForeignKey(USER, models.PROTECT, related_name="+", verbose_name=_("owner"))
+    due_date = models.DateField(_("due date"))
+    done_at = models.DateTimeField(_("done"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("meeting action item")
+        verbose_name_plural = _("meeting action items")
+        ordering = ["due_date", "id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class TrialOffer(models.Model):
+    """A new-product trial offered to a key account (新产品优先试用)."""
+
+    account = models.ForeignKey(KeyAccount, models.CASCADE, related_name="trials")
+    product = models.ForeignKey("servicedesk.Product", models.PROTECT, related_name="+", verbose_name=_("product"))
+    offered_on = models.DateField(_("offered on"), default=timezone.localdate)
+    status = models.CharField(_("status"), max_length=10, choices=TrialStatus.choices, default=TrialStatus.OFFERED)
+    notes = models.TextField(_("notes"), blank=True)
+    created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        verbose_name = _("trial offer")
+        verbose_name_plural = _("trial offers")
+        ordering = ["-offered_on", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.product_id}"
+
+
+class AccountReview(models.Model):
+    """The quarterly or annual evaluation of a key account's service (服务评估), computed from the data:
+    satisfaction, quality feedback, response and resolution times, complaints."""
+
+    account = models.ForeignKey(KeyAccount, models.CASCADE, related_name="reviews")
+    period = models.CharField(_("period"), max_length=8)  # 2026Q3 or 2026
+    start = models.DateField(_("from"))
+    end = models.DateField(_("to"))
+    satisfaction = models.DecimalField(_("satisfaction (1–5)"), max_digits=4, decimal_places=2, null=True, blank=True)
+    surveys = models.PositiveIntegerField(_("surveys answered"), default=0)
+    quality_feedback = models.PositiveIntegerField(_("quality complaints"), default=0)
+    tickets = models.PositiveIntegerField(_("tickets"), default=0)
+    avg_response_hours = models.DecimalField(_("average first response (h)"), max_digits=8, decimal_places=2, null=True, blank=True)
+    avg_resolution_hours = models.DecimalField(_("average resolution (h)"), max_digits=8, decimal_places=2, null=True, blank=True)
+    complaints = models.PositiveIntegerField(_("complaints"), default=0)
+    complaints_resolved = models.PositiveIntegerField(_("complaints resolved"), default=0)
+    plan_items_due = models.PositiveIntegerField(_("plan items due"), default=0)
+    plan_items_on_time = models.PositiveIntegerField(_("plan items done on time"), default=0)
+    score = models.DecimalField(_("score"), max_digits=6, decimal_places=2)
+    components = models.JSONField(_("components"), default=list)
+    computed_at = models.DateTimeField(_("computed"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("key-account evaluation")
+        verbose_name_plural = _("key-account evaluations")
+        ordering = ["account", "-period"]
+        constraints = [models.UniqueConstraint(fields=["account", "period"], name="accountreview_period")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.period}"

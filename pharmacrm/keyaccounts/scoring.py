@@ -1,0 +1,271 @@
+"""The scoring arithmetic, pure and hand-checkable: each component scores 0–100 against a reference
+value of the model; the score is the weighted mean; every component's contribution is shown, and the
+contributions add up to the score exactly (each is rounded to 0.01 and the score is their sum).
+
+    value(amount)       = min(100, amount in the window / amount reference × 100)
+    value(frequency)    = min(100, orders in the window / orders reference × 100)
+    value(satisfaction) = mean of the parts that have answers: CSAT (average 1–5 → (avg − 1) / 4 × 100) and
+                          NPS (−100…100 → (NPS + 100) / 2); the model's default when nobody answered
+    value(credit)       = 70 % × share paid on time × 100 + 30 % × (100 − overdue / window amount × 100,
+                          floored at 0); the model's default without any payment history
+    value(cooperation)  = min(100, months since the first order / months reference × 100)
+    value(influence)    = marketing's assessment when entered, else 50 % × grade (or type) points +
+                          20 % × beds / beds reference + 15 % × specialties / reference + 15 % × KOLs / reference
+                          (each ratio capped at 100)
+    value(growth)       = 50 + growth % × 50 / full-growth %, clamped to 0…100 (no purchases before: 100 when
+                          buying now, else 50)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from .choices import Component, Klass
+
+Q2 = Decimal("0.01")
+Q4 = Decimal("0.0001")
+HUNDRED = Decimal(100)
+
+DEFAULT_PARAMS: dict = {
+    "window_months": 12,
+    "amount_reference": 1_000_000,  # yuan in the window that score 100
+    "orders_reference": 24,  # orders in the window that score 100
+    "default_satisfaction": 60,
+    "default_credit": 60,
+    "cooperation_reference_months": 60,
+    "growth_full_percent": 100,
+    "beds_reference": 1500,
+    "specialties_reference": 5,
+    "kol_reference": 5,
+    "grade_points": {"3A": 100, "3B": 90, "3C": 85, "3": 80, "2A": 65, "2B": 60, "2": 55, "1": 35, "0": 25},
+    "kind_points": {
+        "hospital": 50, "department": 40, "clinic": 20, "township": 20, "community": 25, "pharmacy": 35,
+        "distributor": 70, "insurance": 60, "research": 50, "association": 45, "other": 20,
+    },
+}  # fmt: skip
+
+DEFAULT_EVALUATION = {
+    "weights": {Component.AMOUNT: 35, Component.FREQUENCY: 20, Component.SATISFACTION: 20, Component.CREDIT: 25},
+    "thresholds": {"A": 80, "B": 60, "C": 40},
+    "benefits": {
+        "A": {"tier": "vip", "discount": 5, "programme": "年度优秀客户奖", "action": False},
+        "B": {"tier": "regular", "discount": 2, "programme": "采购额达标奖", "action": False},
+        "C": {"tier": "regular", "discount": 0, "programme": "", "action": False},
+        "D": {"tier": "regular", "discount": 0, "programme": "", "action": True},
+    },
+}
+DEFAULT_CANDIDATE = {
+    "weights": {
+        Component.AMOUNT: 30, Component.FREQUENCY: 15, Component.COOPERATION: 15, Component.INFLUENCE: 25,
+        Component.GROWTH: 15,
+    },
+    "thresholds": {"candidate": 70},
+}  # fmt: skip
+
+
+def q2(x) -> Decimal:
+    return Decimal(x).quantize(Q2, rounding=ROUND_HALF_UP)
+
+
+def _ratio(value, reference) -> Decimal:
+    reference = Decimal(str(reference or 0))
+    if reference <= 0:
+        return HUNDRED if Decimal(value) > 0 else Decimal(0)
+    return min(HUNDRED, Decimal(value) / reference * HUNDRED)
+
+
+def _clamp(x: Decimal) -> Decimal:
+    return max(Decimal(0), min(HUNDRED, x))
+
+
+@dataclass
+class Facts:
+    """What is known about one customer, from rollups and the customer record (amounts in fen)."""
+
+    amount_fen: int = 0
+    orders: int = 0
+    previous_amount_fen: int = 0  # the window before
+    on_time_fen: int = 0
+    late_fen: int = 0
+    overdue_fen: int = 0  # of the window's months
+    months_cooperating: int | None = None  # since the first order; None = never ordered
+    csat_sum: int = 0
+    csat_count: int = 0
+    nps_promoters: int = 0
+    nps_detractors: int = 0
+    nps_count: int = 0
+    kind: str = ""
+    grade: str = ""
+    beds: int | None = None
+    specialties: int = 0
+    kols: int = 0
+    assessment: int | None = None
+
+
+@dataclass
+class Part:
+    name: str
+    value: Decimal
+    detail: dict = field(default_factory=dict)
+    default: bool = False  # no data: the model's default value
+
+
+def amount(f: Facts, p: dict) -> Part:
+    yuan = Decimal(f.amount_fen) / 100
+    return Part(Component.AMOUNT, _ratio(yuan, p["amount_reference"]),
+                {"amount": str(q2(yuan)), "reference": p["amount_reference"], "months": p["window_months"]})  # fmt: skip
+
+
+def frequency(f: Facts, p: dict) -> Part:
+    return Part(Component.FREQUENCY, _ratio(f.orders, p["orders_reference"]),
+                {"orders": f.orders, "reference": p["orders_reference"], "months": p["window_months"]})  # fmt: skip
+
+
+def satisfaction(f: Facts, p: dict) -> Part:
+    parts, detail = [], {"surveys": f.csat_count, "nps_answers": f.nps_count}
+    if f.csat_count:
+        avg = Decimal(f.csat_sum) / f.csat_count
+        parts.append((avg - 1) / 4 * HUNDRED)
+        detail["csat"] = str(avg.quantize(Q2))
+    if f.nps_count:
+        nps = Decimal(f.nps_promoters - f.nps_detractors) / f.nps_count * HUNDRED
+        parts.append((nps + HUNDRED) / 2)
+        detail["nps"] = str(nps.quantize(Q2))
+    if not parts:
+        return Part(Component.SATISFACTION, Decimal(p["default_satisfaction"]), detail, default=True)
+    return Part(Component.SATISFACTION, _clamp(sum(parts) / len(parts)), detail)
+
+
+def credit(f: Facts, p: dict) -> Part:
+    due = f.on_time_fen + f.late_fen + f.overdue_fen
+    if not due:
+        return Part(Component.CREDIT, Decimal(p["default_credit"]), {}, default=True)
+    share = Decimal(f.on_time_fen) / Decimal(due)
+    overdue_share = Decimal(f.overdue_fen) / Decimal(f.amount_fen) * HUNDRED if f.amount_fen > 0 else (
+        HUNDRED if f.overdue_fen else Decimal(0))  # fmt: skip
+    value = Decimal("0.7") * share * HUNDRED + Decimal("0.3") * max(Decimal(0), HUNDRED - overdue_share)
+    detail = {"on_time_share": str(share.quantize(Q4)), "overdue": str(q2(Decimal(f.overdue_fen) / 100))}
+    return Part(Component.CREDIT, _clamp(value), detail)
+
+
+def cooperation(f: Facts, p: dict) -> Part:
+    months = f.months_cooperating or 0
+    return Part(Component.COOPERATION, _ratio(months, p["cooperation_reference_months"]),
+                {"months": months, "reference": p["cooperation_reference_months"]})  # fmt: skip
+
+
+def influence(f: Facts, p: dict) -> Part:
+    if f.assessment is not None:
+        return Part(Component.INFLUENCE, _clamp(Decimal(f.assessment)), {"assessment": f.assessment})
+    if f.kind == "hospital" and f.grade:
+        base = Decimal(p["grade_points"].get(f.grade, 0))
+    else:
+        base = Decimal(p["kind_points"].get(f.kind, 0))
+    beds = _ratio(f.beds or 0, p["beds_reference"])
+    spec = _ratio(f.specialties, p["specialties_reference"])
+    kols = _ratio(f.kols, p["kol_reference"])
+    value = Decimal("0.5") * base + Decimal("0.2") * beds + Decimal("0.15") * spec + Decimal("0.15") * kols
+    detail = {"grade": f.grade, "kind": f.kind, "beds": f.beds or 0, "specialties": f.specialties, "kols": f.kols}
+    return Part(Component.INFLUENCE, _clamp(value), detail)
+
+
+def growth(f: Facts, p: dict) -> Part:
+    detail = {"amount": str(q2(Decimal(f.amount_fen) / 100)), "previous": str(q2(Decimal(f.previous_amount_fen) / 100))}
+    if f.previous_amount_fen <= 0:
+        return Part(Component.GROWTH, HUNDRED if f.amount_fen > 0 else Decimal(50), detail)
+    pct = (Decimal(f.amount_fen) - Decimal(f.previous_amount_fen)) / Decimal(f.previous_amount_fen) * HUNDRED
+    detail["growth_percent"] = str(pct.quantize(Q2))
+    full = Decimal(str(p["growth_full_percent"] or 100))
+    return Part(Component.GROWTH, _clamp(Decimal(50) + pct * 50 / full), detail)
+
+
+MEASURES = {
+    Component.AMOUNT: amount, Component.FREQUENCY: frequency, Component.SATISFACTION: satisfaction,
+    Component.CREDIT: credit, Component.COOPERATION: cooperation, Component.INFLUENCE: influence,
+    Component.GROWTH: growth,
+}  # fmt: skip
+
+
+def normalised_weights(weights: dict) -> dict[str, Decimal]:
+    """Weights as fractions adding up to 1 (4 places; the last one takes the rounding rest)."""
+    items = [(k, Decimal(str(w))) for k, w in weights.items() if Decimal(str(w)) > 0]
+    total = sum((w for _k, w in items), Decimal(0))
+    if not total:
+        return {}
+    out, used = {}, Decimal(0)
+    for i, (k, w) in enumerate(items):
+        share = (Decimal(1) - used) if i == len(items) - 1 else (w / total).quantize(Q4, rounding=ROUND_HALF_UP)
+        out[k] = share
+        used += share
+    return out
+
+
+def score(f: Facts, weights: dict, params: dict) -> tuple[Decimal, list[dict]]:
+    """(score, components): each component {name, value, weight, contribution, detail, default}."""
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    components, total = [], Decimal(0)
+    for name, weight in normalised_weights(weights).items():
+        part = MEASURES[Component(name)](f, p)
+        value = q2(part.value)
+        contribution = q2(value * weight)
+        total += contribution
+        components.append({
+            "name": str(name), "value": str(value), "weight": str(weight), "contribution": str(contribution),
+            "detail": part.detail, "default": part.default,
+        })  # fmt: skip
+    return total, components
+
+
+def klass(value: Decimal, thresholds: dict) -> str:
+    """A if the score reaches the A threshold, and so on; D below C's."""
+    for k in (Klass.A, Klass.B, Klass.C):
+        limit = thresholds.get(k)
+        if limit is not None and value >= Decimal(str(limit)):
+            return k.value
+    return Klass.D.value
+
+
+def validate_model(kind: str, weights: dict, params: dict, thresholds: dict) -> dict[str, list[str]]:
+    """Field errors of a model definition (empty when it is usable); messages in the active language."""
+    from django.utils.translation import gettext as _
+
+    from .choices import ModelKind
+
+    errors: dict[str, list[str]] = {}
+    allowed = {c.value for c in Component}
+    if kind == ModelKind.EVALUATION:
+        allowed -= {Component.COOPERATION, Component.INFLUENCE, Component.GROWTH}
+    bad = [k for k in weights if k not in allowed]
+    try:
+        values = [Decimal(str(w)) for w in weights.values()]
+    except Exception:
+        values = None
+    if bad:
+        errors["weights"] = [_("Unknown measures: %(names)s.") % {"names": ", ".join(map(str, bad))}]
+    elif values is None or any(v < 0 or v > 1000 for v in values):
+        errors["weights"] = [_("Each weight must be a number from 0 to 1000.")]
+    elif not any(v > 0 for v in values):
+        errors["weights"] = [_("Give at least one measure a weight above zero.")]
+    try:
+        limits = {k: Decimal(str(v)) for k, v in thresholds.items()}
+    except Exception:
+        limits = None
+    if limits is None or any(not (0 <= v <= 100) for v in limits.values()):
+        errors["thresholds"] = [_("Thresholds are scores from 0 to 100.")]
+    elif kind == ModelKind.EVALUATION:
+        a, b, c = (limits.get(k) for k in ("A", "B", "C"))
+        if None in (a, b, c) or not (a > b > c):
+            errors["thresholds"] = [_("Give the lowest score of classes A, B and C, with A above B above C.")]
+    elif "candidate" not in limits:
+        errors["thresholds"] = [_("Give the lowest score that makes a customer a candidate.")]
+    for key in ("amount_reference", "orders_reference", "cooperation_reference_months", "beds_reference",
+                "specialties_reference", "kol_reference", "growth_full_percent"):  # fmt: skip
+        if key in (params or {}):
+            try:
+                ok = Decimal(str(params[key])) > 0
+            except Exception:
+                ok = False
+            if not ok:
+                errors.setdefault("params", []).append(_("%(name)s must be a number above zero.") % {"name": key})
+    return errors

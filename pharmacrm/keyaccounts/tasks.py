@@ -1,0 +1,26 @@
+"""Background work for evaluation and the key-account programme."""
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
+
+from . import evaluation
+from .choices import Trigger
+
+
+@db_task()
+def evaluate_changed() -> None:
+    """After an import: re-score the customers whose purchases changed (the current periods)."""
+    with lock_task("keyaccounts-evaluate"):
+        evaluation.run_all(trigger=Trigger.IMPORT, incremental=True)
+
+
+def after_import() -> None:
+    evaluate_changed()
+
+
+@db_periodic_task(crontab(hour="2", minute="30"))
+def scheduled_evaluations() -> None:
+    """Every night: the half-yearly, quarterly (key accounts) and monthly (identification) runs that are
+    due and have not run yet."""
+    with lock_task("keyaccounts-evaluate"):
+        evaluation.scheduled()

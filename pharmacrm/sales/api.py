@@ -1,0 +1,7 @@
+"""Purchases API (stub)."""
+
+urlpatterns = []
+
+
+def register(router) -> None:
+    pass

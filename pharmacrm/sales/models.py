@@ -1,0 +1,153 @@
+"""Purchases (采购记录): order lines imported from the company's ERP, the ERP's product codes, and the
+monthly rollups per customer that evaluation and key-account scoring read instead of the lines.
+
+Money is stored in fen (分, integer hundredths of a yuan): sums are exact on SQLite and PostgreSQL alike,
+and the API and pages show it as Decimal yuan."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+FEN = Decimal("0.01")
+
+
+def yuan(fen: int | None) -> Decimal:
+    """Fen as Decimal yuan (two places)."""
+    return (Decimal(int(fen or 0)) / 100).quantize(FEN)
+
+
+class ProductCode(models.Model):
+    """A product as the ERP names it (产品编码), linked to the service-desk catalogue where known."""
+
+    code = models.CharField(_("product code"), max_length=40, unique=True)
+    name = models.CharField(_("product name"), max_length=100, blank=True)
+    product = models.ForeignKey(
+        "servicedesk.Product", models.SET_NULL, null=True, blank=True, related_name="erp_codes",
+        verbose_name=_("catalogue product"),
+    )  # fmt: skip
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("ERP product code")
+        verbose_name_plural = _("ERP product codes")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}".strip()
+
+
+class OrderLine(models.Model):
+    """One line of an ERP order (订单行). (order number, line number) identifies it across re-imports;
+    `row_hash` tells an unchanged line from a corrected one."""
+
+    order_number = models.CharField(_("order number"), max_length=40)
+    line_number = models.PositiveIntegerField(_("line"))
+    order_date = models.DateField(_("order date"))
+    month = models.DateField(editable=False)  # first day of the order's month: the rollup key
+    institution = models.ForeignKey(
+        "customers.Institution", models.PROTECT, related_name="order_lines", verbose_name=_("customer"),
+        db_index=False,
+    )  # fmt: skip
+    product_code = models.CharField(_("product code"), max_length=40)
+    product_name = models.CharField(_("product name"), max_length=100, blank=True)
+    batch_number = models.CharField(_("batch / lot number"), max_length=40, blank=True)
+    quantity = models.DecimalField(_("quantity"), max_digits=14, decimal_places=3)
+    unit_price = models.DecimalField(_("unit price"), max_digits=14, decimal_places=4)
+    amount_fen = models.BigIntegerField(_("amount (fen)"))
+    invoice_number = models.CharField(_("invoice number"), max_length=40, blank=True)
+    payment_due = models.DateField(_("payment due"), null=True, blank=True)
+    paid_date = models.DateField(_("paid on"), null=True, blank=True)
+    paid_fen = models.BigIntegerField(_("paid (fen)"), default=0)
+    outstanding_fen = models.BigIntegerField(_("outstanding (fen)"), default=0, editable=False)
+    row_hash = models.BigIntegerField(editable=False)
+    job_id = models.BigIntegerField(null=True, blank=True, editable=False)  # the import that last wrote it
+    imported_at = models.DateTimeField(_("imported"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
+        ordering = ["-order_date", "order_number", "line_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["order_number", "line_number"], name="orderline_key"),
+        ]
+        indexes = [
+            # rollup recomputation and a customer's purchases tab
+            models.Index(fields=["institution", "month"], name="orderline_customer_month"),
+            # open items (应收未收) for credit and ageing: only unpaid lines are in this index
+            models.Index(
+                fields=["institution", "payment_due"], name="orderline_open_items",
+                condition=models.Q(outstanding_fen__gt=0),
+            ),  # fmt: skip
+            models.Index(fields=["batch_number"], name="orderline_batch", condition=~models.Q(batch_number="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_number}/{self.line_number}"
+
+    @property
+    def amount(self) -> Decimal:
+        return yuan(self.amount_fen)
+
+    @property
+    def paid_amount(self) -> Decimal:
+        return yuan(self.paid_fen)
+
+    @property
+    def outstanding(self) -> Decimal:
+        return yuan(self.outstanding_fen)
+
+
+class MonthlyRollup(models.Model):
+    """A customer's purchases in one month, kept by the import (only the months a file touched are
+    recomputed), so that scoring costs grow with customers, not with order history."""
+
+    institution = models.ForeignKey(
+        "customers.Institution", models.CASCADE, related_name="purchase_months", db_index=False
+    )
+    month = models.DateField()
+    amount_fen = models.BigIntegerField(default=0)
+    orders = models.PositiveIntegerField(default=0)
+    lines = models.PositiveIntegerField(default=0)
+    products = models.PositiveIntegerField(default=0)
+    quantity = models.DecimalField(max_digits=18, decimal_places=3, default=0)
+    # payment behaviour of the month's lines
+    paid_fen = models.BigIntegerField(default=0)
+    on_time_fen = models.BigIntegerField(default=0)  # paid in full no later than the due date
+    late_fen = models.BigIntegerField(default=0)  # paid after the due date
+    late_lines = models.PositiveIntegerField(default=0)
+    days_late = models.BigIntegerField(default=0)  # sum over the late lines
+    outstanding_fen = models.BigIntegerField(default=0)
+    overdue_fen = models.BigIntegerField(default=0)  # outstanding past its due date, as of `overdue_as_of`
+    overdue_as_of = models.DateField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("monthly purchase rollup")
+        verbose_name_plural = _("monthly purchase rollups")
+        ordering = ["institution", "month"]
+        constraints = [models.UniqueConstraint(fields=["institution", "month"], name="rollup_key")]
+        indexes = [
+            models.Index(fields=["month", "institution"], name="rollup_month"),
+            models.Index(fields=["updated_at"], name="rollup_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.institution_id} {self.month:%Y-%m}"
+
+
+class RollupDirty(models.Model):
+    """A (customer, month) whose lines changed and whose rollup must be recomputed. Written in the same
+    transaction as the lines, so a worker killed between the two leaves the mark for the next refresh."""
+
+    institution_id = models.BigIntegerField()
+    month = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["institution_id", "month"], name="rollupdirty_key")]
+
+    def __str__(self) -> str:
+        return f"{self.institution_id} {self.month:%Y-%m}"

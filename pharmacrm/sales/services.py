@@ -1,0 +1,163 @@
+"""Purchases for the pages and the scoring: a customer's months, credit status and ageing, the batch
+trace, and the access checks for all of it. Imports write through `importer`; nothing else writes lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access
+from pharmacrm.core.roles import Cap
+
+from .models import MonthlyRollup, OrderLine, yuan
+
+AGEING_BUCKETS = ((0, 0), (1, 30), (31, 60), (61, 90), (91, None))  # days past due; (0, 0) = not yet due
+
+
+def may_see_purchases(user, institution) -> bool:
+    return access.can(user, Cap.VIEW_PURCHASES) and access.can_see(user, institution)
+
+
+def require_purchases(user, institution) -> None:
+    if not may_see_purchases(user, institution):
+        raise PermissionDenied(_("You do not have permission to do this."))
+
+
+def lines_for(user):
+    """Order lines of the customers the user may see (none without the purchases capability)."""
+    if not access.can(user, Cap.VIEW_PURCHASES):
+        return OrderLine.objects.none()
+    scope = access.institution_scope_q(user)
+    qs = OrderLine.objects.select_related("institution")
+    if scope is None:
+        return qs
+    from pharmacrm.customers.models import Institution
+
+    return qs.filter(institution_id__in=Institution.objects.filter(scope).values("id"))
+
+
+def month_start(day: dt.date, back: int = 0) -> dt.date:
+    """The first day of the month `back` months before `day`'s month."""
+    index = day.year * 12 + day.month - 1 - back
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def monthly(institution_id: int, months: int = 24, today: dt.date | None = None) -> list[dict]:
+    """The last `months` months (oldest first, empty months included) for the purchases chart."""
+    today = today or timezone.localdate()
+    first = month_start(today, months - 1)
+    rows = {
+        r.month: r
+        for r in MonthlyRollup.objects.filter(institution_id=institution_id, month__gte=first, month__lte=today)
+    }
+    out = []
+    for back in range(months - 1, -1, -1):
+        m = month_start(today, back)
+        r = rows.get(m)
+        out.append({
+            "month": m.strftime("%Y-%m"), "amount": yuan(r.amount_fen if r else 0), "orders": r.orders if r else 0,
+            "lines": r.lines if r else 0, "products": r.products if r else 0,
+            "overdue": yuan(r.overdue_fen if r else 0),
+        })  # fmt: skip
+    return out
+
+
+@dataclass
+class Credit:
+    """A customer's payment behaviour and open items (信用状况)."""
+
+    paid: Decimal = Decimal("0.00")
+    on_time_share: Decimal | None = None  # share of the due amount paid in full by its due date (0–1)
+    average_days_late: Decimal | None = None
+    late_lines: int = 0
+    outstanding: Decimal = Decimal("0.00")  # current arrears: everything not paid yet
+    overdue: Decimal = Decimal("0.00")  # of which past its due date
+    ageing: list[dict] = field(default_factory=list)  # [{label, from, to, amount}]
+    status: str = ""  # good / watch / poor / none
+    window_months: int = 12
+
+
+def _status(on_time: Decimal | None, overdue: Decimal, outstanding: Decimal) -> str:
+    if on_time is None and not outstanding:
+        return "none"
+    share_overdue = (overdue / outstanding) if outstanding else Decimal(0)
+    if (on_time is None or on_time >= Decimal("0.9")) and share_overdue <= Decimal("0.1"):
+        return "good"
+    if (on_time is None or on_time >= Decimal("0.7")) and share_overdue <= Decimal("0.3"):
+        return "watch"
+    return "poor"
+
+
+CREDIT_LABELS = {
+    "good": _("Good"),
+    "watch": _("Watch"),
+    "poor": _("Poor"),
+    "none": _("No payment history"),
+}
+
+
+def credit(institution_id: int, today: dt.date | None = None, window_months: int = 12) -> Credit:
+    """Payment timeliness over the last `window_months` months (from rollups), arrears and ageing (from
+    the open items: unpaid lines only, through their partial index)."""
+    today = today or timezone.localdate()
+    first = month_start(today, window_months - 1)
+    agg = MonthlyRollup.objects.filter(institution_id=institution_id, month__gte=first).aggregate(
+        paid=Sum("paid_fen"), on_time=Sum("on_time_fen"), late=Sum("late_fen"), late_lines=Sum("late_lines"),
+        days=Sum("days_late"),
+    )  # fmt: skip
+    c = Credit(window_months=window_months)
+    c.paid = yuan(agg["paid"])
+    on_time, late = int(agg["on_time"] or 0), int(agg["late"] or 0)
+    open_items = OrderLine.objects.filter(institution_id=institution_id, outstanding_fen__gt=0)
+    buckets = [0] * len(AGEING_BUCKETS)
+    outstanding = overdue = overdue_in_window = 0
+    for due, amount, month in open_items.values_list("payment_due", "outstanding_fen", "month").iterator():
+        outstanding += amount
+        days = (today - due).days if due else 0
+        for i, (low, high) in enumerate(AGEING_BUCKETS):
+            if days >= low and (high is None or days <= high) or (i == 0 and days <= 0):
+                buckets[i] += amount
+                break
+        if days > 0:
+            overdue += amount
+            if month >= first:
+                overdue_in_window += amount
+    due_total = on_time + late + overdue_in_window
+    c.on_time_share = (Decimal(on_time) / Decimal(due_total)).quantize(Decimal("0.0001")) if due_total else None
+    late_lines = int(agg["late_lines"] or 0)
+    c.late_lines = late_lines
+    c.average_days_late = (Decimal(int(agg["days"] or 0)) / late_lines).quantize(Decimal("0.1")) if late_lines else None
+    c.outstanding, c.overdue = yuan(outstanding), yuan(overdue)
+    labels = [_("Not yet due"), _("1–30 days"), _("31–60 days"), _("61–90 days"), _("Over 90 days")]
+    c.ageing = [
+        {"label": label, "from": low, "to": high, "amount": yuan(amount)}
+        for label, (low, high), amount in zip(labels, AGEING_BUCKETS, buckets, strict=True)
+    ]
+    c.status = _status(c.on_time_share, c.overdue, c.outstanding)
+    return c
+
+
+def totals(institution_id: int, months: int = 12, today: dt.date | None = None) -> dict:
+    """Amount, orders and lines over the last `months` months, from rollups."""
+    today = today or timezone.localdate()
+    agg = MonthlyRollup.objects.filter(institution_id=institution_id, month__gte=month_start(today, months - 1)).aggregate(
+        amount=Sum("amount_fen"), orders=Sum("orders"), lines=Sum("lines")
+    )
+    return {"amount": yuan(agg["amount"]), "orders": int(agg["orders"] or 0), "lines": int(agg["lines"] or 0)}
+
+
+def batch_customers(batch: str, product=None):
+    """The safety batch trace's source: customers who bought this batch, with the order and its date."""
+    qs = OrderLine.objects.filter(batch_number=batch).select_related("institution")
+    if product is not None:
+        qs = qs.filter(Q(product_code__in=product.erp_codes.values("code")) | Q(product_name=product.brand_name))
+    tz = timezone.get_current_timezone()
+    for line in qs.order_by("order_date", "id")[:5000]:
+        at = dt.datetime.combine(line.order_date, dt.time(), tzinfo=tz)
+        yield line.institution, None, line.order_number, at

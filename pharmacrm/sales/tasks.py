@@ -1,0 +1,19 @@
+"""Background work for purchases: the rollups' overdue amounts move with the calendar, and any
+(customer, month) left dirty by a killed import is recomputed."""
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task
+
+from . import rollups
+
+
+@db_periodic_task(crontab(hour="1", minute="10"))
+def refresh_overdue() -> None:
+    """Every night: lines that fell due yesterday count as overdue in the rollups from today."""
+    rollups.refresh_overdue()
+
+
+@db_periodic_task(crontab(minute="*/15"))
+def refresh_dirty_rollups() -> None:
+    """A safety net: an import refreshes its own rollups; this picks up what a killed worker left."""
+    rollups.refresh_dirty()
