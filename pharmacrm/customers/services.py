@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -474,8 +475,8 @@ def _related_moves(model) -> list[tuple[type[models.Model], str]]:
     for rel in model._meta.related_objects:
         if not rel.one_to_many:
             continue
-        if rel.field.name == "merged_into":
-            continue
+        if rel.field.name == "merged_into" or getattr(rel.related_model, "MERGE_KEEP", False):
+            continue  # derived per-customer data (purchase rollups, scores): recomputed, not moved
         moves.append((rel.related_model, rel.field.name))
     return moves
 
@@ -548,4 +549,10 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
             A.MERGE, survivor, user=user, changes=audit.diff(before, snapshot(survivor, fields)),
             merged=duplicate.pk, merged_code=duplicate.code, moved={k: len(v) for k, v in moved.items()},
         )  # fmt: skip
+        merged.send(sender=model, survivor=survivor, duplicate=duplicate)
     return survivor
+
+
+# Sent inside the merge's transaction, after the related records moved: apps with derived per-customer
+# data (purchase rollups) recompute it for the survivor.
+merged = Signal()

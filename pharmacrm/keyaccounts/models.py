@@ -95,6 +95,8 @@ class Score(models.Model):
     history is one row per period. `components` is a list of {name, value, weight, contribution, ...}
     whose contributions add up to `score`."""
 
+    MERGE_KEEP = True  # a customer merge recomputes these for the survivor instead of moving them
+
     institution = models.ForeignKey("customers.Institution", models.CASCADE, related_name="scores", db_index=False)
     kind = models.CharField(_("kind"), max_length=12, choices=ModelKind.choices)
     period = models.CharField(_("period"), max_length=8)

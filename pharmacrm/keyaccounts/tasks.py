@@ -24,3 +24,20 @@ def scheduled_evaluations() -> None:
     due and have not run yet."""
     with lock_task("keyaccounts-evaluate"):
         evaluation.scheduled()
+
+
+@db_periodic_task(crontab(minute="*"))
+def sweep_programme_clocks() -> None:
+    """Every minute: overdue service-plan items (once each) and agreement renewal reminders / expiry."""
+    from . import services
+
+    services.sweep_plan_items()
+    services.sweep_agreements()
+
+
+@db_periodic_task(crontab(hour="3", minute="10"))
+def scheduled_account_reviews() -> None:
+    """Every night: key-account evaluations of a quarter (and a year) that just ended, once."""
+    from . import services
+
+    services.scheduled_reviews()

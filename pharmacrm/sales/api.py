@@ -1,7 +1,332 @@
-"""Purchases API (stub)."""
+"""REST API for purchases: order lines of the customers you may see (/api/v1/order-lines/), a customer's
+purchases summary (/api/v1/sales/customers/{id}/purchases/), and the order import for ERP integrations
+(POST /api/v1/sales/orders/), which writes the lines through the same import engine as the file upload.
 
-urlpatterns = []
+Money is Decimal yuan as strings ("1234.50")."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.urls import path
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pharmacrm.core.api_utils import HasCapability, validation_detail
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers import importer as base
+from pharmacrm.customers.models import ImportJob, Institution
+
+from . import services
+from .importer import ORDER_COLUMNS
+from .models import OrderLine, yuan
+
+MAX_ID = 2**63 - 1
+MAX_LINES = 10_000
+CUSTOMER_PK = OpenApiParameter(
+    "id", int, OpenApiParameter.PATH, description="The customer's (institution's) id."
+)
 
 
 def register(router) -> None:
-    pass
+    router.register("order-lines", OrderLineViewSet, basename="order-line")
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+class YuanField(serializers.DecimalField):
+    """An amount stored in fen, shown as Decimal yuan (a string with two places)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=17, decimal_places=2, read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return super().to_representation(yuan(value))
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    customer = serializers.IntegerField(source="institution_id", read_only=True)
+    customer_name = serializers.CharField(source="institution.name", read_only=True)
+    amount = YuanField(source="amount_fen")
+    paid_amount = YuanField(source="paid_fen")
+    outstanding = YuanField(source="outstanding_fen", help_text="Amount not paid yet.")
+
+    class Meta:
+        model = OrderLine
+        fields = [
+            "id", "order_number", "line_number", "order_date", "customer", "customer_name", "product_code",
+            "product_name", "batch_number", "quantity", "unit_price", "amount", "invoice_number", "payment_due",
+            "paid_date", "paid_amount", "outstanding", "imported_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class OrderLineFilter(django_filters.FilterSet):
+    customer = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    order_number = django_filters.CharFilter(max_length=40)
+    product_code = django_filters.CharFilter(max_length=40)
+    batch_number = django_filters.CharFilter(max_length=40)
+    date_from = django_filters.DateFilter(
+        field_name="order_date", lookup_expr="gte", label="Ordered on or after."
+    )
+    date_to = django_filters.DateFilter(
+        field_name="order_date", lookup_expr="lte", label="Ordered on or before."
+    )
+    open = django_filters.BooleanFilter(method="filter_open", label="true: only lines not paid in full.")
+
+    class Meta:
+        model = OrderLine
+        fields: list[str] = []
+
+    def filter_open(self, queryset, name, value):
+        if value is True:
+            return queryset.filter(outstanding_fen__gt=0)
+        if value is False:
+            return queryset.filter(outstanding_fen=0)
+        return queryset
+
+
+@extend_schema(
+    tags=["purchases"],
+    description="Order lines (订单行) of the customers you may see, the newest order first. Amounts in yuan.",
+)
+class OrderLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Order lines imported from the ERP (read-only: they change by import)."""
+
+    queryset = OrderLine.objects.none()
+    serializer_class = OrderLineSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_PURCHASES}
+    filterset_class = OrderLineFilter
+    filter_backends = [DjangoFilterBackend]
+    lookup_value_regex = r"\d{1,18}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return services.lines_for(self.request.user).order_by("-order_date", "order_number", "line_number")
+
+
+# --- a customer's purchases ----------------------------------------------------------------------------
+
+MONEY = serializers.DecimalField(max_digits=17, decimal_places=2)
+
+PurchasesSerializer = inline_serializer(
+    "CustomerPurchases",
+    {
+        "customer": serializers.IntegerField(),
+        "months": inline_serializer("PurchaseMonth", {
+            "month": serializers.CharField(help_text="YYYY-MM"), "amount": MONEY, "orders": serializers.IntegerField(),
+            "lines": serializers.IntegerField(), "products": serializers.IntegerField(), "overdue": MONEY,
+        }, many=True),
+        "totals_12m": inline_serializer("PurchaseTotals", {
+            "amount": MONEY, "orders": serializers.IntegerField(), "lines": serializers.IntegerField(),
+        }),
+        "credit": inline_serializer("CreditStatus", {
+            "status": serializers.ChoiceField(choices=["good", "watch", "poor", "none"]),
+            "status_label": serializers.CharField(),
+            "on_time_share": serializers.DecimalField(max_digits=6, decimal_places=4, allow_null=True,
+                                                      help_text="0–1; null without payments due."),
+            "average_days_late": serializers.DecimalField(max_digits=10, decimal_places=1, allow_null=True),
+            "late_lines": serializers.IntegerField(), "paid": MONEY, "outstanding": MONEY, "overdue": MONEY,
+            "window_months": serializers.IntegerField(),
+            "ageing": inline_serializer("AgeingBucket", {
+                "label": serializers.CharField(), "from": serializers.IntegerField(),
+                "to": serializers.IntegerField(allow_null=True), "amount": MONEY,
+            }, many=True),
+        }),
+    },
+)  # fmt: skip
+
+
+def _money(value) -> str:
+    return f"{value:.2f}"
+
+
+def purchases_summary(institution_id: int) -> dict:
+    """The JSON of GET …/purchases/: 24 months, 12-month totals, credit status and ageing."""
+    months = services.monthly(institution_id, 24)
+    totals = services.totals(institution_id, 12)
+    c = services.credit(institution_id)
+    return {
+        "customer": institution_id,
+        "months": [{**m, "amount": _money(m["amount"]), "overdue": _money(m["overdue"])} for m in months],
+        "totals_12m": {**totals, "amount": _money(totals["amount"])},
+        "credit": {
+            "status": c.status, "status_label": str(services.CREDIT_LABELS.get(c.status, c.status)),
+            "on_time_share": None if c.on_time_share is None else str(c.on_time_share),
+            "average_days_late": None if c.average_days_late is None else str(c.average_days_late),
+            "late_lines": c.late_lines, "paid": _money(c.paid), "outstanding": _money(c.outstanding),
+            "overdue": _money(c.overdue), "window_months": c.window_months,
+            "ageing": [{"label": str(b["label"]), "from": b["from"], "to": b["to"], "amount": _money(b["amount"])}
+                       for b in c.ageing],
+        },
+    }  # fmt: skip
+
+
+class CustomerPurchasesView(APIView):
+    """GET /api/v1/sales/customers/{id}/purchases/ — a customer's purchases and credit status."""
+
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_PURCHASES}
+
+    @extend_schema(
+        tags=["purchases"], parameters=[CUSTOMER_PK],
+        responses={200: PurchasesSerializer, 404: OpenApiResponse(description="No such customer in your scope.")},
+        description="The last 24 months (oldest first, empty months included), the last 12 months' totals, and "
+        "the credit status: share paid on time, average days late, arrears, overdue and ageing buckets.",
+    )  # fmt: skip
+    def get(self, request, pk: int):
+        if pk > MAX_ID:
+            raise Http404
+        institution = Institution.objects.filter(pk=pk).first()
+        if institution is None or not services.may_see_purchases(request.user, institution):
+            raise Http404
+        return Response(purchases_summary(institution.pk))
+
+
+# --- import -----------------------------------------------------------------------------------------------
+
+
+@extend_schema_field({"type": ["string", "number", "null"]})
+class CellField(serializers.Field):
+    """One cell of an order line, as text (numbers and dates may be sent as JSON numbers or strings); the
+    import engine checks its value and reports it per line."""
+
+    def to_internal_value(self, data):
+        if data is None:
+            return ""
+        if isinstance(data, bool) or not isinstance(data, (str, int, float)):
+            raise serializers.ValidationError("Send text, a number or null.")
+        text = str(data).replace("\x00", "")
+        if len(text) > 200:
+            raise serializers.ValidationError("At most 200 characters.")
+        return text
+
+    def to_representation(self, value):
+        return value
+
+
+LINE_KEYS = [c.key for c in ORDER_COLUMNS]
+
+
+OrderLineInSerializer = type(
+    "OrderLineInSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "An order line in the import template's columns (credit_code or external_id names the customer).",
+        "__module__": __name__,
+        **{key: CellField(required=False) for key in LINE_KEYS},
+    },
+)
+
+
+class OrderImportSerializer(serializers.Serializer):
+    lines = OrderLineInSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
+    dry_run = serializers.BooleanField(default=False, help_text="Check every line; change nothing.")
+    mode = serializers.ChoiceField(
+        choices=[("good", "good"), ("all", "all")], default="good",
+        help_text="good: import the good lines and report the others; all: import nothing if any line is bad.",
+    )  # fmt: skip
+
+
+ImportResultSerializer = inline_serializer(
+    "OrderImportResult",
+    {
+        "job": serializers.IntegerField(help_text="The import job (GET /api/v1/imports/{id}/)."),
+        "status": serializers.CharField(),
+        "created": serializers.IntegerField(), "updated": serializers.IntegerField(),
+        "unchanged": serializers.IntegerField(), "rejected": serializers.IntegerField(),
+        "messages": serializers.ListField(child=serializers.CharField()),
+        "errors": inline_serializer("OrderImportError", {
+            "row": serializers.IntegerField(help_text="The line's position in `lines`, from 1."),
+            "column": serializers.CharField(), "code": serializers.CharField(),
+            "message": serializers.CharField(), "value": serializers.CharField(),
+        }, many=True),
+    },
+)  # fmt: skip
+
+_KEY_OF_HEADER = {c.header: c.key for c in ORDER_COLUMNS}
+
+
+def _write_csv(path: Path, lines: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(base.template_headers(ImportJob.Target.ORDERS))
+        for line in lines:
+            writer.writerow([line.get(key, "") for key in LINE_KEYS])
+
+
+def _errors(job: ImportJob) -> list[dict]:
+    """Every rejected line's errors from the job's report (row numbers turned into positions in `lines`)."""
+    path = base.error_report_path(job)
+    if not job.error_count or not path.exists():
+        return []
+    out = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for row, column, code, params, value in reader:
+            out.append({
+                "row": int(row) - 1, "column": _KEY_OF_HEADER.get(column, column), "code": code,
+                "message": base.message(code, json.loads(params or "{}")), "value": value,
+            })  # fmt: skip
+    return out
+
+
+class OrderImportView(APIView):
+    """POST /api/v1/sales/orders/ — import order lines (and payments) sent as JSON."""
+
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.IMPORT_ORDERS}
+
+    @extend_schema(
+        tags=["purchases"], request=OrderImportSerializer,
+        responses={
+            200: ImportResultSerializer,
+            400: OpenApiResponse(description="The request itself is wrong (not a list, too many lines …)."),
+        },
+        description="Up to 10,000 order lines per call, in the order template's columns, through the same "
+        "import as a file: re-sending the same lines changes nothing, corrected lines are updated, and each "
+        "bad line is reported with its column and reason (in your language).",
+    )  # fmt: skip
+    def post(self, request):
+        serializer = OrderImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with tempfile.TemporaryDirectory(prefix="orders-api-", dir=base.imports_dir()) as tmp:
+            path = Path(tmp) / "orders.csv"
+            _write_csv(path, data["lines"])
+            try:
+                job = base.import_file(path, ImportJob.Target.ORDERS, request.user, mode=data["mode"],
+                                       dry_run=data["dry_run"])  # fmt: skip
+            except DjangoValidationError as e:
+                return Response(validation_detail(e), status=status.HTTP_400_BAD_REQUEST)
+        result = {
+            "job": job.pk, "status": job.status, "created": job.created_count, "updated": job.updated_count,
+            "unchanged": job.unchanged_count, "rejected": job.error_count, "messages": base.job_messages(job),
+            "errors": _errors(job),
+        }  # fmt: skip
+        return Response(result)
+
+
+urlpatterns = [
+    path("customers/<int:pk>/purchases/", CustomerPurchasesView.as_view(), name="sales-customer-purchases"),
+    path("orders/", OrderImportView.as_view(), name="sales-orders-import"),
+]

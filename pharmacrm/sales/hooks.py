@@ -2,9 +2,26 @@
 
 
 def register() -> None:
+    from pharmacrm.customers import services as customers
     from pharmacrm.safety import services as safety
 
     from . import importer, services
 
     importer.register()
     safety.register_batch_source(services.batch_customers)
+    customers.merged.connect(_recompute_after_merge, dispatch_uid="sales-merge")
+
+
+def _recompute_after_merge(sender, survivor, duplicate, **kwargs) -> None:
+    """The duplicate's order lines moved to the survivor: its months are recomputed from the lines."""
+    from pharmacrm.customers.models import Institution
+
+    from . import rollups
+    from .models import MonthlyRollup, OrderLine
+
+    if sender is not Institution:
+        return
+    MonthlyRollup.objects.filter(institution_id=duplicate.pk).delete()
+    months = OrderLine.objects.filter(institution_id=survivor.pk).values_list("month", flat=True).distinct()
+    rollups.mark_dirty((survivor.pk, m) for m in months)
+    rollups.refresh_dirty()

@@ -105,6 +105,8 @@ class MonthlyRollup(models.Model):
     """A customer's purchases in one month, kept by the import (only the months a file touched are
     recomputed), so that scoring costs grow with customers, not with order history."""
 
+    MERGE_KEEP = True  # a customer merge recomputes these for the survivor instead of moving them
+
     institution = models.ForeignKey(
         "customers.Institution", models.CASCADE, related_name="purchase_months", db_index=False
     )

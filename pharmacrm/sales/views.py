@@ -1,11 +1,153 @@
-"""Purchases pages (stub: the sales-UI helper replaces this module)."""
+"""Purchases pages: the purchases block of a Customer 360 page (chart, credit, latest lines; loaded by
+htmx) and the list of order lines with its filters and CSV export. Reads only: lines come in through
+the import (customers' import wizard with target=orders, the CLI, the API)."""
 
-from django.http import HttpResponse
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import render
 from django.urls import path
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers import exporter
+from pharmacrm.customers.importer import template_headers
+from pharmacrm.customers.models import ImportJob, Institution
+from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
+
+from . import services
+from .forms import OrderLineFilterForm, apply_filters
+from .models import OrderLine, ProductCode
+
+CUSTOMER_LINES = 20  # latest order lines on a Customer 360 page
+CHART_MONTHS = 24
+ORDERING = ("-order_date", "order_number", "line_number")
 
 
+def _customer_or_404(user, pk: int) -> Institution:
+    """The institution whose purchases the user may see: 403 without the capability, 404 outside the scope."""
+    access.require(user, Cap.VIEW_PURCHASES)
+    institution = Institution.objects.filter(pk=pk).first()
+    if institution is None or not services.may_see_purchases(user, institution):
+        raise Http404(_("No such customer, or you may not see it."))
+    return institution
+
+
+def chart_data(months: list[dict]) -> dict:
+    """What the purchases chart draws: month labels, amounts (yuan, as numbers) and order counts."""
+    return {
+        "months": [m["month"] for m in months],
+        "amounts": [float(m["amount"]) for m in months],
+        "orders": [m["orders"] for m in months],
+        "amount_label": _("Amount (¥)"),
+        "orders_label": _("Orders"),
+    }
+
+
+@login_required
+@require_GET
+def customer_purchases(request, pk: int):
+    """The purchases block of a Customer 360 page (htmx fragment)."""
+    institution = _customer_or_404(request.user, pk)
+    months = services.monthly(institution.pk, CHART_MONTHS)
+    credit = services.credit(institution.pk)
+    lines = list(
+        OrderLine.objects.filter(institution_id=institution.pk).order_by(*ORDERING)[: CUSTOMER_LINES + 1]
+    )
+    context = {
+        "institution": institution,
+        "months": months,
+        "chart": chart_data(months),
+        "chart_id": f"purchases-data-{institution.pk}",
+        "has_purchases": any(m["lines"] for m in months),
+        "totals": services.totals(institution.pk, 12),
+        "credit": credit,
+        "credit_label": services.CREDIT_LABELS.get(credit.status, credit.status),
+        "on_time_percent": None if credit.on_time_share is None else credit.on_time_share * 100,
+        "lines": lines[:CUSTOMER_LINES],
+        "more_lines": len(lines) > CUSTOMER_LINES,
+    }
+    return render(request, "sales/_customer_purchases.html", context)
+
+
+def _filtered(request) -> tuple[OrderLineFilterForm, dict, object]:
+    user = request.user
+    access.require(user, Cap.VIEW_PURCHASES)
+    form = OrderLineFilterForm(request.GET or None, user=user)
+    data = form.cleaned()
+    return form, data, apply_filters(services.lines_for(user), data)
+
+
+@login_required
+@require_GET
 def orders(request):
-    return HttpResponse("")
+    """Order lines of the customers the user may see, newest first."""
+    form, data, qs = _filtered(request)
+    page = CappedPaginator(qs.order_by(*ORDERING), PAGE_SIZE).get_page(request.GET.get("page") or "1")
+    may_import = access.can(request.user, Cap.IMPORT_ORDERS)
+    context = {
+        "form": form, "page_obj": page, "rows": list(page.object_list), "filtered": bool(data),
+        "may_import": may_import, "import_target": ImportJob.Target.ORDERS.value,
+        "query": _without_page(request.GET),
+    }  # fmt: skip
+    return render(request, "sales/order_list.html", context)
 
 
-urlpatterns = [path("orders/", orders, name="orders")]
+def _without_page(params) -> str:
+    params = params.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+def _filters_for_audit(data: dict) -> dict:
+    return {k: (v.pk if isinstance(v, Institution) else v) for k, v in data.items()}
+
+
+def _export_rows(qs):
+    """Rows in the order template's columns, so that an export can be corrected and imported again."""
+    approvals = dict(
+        ProductCode.objects.filter(product__isnull=False).values_list("code", "product__approval_number")
+    )
+    for line in qs.iterator(chunk_size=2000):
+        inst = line.institution
+        yield [
+            line.order_number, line.line_number, line.order_date.isoformat(), inst.credit_code or "",
+            inst.external_id or "", inst.name, line.product_code, line.product_name,
+            approvals.get(line.product_code, ""), line.batch_number, line.quantity.normalize(),
+            line.unit_price.normalize(), line.amount, line.invoice_number,
+            line.payment_due.isoformat() if line.payment_due else "",
+            line.paid_date.isoformat() if line.paid_date else "", line.paid_amount if line.paid_fen else "",
+        ]  # fmt: skip
+
+
+@login_required
+@require_GET
+def orders_export(request):
+    """The filtered order lines as CSV in the import template's format (audited)."""
+    _form, data, qs = _filtered(request)
+    qs = qs.order_by(*ORDERING)
+    count = qs.count()
+    audit.record(
+        AuditEntry.Action.EXPORT, ("sales.orderline", "", f"{count}"), user=request.user, target="orders",
+        format="csv", count=count, filters=_filters_for_audit(data),
+    )  # fmt: skip
+    name = f"{_('order-lines')}-{timezone.localdate():%Y%m%d}.csv"
+    response = StreamingHttpResponse(
+        exporter.csv_stream(template_headers(ImportJob.Target.ORDERS), _export_rows(qs)),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = exporter.attachment(name)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+urlpatterns = [
+    path("orders/", orders, name="orders"),
+    path("orders/export.csv", orders_export, name="orders-export"),
+    path("customers/<int:pk>/purchases/", customer_purchases, name="customer-purchases"),
+]

@@ -1,0 +1,1046 @@
+"""The key-account programme (seed 001 §3): every state change of proposals, reviews, approvals, service
+teams, plans, agreements, meetings, trials and key-account evaluations. Each function checks permission,
+validates, writes in one transaction and records an audit entry; views, API, tasks and commands call
+these and nothing else.
+
+Leadership decisions (listing, de-listing, a service plan) are electronic signatures: the approver
+re-enters a fresh one-time code (core/signatures.py), checked outside the decision's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Avg, Count, F, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access, audit, dueclock, signatures
+from pharmacrm.core.models import AuditEntry, Counter, Team, User
+from pharmacrm.core.roles import REVIEW_DEPARTMENT, Cap, Role
+from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.models import Institution
+
+from .choices import (
+    OPEN_ITEM,
+    OPEN_PROPOSAL,
+    AccountStatus,
+    AgreementStatus,
+    Department,
+    ItemStatus,
+    Opinion,
+    PlanArea,
+    PlanStatus,
+    ProposalKind,
+    ProposalStatus,
+    TeamRole,
+    TrialStatus,
+)
+from .models import (
+    Agreement,
+    KeyAccount,
+    Meeting,
+    MeetingAction,
+    PlanItem,
+    Proposal,
+    Review,
+    ServicePlan,
+    TeamMember,
+    TrialOffer,
+)
+
+log = logging.getLogger(__name__)
+A = AuditEntry.Action
+NOT_ALLOWED = _("You do not have permission to do this.")
+SIGNED_COPY_MAX = 20 * 1024 * 1024
+SIGNED_COPY_TYPES = {b"%PDF": ".pdf", b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg"}
+
+# The system roles a member of a service team must hold for each team role (seed 001 §2.1).
+TEAM_ROLE_NEEDS = {
+    TeamRole.PROJECT_MANAGER: {Role.KAM, Role.MANAGER},
+    TeamRole.PRODUCT_EXPERT: {Role.EXPERT},
+    TeamRole.TECH_SUPPORT: {Role.SUPPORT},
+    TeamRole.AFTER_SALES: {Role.AFTERSALES},
+}
+
+
+def _clean(text, limit: int = 20000) -> str:
+    return str(text or "").replace("\x00", "").strip()[:limit]
+
+
+def _number(prefix: str, at: dt.datetime | None = None, width: int = 4) -> str:
+    year = timezone.localtime(at or timezone.now()).year
+    return f"{prefix}-{year}-{Counter.allocate(f'keyaccounts:{prefix}:{year}'):0{width}d}"
+
+
+def _notify(recipients, kind: str, title: str, body: str, url: str, obj) -> None:
+    from pharmacrm.notify import services as notify
+
+    people = [u for u in recipients if u is not None and u.is_active]
+    if people:
+        notify.send(people, kind=kind, title=title[:200], body=body, url=url, obj=obj)
+
+
+def _users_with(cap: Cap) -> list[User]:
+    from pharmacrm.core.roles import MATRIX
+
+    roles = [r.value for r in MATRIX[cap]]
+    return [u for u in User.objects.filter(is_active=True, groups__name__in=roles).distinct() if access.can(u, cap)]
+
+
+def _check_version(obj, version) -> None:
+    if version is not None and int(version) != obj.version:
+        raise ValidationError(
+            {"version": [_("Someone else changed this record while you were editing it. Reload the page and "
+                           "make your change again.")]}  # fmt: skip
+        )
+
+
+def _save_versioned(obj, fields: list[str], expected: int) -> None:
+    """Write `fields` only if nobody changed the row since `expected` (optimistic lock)."""
+    values = {f: getattr(obj, f) for f in fields}
+    done = type(obj).objects.filter(pk=obj.pk, version=expected).update(version=expected + 1, **values)
+    if not done:
+        raise ValidationError(
+            {"version": [_("Someone else changed this record while you were editing it. Reload the page and "
+                           "make your change again.")]}  # fmt: skip
+        )
+    obj.version = expected + 1
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def accounts_for(user, qs=None):
+    """Key accounts the user may see: everyone in the programme sees the list (VIEW_KEY_ACCOUNTS), scoped
+    to the customers they may see."""
+    qs = KeyAccount.objects.all() if qs is None else qs
+    if not access.can(user, Cap.VIEW_KEY_ACCOUNTS):
+        return qs.none()
+    scope = access.institution_scope_q(user)
+    if scope is None:
+        return qs
+    team_accounts = TeamMember.objects.filter(user=user).values("account_id")
+    return qs.filter(Q(institution_id__in=Institution.objects.filter(scope).values("id")) | Q(pk__in=team_accounts))
+
+
+def proposals_for(user, qs=None):
+    qs = Proposal.objects.all() if qs is None else qs
+    if not access.can(user, Cap.VIEW_KEY_ACCOUNTS):
+        return qs.none()
+    scope = access.institution_scope_q(user)
+    return qs if scope is None else qs.filter(institution_id__in=Institution.objects.filter(scope).values("id"))
+
+
+def active_account(institution_id: int) -> KeyAccount | None:
+    return KeyAccount.objects.filter(institution_id=institution_id, status=AccountStatus.ACTIVE).first()
+
+
+def is_member(user, account: KeyAccount) -> bool:
+    return TeamMember.objects.filter(account=account, user=user).exists()
+
+
+def is_project_manager(user, account: KeyAccount) -> bool:
+    return TeamMember.objects.filter(account=account, user=user, role=TeamRole.PROJECT_MANAGER).exists()
+
+
+def may_manage(user, account: KeyAccount) -> bool:
+    """Run the account (team, plan drafts, agreements, meetings, trials): programme managers and the
+    account's project manager."""
+    if access.can(user, Cap.MANAGE_KEY_ACCOUNTS) and (
+        access.can(user, Cap.ALL_CUSTOMERS) or is_project_manager(user, account)
+    ):
+        return True
+    return is_project_manager(user, account) and not (user.roles & {Role.AUDITOR})
+
+
+def require_manage(user, account: KeyAccount) -> None:
+    if not may_manage(user, account):
+        raise PermissionDenied(NOT_ALLOWED)
+
+
+def current_plan(account: KeyAccount) -> ServicePlan | None:
+    return account.plans.filter(status=PlanStatus.APPROVED).order_by("-version_number").first()
+
+
+def open_plan(account: KeyAccount) -> ServicePlan | None:
+    return account.plans.filter(status__in=[PlanStatus.DRAFT, PlanStatus.SUBMITTED, PlanStatus.REJECTED]).first()
+
+
+def team_for_institution(institution_id: int | None) -> Team | None:
+    """The service team of the institution's (or its parent hospital's) active key account."""
+    if not institution_id:
+        return None
+    row = (
+        KeyAccount.objects.filter(status=AccountStatus.ACTIVE, team__isnull=False)
+        .filter(Q(institution_id=institution_id) | Q(institution__children__id=institution_id))
+        .values_list("team_id", flat=True)
+        .first()
+    )
+    return Team.objects.filter(pk=row).first() if row else None
+
+
+def ticket_team(ticket) -> Team | None:
+    """The service desk's key-account hook: a key account's tickets go to its service team."""
+    institution_id = ticket.institution_id
+    if institution_id is None and ticket.person_id:
+        institution_id = ticket.person.institution_id
+    return team_for_institution(institution_id)
+
+
+# --- proposals, reviews, decisions ---------------------------------------------------------------------
+
+
+def _latest_candidate(institution: Institution):
+    from .models import Score
+
+    return Score.objects.filter(institution=institution, kind="candidate").order_by("-as_of", "-computed_at").first()
+
+
+def propose(user, institution: Institution, *, reason: str, kind: str = ProposalKind.LIST) -> Proposal:
+    """Propose listing (or de-listing) a customer; the latest candidate score and its explanation are
+    copied into the proposal so reviewers see what the proposer saw."""
+    access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
+    if not access.can_see(user, institution):
+        raise PermissionDenied(NOT_ALLOWED)
+    reason = _clean(reason)
+    errors: dict[str, list[str]] = {}
+    if kind not in ProposalKind.values:
+        errors["kind"] = [_("Choose listing or de-listing.")]
+    if not reason:
+        errors["reason"] = [_("Say why this customer should be listed or de-listed.")]
+    if institution.merged_into_id:
+        errors["institution"] = [_("This customer was merged into another record.")]
+    account = active_account(institution.pk)
+    if kind == ProposalKind.LIST and account is not None:
+        errors["institution"] = [_("This customer is already a key account (%(number)s).") % {"number": account.number}]
+    if kind == ProposalKind.DELIST and account is None:
+        errors["institution"] = [_("This customer is not a key account.")]
+    if Proposal.objects.filter(institution=institution, kind=kind, status__in=OPEN_PROPOSAL).exists():
+        errors.setdefault("institution", []).append(_("A proposal for this customer is already open."))
+    if errors:
+        raise ValidationError(errors)
+    score = _latest_candidate(institution)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            proposal = Proposal.objects.create(
+                number=_number("KP", now), kind=kind, institution=institution, account=account, reason=reason,
+                score=score.score if score else None, components=score.components if score else [],
+                proposed_by=user, proposed_at=now,
+            )  # fmt: skip
+            audit.record(A.CREATE, proposal, user=user, changes={
+                "number": [None, proposal.number], "kind": [None, kind], "institution": [None, institution.pk]})  # fmt: skip
+            url = reverse("keyaccounts:proposal", args=[proposal.pk])
+            title = _("Key-account proposal %(number)s: %(name)s") % {"number": proposal.number, "name": institution.name}
+            _notify([u for u in _users_with(Cap.REVIEW_KEY_ACCOUNTS) if u.pk != user.pk], "keyaccounts.review",
+                    title, _("Please give your department's opinion."), url, proposal)  # fmt: skip
+    except IntegrityError:
+        raise ValidationError({"institution": [_("A proposal for this customer is already open.")]}) from None
+    return proposal
+
+
+def departments_of(user) -> list[str]:
+    return sorted({REVIEW_DEPARTMENT[r] for r in user.roles if r in REVIEW_DEPARTMENT})
+
+
+def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", department: str = "") -> Review:
+    """A department's opinion; a reviewer may revise theirs while the proposal is in review."""
+    access.require(user, Cap.REVIEW_KEY_ACCOUNTS)
+    if not proposals_for(user).filter(pk=proposal.pk).exists():
+        raise PermissionDenied(NOT_ALLOWED)
+    if proposal.status != ProposalStatus.REVIEW:
+        raise ValidationError(_("This proposal is no longer in review."))
+    allowed = departments_of(user)
+    department = department or (allowed[0] if allowed else "")
+    errors = {}
+    if department not in allowed:
+        errors["department"] = [_("You cannot speak for this department.")]
+    if opinion not in Opinion.values:
+        errors["opinion"] = [_("Choose support, no objection or oppose.")]
+    comment = _clean(comment)
+    if opinion == Opinion.OPPOSE and not comment:
+        errors["comment"] = [_("Say why you oppose.")]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        review, created = Review.objects.update_or_create(
+            proposal=proposal, reviewer=user,
+            defaults={"department": department, "opinion": opinion, "comment": comment, "at": timezone.now()},
+        )  # fmt: skip
+        audit.record(A.CREATE if created else A.UPDATE, proposal, user=user,
+                     changes={"review": [None, {"department": department, "opinion": opinion}]})  # fmt: skip
+    return review
+
+
+def submit_for_decision(user, proposal: Proposal, *, version: int | None = None) -> Proposal:
+    """Marketing closes the review and sends the proposal to leadership; it needs marketing's opinion."""
+    access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
+    if not proposals_for(user).filter(pk=proposal.pk).exists():
+        raise PermissionDenied(NOT_ALLOWED)
+    _check_version(proposal, version)
+    if proposal.status != ProposalStatus.REVIEW:
+        raise ValidationError(_("Only a proposal in review can be sent for decision."))
+    if not proposal.reviews.filter(department=Department.MARKETING).exists():
+        raise ValidationError(_("Marketing leads the review: record marketing's opinion before sending it on."))
+    with transaction.atomic():
+        proposal.status, proposal.submitted_at = ProposalStatus.SUBMITTED, timezone.now()
+        _save_versioned(proposal, ["status", "submitted_at"], proposal.version)
+        audit.record(A.UPDATE, proposal, user=user, changes={"status": [ProposalStatus.REVIEW, proposal.status]})
+        url = reverse("keyaccounts:proposal", args=[proposal.pk])
+        title = _("Decision needed: key-account proposal %(number)s") % {"number": proposal.number}
+        _notify(_users_with(Cap.APPROVE_KEY_ACCOUNTS), "keyaccounts.decide", title, proposal.institution.name, url, proposal)
+    return proposal
+
+
+def withdraw(user, proposal: Proposal) -> Proposal:
+    if not (proposal.proposed_by_id == user.pk or access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)):
+        raise PermissionDenied(NOT_ALLOWED)
+    access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
+    if proposal.status not in OPEN_PROPOSAL:
+        raise ValidationError(_("Only an open proposal can be withdrawn."))
+    with transaction.atomic():
+        old = proposal.status
+        proposal.status = ProposalStatus.WITHDRAWN
+        _save_versioned(proposal, ["status"], proposal.version)
+        audit.record(A.UPDATE, proposal, user=user, changes={"status": [old, proposal.status]})
+    return proposal
+
+
+def _check_decider(user, proposal: Proposal) -> None:
+    access.require(user, Cap.APPROVE_KEY_ACCOUNTS)
+    if proposal.proposed_by_id == user.pk:
+        raise PermissionDenied(_("You cannot decide on your own proposal: another member of the leadership must."))
+
+
+def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_code: str = "",
+           version: int | None = None) -> Proposal:  # fmt: skip
+    """Leadership approves or rejects, signing with a fresh one-time code. Approving a listing opens the
+    key-account file with its service team and makes the customer's tier "key account"; approving a
+    de-listing closes the file and gives the customer back its tier from before."""
+    _check_decider(user, proposal)
+    _check_version(proposal, version)
+    if proposal.status != ProposalStatus.SUBMITTED:
+        raise ValidationError(_("This proposal is not waiting for a decision."))
+    comment = _clean(comment)
+    if not approve and not comment:
+        raise ValidationError({"comment": [_("Say why the proposal is rejected.")]})
+    meaning = signatures.Meaning.APPROVED if approve else signatures.Meaning.REJECTED
+    signatures.verify(user, otp_code, meaning, proposal)  # outside the transaction: failures stay audited
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Proposal.objects.select_for_update().get(pk=proposal.pk)
+        if locked.status != ProposalStatus.SUBMITTED or locked.version != proposal.version:
+            raise ValidationError(_("Someone decided on this proposal meanwhile. Reload the page."))
+        sig = signatures.record(user, meaning, proposal, reason=comment,
+                                label=f"{proposal.number} {proposal.institution.name}")  # fmt: skip
+        proposal.status = ProposalStatus.APPROVED if approve else ProposalStatus.REJECTED
+        proposal.decided_by, proposal.decided_at, proposal.decision_comment, proposal.signature = user, now, comment, sig
+        if approve and proposal.kind == ProposalKind.LIST:
+            proposal.account = _open_account(user, proposal.institution, now)
+        elif approve:
+            _close_account(user, proposal.account, now)
+        _save_versioned(
+            proposal, ["status", "decided_by", "decided_at", "decision_comment", "signature", "account"], proposal.version
+        )
+        audit.record(A.UPDATE, proposal, user=user, changes={"status": [ProposalStatus.SUBMITTED, proposal.status]},
+                     comment=comment, signature_id=sig.pk)  # fmt: skip
+        url = reverse("keyaccounts:proposal", args=[proposal.pk])
+        word = _("approved") if approve else _("rejected")
+        title = _("Key-account proposal %(number)s was %(decision)s") % {"number": proposal.number, "decision": word}
+        _notify([proposal.proposed_by], "keyaccounts.decided", title, comment, url, proposal)
+    return proposal
+
+
+def _set_tier(user, institution: Institution, tier: str, reason: str) -> str:
+    old = Institution.objects.filter(pk=institution.pk).values_list("tier", flat=True).first()
+    if old != tier:
+        Institution.objects.filter(pk=institution.pk).update(tier=tier, version=F("version") + 1, updated_at=timezone.now())
+        audit.record(A.UPDATE, institution, user=user, changes={"tier": [old, tier]}, reason=reason)
+    return old or ""
+
+
+def _open_account(user, institution: Institution, now) -> KeyAccount:
+    name = f"重点客户服务组·{institution.short_name or institution.name}"[:90]
+    team = Team.objects.create(name=name if not Team.objects.filter(name=name).exists() else f"{name}·{now:%Y%m%d%H%M%S}")
+    account = KeyAccount.objects.create(number=_number("KA", now), institution=institution, team=team, listed_at=now)
+    account.previous_tier = _set_tier(user, institution, Tier.KEY, "key-account listing")
+    account.save(update_fields=["previous_tier"])
+    audit.record(A.CREATE, account, user=user, changes={"number": [None, account.number], "institution": [None, institution.pk]})
+    return account
+
+
+def _close_account(user, account: KeyAccount, now) -> None:
+    account.status, account.delisted_at = AccountStatus.DELISTED, now
+    account.save(update_fields=["status", "delisted_at"])
+    _set_tier(user, account.institution, account.previous_tier or Tier.REGULAR, "key-account de-listing")
+    for plan in account.plans.filter(status=PlanStatus.APPROVED):
+        plan.items.update(next_check_at=None, claimed_until=None)
+    account.agreements.filter(next_check_at__isnull=False).update(next_check_at=None, claimed_until=None)
+    audit.record(A.UPDATE, account, user=user, changes={"status": [AccountStatus.ACTIVE, AccountStatus.DELISTED]})
+
+
+# --- the service team -----------------------------------------------------------------------------------
+
+
+def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember:
+    """Put a user in the account's service team; they must hold the system role the team role needs. The
+    project manager leads the team (tickets routed to the team reach them first)."""
+    require_manage(user, account)
+    if account.status != AccountStatus.ACTIVE:
+        raise ValidationError(_("This key account has been de-listed."))
+    errors = {}
+    if role not in TeamRole.values:
+        errors["role"] = [_("Choose a team role.")]
+    elif not (member.is_active and member.roles & TEAM_ROLE_NEEDS[TeamRole(role)]):
+        errors["user"] = [_("%(user)s does not have the role a %(team_role)s needs.")
+                          % {"user": member, "team_role": TeamRole(role).label}]  # fmt: skip
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        row, created = TeamMember.objects.get_or_create(account=account, user=member, role=role)
+        if not created:
+            raise ValidationError({"user": [_("%(user)s is already in the team in this role.") % {"user": member}]})
+        if account.team_id:
+            member.teams.add(account.team)
+            if role == TeamRole.PROJECT_MANAGER and account.team.lead_id is None:
+                Team.objects.filter(pk=account.team_id).update(lead=member)
+        audit.record(A.UPDATE, account, user=user, changes={"team": [None, {"user": member.pk, "role": role}]})
+    return row
+
+
+def remove_member(user, member: TeamMember) -> None:
+    account = member.account
+    require_manage(user, account)
+    open_items = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM).exists()
+    if open_items:
+        raise ValidationError(_("Give this member's open plan items to someone else first."))
+    with transaction.atomic():
+        member.delete()
+        if account.team_id and not TeamMember.objects.filter(account=account, user=member.user).exists():
+            member.user.teams.remove(account.team)
+            if account.team.lead_id == member.user_id:
+                pm = TeamMember.objects.filter(account=account, role=TeamRole.PROJECT_MANAGER).first()
+                Team.objects.filter(pk=account.team_id).update(lead=pm.user if pm else None)
+        audit.record(A.UPDATE, account, user=user, changes={"team": [{"user": member.user_id, "role": member.role}, None]})
+
+
+# --- service plans ----------------------------------------------------------------------------------
+
+
+def start_plan(user, account: KeyAccount, *, goals: str = "", valid_from=None, valid_to=None) -> ServicePlan:
+    """A new draft version; it starts as a copy of the plan in force (if any)."""
+    require_manage(user, account)
+    if account.status != AccountStatus.ACTIVE:
+        raise ValidationError(_("This key account has been de-listed."))
+    if open_plan(account) is not None:
+        raise ValidationError(_("A draft of this plan is already being worked on."))
+    if valid_from and valid_to and valid_to < valid_from:
+        raise ValidationError({"valid_to": [_("The end lies before the start.")]})
+    base = current_plan(account)
+    last = account.plans.order_by("-version_number").values_list("version_number", flat=True).first() or 0
+    try:
+        with transaction.atomic():
+            plan = ServicePlan.objects.create(
+                account=account, version_number=last + 1, goals=_clean(goals) or (base.goals if base else ""),
+                valid_from=valid_from or (base.valid_from if base else None),
+                valid_to=valid_to or (base.valid_to if base else None), created_by=user,
+            )  # fmt: skip
+            if base is not None:
+                PlanItem.objects.bulk_create([
+                    PlanItem(plan=plan, area=i.area, title=i.title, standard=i.standard, owner=i.owner,
+                             deadline=i.deadline, status=i.status, progress=i.progress, progress_note=i.progress_note,
+                             completed_at=i.completed_at)
+                    for i in base.items.all()
+                ])  # fmt: skip
+            audit.record(A.CREATE, plan, user=user, changes={"version_number": [None, plan.version_number]})
+    except IntegrityError:
+        raise ValidationError(_("A draft of this plan is already being worked on.")) from None
+    return plan
+
+
+def _require_editable(user, plan: ServicePlan) -> None:
+    require_manage(user, plan.account)
+    if plan.status not in (PlanStatus.DRAFT, PlanStatus.REJECTED):
+        raise ValidationError(_("Only a draft (or a returned plan) can be changed."))
+
+
+def _clean_item(data: dict, account: KeyAccount) -> dict:
+    errors: dict[str, list[str]] = {}
+    out = {}
+    out["area"] = data.get("area")
+    if out["area"] not in PlanArea.values:
+        errors["area"] = [_("Choose the area of the service.")]
+    out["title"] = _clean(data.get("title"), 200)
+    if not out["title"]:
+        errors["title"] = [_("Name the service.")]
+    out["standard"] = _clean(data.get("standard"))
+    if not out["standard"]:
+        errors["standard"] = [_("Say what standard the service must meet.")]
+    owner = data.get("owner")
+    if owner is None or not TeamMember.objects.filter(account=account, user=owner).exists():
+        errors["owner"] = [_("The owner must be a member of the account's service team.")]
+    out["owner"] = owner
+    deadline = data.get("deadline")
+    if not isinstance(deadline, dt.date):
+        errors["deadline"] = [_("Give the deadline.")]
+    out["deadline"] = deadline
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None, version: int | None = None) -> PlanItem:
+    _require_editable(user, plan)
+    clean = _clean_item(data, plan.account)
+    with transaction.atomic():
+        if item is None:
+            item = PlanItem.objects.create(plan=plan, **clean)
+            audit.record(A.CREATE, item, user=user, changes={k: [None, getattr(item, k if k != "owner" else "owner_id")]
+                                                              for k in clean})  # fmt: skip
+        else:
+            if item.plan_id != plan.pk:
+                raise PermissionDenied(NOT_ALLOWED)
+            _check_version(item, version)
+            before = {k: getattr(item, k) for k in clean}
+            for k, v in clean.items():
+                setattr(item, k, v)
+            _save_versioned(item, list(clean), item.version)
+            audit.record(A.UPDATE, item, user=user, changes=audit.diff(
+                {k: getattr(v, "pk", v) for k, v in before.items()}, {k: getattr(v, "pk", v) for k, v in clean.items()}))
+    return item
+
+
+def delete_item(user, item: PlanItem) -> None:
+    _require_editable(user, item.plan)
+    with transaction.atomic():
+        audit.record(A.DELETE, item, user=user, changes={"title": [item.title, None]})
+        item.delete()
+
+
+def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> ServicePlan:
+    _require_editable(user, plan)
+    _check_version(plan, version)
+    if not plan.items.exists():
+        raise ValidationError(_("Add the service items before submitting the plan."))
+    missing = [a.label for a in (PlanArea.SUPPLY, PlanArea.TECH_SUPPORT, PlanArea.AFTER_SALES, PlanArea.TRAINING)
+               if not plan.items.filter(area=a).exists()]  # fmt: skip
+    if missing:
+        raise ValidationError(_("A service plan covers product supply, technical support, after-sales and "
+                                "training; missing: %(areas)s.") % {"areas": "、".join(str(m) for m in missing)})  # fmt: skip
+    with transaction.atomic():
+        old = plan.status
+        plan.status, plan.submitted_at = PlanStatus.SUBMITTED, timezone.now()
+        _save_versioned(plan, ["status", "submitted_at"], plan.version)
+        audit.record(A.UPDATE, plan, user=user, changes={"status": [old, plan.status]})
+        url = reverse("keyaccounts:account", args=[plan.account_id]) + "#plan"
+        title = _("Service plan for review: %(name)s (version %(v)s)") % {
+            "name": plan.account.institution.name, "v": plan.version_number}
+        _notify(_users_with(Cap.APPROVE_KEY_ACCOUNTS), "keyaccounts.plan", title, "", url, plan)
+    return plan
+
+
+def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", otp_code: str = "",
+                version: int | None = None) -> ServicePlan:  # fmt: skip
+    """Leadership reviews a submitted plan (signed). An approved plan supersedes the one in force and its
+    open items start their deadline clocks; a returned plan can be edited and submitted again."""
+    access.require(user, Cap.APPROVE_KEY_ACCOUNTS)
+    _check_version(plan, version)
+    if plan.status != PlanStatus.SUBMITTED:
+        raise ValidationError(_("This plan is not waiting for a decision."))
+    comment = _clean(comment)
+    if not approve and not comment:
+        raise ValidationError({"comment": [_("Say what must change.")]})
+    meaning = signatures.Meaning.APPROVED if approve else signatures.Meaning.REJECTED
+    signatures.verify(user, otp_code, meaning, plan)
+    now = timezone.now()
+    with transaction.atomic():
+        sig = signatures.record(user, meaning, plan, reason=comment,
+                                label=f"{plan.account.number} v{plan.version_number}")  # fmt: skip
+        old = plan.status
+        plan.status = PlanStatus.APPROVED if approve else PlanStatus.REJECTED
+        plan.decided_by, plan.decided_at, plan.decision_comment, plan.signature = user, now, comment, sig
+        if approve:
+            for previous in plan.account.plans.filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk):
+                previous.status = PlanStatus.SUPERSEDED
+                previous.save(update_fields=["status"])
+                previous.items.update(next_check_at=None, claimed_until=None)
+                audit.record(A.UPDATE, previous, user=user, changes={"status": [PlanStatus.APPROVED, PlanStatus.SUPERSEDED]})
+            for item in plan.items.filter(status__in=OPEN_ITEM, overdue_notified_at__isnull=True):
+                item.next_check_at = deadline_moment(item.deadline)
+                item.save(update_fields=["next_check_at"])
+        _save_versioned(plan, ["status", "decided_by", "decided_at", "decision_comment", "signature"], plan.version)
+        audit.record(A.UPDATE, plan, user=user, changes={"status": [old, plan.status]}, signature_id=sig.pk)
+        url = reverse("keyaccounts:account", args=[plan.account_id]) + "#plan"
+        word = _("approved") if approve else _("returned for changes")
+        title = _("Service plan %(number)s v%(v)s was %(decision)s") % {
+            "number": plan.account.number, "v": plan.version_number, "decision": word}
+        pms = [m.user for m in plan.account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
+        _notify(pms + ([plan.created_by] if plan.created_by else []), "keyaccounts.plan", title, comment, url, plan)
+    return plan
+
+
+def deadline_moment(day: dt.date) -> dt.datetime:
+    """An item is overdue once its deadline day has ended (local time)."""
+    return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
+
+
+def may_update_progress(user, item: PlanItem) -> bool:
+    return item.owner_id == user.pk or may_manage(user, item.plan.account)
+
+
+def update_progress(user, item: PlanItem, *, status: str, progress: int | None = None, note: str = "",
+                    version: int | None = None) -> PlanItem:  # fmt: skip
+    """The owner (or the project manager) reports progress on an item of the plan in force."""
+    if not may_update_progress(user, item) or user.roles & {Role.AUDITOR}:
+        raise PermissionDenied(NOT_ALLOWED)
+    if item.plan.status != PlanStatus.APPROVED:
+        raise ValidationError(_("Progress is reported on the plan in force."))
+    _check_version(item, version)
+    errors = {}
+    if status not in ItemStatus.values:
+        errors["status"] = [_("Choose a status.")]
+    if progress is not None and not (0 <= int(progress) <= 100):
+        errors["progress"] = [_("Progress is a percentage from 0 to 100.")]
+    if errors:
+        raise ValidationError(errors)
+    before = {"status": item.status, "progress": item.progress}
+    item.status = status
+    item.progress = 100 if status == ItemStatus.DONE else int(progress if progress is not None else item.progress)
+    item.progress_note = _clean(note) or item.progress_note
+    now = timezone.now()
+    if status in OPEN_ITEM:
+        item.completed_at = None
+        item.next_check_at = None if item.overdue_notified_at else deadline_moment(item.deadline)
+    else:
+        item.completed_at = now if status == ItemStatus.DONE else None
+        item.next_check_at = None
+    with transaction.atomic():
+        _save_versioned(item, ["status", "progress", "progress_note", "completed_at", "next_check_at"], item.version)
+        audit.record(A.UPDATE, item, user=user, changes=audit.diff(before, {"status": item.status, "progress": item.progress}))
+    return item
+
+
+def sweep_plan_items(now: dt.datetime | None = None, limit: int = 500) -> int:
+    """The worker: each open item of a plan in force that passed its deadline is reported overdue once, to
+    its owner, the account's project manager and the managers. Leases through core/dueclock."""
+    now = now or timezone.now()
+    ids = dueclock.claim_batch(PlanItem, dueclock.due_ids(PlanItem, now, limit=limit), now)
+    told = 0
+    for item in PlanItem.objects.filter(pk__in=ids).select_related("plan__account__institution", "owner"):
+        with transaction.atomic():
+            fresh = PlanItem.objects.select_for_update().get(pk=item.pk)
+            due = fresh.status in OPEN_ITEM and fresh.plan.status == PlanStatus.APPROVED and fresh.overdue_notified_at is None
+            if due and fresh.deadline < timezone.localtime(now).date():
+                account = item.plan.account
+                pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
+                managers = list(User.objects.filter(is_active=True, groups__name=Role.MANAGER))
+                title = _("Overdue service item for %(name)s: %(title)s") % {
+                    "name": account.institution.name, "title": item.title}
+                body = _("Deadline %(date)s; owner %(owner)s.") % {"date": item.deadline.isoformat(), "owner": item.owner}
+                url = reverse("keyaccounts:account", args=[account.pk]) + "#plan"
+                _notify([item.owner, *pms, *managers], "keyaccounts.overdue", title, body, url, item)
+                fresh.overdue_notified_at = now
+                told += 1
+            fresh.next_check_at = None
+            fresh.claimed_until = None
+            fresh.save(update_fields=["overdue_notified_at", "next_check_at", "claimed_until"])
+    return told
+
+
+# --- agreements ------------------------------------------------------------------------------------------
+
+
+def _renewal_moment(agreement: Agreement) -> dt.datetime:
+    day = agreement.end_date - dt.timedelta(days=agreement.renewal_notice_days)
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(9)))
+
+
+def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_date: dt.date,
+                       renewal_notice_days: int = 60) -> Agreement:  # fmt: skip
+    """A numbered agreement (AG-YYYY-NNNN) from the plan in force; the PDF is rendered from it on demand."""
+    require_manage(user, account)
+    plan = current_plan(account)
+    errors = {}
+    if plan is None:
+        errors["plan"] = [_("An agreement is generated from an approved service plan; this account has none yet.")]
+    if not isinstance(start_date, dt.date):
+        errors["start_date"] = [_("Give the start date.")]
+    if not isinstance(end_date, dt.date):
+        errors["end_date"] = [_("Give the end date.")]
+    elif isinstance(start_date, dt.date) and end_date <= start_date:
+        errors["end_date"] = [_("The end must come after the start.")]
+    if not (0 <= int(renewal_notice_days or 0) <= 365):
+        errors["renewal_notice_days"] = [_("Remind between 0 and 365 days before the end.")]
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    with transaction.atomic():
+        agreement = Agreement.objects.create(
+            number=_number("AG", now), account=account, plan=plan, start_date=start_date, end_date=end_date,
+            renewal_notice_days=int(renewal_notice_days), created_by=user, created_at=now,
+        )  # fmt: skip
+        audit.record(A.CREATE, agreement, user=user, changes={"number": [None, agreement.number],
+                     "plan": [None, plan.pk], "start_date": [None, start_date], "end_date": [None, end_date]})  # fmt: skip
+    return agreement
+
+
+def agreements_dir() -> Path:
+    path = Path(settings.VAR_DIR) / "agreements"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, version: int | None = None) -> Agreement:
+    """Record the signing: the date and the scanned signed copy (PDF, PNG or JPEG, at most 20 MB, type
+    checked from the content). The renewal reminder clock starts; an earlier signed agreement of the
+    account counts as renewed."""
+    require_manage(user, agreement.account)
+    _check_version(agreement, version)
+    errors = {}
+    if agreement.status not in (AgreementStatus.DRAFT, AgreementStatus.SIGNED):
+        errors["status"] = [_("This agreement has expired or been renewed.")]
+    if not isinstance(signed_date, dt.date):
+        errors["signed_date"] = [_("Give the date it was signed.")]
+    elif signed_date > timezone.localdate():
+        errors["signed_date"] = [_("The signing date cannot be in the future.")]
+    if upload is None:
+        errors["signed_copy"] = [_("Upload the signed copy.")]
+    elif upload.size is not None and upload.size > SIGNED_COPY_MAX:
+        errors["signed_copy"] = [_("The file is too large; the limit is 20 MB.")]
+    if errors:
+        raise ValidationError(errors)
+    head = upload.read(8)
+    upload.seek(0)
+    suffix = next((s for magic, s in SIGNED_COPY_TYPES.items() if head.startswith(magic)), None)
+    if suffix is None:
+        raise ValidationError({"signed_copy": [_("Upload the signed copy as a PDF, PNG or JPEG file.")]})
+    path = agreements_dir() / f"{agreement.number}-{timezone.now():%Y%m%d%H%M%S}{suffix}"
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(path, "wb") as out:
+            for block in upload.chunks():
+                size += len(block)
+                if size > SIGNED_COPY_MAX:
+                    raise ValidationError({"signed_copy": [_("The file is too large; the limit is 20 MB.")]})
+                digest.update(block)
+                out.write(block)
+        with transaction.atomic():
+            old = agreement.status
+            agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
+            agreement.signed_copy, agreement.signed_copy_sha256 = str(path), digest.hexdigest()
+            agreement.signed_copy_name = Path(upload.name or path.name).name[:200]
+            agreement.next_check_at = _renewal_moment(agreement) if agreement.renewal_notified_at is None else None
+            _save_versioned(agreement, ["status", "signed_date", "signed_copy", "signed_copy_sha256",
+                                        "signed_copy_name", "next_check_at"], agreement.version)  # fmt: skip
+            for earlier in agreement.account.agreements.filter(status=AgreementStatus.SIGNED).exclude(pk=agreement.pk):
+                earlier.status, earlier.next_check_at = AgreementStatus.RENEWED, None
+                earlier.save(update_fields=["status", "next_check_at"])
+                audit.record(A.UPDATE, earlier, user=user, changes={"status": [AgreementStatus.SIGNED, earlier.status]})
+            audit.record(A.UPDATE, agreement, user=user, changes={"status": [old, agreement.status],
+                         "signed_date": [None, signed_date]}, sha256=agreement.signed_copy_sha256)  # fmt: skip
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return agreement
+
+
+def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
+    """The worker: a renewal reminder once, `renewal_notice_days` before the end, to the project manager
+    and the managers; at the end a signed agreement expires."""
+    now = now or timezone.now()
+    ids = dueclock.claim_batch(Agreement, dueclock.due_ids(Agreement, now, limit=limit), now)
+    told = 0
+    today = timezone.localtime(now).date()
+    for agreement in Agreement.objects.filter(pk__in=ids).select_related("account__institution"):
+        with transaction.atomic():
+            fresh = Agreement.objects.select_for_update().get(pk=agreement.pk)
+            fresh.claimed_until, fresh.next_check_at = None, None
+            if fresh.status == AgreementStatus.SIGNED and today > fresh.end_date:
+                fresh.status = AgreementStatus.EXPIRED
+                audit.record(A.UPDATE, fresh, changes={"status": [AgreementStatus.SIGNED, fresh.status]},
+                             actor_name="system")  # fmt: skip
+            elif fresh.status == AgreementStatus.SIGNED and fresh.renewal_notified_at is None:
+                account = agreement.account
+                pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
+                managers = list(User.objects.filter(is_active=True, groups__name=Role.MANAGER))
+                title = _("Service agreement %(number)s with %(name)s ends on %(date)s: time to renew") % {
+                    "number": fresh.number, "name": account.institution.name, "date": fresh.end_date.isoformat()}
+                url = reverse("keyaccounts:account", args=[account.pk]) + "#agreements"
+                _notify([*pms, *managers], "keyaccounts.renewal", title, "", url, fresh)
+                fresh.renewal_notified_at = now
+                fresh.next_check_at = timezone.make_aware(dt.datetime.combine(fresh.end_date + dt.timedelta(days=1), dt.time()))
+                told += 1
+            fresh.save(update_fields=["status", "claimed_until", "next_check_at", "renewal_notified_at"])
+    return told
+
+
+# --- meetings and trials -------------------------------------------------------------------------------
+
+
+def may_record(user, account: KeyAccount) -> bool:
+    return (may_manage(user, account) or is_member(user, account)) and not (user.roles & {Role.AUDITOR})
+
+
+def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = ()) -> Meeting:
+    """A service meeting with its minutes and action items (each owner is told)."""
+    if not may_record(user, account):
+        raise PermissionDenied(NOT_ALLOWED)
+    errors: dict[str, list[str]] = {}
+    held_at = data.get("held_at")
+    if not isinstance(held_at, dt.datetime):
+        errors["held_at"] = [_("Give the date and time of the meeting.")]
+    elif held_at > timezone.now() + dt.timedelta(days=1):
+        errors["held_at"] = [_("Minutes are recorded for a meeting that took place.")]
+    title, minutes = _clean(data.get("title"), 200), _clean(data.get("minutes"), 50000)
+    if not title:
+        errors["title"] = [_("Give the meeting a title.")]
+    if not minutes:
+        errors["minutes"] = [_("Write the minutes.")]
+    clean_actions = []
+    for i, a in enumerate(actions or []):
+        t = _clean(a.get("title"), 200)
+        if not t:
+            continue
+        owner, due = a.get("owner"), a.get("due_date")
+        if owner is None or not isinstance(due, dt.date):
+            errors.setdefault("actions", []).append(_("Action %(n)s needs an owner and a due date.") % {"n": i + 1})
+            continue
+        clean_actions.append((t, owner, due))
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        meeting = Meeting.objects.create(account=account, held_at=held_at, title=title, minutes=minutes,
+                                         attendees=_clean(data.get("attendees"), 2000), created_by=user)  # fmt: skip
+        rows = MeetingAction.objects.bulk_create(
+            [MeetingAction(meeting=meeting, title=t, owner=o, due_date=d) for t, o, d in clean_actions]
+        )
+        audit.record(A.CREATE, meeting, user=user, changes={"title": [None, title], "actions": [None, len(rows)]})
+        url = reverse("keyaccounts:account", args=[account.pk]) + "#meetings"
+        for row in rows:
+            _notify([row.owner], "keyaccounts.action", _("Action from the meeting “%(meeting)s”: %(title)s")
+                    % {"meeting": title, "title": row.title}, _("Due %(date)s") % {"date": row.due_date}, url, meeting)  # fmt: skip
+    return meeting
+
+
+def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAction:
+    account = action.meeting.account
+    if not (action.owner_id == user.pk or may_manage(user, account)) or user.roles & {Role.AUDITOR}:
+        raise PermissionDenied(NOT_ALLOWED)
+    with transaction.atomic():
+        old = action.done_at
+        action.done_at = timezone.now() if done else None
+        action.save(update_fields=["done_at"])
+        audit.record(A.UPDATE, action.meeting, user=user, changes={"action": [str(old), str(action.done_at)]},
+                     action_id=action.pk)  # fmt: skip
+    return action
+
+
+def offer_trial(user, account: KeyAccount, *, product, notes: str = "", offered_on: dt.date | None = None) -> TrialOffer:
+    """Record a new-product trial offered to a key account (seed 001 §2.2: R&D's priority trials)."""
+    if not may_record(user, account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
+        raise PermissionDenied(NOT_ALLOWED)
+    if user.roles & {Role.AUDITOR}:
+        raise PermissionDenied(NOT_ALLOWED)
+    if product is None:
+        raise ValidationError({"product": [_("Choose the product offered.")]})
+    with transaction.atomic():
+        trial = TrialOffer.objects.create(account=account, product=product, notes=_clean(notes),
+                                          offered_on=offered_on or timezone.localdate(), created_by=user)  # fmt: skip
+        audit.record(A.CREATE, trial, user=user, changes={"product": [None, product.pk]})
+    return trial
+
+
+def update_trial(user, trial: TrialOffer, *, status: str, notes: str = "") -> TrialOffer:
+    if not may_record(user, trial.account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
+        raise PermissionDenied(NOT_ALLOWED)
+    if status not in TrialStatus.values:
+        raise ValidationError({"status": [_("Choose a status.")]})
+    with transaction.atomic():
+        old = trial.status
+        trial.status = status
+        if notes:
+            trial.notes = _clean(notes)
+        trial.save(update_fields=["status", "notes"])
+        audit.record(A.UPDATE, trial, user=user, changes={"status": [old, status]})
+    return trial
+
+
+def add_measure(user, account: KeyAccount, *, title: str, owner: User, due_date: dt.date, description: str = ""):
+    """An improvement measure after a key-account evaluation: a service-desk improvement action on the
+    customer, tracked to closure there."""
+    from pharmacrm.servicedesk import revisit
+
+    require_manage(user, account)
+    return revisit._create_action(user, {
+        "title": title, "description": description, "owner": owner, "due_date": due_date,
+        "institution": account.institution,
+    })  # fmt: skip
+
+
+# --- key-account evaluation and scorecards ----------------------------------------------------------------
+
+COMPLAINT_CATEGORIES = ("service_process", "relationship", "service_attitude", "order_delivery")
+REVIEW_WEIGHTS = {"satisfaction": 30, "response": 20, "resolution": 20, "complaints": 15, "plan": 15}
+RESPONSE_TARGET_H = Decimal(24)
+RESOLUTION_TARGET_H = Decimal(48)
+
+
+def period_bounds(label: str) -> tuple[dt.date, dt.date]:
+    """2026Q3 → (2026-07-01, 2026-09-30); 2026 → the year."""
+    label = str(label).strip().upper()
+    try:
+        if len(label) == 4:
+            year = int(label)
+            return dt.date(year, 1, 1), dt.date(year, 12, 31)
+        year, q = int(label[:4]), int(label[5])
+        if label[4] != "Q" or not 1 <= q <= 4 or len(label) != 6:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ValidationError({"period": [_("Write the period as 2026Q3 (a quarter) or 2026 (a year).")]}) from None
+    start = dt.date(year, 3 * q - 2, 1)
+    end = (dt.date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1)) - dt.timedelta(days=1)
+    return start, end
+
+
+def _hours(pairs) -> Decimal | None:
+    values = [(b - a).total_seconds() / 3600 for a, b in pairs if a and b and b >= a]
+    return (Decimal(str(sum(values) / len(values)))).quantize(Decimal("0.01")) if values else None
+
+
+def review_account(account: KeyAccount, period: str, user=None):
+    """Compute (or recompute) the account's evaluation for a quarter or a year from the data: satisfaction
+    (revisit surveys), quality feedback (quality complaint cases), average first-response and resolution
+    time (SLA clocks), complaints and their resolution, and plan items due in the period done on time."""
+    from pharmacrm.safety.models import SafetyCase
+    from pharmacrm.servicedesk.choices import ClockKind, Status
+    from pharmacrm.servicedesk.models import SlaClock, Survey, Ticket
+
+    from . import scoring
+    from .models import AccountReview
+
+    if user is not None and not (access.can(user, Cap.MANAGE_KEY_ACCOUNTS) or access.can(user, Cap.RUN_EVALUATIONS)):
+        raise PermissionDenied(NOT_ALLOWED)
+    start, end = period_bounds(period)
+    tz = timezone.get_current_timezone()
+    t0 = dt.datetime.combine(start, dt.time(), tzinfo=tz)
+    t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    inst_ids = [account.institution_id, *Institution.objects.filter(parent_id=account.institution_id).values_list("id", flat=True)]
+    tickets = Ticket.objects.filter(Q(institution_id__in=inst_ids) | Q(person__institution_id__in=inst_ids),
+                                    received_at__gte=t0, received_at__lt=t1, merged_into__isnull=True)  # fmt: skip
+    surveys = Survey.objects.filter(ticket__in=tickets.values("id"), score__isnull=False)
+    sat = surveys.aggregate(avg=Avg("score"), n=Count("id"))
+    clocks = SlaClock.objects.filter(ticket__in=tickets.values("id"), fulfilled_at__isnull=False)
+    response = _hours(clocks.filter(kind=ClockKind.FIRST_RESPONSE).values_list("started_at", "fulfilled_at"))
+    resolution = _hours(clocks.filter(kind=ClockKind.RESOLUTION).values_list("started_at", "fulfilled_at"))
+    complaints = tickets.filter(category__code__in=COMPLAINT_CATEGORIES)
+    resolved = complaints.filter(status__in=[Status.RESOLVED, Status.INFORMED, Status.CLOSED]).count()
+    quality = SafetyCase.objects.filter(
+        Q(source_ticket__in=tickets.values("id")) | Q(source_interaction__institution_id__in=inst_ids,
+                                                     source_interaction__received_at__gte=t0,
+                                                     source_interaction__received_at__lt=t1),
+        kind="quality",
+    ).count()  # fmt: skip
+    items = PlanItem.objects.filter(plan__account=account, plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED],
+                                    deadline__gte=start, deadline__lte=end).exclude(status=ItemStatus.CANCELLED)  # fmt: skip
+    due = items.count()
+    on_time = sum(1 for done, deadline in items.values_list("completed_at", "deadline")
+                  if done is not None and timezone.localtime(done).date() <= deadline)  # fmt: skip
+    n_complaints = complaints.count()
+    values = {
+        "satisfaction": (Decimal(str(sat["avg"])) - 1) / 4 * 100 if sat["n"] else Decimal(60),
+        "response": min(Decimal(100), RESPONSE_TARGET_H / response * 100) if response else Decimal(100),
+        "resolution": min(Decimal(100), RESOLUTION_TARGET_H / resolution * 100) if resolution else Decimal(100),
+        "complaints": max(Decimal(0), Decimal(100) - 20 * n_complaints),
+        "plan": Decimal(on_time) / Decimal(due) * 100 if due else Decimal(100),
+    }
+    weights = scoring.normalised_weights(REVIEW_WEIGHTS)
+    components, total = [], Decimal(0)
+    for name, weight in weights.items():
+        value = scoring.q2(values[name])
+        contribution = scoring.q2(value * weight)
+        total += contribution
+        components.append({"name": name, "value": str(value), "weight": str(weight), "contribution": str(contribution)})
+    fields = dict(
+        start=start, end=end, satisfaction=Decimal(str(sat["avg"])).quantize(Decimal("0.01")) if sat["n"] else None,
+        surveys=sat["n"], quality_feedback=quality, tickets=tickets.count(), avg_response_hours=response,
+        avg_resolution_hours=resolution, complaints=n_complaints, complaints_resolved=resolved, plan_items_due=due,
+        plan_items_on_time=on_time, score=total, components=components, computed_at=timezone.now(),
+    )  # fmt: skip
+    with transaction.atomic():
+        review, created = AccountReview.objects.update_or_create(account=account, period=period.upper(), defaults=fields)
+        audit.record(A.CREATE if created else A.UPDATE, review, user=user, score=str(total), period=review.period)
+    return review
+
+
+def review_all(period: str, user=None) -> int:
+    count = 0
+    for account in KeyAccount.objects.filter(status=AccountStatus.ACTIVE):
+        review_account(account, period, user=user)
+        count += 1
+    return count
+
+
+def previous_quarter(day: dt.date) -> str:
+    q = (day.month - 1) // 3 + 1
+    return f"{day.year - 1}Q4" if q == 1 else f"{day.year}Q{q - 1}"
+
+
+def scheduled_reviews(today: dt.date | None = None) -> int:
+    """The worker: after a quarter ends, each key account's evaluation of that quarter (and after a year
+    ends, of the year) — once."""
+    from .models import AccountReview
+
+    today = today or timezone.localdate()
+    done = 0
+    for period in (previous_quarter(today), *( [str(today.year - 1)] if today.month == 1 else [])):
+        missing = KeyAccount.objects.filter(status=AccountStatus.ACTIVE).exclude(
+            pk__in=AccountReview.objects.filter(period=period).values("account_id")
+        )
+        for account in missing:
+            review_account(account, period)
+            done += 1
+    return done
+
+
+def scorecards(period: str) -> list[dict]:
+    """Each team member's scorecard for a period: their accounts' evaluation scores (average), plan items
+    they owned that fell due (done on time / late or open), for staff performance."""
+    from .models import AccountReview
+
+    start, end = period_bounds(period)
+    reviews = dict(AccountReview.objects.filter(period=period.upper()).values_list("account_id", "score"))
+    cards: dict[int, dict] = {}
+    for m in TeamMember.objects.select_related("user", "account__institution"):
+        card = cards.setdefault(m.user_id, {"user": m.user, "accounts": [], "roles": set(), "scores": []})
+        card["roles"].add(m.role)
+        if m.account_id not in [a.pk for a in card["accounts"]]:
+            card["accounts"].append(m.account)
+            if m.account_id in reviews:
+                card["scores"].append(reviews[m.account_id])
+    items = PlanItem.objects.filter(deadline__gte=start, deadline__lte=end,
+                                    plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED])  # fmt: skip
+    for owner_id, deadline, completed in items.exclude(status=ItemStatus.CANCELLED).values_list("owner_id", "deadline", "completed_at"):
+        card = cards.get(owner_id)
+        if card is None:
+            continue
+        card["items_due"] = card.get("items_due", 0) + 1
+        if completed is not None and timezone.localtime(completed).date() <= deadline:
+            card["items_on_time"] = card.get("items_on_time", 0) + 1
+    out = []
+    for card in cards.values():
+        scores = card.pop("scores")
+        card["average_score"] = (sum(scores, Decimal(0)) / len(scores)).quantize(Decimal("0.01")) if scores else None
+        card.setdefault("items_due", 0)
+        card.setdefault("items_on_time", 0)
+        card["roles"] = sorted(card["roles"])
+        out.append(card)
+    out.sort(key=lambda c: (c["average_score"] is None, -(c["average_score"] or 0), c["user"].username))
+    return out
