@@ -898,6 +898,16 @@ class SeenKeys:
     def add(self, pairs: Iterable[tuple[int, int]]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", pairs)
 
+    def add_new(self, pairs: list[tuple[int, int]]) -> dict[int, int]:
+        """Add (hash, row) pairs; return the first rows of the hashes that were there before (usually none:
+        then one statement did it all)."""
+        before = self.db.total_changes
+        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", pairs)
+        if self.db.total_changes - before == len(pairs):
+            return {}
+        mine = dict(pairs)
+        return {h: row for h, row in self.first_rows(mine).items() if row != mine[h]}
+
     def close(self) -> None:
         self.db.close()
 

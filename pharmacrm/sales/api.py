@@ -35,6 +35,7 @@ from pharmacrm.customers.models import ImportJob, Institution
 from . import services
 from .importer import ORDER_COLUMNS
 from .models import OrderLine, yuan
+from .views import credit_label
 
 MAX_ID = 2**63 - 1
 MAX_LINES = 10_000
@@ -169,7 +170,7 @@ def purchases_summary(institution_id: int) -> dict:
         "months": [{**m, "amount": _money(m["amount"]), "overdue": _money(m["overdue"])} for m in months],
         "totals_12m": {**totals, "amount": _money(totals["amount"])},
         "credit": {
-            "status": c.status, "status_label": str(services.CREDIT_LABELS.get(c.status, c.status)),
+            "status": c.status, "status_label": credit_label(c.status),
             "on_time_share": None if c.on_time_share is None else str(c.on_time_share),
             "average_days_late": None if c.average_days_late is None else str(c.average_days_late),
             "late_lines": c.late_lines, "paid": _money(c.paid), "outstanding": _money(c.outstanding),
@@ -204,10 +205,14 @@ class CustomerPurchasesView(APIView):
 # --- import -----------------------------------------------------------------------------------------------
 
 
-@extend_schema_field({"type": ["string", "number", "null"]})
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "number"}], "nullable": True})
 class CellField(serializers.Field):
     """One cell of an order line, as text (numbers and dates may be sent as JSON numbers or strings); the
     import engine checks its value and reports it per line."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if data is None:
@@ -241,9 +246,10 @@ class OrderImportSerializer(serializers.Serializer):
     lines = OrderLineInSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
     dry_run = serializers.BooleanField(default=False, help_text="Check every line; change nothing.")
     mode = serializers.ChoiceField(
-        choices=[("good", "good"), ("all", "all")], default="good",
+        choices=ImportJob.Mode.choices,
+        default=ImportJob.Mode.GOOD_ROWS,
         help_text="good: import the good lines and report the others; all: import nothing if any line is bad.",
-    )  # fmt: skip
+    )
 
 
 ImportResultSerializer = inline_serializer(

@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
+from pharmacrm.customers.choices import InstitutionType
 from pharmacrm.customers.forms import _limit_picker
 from pharmacrm.customers.models import Institution
 
@@ -25,7 +26,9 @@ class OrderLineFilterForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["customer"].queryset = access.institutions_for(user, Institution.objects.all())
+        self.fields["customer"].queryset = access.institutions_for(
+            user, Institution.objects.exclude(kind=InstitutionType.DEPARTMENT)
+        )
         _limit_picker(self.fields["customer"], [self.data.get("customer")])
 
     def cleaned(self) -> dict:

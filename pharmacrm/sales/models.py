@@ -75,14 +75,18 @@ class OrderLine(models.Model):
             models.UniqueConstraint(fields=["order_number", "line_number"], name="orderline_key"),
         ]
         indexes = [
-            # rollup recomputation and a customer's purchases tab
-            models.Index(fields=["institution", "month"], name="orderline_customer_month"),
+            # rollup maintenance ("has this customer bought this product this month before?") and recomputation,
+            # a customer's purchases tab
+            models.Index(fields=["institution", "month", "product_code"], name="orderline_customer_month"),
             # open items (应收未收) for credit and ageing: only unpaid lines are in this index
             models.Index(
-                fields=["institution", "payment_due"], name="orderline_open_items",
+                fields=["institution", "payment_due"],
+                name="orderline_open_items",
                 condition=models.Q(outstanding_fen__gt=0),
             ),  # fmt: skip
-            models.Index(fields=["batch_number"], name="orderline_batch", condition=~models.Q(batch_number="")),
+            models.Index(
+                fields=["batch_number"], name="orderline_batch", condition=~models.Q(batch_number="")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -115,7 +119,6 @@ class MonthlyRollup(models.Model):
     orders = models.PositiveIntegerField(default=0)
     lines = models.PositiveIntegerField(default=0)
     products = models.PositiveIntegerField(default=0)
-    quantity = models.DecimalField(max_digits=18, decimal_places=3, default=0)
     # payment behaviour of the month's lines
     paid_fen = models.BigIntegerField(default=0)
     on_time_fen = models.BigIntegerField(default=0)  # paid in full no later than the due date

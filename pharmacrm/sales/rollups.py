@@ -1,6 +1,15 @@
-"""Monthly rollups per customer, maintained incrementally: an import marks the (customer, month) pairs
-whose lines changed, and `refresh_dirty` recomputes those pairs only, set-based, from their lines. The
-scoring reads rollups, so its cost grows with customers, not with order history."""
+"""Monthly rollups per customer, maintained incrementally, so that scoring reads rollups (its cost grows
+with customers, not with order history):
+
+* new lines are added to their (customer, month) rollup as deltas, set-based in the database right after
+  the chunk's insert — amounts, lines, payments, days late, outstanding and overdue add up; an order counts
+  when the pair had no line of it before, a product when the customer had not bought it that month (one
+  index probe each, on the lines' (customer, month, product) and (order, line) indexes);
+* a changed line (a corrected file) marks the pairs it leaves and enters dirty (`sales_rollupdirty`, in the
+  same transaction), and `refresh_dirty` recomputes those pairs from their lines, set-based.
+
+Writers of lines and rollups (imports, the refresh) take `lock()` first: one at a time, so a
+read-modify-write of a rollup never loses another's update."""
 
 from __future__ import annotations
 
@@ -12,35 +21,94 @@ from django.utils import timezone
 from .models import MonthlyRollup, OrderLine, RollupDirty
 
 REFRESH_BATCH = 50_000
+LOCK_KEY = 0x5A1E5  # PostgreSQL advisory lock of the order import and the rollup refresh
+
+
+def lock() -> None:
+    """Serialise writers of lines and rollups for the rest of the transaction. SQLite: this connection's
+    IMMEDIATE transaction holds the database's write lock already; PostgreSQL: an advisory lock."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
 
 
 def _adapt(value):
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" or value is None:
         return value
     if isinstance(value, dt.datetime):
         return connection.ops.adapt_datetimefield_value(value)
-    return value.isoformat()
+    return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def mark_dirty_from_stage(cursor, line_table: str) -> None:
-    """Mark the pairs of new and changed staged lines, and the pairs the changed lines leave (a corrected
-    file may move a line to another customer or month)."""
-    dirty = RollupDirty._meta.db_table
-    cursor.execute(
-        f"INSERT INTO {dirty} (institution_id, month) SELECT institution_id, month FROM ("
-        f"SELECT s.institution_id, s.month FROM sales_stage s LEFT JOIN {line_table} o "
-        f"ON o.order_number = s.order_number AND o.line_number = s.line_number "
-        f"WHERE o.id IS NULL OR o.row_hash <> s.row_hash "
-        f"UNION SELECT o.institution_id, o.month FROM sales_stage s JOIN {line_table} o "
-        f"ON o.order_number = s.order_number AND o.line_number = s.line_number WHERE o.row_hash <> s.row_hash"
-        f") AS changed WHERE true ON CONFLICT (institution_id, month) DO NOTHING"
-    )
+def _iso(value) -> str:
+    return value if isinstance(value, str) else value.isoformat()
 
 
 def mark_dirty(pairs) -> None:
-    """Mark (institution id, month) pairs by hand (a merge moved lines, a correction in the admin)."""
-    rows = [RollupDirty(institution_id=i, month=m) for i, m in pairs]
-    RollupDirty.objects.bulk_create(rows, ignore_conflicts=True)
+    """Mark (institution id, month) pairs for recomputation (a changed line, a merge)."""
+    rows = [RollupDirty(institution_id=i, month=dt.date.fromisoformat(_iso(m))) for i, m in pairs]
+    RollupDirty.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+
+
+SUMS = ("amount_fen", "lines", "paid_fen", "on_time_fen", "late_fen", "late_lines", "days_late", "outstanding_fen",
+        "overdue_fen")  # fmt: skip
+LATE = "o.payment_due IS NOT NULL AND o.paid_date IS NOT NULL AND o.paid_date > o.payment_due"
+ON_TIME = (
+    "o.paid_date IS NOT NULL AND o.paid_fen >= o.amount_fen "
+    "AND NOT (o.payment_due IS NOT NULL AND o.paid_date > o.payment_due)"
+)
+
+
+def _sums_sql() -> str:
+    return (
+        f"SUM(o.amount_fen), COUNT(*), SUM(o.paid_fen), SUM(CASE WHEN {ON_TIME} THEN o.amount_fen ELSE 0 END), "
+        f"SUM(CASE WHEN {LATE} THEN o.paid_fen ELSE 0 END), SUM(CASE WHEN {LATE} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN {LATE} THEN {_days_late()} ELSE 0 END), SUM(o.outstanding_fen), "
+        f"SUM(CASE WHEN o.outstanding_fen > 0 AND o.payment_due < %s THEN o.outstanding_fen ELSE 0 END)"
+    )
+
+
+def add_new_lines(after_id: int, today: dt.date) -> None:
+    """Add the lines stored after line id `after_id` (a chunk just inserted by the caller, under `lock()`)
+    to their rollups, set-based: sums add up; an order counts when no earlier line of that order exists in
+    the pair; a product counts when the customer had not bought it in that month before."""
+    rollup, line, dirty = MonthlyRollup._meta.db_table, OrderLine._meta.db_table, RollupDirty._meta.db_table
+    today_v = _adapt(today)
+    with connection.cursor() as cursor:
+        # a rollup whose overdue amount is of another day is recomputed whole rather than added to
+        cursor.execute(
+            f"INSERT INTO {dirty} (institution_id, month) SELECT r.institution_id, r.month FROM {rollup} r "
+            f"WHERE r.outstanding_fen > 0 AND (r.overdue_as_of IS NULL OR r.overdue_as_of <> %s) AND EXISTS "
+            f"(SELECT 1 FROM {line} o WHERE o.id > %s AND o.institution_id = r.institution_id AND o.month = r.month) "
+            f"ON CONFLICT (institution_id, month) DO NOTHING",
+            [today_v, after_id],
+        )
+        new_order = (
+            f"NOT EXISTS (SELECT 1 FROM {line} p WHERE p.order_number = o.order_number AND p.id <= %s "
+            f"AND p.institution_id = o.institution_id AND p.month = o.month)"
+        )
+        new_product = (
+            f"NOT EXISTS (SELECT 1 FROM {line} p WHERE p.institution_id = o.institution_id AND p.month = o.month "
+            f"AND p.product_code = o.product_code AND p.id <= %s)"
+        )
+        adds = ", ".join(f"{c} = {rollup}.{c} + excluded.{c}" for c in (*SUMS, "orders", "products"))
+        now = timezone.now()
+        cursor.execute(
+            f"INSERT INTO {rollup} (institution_id, month, {', '.join(SUMS)}, orders, products, overdue_as_of, "
+            f"updated_at) SELECT o.institution_id, o.month, {_sums_sql()}, "
+            f"COUNT(DISTINCT CASE WHEN {new_order} THEN o.order_number END), "
+            f"COUNT(DISTINCT CASE WHEN {new_product} THEN o.product_code END), %s, %s "
+            f"FROM {line} o WHERE o.id > %s GROUP BY o.institution_id, o.month "
+            f"ON CONFLICT (institution_id, month) DO UPDATE SET {adds}, overdue_as_of = excluded.overdue_as_of, "
+            f"updated_at = excluded.updated_at",
+            [today_v, after_id, after_id, today_v, _adapt(now), after_id],
+        )
+
+
+def last_line_id() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(id) FROM {OrderLine._meta.db_table}")
+        return cursor.fetchone()[0] or 0
 
 
 def _days_late() -> str:
@@ -50,33 +118,22 @@ def _days_late() -> str:
 
 
 def refresh_dirty(today: dt.date | None = None) -> int:
-    """Recompute the rollups of every dirty pair; returns how many pairs. Safe to run concurrently with
-    itself and with imports: each batch is one transaction that deletes exactly the marks it handled."""
+    """Recompute the rollups of every dirty pair from their lines; returns how many pairs. Each batch is one
+    transaction under the writers' lock that deletes exactly the marks it handled."""
     today = today or timezone.localdate()
     rollup, line, dirty = MonthlyRollup._meta.db_table, OrderLine._meta.db_table, RollupDirty._meta.db_table
-    late = "o.payment_due IS NOT NULL AND o.paid_date IS NOT NULL AND o.paid_date > o.payment_due"
-    on_time = (
-        "o.paid_date IS NOT NULL AND o.paid_fen >= o.amount_fen "
-        "AND (o.payment_due IS NULL OR o.paid_date <= o.payment_due)"
-    )
-    columns = (
-        "institution_id, month, amount_fen, orders, lines, products, quantity, paid_fen, on_time_fen, late_fen, "
-        "late_lines, days_late, outstanding_fen, overdue_fen, overdue_as_of, updated_at"
-    )
+    columns = f"institution_id, month, {', '.join(SUMS)}, orders, products, overdue_as_of, updated_at"
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[2:])
     select = (
-        f"SELECT o.institution_id, o.month, SUM(o.amount_fen), COUNT(DISTINCT o.order_number), COUNT(*), "
-        f"COUNT(DISTINCT o.product_code), SUM(o.quantity), SUM(o.paid_fen), "
-        f"SUM(CASE WHEN {on_time} THEN o.amount_fen ELSE 0 END), SUM(CASE WHEN {late} THEN o.paid_fen ELSE 0 END), "
-        f"SUM(CASE WHEN {late} THEN 1 ELSE 0 END), SUM(CASE WHEN {late} THEN {_days_late()} ELSE 0 END), "
-        f"SUM(o.outstanding_fen), "
-        f"SUM(CASE WHEN o.outstanding_fen > 0 AND o.payment_due < %s THEN o.outstanding_fen ELSE 0 END), %s, %s "
+        f"SELECT o.institution_id, o.month, {_sums_sql()}, COUNT(DISTINCT o.order_number), "
+        f"COUNT(DISTINCT o.product_code), %s, %s "
         f"FROM {dirty} d JOIN {line} o ON o.institution_id = d.institution_id AND o.month = d.month "
         f"WHERE d.id > %s AND d.id <= %s GROUP BY o.institution_id, o.month"
     )
     total = 0
     while True:
         with transaction.atomic():
+            lock()
             ids = list(RollupDirty.objects.order_by("id").values_list("id", flat=True)[:REFRESH_BATCH])
             if not ids:
                 return total
@@ -105,6 +162,7 @@ def refresh_overdue(today: dt.date | None = None) -> int:
     today = today or timezone.localdate()
     rollup, line = MonthlyRollup._meta.db_table, OrderLine._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
+        lock()
         cursor.execute(
             f"UPDATE {rollup} SET overdue_fen = COALESCE((SELECT SUM(o.outstanding_fen) FROM {line} o "
             f"WHERE o.institution_id = {rollup}.institution_id AND o.month = {rollup}.month "

@@ -54,7 +54,9 @@ def monthly(institution_id: int, months: int = 24, today: dt.date | None = None)
     first = month_start(today, months - 1)
     rows = {
         r.month: r
-        for r in MonthlyRollup.objects.filter(institution_id=institution_id, month__gte=first, month__lte=today)
+        for r in MonthlyRollup.objects.filter(
+            institution_id=institution_id, month__gte=first, month__lte=today
+        )
     }
     out = []
     for back in range(months - 1, -1, -1):
@@ -129,10 +131,14 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
             if month >= first:
                 overdue_in_window += amount
     due_total = on_time + late + overdue_in_window
-    c.on_time_share = (Decimal(on_time) / Decimal(due_total)).quantize(Decimal("0.0001")) if due_total else None
+    c.on_time_share = (
+        (Decimal(on_time) / Decimal(due_total)).quantize(Decimal("0.0001")) if due_total else None
+    )
     late_lines = int(agg["late_lines"] or 0)
     c.late_lines = late_lines
-    c.average_days_late = (Decimal(int(agg["days"] or 0)) / late_lines).quantize(Decimal("0.1")) if late_lines else None
+    c.average_days_late = (
+        (Decimal(int(agg["days"] or 0)) / late_lines).quantize(Decimal("0.1")) if late_lines else None
+    )
     c.outstanding, c.overdue = yuan(outstanding), yuan(overdue)
     labels = [_("Not yet due"), _("1–30 days"), _("31–60 days"), _("61–90 days"), _("Over 90 days")]
     c.ageing = [
@@ -146,9 +152,9 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
 def totals(institution_id: int, months: int = 12, today: dt.date | None = None) -> dict:
     """Amount, orders and lines over the last `months` months, from rollups."""
     today = today or timezone.localdate()
-    agg = MonthlyRollup.objects.filter(institution_id=institution_id, month__gte=month_start(today, months - 1)).aggregate(
-        amount=Sum("amount_fen"), orders=Sum("orders"), lines=Sum("lines")
-    )
+    agg = MonthlyRollup.objects.filter(
+        institution_id=institution_id, month__gte=month_start(today, months - 1)
+    ).aggregate(amount=Sum("amount_fen"), orders=Sum("orders"), lines=Sum("lines"))
     return {"amount": yuan(agg["amount"]), "orders": int(agg["orders"] or 0), "lines": int(agg["lines"] or 0)}
 
 
@@ -156,7 +162,9 @@ def batch_customers(batch: str, product=None):
     """The safety batch trace's source: customers who bought this batch, with the order and its date."""
     qs = OrderLine.objects.filter(batch_number=batch).select_related("institution")
     if product is not None:
-        qs = qs.filter(Q(product_code__in=product.erp_codes.values("code")) | Q(product_name=product.brand_name))
+        qs = qs.filter(
+            Q(product_code__in=product.erp_codes.values("code")) | Q(product_name=product.brand_name)
+        )
     tz = timezone.get_current_timezone()
     for line in qs.order_by("order_date", "id")[:5000]:
         at = dt.datetime.combine(line.order_date, dt.time(), tzinfo=tz)

@@ -38,6 +38,24 @@ def _customer_or_404(user, pk: int) -> Institution:
     return institution
 
 
+def credit_label(status: str) -> str:
+    """The credit status in the reader's language (services.CREDIT_LABELS is translated at import time)."""
+    labels = {"good": _("Good"), "watch": _("Watch"), "poor": _("Poor"), "none": _("No payment history")}
+    return labels.get(status, status)
+
+
+def money(value) -> str:
+    """Yuan as shown on the pages: ¥ and thousands separators (the zh-Hans locale groups nothing)."""
+    return f"¥{value:,.2f}"
+
+
+def _with_money(lines: list[OrderLine]) -> list[OrderLine]:
+    for line in lines:
+        line.amount_text, line.paid_text = money(line.amount), money(line.paid_amount)
+        line.outstanding_text = money(line.outstanding) if line.outstanding_fen else "—"
+    return lines
+
+
 def chart_data(months: list[dict]) -> dict:
     """What the purchases chart draws: month labels, amounts (yuan, as numbers) and order counts."""
     return {
@@ -56,20 +74,24 @@ def customer_purchases(request, pk: int):
     institution = _customer_or_404(request.user, pk)
     months = services.monthly(institution.pk, CHART_MONTHS)
     credit = services.credit(institution.pk)
+    totals = services.totals(institution.pk, 12)
     lines = list(
         OrderLine.objects.filter(institution_id=institution.pk).order_by(*ORDERING)[: CUSTOMER_LINES + 1]
     )
     context = {
         "institution": institution,
-        "months": months,
+        "months": [{**m, "amount_text": money(m["amount"])} for m in months],
         "chart": chart_data(months),
         "chart_id": f"purchases-data-{institution.pk}",
         "has_purchases": any(m["lines"] for m in months),
-        "totals": services.totals(institution.pk, 12),
+        "totals": totals,
+        "amount_12m": money(totals["amount"]),
         "credit": credit,
-        "credit_label": services.CREDIT_LABELS.get(credit.status, credit.status),
+        "credit_money": {k: money(getattr(credit, k)) for k in ("outstanding", "overdue", "paid")},
+        "ageing": [{**b, "amount_text": money(b["amount"])} for b in credit.ageing],
+        "credit_label": credit_label(credit.status),
         "on_time_percent": None if credit.on_time_share is None else credit.on_time_share * 100,
-        "lines": lines[:CUSTOMER_LINES],
+        "lines": _with_money(lines[:CUSTOMER_LINES]),
         "more_lines": len(lines) > CUSTOMER_LINES,
     }
     return render(request, "sales/_customer_purchases.html", context)
@@ -91,7 +113,7 @@ def orders(request):
     page = CappedPaginator(qs.order_by(*ORDERING), PAGE_SIZE).get_page(request.GET.get("page") or "1")
     may_import = access.can(request.user, Cap.IMPORT_ORDERS)
     context = {
-        "form": form, "page_obj": page, "rows": list(page.object_list), "filtered": bool(data),
+        "form": form, "page_obj": page, "rows": _with_money(list(page.object_list)), "filtered": bool(data),
         "may_import": may_import, "import_target": ImportJob.Target.ORDERS.value,
         "query": _without_page(request.GET),
     }  # fmt: skip

@@ -23,17 +23,23 @@ from pharmacrm.customers.models import ImportJob
 
 
 class Command(BaseCommand):
-    help = "Import ERP orders and payments: import orders FILE [--dry-run] [--all-or-nothing] [--report FILE]."
+    help = (
+        "Import ERP orders and payments: import orders FILE [--dry-run] [--all-or-nothing] [--report FILE]."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("what", choices=["orders"], help="What the file holds.")
         parser.add_argument("file")
         parser.add_argument("--dry-run", action="store_true", help="Check every row; change nothing.")
         parser.add_argument(
-            "--all-or-nothing", action="store_true", help="Import nothing if any row is bad (default: good rows)."
+            "--all-or-nothing",
+            action="store_true",
+            help="Import nothing if any row is bad (default: good rows).",
         )
         parser.add_argument("--report", help="Where to write the rejected rows (CSV).")
-        parser.add_argument("--user", help="The user the import is recorded for (default: the first administrator).")
+        parser.add_argument(
+            "--user", help="The user the import is recorded for (default: the first administrator)."
+        )
         parser.add_argument("--language", default="zh-hans", help="Language of the report's reasons.")
 
     def handle(self, *args, what, file, dry_run, all_or_nothing, report, user, language, **options):
@@ -46,7 +52,9 @@ class Command(BaseCommand):
         try:
             with translation.override(language):
                 try:
-                    job = importer.import_file(path, ImportJob.Target.ORDERS, actor, mode=mode, dry_run=dry_run)
+                    job = importer.import_file(
+                        path, ImportJob.Target.ORDERS, actor, mode=mode, dry_run=dry_run
+                    )
                 except ValidationError as e:
                     self.stderr.write(" ".join(e.messages))
                     raise SystemExit(2) from None
@@ -80,7 +88,9 @@ class Command(BaseCommand):
             return found
         found = (
             User.objects.filter(is_active=True, is_superuser=True).order_by("id").first()
-            or User.objects.filter(is_active=True, groups__name__in=[Role.ADMIN, Role.MANAGER]).order_by("id").first()
+            or User.objects.filter(is_active=True, groups__name__in=[Role.ADMIN, Role.MANAGER])
+            .order_by("id")
+            .first()
         )
         if found is None:
             raise CommandError("No administrator exists: create one, or name a user with --user.")
@@ -93,7 +103,10 @@ class Command(BaseCommand):
         if not job.error_count or not source.exists():
             out.unlink(missing_ok=True)
             return False
-        with open(source, encoding="utf-8", newline="") as fh, open(out, "w", encoding="utf-8-sig", newline="") as dst:
+        with (
+            open(source, encoding="utf-8", newline="") as fh,
+            open(out, "w", encoding="utf-8-sig", newline="") as dst,
+        ):
             reader, writer = csv.reader(fh), csv.writer(dst)
             next(reader, None)
             writer.writerow(["行号 row", "列 column", "原因 reason", "值 value"])

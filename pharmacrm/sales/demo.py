@@ -1,0 +1,338 @@
+"""Demo purchases for `pharmacrm demo`: two years of ERP orders and payments (up to today) for most of the
+demo customers that buy — hospitals, distributors, pharmacies, clinics, township and community health
+centres — written as an ERP export in the order template's format and loaded through the order import,
+so that lines, product codes and monthly rollups are built exactly as in production.
+
+The patterns look like a real customer base: big 三甲 hospitals and distributors order several times a
+month for large amounts, small clinics now and then; some customers grow, some decline, some stopped
+buying, some started recently; about one in ten pays late as a habit and a few owe overdue arrears.
+Products come from the service-desk catalogue (linked by approval number) plus a few ERP-only codes.
+Deterministic (random.Random(SEED)); loaded once (marker `demo:orders`)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.utils import timezone
+
+from pharmacrm.core.models import Counter, User
+
+MARKER = "demo:orders"
+SEED = 2505
+MONTHS = 24
+BUYING_KINDS = ("hospital", "distributor", "pharmacy", "clinic", "township", "community")
+CENT = Decimal("0.01")
+
+# list price (yuan per pack) by approval number; products not listed here get one by dosage form
+PRICES = {
+    "国药准字H20249871": Decimal("32.50"),  # 安心宁 氨氯地平片
+    "国药准字H20243302": Decimal("12.80"),  # 畅舒 阿莫西林胶囊
+    "国药准字H20250418": Decimal("26.40"),  # 糖平 二甲双胍缓释片
+    "国药准字Z20243517": Decimal("24.60"),  # 清咽宝 板蓝根颗粒
+    "国药准字Z20250096": Decimal("46.80"),  # 舒心通 丹参滴丸
+    "国药准字H20244820": Decimal("158.00"),  # 护肝康 注射液
+    "国药准字S20240033": Decimal("96.00"),  # 安疫宁 干扰素
+    "国药准字H20253164": Decimal("21.50"),  # 宁咳 糖浆
+}
+FORM_PRICES = {"注射剂": Decimal("120.00"), "片剂": Decimal("30.00"), "胶囊剂": Decimal("18.00")}
+# codes the ERP has but the service-desk catalogue does not: accessories and an agency product
+ERP_ONLY = [
+    ("ZP9001", "一次性使用输液器（配套）", Decimal("3.50")),
+    ("ZP9002", "医用冷藏运输箱（周转）", Decimal("45.00")),
+    ("ZP9101", "复方甘草口服溶液 100ml（代理品种）", Decimal("9.80")),
+]
+RETAIL = ("颗粒剂", "糖浆剂", "胶囊剂", "片剂", "滴丸剂", "缓释片")  # what pharmacies and clinics stock
+
+# (orders a month, lines an order, monthly spend in yuan, payment terms in days) by kind / hospital grade
+PROFILES = {
+    "3A": (3.6, (3, 6), (60_000, 180_000), 90),
+    "3B": (2.0, (2, 5), (20_000, 60_000), 90),
+    "2A": (1.2, (2, 4), (6_000, 20_000), 60),
+    "private": (0.6, (1, 3), (2_000, 8_000), 60),
+    "distributor": (3.2, (4, 8), (120_000, 450_000), 60),
+    "pharmacy": (1.2, (2, 5), (4_000, 20_000), 30),
+    "clinic": (0.3, (1, 3), (800, 3_000), 30),
+    "township": (0.5, (1, 3), (1_500, 5_000), 60),
+    "community": (0.6, (1, 3), (1_500, 6_000), 60),
+}
+GRADE_PROFILE = {"3A": "3A", "3B": "3B", "3C": "3B", "3": "3B", "2A": "2A", "2B": "2A", "2": "2A"}
+SEASON = {1: Decimal("0.8"), 2: Decimal("0.75"), 12: Decimal("1.2")}  # Spring Festival dip, year-end peak
+
+
+@dataclass
+class Item:
+    code: str
+    name: str
+    approval: str
+    price: Decimal
+    form: str = ""
+
+
+@dataclass
+class Customer:
+    institution: object
+    rate: float
+    lines: tuple[int, int]
+    spend: int
+    terms: int
+    price_factor: Decimal
+    first: int  # month index 0 … MONTHS-1 of the first and last month with orders
+    last: int
+    trend: float
+    payer: str  # good / late / arrears
+    portfolio: list[Item] = field(default_factory=list)
+
+
+def _months(today: dt.date) -> list[dt.date]:
+    """The first days of the last MONTHS months, oldest first, ending with today's month."""
+    out, day = [], today.replace(day=1)
+    for _i in range(MONTHS):
+        out.append(day)
+        day = (day - dt.timedelta(days=1)).replace(day=1)
+    return out[::-1]
+
+
+def _catalogue() -> list[Item]:
+    from pharmacrm.servicedesk.models import Product
+
+    items = []
+    for i, p in enumerate(Product.objects.filter(active=True).order_by("id")):
+        price = PRICES.get(p.approval_number) or FORM_PRICES.get(p.dosage_form, Decimal("40.00"))
+        name = f"{p.brand_name} {p.generic_name} {p.strength}"[:100]
+        items.append(Item(f"YP{1001 + i}", name, p.approval_number, price, p.dosage_form))
+    return items
+
+
+def _customer(rng: random.Random, inst, catalogue: list[Item], extras: list[Item]) -> Customer | None:
+    """How one institution buys, or None when it has not bought in the last two years."""
+    if inst.kind == "hospital":
+        key = GRADE_PROFILE.get(inst.grade, "private")
+    else:
+        key = inst.kind
+    rate, lines, (low, high), terms = PROFILES[key]
+    last_month = MONTHS - 1
+    stage = inst.stage
+    if stage == "potential":
+        if rng.random() > 0.15:
+            return None
+        first, last = rng.randint(MONTHS - 4, last_month), last_month
+    elif stage == "intent":
+        if rng.random() > 0.5:
+            return None
+        first, last = rng.randint(MONTHS - 10, MONTHS - 3), last_month
+    elif stage == "decision":
+        first, last = rng.randint(MONTHS - 8, MONTHS - 2), last_month
+    elif stage == "churned":
+        first, last = rng.randint(0, 3), rng.randint(MONTHS - 18, MONTHS - 10)
+    else:  # active
+        first, last = (0 if rng.random() < 0.8 else rng.randint(2, 12)), last_month
+    roll = rng.random()
+    if roll < 0.3:
+        trend = rng.uniform(0.3, 0.9)  # growing
+    elif roll < 0.55:
+        trend = rng.uniform(-0.6, -0.25)  # declining
+    else:
+        trend = rng.uniform(-0.1, 0.1)
+    price_factor = {"distributor": Decimal("0.86"), "pharmacy": Decimal("1.05")}.get(
+        inst.kind, Decimal("1.00")
+    )
+    if inst.kind in ("pharmacy", "clinic", "township", "community"):
+        pool = [i for i in catalogue if i.form in RETAIL] or catalogue
+    else:
+        pool = catalogue
+    size = min(len(pool), rng.randint(2, 4) if key in ("clinic", "township", "community", "private") else
+               rng.randint(3, len(pool)))  # fmt: skip
+    portfolio = rng.sample(pool, size)
+    if inst.kind == "distributor" or (key == "3A" and rng.random() < 0.5):
+        portfolio += rng.sample(extras, rng.randint(1, len(extras)))
+    return Customer(
+        inst, rate, lines, rng.randint(low // 100, high // 100) * 100, terms, price_factor, first, last, trend,
+        "good", portfolio,
+    )  # fmt: skip
+
+
+def _payers(rng: random.Random, customers: list[Customer]) -> None:
+    """About one in ten pays late as a habit; a few of them also owe overdue arrears right now."""
+    current = [c for c in customers if c.last == MONTHS - 1 and c.first <= MONTHS - 8]
+    late = rng.sample(current, max(1, len(current) // 10)) if current else []
+    for c in late:
+        c.payer = "late"
+    candidates = [c for c in late if c.institution.kind != "clinic"]
+    for c in rng.sample(candidates, min(len(candidates), max(1, len(customers) // 50))):
+        c.payer = "arrears"
+
+
+def _day(rng: random.Random, month: dt.date, today: dt.date) -> dt.date:
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    last = min(today, next_month - dt.timedelta(days=1))
+    for _i in range(5):
+        day = month + dt.timedelta(days=rng.randint(0, (last - month).days))
+        if day.weekday() < 5:  # orders go in on working days
+            return day
+    return day
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _payment(rng: random.Random, c: Customer, ordered: dt.date, due: dt.date, today: dt.date):
+    """(paid date or None, share paid) of one order."""
+    if c.payer == "good":
+        paid = due - dt.timedelta(days=rng.randint(0, 20)) if rng.random() < 0.92 else \
+            due + dt.timedelta(days=rng.randint(1, 15))  # fmt: skip
+    elif rng.random() < 0.65:
+        paid = due + dt.timedelta(days=rng.randint(10, 100))
+    else:
+        paid = due - dt.timedelta(days=rng.randint(0, 10))
+    paid = max(paid, ordered + dt.timedelta(days=rng.randint(3, 10)))
+    share = Decimal(1)
+    if c.payer == "arrears" and (today - dt.timedelta(days=200)) <= due < today:
+        if rng.random() < 0.7:
+            return None, Decimal(0)  # owed and overdue
+        share = Decimal(rng.choice(["0.3", "0.5", "0.6"]))
+    elif c.payer == "late" and rng.random() < 0.12:
+        share = Decimal(rng.choice(["0.6", "0.8", "0.9"]))
+    if paid > today:
+        return None, Decimal(0)
+    return paid, share
+
+
+class _Numbers:
+    """Order numbers per day (XS250312-0007), invoice numbers, batch numbers per product and month."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.per_day: dict[dt.date, int] = {}
+        self.invoice = rng.randint(4_400_000, 4_500_000)
+        self.batches: dict[tuple[str, dt.date], list[str]] = {}
+
+    def order(self, day: dt.date) -> str:
+        self.per_day[day] = self.per_day.get(day, 0) + 1
+        return f"XS{day:%y%m%d}-{self.per_day[day]:04d}"
+
+    def next_invoice(self) -> str:
+        self.invoice += self.rng.randint(1, 4)
+        return f"{self.invoice:08d}"
+
+    def batch(self, code: str, month: dt.date) -> str:
+        key = (code, month)
+        if key not in self.batches:
+            made = sorted({month - dt.timedelta(days=self.rng.randint(15, 120)) for _i in range(2)})
+            self.batches[key] = [f"{d:%Y%m%d}" for d in made]
+        return self.rng.choice(self.batches[key])
+
+
+def rows(seed: int = SEED, today: dt.date | None = None) -> list[dict]:
+    """The demo ERP export: one dict per order line, keyed by the order columns' keys."""
+    from pharmacrm.customers.models import Institution
+
+    today = today or timezone.localdate()
+    rng = random.Random(seed)
+    catalogue = _catalogue()
+    if not catalogue:
+        return []
+    extras = [Item(code, name, "", price) for code, name, price in ERP_ONLY]
+    institutions = (
+        Institution.objects.filter(kind__in=BUYING_KINDS, parent__isnull=True, merged_into__isnull=True)
+        .exclude(credit_code=None).exclude(credit_code="").order_by("id")
+    )  # fmt: skip
+    customers = [
+        c for c in (_customer(rng, inst, catalogue, extras) for inst in institutions) if c is not None
+    ]
+    _payers(rng, customers)
+    months = _months(today)
+    numbers = _Numbers(rng)
+    orders: list[tuple[dt.date, Customer, list[tuple[Item, int]]]] = []
+    for c in customers:
+        for index in range(c.first, c.last + 1):
+            month = months[index]
+            growth = max(0.15, 1 + c.trend * (index / (MONTHS - 1) - 0.5))
+            rate = c.rate * min(1.3, growth**0.5)
+            count = int(rate) + (1 if rng.random() < rate - int(rate) else 0)
+            for _o in range(count):
+                target = (
+                    Decimal(c.spend) * Decimal(str(round(growth, 3))) * SEASON.get(month.month, Decimal(1))
+                )
+                target = target * Decimal(str(round(rng.uniform(0.7, 1.3), 2))) / Decimal(str(max(rate, 1.0)))
+                picked = rng.sample(c.portfolio, min(len(c.portfolio), rng.randint(*c.lines)))
+                weights = [rng.uniform(0.5, 2.0) for _p in picked]
+                lines = []
+                for item, w in zip(picked, weights, strict=True):
+                    price = _money(item.price * c.price_factor)
+                    qty = max(1, int(target * Decimal(str(w / sum(weights))) / price))
+                    if qty > 50:
+                        qty = qty // 10 * 10
+                    lines.append((item, qty))
+                orders.append((_day(rng, month, today), c, lines))
+    orders.sort(key=lambda o: (o[0], o[1].institution.pk))
+    out = []
+    for day, c, lines in orders:
+        number = numbers.order(day)
+        invoice = numbers.next_invoice() if (today - day).days > 3 else ""
+        due = day + dt.timedelta(days=c.terms)
+        paid_on, share = _payment(rng, c, day, due, today)
+        month = day.replace(day=1)
+        for n, (item, qty) in enumerate(lines, start=1):
+            price = _money(item.price * c.price_factor)
+            amount = _money(price * qty)
+            out.append({
+                "order_number": number, "line_number": str(n), "order_date": day.isoformat(),
+                "credit_code": c.institution.credit_code, "external_id": "", "customer_name": c.institution.name,
+                "product_code": item.code, "product_name": item.name, "approval_number": item.approval,
+                "batch_number": numbers.batch(item.code, month), "quantity": str(qty), "unit_price": str(price),
+                "amount": str(amount), "invoice_number": invoice, "payment_due": due.isoformat(),
+                "paid_date": paid_on.isoformat() if paid_on else "",
+                "paid_amount": str(_money(amount * share)) if paid_on else "",
+            })  # fmt: skip
+    return out
+
+
+def write_csv(path, lines: list[dict]) -> None:
+    """The lines as the ERP exports them: the order template's Chinese headers, UTF-8 with a BOM."""
+    from pharmacrm.customers import importer as base
+    from pharmacrm.customers.models import ImportJob
+
+    from .importer import ORDER_COLUMNS
+
+    headers = base.template_headers(ImportJob.Target.ORDERS)
+    key_of = {c.header: c.key for c in ORDER_COLUMNS}
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(headers)
+        for line in lines:
+            writer.writerow([line.get(key_of.get(h, ""), "") for h in headers])
+
+
+def load(seed: int = SEED) -> int:
+    """Import the demo orders unless they are there; returns how many order lines were created."""
+    from pharmacrm.customers import importer as base
+    from pharmacrm.customers.models import ImportJob
+
+    if Counter.objects.filter(name=MARKER).exists():
+        return 0
+    admin = User.objects.filter(username="admin", is_active=True).first()
+    if admin is None:
+        return 0
+    today = timezone.localdate()
+    lines = rows(seed, today)
+    if not lines:
+        return 0
+    path = base.imports_dir() / f"ERP订单导出-{_months(today)[0]:%Y%m}-{today:%Y%m%d}.csv"
+    try:
+        write_csv(path, lines)
+        job = base.import_file(
+            path, ImportJob.Target.ORDERS, admin, mode=ImportJob.Mode.GOOD_ROWS, dry_run=False
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    if job.status != ImportJob.Status.DONE or job.error_count:
+        raise RuntimeError(
+            f"The demo order import did not go through: {job.status} {job.message} {job.errors[:3]}"
+        )
+    Counter.objects.create(name=MARKER, value=job.created_count)
+    return job.created_count
