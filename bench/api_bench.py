@@ -28,7 +28,9 @@ def _user():
     from pharmacrm.core.models import User
     from pharmacrm.core.roles import Role
 
-    user, created = User.objects.get_or_create(username="bench_api_agent", defaults={"display_name": "接口客服"})
+    user, created = User.objects.get_or_create(
+        username="bench_api_agent", defaults={"display_name": "接口客服"}
+    )
     if created:
         user.set_password(PASSWORD)
         user.save()
@@ -43,7 +45,9 @@ def _prepare_bare_table() -> None:
         if connection.vendor == "postgresql":
             cursor.execute("CREATE TABLE IF NOT EXISTS bench_bare (id bigserial PRIMARY KEY, note text)")
         else:
-            cursor.execute("CREATE TABLE IF NOT EXISTS bench_bare (id integer PRIMARY KEY AUTOINCREMENT, note text)")
+            cursor.execute(
+                "CREATE TABLE IF NOT EXISTS bench_bare (id integer PRIMARY KEY AUTOINCREMENT, note text)"
+            )
 
 
 def _request(conn, method, path, body=None, headers=None):
@@ -109,7 +113,11 @@ def run(tickets: int) -> dict:
         )  # fmt: skip
         assert status == 200, data
         token = json.loads(data)["token"]
-        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json", "Accept-Language": "zh-hans"}
+        headers = {
+            "Authorization": f"Token {token}",
+            "Content-Type": "application/json",
+            "Accept-Language": "zh-hans",
+        }
         bodies = [
             json.dumps({"subject": f"来电咨询 {i}", "channel": "phone", "category": "drug_info",
                         "caller_name": "王先生", "caller_phone": f"139{i:08d}",

@@ -23,7 +23,9 @@ def prepare() -> tuple:
     team, _ = Team.objects.get_or_create(name="基准客服团队")
     agents = []
     for n in range(AGENTS):
-        user, created = User.objects.get_or_create(username=f"bench_agent_{n:02d}", defaults={"display_name": f"客服{n:02d}"})
+        user, created = User.objects.get_or_create(
+            username=f"bench_agent_{n:02d}", defaults={"display_name": f"客服{n:02d}"}
+        )
         if created:
             user.groups.add(group)
         agents.append(user)
@@ -31,7 +33,9 @@ def prepare() -> tuple:
     first = agents[0].pk  # the agents were created in one go: consecutive ids
     assert [a.pk for a in agents] == list(range(first, first + AGENTS))
     with connection.cursor() as cur:
-        cur.execute(f"UPDATE servicedesk_ticket SET assignee_id = {first} + (id % {AGENTS}) WHERE assignee_id IS NULL")
+        cur.execute(
+            f"UPDATE servicedesk_ticket SET assignee_id = {first} + (id % {AGENTS}) WHERE assignee_id IS NULL"
+        )
         cur.execute(f"UPDATE servicedesk_ticket SET team_id = {team.pk} WHERE id % 3 = 0 AND team_id IS NULL")
         cur.execute("ANALYZE")
     return User.objects.get(pk=first), team

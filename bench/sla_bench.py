@@ -58,7 +58,11 @@ def seed(target: int) -> int:
                 "created_at": adapt(received), "updated_at": adapt(received), "version": 1,
             }))  # fmt: skip
             for kind in ("first_response", "resolution"):
-                due = now + dt.timedelta(minutes=rng.randint(-2 * 24 * 60, 10 * 24 * 60)) if is_open else received
+                due = (
+                    now + dt.timedelta(minutes=rng.randint(-2 * 24 * 60, 10 * 24 * 60))
+                    if is_open
+                    else received
+                )
                 clocks.append(cmaker.row({
                     "id": next_clock + len(clocks), "ticket_id": tid, "kind": kind, "policy_id": policy.pk, "calendar_id": calendar.pk,
                     "target": 1, "unit": "days", "started_at": adapt(received), "paused": False,
@@ -77,7 +81,9 @@ def seed(target: int) -> int:
         if connection.vendor == "postgresql":  # COPY with explicit ids leaves the sequences behind
             for model in (Ticket, SlaClock):
                 table = model._meta.db_table
-                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+                cur.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
+                )
         cur.execute("ANALYZE")
     return have
 
@@ -145,9 +151,9 @@ def sweep_throughput(clocks: int = 3000) -> dict:
     from pharmacrm.servicedesk.models import SlaClock
 
     due = list(
-        SlaClock.objects.filter(next_check_at__isnull=False).order_by("next_check_at").values_list("next_check_at", flat=True)[
-            clocks - 1 : clocks
-        ]
+        SlaClock.objects.filter(next_check_at__isnull=False)
+        .order_by("next_check_at")
+        .values_list("next_check_at", flat=True)[clocks - 1 : clocks]
     )
     if not due:
         return {}

@@ -886,6 +886,11 @@ def _later_demo_data() -> None:
     from pharmacrm.safety import demo as safety_demo
 
     safety_demo.load()
+    from pharmacrm.keyaccounts import demo as keyaccounts_demo
+    from pharmacrm.sales import demo as sales_demo
+
+    sales_demo.load()
+    keyaccounts_demo.load()
 
 
 def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoResult:

@@ -1,7 +1,406 @@
-"""API (stub)."""
+"""REST API of the evaluation: customer evaluations (/api/v1/evaluations/, with `run/`), key-account
+candidates (/api/v1/keyaccounts/candidates/) and the scoring models (/api/v1/scoring-models/<kind>/).
 
-urlpatterns = []
+Every score carries its components ({name, value, weight, contribution, …}) whose contributions add up to
+the score. Reads are scoped like the pages (views_eval.scores_for); runs and model changes go through
+evaluation.py, which checks the capability, validates, versions and audits."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from pharmacrm.core.api_utils import MAX_INT32, Conflict, HasCapability, expected_version
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.choices import Tier
+
+from . import evaluation, scoring
+from .choices import Component, Klass, ModelKind
+from .forms_eval import PARAMS
+from .models import EvaluationRun, Score, ScoringModel
+from .views_eval import explain, ordered, periods, scores_for
+
+TIERS = [Tier.NEW, Tier.REGULAR, Tier.VIP]
+
+MAX_ID = 2**63 - 1
+urlpatterns: list = []
 
 
 def register(router) -> None:
-    pass
+    """Viewsets on the shared router (identification before the programme's key-account files)."""
+    router.register("evaluations", EvaluationViewSet, basename="evaluation")
+    router.register("keyaccounts/candidates", CandidateViewSet, basename="candidate")
+    router.register("scoring-models", ScoringModelViewSet, basename="scoring-model")
+
+
+# --- scores ---------------------------------------------------------------------------------------------
+
+
+class ComponentSerializer(serializers.Serializer):
+    name = serializers.ChoiceField(choices=Component.choices, help_text="The measure.")
+    label = serializers.CharField(help_text="The measure's name in the request's language.")
+    value = serializers.DecimalField(max_digits=6, decimal_places=2, help_text="0–100.")
+    weight = serializers.DecimalField(max_digits=6, decimal_places=4, help_text="Share of the score (0–1).")
+    contribution = serializers.DecimalField(
+        max_digits=6, decimal_places=2, help_text="value × weight; the contributions add up to the score."
+    )
+    default = serializers.BooleanField(help_text="No data: the model's default value.")
+    explanation = serializers.CharField(help_text="What the value comes from, in words.")
+    detail = serializers.DictField(help_text="The figures behind the value.")
+
+
+def components_of(score: Score) -> list[dict]:
+    out = []
+    for c in ordered(score.components):
+        try:
+            label = str(Component(c.get("name")).label)
+        except ValueError:
+            label = str(c.get("name", ""))
+        out.append({
+            "name": c.get("name", ""), "label": label, "value": str(c.get("value", "0")),
+            "weight": str(c.get("weight", "0")), "contribution": str(c.get("contribution", "0")),
+            "default": bool(c.get("default")), "explanation": explain(c), "detail": c.get("detail") or {},
+        })  # fmt: skip
+    return out
+
+
+class ScoreSerializer(serializers.ModelSerializer):
+    customer = serializers.IntegerField(source="institution_id", read_only=True)
+    customer_name = serializers.CharField(source="institution.name", read_only=True)
+    score = serializers.DecimalField(max_digits=6, decimal_places=2, read_only=True)
+    components = serializers.SerializerMethodField()
+    model_version = serializers.IntegerField(source="model.version", read_only=True)
+
+    class Meta:
+        model = Score
+        fields = ["id", "customer", "customer_name", "score", "components", "period", "as_of", "model_version",
+                  "computed_at"]  # fmt: skip
+        read_only_fields = fields
+
+    @extend_schema_field(ComponentSerializer(many=True))
+    def get_components(self, obj: Score) -> list[dict]:
+        return components_of(obj)
+
+
+@extend_schema_field({"type": "string", "enum": Klass.values + [""]}, component_name="EvaluationClass")
+class KlassField(serializers.CharField):
+    """A class A–D ("" for none)."""
+
+
+class EvaluationSerializer(ScoreSerializer):
+    previous_class = KlassField(source="previous_klass", read_only=True, help_text="The class of the period before.")
+    previous_score = serializers.DecimalField(max_digits=6, decimal_places=2, read_only=True, allow_null=True)
+    discount = serializers.DecimalField(
+        max_digits=5, decimal_places=2, read_only=True, allow_null=True, help_text="Discount level (%) of the class."
+    )
+    programme = serializers.CharField(read_only=True, help_text="Reward programme of the class.")
+
+    class Meta(ScoreSerializer.Meta):
+        fields = ScoreSerializer.Meta.fields + ["previous_class", "previous_score", "discount", "programme"]
+        read_only_fields = fields
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # "class" is a Python keyword: the field is added here under its JSON name
+        fields["class"] = KlassField(source="klass", read_only=True, help_text="A, B, C or D.")
+        return fields
+
+
+class CandidateSerializer(ScoreSerializer):
+    candidate = serializers.BooleanField(
+        read_only=True, help_text="At or above the model's threshold and not a key account yet."
+    )
+
+    class Meta(ScoreSerializer.Meta):
+        fields = ScoreSerializer.Meta.fields + ["candidate"]
+        read_only_fields = fields
+
+
+# --- runs -------------------------------------------------------------------------------------------------
+
+
+@extend_schema_field({"type": "string", "enum": ModelKind.values}, component_name="ScoringModelKind")
+class KindField(serializers.ChoiceField):
+    """evaluation (customer evaluation) or candidate (key-account identification)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=ModelKind.choices, **kwargs)
+
+
+class RunRequestSerializer(serializers.Serializer):
+    kind = KindField(help_text="evaluation or candidate.")
+
+
+class RunSerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(source="model.kind", read_only=True)
+    model_version = serializers.IntegerField(source="model.version", read_only=True)
+
+    class Meta:
+        model = EvaluationRun
+        fields = ["id", "kind", "period", "as_of", "trigger", "incremental", "started_at", "finished_at", "customers",
+                  "tier_changes", "actions", "model_version"]  # fmt: skip
+        read_only_fields = fields
+
+
+class _ScoreQuery(serializers.Serializer):
+    period = serializers.CharField(required=False, max_length=8)
+    customer = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
+class EvaluationQuery(_ScoreQuery):
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["class"] = serializers.ChoiceField(choices=Klass.choices, required=False)
+        return fields
+
+
+class CandidateQuery(_ScoreQuery):
+    candidate = serializers.BooleanField(required=False, allow_null=True, default=None)
+    min_score = serializers.DecimalField(required=False, max_digits=5, decimal_places=2, min_value=0, max_value=100)
+
+
+PERIOD = OpenApiParameter("period", str, description="2026H2, 2026Q3 (key accounts), 2026-11 (candidates); "
+                          "default: the latest period with a finished run.")  # fmt: skip
+CUSTOMER = OpenApiParameter("customer", int, description="An institution id.")
+
+
+class _ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_EVALUATIONS}
+    filter_backends: list = []
+    lookup_value_regex = r"\d{1,18}"
+    kind: str = ""
+    query_class: type[serializers.Serializer] = _ScoreQuery
+
+    def _base(self):
+        return scores_for(self.request.user, Score.objects.filter(kind=self.kind)).select_related(
+            "institution", "model"
+        )
+
+    def _filter(self, qs, query: dict):
+        if query.get("customer"):
+            qs = qs.filter(institution_id=query["customer"])
+        return qs
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Score.objects.none()
+        qs = self._base()
+        if self.action != "list":
+            return qs
+        form = self.query_class(data=self.request.query_params)
+        form.is_valid(raise_exception=True)
+        query = form.validated_data
+        period = query.get("period")
+        if not period:
+            known = periods(self.kind)
+            period = known[0] if known else ""
+        return self._filter(qs.filter(period=period), query).order_by("-score", "institution_id")
+
+
+@extend_schema(tags=["evaluation"])
+class EvaluationViewSet(_ScoreViewSet):
+    """Customer evaluations (客户评估): score, class and every component, per customer and period."""
+
+    queryset = Score.objects.none()
+    serializer_class = EvaluationSerializer
+    required_caps = {"run": Cap.RUN_EVALUATIONS, "*": Cap.VIEW_EVALUATIONS}
+    kind = ModelKind.EVALUATION
+    query_class = EvaluationQuery
+
+    def _filter(self, qs, query: dict):
+        qs = super()._filter(qs, query)
+        if query.get("class"):
+            qs = qs.filter(klass=query["class"])
+        return qs
+
+    @extend_schema(
+        description="The evaluations of the customers you may see, best first: by default the latest period with a "
+        "finished run. Each carries its class, the previous period's class, the class's discount level and reward "
+        "programme, and its components, whose contributions add up to the score.",
+        parameters=[PERIOD, CUSTOMER, OpenApiParameter("class", str, enum=Klass.values, description="A, B, C or D.")],
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(description="One evaluation with its components.")
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        request=RunRequestSerializer,
+        responses={201: RunSerializer, 400: OpenApiResponse(description="Unknown kind.")},
+        description="Run the customer evaluation (`evaluation`) or the key-account identification (`candidate`) "
+        "now, for the current period; results (tiers, improvement actions) are applied. Returns the run.",
+    )  # fmt: skip
+    @action(detail=False, methods=["post"], pagination_class=None, filter_backends=[])
+    def run(self, request):
+        form = RunRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        run = evaluation.run(form.validated_data["kind"], user=request.user)
+        run = EvaluationRun.objects.select_related("model").get(pk=run.pk)
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["evaluation"])
+class CandidateViewSet(_ScoreViewSet):
+    """Key-account identification scores (重点客户识别), best first."""
+
+    queryset = Score.objects.none()
+    serializer_class = CandidateSerializer
+    kind = ModelKind.CANDIDATE
+    query_class = CandidateQuery
+
+    def _filter(self, qs, query: dict):
+        qs = super()._filter(qs, query)
+        if query.get("candidate") is not None:
+            qs = qs.filter(candidate__in=[query["candidate"]])  # an equality index score_candidates can serve
+        if query.get("min_score") is not None:
+            qs = qs.filter(score__gte=query["min_score"])
+        return qs
+
+    @extend_schema(
+        description="The key-account scores of the customers you may see, best first (by default the latest "
+        "identification period); `candidate=true` keeps those at or above the threshold who are not key accounts.",
+        parameters=[
+            PERIOD, CUSTOMER, OpenApiParameter("candidate", bool, description="true: candidates only."),
+            OpenApiParameter("min_score", OpenApiTypes.DECIMAL, description="At least this score."),
+        ],
+    )  # fmt: skip
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(description="One key-account score with its components.")
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+
+# --- scoring models ---------------------------------------------------------------------------------------
+
+
+class ScoringModelSerializer(serializers.ModelSerializer):
+    kind = KindField(read_only=True)
+    weights = serializers.DictField(help_text="Measure → relative weight (0–1000).")
+    shares = serializers.SerializerMethodField(help_text="Measure → share of the score (0–1), from the weights.")
+    params = serializers.DictField(help_text="Reference values (amount_reference, orders_reference, …).")
+    thresholds = serializers.DictField(help_text='{"A", "B", "C"} (evaluation) or {"candidate"}: lowest scores.')
+    benefits = serializers.DictField(
+        help_text='Class → {"tier", "discount", "programme", "action"} (evaluation only).', required=False
+    )
+
+    class Meta:
+        model = ScoringModel
+        fields = ["kind", "version", "name", "weights", "shares", "params", "thresholds", "benefits", "apply_tiers",
+                  "created_at", "created_by"]  # fmt: skip
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
+    def get_shares(self, obj: ScoringModel) -> dict:
+        return {k: str(v) for k, v in scoring.normalised_weights(obj.weights or {}).items()}
+
+
+class BenefitSerializer(serializers.Serializer):
+    tier = serializers.ChoiceField(choices=["", *TIERS], required=False, help_text="new, regular, vip or empty.")
+    discount = serializers.DecimalField(max_digits=5, decimal_places=2, required=False, help_text="0–50 (%).")
+    programme = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    action = serializers.BooleanField(required=False, help_text="Open an improvement action for this class.")
+
+
+class ScoringModelUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=100)
+    weights = serializers.DictField(child=serializers.DecimalField(max_digits=8, decimal_places=2), required=False)
+    params = serializers.DictField(
+        child=serializers.DecimalField(max_digits=14, decimal_places=2), required=False,
+        help_text="Reference values to change: " + ", ".join(PARAMS) + ".",
+    )  # fmt: skip
+    thresholds = serializers.DictField(child=serializers.DecimalField(max_digits=6, decimal_places=2), required=False)
+    benefits = serializers.DictField(child=BenefitSerializer(), required=False)
+    apply_tiers = serializers.BooleanField(required=False)
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32, help_text="The version you loaded (or If-Match)."
+    )
+
+    def validate_params(self, value: dict) -> dict:
+        unknown = sorted(set(value) - set(PARAMS))
+        if unknown:
+            raise serializers.ValidationError(_("Unknown reference values: %(names)s.") % {"names": ", ".join(unknown)})
+        if "window_months" in value and not (
+            1 <= value["window_months"] <= 120 and value["window_months"] == int(value["window_months"])
+        ):
+            raise serializers.ValidationError(_("The window is a whole number of months from 1 to 120."))
+        for key in ("default_satisfaction", "default_credit"):
+            if key in value and not 0 <= value[key] <= 100:
+                raise serializers.ValidationError(_("Default values are scores from 0 to 100."))
+        return value
+
+
+def _jsonable(value):
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+@extend_schema(tags=["evaluation"])
+class ScoringModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The scoring model in force of each kind; a change makes a new version."""
+
+    queryset = ScoringModel.objects.none()
+    serializer_class = ScoringModelSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"update": Cap.CONFIGURE_SCORING, "*": Cap.VIEW_EVALUATIONS}
+    lookup_field = "kind"
+    lookup_value_regex = "evaluation|candidate"
+    pagination_class = None
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ScoringModel.objects.none()
+        return ScoringModel.objects.filter(active=True).order_by("kind")
+
+    def get_object(self):
+        kind = self.kwargs["kind"]
+        self.check_permissions(self.request)
+        return evaluation.active_model(kind)
+
+    @extend_schema(description="The models in force (customer evaluation and key-account identification).")
+    def list(self, request, *args, **kwargs):
+        for kind in ModelKind.values:
+            evaluation.active_model(kind)  # the defaults, the first time
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=ModelKind.values)],
+        description="The model in force of the kind.",
+    )
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=ModelKind.values)],
+        request=ScoringModelUpdateSerializer,
+        responses={
+            200: ScoringModelSerializer,
+            400: OpenApiResponse(description="Per-field messages (weights, params, thresholds, benefits)."),
+            409: OpenApiResponse(description="Stale version (with current_version)."),
+        },
+        description="Save a new version of the kind's model: weights, reference values, thresholds and (evaluation) "
+        "results by class; omitted parts stay as they are. Send `version` (or If-Match): the version you loaded.",
+    )
+    def update(self, request, *args, **kwargs):
+        current = self.get_object()
+        form = ScoringModelUpdateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        if expected_version(request, data.pop("version", None)) != current.version:
+            raise Conflict(_("Someone else changed this model in the meantime: load it again."), current.version)
+        model = evaluation.save_model(request.user, current.kind, _jsonable(data))
+        return Response(ScoringModelSerializer(model).data)

@@ -1,7 +1,487 @@
-"""API (stub)."""
+"""REST API of the key-account programme (/api/v1/keyaccounts/…): key accounts (read only), proposals with
+their opinions and signed decisions, service plans with their items, agreements and their PDF. Reads are
+scoped by keyaccounts.services (accounts_for, proposals_for); every write goes through the services, whose
+ValidationErrors come back as JSON per field (a wrong one-time code under `otp_code`)."""
 
-urlpatterns = []
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.api_utils import MAX_INT32, HasCapability, clean_text
+from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.core.roles import Cap
+
+from . import services
+from .choices import (
+    AccountStatus,
+    AgreementStatus,
+    Department,
+    ItemStatus,
+    Opinion,
+    PlanArea,
+    PlanStatus,
+    ProposalKind,
+    ProposalStatus,
+)
+from .models import Agreement, KeyAccount, PlanItem, Proposal, Review, ServicePlan, TeamMember
+
+urlpatterns: list = []
+TAGS = ["key accounts"]
+ERRORS = OpenApiResponse(description="Per-field messages (a wrong or used one-time code under otp_code).")
+DENIED = OpenApiResponse(description="Not allowed (e.g. deciding on one's own proposal).")
 
 
 def register(router) -> None:
-    pass
+    """After the identification endpoints: /keyaccounts/candidates/ is not an account id."""
+    router.register("keyaccounts/proposals", ProposalViewSet, basename="ka-proposal")
+    router.register("keyaccounts/plans", PlanViewSet, basename="ka-plan")
+    router.register("keyaccounts/plan-items", PlanItemViewSet, basename="ka-plan-item")
+    router.register("keyaccounts/agreements", AgreementViewSet, basename="ka-agreement")
+    router.register("keyaccounts", KeyAccountViewSet, basename="ka-account")
+
+
+# --- serializers -----------------------------------------------------------------------------------------
+
+
+def _enum(choices, component: str):
+    """A choice field with its own named enum in the schema ("status" and "kind" mean different things on
+    different resources)."""
+
+    def __init__(self, **kwargs):
+        serializers.ChoiceField.__init__(self, choices=choices.choices, **kwargs)
+
+    field = type(f"{component}Field", (serializers.ChoiceField,), {"__init__": __init__})
+    return extend_schema_field({"type": "string", "enum": list(choices.values)}, component_name=component)(
+        field
+    )
+
+
+AccountStatusField = _enum(AccountStatus, "KeyAccountStatus")
+ProposalStatusField = _enum(ProposalStatus, "ProposalStatus")
+ProposalKindField = _enum(ProposalKind, "ProposalKind")
+PlanStatusField = _enum(PlanStatus, "ServicePlanStatus")
+ItemStatusField = _enum(ItemStatus, "PlanItemStatus")
+AgreementStatusField = _enum(AgreementStatus, "AgreementStatus")
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    name = serializers.CharField(source="user.__str__", read_only=True)
+
+    class Meta:
+        model = TeamMember
+        fields = ["user", "username", "name", "role", "since"]
+
+
+class KeyAccountSerializer(serializers.ModelSerializer):
+    institution_name = serializers.CharField(source="institution.name", read_only=True)
+    status = AccountStatusField(read_only=True)
+    members = MemberSerializer(many=True, read_only=True)
+    plan_in_force = serializers.SerializerMethodField(help_text="The id of the approved plan, or null.")
+
+    class Meta:
+        model = KeyAccount
+        fields = ["id", "number", "institution", "institution_name", "status", "team", "listed_at", "delisted_at",
+                  "previous_tier", "members", "plan_in_force", "version"]  # fmt: skip
+
+    def get_plan_in_force(self, obj) -> int | None:
+        plan = next((p for p in obj.plans.all() if p.status == "approved"), None)
+        return plan.pk if plan else None
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    reviewer_name = serializers.CharField(source="reviewer.__str__", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["reviewer", "reviewer_name", "department", "opinion", "comment", "at"]
+
+
+class ProposalSerializer(serializers.ModelSerializer):
+    institution_name = serializers.CharField(source="institution.name", read_only=True)
+    kind = ProposalKindField(read_only=True)
+    status = ProposalStatusField(read_only=True)
+    reviews = ReviewSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Proposal
+        fields = ["id", "number", "kind", "institution", "institution_name", "account", "status", "reason", "score",
+                  "components", "proposed_by", "proposed_at", "submitted_at", "decided_by", "decided_at",
+                  "decision_comment", "signature", "reviews", "version"]  # fmt: skip
+        read_only_fields = fields
+
+
+class ProposalCreateSerializer(serializers.Serializer):
+    institution = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    kind = ProposalKindField(default=ProposalKind.LIST)
+    reason = serializers.CharField(max_length=20000)
+
+
+class OpinionSerializer(serializers.Serializer):
+    opinion = serializers.ChoiceField(choices=Opinion.choices)
+    comment = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
+    department = serializers.ChoiceField(choices=Department.choices, required=False,
+                                         help_text="Default: the first department your roles speak for.")  # fmt: skip
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=MAX_INT32, required=False,
+                                       help_text="The version you loaded (409-style message under version if stale).")  # fmt: skip
+
+
+class DecisionSerializer(VersionSerializer):
+    approve = serializers.BooleanField()
+    comment = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
+    otp_code = serializers.CharField(max_length=10, allow_blank=True,
+                                     help_text="The current code of your authenticator app: your signature.")  # fmt: skip
+
+
+class PlanItemSerializer(serializers.ModelSerializer):
+    owner_name = serializers.CharField(source="owner.__str__", read_only=True)
+    status = ItemStatusField(read_only=True)
+
+    class Meta:
+        model = PlanItem
+        fields = ["id", "plan", "area", "title", "standard", "owner", "owner_name", "deadline", "status", "progress",
+                  "progress_note", "completed_at", "version"]  # fmt: skip
+        read_only_fields = ["status", "progress", "progress_note", "completed_at", "version"]
+
+
+class PlanItemWriteSerializer(serializers.Serializer):
+    plan = serializers.PrimaryKeyRelatedField(queryset=ServicePlan.objects.all(), required=False)
+    area = serializers.ChoiceField(choices=PlanArea.choices, required=False)
+    title = serializers.CharField(max_length=200, required=False)
+    standard = serializers.CharField(max_length=20000, required=False)
+    owner = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), required=False)
+    deadline = serializers.DateField(required=False)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_INT32, required=False)
+
+
+class ProgressSerializer(VersionSerializer):
+    status = ItemStatusField()
+    progress = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    note = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    items = PlanItemSerializer(many=True, read_only=True)
+    status = PlanStatusField(read_only=True)
+
+    class Meta:
+        model = ServicePlan
+        fields = ["id", "account", "version_number", "status", "goals", "valid_from", "valid_to", "created_by",
+                  "created_at", "submitted_at", "decided_by", "decided_at", "decision_comment", "signature", "items",
+                  "version"]  # fmt: skip
+        read_only_fields = fields
+
+
+class AgreementSerializer(serializers.ModelSerializer):
+    institution_name = serializers.CharField(source="account.institution.name", read_only=True)
+    status = AgreementStatusField(read_only=True)
+
+    class Meta:
+        model = Agreement
+        fields = ["id", "number", "account", "institution_name", "plan", "status", "start_date", "end_date",
+                  "signed_date", "signed_copy_name", "renewal_notice_days", "created_at", "version"]  # fmt: skip
+        read_only_fields = fields
+
+
+def _text(data: dict) -> dict:
+    return {k: clean_text(v) if isinstance(v, str) else v for k, v in data.items()}
+
+
+# --- viewsets -------------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(tags=TAGS, description="Key accounts you may see (scoped to your customers)."),
+    retrieve=extend_schema(tags=TAGS),
+)
+class KeyAccountViewSet(viewsets.ReadOnlyModelViewSet):
+    """Key-account files (重点客户档案), read only: writes go through proposals, plans and agreements."""
+
+    queryset = KeyAccount.objects.none()
+    serializer_class = KeyAccountSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_KEY_ACCOUNTS}
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return (
+            services.accounts_for(self.request.user)
+            .select_related("institution")
+            .prefetch_related("members__user", "plans")
+            .order_by("number")
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(tags=TAGS, description="Listing and de-listing proposals on customers you may see."),
+    retrieve=extend_schema(tags=TAGS),
+)
+class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Key-account proposals: marketing proposes, departments give opinions, leadership decides (signed)."""
+
+    queryset = Proposal.objects.none()
+    serializer_class = ProposalSerializer
+    permission_classes = [HasCapability]
+    required_caps = {
+        "create": Cap.PROPOSE_KEY_ACCOUNTS, "opinion": Cap.REVIEW_KEY_ACCOUNTS, "submit": Cap.PROPOSE_KEY_ACCOUNTS,
+        "decide": Cap.APPROVE_KEY_ACCOUNTS, "withdraw": Cap.PROPOSE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS,
+    }  # fmt: skip
+    lookup_value_regex = r"\d{1,18}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return (
+            services.proposals_for(self.request.user)
+            .select_related("institution")
+            .prefetch_related("reviews__reviewer")
+            .order_by("-proposed_at", "-id")
+        )
+
+    def _answer(self, proposal: Proposal, code: int = status.HTTP_200_OK) -> Response:
+        proposal = self.get_queryset().get(pk=proposal.pk)
+        return Response(ProposalSerializer(proposal, context=self.get_serializer_context()).data, status=code)
+
+    @extend_schema(tags=TAGS, request=ProposalCreateSerializer, responses={201: ProposalSerializer, 400: ERRORS},
+                   description="Propose a customer you may see; its latest candidate score is copied in.")  # fmt: skip
+    def create(self, request, *args, **kwargs):
+        form = ProposalCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        institution = access.institutions_for(request.user).filter(pk=d["institution"]).first()
+        if institution is None:
+            raise serializers.ValidationError(
+                {"institution": [_("No such customer, or you may not see it.")]}
+            )
+        proposal = services.propose(request.user, institution, reason=d["reason"], kind=d["kind"])
+        return self._answer(proposal, status.HTTP_201_CREATED)
+
+    @extend_schema(tags=TAGS, request=OpinionSerializer, responses={200: ProposalSerializer, 400: ERRORS, 403: DENIED},
+                   description="Give (or revise) your department's opinion while the proposal is in review.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def opinion(self, request, pk=None):
+        proposal = self.get_object()
+        form = OpinionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        services.give_opinion(request.user, proposal, opinion=d["opinion"], comment=d.get("comment", ""),
+                              department=d.get("department", ""))  # fmt: skip
+        return self._answer(proposal)
+
+    @extend_schema(tags=TAGS, request=VersionSerializer, responses={200: ProposalSerializer, 400: ERRORS},
+                   description="Send the proposal to leadership (needs marketing's opinion).")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def submit(self, request, pk=None):
+        proposal = self.get_object()
+        form = VersionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.submit_for_decision(request.user, proposal, version=form.validated_data.get("version"))
+        return self._answer(proposal)
+
+    @extend_schema(tags=TAGS, request=DecisionSerializer, responses={200: ProposalSerializer, 400: ERRORS, 403: DENIED},
+                   description="Approve or reject, signed with a fresh one-time code; never one's own proposal.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def decide(self, request, pk=None):
+        proposal = self.get_object()
+        form = DecisionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        services.decide(request.user, proposal, approve=d["approve"], comment=d.get("comment", ""),
+                        otp_code=d["otp_code"], version=d.get("version"))  # fmt: skip
+        return self._answer(proposal)
+
+    @extend_schema(tags=TAGS, request=None, responses={200: ProposalSerializer, 400: ERRORS})
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        proposal = self.get_object()
+        services.withdraw(request.user, proposal)
+        return self._answer(proposal)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=TAGS, description="Service plans (all versions) of the key accounts you may see."
+    ),
+    retrieve=extend_schema(tags=TAGS),
+)
+class PlanViewSet(viewsets.ReadOnlyModelViewSet):
+    """Service plans with their items; a draft is submitted by the team and signed by leadership."""
+
+    queryset = ServicePlan.objects.none()
+    serializer_class = PlanSerializer
+    permission_classes = [HasCapability]
+    required_caps = {
+        "submit": Cap.MANAGE_KEY_ACCOUNTS,
+        "decide": Cap.APPROVE_KEY_ACCOUNTS,
+        "*": Cap.VIEW_KEY_ACCOUNTS,
+    }
+    lookup_value_regex = r"\d{1,18}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return (
+            ServicePlan.objects.filter(account__in=services.accounts_for(self.request.user))
+            .prefetch_related("items__owner")
+            .order_by("account_id", "-version_number")
+        )
+
+    def _answer(self, plan: ServicePlan) -> Response:
+        return Response(
+            PlanSerializer(self.get_queryset().get(pk=plan.pk), context=self.get_serializer_context()).data
+        )
+
+    @extend_schema(tags=TAGS, request=VersionSerializer, responses={200: PlanSerializer, 400: ERRORS, 403: DENIED},
+                   description="Submit a draft for leadership review: it covers supply, technical support, "
+                               "after-sales and training.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def submit(self, request, pk=None):
+        plan = self.get_object()
+        form = VersionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.submit_plan(request.user, plan, version=form.validated_data.get("version"))
+        return self._answer(plan)
+
+    @extend_schema(tags=TAGS, request=DecisionSerializer, responses={200: PlanSerializer, 400: ERRORS, 403: DENIED},
+                   description="Approve (supersedes the plan in force) or return for changes, signed.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def decide(self, request, pk=None):
+        plan = self.get_object()
+        form = DecisionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        services.decide_plan(request.user, plan, approve=d["approve"], comment=d.get("comment", ""),
+                             otp_code=d["otp_code"], version=d.get("version"))  # fmt: skip
+        return self._answer(plan)
+
+
+@extend_schema_view(
+    retrieve=extend_schema(tags=TAGS),
+    create=extend_schema(
+        tags=TAGS,
+        request=PlanItemWriteSerializer,
+        responses={201: PlanItemSerializer, 400: ERRORS},
+        description="Add an item to a draft plan (plan, area, title, standard, owner, deadline).",
+    ),
+    partial_update=extend_schema(
+        tags=TAGS,
+        request=PlanItemWriteSerializer,
+        responses={200: PlanItemSerializer, 400: ERRORS},
+        description="Change a draft's item (send version).",
+    ),
+)
+class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+                      viewsets.GenericViewSet):  # fmt: skip
+    """Items of service plans: drafts are edited by the team; the plan in force gets progress reports."""
+
+    queryset = PlanItem.objects.none()
+    serializer_class = PlanItemSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "partial_update": Cap.MANAGE_KEY_ACCOUNTS,
+                     "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
+    lookup_value_regex = r"\d{1,18}"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return PlanItem.objects.filter(
+            plan__account__in=services.accounts_for(self.request.user)
+        ).select_related("owner", "plan__account")
+
+    def _answer(self, item: PlanItem, code: int = status.HTTP_200_OK) -> Response:
+        item = self.get_queryset().get(pk=item.pk)
+        return Response(PlanItemSerializer(item, context=self.get_serializer_context()).data, status=code)
+
+    def create(self, request, *args, **kwargs):
+        form = PlanItemWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        plan = d.pop("plan", None)
+        if plan is None or not services.accounts_for(request.user).filter(pk=plan.account_id).exists():
+            raise serializers.ValidationError({"plan": [_("No such plan, or you may not see it.")]})
+        d.pop("version", None)
+        item = services.save_item(request.user, plan, d)
+        return self._answer(item, status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        if not kwargs.get("partial"):
+            return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
+        item = self.get_object()
+        form = PlanItemWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        d.pop("plan", None)
+        version = d.pop("version", None)
+        data = {"area": item.area, "title": item.title, "standard": item.standard, "owner": item.owner,
+                "deadline": item.deadline, **d}  # fmt: skip
+        item = services.save_item(request.user, item.plan, data, item=item, version=version)
+        return self._answer(item)
+
+    @extend_schema(tags=TAGS, request=ProgressSerializer, responses={200: PlanItemSerializer, 400: ERRORS, 403: DENIED},
+                   description="The owner (or the project manager) reports progress on an item of the plan in force.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def progress(self, request, pk=None):
+        item = self.get_object()
+        form = ProgressSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        services.update_progress(request.user, item, status=d["status"], progress=d.get("progress"),
+                                 note=d.get("note", ""), version=d.get("version"))  # fmt: skip
+        return self._answer(item)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=TAGS, description="Service agreements of the key accounts you may see, newest first."
+    ),
+    retrieve=extend_schema(tags=TAGS),
+)
+class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
+    """Service agreements (服务协议)."""
+
+    queryset = Agreement.objects.none()
+    serializer_class = AgreementSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_KEY_ACCOUNTS}
+    lookup_value_regex = r"\d{1,18}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return (
+            Agreement.objects.filter(account__in=services.accounts_for(self.request.user))
+            .select_related("account__institution")
+            .order_by("-created_at", "-id")
+        )
+
+    @extend_schema(
+        tags=TAGS,
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The agreement.")
+        },
+        description="The bilingual agreement as a PDF (the export is audited).",
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def pdf(self, request, pk=None):
+        from . import agreement_pdf
+
+        agreement = self.get_object()
+        data = agreement_pdf.render(agreement)
+        audit.record(AuditEntry.Action.EXPORT, agreement, user=request.user, format="PDF", purpose="api")
+        response = HttpResponse(data, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{agreement.number}.pdf"'
+        response["Cache-Control"] = "private, no-store"
+        return response

@@ -103,6 +103,9 @@ def save_model(user, kind: str, data: dict) -> ScoringModel:
             if benefit.get("tier") and benefit["tier"] not in (Tier.NEW, Tier.REGULAR, Tier.VIP):
                 errors.setdefault("benefits", []).append(_("A class may set the tier new, regular or VIP only."))
                 break
+            if not isinstance(benefit.get("programme", ""), str) or len(benefit.get("programme", "")) > 100:
+                errors.setdefault("benefits", []).append(_("A reward programme is a name of at most 100 characters."))
+                break
             try:
                 discount = Decimal(str(benefit.get("discount") or 0))
             except Exception:

@@ -189,7 +189,11 @@ MEASURES = {
 
 def normalised_weights(weights: dict) -> dict[str, Decimal]:
     """Weights as fractions adding up to 1 (4 places; the last one takes the rounding rest)."""
-    items = [(k, Decimal(str(w))) for k, w in weights.items() if Decimal(str(w)) > 0]
+    order = [c.value for c in Component]  # a fixed order: jsonb does not keep an object's key order
+    items = sorted(
+        ((str(k), Decimal(str(w))) for k, w in weights.items() if Decimal(str(w)) > 0),
+        key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order),
+    )
     total = sum((w for _k, w in items), Decimal(0))
     if not total:
         return {}
@@ -259,6 +263,19 @@ def validate_model(kind: str, weights: dict, params: dict, thresholds: dict) -> 
             errors["thresholds"] = [_("Give the lowest score of classes A, B and C, with A above B above C.")]
     elif "candidate" not in limits:
         errors["thresholds"] = [_("Give the lowest score that makes a customer a candidate.")]
+    params = params or {}
+    if "window_months" in params:
+        w = params["window_months"]
+        if not (isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 120):
+            errors.setdefault("params", []).append(_("The window is a whole number of months from 1 to 120."))
+    for key in ("default_satisfaction", "default_credit"):
+        if key in params:
+            try:
+                ok = 0 <= Decimal(str(params[key])) <= 100
+            except Exception:
+                ok = False
+            if not ok:
+                errors.setdefault("params", []).append(_("%(name)s must be a score from 0 to 100.") % {"name": key})
     for key in ("amount_reference", "orders_reference", "cooperation_reference_months", "beds_reference",
                 "specialties_reference", "kol_reference", "growth_full_percent"):  # fmt: skip
         if key in (params or {}):

@@ -1,11 +1,743 @@
-"""Evaluation pages (stub)."""
+"""Evaluation pages (/keyaccounts/): results by class with movement, the drill-down of one score (every
+component explained), the key-account candidate list, market influence (by hand or a KOL file), the
+scoring models and the block on a Customer 360 page.
 
-from django.http import HttpResponse
-from django.urls import path
+Scores are read through `scores_for` (the customers the user may see); every write goes through
+evaluation.py or the few service functions at the end of this module (market influence, an improvement
+action opened by hand), which check the capability, write in one transaction and audit."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Count, Max
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.choices import HospitalGrade, InstitutionType, Tier
+from pharmacrm.customers.models import Institution
+from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import CappedPaginator
+from pharmacrm.servicedesk.models import ImprovementAction
+
+from . import evaluation
+from .choices import OPEN_PROPOSAL, AccountStatus, Component, Klass, ModelKind
+from .forms_eval import (
+    KIND_COMPONENTS,
+    KIND_PARAMS,
+    PARAMS,
+    CandidateFilterForm,
+    EvaluationFilterForm,
+    InfluenceForm,
+    KolImportForm,
+    RunForm,
+    ScoringModelForm,
+)
+from .models import EvaluationRun, KeyAccount, MarketInfluence, Proposal, Score, ScoringModel
+
+A = AuditEntry.Action
+PAGE_SIZE = 50
+HISTORY_ROWS = 12  # periods on a Customer 360 block
+PROPOSE_URL = "/keyaccounts/proposals/new/?institution={}"  # the programme's page (built by its helper)
+CLASS_ORDER = {k: i for i, k in enumerate("ABCD")}
+COMPONENT_ORDER = {c.value: i for i, c in enumerate(Component)}
 
 
+# --- reading ----------------------------------------------------------------------------------------
+
+
+def scores_for(user, qs=None):
+    """Scores of the customers the user may see (none without the capability)."""
+    qs = Score.objects.all() if qs is None else qs
+    if not access.can(user, Cap.VIEW_EVALUATIONS):
+        return qs.none()
+    scope = access.institution_scope_q(user)
+    if scope is None:
+        return qs
+    return qs.filter(institution_id__in=Institution.objects.filter(scope).values("id"))
+
+
+def periods(kind: str) -> list[str]:
+    """The periods of the kind that have a finished run, the latest first."""
+    rows = (
+        EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False)
+        .values("period").annotate(last=Max("as_of"), started=Max("started_at")).order_by("-last", "-started")
+    )  # fmt: skip
+    return [r["period"] for r in rows]
+
+
+def movement(klass: str, previous: str) -> str:
+    """up, down, same, or new (no class in the previous period)."""
+    if not previous or previous not in CLASS_ORDER or klass not in CLASS_ORDER:
+        return "new"
+    if klass == previous:
+        return "same"
+    return "up" if CLASS_ORDER[klass] < CLASS_ORDER[previous] else "down"
+
+
+def _number(value) -> str:
+    """A decimal without trailing zeros: 4.20 → 4.2, 40.00 → 40."""
+    d = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).normalize()
+    return f"{d:f}"
+
+
+def money(value) -> str:
+    """¥474,680 (with fen only when there are some)."""
+    d = Decimal(str(value or 0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"¥{d:,.0f}" if d == d.to_integral_value() else f"¥{d:,.2f}"
+
+
+def _label(choices, value: str) -> str:
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return value or "—"
+
+
+def explain(component: dict) -> str:
+    """What a component's value comes from, in words (from its `detail`)."""
+    name, d = component.get("name"), component.get("detail") or {}
+    value = _number(component.get("value", 0))
+    if name == Component.AMOUNT:
+        return _("%(amount)s of the %(reference)s reference over %(months)s months") % {
+            "amount": money(d.get("amount")),
+            "reference": money(d.get("reference")),
+            "months": d.get("months"),
+        }
+    if name == Component.FREQUENCY:
+        return _("%(orders)s orders of %(reference)s over %(months)s months") % {
+            "orders": d.get("orders", 0),
+            "reference": _number(d.get("reference", 0)),
+            "months": d.get("months"),
+        }
+    if name == Component.SATISFACTION:
+        if component.get("default"):
+            return _("no survey answered: default %(value)s") % {"value": value}
+        parts = []
+        if "csat" in d:
+            n = d.get("surveys", 0)
+            parts.append(ngettext("CSAT %(csat)s from %(n)s survey", "CSAT %(csat)s from %(n)s surveys", n)
+                         % {"csat": _number(d["csat"]), "n": n})  # fmt: skip
+        if "nps" in d:
+            n = d.get("nps_answers", 0)
+            parts.append(ngettext("NPS %(nps)s from %(n)s answer", "NPS %(nps)s from %(n)s answers", n)
+                         % {"nps": _number(d["nps"]), "n": n})  # fmt: skip
+        return "; ".join(parts)
+    if name == Component.CREDIT:
+        if component.get("default"):
+            return _("no payment history: default %(value)s") % {"value": value}
+        share = (Decimal(str(d.get("on_time_share", 0))) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        overdue = Decimal(str(d.get("overdue", 0)))
+        if overdue > 0:
+            return _("paid on time %(share)s %%, %(overdue)s overdue") % {"share": share, "overdue": money(overdue)}
+        return _("paid on time %(share)s %%, nothing overdue") % {"share": share}
+    if name == Component.COOPERATION:
+        months = d.get("months") or 0
+        if not months:
+            return _("no purchases yet")
+        return ngettext("buying for %(months)s month (reference %(reference)s)",
+                        "buying for %(months)s months (reference %(reference)s)", months) % {
+            "months": months, "reference": _number(d.get("reference", 0))}  # fmt: skip
+    if name == Component.INFLUENCE:
+        if "assessment" in d:
+            return _("marketing's assessment %(value)s") % {"value": d["assessment"]}
+        facts = {"beds": d.get("beds", 0), "specialties": d.get("specialties", 0), "kols": d.get("kols", 0)}
+        if d.get("kind") == InstitutionType.HOSPITAL and d.get("grade"):
+            return _("grade %(grade)s, %(beds)s beds, %(specialties)s specialties, %(kols)s KOLs") % {
+                **facts,
+                "grade": _label(HospitalGrade, d["grade"]),
+            }
+        return _("type %(kind)s, %(beds)s beds, %(specialties)s specialties, %(kols)s KOLs") % {
+            **facts,
+            "kind": _label(InstitutionType, d.get("kind", "")),
+        }
+    if name == Component.GROWTH:
+        if "growth_percent" in d:
+            pct = Decimal(str(d["growth_percent"])).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+            return _("growth %(percent)s %%") % {"percent": f"+{pct}" if pct > 0 else str(pct)}
+        if Decimal(str(d.get("amount", 0))) > 0:
+            return _("no purchases in the window before: new business")
+        return _("no purchases in this window or the one before")
+    return ""
+
+
+@dataclass
+class Part:
+    """A component as shown: label, value, weight in %, contribution, explanation."""
+
+    name: str
+    label: str
+    value: Decimal
+    weight_percent: str
+    contribution: Decimal
+    explanation: str
+    default: bool
+
+
+def ordered(components: list[dict] | None) -> list[dict]:
+    """Components in the measures' own order (a JSON object's key order is not kept by PostgreSQL's jsonb, so
+    the stored order differs between databases)."""
+    return sorted(components or [], key=lambda c: COMPONENT_ORDER.get(c.get("name"), len(COMPONENT_ORDER)))
+
+
+def parts(score: Score) -> list[Part]:
+    out = []
+    for c in ordered(score.components):
+        out.append(Part(
+            name=c.get("name", ""), label=_label(Component, c.get("name", "")), value=Decimal(str(c.get("value", 0))),
+            weight_percent=_number(Decimal(str(c.get("weight", 0))) * 100),
+            contribution=Decimal(str(c.get("contribution", 0))), explanation=explain(c), default=bool(c.get("default")),
+        ))  # fmt: skip
+    return out
+
+
+def _score_or_404(user, pk: int) -> Score:
+    access.require(user, Cap.VIEW_EVALUATIONS)
+    score = scores_for(user, Score.objects.select_related("institution", "model", "run")).filter(pk=pk).first()
+    if score is None:
+        raise Http404(_("No such score, or you may not see its customer."))
+    return score
+
+
+# --- results by class ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
 def evaluations(request):
-    return HttpResponse("")
+    user = request.user
+    access.require(user, Cap.VIEW_EVALUATIONS)
+    known = periods(ModelKind.EVALUATION)
+    form = EvaluationFilterForm(request.GET or None, periods=known)
+    data = form.cleaned()
+    period = data.get("period") or (known[0] if known else "")
+    klass = data.get("klass") or "A"
+    scoped = scores_for(user, Score.objects.filter(kind=ModelKind.EVALUATION, period=period))
+    counts = {k: {"total": 0, "up": 0, "down": 0, "same": 0, "new": 0} for k in "ABCD"}
+    for row in scoped.order_by().values("klass", "previous_klass").annotate(n=Count("id")):
+        if row["klass"] in counts:
+            counts[row["klass"]]["total"] += row["n"]
+            counts[row["klass"]][movement(row["klass"], row["previous_klass"])] += row["n"]
+    qs = scoped.filter(klass=klass).select_related("institution").order_by("-score", "institution_id")
+    page = CappedPaginator(qs, PAGE_SIZE).get_page(request.GET.get("page") or "1")
+    rows = list(page.object_list)
+    actions: dict[int, list[ImprovementAction]] = {}
+    if klass == Klass.D and rows:
+        found = ImprovementAction.objects.filter(
+            institution_id__in=[r.institution_id for r in rows], title__endswith=f"[{period}]"
+        ).order_by("id")
+        for a in found:
+            actions.setdefault(a.institution_id, []).append(a)
+    for r in rows:
+        r.move = movement(r.klass, r.previous_klass)
+        r.actions = actions.get(r.institution_id, [])
+    latest_run = (
+        EvaluationRun.objects.filter(model__kind=ModelKind.EVALUATION, period=period, finished_at__isnull=False)
+        .select_related("model").order_by("-started_at").first()
+    )  # fmt: skip
+    context = {
+        "form": form, "period": period, "periods": known, "klass": klass, "classes": "ABCD", "counts": counts,
+        "page_obj": page, "rows": rows, "run": latest_run, "may_run": access.can(user, Cap.RUN_EVALUATIONS),
+        "total": sum(c["total"] for c in counts.values()),
+    }  # fmt: skip
+    return render(request, "keyaccounts/eval_results.html", context)
 
 
-urlpatterns = [path("evaluations/", evaluations, name="evaluations")]
+@login_required
+@require_POST
+def run_now(request):
+    user = request.user
+    access.require(user, Cap.RUN_EVALUATIONS)
+    form = RunForm(request.POST)
+    if not form.is_valid():
+        raise Http404(_("No such evaluation."))
+    kind = form.cleaned_data["kind"]
+    run = evaluation.run(kind, user=user)
+    if kind == ModelKind.EVALUATION:
+        messages.success(request, _(
+            "The customer evaluation of %(period)s ran: %(n)s customers scored, %(tiers)s tier changes, "
+            "%(actions)s improvement actions opened.") % {
+            "period": run.period, "n": run.customers, "tiers": run.tier_changes, "actions": run.actions})  # fmt: skip
+        return redirect(reverse("keyaccounts:evaluations") + f"?period={run.period}")
+    messages.success(request, _("The key-account identification of %(period)s ran: %(n)s customers scored.")
+                     % {"period": run.period, "n": run.customers})  # fmt: skip
+    return redirect(reverse("keyaccounts:candidates") + f"?period={run.period}")
+
+
+# --- drill-down ---------------------------------------------------------------------------------------
+
+
+def _may_edit_influence(user) -> bool:
+    return access.can(user, Cap.CONFIGURE_SCORING) or access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)
+
+
+def _detail_context(request, score: Score, *, influence_form=None, conflict=False) -> dict:
+    user = request.user
+    history = list(
+        Score.objects.filter(institution_id=score.institution_id, kind=score.kind)
+        .only("id", "period", "as_of", "score", "klass", "candidate").order_by("-period")
+    )  # fmt: skip
+    shown = parts(score)
+    context = {
+        "score": score, "inst": score.institution, "parts": shown, "history": history,
+        "total": sum((p.contribution for p in shown), Decimal(0)),
+        "is_evaluation": score.kind == ModelKind.EVALUATION,
+        "move": movement(score.klass, score.previous_klass),
+        "may_act": score.kind == ModelKind.EVALUATION and access.can(user, Cap.RUN_EVALUATIONS),
+        "conflict": conflict,
+    }  # fmt: skip
+    if score.kind == ModelKind.EVALUATION:
+        context["actions"] = list(
+            ImprovementAction.objects.filter(institution_id=score.institution_id).order_by("-created_at")[:10]
+        )
+    else:
+        influence = MarketInfluence.objects.filter(institution_id=score.institution_id).first()
+        context["influence"] = influence
+        context["is_key_account"] = KeyAccount.objects.filter(
+            institution_id=score.institution_id, status=AccountStatus.ACTIVE).exists()  # fmt: skip
+        context["open_proposal"] = Proposal.objects.filter(
+            institution_id=score.institution_id, status__in=OPEN_PROPOSAL).exists()  # fmt: skip
+        context["may_propose"] = access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)
+        context["propose_url"] = PROPOSE_URL.format(score.institution_id)
+        if _may_edit_influence(user):
+            initial = {"kol_count": 0}
+            if influence is not None:
+                initial = {"kol_count": influence.kol_count, "kol_names": influence.kol_names,
+                           "assessment": influence.assessment, "notes": influence.notes,
+                           "version": influence.version}  # fmt: skip
+            context["influence_form"] = influence_form or InfluenceForm(initial=initial)
+    return context
+
+
+@login_required
+@require_GET
+def score_detail(request, pk: int):
+    score = _score_or_404(request.user, pk)
+    return render(request, "keyaccounts/eval_detail.html", _detail_context(request, score))
+
+
+@login_required
+@require_POST
+def score_action(request, pk: int):
+    user = request.user
+    access.require(user, Cap.RUN_EVALUATIONS)
+    score = _score_or_404(user, pk)
+    try:
+        action = open_improvement_action(user, score)
+    except ValidationError as e:
+        for m in e.messages:
+            messages.error(request, m)
+    else:
+        messages.success(request, _("Improvement action %(number)s was opened.") % {"number": action.number})
+    return redirect("keyaccounts:score", pk=score.pk)
+
+
+@login_required
+@require_POST
+def influence_edit(request, pk: int):
+    user = request.user
+    if not _may_edit_influence(user):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    score = _score_or_404(user, pk)
+    form = InfluenceForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            save_influence(user, score.institution, d, version=d.get("version"))
+        except ConflictError:
+            context = _detail_context(request, score, influence_form=form, conflict=True)
+            return render(request, "keyaccounts/eval_detail.html", context, status=409)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The market influence was saved; it counts from the next identification run."))
+            return redirect("keyaccounts:score", pk=score.pk)
+    context = _detail_context(request, score, influence_form=form)
+    return render(request, "keyaccounts/eval_detail.html", context, status=400)
+
+
+# --- candidates -------------------------------------------------------------------------------------
+
+
+def _candidate_rows(user, data: dict, period: str):
+    qs = Score.objects.filter(kind=ModelKind.CANDIDATE, period=period)
+    if data.get("only"):
+        # index score_candidates (kind, period, candidate, -score); "IN (true)" because a bare boolean column
+        # in the WHERE clause (what candidate=True becomes on SQLite) is not an equality the index can serve
+        qs = qs.filter(candidate__in=[True])
+    else:
+        # identification scores have no class: (kind, period, klass = "") walks index score_class in score order
+        qs = qs.filter(klass="")
+    if data.get("min_score") is not None:
+        qs = qs.filter(score__gte=data["min_score"])
+    if data.get("province"):
+        qs = qs.filter(institution__province=data["province"])
+    if data.get("kind"):
+        qs = qs.filter(institution__kind=data["kind"])
+    return scores_for(user, qs).select_related("institution").order_by("-score", "institution_id")
+
+
+@login_required
+@require_GET
+def candidates(request):
+    return _candidates_page(request)
+
+
+def _candidates_page(request, *, import_form=None, import_errors=None, status=200):
+    user = request.user
+    access.require(user, Cap.VIEW_EVALUATIONS)
+    known = periods(ModelKind.CANDIDATE)
+    form = CandidateFilterForm(request.GET or None, periods=known)
+    data = form.cleaned()
+    period = data.get("period") or (known[0] if known else "")
+    page = CappedPaginator(_candidate_rows(user, data, period), PAGE_SIZE).get_page(request.GET.get("page") or "1")
+    rows = list(page.object_list)
+    ids = [r.institution_id for r in rows]
+    key_ids = set(KeyAccount.objects.filter(institution_id__in=ids, status=AccountStatus.ACTIVE)
+                  .values_list("institution_id", flat=True)) if ids else set()  # fmt: skip
+    proposed = set(Proposal.objects.filter(institution_id__in=ids, status__in=OPEN_PROPOSAL)
+                   .values_list("institution_id", flat=True)) if ids else set()  # fmt: skip
+    offset = (page.number - 1) * PAGE_SIZE
+    for i, r in enumerate(rows):
+        r.rank = offset + i + 1
+        r.parts = parts(r)
+        r.is_key_account = r.institution_id in key_ids
+        r.open_proposal = r.institution_id in proposed
+        r.propose_url = PROPOSE_URL.format(r.institution_id)
+    model = evaluation.active_model(ModelKind.CANDIDATE) if known else None
+    filtered = any(request.GET.get(k) for k in ("province", "kind", "min_score", "only"))
+    may_import = _may_edit_influence(user)
+    context = {
+        "form": form, "period": period, "periods": known, "page_obj": page, "rows": rows, "filtered": filtered,
+        "may_run": access.can(user, Cap.RUN_EVALUATIONS), "may_propose": access.can(user, Cap.PROPOSE_KEY_ACCOUNTS),
+        "threshold": (model.thresholds or {}).get("candidate") if model else None,
+        "import_form": (import_form or KolImportForm()) if may_import else None, "import_errors": import_errors,
+        "components": [(c.value, c.label) for c in KIND_COMPONENTS[ModelKind.CANDIDATE]],
+    }  # fmt: skip
+    return render(request, "keyaccounts/eval_candidates.html", context, status=status)
+
+
+@login_required
+@require_POST
+def kol_import(request):
+    user = request.user
+    if not _may_edit_influence(user):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    form = KolImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _candidates_page(request, import_form=form, status=400)
+    try:
+        saved, errors = import_kols(user, form.cleaned_data["file"])
+    except ValidationError as e:
+        form.add_error("file", e)
+        return _candidates_page(request, import_form=form, status=400)
+    if saved:
+        messages.success(
+            request,
+            ngettext(
+                "Market influence of %(n)s customer was saved.", "Market influence of %(n)s customers was saved.", saved
+            )
+            % {"n": saved},
+        )
+    if errors:
+        return _candidates_page(
+            request, import_form=KolImportForm(), import_errors=errors, status=200 if saved else 400
+        )
+    return redirect("keyaccounts:candidates")
+
+
+# --- scoring models -----------------------------------------------------------------------------------
+
+
+def _model_view(model: ScoringModel) -> dict:
+    from . import scoring
+
+    params = {**scoring.DEFAULT_PARAMS, **(model.params or {})}
+    weights = scoring.normalised_weights(model.weights or {})
+    return {
+        "model": model,
+        "weights": [(_label(Component, k), v, _number(weights.get(k, Decimal(0)) * 100)) for k, v in model.weights.items()],
+        "params": [(PARAMS[k][0], params.get(k)) for k in KIND_PARAMS[model.kind] if k in PARAMS],
+        "thresholds": sorted((model.thresholds or {}).items()),
+        "benefits": [(k, _benefit((model.benefits or {}).get(k) or {})) for k in "ABCD"]
+        if model.kind == ModelKind.EVALUATION else [],
+    }  # fmt: skip
+
+
+def _benefit(b: dict) -> dict:
+    return {**b, "tier_label": _label(Tier, b["tier"]) if b.get("tier") else ""}
+
+
+@login_required
+@require_GET
+def scoring_models(request):
+    user = request.user
+    access.require(user, Cap.VIEW_EVALUATIONS)
+    kinds = []
+    for kind in (ModelKind.EVALUATION, ModelKind.CANDIDATE):
+        active = evaluation.active_model(kind)
+        history = list(ScoringModel.objects.filter(kind=kind).select_related("created_by").order_by("-version")[:20])
+        kinds.append({"kind": kind, "label": kind.label, **_model_view(active), "history": history})
+    context = {"kinds": kinds, "may_configure": access.can(user, Cap.CONFIGURE_SCORING)}
+    return render(request, "keyaccounts/eval_models.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def scoring_model_edit(request, kind: str):
+    user = request.user
+    access.require(user, Cap.CONFIGURE_SCORING)
+    if kind not in ModelKind.values:
+        raise Http404(_("No such scoring model."))
+    current = evaluation.active_model(kind)
+    conflict, status = False, 200
+    if request.method == "POST":
+        form = ScoringModelForm(request.POST, kind=kind)
+        status = 400
+        if form.is_valid():
+            if form.cleaned_data["version"] != current.version:
+                conflict, status = True, 409
+            else:
+                try:
+                    model = evaluation.save_model(user, kind, form.service_data())
+                except ValidationError as e:
+                    form.add_service_errors(e)
+                else:
+                    messages.success(request, _("Version %(version)s of the model is in force; it counts from the "
+                                                "next run.") % {"version": model.version})  # fmt: skip
+                    return redirect("keyaccounts:scoring-models")
+    else:
+        form = ScoringModelForm(initial=ScoringModelForm.initial_from(current), kind=kind)
+    context = {"form": form, "kind": ModelKind(kind), "current": current, "conflict": conflict}
+    return render(request, "keyaccounts/eval_model_form.html", context, status=status)
+
+
+# --- Customer 360 block -----------------------------------------------------------------------------
+
+
+def sparkline(values: list[Decimal], width: int = 160, height: int = 32) -> str:
+    """SVG polyline points for scores 0–100, oldest first."""
+    if len(values) < 2:
+        return ""
+    step = width / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - float(v) / 100 * height:.1f}" for i, v in enumerate(values))
+
+
+@login_required
+@require_GET
+def customer_panel(request, institution_id: int):
+    user = request.user
+    access.require(user, Cap.VIEW_EVALUATIONS)
+    institution = access.get_visible_or_404(user, Institution, institution_id)
+    history = list(
+        Score.objects.filter(institution=institution, kind=ModelKind.EVALUATION)
+        .only("id", "period", "as_of", "score", "klass", "previous_klass").order_by("-period")[:HISTORY_ROWS]
+    )  # fmt: skip
+    candidate = (
+        Score.objects.filter(institution=institution, kind=ModelKind.CANDIDATE)
+        .only("id", "period", "score", "candidate").order_by("-period").first()
+    )  # fmt: skip
+    latest = history[0] if history else None
+    context = {
+        "latest": latest, "history": history, "candidate": candidate,
+        "move": movement(latest.klass, latest.previous_klass) if latest else "",
+        "points": sparkline([s.score for s in reversed(history)]),
+    }  # fmt: skip
+    return render(request, "keyaccounts/eval_customer_block.html", context)
+
+
+# --- writes (service functions: candidates to move into evaluation.py) ---------------------------------
+
+
+def open_improvement_action(user, score: Score) -> ImprovementAction:
+    """Open an improvement action for the customer of an evaluation score by hand (RUN_EVALUATIONS): owned
+    as the automatic ones are (evaluation.action_owner), titled with the period so that a run does not open a
+    second one; refused while one of the period is still open."""
+    from pharmacrm.servicedesk import revisit
+
+    access.require(user, Cap.RUN_EVALUATIONS)
+    institution = score.institution
+    if score.kind != ModelKind.EVALUATION or not access.can_see(user, institution):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    tag = f"[{score.period}]"
+    existing = (
+        ImprovementAction.objects.filter(institution=institution, title__endswith=tag)
+        .exclude(status__in=revisit.CLOSED_ACTIONS).first()
+    )  # fmt: skip
+    if existing is not None:
+        raise ValidationError(_("Improvement action %(number)s for this period is still open.")
+                              % {"number": existing.number})  # fmt: skip
+    owner = evaluation.action_owner(institution)
+    if owner is None:
+        raise ValidationError(_("Nobody may own an improvement action: give the customer an owner first."))
+    return revisit._create_action(user, {
+        "title": _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
+        % {"name": institution.name[:120], "klass": score.klass, "tag": tag},
+        "description": _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
+                         "the weak components, talk to the customer and record what was done.")
+        % {"period": score.period, "klass": score.klass},
+        "owner": owner, "due_date": timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS),
+        "institution": institution,
+    })  # fmt: skip
+
+
+INFLUENCE_FIELDS = ("kol_count", "kol_names", "assessment", "notes")
+
+
+def _clean_influence(data: dict) -> dict:
+    errors: dict[str, list[str]] = {}
+    out = {}
+    try:
+        count = int(data.get("kol_count") or 0)
+    except (TypeError, ValueError):
+        count = -1
+    if not 0 <= count <= 100_000:
+        errors["kol_count"] = [_("Give the number of key opinion leaders (0 or more).")]
+    out["kol_count"] = count
+    assessment = data.get("assessment")
+    if assessment in ("", None):
+        out["assessment"] = None
+    else:
+        try:
+            out["assessment"] = int(assessment)
+        except (TypeError, ValueError):
+            out["assessment"] = -1
+        if not 0 <= out["assessment"] <= 100:
+            errors["assessment"] = [_("The assessment is a score from 0 to 100, or empty.")]
+    out["kol_names"] = str(data.get("kol_names") or "").replace("\x00", "").strip()[:2000]
+    out["notes"] = str(data.get("notes") or "").replace("\x00", "").strip()[:5000]
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def save_influence(user, institution: Institution, data: dict, *, version: int | None = None) -> MarketInfluence:
+    """Set a customer's key opinion leaders and marketing's assessment (CONFIGURE_SCORING or
+    PROPOSE_KEY_ACCOUNTS); audited with its changes; `version` guards against overwriting another's edit."""
+    if not _may_edit_influence(user):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    if not access.can_see(user, institution):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    clean = _clean_influence(data)
+    now = timezone.now()
+    with transaction.atomic():
+        current = MarketInfluence.objects.select_for_update().filter(institution=institution).first()
+        if current is None:
+            created = MarketInfluence.objects.create(institution=institution, updated_by=user, updated_at=now, **clean)
+            audit.record(A.CREATE, created, user=user, changes={k: [None, v] for k, v in clean.items()},
+                         institution=institution.pk)  # fmt: skip
+            return created
+        if version is not None and version != current.version:
+            raise ConflictError(current.version)
+        changes = audit.diff({k: getattr(current, k) for k in INFLUENCE_FIELDS}, clean)
+        if not changes:
+            return current
+        for k, v in clean.items():
+            setattr(current, k, v)
+        current.updated_by, current.updated_at, current.version = user, now, current.version + 1
+        current.save()
+        audit.record(A.UPDATE, current, user=user, changes=changes, institution=institution.pk)
+    return current
+
+
+KOL_COLUMNS = {
+    "credit_code": ("统一社会信用代码", "credit code", "credit_code", "客户统一社会信用代码"),
+    "external_id": ("客户外部编号", "external id", "external_id"),
+    "kol_count": ("kol人数", "kol count", "kol_count"),
+    "kol_names": ("kol姓名", "kol names", "kol_names"),
+    "assessment": ("市场影响力评分", "assessment", "market influence"),
+    "notes": ("备注", "notes"),
+}
+
+
+def _decode(raw: bytes) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValidationError(_("The file is not a CSV file in UTF-8 or GBK."))
+
+
+def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
+    """Market influence from a small CSV file: (customers saved, [(row, message)] of the refused rows)."""
+    if not _may_edit_influence(user):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    text = _decode(upload.read())
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise ValidationError(_("The file is empty."))
+    aliases = {alias.lower(): key for key, names in KOL_COLUMNS.items() for alias in names}
+    index = {}
+    for i, cell in enumerate(header):
+        key = aliases.get(cell.strip().lower())
+        if key and key not in index:
+            index[key] = i
+    if "credit_code" not in index and "external_id" not in index:
+        raise ValidationError(_("The file needs a column 统一社会信用代码 or 客户外部编号."))
+    rows = []
+    for number, cells in enumerate(reader, start=2):
+        values = {k: (cells[i].strip() if i < len(cells) else "") for k, i in index.items()}
+        if any(values.values()):
+            rows.append((number, values))
+    codes = {v.get("credit_code", "").upper() for _n, v in rows} - {""}
+    external = {v.get("external_id", "") for _n, v in rows} - {""}
+    visible = access.institutions_for(user, Institution.objects.active())
+    by_code, by_external = {}, {}
+    codes_list, external_list = sorted(codes), sorted(external)
+    for i in range(0, len(codes_list), 500):
+        by_code.update({x.credit_code: x for x in visible.filter(credit_code__in=codes_list[i : i + 500])})
+    for i in range(0, len(external_list), 500):
+        by_external.update({x.external_id: x for x in visible.filter(external_id__in=external_list[i : i + 500])})
+    saved, errors = 0, []
+    for number, values in rows:
+        code, ext = values.get("credit_code", "").upper(), values.get("external_id", "")
+        institution = by_code.get(code) if code else by_external.get(ext)
+        if institution is None:
+            errors.append((number, _("No customer with this credit code or external id (or you may not see it).")
+                           if code or ext else _("Give the credit code or the external id.")))  # fmt: skip
+            continue
+        count = values.get("kol_count", "")
+        names = values.get("kol_names", "")
+        if not count and names:
+            count = str(len([n for n in names.replace("、", ",").replace("，", ",").split(",") if n.strip()]))
+        try:
+            save_influence(user, institution, {"kol_count": count or 0, "kol_names": names,
+                                               "assessment": values.get("assessment", ""),
+                                               "notes": values.get("notes", "")})  # fmt: skip
+        except ValidationError as e:
+            errors.append((number, " ".join(e.messages)))
+        else:
+            saved += 1
+    return saved, errors
+
+
+urlpatterns = [
+    path("evaluations/", evaluations, name="evaluations"),
+    path("evaluations/run/", run_now, name="evaluation-run"),
+    path("evaluations/<int:pk>/", score_detail, name="score"),
+    path("evaluations/<int:pk>/action/", score_action, name="score-action"),
+    path("evaluations/<int:pk>/influence/", influence_edit, name="influence"),
+    path("evaluations/customer/<int:institution_id>/", customer_panel, name="eval-panel"),
+    path("candidates/", candidates, name="candidates"),
+    path("candidates/kols/", kol_import, name="kol-import"),
+    path("models/", scoring_models, name="scoring-models"),
+    path("models/<str:kind>/", scoring_model_edit, name="scoring-model-edit"),
+]

@@ -1,11 +1,1118 @@
-"""Key-account programme pages (stub)."""
+"""Key-account programme pages: the list of key accounts, proposals with their review and signed decision,
+the review & approval inbox, the key-account file (team, plan, agreements, meetings, evaluations,
+purchases, tickets, trials), the agreement archive, a member's page, the leadership scorecards and the
+progress report. Every write goes through keyaccounts.services; every read asks core.access."""
 
-from django.http import HttpResponse
-from django.urls import path
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from urllib.parse import quote
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
+from pharmacrm.customers.choices import Tier
+
+from . import services
+from .choices import (
+    OPEN_ITEM,
+    OPEN_PROPOSAL,
+    AccountStatus,
+    AgreementStatus,
+    Component,
+    PlanArea,
+    PlanStatus,
+    ProposalKind,
+    ProposalStatus,
+    TeamRole,
+)
+from .forms_programme import (
+    AgreementForm,
+    ArchiveFilterForm,
+    DecisionForm,
+    ItemForm,
+    MeasureForm,
+    MeetingForm,
+    MemberForm,
+    OpinionForm,
+    PeriodForm,
+    PlanStartForm,
+    ProgressForm,
+    ProposalForm,
+    SignedForm,
+    SubmitForm,
+    TrialForm,
+    TrialUpdateForm,
+)
+from .models import (
+    AccountReview,
+    Agreement,
+    KeyAccount,
+    MeetingAction,
+    PlanItem,
+    Proposal,
+    Score,
+    ServicePlan,
+    TeamMember,
+    TrialOffer,
+)
+
+A = AuditEntry.Action
+PAGE_SIZE = 50
 
 
+# --- reading helpers ---------------------------------------------------------------------------------
+
+
+def _account_or_404(user, pk: int) -> KeyAccount:
+    account = services.accounts_for(user).select_related("institution", "team").filter(pk=pk).first()
+    if account is None:
+        raise Http404(_("No such key account, or you may not see it."))
+    return account
+
+
+def _proposal_or_404(user, pk: int) -> Proposal:
+    proposal = (
+        services.proposals_for(user)
+        .select_related("institution", "account", "proposed_by", "decided_by", "signature")
+        .filter(pk=pk)
+        .first()
+    )
+    if proposal is None:
+        raise Http404(_("No such proposal, or you may not see it."))
+    return proposal
+
+
+def _agreement_or_404(user, pk: int) -> Agreement:
+    agreement = (
+        Agreement.objects.select_related("account__institution", "plan")
+        .filter(pk=pk, account__in=services.accounts_for(user))
+        .first()
+    )
+    if agreement is None:
+        raise Http404(_("No such agreement, or you may not see it."))
+    return agreement
+
+
+def latest_candidate(institution) -> Score | None:
+    return (
+        Score.objects.filter(institution=institution, kind="candidate")
+        .order_by("-as_of", "-computed_at")
+        .first()
+    )
+
+
+def component_rows(components) -> list[dict]:
+    """A score's components with their labels, for the explanation table."""
+    labels = dict(Component.choices)
+    rows = []
+    for c in components or []:
+        name = c.get("name", "")
+        rows.append({**c, "label": labels.get(name, name)})
+    return rows
+
+
+def account_rows(accounts) -> list[dict]:
+    """Each account with its project manager(s), plan in force, open draft, latest agreement, open and
+    overdue items: a fixed number of queries whatever the number of accounts."""
+    accounts = list(accounts)
+    ids = [a.pk for a in accounts]
+    today = timezone.localdate()
+    pms: dict[int, list] = {}
+    for m in TeamMember.objects.filter(account_id__in=ids, role=TeamRole.PROJECT_MANAGER).select_related(
+        "user"
+    ):
+        pms.setdefault(m.account_id, []).append(m.user)
+    in_force: dict[int, ServicePlan] = {}
+    drafts: dict[int, ServicePlan] = {}
+    for plan in ServicePlan.objects.filter(account_id__in=ids).order_by("version_number"):
+        if plan.status == PlanStatus.APPROVED:
+            in_force[plan.account_id] = plan
+        elif plan.status in (PlanStatus.DRAFT, PlanStatus.SUBMITTED, PlanStatus.REJECTED):
+            drafts[plan.account_id] = plan
+    latest: dict[int, Agreement] = {}
+    for ag in Agreement.objects.filter(account_id__in=ids).order_by("created_at", "id"):
+        latest[ag.account_id] = ag
+    counts = (
+        PlanItem.objects.filter(plan__account_id__in=ids, plan__status=PlanStatus.APPROVED)
+        .values("plan__account_id")
+        .annotate(
+            open=Count("id", filter=Q(status__in=OPEN_ITEM)),
+            overdue=Count("id", filter=Q(status__in=OPEN_ITEM, deadline__lt=today)),
+            done=Count("id", filter=Q(status="done")),
+        )
+    )
+    by_account = {c["plan__account_id"]: c for c in counts}
+    rows = []
+    for a in accounts:
+        c = by_account.get(a.pk, {})
+        rows.append({
+            "account": a, "pms": pms.get(a.pk, []), "plan": in_force.get(a.pk), "draft": drafts.get(a.pk),
+            "agreement": latest.get(a.pk), "open": c.get("open", 0), "overdue": c.get("overdue", 0),
+            "done": c.get("done", 0),
+        })  # fmt: skip
+    return rows
+
+
+def _leadership(user) -> bool:
+    """Leadership and oversight: staff scorecards and other members' pages."""
+    return access.can(user, Cap.APPROVE_KEY_ACCOUNTS) or access.can(user, Cap.VIEW_AUDIT)
+
+
+def _current_period(today: dt.date | None = None) -> str:
+    today = today or timezone.localdate()
+    return f"{today.year}Q{(today.month - 1) // 3 + 1}"
+
+
+# --- the list and the inbox ----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
 def home(request):
-    return HttpResponse("")
+    access.require(request.user, Cap.VIEW_KEY_ACCOUNTS)
+    show = request.GET.get("status") or AccountStatus.ACTIVE
+    if show not in AccountStatus.values:
+        show = AccountStatus.ACTIVE
+    accounts = services.accounts_for(request.user).filter(status=show).select_related("institution")
+    rows = account_rows(accounts.order_by("number"))
+    user = request.user
+    context = {
+        "rows": rows, "show": show, "statuses": AccountStatus.choices,
+        "may_propose": access.can(user, Cap.PROPOSE_KEY_ACCOUNTS), "leadership": _leadership(user),
+        "waiting": len(_inbox(user)["all"]),
+    }  # fmt: skip
+    return render(request, "keyaccounts/ka_home.html", context)
 
 
-urlpatterns = [path("", home, name="home")]
+def _inbox(user) -> dict:
+    proposals = services.proposals_for(user).select_related("institution", "proposed_by")
+    out: dict[str, list] = {"review": [], "send": [], "decide": [], "plans": []}
+    if access.can(user, Cap.REVIEW_KEY_ACCOUNTS) and services.departments_of(user):
+        out["review"] = list(proposals.filter(status=ProposalStatus.REVIEW).exclude(reviews__reviewer=user))
+    if access.can(user, Cap.PROPOSE_KEY_ACCOUNTS):
+        out["send"] = list(proposals.filter(status=ProposalStatus.REVIEW, proposed_by=user))
+    if access.can(user, Cap.APPROVE_KEY_ACCOUNTS):
+        out["decide"] = list(proposals.filter(status=ProposalStatus.SUBMITTED).exclude(proposed_by=user))
+        out["plans"] = list(
+            ServicePlan.objects.filter(status=PlanStatus.SUBMITTED, account__in=services.accounts_for(user))
+            .select_related("account__institution", "created_by")
+            .order_by("submitted_at")
+        )
+    out["all"] = out["review"] + out["send"] + out["decide"] + out["plans"]
+    return out
+
+
+@login_required
+@require_GET
+def inbox(request):
+    access.require(request.user, Cap.VIEW_KEY_ACCOUNTS)
+    return render(request, "keyaccounts/ka_inbox.html", {"inbox": _inbox(request.user)})
+
+
+@login_required
+@require_GET
+def proposal_list(request):
+    access.require(request.user, Cap.VIEW_KEY_ACCOUNTS)
+    status = request.GET.get("status", "")
+    qs = services.proposals_for(request.user).select_related("institution", "proposed_by", "decided_by")
+    if status in ProposalStatus.values:
+        qs = qs.filter(status=status)
+    page = Paginator(qs.order_by("-proposed_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page_obj": page, "rows": page.object_list, "status": status, "statuses": ProposalStatus.choices,
+               "may_propose": access.can(request.user, Cap.PROPOSE_KEY_ACCOUNTS)}  # fmt: skip
+    return render(request, "keyaccounts/ka_proposals.html", context)
+
+
+# --- proposals -----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def proposal_create(request):
+    user = request.user
+    access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
+    raw = request.POST.get("institution") or request.GET.get("institution") or ""
+    kind = request.POST.get("kind") or request.GET.get("kind") or ProposalKind.LIST
+    if kind not in ProposalKind.values:
+        kind = ProposalKind.LIST
+    institution = None
+    if raw.isdecimal() and len(raw) < 19:
+        institution = access.institutions_for(user).filter(pk=int(raw)).first()
+    if institution is None:
+        raise Http404(_("Choose a customer from the candidate list or its page."))
+    status = 200
+    if request.method == "POST":
+        form = ProposalForm(request.POST)
+        if form.is_valid():
+            try:
+                proposal = services.propose(user, institution, reason=form.cleaned_data["reason"], kind=kind)
+            except ValidationError as e:
+                form.add_service_errors(e)
+            else:
+                messages.success(
+                    request, _("Proposal %(number)s was sent for review.") % {"number": proposal.number}
+                )
+                return redirect("keyaccounts:proposal", pk=proposal.pk)
+        status = 400
+    else:
+        form = ProposalForm()
+    score = latest_candidate(institution)
+    context = {
+        "form": form, "institution": institution, "kind": kind, "kind_label": ProposalKind(kind).label,
+        "score": score, "components": component_rows(score.components if score else []),
+        "account": services.active_account(institution.pk),
+    }  # fmt: skip
+    return render(request, "keyaccounts/ka_proposal_form.html", context, status=status)
+
+
+def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> HttpResponse:
+    user = request.user
+    departments = services.departments_of(user)
+    may_review = (
+        proposal.status == ProposalStatus.REVIEW
+        and access.can(user, Cap.REVIEW_KEY_ACCOUNTS)
+        and bool(departments)
+    )
+    may_send = proposal.status == ProposalStatus.REVIEW and access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)
+    approver = access.can(user, Cap.APPROVE_KEY_ACCOUNTS)
+    own = proposal.proposed_by_id == user.pk
+    may_decide = proposal.status == ProposalStatus.SUBMITTED and approver and not own
+    mine = proposal.reviews.filter(reviewer=user).first()
+    opinion_form = forms.get("opinion_form")
+    if opinion_form is None and may_review:
+        initial = (
+            {"department": mine.department, "opinion": mine.opinion, "comment": mine.comment} if mine else {}
+        )
+        opinion_form = OpinionForm(departments=departments, initial=initial, prefix="review")
+    context = {
+        "proposal": proposal,
+        "reviews": list(proposal.reviews.select_related("reviewer")),
+        "components": component_rows(proposal.components),
+        "may_review": may_review, "my_review": mine, "opinion_form": opinion_form,
+        "may_send": may_send,
+        "has_marketing": proposal.reviews.filter(department="marketing").exists(),
+        "submit_form": forms.get("submit_form") or SubmitForm(initial={"version": proposal.version}, prefix="submit"),
+        "may_decide": may_decide, "own_proposal": own and approver and proposal.status == ProposalStatus.SUBMITTED,
+        "decision_form": forms.get("decision_form") or DecisionForm(initial={"version": proposal.version},
+                                                                    prefix="decision"),
+        "may_withdraw": proposal.status in OPEN_PROPOSAL and access.can(user, Cap.PROPOSE_KEY_ACCOUNTS),
+        "candidate": latest_candidate(proposal.institution),
+    }  # fmt: skip
+    return render(request, "keyaccounts/ka_proposal_detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def proposal_detail(request, pk: int):
+    return _proposal_page(request, _proposal_or_404(request.user, pk))
+
+
+@login_required
+@require_POST
+def proposal_opinion(request, pk: int):
+    proposal = _proposal_or_404(request.user, pk)
+    access.require(request.user, Cap.REVIEW_KEY_ACCOUNTS)
+    form = OpinionForm(request.POST, departments=services.departments_of(request.user), prefix="review")
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.give_opinion(request.user, proposal, opinion=d["opinion"], comment=d["comment"],
+                                  department=d["department"])  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("Your opinion was recorded."))
+            return redirect("keyaccounts:proposal", pk=proposal.pk)
+    return _proposal_page(request, proposal, 400, opinion_form=form)
+
+
+@login_required
+@require_POST
+def proposal_submit(request, pk: int):
+    proposal = _proposal_or_404(request.user, pk)
+    form = SubmitForm(request.POST, prefix="submit")
+    if form.is_valid():
+        try:
+            services.submit_for_decision(request.user, proposal, version=form.cleaned_data.get("version"))
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The proposal was sent to leadership for a decision."))
+            return redirect("keyaccounts:proposal", pk=proposal.pk)
+    return _proposal_page(request, proposal, 400, submit_form=form)
+
+
+@login_required
+@require_POST
+def proposal_decide(request, pk: int):
+    proposal = _proposal_or_404(request.user, pk)
+    form = DecisionForm(request.POST, prefix="decision")
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.decide(request.user, proposal, approve=form.approve, comment=d["comment"],
+                            otp_code=d["otp_code"], version=d.get("version"))  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            proposal.refresh_from_db()
+            messages.success(request, _("Proposal %(number)s: %(status)s.")
+                             % {"number": proposal.number, "status": proposal.get_status_display()})  # fmt: skip
+            if proposal.status == ProposalStatus.APPROVED and proposal.account_id:
+                return redirect("keyaccounts:account", pk=proposal.account_id)
+            return redirect("keyaccounts:proposal", pk=proposal.pk)
+    proposal = _proposal_or_404(request.user, pk)
+    return _proposal_page(request, proposal, 400, decision_form=form)
+
+
+@login_required
+@require_POST
+def proposal_withdraw(request, pk: int):
+    proposal = _proposal_or_404(request.user, pk)
+    try:
+        services.withdraw(request.user, proposal)
+    except ValidationError as e:
+        for m in e.messages:
+            messages.error(request, m)
+    else:
+        messages.success(request, _("The proposal was withdrawn."))
+    return redirect("keyaccounts:proposal", pk=proposal.pk)
+
+
+# --- the key-account file --------------------------------------------------------------------------------
+
+
+def _plan_context(account: KeyAccount, today: dt.date) -> dict:
+    plans = list(account.plans.select_related("created_by", "decided_by").order_by("-version_number"))
+    in_force = next((p for p in plans if p.status == PlanStatus.APPROVED), None)
+    draft = next(
+        (p for p in plans if p.status in (PlanStatus.DRAFT, PlanStatus.SUBMITTED, PlanStatus.REJECTED)), None
+    )
+    wanted = [p.pk for p in (in_force, draft) if p is not None]
+    items: dict[int, list] = {pk: [] for pk in wanted}
+    for item in (
+        PlanItem.objects.filter(plan_id__in=wanted).select_related("owner").order_by("area", "deadline", "id")
+    ):
+        item.overdue = item.status in OPEN_ITEM and item.deadline < today
+        items[item.plan_id].append(item)
+
+    def by_area(plan):
+        if plan is None:
+            return []
+        groups = []
+        for value, label in PlanArea.choices:
+            rows = [i for i in items[plan.pk] if i.area == value]
+            if rows:
+                groups.append({"area": value, "label": label, "items": rows})
+        return groups
+
+    return {
+        "plans": plans, "plan": in_force, "draft": draft,
+        "plan_areas": by_area(in_force), "draft_areas": by_area(draft),
+        "plan_items": items.get(in_force.pk, []) if in_force else [],
+        "draft_items": items.get(draft.pk, []) if draft else [],
+        "draft_editable": draft is not None and draft.status in (PlanStatus.DRAFT, PlanStatus.REJECTED),
+    }  # fmt: skip
+
+
+def _account_context(request, account: KeyAccount, **forms) -> dict:
+    from pharmacrm.sales import services as sales
+    from pharmacrm.servicedesk.models import ImprovementAction
+
+    user = request.user
+    today = timezone.localdate()
+    inst = account.institution
+    manage = services.may_manage(user, account)
+    record = services.may_record(user, account)
+    active = account.status == AccountStatus.ACTIVE
+    writer = not (access.roles_of(user) & READ_ONLY_ROLES)
+    ctx: dict = {"account": account, "institution": inst, "may_manage": manage and active, "may_record": record and active,
+                 "today": today, "active": active}  # fmt: skip
+    members = list(account.members.select_related("user").order_by("role", "id"))
+    ctx["members"] = members
+    ctx["members_by_role"] = [
+        {"role": value, "label": label, "members": [m for m in members if m.role == value]}
+        for value, label in TeamRole.choices
+    ]
+    ctx.update(_plan_context(account, today))
+    ctx["previous_tier_label"] = dict(Tier.choices).get(account.previous_tier, account.previous_tier)
+    ctx["may_propose_delist"] = active and access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)
+    ctx["approver"] = access.can(user, Cap.APPROVE_KEY_ACCOUNTS)
+    draft = ctx["draft"]
+    ctx["member_form"] = forms.get("member_form") or MemberForm(prefix="member")
+    ctx["start_form"] = forms.get("start_form") or PlanStartForm(prefix="plan")
+    ctx["item_form"] = forms.get("item_form") or ItemForm(account=account, prefix="item")
+    edit_pk, edit_form = forms.get("item_edit", (None, None))
+    ctx["item_forms"] = {}
+    if ctx["draft_editable"] and manage:
+        for item in ctx["draft_items"]:
+            if item.pk == edit_pk:
+                item.edit_form = edit_form
+            else:
+                item.edit_form = ItemForm(account=account, prefix=f"item{item.pk}", initial={
+                    "area": item.area, "title": item.title, "standard": item.standard, "owner": item.owner_id,
+                    "deadline": item.deadline, "version": item.version})  # fmt: skip
+    progress_pk, progress_form = forms.get("progress", (None, None))
+    for item in ctx["plan_items"]:
+        item.may_update = active and writer and services.may_update_progress(user, item)
+        if item.may_update:
+            item.progress_form = progress_form if item.pk == progress_pk else ProgressForm(
+                prefix=f"progress{item.pk}",
+                initial={"status": item.status, "progress": item.progress, "version": item.version})  # fmt: skip
+    ctx["plan_submit_form"] = forms.get("plan_submit_form") or SubmitForm(
+        prefix="plansubmit", initial={"version": draft.version if draft else None}
+    )
+    ctx["plan_decision_form"] = forms.get("plan_decision_form") or DecisionForm(
+        prefix="plandecision", initial={"version": draft.version if draft else None}
+    )
+    # agreements
+    agreements = list(account.agreements.select_related("plan", "created_by").order_by("-created_at", "-id"))
+    signed_pk, signed_form = forms.get("signed", (None, None))
+    for ag in agreements:
+        if ag.status in (AgreementStatus.DRAFT, AgreementStatus.SIGNED) and manage:
+            ag.signed_form = (
+                signed_form
+                if ag.pk == signed_pk
+                else SignedForm(
+                    prefix=f"signed{ag.pk}", initial={"version": ag.version, "signed_date": today}
+                )
+            )
+    ctx["agreements"] = agreements
+    ctx["agreement_form"] = forms.get("agreement_form") or AgreementForm(prefix="agreement", initial={
+        "start_date": today, "end_date": today.replace(year=today.year + 1) - dt.timedelta(days=1)
+        if not (today.month == 2 and today.day == 29) else dt.date(today.year + 1, 2, 28),
+        "renewal_notice_days": 60})  # fmt: skip
+    # meetings
+    meetings = list(account.meetings.prefetch_related("actions__owner").select_related("created_by")[:20])
+    for meeting in meetings:
+        for act in meeting.actions.all():
+            act.may_toggle = active and writer and (act.owner_id == user.pk or manage)
+            act.late = act.done_at is None and act.due_date < today
+    ctx["meetings"] = meetings
+    ctx["meeting_form"] = forms.get("meeting_form") or MeetingForm(account=account, prefix="meeting")
+    # evaluations and measures
+    ctx["reviews"] = list(AccountReview.objects.filter(account=account).order_by("-period")[:8])
+    for review in ctx["reviews"]:
+        review.rows = component_rows(review.components)
+    ctx["may_review"] = active and (manage or access.can(user, Cap.RUN_EVALUATIONS))
+    ctx["period_form"] = forms.get("period_form") or PeriodForm(prefix="period", initial={
+        "period": services.previous_quarter(today)})  # fmt: skip
+    ctx["measures"] = list(ImprovementAction.objects.filter(institution=inst).select_related("owner")
+                           .order_by("-created_at")[:20])  # fmt: skip
+    ctx["measure_form"] = forms.get("measure_form") or MeasureForm(account=account, prefix="measure")
+    # purchases (read only)
+    if sales.may_see_purchases(user, inst):
+        credit = sales.credit(inst.pk)
+        ctx["purchases"] = {"totals": sales.totals(inst.pk), "credit": credit,
+                            "credit_label": sales.CREDIT_LABELS.get(credit.status, credit.status)}  # fmt: skip
+    # recent tickets
+    ctx["tickets"] = list(
+        access.tickets_for(user).filter(Q(institution=inst) | Q(institution__parent=inst))
+        .select_related("team", "assignee").order_by("-received_at")[:10]
+    )  # fmt: skip
+    # trials
+    trials = list(account.trials.select_related("product", "created_by"))
+    trial_pk, trial_update_form = forms.get("trial_update", (None, None))
+    may_trial = active and writer and (record or access.can(user, Cap.MANAGE_KNOWLEDGE))
+    for trial in trials:
+        if may_trial:
+            trial.form = (
+                trial_update_form
+                if trial.pk == trial_pk
+                else TrialUpdateForm(prefix=f"trial{trial.pk}", initial={"status": trial.status})
+            )
+    ctx["trials"] = trials
+    ctx["may_trial"] = may_trial
+    ctx["trial_form"] = forms.get("trial_form") or TrialForm(prefix="trial")
+    ctx["open_section"] = forms.get("open_section", "")
+    return ctx
+
+
+def _account_page(request, account: KeyAccount, status: int = 200, **forms) -> HttpResponse:
+    return render(
+        request, "keyaccounts/ka_account.html", _account_context(request, account, **forms), status=status
+    )
+
+
+def _back(account: KeyAccount, anchor: str):
+    return redirect(reverse("keyaccounts:account", args=[account.pk]) + f"#{anchor}")
+
+
+@login_required
+@require_GET
+def account_detail(request, pk: int):
+    return _account_page(request, _account_or_404(request.user, pk))
+
+
+@login_required
+@require_POST
+def member_add(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    services.require_manage(request.user, account)
+    form = MemberForm(request.POST, prefix="member")
+    if form.is_valid():
+        try:
+            services.add_member(request.user, account, form.cleaned_data["user"], form.cleaned_data["role"])
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(
+                request, _("%(user)s joined the service team.") % {"user": form.cleaned_data["user"]}
+            )
+            return _back(account, "team")
+    return _account_page(request, account, 400, member_form=form, open_section="team")
+
+
+@login_required
+@require_POST
+def member_remove(request, pk: int, member_pk: int):
+    account = _account_or_404(request.user, pk)
+    member = (
+        TeamMember.objects.filter(pk=member_pk, account=account)
+        .select_related("user", "account__team")
+        .first()
+    )
+    if member is None:
+        raise Http404(_("No such team member."))
+    try:
+        services.remove_member(request.user, member)
+    except ValidationError as e:
+        for m in e.messages:
+            messages.error(request, m)
+    else:
+        messages.success(request, _("%(user)s left the service team.") % {"user": member.user})
+    return _back(account, "team")
+
+
+@login_required
+@require_POST
+def plan_start(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    form = PlanStartForm(request.POST, prefix="plan")
+    if form.is_valid():
+        try:
+            services.start_plan(request.user, account, **form.cleaned_data)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("A new draft of the service plan was started."))
+            return _back(account, "plan")
+    return _account_page(request, account, 400, start_form=form, open_section="plan")
+
+
+def _draft_or_404(account: KeyAccount) -> ServicePlan:
+    draft = services.open_plan(account)
+    if draft is None:
+        raise Http404(_("This account has no draft plan."))
+    return draft
+
+
+@login_required
+@require_POST
+def item_add(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    draft = _draft_or_404(account)
+    form = ItemForm(request.POST, account=account, prefix="item")
+    if form.is_valid():
+        try:
+            services.save_item(request.user, draft, form.service_data())
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The service item was added."))
+            return _back(account, "plan")
+    return _account_page(request, account, 400, item_form=form, open_section="plan")
+
+
+def _item_or_404(account: KeyAccount, item_pk: int) -> PlanItem:
+    item = (
+        PlanItem.objects.filter(pk=item_pk, plan__account=account)
+        .select_related("plan__account", "owner")
+        .first()
+    )
+    if item is None:
+        raise Http404(_("No such service item."))
+    return item
+
+
+@login_required
+@require_POST
+def item_edit(request, pk: int, item_pk: int):
+    account = _account_or_404(request.user, pk)
+    item = _item_or_404(account, item_pk)
+    form = ItemForm(request.POST, account=account, prefix=f"item{item.pk}")
+    if form.is_valid():
+        try:
+            services.save_item(request.user, item.plan, form.service_data(), item=item,
+                               version=form.cleaned_data.get("version"))  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The service item was saved."))
+            return _back(account, "plan")
+    return _account_page(request, account, 400, item_edit=(item.pk, form), open_section="plan")
+
+
+@login_required
+@require_POST
+def item_delete(request, pk: int, item_pk: int):
+    account = _account_or_404(request.user, pk)
+    item = _item_or_404(account, item_pk)
+    try:
+        services.delete_item(request.user, item)
+    except ValidationError as e:
+        for m in e.messages:
+            messages.error(request, m)
+    else:
+        messages.success(request, _("The service item was deleted."))
+    return _back(account, "plan")
+
+
+@login_required
+@require_POST
+def item_progress(request, pk: int, item_pk: int):
+    account = _account_or_404(request.user, pk)
+    item = _item_or_404(account, item_pk)
+    form = ProgressForm(request.POST, prefix=f"progress{item.pk}")
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.update_progress(request.user, item, status=d["status"], progress=d.get("progress"),
+                                     note=d.get("note") or "", version=d.get("version"))  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The progress was saved."))
+            return _back(account, "plan")
+    return _account_page(request, account, 400, progress=(item.pk, form), open_section="plan")
+
+
+@login_required
+@require_POST
+def plan_submit(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    draft = _draft_or_404(account)
+    form = SubmitForm(request.POST, prefix="plansubmit")
+    if form.is_valid():
+        try:
+            services.submit_plan(request.user, draft, version=form.cleaned_data.get("version"))
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The service plan was submitted for leadership review."))
+            return _back(account, "plan")
+    return _account_page(request, account, 400, plan_submit_form=form, open_section="plan")
+
+
+@login_required
+@require_POST
+def plan_decide(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    draft = _draft_or_404(account)
+    form = DecisionForm(request.POST, prefix="plandecision")
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.decide_plan(request.user, draft, approve=form.approve, comment=d["comment"],
+                                 otp_code=d["otp_code"], version=d.get("version"))  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            draft.refresh_from_db()
+            messages.success(request, _("Service plan version %(v)s: %(status)s.")
+                             % {"v": draft.version_number, "status": draft.get_status_display()})  # fmt: skip
+            return _back(account, "plan")
+    return _account_page(request, account, 400, plan_decision_form=form, open_section="plan")
+
+
+@login_required
+@require_POST
+def agreement_create(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    form = AgreementForm(request.POST, prefix="agreement")
+    if form.is_valid():
+        try:
+            agreement = services.generate_agreement(request.user, account, **form.cleaned_data)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("Agreement %(number)s was generated.") % {"number": agreement.number})
+            return _back(account, "agreements")
+    return _account_page(request, account, 400, agreement_form=form, open_section="agreements")
+
+
+@login_required
+@require_GET
+def agreement_pdf(request, pk: int):
+    from . import agreement_pdf as renderer
+
+    agreement = _agreement_or_404(request.user, pk)
+    data = renderer.render(agreement)
+    audit.record(A.EXPORT, agreement, user=request.user, format="PDF")
+    response = HttpResponse(data, content_type="application/pdf")
+    name = f"{agreement.number}-服务协议.pdf"
+    response["Content-Disposition"] = (
+        f"attachment; filename=\"{agreement.number}.pdf\"; filename*=UTF-8''{quote(name)}"
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_POST
+def agreement_signed(request, pk: int):
+    agreement = _agreement_or_404(request.user, pk)
+    account = _account_or_404(request.user, agreement.account_id)
+    services.require_manage(request.user, account)
+    form = SignedForm(request.POST, request.FILES, prefix=f"signed{agreement.pk}")
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.record_signed(request.user, agreement, signed_date=d["signed_date"], upload=d.get("signed_copy"),
+                                   version=d.get("version"))  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(
+                request, _("The signing of %(number)s was recorded.") % {"number": agreement.number}
+            )
+            return _back(account, "agreements")
+    return _account_page(request, account, 400, signed=(agreement.pk, form), open_section="agreements")
+
+
+@login_required
+@require_GET
+def agreement_signed_copy(request, pk: int):
+    agreement = _agreement_or_404(request.user, pk)
+    if not agreement.signed_copy:
+        raise Http404(_("No signed copy was uploaded."))
+    file = Path(agreement.signed_copy)
+    if not file.is_file() or file.resolve().parent != services.agreements_dir().resolve():
+        raise Http404(_("The file is missing from the storage."))
+    audit.record(A.EXPORT, agreement, user=request.user, format="signed copy")
+    content_type = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}.get(file.suffix,
+                                                                                              "application/octet-stream")  # fmt: skip
+    response = FileResponse(open(file, "rb"), content_type=content_type)
+    name = agreement.signed_copy_name or file.name
+    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or file.name
+    response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_POST
+def meeting_create(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    if not services.may_record(request.user, account):
+        raise PermissionDenied(services.NOT_ALLOWED)
+    form = MeetingForm(request.POST, account=account, prefix="meeting")
+    if form.is_valid():
+        data, actions = form.service_data()
+        try:
+            services.record_meeting(request.user, account, data, actions)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The meeting was recorded."))
+            return _back(account, "meetings")
+    return _account_page(request, account, 400, meeting_form=form, open_section="meetings")
+
+
+@login_required
+@require_POST
+def action_toggle(request, pk: int, action_pk: int):
+    account = _account_or_404(request.user, pk)
+    action = (
+        MeetingAction.objects.filter(pk=action_pk, meeting__account=account)
+        .select_related("meeting__account")
+        .first()
+    )
+    if action is None:
+        raise Http404(_("No such action item."))
+    services.complete_action(request.user, action, done=action.done_at is None)
+    messages.success(request, _("The action item was updated."))
+    return _back(account, "meetings")
+
+
+@login_required
+@require_POST
+def review_run(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    form = PeriodForm(request.POST, prefix="period")
+    if form.is_valid():
+        try:
+            review = services.review_account(account, form.cleaned_data["period"], user=request.user)
+        except ValidationError as e:
+            for message in e.messages:
+                form.add_error("period", message)
+        else:
+            messages.success(request, _("The evaluation for %(period)s was computed: %(score)s.")
+                             % {"period": review.period, "score": review.score})  # fmt: skip
+            return _back(account, "evaluations")
+    return _account_page(request, account, 400, period_form=form, open_section="evaluations")
+
+
+@login_required
+@require_POST
+def measure_add(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    services.require_manage(request.user, account)
+    form = MeasureForm(request.POST, account=account, prefix="measure")
+    if form.is_valid():
+        try:
+            action = services.add_measure(request.user, account, **form.cleaned_data)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(
+                request, _("Improvement measure %(number)s was added.") % {"number": action.number}
+            )
+            return _back(account, "evaluations")
+    return _account_page(request, account, 400, measure_form=form, open_section="evaluations")
+
+
+@login_required
+@require_POST
+def trial_create(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    form = TrialForm(request.POST, prefix="trial")
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.offer_trial(request.user, account, product=d["product"], notes=d.get("notes") or "",
+                                 offered_on=d.get("offered_on"))  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The trial offer was recorded."))
+            return _back(account, "trials")
+    return _account_page(request, account, 400, trial_form=form, open_section="trials")
+
+
+@login_required
+@require_POST
+def trial_update(request, pk: int, trial_pk: int):
+    account = _account_or_404(request.user, pk)
+    trial = TrialOffer.objects.filter(pk=trial_pk, account=account).select_related("account").first()
+    if trial is None:
+        raise Http404(_("No such trial offer."))
+    form = TrialUpdateForm(request.POST, prefix=f"trial{trial.pk}")
+    if form.is_valid():
+        try:
+            services.update_trial(request.user, trial, status=form.cleaned_data["status"],
+                                  notes=form.cleaned_data.get("notes") or "")  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The trial offer was updated."))
+            return _back(account, "trials")
+    return _account_page(request, account, 400, trial_update=(trial.pk, form), open_section="trials")
+
+
+# --- the archive, a member's page, scorecards, the report -------------------------------------------------
+
+
+@login_required
+@require_GET
+def agreement_archive(request):
+    access.require(request.user, Cap.VIEW_KEY_ACCOUNTS)
+    form = ArchiveFilterForm(request.GET or None)
+    qs = Agreement.objects.filter(account__in=services.accounts_for(request.user)).select_related(
+        "account__institution", "plan"
+    )
+    if form.is_bound and form.is_valid():
+        q = form.cleaned_data.get("q", "").strip()
+        if q:
+            qs = qs.filter(Q(number__icontains=q) | Q(account__institution__name__icontains=q)
+                           | Q(account__institution__short_name__icontains=q))  # fmt: skip
+        if form.cleaned_data.get("status"):
+            qs = qs.filter(status=form.cleaned_data["status"])
+    page = Paginator(qs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request, "keyaccounts/ka_agreements.html", {"form": form, "page_obj": page, "rows": page.object_list}
+    )
+
+
+def _member_page(request, person: User) -> HttpResponse:
+    viewer = request.user
+    access.require(viewer, Cap.VIEW_KEY_ACCOUNTS)
+    if person.pk != viewer.pk and not (
+        _leadership(viewer)
+        or (access.can(viewer, Cap.MANAGE_KEY_ACCOUNTS) and access.can(viewer, Cap.ALL_CUSTOMERS))
+    ):
+        raise PermissionDenied(services.NOT_ALLOWED)
+    visible = services.accounts_for(viewer)
+    memberships = list(
+        TeamMember.objects.filter(user=person, account__in=visible).select_related(
+            "account__institution", "account__team"
+        )
+    )
+    accounts: dict[int, dict] = {}
+    for m in memberships:
+        accounts.setdefault(m.account_id, {"account": m.account, "roles": []})["roles"].append(
+            m.get_role_display()
+        )
+    today = timezone.localdate()
+    items = list(
+        PlanItem.objects.filter(owner=person, status__in=OPEN_ITEM, plan__status=PlanStatus.APPROVED,
+                                plan__account__in=visible)
+        .select_related("plan__account__institution").order_by("deadline")
+    )  # fmt: skip
+    for item in items:
+        item.overdue = item.deadline < today
+    actions = list(
+        MeetingAction.objects.filter(owner=person, done_at__isnull=True, meeting__account__in=visible)
+        .select_related("meeting__account__institution").order_by("due_date")
+    )  # fmt: skip
+    from pharmacrm.servicedesk.choices import OPEN_STATUSES
+
+    team_ids = [m.account.team_id for m in memberships if m.account.team_id]
+    tickets = list(
+        access.tickets_for(viewer).filter(team_id__in=team_ids, status__in=list(OPEN_STATUSES))
+        .select_related("institution", "assignee", "team").order_by("-received_at")[:50]
+    )  # fmt: skip
+    period = _current_period(today)
+    card = next((c for c in services.scorecards(period) if c["user"].pk == person.pk), None)
+    context = {"person": person, "accounts": list(accounts.values()), "items": items, "actions": actions,
+               "tickets": tickets, "period": period, "card": card, "mine": person.pk == viewer.pk}  # fmt: skip
+    return render(request, "keyaccounts/ka_member.html", context)
+
+
+@login_required
+@require_GET
+def my_work(request):
+    return _member_page(request, request.user)
+
+
+@login_required
+@require_GET
+def member_work(request, user_pk: int):
+    person = User.objects.filter(pk=user_pk).first()
+    if person is None:
+        raise Http404(_("No such user."))
+    return _member_page(request, person)
+
+
+@login_required
+@require_GET
+def scorecard_list(request):
+    if not _leadership(request.user):
+        raise PermissionDenied(services.NOT_ALLOWED)
+    period = (request.GET.get("period") or _current_period()).strip().upper()[:6]
+    error = ""
+    try:
+        services.period_bounds(period)
+        cards = services.scorecards(period)
+        labels = dict(TeamRole.choices)
+        for card in cards:
+            card["role_labels"] = [str(labels.get(r, r)) for r in card["roles"]]
+    except ValidationError as e:
+        error, cards = " ".join(e.messages), []
+    return render(
+        request, "keyaccounts/ka_scorecards.html", {"period": period, "cards": cards, "error": error}
+    )
+
+
+@login_required
+@require_GET
+def progress_report(request, fmt: str):
+    from . import report
+
+    access.require(request.user, Cap.VIEW_KEY_ACCOUNTS)
+    accounts = services.accounts_for(request.user).filter(status=AccountStatus.ACTIVE)
+    raw = request.GET.get("account", "")
+    one = None
+    if raw:
+        if not raw.isdecimal() or len(raw) > 18:
+            raise Http404(_("No such key account, or you may not see it."))
+        one = _account_or_404(request.user, int(raw))
+        accounts = KeyAccount.objects.filter(pk=one.pk)
+    rows = report.rows(accounts.select_related("institution").order_by("number"))
+    audit.record(A.EXPORT, one or ("keyaccounts", "", "progress report"), user=request.user, format=fmt.upper(),
+                 accounts=len(rows))  # fmt: skip
+    stamp = timezone.localtime().strftime("%Y%m%d")
+    base = f"key-accounts-{one.number if one else 'all'}-{stamp}"
+    if fmt == "pdf":
+        response = HttpResponse(report.pdf(rows), content_type="application/pdf")
+    else:
+        response = HttpResponse(report.xlsx(rows),
+                                content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
+    response["Content-Disposition"] = f'attachment; filename="{base}.{fmt}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_GET
+def customer_panel(request, institution_pk: int):
+    """The key-account block of a customer's 360 page (loaded by htmx): its file, open proposals, or a way
+    to propose it."""
+    user = request.user
+    access.require(user, Cap.VIEW_KEY_ACCOUNTS)
+    inst = access.institutions_for(user).filter(pk=institution_pk).first()
+    if inst is None:
+        raise Http404(_("No such customer, or you may not see it."))
+    account = services.accounts_for(user).filter(institution=inst).order_by("-listed_at").first()
+    rows = account_rows([account]) if account else []
+    context = {
+        "institution": inst, "account": account, "row": rows[0] if rows else None,
+        "proposals": list(services.proposals_for(user).filter(institution=inst, status__in=OPEN_PROPOSAL)),
+        "candidate": latest_candidate(inst), "may_propose": access.can(user, Cap.PROPOSE_KEY_ACCOUNTS),
+    }  # fmt: skip
+    return render(request, "keyaccounts/ka_panel.html", context)
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("inbox/", inbox, name="inbox"),
+    path("proposals/", proposal_list, name="proposals"),
+    path("proposals/new/", proposal_create, name="proposal-create"),
+    path("proposals/<int:pk>/", proposal_detail, name="proposal"),
+    path("proposals/<int:pk>/opinion/", proposal_opinion, name="proposal-opinion"),
+    path("proposals/<int:pk>/submit/", proposal_submit, name="proposal-submit"),
+    path("proposals/<int:pk>/decide/", proposal_decide, name="proposal-decide"),
+    path("proposals/<int:pk>/withdraw/", proposal_withdraw, name="proposal-withdraw"),
+    path("<int:pk>/", account_detail, name="account"),
+    path("<int:pk>/team/", member_add, name="member-add"),
+    path("<int:pk>/team/<int:member_pk>/remove/", member_remove, name="member-remove"),
+    path("<int:pk>/plan/", plan_start, name="plan-start"),
+    path("<int:pk>/plan/items/", item_add, name="item-add"),
+    path("<int:pk>/plan/items/<int:item_pk>/", item_edit, name="item-edit"),
+    path("<int:pk>/plan/items/<int:item_pk>/delete/", item_delete, name="item-delete"),
+    path("<int:pk>/plan/items/<int:item_pk>/progress/", item_progress, name="item-progress"),
+    path("<int:pk>/plan/submit/", plan_submit, name="plan-submit"),
+    path("<int:pk>/plan/decide/", plan_decide, name="plan-decide"),
+    path("<int:pk>/agreements/", agreement_create, name="agreement-create"),
+    path("<int:pk>/meetings/", meeting_create, name="meeting-create"),
+    path("<int:pk>/meetings/actions/<int:action_pk>/", action_toggle, name="action-toggle"),
+    path("<int:pk>/evaluations/", review_run, name="review-run"),
+    path("<int:pk>/measures/", measure_add, name="measure-add"),
+    path("<int:pk>/trials/", trial_create, name="trial-create"),
+    path("<int:pk>/trials/<int:trial_pk>/", trial_update, name="trial-update"),
+    path("agreements/", agreement_archive, name="agreements"),
+    path("agreements/<int:pk>/pdf/", agreement_pdf, name="agreement-pdf"),
+    path("agreements/<int:pk>/signed/", agreement_signed, name="agreement-signed"),
+    path("agreements/<int:pk>/signed-copy/", agreement_signed_copy, name="agreement-signed-copy"),
+    path("my/", my_work, name="my"),
+    path("team/<int:user_pk>/", member_work, name="member"),
+    path("scorecards/", scorecard_list, name="scorecards"),
+    path("report.pdf", progress_report, {"fmt": "pdf"}, name="report-pdf"),
+    path("report.xlsx", progress_report, {"fmt": "xlsx"}, name="report-xlsx"),
+    path("customer/<int:institution_pk>/panel/", customer_panel, name="ka-panel"),
+]

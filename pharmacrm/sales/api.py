@@ -15,6 +15,7 @@ import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.urls import path
+from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -126,6 +127,17 @@ class OrderLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
 # --- a customer's purchases ----------------------------------------------------------------------------
 
+CREDIT_STATUSES = ["good", "watch", "poor", "none"]
+
+
+@extend_schema_field({"type": "string", "enum": CREDIT_STATUSES}, component_name="CreditStatusEnum")
+class CreditStatusField(serializers.ChoiceField):
+    """good, watch, poor, or none (no payment history)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=CREDIT_STATUSES, **kwargs)
+
+
 MONEY = serializers.DecimalField(max_digits=17, decimal_places=2)
 
 PurchasesSerializer = inline_serializer(
@@ -140,7 +152,7 @@ PurchasesSerializer = inline_serializer(
             "amount": MONEY, "orders": serializers.IntegerField(), "lines": serializers.IntegerField(),
         }),
         "credit": inline_serializer("CreditStatus", {
-            "status": serializers.ChoiceField(choices=["good", "watch", "poor", "none"]),
+            "status": CreditStatusField(),
             "status_label": serializers.CharField(),
             "on_time_share": serializers.DecimalField(max_digits=6, decimal_places=4, allow_null=True,
                                                       help_text="0–1; null without payments due."),
@@ -218,10 +230,10 @@ class CellField(serializers.Field):
         if data is None:
             return ""
         if isinstance(data, bool) or not isinstance(data, (str, int, float)):
-            raise serializers.ValidationError("Send text, a number or null.")
+            raise serializers.ValidationError(_("Send text, a number or null."))
         text = str(data).replace("\x00", "")
         if len(text) > 200:
-            raise serializers.ValidationError("At most 200 characters.")
+            raise serializers.ValidationError(_("At most 200 characters."))
         return text
 
     def to_representation(self, value):

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access
 from pharmacrm.core.roles import Cap
@@ -97,10 +98,10 @@ def _status(on_time: Decimal | None, overdue: Decimal, outstanding: Decimal) -> 
 
 
 CREDIT_LABELS = {
-    "good": _("Good"),
-    "watch": _("Watch"),
-    "poor": _("Poor"),
-    "none": _("No payment history"),
+    "good": gettext_lazy("Good"),
+    "watch": gettext_lazy("Watch"),
+    "poor": gettext_lazy("Poor"),
+    "none": gettext_lazy("No payment history"),
 }
 
 

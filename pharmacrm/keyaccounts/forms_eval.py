@@ -1,0 +1,234 @@
+"""Forms of the evaluation pages: the filters of the results and the candidate list, market influence,
+the KOL import and the scoring-model editor (whose rules are checked by evaluation.save_model)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.core.models import Region
+from pharmacrm.customers.choices import InstitutionType, Tier
+from pharmacrm.customers.forms import ANY, ServiceErrorsMixin
+
+from . import scoring
+from .choices import Component, Klass, ModelKind
+
+KOL_FILE_MAX_BYTES = 2 * 1024 * 1024
+
+# The measures each kind of model may weigh (scoring.validate_model refuses the others).
+KIND_COMPONENTS = {
+    ModelKind.EVALUATION: [Component.AMOUNT, Component.FREQUENCY, Component.SATISFACTION, Component.CREDIT],
+    ModelKind.CANDIDATE: [Component.AMOUNT, Component.FREQUENCY, Component.COOPERATION, Component.INFLUENCE,
+                          Component.GROWTH],
+}  # fmt: skip
+
+# Reference values (scoring.DEFAULT_PARAMS) shown on each kind's form: (key, label, help, integer?)
+PARAMS = {
+    "window_months": (_("Window (months)"), _("The months of purchases each score looks at."), True),
+    "amount_reference": (_("Amount reference (yuan)"), _("Purchases in the window that score 100."), False),
+    "orders_reference": (_("Orders reference"), _("Orders in the window that score 100."), False),
+    "default_satisfaction": (_("Satisfaction without surveys"), _("The score when nobody answered a survey."),
+                             False),
+    "default_credit": (_("Credit without payment history"), _("The score when nothing was due yet."), False),
+    "cooperation_reference_months": (_("Cooperation reference (months)"),
+                                     _("Months since the first order that score 100."), False),
+    "growth_full_percent": (_("Growth for 100 (%)"), _("Growth over the window before that scores 100; no "
+                                                       "growth scores 50."), False),
+    "beds_reference": (_("Beds reference"), _("Beds that score 100."), False),
+    "specialties_reference": (_("Specialties reference"), _("Key specialties that score 100."), False),
+    "kol_reference": (_("KOL reference"), _("Key opinion leaders that score 100."), False),
+}  # fmt: skip
+KIND_PARAMS = {
+    ModelKind.EVALUATION: ["window_months", "amount_reference", "orders_reference", "default_satisfaction",
+                           "default_credit"],
+    ModelKind.CANDIDATE: ["window_months", "amount_reference", "orders_reference", "cooperation_reference_months",
+                          "growth_full_percent", "beds_reference", "specialties_reference", "kol_reference"],
+}  # fmt: skip
+CLASSES = [k.value for k in Klass]
+TIER_CHOICES = [("", _("Leave unchanged")), (Tier.NEW, Tier.NEW.label), (Tier.REGULAR, Tier.REGULAR.label),
+                (Tier.VIP, Tier.VIP.label)]  # fmt: skip
+
+
+def json_number(value):
+    """A form's Decimal as a JSON number (an int when it is whole)."""
+    if value is None:
+        return None
+    value = Decimal(value)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _provinces() -> list[tuple[str, str]]:
+    return list(Region.objects.filter(level=Region.Level.PROVINCE).order_by("code").values_list("code", "name"))
+
+
+class _Filters(forms.Form):
+    def cleaned(self) -> dict:
+        """Valid filter values; an invalid one is ignored rather than failing the list."""
+        self.is_valid()
+        return {k: v for k, v in (getattr(self, "cleaned_data", {}) or {}).items() if k not in self.errors}
+
+
+class EvaluationFilterForm(_Filters):
+    period = forms.ChoiceField(label=_("Period"), required=False)
+    klass = forms.ChoiceField(label=_("Class"), required=False, choices=ANY + Klass.choices)
+
+    def __init__(self, *args, periods: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["period"].choices = [(p, p) for p in periods]
+
+
+class CandidateFilterForm(_Filters):
+    period = forms.ChoiceField(label=_("Period"), required=False)
+    province = forms.ChoiceField(label=_("Province"), required=False)
+    kind = forms.ChoiceField(label=_("Type"), required=False, choices=ANY + InstitutionType.choices)
+    min_score = forms.DecimalField(label=_("Minimum score"), required=False, min_value=0, max_value=100,
+                                   max_digits=5, decimal_places=2)  # fmt: skip
+    only = forms.BooleanField(label=_("Only candidates above the threshold"), required=False)
+
+    def __init__(self, *args, periods: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["period"].choices = [(p, p) for p in periods]
+        self.fields["province"].choices = ANY + _provinces()
+
+
+class InfluenceForm(ServiceErrorsMixin, forms.Form):
+    kol_count = forms.IntegerField(label=_("Key opinion leaders"), min_value=0, max_value=100_000, initial=0)
+    kol_names = forms.CharField(label=_("Key opinion leaders (names)"), required=False, max_length=2000,
+                                widget=forms.Textarea(attrs={"rows": 2}),
+                                help_text=_("Names separated by commas."))  # fmt: skip
+    assessment = forms.IntegerField(
+        label=_("Marketing's assessment (0–100)"), required=False, min_value=0, max_value=100,
+        help_text=_("Leave empty to score influence from grade, beds, specialties and KOLs only."),
+    )  # fmt: skip
+    notes = forms.CharField(label=_("Notes"), required=False, max_length=5000,
+                            widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+class KolImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("KOL file (CSV)"),
+        help_text=_("Columns 统一社会信用代码 or 客户外部编号, KOL人数, KOL姓名, 市场影响力评分, 备注; at most 2 MB."),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > KOL_FILE_MAX_BYTES:
+            raise forms.ValidationError(
+                _("The file is larger than 2 MB: split it, or import it in several parts."), code="too_large"
+            )
+        return upload
+
+
+class RunForm(forms.Form):
+    kind = forms.ChoiceField(choices=ModelKind.choices)
+
+
+class ScoringModelForm(forms.Form):
+    """One kind's model: a weight per measure, the reference values, the thresholds and (evaluation) the
+    result of each class. Rules across fields are the service's (errors come back per group)."""
+
+    GROUPS = ("weights", "params", "thresholds", "benefits")
+
+    name = forms.CharField(label=_("Name"), max_length=100)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, kind: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        self.group_errors: dict[str, list[str]] = {}
+        for c in KIND_COMPONENTS[kind]:
+            self.fields[f"weight_{c.value}"] = forms.DecimalField(label=c.label, max_digits=8, decimal_places=2)
+        for key in KIND_PARAMS[kind]:
+            label, help_text, whole = PARAMS[key]
+            field_class = forms.IntegerField if whole else forms.DecimalField
+            extra = {"min_value": 1, "max_value": 120} if whole else {"max_digits": 14, "decimal_places": 2}
+            self.fields[f"param_{key}"] = field_class(label=label, help_text=help_text, **extra)
+        if kind == ModelKind.EVALUATION:
+            for k in ("A", "B", "C"):
+                self.fields[f"threshold_{k}"] = forms.DecimalField(
+                    label=_("Lowest score of class %(klass)s") % {"klass": k}, max_digits=6, decimal_places=2
+                )
+            for k in CLASSES:
+                self.fields[f"tier_{k}"] = forms.ChoiceField(label=_("Tier"), choices=TIER_CHOICES, required=False)
+                self.fields[f"discount_{k}"] = forms.DecimalField(
+                    label=_("Discount level (%)"), required=False, max_digits=5, decimal_places=2
+                )
+                self.fields[f"programme_{k}"] = forms.CharField(label=_("Reward programme"), required=False,
+                                                                max_length=100)  # fmt: skip
+                self.fields[f"action_{k}"] = forms.BooleanField(label=_("Open an improvement action"),
+                                                                required=False)  # fmt: skip
+            self.fields["apply_tiers"] = forms.BooleanField(label=_("Change tiers from the class"), required=False)
+        else:
+            self.fields["threshold_candidate"] = forms.DecimalField(
+                label=_("Lowest score of a candidate"), max_digits=6, decimal_places=2
+            )
+
+    @staticmethod
+    def initial_from(model) -> dict:
+        initial = {"name": model.name, "version": model.version, "apply_tiers": model.apply_tiers}
+        params = {**scoring.DEFAULT_PARAMS, **(model.params or {})}
+        for c in Component:
+            initial[f"weight_{c.value}"] = model.weights.get(c.value, 0)
+        for key in PARAMS:
+            initial[f"param_{key}"] = params.get(key)
+        for k, v in (model.thresholds or {}).items():
+            initial[f"threshold_{k}"] = v
+        for k in CLASSES:
+            benefit = (model.benefits or {}).get(k) or {}
+            initial[f"tier_{k}"] = benefit.get("tier") or ""
+            initial[f"discount_{k}"] = benefit.get("discount")
+            initial[f"programme_{k}"] = benefit.get("programme") or ""
+            initial[f"action_{k}"] = bool(benefit.get("action"))
+        return initial
+
+    def weight_fields(self):
+        return [self[f"weight_{c.value}"] for c in KIND_COMPONENTS[self.kind]]
+
+    def param_fields(self):
+        return [self[f"param_{key}"] for key in KIND_PARAMS[self.kind]]
+
+    def threshold_fields(self):
+        keys = ("A", "B", "C") if self.kind == ModelKind.EVALUATION else ("candidate",)
+        return [self[f"threshold_{k}"] for k in keys]
+
+    def benefit_rows(self):
+        if self.kind != ModelKind.EVALUATION:
+            return []
+        return [(k, self[f"tier_{k}"], self[f"discount_{k}"], self[f"programme_{k}"], self[f"action_{k}"])
+                for k in CLASSES]  # fmt: skip
+
+    def service_data(self) -> dict:
+        d = self.cleaned_data
+        data = {
+            "name": d["name"],
+            "weights": {c.value: json_number(d[f"weight_{c.value}"]) for c in KIND_COMPONENTS[self.kind]},
+            "params": {key: json_number(d[f"param_{key}"]) for key in KIND_PARAMS[self.kind]},
+        }
+        if self.kind == ModelKind.EVALUATION:
+            data["thresholds"] = {k: json_number(d[f"threshold_{k}"]) for k in ("A", "B", "C")}
+            data["benefits"] = {
+                k: {"tier": d[f"tier_{k}"], "discount": json_number(d[f"discount_{k}"]) or 0,
+                    "programme": d[f"programme_{k}"].strip(), "action": bool(d[f"action_{k}"])}
+                for k in CLASSES
+            }  # fmt: skip
+            data["apply_tiers"] = bool(d.get("apply_tiers"))
+        else:
+            data["thresholds"] = {"candidate": json_number(d["threshold_candidate"])}
+        return data
+
+    def add_service_errors(self, error) -> None:
+        """The service names a group (weights, params, thresholds, benefits): shown above that group."""
+        if hasattr(error, "error_dict"):
+            for key, errors in error.error_dict.items():
+                messages = [m for e in errors for m in e.messages]
+                if key in self.GROUPS:
+                    self.group_errors.setdefault(key, []).extend(messages)
+                else:
+                    for m in messages:
+                        self.add_error(None, m)
+        else:
+            for m in error.messages:
+                self.add_error(None, m)

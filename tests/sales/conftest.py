@@ -1,0 +1,99 @@
+"""Fixtures for purchases: customers with credit codes, order files in the template's format, imports
+through the real engine, and the API's token clients per role."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from pharmacrm.customers import importer, normalise
+from pharmacrm.customers import services as customers
+from pharmacrm.customers.models import ImportJob
+from pharmacrm.sales.importer import ORDER_COLUMNS
+from pharmacrm.sales.models import MonthlyRollup, OrderLine, ProductCode
+from tests.api.conftest import anon, api_for  # noqa: F401  (token clients per role)
+
+KEYS = [c.key for c in ORDER_COLUMNS]
+HUASHAN_CODE = normalise.make_credit_code("12310000425006117")
+
+
+@pytest.fixture(autouse=True)
+def _var_dir(settings, tmp_path):
+    """Import jobs keep their reports under VAR_DIR/imports: one directory per test."""
+    settings.VAR_DIR = tmp_path / "var"
+
+
+@pytest.fixture
+def huashan(admin_user, shanghai):
+    """复旦大学附属华山医院 (Shanghai: outside the rep's territory), with a credit code."""
+    return customers.create_institution(
+        admin_user,
+        {
+            "name": "复旦大学附属华山医院",
+            "kind": "hospital",
+            "grade": "3A",
+            "region": shanghai,
+            "credit_code": HUASHAN_CODE,
+        },
+    )
+
+
+def line(order: str, n: int, day: str | dt.date, customer, product: str, qty, price, **extra) -> dict:
+    """One row of an order file; `customer` is an institution (its credit code is used) or a credit code."""
+    code = customer if isinstance(customer, str) else customer.credit_code
+    row = {"order_number": order, "line_number": str(n), "order_date": str(day), "credit_code": code or "",
+           "product_code": product, "quantity": str(qty), "unit_price": str(price)}  # fmt: skip
+    row.update({k: str(v) for k, v in extra.items()})
+    return row
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """An order file with the template's Chinese headers."""
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(importer.template_headers(ImportJob.Target.ORDERS))
+        for row in rows:
+            writer.writerow([row.get(k, "") for k in KEYS])
+    return path
+
+
+@pytest.fixture
+def order_file(tmp_path):
+    """order_file(rows, name="orders.csv") → the path of a CSV order file."""
+    counter = iter(range(1, 1000))
+
+    def make(rows: list[dict], name: str | None = None) -> Path:
+        return write_csv(tmp_path / (name or f"orders-{next(counter)}.csv"), rows)
+
+    return make
+
+
+@pytest.fixture
+def run_import(admin_user, order_file):
+    """run_import(rows, mode="good", dry_run=False) → the finished ImportJob (the admin imports)."""
+
+    def run(rows: list[dict], mode: str = "good", dry_run: bool = False, user=None) -> ImportJob:
+        path = order_file(rows)
+        return importer.import_file(
+            path, ImportJob.Target.ORDERS, user or admin_user, mode=mode, dry_run=dry_run
+        )
+
+    return run
+
+
+def tables() -> dict:
+    """Everything the import writes, for before/after comparisons."""
+    return {
+        "lines": list(OrderLine.objects.order_by("order_number", "line_number").values()),
+        "rollups": list(MonthlyRollup.objects.order_by("institution_id", "month").values()),
+        "codes": list(ProductCode.objects.order_by("code").values()),
+    }
+
+
+def today_minus(days: int) -> dt.date:
+    from django.utils import timezone
+
+    return timezone.localdate() - dt.timedelta(days=days)

@@ -1,0 +1,320 @@
+"""The order import: idempotent re-imports, corrected files, dry runs, the two modes, the rejected-rows
+report, XLSX files, the command line, a killed import's rollups, merged customers and the batch trace."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import translation
+from openpyxl import Workbook
+
+from pharmacrm.customers import importer, normalise
+from pharmacrm.customers import services as customers
+from pharmacrm.customers.models import ImportJob
+from pharmacrm.safety import services as safety
+from pharmacrm.sales import rollups
+from pharmacrm.sales.importer import row_hash
+from pharmacrm.sales.models import MonthlyRollup, OrderLine, ProductCode, RollupDirty
+from pharmacrm.servicedesk.models import Product
+
+from .conftest import KEYS, line, tables
+
+MARCH, APRIL = dt.date(2025, 3, 1), dt.date(2025, 4, 1)
+
+
+@pytest.fixture
+def base_rows(xiehe, huashan):
+    """Eight lines: 协和 in March and April 2025, 华山 in March."""
+    return [
+        line(
+            "SO-1", 1, "2025-03-05", xiehe, "P1", 10, "100", payment_due="2025-04-04", paid_date="2025-04-01"
+        ),
+        line("SO-1", 2, "2025-03-05", xiehe, "P2", 5, "20.5", batch_number="B2503"),
+        line("SO-2", 1, "2025-03-20", xiehe, "P1", 3, "100", payment_due="2025-04-19"),
+        line(
+            "SO-3", 1, "2025-04-02", xiehe, "P3", 2, "250", payment_due="2025-05-02", paid_date="2025-05-20"
+        ),
+        line("SO-3", 2, "2025-04-02", xiehe, "P1", 1, "100"),
+        line("SO-4", 1, "2025-03-10", huashan, "P1", 1, "99.99"),
+        line("SO-4", 2, "2025-03-10", huashan, "P2", 4, "10"),
+        line("SO-5", 1, "2025-03-28", huashan, "P3", 1, "250", paid_amount="100", paid_date="2025-04-10"),
+    ]
+
+
+def rollup(institution, month) -> MonthlyRollup | None:
+    return MonthlyRollup.objects.filter(institution=institution, month=month).first()
+
+
+def recomputed(institution, month) -> dict:
+    """A rollup's figures counted afresh from the stored lines."""
+    lines = list(OrderLine.objects.filter(institution=institution, month=month))
+    return {
+        "amount_fen": sum(x.amount_fen for x in lines), "lines": len(lines),
+        "orders": len({x.order_number for x in lines}), "products": len({x.product_code for x in lines}),
+        "paid_fen": sum(x.paid_fen for x in lines), "outstanding_fen": sum(x.outstanding_fen for x in lines),
+    }  # fmt: skip
+
+
+def figures(r: MonthlyRollup | None) -> dict | None:
+    if r is None:
+        return None
+    keys = ("amount_fen", "lines", "orders", "products", "paid_fen", "outstanding_fen")
+    return {k: getattr(r, k) for k in keys}
+
+
+def test_a_file_imports_its_lines_with_money_in_fen_and_the_rollups(run_import, base_rows, xiehe, huashan):
+    job = run_import(base_rows)
+
+    assert job.status == ImportJob.Status.DONE
+    assert (job.created_count, job.updated_count, job.unchanged_count, job.error_count) == (8, 0, 0, 0)
+    first = OrderLine.objects.get(order_number="SO-1", line_number=2)
+    assert first.institution == xiehe and first.amount_fen == 10250 and first.amount == Decimal("102.50")
+    paid = OrderLine.objects.get(order_number="SO-1", line_number=1)
+    assert paid.paid_fen == 100000 and paid.outstanding_fen == 0  # a payment date alone: paid in full
+    partial = OrderLine.objects.get(order_number="SO-5")
+    assert (partial.paid_fen, partial.outstanding_fen) == (10000, 15000)
+    assert figures(rollup(xiehe, MARCH)) == recomputed(xiehe, MARCH)
+    assert rollup(xiehe, MARCH).amount_fen == 100000 + 10250 + 30000
+    assert rollup(huashan, MARCH).orders == 2 and rollup(huashan, MARCH).lines == 3
+    assert set(ProductCode.objects.values_list("code", flat=True)) == {"P1", "P2", "P3"}
+    assert not RollupDirty.objects.exists()
+
+
+def test_re_importing_the_same_file_changes_nothing(run_import, base_rows):
+    run_import(base_rows)
+    before = tables()
+
+    job = run_import(base_rows)
+
+    assert (job.created_count, job.updated_count, job.unchanged_count, job.error_count) == (0, 0, 8, 0)
+    assert tables() == before
+
+
+def test_a_corrected_file_updates_exactly_the_corrected_lines_and_both_customers_rollups(
+    run_import, base_rows, xiehe, huashan
+):
+    run_import(base_rows)
+    before = {(x.order_number, x.line_number): x for x in OrderLine.objects.all()}
+    untouched_rollup = rollup(huashan, MARCH)
+    corrected = [dict(r) for r in base_rows]
+    corrected[2]["quantity"] = "4"  # SO-2/1 (协和, March): 300.00 → 400.00
+    corrected[4]["credit_code"] = huashan.credit_code  # SO-3/2 (April) moves from 协和 to 华山
+
+    job = run_import(corrected)
+
+    assert (job.created_count, job.updated_count, job.unchanged_count) == (0, 2, 6)
+    after = {(x.order_number, x.line_number): x for x in OrderLine.objects.all()}
+    changed = {k for k in after if after[k].row_hash != before[k].row_hash}
+    assert changed == {("SO-2", 1), ("SO-3", 2)}
+    assert all(after[k].job_id == before[k].job_id for k in after if k not in changed)
+    assert after[("SO-2", 1)].amount_fen == 40000
+    assert after[("SO-3", 2)].institution == huashan
+    for inst, month in ((xiehe, MARCH), (xiehe, APRIL), (huashan, MARCH), (huashan, APRIL)):
+        assert figures(rollup(inst, month)) == recomputed(inst, month), (inst, month)
+    assert rollup(xiehe, MARCH).amount_fen == 100000 + 10250 + 40000
+    assert (rollup(xiehe, APRIL).amount_fen, rollup(xiehe, APRIL).lines) == (50000, 1)
+    assert (rollup(huashan, APRIL).amount_fen, rollup(huashan, APRIL).orders) == (10000, 1)
+    assert rollup(huashan, MARCH).updated_at == untouched_rollup.updated_at  # not recomputed: not touched
+
+
+def test_a_line_moved_away_from_a_month_leaves_no_empty_rollup(run_import, xiehe, huashan):
+    run_import([line("SO-9", 1, "2025-05-05", xiehe, "P1", 1, "10")])
+
+    run_import([line("SO-9", 1, "2025-05-05", huashan, "P1", 1, "10")])
+
+    assert rollup(xiehe, dt.date(2025, 5, 1)) is None
+    assert rollup(huashan, dt.date(2025, 5, 1)).amount_fen == 1000
+
+
+def test_a_dry_run_changes_nothing_but_counts(run_import, base_rows):
+    job = run_import(base_rows, dry_run=True)
+
+    assert job.status == ImportJob.Status.PREVIEWED
+    assert job.created_count == 8
+    assert tables() == {"lines": [], "rollups": [], "codes": []}
+
+
+BAD_ROW = {"quantity": "many"}
+
+
+def test_all_or_nothing_with_one_bad_row_imports_nothing(run_import, base_rows):
+    rows = [*base_rows[:5], {**base_rows[5], **BAD_ROW}, *base_rows[6:]]
+
+    job = run_import(rows, mode="all")
+
+    assert job.status == ImportJob.Status.REJECTED
+    assert job.error_count == 1 and job.created_count == 0
+    assert tables() == {"lines": [], "rollups": [], "codes": []}
+
+
+def test_good_rows_mode_imports_the_rest(run_import, base_rows, huashan):
+    rows = [*base_rows[:5], {**base_rows[5], **BAD_ROW}, *base_rows[6:]]
+
+    job = run_import(rows, mode="good")
+
+    assert job.status == ImportJob.Status.DONE
+    assert (job.created_count, job.error_count) == (7, 1)
+    assert not OrderLine.objects.filter(order_number="SO-4", line_number=1).exists()
+    assert rollup(huashan, MARCH).lines == 2
+
+
+@pytest.fixture
+def faulty_rows(xiehe):
+    ok = dict(payment_due="2025-04-30")
+    return [
+        line("E-1", 1, "2025-03-01", xiehe, "P1", 1, "10", **ok),  # row 2: fine
+        line("E-2", 1, "2025-03-01", "91110000000000000X", "P1", 1, "10"),  # row 3: unknown credit code
+        line("E-3", 1, "2025-02-30", xiehe, "P1", 1, "10"),  # row 4: no such date
+        line("E-4", 1, "2025-03-01", xiehe, "P1", "zwei", "10"),  # row 5: not a number
+        line("E-5", 1, "2025-03-01", xiehe, "P1", 1, "-3"),  # row 6: negative price
+        line("E-1", 1, "2025-03-02", xiehe, "P2", 1, "10"),  # row 7: same order/line as row 2
+        line("E-6", 1, "2025-03-01", xiehe, "P1", 2, "10", paid_amount="25", paid_date="2025-03-10"),  # row 8
+    ]
+
+
+EXPECTED_ERRORS = {
+    3: ("客户统一社会信用代码", "customer_not_found"),
+    4: ("订单日期", "invalid_date"),
+    5: ("数量", "invalid_number"),
+    6: ("单价", "negative"),
+    7: ("行号", "duplicate_line"),
+    8: ("付款金额", "paid_too_much"),
+}
+
+
+def test_the_rejected_rows_report_names_row_column_and_reason(run_import, faulty_rows):
+    job = run_import(faulty_rows)
+
+    assert (job.created_count, job.error_count) == (1, 6)
+    found = {e["row"]: (e["column"], e["code"]) for e in job.errors}
+    assert found == EXPECTED_ERRORS
+    with translation.override("en"):
+        reasons = {e["row"]: importer.error_text(e) for e in job.errors}
+    assert "91110000000000000X" in reasons[3]
+    assert "not a date" in reasons[4]
+    assert "“zwei” is not a number" in reasons[5]
+    assert "cannot be negative" in reasons[6]
+    assert "appears twice in the file (first in row 2)" in reasons[7]
+    assert "paid amount is larger than the line amount" in reasons[8]
+
+
+def test_the_command_line_reports_counts_and_writes_the_rejected_rows(
+    order_file, faulty_rows, users, tmp_path, capsys
+):
+    path = order_file(faulty_rows)
+    report = tmp_path / "rejected.csv"
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("import", "orders", str(path), "--report", str(report), "--language", "en")
+
+    assert exit_info.value.code == 1
+    out = capsys.readouterr().out
+    assert "created 1\nupdated 0\nunchanged 0\nrejected 6" in out
+    text = report.read_text(encoding="utf-8-sig")
+    assert "4,订单日期" in text and "not a date" in text
+    assert "6,单价,This value cannot be negative.,-3" in text
+    assert OrderLine.objects.count() == 1
+
+
+def test_the_command_line_dry_run_and_a_clean_file_exit_zero(order_file, base_rows, users, capsys):
+    path = order_file(base_rows)
+
+    call_command("import", "orders", str(path), "--dry-run")
+    assert "created 8" in capsys.readouterr().out and not OrderLine.objects.exists()
+
+    call_command("import", "orders", str(path), "--all-or-nothing")
+    assert OrderLine.objects.count() == 8
+    call_command("import", "orders", str(path))
+    assert "unchanged 8" in capsys.readouterr().out
+
+
+def test_an_xlsx_file_imports_like_the_csv(admin_user, base_rows, tmp_path, xiehe):
+    wb = Workbook()
+    ws = wb.active
+    ws.append(importer.template_headers(ImportJob.Target.ORDERS))
+    for row in base_rows:
+        cells = [row.get(k, "") for k in KEYS]
+        ws.append([
+            dt.date.fromisoformat(v) if k in ("order_date", "payment_due", "paid_date") and v else
+            (float(v) if k in ("quantity", "unit_price") else (int(v) if k == "line_number" else v))
+            for k, v in zip(KEYS, cells, strict=True)
+        ])  # fmt: skip
+    path = tmp_path / "orders.xlsx"
+    wb.save(path)
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="all")
+
+    assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 8, 0)
+    assert OrderLine.objects.get(order_number="SO-1", line_number=2).amount_fen == 10250
+    assert rollup(xiehe, MARCH).amount_fen == 140250
+
+
+def test_an_import_linking_approval_numbers_links_product_codes_to_the_catalogue(run_import, xiehe):
+    product = Product.objects.create(
+        brand_name="安心宁", generic_name="盐酸氨氯地平片", approval_number="国药准字H20249871"
+    )
+
+    run_import([line("SO-7", 1, "2025-03-01", xiehe, "YP1001", 1, "32.5", approval_number="国药准字H20249871",
+                     product_name="安心宁 5mg×28片")])  # fmt: skip
+
+    assert ProductCode.objects.get(code="YP1001").product == product
+
+
+def test_rollups_of_a_killed_import_are_repaired_by_the_next_refresh(xiehe):
+    """The import writes lines and their dirty marks in one transaction and refreshes afterwards: a worker
+    killed in between leaves the marks, and refresh_dirty (the periodic task) finishes the job."""
+    day = dt.date(2025, 6, 3)
+    with transaction.atomic():
+        for n, (qty, price) in enumerate([(2, "10.00"), (1, "5.50")], start=1):
+            values = ("K-1", n, day, day.replace(day=1), xiehe.pk, "P1", "", "", Decimal(qty), Decimal(price),
+                      int(qty * Decimal(price) * 100), "", None, None, 0)  # fmt: skip
+            OrderLine.objects.create(
+                order_number="K-1", line_number=n, order_date=day, month=day.replace(day=1), institution=xiehe,
+                product_code="P1", quantity=qty, unit_price=Decimal(price), amount_fen=values[10],
+                outstanding_fen=values[10], row_hash=row_hash(values),
+            )  # fmt: skip
+        rollups.mark_dirty([(xiehe.pk, day.replace(day=1))])
+    assert rollup(xiehe, day.replace(day=1)) is None
+
+    assert rollups.refresh_dirty() == 1
+
+    r = rollup(xiehe, day.replace(day=1))
+    assert (r.amount_fen, r.lines, r.orders, r.outstanding_fen) == (2550, 2, 1, 2550)
+    assert not RollupDirty.objects.exists()
+
+
+def test_orders_for_a_merged_customers_codes_go_to_the_survivor(run_import, admin_user, beijing):
+    survivor = customers.create_institution(
+        admin_user, {"name": "北京天坛医院", "kind": "hospital", "region": beijing}
+    )
+    duplicate = customers.create_institution(
+        admin_user, {"name": "首都医科大学附属北京天坛医院", "kind": "hospital", "region": beijing,
+                     "credit_code": normalise.make_credit_code("12110000400009990"),
+                     "external_id": "ERP-0042"},
+    )  # fmt: skip
+    run_import([line("M-1", 1, "2025-03-01", duplicate, "P1", 1, "10")])
+    code = duplicate.credit_code
+
+    customers.merge(admin_user, survivor, duplicate)
+    job = run_import([line("M-2", 1, "2025-03-09", code, "P1", 2, "10"),
+                      {**line("M-3", 1, "2025-03-09", "", "P1", 3, "10"), "external_id": "ERP-0042"}])  # fmt: skip
+
+    assert job.error_count == 0, job.errors
+    assert set(OrderLine.objects.values_list("institution_id", flat=True)) == {survivor.pk}
+    r = rollup(survivor, MARCH)
+    assert (r.amount_fen, r.lines) == (6000, 3)
+    assert rollup(duplicate, MARCH) is None
+
+
+def test_the_batch_trace_lists_a_customer_who_bought_the_batch(run_import, xiehe, huashan):
+    run_import([line("T-1", 1, "2025-03-05", xiehe, "P1", 1, "10", batch_number="LOT-2503A"),
+                line("T-2", 1, "2025-03-06", huashan, "P1", 1, "10", batch_number="LOT-OTHER")])  # fmt: skip
+
+    trace = safety.batch_trace("LOT-2503A")
+
+    assert [row["institution"] for row in trace] == [xiehe]
+    assert trace[0]["sources"] == ["T-1"]
