@@ -189,8 +189,13 @@ def _candidates(period: str, exclude: set[int]) -> list[Score]:
     return [s for s in ranked if s.institution.merged_into_id is None]
 
 
-def _growth(score: Score) -> float:
-    return next((float(c["value"]) for c in score.components if c["name"] == "growth"), 50.0)
+def _on_time_share(institution_id: int, period: str) -> float:
+    """The share paid on time in the customer's evaluation of `period` (1.0 when unknown)."""
+    score = Score.objects.filter(
+        kind=ModelKind.EVALUATION, period=period, institution_id=institution_id
+    ).first()
+    credit = next((c for c in (score.components if score else []) if c["name"] == "credit"), {})
+    return float((credit.get("detail") or {}).get("on_time_share", 1))
 
 
 # --- the programme ---------------------------------------------------------------------------------
@@ -356,17 +361,21 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
     return account
 
 
-def _rejected(u: dict, score: Score, today: dt.date) -> Proposal:
+def _rejected(u: dict, score: Score, today: dt.date, share: float) -> Proposal:
+    """A candidate leadership says no to, with the reason (its late payments when it pays late)."""
     inst = score.institution
     opinions = [
-        OPINIONS[0][:3] + ("采购规模较大，但近一年增长放缓，请领导结合回款情况决定。",),
-        ("kam", "sales", Opinion.SUPPORT, "客户关系良好，希望获得专属服务支持。"),
-        ("pv", "qa", Opinion.OPPOSE, "该客户今年有两起质量投诉尚未完成调查，建议暂缓。"),
+        OPINIONS[0][:3] + ("采购规模较大，请领导结合回款与信用情况决定。",),
+        ("kam", "sales", Opinion.SUPPORT, "客户关系良好，希望获得专属服务支持；回款问题已在跟进。"),
+        ("pv", "qa", Opinion.NEUTRAL, "质量方面无异议。"),
     ]
     reason = f"{inst.name}在 {score.period} 重点客户识别中得分 {score.score}，采购额较高，建议列为重点客户。"
     proposal = _proposal(u, inst, reason, opinions, today, 75, 68)
-    return _decide(u["manager"], proposal, approve=False, at=_at(today, 64, 16),
-                   comment="暂不列入：近一年采购额下降且存在质量投诉未结案；建议半年后结合评估结果重新提议。")  # fmt: skip
+    if share < 0.8:
+        comment = f"暂不列入：按期回款比例仅 {share:.0%}，存在逾期应收。请销售部跟进回款，下一评估周期再议。"
+    else:
+        comment = "暂不列入：本年度重点客户名额已满，优先保障已列名客户的服务质量；建议下一评估周期重新提议。"
+    return _decide(u["manager"], proposal, approve=False, at=_at(today, 64, 16), comment=comment)
 
 
 def _open_proposals(u: dict, today: dt.date) -> list[Proposal]:
@@ -423,7 +432,9 @@ def load(seed: int = SEED) -> int:
         ]
         others = [s for s in ranked[2:12] if s not in listed]
         if others:
-            _rejected(u, min(others, key=_growth), today)
+            shares = {s.pk: _on_time_share(s.institution_id, evaluation.half_year(earlier)) for s in others}
+            worst = min(others, key=lambda s: shares[s.pk])
+            _rejected(u, worst, today, shares[worst.pk])
         _scheduled_runs(today, apply=True, dated=False)
         opened = _open_proposals(u, today)
         evaluation.scheduled(today)  # the quarterly evaluation of the key accounts

@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
-from pharmacrm.customers.choices import InstitutionType
+from pharmacrm.customers.choices import InstitutionType, Tier
 from pharmacrm.customers.forms import _limit_picker
 from pharmacrm.customers.models import Institution
 
@@ -23,6 +23,7 @@ class OrderLineFilterForm(forms.Form):
     date_from = forms.DateField(label=_("Ordered from"), required=False, widget=DATE_INPUT)
     date_to = forms.DateField(label=_("Ordered until"), required=False, widget=DATE_INPUT)
     open = forms.BooleanField(label=_("Open items only"), required=False)
+    key = forms.BooleanField(label=_("Key accounts only"), required=False)
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,4 +57,6 @@ def apply_filters(qs, data: dict):
         qs = qs.filter(order_date__lte=data["date_to"])
     if data.get("open"):
         qs = qs.filter(outstanding_fen__gt=0)
+    if data.get("key"):  # priority rights (seed 001 §4): order handling sees key accounts' orders first
+        qs = qs.filter(institution__tier=Tier.KEY)
     return qs
