@@ -1,0 +1,195 @@
+"""Market influence (KOLs, marketing's assessment) and improvement actions opened from a score: the writes
+behind the candidate and evaluation pages. Each checks permission, validates, writes in one transaction
+and audits."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.models import Institution
+from pharmacrm.customers.services import ConflictError
+from pharmacrm.servicedesk.models import ImprovementAction
+
+from . import evaluation
+from .choices import ModelKind
+from .models import MarketInfluence, Score
+
+A = AuditEntry.Action
+
+
+def may_edit_influence(user) -> bool:
+    return access.can(user, Cap.CONFIGURE_SCORING) or access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)
+
+
+def open_improvement_action(user, score: Score) -> ImprovementAction:
+    """Open an improvement action for the customer of an evaluation score by hand (RUN_EVALUATIONS): owned
+    as the automatic ones are (evaluation.action_owner), titled with the period so that a run does not open a
+    second one; refused while one of the period is still open."""
+    from pharmacrm.servicedesk import revisit
+
+    access.require(user, Cap.RUN_EVALUATIONS)
+    institution = score.institution
+    if score.kind != ModelKind.EVALUATION or not access.can_see(user, institution):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    tag = f"[{score.period}]"
+    existing = (
+        ImprovementAction.objects.filter(institution=institution, title__endswith=tag)
+        .exclude(status__in=revisit.CLOSED_ACTIONS).first()
+    )  # fmt: skip
+    if existing is not None:
+        raise ValidationError(_("Improvement action %(number)s for this period is still open.")
+                              % {"number": existing.number})  # fmt: skip
+    owner = evaluation.action_owner(institution)
+    if owner is None:
+        raise ValidationError(_("Nobody may own an improvement action: give the customer an owner first."))
+    return revisit._create_action(user, {
+        "title": _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
+        % {"name": institution.name[:120], "klass": score.klass, "tag": tag},
+        "description": _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
+                         "the weak components, talk to the customer and record what was done.")
+        % {"period": score.period, "klass": score.klass},
+        "owner": owner, "due_date": timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS),
+        "institution": institution,
+    })  # fmt: skip
+
+
+INFLUENCE_FIELDS = ("kol_count", "kol_names", "assessment", "notes")
+
+
+def _clean_influence(data: dict) -> dict:
+    errors: dict[str, list[str]] = {}
+    out = {}
+    try:
+        count = int(data.get("kol_count") or 0)
+    except (TypeError, ValueError):
+        count = -1
+    if not 0 <= count <= 100_000:
+        errors["kol_count"] = [_("Give the number of key opinion leaders (0 or more).")]
+    out["kol_count"] = count
+    assessment = data.get("assessment")
+    if assessment in ("", None):
+        out["assessment"] = None
+    else:
+        try:
+            out["assessment"] = int(assessment)
+        except (TypeError, ValueError):
+            out["assessment"] = -1
+        if not 0 <= out["assessment"] <= 100:
+            errors["assessment"] = [_("The assessment is a score from 0 to 100, or empty.")]
+    out["kol_names"] = str(data.get("kol_names") or "").replace("\x00", "").strip()[:2000]
+    out["notes"] = str(data.get("notes") or "").replace("\x00", "").strip()[:5000]
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def save_influence(user, institution: Institution, data: dict, *, version: int | None = None) -> MarketInfluence:
+    """Set a customer's key opinion leaders and marketing's assessment (CONFIGURE_SCORING or
+    PROPOSE_KEY_ACCOUNTS); audited with its changes; `version` guards against overwriting another's edit."""
+    if not may_edit_influence(user):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    if not access.can_see(user, institution):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    clean = _clean_influence(data)
+    now = timezone.now()
+    with transaction.atomic():
+        current = MarketInfluence.objects.select_for_update().filter(institution=institution).first()
+        if current is None:
+            created = MarketInfluence.objects.create(institution=institution, updated_by=user, updated_at=now, **clean)
+            audit.record(A.CREATE, created, user=user, changes={k: [None, v] for k, v in clean.items()},
+                         institution=institution.pk)  # fmt: skip
+            return created
+        if version is not None and version != current.version:
+            raise ConflictError(current.version)
+        changes = audit.diff({k: getattr(current, k) for k in INFLUENCE_FIELDS}, clean)
+        if not changes:
+            return current
+        for k, v in clean.items():
+            setattr(current, k, v)
+        current.updated_by, current.updated_at, current.version = user, now, current.version + 1
+        current.save()
+        audit.record(A.UPDATE, current, user=user, changes=changes, institution=institution.pk)
+    return current
+
+
+KOL_COLUMNS = {
+    "credit_code": ("统一社会信用代码", "credit code", "credit_code", "客户统一社会信用代码"),
+    "external_id": ("客户外部编号", "external id", "external_id"),
+    "kol_count": ("kol人数", "kol count", "kol_count"),
+    "kol_names": ("kol姓名", "kol names", "kol_names"),
+    "assessment": ("市场影响力评分", "assessment", "market influence"),
+    "notes": ("备注", "notes"),
+}
+
+
+def _decode(raw: bytes) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValidationError(_("The file is not a CSV file in UTF-8 or GBK."))
+
+
+def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
+    """Market influence from a small CSV file: (customers saved, [(row, message)] of the refused rows)."""
+    if not may_edit_influence(user):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    text = _decode(upload.read())
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise ValidationError(_("The file is empty."))
+    aliases = {alias.lower(): key for key, names in KOL_COLUMNS.items() for alias in names}
+    index = {}
+    for i, cell in enumerate(header):
+        key = aliases.get(cell.strip().lower())
+        if key and key not in index:
+            index[key] = i
+    if "credit_code" not in index and "external_id" not in index:
+        raise ValidationError(_("The file needs a column 统一社会信用代码 or 客户外部编号."))
+    rows = []
+    for number, cells in enumerate(reader, start=2):
+        values = {k: (cells[i].strip() if i < len(cells) else "") for k, i in index.items()}
+        if any(values.values()):
+            rows.append((number, values))
+    codes = {v.get("credit_code", "").upper() for _n, v in rows} - {""}
+    external = {v.get("external_id", "") for _n, v in rows} - {""}
+    visible = access.institutions_for(user, Institution.objects.active())
+    by_code, by_external = {}, {}
+    codes_list, external_list = sorted(codes), sorted(external)
+    for i in range(0, len(codes_list), 500):
+        by_code.update({x.credit_code: x for x in visible.filter(credit_code__in=codes_list[i : i + 500])})
+    for i in range(0, len(external_list), 500):
+        by_external.update({x.external_id: x for x in visible.filter(external_id__in=external_list[i : i + 500])})
+    saved, errors = 0, []
+    for number, values in rows:
+        code, ext = values.get("credit_code", "").upper(), values.get("external_id", "")
+        institution = by_code.get(code) if code else by_external.get(ext)
+        if institution is None:
+            errors.append((number, _("No customer with this credit code or external id (or you may not see it).")
+                           if code or ext else _("Give the credit code or the external id.")))  # fmt: skip
+            continue
+        count = values.get("kol_count", "")
+        names = values.get("kol_names", "")
+        if not count and names:
+            count = str(len([n for n in names.replace("、", ",").replace("，", ",").split(",") if n.strip()]))
+        try:
+            save_influence(user, institution, {"kol_count": count or 0, "kol_names": names,
+                                               "assessment": values.get("assessment", ""),
+                                               "notes": values.get("notes", "")})  # fmt: skip
+        except ValidationError as e:
+            errors.append((number, " ".join(e.messages)))
+        else:
+            saved += 1
+    return saved, errors
