@@ -23,7 +23,10 @@ then
     exit 1
 fi
 
-# The demo data goes in once per database: a new SQLite file gets it again.
+# The demo data goes in once per database: a new SQLite file gets it again. The stamp holds the demo's
+# version: a database made before later features brought their demo records gets those (each part of the
+# demo loads once, so re-running it adds only what is missing).
+DEMO_VERSION=5
 db_file="${SQLITE_PATH:-$VAR/pharmacrm.sqlite3}"
 stamp="$VAR/.demo-loaded"
 [ -n "${DATABASE_URL:-}" ] || [ -e "$db_file" ] || rm -f "$stamp"
@@ -31,11 +34,11 @@ stamp="$VAR/.demo-loaded"
 demo=()
 if [ -n "${DATABASE_URL:-}" ]; then
     echo "DATABASE_URL is set: no demo data is loaded into that database."
-elif [ ! -f "$stamp" ]; then
+elif [ "$(cat "$stamp" 2>/dev/null)" != "$DEMO_VERSION" ]; then
     demo=(--demo)
 fi
 python scripts/prepare_run.py "${demo[@]}"
-[ ${#demo[@]} -eq 0 ] || touch "$stamp"
+[ ${#demo[@]} -eq 0 ] || echo "$DEMO_VERSION" > "$stamp"
 
 # Without a mail server configured, the embedded mode writes outgoing mail (replies to customers,
 # notifications) as files under var/mail/ instead of failing against a port 25 nobody listens on.

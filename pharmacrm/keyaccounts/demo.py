@@ -139,7 +139,7 @@ def _influence(analyst: User, rng: random.Random) -> int:
     from pharmacrm.customers.models import Institution, Person
     from pharmacrm.sales.models import MonthlyRollup
 
-    from .views_eval import save_influence
+    from .influence import save_influence
 
     buyers = MonthlyRollup.objects.values("institution_id")
     hospitals = Institution.objects.filter(kind="hospital", grade="3A", pk__in=buyers).order_by(
@@ -356,8 +356,8 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
 
     if product is not None:
         trial = services.offer_trial(kam, account, product=product, offered_on=d(40).date(),
-                                     notes="新规格优先试用 20 盒，收集临床使用反馈。")  # fmt: skip
-        services.update_trial(kam, trial, status=TrialStatus.ACCEPTED, notes="心内科、肿瘤科已开始试用。")
+                                     notes="新规格（预充式注射器）优先试用 20 支，收集临床使用反馈。")  # fmt: skip
+        services.update_trial(kam, trial, status=TrialStatus.ACCEPTED, notes="感染科、肿瘤科已开始试用。")
     return account
 
 
@@ -418,7 +418,10 @@ def load(seed: int = SEED) -> int:
     rng = random.Random(seed)
     today = timezone.localdate()
     earlier = _month_end_before(today, 6)
-    product = Product.objects.filter(active=True).order_by("-id").first()
+    products = Product.objects.filter(active=True)  # a biologic's new presentation, else any product
+    product = (
+        products.filter(approval_number__startswith="国药准字S").order_by("id").first() or products.first()
+    )
     with transaction.atomic():
         since = Notification.objects.order_by("-id").values_list("id", flat=True).first() or 0
         _nps(rng)

@@ -340,11 +340,10 @@ def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun) -> int:
             Institution.objects.filter(pk__in=insts).exclude(tier=Tier.KEY).update(
                 tier=new, version=F("version") + 1, updated_at=now
             )
-            for inst in insts:
-                audit.record(
-                    A.UPDATE, ("customers.institution", str(inst), ""), changes={"tier": [current[inst], new]},
-                    reason="evaluation", run=run_row.pk, period=run_row.period,
-                )  # fmt: skip
+            audit.record_many(
+                A.UPDATE, [(("customers.institution", str(inst), ""), {"tier": [current[inst], new]}) for inst in insts],
+                reason="evaluation", run=run_row.pk, period=run_row.period,
+            )  # fmt: skip
             changed += len(insts)
     return changed
 

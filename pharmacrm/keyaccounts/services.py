@@ -301,9 +301,9 @@ def submit_for_decision(user, proposal: Proposal, *, version: int | None = None)
 
 
 def withdraw(user, proposal: Proposal) -> Proposal:
-    if not (proposal.proposed_by_id == user.pk or access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)):
-        raise PermissionDenied(NOT_ALLOWED)
     access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
+    if not proposals_for(user).filter(pk=proposal.pk).exists():
+        raise PermissionDenied(NOT_ALLOWED)
     if proposal.status not in OPEN_PROPOSAL:
         raise ValidationError(_("Only an open proposal can be withdrawn."))
     with transaction.atomic():
@@ -552,6 +552,8 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
     """Leadership reviews a submitted plan (signed). An approved plan supersedes the one in force and its
     open items start their deadline clocks; a returned plan can be edited and submitted again."""
     access.require(user, Cap.APPROVE_KEY_ACCOUNTS)
+    if plan.created_by_id == user.pk:
+        raise PermissionDenied(_("You cannot review a plan you wrote: another member of the leadership must."))
     _check_version(plan, version)
     if plan.status != PlanStatus.SUBMITTED:
         raise ValidationError(_("This plan is not waiting for a decision."))
@@ -926,7 +928,10 @@ def review_account(account: KeyAccount, period: str, user=None):
     from . import scoring
     from .models import AccountReview
 
-    if user is not None and not (access.can(user, Cap.MANAGE_KEY_ACCOUNTS) or access.can(user, Cap.RUN_EVALUATIONS)):
+    if user is not None and not (
+        (access.can(user, Cap.MANAGE_KEY_ACCOUNTS) or access.can(user, Cap.RUN_EVALUATIONS))
+        and accounts_for(user).filter(pk=account.pk).exists()
+    ):
         raise PermissionDenied(NOT_ALLOWED)
     start, end = period_bounds(period)
     tz = timezone.get_current_timezone()

@@ -120,3 +120,23 @@ def test_the_verify_command_exits_non_zero_and_lists_every_problem(triggers_lift
     err = capsys.readouterr().err
     assert "entry 1: content does not match its hash (edited)" in err
     assert "entries 3..3 are missing (deleted)" in err
+
+
+@pytest.mark.django_db
+def test_entries_written_in_bulk_chain_like_single_ones_and_a_later_edit_is_still_found(triggers_lifted):
+    audit.record(AuditEntry.Action.UPDATE, ("customers.institution", "1", "a"), changes={"tier": ["new", "vip"]})
+    written = audit.record_many(
+        AuditEntry.Action.UPDATE,
+        [(("customers.institution", str(i), ""), {"tier": ["new", "regular"]}) for i in range(2, 6)],
+        reason="evaluation",
+    )
+    audit.record(AuditEntry.Action.UPDATE, ("customers.institution", "9", "z"), changes={"tier": ["new", "vip"]})
+    assert written == 4
+    seqs = list(AuditEntry.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert audit.verify().ok
+    entry = AuditEntry.objects.get(object_id="3", object_type="customers.institution")
+    assert entry.extra["reason"] == "evaluation" and entry.changes == {"tier": ["new", "regular"]}
+    AuditEntry.objects.filter(pk=entry.pk).update(changes={"tier": ["new", "vip"]})
+    result = audit.verify()
+    assert not result.ok and any(str(entry.seq) in p for p in result.problems)

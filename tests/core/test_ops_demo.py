@@ -169,6 +169,13 @@ def test_the_same_seed_gives_the_same_customers(demo_env):
     from pharmacrm.engagement.models import Interaction
     from pharmacrm.safety.models import SafetyCase
 
+    from pharmacrm.keyaccounts.models import Agreement, KeyAccount, Proposal
+    from pharmacrm.sales.models import OrderLine
+
+    Agreement.objects.all().delete()
+    Proposal.objects.all().delete()
+    KeyAccount.objects.all().delete()
+    OrderLine.objects.all().delete()
     SafetyCase.objects.all().delete()
     Interaction.objects.all().delete()
     ImprovementAction.objects.all().delete()
