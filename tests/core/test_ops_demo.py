@@ -167,9 +167,8 @@ def test_the_same_seed_gives_the_same_customers(demo_env):
     assert len(names) == result.institutions + result.departments
     # start again on an empty customer base (the users stay)
     from pharmacrm.engagement.models import Interaction
-    from pharmacrm.safety.models import SafetyCase
-
     from pharmacrm.keyaccounts.models import Agreement, KeyAccount, Proposal
+    from pharmacrm.safety.models import SafetyCase
     from pharmacrm.sales.models import OrderLine
 
     Agreement.objects.all().delete()
