@@ -345,6 +345,11 @@ LOGGING = {
 _ = _
 
 # --- safety (E2B(R3) sender and receiver, PDF font) ---
+# The company as it appears on key-account service agreements (PDF): names in Chinese and English, credit code, address.
+PHARMACRM_COMPANY_NAME = env("PHARMACRM_COMPANY_NAME", "")
+PHARMACRM_COMPANY_NAME_EN = env("PHARMACRM_COMPANY_NAME_EN", "")
+PHARMACRM_COMPANY_CREDIT_CODE = env("PHARMACRM_COMPANY_CREDIT_CODE", "")
+PHARMACRM_COMPANY_ADDRESS = env("PHARMACRM_COMPANY_ADDRESS", "")
 SAFETY_SENDER_ORGANISATION = env("SAFETY_SENDER_ORGANISATION", "")  # C.3.2; empty: the demo company's name
 SAFETY_SENDER_ORG_CODE = env("SAFETY_SENDER_ORG_CODE", "")  # the company part of C.1.1
 SAFETY_SENDER_ID = env("SAFETY_SENDER_ID", "")  # N.1.3

@@ -18,7 +18,7 @@ def after_import() -> None:
     evaluate_changed()
 
 
-@db_periodic_task(crontab(hour="2", minute="30"))
+@db_periodic_task(crontab(hour="3", minute="30"))
 def scheduled_evaluations() -> None:
     """Every night: the half-yearly, quarterly (key accounts) and monthly (identification) runs that are
     due and have not run yet."""
