@@ -117,6 +117,14 @@ class ProposalSerializer(serializers.ModelSerializer):
                   "decision_comment", "signature", "reviews", "version"]  # fmt: skip
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not access.can(request.user, Cap.VIEW_PURCHASES):
+            # the explanation's details show purchase figures: only for those who may see purchases
+            data["components"] = [{k: v for k, v in c.items() if k != "detail"} for c in data.get("components") or []]
+        return data
+
 
 class ProposalCreateSerializer(serializers.Serializer):
     institution = serializers.IntegerField(min_value=1, max_value=2**63 - 1)

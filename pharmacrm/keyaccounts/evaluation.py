@@ -214,15 +214,22 @@ def _merged_ids() -> set[int]:
     return set(Institution.objects.filter(merged_into__isnull=False).values_list("id", flat=True))
 
 
+def cadence(period: str) -> str:
+    """"H" (half-year, every customer), "Q" (quarter, key accounts) or "M" (month, identification)."""
+    return "H" if "H" in period else "Q" if "Q" in period else "M"
+
+
 def _previous(kind: str, period: str, run_started) -> dict[int, tuple[str, Decimal]]:
-    """Class and score of each customer in the latest earlier period of this kind."""
-    prior = (
-        EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, started_at__lt=run_started)
-        .exclude(period=period).order_by("-as_of", "-started_at").first()
+    """Class and score of each customer in the latest earlier period of the same cadence (a half-year's
+    previous period is the half-year before, never a key-account quarter)."""
+    earlier = (
+        EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, period__lt=period)
+        .values_list("period", flat=True).distinct()
     )  # fmt: skip
-    if prior is None:
+    same = [p for p in earlier if cadence(p) == cadence(period)]
+    if not same:
         return {}
-    rows = Score.objects.filter(kind=kind, period=prior.period).values_list("institution_id", "klass", "score")
+    rows = Score.objects.filter(kind=kind, period=max(same)).values_list("institution_id", "klass", "score")
     return {inst: (k, s) for inst, k, s in rows.iterator(chunk_size=10_000)}
 
 

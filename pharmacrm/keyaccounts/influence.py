@@ -180,14 +180,20 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
             errors.append((number, _("No customer with this credit code or external id (or you may not see it).")
                            if code or ext else _("Give the credit code or the external id.")))  # fmt: skip
             continue
-        count = values.get("kol_count", "")
-        names = values.get("kol_names", "")
-        if not count and names:
-            count = str(len([n for n in names.replace("、", ",").replace("，", ",").split(",") if n.strip()]))
+        # a column the file does not have leaves the stored value alone (a KOL list must not wipe the
+        # assessments marketing entered by hand)
+        stored = MarketInfluence.objects.filter(institution=institution).first()
+        data = {
+            "kol_count": stored.kol_count if stored else 0, "kol_names": stored.kol_names if stored else "",
+            "assessment": stored.assessment if stored else None, "notes": stored.notes if stored else "",
+        }  # fmt: skip
+        data.update({k: v for k, v in values.items() if k in ("kol_count", "kol_names", "assessment", "notes")})
+        if "kol_count" not in index or not values.get("kol_count"):
+            if values.get("kol_names"):
+                names = values["kol_names"].replace("、", ",").replace("，", ",")
+                data["kol_count"] = str(len([n for n in names.split(",") if n.strip()]))
         try:
-            save_influence(user, institution, {"kol_count": count or 0, "kol_names": names,
-                                               "assessment": values.get("assessment", ""),
-                                               "notes": values.get("notes", "")})  # fmt: skip
+            save_influence(user, institution, data)
         except ValidationError as e:
             errors.append((number, " ".join(e.messages)))
         else:

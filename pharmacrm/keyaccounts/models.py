@@ -280,6 +280,7 @@ class ServicePlan(models.Model):
     created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+    submitted_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
     decided_by = models.ForeignKey(USER, models.PROTECT, null=True, blank=True, related_name="+")
     decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
     decision_comment = models.TextField(_("decision comment"), blank=True)

@@ -152,13 +152,14 @@ def is_project_manager(user, account: KeyAccount) -> bool:
 
 
 def may_manage(user, account: KeyAccount) -> bool:
-    """Run the account (team, plan drafts, agreements, meetings, trials): programme managers and the
-    account's project manager."""
-    if access.can(user, Cap.MANAGE_KEY_ACCOUNTS) and (
-        access.can(user, Cap.ALL_CUSTOMERS) or is_project_manager(user, account)
-    ):
+    """Run the account (team, plan drafts, agreements, meetings, trials): administrators, managers and the
+    account's project manager — not every key-account manager, and never the auditor."""
+    roles = access.roles_of(user)
+    if not roles or roles & {Role.AUDITOR}:
+        return False
+    if roles & {Role.ADMIN, Role.MANAGER} and access.can(user, Cap.MANAGE_KEY_ACCOUNTS):
         return True
-    return is_project_manager(user, account) and not (user.roles & {Role.AUDITOR})
+    return is_project_manager(user, account)
 
 
 def require_manage(user, account: KeyAccount) -> None:
@@ -301,9 +302,16 @@ def submit_for_decision(user, proposal: Proposal, *, version: int | None = None)
 
 
 def withdraw(user, proposal: Proposal) -> Proposal:
+    """The proposer withdraws while the proposal is in review; once it waits for leadership, only
+    leadership (or an administrator) closes it."""
     access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
     if not proposals_for(user).filter(pk=proposal.pk).exists():
         raise PermissionDenied(NOT_ALLOWED)
+    leadership = bool(access.roles_of(user) & {Role.ADMIN, Role.MANAGER})
+    if proposal.status == ProposalStatus.SUBMITTED and not leadership:
+        raise PermissionDenied(_("This proposal waits for leadership: only leadership can close it now."))
+    if proposal.proposed_by_id != user.pk and not leadership:
+        raise PermissionDenied(_("Only the proposer can withdraw this proposal."))
     if proposal.status not in OPEN_PROPOSAL:
         raise ValidationError(_("Only an open proposal can be withdrawn."))
     with transaction.atomic():
@@ -537,8 +545,8 @@ def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> Servi
                                 "training; missing: %(areas)s.") % {"areas": "、".join(str(m) for m in missing)})  # fmt: skip
     with transaction.atomic():
         old = plan.status
-        plan.status, plan.submitted_at = PlanStatus.SUBMITTED, timezone.now()
-        _save_versioned(plan, ["status", "submitted_at"], plan.version)
+        plan.status, plan.submitted_at, plan.submitted_by = PlanStatus.SUBMITTED, timezone.now(), user
+        _save_versioned(plan, ["status", "submitted_at", "submitted_by"], plan.version)
         audit.record(A.UPDATE, plan, user=user, changes={"status": [old, plan.status]})
         url = reverse("keyaccounts:account", args=[plan.account_id]) + "#plan"
         title = _("Service plan for review: %(name)s (version %(v)s)") % {
@@ -552,8 +560,9 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
     """Leadership reviews a submitted plan (signed). An approved plan supersedes the one in force and its
     open items start their deadline clocks; a returned plan can be edited and submitted again."""
     access.require(user, Cap.APPROVE_KEY_ACCOUNTS)
-    if plan.created_by_id == user.pk:
-        raise PermissionDenied(_("You cannot review a plan you wrote: another member of the leadership must."))
+    if user.pk in (plan.created_by_id, plan.submitted_by_id) or PlanItem.objects.filter(plan=plan, owner=user).exists():
+        raise PermissionDenied(_("You cannot review a plan you wrote, submitted or deliver: another member of the "
+                                 "leadership must."))
     _check_version(plan, version)
     if plan.status != PlanStatus.SUBMITTED:
         raise ValidationError(_("This plan is not waiting for a decision."))

@@ -70,12 +70,14 @@ def scores_for(user, qs=None):
 
 
 def periods(kind: str) -> list[str]:
-    """The periods of the kind that have a finished run, the latest first."""
+    """The periods of the kind that have a finished run, the latest first — for the customer evaluation the
+    half-years (every customer) before the quarters (key accounts only), so the default is a full period."""
     rows = (
         EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False)
         .values("period").annotate(last=Max("as_of"), started=Max("started_at")).order_by("-last", "-started")
     )  # fmt: skip
-    return [r["period"] for r in rows]
+    found = [r["period"] for r in rows]
+    return sorted(found, key=lambda p: "Q" in p)  # stable: keeps latest-first within each cadence
 
 
 def movement(klass: str, previous: str) -> str:

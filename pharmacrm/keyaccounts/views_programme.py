@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
@@ -115,13 +116,29 @@ def latest_candidate(institution) -> Score | None:
     )
 
 
-def component_rows(components) -> list[dict]:
-    """A score's components with their labels, for the explanation table."""
-    labels = dict(Component.choices)
+REVIEW_LABELS = {
+    "satisfaction": gettext_lazy("Satisfaction"),
+    "response": gettext_lazy("First response time"),
+    "resolution": gettext_lazy("Resolution time"),
+    "complaints": gettext_lazy("Complaints"),
+    "plan": gettext_lazy("Plan items on time"),
+}
+# measures whose explanation shows purchase figures: only for those who may see purchases
+PURCHASE_MEASURES = {Component.AMOUNT, Component.FREQUENCY, Component.CREDIT, Component.GROWTH}
+
+
+def component_rows(components, user=None) -> list[dict]:
+    """A score's components with their labels and a plain-words explanation (purchase figures only for
+    users who may see purchases)."""
+    from .views_eval import explain
+
+    labels = {**REVIEW_LABELS, **dict(Component.choices)}
+    purchases = user is not None and access.can(user, Cap.VIEW_PURCHASES)
     rows = []
     for c in components or []:
         name = c.get("name", "")
-        rows.append({**c, "label": labels.get(name, name)})
+        shown = isinstance(c.get("detail"), dict) and name in Component.values and (purchases or name not in PURCHASE_MEASURES)
+        rows.append({**c, "label": labels.get(name, name), "detail": explain(c) if shown else ""})
     return rows
 
 
@@ -273,7 +290,7 @@ def proposal_create(request):
     score = latest_candidate(institution)
     context = {
         "form": form, "institution": institution, "kind": kind, "kind_label": ProposalKind(kind).label,
-        "score": score, "components": component_rows(score.components if score else []),
+        "score": score, "components": component_rows(score.components if score else [], request.user),
         "account": services.active_account(institution.pk),
     }  # fmt: skip
     return render(request, "keyaccounts/ka_proposal_form.html", context, status=status)
@@ -301,7 +318,7 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
     context = {
         "proposal": proposal,
         "reviews": list(proposal.reviews.select_related("reviewer")),
-        "components": component_rows(proposal.components),
+        "components": component_rows(proposal.components, request.user),
         "may_review": may_review, "my_review": mine, "opinion_form": opinion_form,
         "may_send": may_send,
         "has_marketing": proposal.reviews.filter(department="marketing").exists(),
@@ -507,7 +524,7 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     # evaluations and measures
     ctx["reviews"] = list(AccountReview.objects.filter(account=account).order_by("-period")[:8])
     for review in ctx["reviews"]:
-        review.rows = component_rows(review.components)
+        review.rows = component_rows(review.components, request.user)
     ctx["may_review"] = active and (manage or access.can(user, Cap.RUN_EVALUATIONS))
     ctx["period_form"] = forms.get("period_form") or PeriodForm(prefix="period", initial={
         "period": services.previous_quarter(today)})  # fmt: skip
@@ -1073,7 +1090,8 @@ def customer_panel(request, institution_pk: int):
     context = {
         "institution": inst, "account": account, "row": rows[0] if rows else None,
         "proposals": list(services.proposals_for(user).filter(institution=inst, status__in=OPEN_PROPOSAL)),
-        "candidate": latest_candidate(inst), "may_propose": access.can(user, Cap.PROPOSE_KEY_ACCOUNTS),
+        "candidate": latest_candidate(inst) if access.can(user, Cap.VIEW_EVALUATIONS) else None,
+        "may_propose": access.can(user, Cap.PROPOSE_KEY_ACCOUNTS),
     }  # fmt: skip
     return render(request, "keyaccounts/ka_panel.html", context)
 

@@ -36,9 +36,10 @@ class OrderLineFilterForm(forms.Form):
         """Valid filter values; an invalid one is ignored rather than failing the list."""
         self.is_valid()
         data = dict(getattr(self, "cleaned_data", {}) or {})
-        return {
-            k: v.strip() if isinstance(v, str) else v for k, v in data.items() if v not in (None, "", False)
-        }
+        out = {k: v.strip() if isinstance(v, str) else v for k, v in data.items() if v not in (None, "", False)}
+        if (self.data.get("customer") or "").strip() and "customer" not in out:
+            out["customer"] = -1  # a customer the user may not see (or none): no lines, rather than all of them
+        return out
 
 
 def apply_filters(qs, data: dict):

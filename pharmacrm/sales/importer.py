@@ -355,7 +355,7 @@ class Fast:
         cells.pop()
         if not on or len(on) > 40 or on != on.strip():
             return None
-        if not ln.isdigit() or len(ln) > 6:
+        if not (ln.isascii() and ln.isdigit()) or len(ln) > 6:
             return None
         line = int(ln)
         if not 0 < line <= 100_000:
@@ -364,7 +364,7 @@ class Fast:
         if month is None or od > self.today:
             return None
         if cc:
-            if len(cc) != 18 or not cc.isalnum() or not cc.isupper() and not cc.isdigit():
+            if len(cc) != 18 or not (cc.isascii() and cc.isalnum()) or not cc.isupper() and not cc.isdigit():
                 return None
         elif not ext or ext != ext.strip():
             return None
@@ -376,13 +376,13 @@ class Fast:
             return None
         # quantity: whole number or up to 3 places; unit price up to 4 places, never negative
         a, dot, b = qty.partition(".")
-        if not a.isdigit() or len(a) > 11 or dot and (not b.isdigit() or len(b) > 3):
+        if not (qty.isascii() and a.isdigit()) or len(a) > 11 or dot and (not b.isdigit() or len(b) > 3):
             return None
         b = b.ljust(3, "0")
         quantity_milli = int(a) * 1000 + int(b)
         quantity = f"{int(a)}.{b}"
         a, dot, b = price.partition(".")
-        if not a.isdigit() or len(a) > 10 or dot and (not b.isdigit() or len(b) > 4):
+        if not (price.isascii() and a.isdigit()) or len(a) > 10 or dot and (not b.isdigit() or len(b) > 4):
             return None
         b = b.ljust(4, "0")
         price_e4 = int(a) * 10_000 + int(b)
@@ -420,7 +420,7 @@ class Fast:
 def _fen_text(text: str) -> int | None:
     """"1234.5" → 123450 for plain non-negative amounts with at most two places; None otherwise."""
     a, dot, b = text.partition(".")
-    if not a.isdigit() or len(a) > 12 or dot and (not b.isdigit() or len(b) > 2):
+    if not (text.isascii() and a.isdigit()) or len(a) > 12 or dot and (not b.isdigit() or len(b) > 2):
         return None
     return int(a) * 100 + int(b.ljust(2, "0"))
 
@@ -463,8 +463,32 @@ class Resolver:
             qs = Institution.objects.filter(**{f"{column}__in": items[i : i + 5000]})
             for pk, value, merged in qs.values_list("id", column, "merged_into_id"):
                 found[value] = merged or pk  # a merged customer's orders go to the survivor
+        missing = [w for w in wanted if w not in found]
+        if missing:
+            found.update(self._merged(column, missing))
         for w in wanted:
             cache[w] = found.get(w)
+
+    @staticmethod
+    def _merged(column: str, codes: list[str]) -> dict[str, int]:
+        """Codes that belonged to a customer merged into another (the merge frees them): → the survivor,
+        following later merges of the survivor too."""
+        from pharmacrm.customers.models import MergeRecord, SearchTerm
+
+        out = {}
+        merges = MergeRecord.objects.filter(kind=SearchTerm.Kind.INSTITUTION, **{f"snapshot__{column}__in": codes})
+        for snapshot, survivor in merges.values_list("snapshot", "survivor_id"):
+            code = (snapshot or {}).get(column)
+            if code in codes:
+                pk, seen = survivor, set()
+                while pk and pk not in seen:
+                    seen.add(pk)
+                    nxt = Institution.objects.filter(pk=pk).values_list("merged_into_id", flat=True).first()
+                    if not nxt:
+                        break
+                    pk = nxt
+                out[code] = pk
+        return out
 
     def load(self, pres: list[tuple]) -> None:
         self._load(self.by_credit, "credit_code", {p[4] for p in pres})
@@ -876,7 +900,7 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
             status = ImportJob.Status.PREVIEWED
         elif run.stop_writing:
             notes.append(("all_or_nothing_rejected", {"errors": run.counts.errors}))
-            run.counts.created = run.counts.updated = 0
+            run.counts.created = run.counts.updated = run.counts.unchanged = 0
             status = ImportJob.Status.REJECTED
         else:
             status = ImportJob.Status.DONE

@@ -53,6 +53,7 @@ def _with_money(lines: list[OrderLine]) -> list[OrderLine]:
     for line in lines:
         line.amount_text, line.paid_text = money(line.amount), money(line.paid_amount)
         line.outstanding_text = money(line.outstanding) if line.outstanding_fen else "—"
+        line.quantity_text = plain(line.quantity)
     return lines
 
 
@@ -130,6 +131,12 @@ def _filters_for_audit(data: dict) -> dict:
     return {k: (v.pk if isinstance(v, Institution) else v) for k, v in data.items()}
 
 
+def plain(number) -> str:
+    """A decimal as fixed-point text without trailing zeros: 1740.000 → 1740, 12.5000 → 12.5 (never 1.74E+3)."""
+    text = f"{number:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _export_rows(qs):
     """Rows in the order template's columns, so that an export can be corrected and imported again."""
     approvals = dict(
@@ -140,8 +147,8 @@ def _export_rows(qs):
         yield [
             line.order_number, line.line_number, line.order_date.isoformat(), inst.credit_code or "",
             inst.external_id or "", inst.name, line.product_code, line.product_name,
-            approvals.get(line.product_code, ""), line.batch_number, line.quantity.normalize(),
-            line.unit_price.normalize(), line.amount, line.invoice_number,
+            approvals.get(line.product_code, ""), line.batch_number, plain(line.quantity),
+            plain(line.unit_price), line.amount, line.invoice_number,
             line.payment_due.isoformat() if line.payment_due else "",
             line.paid_date.isoformat() if line.paid_date else "", line.paid_amount if line.paid_fen else "",
         ]  # fmt: skip

@@ -1,0 +1,106 @@
+"""Defects found in review: movement across cadences, who runs an account, who withdraws, KOL imports
+keeping assessments, who reviews a plan, what a proposal shows to roles without purchases."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from pharmacrm.core.roles import Role
+from pharmacrm.keyaccounts import evaluation, influence, services
+from pharmacrm.keyaccounts.choices import ModelKind, ProposalStatus
+from pharmacrm.keyaccounts.models import MarketInfluence, Score
+
+from .eval_fixtures import *  # noqa: F403  (fixtures)
+from .eval_fixtures import H1_2026
+from .programme_fixtures import *  # noqa: F403  (fixtures)
+from .programme_fixtures import AREAS, item_data, sign_code
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_quarterly_key_account_run_is_not_the_previous_period_of_a_half_year(purchases, staffed, users):
+    xiehe = purchases["xiehe"]
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)  # 2026H1, every customer
+    staffed(xiehe)  # xiehe becomes a key account
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026.replace(month=12, day=31), key_accounts_only=True)  # 2026Q4
+    run = evaluation.run(ModelKind.EVALUATION, as_of=H1_2026.replace(month=12, day=31))  # 2026H2
+    assert run.period == "2026H2"
+    h2 = {s.institution_id: s for s in Score.objects.filter(kind=ModelKind.EVALUATION, period="2026H2")}
+    h1 = {s.institution_id: s for s in Score.objects.filter(kind=ModelKind.EVALUATION, period="2026H1")}
+    # every customer's previous class is its 2026H1 class, not "new" because the quarter held key accounts only
+    for inst, score in h2.items():
+        assert score.previous_klass == h1[inst].klass
+    q4 = Score.objects.get(kind=ModelKind.EVALUATION, period="2026Q4", institution=xiehe)
+    assert q4.previous_klass == ""  # no earlier quarter
+
+
+def test_the_evaluation_page_shows_the_half_year_rather_than_the_key_account_quarter(purchases, staffed, client_for):
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    staffed(purchases["xiehe"])
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026, key_accounts_only=True)
+    page = client_for("analyst").get("/keyaccounts/evaluations/")
+    assert page.context["period"] == "2026H1"
+
+
+def test_only_leadership_and_the_project_manager_run_an_account(staffed, make_user, users, xiehe):
+    account = staffed(xiehe)
+    other_kam = make_user("kam2", Role.KAM)
+    assert services.may_manage(users["kam"], account)  # the project manager
+    assert services.may_manage(users["manager"], account)
+    assert not services.may_manage(other_kam, account)
+    with pytest.raises(PermissionDenied):
+        services.start_plan(other_kam, account)
+
+
+def test_only_the_proposer_withdraws_and_only_leadership_once_submitted(make_proposal, make_user, users, xiehe):
+    analyst2 = make_user("analyst2", Role.ANALYST)
+    in_review = make_proposal(xiehe, submitted=False)
+    with pytest.raises(PermissionDenied):
+        services.withdraw(analyst2, in_review)
+    services.submit_for_decision(users["analyst"], in_review)
+    in_review.refresh_from_db()
+    with pytest.raises(PermissionDenied):
+        services.withdraw(users["analyst"], in_review)  # waiting for leadership now
+    services.withdraw(users["manager"], in_review)
+    in_review.refresh_from_db()
+    assert in_review.status == ProposalStatus.WITHDRAWN
+
+
+def test_a_kol_file_without_an_assessment_column_keeps_the_assessment(users, xiehe):
+    influence.save_influence(users["analyst"], xiehe, {"kol_count": 1, "kol_names": "张伟", "assessment": 88,
+                                                       "notes": "学会主委"})  # fmt: skip
+    csv_text = f"统一社会信用代码,KOL人数\n{xiehe.credit_code},4\n"
+    upload = SimpleUploadedFile("kol.csv", csv_text.encode("utf-8"), content_type="text/csv")
+    saved, errors = influence.import_kols(users["analyst"], upload)
+    assert (saved, errors) == (1, [])
+    row = MarketInfluence.objects.get(institution=xiehe)
+    assert (row.kol_count, row.assessment, row.notes, row.kol_names) == (4, 88, "学会主委", "张伟")
+
+
+def test_a_manager_who_submitted_a_plan_cannot_review_it(staffed, manager2, users, xiehe):
+    account = staffed(xiehe)
+    manager = users["manager"]
+    plan = services.start_plan(manager, account)
+    for area in AREAS:
+        services.save_item(manager, plan, item_data(users, area))
+    services.submit_plan(manager, plan)
+    plan.refresh_from_db()
+    with pytest.raises(PermissionDenied):
+        services.decide_plan(manager, plan, approve=True, otp_code=sign_code(manager))
+    services.decide_plan(manager2, plan, approve=True, otp_code=sign_code(manager2))
+
+
+def test_a_proposal_shows_purchase_figures_only_to_roles_that_see_purchases(make_proposal, candidate, client_for, xiehe):
+    candidate(xiehe)
+    proposal = make_proposal(xiehe, submitted=False)
+    agent = client_for("agent").get(f"/api/v1/keyaccounts/proposals/{proposal.pk}/")
+    assert agent.status_code == 200
+    assert all("detail" not in c for c in agent.json()["components"])
+    kam = client_for("kam").get(f"/api/v1/keyaccounts/proposals/{proposal.pk}/")
+    assert any("detail" in c for c in kam.json()["components"])
+    page = client_for("agent").get(f"/keyaccounts/proposals/{proposal.pk}/").content.decode()
+    assert "1,200,000" not in page and "{&#x27;" not in page
+
+
