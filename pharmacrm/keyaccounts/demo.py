@@ -280,7 +280,7 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
     KeyAccount.objects.filter(pk=account.pk).update(listed_at=d(137))
     for who, role in (("kam", TeamRole.PROJECT_MANAGER), ("expert", TeamRole.PRODUCT_EXPERT),
                       ("support", TeamRole.TECH_SUPPORT), ("aftersales", TeamRole.AFTER_SALES)):  # fmt: skip
-        services.add_member(u["kam"], account, u[who], role)
+        services.add_member(u["manager"], account, u[who], role)
     TeamMember.objects.filter(account=account).update(since=d(136).date())
 
     kam, manager = u["kam"], u["manager"]

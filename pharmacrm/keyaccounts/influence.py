@@ -146,7 +146,11 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
     if not may_edit_influence(user):
         raise PermissionDenied(_("You do not have permission to do this."))
     text = _decode(upload.read())
-    reader = csv.reader(io.StringIO(text))
+    try:
+        parsed = list(csv.reader(io.StringIO(text)))
+    except csv.Error:
+        raise ValidationError(_("The file is damaged or not a CSV file.")) from None
+    reader = iter(parsed)
     header = next(reader, None)
     if not header:
         raise ValidationError(_("The file is empty."))

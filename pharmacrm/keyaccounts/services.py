@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -682,14 +683,23 @@ def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_da
     errors = {}
     if plan is None:
         errors["plan"] = [_("An agreement is generated from an approved service plan; this account has none yet.")]
+    today = timezone.localdate()
     if not isinstance(start_date, dt.date):
         errors["start_date"] = [_("Give the start date.")]
+    elif not (today - dt.timedelta(days=366) <= start_date <= today + dt.timedelta(days=366 * 2)):
+        errors["start_date"] = [_("The start lies within a year back and two years ahead.")]
     if not isinstance(end_date, dt.date):
         errors["end_date"] = [_("Give the end date.")]
     elif isinstance(start_date, dt.date) and end_date <= start_date:
         errors["end_date"] = [_("The end must come after the start.")]
+    elif isinstance(start_date, dt.date) and end_date > start_date + dt.timedelta(days=366 * 10):
+        errors["end_date"] = [_("An agreement runs for at most ten years.")]
     if not (0 <= int(renewal_notice_days or 0) <= 365):
         errors["renewal_notice_days"] = [_("Remind between 0 and 365 days before the end.")]
+    elif isinstance(start_date, dt.date) and isinstance(end_date, dt.date) and "end_date" not in errors and (
+        (end_date - start_date).days < int(renewal_notice_days or 0)
+    ):
+        errors["renewal_notice_days"] = [_("The reminder would come before the agreement starts.")]
     if errors:
         raise ValidationError(errors)
     now = timezone.now()
@@ -731,9 +741,9 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
     head = upload.read(8)
     upload.seek(0)
     suffix = next((s for magic, s in SIGNED_COPY_TYPES.items() if head.startswith(magic)), None)
-    if suffix is None:
+    if suffix is None or not _opens(upload, suffix):
         raise ValidationError({"signed_copy": [_("Upload the signed copy as a PDF, PNG or JPEG file.")]})
-    path = agreements_dir() / f"{agreement.number}-{timezone.now():%Y%m%d%H%M%S}{suffix}"
+    path = agreements_dir() / f"{agreement.number}-{uuid.uuid4().hex}{suffix}"
     digest, size = hashlib.sha256(), 0
     try:
         with open(path, "wb") as out:
@@ -746,7 +756,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
         with transaction.atomic():
             old = agreement.status
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
-            agreement.signed_copy, agreement.signed_copy_sha256 = str(path), digest.hexdigest()
+            agreement.signed_copy, agreement.signed_copy_sha256 = path.name, digest.hexdigest()
             agreement.signed_copy_name = Path(upload.name or path.name).name[:200]
             agreement.next_check_at = _renewal_moment(agreement) if agreement.renewal_notified_at is None else None
             _save_versioned(agreement, ["status", "signed_date", "signed_copy", "signed_copy_sha256",
@@ -761,6 +771,24 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
         path.unlink(missing_ok=True)
         raise
     return agreement
+
+
+def _opens(upload, suffix: str) -> bool:
+    """Whether the file really is what its first bytes say: a PDF pypdf can read, an image Pillow verifies."""
+    try:
+        if suffix == ".pdf":
+            from pypdf import PdfReader
+
+            return len(PdfReader(upload).pages) > 0
+        from PIL import Image
+
+        with Image.open(upload) as image:
+            image.verify()
+        return True
+    except Exception:  # a damaged file fails in many ways, all of them "not a real file"
+        return False
+    finally:
+        upload.seek(0)
 
 
 def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
@@ -810,6 +838,8 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
         errors["held_at"] = [_("Give the date and time of the meeting.")]
     elif held_at > timezone.now() + dt.timedelta(days=1):
         errors["held_at"] = [_("Minutes are recorded for a meeting that took place.")]
+    elif held_at.year < 2000:
+        errors["held_at"] = [_("Give a date from the year 2000 on.")]
     title, minutes = _clean(data.get("title"), 200), _clean(data.get("minutes"), 50000)
     if not title:
         errors["title"] = [_("Give the meeting a title.")]
@@ -904,20 +934,31 @@ RESPONSE_TARGET_H = Decimal(24)
 RESOLUTION_TARGET_H = Decimal(48)
 
 
-def period_bounds(label: str) -> tuple[dt.date, dt.date]:
-    """2026Q3 → (2026-07-01, 2026-09-30); 2026 → the year."""
+def period_bounds(label: str, *, ended: bool = True) -> tuple[dt.date, dt.date]:
+    """2026Q3 → (2026-07-01, 2026-09-30); 2026 → the year. Years 2000–2999; with `ended`, the period must
+    be over (an evaluation of a quarter still running would score defaults)."""
     label = str(label).strip().upper()
+    bad = ValidationError({"period": [_("Write the period as 2026Q3 (a quarter) or 2026 (a year).")]})
     try:
         if len(label) == 4:
-            year = int(label)
-            return dt.date(year, 1, 1), dt.date(year, 12, 31)
-        year, q = int(label[:4]), int(label[5])
-        if label[4] != "Q" or not 1 <= q <= 4 or len(label) != 6:
+            year, q = int(label), 0
+        elif len(label) == 6 and label[4] == "Q":
+            year, q = int(label[:4]), int(label[5])
+            if not 1 <= q <= 4:
+                raise ValueError
+        else:
             raise ValueError
-    except (ValueError, IndexError):
-        raise ValidationError({"period": [_("Write the period as 2026Q3 (a quarter) or 2026 (a year).")]}) from None
-    start = dt.date(year, 3 * q - 2, 1)
-    end = (dt.date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1)) - dt.timedelta(days=1)
+        if not 2000 <= year <= 2999:
+            raise ValueError
+    except ValueError:
+        raise bad from None
+    if q == 0:
+        start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    else:
+        start = dt.date(year, 3 * q - 2, 1)
+        end = (dt.date(year + 1, 1, 1) if q == 4 else dt.date(year, 3 * q + 1, 1)) - dt.timedelta(days=1)
+    if ended and end >= timezone.localdate():
+        raise ValidationError({"period": [_("This period has not ended yet: evaluate a quarter or a year that is over.")]})
     return start, end
 
 
@@ -1029,7 +1070,7 @@ def scorecards(period: str) -> list[dict]:
     they owned that fell due (done on time / late or open), for staff performance."""
     from .models import AccountReview
 
-    start, end = period_bounds(period)
+    start, end = period_bounds(period, ended=False)
     reviews = dict(AccountReview.objects.filter(period=period.upper()).values_list("account_id", "score"))
     cards: dict[int, dict] = {}
     for m in TeamMember.objects.select_related("user", "account__institution"):

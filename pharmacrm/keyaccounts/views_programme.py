@@ -20,12 +20,14 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
 
 from . import services
 from .choices import (
@@ -624,6 +626,10 @@ def plan_start(request, pk: int):
         try:
             services.start_plan(request.user, account, **form.cleaned_data)
         except ValidationError as e:
+            if not hasattr(e, "error_dict"):  # not about a field: the form may not be on the page any more
+                for m in e.messages:
+                    messages.error(request, m)
+                return _back(account, "plan")
             form.add_service_errors(e)
         else:
             messages.success(request, _("A new draft of the service plan was started."))
@@ -728,7 +734,9 @@ def plan_submit(request, pk: int):
         try:
             services.submit_plan(request.user, draft, version=form.cleaned_data.get("version"))
         except ValidationError as e:
-            form.add_service_errors(e)
+            for m in e.messages:  # shown at the top of the page: the submit form has no fields to mark
+                messages.error(request, m)
+            return _back(account, "plan")
         else:
             messages.success(request, _("The service plan was submitted for leadership review."))
             return _back(account, "plan")
@@ -781,7 +789,7 @@ def agreement_pdf(request, pk: int):
     data = renderer.render(agreement)
     audit.record(A.EXPORT, agreement, user=request.user, format="PDF")
     response = HttpResponse(data, content_type="application/pdf")
-    name = f"{agreement.number}-服务协议.pdf"
+    name = f"{agreement.number}-{_('service-agreement')}.pdf"
     response["Content-Disposition"] = (
         f"attachment; filename=\"{agreement.number}.pdf\"; filename*=UTF-8''{quote(name)}"
     )
@@ -789,13 +797,30 @@ def agreement_pdf(request, pk: int):
     return response
 
 
+@csrf_exempt  # the size check must come before anything reads the body; CSRF is checked just below
 @login_required
 @require_POST
 def agreement_signed(request, pk: int):
+    """Record the signing with the signed copy; an upload over the limit is refused before it is read."""
+    too_large = _("The file is too large; the limit is 20 MB.")
+    if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
+        agreement = _agreement_or_404(request.user, pk)
+        messages.error(request, too_large)
+        return _back(agreement.account, "agreements")
+    limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
+    request.upload_handlers.insert(0, limiter)
+    return _agreement_signed(request, pk, limiter, too_large)
+
+
+@csrf_protect
+def _agreement_signed(request, pk: int, limiter, too_large: str):
     agreement = _agreement_or_404(request.user, pk)
     account = _account_or_404(request.user, agreement.account_id)
     services.require_manage(request.user, account)
     form = SignedForm(request.POST, request.FILES, prefix=f"signed{agreement.pk}")
+    if limiter.too_large:
+        messages.error(request, too_large)
+        return _back(account, "agreements")
     if form.is_valid():
         d = form.cleaned_data
         try:
@@ -817,8 +842,8 @@ def agreement_signed_copy(request, pk: int):
     agreement = _agreement_or_404(request.user, pk)
     if not agreement.signed_copy:
         raise Http404(_("No signed copy was uploaded."))
-    file = Path(agreement.signed_copy)
-    if not file.is_file() or file.resolve().parent != services.agreements_dir().resolve():
+    file = services.agreements_dir() / Path(agreement.signed_copy).name  # stored by name under VAR_DIR
+    if not file.is_file():
         raise Http404(_("The file is missing from the storage."))
     audit.record(A.EXPORT, agreement, user=request.user, format="signed copy")
     content_type = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}.get(file.suffix,
@@ -862,7 +887,11 @@ def action_toggle(request, pk: int, action_pk: int):
     )
     if action is None:
         raise Http404(_("No such action item."))
-    services.complete_action(request.user, action, done=action.done_at is None)
+    # the button says which state it wants: a double click or a stale page never flips it back
+    wanted = request.POST.get("done")
+    done = (action.done_at is None) if wanted not in ("0", "1") else wanted == "1"
+    if done != (action.done_at is not None):
+        services.complete_action(request.user, action, done=done)
     messages.success(request, _("The action item was updated."))
     return _back(account, "meetings")
 
@@ -1034,7 +1063,7 @@ def scorecard_list(request):
     period = (request.GET.get("period") or _current_period()).strip().upper()[:6]
     error = ""
     try:
-        services.period_bounds(period)
+        services.period_bounds(period, ended=False)
         cards = services.scorecards(period)
         labels = dict(TeamRole.choices)
         for card in cards:

@@ -50,6 +50,7 @@ from .models import OrderLine, ProductCode
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 20_000
+EARLIEST = dt.date(2000, 1, 1)
 MAX_FEN = 10**15  # ten trillion yuan: anything larger is a typing error
 HUNDRED = Decimal(100)
 CENT = Decimal(1)
@@ -96,6 +97,7 @@ MESSAGES = {
     "paid_without_date": _("Give the payment date of the paid amount."),
     "before_order": _("This date lies before the order date."),
     "future_date": _("This date lies in the future."),
+    "too_early": _("This date lies before the year 2000: check it for a typing error."),
     "duplicate_line": _("Order %(order)s line %(line)s appears twice in the file (first in row %(row)s)."),
     "product_code_chars": _("A product code cannot contain commas or line breaks."),
     "customer_column_missing": _(
@@ -248,6 +250,8 @@ class Parser:
         day = _date(value)
         if day > self.today:
             raise FieldError("future_date")
+        if day < EARLIEST:
+            raise FieldError("too_early")
         return day
 
     def _optional_date(self, value: str) -> dt.date | None:
@@ -256,6 +260,8 @@ class Parser:
         day = _date(value)
         if day > self.latest:
             raise FieldError("future_date")
+        if day < EARLIEST:
+            raise FieldError("too_early")
         return day
 
     @staticmethod
@@ -361,7 +367,7 @@ class Fast:
         if not 0 < line <= 100_000:
             return None
         month = self._month(od)
-        if month is None or od > self.today:
+        if month is None or od > self.today or od < "2000-01-01":
             return None
         if cc:
             if len(cc) != 18 or not (cc.isascii() and cc.isalnum()) or not cc.isupper() and not cc.isdigit():

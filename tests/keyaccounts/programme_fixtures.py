@@ -17,10 +17,29 @@ from pharmacrm.keyaccounts.choices import PlanArea, TeamRole
 from pharmacrm.keyaccounts.models import Score
 
 __all__ = [
-    "AREAS", "sign_code", "candidate", "manager2", "make_proposal", "listed", "staffed", "with_plan", "item_data",
+    "tiny_pdf", "tiny_png", "AREAS", "sign_code", "candidate", "manager2", "make_proposal", "listed", "staffed", "with_plan", "item_data",
 ]  # fmt: skip
 
 AREAS = (PlanArea.SUPPLY, PlanArea.TECH_SUPPORT, PlanArea.AFTER_SALES, PlanArea.TRAINING)
+
+
+def tiny_pdf() -> bytes:
+    """A real one-page PDF (a signed copy's content is checked, not only its first bytes)."""
+    from fpdf import FPDF
+
+    doc = FPDF()
+    doc.add_page()
+    return bytes(doc.output())
+
+
+def tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), "white").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def sign_code(user) -> str:

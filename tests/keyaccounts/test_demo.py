@@ -5,7 +5,6 @@ through the services, signed like real decisions, once."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -114,7 +113,7 @@ def test_the_demo_shows_evaluations_candidates_and_a_running_key_account_program
         assert overdue.count() == 1 and overdue.get().next_check_at is not None  # the worker reports it
         agreement = Agreement.objects.get(account=account)
         assert agreement.status == "signed" and agreement.signed_date < today
-        assert Path(agreement.signed_copy).read_bytes().startswith(b"%PDF")
+        assert (services.agreements_dir() / agreement.signed_copy).read_bytes().startswith(b"%PDF")
         meetings = Meeting.objects.filter(account=account)
         assert meetings.count() == 2 and all(m.actions.exists() and m.minutes for m in meetings)
         assert meetings.filter(actions__done_at__isnull=False).exists()

@@ -29,7 +29,7 @@ from pharmacrm.keyaccounts.models import KeyAccount, PlanItem
 from pharmacrm.notify.models import Notification
 
 from .programme_fixtures import *  # noqa: F403
-from .programme_fixtures import AREAS, item_data, sign_code
+from .programme_fixtures import AREAS, item_data, sign_code, tiny_pdf
 
 pytestmark = pytest.mark.django_db
 
@@ -220,7 +220,7 @@ def test_the_signed_copy_must_be_a_pdf_or_an_image(users, xiehe, with_plan):
     with pytest.raises(ValidationError) as e:
         services.record_signed(users["kam"], agreement, signed_date=timezone.localdate(), upload=fake)
     assert "signed_copy" in e.value.error_dict
-    real = SimpleUploadedFile("signed.pdf", b"%PDF-1.4\n%test\n", content_type="application/pdf")
+    real = SimpleUploadedFile("signed.pdf", tiny_pdf(), content_type="application/pdf")
     services.record_signed(users["kam"], agreement, signed_date=timezone.localdate(), upload=real)
     agreement.refresh_from_db()
     assert agreement.status == AgreementStatus.SIGNED and agreement.signed_copy_sha256
@@ -232,7 +232,7 @@ def test_the_renewal_reminder_comes_once(users, xiehe, with_plan, settings, tmp_
     today = timezone.localdate()
     agreement = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
                                             end_date=today + dt.timedelta(days=30))  # fmt: skip
-    pdf_file = SimpleUploadedFile("s.pdf", b"%PDF-1.4\n", content_type="application/pdf")
+    pdf_file = SimpleUploadedFile("s.pdf", tiny_pdf(), content_type="application/pdf")
     services.record_signed(users["kam"], agreement, signed_date=today, upload=pdf_file)
     now = timezone.now() + dt.timedelta(days=1)
     assert services.sweep_agreements(now=now) == 1

@@ -3,9 +3,12 @@ keeping assessments, who reviews a plan, what a proposal shows to roles without 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from pharmacrm.core.roles import Role
 from pharmacrm.keyaccounts import evaluation, influence, services
@@ -104,3 +107,61 @@ def test_a_proposal_shows_purchase_figures_only_to_roles_that_see_purchases(make
     assert "1,200,000" not in page and "{&#x27;" not in page
 
 
+
+
+@pytest.mark.parametrize("period", ["9999Q4", "0001Q1", "2026Q7", "2099", str(dt.date.today().year) + "Q4"])
+def test_impossible_or_unfinished_periods_are_field_errors(period):
+    with pytest.raises(ValidationError) as e:
+        services.period_bounds(period)
+    assert "period" in e.value.error_dict
+
+
+def test_the_scorecard_page_answers_a_bad_period_with_a_message(client_for):
+    page = client_for("manager").get("/keyaccounts/scorecards/?period=9999Q4")
+    assert page.status_code == 200 and page.context["error"]
+
+
+def test_agreement_dates_are_bounded(with_plan, users, xiehe):
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    with pytest.raises(ValidationError) as e:
+        services.generate_agreement(users["kam"], account, start_date=dt.date(1, 1, 1), end_date=dt.date(1, 1, 5))
+    assert "start_date" in e.value.error_dict
+    with pytest.raises(ValidationError) as e:
+        services.generate_agreement(users["kam"], account, start_date=today, end_date=dt.date(9999, 12, 31))
+    assert "end_date" in e.value.error_dict
+    with pytest.raises(ValidationError) as e:
+        services.generate_agreement(users["kam"], account, start_date=today, end_date=today + dt.timedelta(days=30),
+                                    renewal_notice_days=60)  # fmt: skip
+    assert "renewal_notice_days" in e.value.error_dict
+
+
+def test_a_meeting_in_the_year_one_is_a_field_error(staffed, users, xiehe):
+    account = staffed(xiehe)
+    held = timezone.make_aware(dt.datetime(1, 1, 2))
+    with pytest.raises(ValidationError) as e:
+        services.record_meeting(users["kam"], account, {"held_at": held, "title": "t", "minutes": "m"})
+    assert "held_at" in e.value.error_dict
+
+
+def test_a_kol_file_with_a_huge_cell_is_refused_cleanly(users):
+    upload = SimpleUploadedFile("kol.csv", ("统一社会信用代码,备注\nX,\"" + "长" * 140_000 + "\"\n").encode(),
+                                content_type="text/csv")  # fmt: skip
+    with pytest.raises(ValidationError):
+        influence.import_kols(users["analyst"], upload)
+
+
+def test_marking_an_action_done_twice_leaves_it_done(staffed, users, client_for, xiehe):
+    account = staffed(xiehe)
+    meeting = services.record_meeting(
+        users["kam"], account,
+        {"held_at": timezone.now(), "title": "季度沟通会", "minutes": "纪要"},
+        [{"title": "补货", "owner": users["kam"], "due_date": timezone.localdate()}],
+    )  # fmt: skip
+    action = meeting.actions.get()
+    kam = client_for("kam")
+    url = f"/keyaccounts/{account.pk}/meetings/actions/{action.pk}/"
+    kam.post(url, {"done": "1"})
+    kam.post(url, {"done": "1"})  # a double click, or a stale page
+    action.refresh_from_db()
+    assert action.done_at is not None

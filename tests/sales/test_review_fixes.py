@@ -51,3 +51,9 @@ def test_an_invalid_customer_filter_shows_no_lines_rather_than_all(client_for, r
     page = client_for("manager").get("/sales/orders/?customer=999999")
     assert page.status_code == 200
     assert "SO-1" not in page.content.decode()
+
+
+def test_an_order_date_before_2000_is_a_rejected_row(run_import, xiehe):
+    job = run_import([line("SO-1", 1, "0001-01-01", xiehe, "P1", 1, "1", payment_due="0001-01-02")])
+    assert (job.created_count, job.error_count) == (0, 1)
+    assert job.errors[0]["code"] == "too_early"
