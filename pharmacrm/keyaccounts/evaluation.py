@@ -188,19 +188,26 @@ def _add_surveys(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date
 
 
 def _add_profiles(facts: dict[int, scoring.Facts], ids) -> None:
-    wanted = list(facts) if ids is None else [i for i in ids if i in facts]
-    for i in range(0, len(wanted), ID_BATCH):
-        batch = wanted[i : i + ID_BATCH]
-        for pk, kind, grade, beds, specialties in Institution.objects.filter(pk__in=batch).values_list(
-            "id", "kind", "grade", "beds", "specialties"
-        ):
-            f = facts[pk]
-            f.kind, f.grade, f.beds = kind, grade, beds
-            f.specialties = len(specialties) if isinstance(specialties, list) else 0
-        for inst, kols, assessment in MarketInfluence.objects.filter(institution_id__in=batch).values_list(
-            "institution_id", "kol_count", "assessment"
-        ):
-            facts[inst].kols, facts[inst].assessment = kols, assessment
+    columns = ("id", "kind", "grade", "beds", "specialties")
+    if ids is None:  # every customer: one pass over the table beats thousands of IN parameters
+        batches = [(Institution.objects.all(), MarketInfluence.objects.all())]
+    else:
+        wanted = [i for i in ids if i in facts]
+        batches = [
+            (Institution.objects.filter(pk__in=wanted[i : i + ID_BATCH]),
+             MarketInfluence.objects.filter(institution_id__in=wanted[i : i + ID_BATCH]))
+            for i in range(0, len(wanted), ID_BATCH)
+        ]  # fmt: skip
+    for institutions, influence in batches:
+        for pk, kind, grade, beds, specialties in institutions.values_list(*columns).iterator(chunk_size=10_000):
+            f = facts.get(pk)
+            if f is not None:
+                f.kind, f.grade, f.beds = kind, grade, beds
+                f.specialties = len(specialties) if isinstance(specialties, list) else 0
+        for inst, kols, assessment in influence.values_list("institution_id", "kol_count", "assessment"):
+            f = facts.get(inst)
+            if f is not None:
+                f.kols, f.assessment = kols, assessment
 
 
 # --- runs -------------------------------------------------------------------------------------------
@@ -261,8 +268,9 @@ def run(
     previous = _previous(kind, period, started)
     rows, results = [], []
     threshold = Decimal(str(model.thresholds.get("candidate", 101)))
+    normalised = scoring.normalised_weights(model.weights)
     for inst, f in facts.items():
-        value, components = scoring.score(f, model.weights, params)
+        value, components = scoring.score(f, model.weights, params, normalised=normalised)
         prev = previous.get(inst)
         if kind == ModelKind.EVALUATION:
             klass, candidate = scoring.klass(value, model.thresholds), False
@@ -369,12 +377,17 @@ def action_owner(institution: Institution) -> User | None:
 
 
 def _open_actions(results, key_ids: set[int], period: str) -> int:
-    """An improvement action for each customer whose class asks for one and who fell into it (or is a key
-    account there) — not for one already in that class last period, and never twice for a period."""
+    """An improvement action for each customer whose class asks for one and who fell into it from a better
+    class (or is a key account newly there) — not on a customer's first evaluation, not for one already in
+    that class last period, and never twice for a period."""
     from pharmacrm.servicedesk import revisit
     from pharmacrm.servicedesk.services import SYSTEM
 
-    wanted = [inst for inst, k, prev, b in results if b.get("action") and (prev != k or inst in key_ids)]
+    order = {"A": 0, "B": 1, "C": 2, "D": 3}
+    wanted = [
+        inst for inst, k, prev, b in results
+        if b.get("action") and ((prev in order and order[k] > order[prev]) or (inst in key_ids and prev != k))
+    ]  # fmt: skip
     if not wanted:
         return 0
     tag = f"[{period}]"

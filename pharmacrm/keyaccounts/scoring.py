@@ -205,17 +205,21 @@ def normalised_weights(weights: dict) -> dict[str, Decimal]:
     return out
 
 
-def score(f: Facts, weights: dict, params: dict) -> tuple[Decimal, list[dict]]:
-    """(score, components): each component {name, value, weight, contribution, detail, default}."""
-    p = {**DEFAULT_PARAMS, **(params or {})}
+MEASURE_BY_NAME = {str(k.value): fn for k, fn in MEASURES.items()}
+
+
+def score(f: Facts, weights: dict, params: dict, *, normalised: dict | None = None) -> tuple[Decimal, list[dict]]:
+    """(score, components): each component {name, value, weight, contribution, detail, default}. A run
+    passes `normalised` (the weights as fractions, computed once) and complete `params`."""
+    p = params if normalised is not None else {**DEFAULT_PARAMS, **(params or {})}
     components, total = [], Decimal(0)
-    for name, weight in normalised_weights(weights).items():
-        part = MEASURES[Component(name)](f, p)
-        value = q2(part.value)
-        contribution = q2(value * weight)
+    for name, weight in (normalised if normalised is not None else normalised_weights(weights)).items():
+        part = MEASURE_BY_NAME[name](f, p)
+        value = part.value.quantize(Q2, rounding=ROUND_HALF_UP)
+        contribution = (value * weight).quantize(Q2, rounding=ROUND_HALF_UP)
         total += contribution
         components.append({
-            "name": str(name), "value": str(value), "weight": str(weight), "contribution": str(contribution),
+            "name": name, "value": str(value), "weight": str(weight), "contribution": str(contribution),
             "detail": part.detail, "default": part.default,
         })  # fmt: skip
     return total, components
