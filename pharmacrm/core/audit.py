@@ -104,6 +104,17 @@ def diff(before: dict, after: dict) -> dict:
     }
 
 
+def _locked_head() -> AuditChainHead:
+    """The chain's head, locked for the rest of the transaction (created on the very first entry)."""
+    head_qs = AuditChainHead.objects.all()
+    if connection.features.has_select_for_update:
+        head_qs = head_qs.select_for_update()
+    head = head_qs.filter(pk=1).first()
+    if head is None:
+        head = AuditChainHead.objects.create(pk=1, seq=0, hash=GENESIS)
+    return head
+
+
 def record(action: str, obj: Any = None, *, changes: dict | None = None, user: Any = None, **extra) -> AuditEntry:
     """Append one entry to the chain, inside the caller's transaction when there is one."""
     ctx = current()
@@ -116,12 +127,7 @@ def record(action: str, obj: Any = None, *, changes: dict | None = None, user: A
     # no savepoint inside the caller's transaction (two round trips fewer per change): a failure here fails
     # the whole change, which is what an audit trail needs anyway
     with transaction.atomic(savepoint=False):
-        head_qs = AuditChainHead.objects.all()
-        if connection.features.has_select_for_update:
-            head_qs = head_qs.select_for_update()
-        head = head_qs.filter(pk=1).first()
-        if head is None:
-            head = AuditChainHead.objects.create(pk=1, seq=0, hash=GENESIS)
+        head = _locked_head()
         entry = AuditEntry(
             seq=head.seq + 1,
             at=timezone.now(),
@@ -158,12 +164,7 @@ def record_many(action: str, items: list[tuple[Any, dict]], *, user: Any = None,
     actor_name = actor.get_username() if actor is not None else extra.pop("actor_name", "")
     extra = _jsonable(extra)
     with transaction.atomic(savepoint=False):
-        head_qs = AuditChainHead.objects.all()
-        if connection.features.has_select_for_update:
-            head_qs = head_qs.select_for_update()
-        head = head_qs.filter(pk=1).first()
-        if head is None:
-            head = AuditChainHead.objects.create(pk=1, seq=0, hash=GENESIS)
+        head = _locked_head()
         seq, prev, entries = head.seq, head.hash, []
         now = timezone.now()
         for obj, changes in items:

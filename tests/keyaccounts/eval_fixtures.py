@@ -16,9 +16,7 @@ The order history (amounts in yuan; "window" = the 12 months before an as-of dat
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
@@ -44,20 +42,8 @@ def var_dir_per_test(settings, tmp_path):
     settings.VAR_DIR = tmp_path / "var"
 
 
-def line(order: str, n: int, day, customer, product: str, qty, price, **extra) -> dict:
-    row = {"order_number": order, "line_number": str(n), "order_date": str(day), "credit_code": customer.credit_code,
-           "product_code": product, "quantity": str(qty), "unit_price": str(price)}  # fmt: skip
-    row.update({k: str(v) for k, v in extra.items()})
-    return row
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(importer.template_headers(ImportJob.Target.ORDERS))
-        for row in rows:
-            writer.writerow([row.get(k, "") for k in KEYS])
-    return path
+# the order-file helpers are the purchases tests' own
+from tests.sales.conftest import line, write_csv  # noqa: E402, F401
 
 
 @pytest.fixture
