@@ -49,7 +49,7 @@ from .models import OrderLine, ProductCode
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 10_000  # rows per chunk: with one chunk queued and one being written, memory stays under 500 MB
 EARLIEST = dt.date(2000, 1, 1)
 MAX_FEN = 10**15  # ten trillion yuan: anything larger is a typing error
 HUNDRED = Decimal(100)
@@ -704,7 +704,7 @@ class Writer:
         self.today = timezone.localdate()
         self.dirty = False
         if threaded:
-            self.queue: queue.Queue = queue.Queue(maxsize=2)
+            self.queue: queue.Queue = queue.Queue(maxsize=1)
             context = contextvars.copy_context()
             self.thread = threading.Thread(target=context.run, args=(self._loop,), name="orders-writer", daemon=True)
             self.thread.start()
@@ -912,6 +912,9 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
             status = ImportJob.Status.DONE
     finally:
         run.close()
+    if connection.vendor == "sqlite" and not job.dry_run and not connection.in_atomic_block:
+        with connection.cursor() as cursor:  # a large import leaves a large write-ahead log: fold it back now
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     run.preview.sort(key=lambda p: p["row"])
     if not job.dry_run and status == ImportJob.Status.DONE and (run.counts.created or run.counts.updated):
         from pharmacrm.keyaccounts import tasks as ka_tasks
