@@ -188,7 +188,7 @@ def _add_surveys(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date
 
 
 def _add_profiles(facts: dict[int, scoring.Facts], ids) -> None:
-    columns = ("id", "kind", "grade", "beds", "specialties")
+    columns = ("id", "kind", "grade", "beds", "specialties", "province")
     if ids is None:  # every customer: one pass over the table beats thousands of IN parameters
         batches = [(Institution.objects.all(), MarketInfluence.objects.all())]
     else:
@@ -199,10 +199,12 @@ def _add_profiles(facts: dict[int, scoring.Facts], ids) -> None:
             for i in range(0, len(wanted), ID_BATCH)
         ]  # fmt: skip
     for institutions, influence in batches:
-        for pk, kind, grade, beds, specialties in institutions.values_list(*columns).iterator(chunk_size=10_000):
+        for pk, kind, grade, beds, specialties, province in institutions.values_list(*columns).iterator(
+            chunk_size=10_000
+        ):
             f = facts.get(pk)
             if f is not None:
-                f.kind, f.grade, f.beds = kind, grade, beds
+                f.kind, f.grade, f.beds, f.province = kind, grade, beds, province
                 f.specialties = len(specialties) if isinstance(specialties, list) else 0
         for inst, kols, assessment in influence.values_list("institution_id", "kol_count", "assessment"):
             f = facts.get(inst)
@@ -282,7 +284,7 @@ def run(
             inst, kind, period, run_row.pk, model.pk, as_of, value, klass, prev[0] if prev else "",
             prev[1] if prev else None, json.dumps(components, ensure_ascii=False), candidate,
             Decimal(str(discount)) if discount not in (None, "") else None, (benefit.get("programme") or "")[:100],
-            started,
+            started, f.province or "", f.kind or "",
         ))  # fmt: skip
         results.append((inst, klass, prev[0] if prev else "", benefit))
     with transaction.atomic():
@@ -303,7 +305,7 @@ def run(
 
 SCORE_COLUMNS = [
     "institution_id", "kind", "period", "run_id", "model_id", "as_of", "score", "klass", "previous_klass",
-    "previous_score", "components", "candidate", "discount", "programme", "computed_at",
+    "previous_score", "components", "candidate", "discount", "programme", "computed_at", "province", "customer_kind",
 ]  # fmt: skip
 
 
@@ -316,13 +318,15 @@ def _upsert_scores(rows: list[tuple]) -> None:
     with connection.cursor() as cursor:
         types = ["bigint", "varchar(12)", "varchar(8)", "bigint", "bigint", "date", "numeric(6,2)", "varchar(1)",
                  "varchar(1)", "numeric(6,2)", "text", "boolean", "numeric(5,2)", "varchar(100)",
-                 "timestamp with time zone" if not sqlite else "text"]  # fmt: skip
+                 "timestamp with time zone" if not sqlite else "text", "varchar(6)", "varchar(16)"]  # fmt: skip
         cols = ", ".join(f"{c} {t}" for c, t in zip(SCORE_COLUMNS, types, strict=True))
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS ka_score_stage ({cols})")
+        cursor.execute("DROP TABLE IF EXISTS ka_score_stage")  # its columns follow SCORE_COLUMNS
+        cursor.execute(f"CREATE TEMPORARY TABLE ka_score_stage ({cols})")
         cursor.execute("DELETE FROM ka_score_stage")
         if sqlite:
             rows = [(*r[:5], r[5].isoformat(), str(r[6]), *r[7:9], None if r[9] is None else str(r[9]), r[10],
-                     r[11], None if r[12] is None else str(r[12]), r[13], adapt(r[14])) for r in rows]  # fmt: skip
+                     r[11], None if r[12] is None else str(r[12]), r[13], adapt(r[14]), r[15], r[16])
+                    for r in rows]  # fmt: skip
         for i in range(0, len(rows), 20_000):
             insert_rows("ka_score_stage", SCORE_COLUMNS, rows[i : i + 20_000])
         cols = ", ".join(SCORE_COLUMNS)
@@ -423,9 +427,10 @@ def changed_since(kind: str) -> list[int] | None:
     last = EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False).aggregate(m=Max("started_at"))["m"]
     if last is None:
         return None
-    return list(
-        MonthlyRollup.objects.filter(updated_at__gte=last).values_list("institution_id", flat=True).distinct()
-    )
+    # no DISTINCT in SQL: it makes SQLite walk the (institution, month) index over every rollup instead of
+    # the updated_at index over the few that changed
+    changed = MonthlyRollup.objects.filter(updated_at__gte=last).order_by().values_list("institution_id", flat=True)
+    return sorted(set(changed.iterator(chunk_size=10_000)))
 
 
 def run_all(*, user=None, trigger: str = Trigger.ON_DEMAND, incremental: bool = False, as_of=None) -> list[EvaluationRun]:

@@ -109,6 +109,9 @@ class Score(models.Model):
     previous_score = models.DecimalField(_("previous score"), max_digits=6, decimal_places=2, null=True, blank=True)
     components = models.JSONField(_("components"), default=list)
     candidate = models.BooleanField(_("key-account candidate"), default=False)
+    # copied from the customer at scoring time, so the candidate list filters by an index on this table
+    province = models.CharField(max_length=6, blank=True, default="", editable=False)
+    customer_kind = models.CharField(max_length=16, blank=True, default="", editable=False)
     discount = models.DecimalField(_("discount level (%)"), max_digits=5, decimal_places=2, null=True, blank=True)
     programme = models.CharField(_("reward programme"), max_length=100, blank=True)
     computed_at = models.DateTimeField(_("computed"), default=timezone.now)
@@ -125,6 +128,8 @@ class Score(models.Model):
             models.Index(fields=["kind", "period", "klass", "-score"], name="score_class"),
             models.Index(fields=["kind", "period", "candidate", "-score"], name="score_candidates"),
             models.Index(fields=["institution", "kind", "-period"], name="score_history"),
+            models.Index(fields=["kind", "period", "province", "-score"], name="score_province"),
+            models.Index(fields=["kind", "period", "customer_kind", "-score"], name="score_customer_kind"),
         ]
 
     def __str__(self) -> str:

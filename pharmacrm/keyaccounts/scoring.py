@@ -101,6 +101,7 @@ class Facts:
     specialties: int = 0
     kols: int = 0
     assessment: int | None = None
+    province: str = ""
 
 
 @dataclass

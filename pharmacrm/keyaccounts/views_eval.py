@@ -380,10 +380,10 @@ def _candidate_rows(user, data: dict, period: str):
         qs = qs.filter(klass="")
     if data.get("min_score") is not None:
         qs = qs.filter(score__gte=data["min_score"])
-    if data.get("province"):
-        qs = qs.filter(institution__province=data["province"])
+    if data.get("province"):  # the scores carry the customer's province and type: indexed filters
+        qs = qs.filter(province=data["province"])
     if data.get("kind"):
-        qs = qs.filter(institution__kind=data["kind"])
+        qs = qs.filter(customer_kind=data["kind"])
     return scores_for(user, qs).select_related("institution").order_by("-score", "institution_id")
 
 
