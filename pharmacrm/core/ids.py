@@ -11,3 +11,18 @@ def is_id(value) -> bool:
 
 def as_id(value) -> int | None:
     return int(str(value)) if is_id(value) else None
+
+
+def id_set(ids):
+    """A set of ids as one SQL parameter, for `field__in=id_set(ids)`: any number of ids without a
+    parameter per id (SQLite caps them, and planning thousands of them costs more than the query). SQLite
+    reads a JSON array with json_each, PostgreSQL an array with unnest."""
+    import json
+
+    from django.db import connection
+    from django.db.models.expressions import RawSQL
+
+    ids = [int(i) for i in ids]
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", (ids,))
+    return RawSQL("SELECT value FROM json_each(%s)", (json.dumps(ids),))

@@ -260,7 +260,7 @@ class CandidateViewSet(_ScoreViewSet):
     def _filter(self, qs, query: dict):
         qs = super()._filter(qs, query)
         if query.get("candidate") is not None:
-            qs = qs.filter(candidate__in=[query["candidate"]])  # an equality index score_candidates can serve
+            qs = qs.filter(candidate=query["candidate"])  # true: the partial index score_candidate_only
         if query.get("min_score") is not None:
             qs = qs.filter(score__gte=query["min_score"])
         return qs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -100,8 +101,12 @@ class Score(models.Model):
     institution = models.ForeignKey("customers.Institution", models.CASCADE, related_name="scores", db_index=False)
     kind = models.CharField(_("kind"), max_length=12, choices=ModelKind.choices)
     period = models.CharField(_("period"), max_length=8)
-    run = models.ForeignKey(EvaluationRun, models.SET_NULL, null=True, blank=True, related_name="+")
-    model = models.ForeignKey(ScoringModel, models.PROTECT, related_name="+")
+    # no indexes on run and model: runs and models are never deleted, and every index is one more write for
+    # each of the tens of thousands of rows a run replaces
+    run = models.ForeignKey(
+        EvaluationRun, models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    model = models.ForeignKey(ScoringModel, models.PROTECT, related_name="+", db_index=False)
     as_of = models.DateField(_("as of"))
     score = models.DecimalField(_("score"), max_digits=6, decimal_places=2)
     klass = models.CharField(_("class"), max_length=1, choices=Klass.choices, blank=True)
@@ -123,13 +128,25 @@ class Score(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["institution", "kind", "period"], name="score_period"),
         ]
+        # A customer's history walks the unique index backwards. The results by class and the candidate
+        # list read the class index, best first; the candidate list's filters have partial indexes that hold
+        # identification rows only (and the candidates only), so that a run rewriting its rows maintains as
+        # few index entries as possible.
         indexes = [
-            # the results by class and the candidate list, best first
             models.Index(fields=["kind", "period", "klass", "-score"], name="score_class"),
-            models.Index(fields=["kind", "period", "candidate", "-score"], name="score_candidates"),
-            models.Index(fields=["institution", "kind", "-period"], name="score_history"),
-            models.Index(fields=["kind", "period", "province", "-score"], name="score_province"),
-            models.Index(fields=["kind", "period", "customer_kind", "-score"], name="score_customer_kind"),
+            models.Index(
+                fields=["kind", "period", "-score"], condition=Q(candidate=True), name="score_candidate_only"
+            ),
+            models.Index(
+                fields=["period", "province", "-score"],
+                condition=Q(kind=ModelKind.CANDIDATE.value),
+                name="score_cand_province",
+            ),
+            models.Index(
+                fields=["period", "customer_kind", "-score"],
+                condition=Q(kind=ModelKind.CANDIDATE.value),
+                name="score_cand_kind",
+            ),
         ]
 
     def __str__(self) -> str:

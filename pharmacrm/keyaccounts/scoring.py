@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from .choices import Component, Klass
 
@@ -65,11 +66,18 @@ DEFAULT_CANDIDATE = {
 
 
 def q2(x) -> Decimal:
-    return Decimal(x).quantize(Q2, rounding=ROUND_HALF_UP)
+    return Decimal(x).quantize(Q2, ROUND_HALF_UP)
+
+
+@lru_cache(maxsize=1024)
+def _reference(value) -> Decimal:
+    """A model's parameter as a Decimal (they come from JSON: int, float or text); cached, since a run
+    asks for the same few thousands of times."""
+    return Decimal(str(value or 0))
 
 
 def _ratio(value, reference) -> Decimal:
-    reference = Decimal(str(reference or 0))
+    reference = _reference(reference)
     if reference <= 0:
         return HUNDRED if Decimal(value) > 0 else Decimal(0)
     return min(HUNDRED, Decimal(value) / reference * HUNDRED)
@@ -104,7 +112,7 @@ class Facts:
     province: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Part:
     name: str
     value: Decimal
@@ -177,7 +185,7 @@ def growth(f: Facts, p: dict) -> Part:
         return Part(Component.GROWTH, HUNDRED if f.amount_fen > 0 else Decimal(50), detail)
     pct = (Decimal(f.amount_fen) - Decimal(f.previous_amount_fen)) / Decimal(f.previous_amount_fen) * HUNDRED
     detail["growth_percent"] = str(pct.quantize(Q2))
-    full = Decimal(str(p["growth_full_percent"] or 100))
+    full = _reference(p["growth_full_percent"] or 100)
     return Part(Component.GROWTH, _clamp(Decimal(50) + pct * 50 / full), detail)
 
 
@@ -216,8 +224,8 @@ def score(f: Facts, weights: dict, params: dict, *, normalised: dict | None = No
     components, total = [], Decimal(0)
     for name, weight in (normalised if normalised is not None else normalised_weights(weights)).items():
         part = MEASURE_BY_NAME[name](f, p)
-        value = part.value.quantize(Q2, rounding=ROUND_HALF_UP)
-        contribution = (value * weight).quantize(Q2, rounding=ROUND_HALF_UP)
+        value = part.value.quantize(Q2, ROUND_HALF_UP)
+        contribution = (value * weight).quantize(Q2, ROUND_HALF_UP)
         total += contribution
         components.append({
             "name": name, "value": str(value), "weight": str(weight), "contribution": str(contribution),

@@ -372,15 +372,14 @@ def influence_edit(request, pk: int):
 def _candidate_rows(user, data: dict, period: str):
     qs = Score.objects.filter(kind=ModelKind.CANDIDATE, period=period)
     if data.get("only"):
-        # index score_candidates (kind, period, candidate, -score); "IN (true)" because a bare boolean column
-        # in the WHERE clause (what candidate=True becomes on SQLite) is not an equality the index can serve
-        qs = qs.filter(candidate__in=[True])
-    else:
+        qs = qs.filter(candidate=True)  # the partial index score_candidate_only (kind, period, -score)
+    elif not data.get("province") and not data.get("kind"):
         # identification scores have no class: (kind, period, klass = "") walks index score_class in score order
         qs = qs.filter(klass="")
     if data.get("min_score") is not None:
         qs = qs.filter(score__gte=data["min_score"])
-    if data.get("province"):  # the scores carry the customer's province and type: indexed filters
+    # the scores carry the customer's province and type: partial indexes on identification rows
+    if data.get("province"):
         qs = qs.filter(province=data["province"])
     if data.get("kind"):
         qs = qs.filter(customer_kind=data["kind"])
