@@ -5,8 +5,9 @@ monthly rollups (target ≤ 10 s each), and the incremental update after an impo
     python bench/evaluation_bench.py [INCREMENTAL_LINES]     # after orders_bench.py run N (it needs rollups)
 
 Full runs: `evaluation.run("evaluation")`, then `run("candidate")`, each timed on its own; then both again
-(the first run of a period applies the results — tier changes with their audit entries, improvement actions
-— that a re-run finds done). Incremental: a file of new orders (fresh order numbers, the last 30 days,
+(the first run applies the results — tier changes with their audit entries, improvement actions — that a
+re-run finds done; the scored customers' tiers are reset to "new" first, so that the first run changes
+every one of them, as a first evaluation does). Incremental: a file of new orders (fresh order numbers, the last 30 days,
 customers drawn uniformly) goes through the real import, then `evaluation.run_all(incremental=True)` is
 timed. The runs change tiers and open improvement actions: point it at a copy of the dataset."""
 
@@ -32,13 +33,26 @@ def _run_figures(run, seconds: float) -> dict:
     }  # fmt: skip
 
 
+def reset_tiers() -> int:
+    """Put the scored customers (key accounts aside) back to the tier "new", as before their first
+    evaluation, so that the first run below applies a tier change to each of them with its audit entry."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE customers_institution SET tier = 'new' WHERE tier IN ('regular', 'vip') AND id IN "
+            "(SELECT institution_id FROM keyaccounts_score WHERE kind = 'evaluation')"
+        )
+        return cursor.rowcount
+
+
 def full_runs() -> dict:
     from django.utils import timezone
 
     from pharmacrm.keyaccounts import evaluation, scoring
     from pharmacrm.keyaccounts.choices import ModelKind
 
-    out: dict = {}
+    out: dict = {"tiers_reset": reset_tiers()}
     model = evaluation.active_model(ModelKind.EVALUATION)
     params = {**scoring.DEFAULT_PARAMS, **model.params}
     ms, facts = common.timed(evaluation.gather, timezone.localdate(), params)

@@ -109,14 +109,16 @@ class Institution(Customer):
     name = models.CharField(_("name"), max_length=200)
     name_norm = models.CharField(max_length=200, editable=False)
     short_name = models.CharField(_("short name"), max_length=60, blank=True)
-    kind = models.CharField(_("type"), max_length=16, choices=InstitutionType.choices, db_index=True)
+    kind = models.CharField(_("type"), max_length=16, choices=InstitutionType.choices)  # index inst_kind_updated
     grade = models.CharField(_("hospital grade"), max_length=8, choices=HospitalGrade.choices, blank=True)
     specialties = models.JSONField(_("specialties"), default=list, blank=True)
     beds = models.PositiveIntegerField(_("beds"), null=True, blank=True)
     parent = models.ForeignKey(
         "self", models.PROTECT, null=True, blank=True, related_name="children", verbose_name=_("parent institution")
     )
-    region = models.ForeignKey(Region, models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("region"))
+    region = models.ForeignKey(
+        Region, models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("region"), db_index=False
+    )  # index inst_region_name (region, name_norm)
     credit_code = models.CharField(_("unified social credit code"), max_length=18, unique=True, null=True, blank=True)
     legal_representative = models.CharField(_("legal representative"), max_length=50, blank=True)
     address = models.CharField(_("address"), max_length=255, blank=True)

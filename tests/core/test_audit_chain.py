@@ -140,3 +140,22 @@ def test_entries_written_in_bulk_chain_like_single_ones_and_a_later_edit_is_stil
     AuditEntry.objects.filter(pk=entry.pk).update(changes={"tier": ["new", "vip"]})
     result = audit.verify()
     assert not result.ok and any(str(entry.seq) in p for p in result.problems)
+
+
+@pytest.mark.django_db
+def test_bulk_entries_keep_who_and_from_where_and_verify(users):
+    token = audit.set_context(audit.RequestContext(user=users["manager"], ip="10.1.2.3"))
+    try:
+        audit.record_many(
+            AuditEntry.Action.UPDATE,
+            [(("customers.institution", str(i), f"客户{i}"), {"tier": ["new", "vip"]}) for i in range(1, 4)],
+            run=7,
+        )
+    finally:
+        audit.reset_context(token)
+    entries = list(AuditEntry.objects.filter(object_type="customers.institution").order_by("seq"))
+    assert [(e.actor_id, e.actor_name, e.ip, e.object_repr) for e in entries] == [
+        (users["manager"].pk, "manager", "10.1.2.3", f"客户{i}") for i in range(1, 4)
+    ]
+    assert len({e.request_id for e in entries}) == 1 and entries[0].extra == {"run": 7}
+    assert audit.verify().ok
