@@ -112,8 +112,13 @@ def _issue5_rows(db: str) -> list[str]:
             out.append(_row(db, ev, f"full {kind} run, {first['customers']:,} customers (first / repeat)",
                             f"{first['seconds']} / {repeat['seconds']}", "≤ 10 s", " s",
                             max(first["seconds"], repeat["seconds"]) <= TARGETS["evaluation_full_s"]))  # fmt: skip
-        out.append(_row(db, ev, f"incremental evaluation after {inc['lines']:,} new lines "
-                        f"(import {inc['import_seconds']} s)", inc["seconds"], "≤ 2 s", " s",
+        imports = inc["import_seconds"] if isinstance(inc["import_seconds"], list) else [inc["import_seconds"]]
+        for kind, each in (inc.get("each_kind") or {}).items():
+            out.append(_row(db, ev, f"incremental {kind} alone after {inc['lines']:,} new lines "
+                            f"(import {imports[0]} s, {each['customers']:,} customers)", each["seconds"], "≤ 2 s", " s",
+                            each["seconds"] <= TARGETS["evaluation_incremental_s"]))  # fmt: skip
+        out.append(_row(db, ev, f"incremental evaluation and identification together after {inc['lines']:,} new "
+                        f"lines (import {imports[-1]} s)", inc["seconds"], "≤ 2 s", " s",
                         inc["seconds"] <= TARGETS["evaluation_incremental_s"]))  # fmt: skip
     ca = _load(db, "candidates")
     if ca:
