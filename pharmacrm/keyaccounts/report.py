@@ -38,7 +38,9 @@ def rows(accounts) -> list[dict]:
         .values_list("account_id", "n")
     )
     reviews: dict[int, AccountReview] = {}
-    for review in AccountReview.objects.filter(account_id__in=ids).order_by("account_id", "computed_at"):
+    # the latest period (not the latest computed: an earlier quarter may be recomputed later); a quarter
+    # ending with its year counts as later than the year
+    for review in AccountReview.objects.filter(account_id__in=ids).order_by("account_id", "end", "start"):
         reviews[review.account_id] = review
     agreements: dict[int, Agreement] = {}
     for ag in Agreement.objects.filter(account_id__in=ids).order_by("created_at", "id"):
@@ -94,6 +96,9 @@ def xlsx(data: list[dict]) -> bytes:
         values = _values(r)
         values[7] = float(values[7]) if values[7] is not None else None
         sheet.append(values)
+        for cell in sheet[sheet.max_row]:
+            if cell.data_type == "f":  # a customer named "=…" is text, never a formula the sheet runs
+                cell.data_type = "s"
     for column, width in zip("ABCDEFGHIJK", (14, 36, 10, 10, 10, 10, 12, 8, 14, 16, 12), strict=True):
         sheet.column_dimensions[column].width = width
     sheet.freeze_panes = "A2"

@@ -168,6 +168,14 @@ def require_manage(user, account: KeyAccount) -> None:
         raise PermissionDenied(NOT_ALLOWED)
 
 
+def require_active(account: KeyAccount) -> None:
+    """A de-listed account's file is kept as it was: no new plans, items, progress, agreements, meetings or
+    trials (the service team no longer serves it; its clocks were stopped when it was closed)."""
+    status = KeyAccount.objects.filter(pk=account.pk).values_list("status", flat=True).first()
+    if status != AccountStatus.ACTIVE:
+        raise ValidationError(_("This key account has been de-listed."))
+
+
 def current_plan(account: KeyAccount) -> ServicePlan | None:
     return account.plans.filter(status=PlanStatus.APPROVED).order_by("-version_number").first()
 
@@ -282,11 +290,22 @@ def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", d
     return review
 
 
+def may_send(user, proposal: Proposal) -> bool:
+    """The proposer, or marketing (which leads the review), sends a proposal to leadership."""
+    return access.can(user, Cap.PROPOSE_KEY_ACCOUNTS) and (
+        proposal.proposed_by_id == user.pk or Department.MARKETING in departments_of(user)
+    )
+
+
 def submit_for_decision(user, proposal: Proposal, *, version: int | None = None) -> Proposal:
     """Marketing closes the review and sends the proposal to leadership; it needs marketing's opinion."""
     access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
     if not proposals_for(user).filter(pk=proposal.pk).exists():
         raise PermissionDenied(NOT_ALLOWED)
+    if not may_send(user, proposal):
+        # leadership decides what marketing sends: a manager must not close the review of someone else's
+        # proposal and then approve it themselves
+        raise PermissionDenied(_("Only the proposer or marketing sends a proposal to leadership."))
     _check_version(proposal, version)
     if proposal.status != ProposalStatus.REVIEW:
         raise ValidationError(_("Only a proposal in review can be sent for decision."))
@@ -477,6 +496,7 @@ def start_plan(user, account: KeyAccount, *, goals: str = "", valid_from=None, v
 
 def _require_editable(user, plan: ServicePlan) -> None:
     require_manage(user, plan.account)
+    require_active(plan.account)
     if plan.status not in (PlanStatus.DRAFT, PlanStatus.REJECTED):
         raise ValidationError(_("Only a draft (or a returned plan) can be changed."))
 
@@ -500,6 +520,8 @@ def _clean_item(data: dict, account: KeyAccount) -> dict:
     deadline = data.get("deadline")
     if not isinstance(deadline, dt.date):
         errors["deadline"] = [_("Give the deadline.")]
+    elif not 2000 <= deadline.year <= 2999:
+        errors["deadline"] = [_("Give a deadline between the years 2000 and 2999.")]
     out["deadline"] = deadline
     if errors:
         raise ValidationError(errors)
@@ -565,6 +587,7 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
         raise PermissionDenied(_("You cannot review a plan you wrote, submitted or deliver: another member of the "
                                  "leadership must."))
     _check_version(plan, version)
+    require_active(plan.account)
     if plan.status != PlanStatus.SUBMITTED:
         raise ValidationError(_("This plan is not waiting for a decision."))
     comment = _clean(comment)
@@ -580,6 +603,9 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
         plan.status = PlanStatus.APPROVED if approve else PlanStatus.REJECTED
         plan.decided_by, plan.decided_at, plan.decision_comment, plan.signature = user, now, comment, sig
         if approve:
+            in_force = plan.account.plans.filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk).first()
+            if in_force is not None:
+                _carry_progress(in_force, plan)
             for previous in plan.account.plans.filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk):
                 previous.status = PlanStatus.SUPERSEDED
                 previous.save(update_fields=["status"])
@@ -599,6 +625,38 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
     return plan
 
 
+CARRIED = ["status", "progress", "progress_note", "completed_at", "overdue_notified_at"]
+
+
+def _item_key(item: PlanItem) -> tuple:
+    return (item.area, item.title, item.owner_id, item.deadline)
+
+
+def _carry_progress(previous: ServicePlan, plan: ServicePlan) -> None:
+    """A new version's items were copied from the plan in force when its draft was started; owners kept
+    reporting progress on the plan in force meanwhile. On approval each unchanged item (same area, title,
+    owner and deadline) takes over the plan in force's progress and its overdue alert, so that nothing done
+    is lost and nobody is told twice about the same overdue item."""
+    old: dict[tuple, list[PlanItem]] = {}
+    for item in previous.items.all():
+        old.setdefault(_item_key(item), []).append(item)
+    new: dict[tuple, list[PlanItem]] = {}
+    for item in plan.items.all():
+        new.setdefault(_item_key(item), []).append(item)
+    changed = []
+    for key, items in new.items():
+        before = old.get(key, [])
+        if len(items) != 1 or len(before) != 1:
+            continue  # not one-to-one: a changed or new commitment starts afresh
+        item, source = items[0], before[0]
+        if any(getattr(item, f) != getattr(source, f) for f in CARRIED):
+            for f in CARRIED:
+                setattr(item, f, getattr(source, f))
+            changed.append(item)
+    if changed:
+        PlanItem.objects.bulk_update(changed, CARRIED)
+
+
 def deadline_moment(day: dt.date) -> dt.datetime:
     """An item is overdue once its deadline day has ended (local time)."""
     return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
@@ -613,6 +671,7 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
     """The owner (or the project manager) reports progress on an item of the plan in force."""
     if not may_update_progress(user, item) or user.roles & {Role.AUDITOR}:
         raise PermissionDenied(NOT_ALLOWED)
+    require_active(item.plan.account)
     if item.plan.status != PlanStatus.APPROVED:
         raise ValidationError(_("Progress is reported on the plan in force."))
     _check_version(item, version)
@@ -649,7 +708,8 @@ def sweep_plan_items(now: dt.datetime | None = None, limit: int = 500) -> int:
     for item in PlanItem.objects.filter(pk__in=ids).select_related("plan__account__institution", "owner"):
         with transaction.atomic():
             fresh = PlanItem.objects.select_for_update().get(pk=item.pk)
-            due = fresh.status in OPEN_ITEM and fresh.plan.status == PlanStatus.APPROVED and fresh.overdue_notified_at is None
+            due = (fresh.status in OPEN_ITEM and fresh.plan.status == PlanStatus.APPROVED
+                   and fresh.plan.account.status == AccountStatus.ACTIVE and fresh.overdue_notified_at is None)  # fmt: skip
             if due and fresh.deadline < timezone.localtime(now).date():
                 account = item.plan.account
                 pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
@@ -675,10 +735,15 @@ def _renewal_moment(agreement: Agreement) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time(9)))
 
 
+def _expiry_moment(agreement: Agreement) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(agreement.end_date + dt.timedelta(days=1), dt.time()))
+
+
 def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_date: dt.date,
                        renewal_notice_days: int = 60) -> Agreement:  # fmt: skip
     """A numbered agreement (AG-YYYY-NNNN) from the plan in force; the PDF is rendered from it on demand."""
     require_manage(user, account)
+    require_active(account)
     plan = current_plan(account)
     errors = {}
     if plan is None:
@@ -724,6 +789,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
     checked from the content). The renewal reminder clock starts; an earlier signed agreement of the
     account counts as renewed."""
     require_manage(user, agreement.account)
+    require_active(agreement.account)
     _check_version(agreement, version)
     errors = {}
     if agreement.status not in (AgreementStatus.DRAFT, AgreementStatus.SIGNED):
@@ -758,7 +824,10 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
             agreement.signed_copy, agreement.signed_copy_sha256 = path.name, digest.hexdigest()
             agreement.signed_copy_name = Path(upload.name or path.name).name[:200]
-            agreement.next_check_at = _renewal_moment(agreement) if agreement.renewal_notified_at is None else None
+            # the next look: the renewal reminder, or (reminded already) the expiry after the end
+            agreement.next_check_at = (
+                _renewal_moment(agreement) if agreement.renewal_notified_at is None else _expiry_moment(agreement)
+            )
             _save_versioned(agreement, ["status", "signed_date", "signed_copy", "signed_copy_sha256",
                                         "signed_copy_name", "next_check_at"], agreement.version)  # fmt: skip
             for earlier in agreement.account.agreements.filter(status=AgreementStatus.SIGNED).exclude(pk=agreement.pk):
@@ -815,7 +884,7 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 url = reverse("keyaccounts:account", args=[account.pk]) + "#agreements"
                 _notify([*pms, *managers], "keyaccounts.renewal", title, "", url, fresh)
                 fresh.renewal_notified_at = now
-                fresh.next_check_at = timezone.make_aware(dt.datetime.combine(fresh.end_date + dt.timedelta(days=1), dt.time()))
+                fresh.next_check_at = _expiry_moment(fresh)
                 told += 1
             fresh.save(update_fields=["status", "claimed_until", "next_check_at", "renewal_notified_at"])
     return told
@@ -832,6 +901,7 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
     """A service meeting with its minutes and action items (each owner is told)."""
     if not may_record(user, account):
         raise PermissionDenied(NOT_ALLOWED)
+    require_active(account)
     errors: dict[str, list[str]] = {}
     held_at = data.get("held_at")
     if not isinstance(held_at, dt.datetime):
@@ -890,6 +960,7 @@ def offer_trial(user, account: KeyAccount, *, product, notes: str = "", offered_
         raise PermissionDenied(NOT_ALLOWED)
     if user.roles & {Role.AUDITOR}:
         raise PermissionDenied(NOT_ALLOWED)
+    require_active(account)
     if product is None:
         raise ValidationError({"product": [_("Choose the product offered.")]})
     with transaction.atomic():
@@ -902,6 +973,7 @@ def offer_trial(user, account: KeyAccount, *, product, notes: str = "", offered_
 def update_trial(user, trial: TrialOffer, *, status: str, notes: str = "") -> TrialOffer:
     if not may_record(user, trial.account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
         raise PermissionDenied(NOT_ALLOWED)
+    require_active(trial.account)
     if status not in TrialStatus.values:
         raise ValidationError({"status": [_("Choose a status.")]})
     with transaction.atomic():
@@ -920,6 +992,7 @@ def add_measure(user, account: KeyAccount, *, title: str, owner: User, due_date:
     from pharmacrm.servicedesk import revisit
 
     require_manage(user, account)
+    require_active(account)
     return revisit._create_action(user, {
         "title": title, "description": description, "owner": owner, "due_date": due_date,
         "institution": account.institution,
@@ -967,6 +1040,31 @@ def _hours(pairs) -> Decimal | None:
     return (Decimal(str(sum(values) / len(values)))).quantize(Decimal("0.01")) if values else None
 
 
+def _due_items(items) -> list[tuple]:
+    """(owner_id, deadline, completed_at) of the plan items that fell due, each commitment once: a new plan
+    version copies the items of the one in force, so an item counts in the version that was in force on its
+    deadline day (before the first approval: the first approved version)."""
+    rows = list(items.values_list("plan_id", "plan__account_id", "owner_id", "deadline", "completed_at"))
+    accounts = {r[1] for r in rows}
+    versions: dict[int, list[tuple[dt.date, int]]] = {}
+    for plan_id, account_id, decided_at in (
+        ServicePlan.objects.filter(account_id__in=accounts, status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED])
+        .order_by("version_number").values_list("id", "account_id", "decided_at")
+    ):  # fmt: skip
+        day = timezone.localtime(decided_at).date() if decided_at else dt.date.min
+        versions.setdefault(account_id, []).append((day, plan_id))
+    out = []
+    for plan_id, account_id, owner_id, deadline, completed in rows:
+        chain = versions.get(account_id) or [(dt.date.min, plan_id)]
+        in_force = chain[0][1]
+        for day, pk in chain:
+            if day <= deadline:
+                in_force = pk
+        if in_force == plan_id:
+            out.append((owner_id, deadline, completed))
+    return out
+
+
 def review_account(account: KeyAccount, period: str, user=None):
     """Compute (or recompute) the account's evaluation for a quarter or a year from the data: satisfaction
     (revisit surveys), quality feedback (quality complaint cases), average first-response and resolution
@@ -1005,8 +1103,9 @@ def review_account(account: KeyAccount, period: str, user=None):
     ).count()  # fmt: skip
     items = PlanItem.objects.filter(plan__account=account, plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED],
                                     deadline__gte=start, deadline__lte=end).exclude(status=ItemStatus.CANCELLED)  # fmt: skip
-    due = items.count()
-    on_time = sum(1 for done, deadline in items.values_list("completed_at", "deadline")
+    counted = _due_items(items)
+    due = len(counted)
+    on_time = sum(1 for _owner, deadline, done in counted
                   if done is not None and timezone.localtime(done).date() <= deadline)  # fmt: skip
     n_complaints = complaints.count()
     values = {
@@ -1082,7 +1181,7 @@ def scorecards(period: str) -> list[dict]:
                 card["scores"].append(reviews[m.account_id])
     items = PlanItem.objects.filter(deadline__gte=start, deadline__lte=end,
                                     plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED])  # fmt: skip
-    for owner_id, deadline, completed in items.exclude(status=ItemStatus.CANCELLED).values_list("owner_id", "deadline", "completed_at"):
+    for owner_id, deadline, completed in _due_items(items.exclude(status=ItemStatus.CANCELLED)):
         card = cards.get(owner_id)
         if card is None:
             continue

@@ -227,7 +227,8 @@ def _inbox(user) -> dict:
     if access.can(user, Cap.APPROVE_KEY_ACCOUNTS):
         out["decide"] = list(proposals.filter(status=ProposalStatus.SUBMITTED).exclude(proposed_by=user))
         out["plans"] = list(
-            ServicePlan.objects.filter(status=PlanStatus.SUBMITTED, account__in=services.accounts_for(user))
+            ServicePlan.objects.filter(status=PlanStatus.SUBMITTED, account__status=AccountStatus.ACTIVE,
+                                       account__in=services.accounts_for(user))  # fmt: skip
             .select_related("account__institution", "created_by")
             .order_by("submitted_at")
         )
@@ -306,7 +307,7 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
         and access.can(user, Cap.REVIEW_KEY_ACCOUNTS)
         and bool(departments)
     )
-    may_send = proposal.status == ProposalStatus.REVIEW and access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)
+    may_send = proposal.status == ProposalStatus.REVIEW and services.may_send(user, proposal)
     approver = access.can(user, Cap.APPROVE_KEY_ACCOUNTS)
     own = proposal.proposed_by_id == user.pk
     may_decide = proposal.status == ProposalStatus.SUBMITTED and approver and not own

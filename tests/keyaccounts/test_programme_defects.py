@@ -1,0 +1,197 @@
+"""Defects found in the key-account programme's review: new plan versions that lost progress and repeated
+overdue alerts, items counted once per version in evaluations and scorecards, an agreement that never
+expired, de-listed accounts that kept taking work and alerts, a far deadline that crashed the approval,
+a formula in the progress report, the report's "latest" evaluation, and a manager who could send someone
+else's proposal to leadership and approve it."""
+
+import datetime as dt
+import io
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+from openpyxl import load_workbook
+from rest_framework.test import APIClient
+
+from pharmacrm.keyaccounts import services
+from pharmacrm.keyaccounts.choices import AgreementStatus, ItemStatus, PlanArea, ProposalStatus
+from pharmacrm.keyaccounts.models import PlanItem
+from pharmacrm.notify.models import Notification
+from tests.api.conftest import token_for
+
+from .programme_fixtures import *  # noqa: F403
+from .programme_fixtures import item_data, sign_code, tiny_pdf
+
+pytestmark = pytest.mark.django_db
+
+
+def _approve(users, plan):
+    services.submit_plan(users["kam"], plan)
+    plan.refresh_from_db()
+    services.decide_plan(users["manager"], plan, approve=True, otp_code=sign_code(users["manager"]))
+    plan.refresh_from_db()
+    return plan
+
+
+# --- plan versions ------------------------------------------------------------------------------------------
+
+
+def test_progress_reported_while_the_next_version_is_drafted_is_kept(users, xiehe, with_plan):
+    account, first = with_plan(xiehe)
+    second = services.start_plan(users["kam"], account)  # copies the items as they are now
+    training = first.items.get(area=PlanArea.TRAINING)
+    services.update_progress(users["kam"], training, status=ItemStatus.DONE, note="培训已完成")
+    supply = first.items.get(area=PlanArea.SUPPLY)
+    services.update_progress(users["kam"], supply, status=ItemStatus.IN_PROGRESS, progress=40)
+    second = _approve(users, second)
+    carried = second.items.get(area=PlanArea.TRAINING)
+    assert carried.status == ItemStatus.DONE and carried.progress == 100 and carried.completed_at
+    assert carried.progress_note == "培训已完成" and carried.next_check_at is None
+    assert (second.items.get(area=PlanArea.SUPPLY).status, second.items.get(area=PlanArea.SUPPLY).progress) == (
+        ItemStatus.IN_PROGRESS, 40)  # fmt: skip
+
+
+def test_an_overdue_item_is_not_reported_again_by_the_next_version(users, xiehe, with_plan):
+    account, first = with_plan(xiehe, deadline=timezone.localdate() + dt.timedelta(days=1))
+    later = timezone.now() + dt.timedelta(days=5)
+    assert services.sweep_plan_items(now=later) == 4
+    second = services.start_plan(users["kam"], account)
+    _approve(users, second)
+    assert services.sweep_plan_items(now=later + dt.timedelta(hours=1)) == 0
+    assert Notification.objects.filter(kind="keyaccounts.overdue", recipient=users["kam"]).count() == 4
+
+
+def test_a_changed_deadline_in_the_next_version_is_a_new_commitment(users, xiehe, with_plan):
+    account, first = with_plan(xiehe, deadline=timezone.localdate() + dt.timedelta(days=1))
+    later = timezone.now() + dt.timedelta(days=5)
+    assert services.sweep_plan_items(now=later) == 4
+    second = services.start_plan(users["kam"], account)
+    item = second.items.get(area=PlanArea.SUPPLY)
+    services.save_item(users["kam"], second, {**item_data(users, PlanArea.SUPPLY),
+                                              "deadline": timezone.localdate() + dt.timedelta(days=2)}, item=item)  # fmt: skip
+    _approve(users, second)
+    # only the item with the new deadline is watched again, and told once when it passes
+    assert services.sweep_plan_items(now=later + dt.timedelta(hours=1)) == 1
+
+
+def test_evaluation_and_scorecards_count_an_item_once_across_versions(users, xiehe, with_plan):
+    account, first = with_plan(xiehe, deadline=dt.date(2025, 11, 14))
+    services.update_progress(users["kam"], first.items.get(area=PlanArea.SUPPLY), status=ItemStatus.DONE)
+    _approve(users, services.start_plan(users["kam"], account))
+    review = services.review_account(account, "2025Q4")
+    assert (review.plan_items_due, review.plan_items_on_time) == (4, 0)  # done today: a year late
+    card = next(c for c in services.scorecards("2025Q4") if c["user"] == users["kam"])
+    assert (card["items_due"], card["items_on_time"]) == (4, 0)
+
+
+# --- agreements ----------------------------------------------------------------------------------------------
+
+
+def test_a_signed_copy_replaced_after_the_reminder_still_expires(users, xiehe, with_plan, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
+                                            end_date=today + dt.timedelta(days=30))  # fmt: skip
+    services.record_signed(users["kam"], agreement, signed_date=today,
+                           upload=SimpleUploadedFile("s.pdf", tiny_pdf(), content_type="application/pdf"))  # fmt: skip
+    assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=1)) == 1
+    agreement.refresh_from_db()
+    services.record_signed(users["kam"], agreement, signed_date=today,  # a better scan of the same signing
+                           upload=SimpleUploadedFile("s2.pdf", tiny_pdf(), content_type="application/pdf"))  # fmt: skip
+    assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=32)) == 0  # no second reminder
+    agreement.refresh_from_db()
+    assert agreement.status == AgreementStatus.EXPIRED
+
+
+# --- de-listed accounts ------------------------------------------------------------------------------------
+
+
+def test_a_delisted_account_takes_no_new_work_and_sends_no_alerts(users, xiehe, with_plan, make_proposal, manager2,
+                                                                 client_for):  # fmt: skip
+    account, plan = with_plan(xiehe, deadline=timezone.localdate() + dt.timedelta(days=1))
+    draft = services.start_plan(users["kam"], account)
+    services.submit_plan(users["kam"], draft)
+    draft.refresh_from_db()
+    proposal = make_proposal(xiehe, kind="delist")
+    services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=sign_code(manager2))
+    kam, today = users["kam"], timezone.localdate()
+    attempts = [
+        lambda: services.update_progress(kam, plan.items.first(), status=ItemStatus.IN_PROGRESS, progress=10),
+        lambda: services.generate_agreement(kam, account, start_date=today, end_date=today + dt.timedelta(days=90)),
+        lambda: services.record_meeting(kam, account, {"held_at": timezone.now(), "title": "例会", "minutes": "纪要"}),
+        lambda: services.decide_plan(users["manager"], draft, approve=True, otp_code=sign_code(users["manager"])),
+    ]  # fmt: skip
+    for attempt in attempts:
+        with pytest.raises(ValidationError):
+            attempt()
+    # the plan in force's clocks stay stopped: nobody is told about a de-listed account's items
+    assert services.sweep_plan_items(now=timezone.now() + dt.timedelta(days=5)) == 0
+    assert not Notification.objects.filter(kind="keyaccounts.overdue").exists()
+    # its submitted plan no longer waits in leadership's inbox
+    inbox = client_for("manager").get(reverse("keyaccounts:inbox")).content.decode()
+    assert reverse("keyaccounts:account", args=[account.pk]) not in inbox
+    # nor through the API
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(kam)}", HTTP_ACCEPT_LANGUAGE="en")
+    item = plan.items.first()
+    r = client.post(f"/api/v1/keyaccounts/plan-items/{item.pk}/progress/", {"status": "done"}, format="json")
+    assert r.status_code == 400
+    item.refresh_from_db()
+    assert item.status == ItemStatus.PLANNED
+
+
+# --- bad input -----------------------------------------------------------------------------------------------
+
+
+def test_a_deadline_past_the_calendar_is_a_field_error_not_a_crash(users, xiehe, staffed, client_for):
+    account = staffed(xiehe)
+    plan = services.start_plan(users["kam"], account)
+    with pytest.raises(ValidationError) as e:
+        services.save_item(users["kam"], plan, item_data(users, PlanArea.SUPPLY, dt.date(9999, 12, 31)))
+    assert "deadline" in e.value.error_dict
+    r = client_for("kam").post(reverse("keyaccounts:item-add", args=[account.pk]), {
+        "item-area": PlanArea.SUPPLY, "item-title": "到货保障", "item-standard": "48 小时",
+        "item-owner": users["kam"].pk, "item-deadline": "9999-12-31"})  # fmt: skip
+    assert r.status_code == 400 and not PlanItem.objects.filter(plan=plan).exists()
+
+
+# --- the progress report -----------------------------------------------------------------------------------------
+
+
+def test_the_report_writes_a_formula_like_customer_name_as_text(users, admin_user, beijing, with_plan, client_for):
+    from pharmacrm.customers import services as customers
+
+    name = '=HYPERLINK("http://example.com","点这里")'
+    inst = customers.create_institution(admin_user, {"name": name, "kind": "hospital", "region": beijing})
+    with_plan(inst)
+    xlsx = client_for("manager").get(reverse("keyaccounts:report-xlsx"))
+    cell = load_workbook(io.BytesIO(xlsx.content)).active.cell(2, 2)
+    assert cell.data_type == "s" and cell.value == name
+
+
+def test_the_report_shows_the_latest_period_not_the_last_computed(users, xiehe, with_plan, client_for):
+    account, _plan = with_plan(xiehe)
+    services.review_account(account, "2025Q4")
+    services.review_account(account, "2025Q3")  # recomputed afterwards
+    xlsx = client_for("manager").get(reverse("keyaccounts:report-xlsx"))
+    assert load_workbook(io.BytesIO(xlsx.content)).active.cell(2, 7).value == "2025Q4"
+
+
+# --- proposals -------------------------------------------------------------------------------------------------
+
+
+def test_a_manager_cannot_send_someone_elses_proposal_and_decide_it(users, xiehe, make_proposal, client_for):
+    proposal = make_proposal(xiehe, submitted=False)
+    with pytest.raises(PermissionDenied):
+        services.submit_for_decision(users["manager"], proposal)
+    r = client_for("manager").post(reverse("keyaccounts:proposal-submit", args=[proposal.pk]),
+                                   {"submit-version": proposal.version})  # fmt: skip
+    assert r.status_code == 403
+    proposal.refresh_from_db()
+    assert proposal.status == ProposalStatus.REVIEW
+    services.submit_for_decision(users["analyst"], proposal)  # marketing sends it
+    proposal.refresh_from_db()
+    assert proposal.status == ProposalStatus.SUBMITTED
