@@ -166,6 +166,22 @@ class ScoringModelForm(forms.Form):
                 label=_("Lowest score of a candidate"), max_digits=6, decimal_places=2
             )
 
+    def clean(self):
+        """Reference values checked at their fields, named by their labels (the service's messages name the
+        JSON keys: "amount_reference must be a number above zero")."""
+        data = super().clean()
+        for key in KIND_PARAMS[self.kind]:
+            name, value = f"param_{key}", data.get(f"param_{key}")
+            if value is None or key == "window_months":
+                continue
+            label = PARAMS[key][0]
+            if key in ("default_satisfaction", "default_credit"):
+                if not 0 <= value <= 100:
+                    self.add_error(name, _("%(name)s must be a score from 0 to 100.") % {"name": label})
+            elif value <= 0:
+                self.add_error(name, _("%(name)s must be a number above zero.") % {"name": label})
+        return data
+
     @staticmethod
     def initial_from(model) -> dict:
         initial = {"name": model.name, "version": model.version, "apply_tiers": model.apply_tiers}

@@ -486,6 +486,12 @@ def scoring_models(request):
     for kind in (ModelKind.EVALUATION, ModelKind.CANDIDATE):
         active = evaluation.active_model(kind)
         history = list(ScoringModel.objects.filter(kind=kind).select_related("created_by").order_by("-version")[:20])
+        for version in history:  # measures by their names in the reader's language, not their keys
+            # in the measures' fixed order: PostgreSQL's jsonb does not keep the keys' order
+            order = [c.value for c in Component]
+            weights = sorted((version.weights or {}).items(), key=lambda kw: order.index(kw[0]) if kw[0] in order else len(order))
+            version.weight_labels = [(_label(Component, k), w) for k, w in weights]
+            version.threshold_list = sorted((version.thresholds or {}).items())
         kinds.append({"kind": kind, "label": kind.label, **_model_view(active), "history": history})
     context = {"kinds": kinds, "may_configure": access.can(user, Cap.CONFIGURE_SCORING)}
     return render(request, "keyaccounts/eval_models.html", context)

@@ -89,11 +89,13 @@ MESSAGES = {
     "customer_missing": _("Give the customer's credit code or external id."),
     "customer_not_found": _("No customer has the credit code or external id “%(value)s”."),
     "customer_conflict": _("The credit code and the external id name two different customers."),
+    "customer_mismatch": _("The credit code and the external id do not belong to the same customer."),
     "invalid_number": _("“%(value)s” is not a number."),
     "invalid_line": _("The line number must be a whole number from 1 to 100000."),
     "negative": _("This value cannot be negative."),
     "too_large": _("This amount is too large."),
     "paid_too_much": _("The paid amount is larger than the line amount."),
+    "amount_mismatch": _("The amount does not equal quantity × unit price (%(expected)s yuan)."),
     "paid_without_date": _("Give the payment date of the paid amount."),
     "before_order": _("This date lies before the order date."),
     "future_date": _("This date lies in the future."),
@@ -222,7 +224,7 @@ class Parser:
         self._one(item, "unit_price", lambda: self._price(get("unit_price", "")))
         self._one(item, "amount", lambda: self._amount(v, get("amount", "")))
         self._one(item, "payment_due", lambda: self._optional_date(get("payment_due", "")))
-        self._one(item, "paid_date", lambda: self._optional_date(get("paid_date", "")))
+        self._one(item, "paid_date", lambda: self._paid_date(get("paid_date", "")))
         self._one(item, "paid_amount", lambda: self._paid(v, get("paid_amount", "")))
         if not item.errors:
             self._cross_checks(item)
@@ -264,6 +266,13 @@ class Parser:
             raise FieldError("too_early")
         return day
 
+    def _paid_date(self, value: str) -> dt.date | None:
+        """A payment has happened: its date is never in the future (a future date would count as paid)."""
+        day = self._optional_date(value)
+        if day is not None and day > self.today:
+            raise FieldError("future_date")
+        return day
+
     @staticmethod
     def _required_decimal(value: str, places: int) -> Decimal:
         if not value.strip():
@@ -301,6 +310,13 @@ class Parser:
     @staticmethod
     def _cross_checks(item: Parsed) -> None:
         v = item.values
+        if item.raw.get("amount", "").strip():
+            exponent = _decimal(item.raw["unit_price"]).as_tuple().exponent
+            places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+            milli, price_e4 = int(v["quantity"] * 1000), int(v["unit_price"] * 10_000)
+            if not amount_matches(milli, price_e4, places, v["amount"]):
+                expected = Decimal(milli * price_e4).scaleb(-7).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+                item.errors.append(("amount", "amount_mismatch", {"expected": f"{expected:.2f}"}))
         if v["paid_amount"] > max(v["amount"], 0):
             item.errors.append(("paid_amount", "paid_too_much", {}))
         if v["paid_amount"] and v["paid_date"] is None:
@@ -308,6 +324,19 @@ class Parser:
         for key in ("payment_due", "paid_date"):
             if v[key] is not None and v[key] < v["order_date"]:
                 item.errors.append((key, "before_order", {}))
+
+
+def amount_matches(quantity_milli: int, price_e4: int, price_places: int, amount_fen: int) -> bool:
+    """Whether a given amount is quantity × unit price, up to the rounding of the amount to the fen and of the
+    unit price to the places it was given with (at least to the fen: a whole-yuan price is taken as exact to
+    the fen). Integers only: quantity in thousandths, price in ten-thousandths of a yuan, amount in fen; the
+    comparison is in 1/200,000 fen, so that half a unit stays whole."""
+    exact_2e5 = 2 * quantity_milli * price_e4  # quantity × price, in 1/200,000 fen
+    slack = 200_000 + abs(quantity_milli) * _PRICE_SLACK[min(max(price_places, 2), 4)]
+    return abs(amount_fen * 200_000 - exact_2e5) <= slack
+
+
+_PRICE_SLACK = {2: 100, 3: 10, 4: 1}  # half a unit of the price's last place × 2, per thousandth of quantity
 
 
 def row_hash(values: tuple) -> int:
@@ -390,13 +419,14 @@ class Fast:
         a, dot, b = price.partition(".")
         if not (price.isascii() and a.isdigit()) or len(a) > 10 or dot and (not b.isdigit() or len(b) > 4):
             return None
+        price_places = len(b)
         b = b.ljust(4, "0")
         price_e4 = int(a) * 10_000 + int(b)
         unit_price = f"{int(a)}.{b}"
         if amt:
             amount = _fen_text(amt)
-            if amount is None:
-                return None
+            if amount is None or not amount_matches(quantity_milli, price_e4, price_places, amount):
+                return None  # the slow path names the mismatch
         else:
             amount = (quantity_milli * price_e4 + 50_000) // 100_000
         if due:
@@ -405,7 +435,7 @@ class Fast:
         else:
             due = None
         if paid:
-            if self._month(paid) is None or paid < od or paid > self.latest:
+            if self._month(paid) is None or paid < od or paid > self.today:
                 return None
             if paid_amt:
                 paid_fen = _fen_text(paid_amt)
@@ -456,6 +486,7 @@ class Resolver:
         self.by_external: dict[str, int | None] = {}
         self.products: dict[str, int | None] = {}  # approval number → catalogue product
         self.codes: set[str] = set()  # product codes known to exist
+        self.own_codes: dict[int, tuple[str, str]] = {}  # customer id → (its credit code, its external id)
 
     def _load(self, cache: dict, column: str, wanted: set[str]) -> None:
         wanted = {w for w in wanted if w and w not in cache}
@@ -499,11 +530,31 @@ class Resolver:
     def load(self, pres: list[tuple]) -> None:
         self._load(self.by_credit, "credit_code", {p[4] for p in pres})
         self._load(self.by_external, "external_id", {p[5] for p in pres})
+        self._load_own_codes(pres)
         wanted = {p[8] for p in pres if p[8]} - set(self.products)
         if wanted:
             found = dict(Product.objects.filter(approval_number__in=wanted).values_list("approval_number", "id"))
             for w in wanted:
                 self.products[w] = found.get(w)
+
+    def _load_own_codes(self, pres: list[tuple]) -> None:
+        """The codes of the customers that rows name by one code while giving another that names nobody: the
+        other code must then be the customer's own (or the customer has none of that kind)."""
+        wanted = set()
+        for p in pres:
+            if p[4] and p[5]:
+                a, b = self.by_credit.get(p[4]), self.by_external.get(p[5])
+                if bool(a) != bool(b) and (a or b) not in self.own_codes:
+                    wanted.add(a or b)
+        if not wanted:
+            return
+        if len(self.own_codes) > self.CACHE_LIMIT:
+            self.own_codes.clear()
+        items = list(wanted)
+        for i in range(0, len(items), 5000):
+            qs = Institution.objects.filter(pk__in=items[i : i + 5000])
+            for pk, credit, external in qs.values_list("id", "credit_code", "external_id"):
+                self.own_codes[pk] = ((credit or "").upper(), external or "")
 
     def customer(self, credit: str, external: str) -> tuple[int | None, tuple | None]:
         """(institution id, None) or (None, (column key, code, params))."""
@@ -511,6 +562,13 @@ class Resolver:
         b = self.by_external.get(external) if external else None
         if a and b and a != b:
             return None, ("external_id", "customer_conflict", {})
+        if credit and external and bool(a) != bool(b):
+            # one code names a customer, the other nobody: never guess that the other is a typo
+            own_credit, own_external = self.own_codes.get(a or b, ("", ""))
+            if a and own_external and own_external != external:
+                return None, ("external_id", "customer_mismatch", {})
+            if b and own_credit and own_credit != credit:
+                return None, ("credit_code", "customer_mismatch", {})
         if a or b:
             return a or b, None
         key, ref = ("credit_code", credit) if credit else ("external_id", external)

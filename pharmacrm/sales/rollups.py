@@ -52,9 +52,12 @@ def mark_dirty(pairs) -> None:
 
 SUMS = ("amount_fen", "lines", "paid_fen", "on_time_fen", "late_fen", "late_lines", "days_late", "outstanding_fen",
         "overdue_fen")  # fmt: skip
-LATE = "o.payment_due IS NOT NULL AND o.paid_date IS NOT NULL AND o.paid_date > o.payment_due"
+# Payment behaviour counts lines the customer owes money for: a return (a negative amount, refunded to the
+# customer) is neither paid on time nor late, or it would pull the on-time share below zero and add its
+# refund date to the days late.
+LATE = "o.amount_fen > 0 AND o.payment_due IS NOT NULL AND o.paid_date IS NOT NULL AND o.paid_date > o.payment_due"
 ON_TIME = (
-    "o.paid_date IS NOT NULL AND o.paid_fen >= o.amount_fen "
+    "o.amount_fen > 0 AND o.paid_date IS NOT NULL AND o.paid_fen >= o.amount_fen "
     "AND NOT (o.payment_due IS NOT NULL AND o.paid_date > o.payment_due)"
 )
 

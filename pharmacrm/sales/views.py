@@ -150,7 +150,9 @@ def _export_rows(qs):
             approvals.get(line.product_code, ""), line.batch_number, plain(line.quantity),
             plain(line.unit_price), line.amount, line.invoice_number,
             line.payment_due.isoformat() if line.payment_due else "",
-            line.paid_date.isoformat() if line.paid_date else "", line.paid_amount if line.paid_fen else "",
+            # with a payment date, an empty paid amount would read back as "paid in full": always write it then
+            line.paid_date.isoformat() if line.paid_date else "",
+            line.paid_amount if line.paid_fen or line.paid_date else "",
         ]  # fmt: skip
 
 

@@ -1,0 +1,52 @@
+"""Defects of the evaluation pages found in review: the scoring models' version history spoke in the measures'
+JSON keys, and the model form named a wrong reference value by its key instead of at its field."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pharmacrm.keyaccounts.models import ScoringModel
+from tests.core.test_translations import english_left
+
+from .test_evaluation_pages import EN, _model_post, text
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_version_history_names_measures_and_thresholds_in_the_readers_language(client_for, users):
+    c = client_for("manager")
+    c.get("/keyaccounts/models/evaluation/")  # version 1 of each kind
+    assert c.post("/keyaccounts/models/evaluation/", _model_post(name="客户评估")).status_code == 302
+
+    page = c.get("/keyaccounts/models/").content.decode()
+
+    assert english_left(page, {"KOL"}) == []  # was "amount 35 · frequency 20 …", "candidate 70"
+    history = text(c.get("/keyaccounts/models/", **EN)).split("Version history")[1]
+    assert "Purchase amount 40 · Purchase frequency 20" in history
+    assert "Class A from 85 · Class B from 60 · Class C from 40" in history
+    assert "Candidate from 70" in history
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("param_amount_reference", "-5", "Amount reference (yuan) must be a number above zero."),
+        ("param_orders_reference", "0", "Orders reference must be a number above zero."),
+        ("param_default_credit", "500", "Credit without payment history must be a score from 0 to 100."),
+    ],
+)
+def test_a_wrong_reference_value_is_named_by_its_label_at_its_field(client_for, users, field, value, message):
+    c = client_for("analyst")
+    c.get("/keyaccounts/models/evaluation/")
+
+    response = c.post("/keyaccounts/models/evaluation/", _model_post(**{field: value}), **EN)
+
+    assert response.status_code == 400
+    assert response.context["form"].errors[field] == [message]
+    key = field.removeprefix("param_")
+    assert not re.search(rf"\b{key}\b", text(response))  # not "amount_reference must be …"
+    assert ScoringModel.objects.filter(kind="evaluation").count() == 1
+    zh = c.post("/keyaccounts/models/evaluation/", _model_post(**{field: value}))
+    assert english_left(zh.content.decode(), {"KOL"}) == []
