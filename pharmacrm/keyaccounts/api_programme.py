@@ -113,8 +113,8 @@ class ProposalSerializer(serializers.ModelSerializer):
     class Meta:
         model = Proposal
         fields = ["id", "number", "kind", "institution", "institution_name", "account", "status", "reason", "score",
-                  "components", "proposed_by", "proposed_at", "submitted_at", "decided_by", "decided_at",
-                  "decision_comment", "signature", "reviews", "version"]  # fmt: skip
+                  "components", "proposed_by", "proposed_at", "submitted_at", "submitted_by", "decided_by",
+                  "decided_at", "decision_comment", "signature", "reviews", "version"]  # fmt: skip
         read_only_fields = fields
 
     def to_representation(self, instance):

@@ -227,6 +227,10 @@ class Proposal(models.Model):
     proposed_by = models.ForeignKey(USER, models.PROTECT, related_name="+", verbose_name=_("proposed by"))
     proposed_at = models.DateTimeField(_("proposed"), default=timezone.now)
     submitted_at = models.DateTimeField(_("submitted for decision"), null=True, blank=True)
+    # who closed the review: they may not decide it too (a user holding both roles)
+    submitted_by = models.ForeignKey(
+        USER, models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("sent for decision by")
+    )
     decided_by = models.ForeignKey(
         USER, models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("decided by")
     )

@@ -288,7 +288,9 @@ def validate_model(kind: str, weights: dict, params: dict, thresholds: dict) -> 
             except Exception:
                 ok = False
             if not ok:
-                errors.setdefault("params", []).append(_("%(name)s must be a score from 0 to 100.") % {"name": key})
+                errors.setdefault("params", []).append(
+                    _("%(name)s must be a score from 0 to 100.") % {"name": param_label(key)}
+                )
     for key in ("amount_reference", "orders_reference", "cooperation_reference_months", "beds_reference",
                 "specialties_reference", "kol_reference", "growth_full_percent"):  # fmt: skip
         if key in (params or {}):
@@ -297,5 +299,14 @@ def validate_model(kind: str, weights: dict, params: dict, thresholds: dict) -> 
             except Exception:
                 ok = False
             if not ok:
-                errors.setdefault("params", []).append(_("%(name)s must be a number above zero.") % {"name": key})
+                errors.setdefault("params", []).append(
+                    _("%(name)s must be a number above zero.") % {"name": param_label(key)}
+                )
     return errors
+
+
+def param_label(key: str) -> str:
+    """A reference value's name in the reader's language (the form's label), never its JSON key."""
+    from .forms_eval import PARAMS
+
+    return str(PARAMS[key][0]) if key in PARAMS else key

@@ -312,8 +312,8 @@ def submit_for_decision(user, proposal: Proposal, *, version: int | None = None)
     if not proposal.reviews.filter(department=Department.MARKETING).exists():
         raise ValidationError(_("Marketing leads the review: record marketing's opinion before sending it on."))
     with transaction.atomic():
-        proposal.status, proposal.submitted_at = ProposalStatus.SUBMITTED, timezone.now()
-        _save_versioned(proposal, ["status", "submitted_at"], proposal.version)
+        proposal.status, proposal.submitted_at, proposal.submitted_by = ProposalStatus.SUBMITTED, timezone.now(), user
+        _save_versioned(proposal, ["status", "submitted_at", "submitted_by"], proposal.version)
         audit.record(A.UPDATE, proposal, user=user, changes={"status": [ProposalStatus.REVIEW, proposal.status]})
         url = reverse("keyaccounts:proposal", args=[proposal.pk])
         title = _("Decision needed: key-account proposal %(number)s") % {"number": proposal.number}
@@ -346,6 +346,10 @@ def _check_decider(user, proposal: Proposal) -> None:
     access.require(user, Cap.APPROVE_KEY_ACCOUNTS)
     if proposal.proposed_by_id == user.pk:
         raise PermissionDenied(_("You cannot decide on your own proposal: another member of the leadership must."))
+    if proposal.submitted_by_id == user.pk:
+        raise PermissionDenied(
+            _("You sent this proposal for decision: another member of the leadership must decide it.")
+        )
 
 
 def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_code: str = "",

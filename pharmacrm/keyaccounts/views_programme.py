@@ -225,7 +225,9 @@ def _inbox(user) -> dict:
     if access.can(user, Cap.PROPOSE_KEY_ACCOUNTS):
         out["send"] = list(proposals.filter(status=ProposalStatus.REVIEW, proposed_by=user))
     if access.can(user, Cap.APPROVE_KEY_ACCOUNTS):
-        out["decide"] = list(proposals.filter(status=ProposalStatus.SUBMITTED).exclude(proposed_by=user))
+        out["decide"] = list(
+            proposals.filter(status=ProposalStatus.SUBMITTED).exclude(proposed_by=user).exclude(submitted_by=user)
+        )
         out["plans"] = list(
             ServicePlan.objects.filter(status=PlanStatus.SUBMITTED, account__status=AccountStatus.ACTIVE,
                                        account__in=services.accounts_for(user))  # fmt: skip
@@ -309,7 +311,7 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
     )
     may_send = proposal.status == ProposalStatus.REVIEW and services.may_send(user, proposal)
     approver = access.can(user, Cap.APPROVE_KEY_ACCOUNTS)
-    own = proposal.proposed_by_id == user.pk
+    own = user.pk in (proposal.proposed_by_id, proposal.submitted_by_id)
     may_decide = proposal.status == ProposalStatus.SUBMITTED and approver and not own
     mine = proposal.reviews.filter(reviewer=user).first()
     opinion_form = forms.get("opinion_form")
@@ -327,6 +329,7 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
         "has_marketing": proposal.reviews.filter(department="marketing").exists(),
         "submit_form": forms.get("submit_form") or SubmitForm(initial={"version": proposal.version}, prefix="submit"),
         "may_decide": may_decide, "own_proposal": own and approver and proposal.status == ProposalStatus.SUBMITTED,
+        "sent_by_me": proposal.submitted_by_id == user.pk and proposal.proposed_by_id != user.pk,
         "decision_form": forms.get("decision_form") or DecisionForm(initial={"version": proposal.version},
                                                                     prefix="decision"),
         "may_withdraw": proposal.status in OPEN_PROPOSAL and access.can(user, Cap.PROPOSE_KEY_ACCOUNTS),

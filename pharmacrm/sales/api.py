@@ -263,6 +263,16 @@ class OrderImportSerializer(serializers.Serializer):
         help_text="good: import the good lines and report the others; all: import nothing if any line is bad.",
     )
 
+    def validate_lines(self, lines: list[dict]) -> list[dict]:
+        """A line without any value would pass as a blank row of a file (skipped, never reported): the
+        sender meant something, so it is refused by its position."""
+        empty = [str(i) for i, line in enumerate(lines, 1) if not any((v or "").strip() for v in line.values())]
+        if empty:
+            raise serializers.ValidationError(
+                _("These lines carry no values: %(lines)s.") % {"lines": ", ".join(empty[:20])}
+            )
+        return lines
+
 
 ImportResultSerializer = inline_serializer(
     "OrderImportResult",

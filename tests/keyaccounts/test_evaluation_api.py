@@ -135,6 +135,10 @@ def test_scoring_model_errors_are_field_named(api_for, db, users):
     assert r.status_code == 400 and "growth" in r.json()["weights"][0]
     r = api.put(url, {"params": {"amount_reference": 0}, "version": 1}, format="json")
     assert r.status_code == 400 and list(r.json()) == ["params"]
+    # named as the form names it, in the reader's language, never by its JSON key
+    assert r.json()["params"] == ["Amount reference (yuan) must be a number above zero."]
+    zh = api_for("manager", lang="zh-hans").put(url, {"params": {"amount_reference": 0}, "version": 1}, format="json")
+    assert zh.json()["params"] == ["金额参照值（元） 须为大于零的数字。"]
     r = api.put(url, {"params": {"nonsense": 3}, "version": 1}, format="json")
     assert r.status_code == 400 and list(r.json()) == ["params"]
     r = api.put(url, {"benefits": {"A": {"tier": "key"}}, "version": 1}, format="json")

@@ -195,3 +195,32 @@ def test_a_manager_cannot_send_someone_elses_proposal_and_decide_it(users, xiehe
     services.submit_for_decision(users["analyst"], proposal)  # marketing sends it
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.SUBMITTED
+
+
+def test_who_sent_a_proposal_for_decision_may_not_decide_it_even_holding_both_roles(
+    users, xiehe, make_proposal, make_user
+):
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from pharmacrm.core.roles import Role
+
+    both = make_user("marketing_lead", Role.ANALYST)  # marketing, and also in the leadership
+    both.groups.add(Group.objects.get(name=Role.MANAGER.value))
+    proposal = make_proposal(xiehe, submitted=False)
+    services.submit_for_decision(both, proposal)
+    proposal.refresh_from_db()
+    assert (proposal.status, proposal.submitted_by) == (ProposalStatus.SUBMITTED, both)
+
+    with pytest.raises(PermissionDenied):
+        services.decide(both, proposal, approve=True, otp_code=sign_code(both))
+    client = Client()
+    client.force_login(both)
+    page = client.get(reverse("keyaccounts:proposal", args=[proposal.pk]))
+    assert "此提议由您提交厂领导决定，须由另一位厂领导作出决定。" in page.content.decode()
+    inbox = client.get(reverse("keyaccounts:inbox"))
+    assert proposal.number not in inbox.content.decode()
+
+    services.decide(users["manager"], proposal, approve=True, otp_code=sign_code(users["manager"]))
+    proposal.refresh_from_db()
+    assert (proposal.status, proposal.decided_by) == (ProposalStatus.APPROVED, users["manager"])

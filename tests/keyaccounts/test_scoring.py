@@ -209,6 +209,6 @@ def test_model_validation_names_the_field_in_error():
         )
     assert set(errors) == {"weights", "params", "thresholds"}
     assert "growth" in errors["weights"][0]
-    assert "amount_reference" in errors["params"][0]
+    assert errors["params"] == ["Amount reference (yuan) must be a number above zero."]  # its label, not its key
     errors = scoring.validate_model(ModelKind.CANDIDATE, {"amount": 0}, {}, {})
     assert set(errors) == {"weights", "thresholds"}

@@ -207,3 +207,13 @@ def test_a_malformed_request_is_refused_with_field_messages(api_for, body, field
     assert response.status_code == 400
     assert field in response.json()
     assert not OrderLine.objects.exists()
+
+
+def test_a_line_without_any_value_is_refused_by_its_position_not_skipped(api_for, xiehe):
+    body = {"lines": [api_line("API-7", 1, xiehe), {"order_number": "", "quantity": None}, {}]}
+
+    response = api_for("admin").post("/api/v1/sales/orders/", body, format="json", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 400
+    assert response.json()["lines"] == ["These lines carry no values: 2, 3."]
+    assert not OrderLine.objects.exists()  # the good line was not imported alone either

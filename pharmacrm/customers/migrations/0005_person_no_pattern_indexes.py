@@ -1,7 +1,8 @@
 """On PostgreSQL, people lose the pattern-matching (`_like`) copies Django adds to indexed text columns: the
 internal code, the external id and the three blind indexes are only ever looked up by equality (a blind
-index cannot be matched by prefix at all). Five fewer b-trees to write for every imported or edited person
-(400 MB at a million people). SQLite has no such indexes."""
+index cannot be matched by prefix at all). Five fewer b-trees to keep for every imported or edited person:
+400 MB of index at a million people. (The people import's rate did not measurably change: its limit is
+elsewhere, see docs/benchmarks.md.) SQLite has no such indexes."""
 
 from django.db import migrations
 
