@@ -76,11 +76,13 @@ ORDER_COLUMNS: list[Column] = [
     Column("unit_price", "单价", ("unit price", "price", "单价(元)", "含税单价"), required=True,
            help=_("Yuan (CNY).")),
     Column("amount", "金额", ("amount", "line amount", "金额(元)", "含税金额"),
-           help=_("Yuan (CNY); empty = quantity × unit price.")),
+           help=_("Yuan (CNY); empty = quantity × unit price, and a given amount must equal it (up to rounding; "
+                  "negative for returns).")),
     Column("invoice_number", "发票号", ("invoice", "invoice number", "发票号码")),
     Column("payment_due", "应付款日期", ("payment due", "due date", "到期日", "应收到期日"),
            help=_("When the customer must have paid this line.")),
-    Column("paid_date", "付款日期", ("paid date", "payment date", "回款日期", "收款日期")),
+    Column("paid_date", "付款日期", ("paid date", "payment date", "回款日期", "收款日期"),
+           help=_("The day the customer paid: never in the future.")),
     Column("paid_amount", "付款金额", ("paid amount", "paid", "回款金额", "收款金额"),
            help=_("Yuan (CNY); empty with a payment date = paid in full.")),
 ]  # fmt: skip
