@@ -128,3 +128,27 @@ def test_monthly_gives_24_months_oldest_first_with_empty_months(dataset):
     assert by["2025-03"]["amount"] == Decimal("1902.50") and by["2025-03"]["orders"] == 3
     assert by["2024-12"]["amount"] == 0 and by["2024-12"]["lines"] == 0
     assert OrderLine.objects.filter(institution=xiehe).count() == 7
+
+
+def test_a_new_line_in_a_month_whose_overdue_figure_is_of_another_day_recomputes_that_month(dataset, run_import):
+    """An import adds its lines to their months' rollups; a month whose overdue amount was computed on
+    another day (and still has open items) is recomputed whole instead, so the new total is today's. The
+    other months the import touches are only added to."""
+    xiehe, huashan = dataset
+    recompute_as_of(dt.date(2025, 4, 10))  # March's SO-2 (due 04-19) was not overdue yet on 04-10
+    march = MonthlyRollup.objects.get(institution=xiehe, month=MARCH)
+    assert march.overdue_fen == 0 and march.overdue_as_of == dt.date(2025, 4, 10)
+    huashan_before = MonthlyRollup.objects.get(institution=huashan, month=MARCH)
+
+    job = run_import([line("SO-8", 1, "2025-03-30", xiehe, "P4", 1, "10", payment_due="2025-04-29",
+                           paid_date="2025-04-20")])  # fmt: skip
+
+    assert job.error_count == 0, job.errors
+    march.refresh_from_db()
+    # today SO-2 (300.00) is overdue, and SO-3's open 300.00 (due 05-27) too
+    assert (march.lines, march.products, march.overdue_fen) == (5, 4, 60000)
+    assert march.overdue_as_of == dt.date.today()
+    huashan_after = MonthlyRollup.objects.get(institution=huashan, month=MARCH)
+    assert (huashan_after.overdue_as_of, huashan_after.overdue_fen) == (
+        huashan_before.overdue_as_of, huashan_before.overdue_fen
+    )
