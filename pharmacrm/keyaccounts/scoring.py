@@ -196,13 +196,19 @@ MEASURES = {
 }  # fmt: skip
 
 
+MEASURE_ORDER = [c.value for c in Component]
+
+
+def in_measure_order(items) -> list[tuple]:
+    """(measure, value) pairs in the measures' fixed order (unknown ones last): jsonb does not keep an
+    object's key order."""
+    last = len(MEASURE_ORDER)
+    return sorted(items, key=lambda kv: MEASURE_ORDER.index(kv[0]) if kv[0] in MEASURE_ORDER else last)
+
+
 def normalised_weights(weights: dict) -> dict[str, Decimal]:
     """Weights as fractions adding up to 1 (4 places; the last one takes the rounding rest)."""
-    order = [c.value for c in Component]  # a fixed order: jsonb does not keep an object's key order
-    items = sorted(
-        ((str(k), Decimal(str(w))) for k, w in weights.items() if Decimal(str(w)) > 0),
-        key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order),
-    )
+    items = in_measure_order((str(k), Decimal(str(w))) for k, w in weights.items() if Decimal(str(w)) > 0)
     total = sum((w for _k, w in items), Decimal(0))
     if not total:
         return {}

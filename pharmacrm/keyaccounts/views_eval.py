@@ -31,7 +31,7 @@ from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import CappedPaginator
 from pharmacrm.servicedesk.models import ImprovementAction
 
-from . import evaluation
+from . import evaluation, scoring
 from .choices import OPEN_PROPOSAL, AccountStatus, Component, Klass, ModelKind
 from .forms_eval import (
     KIND_COMPONENTS,
@@ -459,8 +459,6 @@ def kol_import(request):
 
 
 def _model_view(model: ScoringModel) -> dict:
-    from . import scoring
-
     params = {**scoring.DEFAULT_PARAMS, **(model.params or {})}
     weights = scoring.normalised_weights(model.weights or {})
     return {
@@ -487,9 +485,7 @@ def scoring_models(request):
         active = evaluation.active_model(kind)
         history = list(ScoringModel.objects.filter(kind=kind).select_related("created_by").order_by("-version")[:20])
         for version in history:  # measures by their names in the reader's language, not their keys
-            # in the measures' fixed order: PostgreSQL's jsonb does not keep the keys' order
-            order = [c.value for c in Component]
-            weights = sorted((version.weights or {}).items(), key=lambda kw: order.index(kw[0]) if kw[0] in order else len(order))
+            weights = scoring.in_measure_order((version.weights or {}).items())
             version.weight_labels = [(_label(Component, k), w) for k, w in weights]
             version.threshold_list = sorted((version.thresholds or {}).items())
         kinds.append({"kind": kind, "label": kind.label, **_model_view(active), "history": history})
