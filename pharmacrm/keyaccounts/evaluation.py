@@ -250,24 +250,23 @@ def cadence(period: str) -> str:
     return "H" if "H" in period else "Q" if "Q" in period else "M"
 
 
-def _previous_period(kind: str, period: str) -> str | None:
-    """The latest earlier period of the same cadence with a finished run of the kind (a half-year's previous
-    period is the half-year before, never a key-account quarter); None for a first period."""
+def _previous(kind: str, period: str, ids: Iterable[int] | None = None) -> dict[int, tuple[str, Decimal]]:
+    """Class and score of each customer (of `ids`, if given) in the latest earlier period of the same
+    cadence (a half-year's previous period is the half-year before, never a key-account quarter)."""
     earlier = (
         EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, period__lt=period)
         .values_list("period", flat=True).distinct()
     )  # fmt: skip
     same = [p for p in earlier if cadence(p) == cadence(period)]
-    return max(same) if same else None
-
-
-def _previous(kind: str, period: str | None, ids: Iterable[int]) -> dict[int, str]:
-    """Class of each of `ids` in the previous period `period` (none when there is none)."""
-    ids = list(ids)
-    if period is None or not ids:
+    if not same:
         return {}
-    rows = Score.objects.filter(kind=kind, period=period, institution_id__in=id_set(ids))
-    return dict(rows.values_list("institution_id", "klass").iterator(chunk_size=10_000))
+    rows = Score.objects.filter(kind=kind, period=max(same))
+    if ids is not None:
+        rows = rows.filter(institution_id__in=id_set(ids))
+    return {
+        inst: (k, s)
+        for inst, k, s in rows.values_list("institution_id", "klass", "score").iterator(chunk_size=10_000)
+    }
 
 
 def run(
@@ -304,21 +303,19 @@ def run(
         facts = gather(as_of, params, ids)
     elif ids is not None:
         facts = {i: facts[i] for i in ids if i in facts}
-    previous = _previous_period(kind, period)
+    previous = _previous(kind, period, None if ids is None else list(facts))
     results: list[tuple] = []
-    chunks = _scored(kind, model, params, facts, key_ids, results, connection.vendor == "sqlite")
+    chunks = _scored(kind, model, params, facts, previous, key_ids, results, connection.vendor == "sqlite")
     with transaction.atomic():
-        # the scoring of the next chunk (Python, a second thread) overlaps the database's work on this one;
-        # each row's previous class and score are read by the same statement that stores it
+        # the scoring of the next chunk (Python, a second thread) overlaps the database's work on this one
         count = _upsert_scores(
-            in_background(chunks, name="evaluation-scoring"), [kind, period, run_row.pk, model.pk, as_of, started],
-            previous,
+            in_background(chunks, name="evaluation-scoring"), [kind, period, run_row.pk, model.pk, as_of, started]
         )
         changes = actions = 0
         if apply and kind == ModelKind.EVALUATION:
             if model.apply_tiers:
                 changes = _apply_tiers(results, key_ids, run_row, facts)
-            actions = _open_actions(results, key_ids, kind, period, previous)
+            actions = _open_actions(results, key_ids, period)
         EvaluationRun.objects.filter(pk=run_row.pk).update(
             finished_at=timezone.now(), customers=count, tier_changes=changes, actions=actions
         )
@@ -337,8 +334,8 @@ def _components_json(components: list[dict]) -> str:
     return orjson.dumps(components).decode()  # twelve times as fast as json, and compact
 
 
-def _scored(kind, model, params, facts, key_ids, results: list, as_text: bool) -> Iterator[list[tuple]]:
-    """Score rows (STAGE_COLUMNS) in chunks; (customer, class, results) go to `results`.
+def _scored(kind, model, params, facts, previous, key_ids, results: list, as_text: bool) -> Iterator[list[tuple]]:
+    """Score rows (STAGE_COLUMNS) in chunks; (customer, class, previous class, results) go to `results`.
     Pure Python: it runs in a second thread while the database stores the chunk before. `as_text`: numbers
     as text (SQLite's driver takes no Decimal)."""
     evaluating = kind == ModelKind.EVALUATION
@@ -354,6 +351,7 @@ def _scored(kind, model, params, facts, key_ids, results: list, as_text: bool) -
     rows: list[tuple] = []
     for inst, f in facts.items():
         value, components = scoring.score(f, model.weights, params, normalised=normalised)
+        prev = previous.get(inst)
         if evaluating:
             klass, candidate = scoring.klass(value, model.thresholds), False
             benefit, discount, programme = benefits[klass]
@@ -361,10 +359,10 @@ def _scored(kind, model, params, facts, key_ids, results: list, as_text: bool) -
             klass, candidate = "", value >= threshold and inst not in key_ids
             benefit, discount, programme = no_benefit
         rows.append((
-            inst, text(value), klass, _components_json(components), candidate, discount, programme,
-            f.province or "", f.kind or "",
+            inst, text(value), klass, prev[0] if prev else "", None if prev is None else text(prev[1]),
+            _components_json(components), candidate, discount, programme, f.province or "", f.kind or "",
         ))  # fmt: skip
-        results.append((inst, klass, benefit))
+        results.append((inst, klass, prev[0] if prev else "", benefit))
         if len(rows) == SCORE_CHUNK:
             yield rows
             rows = []
@@ -374,17 +372,15 @@ def _scored(kind, model, params, facts, key_ids, results: list, as_text: bool) -
 
 # what a run computes per customer (the staging table's columns) and what it sets for all of them
 STAGE_COLUMNS = {
-    "institution_id": "bigint", "score": "numeric(6,2)", "klass": "varchar(1)", "components": "text",
-    "candidate": "boolean", "discount": "numeric(5,2)", "programme": "varchar(100)", "province": "varchar(6)",
-    "customer_kind": "varchar(16)",
+    "institution_id": "bigint", "score": "numeric(6,2)", "klass": "varchar(1)", "previous_klass": "varchar(1)",
+    "previous_score": "numeric(6,2)", "components": "text", "candidate": "boolean", "discount": "numeric(5,2)",
+    "programme": "varchar(100)", "province": "varchar(6)", "customer_kind": "varchar(16)",
 }  # fmt: skip
 RUN_COLUMNS = ["kind", "period", "run_id", "model_id", "as_of", "computed_at"]
-PREVIOUS_COLUMNS = ["previous_klass", "previous_score"]  # from the customer's score of the previous period
 
 
-def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list, previous: str | None = None) -> int:
-    """Store the chunks of score rows through a staging table: one insert-or-replace per chunk, which also
-    copies each customer's class and score of the `previous` period (none for a first period)."""
+def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> int:
+    """Store the chunks of score rows through a staging table: one insert-or-replace per chunk."""
     table = Score._meta.db_table
     sqlite = connection.vendor == "sqlite"
     stage = list(STAGE_COLUMNS)
@@ -392,30 +388,19 @@ def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list, previous: st
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS ka_score_stage")  # its columns follow STAGE_COLUMNS
         cursor.execute(f"CREATE TEMPORARY TABLE ka_score_stage ({', '.join(f'{c} {t}' for c, t in STAGE_COLUMNS.items())})")
-        select = ", ".join(f"s.{c}" for c in stage).replace("s.components", "s.components" if sqlite else "s.components::jsonb")
-        sets = ", ".join(f"{c} = excluded.{c}" for c in [*RUN_COLUMNS[2:], *stage[1:], *PREVIOUS_COLUMNS])
-        # one index probe per staged row: PostgreSQL has no statistics of the staging table, and once its
-        # estimate grew (deleted rows count) it hashed the whole previous period instead; SQLite always
-        # probes the unique index
-        previous_row = (
-            f"{table} p ON p.institution_id = s.institution_id AND p.kind = %s AND p.period = %s" if sqlite else
-            f"LATERAL (SELECT klass, score FROM {table} p WHERE p.institution_id = s.institution_id "
-            f"AND p.kind = %s AND p.period = %s LIMIT 1) p ON true"
-        )  # fmt: skip
+        select = ", ".join(stage).replace("components", "components" if sqlite else "components::jsonb")
+        sets = ", ".join(f"{c} = excluded.{c}" for c in [*RUN_COLUMNS[2:], *stage[1:]])
         upsert = (
-            f"INSERT INTO {table} ({', '.join(RUN_COLUMNS + stage + PREVIOUS_COLUMNS)}) "
-            f"SELECT {', '.join(['%s'] * len(RUN_COLUMNS))}, {select}, COALESCE(p.klass, ''), p.score "
-            f"FROM ka_score_stage s LEFT JOIN {previous_row} WHERE true "
+            f"INSERT INTO {table} ({', '.join(RUN_COLUMNS + stage)}) "
+            f"SELECT {', '.join(['%s'] * len(RUN_COLUMNS))}, {select} FROM ka_score_stage WHERE true "
             f"ON CONFLICT (institution_id, kind, period) DO UPDATE SET {sets}"
         )
         if sqlite:
             run_values = [*run_values[:4], run_values[4].isoformat(), connection.ops.adapt_datetimefield_value(run_values[5])]
-        # no previous period: the join finds nothing (a period is never empty)
-        params = [*run_values, run_values[0], previous or ""]
         for rows in chunks:
             cursor.execute("DELETE FROM ka_score_stage")
             insert_rows("ka_score_stage", stage, rows)
-            cursor.execute(upsert, params)
+            cursor.execute(upsert, run_values)
             count += len(rows)
     return count
 
@@ -425,7 +410,7 @@ def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun, facts: dict
     the customers whose tier, as read with their facts, differs are read again and changed: most keep
     theirs."""
     wanted = {
-        inst: b["tier"] for inst, _k, b in results
+        inst: b["tier"] for inst, _k, _p, b in results
         if b.get("tier") and inst not in key_ids and b["tier"] != facts[inst].tier
     }  # fmt: skip
     if not wanted:
@@ -465,7 +450,7 @@ def action_owner(institution: Institution) -> User | None:
     return None
 
 
-def _open_actions(results, key_ids: set[int], kind: str, period: str, previous_period: str | None) -> int:
+def _open_actions(results, key_ids: set[int], period: str) -> int:
     """An improvement action for each customer whose class asks for one and who fell into it from a better
     class (or is a key account newly there) — not on a customer's first evaluation, not for one already in
     that class last period, and never twice for a period."""
@@ -473,11 +458,9 @@ def _open_actions(results, key_ids: set[int], kind: str, period: str, previous_p
     from pharmacrm.servicedesk.services import SYSTEM
 
     order = {"A": 0, "B": 1, "C": 2, "D": 3}
-    asking = [(inst, k) for inst, k, b in results if b.get("action")]
-    previous = _previous(kind, previous_period, (inst for inst, _k in asking))
     wanted = [
-        inst for inst, k in asking
-        if ((prev := previous.get(inst, "")) in order and order[k] > order[prev]) or (inst in key_ids and prev != k)
+        inst for inst, k, prev, b in results
+        if b.get("action") and ((prev in order and order[k] > order[prev]) or (inst in key_ids and prev != k))
     ]  # fmt: skip
     if not wanted:
         return 0
