@@ -350,6 +350,12 @@ class PlanItem(models.Model):
     next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     overdue_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # the item of the version in force this one was copied from when its draft was started: progress
+    # reported there meanwhile comes across on approval, whatever was edited in the draft
+    carried_from = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="+", editable=False,
+        verbose_name=_("copied from"),
+    )  # fmt: skip
     version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:

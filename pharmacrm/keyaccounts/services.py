@@ -489,7 +489,7 @@ def start_plan(user, account: KeyAccount, *, goals: str = "", valid_from=None, v
                 PlanItem.objects.bulk_create([
                     PlanItem(plan=plan, area=i.area, title=i.title, standard=i.standard, owner=i.owner,
                              deadline=i.deadline, status=i.status, progress=i.progress, progress_note=i.progress_note,
-                             completed_at=i.completed_at)
+                             completed_at=i.completed_at, carried_from=i)
                     for i in base.items.all()
                 ])  # fmt: skip
             audit.record(A.CREATE, plan, user=user, changes={"version_number": [None, plan.version_number]})
@@ -630,6 +630,7 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
 
 
 CARRIED = ["status", "progress", "progress_note", "completed_at", "overdue_notified_at"]
+PROGRESS = CARRIED[:-1]  # a moved deadline is a new due date: its overdue alert starts afresh
 
 
 def _item_key(item: PlanItem) -> tuple:
@@ -638,23 +639,29 @@ def _item_key(item: PlanItem) -> tuple:
 
 def _carry_progress(previous: ServicePlan, plan: ServicePlan) -> None:
     """A new version's items were copied from the plan in force when its draft was started; owners kept
-    reporting progress on the plan in force meanwhile. On approval each unchanged item (same area, title,
-    owner and deadline) takes over the plan in force's progress and its overdue alert, so that nothing done
-    is lost and nobody is told twice about the same overdue item."""
-    old: dict[tuple, list[PlanItem]] = {}
-    for item in previous.items.all():
-        old.setdefault(_item_key(item), []).append(item)
-    new: dict[tuple, list[PlanItem]] = {}
-    for item in plan.items.all():
-        new.setdefault(_item_key(item), []).append(item)
+    reporting progress on the plan in force meanwhile. On approval each copied item takes over its
+    original's progress — whatever the draft changed in its title, standard or owner — so that nothing done
+    is lost, and its overdue alert unless the deadline moved, so that nobody is told twice about the same
+    overdue item. Items added to the draft start afresh.
+
+    Drafts started before items carried the link are matched by area, title, owner and deadline."""
+    old = {item.pk: item for item in previous.items.all()}
+    items = list(plan.items.all())
+    if any(item.carried_from_id for item in items):
+        pairs = [(item, old[item.carried_from_id]) for item in items if item.carried_from_id in old]
+    else:
+        by_key: dict[tuple, list[PlanItem]] = {}
+        for item in old.values():
+            by_key.setdefault(_item_key(item), []).append(item)
+        new: dict[tuple, list[PlanItem]] = {}
+        for item in items:
+            new.setdefault(_item_key(item), []).append(item)
+        pairs = [(same[0], by_key[key][0]) for key, same in new.items() if len(same) == 1 and len(by_key.get(key, [])) == 1]
     changed = []
-    for key, items in new.items():
-        before = old.get(key, [])
-        if len(items) != 1 or len(before) != 1:
-            continue  # not one-to-one: a changed or new commitment starts afresh
-        item, source = items[0], before[0]
-        if any(getattr(item, f) != getattr(source, f) for f in CARRIED):
-            for f in CARRIED:
+    for item, source in pairs:
+        fields = CARRIED if item.deadline == source.deadline else PROGRESS
+        if any(getattr(item, f) != getattr(source, f) for f in fields):
+            for f in fields:
                 setattr(item, f, getattr(source, f))
             changed.append(item)
     if changed:

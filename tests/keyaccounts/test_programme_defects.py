@@ -63,7 +63,7 @@ def test_an_overdue_item_is_not_reported_again_by_the_next_version(users, xiehe,
     assert Notification.objects.filter(kind="keyaccounts.overdue", recipient=users["kam"]).count() == 4
 
 
-def test_a_changed_deadline_in_the_next_version_is_a_new_commitment(users, xiehe, with_plan):
+def test_a_changed_deadline_in_the_next_version_is_watched_again(users, xiehe, with_plan):
     account, first = with_plan(xiehe, deadline=timezone.localdate() + dt.timedelta(days=1))
     later = timezone.now() + dt.timedelta(days=5)
     assert services.sweep_plan_items(now=later) == 4
