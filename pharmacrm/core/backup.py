@@ -1,4 +1,5 @@
-"""Backups and restores of the whole database (SQLite online backup, pg_dump / pg_restore), with retention."""
+"""Backups and restores of the whole database (SQLite online backup, pg_dump / pg_restore) and of the
+documents stored beside it (ticket attachments, safety case files, signed agreements), with retention."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import connection, connections
@@ -28,6 +30,7 @@ A = AuditEntry.Action
 # pharmacrm-20260315-023000.sqlite3.gz, pharmacrm-20260315-023000-2.pgdump (a second one in the same second)
 BACKUP_NAME = re.compile(r"^pharmacrm-(\d{8}-\d{6})(?:-(\d+))?\.(sqlite3\.gz|pgdump)$")
 KEYRING_SUFFIX = ".keyring.json"
+FILES_SUFFIX = ".files.tar.gz"
 
 
 class BackupError(Exception):
@@ -44,6 +47,8 @@ class BackupFile:
     keyring_path: Path
     size: int
     sha256: str
+    files_path: Path | None = None
+    files_count: int = 0
     pruned: list[Path] = field(default_factory=list)
 
 
@@ -51,6 +56,8 @@ class BackupFile:
 class RestoreResult:
     path: Path
     key_problems: list[str]
+    files_path: Path | None = None  # None: the backup has no files archive, the documents were left alone
+    files_count: int = 0
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -133,9 +140,24 @@ def list_backups(directory: Path | None = None) -> list[Path]:
     return [p for _key, p in sorted(found, reverse=True)]
 
 
+def _stem_of(backup: Path) -> str:
+    return backup.name.removesuffix(".sqlite3.gz").removesuffix(".sqlite3").removesuffix(".pgdump")
+
+
 def keyring_path_for(backup: Path) -> Path:
-    name = backup.name.removesuffix(".sqlite3.gz").removesuffix(".pgdump")
-    return backup.with_name(name + KEYRING_SUFFIX)
+    return backup.with_name(_stem_of(backup) + KEYRING_SUFFIX)
+
+
+def files_path_for(backup: Path) -> Path:
+    """The archive of the documents made with the database backup `backup`."""
+    return backup.with_name(_stem_of(backup) + FILES_SUFFIX)
+
+
+def file_roots() -> dict[str, Path]:
+    """The directories of documents the database refers to, by their name in the archive: ticket
+    attachments and safety case files (MEDIA_ROOT), signed agreements. Import work files (var/imports) are
+    not documents of record and are left out."""
+    return {"files": Path(settings.MEDIA_ROOT), "agreements": Path(settings.VAR_DIR) / "agreements"}
 
 
 def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:
@@ -144,7 +166,7 @@ def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:
         raise BackupError(_("At least one backup must be kept."))
     deleted = []
     for old in list_backups(directory)[keep:]:
-        for p in (old, keyring_path_for(old)):
+        for p in (old, keyring_path_for(old), files_path_for(old)):
             if p.exists():
                 p.unlink()
                 deleted.append(p)
@@ -169,6 +191,9 @@ def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_
     else:
         raise BackupError(_("Backups are supported for SQLite and PostgreSQL only."))
     _private_file(target)
+    # the documents after the database: every file the dump refers to was written before its row
+    files_path = files_path_for(target)
+    files_count = _archive_files(files_path)
     # The key ring travels with the backup so that it can be read again; in production keep the
     # ring in a separate place (PHARMACRM_KEYRING_FILE) and store these copies apart from the dumps.
     ring_copy = keyring_path_for(target)
@@ -176,11 +201,13 @@ def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_
     with os.fdopen(fd, "w") as fh:
         fh.write(crypto.keyring().to_json())
     result = BackupFile(
-        path=target, keyring_path=ring_copy, size=target.stat().st_size, sha256=_sha256(target)
-    )
+        path=target, keyring_path=ring_copy, size=target.stat().st_size, sha256=_sha256(target),
+        files_path=files_path, files_count=files_count,
+    )  # fmt: skip
     audit.record(
         A.BACKUP, ("core.backup", "", target.name), actor_name=actor_name,
         file=target.name, bytes=result.size, sha256=result.sha256, vendor=connection.vendor,
+        files=files_path.name, files_count=files_count, files_sha256=_sha256(files_path),
     )  # fmt: skip
     if keep is not None:
         result.pruned = apply_retention(keep, directory)
@@ -204,6 +231,26 @@ def _sqlite_backup(target: Path) -> None:
         os.replace(partial, target)
     finally:
         raw.unlink(missing_ok=True)
+
+
+def _archive_files(target: Path) -> int:
+    """Write the document directories into a gzipped tar next to the database backup; how many files."""
+    partial = target.with_name(target.name + ".part")
+    count = 0
+    try:
+        with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
+            for name, root in file_roots().items():
+                if not root.is_dir():
+                    continue
+                for path in sorted(root.rglob("*")):
+                    if path.is_file() and not path.is_symlink():
+                        tar.add(path, arcname=f"{name}/{path.relative_to(root).as_posix()}", recursive=False)
+                        count += 1
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    _private_file(target)
+    return count
 
 
 def _pg_dump(target: Path) -> None:
@@ -265,19 +312,66 @@ def restore(
         raise RestoreNeedsConfirmation(
             _("The database holds data that the restore would replace. Confirm with --yes to go ahead.")
         )
-    if connection.vendor == "sqlite":
-        _sqlite_restore(path)
-    else:
-        _pg_restore(path)
+    archive = files_path_for(path)
+    with tempfile.TemporaryDirectory(dir=settings.VAR_DIR, prefix="restore-files-") as unpacked:
+        # a damaged archive is refused before anything is replaced
+        files_count = _unpack_files(archive, Path(unpacked)) if archive.is_file() else None
+        if connection.vendor == "sqlite":
+            _sqlite_restore(path)
+        else:
+            _pg_restore(path)
+        if files_count is not None:
+            _swap_in_files(Path(unpacked))
     if ring is not None:
         keys.save_ring(ring)
-    result = RestoreResult(path=path, key_problems=keys.problems())
+    result = RestoreResult(
+        path=path, key_problems=keys.problems(), files_path=archive if files_count is not None else None,
+        files_count=files_count or 0,
+    )  # fmt: skip
     audit.record(
         A.RESTORE, ("core.backup", "", path.name), actor_name=actor_name,
         file=path.name, sha256=_sha256(path), vendor=connection.vendor, key_problems=result.key_problems,
-        keyring_restored=ring is not None,
+        keyring_restored=ring is not None, files=archive.name if files_count is not None else None,
+        files_count=files_count,
     )  # fmt: skip
     return result
+
+
+def _unpack_files(archive: Path, into: Path) -> int:
+    """Unpack a files archive into `into`, how many files: regular files under the known directories only,
+    nothing outside `into` (no absolute paths, no `..`, no links or devices)."""
+    roots = file_roots()
+    count = 0
+    extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python ≥ 3.11.4 checks again
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                parts = PurePosixPath(member.name).parts
+                if not member.isfile() or member.name.startswith("/") or ".." in parts or parts[0] not in roots:
+                    raise BackupError(
+                        _("The files archive holds %(name)s, which is not a file of a directory of documents.")
+                        % {"name": member.name}
+                    )
+                tar.extract(member, into, set_attrs=False, **extra)
+                count += 1
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise BackupError(_("The files archive is damaged: %(error)s") % {"error": e}) from None
+    return count
+
+
+def _swap_in_files(unpacked: Path) -> None:
+    """Replace each document directory by its restored copy (an empty one if the backup had none): the
+    documents then match the restored database, and files stored after the backup go with the rows."""
+    for name, root in file_roots().items():
+        restored = unpacked / name
+        restored.mkdir(exist_ok=True)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        old = root.with_name(f"{root.name}.before-restore")
+        shutil.rmtree(old, ignore_errors=True)
+        if root.exists():
+            shutil.move(root, old)  # a rename on the same file system
+        shutil.move(restored, root)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _sqlite_restore(path: Path) -> None:

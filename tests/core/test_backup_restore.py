@@ -104,7 +104,7 @@ def test_restore_refuses_a_file_that_is_not_a_backup_and_changes_nothing(xiehe, 
 def test_retention_keeps_the_newest_backups_and_their_key_rings(backup_dir):
     backup_dir.mkdir()
     for day in range(1, 6):
-        for suffix in (".sqlite3.gz", ".keyring.json"):
+        for suffix in (".sqlite3.gz", ".keyring.json", ".files.tar.gz"):
             (backup_dir / f"pharmacrm-202601{day:02d}-023000{suffix}").write_text("x")
     (backup_dir / "pharmacrm-20260103-023000-2.sqlite3.gz").write_text("x")  # a second one that day
     (backup_dir / "notes.txt").write_text("kept")
@@ -117,9 +117,8 @@ def test_retention_keeps_the_newest_backups_and_their_key_rings(backup_dir):
         "pharmacrm-20260103-023000-2.sqlite3.gz",
     ]
     assert {p.name for p in deleted} == {
-        "pharmacrm-20260101-023000.sqlite3.gz", "pharmacrm-20260101-023000.keyring.json",
-        "pharmacrm-20260102-023000.sqlite3.gz", "pharmacrm-20260102-023000.keyring.json",
-        "pharmacrm-20260103-023000.sqlite3.gz", "pharmacrm-20260103-023000.keyring.json",
+        f"pharmacrm-202601{day:02d}-023000{suffix}" for day in (1, 2, 3)
+        for suffix in (".sqlite3.gz", ".keyring.json", ".files.tar.gz")
     }  # fmt: skip
     assert (backup_dir / "notes.txt").exists()
 
@@ -132,6 +131,7 @@ def test_the_daily_task_backs_up_and_applies_retention(xiehe, backup_dir, settin
     assert len(kept) == 2
     assert sorted(p.name for p in backup_dir.iterdir()) == sorted(
         [p.name for p in kept] + [backup.keyring_path_for(p).name for p in kept]
+        + [backup.files_path_for(p).name for p in kept]
     )
     assert AuditEntry.objects.filter(action=AuditEntry.Action.BACKUP, actor_name="scheduler").count() == 3
 

@@ -1,4 +1,5 @@
-"""`pharmacrm backup`: an online backup of the database and a copy of the key ring."""
+"""`pharmacrm backup`: an online backup of the database, an archive of the documents and a copy of the key
+ring."""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
@@ -11,7 +12,10 @@ from ._ops import cli_actor
 class Command(BaseCommand):
     # operations must work even while another part of the project fails its system checks
     requires_system_checks = []
-    help = "Back up the database (SQLite online backup or pg_dump) with a copy of the key ring."
+    help = (
+        "Back up the database (SQLite online backup or pg_dump) and the documents (attachments, safety case "
+        "files, signed agreements), with a copy of the key ring."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -33,6 +37,10 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 _("Backup written: %(path)s (%(size)d bytes).") % {"path": result.path, "size": result.size}
             )
+        )
+        self.stdout.write(
+            _("Documents (attachments, safety case files, signed agreements): %(path)s, %(n)d files.")
+            % {"path": result.files_path, "n": result.files_count}
         )
         self.stdout.write(
             _(

@@ -12,7 +12,8 @@ class Command(BaseCommand):
     # operations must work even while another part of the project fails its system checks
     requires_system_checks = []
     help = (
-        "Restore the database from a backup made by `pharmacrm backup`. Stop the web server and worker first."
+        "Restore the database, and the documents archived with it, from a backup made by `pharmacrm backup`. "
+        "Stop the web server and worker first."
     )
 
     def add_arguments(self, parser):
@@ -29,6 +30,15 @@ class Command(BaseCommand):
         except backup.BackupError as e:
             raise CommandError(str(e)) from None
         self.stdout.write(self.style.SUCCESS(_("Database restored from %(path)s.") % {"path": result.path}))
+        if result.files_path is not None:
+            self.stdout.write(
+                _("Documents restored from %(path)s: %(n)d files.") % {"path": result.files_path, "n": result.files_count}
+            )
+        else:
+            self.stdout.write(
+                _("This backup has no archive of documents: attachments, safety case files and signed agreements "
+                  "were left as they are.")
+            )  # fmt: skip
         if result.key_problems:
             for problem in result.key_problems:
                 self.stderr.write(problem)
