@@ -197,7 +197,8 @@ class AgreementSerializer(serializers.ModelSerializer):
     class Meta:
         model = Agreement
         fields = ["id", "number", "account", "institution_name", "plan", "status", "start_date", "end_date",
-                  "signed_date", "signed_copy_name", "renewal_notice_days", "created_at", "version"]  # fmt: skip
+                  "signed_date", "signed_copy_name", "renewal_notice_days", "created_at", "issued_at",
+                  "document_sha256", "version"]  # fmt: skip
         read_only_fields = fields
 
 
@@ -478,16 +479,19 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         tags=TAGS,
         responses={
-            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The agreement.")
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The agreement."),
+            409: OpenApiResponse(description="The issued copy is missing from the storage or was altered."),
         },
-        description="The bilingual agreement as a PDF (the export is audited).",
+        description="The bilingual agreement as a PDF, exactly as issued when it was generated (its SHA-256 is the "
+                    "agreement's `document_sha256`); the export is audited.",
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def pdf(self, request, pk=None):
-        from . import agreement_pdf
-
         agreement = self.get_object()
-        data = agreement_pdf.render(agreement)
+        try:
+            data = services.agreement_document(agreement)
+        except services.DocumentUnavailable as e:
+            return Response({"detail": str(e)}, status=409)
         audit.record(AuditEntry.Action.EXPORT, agreement, user=request.user, format="PDF", purpose="api")
         response = HttpResponse(data, content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{agreement.number}.pdf"'

@@ -388,6 +388,11 @@ class Agreement(models.Model):
     signed_copy = models.CharField(max_length=300, blank=True, editable=False)  # path under var/agreements/
     signed_copy_name = models.CharField(_("signed copy"), max_length=200, blank=True)
     signed_copy_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    # the PDF as issued when the agreement was generated (or issued again while a draft): every later copy
+    # is this file, checked against its SHA-256, whatever changed since in the plan or the customer record
+    document = models.CharField(max_length=300, blank=True, editable=False)  # a name under var/agreements/
+    document_sha256 = models.CharField(_("document fingerprint (SHA-256)"), max_length=64, blank=True, editable=False)
+    issued_at = models.DateTimeField(_("issued"), null=True, blank=True, editable=False)
     renewal_notice_days = models.PositiveSmallIntegerField(_("renewal reminder (days before end)"), default=60)
     renewal_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
     next_check_at = models.DateTimeField(null=True, blank=True, editable=False)

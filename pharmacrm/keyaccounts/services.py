@@ -752,7 +752,8 @@ def _expiry_moment(agreement: Agreement) -> dt.datetime:
 
 def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_date: dt.date,
                        renewal_notice_days: int = 60) -> Agreement:  # fmt: skip
-    """A numbered agreement (AG-YYYY-NNNN) from the plan in force; the PDF is rendered from it on demand."""
+    """A numbered agreement (AG-YYYY-NNNN) from the plan in force, with its bilingual PDF made and kept now:
+    every copy downloaded later is this document (`agreement_document`)."""
     require_manage(user, account)
     require_active(account)
     plan = current_plan(account)
@@ -784,8 +785,89 @@ def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_da
             number=_number("AG", now), account=account, plan=plan, start_date=start_date, end_date=end_date,
             renewal_notice_days=int(renewal_notice_days), created_by=user, created_at=now,
         )  # fmt: skip
-        audit.record(A.CREATE, agreement, user=user, changes={"number": [None, agreement.number],
-                     "plan": [None, plan.pk], "start_date": [None, start_date], "end_date": [None, end_date]})  # fmt: skip
+        path = _issue(agreement)  # the PDF is made once, now; a failure leaves no agreement behind
+        try:
+            audit.record(A.CREATE, agreement, user=user, changes={
+                "number": [None, agreement.number], "plan": [None, plan.pk], "start_date": [None, start_date],
+                "end_date": [None, end_date], "document_sha256": [None, agreement.document_sha256]})  # fmt: skip
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+    return agreement
+
+
+class DocumentUnavailable(Exception):
+    """The issued PDF of an agreement is missing or was altered; the message says so, for the user."""
+
+
+def _issue(agreement: Agreement) -> Path:
+    """Render the agreement's PDF and keep it as its document (in the caller's transaction); the file."""
+    from . import agreement_pdf
+
+    try:
+        data = agreement_pdf.render(agreement)
+    except RuntimeError as e:  # no PDF font on this machine: say so, make nothing
+        raise ValidationError(str(e)) from None
+    path = agreements_dir() / f"{agreement.number}-issued-{uuid.uuid4().hex}.pdf"
+    partial = path.with_name(path.name + ".part")
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+        agreement.document, agreement.document_sha256 = path.name, hashlib.sha256(data).hexdigest()
+        agreement.issued_at = timezone.now()
+        Agreement.objects.filter(pk=agreement.pk).update(
+            document=agreement.document, document_sha256=agreement.document_sha256, issued_at=agreement.issued_at
+        )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def agreement_document(agreement: Agreement) -> bytes:
+    """The agreement's PDF as issued, checked against its fingerprint. An agreement generated before
+    documents were kept (no `document`) is rendered from its plan as before."""
+    if not agreement.document:
+        from . import agreement_pdf
+
+        return agreement_pdf.render(agreement)
+    path = agreements_dir() / Path(agreement.document).name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DocumentUnavailable(
+            _("The issued copy of agreement %(number)s is missing from the storage. Restore it from a backup: it "
+              "is not generated again, so that only one version of the document exists.") % {"number": agreement.number}
+        ) from None  # fmt: skip
+    if hashlib.sha256(data).hexdigest() != agreement.document_sha256:
+        raise DocumentUnavailable(
+            _("The issued copy of agreement %(number)s does not match its fingerprint: it was changed outside "
+              "PharmaCRM. Restore it from a backup.") % {"number": agreement.number}
+        )  # fmt: skip
+    return data
+
+
+def reissue_document(user, agreement: Agreement, *, version: int | None = None) -> Agreement:
+    """Issue a draft agreement's PDF again from the plan and the customer record as they are now (a
+    corrected address, a renamed owner). A signed agreement keeps the document that was signed."""
+    require_manage(user, agreement.account)
+    require_active(agreement.account)
+    _check_version(agreement, version)
+    if agreement.status != AgreementStatus.DRAFT:
+        raise ValidationError(_("Only an agreement that is not signed yet can be issued again."))
+    old_name, old_digest = agreement.document, agreement.document_sha256
+    with transaction.atomic():
+        path = _issue(agreement)
+        try:
+            _save_versioned(agreement, ["document", "document_sha256", "issued_at"], agreement.version)
+            audit.record(A.UPDATE, agreement, user=user, changes={"document_sha256": [old_digest or None,
+                         agreement.document_sha256]}, reissued=True)  # fmt: skip
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+    if old_name:
+        (agreements_dir() / Path(old_name).name).unlink(missing_ok=True)
     return agreement
 
 

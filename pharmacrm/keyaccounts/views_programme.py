@@ -787,10 +787,12 @@ def agreement_create(request, pk: int):
 @login_required
 @require_GET
 def agreement_pdf(request, pk: int):
-    from . import agreement_pdf as renderer
-
     agreement = _agreement_or_404(request.user, pk)
-    data = renderer.render(agreement)
+    try:
+        data = services.agreement_document(agreement)
+    except services.DocumentUnavailable as e:
+        messages.error(request, str(e))
+        return _back(agreement.account, "agreements")
     audit.record(A.EXPORT, agreement, user=request.user, format="PDF")
     response = HttpResponse(data, content_type="application/pdf")
     name = f"{agreement.number}-{_('service-agreement')}.pdf"
@@ -799,6 +801,26 @@ def agreement_pdf(request, pk: int):
     )
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+@require_POST
+def agreement_reissue(request, pk: int):
+    """Issue a draft agreement's PDF again from the current plan and customer record."""
+    agreement = _agreement_or_404(request.user, pk)
+    try:
+        version = int(request.POST.get("version", ""))
+    except ValueError:
+        version = None
+    try:
+        services.reissue_document(request.user, agreement, version=version)
+    except ValidationError as e:
+        for message in e.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, _("Agreement %(number)s was issued again from the current plan and customer record.")
+                         % {"number": agreement.number})  # fmt: skip
+    return _back(agreement.account, "agreements")
 
 
 @csrf_exempt  # the size check must come before anything reads the body; CSRF is checked just below
@@ -1158,6 +1180,7 @@ urlpatterns = [
     path("<int:pk>/trials/<int:trial_pk>/", trial_update, name="trial-update"),
     path("agreements/", agreement_archive, name="agreements"),
     path("agreements/<int:pk>/pdf/", agreement_pdf, name="agreement-pdf"),
+    path("agreements/<int:pk>/reissue/", agreement_reissue, name="agreement-reissue"),
     path("agreements/<int:pk>/signed/", agreement_signed, name="agreement-signed"),
     path("agreements/<int:pk>/signed-copy/", agreement_signed_copy, name="agreement-signed-copy"),
     path("my/", my_work, name="my"),

@@ -18,9 +18,17 @@ from pharmacrm.keyaccounts.models import Score
 
 __all__ = [
     "tiny_pdf", "tiny_png", "AREAS", "sign_code", "candidate", "manager2", "make_proposal", "listed", "staffed", "with_plan", "item_data",
+    "private_var",
 ]  # fmt: skip
 
 AREAS = (PlanArea.SUPPLY, PlanArea.TECH_SUPPORT, PlanArea.AFTER_SALES, PlanArea.TRAINING)
+
+
+@pytest.fixture(autouse=True)
+def private_var(settings, tmp_path):
+    """Agreements' PDFs and signed copies go to the test's own directory, never into the project's var/."""
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
 
 
 def tiny_pdf() -> bytes:
