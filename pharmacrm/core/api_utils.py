@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, pagination, permissions, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -163,3 +164,15 @@ def versioned(response: Response, obj) -> Response:
     """Add the record's version as an ETag, for clients that use If-Match."""
     response["ETag"] = f'"{obj.version}"'
     return response
+
+
+class FileNegotiation(DefaultContentNegotiation):
+    """For endpoints that answer with a file (PDF, XML, CSV, XLSX, an attachment): a client asking for the
+    file's type (`Accept: application/pdf`) gets the file, and an error as JSON, instead of 406 Not
+    Acceptable — the file is sent as it is, no renderer makes it."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except exceptions.NotAcceptable:
+            return renderers[0], renderers[0].media_type

@@ -10,9 +10,11 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -31,6 +33,8 @@ A = AuditEntry.Action
 BACKUP_NAME = re.compile(r"^pharmacrm-(\d{8}-\d{6})(?:-(\d+))?\.(sqlite3\.gz|pgdump)$")
 KEYRING_SUFFIX = ".keyring.json"
 FILES_SUFFIX = ".files.tar.gz"
+# a restore stages its work inside each document directory, in directories named so: never archived
+STAGING = ".restore-"
 
 
 class BackupError(Exception):
@@ -193,7 +197,15 @@ def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_
     _private_file(target)
     # the documents after the database: every file the dump refers to was written before its row
     files_path = files_path_for(target)
-    files_count = _archive_files(files_path)
+    try:
+        files_count = _archive_files(files_path)
+    except BaseException as e:
+        target.unlink(missing_ok=True)  # a dump without its documents would pass for a whole backup
+        if isinstance(e, OSError):
+            raise BackupError(
+                _("The documents could not be archived, so no backup was written: %(error)s") % {"error": e}
+            ) from None
+        raise
     # The key ring travels with the backup so that it can be read again; in production keep the
     # ring in a separate place (PHARMACRM_KEYRING_FILE) and store these copies apart from the dumps.
     ring_copy = keyring_path_for(target)
@@ -234,7 +246,8 @@ def _sqlite_backup(target: Path) -> None:
 
 
 def _archive_files(target: Path) -> int:
-    """Write the document directories into a gzipped tar next to the database backup; how many files."""
+    """Write the document directories into a gzipped tar next to the database backup; how many files.
+    The application keeps running: a file deleted or replaced between listing and reading is left out."""
     partial = target.with_name(target.name + ".part")
     count = 0
     try:
@@ -243,14 +256,26 @@ def _archive_files(target: Path) -> int:
                 if not root.is_dir():
                     continue
                 for path in sorted(root.rglob("*")):
-                    if path.is_file() and not path.is_symlink():
-                        tar.add(path, arcname=f"{name}/{path.relative_to(root).as_posix()}", recursive=False)
-                        count += 1
+                    relative = path.relative_to(root)
+                    if relative.parts[0].startswith(STAGING) or path.is_symlink() or not path.is_file():
+                        continue
+                    count += _archive_file(tar, path, f"{name}/{relative.as_posix()}")
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     _private_file(target)
     return count
+
+
+def _archive_file(tar: tarfile.TarFile, path: Path, arcname: str) -> int:
+    """Add one document, as the file it is once opened (size and mode of that file); 0 if it is gone."""
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        return 0  # deleted, or replaced by a rename (an agreement's PDF being written), since it was listed
+    with fh:
+        tar.addfile(tar.gettarinfo(arcname=arcname, fileobj=fh), fh)
+    return 1
 
 
 def _pg_dump(target: Path) -> None:
@@ -313,15 +338,19 @@ def restore(
             _("The database holds data that the restore would replace. Confirm with --yes to go ahead.")
         )
     archive = files_path_for(path)
-    with tempfile.TemporaryDirectory(dir=settings.VAR_DIR, prefix="restore-files-") as unpacked:
+    staged: dict[str, Path] = {}
+    try:
         # a damaged archive is refused before anything is replaced
-        files_count = _unpack_files(archive, Path(unpacked)) if archive.is_file() else None
+        files_count = _unpack_files(archive, staged) if archive.is_file() else None
         if connection.vendor == "sqlite":
             _sqlite_restore(path)
         else:
             _pg_restore(path)
         if files_count is not None:
-            _swap_in_files(Path(unpacked))
+            _swap_in_files(staged)
+    finally:
+        for directory in staged.values():
+            shutil.rmtree(directory, ignore_errors=True)
     if ring is not None:
         keys.save_ring(ring)
     result = RestoreResult(
@@ -337,41 +366,77 @@ def restore(
     return result
 
 
-def _unpack_files(archive: Path, into: Path) -> int:
-    """Unpack a files archive into `into`, how many files: regular files under the known directories only,
-    nothing outside `into` (no absolute paths, no `..`, no links or devices)."""
+def _unpack_files(archive: Path, staged: dict[str, Path]) -> int:
+    """Unpack a files archive, how many files: regular files under the known directories only, nothing
+    outside them (no absolute paths, no `..`, no links or devices), the whole archive checked (its CRC).
+    Each directory's files go into a staging directory inside it, recorded in `staged`: putting them in
+    place is then a rename on their own file system, even when the directory is a mount point or a link to
+    another disk. A file keeps its archived permissions (no more than rw-r--r--), a directory those of the
+    document directory it goes into."""
     roots = file_roots()
     count = 0
     extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python ≥ 3.11.4 checks again
     try:
+        for name, root in roots.items():
+            root.mkdir(parents=True, exist_ok=True)
+            staged[name] = Path(tempfile.mkdtemp(prefix=f"{STAGING}new-", dir=root))
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 parts = PurePosixPath(member.name).parts
-                if not member.isfile() or member.name.startswith("/") or ".." in parts or parts[0] not in roots:
+                if (not member.isfile() or member.name.startswith("/") or ".." in parts or len(parts) < 2
+                        or parts[0] not in roots):  # fmt: skip
                     raise BackupError(
                         _("The files archive holds %(name)s, which is not a file of a directory of documents.")
                         % {"name": member.name}
                     )
+                into, member.name = staged[parts[0]], PurePosixPath(*parts[1:]).as_posix()
                 tar.extract(member, into, set_attrs=False, **extra)
+                (into / member.name).chmod((member.mode & 0o644) | 0o600)
                 count += 1
-    except (tarfile.TarError, OSError, EOFError) as e:
+            while tar.fileobj.read(1 << 20):  # to the end, where gzip checks the CRC of all that was read
+                pass
+        for name, root in roots.items():
+            _take_on(staged[name], root.stat())
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        if isinstance(e, OSError) and e.errno is not None:  # the disk is full, a directory is not writable
+            raise BackupError(
+                _("The documents could not be unpacked (%(error)s); nothing was restored.") % {"error": e}
+            ) from None
         raise BackupError(_("The files archive is damaged: %(error)s") % {"error": e}) from None
     return count
 
 
-def _swap_in_files(unpacked: Path) -> None:
-    """Replace each document directory by its restored copy (an empty one if the backup had none): the
-    documents then match the restored database, and files stored after the backup go with the rows."""
+def _take_on(directory: Path, like: os.stat_result) -> None:
+    """Give the directories unpacked under `directory` the permissions of the document directory `like`,
+    and everything its owner when a restore runs as root (the application must still write there)."""
+    for path in [directory, *directory.rglob("*")]:
+        if path.is_dir():
+            path.chmod(stat.S_IMODE(like.st_mode))
+        if os.geteuid() == 0:
+            os.chown(path, like.st_uid, like.st_gid)
+
+
+def _swap_in_files(staged: dict[str, Path]) -> None:
+    """Replace the contents of each document directory by its restored copy: the documents then match the
+    restored database, and files stored after the backup go with the rows. Only renames inside the
+    directory: the current contents go to a staging directory beside the new ones, removed at the end (or
+    by the next restore, if this one is interrupted)."""
     for name, root in file_roots().items():
-        restored = unpacked / name
-        restored.mkdir(exist_ok=True)
-        root.parent.mkdir(parents=True, exist_ok=True)
-        old = root.with_name(f"{root.name}.before-restore")
-        shutil.rmtree(old, ignore_errors=True)
-        if root.exists():
-            shutil.move(root, old)  # a rename on the same file system
-        shutil.move(restored, root)
-        shutil.rmtree(old, ignore_errors=True)
+        old = Path(tempfile.mkdtemp(prefix=f"{STAGING}old-", dir=root))
+        try:
+            for entry in list(root.iterdir()):
+                if not entry.name.startswith(STAGING):
+                    entry.rename(old / entry.name)
+            for entry in list(staged[name].iterdir()):
+                entry.rename(root / entry.name)
+        except OSError as e:
+            raise BackupError(
+                _("The database was restored, but the documents in %(path)s could not be replaced (%(error)s). "
+                  "Those from before the restore are in %(old)s. Restore again.")
+                % {"path": root, "error": e, "old": old}
+            ) from None  # fmt: skip
+        for stale in root.glob(f"{STAGING}*"):  # this one's, and any left by an interrupted restore
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _sqlite_restore(path: Path) -> None:

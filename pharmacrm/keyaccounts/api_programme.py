@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit
-from pharmacrm.core.api_utils import MAX_INT32, HasCapability, clean_text
+from pharmacrm.core.api_utils import MAX_INT32, FileNegotiation, HasCapability, clean_text
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import Cap
 
@@ -485,7 +485,8 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
         description="The bilingual agreement as a PDF, exactly as issued when it was generated (its SHA-256 is the "
                     "agreement's `document_sha256`); the export is audited.",
     )
-    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[],
+            content_negotiation_class=FileNegotiation)
     def pdf(self, request, pk=None):
         agreement = self.get_object()
         try:

@@ -263,6 +263,18 @@ def _signed_copy(agreement: Agreement, signed_on: dt.date) -> bytes:
         return bytes(doc.output())
 
 
+def _has_pdf_font() -> bool:
+    """Whether this machine can make the agreements' PDFs: `make run` goes on without fonts-noto-cjk, and
+    the demo then leaves the agreements out rather than failing whole."""
+    from pharmacrm.core import pdf
+
+    try:
+        pdf.fonts()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: random.Random) -> KeyAccount:
     """One listed key account with everything a year of the programme brings (`shift` days later for the
     second one)."""
@@ -312,14 +324,15 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
                                                            dt.time(16, 30)))  # fmt: skip
             PlanItem.objects.filter(pk=item.pk).update(completed_at=done)
 
-    agreement = services.generate_agreement(kam, account, start_date=d(115).date(),
-                                            end_date=d(115).date() + dt.timedelta(days=364))  # fmt: skip
-    signed_on = d(116).date()
-    upload = SimpleUploadedFile(
-        f"{agreement.number}-签署页.pdf", _signed_copy(agreement, signed_on), "application/pdf"
-    )
-    services.record_signed(kam, Agreement.objects.get(pk=agreement.pk), signed_date=signed_on, upload=upload)
-    Agreement.objects.filter(pk=agreement.pk).update(created_at=d(118))
+    if _has_pdf_font():  # an agreement's PDF is issued at generation, which needs the Chinese font
+        agreement = services.generate_agreement(kam, account, start_date=d(115).date(),
+                                                end_date=d(115).date() + dt.timedelta(days=364))  # fmt: skip
+        signed_on = d(116).date()
+        upload = SimpleUploadedFile(
+            f"{agreement.number}-签署页.pdf", _signed_copy(agreement, signed_on), "application/pdf"
+        )
+        services.record_signed(kam, Agreement.objects.get(pk=agreement.pk), signed_date=signed_on, upload=upload)
+        Agreement.objects.filter(pk=agreement.pk).update(created_at=d(118), issued_at=d(118))  # issued, then signed
 
     attendees = (f"院方：药剂科主任、临床科室代表；我方：{kam.display_name}（项目经理）、{u['expert'].display_name}"
                  f"（产品专家）、{u['support'].display_name}（技术支持）、{u['aftersales'].display_name}（售后）")  # fmt: skip

@@ -607,7 +607,8 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
         plan.status = PlanStatus.APPROVED if approve else PlanStatus.REJECTED
         plan.decided_by, plan.decided_at, plan.decision_comment, plan.signature = user, now, comment, sig
         if approve:
-            in_force = plan.account.plans.filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk).first()
+            # locked: progress reported on it meanwhile is either carried over or refused, never lost
+            in_force = plan.account.plans.select_for_update().filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk).first()
             if in_force is not None:
                 _carry_progress(in_force, plan)
             for previous in plan.account.plans.filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk):
@@ -630,24 +631,38 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
 
 
 CARRIED = ["status", "progress", "progress_note", "completed_at", "overdue_notified_at"]
-PROGRESS = CARRIED[:-1]  # a moved deadline is a new due date: its overdue alert starts afresh
+PROGRESS = CARRIED[:-1]  # a moved deadline or a new owner: the overdue alert starts afresh
 
 
 def _item_key(item: PlanItem) -> tuple:
     return (item.area, item.title, item.owner_id, item.deadline)
 
 
+def _started_before_links(plan: ServicePlan) -> bool:
+    """Whether the draft was started before plan items carried the item they were copied from (migration
+    keyaccounts 0005): only such a draft may hold copied items without the link."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    applied = (
+        MigrationRecorder(transaction.get_connection()).migration_qs
+        .filter(app="keyaccounts", name="0005_planitem_carried_from").values_list("applied", flat=True).first()
+    )  # fmt: skip
+    return applied is None or plan.created_at < applied
+
+
 def _carry_progress(previous: ServicePlan, plan: ServicePlan) -> None:
     """A new version's items were copied from the plan in force when its draft was started; owners kept
     reporting progress on the plan in force meanwhile. On approval each copied item takes over its
-    original's progress — whatever the draft changed in its title, standard or owner — so that nothing done
-    is lost, and its overdue alert unless the deadline moved, so that nobody is told twice about the same
-    overdue item. Items added to the draft start afresh.
+    original's progress — whatever the draft changed in its title, standard, owner or deadline — so that
+    nothing done is lost, and its overdue alert unless the deadline or the owner changed, so that nobody is
+    told twice about the same overdue item and a new owner is told once. Items added to the draft, and items
+    moved to another area, start afresh.
 
-    Drafts started before items carried the link are matched by area, title, owner and deadline."""
+    Drafts started before items carried the link are matched by area, title, owner and deadline. A later
+    draft whose copied items were all deleted is not one of them: what it holds was added, and starts afresh."""
     old = {item.pk: item for item in previous.items.all()}
     items = list(plan.items.all())
-    if any(item.carried_from_id for item in items):
+    if any(item.carried_from_id for item in items) or not _started_before_links(plan):
         pairs = [(item, old[item.carried_from_id]) for item in items if item.carried_from_id in old]
     else:
         by_key: dict[tuple, list[PlanItem]] = {}
@@ -659,7 +674,10 @@ def _carry_progress(previous: ServicePlan, plan: ServicePlan) -> None:
         pairs = [(same[0], by_key[key][0]) for key, same in new.items() if len(same) == 1 and len(by_key.get(key, [])) == 1]
     changed = []
     for item, source in pairs:
-        fields = CARRIED if item.deadline == source.deadline else PROGRESS
+        if item.area != source.area:
+            continue  # moved to another area: another commitment, which starts afresh
+        # the overdue alert stays with the same deadline and owner; a new deadline or a new owner is told
+        fields = CARRIED if (item.deadline, item.owner_id) == (source.deadline, source.owner_id) else PROGRESS
         if any(getattr(item, f) != getattr(source, f) for f in fields):
             for f in fields:
                 setattr(item, f, getattr(source, f))
@@ -705,6 +723,10 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
         item.completed_at = now if status == ItemStatus.DONE else None
         item.next_check_at = None
     with transaction.atomic():
+        # the plan may have been superseded since the item was read: what is reported there would be lost
+        if not ServicePlan.objects.select_for_update().filter(pk=item.plan_id, status=PlanStatus.APPROVED).exists():
+            raise ValidationError(_("A new version of this service plan came into force meanwhile: report the "
+                                    "progress on it."))  # fmt: skip
         _save_versioned(item, ["status", "progress", "progress_note", "completed_at", "next_check_at"], item.version)
         audit.record(A.UPDATE, item, user=user, changes=audit.diff(before, {"status": item.status, "progress": item.progress}))
     return item
@@ -832,6 +854,18 @@ def agreement_document(agreement: Agreement) -> bytes:
         from . import agreement_pdf
 
         return agreement_pdf.render(agreement)
+    try:
+        return _kept_document(agreement)
+    except DocumentUnavailable:
+        # issued again since `agreement` was read (the copy it names was replaced): the copy issued now
+        issued = (agreement.document, agreement.document_sha256)
+        agreement.refresh_from_db(fields=["document", "document_sha256", "issued_at", "version"])
+        if (agreement.document, agreement.document_sha256) == issued or not agreement.document:
+            raise
+        return _kept_document(agreement)
+
+
+def _kept_document(agreement: Agreement) -> bytes:
     path = agreements_dir() / Path(agreement.document).name
     try:
         data = path.read_bytes()
@@ -841,6 +875,8 @@ def agreement_document(agreement: Agreement) -> bytes:
               "is not generated again, so that only one version of the document exists.") % {"number": agreement.number}
         ) from None  # fmt: skip
     if hashlib.sha256(data).hexdigest() != agreement.document_sha256:
+        log.error("agreement %s: the kept PDF %s does not match its SHA-256 %s", agreement.number, path,
+                  agreement.document_sha256)  # fmt: skip
         raise DocumentUnavailable(
             _("The issued copy of agreement %(number)s does not match its fingerprint: it was changed outside "
               "PharmaCRM. Restore it from a backup.") % {"number": agreement.number}
@@ -849,8 +885,9 @@ def agreement_document(agreement: Agreement) -> bytes:
 
 
 def reissue_document(user, agreement: Agreement, *, version: int | None = None) -> Agreement:
-    """Issue a draft agreement's PDF again from the plan and the customer record as they are now (a
-    corrected address, a renamed owner). A signed agreement keeps the document that was signed."""
+    """Issue a draft agreement's PDF again from its plan version and the customer record as they are now (a
+    corrected address, a renamed owner). A signed agreement keeps the document that was signed; a draft from
+    before documents were kept gets its first kept copy."""
     require_manage(user, agreement.account)
     require_active(agreement.account)
     _check_version(agreement, version)
@@ -928,7 +965,8 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 earlier.save(update_fields=["status", "next_check_at"])
                 audit.record(A.UPDATE, earlier, user=user, changes={"status": [AgreementStatus.SIGNED, earlier.status]})
             audit.record(A.UPDATE, agreement, user=user, changes={"status": [old, agreement.status],
-                         "signed_date": [None, signed_date]}, sha256=agreement.signed_copy_sha256)  # fmt: skip
+                         "signed_date": [None, signed_date]}, sha256=agreement.signed_copy_sha256,
+                         document_sha256=agreement.document_sha256)  # fmt: skip
     except BaseException:
         path.unlink(missing_ok=True)
         raise

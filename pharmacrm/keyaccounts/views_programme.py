@@ -818,7 +818,7 @@ def agreement_reissue(request, pk: int):
         for message in e.messages:
             messages.error(request, message)
     else:
-        messages.success(request, _("Agreement %(number)s was issued again from the current plan and customer record.")
+        messages.success(request, _("Agreement %(number)s was issued again from its plan and the current customer record.")
                          % {"number": agreement.number})  # fmt: skip
     return _back(agreement.account, "agreements")
 

@@ -38,6 +38,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateTimeFilter,
+    FileNegotiation,
     HasCapability,
     clean_text,
     expected_version,
@@ -685,7 +686,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         "your electronic signature (the current one-time code: \"approved for export\"). The batch is released "
         "only when it passes the business rules and the schema; otherwise 422 lists what to fill in.",
     )  # fmt: skip
-    @action(detail=True, methods=["post"], url_path="export", filter_backends=[], pagination_class=None)
+    @action(detail=True, methods=["post"], url_path="export", filter_backends=[], pagination_class=None,
+            content_negotiation_class=FileNegotiation)
     def export(self, request, pk=None):
         from .e2b.export import ExportRefused
 
@@ -774,6 +776,7 @@ def _service_data(validated: dict) -> dict:
 class CaseReportPdfView(APIView):
     """GET /api/v1/safety/cases/{id}/report.pdf — the 药品不良反应/事件报告表 of the case as a PDF."""
 
+    content_negotiation_class = FileNegotiation
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.HANDLE_SAFETY}
 

@@ -21,7 +21,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access
-from pharmacrm.core.api_utils import HasCapability, clean_text, expected_version, versioned
+from pharmacrm.core.api_utils import FileNegotiation, HasCapability, clean_text, expected_version, versioned
 from pharmacrm.core.roles import Cap
 
 from . import attachments, conversation, editing
@@ -202,7 +202,7 @@ class TicketAttachmentViewSet(
         tags=["tickets"], parameters=[TICKET_PK], filters=False,
         responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file.")},
     )  # fmt: skip
-    @action(detail=True, methods=["get"], pagination_class=None)
+    @action(detail=True, methods=["get"], pagination_class=None, content_negotiation_class=FileNegotiation)
     def download(self, request, ticket_pk=None, pk=None):
         attachment = self.get_object()
         try:

@@ -246,3 +246,13 @@ def test_render_needs_a_ticket_the_caller_may_see(api_for, users, ruijin):
     assert (
         api_for("rep").get(f"/api/v1/answer-templates/{tpl.pk}/render/", {"ticket": t.pk}).status_code == 404
     )
+
+
+def test_a_client_asking_for_the_files_type_gets_the_file_and_errors_as_json(api_for, ticket):
+    """`Accept: application/pdf` on a download is what a PDF client sends: the file, not 406 Not Acceptable."""
+    api = api_for("agent")
+    r = api.post(f"{base(ticket)}/attachments/", {"file": SimpleUploadedFile("说明书.pdf", PDF)}, format="multipart")
+    d = api.get(r.data["download"], HTTP_ACCEPT="application/pdf")
+    assert d.status_code == 200 and b"".join(d.streaming_content) == PDF
+    missing = api.get(f"{base(ticket)}/attachments/999999/download/", HTTP_ACCEPT="application/pdf")
+    assert missing.status_code == 404 and missing["Content-Type"].startswith("application/json")

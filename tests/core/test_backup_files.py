@@ -4,8 +4,12 @@ tampered archive before anything is replaced."""
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 import tarfile
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -124,3 +128,144 @@ def test_a_backup_made_before_documents_were_archived_restores_the_database_and_
     assert Institution.objects.get(pk=xiehe.pk).tier == "new"
     assert "no archive of documents" in capsys.readouterr().out
     assert (settings.MEDIA_ROOT / "attachments/later.txt").read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize("bad", ["files", "agreements"])
+def test_a_file_in_place_of_a_directory_of_documents_is_refused_before_the_database(xiehe, admin_user, documents,
+                                                                                    settings, bad):  # fmt: skip
+    made = backup.backup().path
+    _replace_archive(made, {"files/ok.txt": b"ok", bad: b"not a directory"})
+    services.update_institution(admin_user, xiehe, {"tier": "vip"})
+    before = _present(settings)
+    with pytest.raises(CommandError, match="not a file of a directory of documents"):
+        call_command("restore", str(made), "--yes")
+    assert Institution.objects.get(pk=xiehe.pk).tier == "vip"
+    assert _present(settings) == before
+
+
+def test_a_document_deleted_while_the_backup_runs_is_left_out(documents, settings, monkeypatch):
+    """Listed, then gone before it is read (deleted, or an agreement's PDF renamed into place): the backup
+    goes on without it instead of failing and leaving a dump without documents."""
+    gone = settings.VAR_DIR / "agreements" / SIGNED
+    is_file = Path.is_file
+
+    def deleted_once_seen(path):
+        found = is_file(path)
+        if path == gone and found:
+            path.unlink()
+        return found
+
+    monkeypatch.setattr(Path, "is_file", deleted_once_seen)
+    made = backup.backup()
+    assert made.files_count == 2
+    with tarfile.open(made.files_path) as tar:
+        assert sorted(tar.getnames()) == [f"files/{ATTACHMENT}", f"files/{PHOTO}"]
+
+
+def test_a_backup_whose_documents_cannot_be_archived_leaves_no_dump_behind(documents, settings, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "addfile", disk_full)
+    with pytest.raises(CommandError, match="documents could not be archived, so no backup was written"):
+        call_command("backup")
+    assert list(settings.BACKUP_DIR.iterdir()) == []  # no dump that would pass for a whole backup
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.BACKUP).exists()
+
+
+@pytest.mark.parametrize("photo", [os.urandom(200_000), b"\xff\xd8\xff photo " * 20_000], ids=["stored", "deflated"])
+def test_a_damaged_archive_is_found_by_its_checksum_before_anything_is_replaced(xiehe, admin_user, documents,
+                                                                               settings, photo):  # fmt: skip
+    """A flipped bit inside a document (stored as it is, as a photo is, or compressed) is caught by gzip's CRC."""
+    (settings.MEDIA_ROOT / PHOTO).write_bytes(photo)
+    made = backup.backup().path
+    archive = backup.files_path_for(made)
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    archive.write_bytes(bytes(data))
+    services.update_institution(admin_user, xiehe, {"tier": "vip"})
+    before = _present(settings)
+    with pytest.raises(CommandError, match="files archive is damaged"):
+        call_command("restore", str(made), "--yes")
+    assert Institution.objects.get(pk=xiehe.pk).tier == "vip"
+    assert _present(settings) == before
+
+
+def test_a_full_disk_while_unpacking_is_said_so_and_nothing_changes(xiehe, admin_user, documents, settings,
+                                                                   monkeypatch):  # fmt: skip
+    made = backup.backup().path
+    services.update_institution(admin_user, xiehe, {"tier": "vip"})
+    before = _present(settings)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "extract", disk_full)
+    with pytest.raises(CommandError, match=r"documents could not be unpacked .*No space left on device.*nothing "
+                                           r"was restored") as refused:  # fmt: skip
+        call_command("restore", str(made), "--yes")
+    assert "damaged" not in str(refused.value)
+    assert Institution.objects.get(pk=xiehe.pk).tier == "vip"
+    assert _present(settings) == before
+    assert not [p for p in settings.MEDIA_ROOT.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_restored_documents_keep_their_private_permissions(xiehe, documents, settings):
+    for path in documents:
+        path.chmod(0o600)
+    for directory in (settings.MEDIA_ROOT, *[p for p in settings.MEDIA_ROOT.rglob("*") if p.is_dir()]):
+        directory.chmod(0o700)
+    made = backup.backup().path
+    call_command("restore", str(made), "--yes")
+    for path in documents:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for directory in (settings.MEDIA_ROOT, *[p for p in settings.MEDIA_ROOT.rglob("*") if p.is_dir()]):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+def test_documents_restored_by_root_belong_to_the_owner_of_their_directory(xiehe, documents, settings):
+    made = backup.backup().path
+    for path in (settings.MEDIA_ROOT, *settings.MEDIA_ROOT.rglob("*")):
+        os.chown(path, 65534, 65534)
+    call_command("restore", str(made), "--yes")
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in settings.MEDIA_ROOT.rglob("*")} == {(65534, 65534)}
+
+
+def test_a_document_directory_on_another_disk_is_restored_there(xiehe, documents, settings, tmp_path):
+    """MEDIA_ROOT is a link to a directory elsewhere (or a mount point): the documents are replaced in it, the
+    link stays, and nothing is copied through VAR_DIR's disk."""
+    elsewhere = tmp_path / "disk2" / "files"
+    elsewhere.parent.mkdir()
+    settings.MEDIA_ROOT.rename(elsewhere)
+    settings.MEDIA_ROOT.symlink_to(elsewhere)
+    before = _present(settings)
+    made = backup.backup().path
+    (settings.MEDIA_ROOT / ATTACHMENT).write_bytes(b"changed")
+    (settings.MEDIA_ROOT / "later.txt").write_bytes(b"after the backup")
+    call_command("restore", str(made), "--yes")
+    assert settings.MEDIA_ROOT.is_symlink() and settings.MEDIA_ROOT.resolve() == elsewhere
+    assert _present(settings) == before
+    assert (elsewhere / ATTACHMENT).read_bytes() == b"%PDF-1.7 report"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["attachments", "safety"]
+
+
+def test_documents_that_cannot_be_put_in_place_are_reported_with_where_the_old_ones_are(xiehe, documents, settings,
+                                                                                         monkeypatch):  # fmt: skip
+    made = backup.backup().path
+    (settings.MEDIA_ROOT / "later.txt").write_bytes(b"after the backup")
+    rename = Path.rename
+
+    def refused_into_place(path, target):
+        if path.parent.name.startswith(".restore-new-"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return rename(path, target)
+
+    monkeypatch.setattr(Path, "rename", refused_into_place)
+    with pytest.raises(CommandError, match="database was restored, but the documents in") as failed:
+        call_command("restore", str(made), "--yes")
+    old = Path(str(failed.value).split("Those from before the restore are in ")[1].split(". Restore again")[0])
+    assert (old / "later.txt").read_bytes() == b"after the backup"  # nothing lost: put back by hand or restore again
+    monkeypatch.setattr(Path, "rename", rename)
+    call_command("restore", str(made), "--yes")
+    assert sorted(p.name for p in settings.MEDIA_ROOT.iterdir()) == ["attachments", "safety"]  # the leftovers went

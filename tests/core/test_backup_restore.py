@@ -30,6 +30,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def backup_dir(tmp_path, settings):
     settings.BACKUP_DIR = tmp_path / "backups"
+    # a restore replaces the documents (signed agreements under VAR_DIR): never the project's own var/
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
     return settings.BACKUP_DIR
 
 

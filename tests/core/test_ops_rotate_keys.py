@@ -138,6 +138,8 @@ def test_an_old_backup_restores_with_its_own_key_ring_after_the_keys_were_pruned
     own_keyring, xiehe, tmp_path, settings
 ):
     settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"  # the restore replaces the documents there, not the project's own
+    settings.VAR_DIR.mkdir()
     made = backup.backup()
     call_command("rotate_keys", "--prune")
 

@@ -18,7 +18,7 @@ from pharmacrm.keyaccounts.models import Score
 
 __all__ = [
     "tiny_pdf", "tiny_png", "AREAS", "sign_code", "candidate", "manager2", "make_proposal", "listed", "staffed", "with_plan", "item_data",
-    "private_var",
+    "private_var", "approve_plan",
 ]  # fmt: skip
 
 AREAS = (PlanArea.SUPPLY, PlanArea.TECH_SUPPORT, PlanArea.AFTER_SALES, PlanArea.TRAINING)
@@ -166,3 +166,12 @@ def with_plan(users, staffed):
         return account, plan
 
     return make
+
+
+def approve_plan(users, plan):
+    """The kam submits the plan and the manager approves it (signed); the plan as stored afterwards."""
+    services.submit_plan(users["kam"], plan)
+    plan.refresh_from_db()
+    services.decide_plan(users["manager"], plan, approve=True, otp_code=sign_code(users["manager"]))
+    plan.refresh_from_db()
+    return plan

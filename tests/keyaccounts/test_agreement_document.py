@@ -124,3 +124,42 @@ def test_an_agreement_from_before_kept_documents_is_rendered_from_its_plan(agree
     Agreement.objects.filter(pk=agreement.pk).update(document="", document_sha256="", issued_at=None)
     r = client_for("kam").get(reverse("keyaccounts:agreement-pdf", args=[agreement.pk]))
     assert r.status_code == 200 and agreement.number in _text(r.content)
+
+
+def test_a_copy_asked_for_while_the_draft_is_issued_again_is_the_new_one(agreement, users):
+    """A download reads the agreement, then the draft is issued again and the copy it named is replaced: the
+    download answers with the new copy, not with "missing, restore it from a backup"."""
+    read_by_download = Agreement.objects.get(pk=agreement.pk)
+    services.reissue_document(users["kam"], agreement, version=agreement.version)
+    data = services.agreement_document(read_by_download)
+    assert hashlib.sha256(data).hexdigest() == Agreement.objects.get(pk=agreement.pk).document_sha256
+
+
+def test_the_signing_records_which_issued_copy_was_signed(agreement, users):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("signed.pdf", tiny_pdf(), content_type="application/pdf")
+    services.record_signed(users["kam"], agreement, signed_date=timezone.localdate(), upload=upload)
+    entry = AuditEntry.objects.filter(object_id=str(agreement.pk), object_type="keyaccounts.agreement",
+                                      changes__has_key="signed_date").get()  # fmt: skip
+    assert entry.extra["document_sha256"] == agreement.document_sha256
+
+
+def test_a_draft_from_before_kept_documents_can_be_issued_and_then_is_kept(agreement, client_for, settings):
+    Agreement.objects.filter(pk=agreement.pk).update(document="", document_sha256="", issued_at=None)
+    page = client_for("kam").get(reverse("keyaccounts:account", args=[agreement.account_id])).content.decode()
+    assert reverse("keyaccounts:agreement-reissue", args=[agreement.pk]) in page
+    r = client_for("kam").post(reverse("keyaccounts:agreement-reissue", args=[agreement.pk]),
+                               {"version": Agreement.objects.get(pk=agreement.pk).version})  # fmt: skip
+    assert r.status_code == 302
+    kept = Agreement.objects.get(pk=agreement.pk)
+    assert kept.issued_at and (settings.VAR_DIR / "agreements" / kept.document).is_file()
+
+
+def test_an_api_client_asking_for_a_pdf_gets_it(agreement, client, users):
+    auth = {"HTTP_AUTHORIZATION": f"Token {token_for(users['kam'])}", "HTTP_ACCEPT": "application/pdf"}
+    r = client.get(f"/api/v1/keyaccounts/agreements/{agreement.pk}/pdf/", **auth)
+    assert r.status_code == 200 and r["Content-Type"] == "application/pdf"
+    assert hashlib.sha256(r.content).hexdigest() == agreement.document_sha256
+    missing = client.get("/api/v1/keyaccounts/agreements/999999/pdf/", **auth)
+    assert missing.status_code == 404 and missing["Content-Type"].startswith("application/json")

@@ -22,17 +22,9 @@ from pharmacrm.notify.models import Notification
 from tests.api.conftest import token_for
 
 from .programme_fixtures import *  # noqa: F403
-from .programme_fixtures import item_data, sign_code, tiny_pdf
+from .programme_fixtures import approve_plan, item_data, sign_code, tiny_pdf
 
 pytestmark = pytest.mark.django_db
-
-
-def _approve(users, plan):
-    services.submit_plan(users["kam"], plan)
-    plan.refresh_from_db()
-    services.decide_plan(users["manager"], plan, approve=True, otp_code=sign_code(users["manager"]))
-    plan.refresh_from_db()
-    return plan
 
 
 # --- plan versions ------------------------------------------------------------------------------------------
@@ -45,7 +37,7 @@ def test_progress_reported_while_the_next_version_is_drafted_is_kept(users, xieh
     services.update_progress(users["kam"], training, status=ItemStatus.DONE, note="培训已完成")
     supply = first.items.get(area=PlanArea.SUPPLY)
     services.update_progress(users["kam"], supply, status=ItemStatus.IN_PROGRESS, progress=40)
-    second = _approve(users, second)
+    second = approve_plan(users, second)
     carried = second.items.get(area=PlanArea.TRAINING)
     assert carried.status == ItemStatus.DONE and carried.progress == 100 and carried.completed_at
     assert carried.progress_note == "培训已完成" and carried.next_check_at is None
@@ -58,7 +50,7 @@ def test_an_overdue_item_is_not_reported_again_by_the_next_version(users, xiehe,
     later = timezone.now() + dt.timedelta(days=5)
     assert services.sweep_plan_items(now=later) == 4
     second = services.start_plan(users["kam"], account)
-    _approve(users, second)
+    approve_plan(users, second)
     assert services.sweep_plan_items(now=later + dt.timedelta(hours=1)) == 0
     assert Notification.objects.filter(kind="keyaccounts.overdue", recipient=users["kam"]).count() == 4
 
@@ -71,7 +63,7 @@ def test_a_changed_deadline_in_the_next_version_is_watched_again(users, xiehe, w
     item = second.items.get(area=PlanArea.SUPPLY)
     services.save_item(users["kam"], second, {**item_data(users, PlanArea.SUPPLY),
                                               "deadline": timezone.localdate() + dt.timedelta(days=2)}, item=item)  # fmt: skip
-    _approve(users, second)
+    approve_plan(users, second)
     # only the item with the new deadline is watched again, and told once when it passes
     assert services.sweep_plan_items(now=later + dt.timedelta(hours=1)) == 1
 
@@ -79,7 +71,7 @@ def test_a_changed_deadline_in_the_next_version_is_watched_again(users, xiehe, w
 def test_evaluation_and_scorecards_count_an_item_once_across_versions(users, xiehe, with_plan):
     account, first = with_plan(xiehe, deadline=dt.date(2025, 11, 14))
     services.update_progress(users["kam"], first.items.get(area=PlanArea.SUPPLY), status=ItemStatus.DONE)
-    _approve(users, services.start_plan(users["kam"], account))
+    approve_plan(users, services.start_plan(users["kam"], account))
     review = services.review_account(account, "2025Q4")
     assert (review.plan_items_due, review.plan_items_on_time) == (4, 0)  # done today: a year late
     card = next(c for c in services.scorecards("2025Q4") if c["user"] == users["kam"])

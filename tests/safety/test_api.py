@@ -99,7 +99,7 @@ def test_reporting_rules_are_listed_for_pv_and_the_overseeing_roles_only(api_for
 
 @pytest.mark.parametrize("role", ROLES)
 def test_only_pv_gets_the_report_form_pdf(api_for, case, role):
-    response = api_for(role).get(f"/api/v1/safety/cases/{case.pk}/report.pdf")
+    response = api_for(role).get(f"/api/v1/safety/cases/{case.pk}/report.pdf", HTTP_ACCEPT="application/pdf")
 
     if role == "pv":
         assert response.status_code == 200
@@ -361,7 +361,7 @@ def test_an_export_with_a_wrong_code_is_refused(api_for, case):
 
 def test_an_export_with_the_right_code_is_schema_valid_xml(api_for, case, users):
     response = api_for("pv").post(
-        f"/api/v1/safety/cases/{case.pk}/export/", {"otp_code": sign_code(users["pv"])}
+        f"/api/v1/safety/cases/{case.pk}/export/", {"otp_code": sign_code(users["pv"])}, HTTP_ACCEPT="application/xml"
     )
 
     assert response.status_code == 200
@@ -377,10 +377,11 @@ def test_an_incomplete_case_is_refused_with_what_to_fill_in(api_for, make_case, 
     case = make_case(reactions=[{"verbatim": "皮疹"}])  # no MedDRA code
 
     response = api_for("pv").post(
-        f"/api/v1/safety/cases/{case.pk}/export/", {"otp_code": sign_code(users["pv"])}
+        f"/api/v1/safety/cases/{case.pk}/export/", {"otp_code": sign_code(users["pv"])},
+        HTTP_ACCEPT="application/xml",  # what an E2B gateway asks for: the refusal still comes as JSON
     )
 
-    assert response.status_code == 422
+    assert response.status_code == 422 and response["Content-Type"].startswith("application/json")
     problems = response.json()["problems"]
     assert any(p["field"].startswith("reactions[0].meddra") for p in problems)
     assert all(p["case"] == case.number for p in problems)
