@@ -33,6 +33,7 @@ A = AuditEntry.Action
 BACKUP_NAME = re.compile(r"^pharmacrm-(\d{8}-\d{6})(?:-(\d+))?\.(sqlite3\.gz|pgdump)$")
 KEYRING_SUFFIX = ".keyring.json"
 FILES_SUFFIX = ".files.tar.gz"
+PART_MAX_AGE = 24 * 3600  # seconds after which a partial file in the backup directory counts as abandoned
 # a restore stages its work inside each document directory, in directories named so: never archived
 STAGING = ".restore-"
 
@@ -165,7 +166,8 @@ def file_roots() -> dict[str, Path]:
 
 
 def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:
-    """Delete all but the newest `keep` backups (and their key-ring copies); returns what was deleted."""
+    """Delete all but the newest `keep` backups (with their key-ring copies and documents archives), and the
+    partial files of backups killed halfway a day ago or more; returns what was deleted."""
     if keep < 1:
         raise BackupError(_("At least one backup must be kept."))
     deleted = []
@@ -174,6 +176,12 @@ def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:
             if p.exists():
                 p.unlink()
                 deleted.append(p)
+    # what a backup killed halfway left (`….part`, `….gz-part`): a day old, nobody is still writing it
+    stale_before = timezone.now().timestamp() - PART_MAX_AGE
+    for p in Path(directory or settings.BACKUP_DIR).glob("pharmacrm-*part"):
+        if p.is_file() and p.stat().st_mtime < stale_before:
+            p.unlink(missing_ok=True)
+            deleted.append(p)
     return deleted
 
 

@@ -151,3 +151,22 @@ def test_the_daily_backup_runs_at_half_past_two_in_china():
     assert due(datetime.datetime(2026, 3, 2, 2, 30))
     assert not due(datetime.datetime(2026, 3, 2, 10, 30))
     assert not due(datetime.datetime(2026, 3, 2, 2, 31))
+
+
+def test_retention_removes_what_a_killed_backup_left_a_day_ago_but_not_one_being_written(backup_dir):
+    import os
+    import time
+
+    backup_dir.mkdir()
+    (backup_dir / "pharmacrm-20260101-023000.sqlite3.gz").write_text("x")
+    abandoned = [backup_dir / "pharmacrm-20260102-023000.files.tar.gz.part",
+                 backup_dir / "pharmacrm-20260102-023000.sqlite3.gz.gz-part"]  # fmt: skip
+    for p in abandoned:
+        p.write_text("half")
+        os.utime(p, (time.time() - 2 * 24 * 3600,) * 2)
+    running = backup_dir / "pharmacrm-20260103-023000.pgdump.part"
+    running.write_text("being written")
+    deleted = backup.apply_retention(1, backup_dir)
+    assert set(deleted) == set(abandoned)
+    assert running.exists() and (backup_dir / "pharmacrm-20260101-023000.sqlite3.gz").exists()
+
