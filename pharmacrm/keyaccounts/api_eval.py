@@ -180,7 +180,7 @@ class _ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def _base(self):
         return scores_for(self.request.user, Score.objects.filter(kind=self.kind)).select_related(
-            "institution", "model"
+            "institution", "model", "run"
         )
 
     def _filter(self, qs, query: dict):

@@ -295,9 +295,11 @@ def run(
     if key_accounts_only:
         ids = sorted(key_ids if ids is None else set(ids) & key_ids)
     started = timezone.now()
+    normalised = scoring.normalised_weights(model.weights)
     run_row = EvaluationRun.objects.create(
         model=model, period=period, as_of=as_of, trigger=trigger, incremental=ids is not None,
         started_at=started, created_by=user if getattr(user, "is_authenticated", False) else None,
+        constants=scoring.constants(normalised, params),
     )  # fmt: skip
     if facts is None:
         facts = gather(as_of, params, ids)
@@ -305,7 +307,7 @@ def run(
         facts = {i: facts[i] for i in ids if i in facts}
     previous = _previous(kind, period, None if ids is None else list(facts))
     results: list[tuple] = []
-    chunks = _scored(kind, model, params, facts, previous, key_ids, results, connection.vendor == "sqlite")
+    chunks = _scored(kind, model, normalised, params, facts, previous, key_ids, results, connection.vendor == "sqlite")
     with transaction.atomic():
         # the scoring of the next chunk (Python, a second thread) overlaps the database's work on this one
         count = _upsert_scores(
@@ -334,13 +336,15 @@ def _components_json(components: list[dict]) -> str:
     return orjson.dumps(components).decode()  # twelve times as fast as json, and compact
 
 
-def _scored(kind, model, params, facts, previous, key_ids, results: list, as_text: bool) -> Iterator[list[tuple]]:
-    """Score rows (STAGE_COLUMNS) in chunks; (customer, class, previous class, results) go to `results`.
-    Pure Python: it runs in a second thread while the database stores the chunk before. `as_text`: numbers
-    as text (SQLite's driver takes no Decimal)."""
+def _scored(
+    kind, model, normalised: dict, params: dict, facts, previous, key_ids, results: list, as_text: bool
+) -> Iterator[list[tuple]]:
+    """Score rows (STAGE_COLUMNS) in chunks, their components without the run's constants;
+    (customer, class, previous class, results) go to `results`. Pure Python: it runs in a second thread
+    while the database stores the chunk before. `as_text`: numbers as text (SQLite's driver takes no
+    Decimal)."""
     evaluating = kind == ModelKind.EVALUATION
     threshold = Decimal(str(model.thresholds.get("candidate", 101)))
-    normalised = scoring.normalised_weights(model.weights)
     text = str if as_text else (lambda x: x)
     benefits = {
         klass: (benefit, None if benefit.get("discount") in (None, "") else text(Decimal(str(benefit["discount"]))),
@@ -350,7 +354,7 @@ def _scored(kind, model, params, facts, previous, key_ids, results: list, as_tex
     no_benefit = ({}, None, "")
     rows: list[tuple] = []
     for inst, f in facts.items():
-        value, components = scoring.score(f, model.weights, params, normalised=normalised)
+        value, components = scoring.score_parts(f, normalised, params)
         prev = previous.get(inst)
         if evaluating:
             klass, candidate = scoring.klass(value, model.thresholds), False

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import scoring
 from .choices import (
     OPEN_ITEM,
     AccountStatus,
@@ -80,6 +81,9 @@ class EvaluationRun(models.Model):
     tier_changes = models.PositiveIntegerField(_("tier changes"), default=0)
     actions = models.PositiveIntegerField(_("improvement actions"), default=0)
     created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+    # per component, what all the run's scores share: {"amount": {"weight": "0.3500", "detail": {"reference":
+    # 1000000, "months": 12}}, …} (scoring.constants)
+    constants = models.JSONField(_("weights and reference values"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("evaluation run")
@@ -115,7 +119,9 @@ class Score(models.Model):
     klass = models.CharField(_("class"), max_length=1, choices=Klass.choices, blank=True)
     previous_klass = models.CharField(_("previous class"), max_length=1, choices=Klass.choices, blank=True)
     previous_score = models.DecimalField(_("previous score"), max_digits=6, decimal_places=2, null=True, blank=True)
-    components = models.JSONField(_("components"), default=list)
+    # A run's scores store their components without what the run's constants hold (scoring.score_parts);
+    # `components` gives them whole. Scores from before runs kept constants are stored whole.
+    stored_components = models.JSONField(_("components"), default=list, db_column="components")
     candidate = models.BooleanField(_("key-account candidate"), default=False)
     # copied from the customer at scoring time, so the candidate list filters by an index on this table
     province = models.CharField(max_length=6, blank=True, default="", editable=False)
@@ -154,6 +160,19 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.institution_id} {self.period} {self.score}"
+
+    @property
+    def components(self) -> list[dict]:
+        """The components whole: {name, value, weight, contribution, detail, default}, contributions adding
+        up to the score (lists select_related("run"): the constants are the run's)."""
+        stored = self.stored_components or []
+        if scoring.is_whole(stored) or self.run_id is None:
+            return stored
+        return scoring.expand(stored, self.run.constants or {})
+
+    @components.setter
+    def components(self, value: list[dict]) -> None:
+        self.stored_components = value
 
 
 class MarketInfluence(models.Model):

@@ -229,20 +229,71 @@ MEASURE_BY_NAME = {str(k.value): fn for k, fn in MEASURES.items()}
 
 
 def score(f: Facts, weights: dict, params: dict, *, normalised: dict | None = None) -> tuple[Decimal, list[dict]]:
-    """(score, components): each component {name, value, weight, contribution, detail, default}. A run
-    passes `normalised` (the weights as fractions, computed once) and complete `params`."""
-    p = params if normalised is not None else {**DEFAULT_PARAMS, **(params or {})}
-    components, total = [], Decimal(0)
-    for name, weight in (normalised if normalised is not None else normalised_weights(weights)).items():
-        part = MEASURE_BY_NAME[name](f, p)
+    """(score, components): each component {name, value, weight, contribution, detail, default}."""
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    shares = normalised if normalised is not None else normalised_weights(weights)
+    total, parts = score_parts(f, shares, p)
+    return total, expand(parts, constants(shares, p))
+
+
+# Detail keys that hold the model's reference values, the same for every customer of a run. A run keeps them,
+# with the weights, once (EvaluationRun.constants) instead of in each of its tens of thousands of scores:
+# they were half of every stored score, and storing scores is most of an incremental update's time.
+CONSTANT_DETAIL = {
+    Component.AMOUNT.value: ("reference", "months"), Component.FREQUENCY.value: ("reference", "months"),
+    Component.COOPERATION.value: ("reference",),
+}  # fmt: skip
+
+
+def constants(normalised: dict, params: dict) -> dict:
+    """What every score of a run shares, per component: its weight and the reference values of its detail
+    (`params` complete)."""
+    probe, out = Facts(), {}
+    for name, weight in normalised.items():
+        detail = MEASURE_BY_NAME[name](probe, params).detail
+        out[name] = {"weight": str(weight), "detail": {k: detail[k] for k in CONSTANT_DETAIL.get(name, ()) if k in detail}}
+    return out
+
+
+def score_parts(f: Facts, normalised: dict, params: dict) -> tuple[Decimal, list[dict]]:
+    """(score, parts): the components without what `constants` holds ({name, value, contribution, detail
+    when any, default only when true}); `expand` makes them whole. `params` complete."""
+    parts, total = [], ZERO
+    for name, weight in normalised.items():
+        part = MEASURE_BY_NAME[name](f, params)
         value = part.value.quantize(Q2, ROUND_HALF_UP)
         contribution = (value * weight).quantize(Q2, ROUND_HALF_UP)
         total += contribution
-        components.append({
-            "name": name, "value": str(value), "weight": str(weight), "contribution": str(contribution),
-            "detail": part.detail, "default": part.default,
+        shared = CONSTANT_DETAIL.get(name)
+        detail = {k: v for k, v in part.detail.items() if k not in shared} if shared else part.detail
+        item = {"name": name, "value": str(value), "contribution": str(contribution)}
+        if detail:
+            item["detail"] = detail
+        if part.default:
+            item["default"] = True
+        parts.append(item)
+    return total, parts
+
+
+def is_whole(components: list) -> bool:
+    """Whether stored components are already whole (scores stored before runs kept their constants, and
+    components copied elsewhere): every one names its weight."""
+    return all(isinstance(c, dict) and "weight" in c for c in components)
+
+
+def expand(parts: list[dict], shared: dict) -> list[dict]:
+    """Whole components {name, value, weight, contribution, detail, default} from a score's parts and its
+    run's constants."""
+    out = []
+    for c in parts:
+        name = c.get("name", "")
+        common = shared.get(name) or {}
+        out.append({
+            "name": name, "value": c.get("value", "0"), "weight": common.get("weight", "0"),
+            "contribution": c.get("contribution", "0"), "detail": {**(c.get("detail") or {}), **(common.get("detail") or {})},
+            "default": bool(c.get("default")),
         })  # fmt: skip
-    return total, components
+    return out
 
 
 def klass(value: Decimal, thresholds: dict) -> str:

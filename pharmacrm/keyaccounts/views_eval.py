@@ -383,7 +383,7 @@ def _candidate_rows(user, data: dict, period: str):
         qs = qs.filter(province=data["province"])
     if data.get("kind"):
         qs = qs.filter(customer_kind=data["kind"])
-    return scores_for(user, qs).select_related("institution").order_by("-score", "institution_id")
+    return scores_for(user, qs).select_related("institution", "run").order_by("-score", "institution_id")
 
 
 @login_required
