@@ -24,5 +24,7 @@ def id_set(ids):
 
     ids = [int(i) for i in ids]
     if connection.vendor == "postgresql":
-        return RawSQL("SELECT unnest(%s::bigint[])", (ids,))
+        # the array as its text form: psycopg's array adapter costs about 1 µs per element in Python (22 ms
+        # for the 22,000 customers of an incremental evaluation, paid again by each of its queries)
+        return RawSQL("SELECT unnest(%s::text::bigint[])", ("{" + ",".join(map(str, ids)) + "}",))
     return RawSQL("SELECT value FROM json_each(%s)", (json.dumps(ids),))

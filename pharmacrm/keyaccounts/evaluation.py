@@ -19,6 +19,7 @@ import orjson
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -218,10 +219,15 @@ def _add_profiles(facts: dict[int, scoring.Facts], wanted) -> None:
     if wanted is not None:  # else every customer: one pass over the table
         institutions = institutions.filter(pk__in=wanted)
         influence = influence.filter(institution_id__in=wanted)
-    columns = ("id", "kind", "grade", "beds", "specialties", "province", "tier", "merged_into_id")
-    for pk, kind, grade, beds, specialties, province, tier, merged_into in institutions.values_list(
-        *columns
-    ).iterator(chunk_size=10_000):
+    # the number of specialties counted by the database (decoding each customer's list cost 3 µs), no
+    # ordering, and a plain fetch (see _gather)
+    specialties = RawSQL(
+        "CASE WHEN jsonb_typeof(specialties) = 'array' THEN jsonb_array_length(specialties) ELSE 0 END"
+        if connection.vendor == "postgresql" else "COALESCE(json_array_length(specialties), 0)", (),
+    )  # fmt: skip
+    columns = ("id", "kind", "grade", "beds", "n_specialties", "province", "tier", "merged_into_id")
+    rows = institutions.order_by().annotate(n_specialties=specialties).values_list(*columns)
+    for pk, kind, grade, beds, n_specialties, province, tier, merged_into in rows:
         f = facts.get(pk)
         if f is None:
             continue
@@ -229,7 +235,7 @@ def _add_profiles(facts: dict[int, scoring.Facts], wanted) -> None:
             del facts[pk]
             continue
         f.kind, f.grade, f.beds, f.province, f.tier = kind, grade, beds, province, tier
-        f.specialties = len(specialties) if isinstance(specialties, list) else 0
+        f.specialties = n_specialties or 0
     for inst, kols, assessment in influence.values_list("institution_id", "kol_count", "assessment"):
         f = facts.get(inst)
         if f is not None:
