@@ -219,8 +219,10 @@ TIME_ZONE = "Asia/Shanghai"
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "pharmacrm" / "static"]
+MEDIA_ROOT = VAR_DIR / "files"  # never under the web root; served only through access checks
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(VAR_DIR / "files")}},
+    # no location of its own: the documents live in MEDIA_ROOT, the directory backups archive (core.backup)
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -229,7 +231,6 @@ STORAGES = {
         )
     },
 }
-MEDIA_ROOT = VAR_DIR / "files"  # never under the web root; served only through access checks
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", 50 * 1024 * 1024)

@@ -792,6 +792,8 @@ def agreement_pdf(request, pk: int):
         data = services.agreement_document(agreement)
     except services.DocumentUnavailable as e:
         messages.error(request, str(e))
+        if request.GET.get("from") == "archive":  # back to the archive the download was started from
+            return redirect("keyaccounts:agreements")
         return _back(agreement.account, "agreements")
     audit.record(A.EXPORT, agreement, user=request.user, format="PDF")
     response = HttpResponse(data, content_type="application/pdf")

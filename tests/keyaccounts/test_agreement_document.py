@@ -120,6 +120,17 @@ def test_an_altered_or_missing_copy_is_reported_not_made_again(agreement, client
         assert not kept.exists()  # nothing was generated in its place
 
 
+def test_an_unavailable_copy_asked_for_from_the_archive_goes_back_to_the_archive(agreement, client_for, settings):
+    (settings.VAR_DIR / "agreements" / agreement.document).unlink()
+    c = client_for("kam")
+    archive = c.get(reverse("keyaccounts:agreements")).content.decode()
+    link = reverse("keyaccounts:agreement-pdf", args=[agreement.pk]) + "?from=archive"
+    assert f'href="{link}"' in archive
+    r = c.get(link, follow=True)
+    assert r.redirect_chain[-1][0] == reverse("keyaccounts:agreements")
+    assert "从备份恢复" in r.content.decode()
+
+
 def test_an_agreement_from_before_kept_documents_is_rendered_from_its_plan(agreement, client_for):
     Agreement.objects.filter(pk=agreement.pk).update(document="", document_sha256="", issued_at=None)
     r = client_for("kam").get(reverse("keyaccounts:agreement-pdf", args=[agreement.pk]))
