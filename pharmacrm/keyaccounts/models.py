@@ -168,7 +168,11 @@ class Score(models.Model):
         stored = self.stored_components or []
         if scoring.is_whole(stored) or self.run_id is None:
             return stored
-        return scoring.expand(stored, self.run.constants or {})
+        try:
+            run = self.run
+        except EvaluationRun.DoesNotExist:  # runs are never deleted; the figures as stored all the same
+            return stored
+        return scoring.expand(stored, run.constants or {}) if run is not None else stored
 
     @components.setter
     def components(self, value: list[dict]) -> None:

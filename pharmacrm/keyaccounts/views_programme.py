@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -571,6 +571,9 @@ def _account_page(request, account: KeyAccount, status: int = 200, **forms) -> H
     )
 
 
+ARCHIVE_PARAMS = ("q", "status", "page")  # the agreement archive's search, filter and page
+
+
 def _back(account: KeyAccount, anchor: str):
     return redirect(reverse("keyaccounts:account", args=[account.pk]) + f"#{anchor}")
 
@@ -792,8 +795,9 @@ def agreement_pdf(request, pk: int):
         data = services.agreement_document(agreement)
     except services.DocumentUnavailable as e:
         messages.error(request, str(e))
-        if request.GET.get("from") == "archive":  # back to the archive the download was started from
-            return redirect("keyaccounts:agreements")
+        if request.GET.get("from") == "archive":  # back to the archive page the download was started from
+            back = {k: request.GET[k] for k in ARCHIVE_PARAMS if request.GET.get(k)}
+            return redirect(reverse("keyaccounts:agreements") + (f"?{urlencode(back)}" if back else ""))
         return _back(agreement.account, "agreements")
     audit.record(A.EXPORT, agreement, user=request.user, format="PDF")
     response = HttpResponse(data, content_type="application/pdf")

@@ -123,12 +123,13 @@ def test_an_altered_or_missing_copy_is_reported_not_made_again(agreement, client
 def test_an_unavailable_copy_asked_for_from_the_archive_goes_back_to_the_archive(agreement, client_for, settings):
     (settings.VAR_DIR / "agreements" / agreement.document).unlink()
     c = client_for("kam")
-    archive = c.get(reverse("keyaccounts:agreements")).content.decode()
-    link = reverse("keyaccounts:agreement-pdf", args=[agreement.pk]) + "?from=archive"
+    archive = c.get(reverse("keyaccounts:agreements"), {"q": agreement.number}).content.decode()
+    link = reverse("keyaccounts:agreement-pdf", args=[agreement.pk]) + f"?from=archive&amp;q={agreement.number}"
     assert f'href="{link}"' in archive
-    r = c.get(link, follow=True)
-    assert r.redirect_chain[-1][0] == reverse("keyaccounts:agreements")
-    assert "从备份恢复" in r.content.decode()
+    r = c.get(link.replace("&amp;", "&"), follow=True)
+    # back on the archive page the user searched, with the message
+    assert r.redirect_chain[-1][0] == reverse("keyaccounts:agreements") + f"?q={agreement.number}"
+    assert "从备份恢复" in r.content.decode() and agreement.number in r.content.decode()
 
 
 def test_an_agreement_from_before_kept_documents_is_rendered_from_its_plan(agreement, client_for):

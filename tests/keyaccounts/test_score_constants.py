@@ -98,3 +98,18 @@ def test_scores_stored_whole_before_are_shown_as_stored(purchases, users, client
     row = page[page.index('data-name="amount"'):]
     row = row[:row.index("</tr>")]
     assert '<td class="num">35 %</td>' in row and ">8.75<" in row
+
+
+def test_a_score_whose_run_is_gone_still_shows_its_own_figures(purchases, users, api_for):
+    """Runs are never deleted, and a score has no database constraint on its run: should one be missing, the
+    score's page and API answer still show its values and contributions instead of failing."""
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    score = Score.objects.get(institution=purchases["xiehe"], period="2026H1")
+    Score.objects.filter(pk=score.pk).update(run_id=score.run_id + 10_000)
+
+    item = api_for("manager").get(f"/api/v1/evaluations/{score.pk}/").json()
+    assert [(c["name"], c["value"], c["contribution"]) for c in item["components"]] == [
+        ("amount", "25.00", "8.75"), ("frequency", "12.50", "2.50"), ("satisfaction", "60.00", "12.00"),
+        ("credit", "52.00", "13.00"),
+    ]  # fmt: skip
+    Score.objects.filter(pk=score.pk).update(run_id=score.run_id)  # SQLite checks the reference at the test's end

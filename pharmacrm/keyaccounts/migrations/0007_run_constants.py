@@ -4,7 +4,40 @@ from django.db import migrations, models
 
 # A run keeps the weights and reference values its scores share (EvaluationRun.constants), and its scores store
 # their components without them. The score column keeps its name: no rewrite of existing scores, which stay
-# whole until a run rewrites them.
+# whole until a run rewrites them. Going back makes every score whole again first, so that the code before
+# this migration explains them as it did.
+
+CHUNK = 2000
+
+
+def make_whole(apps, schema_editor):
+    Score = apps.get_model("keyaccounts", "Score")
+    EvaluationRun = apps.get_model("keyaccounts", "EvaluationRun")
+    constants = dict(EvaluationRun.objects.exclude(constants={}).values_list("id", "constants"))
+    batch = []
+    for score in Score.objects.filter(run_id__in=list(constants)).only("id", "run_id", "stored_components").iterator(
+        chunk_size=CHUNK
+    ):
+        stored = score.stored_components or []
+        if all(isinstance(c, dict) and "weight" in c for c in stored):
+            continue
+        shared = constants[score.run_id]
+        score.stored_components = [
+            {
+                "name": c.get("name", ""), "value": c.get("value", "0"),
+                "weight": (shared.get(c.get("name", "")) or {}).get("weight", "0"),
+                "contribution": c.get("contribution", "0"),
+                "detail": {**(c.get("detail") or {}), **((shared.get(c.get("name", "")) or {}).get("detail") or {})},
+                "default": bool(c.get("default")),
+            }
+            for c in stored
+        ]  # fmt: skip
+        batch.append(score)
+        if len(batch) == CHUNK:
+            Score.objects.bulk_update(batch, ["stored_components"])
+            batch = []
+    if batch:
+        Score.objects.bulk_update(batch, ["stored_components"])
 
 
 class Migration(migrations.Migration):
@@ -29,4 +62,5 @@ class Migration(migrations.Migration):
             name='constants',
             field=models.JSONField(blank=True, default=dict, verbose_name='weights and reference values'),
         ),
+        migrations.RunPython(migrations.RunPython.noop, make_whole),
     ]
