@@ -10,4 +10,10 @@ class CoreConfig(AppConfig):
     verbose_name = _("Core")
 
     def ready(self):
+        from django.db import models
+
         from . import signals  # noqa: F401  (login/logout audit)
+        from .ids import AnyOf
+
+        models.Field.register_lookup(AnyOf)
+        models.ForeignObject.register_lookup(AnyOf)  # customer_id__any_of=…

@@ -164,7 +164,7 @@ def _gather(as_of: dt.date, params: dict, ids: Iterable[int] | None) -> dict[int
     wanted = None if ids is None else id_set(ids)
     rollups = MonthlyRollup.objects.filter(month__lte=last)
     if wanted is not None:
-        rollups = rollups.filter(institution_id__in=wanted)
+        rollups = rollups.filter(institution_id__any_of=wanted)
     window = Q(month__gte=first)
     rows = (
         rollups.order_by().values("institution_id")
@@ -200,7 +200,7 @@ def _add_surveys(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date
         answered_at__gte=start, answered_at__lt=end, ticket__institution_id__isnull=False
     )
     if wanted is not None:
-        qs = qs.filter(ticket__institution_id__in=wanted)
+        qs = qs.filter(ticket__institution_id__any_of=wanted)
     rows = qs.values("ticket__institution_id").annotate(
         s=Sum("score"), n=Count("score"), promoters=Count("id", filter=Q(recommend__gte=9)),
         detractors=Count("id", filter=Q(recommend__lte=6)), answers=Count("recommend"),
@@ -217,8 +217,8 @@ def _add_profiles(facts: dict[int, scoring.Facts], wanted) -> None:
     assessment; a merged customer's facts are dropped (its survivor is scored)."""
     institutions, influence = Institution.objects.all(), MarketInfluence.objects.all()
     if wanted is not None:  # else every customer: one pass over the table
-        institutions = institutions.filter(pk__in=wanted)
-        influence = influence.filter(institution_id__in=wanted)
+        institutions = institutions.filter(pk__any_of=wanted)
+        influence = influence.filter(institution_id__any_of=wanted)
     # the number of specialties counted by the database (decoding each customer's list cost 3 µs), no
     # ordering, and a plain fetch (see _gather)
     specialties = RawSQL(
@@ -266,9 +266,9 @@ def _previous(kind: str, period: str, ids: Iterable[int] | None = None) -> dict[
     same = [p for p in earlier if cadence(p) == cadence(period)]
     if not same:
         return {}
-    rows = Score.objects.filter(kind=kind, period=max(same))
+    rows = Score.objects.filter(kind=kind, period=max(same)).order_by()
     if ids is not None:
-        rows = rows.filter(institution_id__in=id_set(ids))
+        rows = rows.filter(institution_id__any_of=id_set(ids))
     return {
         inst: (k, s)
         for inst, k, s in rows.values_list("institution_id", "klass", "score").iterator(chunk_size=10_000)
@@ -427,7 +427,7 @@ def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun, facts: dict
         return 0
     now = timezone.now()
     current = dict(
-        Institution.objects.filter(pk__in=id_set(wanted))
+        Institution.objects.filter(pk__any_of=id_set(wanted))
         .values_list("id", "tier")
         .iterator(chunk_size=10_000)
     )
@@ -437,7 +437,7 @@ def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun, facts: dict
         if old is not None and old != new and old != Tier.KEY:
             moves.setdefault(new, []).append(inst)
     for new, insts in moves.items():
-        Institution.objects.filter(pk__in=id_set(insts)).exclude(tier=Tier.KEY).update(
+        Institution.objects.filter(pk__any_of=id_set(insts)).exclude(tier=Tier.KEY).update(
             tier=new, version=F("version") + 1, updated_at=now
         )
         audit.record_many(
@@ -476,7 +476,7 @@ def _open_actions(results, key_ids: set[int], period: str) -> int:
         return 0
     tag = f"[{period}]"
     already = set(
-        ImprovementAction.objects.filter(institution_id__in=wanted, title__endswith=tag).values_list(
+        ImprovementAction.objects.filter(institution_id__any_of=wanted, title__endswith=tag).values_list(
             "institution_id", flat=True
         )
     )
@@ -484,7 +484,7 @@ def _open_actions(results, key_ids: set[int], period: str) -> int:
     created = 0
     by_id = {r[0]: r for r in results}
     for institution in Institution.objects.filter(
-        pk__in=[i for i in wanted if i not in already]
+        pk__any_of=[i for i in wanted if i not in already]
     ).select_related("owner", "team__lead"):
         owner = action_owner(institution)
         if owner is None:
