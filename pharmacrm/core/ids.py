@@ -22,6 +22,14 @@ def id_set(ids) -> list[int]:
     return [int(i) for i in ids]
 
 
+def any_of_sql(column: str, ids, vendor: str) -> tuple[str, list]:
+    """`column` is one of `ids`, as SQL and its one parameter (raw SQL's form of the AnyOf lookup)."""
+    ids = [int(i) for i in ids]
+    if vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])", ["{" + ",".join(map(str, ids)) + "}"]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
+
+
 class AnyOf(Lookup):
     """`field__any_of=[ids]`: any number of ids as one SQL parameter, without a parameter per id (SQLite caps
     them, and planning thousands of them costs more than the query). PostgreSQL tests `field = ANY(array)`,
@@ -33,15 +41,7 @@ class AnyOf(Lookup):
     lookup_name = "any_of"
     prepare_rhs = False
 
-    def get_db_prep_lookup(self, value, connection):
-        ids = [int(i) for i in value]
-        if connection.vendor == "postgresql":
-            return "%s", ["{" + ",".join(map(str, ids)) + "}"]
-        return "%s", [json.dumps(ids)]
-
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        if connection.vendor == "postgresql":
-            return f"{lhs} = ANY({rhs}::bigint[])", [*lhs_params, *rhs_params]
-        return f"{lhs} IN (SELECT value FROM json_each({rhs}))", [*lhs_params, *rhs_params]
+        sql, params = any_of_sql(lhs, self.rhs, connection.vendor)
+        return sql, [*lhs_params, *params]
