@@ -383,7 +383,16 @@ def _candidate_rows(user, data: dict, period: str):
         qs = qs.filter(province=data["province"])
     if data.get("kind"):
         qs = qs.filter(customer_kind=data["kind"])
-    return scores_for(user, qs).select_related("institution", "run").order_by("-score", "institution_id")
+    return scores_for(user, qs).order_by("-score", "institution_id")
+
+
+def _page_rows(ids: list[int]) -> list[Score]:
+    """The page's scores, in the order of `ids`, with their customers and runs (the runs' constants complete
+    the components). The list is paged over ids alone: when PostgreSQL misjudges how many scores a filter
+    keeps (a minimum score), it sorts what it reads instead of walking the index, and sorting whole rows
+    (customer, components) for a deep page spilled 60 MB to disk (360 ms); sorting ids takes a few ms."""
+    found = Score.objects.select_related("institution").prefetch_related("run").in_bulk(ids)
+    return [found[i] for i in ids if i in found]
 
 
 @login_required
@@ -399,8 +408,10 @@ def _candidates_page(request, *, import_form=None, import_errors=None, status=20
     form = CandidateFilterForm(request.GET or None, periods=known)
     data = form.cleaned()
     period = data.get("period") or (known[0] if known else "")
-    page = CappedPaginator(_candidate_rows(user, data, period), PAGE_SIZE).get_page(request.GET.get("page") or "1")
-    rows = list(page.object_list)
+    page = CappedPaginator(_candidate_rows(user, data, period).values_list("id", flat=True), PAGE_SIZE).get_page(
+        request.GET.get("page") or "1"
+    )
+    rows = _page_rows(list(page.object_list))
     ids = [r.institution_id for r in rows]
     key_ids = set(KeyAccount.objects.filter(institution_id__in=ids, status=AccountStatus.ACTIVE)
                   .values_list("institution_id", flat=True)) if ids else set()  # fmt: skip
