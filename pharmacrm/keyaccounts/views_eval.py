@@ -232,9 +232,9 @@ def evaluations(request):
         if row["klass"] in counts:
             counts[row["klass"]]["total"] += row["n"]
             counts[row["klass"]][movement(row["klass"], row["previous_klass"])] += row["n"]
-    qs = scoped.filter(klass=klass).select_related("institution").order_by("-score", "institution_id")
-    page = CappedPaginator(qs, PAGE_SIZE).get_page(request.GET.get("page") or "1")
-    rows = list(page.object_list)
+    ids = scoped.filter(klass=klass).order_by("-score", "institution_id").values_list("id", flat=True)
+    page = CappedPaginator(ids, PAGE_SIZE).get_page(request.GET.get("page") or "1")
+    rows = _page_rows(list(page.object_list), with_runs=False)  # paged over ids: see _page_rows
     actions: dict[int, list[ImprovementAction]] = {}
     if klass == Klass.D and rows:
         found = ImprovementAction.objects.filter(
@@ -386,12 +386,13 @@ def _candidate_rows(user, data: dict, period: str):
     return scores_for(user, qs).order_by("-score", "institution_id")
 
 
-def _page_rows(ids: list[int]) -> list[Score]:
-    """The page's scores, in the order of `ids`, with their customers and runs (the runs' constants complete
-    the components). The list is paged over ids alone: when PostgreSQL misjudges how many scores a filter
+def _page_rows(ids: list[int], *, with_runs: bool = True) -> list[Score]:
+    """The page's scores, in the order of `ids`, with their customers (and runs, whose constants complete the
+    components). Score lists are paged over ids alone: when PostgreSQL misjudges how many scores a filter
     keeps (a minimum score), it sorts what it reads instead of walking the index, and sorting whole rows
     (customer, components) for a deep page spilled 60 MB to disk (360 ms); sorting ids takes a few ms."""
-    found = Score.objects.select_related("institution").prefetch_related("run").in_bulk(ids)
+    qs = Score.objects.select_related("institution")
+    found = (qs.prefetch_related("run") if with_runs else qs).in_bulk(ids)
     return [found[i] for i in ids if i in found]
 
 
