@@ -23,7 +23,7 @@ from pharmacrm.customers.choices import Tier
 from . import evaluation, scoring
 from .choices import Component, Klass, ModelKind
 from .forms_eval import PARAMS
-from .models import EvaluationRun, Score, ScoringModel
+from .models import EvaluationRun, Score, ScoringModel, band_floor
 from .views_eval import explain, ordered, periods, scores_for
 
 TIERS = [Tier.NEW, Tier.REGULAR, Tier.VIP]
@@ -201,7 +201,7 @@ class _ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         if not period:
             known = periods(self.kind)
             period = known[0] if known else ""
-        return self._filter(qs.filter(period=period), query).order_by("-score", "institution_id")
+        return self._filter(qs.filter(period=period), query).order_by(*Score.RANKED)
 
 
 @extend_schema(tags=["evaluation"])
@@ -262,7 +262,7 @@ class CandidateViewSet(_ScoreViewSet):
         if query.get("candidate") is not None:
             qs = qs.filter(candidate=query["candidate"])  # true: the partial index score_candidate_only
         if query.get("min_score") is not None:
-            qs = qs.filter(score__gte=query["min_score"])
+            qs = qs.filter(score__gte=query["min_score"], band__gte=band_floor(query["min_score"]))
         return qs
 
     @extend_schema(

@@ -45,7 +45,7 @@ from .forms_eval import (
     ScoringModelForm,
 )
 from .influence import import_kols, may_edit_influence, open_improvement_action, save_influence
-from .models import EvaluationRun, KeyAccount, MarketInfluence, Proposal, Score, ScoringModel
+from .models import EvaluationRun, KeyAccount, MarketInfluence, Proposal, Score, ScoringModel, band_floor
 
 A = AuditEntry.Action
 PAGE_SIZE = 50
@@ -232,7 +232,7 @@ def evaluations(request):
         if row["klass"] in counts:
             counts[row["klass"]]["total"] += row["n"]
             counts[row["klass"]][movement(row["klass"], row["previous_klass"])] += row["n"]
-    ids = scoped.filter(klass=klass).order_by("-score", "institution_id").values_list("id", flat=True)
+    ids = scoped.filter(klass=klass).order_by(*Score.RANKED).values_list("id", flat=True)
     page = CappedPaginator(ids, PAGE_SIZE).get_page(request.GET.get("page") or "1")
     rows = _page_rows(list(page.object_list), with_runs=False)  # paged over ids: see _page_rows
     actions: dict[int, list[ImprovementAction]] = {}
@@ -372,18 +372,18 @@ def influence_edit(request, pk: int):
 def _candidate_rows(user, data: dict, period: str):
     qs = Score.objects.filter(kind=ModelKind.CANDIDATE, period=period)
     if data.get("only"):
-        qs = qs.filter(candidate=True)  # the partial index score_candidate_only (kind, period, -score)
+        qs = qs.filter(candidate=True)  # the partial index score_candidate_band (kind, period, -band)
     elif not data.get("province") and not data.get("kind"):
-        # identification scores have no class: (kind, period, klass = "") walks index score_class in score order
+        # identification scores have no class: (kind, period, klass = "") walks index score_class_band in band order
         qs = qs.filter(klass="")
     if data.get("min_score") is not None:
-        qs = qs.filter(score__gte=data["min_score"])
+        qs = qs.filter(score__gte=data["min_score"], band__gte=band_floor(data["min_score"]))
     # the scores carry the customer's province and type: partial indexes on identification rows
     if data.get("province"):
         qs = qs.filter(province=data["province"])
     if data.get("kind"):
         qs = qs.filter(customer_kind=data["kind"])
-    return scores_for(user, qs).order_by("-score", "institution_id")
+    return scores_for(user, qs).order_by(*Score.RANKED)
 
 
 def _page_rows(ids: list[int], *, with_runs: bool = True) -> list[Score]:
