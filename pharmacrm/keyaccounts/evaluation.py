@@ -258,13 +258,20 @@ def cadence(period: str) -> str:
 
 def _neighbour(kind: str, period: str, *, later: bool) -> str | None:
     """The latest earlier (or the earliest later) period of the same cadence with a finished run: a
-    half-year's previous period is the half-year before, never a key-account quarter."""
+    half-year's previous period is the half-year before, never a key-account quarter. The first key-account
+    quarter has no quarter before it: its previous period is the last half-year that ended before the
+    quarter began, so a key account evaluated for years is not shown as new to evaluation."""
     runs = EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False)
-    runs = runs.filter(period__gt=period) if later else runs.filter(period__lt=period)
-    same = [p for p in runs.values_list("period", flat=True).distinct() if cadence(p) == cadence(period)]
-    if not same:
+    found = [p for p in (runs.filter(period__gt=period) if later else runs.filter(period__lt=period))
+             .values_list("period", flat=True).distinct() if cadence(p) == cadence(period)]  # fmt: skip
+    if found:
+        return min(found) if later else max(found)
+    if later or cadence(period) != "Q":
         return None
-    return min(same) if later else max(same)
+    year, number = int(period[:4]), int(period[5:])
+    ended = f"{year - 1}H2" if number <= 2 else f"{year}H1"
+    halves = runs.filter(period__lte=ended).values_list("period", flat=True).distinct()
+    return max((p for p in halves if cadence(p) == "H"), default=None)
 
 
 # A new score's previous class, until `_link_previous` gives it the class of the period before. A score

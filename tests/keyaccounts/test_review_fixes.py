@@ -35,8 +35,14 @@ def test_a_quarterly_key_account_run_is_not_the_previous_period_of_a_half_year(p
     # every customer's previous class is its 2026H1 class, not "new" because the quarter held key accounts only
     for inst, score in h2.items():
         assert score.previous_klass == h1[inst].klass
+    # the first key-account quarter has no quarter before it: it moves from the last half-year that ended
+    # before the quarter began (2026H1), instead of showing a long-evaluated key account as new
     q4 = Score.objects.get(kind=ModelKind.EVALUATION, period="2026Q4", institution=xiehe)
-    assert q4.previous_klass == ""  # no earlier quarter
+    assert (q4.previous_klass, q4.previous_score) == (h1[xiehe.pk].klass, h1[xiehe.pk].score)
+    # the next quarter moves from this one
+    evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2027, 3, 31), key_accounts_only=True)  # 2027Q1
+    q1 = Score.objects.get(kind=ModelKind.EVALUATION, period="2027Q1", institution=xiehe)
+    assert (q1.previous_klass, q1.previous_score) == (q4.klass, q4.score)
 
 
 def test_the_evaluation_page_shows_the_half_year_rather_than_the_key_account_quarter(purchases, staffed, client_for):
