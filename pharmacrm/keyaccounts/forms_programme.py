@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.models import User
 
@@ -54,7 +55,7 @@ class ProposalForm(ServiceErrorsMixin, forms.Form):
 
 
 class OpinionForm(ServiceErrorsMixin, forms.Form):
-    department = forms.ChoiceField(label=_("Department"), choices=Department.choices)
+    department = forms.ChoiceField(label=pgettext_lazy("company", "Department"), choices=Department.choices)
     opinion = forms.ChoiceField(label=_("Opinion"), choices=Opinion.choices, widget=forms.RadioSelect)
     comment = _text(_("Comment"), required=False)
 
@@ -71,7 +72,7 @@ class SubmitForm(ServiceErrorsMixin, VersionMixin):
 
 class DecisionForm(ServiceErrorsMixin, VersionMixin, SignatureMixin):
     decision = forms.ChoiceField(
-        label=_("Decision"), widget=forms.RadioSelect,
+        label=pgettext_lazy("approval", "Decision"), widget=forms.RadioSelect,
         choices=[("approve", _("Approve")), ("reject", _("Reject"))],
     )  # fmt: skip
     comment = _text(_("Comment"), required=False)
@@ -158,7 +159,7 @@ class SignedForm(ServiceErrorsMixin, VersionMixin):
 class MeetingForm(ServiceErrorsMixin, forms.Form):
     held_at = forms.DateTimeField(label=_("Held"), widget=DATETIME_INPUT,
                                   input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"])  # fmt: skip
-    title = forms.CharField(label=_("Title"), max_length=200)
+    title = forms.CharField(label=pgettext_lazy("meeting", "Title"), max_length=200)
     attendees = forms.CharField(label=_("Attendees"), max_length=2000, required=False)
     minutes = _text(_("Minutes"), max_length=50000, rows=5)
 

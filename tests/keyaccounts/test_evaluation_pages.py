@@ -117,7 +117,7 @@ def test_the_drill_down_explains_every_component_and_adds_them_up(client_for, ev
     page = text(response)
     assert "Purchase amount 25.00 35 % 8.75 ¥250,000 of the ¥1,000,000 reference over 12 months" in page
     assert "Purchase frequency 12.50 20 % 2.50 3 orders of 24 over 12 months" in page
-    assert "Satisfaction 60.00 20 % 12.00 no survey answered: default 60 default value" in page
+    assert "Satisfaction 60.00 20 % 12.00 no survey answered: default 60 Credit" in page
     assert "Credit status 52.00 25 % 13.00 paid on time 40 %, ¥50,000 overdue" in page
     assert "8.75 + 2.50 + 12.00 + 13.00 = 36.25" in page
     # history of every period, movement from C

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
 from django import template
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
@@ -77,3 +79,24 @@ def audit_display(model, name: str, value) -> str:
         region = related.objects.filter(pk=value).first()
         return str(region) if region else audit_value(value)
     return audit_value(value)
+
+
+@register.filter
+def share_percent(value) -> str:
+    """A weight stored as a fraction ("0.3000") as pages show weights: "30 %" (up to two places)."""
+    try:
+        d = (Decimal(str(value)) * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).normalize()
+    except (InvalidOperation, ValueError, TypeError):
+        return "" if value is None else str(value)
+    return f"{d:f} %"
+
+
+@register.filter
+def grouped(value) -> str:
+    """An amount with thousands separators and two places (1463907 → 1,463,907.00): zh-Hans groups nothing."""
+    if value is None or value == "":
+        return "—"
+    try:
+        return f"{Decimal(str(value)):,.2f}"
+    except (InvalidOperation, ValueError):
+        return str(value)

@@ -1,0 +1,23 @@
+"""How pages write weights and amounts: the same on every page, whatever the language's number format."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from pharmacrm.core.templatetags.crm import grouped, share_percent
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("0.3000", "30 %"), ("0.1250", "12.5 %"), (Decimal("0.5"), "50 %"), ("1", "100 %"), ("x", "x")]
+)
+def test_weights_show_as_percentages(value, shown):
+    assert share_percent(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(Decimal("1463907"), "1,463,907.00"), (Decimal("555454.5"), "555,454.50"), (None, "—"), (0, "0.00")]
+)
+def test_amounts_are_grouped_by_thousands(value, shown):
+    assert grouped(value) == shown
