@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from faker import Faker
 from pypinyin import lazy_pinyin
 
-from . import audit
+from . import audit, signatures
 from .models import AuditEntry, Counter, Region, Team, User
 from .roles import SECOND_FACTOR_ROLES, Role
 
@@ -326,13 +326,23 @@ def _users(password: str) -> tuple[dict[str, User], dict[str, str]]:
                 actor_name="demo",
                 changes={"username": [None, username], "roles": [[], [role.value]]},
             )
-        if role in SECOND_FACTOR_ROLES:
+        if role in SECOND_FACTOR_ROLES or signatures.signs(user):  # the manager signs approvals with it
             device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
             if device is None:
                 device = TOTPDevice.objects.create(user=user, name=_("Demo authenticator"), confirmed=True)
             totp[username] = base64.b32encode(binascii.unhexlify(device.key)).decode()
         users[username] = user
     return users, totp
+
+
+def _forget_demo_signing_tries(users: dict[str, User], totp: dict[str, str]) -> None:
+    """The demo's decisions are signed with throw-away authenticators (keyaccounts/demo.py); trying the
+    manager's own one first counted as a wrong code. Its user starts with a clean slate."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    TOTPDevice.objects.filter(user__in=[users[name] for name in totp]).update(
+        throttling_failure_count=0, throttling_failure_timestamp=None
+    )
 
 
 def _teams(users: dict[str, User]) -> dict[str, Team]:
@@ -916,6 +926,7 @@ def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoRe
         consents = _consents(b, people, users)
         Counter.objects.create(name=MARKER, value=1)
         _later_demo_data()
+        _forget_demo_signing_tries(users, totp)
         audit.record(
             A.IMPORT, ("customers.institution", "", "demo data"), actor_name="demo", source="demo",
             institutions=len(institutions), departments=len(departments), people=len(people), consents=consents,

@@ -38,9 +38,12 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
 - **Several roles**: a user holds the union of their roles' capabilities, except that holding a
   read-only role removes every write capability.
 - **Second factor**: users holding an administrator, auditor or pharmacovigilance role must pass a
-  TOTP code at sign-in, on the web and when requesting an API token. They set up their authenticator
-  app only with a one-time enrolment code that an administrator issued for them ("Manage users and
-  roles"), or that `pharmacrm second-factor-code` printed on the server.
+  TOTP code at sign-in, on the web and when requesting an API token (the "Second factor" column above).
+  Users who sign (safety exports and submissions; "Approve key accounts, service plans", i.e. managers)
+  need an authenticator app for the signature even when their role signs in without one. Either way they
+  set up the app themselves on the web (`/accounts/otp/enrol/`), but only with a one-time enrolment code
+  that an administrator issued for them ("Manage users and roles"), or that `pharmacrm second-factor-code`
+  printed on the server. Other users are sent away from that page.
 - **Safety and quality cases**: the pharmacovigilance / QA role handles cases and is the only role
   that sees patient and reporter identity, the narrative and the medical details; every such read is
   audited. Administrators, managers and auditors see the case list, statuses, clocks, submissions and

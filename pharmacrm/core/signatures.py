@@ -3,7 +3,9 @@ means, and is given by re-authenticating at that moment — the signer enters a 
 their authenticator app, on top of the signed-in session. Each signature is stored, linked to the object
 it approves, and recorded in the hash-chained audit trail.
 
-Used for "approved for submission" of safety cases; later for approvals of key accounts."""
+Used for "approved for submission" and "approved for export" of safety cases, and for the leadership's
+decisions on key-account proposals and service plans. Whoever holds one of SIGNING_CAPS may set up an
+authenticator app for it (core/views.py, the enrolment page), even when their role signs in without one."""
 
 from __future__ import annotations
 
@@ -12,13 +14,17 @@ import json
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import audit
+from . import access, audit
 from .models import AuditEntry, Signature
+from .roles import Cap
 
 
 class Meaning:
@@ -34,6 +40,49 @@ MEANING_LABELS = {
     Meaning.APPROVED: gettext_lazy("Approved"),
     Meaning.REJECTED: gettext_lazy("Rejected"),
 }
+
+
+# Capabilities whose acts are signed: safety exports and submissions, key-account and service-plan decisions.
+SIGNING_CAPS = frozenset({Cap.HANDLE_SAFETY, Cap.APPROVE_KEY_ACCOUNTS})
+
+
+def signs(user) -> bool:
+    """Whether the user may do an act that needs their electronic signature."""
+    return any(access.can(user, cap) for cap in SIGNING_CAPS)
+
+
+def may_enrol(user) -> bool:
+    """Whether the user may set up an authenticator app: their role needs it at sign-in, or they sign."""
+    from .middleware import needs_second_factor
+
+    return needs_second_factor(user) or signs(user)
+
+
+class _LinkedText(str):
+    """A message that is plain text wherever it is used as text (the API's JSON, flash messages, logs) and
+    shows `html` — the same words with a link — when a template prints it."""
+
+    def __new__(cls, text: str, html: str = ""):
+        obj = super().__new__(cls, text)
+        obj._html = html or format_html("{}", text)
+        return obj
+
+    def __str__(self):
+        return self  # keeps __html__ through ValidationError and the forms' error lists
+
+    def __html__(self):
+        return self._html
+
+
+def _no_authenticator_message(user) -> str:
+    if not may_enrol(user):
+        return _("Set up your authenticator app before you sign.")
+    url = reverse("otp-enrol")
+    text = _("Set up your authenticator app before you sign: ask an administrator for an enrolment code, "
+             "then enter it on the page %(page)s.")  # fmt: skip
+    link = format_html('<a href="{}" id="enrol-link">{}</a>', url, _("Set up your second factor"))
+    # escaped first, the link (escaped by format_html) put in afterwards: "%(page)s" has nothing to escape
+    return _LinkedText(text % {"page": url}, mark_safe(escape(text) % {"page": link}))
 
 
 def _digest(sig: Signature) -> str:
@@ -63,7 +112,7 @@ def verify(user, code: str, meaning: str, obj) -> None:
     field when the code is wrong, used or the user has no authenticator. Call it OUTSIDE the act's
     transaction: the failure's audit entry and django-otp's throttle must survive the rollback."""
     if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
-        raise ValidationError({"otp_code": [_("Set up your authenticator app before you sign.")]})
+        raise ValidationError({"otp_code": [_no_authenticator_message(user)]})
     if not verify_code(user, code):
         audit.record(AuditEntry.Action.LOGIN_FAILED, obj, user=user, signature=meaning, reason="wrong one-time code")
         raise ValidationError(

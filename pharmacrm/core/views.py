@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import access, audit, services
+from . import access, audit, services, signatures
 from .forms import AuditFilterForm, EnrolmentCodeForm, LoginForm, OtpForm
 from .middleware import needs_second_factor
 from .models import AuditEntry
@@ -140,6 +140,17 @@ def _second_factor_page(request):
     return None
 
 
+def _enrolment_page(request):
+    """Redirect away from the enrolment page when it does not apply, else None. It serves the roles that
+    need a second factor at sign-in until they passed it, and whoever signs (signatures.SIGNING_CAPS) and
+    has no authenticator yet, whatever their role."""
+    if not request.user.is_authenticated or needs_second_factor(request.user):
+        return _second_factor_page(request)
+    if not signatures.signs(request.user) or _confirmed_devices(request.user):
+        return redirect(_next_url(request))
+    return None
+
+
 @never_cache
 def otp_view(request):
     away = _second_factor_page(request)
@@ -206,8 +217,9 @@ def _refused(request, user):
 def otp_enrol_view(request):
     """Set up the authenticator app: first the one-time enrolment code an administrator issued, and
     only then the new TOTP secret (QR code) and its confirmation. Without the enrolment code, a
-    password alone cannot register an authenticator."""
-    away = _second_factor_page(request)
+    password alone cannot register an authenticator. For the roles that need a second factor at sign-in,
+    and for users who sign decisions (for their signature only)."""
+    away = _enrolment_page(request)
     if away:
         return away
     user = request.user
@@ -223,7 +235,7 @@ def otp_enrol_view(request):
 
 def _enrolment_code_step(request, user, lapsed: bool = False):
     """Step 1: ask for the enrolment code; no TOTP secret exists or is shown before it is valid."""
-    context = {"step": "code", "next": _next_url(request)}
+    context = {"step": "code", "next": _next_url(request), "at_sign_in": needs_second_factor(user)}
     if lapsed:
         # whatever was posted belonged to the set-up that lapsed: start again, saying why
         context["notice"] = _(
@@ -263,9 +275,13 @@ def _authenticator_step(request, user, enrolment):
                 return redirect(_with_next("otp-enrol", _next_url(request)))
             request.session.pop(ENROLMENT_SESSION_KEY, None)
             otp_login(request, device)
-            messages.success(
-                request, _("Your authenticator app is set up. You will need a code at every sign-in.")
-            )
+            if needs_second_factor(user):
+                done = _("Your authenticator app is set up. You will need a code at every sign-in.")
+            else:
+                done = _(
+                    "Your authenticator app is set up. Enter a code from it whenever you sign a decision."
+                )
+            messages.success(request, done)
             return redirect(_next_url(request))
         form.add_error(
             "code", _("This code is not correct. Check the time on your phone and try the current code.")
@@ -279,6 +295,7 @@ def _authenticator_step(request, user, enrolment):
         "qr_svg": _qr_svg(device.config_url),
         "secret": _secret_text(device),
         "next": _next_url(request),
+        "at_sign_in": needs_second_factor(user),
     }
     return render(request, "core/otp_enrol.html", context)
 

@@ -87,7 +87,10 @@ def test_the_demo_shows_evaluations_candidates_and_a_running_key_account_program
         assert AuditEntry.objects.filter(
             action=AuditEntry.Action.SIGN, object_type="keyaccounts.proposal", object_id=str(proposal.pk)
         ).exists()
-    assert not TOTPDevice.objects.filter(user__username="manager").exists()  # nothing left behind
+    # nothing left behind: the manager keeps only the demo authenticator of var/demo-credentials.txt
+    devices = TOTPDevice.objects.filter(user__username="manager")
+    assert devices.count() == 1 and not devices.filter(name="demo signature").exists()
+    assert devices.get().throttling_failure_count == 0  # its codes are not slowed down by the demo's signing
 
     # two listed key accounts with everything a running programme has
     accounts = list(KeyAccount.objects.select_related("institution"))

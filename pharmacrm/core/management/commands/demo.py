@@ -44,6 +44,6 @@ class Command(BaseCommand):
         else:
             self.stdout.write(_("The demo users' password is the value of PHARMACRM_DEMO_PASSWORD."))
         self.stdout.write(
-            _("Credentials and TOTP secrets (admin, auditor, pv) are in %(path)s.")
-            % {"path": result.credentials_path}
+            _("Credentials and TOTP secrets (%(users)s) are in %(path)s.")
+            % {"users": ", ".join(result.totp_secrets), "path": result.credentials_path}
         )
