@@ -545,12 +545,12 @@ _BAD_TEXT = _("The CSV file is not valid UTF-8 or GB18030 text: save it as CSV (
 
 
 def take_header(rows: Iterator[tuple[int, list[str]]], target: str, need_data: bool = False) -> Header:
-    """Read the header row off `rows` and check it; ValidationError names what is wrong."""
+    """Read the header row off `rows` and check it; ValidationError names what is wrong. The header is checked
+    before the data rows are looked for, so a file whose one line is no header says so; `need_data` (a first
+    check of the whole file) consumes the first data row."""
     header = next(((n, r) for n, r in rows if any(str(c).strip() for c in r)), None)
     if header is None:
         raise _refuse(_("The file is empty."))
-    if need_data and next((r for _n, r in rows if any(c.strip() for c in r)), None) is None:
-        raise _refuse(_("The file has a header row but no data rows."))
     cells = [str(c) for c in header[1]]
     mapping, missing, ignored = map_headers(target, cells)
     if missing:
@@ -562,6 +562,8 @@ def take_header(rows: Iterator[tuple[int, list[str]]], target: str, need_data: b
     spec = TARGETS.get(target)
     if spec and spec.check_header:
         spec.check_header(result)
+    if need_data and next((r for _n, r in rows if any(c.strip() for c in r)), None) is None:
+        raise _refuse(_("The file has a header row but no data rows."))
     return result
 
 

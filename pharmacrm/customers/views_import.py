@@ -102,7 +102,7 @@ def import_start(request):
         length = content_length(request)
         if length > settings.IMPORT_MAX_BYTES + MULTIPART_OVERHEAD:
             # refuse before reading the body: the request is not parsed at all
-            return _upload_page(request, ImportForm(user=request.user), error=_too_large_message(), status=413)
+            return _upload_page(request, _blank_form(request), error=_too_large_message(), status=413)
         limiter = SizeLimitHandler(request)
         request.upload_handlers.insert(0, limiter)
         return _import_post(request, limiter)
@@ -111,9 +111,13 @@ def import_start(request):
 
 @csrf_protect
 def _import_get(request):
-    return _upload_page(
-        request, ImportForm(user=request.user, initial={"target": request.GET.get("target", "institutions")})
-    )
+    return _upload_page(request, _blank_form(request))
+
+
+def _blank_form(request) -> ImportForm:
+    """The upload form for the target in the address (?target=orders): the form posts back to that address,
+    so a refused upload keeps it too."""
+    return ImportForm(user=request.user, initial={"target": request.GET.get("target", "institutions")})
 
 
 @csrf_protect
@@ -122,7 +126,7 @@ def _import_post(request, limiter: SizeLimitHandler):
         return _import_get(request)
     form = ImportForm(request.POST, request.FILES, user=request.user)
     if limiter.too_large:
-        return _upload_page(request, ImportForm(user=request.user), error=_too_large_message(), status=413)
+        return _upload_page(request, _blank_form(request), error=_too_large_message(), status=413)
     if not form.is_valid():
         return _upload_page(request, form, status=400)
     data = form.cleaned_data
@@ -135,13 +139,35 @@ def _import_post(request, limiter: SizeLimitHandler):
 
 def _upload_page(request, form, error: str = "", status: int = 200):
     jobs = importer.visible_jobs(request.user).order_by("-created_at")[:20]
+    target = _chosen_target(form)
     context = {
         "form": form,
         "error": error,
         "jobs": jobs,
         "max_mb": f"{settings.IMPORT_MAX_BYTES / 1048576:g}",
+        "target": target,
+        "templates": _templates_for(request.user, target),
     }
     return render(request, "customers/import_start.html", context, status=status)
+
+
+def _chosen_target(form: ImportForm) -> str:
+    """The target the form's select shows: the one posted or asked for when the user may import it, else the
+    first the user may import."""
+    allowed = [value for value, _label in form.fields["target"].choices]
+    wanted = form.data.get("target") if form.is_bound else form.initial.get("target")
+    return wanted if wanted in allowed else (allowed[0] if allowed else ImportJob.Target.INSTITUTIONS)
+
+
+def _templates_for(user, target: str) -> list[tuple[str, str]]:
+    """(target, label) of the templates the start page offers: the chosen target's own (orders …), or both
+    customer templates for institutions and people."""
+    if target in importer.TARGETS:
+        group = [target]
+    else:
+        group = [ImportJob.Target.INSTITUTIONS, ImportJob.Target.PEOPLE]
+    allowed = set(importer.importable_targets(user))
+    return [(t, ImportJob.Target(t).label) for t in group if t in allowed]
 
 
 @login_required

@@ -637,6 +637,12 @@ class Run:
         self.resolver = Resolver()
         self.counts = Counts(total=job.total_rows)
         self.kept_errors: list[dict] = []
+        # a chunk's errors wait here until the chunk is checked, then go out in row order (the customer and
+        # duplicate checks come after the parsing of the whole chunk); chunks come in row order
+        self.chunk_errors: list[tuple[int, int, str, str, dict, str]] = []  # (row, column position, key, …)
+        late = len(header.cells)  # a column the file lacks (the customer's other code) comes after its own
+        self.column_order = {col.key: i for i, col in enumerate(ORDER_COLUMNS, start=late)}
+        self.column_order.update({col.key: i for i, col in header.mapping})
         self.preview: list[dict] = []
         self.preview_rows = 0
         self.seen = SeenKeys()
@@ -658,17 +664,26 @@ class Run:
         self.seen.close()
 
     def record_errors(self, item: Parsed) -> None:
+        """Count a bad row and hold its errors until `flush_errors` (at the end of its chunk)."""
         self.counts.errors += 1
         for key, code, params in item.errors:
+            position = self.column_order.get(key, 1 << 30)
+            self.chunk_errors.append((item.row, position, key, code, params, item.raw.get(key, "")[:100]))
+
+    def flush_errors(self) -> None:
+        """Keep and report the chunk's errors sorted by row, then by column (as the file has them). Only one
+        chunk's errors wait, so memory stays bounded, and the errors kept for the page are the file's first."""
+        self.chunk_errors.sort(key=itemgetter(0, 1))  # stable: one column's errors keep their order
+        for row, _position, key, code, params, value in self.chunk_errors:
             column = self.headers.get(key, "") or next((c.header for c in ORDER_COLUMNS if c.key == key), "")
-            value = item.raw.get(key, "")[:100]
-            err = {"row": item.row, "column": column, "code": code, "params": params}
-            if value:
-                err["value"] = value
             if len(self.kept_errors) < base.MAX_KEPT_ERRORS:
+                err = {"row": row, "column": column, "code": code, "params": params}
+                if value:
+                    err["value"] = value
                 self.kept_errors.append(err)
             if self.error_writer:
-                self.error_writer.writerow([item.row, column, code, json.dumps(params, ensure_ascii=False), value])
+                self.error_writer.writerow([row, column, code, json.dumps(params, ensure_ascii=False), value])
+        self.chunk_errors.clear()
 
     def _error(self, number: int, cells: list[str], errors: list, preview: list) -> None:
         raw = {col.key: (cells[i] if i < len(cells) else "") for i, col in self.header.mapping}
@@ -728,6 +743,7 @@ class Run:
                 approvals[pc] = ap
             if number in cells_of:
                 preview.append((number, cells_of[number], []))
+        self.flush_errors()
         preview.sort(key=lambda p: p[0])
         return Chunk(rows, good_numbers, approvals, preview, processed=len(raw_rows))
 
