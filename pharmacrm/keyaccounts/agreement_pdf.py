@@ -10,6 +10,7 @@ from django.utils import translation
 
 from pharmacrm.core import pdf as pdfdoc
 
+from . import services
 from .choices import PlanArea, TeamRole
 from .models import Agreement
 
@@ -74,7 +75,7 @@ class _Agreement:
         self.account = agreement.account
         self.institution = agreement.account.institution
         self.plan = agreement.plan
-        self.items = list(self.plan.items.select_related("owner").order_by("area", "deadline", "id"))
+        self.items = list(services.in_plan_order(self.plan.items.select_related("owner")))  # as on the plan page
         roles: dict[int, str] = {}
         for member in self.account.members.all():
             roles.setdefault(member.user_id, ROLE_TEXT.get(member.role, member.role))

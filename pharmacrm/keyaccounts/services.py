@@ -18,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, F, Q
+from django.db.models import Avg, Case, Count, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -94,6 +94,12 @@ def _users_with(cap: Cap) -> list[User]:
 
     roles = [r.value for r in MATRIX[cap]]
     return [u for u in User.objects.filter(is_active=True, groups__name__in=roles).distinct() if access.can(u, cap)]
+
+
+class DecisionRefused(PermissionDenied):
+    """This member of the leadership may not decide on this proposal or plan (they proposed it, sent it, wrote it,
+    submitted it or deliver part of it): another member must. The message says why; the pages show it with the
+    decision form, the API answers 403 with it."""
 
 
 def _check_version(obj, version) -> None:
@@ -345,9 +351,9 @@ def withdraw(user, proposal: Proposal) -> Proposal:
 def _check_decider(user, proposal: Proposal) -> None:
     access.require(user, Cap.APPROVE_KEY_ACCOUNTS)
     if proposal.proposed_by_id == user.pk:
-        raise PermissionDenied(_("You cannot decide on your own proposal: another member of the leadership must."))
+        raise DecisionRefused(_("You cannot decide on your own proposal: another member of the leadership must."))
     if proposal.submitted_by_id == user.pk:
-        raise PermissionDenied(
+        raise DecisionRefused(
             _("You sent this proposal for decision: another member of the leadership must decide it.")
         )
 
@@ -582,14 +588,42 @@ def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> Servi
     return plan
 
 
+def plans_user_may_decide(user, qs=None):
+    """The plans `user` may review as leadership: they hold the approval right and neither wrote nor submitted
+    the plan nor own any of its items (nobody reviews their own plan: another member of the leadership must).
+    The one rule behind the review inbox, the decision form on the plan and decide_plan."""
+    qs = ServicePlan.objects.all() if qs is None else qs
+    if not access.can(user, Cap.APPROVE_KEY_ACCOUNTS):
+        return qs.none()
+    delivered = PlanItem.objects.filter(owner=user).values("plan_id")
+    return qs.exclude(created_by=user).exclude(submitted_by=user).exclude(pk__in=delivered)
+
+
+def may_decide_plan(user, plan: ServicePlan) -> bool:
+    return plans_user_may_decide(user, ServicePlan.objects.filter(pk=plan.pk)).exists()
+
+
+def own_plan_message() -> str:
+    """Why a member of the leadership may not review this plan (see plans_user_may_decide)."""
+    return _("You cannot review a plan you wrote, submitted or deliver: another member of the leadership must.")
+
+
+def in_plan_order(items):
+    """Plan items in the order the plan shows them: by area as PlanArea lists the areas (product supply,
+    technical support, after-sales, training, free services), then by deadline. The plan on the key-account
+    page and the agreement's PDF both list items in this order."""
+    rank = Case(*(When(area=value, then=Value(n)) for n, value in enumerate(PlanArea.values)),
+                default=Value(len(PlanArea.values)))  # fmt: skip
+    return items.order_by(rank, "deadline", "id")
+
+
 def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", otp_code: str = "",
                 version: int | None = None) -> ServicePlan:  # fmt: skip
     """Leadership reviews a submitted plan (signed). An approved plan supersedes the one in force and its
     open items start their deadline clocks; a returned plan can be edited and submitted again."""
     access.require(user, Cap.APPROVE_KEY_ACCOUNTS)
-    if user.pk in (plan.created_by_id, plan.submitted_by_id) or PlanItem.objects.filter(plan=plan, owner=user).exists():
-        raise PermissionDenied(_("You cannot review a plan you wrote, submitted or deliver: another member of the "
-                                 "leadership must."))
+    if not may_decide_plan(user, plan):
+        raise DecisionRefused(own_plan_message())
     _check_version(plan, version)
     require_active(plan.account)
     if plan.status != PlanStatus.SUBMITTED:

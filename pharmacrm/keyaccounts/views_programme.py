@@ -228,9 +228,10 @@ def _inbox(user) -> dict:
         out["decide"] = list(
             proposals.filter(status=ProposalStatus.SUBMITTED).exclude(proposed_by=user).exclude(submitted_by=user)
         )
-        out["plans"] = list(
-            ServicePlan.objects.filter(status=PlanStatus.SUBMITTED, account__status=AccountStatus.ACTIVE,
-                                       account__in=services.accounts_for(user))  # fmt: skip
+        waiting = ServicePlan.objects.filter(status=PlanStatus.SUBMITTED, account__status=AccountStatus.ACTIVE,
+                                             account__in=services.accounts_for(user))  # fmt: skip
+        out["plans"] = list(  # never a plan the user wrote, submitted or delivers: the service refuses those
+            services.plans_user_may_decide(user, waiting)
             .select_related("account__institution", "created_by")
             .order_by("submitted_at")
         )
@@ -332,6 +333,7 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
         "sent_by_me": proposal.submitted_by_id == user.pk and proposal.proposed_by_id != user.pk,
         "decision_form": forms.get("decision_form") or DecisionForm(initial={"version": proposal.version},
                                                                     prefix="decision"),
+        "decision_refused": forms.get("decision_refused", False),
         "may_withdraw": proposal.status in OPEN_PROPOSAL and access.can(user, Cap.PROPOSE_KEY_ACCOUNTS),
         "candidate": latest_candidate(proposal.institution),
     }  # fmt: skip
@@ -389,6 +391,9 @@ def proposal_decide(request, pk: int):
         try:
             services.decide(request.user, proposal, approve=form.approve, comment=d["comment"],
                             otp_code=d["otp_code"], version=d.get("version"))  # fmt: skip
+        except services.DecisionRefused as e:  # a stale page or a crafted request: say why, keep the comment
+            form.add_error(None, str(e))
+            return _proposal_page(request, proposal, 403, decision_form=form, decision_refused=True)
         except ValidationError as e:
             form.add_service_errors(e)
         else:
@@ -427,9 +432,7 @@ def _plan_context(account: KeyAccount, today: dt.date) -> dict:
     )
     wanted = [p.pk for p in (in_force, draft) if p is not None]
     items: dict[int, list] = {pk: [] for pk in wanted}
-    for item in (
-        PlanItem.objects.filter(plan_id__in=wanted).select_related("owner").order_by("area", "deadline", "id")
-    ):
+    for item in services.in_plan_order(PlanItem.objects.filter(plan_id__in=wanted).select_related("owner")):
         item.overdue = item.status in OPEN_ITEM and item.deadline < today
         items[item.plan_id].append(item)
 
@@ -476,6 +479,12 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     ctx["may_propose_delist"] = active and access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)
     ctx["approver"] = access.can(user, Cap.APPROVE_KEY_ACCOUNTS)
     draft = ctx["draft"]
+    submitted = draft is not None and draft.status == PlanStatus.SUBMITTED
+    ctx["may_decide_plan"] = submitted and services.may_decide_plan(user, draft)
+    ctx["own_plan_message"] = (
+        services.own_plan_message() if submitted and ctx["approver"] and not ctx["may_decide_plan"] else ""
+    )
+    ctx["plan_decision_refused"] = forms.get("plan_decision_refused", False)
     ctx["member_form"] = forms.get("member_form") or MemberForm(prefix="member")
     ctx["start_form"] = forms.get("start_form") or PlanStartForm(prefix="plan")
     ctx["item_form"] = forms.get("item_form") or ItemForm(account=account, prefix="item")
@@ -761,6 +770,10 @@ def plan_decide(request, pk: int):
         try:
             services.decide_plan(request.user, draft, approve=form.approve, comment=d["comment"],
                                  otp_code=d["otp_code"], version=d.get("version"))  # fmt: skip
+        except services.DecisionRefused as e:  # a stale page or a crafted request: say why, keep the comment
+            form.add_error(None, str(e))
+            return _account_page(request, account, 403, plan_decision_form=form, plan_decision_refused=True,
+                                 open_section="plan")  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)
         else:
