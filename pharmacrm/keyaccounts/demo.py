@@ -11,7 +11,8 @@
   proposal rejected with a comment; one waiting for leadership's decision; one in review with two opinions.
 
 Leadership signs with a fresh one-time code, as in the UI: the demo gives the manager a throw-away
-authenticator for each signature and removes it afterwards (the manager enrols their own to sign by hand).
+authenticator for each signature and removes it afterwards; the demo manager's own authenticator (secret in
+var/demo-credentials.txt) is for signing by hand.
 What happened weeks ago is dated back (proposal, review, decision and signature times, plan decisions,
 completions, the scheduled runs); the audit trail keeps the moment the demo wrote each step.
 Deterministic (random.Random(SEED)); loaded once (marker `demo:keyaccounts`)."""
@@ -397,7 +398,8 @@ def _open_proposals(u: dict, today: dt.date) -> list[Proposal]:
     current = _candidates(evaluation.month_label(today), taken)[:2]  # candidates first
     made = []
     for i, score in enumerate(current):
-        reason = (f"{score.institution.name}在 {score.period} 重点客户识别中得分 {score.score}，"
+        # proposed days ago, possibly before this month's period began: no period named
+        reason = (f"{score.institution.name}在重点客户识别中得分 {score.score}，"
                   "采购额与增长均表现突出，建议列为重点客户。")  # fmt: skip
         if i == 0:
             made.append(
