@@ -306,3 +306,14 @@ def _flush_past_triggers() -> None:
 
 
 _flush_past_triggers()
+
+
+@pytest.fixture
+def huey_immediate():
+    """Tasks run at once, in the test's thread, instead of going to the worker's queue."""
+    from huey.contrib.djhuey import HUEY
+
+    before = HUEY.immediate
+    HUEY.immediate = True
+    yield HUEY
+    HUEY.immediate = before

@@ -28,16 +28,6 @@ def var_dir(settings, tmp_path):
     return tmp_path
 
 
-@pytest.fixture
-def huey_immediate():
-    from huey.contrib.djhuey import HUEY
-
-    before = HUEY.immediate
-    HUEY.immediate = True
-    yield HUEY
-    HUEY.immediate = before
-
-
 def people_csv(
     rows: list[list[str]], header=("姓名", "性别", "职称", "所属机构", "手机", "邮箱", "外部编号")
 ) -> bytes:

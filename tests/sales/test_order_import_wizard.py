@@ -23,16 +23,6 @@ START = "/customers/import/"
 UNKNOWN_CODE = normalise.make_credit_code("12100000499999999")
 
 
-@pytest.fixture
-def huey_immediate():
-    from huey.contrib.djhuey import HUEY
-
-    before = HUEY.immediate
-    HUEY.immediate = True
-    yield HUEY
-    HUEY.immediate = before
-
-
 def upload(name: str, content: bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, content, content_type="text/csv")
 
