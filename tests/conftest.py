@@ -317,3 +317,6 @@ def huey_immediate():
     HUEY.immediate = True
     yield HUEY
     HUEY.immediate = before
+
+
+worker_inline = huey_immediate  # the service-desk tests' name for it

@@ -31,17 +31,6 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>
 
 
 @pytest.fixture
-def worker_inline():
-    """Queued tasks run at once, as the worker would run them."""
-    from huey.contrib.djhuey import HUEY
-
-    before = HUEY.immediate
-    HUEY.immediate = True
-    yield HUEY
-    HUEY.immediate = before
-
-
-@pytest.fixture
 def desk(db, mail_settings, smtp_server, imap_server, worker_inline, django_capture_on_commit_callbacks):  # noqa: F811
     """The mail set-up of every test: send as a customer, poll the service mailbox, read a mailbox."""
 

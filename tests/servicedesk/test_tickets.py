@@ -273,17 +273,6 @@ def test_assigning_a_new_ticket_moves_it_to_assigned_and_is_recorded(users, rais
         services.assign(users["agent"], ticket, assignee=users["agent"], version=stale)
 
 
-@pytest.fixture
-def worker_inline():
-    """Queued tasks run at once, as the worker would run them."""
-    from huey.contrib.djhuey import HUEY
-
-    before = HUEY.immediate
-    HUEY.immediate = True
-    yield HUEY
-    HUEY.immediate = before
-
-
 def test_a_new_holiday_moves_the_deadlines_of_open_tickets(users, raise_ticket, worker_inline,
                                                           django_capture_on_commit_callbacks):  # fmt: skip
     from pharmacrm.servicedesk import calendars
