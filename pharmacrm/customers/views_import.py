@@ -30,7 +30,9 @@ MULTIPART_OVERHEAD = 64 * 1024  # form fields and boundaries around the file in 
 
 
 class ImportForm(forms.Form):
-    target = forms.ChoiceField(label=gettext_lazy("What to import"), choices=ImportJob.Target.choices)
+    # app.js reloads the page for the chosen target, so that its title, templates and rules follow the select
+    target = forms.ChoiceField(label=gettext_lazy("What to import"), choices=ImportJob.Target.choices,
+                               widget=forms.Select(attrs={"data-navigate": "target"}))  # fmt: skip
     mode = forms.ChoiceField(
         label=gettext_lazy("If some rows have errors"),
         choices=[
@@ -208,7 +210,8 @@ def _job_context(job: ImportJob) -> dict:
         "can_confirm": job.status == ImportJob.Status.PREVIEWED and job.dry_run,
         "blocked": job.mode == ImportJob.Mode.ALL_OR_NOTHING and job.error_count > 0,
         "good_rows": job.created_count + job.updated_count,
-        "more_errors": max(job.error_count - len(job.errors), 0),
+        # error_count counts rejected rows; one row may have several listed errors.
+        "more_rows": max(job.error_count - len({e.get("row") for e in job.errors}), 0),
     }  # fmt: skip
 
 

@@ -5,6 +5,7 @@ ValidationErrors come back as JSON per field (a wrong one-time code under `otp_c
 
 from __future__ import annotations
 
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -343,7 +344,7 @@ class PlanViewSet(viewsets.ReadOnlyModelViewSet):
             return self.queryset
         return (
             ServicePlan.objects.filter(account__in=services.accounts_for(self.request.user))
-            .prefetch_related("items__owner")
+            .prefetch_related(Prefetch("items", services.in_plan_order(PlanItem.objects.select_related("owner"))))
             .order_by("account_id", "-version_number")
         )
 

@@ -135,6 +135,19 @@ def test_the_dry_run_reports_exactly_the_one_bad_row_in_the_readers_language(
     assert error_report(client, job)[1] == ["3", "手机", chinese, ""]  # a personal value is never copied
 
 
+def test_the_page_counts_the_rejected_rows_it_does_not_list(client_for, xiehe, huey_immediate, monkeypatch):
+    """Rows with two errors each: the note under the list counts rows, not error lines."""
+    monkeypatch.setattr(importer, "MAX_KEPT_ERRORS", 4)
+    rows = [[f"张{i}", "女", "主任医师", XIEHE_CODE, "1380013800", "not-an-email", f"EXT-{i}"] for i in range(5)]
+    client = client_for("kam")
+    client.post(reverse("customers:import"), {"target": "people", "mode": "good", "file": upload("p.csv", people_csv(rows))})
+    job = ImportJob.objects.get()
+    assert job.error_count == 5 and [e["row"] for e in job.errors] == [2, 2, 3, 3]
+    page = client.get(reverse("customers:import-detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "3 more rejected rows are in the downloadable report." in page
+    assert len(error_report(client, job)) == 1 + 10  # the report has every error
+
+
 def error_report(client, job) -> list[list[str]]:
     response = client.get(reverse("customers:import-errors", args=[job.pk, "csv"]), HTTP_ACCEPT_LANGUAGE="en")
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))

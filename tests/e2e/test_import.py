@@ -67,3 +67,20 @@ def test_a_dry_run_reports_the_bad_row_and_the_good_rows_can_then_be_imported(
         "北京朝阳测试药房",
     ]
     assert page.locator("#count-created").inner_text().strip() == "2"
+
+
+def test_choosing_orders_in_the_wizard_shows_the_order_import(page, users):
+    """The title, the templates and the re-import rule follow the target chosen in the select."""
+    sign_in(page, "manager")
+    page.goto(reverse("customers:import"))
+    assert "?" not in page.url
+    templates = page.locator("#import-templates a[download]")
+    assert all("/orders." not in (templates.nth(i).get_attribute("href") or "") for i in range(templates.count()))
+    with page.expect_navigation():
+        page.select_option("#id_target", "orders")
+    assert page.url.endswith(reverse("customers:import") + "?target=orders")
+    assert page.locator("#id_target").input_value() == "orders"
+    hrefs = {templates.nth(i).get_attribute("href") for i in range(templates.count())}
+    assert hrefs == {reverse("customers:import-template", args=["orders", fmt]) for fmt in ("xlsx", "csv")}
+    assert "订单号" in page.locator("#import-rule").inner_text()  # 订单号: the order number
+    assert page.locator("h1").inner_text().strip() == "导入订单"

@@ -16,10 +16,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
 from pypdf import PdfReader
+from rest_framework.test import APIClient
 
 from pharmacrm.keyaccounts import services
 from pharmacrm.keyaccounts.choices import PlanArea, PlanStatus, ProposalStatus
 from pharmacrm.keyaccounts.models import ServicePlan
+from tests.api.conftest import token_for
 from tests.conftest import otp_verify
 
 from .programme_fixtures import *  # noqa: F403
@@ -204,3 +206,10 @@ def test_the_draft_on_the_page_lists_its_items_in_the_plans_order_too(client_for
     page = client_for("kam").get(reverse("keyaccounts:account", args=[account.pk])).content.decode()
     draft = page.split('id="draft-items"')[1].split("</table>")[0]
     assert re.findall(r'data-area="([a-z_]+)"', draft) == list(PlanArea.values)
+    # and the API's plan lists them the same way
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(users['kam'])}")
+    items = api.get(f"/api/v1/keyaccounts/plans/{plan.pk}/").json()["items"]
+    assert [i["area"] for i in items] == list(PlanArea.values)
+    listed = next(p for p in api.get("/api/v1/keyaccounts/plans/").json()["results"] if p["id"] == plan.pk)
+    assert [i["area"] for i in listed["items"]] == list(PlanArea.values)

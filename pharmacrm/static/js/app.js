@@ -9,6 +9,15 @@
     if (el.matches && el.matches("select[data-autosubmit]")) {
       el.form.submit();
     }
+    // a select that decides what the whole page shows (the import wizard's target) reloads the page for the
+    // new choice; choosing the option the page was built for again does nothing
+    if (el.matches && el.matches("select[data-navigate]")) {
+      var built = Array.prototype.find.call(el.options, function (o) { return o.defaultSelected; });
+      if (built && built.value === el.value) return;
+      var url = new URL(window.location.href);
+      url.searchParams.set(el.getAttribute("data-navigate"), el.value);
+      window.location.assign(url.toString());
+    }
   });
 
   document.addEventListener("keydown", function (event) {
