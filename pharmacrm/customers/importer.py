@@ -1050,14 +1050,15 @@ def _find_institutions(refs: set[str]) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     upper = {r.upper() for r in refs}
     for key, wanted in (("code", upper), ("credit_code", upper), ("external_id", refs)):
-        for pk, value, merged in Institution.objects.filter(**{f"{key}__in": wanted}).values_list(
+        # no ORDER BY: sorting a chunk's matches by name cost more than finding them
+        for pk, value, merged in Institution.objects.filter(**{f"{key}__in": wanted}).order_by().values_list(
             "id", key, "merged_into_id"
         ):
             if merged is None:
                 found.setdefault(value, []).append(pk)
     names = {r for r in refs if r not in found and r.upper() not in found}
     if names:
-        for pk, name in _active(Institution).filter(name__in=names).values_list("id", "name"):
+        for pk, name in _active(Institution).filter(name__in=names).order_by().values_list("id", "name"):
             found.setdefault("\x00name:" + name, []).append(pk)
     return found
 
@@ -1141,7 +1142,7 @@ def _resolve_departments(run: Run, items: list[Item]) -> None:
             kind=InstitutionType.DEPARTMENT,
             name__in={n for _i, n in unknown},
         )
-        for pk, parent_id, name in qs.values_list("id", "parent_id", "name"):
+        for pk, parent_id, name in qs.order_by().values_list("id", "parent_id", "name"):
             run.department_ids.setdefault((parent_id, name), pk)
     for it, key in wanted.items():
         if key in run.department_ids:
