@@ -44,7 +44,15 @@ def extract() -> None:
 def hant() -> int:
     import opencc
 
-    convert = opencc.OpenCC("s2twp").convert
+    phrases = opencc.OpenCC("s2twp").convert
+
+    def convert(text: str, msgid: str = "") -> str:
+        # s2twp turns every 项目 into 專案 ("project"); an item of a plan or a list is 項目
+        text = phrases(text)
+        if "project" in msgid.lower():
+            return text.replace("專案經理", "\0").replace("專案", "項目").replace("\0", "專案經理")
+        return text.replace("專案", "項目")
+
     hans = {(e.msgctxt, e.msgid): e for e in polib.pofile(str(po_path("zh_Hans")))}
     target = polib.pofile(str(po_path("zh_Hant")))
     changed = 0
@@ -53,9 +61,9 @@ def hant() -> int:
         if source is None or (entry.translated() and AUTO not in entry.tcomment and not entry.fuzzy):
             continue
         if source.msgstr_plural:
-            entry.msgstr_plural = {k: convert(v) for k, v in source.msgstr_plural.items()}
+            entry.msgstr_plural = {k: convert(v, entry.msgid) for k, v in source.msgstr_plural.items()}
         else:
-            entry.msgstr = convert(source.msgstr)
+            entry.msgstr = convert(source.msgstr, entry.msgid)
         if "fuzzy" in entry.flags:
             entry.flags.remove("fuzzy")
         entry.tcomment = AUTO
