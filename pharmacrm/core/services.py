@@ -106,6 +106,17 @@ def deactivate_user(actor: User, user: User) -> User:
     return update_user(actor, user, {"is_active": False})
 
 
+def unlock_user(actor: User, user: User) -> int:
+    """Clear the failed sign-ins that locked the account (django-axes), audited; how many were cleared."""
+    from axes.utils import reset
+
+    access.require(actor, Cap.MANAGE_USERS)
+    cleared = reset(username=user.username)
+    if cleared:
+        audit.record(A.UPDATE, user, changes={"locked_out": [True, False]}, user=actor, attempts_cleared=cleared)
+    return cleared
+
+
 # --- second factor -----------------------------------------------------------------------------
 
 

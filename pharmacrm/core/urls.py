@@ -1,8 +1,8 @@
-"""Sign-in, second factor, sign-out, and the audit viewer."""
+"""Sign-in, second factor, sign-out, the audit viewer, and users and roles."""
 
 from django.urls import path
 
-from . import views
+from . import views, views_users
 
 urlpatterns = [
     path("login/", views.login_view, name="login"),
@@ -10,4 +10,9 @@ urlpatterns = [
     path("otp/enrol/", views.otp_enrol_view, name="otp-enrol"),
     path("logout/", views.logout_view, name="logout"),
     path("audit/", views.audit_list, name="audit"),
+    path("users/", views_users.user_list, name="users"),
+    path("users/new/", views_users.user_create, name="users-new"),
+    path("users/<int:pk>/", views_users.user_edit, name="users-edit"),
+    path("users/<int:pk>/unlock/", views_users.user_unlock, name="users-unlock"),
+    path("users/<int:pk>/second-factor/", views_users.user_second_factor, name="users-second-factor"),
 ]

@@ -35,6 +35,9 @@ PAGES = [
     ("duplicates", "get", "/customers/duplicates/", MERGERS),
     ("merge", "get", "/customers/merge/institution/{i}/{r}/", MERGERS),
     ("audit trail", "get", "/accounts/audit/", AUDIT_READERS),
+    ("users", "get", "/accounts/users/", {"admin"}),
+    ("new user", "get", "/accounts/users/new/", {"admin"}),
+    ("edit user", "get", "/accounts/users/{p_user}/", {"admin"}),
     ("reveal", "post", "/customers/people/{p}/reveal/", REVEALERS),
 ]
 
@@ -50,7 +53,9 @@ def test_each_role_gets_the_page_only_if_its_role_allows_it(
     client_for, xiehe, ruijin, doctor, name, method, url, allowed
 ):
     outside_rep_territory = "{r}" in url  # the rep cannot see 瑞金 at all: a 404, tested below
-    url = url.format(i=xiehe.pk, p=doctor.pk, r=ruijin.pk)
+    from pharmacrm.core.models import User
+
+    url = url.format(i=xiehe.pk, p=doctor.pk, r=ruijin.pk, p_user=User.objects.get(username="agent").pk)
     wrong = {}
     for role in sorted(ALL):
         if role == "rep" and outside_rep_territory:

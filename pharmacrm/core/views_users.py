@@ -1,0 +1,218 @@
+"""Users and roles in the web UI (administrators): the list, create and edit forms, unlocking a locked
+account and issuing a second-factor enrolment code. Every change goes through core.services (validated,
+in one transaction, audited), as the /api/v1/users/ endpoints do."""
+
+from __future__ import annotations
+
+import datetime
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from . import access, services, signatures
+from .middleware import needs_second_factor
+from .models import Region, Team, User
+from .roles import Cap, Role
+
+PAGE_SIZE = 50
+ROLE_CHOICES = [(r.value, r.label) for r in Role]
+
+
+def _lockout_cutoff() -> datetime.datetime:
+    return timezone.now() - datetime.timedelta(hours=settings.AXES_COOLOFF_TIME)
+
+
+def locked_usernames(usernames) -> set[str]:
+    """Which of these accounts django-axes is refusing now (too many failed sign-ins, cool-off running)."""
+    from axes.models import AccessAttempt
+
+    return set(
+        AccessAttempt.objects.filter(
+            username__in=list(usernames), failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
+            attempt_time__gte=_lockout_cutoff(),
+        ).values_list("username", flat=True)
+    )  # fmt: skip
+
+
+class UserFilterForm(forms.Form):
+    q = forms.CharField(label=gettext_lazy("Name or username"), required=False, max_length=64)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), required=False,
+                             choices=[("", gettext_lazy("All"))] + ROLE_CHOICES)  # fmt: skip
+    active = forms.ChoiceField(
+        label=gettext_lazy("Status"), required=False,
+        choices=[("", gettext_lazy("All")), ("1", gettext_lazy("Active")), ("0", gettext_lazy("Deactivated"))],
+    )  # fmt: skip
+
+    def filter(self, qs):
+        d = self.cleaned_data
+        if d.get("q"):
+            qs = qs.filter(Q(username__icontains=d["q"]) | Q(display_name__icontains=d["q"]))
+        if d.get("role"):
+            qs = qs.filter(groups__name=d["role"])
+        if d.get("active"):
+            qs = qs.filter(is_active=d["active"] == "1")
+        return qs
+
+
+class UserForm(forms.Form):
+    username = forms.CharField(label=gettext_lazy("Username"), max_length=150)
+    display_name = forms.CharField(label=gettext_lazy("Display name"), max_length=64, required=False)
+    email = forms.EmailField(label=gettext_lazy("E-mail"), required=False)
+    roles = forms.MultipleChoiceField(label=gettext_lazy("Roles"), choices=ROLE_CHOICES, required=False,
+                                      widget=forms.CheckboxSelectMultiple)  # fmt: skip
+    teams = forms.ModelMultipleChoiceField(label=gettext_lazy("Teams"), queryset=Team.objects.order_by("name"),
+                                           required=False, widget=forms.SelectMultiple(attrs={"size": 6}))  # fmt: skip
+    territory = forms.ModelMultipleChoiceField(
+        label=gettext_lazy("Personal territory"), queryset=Region.objects.none(), required=False,
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text=gettext_lazy("Provinces and cities whose customers this user sees besides their teams'."),
+    )  # fmt: skip
+    is_active = forms.BooleanField(label=gettext_lazy("Active"), required=False, initial=True)
+    password = forms.CharField(label=gettext_lazy("Password"), required=False, strip=False, max_length=4096,
+                               widget=forms.PasswordInput(render_value=False))  # fmt: skip
+    password2 = forms.CharField(label=gettext_lazy("Password again"), required=False, strip=False, max_length=4096,
+                                widget=forms.PasswordInput(render_value=False))  # fmt: skip
+
+    def __init__(self, *args, user: User | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        wanted = Q(level__lte=Region.Level.CITY)
+        if user is not None:
+            wanted |= Q(code__in=user.territory.values("code"))
+        self.fields["territory"].queryset = Region.objects.filter(wanted).order_by("code")
+        if user is None:
+            self.fields["password"].required = True
+            self.fields["password"].help_text = gettext_lazy("The user changes it after signing in.")
+        else:
+            self.fields["password"].help_text = gettext_lazy("Leave empty to keep the current password.")
+
+    def clean_username(self):
+        name = self.cleaned_data["username"].strip()
+        clash = User.objects.filter(username__iexact=name)
+        if self.user is not None:
+            clash = clash.exclude(pk=self.user.pk)
+        if clash.exists():
+            raise ValidationError(_("A user with this username already exists."))
+        return name
+
+    def clean(self):
+        data = super().clean()
+        if (data.get("password") or data.get("password2")) and data.get("password") != data.get("password2"):
+            self.add_error("password2", _("The two passwords differ."))
+        return data
+
+    def service_data(self) -> dict:
+        d = dict(self.cleaned_data)
+        d.pop("password2", None)
+        if not d.get("password"):
+            d.pop("password", None)
+        return d
+
+
+def _initial(user: User) -> dict:
+    return {
+        "username": user.username, "display_name": user.display_name, "email": user.email,
+        "roles": sorted(r.value for r in user.roles), "teams": list(user.teams.all()),
+        "territory": list(user.territory.all()), "is_active": user.is_active,
+    }  # fmt: skip
+
+
+def _apply_errors(form: forms.Form, error: ValidationError) -> None:
+    """A service's ValidationError on the form: per field where it names one, else for the whole form."""
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+@login_required
+def user_list(request):
+    access.require(request.user, Cap.MANAGE_USERS)
+    form = UserFilterForm(request.GET or None)
+    qs = User.objects.prefetch_related("groups", "teams").order_by("username")
+    if form.is_bound and form.is_valid():
+        qs = form.filter(qs).distinct()
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    users = list(page.object_list)
+    locked = locked_usernames(u.username for u in users)
+    with_factor = set(
+        TOTPDevice.objects.filter(user__in=users, confirmed=True).values_list("user_id", flat=True)
+    )
+    rows = [{"user": u, "locked": u.username in locked, "second_factor": u.pk in with_factor} for u in users]
+    return render(request, "core/users_list.html", {"form": form, "page": page, "rows": rows})
+
+
+@login_required
+@sensitive_post_parameters("password", "password2")
+def user_create(request):
+    access.require(request.user, Cap.MANAGE_USERS)
+    form = UserForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.create_user(request.user, form.service_data())
+        except ValidationError as e:
+            _apply_errors(form, e)
+        else:
+            messages.success(request, _("The user %(name)s was created.") % {"name": user})
+            return redirect("users-edit", pk=user.pk)
+    return render(request, "core/user_form.html", {"form": form, "subject": None})
+
+
+@login_required
+@sensitive_post_parameters("password", "password2")
+def user_edit(request, pk: int):
+    access.require(request.user, Cap.MANAGE_USERS)
+    subject = get_object_or_404(User, pk=pk)
+    form = UserForm(request.POST or None, user=subject, initial=_initial(subject))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_user(request.user, subject, form.service_data())
+        except ValidationError as e:
+            _apply_errors(form, e)
+        else:
+            messages.success(request, _("The user %(name)s was saved.") % {"name": subject})
+            return redirect("users-edit", pk=subject.pk)
+    context = {
+        "form": form, "subject": subject, "locked": subject.username in locked_usernames([subject.username]),
+        "second_factor": TOTPDevice.objects.filter(user=subject, confirmed=True).exists(),
+        "needs_second_factor": needs_second_factor(subject) or signatures.signs(subject),
+    }  # fmt: skip
+    return render(request, "core/user_form.html", context)
+
+
+@login_required
+@require_POST
+def user_unlock(request, pk: int):
+    access.require(request.user, Cap.MANAGE_USERS)
+    subject = get_object_or_404(User, pk=pk)
+    if services.unlock_user(request.user, subject):
+        messages.success(request, _("%(name)s can sign in again.") % {"name": subject})
+    else:
+        messages.info(request, _("%(name)s was not locked out.") % {"name": subject})
+    return redirect("users-edit", pk=subject.pk)
+
+
+@login_required
+@require_POST
+def user_second_factor(request, pk: int):
+    """Reset the user's second factor and show the one-time enrolment code, once, on this answer only."""
+    access.require(request.user, Cap.MANAGE_USERS)
+    subject = get_object_or_404(User, pk=pk)
+    enrolment, code = services.issue_second_factor_enrolment(request.user, subject)
+    response = render(request, "core/user_enrolment_code.html",
+                      {"subject": subject, "code": code, "expires_at": enrolment.expires_at})  # fmt: skip
+    response["Cache-Control"] = "no-store"
+    return response

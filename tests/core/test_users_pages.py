@@ -1,0 +1,112 @@
+"""Users and roles in the web UI: only administrators; create, edit, unlock and a new enrolment code, each
+through the services (validated, audited)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from pharmacrm.core import services
+from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.core.roles import Role
+from tests.conftest import PASSWORD
+
+NEW = {"username": "zhangwei", "display_name": "张伟", "email": "zhangwei@example.cn", "roles": ["kam", "expert"],
+       "is_active": "on", "password": "Qx7-lantern-Harbor", "password2": "Qx7-lantern-Harbor"}  # fmt: skip
+
+
+@pytest.mark.parametrize("role", [r.value for r in Role if r != Role.ADMIN])
+def test_only_administrators_reach_the_user_pages(client_for, users, role):
+    client = client_for(role)
+    target = users["agent"].pk
+    assert client.get(reverse("users")).status_code == 403
+    assert client.get(reverse("users-new")).status_code == 403
+    assert client.post(reverse("users-new"), NEW).status_code == 403
+    assert client.get(reverse("users-edit", args=[target])).status_code == 403
+    assert client.post(reverse("users-unlock", args=[target])).status_code == 403
+    assert client.post(reverse("users-second-factor", args=[target])).status_code == 403
+    assert not User.objects.filter(username="zhangwei").exists()
+    assert reverse("users") not in client.get("/").content.decode()  # no link either
+
+
+def test_the_administrator_lists_and_filters_users(client_for, users):
+    admin = client_for("admin")
+    page = admin.get(reverse("users"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert reverse("users") in admin.get("/").content.decode()
+    assert all(f'data-username="{role.value}"' in page for role in Role)
+    only_kam = admin.get(reverse("users"), {"role": "kam"}).content.decode()
+    assert re.findall(r'data-username="([^"]+)"', only_kam) == ["kam"]
+    by_name = admin.get(reverse("users"), {"q": "REP"}).content.decode()
+    assert re.findall(r'data-username="([^"]+)"', by_name) == ["rep"]
+
+
+def test_creating_a_user_with_roles_is_audited_and_the_user_can_sign_in(client_for, users):
+    admin = client_for("admin")
+    response = admin.post(reverse("users-new"), NEW)
+    user = User.objects.get(username="zhangwei")
+    assert response.status_code == 302 and response["Location"] == reverse("users-edit", args=[user.pk])
+    assert {r.value for r in user.roles} == {"kam", "expert"} and user.display_name == "张伟"
+    entry = AuditEntry.objects.filter(action="create", object_type="core.user", object_id=str(user.pk)).get()
+    assert entry.actor == users["admin"] and "password" not in str(entry.changes)
+    signed_in = Client().post("/accounts/login/", {"username": "zhangwei", "password": NEW["password"]})
+    assert signed_in.status_code == 302
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"password2": "something-else"}, "password2", "The two passwords differ."),
+    ({"username": "KAM"}, "username", "A user with this username already exists."),
+    ({"password": "", "password2": ""}, "password", "This field is required."),
+    ({"password": "12345678", "password2": "12345678"}, "password", "This password is too common."),
+])  # fmt: skip
+def test_bad_input_is_a_field_error_and_nothing_is_created(client_for, users, change, field, message):
+    before = User.objects.count()
+    page = client_for("admin").post(reverse("users-new"), {**NEW, **change}, HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert re.search(rf'class="field has-error[^"]*" id="field-{field}"', html) and message in html
+    assert User.objects.count() == before
+
+
+def test_editing_roles_and_the_administrator_cannot_drop_their_own(client_for, users):
+    admin = client_for("admin")
+    rep = users["rep"]
+    data = {"username": "rep", "display_name": "销售代表", "roles": ["rep", "analyst"], "is_active": "on",
+            "teams": [t.pk for t in rep.teams.all()]}  # fmt: skip
+    assert admin.post(reverse("users-edit", args=[rep.pk]), data).status_code == 302
+    rep = User.objects.get(pk=rep.pk)
+    assert {r.value for r in rep.roles} == {"rep", "analyst"} and rep.display_name == "销售代表"
+    mine = {"username": "admin", "roles": ["kam"], "is_active": "on"}
+    page = admin.post(reverse("users-edit", args=[users["admin"].pk]), mine, HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200 and "You cannot remove your own administrator role." in page.content.decode()
+    assert Role.ADMIN in User.objects.get(pk=users["admin"].pk).roles
+
+
+def test_a_locked_out_user_is_shown_and_unlocked(client_for, users, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        Client().post("/accounts/login/", {"username": "agent", "password": "wrong"})
+    locked = Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD})
+    assert locked.status_code == 403
+    admin = client_for("admin")
+    listing = admin.get(reverse("users"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Locked out" in listing.split('data-username="agent"')[1].split("</tr>")[0]
+    assert admin.post(reverse("users-unlock", args=[users["agent"].pk])).status_code == 302
+    assert AuditEntry.objects.filter(object_type="core.user", object_id=str(users["agent"].pk),
+                                     changes__has_key="locked_out").exists()  # fmt: skip
+    signed_in = Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD})
+    assert signed_in.status_code == 302
+
+
+def test_a_new_enrolment_code_is_shown_once_and_replaces_the_authenticator(client_for, users):
+    pv = users["pv"]
+    client_for("pv")  # signing pv in gives them an authenticator
+    assert TOTPDevice.objects.filter(user=pv, confirmed=True).exists()
+    page = client_for("admin").post(reverse("users-second-factor", args=[pv.pk]))
+    assert page.status_code == 200 and page["Cache-Control"] == "no-store"
+    code = re.search(r'id="enrolment-code"><strong>([^<]+)<', page.content.decode()).group(1)
+    assert not TOTPDevice.objects.filter(user=pv).exists()
+    enrolment, problem = services.check_enrolment_code(pv, code)
+    assert enrolment is not None and problem == ""
