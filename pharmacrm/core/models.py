@@ -10,11 +10,22 @@ import unicodedata
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from .roles import Role
+
+
+def region_label(code: str, name: str, *, full: bool = False) -> str:
+    """A region's (full) name as the reader's language writes it: the official Simplified name, in
+    Traditional characters for zh-Hant readers."""
+    if not (translation.get_language() or "").lower().startswith("zh-hant"):
+        return name
+    from .setup import hant_region_names
+
+    names, full_names = hant_region_names()
+    return (full_names if full else names).get(code, name)
 
 
 class Region(models.Model):
@@ -37,7 +48,16 @@ class Region(models.Model):
         ordering = ["code"]
 
     def __str__(self) -> str:
-        return self.full_name or self.name
+        return self.display_full_name
+
+    @property
+    def display_name(self) -> str:
+        """The name in the page's script: Traditional characters on zh-Hant pages."""
+        return region_label(self.code, self.name)
+
+    @property
+    def display_full_name(self) -> str:
+        return region_label(self.code, self.full_name or self.name, full=True)
 
     @property
     def province_code(self) -> str:

@@ -1,9 +1,13 @@
 """Reference data every installation has: the official region list and the role groups."""
 
 import csv
+import functools
 from pathlib import Path
 
 REGIONS_CSV = Path(__file__).parent / "data" / "regions.csv"
+# Traditional Chinese names (OpenCC s2t of the official names) of the regions whose name changes, shown on
+# zh-Hant pages; regenerate beside regions.csv when that table is updated
+REGIONS_HANT_CSV = Path(__file__).parent / "data" / "regions_hant.csv"
 SKIP_IN_FULL_NAME = {"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"}
 
 
@@ -31,6 +35,25 @@ def load_regions(Region) -> int:
     new.sort(key=lambda r: r.level)
     Region.objects.bulk_create(new, batch_size=1000)
     return len(rows)
+
+
+@functools.cache
+def hant_region_names() -> tuple[dict[str, str], dict[str, str]]:
+    """(name, full name) of every region code in Traditional Chinese."""
+    rows = list(csv.DictReader(REGIONS_CSV.open(encoding="utf-8")))
+    hant = {r["code"]: r["name"] for r in csv.DictReader(REGIONS_HANT_CSV.open(encoding="utf-8"))}
+    parents = {r["code"]: r["parent"] for r in rows}
+    names = {r["code"]: hant.get(r["code"], r["name"]) for r in rows}
+    skipped = {r["code"] for r in rows if r["name"] in SKIP_IN_FULL_NAME}
+    full = {}
+    for code in names:
+        parts, at = [], code
+        while at:
+            if at not in skipped:
+                parts.append(names[at])
+            at = parents[at]
+        full[code] = "".join(reversed(parts))
+    return names, full
 
 
 def ensure_roles(Group) -> None:
