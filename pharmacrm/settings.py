@@ -241,6 +241,7 @@ PHARMACRM_KEYRING_PATH = Path(env("PHARMACRM_KEYRING_PATH", str(VAR_DIR / "keyri
 
 # --- API
 REST_FRAMEWORK = {
+    "VIEW_NAME_FUNCTION": "pharmacrm.core.api_utils.view_name",  # translated endpoint names (OPTIONS)
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "pharmacrm.core.api_auth.TokenAuthentication",
         "pharmacrm.core.api_auth.SessionAuthentication",

@@ -10,6 +10,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -21,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from .api_utils import DateTimeFilter, HasCapability
+from .api_utils import DateTimeFilter, HasCapability, view_name
 from .middleware import needs_second_factor
 from .models import ApiToken, AuditEntry, Region, Team, User
 from .permissions_doc import role_capabilities
@@ -206,17 +207,27 @@ ROLE_CHOICES = [(r.value, r.label) for r in Role]
 
 
 class UserSerializer(serializers.ModelSerializer):
-    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False)
-    teams = serializers.PrimaryKeyRelatedField(many=True, queryset=Team.objects.all(), required=False)
-    territory = serializers.SlugRelatedField(
-        many=True, slug_field="code", queryset=Region.objects.all(), required=False
+    """A user as administrators and auditors read it: never a password hash, an authenticator's secret or an
+    enrolment code (the password is write-only)."""
+
+    roles = serializers.ListField(
+        child=serializers.ChoiceField(choices=ROLE_CHOICES), required=False, label=gettext_lazy("Roles")
     )
+    teams = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=Team.objects.all(), required=False,
+        label=capfirst(User._meta.get_field("teams").verbose_name),
+    )  # fmt: skip
+    territory = serializers.SlugRelatedField(
+        many=True, slug_field="code", queryset=Region.objects.all(), required=False,
+        label=capfirst(User._meta.get_field("territory").verbose_name),
+    )  # fmt: skip
     password = serializers.CharField(
         write_only=True,
         required=False,
         max_length=4096,
         trim_whitespace=False,
         style={"input_type": "password"},
+        label=gettext_lazy("Password"),
     )
 
     class Meta:
@@ -262,11 +273,15 @@ class SecondFactorEnrolmentSerializer(serializers.Serializer):
     )
 )
 class UserViewSet(viewsets.ModelViewSet):
-    """Users, their roles, teams and territory: administrators only; every change is audited."""
+    """Users, their roles, teams and territory: administrators change them (every change is audited);
+    administrators and auditors read them."""
 
     serializer_class = UserSerializer
     permission_classes = [HasCapability]
-    required_caps = {"*": Cap.MANAGE_USERS}
+    # reading (list, one user, OPTIONS) needs users.view; everything else, the second factor included, users.manage
+    required_caps = {
+        "list": Cap.VIEW_USERS, "retrieve": Cap.VIEW_USERS, "OPTIONS": Cap.VIEW_USERS, "*": Cap.MANAGE_USERS,
+    }  # fmt: skip
     filterset_class = UserFilter
     ordering_fields = ["username", "date_joined", "last_login"]
     ordering = ["username"]
@@ -274,6 +289,9 @@ class UserViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return User.objects.prefetch_related("groups", "teams", "territory").distinct()
+
+    def get_view_name(self):
+        return view_name(self)
 
     def perform_create(self, serializer):
         serializer.instance = create_user(self.request.user, dict(serializer.validated_data))

@@ -10,6 +10,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, pagination, permissions, status
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -75,6 +76,23 @@ def validation_detail(error: DjangoValidationError) -> dict[str, list[str]]:
     return {api_settings.NON_FIELD_ERRORS_KEY: _messages(error)}
 
 
+_DJANGO_NOT_FOUND = re.compile(r"^No \w+ matches the given query\.$")
+
+
+def view_name(view) -> str:
+    """An endpoint's name as the browsable API and OPTIONS show it, translated: its model's verbose name
+    (plural for a list), else DRF's name made from the class name ("User List" otherwise, in any language)."""
+    from rest_framework.views import get_view_name
+
+    model = getattr(getattr(view, "queryset", None), "model", None)
+    if model is None:
+        model = getattr(getattr(getattr(view, "serializer_class", None), "Meta", None), "model", None)
+    if model is None or getattr(view, "name", None):  # extra actions are named by their route
+        return get_view_name(view)
+    detail = view.detail if getattr(view, "detail", None) is not None else getattr(view, "suffix", "") == "Instance"
+    return capfirst(str(model._meta.verbose_name if detail else model._meta.verbose_name_plural))
+
+
 def exception_handler(exc, context):
     """DRF's handler, also turning Django's ValidationError, PermissionDenied and Http404 into JSON."""
     from pharmacrm.customers.services import ConflictError
@@ -85,8 +103,13 @@ def exception_handler(exc, context):
         exc = Conflict(str(exc), exc.current_version)
     elif isinstance(exc, DjangoPermissionDenied) and not exc.args:
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, Http404) and not exc.args:
+    elif isinstance(exc, Http404) and (not exc.args or _DJANGO_NOT_FOUND.match(str(exc))):
+        # Django's get_object_or_404 says "No Institution matches the given query." in English only
         exc = exceptions.NotFound()
+    elif isinstance(exc, exceptions.ParseError) and str(exc.detail).startswith("JSON parse error"):
+        exc = exceptions.ParseError(_("The request body is not valid JSON."))
+    elif isinstance(exc, exceptions.ParseError) and " parse error - " in str(exc.detail):
+        exc = exceptions.ParseError()  # "Multipart form parse error - …": DRF's translated "Malformed request."
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

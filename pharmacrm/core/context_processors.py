@@ -45,7 +45,7 @@ def navigation(request):
         items.append((_("Duplicates"), reverse("customers:duplicates"), "duplicates"))
     if Cap.VIEW_AUDIT in caps:
         items.append((_("Audit trail"), reverse("audit"), "audit"))
-    if Cap.MANAGE_USERS in caps:
+    if Cap.VIEW_USERS in caps:
         items.append((_("Users"), reverse("users"), "users"))
     # `can.change_customers` etc. for templates, which cannot name the Cap enum
     can = {c.name.lower(): (c in caps) for c in Cap}

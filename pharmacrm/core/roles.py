@@ -35,6 +35,7 @@ class Cap(models.TextChoices):
     REVEAL_PERSONAL_DATA = "personal.reveal", _("Reveal personal data with a stated reason")
     MANAGE_CONSENTS = "consents.change", _("Record consents")
     VIEW_AUDIT = "audit.view", _("Read the audit trail")
+    VIEW_USERS = "users.view", _("See users, their roles, teams and territory")
     MANAGE_USERS = "users.manage", _("Manage users and roles")
     ALL_CUSTOMERS = "customers.scope_all", _("See customers of every team and territory")
     VIEW_TICKETS = "tickets.view", _("View service tickets")
@@ -74,6 +75,7 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.REVEAL_PERSONAL_DATA: frozenset({R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.AUDITOR}),
     Cap.MANAGE_CONSENTS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.REP}),
     Cap.VIEW_AUDIT: frozenset({R.ADMIN, R.AUDITOR}),
+    Cap.VIEW_USERS: frozenset({R.ADMIN, R.AUDITOR}),
     Cap.MANAGE_USERS: frozenset({R.ADMIN}),
     Cap.ALL_CUSTOMERS: ALL_ROLES - {R.REP},
     Cap.VIEW_TICKETS: ALL_ROLES,

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -319,6 +320,130 @@ def _object_url(entry: AuditEntry) -> str:
     return ""
 
 
+def _audit_actor_q(name: str):
+    """Entries by the user with this username or display name (either case), or recorded under that name."""
+    from django.db.models import Q
+
+    from .models import User
+
+    users = User.objects.filter(Q(username__iexact=name) | Q(display_name__iexact=name)).values("pk")
+    return Q(actor_id__in=users) | Q(actor_name__iexact=name)
+
+
+def _object_kinds(object_type: str) -> str:
+    """What kind of record an entry is about, translated: the model's name, else the app's, else the code."""
+    from django.apps import apps
+
+    if object_type == "api":
+        return _("API request")
+    try:
+        if "." in object_type:
+            return str(apps.get_model(object_type)._meta.verbose_name)
+        return str(apps.get_app_config(object_type).verbose_name)
+    except (LookupError, ValueError):
+        return object_type
+
+
+# The entries' records that have a page: "app.model" → (URL name, the records of that model the user may open)
+def _object_pages():
+    from pharmacrm.customers import importer
+    from pharmacrm.keyaccounts import services as keyaccounts
+
+    def with_cap(cap, scope=None):
+        def scoped(user, qs):
+            if not access.can(user, cap):
+                return qs.none()
+            return scope(user, qs) if scope is not None else qs
+
+        return scoped
+
+    return {
+        "customers.institution": ("customers:institution", with_cap(Cap.VIEW_CUSTOMERS, access.institutions_for)),
+        "customers.person": ("customers:person", with_cap(Cap.VIEW_CUSTOMERS, access.people_for)),
+        "customers.importjob": (
+            "customers:import-detail",
+            lambda user, qs: qs.filter(target__in=list(importer.importable_targets(user))),
+        ),
+        "servicedesk.ticket": ("servicedesk:ticket", access.tickets_for),
+        "engagement.interaction": ("engagement:interaction", access.interactions_for),
+        "safety.safetycase": ("safety:case", access.cases_for),
+        "keyaccounts.keyaccount": ("keyaccounts:account", keyaccounts.accounts_for),
+        "keyaccounts.proposal": ("keyaccounts:proposal", keyaccounts.proposals_for),
+        "core.user": ("users-edit", with_cap(Cap.MANAGE_USERS)),
+    }
+
+
+def _openable(user, entries) -> set[tuple[str, str]]:
+    """(object type, id) of the entries' records that still exist and the user may open: one query per model."""
+    from django.apps import apps
+
+    pages = _object_pages()
+    wanted: dict[str, set[int]] = {}
+    for e in entries:
+        if e.object_type in pages and e.object_id.isdecimal() and len(e.object_id) <= 18:
+            wanted.setdefault(e.object_type, set()).add(int(e.object_id))
+    out = set()
+    for object_type, ids in wanted.items():
+        scope = pages[object_type][1]
+        model = apps.get_model(object_type)
+        for pk in scope(user, model._default_manager.filter(pk__in=ids)).values_list("pk", flat=True):
+            out.add((object_type, str(pk)))
+    return out
+
+
+# What entries about no single record name as their object (written by the code, in English)
+SYSTEM_OBJECTS = {
+    "progress report": gettext_lazy("progress report"),
+    "demo data": gettext_lazy("demo data"),
+    "demo": gettext_lazy("demo data"),
+    "evaluate": gettext_lazy("evaluation run"),
+    "reconciliation": gettext_lazy("reconciliation report"),
+}
+
+
+def _audit_rows(user, entries) -> None:
+    """Give each entry what the audit page shows: its record (kind, current label, link when the user may open
+    it), its changes and its details as people read them — with a query per model on the page, not per row."""
+    from django.urls import NoReverseMatch
+
+    from .templatetags.crm import audit_detail, audit_display, audit_label, audit_labels
+
+    names = audit_labels(entries)
+    openable = _openable(user, entries)
+    pages = _object_pages()
+    for e in entries:
+        e.kind = _object_kinds(e.object_type) if e.object_type else ""
+        current = names.get(e.object_type, {}).get(e.object_id) if e.object_id else None
+        if current is not None:
+            e.label = current
+        elif e.action == A.READ_PERSONAL and not e.object_id:
+            e.label = ""  # the entry's object is the number of people read, shown with the details
+        elif not e.object_id and e.object_repr in SYSTEM_OBJECTS:
+            e.label = str(SYSTEM_OBJECTS[e.object_repr])
+        else:
+            e.label = e.object_repr
+        e.url = ""
+        if (e.object_type, e.object_id) in openable and e.action != A.DELETE:
+            try:
+                e.url = reverse(pages[e.object_type][0], args=[int(e.object_id)])
+            except NoReverseMatch:
+                e.url = ""
+        changes = e.changes if isinstance(e.changes, dict) else {}
+        e.change_rows = []
+        for name, pair in changes.items():
+            before, after = pair if isinstance(pair, list) and len(pair) == 2 else (None, pair)
+            e.change_rows.append((
+                audit_label(e.object_type, name),
+                audit_display(e.object_type, name, before, names),
+                audit_display(e.object_type, name, after, names),
+            ))  # fmt: skip
+        extra = e.extra if isinstance(e.extra, dict) else {}
+        e.detail_rows = [
+            (audit_label(e.object_type, name), audit_detail(e.object_type, name, value, names))
+            for name, value in extra.items()
+        ]
+
+
 @login_required
 def audit_list(request):
     access.require(request.user, Cap.VIEW_AUDIT)
@@ -328,15 +453,19 @@ def audit_list(request):
     form = AuditFilterForm(request.GET or None)
     qs = AuditEntry.objects.select_related("actor").order_by("-seq")
     if form.is_bound and form.is_valid():
+        # the user filter matches a username or a display name in either case (the form's own filter
+        # compares the recorded username exactly)
+        actor = (form.cleaned_data.pop("actor", "") or "").strip()
         qs = form.filter(qs)
+        if actor:
+            qs = qs.filter(_audit_actor_q(actor))
     before = request.GET.get("before", "")
-    if before.isdecimal():
+    if before.isdecimal() and len(before) <= 18:
         qs = qs.filter(seq__lt=int(before))
     entries = list(qs[: AUDIT_PAGE_SIZE + 1])
     has_more = len(entries) > AUDIT_PAGE_SIZE
     entries = entries[:AUDIT_PAGE_SIZE]
-    for e in entries:
-        e.url = _object_url(e)
+    _audit_rows(request.user, entries)
     context = {
         "form": form,
         "entries": entries,

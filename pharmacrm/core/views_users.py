@@ -140,7 +140,8 @@ def _apply_errors(form: forms.Form, error: ValidationError) -> None:
 
 @login_required
 def user_list(request):
-    access.require(request.user, Cap.MANAGE_USERS)
+    """Administrators manage users here; the auditor reads the same list (no links to change anything)."""
+    access.require(request.user, Cap.VIEW_USERS)
     form = UserFilterForm(request.GET or None)
     qs = User.objects.prefetch_related("groups", "teams").order_by("username")
     if form.is_bound and form.is_valid():
@@ -152,7 +153,8 @@ def user_list(request):
         TOTPDevice.objects.filter(user__in=users, confirmed=True).values_list("user_id", flat=True)
     )
     rows = [{"user": u, "locked": u.username in locked, "second_factor": u.pk in with_factor} for u in users]
-    return render(request, "core/users_list.html", {"form": form, "page": page, "rows": rows})
+    context = {"form": form, "page": page, "rows": rows, "may_manage": access.can(request.user, Cap.MANAGE_USERS)}
+    return render(request, "core/users_list.html", context)
 
 
 @login_required

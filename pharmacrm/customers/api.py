@@ -83,7 +83,10 @@ class CustomerSerializer(serializers.ModelSerializer):
     external_id = serializers.CharField(
         max_length=64, required=False, allow_null=True, allow_blank=True, help_text="Id in another system."
     )
-    tier = serializers.ChoiceField(choices=Tier.choices, required=False)
+    tier = serializers.ChoiceField(
+        choices=Tier.choices, required=False,
+        help_text="\"key\" is set and cleared by the key-account programme only (listing, de-listing).",
+    )  # fmt: skip
     stage = serializers.ChoiceField(choices=Stage.choices, required=False)
     owner = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True), required=False, allow_null=True
@@ -104,6 +107,31 @@ class CustomerSerializer(serializers.ModelSerializer):
     merged_into = serializers.PrimaryKeyRelatedField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
+
+    def validate_tier(self, value):
+        """"key" is granted and withdrawn by the key-account programme only (its listing and de-listing):
+        not set on a customer without an active key-account file, nor taken from one that has it."""
+        from pharmacrm.keyaccounts.services import tier_change_error
+
+        error = tier_change_error(self.instance, value)
+        if error:
+            raise serializers.ValidationError(error, code="key_tier")
+        return value
+
+
+def _checked(clean, field: str, value, instance=None):
+    """The service's own rule for one field (clean_institution / clean_person), run as a field validator: a
+    client gets every field's error in one answer instead of the service's only after the field checks
+    passed. The service checks everything again when saving, with the rules that join several fields."""
+    if value in (None, ""):
+        return value
+    try:
+        clean({field: value}, instance)
+    except ValidationError as e:
+        errors = getattr(e, "error_dict", {}).get(field)
+        if errors:
+            raise ValidationError(errors) from None
+    return value
 
 
 class InstitutionSerializer(CustomerSerializer):
@@ -141,6 +169,15 @@ class InstitutionSerializer(CustomerSerializer):
             "tier", "stage", "owner", "owner_name", "team", "team_name", "source", "needs", "notes", "tags",
             "version", "merged_into", "created_at", "updated_at",
         ]  # fmt: skip
+
+    def validate_name(self, value):
+        return _checked(services.clean_institution, "name", value, self.instance)
+
+    def validate_credit_code(self, value):
+        return _checked(services.clean_institution, "credit_code", value, self.instance)
+
+    def validate_phone(self, value):
+        return _checked(services.clean_institution, "phone", value, self.instance)
 
 
 class ContactSerializer(serializers.Serializer):
@@ -181,6 +218,24 @@ class PersonSerializer(CustomerSerializer):
             "external_id", "tier", "stage", "owner", "owner_name", "team", "team_name", "source", "needs", "notes",
             "tags", "version", "merged_into", "created_at", "updated_at",
         ]  # fmt: skip
+
+    def validate_name(self, value):
+        return _checked(services.clean_person, "name", value, self.instance)
+
+    def validate_mobile(self, value):
+        return _checked(services.clean_person, "mobile", value, self.instance)
+
+    def validate_landline(self, value):
+        return _checked(services.clean_person, "landline", value, self.instance)
+
+    def validate_email(self, value):
+        return _checked(services.clean_person, "email", value, self.instance)
+
+    def validate_birthday(self, value):
+        return _checked(services.clean_person, "birthday", value, self.instance)
+
+    def validate_id_number(self, value):
+        return _checked(services.clean_person, "id_number", value, self.instance)
 
     @extend_schema_field(ContactSerializer)
     def get_contact(self, obj: Person) -> dict:
@@ -349,13 +404,22 @@ class PersonViewSet(CustomerViewSet):
             OpenApiParameter(
                 "reveal_reason",
                 str,
-                description="Why you need to see this person's contact data (reveal roles).",
+                description=(
+                    "Why you need to see this person's contact data (reveal roles): at least 2 characters, "
+                    "not only digits and punctuation, at most 500 (400 otherwise)."
+                ),
             )
         ]
     )
     def retrieve(self, request, *args, **kwargs):
         obj = self.get_object()
-        reason = clean_text(request.query_params.get("reveal_reason", ""))[:500]
+        reason = clean_text(request.query_params.get("reveal_reason", "")).strip()
+        if reason:
+            from .views import reveal_reason_error  # the reveal page's rule: one rule for both
+
+            error = reveal_reason_error(reason)
+            if error:
+                raise serializers.ValidationError({"reveal_reason": [error]})
         self._contacts = contact_view(request.user, [obj], reveal_reason=reason, purpose="api")
         return versioned(Response(self.get_serializer(obj).data), obj)
 

@@ -89,8 +89,8 @@ def queryset(user, target: str, filters: dict[str, Any]):
     if filters.get("tag"):
         qs = qs.filter(tags__name=filters["tag"]).distinct()
     if filters.get("q"):
-        hits = search.search(user, filters["q"], flt, limit=SEARCH_LIMIT, kinds=(kind,))
-        qs = qs.filter(pk__in=[h.id for h in hits])
+        ids, _complete = search.ranked_ids(user, filters["q"], kind, flt, limit=SEARCH_LIMIT)  # ids only
+        qs = qs.filter(pk__in=ids)
     return qs.prefetch_related("tags").order_by("code")
 
 

@@ -159,6 +159,30 @@ class CustomerForm(ServiceErrorsMixin, forms.Form):
     def _setup_common(self):
         self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
         self.fields["team"].queryset = Team.objects.order_by("name")
+        self._setup_tier()
+
+    def _setup_tier(self):
+        """"Key account" is granted and withdrawn by the key-account programme only: the select offers it
+        only to a customer that has it, and a listed customer keeps it (clean_tier checks what is sent)."""
+        from pharmacrm.keyaccounts.services import is_listed, key_tier_message
+
+        instance = getattr(self, "instance", None)
+        current = instance.tier if instance is not None else None
+        field = self.fields["tier"]
+        if current == Tier.KEY and is_listed(instance):
+            field.widget.choices = [(v, label) for v, label in Tier.choices if v == Tier.KEY]
+            field.help_text = key_tier_message()
+        elif current != Tier.KEY:
+            field.widget.choices = [(v, label) for v, label in Tier.choices if v != Tier.KEY]
+
+    def clean_tier(self):
+        from pharmacrm.keyaccounts.services import tier_change_error
+
+        tier = self.cleaned_data.get("tier")
+        error = tier_change_error(getattr(self, "instance", None), tier)
+        if error:
+            raise ValidationError(error, code="key_tier")
+        return tier
 
     def common_data(self) -> dict:
         d = self.cleaned_data
@@ -321,7 +345,12 @@ class PersonForm(CustomerForm):
         self.fields["institution"].queryset = institutions
         inst_id = self.data.get("institution") if self.is_bound else self.initial.get("institution")
         _limit_picker(self.fields["institution"], [inst_id])
-        self.fields["department"].queryset = departments_of(inst_id)
+        # Any department of an institution the user may pick validates here, so that one of another
+        # institution gets the services' specific message; the select offers the chosen institution's only.
+        self.fields["department"].queryset = Institution.objects.active().filter(
+            kind=InstitutionType.DEPARTMENT, parent__in=institutions.values("pk")
+        )
+        self.fields["department"].widget.choices = BLANK + [(d.pk, d.name) for d in departments_of(inst_id)]
         # choosing an institution reloads the department select with its departments
         here = (
             reverse("customers:person-edit", args=[instance.pk])

@@ -76,6 +76,11 @@ MESSAGES: dict[str, Any] = {
     "invalid_id": _("Enter a valid 18-character resident ID card number."),
     "invalid_date": _("“%(value)s” is not a date. Write dates like 1975-03-15."),
     "future": _("A birthday cannot be in the future."),
+    "birthday_too_early": _("A birthday cannot be before %(date)s."),
+    "masked": _(
+        "This value is masked (from an export): leave the cell empty to keep the stored value, or enter the full "
+        "value."
+    ),
     "invalid_beds": _("Beds must be a whole number from 0 to 100000."),
     "region_code_unknown": _("“%(value)s” is not an official region code."),
     "region_unknown": _("No region named “%(value)s” was found."),
@@ -93,6 +98,10 @@ MESSAGES: dict[str, Any] = {
     "cycle": _("An institution cannot be placed under itself."),
     "department_not_found": _("The institution has no department named “%(value)s”."),
     "department_needs_institution": _("Give the institution this department belongs to."),
+    "key_tier": _(
+        "The key-account tier is granted and withdrawn through the key-account programme (proposal, "
+        "cross-department review and leadership approval), not by editing the customer."
+    ),
     "department_mismatch": _("This department does not belong to the chosen institution."),
     "user_not_found": _("No user has the user name “%(value)s”."),
     "team_not_found": _("No team is named “%(value)s”."),
@@ -418,6 +427,17 @@ def sniff(path: Path) -> FileInfo:
         raise _refuse(
             _("Old Excel (.xls) files are not accepted: save the file as .xlsx or CSV and upload it again.")
         )
+    kind = _other_kind(head)
+    if Path(path).suffix.lower() == ".xlsx":  # named .xlsx, but no workbook inside: say so, not "columns missing"
+        if not kind:
+            text = head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" not in head
+            kind = str(_("plain text") if text else _("data of another kind"))
+        raise _refuse(
+            _("This is not an Excel (.xlsx) file: it contains %(kind)s. Open the data in Excel, save it as .xlsx "
+              "or CSV and upload it again.") % {"kind": kind}
+        )  # fmt: skip
+    if kind:
+        raise _refuse(_("This is not a CSV or Excel (.xlsx) file: it contains %(kind)s.") % {"kind": kind})
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise _refuse(_("The file is UTF-16 text: save it as CSV in UTF-8 and upload it again."))
     if b"\x00" in head:
@@ -430,6 +450,24 @@ def sniff(path: Path) -> FileInfo:
     counts = {d: first_line.count(d) for d in (",", "\t", ";")}
     delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
     return FileInfo("csv", encoding=encoding, delimiter=delimiter)
+
+
+_SIGNATURES = (
+    (b"%PDF-", _("a PDF document")),
+    (b"\x89PNG\r\n\x1a\n", _("an image")),
+    (b"\xff\xd8\xff", _("an image")),
+    (b"GIF87a", _("an image")),
+    (b"GIF89a", _("an image")),
+    (b"{\\rtf", _("a Word (RTF) document")),
+)
+
+
+def _other_kind(head: bytes) -> str:
+    """A document or image type recognised from a file's first bytes ("" when none is)."""
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic):
+            return str(kind)
+    return ""
 
 
 def _check_xlsx(path: Path) -> None:
@@ -757,9 +795,10 @@ def parse_date(value: str) -> datetime.date:
 def _birthday(today: datetime.date) -> Callable[[str], datetime.date]:
     def clean(value: str) -> datetime.date:
         day = parse_date(value)
-        if day > today:
-            raise FieldError("future")
-        return day
+        try:
+            return normalise.validate_birthday(day, today)
+        except ValidationError as e:
+            raise FieldError(e.code, date=normalise.EARLIEST_BIRTHDAY.isoformat()) from None
 
     return clean
 
@@ -923,6 +962,7 @@ class Run:
         self.mapping = header.mapping
         self.model = Institution if job.target == ImportJob.Target.INSTITUTIONS else Person
         self.handlers = _value_handlers(job.target)
+        self.personal_keys = PERSONAL_KEYS if self.model is Person else frozenset()
         self.headers: dict[str, str] = {col.key: header.text_of(col.key) for _idx, col in header.mapping}
         self.counts = Counts(total=job.total_rows)
         self.last_row = header.row
@@ -1010,7 +1050,11 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
         return None  # an empty line
     item = Item(number, raw)
     handlers = run.handlers
+    personal = run.personal_keys
     for key, value in raw.items():
+        if key in personal and ("*" in value or "＊" in value) and normalise.is_masked(key, value):
+            item.fail(key, "masked")  # read back from a masked export: never replaces the real value
+            continue
         handler = handlers.get(key)
         if handler is not None:
             try:
@@ -1305,7 +1349,7 @@ def _classify(run: Run, it: Item) -> None:
         _check_institution_update(it)
     else:
         _check_person_update(it)
-    changes = {attname: value for attname, value in it.values.items() if getattr(obj, attname) != value}
+    changes = {a: value for a, value in it.values.items() if _differs(a, getattr(obj, a), value)}
     if run.model is Institution and (changes.get("kind") or obj.kind) != InstitutionType.HOSPITAL:
         changes.pop("grade", None)  # as services do: a grade only means something for a hospital
     if it.pending_parent:
@@ -1314,6 +1358,20 @@ def _classify(run: Run, it: Item) -> None:
         changes["tags"] = it.tags
     it.changes = changes
     it.action = "update" if changes else "unchanged"
+
+
+# Compared as the services store them: a landline kept as 0311-62916057 equals 031162916057 read from a file.
+_SAME_WHEN_NORMALISED = {"mobile": normalise.phone, "landline": normalise.phone, "phone": normalise.phone,
+                         "email": normalise.email}  # fmt: skip
+
+
+def _differs(attname: str, stored, value) -> bool:
+    if stored == value:
+        return False
+    norm = _SAME_WHEN_NORMALISED.get(attname)
+    if norm is not None and isinstance(stored, str) and isinstance(value, str):
+        return norm(stored) != norm(value)
+    return True
 
 
 def _check_new(run: Run, it: Item) -> None:
@@ -1663,6 +1721,19 @@ def _flush_update_audit(run: Run) -> None:
 # --- one chunk: prepared on the reading side, committed on the writing side ------------------------
 
 
+def _check_key_tier(items: list[Item]) -> None:
+    """重点客户 comes and goes only with the key-account programme: a row may not give it to a customer
+    without an active key-account file, nor take it from a listed one (the forms and the API refuse the
+    same). Rows that neither name nor hold the key tier cost nothing here."""
+    from pharmacrm.keyaccounts.services import tier_change_error
+
+    for it in items:
+        tier = it.values.get("tier")
+        current = it.existing.tier if it.existing is not None else None
+        if tier and Tier.KEY in (tier, current) and tier_change_error(it.existing, tier):
+            it.fail("tier", "key_tier")
+
+
 def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
     """Parse, validate, resolve and classify a chunk and build its new rows; reads the database only."""
     run.last_row = raw_rows[-1][0]
@@ -1682,6 +1753,7 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
         qs = access.institutions_for(run.user) if run.model is Institution else access.people_for(run.user)
         run.changeable = set(qs.filter(pk__in=ids).values_list("pk", flat=True))
     _check_duplicates_in_file(run, [it for it in items if not it.errors])
+    _check_key_tier([it for it in items if not it.errors])
     for it in items:
         if not it.errors:
             _classify(run, it)
@@ -2186,6 +2258,9 @@ def confirm_import(user, job: ImportJob, mode: str | None = None) -> ImportJob:
     if job.status != ImportJob.Status.PREVIEWED or not job.dry_run:
         raise ValidationError(gettext("Only a checked file that has not been imported yet can be imported."))
     mode = mode or job.mode
+    if job.error_count and not (job.created_count or job.updated_count):
+        raise ValidationError(gettext("No row can be imported: every row has errors or changes nothing. "
+                                      "Correct the file and upload it again."))  # fmt: skip
     updated = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEWED, dry_run=True).update(
         dry_run=False, mode=mode, status=ImportJob.Status.PENDING, processed_rows=0
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import unicodedata
 
@@ -160,6 +161,53 @@ def mask_email(value: str) -> str:
 
 def mask_text(value: str) -> str:
     return MASK if value else ""
+
+
+# What the masks above (and core.personal.MASKERS, exports, previews, placeholders) produce, per personal field:
+# such a value read back from an export or a form must never overwrite the real one.
+_MASKED_PHONE = re.compile(r"^[\d\s+()-]*\*{3,}[\d\s()-]*$")
+_MASKED = {
+    "mobile": _MASKED_PHONE,
+    "landline": _MASKED_PHONE,
+    "email": re.compile(r"^[^@\s]?\*{3,}@\S*$|^\*{3,}$"),  # c***@126.com; **** for a value without @
+    "birthday": re.compile(r"^\*{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\*{3,}$"),  # ****-03-15
+    "home_address": re.compile(r"^\*{3,}$"),
+    "id_number": re.compile(r"^[0-9A-Za-z]{0,6}\*{4,}[0-9A-Za-z]{0,4}$"),  # 110***********1234
+}
+MASKED_MESSAGE = _("This value is masked (copied from a masked display or export): enter the full value.")
+
+
+def is_masked(field: str, value) -> bool:
+    """True when `value` is what masking shows for the personal field `field` (e.g. 138****8000, c***@126.com)."""
+    if not isinstance(value, str) or "*" not in value and "＊" not in value:
+        return False
+    text = unicodedata.normalize("NFKC", value).strip()
+    pattern = _MASKED.get(field)
+    return bool(pattern and pattern.match(text))
+
+
+def check_not_masked(field: str, value) -> None:
+    if is_masked(field, value):
+        raise ValidationError(MASKED_MESSAGE, code="masked")
+
+
+# --- birthdays ---------------------------------------------------------------------------------
+
+EARLIEST_BIRTHDAY = datetime.date(1900, 1, 1)
+
+
+def validate_birthday(value: datetime.date, today: datetime.date | None = None) -> datetime.date:
+    """A plausible birthday: not in the future and not before 1900-01-01 (forms, API and imports)."""
+    from django.utils import timezone
+
+    if value > (today or timezone.localdate()):
+        raise ValidationError(_("A birthday cannot be in the future."), code="future")
+    if value < EARLIEST_BIRTHDAY:
+        raise ValidationError(
+            _("A birthday cannot be before %(date)s.") % {"date": EARLIEST_BIRTHDAY.isoformat()},
+            code="birthday_too_early",
+        )
+    return value
 
 
 # --- 居民身份证号码 (GB 11643) -------------------------------------------------------------------

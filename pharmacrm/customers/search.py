@@ -3,7 +3,10 @@ pinyin, initials, phone (blind index), credit code and internal code."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,13 +22,16 @@ from .models import Institution, Person, SearchTerm
 
 INSTITUTION, PERSON = SearchTerm.Kind.INSTITUTION, SearchTerm.Kind.PERSON
 POSTINGS_LIMIT = 5000  # postings read per term; beyond it a term is too common to narrow anything
-RANGE_LIMIT = 400  # pinyin range-scan rows read per namespace
+RANGE_LIMIT = 400  # postings read (and candidates ranked) per step of a look-up
 MAX_TERM = 64
-NARROWED_READ = 1000  # postings read when scope or filters will discard most candidates
+NARROWED_READ = 1000  # the same when scope or filters will discard most candidates
 PERSON_HIT_DEFER = ("email", "birthday", "home_address", "id_number")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
-_PHONE_QUERY = re.compile(r"^[+\d][\d\s\-()+]{5,}$")
+# separators people write in phone numbers and codes: 0311-39210254, (0311) 3921 0254, 138.0013.8000
+_SEPARATORS = re.compile(r"[\s\-()\[\].·—–]")
+# a phone once separators are gone (full-width forms are folded first): +86 / 0086, an optional extension
+_PHONE_QUERY = re.compile(r"^\+?\d{7,}(?:(?:转|ext|x|#)\d{1,6})?$", re.IGNORECASE)
 _CODE_QUERY = re.compile(r"^[IP]\d{6,}$")
 
 
@@ -166,85 +172,106 @@ class Filters:
 
 
 TIER_BONUS = {"key": 10, "vip": 6, "regular": 3, "new": 0}
+# Match classes. The tier bonus (at most 10) and the tie-break on length (below 1) order customers within a
+# class only, never across classes: the whole name > the start of the name > further inside it.
+EXACT, PREFIX, INSIDE = 100.0, 80.0, 50.0
 
 
-def _postings(kind: int, q: Q, limit: int) -> list[int]:
-    """Candidate ids straight from the index: scope and filters are applied to the short list after."""
-    return list(SearchTerm.objects.filter(q, kind=kind).values_list("obj_id", flat=True)[:limit])
+class Hits(list):
+    """Ranked hits, best first. `complete` is False when more customers match, or may match, than were
+    returned: the ranking was cut at the limit, or an index list was too long to read whole."""
+
+    complete = True
 
 
-def _prefix_candidates(kind: int, norm: str, latin: bool, limit: int) -> set[int]:
-    """Ids whose name (or its pinyin) starts with the query's first bigram / letters."""
-    if latin:
-        key = norm.replace(" ", "").replace("'", "")[: MAX_TERM - 1]
-        return set(_postings(kind, Q(term__gte="L" + key, term__lt="L" + key + "\uffff"), limit))
-    return set(_postings(kind, Q(term="C" + norm[:2]), limit))
+@dataclass
+class _Postings:
+    ids: list[int]  # in obj_id order
+    cut: bool  # the term has more postings than were read
 
 
-def _inner_candidates(kind: int, norm: str, latin: bool, limit: int, prefix: set[int]) -> set[int]:
-    """Ids whose name contains the query further in; read only when prefix matches leave room."""
-    if latin:
-        key = norm.replace(" ", "").replace("'", "")[: MAX_TERM - 1]
-        return set(_postings(kind, Q(term__gte="l" + key, term__lt="l" + key + "\uffff"), limit)) - prefix
-    if len(norm) == 1:
-        return set()
-    grams = list(dict.fromkeys(norm[i : i + 2] for i in range(len(norm) - 1)))
-    if len(grams) == 1:
-        return set(_postings(kind, Q(term="c" + grams[0]), limit)) - prefix
-    # several bigrams: intersect longer posting lists so a rare combination of common bigrams is found
-    result: set[int] | None = None
-    for g in grams:
-        ids = set(_postings(kind, Q(term__in=["C" + g, "c" + g]), POSTINGS_LIMIT))
-        result = ids if result is None else result & ids
-        if not result:
-            break
-    return set(sorted((result or set()) - prefix)[: 2 * limit])
+def _postings(kind: int, q: Q, limit: int, order: str = "obj_id", terms: bool = False) -> list:
+    """Candidate ids straight from the index: scope and filters are applied to the short list after.
+    One term's postings come in obj_id order (the index order); a pinyin range in term order."""
+    qs = SearchTerm.objects.filter(q, kind=kind).order_by(order)
+    return list((qs.values_list("obj_id", "term") if terms else qs.values_list("obj_id", flat=True))[:limit])
 
 
-def _score(pk: int, name: str, name_norm: str, tier: str, prefix: set[int], norm: str, match: str, base_other=50.0):
-    if match == "name":
-        if name_norm == norm:
-            score = 100.0
-        elif pk in prefix or name_norm.startswith(norm):
-            score = 80.0
-        elif norm in name_norm:
-            score = base_other
-        else:
-            return None  # the bigrams co-occur but the fragment itself is not in the name
+def _term(kind: int, term: str, limit: int) -> _Postings:
+    ids = _postings(kind, Q(term=term), limit + 1)
+    return _Postings(ids[:limit], len(ids) > limit)
+
+
+def _intersect(lists: list[_Postings]) -> tuple[set[int], bool]:
+    """Ids on every list, and whether they are all of them. A list cut at its read limit still rules out
+    the ids up to its last one (lists are in obj_id order); ids beyond it stay candidates, which the
+    check of the name settles."""
+    whole = sorted((p for p in lists if not p.cut), key=lambda p: len(p.ids))
+    cut = [p for p in lists if p.cut]
+    if whole:
+        ids, complete = set(whole[0].ids), True
+        for p in whole[1:]:
+            ids.intersection_update(p.ids)
     else:
-        score = 80.0 if pk in prefix else base_other
-    return score + TIER_BONUS.get(tier, 0) - min(len(name), 40) / 40
+        ids, complete = set(cut[0].ids), False  # every list is cut: only the lowest ids are known
+    for p in cut:
+        if not ids:
+            break
+        last, seen = p.ids[-1], set(p.ids)
+        ids = {i for i in ids if i > last or i in seen}
+    return ids, complete
+
+
+def _name_class(norm: str):
+    """The match class of a name for a name query: whole, start, inside, or None (does not contain it)."""
+
+    def base(pk: int, name_norm: str) -> float | None:
+        if name_norm == norm:
+            return EXACT
+        if name_norm.startswith(norm):
+            return PREFIX
+        return INSIDE if norm in name_norm else None
+
+    return base
 
 
 def _with_ids(qs, ids: list[int]):
-    """qs restricted to these ids. On PostgreSQL the ids travel as one array parameter: building and
-    converting an `IN (%s, …)` list of hundreds of parameters cost more than running the query."""
+    """qs restricted to these ids. The ids travel as one parameter, an array on PostgreSQL and a JSON list
+    on SQLite: building and converting an `IN (%s, …)` list of thousands of parameters cost more than
+    running the query."""
+    table = qs.model._meta.db_table
     if connection.vendor == "postgresql":
-        table = qs.model._meta.db_table
         return qs.extra(where=[f'"{table}"."id" = ANY(%s)'], params=[list(ids)])  # noqa: S610
+    if connection.vendor == "sqlite":
+        where = f'"{table}"."id" IN (SELECT value FROM json_each(%s))'
+        return qs.extra(where=[where], params=[json.dumps([int(i) for i in ids])])  # noqa: S610
     return qs.filter(pk__in=ids)
 
 
-def _ranked_ids(user, kind: int, filters: Filters, ids, prefix, norm, match, limit, base_other=50.0):
-    """Rank candidates on light columns (no decryption, no joins); keep the visible best `limit`."""
+def _ranked_ids(user, kind: int, filters: Filters, ids, base_score, limit: int, restrict: Q | None = None):
+    """Rank candidates on light columns (no decryption, no joins): the visible best `limit` as (score, id),
+    and how many visible candidates match in all. `base_score(id, name_norm)` gives a candidate's match
+    class, None to drop it."""
     ids = list(ids)
     if not ids:
-        return []
+        return [], 0
     model, label = (Institution, "institution") if kind == INSTITUTION else (Person, "person")
     qs = _with_ids(model.objects.filter(merged_into__isnull=True), ids)
     if filters.any:
         qs = qs.filter(filters.institution_q() if kind == INSTITUTION else filters.person_q())
+    if restrict is not None:
+        qs = qs.filter(restrict)
     scored, scope_rows = [], []
     for pk, name, name_norm, tier, *scope in qs.values_list(
         "id", "name", "name_norm", "tier", *access.SCOPE_COLUMNS[label]
     ):
-        score = _score(pk, name, name_norm, tier, prefix, norm, match, base_other)
-        if score is not None:
-            scored.append((-score, name, pk))
+        base = base_score(pk, name_norm)
+        if base is not None:
+            scored.append((-(base + TIER_BONUS.get(tier, 0) - min(len(name), 40) / 40), name, pk))
             scope_rows.append((pk, *scope))
-    scored.sort()
     visible = access.visible_from_rows(user, label, scope_rows)
-    return [(-neg, pk) for neg, _name, pk in scored if pk in visible][:limit]
+    scored = sorted(s for s in scored if s[2] in visible)
+    return [(-neg, pk) for neg, _name, pk in scored[:limit]], len(scored)
 
 
 def _hits(kind: int, ranked, match: str) -> list[Hit]:
@@ -262,22 +289,104 @@ def _hits(kind: int, ranked, match: str) -> list[Hit]:
     return [Hit(kind=label, obj=objs[pk], score=score, match=match) for score, pk in ranked if pk in objs]
 
 
-def _exact(user, kind: int, filters: Filters, qs, match: str, limit: int) -> list[Hit]:
-    """Hits for an exact look-up on an indexed column (blind index, credit code, internal code)."""
-    ids = list(qs.filter(merged_into__isnull=True).values_list("id", flat=True)[: limit * 5])
-    ranked = _ranked_ids(user, kind, filters, ids, set(), "", match, limit, base_other=100.0)
-    return _hits(kind, ranked, match)
+@dataclass
+class _Look:
+    """One look-up of one kind of customer: what to rank and how."""
+
+    user: object
+    kind: int
+    filters: Filters
+    restrict: Q | None
+    limit: int
+    read: int  # postings read, and candidates ranked, per step
+
+    def rank(self, ids, base_score) -> tuple[list[tuple[float, int]], bool]:
+        """The best `limit` of these candidates, and whether that is every match among them."""
+        ids = sorted(ids)
+        ranked, total = _ranked_ids(
+            self.user, self.kind, self.filters, ids[: self.read], base_score, self.limit, self.restrict
+        )
+        return ranked, len(ids) <= self.read and total <= self.limit
+
+
+def _exact(look: _Look, qs) -> tuple[list[tuple[float, int]], bool]:
+    """An exact look-up on an indexed column (blind index, credit code, internal code)."""
+    ids = list(qs.filter(merged_into__isnull=True).values_list("id", flat=True)[: look.read + 1])
+    return look.rank(ids, lambda pk, name_norm: EXACT)
+
+
+def _by_name(look: _Look, norm: str) -> tuple[list[tuple[float, int]], bool]:
+    """Customers whose name contains the (normalised) query: the whole name, then names that start with
+    it, then names that hold it further inside. Every candidate's name is checked, so a name that merely
+    shares some characters with the query is never a hit."""
+    kind, base = look.kind, _name_class(norm)
+    if len(norm) <= 2:
+        first = _term(kind, "C" + norm, look.read)
+        start, start_complete = set(first.ids), not first.cut
+    else:
+        # a name that holds the query has each of its bigrams after the first inside the name ("c" terms)
+        later = [_term(kind, "c" + g, POSTINGS_LIMIT) for g in dict.fromkeys(norm[i : i + 2] for i in range(1, len(norm) - 1))]  # fmt: skip
+        start, start_complete = _intersect([_term(kind, "C" + norm[:2], POSTINGS_LIMIT), *later])
+    ranked, complete = look.rank(start, base)
+    complete = complete and start_complete
+    if len(ranked) >= look.limit:
+        return ranked, False  # names holding it further inside rank below these: not looked for
+    if len(norm) == 1:
+        return ranked, complete  # single characters are indexed at the start of a name only
+    if len(norm) == 2:
+        inner = _term(kind, "c" + norm, look.read)
+        inside, inside_complete = set(inner.ids), not inner.cut
+    else:
+        inside, inside_complete = _intersect([_term(kind, "c" + norm[:2], POSTINGS_LIMIT), *later])
+    more, more_complete = dataclasses.replace(look, limit=look.limit - len(ranked)).rank(inside - start, base)
+    return ranked + more, complete and inside_complete and more_complete
+
+
+def _pinyin_keys(kind: int, name_norm: str) -> tuple[str, ...]:
+    """Full pinyin and initials of a name from its start, as indexed ("L" terms)."""
+    if not _CJK.search(name_norm):
+        return (name_norm,)
+    syl = person_syllables(name_norm) if kind == PERSON else syllables(name_norm)
+    return "".join(syl), "".join(s[:1] for s in syl)
+
+
+def _by_pinyin(look: _Look, key: str) -> tuple[list[tuple[float, int]], bool]:
+    """Customers whose full pinyin or pinyin initials (or Latin name) equal the query, start with it, or
+    hold it after the name's first character."""
+    kind = look.kind
+    rows = _postings(kind, Q(term__gte="L" + key, term__lt="L" + key + "\uffff"), look.read + 1, "term", True)
+    cut = len(rows) > look.read
+    rows = rows[: look.read]
+    whole = {pk for pk, term in rows if term == "L" + key and len(key) < MAX_TERM - 1}
+    start = {pk for pk, _t in rows}
+    ranked, complete = look.rank(start, lambda pk, name_norm: EXACT if pk in whole else PREFIX)
+    if len(ranked) >= look.limit:
+        return ranked, False
+    inner = _postings(kind, Q(term__gte="l" + key, term__lt="l" + key + "\uffff"), look.read + 1, "term")
+    inside = set(inner[: look.read]) - start
+
+    def base(pk: int, name_norm: str) -> float:
+        # when the start list was cut, a name found inside may still start with the query
+        if cut and any(k.startswith(key) for k in _pinyin_keys(kind, name_norm)):
+            return PREFIX
+        return INSIDE
+
+    more, more_complete = dataclasses.replace(look, limit=look.limit - len(ranked)).rank(inside, base)
+    return ranked + more, complete and not cut and more_complete and len(inner) <= look.read
 
 
 def classify(query: str) -> str:
-    q = query.strip()
-    compact = re.sub(r"[\s\-()]", "", q)
-    if _PHONE_QUERY.match(q) and len(normalise.phone(q)) >= 7:
-        return "phone"
-    if len(compact) == 18 and normalise._CREDIT.match(compact.upper()):
-        return "credit_code"
-    if _CODE_QUERY.match(compact.upper()):
+    q = unicodedata.normalize("NFKC", query).strip()
+    compact = _SEPARATORS.sub("", q)
+    code = compact.upper()
+    # an 18-character credit code may be all digits: it is tried before the phone (no phone has 18 digits)
+    if len(code) == 18 and normalise._CREDIT.match(code):
+        if not code.isdigit() or normalise.credit_code_check_char(code[:17]) == code[17]:
+            return "credit_code"
+    if _CODE_QUERY.match(code):
         return "code"
+    if _PHONE_QUERY.match(compact) and len(normalise.phone(compact)) >= 7:
+        return "phone"
     if "@" in q:
         return "email"
     if _LATIN_QUERY.match(q.lower()):
@@ -285,58 +394,75 @@ def classify(query: str) -> str:
     return "name"
 
 
+def _look_up(look: _Look, query: str, how: str):
+    """(score, id) of the best matches of one kind, whether they are all, and what matched."""
+    kind = look.kind
+    compact = _SEPARATORS.sub("", query)
+    if how == "phone":
+        digits = normalise.phone(compact)
+        if kind == PERSON:
+            bidx = crypto.blind_index(digits, "phone")
+            return (*_exact(look, Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))), how)
+        return (*_exact(look, Institution.objects.filter(phone_norm=digits)), how)
+    if how == "email":
+        if kind == INSTITUTION:
+            return [], True, how
+        bidx = crypto.blind_index(normalise.email(query), "email")
+        return (*_exact(look, Person.objects.filter(email_bidx=bidx)), how)
+    if how == "credit_code":
+        if kind == PERSON:
+            return [], True, how
+        return (*_exact(look, Institution.objects.filter(credit_code=compact.upper())), how)
+    if how == "code":
+        code = compact.upper()
+        model = Institution if kind == INSTITUTION else Person
+        if code[:1] != ("I" if kind == INSTITUTION else "P"):
+            return [], True, how
+        return (*_exact(look, model.objects.filter(code=code)), how)
+    if how == "pinyin":
+        key = query.lower().replace(" ", "").replace("'", "")[: MAX_TERM - 1]
+        return (*_by_pinyin(look, key), how) if key else ([], True, how)
+    norm = normalise.name(query)
+    return (*_by_name(look, norm), how) if norm else ([], True, how)
+
+
+def _prepare(user, query: str, filters: Filters, limit: int, restrict: Q | None):
+    query = unicodedata.normalize("NFKC", query or "").strip()[:100]
+    # a narrowed search (scope, filters, a restriction) reads more postings so that enough candidates survive
+    narrowed = filters.any or restrict is not None or access.institution_scope_q(user) is not None
+    read = max(NARROWED_READ if narrowed else RANGE_LIMIT, limit + 1)
+    return query, read
+
+
+def ranked_ids(user, query: str, kind: str, filters: Filters | None = None, limit: int = 20, restrict=None):
+    """The ids of the best `limit` matches of one kind (no objects loaded), and whether they are every
+    match: for list pages, which load the rows of one page only. `restrict` narrows the candidates further
+    (a Q on the model, e.g. a list's role or institution filter)."""
+    filters = filters or Filters()
+    query, read = _prepare(user, query, filters, limit, restrict)
+    if not query:
+        return [], True
+    look = _Look(user, INSTITUTION if kind == "institution" else PERSON, filters, restrict, limit, read)
+    ranked, complete, _match = _look_up(look, query, classify(query))
+    return [pk for _score, pk in ranked], complete
+
+
 def search(user, query: str, filters: Filters | None = None, limit: int = 20, kinds=("institution", "person")):
     """Ranked hits for what the user typed, only among customers the user may see."""
     filters = filters or Filters()
-    query = (query or "").strip()[:100]
+    query, read = _prepare(user, query, filters, limit, None)
     if not query:
-        return []
+        return Hits()
     if filters.type:
         kinds = ("institution",)
     how = classify(query)
-    hits: list[Hit] = []
-    want_inst, want_person = "institution" in kinds, "person" in kinds
-    if how == "phone":
-        digits = normalise.phone(query)
-        if want_person:
-            bidx = crypto.blind_index(digits, "phone")
-            people = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
-            hits += _exact(user, PERSON, filters, people, "phone", limit)
-        if want_inst:
-            hits += _exact(user, INSTITUTION, filters, Institution.objects.filter(phone_norm=digits), "phone", limit)
-    elif how == "email":
-        if want_person:
-            bidx = crypto.blind_index(normalise.email(query), "email")
-            hits += _exact(user, PERSON, filters, Person.objects.filter(email_bidx=bidx), "email", limit)
-    elif how == "credit_code":
-        if want_inst:
-            qs = Institution.objects.filter(credit_code=normalise.credit_code(query))
-            hits += _exact(user, INSTITUTION, filters, qs, "credit_code", limit)
-    elif how == "code":
-        code = re.sub(r"[\s\-()]", "", query).upper()
-        if code.startswith("I") and want_inst:
-            hits += _exact(user, INSTITUTION, filters, Institution.objects.filter(code=code), "code", limit)
-        elif code.startswith("P") and want_person:
-            hits += _exact(user, PERSON, filters, Person.objects.filter(code=code), "code", limit)
-    else:
-        latin = how == "pinyin"
-        norm = query.lower() if latin else normalise.name(query)
-        if not norm:
-            return []
-        # a narrowed search (scope or filters) reads more postings so that enough candidates survive
-        narrowed = filters.any or access.institution_scope_q(user) is not None
-        read = NARROWED_READ if narrowed else RANGE_LIMIT
-        match = "pinyin" if latin else "name"
-        for kind, wanted in ((INSTITUTION, want_inst), (PERSON, want_person)):
-            if not wanted:
-                continue
-            prefix = _prefix_candidates(kind, norm, latin, read)
-            # A match at the start of a name always outranks one inside it (80 vs 50 points, tier bonus at
-            # most 10), so inner matches are ranked only when the prefix matches leave room.
-            ranked = _ranked_ids(user, kind, filters, prefix, prefix, norm, match, limit)
-            if len(ranked) < limit:
-                other = _inner_candidates(kind, norm, latin, read, prefix)
-                ranked += _ranked_ids(user, kind, filters, other, prefix, norm, match, limit - len(ranked))
+    hits, complete = Hits(), True
+    for kind, label in ((INSTITUTION, "institution"), (PERSON, "person")):
+        if label in kinds:
+            ranked, kind_complete, match = _look_up(_Look(user, kind, filters, None, limit, read), query, how)
             hits += _hits(kind, ranked, match)
+            complete = complete and kind_complete
     hits.sort(key=lambda h: (-h.score, h.obj.name, h.obj.pk))
-    return hits[:limit]
+    hits.complete = complete and len(hits) <= limit
+    del hits[limit:]
+    return hits

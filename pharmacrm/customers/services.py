@@ -53,6 +53,8 @@ def snapshot(obj, fields: Iterable[str]) -> dict[str, Any]:
     for f in fields:
         value = getattr(obj, f + "_id") if _is_fk(obj, f) else getattr(obj, f)
         if f in personal:
+            if f in ("mobile", "landline") and value:
+                value = normalise.phone(value)  # 0311-62916057 and 031162916057 are the same number
             # a keyed digest: before/after show that it changed without revealing the value
             value = f"******#{crypto.blind_index(str(value), 'audit')[:8]}" if value else ""
         out[f] = value
@@ -142,6 +144,12 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
         out["name"] = normalise.clean_text(out["name"])
         if not out["name"]:
             errors.setdefault("name", []).append(ValidationError(_("Enter the person's name."), code="required"))
+    for key in Person.PERSONAL_FIELDS:
+        try:
+            normalise.check_not_masked(key, out.get(key))  # a masked value read back must not replace the real one
+        except ValidationError as e:
+            errors.setdefault(key, []).append(e)
+            out.pop(key, None)
     for key, check in (("mobile", normalise.validate_mobile), ("landline", normalise.validate_landline)):
         if out.get(key):
             try:
@@ -157,8 +165,11 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
             errors.setdefault("email", []).append(e)
     elif "email" in out:
         out["email"] = ""
-    if out.get("birthday") and out["birthday"] > timezone.localdate():
-        errors.setdefault("birthday", []).append(ValidationError(_("A birthday cannot be in the future."), code="future"))
+    if out.get("birthday"):
+        try:
+            normalise.validate_birthday(out["birthday"])
+        except ValidationError as e:
+            errors.setdefault("birthday", []).append(e)
     if out.get("id_number"):
         idn = normalise.credit_code(out["id_number"])
         if not normalise.valid_id_card(idn):

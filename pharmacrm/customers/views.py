@@ -7,7 +7,7 @@ import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import EmptyResultSet, PermissionDenied, ValidationError
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Q
@@ -15,6 +15,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -23,6 +24,7 @@ from pharmacrm.core import access, crypto
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.personal import contact_view
 from pharmacrm.core.roles import Cap
+from pharmacrm.core.templatetags.crm import audit_value
 
 from . import normalise, search, services
 from .choices import InstitutionType
@@ -41,7 +43,7 @@ from .models import Institution, Person
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000  # beyond this a list says "more than 10,000" instead of counting every row
-SEARCH_LIST_LIMIT = 500
+SEARCH_LIST_LIMIT = 3000  # a list search ranks this many matches at most; beyond, the page says "more than"
 HISTORY_LIMIT = 50
 PEOPLE_ON_360 = 200
 CONTACT_FIELDS = ("mobile", "landline", "email")
@@ -155,9 +157,57 @@ def _page_number(request) -> str:
 
 
 def _history(model_label: str, pk: int) -> list[AuditEntry]:
-    return list(
+    """A record's audit entries for the history tab, each with `rows` (field label, before, after) as people
+    read them — choice labels, and names instead of ids for foreign keys (one query per model for the whole
+    page) — and, for a merge, `merged` (the record that was merged in)."""
+    entries = list(
         AuditEntry.objects.filter(object_type=model_label, object_id=str(pk)).order_by("-seq")[:HISTORY_LIMIT]
     )
+    model = Institution if model_label == "customers.institution" else Person
+    wanted: dict = {}  # related model → ids to name
+    for e in entries:
+        for name, pair in (e.changes or {}).items():
+            field = _history_field(model, name)
+            if field is not None and field.many_to_one and isinstance(pair, list | tuple):
+                wanted.setdefault(field.related_model, set()).update(v for v in pair if v not in (None, ""))
+        if e.action == AuditEntry.Action.MERGE and (e.extra or {}).get("merged"):
+            wanted.setdefault(model, set()).add(e.extra["merged"])
+    names = {}
+    for related, ids in wanted.items():
+        found = related._default_manager.filter(pk__in=[i for i in ids if isinstance(i, int | str)]).in_bulk()
+        names[related] = {str(k): v for k, v in found.items()}
+    for e in entries:
+        e.rows = []
+        for name, pair in (e.changes or {}).items():
+            field = _history_field(model, name)
+            label = capfirst(str(field.verbose_name)) if field is not None else name
+            if not isinstance(pair, list | tuple) or len(pair) != 2:
+                pair = [None, pair]
+            e.rows.append((label, *(_history_value(field, v, names) for v in pair)))
+        e.merged = None
+        if e.action == AuditEntry.Action.MERGE and (e.extra or {}).get("merged"):
+            other = names.get(model, {}).get(str(e.extra["merged"]))
+            e.merged = {"name": other.name if other else "", "code": e.extra.get("merged_code") or "",
+                        "url": page_of(other) if other else ""}  # fmt: skip
+    return entries
+
+
+def _history_field(model, name: str):
+    try:
+        return model._meta.get_field(name)
+    except FieldDoesNotExist:  # entries may name fields that no longer exist, or "tags"
+        return None
+
+
+def _history_value(field, value, names: dict) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if field is not None and field.many_to_one:
+        obj = names.get(field.related_model, {}).get(str(value))
+        return str(obj) if obj is not None else f"#{value}"
+    if field is not None and field.choices:
+        return str(dict(field.flatchoices).get(value, value))
+    return audit_value(value)
 
 
 def _visible(user, model, pk):
@@ -176,18 +226,29 @@ def _changeable(user, model, pk):
     return obj
 
 
-def _list_page(request, qs, form, kind: str, base=None):
+class SearchPaginator(Paginator):
+    """Pages of ranked search matches. `more`: over SEARCH_LIST_LIMIT match and only the best are listed;
+    `partial`: the search read only part of a very common term's index, so more may match."""
+
+    more = partial = False
+
+
+def _list_page(request, qs, form, kind: str, base=None, restrict: Q | None = None):
     """(page, objects on it, sort) for a customer list: ranked search hits when there is a query.
 
     `qs` is the scoped, filtered list; `base` the same list before the scope, which lets a scoped user's
-    list be paged branch by branch (BranchIds)."""
+    list be paged branch by branch (BranchIds); `restrict` the list's own filters beyond search.Filters,
+    which the search applies before ranking, so that every match of the list is counted and paged."""
     data = form.cleaned()
     query = (data.get("q") or "").strip()
     if query:
-        hits = search.search(
-            request.user, query, form.search_filters(), limit=SEARCH_LIST_LIMIT, kinds=(kind,)
+        ids, complete = search.ranked_ids(
+            request.user, query, kind, form.search_filters(), limit=SEARCH_LIST_LIMIT + 1, restrict=restrict
         )
-        page = Paginator([h.id for h in hits], PAGE_SIZE).get_page(_page_number(request))
+        paginator = SearchPaginator(ids[:SEARCH_LIST_LIMIT], PAGE_SIZE)
+        paginator.more = len(ids) > SEARCH_LIST_LIMIT
+        paginator.partial = not complete and not paginator.more
+        page = paginator.get_page(_page_number(request))
         objs = qs.in_bulk(list(page.object_list))
         return page, [objs[i] for i in page.object_list if i in objs], "rank"
     sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "updated"
@@ -219,10 +280,11 @@ def institution_list(request):
     if not filters.type and not data.get("q"):
         # departments are listed on their hospital's page; the type filter lists them on their own
         base = base.exclude(kind=InstitutionType.DEPARTMENT)
-    if data.get("tag"):
-        base = base.filter(tags__name=data["tag"].strip())
+    restrict = Q(tags__name=data["tag"].strip()) if data.get("tag") else None
+    if restrict is not None:
+        base = base.filter(restrict)
     qs = access.institutions_for(user, base).select_related("region", "owner", "parent")
-    page, rows, sort = _list_page(request, qs, form, "institution", base)
+    page, rows, sort = _list_page(request, qs, form, "institution", base, restrict)
     context = {"form": form, "page_obj": page, "rows": rows, "sort": sort, "filtered": bool(request.GET)}
     return render(request, "customers/institution_list.html", context)
 
@@ -237,17 +299,22 @@ def person_list(request):
     base = Person.objects.active()
     if filters.any:
         base = base.filter(filters.person_q())
+    # the list's own filters; a search applies them before ranking
+    restrict = Q()
     if data.get("role"):
-        base = base.filter(role=data["role"])
+        restrict &= Q(role=data["role"])
     if data.get("institution"):
-        base = base.filter(Q(institution_id=data["institution"]) | Q(department_id=data["institution"]))
+        restrict &= Q(institution_id=data["institution"]) | Q(department_id=data["institution"])
     if data.get("tag"):
-        base = base.filter(tags__name=data["tag"].strip())
+        restrict &= Q(tags__name=data["tag"].strip())
+    restrict = restrict or None
+    if restrict is not None:
+        base = base.filter(restrict)
     # lists show masked phones only: the other personal columns are not even decrypted
     qs = access.people_for(user, base).select_related("institution", "department", "owner").defer(
         "landline", "email", "birthday", "home_address", "id_number"
     )
-    page, rows, sort = _list_page(request, qs, form, "person", base)
+    page, rows, sort = _list_page(request, qs, form, "person", base, restrict)
     institution = None
     if data.get("institution"):
         institution = access.institutions_for(user).filter(pk=data["institution"]).first()
@@ -405,7 +472,7 @@ def _person_context(
         "mode": mode,
         "contacts": contacts,
         "revealed": revealed is not None,
-        "reveal_form": reveal_form or (RevealForm() if mode == "reveal" and revealed is None else None),
+        "reveal_form": reveal_form or (reveal_form_for() if mode == "reveal" and revealed is None else None),
         "consents": consents,
         "current_consents": services.current_consents(person),
         "consent_form": consent_form or (ConsentForm() if may_consent else None),
@@ -431,6 +498,44 @@ def person_detail(request, pk: int):
     return render(request, "customers/person_detail.html", _person_context(request, person))
 
 
+REVEAL_REASON_MAX = 500
+
+
+def reveal_reason_error(reason: str) -> str:
+    """Why a reason to reveal a person's contact data is not acceptable, "" when it is. The one rule for the
+    reveal page and the API's ?reveal_reason=: at least 2 characters after trimming, not only digits and
+    punctuation (回访 will do, "x" or "..." will not), at most REVEAL_REASON_MAX."""
+    import unicodedata
+
+    reason = (reason or "").strip()
+    if len(reason) > REVEAL_REASON_MAX:
+        return _("Give a reason of at most %(max)d characters.") % {"max": REVEAL_REASON_MAX}
+    if len(reason) < 2 or not any(unicodedata.category(c).startswith("L") for c in reason):
+        return _("Give a reason of at least 2 characters, e.g. 回访.")
+    return ""
+
+
+def validate_reveal_reason(reason: str) -> None:
+    error = reveal_reason_error(reason)
+    if error:
+        raise ValidationError(error, code="reveal_reason")
+
+
+def reveal_form_for(data=None) -> RevealForm:
+    """The reveal form, its reason checked by reveal_reason_error (the rule the API applies too) rather than
+    by a bare minimum length."""
+    from django.core.validators import MaxLengthValidator, MinLengthValidator
+
+    form = RevealForm(data)
+    field = form.fields["reason"]
+    field.min_length = field.max_length = None
+    field.validators = [
+        v for v in field.validators if not isinstance(v, MinLengthValidator | MaxLengthValidator)
+    ] + [validate_reveal_reason]
+    field.widget.attrs.pop("minlength", None)
+    return form
+
+
 @login_required
 def person_reveal(request, pk: int):
     """Show a person's contact details in clear after the user states why (audited by contact_view)."""
@@ -439,7 +544,7 @@ def person_reveal(request, pk: int):
     user = request.user
     access.require(user, Cap.REVEAL_PERSONAL_DATA)
     person = _load_person(user, pk)
-    form = RevealForm(request.POST)
+    form = reveal_form_for(request.POST)
     if not form.is_valid():
         return render(
             request, "customers/person_detail.html", _person_context(request, person, reveal_form=form)
@@ -667,16 +772,22 @@ def person_delete(request, pk: int):
 
 
 def _load_groups(user, groups, model):
+    """One entry per pair of likely duplicates the user may see, with every reason the pair matched on (two
+    records sharing an e-mail and a name at one institution are listed once). A group of more than two pairs
+    each record with its first (lowest id) one, as the page's "compare and merge" always did."""
     ids = {i for g in groups for i in g.ids}
     scoped = access.institutions_for(user) if model is Institution else access.people_for(user)
     related = ("region", "parent") if model is Institution else ("institution",)
     objs = scoped.filter(pk__in=ids).select_related(*related).in_bulk()
-    out = []
+    pairs: dict[tuple[int, int], list] = {}
     for g in groups:
-        members = [objs[i] for i in sorted(g.ids) if i in objs]
-        if len(members) > 1:
-            out.append({"reason": DUPLICATE_REASONS.get(g.reason, g.reason), "members": members})
-    return out
+        members = sorted(i for i in set(g.ids) if i in objs)
+        reason = DUPLICATE_REASONS.get(g.reason, g.reason)
+        for other in members[1:]:
+            reasons = pairs.setdefault((members[0], other), [])
+            if reason not in reasons:
+                reasons.append(reason)
+    return [{"reasons": reasons, "members": [objs[a], objs[b]]} for (a, b), reasons in pairs.items()]
 
 
 @login_required

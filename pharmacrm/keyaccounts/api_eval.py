@@ -312,12 +312,17 @@ class BenefitSerializer(serializers.Serializer):
     action = serializers.BooleanField(required=False, help_text="Open an improvement action for this class.")
 
 
+REFERENCE = serializers.DecimalField(max_digits=14, decimal_places=2)  # a reference value, as on the settings page
+
+
 class ScoringModelUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=100)
     weights = serializers.DictField(child=serializers.DecimalField(max_digits=8, decimal_places=2), required=False)
     params = serializers.DictField(
-        child=serializers.DecimalField(max_digits=14, decimal_places=2), required=False,
-        help_text="Reference values to change: " + ", ".join(PARAMS) + ".",
+        child=serializers.JSONField(), required=False,
+        help_text="Reference values to change (numbers): " + ", ".join(PARAMS) + "; and the influence's base points "
+        "(0–100), each an object sent whole: grade_points (per hospital grade), kind_points (per customer type). "
+        "What GET returns is accepted unchanged.",
     )  # fmt: skip
     thresholds = serializers.DictField(child=serializers.DecimalField(max_digits=6, decimal_places=2), required=False)
     benefits = serializers.DictField(child=BenefitSerializer(), required=False)
@@ -327,9 +332,23 @@ class ScoringModelUpdateSerializer(serializers.Serializer):
     )
 
     def validate_params(self, value: dict) -> dict:
-        unknown = sorted(set(value) - set(PARAMS))
+        """The reference values as the settings page takes them (numbers with at most 2 decimals, the window
+        a whole number of months); the grade and type points as objects, checked by the service."""
+        unknown = sorted(set(value) - set(PARAMS) - set(evaluation.POINTS))
         if unknown:
             raise serializers.ValidationError(_("Unknown reference values: %(names)s.") % {"names": ", ".join(unknown)})
+        value = dict(value)
+        errors = []
+        for key in PARAMS:
+            if key not in value:
+                continue
+            try:
+                value[key] = REFERENCE.run_validation(value[key])
+            except serializers.ValidationError as e:
+                errors.extend(_("%(name)s: %(error)s") % {"name": scoring.param_label(key), "error": m}
+                              for m in e.detail)  # fmt: skip
+        if errors:
+            raise serializers.ValidationError(errors)
         if "window_months" in value and not (
             1 <= value["window_months"] <= 120 and value["window_months"] == int(value["window_months"])
         ):

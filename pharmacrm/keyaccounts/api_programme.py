@@ -5,13 +5,17 @@ ValidationErrors come back as JSON per field (a wrong one-time code under `otp_c
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import quote
+
 from django.db.models import Prefetch
-from django.http import HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit
@@ -45,6 +49,10 @@ def register(router) -> None:
     router.register("keyaccounts/plans", PlanViewSet, basename="ka-plan")
     router.register("keyaccounts/plan-items", PlanItemViewSet, basename="ka-plan-item")
     router.register("keyaccounts/agreements", AgreementViewSet, basename="ka-agreement")
+    # the team, meetings, trials, evaluations, scorecards and incentives (api_ops imports this module)
+    from . import api_ops
+
+    api_ops.register(router)
     router.register("keyaccounts", KeyAccountViewSet, basename="ka-account")
 
 
@@ -201,6 +209,24 @@ class AgreementSerializer(serializers.ModelSerializer):
                   "signed_date", "signed_copy_name", "renewal_notice_days", "created_at", "issued_at",
                   "document_sha256", "version"]  # fmt: skip
         read_only_fields = fields
+
+
+FIELD_ERRORS = OpenApiResponse(description="Messages per field, in the request's language (Accept-Language).")
+NOT_YOURS = OpenApiResponse(description="Only the account's managers and project manager (reason in `detail`).")
+
+
+class AgreementCreateSerializer(serializers.Serializer):
+    account = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The key account's id.")
+    start_date = serializers.DateField()
+    end_date = serializers.DateField()
+    renewal_notice_days = serializers.IntegerField(min_value=0, max_value=365, default=60,
+                                                   help_text="Remind of the renewal this many days before the end.")  # fmt: skip
+
+
+class SignedSerializer(VersionSerializer):
+    signed_date = serializers.DateField(help_text="The day it was signed (not in the future).")
+    signed_copy = serializers.FileField(required=False,
+                                        help_text="The scanned signed agreement: PDF, PNG or JPEG, at most 20 MB.")  # fmt: skip
 
 
 def _text(data: dict) -> dict:
@@ -460,12 +486,12 @@ class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins
     retrieve=extend_schema(tags=TAGS),
 )
 class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
-    """Service agreements (服务协议)."""
+    """Service agreements (服务协议): generated from the approved plan, then signed."""
 
     queryset = Agreement.objects.none()
     serializer_class = AgreementSerializer
     permission_classes = [HasCapability]
-    required_caps = {"*": Cap.VIEW_KEY_ACCOUNTS}
+    required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "sign": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}
     lookup_value_regex = r"\d{1,18}"
 
     def get_queryset(self):
@@ -476,6 +502,77 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
             .select_related("account__institution")
             .order_by("-created_at", "-id")
         )
+
+    def _answer(self, agreement: Agreement, code: int = status.HTTP_200_OK) -> Response:
+        agreement = self.get_queryset().get(pk=agreement.pk)
+        return Response(AgreementSerializer(agreement, context=self.get_serializer_context()).data, status=code)
+
+    @extend_schema(tags=TAGS, request=AgreementCreateSerializer, responses={201: AgreementSerializer, 400: FIELD_ERRORS,
+                                                                           403: NOT_YOURS},
+                   description="Generate a numbered agreement (AG-YYYY-NNNN) and its bilingual PDF from the account's "
+                               "approved service plan: the account's managers and project manager.")  # fmt: skip
+    def create(self, request, *args, **kwargs):
+        form = AgreementCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = dict(form.validated_data)
+        account = services.accounts_for(request.user).filter(pk=d.pop("account")).first()
+        if account is None:
+            raise serializers.ValidationError({"account": [_("No such key account, or you may not see it.")]})
+        agreement = services.generate_agreement(request.user, account, **d)
+        return self._answer(agreement, status.HTTP_201_CREATED)
+
+    @extend_schema(tags=TAGS, request={"multipart/form-data": SignedSerializer},
+                   responses={200: AgreementSerializer, 400: FIELD_ERRORS, 403: NOT_YOURS},
+                   description="Record the signing (multipart): `signed_date`, the scanned `signed_copy` and the "
+                               "`version` you loaded. The renewal reminder starts; an earlier signed agreement of the "
+                               "account counts as renewed.")  # fmt: skip
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
+    def sign(self, request, pk=None):
+        from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
+
+        agreement = self.get_object()
+        too_large = {"signed_copy": [_("The file is too large; the limit is 20 MB.")]}
+        if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
+            raise serializers.ValidationError(too_large)  # refused before the body is read
+        limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
+        request.upload_handlers.insert(0, limiter)
+        form = SignedSerializer(data=request.data)
+        if limiter.too_large:
+            raise serializers.ValidationError(too_large)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        services.record_signed(request.user, agreement, signed_date=d["signed_date"], upload=d.get("signed_copy"),
+                               version=d.get("version"))  # fmt: skip
+        return self._answer(agreement)
+
+    @extend_schema(
+        tags=TAGS,
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed copy."),
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed copy."),
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed copy."),
+            404: OpenApiResponse(description="No signed copy was uploaded, or it is missing from the storage."),
+        },
+        description="The signed copy as uploaded; the download is audited.",
+    )
+    @action(detail=True, methods=["get"], url_path="signed-copy", pagination_class=None, filter_backends=[],
+            content_negotiation_class=FileNegotiation)
+    def signed_copy(self, request, pk=None):
+        agreement = self.get_object()
+        if not agreement.signed_copy:
+            raise Http404(_("No signed copy was uploaded."))
+        file = services.agreements_dir() / Path(agreement.signed_copy).name  # stored by name under VAR_DIR
+        if not file.is_file():
+            raise Http404(_("The file is missing from the storage."))
+        audit.record(AuditEntry.Action.EXPORT, agreement, user=request.user, format="signed copy", purpose="api")
+        types = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}
+        response = FileResponse(open(file, "rb"), content_type=types.get(file.suffix, "application/octet-stream"))
+        name = agreement.signed_copy_name or file.name
+        ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or file.name
+        response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     @extend_schema(
         tags=TAGS,

@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ModelKind(models.TextChoices):
@@ -51,7 +52,7 @@ OPEN_PROPOSAL = (ProposalStatus.REVIEW, ProposalStatus.SUBMITTED)
 class Department(models.TextChoices):
     MARKETING = "marketing", _("Marketing")
     SALES = "sales", _("Sales")
-    SERVICE = "service", _("Customer service")
+    SERVICE = "service", pgettext_lazy("department", "Customer service")
     QA = "qa", _("Quality assurance")
     RND = "rnd", _("R&D")
 
@@ -105,6 +106,7 @@ class AgreementStatus(models.TextChoices):
     SIGNED = "signed", _("Signed")
     EXPIRED = "expired", _("Expired")
     RENEWED = "renewed", _("Renewed")
+    ENDED = "ended", _("Ended on de-listing")  # still in force (or issued) when the customer was de-listed
 
 
 class TrialStatus(models.TextChoices):

@@ -304,8 +304,11 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
     items = []
     for area, title, standard, owner, due, status, progress in PLAN_ITEMS:
         deadline = today + dt.timedelta(days=due + (shift if due > 0 else -shift // 3))
-        items.append((services.save_item(kam, plan, {"area": area, "title": title, "standard": standard,
-                                                     "owner": u[owner], "deadline": deadline}), status, progress))  # fmt: skip
+        item = services.save_item(kam, plan, {"area": area, "title": title, "standard": standard,
+                                              "owner": u[owner], "deadline": max(deadline, today)})  # fmt: skip
+        if deadline < today:  # written months ago, when the deadline lay ahead: dated back like the rest
+            PlanItem.objects.filter(pk=item.pk).update(deadline=deadline)
+        items.append((item, status, progress))
     services.submit_plan(kam, ServicePlan.objects.get(pk=plan.pk))
     with _one_time_code(manager) as code:
         services.decide_plan(manager, ServicePlan.objects.get(pk=plan.pk), approve=True, otp_code=code,
@@ -332,8 +335,9 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
         upload = SimpleUploadedFile(
             f"{agreement.number}-签署页.pdf", _signed_copy(agreement, signed_on), "application/pdf"
         )
+        # issued weeks ago, then signed (a signing is never dated before the issue)
+        Agreement.objects.filter(pk=agreement.pk).update(created_at=d(118), issued_at=d(118))
         services.record_signed(kam, Agreement.objects.get(pk=agreement.pk), signed_date=signed_on, upload=upload)
-        Agreement.objects.filter(pk=agreement.pk).update(created_at=d(118), issued_at=d(118))  # issued, then signed
 
     attendees = (f"院方：药剂科主任、临床科室代表；我方：{kam.display_name}（项目经理）、{u['expert'].display_name}"
                  f"（产品专家）、{u['support'].display_name}（技术支持）、{u['aftersales'].display_name}（售后）")  # fmt: skip

@@ -5,12 +5,13 @@ costs a few set-based queries plus Python arithmetic per customer.
 
 A run writes one `Score` per customer and period (a re-run of the period replaces it), then applies the
 results: tier changes (audited one by one), discount level and reward programme from the class, and an
-improvement action for a customer that fell into a class that asks for one."""
+improvement action for every customer in a class that asks for one who has none open."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from functools import partial
@@ -18,21 +19,22 @@ from functools import partial
 import orjson
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.ids import any_of_sql, id_set
-from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.pipeline import in_background, in_parallel, may_run_in_parallel
 from pharmacrm.core.roles import Cap, Role
-from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.choices import HospitalGrade, InstitutionType, Tier
 from pharmacrm.customers.importer import insert_rows
 from pharmacrm.customers.models import Institution
 from pharmacrm.sales.models import MonthlyRollup
 from pharmacrm.sales.services import month_start
+from pharmacrm.servicedesk.choices import ActionStatus
 from pharmacrm.servicedesk.models import ImprovementAction, Survey
 
 from . import scoring
@@ -98,6 +100,8 @@ def save_model(user, kind: str, data: dict) -> ScoringModel:
     if not isinstance(weights, dict) or not isinstance(thresholds, dict) or not isinstance(benefits, dict):
         raise ValidationError({"weights": [_("Send weights, thresholds and results as objects.")]})
     errors = scoring.validate_model(kind, weights, params, thresholds)
+    for message in points_errors(params):
+        errors.setdefault("params", []).append(message)
     if kind == ModelKind.EVALUATION:
         for klass, benefit in benefits.items():
             if klass not in "ABCD" or not isinstance(benefit, dict):
@@ -135,6 +139,70 @@ def save_model(user, kind: str, data: dict) -> ScoringModel:
             {"weights": weights, "params": params, "thresholds": thresholds, "benefits": benefits}),
             version=model.version)  # fmt: skip
     return model
+
+
+# The influence measure's base points (0–100) per hospital grade and, for other customers, per type: parts of
+# a model's params (scoring.DEFAULT_PARAMS) that the API shows and takes back whole.
+POINTS = {"grade_points": HospitalGrade, "kind_points": InstitutionType}
+
+
+def points_errors(params: dict) -> list[str]:
+    """What is wrong with the grade and type points of `params` (nothing when they are absent)."""
+    errors = []
+    for key, choices in POINTS.items():
+        if key not in params:
+            continue
+        points = params[key]
+        ok = isinstance(points, dict) and all(
+            k in choices.values and isinstance(v, int | float | Decimal) and not isinstance(v, bool) and 0 <= v <= 100
+            for k, v in points.items()
+        )
+        if not ok:
+            names = ", ".join(choices.values)
+            errors.append(
+                _("Grade points are scores from 0 to 100 per hospital grade (%(names)s).") % {"names": names}
+                if key == "grade_points"
+                else _("Type points are scores from 0 to 100 per customer type (%(names)s).") % {"names": names}
+            )
+    return errors
+
+
+# --- market influence: key opinion leaders ----------------------------------------------------------
+
+KOL_MAX = 500  # key opinion leaders of one customer (kol_reference, 5 by default, scores 100)
+_KOL_SEPARATORS = re.compile(r"[,，、;；\r\n]+")
+
+
+def kol_names(text) -> list[str]:
+    """The names of a KOL list (separated by commas, 、, semicolons or lines)."""
+    return [n.strip() for n in _KOL_SEPARATORS.split(str(text or "")) if n.strip()]
+
+
+def check_kols(count: int | None, names_text) -> tuple[int | None, dict[str, list[str]]]:
+    """The number of key opinion leaders to store — the number of names listed when no number is given — and
+    the field errors: a number from 0 to KOL_MAX, and at least as many as the names listed. The influence
+    form and the KOL import (influence.py) apply the same rule."""
+    from django.utils.translation import ngettext
+
+    names = kol_names(names_text)
+    if count is None:
+        count = len(names)
+        if count > KOL_MAX:
+            return count, {"kol_names": [_("List at most %(max)s key opinion leaders.") % {"max": KOL_MAX}]}
+        return count, {}
+    if not 0 <= count <= KOL_MAX:
+        return count, {"kol_count": [kol_count_message()]}
+    if count < len(names):
+        return count, {"kol_count": [
+            ngettext("%(n)s name is listed: the number of key opinion leaders cannot be smaller.",
+                     "%(n)s names are listed: the number of key opinion leaders cannot be smaller.",
+                     len(names)) % {"n": len(names)}
+        ]}  # fmt: skip
+    return count, {}
+
+
+def kol_count_message() -> str:
+    return _("Give the number of key opinion leaders, from 0 to %(max)s.") % {"max": KOL_MAX}
 
 
 # --- facts ------------------------------------------------------------------------------------------
@@ -522,8 +590,17 @@ def action_owner(institution: Institution) -> User | None:
     """Who owns an improvement action for a weak customer: its owner, else its team's lead, else the first
     key-account manager, else a manager."""
     for candidate in (institution.owner, institution.team.lead if institution.team_id else None):
-        if candidate is not None and candidate.is_active and access.can(candidate, Cap.HANDLE_TICKETS):
+        if _may_own(candidate):
             return candidate
+    return _fallback_owner()
+
+
+def _may_own(user: User | None) -> bool:
+    return user is not None and user.is_active and access.can(user, Cap.HANDLE_TICKETS)
+
+
+def _fallback_owner() -> User | None:
+    """The owner of an action for a customer without an owner or team lead who may own one."""
     for role in (Role.KAM, Role.MANAGER):
         found = User.objects.filter(is_active=True, groups__name=role).order_by("id").first()
         if found is not None:
@@ -531,11 +608,19 @@ def action_owner(institution: Institution) -> User | None:
     return None
 
 
+NOTIFY_EACH_UP_TO = 3  # an owner given more actions by one run gets one notification for them all
+ACTION_COLUMNS = ["number", "institution_id", "owner_id", "due_date", "status", "outcome", "created_at", "updated_at",
+                  "version", "title", "description"]  # fmt: skip
+
+
 def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun) -> int:
-    """An improvement action for each customer whose class asks for one and who fell into it from a better
-    class (or is a key account newly there) — not on a customer's first evaluation, not for one already in
-    that class last period, and never twice for a period. Read from the run's stored scores, which carry
-    the previous class."""
+    """An improvement action for each customer of the period in a class that asks for one — fallen into it,
+    staying there or evaluated for the first time — unless the customer already has an open improvement
+    action, or one of this period (closed: a later run of the same period, e.g. after each import, does not
+    open it again). Set-based: one query finds those customers with their owner and team lead, the owners
+    are read once, the actions go in with one bulk insert (their numbers allocated as one block), their audit
+    entries with one more, and the owners' notifications with one more."""
+    from pharmacrm.notify import services as notify
     from pharmacrm.servicedesk import revisit
     from pharmacrm.servicedesk.services import SYSTEM
 
@@ -543,40 +628,99 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
     if not asking:
         return 0
     period = run_row.period
-    order = {"A": 0, "B": 1, "C": 2, "D": 3}
-    scored = Score.objects.filter(kind=ModelKind.EVALUATION, period=period, klass__in=asking, run_id=run_row.pk)
-    classes, wanted = {}, []
-    for inst, k, prev in scored.order_by().values_list("institution_id", "klass", "previous_klass"):
-        if (prev in order and order[k] > order[prev]) or (inst in key_ids and prev != k):
-            classes[inst] = k
-            wanted.append(inst)
-    if not wanted:
-        return 0
     tag = f"[{period}]"
-    already = set(
-        ImprovementAction.objects.filter(institution_id__any_of=wanted, title__endswith=tag).values_list(
-            "institution_id", flat=True
-        )
+    covered = ImprovementAction.objects.filter(institution_id=OuterRef("institution_id")).filter(
+        ~Q(status__in=revisit.CLOSED_ACTIONS) | Q(title__endswith=tag)
     )
+    due_rows = list(
+        Score.objects.filter(kind=ModelKind.EVALUATION, period=period, klass__in=asking,
+                             institution__merged_into__isnull=True)
+        .exclude(Exists(covered)).order_by("institution_id")
+        .values_list("institution_id", "klass", "institution__name", "institution__owner_id",
+                     "institution__team__lead_id")
+    )  # fmt: skip
+    if not due_rows:
+        return 0
+    people = {r[3] for r in due_rows} | {r[4] for r in due_rows}
+    eligible = {
+        u.pk: u for u in User.objects.filter(pk__in=people - {None}).prefetch_related("groups") if _may_own(u)
+    }
+    fallback: list = []  # read once, when a customer needs it
+    now = timezone.now()
     due = timezone.localdate() + dt.timedelta(days=ACTION_DAYS)
-    created = 0
-    for institution in Institution.objects.filter(
-        pk__any_of=[i for i in wanted if i not in already]
-    ).select_related("owner", "team__lead"):
-        owner = action_owner(institution)
+    planned = []
+    for inst, klass, name, owner_id, lead_id in due_rows:
+        owner = eligible.get(owner_id) or eligible.get(lead_id)
         if owner is None:
-            continue
-        klass = classes[institution.pk]
-        revisit._create_action(SYSTEM, {
-            "title": _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
-            % {"name": institution.name[:120], "klass": klass, "tag": tag},
-            "description": _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
-                             "the weak components, talk to the customer and record what was done.")
-            % {"period": period, "klass": klass},
-            "owner": owner, "due_date": due, "institution": institution,
-        })  # fmt: skip
-        created += 1
-    return created
+            if not fallback:
+                fallback.append(_fallback_owner())
+            owner = fallback[0]
+        if owner is None:
+            continue  # nobody may own it: the next run tries again
+        planned.append((inst, klass, name, owner))
+    if not planned:
+        return 0
+    year = timezone.localtime(now).year
+    first = Counter.allocate(f"improvement:{year}", len(planned))
+    title = _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
+    description = _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
+                    "the weak components, talk to the customer and record what was done.")  # fmt: skip
+    # one insert (COPY on PostgreSQL) and one read of the new ids (the run's actions share their created_at);
+    # no model instance per action: audit entries and notifications take (type, id) labels
+    sqlite = connection.vendor == "sqlite"
+    stamp = connection.ops.adapt_datetimefield_value(now) if sqlite else now
+    due_value = connection.ops.adapt_datefield_value(due) if sqlite else due
+    rows = [
+        (f"IA-{year}-{first + i:04d}", inst, owner.pk, due_value, ActionStatus.OPEN.value, "", stamp, stamp, 1,
+         title % {"name": name[:120], "klass": klass, "tag": tag}, description % {"period": period, "klass": klass})
+        for i, (inst, klass, name, owner) in enumerate(planned)
+    ]  # fmt: skip
+    insert_rows(ImprovementAction._meta.db_table, ACTION_COLUMNS, rows)
+    ids = dict(
+        ImprovementAction.objects.filter(created_at=now, created_by__isnull=True, ticket__isnull=True)
+        .values_list("number", "id")
+    )
+    label = ImprovementAction._meta.label_lower
+    due_text = due.isoformat()
+    audit.record_many(A.CREATE, [
+        ((label, str(ids[row[0]]), f"{row[0]} {row[9]}"[:200]),
+         {"number": [None, row[0]], "owner": [None, row[2]], "due_date": [None, due_text]})
+        for row in rows
+    ], user=SYSTEM, reason="evaluation", run=run_row.pk, period=period)  # fmt: skip
+    told = [(ids[row[0]], row[0], row[9], plan[3]) for row, plan in zip(rows, planned, strict=True)]
+    _tell_owners(notify, told, due_text, period)
+    return len(rows)
+
+
+def _tell_owners(notify, actions: list[tuple[int, str, str, User]], due: str, period: str) -> None:
+    """Each owner finds the new actions (id, number, title, owner) in the bell (and by e-mail): one by one up to
+    NOTIFY_EACH_UP_TO, else one notification for them all that leads to the owner's actions."""
+    from django.urls import reverse
+    from django.utils.translation import ngettext
+
+    by_owner: dict[int, list[tuple]] = {}
+    for action in actions:
+        by_owner.setdefault(action[3].pk, []).append(action)
+    items = []
+    body = _("Due %(date)s") % {"date": due}
+    for mine in by_owner.values():
+        owner = mine[0][3]
+        if len(mine) <= NOTIFY_EACH_UP_TO:
+            items.extend({
+                "recipients": [owner], "kind": "improvement.assigned", "body": body,
+                "title": _("Improvement action %(number)s: %(title)s") % {"number": number, "title": title},
+                "url": reverse("servicedesk:improvement", args=[pk]),
+                "obj": (ImprovementAction._meta.label_lower, pk),
+            } for pk, number, title, _o in mine)  # fmt: skip
+        else:
+            items.append({
+                "recipients": [owner], "kind": "improvement.assigned", "body": body,
+                "title": ngettext("%(n)s improvement action from the customer evaluation of %(period)s",
+                                  "%(n)s improvement actions from the customer evaluation of %(period)s",
+                                  len(mine)) % {"n": len(mine), "period": period},
+                "url": reverse("servicedesk:improvements") + "?show=mine",
+            })  # fmt: skip
+    notify.send_many(items)
 
 
 def changed_since(kind: str) -> list[int] | None:

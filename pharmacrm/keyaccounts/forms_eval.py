@@ -12,7 +12,7 @@ from pharmacrm.core.models import Region
 from pharmacrm.customers.choices import InstitutionType, Tier
 from pharmacrm.customers.forms import ANY, ServiceErrorsMixin
 
-from . import scoring
+from . import evaluation, scoring
 from .choices import Component, Klass, ModelKind
 
 KOL_FILE_MAX_BYTES = 2 * 1024 * 1024
@@ -65,7 +65,8 @@ def _provinces() -> list[tuple[str, str]]:
 
 class _Filters(forms.Form):
     def cleaned(self) -> dict:
-        """Valid filter values; an invalid one is ignored rather than failing the list."""
+        """Valid filter values; an invalid one is not applied (rather than failing the list) and its message
+        is shown at its field (the page says that it is not applied)."""
         self.is_valid()
         return {k: v for k, v in (getattr(self, "cleaned_data", {}) or {}).items() if k not in self.errors}
 
@@ -91,10 +92,16 @@ class CandidateFilterForm(_Filters):
         super().__init__(*args, **kwargs)
         self.fields["period"].choices = [(p, p) for p in periods]
         self.fields["province"].choices = ANY + _provinces()
+        score = self.fields["min_score"]
+        message = _("%(name)s must be a score from 0 to 100.") % {"name": score.label}
+        score.error_messages.update({"invalid": message, "min_value": message, "max_value": message})
 
 
 class InfluenceForm(ServiceErrorsMixin, forms.Form):
-    kol_count = forms.IntegerField(label=_("Key opinion leaders"), min_value=0, max_value=100_000, initial=0)
+    kol_count = forms.IntegerField(label=_("Key opinion leaders"), required=False, min_value=0,
+                                   max_value=evaluation.KOL_MAX,
+                                   help_text=_("At least as many as the names listed; leave empty to count the "
+                                               "names."))  # fmt: skip
     kol_names = forms.CharField(label=_("Key opinion leaders (names)"), required=False, max_length=2000,
                                 widget=forms.Textarea(attrs={"rows": 2}),
                                 help_text=_("Names separated by commas."))  # fmt: skip
@@ -105,6 +112,23 @@ class InfluenceForm(ServiceErrorsMixin, forms.Form):
     notes = forms.CharField(label=_("Notes"), required=False, max_length=5000,
                             widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        message = evaluation.kol_count_message()
+        self.fields["kol_count"].error_messages.update({"invalid": message, "min_value": message, "max_value": message})
+
+    def clean(self):
+        """The number of KOLs at least the names listed, or counted from them when left empty (the rule of
+        evaluation.check_kols, which the KOL import applies too)."""
+        data = super().clean()
+        if "kol_count" in self.errors or "kol_names" in self.errors:
+            return data
+        data["kol_count"], errors = evaluation.check_kols(data.get("kol_count"), data.get("kol_names"))
+        for name, messages in errors.items():
+            for m in messages:
+                self.add_error(name, m)
+        return data
 
 
 class KolImportForm(forms.Form):

@@ -146,6 +146,15 @@ class AgreementForm(ServiceErrorsMixin, forms.Form):
     renewal_notice_days = forms.IntegerField(label=_("Renewal reminder (days before end)"), initial=60,
                                              min_value=0, max_value=365)  # fmt: skip
 
+    def __init__(self, *args, account=None, **kwargs):
+        """With `account`, the proposed term follows its approved plan's validity (or, after an agreement of
+        that plan, its renewal: services.default_agreement_term)."""
+        super().__init__(*args, **kwargs)
+        if account is not None and not self.is_bound:
+            from .services import default_agreement_term
+
+            self.initial["start_date"], self.initial["end_date"] = default_agreement_term(account)
+
 
 class SignedForm(ServiceErrorsMixin, VersionMixin):
     signed_date = forms.DateField(label=_("Signed on"), widget=DATE_INPUT)
@@ -154,6 +163,27 @@ class SignedForm(ServiceErrorsMixin, VersionMixin):
         widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.png,.jpg,.jpeg,application/pdf,image/png,image/jpeg"}),
         help_text=_("The scanned signed agreement: PDF, PNG or JPEG, at most 20 MB."),
     )  # fmt: skip
+
+    def __init__(self, *args, agreement=None, **kwargs):
+        """The date picker offers the days from the agreement's issue (when given) to today; the service
+        checks both ends whatever is sent."""
+        from django.utils import timezone
+
+        super().__init__(*args, **kwargs)
+        attrs = self.fields["signed_date"].widget.attrs
+        attrs["max"] = timezone.localdate().isoformat()
+        if agreement is not None:
+            from .services import issued_on
+
+            attrs["min"] = issued_on(agreement).isoformat()
+
+    def clean_signed_date(self):
+        from django.utils import timezone
+
+        day = self.cleaned_data.get("signed_date")
+        if day is not None and day > timezone.localdate():
+            raise forms.ValidationError(_("The signing date cannot be in the future."), code="future")
+        return day
 
 
 class MeetingForm(ServiceErrorsMixin, forms.Form):

@@ -1,5 +1,8 @@
 """What the key-account programme plugs into other apps at start-up: key-account tickets route to the
-account's service team (and count as key-account tickets: priority boost)."""
+account's service team (and count as key-account tickets: priority boost) once the team has an active member
+who handles tickets; before that they route as any other ticket, boosted by the customer's key-account tier
+(services.ticket_team). De-listing sends the tickets still waiting unassigned in the team back to the
+ordinary routing (services._reroute_tickets)."""
 
 
 def register() -> None:

@@ -69,13 +69,17 @@ INFLUENCE_FIELDS = ("kol_count", "kol_names", "assessment", "notes")
 def _clean_influence(data: dict) -> dict:
     errors: dict[str, list[str]] = {}
     out = {}
-    try:
-        count = int(data.get("kol_count") or 0)
-    except (TypeError, ValueError):
-        count = -1
-    if not 0 <= count <= 100_000:
-        errors["kol_count"] = [_("Give the number of key opinion leaders (0 or more).")]
-    out["kol_count"] = count
+    count = data.get("kol_count")
+    if count in ("", None):
+        count = None  # counted from the names
+    else:
+        try:
+            count = int(count)
+        except (TypeError, ValueError):
+            count = -1
+    names = str(data.get("kol_names") or "").replace("\x00", "").strip()[:2000]
+    out["kol_count"], kol_errors = evaluation.check_kols(count, names)
+    errors.update(kol_errors)
     assessment = data.get("assessment")
     if assessment in ("", None):
         out["assessment"] = None
@@ -86,7 +90,7 @@ def _clean_influence(data: dict) -> dict:
             out["assessment"] = -1
         if not 0 <= out["assessment"] <= 100:
             errors["assessment"] = [_("The assessment is a score from 0 to 100, or empty.")]
-    out["kol_names"] = str(data.get("kol_names") or "").replace("\x00", "").strip()[:2000]
+    out["kol_names"] = names
     out["notes"] = str(data.get("notes") or "").replace("\x00", "").strip()[:5000]
     if errors:
         raise ValidationError(errors)
@@ -192,10 +196,8 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
             "assessment": stored.assessment if stored else None, "notes": stored.notes if stored else "",
         }  # fmt: skip
         data.update({k: v for k, v in values.items() if k in ("kol_count", "kol_names", "assessment", "notes")})
-        if "kol_count" not in index or not values.get("kol_count"):
-            if values.get("kol_names"):
-                names = values["kol_names"].replace("、", ",").replace("，", ",")
-                data["kol_count"] = str(len([n for n in names.split(",") if n.strip()]))
+        if ("kol_count" not in index or not values.get("kol_count")) and values.get("kol_names"):
+            data["kol_count"] = None  # counted from the names (evaluation.check_kols)
         try:
             save_influence(user, institution, data)
         except ValidationError as e:

@@ -1,12 +1,15 @@
 """The key-account progress report for leadership (PDF and Excel): per account, plan items done / open /
-overdue, meetings held, the latest service evaluation and the agreement's status. The caller decides which
-accounts the user may see and audits the export."""
+overdue, meetings held, the latest service evaluation and the agreement's status; then, per account, the open
+items of the plan in force that are overdue or due within DUE_SOON_DAYS days (a second sheet in Excel). The caller
+decides which accounts the user may see and audits the export."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import re
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -14,6 +17,8 @@ from pharmacrm.core import pdf as pdfdoc
 
 from .choices import OPEN_ITEM, ItemStatus, PlanStatus
 from .models import AccountReview, Agreement, Meeting, PlanItem
+
+DUE_SOON_DAYS = 30
 
 
 def rows(accounts) -> list[dict]:
@@ -45,6 +50,7 @@ def rows(accounts) -> list[dict]:
     agreements: dict[int, Agreement] = {}
     for ag in Agreement.objects.filter(account_id__in=ids).order_by("created_at", "id"):
         agreements[ag.account_id] = ag
+    due = due_items(ids, today)
     out = []
     for a in accounts:
         it = items.get(a.pk, {})
@@ -55,6 +61,25 @@ def rows(accounts) -> list[dict]:
             "review_period": review.period if review else "", "review_score": review.score if review else None,
             "agreement": ag.number if ag else "", "agreement_status": str(ag.get_status_display()) if ag else "",
             "agreement_end": ag.end_date.isoformat() if ag else "",
+            "due": due.get(a.pk, []),
+        })  # fmt: skip
+    return out
+
+
+def due_items(ids: list[int], today: dt.date) -> dict[int, list[dict]]:
+    """Per account, the open items of its plan in force that are overdue or due within DUE_SOON_DAYS days, by
+    deadline (one query)."""
+    qs = PlanItem.objects.filter(
+        plan__account_id__in=ids, plan__status=PlanStatus.APPROVED, status__in=OPEN_ITEM,
+        deadline__lte=today + dt.timedelta(days=DUE_SOON_DAYS),
+    ).select_related("owner").order_by("plan__account_id", "deadline", "area", "id")  # fmt: skip
+    out: dict[int, list[dict]] = {}
+    for item in qs.annotate(account_id=F("plan__account_id")):
+        late = (today - item.deadline).days
+        out.setdefault(item.account_id, []).append({
+            "title": item.title, "area": str(item.get_area_display()), "owner": str(item.owner),
+            "deadline": item.deadline.isoformat(), "status": str(item.get_status_display()), "progress": item.progress,
+            "days_overdue": late if late > 0 else None,
         })  # fmt: skip
     return out
 
@@ -71,15 +96,84 @@ def _values(r: dict) -> list:
             r["review_score"], r["agreement"], r["agreement_status"], r["agreement_end"]]  # fmt: skip
 
 
+def item_headers() -> list[str]:
+    return [_("Service item"), _("Area"), _("Owner"), _("Deadline"), _("Days overdue"), _("Status"),
+            _("Progress (%)")]  # fmt: skip
+
+
+def _item_values(i: dict) -> list:
+    return [i["title"], i["area"], i["owner"], i["deadline"], i["days_overdue"], i["status"], i["progress"]]
+
+
+# a CJK character (or fullwidth form) may end a line anywhere; other text only between words
+_TOKEN = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+")
+PADDING = 1.0  # mm, each side of a cell (core.pdf.table)
+
+
+def _widths(doc, headers: list[str], values: list[list], weights: tuple, font_size: float) -> list[float]:
+    """Column widths (mm, across the page) in which no word of a heading (bold) or of a short cell is cut: each
+    column is at least as wide as its longest word, at most a third of the page; the rest of the width goes to
+    the columns by `weights`. Chinese wraps between any two characters, so it never widens a column."""
+    page = doc.epw
+    need = []
+    for n, header in enumerate(headers):
+        widest = 0.0
+        doc.set_font(pdfdoc.FAMILY, "B", font_size)
+        for word in _TOKEN.findall(str(header)):
+            widest = max(widest, doc.get_string_width(word))
+        doc.set_font(pdfdoc.FAMILY, size=font_size)
+        for row in values:
+            for word in _TOKEN.findall("" if row[n] is None else str(row[n])):
+                widest = max(widest, doc.get_string_width(word))
+        need.append(min(widest + 2 * PADDING + 0.6, page / 3))
+    if sum(need) >= page:  # cannot be met: shrink in proportion
+        return [page * w / sum(need) for w in need]
+    fixed: dict[int, float] = {}
+    while True:  # give each column its share; those below their minimum get the minimum, share the rest again
+        free = [n for n in range(len(headers)) if n not in fixed]
+        room = page - sum(fixed.values())
+        total = sum(weights[n] for n in free)
+        short = {n: need[n] for n in free if room * weights[n] / total < need[n]}
+        if not short:
+            return [fixed.get(n, room * weights[n] / total) for n in range(len(headers))]
+        fixed.update(short)
+
+
+def _table(doc, headers: list[str], values: list[list], weights: tuple, font_size: float) -> None:
+    widths = _widths(doc, headers, values, weights, font_size)
+    pdfdoc.table(doc, headers, values, widths, font_size=font_size)
+
+
 def pdf(data: list[dict]) -> bytes:
-    doc = pdfdoc.document(_("Key-account progress report"))
+    title = _("Key-account progress report")
+    doc = pdfdoc.Document(title)
+    doc.add_page(orientation="landscape")  # eleven columns: the words of the headings fit whole
+    doc.set_font(pdfdoc.FAMILY, "B", 16)
+    doc.multi_cell(0, 9, title, align="C", new_x="LMARGIN", new_y="NEXT")
+    doc.ln(2)
     doc.set_font(pdfdoc.FAMILY, size=9)
     doc.multi_cell(0, 5, _("%(n)s key accounts, as of %(date)s.") % {"n": len(data), "date": timezone.localdate()},
                    new_x="LMARGIN", new_y="NEXT")  # fmt: skip
     doc.ln(2)
-    pdfdoc.table(doc, headers(), [_values(r) for r in data], (1.3, 2.4, 0.8, 0.8, 0.8, 0.8, 1, 0.8, 1.3, 1.1, 1.1),
-                 font_size=7.5)  # fmt: skip
+    _table(doc, headers(), [_values(r) for r in data], (1.3, 2.6, 0.8, 0.8, 0.8, 0.8, 1, 0.7, 1.3, 1.1, 1.1), 7.5)
+    doc.ln(4)
+    doc.set_font(pdfdoc.FAMILY, "B", 12)
+    doc.multi_cell(0, 7, due_heading(), new_x="LMARGIN", new_y="NEXT")
+    for r in data:
+        doc.ln(2)
+        doc.set_font(pdfdoc.FAMILY, "B", 9.5)
+        doc.multi_cell(0, 5.5, f"{r['number']}  {r['customer']}", new_x="LMARGIN", new_y="NEXT")
+        doc.set_font(pdfdoc.FAMILY, size=8.5)
+        if r["due"]:
+            _table(doc, item_headers(), [_item_values(i) for i in r["due"]], (3.2, 1.2, 1.2, 1, 0.8, 1, 0.8), 8)
+        else:
+            doc.multi_cell(0, 5, _("No open items overdue or due within %(days)s days.") % {"days": DUE_SOON_DAYS},
+                           new_x="LMARGIN", new_y="NEXT")  # fmt: skip
     return pdfdoc.to_bytes(doc)
+
+
+def due_heading() -> str:
+    return _("Open plan items overdue or due within %(days)s days") % {"days": DUE_SOON_DAYS}
 
 
 def xlsx(data: list[dict]) -> bytes:
@@ -102,6 +196,19 @@ def xlsx(data: list[dict]) -> bytes:
     for column, width in zip("ABCDEFGHIJK", (14, 36, 10, 10, 10, 10, 12, 8, 14, 16, 12), strict=True):
         sheet.column_dimensions[column].width = width
     sheet.freeze_panes = "A2"
+    items = book.create_sheet(_("Items due")[:31])  # due_heading() says what it holds
+    items.append([_("Number"), _("Customer"), *item_headers()])
+    for cell in items[1]:
+        cell.font = Font(bold=True)
+    for r in data:
+        for i in r["due"]:
+            items.append([r["number"], r["customer"], *_item_values(i)])
+            for cell in items[items.max_row]:
+                if cell.data_type == "f":  # an item or customer named "=…" is text, never a formula
+                    cell.data_type = "s"
+    for column, width in zip("ABCDEFGHI", (14, 30, 40, 14, 14, 12, 12, 12, 12), strict=True):
+        items.column_dimensions[column].width = width
+    items.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

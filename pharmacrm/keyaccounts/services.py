@@ -150,6 +150,32 @@ def active_account(institution_id: int) -> KeyAccount | None:
     return KeyAccount.objects.filter(institution_id=institution_id, status=AccountStatus.ACTIVE).first()
 
 
+def key_tier_message() -> str:
+    return _("The key-account tier is granted and withdrawn through the key-account programme (proposal, "
+             "cross-department review and leadership approval), not by editing the customer.")  # fmt: skip
+
+
+def is_listed(customer) -> bool:
+    """Whether the customer (an institution) has an active key-account file; a person never has one."""
+    return (isinstance(customer, Institution) and customer.pk is not None
+            and KeyAccount.objects.filter(institution_id=customer.pk, status=AccountStatus.ACTIVE).exists())  # fmt: skip
+
+
+def tier_change_error(customer, tier: str | None) -> str | None:
+    """Why an edit may not give `customer` (an institution or person; None or unsaved when new) the tier
+    `tier`, or None: only the programme's listing and de-listing set and clear "key account" — an edit may
+    neither set it on a customer without an active key-account file nor move a listed one off it. Keeping
+    the tier a customer already has is no change."""
+    current = customer.tier if customer is not None and customer.pk is not None else None
+    if not tier or tier == current:
+        return None
+    if tier == Tier.KEY or current == Tier.KEY:
+        listed = is_listed(customer)
+        if (tier == Tier.KEY and not listed) or (current == Tier.KEY and listed):
+            return key_tier_message()
+    return None
+
+
 def is_member(user, account: KeyAccount) -> bool:
     return TeamMember.objects.filter(account=account, user=user).exists()
 
@@ -203,12 +229,27 @@ def team_for_institution(institution_id: int | None) -> Team | None:
     return Team.objects.filter(pk=row).first() if row else None
 
 
+def team_can_take_tickets(team: Team) -> bool:
+    """Whether someone active in the team handles tickets (the service desk's own test of who may be given
+    one): a team nobody could work for would strand every ticket sent to it."""
+    from pharmacrm.core.roles import READ_ONLY_ROLES
+    from pharmacrm.servicedesk import routing
+
+    return (
+        User.objects.filter(routing._handler_q(), teams=team, is_active=True)
+        .exclude(groups__name__in=[r.value for r in READ_ONLY_ROLES]).exists()
+    )  # fmt: skip
+
+
 def ticket_team(ticket) -> Team | None:
-    """The service desk's key-account hook: a key account's tickets go to its service team."""
+    """The service desk's key-account hook: a key account's tickets go to its service team — once the team
+    has an active member who handles tickets. Until then (a newly approved account) they route as any other
+    ticket (the customer's key-account tier still boosts them) instead of waiting in an empty queue."""
     institution_id = ticket.institution_id
     if institution_id is None and ticket.person_id:
         institution_id = ticket.person.institution_id
-    return team_for_institution(institution_id)
+    team = team_for_institution(institution_id)
+    return team if team is not None and team_can_take_tickets(team) else None
 
 
 # --- proposals, reviews, decisions ---------------------------------------------------------------------
@@ -415,14 +456,76 @@ def _open_account(user, institution: Institution, now) -> KeyAccount:
     return account
 
 
+def tier_after_delisting(account: KeyAccount) -> str:
+    """The tier a de-listed customer goes back to: the one it had before listing, unless that was "key
+    account" (a tier only the programme gives), then what its latest customer evaluation's class maps to
+    (when its model changes tiers), else regular."""
+    from .models import Score
+
+    if account.previous_tier and account.previous_tier != Tier.KEY and account.previous_tier in Tier.values:
+        return account.previous_tier
+    score = (
+        Score.objects.filter(institution_id=account.institution_id, kind="evaluation")
+        .exclude(klass="").select_related("model").order_by("-as_of", "-computed_at").first()
+    )  # fmt: skip
+    if score is not None and score.model.apply_tiers:
+        tier = ((score.model.benefits or {}).get(score.klass) or {}).get("tier")
+        if tier in (Tier.NEW, Tier.REGULAR, Tier.VIP):
+            return tier
+    return Tier.REGULAR
+
+
 def _close_account(user, account: KeyAccount, now) -> None:
+    """De-listing: the file closes, the customer loses the key-account tier (and with it the service desk's
+    boost), the plan's clocks stop, the agreements still in force end (no renewal reminder for a customer
+    no longer served), and the open tickets waiting unassigned in the account's team go back to the
+    service desk's ordinary routing."""
     account.status, account.delisted_at = AccountStatus.DELISTED, now
     account.save(update_fields=["status", "delisted_at"])
-    _set_tier(user, account.institution, account.previous_tier or Tier.REGULAR, "key-account de-listing")
+    _set_tier(user, account.institution, tier_after_delisting(account), "key-account de-listing")
     for plan in account.plans.filter(status=PlanStatus.APPROVED):
         plan.items.update(next_check_at=None, claimed_until=None)
     account.agreements.filter(next_check_at__isnull=False).update(next_check_at=None, claimed_until=None)
+    today = timezone.localtime(now).date()
+    for agreement in account.agreements.filter(status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED]):
+        old = agreement.status
+        past = old == AgreementStatus.SIGNED and agreement.end_date < today  # over already: the sweep was late
+        agreement.status = AgreementStatus.EXPIRED if past else AgreementStatus.ENDED
+        _save_versioned(agreement, ["status"], agreement.version)
+        audit.record(A.UPDATE, agreement, user=user, changes={"status": [old, agreement.status]},
+                     reason="key-account de-listing")  # fmt: skip
     audit.record(A.UPDATE, account, user=user, changes={"status": [AccountStatus.ACTIVE, AccountStatus.DELISTED]})
+    _reroute_tickets(account)
+
+
+def _reroute_tickets(account: KeyAccount) -> int:
+    """The open tickets waiting unassigned in a (de-listed) account's team are routed again as any other
+    ticket: the first matching assignment rule's team and, by its method, an agent (the service desk's
+    routing, without a second priority boost); without a matching rule, the general queue."""
+    from pharmacrm.servicedesk import routing
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.choices import OPEN_STATUSES, AssignMethod, EventKind
+    from pharmacrm.servicedesk.models import Ticket
+
+    if not account.team_id:
+        return 0
+    tickets = Ticket.objects.filter(team_id=account.team_id, assignee__isnull=True, status__in=OPEN_STATUSES)
+    moved = 0
+    for ticket in tickets.select_related("category", "person", "institution").order_by("id"):
+        rule = routing.matching_rule(ticket)
+        team = rule.team if rule is not None else None
+        agent = routing.pick_agent(team, ticket, rule=rule) if rule is not None and rule.method != AssignMethod.QUEUE else None
+        if team is not None:
+            desk.assign(desk.SYSTEM, ticket, assignee=agent, team=team)
+        else:  # no rule: the general queue (assign cannot take a ticket out of its team)
+            before = [ticket.assignee_id, ticket.team_id]
+            ticket.team = None
+            desk._save(ticket, ["team_id"], ticket.version)
+            desk._event(ticket, EventKind.ASSIGNED, desk.SYSTEM, at=timezone.now(), data={"assignee": None, "team": None})
+            audit.record(A.UPDATE, ticket, user=desk.SYSTEM, changes={"assignee": [before, [None, None]]},
+                         reason="key-account de-listing")  # fmt: skip
+        moved += 1
+    return moved
 
 
 # --- the service team -----------------------------------------------------------------------------------
@@ -430,7 +533,7 @@ def _close_account(user, account: KeyAccount, now) -> None:
 
 def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember:
     """Put a user in the account's service team; they must hold the system role the team role needs. The
-    project manager leads the team (tickets routed to the team reach them first)."""
+    project manager leads the team (tickets routed to the team reach them first); an account has one."""
     require_manage(user, account)
     if account.status != AccountStatus.ACTIVE:
         raise ValidationError(_("This key account has been de-listed."))
@@ -443,6 +546,16 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
+        KeyAccount.objects.select_for_update().filter(pk=account.pk).first()  # two additions: one after the other
+        if role == TeamRole.PROJECT_MANAGER:
+            # one project manager leads an account: handing it over is removing the current one first
+            current = (TeamMember.objects.filter(account=account, role=TeamRole.PROJECT_MANAGER)
+                       .exclude(user=member).select_related("user").first())  # fmt: skip
+            if current is not None:
+                raise ValidationError({"role": [_(
+                    "%(user)s is already this account's project manager; an account has one. To hand it over, "
+                    "remove %(user)s from the role first."
+                ) % {"user": current.user}]})  # fmt: skip
         row, created = TeamMember.objects.get_or_create(account=account, user=member, role=role)
         if not created:
             raise ValidationError({"user": [_("%(user)s is already in the team in this role.") % {"user": member}]})
@@ -511,7 +624,10 @@ def _require_editable(user, plan: ServicePlan) -> None:
         raise ValidationError(_("Only a draft (or a returned plan) can be changed."))
 
 
-def _clean_item(data: dict, account: KeyAccount) -> dict:
+def _clean_item(data: dict, plan: ServicePlan, item: PlanItem | None = None) -> dict:
+    """An item's fields checked. Its deadline lies within the plan's validity (when the plan has one) and, for a
+    new item or a moved deadline, not in the past (an item carried over with a deadline that passed keeps it)."""
+    account = plan.account
     errors: dict[str, list[str]] = {}
     out = {}
     out["area"] = data.get("area")
@@ -532,6 +648,23 @@ def _clean_item(data: dict, account: KeyAccount) -> dict:
         errors["deadline"] = [_("Give the deadline.")]
     elif not 2000 <= deadline.year <= 2999:
         errors["deadline"] = [_("Give a deadline between the years 2000 and 2999.")]
+    elif item is None or deadline != item.deadline:
+        wrong = []
+        start, end = plan.valid_from, plan.valid_to
+        if (start and deadline < start) or (end and deadline > end):
+            if start and end:
+                wrong.append(_("The deadline must lie within the plan's validity, %(start)s to %(end)s.")
+                             % {"start": start.isoformat(), "end": end.isoformat()})  # fmt: skip
+            elif start:
+                wrong.append(_("The deadline cannot lie before the plan's validity starts on %(date)s.")
+                             % {"date": start.isoformat()})  # fmt: skip
+            else:
+                wrong.append(_("The deadline cannot lie after the plan's validity ends on %(date)s.")
+                             % {"date": end.isoformat()})  # fmt: skip
+        if deadline < timezone.localdate():
+            wrong.append(_("The deadline cannot lie in the past."))
+        if wrong:
+            errors["deadline"] = wrong
     out["deadline"] = deadline
     if errors:
         raise ValidationError(errors)
@@ -540,15 +673,15 @@ def _clean_item(data: dict, account: KeyAccount) -> dict:
 
 def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None, version: int | None = None) -> PlanItem:
     _require_editable(user, plan)
-    clean = _clean_item(data, plan.account)
+    if item is not None and item.plan_id != plan.pk:
+        raise PermissionDenied(NOT_ALLOWED)
+    clean = _clean_item(data, plan, item)
     with transaction.atomic():
         if item is None:
             item = PlanItem.objects.create(plan=plan, **clean)
             audit.record(A.CREATE, item, user=user, changes={k: [None, getattr(item, k if k != "owner" else "owner_id")]
                                                               for k in clean})  # fmt: skip
         else:
-            if item.plan_id != plan.pk:
-                raise PermissionDenied(NOT_ALLOWED)
             _check_version(item, version)
             before = {k: getattr(item, k) for k in clean}
             for k, v in clean.items():
@@ -806,6 +939,43 @@ def _expiry_moment(agreement: Agreement) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(agreement.end_date + dt.timedelta(days=1), dt.time()))
 
 
+def overlapping_agreement(plan: ServicePlan, start: dt.date, end: dt.date, today: dt.date | None = None):
+    """An agreement of the same plan version whose term overlaps start–end and which is issued and not signed
+    yet, or signed and still in force; None when there is none (a renewal's term starts after theirs)."""
+    today = today or timezone.localdate()
+    return (
+        Agreement.objects.filter(plan=plan, status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED],
+                                 start_date__lte=end, end_date__gte=start)
+        .exclude(status=AgreementStatus.SIGNED, end_date__lt=today)
+        .order_by("start_date", "id").first()
+    )  # fmt: skip
+
+
+def default_agreement_term(account: KeyAccount, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The term the agreement form proposes: the approved plan's validity when it has one (from today if it
+    started more than a year ago), else a year from today; after an agreement of the plan that is issued or
+    in force, the renewal: the same length from the day after it ends."""
+    today = today or timezone.localdate()
+    plan = current_plan(account)
+    if plan is not None and plan.valid_from and plan.valid_to and plan.valid_from < plan.valid_to and (
+        plan.valid_to >= today
+    ):
+        start, end = max(plan.valid_from, today - dt.timedelta(days=365)), plan.valid_to
+    else:
+        start = today
+        end = dt.date(today.year + 1, 2, 28) if (today.month, today.day) == (2, 29) else \
+            today.replace(year=today.year + 1) - dt.timedelta(days=1)  # fmt: skip
+    latest = None
+    if plan is not None:
+        latest = (Agreement.objects.filter(plan=plan, status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED],
+                                           end_date__gte=today).order_by("-end_date").first())  # fmt: skip
+    if latest is not None and latest.end_date >= start:
+        length = end - start
+        start = latest.end_date + dt.timedelta(days=1)
+        end = start + length
+    return start, end
+
+
 def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_date: dt.date,
                        renewal_notice_days: int = 60) -> Agreement:  # fmt: skip
     """A numbered agreement (AG-YYYY-NNNN) from the plan in force, with its bilingual PDF made and kept now:
@@ -837,6 +1007,16 @@ def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_da
         raise ValidationError(errors)
     now = timezone.now()
     with transaction.atomic():
+        # one generation at a time per account (a double click): the second one sees the first one's agreement
+        KeyAccount.objects.select_for_update().filter(pk=account.pk).first()
+        clash = overlapping_agreement(plan, start_date, end_date, today)
+        if clash is not None:
+            raise ValidationError({"start_date": [_(
+                "Agreement %(number)s (%(status)s) already covers this plan version from %(start)s to %(end)s: "
+                "record its signing or issue it again rather than generating another one. A renewal starts "
+                "after %(end)s."
+            ) % {"number": clash.number, "status": clash.get_status_display(), "start": clash.start_date.isoformat(),
+                 "end": clash.end_date.isoformat()}]})  # fmt: skip
         agreement = Agreement.objects.create(
             number=_number("AG", now), account=account, plan=plan, start_date=start_date, end_date=end_date,
             renewal_notice_days=int(renewal_notice_days), created_by=user, created_at=now,
@@ -948,10 +1128,15 @@ def agreements_dir() -> Path:
     return path
 
 
+def issued_on(agreement: Agreement) -> dt.date:
+    """The day the agreement's document was issued (generated, or issued again while a draft)."""
+    return timezone.localtime(agreement.issued_at or agreement.created_at).date()
+
+
 def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, version: int | None = None) -> Agreement:
     """Record the signing: the date and the scanned signed copy (PDF, PNG or JPEG, at most 20 MB, type
-    checked from the content). The renewal reminder clock starts; an earlier signed agreement of the
-    account counts as renewed."""
+    checked from the content), neither before the agreement was issued nor in the future. The renewal
+    reminder clock starts; a signed agreement of the account whose term began earlier counts as renewed."""
     require_manage(user, agreement.account)
     require_active(agreement.account)
     _check_version(agreement, version)
@@ -962,6 +1147,9 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
         errors["signed_date"] = [_("Give the date it was signed.")]
     elif signed_date > timezone.localdate():
         errors["signed_date"] = [_("The signing date cannot be in the future.")]
+    elif signed_date < issued_on(agreement):
+        errors["signed_date"] = [_("The signing date cannot lie before the agreement was issued (%(date)s).")
+                                 % {"date": issued_on(agreement).isoformat()}]  # fmt: skip
     if upload is None:
         errors["signed_copy"] = [_("Upload the signed copy.")]
     elif upload.size is not None and upload.size > SIGNED_COPY_MAX:
@@ -994,7 +1182,10 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
             )
             _save_versioned(agreement, ["status", "signed_date", "signed_copy", "signed_copy_sha256",
                                         "signed_copy_name", "next_check_at"], agreement.version)  # fmt: skip
-            for earlier in agreement.account.agreements.filter(status=AgreementStatus.SIGNED).exclude(pk=agreement.pk):
+            # only an agreement whose term began before this one's is renewed by it
+            earlier_ones = agreement.account.agreements.filter(status=AgreementStatus.SIGNED,
+                                                               start_date__lt=agreement.start_date)  # fmt: skip
+            for earlier in earlier_ones.exclude(pk=agreement.pk):
                 earlier.status, earlier.next_check_at = AgreementStatus.RENEWED, None
                 earlier.save(update_fields=["status", "next_check_at"])
                 audit.record(A.UPDATE, earlier, user=user, changes={"status": [AgreementStatus.SIGNED, earlier.status]})
@@ -1062,8 +1253,26 @@ def may_record(user, account: KeyAccount) -> bool:
     return (may_manage(user, account) or is_member(user, account)) and not (user.roles & {Role.AUDITOR})
 
 
+class AlreadyRecorded(ValidationError):
+    """The same meeting or trial offer is recorded already (a form sent twice): nothing new is written, nobody is
+    told again; `existing` is the record there is, the message names it."""
+
+    def __init__(self, message: str, existing) -> None:
+        super().__init__(message, code="duplicate")
+        self.existing = existing
+
+
+def _moment(value: dt.datetime) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+
+
 def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = ()) -> Meeting:
-    """A service meeting with its minutes and action items (each owner is told)."""
+    """A service meeting with its minutes and action items (each owner is told).
+
+    Action `n` (from 1) is a row of title, owner and due date; a row with any of them filled needs all three, and
+    is due on or after the day of the meeting. Its errors come under `action_<n>_title`, `action_<n>_owner` and
+    `action_<n>_due`. The same meeting (account, start time to the minute, title) recorded again is refused with
+    AlreadyRecorded naming the one there is."""
     if not may_record(user, account):
         raise PermissionDenied(NOT_ALLOWED)
     require_active(account)
@@ -1071,6 +1280,7 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
     held_at = data.get("held_at")
     if not isinstance(held_at, dt.datetime):
         errors["held_at"] = [_("Give the date and time of the meeting.")]
+        held_at = None
     elif held_at > timezone.now() + dt.timedelta(days=1):
         errors["held_at"] = [_("Minutes are recorded for a meeting that took place.")]
     elif held_at.year < 2000:
@@ -1080,19 +1290,49 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
         errors["title"] = [_("Give the meeting a title.")]
     if not minutes:
         errors["minutes"] = [_("Write the minutes.")]
+    held_on = None  # the meeting's day, where the clock on the wall showed it
+    if held_at is not None:
+        held_on = (timezone.localtime(held_at) if timezone.is_aware(held_at) else held_at).date()
     clean_actions = []
-    for i, a in enumerate(actions or []):
+    for n, a in enumerate(actions or [], start=1):
         t = _clean(a.get("title"), 200)
-        if not t:
-            continue
         owner, due = a.get("owner"), a.get("due_date")
-        if owner is None or not isinstance(due, dt.date):
-            errors.setdefault("actions", []).append(_("Action %(n)s needs an owner and a due date.") % {"n": i + 1})
-            continue
-        clean_actions.append((t, owner, due))
+        if not (t or owner is not None or due not in (None, "")):
+            continue  # an empty row
+        row_ok = True
+        if not t:
+            errors[f"action_{n}_title"] = [_("Give the action a title, or clear its owner and due date.")]
+            row_ok = False
+        if owner is None:
+            errors[f"action_{n}_owner"] = [_("Choose who owns this action.")]
+            row_ok = False
+        if not isinstance(due, dt.date):
+            errors[f"action_{n}_due"] = [_("Give the due date.")]
+            row_ok = False
+        elif held_on is not None and due < held_on:
+            errors[f"action_{n}_due"] = [_("An action is due on or after the day of the meeting (%(date)s).")
+                                         % {"date": held_on.isoformat()}]  # fmt: skip
+            row_ok = False
+        if row_ok:
+            clean_actions.append((t, owner, due))
     if errors:
         raise ValidationError(errors)
+    minute = held_at.replace(second=0, microsecond=0)
     with transaction.atomic():
+        KeyAccount.objects.select_for_update().filter(pk=account.pk).first()  # one recording per account at a time
+        same = (
+            Meeting.objects.filter(account=account, title=title, held_at__gte=minute,
+                                   held_at__lt=minute + dt.timedelta(minutes=1))
+            .select_related("created_by").order_by("id").first()
+        )  # fmt: skip
+        if same is not None:
+            raise AlreadyRecorded(
+                _("This meeting is recorded already: “%(title)s”, held %(held)s, recorded by %(user)s at "
+                  "%(recorded)s. Nothing new was saved.")
+                % {"title": same.title, "held": _moment(same.held_at), "user": same.created_by or "—",
+                   "recorded": _moment(same.created_at)},
+                same,
+            )  # fmt: skip
         meeting = Meeting.objects.create(account=account, held_at=held_at, title=title, minutes=minutes,
                                          attendees=_clean(data.get("attendees"), 2000), created_by=user)  # fmt: skip
         rows = MeetingAction.objects.bulk_create(
@@ -1120,18 +1360,49 @@ def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAc
 
 
 def offer_trial(user, account: KeyAccount, *, product, notes: str = "", offered_on: dt.date | None = None) -> TrialOffer:
-    """Record a new-product trial offered to a key account (seed 001 §2.2: R&D's priority trials)."""
+    """Record a new-product trial offered to a key account (seed 001 §2.2: R&D's priority trials). It was offered
+    on or after the day the customer became a key account and not later than today (no date: today). The same
+    product offered to the same account on the same day again is refused with AlreadyRecorded."""
     if not may_record(user, account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
         raise PermissionDenied(NOT_ALLOWED)
     if user.roles & {Role.AUDITOR}:
         raise PermissionDenied(NOT_ALLOWED)
     require_active(account)
+    errors: dict[str, list[str]] = {}
     if product is None:
-        raise ValidationError({"product": [_("Choose the product offered.")]})
+        errors["product"] = [_("Choose the product offered.")]
+    today = timezone.localdate()
+    offered_on = offered_on or today
+    listed_on = timezone.localtime(
+        KeyAccount.objects.filter(pk=account.pk).values_list("listed_at", flat=True).get()
+    ).date()  # as stored (the caller's copy may be older)
+    if not isinstance(offered_on, dt.date):
+        errors["offered_on"] = [_("Give the date of the offer.")]
+    elif offered_on > today:
+        errors["offered_on"] = [_("The offer date cannot lie in the future: record a trial once it was offered.")]
+    elif offered_on < listed_on:
+        errors["offered_on"] = [_("The offer date cannot lie before %(date)s, when the customer became a key "
+                                  "account.") % {"date": listed_on.isoformat()}]  # fmt: skip
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
+        KeyAccount.objects.select_for_update().filter(pk=account.pk).first()  # one recording per account at a time
+        same = (
+            TrialOffer.objects.filter(account=account, product=product, offered_on=offered_on)
+            .select_related("created_by").order_by("id").first()
+        )
+        if same is not None:
+            raise AlreadyRecorded(
+                _("This trial offer is recorded already: %(product)s, offered on %(date)s (%(status)s), recorded "
+                  "by %(user)s. Nothing new was saved.")
+                % {"product": product, "date": offered_on.isoformat(), "status": same.get_status_display(),
+                   "user": same.created_by or "—"},
+                same,
+            )  # fmt: skip
         trial = TrialOffer.objects.create(account=account, product=product, notes=_clean(notes),
-                                          offered_on=offered_on or timezone.localdate(), created_by=user)  # fmt: skip
-        audit.record(A.CREATE, trial, user=user, changes={"product": [None, product.pk]})
+                                          offered_on=offered_on, created_by=user)  # fmt: skip
+        audit.record(A.CREATE, trial, user=user, changes={"product": [None, product.pk],
+                                                          "offered_on": [None, offered_on]})  # fmt: skip
     return trial
 
 
@@ -1230,6 +1501,34 @@ def _due_items(items) -> list[tuple]:
     return out
 
 
+def review_default() -> Decimal:
+    """The neutral value of a key-account evaluation measure without data: the customer evaluation model's
+    default for a customer nobody rated (its default_satisfaction, 60 unless configured)."""
+    from . import scoring
+    from .models import ScoringModel
+
+    fallback = scoring.DEFAULT_PARAMS["default_satisfaction"]
+    params = ScoringModel.objects.filter(kind="evaluation", active=True).values_list("params", flat=True).first()
+    try:
+        return Decimal(str((params or {}).get("default_satisfaction", fallback)))
+    except ArithmeticError:
+        return Decimal(str(fallback))
+
+
+def listing_error(account: KeyAccount, start: dt.date, end: dt.date) -> str | None:
+    """Why the period start–end cannot be evaluated for the account: it ended before the customer was listed,
+    or began after it was de-listed (its service team did not serve it then); None when it can."""
+    listed = timezone.localtime(account.listed_at).date() if account.listed_at else None
+    delisted = timezone.localtime(account.delisted_at).date() if account.delisted_at else None
+    if listed is not None and end < listed:
+        return _("This period ended before the customer was listed as a key account (%(date)s): evaluate a "
+                 "period from the listing on.") % {"date": listed.isoformat()}  # fmt: skip
+    if delisted is not None and start > delisted:
+        return _("This period began after the customer was de-listed (%(date)s): evaluate a period up to "
+                 "the de-listing.") % {"date": delisted.isoformat()}  # fmt: skip
+    return None
+
+
 def review_account(account: KeyAccount, period: str, user=None):
     """Compute (or recompute) the account's evaluation for a quarter or a year from the data: satisfaction
     (revisit surveys), quality feedback (quality complaint cases), average first-response and resolution
@@ -1247,6 +1546,9 @@ def review_account(account: KeyAccount, period: str, user=None):
     ):
         raise PermissionDenied(NOT_ALLOWED)
     start, end = period_bounds(period)
+    outside = listing_error(account, start, end)
+    if outside:
+        raise ValidationError({"period": [outside]})
     tz = timezone.get_current_timezone()
     t0 = dt.datetime.combine(start, dt.time(), tzinfo=tz)
     t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
@@ -1273,23 +1575,34 @@ def review_account(account: KeyAccount, period: str, user=None):
     on_time = sum(1 for _owner, deadline, done in counted
                   if done is not None and timezone.localtime(done).date() <= deadline)  # fmt: skip
     n_complaints = complaints.count()
+    n_tickets = tickets.count()
+    # a measure without data in the period scores the model's neutral default and says so ("no data"): an
+    # empty quarter must not look excellent
+    neutral = review_default()
     values = {
-        "satisfaction": (Decimal(str(sat["avg"])) - 1) / 4 * 100 if sat["n"] else Decimal(60),
-        "response": min(Decimal(100), RESPONSE_TARGET_H / response * 100) if response else Decimal(100),
-        "resolution": min(Decimal(100), RESOLUTION_TARGET_H / resolution * 100) if resolution else Decimal(100),
-        "complaints": max(Decimal(0), Decimal(100) - 20 * n_complaints),
-        "plan": Decimal(on_time) / Decimal(due) * 100 if due else Decimal(100),
+        "satisfaction": (Decimal(str(sat["avg"])) - 1) / 4 * 100 if sat["n"] else None,
+        "response": min(Decimal(100), RESPONSE_TARGET_H / response * 100) if response else None,
+        "resolution": min(Decimal(100), RESOLUTION_TARGET_H / resolution * 100) if resolution else None,
+        "complaints": max(Decimal(0), Decimal(100) - 20 * n_complaints) if n_tickets else None,
+        "plan": Decimal(on_time) / Decimal(due) * 100 if due else None,
     }
+    if response == 0:  # every first response at the very moment of receipt: the target met in full
+        values["response"] = Decimal(100)
+    if resolution == 0:
+        values["resolution"] = Decimal(100)
     weights = scoring.normalised_weights(REVIEW_WEIGHTS)
     components, total = [], Decimal(0)
     for name, weight in weights.items():
-        value = scoring.q2(values[name])
+        value = scoring.q2(neutral if values[name] is None else values[name])
         contribution = scoring.q2(value * weight)
         total += contribution
-        components.append({"name": name, "value": str(value), "weight": str(weight), "contribution": str(contribution)})
+        component = {"name": name, "value": str(value), "weight": str(weight), "contribution": str(contribution)}
+        if values[name] is None:
+            component["default"] = True
+        components.append(component)
     fields = dict(
         start=start, end=end, satisfaction=Decimal(str(sat["avg"])).quantize(Decimal("0.01")) if sat["n"] else None,
-        surveys=sat["n"], quality_feedback=quality, tickets=tickets.count(), avg_response_hours=response,
+        surveys=sat["n"], quality_feedback=quality, tickets=n_tickets, avg_response_hours=response,
         avg_resolution_hours=resolution, complaints=n_complaints, complaints_resolved=resolved, plan_items_due=due,
         plan_items_on_time=on_time, score=total, components=components, computed_at=timezone.now(),
     )  # fmt: skip
@@ -1300,8 +1613,12 @@ def review_account(account: KeyAccount, period: str, user=None):
 
 
 def review_all(period: str, user=None) -> int:
+    """Evaluate every active key account for the period (those listed only after it ended are left out)."""
+    start, end = period_bounds(period)
     count = 0
     for account in KeyAccount.objects.filter(status=AccountStatus.ACTIVE):
+        if listing_error(account, start, end):
+            continue
         review_account(account, period, user=user)
         count += 1
     return count
@@ -1323,7 +1640,10 @@ def scheduled_reviews(today: dt.date | None = None) -> int:
         missing = KeyAccount.objects.filter(status=AccountStatus.ACTIVE).exclude(
             pk__in=AccountReview.objects.filter(period=period).values("account_id")
         )
+        start, end = period_bounds(period)
         for account in missing:
+            if listing_error(account, start, end):
+                continue  # listed after the period ended: nothing of it to evaluate
             review_account(account, period)
             done += 1
     return done

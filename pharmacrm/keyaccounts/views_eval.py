@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -30,6 +30,7 @@ from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import CappedPaginator
 from pharmacrm.servicedesk.models import ImprovementAction
+from pharmacrm.servicedesk.revisit import CLOSED_ACTIONS
 
 from . import evaluation, scoring
 from .choices import OPEN_PROPOSAL, AccountStatus, Component, Klass, ModelKind
@@ -235,24 +236,29 @@ def evaluations(request):
     ids = scoped.filter(klass=klass).order_by(*Score.RANKED).values_list("id", flat=True)
     page = CappedPaginator(ids, PAGE_SIZE).get_page(request.GET.get("page") or "1")
     rows = _page_rows(list(page.object_list), with_runs=False)  # paged over ids: see _page_rows
+    latest_run = (
+        EvaluationRun.objects.filter(model__kind=ModelKind.EVALUATION, period=period, finished_at__isnull=False)
+        .select_related("model").order_by("-started_at").first()
+    )  # fmt: skip
+    # the classes whose rule opens improvement actions (D, as by default, when no run says otherwise): their
+    # customers' actions of the period and those still open from before
+    asking = {k for k, b in ((latest_run.model.benefits or {}) if latest_run else {}).items() if (b or {}).get("action")}
+    show_actions = klass in (asking or {Klass.D})
     actions: dict[int, list[ImprovementAction]] = {}
-    if klass == Klass.D and rows:
+    if show_actions and rows:
         found = ImprovementAction.objects.filter(
-            institution_id__in=[r.institution_id for r in rows], title__endswith=f"[{period}]"
+            Q(title__endswith=f"[{period}]") | ~Q(status__in=CLOSED_ACTIONS),
+            institution_id__in=[r.institution_id for r in rows],
         ).order_by("id")
         for a in found:
             actions.setdefault(a.institution_id, []).append(a)
     for r in rows:
         r.move = movement(r.klass, r.previous_klass)
         r.actions = actions.get(r.institution_id, [])
-    latest_run = (
-        EvaluationRun.objects.filter(model__kind=ModelKind.EVALUATION, period=period, finished_at__isnull=False)
-        .select_related("model").order_by("-started_at").first()
-    )  # fmt: skip
     context = {
         "form": form, "period": period, "periods": known, "klass": klass, "classes": "ABCD", "counts": counts,
         "page_obj": page, "rows": rows, "run": latest_run, "may_run": access.can(user, Cap.RUN_EVALUATIONS),
-        "total": sum(c["total"] for c in counts.values()),
+        "total": sum(c["total"] for c in counts.values()), "show_actions": show_actions,
     }  # fmt: skip
     return render(request, "keyaccounts/eval_results.html", context)
 
@@ -310,7 +316,7 @@ def _detail_context(request, score: Score, *, influence_form=None, conflict=Fals
         context["may_propose"] = access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)
         context["propose_url"] = PROPOSE_URL.format(score.institution_id)
         if may_edit_influence(user):
-            initial = {"kol_count": 0}
+            initial = {}  # a new customer's KOL count: counted from the names entered
             if influence is not None:
                 initial = {"kol_count": influence.kol_count, "kol_names": influence.kol_names,
                            "assessment": influence.assessment, "notes": influence.notes,
@@ -426,7 +432,8 @@ def _candidates_page(request, *, import_form=None, import_errors=None, status=20
         r.open_proposal = r.institution_id in proposed
         r.propose_url = PROPOSE_URL.format(r.institution_id)
     model = evaluation.active_model(ModelKind.CANDIDATE) if known else None
-    filtered = any(request.GET.get(k) for k in ("province", "kind", "min_score", "only"))
+    # the filters applied (an invalid value is shown with its message at its field, and not applied)
+    filtered = any(data.get(k) not in (None, "", False) for k in ("province", "kind", "min_score", "only"))
     may_import = may_edit_influence(user)
     context = {
         "form": form, "period": period, "periods": known, "page_obj": page, "rows": rows, "filtered": filtered,

@@ -191,9 +191,15 @@ def _leadership(user) -> bool:
     return access.can(user, Cap.APPROVE_KEY_ACCOUNTS) or access.can(user, Cap.VIEW_AUDIT)
 
 
-def _current_period(today: dt.date | None = None) -> str:
-    today = today or timezone.localdate()
-    return f"{today.year}Q{(today.month - 1) // 3 + 1}"
+def _scorecard_period(request) -> tuple[str, str]:
+    """The period a scorecard page shows: ?period= (a quarter or a year), by default the last quarter that is
+    over (the quarter running has no evaluations yet); and the message when it is not a period."""
+    period = (request.GET.get("period") or services.previous_quarter(timezone.localdate())).strip().upper()[:6]
+    try:
+        services.period_bounds(period, ended=False)
+    except ValidationError as e:
+        return period, " ".join(e.messages)
+    return period, ""
 
 
 # --- the list and the inbox ----------------------------------------------------------------------------
@@ -520,14 +526,14 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
                 signed_form
                 if ag.pk == signed_pk
                 else SignedForm(
-                    prefix=f"signed{ag.pk}", initial={"version": ag.version, "signed_date": today}
+                    prefix=f"signed{ag.pk}", agreement=ag, initial={"version": ag.version, "signed_date": today}
                 )
             )
     ctx["agreements"] = agreements
-    ctx["agreement_form"] = forms.get("agreement_form") or AgreementForm(prefix="agreement", initial={
-        "start_date": today, "end_date": today.replace(year=today.year + 1) - dt.timedelta(days=1)
-        if not (today.month == 2 and today.day == 29) else dt.date(today.year + 1, 2, 28),
-        "renewal_notice_days": 60})  # fmt: skip
+    # the proposed term: the approved plan's validity, or the renewal after its agreement
+    ctx["agreement_form"] = forms.get("agreement_form") or AgreementForm(
+        prefix="agreement", account=account, initial={"renewal_notice_days": 60}
+    )
     # meetings
     meetings = list(account.meetings.prefetch_related("actions__owner").select_related("created_by")[:20])
     for meeting in meetings:
@@ -536,6 +542,7 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
             act.late = act.done_at is None and act.due_date < today
     ctx["meetings"] = meetings
     ctx["meeting_form"] = forms.get("meeting_form") or MeetingForm(account=account, prefix="meeting")
+    ctx["duplicate_meeting"] = next((m.pk for m in meetings if m.pk == forms.get("duplicate_meeting")), None)
     # evaluations and measures
     ctx["reviews"] = list(AccountReview.objects.filter(account=account).order_by("-period")[:8])
     for review in ctx["reviews"]:
@@ -568,6 +575,7 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
                 else TrialUpdateForm(prefix=f"trial{trial.pk}", initial={"status": trial.status})
             )
     ctx["trials"] = trials
+    ctx["duplicate_trial"] = next((t.pk for t in trials if t.pk == forms.get("duplicate_trial")), None)
     ctx["may_trial"] = may_trial
     ctx["trial_form"] = forms.get("trial_form") or TrialForm(prefix="trial")
     ctx["open_section"] = forms.get("open_section", "")
@@ -862,7 +870,7 @@ def _agreement_signed(request, pk: int, limiter, too_large: str):
     agreement = _agreement_or_404(request.user, pk)
     account = _account_or_404(request.user, agreement.account_id)
     services.require_manage(request.user, account)
-    form = SignedForm(request.POST, request.FILES, prefix=f"signed{agreement.pk}")
+    form = SignedForm(request.POST, request.FILES, prefix=f"signed{agreement.pk}", agreement=agreement)
     if limiter.too_large:
         messages.error(request, too_large)
         return _back(account, "agreements")
@@ -913,6 +921,10 @@ def meeting_create(request, pk: int):
         data, actions = form.service_data()
         try:
             services.record_meeting(request.user, account, data, actions)
+        except services.AlreadyRecorded as e:  # sent twice: say which meeting is there, save nothing
+            form.add_service_errors(e)
+            return _account_page(request, account, 409, meeting_form=form, open_section="meetings",
+                                 duplicate_meeting=e.existing.pk)  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)
         else:
@@ -988,6 +1000,10 @@ def trial_create(request, pk: int):
         try:
             services.offer_trial(request.user, account, product=d["product"], notes=d.get("notes") or "",
                                  offered_on=d.get("offered_on"))  # fmt: skip
+        except services.AlreadyRecorded as e:  # sent twice: say which offer is there, save nothing
+            form.add_service_errors(e)
+            return _account_page(request, account, 409, trial_form=form, open_section="trials",
+                                 duplicate_trial=e.existing.pk)  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)
         else:
@@ -1078,10 +1094,11 @@ def _member_page(request, person: User) -> HttpResponse:
         access.tickets_for(viewer).filter(team_id__in=team_ids, status__in=list(OPEN_STATUSES))
         .select_related("institution", "assignee", "team").order_by("-received_at")[:50]
     )  # fmt: skip
-    period = _current_period(today)
-    card = next((c for c in services.scorecards(period) if c["user"].pk == person.pk), None)
+    period, period_error = _scorecard_period(request)
+    card = None if period_error else next((c for c in services.scorecards(period) if c["user"].pk == person.pk), None)
     context = {"person": person, "accounts": list(accounts.values()), "items": items, "actions": actions,
-               "tickets": tickets, "period": period, "card": card, "mine": person.pk == viewer.pk}  # fmt: skip
+               "tickets": tickets, "period": period, "period_error": period_error, "card": card,
+               "mine": person.pk == viewer.pk}  # fmt: skip
     return render(request, "keyaccounts/ka_member.html", context)
 
 
@@ -1105,16 +1122,11 @@ def member_work(request, user_pk: int):
 def scorecard_list(request):
     if not _leadership(request.user):
         raise PermissionDenied(services.NOT_ALLOWED)
-    period = (request.GET.get("period") or _current_period()).strip().upper()[:6]
-    error = ""
-    try:
-        services.period_bounds(period, ended=False)
-        cards = services.scorecards(period)
-        labels = dict(TeamRole.choices)
-        for card in cards:
-            card["role_labels"] = [str(labels.get(r, r)) for r in card["roles"]]
-    except ValidationError as e:
-        error, cards = " ".join(e.messages), []
+    period, error = _scorecard_period(request)
+    cards = [] if error else services.scorecards(period)
+    labels = dict(TeamRole.choices)
+    for card in cards:
+        card["role_labels"] = [str(labels.get(r, r)) for r in card["roles"]]
     return render(
         request, "keyaccounts/ka_scorecards.html", {"period": period, "cards": cards, "error": error}
     )

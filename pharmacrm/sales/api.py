@@ -12,7 +12,9 @@ import tempfile
 from pathlib import Path
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
 from django.http import Http404
 from django.urls import path
 from django.utils.translation import gettext as _
@@ -34,6 +36,7 @@ from pharmacrm.customers import importer as base
 from pharmacrm.customers.models import ImportJob, Institution
 
 from . import services
+from .forms import apply_filters
 from .importer import ORDER_COLUMNS
 from .models import OrderLine, yuan
 from .views import credit_label
@@ -79,22 +82,77 @@ class OrderLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """true / false (also 1 / 0, yes / no); anything else is refused by name instead of read as "not given"."""
+
+    widget = forms.TextInput
+    TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+    def to_python(self, value):
+        text = str(value).strip().lower() if value is not None else ""
+        if not text:
+            return None
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        raise forms.ValidationError(_("Enter true or false."), code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "description": "The customer's (institution's) id: only "
+                                                                     "its lines."})  # fmt: skip
+class CustomerFilter(django_filters.NumberFilter):
+    """A customer's id: a whole number (1.5 is refused by name, not read as a number)."""
+
+    field_class = forms.IntegerField
+
+
 class OrderLineFilter(django_filters.FilterSet):
-    customer = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
-    order_number = django_filters.CharFilter(max_length=40)
-    product_code = django_filters.CharFilter(max_length=40)
-    batch_number = django_filters.CharFilter(max_length=40)
+    """The query parameters of GET /api/v1/order-lines/, with the order-line page's meaning (sales.forms).
+    An invalid value answers 400 naming the parameter; an unknown parameter is ignored."""
+
+    customer = CustomerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    order_number = django_filters.CharFilter(
+        method="filter_text", max_length=40,
+        label="Order number or its beginning, in any letter case: xs2026-03 finds XS2026-0301 and XS2026-0315.",
+    )  # fmt: skip
+    product_code = django_filters.CharFilter(
+        method="filter_text", max_length=40, label="ERP product code (the whole code, in any letter case)."
+    )
+    batch_number = django_filters.CharFilter(
+        method="filter_text", max_length=40, label="Batch / lot number (the whole number, in any letter case)."
+    )
     date_from = django_filters.DateFilter(
-        field_name="order_date", lookup_expr="gte", label="Ordered on or after."
+        field_name="order_date", lookup_expr="gte", label="Ordered on or after (YYYY-MM-DD)."
     )
     date_to = django_filters.DateFilter(
-        field_name="order_date", lookup_expr="lte", label="Ordered on or before."
+        field_name="order_date", lookup_expr="lte", label="Ordered on or before (YYYY-MM-DD)."
     )
-    open = django_filters.BooleanFilter(method="filter_open", label="true: only lines not paid in full.")
+    open = StrictBooleanFilter(
+        method="filter_open", label="true: only lines not paid in full; false: only lines paid in full."
+    )
+    key_account = StrictBooleanFilter(
+        method="filter_key_account",
+        label="true: only the lines of key accounts (an active key-account file on the customer or its parent "
+        "hospital); false: only the others.",
+    )  # fmt: skip
 
     class Meta:
         model = OrderLine
         fields: list[str] = []
+
+    _FORM_KEYS = {"order_number": "order", "product_code": "product", "batch_number": "batch"}
+
+    def filter_text(self, queryset, name, value):
+        value = (value or "").strip()
+        return apply_filters(queryset, {self._FORM_KEYS[name]: value}) if value else queryset
 
     def filter_open(self, queryset, name, value):
         if value is True:
@@ -102,6 +160,18 @@ class OrderLineFilter(django_filters.FilterSet):
         if value is False:
             return queryset.filter(outstanding_fen=0)
         return queryset
+
+    def filter_key_account(self, queryset, name, value):
+        if value is None:
+            return queryset
+        keys = Q(institution_id__in=services.key_account_institutions().values("id"))
+        return queryset.filter(keys if value else ~keys)
+
+    def filter_queryset(self, queryset):
+        start, end = self.form.cleaned_data.get("date_from"), self.form.cleaned_data.get("date_to")
+        if start and end and start > end:
+            raise serializers.ValidationError({"date_to": [_("This date lies before “%(field)s”.") % {"field": "date_from"}]})
+        return super().filter_queryset(queryset)
 
 
 @extend_schema(
@@ -285,8 +355,16 @@ ImportResultSerializer = inline_serializer(
         "errors": inline_serializer("OrderImportError", {
             "row": serializers.IntegerField(help_text="The line's position in `lines`, from 1."),
             "column": serializers.CharField(), "code": serializers.CharField(),
-            "message": serializers.CharField(), "value": serializers.CharField(),
+            "message": serializers.CharField(help_text="The reason in your language; row numbers in it (“first "
+                                             "in row N” of a duplicate) are positions in `lines` too."),
+            "value": serializers.CharField(),
         }, many=True),
+        "unknown_products": inline_serializer("OrderImportUnknownProducts", {
+            "lines": serializers.IntegerField(help_text="Good lines whose product code is not in the catalogue "
+                                              "(imported all the same)."),
+            "codes": serializers.ListField(child=serializers.CharField(), help_text="Those codes, the first 20."),
+            "more": serializers.BooleanField(help_text="true: more codes than listed."),
+        }),
     },
 )  # fmt: skip
 
@@ -311,11 +389,33 @@ def _errors(job: ImportJob) -> list[dict]:
         reader = csv.reader(fh)
         next(reader, None)
         for row, column, code, params, value in reader:
+            params = json.loads(params or "{}")
+            if "row" in params:  # "first in row N" of a duplicate: that line's position in `lines` too
+                params["row"] = _position(params["row"])
             out.append({
-                "row": int(row) - 1, "column": _KEY_OF_HEADER.get(column, column), "code": code,
-                "message": base.message(code, json.loads(params or "{}")), "value": value,
+                "row": _position(row), "column": _KEY_OF_HEADER.get(column, column), "code": code,
+                "message": base.message(code, params), "value": value,
             })  # fmt: skip
     return out
+
+
+def _position(file_row) -> int:
+    """A row of the CSV the API writes (the header is row 1) → the line's position in `lines`, from 1."""
+    return int(file_row) - 1
+
+
+def _unknown_products(job: ImportJob) -> dict:
+    """The lines whose product code the catalogue does not know, from the job's notes (importer)."""
+    try:
+        notes = json.loads(job.message) if job.message else []
+    except ValueError:
+        notes = []
+    for note in notes if isinstance(notes, list) else []:
+        if isinstance(note, dict) and note.get("code") == "unknown_products":
+            params = note.get("params") or {}
+            return {"lines": int(params.get("lines") or 0), "codes": list(params.get("code_list") or []),
+                    "more": bool(params.get("more"))}  # fmt: skip
+    return {"lines": 0, "codes": [], "more": False}
 
 
 class OrderImportView(APIView):
@@ -332,7 +432,9 @@ class OrderImportView(APIView):
         },
         description="Up to 10,000 order lines per call, in the order template's columns, through the same "
         "import as a file: re-sending the same lines changes nothing, corrected lines are updated, and each "
-        "bad line is reported with its column and reason (in your language).",
+        "bad line is reported with its column and reason (in your language). Rows are positions in `lines`, "
+        "from 1. Lines whose product code is not in the catalogue are imported and counted in "
+        "`unknown_products` (and in `messages`).",
     )  # fmt: skip
     def post(self, request):
         serializer = OrderImportSerializer(data=request.data)
@@ -349,7 +451,7 @@ class OrderImportView(APIView):
         result = {
             "job": job.pk, "status": job.status, "created": job.created_count, "updated": job.updated_count,
             "unchanged": job.unchanged_count, "rejected": job.error_count, "messages": base.job_messages(job),
-            "errors": _errors(job),
+            "errors": _errors(job), "unknown_products": _unknown_products(job),
         }  # fmt: skip
         return Response(result)
 

@@ -107,7 +107,14 @@ MESSAGES = {
     "customer_column_missing": _(
         "The file needs a column for the customer: its unified social credit code or its external id."
     ),
+    # job-level note
+    "unknown_products": _(
+        "Order lines whose product code is not in the product catalogue: %(lines)s (codes: %(codes)s). They are "
+        "imported all the same; the approval number (批准文号) in the file links a code to its catalogue product."
+    ),
 }
+UNKNOWN_CODES_SHOWN = 20  # product codes the note names
+UNKNOWN_CODES_KEPT = 100_000  # distinct codes counted one by one (memory stays bounded whatever the file)
 
 # Order of the staged values (and of the columns the line table gets); row_hash is over the others.
 STAGE = (
@@ -488,6 +495,7 @@ class Resolver:
         self.by_external: dict[str, int | None] = {}
         self.products: dict[str, int | None] = {}  # approval number → catalogue product
         self.codes: set[str] = set()  # product codes known to exist
+        self.linked: dict[str, bool] = {}  # product code → linked to a catalogue product (as stored)
         self.own_codes: dict[int, tuple[str, str]] = {}  # customer id → (its credit code, its external id)
 
     def _load(self, cache: dict, column: str, wanted: set[str]) -> None:
@@ -538,6 +546,21 @@ class Resolver:
             found = dict(Product.objects.filter(approval_number__in=wanted).values_list("approval_number", "id"))
             for w in wanted:
                 self.products[w] = found.get(w)
+
+    def load_linked(self, codes: set[str]) -> None:
+        """Whether these product codes are linked to the catalogue already (one query for the new ones)."""
+        wanted = [c for c in codes if c not in self.linked]
+        if not wanted:
+            return
+        if len(self.linked) > self.CACHE_LIMIT:
+            self.linked.clear()
+        for i in range(0, len(wanted), 5000):
+            part = wanted[i : i + 5000]
+            found = set(
+                ProductCode.objects.filter(code__in=part, product__isnull=False).values_list("code", flat=True)
+            )
+            for code in part:
+                self.linked[code] = code in found
 
     def _load_own_codes(self, pres: list[tuple]) -> None:
         """The codes of the customers that rows name by one code while giving another that names nobody: the
@@ -646,6 +669,11 @@ class Run:
         self.preview: list[dict] = []
         self.preview_rows = 0
         self.seen = SeenKeys()
+        # good lines whose product code the catalogue does not know: code → lines (in file order), and the
+        # codes an approval number in the file links (their lines are not counted, before or after it)
+        self.unknown_products: dict[str, int] = {}
+        self.unknown_overflow = 0  # lines of codes beyond UNKNOWN_CODES_KEPT
+        self.linked_in_file: set[str] = set()
         self.stop_writing = False
         self.error_file = self.error_writer = None
         self.last_row = header.row
@@ -731,6 +759,7 @@ class Run:
             first_here[h] = number
             keys.append((h, number, pre, inst))
         earlier = self.seen.add_new([(k[0], k[1]) for k in keys])
+        self.resolver.load_linked({k[2][6] for k in keys})
         for h, number, pre, inst in keys:
             if h in earlier:
                 self._duplicate(number, pre, earlier[h], cells_of, preview)
@@ -741,11 +770,40 @@ class Run:
             good_numbers.append(number)
             if ap:
                 approvals[pc] = ap
+            self._check_product(pc, ap)
             if number in cells_of:
                 preview.append((number, cells_of[number], []))
         self.flush_errors()
         preview.sort(key=lambda p: p[0])
         return Chunk(rows, good_numbers, approvals, preview, processed=len(raw_rows))
+
+    def _check_product(self, code: str, approval: str) -> None:
+        """Count a good line whose product code is not in the service-desk catalogue: neither linked already
+        nor linked by this row's approval number. The line is imported all the same (ERP files carry
+        products the catalogue lacks); the job's note names the codes."""
+        if code in self.linked_in_file or self.resolver.linked.get(code):
+            return
+        if approval and self.resolver.products.get(approval):
+            self.linked_in_file.add(code)
+            return
+        if code in self.unknown_products:
+            self.unknown_products[code] += 1
+        elif len(self.unknown_products) < UNKNOWN_CODES_KEPT:
+            self.unknown_products[code] = 1
+        else:
+            self.unknown_overflow += 1
+
+    def unknown_products_note(self) -> tuple[str, dict] | None:
+        """("unknown_products", {lines, codes, code_list, more}) when good lines carry codes the catalogue
+        does not know (codes linked by an approval number later in the file left out)."""
+        unknown = {c: n for c, n in self.unknown_products.items() if c not in self.linked_in_file}
+        lines = sum(unknown.values()) + self.unknown_overflow
+        if not lines:
+            return None
+        codes = list(unknown)[:UNKNOWN_CODES_SHOWN]
+        more = len(unknown) > UNKNOWN_CODES_SHOWN or bool(self.unknown_overflow)
+        text = ", ".join(codes) + (", …" if more else "")
+        return "unknown_products", {"lines": lines, "codes": text, "code_list": codes, "more": more}
 
     def _cells(self, number: int, pre: tuple) -> list[str]:
         return [str(x) if x is not None else "" for x in pre]
@@ -986,6 +1044,9 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
             status = ImportJob.Status.REJECTED
         else:
             status = ImportJob.Status.DONE
+        unknown = run.unknown_products_note()
+        if unknown is not None:
+            notes.append(unknown)
     finally:
         run.close()
     if connection.vendor == "sqlite" and not job.dry_run and not connection.in_atomic_block:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, Sum
@@ -19,6 +19,12 @@ from pharmacrm.core.roles import Cap
 from .models import MonthlyRollup, OrderLine, yuan
 
 AGEING_BUCKETS = ((0, 0), (1, 30), (31, 60), (61, 90), (91, None))  # days past due; (0, 0) = not yet due
+
+
+def half_up(value: Decimal, places: str) -> Decimal:
+    """`value` rounded to `places` ("0.1", "0.0001" …) the way people round (四舍五入): 13.25 → 13.3, where
+    Decimal's default (half to even) would give 13.2. Every figure sales rounds for display goes through here."""
+    return value.quantize(Decimal(places), rounding=ROUND_HALF_UP)
 
 
 def may_see_purchases(user, institution) -> bool:
@@ -77,6 +83,7 @@ class Credit:
 
     paid: Decimal = Decimal("0.00")
     on_time_share: Decimal | None = None  # share of the due amount paid in full by its due date (0–1)
+    on_time_percent: Decimal | None = None  # the same in per cent, one place (as the pages show it)
     average_days_late: Decimal | None = None
     late_lines: int = 0
     outstanding: Decimal = Decimal("0.00")  # current arrears: everything not paid yet
@@ -132,14 +139,13 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
             if month >= first:
                 overdue_in_window += amount
     due_total = on_time + late + overdue_in_window
-    c.on_time_share = (
-        (Decimal(on_time) / Decimal(due_total)).quantize(Decimal("0.0001")) if due_total else None
-    )
+    if due_total:
+        c.on_time_share = half_up(Decimal(on_time) / Decimal(due_total), "0.0001")
+        # the page's percentage is rounded once from the exact share (not from the rounded share)
+        c.on_time_percent = half_up(Decimal(on_time) * 100 / Decimal(due_total), "0.1")
     late_lines = int(agg["late_lines"] or 0)
     c.late_lines = late_lines
-    c.average_days_late = (
-        (Decimal(int(agg["days"] or 0)) / late_lines).quantize(Decimal("0.1")) if late_lines else None
-    )
+    c.average_days_late = half_up(Decimal(int(agg["days"] or 0)) / late_lines, "0.1") if late_lines else None
     c.outstanding, c.overdue = yuan(outstanding), yuan(overdue)
     labels = [_("Not yet due"), _("1–30 days"), _("31–60 days"), _("61–90 days"), _("Over 90 days")]
     c.ageing = [
@@ -170,3 +176,22 @@ def batch_customers(batch: str, product=None):
     for line in qs.order_by("order_date", "id")[:5000]:
         at = dt.datetime.combine(line.order_date, dt.time(), tzinfo=tz)
         yield line.institution, None, line.order_number, at
+
+
+def key_account_institutions():
+    """The customers that are key accounts (重点客户): an active key-account file on them or on their parent
+    hospital (a department's orders and tickets are its hospital's). The tier alone does not make one: the
+    file does, as for the service desk's routing (keyaccounts.services.team_for_institution)."""
+    from pharmacrm.customers.models import Institution
+    from pharmacrm.keyaccounts.choices import AccountStatus
+
+    active = AccountStatus.ACTIVE
+    return Institution.objects.filter(Q(key_accounts__status=active) | Q(parent__key_accounts__status=active))
+
+
+def key_account_ids(institution_ids) -> set[int]:
+    """Which of these customers are key accounts: one query, whatever their number (none for no ids)."""
+    wanted = {i for i in institution_ids if i}
+    if not wanted:
+        return set()
+    return set(key_account_institutions().filter(pk__in=wanted).values_list("pk", flat=True).distinct())

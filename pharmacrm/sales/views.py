@@ -91,7 +91,7 @@ def customer_purchases(request, pk: int):
         "credit_money": {k: money(getattr(credit, k)) for k in ("outstanding", "overdue", "paid")},
         "ageing": [{**b, "amount_text": money(b["amount"])} for b in credit.ageing],
         "credit_label": credit_label(credit.status),
-        "on_time_percent": None if credit.on_time_share is None else credit.on_time_share * 100,
+        "on_time_percent": credit.on_time_percent,
         "lines": _with_money(lines[:CUSTOMER_LINES]),
         "more_lines": len(lines) > CUSTOMER_LINES,
     }
@@ -99,11 +99,34 @@ def customer_purchases(request, pk: int):
 
 
 def _filtered(request) -> tuple[OrderLineFilterForm, dict, object]:
+    """The filter form, its valid values and the lines they select: none while a filter value is invalid
+    (the form then names the field and the reason), rather than the lines of the other filters only."""
     user = request.user
     access.require(user, Cap.VIEW_PURCHASES)
     form = OrderLineFilterForm(request.GET or None, user=user)
     data = form.cleaned()
-    return form, data, apply_filters(services.lines_for(user), data)
+    qs = apply_filters(services.lines_for(user), data)
+    return form, data, qs.none() if form.has_errors else qs
+
+
+def _mark_key_accounts(lines: list[OrderLine]) -> list[OrderLine]:
+    """Flag the lines of key accounts for their badge: one query for the page, not one per line."""
+    keys = services.key_account_ids({line.institution_id for line in lines})
+    for line in lines:
+        line.key_account = line.institution_id in keys
+    return lines
+
+
+def _order_list(request, form, data, qs, status: int = 200):
+    page = CappedPaginator(qs.order_by(*ORDERING), PAGE_SIZE).get_page(request.GET.get("page") or "1")
+    may_import = access.can(request.user, Cap.IMPORT_ORDERS)
+    rows = _mark_key_accounts(_with_money(list(page.object_list)))
+    context = {
+        "form": form, "page_obj": page, "rows": rows, "filtered": bool(data) or form.has_errors,
+        "invalid": form.has_errors, "may_import": may_import, "import_target": ImportJob.Target.ORDERS.value,
+        "query": _without_page(request.GET),
+    }  # fmt: skip
+    return render(request, "sales/order_list.html", context, status=status)
 
 
 @login_required
@@ -111,14 +134,7 @@ def _filtered(request) -> tuple[OrderLineFilterForm, dict, object]:
 def orders(request):
     """Order lines of the customers the user may see, newest first."""
     form, data, qs = _filtered(request)
-    page = CappedPaginator(qs.order_by(*ORDERING), PAGE_SIZE).get_page(request.GET.get("page") or "1")
-    may_import = access.can(request.user, Cap.IMPORT_ORDERS)
-    context = {
-        "form": form, "page_obj": page, "rows": _with_money(list(page.object_list)), "filtered": bool(data),
-        "may_import": may_import, "import_target": ImportJob.Target.ORDERS.value,
-        "query": _without_page(request.GET),
-    }  # fmt: skip
-    return render(request, "sales/order_list.html", context)
+    return _order_list(request, form, data, qs)
 
 
 def _without_page(params) -> str:
@@ -159,8 +175,11 @@ def _export_rows(qs):
 @login_required
 @require_GET
 def orders_export(request):
-    """The filtered order lines as CSV in the import template's format (audited)."""
-    _form, data, qs = _filtered(request)
+    """The filtered order lines as CSV in the import template's format (audited). An invalid filter value
+    exports nothing: the list comes back with the field's message (400)."""
+    form, data, qs = _filtered(request)
+    if form.has_errors:
+        return _order_list(request, form, data, qs, status=400)
     qs = qs.order_by(*ORDERING)
     count = qs.count()
     audit.record(

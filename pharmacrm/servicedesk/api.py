@@ -406,7 +406,13 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 
     def retrieve(self, request, *args, **kwargs):
         ticket = self.get_object()
-        reason = clean_text(request.query_params.get("reveal_reason", ""))[:500]
+        reason = clean_text(request.query_params.get("reveal_reason", "")).strip()
+        if reason:  # the same rule as revealing a person's data on the web and through the customer API
+            from pharmacrm.customers.views import reveal_reason_error
+
+            error = reveal_reason_error(reason)
+            if error:
+                raise serializers.ValidationError({"reveal_reason": [error]})
         self._callers_clear = callers_in_clear(request.user, [ticket], reveal_reason=reason, purpose="api")
         return versioned(Response(self.get_serializer(ticket).data), ticket)
 

@@ -13,6 +13,7 @@ Customers answer a survey link on its HTML page (/help/survey/…), not through 
 from __future__ import annotations
 
 import django_filters
+from django.db.models import Q
 from django.http import Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -199,6 +200,11 @@ class ImprovementActionSerializer(serializers.ModelSerializer):
     ticket = VisibleTicketField(required=False, allow_null=True,
                                 help_text="The ticket it concerns (required unless you manage the service desk).")  # fmt: skip
     ticket_number = serializers.CharField(source="ticket.number", read_only=True, allow_null=True)
+    customer = serializers.SerializerMethodField(
+        help_text="The customer (institution id) it concerns: the one it was opened for (a weak evaluation), "
+        "else its ticket's customer; null if neither."
+    )
+    customer_name = serializers.SerializerMethodField(help_text="The customer's name.")
     owner = serializers.PrimaryKeyRelatedField(
         queryset=revisit.owners(), required=False,
         help_text="A user who handles tickets. Default: you. Only service managers may give it to someone else.",
@@ -217,10 +223,25 @@ class ImprovementActionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImprovementAction
         fields = [
-            "id", "number", "ticket", "ticket_number", "survey", "title", "description", "owner", "due_date",
-            "status", "outcome", "closed_at", "overdue", "created_by", "created_at", "updated_at", "version",
+            "id", "number", "ticket", "ticket_number", "customer", "customer_name", "survey", "title", "description",
+            "owner", "due_date", "status", "outcome", "closed_at", "overdue", "created_by", "created_at", "updated_at",
+            "version",
         ]  # fmt: skip
         read_only_fields = ["survey", "outcome", "closed_at", "created_by", "created_at", "updated_at"]
+
+    @staticmethod
+    def _customer(obj: ImprovementAction):
+        if obj.institution_id:
+            return obj.institution
+        return obj.ticket.institution if obj.ticket_id and obj.ticket.institution_id else None
+
+    def get_customer(self, obj: ImprovementAction) -> int | None:
+        customer = self._customer(obj)
+        return customer.pk if customer is not None else None
+
+    def get_customer_name(self, obj: ImprovementAction) -> str | None:
+        customer = self._customer(obj)
+        return customer.name if customer is not None else None
 
     def get_overdue(self, obj: ImprovementAction) -> bool:
         from django.utils import timezone
@@ -249,10 +270,17 @@ class ActionFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=ActionStatus.choices)
     ticket = django_filters.NumberFilter(field_name="ticket_id", min_value=1, max_value=MAX_ID)
     owner = django_filters.NumberFilter(field_name="owner_id", min_value=1, max_value=MAX_ID)
+    customer = django_filters.NumberFilter(
+        method="filter_customer", min_value=1, max_value=MAX_ID,
+        label="The customer's (institution's) id: the actions opened for it and those of its tickets.",
+    )  # fmt: skip
 
     class Meta:
         model = ImprovementAction
         fields: list[str] = []
+
+    def filter_customer(self, queryset, name, value):
+        return queryset.filter(Q(institution_id=value) | Q(ticket__institution_id=value))
 
     def filter_show(self, queryset, name, value):
         if value == "mine":
@@ -304,7 +332,9 @@ class ImprovementActionViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
-        qs = ImprovementAction.objects.select_related("ticket").order_by("status", "due_date", "id")
+        qs = ImprovementAction.objects.select_related("ticket__institution", "institution").order_by(
+            "status", "due_date", "id"
+        )
         return revisit.actions_for(self.request.user, qs)
 
     def _answer(self, obj: ImprovementAction, code: int = status.HTTP_200_OK) -> Response:

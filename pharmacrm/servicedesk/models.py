@@ -519,7 +519,11 @@ class TicketLink(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.from_ticket_id} {self.kind} {self.to_ticket_id}"
+        """E.g. "TK-2026-000005 is related to TK-2026-000006", translated (audit trail, recent changes)."""
+        names = {"from": self.from_ticket.number, "to": self.to_ticket.number}
+        if self.kind == LinkKind.DUPLICATE:
+            return str(_("%(from)s is a duplicate of %(to)s") % names)
+        return str(_("%(from)s is related to %(to)s") % names)
 
 
 # --- assignment and escalation ------------------------------------------------------------------------

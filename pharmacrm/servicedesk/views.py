@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import OuterRef, Prefetch, Q, Subquery
+from django.db.models import Exists, OuterRef, Prefetch, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -47,6 +49,7 @@ from .forms import (
     TransitionForm,
     people_options,
 )
+from .forms_links import QueueSearchForm
 from .models import SlaClock, Ticket
 
 QUEUES = {
@@ -150,6 +153,32 @@ def _clocks_prefetch() -> Prefetch:
     return Prefetch("clocks", queryset=SlaClock.objects.select_related("calendar").order_by("kind"))
 
 
+# --- key accounts (priority rights, issue 5 item 9) -----------------------------------------------
+
+
+def key_account_institutions():
+    """Customers that are key accounts: an active key-account file on them or on their parent hospital,
+    the same rule that routes their tickets to the service team (keyaccounts.services.team_for_institution)."""
+    from pharmacrm.customers.models import Institution
+    from pharmacrm.keyaccounts.choices import AccountStatus
+
+    active = AccountStatus.ACTIVE
+    return Institution.objects.filter(Q(key_accounts__status=active) | Q(parent__key_accounts__status=active))
+
+
+def key_account_flag() -> Exists:
+    """Annotation: the ticket's customer (its institution, else the person's) is a key account. A subquery
+    in the query that loads the tickets, so a page of tickets costs no extra query."""
+    customer = Coalesce(OuterRef("institution_id"), OuterRef("person__institution_id"))
+    return Exists(key_account_institutions().filter(pk=customer))
+
+
+def key_account_q() -> Q:
+    """Tickets of key accounts (the queue's "Key accounts only" filter)."""
+    ids = key_account_institutions().values("id")
+    return Q(institution_id__in=ids) | Q(institution__isnull=True, person__institution_id__in=ids)
+
+
 # --- queues --------------------------------------------------------------------------------------
 
 
@@ -159,9 +188,9 @@ def queue(request):
     user = request.user
     access.require(user, Cap.VIEW_TICKETS)
     may_all = access.can(user, Cap.MANAGE_SERVICE)
-    from .forms_links import BulkForm, QueueSearchForm
+    from .forms_links import BulkForm
 
-    form = QueueSearchForm(request.GET or None)
+    form = QueueForm(request.GET or None)
     data = form.cleaned()
     default = "mine" if access.can(user, Cap.HANDLE_TICKETS) else "team"
     current = data.get("queue") if data.get("queue") in QUEUES else default
@@ -180,6 +209,8 @@ def queue(request):
         base = base.filter(priority=data["priority"])
     if data.get("category"):
         base = base.filter(category=data["category"])
+    if data.get("key"):
+        base = base.filter(key_account_q())
     search = form.search_q(data.get("q") or "")
     if search is not None:
         base = base.filter(search)
@@ -207,6 +238,7 @@ def queue(request):
         .select_related("category", "assignee", "institution", "person", "team")
         .defer(*UNUSED_COLUMNS, *PERSON_PERSONAL)
         .prefetch_related(_clocks_prefetch())
+        .annotate(key_account=key_account_flag())
         .in_bulk()
     )
     now = timezone.now()
@@ -217,13 +249,20 @@ def queue(request):
             ticket.badge = next_clock(ticket.clocks.all(), now)
             rows.append(ticket)
     tabs = [(key, label) for key, label in QUEUES.items() if key != "all" or may_all]
-    filtered = any(request.GET.get(k) for k in ("q", "status", "priority", "category"))
+    filtered = any(request.GET.get(k) for k in ("q", "status", "priority", "category", "key"))
     bulk_form = BulkForm(prefix="bulk") if access.can(user, Cap.HANDLE_TICKETS) else None
     # the board: service managers, and team leads for their teams (user.led_teams, read only for a handler)
     may_board = may_all or (access.can(user, Cap.HANDLE_TICKETS) and user.led_teams.exists())
     context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered,
                "bulk_form": bulk_form, "may_board": may_board}  # fmt: skip
     return render(request, "servicedesk/queue.html", context)
+
+
+class QueueForm(QueueSearchForm):
+    """The queue's search and filters, with "Key accounts only" (their tickets first in handling)."""
+
+    key = forms.BooleanField(label=gettext_lazy("Key accounts only"), required=False)
+    field_order = ["q", "status", "priority", "category", "key"]
 
 
 # --- intake --------------------------------------------------------------------------------------
@@ -264,7 +303,7 @@ def _ticket_or_404(user, pk: int) -> Ticket:
     qs = Ticket.objects.select_related(
         "category", "assignee", "team", "institution", "person", "policy", "created_by"
     ).defer(*PERSON_PERSONAL)
-    ticket = access.tickets_for(user, qs).filter(pk=pk).first()
+    ticket = access.tickets_for(user, qs).filter(pk=pk).annotate(key_account=key_account_flag()).first()
     if ticket is None:
         raise Http404(_("No such ticket, or you may not see it."))
     return ticket
@@ -356,6 +395,8 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
                     assign_form=None, conflict: bool = False) -> dict:  # fmt: skip
     user = request.user
     now = timezone.now()
+    if not hasattr(ticket, "key_account"):  # a ticket not loaded by _ticket_or_404
+        ticket.key_account = Ticket.objects.filter(pk=ticket.pk).filter(key_account_q()).exists()
     clocks = [clock_view(c, now) for c in ticket.clocks.select_related("calendar").order_by("kind")]
     events = []
     for e in ticket.events.select_related("actor").order_by("at", "id"):

@@ -19,7 +19,7 @@ def test_a_kam_creates_an_institution_and_the_trail_records_it(api_for, users, b
         "/api/v1/institutions/",
         {
             "name": "北京朝阳医院", "kind": "hospital", "grade": "3A", "region": "110105", "credit_code": GOOD_CODE,
-            "beds": 1900, "specialties": ["呼吸科"], "tags": ["核心"], "tier": "key",
+            "beds": 1900, "specialties": ["呼吸科"], "tags": ["核心"], "tier": "vip",
         },
         format="json",
     )  # fmt: skip

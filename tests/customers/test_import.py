@@ -92,7 +92,7 @@ def test_the_shipped_samples_import_cleanly_and_a_second_import_changes_nothing(
         job = importer.import_file(SAMPLES / f"{target}.csv", target, kam, mode="all")
         assert (job.status, job.error_count, job.created_count) == ("done", 0, 20), job.errors
     hospital = Institution.objects.get(external_id="ERP-H-0001")
-    assert hospital.grade == "3A" and hospital.region_id == "110105" and hospital.tier == "key"
+    assert hospital.grade == "3A" and hospital.region_id == "110105" and hospital.tier == "vip"
     dept = Institution.objects.get(external_id="ERP-D-0001")
     assert dept.parent == hospital and dept.kind == "department"
     zhang = Person.objects.get(external_id="ERP-P-000001")
@@ -459,3 +459,15 @@ def test_imported_people_carry_their_institutions_region_and_follow_a_region_cha
     assert job.updated_count == 1, job.errors
     regions = set(Person.objects.filter(institution=xiehe).values_list("region_id", "province", "city"))
     assert regions == {("310104", "310000", "310100")}
+
+
+def test_an_import_cannot_grant_or_withdraw_the_key_account_tier(users, xiehe, tmp_path):
+    """重点客户 comes only with the key-account programme, as in the forms and the API."""
+    header = "机构名称,机构类型,统一社会信用代码,行政区划代码,客户层级\n"
+    path = write_file(tmp_path, "i.csv", (header + f"北京协和医院,医院,{XIEHE_CODE},110105,重点客户\n").encode())
+    job = importer.import_file(path, "institutions", users["kam"], mode="all")
+    assert [(e["column"], e["code"]) for e in job.errors] == [("客户层级", "key_tier")]
+    assert Institution.objects.get(pk=xiehe.pk).tier != "key"
+    path = write_file(tmp_path, "j.csv", (header + f"北京协和医院,医院,{XIEHE_CODE},110105,VIP客户\n").encode())
+    job = importer.import_file(path, "institutions", users["kam"], mode="all")
+    assert job.error_count == 0 and Institution.objects.get(pk=xiehe.pk).tier == "vip"

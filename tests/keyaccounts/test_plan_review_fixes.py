@@ -105,10 +105,17 @@ def test_another_manager_finds_the_plan_and_approves_it(client_for, users, manag
 def test_a_manager_who_delivers_an_item_is_not_asked_to_review_the_plan(client_for, users, xiehe, staffed,
                                                                         manager2):  # fmt: skip
     """The kam writes the plan; the manager2 is in the team and owns an item: only the manager reviews it."""
+    from django.contrib.auth.models import Group
+
+    from pharmacrm.core.models import User
+    from pharmacrm.core.roles import Role
     from pharmacrm.keyaccounts.choices import TeamRole
 
     account = staffed(xiehe)
-    services.add_member(users["manager"], account, manager2, TeamRole.PROJECT_MANAGER)
+    # an account has one project manager (the kam): manager2, also a product expert, joins in that role
+    manager2.groups.add(Group.objects.get(name=Role.EXPERT))
+    manager2 = User.objects.get(pk=manager2.pk)
+    services.add_member(users["manager"], account, manager2, TeamRole.PRODUCT_EXPERT)
     plan = services.start_plan(users["kam"], account)
     for area in AREAS:
         services.save_item(users["kam"], plan, item_data(users, area))

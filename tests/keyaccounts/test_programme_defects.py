@@ -27,6 +27,15 @@ from .programme_fixtures import approve_plan, item_data, sign_code, tiny_pdf
 pytestmark = pytest.mark.django_db
 
 
+def listed_since(account, day: dt.date):
+    """The account as if listed on `day`: a period is evaluated only from the listing on."""
+    from pharmacrm.keyaccounts.models import KeyAccount
+
+    KeyAccount.objects.filter(pk=account.pk).update(
+        listed_at=timezone.make_aware(dt.datetime.combine(day, dt.time(10))))
+    return KeyAccount.objects.get(pk=account.pk)
+
+
 # --- plan versions ------------------------------------------------------------------------------------------
 
 
@@ -69,9 +78,11 @@ def test_a_changed_deadline_in_the_next_version_is_watched_again(users, xiehe, w
 
 
 def test_evaluation_and_scorecards_count_an_item_once_across_versions(users, xiehe, with_plan):
-    account, first = with_plan(xiehe, deadline=dt.date(2025, 11, 14))
+    account, first = with_plan(xiehe)
+    first.items.update(deadline=dt.date(2025, 11, 14))  # due last year (a new item may not lie in the past)
     services.update_progress(users["kam"], first.items.get(area=PlanArea.SUPPLY), status=ItemStatus.DONE)
     approve_plan(users, services.start_plan(users["kam"], account))
+    account = listed_since(account, dt.date(2025, 10, 1))
     review = services.review_account(account, "2025Q4")
     assert (review.plan_items_due, review.plan_items_on_time) == (4, 0)  # done today: a year late
     card = next(c for c in services.scorecards("2025Q4") if c["user"] == users["kam"])
@@ -166,6 +177,7 @@ def test_the_report_writes_a_formula_like_customer_name_as_text(users, admin_use
 
 def test_the_report_shows_the_latest_period_not_the_last_computed(users, xiehe, with_plan, client_for):
     account, _plan = with_plan(xiehe)
+    account = listed_since(account, dt.date(2025, 7, 1))
     services.review_account(account, "2025Q4")
     services.review_account(account, "2025Q3")  # recomputed afterwards
     xlsx = client_for("manager").get(reverse("keyaccounts:report-xlsx"))

@@ -303,6 +303,11 @@ def test_agreement_generation_pdf_signing_and_archive(client_for, users, program
     r = kam.post(reverse("keyaccounts:agreement-create", args=[account.pk]), {
         "agreement-start_date": today.isoformat(), "agreement-end_date": (today + dt.timedelta(days=365)).isoformat(),
         "agreement-renewal_notice_days": 60})  # fmt: skip
+    assert r.status_code == 400  # the programme's agreement covers this term already
+    renewal = today + dt.timedelta(days=366)
+    r = kam.post(reverse("keyaccounts:agreement-create", args=[account.pk]), {
+        "agreement-start_date": renewal.isoformat(), "agreement-end_date": (renewal + dt.timedelta(days=365)).isoformat(),
+        "agreement-renewal_notice_days": 60})  # fmt: skip
     assert r.status_code == 302
     agreement = account.agreements.order_by("-id").first()
     pdf = kam.get(reverse("keyaccounts:agreement-pdf", args=[agreement.pk]))
@@ -333,6 +338,8 @@ def test_meetings_actions_trials_and_evaluation(client_for, users, programme):
     from pharmacrm.servicedesk.models import Product
 
     account = programme["account"]
+    # listed a year ago: last quarter can be evaluated
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=365))
     kam = client_for("kam")
     now = timezone.localtime()
     r = kam.post(reverse("keyaccounts:meeting-create", args=[account.pk]), {

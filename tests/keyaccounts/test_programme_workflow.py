@@ -204,7 +204,10 @@ def _agreement(users, account):
 
 def test_agreements_are_numbered_and_render_as_pdf(users, xiehe, with_plan):
     account, _plan = with_plan(xiehe)
-    first, second = _agreement(users, account), _agreement(users, account)
+    today = timezone.localdate()
+    first = _agreement(users, account)
+    second = services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=366),
+                                         end_date=today + dt.timedelta(days=730))  # the renewal  # fmt: skip
     year = timezone.localdate().year
     assert first.number == f"AG-{year}-0001" and second.number == f"AG-{year}-0002"
     data = agreement_pdf.render(first)

@@ -35,7 +35,7 @@ PAGES = [
     ("duplicates", "get", "/customers/duplicates/", MERGERS),
     ("merge", "get", "/customers/merge/institution/{i}/{r}/", MERGERS),
     ("audit trail", "get", "/accounts/audit/", AUDIT_READERS),
-    ("users", "get", "/accounts/users/", {"admin"}),
+    ("users", "get", "/accounts/users/", {"admin", "auditor"}),
     ("new user", "get", "/accounts/users/new/", {"admin"}),
     ("edit user", "get", "/accounts/users/{p_user}/", {"admin"}),
     ("reveal", "post", "/customers/people/{p}/reveal/", REVEALERS),

@@ -38,3 +38,26 @@
     });
   });
 })();
+
+// A form marked data-submit-once (recording a meeting, a trial offer) is sent once: its submit buttons are
+// disabled after the first click, so that a double click does not send it twice. Coming back to the page
+// (the browser's back button) enables them again.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches || !form.matches("form[data-submit-once]")) return;
+    if (form.getAttribute("data-sent")) { event.preventDefault(); return; }
+    form.setAttribute("data-sent", "1");
+    // disabled after the event: a disabled button's name and value would not be sent
+    setTimeout(function () {
+      form.querySelectorAll("button[type=submit], input[type=submit]").forEach(function (b) { b.disabled = true; });
+    }, 0);
+  });
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form[data-submit-once][data-sent]").forEach(function (form) {
+      form.removeAttribute("data-sent");
+      form.querySelectorAll("button[type=submit], input[type=submit]").forEach(function (b) { b.disabled = false; });
+    });
+  });
+})();

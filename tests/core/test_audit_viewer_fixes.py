@@ -1,0 +1,211 @@
+"""The audit viewer (/accounts/audit/): it renders every kind of entry, in the reader's language and time zone,
+names records and users, and finds users by username or display name in either case."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.templatetags.crm import audit_detail, audit_display, audit_label, audit_value
+
+A = AuditEntry.Action
+URL = "/accounts/audit/"
+
+
+@pytest.fixture
+def zhang(xiehe):
+    """张伟, the doctor at 北京协和医院."""
+    return xiehe.people.get(name="张伟")
+
+
+def page(client, **params) -> str:
+    response = client.get(URL, params, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200, response.content[:500]
+    return response.content.decode()
+
+
+def text(html: str) -> str:
+    """The page's text, tags removed and spaces collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+# --- entries of any shape render (QA: 500 on ?action=create, ?object_id=1, paging back) -----------------
+
+
+@pytest.fixture
+def odd_entries(users, xiehe):
+    """Entries whose keys are no plain column: a reverse relation (a meeting's `actions`), a field that no
+    longer exists, lists and dicts where a choice is expected, nested details, a deleted record."""
+    admin = users["admin"]
+    audit.record(A.CREATE, ("keyaccounts.meeting", "1", "第三季度沟通会"), user=admin,
+                 changes={"title": [None, "第三季度沟通会"], "actions": [None, 3]})  # fmt: skip
+    audit.record(A.UPDATE, ("keyaccounts.meeting", "1", "第三季度沟通会"), user=admin,
+                 changes={"actions": [[1, 2], {"done": True}]}, action_id=1)  # fmt: skip
+    audit.record(A.UPDATE, xiehe, user=admin, changes={
+        "tier": [["a", "b"], {"x": 1}], "no_such_field": [None, [1, {"k": "v"}]], "region": [None, "110105"],
+        "tags": [["内科"], ["内科", "外科"]],
+    })  # fmt: skip
+    audit.record(A.DELETE, ("customers.institution", "999999", "已删除的医院"), user=admin,
+                 changes={"parent": [999998, None]})  # fmt: skip
+    audit.record(A.UPDATE, ("servicedesk.slaclock", "", "2"), user=admin,
+                 breaches=[{"ticket": "TK-2026-000001", "clock": "first_response", "due_at": "2026-11-18T03:32:00+00:00"}],
+                 moved={"customers.person.institution": 12})  # fmt: skip
+    audit.record(A.UPDATE, ("no_such_app.gone", "7", "gone"), user=admin, changes={"x": [1, 2]}, odd=[1, [2]])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"action": "create"}, {"object_id": "1"}, {"actor": "kam", "action": "create"}, {"action": "update"}],
+    ids=["all", "action", "object_id", "actor+action", "updates"],
+)
+def test_the_viewer_renders_entries_of_every_shape(params, client_for, odd_entries):
+    html = page(client_for("auditor"), **params)
+    assert "Audit trail" in html
+
+
+def test_paging_back_renders_older_entries(client_for, odd_entries):
+    newest = AuditEntry.objects.order_by("-seq").first().seq
+    client = client_for("auditor")
+    for before in range(newest + 1, 0, -2):
+        page(client, before=before)
+
+
+def test_every_kind_of_entry_of_the_demo_data_renders(settings, tmp_path, monkeypatch, client_for):
+    """The demo writes entries of every service (key accounts, safety, service desk, imports, sign-ins …):
+    each page of the trail renders for the auditor and the administrator, in English and Chinese."""
+    settings.DATABASE_URL = None
+    settings.VAR_DIR = tmp_path
+    monkeypatch.delenv("PHARMACRM_DEMO_PASSWORD", raising=False)
+    call_command("demo", "--scale", "0.05")
+    assert AuditEntry.objects.filter(object_type="keyaccounts.meeting", changes__has_key="actions").exists()
+    newest = AuditEntry.objects.order_by("-seq").first().seq
+    for role in ("auditor", "admin"):
+        client = client_for(role)
+        for before in range(newest + 1, 0, -50):
+            for lang in ("en", "zh-hans"):
+                response = client.get(URL, {"before": before}, HTTP_ACCEPT_LANGUAGE=lang)
+                assert response.status_code == 200, (role, before, lang)
+        for params in ({"action": "create"}, {"object_id": "1"}, {"actor": "kam", "action": "create"}):
+            page(client, **params)
+
+
+def test_the_display_helpers_cope_with_any_key():
+    assert audit_display("keyaccounts.meeting", "actions", 3) == "3"
+    assert audit_display("keyaccounts.meeting", "actions", None) == "—"
+    assert audit_display("customers.institution", "tier", ["a", "b"]) == "a, b"
+    assert audit_display("customers.institution", "gone_field", {"k": [1, 2]}) == "k: 1, 2"
+    assert audit_display("no_such.model", "x", [1]) == "1"
+    with translation.override("en"):
+        assert audit_label("keyaccounts.meeting", "actions") == "Meeting action items"
+        assert audit_label("customers.institution", "gone_field") == "gone_field"
+        assert audit_detail("customers.person", "fields", ["mobile", "gone"]) == "Mobile phone, gone"
+        assert audit_value(list(range(30))).endswith("(30 in all)")
+    assert audit_value(list(range(30))).endswith("（共 30 项）")  # zh-Hans by default
+
+
+# --- in the reader's language and time zone, with records and users named ---------------------------------
+
+
+def test_details_and_change_keys_are_labelled_and_codes_translated(users, client_for, zhang):
+    from pharmacrm.core.personal import contact_view
+
+    auditor = users["auditor"]
+    contact_view(auditor, [zhang], reveal_reason="回访", purpose="person page")
+    audit.record(A.LOGIN, auditor, user=auditor, via="web")
+    audit.record(A.EXPORT, ("keyaccounts", "", "progress report"), user=users["admin"], format="xlsx", accounts=2)
+    audit.record(A.UPDATE, users["kam"], user=users["admin"], changes={"roles": [["rep"], ["kam"]]})
+    body = text(page(client_for("auditor")))
+    assert "Fields Mobile phone, Landline, E-mail, Birthday, Home address, ID card number" in body
+    assert "Purpose person page" in body and "Reason 回访" in body
+    assert "Signed in via web page" in body
+    assert "Format XLSX" in body and "progress report" in body
+    assert "Roles Sales representative → Key-account manager" in body
+    for raw in ("purpose:", "fields:", "via:", "actor_name", "people:", "customers.person:", "core.user:"):
+        assert raw not in body
+
+
+def test_times_inside_entries_are_shown_in_the_readers_time_zone(users, client_for, zhang, settings):
+    settings.TIME_ZONE = "Asia/Shanghai"
+    from pharmacrm.customers import services
+
+    at = datetime.datetime(2026, 12, 1, 3, 0, 2, tzinfo=datetime.UTC)
+    services.record_consent(users["admin"], zhang, {"purpose": "marketing", "channel": "sms", "status": "given",
+                                                    "at": at})  # fmt: skip
+    body = text(page(client_for("auditor"), object_type="customers.consent"))
+    assert "2026-12-01 11:00:02" in body  # 03:00:02 UTC
+    assert "T03:00:02" not in body and "+00:00" not in body
+
+
+def test_objects_are_named_and_linked_when_the_reader_may_open_them(users, client_for, xiehe, zhang):
+    services_person_url = reverse("customers:person", args=[zhang.pk])
+    html = page(client_for("auditor"), object_type="customers.person")
+    body = text(html)
+    assert f'href="{services_person_url}"' in html
+    assert "person 张伟" in body  # the model's name and the record's current name
+    assert f"customers.person:{zhang.pk}" not in body
+    # the user administration page only for who may manage users
+    kam = users["kam"]
+    audit.record(A.UPDATE, kam, user=users["admin"], changes={"display_name": ["kam", "王晓燕"]})
+    user_page = reverse("users-edit", args=[kam.pk])
+    assert user_page in page(client_for("admin"), object_type="core.user")
+    assert user_page not in page(client_for("auditor"), object_type="core.user")
+
+
+def test_a_deleted_record_shows_what_the_entry_recorded(users, client_for, xiehe):
+    audit.record(A.DELETE, ("customers.institution", "999999", "已删除的医院"), user=users["admin"])
+    html = page(client_for("auditor"), object_id="999999")
+    assert "已删除的医院" in html and "/customers/institutions/999999/" not in html
+
+
+def test_a_page_costs_a_few_queries_per_model_not_per_row(users, client_for, make_user):
+    admin = users["admin"]
+    from pharmacrm.customers import services
+
+    people = []
+    for n in range(40):
+        inst = services.create_institution(admin, {"name": f"测试医院{n}", "kind": "clinic"})
+        people.append(services.create_person(admin, {"name": f"测试{n}", "institution": inst}))
+    client = client_for("auditor")
+
+    def queries(limit_seq: int) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            client.get(URL, {"before": limit_seq}, HTTP_ACCEPT_LANGUAGE="en")
+        return len(captured.captured_queries)
+
+    newest = AuditEntry.objects.order_by("-seq").first().seq
+    few = queries(AuditEntry.objects.order_by("seq").values_list("seq", flat=True)[5])  # 5 entries
+    many = queries(newest + 1)  # a full page of 50
+    assert many - few <= 4, (few, many)
+
+
+# --- the user filter --------------------------------------------------------------------------------------------
+
+
+def test_the_user_filter_matches_username_or_display_name_in_either_case(users, client_for, make_user):
+    wang = make_user("wangxy")
+    wang.display_name = "王晓燕"
+    wang.save()
+    audit.record(A.LOGIN, wang, user=wang, via="web")
+    audit.record(A.LOGIN, users["kam"], user=users["kam"], via="api")
+    client = client_for("auditor")
+    for term in ("王晓燕", "WangXY", "wangxy"):
+        body = text(page(client, actor=term))
+        assert "王晓燕" in body and "No audit entries match" not in body, term
+    body = text(page(client, actor="KAM"))
+    assert "Signed in via API" in body
+
+
+def test_entries_at_are_still_shown_in_local_time_on_the_row(users, client_for):
+    audit.record(A.LOGIN, users["kam"], user=users["kam"], via="web")
+    entry = AuditEntry.objects.order_by("-seq").first()
+    local = timezone.localtime(entry.at).strftime("%Y-%m-%d %H:%M:%S")
+    assert local in page(client_for("auditor"))

@@ -1,0 +1,310 @@
+"""Defects of the key-account listing lifecycle (issue 5, QA): de-listing that left the key-account flag
+and the agreements in force, a double click that made two agreements (and relabelled the first one renewed),
+signing dates before the issue, tickets stranded in a new account's empty team, evaluations of periods
+before the listing that scored 88 on no data, and two project managers on one account."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.roles import Role
+from pharmacrm.customers import services as customers
+from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.models import Institution
+from pharmacrm.keyaccounts import evaluation, services
+from pharmacrm.keyaccounts.choices import AgreementStatus, TeamRole
+from pharmacrm.keyaccounts.forms_programme import AgreementForm, SignedForm
+from pharmacrm.keyaccounts.models import Agreement, KeyAccount, Score, TeamMember
+from pharmacrm.notify.models import Notification
+from pharmacrm.servicedesk import routing
+from pharmacrm.servicedesk import services as desk
+from pharmacrm.servicedesk.choices import AssignMethod, EventKind, Status
+from pharmacrm.servicedesk.models import TicketEvent
+
+from .programme_fixtures import *  # noqa: F403
+from .programme_fixtures import AREAS, approve_plan, item_data, sign_code, tiny_pdf
+
+pytestmark = pytest.mark.django_db
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+
+
+def delist(make_proposal, manager2, institution):
+    proposal = make_proposal(institution, kind="delist")
+    return services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=sign_code(manager2))
+
+
+def ticket_for(users, institution, category="drug_info"):
+    return desk.create_ticket(users["agent"], {"subject": "到货咨询", "channel": "phone", "category": category,
+                                               "institution": institution})  # fmt: skip
+
+
+def sign(users, agreement, day=None):
+    upload = SimpleUploadedFile("signed.pdf", tiny_pdf(), content_type="application/pdf")
+    return services.record_signed(users["kam"], Agreement.objects.get(pk=agreement.pk),
+                                  signed_date=day or timezone.localdate(), upload=upload)  # fmt: skip
+
+
+def backdate_listing(account, day: dt.date) -> KeyAccount:
+    KeyAccount.objects.filter(pk=account.pk).update(
+        listed_at=timezone.make_aware(dt.datetime.combine(day, dt.time(10)))
+    )
+    return KeyAccount.objects.get(pk=account.pk)
+
+
+@pytest.fixture
+def service_desk(make_user, users):
+    """An ordinary service team with one agent, and the rule sending drug information requests to it."""
+    team = Team.objects.create(name="客服一组")
+    agent = make_user("desk1", Role.AGENT, teams=[team])
+    routing.create_rule(users["manager"], {"name": "药品咨询", "team": team, "method": AssignMethod.LEAST_LOADED,
+                                           "category": desk._category("drug_info")})  # fmt: skip
+    return team, agent
+
+
+# --- 1/2. de-listing removes the flag -----------------------------------------------------------------------
+
+
+def test_delisting_a_customer_marked_key_before_listing_leaves_it_regular_and_unboosted(
+    users, admin_user, xiehe, listed, make_proposal, manager2
+):
+    customers.update_institution(admin_user, xiehe, {"tier": Tier.KEY})  # by hand, before the rule
+    account = listed(xiehe)
+    assert account.previous_tier == Tier.KEY
+    delist(make_proposal, manager2, xiehe)
+    assert Institution.objects.get(pk=xiehe.pk).tier == Tier.REGULAR
+    assert AuditEntry.objects.filter(object_type="customers.institution", object_id=str(xiehe.pk),
+                                     changes__tier=[Tier.KEY, Tier.REGULAR]).exists()  # fmt: skip
+    ticket = ticket_for(users, Institution.objects.get(pk=xiehe.pk))
+    assert not ticket.boosted
+
+
+def test_delisting_gives_the_tier_of_the_latest_evaluation_class(users, admin_user, xiehe, listed, make_proposal,
+                                                                 manager2):  # fmt: skip
+    customers.update_institution(admin_user, xiehe, {"tier": Tier.KEY})
+    listed(xiehe)
+    model = evaluation.active_model("evaluation")  # class A → VIP (the default model)
+    Score.objects.create(institution=xiehe, kind="evaluation", period="2026H1", model=model, klass="A",
+                         as_of=dt.date(2026, 6, 30), score=Decimal("91.00"), components=[])  # fmt: skip
+    delist(make_proposal, manager2, xiehe)
+    assert Institution.objects.get(pk=xiehe.pk).tier == model.benefits["A"]["tier"] == Tier.VIP
+
+
+def test_delisting_ends_the_agreements_in_force_and_no_reminder_follows(users, xiehe, with_plan, make_proposal,
+                                                                        manager2):  # fmt: skip
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    current = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
+                                          end_date=today + dt.timedelta(days=30))  # fmt: skip
+    sign(users, current)
+    renewal = services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=31),
+                                          end_date=today + dt.timedelta(days=395))  # fmt: skip
+    delist(make_proposal, manager2, xiehe)
+    for agreement in (current, renewal):
+        agreement.refresh_from_db()
+        assert agreement.status == AgreementStatus.ENDED and agreement.next_check_at is None
+        assert AuditEntry.objects.filter(object_type="keyaccounts.agreement", object_id=str(agreement.pk),
+                                         changes__status__1=AgreementStatus.ENDED).exists()  # fmt: skip
+    assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=40)) == 0
+    assert not Notification.objects.filter(kind="keyaccounts.renewal").exists()
+    with translation.override("en"):
+        assert current.get_status_display() == "Ended on de-listing"
+
+
+# --- 3. agreements ------------------------------------------------------------------------------------------
+
+
+def test_a_second_agreement_for_the_same_plan_and_term_is_refused_naming_the_first(users, xiehe, with_plan,
+                                                                                   client_for):  # fmt: skip
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    term = {"agreement-start_date": today.isoformat(),
+            "agreement-end_date": (today + dt.timedelta(days=364)).isoformat(), "agreement-renewal_notice_days": 60}
+    kam = client_for("kam")
+    url = reverse("keyaccounts:agreement-create", args=[account.pk])
+    assert kam.post(url, term).status_code == 302
+    first = account.agreements.get()
+    again = kam.post(url, term, **EN)  # the double click
+    assert again.status_code == 400
+    assert first.number in again.content.decode() and "already covers this plan version" in again.content.decode()
+    assert account.agreements.count() == 1
+    # signed, it still blocks an overlapping term
+    sign(users, first)
+    with pytest.raises(ValidationError) as e:
+        services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=100),
+                                    end_date=today + dt.timedelta(days=500))  # fmt: skip
+    assert first.number in e.value.message_dict["start_date"][0]
+    # the renewal starts after it
+    renewal = services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=365),
+                                          end_date=today + dt.timedelta(days=729))  # fmt: skip
+    sign(users, renewal)
+    first.refresh_from_db()
+    assert first.status == AgreementStatus.RENEWED
+
+
+def test_signing_an_earlier_agreement_does_not_mark_a_later_one_renewed(users, xiehe, with_plan):
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    current = services.generate_agreement(users["kam"], account, start_date=today,
+                                          end_date=today + dt.timedelta(days=364))  # fmt: skip
+    renewal = services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=365),
+                                          end_date=today + dt.timedelta(days=729))  # fmt: skip
+    sign(users, renewal)  # the renewal came back signed first
+    sign(users, current)
+    current.refresh_from_db()
+    renewal.refresh_from_db()
+    assert (current.status, renewal.status) == (AgreementStatus.SIGNED, AgreementStatus.SIGNED)
+
+
+def test_a_signing_date_before_the_issue_or_in_the_future_is_a_field_error(users, xiehe, with_plan, client_for):
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today,
+                                            end_date=today + dt.timedelta(days=364))  # fmt: skip
+    for day in (today - dt.timedelta(days=1), today + dt.timedelta(days=1)):
+        with pytest.raises(ValidationError) as e:
+            sign(users, agreement, day)
+        assert list(e.value.message_dict) == ["signed_date"]
+    prefix = f"signed{agreement.pk}"
+    upload = SimpleUploadedFile("signed.pdf", tiny_pdf(), content_type="application/pdf")
+    r = client_for("kam").post(reverse("keyaccounts:agreement-signed", args=[agreement.pk]), {
+        f"{prefix}-signed_date": (today - dt.timedelta(days=3)).isoformat(), f"{prefix}-signed_copy": upload,
+        f"{prefix}-version": agreement.version}, **EN)  # fmt: skip
+    assert r.status_code == 400 and "cannot lie before the agreement was issued" in r.content.decode()
+    agreement.refresh_from_db()
+    assert agreement.status == AgreementStatus.DRAFT and not agreement.signed_copy
+    form = SignedForm({f"{prefix}-signed_date": (today + dt.timedelta(days=2)).isoformat()}, prefix=prefix,
+                      agreement=agreement)  # fmt: skip
+    assert not form.is_valid() and "signed_date" in form.errors
+    assert form.fields["signed_date"].widget.attrs["min"] == today.isoformat()
+
+
+def test_the_agreement_form_proposes_the_plans_validity_then_the_renewal(users, xiehe, staffed):
+    account = staffed(xiehe)
+    today = timezone.localdate()
+    valid_from, valid_to = today + dt.timedelta(days=10), today + dt.timedelta(days=200)
+    plan = services.start_plan(users["kam"], account, valid_from=valid_from, valid_to=valid_to)
+    for area in AREAS:
+        services.save_item(users["kam"], plan, item_data(users, area))
+    approve_plan(users, plan)
+    form = AgreementForm(prefix="agreement", account=account, initial={"start_date": today})
+    assert (form.initial["start_date"], form.initial["end_date"]) == (valid_from, valid_to)
+    services.generate_agreement(users["kam"], account, start_date=valid_from, end_date=valid_to)
+    form = AgreementForm(prefix="agreement", account=account)
+    start, end = form.initial["start_date"], form.initial["end_date"]
+    assert start == valid_to + dt.timedelta(days=1) and end - start == valid_to - valid_from
+
+
+# --- 4. tickets of a new account -------------------------------------------------------------------------------
+
+
+def test_tickets_of_an_account_without_team_members_route_normally_and_boosted(users, xiehe, listed, service_desk):
+    team, agent = service_desk
+    account = listed(xiehe)  # approved: its team is still empty
+    ticket = ticket_for(users, Institution.objects.get(pk=xiehe.pk))
+    assert ticket.team_id == team.pk and ticket.assignee_id == agent.pk  # in an agent's queue
+    assert ticket.boosted
+    services.add_member(users["manager"], account, users["kam"], TeamRole.PROJECT_MANAGER)
+    later = ticket_for(users, xiehe)
+    assert later.team_id == account.team_id and later.assignee_id == users["kam"].pk
+
+
+def test_delisting_sends_the_waiting_tickets_back_to_routing(users, xiehe, staffed, service_desk, make_proposal,
+                                                             manager2):  # fmt: skip
+    team, agent = service_desk
+    account = staffed(xiehe)
+    for who in ("kam", "expert", "support", "aftersales"):  # nobody on duty: tickets wait in the team queue
+        routing.set_on_duty(users[who], users[who], False)
+    waiting = ticket_for(users, xiehe)
+    other = ticket_for(users, xiehe, category="order_delivery")  # no rule for it
+    taken = desk.create_ticket(users["agent"], {"subject": "已分派", "channel": "phone", "category": "drug_info",
+                                                "institution": xiehe, "assignee": users["kam"]})  # fmt: skip
+    assert {waiting.team_id, other.team_id} == {account.team_id} and waiting.assignee_id is None
+    delist(make_proposal, manager2, xiehe)
+    waiting.refresh_from_db()
+    other.refresh_from_db()
+    taken.refresh_from_db()
+    assert (waiting.team_id, waiting.assignee_id, waiting.status) == (team.pk, agent.pk, Status.ASSIGNED)
+    assert (other.team_id, other.assignee_id) == (None, None)  # the general queue
+    assert (taken.team_id, taken.assignee_id) == (account.team_id, users["kam"].pk)  # someone works on it
+    assert TicketEvent.objects.filter(ticket=waiting, kind=EventKind.ASSIGNED).exists()
+    assert TicketEvent.objects.filter(ticket=other, kind=EventKind.ASSIGNED).exists()
+
+
+# --- 5. evaluations -----------------------------------------------------------------------------------------
+
+
+def test_a_period_before_the_listing_is_refused_on_the_period(users, xiehe, with_plan, client_for):
+    account, _plan = with_plan(xiehe)  # listed today
+    with pytest.raises(ValidationError) as e:
+        services.review_account(account, "2025Q1")
+    assert list(e.value.message_dict) == ["period"]
+    r = client_for("kam").post(reverse("keyaccounts:review-run", args=[account.pk]), {"period-period": "2025Q1"},
+                               **EN)  # fmt: skip
+    assert r.status_code == 400 and "ended before the customer was listed" in r.content.decode()
+    assert not account.reviews.exists()
+    assert services.scheduled_reviews(timezone.localdate()) == 0  # the worker leaves it out, without failing
+    assert services.scorecards("2025Q1")[0]["average_score"] is None
+
+
+def test_a_period_after_the_delisting_is_refused(users, xiehe, listed, make_proposal, manager2):
+    account = backdate_listing(listed(xiehe), dt.date(2025, 1, 10))
+    delist(make_proposal, manager2, xiehe)
+    KeyAccount.objects.filter(pk=account.pk).update(
+        delisted_at=timezone.make_aware(dt.datetime(2026, 3, 15, 10)))
+    account.refresh_from_db()
+    with pytest.raises(ValidationError) as e:
+        services.review_account(account, "2026Q2")
+    assert "period" in e.value.message_dict
+    assert services.review_account(account, "2026Q1").period == "2026Q1"  # de-listed during it
+
+
+def test_a_quarter_without_data_scores_the_neutral_default_and_says_no_data(users, xiehe, with_plan, client_for):
+    account, _plan = with_plan(xiehe)
+    account = backdate_listing(account, dt.date(2026, 5, 1))
+    review = services.review_account(account, "2026Q3")
+    assert (review.surveys, review.tickets, review.plan_items_due) == (0, 0, 0)
+    assert review.score == Decimal("60.00")  # not 100, nor 88
+    assert all(c["default"] for c in review.components) and {c["value"] for c in review.components} == {"60.00"}
+    page = client_for("kam").get(reverse("keyaccounts:account", args=[account.pk]), **EN).content.decode()
+    assert "(default: no data)" in page
+
+
+def test_measured_components_are_not_marked_default(users, xiehe, with_plan):
+    account, _plan = with_plan(xiehe)
+    account = backdate_listing(account, dt.date(2026, 5, 1))
+    when = timezone.make_aware(dt.datetime(2026, 8, 3, 9))
+    desk.create_ticket(users["agent"], {"subject": "咨询", "channel": "phone", "category": "drug_info",
+                                        "institution": xiehe, "received_at": when})  # fmt: skip
+    review = services.review_account(account, "2026Q3")
+    by_name = {c["name"]: c for c in review.components}
+    assert review.tickets == 1
+    assert not by_name["complaints"].get("default") and by_name["complaints"]["value"] == "100.00"
+    assert by_name["satisfaction"]["default"] and by_name["plan"]["default"]
+
+
+# --- 6. one project manager ------------------------------------------------------------------------------------
+
+
+def test_a_second_project_manager_is_refused_naming_the_current_one(users, xiehe, listed, make_user, client_for):
+    account = listed(xiehe)
+    services.add_member(users["manager"], account, users["kam"], TeamRole.PROJECT_MANAGER)
+    other = make_user("kam2", Role.KAM)
+    with pytest.raises(ValidationError) as e:
+        services.add_member(users["manager"], account, other, TeamRole.PROJECT_MANAGER)
+    assert str(users["kam"]) in e.value.message_dict["role"][0]
+    r = client_for("manager").post(reverse("keyaccounts:member-add", args=[account.pk]),
+                                   {"member-role": TeamRole.PROJECT_MANAGER, "member-user": other.pk}, **EN)  # fmt: skip
+    assert r.status_code == 400 and "already this account&#x27;s project manager" in r.content.decode()
+    assert TeamMember.objects.filter(account=account, role=TeamRole.PROJECT_MANAGER).count() == 1
+    # handing over: remove the current one first
+    services.remove_member(users["manager"], TeamMember.objects.get(account=account, user=users["kam"]))
+    services.add_member(users["manager"], account, other, TeamRole.PROJECT_MANAGER)
+    assert TeamMember.objects.get(account=account, role=TeamRole.PROJECT_MANAGER).user == other
