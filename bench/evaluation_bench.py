@@ -6,8 +6,9 @@ monthly rollups (target ≤ 10 s each), and the incremental update after an impo
 
 Full runs: `evaluation.run("evaluation")`, then `run("candidate")`, each timed on its own; then both again
 (the first run applies the results — tier changes with their audit entries, improvement actions — that a
-re-run finds done; the scored customers' tiers are reset to "new" first, so that the first run changes
-every one of them, as a first evaluation does). Incremental: a file of new orders (fresh order numbers, the last 30 days,
+re-run finds done; the scored customers' tiers are reset to "new" and the improvement actions earlier runs
+opened are removed first, so that the first run changes every one of them and opens an action for every
+weak customer, as a first evaluation does). Incremental: a file of new orders (fresh order numbers, the last 30 days,
 customers drawn uniformly) goes through the real import, then each kind's incremental update is timed on
 its own; a second such file, then `evaluation.run_all(incremental=True)` (both kinds, as the worker runs them
 after an import) is timed. The runs change tiers and open improvement actions: point it at a copy of the dataset."""
@@ -47,13 +48,22 @@ def reset_tiers() -> int:
         return cursor.rowcount
 
 
+def reset_actions() -> int:
+    """Remove the improvement actions earlier evaluation runs opened (their titles end with the period, e.g.
+    "[2026H2]"), so that the first run below opens one for every weak customer, as a first evaluation does."""
+    from pharmacrm.servicedesk.models import ImprovementAction
+
+    deleted, _per_model = ImprovementAction.objects.filter(title__regex=r"\[[0-9]{4}(H[12]|Q[1-4])\]$").delete()
+    return deleted
+
+
 def full_runs() -> dict:
     from django.utils import timezone
 
     from pharmacrm.keyaccounts import evaluation, scoring
     from pharmacrm.keyaccounts.choices import ModelKind
 
-    out: dict = {"tiers_reset": reset_tiers()}
+    out: dict = {"tiers_reset": reset_tiers(), "actions_reset": reset_actions()}
     model = evaluation.active_model(ModelKind.EVALUATION)
     params = {**scoring.DEFAULT_PARAMS, **model.params}
     ms, facts = common.timed(evaluation.gather, timezone.localdate(), params)
