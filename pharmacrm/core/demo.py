@@ -22,7 +22,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from faker import Faker
-from pypinyin import lazy_pinyin
+
+from pharmacrm.customers.pinyin import lazy_pinyin
 
 from . import audit, signatures
 from .models import AuditEntry, Counter, Region, Team, User

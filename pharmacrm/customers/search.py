@@ -13,12 +13,12 @@ from functools import lru_cache
 
 from django.db import connection
 from django.db.models import Q
-from pypinyin import Style, lazy_pinyin
 
 from pharmacrm.core import access, crypto
 
 from . import normalise
 from .models import Institution, Person, SearchTerm
+from .pinyin import Style, lazy_pinyin
 
 INSTITUTION, PERSON = SearchTerm.Kind.INSTITUTION, SearchTerm.Kind.PERSON
 POSTINGS_LIMIT = 5000  # postings read per term; beyond it a term is too common to narrow anything
