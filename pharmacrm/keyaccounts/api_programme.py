@@ -5,11 +5,8 @@ ValidationErrors come back as JSON per field (a wrong one-time code under `otp_c
 
 from __future__ import annotations
 
-from pathlib import Path
-from urllib.parse import quote
-
 from django.db.models import Prefetch
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
@@ -558,21 +555,9 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"], url_path="signed-copy", pagination_class=None, filter_backends=[],
             content_negotiation_class=FileNegotiation)
     def signed_copy(self, request, pk=None):
-        agreement = self.get_object()
-        if not agreement.signed_copy:
-            raise Http404(_("No signed copy was uploaded."))
-        file = services.agreements_dir() / Path(agreement.signed_copy).name  # stored by name under VAR_DIR
-        if not file.is_file():
-            raise Http404(_("The file is missing from the storage."))
-        audit.record(AuditEntry.Action.EXPORT, agreement, user=request.user, format="signed copy", purpose="api")
-        types = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}
-        response = FileResponse(open(file, "rb"), content_type=types.get(file.suffix, "application/octet-stream"))
-        name = agreement.signed_copy_name or file.name
-        ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or file.name
-        response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Cache-Control"] = "private, no-store"
-        return response
+        from .views_programme import signed_copy_response
+
+        return signed_copy_response(self.get_object(), request.user, purpose="api")
 
     @extend_schema(
         tags=TAGS,

@@ -889,16 +889,15 @@ def _agreement_signed(request, pk: int, limiter, too_large: str):
     return _account_page(request, account, 400, signed=(agreement.pk, form), open_section="agreements")
 
 
-@login_required
-@require_GET
-def agreement_signed_copy(request, pk: int):
-    agreement = _agreement_or_404(request.user, pk)
+def signed_copy_response(agreement: Agreement, user, **audit_details) -> FileResponse:
+    """The agreement's signed copy as uploaded, as a download (audited as an export); the page and the API
+    both answer with it."""
     if not agreement.signed_copy:
         raise Http404(_("No signed copy was uploaded."))
     file = services.agreements_dir() / Path(agreement.signed_copy).name  # stored by name under VAR_DIR
     if not file.is_file():
         raise Http404(_("The file is missing from the storage."))
-    audit.record(A.EXPORT, agreement, user=request.user, format="signed copy")
+    audit.record(A.EXPORT, agreement, user=user, format="signed copy", **audit_details)
     content_type = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}.get(file.suffix,
                                                                                               "application/octet-stream")  # fmt: skip
     response = FileResponse(open(file, "rb"), content_type=content_type)
@@ -908,6 +907,12 @@ def agreement_signed_copy(request, pk: int):
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+@require_GET
+def agreement_signed_copy(request, pk: int):
+    return signed_copy_response(_agreement_or_404(request.user, pk), request.user)
 
 
 @login_required
