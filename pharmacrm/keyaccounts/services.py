@@ -1350,6 +1350,8 @@ def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAc
     account = action.meeting.account
     if not (action.owner_id == user.pk or may_manage(user, account)) or user.roles & {Role.AUDITOR}:
         raise PermissionDenied(NOT_ALLOWED)
+    if done == (action.done_at is not None):
+        return action  # a repeated request changes nothing: the action keeps the moment it was first done
     with transaction.atomic():
         old = action.done_at
         action.done_at = timezone.now() if done else None
