@@ -68,3 +68,17 @@ class EncryptedDateField(EncryptedTextField):
         from django import forms
 
         return forms.DateField(required=not self.blank, **{k: v for k, v in kwargs.items() if k == "label"})
+
+
+class CodeCharField(models.CharField):
+    """A code (ERP order number, …) compared character by character: on PostgreSQL the column is declared
+    COLLATE "C" whatever the database's own collation, so that its b-tree serves "begins with" look-ups as a
+    range and sorts codes as the ERP does. Under a language collation (zh_CN.UTF-8, en_US.UTF-8 — what most
+    servers are created with) the index cannot answer a prefix and every such filter would read the whole
+    table. SQLite compares text by code point already (BINARY)."""
+
+    def db_parameters(self, connection):
+        params = super().db_parameters(connection)
+        if connection.vendor == "postgresql":
+            params["collation"] = "C"
+        return params

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.db import connection
 from django.db.models import Q
@@ -63,38 +61,13 @@ class OrderLineFilterForm(forms.Form):
         return self.is_bound and bool(self.errors)
 
 
-_BYTE_ORDER: dict[str, bool] = {}  # database → whether it compares text by code point
-_CODE_POINT_COLLATIONS = {"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"}
-
-
-def _byte_ordered() -> bool:
-    """Whether the database sorts text by code point, so that "begins with P" is the index range [P, P⁺):
-    SQLite's BINARY collation always; PostgreSQL when the database's collation is C, POSIX or C.UTF-8 (asked
-    once per process). Under a language's collation a range is not a prefix, and LIKE alone is used."""
-    if connection.vendor == "sqlite":
-        return True
-    if connection.vendor != "postgresql":
-        return False
-    key = f"{connection.alias}:{connection.settings_dict.get('NAME')}"
-    if key not in _BYTE_ORDER:
-        with connection.cursor() as cursor:  # every column of pg_database, whatever the server's version
-            cursor.execute("SELECT to_jsonb(d) FROM pg_database d WHERE d.datname = current_database()")
-            row = cursor.fetchone()
-        info = row[0] if row else {}
-        info = json.loads(info) if isinstance(info, str) else (info or {})
-        provider = info.get("datlocprovider", "c")  # c: libc, b: builtin (PostgreSQL 17), i: ICU
-        _BYTE_ORDER[key] = provider in ("c", "b") and info.get("datcollate") in _CODE_POINT_COLLATIONS
-    return _BYTE_ORDER[key]
-
-
 def _starts_with(field: str, prefix: str) -> Q:
-    """Values of `field` that begin with `prefix` exactly as typed (case included), index-friendly: where the
-    database sorts by code point (SQLite; PostgreSQL with a C collation, as ours are) the prefix is also
-    given as a range, which walks the (order number, line) index — a LIKE 'prefix%' alone is a full scan
-    there (SQLite's LIKE ignores case, PostgreSQL's uses no index under C.UTF-8). The LIKE keeps the match
-    exact and case-sensitive."""
+    """Values of `field` (a code column: SQLite's BINARY or PostgreSQL's COLLATE "C", see CodeCharField) that
+    begin with `prefix` exactly as typed (case included), index-friendly: the prefix is also given as the
+    range [prefix, prefix⁺), which walks the (order number, line) index — a LIKE 'prefix%' alone is a full
+    scan on SQLite, whose LIKE ignores case. The LIKE keeps the match exact and case-sensitive."""
     cond = Q(**{f"{field}__startswith": prefix})
-    if ord(prefix[-1]) < 0x10FFFF and _byte_ordered():
+    if ord(prefix[-1]) < 0x10FFFF and connection.vendor in ("sqlite", "postgresql"):
         after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         cond &= Q(**{f"{field}__gte": prefix, f"{field}__lt": after})
     return cond

@@ -12,6 +12,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core.fields import CodeCharField
+
 FEN = Decimal("0.01")
 
 
@@ -44,7 +46,7 @@ class OrderLine(models.Model):
     """One line of an ERP order (订单行). (order number, line number) identifies it across re-imports;
     `row_hash` tells an unchanged line from a corrected one."""
 
-    order_number = models.CharField(_("order number"), max_length=40)
+    order_number = CodeCharField(_("order number"), max_length=40)
     line_number = models.PositiveIntegerField(_("line"))
     order_date = models.DateField(_("order date"))
     month = models.DateField(editable=False)  # first day of the order's month: the rollup key

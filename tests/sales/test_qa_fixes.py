@@ -378,3 +378,36 @@ def test_the_wizard_shows_the_unknown_codes_before_and_after_the_import(client_f
     done = client.get(f"/customers/import/{job.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "not in the product catalogue: 3 (codes: NOPE999, NOPE998)" in done
 
+
+
+def test_the_order_number_is_compared_by_code_point_whatever_the_databases_collation(db):
+    """Most PostgreSQL servers are created with a language collation (zh_CN.UTF-8, en_US.UTF-8), under which
+    an index cannot answer "begins with": the column itself is declared COLLATE "C"."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT collation_name FROM information_schema.columns"
+                " WHERE table_name = %s AND column_name = 'order_number'", [OrderLine._meta.db_table],
+            )  # fmt: skip
+            assert cursor.fetchone()[0] == "C"
+    else:  # SQLite's BINARY: the column needs nothing
+        assert OrderLine._meta.get_field("order_number").db_parameters(connection)["collation"] is None
+
+
+def test_the_order_number_filter_walks_the_order_index(client_for, orders):
+    from pharmacrm.sales.forms import apply_filters
+
+    qs = apply_filters(OrderLine.objects.all(), {"order": "xs2026-03"})
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a handful of rows: force the planner's hand
+            cursor.execute("EXPLAIN " + str(qs.query.sql_with_params()[0]), qs.query.sql_with_params()[1])
+            plan = " ".join(r[0] for r in cursor.fetchall())
+    else:
+        sql, params = qs.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+            plan = " ".join(str(r[-1]) for r in cursor.fetchall())
+
+    assert "orderline_key" in plan or "USING INDEX sqlite_autoindex_sales_orderline_1 (order_number>?" in plan
+    assert {str(line) for line in qs} == {"XS2026-0301/1", "XS2026-0301/2", "XS2026-0315/1"}
