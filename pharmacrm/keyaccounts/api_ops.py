@@ -10,7 +10,10 @@ as 400 with messages per field, its refusals as 403."""
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import (
@@ -25,7 +28,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import access
-from pharmacrm.core.api_utils import HasCapability, clean_text
+from pharmacrm.core.api_utils import HasCapability, clean_text, validation_detail
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.servicedesk.models import Product
@@ -254,14 +257,28 @@ class MeetingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         d = _text({k: v for k, v in form.validated_data.items() if k != "actions"})
         account = _account(request.user, d.pop("account"))
         actions = [_text(dict(a)) for a in form.validated_data.get("actions") or []]
-        # as on the page, an action item's owner is chosen from the account's service team
-        team = set(TeamMember.objects.filter(account=account).values_list("user_id", flat=True))
-        wrong = {str(i): {"owner": [_("The owner must be a member of the account's service team.")]}
-                 for i, a in enumerate(actions) if a["owner"].pk not in team}  # fmt: skip
-        if wrong:  # keyed by position, as the serializer reports the items' own errors
-            raise serializers.ValidationError({"actions": wrong})
-        meeting = services.record_meeting(request.user, account, d, actions)
+        try:
+            meeting = services.record_meeting(request.user, account, d, actions)
+        except DjangoValidationError as e:
+            raise serializers.ValidationError(_action_errors(validation_detail(e))) from None
         return self._answer(meeting, status.HTTP_201_CREATED)
+
+
+_ACTION_ERROR = re.compile(r"^action_(\d+)_(title|owner|due)$")
+
+
+def _action_errors(detail: dict[str, list[str]]) -> dict:
+    """The service's errors of action row n (`action_<n>_owner` …) as the serializer reports an item's own:
+    under actions → position from 0 → the item's field (`due` is `due_date`)."""
+    out: dict = {}
+    for key, messages in detail.items():
+        m = _ACTION_ERROR.match(key)
+        if m is None:
+            out[key] = messages
+            continue
+        field = {"due": "due_date"}.get(m[2], m[2])
+        out.setdefault("actions", {}).setdefault(str(int(m[1]) - 1), {})[field] = messages
+    return out
 
 
 def _may_toggle(user, item: MeetingAction) -> bool:

@@ -1294,6 +1294,7 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
     if held_at is not None:
         held_on = (timezone.localtime(held_at) if timezone.is_aware(held_at) else held_at).date()
     clean_actions = []
+    team = set(TeamMember.objects.filter(account=account).values_list("user_id", flat=True))
     for n, a in enumerate(actions or [], start=1):
         t = _clean(a.get("title"), 200)
         owner, due = a.get("owner"), a.get("due_date")
@@ -1305,6 +1306,9 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
             row_ok = False
         if owner is None:
             errors[f"action_{n}_owner"] = [_("Choose who owns this action.")]
+            row_ok = False
+        elif owner.pk not in team:  # whoever the page, the API or a script offers
+            errors[f"action_{n}_owner"] = [_("The owner must be a member of the account's service team.")]
             row_ok = False
         if not isinstance(due, dt.date):
             errors[f"action_{n}_due"] = [_("Give the due date.")]

@@ -9,6 +9,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -66,8 +67,9 @@ def world(users, xiehe, ruijin, with_plan, listed):
     product = Product.objects.create(brand_name="新药", generic_name="新药片", dosage_form="片剂", strength="10mg")
     far_meeting = services.record_meeting(
         manager, far, {"held_at": timezone.now() - dt.timedelta(days=2), "title": "瑞金季度会", "minutes": "纪要"},
-        [{"title": "回访", "owner": manager, "due_date": timezone.localdate()}],
     )  # fmt: skip
+    # an action of a member who has left the team since (Shanghai's team is empty)
+    MeetingAction.objects.create(meeting=far_meeting, title="回访", owner=manager, due_date=timezone.localdate())
     far_trial = services.offer_trial(manager, far, product=product, notes="瑞金试用")
     period = services.previous_quarter(timezone.localdate())
     far_review = services.review_account(far, period)
@@ -180,8 +182,23 @@ def test_a_meeting_with_bad_input_is_refused_per_field_and_not_written(api, user
     undated = [{"title": "跟进", "owner": users["kam"].pk}]
     assert "due_date" in _errors(kam.post(f"{BASE}meetings/", _meeting(world, users, actions=undated),
                                           format="json"))["actions"]["0"]  # fmt: skip
+    # the second row's date before the meeting: the service's row error comes back under its position
+    late = [{"title": "跟进", "owner": users["kam"].pk, "due_date": "2030-01-01"},
+            {"title": "回访", "owner": users["expert"].pk, "due_date": "2001-01-01"}]  # fmt: skip
+    assert list(_errors(kam.post(f"{BASE}meetings/", _meeting(world, users, actions=late),
+                                 format="json"))["actions"]) == ["1"]  # fmt: skip
     assert not Meeting.objects.filter(account=world["account"]).exists()
     assert not MeetingAction.objects.filter(meeting__account=world["account"]).exists()
+
+
+def test_a_script_cannot_give_a_meeting_action_to_someone_outside_the_team(users, world):
+    """The page and the API offer only the team; the service holds the rule for any other caller too."""
+    data = {"held_at": timezone.now() - dt.timedelta(hours=2), "title": "季度会", "minutes": "纪要"}
+    outsider = [{"title": "跟进", "owner": users["agent"], "due_date": timezone.localdate()}]
+    with pytest.raises(ValidationError) as e:
+        services.record_meeting(users["kam"], world["account"], data, outsider)
+    assert list(e.value.message_dict) == ["action_1_owner"]
+    assert not Meeting.objects.filter(account=world["account"]).exists()
 
 
 def test_an_action_item_is_ticked_off_by_its_owner_once(api, users, world):
