@@ -66,8 +66,18 @@ def _customers(ticket: Ticket) -> list:
 
 
 def customer_tiers(ticket: Ticket) -> set[str]:
-    """The tiers of the ticket's person and institution (a doctor of a VIP hospital counts as VIP)."""
-    return {c.tier for c in _customers(ticket) if c.tier}
+    """The tiers of the ticket's person and institution, and of the hospital a department belongs to: a
+    department of a VIP hospital or a key account counts as one (the key-account tier is the hospital's; a
+    newly listed hospital's team may have nobody yet to route to, and its departments' tickets are still
+    boosted)."""
+    customers = _customers(ticket)
+    tiers = {c.tier for c in customers if c.tier}
+    parents = {p for c in customers if (p := getattr(c, "parent_id", None))}
+    if parents:
+        from pharmacrm.customers.models import Institution
+
+        tiers |= set(Institution.objects.filter(pk__in=parents).exclude(tier="").values_list("tier", flat=True))
+    return tiers
 
 
 def customer_region(ticket: Ticket) -> tuple[str, str, str]:

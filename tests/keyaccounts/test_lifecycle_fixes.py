@@ -211,6 +211,9 @@ def test_tickets_of_an_account_without_team_members_route_normally_and_boosted(u
     ticket = ticket_for(users, Institution.objects.get(pk=xiehe.pk))
     assert ticket.team_id == team.pk and ticket.assignee_id == agent.pk  # in an agent's queue
     assert ticket.boosted
+    department = xiehe.children.get(name="心内科")  # a department's ticket: the hospital is the key account
+    dept_ticket = ticket_for(users, department)
+    assert dept_ticket.boosted and dept_ticket.priority == ticket.priority
     services.add_member(users["manager"], account, users["kam"], TeamRole.PROJECT_MANAGER)
     later = ticket_for(users, xiehe)
     assert later.team_id == account.team_id and later.assignee_id == users["kam"].pk
