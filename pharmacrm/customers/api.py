@@ -8,9 +8,11 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, parsers, permissions, serializers, status, viewsets
+from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -306,11 +308,20 @@ class PersonFilter(CustomerFilter):
 # --- institutions and people -------------------------------------------------------------------
 
 
+class PinyinOrdering(OrderingFilter):
+    """`ordering=name` (or `-name`) sorts names in pinyin order, as the pages do (the `name_key` column)."""
+
+    def get_ordering(self, request, queryset, view):
+        ordering = super().get_ordering(request, queryset, view)
+        return [{"name": "name_key", "-name": "-name_key"}.get(f, f) for f in ordering or []] or ordering
+
+
 class CustomerViewSet(viewsets.ModelViewSet):
     """What institutions and people share: scoping, versioned updates, deletes through services."""
 
     permission_classes = [HasCapability]
     required_caps = CUSTOMER_CAPS
+    filter_backends = [DjangoFilterBackend, PinyinOrdering]
     ordering_fields = ["id", "name", "code", "tier", "stage", "created_at", "updated_at"]
     ordering = ["id"]  # stable pages over a growing table, cheap on the primary key
     lookup_value_regex = r"\d{1,18}"

@@ -113,7 +113,7 @@ def _region_field(label, level: str, target: str = "", reset: str = "") -> forms
 def _limit_picker(field: forms.ModelChoiceField, selected_ids) -> None:
     """Render only the first options (by name) plus the selected ones; validation keeps the full queryset."""
     qs = field.queryset
-    shown = list(qs.order_by("name", "id")[:PICKER_LIMIT])
+    shown = list(qs.order_by("name_key", "id")[:PICKER_LIMIT])
     ids = {o.pk for o in shown}
     missing = [i for i in selected_ids if i and is_id(i) and int(i) not in ids]
     if missing:
@@ -407,7 +407,7 @@ def departments_of(institution_id):
     return (
         Institution.objects.active()
         .filter(parent_id=int(institution_id), kind=InstitutionType.DEPARTMENT)
-        .order_by("name")
+        .order_by("name_key", "id")
     )
 
 

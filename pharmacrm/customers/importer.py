@@ -912,7 +912,7 @@ class Counts:
 
 
 PERSONAL_KEYS = frozenset(c.key for c in PERSON_COLUMNS if c.personal)
-DERIVED = ("name_norm", "phone_norm", "mobile_bidx", "landline_bidx", "email_bidx", "province", "city", "region_id")
+DERIVED = ("name_norm", "name_key", "phone_norm", "mobile_bidx", "landline_bidx", "email_bidx", "province", "city", "region_id")
 REF_CACHE_SIZE = 200_000
 
 

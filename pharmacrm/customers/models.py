@@ -9,10 +9,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import crypto
-from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
+from pharmacrm.core.fields import CodeCharField, EncryptedDateField, EncryptedTextField
 from pharmacrm.core.models import Region, Team
 
-from . import normalise
+from . import normalise, readings
 from .choices import (
     Channel,
     ConsentPurpose,
@@ -108,6 +108,7 @@ class Institution(Customer):
 
     name = models.CharField(_("name"), max_length=200)
     name_norm = models.CharField(max_length=200, editable=False)
+    name_key = CodeCharField(max_length=readings.NAME_KEY_LENGTH, editable=False, default="")  # pinyin order
     short_name = models.CharField(_("short name"), max_length=60, blank=True)
     kind = models.CharField(_("type"), max_length=16, choices=InstitutionType.choices)  # index inst_kind_updated
     grade = models.CharField(_("hospital grade"), max_length=8, choices=HospitalGrade.choices, blank=True)
@@ -128,9 +129,9 @@ class Institution(Customer):
     class Meta:
         verbose_name = _("institution")
         verbose_name_plural = _("institutions")
-        ordering = ["name", "id"]
+        ordering = ["name_key", "id"]
         indexes = [
-            models.Index(fields=["name", "id"], name="inst_name"),
+            models.Index(fields=["name_key", "id"], name="inst_name"),
             models.Index(fields=["region", "name_norm"], name="inst_region_name"),
             models.Index(fields=["stage"], name="inst_stage"),
             models.Index(fields=["updated_at", "id"], name="inst_updated"),
@@ -145,6 +146,7 @@ class Institution(Customer):
     def refresh_derived(self) -> None:
         """Recompute the normalised columns from the editable ones."""
         self.name_norm = normalise.name(self.name)
+        self.name_key = readings.name_key(self.name)
         self.phone_norm = normalise.phone(self.phone)
         self.province, self.city = region_columns(self.region_id)
 
@@ -161,6 +163,7 @@ class Person(Customer):
 
     name = models.CharField(pgettext_lazy("person", "name"), max_length=50)
     name_norm = models.CharField(max_length=50, editable=False)
+    name_key = CodeCharField(max_length=readings.NAME_KEY_LENGTH, editable=False, default="")  # pinyin order
     gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
     role = models.CharField(_("role"), max_length=16, choices=PersonRole.choices, default=PersonRole.DOCTOR)
     title = models.CharField(_("title"), max_length=50, blank=True)
@@ -189,9 +192,9 @@ class Person(Customer):
     class Meta:
         verbose_name = _("person")
         verbose_name_plural = _("people")
-        ordering = ["name", "id"]
+        ordering = ["name_key", "id"]
         indexes = [
-            models.Index(fields=["name", "id"], name="person_name"),
+            models.Index(fields=["name_key", "id"], name="person_name"),
             models.Index(fields=["institution", "name_norm"], name="person_inst_name"),
             models.Index(fields=["updated_at", "id"], name="person_updated"),
             # a rep's territory walked in list order: the usual filters ride along in the index, and only
@@ -201,13 +204,13 @@ class Person(Customer):
                 name="person_province_updated",
             ),
             models.Index(
-                fields=["province", "name", "id", *LIST_FILTER_COLUMNS], condition=ACTIVE, name="person_province_name"
+                fields=["province", "name_key", "id", *LIST_FILTER_COLUMNS], condition=ACTIVE, name="person_province_name"
             ),
             models.Index(
                 fields=["city", "updated_at", "id", *LIST_FILTER_COLUMNS], condition=ACTIVE, name="person_city_updated"
             ),
             models.Index(fields=["tier", "updated_at", "id"], name="person_tier_updated"),
-            models.Index(fields=["stage", "name", "id"], name="person_stage_name"),
+            models.Index(fields=["stage", "name_key", "id"], name="person_stage_name"),
             models.Index(fields=["role", "updated_at", "id"], name="person_role_updated"),
             models.Index(fields=["owner"], condition=models.Q(owner__isnull=False), name="person_owner"),
             models.Index(fields=["team"], condition=models.Q(team__isnull=False), name="person_team"),
@@ -217,6 +220,7 @@ class Person(Customer):
         """Normalised name, blind indexes, and the institution's region (which bulk writers that already
         know it pass in, instead of a look-up per row)."""
         self.name_norm = normalise.name(self.name)
+        self.name_key = readings.name_key(self.name, person=True)
         if region_id is INSTITUTION_REGION:
             region_id = self.institution.region_id if self.institution_id else None
         self.region_id = region_id or None

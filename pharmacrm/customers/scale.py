@@ -22,7 +22,7 @@ from pharmacrm.core import crypto
 from pharmacrm.core.fields import EncryptedTextField
 from pharmacrm.core.models import Region
 
-from . import normalise, search
+from . import normalise, readings, search
 from .choices import HospitalGrade, InstitutionType, PersonRole, Source, Stage, Tier
 from .models import Institution, Person, SearchTerm, region_columns
 from .services import next_codes
@@ -561,7 +561,8 @@ def seed_institutions(count: int, gen: Generator, chunk: int = 5000, progress: P
             )
             values.update(
                 id=obj_id, code=codes[i], parent_id=obj.parent_id, created_at=now, updated_at=now,
-                name_norm=normalise.name(values["name"]), phone_norm=normalise.phone(values["phone"]),
+                name_norm=normalise.name(values["name"]), name_key=readings.name_key(values["name"]),
+                phone_norm=normalise.phone(values["phone"]),
             )  # fmt: skip
             values["province"], values["city"] = region_columns(values.get("region_id"))
             rows.append(maker.row(values))
@@ -627,7 +628,7 @@ def seed_people(count: int, gen: Generator, chunk: int = 10000, progress: Progre
             Person.refresh_derived(p, region)  # exactly as the model computes them (no model __init__)
             values.update(
                 id=obj_id, code=codes[i], institution_id=inst_id, department_id=dept_id, created_at=now,
-                updated_at=now, name_norm=p.name_norm, mobile_bidx=p.mobile_bidx, landline_bidx=p.landline_bidx,
+                updated_at=now, name_norm=p.name_norm, name_key=p.name_key, mobile_bidx=p.mobile_bidx, landline_bidx=p.landline_bidx,
                 email_bidx=p.email_bidx, region_id=p.region_id, province=p.province, city=p.city,
             )  # fmt: skip
             rows.append(maker.row(values))

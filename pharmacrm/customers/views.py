@@ -66,7 +66,7 @@ DUPLICATE_REASONS = {
 }
 SORTS = {
     "updated": ("-updated_at", "-id"),
-    "name": ("name", "id"),
+    "name": ("name_key", "id"),  # pinyin order
     "code": ("code",),
 }
 
@@ -398,10 +398,10 @@ def _parent_chain(obj: Institution) -> list[Institution]:
 def _department_tree(user, obj: Institution) -> list[tuple[Institution, list[Institution]]]:
     """Departments below an institution, two levels deep, as [(department, [sub-departments])]."""
     qs = access.institutions_for(user, Institution.objects.active())
-    children = list(qs.filter(parent=obj).order_by("name"))
+    children = list(qs.filter(parent=obj).order_by("name_key", "id"))
     grandchildren: dict[int, list[Institution]] = {}
     if children:
-        for g in qs.filter(parent__in=[c.pk for c in children]).order_by("name"):
+        for g in qs.filter(parent__in=[c.pk for c in children]).order_by("name_key", "id"):
             grandchildren.setdefault(g.parent_id, []).append(g)
     return [(c, grandchildren.get(c.pk, [])) for c in children]
 
@@ -427,7 +427,7 @@ def institution_detail(request, pk: int):
     people_qs = access.people_for(
         user, Person.objects.active().filter(Q(institution=obj) | Q(department=obj))
     ).select_related("department")
-    people = list(people_qs.order_by("name", "id")[: PEOPLE_ON_360 + 1])
+    people = list(people_qs.order_by("name_key", "id")[: PEOPLE_ON_360 + 1])
     more_people = len(people) > PEOPLE_ON_360
     people = people[:PEOPLE_ON_360]
     contacts = contact_view(user, people, fields=CONTACT_FIELDS, purpose="institution page")

@@ -67,7 +67,7 @@ def people_options(user, institution_id) -> list[Person]:
     qs = access.people_for(user, Person.objects.active()).filter(
         Q(institution_id=int(institution_id)) | Q(department_id=int(institution_id))
     )
-    return list(qs.order_by("name", "id").only("id", "name", "title")[:PEOPLE_LIMIT])
+    return list(qs.order_by("name_key", "id").only("id", "name", "title")[:PEOPLE_LIMIT])
 
 
 class IntakeForm(ServiceErrorsMixin, forms.Form):

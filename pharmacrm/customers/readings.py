@@ -1,0 +1,71 @@
+"""How names read: pinyin syllables (phrase-aware for institutions, surname-aware for people) for the search
+index, and the sort key that puts names in pinyin order (拼音排序), as Chinese users expect a list sorted by name:
+阿 a, 安 an, 北京 bei jing, 长沙 chang sha … rather than in the order of the characters' code points."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from . import normalise
+from .pinyin import Style, lazy_pinyin
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+NAME_KEY_LENGTH = 300  # the column's length: the readings, then the name itself
+
+
+@lru_cache(maxsize=200_000)
+def syllables(norm_name: str) -> tuple[str, ...]:
+    """One pinyin syllable per character (phrase-aware for polyphones: 重庆 → chong qing)."""
+    out = lazy_pinyin(norm_name, style=Style.NORMAL, errors=lambda s: list(s))
+    if len(out) != len(norm_name):  # defensive: fall back to per-character conversion
+        out = [lazy_pinyin(c, style=Style.NORMAL, errors=lambda s: list(s))[0] for c in norm_name]
+    return tuple(s.lower() for s in out)
+
+
+# Polyphonic characters read differently as surnames (曾 zeng, not ceng).
+SURNAME_READINGS = {
+    "曾": "zeng", "单": "shan", "解": "xie", "仇": "qiu", "朴": "piao", "查": "zha", "区": "ou", "缪": "miao",
+    "覃": "qin", "盖": "ge", "乐": "yue", "尉": "yu", "秘": "bi", "种": "chong", "翟": "zhai", "万": "wan",
+    "沈": "shen", "卜": "bu", "繁": "po", "员": "yun", "能": "nai", "句": "gou", "长": "chang", "重": "chong",
+}  # fmt: skip
+
+
+@lru_cache(maxsize=50_000)
+def _char_reading(char: str) -> str:
+    return lazy_pinyin(char, style=Style.NORMAL, errors=lambda s: list(s))[0].lower()
+
+
+def person_syllables(norm_name: str) -> tuple[str, ...]:
+    """Per-character readings with surname readings for the first character: a person's name has no
+    phrase context, and this is ~20x faster than phrase segmentation on a million-row import."""
+    if not norm_name:
+        return ()
+    first = SURNAME_READINGS.get(norm_name[0]) or _char_reading(norm_name[0])
+    return (first, *(_char_reading(c) for c in norm_name[1:]))
+
+
+@lru_cache(maxsize=100_000)
+def name_key(name: str, person: bool = False) -> str:
+    """The name's sort key: its reading, one word per character read as pinyin (people with their surname's
+    reading: 曾 zeng), other characters (Latin letters, digits) kept as written words, lower-case; then
+    U+0001 and the normalised name, so that names read alike (张伟, 章伟) sort by their characters and the
+    same name together. Compared byte by byte (the column is COLLATE "C" on PostgreSQL): the space between
+    syllables sorts before every letter, so 阿姨 (a yi) comes before 安 (an), as in a dictionary."""
+    norm = normalise.name(name)
+    if not norm:
+        return ""
+    readings = person_syllables(norm) if person else syllables(norm)
+    words: list[str] = []
+    latin = False  # whether the last word is a run of other characters, which the next one joins
+    for char, reading in zip(norm, readings, strict=False):
+        if _CJK.match(char):
+            words.append(reading)
+            latin = False
+        elif latin:
+            words[-1] += reading
+        else:
+            words.append(reading)
+            latin = True
+    reading = " ".join(words)[: NAME_KEY_LENGTH - 2]
+    return (reading + "\x01" + norm)[:NAME_KEY_LENGTH]
