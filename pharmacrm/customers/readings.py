@@ -45,7 +45,7 @@ def person_syllables(norm_name: str) -> tuple[str, ...]:
     return (first, *(_char_reading(c) for c in norm_name[1:]))
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=50_000)
 def name_key(name: str, person: bool = False) -> str:
     """The name's sort key: its reading, one word per character read as pinyin (people with their surname's
     reading: 曾 zeng), other characters (Latin letters, digits) kept as written words, lower-case; then
