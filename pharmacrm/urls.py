@@ -27,3 +27,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("django-admin/", admin.site.urls),
 ]
+
+# Errors: the pages (403 with the reason our code gave), JSON {"detail": …} under /api/ as DRF's own errors.
+handler400 = "pharmacrm.core.views.bad_request"
+handler403 = "pharmacrm.core.views.permission_denied"
+handler404 = "pharmacrm.core.views.page_not_found"
+handler500 = "pharmacrm.core.views.server_error"

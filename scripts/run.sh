@@ -63,10 +63,14 @@ trap stop INT TERM EXIT
 
 printf '\n  PharmaCRM is running at  http://127.0.0.1:%s   (Ctrl-C stops the web server and the worker)\n\n' "$PORT"
 if [ -z "${DATABASE_URL:-}" ]; then
+    # who needs a one-time code, as the demo wrote it: its "  <user>: <secret>   otpauth://…" lines
+    # (admin, auditor and pv at sign-in; the manager to sign approvals)
+    totp_users=$(sed -n 's/^  \([^ :]*\): [A-Z2-7=]*  *otpauth:.*/\1/p' "$VAR/demo-credentials.txt" 2>/dev/null \
+        | paste -sd ' ' - || true)
     cat <<MSG
   Demo users: admin manager kam agent expert support aftersales rep pv analyst auditor
-  Their password, and the TOTP secrets of admin, auditor and pv (who also enter a one-time code
-  from an authenticator app), are in $VAR/demo-credentials.txt
+  Their password, and the TOTP secrets of ${totp_users:-the users who need one} (who also enter a one-time
+  code from an authenticator app: to sign in, or to sign approvals), are in $VAR/demo-credentials.txt
 MSG
     [ -z "${EMAIL_FILE_PATH:-}" ] || echo "  Outgoing mail (no EMAIL_HOST set) is written to $EMAIL_FILE_PATH/"
 fi

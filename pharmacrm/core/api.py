@@ -22,12 +22,26 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from .api_utils import DateTimeFilter, HasCapability, view_name
+from .api_utils import (
+    MAX_INT32,
+    Conflict,
+    DateTimeFilter,
+    HasCapability,
+    expected_version,
+    versioned,
+    view_name,
+)
 from .middleware import needs_second_factor
 from .models import ApiToken, AuditEntry, Region, Team, User
 from .permissions_doc import role_capabilities
 from .roles import READ_ONLY_ROLES, SECOND_FACTOR_ROLES, Cap, Role
-from .services import create_user, deactivate_user, issue_second_factor_enrolment, update_user
+from .services import (
+    UserConflictError,
+    create_user,
+    deactivate_user,
+    issue_second_factor_enrolment,
+    update_user,
+)
 
 A = AuditEntry.Action
 
@@ -229,12 +243,16 @@ class UserSerializer(serializers.ModelSerializer):
         style={"input_type": "password"},
         label=gettext_lazy("Password"),
     )
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32, label=gettext_lazy("Version"),
+        help_text="On update: the version you loaded (or send it as If-Match); a newer one answers 409.",
+    )  # fmt: skip
 
     class Meta:
         model = User
         fields = [
             "id", "username", "display_name", "first_name", "last_name", "email", "is_active", "roles", "teams",
-            "territory", "password", "last_login", "date_joined",
+            "territory", "password", "version", "last_login", "date_joined",
         ]  # fmt: skip
         read_only_fields = ["id", "last_login", "date_joined"]
 
@@ -293,13 +311,28 @@ class UserViewSet(viewsets.ModelViewSet):
     def get_view_name(self):
         return view_name(self)
 
+    def retrieve(self, request, *args, **kwargs):
+        user = self.get_object()
+        return versioned(Response(self.get_serializer(user).data), user)
+
+    def update(self, request, *args, **kwargs):
+        response = super().update(request, *args, **kwargs)
+        return versioned(response, self._saved)
+
     def perform_create(self, serializer):
-        serializer.instance = create_user(self.request.user, dict(serializer.validated_data))
+        data = dict(serializer.validated_data)
+        data.pop("version", None)
+        serializer.instance = create_user(self.request.user, data)
 
     def perform_update(self, serializer):
-        serializer.instance = update_user(
-            self.request.user, serializer.instance, dict(serializer.validated_data)
-        )
+        """PATCH and PUT send the version the client loaded (the field or If-Match): a user changed by someone
+        else since answers 409 with the current version, as customers do."""
+        data = dict(serializer.validated_data)
+        version = expected_version(self.request, data.pop("version", None))
+        try:
+            self._saved = serializer.instance = update_user(self.request.user, serializer.instance, data, version)
+        except UserConflictError as e:
+            raise Conflict(str(e), e.current_version) from None
 
     def perform_destroy(self, instance):
         deactivate_user(self.request.user, instance)

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, pagination, permissions, status
+from rest_framework import exceptions, pagination, permissions, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -48,6 +48,26 @@ class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
 
 class DateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class DateField(serializers.DateField):
+    """A date written YYYY-MM-DD. One written that way that the calendar lacks (2025-02-29, 2025-13-01) is
+    refused as a day that does not exist, not as a wrong format."""
+
+    def to_internal_value(self, value):
+        try:
+            return super().to_internal_value(value)
+        except exceptions.ValidationError:
+            if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+                raise exceptions.ValidationError(
+                    _("“%(value)s” is not a day of the calendar: check the month and the day.")
+                    % {"value": value.strip()},
+                    code="no_such_date",
+                ) from None
+            raise
 
 
 class Conflict(exceptions.APIException):

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_noop
 
 MESSAGES = [
     gettext_noop('"{input}" is not a valid choice.'),
+    gettext_noop('Null characters are not allowed.'),
     gettext_noop('"{input}" is not a valid path choice.'),
     gettext_noop('A page number within the paginated result set.'),
     gettext_noop('A search term.'),

@@ -100,6 +100,7 @@ class User(AbstractUser):
     territory = models.ManyToManyField(
         Region, blank=True, related_name="users", verbose_name=_("personal territory")
     )
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking (core.services.update_user)
 
     class Meta:
         verbose_name = _("user")
@@ -107,6 +108,15 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
+
+    def save(self, *args, **kwargs):
+        # A new password revokes every API token, whichever way it was set (core.services.update_user, which
+        # also audits it; `pharmacrm changepassword`; the Django admin). Django sets `_password` only for a
+        # real change: a hash upgrade at sign-in clears it first, and keeps the tokens.
+        password_changed = self._password is not None and self.pk is not None
+        super().save(*args, **kwargs)
+        if password_changed:
+            ApiToken.objects.filter(user=self).delete()
 
     @cached_property
     def roles(self) -> frozenset[Role]:

@@ -101,10 +101,14 @@ ENDPOINT_RULES = [
     "| `POST`, `PUT`, `PATCH` on `/institutions/`, `/people/` | Create and edit customers (and the object in scope) |",
     "| `DELETE` on `/institutions/…`, `/people/…` | Delete customers |",
     "| `POST /api/v1/consents/` | Record consents |",
-    "| `POST /api/v1/imports/`, `GET`/`POST /api/v1/imports/{id}/` | Import customers |",
+    "| `POST /api/v1/imports/`, `GET`/`POST /api/v1/imports/{id}/` | Import customers (`target` institutions or "
+    "people); Import orders and payments from the ERP (`target` orders). A job is visible to whoever may import "
+    "its target |",
     "| `GET /api/v1/export/{institutions,people}.{csv,xlsx}` | Export customers (scoped, masked as above) |",
     "| `GET /api/v1/audit/` | Read the audit trail (read-only: no method changes it) |",
-    "| `/api/v1/users/` | Manage users and roles |",
+    "| `GET /api/v1/users/`, `GET /api/v1/users/{id}/` | See users, their roles, teams and territory |",
+    "| `POST /api/v1/users/`, `PUT`, `PATCH`, `DELETE` on `/api/v1/users/{id}/` | Manage users and roles "
+    "(DELETE deactivates the user) |",
     "| `POST /api/v1/users/{id}/second-factor/` | Manage users and roles (resets the user's second factor, issues an enrolment code) |",
     "| `GET /api/v1/roles/`, `/regions/` | any signed-in user |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",

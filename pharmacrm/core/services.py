@@ -9,6 +9,7 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -82,22 +83,49 @@ def create_user(actor: User, data: dict) -> User:
     return user
 
 
-def update_user(actor: User, user: User, data: dict) -> User:
+class UserConflictError(Exception):
+    """Someone else saved the user after this administrator loaded it (optimistic locking)."""
+
+    def __init__(self, current_version: int):
+        super().__init__(
+            _("Someone else changed this record while you were editing it. Reload and apply your changes again.")
+        )
+        self.current_version = current_version
+
+
+def update_user(actor: User, user: User, data: dict, version: int | None = None) -> User:
+    """Change a user; `version` is the one the caller loaded (the API and the web form always send it): a
+    newer one in the database raises UserConflictError and nothing is written. None (internal callers,
+    deactivate_user) means no check. Every change bumps the version; a new password revokes every API
+    token (the web sessions end with the old password's hash)."""
     access.require(actor, Cap.MANAGE_USERS)
     _guard_self(actor, user, data)
     before = user_snapshot(user)
     _apply_user(user, data)
+    password_changed = bool(data.get("password"))
     with transaction.atomic():
+        # lock the row (SQLite: the IMMEDIATE transaction): of two administrators saving the same version,
+        # the second gets the conflict
+        current = User.objects.select_for_update().filter(pk=user.pk).values_list("version", flat=True).first()
+        if current is None:
+            raise User.DoesNotExist
+        if version is not None and int(version) != current:
+            raise UserConflictError(current)
+        user.version = current
+        revoked = 0
+        if data.get("is_active") is False or password_changed:
+            revoked, _per_model = ApiToken.objects.filter(user=user).delete()
         user.save()
         _apply_relations(user, data)
-        if data.get("is_active") is False:
-            ApiToken.objects.filter(user=user).delete()
         changes = audit.diff(before, user_snapshot(user))
-        if changes or data.get("password"):
+        if changes or password_changed:
+            User.objects.filter(pk=user.pk).update(version=F("version") + 1)
+            user.version = current + 1
             # the password itself never enters the trail, only the fact that it changed
             audit.record(
-                A.UPDATE, user, changes=changes, user=actor, password_changed=bool(data.get("password"))
-            )
+                A.UPDATE, user, changes=changes, user=actor, password_changed=password_changed,
+                **({"tokens_revoked": revoked} if revoked else {}),
+            )  # fmt: skip
     return user
 
 

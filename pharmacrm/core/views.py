@@ -438,8 +438,9 @@ def _audit_rows(user, entries) -> None:
                 audit_display(e.object_type, name, after, names),
             ))  # fmt: skip
         extra = e.extra if isinstance(e.extra, dict) else {}
+        path = e.object_repr if e.object_type == "api" else ""  # a refused API call: its endpoint is named
         e.detail_rows = [
-            (audit_label(e.object_type, name), audit_detail(e.object_type, name, value, names))
+            (audit_label(e.object_type, name), audit_detail(e.object_type, name, value, names, path))
             for name, value in extra.items()
         ]
 
@@ -474,3 +475,75 @@ def audit_list(request):
         "verify_result": verify_result,
     }
     return render(request, "core/audit_list.html", context)
+
+
+# --- error pages (urls.handler400/403/404/500) ---------------------------------------------------
+
+
+def _is_api(request) -> bool:
+    """Requests under /api/ get errors as JSON {"detail": …}, the way DRF answers inside its views."""
+    return request.path_info.startswith("/api/")
+
+
+def _own_message(exception) -> str:
+    """The message our code gave the exception (PermissionDenied(_("…")), Http404(_("…"))), in the request's
+    language; "" for a bare exception or one whose argument is not a message of ours (Django's resolver
+    passes a dict, get_object_or_404 an English "No X matches the given query.")."""
+    from django.utils.functional import Promise
+
+    from .api_utils import _DJANGO_NOT_FOUND
+
+    args = getattr(exception, "args", None) or ()
+    if len(args) != 1 or not isinstance(args[0], (str, Promise)):
+        return ""
+    message = str(args[0]).strip()
+    if not message or len(message) > 1000 or _DJANGO_NOT_FOUND.match(message):
+        return ""
+    return message
+
+
+def _json_error(detail, status: int):
+    from django.http import JsonResponse
+
+    return JsonResponse({"detail": str(detail)}, status=status, json_dumps_params={"ensure_ascii": False})
+
+
+def bad_request(request, exception):
+    from django.views import defaults
+    from rest_framework.exceptions import ParseError
+
+    if _is_api(request):
+        return _json_error(ParseError.default_detail, 400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    """The 403 page says why when our code said it (merged record, not the proposer …), with a link when the
+    exception carries one (`link = (url, text)`, e.g. to the record a duplicate was merged into)."""
+    from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
+
+    message = _own_message(exception)
+    if _is_api(request):
+        return _json_error(message or ApiPermissionDenied.default_detail, 403)
+    link = getattr(exception, "link", None)
+    url, text = link if isinstance(link, tuple) and len(link) == 2 else ("", "")
+    context = {"message": message, "link_url": str(url or ""), "link_text": str(text or "")}
+    return render(request, "403.html", context, status=403)
+
+
+def page_not_found(request, exception):
+    from django.views import defaults
+    from rest_framework.exceptions import NotFound
+
+    if _is_api(request):
+        return _json_error(_own_message(exception) or NotFound.default_detail, 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    from django.views import defaults
+    from rest_framework.exceptions import APIException
+
+    if _is_api(request):
+        return _json_error(APIException.default_detail, 500)
+    return defaults.server_error(request)

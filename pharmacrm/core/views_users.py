@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -25,6 +25,7 @@ from . import access, services, signatures
 from .middleware import needs_second_factor
 from .models import Region, Team, User
 from .roles import Cap, Role
+from .setup import SKIP_IN_FULL_NAME
 
 PAGE_SIZE = 50
 ROLE_CHOICES = [(r.value, r.label) for r in Role]
@@ -52,7 +53,7 @@ class UserFilterForm(forms.Form):
                              choices=[("", gettext_lazy("All"))] + ROLE_CHOICES)  # fmt: skip
     active = forms.ChoiceField(
         label=gettext_lazy("Status"), required=False,
-        choices=[("", gettext_lazy("All")), ("1", gettext_lazy("Active")), ("0", gettext_lazy("Deactivated"))],
+        choices=[("", gettext_lazy("All")), ("1", pgettext_lazy("user account", "Active")), ("0", gettext_lazy("Deactivated"))],
     )  # fmt: skip
 
     def filter(self, qs):
@@ -66,6 +67,17 @@ class UserFilterForm(forms.Form):
         return qs
 
 
+class RegionChoiceField(forms.ModelMultipleChoiceField):
+    """Regions by their full name in the page's script. A municipality's city level (市辖区, and 重庆's 县)
+    has the municipality's full name: it gets its own name beside it, 北京市（市辖区）, so that it does not
+    read like the province-level 北京市 above it."""
+
+    def label_from_instance(self, obj: Region) -> str:
+        if obj.level != Region.Level.PROVINCE and obj.name in SKIP_IN_FULL_NAME:
+            return f"{obj.display_full_name}（{obj.display_name}）"
+        return obj.display_full_name
+
+
 class UserForm(forms.Form):
     username = forms.CharField(label=gettext_lazy("Username"), max_length=150)
     display_name = forms.CharField(label=gettext_lazy("Display name"), max_length=64, required=False)
@@ -74,16 +86,18 @@ class UserForm(forms.Form):
                                       widget=forms.CheckboxSelectMultiple)  # fmt: skip
     teams = forms.ModelMultipleChoiceField(label=gettext_lazy("Teams"), queryset=Team.objects.order_by("name"),
                                            required=False, widget=forms.SelectMultiple(attrs={"size": 6}))  # fmt: skip
-    territory = forms.ModelMultipleChoiceField(
+    territory = RegionChoiceField(
         label=gettext_lazy("Personal territory"), queryset=Region.objects.none(), required=False,
         widget=forms.SelectMultiple(attrs={"size": 8}),
         help_text=gettext_lazy("Provinces and cities whose customers this user sees besides their teams'."),
     )  # fmt: skip
-    is_active = forms.BooleanField(label=gettext_lazy("Active"), required=False, initial=True)
+    is_active = forms.BooleanField(label=pgettext_lazy("user account", "Active"), required=False, initial=True)
     password = forms.CharField(label=gettext_lazy("Password"), required=False, strip=False, max_length=4096,
                                widget=forms.PasswordInput(render_value=False))  # fmt: skip
     password2 = forms.CharField(label=gettext_lazy("Password again"), required=False, strip=False, max_length=4096,
                                 widget=forms.PasswordInput(render_value=False))  # fmt: skip
+    # the version of the user this page was loaded with (optimistic locking): editing only
+    version = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def __init__(self, *args, user: User | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -111,11 +125,15 @@ class UserForm(forms.Form):
         data = super().clean()
         if (data.get("password") or data.get("password2")) and data.get("password") != data.get("password2"):
             self.add_error("password2", _("The two passwords differ."))
+        if self.user is not None and data.get("version") is None:
+            # a page without the version it was loaded with could overwrite someone else's changes
+            self.add_error(None, _("Your request could not be accepted. Please reload the page and send it again."))
         return data
 
     def service_data(self) -> dict:
         d = dict(self.cleaned_data)
         d.pop("password2", None)
+        d.pop("version", None)
         if not d.get("password"):
             d.pop("password", None)
         return d
@@ -125,8 +143,41 @@ def _initial(user: User) -> dict:
     return {
         "username": user.username, "display_name": user.display_name, "email": user.email,
         "roles": sorted(r.value for r in user.roles), "teams": list(user.teams.all()),
-        "territory": list(user.territory.all()), "is_active": user.is_active,
+        "territory": list(user.territory.all()), "is_active": user.is_active, "version": user.version,
     }  # fmt: skip
+
+
+def _shown(field: forms.Field, value) -> str:
+    """A form value as the page shows it: choice labels, joined by commas for several."""
+    if value in (None, "", [], ()):
+        return ""
+    if isinstance(field, forms.BooleanField):
+        return str(_("Yes") if value else _("No"))
+    if isinstance(field, forms.ModelMultipleChoiceField):
+        return ", ".join(sorted(field.label_from_instance(o) for o in value))
+    if isinstance(field, forms.MultipleChoiceField):
+        labels = dict(field.choices)
+        return ", ".join(sorted(str(labels.get(v, v)) for v in value))
+    return str(value)
+
+
+def _conflict(request, current: User, error: services.UserConflictError):
+    """The form again with the administrator's input and the version saved now, and which fields someone else
+    changed meanwhile: (label, saved now, your input) for each field where the two differ."""
+    data = request.POST.copy()
+    data["version"] = str(error.current_version)
+    form = UserForm(data, user=current, initial=_initial(current))
+    form.is_valid()
+    changed = []
+    for name, theirs in _initial(current).items():
+        field = form.fields[name]
+        if name == "version" or name not in form.cleaned_data:
+            continue
+        mine = _shown(field, form.cleaned_data[name])
+        saved = _shown(field, theirs)
+        if mine != saved:
+            changed.append((field.label, saved or "—", mine or "—"))
+    return form, changed
 
 
 def _apply_errors(form: forms.Form, error: ValidationError) -> None:
@@ -179,20 +230,24 @@ def user_edit(request, pk: int):
     access.require(request.user, Cap.MANAGE_USERS)
     subject = get_object_or_404(User, pk=pk)
     form = UserForm(request.POST or None, user=subject, initial=_initial(subject))
+    conflict = None
     if request.method == "POST" and form.is_valid():
         try:
-            services.update_user(request.user, subject, form.service_data())
+            services.update_user(request.user, subject, form.service_data(), version=form.cleaned_data["version"])
         except ValidationError as e:
             _apply_errors(form, e)
+        except services.UserConflictError as e:
+            subject = User.objects.get(pk=subject.pk)
+            form, conflict = _conflict(request, subject, e)
         else:
             messages.success(request, _("The user %(name)s was saved.") % {"name": subject})
             return redirect("users-edit", pk=subject.pk)
     context = {
         "form": form, "subject": subject, "locked": subject.username in locked_usernames([subject.username]),
         "second_factor": TOTPDevice.objects.filter(user=subject, confirmed=True).exists(),
-        "needs_second_factor": needs_second_factor(subject) or signatures.signs(subject),
+        "needs_second_factor": needs_second_factor(subject) or signatures.signs(subject), "conflict": conflict,
     }  # fmt: skip
-    return render(request, "core/user_form.html", context)
+    return render(request, "core/user_form.html", context, status=409 if conflict is not None else 200)
 
 
 @login_required

@@ -20,6 +20,7 @@ from pharmacrm.core import access
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     Conflict,
+    DateField,
     DateTimeFilter,
     HasCapability,
     clean_text,
@@ -207,7 +208,7 @@ class PersonSerializer(CustomerSerializer):
     mobile = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     landline = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     email = serializers.CharField(max_length=254, required=False, allow_blank=True, write_only=True)
-    birthday = serializers.DateField(required=False, allow_null=True, write_only=True)
+    birthday = DateField(required=False, allow_null=True, write_only=True)
     home_address = serializers.CharField(max_length=255, required=False, allow_blank=True, write_only=True)
     id_number = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     contact = serializers.SerializerMethodField()

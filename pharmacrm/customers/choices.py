@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class InstitutionType(models.TextChoices):
@@ -31,7 +32,7 @@ class HospitalGrade(models.TextChoices):
 
 
 class Tier(models.TextChoices):
-    NEW = "new", _("New")
+    NEW = "new", pgettext_lazy("customer tier", "New")  # "New" alone is also a notification, a case status …
     REGULAR = "regular", _("Regular")
     VIP = "vip", _("VIP")
     KEY = "key", _("Key account")
@@ -40,8 +41,8 @@ class Tier(models.TextChoices):
 class Stage(models.TextChoices):
     POTENTIAL = "potential", _("Potential")
     INTENT = "intent", _("Intent")
-    DECISION = "decision", _("Decision")
-    ACTIVE = "active", _("Active")
+    DECISION = "decision", pgettext_lazy("customer stage", "Decision")  # not a triage or approval decision
+    ACTIVE = "active", pgettext_lazy("customer stage", "Active")  # 合作中: not a setting switched on
     CHURNED = "churned", _("Churned")
 
 

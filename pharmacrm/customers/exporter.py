@@ -30,6 +30,7 @@ CHUNK = 2000
 XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit, less the header row
 SEARCH_LIMIT = 10_000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NEGATIVE_NUMBER = re.compile(r"-\d+(\.\d+)?")
 _ILLEGAL_XML = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 
 
@@ -41,8 +42,9 @@ def attachment(name: str) -> str:
 
 
 def _int(value) -> int | None:
+    """An id from the query string; None (the filter ignored) when it is none, or beyond the database's integers."""
     value = str(value or "").strip()
-    return int(value) if value.isdecimal() else None
+    return int(value) if value.isdecimal() and 0 < int(value) <= 2**63 - 1 else None
 
 
 def filters_from(params) -> dict[str, Any]:
@@ -186,9 +188,11 @@ def _rows(qs, make: Callable[[Any], dict], keys: list[str]) -> Iterator[list]:
         yield [values.get(k, "") for k in keys]
 
 
-def _csv_safe(value) -> Any:
-    """Keep spreadsheet programs from running a cell as a formula (CSV injection)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+def csv_safe(value) -> Any:
+    """Keep spreadsheet programs from running a cell as a formula (CSV injection): every CSV the application
+    writes for people to open (exports, import error reports) passes its cells through this. A plain negative
+    number (a return's quantity, -3) is no formula and stays as it is."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NEGATIVE_NUMBER.fullmatch(value):
         return "'" + value
     return value
 
@@ -199,7 +203,7 @@ def csv_stream(header: list[str], rows: Iterable[list]) -> Iterator[bytes]:
     buf.write("\ufeff")  # Excel opens UTF-8 CSV correctly only with a BOM
     writer.writerow(header)
     for row in rows:
-        writer.writerow([_csv_safe(v) for v in row])
+        writer.writerow([csv_safe(v) for v in row])
         if buf.tell() > 64 * 1024:
             yield buf.getvalue().encode("utf-8")
             buf.seek(0)

@@ -4,6 +4,8 @@ merge, and the list filters. Selects offer only what the user may see."""
 from __future__ import annotations
 
 import json
+import re
+import secrets
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -136,8 +138,40 @@ class ServiceErrorsMixin:
                 self.add_error(None, e)
 
 
-class CustomerForm(ServiceErrorsMixin, forms.Form):
-    """The fields every customer has: tier, stage, owner, team, source, needs, notes, tags, version."""
+# --- one-time form tokens: a create form is acted on once ------------------------------------------
+
+ONCE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_once_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def once_token(value) -> str:
+    """A form's one-time token as sent; "" when there is none or it is not one we make."""
+    value = str(value or "").strip()
+    return value if ONCE_TOKEN.fullmatch(value) else ""
+
+
+class OnceTokenForm(forms.Form):
+    """A create form carries a random token, rendered with it as a hidden field: the view acts on each token
+    once (views._create_once), so that the form sent twice — a replay after a slow answer, a double click,
+    two requests in parallel — creates one record. A form shown again with errors keeps its token."""
+
+    form_token = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.fields["form_token"].initial = new_once_token()
+
+    def clean_form_token(self) -> str:
+        return once_token(self.cleaned_data.get("form_token"))
+
+
+class CustomerForm(ServiceErrorsMixin, OnceTokenForm):
+    """The fields every customer has: tier, stage, owner, team, source, needs, notes, tags, version; the create
+    forms also their one-time token."""
 
     external_id = forms.CharField(label=_("External id"), required=False, max_length=64)
     tier = forms.ChoiceField(label=_("Tier"), choices=Tier.choices, initial=Tier.NEW)
@@ -157,6 +191,8 @@ class CustomerForm(ServiceErrorsMixin, forms.Form):
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def _setup_common(self):
+        if getattr(self, "instance", None) is not None:  # an edit form is guarded by the version instead
+            del self.fields["form_token"]
         self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
         self.fields["team"].queryset = Team.objects.order_by("name")
         self._setup_tier()
@@ -428,7 +464,7 @@ def person_initial(obj: Person, with_personal: bool) -> dict:
 # --- consents, reveal, merge ---------------------------------------------------------------------
 
 
-class ConsentForm(ServiceErrorsMixin, forms.Form):
+class ConsentForm(ServiceErrorsMixin, OnceTokenForm):
     purpose = forms.ChoiceField(label=_("Purpose"), choices=BLANK + ConsentPurpose.choices)
     channel = forms.ChoiceField(label=_("Channel"), choices=BLANK + Channel.choices)
     status = forms.ChoiceField(label=_("Status"), choices=ConsentStatus.choices, initial=ConsentStatus.GIVEN)
@@ -493,8 +529,22 @@ class InstitutionFilterForm(_FilterBase):
 
 class PersonFilterForm(_FilterBase):
     role = forms.ChoiceField(label=_("Role"), choices=ANY + PersonRole.choices, required=False)
-    institution = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    # an id: bounded, so that a crafted number is refused instead of overflowing the database's integers
+    institution = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1, max_value=2**63 - 1)
     field_order = ["q", "role", "province", "city", "tier", "stage", "owner", "tag"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        message = _("No such customer, or you may not see it.")
+        self.fields["institution"].error_messages.update({"invalid": message, "min_value": message,
+                                                          "max_value": message})  # fmt: skip
+
+    def clean(self):
+        data = super().clean()
+        if "institution" in self.errors:  # a hidden field: its refusal is shown above the filters
+            self.add_error(None, self.errors["institution"][0])
+            self.add_error(None, _("A filter with an error was not applied: correct it or clear it."))
+        return data
 
 
 class SearchFilterForm(_FilterBase):

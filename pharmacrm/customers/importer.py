@@ -75,6 +75,10 @@ MESSAGES: dict[str, Any] = {
     ),
     "invalid_id": _("Enter a valid 18-character resident ID card number."),
     "invalid_date": _("“%(value)s” is not a date. Write dates like 1975-03-15."),
+    "nul_character": _(
+        "This value contains a NUL character (an invisible control character, often left by a damaged "
+        "export): delete it and import the row again."
+    ),
     "future": _("A birthday cannot be in the future."),
     "birthday_too_early": _("A birthday cannot be before %(date)s."),
     "masked": _(
@@ -130,6 +134,44 @@ MESSAGES: dict[str, Any] = {
     ),
     "file_changed": _("The uploaded file changed after it was checked; upload it again."),
     "file_missing": _("The uploaded file is no longer available; upload it again."),
+    # a job whose worker stopped in the middle (see recover_interrupted)
+    "interrupted_check": _(
+        "The check was interrupted because the background worker stopped, after about %(rows)s rows. Nothing "
+        "was written. Upload the file again to check it."
+    ),
+    "interrupted_nothing_saved": _(
+        "The import was interrupted because the background worker stopped, after about %(rows)s rows had been "
+        "read. The mode is all or nothing, so nothing was imported: no row was written. Upload the same file "
+        "again to import it."
+    ),
+    "interrupted_none_saved": _(
+        "The import was interrupted because the background worker stopped before any row was saved: nothing "
+        "was imported. Upload the same file again to import it."
+    ),
+    "interrupted_saved": _(
+        "The import was interrupted because the background worker stopped. The rows up to row %(row)s of the "
+        "file were handled and saved (%(created)s created, %(updated)s updated, %(unchanged)s unchanged, "
+        "%(errors)s with errors); any rows after it were not imported."
+    ),
+    "rerun_institutions": _(
+        "To finish, import the same file again: institutions already saved are recognised by their internal "
+        "code, credit code or external id, or by the same name in the same region or under the same parent "
+        "institution, and are not created twice."
+    ),
+    "rerun_people": _(
+        "To finish, import the same file again: people already saved are recognised by their internal code "
+        "or external id, or by the same name and mobile number, and are not created twice."
+    ),
+    "unkeyed_institutions": _(
+        "Institutions created without a credit code, external id, region or parent institution: %(count)s. "
+        "A second import cannot recognise them and would create them again: delete the rows up to row "
+        "%(row)s from the file (keep the header row) before importing it again."
+    ),
+    "unkeyed_people": _(
+        "People created without an external id or a mobile number: %(count)s. A second import cannot "
+        "recognise them and would create them again: delete the rows up to row %(row)s from the file (keep "
+        "the header row) before importing it again."
+    ),
 }
 
 
@@ -180,6 +222,7 @@ class TargetSpec:
     template_name: str
     check_header: Callable | None = None
     text_columns: tuple[str, ...] = ()
+    rerun_note: str = ""  # the message telling how a second import treats the rows an interrupted one saved
 
 
 TARGETS: dict[str, TargetSpec] = {}
@@ -386,7 +429,9 @@ def columns_for(target: str) -> list[Column]:
 
 
 def map_headers(target: str, headers: list[str]) -> tuple[list[tuple[int, Column]], list[str], list[str]]:
-    """(index → column pairs, missing required headers, ignored headers) for a header row."""
+    """(index → column pairs, missing required headers, ignored headers) for a header row. A column given
+    twice (the same header, or two names of one column) keeps its first copy here: `duplicate_headers` names
+    it, and `take_header` refuses such a file."""
     table = _header_table(target)
     by_key = {c.key: c for c in columns_for(target)}
     mapping, seen, ignored = [], set(), []
@@ -394,14 +439,43 @@ def map_headers(target: str, headers: list[str]) -> tuple[list[tuple[int, Column
         if not str(text).strip():
             continue
         key = table.get(_header_key(text))
-        if key is None or key in seen:
+        if key is None:
             ignored.append(str(text).strip())
+            continue
+        if key in seen:
             continue
         seen.add(key)
         mapping.append((idx, by_key[key]))
     missing = [c.header for c in columns_for(target) if c.required and c.key not in seen]
     ignored = [h for h in ignored if _header_key(h) not in {_header_key(v) for v in EXPORT_ONLY.values()}]
     return mapping, missing, ignored
+
+
+def column_letter(index: int) -> str:
+    """A spreadsheet's name of a column: 0 → A, 25 → Z, 26 → AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def duplicate_headers(target: str, headers: list[str]) -> list[str]:
+    """Each column the header row gives more than once, as “header” (letters of its copies): 机构名称 twice,
+    or 机构名称 and 名称 (two names of one column). Which copy holds the data cannot be guessed."""
+    table = _header_table(target)
+    places: dict[str, list[int]] = {}
+    for idx, text in enumerate(headers):
+        key = table.get(_header_key(text)) if str(text).strip() else None
+        if key is not None:
+            places.setdefault(key, []).append(idx)
+    out = []
+    for indexes in places.values():
+        if len(indexes) > 1:
+            names = " / ".join(dict.fromkeys(str(headers[i]).strip() for i in indexes))
+            out.append(f"“{names}” ({', '.join(column_letter(i) for i in indexes)})")
+    return out
 
 
 # --- reading files -----------------------------------------------------------------------------
@@ -412,6 +486,7 @@ class FileInfo:
     kind: str  # "csv" | "xlsx"
     encoding: str = ""
     delimiter: str = ","
+    has_nul: bool = True  # may a cell hold a NUL character (a row error)? Known for CSV; assumed for XLSX
 
 
 def sniff(path: Path) -> FileInfo:
@@ -440,16 +515,32 @@ def sniff(path: Path) -> FileInfo:
         raise _refuse(_("This is not a CSV or Excel (.xlsx) file: it contains %(kind)s.") % {"kind": kind})
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise _refuse(_("The file is UTF-16 text: save it as CSV in UTF-8 and upload it again."))
-    if b"\x00" in head:
+    nuls = head.count(b"\x00")
+    if nuls * 20 > len(head):  # NULs all through: binary data (or UTF-16 text without its mark), not a CSV
         raise _refuse(_("The file is not a CSV or XLSX file."))
-    encoding = _csv_encoding(path)
+    try:
+        encoding = _csv_encoding(path)
+    except ValidationError:
+        if nuls:
+            raise _refuse(_("The file is not a CSV or XLSX file.")) from None
+        raise
+    # a stray NUL in a text file (a damaged export) is an error of its row and column, not of the file
+    has_nul = bool(nuls) or _contains(path, b"\x00")
     first_line = head.decode(encoding if encoding != "utf-8-sig" else "utf-8", errors="ignore").lstrip(
         "\ufeff"
     )
     first_line = first_line.splitlines()[0] if first_line else ""
     counts = {d: first_line.count(d) for d in (",", "\t", ";")}
     delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
-    return FileInfo("csv", encoding=encoding, delimiter=delimiter)
+    return FileInfo("csv", encoding=encoding, delimiter=delimiter, has_nul=has_nul)
+
+
+def _contains(path: Path, needle: bytes) -> bool:
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            if needle in block:
+                return True
+    return False
 
 
 _SIGNATURES = (
@@ -590,6 +681,18 @@ def take_header(rows: Iterator[tuple[int, list[str]]], target: str, need_data: b
     if header is None:
         raise _refuse(_("The file is empty."))
     cells = [str(c) for c in header[1]]
+    if any("\x00" in c for c in cells):
+        raise _refuse(
+            _("The header row (row %(row)s) contains a NUL character (an invisible control character): delete "
+              "it and upload the file again.") % {"row": header[0]}
+        )  # fmt: skip
+    duplicates = duplicate_headers(target, cells)
+    if duplicates:
+        raise _refuse(
+            _("These columns appear more than once in the header row: %(columns)s. Which copy holds the data "
+              "cannot be known: keep one copy of each column and upload the file again.")
+            % {"columns": "、".join(duplicates)}
+        )  # fmt: skip
     mapping, missing, ignored = map_headers(target, cells)
     if missing:
         raise _refuse(
@@ -911,6 +1014,27 @@ class Counts:
     errors: int = 0  # rows with at least one error
 
 
+@dataclass
+class Saved:
+    """What the finished chunks of a run hold (in a good-rows import, what is committed). The job row carries
+    it while the job runs, written in each chunk's own transaction, so that a job whose worker stops tells
+    what was really written (`mark_interrupted`)."""
+
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    last_row: int = 0  # the file row through which rows were handled
+    unkeyed: int = 0  # rows created that a second import would not recognise (`_recognisable`)
+
+
+class ChunkItems(list):
+    """A prepared chunk's items, with the file row the chunk ends on."""
+
+    last_row = 0
+
+
 PERSONAL_KEYS = frozenset(c.key for c in PERSON_COLUMNS if c.personal)
 DERIVED = ("name_norm", "name_key", "phone_norm", "mobile_bidx", "landline_bidx", "email_bidx", "province", "city", "region_id")
 REF_CACHE_SIZE = 200_000
@@ -965,6 +1089,7 @@ class Run:
         self.personal_keys = PERSONAL_KEYS if self.model is Person else frozenset()
         self.headers: dict[str, str] = {col.key: header.text_of(col.key) for _idx, col in header.mapping}
         self.counts = Counts(total=job.total_rows)
+        self.saved = Saved()
         self.last_row = header.row
         self.kept_errors: list[dict] = []
         self.preview: list[dict] = []
@@ -1008,7 +1133,7 @@ class Run:
             self.counts.errors += 1
             for key, code, params in item.errors:
                 column = self.headers.get(key, "")
-                value = "" if key in PERSONAL_KEYS else item.raw.get(key, "")[:100]
+                value = "" if key in PERSONAL_KEYS else shown(item.raw.get(key, "")[:100])
                 err = {"row": item.row, "column": column, "code": code, "params": params}
                 if value:
                     err["value"] = value
@@ -1024,9 +1149,14 @@ class Run:
         cells = []
         for _idx, col in self.mapping:
             value = item.raw.get(col.key, "")
-            cells.append([col.header, _mask_cell(col.key, value) if col.personal else value[:100]])
+            cells.append([col.header, _mask_cell(col.key, value) if col.personal else shown(value[:100])])
         errors = [{"column": self.headers.get(k, ""), "code": c, "params": p} for k, c, p in item.errors]
         self.preview.append({"row": item.row, "action": item.action, "cells": cells, "errors": errors})
+
+
+def shown(value: str) -> str:
+    """A cell's text as reports and previews show it: a NUL character (which PostgreSQL cannot store) as ␀."""
+    return value.replace("\x00", "\u2400") if "\x00" in value else value
 
 
 def _mask_cell(key: str, value: str) -> str:
@@ -1052,6 +1182,9 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
     handlers = run.handlers
     personal = run.personal_keys
     for key, value in raw.items():
+        if "\x00" in value:
+            item.fail(key, "nul_character")
+            continue
         if key in personal and ("*" in value or "＊" in value) and normalise.is_masked(key, value):
             item.fail(key, "masked")  # read back from a masked export: never replaces the real value
             continue
@@ -1737,7 +1870,8 @@ def _check_key_tier(items: list[Item]) -> None:
 def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
     """Parse, validate, resolve and classify a chunk and build its new rows; reads the database only."""
     run.last_row = raw_rows[-1][0]
-    items = [it for it in (_parse(run, n, cells) for n, cells in raw_rows) if it is not None]
+    items = ChunkItems(it for it in (_parse(run, n, cells) for n, cells in raw_rows) if it is not None)
+    items.last_row = run.last_row
     if not items:
         return items
     if run.model is Person:
@@ -1809,7 +1943,23 @@ def _commit(run: Run, items: list[Item], in_transaction: bool, careful: bool = F
     run.counts.created += sum(1 for it in creates if it.action == "create")
     run.counts.updated += sum(1 for it in updates if it.action == "update")
     run.counts.processed += len(items)
+    saved = run.saved
+    saved.processed, saved.created, saved.updated = run.counts.processed, run.counts.created, run.counts.updated
+    saved.unchanged += sum(1 for it in items if it.action == "unchanged")
+    saved.errors += sum(1 for it in items if it.action == "error")
+    saved.last_row = max(saved.last_row, getattr(items, "last_row", 0))
+    saved.unkeyed += sum(1 for it in creates if it.action == "create" and not _recognisable(run, it))
     _progress(run, in_transaction)
+
+
+def _recognisable(run: Run, it: Item) -> bool:
+    """Whether a second import of a row that created a customer finds that customer again (`_match_existing`,
+    `_match_fallback`) rather than creating it twice."""
+    if it.keys:
+        return True
+    if run.model is Person:
+        return bool(it.values.get("mobile"))
+    return bool(it.values.get("parent_id") or it.pending_parent or it.values.get("region_id"))
 
 
 # --- the writing side ----------------------------------------------------------------------------
@@ -1998,16 +2148,178 @@ def read_progress(job: ImportJob) -> int:
 
 
 def _progress(run: Run, in_transaction: bool) -> None:
-    write_progress(run.job, run.counts.processed, in_transaction)
+    write_progress(run.job, run.counts.processed, in_transaction, run.saved)
 
 
-def write_progress(job: ImportJob, processed: int, in_transaction: bool) -> None:
+def write_progress(job: ImportJob, processed: int, in_transaction: bool, saved: Saved | None = None) -> None:
+    """Publish a job's progress after a chunk: in a side file, and — unless an all-or-nothing import's
+    transaction would hide it — on the job row with the heartbeat and what the chunks saved (a good-rows
+    import calls this inside the chunk's transaction, so the row says exactly what is committed)."""
     path = progress_path(job)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(str(processed))
     os.replace(tmp, path)
     if not in_transaction:
-        ImportJob.objects.filter(pk=job.pk).update(processed_rows=processed)
+        values = {"processed_rows": processed, "heartbeat_at": timezone.now()}
+        if saved is not None:
+            values.update(_saved_values(saved))
+        ImportJob.objects.filter(pk=job.pk).update(**values)
+
+
+def checkpoint(job: ImportJob, saved: Saved) -> None:
+    """Record on the job row what a run saved: after an all-or-nothing import's transaction commits (until
+    then the row says nothing is saved, which is what a stopped worker leaves)."""
+    ImportJob.objects.filter(pk=job.pk).update(
+        processed_rows=saved.processed, heartbeat_at=timezone.now(), **_saved_values(saved)
+    )
+
+
+def _saved_values(saved: Saved) -> dict:
+    return {
+        "created_count": saved.created, "updated_count": saved.updated, "unchanged_count": saved.unchanged,
+        "error_count": saved.errors, "last_row": saved.last_row, "unkeyed_count": saved.unkeyed,
+    }  # fmt: skip
+
+
+# --- jobs whose worker stopped ---------------------------------------------------------------------
+
+HEARTBEAT_SECONDS = 30
+# A job silent for this long has no worker any more: ten times the heartbeat, which a thread keeps up
+# whatever a chunk is waiting for (a lock, a large commit, the rollups at the end).
+STALE_AFTER = datetime.timedelta(minutes=5)
+
+
+def alive_path(job: ImportJob) -> Path:
+    return imports_dir() / f"job-{job.pk}.alive"
+
+
+class Heartbeat:
+    """While a job runs in this process, a thread touches the job's `.alive` file every HEARTBEAT_SECONDS, so a
+    slow chunk still shows the job alive; only a stopped worker falls silent. A file rather than the job row:
+    an all-or-nothing import on SQLite holds the database's write lock until it ends."""
+
+    def __init__(self, job: ImportJob, every: float = HEARTBEAT_SECONDS):
+        self.path, self.every = alive_path(job), every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"import-heartbeat-{job.pk}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._beat()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.path.unlink(missing_ok=True)
+
+    def _beat(self) -> None:
+        try:
+            self.path.touch()
+        except OSError:
+            log.warning("cannot touch the import heartbeat %s", self.path, exc_info=True)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every):
+            self._beat()
+
+
+def last_beat(job: ImportJob) -> datetime.datetime | None:
+    """When a running job last showed it was alive: its row's heartbeat, its progress or its `.alive` file."""
+    beats = [job.heartbeat_at or job.started_at or job.created_at]
+    for path in (alive_path(job), progress_path(job)):
+        try:
+            beats.append(datetime.datetime.fromtimestamp(path.stat().st_mtime, tz=datetime.UTC))
+        except OSError:
+            continue
+    beats = [b for b in beats if b is not None]
+    return max(beats) if beats else None
+
+
+def recover_interrupted(now: datetime.datetime | None = None) -> list[int]:
+    """Mark as interrupted the running jobs whose worker stopped (killed, restarted, the machine went down):
+    silent for STALE_AFTER. Returns their ids. Nothing is run again: a second import may create rows twice,
+    so it is the user's decision, and the job's page says what was written and what to do."""
+    now = now or timezone.now()
+    cutoff = now - STALE_AFTER
+    quiet = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True) & (
+        Q(started_at__lt=cutoff) | Q(started_at__isnull=True, created_at__lt=cutoff)
+    )
+    out = []
+    for job in ImportJob.objects.filter(quiet, status=ImportJob.Status.RUNNING).select_related("created_by"):
+        if _silent(job, cutoff) and mark_interrupted(job, now):
+            out.append(job.pk)
+    return out
+
+
+def _silent(job: ImportJob, cutoff: datetime.datetime) -> bool:
+    beat = last_beat(job)
+    return beat is None or beat < cutoff  # a slow chunk of a live job still beats (its heartbeat thread)
+
+
+def notice_interruption(job: ImportJob) -> ImportJob:
+    """The job as its page shows it: a running job whose worker stopped is marked interrupted here too, so the
+    page stops waiting even while no worker runs the periodic check."""
+    if job.status == ImportJob.Status.RUNNING:
+        now = timezone.now()
+        if _silent(job, now - STALE_AFTER):
+            mark_interrupted(job, now)
+    return job
+
+
+def _rerun_note(target: str) -> str:
+    if target in TARGETS:
+        return TARGETS[target].rerun_note
+    return "rerun_institutions" if target == ImportJob.Target.INSTITUTIONS else "rerun_people"
+
+
+def interruption_notes(job: ImportJob, rows_read: int) -> list[tuple[str, dict]]:
+    """What the page of an interrupted job says: what happened, what was written, what to do."""
+    if job.dry_run:
+        return [("interrupted_check", {"rows": rows_read})]
+    if job.last_row:  # chunks were committed (all of them, in an all-or-nothing import)
+        notes = [("interrupted_saved", {
+            "row": job.last_row, "created": job.created_count, "updated": job.updated_count,
+            "unchanged": job.unchanged_count, "errors": job.error_count,
+        })]  # fmt: skip
+        if rerun := _rerun_note(job.target):
+            notes.append((rerun, {}))
+        if job.unkeyed_count:
+            notes.append((f"unkeyed_{job.target}", {"count": job.unkeyed_count, "row": job.last_row}))
+        return notes
+    if job.mode == ImportJob.Mode.ALL_OR_NOTHING:
+        return [("interrupted_nothing_saved", {"rows": rows_read})]
+    return [("interrupted_none_saved", {})]
+
+
+def mark_interrupted(job: ImportJob, now: datetime.datetime | None = None) -> bool:
+    """Fail a running job that stopped midway, with the counts of what was really written and the notes of
+    `interruption_notes`. A conditional update: only while it is still running with the heartbeat read, so
+    a job that finishes or beats meanwhile is left alone. False when it was."""
+    now = now or timezone.now()
+    rows_read = read_progress(job)
+    values: dict[str, Any] = {
+        "status": ImportJob.Status.FAILED, "finished_at": now, "errors": [],
+        "message": _notes(*interruption_notes(job, rows_read)),
+    }  # fmt: skip
+    if job.dry_run or not job.last_row:  # nothing written (a check, or no chunk committed)
+        values.update(processed_rows=rows_read, created_count=0, updated_count=0, unchanged_count=0,
+                      error_count=0, unkeyed_count=0)  # fmt: skip
+    current = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING)
+    if job.heartbeat_at is None:
+        current = current.filter(heartbeat_at__isnull=True)
+    else:
+        current = current.filter(heartbeat_at=job.heartbeat_at)
+    with transaction.atomic():
+        if not current.update(**values):
+            return False
+        job.refresh_from_db()
+        if not job.dry_run:
+            _audit_import(job, job.created_by, interrupted=True)
+    log.warning("import job %s was interrupted (no heartbeat since %s); marked failed", job.pk, job.heartbeat_at)
+    for path in (progress_path(job), alive_path(job), error_report_path(job)):
+        path.unlink(missing_ok=True)  # the report may hold rows of chunks never saved: a second import redoes it
+    return True
 
 
 def _chunks(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[list[tuple[int, list[str]]]]:
@@ -2040,8 +2352,9 @@ def _claim(job_id: int) -> ImportJob | None:
     """Take a waiting job; with several workers exactly one gets it."""
     now = timezone.now()
     taken = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
-        status=ImportJob.Status.RUNNING, started_at=now, finished_at=None, processed_rows=0
-    )
+        status=ImportJob.Status.RUNNING, started_at=now, finished_at=None, processed_rows=0, heartbeat_at=now,
+        last_row=0, unkeyed_count=0,
+    )  # fmt: skip
     return ImportJob.objects.select_related("created_by").get(pk=job_id) if taken else None
 
 
@@ -2057,9 +2370,23 @@ def run_job(job_id: int) -> ImportJob:
     user = job.created_by
     token = audit.set_context(audit.RequestContext(user=user))
     try:
-        return _run(job, user)
+        with Heartbeat(job):
+            return _run(job, user)
+    except BaseException:  # stopped midway (Ctrl-C, the worker shutting down, the database gone)
+        _interrupted_here(job.pk)
+        raise
     finally:
         audit.reset_context(token)
+
+
+def _interrupted_here(job_id: int) -> None:
+    """Mark at once a job this process stopped running (the periodic check would, minutes later)."""
+    try:
+        job = ImportJob.objects.select_related("created_by").filter(pk=job_id).first()
+        if job is not None and job.status == ImportJob.Status.RUNNING:
+            mark_interrupted(job)
+    except Exception:
+        log.exception("import job %s: could not record its interruption", job_id)
 
 
 def _run(job: ImportJob, user) -> ImportJob:
@@ -2085,6 +2412,8 @@ def _run(job: ImportJob, user) -> ImportJob:
             run.codes = CodeBlock(run.model, job.created_count or job.total_rows)
         run.open_report(error_report_path(job))
         _execute(run, rows)
+        if run.write and run.all_or_nothing and not run.stop_writing:
+            checkpoint(job, run.saved)  # committed: from now on the job row says so
         status = _outcome(run, notes)
     except UnicodeDecodeError:
         notes.append(("bad_encoding", {"row": run.last_row + 1}))
@@ -2160,12 +2489,12 @@ def _finish(job, status, counts: Counts, errors=(), preview=(), notes=()) -> Imp
     return job
 
 
-def _audit_import(job: ImportJob, user) -> None:
+def _audit_import(job: ImportJob, user, **extra) -> None:
     audit.record(
         A.IMPORT, ("customers.importjob", str(job.pk), job.file_name[:200]), user=user,
         target=job.target, mode=job.mode, file_name=job.file_name, sha256=job.file_sha256, size=job.file_size,
         status=job.status, rows=job.processed_rows, created=job.created_count, updated=job.updated_count,
-        unchanged=job.unchanged_count, errors=job.error_count,
+        unchanged=job.unchanged_count, errors=job.error_count, **extra,
     )  # fmt: skip
 
 
@@ -2333,7 +2662,8 @@ def template_file(target: str, fmt: str) -> tuple[bytes, str, str]:
     if target in TARGETS:
         name = TARGETS[target].template_name
     else:
-        name = "机构导入模板" if target == ImportJob.Target.INSTITUTIONS else "客户联系人导入模板"
+        name = _("institution import template") if target == ImportJob.Target.INSTITUTIONS else _("contact import template")
+    name = "-".join(str(name).split())  # in the page's language, as the exports are named
     if fmt == "csv":
         text = "\ufeff" + ",".join(headers) + "\r\n"
         return text.encode("utf-8"), "text/csv; charset=utf-8", f"{name}.csv"

@@ -343,6 +343,10 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # a running job beats (per chunk, with the counts saved so far); one whose beat stops is marked interrupted
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_row = models.PositiveIntegerField(default=0)  # the file row through which rows were handled and saved
+    unkeyed_count = models.PositiveIntegerField(default=0)  # rows created that a re-import could not recognise
 
     class Meta:
         verbose_name = _("import")

@@ -1,7 +1,8 @@
-"""Background work for customers: running import jobs, and clearing old uploads."""
+"""Background work for customers: running import jobs, noticing the ones a stopped worker left running, and
+clearing old uploads."""
 
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+from huey.contrib.djhuey import close_db, db_periodic_task, db_task, on_startup
 
 from . import importer
 
@@ -10,6 +11,21 @@ from . import importer
 def run_import(job_id: int) -> None:
     """Run an import job's dry run or import (the job row carries which, and its progress)."""
     importer.run_job(job_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+def recover_interrupted_imports() -> None:
+    """Every minute: a job left running by a worker that stopped (no heartbeat for a few minutes) is marked
+    interrupted, with what was really written; it is never run again by itself."""
+    importer.recover_interrupted()
+
+
+@on_startup()
+@close_db
+def recover_interrupted_imports_at_startup() -> None:
+    """When the worker starts: the same check, at once (a job whose heartbeat is still recent is left to the
+    periodic check: another worker may be running it)."""
+    importer.recover_interrupted()
 
 
 @db_periodic_task(crontab(hour="3", minute="40"))

@@ -222,7 +222,22 @@ def _changeable(user, model, pk):
     if not access.can_change(user, obj):
         raise PermissionDenied(_("You may not change this customer."))
     if obj.merged_into_id:
-        raise PermissionDenied(_("This record was merged into another one and can no longer be changed."))
+        denied = PermissionDenied(_("This record was merged into another one and can no longer be changed."))
+        survivor = _survivor(user, obj)
+        if survivor is not None:  # the 403 page links to it
+            denied.link = (page_of(survivor), _("Open %(name)s, the record it was merged into") % {"name": survivor})
+        raise denied
+    return obj
+
+
+def _survivor(user, obj):
+    """The record a merged one lives on in (the last one if that was merged again), if the user may see it."""
+    seen = set()
+    while obj is not None and obj.merged_into_id and obj.pk not in seen:
+        seen.add(obj.pk)
+        obj = type(obj).objects.filter(pk=obj.merged_into_id).first()
+    if obj is None or obj.merged_into_id or not access.can_see(user, obj):
+        return None
     return obj
 
 
@@ -562,9 +577,17 @@ def consent_create(request, pk: int):
     access.require(user, Cap.MANAGE_CONSENTS)
     person = _load_person(user, pk)
     form = ConsentForm(request.POST)
+    sent_again = _("This form was already sent: the consent was recorded then, and not a second time.")
+    if _created_with(user, request.POST.get("form_token", "")):
+        messages.info(request, sent_again)
+        return redirect("customers:person", pk=person.pk)
     if form.is_valid():
         try:
-            services.record_consent(user, person, form.cleaned_data)
+            _create_once(user, form.cleaned_data.get("form_token"),
+                         lambda: services.record_consent(user, person, form.cleaned_data))  # fmt: skip
+        except AlreadyCreated:
+            messages.info(request, sent_again)
+            return redirect("customers:person", pk=person.pk)
         except ValidationError as e:
             form.add_service_errors(e)
         else:
@@ -682,6 +705,82 @@ def _visible_institution(user, pk: str) -> Institution | None:
     return access.institutions_for(user).filter(pk=pk).first() if pk.isdecimal() else None
 
 
+class AlreadyCreated(Exception):
+    """This create form (its one-time token) was acted on before: `pk` is what it created then."""
+
+    def __init__(self, pk: int | None):
+        super().__init__(pk)
+        self.pk = pk
+
+
+def _once_key(user, token) -> str | None:
+    """The name under which a user's one-time form token is claimed (a core Counter row, unique by name)."""
+    import hashlib
+
+    from .forms import once_token
+
+    token = once_token(token)
+    if not token:
+        return None
+    return "form-once:" + hashlib.sha256(f"{user.pk}:{token}".encode()).hexdigest()[:48]
+
+
+def _created_with(user, token) -> int | None:
+    """The id created with this token before, if it was."""
+    from pharmacrm.core.models import Counter
+
+    key = _once_key(user, token)
+    return Counter.objects.filter(name=key).values_list("value", flat=True).first() if key else None
+
+
+def _create_once(user, token, create):
+    """create() once per one-time form token. The token is claimed in the transaction that creates: a second
+    request with it — sent in parallel — waits for the first (the claim's row is unique) and then raises
+    AlreadyCreated with what the first created; when create() fails, the claim is rolled back with it, so the
+    corrected form can be sent again. Without a token (an old page, a script) create() runs unguarded."""
+    from django.db import IntegrityError, transaction
+
+    from pharmacrm.core.models import Counter
+
+    key = _once_key(user, token)
+    if key is None:
+        return create()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                Counter.objects.create(name=key, value=0)
+        except IntegrityError:
+            raise AlreadyCreated(_created_with(user, token)) from None
+        obj = create()
+        Counter.objects.filter(name=key).update(value=obj.pk)
+    return obj
+
+
+def _sent_again(request, model, pk: int | None, fallback: str):
+    """The answer to a create form sent again: the record the first one created, not a second one."""
+    obj = model.objects.filter(pk=pk).first() if pk else None
+    messages.info(request, _("This form was already sent: the record was created then, and not a second time."))
+    return redirect(page_of(obj) if obj is not None else fallback)
+
+
+def _create_view(request, *, form_class, save, template: str, initial=None):
+    """_form_view for a new record, acted on once per one-time form token (see _create_once)."""
+    model = Institution if form_class is InstitutionForm else Person
+    fallback = reverse("customers:institutions" if model is Institution else "customers:people")
+    if request.method == "POST" and "_validate" not in request.POST:
+        token = request.POST.get("form_token", "")
+        done = _created_with(request.user, token)
+        if done:
+            return _sent_again(request, model, done, fallback)
+    try:
+        return _form_view(
+            request, form_class=form_class, instance=None, template=template, context={}, initial=initial,
+            save=lambda form: _create_once(request.user, form.cleaned_data.get("form_token"), lambda: save(form)),
+        )  # fmt: skip
+    except AlreadyCreated as e:
+        return _sent_again(request, model, e.pk, fallback)
+
+
 @login_required
 def institution_create(request):
     access.require(request.user, Cap.CHANGE_CUSTOMERS)
@@ -689,10 +788,10 @@ def institution_create(request):
     parent = _visible_institution(request.user, request.GET.get("parent", ""))
     if parent is not None:  # "add a department" from a hospital's page
         initial = {"parent": parent.pk, "kind": InstitutionType.DEPARTMENT, "region": parent.region}
-    return _form_view(
-        request, form_class=InstitutionForm, instance=None,
+    return _create_view(
+        request, form_class=InstitutionForm,
         save=lambda form: services.create_institution(request.user, form.service_data),
-        template="customers/institution_form.html", context={}, initial=initial,
+        template="customers/institution_form.html", initial=initial,
     )  # fmt: skip
 
 
@@ -718,10 +817,10 @@ def person_create(request):
             initial = {"institution": inst.parent_id, "department": inst.pk}
         else:
             initial = {"institution": inst.pk}
-    return _form_view(
-        request, form_class=PersonForm, instance=None,
+    return _create_view(
+        request, form_class=PersonForm,
         save=lambda form: services.create_person(request.user, form.service_data),
-        template="customers/person_form.html", context={}, initial=initial,
+        template="customers/person_form.html", initial=initial,
     )  # fmt: skip
 
 

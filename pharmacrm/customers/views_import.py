@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 
 from django import forms
@@ -190,7 +189,7 @@ def _download(content: bytes, content_type: str, name: str) -> HttpResponse:
 
 
 def _job(request, pk: int) -> ImportJob:
-    return get_object_or_404(importer.visible_jobs(request.user), pk=pk)
+    return importer.notice_interruption(get_object_or_404(importer.visible_jobs(request.user), pk=pk))
 
 
 def _job_context(job: ImportJob) -> dict:
@@ -279,17 +278,9 @@ def _error_rows(path):
 
 
 def _error_csv(path, header):
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    buf.write("\ufeff")  # Excel opens UTF-8 CSV correctly only with a BOM
-    writer.writerow(header)
-    for row in _error_rows(path):
-        writer.writerow(row)
-        if buf.tell() > 64 * 1024:
-            yield buf.getvalue().encode("utf-8")
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue().encode("utf-8")
+    """The report as the exports write CSV: with a BOM, and no cell a spreadsheet would run as a formula (a
+    rejected value such as =HYPERLINK(…) comes back as text)."""
+    return exporter.csv_stream(header, _error_rows(path))
 
 
 def _error_xlsx(path, header):

@@ -10,6 +10,7 @@ import datetime as dt
 
 import django_filters
 from django.db.models import Prefetch
+from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -128,11 +129,11 @@ class InteractionSerializer(serializers.ModelSerializer):
 
     def validate_received_at(self, value):
         if value < EARLIEST:
-            raise serializers.ValidationError("This is too long ago for an interaction: check the date.")
+            raise serializers.ValidationError(_("This is too long ago for an interaction: check the date."))
         try:
             value.astimezone(dt.UTC)
         except (OverflowError, ValueError):
-            raise serializers.ValidationError("Enter a valid date and time.") from None
+            raise serializers.ValidationError(_("Enter a valid date and time.")) from None
         return value
 
     def to_internal_value(self, data):

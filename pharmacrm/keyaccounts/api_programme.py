@@ -5,6 +5,8 @@ ValidationErrors come back as JSON per field (a wrong one-time code under `otp_c
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
@@ -16,7 +18,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit
-from pharmacrm.core.api_utils import MAX_INT32, FileNegotiation, HasCapability, clean_text
+from pharmacrm.core.api_utils import MAX_INT32, FileNegotiation, HasCapability, clean_text, expected_version
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import Cap
 
@@ -147,7 +149,8 @@ class OpinionSerializer(serializers.Serializer):
 
 class VersionSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, max_value=MAX_INT32, required=False,
-                                       help_text="The version you loaded (409-style message under version if stale).")  # fmt: skip
+                                       help_text="The version you loaded (required here or as an If-Match header); "
+                                                 "409 with current_version if someone changed it since.")  # fmt: skip
 
 
 class DecisionSerializer(VersionSerializer):
@@ -228,6 +231,27 @@ class SignedSerializer(VersionSerializer):
 
 def _text(data: dict) -> dict:
     return {k: clean_text(v) if isinstance(v, str) else v for k, v in data.items()}
+
+
+def _version_sent(request, body_version: int | None) -> int:
+    """The version the client loaded (the body's `version` or an If-Match header). Without one the service refuses
+    the change with "send the version you loaded", after its permission checks (a 403 comes first)."""
+    try:
+        return expected_version(request, body_version)
+    except serializers.ValidationError:
+        return services.VERSION_NOT_SENT
+
+
+@contextmanager
+def _versioned():
+    """A change made on a version that is no longer current is a conflict: 409 with current_version, as for
+    institutions and people (the pages show the services' message under the form instead)."""
+    from pharmacrm.customers.services import ConflictError
+
+    try:
+        yield
+    except services.StaleVersion as e:
+        raise ConflictError(e.current_version) from None
 
 
 # --- viewsets -------------------------------------------------------------------------------------------
@@ -320,7 +344,9 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         proposal = self.get_object()
         form = VersionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        services.submit_for_decision(request.user, proposal, version=form.validated_data.get("version"))
+        version = _version_sent(request, form.validated_data.get("version"))
+        with _versioned():
+            services.submit_for_decision(request.user, proposal, version=version)
         return self._answer(proposal)
 
     @extend_schema(tags=TAGS, request=DecisionSerializer, responses={200: ProposalSerializer, 400: ERRORS, 403: DENIED},
@@ -331,8 +357,10 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         form = DecisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         d = _text(form.validated_data)
-        services.decide(request.user, proposal, approve=d["approve"], comment=d.get("comment", ""),
-                        otp_code=d["otp_code"], version=d.get("version"))  # fmt: skip
+        version = _version_sent(request, d.get("version"))
+        with _versioned():
+            services.decide(request.user, proposal, approve=d["approve"], comment=d.get("comment", ""),
+                            otp_code=d["otp_code"], version=version)  # fmt: skip
         return self._answer(proposal)
 
     @extend_schema(tags=TAGS, request=None, responses={200: ProposalSerializer, 400: ERRORS})
@@ -384,7 +412,9 @@ class PlanViewSet(viewsets.ReadOnlyModelViewSet):
         plan = self.get_object()
         form = VersionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        services.submit_plan(request.user, plan, version=form.validated_data.get("version"))
+        version = _version_sent(request, form.validated_data.get("version"))
+        with _versioned():
+            services.submit_plan(request.user, plan, version=version)
         return self._answer(plan)
 
     @extend_schema(tags=TAGS, request=DecisionSerializer, responses={200: PlanSerializer, 400: ERRORS, 403: DENIED},
@@ -395,8 +425,10 @@ class PlanViewSet(viewsets.ReadOnlyModelViewSet):
         form = DecisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         d = _text(form.validated_data)
-        services.decide_plan(request.user, plan, approve=d["approve"], comment=d.get("comment", ""),
-                             otp_code=d["otp_code"], version=d.get("version"))  # fmt: skip
+        version = _version_sent(request, d.get("version"))
+        with _versioned():
+            services.decide_plan(request.user, plan, approve=d["approve"], comment=d.get("comment", ""),
+                                 otp_code=d["otp_code"], version=version)  # fmt: skip
         return self._answer(plan)
 
 
@@ -457,10 +489,11 @@ class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins
         form.is_valid(raise_exception=True)
         d = _text(form.validated_data)
         d.pop("plan", None)
-        version = d.pop("version", None)
+        version = _version_sent(request, d.pop("version", None))
         data = {"area": item.area, "title": item.title, "standard": item.standard, "owner": item.owner,
                 "deadline": item.deadline, **d}  # fmt: skip
-        item = services.save_item(request.user, item.plan, data, item=item, version=version)
+        with _versioned():
+            item = services.save_item(request.user, item.plan, data, item=item, version=version)
         return self._answer(item)
 
     @extend_schema(tags=TAGS, request=ProgressSerializer, responses={200: PlanItemSerializer, 400: ERRORS, 403: DENIED},
@@ -471,8 +504,10 @@ class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins
         form = ProgressSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         d = _text(form.validated_data)
-        services.update_progress(request.user, item, status=d["status"], progress=d.get("progress"),
-                                 note=d.get("note", ""), version=d.get("version"))  # fmt: skip
+        version = _version_sent(request, d.get("version"))
+        with _versioned():
+            services.update_progress(request.user, item, status=d["status"], progress=d.get("progress"),
+                                     note=d.get("note", ""), version=version)  # fmt: skip
         return self._answer(item)
 
 
@@ -538,8 +573,10 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
             raise serializers.ValidationError(too_large)
         form.is_valid(raise_exception=True)
         d = form.validated_data
-        services.record_signed(request.user, agreement, signed_date=d["signed_date"], upload=d.get("signed_copy"),
-                               version=d.get("version"))  # fmt: skip
+        version = _version_sent(request, d.get("version"))
+        with _versioned():
+            services.record_signed(request.user, agreement, signed_date=d["signed_date"], upload=d.get("signed_copy"),
+                                   version=version)  # fmt: skip
         return self._answer(agreement)
 
     @extend_schema(

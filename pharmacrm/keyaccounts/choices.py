@@ -64,7 +64,7 @@ class Opinion(models.TextChoices):
 
 
 class AccountStatus(models.TextChoices):
-    ACTIVE = "active", _("Active")
+    ACTIVE = "active", pgettext_lazy("key account status", "Active")
     DELISTED = "delisted", _("De-listed")
 
 

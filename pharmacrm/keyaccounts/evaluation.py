@@ -5,7 +5,8 @@ costs a few set-based queries plus Python arithmetic per customer.
 
 A run writes one `Score` per customer and period (a re-run of the period replaces it), then applies the
 results: tier changes (audited one by one), discount level and reward programme from the class, and an
-improvement action for every customer in a class that asks for one who has none open."""
+improvement action for every customer in a class that asks for one who has none open. A run of a past period
+(scored again after a later one) fills that period's history and movement only (`later_period`)."""
 
 from __future__ import annotations
 
@@ -324,6 +325,34 @@ def cadence(period: str) -> str:
     return "H" if "H" in period else "Q" if "Q" in period else "M"
 
 
+def period_span(period: str) -> tuple[dt.date, dt.date]:
+    """The first and last day of a period: 2026H1, 2026Q3 or 2026-11."""
+    year, kind = int(period[:4]), cadence(period)
+    number = int(period[5:])
+    first_month, months = {"H": (6 * number - 5, 6), "Q": (3 * number - 2, 3), "M": (number, 1)}[kind]
+    after = first_month - 1 + months  # months after January of `year` where the next period begins
+    following = dt.date(year + after // 12, after % 12 + 1, 1)
+    return dt.date(year, first_month, 1), following - dt.timedelta(days=1)
+
+
+def later_period(kind: str, period: str, today: dt.date | None = None) -> str | None:
+    """The period whose results are in force when `period` is in the past: the latest period of the kind
+    with scores that began after `period` ended (a half-year's and a key-account quarter's alike); None when
+    `period` is the latest — the current period always is, and so is a past one nothing later was scored
+    for. A run of a past period (`pharmacrm evaluate --as-of`) only fills that period's history and movement:
+    the tiers, discount levels and improvement actions follow the latest period. Periods that have not begun
+    yet (a run as of a future date) do not count."""
+    today = today or timezone.localdate()
+    end = period_span(period)[1]
+    scored = (
+        EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, customers__gt=0)
+        .order_by().values_list("period", flat=True).distinct()
+    )  # fmt: skip
+    later = [(cadence(p) == cadence(period), period_span(p)[0], p) for p in scored]
+    later = [row for row in later if end < row[1] <= today]
+    return max(later)[2] if later else None  # the same cadence first, then the latest to begin
+
+
 def _neighbour(kind: str, period: str, *, later: bool) -> str | None:
     """The latest earlier (or the earliest later) period of the same cadence with a finished run: a
     half-year's previous period is the half-year before, never a key-account quarter. The first key-account
@@ -416,7 +445,8 @@ def run(
 
     `ids` limits the run to those customers (the incremental update after an import); `key_accounts_only`
     is the quarterly key-account evaluation. `facts`, when given, were gathered for the same date and
-    window, of these customers or more."""
+    window, of these customers or more. Tiers and improvement actions are applied only when the period is
+    the latest (`later_period`); the run's `later_period` names the one in force otherwise."""
     if user is not None and getattr(user, "is_authenticated", False):
         access.require(user, Cap.RUN_EVALUATIONS)
     as_of = as_of or timezone.localdate()
@@ -426,6 +456,8 @@ def run(
     key_ids = active_key_account_ids()
     if key_accounts_only:
         ids = sorted(key_ids if ids is None else set(ids) & key_ids)
+    # a past period, scored again after a later one: its history and movement only, nothing applied today
+    later = later_period(kind, period)
     started = timezone.now()
     normalised = scoring.normalised_weights(model.weights)
     run_row = EvaluationRun.objects.create(
@@ -451,7 +483,7 @@ def run(
         _link_previous(kind, period, new)
         _relink_next(kind, period)
         changes = actions = 0
-        if apply and kind == ModelKind.EVALUATION:
+        if apply and later is None and kind == ModelKind.EVALUATION:
             if model.apply_tiers:
                 changes = _apply_tiers(results, key_ids, run_row, facts)
             actions = _open_actions(model, key_ids, run_row)
@@ -459,8 +491,10 @@ def run(
             finished_at=timezone.now(), customers=count, tier_changes=changes, actions=actions
         )
     run_row.refresh_from_db()
+    run_row.later_period = later  # not stored: what the command and the pages tell of a run of a past period
     if user is not None and getattr(user, "is_authenticated", False):
-        audit.record(A.UPDATE, run_row, user=user, evaluation=kind, period=period, customers=count)
+        history = {"history_only": True, "latest_period": later} if later else {}
+        audit.record(A.UPDATE, run_row, user=user, evaluation=kind, period=period, customers=count, **history)
     return run_row
 
 

@@ -102,12 +102,31 @@ class DecisionRefused(PermissionDenied):
     decision form, the API answers 403 with it."""
 
 
-def _check_version(obj, version) -> None:
-    if version is not None and int(version) != obj.version:
-        raise ValidationError(
+class StaleVersion(ValidationError):
+    """The record changed since the user loaded it (optimistic lock): a ValidationError under `version` for the
+    pages' forms; the API answers 409 with `current_version` (the record's version now, None if it is gone)."""
+
+    def __init__(self, current_version: int | None):
+        super().__init__(
             {"version": [_("Someone else changed this record while you were editing it. Reload the page and "
                            "make your change again.")]}  # fmt: skip
         )
+        self.current_version = current_version
+
+
+# The version the API's changes need and the client did not send (api_programme): refused by _check_version, that
+# is after the permission checks, so that a user who may not make the change hears that first.
+VERSION_NOT_SENT = -1
+
+
+def _check_version(obj, version) -> None:
+    if version == VERSION_NOT_SENT:
+        raise ValidationError(
+            {"version": [_("Send the version you loaded (the version field or an If-Match header), so that "
+                           "changes made by others in the meantime are not overwritten.")]}  # fmt: skip
+        )
+    if version is not None and int(version) != obj.version:
+        raise StaleVersion(obj.version)
 
 
 def _save_versioned(obj, fields: list[str], expected: int) -> None:
@@ -115,10 +134,7 @@ def _save_versioned(obj, fields: list[str], expected: int) -> None:
     values = {f: getattr(obj, f) for f in fields}
     done = type(obj).objects.filter(pk=obj.pk, version=expected).update(version=expected + 1, **values)
     if not done:
-        raise ValidationError(
-            {"version": [_("Someone else changed this record while you were editing it. Reload the page and "
-                           "make your change again.")]}  # fmt: skip
-        )
+        raise StaleVersion(type(obj).objects.filter(pk=obj.pk).values_list("version", flat=True).first())
     obj.version = expected + 1
 
 
@@ -297,7 +313,7 @@ def propose(user, institution: Institution, *, reason: str, kind: str = Proposal
                 "number": [None, proposal.number], "kind": [None, kind], "institution": [None, institution.pk]})  # fmt: skip
             url = reverse("keyaccounts:proposal", args=[proposal.pk])
             title = _("Key-account proposal %(number)s: %(name)s") % {"number": proposal.number, "name": institution.name}
-            _notify([u for u in _users_with(Cap.REVIEW_KEY_ACCOUNTS) if u.pk != user.pk], "keyaccounts.review",
+            _notify([u for u in reviewers_of(institution) if u.pk != user.pk], "keyaccounts.review",
                     title, _("Please give your department's opinion."), url, proposal)  # fmt: skip
     except IntegrityError:
         raise ValidationError({"institution": [_("A proposal for this customer is already open.")]}) from None
@@ -306,6 +322,34 @@ def propose(user, institution: Institution, *, reason: str, kind: str = Proposal
 
 def departments_of(user) -> list[str]:
     return sorted({REVIEW_DEPARTMENT[r] for r in user.roles if r in REVIEW_DEPARTMENT})
+
+
+def reviewers_of(institution: Institution) -> list[User]:
+    """Who is asked for a department's opinion on a proposal for `institution`: the active users the review
+    inbox lists it for — the review capability with a department to speak for, and the proposal in
+    proposals_for(user), i.e. the key-account pages and a customer they may see (a rep outside the
+    customer's territory is not asked to review what answers 404). A fixed number of queries: the reviewers
+    come with their roles, teams and territories, from which access.visible_from_rows decides each one's
+    scope without a query of its own (its per-user cache of team ids and territory codes, filled here from
+    what was read)."""
+    from pharmacrm.core.roles import MATRIX
+
+    row = (institution.pk, *(getattr(institution, column) for column in access.SCOPE_COLUMNS["institution"]))
+    people = (
+        User.objects.filter(is_active=True, groups__name__in=[r.value for r in MATRIX[Cap.REVIEW_KEY_ACCOUNTS]])
+        .distinct().order_by("pk").prefetch_related("groups", "territory", "teams__territory")
+    )  # fmt: skip
+    found = []
+    for person in people:
+        if not (access.can(person, Cap.REVIEW_KEY_ACCOUNTS) and departments_of(person)
+                and access.can(person, Cap.VIEW_KEY_ACCOUNTS)):  # fmt: skip
+            continue
+        teams = list(person.teams.all())
+        codes = {r.code for r in person.territory.all()} | {r.code for t in teams for r in t.territory.all()}
+        person._scope_facts = ([t.pk for t in teams], sorted(codes))  # what access._scope_facts would read
+        if access.visible_from_rows(person, "institution", [row]):
+            found.append(person)
+    return found
 
 
 def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", department: str = "") -> Review:
@@ -970,10 +1014,34 @@ def default_agreement_term(account: KeyAccount, today: dt.date | None = None) ->
         latest = (Agreement.objects.filter(plan=plan, status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED],
                                            end_date__gte=today).order_by("-end_date").first())  # fmt: skip
     if latest is not None and latest.end_date >= start:
+        # the same length: a term of whole months or years renews for as many (a year is a year, across 29
+        # February too); any other term for as many days
+        months, days = _calendar_length(start, end + dt.timedelta(days=1))
         length = end - start
         start = latest.end_date + dt.timedelta(days=1)
-        end = start + length
+        end = _months_later(start, months) - dt.timedelta(days=1) if months and not days else start + length
     return start, end
+
+
+def _months_later(day: dt.date, months: int) -> dt.date:
+    """The same day `months` later; the first of the month after when that month has no such day (so that a term
+    ends the day before: a year from 29 February 2028 ends on 28 February 2029, a month from 31 January on 28/29
+    February)."""
+    import calendar
+
+    year, month = divmod(day.month - 1 + months, 12)
+    year, month = day.year + year, month + 1
+    if day.day > calendar.monthrange(year, month)[1]:
+        return dt.date(year + month // 12, month % 12 + 1, 1)
+    return day.replace(year=year, month=month)
+
+
+def _calendar_length(start: dt.date, stop: dt.date) -> tuple[int, int]:
+    """(whole months, remaining days) from start to stop: 2026-07-30 → 2027-07-30 is (12, 0)."""
+    months = max((stop.year - start.year) * 12 + stop.month - start.month, 0)
+    while months > 0 and _months_later(start, months) > stop:
+        months -= 1
+    return months, (stop - _months_later(start, months)).days
 
 
 def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_date: dt.date,

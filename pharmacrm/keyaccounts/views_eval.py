@@ -259,6 +259,8 @@ def evaluations(request):
         "form": form, "period": period, "periods": known, "klass": klass, "classes": "ABCD", "counts": counts,
         "page_obj": page, "rows": rows, "run": latest_run, "may_run": access.can(user, Cap.RUN_EVALUATIONS),
         "total": sum(c["total"] for c in counts.values()), "show_actions": show_actions,
+        # a past period: its scores are history, tiers and actions follow the later one (and a run of it again)
+        "later_period": evaluation.later_period(ModelKind.EVALUATION, period) if period else None,
     }  # fmt: skip
     return render(request, "keyaccounts/eval_results.html", context)
 

@@ -191,6 +191,17 @@ def _leadership(user) -> bool:
     return access.can(user, Cap.APPROVE_KEY_ACCOUNTS) or access.can(user, Cap.VIEW_AUDIT)
 
 
+def may_open_member_page(viewer, person_pk: int) -> bool:
+    """Whether `viewer` may open the work page of the user `person_pk` (/keyaccounts/team/<id>/): their own,
+    and for leadership and those who run key accounts of every customer anyone's. The page asks it, and the
+    team table links a member's name only when it holds."""
+    return access.can(viewer, Cap.VIEW_KEY_ACCOUNTS) and (
+        person_pk == viewer.pk
+        or _leadership(viewer)
+        or (access.can(viewer, Cap.MANAGE_KEY_ACCOUNTS) and access.can(viewer, Cap.ALL_CUSTOMERS))
+    )
+
+
 def _scorecard_period(request) -> tuple[str, str]:
     """The period a scorecard page shows: ?period= (a quarter or a year), by default the last quarter that is
     over (the quarter running has no evaluations yet); and the message when it is not a period."""
@@ -475,6 +486,8 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     ctx: dict = {"account": account, "institution": inst, "may_manage": manage and active, "may_record": record and active,
                  "today": today, "active": active}  # fmt: skip
     members = list(account.members.select_related("user").order_by("role", "id"))
+    for m in members:  # a member's name links to their work page only for those who may open it
+        m.may_open = may_open_member_page(user, m.user_id)
     ctx["members"] = members
     ctx["members_by_role"] = [
         {"role": value, "label": label, "members": [m for m in members if m.role == value]}
@@ -1064,10 +1077,7 @@ def agreement_archive(request):
 def _member_page(request, person: User) -> HttpResponse:
     viewer = request.user
     access.require(viewer, Cap.VIEW_KEY_ACCOUNTS)
-    if person.pk != viewer.pk and not (
-        _leadership(viewer)
-        or (access.can(viewer, Cap.MANAGE_KEY_ACCOUNTS) and access.can(viewer, Cap.ALL_CUSTOMERS))
-    ):
+    if not may_open_member_page(viewer, person.pk):
         raise PermissionDenied(services.NOT_ALLOWED)
     visible = services.accounts_for(viewer)
     memberships = list(

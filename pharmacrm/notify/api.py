@@ -4,6 +4,7 @@ the delivery log. Writes go through services.py (capability check, validation, a
 from __future__ import annotations
 
 import django_filters
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -55,7 +56,7 @@ class MarkReadSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         if not attrs.get("all") and not attrs.get("ids"):
-            raise serializers.ValidationError({"ids": ["Give the ids to mark read, or all=true."]})
+            raise serializers.ValidationError({"ids": [_("Give the ids to mark read, or all=true.")]})
         return attrs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .models import Delivery, WebhookEndpoint
 
@@ -26,7 +27,7 @@ class EndpointForm(forms.Form):
         help_text=_("Empty: keep the current one (a new endpoint gets a generated one). For a DingTalk bot with "
                     "signing, paste its SEC… secret."),
     )  # fmt: skip
-    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False, initial=True)
 
     def data_dict(self) -> dict:
         d = dict(self.cleaned_data)

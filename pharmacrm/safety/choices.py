@@ -3,6 +3,7 @@ export and the import need no translation table."""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class CaseKind(models.TextChoices):
@@ -23,7 +24,7 @@ SPECIAL_SITUATIONS = frozenset(
 
 
 class CaseStatus(models.TextChoices):
-    NEW = "new", _("New")
+    NEW = "new", pgettext_lazy("case status", "New")  # not the customer tier "New" (新客户)
     ASSESSING = "assessing", _("Being assessed")
     SUBMITTED = "submitted", _("Submitted")
     CLOSED = "closed", _("Closed")
@@ -85,6 +86,28 @@ class DrugRole(models.TextChoices):  # G.k.1
     CONCOMITANT = "2", _("Concomitant")
     INTERACTING = "3", _("Interacting")
     NOT_ADMINISTERED = "4", _("Drug not administered")
+
+
+class DoseUnit(models.TextChoices):  # G.k.4.r.1b (UCUM): the record and the E2B file keep the code
+    """Dose units as pages and reports name them. The field is free text (any UCUM code an E2B file brings):
+    a code not listed here is shown as it is stored."""
+
+    TABLET = "{tbl}", pgettext_lazy("dose unit", "tablet(s)")
+    CAPSULE = "{cap}", pgettext_lazy("dose unit", "capsule(s)")
+    DROP = "{drp}", pgettext_lazy("dose unit", "drop(s)")
+    PUFF = "{puff}", pgettext_lazy("dose unit", "puff(s)")
+    DOSE_FORM = "{DF}", pgettext_lazy("dose unit", "dosage form unit(s)")
+    MG = "mg", "mg"
+    G = "g", "g"
+    UG = "ug", "µg"
+    ML = "mL", "mL"
+    IU = "[iU]", "IU"
+
+
+def dose_unit_label(code) -> str:
+    """The label of a stored dose unit in the reader's language; an unlisted code as stored."""
+    code = str(code or "").strip()
+    return str(DoseUnit(code).label) if code in DoseUnit.values else code
 
 
 class ActionTaken(models.TextChoices):  # G.k.8

@@ -7,6 +7,7 @@ import datetime as dt
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.servicedesk.forms_routing import FieldErrorsMixin
 from pharmacrm.servicedesk.models import Product
@@ -134,7 +135,7 @@ class RuleForm(FieldErrorsMixin, forms.Form):
         label=_("Order"), min_value=0, max_value=32767,
         help_text=_("Of a jurisdiction's report rules, the first that applies sets the clock."),
     )  # fmt: skip
-    active = forms.BooleanField(label=_("Active"), required=False)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False)
     legal_basis = forms.CharField(label=_("Legal basis"), max_length=200, required=False)
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0, max_value=2**31 - 1)
 

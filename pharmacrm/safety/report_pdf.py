@@ -28,6 +28,7 @@ from .choices import (
     Qualification,
     ReportType,
     Sex,
+    dose_unit_label,
 )
 from .models import Drug, Reaction, SafetyCase
 
@@ -238,7 +239,7 @@ class _Form:
         form = drug.dosage_form or (product.dosage_form if product else "")
         if form and form not in generic:
             generic = f"{generic}（{form}）" if generic else form
-        dose = f"{drug.dose}{drug.dose_unit}"
+        dose = f"{drug.dose}{dose_unit_label(drug.dose_unit)}"
         usage = "，".join(part for part in (dose, drug.route, drug.frequency) if part)
         period = ""
         if drug.start_date or drug.stop_date:

@@ -569,7 +569,7 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
         _sync_follow_up_task(case, now)
         if flag is not None:
             flag.case = case
-        _record(A.CREATE, case, user, kind=case.kind, source=_source_label(source),
+        _record(A.CREATE, case, user, kind=case.kind, source=_source_code(source),
                 fields=sorted(k for k in values if values[k] not in ("", None)),
                 drugs=len(drugs or []), reactions=len(reactions or []))  # fmt: skip
     return case
@@ -595,10 +595,20 @@ def _ticket_model():
     return Ticket
 
 
-def _source_label(source) -> str:
+def _source_code(source) -> str:
+    """A case's or flag's source as audit entries record it, in no language: the ticket number, else
+    "interaction <id>" (the audit viewer translates it)."""
     if source is None:
         return ""
     return getattr(source, "number", "") or f"interaction {source.pk}"
+
+
+def _source_label(source) -> str:
+    """A case's or flag's source as pages and notifications name it: the ticket number, else the translated
+    "Interaction <id>" (as the triage queue names it)."""
+    if source is None:
+        return ""
+    return getattr(source, "number", "") or _("Interaction %(id)s") % {"id": source.pk}
 
 
 def _lock(case: SafetyCase, version: int | None) -> SafetyCase:
@@ -978,7 +988,7 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
                             warn_at=_warn_at(heard_at, due))  # fmt: skip
         clock.next_check_at = _next_check(clock)
         clock.save()
-        audit.record(A.CREATE, flag, actor_name="net", source=_source_label(source), kind=kind, terms=terms,
+        audit.record(A.CREATE, flag, actor_name="net", source=_source_code(source), kind=kind, terms=terms,
                      by_agent=by_agent)  # fmt: skip
     return flag
 

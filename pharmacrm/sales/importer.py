@@ -96,6 +96,7 @@ MESSAGES = {
     "invalid_line": _("The line number must be a whole number from 1 to 100000."),
     "negative": _("This value cannot be negative."),
     "too_large": _("This amount is too large."),
+    "quantity_too_large": _("This quantity is too large: check it for a typing error."),
     "paid_too_much": _("The paid amount is larger than the line amount."),
     "amount_mismatch": _("The amount does not equal quantity × unit price (%(expected)s yuan)."),
     "paid_without_date": _("Give the payment date of the paid amount."),
@@ -111,6 +112,10 @@ MESSAGES = {
     "unknown_products": _(
         "Order lines whose product code is not in the product catalogue: %(lines)s (codes: %(codes)s). They are "
         "imported all the same; the approval number (批准文号) in the file links a code to its catalogue product."
+    ),
+    "rerun_orders": _(
+        "To finish, import the same file again: order lines are recognised by their order number and line "
+        "number, so the lines already saved are not imported twice."
     ),
 }
 UNKNOWN_CODES_SHOWN = 20  # product codes the note names
@@ -130,9 +135,10 @@ def register() -> None:
         ImportJob.Target.ORDERS,
         base.TargetSpec(
             columns=ORDER_COLUMNS, cap=Cap.IMPORT_ORDERS, run=run_job, messages=MESSAGES,
-            template_name="订单导入模板", check_header=check_header,
+            template_name=_("order import template"), check_header=check_header,
             text_columns=("order_number", "credit_code", "external_id", "product_code", "approval_number",
                           "batch_number", "invoice_number"),
+            rerun_note="rerun_orders",
         ),
     )  # fmt: skip
 
@@ -216,6 +222,10 @@ class Parser:
         if not any(v.strip() for v in raw.values()):
             return None
         item = Parsed(number, raw)
+        nul = [key for key, value in raw.items() if "\x00" in value]
+        if nul:  # a damaged export: the row is refused, naming where the character is
+            item.errors = [(key, "nul_character", {}) for key in nul]
+            return item
         v, get = item.values, raw.get
         self._one(item, "order_number", lambda: _text(get("order_number", ""), 40, True))
         self._one(item, "line_number", lambda: self._line(get("line_number", "")))
@@ -229,7 +239,7 @@ class Parser:
         self._one(item, "approval_number", lambda: _text(get("approval_number", ""), 16))
         self._one(item, "batch_number", lambda: _text(get("batch_number", ""), 40))
         self._one(item, "invoice_number", lambda: _text(get("invoice_number", ""), 40))
-        self._one(item, "quantity", lambda: self._required_decimal(get("quantity", ""), 3))
+        self._one(item, "quantity", lambda: self._required_decimal(get("quantity", ""), 3, "quantity_too_large"))
         self._one(item, "unit_price", lambda: self._price(get("unit_price", "")))
         self._one(item, "amount", lambda: self._amount(v, get("amount", "")))
         self._one(item, "payment_due", lambda: self._optional_date(get("payment_due", "")))
@@ -283,12 +293,12 @@ class Parser:
         return day
 
     @staticmethod
-    def _required_decimal(value: str, places: int) -> Decimal:
+    def _required_decimal(value: str, places: int, too_large: str = "too_large") -> Decimal:
         if not value.strip():
             raise FieldError("required")
         number = _decimal(value)
         if abs(number) >= Decimal(10) ** (14 - places):
-            raise FieldError("too_large")
+            raise FieldError(too_large)
         return number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
     def _price(self, value: str) -> Decimal:
@@ -376,6 +386,7 @@ class Fast:
         self.today = today.isoformat()
         self.latest = (today + dt.timedelta(days=366 * 5)).isoformat()
         self.dates: dict[str, str | None] = {}  # text → its month ("YYYY-MM-01"), None when not a date
+        self.nul = True  # may a cell hold a NUL character? (the file says: base.FileInfo.has_nul)
 
     def _month(self, text: str) -> str | None:
         month = self.dates.get(text, False)
@@ -392,6 +403,8 @@ class Fast:
         return month
 
     def row(self, cells: list[str]) -> tuple | None:
+        if self.nul and any("\x00" in c for c in cells):
+            return None  # the slow path names the cell
         if len(cells) != self.width:
             cells = cells[: self.width] + [""] * (self.width - len(cells))
         cells.append("")
@@ -645,6 +658,8 @@ class Chunk:
     approvals: dict[str, str]  # product code → approval number given in the chunk
     preview: list[tuple[int, list, list]]  # (row, cells, errors) of rows still to show in the preview
     processed: int = 0
+    errors: int = 0  # rows of the chunk refused while checking
+    last_row: int = 0  # the file row the chunk ends on
 
 
 class Run:
@@ -659,6 +674,7 @@ class Run:
         self.fast = Fast(header.mapping, timezone.localdate())
         self.resolver = Resolver()
         self.counts = Counts(total=job.total_rows)
+        self.saved = base.Saved()  # what the chunks handled so far saved (the job row carries it)
         self.kept_errors: list[dict] = []
         # a chunk's errors wait here until the chunk is checked, then go out in row order (the customer and
         # duplicate checks come after the parsing of the whole chunk); chunks come in row order
@@ -704,6 +720,7 @@ class Run:
         self.chunk_errors.sort(key=itemgetter(0, 1))  # stable: one column's errors keep their order
         for row, _position, key, code, params, value in self.chunk_errors:
             column = self.headers.get(key, "") or next((c.header for c in ORDER_COLUMNS if c.key == key), "")
+            value = base.shown(value)
             if len(self.kept_errors) < base.MAX_KEPT_ERRORS:
                 err = {"row": row, "column": column, "code": code, "params": params}
                 if value:
@@ -724,6 +741,7 @@ class Run:
     def prepare(self, raw_rows: list[tuple[int, list[str]]]) -> Chunk:
         """Parse, check and resolve a chunk; the bad rows are reported here, the good ones returned."""
         self.last_row = raw_rows[-1][0]
+        errors_before = self.counts.errors
         pres, numbers, cells_of, preview = [], [], {}, []
         fast = self.fast.row
         for number, cells in raw_rows:
@@ -775,7 +793,8 @@ class Run:
                 preview.append((number, cells_of[number], []))
         self.flush_errors()
         preview.sort(key=lambda p: p[0])
-        return Chunk(rows, good_numbers, approvals, preview, processed=len(raw_rows))
+        return Chunk(rows, good_numbers, approvals, preview, processed=len(raw_rows),
+                     errors=self.counts.errors - errors_before, last_row=self.last_row)  # fmt: skip
 
     def _check_product(self, code: str, approval: str) -> None:
         """Count a good line whose product code is not in the service-desk catalogue: neither linked already
@@ -816,7 +835,8 @@ class Run:
         for number, cells, errors in chunk.preview:
             if len(self.preview) >= base.PREVIEW_ROWS:
                 return
-            shown = [[col.header, (cells[i] if i < len(cells) else "")[:100]] for i, col in self.header.mapping]
+            shown = [[col.header, base.shown((cells[i] if i < len(cells) else "")[:100])]
+                     for i, col in self.header.mapping]  # fmt: skip
             errs = [{"column": self.headers.get(k, ""), "code": c, "params": p} for k, c, p in errors]
             action = "error" if errors else actions.get(number, "unchanged")
             self.preview.append({"row": number, "action": action, "cells": shown, "errors": errs})
@@ -920,10 +940,15 @@ class Writer:
         run = self.run
         writing = run.write and not (run.all_or_nothing and run.stop_writing)
         if writing and not self.one_transaction:
-            with transaction.atomic():
+            with transaction.atomic():  # the job row's counts go with the chunk: it says what is committed
                 actions = self._apply(chunk, write=True)
+                self._count(chunk, actions, in_transaction=False)
         else:
             actions = self._apply(chunk, write=writing)
+            self._count(chunk, actions, in_transaction=self.one_transaction)
+
+    def _count(self, chunk: Chunk, actions: list[str], in_transaction: bool) -> None:
+        run = self.run
         by_row = dict(zip(chunk.numbers, actions, strict=True))
         with _LOCK:
             run.counts.created += actions.count("create")
@@ -932,7 +957,12 @@ class Writer:
             run.counts.processed += chunk.processed
             run.add_preview(chunk, by_row)
             processed = run.counts.processed
-        base.write_progress(run.job, processed, in_transaction=self.one_transaction)
+            saved = run.saved
+            saved.processed, saved.created = processed, run.counts.created
+            saved.updated, saved.unchanged = run.counts.updated, run.counts.unchanged
+            saved.errors += chunk.errors
+            saved.last_row = max(saved.last_row, chunk.last_row)
+        base.write_progress(run.job, processed, in_transaction=in_transaction, saved=saved)
 
     def _apply(self, chunk: Chunk, *, write: bool) -> list[str]:
         """Classify the chunk's lines (new / changed / unchanged) and, when writing, store them."""
@@ -1018,6 +1048,7 @@ def _threaded(run: Run) -> bool:
 def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, list, list, list]:
     """The customer import's runner calls this for an orders job: (status, counts, errors, preview, notes)."""
     run = Run(job, header, write=not job.dry_run)
+    run.fast.nul = sheet.info.has_nul
     notes: list[tuple[str, dict]] = []
     if header.ignored:
         notes.append(("ignored_columns", {"columns": "、".join(header.ignored)}))
@@ -1035,6 +1066,8 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
                 failed = False
             finally:
                 writer.close(failed=failed)
+        if writer.one_transaction and not run.stop_writing:
+            base.checkpoint(job, run.saved)  # committed: from now on the job row says so
         run.counts.total = run.counts.processed
         if job.dry_run:
             status = ImportJob.Status.PREVIEWED

@@ -186,7 +186,8 @@ def orders_export(request):
         AuditEntry.Action.EXPORT, ("sales.orderline", "", f"{count}"), user=request.user, target="orders",
         format="csv", count=count, filters=_filters_for_audit(data),
     )  # fmt: skip
-    name = f"{_('order-lines')}-{timezone.localdate():%Y%m%d}.csv"
+    # named in the page's language, as the customer exports are (订单行-20260630.csv, order-lines-20260630.csv)
+    name = f"{'-'.join(_('order lines').split())}-{timezone.localdate():%Y%m%d}.csv"
     response = StreamingHttpResponse(
         exporter.csv_stream(template_headers(ImportJob.Target.ORDERS), _export_rows(qs)),
         content_type="text/csv; charset=utf-8",

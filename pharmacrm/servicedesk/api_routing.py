@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -129,9 +130,9 @@ class AgentProfileSerializer(serializers.ModelSerializer):
 
     def validate_user(self, value):
         if self.instance is not None and value != self.instance.user:
-            raise serializers.ValidationError("A profile stays with its user.")
+            raise serializers.ValidationError(_("A profile stays with its user."))
         if self.instance is None and AgentProfile.objects.filter(user=value).exists():
-            raise serializers.ValidationError("This user has a profile already: change it instead.")
+            raise serializers.ValidationError(_("This user has a profile already: change it instead."))
         return value
 
 
@@ -319,7 +320,7 @@ class ServiceBoardViewSet(viewsets.GenericViewSet):
         team = None
         if raw:
             if not raw.isdecimal() or int(raw) > MAX_INT32:
-                raise serializers.ValidationError({"team": ["Give a team id."]})
+                raise serializers.ValidationError({"team": [_("Give a team id.")]})
             team = get_object_or_404(Team, pk=int(raw))
         board = board_summary(request.user, team)
         return Response(BoardSerializer(board).data, status=status.HTTP_200_OK)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.customers.forms import ServiceErrorsMixin
 
@@ -116,7 +117,7 @@ class ProductForm(ServiceErrorsMixin, forms.Form):
     usage = forms.CharField(
         label=_("Usage and dosage"), required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
-    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False, initial=True)
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
 
@@ -130,7 +131,7 @@ class TemplateForm(ServiceErrorsMixin, forms.Form):
     )
     language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES, initial="zh-hans")
     body = forms.CharField(label=_("Text"), widget=forms.Textarea(attrs={"rows": 10}))
-    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False, initial=True)
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, **kwargs):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.models import Region, Team
 from pharmacrm.customers.choices import Tier
@@ -56,7 +57,7 @@ class RuleForm(FieldErrorsMixin, forms.Form):
         label=_("Position"), min_value=0, max_value=32767, required=False,
         help_text=_("Rules are tried in this order; the first that matches wins."),
     )  # fmt: skip
-    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False, initial=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

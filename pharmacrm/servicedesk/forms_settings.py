@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.forms import ANY
@@ -94,7 +95,7 @@ class CategoryForm(VersionedForm):
         label=_("Position"), min_value=0, max_value=32767, initial=0,
         help_text=_("Order among the categories with the same parent."),
     )  # fmt: skip
-    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False, initial=True)
 
     def __init__(self, *args, category: TicketCategory | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -144,7 +145,7 @@ class PolicyForm(VersionedForm):
         label=_("Position"), min_value=0, max_value=32767, initial=100,
         help_text=_("Among equally specific policies, the lowest position wins."),
     )  # fmt: skip
-    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False, initial=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -179,7 +180,7 @@ class EscalationRuleForm(VersionedForm):
         label=_("Cooldown (minutes)"), min_value=0, initial=30,
         help_text=_("A ticket escalates at most once in this time, whichever of its clocks triggers it."),
     )  # fmt: skip
-    active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False, initial=True)
 
     def service_data(self) -> dict:
         return {k: v for k, v in self.cleaned_data.items() if k != "version"}

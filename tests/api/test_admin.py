@@ -106,7 +106,7 @@ def test_changing_roles_and_deactivating_are_audited_and_revoke_tokens(api_for, 
     client = api_for("admin")
     analyst = users["analyst"]
     token_for(analyst)
-    changed = client.patch(f"/api/v1/users/{analyst.pk}/", {"roles": ["analyst", "kam"]}, format="json")
+    changed = client.patch(f"/api/v1/users/{analyst.pk}/", {"roles": ["analyst", "kam"], "version": 1}, format="json")
     assert changed.status_code == 200 and changed.json()["roles"] == ["analyst", "kam"]
     update = AuditEntry.objects.filter(action=A.UPDATE, object_type="core.user").latest("seq")
     assert update.changes["roles"] == [["analyst"], ["analyst", "kam"]]
@@ -121,7 +121,7 @@ def test_changing_roles_and_deactivating_are_audited_and_revoke_tokens(api_for, 
 
 def test_a_password_change_is_audited_without_the_password(api_for, users):
     response = api_for("admin").patch(
-        f"/api/v1/users/{users['kam'].pk}/", {"password": STRONG}, format="json"
+        f"/api/v1/users/{users['kam'].pk}/", {"password": STRONG, "version": 1}, format="json"
     )
     assert response.status_code == 200
     entry = AuditEntry.objects.filter(action=A.UPDATE, object_id=str(users["kam"].pk)).latest("seq")

@@ -124,7 +124,7 @@ ENDPOINTS = [
     ),
     Endpoint(
         "users.update", "patch", lambda w, r: f"/api/v1/users/{w.users['expert'].pk}/", Cap.MANAGE_USERS, 200,
-        body=lambda w: {"display_name": "产品专家"},
+        body=lambda w: {"display_name": "产品专家", "version": 1},
     ),
     Endpoint(
         "users.deactivate", "delete", lambda w, r: f"/api/v1/users/{w.users['support'].pk}/", Cap.MANAGE_USERS, 204

@@ -85,7 +85,7 @@ def test_the_api_gets_the_same_advice_as_plain_text(users, xiehe, make_proposal)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(users['manager'])}", HTTP_ACCEPT_LANGUAGE="en")
     response = api.post(f"/api/v1/keyaccounts/proposals/{proposal.pk}/decide/",
-                        {"approve": True, "otp_code": "123456"}, format="json")  # fmt: skip
+                        {"approve": True, "otp_code": "123456", "version": proposal.version}, format="json")  # fmt: skip
     assert response.status_code == 400
     (message,) = response.json()["otp_code"]
     assert message.startswith("Set up your authenticator app before you sign: ask an administrator")

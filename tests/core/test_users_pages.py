@@ -80,11 +80,11 @@ def test_editing_roles_and_the_administrator_cannot_drop_their_own(client_for, u
     admin = client_for("admin")
     rep = users["rep"]
     data = {"username": "rep", "display_name": "销售代表", "roles": ["rep", "analyst"], "is_active": "on",
-            "teams": [t.pk for t in rep.teams.all()]}  # fmt: skip
+            "teams": [t.pk for t in rep.teams.all()], "version": 1}  # fmt: skip
     assert admin.post(reverse("users-edit", args=[rep.pk]), data).status_code == 302
     rep = User.objects.get(pk=rep.pk)
     assert {r.value for r in rep.roles} == {"rep", "analyst"} and rep.display_name == "销售代表"
-    mine = {"username": "admin", "roles": ["kam"], "is_active": "on"}
+    mine = {"username": "admin", "roles": ["kam"], "is_active": "on", "version": 1}
     page = admin.post(reverse("users-edit", args=[users["admin"].pk]), mine, HTTP_ACCEPT_LANGUAGE="en")
     assert page.status_code == 200 and "You cannot remove your own administrator role." in page.content.decode()
     assert Role.ADMIN in User.objects.get(pk=users["admin"].pk).roles

@@ -294,7 +294,8 @@ def test_signing_is_refused_per_field_and_by_role(api, users, world, monkeypatch
     assert "signed_copy" in _errors(kam.post(url, body(signed_copy=fake), format="multipart"))
     tomorrow = (today + dt.timedelta(days=1)).isoformat()
     assert "signed_date" in _errors(kam.post(url, body(signed_date=tomorrow), format="multipart"))
-    assert "version" in _errors(kam.post(url, body(version=agreement.version + 5), format="multipart"))
+    stale = _errors(kam.post(url, body(version=agreement.version + 5), format="multipart"), 409)
+    assert stale["current_version"] == agreement.version
     no_file = {"signed_date": today.isoformat(), "version": agreement.version}
     assert _errors(kam.post(url, no_file, format="multipart"))["signed_copy"] == ["Upload the signed copy."]
     assert kam.post(url, {"signed_date": today.isoformat()}, format="json").status_code == 415

@@ -85,7 +85,10 @@ def test_the_proposal_workflow_through_the_api(api, users, ruijin, manager2):
         .status_code
         == 403
     )
+    version = lambda: analyst.get(f"{BASE}proposals/{pk}/").json()["version"]  # noqa: E731
     r = analyst.post(f"{BASE}proposals/{pk}/submit/", {}, format="json")
+    assert r.status_code == 400 and "version" in r.json()  # the version loaded is needed
+    r = analyst.post(f"{BASE}proposals/{pk}/submit/", {"version": version()}, format="json")
     assert r.status_code == 400 and "non_field_errors" in r.json()
     assert (
         analyst.post(f"{BASE}proposals/{pk}/opinion/", {"opinion": "support"}, format="json").status_code
@@ -94,7 +97,7 @@ def test_the_proposal_workflow_through_the_api(api, users, ruijin, manager2):
     r = api("kam").post(f"{BASE}proposals/{pk}/opinion/", {"opinion": "oppose"}, format="json")
     assert r.status_code == 400 and "comment" in r.json()
     assert (
-        analyst.post(f"{BASE}proposals/{pk}/submit/", {}, format="json").json()["status"]
+        analyst.post(f"{BASE}proposals/{pk}/submit/", {"version": version()}, format="json").json()["status"]
         == ProposalStatus.SUBMITTED
     )
     assert analyst.post(f"{BASE}proposals/{pk}/decide/", {"approve": True, "otp_code": "1"},
@@ -102,11 +105,11 @@ def test_the_proposal_workflow_through_the_api(api, users, ruijin, manager2):
     sign_code(manager2)
     r = APIClient()
     r.credentials(HTTP_AUTHORIZATION=f"Token {token_for(manager2)}", HTTP_ACCEPT_LANGUAGE="en")
-    wrong = r.post(f"{BASE}proposals/{pk}/decide/", {"approve": True, "otp_code": "000000"}, format="json")
+    wrong = r.post(f"{BASE}proposals/{pk}/decide/", {"approve": True, "otp_code": "000000", "version": version()},
+                   format="json")  # fmt: skip
     assert wrong.status_code == 400 and "otp_code" in wrong.json()
-    ok = r.post(
-        f"{BASE}proposals/{pk}/decide/", {"approve": True, "otp_code": sign_code(manager2)}, format="json"
-    )
+    ok = r.post(f"{BASE}proposals/{pk}/decide/",
+                {"approve": True, "otp_code": sign_code(manager2), "version": version()}, format="json")  # fmt: skip
     assert ok.status_code == 200 and ok.json()["status"] == ProposalStatus.APPROVED
     assert KeyAccount.objects.filter(institution=ruijin, status="active").exists()
 
@@ -122,7 +125,7 @@ def test_plans_and_items_through_the_api(api, users, xiehe, staffed):
         assert r.status_code == 201, r.json()
     item = r.json()
     r = kam.patch(f"{BASE}plan-items/{item['id']}/", {"title": "培训（修订）", "version": 99}, format="json")
-    assert r.status_code == 400 and "version" in r.json()
+    assert r.status_code == 409 and r.json()["current_version"] == item["version"]
     r = kam.patch(
         f"{BASE}plan-items/{item['id']}/",
         {"title": "培训（修订）", "version": item["version"]},
@@ -130,20 +133,23 @@ def test_plans_and_items_through_the_api(api, users, xiehe, staffed):
     )
     assert r.status_code == 200 and r.json()["title"] == "培训（修订）"
     assert api("agent").post(f"{BASE}plan-items/", {"plan": plan.pk}, format="json").status_code == 403
-    assert (
-        kam.post(f"{BASE}plans/{plan.pk}/submit/", {}, format="json").json()["status"] == PlanStatus.SUBMITTED
-    )
+    plan_version = lambda: kam.get(f"{BASE}plans/{plan.pk}/").json()["version"]  # noqa: E731
+    r = kam.post(f"{BASE}plans/{plan.pk}/submit/", {"version": plan_version()}, format="json")
+    assert r.json()["status"] == PlanStatus.SUBMITTED
     manager = api("manager")
-    r = manager.post(f"{BASE}plans/{plan.pk}/decide/", {"approve": False, "otp_code": sign_code(users["manager"])},
+    r = manager.post(f"{BASE}plans/{plan.pk}/decide/",
+                     {"approve": False, "otp_code": sign_code(users["manager"]), "version": plan_version()},
                      format="json")  # fmt: skip
     assert r.status_code == 400 and "comment" in r.json()
-    r = manager.post(f"{BASE}plans/{plan.pk}/decide/", {"approve": True, "otp_code": sign_code(users["manager"])},
+    r = manager.post(f"{BASE}plans/{plan.pk}/decide/",
+                     {"approve": True, "otp_code": sign_code(users["manager"]), "version": plan_version()},
                      format="json")  # fmt: skip
     assert r.status_code == 200 and r.json()["status"] == PlanStatus.APPROVED
     assert api("kam").post(f"{BASE}plans/{plan.pk}/decide/", {"approve": True, "otp_code": "1"},
                            format="json").status_code == 403  # fmt: skip
-    r = api("kam").post(f"{BASE}plan-items/{item['id']}/progress/", {"status": "in_progress", "progress": 50},
-                        format="json")  # fmt: skip
+    item_version = kam.get(f"{BASE}plan-items/{item['id']}/").json()["version"]
+    r = api("kam").post(f"{BASE}plan-items/{item['id']}/progress/",
+                        {"status": "in_progress", "progress": 50, "version": item_version}, format="json")  # fmt: skip
     assert r.status_code == 200 and r.json()["progress"] == 50
     assert api("agent").post(f"{BASE}plan-items/{item['id']}/progress/", {"status": "done"},
                              format="json").status_code == 403  # fmt: skip

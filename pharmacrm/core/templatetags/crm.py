@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 from django.apps import apps
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.utils import dateformat, timezone
 from django.utils.dateparse import parse_datetime
@@ -31,33 +33,48 @@ AUDIT_LIST_SHOWN = 20  # a list in an audit entry (people read, fields) shows th
 # (AuditEntry.extra) and a few computed changes (a user's roles, a second factor, a ticket link).
 AUDIT_KEYS = {
     "accounts": gettext_lazy("Key accounts"),
+    "ack_message_id": gettext_lazy("Acknowledgement message id"),
+    "acknowledgement": gettext_lazy("Acknowledgement"),
     "action": gettext_lazy("Action item"),
     "action_id": gettext_lazy("Action item"),
+    "action_name": gettext_lazy("Action"),
+    "active_key": gettext_lazy("Active key"),
     "actor_name": gettext_lazy("User"),
+    "attempts_cleared": gettext_lazy("Failed sign-ins cleared"),
     "breaches": gettext_lazy("Breaches"),
     "by_agent": gettext_lazy("Flagged by the agent"),
+    "bytes": gettext_lazy("Size (bytes)"),
     "case": gettext_lazy("Case"),
     "cases": gettext_lazy("Cases"),
     "changed": gettext_lazy("Changed"),
+    "channel": gettext_lazy("Channel"),
     "codes_voided": gettext_lazy("Enrolment codes voided"),
     "comment": gettext_lazy("Comment"),
     "consents": gettext_lazy("Consents"),
     "clock": gettext_lazy("Clock"),
     "count": gettext_lazy("Quantity"),
     "created": gettext_lazy("Created"),
+    "customers": gettext_lazy("Customers"),
     "departments": gettext_lazy("Departments"),
+    "delay_days": gettext_lazy("Days late"),
+    "delivery": gettext_lazy("Delivery"),
     "devices_removed": gettext_lazy("Authenticators removed"),
     "digest": gettext_lazy("Digest"),
     "document_sha256": gettext_lazy("Document checksum"),
+    "drugs": gettext_lazy("Drugs"),
     "due_at": gettext_lazy("Due"),
     "due_date": gettext_lazy("Due date"),
     "enrolment": gettext_lazy("Enrolment code"),
     "errors": gettext_lazy("Errors"),
     "escalations": gettext_lazy("Escalations"),
+    "evaluation": gettext_lazy("Evaluation"),
     "expires_at": gettext_lazy("Expires"),
     "fields": gettext_lazy("Fields"),
     "file": gettext_lazy("File"),
     "file_name": gettext_lazy("File"),
+    "files": gettext_lazy("Stored files (archive)"),
+    "files_count": gettext_lazy("Number of stored files"),
+    "files_sha256": gettext_lazy("Stored files checksum"),
     "filters": gettext_lazy("Filters"),
     "follow_up": gettext_lazy("Follow-up"),
     "format": gettext_lazy("Format"),
@@ -65,16 +82,22 @@ AUDIT_KEYS = {
     "import_job": gettext_lazy("Import"),
     "institution": gettext_lazy("Institution"),
     "institutions": gettext_lazy("Institutions"),
+    "jurisdiction": gettext_lazy("Jurisdiction"),
+    "key_problems": gettext_lazy("Key problems"),
+    "keyring_restored": gettext_lazy("Key ring restored"),
     "kind": gettext_lazy("Kind"),
     "label": gettext_lazy("Name"),
+    "late": gettext_lazy("Late"),
     "level": gettext_lazy("Level"),
     "link": gettext_lazy("Link"),
     "masked": gettext_lazy("Personal data masked"),
     "merged": gettext_lazy("Merged record"),
     "merged_code": gettext_lazy("Merged record's code"),
+    "message_id": gettext_lazy("Message id"),
     "method": gettext_lazy("Method"),
     "mode": gettext_lazy("Mode"),
     "moved": gettext_lazy("Records moved"),
+    "name": gettext_lazy("Name"),
     "note": gettext_lazy("Note"),
     "overdue": gettext_lazy("Overdue"),
     "owner": gettext_lazy("Owner"),
@@ -82,23 +105,36 @@ AUDIT_KEYS = {
     "people": gettext_lazy("People"),
     "period": gettext_lazy("Period"),
     "person": gettext_lazy("Person"),
+    "positions": gettext_lazy("Positions"),
+    "previous_key": gettext_lazy("Previous key"),
+    "pruned": gettext_lazy("Keys removed"),
     "purpose": gettext_lazy("Purpose"),
+    "quality": gettext_lazy("Quality complaint"),
+    "reactions": gettext_lazy("Reactions"),
     "reason": gettext_lazy("Reason"),
     "reassigned_to": gettext_lazy("Reassigned to"),
     "received_at": gettext_lazy("Received"),
+    "reencrypted": gettext_lazy("Values re-encrypted"),
+    "reissued": gettext_lazy("Document reissued"),
+    "remaining": gettext_lazy("Values still under older keys"),
     "report": gettext_lazy("Report"),
     "role": gettext_lazy("Role"),
     "roles": gettext_lazy("Roles"),
     "rows": gettext_lazy("Rows"),
     "run": gettext_lazy("Evaluation run"),
+    "runs": gettext_lazy("Evaluation runs"),
     "score": gettext_lazy("Score"),
     "second_factor": gettext_lazy("Second factor"),
+    "seed": gettext_lazy("Random seed"),
     "sha256": gettext_lazy("File checksum"),
     "signature": gettext_lazy("Signature"),
     "signature_id": gettext_lazy("Signature"),
+    "since": gettext_lazy("From"),
     "size": gettext_lazy("Size (bytes)"),
     "source": gettext_lazy("Source"),
     "status": gettext_lazy("Status"),
+    "submission": gettext_lazy("Submission"),
+    "submissions": gettext_lazy("Submissions"),
     "target": gettext_lazy("Data"),
     "teams": gettext_lazy("Teams"),
     "terms": gettext_lazy("Terms found"),
@@ -106,8 +142,11 @@ AUDIT_KEYS = {
     "tickets": gettext_lazy("Tickets"),
     "tokens_revoked": gettext_lazy("API tokens revoked"),
     "unchanged": gettext_lazy("Unchanged"),
+    "unmatched": gettext_lazy("Unmatched"),
+    "until": gettext_lazy("To"),
     "updated": gettext_lazy("Updated"),
     "user": gettext_lazy("User"),
+    "vendor": gettext_lazy("Database"),
     "version": gettext_lazy("Version"),
     "via": gettext_lazy("Signed in via"),
     "view": gettext_lazy("Endpoint"),
@@ -133,12 +172,44 @@ AUDIT_VALUES = {
     "source": {"demo": gettext_lazy("demo data")},
     "signature": {"approved": gettext_lazy("approved"), "rejected": gettext_lazy("rejected")},
     "second_factor": {"totp": gettext_lazy("authenticator app"), "enrolment_code": gettext_lazy("enrolment code")},
+    "vendor": {"postgresql": "PostgreSQL", "sqlite": "SQLite"},  # a backup's database: product names
+    "action_name": {"retry": gettext_lazy("delivery retried"), "send_test": gettext_lazy("test message sent")},
+    "report": {"reconciliation": gettext_lazy("reconciliation report")},
 }
+
+
+def _audit_choices() -> dict:
+    """Details (also inside a list of records, such as an SLA sweep's breaches) whose values are codes of a
+    choice list but no field of the entry's model: key → the choices."""
+    from pharmacrm.keyaccounts.choices import ModelKind
+    from pharmacrm.safety import choices as safety
+    from pharmacrm.servicedesk.choices import ClockKind
+
+    return {
+        "clock": ClockKind,  # an SLA clock's kind (a safety clock's entries give its id, a number)
+        "acknowledgement": safety.AckStatus,
+        "channel": safety.Channel,
+        "jurisdiction": safety.Jurisdiction,
+        "evaluation": ModelKind,
+    }
+
+
+# API views without a model to be named by: a refused call names its view class
+API_VIEW_LABELS = {
+    "OrderImportView": gettext_lazy("Order import"),
+    "ImportCreateView": gettext_lazy("Import"),
+    "ImportDetailView": gettext_lazy("Import"),
+    "ExportView": gettext_lazy("Export"),
+    "SearchView": gettext_lazy("Search"),
+    "TokenView": gettext_lazy("API token"),
+}
+_INTERACTION_SOURCE = re.compile(r"^interaction (\d{1,18})$")  # how safety entries record an interaction
 
 # Details that name other records: key → the model they point to ("" = the entry's own model).
 AUDIT_REFERENCES = {
     "person": "customers.person", "people": "customers.person", "institution": "customers.institution",
     "owner": "core.user", "merged": "", "import_job": "customers.importjob", "tickets": "servicedesk.ticket",
+    "holder": "core.user", "reassigned_to": "core.user",  # in the records of an SLA sweep (breaches, escalations)
 }  # fmt: skip
 AUDIT_ID_LISTS = frozenset({"people", "tickets"})  # ids when a list, a count otherwise (an import's people)
 
@@ -269,9 +340,14 @@ def audit_display(model, name: str, value, names=None) -> str:
 
 
 @register.simple_tag
-def audit_detail(model, name: str, value, names=None) -> str:
+def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
     """One detail of an audit entry (AuditEntry.extra) as people read it: field names as the model's labels,
-    known codes translated, records by their names, choices of the entry's model by their labels."""
+    known codes translated, records by their names, choices of the entry's model by their labels. `path`: the
+    request path of an API entry (a refused call's endpoint is named from it)."""
+    if name == "view" and isinstance(value, str) and value:
+        return audit_endpoint(value, path)
+    if name == "source" and isinstance(value, str) and _INTERACTION_SOURCE.match(value):
+        return _("Interaction %(id)s") % {"id": _INTERACTION_SOURCE.match(value)[1]}
     target = AUDIT_REFERENCES.get(name)
     if target is not None and (name not in AUDIT_ID_LISTS or isinstance(value, list)):
         ref = target or (_audit_model(model)._meta.label_lower if _audit_model(model) else "")
@@ -289,11 +365,79 @@ def audit_detail(model, name: str, value, names=None) -> str:
     if name in AUDIT_VALUES or name == "roles":
         return _audit_code(name, value)
     if isinstance(value, dict) and value:
-        return "; ".join(f"{audit_label(model, k)}: {audit_value(v)}" for k, v in value.items())
+        return _audit_record(model, value, names)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        shown = ", ".join(_audit_record(model, v, names) for v in value[:AUDIT_LIST_SHOWN])
+        if len(value) > AUDIT_LIST_SHOWN:
+            shown += " " + _("… (%(count)d in all)") % {"count": len(value)}
+        return shown
     field = _audit_field(model, name)
     if field is not None and getattr(field, "concrete", False) and getattr(field, "choices", None):
         return audit_display(model, name, value, names)
+    choices = _audit_choices().get(name) if isinstance(name, str) else None
+    if choices is not None and isinstance(value, str) and value in choices.values:
+        return str(choices(value).label)
     return audit_value(value)
+
+
+def _audit_record(model, record: dict, names=None) -> str:
+    """A record inside a detail (one breach of an SLA sweep, one overdue clock …): each key labelled and each
+    value shown as a detail of the entry's model (codes translated, users by their names)."""
+    return "; ".join(f"{audit_label(model, k)}: {audit_detail(model, k, v, names)}" for k, v in record.items())
+
+
+@functools.cache
+def _api_views() -> dict[str, type]:
+    """The API's view classes by name (what a refused call records), from the URL configuration."""
+    from django.urls import URLResolver, get_resolver
+
+    found: dict[str, type] = {}
+
+    def walk(patterns) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns)
+            elif getattr(pattern.callback, "cls", None) is not None:
+                found.setdefault(pattern.callback.cls.__name__, pattern.callback.cls)
+
+    walk(get_resolver().url_patterns)
+    return found
+
+
+def _api_model(cls):
+    """The model an API view serves (its queryset's, else its serializer's), or None."""
+    model = getattr(getattr(cls, "queryset", None), "model", None)
+    if model is None:
+        model = getattr(getattr(getattr(cls, "serializer_class", None), "Meta", None), "model", None)
+    return model
+
+
+def audit_endpoint(view_class: str, path: str = "") -> str:
+    """A refused API call's endpoint as people read it, translated: the name of what it serves (singular for
+    a record's URL, plural for a list's: the path tells), a label of our own for views without a model, else
+    a generic label. Never the view's class name."""
+    from django.urls import Resolver404, resolve
+
+    from pharmacrm.core.api_utils import view_name
+
+    label = API_VIEW_LABELS.get(view_class)
+    if label is not None:
+        return str(label)
+    cls, detail = None, None
+    if path:
+        try:
+            func = resolve(path).func
+        except Resolver404:
+            func = None
+        if getattr(getattr(func, "cls", None), "__name__", None) == view_class:
+            cls, detail = func.cls, (getattr(func, "initkwargs", None) or {}).get("detail")
+    if cls is None:
+        cls = _api_views().get(view_class)
+    if cls is None or _api_model(cls) is None:
+        return _("Unnamed endpoint")
+    view = cls()  # no request: only to be named (an extra action is named by its model, not its English route)
+    view.detail = detail
+    return view_name(view)
 
 
 def audit_references(entry) -> dict[str, set[str]]:
@@ -319,6 +463,11 @@ def audit_references(entry) -> dict[str, set[str]]:
                 add(related._meta.label_lower, v)
     extra = entry.extra if isinstance(entry.extra, dict) else {}
     for name, value in extra.items():
+        for record in value[:AUDIT_LIST_SHOWN] if isinstance(value, list) else [value]:
+            if isinstance(record, dict):  # records inside a detail: the users of an SLA sweep's breaches …
+                for key, ref in record.items():
+                    if AUDIT_REFERENCES.get(key):
+                        add(AUDIT_REFERENCES[key], ref)
         target = AUDIT_REFERENCES.get(name)
         if target is None or (name in AUDIT_ID_LISTS and not isinstance(value, list)):
             continue
@@ -357,6 +506,21 @@ def audit_labels(entries) -> dict[str, dict[str, str]]:
             continue
         out[label] = {str(obj.pk): str(obj) for obj in model._base_manager.filter(pk__in=keys)}
     return out
+
+
+@register.simple_tag
+def own_language_names() -> list[tuple[str, str]]:
+    """The languages of the language menu, each in its own name (settings.LANGUAGES: 简体中文, English,
+    繁體中文) whatever the page's language: {% get_available_languages %} translates the names."""
+    return [(code, str(name)) for code, name in settings.LANGUAGES]
+
+
+@register.filter
+def dose_unit(code) -> str:
+    """A drug's dose unit as stored (a UCUM code such as {tbl}), as the reader's language names it."""
+    from pharmacrm.safety.choices import dose_unit_label
+
+    return dose_unit_label(code)
 
 
 @register.filter

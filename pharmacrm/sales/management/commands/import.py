@@ -19,6 +19,7 @@ from pharmacrm.core import audit
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import Role
 from pharmacrm.customers import importer
+from pharmacrm.customers.exporter import csv_safe
 from pharmacrm.customers.models import ImportJob
 
 
@@ -98,7 +99,8 @@ class Command(BaseCommand):
 
     @staticmethod
     def _report(job: ImportJob, out: Path) -> bool:
-        """The rejected rows with their reasons in the chosen language; False when there were none."""
+        """The rejected rows with their reasons in the chosen language (no cell a spreadsheet would run as a
+        formula); False when there were none."""
         source = importer.error_report_path(job)
         if not job.error_count or not source.exists():
             out.unlink(missing_ok=True)
@@ -111,5 +113,6 @@ class Command(BaseCommand):
             next(reader, None)
             writer.writerow(["行号 row", "列 column", "原因 reason", "值 value"])
             for row, column, code, params, value in reader:
-                writer.writerow([row, column, importer.message(code, json.loads(params or "{}")), value])
+                reason = importer.message(code, json.loads(params or "{}"))
+                writer.writerow([csv_safe(cell) for cell in (row, column, reason, value)])
         return True
