@@ -77,6 +77,14 @@ def _scope_facts(user) -> tuple[list[int], list[str]]:
     return cached
 
 
+def prime_scope(user) -> None:
+    """Fill the user's scope facts from relations prefetched with `territory` and `teams__territory`, so
+    that deciding many users' scope (who is asked to review a customer …) costs no query per user."""
+    teams = list(user.teams.all())
+    codes = {r.code for r in user.territory.all()} | {r.code for t in teams for r in t.territory.all()}
+    user._scope_facts = ([t.pk for t in teams], sorted(codes))
+
+
 def region_q(code: str) -> Q:
     """Customers inside a region (province, city or district, by the code's shape), as an equality on the
     denormalised province / city / region columns — an index look-up that also keeps the list's order.

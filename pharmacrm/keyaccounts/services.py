@@ -330,8 +330,7 @@ def reviewers_of(institution: Institution) -> list[User]:
     proposals_for(user), i.e. the key-account pages and a customer they may see (a rep outside the
     customer's territory is not asked to review what answers 404). A fixed number of queries: the reviewers
     come with their roles, teams and territories, from which access.visible_from_rows decides each one's
-    scope without a query of its own (its per-user cache of team ids and territory codes, filled here from
-    what was read)."""
+    scope without a query of its own (access.prime_scope, from what was prefetched)."""
     from pharmacrm.core.roles import MATRIX
 
     row = (institution.pk, *(getattr(institution, column) for column in access.SCOPE_COLUMNS["institution"]))
@@ -344,9 +343,7 @@ def reviewers_of(institution: Institution) -> list[User]:
         if not (access.can(person, Cap.REVIEW_KEY_ACCOUNTS) and departments_of(person)
                 and access.can(person, Cap.VIEW_KEY_ACCOUNTS)):  # fmt: skip
             continue
-        teams = list(person.teams.all())
-        codes = {r.code for r in person.territory.all()} | {r.code for t in teams for r in t.territory.all()}
-        person._scope_facts = ([t.pk for t in teams], sorted(codes))  # what access._scope_facts would read
+        access.prime_scope(person)
         if access.visible_from_rows(person, "institution", [row]):
             found.append(person)
     return found
