@@ -22,6 +22,8 @@ if [ "$target" = test ]; then
     command -v xgettext >/dev/null 2>&1 || missing+=(gettext)
     # The e-mail tests run a local Dovecot IMAP server (tests/mailservers.py).
     [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+    # pdftotext: the report tests read the words back out of the generated PDFs.
+    command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
 fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0
