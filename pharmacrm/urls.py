@@ -13,7 +13,7 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("favicon.ico", RedirectView.as_view(url="/" + settings.STATIC_URL.lstrip("/") + "img/favicon.svg")),
     path("accounts/", include("pharmacrm.core.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
+    path("i18n/setlang/", core_views.set_language, name="set_language"),
     path("customers/", include("pharmacrm.customers.urls")),
     path("service/", include("pharmacrm.servicedesk.urls")),
     path("help/", include("pharmacrm.servicedesk.public_urls")),

@@ -68,3 +68,38 @@ class SecondFactorMiddleware:
         if needs_second_factor(request.user) and not request.user.is_verified() and not self._exempt(request.path):
             return redirect(reverse("otp") + "?next=" + request.get_full_path())
         return self.get_response(request)
+
+
+class UserLanguageMiddleware:
+    """A signed-in user's pages are in the language they chose (`User.language`, set by the language menu),
+    whichever browser they use; the language cookie follows it. A user who chose a language before signing
+    in (the cookie) keeps it as their choice. The API keeps answering in the request's Accept-Language."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.conf import settings
+        from django.utils import translation
+
+        user = getattr(request, "user", None)
+        chosen = ""
+        if user is not None and user.is_authenticated and not request.path.startswith(("/api/", "/i18n/")):
+            chosen = user.language
+            cookie = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
+            if not chosen and cookie in dict(settings.LANGUAGES):
+                from .services import set_language
+
+                chosen = set_language(user, cookie)
+            if chosen:
+                translation.activate(chosen)
+                request.LANGUAGE_CODE = translation.get_language()
+        response = self.get_response(request)
+        if chosen and request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) != chosen:
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME, chosen, max_age=settings.LANGUAGE_COOKIE_AGE,
+                path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                secure=settings.LANGUAGE_COOKIE_SECURE, httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )  # fmt: skip
+        return response

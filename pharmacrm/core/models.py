@@ -101,6 +101,11 @@ class User(AbstractUser):
         Region, blank=True, related_name="users", verbose_name=_("personal territory")
     )
     version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking (core.services.update_user)
+    # the language the user chose in the menu: their pages after sign-in, their notifications and e-mails
+    language = models.CharField(
+        _("language"), max_length=10, blank=True, choices=settings.LANGUAGES,
+        help_text=_("Pages, notifications and e-mails in this language; empty: the product's default."),
+    )  # fmt: skip
 
     class Meta:
         verbose_name = _("user")

@@ -129,6 +129,23 @@ def update_user(actor: User, user: User, data: dict, version: int | None = None)
     return user
 
 
+def set_language(user: User, language: str) -> str:
+    """The user's own choice of language (the language menu): their pages after sign-in, their
+    notifications and e-mails. Audited; not a change of the account an administrator could conflict with
+    (the version stays). Returns the language kept, "" when it is not one of the product's."""
+    if language not in dict(settings.LANGUAGES):
+        return ""
+    old = User.objects.filter(pk=user.pk).values_list("language", flat=True).first()
+    if old is None or old == language:
+        user.language = language
+        return language
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(language=language)
+        audit.record(A.UPDATE, user, user=user, changes={"language": [old, language]})
+    user.language = language
+    return language
+
+
 def deactivate_user(actor: User, user: User) -> User:
     """Users are never deleted (the audit trail names them): they are deactivated, tokens revoked."""
     return update_user(actor, user, {"is_active": False})

@@ -42,6 +42,17 @@ def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
+def set_language(request):
+    """The language menu (Django's `set_language`); a signed-in user's choice is also kept on the account,
+    so that their pages, notifications and e-mails follow it on any browser."""
+    from django.views.i18n import set_language as django_set_language
+
+    response = django_set_language(request)
+    if request.method == "POST" and request.user.is_authenticated:
+        services.set_language(request.user, request.POST.get("language", ""))
+    return response
+
+
 # --- dashboard ---------------------------------------------------------------------------------
 
 

@@ -730,28 +730,30 @@ def _tell_owners(notify, actions: list[tuple[int, str, str, User]], due: str, pe
     """Each owner finds the new actions (id, number, title, owner) in the bell (and by e-mail): one by one up to
     NOTIFY_EACH_UP_TO, else one notification for them all that leads to the owner's actions."""
     from django.urls import reverse
-    from django.utils.translation import ngettext
+    from django.utils.translation import gettext_lazy, ngettext_lazy
+
+    from pharmacrm.core.deferred import Message
 
     by_owner: dict[int, list[tuple]] = {}
     for action in actions:
         by_owner.setdefault(action[3].pk, []).append(action)
     items = []
-    body = _("Due %(date)s") % {"date": due}
+    body = Message(gettext_lazy("Due %(date)s"), date=due)
     for mine in by_owner.values():
         owner = mine[0][3]
         if len(mine) <= NOTIFY_EACH_UP_TO:
             items.extend({
                 "recipients": [owner], "kind": "improvement.assigned", "body": body,
-                "title": _("Improvement action %(number)s: %(title)s") % {"number": number, "title": title},
+                "title": Message(gettext_lazy("Improvement action %(number)s: %(title)s"), number=number, title=title),
                 "url": reverse("servicedesk:improvement", args=[pk]),
                 "obj": (ImprovementAction._meta.label_lower, pk),
             } for pk, number, title, _o in mine)  # fmt: skip
         else:
             items.append({
                 "recipients": [owner], "kind": "improvement.assigned", "body": body,
-                "title": ngettext("%(n)s improvement action from the customer evaluation of %(period)s",
-                                  "%(n)s improvement actions from the customer evaluation of %(period)s",
-                                  len(mine)) % {"n": len(mine), "period": period},
+                "title": Message(ngettext_lazy("%(n)s improvement action from the customer evaluation of %(period)s",
+                                               "%(n)s improvement actions from the customer evaluation of %(period)s",
+                                               len(mine)), n=len(mine), period=period),
                 "url": reverse("servicedesk:improvements") + "?show=mine",
             })  # fmt: skip
     notify.send_many(items)

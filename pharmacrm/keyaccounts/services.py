@@ -22,8 +22,10 @@ from django.db.models import Avg, Case, Count, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit, dueclock, signatures
+from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
 from pharmacrm.core.roles import REVIEW_DEPARTMENT, Cap, Role
 from pharmacrm.customers.choices import Tier
@@ -81,12 +83,12 @@ def _number(prefix: str, at: dt.datetime | None = None, width: int = 4) -> str:
     return f"{prefix}-{year}-{Counter.allocate(f'keyaccounts:{prefix}:{year}'):0{width}d}"
 
 
-def _notify(recipients, kind: str, title: str, body: str, url: str, obj) -> None:
+def _notify(recipients, kind: str, title, body, url: str, obj) -> None:
     from pharmacrm.notify import services as notify
 
     people = [u for u in recipients if u is not None and u.is_active]
     if people:
-        notify.send(people, kind=kind, title=title[:200], body=body, url=url, obj=obj)
+        notify.send(people, kind=kind, title=title, body=body, url=url, obj=obj)
 
 
 def _users_with(cap: Cap) -> list[User]:
@@ -312,9 +314,10 @@ def propose(user, institution: Institution, *, reason: str, kind: str = Proposal
             audit.record(A.CREATE, proposal, user=user, changes={
                 "number": [None, proposal.number], "kind": [None, kind], "institution": [None, institution.pk]})  # fmt: skip
             url = reverse("keyaccounts:proposal", args=[proposal.pk])
-            title = _("Key-account proposal %(number)s: %(name)s") % {"number": proposal.number, "name": institution.name}
+            title = Message(gettext_lazy("Key-account proposal %(number)s: %(name)s"), number=proposal.number,
+                            name=institution.name)  # fmt: skip
             _notify([u for u in reviewers_of(institution) if u.pk != user.pk], "keyaccounts.review",
-                    title, _("Please give your department's opinion."), url, proposal)  # fmt: skip
+                    title, gettext_lazy("Please give your department's opinion."), url, proposal)  # fmt: skip
     except IntegrityError:
         raise ValidationError({"institution": [_("A proposal for this customer is already open.")]}) from None
     return proposal
@@ -404,7 +407,7 @@ def submit_for_decision(user, proposal: Proposal, *, version: int | None = None)
         _save_versioned(proposal, ["status", "submitted_at", "submitted_by"], proposal.version)
         audit.record(A.UPDATE, proposal, user=user, changes={"status": [ProposalStatus.REVIEW, proposal.status]})
         url = reverse("keyaccounts:proposal", args=[proposal.pk])
-        title = _("Decision needed: key-account proposal %(number)s") % {"number": proposal.number}
+        title = Message(gettext_lazy("Decision needed: key-account proposal %(number)s"), number=proposal.number)
         _notify(_users_with(Cap.APPROVE_KEY_ACCOUNTS), "keyaccounts.decide", title, proposal.institution.name, url, proposal)
     return proposal
 
@@ -473,8 +476,9 @@ def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_co
         audit.record(A.UPDATE, proposal, user=user, changes={"status": [ProposalStatus.SUBMITTED, proposal.status]},
                      comment=comment, signature_id=sig.pk)  # fmt: skip
         url = reverse("keyaccounts:proposal", args=[proposal.pk])
-        word = _("approved") if approve else _("rejected")
-        title = _("Key-account proposal %(number)s was %(decision)s") % {"number": proposal.number, "decision": word}
+        word = gettext_lazy("approved") if approve else gettext_lazy("rejected")
+        title = Message(gettext_lazy("Key-account proposal %(number)s was %(decision)s"), number=proposal.number,
+                        decision=word)  # fmt: skip
         _notify([proposal.proposed_by], "keyaccounts.decided", title, comment, url, proposal)
     return proposal
 
@@ -756,8 +760,8 @@ def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> Servi
         _save_versioned(plan, ["status", "submitted_at", "submitted_by"], plan.version)
         audit.record(A.UPDATE, plan, user=user, changes={"status": [old, plan.status]})
         url = reverse("keyaccounts:account", args=[plan.account_id]) + "#plan"
-        title = _("Service plan for review: %(name)s (version %(v)s)") % {
-            "name": plan.account.institution.name, "v": plan.version_number}
+        title = Message(gettext_lazy("Service plan for review: %(name)s (version %(v)s)"),
+                        name=plan.account.institution.name, v=plan.version_number)  # fmt: skip
         _notify(_users_with(Cap.APPROVE_KEY_ACCOUNTS), "keyaccounts.plan", title, "", url, plan)
     return plan
 
@@ -830,9 +834,9 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
         _save_versioned(plan, ["status", "decided_by", "decided_at", "decision_comment", "signature"], plan.version)
         audit.record(A.UPDATE, plan, user=user, changes={"status": [old, plan.status]}, signature_id=sig.pk)
         url = reverse("keyaccounts:account", args=[plan.account_id]) + "#plan"
-        word = _("approved") if approve else _("returned for changes")
-        title = _("Service plan %(number)s v%(v)s was %(decision)s") % {
-            "number": plan.account.number, "v": plan.version_number, "decision": word}
+        word = gettext_lazy("approved") if approve else gettext_lazy("returned for changes")
+        title = Message(gettext_lazy("Service plan %(number)s v%(v)s was %(decision)s"), number=plan.account.number,
+                        v=plan.version_number, decision=word)  # fmt: skip
         pms = [m.user for m in plan.account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
         _notify(pms + ([plan.created_by] if plan.created_by else []), "keyaccounts.plan", title, comment, url, plan)
     return plan
@@ -955,9 +959,10 @@ def sweep_plan_items(now: dt.datetime | None = None, limit: int = 500) -> int:
                 account = item.plan.account
                 pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
                 managers = list(User.objects.filter(is_active=True, groups__name=Role.MANAGER))
-                title = _("Overdue service item for %(name)s: %(title)s") % {
-                    "name": account.institution.name, "title": item.title}
-                body = _("Deadline %(date)s; owner %(owner)s.") % {"date": item.deadline.isoformat(), "owner": item.owner}
+                title = Message(gettext_lazy("Overdue service item for %(name)s: %(title)s"),
+                                name=account.institution.name, title=item.title)  # fmt: skip
+                body = Message(gettext_lazy("Deadline %(date)s; owner %(owner)s."), date=item.deadline.isoformat(),
+                               owner=str(item.owner))  # fmt: skip
                 url = reverse("keyaccounts:account", args=[account.pk]) + "#plan"
                 _notify([item.owner, *pms, *managers], "keyaccounts.overdue", title, body, url, item)
                 fresh.overdue_notified_at = now
@@ -1300,8 +1305,8 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 account = agreement.account
                 pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
                 managers = list(User.objects.filter(is_active=True, groups__name=Role.MANAGER))
-                title = _("Service agreement %(number)s with %(name)s ends on %(date)s: time to renew") % {
-                    "number": fresh.number, "name": account.institution.name, "date": fresh.end_date.isoformat()}
+                title = Message(gettext_lazy("Service agreement %(number)s with %(name)s ends on %(date)s: time to renew"),
+                                number=fresh.number, name=account.institution.name, date=fresh.end_date.isoformat())  # fmt: skip
                 url = reverse("keyaccounts:account", args=[account.pk]) + "#agreements"
                 _notify([*pms, *managers], "keyaccounts.renewal", title, "", url, fresh)
                 fresh.renewal_notified_at = now
@@ -1410,8 +1415,10 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
         audit.record(A.CREATE, meeting, user=user, changes={"title": [None, title], "actions": [None, len(rows)]})
         url = reverse("keyaccounts:account", args=[account.pk]) + "#meetings"
         for row in rows:
-            _notify([row.owner], "keyaccounts.action", _("Action from the meeting “%(meeting)s”: %(title)s")
-                    % {"meeting": title, "title": row.title}, _("Due %(date)s") % {"date": row.due_date}, url, meeting)  # fmt: skip
+            _notify([row.owner], "keyaccounts.action",
+                    Message(gettext_lazy("Action from the meeting “%(meeting)s”: %(title)s"), meeting=title,
+                            title=row.title),
+                    Message(gettext_lazy("Due %(date)s"), date=row.due_date), url, meeting)  # fmt: skip
     return meeting
 
 

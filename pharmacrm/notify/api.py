@@ -24,6 +24,10 @@ MAX_ID = 2**63 - 1
 
 class NotificationSerializer(serializers.ModelSerializer):
     read = serializers.SerializerMethodField()
+    title = serializers.CharField(source="shown_title", read_only=True,
+                                  help_text="The title in the request's language (Accept-Language).")
+    body = serializers.CharField(source="shown_body", read_only=True,
+                                 help_text="The text in the request's language.")  # fmt: skip
 
     class Meta:
         model = Notification

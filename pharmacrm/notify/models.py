@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core.deferred import thaw
 from pharmacrm.core.fields import EncryptedTextField
 
 
@@ -31,6 +32,9 @@ class Notification(models.Model):
     object_id = models.CharField(_("object id"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
+    # the title and text as templates and arguments (core.deferred): each reader reads them in their own
+    # language; `title` and `body` hold them in the product's language (search, the admin, old rows)
+    spec = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("notification")
@@ -40,6 +44,20 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def shown_title(self) -> str:
+        """The title in the reader's (the active) language."""
+        return self._shown("title")
+
+    @property
+    def shown_body(self) -> str:
+        return self._shown("body")
+
+    def _shown(self, part: str) -> str:
+        if isinstance(self.spec, dict) and part in self.spec:
+            return thaw(self.spec[part])
+        return getattr(self, part)
 
 
 class WebhookEndpoint(models.Model):

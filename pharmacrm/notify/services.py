@@ -22,8 +22,10 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.deferred import freeze, render_in, thaw
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
@@ -36,12 +38,27 @@ EVENT = re.compile(r"[-a-z0-9_.*]{1,64}")
 ENDPOINT_FIELDS = ("name", "url", "format", "events", "active")
 
 
-def _text(value: Any, limit: int | None = None) -> str:
-    """A (possibly lazy) text, rendered in the product's language: stored notifications and e-mails are
-    written once, for everyone."""
-    with translation.override(settings.LANGUAGE_CODE):
-        text = str(value or "").replace("\x00", "")
-    return text[:limit] if limit else text
+def _no_nul(spec: Any) -> Any:
+    if isinstance(spec, str):
+        return spec.replace("\x00", "")
+    if isinstance(spec, dict):
+        return {k: _no_nul(v) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [_no_nul(v) for v in spec]
+    return spec
+
+
+def _frozen(value: Any, limit: int | None = None) -> tuple[Any, str]:
+    """A text (a string, a lazy translation or a `Message`) as its template and arguments, and rendered in
+    the product's language for the stored columns. Each reader later reads the template in their own
+    language (`Notification.shown_title`, the e-mails)."""
+    spec = _no_nul(freeze(value))
+    text = render_in(None, spec).replace("\x00", "")
+    return spec, (text[:limit] if limit else text)
+
+
+def _language(user) -> str:
+    return getattr(user, "language", "") or settings.LANGUAGE_CODE
 
 
 def _object_label(obj: Any) -> tuple[str, str]:
@@ -87,11 +104,13 @@ def _users(recipients) -> list:
     return out
 
 
-def email_text(title: str, body: str, url: str) -> tuple[str, str]:
-    """Subject and text of a notification's e-mail, in the product's language."""
-    with translation.override(settings.LANGUAGE_CODE):
-        subject = _("[PharmaCRM] %(title)s") % {"title": title}
-        parts = [body] if body else []
+def email_text(title: Any, body: Any, url: str, language: str | None = None) -> tuple[str, str]:
+    """Subject and text of a notification's e-mail, in the recipient's language (`language`; the product's
+    when None). `title` and `body` are frozen texts (`core.deferred.freeze`) or plain strings."""
+    with translation.override(language or settings.LANGUAGE_CODE):
+        title_text, body_text = thaw(title)[:200].strip(), thaw(body)
+        subject = _("[PharmaCRM] %(title)s") % {"title": title_text}
+        parts = [body_text] if body_text else []
         if url:
             parts.append(_("Open: %(url)s") % {"url": _absolute(url)})
         parts.append(
@@ -101,32 +120,47 @@ def email_text(title: str, body: str, url: str) -> tuple[str, str]:
         return subject.replace("\n", " ").replace("\r", " ")[:250], "\n\n".join(parts)
 
 
+def _mail_payload(cache: dict, user, title_spec: Any, body_spec: Any, url: str) -> dict:
+    """The e-mail of one notification for one recipient, rendered once per language."""
+    language = _language(user)
+    if language not in cache:
+        subject, text = email_text(title_spec, body_spec, url, language)
+        cache[language] = {"subject": subject, "body": text}
+    return cache[language]
+
+
 def send(
     recipients: Iterable,
     *,
     kind: str,
-    title: str,
-    body: str = "",
+    title: Any,
+    body: Any = "",
     url: str = "",
     obj: Any = None,
     email: bool = True,
 ) -> list[Notification]:
     """Put a notification in each recipient's bell and, when `email` is true, e-mail it to those who have
-    an address. Recipients are users (duplicates and inactive users are skipped). `obj` is a model
-    instance or a (type, id) pair the notification is about. Call inside your transaction."""
+    an address, each in their own language. `title` and `body` are strings, lazy translations or
+    `core.deferred.Message`s (a translatable template and its arguments): pass those, not a string
+    translated now, so that every reader reads their language. Recipients are users (duplicates and
+    inactive users are skipped). `obj` is a model instance or a (type, id) pair the notification is about.
+    Call inside your transaction."""
     if not KIND.fullmatch(kind or ""):
         raise ValidationError(
             {"kind": _("A notification kind is a short code of lower-case letters, digits, dots and dashes.")}
         )
-    title_text = _text(title, 200).strip()
+    title_spec, title_text = _frozen(title, 200)
+    title_text = title_text.strip()
     if not title_text:
         raise ValidationError({"title": _("A notification needs a title.")})
-    body_text, url_text = _text(body), _text(url, 500)
+    body_spec, body_text = _frozen(body)
+    url_text = str(url or "").replace("\x00", "")[:500]
     object_type, object_id = _object_label(obj)
     users = _users(recipients)
     if not users:
         return []
     now = timezone.now()
+    spec = {"title": title_spec, "body": body_spec}
     with transaction.atomic():
         notes = Notification.objects.bulk_create(
             [
@@ -139,13 +173,14 @@ def send(
                     object_type=object_type,
                     object_id=object_id,
                     created_at=now,
+                    spec=spec,
                 )  # fmt: skip
                 for u in users
             ]
         )
         deliveries = []
         if email:
-            subject, text = email_text(title_text, body_text, url_text)
+            mails: dict = {}
             for user, note in zip(users, notes, strict=True):
                 if user.email:
                     deliveries.append(
@@ -154,7 +189,7 @@ def send(
                             channel=Delivery.Channel.EMAIL,
                             email=user.email,
                             event=kind,
-                            payload={"subject": subject, "body": text},
+                            payload=_mail_payload(mails, user, title_spec, body_spec, url_text),
                             next_attempt_at=now,
                             created_at=now,
                         )  # fmt: skip
@@ -171,17 +206,21 @@ def send_many(items: Iterable[dict]) -> int:
     notes: list[Notification] = []
     mails: list[tuple[int, str, str, dict]] = []  # (index of the note, address, kind, payload)
     for item in items:
-        kind, title = item["kind"], _text(item["title"], 200).strip()
+        kind = item["kind"]
+        title_spec, title = _frozen(item["title"], 200)
+        title = title.strip()
         if not KIND.fullmatch(kind or "") or not title:
             raise ValidationError({"kind": _("A notification needs a kind and a title.")})
-        body, url = _text(item.get("body", "")), _text(item.get("url", ""), 500)
+        body_spec, body = _frozen(item.get("body", ""))
+        url = str(item.get("url", "") or "").replace("\x00", "")[:500]
         object_type, object_id = _object_label(item.get("obj"))
-        subject_text = email_text(title, body, url) if item.get("email", True) else None
+        spec, payloads = {"title": title_spec, "body": body_spec}, {}
         for user in _users(item["recipients"]):
-            notes.append(Notification(recipient=user, kind=kind, title=title, body=body, url=url,
+            notes.append(Notification(recipient=user, kind=kind, title=title, body=body, url=url, spec=spec,
                                       object_type=object_type, object_id=object_id, created_at=now))  # fmt: skip
-            if subject_text and user.email:
-                mails.append((len(notes) - 1, user.email, kind, {"subject": subject_text[0], "body": subject_text[1]}))
+            if item.get("email", True) and user.email:
+                payload = _mail_payload(payloads, user, title_spec, body_spec, url)
+                mails.append((len(notes) - 1, user.email, kind, payload))
     if not notes:
         return 0
     with transaction.atomic():
@@ -360,7 +399,7 @@ def send_test(user, endpoint: WebhookEndpoint) -> Delivery:
     doc = {
         "event": "ping",
         "at": now.isoformat(),
-        "data": {"message": _text("Test message from PharmaCRM"), "endpoint": endpoint.name},
+        "data": {"message": render_in(None, gettext_lazy("Test message from PharmaCRM")), "endpoint": endpoint.name},
     }
     with transaction.atomic():
         delivery = Delivery.objects.create(

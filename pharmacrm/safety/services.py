@@ -24,6 +24,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit, dueclock, signatures
+from pharmacrm.core.deferred import Message
+from pharmacrm.core.deferred import label as choice_label
 from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
@@ -608,7 +610,14 @@ def _source_label(source) -> str:
     "Interaction <id>" (as the triage queue names it)."""
     if source is None:
         return ""
-    return getattr(source, "number", "") or _("Interaction %(id)s") % {"id": source.pk}
+    return str(_source_text(source))
+
+
+def _source_text(source):
+    """`_source_label` as a text each reader reads in their own language (notifications)."""
+    if source is None:
+        return ""
+    return getattr(source, "number", "") or Message(gettext_lazy("Interaction %(id)s"), id=source.pk)
 
 
 def _lock(case: SafetyCase, version: int | None) -> SafetyCase:
@@ -937,7 +946,7 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
                 clock.next_check_at = _next_check(clock) or (timezone.now() if clock.due_at <= at else clock.due_at)
                 clock.save(update_fields=["met_at", "next_check_at"])
             _notify_case(case, "safety.ack-rejected",
-                         _("%(number)s: the regulator rejected the report") % {"number": case.number},
+                         Message(gettext_lazy("%(number)s: the regulator rejected the report"), number=case.number),
                          "\n".join(submission.ack_errors[:10]))  # fmt: skip
         _record(A.UPDATE, case, user, acknowledgement=submission.ack_status, submission=submission.pk,
                 ack_message_id=ack_message_id, errors=submission.ack_errors[:20])  # fmt: skip
@@ -1134,7 +1143,8 @@ def update_quality(user, case: SafetyCase, data: dict, *, version: int | None = 
                                     title=_("Investigate the quality complaint %(number)s") % {"number": case.number},
                                     due_date=timezone.localdate(now) + dt.timedelta(days=30))  # fmt: skip
             _notify([complaint.qa_owner], "safety.qa-handoff",
-                    _("%(number)s: quality complaint handed to you") % {"number": case.number}, complaint.defect,
+                    Message(gettext_lazy("%(number)s: quality complaint handed to you"), number=case.number),
+                    complaint.defect,
                     case)  # fmt: skip
         complaint.save()
         if complaint.investigation_outcome and complaint.recall_decision:
@@ -1168,7 +1178,8 @@ def add_capa(user, case: SafetyCase, data: dict) -> Capa:
         complaint, _created = QualityComplaint.objects.get_or_create(case=case)
         capa = Capa.objects.create(complaint=complaint, action=action, owner=owner, due_date=due,
                                    preventive=bool(data.get("preventive")))  # fmt: skip
-        _notify([owner], "safety.capa", _("%(number)s: a CAPA action for you") % {"number": case.number}, action, case)
+        _notify([owner], "safety.capa", Message(gettext_lazy("%(number)s: a CAPA action for you"), number=case.number),
+                action, case)  # fmt: skip
         _record(A.CREATE, capa, user, case=case.number, due_date=due, owner=owner.pk)
     return capa
 
@@ -1255,15 +1266,15 @@ def managers_of(users: Iterable[User]) -> list[User]:
     return list(User.objects.filter(is_active=True, groups__name=Role.MANAGER).distinct())
 
 
-def _notify(recipients, kind: str, title: str, body: str, obj) -> None:
+def _notify(recipients, kind: str, title, body, obj) -> None:
     from pharmacrm.notify import services as notify
 
     url = reverse("safety:case", args=[obj.pk]) if isinstance(obj, SafetyCase) else reverse("safety:triage")
-    notify.send([r for r in recipients if r is not None], kind=kind, title=title[:200], body=body or "", url=url,
+    notify.send([r for r in recipients if r is not None], kind=kind, title=title, body=body or "", url=url,
                 obj=obj)  # fmt: skip
 
 
-def _notify_case(case: SafetyCase, kind: str, title: str, body: str = "") -> None:
+def _notify_case(case: SafetyCase, kind: str, title, body="") -> None:
     officers = [case.owner] if case.owner_id and case.owner.is_active else pv_officers()
     _notify(officers + managers_of(officers), kind, title, body, case)
 
@@ -1313,19 +1324,19 @@ def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *,
         case = clock.case
         owners = [case.owner] if case.owner_id and case.owner.is_active else officers
         recipients = owners + (managers_of(owners) if case.owner_id else bosses)
-        label = clock.rule.name if clock.rule else clock.get_kind_display()
-        title = (_("%(number)s is overdue: %(rule)s (due %(due)s)") if overdue
-                 else _("%(number)s is due soon: %(rule)s (due %(due)s)")) % {
-            "number": case.number, "rule": label, "due": due}  # fmt: skip
+        rule = clock.rule.name if clock.rule else choice_label(clock, "kind")
+        title = Message(gettext_lazy("%(number)s is overdue: %(rule)s (due %(due)s)") if overdue
+                        else gettext_lazy("%(number)s is due soon: %(rule)s (due %(due)s)"),
+                        number=case.number, rule=rule, due=due)  # fmt: skip
         return {"recipients": recipients, "kind": "safety.overdue" if overdue else "safety.due-soon",
                 "title": title, "body": "", "url": reverse("safety:case", args=[case.pk]), "obj": case}  # fmt: skip
     flag = clock.flag
     source = flag.ticket or flag.interaction if flag else None
     if source is None:
         return None
-    title = (_("%(source)s has not reached pharmacovigilance in time (due %(due)s)") if overdue
-             else _("%(source)s waits for safety triage (due %(due)s)")) % {
-        "source": _source_label(source), "due": due}  # fmt: skip
+    title = Message(gettext_lazy("%(source)s has not reached pharmacovigilance in time (due %(due)s)") if overdue
+                    else gettext_lazy("%(source)s waits for safety triage (due %(due)s)"),
+                    source=_source_text(source), due=due)  # fmt: skip
     # no excerpt: the customer's words may name the patient, and managers receive this too
     return {"recipients": officers + bosses, "kind": "safety.handoff", "title": title, "body": "",
             "url": reverse("safety:triage"), "obj": flag}  # fmt: skip

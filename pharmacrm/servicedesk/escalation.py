@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.deferred import Message, label
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import Cap, Role
 
@@ -271,9 +272,9 @@ MANUAL_TITLE = gettext_lazy("%(number)s escalated to you by %(user)s")
 def _notification(recipients: list[User], ticket: Ticket, level: int, *, manual: bool, by=None,
                   reason: str = "") -> dict:  # fmt: skip
     if manual:
-        title = str(MANUAL_TITLE) % {"number": ticket.number, "user": by}
+        title = Message(MANUAL_TITLE, number=ticket.number, user=str(by))
     else:
-        title = str(TITLE) % {"number": ticket.number, "level": level}
+        title = Message(TITLE, number=ticket.number, level=level)
     return {"recipients": recipients, "kind": "ticket.escalated", "title": title, "body": reason or ticket.subject,
             "url": reverse("servicedesk:ticket", args=[ticket.pk]), "obj": ticket}  # fmt: skip
 
@@ -300,7 +301,7 @@ def notify_warnings(clocks: list[SlaClock]) -> None:
         due = timezone.localtime(clock.due_at).strftime("%Y-%m-%d %H:%M")
         notes.append({
             "recipients": recipients, "kind": "ticket.warning",
-            "title": str(WARNING_TITLE) % {"number": ticket.number, "target": clock.get_kind_display(), "due": due},
+            "title": Message(WARNING_TITLE, number=ticket.number, target=label(clock, "kind"), due=due),
             "body": ticket.subject, "url": reverse("servicedesk:ticket", args=[ticket.pk]), "obj": ticket,
         })  # fmt: skip
     _send(notes)

@@ -20,8 +20,10 @@ from django.db.models import F, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import MATRIX, Cap, Role
 from pharmacrm.customers.services import ConflictError
@@ -353,8 +355,9 @@ def _tell_owner(action: ImprovementAction) -> None:
 
     notify.send(
         [action.owner], kind="improvement.assigned",
-        title=_("Improvement action %(number)s: %(title)s") % {"number": action.number, "title": action.title},
-        body=_("Due %(date)s") % {"date": action.due_date.isoformat()},
+        title=Message(gettext_lazy("Improvement action %(number)s: %(title)s"), number=action.number,
+                      title=action.title),
+        body=Message(gettext_lazy("Due %(date)s"), date=action.due_date.isoformat()),
         url=reverse("servicedesk:improvement", args=[action.pk]), obj=action,
     )  # fmt: skip
 

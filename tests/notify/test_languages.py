@@ -1,0 +1,167 @@
+"""Each user reads notifications and e-mails in their own language, whoever caused them and in whatever
+language: the language menu keeps the choice on the account, the bell renders a stored notification's
+template in the reader's language, and each recipient's e-mail is written in theirs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django.utils import translation
+from django.utils.translation import gettext_lazy, ngettext_lazy, pgettext_lazy
+
+from pharmacrm.core.deferred import Message, freeze, render_in, thaw
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.notify import services, tasks
+from pharmacrm.notify.models import Delivery, Notification
+from pharmacrm.servicedesk import escalation
+from pharmacrm.servicedesk import services as desk
+
+SH = ZoneInfo("Asia/Shanghai")
+TITLE = gettext_lazy("%(number)s escalated to level %(level)d")
+
+
+def _ticket(users, xiehe):
+    return desk.create_ticket(users["agent"], {
+        "subject": "用药错误：剂量看错", "channel": "phone", "category": "medication_error", "institution": xiehe,
+        "received_at": dt.datetime(2026, 3, 2, 9, tzinfo=SH), "assignee": users["agent"],
+    })  # fmt: skip
+
+
+# --- frozen texts ----------------------------------------------------------------------------------------
+
+
+def test_a_frozen_message_renders_in_each_language_with_translated_and_literal_arguments():
+    text = Message(TITLE, number="TK-2026-000001", level=2)
+    spec = freeze(text)
+    assert render_in("zh-hans", spec) == "TK-2026-000001 已升级至第 2 级"
+    assert render_in("zh-hant", spec) == "TK-2026-000001 已升級至第 2 級"
+    assert render_in("en", spec) == "TK-2026-000001 escalated to level 2"
+    decided = Message(gettext_lazy("Key-account proposal %(number)s was %(decision)s"), number="KP-2026-0001",
+                      decision=gettext_lazy("approved"))  # fmt: skip
+    assert render_in("en", freeze(decided)) == "Key-account proposal KP-2026-0001 was approved"
+    assert "批准" in render_in("zh-hans", freeze(decided)) and "KP-2026-0001" in render_in("zh-hant", freeze(decided))
+    plural = ngettext_lazy("%(n)s improvement action from the customer evaluation of %(period)s",
+                           "%(n)s improvement actions from the customer evaluation of %(period)s", 3)  # fmt: skip
+    assert render_in("en", freeze(Message(plural, n=3, period="2026-H1"))) == (
+        "3 improvement actions from the customer evaluation of 2026-H1"
+    )
+    context = pgettext_lazy("notification", "New")
+    assert render_in("en", freeze(context)) == "New" and render_in("zh-hans", freeze(context)) == "新"
+
+
+def test_literal_texts_stay_as_written_and_a_translation_that_does_not_fit_falls_back_to_the_source():
+    assert freeze("客户写的主题 %(x)s") == "客户写的主题 %(x)s" and thaw("客户写的主题 %(x)s") == "客户写的主题 %(x)s"
+    assert freeze(None) == "" and freeze(7) == 7 and thaw(7) == "7"
+    moment = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
+    assert render_in("en", freeze(moment)) == "2026-03-02 11:00"  # shown in local time
+
+
+# --- the bell --------------------------------------------------------------------------------------------
+
+
+def test_a_notification_caused_by_an_english_user_reads_in_each_recipients_language(
+    users, xiehe, client_for, make_user
+):
+    ticket = _ticket(users, xiehe)
+    users["manager"].language = "zh-hant"
+    users["manager"].save()
+    with translation.override("en"):  # the agent works in English
+        escalation.escalate(users["agent"], ticket, reason="Needs the lead", hand_over=False)
+    stored = Notification.objects.get(recipient=users["manager"], kind="ticket.escalated")
+    assert "升级" in stored.title  # the column: the product's language, whoever acted
+
+    page = client_for("manager").get("/notifications/").content.decode()
+    assert f"將 {ticket.number} 升級給您" in page
+    english = client_for("manager")
+    english.cookies.load({"django_language": "en"})
+    users["manager"].language = "en"
+    users["manager"].save()
+    page = english.get("/notifications/").content.decode()
+    assert f"{ticket.number} escalated to you by" in page and "升" not in page
+
+    api = client_for("manager").get("/api/v1/notifications/", HTTP_ACCEPT_LANGUAGE="zh-hant")
+    (row,) = [r for r in api.json()["results"] if r["kind"] == "ticket.escalated"]
+    assert f"將 {ticket.number} 升級給您" in row["title"] and row["body"] == "Needs the lead"
+
+
+def test_each_recipients_email_is_written_in_their_language(users, smtp_server):
+    agent, manager, expert = users["agent"], users["manager"], users["expert"]
+    for user, language, address in ((agent, "en", "agent@pharma.example"), (manager, "zh-hant", "m@pharma.example"),
+                                    (expert, "", "e@pharma.example")):  # fmt: skip
+        user.language, user.email = language, address
+        user.save()
+    with translation.override("en"):
+        services.send([agent, manager, expert], kind="ticket.escalated",
+                      title=Message(TITLE, number="TK-2026-000009", level=2),
+                      body=Message(gettext_lazy("Due %(date)s"), date="2026-03-05"), url="/service/")  # fmt: skip
+    for d in Delivery.objects.order_by("id"):
+        assert tasks.deliver(d.pk) == Delivery.Status.SENT
+    got = {m["to"][0]: m["message"] for m in smtp_server.messages}
+    assert got["agent@pharma.example"]["Subject"] == "[PharmaCRM] TK-2026-000009 escalated to level 2"
+    assert "Due 2026-03-05" in got["agent@pharma.example"].get_content()
+    assert "已升級至第 2 級" in got["m@pharma.example"]["Subject"]
+    assert "已升级至第 2 级" in got["e@pharma.example"]["Subject"]  # no choice: the product's language
+    assert "截止日期 2026-03-05" in got["e@pharma.example"].get_content()
+
+
+def test_send_many_renders_each_recipient_once_per_language(users):
+    agent, manager = users["agent"], users["manager"]
+    agent.language, agent.email = "en", "agent@pharma.example"
+    agent.save()
+    manager.email = "m@pharma.example"
+    manager.save()
+    n = services.send_many([{"recipients": [agent, manager], "kind": "ticket.warning",
+                             "title": Message(TITLE, number="TK-2026-000010", level=1)}])  # fmt: skip
+    assert n == 2
+    subjects = dict(Delivery.objects.values_list("email", "payload__subject"))
+    assert subjects["agent@pharma.example"].endswith("escalated to level 1")
+    assert subjects["m@pharma.example"].endswith("已升级至第 1 级")
+
+
+# --- the language menu keeps the choice --------------------------------------------------------------------
+
+
+def test_the_language_menu_keeps_the_choice_on_the_account_and_it_follows_the_user(users, client_for):
+    c = client_for("agent")
+    r = c.post("/i18n/setlang/", {"language": "en", "next": "/notifications/"})
+    assert r.status_code == 302 and r["Location"] == "/notifications/"
+    users["agent"].refresh_from_db()
+    assert users["agent"].language == "en"
+    entry = AuditEntry.objects.filter(object_type="core.user", object_id=str(users["agent"].pk)).latest("seq")
+    assert entry.changes == {"language": ["", "en"]} and entry.actor_id == users["agent"].pk
+
+    other_browser = client_for("agent")  # no language cookie: the account's choice applies
+    page = other_browser.get("/notifications/")
+    assert page.status_code == 200 and 'lang="en"' in page.content.decode()
+    assert page.cookies["django_language"].value == "en"
+
+    other_browser.post("/i18n/setlang/", {"language": "zh-hant", "next": "/"})
+    users["agent"].refresh_from_db()
+    assert users["agent"].language == "zh-hant"
+    assert 'lang="zh-hant"' in client_for("agent").get("/notifications/").content.decode()
+    # a language the product does not have changes nothing
+    other_browser.post("/i18n/setlang/", {"language": "fr", "next": "/"})
+    users["agent"].refresh_from_db()
+    assert users["agent"].language == "zh-hant"
+
+
+def test_a_choice_made_before_signing_in_becomes_the_accounts(users, client_for):
+    c = client_for("rep")
+    c.cookies.load({"django_language": "en"})
+    assert 'lang="en"' in c.get("/notifications/").content.decode()
+    users["rep"].refresh_from_db()
+    assert users["rep"].language == "en"
+
+
+def test_without_a_choice_pages_follow_the_browser_and_the_api_follows_accept_language(users, client_for):
+    users["analyst"].language = "zh-hant"
+    users["analyst"].save()
+    c = client_for("analyst")
+    r = c.get("/api/v1/notifications/unread-count/", HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 200 and r["Content-Language"] == "en"
+    assert "django_language" not in r.cookies  # the API leaves the cookie alone
+    page = client_for("auditor").get("/notifications/", HTTP_ACCEPT_LANGUAGE="en")
+    assert 'lang="en"' in page.content.decode()
+    users["auditor"].refresh_from_db()
+    assert users["auditor"].language == ""  # a browser's header is not a choice
