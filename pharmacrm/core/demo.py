@@ -327,6 +327,7 @@ def _users(password: str) -> tuple[dict[str, User], dict[str, str]]:
         )  # fmt: skip
         if created:
             user.set_password(password)
+            user._password_change_audited = True  # part of the creation audited below
             user.save(update_fields=["password"])
             user.groups.add(Group.objects.get(name=role.value))
             audit.record(

@@ -121,7 +121,21 @@ class User(AbstractUser):
         password_changed = self._password is not None and self.pk is not None
         super().save(*args, **kwargs)
         if password_changed:
-            ApiToken.objects.filter(user=self).delete()
+            revoked = ApiToken.objects.filter(user=self).delete()[0]
+            if not getattr(self, "_password_change_audited", False):  # update_user audits its own change
+                self._audit_password_change(revoked)
+
+    def _audit_password_change(self, revoked: int) -> None:
+        """A password set outside update_user (`pharmacrm changepassword`, the Django admin) is audited too:
+        by whom — the signed-in administrator, else the operating-system account — never the password."""
+        from . import audit
+
+        who = {}
+        if audit.current().user is None:
+            from .management.commands._ops import cli_actor
+
+            who["actor_name"] = cli_actor()
+        audit.record(AuditEntry.Action.UPDATE, self, password_changed=True, tokens_revoked=revoked, **who)
 
     @cached_property
     def roles(self) -> frozenset[Role]:

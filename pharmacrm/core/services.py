@@ -115,6 +115,7 @@ def update_user(actor: User, user: User, data: dict, version: int | None = None)
         revoked = 0
         if data.get("is_active") is False or password_changed:
             revoked, _per_model = ApiToken.objects.filter(user=user).delete()
+        user._password_change_audited = True  # audited below, with the rest of the change
         user.save()
         _apply_relations(user, data)
         changes = audit.diff(before, user_snapshot(user))

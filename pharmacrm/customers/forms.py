@@ -141,10 +141,15 @@ class ServiceErrorsMixin:
 # --- one-time form tokens: a create form is acted on once ------------------------------------------
 
 ONCE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+ONCE_DAYS = 7  # a create form's claim is kept this long: a form sent again later creates a new record
 
 
 def new_once_token() -> str:
-    return secrets.token_urlsafe(16)
+    """A random token that begins with the day it was made (YYYYMMDD): claims are forgotten by that day
+    (views.forget_form_claims)."""
+    from django.utils import timezone
+
+    return f"{timezone.localdate():%Y%m%d}{secrets.token_urlsafe(16)}"
 
 
 def once_token(value) -> str:

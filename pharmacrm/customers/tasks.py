@@ -4,6 +4,8 @@ clearing old uploads."""
 from huey import crontab
 from huey.contrib.djhuey import close_db, db_periodic_task, db_task, on_startup
 
+from pharmacrm.core.tasks import local_crontab
+
 from . import importer
 
 
@@ -28,7 +30,15 @@ def recover_interrupted_imports_at_startup() -> None:
     importer.recover_interrupted()
 
 
-@db_periodic_task(crontab(hour="3", minute="40"))
+@db_periodic_task(local_crontab(hour=3, minute=40))
 def purge_import_uploads() -> None:
     """Uploaded files hold personal data in clear: delete those of imports never confirmed."""
     importer.purge_stale_uploads()
+
+
+@db_periodic_task(local_crontab(hour=3, minute=50))
+def forget_form_claims() -> None:
+    """The one-time tokens of create forms are claimed in the database; forget those older than a week."""
+    from .views import forget_form_claims as forget
+
+    forget()

@@ -722,7 +722,29 @@ def _once_key(user, token) -> str | None:
     token = once_token(token)
     if not token:
         return None
-    return "form-once:" + hashlib.sha256(f"{user.pk}:{token}".encode()).hexdigest()[:48]
+    day = token[:8] if token[:8].isdecimal() else "00000000"  # the day the form was made (forms.new_once_token)
+    return f"{ONCE_PREFIX}{day}:" + hashlib.sha256(f"{user.pk}:{token}".encode()).hexdigest()[:44]
+
+
+ONCE_PREFIX = "form-once:"
+
+
+def forget_form_claims(today=None) -> int:
+    """Delete the claims of create forms made more than forms.ONCE_DAYS days ago (the daily worker), and
+    those of the older, undated form; returns how many. A form sent again after that creates a new record."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.core.models import Counter
+
+    from .forms import ONCE_DAYS
+
+    cutoff = (today or timezone.localdate()) - dt.timedelta(days=ONCE_DAYS)
+    claims = Counter.objects.filter(name__startswith=ONCE_PREFIX)
+    dated = r"^form-once:[0-9]{8}:"
+    old = claims.filter(name__regex=dated, name__lt=f"{ONCE_PREFIX}{cutoff:%Y%m%d}:").delete()[0]
+    return old + claims.exclude(name__regex=dated).delete()[0]
 
 
 def _created_with(user, token) -> int | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 import os
 import re
 import stat
@@ -113,6 +114,25 @@ def test_the_changepassword_command_revokes_the_tokens(users, monkeypatch):
     call_command("changepassword", "kam", stdout=open(os.devnull, "w"))
     assert User.objects.get(pk=kam.pk).check_password(STRONG)
     assert [api_status(k) for k in keys] == [401, 401]
+    # audited: which account, that its password changed, who ran the command — never the password
+    from pharmacrm.core.audit import verify
+    from pharmacrm.core.models import AuditEntry
+
+    entry = AuditEntry.objects.filter(object_type="core.user", object_id=str(kam.pk)).latest("seq")
+    assert entry.action == "update" and entry.extra["password_changed"] is True
+    assert entry.extra["tokens_revoked"] == 2 and entry.actor_name.startswith("cli:")
+    assert STRONG not in json.dumps(entry.changes) + json.dumps(entry.extra)
+    assert verify().ok
+
+
+def test_a_password_set_by_an_administrator_is_audited_once(users):
+    from pharmacrm.core import services
+    from pharmacrm.core.models import AuditEntry
+
+    kam = users["kam"]
+    services.update_user(users["admin"], kam, {"password": STRONG}, version=kam.version)
+    entries = AuditEntry.objects.filter(object_type="core.user", object_id=str(kam.pk))
+    assert entries.count() == 1 and entries.get().actor == users["admin"] and entries.get().extra["password_changed"]
 
 
 def test_a_password_hash_upgrade_at_sign_in_keeps_the_tokens(users, settings):

@@ -123,6 +123,37 @@ def test_the_consent_form_sent_twice_records_one_consent(client_for, xiehe):
     assert SENT_AGAIN in _messages(client, again["Location"])
 
 
+def test_claims_are_forgotten_after_a_week_and_only_then(client_for):
+    """The claims live in the database; the daily worker forgets those of forms made more than a week ago
+    (and the undated ones of the first version), so the table does not grow with every create."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.core.models import Counter
+    from pharmacrm.customers import tasks
+
+    client = client_for("agent")
+    token = _token(client.get("/customers/institutions/new/").content.decode())
+    assert token[:8] == f"{timezone.localdate():%Y%m%d}"  # the form's day opens its token
+    assert client.post("/customers/institutions/new/", _institution_form(token)).status_code == 302
+    Counter.objects.create(name="form-once:" + "ab" * 24, value=1)  # an undated claim of the first version
+    Counter.objects.create(name="test:sequence", value=5)  # a number sequence: never touched
+    claims = Counter.objects.filter(name__startswith="form-once:")
+    assert claims.count() == 2
+    tasks.forget_form_claims.call_local()
+    assert claims.count() == 1  # this week's claim stays; the undated one went
+    from pharmacrm.customers.views import forget_form_claims
+
+    assert forget_form_claims(timezone.localdate() + dt.timedelta(days=7)) == 0  # a week old: kept
+    assert forget_form_claims(timezone.localdate() + dt.timedelta(days=8)) == 1
+    assert not claims.exists() and Counter.objects.get(name="test:sequence").value == 5
+    # the form sent again after its claim was forgotten creates, as any new form would (its credit code is
+    # taken, so the page names that field)
+    again = client.post("/customers/institutions/new/", _institution_form(token), **EN)
+    assert again.status_code == 200 and Institution.objects.filter(name="北京朝阳社区卫生服务中心").count() == 1
+
+
 def test_without_a_token_the_form_still_creates(client_for):
     """A page loaded before the token existed, or a script: created as before (one request, one record)."""
     form = _institution_form("")
