@@ -75,6 +75,7 @@ MESSAGES: dict[str, Any] = {
     ),
     "invalid_id": _("Enter a valid 18-character resident ID card number."),
     "invalid_date": _("“%(value)s” is not a date. Write dates like 1975-03-15."),
+    "impossible_date": _("“%(value)s” is not a day of the calendar: check the month and the day."),
     "nul_character": _(
         "This value contains a NUL character (an invisible control character, often left by a damaged "
         "export): delete it and import the row again."
@@ -892,7 +893,12 @@ def parse_date(value: str) -> datetime.date:
             continue
     if re.fullmatch(r"\d{5}(\.0+)?", value):  # an Excel serial day number pasted as text
         return datetime.date(1899, 12, 30) + datetime.timedelta(days=int(float(value)))
+    if _DATE_SHAPE.fullmatch(value):  # written as a date, but 2025-02-30 or 2025-13-01
+        raise FieldError("impossible_date", value=value[:30])
     raise FieldError("invalid_date", value=value[:30])
+
+
+_DATE_SHAPE = re.compile(r"\d{4}(?:[-/.]\d{1,2}[-/.]\d{1,2}|年\d{1,2}月\d{1,2}日|\d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?")
 
 
 def _birthday(today: datetime.date) -> Callable[[str], datetime.date]:

@@ -471,3 +471,18 @@ def test_an_import_cannot_grant_or_withdraw_the_key_account_tier(users, xiehe, t
     path = write_file(tmp_path, "j.csv", (header + f"北京协和医院,医院,{XIEHE_CODE},110105,VIP客户\n").encode())
     job = importer.import_file(path, "institutions", users["kam"], mode="all")
     assert job.error_count == 0 and Institution.objects.get(pk=xiehe.pk).tier == "vip"
+
+
+def test_a_date_that_is_not_a_day_of_the_calendar_is_named_so(users, xiehe, tmp_path):
+    """1980-02-30 is written as a date: the report says the day does not exist, not that it is no date."""
+    rows = "姓名,所属机构,手机,生日\n赵敏,{c},13800138009,1980-02-30\n钱进,{c},13800138010,1980年13月1日\n孙丽,{c},13800138011,next year\n"
+    job = importer.import_file(write_file(tmp_path, "p.csv", rows.format(c=XIEHE_CODE).encode()), "people",
+                               users["kam"], dry_run=True)  # fmt: skip
+    codes = {e["row"]: e["code"] for e in job.errors}
+    assert codes == {2: "impossible_date", 3: "impossible_date", 4: "invalid_date"}
+    with translation.override("en"):
+        texts = {e["row"]: importer.error_text(e) for e in job.errors}
+    assert texts[2] == "“1980-02-30” is not a day of the calendar: check the month and the day."
+    assert "is not a date" in texts[4]
+    with translation.override("zh-hans"):
+        assert "1980-02-30" in importer.error_text(job.errors[0]) and "not" not in importer.error_text(job.errors[0])

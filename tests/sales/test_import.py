@@ -178,7 +178,7 @@ def faulty_rows(xiehe):
 
 EXPECTED_ERRORS = {
     3: ("客户统一社会信用代码", "customer_not_found"),
-    4: ("订单日期", "invalid_date"),
+    4: ("订单日期", "impossible_date"),
     5: ("数量", "invalid_number"),
     6: ("单价", "negative"),
     7: ("行号", "duplicate_line"),
@@ -195,7 +195,7 @@ def test_the_rejected_rows_report_names_row_column_and_reason(run_import, faulty
     with translation.override("en"):
         reasons = {e["row"]: importer.error_text(e) for e in job.errors}
     assert "91110000000000000X" in reasons[3]
-    assert "not a date" in reasons[4]
+    assert "“2025-02-30” is not a day of the calendar" in reasons[4]
     assert "“zwei” is not a number" in reasons[5]
     assert "cannot be negative" in reasons[6]
     assert "appears twice in the file (first in row 2)" in reasons[7]
@@ -215,7 +215,7 @@ def test_the_command_line_reports_counts_and_writes_the_rejected_rows(
     out = capsys.readouterr().out
     assert "created 1\nupdated 0\nunchanged 0\nrejected 6" in out
     text = report.read_text(encoding="utf-8-sig")
-    assert "4,订单日期" in text and "not a date" in text
+    assert "4,订单日期" in text and "not a day of the calendar" in text
     assert "6,单价,This value cannot be negative.,-3" in text
     assert OrderLine.objects.count() == 1
 
