@@ -3,6 +3,7 @@ documents stored beside it (ticket attachments, safety case files, signed agreem
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import logging
@@ -447,6 +448,9 @@ def _swap_in_files(staged: dict[str, Path]) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # the disk or the user's quota is full, a size limit
+
+
 def _sqlite_restore(path: Path) -> None:
     """Check the backup, then copy it into the live database with the backup API in one transaction.
 
@@ -460,6 +464,11 @@ def _sqlite_restore(path: Path) -> None:
                 with gzip.open(path, "rb") as gz, plain.open("wb") as out:
                     shutil.copyfileobj(gz, out, 1 << 20)
             except (OSError, EOFError) as e:
+                if isinstance(e, OSError) and e.errno in _NO_ROOM:
+                    raise BackupError(
+                        _("There is not enough free space in %(path)s to unpack the backup (%(error)s); nothing "
+                          "was restored.") % {"path": settings.VAR_DIR, "error": e}
+                    ) from None  # fmt: skip
                 raise BackupError(_("The backup file is damaged: %(error)s") % {"error": e}) from None
         else:
             shutil.copyfile(path, plain)

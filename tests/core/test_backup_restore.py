@@ -104,6 +104,30 @@ def test_restore_refuses_a_file_that_is_not_a_backup_and_changes_nothing(xiehe, 
         call_command("restore", str(tmp_path / "missing.sqlite3.gz"), "--yes")
 
 
+@pytest.mark.sqlite
+def test_no_room_to_unpack_the_backup_says_so_and_restores_nothing(xiehe, admin_user, backup_dir):
+    """The restore unpacks the database under VAR_DIR first. With no room for it (here a real limit on the
+    size of the files this process may write: the write fails as on a full disk) the message says so —
+    not that the backup is damaged — and the data stays as it was."""
+    import resource
+    import signal
+
+    made = backup.backup()
+    services.update_institution(admin_user, xiehe, {"tier": "vip"})
+    limits, handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, limits[1]))
+    try:
+        with pytest.raises(CommandError) as refused:
+            call_command("restore", str(made.path), "--yes")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert "not enough free space" in str(refused.value) and "nothing was restored" in str(refused.value)
+    assert "damaged" not in str(refused.value)
+    assert Institution.objects.get(pk=xiehe.pk).tier == "vip"
+    assert not list(backup_dir.parent.joinpath("var").glob("restore-*"))  # the partial copy is gone
+
+
 def test_retention_keeps_the_newest_backups_and_their_key_rings(backup_dir):
     backup_dir.mkdir()
     for day in range(1, 6):
