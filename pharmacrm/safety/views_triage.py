@@ -370,7 +370,9 @@ def reconciliation_xlsx(request):
         since=period[0], until=period[1], rows=len(result["rows"]), unmatched=len(result["unmatched"]),
     )  # fmt: skip
     response = HttpResponse(content, content_type=XLSX_TYPE)
-    response["Content-Disposition"] = attachment(f"reconciliation-{period[0]:%Y%m%d}-{period[1]:%Y%m%d}.xlsx")
+    # named in the page's language, as the other exports are (安全性核对报告-20260601-20260630.xlsx)
+    label = "-".join(_("Safety reconciliation").split())
+    response["Content-Disposition"] = attachment(f"{label}-{period[0]:%Y%m%d}-{period[1]:%Y%m%d}.xlsx")
     response["Cache-Control"] = "no-store"
     return response
 

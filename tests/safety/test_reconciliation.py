@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -201,6 +203,7 @@ def test_the_xlsx_has_the_rows_and_no_patient_data_and_is_audited(users, xiehe, 
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+    assert re.search(r'filename="Safety-reconciliation-\d{8}-\d{8}\.xlsx"', response["Content-Disposition"])
     book = load_workbook(io.BytesIO(response.content), read_only=True)
     sheets = {ws.title: [list(r) for r in ws.iter_rows(values_only=True)] for ws in book.worksheets}
     rows, needs_action = list(sheets.values())[0], list(sheets.values())[1]
@@ -232,6 +235,7 @@ def test_the_xlsx_follows_the_ui_language(users, xiehe, client_for):
         expected = [translation.gettext("Source"), translation.gettext("Source type")]
     assert rows[0][:2] == expected
     assert rows[1][:2] == [t.number, "工单"]  # "Ticket", in Chinese
+    assert f"filename*=utf-8''{quote('安全性核对报告')}-" in response["Content-Disposition"]
 
 
 # --- cost ------------------------------------------------------------------------------------------------------
