@@ -9,6 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from pharmacrm.core import builtin
 from pharmacrm.servicedesk.forms_routing import FieldErrorsMixin
 from pharmacrm.servicedesk.models import Product
 
@@ -138,6 +139,10 @@ class RuleForm(FieldErrorsMixin, forms.Form):
     active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False)
     legal_basis = forms.CharField(label=_("Legal basis"), max_length=200, required=False)
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0, max_value=2**31 - 1)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        builtin.note_on_form(self)
 
     @staticmethod
     def initial_for(rule: ReportingRule) -> dict:

@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core.builtin import BuiltinNameMixin
 from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
 
 from .choices import (
@@ -39,7 +40,7 @@ from .choices import (
 USER = settings.AUTH_USER_MODEL
 
 
-class ReportingRule(models.Model):
+class ReportingRule(BuiltinNameMixin, models.Model):
     """A regulator's deadline as data: which cases it applies to and how long the company has, counted
     from the receipt date of the case (or of the follow-up) in calendar time."""
 
@@ -69,7 +70,7 @@ class ReportingRule(models.Model):
         ordering = ["jurisdiction", "clock_kind", "position", "id"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.label
 
 
 class SafetyCase(models.Model):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit, dueclock, signatures
+from pharmacrm.core import access, audit, builtin, dueclock, signatures
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.deferred import label as choice_label
 from pharmacrm.core.models import AuditEntry, Counter, User
@@ -1324,7 +1324,7 @@ def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *,
         case = clock.case
         owners = [case.owner] if case.owner_id and case.owner.is_active else officers
         recipients = owners + (managers_of(owners) if case.owner_id else bosses)
-        rule = clock.rule.name if clock.rule else choice_label(clock, "kind")
+        rule = builtin.text(clock.rule.name) if clock.rule else choice_label(clock, "kind")
         title = Message(gettext_lazy("%(number)s is overdue: %(rule)s (due %(due)s)") if overdue
                         else gettext_lazy("%(number)s is due soon: %(rule)s (due %(due)s)"),
                         number=case.number, rule=rule, due=due)  # fmt: skip

@@ -20,6 +20,24 @@ DEFAULT_RULES = [
 ]  # fmt: skip
 
 
+def shipped_names() -> tuple[dict, dict]:
+    """The rules' names above, translatable (core.builtin): the Chinese ones, and the English ones."""
+    from django.utils.translation import gettext_lazy as _
+
+    chinese = {
+        "死亡病例：立即报告（24 小时内）": _("Death: report immediately (within 24 hours)"),
+        "新的、严重的不良反应：15 日内": _("New or serious reactions: within 15 days"),
+        "其他不良反应：30 日内": _("Other reactions: within 30 days"),
+        "死亡病例调查报告：15 日内": _("Death investigation report: within 15 days"),
+    }
+    english = {
+        "FDA 15-day alert report (serious and unexpected)": _("FDA 15-day alert report (serious and unexpected)"),
+        "EU serious ICSR: 15 days": _("EU serious ICSR: 15 days"),
+        "EU non-serious ICSR: 90 days": _("EU non-serious ICSR: 90 days"),
+    }
+    return chinese, english
+
+
 def install_rules(ReportingRule) -> None:  # noqa: N803 — a model class, historical in migrations
     for code, jurisdiction, name, condition, kind, within, unit, position, active, basis in DEFAULT_RULES:
         ReportingRule.objects.get_or_create(

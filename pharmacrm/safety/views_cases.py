@@ -126,7 +126,7 @@ class ClockRow:
 
     @property
     def name(self) -> str:
-        return self.clock.rule.name if self.clock.rule else self.clock.get_kind_display()
+        return self.clock.rule.label if self.clock.rule else self.clock.get_kind_display()
 
 
 def clock_row(clock: SafetyClock, now: dt.datetime) -> ClockRow:

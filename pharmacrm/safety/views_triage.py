@@ -544,7 +544,7 @@ def rule_edit(request, pk: int):
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
-                messages.success(request, _("The rule “%(name)s” was saved.") % {"name": rule.name})
+                messages.success(request, _("The rule “%(name)s” was saved.") % {"name": rule.label})
                 return redirect("safety:rules")
     else:
         form = RuleForm(initial=RuleForm.initial_for(rule))
@@ -578,7 +578,7 @@ def rule_active(request, pk: int):
             if rule.active
             else _("The rule “%(name)s” was switched off.")
         )
-        % {"name": rule.name},
+        % {"name": rule.label},
     )
     return redirect("safety:rules")
 

@@ -8,3 +8,10 @@ class ServiceDeskConfig(AppConfig):
     name = "pharmacrm.servicedesk"
     label = "servicedesk"
     verbose_name = _("Service desk")
+
+    def ready(self) -> None:
+        from pharmacrm.core import builtin
+
+        from .setup import shipped_names
+
+        builtin.register(shipped_names())

@@ -8,6 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from pharmacrm.core import builtin
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.forms import ANY
 
@@ -48,7 +49,7 @@ class TreeChoiceField(forms.ModelChoiceField):
         super().__init__(*args, **kwargs)
 
     def label_from_instance(self, obj):
-        label = "\u3000" * self.depths.get(obj.pk, 0) + f"{obj.name} ({obj.code})"
+        label = "\u3000" * self.depths.get(obj.pk, 0) + f"{obj.label} ({obj.code})"
         return label if obj.active else _("%(label)s — inactive") % {"label": label}
 
 
@@ -99,6 +100,7 @@ class CategoryForm(VersionedForm):
 
     def __init__(self, *args, category: TicketCategory | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        builtin.note_on_form(self)
         self.category = category
         _tree_choices(self.fields["parent"], {category.pk} if category is not None else set())
         if category is not None:  # the code never changes
@@ -149,6 +151,7 @@ class PolicyForm(VersionedForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        builtin.note_on_form(self)
         _tree_choices(self.fields["category"])
         self.fields["calendar"].queryset = BusinessCalendar.objects.order_by("name")
 

@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.utils.dates import WEEKDAYS_ABBR
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core import builtin
+
 from .forms_routing import FieldErrorsMixin
 
 WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*[-–—~]\s*(\d{1,2}):(\d{2})$")
@@ -90,6 +92,7 @@ class CalendarForm(FieldErrorsMixin, forms.Form):
 
     def __init__(self, *args, calendar=None, **kwargs):
         super().__init__(*args, **kwargs)
+        builtin.note_on_form(self)
         self.calendar = calendar
         self.fields["time_zone"].choices = time_zones(calendar.time_zone if calendar else "")
         if calendar is not None:

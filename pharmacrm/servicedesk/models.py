@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import crypto
+from pharmacrm.core.builtin import BuiltinNameMixin
 from pharmacrm.core.fields import EncryptedTextField
 from pharmacrm.customers import normalise
 from pharmacrm.customers.choices import Tier
@@ -51,7 +52,7 @@ def default_workdays() -> list[int]:
     return sorted(workcalendar.MONDAY_TO_FRIDAY)
 
 
-class BusinessCalendar(models.Model):
+class BusinessCalendar(BuiltinNameMixin, models.Model):
     """A working calendar the SLA clocks run on (工作日历)."""
 
     code = models.SlugField(_("code"), max_length=40, unique=True)  # what policies and the API refer to
@@ -76,7 +77,7 @@ class BusinessCalendar(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.label
 
     def clean(self) -> None:
         try:
@@ -129,7 +130,7 @@ class CalendarOverride(models.Model):
 # --- tickets ---------------------------------------------------------------------------------------
 
 
-class TicketCategory(models.Model):
+class TicketCategory(BuiltinNameMixin, models.Model):
     """A node of the configurable category tree (工单分类), with the priority and complexity a new ticket
     of this kind gets (seed 000 §5.1 and §3.4)."""
 
@@ -157,10 +158,10 @@ class TicketCategory(models.Model):
         ordering = ["position", "code"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.label
 
 
-class SlaPolicy(models.Model):
+class SlaPolicy(BuiltinNameMixin, models.Model):
     """Which deadlines a ticket gets. A policy applies when each condition it sets matches the ticket;
     the most specific active policy wins (then the lowest position). Targets are working hours or working
     days on the policy's calendar."""
@@ -191,7 +192,7 @@ class SlaPolicy(models.Model):
         ordering = ["position", "name"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.label
 
     CONDITIONS = ("priority", "complexity", "category_id", "customer_tier")
 

@@ -41,6 +41,31 @@ DEFAULT_POLICIES = [
 ]
 
 
+def shipped_names() -> dict:
+    """The names above, translatable (core.builtin): each reader sees them in their language until an
+    administrator renames them."""
+    from django.utils.translation import gettext_lazy as _
+    from django.utils.translation import pgettext_lazy
+
+    return {
+        "工作日历（中国大陆）": _("Business calendar (Mainland China)"),
+        "全天候（7×24 小时）": _("Around the clock (24×7)"),
+        "用药错误": _("Medication error"),
+        "药品不良反应": _("Adverse drug reaction"),
+        "产品使用问题": _("Product use question"),
+        "服务流程问题": _("Service process issue"),
+        "客户关系问题": _("Customer relationship issue"),
+        "药品信息咨询": _("Drug information enquiry"),
+        "用药指导": _("Medication guidance"),
+        "订单与配送": _("Orders and delivery"),
+        "服务态度": _("Service attitude"),
+        "其他": pgettext_lazy("ticket category", "Other"),
+        "紧急（7×24 小时）": _("Urgent (24×7)"),
+        "复杂问题（工作日）": _("Complex issues (working days)"),
+        "一般问题（工作日）": _("General issues (working days)"),
+    }
+
+
 def ensure_calendars(BusinessCalendar) -> None:  # noqa: N803 (a model class, historical or current)
     for values in DEFAULT_CALENDARS:
         BusinessCalendar.objects.get_or_create(code=values["code"], defaults=values)

@@ -229,7 +229,7 @@ def board(request):
     for ticket in data.breached:
         ticket.late = _duration(data.now - ticket.next_due_at)
     chart = {
-        "labels": [c.name for c, _n in data.intake],
+        "labels": [c.label for c, _n in data.intake],
         "values": [n for _c, n in data.intake],
         "series": _("Tickets received"),
     }

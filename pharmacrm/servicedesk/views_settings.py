@@ -126,7 +126,7 @@ def category_edit(request, pk: int | None = None):
         request, obj=category, model=TicketCategory, form_class=CategoryForm, form_kwargs={"category": category},
         create=lambda data: policies.create_category(request.user, data),
         update=lambda obj, data, v: policies.update_category(request.user, obj, data, version=v),
-        success=lambda c: _("The category “%(name)s” was saved.") % {"name": c.name},
+        success=lambda c: _("The category “%(name)s” was saved.") % {"name": c.label},
         template="servicedesk/settings/category_form.html", context={}, back="servicedesk:settings-categories",
     )  # fmt: skip
 
@@ -140,7 +140,7 @@ def category_active(request, pk: int):
         request, obj=category,
         change=lambda c, on: policies.update_category(request.user, c, {"active": on}, version=_version(request)),
         success=lambda c: (_("The category “%(name)s” is active again.") if c.active
-                           else _("The category “%(name)s” was deactivated.")) % {"name": c.name},
+                           else _("The category “%(name)s” was deactivated.")) % {"name": c.label},
         render_list=lambda status: _category_list(request, status),
     )  # fmt: skip
     return response or redirect("servicedesk:settings-categories")
@@ -171,7 +171,7 @@ def policy_edit(request, pk: int | None = None):
         request, obj=policy, model=SlaPolicy, form_class=PolicyForm, form_kwargs={},
         create=lambda data: policies.create_policy(request.user, data),
         update=lambda obj, data, v: policies.update_policy(request.user, obj, data, version=v),
-        success=lambda p: _("The SLA policy “%(name)s” was saved.") % {"name": p.name},
+        success=lambda p: _("The SLA policy “%(name)s” was saved.") % {"name": p.label},
         template="servicedesk/settings/policy_form.html", context={}, back="servicedesk:settings-policies",
     )  # fmt: skip
 
@@ -190,7 +190,7 @@ def policy_active(request, pk: int):
     response = _toggle(
         request, obj=policy, change=change,
         success=lambda p: (_("The SLA policy “%(name)s” is active again.") if p.active
-                           else _("The SLA policy “%(name)s” was deactivated.")) % {"name": p.name},
+                           else _("The SLA policy “%(name)s” was deactivated.")) % {"name": p.label},
         render_list=lambda status: _policy_list(request, status),
     )  # fmt: skip
     return response or redirect("servicedesk:settings-policies")

@@ -77,7 +77,7 @@ def calendar_create(request):
         except ValidationError as e:
             form.add_service_errors(e)
         else:
-            messages.success(request, _("The calendar “%(name)s” was created.") % {"name": cal.name})
+            messages.success(request, _("The calendar “%(name)s” was created.") % {"name": cal.label})
             return redirect("servicedesk:settings-calendars")
     return _form_page(request, form, None, 400)
 
@@ -108,7 +108,7 @@ def calendar_edit(request, code: str):
             cal = BusinessCalendar.objects.get(pk=cal.pk)  # the service set the refused values on it
             form.add_service_errors(e)
         else:
-            messages.success(request, _("The calendar “%(name)s” was saved.") % {"name": cal.name})
+            messages.success(request, _("The calendar “%(name)s” was saved.") % {"name": cal.label})
             return redirect("servicedesk:settings-calendars")
     return _form_page(request, form, cal, 400)
 
