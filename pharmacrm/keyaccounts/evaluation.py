@@ -759,9 +759,14 @@ def _tell_owners(notify, actions: list[tuple[int, str, str, User]], due: str, pe
     notify.send_many(items)
 
 
-def changed_since(kind: str) -> list[int] | None:
-    """Customers whose rollups changed since the latest finished run of the kind (None: no run yet)."""
-    last = EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False).aggregate(
+def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
+    """Customers whose rollups changed since the latest finished run of the kind for the period an
+    incremental update writes (the current half-year or month as of `as_of`); None when that period has no
+    run yet (the update then scores everyone). Runs of other periods do not count: a back-dated run
+    (`--as-of` a past period) or a quarterly key-account evaluation left the current scores of other
+    customers as they were."""
+    period = current_period(kind, as_of or timezone.localdate())
+    last = EvaluationRun.objects.filter(model__kind=kind, period=period, finished_at__isnull=False).aggregate(
         m=Max("started_at")
     )["m"]
     if last is None:
@@ -781,7 +786,7 @@ def run_all(
     once for both when their models look at the same window."""
     as_of = as_of or timezone.localdate()
     kinds = [ModelKind.EVALUATION, ModelKind.CANDIDATE]
-    wanted = {kind: changed_since(kind) if incremental else None for kind in kinds}
+    wanted = {kind: changed_since(kind, as_of) if incremental else None for kind in kinds}
     todo = [kind for kind in kinds if wanted[kind] is None or wanted[kind]]
     windows = {kind: _window(active_model(kind)) for kind in todo}
     shared: dict[int, dict[int, scoring.Facts]] = {}

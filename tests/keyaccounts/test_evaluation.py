@@ -150,6 +150,25 @@ def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(pur
     assert after[xiehe.pk] == (incremental.pk, D("44.01"))
 
 
+def test_a_back_dated_run_does_not_hide_changes_from_the_next_incremental_update(purchases, import_orders):
+    """The incremental update scores the customers whose purchases changed since the last run of the period
+    in force. A run of a past period in between (history only) does not count as that run."""
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    xiehe = purchases["xiehe"]
+    import_orders([line("SO-X5", 1, "2026-06-12", xiehe, "P1", 100, "1000", payment_due="2026-07-12",
+                        paid_date="2026-07-01")])  # fmt: skip
+    past = evaluation.run(ModelKind.EVALUATION, as_of=H2_2025)  # after the import, of 2025H2
+    assert past.period == "2025H2" and past.later_period == "2026H1"
+    assert evaluation.changed_since(ModelKind.EVALUATION, H1_2026) == [xiehe.pk]
+
+    runs = evaluation.run_all(incremental=True, as_of=H1_2026)
+    incremental = next(r for r in runs if r.model.kind == ModelKind.EVALUATION)
+    assert incremental.period == "2026H1" and incremental.customers == 1
+    assert Score.objects.get(period="2026H1", institution=xiehe).score == D("44.01")
+    # a period nobody scored yet: the update scores everyone
+    assert evaluation.changed_since(ModelKind.EVALUATION, dt.date(2026, 7, 1)) is None
+
+
 def test_candidates_exclude_active_key_accounts(purchases, users):
     run = evaluation.run(ModelKind.CANDIDATE, as_of=H1_2026)
 
