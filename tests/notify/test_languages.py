@@ -165,3 +165,23 @@ def test_without_a_choice_pages_follow_the_browser_and_the_api_follows_accept_la
     assert 'lang="en"' in page.content.decode()
     users["auditor"].refresh_from_db()
     assert users["auditor"].language == ""  # a browser's header is not a choice
+
+
+def test_the_account_language_costs_a_page_no_query(users, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(client) -> int:
+        client.get("/notifications/")  # warm: sessions, second factor, the first adoption of a cookie
+        with CaptureQueriesContext(connection) as done:
+            client.get("/notifications/")
+        return len(done.captured_queries)
+
+    plain = queries(client_for("agent"))
+    users["rep"].language = "zh-hant"
+    users["rep"].save()
+    chosen = client_for("rep")
+    assert queries(chosen) == plain
+    adopted = client_for("expert")
+    adopted.cookies.load({"django_language": "en"})
+    assert queries(adopted) == plain  # recorded once, on the first page
