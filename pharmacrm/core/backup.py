@@ -451,6 +451,13 @@ def _swap_in_files(staged: dict[str, Path]) -> None:
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # the disk or the user's quota is full, a size limit
 
 
+def _no_room(error: Exception, where=None) -> BackupError:
+    return BackupError(
+        _("There is not enough free space in %(path)s to unpack the backup (%(error)s); nothing was restored.")
+        % {"path": where or settings.VAR_DIR, "error": error}
+    )
+
+
 def _sqlite_restore(path: Path) -> None:
     """Check the backup, then copy it into the live database with the backup API in one transaction.
 
@@ -465,13 +472,15 @@ def _sqlite_restore(path: Path) -> None:
                     shutil.copyfileobj(gz, out, 1 << 20)
             except (OSError, EOFError) as e:
                 if isinstance(e, OSError) and e.errno in _NO_ROOM:
-                    raise BackupError(
-                        _("There is not enough free space in %(path)s to unpack the backup (%(error)s); nothing "
-                          "was restored.") % {"path": settings.VAR_DIR, "error": e}
-                    ) from None  # fmt: skip
+                    raise _no_room(e) from None
                 raise BackupError(_("The backup file is damaged: %(error)s") % {"error": e}) from None
         else:
-            shutil.copyfile(path, plain)
+            try:
+                shutil.copyfile(path, plain)
+            except OSError as e:
+                if e.errno in _NO_ROOM:
+                    raise _no_room(e) from None
+                raise
         source = sqlite3.connect(plain)
         try:
             try:
@@ -484,7 +493,12 @@ def _sqlite_restore(path: Path) -> None:
             if "core_auditentry" not in tables or "django_migrations" not in tables:
                 raise BackupError(_("The backup file is an SQLite database, but not a PharmaCRM one."))
             connection.ensure_connection()
-            source.backup(connection.connection)
+            try:
+                source.backup(connection.connection)
+            except sqlite3.OperationalError as e:  # SQLite rolls the copy back: the data stays as it was
+                if "full" in str(e).lower():
+                    raise _no_room(e, settings.DATABASES["default"]["NAME"]) from None
+                raise
         finally:
             source.close()
 

@@ -8,12 +8,13 @@ be translatable (a choice's label) or literal (a ticket number, a subject the cu
     Message(gettext_lazy("%(number)s escalated to level %(level)d"), number=t.number, level=2)
 
 `freeze` turns such a text into JSON; `thaw` renders the JSON in the active language. Anything else
-(a plain string, a number) is kept literally. A template whose translation no longer fits its arguments
-renders from its source text instead of failing."""
+(a plain string, a number, a Decimal) is kept literally. A template whose translation no longer fits its
+arguments renders from its source text, or as it is: reading a notification never fails."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from django.utils import formats, timezone, translation
@@ -82,6 +83,8 @@ def freeze(value: Any) -> Any:
         return str(value)
     if isinstance(value, int | float):
         return value
+    if isinstance(value, Decimal):  # kept exact, and a number again for %d / %.2f
+        return {"_": "dec", "v": str(value)}
     if isinstance(value, dt.datetime):
         return {"_": "dt", "v": value.isoformat()}
     if isinstance(value, dt.date):
@@ -121,14 +124,27 @@ def thaw(spec: Any) -> str:
         try:
             return _format(template, values)
         except (KeyError, TypeError, ValueError):
-            # a translation that does not fit the arguments: the source text does
+            # a translation that does not fit the arguments: the source text; else the template as it is
             with translation.override(None):
-                return _format(thaw(spec.get("m")), values)
+                source = thaw(spec.get("m"))
+            try:
+                return _format(source, values)
+            except (KeyError, TypeError, ValueError):
+                return template
+    if kind == "dec":
+        return spec.get("v", "")
     return ""
 
 
 def _arg(spec: Any) -> Any:
-    return spec if isinstance(spec, int | float) else thaw(spec)
+    if isinstance(spec, int | float):
+        return spec
+    if isinstance(spec, dict) and spec.get("_") == "dec":
+        try:
+            return Decimal(spec.get("v", ""))
+        except ArithmeticError:
+            return spec.get("v", "")
+    return thaw(spec)
 
 
 def render_in(language: str | None, spec: Any) -> str:

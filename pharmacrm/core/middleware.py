@@ -70,10 +70,23 @@ class SecondFactorMiddleware:
         return self.get_response(request)
 
 
+PENDING_LANGUAGE = "language_chosen"  # session key: a language picked in the menu before signing in
+
+
+def may_keep_language(user) -> bool:
+    """Whether the user's language choice may be saved on the account: signed in, and past the second
+    factor when their role needs one (a password alone changes nothing stored)."""
+    if user is None or not user.is_authenticated:
+        return False
+    return not needs_second_factor(user) or user.is_verified()
+
+
 class UserLanguageMiddleware:
     """A signed-in user's pages are in the language they chose (`User.language`, set by the language menu),
-    whichever browser they use; the language cookie follows it. A user who chose a language before signing
-    in (the cookie) keeps it as their choice. The API keeps answering in the request's Accept-Language."""
+    whichever browser they use; the language cookie follows it. A language picked in the menu on the sign-in
+    page (kept in the session, not read from a cookie another user of the browser may have left) becomes
+    the account's once the user is signed in, past the second factor. The API keeps answering in the
+    request's Accept-Language."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -86,11 +99,13 @@ class UserLanguageMiddleware:
         chosen = ""
         if user is not None and user.is_authenticated and not request.path.startswith(("/api/", "/i18n/")):
             chosen = user.language
-            cookie = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
-            if not chosen and cookie in dict(settings.LANGUAGES):
+            session = getattr(request, "session", None)
+            pending = session.get(PENDING_LANGUAGE) if session is not None else None
+            if pending and may_keep_language(user):
                 from .services import set_language
 
-                chosen = set_language(user, cookie)
+                del session[PENDING_LANGUAGE]
+                chosen = set_language(user, pending) or chosen
             if chosen:
                 translation.activate(chosen)
                 request.LANGUAGE_CODE = translation.get_language()

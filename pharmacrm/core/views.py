@@ -24,7 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import access, audit, services, signatures
 from .forms import AuditFilterForm, EnrolmentCodeForm, LoginForm, OtpForm
-from .middleware import needs_second_factor
+from .middleware import PENDING_LANGUAGE, may_keep_language, needs_second_factor
 from .models import AuditEntry
 from .roles import Cap
 
@@ -48,8 +48,13 @@ def set_language(request):
     from django.views.i18n import set_language as django_set_language
 
     response = django_set_language(request)
-    if request.method == "POST" and request.user.is_authenticated:
-        services.set_language(request.user, request.POST.get("language", ""))
+    language = request.POST.get("language", "") if request.method == "POST" else ""
+    if language not in dict(settings.LANGUAGES):
+        return response
+    if may_keep_language(request.user):
+        services.set_language(request.user, language)
+    else:  # before signing in (or the second factor): the account takes it once signed in
+        request.session[PENDING_LANGUAGE] = language
     return response
 
 

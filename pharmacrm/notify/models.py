@@ -48,7 +48,7 @@ class Notification(models.Model):
     @property
     def shown_title(self) -> str:
         """The title in the reader's (the active) language."""
-        return self._shown("title")
+        return self._shown("title")[:200]
 
     @property
     def shown_body(self) -> str:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import audit
+from pharmacrm.core import audit, builtin
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
@@ -191,7 +191,9 @@ def event_details(e) -> list[tuple[str, str]]:
     data = e.data or {}
     out: list[tuple[str, str]] = []
     if e.kind == EventKind.CATEGORY:
-        out.append((str(_("Category")), f"{_shown(data.get('from_name'))} → {_shown(data.get('to_name'))}"))
+        # the names as they were then; a shipped name in the reader's language
+        names = [_shown(builtin.shown(data.get(k) or "")) for k in ("from_name", "to_name")]
+        out.append((str(_("Category")), f"{names[0]} → {names[1]}"))
     elif e.kind == EventKind.PRODUCT:
         out.append((str(_("Product")), f"{_shown(data.get('from_name'))} → {_shown(data.get('to_name'))}"))
     elif e.kind == EventKind.EDITED:

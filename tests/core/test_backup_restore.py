@@ -128,6 +128,28 @@ def test_no_room_to_unpack_the_backup_says_so_and_restores_nothing(xiehe, admin_
     assert not list(backup_dir.parent.joinpath("var").glob("restore-*"))  # the partial copy is gone
 
 
+@pytest.mark.sqlite
+def test_no_room_for_a_plain_database_backup_says_so_too(xiehe, admin_user, backup_dir, tmp_path):
+    """A backup unpacked by hand (pharmacrm-….sqlite3) is copied before it is checked: no room for the copy
+    gets the same message."""
+    import resource
+    import signal
+
+    made = backup.backup()
+    plain = tmp_path / made.path.name.removesuffix(".gz")
+    with gzip.open(made.path) as src:
+        plain.write_bytes(src.read())
+    limits, handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, limits[1]))
+    try:
+        with pytest.raises(CommandError, match="not enough free space"):
+            call_command("restore", str(plain), "--yes")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert Institution.objects.filter(pk=xiehe.pk).exists()
+
+
 def test_retention_keeps_the_newest_backups_and_their_key_rings(backup_dir):
     backup_dir.mkdir()
     for day in range(1, 6):

@@ -50,6 +50,20 @@ def test_a_frozen_message_renders_in_each_language_with_translated_and_literal_a
     assert render_in("en", freeze(context)) == "New" and render_in("zh-hans", freeze(context)) == "新"
 
 
+def test_decimal_arguments_stay_numbers_and_a_text_that_cannot_be_formatted_still_reads(users):
+    from decimal import Decimal
+
+    services.send([users["agent"]], kind="test.decimal",
+                  title=Message(TITLE, number="TK-2026-000011", level=Decimal("2")))  # fmt: skip
+    note = Notification.objects.get(kind="test.decimal")
+    with translation.override("en"):
+        assert note.shown_title == "TK-2026-000011 escalated to level 2"
+    score = Message(gettext_lazy("Due %(date)s"), date=Decimal("87.50"))
+    assert render_in("en", freeze(score)) == "Due 87.50"
+    broken = {"_": "f", "m": {"_": "g", "a": ["%(number)s escalated to level %(level)d"]}, "a": {"number": "TK-1"}}
+    assert render_in("en", broken) == "%(number)s escalated to level %(level)d"  # shown as it is, no error
+
+
 def test_literal_texts_stay_as_written_and_a_translation_that_does_not_fit_falls_back_to_the_source():
     assert freeze("客户写的主题 %(x)s") == "客户写的主题 %(x)s" and thaw("客户写的主题 %(x)s") == "客户写的主题 %(x)s"
     assert freeze(None) == "" and freeze(7) == 7 and thaw(7) == "7"
@@ -146,12 +160,55 @@ def test_the_language_menu_keeps_the_choice_on_the_account_and_it_follows_the_us
     assert users["agent"].language == "zh-hant"
 
 
-def test_a_choice_made_before_signing_in_becomes_the_accounts(users, client_for):
-    c = client_for("rep")
-    c.cookies.load({"django_language": "en"})
+def test_a_choice_made_on_the_sign_in_page_becomes_the_accounts(users):
+    from django.test import Client
+
+    users["rep"].language = "zh-hant"
+    users["rep"].save()
+    c = Client()
+    c.post("/i18n/setlang/", {"language": "en", "next": "/accounts/login/"})  # signed out: a cookie only
+    users["rep"].refresh_from_db()
+    assert users["rep"].language == "zh-hant"
+    c.force_login(users["rep"])
     assert 'lang="en"' in c.get("/notifications/").content.decode()
     users["rep"].refresh_from_db()
-    assert users["rep"].language == "en"
+    assert users["rep"].language == "en"  # picked just now, by this person: it wins over the saved one
+
+
+def test_a_language_cookie_left_by_another_user_of_the_browser_is_not_taken_as_a_choice(users):
+    from django.test import Client
+
+    users["agent"].language = "en"
+    users["agent"].save()
+    c = Client()
+    c.force_login(users["agent"])
+    assert c.get("/notifications/").cookies["django_language"].value == "en"
+    c.post("/accounts/logout/")
+    c.force_login(users["kam"])  # never chose a language
+    c.get("/notifications/")
+    users["kam"].refresh_from_db()
+    assert users["kam"].language == ""
+    assert not AuditEntry.objects.filter(object_type="core.user", object_id=str(users["kam"].pk), action="update").exists()
+
+
+def test_the_language_is_kept_on_the_account_only_past_the_second_factor(users):
+    from django.test import Client
+
+    from tests.conftest import otp_verify
+
+    admin = users["admin"]
+    c = Client()
+    c.force_login(admin)  # the password only
+    c.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    admin.refresh_from_db()
+    assert admin.language == ""  # nothing stored on a password alone
+    assert c.get("/").status_code == 302  # the second-factor page
+    admin.refresh_from_db()
+    assert admin.language == ""
+    otp_verify(c, admin)
+    c.get("/")
+    admin.refresh_from_db()
+    assert admin.language == "en"  # the choice made before, kept once the second factor is passed
 
 
 def test_without_a_choice_pages_follow_the_browser_and_the_api_follows_accept_language(users, client_for):

@@ -354,7 +354,7 @@ def test_history_lines_for_the_edit_events(users, ticket, product):
     lines = {}
     for e in TicketEvent.objects.filter(ticket=ticket):
         lines.update(dict(editing.event_details(e)))
-    assert lines["Category"] == "药品信息咨询 → 药品不良反应"
+    assert lines["Category"] == "Drug information enquiry → Adverse drug reaction"  # shipped names, read in English
     assert lines["Product"] == f"— → {product}"
     assert lines["Subject"] == "咨询用法 → 新" and lines["Safety-relevant"] == "no → yes"
 

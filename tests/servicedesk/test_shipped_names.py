@@ -111,3 +111,15 @@ def test_every_shipped_name_is_registered_and_reads_back_as_stored_in_its_own_la
         with translation.override("en"):
             english = str(builtin.text(name))
         assert name in (simplified, english), f"{name}: the catalogue's translation differs from the stored name"
+
+
+def test_the_history_names_a_category_change_in_the_readers_language(users, xiehe, client_for):
+    from pharmacrm.servicedesk import editing
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "说明书咨询", "channel": "phone", "category": "drug_info", "institution": xiehe,
+    })  # fmt: skip
+    ticket.refresh_from_db()
+    editing.edit_ticket(users["agent"], ticket, {"category": "medication_error"}, version=ticket.version)
+    page = client_for("agent").get(reverse("servicedesk:ticket", args=[ticket.pk]), **EN).content.decode()
+    assert "Drug information enquiry → Medication error" in page and "用药错误" not in page
