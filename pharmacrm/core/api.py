@@ -251,8 +251,8 @@ class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = [
-            "id", "username", "display_name", "first_name", "last_name", "email", "is_active", "roles", "teams",
-            "territory", "password", "version", "last_login", "date_joined",
+            "id", "username", "display_name", "first_name", "last_name", "email", "language", "is_active", "roles",
+            "teams", "territory", "password", "version", "last_login", "date_joined",
         ]  # fmt: skip
         read_only_fields = ["id", "last_login", "date_joined"]
 

@@ -28,6 +28,7 @@ def user_snapshot(user: User) -> dict:
         "first_name": user.first_name,
         "last_name": user.last_name,
         "email": user.email,
+        "language": user.language,
         "is_active": user.is_active,
         "roles": sorted(g.name for g in user.groups.all()),
         "teams": sorted(user.teams.values_list("id", flat=True)),
@@ -53,9 +54,13 @@ def _guard_self(actor: User, user: User, data: dict) -> None:
 
 
 def _apply_user(user: User, data: dict) -> None:
+    if data.get("language") and data["language"] not in dict(settings.LANGUAGES):
+        raise ValidationError({"language": [_("Choose one of the product's languages.")]})
     for key in ("username", "display_name", "first_name", "last_name", "email", "is_active"):
         if key in data:
             setattr(user, key, data[key])
+    if "language" in data:
+        user.language = data["language"] or ""
     if data.get("password"):
         _check_password(data["password"], user)
         user.set_password(data["password"])

@@ -82,6 +82,12 @@ class UserForm(forms.Form):
     username = forms.CharField(label=gettext_lazy("Username"), max_length=150)
     display_name = forms.CharField(label=gettext_lazy("Display name"), max_length=64, required=False)
     email = forms.EmailField(label=gettext_lazy("E-mail"), required=False)
+    language = forms.ChoiceField(
+        label=gettext_lazy("Language"), required=False,
+        choices=[("", gettext_lazy("The product's default (简体中文)")), *settings.LANGUAGES],
+        help_text=gettext_lazy("Their pages after sign-in, their notifications and e-mails. Users change it "
+                               "themselves with the language menu."),
+    )  # fmt: skip
     roles = forms.MultipleChoiceField(label=gettext_lazy("Roles"), choices=ROLE_CHOICES, required=False,
                                       widget=forms.CheckboxSelectMultiple)  # fmt: skip
     teams = forms.ModelMultipleChoiceField(label=gettext_lazy("Teams"), queryset=Team.objects.order_by("name"),
@@ -142,7 +148,7 @@ class UserForm(forms.Form):
 def _initial(user: User) -> dict:
     return {
         "username": user.username, "display_name": user.display_name, "email": user.email,
-        "roles": sorted(r.value for r in user.roles), "teams": list(user.teams.all()),
+        "language": user.language, "roles": sorted(r.value for r in user.roles), "teams": list(user.teams.all()),
         "territory": list(user.territory.all()), "is_active": user.is_active, "version": user.version,
     }  # fmt: skip
 
@@ -158,6 +164,8 @@ def _shown(field: forms.Field, value) -> str:
     if isinstance(field, forms.MultipleChoiceField):
         labels = dict(field.choices)
         return ", ".join(sorted(str(labels.get(v, v)) for v in value))
+    if isinstance(field, forms.ChoiceField):
+        return str(dict(field.choices).get(value, value))
     return str(value)
 
 

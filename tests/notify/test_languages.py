@@ -242,3 +242,42 @@ def test_the_account_language_costs_a_page_no_query(users, client_for):
     adopted = client_for("expert")
     adopted.cookies.load({"django_language": "en"})
     assert queries(adopted) == plain  # recorded once, on the first page
+
+
+# --- an administrator sets it (a user who reads only e-mails) ----------------------------------------------
+
+
+def test_an_administrator_sets_a_users_language_on_the_user_page_and_through_the_api(
+    users, client_for, api_for, smtp_server
+):
+    from django.urls import reverse
+
+    rep = users["rep"]
+    rep.email = "rep@pharma.example"
+    rep.save()
+    admin = client_for("admin")
+    page = admin.get(reverse("users-edit", args=[rep.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'name="language"' in page and "The product&#x27;s default (简体中文)" in page
+    data = {"username": "rep", "display_name": rep.display_name, "email": rep.email, "language": "en",
+            "roles": ["rep"], "is_active": "on", "teams": [t.pk for t in rep.teams.all()], "version": rep.version}  # fmt: skip
+    assert admin.post(reverse("users-edit", args=[rep.pk]), data).status_code == 302
+    rep.refresh_from_db()
+    assert rep.language == "en"
+    entry = AuditEntry.objects.filter(object_type="core.user", object_id=str(rep.pk)).latest("seq")
+    assert entry.changes["language"] == ["", "en"] and entry.actor == users["admin"]
+    services.send([rep], kind="ticket.escalated", title=Message(TITLE, number="TK-2026-000012", level=3))
+    assert tasks.deliver(Delivery.objects.get().pk) == Delivery.Status.SENT
+    assert smtp_server.messages[0]["message"]["Subject"] == "[PharmaCRM] TK-2026-000012 escalated to level 3"
+
+    api = api_for("admin")
+    url = f"/api/v1/users/{rep.pk}/"
+    got = api.get(url).json()
+    assert got["language"] == "en"
+    assert api.patch(url, {"language": "zh-hant", "version": got["version"]}, format="json").status_code == 200
+    rep.refresh_from_db()
+    assert rep.language == "zh-hant"
+    bad = api.patch(url, {"language": "fr", "version": rep.version}, format="json")
+    assert bad.status_code == 400 and "language" in bad.json()
+    assert api.patch(url, {"language": "", "version": rep.version}, format="json").status_code == 200
+    rep.refresh_from_db()
+    assert rep.language == ""
