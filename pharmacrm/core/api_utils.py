@@ -219,3 +219,11 @@ class FileNegotiation(DefaultContentNegotiation):
             return super().select_renderer(request, renderers, format_suffix)
         except exceptions.NotAcceptable:
             return renderers[0], renderers[0].media_type
+
+
+def shipped_label_field() -> serializers.CharField:
+    """`label` of a row whose name the product may ship (core.builtin): the name in the request's language."""
+    return serializers.CharField(
+        read_only=True, help_text="The name in the request's language (Accept-Language): a name the product ships "
+        "is translated until it is renamed; any other name as stored in `name`.",
+    )  # fmt: skip

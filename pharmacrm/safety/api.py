@@ -42,6 +42,7 @@ from pharmacrm.core.api_utils import (
     HasCapability,
     clean_text,
     expected_version,
+    shipped_label_field,
     versioned,
 )
 from pharmacrm.core.models import AuditEntry, User
@@ -1147,10 +1148,12 @@ class ReportingRuleSerializer(serializers.ModelSerializer):
     clock_kind = ClockKindField(read_only=True)
     unit = RuleUnitField(read_only=True)
 
+    label = shipped_label_field()
+
     class Meta:
         model = ReportingRule
-        fields = ["id", "code", "jurisdiction", "name", "condition", "clock_kind", "within", "unit", "position",
-                  "active", "legal_basis", "version"]  # fmt: skip
+        fields = ["id", "code", "jurisdiction", "name", "label", "condition", "clock_kind", "within", "unit",
+                  "position", "active", "legal_basis", "version"]  # fmt: skip
         read_only_fields = fields
 
 

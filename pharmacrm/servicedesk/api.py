@@ -35,6 +35,7 @@ from pharmacrm.core.api_utils import (
     HasCapability,
     clean_text,
     expected_version,
+    shipped_label_field,
     versioned,
 )
 from pharmacrm.core.models import AuditEntry, Team, User
@@ -570,10 +571,12 @@ class TicketCategorySerializer(serializers.ModelSerializer):
     position = serializers.IntegerField(min_value=0, max_value=32767, required=False)
     version = settings_version()
 
+    label = shipped_label_field()
+
     class Meta:
         model = TicketCategory
         fields = [
-            "code", "name", "parent", "default_priority", "default_complexity", "safety_relevant",
+            "code", "name", "label", "parent", "default_priority", "default_complexity", "safety_relevant",
             "low_score_action", "active", "position", "version",
         ]  # fmt: skip
 
@@ -668,10 +671,12 @@ class SlaPolicySerializer(serializers.ModelSerializer):
     active = serializers.BooleanField(required=False)
     version = settings_version()
 
+    label = shipped_label_field()
+
     class Meta:
         model = SlaPolicy
         fields = [
-            "id", "name", "priority", "complexity", "category", "customer_tier", "calendar", "first_response",
+            "id", "name", "label", "priority", "complexity", "category", "customer_tier", "calendar", "first_response",
             "first_response_unit", "resolution", "resolution_unit", "position", "active", "version",
         ]  # fmt: skip
 
@@ -826,11 +831,13 @@ class BusinessCalendarSerializer(serializers.ModelSerializer):
     always_on = serializers.BooleanField(required=False)
     version = settings_version()
 
+    label = shipped_label_field()
+
     class Meta:
         model = BusinessCalendar
         fields = [
-            "code", "name", "time_zone", "windows", "workdays", "official_holidays", "always_on", "version",
-            "updated_at",
+            "code", "name", "label", "time_zone", "windows", "workdays", "official_holidays", "always_on",
+            "version", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["updated_at"]
 

@@ -123,3 +123,18 @@ def test_the_history_names_a_category_change_in_the_readers_language(users, xieh
     editing.edit_ticket(users["agent"], ticket, {"category": "medication_error"}, version=ticket.version)
     page = client_for("agent").get(reverse("servicedesk:ticket", args=[ticket.pk]), **EN).content.decode()
     assert "Drug information enquiry → Medication error" in page and "用药错误" not in page
+
+
+def test_the_api_gives_the_stored_name_and_the_label_in_the_requests_language(users, api_for):
+    categories = api_for("admin", lang="en").get("/api/v1/ticket-categories/")
+    assert categories.status_code == 200, categories.content
+    rows = categories.json()
+    rows = rows["results"] if isinstance(rows, dict) else rows
+    med = next(r for r in rows if r["code"] == "medication_error")
+    assert (med["name"], med["label"]) == ("用药错误", "Medication error")
+    rules = api_for("pv", lang="zh-hant").get("/api/v1/safety/reporting-rules/")
+    assert rules.status_code == 200, rules.content
+    rows = rules.json()
+    rows = rows["results"] if isinstance(rows, dict) else rows
+    death = next(r for r in rows if r["code"] == "CN-DEATH")
+    assert death["label"] == "死亡病例：立即報告（24 小時內）" and death["name"] == "死亡病例：立即报告（24 小时内）"
