@@ -137,8 +137,9 @@ def update_user(actor: User, user: User, data: dict, version: int | None = None)
 
 def set_language(user: User, language: str) -> str:
     """The user's own choice of language (the language menu): their pages after sign-in, their
-    notifications and e-mails. Audited; not a change of the account an administrator could conflict with
-    (the version stays). Returns the language kept, "" when it is not one of the product's."""
+    notifications and e-mails. Audited, and a new version of the account: an administrator's user page
+    loaded before it (which also holds the language) gets the conflict instead of reverting it. Returns the
+    language kept, "" when it is not one of the product's."""
     if language not in dict(settings.LANGUAGES):
         return ""
     old = User.objects.filter(pk=user.pk).values_list("language", flat=True).first()
@@ -146,7 +147,7 @@ def set_language(user: User, language: str) -> str:
         user.language = language
         return language
     with transaction.atomic():
-        User.objects.filter(pk=user.pk).update(language=language)
+        User.objects.filter(pk=user.pk).update(language=language, version=F("version") + 1)
         audit.record(A.UPDATE, user, user=user, changes={"language": [old, language]})
     user.language = language
     return language

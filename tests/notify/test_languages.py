@@ -144,6 +144,14 @@ def test_the_language_menu_keeps_the_choice_on_the_account_and_it_follows_the_us
     assert users["agent"].language == "en"
     entry = AuditEntry.objects.filter(object_type="core.user", object_id=str(users["agent"].pk)).latest("seq")
     assert entry.changes == {"language": ["", "en"]} and entry.actor_id == users["agent"].pk
+    # an administrator's user page loaded before the change gets the conflict, not a silent revert
+    stale = {"username": "agent", "display_name": users["agent"].display_name, "language": "", "roles": ["agent"],
+             "is_active": "on", "version": users["agent"].version - 1}  # fmt: skip
+    from django.urls import reverse
+
+    assert client_for("admin").post(reverse("users-edit", args=[users["agent"].pk]), stale).status_code == 409
+    users["agent"].refresh_from_db()
+    assert users["agent"].language == "en"
 
     other_browser = client_for("agent")  # no language cookie: the account's choice applies
     page = other_browser.get("/notifications/")
