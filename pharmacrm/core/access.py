@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
@@ -68,10 +70,14 @@ def _scope_facts(user) -> tuple[list[int], list[str]]:
     """The user's team ids and territory region codes, read once per user object (i.e. per request)."""
     cached = getattr(user, "_scope_facts", None)
     if cached is None:
-        from .models import Region
+        from .models import Team, User
 
-        team_ids = list(user.teams.values_list("id", flat=True))
-        codes = Region.objects.filter(Q(users=user) | Q(teams__members=user)).values_list("code", flat=True)
+        team_ids = list(User.teams.through.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
+        # the two link tables, each by its indexed key: a join of regions to users and teams with an OR
+        # read all 3,000 regions on every request of a scoped user (4 ms on PostgreSQL)
+        own = User.territory.through.objects.filter(user_id=user.pk).values_list("region_id", flat=True)
+        teams = Team.territory.through.objects.filter(team_id__in=team_ids).values_list("region_id", flat=True)
+        codes = own.union(teams) if team_ids else own
         cached = (team_ids, sorted(set(codes)))
         user._scope_facts = cached
     return cached
@@ -177,6 +183,53 @@ def _owned_institution_ids(user) -> frozenset[int]:
         )
         user._owned_institution_ids = cached
     return cached
+
+
+@dataclass(frozen=True)
+class Territory:
+    """Where a user's customers are, for narrowing a search before it reads any customer row: the
+    provinces of the user's territory, whether the territory is those provinces exactly (no city or
+    district in it), and the customers the user sees outside them (their own, their teams', and people of
+    those institutions)."""
+
+    provinces: frozenset[str]
+    whole_provinces: bool
+    beyond: tuple[int, ...]
+
+
+def territory(user, kind: str, limit: int) -> Territory | None:
+    """The user's Territory for customers of `kind` ("institution" or "person"), cached per user object;
+    None when the user sees every customer, or more than `limit` of them outside their provinces."""
+    cache = user.__dict__.setdefault("_territory", {})
+    if (kind, limit) in cache:
+        return cache[kind, limit]
+    from pharmacrm.customers.models import Institution, Person
+
+    found = None
+    if not can(user, Cap.ALL_CUSTOMERS):
+        if not can(user, Cap.VIEW_CUSTOMERS):
+            found = Territory(frozenset(), True, ())
+        else:
+            team_ids, codes = _scope_facts(user)
+            provinces = frozenset(c[:2] + "0000" for c in codes)
+            own = Q(owner=user) | Q(team_id__in=team_ids) if team_ids else Q(owner=user)
+            if kind == "person":
+                # a person carries their institution's region: people at owned institutions inside the
+                # provinces are found by province, those at the institutions beyond by institution
+                institutions = territory(user, "institution", limit)
+                if institutions is None:
+                    cache[kind, limit] = None
+                    return None
+                if institutions.beyond:
+                    own |= Q(institution_id__in=institutions.beyond)
+            model = Institution if kind == "institution" else Person
+            # equalities on indexed columns joined by OR (PostgreSQL combines the indexes' bitmaps)
+            beyond = model.objects.filter(own, merged_into__isnull=True).exclude(province__in=provinces)
+            ids = list(beyond.order_by().values_list("id", flat=True)[: limit + 1])
+            if len(ids) <= limit:
+                found = Territory(provinces, all(c.endswith("0000") for c in codes), tuple(sorted(ids)))
+    cache[kind, limit] = found
+    return found
 
 
 def visible_from_rows(user, kind: str, rows) -> set[int]:

@@ -1742,8 +1742,11 @@ def _create(run: Run, items: list[Item]) -> None:
     run.inserter.insert([it.row_params for it in items])
     ids = dict(model.objects.filter(code__gte=codes[0], code__lte=codes[-1]).values_list("code", "id"))
     kind = SearchTerm.Kind.INSTITUTION if model is Institution else SearchTerm.Kind.PERSON
-    terms = [(t, kind, ids[it.values["code"]]) for it in items for t in it.terms]
-    insert_rows(SearchTerm._meta.db_table, ["term", "kind", "obj_id"], terms)
+    terms = [
+        (t, kind, ids[it.values["code"]], search.province_number(it.values.get("province")))
+        for it in items for t in it.terms
+    ]  # fmt: skip
+    insert_rows(SearchTerm._meta.db_table, ["term", "kind", "obj_id", "province"], terms)
     links = [(ids[it.values["code"]], tag) for it in items if it.tags for tag in _tag_ids(run, it.tags)]
     if links:
         through = model.tags.through
@@ -1838,8 +1841,8 @@ def _update_rows(run: Run, items: list[Item]) -> None:
             before_tags = sorted(t.name for t in obj.tags.all())
             obj.tags.set(_tag_ids(run, tags))
             diff["tags"] = [before_tags, sorted(tags)]
-        if {"name", "short_name"} & set(changes):
-            reindex.append(obj)
+        if {"name", "short_name", "region_id", "institution_id"} & set(changes):
+            reindex.append(obj)  # the postings hold the name's terms and the province
         run.updates_audit.append({"id": obj.pk, "code": obj.code, "row": it.row, "changes": diff})
     if reindex:
         search.reindex(reindex)

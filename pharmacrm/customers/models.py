@@ -260,6 +260,10 @@ class SearchTerm(models.Model):
 
     `term` starts with a namespace letter: `C` a CJK bigram/unigram at the name's start, `c` one
     inside it, `L` pinyin (full or initials) from the start, `l` pinyin from inside the name.
+
+    `province` is the customer's province as its two-digit GB/T 2260 prefix (33 for 浙江, 0 for none), kept
+    in step with the customer's region: a rep's search reads the postings of their territory only, from
+    the index itself, instead of ranking a thousand customers of the whole country to keep thirty.
     """
 
     class Kind(models.IntegerChoices):
@@ -269,10 +273,12 @@ class SearchTerm(models.Model):
     term = models.CharField(max_length=64)
     kind = models.PositiveSmallIntegerField(choices=Kind.choices)
     obj_id = models.BigIntegerField()
+    province = models.SmallIntegerField(db_default=0)
 
     class Meta:
         indexes = [
-            models.Index(fields=["term", "kind", "obj_id"], name="search_term"),
+            # province last: one term's postings stay in obj_id order, and the territory test reads the index
+            models.Index(fields=["term", "kind", "obj_id", "province"], name="search_term"),
             # obj_id first: a bare `kind = ?` must never be answered from this index (SQLite picked it for
             # pinyin range scans without statistics and read every row of the kind)
             models.Index(fields=["obj_id", "kind"], name="search_obj"),

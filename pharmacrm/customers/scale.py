@@ -515,8 +515,9 @@ def analyze() -> None:
             cur.execute(f"ANALYZE {', '.join(tables)}")
 
 
-def _term_rows(kind: int, obj_id: int, terms) -> list[tuple]:
-    return [(t, kind, obj_id) for t in terms]
+def _term_rows(kind: int, obj_id: int, province: str, terms) -> list[tuple]:
+    number = search.province_number(province)
+    return [(t, kind, obj_id, number) for t in terms]
 
 
 @dataclass
@@ -545,7 +546,7 @@ def seed_institutions(count: int, gen: Generator, chunk: int = 5000, progress: P
     places, weights = load_places()
     maker = RowMaker(Institution)
     writer = BulkWriter(Institution, maker.columns)
-    terms = BulkWriter(SearchTerm, ["term", "kind", "obj_id"])
+    terms = BulkWriter(SearchTerm, ["term", "kind", "obj_id", "province"])
     first_id = _next_id(Institution)
     plan = gen.institution_plan(count, places, weights, first_id)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -566,7 +567,7 @@ def seed_institutions(count: int, gen: Generator, chunk: int = 5000, progress: P
             )  # fmt: skip
             values["province"], values["city"] = region_columns(values.get("region_id"))
             rows.append(maker.row(values))
-            term_rows += _term_rows(SearchTerm.Kind.INSTITUTION, obj_id, search.institution_terms(obj))
+            term_rows += _term_rows(SearchTerm.Kind.INSTITUTION, obj_id, values["province"], search.institution_terms(obj))
         with transaction.atomic():
             writer.write(rows)
             terms.write(term_rows)
@@ -607,7 +608,7 @@ def seed_people(count: int, gen: Generator, chunk: int = 10000, progress: Progre
     homes, depts = person_homes()
     maker = RowMaker(Person)
     writer = BulkWriter(Person, maker.columns)
-    terms = BulkWriter(SearchTerm, ["term", "kind", "obj_id"])
+    terms = BulkWriter(SearchTerm, ["term", "kind", "obj_id", "province"])
     first_id = _next_id(Person)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     done = 0
@@ -632,7 +633,7 @@ def seed_people(count: int, gen: Generator, chunk: int = 10000, progress: Progre
                 email_bidx=p.email_bidx, region_id=p.region_id, province=p.province, city=p.city,
             )  # fmt: skip
             rows.append(maker.row(values))
-            term_rows += _term_rows(SearchTerm.Kind.PERSON, obj_id, search.person_terms(p))
+            term_rows += _term_rows(SearchTerm.Kind.PERSON, obj_id, p.province, search.person_terms(p))
         with transaction.atomic():
             writer.write(rows)
             terms.write(term_rows)

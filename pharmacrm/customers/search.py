@@ -24,7 +24,11 @@ POSTINGS_LIMIT = 5000  # postings read per term; beyond it a term is too common 
 RANGE_LIMIT = 400  # postings read (and candidates ranked) per step of a look-up
 MAX_TERM = 64
 NARROWED_READ = 1000  # the same when scope or filters will discard most candidates
-PERSON_HIT_DEFER = ("email", "birthday", "home_address", "id_number")
+BEYOND_LIMIT = 2000  # customers a user sees outside their territory's provinces, named one by one in a search
+# what a hit shows (result page, suggestions, institution pickers, API): a model instance of all columns
+# cost more than the query that loads it; the masked phone is the only personal field decrypted
+INSTITUTION_HIT_FIELDS = ("id", "code", "name", "kind", "tier", "phone", "region__code", "region__name", "region__full_name")
+PERSON_HIT_FIELDS = ("id", "code", "name", "role", "tier", "mobile", "landline", "institution__id", "institution__name")
 _LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
 # separators people write in phone numbers and codes: 0311-39210254, (0311) 3921 0254, 138.0013.8000
 _SEPARATORS = re.compile(r"[\s\-()\[\].·—–]")
@@ -66,8 +70,14 @@ def person_terms(obj: Person) -> set[str]:
     return name_terms(obj.name, infix_positions=1, person=True)
 
 
+def province_number(province: str) -> int:
+    """A province column ('330000') as the postings store it (33); 0 for a customer without a region."""
+    return int(province[:2]) if province else 0
+
+
 def reindex(objs: Iterable[Institution | Person]) -> None:
-    """Replace the index rows of these objects (call inside the writing transaction)."""
+    """Replace the index rows of these objects (call inside the writing transaction, after their region
+    columns are current: the postings carry the province)."""
     objs = list(objs)
     if not objs:
         return
@@ -75,8 +85,17 @@ def reindex(objs: Iterable[Institution | Person]) -> None:
     make = institution_terms if kind == INSTITUTION else person_terms
     SearchTerm.objects.filter(kind=kind, obj_id__in=[o.pk for o in objs]).delete()
     SearchTerm.objects.bulk_create(
-        [SearchTerm(term=t, kind=kind, obj_id=o.pk) for o in objs if o.merged_into_id is None for t in make(o)],
+        [SearchTerm(term=t, kind=kind, obj_id=o.pk, province=province_number(o.province))
+         for o in objs if o.merged_into_id is None for t in make(o)],
         batch_size=2000,
+    )  # fmt: skip
+
+
+def move_people(person_ids, province: str) -> int:
+    """Give these people's postings a new province (their institution moved)."""
+    number = province_number(province)
+    return (
+        SearchTerm.objects.filter(kind=PERSON, obj_id__in=person_ids).exclude(province=number).update(province=number)
     )
 
 
@@ -157,15 +176,59 @@ class _Postings:
     cut: bool  # the term has more postings than were read
 
 
-def _postings(kind: int, q: Q, limit: int, order: str = "obj_id", terms: bool = False) -> list:
-    """Candidate ids straight from the index: scope and filters are applied to the short list after.
-    One term's postings come in obj_id order (the index order); a pinyin range in term order."""
-    qs = SearchTerm.objects.filter(q, kind=kind).order_by(order)
+@dataclass(frozen=True)
+class _Narrow:
+    """A condition on the postings' province (read from the term index itself) that every customer the user
+    may see, and the filters keep, meets: a rep's search reads the postings of their territory."""
+
+    provinces: tuple[int, ...]  # postings of customers in these provinces …
+    beyond: tuple[int, ...]  # … or of these customers, wherever they are
+    only: int | None  # and, with a region filter, in this province
+
+    def where(self) -> tuple[str, list]:
+        table = SearchTerm._meta.db_table
+        province, obj_id = f'"{table}"."province"', f'"{table}"."obj_id"'
+        either, params = [], []
+        if self.provinces:
+            either.append(f"{province} IN ({', '.join(str(int(p)) for p in self.provinces)})")
+        if self.beyond:
+            if connection.vendor == "postgresql":
+                either.append(f"{obj_id} = ANY(%s)")
+                params.append(list(self.beyond))
+            else:
+                either.append(f"{obj_id} IN (SELECT value FROM json_each(%s))")
+                params.append(json.dumps(list(self.beyond)))
+        where = f"({' OR '.join(either)})" if either else "1 = 0"
+        if self.only is not None:
+            where += f" AND {province} = {int(self.only)}"
+        return where, params
+
+
+def _narrowing(user, kind: int, filters: Filters) -> tuple[_Narrow | None, bool]:
+    """How to narrow the postings for this user and these filters, and whether that leaves only customers the
+    user may see (a territory of whole provinces: the candidates then need no wider read)."""
+    region = str(filters.region or "").strip()
+    only = int(region[:2]) if region[:2].isdigit() else None  # a region code's first two digits: its province
+    place = access.territory(user, "institution" if kind == INSTITUTION else "person", BEYOND_LIMIT)
+    if place is None:
+        return (None if only is None else _Narrow((only,), (), None)), False
+    provinces = tuple(sorted(province_number(p) for p in place.provinces))
+    return _Narrow(provinces, place.beyond, only), place.whole_provinces
+
+
+def _postings(look: _Look, q: Q, limit: int, order: str = "obj_id", terms: bool = False) -> list:
+    """Candidate ids straight from the index, narrowed to the user's provinces; scope and filters are then
+    applied to the short list. One term's postings come in obj_id order (the index order); a pinyin range
+    in term order."""
+    qs = SearchTerm.objects.filter(q, kind=look.kind).order_by(order)
+    if look.narrow is not None:
+        where, params = look.narrow.where()
+        qs = qs.extra(where=[where], params=params)  # noqa: S610 (numbers and bound parameters only)
     return list((qs.values_list("obj_id", "term") if terms else qs.values_list("obj_id", flat=True))[:limit])
 
 
-def _term(kind: int, term: str, limit: int) -> _Postings:
-    ids = _postings(kind, Q(term=term), limit + 1)
+def _term(look: _Look, term: str, limit: int) -> _Postings:
+    ids = _postings(look, Q(term=term), limit + 1)
     return _Postings(ids[:limit], len(ids) > limit)
 
 
@@ -223,7 +286,8 @@ def _ranked_ids(user, kind: int, filters: Filters, ids, base_score, limit: int, 
     if not ids:
         return [], 0
     model, label = (Institution, "institution") if kind == INSTITUTION else (Person, "person")
-    qs = _with_ids(model.objects.filter(merged_into__isnull=True), ids)
+    # no ORDER BY: the candidates are ranked here (the models' pinyin order cost a sort and its compilation)
+    qs = _with_ids(model.objects.filter(merged_into__isnull=True).order_by(), ids)
     if filters.any:
         qs = qs.filter(filters.institution_q() if kind == INSTITUTION else filters.person_q())
     if restrict is not None:
@@ -246,11 +310,11 @@ def _hits(kind: int, ranked, match: str) -> list[Hit]:
     if not ranked:
         return []
     if kind == INSTITUTION:
-        objs = Institution.objects.select_related("region", "parent").in_bulk([pk for _, pk in ranked])
+        institutions = Institution.objects.select_related("region").only(*INSTITUTION_HIT_FIELDS).order_by()
+        objs = institutions.in_bulk([pk for _, pk in ranked])
         label = "institution"
     else:
-        # hits show a masked phone; the other personal columns are not even decrypted
-        people = Person.objects.select_related("institution", "department").defer(*PERSON_HIT_DEFER)
+        people = Person.objects.select_related("institution").only(*PERSON_HIT_FIELDS).order_by()
         objs = people.in_bulk([pk for _, pk in ranked])
         label = "person"
     return [Hit(kind=label, obj=objs[pk], score=score, match=match) for score, pk in ranked if pk in objs]
@@ -266,6 +330,7 @@ class _Look:
     restrict: Q | None
     limit: int
     read: int  # postings read, and candidates ranked, per step
+    narrow: _Narrow | None = None
 
     def rank(self, ids, base_score) -> tuple[list[tuple[float, int]], bool]:
         """The best `limit` of these candidates, and whether that is every match among them."""
@@ -286,14 +351,14 @@ def _by_name(look: _Look, norm: str) -> tuple[list[tuple[float, int]], bool]:
     """Customers whose name contains the (normalised) query: the whole name, then names that start with
     it, then names that hold it further inside. Every candidate's name is checked, so a name that merely
     shares some characters with the query is never a hit."""
-    kind, base = look.kind, _name_class(norm)
+    base = _name_class(norm)
     if len(norm) <= 2:
-        first = _term(kind, "C" + norm, look.read)
+        first = _term(look, "C" + norm, look.read)
         start, start_complete = set(first.ids), not first.cut
     else:
         # a name that holds the query has each of its bigrams after the first inside the name ("c" terms)
-        later = [_term(kind, "c" + g, POSTINGS_LIMIT) for g in dict.fromkeys(norm[i : i + 2] for i in range(1, len(norm) - 1))]  # fmt: skip
-        start, start_complete = _intersect([_term(kind, "C" + norm[:2], POSTINGS_LIMIT), *later])
+        later = [_term(look, "c" + g, POSTINGS_LIMIT) for g in dict.fromkeys(norm[i : i + 2] for i in range(1, len(norm) - 1))]  # fmt: skip
+        start, start_complete = _intersect([_term(look, "C" + norm[:2], POSTINGS_LIMIT), *later])
     ranked, complete = look.rank(start, base)
     complete = complete and start_complete
     if len(ranked) >= look.limit:
@@ -301,10 +366,10 @@ def _by_name(look: _Look, norm: str) -> tuple[list[tuple[float, int]], bool]:
     if len(norm) == 1:
         return ranked, complete  # single characters are indexed at the start of a name only
     if len(norm) == 2:
-        inner = _term(kind, "c" + norm, look.read)
+        inner = _term(look, "c" + norm, look.read)
         inside, inside_complete = set(inner.ids), not inner.cut
     else:
-        inside, inside_complete = _intersect([_term(kind, "c" + norm[:2], POSTINGS_LIMIT), *later])
+        inside, inside_complete = _intersect([_term(look, "c" + norm[:2], POSTINGS_LIMIT), *later])
     more, more_complete = dataclasses.replace(look, limit=look.limit - len(ranked)).rank(inside - start, base)
     return ranked + more, complete and inside_complete and more_complete
 
@@ -321,7 +386,7 @@ def _by_pinyin(look: _Look, key: str) -> tuple[list[tuple[float, int]], bool]:
     """Customers whose full pinyin or pinyin initials (or Latin name) equal the query, start with it, or
     hold it after the name's first character."""
     kind = look.kind
-    rows = _postings(kind, Q(term__gte="L" + key, term__lt="L" + key + "\uffff"), look.read + 1, "term", True)
+    rows = _postings(look, Q(term__gte="L" + key, term__lt="L" + key + "\uffff"), look.read + 1, "term", True)
     cut = len(rows) > look.read
     rows = rows[: look.read]
     whole = {pk for pk, term in rows if term == "L" + key and len(key) < MAX_TERM - 1}
@@ -329,7 +394,7 @@ def _by_pinyin(look: _Look, key: str) -> tuple[list[tuple[float, int]], bool]:
     ranked, complete = look.rank(start, lambda pk, name_norm: EXACT if pk in whole else PREFIX)
     if len(ranked) >= look.limit:
         return ranked, False
-    inner = _postings(kind, Q(term__gte="l" + key, term__lt="l" + key + "\uffff"), look.read + 1, "term")
+    inner = _postings(look, Q(term__gte="l" + key, term__lt="l" + key + "\uffff"), look.read + 1, "term")
     inside = set(inner[: look.read]) - start
 
     def base(pk: int, name_norm: str) -> float:
@@ -393,12 +458,19 @@ def _look_up(look: _Look, query: str, how: str):
     return (*_by_name(look, norm), how) if norm else ([], True, how)
 
 
-def _prepare(user, query: str, filters: Filters, limit: int, restrict: Q | None):
-    query = unicodedata.normalize("NFKC", query or "").strip()[:100]
-    # a narrowed search (scope, filters, a restriction) reads more postings so that enough candidates survive
-    narrowed = filters.any or restrict is not None or access.institution_scope_q(user) is not None
+def _prepare(query: str) -> str:
+    return unicodedata.normalize("NFKC", query or "").strip()[:100]
+
+
+def _look(user, kind: int, filters: Filters, limit: int, restrict: Q | None, how: str) -> _Look:
+    # only look-ups by name and pinyin read postings; the others are one indexed equality
+    narrow, exact = _narrowing(user, kind, filters) if how in ("name", "pinyin") else (None, False)
+    # a search whose candidates scope, filters or a restriction will thin out reads more postings, so that
+    # enough survive — unless the postings already hold only the user's territory of whole provinces
+    scoped = access.institution_scope_q(user) is not None
+    narrowed = filters.any or restrict is not None or (scoped and not exact)
     read = max(NARROWED_READ if narrowed else RANGE_LIMIT, limit + 1)
-    return query, read
+    return _Look(user, kind, filters, restrict, limit, read, narrow)
 
 
 def ranked_ids(user, query: str, kind: str, filters: Filters | None = None, limit: int = 20, restrict=None):
@@ -406,18 +478,19 @@ def ranked_ids(user, query: str, kind: str, filters: Filters | None = None, limi
     match: for list pages, which load the rows of one page only. `restrict` narrows the candidates further
     (a Q on the model, e.g. a list's role or institution filter)."""
     filters = filters or Filters()
-    query, read = _prepare(user, query, filters, limit, restrict)
+    query = _prepare(query)
     if not query:
         return [], True
-    look = _Look(user, INSTITUTION if kind == "institution" else PERSON, filters, restrict, limit, read)
-    ranked, complete, _match = _look_up(look, query, classify(query))
+    how = classify(query)
+    look = _look(user, INSTITUTION if kind == "institution" else PERSON, filters, limit, restrict, how)
+    ranked, complete, _match = _look_up(look, query, how)
     return [pk for _score, pk in ranked], complete
 
 
 def search(user, query: str, filters: Filters | None = None, limit: int = 20, kinds=("institution", "person")):
     """Ranked hits for what the user typed, only among customers the user may see."""
     filters = filters or Filters()
-    query, read = _prepare(user, query, filters, limit, None)
+    query = _prepare(query)
     if not query:
         return Hits()
     if filters.type:
@@ -426,7 +499,7 @@ def search(user, query: str, filters: Filters | None = None, limit: int = 20, ki
     hits, complete = Hits(), True
     for kind, label in ((INSTITUTION, "institution"), (PERSON, "person")):
         if label in kinds:
-            ranked, kind_complete, match = _look_up(_Look(user, kind, filters, None, limit, read), query, how)
+            ranked, kind_complete, match = _look_up(_look(user, kind, filters, limit, None, how), query, how)
             hits += _hits(kind, ranked, match)
             complete = complete and kind_complete
     hits.sort(key=lambda h: (-h.score, h.obj.name, h.obj.pk))

@@ -252,15 +252,14 @@ def sync_people_region(institution_ids: Iterable[int]) -> int:
     changed = 0
     for inst_id, region_id in Institution.objects.filter(pk__in=list(institution_ids)).values_list("id", "region_id"):
         province, city = region_columns(region_id)
+        people = Person.objects.filter(institution_id=inst_id)
         changed += (
-            Person.objects.filter(institution_id=inst_id)
-            .exclude(region_id=region_id, province=province, city=city)
+            people.exclude(region_id=region_id, province=province, city=city)
             .update(region_id=region_id, province=province, city=city)
             if region_id
-            else Person.objects.filter(institution_id=inst_id).exclude(region_id=None).update(
-                region_id=None, province="", city=""
-            )
+            else people.exclude(region_id=None).update(region_id=None, province="", city="")
         )
+        search.move_people(people.values("id"), province)  # their postings carry the province too
     return changed
 
 
