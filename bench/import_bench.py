@@ -24,10 +24,13 @@ def csv_path(n: int) -> Path:
 
 
 def make_csv(n: int) -> Path:
-    """People at existing institutions (named by credit code, departments by name), Chinese headers."""
+    """New people at existing institutions (named by credit code, departments by name), Chinese headers.
+    Numbered after the people already in the database, so that each run imports people, not updates."""
     from pharmacrm.customers import importer, scale
     from pharmacrm.customers.choices import Gender, PersonRole, Source, Stage, Tier
-    from pharmacrm.customers.models import Institution
+    from pharmacrm.customers.models import Institution, Person
+
+    first = Person.objects.count()
 
     def tier(value):  # the key tier comes from the key-account programme only: an import may not set it
         return Tier.VIP if value == Tier.KEY else value
@@ -41,7 +44,7 @@ def make_csv(n: int) -> Path:
     with path.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(headers)
-        for i, v in enumerate(scale.people_records(n, seed=2, start=50_000_000)):
+        for i, v in enumerate(scale.people_records(n, seed=2, start=50_000_000 + first), start=first):
             row = {
                 "name": v["name"], "gender": label(Gender, v["gender"]), "role": label(PersonRole, v["role"]),
                 "title": v["title"], "institution": inst.get(v["institution_id"], ""),
@@ -49,7 +52,7 @@ def make_csv(n: int) -> Path:
                 "landline": v["landline"], "email": v["email"],
                 "birthday": v["birthday"].isoformat() if v["birthday"] else "", "home_address": v["home_address"],
                 "id_number": v["id_number"], "tier": label(Tier, tier(v["tier"])), "stage": label(Stage, v["stage"]),
-                "source": label(Source, v["source"]), "external_id": f"HIS-{i + 1:08d}",
+                "source": label(Source, v["source"]), "external_id": f"HIS-{i + 1:09d}",
             }  # fmt: skip
             out.writerow([row.get(by_header[h], "") for h in headers])
     print(f"wrote {n:,} rows to {path} ({path.stat().st_size / 2**20:.0f} MiB)")
@@ -85,9 +88,19 @@ def child(n: int) -> None:
         print("ERROR", err)
 
 
+def _already_imported(path: Path) -> bool:
+    from pharmacrm.customers.models import Person
+
+    with path.open(encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        headers = next(reader)
+        first = dict(zip(headers, next(reader), strict=False))
+    return Person.objects.filter(external_id=first.get("外部编号", "")).exists()
+
+
 def run(n: int) -> dict:
-    if not csv_path(n).exists():
-        make_csv(n)
+    if not csv_path(n).exists() or _already_imported(csv_path(n)):
+        make_csv(n)  # a file imported before would measure 200,000 updates, not an import
     before = common.counts()
     cmd = ["/usr/bin/time", "-v", sys.executable, __file__, "child", str(n)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
@@ -101,6 +114,8 @@ def run(n: int) -> dict:
         raise SystemExit("the import did not finish: see the output above")
     if m.group(1) != "done" or int(m.group(5)):  # a rejected file is no throughput figure
         raise SystemExit(f"the import was {m.group(1)} with {m.group(5)} row errors: see the output above")
+    if int(m.group(3)) != int(m.group(2)):
+        raise SystemExit(f"only {m.group(3)} of {m.group(2)} rows were new people: not an import figure")
     rows, seconds = int(m.group(2)), float(m.group(6))
     return {
         "rows": rows, "status": m.group(1), "created": int(m.group(3)), "updated": int(m.group(4)),
