@@ -198,38 +198,35 @@ class Territory:
 
 
 def territory(user, kind: str, limit: int) -> Territory | None:
-    """The user's Territory for customers of `kind` ("institution" or "person"), cached per user object;
-    None when the user sees every customer, or more than `limit` of them outside their provinces."""
-    cache = user.__dict__.setdefault("_territory", {})
-    if (kind, limit) in cache:
-        return cache[kind, limit]
+    """The user's Territory for customers of `kind` ("institution" or "person"); None when the user sees
+    every customer, or more than `limit` of them outside their provinces. Read anew on every call (one or
+    two indexed queries): the customers beyond change with every owner or team edit, and a search must
+    find a customer the moment it becomes the user's."""
     from pharmacrm.customers.models import Institution, Person
 
-    found = None
-    if not can(user, Cap.ALL_CUSTOMERS):
-        if not can(user, Cap.VIEW_CUSTOMERS):
-            found = Territory(frozenset(), True, ())
-        else:
-            team_ids, codes = _scope_facts(user)
-            provinces = frozenset(c[:2] + "0000" for c in codes)
-            own = Q(owner=user) | Q(team_id__in=team_ids) if team_ids else Q(owner=user)
-            if kind == "person":
-                # a person carries their institution's region: people at owned institutions inside the
-                # provinces are found by province, those at the institutions beyond by institution
-                institutions = territory(user, "institution", limit)
-                if institutions is None:
-                    cache[kind, limit] = None
-                    return None
-                if institutions.beyond:
-                    own |= Q(institution_id__in=institutions.beyond)
-            model = Institution if kind == "institution" else Person
-            # equalities on indexed columns joined by OR (PostgreSQL combines the indexes' bitmaps)
-            beyond = model.objects.filter(own, merged_into__isnull=True).exclude(province__in=provinces)
-            ids = list(beyond.order_by().values_list("id", flat=True)[: limit + 1])
-            if len(ids) <= limit:
-                found = Territory(provinces, all(c.endswith("0000") for c in codes), tuple(sorted(ids)))
-    cache[kind, limit] = found
-    return found
+    if can(user, Cap.ALL_CUSTOMERS):
+        return None
+    if not can(user, Cap.VIEW_CUSTOMERS):
+        return Territory(frozenset(), True, ())
+    team_ids, codes = _scope_facts(user)
+    provinces = frozenset(c[:2] + "0000" for c in codes)
+    own = Q(owner=user) | Q(team_id__in=team_ids) if team_ids else Q(owner=user)
+    if kind == "person":
+        # people of every institution the user or their teams own (merged ones too, as people_for
+        # counts them), wherever the institution lies: a person may carry another region than it
+        owned = list(Institution.objects.filter(own).order_by().values_list("id", flat=True)[: limit + 1])
+        if len(owned) > limit:
+            return None
+        if owned:
+            own |= Q(institution_id__in=owned)
+    model = Institution if kind == "institution" else Person
+    # equalities on indexed columns joined by OR (PostgreSQL combines the indexes' bitmaps); an OR with a
+    # subquery instead made it read every person
+    beyond = model.objects.filter(own, merged_into__isnull=True).exclude(province__in=provinces)
+    ids = list(beyond.order_by().values_list("id", flat=True)[: limit + 1])
+    if len(ids) > limit:
+        return None
+    return Territory(provinces, all(c.endswith("0000") for c in codes), tuple(sorted(ids)))
 
 
 def visible_from_rows(user, kind: str, rows) -> set[int]:

@@ -817,7 +817,7 @@ class Item:
     """One data row on its way through a chunk."""
 
     __slots__ = ("row", "raw", "values", "refs", "keys", "errors", "tags", "existing", "action", "changes",
-                 "pending_parent", "terms", "row_params", "before")  # fmt: skip
+                 "pending_parent", "terms", "row_params", "before", "province_before")  # fmt: skip
 
     def __init__(self, row: int, raw: dict[str, str]):
         self.row, self.raw = row, raw
@@ -833,6 +833,7 @@ class Item:
         self.terms: tuple[str, ...] = ()
         self.row_params: list | None = None
         self.before: dict | None = None  # the existing customer's fields before an update
+        self.province_before = ""  # and its province (derived: not among the fields)
 
     def fail(self, key: str, code: str, **params) -> None:
         self.errors.append((key, code, params))
@@ -1818,6 +1819,7 @@ def _update_rows(run: Run, items: list[Item]) -> None:
         obj = it.existing
         if it.before is None:  # kept: a retry after a clash sees the object already changed
             it.before = services.snapshot(obj, fields)
+            it.province_before = obj.province
         before = it.before
         changes = dict(it.changes)
         tags = changes.pop("tags", None)
@@ -1841,7 +1843,7 @@ def _update_rows(run: Run, items: list[Item]) -> None:
             before_tags = sorted(t.name for t in obj.tags.all())
             obj.tags.set(_tag_ids(run, tags))
             diff["tags"] = [before_tags, sorted(tags)]
-        if {"name", "short_name", "region_id", "institution_id"} & set(changes):
+        if {"name", "short_name"} & set(changes) or obj.province != it.province_before:
             reindex.append(obj)  # the postings hold the name's terms and the province
         run.updates_audit.append({"id": obj.pk, "code": obj.code, "row": it.row, "changes": diff})
     if reindex:
