@@ -197,11 +197,12 @@ class Territory:
     beyond: tuple[int, ...]
 
 
-def territory(user, kind: str, limit: int) -> Territory | None:
+def territory(user, kind: str, limit: int, memo: dict | None = None) -> Territory | None:
     """The user's Territory for customers of `kind` ("institution" or "person"); None when the user sees
-    every customer, or more than `limit` of them outside their provinces. Read anew on every call (one or
-    two indexed queries): the customers beyond change with every owner or team edit, and a search must
-    find a customer the moment it becomes the user's."""
+    every customer, or more than `limit` of them outside their provinces. Read anew for every search (one
+    indexed query for institutions, one more for people; `memo` shares the first between the two kinds of
+    one search): the customers beyond change with every owner or team edit, and a search must find a
+    customer the moment it becomes the user's."""
     from pharmacrm.customers.models import Institution, Person
 
     if can(user, Cap.ALL_CUSTOMERS):
@@ -210,23 +211,28 @@ def territory(user, kind: str, limit: int) -> Territory | None:
         return Territory(frozenset(), True, ())
     team_ids, codes = _scope_facts(user)
     provinces = frozenset(c[:2] + "0000" for c in codes)
+    whole = all(c.endswith("0000") for c in codes)
     own = Q(owner=user) | Q(team_id__in=team_ids) if team_ids else Q(owner=user)
-    if kind == "person":
-        # people of every institution the user or their teams own (merged ones too, as people_for
-        # counts them), wherever the institution lies: a person may carry another region than it
-        owned = list(Institution.objects.filter(own).order_by().values_list("id", flat=True)[: limit + 1])
-        if len(owned) > limit:
-            return None
-        if owned:
-            own |= Q(institution_id__in=owned)
-    model = Institution if kind == "institution" else Person
+    memo = {} if memo is None else memo
+    if "owned" not in memo:
+        # the institutions the user or their teams own outside the provinces, merged ones too: people_for
+        # counts the people left at those; people of owned institutions inside carry their province
+        outside = Institution.objects.filter(own).exclude(province__in=provinces).order_by()
+        memo["owned"] = list(outside.values_list("id", "merged_into_id")[: limit + 1])
+    owned = memo["owned"]
+    if len(owned) > limit:
+        return None
+    if kind == "institution":
+        return Territory(provinces, whole, tuple(sorted(pk for pk, merged in owned if merged is None)))
+    if owned:
+        own |= Q(institution_id__in=[pk for pk, _merged in owned])
     # equalities on indexed columns joined by OR (PostgreSQL combines the indexes' bitmaps); an OR with a
     # subquery instead made it read every person
-    beyond = model.objects.filter(own, merged_into__isnull=True).exclude(province__in=provinces)
+    beyond = Person.objects.filter(own, merged_into__isnull=True).exclude(province__in=provinces)
     ids = list(beyond.order_by().values_list("id", flat=True)[: limit + 1])
     if len(ids) > limit:
         return None
-    return Territory(provinces, all(c.endswith("0000") for c in codes), tuple(sorted(ids)))
+    return Territory(provinces, whole, tuple(sorted(ids)))
 
 
 def visible_from_rows(user, kind: str, rows) -> set[int]:

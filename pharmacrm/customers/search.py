@@ -204,12 +204,12 @@ class _Narrow:
         return where, params
 
 
-def _narrowing(user, kind: int, filters: Filters) -> tuple[_Narrow | None, bool]:
+def _narrowing(user, kind: int, filters: Filters, memo: dict) -> tuple[_Narrow | None, bool]:
     """How to narrow the postings for this user and these filters, and whether that leaves only customers the
     user may see (a territory of whole provinces: the candidates then need no wider read)."""
     region = str(filters.region or "").strip()
     only = int(region[:2]) if region[:2].isdigit() else None  # a region code's first two digits: its province
-    place = access.territory(user, "institution" if kind == INSTITUTION else "person", BEYOND_LIMIT)
+    place = access.territory(user, "institution" if kind == INSTITUTION else "person", BEYOND_LIMIT, memo)
     if place is None:
         return (None if only is None else _Narrow((only,), (), None)), False
     provinces = tuple(sorted(province_number(p) for p in place.provinces))
@@ -462,9 +462,9 @@ def _prepare(query: str) -> str:
     return unicodedata.normalize("NFKC", query or "").strip()[:100]
 
 
-def _look(user, kind: int, filters: Filters, limit: int, restrict: Q | None, how: str) -> _Look:
+def _look(user, kind: int, filters: Filters, limit: int, restrict: Q | None, how: str, memo: dict) -> _Look:
     # only look-ups by name and pinyin read postings; the others are one indexed equality
-    narrow, exact = _narrowing(user, kind, filters) if how in ("name", "pinyin") else (None, False)
+    narrow, exact = _narrowing(user, kind, filters, memo) if how in ("name", "pinyin") else (None, False)
     # a search whose candidates scope, filters or a restriction will thin out reads more postings, so that
     # enough survive — unless the postings already hold only the user's territory of whole provinces
     scoped = access.institution_scope_q(user) is not None
@@ -482,7 +482,7 @@ def ranked_ids(user, query: str, kind: str, filters: Filters | None = None, limi
     if not query:
         return [], True
     how = classify(query)
-    look = _look(user, INSTITUTION if kind == "institution" else PERSON, filters, limit, restrict, how)
+    look = _look(user, INSTITUTION if kind == "institution" else PERSON, filters, limit, restrict, how, {})
     ranked, complete, _match = _look_up(look, query, how)
     return [pk for _score, pk in ranked], complete
 
@@ -496,10 +496,11 @@ def search(user, query: str, filters: Filters | None = None, limit: int = 20, ki
     if filters.type:
         kinds = ("institution",)
     how = classify(query)
-    hits, complete = Hits(), True
+    hits, complete, memo = Hits(), True, {}  # memo: what both kinds' look-ups read of the user's scope
     for kind, label in ((INSTITUTION, "institution"), (PERSON, "person")):
         if label in kinds:
-            ranked, kind_complete, match = _look_up(_look(user, kind, filters, limit, None, how), query, how)
+            look = _look(user, kind, filters, limit, None, how, memo)
+            ranked, kind_complete, match = _look_up(look, query, how)
             hits += _hits(kind, ranked, match)
             complete = complete and kind_complete
     hits.sort(key=lambda h: (-h.score, h.obj.name, h.obj.pk))
