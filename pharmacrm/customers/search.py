@@ -192,12 +192,12 @@ class _Narrow:
         if self.provinces:
             either.append(f"{province} IN ({', '.join(str(int(p)) for p in self.provinces)})")
         if self.beyond:
-            if connection.vendor == "postgresql":
-                either.append(f"{obj_id} = ANY(%s)")
-                params.append(list(self.beyond))
+            condition = _ids_in(obj_id, self.beyond)
+            if condition is None:  # another database: the ids as literal numbers
+                either.append(f"{obj_id} IN ({', '.join(str(int(i)) for i in self.beyond)})")
             else:
-                either.append(f"{obj_id} IN (SELECT value FROM json_each(%s))")
-                params.append(json.dumps(list(self.beyond)))
+                either.append(condition[0])
+                params.append(condition[1])
         where = f"({' OR '.join(either)})" if either else "1 = 0"
         if self.only is not None:
             where += f" AND {province} = {int(self.only)}"
@@ -265,17 +265,23 @@ def _name_class(norm: str):
     return base
 
 
-def _with_ids(qs, ids: list[int]):
-    """qs restricted to these ids. The ids travel as one parameter, an array on PostgreSQL and a JSON list
-    on SQLite: building and converting an `IN (%s, …)` list of thousands of parameters cost more than
-    running the query."""
-    table = qs.model._meta.db_table
+def _ids_in(column: str, ids) -> tuple[str, object] | None:
+    """`column` (quoted SQL) among these ids, with the ids as one parameter: an array on PostgreSQL, a JSON
+    list on SQLite. Building and converting an `IN (%s, …)` list of thousands of parameters cost more than
+    running the query. None on other databases."""
     if connection.vendor == "postgresql":
-        return qs.extra(where=[f'"{table}"."id" = ANY(%s)'], params=[list(ids)])  # noqa: S610
+        return f"{column} = ANY(%s)", [int(i) for i in ids]
     if connection.vendor == "sqlite":
-        where = f'"{table}"."id" IN (SELECT value FROM json_each(%s))'
-        return qs.extra(where=[where], params=[json.dumps([int(i) for i in ids])])  # noqa: S610
-    return qs.filter(pk__in=ids)
+        return f"{column} IN (SELECT value FROM json_each(%s))", json.dumps([int(i) for i in ids])
+    return None
+
+
+def _with_ids(qs, ids: list[int]):
+    """qs restricted to these ids (see _ids_in)."""
+    condition = _ids_in(f'"{qs.model._meta.db_table}"."id"', ids)
+    if condition is None:
+        return qs.filter(pk__in=ids)
+    return qs.extra(where=[condition[0]], params=[condition[1]])  # noqa: S610 (a bound parameter only)
 
 
 def _ranked_ids(user, kind: int, filters: Filters, ids, base_score, limit: int, restrict: Q | None = None):
