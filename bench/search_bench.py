@@ -155,7 +155,7 @@ def breakdown(user, queries) -> dict:
     }
 
 
-REQUEST_CACHES = ("_scope_facts", "_territory", "_owned_institution_ids")
+REQUEST_CACHES = ("_scope_facts", "_territory")
 
 
 def as_request(user, q: str):

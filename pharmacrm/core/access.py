@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
+from .ids import id_set
 from .roles import MATRIX, READ_ONLY_ROLES, Cap, Role
 
 WRITE_CAPS = frozenset(
@@ -170,19 +171,15 @@ SCOPE_COLUMNS = {
 }
 
 
-def _owned_institution_ids(user) -> frozenset[int]:
-    """Institutions the user or their teams own (cached per request): people there are visible wherever
-    the institution lies."""
-    cached = getattr(user, "_owned_institution_ids", None)
-    if cached is None:
-        from pharmacrm.customers.models import Institution
+def _owned_among(user, team_ids, institution_ids) -> set[int]:
+    """Which of these institutions the user or their teams own: people there are visible wherever the
+    institution lies. Read for the short list in hand, never cached, so that a customer assigned a moment
+    ago counts even for a long-lived user object (a shell, the API test client, the worker)."""
+    from pharmacrm.customers.models import Institution
 
-        team_ids = _scope_facts(user)[0]
-        cached = frozenset(
-            Institution.objects.filter(Q(owner=user) | Q(team_id__in=team_ids)).values_list("id", flat=True)
-        )
-        user._owned_institution_ids = cached
-    return cached
+    owner = Q(owner=user) | Q(team_id__in=team_ids) if team_ids else Q(owner=user)
+    wanted = id_set(set(institution_ids))
+    return set(Institution.objects.filter(owner, pk__any_of=wanted).order_by().values_list("id", flat=True))
 
 
 @dataclass(frozen=True)
@@ -260,7 +257,7 @@ def visible_from_rows(user, kind: str, rows) -> set[int]:
         elif inst_id is not None:
             unsure.append((pk, inst_id))
     if unsure:
-        owned = _owned_institution_ids(user)
+        owned = _owned_among(user, team_ids, (inst_id for _pk, inst_id in unsure))
         visible.update(pk for pk, inst_id in unsure if inst_id in owned)
     return visible
 

@@ -74,6 +74,20 @@ def next_codes(model, count: int) -> list[str]:
 # --- validation --------------------------------------------------------------------------------
 
 
+def _refuse_merged(errors: dict, out: dict, field: str, current_id: int | None) -> None:
+    """A merged-away institution (or department) cannot be newly chosen: its records live on at the survivor,
+    and a customer placed under the duplicate would be hidden from lists and scopes that skip merged rows."""
+    chosen = out.get(field)
+    if chosen is None or not chosen.merged_into_id or chosen.pk == current_id:
+        return
+    errors.setdefault(field, []).append(
+        ValidationError(
+            _("%(name)s was merged into %(survivor)s: choose %(survivor)s instead."),
+            code="merged", params={"name": chosen.name, "survivor": chosen.merged_into.name},
+        )
+    )
+
+
 def clean_institution(data: dict[str, Any], instance: Institution | None = None) -> dict[str, Any]:
     """Normalise and validate institution fields; raise ValidationError with per-field messages."""
     errors: dict[str, list] = {}
@@ -99,6 +113,7 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
             errors.setdefault("phone", []).append(e)
     if "external_id" in out and not out["external_id"]:
         out["external_id"] = None
+    _refuse_merged(errors, out, "parent", instance.parent_id if instance else None)
     kind = out.get("kind", instance.kind if instance else "")
     parent = out.get("parent", instance.parent if instance else None)
     if kind == InstitutionType.DEPARTMENT and parent is None:
@@ -177,6 +192,8 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
                 ValidationError(_("Enter a valid 18-character resident ID card number."), code="invalid_id")
             )
         out["id_number"] = idn
+    _refuse_merged(errors, out, "institution", instance.institution_id if instance else None)
+    _refuse_merged(errors, out, "department", instance.department_id if instance else None)
     dept = out.get("department", instance.department if instance else None)
     inst = out.get("institution", instance.institution if instance else None)
     if dept is not None:

@@ -314,3 +314,12 @@ def test_search_ranks_by_pinyin_initials_and_masks_phones(api_for, xiehe, zhang,
     assert [h["id"] for h in shanghai_only] == [ruijin.pk]
     assert client.get("/api/v1/search/", {"q": "医院", "region": "abc"}).status_code == 400
     assert client.get("/api/v1/search/").status_code == 400
+
+
+def test_the_api_refuses_a_merged_away_institution_naming_the_survivor(api_for, users, xiehe, beijing):
+    dup = services.create_institution(users["agent"], {"name": "协和医院西院", "kind": "hospital", "region": beijing})
+    services.merge(users["manager"], xiehe, dup)
+    response = api_for("kam").post("/api/v1/people/", {"name": "钱坤", "institution": dup.pk}, format="json")
+    assert response.status_code == 400
+    assert "merged into 北京协和医院" in str(response.json()["institution"])
+    assert not Person.objects.filter(name="钱坤").exists()

@@ -186,3 +186,15 @@ def test_a_customer_becoming_the_reps_is_found_at_once_by_the_same_user_object(u
     assert found(rep, "renai") == {person}
     services.update_institution(admin_user, institution, {"owner": rep})
     assert found(rep, "renai") == {institution, person}
+
+
+def test_people_at_an_institution_just_assigned_to_the_rep_are_visible_to_the_same_user_object(users, admin_user, shanghai):  # noqa: E501
+    rep = users["rep"]
+    institution = services.create_institution(admin_user, {"name": "上海仁爱医院", "kind": "hospital", "region": shanghai})  # fmt: skip
+    person = services.create_person(admin_user, {"name": "任爱华", "institution": institution})
+    assert access.visible_ids(rep, "person", [person.pk]) == set()
+    assert not found(rep, "任爱华")
+    services.update_institution(admin_user, institution, {"owner": rep})
+    # no cache on the user object decides this: the worker and the API client keep theirs for long
+    assert access.visible_ids(rep, "person", [person.pk]) == {person.pk}
+    assert found(rep, "任爱华") == {person}

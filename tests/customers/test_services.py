@@ -191,3 +191,25 @@ def test_people_owned_through_their_institution_stay_visible_outside_the_territo
     rep = type(rep).objects.get(pk=rep.pk)  # a new request: scope facts are read afresh
     assert access.people_for(rep).filter(pk=wang.pk).exists()
     assert access.visible_ids(rep, "person", [wang.pk]) == {wang.pk}
+
+
+def test_a_merged_away_institution_cannot_be_chosen_for_a_new_person_or_department(users, xiehe, beijing):
+    dup = services.create_institution(users["agent"], {"name": "协和医院东院", "kind": "hospital", "region": beijing})
+    services.merge(users["manager"], xiehe, dup)
+    dup.refresh_from_db()
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as exc:
+            services.create_person(users["agent"], {"name": "赵敏", "institution": dup})
+        assert "was merged into 北京协和医院" in str(exc.value.message_dict["institution"])
+        with pytest.raises(ValidationError) as exc:
+            services.create_institution(users["agent"], {"name": "心内科", "kind": "department", "parent": dup})
+        assert "merged into" in str(exc.value.message_dict["parent"])
+    with translation.override("zh-hans"):  # the message is in the language of the request that raised it
+        with pytest.raises(ValidationError) as exc:
+            services.create_person(users["agent"], {"name": "赵敏", "institution": dup})
+    assert "协和医院东院 已合并到 北京协和医院" in str(exc.value.message_dict["institution"])
+    assert not Person.objects.filter(name="赵敏").exists()
+    assert not Institution.objects.filter(name="心内科", parent=dup).exists()
+    # the survivor is the right choice, and editing someone else keeps working
+    person = services.create_person(users["agent"], {"name": "赵敏", "institution": xiehe})
+    services.update_person(users["agent"], person, {"title": "主任医师"}, version=person.version)
