@@ -126,14 +126,9 @@ def _checked(clean, field: str, value, instance=None):
     """The service's own rule for one field (clean_institution / clean_person), run as a field validator: a
     client gets every field's error in one answer instead of the service's only after the field checks
     passed. The service checks everything again when saving, with the rules that join several fields."""
-    if value in (None, ""):
-        return value
-    try:
-        clean({field: value}, instance)
-    except ValidationError as e:
-        errors = getattr(e, "error_dict", {}).get(field)
-        if errors:
-            raise ValidationError(errors) from None
+    errors = services.field_errors(clean, field, value, instance)
+    if errors:
+        raise ValidationError(errors)
     return value
 
 

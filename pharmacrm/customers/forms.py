@@ -137,6 +137,14 @@ class ServiceErrorsMixin:
             for e in error.error_list:
                 self.add_error(None, e)
 
+    def add_format_errors(self, clean, fields) -> None:
+        """With another field in error the service's whole check does not run: still show what is wrong with
+        each of these fields on its own (a bad phone, a bad credit code), so that one round shows it all."""
+        for field in fields:
+            if field not in self.errors:
+                for e in services.field_errors(clean, field, self.cleaned_data.get(field), self.instance):
+                    self.add_error(field, e)
+
 
 # --- one-time form tokens: a create form is acted on once ------------------------------------------
 
@@ -301,6 +309,7 @@ class InstitutionForm(RegionFieldsMixin, CustomerForm):
     def clean(self):
         data = super().clean()
         if self.errors:
+            self.add_format_errors(services.clean_institution, services.INSTITUTION_FORMAT_FIELDS)
             return data
         values = {
             "name": data["name"],
@@ -412,6 +421,7 @@ class PersonForm(CustomerForm):
     def clean(self):
         data = super().clean()
         if self.errors:
+            self.add_format_errors(services.clean_person, services.PERSON_FORMAT_FIELDS)
             return data
         values = {
             "name": data["name"],

@@ -74,6 +74,23 @@ def next_codes(model, count: int) -> list[str]:
 # --- validation --------------------------------------------------------------------------------
 
 
+# the rules of one field each, which hold whatever the other fields say: a form or API client with errors
+# elsewhere still learns about these in the same answer
+INSTITUTION_FORMAT_FIELDS = ("credit_code", "phone")
+PERSON_FORMAT_FIELDS = ("mobile", "landline", "email", "birthday", "id_number")
+
+
+def field_errors(clean, field: str, value, instance=None) -> list[ValidationError]:
+    """The errors `clean` (clean_institution / clean_person) finds in this one field on its own."""
+    if value in (None, ""):
+        return []
+    try:
+        clean({field: value}, instance)
+    except ValidationError as e:
+        return list(getattr(e, "error_dict", {}).get(field, []))
+    return []
+
+
 def _refuse_merged(errors: dict, out: dict, field: str, current_id: int | None) -> None:
     """A merged-away institution (or department) cannot be newly chosen: its records live on at the survivor,
     and a customer placed under the duplicate would be hidden from lists and scopes that skip merged rows."""

@@ -254,3 +254,27 @@ def test_the_typing_check_does_not_tell_a_rep_about_phones_outside_their_scope(c
     assert "Another person already has this phone number" not in rep
     agent = client_for("agent").post("/customers/people/new/", form, **HTMX).content.decode()
     assert "Another person already has this phone number" in agent
+
+
+def _field(page: str, name: str) -> str:
+    return page.split(f'id="field-{name}"')[1].split('id="field-')[0]
+
+
+def test_every_field_error_shows_in_one_round_even_with_the_name_missing(client_for):
+    data = {"name": "", "role": "pharmacist", "mobile": "12345", "email": "foo@", "landline": "abc",
+            "id_number": "123456789012345678", "tier": "new", "stage": "potential"}  # fmt: skip
+    page = client_for("agent").post("/customers/people/new/", data).content.decode()
+    assert "This field is required." in _field(page, "name")
+    assert "Enter a valid mainland China mobile number" in _field(page, "mobile")
+    assert 'value="12345"' in _field(page, "mobile")  # the input is kept
+    assert "Enter a valid e-mail address." in _field(page, "email")
+    assert "Enter a valid landline with its area code" in _field(page, "landline")
+    assert "Enter a valid 18-character resident ID card number." in _field(page, "id_number")
+    assert not Person.objects.filter(name="").exists()
+    page = client_for("agent").post(
+        "/customers/institutions/new/", _institution_form(name="", credit_code="123", phone="12345")
+    ).content.decode()
+    assert "This field is required." in _field(page, "name")
+    assert "must have 18 characters (it has 3)" in _field(page, "credit_code")
+    assert "Enter a valid China mobile number, landline with area code" in _field(page, "phone")
+    assert not Institution.objects.filter(credit_code="123").exists()
