@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import access, audit, dueclock
 from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers import normalise
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.safety import net
 
@@ -98,6 +99,11 @@ def create_ticket(user, data: dict) -> Ticket:
         errors["priority"] = [_("Give a reason when the priority or complexity differs from the category's.")]
     if not (data.get("institution") or data.get("person") or data.get("caller_phone") or data.get("caller_name")):
         errors["person"] = [_("Name the customer, or the caller's name or phone number.")]
+    if (data.get("caller_phone") or "").strip():
+        try:  # the number to call back: the rule of every other phone in the product
+            normalise.validate_any_phone(data["caller_phone"])
+        except ValidationError as e:
+            errors["caller_phone"] = e.messages
     if (data.get("reply_email") or "").strip():
         from django.core.validators import validate_email
 

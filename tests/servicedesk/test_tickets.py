@@ -351,3 +351,15 @@ def test_an_assignment_rule_change_applies_to_the_next_ticket_at_once(users, rai
     routing.create_rule(users["admin"], {"name": "全部 → 热线组", "team": team, "method": "least_loaded"})
     ticket = raise_ticket()
     assert (ticket.team, ticket.assignee) == (team, users["expert"])
+
+
+@pytest.mark.parametrize("phone, ok", [("12345", False), ("abc-def", False), ("010-6915 6114", True), ("+86 139 1234 5678", True)])  # noqa: E501
+def test_a_callers_phone_must_be_a_number_that_can_be_called_back(users, phone, ok):
+    data = {"subject": "来电咨询", "channel": "phone", "category": "drug_info", "caller_name": "张三", "caller_phone": phone}
+    if ok:
+        assert services.create_ticket(users["agent"], data).caller_phone == phone
+        return
+    with pytest.raises(ValidationError) as exc:
+        services.create_ticket(users["agent"], data)
+    assert "请输入有效的中国手机号" in " ".join(exc.value.message_dict["caller_phone"])  # the default language
+    assert not Ticket.objects.exists()

@@ -233,6 +233,13 @@ def test_an_unidentified_caller_is_enough(client_for):
     assert ticket.caller_name == "王先生" and ticket.institution is None
 
 
+def test_a_callers_phone_that_cannot_be_called_back_is_refused_under_its_field(client_for):
+    page = client_for("agent").post("/service/new/", _intake(caller_name="张三", caller_phone="12345")).content.decode()
+    field = _section(page, 'id="field-caller_phone"')
+    assert "Enter a valid China mobile number" in field and 'value="12345"' in field
+    assert not Ticket.objects.exists()
+
+
 def test_choosing_an_institution_loads_its_people(client_for, xiehe, doctor, ruijin):
     page = client_for("agent").get(
         "/service/new/", {"_options": "person", "institution": xiehe.pk}, HTTP_HX_REQUEST="true"
