@@ -16,7 +16,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
-from pharmacrm.core.models import Region, Team, User
+from pharmacrm.core.models import Region, Team, User, region_label
 
 from . import search, services
 from .choices import (
@@ -48,13 +48,14 @@ def _split_tags(text: str) -> list[str]:
 
 
 def region_children(code: str | None) -> list[tuple[str, str]]:
-    """(code, name) of the regions directly below `code`; the provinces when code is empty."""
+    """(code, name) of the regions directly below `code`; the provinces when code is empty. Names in the
+    page's script (Traditional characters on zh-Hant pages), as the region column shows them."""
     qs = (
         Region.objects.filter(level=Region.Level.PROVINCE)
         if not code
         else Region.objects.filter(parent_id=code)
     )
-    return list(qs.order_by("code").values_list("code", "name"))
+    return [(c, region_label(c, name)) for c, name in qs.order_by("code").values_list("code", "name")]
 
 
 def region_path(region: Region | None) -> tuple[str, str, str]:

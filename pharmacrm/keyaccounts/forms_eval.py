@@ -8,9 +8,8 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from pharmacrm.core.models import Region
 from pharmacrm.customers.choices import InstitutionType, Tier
-from pharmacrm.customers.forms import ANY, ServiceErrorsMixin
+from pharmacrm.customers.forms import ANY, ServiceErrorsMixin, region_children
 
 from . import evaluation, scoring
 from .choices import Component, Klass, ModelKind
@@ -60,7 +59,7 @@ def json_number(value):
 
 
 def _provinces() -> list[tuple[str, str]]:
-    return list(Region.objects.filter(level=Region.Level.PROVINCE).order_by("code").values_list("code", "name"))
+    return region_children("")
 
 
 class _Filters(forms.Form):

@@ -36,3 +36,19 @@ def test_the_institution_page_shows_the_traditional_region(client_for, xiehe):
     client.post("/i18n/setlang/", {"language": "zh-hant"})
     page = client.get(f"/customers/institutions/{xiehe.pk}/").content.decode()
     assert 'lang="zh-hant"' in page and "北京市朝陽區" in page and "朝阳区" not in page
+
+
+@pytest.mark.django_db
+def test_the_region_selects_offer_traditional_names_on_zh_hant_pages(client_for):
+    client = client_for("manager")
+    client.post("/i18n/setlang/", {"language": "zh-hant"})
+    form = client.get("/customers/institutions/new/").content.decode()
+    assert '<option value="150000">內蒙古自治區</option>' in form and "内蒙古自治区" not in form
+    cities = client.get("/customers/regions/", {"province": "210000"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "遼寧" not in cities and '<option value="210200">大連市</option>' in cities
+    from pharmacrm.keyaccounts.forms_eval import CandidateFilterForm
+
+    with translation.override("zh-hant"):  # the candidate list's province filter
+        assert ("150000", "內蒙古自治區") in CandidateFilterForm(periods=[]).fields["province"].choices
+    client.post("/i18n/setlang/", {"language": "zh-hans"})
+    assert '<option value="150000">内蒙古自治区</option>' in client.get("/customers/institutions/new/").content.decode()
