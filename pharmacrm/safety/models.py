@@ -366,7 +366,8 @@ class Flag(models.Model):
         ]  # fmt: skip
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.status}"
+        # the audit trail names a flag by this, in the reader's language (its status is in the entry)
+        return f"{self.get_kind_display()} #{self.pk}"
 
 
 class CaseTask(models.Model):

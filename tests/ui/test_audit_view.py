@@ -65,3 +65,34 @@ def test_the_audit_trail_is_refused_to_other_roles(client_for):
     for role in ("agent", "manager", "pv"):
         assert client_for(role).get("/accounts/audit/").status_code == 403
         assert client_for(role).post("/accounts/audit/", {"verify": "1"}).status_code == 403
+
+
+def test_details_read_as_words_not_codes_in_the_readers_language(client_for, users, xiehe):
+    """QA read raw keys and codes on the auditor's page: a review's department and opinion, a quality
+    complaint's changes with a user id, export filters with a customer id, system actors, a case page's
+    purpose, a safety flag named by its codes."""
+    import re
+
+    from pharmacrm.core import audit
+    from pharmacrm.safety.models import Flag
+
+    A = AuditEntry.Action
+    audit.record(A.CREATE, ("keyaccounts.proposal", "1", "提名"), user=users["kam"],
+                 changes={"review": [None, {"department": "qa", "opinion": "neutral"}]})  # fmt: skip
+    audit.record(A.UPDATE, ("safety.safetycase", "1", "QC-1"), user=users["pv"],
+                 quality={"qa_owner": [None, users["expert"].pk], "recall_decision": ["", "none"]})  # fmt: skip
+    audit.record(A.EXPORT, ("sales.orderline", "", "3"), user=users["manager"], filters={"customer": xiehe.pk})
+    audit.record(A.READ_PERSONAL, ("safety.safetycase", "1", "QC-1"), user=users["pv"], purpose="case page")
+    flag = Flag.objects.create(kind="adverse_reaction", received_at=timezone.now())
+    audit.record(A.CREATE, flag, actor_name="net")
+    client = client_for("auditor")
+    client.post("/i18n/setlang/", {"language": "zh-hans"})
+    page = client.get("/accounts/audit/").content.decode()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.split("<tbody", 1)[1].split("</tbody>", 1)[0]))
+    for raw in ("department", "opinion", "neutral", "qa_owner", "recall_decision", "customer", "case page", " net ",
+                "adverse_reaction", "Safety screening"):
+        assert raw not in text, raw
+    assert "评审意见 — → 科室: 质量部; 评审意见: 无异议" in text
+    assert f"→ {users['expert'].display_name or users['expert'].username}" in text
+    assert "客户: 北京协和医院" in text and "病例页面" in text
+    assert f"安全信号筛查 新建 安全标记 药品不良反应 #{flag.pk}" in text

@@ -54,7 +54,9 @@ AUDIT_KEYS = {
     "clock": gettext_lazy("Clock"),
     "count": gettext_lazy("Quantity"),
     "created": gettext_lazy("Created"),
+    "customer": gettext_lazy("Customer"),
     "customers": gettext_lazy("Customers"),
+    "department": gettext_lazy("Department"),
     "departments": gettext_lazy("Departments"),
     "delay_days": gettext_lazy("Days late"),
     "delivery": gettext_lazy("Delivery"),
@@ -99,6 +101,7 @@ AUDIT_KEYS = {
     "moved": gettext_lazy("Records moved"),
     "name": gettext_lazy("Name"),
     "note": gettext_lazy("Note"),
+    "opinion": gettext_lazy("Opinion"),
     "overdue": gettext_lazy("Overdue"),
     "owner": gettext_lazy("Owner"),
     "password_changed": gettext_lazy("Password changed"),
@@ -118,6 +121,8 @@ AUDIT_KEYS = {
     "reissued": gettext_lazy("Document reissued"),
     "remaining": gettext_lazy("Values still under older keys"),
     "report": gettext_lazy("Report"),
+    "responded": gettext_lazy("First response recorded"),
+    "review": gettext_lazy("Review opinion"),
     "role": gettext_lazy("Role"),
     "roles": gettext_lazy("Roles"),
     "rows": gettext_lazy("Rows"),
@@ -135,6 +140,7 @@ AUDIT_KEYS = {
     "status": gettext_lazy("Status"),
     "submission": gettext_lazy("Submission"),
     "submissions": gettext_lazy("Submissions"),
+    "tag": gettext_lazy("Tag"),
     "target": gettext_lazy("Data"),
     "teams": gettext_lazy("Teams"),
     "terms": gettext_lazy("Terms found"),
@@ -167,7 +173,11 @@ AUDIT_VALUES = {
         "ticket conversation": gettext_lazy("ticket conversation"),
         "api": gettext_lazy("API"),
         "api-list": gettext_lazy("API list"),
+        "case page": gettext_lazy("case page"),
+        "case edit form": gettext_lazy("case edit form"),
+        "case follow-up form": gettext_lazy("case follow-up form"),
     },
+    "reason": {"evaluation": gettext_lazy("customer evaluation")},
     "format": {"signed copy": gettext_lazy("signed copy")},
     "source": {"demo": gettext_lazy("demo data")},
     "signature": {"approved": gettext_lazy("approved"), "rejected": gettext_lazy("rejected")},
@@ -181,7 +191,7 @@ AUDIT_VALUES = {
 def _audit_choices() -> dict:
     """Details (also inside a list of records, such as an SLA sweep's breaches) whose values are codes of a
     choice list but no field of the entry's model: key → the choices."""
-    from pharmacrm.keyaccounts.choices import ModelKind
+    from pharmacrm.keyaccounts.choices import Department, ModelKind, Opinion
     from pharmacrm.safety import choices as safety
     from pharmacrm.servicedesk.choices import ClockKind
 
@@ -191,6 +201,8 @@ def _audit_choices() -> dict:
         "channel": safety.Channel,
         "jurisdiction": safety.Jurisdiction,
         "evaluation": ModelKind,
+        "department": Department,  # a reviewer's opinion on a key-account proposal
+        "opinion": Opinion,
     }
 
 
@@ -210,6 +222,7 @@ AUDIT_REFERENCES = {
     "person": "customers.person", "people": "customers.person", "institution": "customers.institution",
     "owner": "core.user", "merged": "", "import_job": "customers.importjob", "tickets": "servicedesk.ticket",
     "holder": "core.user", "reassigned_to": "core.user",  # in the records of an SLA sweep (breaches, escalations)
+    "customer": "customers.institution",  # the customer filter of an order export
 }  # fmt: skip
 AUDIT_ID_LISTS = frozenset({"people", "tickets"})  # ids when a list, a count otherwise (an import's people)
 
@@ -265,10 +278,29 @@ def audit_value(value) -> str:
             shown += " " + _("… (%(count)d in all)") % {"count": len(value)}
         return shown
     if isinstance(value, dict):
-        return "; ".join(f"{audit_label(None, k)}: {audit_value(v)}" for k, v in value.items())
+        return "; ".join(f"{audit_label(None, k)}: {audit_detail(None, k, v)}" for k, v in value.items())
     if isinstance(value, str):
         return _audit_time(value)
     return str(value)
+
+
+# Who acted when no user did (the entry's actor_name, without a user): what each is called on the page
+AUDIT_SYSTEM_ACTORS = {
+    "system": gettext_lazy("System"),
+    "worker": gettext_lazy("Background worker"),
+    "net": gettext_lazy("Safety screening"),
+    "demo": gettext_lazy("Demo data"),
+    "scheduler": gettext_lazy("Scheduled backup"),
+}
+
+
+@register.filter
+def audit_actor(entry) -> str:
+    """The name of who made an entry: a system actor's in the reader's language, else the user name."""
+    name = getattr(entry, "actor_name", "") or ""
+    if getattr(entry, "actor_id", None) is None and name in AUDIT_SYSTEM_ACTORS:
+        return str(AUDIT_SYSTEM_ACTORS[name])
+    return name
 
 
 @register.simple_tag
@@ -280,7 +312,8 @@ def audit_label(model, name) -> str:
         if getattr(field, "auto_created", False) and not getattr(field, "concrete", True):
             return capfirst(str(field.related_model._meta.verbose_name_plural))
         verbose = getattr(field, "verbose_name", None)
-        if verbose:
+        # a field declared without a label has its name as an English one: a known key's label reads better
+        if verbose and not (verbose == name.replace("_", " ") and name in AUDIT_KEYS):
             return capfirst(str(verbose))
     label = AUDIT_KEYS.get(name) if isinstance(name, str) else None
     if label is not None:
@@ -333,9 +366,9 @@ def audit_display(model, name: str, value, names=None) -> str:
     found = _labelled(names, label, value)
     if found is not None:
         return found
-    if label == "core.region" and isinstance(value, (str, int)) and not isinstance(value, bool):
-        region = related.objects.filter(pk=value).first()
-        return str(region) if region else audit_value(value)
+    if label in ("core.region", "core.user") and isinstance(value, (str, int)) and not isinstance(value, bool):
+        found = related.objects.filter(pk=value).first()  # a record inside a detail: not in the page's batch
+        return str(getattr(found, "display_name", "") or found) if found else audit_value(value)
     return audit_value(value)
 
 
@@ -365,6 +398,9 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
     if name in AUDIT_VALUES or name == "roles":
         return _audit_code(name, value)
     if isinstance(value, dict) and value:
+        part = _audit_field(model, name)  # the changes of a part of the record (a case's quality complaint)
+        if part is not None and part.one_to_one and not part.concrete:
+            return _audit_record(part.related_model, value, names, changes=True)
         return _audit_record(model, value, names)
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         shown = ", ".join(_audit_record(model, v, names) for v in value[:AUDIT_LIST_SHOWN])
@@ -380,10 +416,18 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
     return audit_value(value)
 
 
-def _audit_record(model, record: dict, names=None) -> str:
+def _audit_record(model, record: dict, names=None, changes: bool = False) -> str:
     """A record inside a detail (one breach of an SLA sweep, one overdue clock …): each key labelled and each
-    value shown as a detail of the entry's model (codes translated, users by their names)."""
-    return "; ".join(f"{audit_label(model, k)}: {audit_detail(model, k, v, names)}" for k, v in record.items())
+    value shown as a detail of the entry's model (codes translated, users by their names). `changes`: the
+    values are [before, after] pairs of the model's fields."""
+
+    def shown(key, value) -> str:
+        if changes and isinstance(value, list) and len(value) == 2:
+            before, after = (audit_display(model, key, v, names) for v in value)
+            return f"{before} → {after}"
+        return audit_detail(model, key, value, names)
+
+    return "; ".join(f"{audit_label(model, k)}: {shown(k, v)}" for k, v in record.items())
 
 
 @functools.cache
@@ -481,7 +525,7 @@ AUDIT_LABELLED = frozenset({
     "core.user", "core.team", "core.region", "customers.institution", "customers.person", "customers.importjob",
     "servicedesk.ticket", "servicedesk.product", "servicedesk.answertemplate", "engagement.interaction",
     "keyaccounts.keyaccount", "keyaccounts.proposal", "keyaccounts.agreement", "keyaccounts.meeting",
-    "keyaccounts.planitem", "safety.safetycase",
+    "keyaccounts.planitem", "safety.safetycase", "safety.flag",
 })  # fmt: skip
 
 
