@@ -372,7 +372,9 @@ def _event_details(e) -> list[tuple[str, str]]:
     if e.kind == EventKind.CREATED and routed.get("method") in AssignMethod.values:
         out.append((_("Routed"), AssignMethod(routed["method"]).label))
     for key, label in (("reason", _("Reason")), ("summary", _("Summary")), ("note", _("Note"))):
-        if data.get(key):
+        if key == "reason" and data.get("boost"):  # the system's own words: in the reader's language, not the stored
+            out.append((label, _("A VIP or key-account customer: one step more urgent.")))
+        elif data.get(key):
             out.append((label, str(data[key])))
     from . import editing
 

@@ -83,6 +83,7 @@ def test_details_read_as_words_not_codes_in_the_readers_language(client_for, use
                  quality={"qa_owner": [None, users["expert"].pk], "recall_decision": ["", "none"]})  # fmt: skip
     audit.record(A.EXPORT, ("sales.orderline", "", "3"), user=users["manager"], filters={"customer": xiehe.pk})
     audit.record(A.READ_PERSONAL, ("safety.safetycase", "1", "QC-1"), user=users["pv"], purpose="case page")
+    audit.record(A.EXPORT, ("safety.safetycase", "1", "QC-1"), user=users["pv"], format="报告表 PDF")
     flag = Flag.objects.create(kind="adverse_reaction", received_at=timezone.now())
     audit.record(A.CREATE, flag, actor_name="net")
     client = client_for("auditor")
@@ -95,4 +96,7 @@ def test_details_read_as_words_not_codes_in_the_readers_language(client_for, use
     assert "评审意见 — → 科室: 质量部; 评审意见: 无异议" in text
     assert f"→ {users['expert'].display_name or users['expert'].username}" in text
     assert "客户: 北京协和医院" in text and "病例页面" in text
+    assert "格式 药品不良反应/事件报告表（PDF）" in text
+    client.post("/i18n/setlang/", {"language": "zh-hant"})
+    assert "藥品不良反應/事件報告表（PDF）" in client.get("/accounts/audit/").content.decode()
     assert f"安全信号筛查 新建 安全标记 药品不良反应 #{flag.pk}" in text

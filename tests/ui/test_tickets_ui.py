@@ -475,3 +475,16 @@ def test_the_page_asks_for_the_root_cause_and_how_the_customer_was_informed(clie
     assert 'name="informed_channel"' in page
     told = client.post(url, {"to_status": "informed", "version": ticket.version, "informed_channel": "email"})
     assert told.status_code == 302 and Ticket.objects.get(pk=ticket.pk).status == Status.INFORMED
+
+
+def test_the_boost_reason_reads_in_the_viewers_script_whatever_language_raised_the_ticket(client_for, users, xiehe):
+    from pharmacrm.customers import services as customers
+
+    customers.update_institution(users["manager"], xiehe, {"tier": "vip"})
+    ticket = services.create_ticket(users["agent"], {"subject": "询问库存", "channel": "phone",
+                                                     "category": "drug_info", "institution": xiehe})  # fmt: skip
+    assert ticket.boosted  # raised (and its history written) in the default language, Simplified
+    client = client_for("kam")
+    client.post("/i18n/setlang/", {"language": "zh-hant"})
+    page = client.get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert "VIP客戶或重點客戶：緊急程度提高一級。" in page and "VIP客户或重点客户" not in page

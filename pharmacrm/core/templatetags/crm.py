@@ -178,7 +178,10 @@ AUDIT_VALUES = {
         "case follow-up form": gettext_lazy("case follow-up form"),
     },
     "reason": {"evaluation": gettext_lazy("customer evaluation")},
-    "format": {"signed copy": gettext_lazy("signed copy")},
+    "format": {
+        "signed copy": gettext_lazy("signed copy"),
+        "报告表 PDF": gettext_lazy("adverse drug reaction report form (PDF)"),  # as the safety pages write it
+    },
     "source": {"demo": gettext_lazy("demo data")},
     "signature": {"approved": gettext_lazy("approved"), "rejected": gettext_lazy("rejected")},
     "second_factor": {"totp": gettext_lazy("authenticator app"), "enrolment_code": gettext_lazy("enrolment code")},
