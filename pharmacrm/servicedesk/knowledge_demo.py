@@ -89,10 +89,10 @@ TEMPLATES = [
     ("问题已解决", None, "zh-hans",
      "尊敬的{customer}：\n\n您的工单 {ticket}（{subject}）已处理完毕。稍后您会收到一份满意度回访，"
      "请花一分钟告诉我们您的评价。\n\n祝您健康！\n\n客服专员 {agent}"),
-    ("Acknowledgement", None, "en",
+    ("确认收到（英文，境外客户）", None, "en",
      "Dear {customer},\n\nThank you for contacting us about “{subject}”. Your request has the reference {ticket}; "
      "we will answer within the promised time.\n\nKind regards,\n{agent}"),
-    ("Request for batch number", None, "en",
+    ("请提供批号（英文，境外客户）", None, "en",
      "Dear {customer},\n\nTo look into your report ({ticket}) we need the batch number printed on the pack "
      "(after “批号” or “LOT”) and a photo of the pack. Please reply to this e-mail with the details attached.\n\n"
      "Kind regards,\n{agent}"),

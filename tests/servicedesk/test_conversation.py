@@ -273,6 +273,13 @@ def test_the_edit_page_saves_and_a_second_agent_gets_a_409_with_the_input_kept(c
     assert response.status_code == 302 and Ticket.objects.get(pk=ticket.pk).subject == "我的新标题"
 
 
+def test_the_edit_page_says_that_fields_below_need_correcting(client_for, ticket):
+    form = {"subject": " ", "description": "", "category": ticket.category_id, "product": "", "batch_number": "",
+            "version": ticket.version}  # fmt: skip
+    page = client_for("agent").post(f"{url(ticket)}edit/", form, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Please correct the fields marked below." in page
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_the_edit_page_is_for_ticket_handlers(client_for, ticket, role):
     assert client_for(role).get(f"{url(ticket)}edit/").status_code == (200 if role in HANDLERS else 403)

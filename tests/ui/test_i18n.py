@@ -35,3 +35,14 @@ def test_switching_to_english_and_back(client_for):
 def test_the_language_cookie_is_honoured_on_the_sign_in_page(client):
     client.cookies["django_language"] = "en"
     assert '<html lang="en">' in client.get("/accounts/login/").content.decode()
+
+
+def test_djangos_own_form_messages_read_in_the_products_house_style(client_for):
+    client = client_for("agent")
+    page = client.post("/customers/institutions/new/", {"name": "院" * 10000, "kind": "hospital"}).content.decode()
+    assert "个字（当前 10000 个字）。" in page and "变量" not in page
+    page = client.post("/customers/people/new/", {"name": "王芳", "birthday": "2026-02-30"}).content.decode()
+    assert "请输入有效的日期。" in page
+    client.post("/i18n/setlang/", {"language": "zh-hant"})
+    page = client.post("/customers/people/new/", {"name": "王芳", "birthday": "2026-02-30"}).content.decode()
+    assert "請輸入有效的日期。" in page
