@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 PORT="${PORT:-8000}"
 VENV="${VENV:-.venv}"
 VAR="${PHARMACRM_VAR_DIR:-$PWD/var}"
-export PATH="$PWD/$VENV/bin:$PATH"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac  # VENV=/abs/path/.venv works too
+export PATH="$VENV/bin:$PATH"
 mkdir -p "$VAR/logs"
 
 if ! python - "$PORT" <<'PY'

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${VENV:-.venv}"
-export PATH="$PWD/$VENV/bin:$PATH"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac  # VENV=/abs/path/.venv works too
+export PATH="$VENV/bin:$PATH"
 workers="${PYTEST_WORKERS:-2}"
 
 # A fresh data dir per run: the tests never touch var/ (demo data, keys) of `make run`.
