@@ -127,10 +127,20 @@ class Period:
         return (self.last - self.first).days + 1
 
 
+# The package carries each holiday's Simplified name; Traditional Chinese pages read these
+HANT_HOLIDAYS = {
+    "元旦": "元旦", "春节": "春節", "清明": "清明", "劳动节": "勞動節", "端午": "端午", "国庆节": "國慶節", "中秋": "中秋",
+    "中国人民抗日战争暨世界反法西斯战争胜利70周年纪念日": "中國人民抗日戰爭暨世界反法西斯戰爭勝利70週年紀念日",
+}
+
+
 def holiday_name(english: str) -> str:
     """The package's holiday name in the page's language (it carries the Chinese name itself)."""
     holiday = next((h for h in chinese_calendar.Holiday if h.value == english), None)
-    if holiday is not None and (translation.get_language() or "").startswith("zh"):
+    language = (translation.get_language() or "").lower()
+    if holiday is not None and language.startswith("zh-hant"):
+        return HANT_HOLIDAYS.get(holiday.chinese, holiday.chinese)
+    if holiday is not None and language.startswith("zh"):
         return holiday.chinese
     return english
 

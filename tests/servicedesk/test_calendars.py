@@ -102,3 +102,14 @@ def test_operators_enter_next_years_schedule_with_the_holidays_command(db, capsy
     with pytest.raises(CommandError):
         call_command("holidays", "set", "2027-03-01..2027-02-01", "--off")
     assert business.overrides.count() == 7  # nothing half-written
+
+
+def test_the_official_holidays_are_named_in_the_pages_script(client_for):
+    client = client_for("manager")
+    page = client.get("/service/settings/calendars/business/2026/").content.decode()
+    assert "春节" in page and "国庆节" in page
+    client.post("/i18n/setlang/", {"language": "zh-hant"})
+    page = client.get("/service/settings/calendars/business/2026/").content.decode()
+    assert "春節" in page and "國慶節" in page and "春节" not in page and "劳动节" not in page
+    client.post("/i18n/setlang/", {"language": "en"})
+    assert "Spring Festival" in client.get("/service/settings/calendars/business/2026/").content.decode()
