@@ -14,7 +14,20 @@ from pharmacrm.sales import api as sales_api
 from pharmacrm.servicedesk import api as servicedesk_api
 from pharmacrm.servicedesk import api_conversation, api_knowledge, api_links, api_revisit, api_routing
 
-router = DefaultRouter()
+
+class Router(DefaultRouter):
+    """Record ids in URLs are ASCII digits. DRF's default pattern ([^/.]+) let "１２" (full-width) or "١٢"
+    (Arabic-Indic) through to int(), which opened record 12; a viewset with keys of another shape sets its
+    own lookup_value_regex."""
+
+    def get_lookup_regex(self, viewset, lookup_prefix=""):
+        if getattr(viewset, "lookup_value_regex", None) is None and getattr(viewset, "lookup_field", "pk") in ("pk", "id"):  # noqa: E501
+            kwarg = getattr(viewset, "lookup_url_kwarg", None) or getattr(viewset, "lookup_field", "pk")
+            return f"(?P<{lookup_prefix}{kwarg}>[0-9]{{1,18}})"
+        return super().get_lookup_regex(viewset, lookup_prefix)
+
+
+router = Router()
 router.register("institutions", customers_api.InstitutionViewSet, basename="institution")
 router.register("people", customers_api.PersonViewSet, basename="person")
 router.register("consents", customers_api.ConsentViewSet, basename="consent")

@@ -256,6 +256,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pharmacrm.core.api_utils.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "pharmacrm.core.parsers.JSONParser",  # refuses JSON nested too deep instead of failing with a 500
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_RATES": {"token": "20/min"},
 }
 API_TOKEN_LIFETIME_HOURS = envint("API_TOKEN_LIFETIME_HOURS", 12)

@@ -211,7 +211,7 @@ class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["seq"]
     ordering = ["-seq"]
     lookup_field = "seq"
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
 
 # --- users and roles -------------------------------------------------------------------------
@@ -303,7 +303,7 @@ class UserViewSet(viewsets.ModelViewSet):
     filterset_class = UserFilter
     ordering_fields = ["username", "date_joined", "last_login"]
     ordering = ["username"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         return User.objects.prefetch_related("groups", "teams", "territory").distinct()

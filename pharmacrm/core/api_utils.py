@@ -113,6 +113,12 @@ def view_name(view) -> str:
     return capfirst(str(model._meta.verbose_name if detail else model._meta.verbose_name_plural))
 
 
+def _no_data(detail) -> bool:
+    """DRF's "No data provided" (a body of JSON null): hard-coded English, so replaced by our message."""
+    errors = detail.get(api_settings.NON_FIELD_ERRORS_KEY) if isinstance(detail, dict) else None
+    return bool(errors) and len(errors) == 1 and getattr(errors[0], "code", None) == "null"
+
+
 def exception_handler(exc, context):
     """DRF's handler, also turning Django's ValidationError, PermissionDenied and Http404 into JSON."""
     from pharmacrm.customers.services import ConflictError
@@ -128,6 +134,10 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, exceptions.ParseError) and str(exc.detail).startswith("JSON parse error"):
         exc = exceptions.ParseError(_("The request body is not valid JSON."))
+    elif isinstance(exc, exceptions.ValidationError) and _no_data(exc.detail):
+        exc = exceptions.ValidationError(
+            {api_settings.NON_FIELD_ERRORS_KEY: [_("The request body is empty: send the fields as a JSON object.")]}
+        )
     elif isinstance(exc, exceptions.ParseError) and " parse error - " in str(exc.detail):
         exc = exceptions.ParseError()  # "Multipart form parse error - …": DRF's translated "Malformed request."
     response = drf_exception_handler(exc, context)

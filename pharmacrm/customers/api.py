@@ -320,7 +320,7 @@ class CustomerViewSet(viewsets.ModelViewSet):
     filter_backends = [DjangoFilterBackend, PinyinOrdering]
     ordering_fields = ["id", "name", "code", "tier", "stage", "created_at", "updated_at"]
     ordering = ["id"]  # stable pages over a growing table, cheap on the primary key
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def scoped(self, user):
         raise NotImplementedError
@@ -482,7 +482,7 @@ class ConsentViewSet(
     filterset_class = ConsentFilter
     ordering_fields = ["at", "id"]
     ordering = ["-at", "-id"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -527,7 +527,7 @@ class RegionViewSet(viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["code"]
     ordering = ["code"]
     lookup_field = "code"
-    lookup_value_regex = r"\d{6}"
+    lookup_value_regex = r"[0-9]{6}"
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -753,6 +753,25 @@ EXPORT_TYPES = {
 }
 
 
+class ExportFilters(serializers.Serializer):
+    """The export's filters, checked: a mistyped value is a 400 naming the field, where the web export (like
+    the list page it comes from) ignores it. Ignoring it here turned a narrow export into one of every
+    customer, personal data included."""
+
+    MAX_ID = 2**63 - 1
+    type = serializers.ChoiceField(InstitutionType.choices, required=False, allow_blank=True)
+    region = serializers.RegexField(r"^[0-9]{2,6}$", required=False, allow_blank=True)
+    province = serializers.RegexField(r"^[0-9]{2,6}$", required=False, allow_blank=True)
+    city = serializers.RegexField(r"^[0-9]{2,6}$", required=False, allow_blank=True)
+    tier = serializers.ChoiceField(Tier.choices, required=False, allow_blank=True)
+    stage = serializers.ChoiceField(Stage.choices, required=False, allow_blank=True)
+    owner = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
+    q = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    tag = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    role = serializers.ChoiceField(PersonRole.choices, required=False, allow_blank=True)
+    institution = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
+
+
 class ExportView(APIView):
     """Download institutions or people as CSV or XLSX: scoped and masked like every other read."""
 
@@ -782,6 +801,7 @@ class ExportView(APIView):
         responses={
             (200, EXPORT_TYPES["csv"]): OpenApiTypes.BINARY,
             (200, EXPORT_TYPES["xlsx"]): OpenApiTypes.BINARY,
+            400: OpenApiResponse(description="A filter's value is invalid: per-field messages, nothing exported."),
             403: OpenApiResponse(description="The role may not export."),
         },
         tags=["export"],
@@ -792,4 +812,5 @@ class ExportView(APIView):
 
         if target not in ("institutions", "people") or fmt not in EXPORT_TYPES:
             raise Http404(_("Export institutions or people, as csv or xlsx."))
+        ExportFilters(data=request.query_params).is_valid(raise_exception=True)
         return exporter.export_response(request.user, target, fmt, request.query_params)

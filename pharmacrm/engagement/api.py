@@ -213,7 +213,7 @@ class InteractionViewSet(
     }
     filterset_class = InteractionFilter
     filter_backends = [DjangoFilterBackend]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     @staticmethod

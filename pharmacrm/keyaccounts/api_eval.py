@@ -174,7 +174,7 @@ class _ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.VIEW_EVALUATIONS}
     filter_backends: list = []
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
     kind: str = ""
     query_class: type[serializers.Serializer] = _ScoreQuery
 

@@ -96,7 +96,7 @@ class _Scoped(viewsets.GenericViewSet):
     permission_classes = [HasCapability]
     required_caps: dict = {"*": Cap.VIEW_KEY_ACCOUNTS}
     filter_backends: list = []
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def scoped(self):
         raise NotImplementedError
@@ -597,7 +597,7 @@ class IncentiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.VIEW_EVALUATIONS}
     filter_backends: list = []
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         from .views_eval import periods, scores_for

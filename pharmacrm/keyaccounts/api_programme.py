@@ -268,7 +268,7 @@ class KeyAccountViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = KeyAccountSerializer
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.VIEW_KEY_ACCOUNTS}
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -295,7 +295,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         "create": Cap.PROPOSE_KEY_ACCOUNTS, "opinion": Cap.REVIEW_KEY_ACCOUNTS, "submit": Cap.PROPOSE_KEY_ACCOUNTS,
         "decide": Cap.APPROVE_KEY_ACCOUNTS, "withdraw": Cap.PROPOSE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS,
     }  # fmt: skip
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -388,7 +388,7 @@ class PlanViewSet(viewsets.ReadOnlyModelViewSet):
         "decide": Cap.APPROVE_KEY_ACCOUNTS,
         "*": Cap.VIEW_KEY_ACCOUNTS,
     }
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -456,7 +456,7 @@ class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins
     permission_classes = [HasCapability]
     required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "partial_update": Cap.MANAGE_KEY_ACCOUNTS,
                      "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
@@ -524,7 +524,7 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = AgreementSerializer
     permission_classes = [HasCapability]
     required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "sign": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -95,7 +95,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     filterset_class = NotificationFilter
     ordering_fields = ["created_at", "id"]
     ordering = ["-created_at", "-id"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -186,7 +186,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
     required_caps = ADMIN
     ordering_fields = ["name", "id", "created_at"]
     ordering = ["name", "id"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def create(self, request, *args, **kwargs):
         s = self.get_serializer(data=request.data)
@@ -237,7 +237,7 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = DeliveryFilter
     ordering_fields = ["created_at", "id", "next_attempt_at"]
     ordering = ["-created_at", "-id"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     @extend_schema(
         request=None, responses={200: DeliverySerializer, 400: OpenApiResponse(description="Already sent.")},

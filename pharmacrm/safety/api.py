@@ -574,7 +574,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     }
     filterset_class = CaseFilter
     filter_backends = [DjangoFilterBackend]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
@@ -1099,7 +1099,7 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     required_caps = {"confirm": Cap.HANDLE_SAFETY, "dismiss": Cap.HANDLE_SAFETY, "*": Cap.OVERSEE_SAFETY}
     filterset_class = FlagFilter
     filter_backends = [DjangoFilterBackend]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -1180,7 +1180,7 @@ class ReportingRuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     filterset_class = ReportingRuleFilter
     filter_backends = [DjangoFilterBackend]
     pagination_class = None
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         return ReportingRule.objects.order_by("jurisdiction", "clock_kind", "position", "id")

@@ -187,7 +187,7 @@ class OrderLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     required_caps = {"*": Cap.VIEW_PURCHASES}
     filterset_class = OrderLineFilter
     filter_backends = [DjangoFilterBackend]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -374,7 +374,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     filter_backends = [DjangoFilterBackend, TicketOrdering]
     ordering_fields = ["received_at", "number", "id", "next_deadline"]
     ordering = ["-received_at", "-id"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     @staticmethod
     def base():
@@ -718,7 +718,7 @@ class SlaPolicyViewSet(viewsets.ModelViewSet):
     filterset_class = SlaPolicyFilter
     ordering_fields = ["position", "name", "id"]
     ordering = ["position", "name"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
@@ -786,7 +786,7 @@ class EscalationRuleViewSet(viewsets.ModelViewSet):
         "*": Cap.VIEW_TICKETS,
     }
     ordering = ["level"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
@@ -923,7 +923,7 @@ class BusinessCalendarViewSet(
         "audited.",
     )
     @action(
-        detail=True, methods=["delete"], url_path=r"overrides/(?P<date>\d{4}-\d{2}-\d{2})",
+        detail=True, methods=["delete"], url_path=r"overrides/(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})",
         url_name="override", filter_backends=[], pagination_class=None,
     )  # fmt: skip
     def remove_override(self, request, code=None, date=None):

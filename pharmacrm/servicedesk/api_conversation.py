@@ -17,11 +17,18 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access
-from pharmacrm.core.api_utils import FileNegotiation, HasCapability, clean_text, expected_version, versioned
+from pharmacrm.core.api_utils import (
+    FileNegotiation,
+    HasCapability,
+    clean_text,
+    expected_version,
+    versioned,
+)
+from pharmacrm.core.parsers import JSONParser
 from pharmacrm.core.roles import Cap
 
 from . import attachments, conversation, editing
@@ -30,7 +37,7 @@ from .choices import Delivery, MessageKind
 from .models import AnswerTemplate, Attachment, Product, Ticket, TicketCategory, TicketMessage
 
 TICKET_PK = OpenApiParameter("ticket_pk", int, OpenApiParameter.PATH, description="The ticket's id.")
-TICKET_ROUTE = r"tickets/(?P<ticket_pk>\d{1,18})"
+TICKET_ROUTE = r"tickets/(?P<ticket_pk>[0-9]{1,18})"
 
 
 def register(router) -> None:
@@ -184,7 +191,7 @@ class TicketAttachmentViewSet(
     required_caps = {"create": Cap.HANDLE_TICKETS, "*": Cap.VIEW_TICKETS}
     parser_classes = [MultiPartParser, FormParser]
     filter_backends: list = []
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

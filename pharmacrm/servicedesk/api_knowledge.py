@@ -136,7 +136,7 @@ class ProductViewSet(_Versioned, viewsets.ModelViewSet):
     filterset_class = ProductFilter
     ordering_fields = ["brand_name", "generic_name", "approval_number", "id"]
     ordering = ["brand_name", "strength", "id"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
     create_service = staticmethod(knowledge.create_product)
     update_service = staticmethod(knowledge.update_product)
 
@@ -215,7 +215,7 @@ class AnswerTemplateViewSet(_Versioned, viewsets.ModelViewSet):
     filterset_class = AnswerTemplateFilter
     ordering_fields = ["name", "id"]
     ordering = ["name", "id"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
     create_service = staticmethod(knowledge.create_template)
     update_service = staticmethod(knowledge.update_template)
 

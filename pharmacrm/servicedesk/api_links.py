@@ -49,8 +49,8 @@ class OutcomeField(serializers.ChoiceField):
 
 def register(router) -> None:
     """Called by pharmacrm/api_urls.py with the v1 router."""
-    router.register(r"tickets/(?P<ticket_pk>\d{1,18})/links", TicketLinkViewSet, basename="ticket-link")
-    router.register(r"tickets/(?P<ticket_pk>\d{1,18})/merge", TicketMergeViewSet, basename="ticket-merge")
+    router.register(r"tickets/(?P<ticket_pk>[0-9]{1,18})/links", TicketLinkViewSet, basename="ticket-link")
+    router.register(r"tickets/(?P<ticket_pk>[0-9]{1,18})/merge", TicketMergeViewSet, basename="ticket-merge")
     router.register("ticket-bulk", TicketBulkViewSet, basename="ticket-bulk")
 
 
@@ -121,7 +121,7 @@ class TicketLinkViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.D
     required_caps = {"create": Cap.HANDLE_TICKETS, "destroy": Cap.HANDLE_TICKETS, "*": Cap.VIEW_TICKETS}
     pagination_class = None
     filter_backends: list = []
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def ticket(self) -> Ticket:
         if not hasattr(self, "_ticket"):

@@ -152,7 +152,7 @@ class SurveyViewSet(
     permission_classes = [HasCapability]
     required_caps = {"create": Cap.HANDLE_TICKETS, "send": Cap.HANDLE_TICKETS, "*": Cap.VIEW_TICKETS}
     filterset_class = SurveyFilter
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -327,7 +327,7 @@ class ImprovementActionViewSet(
     }
     filterset_class = ActionFilter
     http_method_names = ["get", "post", "patch", "head", "options"]
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

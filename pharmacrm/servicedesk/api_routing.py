@@ -87,7 +87,7 @@ class AssignmentRuleViewSet(viewsets.ModelViewSet):
     serializer_class = AssignmentRuleSerializer
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.MANAGE_SERVICE}
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
     ordering_fields = ["position", "name", "id"]
     ordering = ["position", "name", "id"]
 
@@ -171,7 +171,7 @@ class AgentProfileViewSet(
         "destroy": Cap.MANAGE_SERVICE,
         "*": Cap.HANDLE_TICKETS,  # list / retrieve / partial_update (own on_duty) / me
     }
-    lookup_value_regex = r"\d{1,18}"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
