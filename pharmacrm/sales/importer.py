@@ -97,6 +97,7 @@ MESSAGES = {
     "negative": _("This value cannot be negative."),
     "too_large": _("This amount is too large."),
     "quantity_too_large": _("This quantity is too large: check it for a typing error."),
+    "quantity_zero": _("The quantity is 0: give the quantity sold (negative for a return)."),
     "paid_too_much": _("The paid amount is larger than the line amount."),
     "amount_mismatch": _("The amount does not equal quantity × unit price (%(expected)s yuan)."),
     "paid_without_date": _("Give the payment date of the paid amount."),
@@ -239,7 +240,7 @@ class Parser:
         self._one(item, "approval_number", lambda: _text(get("approval_number", ""), 16))
         self._one(item, "batch_number", lambda: _text(get("batch_number", ""), 40))
         self._one(item, "invoice_number", lambda: _text(get("invoice_number", ""), 40))
-        self._one(item, "quantity", lambda: self._required_decimal(get("quantity", ""), 3, "quantity_too_large"))
+        self._one(item, "quantity", lambda: self._quantity(get("quantity", "")))
         self._one(item, "unit_price", lambda: self._price(get("unit_price", "")))
         self._one(item, "amount", lambda: self._amount(v, get("amount", "")))
         self._one(item, "payment_due", lambda: self._optional_date(get("payment_due", "")))
@@ -300,6 +301,12 @@ class Parser:
         if abs(number) >= Decimal(10) ** (14 - places):
             raise FieldError(too_large)
         return number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+    def _quantity(self, value: str) -> Decimal:
+        quantity = self._required_decimal(value, 3, "quantity_too_large")
+        if not quantity:
+            raise FieldError("quantity_zero")  # a return is negative; nothing sold is no line
+        return quantity
 
     def _price(self, value: str) -> Decimal:
         price = self._required_decimal(value, 4)
@@ -437,6 +444,8 @@ class Fast:
             return None
         b = b.ljust(3, "0")
         quantity_milli = int(a) * 1000 + int(b)
+        if not quantity_milli:
+            return None  # the careful path reports it
         quantity = f"{int(a)}.{b}"
         a, dot, b = price.partition(".")
         if not (price.isascii() and a.isdigit()) or len(a) > 10 or dot and (not b.isdigit() or len(b) > 4):

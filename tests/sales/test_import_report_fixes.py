@@ -127,6 +127,17 @@ def test_a_too_large_quantity_says_quantity_not_amount(run_import, xiehe):
     assert [e["code"] for e in big_amount.errors] == ["too_large"]
 
 
+@pytest.mark.parametrize("quantity", ["0", "0.000", "-0"])
+def test_a_line_with_nothing_sold_is_rejected_and_a_return_is_not(run_import, xiehe, quantity):
+    job = run_import([line("Z-1", 1, "2025-03-01", xiehe, "P1", quantity, "10"),
+                      line("Z-2", 1, "2025-03-01", xiehe, "P1", "-2", "10")], mode="good")  # fmt: skip
+    [error] = job.errors
+    assert (error["row"], error["column"], error["code"]) == (2, "数量", "quantity_zero")
+    with translation.override("en"):
+        assert importer.error_text(error) == "The quantity is 0: give the quantity sold (negative for a return)."
+    assert list(OrderLine.objects.values_list("order_number", flat=True)) == ["Z-2"]
+
+
 # --- 5. NUL characters, impossible dates -----------------------------------------------------------------
 
 
