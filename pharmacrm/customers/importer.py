@@ -2601,6 +2601,8 @@ def confirm_import(user, job: ImportJob, mode: str | None = None) -> ImportJob:
     if job.error_count and not (job.created_count or job.updated_count):
         raise ValidationError(gettext("No row can be imported: every row has errors or changes nothing. "
                                       "Correct the file and upload it again."))  # fmt: skip
+    if not (job.created_count or job.updated_count):
+        raise ValidationError(gettext("Nothing to import: every row is the same as what is stored already."))
     updated = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEWED, dry_run=True).update(
         dry_run=False, mode=mode, status=ImportJob.Status.PENDING, processed_rows=0
     )

@@ -186,6 +186,20 @@ def test_confirming_an_all_or_nothing_check_with_errors_offers_the_good_rows_ins
     assert imported_people() == ["刘洋", "李娜"]
 
 
+def test_a_file_that_changes_nothing_offers_no_import_button(client_for, users, xiehe, tmp_path, huey_immediate):
+    importer.import_file(write_file(tmp_path, "p.csv", three_people()), "people", users["kam"], mode="all")
+    client = client_for("kam")
+    client.post(reverse("customers:import"), {"target": "people", "mode": "all", "file": upload("p.csv", three_people())})
+    job = ImportJob.objects.latest("pk")
+    assert (job.status, job.created_count, job.updated_count, job.unchanged_count) == ("previewed", 0, 0, 3)
+    page = client.get(reverse("customers:import-detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Nothing to import: every row is the same as what is stored already." in page
+    assert "Import now" not in page
+    client.post(reverse("customers:import-confirm", args=[job.pk]), {"mode": "all"})
+    job.refresh_from_db()
+    assert job.status == "previewed"  # refused: nothing was queued
+
+
 def test_good_rows_only_imports_the_others(users, xiehe, tmp_path):
     job = importer.import_file(
         write_file(tmp_path, "p.csv", three_people(True)), "people", users["kam"], mode="good"
