@@ -674,11 +674,32 @@ _UNREADABLE = _("The file could not be read: it is damaged or not a real CSV or 
 _BAD_TEXT = _("The CSV file is not valid UTF-8 or GB18030 text: save it as CSV (UTF-8) and upload it again.")
 
 
+TITLE_ROWS = 5  # at most this many title or note lines above the header row are passed over
+
+
+def _header_row(rows: Iterator[tuple[int, list[str]]], target: str) -> tuple[int, list[str]] | None:
+    """The header row: the first non-empty row, after any title lines above it (机构导入表（2026年12月）: a
+    line of one or two cells that names no column), as Chinese spreadsheets often carry. Without a header
+    below them, the first line is taken, and its check says what is missing."""
+    first = None
+    for number, cells in rows:
+        texts = [str(c).strip() for c in cells]
+        filled = [t for t in texts if t]
+        if not filled:
+            continue
+        first = first or (number, cells)
+        titles = number - first[0]
+        if len(filled) <= 2 and titles < TITLE_ROWS and not map_headers(target, texts)[0]:
+            continue
+        return number, cells
+    return first
+
+
 def take_header(rows: Iterator[tuple[int, list[str]]], target: str, need_data: bool = False) -> Header:
     """Read the header row off `rows` and check it; ValidationError names what is wrong. The header is checked
     before the data rows are looked for, so a file whose one line is no header says so; `need_data` (a first
     check of the whole file) consumes the first data row."""
-    header = next(((n, r) for n, r in rows if any(str(c).strip() for c in r)), None)
+    header = _header_row(rows, target)
     if header is None:
         raise _refuse(_("The file is empty."))
     cells = [str(c) for c in header[1]]

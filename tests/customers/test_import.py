@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
@@ -198,6 +199,27 @@ def test_a_file_that_changes_nothing_offers_no_import_button(client_for, users, 
     client.post(reverse("customers:import-confirm", args=[job.pk]), {"mode": "all"})
     job.refresh_from_db()
     assert job.status == "previewed"  # refused: nothing was queued
+
+
+def test_a_title_line_above_the_header_row_is_passed_over(users, xiehe, tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["人员导入表（2026年12月）"])
+    ws.append(["填表人：市场部", None, "日期：2026-12-01"])
+    for row in csv.reader(io.StringIO(three_people(bad_mobile=True).decode())):
+        ws.append(row)
+    path = tmp_path / "titled.xlsx"
+    wb.save(path)
+    job = importer.import_file(path, "people", users["kam"], mode="good")
+    assert (job.status, job.created_count, job.error_count) == ("done", 2, 1)
+    assert [(e["row"], e["column"]) for e in job.errors] == [(5, "手机")]  # the sheet's own row number
+    lonely = tmp_path / "title-only.csv"
+    lonely.write_text("人员导入表\n只有标题\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as exc:
+        importer.import_file(lonely, "people", users["kam"])
+    assert "姓名" in " ".join(exc.value.messages)  # still told which columns are missing
 
 
 def test_good_rows_only_imports_the_others(users, xiehe, tmp_path):
