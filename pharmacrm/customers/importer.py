@@ -562,11 +562,24 @@ def _other_kind(head: bytes) -> str:
     return ""
 
 
+_OFFICE_PARTS = (
+    ("word/document.xml", _("a Word document")),
+    ("ppt/presentation.xml", _("a PowerPoint presentation")),
+    ("content.xml", _("an OpenDocument file")),
+)
+
+
 def _check_xlsx(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
             if "xl/workbook.xml" not in names or "[Content_Types].xml" not in names:
+                other = next((kind for part, kind in _OFFICE_PARTS if part in names), None)
+                if other is not None:  # another Office document: name it, as a PDF is named
+                    raise _refuse(
+                        _("This is not an Excel (.xlsx) file: it contains %(kind)s. Open the data in Excel, save it "
+                          "as .xlsx or CSV and upload it again.") % {"kind": other}
+                    )  # fmt: skip
                 raise _refuse(_("The file is a ZIP archive but not an Excel workbook (.xlsx)."))
             bad = zf.testzip()
             if bad is not None:

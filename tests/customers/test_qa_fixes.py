@@ -177,6 +177,18 @@ def test_an_unchanged_export_with_formatted_landlines_reimports_unchanged(client
 # --- 3. file types from content ----------------------------------------------------------------------
 
 
+def _office_zip(part: str) -> bytes:
+    """A minimal Office Open XML document of another kind than a workbook (a .docx, a .pptx)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr(part, "<document/>")
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
@@ -184,6 +196,8 @@ def test_an_unchanged_export_with_formatted_landlines_reimports_unchanged(client
         ("people.xlsx", "姓名,手机\n张伟,13800138000\n".encode(), "it contains plain text"),
         ("people.csv", b"%PDF-1.4\n" + bytes(range(256)), "This is not a CSV or Excel (.xlsx) file"),
         ("people.csv", b"\x89PNG\r\n\x1a\n" + bytes(100), "it contains an image"),
+        ("people.xlsx", _office_zip("word/document.xml"), "it contains a Word document"),
+        ("people.xlsx", _office_zip("ppt/presentation.xml"), "it contains a PowerPoint presentation"),
     ],
 )
 def test_a_file_whose_content_is_not_what_its_name_says_is_refused(client_for, var_dir, name, content, reason):
@@ -329,3 +343,9 @@ def test_a_ticket_link_reads_as_a_sentence_in_the_readers_language(client_for, u
         assert str(link) == f"{a.number} is a duplicate of {b.number}"
     home = client_for("agent").get("/", **EN).content.decode()
     assert f"{a.number} is related to {b.number}" in home and f"{a.pk} related {b.pk}" not in home
+
+
+def test_the_chinese_refusal_reads_naturally(client_for, var_dir):
+    response = client_for("kam").post(reverse("customers:import"), {
+        "target": "people", "mode": "all", "file": SimpleUploadedFile("people.xlsx", b"%PDF-1.7\n" + bytes(50))})
+    assert "其内容为一份 PDF 文档。" in response.content.decode()
