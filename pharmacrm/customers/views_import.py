@@ -260,7 +260,8 @@ def import_errors(request, pk: int, fmt: str):
     if not path.exists():
         raise Http404(_("This import has no error report."))
     header = [_("Row"), _("Column"), _("Reason"), _("Value")]
-    name = f"{_('import-errors')}-{job.pk}.{fmt}"
+    label = _("import errors")  # named in the reader's language: 导入错误-8.csv, import-errors-8.csv
+    name = f"{'-'.join(label.split())}-{job.pk}.{fmt}"
     if fmt == "csv":
         response = StreamingHttpResponse(_error_csv(path, header), content_type="text/csv; charset=utf-8")
     else:

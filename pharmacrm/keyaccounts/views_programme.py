@@ -18,6 +18,7 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -835,9 +836,9 @@ def agreement_pdf(request, pk: int):
         return _back(agreement.account, "agreements")
     audit.record(A.EXPORT, agreement, user=request.user, format="PDF")
     response = HttpResponse(data, content_type="application/pdf")
-    name = f"{agreement.number}-{_('service-agreement')}.pdf"
-    response["Content-Disposition"] = (
-        f"attachment; filename=\"{agreement.number}.pdf\"; filename*=UTF-8''{quote(name)}"
+    label = _("service agreement")  # named in the reader's language: AG-2026-0003-服务协议.pdf
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"{agreement.number}-{'-'.join(label.split())}.pdf"
     )
     response["Cache-Control"] = "private, no-store"
     return response

@@ -6,6 +6,7 @@ reported, never silently made anew."""
 import datetime as dt
 import hashlib
 import io
+from urllib.parse import quote
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -40,8 +41,11 @@ def test_every_copy_is_the_document_issued_at_generation(agreement, client_for, 
     assert agreement.issued_at is not None
     kept = settings.VAR_DIR / "agreements" / agreement.document
     assert hashlib.sha256(kept.read_bytes()).hexdigest() == agreement.document_sha256
-    first = client_for("kam").get(reverse("keyaccounts:agreement-pdf", args=[agreement.pk])).content
+    response = client_for("kam").get(reverse("keyaccounts:agreement-pdf", args=[agreement.pk]))
+    first = response.content
     assert "北京协和医院" in _text(first)
+    # one name in the reader's language (an ASCII fallback for old clients aside)
+    assert "filename*=utf-8''" + quote(f"{agreement.number}-服务协议.pdf") in response["Content-Disposition"]
     # the customer is renamed and moves after the agreement was issued
     Institution.objects.filter(pk=agreement.account.institution_id).update(name="北京协和医院（东单院区）",
                                                                            address="北京市东城区帅府园一号")  # fmt: skip

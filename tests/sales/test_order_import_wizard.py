@@ -183,6 +183,7 @@ EXPECTED = [
 
 def downloaded_report(client, job) -> list[list[str]]:
     response = client.get(f"/customers/import/{job.pk}/errors.csv", HTTP_ACCEPT_LANGUAGE="en")
+    assert f'filename="import-errors-{job.pk}.csv"' in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert rows[0] == ["Row", "Column", "Reason", "Value"]
     return rows[1:]
