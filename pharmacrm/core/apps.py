@@ -17,3 +17,10 @@ class CoreConfig(AppConfig):
 
         models.Field.register_lookup(AnyOf)
         models.ForeignObject.register_lookup(AnyOf)  # customer_id__any_of=…
+
+        from rest_framework import serializers
+
+        from .api_utils import DateField
+
+        # every date an API client sends: 2025-02-30 is "not a day of the calendar", not "wrong format"
+        serializers.ModelSerializer.serializer_field_mapping[models.DateField] = DateField

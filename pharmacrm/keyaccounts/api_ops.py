@@ -28,7 +28,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import access
-from pharmacrm.core.api_utils import HasCapability, clean_text, validation_detail
+from pharmacrm.core.api_utils import DateField, HasCapability, clean_text, validation_detail
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.servicedesk.models import Product
@@ -210,7 +210,7 @@ class ActionInputSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     owner = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(),
                                                help_text="A member of the account's service team.")  # fmt: skip
-    due_date = serializers.DateField()
+    due_date = DateField()
 
 
 class MeetingCreateSerializer(serializers.Serializer):
@@ -334,7 +334,7 @@ class TrialCreateSerializer(serializers.Serializer):
     account = AccountField()
     product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.filter(active=True),
                                                  help_text="An active product of the catalogue.")  # fmt: skip
-    offered_on = serializers.DateField(required=False, help_text="Default: today.")
+    offered_on = DateField(required=False, help_text="Default: today.")
     notes = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
 
 

@@ -18,7 +18,14 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit
-from pharmacrm.core.api_utils import MAX_INT32, FileNegotiation, HasCapability, clean_text, expected_version
+from pharmacrm.core.api_utils import (
+    MAX_INT32,
+    DateField,
+    FileNegotiation,
+    HasCapability,
+    clean_text,
+    expected_version,
+)
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import Cap
 
@@ -177,7 +184,7 @@ class PlanItemWriteSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200, required=False)
     standard = serializers.CharField(max_length=20000, required=False)
     owner = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), required=False)
-    deadline = serializers.DateField(required=False)
+    deadline = DateField(required=False)
     version = serializers.IntegerField(min_value=1, max_value=MAX_INT32, required=False)
 
 
@@ -217,14 +224,14 @@ NOT_YOURS = OpenApiResponse(description="Only the account's managers and project
 
 class AgreementCreateSerializer(serializers.Serializer):
     account = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The key account's id.")
-    start_date = serializers.DateField()
-    end_date = serializers.DateField()
+    start_date = DateField()
+    end_date = DateField()
     renewal_notice_days = serializers.IntegerField(min_value=0, max_value=365, default=60,
                                                    help_text="Remind of the renewal this many days before the end.")  # fmt: skip
 
 
 class SignedSerializer(VersionSerializer):
-    signed_date = serializers.DateField(help_text="The day it was signed (not in the future).")
+    signed_date = DateField(help_text="The day it was signed (not in the future).")
     signed_copy = serializers.FileField(required=False,
                                         help_text="The scanned signed agreement: PDF, PNG or JPEG, at most 20 MB.")  # fmt: skip
 

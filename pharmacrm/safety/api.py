@@ -37,6 +37,7 @@ from rest_framework.views import APIView
 from pharmacrm.core import access, audit
 from pharmacrm.core.api_utils import (
     MAX_INT32,
+    DateField,
     DateTimeFilter,
     FileNegotiation,
     HasCapability,
@@ -174,7 +175,7 @@ class SafeDateTimeField(serializers.DateTimeField):
         return result
 
 
-class SafeDateField(serializers.DateField):
+class SafeDateField(DateField):
     def to_internal_value(self, value):
         result = super().to_internal_value(value)
         if result < EARLIEST.date():

@@ -31,6 +31,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     Conflict,
+    DateField,
     DateTimeFilter,
     HasCapability,
     clean_text,
@@ -806,7 +807,7 @@ class EscalationRuleViewSet(viewsets.ModelViewSet):
 
 
 class CalendarOverrideSerializer(serializers.ModelSerializer):
-    date = serializers.DateField()
+    date = DateField()
     working = serializers.BooleanField(help_text="true: a working day; false: a holiday.")
     note = serializers.CharField(max_length=100, required=False, allow_blank=True)
 

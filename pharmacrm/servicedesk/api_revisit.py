@@ -26,6 +26,7 @@ from pharmacrm.core import access
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     Conflict,
+    DateField,
     HasCapability,
     clean_text,
     expected_version,
@@ -211,7 +212,7 @@ class ImprovementActionSerializer(serializers.ModelSerializer):
     )  # fmt: skip
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=20000, required=False, allow_blank=True)
-    due_date = serializers.DateField()
+    due_date = DateField()
     status = serializers.ChoiceField(choices=ActionStatus.choices, read_only=True,
                                      help_text="Change it with …/transition/.")  # fmt: skip
     overdue = serializers.SerializerMethodField()

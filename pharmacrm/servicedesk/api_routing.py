@@ -19,7 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import access
-from pharmacrm.core.api_utils import MAX_INT32, HasCapability
+from pharmacrm.core.api_utils import MAX_INT32, DateField, HasCapability
 from pharmacrm.core.models import Region, Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Tier
@@ -281,7 +281,7 @@ class BoardIntakeSerializer(serializers.Serializer):
 
 class BoardSerializer(serializers.Serializer):
     at = serializers.DateTimeField(source="now")
-    day = serializers.DateField(help_text="Today in China (Asia/Shanghai), for the intake.")
+    day = DateField(help_text="Today in China (Asia/Shanghai), for the intake.")
     teams = serializers.ListField(child=serializers.IntegerField(), source="team_ids", allow_null=True,
                                   help_text="The teams summed up; null: every team.")  # fmt: skip
     breaching_soon_count = serializers.IntegerField(source="soon_count")

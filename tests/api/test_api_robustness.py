@@ -51,3 +51,9 @@ def test_an_export_with_a_mistyped_filter_exports_nothing_and_names_the_field(ap
     assert AuditEntry.objects.filter(action="export").count() == before  # nothing was exported
     good = client.get("/api/v1/export/people.csv", {"institution": xiehe.pk, "tier": "new"})
     assert good.status_code == 200 and "张伟" in b"".join(good.streaming_content).decode("utf-8-sig")
+
+
+def test_an_impossible_date_is_called_that_not_a_wrong_format(api_for):
+    response = api_for("pv").get("/api/v1/safety/reconciliation/", {"since": "2025-02-30"})
+    assert response.status_code == 400
+    assert response.json() == {"since": ["“2025-02-30” is not a day of the calendar: check the month and the day."]}
