@@ -1548,6 +1548,18 @@ def _differs(attname: str, stored, value) -> bool:
     return True
 
 
+def _what_a_new_row_lacks(run: Run, it: Item) -> None:
+    """A row in error with neither a key nor a name can only be a new record: say at once what else it lacks
+    (an empty name beside a wrong type), not after the next upload. Other rows may be updates, which need
+    neither."""
+    if it.keys or it.values.get("name"):
+        return
+    failed = {key for key, _code, _params in it.errors}
+    for key in ("name",) if run.model is Person else ("name", "kind"):
+        if key not in failed and not it.values.get(key):
+            it.fail(key, "required")
+
+
 def _check_new(run: Run, it: Item) -> None:
     """What services.clean_* require of a new customer."""
     if not it.values.get("name"):
@@ -1938,6 +1950,7 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
             _classify(run, it)
     for it in items:
         if it.errors:
+            _what_a_new_row_lacks(run, it)
             it.action = "error"
             run.record_errors(it)
         elif it.action == "unchanged":

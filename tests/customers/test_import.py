@@ -222,6 +222,15 @@ def test_a_title_line_above_the_header_row_is_passed_over(users, xiehe, tmp_path
     assert "姓名" in " ".join(exc.value.messages)  # still told which columns are missing
 
 
+def test_a_new_row_gets_every_error_at_once(users, tmp_path):
+    rows = "机构名称,机构类型,电话\n,医馆,12345\n社区药房,药店,010-65001234\n"
+    job = importer.import_file(write_file(tmp_path, "i.csv", rows.encode()), "institutions", users["kam"], mode="good")
+    assert sorted((e["row"], e["column"], e["code"]) for e in job.errors) == [
+        (2, "机构名称", "required"), (2, "机构类型", "invalid_choice"), (2, "电话", "invalid_phone"),
+    ]
+    assert job.created_count == 1
+
+
 def test_good_rows_only_imports_the_others(users, xiehe, tmp_path):
     job = importer.import_file(
         write_file(tmp_path, "p.csv", three_people(True)), "people", users["kam"], mode="good"
