@@ -35,7 +35,7 @@ COMPANY_DUTIES = [
      "Give priority to the customer's supply; urgent orders are produced and delivered first."),
     ("组建专属服务团队（项目经理、产品专家、技术支持、售后），按本协议的服务标准与期限提供服务。",
      "Provide a dedicated service team (project manager, product expert, technical support, after-sales) "
-     "that delivers the services below to their standard and deadline."),
+     "that delivers the services of section 3 to their standard and deadline."),
     ("及时响应并处理客户的咨询、投诉与质量反馈，定期召开服务沟通会议并通报进展。",
      "Answer and resolve the customer's enquiries, complaints and quality feedback promptly; hold regular "
      "service meetings and report progress."),
@@ -125,7 +125,7 @@ class _Agreement:
             f"According to the service plan approved by Party A's leadership (version {self.plan.version_number}).",
         )
         if self.plan.goals:
-            self.para(self.plan.goals, "Customer's needs and goals (as stated above).")
+            self.para(self.plan.goals, "The customer's needs and goals, as written in Chinese above.")
         rows = [
             [f"{AREA_ZH.get(i.area, i.area)}\n{AREA_EN.get(i.area, i.area)}", i.title, i.standard,
              f"{i.owner}\n{self.roles.get(i.owner_id, '')}", _date(i.deadline)]

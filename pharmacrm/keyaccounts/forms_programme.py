@@ -141,8 +141,8 @@ class ProgressForm(ServiceErrorsMixin, VersionMixin):
 
 
 class AgreementForm(ServiceErrorsMixin, forms.Form):
-    start_date = forms.DateField(label=_("Start"), widget=DATE_INPUT)
-    end_date = forms.DateField(label=_("End"), widget=DATE_INPUT)
+    start_date = forms.DateField(label=_("Start date"), widget=DATE_INPUT)
+    end_date = forms.DateField(label=_("End date"), widget=DATE_INPUT)
     renewal_notice_days = forms.IntegerField(label=_("Renewal reminder (days before end)"), initial=60,
                                              min_value=0, max_value=365)  # fmt: skip
 
