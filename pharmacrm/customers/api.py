@@ -107,7 +107,7 @@ class CustomerSerializer(serializers.ModelSerializer):
         max_value=MAX_INT32,
         help_text="On update: the version you loaded (or send it as If-Match); a newer one answers 409.",
     )
-    merged_into = serializers.PrimaryKeyRelatedField(read_only=True)
+    merged_into = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 

@@ -24,6 +24,7 @@ MAX_ID = 2**63 - 1
 
 class NotificationSerializer(serializers.ModelSerializer):
     read = serializers.SerializerMethodField()
+    kind = serializers.CharField(read_only=True, help_text="What it is about: ticket.escalated, keyaccounts.overdue …")
     title = serializers.CharField(source="shown_title", read_only=True,
                                   help_text="The title in the request's language (Accept-Language).")
     body = serializers.CharField(source="shown_body", read_only=True,

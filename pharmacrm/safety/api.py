@@ -35,6 +35,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.api_schema import OneObjectSchema
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateField,
@@ -374,7 +375,7 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
     def _open_clocks(self, case) -> list[SafetyClock]:
         return [c for c in case.clocks.all() if c.met_at is None and c.stopped_at is None]
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_next_due_at(self, case) -> str | None:
         due = min((c.due_at for c in self._open_clocks(case)), default=None)
         return serializers.DateTimeField().to_representation(due) if due else None
@@ -386,6 +387,14 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
     @extend_schema_field(ClockSerializer(many=True))
     def get_clocks(self, case):
         return ClockSerializer(case.clocks.all(), many=True).data
+
+
+class CaseListSerializer(CaseSerializer):
+    """A case as the list shows it: without its clocks and the patient's and reporter's identity (the
+    case's own page has them), so that the schema says what the list answers."""
+
+    class Meta(CaseSerializer.Meta):
+        fields = [f for f in CaseSerializer.Meta.fields if f != "clocks" and f not in PV_FIELDS]
 
 
 def _case_base():
@@ -566,6 +575,10 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     queryset = SafetyCase.objects.none()
     serializer_class = CaseSerializer
     permission_classes = [HasCapability]
+
+    def get_serializer_class(self):
+        return CaseListSerializer if self.action == "list" else super().get_serializer_class()
+
     required_caps = {
         "list": Cap.OVERSEE_SAFETY,
         "retrieve": Cap.OVERSEE_SAFETY,
@@ -1263,6 +1276,7 @@ class ReconciliationSerializer(serializers.Serializer):
     list=extend_schema(
         tags=["safety"],
         parameters=[PeriodSerializer],
+        operation_id="v1_safety_reconciliation_list",  # the name it had: one report, not a list of them
         responses={200: ReconciliationSerializer, 400: OpenApiResponse(description="A wrong period.")},
         description="Every flagged or safety-relevant ticket and interaction received in the period, against the "
         "cases opened from them and whether they were reported on time; `unmatched` lists what needs action. "
@@ -1272,6 +1286,7 @@ class ReconciliationSerializer(serializers.Serializer):
 class ReconciliationViewSet(viewsets.GenericViewSet):
     """The reconciliation report of the net."""
 
+    schema = OneObjectSchema()
     queryset = SafetyCase.objects.none()
     serializer_class = ReconciliationSerializer
     permission_classes = [HasCapability]

@@ -177,10 +177,12 @@ class TicketSerializer(serializers.ModelSerializer):
     )
     boosted = serializers.BooleanField(read_only=True, help_text="Priority raised one step for a VIP or key account.")
     escalation_level = serializers.IntegerField(read_only=True)
-    escalated_at = serializers.DateTimeField(read_only=True)
-    merged_into = serializers.PrimaryKeyRelatedField(read_only=True)
+    escalated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    merged_into = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     resolution_summary = serializers.CharField(read_only=True)
-    root_cause = serializers.ChoiceField(choices=RootCause.choices, read_only=True, help_text="Set when resolving.")
+    root_cause = serializers.ChoiceField(
+        choices=RootCause.choices, read_only=True, allow_blank=True, help_text="Set when resolving (empty before)."
+    )
     version = serializers.IntegerField(read_only=True, help_text="Send it back with every change (409 if stale).")
     first_response_due_at = serializers.SerializerMethodField()
     resolution_due_at = serializers.SerializerMethodField()

@@ -62,7 +62,7 @@ class _OnTicket:
 
 class AttachmentSerializer(serializers.ModelSerializer):
     message = serializers.PrimaryKeyRelatedField(
-        read_only=True, help_text="The message it came with, if any."
+        read_only=True, allow_null=True, help_text="The message it came with, if any."
     )
     download = serializers.SerializerMethodField(help_text="Where to fetch the file (same access check).")
 

@@ -35,7 +35,7 @@ from pharmacrm.core.api_utils import (
 from pharmacrm.core.roles import Cap
 
 from . import revisit
-from .choices import ActionStatus, SurveyChannel
+from .choices import ActionStatus, LowScore, SurveyChannel
 from .models import ImprovementAction, Survey, Ticket
 
 MAX_ID = 2**63 - 1
@@ -75,6 +75,10 @@ class SurveySerializer(serializers.ModelSerializer):
     emailed = serializers.SerializerMethodField(
         help_text="Whether the link went to the customer's e-mail address."
     )
+    outcome = serializers.ChoiceField(
+        choices=LowScore.choices, read_only=True, allow_blank=True,
+        help_text="What a low score led to (empty for a good score or none yet).",
+    )  # fmt: skip
 
     class Meta:
         model = Survey

@@ -19,6 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import access
+from pharmacrm.core.api_schema import OneObjectSchema
 from pharmacrm.core.api_utils import MAX_INT32, DateField, HasCapability
 from pharmacrm.core.models import Region, Team, User
 from pharmacrm.core.roles import Cap
@@ -60,7 +61,7 @@ class AssignmentRuleSerializer(serializers.ModelSerializer):
     team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), help_text="Team id.")
     method = serializers.ChoiceField(choices=AssignMethod.choices, required=False)
     last_assigned = serializers.PrimaryKeyRelatedField(
-        read_only=True, help_text="Round robin: the last agent picked."
+        read_only=True, allow_null=True, help_text="Round robin: the last agent picked."
     )
 
     class Meta:
@@ -127,6 +128,8 @@ class AgentProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = AgentProfile
         fields = ["id", "user", "username", "on_duty", "max_open", "skills", "products"]
+        # `me` answers id null for someone without a profile yet (the defaults apply)
+        extra_kwargs = {"id": {"allow_null": True}}
 
     def validate_user(self, value):
         if self.instance is not None and value != self.instance.user:
@@ -300,6 +303,7 @@ class BoardSerializer(serializers.Serializer):
 @extend_schema_view(
     list=extend_schema(
         tags=[TAG],
+        operation_id="v1_service_board_list",  # the name it had: one board, not a list of them
         responses={200: BoardSerializer, 403: OpenApiResponse(description="Not a manager or team lead.")},
         parameters=[
             OpenApiParameter("team", int, description="One team's board (a team lead: one of theirs).")
@@ -309,6 +313,7 @@ class BoardSerializer(serializers.Serializer):
     )  # fmt: skip
 )
 class ServiceBoardViewSet(viewsets.GenericViewSet):
+    schema = OneObjectSchema()
     queryset = Ticket.objects.none()  # a summary, not a list of one model
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.VIEW_TICKETS}
