@@ -2660,6 +2660,23 @@ def confirm_import(user, job: ImportJob, mode: str | None = None) -> ImportJob:
     return job
 
 
+def cancel_import(user, job: ImportJob) -> ImportJob:
+    """Drop a checked file that was not imported: it can no longer be confirmed (by anyone who sees the job),
+    and its upload is deleted."""
+    _check_request(user, job.target, job.mode)
+    cancelled = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEWED, dry_run=True).update(
+        status=ImportJob.Status.CANCELLED, finished_at=timezone.now()
+    )
+    if not cancelled:
+        raise ValidationError(gettext("Only a checked file that has not been imported yet can be cancelled."))
+    audit.record(A.UPDATE, job, user=user, changes={"status": [ImportJob.Status.PREVIEWED, ImportJob.Status.CANCELLED]})
+    path = Path(job.file_path) if job.file_path else None
+    if path is not None and path.parent == imports_dir() and path.exists():
+        path.unlink()
+    job.refresh_from_db()
+    return job
+
+
 def _enqueue(job: ImportJob) -> None:
     from . import tasks
 

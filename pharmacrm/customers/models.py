@@ -320,6 +320,7 @@ class ImportJob(models.Model):
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
         REJECTED = "rejected", _("Rejected: nothing imported")
+        CANCELLED = "cancelled", _("Cancelled after the check: nothing imported")
 
     class Mode(models.TextChoices):
         ALL_OR_NOTHING = "all", _("All or nothing")

@@ -28,6 +28,7 @@ urlpatterns = [
     path("import/<int:pk>/", views_import.import_detail, name="import-detail"),
     path("import/<int:pk>/progress/", views_import.import_progress, name="import-progress"),
     path("import/<int:pk>/confirm/", views_import.import_confirm, name="import-confirm"),
+    path("import/<int:pk>/cancel/", views_import.import_cancel, name="import-cancel"),
     path("import/<int:pk>/errors.<str:fmt>", views_import.import_errors, name="import-errors"),
     path("export/<str:target>.<str:fmt>", views_import.export_view, name="export"),
 ]

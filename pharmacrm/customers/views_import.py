@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -247,6 +249,20 @@ def import_confirm(request, pk: int):
     except ValidationError as e:
         messages.error(request, " ".join(e.messages))
     return redirect("customers:import-detail", pk=job.pk)
+
+
+@login_required
+@require_POST
+def import_cancel(request, pk: int):
+    """Drop a checked file instead of importing it, then back to the upload page."""
+    job = _job(request, pk)
+    try:
+        importer.cancel_import(request.user, job)
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+        return redirect("customers:import-detail", pk=job.pk)
+    messages.success(request, _("The checked file was cancelled: nothing was imported."))
+    return redirect(reverse("customers:import") + "?" + urlencode({"target": job.target}))
 
 
 @login_required

@@ -231,6 +231,29 @@ def test_a_new_row_gets_every_error_at_once(users, tmp_path):
     assert job.created_count == 1
 
 
+def test_cancelling_a_checked_file_means_it_can_no_longer_be_imported(client_for, xiehe, huey_immediate, var_dir):
+    from pharmacrm.core.models import AuditEntry
+
+    kam = client_for("kam")
+    kam.post(reverse("customers:import"), {"target": "people", "mode": "all", "file": upload("p.csv", three_people())})
+    job = ImportJob.objects.get()
+    upload_path = Path(job.file_path)
+    assert job.status == "previewed" and upload_path.exists()
+    page = kam.get(reverse("customers:import-detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'formaction="{reverse("customers:import-cancel", args=[job.pk])}"' in page
+    response = kam.post(reverse("customers:import-cancel", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 302 and response["Location"] == reverse("customers:import") + "?target=people"
+    job.refresh_from_db()
+    assert job.status == "cancelled" and not upload_path.exists()  # the upload is gone
+    assert AuditEntry.objects.filter(object_type="customers.importjob", object_id=str(job.pk), action="update").exists()
+    # nobody can import it afterwards, not even another user who sees the job
+    client_for("manager").post(reverse("customers:import-confirm", args=[job.pk]), {"mode": "all"})
+    job.refresh_from_db()
+    assert job.status == "cancelled" and imported_people() == []
+    page = kam.get(reverse("customers:import-detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Import now" not in page and "Cancelled after the check" in page
+
+
 def test_good_rows_only_imports_the_others(users, xiehe, tmp_path):
     job = importer.import_file(
         write_file(tmp_path, "p.csv", three_people(True)), "people", users["kam"], mode="good"
