@@ -397,3 +397,20 @@ def test_member_page_scorecards_and_the_progress_report(client_for, users, progr
     pdf = client_for("manager").get(reverse("keyaccounts:report-pdf"), {"account": programme["account"].pk})
     assert pdf.content.startswith(b"%PDF")
     assert AuditEntry.objects.filter(action="export", actor=users["manager"]).count() >= 2
+
+
+def test_a_refused_item_edit_opens_the_page_at_the_plan_not_the_top(client_for, users, staffed, xiehe):
+    account = staffed(xiehe)
+    plan = services.start_plan(users["kam"], account, goals="保障供应")
+    item = services.save_item(users["kam"], plan, {"area": PlanArea.SUPPLY, "title": "优先供货", "standard": "48 小时",
+                              "owner": users["kam"], "deadline": timezone.localdate() + dt.timedelta(days=30)})  # fmt: skip
+    stale = {f"item{item.pk}-{k}": v for k, v in {
+        "area": PlanArea.SUPPLY, "title": "优先供货（改）", "standard": "24 小时", "owner": users["kam"].pk,
+        "deadline": (timezone.localdate() + dt.timedelta(days=20)).isoformat(), "version": item.version - 1 or 999,
+    }.items()}  # fmt: skip
+    response = client_for("kam").post(reverse("keyaccounts:item-edit", args=[account.pk, item.pk]), stale)
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert '<section class="card panel" id="plan" aria-labelledby="plan-title" data-scroll-here>' in page
+    assert page.count("data-scroll-here") == 1
+    assert 'id="team" aria-labelledby="team-title">' in page  # the other sections stay as they are

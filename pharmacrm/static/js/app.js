@@ -20,6 +20,13 @@
     }
   });
 
+  // a page sent back with an error in one of its sections (an edit conflict, a refused item) opens at that
+  // section instead of the top, where its message would be out of sight
+  document.addEventListener("DOMContentLoaded", function () {
+    var target = document.querySelector("[data-scroll-here]");
+    if (target && target.scrollIntoView) target.scrollIntoView({ block: "start" });
+  });
+
   document.addEventListener("keydown", function (event) {
     // Escape closes the search suggestions and the user menu
     if (event.key !== "Escape") return;
