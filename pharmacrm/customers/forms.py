@@ -115,13 +115,20 @@ def _region_field(label, level: str, target: str = "", reset: str = "") -> forms
 
 def _limit_picker(field: forms.ModelChoiceField, selected_ids) -> None:
     """Render only the first options (by name) plus the selected ones; validation keeps the full queryset."""
-    qs = field.queryset
+    qs = field.queryset.select_related("parent")
     shown = list(qs.order_by("name_key", "id")[:PICKER_LIMIT])
     ids = {o.pk for o in shown}
     missing = [i for i in selected_ids if i and is_id(i) and int(i) not in ids]
     if missing:
         shown = list(qs.filter(pk__in=missing)) + shown
-    field.widget.choices = BLANK + [(o.pk, o.name) for o in shown]
+    field.widget.choices = BLANK + [(o.pk, picker_label(o)) for o in shown]
+
+
+def picker_label(institution: Institution) -> str:
+    """An institution as a picker offers it: a department with its hospital (eleven hospitals have a 产科)."""
+    if institution.kind == InstitutionType.DEPARTMENT and institution.parent_id:
+        return f"{institution.parent.name} › {institution.name}"
+    return institution.name
 
 
 class ServiceErrorsMixin:

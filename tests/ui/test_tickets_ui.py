@@ -488,3 +488,10 @@ def test_the_boost_reason_reads_in_the_viewers_script_whatever_language_raised_t
     client.post("/i18n/setlang/", {"language": "zh-hant"})
     page = client.get(f"/service/tickets/{ticket.pk}/").content.decode()
     assert "VIP客戶或重點客戶：緊急程度提高一級。" in page and "VIP客户或重点客户" not in page
+
+
+def test_the_intake_picker_names_a_department_with_its_hospital(client_for, xiehe):
+    page = client_for("agent").get("/service/new/").content.decode()
+    department = xiehe.children.get()
+    assert f'<option value="{department.pk}">北京协和医院 › 心内科</option>' in page
+    assert f'<option value="{xiehe.pk}">北京协和医院</option>' in page
