@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PORT="${PORT:-8000}"
+# links in e-mails (survey, status, notifications) point at the address this run serves, unless set
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}"
 VENV="${VENV:-.venv}"
 VAR="${PHARMACRM_VAR_DIR:-$PWD/var}"
 case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac  # VENV=/abs/path/.venv works too
