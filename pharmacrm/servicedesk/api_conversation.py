@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -202,7 +203,10 @@ class TicketAttachmentViewSet(
         ticket = self.ticket()
         form = UploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        attachment = attachments.store_upload(request.user, ticket, form.validated_data["file"])
+        try:
+            attachment = attachments.store_upload(request.user, ticket, form.validated_data["file"])
+        except DjangoValidationError as e:  # named after this endpoint's one field, not the messages' "files"
+            raise serializers.ValidationError({"file": e.message_dict.get("files", e.messages)}) from None
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

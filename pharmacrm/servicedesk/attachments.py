@@ -125,6 +125,11 @@ def _refuse(name: str, reason: str) -> ValidationError:
     return ValidationError({"files": [_("“%(name)s”: %(reason)s") % {"name": name, "reason": reason}]})
 
 
+def _too_large() -> str:
+    # the limit alone: "20.0 MB; at most 20.0 MB" read as no excess for a file a few bytes over it
+    return _("the file is larger than the limit of %(max)s.") % {"max": filesizeformat(settings.ATTACHMENT_MAX_BYTES)}
+
+
 def _allowed_extensions() -> str:
     return ", ".join(sorted({e for exts in settings.ATTACHMENT_TYPES.values() for e in exts}))
 
@@ -136,8 +141,7 @@ def check(name: str, data: bytes) -> tuple[str, str]:
     if size == 0:
         raise _refuse(display, _("the file is empty."))
     if size > settings.ATTACHMENT_MAX_BYTES:
-        raise _refuse(display, _("the file is %(size)s; at most %(max)s is allowed.")
-                      % {"size": filesizeformat(size), "max": filesizeformat(settings.ATTACHMENT_MAX_BYTES)})  # fmt: skip
+        raise _refuse(display, _too_large())
     kind = sniff(data)
     if kind is None or kind not in settings.ATTACHMENT_TYPES:
         raise _refuse(
@@ -155,8 +159,7 @@ def _read(f) -> bytes:
     size = getattr(f, "size", None)
     name = clean_name(getattr(f, "name", ""))
     if size is not None and size > settings.ATTACHMENT_MAX_BYTES:
-        raise _refuse(name, _("the file is %(size)s; at most %(max)s is allowed.")
-                      % {"size": filesizeformat(size), "max": filesizeformat(settings.ATTACHMENT_MAX_BYTES)})  # fmt: skip
+        raise _refuse(name, _too_large())
     if hasattr(f, "seek"):
         f.seek(0)
     data = f.read(settings.ATTACHMENT_MAX_BYTES + 1)
