@@ -28,7 +28,7 @@ from pharmacrm.core import access
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
 
-from . import routing
+from . import calendars, routing
 from .choices import Priority, Status
 from .forms_routing import BoardFilterForm, OnDutyForm, ProfileForm, RuleForm
 from .models import AgentProfile, AssignmentRule, SlaClock, Ticket, TicketCategory
@@ -131,7 +131,7 @@ def board_summary(user, team: Team | None = None, now: dt.datetime | None = None
     clocks = _scope(user, clocks, "ticket__")
     board.soon_count = clocks.count()
     board.soon = list(
-        clocks.select_related("ticket__category", "ticket__assignee", "ticket__team")
+        clocks.select_related("ticket__category", "ticket__assignee", "ticket__team", "calendar")
         .defer(*(f"ticket__{f}" for f in TICKET_UNUSED))
         .order_by("due_at", "id")[:ROWS]
     )
@@ -224,10 +224,25 @@ def board(request):
     form = BoardFilterForm(request.GET or None, teams=teams)
     chosen = form.cleaned_data.get("team") if form.is_valid() else None
     data = board_summary(user, chosen)
+    # working time on each clock's calendar, as the queue and the ticket page count it (not the wall clock:
+    # a ticket overdue since a Friday evening is not 60 hours late on Monday morning)
     for clock in data.soon:
-        clock.left = _duration(clock.due_at - data.now)
+        clock.left = _duration(calendars.engine(clock.calendar).between(data.now, clock.due_at))
+    overdue: dict[int, SlaClock] = {}
+    for clock in (
+        SlaClock.objects.filter(ticket_id__in=[t.pk for t in data.breached], fulfilled_at__isnull=True,
+                                due_at__isnull=False)
+        .select_related("calendar").order_by("due_at", "id")
+    ):  # fmt: skip
+        overdue.setdefault(clock.ticket_id, clock)
     for ticket in data.breached:
-        ticket.late = _duration(data.now - ticket.next_due_at)
+        clock = overdue.get(ticket.pk)
+        span = (
+            calendars.engine(clock.calendar).between(clock.due_at, data.now)
+            if clock is not None
+            else data.now - ticket.next_due_at
+        )
+        ticket.late = _duration(span)
     chart = {
         "labels": [c.label for c, _n in data.intake],
         "values": [n for _c, n in data.intake],

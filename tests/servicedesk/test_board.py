@@ -301,3 +301,16 @@ def test_demo_rules_route_demo_tickets(users, xiehe):
                                                      "category": "medication_error", "institution": xiehe})  # fmt: skip
     stored = Ticket.objects.select_related("team").get(pk=ticket.pk)
     assert stored.team.name == "医学信息组" and stored.assignee is not None
+
+
+def test_the_board_counts_overdue_time_as_the_queue_does(client_for, desk, users, xiehe):
+    """Working time on the clock's calendar (QA saw 1,288 h on the board and 292 h in the queue)."""
+    from pharmacrm.servicedesk.views import clock_view, duration_text
+
+    ticket = raise_ticket(users, xiehe, team=desk["one"], assignee=desk["a1"], category="drug_info", hours_ago=24 * 8)
+    services.sweep(timezone.now())
+    board = client_for("manager").get(BOARD).context["board"]
+    [row] = [t for t in board.breached if t.number == ticket.number]
+    clock = min((c for c in ticket.clocks.all() if c.fulfilled_at is None), key=lambda c: c.due_at)
+    assert row.late in clock_view(clock, board.now).text  # the queue's badge says the same
+    assert row.late != duration_text(board.now - clock.due_at)  # a business calendar: not the wall clock
