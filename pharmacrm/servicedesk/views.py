@@ -109,6 +109,7 @@ class ClockView:
     clock: SlaClock
     state: str  # ok (green), warned (amber), breached (red), paused (grey), met / met_late
     text: str
+    span: str = ""  # the time alone ("292 h 30 min"), beside a badge that already says it is overdue
 
     @property
     def label(self) -> str:
@@ -127,9 +128,11 @@ def clock_view(clock: SlaClock, now: dt.datetime) -> ClockView:
         return ClockView(clock, "ok", "")
     engine = calendars.engine(clock.calendar)
     if now < clock.due_at:
-        text = _("%(time)s left") % {"time": duration_text(engine.between(now, clock.due_at))}
+        span = duration_text(engine.between(now, clock.due_at))
+        text = _("%(time)s left") % {"time": span}
     else:
-        text = _("%(time)s overdue") % {"time": duration_text(engine.between(clock.due_at, now))}
+        span = duration_text(engine.between(clock.due_at, now))
+        text = _("%(time)s overdue") % {"time": span}
     if clock.paused:
         state = "paused"
     elif clock.breached_at is not None or now >= clock.due_at:
@@ -138,7 +141,7 @@ def clock_view(clock: SlaClock, now: dt.datetime) -> ClockView:
         state = "warned"
     else:
         state = "ok"
-    return ClockView(clock, state, text)
+    return ClockView(clock, state, text, span)
 
 
 def next_clock(clocks, now: dt.datetime) -> ClockView | None:
