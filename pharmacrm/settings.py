@@ -200,6 +200,7 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the cookie-less header templa
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "pharmacrm.core.views.csrf_failure"  # the product's 403 page, translated
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

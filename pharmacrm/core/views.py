@@ -547,6 +547,16 @@ def permission_denied(request, exception):
     return render(request, "403.html", context, status=403)
 
 
+def csrf_failure(request, reason=""):
+    """A form sent without its security token (a page kept open too long, cookies blocked): the product's own
+    403 page in the reader's language, not Django's English one with its debugging hint."""
+    message = _("The form could not be accepted: it has expired or your browser blocked its cookie. Reload the "
+                "page and send it again.")  # fmt: skip
+    if _is_api(request):
+        return _json_error(message, 403)
+    return render(request, "403.html", {"message": message, "link_url": "", "link_text": ""}, status=403)
+
+
 def page_not_found(request, exception):
     from django.views import defaults
     from rest_framework.exceptions import NotFound

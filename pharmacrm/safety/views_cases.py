@@ -21,7 +21,7 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -581,9 +581,9 @@ def case_report_pdf(request, pk: int):
     data = report_pdf.render(case)
     audit.record(A.EXPORT, case, user=request.user, format="报告表 PDF", fields=PERSONAL_FIELDS)
     response = HttpResponse(data, content_type="application/pdf")
-    name = f"{case.number}-药品不良反应事件报告表.pdf"
-    response["Content-Disposition"] = (
-        f"attachment; filename=\"{case.number}.pdf\"; filename*=UTF-8''{quote(name)}"
+    label = _("ADR report form")  # in the reader's language: AE-2026-000019-药品不良反应事件报告表.pdf
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"{case.number}-{'-'.join(label.split())}.pdf"
     )
     response["Cache-Control"] = "private, no-store"
     return response

@@ -457,6 +457,11 @@ def test_the_report_form_pdf_is_downloaded_and_audited_as_an_export(client_for, 
     assert response.status_code == 200 and response.content.startswith(b"%PDF")
     assert AuditEntry.objects.filter(action=AuditEntry.Action.EXPORT, object_id=str(case.pk),
                                      actor=users["pv"]).exists()  # fmt: skip
+    from urllib.parse import quote
+
+    assert "filename*=utf-8''" + quote(f"{case.number}-药品不良反应事件报告表.pdf") in response["Content-Disposition"]
+    english = client_for("pv").get(reverse("safety:case-report-pdf", args=[case.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert f'filename="{case.number}-ADR-report-form.pdf"' in english["Content-Disposition"]
 
 
 # --- files -------------------------------------------------------------------------------------------------------

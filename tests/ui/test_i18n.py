@@ -46,3 +46,25 @@ def test_djangos_own_form_messages_read_in_the_products_house_style(client_for):
     client.post("/i18n/setlang/", {"language": "zh-hant"})
     page = client.post("/customers/people/new/", {"name": "王芳", "birthday": "2026-02-30"}).content.decode()
     assert "請輸入有效的日期。" in page
+
+
+def test_a_form_without_its_security_token_gets_the_products_page_in_the_readers_language(db):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["django_language"] = "zh-hant"
+    response = client.post("/accounts/login/", {"username": "x", "password": "y"})
+    page = response.content.decode()
+    assert response.status_code == 403 and '<html lang="zh-hant">' in page
+    assert "DEBUG" not in page and "Forbidden" not in page
+
+
+def test_the_safety_and_routing_pages_name_things_in_english_on_english_pages(client_for, users):
+    from pharmacrm.servicedesk import routing
+    from pharmacrm.servicedesk.models import TicketCategory
+
+    routing.save_profile(users["admin"], users["agent"], {"skills": [TicketCategory.objects.get(code="drug_info")]})
+    client = client_for("admin")
+    client.post("/i18n/setlang/", {"language": "en"})
+    page = client.get("/service/assignment/agents/").content.decode()
+    assert "Drug information" in page and "药品信息咨询" not in page

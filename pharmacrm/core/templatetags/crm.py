@@ -108,6 +108,7 @@ AUDIT_KEYS = {
     "people": gettext_lazy("People"),
     "period": gettext_lazy("Period"),
     "person": gettext_lazy("Person"),
+    "plan": gettext_lazy("Service plan"),
     "positions": gettext_lazy("Positions"),
     "previous_key": gettext_lazy("Previous key"),
     "pruned": gettext_lazy("Keys removed"),
@@ -147,6 +148,7 @@ AUDIT_KEYS = {
     "ticket": gettext_lazy("Ticket"),
     "tickets": gettext_lazy("Tickets"),
     "tokens_revoked": gettext_lazy("API tokens revoked"),
+    "type": gettext_lazy("Type"),
     "unchanged": gettext_lazy("Unchanged"),
     "unmatched": gettext_lazy("Unmatched"),
     "until": gettext_lazy("To"),
@@ -194,6 +196,7 @@ AUDIT_VALUES = {
 def _audit_choices() -> dict:
     """Details (also inside a list of records, such as an SLA sweep's breaches) whose values are codes of a
     choice list but no field of the entry's model: key → the choices."""
+    from pharmacrm.customers.choices import InstitutionType
     from pharmacrm.keyaccounts.choices import Department, ModelKind, Opinion
     from pharmacrm.safety import choices as safety
     from pharmacrm.servicedesk.choices import ClockKind
@@ -204,6 +207,7 @@ def _audit_choices() -> dict:
         "channel": safety.Channel,
         "jurisdiction": safety.Jurisdiction,
         "evaluation": ModelKind,
+        "type": InstitutionType,  # the type filter of a customer export
         "department": Department,  # a reviewer's opinion on a key-account proposal
         "opinion": Opinion,
     }
