@@ -59,7 +59,7 @@ def test_a_dry_run_reports_the_bad_row_and_the_good_rows_can_then_be_imported(
     shot(page, "import-dry-run")
 
     with page.expect_navigation():
-        page.locator("#confirm-form button[type=submit]").click()
+        page.locator("#confirm-import").click()
     page.wait_for_function("document.getElementById('import-status').textContent.trim().length > 0")
     page.locator("#import-summary").wait_for()
     assert sorted(Institution.objects.filter(name__contains="测试").values_list("name", flat=True)) == [
