@@ -4,7 +4,6 @@ pinyin, initials, phone (blind index), credit code and internal code."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -14,6 +13,7 @@ from django.db import connection
 from django.db.models import Q
 
 from pharmacrm.core import access, crypto
+from pharmacrm.core.ids import any_of_sql, id_set
 
 from . import normalise
 from .models import Institution, Person, SearchTerm
@@ -192,12 +192,9 @@ class _Narrow:
         if self.provinces:
             either.append(f"{province} IN ({', '.join(str(int(p)) for p in self.provinces)})")
         if self.beyond:
-            condition = _ids_in(obj_id, self.beyond)
-            if condition is None:  # another database: the ids as literal numbers
-                either.append(f"{obj_id} IN ({', '.join(str(int(i)) for i in self.beyond)})")
-            else:
-                either.append(condition[0])
-                params.append(condition[1])
+            sql, ids = any_of_sql(obj_id, self.beyond, connection.vendor)
+            either.append(sql)
+            params += ids
         where = f"({' OR '.join(either)})" if either else "1 = 0"
         if self.only is not None:
             where += f" AND {province} = {int(self.only)}"
@@ -265,23 +262,10 @@ def _name_class(norm: str):
     return base
 
 
-def _ids_in(column: str, ids) -> tuple[str, object] | None:
-    """`column` (quoted SQL) among these ids, with the ids as one parameter: an array on PostgreSQL, a JSON
-    list on SQLite. Building and converting an `IN (%s, …)` list of thousands of parameters cost more than
-    running the query. None on other databases."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [int(i) for i in ids]
-    if connection.vendor == "sqlite":
-        return f"{column} IN (SELECT value FROM json_each(%s))", json.dumps([int(i) for i in ids])
-    return None
-
-
 def _with_ids(qs, ids: list[int]):
-    """qs restricted to these ids (see _ids_in)."""
-    condition = _ids_in(f'"{qs.model._meta.db_table}"."id"', ids)
-    if condition is None:
-        return qs.filter(pk__in=ids)
-    return qs.extra(where=[condition[0]], params=[condition[1]])  # noqa: S610 (a bound parameter only)
+    """qs restricted to these ids, all of them one SQL parameter (the AnyOf lookup): building and converting
+    an `IN (%s, …)` list of thousands of parameters cost more than running the query."""
+    return qs.filter(pk__any_of=id_set(ids))
 
 
 def _ranked_ids(user, kind: int, filters: Filters, ids, base_score, limit: int, restrict: Q | None = None):
