@@ -50,8 +50,14 @@ def hant() -> int:
         # s2twp turns every 项目 into 專案 ("project"); an item of a plan or a list is 項目
         text = phrases(text)
         if "project" in msgid.lower():
-            return text.replace("專案經理", "\0").replace("專案", "項目").replace("\0", "專案經理")
-        return text.replace("專案", "項目")
+            text = text.replace("專案經理", "\0").replace("專案", "項目").replace("\0", "專案經理")
+        else:
+            text = text.replace("專案", "項目")
+        # s2twp speaks of programs: 代码 (a code: credit, region, calendar) is not 程式碼, 类型 (a kind)
+        # is not the programmer's 型別, and 质量 is 品質 in Taiwan (質量 there is "mass")
+        for wrong, right in (("程式碼", "代碼"), ("型別", "類型"), ("質量", "品質")):
+            text = text.replace(wrong, right)
+        return text
 
     hans = {(e.msgctxt, e.msgid): e for e in polib.pofile(str(po_path("zh_Hans")))}
     target = polib.pofile(str(po_path("zh_Hant")))

@@ -583,7 +583,7 @@ def case_report_pdf(request, pk: int):
     response = HttpResponse(data, content_type="application/pdf")
     label = _("ADR report form")  # in the reader's language: AE-2026-000019-药品不良反应事件报告表.pdf
     response["Content-Disposition"] = content_disposition_header(
-        True, f"{case.number}-{'-'.join(label.split())}.pdf"
+        True, f"{case.number}-{'-'.join(label.replace('/', '').split())}.pdf"  # 不良反应/事件: no slash in a name
     )
     response["Cache-Control"] = "private, no-store"
     return response

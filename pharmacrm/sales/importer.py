@@ -79,7 +79,7 @@ ORDER_COLUMNS: list[Column] = [
            help=_("Yuan (CNY); empty = quantity × unit price, and a given amount must equal it (up to rounding; "
                   "negative for returns).")),
     Column("invoice_number", "发票号", ("invoice", "invoice number", "发票号码")),
-    Column("payment_due", "应付款日期", ("payment due", "due date", "到期日", "应收到期日"),
+    Column("payment_due", "应付款日期", ("payment due", "due date", "到期日", "应收到期日", "付款到期日"),
            help=_("When the customer must have paid this line.")),
     Column("paid_date", "付款日期", ("paid date", "payment date", "回款日期", "收款日期"),
            help=_("The day the customer paid: never in the future.")),

@@ -56,6 +56,39 @@ def test_translations_keep_every_placeholder(lang):
     assert broken == []
 
 
+def test_traditional_catalogue_has_no_programmer_words():
+    """OpenCC's s2twp writes 程式碼 (program code) for 代码, 型別 (data type) for 类型 and 質量 (mass, in
+    Taiwan) for 质量: a 統一社會信用程式碼 or a 質量投訴 reads wrong to every zh-Hant user."""
+    wrong = [(e.msgid, t) for e in catalogue("zh_Hant") for t in [e.msgstr, *e.msgstr_plural.values()]
+             if any(w in t for w in ("程式碼", "型別", "質量"))]  # fmt: skip
+    assert wrong == []
+
+
+def test_the_hant_tool_corrects_what_opencc_gets_wrong(monkeypatch, tmp_path):
+    """`tools/i18n.py hant` re-derives every auto entry: the corrections must come from the tool, not from hand."""
+    tool = load_i18n_tool()
+    for lang in ("zh_Hans", "zh_Hant"):
+        (tmp_path / lang / "LC_MESSAGES").mkdir(parents=True)
+    hans, hant = polib.POFile(), polib.POFile()
+    for msgid, text in (("Credit code", "信用代码"), ("Kind of case", "病例类型"), ("Quality complaint", "质量投诉")):
+        hans.append(polib.POEntry(msgid=msgid, msgstr=text))
+        hant.append(polib.POEntry(msgid=msgid, msgstr=""))
+    hans.save(str(tmp_path / "zh_Hans" / "LC_MESSAGES" / "django.po"))
+    hant.save(str(tmp_path / "zh_Hant" / "LC_MESSAGES" / "django.po"))
+    monkeypatch.setattr(tool, "LOCALE", tmp_path)
+    assert tool.hant() == 3
+    derived = {e.msgid: e.msgstr for e in polib.pofile(str(tmp_path / "zh_Hant" / "LC_MESSAGES" / "django.po"))}
+    assert derived == {"Credit code": "信用代碼", "Kind of case": "病例類型", "Quality complaint": "品質投訴"}
+
+
+def test_safety_criteria_say_what_e2b_means():
+    """E2B's congenital-anomaly criterion is about birth defects: a label adding 致癌 (carcinogenic) would have
+    cancer cases ticked, and exported, as congenital anomalies."""
+    with translation.override("zh-hans"):
+        assert str(translation.gettext("congenital anomaly / birth defect")) == "先天性异常 / 出生缺陷"
+        assert str(translation.gettext("decades")) == "十年"
+
+
 def _messages(entries) -> dict:
     return {
         (e.msgctxt, e.msgid, e.msgid_plural): (e.msgstr, sorted(e.msgstr_plural.items()))

@@ -221,7 +221,7 @@ def test_who_sent_a_proposal_for_decision_may_not_decide_it_even_holding_both_ro
     client = Client()
     client.force_login(both)
     page = client.get(reverse("keyaccounts:proposal", args=[proposal.pk]))
-    assert "此提议由您提交厂领导决定，须由另一位厂领导作出决定。" in page.content.decode()
+    assert "该提名由您提交审批，须由其他厂领导作出决定。" in page.content.decode()
     inbox = client.get(reverse("keyaccounts:inbox"))
     assert proposal.number not in inbox.content.decode()
 
