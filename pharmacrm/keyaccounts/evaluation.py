@@ -33,7 +33,7 @@ from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.choices import HospitalGrade, InstitutionType, Tier
 from pharmacrm.customers.importer import insert_rows
 from pharmacrm.customers.models import Institution
-from pharmacrm.sales.models import MonthlyRollup
+from pharmacrm.sales.models import MonthlyRollup, RollupEmptied
 from pharmacrm.sales.services import month_start
 from pharmacrm.servicedesk.choices import ActionStatus
 from pharmacrm.servicedesk.models import ImprovementAction, Survey
@@ -480,6 +480,8 @@ def run(
         count, new = _upsert_scores(
             in_background(chunks, name="evaluation-scoring"), [kind, period, run_row.pk, model.pk, as_of, started]
         )
+        if not key_accounts_only:
+            _drop_unearned(kind, period, facts, ids)
         _link_previous(kind, period, new)
         _relink_next(kind, period)
         changes = actions = 0
@@ -498,6 +500,20 @@ def run(
     return run_row
 
 
+
+
+def _drop_unearned(kind: str, period: str, facts: dict, ids: list[int] | None) -> int:
+    """Scores of the period whose customer no longer bought in the window or the one before (a corrected
+    file gave their lines to another customer): a customer with no purchases is not scored, so a score left
+    from before would rank and class them on purchases they never made. `ids`: only those were looked at."""
+    scored = Score.objects.filter(kind=kind, period=period)
+    if ids is None:
+        gone = [i for i in scored.values_list("institution_id", flat=True).iterator(chunk_size=10_000) if i not in facts]
+    else:
+        gone = [i for i in ids if i not in facts]
+    if not gone:
+        return 0
+    return scored.filter(institution_id__any_of=id_set(gone)).delete()[0]
 
 
 SCORE_CHUNK = 2000
@@ -776,7 +792,9 @@ def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
     changed = (
         MonthlyRollup.objects.filter(updated_at__gte=last).order_by().values_list("institution_id", flat=True)
     )
-    return sorted(set(changed.iterator(chunk_size=10_000)))
+    # and the customers a corrected file took a whole month from: their rollup is gone, not updated
+    emptied = RollupEmptied.objects.filter(emptied_at__gte=last).values_list("institution_id", flat=True)
+    return sorted({*changed.iterator(chunk_size=10_000), *emptied})
 
 
 def run_all(

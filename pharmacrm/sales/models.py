@@ -158,3 +158,16 @@ class RollupDirty(models.Model):
 
     def __str__(self) -> str:
         return f"{self.institution_id} {self.month:%Y-%m}"
+
+
+class RollupEmptied(models.Model):
+    """A (customer, month) whose last line went elsewhere (a corrected file gave it to another customer), so
+    its rollup was deleted. The incremental evaluation looks here as well as at the rollups' `updated_at`:
+    without this row the customer the lines left would keep the score they no longer earn."""
+
+    institution_id = models.BigIntegerField()
+    month = models.DateField()
+    emptied_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.institution_id} {self.month:%Y-%m}"

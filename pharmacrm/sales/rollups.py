@@ -18,7 +18,7 @@ import datetime as dt
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import MonthlyRollup, OrderLine, RollupDirty
+from .models import MonthlyRollup, OrderLine, RollupDirty, RollupEmptied
 
 REFRESH_BATCH = 50_000
 LOCK_KEY = 0x5A1E5  # PostgreSQL advisory lock of the order import and the rollup refresh
@@ -167,14 +167,20 @@ def refresh_dirty(today: dt.date | None = None) -> int:
                     f"INSERT INTO {rollup} ({columns}) {select} ON CONFLICT (institution_id, month) DO UPDATE SET {updates}",
                     [_adapt(today), _adapt(today), _adapt(now), low, high],
                 )
-                # pairs left without lines (a corrected file moved them elsewhere)
-                cursor.execute(
-                    f"DELETE FROM {rollup} WHERE EXISTS (SELECT 1 FROM {dirty} d WHERE d.id > %s AND d.id <= %s "
+                # pairs left without lines (a corrected file moved them elsewhere): noted for the incremental
+                # evaluation, which would not see the customer otherwise, then deleted
+                emptied = (
+                    f"EXISTS (SELECT 1 FROM {dirty} d WHERE d.id > %s AND d.id <= %s "
                     f"AND d.institution_id = {rollup}.institution_id AND d.month = {rollup}.month) "
                     f"AND NOT EXISTS (SELECT 1 FROM {line} o WHERE o.institution_id = {rollup}.institution_id "
-                    f"AND o.month = {rollup}.month)",
-                    [low, high],
+                    f"AND o.month = {rollup}.month)"
                 )
+                cursor.execute(
+                    f"INSERT INTO {RollupEmptied._meta.db_table} (institution_id, month, emptied_at) "
+                    f"SELECT institution_id, month, %s FROM {rollup} WHERE {emptied}",
+                    [_adapt(now), low, high],
+                )
+                cursor.execute(f"DELETE FROM {rollup} WHERE {emptied}", [low, high])
                 cursor.execute(f"DELETE FROM {dirty} WHERE id > %s AND id <= %s", [low, high])
             total += len(ids)
 

@@ -30,7 +30,7 @@ from pharmacrm.keyaccounts.models import EvaluationRun, Score
 from pharmacrm.servicedesk.models import ImprovementAction
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
-from .eval_fixtures import H1_2026, H2_2025, line
+from .eval_fixtures import H1_2026, H2_2025, line, xiehe_orders
 
 D = Decimal
 
@@ -167,6 +167,44 @@ def test_a_back_dated_run_does_not_hide_changes_from_the_next_incremental_update
     assert Score.objects.get(period="2026H1", institution=xiehe).score == D("44.01")
     # a period nobody scored yet: the update scores everyone
     assert evaluation.changed_since(ModelKind.EVALUATION, dt.date(2026, 7, 1)) is None
+
+
+def test_the_incremental_run_rescores_the_customer_a_corrected_file_took_lines_from(purchases, users, import_orders):
+    """A corrected file gives 协和's May 2026 order to 华山: 协和's May rollup is deleted, not updated, and
+    the incremental update must still re-score 协和 (it kept its overdue order's score before)."""
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    xiehe, huashan = purchases["xiehe"], purchases["huashan"]
+    before = Score.objects.get(period="2026H1", institution=xiehe).score
+    import_orders([line("SO-X3", 1, "2026-05-20", huashan, "P3", 100, "500", payment_due="2026-06-20")])
+
+    assert evaluation.changed_since(ModelKind.EVALUATION, H1_2026) == sorted([xiehe.pk, huashan.pk])
+    runs = evaluation.run_all(incremental=True, as_of=H1_2026)
+    incremental = next(r for r in runs if r.model.kind == ModelKind.EVALUATION)
+    assert incremental.customers == 2
+    rescored = Score.objects.get(period="2026H1", institution=xiehe)
+    assert rescored.run_id == incremental.pk and rescored.score != before
+    # the same figures a full run gives
+    incremental_scores = {s.institution_id: s.score for s in Score.objects.filter(period="2026H1")}
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    assert {s.institution_id: s.score for s in Score.objects.filter(period="2026H1")} == incremental_scores
+
+
+def test_a_customer_left_without_purchases_loses_its_score(purchases, users, import_orders):
+    """Every order of 协和 was 华山's (a corrected file): 协和 bought nothing, so it is no longer scored or
+    ranked, by the incremental update as by a full run."""
+    xiehe, huashan = purchases["xiehe"], purchases["huashan"]
+    for kind in (ModelKind.EVALUATION, ModelKind.CANDIDATE):
+        evaluation.run(kind, as_of=H1_2026)
+    assert Score.objects.filter(institution=xiehe).count() == 2
+    import_orders([{**row, "credit_code": huashan.credit_code} for row in xiehe_orders(xiehe)])
+
+    evaluation.run_all(incremental=True, as_of=H1_2026)
+
+    assert not Score.objects.filter(institution=xiehe).exists()
+    assert Score.objects.filter(institution=huashan).count() == 2
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)  # a full run agrees
+    assert set(Score.objects.filter(kind="evaluation", period="2026H1").values_list("institution_id", flat=True)) == {
+        huashan.pk, purchases["changzheng"].pk}
 
 
 def test_candidates_exclude_active_key_accounts(purchases, users):
