@@ -52,8 +52,9 @@ SECRET_KEY = env("SECRET_KEY") or _local_secret("secret-key")
 ALLOWED_HOSTS = [h for h in (env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver") or "").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in (env("CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o]
 
+# No django.contrib.admin: it would show every user's TOTP secret (django-otp's device pages) and change roles
+# and second factors outside the audit trail; users, roles and enrolment codes are managed on the Users pages.
 INSTALLED_APPS = [
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,7 +1,6 @@
 """URL map: web pages, the REST API under /api/v1/, and its OpenAPI schema and docs."""
 
 from django.conf import settings
-from django.contrib import admin
 from django.urls import include, path
 from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -25,7 +24,6 @@ urlpatterns = [
     path("api/v1/", include("pharmacrm.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("django-admin/", admin.site.urls),
 ]
 
 # Errors: the pages (403 with the reason our code gave), JSON {"detail": …} under /api/ as DRF's own errors.

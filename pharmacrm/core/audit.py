@@ -26,6 +26,7 @@ class RequestContext:
     user: Any = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ip: str | None = None
+    implicit: bool = False  # made by current() for code that set none: a worker task replaces it with its own
 
 
 _context: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("audit_context", default=None)
@@ -34,9 +35,19 @@ _context: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar
 def current() -> RequestContext:
     ctx = _context.get()
     if ctx is None:
-        ctx = RequestContext()
+        ctx = RequestContext(implicit=True)
         _context.set(ctx)
     return ctx
+
+
+def begin_task(task_id: str) -> contextvars.Token | None:
+    """A worker task's own context: its entries share the task's id as their request id, and no other
+    task's (a worker thread runs one task after another). Inside a request or a command that runs the task
+    at once (Huey's immediate mode) the caller's context stays."""
+    ctx = _context.get()
+    if ctx is not None and not ctx.implicit:
+        return None
+    return _context.set(RequestContext(request_id=task_id.replace("-", "")))
 
 
 def set_context(ctx: RequestContext | None) -> contextvars.Token:

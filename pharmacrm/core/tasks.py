@@ -9,7 +9,7 @@ from django.conf import settings
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task
 
-from . import backup
+from . import audit, backup
 
 
 def local_crontab(**fields):
@@ -27,6 +27,24 @@ def local_crontab(**fields):
         return matches(timestamp)
 
     return validate
+
+
+_task_contexts: dict[str, object] = {}
+
+
+@HUEY.pre_execute()
+def audit_context_per_task(task) -> None:
+    """Every task audits under its own request id (the task's), not under one id per worker thread."""
+    token = audit.begin_task(task.id)
+    if token is not None:
+        _task_contexts[task.id] = token
+
+
+@HUEY.post_execute()
+def audit_context_done(task, task_value, exc) -> None:
+    token = _task_contexts.pop(task.id, None)
+    if token is not None:
+        audit.reset_context(token)
 
 
 @db_periodic_task(local_crontab(hour=2, minute=30), retries=2, retry_delay=600)

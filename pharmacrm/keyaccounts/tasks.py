@@ -3,6 +3,8 @@
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 
+from pharmacrm.core.tasks import local_crontab
+
 from . import evaluation
 from .choices import Trigger
 
@@ -18,7 +20,7 @@ def after_import() -> None:
     evaluate_changed()
 
 
-@db_periodic_task(crontab(hour="3", minute="30"))
+@db_periodic_task(local_crontab(hour=3, minute=30))
 def scheduled_evaluations() -> None:
     """Every night: the half-yearly, quarterly (key accounts) and monthly (identification) runs that are
     due and have not run yet."""
@@ -35,7 +37,7 @@ def sweep_programme_clocks() -> None:
     services.sweep_agreements()
 
 
-@db_periodic_task(crontab(hour="3", minute="10"))
+@db_periodic_task(local_crontab(hour=3, minute=10))
 def scheduled_account_reviews() -> None:
     """Every night: key-account evaluations of a quarter (and a year) that just ended, once."""
     from . import services

@@ -4,10 +4,12 @@
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
+from pharmacrm.core.tasks import local_crontab
+
 from . import rollups
 
 
-@db_periodic_task(crontab(hour="1", minute="10"))
+@db_periodic_task(local_crontab(hour=1, minute=10))
 def refresh_overdue() -> None:
     """Every night: lines that fell due yesterday count as overdue in the rollups from today."""
     rollups.refresh_overdue()

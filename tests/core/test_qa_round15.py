@@ -1,0 +1,71 @@
+"""Defects from the fifteenth session's QA round that cut across the apps: no Django admin (it showed every
+user's TOTP secret and changed second factors and roles outside the audit trail), and the nightly jobs run at
+the hour the documentation gives in China time, not eight hours later (Huey reads a plain crontab in UTC)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pharmacrm.core import tasks as core_tasks
+from pharmacrm.keyaccounts import tasks as ka_tasks
+from pharmacrm.sales import tasks as sales_tasks
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.mark.parametrize("url", ["/django-admin/", "/django-admin/otp_totp/totpdevice/", "/admin/"])
+def test_there_is_no_django_admin_even_for_the_administrator(client_for, url):
+    assert client_for("admin").get(url).status_code == 404
+
+
+@pytest.mark.parametrize(("task", "hour", "minute"), [
+    (sales_tasks.refresh_overdue, 1, 10),
+    (ka_tasks.scheduled_account_reviews, 3, 10),
+    (ka_tasks.scheduled_evaluations, 3, 30),
+    (core_tasks.daily_backup, 2, 30),
+])  # fmt: skip
+def test_nightly_jobs_run_at_their_hour_in_china(task, hour, minute):
+    validate = task.task_class().validate_datetime
+    local = dt.datetime(2026, 12, 2, hour, minute, tzinfo=SH)
+    as_huey_sees_it = local.astimezone(dt.UTC).replace(tzinfo=None)  # Huey hands tasks naive UTC
+    assert validate(as_huey_sees_it)
+    assert not validate(local.replace(tzinfo=None))  # the same digits in UTC are eight hours later
+
+
+def test_each_worker_task_audits_under_its_own_request_id(db, huey_immediate):
+    """The worker's threads ran one task after another under one audit context: the auditor found tier changes
+    of three evaluation runs and a safety-clock update sharing a request id."""
+    from huey.contrib.djhuey import db_task
+
+    from pharmacrm.core import audit
+    from pharmacrm.core.models import AuditEntry
+
+    @db_task()
+    def audited(n):
+        audit.record(AuditEntry.Action.UPDATE, ("core.test", str(n), f"任务 {n}"), note="task")
+
+    audit.current()  # what a worker thread had after its first task: an implicit context
+    first, second = audited(1), audited(2)
+    ids = list(AuditEntry.objects.filter(object_type="core.test").order_by("seq").values_list("request_id", flat=True))
+    assert ids == [first.id.replace("-", ""), second.id.replace("-", "")]
+    # a request or command that runs a task at once keeps its own id
+    token = audit.set_context(audit.RequestContext(request_id="r" * 32))
+    try:
+        audited(3)
+    finally:
+        audit.reset_context(token)
+    assert AuditEntry.objects.filter(object_type="core.test").order_by("seq").last().request_id == "r" * 32
+
+
+def test_lists_in_running_text_follow_the_language():
+    from django.utils import translation
+
+    from pharmacrm.core.wording import listing
+
+    with translation.override("en"):
+        assert listing(["Technical support", "Training"]) == "Technical support, Training"
+    with translation.override("zh-hant"):
+        assert listing(["技術支持", "培訓"]) == "技術支持、培訓"
