@@ -4,6 +4,7 @@ user may see."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from django import forms
@@ -16,7 +17,7 @@ from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import MATRIX, Cap
-from pharmacrm.customers.forms import ANY, BLANK, ServiceErrorsMixin, _limit_picker
+from pharmacrm.customers.forms import ANY, BLANK, OnceTokenForm, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution, Person
 
 from .choices import Channel, Complexity, Priority, RootCause, Status
@@ -24,6 +25,7 @@ from .models import Product, TicketCategory
 
 PEOPLE_LIMIT = 300  # people offered in the person select (those of the chosen institution come first)
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"
+EARLIEST_BY_HAND = dt.timedelta(days=30)  # as for a mail's Date header (mail.MAX_AGE)
 
 
 def handlers():
@@ -70,7 +72,7 @@ def people_options(user, institution_id) -> list[Person]:
     return list(qs.order_by("name_key", "id").only("id", "name", "title")[:PEOPLE_LIMIT])
 
 
-class IntakeForm(ServiceErrorsMixin, forms.Form):
+class IntakeForm(ServiceErrorsMixin, OnceTokenForm):
     institution = forms.ModelChoiceField(
         label=_("Institution"), queryset=Institution.objects.none(), required=False
     )
@@ -148,6 +150,16 @@ class IntakeForm(ServiceErrorsMixin, forms.Form):
         self.fields["product"].queryset = Product.objects.filter(active=True).order_by("brand_name", "strength")
         self.fields["assignee"].queryset = handlers()
         self.fields["team"].queryset = Team.objects.order_by("name")
+
+    def clean_received_at(self):
+        value = self.cleaned_data.get("received_at")
+        # a request taken in by hand was received lately: 2016 for 2026 is a typing error, not a call
+        if value and value < timezone.now() - EARLIEST_BY_HAND:
+            raise forms.ValidationError(
+                _("A ticket taken in by hand was received within the last %(days)s days: check the year.")
+                % {"days": EARLIEST_BY_HAND.days}
+            )
+        return value
 
     def service_data(self) -> dict:
         d = self.cleaned_data

@@ -25,7 +25,14 @@ from pharmacrm.core.personal import MASKERS
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Person
 from pharmacrm.customers.services import ConflictError
-from pharmacrm.customers.views import PAGE_SIZE, BranchIds, CappedPaginator
+from pharmacrm.customers.views import (
+    PAGE_SIZE,
+    AlreadyCreated,
+    BranchIds,
+    CappedPaginator,
+    _create_once,
+    _created_with,
+)
 
 from . import calendars, services
 from .choices import (
@@ -286,15 +293,27 @@ def ticket_create(request):
     status = 200
     if request.method == "POST":
         status = 400
+        # sent again (a replay after a slow answer, Back and send): the ticket the first one created
+        done = _created_with(user, request.POST.get("form_token", ""))
+        if done:
+            return _ticket_sent_again(request, done)
         if form.is_valid():
             try:
-                ticket = services.create_ticket(user, form.service_data())
+                ticket = _create_once(user, form.cleaned_data.get("form_token"),
+                                      lambda: services.create_ticket(user, form.service_data()))  # fmt: skip
+            except AlreadyCreated as e:
+                return _ticket_sent_again(request, e.pk)
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
                 messages.success(request, _("Ticket %(number)s was created.") % {"number": ticket.number})
                 return redirect("servicedesk:ticket", pk=ticket.pk)
     return render(request, "servicedesk/ticket_form.html", {"form": form}, status=status)
+
+
+def _ticket_sent_again(request, pk):
+    messages.info(request, _("This form was already sent: the ticket was created then, and not a second time."))
+    return redirect("servicedesk:ticket", pk=pk) if pk else redirect("servicedesk:queue")
 
 
 # --- the ticket page -----------------------------------------------------------------------------

@@ -92,20 +92,32 @@ class WorkCalendar:
         return day.weekday() in self.workdays
 
     def covers(self, year: int) -> bool:
-        """Whether the year's holidays are known (to the package, or entered as overrides)."""
+        """Whether the year's holidays are known: to the package, or entered as overrides (the Spring Festival
+        and National Day at least)."""
         if self.always_on or not self.official_holidays:
             return True
-        return year in official_years() or any(d.year == year for d in self.overrides)
+        if year in official_years():
+            return True
+        # entered by hand: the year is known once its two long holidays are there. One company holiday or
+        # New Year's Day alone must not hide that the Spring Festival (between 20 Jan and 28 Feb) and the
+        # National Day week are missing: deadlines would run through them as working days.
+        rest = [d for d, working in self.overrides.items() if d.year == year and not working]
+        spring = any(dt.date(year, 1, 20) <= d <= dt.date(year, 2, 28) for d in rest)
+        national = any(dt.date(year, 10, 1) <= d <= dt.date(year, 10, 8) for d in rest)
+        return spring and national
 
     def uncovered_years(self, years: Iterable[int]) -> list[int]:
         return sorted(y for y in set(years) if not self.covers(y))
 
     def working_days(self, start: dt.date) -> Iterator[dt.date]:
         """Working days from `start` on (start included if it is one)."""
-        day = start
-        for _ in range(MAX_SEARCH_DAYS):
+        day, idle = start, 0
+        while idle < MAX_SEARCH_DAYS:  # ten years without a working day in a row, not ten years in all
             if self.is_working_day(day):
+                idle = 0
                 yield day
+            else:
+                idle += 1
             day += dt.timedelta(days=1)
         raise CalendarError("no working day in ten years: check the calendar's weekly pattern")
 

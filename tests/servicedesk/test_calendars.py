@@ -59,6 +59,10 @@ def test_administrators_are_warned_of_a_year_without_holidays(users):
     assert calendars.coverage_gaps(dt.date(2026, 6, 1)) == []  # next year's schedule is not out before November
     business = BusinessCalendar.objects.get(code="business")
     calendars.set_override(users["admin"], business, dt.date(2027, 1, 1), False, "元旦")
+    # one holiday is not the year's schedule: the Spring Festival and National Day are still missing
+    assert [g.year for g in calendars.coverage_gaps(dt.date(2026, 11, 30))] == [2027]
+    for day in (dt.date(2027, 2, 6), dt.date(2027, 10, 1)):
+        calendars.set_override(users["admin"], BusinessCalendar.objects.get(code="business"), day, False, "")
     assert calendars.coverage_gaps(dt.date(2026, 11, 30)) == []
 
 
@@ -84,10 +88,14 @@ def test_operators_enter_next_years_schedule_with_the_holidays_command(db, capsy
         assert exc.value.code == 1
     call_command("holidays", "set", "2027-02-05..2027-02-11", "--off", "--note", "春节")
     call_command("holidays", "set", "2027-02-20", "--on", "--note", "春节调休")  # a Saturday
+    if gaps:  # the Spring Festival alone does not make the year known
+        with pytest.raises(SystemExit):
+            call_command("holidays", "check")
+    call_command("holidays", "set", "2027-10-01..2027-10-07", "--off", "--note", "国庆节")
     business = BusinessCalendar.objects.get(code="business")
     engine = calendars.engine(business)
     assert not engine.is_working_day(dt.date(2027, 2, 8)) and engine.is_working_day(dt.date(2027, 2, 20))
-    assert business.overrides.count() == 8
+    assert business.overrides.count() == 15
     entry = AuditEntry.objects.filter(object_type="servicedesk.businesscalendar").latest("seq")
     assert entry.actor is None and entry.actor_name.startswith("cli:")
     capsys.readouterr()
@@ -96,12 +104,12 @@ def test_operators_enter_next_years_schedule_with_the_holidays_command(db, capsy
     assert "2027-02-05" in listing and "春节" in listing and "2027-02-20" in listing
     call_command("holidays", "check")  # 2027 is covered now
     call_command("holidays", "unset", "2027-02-20")
-    assert business.overrides.count() == 7
+    assert business.overrides.count() == 14
     with pytest.raises(CommandError, match="2027-13-01"):
         call_command("holidays", "set", "2027-13-01", "--off")
     with pytest.raises(CommandError):
         call_command("holidays", "set", "2027-03-01..2027-02-01", "--off")
-    assert business.overrides.count() == 7  # nothing half-written
+    assert business.overrides.count() == 14  # nothing half-written
 
 
 def test_the_official_holidays_are_named_in_the_pages_script(client_for):

@@ -81,7 +81,14 @@ def test_a_deadline_in_a_year_nobody_has_entered_falls_back_to_the_weekly_patter
     assert BUSINESS.add_days(at(2026, 12, 31, 10), 2) == at(2027, 1, 4, 10)  # over the weekend
     # once an administrator enters New Year's Day 2027 as a holiday, it counts
     entered = WorkCalendar(overrides={dt.date(2027, 1, 1): False})
-    assert entered.uncovered_years([2027]) == []
+    assert entered.add_days(at(2026, 12, 31, 10), 1) == at(2027, 1, 4, 10)
+    # but the year is not "known" until its Spring Festival and National Day are entered too: one holiday
+    # made the warnings (home page, calendar pages, `pharmacrm holidays check`) go quiet before
+    assert entered.uncovered_years([2027]) == [2027]
+    spring = {dt.date(2027, 2, d): False for d in range(5, 12)}
+    assert WorkCalendar(overrides={**entered.overrides, **spring}).uncovered_years([2027]) == [2027]
+    national = {dt.date(2027, 10, d): False for d in range(1, 8)}
+    assert WorkCalendar(overrides={**entered.overrides, **spring, **national}).uncovered_years([2027]) == []
     assert entered.add_days(at(2026, 12, 31, 10), 1) == at(2027, 1, 4, 10)
 
 
