@@ -55,7 +55,7 @@ def hant() -> int:
             text = text.replace("專案", "項目")
         # s2twp speaks of programs: 代码 (a code: credit, region, calendar) is not 程式碼, 类型 (a kind)
         # is not the programmer's 型別, and 质量 is 品質 in Taiwan (質量 there is "mass")
-        for wrong, right in (("程式碼", "代碼"), ("型別", "類型"), ("質量", "品質")):
+        for wrong, right in (("程式碼", "代碼"), ("型別", "類型"), ("質量", "品質"), ("籤署", "簽署")):
             text = text.replace(wrong, right)
         return text
 

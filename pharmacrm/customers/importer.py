@@ -43,6 +43,7 @@ from pharmacrm.core import access, audit, crypto
 from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
 from pharmacrm.core.models import AuditEntry, Counter, Region, Team, User
 from pharmacrm.core.roles import Cap
+from pharmacrm.core.wording import listing
 
 from . import normalise, search, services
 from .choices import Gender, HospitalGrade, InstitutionType, PersonRole, Source, Stage, Tier
@@ -326,7 +327,7 @@ def _choice_lookup(choices: type) -> dict[str, str]:
 def parse_choice(choices: type, raw: str) -> str:
     value = _choice_lookup(choices).get(raw.strip().lower())
     if value is None:
-        accepted = "、".join(canonical_label(choices, v) for v in choices.values)
+        accepted = listing(canonical_label(choices, v) for v in choices.values)
         raise FieldError("invalid_choice", value=raw[:50], choices=accepted)
     return value
 
@@ -726,13 +727,13 @@ def take_header(rows: Iterator[tuple[int, list[str]]], target: str, need_data: b
         raise _refuse(
             _("These columns appear more than once in the header row: %(columns)s. Which copy holds the data "
               "cannot be known: keep one copy of each column and upload the file again.")
-            % {"columns": "、".join(duplicates)}
+            % {"columns": listing(duplicates)}
         )  # fmt: skip
     mapping, missing, ignored = map_headers(target, cells)
     if missing:
         raise _refuse(
             _("Required columns are missing: %(columns)s. Download the template to see the expected headers.")
-            % {"columns": "、".join(missing)}
+            % {"columns": listing(missing)}
         )
     result = Header(header[0], cells, mapping, ignored)
     spec = TARGETS.get(target)
@@ -878,7 +879,11 @@ _EMAIL_FAST = re.compile(
     r"[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 )
 _TAG_SPLIT = re.compile(r"[,，、;；|]")
-_DATE_FORMATS = ("%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S")
+# as Chinese Excel and ERPs write them: 2026-1-5, 2026/1/5 0:00 (a date cell saved as CSV), 2026-01-05T00:00:00
+_DATE_FORMATS = (
+    "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日",
+    *(f"{day}{sep}{time}" for day in ("%Y-%m-%d", "%Y/%m/%d") for sep in (" ", "T") for time in ("%H:%M:%S", "%H:%M")),
+)  # fmt: skip
 
 
 def _text(max_length: int) -> Callable[[str], str]:
@@ -1216,7 +1221,7 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
         if idx < len(cells):
             value = cells[idx].strip()
             if value:
-                raw[col.key] = value
+                raw[col.key] = normalise.csv_unescape(value) if value[0] == "'" else value
     if not raw:
         return None  # an empty line
     item = Item(number, raw)
@@ -1437,7 +1442,7 @@ def _match_existing(run: Run, items: list[Item]) -> None:
             elif key == "code":
                 it.fail("code", "code_not_found", value=value[:40])
         if len(hits) > 1:
-            it.fail(next(iter(it.keys)), "key_conflict", codes="、".join(o.code for o in hits.values()))
+            it.fail(next(iter(it.keys)), "key_conflict", codes=listing(o.code for o in hits.values()))
         elif hits:
             it.existing = next(iter(hits.values()))
     _match_fallback(run, [it for it in items if it.existing is None and not it.keys and not it.errors])
@@ -2461,7 +2466,7 @@ def _run(job: ImportJob, user) -> ImportJob:
         return _run_other(job, user, sheet, header, rows)
     notes: list[tuple[str, dict]] = []
     if header.ignored:
-        notes.append(("ignored_columns", {"columns": "、".join(header.ignored)}))
+        notes.append(("ignored_columns", {"columns": listing(header.ignored)}))
     run = Run(job, user, header, write=not job.dry_run)
     try:
         job.total_rows = run.counts.total = sheet.data_rows_estimate()
@@ -2794,7 +2799,7 @@ def _template_xlsx(target: str, headers: list[str]) -> bytes:
     help_sheet.append([gettext("Column"), gettext("Required"), gettext("Accepted values and notes")])
     for col in cols:
         accepted = (
-            "、".join(canonical_label(col.choices, v) for v in col.choices.values) if col.choices else ""
+            listing(canonical_label(col.choices, v) for v in col.choices.values) if col.choices else ""
         )
         note = " ".join(str(x) for x in (accepted, col.help) if x)
         help_sheet.append([col.header, gettext("yes") if col.required else "", note])

@@ -24,6 +24,14 @@ def clean_text(value: str | None) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", value or "")).strip()
 
 
+def csv_unescape(value: str) -> str:
+    """The inverse of `exporter.csv_safe` for the importers: an export opened, corrected and imported again must not
+    gain an apostrophe in front of '=HYPERLINK…' or an invoice number '-'."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+        return value[1:]
+    return value
+
+
 # --- phones ------------------------------------------------------------------------------------
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")

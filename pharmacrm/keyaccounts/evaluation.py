@@ -629,8 +629,11 @@ def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun, facts: dict
         Institution.objects.filter(pk__any_of=id_set(insts)).exclude(tier=Tier.KEY).update(
             tier=new, version=F("version") + 1, updated_at=now
         )
+        # the audit trail names each customer, as for every other change (one read of the names per class)
+        names = dict(Institution.objects.filter(pk__any_of=id_set(insts)).values_list("pk", "name"))
         audit.record_many(
-            A.UPDATE, [(("customers.institution", str(inst), ""), {"tier": [current[inst], new]}) for inst in insts],
+            A.UPDATE,
+            [(("customers.institution", str(inst), names.get(inst, "")), {"tier": [current[inst], new]}) for inst in insts],
             reason="evaluation", run=run_row.pk, period=run_row.period,
         )  # fmt: skip
     return sum(len(insts) for insts in moves.values())

@@ -126,13 +126,13 @@ def save_influence(user, institution: Institution, data: dict, *, version: int |
     return current
 
 
-KOL_COLUMNS = {
-    "credit_code": ("统一社会信用代码", "credit code", "credit_code", "客户统一社会信用代码"),
-    "external_id": ("客户外部编号", "external id", "external_id"),
-    "kol_count": ("kol人数", "kol count", "kol_count"),
+KOL_COLUMNS = {  # the Simplified headers, their Traditional forms (a zh-Hant user types those) and English
+    "credit_code": ("统一社会信用代码", "統一社會信用代碼", "credit code", "credit_code", "客户统一社会信用代码", "客戶統一社會信用代碼"),
+    "external_id": ("客户外部编号", "客戶外部編號", "external id", "external_id"),
+    "kol_count": ("kol人数", "kol人數", "kol count", "kol_count"),
     "kol_names": ("kol姓名", "kol names", "kol_names"),
-    "assessment": ("市场影响力评分", "assessment", "market influence"),
-    "notes": ("备注", "notes"),
+    "assessment": ("市场影响力评分", "市場影響力評分", "assessment", "market influence"),
+    "notes": ("备注", "備註", "notes"),
 }
 
 

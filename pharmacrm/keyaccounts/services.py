@@ -28,6 +28,7 @@ from pharmacrm.core import access, audit, dueclock, signatures
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
 from pharmacrm.core.roles import REVIEW_DEPARTMENT, Cap, Role
+from pharmacrm.core.wording import listing
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.models import Institution
 
@@ -61,7 +62,7 @@ from .models import (
 
 log = logging.getLogger(__name__)
 A = AuditEntry.Action
-NOT_ALLOWED = _("You do not have permission to do this.")
+NOT_ALLOWED = gettext_lazy("You do not have permission to do this.")  # lazy: read in the language of each request
 SIGNED_COPY_MAX = 20 * 1024 * 1024
 SIGNED_COPY_TYPES = {b"%PDF": ".pdf", b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg"}
 
@@ -753,7 +754,7 @@ def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> Servi
                if not plan.items.filter(area=a).exists()]  # fmt: skip
     if missing:
         raise ValidationError(_("A service plan covers product supply, technical support, after-sales and "
-                                "training; missing: %(areas)s.") % {"areas": "、".join(str(m) for m in missing)})  # fmt: skip
+                                "training; missing: %(areas)s.") % {"areas": listing(missing)})  # fmt: skip
     with transaction.atomic():
         old = plan.status
         plan.status, plan.submitted_at, plan.submitted_by = PlanStatus.SUBMITTED, timezone.now(), user

@@ -102,6 +102,17 @@ def test_kols_are_imported_and_row_errors_listed(client_for, identified, users):
     assert influence.updated_by == users["analyst"]
 
 
+def test_a_kol_file_with_traditional_headers_is_read(client_for, identified):
+    """A zh-Hant user types the headers in Traditional characters, as the page's help shows them."""
+    huashan = identified["huashan"]
+    body = f"統一社會信用代碼,KOL人數,KOL姓名,市場影響力評分,備註\n{huashan.credit_code},2,王醫生,70,\n"
+    upload = SimpleUploadedFile("kols.csv", body.encode("utf-8-sig"), content_type="text/csv")
+    response = client_for("analyst").post("/keyaccounts/candidates/kols/", {"file": upload}, HTTP_ACCEPT_LANGUAGE="zh-hant")
+    assert response.status_code == 302  # imported, back to the list
+    influence = MarketInfluence.objects.get()
+    assert (influence.institution_id, influence.kol_count, influence.assessment) == (huashan.pk, 2, 70)
+
+
 def test_a_kol_file_above_2_mb_is_refused(client_for, identified):
     big = SimpleUploadedFile("big.csv", b"x" * (2 * 1024 * 1024 + 1), content_type="text/csv")
     response = client_for("manager").post("/keyaccounts/candidates/kols/", {"file": big}, **EN)

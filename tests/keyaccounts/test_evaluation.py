@@ -108,6 +108,7 @@ def test_tier_changes_are_applied_and_audited_but_never_for_a_key_account(purcha
                                         extra__reason="evaluation").order_by("seq")  # fmt: skip
     assert [e.changes for e in entries] == [{"tier": ["new", "regular"]}, {"tier": ["regular", "vip"]}]
     assert entries.last().extra["period"] == "2026H1" and entries.last().extra["run"] == run.pk
+    assert {e.object_repr for e in entries} == {"复旦大学附属华山医院"}  # the auditor reads a name, not a blank
     # the key account has 华山's purchases (class A too) but its tier is the programme's
     assert Score.objects.get(institution=changzheng, period="2026H1").klass == "A"
     assert Institution.objects.get(pk=changzheng.pk).tier == "new"

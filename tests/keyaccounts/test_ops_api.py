@@ -326,6 +326,10 @@ def test_trial_offers_list_create_and_answer(api, users, world):
     assert api("rep").get(f"{BASE}trials/{far_trial.pk}/").status_code == 404
     for role in ("agent", "auditor", "rep"):
         assert api(role).post(f"{BASE}trials/", body, format="json").status_code == 403, role
+    # the refusal in the reader's language (it was Simplified Chinese for everyone)
+    refused = api("rep").post(f"{BASE}trials/", body, format="json").json()["detail"]
+    assert refused == "You do not have permission to do this."
+    assert api("rep", lang="zh-hant").post(f"{BASE}trials/", body, format="json").json()["detail"] != refused
     assert "product" in _errors(api("kam").post(f"{BASE}trials/", {**body, "product": 987654}, format="json"))
     assert "account" in _errors(api("kam").post(f"{BASE}trials/", {"product": product.pk}, format="json"))
     assert TrialOffer.objects.filter(account=account).count() == 1

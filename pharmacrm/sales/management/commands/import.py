@@ -45,8 +45,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, what, file, dry_run, all_or_nothing, report, user, language, **options):
         path = Path(file)
-        if not path.is_file():
-            raise CommandError(f"{file}: no such file")
+        if not path.is_file():  # exit 2, as for a file that cannot be read: 1 means "rows were rejected"
+            self.stderr.write(f"{file}: no such file")
+            raise SystemExit(2)
         actor = self._user(user)
         mode = ImportJob.Mode.ALL_OR_NOTHING if all_or_nothing else ImportJob.Mode.GOOD_ROWS
         token = audit.set_context(audit.RequestContext(user=actor))
