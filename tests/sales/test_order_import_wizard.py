@@ -257,7 +257,7 @@ def test_a_one_line_order_file_says_which_columns_are_missing(client_for):
     assert ImportJob.objects.count() == 0
 
 
-@pytest.mark.parametrize(("target", "missing"), [("institutions", "机构名称、机构类型"), ("people", "姓名")])
+@pytest.mark.parametrize(("target", "missing"), [("institutions", "机构名称, 机构类型"), ("people", "姓名")])
 def test_a_one_line_customer_file_says_the_same(client_for, target, missing):
     response = client_for("kam").post(
         START, {"target": target, "mode": "all", "file": upload("hello.csv", b"hello world\n")},
