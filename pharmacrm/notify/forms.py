@@ -10,6 +10,7 @@ from .models import Delivery, WebhookEndpoint
 
 
 class EndpointForm(forms.Form):
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)  # the one loaded: a stale save is refused
     name = forms.CharField(label=_("Name"), max_length=100)
     url = forms.CharField(
         label=_("URL"),
@@ -31,6 +32,7 @@ class EndpointForm(forms.Form):
 
     def data_dict(self) -> dict:
         d = dict(self.cleaned_data)
+        d.pop("version", None)
         d["url"] = d["url"].strip()
         return d
 

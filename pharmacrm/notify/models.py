@@ -75,6 +75,7 @@ class WebhookEndpoint(models.Model):
     events = models.JSONField(_("events"), default=list, blank=True)  # empty: every event
     active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
 
     class Meta:
         verbose_name = _("webhook endpoint")

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -28,6 +28,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.deferred import freeze, render_in, thaw
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
 
 from .models import Delivery, Notification, WebhookEndpoint
 
@@ -365,9 +366,9 @@ def create_endpoint(user, data: dict) -> WebhookEndpoint:
     return endpoint
 
 
-def update_endpoint(user, endpoint: WebhookEndpoint, data: dict) -> WebhookEndpoint:
+def update_endpoint(user, endpoint: WebhookEndpoint, data: dict, *, version: int | None = None) -> WebhookEndpoint:
     """Change an endpoint; a non-empty `secret` replaces the secret (the audit trail records only that it
-    changed)."""
+    changed). `version`, when given, is the one the editor loaded: a stale one raises ConflictError."""
     access.require(user, Cap.MANAGE_SERVICE)
     before = _snapshot(endpoint)
     for key in ENDPOINT_FIELDS:
@@ -382,6 +383,13 @@ def update_endpoint(user, endpoint: WebhookEndpoint, data: dict) -> WebhookEndpo
     if not changes:
         return endpoint
     with transaction.atomic():
+        qs = WebhookEndpoint.objects.filter(pk=endpoint.pk)
+        current = (qs.select_for_update() if connection.features.has_select_for_update else qs).values_list(
+            "version", flat=True
+        ).first()
+        if current is None or (version is not None and int(version) != current):
+            raise ConflictError(current or 0)
+        endpoint.version = current + 1
         endpoint.save()
         audit.record(A.UPDATE, endpoint, user=user, changes=changes)
     return endpoint

@@ -15,6 +15,8 @@ from django.views.decorators.http import require_POST
 
 from pharmacrm.core import access
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
+from pharmacrm.servicedesk.views_settings import CONFLICT
 
 from . import services
 from .forms import DeliveryFilterForm, EndpointForm
@@ -132,12 +134,20 @@ def endpoint_edit(request, pk: int):
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
     initial = {
         "name": endpoint.name, "url": endpoint.url, "format": endpoint.format,
-        "events": ", ".join(endpoint.events), "active": endpoint.active,
+        "events": ", ".join(endpoint.events), "active": endpoint.active, "version": endpoint.version,
     }  # fmt: skip
     form = EndpointForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.update_endpoint(request.user, endpoint, form.data_dict())
+            services.update_endpoint(request.user, endpoint, form.data_dict(), version=form.cleaned_data.get("version"))
+        except ConflictError:  # someone saved first: their version, the user's input kept
+            endpoint.refresh_from_db()
+            kept = request.POST.copy()
+            kept["version"] = str(endpoint.version)
+            form = EndpointForm(kept)
+            form.is_valid()
+            form.add_error(None, CONFLICT)
+            return render(request, "notify/endpoint_form.html", {"form": form, "endpoint": endpoint}, status=409)
         except ValidationError as e:
             _form_errors(form, e)
         else:

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import Role
-from pharmacrm.customers.forms import ServiceErrorsMixin
+from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 from pharmacrm.servicedesk.models import Product
 
 from .choices import (
@@ -265,7 +265,7 @@ class FollowUpFieldsForm(ServiceErrorsMixin, forms.Form):
 # --- a new case -----------------------------------------------------------------------------------------
 
 
-class NewCaseForm(ServiceErrorsMixin, forms.Form):
+class NewCaseForm(ServiceErrorsMixin, OnceTokenForm):
     """A PV officer opens a case directly: the minimum criteria at a glance (patient, reporter, one suspect
     drug, one reaction) and the narrative; the rest is completed on the edit form."""
 

@@ -31,6 +31,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
 
 from . import report_pdf, services
 from .choices import (
@@ -241,15 +242,27 @@ def case_new(request):
     status = 200
     if request.method == "POST":
         status = 400
+        # sent again (a replay, a double click): the case the first one opened, not a second report
+        done = _created_with(user, request.POST.get("form_token", ""))
+        if done:
+            return _case_sent_again(request, done)
         if form.is_valid():
             try:
-                case = services.create_case(user, form.service_data())
+                case = _create_once(user, form.cleaned_data.get("form_token"),
+                                    lambda: services.create_case(user, form.service_data()))  # fmt: skip
+            except AlreadyCreated as e:
+                return _case_sent_again(request, e.pk)
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
                 messages.success(request, _("Case %(number)s was opened.") % {"number": case.number})
                 return redirect("safety:case", pk=case.pk)
     return render(request, "safety/case_new.html", {"form": form}, status=status)
+
+
+def _case_sent_again(request, pk):
+    messages.info(request, _("This form was already sent: the case was opened then, and not a second time."))
+    return redirect("safety:case", pk=pk) if pk else redirect("safety:cases")
 
 
 def _open_from(request, source, back: str):

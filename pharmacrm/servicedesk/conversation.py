@@ -67,6 +67,8 @@ def post_message(user, ticket: Ticket, *, kind: str, body: str, template=None, f
     now = at or timezone.now()
     reply = kind == MessageKind.REPLY
     with transaction.atomic():
+        if at is None and not files:
+            _refuse_sent_again(user, ticket, kind, body, now)
         message = TicketMessage(ticket=ticket, kind=kind, author=user if user.is_authenticated else None,
                                 body=body, template=template, created_at=now)  # fmt: skip
         if reply and ticket.reply_email:
@@ -94,6 +96,28 @@ def post_message(user, ticket: Ticket, *, kind: str, body: str, template=None, f
 
             transaction.on_commit(lambda: mail.deliver(message.pk))
     return message
+
+
+SENT_AGAIN_WINDOW = dt.timedelta(minutes=10)
+
+
+def _refuse_sent_again(user, ticket: Ticket, kind: str, body: str, now: dt.datetime) -> None:
+    """The same text by the same person on the same ticket within ten minutes is the form sent twice (Back
+    and send, a replay after a slow answer, a double click): the customer would get the e-mail twice. The
+    ticket row is locked first, so that two such requests in parallel see each other."""
+    list(Ticket.objects.select_for_update().filter(pk=ticket.pk).values_list("pk", flat=True))
+    earlier = (
+        TicketMessage.objects.filter(ticket=ticket, kind=kind, author=user, created_at__gte=now - SENT_AGAIN_WINDOW)
+        .order_by("-created_at").values_list("body", "created_at")[:5]
+    )  # fmt: skip
+    for text, sent in earlier:
+        if text == body:
+            message = (
+                _("This reply was already sent at %(time)s; it was not sent again.")
+                if kind == MessageKind.REPLY
+                else _("This note was already added at %(time)s; it was not added again.")
+            )
+            raise ValidationError({"body": [message % {"time": timezone.localtime(sent).strftime("%H:%M")}]})
 
 
 def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str = "", message_id: str = "",

@@ -29,6 +29,7 @@ class FieldErrorsMixin(ServiceErrorsMixin):
 
 
 class RuleForm(FieldErrorsMixin, forms.Form):
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)  # the one loaded: a stale save is refused
     name = forms.CharField(label=_("Name"), max_length=100)
     team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), empty_label="—")
     method = forms.ChoiceField(
@@ -87,11 +88,12 @@ class RuleForm(FieldErrorsMixin, forms.Form):
         return {
             "name": rule.name, "team": rule.team_id, "method": rule.method, "category": rule.category_id,
             "product": rule.product_id, "customer_tier": rule.customer_tier, "region": rule.region_id or "",
-            "position": rule.position, "active": rule.active,
+            "position": rule.position, "active": rule.active, "version": rule.version,
         }  # fmt: skip
 
 
 class ProfileForm(FieldErrorsMixin, forms.Form):
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
     on_duty = forms.BooleanField(label=_("On duty"), required=False, initial=True)
     max_open = forms.IntegerField(
         label=_("Most open tickets"), min_value=1, max_value=32767, initial=40,

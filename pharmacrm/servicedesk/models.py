@@ -549,6 +549,8 @@ class AgentProfile(models.Model):
         _("most open tickets"), default=40, help_text=_("No new tickets are assigned above this load.")
     )
 
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
+
     class Meta:
         verbose_name = _("agent profile")
         verbose_name_plural = _("agent profiles")
@@ -580,6 +582,8 @@ class AssignmentRule(models.Model):
     last_assigned = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", editable=False
     )  # the round-robin pointer
+
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
 
     class Meta:
         verbose_name = _("assignment rule")

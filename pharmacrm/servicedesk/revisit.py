@@ -119,6 +119,16 @@ def send_survey(user, ticket: Ticket) -> tuple[Survey, str]:
     now = timezone.now()
     days = int(settings.SERVICEDESK_SURVEY_DAYS)
     with transaction.atomic():
+        _lock_ticket(ticket)
+        last = (
+            Survey.objects.filter(ticket=ticket, channel=SurveyChannel.LINK, created_by=user, answered_at=None,
+                                  created_at__gte=now - SENT_AGAIN).order_by("-created_at").first()
+        )  # fmt: skip
+        if last is not None:  # the button pressed twice: one link, one e-mail
+            raise ValidationError(_(
+                "A survey link was sent at %(time)s; it was not sent again. If the customer did not get it, send a "
+                "new one in a few minutes."
+            ) % {"time": timezone.localtime(last.created_at).strftime("%H:%M")})
         survey = Survey.objects.create(
             ticket=ticket, channel=SurveyChannel.LINK, token_hash=_hash(raw), sent_to=ticket.reply_email or "",
             sent_at=now, expires_at=now + dt.timedelta(days=days),
@@ -207,12 +217,28 @@ def record_phone_revisit(user, ticket: Ticket, score, solved, comment: str = "")
     score, solved, comment = _clean_answers(score, solved, comment)
     now = timezone.now()
     with transaction.atomic():
+        _lock_ticket(ticket)
+        same = Survey.objects.filter(
+            ticket=ticket, channel=SurveyChannel.PHONE, recorded_by=user, score=score, solved=solved, comment=comment,
+            created_at__gte=now - dt.timedelta(minutes=10),
+        ).first()  # fmt: skip
+        if same is not None:  # the form sent twice: one revisit, one improvement action
+            raise ValidationError(_("This revisit was already recorded at %(time)s; it was not recorded again.")
+                                  % {"time": timezone.localtime(same.created_at).strftime("%H:%M")})  # fmt: skip
         survey = Survey.objects.create(
             ticket=ticket, channel=SurveyChannel.PHONE, sent_at=now, answered_at=now, score=score, solved=solved,
             comment=comment, recorded_by=user, created_by=user, created_at=now,
         )  # fmt: skip
         _conclude(user, survey)
     return survey
+
+
+SENT_AGAIN = dt.timedelta(minutes=2)  # a survey link sent again after this is a deliberate new link
+
+
+def _lock_ticket(ticket: Ticket) -> None:
+    """Two sends of the same form in parallel wait for each other here and see what the first wrote."""
+    list(Ticket.objects.select_for_update().filter(pk=ticket.pk).values_list("pk", flat=True))
 
 
 def is_poor(survey: Survey) -> bool:

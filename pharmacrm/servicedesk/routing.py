@@ -22,6 +22,7 @@ from pharmacrm.customers.choices import Tier
 from . import settings_cache
 from .choices import OPEN_STATUSES, AssignMethod, Priority
 from .models import AgentProfile, AssignmentRule, Ticket, TicketCategory
+from .policies import _lock
 
 A = AuditEntry.Action
 BOOST_TIERS = frozenset({Tier.VIP, Tier.KEY})
@@ -321,7 +322,8 @@ def create_rule(user, data: dict) -> AssignmentRule:
     return rule
 
 
-def update_rule(user, rule: AssignmentRule, data: dict) -> AssignmentRule:
+def update_rule(user, rule: AssignmentRule, data: dict, *, version: int | None = None) -> AssignmentRule:
+    """Change a rule; `version`, when given, is the one the editor loaded (a stale one → ConflictError)."""
     access.require(user, Cap.MANAGE_SERVICE)
     before = _rule_snapshot(rule)
     for key, value in data.items():
@@ -332,6 +334,7 @@ def update_rule(user, rule: AssignmentRule, data: dict) -> AssignmentRule:
     if not changes:
         return rule
     with transaction.atomic():
+        _lock(AssignmentRule, rule, version)
         if changes.get("team"):
             rule.last_assigned = None  # the pointer named someone of the old team
         rule.save()
@@ -390,7 +393,7 @@ def profile_for(user: User) -> AgentProfile:
     return AgentProfile.objects.filter(user=user).first() or AgentProfile(user=user)
 
 
-def save_profile(user, agent: User, data: dict) -> AgentProfile:
+def save_profile(user, agent: User, data: dict, *, version: int | None = None) -> AgentProfile:
     """Create or change an agent's profile: skills, products (lists of objects; empty = all), on duty,
     most open tickets."""
     access.require(user, Cap.MANAGE_SERVICE)
@@ -412,6 +415,8 @@ def save_profile(user, agent: User, data: dict) -> AgentProfile:
         raise ValidationError(errors)
     created = profile.pk is None
     with transaction.atomic():
+        if not created:
+            _lock(AgentProfile, profile, version)  # another manager (or the agent's duty switch) saved first
         profile.save()
         if "skills" in data:
             profile.skills.set(data["skills"])
@@ -436,6 +441,8 @@ def set_on_duty(user, agent: User, on_duty: bool) -> AgentProfile:
         before = None if created else profile.on_duty
         if not created and before == bool(on_duty):
             return profile
+        if not created:
+            _lock(AgentProfile, profile, None)  # a manager's profile form loaded before this switch is stale now
         profile.on_duty = bool(on_duty)
         profile.save()
         audit.record(

@@ -27,11 +27,13 @@ from django.views.decorators.http import require_GET, require_POST
 from pharmacrm.core import access
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
 
 from . import calendars, routing
 from .choices import Priority, Status
 from .forms_routing import BoardFilterForm, OnDutyForm, ProfileForm, RuleForm
 from .models import AgentProfile, AssignmentRule, SlaClock, Ticket, TicketCategory
+from .views_settings import CONFLICT
 
 LOCAL = ZoneInfo("Asia/Shanghai")  # "today" of the intake is China's day, whatever the server's zone
 SOON = dt.timedelta(hours=2)
@@ -357,8 +359,12 @@ def rule_edit(request, pk: int | None = None):
                     rule = routing.create_rule(request.user, form.service_data())
                     messages.success(request, _("The rule “%(name)s” was created.") % {"name": rule.name})
                 else:
-                    routing.update_rule(request.user, rule, form.service_data())
+                    routing.update_rule(request.user, rule, form.service_data(), version=form.cleaned_data.get("version"))
                     messages.success(request, _("The rule “%(name)s” was saved.") % {"name": rule.name})
+            except ConflictError:  # someone saved first: their version, the user's input kept
+                rule = AssignmentRule.objects.get(pk=rule.pk)
+                form = _conflicted(RuleForm, request.POST, rule.version)
+                return render(request, "servicedesk/routing/rule_form.html", {"form": form, "rule": rule}, status=409)
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
@@ -415,7 +421,7 @@ def profile_edit(request, user_pk: int):
     if not access.can(agent, Cap.HANDLE_TICKETS):
         raise Http404(_("This user does not handle tickets."))
     profile = routing.profile_for(agent)
-    initial = {"on_duty": profile.on_duty, "max_open": profile.max_open}
+    initial = {"on_duty": profile.on_duty, "max_open": profile.max_open, "version": profile.version}
     if profile.pk is not None:
         initial["skills"] = list(profile.skills.values_list("pk", flat=True))
         initial["products"] = list(profile.products.values_list("pk", flat=True))
@@ -425,7 +431,12 @@ def profile_edit(request, user_pk: int):
         status = 400
         if form.is_valid():
             try:
-                routing.save_profile(request.user, agent, form.cleaned_data)
+                routing.save_profile(request.user, agent, form.cleaned_data, version=form.cleaned_data.get("version"))
+            except ConflictError:
+                profile = routing.profile_for(agent)
+                form = _conflicted(ProfileForm, request.POST, profile.version)
+                context = {"form": form, "agent": agent, "profile": profile}
+                return render(request, "servicedesk/routing/profile_form.html", context, status=409)
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
@@ -433,6 +444,16 @@ def profile_edit(request, user_pk: int):
                 return redirect("servicedesk:agent-profiles")
     context = {"form": form, "agent": agent, "profile": profile}
     return render(request, "servicedesk/routing/profile_form.html", context, status=status)
+
+
+def _conflicted(form_class, posted, version: int):
+    """The form again with what the user typed, the record's current version and the conflict message."""
+    kept = posted.copy()
+    kept["version"] = str(version)
+    form = form_class(kept)
+    form.is_valid()
+    form.add_error(None, str(CONFLICT))
+    return form
 
 
 urlpatterns = [  # included by urls.py under /service/

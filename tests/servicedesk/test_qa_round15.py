@@ -71,3 +71,104 @@ def test_the_intake_form_sent_twice_creates_one_ticket(users, client_for, xiehe)
     assert second.url == first.url == f"/service/tickets/{ticket.pk}/"
     followed = agent.get(second.url)
     assert "此表单已提交过" in followed.content.decode() or "already sent" in followed.content.decode()
+
+
+# --- the same form sent twice: one reply, one survey, one revisit ------------------------------------------
+
+import pytest  # noqa: E402
+from django.core.exceptions import ValidationError  # noqa: E402
+
+from pharmacrm.servicedesk import conversation, revisit  # noqa: E402
+from pharmacrm.servicedesk.choices import MessageKind, Status  # noqa: E402
+from pharmacrm.servicedesk.models import Survey, TicketMessage  # noqa: E402
+
+
+@pytest.fixture
+def handled(users, xiehe):
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "assignee": users["agent"], "reply_email": "patient@example.com",
+    })  # fmt: skip
+    return ticket
+
+
+def test_a_reply_sent_twice_is_e_mailed_once(users, handled, client_for):
+    agent = client_for("agent")
+    url = f"/service/tickets/{handled.pk}/messages/"
+    first = agent.post(url, {"kind": "reply", "body": "您好，用法为每日一次。"})
+    again = agent.post(url, {"kind": "reply", "body": "您好，用法为每日一次。"})  # Back and send
+    assert first.status_code == 302 and again.status_code == 400
+    assert "未重复发送" in again.content.decode()
+    assert TicketMessage.objects.filter(ticket=handled, kind=MessageKind.REPLY).count() == 1
+    # another text, or another person, is another reply
+    conversation.post_message(users["agent"], handled, kind=MessageKind.REPLY, body="补充：饭后服用。")
+    conversation.post_message(users["manager"], handled, kind=MessageKind.REPLY, body="您好，用法为每日一次。")
+    assert TicketMessage.objects.filter(ticket=handled, kind=MessageKind.REPLY).count() == 3
+
+
+def test_a_survey_link_and_a_phone_revisit_are_recorded_once(users, handled):
+    services.transition(users["agent"], handled, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    revisit.send_survey(users["agent"], handled)
+    with pytest.raises(ValidationError, match="未重复发送|not sent again"):
+        revisit.send_survey(users["agent"], handled)
+    revisit.record_phone_revisit(users["agent"], handled, 1, False, "没解决")
+    with pytest.raises(ValidationError):
+        revisit.record_phone_revisit(users["agent"], handled, 1, False, "没解决")
+    assert Survey.objects.filter(ticket=handled).count() == 2  # one link, one phone revisit
+
+
+# --- two managers editing the same setting: the second is told, nothing is lost ---------------------------
+
+from pharmacrm.notify import services as notify  # noqa: E402
+from pharmacrm.notify.models import WebhookEndpoint  # noqa: E402
+from pharmacrm.servicedesk import routing  # noqa: E402
+from pharmacrm.servicedesk.models import AgentProfile, AssignmentRule  # noqa: E402
+
+
+def _posted(form) -> dict:
+    """What the browser sends for the form as the page showed it."""
+    data = {}
+    for field in form:
+        value = field.value()
+        if value is None or value is False:
+            continue
+        data[field.name] = "on" if value is True else value
+    return data
+
+
+def _stale_save(client_for, url: str, change_first: dict, change_second: dict):
+    admin, manager = client_for("admin"), client_for("manager")
+    first = _posted(admin.get(url).context["form"])
+    second = _posted(manager.get(url).context["form"])  # both pages open at once
+    assert admin.post(url, {**first, **change_first}).status_code == 302
+    return manager.post(url, {**second, **change_second})
+
+
+def test_a_stale_assignment_rule_form_does_not_undo_anothers_change(users, team_north, client_for):
+    rule = routing.create_rule(users["admin"], {"name": "北区规则", "team": team_north, "method": "least_loaded"})
+    url = f"/service/assignment/rules/{rule.pk}/"
+    response = _stale_save(client_for, url, {"name": "华北规则"}, {"position": "5"})
+    assert response.status_code == 409
+    assert response.context["form"].non_field_errors()  # the conflict, said above the form
+    rule = AssignmentRule.objects.get(pk=rule.pk)
+    assert rule.name == "华北规则"  # the first change stands
+    assert response.context["form"]["position"].value() == "5"  # and the second user's input is kept
+
+
+def test_a_stale_agent_profile_form_does_not_reset_the_limit(users, client_for):
+    routing.save_profile(users["admin"], users["agent"], {"on_duty": True, "max_open": 40})
+    url = f"/service/assignment/agents/{users['agent'].pk}/"
+    response = _stale_save(client_for, url, {"max_open": "17"}, {"on_duty": ""})
+    assert response.status_code == 409
+    assert AgentProfile.objects.get(user=users["agent"]).max_open == 17
+
+
+def test_a_stale_webhook_form_does_not_rename_it_back(users, client_for):
+    endpoint = notify.create_endpoint(users["admin"], {"name": "企业微信群", "url": "http://127.0.0.1:9/x"})
+    url = f"/notifications/webhooks/{endpoint.pk}/"
+    admin = client_for("admin")
+    first, second = _posted(admin.get(url).context["form"]), _posted(admin.get(url).context["form"])
+    assert admin.post(url, {**first, "name": "客服群"}).status_code == 302
+    response = admin.post(url, {**second, "url": "http://127.0.0.1:9/y"})
+    assert response.status_code == 409
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).name == "客服群"
