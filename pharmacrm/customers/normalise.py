@@ -37,19 +37,25 @@ def csv_unescape(value: str) -> str:
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 # Area codes: 010, 02x (3 digits) or 0xxx (4 digits); subscriber number 7–8 digits; optional extension.
 _LANDLINE = re.compile(r"^(0(?:10|2\d|[3-9]\d{2}))(\d{7,8})$")
+_DASHED_EXTENSION = re.compile(r"^((?:\+?86[-\s]?)?0?\d{2,3}[-\s]\d{7,8})-\d{1,6}$")
 
 
 def phone(value: str | None) -> str:
     """Digits only, without the +86 / 0086 country prefix: the form blind indexes are built on."""
     if not value:
         return ""
-    raw = unicodedata.normalize("NFKC", value)
+    raw = unicodedata.normalize("NFKC", value).strip()
     raw = re.split(r"(?:转|ext\.?|x|#)", raw, maxsplit=1, flags=re.I)[0]
+    extension = _DASHED_EXTENSION.match(raw)  # 010-12345678-123: the last group is the extension
+    if extension:
+        raw = extension.group(1)
     digits = re.sub(r"\D", "", raw)
-    if raw.strip().startswith("+86") or (digits.startswith("0086") and len(digits) > 11):
-        digits = digits[2:] if raw.strip().startswith("+86") else digits[4:]
-        if not digits.startswith("1") and not digits.startswith("0"):
-            digits = "0" + digits  # +86 10 1234 5678 → 010 1234 5678
+    if raw.startswith("+") and not raw.startswith("+86"):
+        return "+" + digits  # another country's number (+1 415 …): never read as a Chinese one
+    if raw.startswith("+86") or (digits.startswith("0086") and len(digits) > 11):
+        digits = digits[2:] if raw.startswith("+86") else digits[4:]
+        if not digits.startswith("0") and not (digits.startswith("1") and len(digits) == 11):
+            digits = "0" + digits  # +86 10 1234 5678, 0086-10-12345678 → 010 1234 5678
     elif digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
     return digits
