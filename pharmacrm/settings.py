@@ -149,6 +149,11 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "core.User"
 
+# The cache holds the API's throttle counters (20 token requests a minute per address): in the database, so
+# that every web process counts the same requests (a per-process memory cache let 4 gunicorn workers take
+# 80). Created by migration core 0007; nothing else in the application caches.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "pharmacrm_cache"}}
+
 # --- Background work: Huey on SQLite by default, Redis when REDIS_URL is set.
 HUEY_IMMEDIATE = envbool("HUEY_IMMEDIATE", False)
 if env("REDIS_URL"):

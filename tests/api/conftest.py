@@ -15,8 +15,9 @@ from pharmacrm.core.roles import SECOND_FACTOR_ROLES, Role
 
 
 @pytest.fixture(autouse=True)
-def _fast_and_fresh(settings, tmp_path):
-    """Throttle counters live in the cache, which outlives a test; Argon2 would make the
+def _fast_and_fresh(settings, tmp_path, db):
+    """Throttle counters live in the cache (a database table, as in production), which a browser test's
+    committed requests may leave behind; Argon2 would make the
     role-matrix fixtures (eleven users each) take minutes, and hashing is not under test here.
     Uploads go to a per-test directory, and queued work (imports) runs at once, as the worker would."""
     from huey.contrib.djhuey import HUEY
@@ -27,7 +28,6 @@ def _fast_and_fresh(settings, tmp_path):
     immediate, HUEY.immediate = HUEY.immediate, True
     yield
     HUEY.immediate = immediate
-    cache.clear()
 
 
 def token_for(user, second_factor: bool | None = None, hours: float = 1) -> str:

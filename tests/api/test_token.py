@@ -144,6 +144,17 @@ def test_token_requests_are_throttled(anon, users):
     assert statuses[:20] == [400] * 20 and statuses[20] == 429
 
 
+def test_the_throttle_counts_in_the_database_for_every_web_process(anon, users):
+    """A per-process memory cache let each gunicorn worker count its own 20 a minute (4 workers: 80)."""
+    from django.db import connection
+
+    anon.post(TOKEN_URL, {}, format="json")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cache_key FROM pharmacrm_cache")
+        keys = [row[0] for row in cursor.fetchall()]
+    assert any("throttle_token" in key for key in keys)
+
+
 def test_writes_through_a_token_are_audited_with_the_user_and_request_id(users, beijing):
     client = APIClient(HTTP_AUTHORIZATION=f"Token {token_for(users['kam'])}")
     response = client.post(
