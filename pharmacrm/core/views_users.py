@@ -202,7 +202,7 @@ def user_list(request):
     """Administrators manage users here; the auditor reads the same list (no links to change anything)."""
     access.require(request.user, Cap.VIEW_USERS)
     form = UserFilterForm(request.GET or None)
-    qs = User.objects.prefetch_related("groups", "teams").order_by("username")
+    qs = User.objects.prefetch_related("groups", "teams", "territory").order_by("username")
     if form.is_bound and form.is_valid():
         qs = form.filter(qs).distinct()
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))

@@ -69,3 +69,14 @@ def test_lists_in_running_text_follow_the_language():
         assert listing(["Technical support", "Training"]) == "Technical support, Training"
     with translation.override("zh-hant"):
         assert listing(["技術支持", "培訓"]) == "技術支持、培訓"
+
+
+def test_the_auditor_reads_each_users_territory_on_the_users_list(client_for, users, beijing):
+    """users.view is "roles, teams and territory": the auditor's list showed no territory (the user pages,
+    where it is, are for administrators who change users)."""
+    from pharmacrm.core.models import Region
+
+    users["rep"].territory.add(Region.objects.get(code="110000"))
+    page = client_for("auditor").get("/accounts/users/").content.decode()
+    assert "负责区域" in page and "北京市" in page
+    assert client_for("auditor").get(f"/accounts/users/{users['rep'].pk}/").status_code == 403
