@@ -50,7 +50,9 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   the reconciliation report without patient identity. The agent or rep whose ticket or interaction
   raised a case sees only its number and status on that record. Exports (E2B(R3)) and recorded
   submissions need the PV officer's electronic signature: a fresh one-time code from their
-  authenticator app, stored with its meaning ("approved for export" / "approved for submission").
+  authenticator app, stored with its meaning ("approved for export" / "approved for submission"). The one
+  exception is the server's command line (`pharmacrm safety export-icsr`), which only someone with access to
+  the server runs: audited with the operating-system account, the file written for its owner only.
   Any signed-in user may call the screening endpoint (`POST /api/v1/safety/screen/`).
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".

@@ -29,7 +29,10 @@ def test_list_prints_case_numbers_one_per_line_and_filters_valid(make_case):
 def test_export_icsr_writes_a_schema_valid_batch_and_is_audited(make_case, tmp_path):
     first, second = make_case(), make_case()
     out = tmp_path / "batch.xml"
+    out.write_bytes(b"an older batch")
+    out.chmod(0o644)
     run("export-icsr", first.number, second.number, "--out", str(out))
+    assert out.stat().st_mode & 0o777 == 0o600  # patients' data: the owner's only, whatever the umask
     data = out.read_bytes()
     assert schema.validate(data) == []
     assert data.count(b"<PORR_IN049016UV") == 2

@@ -13,6 +13,7 @@ regulatory submission is recorded in the application with the PV officer's elect
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -66,7 +67,7 @@ class Command(BaseCommand):
             for p in refused.problems:
                 self.stderr.write(f"{p.case} {p.element} {p.field}: {p.message}")
             raise CommandError(_("Export refused: fill in what is listed above.")) from None
-        Path(out).write_bytes(result.xml)
+        _write_private(Path(out), result.xml)
         audit.record(AuditEntry.Action.EXPORT, cases[numbers[0]], actor_name=cli_actor(), format="E2B(R3)",
                      purpose=purpose, cases=list(numbers), message_id=result.message_id)  # fmt: skip
         self.stdout.write(_("%(count)d case(s) written to %(file)s (batch %(id)s).")
@@ -102,3 +103,12 @@ class Command(BaseCommand):
     def _sweep(self, **_options):
         counts = services.sweep()
         self.stdout.write(_("%(clocks)d clock(s): %(warned)d due soon, %(breached)d overdue.") % counts)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """The batch holds patients' initials, ages and narratives: readable by its owner only (0600), as the
+    backups are, whatever the operator's umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+        fh.write(data)
