@@ -530,7 +530,19 @@ def bad_request(request, exception):
 
     if _is_api(request):
         return _json_error(ParseError.default_detail, 400)
-    return defaults.bad_request(request, exception)
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+
+    if isinstance(exception, RequestDataTooBig):  # a pasted document of megabytes in a text field
+        message = _("The form holds more text than the %(size)s MB a form may carry: shorten it, or attach long "
+                    "documents as files.") % {"size": settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)}
+    elif isinstance(exception, TooManyFieldsSent):
+        message = _("The form has more fields than a form may carry.")
+    else:
+        message = _("The request was malformed or incomplete.")
+    try:
+        return render(request, "400.html", {"message": message}, status=400)
+    except Exception:  # noqa: BLE001 — the page of last resort must not fail
+        return defaults.bad_request(request, exception)
 
 
 def permission_denied(request, exception):

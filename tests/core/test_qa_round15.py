@@ -80,3 +80,13 @@ def test_the_auditor_reads_each_users_territory_on_the_users_list(client_for, us
     page = client_for("auditor").get("/accounts/users/").content.decode()
     assert "负责区域" in page and "北京市" in page
     assert client_for("auditor").get(f"/accounts/users/{users['rep'].pk}/").status_code == 403
+
+
+def test_a_form_with_megabytes_of_text_gets_the_products_own_page(client_for, settings):
+    """A 3-million-character description got Django's bare English "Bad Request (400)"."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    agent = client_for("agent")
+    response = agent.post("/service/new/", {"subject": "长文本", "description": "药" * 400_000})
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "1 MB" in page and "附件" in page and '<html lang="zh-hans"' in page
