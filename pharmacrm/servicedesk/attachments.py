@@ -143,7 +143,9 @@ def check(name: str, data: bytes) -> tuple[str, str]:
     if size > settings.ATTACHMENT_MAX_BYTES:
         raise _refuse(display, _too_large())
     kind = sniff(data)
-    if kind is None or kind not in settings.ATTACHMENT_TYPES:
+    allowed = {e for exts in settings.ATTACHMENT_TYPES.values() for e in exts}
+    # a .csv (text inside) is a kind not accepted, not a file whose content belies its name
+    if kind is None or kind not in settings.ATTACHMENT_TYPES or _extension(display) not in allowed:
         raise _refuse(
             display,
             _("this kind of file is not accepted (allowed: %(types)s).") % {"types": _allowed_extensions()},

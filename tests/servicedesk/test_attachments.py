@@ -147,3 +147,13 @@ def test_only_people_who_handle_tickets_may_upload(users, ticket):
         attachments.store_upload(users["auditor"], ticket, SimpleUploadedFile("a.txt", b"hello"))
     with pytest.raises(PermissionDenied):
         attachments.store_upload(users["pv"], ticket, SimpleUploadedFile("a.txt", b"hello"))
+
+
+@pytest.mark.parametrize("name", ["batch.csv", "page.html"])
+def test_a_text_file_of_a_kind_not_accepted_is_refused_as_such(name):
+    """A .csv was refused as "the content does not match the extension (the file is .txt)": the customer then
+    renamed it, when the reason is that the kind is not accepted."""
+    with pytest.raises(ValidationError) as exc:
+        attachments.check(name, "批号,数量\nB2608,3\n".encode())
+    message = exc.value.message_dict["files"][0]
+    assert "不接受此类文件" in message and ".xlsx" in message and "不符" not in message
