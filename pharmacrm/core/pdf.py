@@ -8,6 +8,7 @@ own handle on the file)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import glob
 import os
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from fontTools import ttLib
 from fpdf import FPDF, FontFace
@@ -158,9 +159,10 @@ def _add_font(pdf: FPDF, face: Face, style: str) -> None:
 class Document(FPDF):
     """An A4 page in the CJK font with a footer: the title, page x/y and when it was generated."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, *, languages: tuple[str, ...] = ()) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.doc_title = title
+        self.languages = languages  # a bilingual document's footer in each of them; else the reader's
         self.generated_at = timezone.localtime()
         self.cjk = fonts()
         self.boxes = self.cjk.boxes
@@ -185,17 +187,23 @@ class Document(FPDF):
         self.set_font(FAMILY, size=8)
         self.set_text_color(90)
         generated = formats.date_format(self.generated_at, "Y-m-d H:i")
-        self.cell(self.epw / 2, 5, self.doc_title[:60], align="L")
-        page = _("Page %(page)s of %(pages)s") % {"page": self.page_no(), "pages": self.str_alias_nb_pages}
-        generated = _("Generated %(time)s") % {"time": generated}
-        self.cell(self.epw / 2, 5, f"{page}    {generated}", align="R")
+        share = 0.3 if len(self.languages) > 1 else 0.5  # a bilingual footer needs the room
+        self.cell(self.epw * share, 5, self.doc_title[: 30 if share < 0.5 else 60], align="L")
+        parts = []
+        for language in self.languages or (None,):
+            with translation.override(language) if language else contextlib.nullcontext():
+                page = _("Page %(page)s of %(pages)s") % {"page": self.page_no(), "pages": self.str_alias_nb_pages}
+                parts.append((page, _("Generated %(time)s") % {"time": generated}))
+        text = " / ".join(p for p, _g in parts) + "    " + " / ".join(g for _p, g in parts)
+        self.cell(self.epw * (1 - share), 5, text, align="R")
         self.set_text_color(0)
         self.set_font(FAMILY, size=10)
 
 
-def document(title: str, *, heading: bool = True) -> Document:
-    """A new document with its first page, the title printed on it as a heading unless heading=False."""
-    pdf = Document(title)
+def document(title: str, *, heading: bool = True, languages: tuple[str, ...] = ()) -> Document:
+    """A new document with its first page, the title printed on it as a heading unless heading=False;
+    `languages` for a bilingual document (its footer in both)."""
+    pdf = Document(title, languages=languages)
     pdf.add_page()
     if heading:
         pdf.set_font(FAMILY, "B", 16)

@@ -80,7 +80,7 @@ class _Agreement:
         for member in self.account.members.all():
             roles.setdefault(member.user_id, ROLE_TEXT.get(member.role, member.role))
         self.roles = roles
-        self.pdf = pdfdoc.document("重点客户专属服务协议 Key-Account Service Agreement")
+        self.pdf = pdfdoc.document("重点客户专属服务协议 Key-Account Service Agreement", languages=("zh-hans", "en"))
 
     def heading(self, zh: str, en: str) -> None:
         pdf = self.pdf

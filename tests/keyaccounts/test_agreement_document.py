@@ -179,3 +179,9 @@ def test_an_api_client_asking_for_a_pdf_gets_it(agreement, client, users):
     assert hashlib.sha256(r.content).hexdigest() == agreement.document_sha256
     missing = client.get("/api/v1/keyaccounts/agreements/999999/pdf/", **auth)
     assert missing.status_code == 404 and missing["Content-Type"].startswith("application/json")
+
+
+def test_the_bilingual_agreement_has_a_bilingual_footer(agreement, settings):
+    """Every other line of the agreement is in Chinese and English; the footer was Chinese only."""
+    text = _text((settings.VAR_DIR / "agreements" / agreement.document).read_bytes())
+    assert "第 1 页" in text and "Page 1 of" in text and "Generated" in text
