@@ -570,6 +570,23 @@ _OFFICE_PARTS = (
 )
 
 
+# a formula cell without a value; t="str" with an empty value is a formula whose result is "" (Excel writes it so)
+_NO_RESULT = re.compile(rb"<c\b([^>]*)>\s*<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v>\s*</v>\s*|<v\s*/>\s*)?</c>")
+
+
+def _uncalculated_formulas(zf: zipfile.ZipFile, name: str) -> bool:
+    """A cell with a formula and no cached value (<c><f>…</f></c>): openpyxl and pandas write them so, and a
+    reader that takes values (calamine) sees an empty cell. Streamed: a sheet may be hundreds of megabytes."""
+    tail = b""
+    with zf.open(name) as fh:
+        while block := fh.read(1 << 20):
+            chunk = tail + block
+            if b"<f" in chunk and any(b't="str"' not in m.group(1) for m in _NO_RESULT.finditer(chunk)):
+                return True
+            tail = chunk[-256:]
+    return False
+
+
 def _check_xlsx(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
@@ -585,6 +602,13 @@ def _check_xlsx(path: Path) -> None:
             bad = zf.testzip()
             if bad is not None:
                 raise _refuse(_("The Excel workbook is damaged (%(part)s cannot be read).") % {"part": bad})
+            sheets = sorted(n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml"))
+            if any(_uncalculated_formulas(zf, name) for name in sheets):
+                raise _refuse(_(
+                    "Some cells hold formulas whose results the file does not contain (it was written by a program, "
+                    "not saved by Excel or WPS), so they would be imported empty. Open the file in Excel or WPS, "
+                    "save it, and upload it again."
+                ))
     except zipfile.BadZipFile:
         raise _refuse(_("The Excel workbook is damaged and cannot be opened.")) from None
 

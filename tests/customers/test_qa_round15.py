@@ -29,3 +29,23 @@ def test_a_foreign_number_is_not_read_as_a_chinese_one(foreign):
         normalise.validate_any_phone(foreign)
     with pytest.raises(ValidationError):
         normalise.validate_mobile(foreign)
+
+
+def test_an_xlsx_whose_formulas_have_no_results_is_refused_not_imported_empty(users, tmp_path, settings):
+    """openpyxl and pandas write formulas without their results: a mobile ="1380013"&"8005" was imported as an
+    empty phone with no error. A file saved by Excel or WPS (results kept) imports as usual."""
+    from openpyxl import Workbook
+
+    from pharmacrm.customers import importer
+    from pharmacrm.customers.models import Person
+
+    settings.VAR_DIR = tmp_path / "var"
+    wb = Workbook()
+    wb.active.append(["姓名", "角色", "手机"])
+    wb.active.append(["张三", "医生", '="1380013"&"8005"'])
+    path = tmp_path / "scripted.xlsx"
+    wb.save(path)
+    with pytest.raises(ValidationError) as exc:
+        importer.import_file(path, "people", users["kam"], mode="good")
+    assert "WPS" in " ".join(exc.value.messages)
+    assert not Person.objects.filter(name="张三").exists()
