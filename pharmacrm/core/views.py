@@ -476,6 +476,8 @@ def audit_list(request):
         qs = form.filter(qs)
         if actor:
             qs = qs.filter(_audit_actor_q(actor))
+    elif form.is_bound:  # a wrong filter (a date that does not exist, "to" before "from") shows nothing, not all
+        qs = qs.none()
     before = request.GET.get("before", "")
     if before.isdecimal() and len(before) <= 18:
         qs = qs.filter(seq__lt=int(before))

@@ -105,6 +105,25 @@ def _refuse_merged(errors: dict, out: dict, field: str, current_id: int | None) 
     )
 
 
+def merged_choice_errors(data: dict, keys=("institution", "person")) -> dict[str, list]:
+    """Field errors for customers chosen for new work (a ticket, an interaction) that were merged away: the work
+    would be filed under a record nobody sees any more, and never reach the survivor."""
+    errors: dict[str, list] = {}
+    for key in keys:
+        obj = data.get(key)
+        if obj is not None and getattr(obj, "merged_into_id", None):
+            survivor = type(obj).objects.filter(pk=obj.merged_into_id).first()
+            errors[key] = [_("%(name)s was merged into %(survivor)s: choose %(survivor)s instead.")
+                           % {"name": obj.name, "survivor": survivor.name if survivor else "—"}]  # fmt: skip
+    return errors
+
+
+def refuse_merged_record(obj) -> None:
+    """A merged-away record is history: changes (an edit, a consent, a deletion) go to the survivor."""
+    if getattr(obj, "merged_into_id", None):
+        raise PermissionDenied(_("This record was merged into another one and can no longer be changed."))
+
+
 def clean_institution(data: dict[str, Any], instance: Institution | None = None) -> dict[str, Any]:
     """Normalise and validate institution fields; raise ValidationError with per-field messages."""
     errors: dict[str, list] = {}
@@ -300,6 +319,7 @@ def sync_people_region(institution_ids: Iterable[int]) -> int:
 def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleaner):
     if not access.can_change(user, obj):
         raise PermissionDenied(_("You may not change this customer."))
+    refuse_merged_record(obj)  # the web pages refused it; the API and scripts reach here directly
     data = cleaner(data, instance=obj)
     old_region = getattr(obj, "region_id", None)
     before = snapshot(obj, fields)
@@ -371,7 +391,14 @@ def delete_customer(user, obj: Institution | Person) -> None:
         before = snapshot(obj, fields)
         search.unindex(kind, [obj.pk])
         label = (obj._meta.label_lower, str(obj.pk), str(obj)[:200])
-        obj.delete()
+        try:
+            with transaction.atomic():
+                obj.delete()
+        except models.ProtectedError:  # tickets, cases, orders… keep their customer: history is not deleted
+            raise ValidationError(_(
+                "Tickets, cases or other records refer to this customer, so it cannot be deleted. If it is a "
+                "duplicate, merge it into the right record instead."
+            )) from None
         audit.record(A.DELETE, label, changes=audit.diff(before, {}), user=user)
 
 
@@ -382,6 +409,7 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
     access.require(user, Cap.MANAGE_CONSENTS)
     if not access.can_see(user, person):
         raise PermissionDenied(_("You may not change this customer."))
+    refuse_merged_record(person)  # a withdrawal on the merged record would never reach the survivor
     errors = {}
     for key in ("purpose", "channel", "status"):
         if not data.get(key):
@@ -532,6 +560,9 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
     model = type(survivor)
     if type(duplicate) is not model or survivor.pk == duplicate.pk:
         raise ValidationError(_("Choose two different records of the same kind to merge."))
+    if model is Institution and survivor.is_department != duplicate.is_department:
+        # a department and a hospital are never one customer: its people would keep a hospital as department
+        raise ValidationError(_("Choose two different records of the same kind to merge."))
     if duplicate.merged_into_id or survivor.merged_into_id:
         raise ValidationError(_("One of these records has already been merged."))
     fields = INSTITUTION_FIELDS if model is Institution else PERSON_FIELDS
@@ -547,15 +578,22 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
                 node = node.parent
         before = snapshot(survivor, fields)
         moved: dict[str, list[int]] = {}
-        for related, field in _related_moves(model):
-            if related is model and field == "parent":
-                qs = related.objects.filter(parent=duplicate).exclude(pk=survivor.pk)
-            else:
-                qs = related._default_manager.filter(**{field: duplicate})
-            ids = list(qs.values_list("pk", flat=True))
-            if ids:
-                related._default_manager.filter(pk__in=ids).update(**{field: survivor})
-                moved[f"{related._meta.label_lower}.{field}"] = ids
+        try:
+            with transaction.atomic():
+                for related, field in _related_moves(model):
+                    if related is model and field == "parent":
+                        qs = related.objects.filter(parent=duplicate).exclude(pk=survivor.pk)
+                    else:
+                        qs = related._default_manager.filter(**{field: duplicate})
+                    ids = list(qs.values_list("pk", flat=True))
+                    if ids:
+                        related._default_manager.filter(pk__in=ids).update(**{field: survivor})
+                        moved[f"{related._meta.label_lower}.{field}"] = ids
+        except IntegrityError:  # two of what a customer has one of at most: nothing moved
+            raise ValidationError(_(
+                "Both records hold something a customer may have only one of (an active key-account file, an open "
+                "key-account proposal): close one of them first, then merge."
+            )) from None
         # fill what the survivor lacks; unique fields move only once the duplicate lets go of them
         unique_moves = {}
         for f in fields:
@@ -563,6 +601,8 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
                 continue
             value, mine = getattr(duplicate, f), getattr(survivor, f)
             if (mine in (None, "", [])) and value not in (None, "", []):
+                if not _fits(survivor, f, value):
+                    continue
                 if f in ("credit_code", "external_id"):
                     unique_moves[f] = value
                 else:
@@ -595,6 +635,21 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         )  # fmt: skip
         merged.send(sender=model, survivor=survivor, duplicate=duplicate)
     return survivor
+
+
+def _fits(survivor, field: str, value) -> bool:
+    """Whether the duplicate's value may fill the survivor's empty field: never a parent that is the survivor
+    or lies under it (a loop: the hospital under its own department), never a department of another
+    institution than the survivor's."""
+    if field == "parent":
+        node = value
+        while node is not None:
+            if node.pk == survivor.pk:
+                return False
+            node = node.parent
+    if field == "department" and value.parent_id != survivor.institution_id:
+        return False
+    return True
 
 
 # Sent inside the merge's transaction, after the related records moved: apps with derived per-customer

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
-from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.services import ConflictError, merged_choice_errors
 from pharmacrm.safety import net
 
 from .models import Interaction, InteractionChannel
@@ -59,6 +59,7 @@ def _clean(user, data: dict, *, partial: bool) -> dict:
         obj = values.get(key)
         if obj is not None and not access.can_see(user, obj):
             errors[key] = [_("You may not record interactions with this customer.")]
+    errors = {**merged_choice_errors(values), **errors}
     if not partial and not (values.get("institution") or values.get("person")):
         errors["institution"] = [_("Name the institution or the person.")]
     if errors:

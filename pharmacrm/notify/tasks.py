@@ -113,24 +113,52 @@ def dingtalk_url(url: str, secret: str, now_ms: int | None = None) -> str:
     return f"{url}{'&' if '?' in url else '?'}timestamp={ts}&sign={sign}"
 
 
+_MARKUP = str.maketrans({"[": "［", "]": "］", "<": "＜", ">": "＞", "*": "＊", "`": "｀", "#": "＃", "|": "｜"})
+
+
+def _plain(value) -> str:
+    """Text from outside (a subject typed on the public form) as one line of plain text in the bot's markdown:
+    no links, colours, headings or extra lines that would look like the bot's own words."""
+    return " ".join(str(value).split()).translate(_MARKUP)
+
+
+def _ticket_fields(ticket: dict) -> list[str]:
+    """Status, priority and category in words, in the site's language (the group reads Chinese)."""
+    from django.utils import translation
+
+    from pharmacrm.servicedesk.choices import Priority, Status
+    from pharmacrm.servicedesk.models import TicketCategory
+
+    lines = []
+    with translation.override(settings.LANGUAGE_CODE):
+        from django.utils.translation import gettext as _
+
+        labels = {"status": (_("Status"), dict(Status.choices)), "priority": (_("Priority"), dict(Priority.choices))}
+        for key in ("status", "priority"):
+            if ticket.get(key):
+                name, words = labels[key]
+                lines.append(f"- {name}：{words.get(ticket[key], _plain(ticket[key]))}")
+        if ticket.get("category"):
+            category = TicketCategory.objects.filter(code=ticket["category"]).first()
+            lines.append(f"- {_('Category')}：{_plain(category.label if category else ticket['category'])}")
+    return lines
+
+
 def _summary(doc: dict) -> tuple[str, str]:
     """A title and markdown text for a chat bot."""
-    event = doc.get("event", "")
+    event = _plain(doc.get("event", ""))
     data = doc.get("data") or {}
     ticket = data.get("ticket") if isinstance(data.get("ticket"), dict) else None
     if ticket:
-        title = f"{ticket.get('number', '')} {ticket.get('subject', '')}".strip()
-        lines = [f"### {title}", f"> {event}"]
-        for key in ("status", "priority", "category"):
-            if ticket.get(key):
-                lines.append(f"- {key}: {ticket[key]}")
+        title = _plain(f"{ticket.get('number', '')} {ticket.get('subject', '')}").strip()
+        lines = [f"### {title}", f"> {event}", *_ticket_fields(ticket)]
         if ticket.get("url"):
-            lines.append(f"[{ticket.get('number') or ticket['url']}]({ticket['url']})")
+            lines.append(f"[{_plain(ticket.get('number') or '')}]({ticket['url']})")
         return title or event, "\n".join(lines)
     lines = [f"### PharmaCRM: {event}"]
     for key, value in data.items():
         if isinstance(value, str | int | float | bool):
-            lines.append(f"- {key}: {value}")
+            lines.append(f"- {_plain(key)}: {_plain(value)}")
     return f"PharmaCRM: {event}", "\n".join(lines)
 
 

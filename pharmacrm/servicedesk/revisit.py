@@ -90,7 +90,26 @@ def may_survey(ticket: Ticket) -> bool:
     return ticket.status in SURVEYABLE
 
 
+def _refuse_without_consent(ticket: Ticket) -> None:
+    """A person who withdrew their consent to satisfaction surveys is not asked (PIPL: the purpose was refused)."""
+    if ticket.person_id is None:
+        return
+    from pharmacrm.customers.choices import ConsentPurpose, ConsentStatus
+    from pharmacrm.customers.models import Consent
+
+    latest = (
+        Consent.objects.filter(person_id=ticket.person_id, purpose=ConsentPurpose.SURVEYS)
+        .order_by("-at", "-id").values_list("status", "at").first()
+    )  # fmt: skip
+    if latest is not None and latest[0] == ConsentStatus.WITHDRAWN:
+        raise ValidationError({"ticket": [
+            _("The customer withdrew their consent to satisfaction surveys on %(date)s: no revisit is made.")
+            % {"date": timezone.localtime(latest[1]).date().isoformat()}
+        ]})  # fmt: skip
+
+
 def _require_surveyable(ticket: Ticket) -> None:
+    _refuse_without_consent(ticket)
     if not may_survey(ticket):
         raise ValidationError(
             {
@@ -129,6 +148,10 @@ def send_survey(user, ticket: Ticket) -> tuple[Survey, str]:
                 "A survey link was sent at %(time)s; it was not sent again. If the customer did not get it, send a "
                 "new one in a few minutes."
             ) % {"time": timezone.localtime(last.created_at).strftime("%H:%M")})
+        # a new link replaces the ones not answered yet: one answer per ticket, one improvement action
+        Survey.objects.filter(ticket=ticket, channel=SurveyChannel.LINK, answered_at=None, expires_at__gt=now).update(
+            expires_at=now
+        )
         survey = Survey.objects.create(
             ticket=ticket, channel=SurveyChannel.LINK, token_hash=_hash(raw), sent_to=ticket.reply_email or "",
             sent_at=now, expires_at=now + dt.timedelta(days=days),

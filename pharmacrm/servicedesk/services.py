@@ -18,6 +18,7 @@ from pharmacrm.core import access, audit, dueclock
 from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
+from pharmacrm.customers import services as customers_services
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.safety import net
 
@@ -115,6 +116,7 @@ def create_ticket(user, data: dict) -> Ticket:
         obj = data.get(key)
         if obj is not None and not isinstance(user, SystemActor) and not access.can_see(user, obj):
             errors[key] = [_("You may not raise tickets for this customer.")]
+    errors = {**customers_services.merged_choice_errors(data), **errors}
     if errors:
         raise ValidationError(errors)
     ticket = Ticket(

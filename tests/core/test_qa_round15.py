@@ -90,3 +90,18 @@ def test_a_form_with_megabytes_of_text_gets_the_products_own_page(client_for, se
     page = response.content.decode()
     assert response.status_code == 400
     assert "1 MB" in page and "附件" in page and '<html lang="zh-hans"' in page
+
+
+def test_the_audit_viewer_filters_tickets_and_a_wrong_filter_shows_nothing(client_for, users, xiehe):
+    """The object-type list held five customer kinds (a ticket could not be chosen), and an impossible date
+    range dropped every filter and listed everyone's entries as if they were the result."""
+    from pharmacrm.servicedesk import services as desk
+
+    ticket = desk.create_ticket(users["agent"], {"subject": "咨询", "channel": "phone", "category": "drug_info",
+                                                 "institution": xiehe})  # fmt: skip
+    auditor = client_for("auditor")
+    page = auditor.get("/accounts/audit/", {"object_type": "servicedesk.ticket"})
+    assert page.status_code == 200 and page.context["form"].is_valid()
+    assert ticket.number in page.content.decode() and "北京协和医院" not in page.content.decode()
+    wrong = auditor.get("/accounts/audit/", {"actor": "agent", "date_from": "2026-12-03", "date_to": "2026-12-01"})
+    assert wrong.context["entries"] == [] or not wrong.context["entries"]

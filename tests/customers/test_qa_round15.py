@@ -49,3 +49,77 @@ def test_an_xlsx_whose_formulas_have_no_results_is_refused_not_imported_empty(us
         importer.import_file(path, "people", users["kam"], mode="good")
     assert "WPS" in " ".join(exc.value.messages)
     assert not Person.objects.filter(name="张三").exists()
+
+
+# --- merges and merged records (customer-master QA round) --------------------------------------------------
+
+from django.core.exceptions import PermissionDenied  # noqa: E402
+
+from pharmacrm.customers import services  # noqa: E402
+from pharmacrm.customers.choices import InstitutionType  # noqa: E402
+from pharmacrm.customers.models import Institution, Person  # noqa: E402
+from pharmacrm.servicedesk import services as desk  # noqa: E402
+
+
+def test_a_department_is_never_merged_into_a_hospital(users, xiehe):
+    """Folding 心内科 into 北京协和医院 gave its people the hospital as their department (then no edit saved)
+    and, the other way round, put the hospital under its own department."""
+    dept = xiehe.children.get()
+    for survivor, duplicate in ((xiehe, dept), (dept, xiehe)):
+        with pytest.raises(ValidationError):
+            services.merge(users["admin"], survivor, duplicate)
+    assert Institution.objects.get(pk=xiehe.pk).parent_id is None and not Institution.objects.filter(
+        merged_into__isnull=False).exists()
+
+
+def test_a_merge_never_takes_a_parent_under_the_survivor(users, xiehe, beijing):
+    """The duplicate's parent lies under the survivor: copying it would put the survivor under itself."""
+    dept = xiehe.children.get()
+    branch = services.create_institution(users["admin"], {
+        "name": "北京协和医院门诊部", "kind": InstitutionType.HOSPITAL, "parent": dept, "region": beijing,
+    })  # fmt: skip
+    survivor = services.merge(users["admin"], xiehe, branch)
+    assert survivor.parent_id is None
+    survivor.refresh_from_db()
+    services.update_institution(users["admin"], survivor, {"beds": 2100}, version=survivor.version)  # still saves
+
+
+def test_a_person_merge_keeps_a_department_of_the_survivors_institution_only(users, xiehe, beijing):
+    other = services.create_institution(users["admin"], {"name": "北京医院", "kind": InstitutionType.HOSPITAL,
+                                                         "region": beijing})  # fmt: skip
+    keep = services.create_person(users["admin"], {"name": "周测", "institution": other})
+    zhang = Person.objects.get(name="张伟")
+    survivor = services.merge(users["admin"], keep, zhang)
+    assert survivor.institution_id == other.pk and survivor.department_id is None
+    services.update_person(users["admin"], survivor, {"title": "主任医师"}, version=survivor.version)
+
+
+def test_a_merged_record_takes_no_edit_consent_ticket_or_interaction(users, xiehe, beijing):
+    """The web pages refused them; the API reached the services, and a withdrawal recorded on the merged
+    record never reached the survivor."""
+    from pharmacrm.engagement import services as engagement
+
+    zhang = Person.objects.get(name="张伟")
+    twin = services.create_person(users["admin"], {"name": "张伟", "institution": xiehe, "mobile": "13900139000"})
+    services.merge(users["admin"], zhang, twin)
+    twin.refresh_from_db()
+    with pytest.raises(PermissionDenied):
+        services.update_person(users["kam"], twin, {"title": "主任"}, version=twin.version)
+    with pytest.raises(PermissionDenied):
+        services.record_consent(users["agent"], twin, {"purpose": "marketing", "channel": "phone", "status": "withdrawn"})
+    with pytest.raises(ValidationError) as exc:
+        desk.create_ticket(users["agent"], {"subject": "咨询", "channel": "phone", "category": "drug_info", "person": twin})
+    assert "张伟" in exc.value.message_dict["person"][0]
+    with pytest.raises(ValidationError):
+        engagement.record_interaction(users["kam"], {"person": twin, "channel": "visit", "subject": "拜访"})
+
+
+def test_a_customer_with_tickets_is_not_deleted_and_says_why(users, xiehe, beijing):
+    clinic = services.create_institution(users["admin"], {"name": "东单诊所", "kind": InstitutionType.CLINIC,
+                                                          "region": beijing})  # fmt: skip
+    desk.create_ticket(users["agent"], {"subject": "咨询", "channel": "phone", "category": "drug_info",
+                                        "institution": clinic})  # fmt: skip
+    with pytest.raises(ValidationError) as exc:
+        services.delete_customer(users["admin"], clinic)
+    assert "合并" in exc.value.messages[0] or "merge" in exc.value.messages[0]
+    assert Institution.objects.filter(pk=clinic.pk).exists()

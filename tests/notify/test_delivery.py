@@ -381,3 +381,19 @@ def test_ticket_events_become_webhook_events(admin_user, receiver):
     assert data["ticket"]["number"] == ticket.number and data["ticket"]["subject"] == "说明书咨询"
     dump = json.dumps(delivery.payload, ensure_ascii=False)
     assert "王小明" not in dump and "13800138000" not in dump  # no personal data leaves
+
+
+def test_a_subject_from_the_public_form_cannot_put_links_or_lines_into_the_group_chat(admin_user, receiver):
+    """A customer typed a markdown link, a coloured tag and a forged status line into the web form's subject:
+    the group's bot showed them as the bot's own words. The fields read as words, in Chinese."""
+    _endpoint(admin_user, receiver.url, format="wecom")
+    receiver.answer_body = b'{"errcode":0,"errmsg":"ok"}'
+    forged = '紧急 [点此登录处理](http://evil.example/phish) <font color="warning">红字</font>\n### 伪造\n- status: closed'
+    services.emit("ticket.created", {"ticket": {**TICKET["ticket"], "subject": forged, "priority": "high"}})
+    assert tasks.deliver(Delivery.objects.get().pk) == S.SENT
+    text = receiver.requests[0]["json"]["markdown"]["content"]
+    lines = text.split("\n")
+    assert lines[0].startswith("### TK-2026-000009 紧急") and "伪造" in lines[0]  # one line, the heading's own
+    assert "](http://evil.example" not in text and "<font" not in text
+    assert not any(line.startswith(("- status", "###  伪造", "### 伪造")) for line in lines[1:])
+    assert "- 状态：新建" in text and "- 优先级：高" in text

@@ -172,3 +172,38 @@ def test_a_stale_webhook_form_does_not_rename_it_back(users, client_for):
     response = admin.post(url, {**second, "url": "http://127.0.0.1:9/y"})
     assert response.status_code == 409
     assert WebhookEndpoint.objects.get(pk=endpoint.pk).name == "客服群"
+
+
+def test_no_survey_for_a_person_who_withdrew_consent_to_surveys(users, xiehe):
+    """PIPL: 满意度调查 withdrawn, yet the survey e-mail went out with no warning."""
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.models import Person
+
+    zhang = Person.objects.get(name="张伟")
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "person": zhang,
+        "assignee": users["agent"], "reply_email": "zhangwei@example.com",
+    })  # fmt: skip
+    services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    customers.record_consent(users["agent"], zhang, {"purpose": "surveys", "channel": "phone", "status": "withdrawn"})
+    with pytest.raises(ValidationError, match="撤回|withdrew"):
+        revisit.send_survey(users["agent"], ticket)
+    with pytest.raises(ValidationError):
+        revisit.record_phone_revisit(users["agent"], ticket, 5, True)
+    assert not Survey.objects.filter(ticket=ticket).exists()
+    customers.record_consent(users["agent"], zhang, {"purpose": "surveys", "channel": "phone", "status": "given"})
+    revisit.send_survey(users["agent"], ticket)  # given again: asked again
+
+
+def test_a_new_survey_link_replaces_the_unanswered_one(users, handled):
+    """Two links answered gave two answers and two improvement actions for one ticket."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    services.transition(users["agent"], handled, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    first, _link = revisit.send_survey(users["agent"], handled)
+    Survey.objects.filter(pk=first.pk).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+    second, _link = revisit.send_survey(users["agent"], handled)
+    first.refresh_from_db()
+    assert first.expires_at <= timezone.now() < second.expires_at
