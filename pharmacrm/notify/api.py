@@ -153,6 +153,16 @@ class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
 
 class DeliverySerializer(serializers.ModelSerializer):
     target = serializers.CharField(read_only=True, help_text="The e-mail address or the endpoint's name.")
+    payload = serializers.SerializerMethodField(
+        help_text="What was sent: a webhook's event; for an e-mail its subject only (the body is the recipient's)."
+    )
+
+    def get_payload(self, obj) -> dict:
+        # an e-mail's body is written for its recipient (a PV officer's quality complaint, say): the service
+        # managers who read the log see that it went, to whom and with what subject
+        if obj.channel == Delivery.Channel.EMAIL and isinstance(obj.payload, dict):
+            return {"subject": obj.payload.get("subject", "")}
+        return obj.payload
 
     class Meta:
         model = Delivery

@@ -97,3 +97,15 @@ def test_delivery_log_filters_and_retry_of_a_sent_delivery(users, api_for, recei
     assert api.get("/api/v1/deliveries/?status=nonsense").status_code == 400
     r = api.post(f"/api/v1/deliveries/{sent.pk}/retry/")
     assert r.status_code == 400 and "status" in r.json()
+
+
+def test_the_delivery_log_shows_an_e_mails_subject_not_its_body(users, api_for):
+    """The log is the service managers'; an e-mail's body was written for its recipient (a PV officer's
+    quality complaint hand-off carried the complaint's text)."""
+    users["pv"].email = "pv@example.com"
+    users["pv"].save(update_fields=["email"])
+    services.send([users["pv"]], kind="safety.qa-handoff", title="QC-2026-000001：质量投诉已移交给您",
+                  body="药片表面有黑色斑点，同批次两盒均有。", url="/safety/")  # fmt: skip
+    rows = api_for("manager").get("/api/v1/deliveries/?channel=email").json()["results"]
+    assert rows and all(set(r["payload"]) == {"subject"} for r in rows)
+    assert "黑色斑点" not in str(rows) and "QC-2026-000001" in str(rows)
