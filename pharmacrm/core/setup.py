@@ -8,7 +8,7 @@ REGIONS_CSV = Path(__file__).parent / "data" / "regions.csv"
 # Traditional Chinese names (OpenCC s2t of the official names) of the regions whose name changes, shown on
 # zh-Hant pages; regenerate beside regions.csv when that table is updated
 REGIONS_HANT_CSV = Path(__file__).parent / "data" / "regions_hant.csv"
-SKIP_IN_FULL_NAME = {"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"}
+SKIP_IN_FULL_NAME = {"市辖区", "县", "直辖县", "省直辖县级行政区划", "自治区直辖县级行政区划"}
 
 
 def load_regions(Region) -> int:

@@ -863,7 +863,17 @@ class Regions:
                 children = [c for c, v in self.by_code.items() if v[1] == found and v[2] == 2]
                 found = children[0] if len(children) == 1 else found
             else:
-                found = self._find(city, 2, found)
+                try:
+                    found = self._find(city, 2, found)
+                except FieldError:
+                    # 海南省 / 琼海市, 新疆 / 石河子市: a county-level city directly under the province (省直辖县)
+                    # is written as the city; the table files it under a "直辖县" division
+                    if not found:
+                        raise
+                    found = self._find(city, 3, found)
+                    if district:
+                        return self._find(district, 3, found) if district != city else found
+                    return found
         if district:
             found = self._find(district, 3, found)
         return found

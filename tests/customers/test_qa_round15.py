@@ -123,3 +123,16 @@ def test_a_customer_with_tickets_is_not_deleted_and_says_why(users, xiehe, beiji
         services.delete_customer(users["admin"], clinic)
     assert "合并" in exc.value.messages[0] or "merge" in exc.value.messages[0]
     assert Institution.objects.filter(pk=clinic.pk).exists()
+
+
+def test_county_level_cities_under_a_province_read_and_import_as_people_write_them(users):
+    """海南省直辖县琼海市 on the pages; an import row 海南省 / 琼海市 refused as "not in the province"."""
+    from pharmacrm.core.models import Region
+    from pharmacrm.customers.importer import Regions
+
+    qionghai = Region.objects.get(name="琼海市")
+    assert qionghai.full_name == "海南省琼海市"
+    regions = Regions()
+    assert regions.resolve("", "海南省", "琼海市", "") == qionghai.code
+    assert regions.resolve("", "新疆维吾尔自治区", "石河子市", "") == Region.objects.get(name="石河子市").code
+    assert regions.resolve("", "广东省", "东莞市", "") == Region.objects.get(name="东莞市").code  # unchanged
