@@ -296,7 +296,28 @@ def _create(user, model, data: dict[str, Any], fields):
 
 def create_institution(user, data: dict[str, Any]) -> Institution:
     access.require(user, Cap.CHANGE_CUSTOMERS)
-    return _create(user, Institution, clean_institution(data), INSTITUTION_FIELDS)
+    cleaned = clean_institution(data)
+    parent = cleaned.get("parent")
+    if parent is not None and not cleaned.get("region") and cleaned.get("kind") == InstitutionType.DEPARTMENT:
+        # a department lies where its hospital does: without a region, no rep of that territory would see it
+        cleaned["region"] = parent.region
+    return _create(user, Institution, cleaned, INSTITUTION_FIELDS)
+
+
+def _departments_follow(institution: Institution, old_region: str | None) -> None:
+    """A hospital that moves takes along its departments that were where it was (or nowhere)."""
+    ids, frontier = [], [institution.pk]
+    while frontier:
+        frontier = list(Institution.objects.filter(parent_id__in=frontier, kind=InstitutionType.DEPARTMENT,
+                                                   merged_into__isnull=True).values_list("pk", flat=True))  # fmt: skip
+        ids += frontier
+    if not ids:
+        return
+    moving = Institution.objects.filter(pk__in=ids).filter(Q(region_id=old_region) | Q(region__isnull=True))
+    province, city = region_columns(institution.region_id)
+    moved = list(moving.values_list("pk", flat=True))
+    Institution.objects.filter(pk__in=moved).update(region_id=institution.region_id, province=province, city=city)
+    search.reindex(list(Institution.objects.filter(pk__in=moved)))
 
 
 def sync_people_region(institution_ids: Iterable[int]) -> int:
@@ -352,6 +373,7 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             search.reindex([obj])
             if model is Institution and obj.region_id != old_region:
                 sync_people_region([obj.pk])
+                _departments_follow(obj, old_region)
             audit.record(A.UPDATE, obj, changes=changes, user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None

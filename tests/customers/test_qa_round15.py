@@ -136,3 +136,18 @@ def test_county_level_cities_under_a_province_read_and_import_as_people_write_th
     assert regions.resolve("", "海南省", "琼海市", "") == qionghai.code
     assert regions.resolve("", "新疆维吾尔自治区", "石河子市", "") == Region.objects.get(name="石河子市").code
     assert regions.resolve("", "广东省", "东莞市", "") == Region.objects.get(name="东莞市").code  # unchanged
+
+
+def test_a_department_lies_where_its_hospital_does(users, xiehe, shanghai):
+    """A department created without a region had none, so the territory's rep got 404 on it; a hospital that
+    moved left its departments behind."""
+    from pharmacrm.core import access
+
+    neuro = services.create_institution(users["kam"], {"name": "神经内科", "kind": InstitutionType.DEPARTMENT,
+                                                       "parent": xiehe})  # fmt: skip
+    assert neuro.region_id == xiehe.region_id
+    assert access.institutions_for(users["rep"], Institution.objects.filter(pk=neuro.pk)).exists()
+    xiehe.refresh_from_db()
+    services.update_institution(users["admin"], xiehe, {"region": shanghai}, version=xiehe.version)
+    assert set(Institution.objects.filter(parent=xiehe).values_list("region_id", flat=True)) == {shanghai.code}
+    assert Institution.objects.get(pk=neuro.pk).province == xiehe.__class__.objects.get(pk=xiehe.pk).province
