@@ -17,7 +17,13 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "pharmacrm" / "customers" / "data" / "pinyin_phrases.json"
 # readings customer names need where pypinyin lists another first: 朝阳 is the district and the road (cháo),
 # not the morning sun (zhāo)
-OVERRIDES = {"朝阳": [["cháo"], ["yáng"]]}
+OVERRIDES = {
+    "朝阳": [["cháo"], ["yáng"]],
+    # place names pypinyin reads with the character's everyday sound (长治 is not zhǎng zhì)
+    "长治": [["cháng"], ["zhì"]], "单县": [["shàn"], ["xiàn"]], "涡阳": [["guō"], ["yáng"]],
+    "洪洞": [["hóng"], ["tóng"]], "筠连": [["jūn"], ["lián"]], "郫都": [["pí"], ["dū"]], "漯河": [["luò"], ["hé"]],
+    "浚县": [["xùn"], ["xiàn"]],
+}
 
 
 def compact() -> dict[str, list[list[str]]]:

@@ -151,3 +151,17 @@ def test_a_department_lies_where_its_hospital_does(users, xiehe, shanghai):
     services.update_institution(users["admin"], xiehe, {"region": shanghai}, version=xiehe.version)
     assert set(Institution.objects.filter(parent=xiehe).values_list("region_id", flat=True)) == {shanghai.code}
     assert Institution.objects.get(pk=neuro.pk).province == xiehe.__class__.objects.get(pk=xiehe.pk).province
+
+
+@pytest.mark.parametrize(("name", "initials"), [
+    ("长治市人民医院", "czsrmyy"), ("单县中心医院", "sxzxyy"), ("涡阳县人民医院", "gyxrmyy"), ("洪洞县人民医院", "htxrmyy"),
+    ("漯河市中心医院", "lhszxyy"),
+])  # fmt: skip
+def test_place_names_are_found_by_their_real_reading(users, beijing, name, initials):
+    """长治 read zhǎng zhì: `czsrmyy` found nothing and the hospital sorted after 阳曲 in 山西's list."""
+    from pharmacrm.customers import search
+
+    hospital = services.create_institution(users["admin"], {"name": name, "kind": InstitutionType.HOSPITAL,
+                                                            "region": beijing})  # fmt: skip
+    hits = search.search(users["admin"], initials, kinds=("institution",))
+    assert hospital.pk in [h.obj.pk for h in hits]
