@@ -249,3 +249,17 @@ def test_the_language_switcher_works_without_signing_in(db):
     assert 'lang="en"' in client.get("/help/").content.decode()
     client.post("/i18n/setlang/", {"language": "zh-hant", "next": "/help/"})
     assert 'lang="zh-hant"' in client.get("/help/").content.decode()
+
+
+def test_a_link_in_a_reply_can_be_tapped_and_the_number_ends_the_chinese_sentence(db, users):
+    """The survey link in 我们的答复 was plain text (a customer had to copy 100 characters by hand), and the
+    received page ended its Chinese sentence with an English full stop."""
+    zh = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    response = send(zh)
+    ticket = Ticket.objects.get()
+    received = zh.get(response["Location"]).content.decode()
+    assert re.search(rf'<strong class="mono" id="ticket-number">{ticket.number}</strong>。', received)
+    link = "http://127.0.0.1:8000/help/survey/abc123/"
+    conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body=f"请点击以下链接评价：\n{link}")
+    html = zh.get(public.status_path(ticket)).content.decode()
+    assert f'<a href="{link}" rel="nofollow">{link}</a>' in html
