@@ -655,7 +655,7 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
             A.MERGE, survivor, user=user, changes=audit.diff(before, snapshot(survivor, fields)),
             merged=duplicate.pk, merged_code=duplicate.code, moved={k: len(v) for k, v in moved.items()},
         )  # fmt: skip
-        merged.send(sender=model, survivor=survivor, duplicate=duplicate)
+        merged.send(sender=model, survivor=survivor, duplicate=duplicate, user=user)
     return survivor
 
 

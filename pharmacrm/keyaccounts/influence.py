@@ -126,6 +126,41 @@ def save_influence(user, institution: Institution, data: dict, *, version: int |
     return current
 
 
+def merge_influence(sender, survivor, duplicate, user=None, **kwargs) -> None:
+    """A customer merge (customers.services.merged, inside its transaction): the duplicate's KOLs and
+    marketing's assessment are the survivor's now. The survivor without its own record takes the
+    duplicate's; with one, its KOL names gain the duplicate's (each name once), the larger KOL count, the
+    duplicate's assessment only where it had none, and the duplicate's notes. The duplicate keeps its record
+    as it was (the merge keeps its history); a merged customer is never scored."""
+    if sender is not Institution:
+        return
+    theirs = MarketInfluence.objects.filter(institution_id=duplicate.pk).first()
+    if theirs is None:
+        return
+    mine = MarketInfluence.objects.select_for_update().filter(institution_id=survivor.pk).first()
+    fields = {k: getattr(theirs, k) for k in INFLUENCE_FIELDS}
+    now = timezone.now()
+    if mine is None:
+        created = MarketInfluence.objects.create(institution_id=survivor.pk, updated_by=user, updated_at=now, **fields)
+        audit.record(A.CREATE, created, user=user, changes={k: [None, v] for k, v in fields.items()},
+                     institution=survivor.pk, merged=duplicate.pk)  # fmt: skip
+        return
+    before = {k: getattr(mine, k) for k in INFLUENCE_FIELDS}
+    names = list(dict.fromkeys([*evaluation.kol_names(mine.kol_names), *evaluation.kol_names(theirs.kol_names)]))
+    if names != evaluation.kol_names(mine.kol_names):
+        mine.kol_names = "、".join(names)[:2000]
+    mine.kol_count = min(max(mine.kol_count, theirs.kol_count, len(names)), evaluation.KOL_MAX)
+    if mine.assessment is None:
+        mine.assessment = theirs.assessment
+    if theirs.notes and theirs.notes not in mine.notes:
+        mine.notes = "\n".join(x for x in (mine.notes, theirs.notes) if x)[:5000]
+    changes = audit.diff(before, {k: getattr(mine, k) for k in INFLUENCE_FIELDS})
+    if changes:
+        mine.updated_by, mine.updated_at, mine.version = user, now, mine.version + 1
+        mine.save()
+        audit.record(A.UPDATE, mine, user=user, changes=changes, institution=survivor.pk, merged=duplicate.pk)
+
+
 KOL_COLUMNS = {  # the Simplified headers, their Traditional forms (a zh-Hant user types those) and English
     "credit_code": ("统一社会信用代码", "統一社會信用代碼", "credit code", "credit_code", "客户统一社会信用代码", "客戶統一社會信用代碼"),
     "external_id": ("客户外部编号", "客戶外部編號", "external id", "external_id"),
