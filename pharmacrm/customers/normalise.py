@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import unicodedata
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -14,10 +16,26 @@ _SPACE = re.compile(r"\s+")
 _NAME_PUNCT = re.compile(r"[\s·•・\-—_()（）【】\[\]{}「」『』\"'“”‘’,，.。、:：;；/\\]+")
 
 
+
+def _hant_table() -> dict[int, str]:
+    """Traditional → Simplified, one character each (data/hant_fold.json, made by tools/hant_fold.py)."""
+    data = json.loads((Path(__file__).parent / "data" / "hant_fold.json").read_text(encoding="utf-8"))
+    return str.maketrans(data["from"], data["to"])
+
+
+_HANT = _hant_table()
+
+
 def name(value: str) -> str:
-    """Width-folded, lower-cased name without spaces and punctuation, for duplicate detection."""
-    folded = unicodedata.normalize("NFKC", value or "").lower()
+    """Width-folded, lower-cased name without spaces and punctuation, Traditional characters read as
+    Simplified (北京協和醫院 is 北京协和医院): what search, pinyin order and duplicate detection compare."""
+    folded = unicodedata.normalize("NFKC", value or "").lower().translate(_HANT)
     return _NAME_PUNCT.sub("", folded)
+
+
+def has_traditional(value: str) -> bool:
+    """Whether `name` would fold any character of this text (a record stored before the folding)."""
+    return bool(value) and value != value.translate(_HANT)
 
 
 def clean_text(value: str | None) -> str:
