@@ -9,13 +9,12 @@ from django.conf import settings
 from django.utils import translation
 
 from pharmacrm.core import pdf as pdfdoc
+from pharmacrm.core.wording import company_name
 
 from . import services
 from .choices import PlanArea, TeamRole
 from .models import Agreement
 
-COMPANY_NAME = "PharmaCRM 制药有限公司"
-COMPANY_NAME_EN = "PharmaCRM Pharmaceutical Co., Ltd."
 AREA_EN = {
     PlanArea.SUPPLY: "Product supply", PlanArea.TECH_SUPPORT: "Technical support",
     PlanArea.AFTER_SALES: "After-sales service", PlanArea.TRAINING: "Training", PlanArea.FREE: "Free services",
@@ -52,12 +51,6 @@ CUSTOMER_DUTIES = [
     ("对本协议及双方交流的商业信息保密。",
      "Keep this agreement and the business information exchanged confidential."),
 ]  # fmt: skip
-
-
-def company_name() -> tuple[str, str]:
-    zh = getattr(settings, "PHARMACRM_COMPANY_NAME", "") or COMPANY_NAME
-    en = getattr(settings, "PHARMACRM_COMPANY_NAME_EN", "") or COMPANY_NAME_EN
-    return zh, en
 
 
 def _date(value) -> str:

@@ -51,6 +51,14 @@ class PublicTicketForm(ServiceErrorsMixin, forms.Form):
         label=_("Attachment"), required=False,
         help_text=_("Optional: a photo of the package, a document (PDF, image, text, Word or Excel)."),
     )  # fmt: skip
+    # PIPL art. 17 and 29: the notice before the data is given, and a separate consent for the health
+    # information a request about a medicine may hold (sensitive personal information)
+    privacy = forms.BooleanField(
+        label=_("I have read the personal information notice and agree that my details, including any health "
+                "information I describe, are processed to handle this request."),
+        error_messages={"required": _("Please read the personal information notice and tick the box: without "
+                                      "your consent we cannot take in your request.")},
+    )  # fmt: skip
     # spam resistance: a field people never see, and when the form was shown (signed)
     website = forms.CharField(required=False, label=_("Leave this field empty"))
     stamp = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -98,6 +106,7 @@ class PublicTicketForm(ServiceErrorsMixin, forms.Form):
             "subject": d["subject"], "description": description, "category": d["category"],
             "caller_name": d["name"].strip(), "caller_phone": d.get("phone") or "", "reply_email": d.get("email") or "",
             "product": d.get("product"), "batch_number": d.get("batch_number") or "",
+            "privacy_notice": public.PRIVACY_NOTICE_VERSION,
         }  # fmt: skip
 
 

@@ -140,6 +140,11 @@ def _duplicate(data: dict, now: dt.datetime) -> Ticket | None:
     return None
 
 
+# The personal information notice of the public pages (templates/public/privacy.html). Change the version
+# with its text: each web-form ticket's creation entry in the audit trail records the version agreed to.
+PRIVACY_NOTICE_VERSION = "2026-12"
+
+
 def submit(request, data: dict, upload=None) -> tuple[Ticket, bool]:
     """Take in a web-form submission (already validated by the form): (ticket, created). Raises
     RateLimited (nothing created), or ValidationError from the services (nothing created either)."""

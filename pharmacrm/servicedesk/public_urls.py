@@ -1,4 +1,5 @@
-"""Public pages for customers (no sign-in): the web form, ticket status links, revisit surveys."""
+"""Public pages for customers (no sign-in): the web form, its personal information notice,
+ticket status links, revisit surveys."""
 
 from django.urls import path
 
@@ -8,6 +9,7 @@ app_name = "public"
 
 urlpatterns: list = [
     path("", views_public.web_form, name="form"),
+    path("privacy/", views_public.privacy, name="privacy"),
     path("received/<str:token>/", views_public.received, name="received"),
     path("status/<str:token>/", views_public.status, name="status"),
     path("survey/<str:token>/", views_public.survey, name="survey"),

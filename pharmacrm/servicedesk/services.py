@@ -162,7 +162,9 @@ def create_ticket(user, data: dict) -> Ticket:
         rebuild_clocks(ticket, now=now, events=history, fresh=True)
         if ticket.assignee_id:
             transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
-        audit.record(A.CREATE, ticket, user=user, changes={"number": [None, ticket.number]})
+        # the web form's evidence of the notice read and the consent given (which version, when: this entry)
+        consent = {"privacy_notice": data["privacy_notice"]} if data.get("privacy_notice") else {}
+        audit.record(A.CREATE, ticket, user=user, changes={"number": [None, ticket.number]}, **consent)
         net.screen_ticket(ticket)  # a reaction or defect mentioned → PV triage, day 0 = received_at
     return ticket
 

@@ -8,10 +8,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
+
+from pharmacrm.core import wording
 
 from . import public, revisit
 from .forms_revisit import PublicTicketForm, SurveyAnswerForm
@@ -60,6 +63,18 @@ def web_form(request):
             else:
                 return redirect("public:received", token=public.status_token(ticket))
     return render(request, "public/form.html", {"form": form}, status=status)
+
+
+@require_GET
+def privacy(request):
+    """The personal information notice (个人信息处理规则) the web form asks its senders to agree to."""
+    zh, en = wording.company_name()
+    context = {
+        "company": en if translation.get_language() == "en" else zh,
+        "contact": settings.SERVICEDESK_MAIL_FROM, "address": settings.PHARMACRM_COMPANY_ADDRESS,
+        "version": public.PRIVACY_NOTICE_VERSION, "survey_days": settings.SERVICEDESK_SURVEY_DAYS,
+    }  # fmt: skip
+    return render(request, "public/privacy.html", context)
 
 
 def _ticket_or_404(token: str):

@@ -26,6 +26,7 @@ def form_data(**overrides) -> dict:
         "name": "王小明", "phone": "138 0013 8000", "email": "wang@example.com", "institution": "北京协和医院",
         "category": "drug_info", "product": "", "batch_number": "B2026-01", "subject": "用法咨询",
         "description": "请问这个药饭前还是饭后吃？", "website": "", "stamp": public.form_stamp(at=time.time() - 10),
+        "privacy": "on",
     }  # fmt: skip
     data.update(overrides)
     return data
@@ -263,3 +264,35 @@ def test_a_link_in_a_reply_can_be_tapped_and_the_number_ends_the_chinese_sentenc
     conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body=f"请点击以下链接评价：\n{link}")
     html = zh.get(public.status_path(ticket)).content.decode()
     assert f'<a href="{link}" rel="nofollow">{link}</a>' in html
+
+
+def test_without_the_privacy_consent_nothing_is_taken_in_and_the_box_is_named(web):
+    """PIPL art. 17/29: the notice is linked from the form and the sender's separate consent (health
+    information) is required; without the tick the request is refused with the reason, nothing stored."""
+    page = web.get("/help/").content.decode()
+    assert 'href="/help/privacy/"' in page and 'name="privacy"' in page
+    data = form_data()
+    del data["privacy"]
+    response = web.post("/help/", data)
+    assert response.status_code == 400
+    assert "tick the box" in response.content.decode()
+    assert 'id="field-privacy"' in response.content.decode()
+    assert not Ticket.objects.exists()
+
+
+def test_the_consent_is_recorded_with_the_notice_version(web):
+    from pharmacrm.core.models import AuditEntry
+
+    send(web)
+    ticket = Ticket.objects.get()
+    entry = AuditEntry.objects.get(object_type="servicedesk.ticket", object_id=str(ticket.pk), action="create")
+    assert entry.extra["privacy_notice"] == public.PRIVACY_NOTICE_VERSION
+
+
+def test_the_notice_reads_in_the_visitors_language_with_the_company(settings):
+    settings.PHARMACRM_COMPANY_NAME, settings.SERVICEDESK_MAIL_FROM = "华夏制药有限公司", "privacy@huaxia.example"
+    zh = Client(HTTP_ACCEPT_LANGUAGE="zh-hans").get("/help/privacy/").content.decode()
+    assert "个人信息" in zh and "华夏制药有限公司" in zh and "privacy@huaxia.example" in zh
+    assert "敏感个人信息" in zh and "撤回" in zh
+    hant = Client(HTTP_ACCEPT_LANGUAGE="zh-hant").get("/help/privacy/").content.decode()
+    assert "個人資訊" in hant or "個人信息" in hant
