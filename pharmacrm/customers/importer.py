@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import re
+import socket
 import sqlite3
 import threading
 import uuid
@@ -2290,10 +2291,47 @@ def alive_path(job: ImportJob) -> Path:
     return imports_dir() / f"job-{job.pk}.alive"
 
 
+def _start_time(pid: int | str) -> str | None:
+    """A process's start time (clock ticks after boot), None when no such process runs: a PID used again by a
+    later process has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()[19]  # field 22; the command name before it may hold spaces
+
+
+def _process_mark() -> dict | None:
+    """This process as another process of the same machine can recognise it: host name, PID namespace, PID
+    and start time."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return {"host": socket.gethostname(), "ns": namespace, "pid": os.getpid(), "start": _start_time(os.getpid())}
+
+
+def _worker_gone(job: ImportJob) -> bool:
+    """Whether the process that runs the job, by its `.alive` file, is certainly gone: it ran on this machine
+    in this PID namespace and no such process runs now. Unknown (another machine or container, no file, a
+    file of an older version) is False: the five-minute silence decides then."""
+    try:
+        mark = json.loads(alive_path(job).read_text())
+        host, namespace, pid, start = mark["host"], mark["ns"], int(mark["pid"]), mark["start"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    here = _process_mark()
+    if here is None or start is None or (host, namespace) != (here["host"], here["ns"]):
+        return False
+    return _start_time(pid) != start
+
+
 class Heartbeat:
     """While a job runs in this process, a thread touches the job's `.alive` file every HEARTBEAT_SECONDS, so a
     slow chunk still shows the job alive; only a stopped worker falls silent. A file rather than the job row:
-    an all-or-nothing import on SQLite holds the database's write lock until it ends."""
+    an all-or-nothing import on SQLite holds the database's write lock until it ends. The file names the
+    process (`_process_mark`): a worker killed on this machine is noticed at once (`_worker_gone`), not after
+    STALE_AFTER."""
 
     def __init__(self, job: ImportJob, every: float = HEARTBEAT_SECONDS):
         self.path, self.every = alive_path(job), every
@@ -2312,7 +2350,10 @@ class Heartbeat:
 
     def _beat(self) -> None:
         try:
-            self.path.touch()
+            if self.path.exists():
+                self.path.touch()
+            else:
+                self.path.write_text(json.dumps(_process_mark()))
         except OSError:
             log.warning("cannot touch the import heartbeat %s", self.path, exc_info=True)
 
@@ -2335,21 +2376,21 @@ def last_beat(job: ImportJob) -> datetime.datetime | None:
 
 def recover_interrupted(now: datetime.datetime | None = None) -> list[int]:
     """Mark as interrupted the running jobs whose worker stopped (killed, restarted, the machine went down):
-    silent for STALE_AFTER. Returns their ids. Nothing is run again: a second import may create rows twice,
+    silent for STALE_AFTER, or at once when their worker ran on this machine and is gone. Returns their ids. Nothing is run again: a second import may create rows twice,
     so it is the user's decision, and the job's page says what was written and what to do."""
     now = now or timezone.now()
     cutoff = now - STALE_AFTER
-    quiet = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True) & (
-        Q(started_at__lt=cutoff) | Q(started_at__isnull=True, created_at__lt=cutoff)
-    )
     out = []
-    for job in ImportJob.objects.filter(quiet, status=ImportJob.Status.RUNNING).select_related("created_by"):
+    # a few running jobs at most: each one's files tell whether it is silent or its worker gone
+    for job in ImportJob.objects.filter(status=ImportJob.Status.RUNNING).select_related("created_by"):
         if _silent(job, cutoff) and mark_interrupted(job, now):
             out.append(job.pk)
     return out
 
 
 def _silent(job: ImportJob, cutoff: datetime.datetime) -> bool:
+    if _worker_gone(job):
+        return True
     beat = last_beat(job)
     return beat is None or beat < cutoff  # a slow chunk of a live job still beats (its heartbeat thread)
 

@@ -267,3 +267,34 @@ def test_an_all_or_nothing_import_killed_after_its_commit_says_everything_was_sa
     text = page(client_for("kam"), job)
     assert "The rows up to row 6 of the file were handled and saved (5 created" in text
     assert "nothing was imported" not in text
+
+
+def test_a_job_whose_worker_was_killed_on_this_machine_is_marked_at_once(users, client_for):
+    """The worker process that ran the import is gone (killed, out of memory): its page says so at the next
+    look, instead of showing the progress bar for five more minutes."""
+    import json
+    import subprocess
+
+    job = running_job(users["kam"], heartbeat_at=timezone.now(), started_at=timezone.now())  # it beat just now
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    mark = {**importer._process_mark(), "pid": dead.pid, "start": "1"}
+    importer.alive_path(job).parent.mkdir(parents=True, exist_ok=True)
+    importer.alive_path(job).write_text(json.dumps(mark))
+    response = client_for("kam").get(reverse("customers:import-detail", args=[job.pk]), **EN)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert "interrupted" in response.content.decode().lower() or "stopped" in response.content.decode().lower()
+
+
+def test_a_recent_job_of_a_live_or_unknown_worker_is_left_running(users):
+    import json
+
+    live = running_job(users["kam"], heartbeat_at=timezone.now(), started_at=timezone.now())
+    importer.alive_path(live).parent.mkdir(parents=True, exist_ok=True)
+    importer.alive_path(live).write_text(json.dumps(importer._process_mark()))  # this process: alive
+    elsewhere = running_job(users["kam"], heartbeat_at=timezone.now(), started_at=timezone.now())
+    other_host = {**importer._process_mark(), "host": "worker-2", "pid": 999999}
+    importer.alive_path(elsewhere).write_text(json.dumps(other_host))  # another machine: cannot tell
+    assert importer.recover_interrupted() == []
+    assert set(ImportJob.objects.values_list("status", flat=True)) == {ImportJob.Status.RUNNING}
