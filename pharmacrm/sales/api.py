@@ -428,7 +428,9 @@ class OrderImportView(APIView):
         tags=["purchases"], request=OrderImportSerializer,
         responses={
             200: ImportResultSerializer,
-            400: OpenApiResponse(description="The request itself is wrong (not a list, too many lines …)."),
+            400: OpenApiResponse(description="The request itself is wrong (not a list, too many lines, a value "
+                                 "that is not text …); a bad line's errors are keyed by its position in "
+                                 "`lines`, from 1: {\"lines\": {\"3\": {\"quantity\": [\"…\"]}}}."),
         },
         description="Up to 10,000 order lines per call, in the order template's columns, through the same "
         "import as a file: re-sending the same lines changes nothing, corrected lines are updated, and each "
@@ -438,7 +440,8 @@ class OrderImportView(APIView):
     )  # fmt: skip
     def post(self, request):
         serializer = OrderImportSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            return Response(_positions_from_one(serializer.errors), status=status.HTTP_400_BAD_REQUEST)
         data = serializer.validated_data
         with tempfile.TemporaryDirectory(prefix="orders-api-", dir=base.imports_dir()) as tmp:
             path = Path(tmp) / "orders.csv"
@@ -454,6 +457,17 @@ class OrderImportView(APIView):
             "errors": _errors(job), "unknown_products": _unknown_products(job),
         }  # fmt: skip
         return Response(result)
+
+
+def _positions_from_one(errors: dict) -> dict:
+    """DRF keys a bad line's errors by its index from 0 (or lists them with an empty entry for each good line);
+    the import's own errors count lines from 1. Both from 1 then: {"lines": {"3": {"quantity": [...]}}} for the third."""
+    lines = errors.get("lines")
+    if isinstance(lines, dict) and all(str(k).isdigit() for k in lines):  # {"2": {...}}: the third line
+        errors = {**errors, "lines": {str(int(k) + 1): e for k, e in lines.items()}}
+    elif isinstance(lines, list) and lines and all(isinstance(e, dict) for e in lines):
+        errors = {**errors, "lines": {str(i): e for i, e in enumerate(lines, 1) if e}}
+    return errors
 
 
 urlpatterns = [
