@@ -254,6 +254,16 @@ def customer_status(ticket: Ticket) -> tuple[str, str]:
     return key, wording
 
 
+def same_sender(ticket: Ticket, other: Ticket) -> bool:
+    """Whether two tickets came from the same person, as far as the records tell (the same customer record,
+    e-mail address or phone): a merged request's status page shows the other ticket's answers only then."""
+    if ticket.person_id and ticket.person_id == other.person_id:
+        return True
+    if ticket.reply_email and ticket.reply_email.strip().lower() == (other.reply_email or "").strip().lower():
+        return True
+    return bool(ticket.caller_phone_bidx) and ticket.caller_phone_bidx == other.caller_phone_bidx
+
+
 def customer_replies(ticket: Ticket):
     """The replies sent to the customer — never internal notes."""
     return (

@@ -100,6 +100,13 @@ def status(request, token: str):
     key, wording = public.customer_status(ticket)
     context = {"ticket": ticket, "status_key": key, "status_text": wording,
                "replies": list(public.customer_replies(ticket))}  # fmt: skip
+    if ticket.merged_into_id:  # the request goes on under the other number: say which, and how it stands
+        survivor = ticket.merged_into
+        context["merged"] = {"number": survivor.number, "status_text": public.customer_status(survivor)[1],
+                             "same_sender": public.same_sender(ticket, survivor)}  # fmt: skip
+        if context["merged"]["same_sender"]:  # the same person's answers, wherever they were written
+            context["replies"] = sorted([*context["replies"], *public.customer_replies(survivor)],
+                                        key=lambda m: (m.created_at, m.pk))  # fmt: skip
     return render(request, "public/status.html", context)
 
 
