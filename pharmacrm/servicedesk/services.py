@@ -78,6 +78,24 @@ def next_number(at: dt.datetime) -> str:
 # --- intake ----------------------------------------------------------------------------------------
 
 
+SAME_TICKET_WINDOW = dt.timedelta(minutes=10)
+
+
+def same_ticket_just_taken(user, data: dict) -> Ticket | None:
+    """The ticket this user took in during the last ten minutes with the same customer, category, subject and
+    description: the intake form sent again after its page was loaded anew (Back in a browser that does not
+    keep the page), which its one-time token cannot tell from a new form."""
+    category, subject = data.get("category"), (data.get("subject") or "").strip()
+    if not getattr(user, "is_authenticated", False) or not isinstance(category, TicketCategory) or not subject:
+        return None
+    candidates = Ticket.objects.filter(
+        created_by=user, created_at__gte=timezone.now() - SAME_TICKET_WINDOW, subject=subject[:200],
+        category=category, institution=data.get("institution"), person=data.get("person"),
+    ).order_by("-created_at")[:10]  # fmt: skip
+    description = (data.get("description") or "").strip()
+    return next((t for t in candidates if t.description.strip() == description), None)
+
+
 def create_ticket(user, data: dict) -> Ticket:
     """Take in a ticket. `data`: subject, channel, category (object or code), received_at (default now),
     and optionally description, priority / complexity (with priority_reason when they differ from the

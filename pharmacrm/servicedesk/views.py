@@ -297,6 +297,8 @@ def ticket_create(request):
         done = _created_with(user, request.POST.get("form_token", ""))
         if done:
             return _ticket_sent_again(request, done)
+        if form.is_valid() and (same := services.same_ticket_just_taken(user, form.service_data())) is not None:
+            return _ticket_sent_again(request, same.pk)  # Back, the page loaded again, and sent again
         if form.is_valid():
             try:
                 ticket = _create_once(user, form.cleaned_data.get("form_token"),

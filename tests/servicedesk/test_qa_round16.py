@@ -38,3 +38,23 @@ def test_another_senders_answers_are_not_shown(users, xiehe):
     page = _page(mine)
     assert theirs.number in page and 'id="merged-note"' in page
     assert "赵女士" not in page
+
+
+def test_the_intake_form_loaded_again_and_sent_again_creates_one_ticket(users, client_for, xiehe):
+    """Back in a browser that reloads the page gives the form a new one-time token: the same ticket sent
+    again within ten minutes by the same agent opens the first one; another description is another ticket."""
+    from pharmacrm.servicedesk.models import Ticket
+
+    agent = client_for("agent")
+
+    def send(description):
+        token = agent.get("/service/new/").context["form"]["form_token"].value()  # a fresh page each time
+        return agent.post("/service/new/", {"subject": "咨询用法", "channel": "phone", "category": "drug_info",
+                                            "institution": xiehe.pk, "description": description, "form_token": token})
+
+    first, again = send("每日几次？"), send("每日几次？")
+    ticket = Ticket.objects.get()
+    assert first.status_code == again.status_code == 302 and again.url == f"/service/tickets/{ticket.pk}/"
+    assert "此表单已提交过" in agent.get(again.url).content.decode()
+    send("饭前还是饭后？")
+    assert Ticket.objects.count() == 2
