@@ -4,6 +4,8 @@ personal data; a forged or tampered link is a plain 404."""
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -71,7 +73,9 @@ def privacy(request):
     zh, en = wording.company_name()
     context = {
         "company": en if translation.get_language() == "en" else zh,
-        "contact": settings.SERVICEDESK_MAIL_FROM, "address": settings.PHARMACRM_COMPANY_ADDRESS,
+        # the address alone of "客户服务 <service@…>"
+        "contact": parseaddr(settings.SERVICEDESK_MAIL_FROM)[1] or settings.SERVICEDESK_MAIL_FROM,
+        "address": settings.PHARMACRM_COMPANY_ADDRESS,
         "version": public.PRIVACY_NOTICE_VERSION, "survey_days": settings.SERVICEDESK_SURVEY_DAYS,
     }  # fmt: skip
     return render(request, "public/privacy.html", context)
