@@ -615,25 +615,24 @@ def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun, facts: dict
     if not wanted:
         return 0
     now = timezone.now()
-    current = dict(
-        Institution.objects.filter(pk__any_of=id_set(wanted))
-        .values_list("id", "tier")
-        .iterator(chunk_size=10_000)
-    )
+    # the tier as it is now, and the name the audit trail gives each customer, as for every other change
+    current = {
+        pk: (tier, name) for pk, tier, name in Institution.objects.filter(pk__any_of=id_set(wanted))
+        .values_list("id", "tier", "name").iterator(chunk_size=10_000)
+    }  # fmt: skip
     moves: dict[str, list[int]] = {}
     for inst, new in wanted.items():
-        old = current.get(inst)
+        old = current.get(inst, (None, ""))[0]
         if old is not None and old != new and old != Tier.KEY:
             moves.setdefault(new, []).append(inst)
     for new, insts in moves.items():
         Institution.objects.filter(pk__any_of=id_set(insts)).exclude(tier=Tier.KEY).update(
             tier=new, version=F("version") + 1, updated_at=now
         )
-        # the audit trail names each customer, as for every other change (one read of the names per class)
-        names = dict(Institution.objects.filter(pk__any_of=id_set(insts)).values_list("pk", "name"))
         audit.record_many(
             A.UPDATE,
-            [(("customers.institution", str(inst), names.get(inst, "")), {"tier": [current[inst], new]}) for inst in insts],
+            [(("customers.institution", str(inst), current[inst][1]), {"tier": [current[inst][0], new]})
+             for inst in insts],
             reason="evaluation", run=run_row.pk, period=run_row.period,
         )  # fmt: skip
     return sum(len(insts) for insts in moves.values())
