@@ -351,8 +351,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"client_errors": {"()": "pharmacrm.core.logfilters.ClientErrorsWithoutTraceback"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["client_errors"]}},
+    "filters": {
+        "client_errors": {"()": "pharmacrm.core.logfilters.ClientErrorsWithoutTraceback"},
+        "mask_addresses": {"()": "pharmacrm.core.logfilters.MaskAddresses"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["client_errors", "mask_addresses"]}},  # fmt: skip
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "WARNING")},
     "loggers": {"pharmacrm": {"level": env("LOG_LEVEL", "INFO")}},
 }

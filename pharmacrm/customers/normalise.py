@@ -191,6 +191,15 @@ def mask_email(value: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
+_ADDRESS_IN_TEXT = re.compile(r"[\w.!#$%&*+/=?^~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def mask_addresses(text: str) -> str:
+    """Every e-mail address in a free text (an SMTP server's refusal, a log line) masked as mask_email
+    does: 550 5.1.1 <w***@example.com>: User unknown."""
+    return _ADDRESS_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text or "")
+
+
 def mask_text(value: str) -> str:
     return MASK if value else ""
 

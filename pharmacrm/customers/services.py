@@ -354,6 +354,10 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
         if after_tags != before_tags:
             changes["tags"] = [before_tags, after_tags]
     if not changes:
+        # a stale version is a conflict even when nothing would change: otherwise the answer (409 for a wrong
+        # value, 200 for the stored one) would tell a role that sees a field masked what it holds
+        if version is not None and int(version) != obj.version:
+            raise ConflictError(obj.version)
         return obj
     model = type(obj)
     try:

@@ -10,10 +10,8 @@ Everything is scoped to tickets the caller may see (404 otherwise); writes need 
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import FileResponse, Http404
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -217,21 +215,9 @@ class TicketAttachmentViewSet(
     def download(self, request, ticket_pk=None, pk=None):
         attachment = self.get_object()
         try:
-            handle = attachments.open_for_download(attachment)
+            return attachments.download_response(request.user, attachment)
         except FileNotFoundError:
             raise Http404 from None
-        response = FileResponse(handle, content_type=attachment.content_type)
-        response["Content-Length"] = str(attachment.size)
-        ascii_name = (
-            attachment.name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or "file"
-        )
-        response["Content-Disposition"] = (
-            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(attachment.name)}"
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-        response["Cache-Control"] = "private, no-store"
-        return response
 
 
 class DetailsSerializer(serializers.Serializer):

@@ -221,3 +221,24 @@ def _store(ticket: Ticket, name: str, data: bytes, *, message, user) -> Attachme
 def open_for_download(attachment: Attachment):
     """The stored file, opened for reading (the caller has checked access to the ticket)."""
     return attachment.file.open("rb")
+
+
+def download_response(user, attachment: Attachment):
+    """The attachment as a download (the caller has checked access to the ticket; FileNotFoundError when the
+    storage lost it), audited as a read of personal data: a prescription, a lab report or a photo of the
+    package may show a patient, as a safety case's files do."""
+    from urllib.parse import quote
+
+    from django.http import FileResponse
+
+    handle = open_for_download(attachment)
+    audit.record(AuditEntry.Action.READ_PERSONAL, attachment.ticket, user=user, fields=["attachments"],
+                 file=attachment.name, attachment=attachment.pk)  # fmt: skip
+    response = FileResponse(handle, content_type=attachment.content_type)
+    response["Content-Length"] = str(attachment.size)
+    ascii_name = attachment.name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or "file"
+    response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(attachment.name)}"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -139,7 +139,8 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
     except Exception as exc:  # noqa: BLE001 — SMTP, network, a missing file: all end up as a failed attempt
         gave_up = message.attempts >= MAX_ATTEMPTS
         state = Delivery.GAVE_UP if gave_up else Delivery.FAILED
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        # an SMTP refusal names the recipient: shown on the ticket to every role that reads it, never in clear
+        error = normalise.mask_addresses(f"{type(exc).__name__}: {exc}")[:500]
         TicketMessage.objects.filter(pk=message.pk).update(delivery=state, last_error=error)
         log_fn = log.error if gave_up else log.warning
         log_fn("Mail for ticket message %s, attempt %d: %s%s", message.pk, message.attempts, error,
@@ -390,7 +391,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | 
     display, address = sender_of(msg)
     why = is_automatic(msg, address)
     if why:
-        log.info("Mail from %s ignored: %s", address, why)
+        log.info("Mail from %s ignored: %s", normalise.mask_email(address), why)
         return None
     message_id = (message_ids(_header(msg, "Message-ID")) or [None])[0]
     if message_id and len(message_id) > 250:
@@ -437,7 +438,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | 
             inbound.body = f"{inbound.body}\n\n{refused}"[: conversation.MAX_BODY]
             inbound.save(update_fields=["body"])
         acknowledge(ticket, inbound, address, now)
-        log.info("Mail from %s became ticket %s", address, ticket.number)
+        log.info("Mail from %s became ticket %s", normalise.mask_email(address), ticket.number)
         return inbound
 
 

@@ -4,13 +4,11 @@ answer templates, attachment downloads behind the ticket's access check, and the
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
@@ -159,20 +157,9 @@ def download(request, pk: int):
     if attachment is None or not access.can_see_ticket(request.user, attachment.ticket):
         raise Http404(_("No such file, or you may not see it."))
     try:
-        handle = attachments.open_for_download(attachment)
+        return attachments.download_response(request.user, attachment)
     except FileNotFoundError:
         raise Http404(_("The file is missing from the storage.")) from None
-    response = FileResponse(handle, content_type=attachment.content_type)
-    response["Content-Length"] = str(attachment.size)
-    ascii_name = attachment.name.encode("ascii", "ignore").decode() or "file"
-    ascii_name = ascii_name.replace('"', "").replace("\\", "")
-    response["Content-Disposition"] = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(attachment.name)}"
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, no-store"
-    return response
 
 
 @login_required
