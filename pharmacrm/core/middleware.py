@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 
+from django.conf import settings
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -15,7 +17,18 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address for the audit trail and the web form's rate limit: REMOTE_ADDR, or — only when
+    settings say our own reverse proxy sits in front (SERVICEDESK_TRUST_X_FORWARDED_FOR) — the last address
+    that proxy appended to X-Forwarded-For (one the client wrote itself comes before it)."""
+    address = request.META.get("REMOTE_ADDR") or None
+    if getattr(settings, "SERVICEDESK_TRUST_X_FORWARDED_FOR", False):
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+        if forwarded:
+            try:
+                address = str(ipaddress.ip_address(forwarded[-1]))
+            except ValueError:
+                pass  # not an address: the proxy's own connection is what we know
+    return address
 
 
 class RequestIdMiddleware:

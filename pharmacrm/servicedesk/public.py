@@ -52,14 +52,10 @@ class RateLimited(Exception):
 
 
 def client_address(request) -> str:
-    """The client's address: REMOTE_ADDR, or — only when settings say a trusted reverse proxy sits in
-    front (SERVICEDESK_TRUST_X_FORWARDED_FOR) — the last address that proxy appended to X-Forwarded-For."""
-    address = request.META.get("REMOTE_ADDR", "") or ""
-    if getattr(settings, "SERVICEDESK_TRUST_X_FORWARDED_FOR", False):
-        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
-        if forwarded:
-            address = forwarded[-1]
-    return address[:64]
+    """The client's address, as the audit trail reads it (core.middleware.client_ip)."""
+    from pharmacrm.core.middleware import client_ip
+
+    return (client_ip(request) or "")[:64]
 
 
 def client_hash(request) -> str:
