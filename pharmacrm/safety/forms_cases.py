@@ -433,7 +433,7 @@ class CapaForm(ServiceErrorsMixin, forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = staff_users()
+        self.fields["owner"].queryset = pv_users()
 
 
 class CapaUpdateForm(ServiceErrorsMixin, forms.Form):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -74,6 +75,19 @@ from .models import (
 A = AuditEntry.Action
 WARN_SHARE = 0.75  # "due soon" once three quarters of the time has passed
 HANDOFF_WORKING_DAYS = 1  # a safety-relevant ticket reaches PV within one working day
+# … but a death or a life-threatening outcome within hours of the clock, holidays and nights included: a death is
+# reported to the regulator at once (药品不良反应报告和监测管理办法), and PV is told the moment the net sees it
+SERIOUS_HANDOFF = dt.timedelta(hours=4)
+_SERIOUS_WORDS = re.compile(
+    r"死亡|去世|[过過]世|逝世|身亡|病故|死了|[抢搶]救|危及生命|生命危[险險]|病危|重症[监監][护護]|icu|昏迷|休克|住院|住[进進][医醫]院|"
+    r"\b(?:died|death|dead|fatal|passed away|life-threatening|resuscitat\w*|intensive care|coma|hospitali[sz]\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def sounds_serious(texts: Iterable[str]) -> bool:
+    """Whether a flagged text speaks of a death, a life-threatening state or a hospital stay."""
+    return any(_SERIOUS_WORDS.search(t or "") for t in texts)
 FOLLOW_UP_DAYS = 7  # the follow-up request for missing minimum criteria
 
 # fields of the case a user may set; encrypted ones are audited by name only
@@ -383,10 +397,18 @@ def rules_for(case: SafetyCase) -> list[ReportingRule]:
     return chosen
 
 
+def day_deadline(start: dt.datetime, days: int) -> dt.datetime:
+    """The end of calendar day `days` after day 0, the day `start` falls on, in the company's time zone:
+    "不迟于获知信息后的30日" / "within 15 calendar days" is met by a report on day 30 / day 15 at any hour."""
+    local = timezone.localtime(start)
+    next_day = dt.datetime.combine(local.date() + dt.timedelta(days=days + 1), dt.time(0), tzinfo=local.tzinfo)
+    return next_day - dt.timedelta(seconds=1)
+
+
 def _due(rule: ReportingRule, start: dt.datetime) -> dt.datetime:
     if rule.unit == ReportingRule.Unit.HOURS:
         return start + dt.timedelta(hours=rule.within)
-    return start + dt.timedelta(days=rule.within)
+    return day_deadline(start, rule.within)
 
 
 def _warn_at(start: dt.datetime, due: dt.datetime) -> dt.datetime:
@@ -519,7 +541,11 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
     require(user)
     now = timezone.now()
     if source is not None:
-        data = {**_source_defaults(source), **{k: v for k, v in data.items() if v not in (None, "")}}
+        defaults = _source_defaults(source)
+        if flag is not None and flag.excerpt and flag.excerpt not in defaults.get("narrative", ""):
+            # the words that told of the reaction (a later e-mail, a note, a revisit), not only the ticket's own
+            defaults["narrative"] = f"{defaults.get('narrative', '')}\n\n{flag.excerpt}".strip()
+        data = {**defaults, **{k: v for k, v in data.items() if v not in (None, "")}}
         # day 0 is when the company heard it — the source's receipt, or the later message that first told
         # of the reaction (heard_at, from the flag) — whatever the form says
         data["received_at"] = heard_at or source.received_at
@@ -956,16 +982,20 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
 # --- the net: flags on tickets and interactions -----------------------------------------------------------
 
 
-def _handoff_due(received_at: dt.datetime) -> dt.datetime:
+def _handoff_due(received_at: dt.datetime, serious: bool = False) -> dt.datetime:
     from pharmacrm.servicedesk import calendars
 
+    if serious:
+        return received_at + SERIOUS_HANDOFF
     return calendars.engine("business").add_days(received_at, HANDOFF_WORKING_DAYS)
 
 
 def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: bool,
-               heard_at: dt.datetime | None = None) -> Flag | None:  # fmt: skip
+               heard_at: dt.datetime | None = None, serious: bool = False) -> Flag | None:  # fmt: skip
     """Put a ticket or interaction in PV's triage queue (idempotent: one pending flag per record, whose terms
-    grow with each new text), with the one-working-day hand-off clock from the source's receipt. A record
+    grow with each new text), with the one-working-day hand-off clock from the source's receipt — four hours,
+    and the PV officers and their managers told at once, when the text speaks of a death, a life-threatening
+    state or a hospital stay (`serious`). A record
     PV already triaged is flagged again only for terms it did not have. `heard_at`: when the text that
     raised it reached the company (a later note or e-mail on an old ticket), else the source's receipt."""
     field = "ticket" if isinstance(source, _ticket_model()) else "interaction"
@@ -992,13 +1022,18 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
                 )  # fmt: skip
         except IntegrityError:  # another save of the same record raised it a moment ago
             return Flag.objects.filter(**{field: source}, status=SignalStatus.PENDING).first()
-        due = _handoff_due(heard_at)
+        due = _handoff_due(heard_at, serious)
         clock = SafetyClock(kind=ClockKind.HANDOFF, flag=flag, started_at=heard_at, due_at=due,
                             warn_at=_warn_at(heard_at, due))  # fmt: skip
         clock.next_check_at = _next_check(clock)
         clock.save()
         audit.record(A.CREATE, flag, actor_name="net", source=_source_code(source), kind=kind, terms=terms,
-                     by_agent=by_agent)  # fmt: skip
+                     by_agent=by_agent, serious=serious)  # fmt: skip
+        if serious:
+            officers = pv_officers()
+            _notify(officers + managers_of(officers), "safety.serious",
+                    Message(gettext_lazy("%(source)s: a death or serious outcome may have been reported"),
+                            source=_source_code(source)), excerpt, flag)  # fmt: skip
     return flag
 
 
@@ -1025,7 +1060,7 @@ def screen_source(source, texts: Iterable[str], *, safety_relevant: bool = False
     if not excerpt:
         excerpt = next((t for t in texts if t), "")[:1000]
     return raise_flag(source, kind=kind, terms=terms, excerpt=excerpt, by_agent=safety_relevant and not kinds,
-                      heard_at=heard_at)  # fmt: skip
+                      heard_at=heard_at, serious=bool(kinds) and sounds_serious(hits))  # fmt: skip
 
 
 def _meet_handoff(flag: Flag, now: dt.datetime) -> None:
@@ -1169,6 +1204,9 @@ def add_capa(user, case: SafetyCase, data: dict) -> Capa:
     owner = data.get("owner")
     if owner is None:
         errors["owner"] = [_("Name who carries out the action.")]
+    elif not (owner.is_active and access.can(owner, Cap.HANDLE_SAFETY)):
+        # the owner is told and must open the case to record the action done: another role could not
+        errors["owner"] = [_("Choose a user of the pharmacovigilance / QA role.")]
     due = _clean_date(data.get("due_date"), "due_date", errors)
     if due is None and "due_date" not in errors:
         errors["due_date"] = [_("Set a due date.")]

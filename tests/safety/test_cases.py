@@ -42,7 +42,7 @@ def test_day_zero_is_when_the_company_heard_of_it_and_clocks_count_from_there(ma
     case = make_case(received_at=heard)  # non-serious, expected: China's "other" rule, 30 days
     assert case.received_at == heard
     assert set(clocks(case)) == {"CN-OTHER"}
-    assert clocks(case)["CN-OTHER"].due_at == heard + dt.timedelta(days=30)
+    assert clocks(case)["CN-OTHER"].due_at == services.day_deadline(heard, 30)  # the end of day 30
 
 
 def test_china_rules_serious_and_fatal(make_case):
@@ -55,14 +55,14 @@ def test_china_rules_serious_and_fatal(make_case):
     assert set(clocks(fatal)) == {"CN-DEATH"}
     assert clocks(fatal)["CN-DEATH"].due_at - fatal.received_at == dt.timedelta(hours=24)
     investigation = clocks(fatal, "investigation")
-    assert investigation["CN-DEATH-INVESTIGATION"].due_at - fatal.received_at == dt.timedelta(days=15)
+    assert investigation["CN-DEATH-INVESTIGATION"].due_at == services.day_deadline(fatal.received_at, 15)
 
 
 def test_fda_and_eu_rules_apply_once_switched_on(make_case):
     ReportingRule.objects.filter(jurisdiction__in=["US", "EU"]).update(active=True)
     other = make_case()
     assert set(clocks(other)) == {"CN-OTHER", "EU-NON-SERIOUS"}
-    assert clocks(other)["EU-NON-SERIOUS"].due_at - other.received_at == dt.timedelta(days=90)
+    assert clocks(other)["EU-NON-SERIOUS"].due_at == services.day_deadline(other.received_at, 90)
     serious_unexpected = make_case(expectedness="unexpected", reactions=[{"verbatim": "肝衰竭", "hospitalisation": True}])
     assert set(clocks(serious_unexpected)) == {"CN-NEW-SERIOUS", "US-15DAY", "EU-SERIOUS"}
 
@@ -74,7 +74,7 @@ def test_a_case_found_serious_later_gets_the_shorter_clock(make_case, users):
         users["pv"], case, {"reactions": [{"verbatim": "皮疹", "hospitalisation": True}]}, version=case.version
     )
     assert set(clocks(case)) == {"CN-NEW-SERIOUS"}
-    assert clocks(case)["CN-NEW-SERIOUS"].due_at == case.received_at + dt.timedelta(days=15)
+    assert clocks(case)["CN-NEW-SERIOUS"].due_at == services.day_deadline(case.received_at, 15)
 
 
 def test_a_follow_up_is_a_version_with_its_own_clock(make_case, users):
@@ -88,7 +88,7 @@ def test_a_follow_up_is_a_version_with_its_own_clock(make_case, users):
     case.refresh_from_db()
     assert case.latest_received_at == received and case.serious
     by_version = {(c.case_version.sequence, c.rule.code): c for c in SafetyClock.objects.filter(case=case)}
-    assert by_version[(1, "CN-NEW-SERIOUS")].due_at == received + dt.timedelta(days=15)
+    assert by_version[(1, "CN-NEW-SERIOUS")].due_at == services.day_deadline(received, 15)
     # the initial report keeps the clock of what was known then; the seriousness is new information
     assert set(by_version) == {(0, "CN-OTHER"), (1, "CN-NEW-SERIOUS")}
     with pytest.raises(ValidationError) as error:
