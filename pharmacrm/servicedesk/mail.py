@@ -228,6 +228,24 @@ class Refused(Exception):  # noqa: N818
     """A mail that is not taken in (logged, marked seen and flagged so it is not fetched again)."""
 
 
+# Outlook and Foxmail on Chinese Windows label their mail gb2312 (or gbk) and write code page 936: read as
+# gb2312, a name such as 王喆 or 朱镕基 breaks and shifts the bytes after it. GB18030 covers both, as browsers
+# and mail programs read those labels.
+_GB_LABELS = re.compile(rb"(=\?|charset=\"?)(?:gb2312|gbk|x-gbk|cp936|gb_2312-80|euc-cn|csgb2312)(?=[?\";\s]|$)",
+                        re.IGNORECASE | re.MULTILINE)  # fmt: skip
+
+
+def read_gb_as_gb18030(msg: ParsedMail) -> ParsedMail:
+    """The mail with its gb2312 / gbk labels (headers' encoded words, parts' charsets) read as GB18030."""
+    try:
+        raw = msg.as_bytes()
+    except Exception:  # noqa: BLE001 — a mail the library cannot write back: as it was parsed
+        return msg
+    if not _GB_LABELS.search(raw):
+        return msg
+    return email.message_from_bytes(_GB_LABELS.sub(lambda m: m.group(1) + b"gb18030", raw), policy=email.policy.default)
+
+
 def _decode_text(part) -> str:
     try:
         return part.get_content()
@@ -388,6 +406,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | 
     """Turn one parsed mail into a ticket message (on a found or a new ticket). Returns None when the mail
     is skipped (a duplicate or machine-made); raises Refused for a mail that cannot be taken in."""
     now = now or timezone.now()
+    msg = read_gb_as_gb18030(msg)
     display, address = sender_of(msg)
     why = is_automatic(msg, address)
     if why:
@@ -409,6 +428,8 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | 
     )
     if ticket is None:
         ticket = ticket_by_subject(subject, address)
+    if ticket is not None and ticket.merged_into_id:  # the request goes on in the ticket it was merged into
+        ticket = ticket.merged_into
     with transaction.atomic():
         if ticket is not None:
             return conversation.receive_inbound(

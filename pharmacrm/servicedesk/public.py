@@ -193,9 +193,8 @@ def mail_status_link(address: str, number: str, subject: str, link: str) -> None
         "about your request."
     ) % {"number": number, "subject": subject, "link": link}
     try:
-        send_mail(
-            _("Your request %(number)s") % {"number": number}, body, settings.SERVICEDESK_MAIL_FROM, [address]
-        )
+        # the number in brackets, as on every mail about a ticket: the customer's answer to it finds the ticket
+        send_mail(f"[{number}] {subject}"[:250], body, settings.SERVICEDESK_MAIL_FROM, [address])
     except Exception:  # noqa: BLE001 — a mail failure must never undo or break the submission
         log.warning("could not mail the status link of %s", number, exc_info=True)
 

@@ -269,9 +269,15 @@ def is_poor(survey: Survey) -> bool:
 
 
 def _conclude(user, survey: Survey) -> None:
-    """Record the answers on the ticket and act on a poor revisit (inside the caller's transaction)."""
+    """Record the answers on the ticket and act on a poor revisit (inside the caller's transaction). What the
+    customer said is screened like every other customer text: a reaction first told on the revisit was heard
+    then (day 0 of the regulatory clock)."""
+    from pharmacrm.safety import net
+
     ticket = Ticket.objects.select_related("category", "team").get(pk=survey.ticket_id)
     survey.ticket = ticket
+    if (survey.comment or "").strip():
+        net.screen_ticket(ticket, [survey.comment], heard_at=survey.answered_at or timezone.now())
     outcome, action = "", None
     if is_poor(survey):
         outcome = ticket.category.low_score_action or LowScore.ACTION

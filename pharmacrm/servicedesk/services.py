@@ -336,6 +336,8 @@ def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary
         event = _event(ticket, EventKind.RESPONDED, user, at=now, data={"channel": channel, "summary": summary[:500]})
         rebuild_clocks(ticket, now=now)
         audit.record(A.UPDATE, ticket, user=user, changes={"responded": [None, now.isoformat()]})
+        if summary.strip():  # what the customer said on the call back is screened too
+            net.screen_ticket(ticket, [summary], heard_at=now)
     return event
 
 

@@ -1,0 +1,163 @@
+"""Sixteenth session, from the review of an agent's day: threading of the status-link mail and of a merged
+duplicate, reactions told on a revisit or a call back reach PV, mail labelled gb2312, and a status page that
+does not contradict itself."""
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+from email.message import EmailMessage
+
+from django.core import mail as django_mail
+
+from pharmacrm.servicedesk import conversation, linking, mail, public, services
+from pharmacrm.servicedesk.choices import Channel, MessageKind, Status
+from pharmacrm.servicedesk.models import Ticket
+
+CUSTOMER = "patient@example.com"
+
+
+def _answer_to(sent, body="补充一下：我是饭后服用的。") -> EmailMessage:
+    """What a mail program makes when the customer presses Reply on `sent` (a Django EmailMessage)."""
+    original = email.message_from_bytes(sent.message().as_bytes(), policy=email.policy.default)
+    msg = EmailMessage()
+    msg["From"] = CUSTOMER
+    msg["To"] = original["From"]
+    msg["Subject"] = "回复：" + str(original["Subject"])
+    msg["Message-ID"] = email.utils.make_msgid(domain="example.com")
+    msg["In-Reply-To"] = original["Message-ID"]
+    msg["References"] = original["Message-ID"]
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    msg.set_content(body)
+    return email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+
+
+def test_an_answer_to_the_status_link_mail_lands_on_the_ticket(db, users):
+    """The web form mails the customer the status link. The customer answers that mail (the natural thing to
+    do: "补充一下…"). The answer must land on the same ticket, not open a second one."""
+    ticket = services.create_ticket(services.SYSTEM, {
+        "subject": "药品说明书咨询", "description": "请问饭前还是饭后服用？", "category": "drug_info",
+        "channel": Channel.WEB, "caller_name": "王女士", "reply_email": CUSTOMER,
+    })  # fmt: skip
+    django_mail.outbox = []
+    public.mail_status_link(CUSTOMER, ticket.number, ticket.subject, public.status_url(ticket))
+    assert len(django_mail.outbox) == 1
+    mail.take_in(_answer_to(django_mail.outbox[0]))
+    assert Ticket.objects.count() == 1, "the customer's answer became a second ticket"
+
+
+
+def test_an_answer_on_a_merged_duplicate_goes_to_the_ticket_that_stays(db, users, xiehe, worker_inline,
+                                                                       django_capture_on_commit_callbacks):  # fmt: skip
+    """The customer wrote twice; the agent merged the second ticket into the first. The customer then answers
+    the acknowledgement of the second mail: the answer must not reopen the merged (closed) duplicate, where
+    nobody looks any more."""
+    agent = users["agent"]
+    first = services.create_ticket(agent, {
+        "subject": "到货数量不符", "category": "order_delivery", "channel": Channel.EMAIL, "institution": xiehe,
+        "reply_email": CUSTOMER, "assignee": agent,
+    })  # fmt: skip
+    second = services.create_ticket(agent, {
+        "subject": "到货数量不符（再次来信）", "category": "order_delivery", "channel": Channel.EMAIL,
+        "institution": xiehe, "reply_email": CUSTOMER, "assignee": agent,
+    })  # fmt: skip
+    django_mail.outbox = []
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation.post_message(agent, second, kind=MessageKind.REPLY, body="您好，我们已收到，正在核实。")
+    assert len(django_mail.outbox) == 1
+    linking.merge(agent, second, into=first, reason="同一问题")
+    second.refresh_from_db()
+    assert second.status == Status.CLOSED and second.merged_into_id == first.pk
+    mail.take_in(_answer_to(django_mail.outbox[0], body="少了两箱，请尽快补发。"))
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert second.status == Status.CLOSED, "the merged duplicate was reopened"
+    assert first.messages.filter(kind=MessageKind.INBOUND).exists(), "the answer is not on the ticket that stays"
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def _resolved_ticket(users, xiehe):
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "assignee": users["agent"], "reply_email": CUSTOMER,
+    })  # fmt: skip
+    services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    return ticket
+
+
+def test_an_adverse_reaction_told_in_the_survey_comment_reaches_pv(db, users, xiehe):
+    """The revisit is where customers say how it went: "问题解决了，但吃了这个药以后全身起皮疹" is an adverse
+    reaction the company has now heard of. Every other customer text is screened by the net; the survey
+    comment and the phone revisit's "what the customer said" must be too (day 0 = when it was said)."""
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import revisit
+
+    ticket = _resolved_ticket(users, xiehe)
+    assert not Flag.objects.filter(ticket=ticket).exists()
+    revisit.record_phone_revisit(users["agent"], ticket, 4, True, "问题解决了，但吃了这个药以后全身起皮疹，很痒")
+    assert Flag.objects.filter(ticket=ticket).exists(), "the reaction in the phone revisit never reached PV"
+
+
+def test_an_adverse_reaction_in_the_online_survey_reaches_pv(db, users, xiehe):
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import revisit
+
+    ticket = _resolved_ticket(users, xiehe)
+    _survey, link = revisit.send_survey(users["agent"], ticket)
+    token = link.rstrip("/").rsplit("/", 1)[-1]
+    revisit.answer_survey(token, 5, True, "服药后出现心慌、胸闷，已经去医院了")
+    assert Flag.objects.filter(ticket=ticket).exists(), "the reaction in the survey comment never reached PV"
+
+
+
+def test_a_mail_labelled_gb2312_keeps_every_character(db, users):
+    """Outlook and Foxmail on Chinese Windows label their mails charset=gb2312 but write code page 936 (GBK),
+    as every browser and mail program knows (WHATWG maps the label gb2312 to GBK). Names such as 王喆 or
+    朱镕基 are GBK, not GB2312: the subject and text must come through intact, not as 王�吹淖裳� — where the
+    bytes after the rare character are shifted and "服药后" is lost too."""
+    import base64
+
+    subject = "=?gb2312?B?" + base64.b64encode("关于王喆的咨询".encode("gbk")).decode() + "?="
+    body = "患者王喆服药后出现头晕。医生：朱镕基".encode("gbk")
+    raw = (
+        b"From: patient@example.com\r\nTo: service@pharmacrm.localhost\r\nSubject: " + subject.encode()
+        + b"\r\nMessage-ID: <gbk-1@example.com>\r\nMIME-Version: 1.0\r\n"
+        + b'Content-Type: text/plain; charset="gb2312"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        + base64.b64encode(body) + b"\r\n"
+    )  # fmt: skip
+    inbound = mail.take_in(email.message_from_bytes(raw, policy=email.policy.default))
+    ticket = inbound.ticket
+    assert ticket.subject == "关于王喆的咨询", ticket.subject
+    assert "患者王喆服药后出现头晕" in ticket.description, ticket.description
+
+
+
+def test_the_status_page_of_a_ticket_answered_by_phone_does_not_promise_an_answer(db, users, client):
+    """The customer left a phone number on the web form; the agent called back, solved it and resolved the
+    ticket. The customer's status page then says 已答复 (Answered) and, right below, 暂无答复。我们会尽快回复您。
+    (No answer yet. We will reply as soon as possible.) — it must not contradict itself."""
+    ticket = services.create_ticket(services.SYSTEM, {
+        "subject": "药品储存条件咨询", "category": "drug_info", "channel": Channel.WEB, "caller_name": "王先生",
+        "caller_phone": "13800138000",
+    })  # fmt: skip
+    services.assign(users["agent"], ticket, assignee=users["agent"])
+    services.record_response(users["agent"], ticket, channel="phone", summary="已电话告知：2–8℃冷藏")
+    services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="电话告知冷藏保存",
+                        root_cause="information")  # fmt: skip
+    page = client.get(public.status_path(ticket)).content.decode()
+    assert "已答复" in page
+    assert "暂无答复" not in page, "the page says both 'Answered' and 'No answer yet, we will reply'"
+
+
+
+def test_what_the_customer_said_on_the_call_back_reaches_pv(db, users, xiehe):
+    from pharmacrm.safety.models import Flag
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "用法咨询", "channel": "phone", "category": "drug_info", "institution": xiehe, "assignee": users["agent"],
+    })  # fmt: skip
+    services.record_response(users["agent"], ticket, channel="phone", summary="客户说服药后头晕、呕吐，已停药")
+    assert Flag.objects.filter(ticket=ticket).exists()
