@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from . import audit
 from .api_utils import (
     MAX_INT32,
     Conflict,
@@ -189,7 +190,7 @@ class AuditFilter(django_filters.FilterSet):
     actor_name = django_filters.CharFilter()
     action = django_filters.ChoiceFilter(choices=AuditEntry.Action.choices)
     object_type = django_filters.CharFilter()
-    object_id = django_filters.CharFilter()
+    object_id = django_filters.CharFilter(method="about_object")
     request_id = django_filters.CharFilter()
     # "from" is a Python keyword, so these two are declared through the class namespace
     locals()["from"] = DateTimeFilter(field_name="at", lookup_expr="gte", label="From (inclusive)")
@@ -198,6 +199,10 @@ class AuditFilter(django_filters.FilterSet):
     class Meta:
         model = AuditEntry
         fields: list[str] = []
+
+    def about_object(self, qs, name, value):
+        """The record's own entries and the reads of several records that include it (audit.about_object)."""
+        return audit.about_object(qs, self.data.get("object_type", ""), value) if value else qs
 
 
 class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):

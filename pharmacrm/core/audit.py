@@ -240,3 +240,30 @@ def verify(batch: int = 5000) -> VerifyResult:
     if head is not None and (head.seq != last_seq or (last_seq and head.hash != prev_hash)):
         problems.append(f"the chain ends at entry {last_seq} but its head records entry {head.seq} (tail deleted or edited)")
     return VerifyResult(checked=checked, problems=problems)
+
+
+# Reads that cover several records at once (a list page, a 360 page's people, an export) are filed without an
+# object id and name their records in `extra` under this key, per object type.
+MANY_KEYS = {"customers.person": "people", "servicedesk.ticket": "tickets"}
+
+
+def about_object(qs, object_type: str, object_id: str):
+    """The entries about one record: its own, and the reads of several records that include it — so that
+    "who has read this person's data?" finds the list pages, 360 pages and exports too."""
+    from django.db.models import Q
+    from django.db.models.expressions import RawSQL
+
+    object_id = str(object_id).strip()
+    key = MANY_KEYS.get(object_type or "")
+    if key is None or not object_id.isdigit():
+        return qs.filter(object_id=object_id)
+    if connection.vendor == "postgresql":
+        inside = Q(extra__contains={key: [int(object_id)]})
+    else:
+        table = AuditEntry._meta.db_table
+        inside = Q(pk__in=RawSQL(
+            f"SELECT e.id FROM {table} e, json_each(e.extra, '$.{key}') j WHERE e.object_id = '' "  # noqa: S608
+            "AND e.action IN ('read_personal', 'export') AND j.value = %s", (int(object_id),),
+        ))  # fmt: skip
+    many = Q(object_id="", action__in=[AuditEntry.Action.READ_PERSONAL, AuditEntry.Action.EXPORT]) & inside
+    return qs.filter(Q(object_id=object_id) | many)

@@ -8,6 +8,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import audit
 from .models import AuditEntry
 
 
@@ -119,7 +120,7 @@ class AuditFilterForm(forms.Form):
         if data.get("object_type"):
             qs = qs.filter(object_type=data["object_type"])
         if data.get("object_id"):
-            qs = qs.filter(object_id=data["object_id"].strip())
+            qs = audit.about_object(qs, data.get("object_type") or "", data["object_id"])
         if data.get("request_id"):
             qs = qs.filter(request_id=data["request_id"].strip())
         tz = timezone.get_current_timezone()

@@ -247,7 +247,7 @@ def export_response(user, target: str, fmt: str, params) -> StreamingHttpRespons
     qs = queryset(user, target, filters)
     count = qs.count()
     plain = access.personal_data_mode(user) == "plain"
-    _audit(user, target, fmt, filters, count, plain)
+    _audit(user, target, fmt, filters, count, plain, qs)
     cols = columns(target)
     keys, header = [k for k, _h in cols], [h for _k, h in cols]
     make = (
@@ -267,7 +267,10 @@ def export_response(user, target: str, fmt: str, params) -> StreamingHttpRespons
     return response
 
 
-def _audit(user, target: str, fmt: str, filters: dict, count: int, plain: bool) -> None:
+AUDIT_IDS_MAX = 100_000  # the people an export in clear names in its audit entry (beyond: the filters say which)
+
+
+def _audit(user, target: str, fmt: str, filters: dict, count: int, plain: bool, qs=None) -> None:
     label = "customers.institution" if target == ImportJob.Target.INSTITUTIONS else "customers.person"
     personal = target == ImportJob.Target.PEOPLE
     audit.record(
@@ -275,7 +278,11 @@ def _audit(user, target: str, fmt: str, filters: dict, count: int, plain: bool) 
         masked=personal and not plain,
     )  # fmt: skip
     if personal and plain and count:
+        # which people were read, as a list page records them: "who has read this person's data?" finds it
+        people = list(qs.order_by().values_list("pk", flat=True)[: AUDIT_IDS_MAX + 1]) if qs is not None else []
+        more = {"people_truncated": True} if len(people) > AUDIT_IDS_MAX else {}
         audit.record(
             A.READ_PERSONAL, ("customers.person", "", f"{count}"), user=user, count=count,
             fields=list(Person.PERSONAL_FIELDS), purpose="export", format=fmt, filters=filters,
+            people=people[:AUDIT_IDS_MAX], **more,
         )  # fmt: skip

@@ -45,7 +45,7 @@ from pharmacrm.customers import normalise
 from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
 from pharmacrm.customers.choices import Tier
 
-from . import calendars, escalation, policies, services
+from . import calendars, escalation, linking, policies, services
 from .choices import Channel, ClockKind, Complexity, EscalationNotify, LowScore, Priority, RootCause, Status
 from .models import (
     BusinessCalendar,
@@ -536,7 +536,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         """The ticket's history, oldest first."""
         ticket = self.get_object()
         events = TicketEvent.objects.filter(ticket=ticket).select_related("actor").order_by("at", "id")
-        return Response(TicketEventSerializer(events, many=True).data)
+        return Response(TicketEventSerializer(linking.hide_unseen_tickets(request.user, events), many=True).data)
 
     @extend_schema(responses=SlaClockSerializer(many=True), tags=["tickets"], filters=False)
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)

@@ -163,3 +163,27 @@ def merge(user, duplicate: Ticket, into: Ticket, *, reason: str, version: int | 
             changes={"merged_into": [None, into.number], "status": [from_status, duplicate.status]},
         )  # fmt: skip
     return duplicate
+
+
+NUMBER_KEYS = ("ticket", "into", "from")  # where a link or merge event names the other ticket
+
+
+def hide_unseen_tickets(user, events) -> list:
+    """The events as `user` may read them: a link or merge event naming a ticket the user may not see (another
+    territory's, for a rep) says "another ticket" instead of its number, as the links panel hides the link."""
+    from django.utils.translation import gettext
+
+    from pharmacrm.core import access
+
+    events = list(events)
+    named = {e.data.get(k) for e in events if isinstance(e.data, dict) for k in NUMBER_KEYS
+             if e.kind in (EventKind.LINKED, EventKind.MERGED)} - {None, ""}  # fmt: skip
+    if not named:
+        return events
+    seen = set(access.tickets_for(user, Ticket.objects.filter(number__in=named)).values_list("number", flat=True))
+    for e in events:
+        if e.kind in (EventKind.LINKED, EventKind.MERGED) and isinstance(e.data, dict):
+            hidden = {k for k in NUMBER_KEYS if e.data.get(k) and e.data[k] not in seen}
+            if hidden:
+                e.data = {**e.data, **{k: gettext("another ticket") for k in hidden}}
+    return events

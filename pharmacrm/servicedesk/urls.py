@@ -20,6 +20,7 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("new/", views.ticket_create, name="ticket-create"),
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket"),
+    path("tickets/<int:pk>/caller/reveal/", views.caller_reveal, name="ticket-caller-reveal"),
     path("tickets/<int:pk>/status/", views.ticket_status, name="ticket-status"),
     path("tickets/<int:pk>/respond/", views.ticket_respond, name="ticket-respond"),
     path("tickets/<int:pk>/priority/", views.ticket_priority, name="ticket-priority"),

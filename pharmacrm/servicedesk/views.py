@@ -32,9 +32,10 @@ from pharmacrm.customers.views import (
     CappedPaginator,
     _create_once,
     _created_with,
+    reveal_form_for,
 )
 
-from . import calendars, services
+from . import calendars, linking, services
 from .choices import (
     OPEN_STATUSES,
     REOPENABLE,
@@ -337,20 +338,25 @@ def _mask_name(value: str) -> str:
     return (value[:1] + "*" * max(len(value) - 1, 1)) if value else ""
 
 
-def _caller(user, ticket: Ticket) -> dict:
-    """The unidentified caller's details: in clear for roles that see personal data (audited), else masked."""
+def _caller(user, ticket: Ticket, revealed: bool = False) -> dict:
+    """The unidentified caller's details: in clear for roles that see personal data (audited) or after a reveal
+    with a reason (audited by caller_reveal), else masked — with the reveal form for the roles that may."""
     if not (ticket.caller_name or ticket.caller_phone):
         return {}
+    if revealed:
+        return {"name": ticket.caller_name, "phone": ticket.caller_phone, "masked": False, "revealed": True}
     if access.personal_data_mode(user) == "plain":
         audit.record(
             AuditEntry.Action.READ_PERSONAL, ticket, user=user, fields=["caller_name", "caller_phone"],
             purpose="ticket page",
         )  # fmt: skip
         return {"name": ticket.caller_name, "phone": ticket.caller_phone, "masked": False}
+    may_reveal = access.personal_data_mode(user) == "reveal"
     return {
         "name": _mask_name(ticket.caller_name),
         "phone": MASKERS["mobile"](ticket.caller_phone) if ticket.caller_phone else "",
         "masked": True,
+        "reveal_form": reveal_form_for() if may_reveal else None,
     }
 
 
@@ -425,7 +431,7 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
         ticket.key_account = Ticket.objects.filter(pk=ticket.pk).filter(key_account_q()).exists()
     clocks = [clock_view(c, now) for c in ticket.clocks.select_related("calendar").order_by("kind")]
     events = []
-    for e in ticket.events.select_related("actor").order_by("at", "id"):
+    for e in linking.hide_unseen_tickets(user, ticket.events.select_related("actor").order_by("at", "id")):
         e.label = EventKind(e.kind).label if e.kind in EventKind.values else e.kind
         e.details = _event_details(e)
         events.append(e)
@@ -473,6 +479,27 @@ def _panels(request, ticket: Ticket) -> dict:
 def ticket_detail(request, pk: int):
     ticket = _ticket_or_404(request.user, pk)
     return render(request, "servicedesk/ticket_detail.html", _ticket_context(request, ticket))
+
+
+@login_required
+@require_POST
+def caller_reveal(request, pk: int):
+    """An unidentified caller's name and phone in clear after the user states why (a call back, a revisit),
+    audited with the reason — as a customer's contact details are on the person page."""
+    from .api import callers_in_clear
+
+    user = request.user
+    access.require(user, Cap.REVEAL_PERSONAL_DATA)
+    ticket = _ticket_or_404(user, pk)
+    form = reveal_form_for(request.POST)
+    context = _ticket_context(request, ticket)
+    if not form.is_valid():
+        if context.get("caller"):
+            context["caller"]["reveal_form"] = form
+        return render(request, "servicedesk/ticket_detail.html", context, status=400)
+    callers_in_clear(user, [ticket], reveal_reason=form.cleaned_data["reason"], purpose="reveal")
+    context["caller"] = _caller(user, ticket, revealed=True)
+    return render(request, "servicedesk/ticket_detail.html", context)
 
 
 def _kept(form_class, request, ticket: Ticket, message: str):
