@@ -639,6 +639,12 @@ def start_plan(user, account: KeyAccount, *, goals: str = "", valid_from=None, v
         raise ValidationError(_("This key account has been de-listed."))
     if open_plan(account) is not None:
         raise ValidationError(_("A draft of this plan is already being worked on."))
+    errors = {}
+    for field, value in (("valid_from", valid_from), ("valid_to", valid_to)):
+        if value and not 2000 <= value.year <= 2999:  # 9999-12-31 ("no end" in an ERP) broke the account page
+            errors[field] = [_("Give a date between the years 2000 and 2999; leave the end empty for no end.")]
+    if errors:
+        raise ValidationError(errors)
     if valid_from and valid_to and valid_to < valid_from:
         raise ValidationError({"valid_to": [_("The end lies before the start.")]})
     base = current_plan(account)

@@ -313,6 +313,9 @@ def _detail_context(request, score: Score, *, influence_form=None, conflict=Fals
         context["influence"] = influence
         context["is_key_account"] = KeyAccount.objects.filter(
             institution_id=score.institution_id, status=AccountStatus.ACTIVE).exists()  # fmt: skip
+        # a key account is no candidate (it is listed already), whatever its score: say where the score stands
+        threshold = (score.model.thresholds or {}).get("candidate", 101)
+        context["above_threshold"] = score.score >= Decimal(str(threshold))
         context["open_proposal"] = Proposal.objects.filter(
             institution_id=score.institution_id, status__in=OPEN_PROPOSAL).exists()  # fmt: skip
         context["may_propose"] = access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)

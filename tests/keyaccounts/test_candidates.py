@@ -136,3 +136,13 @@ def test_only_marketing_and_leadership_import_kols(role, allowed, client_for, id
     )
     assert response.status_code == (302 if allowed else 403)
     assert MarketInfluence.objects.exists() == allowed
+
+
+def test_a_key_accounts_drill_down_says_its_score_is_above_the_threshold(client_for, identified):
+    """长征 scores 78.30 against a threshold of 70 but is listed already, so it is no candidate: its page said
+    "below the threshold", which it is not."""
+    from pharmacrm.keyaccounts.models import Score
+
+    score = Score.objects.get(kind="candidate", institution=identified["changzheng"])
+    html = client_for("analyst").get(f"/keyaccounts/evaluations/{score.pk}/", **EN).content.decode()
+    assert "above the threshold" in html and "below the threshold" not in html and "already a key account" in html

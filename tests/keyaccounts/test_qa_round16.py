@@ -4,6 +4,12 @@ marketing had never entered them)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import services as customers
 from pharmacrm.keyaccounts import influence
@@ -37,3 +43,31 @@ def test_both_records_combine_names_keep_the_survivors_assessment(admin_user, xi
     assert mine.version == 2
     entry = AuditEntry.objects.filter(object_type="keyaccounts.marketinfluence", action=AuditEntry.Action.UPDATE).order_by("seq").last()
     assert set(entry.changes) == {"kol_names", "notes"}
+
+
+# --- the key-account review round ---------------------------------------------------------------------
+
+from pharmacrm.keyaccounts import services  # noqa: E402
+
+from .programme_fixtures import *  # noqa: E402, F403
+
+
+def test_an_open_ended_plan_validity_is_refused_with_what_to_do(users, xiehe, staffed):
+    """ERP habit: "valid to 9999-12-31" for no end. The form took it, and after the agreement the account page
+    answered 500 for everyone (a date past 9999 in the agreement term)."""
+    account = staffed(xiehe)
+    today = timezone.localdate()
+    with pytest.raises(ValidationError) as refused:
+        services.start_plan(users["kam"], account, goals="长期合作", valid_from=today, valid_to=dt.date(9999, 12, 31))
+    assert "valid_to" in refused.value.message_dict
+    services.start_plan(users["kam"], account, goals="长期合作", valid_from=today)  # no end: leave it empty
+
+
+def test_evaluate_refuses_a_date_in_the_future(db):
+    from django.core.management import CommandError, call_command
+
+    from pharmacrm.keyaccounts.models import EvaluationRun
+
+    with pytest.raises(CommandError):
+        call_command("evaluate", "--as-of", "2099-01-01")  # a typo for 2026: a period decades ahead
+    assert not EvaluationRun.objects.filter(period="2099H1").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from pharmacrm.core import audit
 from pharmacrm.core.management.commands._ops import cli_actor
@@ -33,6 +34,9 @@ class Command(BaseCommand):
             day = dt.date.fromisoformat(as_of) if as_of else None
         except ValueError:
             raise CommandError(f"--as-of: {as_of} is not a date like 2026-06-30") from None
+        if day is not None and day > timezone.localdate():
+            # a period that has not begun would become the pages' default, with nobody in it
+            raise CommandError(f"--as-of: {as_of} is in the future; give today or an earlier date")
         if scheduled:
             runs = evaluation.scheduled(day)
         else:
