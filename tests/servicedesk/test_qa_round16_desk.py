@@ -161,3 +161,22 @@ def test_what_the_customer_said_on_the_call_back_reaches_pv(db, users, xiehe):
     })  # fmt: skip
     services.record_response(users["agent"], ticket, channel="phone", summary="客户说服药后头晕、呕吐，已停药")
     assert Flag.objects.filter(ticket=ticket).exists()
+
+
+def test_the_survey_questions_are_read_with_their_choices_and_the_language_menu_waits_for_the_button(
+    db, users, xiehe, client
+):
+    """A screen reader on a radio button heard "5 — very satisfied" without the question; and on the public
+    form a keyboard user going down the language menu reloaded the page in another language, losing the request
+    typed so far."""
+    import re
+
+    from pharmacrm.servicedesk import revisit
+
+    ticket = _resolved_ticket(users, xiehe)
+    _survey, link = revisit.send_survey(users["agent"], ticket)
+    page = client.get(link.split("127.0.0.1:8000", 1)[-1] if "://" in link else link).content.decode()
+    assert re.search(r'<fieldset[^>]*id="field-score"[^>]*>\s*<legend>', page)
+    form = client.get("/help/").content.decode()
+    assert 'id="language-select"' in form and "data-autosubmit" not in form.split('id="language-select"')[0][-300:]
+    assert "data-autosubmit" not in form
