@@ -12,7 +12,7 @@ from pharmacrm.core import pdf as pdfdoc
 from pharmacrm.core.wording import company_name
 
 from . import services
-from .choices import PlanArea, TeamRole
+from .choices import ItemStatus, PlanArea, TeamRole
 from .models import Agreement
 
 AREA_EN = {
@@ -68,7 +68,10 @@ class _Agreement:
         self.account = agreement.account
         self.institution = agreement.account.institution
         self.plan = agreement.plan
-        self.items = list(services.in_plan_order(self.plan.items.select_related("owner")))  # as on the plan page
+        # as on the plan page; a cancelled item is no longer promised
+        self.items = list(services.in_plan_order(
+            self.plan.items.exclude(status=ItemStatus.CANCELLED).select_related("owner")
+        ))  # fmt: skip
         roles: dict[int, str] = {}
         for member in self.account.members.all():
             roles.setdefault(member.user_id, ROLE_TEXT.get(member.role, member.role))

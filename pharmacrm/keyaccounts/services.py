@@ -494,7 +494,7 @@ def _set_tier(user, institution: Institution, tier: str, reason: str) -> str:
 
 def _open_account(user, institution: Institution, now) -> KeyAccount:
     name = f"重点客户服务组·{institution.short_name or institution.name}"[:90]
-    team = Team.objects.create(name=name if not Team.objects.filter(name=name).exists() else f"{name}·{now:%Y%m%d%H%M%S}")
+    team = Team.objects.create(name=name if not Team.objects.filter(name=name).exists() else f"{name}·{timezone.localtime(now):%Y%m%d%H%M%S}")
     account = KeyAccount.objects.create(number=_number("KA", now), institution=institution, team=team, listed_at=now)
     account.previous_tier = _set_tier(user, institution, Tier.KEY, "key-account listing")
     account.save(update_fields=["previous_tier"])
@@ -616,7 +616,10 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
 def remove_member(user, member: TeamMember) -> None:
     account = member.account
     require_manage(user, account)
-    open_items = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM).exists()
+    # items of a superseded version can no longer be handed over: only the plan in force and the draft count
+    open_items = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM).exclude(
+        plan__status=PlanStatus.SUPERSEDED
+    ).exists()
     if open_items:
         raise ValidationError(_("Give this member's open plan items to someone else first."))
     with transaction.atomic():
@@ -757,7 +760,7 @@ def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> Servi
     if not plan.items.exists():
         raise ValidationError(_("Add the service items before submitting the plan."))
     missing = [a.label for a in (PlanArea.SUPPLY, PlanArea.TECH_SUPPORT, PlanArea.AFTER_SALES, PlanArea.TRAINING)
-               if not plan.items.filter(area=a).exists()]  # fmt: skip
+               if not plan.items.filter(area=a).exclude(status=ItemStatus.CANCELLED).exists()]  # fmt: skip
     if missing:
         raise ValidationError(_("A service plan covers product supply, technical support, after-sales and "
                                 "training; missing: %(areas)s.") % {"areas": listing(missing)})  # fmt: skip

@@ -566,11 +566,14 @@ def customer_panel(request, institution_id: int):
     institution = access.get_visible_or_404(user, Institution, institution_id)
     history = list(
         Score.objects.filter(institution=institution, kind=ModelKind.EVALUATION)
-        .only("id", "period", "as_of", "score", "klass", "previous_klass").order_by("-period")[:HISTORY_ROWS]
+        .only("id", "period", "as_of", "score", "klass", "previous_klass")
+        # by date, then the latest run: by the label, a key account's quarter 2026Q4 sorted above the
+        # half-year 2026H2 re-scored after today's import (and 2026Q1 above 2026H2)
+        .order_by("-as_of", "-run_id")[:HISTORY_ROWS]
     )  # fmt: skip
     candidate = (
         Score.objects.filter(institution=institution, kind=ModelKind.CANDIDATE)
-        .only("id", "period", "score", "candidate").order_by("-period").first()
+        .only("id", "period", "score", "candidate").order_by("-as_of", "-run_id").first()
     )  # fmt: skip
     latest = history[0] if history else None
     context = {

@@ -71,3 +71,77 @@ def test_evaluate_refuses_a_date_in_the_future(db):
     with pytest.raises(CommandError):
         call_command("evaluate", "--as-of", "2099-01-01")  # a typo for 2026: a period decades ahead
     assert not EvaluationRun.objects.filter(period="2099H1").exists()
+
+
+# --- plan items, the customer panel (review round, continued) -----------------------------------------
+
+from pharmacrm.keyaccounts.choices import PlanArea, TeamRole  # noqa: E402
+from pharmacrm.keyaccounts.models import TeamMember  # noqa: E402
+
+from .programme_fixtures import approve_plan, item_data  # noqa: E402
+
+
+def test_a_member_whose_items_were_handed_over_in_a_new_version_can_be_removed(users, xiehe, with_plan):
+    account, first = with_plan(xiehe)
+    kam = users["kam"]
+    second = services.start_plan(kam, account)
+    # the expert's item of version 1 is handed to after-sales in version 2 (the fixture's items are all the
+    # kam's: the training item is the expert's in both, as if version 1 had been written so)
+    first.items.filter(area=PlanArea.TRAINING).update(owner=users["expert"])
+    second.items.filter(area=PlanArea.TRAINING).update(owner=users["expert"])
+    training = second.items.get(area=PlanArea.TRAINING)
+    services.save_item(kam, second, {**item_data(users, PlanArea.TRAINING, owner="aftersales"),
+                                     "deadline": training.deadline}, item=training)  # fmt: skip
+    approve_plan(users, second)
+    assert not second.items.filter(owner=users["expert"]).exists()
+    member = TeamMember.objects.get(account=account, user=users["expert"], role=TeamRole.PRODUCT_EXPERT)
+    services.remove_member(users["manager"], member)  # refused: "Give this member's open plan items to …"
+    assert not TeamMember.objects.filter(pk=member.pk).exists()
+
+
+def test_the_agreement_does_not_promise_a_cancelled_service(users, xiehe, with_plan):
+    import io
+
+    from pypdf import PdfReader
+
+    from pharmacrm.keyaccounts.choices import ItemStatus
+
+    account, plan = with_plan(xiehe)
+    kam = users["kam"]
+    extra = plan.items.get(area=PlanArea.SUPPLY)
+    services.update_progress(kam, extra, status=ItemStatus.CANCELLED, note="客户不再需要")
+    today = timezone.localdate()
+    agreement = services.generate_agreement(kam, account, start_date=today, end_date=today + dt.timedelta(days=364))
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(services.agreement_document(agreement))).pages)
+    flat = "".join(text.replace("\x00", "").split())  # pypdf spaces out CJK text with NULs
+    assert "".join(extra.title.split()) not in flat, "the cancelled item is listed among the services"
+
+
+def test_a_cancelled_training_item_does_not_count_as_covering_training(users, xiehe, with_plan):
+    from pharmacrm.keyaccounts.choices import ItemStatus
+
+    account, plan = with_plan(xiehe)
+    kam = users["kam"]
+    services.update_progress(kam, plan.items.get(area=PlanArea.TRAINING), status=ItemStatus.CANCELLED, note="取消")
+    draft = services.start_plan(kam, account)  # the next version: its only training item is the cancelled one
+    with pytest.raises(ValidationError):
+        services.submit_plan(kam, draft)
+
+
+def test_the_customer_block_shows_the_latest_evaluation_not_the_alphabetically_last(users, xiehe, client_for):
+    from decimal import Decimal
+
+    from django.urls import reverse
+
+    from pharmacrm.keyaccounts import evaluation
+    from pharmacrm.keyaccounts.models import Score
+
+    model = evaluation.active_model("evaluation")
+    # a key account: its first key-account quarter of the year, and the half-year scored three months later
+    Score.objects.create(institution=xiehe, kind="evaluation", period="2026Q1", model=model, as_of=dt.date(2026, 1, 1),
+                         score=Decimal("85.00"), klass="A", stored_components=[])  # fmt: skip
+    Score.objects.create(institution=xiehe, kind="evaluation", period="2026H1", model=model, as_of=dt.date(2026, 4, 1),
+                         score=Decimal("55.00"), klass="C", stored_components=[])  # fmt: skip
+    page = client_for("analyst").get(reverse("keyaccounts:eval-panel", args=[xiehe.pk]))
+    assert page.context["latest"].period == "2026H1", page.context["latest"].period
+
