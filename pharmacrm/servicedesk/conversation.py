@@ -16,8 +16,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import audit
+from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.safety import net
@@ -144,6 +146,8 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
             services.rebuild_clocks(ticket, now=now)
         audit.record(A.CREATE, message, user=services.SYSTEM, changes={"ticket": [None, ticket.number]})
         net.screen_ticket(ticket, [message.body], heard_at=now)
+        services.tell_assignee(ticket, Message(gettext_lazy("%(number)s: the customer wrote again"),
+                                               number=ticket.number))  # fmt: skip
     return message
 
 

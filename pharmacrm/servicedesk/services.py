@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit, dueclock
+from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
@@ -184,6 +187,9 @@ def create_ticket(user, data: dict) -> Ticket:
         consent = {"privacy_notice": data["privacy_notice"]} if data.get("privacy_notice") else {}
         audit.record(A.CREATE, ticket, user=user, changes={"number": [None, ticket.number]}, **consent)
         net.screen_ticket(ticket)  # a reaction or defect mentioned → PV triage, day 0 = received_at
+        if ticket.assignee_id and ticket.assignee_id != getattr(user, "pk", None):  # given by hand or by a rule
+            tell_assignee(ticket, Message(gettext_lazy("%(number)s is yours now: %(subject)s"),
+                                          number=ticket.number, subject=ticket.subject))  # fmt: skip
     return ticket
 
 
@@ -324,7 +330,20 @@ def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | Non
         if ticket.status == Status.NEW:
             transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
         audit.record(A.UPDATE, ticket, user=user, changes={"assignee": [before, [ticket.assignee_id, ticket.team_id]]})
+        if ticket.assignee_id and ticket.assignee_id != before[0] and ticket.assignee_id != getattr(user, "pk", None):
+            tell_assignee(ticket, Message(gettext_lazy("%(number)s is yours now: %(subject)s"),
+                                          number=ticket.number, subject=ticket.subject))  # fmt: skip
     return ticket
+
+
+def tell_assignee(ticket: Ticket, title) -> None:
+    """The ticket's assignee finds it in the bell (and by e-mail): a ticket handed to them, the customer's
+    answer to a ticket of theirs. Inside the caller's transaction."""
+    from pharmacrm.notify import services as notify
+
+    if ticket.assignee_id and ticket.assignee.is_active:
+        notify.send([ticket.assignee], kind="ticket.assigned", title=title,
+                    url=reverse("servicedesk:ticket", args=[ticket.pk]), obj=ticket)  # fmt: skip
 
 
 def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary: str = "") -> TicketEvent:

@@ -180,3 +180,31 @@ def test_the_survey_questions_are_read_with_their_choices_and_the_language_menu_
     form = client.get("/help/").content.decode()
     assert 'id="language-select"' in form and "data-autosubmit" not in form.split('id="language-select"')[0][-300:]
     assert "data-autosubmit" not in form
+
+
+def test_the_product_expert_is_told_when_a_ticket_is_handed_to_them(db, users, xiehe):
+    """The agent on the hotline hands a dosage question to the product expert (转给产品专家). The expert must learn
+    of it (the bell, and e-mail) — otherwise the ticket sits in a queue nobody is watching until it breaches."""
+    from pharmacrm.notify.models import Notification
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "肾功能不全患者剂量调整", "channel": "phone", "category": "usage_guidance", "institution": xiehe,
+        "assignee": users["agent"],
+    })  # fmt: skip
+    services.assign(users["agent"], ticket, assignee=users["expert"])
+    assert Notification.objects.filter(recipient=users["expert"]).exists(), "the expert was not told"
+
+
+def test_the_assignee_is_told_when_the_customer_answers(db, users, xiehe):
+    """A ticket waiting on the customer: the customer's e-mail answer puts it back to work, and its assignee
+    must be told — they are not looking at a ticket that was waiting."""
+    from pharmacrm.notify.models import Notification
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "到货数量不符", "channel": "phone", "category": "order_delivery", "institution": xiehe,
+        "assignee": users["agent"], "reply_email": CUSTOMER,
+    })  # fmt: skip
+    services.transition(users["agent"], ticket, Status.WAITING)
+    Notification.objects.all().delete()
+    conversation.receive_inbound(ticket, body="少了两箱。", sender=CUSTOMER, subject=f"[{ticket.number}] 到货数量不符")
+    assert Notification.objects.filter(recipient=users["agent"]).exists(), "the assignee was not told"
