@@ -465,7 +465,9 @@ def rebuild_clocks(
     new = [c for c in out if c.pk is None]
     if new:
         SlaClock.objects.bulk_create(new)
-    unmet = [c.due_at for c in out if c.fulfilled_at is None and c.due_at]
+    # a clock paused while the ticket waits on the customer is no deadline of ours: the ticket neither
+    # counts as overdue nor sorts first until it runs again
+    unmet = [c.due_at for c in out if c.fulfilled_at is None and c.due_at and not c.paused]
     _set_next_due(ticket, min(unmet) if unmet else (NO_DEADLINE if ticket.status in OPEN_STATUSES else None))
     ticket.clocks_in_hand = out  # what an answer about this ticket shows, without reading them back
     return out

@@ -134,6 +134,8 @@ def clock_view(clock: SlaClock, now: dt.datetime) -> ClockView:
         return ClockView(clock, "met_late" if late else "met", "")
     if clock.due_at is None:
         return ClockView(clock, "ok", "")
+    if clock.paused:  # waiting on the customer: the clock stands still, nothing is late
+        return ClockView(clock, "paused", "")
     engine = calendars.engine(clock.calendar)
     if now < clock.due_at:
         span = duration_text(engine.between(now, clock.due_at))
@@ -141,9 +143,7 @@ def clock_view(clock: SlaClock, now: dt.datetime) -> ClockView:
     else:
         span = duration_text(engine.between(clock.due_at, now))
         text = _("%(time)s overdue") % {"time": span}
-    if clock.paused:
-        state = "paused"
-    elif clock.breached_at is not None or now >= clock.due_at:
+    if clock.breached_at is not None or now >= clock.due_at:
         state = "breached"
     elif clock.warn_at is not None and now >= clock.warn_at:
         state = "warned"

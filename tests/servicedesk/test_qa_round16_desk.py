@@ -208,3 +208,33 @@ def test_the_assignee_is_told_when_the_customer_answers(db, users, xiehe):
     Notification.objects.all().delete()
     conversation.receive_inbound(ticket, body="少了两箱。", sender=CUSTOMER, subject=f"[{ticket.number}] 到货数量不符")
     assert Notification.objects.filter(recipient=users["agent"]).exists(), "the assignee was not told"
+
+
+def test_a_ticket_waiting_on_the_customer_is_not_counted_overdue(db, users, xiehe):
+    """Waiting on the customer pauses both clocks. A ticket that has waited for a week for the hospital's
+    batch photos is not overdue: the board's per-agent "overdue" count and the queue badge must not say so."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from pharmacrm.servicedesk import views, views_board
+
+    sh = ZoneInfo("Asia/Shanghai")
+    received = dt.datetime(2026, 11, 2, 9, 0, tzinfo=sh)  # a Monday
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "请提供批号照片", "channel": "phone", "category": "product_use", "institution": xiehe,
+        "assignee": users["agent"], "received_at": received,
+    })  # fmt: skip
+    services.record_response(users["agent"], ticket, at=received + dt.timedelta(hours=1), channel="phone")
+    ticket.refresh_from_db()
+    services.transition(users["agent"], ticket, Status.WAITING, at=received + dt.timedelta(hours=1))
+    now = dt.datetime(2026, 11, 9, 10, 0, tzinfo=sh)  # a week later, still waiting
+    board = views_board.board_summary(users["manager"], now=now)
+    row = next(a for a in board.agents if a.user == users["agent"])
+    ticket.refresh_from_db()
+    badge = views.next_clock(ticket.clocks.all(), now)
+    problems = []
+    if row.overdue:
+        problems.append(f"board: {row.overdue} overdue")
+    if badge.state != "paused" or "overdue" in badge.text or "超时" in badge.text:
+        problems.append(f"queue badge: {badge.state} / {badge.text}")
+    assert not problems, problems
