@@ -58,6 +58,17 @@ _LANDLINE = re.compile(r"^(0(?:10|2\d|[3-9]\d{2}))(\d{7,8})$")
 _DASHED_EXTENSION = re.compile(r"^((?:\+?86[-\s]?)?0?\d{2,3}[-\s]\d{7,8})-\d{1,6}$")
 
 
+def extension(value: str | None) -> str:
+    """The extension written after a phone number (010-69156114转8001, …-8001, ext. 8001), digits only; ""
+    when there is none. `phone` leaves it out: blind indexes and duplicate checks use the line itself."""
+    raw = unicodedata.normalize("NFKC", value or "").strip()
+    parts = re.split(r"(?:转|ext\.?|x|#)", raw, maxsplit=1, flags=re.I)
+    if len(parts) == 2:
+        return re.sub(r"\D", "", parts[1])[:6]
+    dashed = _DASHED_EXTENSION.match(raw)
+    return re.sub(r"\D", "", raw[len(dashed.group(1)):])[:6] if dashed else ""
+
+
 def phone(value: str | None) -> str:
     """Digits only, without the +86 / 0086 country prefix: the form blind indexes are built on."""
     if not value:

@@ -8,7 +8,9 @@ from django import forms
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core import crypto
 from pharmacrm.core.models import Team, User
+from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
 
 from .bulk import ACTIONS
@@ -16,14 +18,15 @@ from .choices import Channel, LinkKind, Priority, RootCause, Status
 from .forms import QueueFilterForm, handlers
 
 NUMBER = re.compile(r"TK-\d{4}-\d{6}", re.IGNORECASE)
+PHONE = re.compile(r"[+\d][\d\s()-]{6,}(?:(?:转|ext\.?|x|#)\s*\d{1,6})?", re.IGNORECASE)
 
 
 class QueueSearchForm(QueueFilterForm):
-    """The queue filters with a search box first: a ticket number, or words of the subject."""
+    """The queue filters with a search box first: a ticket number, a caller's phone, or words of the subject."""
 
     q = forms.CharField(
         label=_("Search"), required=False, max_length=100,
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("TK-2026-000123 or subject"),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("TK-2026-000123, phone or subject"),
                                       "data-keys-search": ""}),
     )  # fmt: skip
     field_order = ["q", "status", "priority", "category"]
@@ -34,6 +37,13 @@ class QueueSearchForm(QueueFilterForm):
             return None
         if NUMBER.fullmatch(value):
             return Q(number=value.upper())
+        digits = normalise.phone(value)
+        if PHONE.fullmatch(value) and len(digits) >= 7:
+            # a caller's earlier tickets by their phone: the caller's own number (blind index), or the phone
+            # of the person or institution the ticket is on
+            bidx = crypto.blind_index(digits, "phone")
+            return (Q(caller_phone_bidx=bidx) | Q(person__mobile_bidx=bidx) | Q(person__landline_bidx=bidx)
+                    | Q(institution__phone_norm=digits) | Q(subject__icontains=value))  # fmt: skip
         return Q(subject__icontains=value)
 
 

@@ -80,7 +80,8 @@ class PublicTicketForm(ServiceErrorsMixin, forms.Form):
         if not value:
             return ""
         digits = normalise.validate_any_phone(value)
-        return normalise.format_phone(digits)
+        ext = normalise.extension(value)  # a hospital's switchboard is no use without the caller's extension
+        return f"{normalise.format_phone(digits)} 转{ext}" if ext else normalise.format_phone(digits)
 
     def clean_email(self) -> str:
         value = self.cleaned_data.get("email", "").strip()

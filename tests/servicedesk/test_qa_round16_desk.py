@@ -238,3 +238,34 @@ def test_a_ticket_waiting_on_the_customer_is_not_counted_overdue(db, users, xieh
     if badge.state != "paused" or "overdue" in badge.text or "超时" in badge.text:
         problems.append(f"queue badge: {badge.state} / {badge.text}")
     assert not problems, problems
+
+
+def test_an_agent_finds_a_callers_earlier_ticket_by_phone(db, users, client_for):
+    """王先生 filled in the web form last week (phone only) and now rings the hotline without his number. The
+    agent types his phone into the queue search: his ticket must come up (the blind index on the caller's
+    phone is there, but nothing searches it)."""
+    ticket = services.create_ticket(services.SYSTEM, {
+        "subject": "药品储存条件咨询", "category": "drug_info", "channel": Channel.WEB, "caller_name": "王先生",
+        "caller_phone": "138 0013 8000",
+    })  # fmt: skip
+    services.assign(users["agent"], ticket, assignee=users["agent"])
+    agent = client_for("agent")
+    assert ticket.number in agent.get("/service/").content.decode()
+    for typed in ("13800138000", "138 0013 8000"):
+        page = agent.get("/service/", {"q": typed}).content.decode()
+        assert ticket.number in page, f"searching {typed!r} does not find the caller's ticket"
+
+
+def test_the_web_form_keeps_the_extension_of_a_hospital_phone(db):
+    """Hospital pharmacists give the switchboard and their extension: 010-69156114转8001. The web form accepts
+    it and stores 010-69156114 — the agent calls the switchboard and cannot reach the caller."""
+    from pharmacrm.servicedesk.forms_revisit import PublicTicketForm
+
+    for typed, extension in (("010-69156114转8001", "8001"), ("0755-86013388-2105", "2105")):
+        form = PublicTicketForm({"name": "李药师", "phone": typed, "category": "drug_info", "subject": "咨询",
+                                 "description": "请回电", "stamp": "x"})  # fmt: skip
+        form.is_valid()
+        assert extension in form.cleaned_data.get("phone", ""), f"{typed} became {form.cleaned_data.get('phone')!r}"
+    from pharmacrm.customers.normalise import extension
+
+    assert extension("010-1234-5678") == "" and extension("138 0013 8000") == ""  # no extension in these
