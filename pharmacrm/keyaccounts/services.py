@@ -1223,6 +1223,12 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
     errors = {}
     if agreement.status not in (AgreementStatus.DRAFT, AgreementStatus.SIGNED):
         errors["status"] = [_("This agreement has expired or been renewed.")]
+    elif agreement.status == AgreementStatus.DRAFT and getattr(current_plan(agreement.account), "pk", None) != (
+        agreement.plan_id
+    ):
+        # its plan was replaced by a newer version: the customer would sign services that no longer hold
+        errors["status"] = [_("This agreement was generated from a plan version that has been replaced: "
+                              "generate the agreement again from the plan in force.")]  # fmt: skip
     if not isinstance(signed_date, dt.date):
         errors["signed_date"] = [_("Give the date it was signed.")]
     elif signed_date > timezone.localdate():
@@ -1262,9 +1268,12 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
             )
             _save_versioned(agreement, ["status", "signed_date", "signed_copy", "signed_copy_sha256",
                                         "signed_copy_name", "next_check_at"], agreement.version)  # fmt: skip
-            # only an agreement whose term began before this one's is renewed by it
-            earlier_ones = agreement.account.agreements.filter(status=AgreementStatus.SIGNED,
-                                                               start_date__lt=agreement.start_date)  # fmt: skip
+            # renewed by it: an agreement whose term began before this one's, and any signed agreement of an
+            # earlier plan version (this one's plan replaced it, whatever the dates)
+            earlier_ones = agreement.account.agreements.filter(
+                Q(start_date__lt=agreement.start_date) | Q(plan__version_number__lt=agreement.plan.version_number),
+                status=AgreementStatus.SIGNED,
+            )  # fmt: skip
             for earlier in earlier_ones.exclude(pk=agreement.pk):
                 earlier.status, earlier.next_check_at = AgreementStatus.RENEWED, None
                 earlier.save(update_fields=["status", "next_check_at"])

@@ -145,3 +145,55 @@ def test_the_customer_block_shows_the_latest_evaluation_not_the_alphabetically_l
     page = client_for("analyst").get(reverse("keyaccounts:eval-panel", args=[xiehe.pk]))
     assert page.context["latest"].period == "2026H1", page.context["latest"].period
 
+
+
+from pharmacrm.keyaccounts.choices import AgreementStatus, PlanStatus  # noqa: E402
+
+
+def _pdf():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .programme_fixtures import tiny_pdf
+
+    return SimpleUploadedFile("signed.pdf", tiny_pdf(), content_type="application/pdf")
+
+
+# --- 1. a draft agreement of a superseded plan version can still be signed ---------------------------------
+
+
+def test_an_agreement_of_a_superseded_plan_cannot_be_signed(users, xiehe, with_plan):
+    account, first = with_plan(xiehe)
+    kam = users["kam"]
+    today = timezone.localdate()
+    draft = services.generate_agreement(kam, account, start_date=today, end_date=today + dt.timedelta(days=364))
+    # the plan changes: version 2 is approved and supersedes version 1, whose services the draft lists
+    second = services.start_plan(kam, account)
+    item = second.items.get(area=PlanArea.SUPPLY)
+    services.save_item(kam, second, {**item_data(users, PlanArea.SUPPLY), "title": "冷链直送 24 小时到货"}, item=item)
+    approve_plan(users, second)
+    first.refresh_from_db()
+    assert first.status == PlanStatus.SUPERSEDED
+    # the customer is made to sign services that are no longer in force: refused
+    with pytest.raises(ValidationError):
+        services.record_signed(kam, draft, signed_date=today, upload=_pdf())
+
+
+# --- 2. the agreement of a new plan version leaves the old one in force ------------------------------------
+
+
+def test_signing_the_new_versions_agreement_replaces_the_one_in_force(users, xiehe, with_plan):
+    account, first = with_plan(xiehe)
+    kam = users["kam"]
+    today = timezone.localdate()
+    # the agreement of version 1, signed (as the demo's: it starts a few days after the plan's validity)
+    start, end = services.default_agreement_term(account)
+    old = services.generate_agreement(kam, account, start_date=start + dt.timedelta(days=3), end_date=end)
+    services.record_signed(kam, old, signed_date=today, upload=_pdf())
+    # version 2 approved; its agreement generated with the term the form proposes, and signed
+    approve_plan(users, services.start_plan(kam, account))
+    start2, end2 = services.default_agreement_term(account)
+    new = services.generate_agreement(kam, account, start_date=start2, end_date=end2)
+    services.record_signed(kam, new, signed_date=today, upload=_pdf())
+    old.refresh_from_db()
+    in_force = account.agreements.filter(status=AgreementStatus.SIGNED).count()
+    assert in_force == 1, f"{in_force} agreements in force at once (old: {old.status})"
