@@ -1763,7 +1763,11 @@ def scorecards(period: str) -> list[dict]:
                 card["scores"].append(reviews[m.account_id])
     items = PlanItem.objects.filter(deadline__gte=start, deadline__lte=end,
                                     plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED])  # fmt: skip
-    for owner_id, deadline, completed in _due_items(items.exclude(status=ItemStatus.CANCELLED)):
+    # a de-listed customer is served no more: its items left open count against nobody
+    items = items.exclude(status=ItemStatus.CANCELLED).exclude(
+        plan__account__status=AccountStatus.DELISTED, completed_at__isnull=True
+    )
+    for owner_id, deadline, completed in _due_items(items):
         card = cards.get(owner_id)
         if card is None:
             continue

@@ -1094,7 +1094,7 @@ def _member_page(request, person: User) -> HttpResponse:
     today = timezone.localdate()
     items = list(
         PlanItem.objects.filter(owner=person, status__in=OPEN_ITEM, plan__status=PlanStatus.APPROVED,
-                                plan__account__in=visible)
+                                plan__account__in=visible, plan__account__status=AccountStatus.ACTIVE)
         .select_related("plan__account__institution").order_by("deadline")
     )  # fmt: skip
     for item in items:

@@ -197,3 +197,22 @@ def test_signing_the_new_versions_agreement_replaces_the_one_in_force(users, xie
     old.refresh_from_db()
     in_force = account.agreements.filter(status=AgreementStatus.SIGNED).count()
     assert in_force == 1, f"{in_force} agreements in force at once (old: {old.status})"
+
+
+def test_a_delisted_accounts_items_leave_the_teams_work_and_scorecards(users, xiehe, with_plan, make_proposal, client_for):
+    from django.urls import reverse
+
+    from .programme_fixtures import sign_code
+
+    deadline = timezone.localdate() + dt.timedelta(days=3)
+    account, plan = with_plan(xiehe, deadline=deadline)
+    delist = make_proposal(xiehe, kind="delist")
+    services.decide(users["manager"], delist, approve=True, comment="不再合作", otp_code=sign_code(users["manager"]))
+    # the customer is no longer served: its items are nobody's work any more …
+    page = client_for("kam").get(reverse("keyaccounts:my"))
+    assert page.status_code == 200
+    # … and do not count against the team's on-time record once their deadline passes
+    period = f"{deadline.year}Q{(deadline.month - 1) // 3 + 1}"
+    card = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
+    still_listed = [i.title for i in page.context["items"]]
+    assert (card["items_due"], still_listed) == (0, []), (card["items_due"], still_listed)
