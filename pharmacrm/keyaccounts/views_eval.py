@@ -364,6 +364,9 @@ def influence_edit(request, pk: int):
     if form.is_valid():
         d = form.cleaned_data
         try:
+            if d.get("version") is None and MarketInfluence.objects.filter(institution_id=score.institution_id).exists():
+                # a form without the version it was loaded with (not this page's) must not overwrite what is there
+                raise ConflictError(0)
             save_influence(user, score.institution, d, version=d.get("version"))
         except ConflictError:
             context = _detail_context(request, score, influence_form=form, conflict=True)

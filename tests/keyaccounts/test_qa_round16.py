@@ -49,6 +49,7 @@ def test_both_records_combine_names_keep_the_survivors_assessment(admin_user, xi
 
 from pharmacrm.keyaccounts import services  # noqa: E402
 
+from .eval_fixtures import *  # noqa: E402, F403
 from .programme_fixtures import *  # noqa: E402, F403
 
 
@@ -216,3 +217,27 @@ def test_a_delisted_accounts_items_leave_the_teams_work_and_scorecards(users, xi
     card = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
     still_listed = [i.title for i in page.context["items"]]
     assert (card["items_due"], still_listed) == (0, []), (card["items_due"], still_listed)
+
+
+@pytest.fixture
+def identified(purchases, users):
+    from pharmacrm.keyaccounts import evaluation
+    from pharmacrm.keyaccounts.choices import ModelKind
+
+    from .eval_fixtures import H1_2026
+
+    evaluation.run(ModelKind.CANDIDATE, as_of=H1_2026)
+    return purchases
+
+
+def test_an_influence_post_without_its_version_does_not_wipe_the_kols(users, client_for, identified):
+    """An empty POST without the form's version set the KOL count from 6 to 0 (audited, but silently)."""
+    from pharmacrm.keyaccounts import influence
+    from pharmacrm.keyaccounts.models import MarketInfluence, Score
+
+    huashan = identified["huashan"]
+    influence.save_influence(users["analyst"], huashan, {"kol_names": "张三、李四", "kol_count": "6"})
+    score = Score.objects.get(kind="candidate", institution=huashan)
+    response = client_for("analyst").post(f"/keyaccounts/evaluations/{score.pk}/influence/", {})
+    assert response.status_code == 409
+    assert MarketInfluence.objects.get(institution=huashan).kol_count == 6
