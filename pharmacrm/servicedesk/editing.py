@@ -75,7 +75,8 @@ def clean_changes(ticket: Ticket, changes: dict) -> dict:
                 if len(value) > 200:
                     raise ValidationError({"subject": [_("At most 200 characters.")]})
             elif field == "description":
-                value = (value or "").strip()
+                # a browser sends a textarea's line breaks as CRLF: the same text, not a change
+                value = (value or "").replace("\r\n", "\n").replace("\r", "\n").strip()
                 if len(value) > MAX_DESCRIPTION:
                     raise ValidationError(
                         {"description": [_("At most %(max)d characters.") % {"max": MAX_DESCRIPTION}]}

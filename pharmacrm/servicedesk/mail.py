@@ -276,21 +276,56 @@ def mail_body(msg: ParsedMail) -> str:
     return text.replace("\r\n", "\n").strip()
 
 
+_UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\r\n]+')
+
+
 def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
-    out = []
+    """(name, type, bytes) of every file a mail carries: attachments, and also a photo pasted into the text
+    (an inline image of a multipart/related HTML body: the damaged box, the rash) and a forwarded mail
+    (message/rfc822, kept whole as a .eml file) — evidence that must not vanish. The text parts that are the
+    mail's body (plain and HTML alternatives) are not files."""
+    import mimetypes
+
+    out: list[tuple[str, str, bytes]] = []
     try:
-        parts = list(msg.iter_attachments())
+        body = msg.get_body(preferencelist=("plain", "html"))
     except Exception:  # noqa: BLE001
-        parts = []
-    for part in parts:
-        if part.is_multipart() or part.get_content_maintype() == "multipart":
-            continue
+        body = None
+
+    def visit(part) -> None:
+        ctype = part.get_content_type()
+        if ctype == "message/rfc822" and part is not msg:
+            inner = part.get_payload()
+            inner = inner[0] if isinstance(inner, list) and inner else inner
+            try:
+                data = inner.as_bytes()
+                subject = str(inner.get("Subject", "") or "").strip()
+            except Exception:  # noqa: BLE001
+                data, subject = b"", ""
+            title = _UNSAFE_NAME.sub(" ", subject)[:80].strip() or _("forwarded mail")
+            name = part.get_filename() or f"{title}.eml"
+            out.append((name, ctype, data))
+            return
+        if part.is_multipart():
+            for sub in part.iter_parts():
+                visit(sub)
+            return
+        if part is body:
+            return
         try:
             name = part.get_filename() or ""
         except Exception:  # noqa: BLE001
             name = ""
-        data = part.get_payload(decode=True) or b""
-        out.append((name or _("attachment"), part.get_content_type(), data))
+        if part.get_content_maintype() == "text" and not name and part.get_content_disposition() != "attachment":
+            return  # another form of the body (the HTML of a plain-text mail)
+        if not name:
+            name = _("attachment") + (mimetypes.guess_extension(ctype) or "")
+        out.append((name, ctype, part.get_payload(decode=True) or b""))
+
+    try:
+        visit(msg)
+    except Exception:  # noqa: BLE001 — a badly nested mail: the files found so far
+        pass
     return out
 
 

@@ -269,3 +269,66 @@ def test_the_web_form_keeps_the_extension_of_a_hospital_phone(db):
     from pharmacrm.customers.normalise import extension
 
     assert extension("010-1234-5678") == "" and extension("138 0013 8000") == ""  # no extension in these
+
+
+def test_changing_only_the_category_does_not_rewrite_the_description(db, users, xiehe, client_for):
+    """A browser sends a textarea's line breaks as CRLF. The agent opens *Edit details* of a mail ticket (category
+    "other") and only picks 药品不良反应: the history and the audit trail must not say the customer's description
+    was changed, and the stored text must stay as it came in."""
+    from pharmacrm.servicedesk.models import TicketEvent
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "用药后不适", "channel": "email", "category": "other", "institution": xiehe,
+        "description": "您好：\n我母亲服用贵司的药后，出现头晕。\n请问怎么办？", "assignee": users["agent"],
+    })  # fmt: skip
+    before = ticket.description
+    agent = client_for("agent")
+    response = agent.post(f"/service/tickets/{ticket.pk}/edit/", {
+        "subject": ticket.subject, "description": before.replace("\n", "\r\n"), "category": "",
+        "batch_number": "", "version": ticket.version, "reason": "",
+        **{"category": str(services.TicketCategory.objects.get(code="adverse_reaction").pk)},
+    })  # fmt: skip
+    assert response.status_code in (302, 303), response.status_code
+    ticket.refresh_from_db()
+    assert ticket.category.code == "adverse_reaction"
+    edited = TicketEvent.objects.filter(ticket=ticket, kind="edited")
+    assert not any("description" in (e.data.get("fields") or {}) for e in edited), "the description was 'changed'"
+    assert ticket.description == before
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def _mail(subject: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = CUSTOMER
+    msg["To"] = "service@pharmacrm.localhost"
+    msg["Subject"] = subject
+    msg["Message-ID"] = email.utils.make_msgid(domain="example.com")
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    return msg
+
+
+def test_a_photo_pasted_into_the_mail_body_is_kept(db, users):
+    """A photo pasted into the text (an inline image of a multipart/related HTML body: the damaged box, the
+    rash) vanished without a trace; it is kept on the ticket like any other picture."""
+    msg = _mail("药盒破损")
+    msg.set_content("收到的药盒破损，照片见下：")
+    msg.add_alternative('<p>收到的药盒破损，照片见下：</p><img src="cid:photo1">', subtype="html")
+    msg.get_payload()[1].add_related(PNG, "image", "png", cid="<photo1>", filename="photo.png")
+    inbound = mail.take_in(email.message_from_bytes(msg.as_bytes(), policy=email.policy.default))
+    assert [a.name for a in inbound.ticket.attachments.all()] == ["photo.png"]
+    assert "收到的药盒破损" in inbound.ticket.description
+
+
+def test_a_forwarded_mail_is_kept_or_named(db, users):
+    """A hospital's mail forwarded as an attachment (message/rfc822) is kept whole, or named as not accepted."""
+    inner = _mail("患者用药后皮疹")
+    inner.set_content("患者服药后出现皮疹。")
+    msg = _mail("转发：医院来信")
+    msg.set_content("请看医院的来信。")
+    msg.add_attachment(inner)
+    inbound = mail.take_in(email.message_from_bytes(msg.as_bytes(), policy=email.policy.default))
+    kept = [a.name for a in inbound.ticket.attachments.all()]
+    assert kept == ["患者用药后皮疹.eml"] or "患者用药后皮疹.eml" in inbound.body, (kept, inbound.body)
