@@ -147,7 +147,7 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
         audit.record(A.CREATE, message, user=services.SYSTEM, changes={"ticket": [None, ticket.number]})
         net.screen_ticket(ticket, [message.body], heard_at=now)
         services.tell_assignee(ticket, Message(gettext_lazy("%(number)s: the customer wrote again"),
-                                               number=ticket.number))  # fmt: skip
+                                               number=ticket.number), kind="ticket.customer_wrote")  # fmt: skip
     return message
 
 

@@ -188,8 +188,7 @@ def create_ticket(user, data: dict) -> Ticket:
         audit.record(A.CREATE, ticket, user=user, changes={"number": [None, ticket.number]}, **consent)
         net.screen_ticket(ticket)  # a reaction or defect mentioned → PV triage, day 0 = received_at
         if ticket.assignee_id and ticket.assignee_id != getattr(user, "pk", None):  # given by hand or by a rule
-            tell_assignee(ticket, Message(gettext_lazy("%(number)s is yours now: %(subject)s"),
-                                          number=ticket.number, subject=ticket.subject))  # fmt: skip
+            tell_assignee(ticket)
     return ticket
 
 
@@ -331,19 +330,21 @@ def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | Non
             transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
         audit.record(A.UPDATE, ticket, user=user, changes={"assignee": [before, [ticket.assignee_id, ticket.team_id]]})
         if ticket.assignee_id and ticket.assignee_id != before[0] and ticket.assignee_id != getattr(user, "pk", None):
-            tell_assignee(ticket, Message(gettext_lazy("%(number)s is yours now: %(subject)s"),
-                                          number=ticket.number, subject=ticket.subject))  # fmt: skip
+            tell_assignee(ticket)
     return ticket
 
 
-def tell_assignee(ticket: Ticket, title) -> None:
-    """The ticket's assignee finds it in the bell (and by e-mail): a ticket handed to them, the customer's
-    answer to a ticket of theirs. Inside the caller's transaction."""
+def tell_assignee(ticket: Ticket, title=None, kind: str = "ticket.assigned") -> None:
+    """The ticket's assignee finds it in the bell (and by e-mail): by default a ticket handed to them; the
+    customer's answer to a ticket of theirs passes its own title and kind. Inside the caller's transaction."""
     from pharmacrm.notify import services as notify
 
+    if title is None:
+        title = Message(gettext_lazy("%(number)s is yours now: %(subject)s"), number=ticket.number,
+                        subject=ticket.subject)  # fmt: skip
     if ticket.assignee_id and ticket.assignee.is_active:
-        notify.send([ticket.assignee], kind="ticket.assigned", title=title,
-                    url=reverse("servicedesk:ticket", args=[ticket.pk]), obj=ticket)  # fmt: skip
+        notify.send([ticket.assignee], kind=kind, title=title, url=reverse("servicedesk:ticket", args=[ticket.pk]),
+                    obj=ticket)  # fmt: skip
 
 
 def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary: str = "") -> TicketEvent:
