@@ -9,7 +9,7 @@ import contextvars
 import queue
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -81,6 +81,28 @@ def in_background(items: Iterable[T], *, ahead: int = 2, name: str = "producer")
         stop.set()
         thread.join()
         _short_switches(False)
+
+
+def alongside(work: Callable[[], T], db_work: Callable[[], object]) -> T:
+    """`work()` — pure Python, no database — in a second thread while this thread runs `db_work()` on its
+    connection; work's result once both are done (an error in either is raised here, db_work's first)."""
+    out: list = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except BaseException as error:  # noqa: BLE001 — raised in the caller below
+            out.append(_Failed(error))
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="alongside", daemon=True)
+    thread.start()
+    try:
+        db_work()
+    finally:
+        thread.join()
+    if isinstance(out[0], _Failed):
+        raise out[0].error
+    return out[0]
 
 
 def may_run_in_parallel() -> bool:

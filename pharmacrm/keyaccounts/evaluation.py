@@ -625,16 +625,19 @@ def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun, facts: dict
         old = current.get(inst, (None, ""))[0]
         if old is not None and old != new and old != Tier.KEY:
             moves.setdefault(new, []).append(inst)
-    for new, insts in moves.items():
-        Institution.objects.filter(pk__any_of=id_set(insts)).exclude(tier=Tier.KEY).update(
-            tier=new, version=F("version") + 1, updated_at=now
-        )
-        audit.record_many(
-            A.UPDATE,
-            [(("customers.institution", str(inst), current[inst][1]), {"tier": [current[inst][0], new]})
-             for inst in insts],
-            reason="evaluation", run=run_row.pk, period=run_row.period,
-        )  # fmt: skip
+    def change() -> None:
+        for new, insts in moves.items():
+            Institution.objects.filter(pk__any_of=id_set(sorted(insts))).exclude(tier=Tier.KEY).update(
+                tier=new, version=F("version") + 1, updated_at=now
+            )
+
+    # the entries are hashed while the database changes the tiers (every index of every changed row)
+    audit.record_many(
+        A.UPDATE,
+        [(("customers.institution", str(inst), current[inst][1]), {"tier": [current[inst][0], new]})
+         for new, insts in moves.items() for inst in insts],
+        reason="evaluation", run=run_row.pk, period=run_row.period, during=change,
+    )  # fmt: skip
     return sum(len(insts) for insts in moves.values())
 
 
@@ -684,13 +687,19 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
     covered = ImprovementAction.objects.filter(institution_id=OuterRef("institution_id")).filter(
         ~Q(status__in=revisit.CLOSED_ACTIONS) | Q(title__endswith=tag)
     )
-    due_rows = list(
-        Score.objects.filter(kind=ModelKind.EVALUATION, period=period, klass__in=asking,
-                             institution__merged_into__isnull=True)
-        .exclude(Exists(covered)).order_by("institution_id")
-        .values_list("institution_id", "klass", "institution__name", "institution__owner_id",
-                     "institution__team__lead_id")
+    due = dict(
+        Score.objects.filter(kind=ModelKind.EVALUATION, period=period, klass__in=asking)
+        .exclude(Exists(covered)).order_by("institution_id").values_list("institution_id", "klass")
     )  # fmt: skip
+    if not due:
+        return 0
+    # the customers' names, owners and team leads read for those only (joined to the scores, the whole
+    # customer table was read at every run, even when no action was due)
+    due_rows = [
+        (inst, due[inst], name, owner_id, lead_id) for inst, name, owner_id, lead_id in
+        Institution.objects.filter(pk__any_of=id_set(due), merged_into__isnull=True).order_by("id")
+        .values_list("id", "name", "owner_id", "team__lead_id")
+    ]  # fmt: skip
     if not due_rows:
         return 0
     people = {r[3] for r in due_rows} | {r[4] for r in due_rows}

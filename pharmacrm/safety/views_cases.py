@@ -33,7 +33,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
 
-from . import report_pdf, services
+from . import services
 from .choices import (
     OPEN_CASE_STATUSES,
     AgeUnit,
@@ -590,6 +590,8 @@ def case_submission(request, pk: int):
 @login_required
 @require_GET
 def case_report_pdf(request, pk: int):
+    from . import report_pdf  # fpdf costs 0.25 s to import: only the processes that draw a PDF pay it
+
     case = _handling(request, pk)
     data = report_pdf.render(case)
     audit.record(A.EXPORT, case, user=request.user, format="报告表 PDF", fields=PERSONAL_FIELDS)

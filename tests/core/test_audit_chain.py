@@ -159,3 +159,37 @@ def test_bulk_entries_keep_who_and_from_where_and_verify(users):
     ]
     assert len({e.request_id for e in entries}) == 1 and entries[0].extra == {"run": 7}
     assert audit.verify().ok
+
+
+@pytest.mark.django_db
+def test_bulk_entries_record_the_change_they_are_written_with_in_one_transaction(db):
+    """record_many(during=…): the change runs under the locked head while the entries are hashed; a change
+    that fails leaves neither the change nor any entry."""
+    from pharmacrm.core.models import AuditChainHead
+
+    audit.record(AuditEntry.Action.UPDATE, ("customers.institution", "1", "a"), changes={"tier": ["new", "vip"]})
+    head = AuditChainHead.objects.get(pk=1)
+    seen = []
+
+    def change() -> None:
+        seen.append((connection.in_atomic_block, AuditEntry.objects.count()))
+
+    written = audit.record_many(
+        AuditEntry.Action.UPDATE,
+        [(("customers.institution", str(i), f"客户{i}"), {"tier": ["new", "regular"]}) for i in range(2, 500)],
+        reason="evaluation", during=change,
+    )  # fmt: skip
+    assert written == 498 and seen == [(True, 1)]  # inside the transaction, before the entries went in
+    assert AuditChainHead.objects.get(pk=1).seq == head.seq + 498 and audit.verify().ok
+
+    def failing() -> None:
+        AuditEntry.objects.filter(seq=0).exists()
+        raise DatabaseError("the update was refused")
+
+    before = AuditEntry.objects.count()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        audit.record_many(AuditEntry.Action.UPDATE, [(("customers.institution", "7", "x"), {"tier": ["a", "b"]})],
+                          during=failing)  # fmt: skip
+    assert AuditEntry.objects.count() == before and AuditChainHead.objects.get(pk=1).seq == head.seq + 498
+    # nothing to record: the change still runs
+    assert audit.record_many(AuditEntry.Action.UPDATE, [], during=change) == 0 and len(seen) == 2
