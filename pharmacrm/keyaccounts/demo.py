@@ -52,6 +52,7 @@ from .models import (
     Score,
     ServicePlan,
     TeamMember,
+    TeamTenure,
 )
 
 MARKER = "demo:keyaccounts"
@@ -295,6 +296,7 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
                       ("support", TeamRole.TECH_SUPPORT), ("aftersales", TeamRole.AFTER_SALES)):  # fmt: skip
         services.add_member(u["manager"], account, u[who], role)
     TeamMember.objects.filter(account=account).update(since=d(136).date())
+    TeamTenure.objects.filter(account=account).update(start=d(136).date())
 
     kam, manager = u["kam"], u["manager"]
     start = d(125).date()

@@ -344,6 +344,27 @@ class TeamMember(models.Model):
         return f"{self.account_id} {self.role} {self.user_id}"
 
 
+class TeamTenure(models.Model):
+    """Who served in a key account's team, in which role, from which day to which day (both included; no end
+    while serving). Written with each addition and removal: a past period's scorecards count the team as it
+    was then, not as it is today."""
+
+    account = models.ForeignKey(KeyAccount, models.CASCADE, related_name="tenures")
+    user = models.ForeignKey(USER, models.PROTECT, related_name="ka_tenures", verbose_name=_("user"))
+    role = models.CharField(_("role"), max_length=10, choices=TeamRole.choices)
+    start = models.DateField(_("from"))
+    end = models.DateField(_("to"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("service team tenure")
+        verbose_name_plural = _("service team tenures")
+        ordering = ["role", "start", "id"]
+        indexes = [models.Index(fields=["start", "end"], name="tenure_span")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.role} {self.user_id} {self.start}–{self.end or ''}"
+
+
 # --- service plan, agreement, execution -------------------------------------------------------------
 
 

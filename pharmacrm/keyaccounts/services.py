@@ -57,6 +57,7 @@ from .models import (
     Review,
     ServicePlan,
     TeamMember,
+    TeamTenure,
     TrialOffer,
 )
 
@@ -605,6 +606,7 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
         row, created = TeamMember.objects.get_or_create(account=account, user=member, role=role)
         if not created:
             raise ValidationError({"user": [_("%(user)s is already in the team in this role.") % {"user": member}]})
+        TeamTenure.objects.create(account=account, user=member, role=role, start=row.since)
         if account.team_id:
             member.teams.add(account.team)
             if role == TeamRole.PROJECT_MANAGER and account.team.lead_id is None:
@@ -624,6 +626,10 @@ def remove_member(user, member: TeamMember) -> None:
         raise ValidationError(_("Give this member's open plan items to someone else first."))
     with transaction.atomic():
         member.delete()
+        # the last day served: their scorecards up to today still count this account
+        TeamTenure.objects.filter(account=account, user=member.user_id, role=member.role, end__isnull=True).update(
+            end=timezone.localdate()
+        )
         if account.team_id and not TeamMember.objects.filter(account=account, user=member.user).exists():
             member.user.teams.remove(account.team)
             if account.team.lead_id == member.user_id:
@@ -1748,13 +1754,16 @@ def scheduled_reviews(today: dt.date | None = None) -> int:
 
 def scorecards(period: str) -> list[dict]:
     """Each team member's scorecard for a period: their accounts' evaluation scores (average), plan items
-    they owned that fell due (done on time / late or open), for staff performance."""
+    they owned that fell due (done on time / late or open), for staff performance. The team is the one that
+    served in the period (TeamTenure): a member who left since keeps their card, one who joined later has
+    none for it."""
     from .models import AccountReview
 
     start, end = period_bounds(period, ended=False)
     reviews = dict(AccountReview.objects.filter(period=period.upper()).values_list("account_id", "score"))
     cards: dict[int, dict] = {}
-    for m in TeamMember.objects.select_related("user", "account__institution"):
+    served = TeamTenure.objects.filter(Q(end__isnull=True) | Q(end__gte=start), start__lte=end)
+    for m in served.select_related("user", "account__institution").order_by("role", "start", "id"):
         card = cards.setdefault(m.user_id, {"user": m.user, "accounts": [], "roles": set(), "scores": []})
         card["roles"].add(m.role)
         if m.account_id not in [a.pk for a in card["accounts"]]:

@@ -14,7 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from pharmacrm.keyaccounts import evaluation, services
 from pharmacrm.keyaccounts.choices import PlanArea, TeamRole
-from pharmacrm.keyaccounts.models import Score
+from pharmacrm.keyaccounts.models import Score, TeamMember, TeamTenure
 
 __all__ = [
     "tiny_pdf", "tiny_png", "AREAS", "sign_code", "candidate", "manager2", "make_proposal", "listed", "staffed", "with_plan", "item_data",
@@ -128,7 +128,7 @@ def listed(users, make_proposal):
 @pytest.fixture
 def staffed(users, listed):
     """staffed(institution) → a listed key account whose team has the kam as project manager, the expert,
-    support and after-sales."""
+    support and after-sales, serving for two years."""
 
     def make(institution):
         account = listed(institution)
@@ -137,6 +137,10 @@ def staffed(users, listed):
         services.add_member(m, account, users["expert"], TeamRole.PRODUCT_EXPERT)
         services.add_member(m, account, users["support"], TeamRole.TECH_SUPPORT)
         services.add_member(m, account, users["aftersales"], TeamRole.AFTER_SALES)
+        # a team that has served for two years: past quarters' scorecards count it (TeamTenure)
+        since = timezone.localdate() - dt.timedelta(days=730)
+        TeamMember.objects.filter(account=account).update(since=since)
+        TeamTenure.objects.filter(account=account).update(start=since)
         return account
 
     return make
