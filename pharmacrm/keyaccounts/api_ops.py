@@ -409,7 +409,7 @@ class AccountReviewSerializer(serializers.ModelSerializer):
         model = AccountReview
         fields = ["id", "account", "account_number", "institution_name", "period", "start", "end", "score",
                   "components", "satisfaction", "surveys", "quality_feedback", "tickets", "avg_response_hours",
-                  "avg_resolution_hours", "complaints", "complaints_resolved", "plan_items_due", "plan_items_on_time",
+                  "avg_resolution_hours", "unanswered", "unresolved", "complaints", "complaints_resolved", "plan_items_due", "plan_items_on_time",
                   "computed_at"]  # fmt: skip
         read_only_fields = fields
 

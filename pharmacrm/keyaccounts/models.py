@@ -557,6 +557,8 @@ class AccountReview(models.Model):
     tickets = models.PositiveIntegerField(_("tickets"), default=0)
     avg_response_hours = models.DecimalField(_("average first response (h)"), max_digits=8, decimal_places=2, null=True, blank=True)
     avg_resolution_hours = models.DecimalField(_("average resolution (h)"), max_digits=8, decimal_places=2, null=True, blank=True)
+    unanswered = models.PositiveIntegerField(_("still unanswered"), default=0)
+    unresolved = models.PositiveIntegerField(_("still unresolved"), default=0)
     complaints = models.PositiveIntegerField(_("complaints"), default=0)
     complaints_resolved = models.PositiveIntegerField(_("complaints resolved"), default=0)
     plan_items_due = models.PositiveIntegerField(_("plan items due"), default=0)

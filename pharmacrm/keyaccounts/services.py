@@ -1635,10 +1635,12 @@ def listing_error(account: KeyAccount, start: dt.date, end: dt.date) -> str | No
 def review_account(account: KeyAccount, period: str, user=None):
     """Compute (or recompute) the account's evaluation for a quarter or a year from the data: satisfaction
     (revisit surveys), quality feedback (quality complaint cases), average first-response and resolution
-    time (SLA clocks), complaints and their resolution, and plan items due in the period done on time."""
+    time (SLA clocks, in hours as the customer waits them; a ticket still open counts with its wait so far),
+    complaints and their resolution, and plan items due in the period done on time."""
     from pharmacrm.safety.models import SafetyCase
     from pharmacrm.servicedesk.choices import ClockKind, Status
     from pharmacrm.servicedesk.models import SlaClock, Survey, Ticket
+    from pharmacrm.servicedesk.services import DONE_STATUSES
 
     from . import scoring
     from .models import AccountReview
@@ -1660,9 +1662,16 @@ def review_account(account: KeyAccount, period: str, user=None):
                                     received_at__gte=t0, received_at__lt=t1, merged_into__isnull=True)  # fmt: skip
     surveys = Survey.objects.filter(ticket__in=tickets.values("id"), score__isnull=False)
     sat = surveys.aggregate(avg=Avg("score"), n=Count("id"))
-    clocks = SlaClock.objects.filter(ticket__in=tickets.values("id"), fulfilled_at__isnull=False)
-    response = _hours(clocks.filter(kind=ClockKind.FIRST_RESPONSE).values_list("started_at", "fulfilled_at"))
-    resolution = _hours(clocks.filter(kind=ClockKind.RESOLUTION).values_list("started_at", "fulfilled_at"))
+    # a ticket still waiting for its answer (or its resolution) counts with the time it has waited so far:
+    # left out, a quarter whose tickets were never answered would look faster than one whose were
+    now = timezone.now()
+    clocks = SlaClock.objects.filter(ticket__in=tickets.values("id")).filter(
+        Q(fulfilled_at__isnull=False) | ~Q(ticket__status__in=DONE_STATUSES)
+    )
+    waits = {kind: [(a, b or now) for a, b in clocks.filter(kind=kind).values_list("started_at", "fulfilled_at")]
+             for kind in (ClockKind.FIRST_RESPONSE, ClockKind.RESOLUTION)}  # fmt: skip
+    pending = dict(clocks.filter(fulfilled_at__isnull=True).values("kind").annotate(n=Count("id")).values_list("kind", "n"))
+    response, resolution = _hours(waits[ClockKind.FIRST_RESPONSE]), _hours(waits[ClockKind.RESOLUTION])
     complaints = tickets.filter(category__code__in=COMPLAINT_CATEGORIES)
     resolved = complaints.filter(status__in=[Status.RESOLVED, Status.INFORMED, Status.CLOSED]).count()
     quality = SafetyCase.objects.filter(
@@ -1706,7 +1715,8 @@ def review_account(account: KeyAccount, period: str, user=None):
     fields = dict(
         start=start, end=end, satisfaction=Decimal(str(sat["avg"])).quantize(Decimal("0.01")) if sat["n"] else None,
         surveys=sat["n"], quality_feedback=quality, tickets=n_tickets, avg_response_hours=response,
-        avg_resolution_hours=resolution, complaints=n_complaints, complaints_resolved=resolved, plan_items_due=due,
+        avg_resolution_hours=resolution, unanswered=pending.get(ClockKind.FIRST_RESPONSE, 0),
+        unresolved=pending.get(ClockKind.RESOLUTION, 0), complaints=n_complaints, complaints_resolved=resolved, plan_items_due=due,
         plan_items_on_time=on_time, score=total, components=components, computed_at=timezone.now(),
     )  # fmt: skip
     with transaction.atomic():

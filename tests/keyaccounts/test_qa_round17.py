@@ -64,3 +64,39 @@ def test_scorecards_of_a_past_quarter_count_the_team_that_served_then(users, xie
     today = timezone.localdate()
     current = {c["user"].username for c in services.scorecards(f"{today.year}Q{(today.month - 1) // 3 + 1}")}
     assert current == {"kam", "expert", "expert2", "support"}
+
+
+# --- the key-account evaluation counts tickets still waiting ------------------------------------------------
+
+
+def test_a_ticket_never_answered_counts_with_its_wait_so_far_and_is_named(users, xiehe, with_plan, client_for):
+    from django.urls import reverse
+
+    from pharmacrm.keyaccounts.models import KeyAccount
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.choices import ClockKind
+    from pharmacrm.servicedesk.models import SlaClock, Ticket
+
+    account, _plan = with_plan(xiehe)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=400))
+    period = services.previous_quarter(timezone.localdate())
+    start, _end = services.period_bounds(period)
+    received = timezone.make_aware(dt.datetime.combine(start + dt.timedelta(days=10), dt.time(9)))
+    answered, forgotten = (
+        desk.create_ticket(users["agent"], {"subject": subject, "channel": "phone", "category": "drug_info",
+                                            "institution": xiehe})  # fmt: skip
+        for subject in ("到货咨询", "说明书咨询")
+    )
+    Ticket.objects.filter(pk__in=[answered.pk, forgotten.pk]).update(received_at=received)
+    SlaClock.objects.filter(ticket__in=[answered, forgotten]).update(started_at=received, fulfilled_at=None)
+    SlaClock.objects.filter(ticket=answered, kind=ClockKind.FIRST_RESPONSE).update(
+        fulfilled_at=received + dt.timedelta(hours=2)
+    )
+
+    review = services.review_account(KeyAccount.objects.get(pk=account.pk), period)
+
+    waited = (timezone.now() - received).total_seconds() / 3600  # the forgotten one is still waiting
+    assert review.tickets == 2 and (review.unanswered, review.unresolved) == (1, 2)
+    assert abs(float(review.avg_response_hours) - (2 + waited) / 2) < 0.1  # not 2 h: the forgotten one counts
+    page = client_for("manager").get(reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert "1 ticket still unanswered, counted with its wait so far" in page.content.decode()
