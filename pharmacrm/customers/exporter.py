@@ -188,12 +188,19 @@ def _rows(qs, make: Callable[[Any], dict], keys: list[str]) -> Iterator[list]:
         yield [values.get(k, "") for k in keys]
 
 
+_EXCEL_NUMBER_LOSES = re.compile(r"[0-9]{12,}|0[0-9]+")
+
+
 def csv_safe(value) -> Any:
     """Keep spreadsheet programs from running a cell as a formula (CSV injection): every CSV the application
     writes for people to open (exports, import error reports) passes its cells through this. A plain negative
-    number (a return's quantity, -3) is no formula and stays as it is."""
+    number (a return's quantity, -3) is no formula and stays as it is. Long digit strings are kept text."""
     if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NEGATIVE_NUMBER.fullmatch(value):
         return "'" + value
+    if isinstance(value, str) and _EXCEL_NUMBER_LOSES.fullmatch(value):
+        # Excel reads a bare digit string as a number: a credit code or ID number of 18 digits keeps 15 and shows
+        # 1.23101E+17, a code starting with 0 loses it. A leading tab keeps it text; the importers strip it.
+        return "\t" + value
     return value
 
 

@@ -588,6 +588,11 @@ def _uncalculated_formulas(zf: zipfile.ZipFile, name: str) -> bool:
     return False
 
 
+XLSX_MAX_EXPANDED = 1 << 30  # what the parts of an accepted workbook may expand to, all together
+XLSX_MAX_RATIO = 100  # a worksheet's XML compresses 5–20 times; 100 times is repeated filler
+XLSX_RATIO_FROM = 8 << 20  # parts smaller than this are never a danger, whatever their ratio
+
+
 def _check_xlsx(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
@@ -600,6 +605,18 @@ def _check_xlsx(path: Path) -> None:
                           "as .xlsx or CSV and upload it again.") % {"kind": other}
                     )  # fmt: skip
                 raise _refuse(_("The file is a ZIP archive but not an Excel workbook (.xlsx)."))
+            # a "zip bomb": a small file whose parts expand to gigabytes. The sizes the archive declares bound
+            # what reading it yields (the reader stops there), so they are checked before anything is expanded
+            infos = zf.infolist()
+            expanded = sum(i.file_size for i in infos)
+            inflated = any(i.file_size > XLSX_RATIO_FROM and i.file_size > XLSX_MAX_RATIO * max(i.compress_size, 1)
+                           for i in infos)  # fmt: skip
+            if expanded > XLSX_MAX_EXPANDED or inflated:
+                raise _refuse(_(
+                    "The Excel workbook would expand to %(size)s MB when opened, far more than a worksheet of its "
+                    "size holds: it is refused. Open it in Excel or WPS, save it again (or save it as CSV) and "
+                    "upload it again."
+                ) % {"size": f"{expanded / 2**20:,.0f}"})  # fmt: skip
             bad = zf.testzip()
             if bad is not None:
                 raise _refuse(_("The Excel workbook is damaged (%(part)s cannot be read).") % {"part": bad})
@@ -1392,21 +1409,22 @@ def _resolve_departments(run: Run, items: list[Item]) -> None:
         if inst_id is None:
             it.fail("department", "department_needs_institution")
         else:
-            wanted[it] = (inst_id, name)
+            # compared as duplicate detection compares names: 心内科（一病区） is 心内科(一病区)
+            wanted[it] = (inst_id, normalise.name(name))
     unknown = {key for key in wanted.values() if key not in run.department_ids}
     if unknown:
         qs = _active(Institution).filter(
             parent_id__in={i for i, _n in unknown},
             kind=InstitutionType.DEPARTMENT,
-            name__in={n for _i, n in unknown},
+            name_norm__in={n for _i, n in unknown},
         )
-        for pk, parent_id, name in qs.order_by().values_list("id", "parent_id", "name"):
+        for pk, parent_id, name in qs.order_by("id").values_list("id", "parent_id", "name_norm"):
             run.department_ids.setdefault((parent_id, name), pk)
     for it, key in wanted.items():
         if key in run.department_ids:
             it.values["department_id"] = run.department_ids[key]
         else:
-            it.fail("department", "department_not_found", value=key[1][:100])
+            it.fail("department", "department_not_found", value=it.refs["department"][:100])
 
 
 def _resolve_users_teams(run: Run, items: list[Item]) -> None:

@@ -38,8 +38,15 @@ def has_traditional(value: str) -> bool:
     return bool(value) and value != value.translate(_HANT)
 
 
+# full-width letters and digits (Ａ, ａ, ０) as their ASCII forms; Chinese punctuation (（），：；！？) stays
+_FULLWIDTH_ALNUM = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF1A), (0xFF21, 0xFF3B), (0xFF41, 0xFF5B)) for cp in range(*r)}
+
+
 def clean_text(value: str | None) -> str:
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", value or "")).strip()
+    """Text as it is stored: spaces of every kind (the full-width one too) collapsed, full-width letters and
+    digits made ASCII. Chinese punctuation, ① and m² are kept: a registered name is written 康源大药房（和平店）,
+    and an address 南京路1号，临街. Comparisons fold the rest (`name`)."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFC", value or "").translate(_FULLWIDTH_ALNUM)).strip()
 
 
 def csv_unescape(value: str) -> str:
