@@ -29,7 +29,14 @@ def envint(name: str, default: int) -> int:
 
 
 VAR_DIR = Path(env("PHARMACRM_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+# What this process writes — the SQLite database (with the sessions that passed the second factor), uploaded
+# documents, mail, logs, backups — is for the account that runs it only, not for every local user
+os.umask(0o077)
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+try:
+    VAR_DIR.chmod(0o700)  # files written before this release stay 0644: the closed directory shields them
+except OSError:  # a directory owned by another account (a read-only deployment): left as its owner set it
+    pass
 
 DEBUG = envbool("DEBUG", False)
 # Production is signalled by DATABASE_URL or PHARMACRM_PRODUCTION; then secrets must be given.
@@ -228,6 +235,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "pharmacrm" / "static"]
 MEDIA_ROOT = VAR_DIR / "files"  # never under the web root; served only through access checks
+FILE_UPLOAD_PERMISSIONS = 0o600  # Django's default, 0o644, would let every local user read prescriptions
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 STORAGES = {
     # no location of its own: the documents live in MEDIA_ROOT, the directory backups archive (core.backup)
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

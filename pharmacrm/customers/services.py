@@ -55,8 +55,11 @@ def snapshot(obj, fields: Iterable[str]) -> dict[str, Any]:
         if f in personal:
             if f in ("mobile", "landline") and value:
                 value = normalise.phone(value)  # 0311-62916057 and 031162916057 are the same number
-            # a keyed digest: before/after show that it changed without revealing the value
-            value = f"******#{crypto.blind_index(str(value), 'audit')[:8]}" if value else ""
+            # a keyed digest: before/after show that it changed without revealing the value. Keyed to the record
+            # and field too: the same value elsewhere digests differently, so a value typed on a scratch record
+            # cannot be compared with another person's to confirm a guess of their birthday or phone
+            label = f"{obj._meta.label_lower}:{obj.pk}:{f}:{value}"
+            value = f"******#{crypto.blind_index(label, 'audit')[:8]}" if value else ""
         out[f] = value
     return out
 

@@ -139,6 +139,12 @@ class ProgressForm(ServiceErrorsMixin, VersionMixin):
     progress = forms.IntegerField(label=_("Progress (%)"), min_value=0, max_value=100, required=False)
     note = _text(_("Progress note"), rows=2, required=False)
 
+    def __init__(self, *args, may_cancel: bool = True, current: str = "", **kwargs):
+        """`may_cancel`: whether "cancelled" is offered (the account's leaders; an item cancelled already keeps it)."""
+        super().__init__(*args, **kwargs)
+        if not may_cancel and current != ItemStatus.CANCELLED:
+            self.fields["status"].choices = [c for c in ItemStatus.choices if c[0] != ItemStatus.CANCELLED]
+
 
 class AgreementForm(ServiceErrorsMixin, forms.Form):
     start_date = forms.DateField(label=_("Start date"), widget=DATE_INPUT)

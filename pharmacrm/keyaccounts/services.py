@@ -410,7 +410,9 @@ def submit_for_decision(user, proposal: Proposal, *, version: int | None = None)
         audit.record(A.UPDATE, proposal, user=user, changes={"status": [ProposalStatus.REVIEW, proposal.status]})
         url = reverse("keyaccounts:proposal", args=[proposal.pk])
         title = Message(gettext_lazy("Decision needed: key-account proposal %(number)s"), number=proposal.number)
-        _notify(_users_with(Cap.APPROVE_KEY_ACCOUNTS), "keyaccounts.decide", title, proposal.institution.name, url, proposal)
+        # the leaders who may decide it: not who proposed or sent it (_check_decider refuses them)
+        deciders = [u for u in _users_with(Cap.APPROVE_KEY_ACCOUNTS) if u.pk not in (proposal.proposed_by_id, user.pk)]
+        _notify(deciders, "keyaccounts.decide", title, proposal.institution.name, url, proposal)
     return proposal
 
 
@@ -529,6 +531,8 @@ def _close_account(user, account: KeyAccount, now) -> None:
     service desk's ordinary routing."""
     account.status, account.delisted_at = AccountStatus.DELISTED, now
     account.save(update_fields=["status", "delisted_at"])
+    # the team serves it no more: later periods' scorecards leave it out
+    TeamTenure.objects.filter(account=account, end__isnull=True).update(end=timezone.localtime(now).date())
     _set_tier(user, account.institution, tier_after_delisting(account), "key-account de-listing")
     for plan in account.plans.filter(status=PlanStatus.APPROVED):
         plan.items.update(next_check_at=None, claimed_until=None)
@@ -935,6 +939,10 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
     errors = {}
     if status not in ItemStatus.values:
         errors["status"] = [_("Choose a status.")]
+    elif status == ItemStatus.CANCELLED and item.status != ItemStatus.CANCELLED and not may_manage(user, item.plan.account):
+        # a commitment of the approved plan is dropped by the account's leaders (or a new plan version), not by
+        # its owner: it would leave the overdue list and their scorecard
+        errors["status"] = [_("Only the project manager or a manager may cancel an item of the plan in force.")]
     if progress is not None and not (0 <= int(progress) <= 100):
         errors["progress"] = [_("Progress is a percentage from 0 to 100.")]
     if errors:

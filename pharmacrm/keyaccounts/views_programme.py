@@ -523,7 +523,7 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
         item.may_update = active and writer and services.may_update_progress(user, item)
         if item.may_update:
             item.progress_form = progress_form if item.pk == progress_pk else ProgressForm(
-                prefix=f"progress{item.pk}",
+                prefix=f"progress{item.pk}", may_cancel=ctx.get("may_manage", False), current=item.status,
                 initial={"status": item.status, "progress": item.progress, "version": item.version})  # fmt: skip
     ctx["plan_submit_form"] = forms.get("plan_submit_form") or SubmitForm(
         prefix="plansubmit", initial={"version": draft.version if draft else None}
@@ -748,7 +748,8 @@ def item_delete(request, pk: int, item_pk: int):
 def item_progress(request, pk: int, item_pk: int):
     account = _account_or_404(request.user, pk)
     item = _item_or_404(account, item_pk)
-    form = ProgressForm(request.POST, prefix=f"progress{item.pk}")
+    form = ProgressForm(request.POST, prefix=f"progress{item.pk}", may_cancel=services.may_manage(request.user, account),
+                        current=item.status)  # fmt: skip
     if form.is_valid():
         d = form.cleaned_data
         try:
@@ -759,6 +760,14 @@ def item_progress(request, pk: int, item_pk: int):
         else:
             messages.success(request, _("The progress was saved."))
             return _back(account, "plan")
+    if not ServicePlan.objects.filter(pk=item.plan_id, status=PlanStatus.APPROVED).exists():
+        # the item's version was replaced meanwhile: its form is no longer on the page, so say it here, with
+        # what was typed, to report it on the version in force
+        note = (request.POST.get(f"progress{item.pk}-note") or "").strip()
+        text = _("A new version of this service plan came into force meanwhile: report the progress on it.")
+        if note:
+            text = _("%(refusal)s Your note was: %(note)s") % {"refusal": text, "note": note[:2000]}
+        messages.error(request, text)
     return _account_page(request, account, 400, progress=(item.pk, form), open_section="plan")
 
 

@@ -106,6 +106,8 @@ MESSAGES = {
     "amount_mismatch": _("The amount does not equal quantity × unit price (%(expected)s yuan)."),
     "paid_without_date": _("Give the payment date of the paid amount."),
     "before_order": _("This date lies before the order date."),
+    "paid_long_before": _("This payment date lies more than a year before the order date: check it for a typing "
+                          "error (a prepayment is paid before the order, but not that long before)."),
     "future_date": _("This date lies in the future."),
     "too_early": _("This date lies before the year 2000: check it for a typing error."),
     "duplicate_line": _("Order %(order)s line %(line)s appears twice in the file (first in row %(row)s)."),
@@ -356,9 +358,14 @@ class Parser:
             item.errors.append(("paid_amount", "paid_too_much", {}))
         if v["paid_amount"] and v["paid_date"] is None:
             item.errors.append(("paid_date", "paid_without_date", {}))
-        for key in ("payment_due", "paid_date"):
-            if v[key] is not None and v[key] < v["order_date"]:
-                item.errors.append((key, "before_order", {}))
+        if v["payment_due"] is not None and v["payment_due"] < v["order_date"]:
+            item.errors.append(("payment_due", "before_order", {}))
+        # paid before the order: a prepayment (款到发货), on time whatever the due date; a year before is a typo
+        if v["paid_date"] is not None and v["paid_date"] < v["order_date"] - PREPAID_DAYS:
+            item.errors.append(("paid_date", "paid_long_before", {}))
+
+
+PREPAID_DAYS = dt.timedelta(days=366)  # how long before its order a payment (a prepayment) may be dated
 
 
 def amount_matches(quantity_milli: int, price_e4: int, price_places: int, amount_fen: int) -> bool:
@@ -477,7 +484,7 @@ class Fast:
         else:
             due = None
         if paid:
-            if self._month(paid) is None or paid < od or paid > self.today:
+            if self._month(paid) is None or paid < od or paid > self.today:  # a prepayment: the careful path
                 return None
             if paid_amt:
                 paid_fen = _fen_text(paid_amt)

@@ -89,3 +89,34 @@ def test_long_digit_codes_in_a_csv_export_stay_text_for_excel_and_import_again(u
     path.write_bytes(content)
     job = importer.import_file(path, "institutions", users["kam"], mode="all")
     assert (job.created_count, job.updated_count, job.unchanged_count) == (0, 0, 1), job.errors
+
+
+def test_the_history_digest_of_a_personal_field_cannot_be_compared_across_people(users, xiehe):
+    """A digest equal for the same value everywhere let an agent type a guessed birthday on a scratch person and
+    compare: confirmed without a reveal and without an audit entry."""
+    import datetime as dt
+
+    from pharmacrm.customers import services
+    from pharmacrm.customers.models import Person
+
+    first = services.create_person(users["admin"], {"name": "王芳", "institution": xiehe, "birthday": dt.date(1980, 5, 6),
+                                                    "mobile": "13800138000"})  # fmt: skip
+    second = services.create_person(users["admin"], {"name": "李娜", "institution": xiehe, "birthday": dt.date(1980, 5, 6)})
+    a, b = services.snapshot(first, ["birthday"]), services.snapshot(second, ["birthday"])
+    assert a["birthday"].startswith("******#") and a != b
+    assert services.snapshot(Person.objects.get(pk=first.pk), ["birthday"]) == a  # the same record: unchanged
+
+
+def test_files_the_application_writes_are_for_its_own_account_only(settings, tmp_path):
+    import os
+    import stat
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import FileSystemStorage
+
+    saved = FileSystemStorage(location=tmp_path / "files").save("处方.jpg", ContentFile(b"\xff\xd8\xff"))
+    mode = (tmp_path / "files" / saved).stat().st_mode
+    assert mode & (stat.S_IRWXG | stat.S_IRWXO) == 0, oct(mode)
+    with open(tmp_path / "mail.eml", "w") as fh:  # what the process writes otherwise (mail, logs, the database)
+        fh.write("x")
+    assert os.stat(tmp_path / "mail.eml").st_mode & (stat.S_IRWXG | stat.S_IRWXO) == 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.utils import timezone
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone, translation
 
 from pharmacrm.core.roles import Role
 from pharmacrm.customers.models import Institution
@@ -100,3 +102,69 @@ def test_a_ticket_never_answered_counts_with_its_wait_so_far_and_is_named(users,
     assert abs(float(review.avg_response_hours) - (2 + waited) / 2) < 0.1  # not 2 h: the forgotten one counts
     page = client_for("manager").get(reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE="en")
     assert "1 ticket still unanswered, counted with its wait so far" in page.content.decode()
+
+
+# --- progress on the plan in force ---------------------------------------------------------------------------
+
+
+def _progress(client, account, item, **data):
+    from django.urls import reverse
+
+    post = {f"progress{item.pk}-{k}": v for k, v in {"version": item.version, **data}.items()}
+    return client.post(reverse("keyaccounts:item-progress", args=[account.pk, item.pk]), post, HTTP_ACCEPT_LANGUAGE="en")
+
+
+def test_an_item_owner_cannot_cancel_an_item_of_the_approved_plan_alone(users, xiehe, with_plan, client_for):
+    from pharmacrm.keyaccounts.choices import ItemStatus
+    from pharmacrm.keyaccounts.models import PlanItem
+
+    account, plan = with_plan(xiehe)
+    item = plan.items.order_by("id").first()
+    PlanItem.objects.filter(pk=item.pk).update(owner=users["expert"])
+    item.refresh_from_db()
+
+    refused = _progress(client_for("expert"), account, item, status=ItemStatus.CANCELLED, progress=10)
+
+    assert refused.status_code == 400 and PlanItem.objects.get(pk=item.pk).status != ItemStatus.CANCELLED
+    with translation.override("en"), pytest.raises(ValidationError) as said:  # the API's path
+        services.update_progress(users["expert"], item, status=ItemStatus.CANCELLED, version=item.version)
+    assert said.value.message_dict["status"] == ["Only the project manager or a manager may cancel an item of the plan in force."]
+    # the owner is not offered it; the project manager may cancel
+    page = client_for("expert").get(f"/keyaccounts/{account.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'name="progress{item.pk}-status"' in page and 'value="cancelled"' not in page
+    done = _progress(client_for("kam"), account, item, status=ItemStatus.CANCELLED, progress=10)
+    assert done.status_code == 302 and PlanItem.objects.get(pk=item.pk).status == ItemStatus.CANCELLED
+
+
+def test_progress_sent_on_a_replaced_version_is_refused_with_the_note_shown(users, xiehe, with_plan, client_for):
+    from pharmacrm.keyaccounts.choices import ItemStatus
+
+    from .programme_fixtures import approve_plan
+
+    account, first = with_plan(xiehe)
+    item = first.items.order_by("id").first()
+    approve_plan(users, services.start_plan(users["kam"], account))  # v2 replaces v1 meanwhile
+
+    r = _progress(client_for("kam"), account, item, status=ItemStatus.IN_PROGRESS, progress=40, note="已与药剂科确认到货时间")
+
+    assert r.status_code == 400
+    body = r.content.decode()
+    assert "A new version of this service plan came into force meanwhile" in body and "已与药剂科确认到货时间" in body
+
+
+def test_who_proposed_and_sent_a_proposal_is_not_asked_to_decide_it(users, xiehe, make_proposal, manager2):
+    from pharmacrm.notify.models import Notification
+
+    make_proposal(xiehe, by=users["manager"])  # the manager proposes and sends it: manager2 must decide
+
+    asked = set(Notification.objects.filter(kind="keyaccounts.decide").values_list("recipient__username", flat=True))
+    assert manager2.username in asked and "manager" not in asked
+
+
+def test_delisting_ends_the_teams_tenure(users, xiehe, staffed, make_proposal, manager2):
+    from .test_lifecycle_fixes import delist
+
+    account = staffed(xiehe)
+    delist(make_proposal, manager2, xiehe)
+
+    assert set(TeamTenure.objects.filter(account=account).values_list("end", flat=True)) == {timezone.localdate()}
