@@ -27,6 +27,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -174,17 +175,21 @@ class OrderLineFilter(django_filters.FilterSet):
         return super().filter_queryset(queryset)
 
 
+RemoveLineSerializer = inline_serializer("RemoveOrderLine", {"reason": serializers.CharField(max_length=500)})
+
+
 @extend_schema(
     tags=["purchases"],
     description="Order lines (订单行) of the customers you may see, the newest order first. Amounts in yuan.",
 )
 class OrderLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Order lines imported from the ERP (read-only: they change by import)."""
+    """Order lines imported from the ERP: they change by import; a line the ERP no longer has is removed with
+    `POST …/{id}/remove/` and a reason (those who import orders)."""
 
     queryset = OrderLine.objects.none()
     serializer_class = OrderLineSerializer
     permission_classes = [HasCapability]
-    required_caps = {"*": Cap.VIEW_PURCHASES}
+    required_caps = {"remove": Cap.IMPORT_ORDERS, "*": Cap.VIEW_PURCHASES}
     filterset_class = OrderLineFilter
     filter_backends = [DjangoFilterBackend]
     lookup_value_regex = r"[0-9]{1,18}"
@@ -193,6 +198,22 @@ class OrderLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
         return services.lines_for(self.request.user).order_by("-order_date", "order_number", "line_number")
+
+    @extend_schema(
+        request=RemoveLineSerializer,
+        responses={204: None, 400: OpenApiResponse(description="No reason, or removed already"),
+                   403: OpenApiResponse(description="May not import orders")},  # fmt: skip
+        description="Remove a line the ERP no longer has (deleted from its order there). The customer's monthly "
+        "rollup is recomputed; the line's values stay in the audit trail with the reason.",
+    )
+    @action(detail=True, methods=["post"])
+    def remove(self, request, pk=None):
+        line = self.get_object()
+        try:
+            services.remove_line(request.user, line, str(request.data.get("reason", "")))
+        except DjangoValidationError as e:
+            return Response(validation_detail(e), status=status.HTTP_400_BAD_REQUEST)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- a customer's purchases ----------------------------------------------------------------------------

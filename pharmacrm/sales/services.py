@@ -195,3 +195,44 @@ def key_account_ids(institution_ids) -> set[int]:
     if not wanted:
         return set()
     return set(key_account_institutions().filter(pk__in=wanted).values_list("pk", flat=True).distinct())
+
+
+# --- removing lines --------------------------------------------------------------------------------------
+
+
+def remove_line(user, line: OrderLine, reason: str) -> None:
+    """Take out a line the ERP no longer has (a line deleted from the order, an order cancelled there): a
+    corrected file can change a line but not tell that one is gone. For those who import orders, with a reason;
+    the customer's monthly rollup is recomputed and the line's values stay in the audit trail."""
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from pharmacrm.core import audit
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.customers.normalise import clean_text
+
+    from . import rollups
+
+    access.require(user, Cap.IMPORT_ORDERS)
+    require_purchases(user, line.institution)
+    reason = clean_text(reason)
+    if not 2 <= len(reason) <= 500:
+        raise ValidationError({"reason": [_("Say why the line is removed (2 to 500 characters).")]})
+    with transaction.atomic():
+        rollups.lock()  # after the imports that run: their chunks and this removal do not interleave
+        gone = OrderLine.objects.select_for_update().filter(pk=line.pk).first()
+        if gone is None:
+            raise ValidationError(_("This line has been removed already."))
+        before = {
+            "order_number": gone.order_number, "line_number": gone.line_number,
+            "order_date": gone.order_date.isoformat(), "institution": gone.institution_id,
+            "product_code": gone.product_code, "quantity": str(gone.quantity), "unit_price": str(gone.unit_price),
+            "amount": str(gone.amount), "invoice_number": gone.invoice_number,
+            "payment_due": gone.payment_due.isoformat() if gone.payment_due else None,
+            "paid_date": gone.paid_date.isoformat() if gone.paid_date else None, "paid_amount": str(gone.paid_amount),
+        }  # fmt: skip
+        gone.delete()
+        rollups.mark_dirty([(gone.institution_id, gone.month)])
+        audit.record(AuditEntry.Action.DELETE, ("sales.orderline", str(line.pk), f"{gone.order_number}/{gone.line_number}"),
+                     user=user, changes={k: [v, None] for k, v in before.items()}, reason=reason)  # fmt: skip
+    rollups.refresh_dirty()

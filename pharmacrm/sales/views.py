@@ -4,13 +4,16 @@ the import (customers' import wizard with target=orders, the CLI, the API)."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, StreamingHttpResponse
-from django.shortcuts import render
-from django.urls import path
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
@@ -124,9 +127,30 @@ def _order_list(request, form, data, qs, status: int = 200):
     context = {
         "form": form, "page_obj": page, "rows": rows, "filtered": bool(data) or form.has_errors,
         "invalid": form.has_errors, "may_import": may_import, "import_target": ImportJob.Target.ORDERS.value,
-        "query": _without_page(request.GET),
+        "query": _without_page(request.GET), "may_remove": may_import, "back": request.get_full_path(),
     }  # fmt: skip
     return render(request, "sales/order_list.html", context, status=status)
+
+
+@login_required
+@require_POST
+def remove_line(request, pk: int):
+    """Take out a line the ERP no longer has (services.remove_line), with a reason; back to the list."""
+    access.require(request.user, Cap.IMPORT_ORDERS)
+    line = services.lines_for(request.user).filter(pk=pk).first()
+    if line is None:
+        raise Http404(_("No such order line, or you may not see it."))
+    try:
+        services.remove_line(request.user, line, request.POST.get("reason", ""))
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+    else:
+        messages.success(request, _("Line %(order)s/%(line)s was removed; the customer's purchase figures were "
+                                    "recomputed.") % {"order": line.order_number, "line": line.line_number})  # fmt: skip
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = reverse("sales:orders")
+    return redirect(back)
 
 
 @login_required
@@ -200,5 +224,6 @@ def orders_export(request):
 urlpatterns = [
     path("orders/", orders, name="orders"),
     path("orders/export.csv", orders_export, name="orders-export"),
+    path("orders/lines/<int:pk>/remove/", remove_line, name="order-line-remove"),
     path("customers/<int:pk>/purchases/", customer_purchases, name="customer-purchases"),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from django.utils import timezone
 
 from pharmacrm.sales import services
@@ -28,3 +29,67 @@ def test_a_prepayment_is_imported_and_counts_as_paid_on_time(run_import, xiehe):
     assert OrderLine.objects.get(order_number="SO-P1").paid_date == prepaid
     credit = services.credit(xiehe.pk)
     assert credit.on_time_share == Decimal(1) and credit.outstanding == Decimal("0.00")
+
+
+def test_a_line_the_erp_no_longer_has_is_removed_with_a_reason_and_the_figures_follow(run_import, xiehe, client_for):
+    from django.urls import reverse
+
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.sales.models import MonthlyRollup
+
+    day = timezone.localdate() - dt.timedelta(days=20)
+    job = run_import([line("SO-R1", 1, day, xiehe, "P1", 10, "100"), line("SO-R1", 2, day, xiehe, "P2", 5, "40")])
+    assert job.created_count == 2
+    wrong = OrderLine.objects.get(order_number="SO-R1", line_number=2)
+    url = reverse("sales:order-line-remove", args=[wrong.pk])
+
+    # no reason: refused and said
+    r = client_for("manager").post(url, {"reason": "", "next": "/sales/orders/"}, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert "Say why the line is removed" in r.content.decode() and OrderLine.objects.filter(pk=wrong.pk).exists()
+    # those who may not import neither see the control nor may post
+    page = client_for("kam").get(reverse("sales:orders"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "SO-R1" in page and "Remove line" not in page
+    assert client_for("kam").post(url, {"reason": "ERP 已删除"}).status_code == 403
+
+    r = client_for("manager").post(url, {"reason": "ERP 中该行已删除", "next": "/sales/orders/"}, follow=True,
+                                   HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+
+    assert "Line SO-R1/2 was removed" in r.content.decode()
+    assert not OrderLine.objects.filter(pk=wrong.pk).exists()
+    rollup = MonthlyRollup.objects.get(institution=xiehe, month=day.replace(day=1))
+    assert (rollup.amount_fen, rollup.lines) == (100_000, 1)  # ¥1,000.00 left of ¥1,200.00
+    entry = AuditEntry.objects.get(action="delete", object_type="sales.orderline", object_id=str(wrong.pk))
+    assert entry.extra["reason"] == "ERP 中该行已删除" and entry.changes["amount"] == ["200.00", None]
+    assert entry.actor.username == "manager"
+
+
+def test_the_api_removes_a_line_for_importers_only(run_import, xiehe, api_for):
+    day = timezone.localdate() - dt.timedelta(days=20)
+    run_import([line("SO-R2", 1, day, xiehe, "P1", 10, "100")])
+    pk = OrderLine.objects.get(order_number="SO-R2").pk
+    url = f"/api/v1/order-lines/{pk}/remove/"
+
+    assert api_for("kam").post(url, {"reason": "ERP 已删除"}, format="json").status_code == 403
+    assert api_for("manager").post(url, {}, format="json").status_code == 400
+    assert api_for("manager").post(url, {"reason": "ERP 已删除"}, format="json").status_code == 204
+    assert api_for("manager").post(url, {"reason": "ERP 已删除"}, format="json").status_code == 404
+
+
+ROLES = ["admin", "manager", "kam", "agent", "expert", "support", "aftersales", "rep", "pv", "analyst", "auditor"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_may_remove_an_order_line_web_and_api(role, run_import, xiehe, api_for, client_for):
+    from django.urls import reverse
+
+    day = timezone.localdate() - dt.timedelta(days=20)
+    run_import([line("SO-R3", 1, day, xiehe, "P1", 10, "100"), line("SO-R3", 2, day, xiehe, "P1", 1, "100")])
+    first, second = OrderLine.objects.filter(order_number="SO-R3").order_by("line_number")
+    allowed = role in ("admin", "manager")
+
+    api = api_for(role).post(f"/api/v1/order-lines/{first.pk}/remove/", {"reason": "ERP 已删除"}, format="json")
+    web = client_for(role).post(reverse("sales:order-line-remove", args=[second.pk]), {"reason": "ERP 已删除"})
+
+    assert api.status_code == (204 if allowed else 403)
+    assert web.status_code == (302 if allowed else 403)
+    assert OrderLine.objects.filter(order_number="SO-R3").count() == (0 if allowed else 2)
