@@ -22,7 +22,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import audit
+from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
@@ -223,14 +223,24 @@ def open_for_download(attachment: Attachment):
     return attachment.file.open("rb")
 
 
+def may_download(user) -> bool:
+    """Who may open a ticket's files: those who handle tickets, and those who may see or reveal personal data.
+    Not the marketing analyst, who sees tickets with their personal data masked: a prescription or a lab report
+    names the patient."""
+    return any(access.can(user, cap) for cap in (Cap.HANDLE_TICKETS, Cap.VIEW_PERSONAL_DATA, Cap.REVEAL_PERSONAL_DATA))
+
+
 def download_response(user, attachment: Attachment):
     """The attachment as a download (the caller has checked access to the ticket; FileNotFoundError when the
     storage lost it), audited as a read of personal data: a prescription, a lab report or a photo of the
-    package may show a patient, as a safety case's files do."""
+    package may show a patient, as a safety case's files do. PermissionDenied for who may not (may_download)."""
     from urllib.parse import quote
 
+    from django.core.exceptions import PermissionDenied
     from django.http import FileResponse
 
+    if not may_download(user):
+        raise PermissionDenied(_("Your role sees tickets with personal data masked: their files are not for it."))
     handle = open_for_download(attachment)
     audit.record(AuditEntry.Action.READ_PERSONAL, attachment.ticket, user=user, fields=["attachments"],
                  file=attachment.name, attachment=attachment.pk)  # fmt: skip

@@ -120,3 +120,28 @@ def test_files_the_application_writes_are_for_its_own_account_only(settings, tmp
     with open(tmp_path / "mail.eml", "w") as fh:  # what the process writes otherwise (mail, logs, the database)
         fh.write("x")
     assert os.stat(tmp_path / "mail.eml").st_mode & (stat.S_IRWXG | stat.S_IRWXO) == 0
+
+
+def test_a_cell_merged_over_several_rows_applies_to_each_of_them(users, tmp_path):
+    from openpyxl import Workbook
+
+    from pharmacrm.customers import importer, services
+    from pharmacrm.customers.models import Person
+
+    hospital = services.create_institution(users["admin"], {"name": "测试医院", "kind": "hospital"})
+    services.create_institution(users["admin"], {"name": "心内科", "kind": "department", "parent": hospital})
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["姓名", "所属机构", "科室"])
+    ws.append(["张三", hospital.code, "心内科"])
+    ws.append(["李四", None, None])
+    ws.append(["王五", None, None])
+    ws.merge_cells("B2:B4")  # one hospital and one department over the three doctors, as offices lay it out
+    ws.merge_cells("C2:C4")
+    path = tmp_path / "人员.xlsx"
+    wb.save(path)
+
+    job = importer.import_file(path, "people", users["kam"], mode="all")
+
+    assert job.created_count == 3, job.errors
+    assert set(Person.objects.values_list("institution__name", "department__name")) == {("测试医院", "心内科")}
