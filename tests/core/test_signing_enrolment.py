@@ -54,7 +54,7 @@ def _decide(client: Client, proposal, otp_code: str):
 
 
 def _otp_errors(html: str) -> str:
-    return html.split('id="id_otp_code_error"')[1].split("</div>")[0]
+    return html.split('id="id_decision-otp_code_error"')[1].split("</div>")[0]
 
 
 def test_the_roles_are_what_the_defect_is_about(users):

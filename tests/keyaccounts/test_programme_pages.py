@@ -154,7 +154,7 @@ def test_a_wrong_code_shows_under_the_field_and_leaves_the_proposal_submitted(
     response = c.post(reverse("keyaccounts:proposal-decide", args=[proposal.pk]), data)
     assert response.status_code == 400
     html = response.content.decode()
-    errors = html.split('id="id_otp_code_error"')[1].split("</div>")[0]
+    errors = html.split('id="id_decision-otp_code_error"')[1].split("</div>")[0]  # the id aria-describedby names
     assert 'class="error"' in errors
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.SUBMITTED
@@ -217,7 +217,7 @@ def test_the_team_picker_offers_users_with_a_needed_role_only(client_for, users,
     assert f'value="{users["expert"].pk}"' in picker and f'value="{users["agent"].pk}"' not in picker
     url = reverse("keyaccounts:member-add", args=[account.pk])
     response = c.post(url, {"member-role": TeamRole.PRODUCT_EXPERT, "member-user": users["support"].pk})
-    assert response.status_code == 400 and 'id="id_user_error"' in response.content.decode()
+    assert response.status_code == 400 and 'id="id_member-user_error"' in response.content.decode()
     assert (
         c.post(url, {"member-role": TeamRole.PROJECT_MANAGER, "member-user": users["kam"].pk}).status_code
         == 302
@@ -319,7 +319,7 @@ def test_agreement_generation_pdf_signing_and_archive(client_for, users, program
     bad.name = "signed.pdf"
     r = kam.post(url, {f"{prefix}-signed_date": today.isoformat(), f"{prefix}-signed_copy": bad,
                        f"{prefix}-version": agreement.version})  # fmt: skip
-    assert r.status_code == 400 and 'id="id_signed_copy_error"' in r.content.decode()
+    assert r.status_code == 400 and f'id="id_{prefix}-signed_copy_error"' in r.content.decode()
     good = io.BytesIO(tiny_png())
     good.name = "扫描件.png"
     r = kam.post(url, {f"{prefix}-signed_date": today.isoformat(), f"{prefix}-signed_copy": good,
