@@ -699,22 +699,22 @@ class Sheet:
         col0 = self._sheet.start[1] if self._sheet.start else 0
         # a cell merged down over several rows (一家医院 over its doctors' rows, as Chinese offices lay lists out)
         # holds its value in the first row only: the rows below read it too, instead of an empty cell
+        tops: dict[int, list[int]] = {}  # row → columns whose value the rows below share
         below: dict[int, list[tuple[int, int]]] = {}  # row → (column, row holding the value)
         for (r0, c0), (r1, _c1) in self._sheet.merged_cell_ranges or ():
-            for r in range(r0 + 1, r1 + 1):
-                below.setdefault(r, []).append((c0 - col0, r0))
+            if r1 > r0:
+                tops.setdefault(r0, []).append(c0 - col0)
+                for r in range(r0 + 1, r1 + 1):
+                    below.setdefault(r, []).append((c0 - col0, r0))
         held: dict[tuple[int, int], str] = {}
-        tops = {(r0, c0 - col0) for (r0, c0), (r1, _c1) in self._sheet.merged_cell_ranges or () if r1 > r0}
         for offset, row in enumerate(self._sheet.iter_rows()):
             cells = [_cell_text(v) for v in row]
             number = first + offset
-            if tops or below:
-                for c, source in below.pop(number, ()):
-                    if 0 <= c < len(cells) and not cells[c]:
-                        cells[c] = held.get((source, c), "")
-                for c in range(len(cells)):
-                    if (number, c) in tops:
-                        held[(number, c)] = cells[c]
+            for c, source in below.pop(number, ()):
+                if 0 <= c < len(cells) and not cells[c]:
+                    cells[c] = held.get((source, c), "")
+            for c in tops.pop(number, ()):
+                held[(number, c)] = cells[c] if 0 <= c < len(cells) else ""
             yield number + 1, cells
 
     def data_rows_estimate(self) -> int:
