@@ -554,8 +554,14 @@ class SearchHitSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     score = serializers.FloatField()
-    match = serializers.CharField(help_text="What matched: name, pinyin, phone, email, credit_code or code.")
-    institution = serializers.CharField(allow_null=True, help_text="For people: their institution.")
+    match = serializers.CharField(
+        help_text="What matched: name, pinyin, phone, email, credit_code, code, or keywords (several words "
+        "separated by spaces, matched in the name or the institution's: 石家庄 产科)."
+    )
+    institution = serializers.CharField(
+        allow_null=True,
+        help_text="For people: their institution (a department with its hospital); for departments: their hospital.",
+    )
     region = serializers.CharField(allow_null=True)
     phone = serializers.CharField(help_text="Institutions: switchboard; people: masked mobile.")
 
@@ -564,12 +570,18 @@ class SearchResultSerializer(serializers.Serializer):
     results = SearchHitSerializer(many=True)
 
 
+def _place(institution: Institution) -> str:
+    """An institution as a hit names it: a department with its hospital (石家庄市妇幼保健院 产科)."""
+    return f"{institution.parent.name} {institution.name}" if institution.parent_id else institution.name
+
+
 def hit_data(hit: search.Hit) -> dict:
     obj = hit.obj
     if isinstance(obj, Institution):
-        inst, region, phone = None, obj.region.full_name if obj.region_id else None, obj.phone
+        inst = obj.parent.name if obj.parent_id else None  # a department's hospital
+        region, phone = obj.region.full_name if obj.region_id else None, obj.phone
     else:
-        inst = obj.institution.name if obj.institution_id else None
+        inst = _place(obj.institution) if obj.institution_id else None
         region = None
         phone = normalise.mask_phone(obj.mobile or obj.landline)  # search never shows personal data in clear
     return {

@@ -27,8 +27,10 @@ NARROWED_READ = 1000  # the same when scope or filters will discard most candida
 BEYOND_LIMIT = 2000  # customers a user sees outside their territory's provinces, named one by one in a search
 # what a hit shows (result page, suggestions, institution pickers, API): a model instance of all columns
 # cost more than the query that loads it; the masked phone is the only personal field decrypted
-INSTITUTION_HIT_FIELDS = ("id", "code", "name", "kind", "tier", "phone", "region__code", "region__name", "region__full_name")
-PERSON_HIT_FIELDS = ("id", "code", "name", "role", "tier", "mobile", "landline", "institution__id", "institution__name")
+# (a department's hospital, a person's institution and its hospital: two departments called 产科 are told apart)
+INSTITUTION_HIT_FIELDS = ("id", "code", "name", "kind", "tier", "phone", "region__code", "region__name", "region__full_name", "parent__id", "parent__name")  # fmt: skip
+PERSON_HIT_FIELDS = ("id", "code", "name", "role", "tier", "mobile", "landline", "institution__id", "institution__name", "institution__parent__id", "institution__parent__name")  # fmt: skip
+KEYWORD_CONTEXT_LIMIT = 5000  # customers read through the institutions a keyword names (their departments, people)
 _LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
 # separators people write in phone numbers and codes: 0311-39210254, (0311) 3921 0254, 138.0013.8000
 _SEPARATORS = re.compile(r"[\s\-()\[\].·—–]")
@@ -300,11 +302,11 @@ def _hits(kind: int, ranked, match: str) -> list[Hit]:
     if not ranked:
         return []
     if kind == INSTITUTION:
-        institutions = Institution.objects.select_related("region").only(*INSTITUTION_HIT_FIELDS).order_by()
+        institutions = Institution.objects.select_related("region", "parent").only(*INSTITUTION_HIT_FIELDS).order_by()
         objs = institutions.in_bulk([pk for _, pk in ranked])
         label = "institution"
     else:
-        people = Person.objects.select_related("institution").only(*PERSON_HIT_FIELDS).order_by()
+        people = Person.objects.select_related("institution__parent").only(*PERSON_HIT_FIELDS).order_by()
         objs = people.in_bulk([pk for _, pk in ranked])
         label = "person"
     return [Hit(kind=label, obj=objs[pk], score=score, match=match) for score, pk in ranked if pk in objs]
@@ -441,11 +443,81 @@ def _look_up(look: _Look, query: str, how: str):
         if code[:1] != ("I" if kind == INSTITUTION else "P"):
             return [], True, how
         return (*_exact(look, model.objects.filter(code=code)), how)
+    found = _by_text(look, query, how)
+    if not found[0] and len(query.split()) > 1:
+        keywords = _by_keywords(look, query.split())
+        if keywords is not None:
+            return (*keywords, "keywords")
+    return (*found, how)
+
+
+def _by_text(look: _Look, text: str, how: str) -> tuple[list[tuple[float, int]], bool]:
+    """A look-up by name or pinyin of the whole text, spaces ignored (北京 协和 is 北京协和)."""
     if how == "pinyin":
-        key = query.lower().replace(" ", "").replace("'", "")[: MAX_TERM - 1]
-        return (*_by_pinyin(look, key), how) if key else ([], True, how)
-    norm = normalise.name(query)
-    return (*_by_name(look, norm), how) if norm else ([], True, how)
+        key = _pinyin_query(text)
+        return _by_pinyin(look, key) if key else ([], True)
+    norm = normalise.name(text)
+    return _by_name(look, norm) if norm else ([], True)
+
+
+def _pinyin_query(text: str) -> str:
+    return text.lower().replace(" ", "").replace("'", "")[: MAX_TERM - 1]
+
+
+def _keyword_test(keyword: str, how: str):
+    """Whether a name (normalised) holds this keyword, for a customer of the given kind."""
+    if how == "pinyin":
+        key = _pinyin_query(keyword)
+        return lambda kind, name_norm: bool(name_norm) and any(key in k for k in _pinyin_keys(kind, name_norm))
+    norm = normalise.name(keyword)
+    return lambda kind, name_norm: bool(name_norm) and norm in name_norm
+
+
+def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, int]], bool] | None:
+    """Several keywords separated by spaces, each of them a name fragment or pinyin (石家庄 产科, 张伟 协和,
+    zhangwei xh): customers whose own name holds at least one keyword and whose name or place — a
+    department's hospital, a person's institution and that institution's hospital — holds every one.
+    None when a keyword is not a name or pinyin (a phone, a code): such a query has no keyword reading."""
+    keywords = list(dict.fromkeys(keywords))[:5]
+    hows = [classify(k) for k in keywords]
+    if any(how not in ("name", "pinyin") for how in hows):
+        return None
+    kind, memo = look.kind, {}
+    own_look = dataclasses.replace(look, limit=look.read)
+    place_look = _look(look.user, INSTITUTION, Filters(), look.read, None, "name", memo)
+    own, places = set(), set()
+    for keyword, how in zip(keywords, hows, strict=True):
+        own.update(pk for _s, pk in _by_text(own_look, keyword, how)[0])
+        places.update(pk for _s, pk in _by_text(place_look, keyword, how)[0])
+    model = Institution if kind == INSTITUTION else Person
+    base = model.objects.filter(merged_into__isnull=True).order_by()
+    candidates, cut = set(own), False
+    if places:
+        # the places' departments, then (for people) everyone working at a place or in one of its departments
+        departments = Institution.objects.filter(parent_id__any_of=id_set(sorted(places))).order_by()
+        near = list(departments.values_list("id", flat=True)[: KEYWORD_CONTEXT_LIMIT + 1])
+        if kind == PERSON:
+            at = id_set(sorted(places.union(near)))
+            near = list(base.filter(Q(institution_id__any_of=at) | Q(department_id__any_of=at)).values_list("id", flat=True)[: KEYWORD_CONTEXT_LIMIT + 1])  # fmt: skip
+        cut = len(near) > KEYWORD_CONTEXT_LIMIT
+        candidates.update(near[:KEYWORD_CONTEXT_LIMIT])
+    if not candidates:
+        return [], True
+    columns = ("id", "name_norm", "parent__name_norm") if kind == INSTITUTION else (
+        "id", "name_norm", "institution__name_norm", "institution__parent__name_norm", "department__name_norm"
+    )  # fmt: skip
+    tests = [_keyword_test(k, how) for k, how in zip(keywords, hows, strict=True)]
+    own_matches = {}
+    for pk, name_norm, *place_names in _with_ids(base, sorted(candidates)).values_list(*columns):
+        in_own = [test(kind, name_norm) for test in tests]
+        if any(in_own) and all(
+            mine or any(test(INSTITUTION, place) for place in place_names)
+            for mine, test in zip(in_own, tests, strict=True)
+        ):
+            own_matches[pk] = sum(in_own)
+    # more keywords in the customer's own name rank higher; all of them stay below a match of the whole text
+    ranked, complete = look.rank(own_matches, lambda pk, name_norm: INSIDE - 10 + 5 * own_matches[pk])
+    return ranked, complete and not cut
 
 
 def _prepare(query: str) -> str:

@@ -55,6 +55,7 @@ MATCH_LABELS = {
     "email": gettext_lazy("E-mail"),
     "credit_code": gettext_lazy("Credit code"),
     "code": gettext_lazy("Internal code"),
+    "keywords": gettext_lazy("Keywords"),
 }
 DUPLICATE_REASONS = {
     "credit_code": gettext_lazy("Same credit code"),
