@@ -232,6 +232,16 @@ class DetailsSerializer(serializers.Serializer):
     )
     batch_number = serializers.CharField(max_length=40, required=False, allow_blank=True)
     safety_relevant = serializers.BooleanField(required=False)
+    institution = serializers.IntegerField(
+        required=False, allow_null=True, help_text="The customer's institution id (one you may see); null unlinks."
+    )
+    person = serializers.IntegerField(
+        required=False, allow_null=True,
+        help_text="The person's id (one you may see); without `institution`, theirs is taken too. Null unlinks.",
+    )  # fmt: skip
+    caller_name = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    caller_phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    reply_email = serializers.CharField(max_length=254, required=False, allow_blank=True)
     reason = serializers.CharField(
         max_length=500, required=False, allow_blank=True, help_text="Kept in the history."
     )
@@ -269,8 +279,10 @@ class TicketDetailsViewSet(viewsets.GenericViewSet):
         methods=["PATCH"], tags=["tickets"], parameters=[TICKET_PK], filters=False, request=DetailsSerializer,
         responses={200: TicketSerializer, 400: OpenApiResponse(description="Per-field messages."),
                    409: OpenApiResponse(description="Someone saved the ticket since `version` (with `current_version`).")},
-        description="Change subject, description, category, product, batch_number or safety_relevant; send only "
-        "what changes, with `version`. History events: edited / category / product.",
+        description="Change subject, description, category, product, batch_number, safety_relevant, the customer "
+        "(institution, person) or the caller's details (caller_name, caller_phone, reply_email; an empty string "
+        "removes one); send only what changes, with `version`. A new customer chooses the SLA policy again, and a "
+        "VIP or key account gets the priority boost. History events: edited / category / product / priority.",
     )  # fmt: skip
     @action(detail=False, methods=["get", "patch"], url_path="details", pagination_class=None)
     def details(self, request, ticket_pk=None):
@@ -282,7 +294,7 @@ class TicketDetailsViewSet(viewsets.GenericViewSet):
         d = dict(form.validated_data)
         version = expected_version(request, d.pop("version", None))
         reason = clean_text(d.pop("reason", "") or "")
-        for key in ("subject", "description", "batch_number"):
+        for key in ("subject", "description", "batch_number", "caller_name"):
             if key in d:
                 d[key] = clean_text(d[key])
         editing.edit_ticket(request.user, ticket, d, version=version, reason=reason)

@@ -1,9 +1,12 @@
-"""Editing a ticket's details after intake: subject, description, category, product, batch number and
-the safety-relevant flag. Only what changed is written; two agents saving the same ticket → the second
+"""Editing a ticket's details after intake: subject, description, category, product, batch number, the
+safety-relevant flag, and who it is for — the customer (institution, person) and the unidentified caller's
+name, phone and reply e-mail (personal data: the history and the audit trail say that they changed, never
+the values). Only what changed is written; two agents saving the same ticket → the second
 gets a ConflictError (HTTP 409) and the page keeps what they typed.
 
-A new category chooses the SLA policy again and rebuilds the clocks from the ticket's history; it does
-NOT change the priority or complexity (an agent changes those deliberately, with a reason)."""
+A new category or customer chooses the SLA policy again and rebuilds the clocks from the ticket's history;
+neither changes the priority or complexity (an agent changes those deliberately, with a reason) — except
+that a caller identified as a VIP or key account gets the one-step boost intake would have given."""
 
 from __future__ import annotations
 
@@ -13,16 +16,21 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import audit, builtin
+from pharmacrm.core import access, audit, builtin, crypto
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers import normalise
+from pharmacrm.customers.models import Institution, Person
 
 from . import services
 from .choices import EventKind
 from .models import Product, Ticket, TicketCategory
 
 A = AuditEntry.Action
-EDITABLE = ("subject", "description", "category", "product", "batch_number", "safety_relevant")
+CUSTOMER = ("institution", "person")
+PERSONAL = ("caller_name", "caller_phone", "reply_email")
+EDITABLE = ("subject", "description", "category", "product", "batch_number", "safety_relevant", *CUSTOMER, *PERSONAL)
+RELATED = ("category", "product", *CUSTOMER)  # stored as <field>_id
 ALIASES = {"batch": "batch_number"}
 MAX_DESCRIPTION = 20_000
 SHOWN = 200  # characters of a long text kept in the history event
@@ -52,15 +60,41 @@ def _product(value, current_id) -> Product | None:
     return product
 
 
+def _customer(user, model, value, field: str):
+    """The institution or person chosen (an object or an id), if the user may see it; None to unlink."""
+    if value in (None, ""):
+        return None
+    obj = value if isinstance(value, model) else model.objects.filter(pk=value if str(value).isdecimal() else None).first()
+    if obj is None or obj.merged_into_id is not None or (user is not None and not access.can_see(user, obj)):
+        raise ValidationError({field: [_("Choose a customer you may see.")]})
+    return obj
+
+
+def _personal(field: str, value) -> str:
+    value = (value or "").strip()
+    if field == "caller_name" and len(value) > 50:
+        raise ValidationError({field: [_("At most 50 characters.")]})
+    if field == "caller_phone" and value:
+        normalise.validate_any_phone(value)  # the same rule as at intake (ValidationError names no field)
+    if field == "reply_email" and value:
+        from django.core.validators import validate_email
+
+        try:
+            validate_email(value)
+        except ValidationError:
+            raise ValidationError({field: [_("Enter a valid e-mail address.")]}) from None
+    return value
+
+
 def _bool(value) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "on", "yes")
     return bool(value)
 
 
-def clean_changes(ticket: Ticket, changes: dict) -> dict:
-    """The submitted values, checked and converted (objects for category/product); ValidationError
-    naming each bad field."""
+def clean_changes(ticket: Ticket, changes: dict, user=None) -> dict:
+    """The submitted values, checked and converted (objects for category/product/institution/person);
+    ValidationError naming each bad field. A customer must be one `user` may see."""
     errors: dict[str, list[str]] = {}
     out: dict = {}
     for key, value in changes.items():
@@ -91,14 +125,33 @@ def clean_changes(ticket: Ticket, changes: dict) -> dict:
                 value = _product(value, ticket.product_id)
             elif field == "safety_relevant":
                 value = _bool(value)
+            elif field == "institution":
+                value = _customer(user, Institution, value, field)
+            elif field == "person":
+                value = _customer(user, Person, value, field)
+            elif field in PERSONAL:
+                value = _personal(field, value)
         except ValidationError as e:
-            for k, msgs in e.message_dict.items():
+            for k, msgs in (e.message_dict if hasattr(e, "error_dict") else {field: e.messages}).items():
                 errors.setdefault(k, []).extend(msgs)
             continue
         out[field] = value
     if errors:
         raise ValidationError(errors)
     return out
+
+
+CHANGED = "******"  # a personal value in the ticket's history: that there was one, never what it was
+
+
+def _digest(ticket: Ticket, field: str, value: str) -> str:
+    """A personal value in the audit trail, as customers' are: a digest keyed to the ticket and the field,
+    which shows that it changed without revealing it, nor letting a guess be confirmed elsewhere."""
+    if not value:
+        return ""
+    if field == "caller_phone":
+        value = normalise.phone(value)
+    return f"******#{crypto.blind_index(f'servicedesk.ticket:{ticket.pk}:{field}:{value}', 'audit')[:8]}"
 
 
 def _short(value) -> object:
@@ -112,15 +165,20 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
     differs). ConflictError when someone else saved the ticket since `version` was read."""
     services.require(user, Cap.HANDLE_TICKETS)
     services._check_version(ticket, version)
-    values = clean_changes(ticket, changes)
+    values = clean_changes(ticket, changes, user)
+    if values.get("person") is not None and "institution" not in values:
+        values["institution"] = values["person"].institution  # as at intake: the person's institution
     diff: dict[str, list] = {}
     for field, new in values.items():
         old = getattr(ticket, field)
-        if field in ("category", "product"):
+        if field in RELATED:
             if (old.pk if old else None) != (new.pk if new else None):
                 diff[field] = [old, new]
         elif old != new:
             diff[field] = [old, new]
+    after = {f: diff[f][1] if f in diff else getattr(ticket, f) for f in (*CUSTOMER, "caller_name", "caller_phone")}
+    if not any(after.values()):
+        raise ValidationError({"person": [_("Name the customer, or the caller's name or phone number.")]})
     if "category" in diff and "safety_relevant" not in values and diff["category"][1].safety_relevant:
         if not ticket.safety_relevant:
             diff["safety_relevant"] = [False, True]  # a safety category makes the ticket safety-relevant
@@ -133,8 +191,20 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
         fields = []
         for field, (_old, new) in diff.items():
             setattr(ticket, field, new)
-            fields.append(f"{field}_id" if field in ("category", "product") else field)
-        if "category" in diff:
+            fields.append(f"{field}_id" if field in RELATED else field)
+        if "caller_phone" in diff:
+            ticket.refresh_derived()
+            fields.append("caller_phone_bidx")
+        boosted_from = None
+        if diff.keys() & set(CUSTOMER) and not ticket.boosted:
+            from . import routing
+
+            # a caller identified as a VIP or key account: the boost intake would have given
+            boosted_from = routing.boost(ticket, key_account=routing.key_account_team(ticket) is not None)
+            if boosted_from:
+                fields += ["priority", "boosted"]
+        repolicy = bool(diff.keys() & {"category", *CUSTOMER})
+        if repolicy:
             ticket.policy = services.select_policy(ticket)
             fields.append("policy_id")
         services._save(ticket, fields, expected)
@@ -151,17 +221,36 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
                 "from_name": str(old) if old else "", "to_name": str(new) if new else "",
                 **({"reason": reason} if reason else {}),
             })  # fmt: skip
-        plain = {f: [_short(a), _short(b)] for f, (a, b) in diff.items() if f not in ("category", "product")}
+        for field in CUSTOMER:
+            if field in diff:
+                old, new = diff[field]
+                services._event(ticket, EventKind.EDITED, user, at=now, data={
+                    # codes, not names: a person's name is personal data, masked for some readers of the history
+                    "fields": {field: [old.code if old else "", new.code if new else ""]},
+                    **({"reason": reason} if reason else {}),
+                })  # fmt: skip
+        if boosted_from:
+            services._event(ticket, EventKind.PRIORITY, services.SYSTEM, at=now, data={
+                "from": [boosted_from, ticket.complexity], "to": [ticket.priority, ticket.complexity],
+                "reason": _("A VIP or key-account customer: one step more urgent."), "boost": True,
+            })  # fmt: skip
+        plain = {
+            f: ([CHANGED if a else "", CHANGED if b else ""] if f in PERSONAL else [_short(a), _short(b)])
+            for f, (a, b) in diff.items() if f not in RELATED
+        }  # fmt: skip
         if plain:
             services._event(ticket, EventKind.EDITED, user, at=now,
                             data={"fields": plain, **({"reason": reason} if reason else {})})  # fmt: skip
-        if "category" in diff:
+        if repolicy:
             services.rebuild_clocks(ticket, now=now)
         audit_changes = {
             f: ([a.code if a else None, b.code if b else None] if f == "category"
-                else [a.pk if a else None, b.pk if b else None] if f == "product" else [_short(a), _short(b)])
+                else [a.pk if a else None, b.pk if b else None] if f in RELATED
+                else [_digest(ticket, f, a), _digest(ticket, f, b)] if f in PERSONAL else [_short(a), _short(b)])
             for f, (a, b) in diff.items()
         }  # fmt: skip
+        if boosted_from:
+            audit_changes["priority"] = [boosted_from, ticket.priority]
         audit.record(
             A.UPDATE, ticket, user=user, changes=audit_changes, **({"reason": reason} if reason else {})
         )
@@ -177,10 +266,17 @@ FIELD_LABELS = {
     "description": gettext_lazy("Description"),
     "batch_number": gettext_lazy("Batch / lot number"),
     "safety_relevant": gettext_lazy("Safety-relevant"),
+    "institution": gettext_lazy("Institution"),
+    "person": gettext_lazy("Person"),
+    "caller_name": gettext_lazy("Caller's name"),
+    "caller_phone": gettext_lazy("Caller's phone"),
+    "reply_email": gettext_lazy("Customer's e-mail"),
 }
 
 
 def _shown(value) -> str:
+    if value == CHANGED:
+        return str(_("(personal data)"))
     if isinstance(value, bool):
         return str(_("yes") if value else _("no"))
     return str(value) if value not in (None, "") else "—"

@@ -72,7 +72,10 @@ def people_options(user, institution_id) -> list[Person]:
     return list(qs.order_by("name_key", "id").only("id", "name", "title")[:PEOPLE_LIMIT])
 
 
-class IntakeForm(ServiceErrorsMixin, OnceTokenForm):
+class CustomerPickers(forms.Form):
+    """The institution and person selects of a ticket (intake, editing): only customers the user may see,
+    and choosing an institution reloads the person select with its people."""
+
     institution = forms.ModelChoiceField(
         label=_("Institution"), queryset=Institution.objects.none(), required=False
     )
@@ -80,6 +83,25 @@ class IntakeForm(ServiceErrorsMixin, OnceTokenForm):
         label=_("Person"), queryset=Person.objects.none(), required=False, empty_label="—",
         help_text=_("People of the chosen institution."),
     )  # fmt: skip
+
+    def _set_up_pickers(self, user) -> None:
+        institutions = access.institutions_for(user, Institution.objects.active())
+        self.fields["institution"].queryset = institutions
+        inst_id = self.data.get("institution") if self.is_bound else self.initial.get("institution")
+        _limit_picker(self.fields["institution"], [inst_id])
+        self.fields["person"].queryset = access.people_for(user, Person.objects.active())
+        person_id = self.data.get("person") if self.is_bound else self.initial.get("person")
+        shown = people_options(user, inst_id)
+        if person_id and is_id(person_id) and int(person_id) not in {p.pk for p in shown}:
+            shown = list(self.fields["person"].queryset.filter(pk=int(person_id))) + shown
+        self.fields["person"].widget.choices = BLANK + [(p.pk, _person_label(p)) for p in shown]
+        self.fields["institution"].widget.attrs.update(
+            {"hx-get": reverse("servicedesk:ticket-create"), "hx-vals": json.dumps({"_options": "person"}),
+             "hx-target": "#id_person", "hx-trigger": "change", "hx-swap": "innerHTML"}
+        )  # fmt: skip
+
+
+class IntakeForm(ServiceErrorsMixin, CustomerPickers, OnceTokenForm):
     caller_name = forms.CharField(
         label=_("Caller's name"), required=False, max_length=50,
         help_text=_("For a caller who is not (yet) a recorded customer."),
@@ -131,21 +153,7 @@ class IntakeForm(ServiceErrorsMixin, OnceTokenForm):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("received_at", timezone.localtime().replace(second=0, microsecond=0))
-        institutions = access.institutions_for(user, Institution.objects.active())
-        self.fields["institution"].queryset = institutions
-        inst_id = self.data.get("institution") if self.is_bound else self.initial.get("institution")
-        _limit_picker(self.fields["institution"], [inst_id])
-        self.fields["person"].queryset = access.people_for(user, Person.objects.active())
-        person_id = self.data.get("person") if self.is_bound else self.initial.get("person")
-        shown = people_options(user, inst_id)
-        if person_id and is_id(person_id) and int(person_id) not in {p.pk for p in shown}:
-            shown = list(self.fields["person"].queryset.filter(pk=int(person_id))) + shown
-        self.fields["person"].widget.choices = BLANK + [(p.pk, _person_label(p)) for p in shown]
-        # choosing an institution reloads the person select with its people
-        self.fields["institution"].widget.attrs.update(
-            {"hx-get": reverse("servicedesk:ticket-create"), "hx-vals": json.dumps({"_options": "person"}),
-             "hx-target": "#id_person", "hx-trigger": "change", "hx-swap": "innerHTML"}
-        )  # fmt: skip
+        self._set_up_pickers(user)
         self.fields["category"].queryset = categories()
         self.fields["product"].queryset = Product.objects.filter(active=True).order_by("brand_name", "strength")
         self.fields["assignee"].queryset = handlers()

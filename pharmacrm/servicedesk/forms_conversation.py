@@ -11,6 +11,7 @@ from django.utils.translation import pgettext_lazy
 from pharmacrm.customers.forms import ServiceErrorsMixin
 
 from .choices import MessageKind
+from .forms import CustomerPickers
 from .models import APPROVAL_NUMBER_HELP, AnswerTemplate, Product, TicketCategory
 
 
@@ -59,7 +60,7 @@ class ComposerForm(ServiceErrorsMixin, forms.Form):
         self.fields["files"].widget.attrs["accept"] = accept_attr()
 
 
-class TicketEditForm(ServiceErrorsMixin, forms.Form):
+class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
     subject = forms.CharField(label=_("Subject"), max_length=200)
     description = forms.CharField(
         label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 5})
@@ -74,11 +75,36 @@ class TicketEditForm(ServiceErrorsMixin, forms.Form):
     safety_relevant = forms.BooleanField(
         label=_("Safety-relevant"), required=False, help_text=_("Hand the ticket to pharmacovigilance.")
     )
+    # personal data: never pre-filled (the page would show it in clear to roles that see it masked); a value
+    # typed here replaces the one on file, an empty field keeps it
+    caller_name = forms.CharField(label=_("Caller's name"), required=False, max_length=50)
+    caller_phone = forms.CharField(
+        label=_("Caller's phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
+    )
+    reply_email = forms.EmailField(
+        label=_("Customer's e-mail"), required=False, max_length=254,
+        help_text=_("Replies to the customer are e-mailed here."),
+    )  # fmt: skip
+    clear_contact = forms.BooleanField(
+        label=_("Remove the caller's name, phone and e-mail"), required=False,
+        help_text=_("For example once the caller is linked to a recorded customer."),
+    )  # fmt: skip
     reason = forms.CharField(label=_("Reason for the change"), max_length=500, required=False)
     version = forms.IntegerField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, ticket=None, **kwargs):
+    field_order = [
+        "subject", "description", "category", "product", "batch_number", "safety_relevant", "institution", "person",
+        "caller_name", "caller_phone", "reply_email", "clear_contact", "reason", "version",
+    ]  # fmt: skip
+
+    def __init__(self, *args, ticket=None, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if user is not None:
+            self._set_up_pickers(user)
+        if ticket is not None:
+            for field in ("caller_name", "caller_phone", "reply_email"):
+                if getattr(ticket, field):
+                    self.fields[field].widget.attrs["placeholder"] = str(_("On file; type to replace"))
         categories = TicketCategory.objects.filter(active=True)
         products = Product.objects.filter(active=True)
         if ticket is not None:  # keep what the ticket has even when it was switched off since
@@ -96,7 +122,23 @@ class TicketEditForm(ServiceErrorsMixin, forms.Form):
             "subject": ticket.subject, "description": ticket.description, "category": ticket.category_id,
             "product": ticket.product_id, "batch_number": ticket.batch_number,
             "safety_relevant": ticket.safety_relevant, "version": ticket.version,
+            "institution": ticket.institution_id, "person": ticket.person_id,
         }  # fmt: skip
+
+    def service_changes(self) -> dict:
+        """The changes for editing.edit_ticket: an empty personal field keeps what is on file."""
+        d = dict(self.cleaned_data)
+        d.pop("version", None), d.pop("reason", None)
+        clear = d.pop("clear_contact", False)
+        for field in ("institution", "person"):
+            if field not in self.data:
+                d.pop(field, None)  # a client that does not send the selects changes no customer
+        for field in ("caller_name", "caller_phone", "reply_email"):
+            if clear:
+                d[field] = ""
+            elif not (d.get(field) or "").strip():
+                d.pop(field, None)
+        return d
 
 
 class ProductForm(ServiceErrorsMixin, forms.Form):

@@ -171,10 +171,10 @@ def edit(request, pk: int):
     conflict = False
     status = 200
     if request.method == "POST":
-        form = TicketEditForm(request.POST, ticket=ticket)
+        form = TicketEditForm(request.POST, ticket=ticket, user=request.user)
         if form.is_valid():
-            d = dict(form.cleaned_data)
-            version, reason = d.pop("version"), d.pop("reason") or ""
+            d = form.service_changes()
+            version, reason = form.cleaned_data["version"], form.cleaned_data["reason"] or ""
             try:
                 editing.edit_ticket(request.user, ticket, d, version=version, reason=reason)
             except ConflictError:
@@ -183,7 +183,7 @@ def edit(request, pk: int):
                 ticket = _ticket_or_404(request.user, pk)
                 data = request.POST.copy()
                 data["version"] = str(ticket.version)
-                form = TicketEditForm(data, ticket=ticket)
+                form = TicketEditForm(data, ticket=ticket, user=request.user)
                 form.is_valid()
                 form.add_error(None, str(CONFLICT))
                 conflict, status = True, 409
@@ -196,7 +196,7 @@ def edit(request, pk: int):
         else:
             status = 400
     else:
-        form = TicketEditForm(initial=TicketEditForm.initial_for(ticket), ticket=ticket)
+        form = TicketEditForm(initial=TicketEditForm.initial_for(ticket), ticket=ticket, user=request.user)
     return render(request, "servicedesk/ticket_edit.html", {"ticket": ticket, "form": form, "conflict": conflict},
                   status=status)  # fmt: skip
 
