@@ -234,16 +234,22 @@ def download_response(user, attachment: Attachment):
     """The attachment as a download (the caller has checked access to the ticket; FileNotFoundError when the
     storage lost it), audited as a read of personal data: a prescription, a lab report or a photo of the
     package may show a patient, as a safety case's files do. PermissionDenied for who may not (may_download)."""
-    from urllib.parse import quote
-
     from django.core.exceptions import PermissionDenied
-    from django.http import FileResponse
 
     if not may_download(user):
         raise PermissionDenied(_("Your role sees tickets with personal data masked: their files are not for it."))
+    return file_response(user, attachment)
+
+
+def file_response(user, attachment: Attachment, **extra):
+    """The file as a download, audited (`user` None: the customer, through their status link)."""
+    from urllib.parse import quote
+
+    from django.http import FileResponse
+
     handle = open_for_download(attachment)
     audit.record(AuditEntry.Action.READ_PERSONAL, attachment.ticket, user=user, fields=["attachments"],
-                 file=attachment.name, attachment=attachment.pk)  # fmt: skip
+                 file=attachment.name, attachment=attachment.pk, **extra)  # fmt: skip
     response = FileResponse(handle, content_type=attachment.content_type)
     response["Content-Length"] = str(attachment.size)
     ascii_name = attachment.name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or "file"

@@ -260,7 +260,28 @@ def same_sender(ticket: Ticket, other: Ticket) -> bool:
 
 
 def customer_replies(ticket: Ticket):
-    """The replies sent to the customer — never internal notes."""
+    """The replies sent to the customer, with the files sent with them — never internal notes."""
     return (
-        ticket.messages.filter(kind=MessageKind.REPLY).order_by("created_at", "id").only("body", "created_at")
-    )
+        ticket.messages.filter(kind=MessageKind.REPLY).order_by("created_at", "id")
+        .only("body", "created_at", "ticket_id").prefetch_related("attachments")
+    )  # fmt: skip
+
+
+def shown_tickets(ticket: Ticket) -> list[Ticket]:
+    """The tickets whose answers a status page shows: its own, and those of the request it was merged into
+    when the same person sent both."""
+    shown = [ticket]
+    if ticket.merged_into_id and same_sender(ticket, ticket.merged_into):
+        shown.append(ticket.merged_into)
+    return shown
+
+
+def reply_file(ticket: Ticket, pk: int):
+    """A file sent with one of the answers the status page of `ticket` shows; None for any other file (the
+    customer's own uploads, a note's files, another ticket's)."""
+    from .models import Attachment
+
+    return (
+        Attachment.objects.filter(pk=pk, message__kind=MessageKind.REPLY, ticket__in=shown_tickets(ticket))
+        .select_related("ticket").first()
+    )  # fmt: skip

@@ -12,5 +12,6 @@ urlpatterns: list = [
     path("privacy/", views_public.privacy, name="privacy"),
     path("received/<str:token>/", views_public.received, name="received"),
     path("status/<str:token>/", views_public.status, name="status"),
+    path("status/<str:token>/files/<int:pk>/", views_public.reply_file, name="reply-file"),
     path("survey/<str:token>/", views_public.survey, name="survey"),
 ]

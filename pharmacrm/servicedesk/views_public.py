@@ -111,7 +111,25 @@ def status(request, token: str):
         if context["merged"]["same_sender"]:  # the same person's answers, wherever they were written
             context["replies"] = sorted([*context["replies"], *public.customer_replies(survivor)],
                                         key=lambda m: (m.created_at, m.pk))  # fmt: skip
+    context["token"] = token
     return render(request, "public/status.html", context)
+
+
+@never_cache
+@require_GET
+def reply_file(request, token: str, pk: int):
+    """A file sent with an answer, for the customer holding the status link (the same files the reply
+    e-mail carried); audited like an agent's download."""
+    ticket = _ticket_or_404(token)
+    attachment = public.reply_file(ticket, pk)
+    if attachment is None:
+        raise Http404(_("No such file."))
+    from .attachments import file_response
+
+    try:
+        return file_response(None, attachment, channel="status_page")
+    except FileNotFoundError:
+        raise Http404(_("The file is missing from the storage.")) from None
 
 
 SURVEY_PROBLEMS = {"invalid": 404, "used": 410, "expired": 410}

@@ -13,7 +13,7 @@ from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import services as customer_services
 from pharmacrm.servicedesk import editing, services
 from pharmacrm.servicedesk.choices import EventKind
-from pharmacrm.servicedesk.models import Ticket, TicketEvent
+from pharmacrm.servicedesk.models import Attachment, Ticket, TicketEvent
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +126,42 @@ def test_the_api_links_a_customer_and_names_bad_fields(api_for, users, caller_ti
     assert r.status_code == 200
     t = Ticket.objects.get(pk=caller_ticket.pk)
     assert (t.person_id, t.institution_id) == (_zhang(xiehe).pk, xiehe.pk)
+
+
+# --- files sent with an answer, on the customer's status page ------------------------------------------------
+
+
+PDF = b"%PDF-1.4\n%%EOF\n"
+
+
+def test_the_status_page_offers_the_files_sent_with_an_answer_and_no_other(users, xiehe, client, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pharmacrm.servicedesk import conversation, public
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "索取说明书", "channel": "web", "category": "drug_info", "institution": xiehe,
+        "reply_email": "li@example.cn",
+    })  # fmt: skip
+    other = services.create_ticket(users["agent"], {
+        "subject": "另一件事", "channel": "web", "category": "drug_info", "institution": xiehe,
+    })  # fmt: skip
+    leaflet = SimpleUploadedFile("说明书.pdf", PDF, content_type="application/pdf")
+    conversation.post_message(users["agent"], ticket, kind="reply", body="请见附件。", files=[leaflet])
+    note = SimpleUploadedFile("内部记录.pdf", PDF, content_type="application/pdf")
+    conversation.post_message(users["agent"], ticket, kind="note", body="内部", files=[note])
+    elsewhere = SimpleUploadedFile("别人的.pdf", PDF, content_type="application/pdf")
+    conversation.post_message(users["agent"], other, kind="reply", body="别人的答复", files=[elsewhere])
+    files = {a.name: a for a in Attachment.objects.filter(ticket__in=[ticket, other])}
+
+    status = public.status_path(ticket)
+    page = client.get(status).content.decode()
+    assert "说明书.pdf" in page and "内部记录.pdf" not in page
+    response = client.get(f"{status}files/{files['说明书.pdf'].pk}/")
+    assert response.status_code == 200 and b"".join(response.streaming_content) == PDF
+    assert "attachment;" in response["Content-Disposition"]
+    assert AuditEntry.objects.filter(object_id=str(ticket.pk), action="read_personal", extra__channel="status_page").exists()
+    # a note's file, and a file of another ticket, are not reachable with this link
+    assert client.get(f"{status}files/{files['内部记录.pdf'].pk}/").status_code == 404
+    assert client.get(f"{status}files/{files['别人的.pdf'].pk}/").status_code == 404
+    assert client.get(f"/help/status/forged-token/files/{files['说明书.pdf'].pk}/").status_code == 404
