@@ -1,4 +1,4 @@
-"""Sign-in, second factor, sign-out, the audit viewer, and users and roles."""
+"""Sign-in, second factor, sign-out, one's own password, the audit viewer, and users and roles."""
 
 from django.urls import path
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("otp/", views.otp_view, name="otp"),
     path("otp/enrol/", views.otp_enrol_view, name="otp-enrol"),
     path("logout/", views.logout_view, name="logout"),
+    path("password/", views.password_change_view, name="password-change"),
     path("audit/", views.audit_list, name="audit"),
     path("users/", views_users.user_list, name="users"),
     path("users/new/", views_users.user_create, name="users-new"),

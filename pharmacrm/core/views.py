@@ -317,6 +317,33 @@ def _authenticator_step(request, user, enrolment):
     return render(request, "core/otp_enrol.html", context)
 
 
+@login_required
+@sensitive_post_parameters("old_password", "new_password1", "new_password2")
+@csrf_protect
+@never_cache
+def password_change_view(request):
+    """Every user changes their own password: the present one, then the new one twice, checked by the
+    password rules. Saving signs out the user's other sessions and revokes their API tokens (audited); a wrong
+    present password counts as a failed sign-in, so a session left open cannot be used to guess it."""
+    from django.contrib.auth.forms import PasswordChangeForm
+
+    form = PasswordChangeForm(request.user, _posted(request))
+    if request.method == "POST":
+        if form.is_valid():
+            form.save()
+            auth.update_session_auth_hash(request, form.user)  # this session stays signed in
+            messages.success(request, _("Your password was changed. Your other sessions were signed out."))
+            return redirect("home")
+        if form.has_error("old_password"):
+            user_login_failed.send(
+                sender=__name__, credentials={"username": request.user.get_username()}, request=request
+            )
+            if getattr(request, "axes_locked_out", False):
+                auth.logout(request)
+                return lockout(request, {"username": request.user.get_username()})
+    return render(request, "core/password_change.html", {"form": form}, status=400 if form.errors else 200)
+
+
 @require_POST
 def logout_view(request):
     auth.logout(request)
