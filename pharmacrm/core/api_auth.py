@@ -76,6 +76,21 @@ class SessionAuthentication(authentication.SessionAuthentication):
         bind_audit_user(request, user)
         return result
 
+    def enforce_csrf(self, request):
+        """DRF refuses a session call without its CSRF token with "CSRF Failed: CSRF token missing." in English
+        whatever the language asked for; the refusal is ours, in the request's language."""
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied:
+            raise exceptions.PermissionDenied(
+                _(
+                    "The request was refused: a call signed in with the browser session must send the page's "
+                    "security token (the X-CSRFToken header with the csrftoken cookie's value). Programs should "
+                    "use an API token instead."
+                ),
+                code="csrf_failed",
+            ) from None
+
 
 class TokenScheme(OpenApiAuthenticationExtension):
     """How the OpenAPI schema describes the token header."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .models import AuditChainHead, AuditEntry
 from .pipeline import alongside
@@ -232,7 +233,8 @@ class VerifyResult:
 
 
 def verify(batch: int = 5000) -> VerifyResult:
-    """Recompute the chain; report edited entries, missing entries and a cut-off tail."""
+    """Recompute the chain; report edited entries, missing entries and a cut-off tail — in the active language
+    (the command's: settings.LANGUAGE_CODE; the audit page's: the reader's)."""
     problems: list[str] = []
     prev_hash, expected_seq, checked = GENESIS, 1, 0
     last_seq = 0
@@ -242,17 +244,22 @@ def verify(batch: int = 5000) -> VerifyResult:
             break
         for e in rows:
             if e.seq != expected_seq:
-                problems.append(f"entries {expected_seq}..{e.seq - 1} are missing (deleted)")
+                problems.append(
+                    _("entries %(first)d..%(last)d are missing (deleted)") % {"first": expected_seq, "last": e.seq - 1}
+                )
                 prev_hash = e.prev_hash  # resynchronise to keep checking what follows
             if e.prev_hash != prev_hash:
-                problems.append(f"entry {e.seq}: link to the previous entry is broken")
+                problems.append(_("entry %(seq)d: link to the previous entry is broken") % {"seq": e.seq})
             if _digest(e.prev_hash, e) != e.hash:
-                problems.append(f"entry {e.seq}: content does not match its hash (edited)")
+                problems.append(_("entry %(seq)d: content does not match its hash (edited)") % {"seq": e.seq})
             prev_hash, expected_seq, last_seq = e.hash, e.seq + 1, e.seq
             checked += 1
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and (head.seq != last_seq or (last_seq and head.hash != prev_hash)):
-        problems.append(f"the chain ends at entry {last_seq} but its head records entry {head.seq} (tail deleted or edited)")
+        problems.append(
+            _("the chain ends at entry %(last)d but its head records entry %(head)d (tail deleted or edited)")
+            % {"last": last_seq, "head": head.seq}
+        )
     return VerifyResult(checked=checked, problems=problems)
 
 

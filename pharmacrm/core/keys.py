@@ -11,6 +11,8 @@ from pathlib import Path
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from . import crypto
 from .fields import EncryptedTextField
@@ -199,9 +201,23 @@ def problems() -> list[str]:
             c = columns[label]
             for key_id, n in counts.items():
                 if key_id == "":
-                    found.append(f"{label}: {n} values are stored as plain text")
+                    found.append(
+                        ngettext(
+                            "%(column)s: %(n)d value is stored as plain text",
+                            "%(column)s: %(n)d values are stored as plain text",
+                            n,
+                        )
+                        % {"column": label, "n": n}
+                    )
                 elif key_id not in ring.keys:
-                    found.append(f"{label}: {n} values use key {key_id}, which is not in the key ring")
+                    found.append(
+                        ngettext(
+                            "%(column)s: %(n)d value uses key %(key)s, which is not in the key ring",
+                            "%(column)s: %(n)d values use key %(key)s, which is not in the key ring",
+                            n,
+                        )
+                        % {"column": label, "n": n, "key": key_id}
+                    )
                 elif key_id not in samples_checked:
                     cur.execute(
                         f"SELECT {_q(c.name)} FROM {_q(c.table)} WHERE {_q(c.name)} LIKE %s LIMIT 1",
@@ -213,7 +229,8 @@ def problems() -> list[str]:
                         samples_checked.add(key_id)
                     except InvalidTag:
                         found.append(
-                            f"key {key_id} in the key ring does not decrypt the data encrypted with {key_id}"
+                            _("key %(key)s in the key ring does not decrypt the data encrypted with %(key)s")
+                            % {"key": key_id}
                         )
                         samples_checked.add(key_id)
     if not found:
@@ -235,6 +252,7 @@ def _blind_index_problems() -> list[str]:
         sample.refresh_derived()
         if any(getattr(sample, name) != value for name, value in stored.items()):
             out.append(
-                f"{model._meta.label_lower}: the blind-index key differs from the one the stored look-up hashes were made with"
+                _("%(model)s: the blind-index key differs from the one the stored look-up hashes were made with")
+                % {"model": model._meta.label_lower}
             )
     return out

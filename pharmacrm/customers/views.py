@@ -157,10 +157,20 @@ def _page_number(request) -> str:
     return request.GET.get("page") or "1"
 
 
-def _history(model_label: str, pk: int) -> list[AuditEntry]:
+# What the history tab says instead of the name of a customer the reader may not see (an institution a person
+# moved from, in another territory; a record merged in from there)
+UNSEEN_CUSTOMER = {
+    "department": gettext_lazy("another department"),
+    Institution: gettext_lazy("another institution"),
+    Person: gettext_lazy("another person"),
+}
+
+
+def _history(user, model_label: str, pk: int) -> list[AuditEntry]:
     """A record's audit entries for the history tab, each with `rows` (field label, before, after) as people
     read them — choice labels, and names instead of ids for foreign keys (one query per model for the whole
-    page) — and, for a merge, `merged` (the record that was merged in)."""
+    page) — and, for a merge, `merged` (the record that was merged in). A customer outside the user's scope is
+    not named (nor linked): a neutral label stands for it, as the rest of the product hides it."""
     entries = list(
         AuditEntry.objects.filter(object_type=model_label, object_id=str(pk)).order_by("-seq")[:HISTORY_LIMIT]
     )
@@ -175,8 +185,14 @@ def _history(model_label: str, pk: int) -> list[AuditEntry]:
             wanted.setdefault(model, set()).add(e.extra["merged"])
     names = {}
     for related, ids in wanted.items():
-        found = related._default_manager.filter(pk__in=[i for i in ids if isinstance(i, int | str)]).in_bulk()
+        qs = related._default_manager.filter(pk__in=[i for i in ids if isinstance(i, int | str) and str(i).isdigit()])
+        found = qs.in_bulk()
         names[related] = {str(k): v for k, v in found.items()}
+        if related in (Institution, Person) and not access.can(user, Cap.ALL_CUSTOMERS):
+            scoped = access.institutions_for(user, qs) if related is Institution else access.people_for(user, qs)
+            seen = {str(k) for k in scoped.values_list("pk", flat=True)}
+            for key in set(names[related]) - seen:
+                names[related][key] = None  # exists, but not for this reader
     for e in entries:
         e.rows = []
         for name, pair in (e.changes or {}).items():
@@ -187,9 +203,11 @@ def _history(model_label: str, pk: int) -> list[AuditEntry]:
             e.rows.append((label, *(_history_value(field, v, names) for v in pair)))
         e.merged = None
         if e.action == AuditEntry.Action.MERGE and (e.extra or {}).get("merged"):
-            other = names.get(model, {}).get(str(e.extra["merged"]))
-            e.merged = {"name": other.name if other else "", "code": e.extra.get("merged_code") or "",
-                        "url": page_of(other) if other else ""}  # fmt: skip
+            key = str(e.extra["merged"])
+            other = names.get(model, {}).get(key)
+            unseen = other is None and key in names.get(model, {})
+            e.merged = {"name": str(UNSEEN_CUSTOMER[model]) if unseen else (other.name if other else ""),
+                        "code": e.extra.get("merged_code") or "", "url": page_of(other) if other else ""}  # fmt: skip
     return entries
 
 
@@ -204,7 +222,10 @@ def _history_value(field, value, names: dict) -> str:
     if value is None or value == "" or value == []:
         return "—"
     if field is not None and field.many_to_one:
-        obj = names.get(field.related_model, {}).get(str(value))
+        known = names.get(field.related_model, {})
+        obj = known.get(str(value))
+        if obj is None and str(value) in known:  # a customer the reader may not see
+            return str(UNSEEN_CUSTOMER.get(field.name) or UNSEEN_CUSTOMER[field.related_model])
         return str(obj) if obj is not None else f"#{value}"
     if field is not None and field.choices:
         return str(dict(field.flatchoices).get(value, value))
@@ -456,7 +477,7 @@ def institution_detail(request, pk: int):
         "people": people,
         "more_people": more_people,
         "duplicates": _visible_duplicates(user, obj) if not obj.merged_into_id else [],
-        "history": _history("customers.institution", obj.pk),
+        "history": _history(user, "customers.institution", obj.pk),
         "tags": list(obj.tags.all()),
         "may_change": access.can_change(user, obj) and not obj.merged_into_id,
         "tickets": _customer_tickets(user, institution=obj),
@@ -493,7 +514,7 @@ def _person_context(
         "current_consents": services.current_consents(person),
         "consent_form": consent_form or (ConsentForm() if may_consent else None),
         "duplicates": _visible_duplicates(user, person) if not person.merged_into_id else [],
-        "history": _history("customers.person", person.pk),
+        "history": _history(user, "customers.person", person.pk),
         "tags": list(person.tags.all()),
         "may_change": access.can_change(user, person) and not person.merged_into_id,
         "tickets": _customer_tickets(user, person=person),
@@ -875,9 +896,10 @@ def _delete_view(request, model, pk: int):
             return redirect(page_of(obj))
         messages.success(request, _("“%(name)s” was deleted.") % {"name": obj.name})
         return redirect("customers:institutions" if model is Institution else "customers:people")
-    return render(
-        request, "customers/confirm_delete.html", {"obj": obj, "is_institution": model is Institution}
-    )
+    context = {"obj": obj, "is_institution": model is Institution}
+    if model is Person:  # the consent records go with the person: the page says so, and where they are kept
+        context["consent_count"] = obj.consents.count()
+    return render(request, "customers/confirm_delete.html", context)
 
 
 @login_required

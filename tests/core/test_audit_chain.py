@@ -7,11 +7,19 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
+from django.utils import translation
 
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _english_problems():
+    """The problems are reported in the active language (the command's: zh-hans); these tests read them in English."""
+    with translation.override("en"):
+        yield
 
 
 def record_five() -> list[AuditEntry]:

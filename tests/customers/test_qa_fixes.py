@@ -288,7 +288,7 @@ def test_the_history_looks_up_names_with_one_query_per_model(users, xiehe, ruiji
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as ctx:
-            views._history("customers.person", zhang.pk)
+            views._history(users["admin"], "customers.person", zhang.pk)
         return len(ctx.captured_queries)
 
     services.update_person(users["admin"], Person.objects.get(pk=zhang.pk), {"institution": ruijin, "department": None})
@@ -300,7 +300,7 @@ def test_the_history_looks_up_names_with_one_query_per_model(users, xiehe, ruiji
     for h in hospitals:
         services.update_person(users["admin"], Person.objects.get(pk=zhang.pk), {"institution": h, "owner": users["kam"]})
     assert queries() == one + 1  # users are named in one more query, whatever the number of entries
-    entries = views._history("customers.person", zhang.pk)
+    entries = views._history(users["admin"], "customers.person", zhang.pk)
     shown = [row for e in entries for row in e.rows if row[2] == "医院3"]
     assert shown and shown[0][1] == "医院2"
 

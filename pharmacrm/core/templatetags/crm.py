@@ -231,6 +231,8 @@ AUDIT_REFERENCES = {
     "holder": "core.user", "reassigned_to": "core.user",  # in the records of an SLA sweep (breaches, escalations)
     "customer": "customers.institution",  # the customer filter of an order export
 }  # fmt: skip
+# Details that hold whole records of another model (a deleted person's consent records): key → that model
+AUDIT_RECORD_MODELS = {"consents": "customers.consent"}
 AUDIT_ID_LISTS = frozenset({"people", "tickets"})  # ids when a list, a count otherwise (an import's people)
 
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -409,6 +411,15 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
         if part is not None and part.one_to_one and not part.concrete:
             return _audit_record(part.related_model, value, names, changes=True)
         return _audit_record(model, value, names)
+    if name in AUDIT_RECORD_MODELS and isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        kept = _audit_model(AUDIT_RECORD_MODELS[name])
+        shown = ", ".join(
+            "; ".join(f"{audit_label(kept, k)}: {audit_display(kept, k, v, names)}" for k, v in record.items())
+            for record in value[:AUDIT_LIST_SHOWN]
+        )
+        if len(value) > AUDIT_LIST_SHOWN:
+            shown += " " + _("… (%(count)d in all)") % {"count": len(value)}
+        return shown
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         shown = ", ".join(_audit_record(model, v, names) for v in value[:AUDIT_LIST_SHOWN])
         if len(value) > AUDIT_LIST_SHOWN:
