@@ -180,7 +180,8 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    # Django's similarity check, and no password containing the user name (agentagent, agent2026agent2026)
+    {"NAME": "pharmacrm.core.passwords.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -351,6 +352,15 @@ SERVICEDESK_WEB_FORM_PER_HOUR = envint("SERVICEDESK_WEB_FORM_PER_HOUR", 5)
 SERVICEDESK_SURVEY_DAYS = envint("SERVICEDESK_SURVEY_DAYS", 14)
 # behind a reverse proxy that sets X-Forwarded-For, the rate limit counts the address it forwards
 SERVICEDESK_TRUST_X_FORWARDED_FOR = envbool("SERVICEDESK_TRUST_X_FORWARDED_FOR", False)
+
+# --- Key-account programme: the review is cross-department (seed 001 §3.1). Besides marketing's own opinion,
+# a proposal needs those of at least this many other departments (sales, service, QA, R&D; 0–4) before it
+# goes to leadership.
+KEYACCOUNTS_REVIEW_OTHER_DEPARTMENTS = envint("KEYACCOUNTS_REVIEW_OTHER_DEPARTMENTS", 1)
+
+# --- Purchases: a line without a payment due date (应付款日期) falls due this many days after its order date
+# (overdue amounts, ageing, lateness; docs/purchases.md)
+PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS = envint("PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS", 90)
 
 # --- Backups
 BACKUP_DIR = Path(env("PHARMACRM_BACKUP_DIR", str(VAR_DIR / "backups")))

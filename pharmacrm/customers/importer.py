@@ -16,9 +16,11 @@ import contextvars
 import csv
 import datetime
 import hashlib
+import html
 import json
 import logging
 import os
+import posixpath
 import queue
 import re
 import socket
@@ -32,12 +34,13 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+from defusedxml import ElementTree
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext, override
+from django.utils.translation import gettext, ngettext_lazy, override
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access, audit, crypto
@@ -82,6 +85,14 @@ MESSAGES: dict[str, Any] = {
         "This value contains a NUL character (an invisible control character, often left by a damaged "
         "export): delete it and import the row again."
     ),
+    "excel_error": _(
+        "The cell holds an Excel error (%(value)s), not a value: correct the formula or enter the value itself."
+    ),
+    "stored_as_number": _(
+        "The cell is stored as a number, which changes codes and phone numbers (digits after the 15th become 0, "
+        "leading zeros are dropped): format the column as text in Excel, enter the value again and import the "
+        "file again."
+    ),
     "future": _("A birthday cannot be in the future."),
     "birthday_too_early": _("A birthday cannot be before %(date)s."),
     "masked": _(
@@ -122,9 +133,13 @@ MESSAGES: dict[str, Any] = {
     "changed_meanwhile": _("Someone else changed this customer while the import ran; import the row again."),
     # job-level messages
     "ignored_columns": _("These columns were not recognised and were ignored: %(columns)s."),
-    "all_or_nothing_rejected": _(
+    "sheet_read": _("Only the sheet “%(sheet)s” was read; the workbook's other sheets were not: %(others)s."),
+    "all_or_nothing_rejected": ngettext_lazy(
+        "Nothing was imported: %(errors)s row has errors and the mode is all or nothing. "
+        "Correct the file and upload it again, or import the good rows only.",
         "Nothing was imported: %(errors)s rows have errors and the mode is all or nothing. "
-        "Correct the file and upload it again, or import the good rows only."
+        "Correct the file and upload it again, or import the good rows only.",
+        "errors",
     ),
     "bad_encoding": _(
         "The file is not valid UTF-8 or GB18030 text (near row %(row)s); nothing was imported."
@@ -179,9 +194,13 @@ MESSAGES: dict[str, Any] = {
 
 
 def message(code: str, params: dict | None = None) -> str:
-    """A stored code + params rendered in the active language."""
-    text = str(MESSAGES.get(code, code))
+    """A stored code + params rendered in the active language. A message given with ngettext_lazy(…, "key")
+    takes its singular or plural form from params["key"]."""
+    entry = MESSAGES.get(code, code)
+    text = str(entry)
     try:
+        if params and not isinstance(entry, str):  # lazy: a plural one knows its form only from the params
+            return str(entry % params)
         return text % (params or {}) if "%(" in text else text
     except (KeyError, TypeError, ValueError):
         return text
@@ -204,6 +223,11 @@ class FieldError(Exception):
     def __init__(self, code: str, **params):
         super().__init__(code)
         self.code, self.params = code, params
+        self.column = ""  # the column at fault, when the error is about another one than the cell parsed
+
+    def at(self, column: str) -> FieldError:
+        self.column = column
+        return self
 
 
 def _refuse(text) -> ValidationError:
@@ -226,6 +250,7 @@ class TargetSpec:
     check_header: Callable | None = None
     text_columns: tuple[str, ...] = ()
     rerun_note: str = ""  # the message telling how a second import treats the rows an interrupted one saved
+    marked_cells: bool = False  # its parser reads Excel error values and numbers' `NumberText` (see `Sheet`)
 
 
 TARGETS: dict[str, TargetSpec] = {}
@@ -326,7 +351,10 @@ def _choice_lookup(choices: type) -> dict[str, str]:
 
 
 def parse_choice(choices: type, raw: str) -> str:
-    value = _choice_lookup(choices).get(raw.strip().lower())
+    table, key = _choice_lookup(choices), raw.strip().lower()
+    value = table.get(key)
+    if value is None:
+        value = table.get(normalise.simplified(key))  # 醫院, 三級甲等 as a zh-Hant user writes them
     if value is None:
         accepted = listing(canonical_label(choices, v) for v in choices.values)
         raise FieldError("invalid_choice", value=raw[:50], choices=accepted)
@@ -410,8 +438,17 @@ PERSON_COLUMNS: list[Column] = [
 EXPORT_ONLY = {"institution_name": "所属机构名称", "parent_name": "上级机构名称"}
 
 
+# Words OpenCC's Taiwan conversion (s2twp: what zh-Hant text is often made with) puts for the template's, after
+# `normalise.simplified`: 統一社會信用程式碼 is 统一社会信用代码, 機構型別 is 机构类型, 資訊來源 is 信息来源.
+_TAIWAN_WORDS = (("程式码", "代码"), ("型别", "类型"), ("资讯", "信息"))
+
+
 def _header_key(text: str) -> str:
-    text = normalise.clean_text(str(text)).lower()
+    """A header as it is compared: Traditional characters read as Simplified (機構名稱 is 机构名称), without
+    spaces, notes in brackets and punctuation."""
+    text = normalise.simplified(normalise.clean_text(str(text)).lower())
+    for taiwan, mainland in _TAIWAN_WORDS:
+        text = text.replace(taiwan, mainland)
     text = re.sub(r"[(（][^)）]*[)）]", "", text)  # "手机 (mobile)", "机构名称（必填）"
     return re.sub(r"[\s*_\-：:]+", "", text)
 
@@ -490,6 +527,7 @@ class FileInfo:
     encoding: str = ""
     delimiter: str = ","
     has_nul: bool = True  # may a cell hold a NUL character (a row error)? Known for CSV; assumed for XLSX
+    error_parts: frozenset[str] = frozenset()  # XLSX: the worksheet parts holding Excel error values (#N/A …)
 
 
 def sniff(path: Path) -> FileInfo:
@@ -499,8 +537,7 @@ def sniff(path: Path) -> FileInfo:
     if not head.strip():
         raise _refuse(_("The file is empty."))
     if head.startswith(b"PK\x03\x04"):
-        _check_xlsx(path)
-        return FileInfo("xlsx")
+        return FileInfo("xlsx", error_parts=_check_xlsx(path))
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise _refuse(
             _("Old Excel (.xls) files are not accepted: save the file as .xlsx or CSV and upload it again.")
@@ -575,17 +612,23 @@ _OFFICE_PARTS = (
 _NO_RESULT = re.compile(rb"<c\b([^>]*)>\s*<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v>\s*</v>\s*|<v\s*/>\s*)?</c>")
 
 
-def _uncalculated_formulas(zf: zipfile.ZipFile, name: str) -> bool:
-    """A cell with a formula and no cached value (<c><f>…</f></c>): openpyxl and pandas write them so, and a
-    reader that takes values (calamine) sees an empty cell. Streamed: a sheet may be hundreds of megabytes."""
-    tail = b""
+_ERROR_TYPE = (b't="e"', b"t='e'")  # a cell holding an Excel error value (#N/A, #REF! …)
+
+
+def _scan_sheet(zf: zipfile.ZipFile, name: str) -> tuple[bool, bool]:
+    """(uncalculated formulas, error values) of a worksheet part, in one streamed pass (a sheet may be hundreds
+    of megabytes). A cell with a formula and no cached value (<c><f>…</f></c>): openpyxl and pandas write them
+    so, and a reader that takes values (calamine) sees an empty cell. calamine reads an error value (#N/A) as
+    an empty cell too: the parts holding one are read again for them (`_error_cells`)."""
+    tail, errors = b"", False
     with zf.open(name) as fh:
         while block := fh.read(1 << 20):
             chunk = tail + block
             if b"<f" in chunk and any(b't="str"' not in m.group(1) for m in _NO_RESULT.finditer(chunk)):
-                return True
+                return True, errors
+            errors = errors or any(marker in chunk for marker in _ERROR_TYPE)
             tail = chunk[-256:]
-    return False
+    return False, errors
 
 
 XLSX_MAX_EXPANDED = 1 << 30  # what the parts of an accepted workbook may expand to, all together
@@ -593,7 +636,8 @@ XLSX_MAX_RATIO = 100  # a worksheet's XML compresses 5–20 times; 100 times is 
 XLSX_RATIO_FROM = 8 << 20  # parts smaller than this are never a danger, whatever their ratio
 
 
-def _check_xlsx(path: Path) -> None:
+def _check_xlsx(path: Path) -> frozenset[str]:
+    """Refuse a workbook that cannot be imported as it is; return its worksheet parts that hold error values."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -621,12 +665,18 @@ def _check_xlsx(path: Path) -> None:
             if bad is not None:
                 raise _refuse(_("The Excel workbook is damaged (%(part)s cannot be read).") % {"part": bad})
             sheets = sorted(n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml"))
-            if any(_uncalculated_formulas(zf, name) for name in sheets):
-                raise _refuse(_(
-                    "Some cells hold formulas whose results the file does not contain (it was written by a program, "
-                    "not saved by Excel or WPS), so they would be imported empty. Open the file in Excel or WPS, "
-                    "save it, and upload it again."
-                ))
+            with_errors = set()
+            for name in sheets:
+                uncalculated, errors = _scan_sheet(zf, name)
+                if uncalculated:
+                    raise _refuse(_(
+                        "Some cells hold formulas whose results the file does not contain (it was written by a "
+                        "program, not saved by Excel or WPS), so they would be imported empty. Open the file in "
+                        "Excel or WPS, save it, and upload it again."
+                    ))
+                if errors:
+                    with_errors.add(name)
+            return frozenset(with_errors)
     except zipfile.BadZipFile:
         raise _refuse(_("The Excel workbook is damaged and cannot be opened.")) from None
 
@@ -656,6 +706,20 @@ def _csv_encoding(path: Path) -> str:
     )
 
 
+class NumberText(str):
+    """The text of an XLSX cell stored as a number (what `Sheet` gives when asked to mark them): a code or a phone
+    number in such a cell has lost its leading zeros or its digits after the 15th."""
+
+    __slots__ = ()
+
+
+# what Excel (and WPS) show in a cell whose formula failed; calamine reads such a cell as empty
+EXCEL_ERRORS = frozenset({
+    "#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA", "#SPILL!", "#CALC!",
+    "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!",
+})  # fmt: skip
+
+
 def _cell_text(value: Any) -> str:
     if value is None:
         return ""
@@ -672,17 +736,117 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-class Sheet:
-    """The rows of a file as text, header first: a stream for CSV, one loaded sheet for XLSX."""
+def _cell_marked(value: Any) -> str:
+    """`_cell_text`, a number's text marked as such (`NumberText`)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is float or kind is int:
+        return NumberText(_cell_text(value))
+    return _cell_text(value)
 
-    def __init__(self, path: Path, info: FileInfo):
-        self.path, self.info = path, info
+
+_CELL_REF = re.compile(rb"\br\s*=\s*[\"']([A-Z]{1,3})(\d+)[\"']")
+_ERROR_CELL = re.compile(rb"<c\b([^>]*?\bt\s*=\s*[\"']e[\"'][^>]*?)(?:/>|>(.*?)</c>)", re.S)
+_CELL_VALUE = re.compile(rb"<v>([^<]*)</v>")
+
+
+def _error_cells(path: Path, part: str) -> dict[tuple[int, int], str]:
+    """{(row, column), 0-based: error text} of a worksheet part's cells holding an error value. Streamed over
+    the XML, as `_scan_sheet` found some (rare: the others pay nothing). A cell without its reference (r="D7",
+    which Excel and WPS always write) cannot be placed and is passed over."""
+    found: dict[tuple[int, int], str] = {}
+    tail = b""
+    with zipfile.ZipFile(path) as zf, zf.open(part) as fh:
+        while block := fh.read(1 << 20):
+            chunk = tail + block
+            end = chunk.rfind(b"</c>") + 4 if b"</c>" in chunk else 0  # whole cells only: the rest waits
+            whole, tail = chunk[:end], chunk[end:]
+            if len(tail) > 1 << 20:  # a megabyte of empty styled cells (<c r="A1" s="2"/>): no value is cut
+                tail = tail[-(64 << 10) :]
+            if not any(marker in whole for marker in _ERROR_TYPE):
+                continue
+            for m in _ERROR_CELL.finditer(whole):
+                ref = _CELL_REF.search(m.group(1))
+                value = _CELL_VALUE.search(m.group(2) or b"")
+                if ref and value:
+                    letters, row = ref.group(1).decode(), int(ref.group(2))
+                    column = 0
+                    for ch in letters:
+                        column = column * 26 + ord(ch) - 64
+                    found[(row - 1, column - 1)] = html.unescape(value.group(1).decode("utf-8", "replace"))
+    return found
+
+
+def _sheet_parts(path: Path) -> list[str]:
+    """The worksheet part (xl/worksheets/sheet1.xml …) of each sheet, in the workbook's order (calamine's)."""
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    rel_ns = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    with zipfile.ZipFile(path) as zf:
+        book = ElementTree.fromstring(zf.read("xl/workbook.xml"))
+        try:
+            rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+        except KeyError:
+            return []
+    targets = {r.get("Id"): r.get("Target", "") for r in rels}
+    parts = []
+    for sheet in book.iterfind("m:sheets/m:sheet", ns):
+        target = targets.get(sheet.get(f"{{{rel_ns}}}id"), "")
+        parts.append(target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target))
+    return parts
+
+
+class Sheet:
+    """The rows of a file as text, header first: a stream for CSV, one loaded sheet for XLSX.
+
+    Of a workbook, the first visible sheet whose header row is the target's (an instructions sheet or a hidden
+    one placed first is passed over), else the first visible sheet. With `marks`, a cell holding an Excel error
+    value reads as its text (#N/A: calamine reads it as empty) and a number's text is a `NumberText`."""
+
+    def __init__(self, path: Path, info: FileInfo, target: str = "", marks: bool = False):
+        self.path, self.info, self.marks = path, info, marks
         self._workbook = self._sheet = None
+        self.name = ""  # of the sheet read
+        self.names: list[str] = []  # of all the workbook's sheets
+        self.matched = True  # False: no visible sheet has the target's header row; the first one is read
+        self.several = False  # more than one visible sheet to choose from
+        self._errors: dict[tuple[int, int], str] = {}
         if info.kind == "xlsx":
             from python_calamine import CalamineWorkbook
 
             self._workbook = CalamineWorkbook.from_path(str(path))
-            self._sheet = self._workbook.get_sheet_by_index(0)
+            self._open_sheet(target)
+
+    def _open_sheet(self, target: str) -> None:
+        from python_calamine import SheetTypeEnum, SheetVisibleEnum
+
+        metadata = self._workbook.sheets_metadata
+        self.names = [m.name for m in metadata]
+        visible = [i for i, m in enumerate(metadata)
+                   if m.typ == SheetTypeEnum.WorkSheet and m.visible == SheetVisibleEnum.Visible]  # fmt: skip
+        candidates = visible or [0]
+        self.several = len(candidates) > 1
+        chosen = None
+        if target and self.several:
+            for index in candidates:
+                sheet = self._workbook.get_sheet_by_index(index)
+                lines = ((n, [_cell_text(v) for v in row]) for n, row in enumerate(sheet.iter_rows(), start=1))
+                header = _header_row(lines, target)
+                if header is not None and not map_headers(target, [str(c).strip() for c in header[1]])[1]:
+                    chosen = (index, sheet)
+                    break
+        if chosen is None:
+            self.matched = not (target and self.several)
+            chosen = (candidates[0], self._workbook.get_sheet_by_index(candidates[0]))
+        index, self._sheet = chosen
+        self.name = self.names[index] if index < len(self.names) else ""
+        if self.marks and self.info.error_parts:
+            parts = _sheet_parts(self.path)
+            if index < len(parts) and parts[index] in self.info.error_parts:
+                self._errors = _error_cells(self.path, parts[index])
+
+    def other_sheets(self) -> list[str]:
+        return [n for n in self.names if n != self.name]
 
     def close(self) -> None:
         if self._workbook is not None:
@@ -707,9 +871,18 @@ class Sheet:
                 for r in range(r0 + 1, r1 + 1):
                     below.setdefault(r, []).append((c0 - col0, r0))
         held: dict[tuple[int, int], str] = {}
+        errors: dict[int, list[tuple[int, str]]] = {}  # row → (column, error text)
+        for (r, c), text in self._errors.items():
+            if c >= col0:
+                errors.setdefault(r, []).append((c - col0, text))
+        text_of = _cell_marked if self.marks else _cell_text
         for offset, row in enumerate(self._sheet.iter_rows()):
-            cells = [_cell_text(v) for v in row]
+            cells = [text_of(v) for v in row]
             number = first + offset
+            for c, text in errors.pop(number, ()):
+                if c >= len(cells):
+                    cells.extend([""] * (c + 1 - len(cells)))
+                cells[c] = text
             for c, source in below.pop(number, ()):
                 if 0 <= c < len(cells) and not cells[c]:
                     cells[c] = held.get((source, c), "")
@@ -809,12 +982,15 @@ def open_checked(path: Path, target: str, need_data: bool = False) -> tuple[Shee
     info = sniff(path)
     sheet = None
     try:
-        sheet = Sheet(path, info)
+        marks = TARGETS[target].marked_cells if target in TARGETS else True
+        sheet = Sheet(path, info, target, marks=marks)
         rows = sheet.rows()
         header = take_header(rows, target, need_data=need_data)
-    except ValidationError:
+    except ValidationError as e:
         if sheet:
             sheet.close()
+            if sheet.info.kind == "xlsx":  # a workbook has several sheets: say which one this is about
+                raise _refuse(_in_sheet(sheet, " ".join(e.messages))) from None
         raise
     except UnicodeDecodeError:
         raise _refuse(_BAD_TEXT) from None
@@ -824,6 +1000,22 @@ def open_checked(path: Path, target: str, need_data: bool = False) -> tuple[Shee
         log.info("unreadable import file %s: %s", path, exc)
         raise _refuse(_UNREADABLE) from None
     return sheet, header, rows
+
+
+def _in_sheet(sheet: Sheet, error: str) -> str:
+    """A refusal of a workbook's header row, naming the sheet that was read."""
+    if not sheet.matched:
+        return _(
+            "No visible sheet of the workbook has the template's header row, so the first one, “%(sheet)s”, "
+            "was read: %(error)s"
+        ) % {"sheet": sheet.name, "error": error}
+    return _("Sheet “%(sheet)s”: %(error)s") % {"sheet": sheet.name, "error": error}
+
+
+def sheet_note(sheet: Sheet) -> list[tuple[str, dict]]:
+    """The job note naming the sheet read, when the workbook has others."""
+    others = sheet.other_sheets() if sheet.info.kind == "xlsx" else []
+    return [("sheet_read", {"sheet": sheet.name, "others": listing(f"“{n}”" for n in others)})] if others else []
 
 
 # --- regions -----------------------------------------------------------------------------------
@@ -872,46 +1064,50 @@ class Regions:
             code = self.by_code[code][1]
         return False
 
-    def _find(self, name: str, level: int, within: str | None) -> str:
-        candidates = [c for c in self.by_name.get(name, []) + self.by_name.get(_short(name), [])
+    def _find(self, column: str, name: str, level: int, within: str | None) -> str:
+        """The code of the region `name` (given in `column`) at `level`, inside `within`; Traditional characters
+        are read as Simplified (廣東省 is 广东省). A FieldError names the column."""
+        key = normalise.simplified(name)
+        candidates = [c for c in self.by_name.get(key, []) + self.by_name.get(_short(key), [])
                       if self.by_code[c][2] == level and (within is None or self._within(c, within))]  # fmt: skip
         candidates = list(dict.fromkeys(candidates))
         if not candidates:
-            raise FieldError(
-                "region_mismatch" if within and self.by_name.get(name) else "region_unknown", value=name
-            )
+            code = "region_mismatch" if within and self.by_name.get(key) else "region_unknown"
+            raise FieldError(code, value=name).at(column)
         if len(candidates) > 1:
-            raise FieldError("region_ambiguous", value=name)
+            raise FieldError("region_ambiguous", value=name).at(column)
         return candidates[0]
 
     def resolve(self, code: str, province: str, city: str, district: str) -> str | None:
-        """The region code from a 6-digit code or from names; FieldError when not found."""
+        """The region code from a 6-digit code or from names; FieldError when not found, its `column` the one
+        whose value is not found or does not fit the others."""
         if code:
             if not re.fullmatch(r"\d{6}", code) or code not in self.by_code:
-                raise FieldError("region_code_unknown", value=code[:20])
+                raise FieldError("region_code_unknown", value=code[:20]).at("region_code")
             return code
         found = None
         if province:
-            found = self._find(province, 1, None)
+            found = self._find("province", province, 1, None)
         if city:
             # 北京市 / 北京市 / 朝阳区: a municipality's city is its only second-level division
-            if found and _short(city) == _short(province):
+            if found and _short(normalise.simplified(city)) == _short(normalise.simplified(province)):
                 children = [c for c, v in self.by_code.items() if v[1] == found and v[2] == 2]
                 found = children[0] if len(children) == 1 else found
             else:
                 try:
-                    found = self._find(city, 2, found)
+                    found = self._find("city", city, 2, found)
                 except FieldError:
                     # 海南省 / 琼海市, 新疆 / 石河子市: a county-level city directly under the province (省直辖县)
                     # is written as the city; the table files it under a "直辖县" division
                     if not found:
                         raise
-                    found = self._find(city, 3, found)
+                    found = self._find("city", city, 3, found)
                     if district:
-                        return self._find(district, 3, found) if district != city else found
+                        same = normalise.simplified(district) == normalise.simplified(city)
+                        return found if same else self._find("district", district, 3, found)
                     return found
         if district:
-            found = self._find(district, 3, found)
+            found = self._find("district", district, 3, found)
         return found
 
 
@@ -1105,7 +1301,7 @@ def _value_handlers(target: str) -> dict[str, tuple[str, Callable[[str], Any]]]:
         "role": ("role", lambda v: parse_choice(PersonRole, v)),
         "title": ("title", _text(_max(Person, "title"))),
         "mobile": ("mobile", _mobile),
-        "landline": ("landline", lambda v: _validated(normalise.validate_landline, v)),
+        "landline": ("landline", lambda v: _validated(normalise.validate_landline_with_extension, v)),
         "email": ("email", _email),
         "birthday": ("birthday", _birthday(timezone.localdate())),
         "home_address": ("home_address", _long_text),
@@ -1285,13 +1481,34 @@ def _mask_cell(key: str, value: str) -> str:
     return normalise.MASK
 
 
+# Codes and phone numbers: a cell of these stored as a number (an XLSX number cell, or its text in scientific
+# notation, 9.1110108E+17, as Excel saves it to CSV) has lost digits, and its check is said so
+NUMBER_SENSITIVE = frozenset({"credit_code", "id_number", "phone", "mobile", "landline", "external_id"})
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+")
+EXCEL_PRECISION = 15  # significant digits Excel keeps of a number; the rest become 0
+
+
+def _stored_as_number(value: str, numeric: bool) -> bool | None:
+    """True when a code column's value certainly lost digits as a number (more digits than Excel keeps, a decimal,
+    scientific notation); None when it was a number that may be intact (a mobile 13800138000): its own check
+    decides, and its failure is then put down to the number; False for text."""
+    if numeric:
+        return True if not value.isdigit() or len(value) > EXCEL_PRECISION else None
+    return ("E" in value or "e" in value) and _SCIENTIFIC.fullmatch(value) is not None
+
+
 def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
     raw = {}
+    numbers = None  # keys whose cell is an XLSX number (`NumberText`)
     for idx, col in run.mapping:
         if idx < len(cells):
-            value = cells[idx].strip()
+            cell = cells[idx]
+            value = cell.strip()
             if value:
                 raw[col.key] = normalise.csv_unescape(value) if value[0] == "'" else value
+                if type(cell) is NumberText:
+                    numbers = numbers or set()
+                    numbers.add(col.key)
     if not raw:
         return None  # an empty line
     item = Item(number, raw)
@@ -1301,15 +1518,27 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
         if "\x00" in value:
             item.fail(key, "nul_character")
             continue
+        if value[0] == "#" and value in EXCEL_ERRORS:
+            item.fail(key, "excel_error", value=value)  # a failed formula (calamine reads it as empty)
+            continue
         if key in personal and ("*" in value or "＊" in value) and normalise.is_masked(key, value):
             item.fail(key, "masked")  # read back from a masked export: never replaces the real value
             continue
+        as_number = False
+        if key in NUMBER_SENSITIVE and (numbers is not None or "e" in value or "E" in value):
+            as_number = _stored_as_number(value, numbers is not None and key in numbers)
+            if as_number:
+                item.fail(key, "stored_as_number")
+                continue
         handler = handlers.get(key)
         if handler is not None:
             try:
                 item.values[handler[0]] = handler[1](value)
             except FieldError as e:
-                item.fail(key, e.code, **e.params)
+                if as_number is None:  # a number cell that fails its check: 010… without its 0
+                    item.fail(key, "stored_as_number")
+                else:
+                    item.fail(key, e.code, **e.params)
         elif key == "code":
             item.keys["code"] = value.upper()
         elif key == "tags":
@@ -1324,8 +1553,7 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
         try:
             item.values["region_id"] = run.regions.resolve(*(raw.get(k, "") for k in REGION_COLUMNS))
         except FieldError as e:
-            where = next(k for k in ("region_code", "district", "city", "province") if raw.get(k))
-            item.fail(where, e.code, **e.params)
+            item.fail(e.column or next(k for k in REGION_COLUMNS if raw.get(k)), e.code, **e.params)
     return item
 
 
@@ -1611,7 +1839,7 @@ def _classify(run: Run, it: Item) -> None:
 
 
 # Compared as the services store them: a landline kept as 0311-62916057 equals 031162916057 read from a file.
-_SAME_WHEN_NORMALISED = {"mobile": normalise.phone, "landline": normalise.phone, "phone": normalise.phone,
+_SAME_WHEN_NORMALISED = {"mobile": normalise.phone, "landline": normalise.phone_key, "phone": normalise.phone_key,
                          "email": normalise.email}  # fmt: skip
 
 
@@ -2575,7 +2803,7 @@ def _run(job: ImportJob, user) -> ImportJob:
         return _finish(job, ImportJob.Status.FAILED, Counts(), notes=[("broken_file", {})])
     if job.target in TARGETS:
         return _run_other(job, user, sheet, header, rows)
-    notes: list[tuple[str, dict]] = []
+    notes: list[tuple[str, dict]] = sheet_note(sheet)
     if header.ignored:
         notes.append(("ignored_columns", {"columns": listing(header.ignored)}))
     run = Run(job, user, header, write=not job.dry_run)
@@ -2628,7 +2856,7 @@ def _run_other(job: ImportJob, user, sheet, header, rows) -> ImportJob:
         status = ImportJob.Status.FAILED
     finally:
         sheet.close()
-    job = _finish(job, status, counts, errors, preview, notes)
+    job = _finish(job, status, counts, errors, preview, [*sheet_note(sheet), *notes])
     if not job.dry_run:
         _audit_import(job, user)
         if status != ImportJob.Status.FAILED:
@@ -2755,9 +2983,31 @@ def start_import(user, uploaded_file, target: str, mode: str, dry_run: bool = Tr
     return job
 
 
+def awaits_confirmation(job: ImportJob) -> bool:
+    """Whether a job is a checked upload waiting to be imported or cancelled: a dry run of the wizard (or of
+    POST /api/v1/imports/), whose upload is kept under var/imports/. A dry run of the command line or of the
+    order API (`import_file`) read a file kept elsewhere, or deleted already: it is finished, and cannot be
+    confirmed."""
+    return (
+        job.status == ImportJob.Status.PREVIEWED and job.dry_run and bool(job.file_path)
+        and Path(job.file_path).parent == imports_dir()
+    )  # fmt: skip
+
+
+def status_label(job: ImportJob) -> str:
+    """The job's status for the wizard's pages: a finished dry run of the command line or the API is not
+    "checked" in the sense of waiting for someone to confirm it."""
+    if job.status == ImportJob.Status.PREVIEWED and not awaits_confirmation(job):
+        return gettext("Dry run (command line or API): nothing imported")
+    return job.get_status_display()
+
+
 def confirm_import(user, job: ImportJob, mode: str | None = None) -> ImportJob:
     """Queue the real import of a checked file (optionally switching the mode first)."""
     _check_request(user, job.target, mode or job.mode)
+    if job.status == ImportJob.Status.PREVIEWED and not awaits_confirmation(job):
+        raise ValidationError(gettext("This was a dry run from the command line or the API: it cannot be "
+                                      "imported from here. Upload the file to import it."))  # fmt: skip
     if job.status != ImportJob.Status.PREVIEWED or not job.dry_run:
         raise ValidationError(gettext("Only a checked file that has not been imported yet can be imported."))
     mode = mode or job.mode

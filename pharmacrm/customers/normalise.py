@@ -33,6 +33,12 @@ def name(value: str) -> str:
     return _NAME_PUNCT.sub("", folded)
 
 
+def simplified(value: str) -> str:
+    """Traditional characters read as Simplified, character by character (廣東省 → 广东省, 機構名稱 → 机构名称); the
+    rest of the text is left as it is. What the importers use for headers, region names and choice words."""
+    return (value or "").translate(_HANT)
+
+
 def has_traditional(value: str) -> bool:
     """Whether `name` would fold any character of this text (a record stored before the folding)."""
     return bool(value) and value != value.translate(_HANT)
@@ -125,8 +131,31 @@ def validate_any_phone(value: str) -> str:
     )
 
 
+def with_extension(digits: str, value: str) -> str:
+    """A validated number's digits with the extension written after it in `value` (01012345678转8021), as the
+    services store a landline: the extension is part of the contact detail, not noise. `phone` (blind indexes,
+    duplicate checks) still reads the line without it."""
+    ext = extension(value)
+    return f"{digits}转{ext}" if ext else digits
+
+
+def validate_landline_with_extension(value: str) -> str:
+    """`validate_landline`, keeping an extension given after the number (010-12345678-8021, 010-12345678 转 8021)."""
+    return with_extension(validate_landline(value), value)
+
+
+def phone_key(value: str | None) -> str:
+    """A number as two spellings of it compare equal, extension included: 010-1234 5678 转8021 is 01012345678转8021."""
+    return with_extension(phone(value), value or "") if value else ""
+
+
 def format_phone(digits: str) -> str:
-    """138 0013 8000 / 010-12345678 style for display."""
+    """138 0013 8000 / 010-12345678 style for display; a stored extension (01012345678转8021) follows as
+    010-12345678 转8021."""
+    if "转" in digits:
+        line, _sep, ext = digits.partition("转")
+        if line.isdigit() and ext.isdigit():
+            return f"{format_phone(line)} 转{ext}"
     if _MOBILE.match(digits):
         return f"{digits[:3]} {digits[3:7]} {digits[7:]}"
     m = _LANDLINE.match(digits)
@@ -195,6 +224,7 @@ MASK = "****"
 
 
 def mask_phone(digits: str) -> str:
+    digits = digits.partition("转")[0] if digits else digits  # the line, not a stored extension (…转8021)
     if not digits:
         return ""
     if len(digits) >= 11:

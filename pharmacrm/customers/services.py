@@ -54,7 +54,7 @@ def snapshot(obj, fields: Iterable[str]) -> dict[str, Any]:
         value = getattr(obj, f + "_id") if _is_fk(obj, f) else getattr(obj, f)
         if f in personal:
             if f in ("mobile", "landline") and value:
-                value = normalise.phone(value)  # 0311-62916057 and 031162916057 are the same number
+                value = normalise.phone_key(value)  # 0311-62916057 and 031162916057 are the same number
             # a keyed digest: before/after show that it changed without revealing the value. Keyed to the record
             # and field too: the same value elsewhere digests differently, so a value typed on a scratch record
             # cannot be compared with another person's to confirm a guess of their birthday or phone
@@ -204,7 +204,9 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
         except ValidationError as e:
             errors.setdefault(key, []).append(e)
             out.pop(key, None)
-    for key, check in (("mobile", normalise.validate_mobile), ("landline", normalise.validate_landline)):
+    # a landline keeps the extension written after it (010-12345678 转 8021): the switchboard alone reaches no one
+    checks = (("mobile", normalise.validate_mobile), ("landline", normalise.validate_landline_with_extension))
+    for key, check in checks:
         if out.get(key):
             try:
                 out[key] = check(out[key])
@@ -418,6 +420,10 @@ def delete_customer(user, obj: Institution | Person) -> None:
         fields, kind = PERSON_FIELDS, SearchTerm.Kind.PERSON
     with transaction.atomic():
         before = snapshot(obj, fields)
+        # a person's consent records go with them (PIPL art. 47: the person is deleted), but they are the
+        # company's evidence of what was consented to and withdrawn: the deletion's entry keeps each of them,
+        # evidence included, in the append-only audit trail (where the auditor reads them; nobody else does)
+        consents = consent_evidence(obj) if isinstance(obj, Person) else None
         search.unindex(kind, [obj.pk])
         label = (obj._meta.label_lower, str(obj.pk), str(obj)[:200])
         try:
@@ -428,7 +434,8 @@ def delete_customer(user, obj: Institution | Person) -> None:
                 "Tickets, cases or other records refer to this customer, so it cannot be deleted. If it is a "
                 "duplicate, merge it into the right record instead."
             )) from None
-        audit.record(A.DELETE, label, changes=audit.diff(before, {}), user=user)
+        extra = {"consents": consents} if consents else {}
+        audit.record(A.DELETE, label, changes=audit.diff(before, {}), user=user, **extra)
 
 
 # --- consents ----------------------------------------------------------------------------------
@@ -459,6 +466,17 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
             person=person.pk,
         )  # fmt: skip
     return consent
+
+
+CONSENT_EVIDENCE_FIELDS = ("id", "purpose", "channel", "status", "at", "evidence", "recorded_by", "created_at")
+
+
+def consent_evidence(person: Person) -> list[dict[str, Any]]:
+    """The person's consent records as the audit trail keeps them when the person is deleted, oldest first."""
+    rows = person.consents.order_by("at", "id").values(
+        *(f"{f}_id" if f == "recorded_by" else f for f in CONSENT_EVIDENCE_FIELDS)
+    )
+    return [{f: row[f"{f}_id" if f == "recorded_by" else f] for f in CONSENT_EVIDENCE_FIELDS} for row in rows]
 
 
 def current_consents(person: Person) -> dict[str, Consent]:

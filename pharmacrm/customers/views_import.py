@@ -141,7 +141,9 @@ def _import_post(request, limiter: SizeLimitHandler):
 
 
 def _upload_page(request, form, error: str = "", status: int = 200):
-    jobs = importer.visible_jobs(request.user).order_by("-created_at")[:20]
+    jobs = list(importer.visible_jobs(request.user).order_by("-created_at")[:20])
+    for job in jobs:
+        job.status_label = importer.status_label(job)
     target = _chosen_target(form)
     context = {
         "form": form,
@@ -208,7 +210,7 @@ def _job_context(job: ImportJob) -> dict:
         "job": job, "done": done, "percent": min(percent, 100), "errors": errors, "preview": preview,
         "columns": columns, "notes": importer.job_messages(job),
         "running": job.status in (ImportJob.Status.PENDING, ImportJob.Status.RUNNING),
-        "can_confirm": job.status == ImportJob.Status.PREVIEWED and job.dry_run,
+        "can_confirm": importer.awaits_confirmation(job), "status_label": importer.status_label(job),
         "blocked": job.mode == ImportJob.Mode.ALL_OR_NOTHING and job.error_count > 0,
         "good_rows": job.created_count + job.updated_count,
         # error_count counts rejected rows; one row may have several listed errors.

@@ -250,6 +250,9 @@ PurchasesSerializer = inline_serializer(
             "average_days_late": serializers.DecimalField(max_digits=10, decimal_places=1, allow_null=True),
             "late_lines": serializers.IntegerField(), "paid": MONEY, "outstanding": MONEY, "overdue": MONEY,
             "window_months": serializers.IntegerField(),
+            "assumed_term_days": serializers.IntegerField(
+                allow_null=True, help_text="The default payment term (days after the order date) taken for the "
+                "lines without a payment due date; null when every line counted has one."),
             "ageing": inline_serializer("AgeingBucket", {
                 "label": serializers.CharField(), "from": serializers.IntegerField(),
                 "to": serializers.IntegerField(allow_null=True), "amount": MONEY,
@@ -277,7 +280,7 @@ def purchases_summary(institution_id: int) -> dict:
             "on_time_share": None if c.on_time_share is None else str(c.on_time_share),
             "average_days_late": None if c.average_days_late is None else str(c.average_days_late),
             "late_lines": c.late_lines, "paid": _money(c.paid), "outstanding": _money(c.outstanding),
-            "overdue": _money(c.overdue), "window_months": c.window_months,
+            "overdue": _money(c.overdue), "window_months": c.window_months, "assumed_term_days": c.assumed_term_days,
             "ageing": [{"label": str(b["label"]), "from": b["from"], "to": b["to"], "amount": _money(b["amount"])}
                        for b in c.ageing],
         },

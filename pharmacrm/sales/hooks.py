@@ -13,14 +13,21 @@ def register() -> None:
 
 
 def _recompute_after_merge(sender, survivor, duplicate, **kwargs) -> None:
-    """The duplicate's order lines moved to the survivor: its months are recomputed from the lines."""
-    from pharmacrm.customers.models import Institution
+    """The duplicate's order lines moved to the survivor: its months are recomputed from the lines, and the
+    moved lines re-fingerprinted with the survivor (a re-import of the same file finds them unchanged)."""
+    from pharmacrm.customers.models import Institution, MergeRecord, SearchTerm
 
-    from . import rollups
+    from . import importer, rollups
     from .models import MonthlyRollup, OrderLine
 
     if sender is not Institution:
         return
+    record = (
+        MergeRecord.objects.filter(kind=SearchTerm.Kind.INSTITUTION, survivor_id=survivor.pk, merged_id=duplicate.pk)
+        .order_by("-id").first()
+    )  # fmt: skip
+    moved = (record.moved or {}).get("sales.orderline.institution", []) if record else []
+    importer.rehash_moved(list(moved), duplicate.pk)
     MonthlyRollup.objects.filter(institution_id=duplicate.pk).delete()
     months = OrderLine.objects.filter(institution_id=survivor.pk).values_list("month", flat=True).distinct()
     rollups.mark_dirty((survivor.pk, m) for m in months)

@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from pharmacrm.customers.models import ImportJob, Institution
 from pharmacrm.servicedesk.models import Product
 
 from . import rollups
-from .models import OrderLine, ProductCode
+from .models import OrderLine, ProductCode, yuan
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,13 @@ MESSAGES = {
     "paid_long_before": _("This payment date lies more than a year before the order date: check it for a typing "
                           "error (a prepayment is paid before the order, but not that long before)."),
     "future_date": _("This date lies in the future."),
+    "too_far_ahead": _("This date lies more than five years from today: check it for a typing error."),
     "too_early": _("This date lies before the year 2000: check it for a typing error."),
     "duplicate_line": _("Order %(order)s line %(line)s appears twice in the file (first in row %(row)s)."),
+    "order_two_customers": _(
+        "Order %(order)s is for %(first)s (row %(row)s), but this row names another customer, %(customer)s: an "
+        "order belongs to one customer. Correct the customer, or give this line its own order number."
+    ),
     "product_code_chars": _("A product code cannot contain commas or line breaks."),
     "customer_column_missing": _(
         "The file needs a column for the customer: its unified social credit code or its external id."
@@ -282,22 +288,19 @@ class Parser:
             raise FieldError("too_early")
         return day
 
-    def _optional_date(self, value: str) -> dt.date | None:
+    def _optional_date(self, value: str, latest: dt.date | None = None) -> dt.date | None:
         if not value.strip():
             return None
         day = _date(value)
-        if day > self.latest:
-            raise FieldError("future_date")
+        if day > (latest or self.latest):
+            raise FieldError("future_date" if latest == self.today else "too_far_ahead")
         if day < EARLIEST:
             raise FieldError("too_early")
         return day
 
     def _paid_date(self, value: str) -> dt.date | None:
         """A payment has happened: its date is never in the future (a future date would count as paid)."""
-        day = self._optional_date(value)
-        if day is not None and day > self.today:
-            raise FieldError("future_date")
-        return day
+        return self._optional_date(value, latest=self.today)
 
     @staticmethod
     def _required_decimal(value: str, places: int, too_large: str = "too_large", exact: bool = False) -> Decimal:
@@ -387,6 +390,43 @@ def row_hash(values: tuple) -> int:
     places, unit price with four, amounts in fen)."""
     text = "\x1f".join(["" if x is None else str(x) for x in values])
     return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _hashed_values(line: dict, institution_id: int) -> tuple:
+    """A stored line's imported values as the import hashes them (`row_hash`), with this customer."""
+    def day(value):
+        return value.isoformat() if value else None
+
+    return (
+        line["order_number"], line["line_number"], day(line["order_date"]), day(line["month"]), institution_id,
+        line["product_code"], line["product_name"], line["batch_number"], str(line["quantity"]),
+        str(line["unit_price"]), line["amount_fen"], line["invoice_number"], day(line["payment_due"]),
+        day(line["paid_date"]), line["paid_fen"],
+    )  # fmt: skip
+
+
+def rehash_moved(line_ids: list[int], from_institution: int) -> int:
+    """Re-fingerprint lines a customer merge moved from `from_institution` to their present customer: the
+    fingerprint holds the customer, and a re-import of the same file (with the merged record's codes, which
+    lead to the survivor, or with the survivor's) must find them unchanged. A line whose fingerprint is not
+    the one its values give with `from_institution` (corrected since, or fingerprinted otherwise) is left
+    as it is. Returns how many were re-fingerprinted."""
+    fields = [
+        "id", "order_number", "line_number", "order_date", "month", "institution_id", "product_code", "product_name",
+        "batch_number", "quantity", "unit_price", "amount_fen", "invoice_number", "payment_due", "paid_date",
+        "paid_fen", "row_hash",
+    ]  # fmt: skip
+    changed = []
+    for i in range(0, len(line_ids), 5000):
+        for line in OrderLine.objects.filter(pk__in=line_ids[i : i + 5000]).values(*fields):
+            if line["institution_id"] == from_institution:
+                continue
+            if row_hash(_hashed_values(line, from_institution)) == line["row_hash"]:
+                changed.append((row_hash(_hashed_values(line, line["institution_id"])), line["id"]))
+    if changed:
+        with connection.cursor() as cursor:
+            cursor.executemany(f"UPDATE {OrderLine._meta.db_table} SET row_hash = %s WHERE id = %s", changed)
+    return len(changed)
 
 
 # --- the fast path --------------------------------------------------------------------------------------
@@ -537,6 +577,7 @@ class Resolver:
         self.codes: set[str] = set()  # product codes known to exist
         self.linked: dict[str, bool] = {}  # product code → linked to a catalogue product (as stored)
         self.own_codes: dict[int, tuple[str, str]] = {}  # customer id → (its credit code, its external id)
+        self.names: dict[int, str] = {}  # customer id → name, for the messages that name customers
 
     def _load(self, cache: dict, column: str, wanted: set[str]) -> None:
         wanted = {w for w in wanted if w and w not in cache}
@@ -639,6 +680,14 @@ class Resolver:
         key, ref = ("credit_code", credit) if credit else ("external_id", external)
         return None, (key, "customer_not_found", {"value": ref[:100]})
 
+    def name(self, institution_id: int) -> str:
+        """A customer's name for a message (a query per customer named, in messages only)."""
+        if institution_id not in self.names:
+            self.names[institution_id] = (
+                Institution.objects.filter(pk=institution_id).values_list("name", flat=True).first() or ""
+            )
+        return self.names[institution_id]
+
     def save_product_codes(self, rows: list[tuple], approvals: dict[str, str]) -> None:
         """Record product codes met for the first time; link a code to the catalogue when a row gives its
         approval number."""
@@ -666,6 +715,36 @@ class Resolver:
                     product_id=product or old[1], name=old[0] or name, updated_at=now
                 )
         self.codes.update(latest)
+
+
+def _order_key(order_number: str) -> int:
+    return hash(("order", order_number))
+
+
+class OrderOwners:
+    """Each order's customer and first row in the file, for the check that one order number does not name
+    two customers. In a private temporary SQLite file, as `SeenKeys`: memory stays flat whatever the file."""
+
+    def __init__(self):
+        self.db = sqlite3.connect("")  # "" = a temporary on-disk database
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE owner (h INTEGER PRIMARY KEY, inst INTEGER NOT NULL, row INTEGER NOT NULL)")
+
+    def first(self, keys: set[int]) -> dict[int, tuple[int, int]]:
+        """order key → (customer id, first row) for the orders met in earlier chunks."""
+        wanted, found = list(keys), {}
+        for i in range(0, len(wanted), 30_000):  # under SQLite's 32,766 parameters
+            part = wanted[i : i + 30_000]
+            sql = f"SELECT h, inst, row FROM owner WHERE h IN ({', '.join('?' * len(part))})"
+            found.update((h, (inst, row)) for h, inst, row in self.db.execute(sql, part))
+        return found
+
+    def add(self, owners: dict[int, tuple[int, int]]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO owner VALUES (?, ?, ?)", [(h, *v) for h, v in owners.items()])
+
+    def close(self) -> None:
+        self.db.close()
 
 
 # --- one pass over a file ----------------------------------------------------------------------------
@@ -712,6 +791,7 @@ class Run:
         self.preview: list[dict] = []
         self.preview_rows = 0
         self.seen = SeenKeys()
+        self.owners = OrderOwners()  # each order's customer, as its first good row in the file gives it
         # good lines whose product code the catalogue does not know: code → lines (in file order), and the
         # codes an approval number in the file links (their lines are not counted, before or after it)
         self.unknown_products: dict[str, int] = {}
@@ -733,6 +813,7 @@ class Run:
             self.error_file.close()
             self.error_file = None
         self.seen.close()
+        self.owners.close()
 
     def record_errors(self, item: Parsed) -> None:
         """Count a bad row and hold its errors until `flush_errors` (at the end of its chunk)."""
@@ -805,9 +886,21 @@ class Run:
             keys.append((h, number, pre, inst))
         earlier = self.seen.add_new([(k[0], k[1]) for k in keys])
         self.resolver.load_linked({k[2][6] for k in keys})
+        owners, new_owners = self.owners.first({_order_key(k[2][0]) for k in keys}), {}
         for h, number, pre, inst in keys:
             if h in earlier:
                 self._duplicate(number, pre, earlier[h], cells_of, preview)
+                continue
+            order_key = _order_key(pre[0])
+            owner = owners.get(order_key) or new_owners.get(order_key)
+            if owner is None:
+                new_owners[order_key] = (inst, number)
+            elif owner[0] != inst:  # one order, two customers: the order's first customer stands
+                err = ("credit_code" if pre[4] else "external_id", "order_two_customers", {
+                    "order": pre[0], "row": owner[1], "first": self.resolver.name(owner[0]),
+                    "customer": self.resolver.name(inst),
+                })  # fmt: skip
+                self._error(number, cells_of.get(number) or self._cells(number, pre), [err], preview)
                 continue
             on, line, od, month, _cc, _ext, pc, pn, ap, bn, qty, price, amount, inv, due, paid, paid_fen = pre
             values = (on, line, od, month, inst, pc, pn, bn, qty, price, amount, inv, due, paid, paid_fen)
@@ -818,6 +911,7 @@ class Run:
             self._check_product(pc, ap)
             if number in cells_of:
                 preview.append((number, cells_of[number], []))
+        self.owners.add(new_owners)
         self.flush_errors()
         preview.sort(key=lambda p: p[0])
         return Chunk(rows, good_numbers, approvals, preview, processed=len(raw_rows),
@@ -884,6 +978,7 @@ class Writer:
         self.now = timezone.now()
         self.today = timezone.localdate()
         self.dirty = False
+        self.updates_audit: list[tuple[tuple, dict]] = []  # (line label, changes) of corrected lines not audited yet
         if threaded:
             self.queue: queue.Queue = queue.Queue(maxsize=1)
             context = contextvars.copy_context()
@@ -932,8 +1027,26 @@ class Writer:
     def _finish_transaction(self, failed: bool) -> None:
         if failed or self.run.stop_writing:
             transaction.set_rollback(True)
+            self.updates_audit.clear()
         else:
+            self._flush_audit()
             rollups.refresh_dirty()
+
+    def _audit(self, items: list[tuple[tuple, dict]]) -> None:
+        """Audit the corrected lines of a chunk: one entry per line with its fields before and after. Good
+        rows: with the chunk, in its transaction. All or nothing: at the end of the file's transaction, so that
+        the audit chain is not held for the whole import."""
+        self.updates_audit.extend(items)
+        if not self.one_transaction:
+            self._flush_audit()
+
+    def _flush_audit(self) -> None:
+        from pharmacrm.core import audit
+        from pharmacrm.core.models import AuditEntry
+
+        while self.updates_audit:
+            part, self.updates_audit = self.updates_audit[:CHUNK_ROWS], self.updates_audit[CHUNK_ROWS:]
+            audit.record_many(AuditEntry.Action.UPDATE, part, import_job=self.job_id)
 
     def _loop(self) -> None:
         failed = False
@@ -1020,7 +1133,9 @@ class Writer:
                              [(*r, self.job_id, now) for r in creates])  # fmt: skip
             rollups.add_new_lines(after, self.today)
         if updates:
+            audited = _changes([u[0] for u in updates])  # before the update: the stored values are the "before"
             _update_lines([u[0] for u in updates], self.job_id, now)
+            self._audit(audited)
             rollups.mark_dirty({(u[1][1], u[1][2]) for u in updates} | {(u[0][4], u[0][3]) for u in updates})
         return actions
 
@@ -1045,6 +1160,48 @@ def _existing(order_numbers: set[str]) -> dict[tuple[str, int], tuple[int, int, 
             for on, line, h, inst, month in cursor.fetchall():
                 found[(on, line)] = (h, inst, month if isinstance(month, str) else month.isoformat())
     return found
+
+
+# What a corrected line's audit entry lists (the names `services.remove_line` uses), and where the import's
+# value is in a line tuple (LINE_COLUMNS); money in fen is shown as yuan.
+AUDITED = (
+    ("order_date", "order_date", 2), ("institution", "institution_id", 4), ("product_code", "product_code", 5),
+    ("product_name", "product_name", 6), ("batch_number", "batch_number", 7), ("quantity", "quantity", 8),
+    ("unit_price", "unit_price", 9), ("amount", "amount_fen", 10), ("invoice_number", "invoice_number", 11),
+    ("payment_due", "payment_due", 12), ("paid_date", "paid_date", 13), ("paid_amount", "paid_fen", 14),
+)  # fmt: skip
+
+
+def _audit_value(column: str, value):
+    if value is None or value == "":
+        return None if value is None else ""
+    if column.endswith("_fen"):
+        return str(yuan(value))
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value if isinstance(value, int) else str(value)
+
+
+def _changes(rows: list[tuple]) -> list[tuple[tuple, dict]]:
+    """(label, {field: [before, after]}) of each corrected line, read before it is updated. Only corrected lines
+    pay for this (one query per chunk that has some): new and unchanged lines are never read."""
+    wanted = {(r[0], r[1]): r for r in rows}
+    columns = ["id", "order_number", "line_number", *(c for _name, c, _i in AUDITED)]
+    out = []
+    numbers = sorted({r[0] for r in rows})
+    for i in range(0, len(numbers), 5000):
+        for old in OrderLine.objects.filter(order_number__in=numbers[i : i + 5000]).values(*columns):
+            r = wanted.get((old["order_number"], old["line_number"]))
+            if r is None:
+                continue
+            changes = {}
+            for name, column, index in AUDITED:
+                before, after = _audit_value(column, old[column]), _audit_value(column, r[index])
+                if before != after:
+                    changes[name] = [before, after]
+            label = ("sales.orderline", str(old["id"]), f"{old['order_number']}/{old['line_number']}")
+            out.append((label, changes))
+    return out
 
 
 def _update_lines(rows: list[tuple], job_id: int, now) -> None:
@@ -1105,7 +1262,7 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
         else:
             status = ImportJob.Status.DONE
         unknown = run.unknown_products_note()
-        if unknown is not None:
+        if unknown is not None and status != ImportJob.Status.REJECTED:  # nothing was imported: not even these
             notes.append(unknown)
     finally:
         run.close()

@@ -5,6 +5,8 @@ with customers, not with order history):
   the chunk's insert — amounts, lines, payments, days late, outstanding and overdue add up; an order counts
   when the pair had no line of it before, a product when the customer had not bought it that month (one
   index probe each, on the lines' (customer, month, product) and (order, line) indexes);
+* a line without a payment due date falls due at the end of the default payment term
+  (settings.PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS) after its order date, for overdue amounts and lateness alike;
 * a changed line (a corrected file) marks the pairs it leaves and enters dirty (`sales_rollupdirty`, in the
   same transaction), and `refresh_dirty` recomputes those pairs from their lines, set-based.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -50,24 +53,59 @@ def mark_dirty(pairs) -> None:
     RollupDirty.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
 
 
+def mark_undated() -> int:
+    """Mark for recomputation every month holding a line without a payment due date: what a change of the
+    default payment term changes (migration sales 0005 did it once). Returns how many months."""
+    line, dirty = OrderLine._meta.db_table, RollupDirty._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        lock()
+        cursor.execute(
+            f"INSERT INTO {dirty} (institution_id, month) SELECT DISTINCT institution_id, month FROM {line} "
+            f"WHERE payment_due IS NULL ON CONFLICT (institution_id, month) DO NOTHING"
+        )
+        return cursor.rowcount
+
+
 SUMS = ("amount_fen", "lines", "paid_fen", "on_time_fen", "late_fen", "late_lines", "days_late", "outstanding_fen",
         "overdue_fen")  # fmt: skip
+
+
+def payment_term_days() -> int:
+    """The payment term assumed for a line without a payment due date (settings, 90 days by default)."""
+    return max(int(getattr(settings, "PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS", 90)), 0)
+
+
+def due_date(payment_due: dt.date | None, order_date: dt.date) -> dt.date:
+    """When a line falls due: its payment due date, else its order date plus the default payment term."""
+    return payment_due or order_date + dt.timedelta(days=payment_term_days())
+
+
+def _due() -> str:
+    """`due_date` in SQL, for the line `o`."""
+    days = payment_term_days()
+    if connection.vendor == "postgresql":
+        return f"COALESCE(o.payment_due, o.order_date + {days})"
+    return f"COALESCE(o.payment_due, date(o.order_date, '+{days} days'))"
+
+
 # Payment behaviour counts lines the customer owes money for: a return (a negative amount, refunded to the
 # customer) is neither paid on time nor late, or it would pull the on-time share below zero and add its
-# refund date to the days late.
-LATE = "o.amount_fen > 0 AND o.payment_due IS NOT NULL AND o.paid_date IS NOT NULL AND o.paid_date > o.payment_due"
-ON_TIME = (
-    "o.amount_fen > 0 AND o.paid_date IS NOT NULL AND o.paid_fen >= o.amount_fen "
-    "AND NOT (o.payment_due IS NOT NULL AND o.paid_date > o.payment_due)"
-)
+# refund date to the days late. A line without a due date falls due at the end of the default payment term.
+def _late() -> str:
+    return f"o.amount_fen > 0 AND o.paid_date IS NOT NULL AND o.paid_date > {_due()}"
+
+
+def _on_time() -> str:
+    return f"o.amount_fen > 0 AND o.paid_date IS NOT NULL AND o.paid_fen >= o.amount_fen AND o.paid_date <= {_due()}"
 
 
 def _sums_sql() -> str:
+    late = _late()
     return (
-        f"SUM(o.amount_fen), COUNT(*), SUM(o.paid_fen), SUM(CASE WHEN {ON_TIME} THEN o.amount_fen ELSE 0 END), "
-        f"SUM(CASE WHEN {LATE} THEN o.paid_fen ELSE 0 END), SUM(CASE WHEN {LATE} THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN {LATE} THEN {_days_late()} ELSE 0 END), SUM(o.outstanding_fen), "
-        f"SUM(CASE WHEN o.outstanding_fen > 0 AND o.payment_due < %s THEN o.outstanding_fen ELSE 0 END)"
+        f"SUM(o.amount_fen), COUNT(*), SUM(o.paid_fen), SUM(CASE WHEN {_on_time()} THEN o.amount_fen ELSE 0 END), "
+        f"SUM(CASE WHEN {late} THEN o.paid_fen ELSE 0 END), SUM(CASE WHEN {late} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN {late} THEN {_days_late()} ELSE 0 END), SUM(o.outstanding_fen), "
+        f"SUM(CASE WHEN o.outstanding_fen > 0 AND {_due()} < %s THEN o.outstanding_fen ELSE 0 END)"
     )
 
 
@@ -135,8 +173,8 @@ def last_line_id() -> int:
 
 def _days_late() -> str:
     if connection.vendor == "postgresql":
-        return "(o.paid_date - o.payment_due)"
-    return "CAST(julianday(o.paid_date) - julianday(o.payment_due) AS INTEGER)"
+        return f"(o.paid_date - {_due()})"
+    return f"CAST(julianday(o.paid_date) - julianday({_due()}) AS INTEGER)"
 
 
 def refresh_dirty(today: dt.date | None = None) -> int:
@@ -195,7 +233,7 @@ def refresh_overdue(today: dt.date | None = None) -> int:
         cursor.execute(
             f"UPDATE {rollup} SET overdue_fen = COALESCE((SELECT SUM(o.outstanding_fen) FROM {line} o "
             f"WHERE o.institution_id = {rollup}.institution_id AND o.month = {rollup}.month "
-            f"AND o.outstanding_fen > 0 AND o.payment_due < %s), 0), overdue_as_of = %s "
+            f"AND o.outstanding_fen > 0 AND {_due()} < %s), 0), overdue_as_of = %s "
             f"WHERE outstanding_fen > 0 AND (overdue_as_of IS NULL OR overdue_as_of < %s)",
             [_adapt(today), _adapt(today), _adapt(today)],
         )

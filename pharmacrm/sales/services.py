@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from pharmacrm.core import access
 from pharmacrm.core.roles import Cap
 
+from . import rollups
 from .models import MonthlyRollup, OrderLine, yuan
 
 AGEING_BUCKETS = ((0, 0), (1, 30), (31, 60), (61, 90), (91, None))  # days past due; (0, 0) = not yet due
@@ -91,6 +92,9 @@ class Credit:
     ageing: list[dict] = field(default_factory=list)  # [{label, from, to, amount}]
     status: str = ""  # good / watch / poor / none
     window_months: int = 12
+    # the default payment term in days when some of the lines counted have no payment due date (it was
+    # assumed for them), else None
+    assumed_term_days: int | None = None
 
 
 def _status(on_time: Decimal | None, overdue: Decimal, outstanding: Decimal) -> str:
@@ -127,9 +131,13 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
     open_items = OrderLine.objects.filter(institution_id=institution_id, outstanding_fen__gt=0)
     buckets = [0] * len(AGEING_BUCKETS)
     outstanding = overdue = overdue_in_window = 0
-    for due, amount, month in open_items.values_list("payment_due", "outstanding_fen", "month").iterator():
+    undated = False
+    rows = open_items.values_list("payment_due", "order_date", "outstanding_fen", "month")
+    for given, ordered, amount, month in rows.iterator():
+        undated = undated or given is None
+        due = rollups.due_date(given, ordered)  # no due date: the default payment term from the order date
         outstanding += amount
-        days = (today - due).days if due else 0
+        days = (today - due).days
         for i, (low, high) in enumerate(AGEING_BUCKETS):
             if days >= low and (high is None or days <= high) or (i == 0 and days <= 0):
                 buckets[i] += amount
@@ -153,6 +161,13 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
         for label, (low, high), amount in zip(labels, AGEING_BUCKETS, buckets, strict=True)
     ]
     c.status = _status(c.on_time_share, c.overdue, c.outstanding)
+    if (
+        undated
+        or OrderLine.objects.filter(
+            institution_id=institution_id, month__gte=first, payment_due__isnull=True, paid_date__isnull=False
+        ).exists()
+    ):
+        c.assumed_term_days = rollups.payment_term_days()
     return c
 
 
@@ -210,8 +225,6 @@ def remove_line(user, line: OrderLine, reason: str) -> None:
     from pharmacrm.core import audit
     from pharmacrm.core.models import AuditEntry
     from pharmacrm.customers.normalise import clean_text
-
-    from . import rollups
 
     access.require(user, Cap.IMPORT_ORDERS)
     require_purchases(user, line.institution)

@@ -3,7 +3,7 @@
 Prints the counts created / updated / unchanged / rejected; the rejected rows (row, column, reason,
 value) go to a report file, `FILE.rejected.csv` unless --report says otherwise. Exit status 0 when every
 row was imported or checked clean, 1 when some rows were rejected (or an all-or-nothing import was), 2 when
-the file could not be read."""
+the file could not be read or the user may not import orders."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import csv
 import json
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from pharmacrm.core import audit
 from pharmacrm.core.models import User
-from pharmacrm.core.roles import Role
+from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers import importer
 from pharmacrm.customers.exporter import csv_safe
 from pharmacrm.customers.models import ImportJob
@@ -59,6 +60,12 @@ class Command(BaseCommand):
                     )
                 except ValidationError as e:
                     self.stderr.write(" ".join(e.messages))
+                    raise SystemExit(2) from None
+                except PermissionDenied:  # one line, in the chosen language, not a traceback
+                    self.stderr.write(
+                        _("%(user)s may not import orders: that needs the permission “%(permission)s”.")
+                        % {"user": actor.get_username(), "permission": Cap.IMPORT_ORDERS.label}
+                    )
                     raise SystemExit(2) from None
                 report_path = Path(report) if report else path.with_name(path.name + ".rejected.csv")
                 written = self._report(job, report_path)
