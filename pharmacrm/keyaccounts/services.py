@@ -22,7 +22,7 @@ from django.db.models import Avg, Case, Count, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from pharmacrm.core import access, audit, dueclock, signatures
 from pharmacrm.core.deferred import Message
@@ -66,6 +66,10 @@ A = AuditEntry.Action
 NOT_ALLOWED = gettext_lazy("You do not have permission to do this.")  # lazy: read in the language of each request
 SIGNED_COPY_MAX = 20 * 1024 * 1024
 SIGNED_COPY_TYPES = {b"%PDF": ".pdf", b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg"}
+# the extensions a signed copy's name may keep for the type its content shows
+SIGNED_COPY_SUFFIXES = {".pdf": (".pdf",), ".png": (".png",), ".jpg": (".jpg", ".jpeg", ".jpe")}
+# extensions of other scan or document types, which a name given with them loses (a PDF sent as scan.tif → scan.pdf)
+OTHER_DOCUMENT_SUFFIXES = {".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif", ".doc", ".docx", ".ofd"}
 
 # The system roles a member of a service team must hold for each team role (seed 001 §2.1).
 TEAM_ROLE_NEEDS = {
@@ -390,8 +394,36 @@ def may_send(user, proposal: Proposal) -> bool:
     )
 
 
+def review_others_needed() -> int:
+    """How many departments besides marketing must have given their opinion before a proposal goes to
+    leadership (KEYACCOUNTS_REVIEW_OTHER_DEPARTMENTS, 1 unless configured; at most all four others)."""
+    others = len(Department.values) - 1
+    return max(0, min(others, int(getattr(settings, "KEYACCOUNTS_REVIEW_OTHER_DEPARTMENTS", 1))))
+
+
+def review_shortfall(proposal: Proposal) -> str | None:
+    """What the review still lacks before the proposal may go to leadership, or None. Seed 001 §3.1:
+    marketing leads the review and the other departments take part, so marketing's opinion alone is not
+    enough — it needs those of review_others_needed() other departments."""
+    given = set(proposal.reviews.values_list("department", flat=True))
+    if Department.MARKETING not in given:
+        return _("Marketing leads the review: record marketing's opinion before sending it on.")
+    needed = review_others_needed()
+    if len(given - {Department.MARKETING}) >= needed:
+        return None
+    others = listing(label for value, label in Department.choices if value != Department.MARKETING)
+    return ngettext(
+        "The review is cross-department: besides marketing, at least %(count)d other department "
+        "(%(departments)s) must give its opinion before the proposal goes to leadership.",
+        "The review is cross-department: besides marketing, at least %(count)d other departments "
+        "(%(departments)s) must give their opinions before the proposal goes to leadership.",
+        needed,
+    ) % {"count": needed, "departments": others}
+
+
 def submit_for_decision(user, proposal: Proposal, *, version: int | None = None) -> Proposal:
-    """Marketing closes the review and sends the proposal to leadership; it needs marketing's opinion."""
+    """Marketing closes the review and sends the proposal to leadership; it needs marketing's opinion and
+    those of other departments (review_shortfall)."""
     access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
     if not proposals_for(user).filter(pk=proposal.pk).exists():
         raise PermissionDenied(NOT_ALLOWED)
@@ -402,8 +434,9 @@ def submit_for_decision(user, proposal: Proposal, *, version: int | None = None)
     _check_version(proposal, version)
     if proposal.status != ProposalStatus.REVIEW:
         raise ValidationError(_("Only a proposal in review can be sent for decision."))
-    if not proposal.reviews.filter(department=Department.MARKETING).exists():
-        raise ValidationError(_("Marketing leads the review: record marketing's opinion before sending it on."))
+    shortfall = review_shortfall(proposal)
+    if shortfall:
+        raise ValidationError(shortfall)
     with transaction.atomic():
         proposal.status, proposal.submitted_at, proposal.submitted_by = ProposalStatus.SUBMITTED, timezone.now(), user
         _save_versioned(proposal, ["status", "submitted_at", "submitted_by"], proposal.version)
@@ -416,19 +449,34 @@ def submit_for_decision(user, proposal: Proposal, *, version: int | None = None)
     return proposal
 
 
+def _withdraw_refusal(user, proposal: Proposal) -> Exception | None:
+    """Why `user` may not withdraw `proposal` (the error withdraw() raises), or None when they may: the
+    proposer while it is in review; leadership (or an administrator) while it is open, also once it waits
+    for leadership. The page shows the button by the same rule (may_withdraw)."""
+    if not access.can(user, Cap.PROPOSE_KEY_ACCOUNTS) or not proposals_for(user).filter(pk=proposal.pk).exists():
+        return PermissionDenied(NOT_ALLOWED)
+    leadership = bool(access.roles_of(user) & {Role.ADMIN, Role.MANAGER})
+    if proposal.status == ProposalStatus.SUBMITTED and not leadership:
+        return PermissionDenied(_("This proposal waits for leadership: only leadership can close it now."))
+    if proposal.proposed_by_id != user.pk and not leadership:
+        return PermissionDenied(_("Only the proposer can withdraw this proposal."))
+    if proposal.status not in OPEN_PROPOSAL:
+        return ValidationError(_("Only an open proposal can be withdrawn."))
+    return None
+
+
+def may_withdraw(user, proposal: Proposal) -> bool:
+    """Whether withdraw() would accept: the page offers the button only then."""
+    return _withdraw_refusal(user, proposal) is None
+
+
 def withdraw(user, proposal: Proposal) -> Proposal:
     """The proposer withdraws while the proposal is in review; once it waits for leadership, only
     leadership (or an administrator) closes it."""
     access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
-    if not proposals_for(user).filter(pk=proposal.pk).exists():
-        raise PermissionDenied(NOT_ALLOWED)
-    leadership = bool(access.roles_of(user) & {Role.ADMIN, Role.MANAGER})
-    if proposal.status == ProposalStatus.SUBMITTED and not leadership:
-        raise PermissionDenied(_("This proposal waits for leadership: only leadership can close it now."))
-    if proposal.proposed_by_id != user.pk and not leadership:
-        raise PermissionDenied(_("Only the proposer can withdraw this proposal."))
-    if proposal.status not in OPEN_PROPOSAL:
-        raise ValidationError(_("Only an open proposal can be withdrawn."))
+    refusal = _withdraw_refusal(user, proposal)
+    if refusal is not None:
+        raise refusal
     with transaction.atomic():
         old = proposal.status
         proposal.status = ProposalStatus.WITHDRAWN
@@ -1275,7 +1323,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
             old = agreement.status
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
             agreement.signed_copy, agreement.signed_copy_sha256 = path.name, digest.hexdigest()
-            agreement.signed_copy_name = Path(upload.name or path.name).name[:200]
+            agreement.signed_copy_name = signed_copy_name(upload.name or path.name, suffix)
             # the next look: the renewal reminder, or (reminded already) the expiry after the end
             agreement.next_check_at = (
                 _renewal_moment(agreement) if agreement.renewal_notified_at is None else _expiry_moment(agreement)
@@ -1299,6 +1347,19 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
         path.unlink(missing_ok=True)
         raise
     return agreement
+
+
+def signed_copy_name(name: str, suffix: str) -> str:
+    """The name a signed copy is kept and offered for download under: the uploader's, with the extension of
+    the type its content shows (`suffix`, as sniffed) — a PDF sent as 签署页.jpg is kept as 签署页.pdf, so
+    the copy opens in the right program. At most 200 characters."""
+    base = Path(name or "").name.strip()
+    current = Path(base).suffix.lower()
+    if current in SIGNED_COPY_SUFFIXES.get(suffix, (suffix,)):
+        return base[:200] if len(base) <= 200 else base[: 200 - len(current)] + Path(base).suffix
+    known = {s for suffixes in SIGNED_COPY_SUFFIXES.values() for s in suffixes} | OTHER_DOCUMENT_SUFFIXES
+    stem = Path(base).stem if current in known else base
+    return (stem or "signed-copy")[: 200 - len(suffix)] + suffix
 
 
 def _opens(upload, suffix: str) -> bool:

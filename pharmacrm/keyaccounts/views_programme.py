@@ -345,14 +345,14 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
         "components": component_rows(proposal.components, request.user),
         "may_review": may_review, "my_review": mine, "opinion_form": opinion_form,
         "may_send": may_send,
-        "has_marketing": proposal.reviews.filter(department="marketing").exists(),
+        "review_shortfall": services.review_shortfall(proposal) if may_send else None,
         "submit_form": forms.get("submit_form") or SubmitForm(initial={"version": proposal.version}, prefix="submit"),
         "may_decide": may_decide, "own_proposal": own and approver and proposal.status == ProposalStatus.SUBMITTED,
         "sent_by_me": proposal.submitted_by_id == user.pk and proposal.proposed_by_id != user.pk,
         "decision_form": forms.get("decision_form") or DecisionForm(initial={"version": proposal.version},
                                                                     prefix="decision"),
         "decision_refused": forms.get("decision_refused", False),
-        "may_withdraw": proposal.status in OPEN_PROPOSAL and access.can(user, Cap.PROPOSE_KEY_ACCOUNTS),
+        "may_withdraw": services.may_withdraw(user, proposal),
         "candidate": latest_candidate(proposal.institution),
     }  # fmt: skip
     return render(request, "keyaccounts/ka_proposal_detail.html", context, status=status)
@@ -924,7 +924,8 @@ def signed_copy_response(agreement: Agreement, user, **audit_details) -> FileRes
     content_type = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}.get(file.suffix,
                                                                                               "application/octet-stream")  # fmt: skip
     response = FileResponse(open(file, "rb"), content_type=content_type)
-    name = agreement.signed_copy_name or file.name
+    # the name as uploaded, with the extension of the stored type (also for copies kept before names followed it)
+    name = services.signed_copy_name(agreement.signed_copy_name or file.name, file.suffix)
     ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or file.name
     response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
     response["X-Content-Type-Options"] = "nosniff"
@@ -1078,6 +1079,8 @@ def agreement_archive(request):
                            | Q(account__institution__short_name__icontains=q))  # fmt: skip
         if form.cleaned_data.get("status"):
             qs = qs.filter(status=form.cleaned_data["status"])
+    elif form.is_bound:  # a wrong filter (a status that does not exist) shows nothing and says why, not all
+        qs = qs.none()
     page = Paginator(qs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request, "keyaccounts/ka_agreements.html", {"form": form, "page_obj": page, "rows": page.object_list}

@@ -275,6 +275,7 @@ class KaWorld:
         manager, kam = users["manager"], users["kam"]
         proposal = ka.propose(users["analyst"], xiehe, reason="年采购额大")
         ka.give_opinion(users["analyst"], proposal, opinion="support", comment="市场部支持")
+        ka.give_opinion(kam, proposal, opinion="support", comment="销售部支持")  # the review is cross-department
         ka.submit_for_decision(users["analyst"], proposal)
         proposal.refresh_from_db()
         account = ka.decide(manager, proposal, approve=True, comment="同意", otp_code=sign_code(manager)).account

@@ -98,12 +98,13 @@ def manager2(make_user):
 @pytest.fixture
 def make_proposal(users):
     """make_proposal(institution, submitted=True) → a listing proposal by the analyst, with marketing's
-    opinion, sent to leadership unless submitted=False."""
+    and sales' opinions (the review is cross-department), sent to leadership unless submitted=False."""
 
     def make(institution, *, submitted: bool = True, by=None, kind="list"):
         by = by or users["analyst"]
         proposal = services.propose(by, institution, reason="年采购额大，区域影响力强", kind=kind)
         services.give_opinion(users["analyst"], proposal, opinion="support", comment="市场部支持")
+        services.give_opinion(users["kam"], proposal, opinion="support", comment="销售部支持")
         if submitted:
             services.submit_for_decision(by, proposal)
             proposal.refresh_from_db()

@@ -96,6 +96,8 @@ def test_the_proposal_workflow_through_the_api(api, users, ruijin, manager2):
     )
     r = api("kam").post(f"{BASE}proposals/{pk}/opinion/", {"opinion": "oppose"}, format="json")
     assert r.status_code == 400 and "comment" in r.json()
+    r = api("kam").post(f"{BASE}proposals/{pk}/opinion/", {"opinion": "neutral"}, format="json")
+    assert r.status_code == 200  # the review is cross-department: sales' opinion besides marketing's
     assert (
         analyst.post(f"{BASE}proposals/{pk}/submit/", {"version": version()}, format="json").json()["status"]
         == ProposalStatus.SUBMITTED

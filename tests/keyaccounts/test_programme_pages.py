@@ -138,6 +138,7 @@ def test_send_to_leadership_from_the_page(client_for, users, xiehe):
     response = c.post(url, {"submit-version": proposal.version})
     assert response.status_code == 400 and 'class="alert alert-error"' in response.content.decode()
     services.give_opinion(users["analyst"], proposal, opinion="support")
+    services.give_opinion(users["kam"], proposal, opinion="support")  # the review is cross-department
     assert c.post(url, {"submit-version": proposal.version}).status_code == 302
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.SUBMITTED

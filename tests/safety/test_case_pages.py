@@ -297,7 +297,7 @@ def test_edit_errors_appear_at_the_field_of_their_row(client_for, make_case):
                                      form_data(case, **{"drugs-0-brand_name": "", "drugs-0-generic_name": ""}))  # fmt: skip
     assert response.status_code == 400
     row = re.search(r'id="drug-rows".*?</fieldset>', html(response), re.S).group(0)
-    assert re.search(r'class="field has-error[^"]*" id="field-brand_name"', row)
+    assert re.search(r'class="field has-error[^"]*" id="field-drugs-0-brand_name"', row)  # the row's own id
 
 
 def test_adding_and_removing_rows(client_for, make_case):
