@@ -169,7 +169,9 @@ def test_a_submission_needs_the_officers_signature(make_case, users):
 def test_a_late_submission_is_marked_with_the_delay_and_needs_a_reason(make_case, users):
     pv = users["pv"]
     sign_code(pv)
-    case = make_case(received_at=timezone.now() - dt.timedelta(days=33, hours=-1))  # 30-day rule: late on day 3
+    # day 0 is 33 days ago (local noon, whatever the hour the test runs at): due by the end of day 30, late on day 3
+    day = timezone.localdate() - dt.timedelta(days=33)
+    case = make_case(received_at=timezone.make_aware(dt.datetime.combine(day, dt.time(12))))
     with pytest.raises(ValidationError) as error:
         services.record_submission(pv, case, {"channel": "nmpa"}, otp_code=sign_code(pv))
     assert "late_reason" in error.value.message_dict and "3" in error.value.message_dict["late_reason"][0]

@@ -50,6 +50,13 @@ def ticket(users, xiehe, subject: str, *, days_ago: float = 1, category: str = "
     })  # fmt: skip
 
 
+def received_on(days_ago: int) -> dt.datetime:
+    """Local noon `days_ago` days before today: a receipt whose calendar day (day 0 of the day-counted
+    clocks) does not depend on the hour the test runs at."""
+    day = timezone.localdate() - dt.timedelta(days=days_ago)
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(12)))
+
+
 def confirmed_case(users, source):
     flag = Flag.objects.get(**{"ticket" if hasattr(source, "number") else "interaction": source},
                             status=SignalStatus.PENDING)  # fmt: skip
@@ -112,8 +119,9 @@ def test_a_dismissed_flag_is_matched(users, xiehe):
 
 
 def test_a_case_reported_late_shows_its_delay_and_one_not_reported_is_overdue(users, xiehe, web):
-    late_ticket = ticket(users, xiehe, "服药后全身皮疹", days_ago=39.5)  # 30-day rule: 9.5 days late
-    overdue_ticket = ticket(users, xiehe, "服药后恶心呕吐", days_ago=34.5)
+    # day 0 forty days ago: due by the end of day 30, so 9 days and some hours late today
+    late_ticket = ticket(users, xiehe, "服药后全身皮疹", received_at=received_on(40))
+    overdue_ticket = ticket(users, xiehe, "服药后恶心呕吐", received_at=received_on(35))
     fresh_ticket = ticket(users, xiehe, "服药后头晕", days_ago=2)
     late_case = confirmed_case(users, late_ticket)
     overdue_case = confirmed_case(users, overdue_ticket)
@@ -193,7 +201,7 @@ def test_a_wrong_period_is_refused(web):
 
 
 def test_the_xlsx_has_the_rows_and_no_patient_data_and_is_audited(users, xiehe, web):
-    late_ticket = ticket(users, xiehe, "患者王XX服药后全身皮疹", days_ago=39.5)
+    late_ticket = ticket(users, xiehe, "患者王XX服药后全身皮疹", received_at=received_on(40))  # 10 days late
     case = confirmed_case(users, late_ticket)
     services.record_submission(users["pv"], case, {"channel": "nmpa", "late_reason": "等待病历"},
                                otp_code=sign_code(users["pv"]))  # fmt: skip
