@@ -3,18 +3,15 @@ engagement.services). Selects offer only the customers the user may see."""
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
-from pharmacrm.core.ids import is_id
-from pharmacrm.customers.forms import ANY, BLANK, ServiceErrorsMixin, _limit_picker
-from pharmacrm.customers.models import Institution, Person
-from pharmacrm.servicedesk.forms import LOCAL_INPUT, people_options
+from pharmacrm.customers.forms import ANY, ServiceErrorsMixin, _limit_picker
+from pharmacrm.customers.models import Institution
+from pharmacrm.servicedesk.forms import LOCAL_INPUT, CustomerPickers
 from pharmacrm.servicedesk.models import Product
 
 from .models import InteractionChannel
@@ -38,14 +35,7 @@ class InteractionFilterForm(forms.Form):
         return getattr(self, "cleaned_data", {}) or {}
 
 
-class InteractionForm(ServiceErrorsMixin, forms.Form):
-    institution = forms.ModelChoiceField(
-        label=_("Institution"), queryset=Institution.objects.none(), required=False
-    )
-    person = forms.ModelChoiceField(
-        label=_("Person"), queryset=Person.objects.none(), required=False, empty_label="—",
-        help_text=_("People of the chosen institution."),
-    )  # fmt: skip
+class InteractionForm(ServiceErrorsMixin, CustomerPickers):
     channel = forms.ChoiceField(
         label=_("Channel"), choices=InteractionChannel.choices, initial=InteractionChannel.VISIT
     )
@@ -74,23 +64,8 @@ class InteractionForm(ServiceErrorsMixin, forms.Form):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("received_at", timezone.localtime().replace(second=0, microsecond=0))
-        self.fields["institution"].queryset = access.institutions_for(user, Institution.objects.active())
-        inst_id = self.data.get("institution") if self.is_bound else self.initial.get("institution")
-        _limit_picker(self.fields["institution"], [inst_id])
-        self.fields["person"].queryset = access.people_for(user, Person.objects.active())
-        person_id = self.data.get("person") if self.is_bound else self.initial.get("person")
-        shown = people_options(user, inst_id)
-        if person_id and is_id(person_id) and int(person_id) not in {p.pk for p in shown}:
-            shown = list(self.fields["person"].queryset.filter(pk=int(person_id))) + shown
-        self.fields["person"].widget.choices = BLANK + [
-            (p.pk, f"{p.name} · {p.title}" if p.title else p.name) for p in shown
-        ]
-        # choosing an institution reloads the person select with its people
-        self.fields["institution"].widget.attrs.update(
-            {"hx-get": options_url or reverse("engagement:interaction-create"),
-             "hx-vals": json.dumps({"_options": "person"}), "hx-target": "#id_person", "hx-trigger": "change",
-             "hx-swap": "innerHTML"}
-        )  # fmt: skip
+        # the ticket's pickers: choosing an institution reloads the person select with its people
+        self._set_up_pickers(user, options_url or reverse("engagement:interaction-create"))
         self.fields["product"].queryset = Product.objects.filter(active=True).order_by(
             "brand_name", "strength"
         )

@@ -84,7 +84,8 @@ class CustomerPickers(forms.Form):
         help_text=_("People of the chosen institution."),
     )  # fmt: skip
 
-    def _set_up_pickers(self, user) -> None:
+    def _set_up_pickers(self, user, options_url: str = "") -> None:
+        """`options_url` answers `?_options=person&institution=…` with the person <option>s (default: intake's)."""
         institutions = access.institutions_for(user, Institution.objects.active())
         self.fields["institution"].queryset = institutions
         inst_id = self.data.get("institution") if self.is_bound else self.initial.get("institution")
@@ -96,7 +97,7 @@ class CustomerPickers(forms.Form):
             shown = list(self.fields["person"].queryset.filter(pk=int(person_id))) + shown
         self.fields["person"].widget.choices = BLANK + [(p.pk, _person_label(p)) for p in shown]
         self.fields["institution"].widget.attrs.update(
-            {"hx-get": reverse("servicedesk:ticket-create"), "hx-vals": json.dumps({"_options": "person"}),
+            {"hx-get": options_url or reverse("servicedesk:ticket-create"), "hx-vals": json.dumps({"_options": "person"}),
              "hx-target": "#id_person", "hx-trigger": "change", "hx-swap": "innerHTML"}
         )  # fmt: skip
 
