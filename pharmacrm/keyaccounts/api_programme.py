@@ -160,6 +160,15 @@ class VersionSerializer(serializers.Serializer):
                                                  "409 with current_version if someone changed it since.")  # fmt: skip
 
 
+class PlanWriteSerializer(VersionSerializer):
+    account = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False,
+                                       help_text="The key account's id (when starting a draft).")  # fmt: skip
+    goals = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="",
+                                  help_text="The customer's needs and goals.")  # fmt: skip
+    valid_from = DateField(required=False, allow_null=True, default=None)
+    valid_to = DateField(required=False, allow_null=True, default=None)
+
+
 class DecisionSerializer(VersionSerializer):
     approve = serializers.BooleanField()
     comment = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
@@ -384,13 +393,30 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ),
     retrieve=extend_schema(tags=TAGS),
 )
-class PlanViewSet(viewsets.ReadOnlyModelViewSet):
-    """Service plans with their items; a draft is submitted by the team and signed by leadership."""
+@extend_schema_view(
+    create=extend_schema(
+        tags=TAGS, request=PlanWriteSerializer, responses={201: PlanSerializer, 400: ERRORS, 403: DENIED},
+        description="Start a draft version of an account's plan (account, goals, valid_from, valid_to); it starts "
+                    "as a copy of the plan in force.",
+    ),
+    partial_update=extend_schema(
+        tags=TAGS, request=PlanWriteSerializer, responses={200: PlanSerializer, 400: ERRORS, 403: DENIED},
+        description="Change a draft's (or returned plan's) goals and validity (send version); fields left out keep "
+                    "their value.",
+    ),
+)
+class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                  mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+    """Service plans with their items; a draft is started and edited by the team, submitted, and signed by
+    leadership."""
 
     queryset = ServicePlan.objects.none()
     serializer_class = PlanSerializer
     permission_classes = [HasCapability]
+    http_method_names = ["get", "post", "patch", "head", "options"]
     required_caps = {
+        "create": Cap.MANAGE_KEY_ACCOUNTS,
+        "partial_update": Cap.MANAGE_KEY_ACCOUNTS,
         "submit": Cap.MANAGE_KEY_ACCOUNTS,
         "decide": Cap.APPROVE_KEY_ACCOUNTS,
         "*": Cap.VIEW_KEY_ACCOUNTS,
@@ -410,6 +436,32 @@ class PlanViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(
             PlanSerializer(self.get_queryset().get(pk=plan.pk), context=self.get_serializer_context()).data
         )
+
+    def create(self, request, *args, **kwargs):
+        form = PlanWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        account = services.accounts_for(request.user).filter(pk=d.get("account") or 0).first()
+        if account is None:
+            raise serializers.ValidationError({"account": [_("No such key account, or you may not see it.")]})
+        plan = services.start_plan(request.user, account, goals=d.get("goals", ""), valid_from=d.get("valid_from"),
+                                   valid_to=d.get("valid_to"))  # fmt: skip
+        return Response(PlanSerializer(self.get_queryset().get(pk=plan.pk), context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)  # fmt: skip
+
+    def update(self, request, *args, **kwargs):
+        if not kwargs.get("partial"):
+            return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
+        plan = self.get_object()
+        form = PlanWriteSerializer(data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        version = _version_sent(request, d.get("version"))
+        with _versioned():
+            services.update_plan(request.user, plan, goals=d.get("goals", plan.goals),
+                                 valid_from=d.get("valid_from", plan.valid_from),
+                                 valid_to=d.get("valid_to", plan.valid_to), version=version)  # fmt: skip
+        return self._answer(plan)
 
     @extend_schema(tags=TAGS, request=VersionSerializer, responses={200: PlanSerializer, 400: ERRORS, 403: DENIED},
                    description="Submit a draft for leadership review: it covers supply, technical support, "

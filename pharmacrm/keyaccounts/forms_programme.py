@@ -112,6 +112,14 @@ class PlanStartForm(ServiceErrorsMixin, forms.Form):
     valid_to = forms.DateField(label=_("Valid to"), required=False, widget=DATE_INPUT)
 
 
+class PlanEditForm(ServiceErrorsMixin, VersionMixin):
+    """A draft's needs and goals and its validity (empty dates mean none)."""
+
+    goals = _text(_("Customer's needs and goals"), required=False)
+    valid_from = forms.DateField(label=_("Valid from"), required=False, widget=DATE_INPUT)
+    valid_to = forms.DateField(label=_("Valid to"), required=False, widget=DATE_INPUT)
+
+
 def team_users(account):
     return User.objects.filter(pk__in=TeamMember.objects.filter(account=account).values("user_id")).order_by(
         "display_name", "username"

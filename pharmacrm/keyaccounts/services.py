@@ -700,14 +700,7 @@ def start_plan(user, account: KeyAccount, *, goals: str = "", valid_from=None, v
         raise ValidationError(_("This key account has been de-listed."))
     if open_plan(account) is not None:
         raise ValidationError(_("A draft of this plan is already being worked on."))
-    errors = {}
-    for field, value in (("valid_from", valid_from), ("valid_to", valid_to)):
-        if value and not 2000 <= value.year <= 2999:  # 9999-12-31 ("no end" in an ERP) broke the account page
-            errors[field] = [_("Give a date between the years 2000 and 2999; leave the end empty for no end.")]
-    if errors:
-        raise ValidationError(errors)
-    if valid_from and valid_to and valid_to < valid_from:
-        raise ValidationError({"valid_to": [_("The end lies before the start.")]})
+    _check_validity(valid_from, valid_to)
     base = current_plan(account)
     last = account.plans.order_by("-version_number").values_list("version_number", flat=True).first() or 0
     try:
@@ -727,6 +720,54 @@ def start_plan(user, account: KeyAccount, *, goals: str = "", valid_from=None, v
             audit.record(A.CREATE, plan, user=user, changes={"version_number": [None, plan.version_number]})
     except IntegrityError:
         raise ValidationError(_("A draft of this plan is already being worked on.")) from None
+    return plan
+
+
+def _check_validity(valid_from, valid_to) -> None:
+    errors = {}
+    for field, value in (("valid_from", valid_from), ("valid_to", valid_to)):
+        if value and not 2000 <= value.year <= 2999:  # 9999-12-31 ("no end" in an ERP) broke the account page
+            errors[field] = [_("Give a date between the years 2000 and 2999; leave the end empty for no end.")]
+    if errors:
+        raise ValidationError(errors)
+    if valid_from and valid_to and valid_to < valid_from:
+        raise ValidationError({"valid_to": [_("The end lies before the start.")]})
+
+
+def update_plan(user, plan: ServicePlan, *, goals: str, valid_from=None, valid_to=None,
+                version: int | None = None) -> ServicePlan:
+    """A draft's (or returned plan's) needs and goals and its validity, corrected before it is submitted. The
+    validity may not leave out an item's deadline: the items' deadlines are moved first (items carried over from
+    the plan in force with a deadline that passed are not held against the new start)."""
+    _require_editable(user, plan)
+    _check_version(plan, version)
+    _check_validity(valid_from, valid_to)
+    today = timezone.localdate()
+    errors: dict[str, list[str]] = {}
+    items = list(plan.items.exclude(status=ItemStatus.CANCELLED).order_by("deadline", "id"))
+    early = [i for i in items if valid_from and i.deadline < valid_from and i.deadline >= today]
+    late = [i for i in items if valid_to and i.deadline > valid_to]
+    if early:
+        errors["valid_from"] = [ngettext(
+            "%(count)d service item falls due before this start: %(items)s. Move its deadline first.",
+            "%(count)d service items fall due before this start: %(items)s. Move their deadlines first.",
+            len(early)) % {"count": len(early), "items": listing([i.title for i in early[:5]])}]  # fmt: skip
+    if late:
+        errors["valid_to"] = [ngettext(
+            "%(count)d service item falls due after this end: %(items)s. Move its deadline first.",
+            "%(count)d service items fall due after this end: %(items)s. Move their deadlines first.",
+            len(late)) % {"count": len(late), "items": listing([i.title for i in late[:5]])}]  # fmt: skip
+    if errors:
+        raise ValidationError(errors)
+    new = {"goals": _clean(goals), "valid_from": valid_from, "valid_to": valid_to}
+    changes = {k: [getattr(plan, k), v] for k, v in new.items() if getattr(plan, k) != v}
+    if not changes:
+        return plan
+    with transaction.atomic():
+        for k, v in new.items():
+            setattr(plan, k, v)
+        _save_versioned(plan, list(new), plan.version)
+        audit.record(A.UPDATE, plan, user=user, changes=changes)
     return plan
 
 

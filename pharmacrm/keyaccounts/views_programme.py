@@ -53,6 +53,7 @@ from .forms_programme import (
     MemberForm,
     OpinionForm,
     PeriodForm,
+    PlanEditForm,
     PlanStartForm,
     ProgressForm,
     ProposalForm,
@@ -508,6 +509,10 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     ctx["member_form"] = forms.get("member_form") or MemberForm(prefix="member")
     ctx["start_form"] = forms.get("start_form") or PlanStartForm(prefix="plan")
     ctx["item_form"] = forms.get("item_form") or ItemForm(account=account, prefix="item")
+    if ctx["draft_editable"] and manage:
+        d = ctx["draft"]
+        ctx["plan_edit_form"] = forms.get("plan_edit_form") or PlanEditForm(prefix="planedit", initial={
+            "goals": d.goals, "valid_from": d.valid_from, "valid_to": d.valid_to, "version": d.version})  # fmt: skip
     edit_pk, edit_form = forms.get("item_edit", (None, None))
     ctx["item_forms"] = {}
     if ctx["draft_editable"] and manage:
@@ -680,6 +685,25 @@ def _draft_or_404(account: KeyAccount) -> ServicePlan:
     if draft is None:
         raise Http404(_("This account has no draft plan."))
     return draft
+
+
+@login_required
+@require_POST
+def plan_edit(request, pk: int):
+    account = _account_or_404(request.user, pk)
+    draft = _draft_or_404(account)
+    form = PlanEditForm(request.POST, prefix="planedit")
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.update_plan(request.user, draft, goals=d.get("goals") or "", valid_from=d.get("valid_from"),
+                                 valid_to=d.get("valid_to"), version=d.get("version"))  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The draft's goals and validity were saved."))
+            return _back(account, "plan")
+    return _account_page(request, account, 400, plan_edit_form=form, open_section="plan")
 
 
 @login_required
@@ -1224,6 +1248,7 @@ urlpatterns = [
     path("<int:pk>/team/", member_add, name="member-add"),
     path("<int:pk>/team/<int:member_pk>/remove/", member_remove, name="member-remove"),
     path("<int:pk>/plan/", plan_start, name="plan-start"),
+    path("<int:pk>/plan/draft/", plan_edit, name="plan-edit"),
     path("<int:pk>/plan/items/", item_add, name="item-add"),
     path("<int:pk>/plan/items/<int:item_pk>/", item_edit, name="item-edit"),
     path("<int:pk>/plan/items/<int:item_pk>/delete/", item_delete, name="item-delete"),
