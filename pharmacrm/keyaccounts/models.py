@@ -227,8 +227,8 @@ class MarketInfluence(models.Model):
         verbose_name = _("market influence")
         verbose_name_plural = _("market influence")
 
-    def __str__(self) -> str:
-        return str(self.institution_id)
+    def __str__(self) -> str:  # the audit trail's label: the customer, not its database id
+        return self.institution.name
 
 
 # --- the programme: proposal, review, approval -----------------------------------------------------
@@ -323,7 +323,7 @@ class Review(models.Model):
         constraints = [models.UniqueConstraint(fields=["proposal", "reviewer"], name="review_once")]
 
     def __str__(self) -> str:
-        return f"{self.proposal_id} {self.department} {self.opinion}"
+        return f"{self.proposal.number} · {self.reviewer}"
 
 
 class TeamMember(models.Model):
@@ -341,7 +341,7 @@ class TeamMember(models.Model):
         constraints = [models.UniqueConstraint(fields=["account", "user", "role"], name="teammember_once")]
 
     def __str__(self) -> str:
-        return f"{self.account_id} {self.role} {self.user_id}"
+        return f"{self.account.number} · {self.user}"
 
 
 class TeamTenure(models.Model):
@@ -401,7 +401,7 @@ class ServicePlan(models.Model):
         ]  # fmt: skip
 
     def __str__(self) -> str:
-        return f"{self.account_id} v{self.version_number}"
+        return f"{self.account.number} v{self.version_number}"
 
 
 class PlanItem(models.Model):
@@ -540,7 +540,7 @@ class TrialOffer(models.Model):
         ordering = ["-offered_on", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.account_id} {self.product_id}"
+        return f"{self.account.number} · {self.product}"
 
 
 class AccountReview(models.Model):
@@ -574,4 +574,4 @@ class AccountReview(models.Model):
         constraints = [models.UniqueConstraint(fields=["account", "period"], name="accountreview_period")]
 
     def __str__(self) -> str:
-        return f"{self.account_id} {self.period}"
+        return f"{self.account.number} {self.period}"

@@ -181,7 +181,7 @@ class CaseVersion(models.Model):
         constraints = [models.UniqueConstraint(fields=["case", "sequence"], name="case_version_once")]
 
     def __str__(self) -> str:
-        return f"{self.case_id}#{self.sequence}"
+        return f"{self.case.number}#{self.sequence}"
 
 
 class Drug(models.Model):  # G.k
@@ -323,7 +323,7 @@ class Submission(models.Model):
         ordering = ["-submitted_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.case_id} {self.jurisdiction} {self.submitted_at:%Y-%m-%d}"
+        return f"{self.case.number} {self.jurisdiction} {self.submitted_at:%Y-%m-%d}"
 
 
 class Flag(models.Model):
@@ -419,7 +419,7 @@ class QualityComplaint(models.Model):
         verbose_name_plural = _("quality complaints")
 
     def __str__(self) -> str:
-        return f"{self.case_id} {self.batch}"
+        return f"{self.case.number} {self.batch}"
 
 
 class Capa(models.Model):

@@ -379,7 +379,7 @@ class TicketEvent(models.Model):
         indexes = [models.Index(fields=["ticket", "at", "id"], name="ticket_event_order")]
 
     def __str__(self) -> str:
-        return f"{self.ticket_id} {self.kind} {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.ticket.number} {self.kind} {self.at:%Y-%m-%d %H:%M}"
 
 
 class SlaClock(models.Model):
@@ -421,7 +421,7 @@ class SlaClock(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.ticket_id} {self.kind} {self.due_at}"
+        return f"{self.ticket.number} {self.kind} {self.due_at}"
 
 
 # --- conversation, attachments, links ---------------------------------------------------------------
@@ -463,7 +463,7 @@ class TicketMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.ticket_id} {self.kind} {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.ticket.number} {timezone.localtime(self.created_at):%Y-%m-%d %H:%M}"
 
 
 def attachment_path(instance, filename: str) -> str:
@@ -655,7 +655,7 @@ class Survey(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.ticket_id} {self.channel} {self.score}"
+        return self.ticket.number
 
 
 class ImprovementAction(models.Model):
