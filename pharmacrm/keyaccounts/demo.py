@@ -298,6 +298,8 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
     TeamMember.objects.filter(account=account).update(since=d(136).date())
     TeamTenure.objects.filter(account=account).update(start=d(136).date())
 
+    _past_tickets(u, KeyAccount.objects.get(pk=account.pk), today, shift, rng)
+
     kam, manager = u["kam"], u["manager"]
     start = d(125).date()
     plan = services.start_plan(kam, account, valid_from=start, valid_to=start + dt.timedelta(days=364),
@@ -379,6 +381,61 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
                                      notes="新规格（预充式注射器）优先试用 20 支，收集临床使用反馈。")  # fmt: skip
         services.update_trial(kam, trial, status=TrialStatus.ACCEPTED, notes="感染科、肿瘤科已开始试用。")
     return account
+
+
+PAST_TICKETS = [  # (category, subject, handler, hours to the first response, hours to resolution, revisit score)
+    ("drug_info", "咨询药品储存条件", "expert", 1, 5, 5),
+    ("usage_guidance", "咨询肾功能不全患者剂量调整", "expert", 2, 26, 5),
+    ("order_delivery", "到货数量与订单不符", "aftersales", 1, 30, 4),
+    ("drug_info", "咨询说明书更新内容", "support", 3, 8, 4),
+    ("usage_guidance", "咨询漏服后如何补服", "expert", 1, 4, 5),
+    ("service_process", "发票开具延迟", "aftersales", 4, 50, 3),
+]
+
+
+def _past_tickets(u: dict, account: KeyAccount, today: dt.date, shift: int, rng: random.Random) -> None:
+    """Last quarter's service of the key account — questions answered by its team and revisited by phone — so
+    that its quarterly service evaluation is computed from data, not from the "no data" defaults."""
+    from pharmacrm.customers.models import Person
+    from pharmacrm.servicedesk import revisit
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.choices import Channel, RootCause, Status
+
+    people = list(Person.objects.filter(institution__in=[account.institution_id, *account.institution.children.values_list(
+        "id", flat=True)]).order_by("id")[:6])  # fmt: skip
+    quarter_start = dt.date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    last_start = (quarter_start - dt.timedelta(days=1)).replace(day=1)
+    last_start = last_start.replace(month=3 * ((last_start.month - 1) // 3) + 1)
+    listed = timezone.localdate(account.listed_at)
+    first = max(last_start, listed + dt.timedelta(days=7))
+    span = (quarter_start - dt.timedelta(days=10) - first).days
+    if span < len(PAST_TICKETS):
+        return
+    for n, (category, subject, who, respond_h, resolve_h, score) in enumerate(PAST_TICKETS):
+        day = first + dt.timedelta(days=(n * span) // len(PAST_TICKETS) + shift % 3)
+        while day.weekday() >= 5:
+            day += dt.timedelta(days=1)
+        received = timezone.make_aware(dt.datetime.combine(day, dt.time(9 + n % 5, 10 * (n % 6))))
+        data = {"subject": subject, "category": category, "received_at": received, "channel": Channel.PHONE,
+                "description": "重点客户来电，已记录详细情况。"}  # fmt: skip
+        if people:
+            person = people[n % len(people)]
+            data["person"], data["institution"] = person, person.institution
+        else:
+            data["institution"] = account.institution
+        handler = u[who]
+        ticket = desk.create_ticket(u["agent"], data)
+        ticket.assignee = handler
+        desk.transition(handler, ticket, Status.ASSIGNED, at=received + dt.timedelta(minutes=15))
+        desk.record_response(handler, ticket, at=received + dt.timedelta(hours=respond_h))
+        desk.transition(handler, ticket, Status.IN_PROGRESS, at=received + dt.timedelta(hours=respond_h))
+        done = received + dt.timedelta(hours=resolve_h)
+        desk.transition(handler, ticket, Status.RESOLVED, at=done, resolution_summary="已向客户说明处理结果。",
+                        root_cause=rng.choice([RootCause.INFORMATION, RootCause.USAGE, RootCause.LOGISTICS]))  # fmt: skip
+        desk.transition(handler, ticket, Status.INFORMED, at=done + dt.timedelta(hours=1), informed_channel=Channel.PHONE)
+        desk.transition(handler, ticket, Status.CLOSED, at=done + dt.timedelta(days=1))
+        revisit.record_phone_revisit(u["agent"], ticket, score, score > 3,
+                                     "处理及时，很专业。" if score > 3 else "开票等待时间偏长。")  # fmt: skip
 
 
 def _rejected(u: dict, score: Score, today: dt.date, share: float) -> Proposal:
