@@ -152,6 +152,7 @@ def register() -> None:
             text_columns=("order_number", "credit_code", "external_id", "product_code", "approval_number",
                           "batch_number", "invoice_number"),
             rerun_note="rerun_orders",
+            marked_cells=True,  # a failed formula (#N/A …) reads as its error text, not as an empty cell
         ),
     )  # fmt: skip
 
@@ -238,6 +239,13 @@ class Parser:
         nul = [key for key, value in raw.items() if "\x00" in value]
         if nul:  # a damaged export: the row is refused, naming where the character is
             item.errors = [(key, "nul_character", {}) for key in nul]
+            return item
+        # a failed formula (#N/A, #REF! …; calamine would read it as empty): an empty paid amount with a payment
+        # date means paid in full, an empty amount means quantity × price. The customer's name is not imported.
+        failed = [(key, "excel_error", {"value": value.strip()}) for key, value in raw.items()
+                  if key != "customer_name" and value.strip() in base.EXCEL_ERRORS]  # fmt: skip
+        if failed:
+            item.errors = failed
             return item
         v, get = item.values, raw.get
         self._one(item, "order_number", lambda: _text(get("order_number", ""), 40, True))
@@ -468,6 +476,8 @@ class Fast:
     def row(self, cells: list[str]) -> tuple | None:
         if self.nul and any("\x00" in c for c in cells):
             return None  # the slow path names the cell
+        if not _EXCEL_ERRORS.isdisjoint(cells):
+            return None  # a failed formula's error value (#N/A …): the slow path names the cell
         if len(cells) != self.width:
             cells = cells[: self.width] + [""] * (self.width - len(cells))
         cells.append("")
@@ -540,6 +550,9 @@ class Fast:
             paid, paid_fen = None, 0
         return (on, line, od, month, cc, ext, pc, pn, ap.upper(), bn, quantity, unit_price, amount, inv, due, paid,
                 paid_fen)  # fmt: skip
+
+
+_EXCEL_ERRORS = base.EXCEL_ERRORS
 
 
 def _fen_text(text: str) -> int | None:
