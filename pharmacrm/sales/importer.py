@@ -106,6 +106,11 @@ MESSAGES = {
     "paid_too_much": _("The paid amount is larger than the line amount."),
     "amount_mismatch": _("The amount does not equal quantity × unit price (%(expected)s yuan)."),
     "paid_without_date": _("Give the payment date of the paid amount."),
+    "refund_positive": _(
+        "This line is a return (its amount is negative): give the amount refunded to the customer as a negative "
+        "number, from %(amount)s to 0."
+    ),
+    "refund_too_much": _("The refunded amount is larger than the amount returned."),
     "before_order": _("This date lies before the order date."),
     "paid_long_before": _("This payment date lies more than a year before the order date: check it for a typing "
                           "error (a prepayment is paid before the order, but not that long before)."),
@@ -346,13 +351,18 @@ class Parser:
 
     @staticmethod
     def _paid(v: dict, value: str) -> int:
+        """The amount paid; on a return (a negative amount) the amount refunded to the customer, negative as
+        the line's amount (an ERP writes money paid back so)."""
+        amount = v.get("amount", 0)
         if value.strip():
             paid = _fen(_decimal(value))
-            if paid < 0:
+            if amount < 0 and paid > 0:
+                raise FieldError("refund_positive", amount=f"{yuan(amount)}")
+            if amount >= 0 and paid < 0:
                 raise FieldError("negative")
             return paid
         if v.get("paid_date") is not None:
-            return max(v.get("amount", 0), 0)  # a payment date alone: paid in full
+            return amount  # a payment date alone: paid (a return: refunded) in full
         return 0
 
     @staticmethod
@@ -365,8 +375,10 @@ class Parser:
             if not amount_matches(milli, price_e4, places, v["amount"]):
                 expected = Decimal(milli * price_e4).scaleb(-7).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
                 item.errors.append(("amount", "amount_mismatch", {"expected": f"{expected:.2f}"}))
-        if v["paid_amount"] > max(v["amount"], 0):
+        if v["amount"] >= 0 and v["paid_amount"] > v["amount"]:
             item.errors.append(("paid_amount", "paid_too_much", {}))
+        if v["amount"] < 0 and v["paid_amount"] < v["amount"]:
+            item.errors.append(("paid_amount", "refund_too_much", {}))
         if v["paid_amount"] and v["paid_date"] is None:
             item.errors.append(("paid_date", "paid_without_date", {}))
         if v["payment_due"] is not None and v["payment_due"] < v["order_date"]:

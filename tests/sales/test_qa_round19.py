@@ -80,3 +80,65 @@ def test_an_excel_error_saved_into_an_order_csv_is_reported_too(run_import, xieh
     ])  # fmt: skip
     assert [(r, c) for r, c, _t in errors_en(job)] == [(2, "付款金额"), (3, "产品编码")]
     assert list(OrderLine.objects.values_list("line_number", flat=True)) == [3]
+
+
+# --- 2. the refund of a return can be imported ----------------------------------------------------------------
+
+
+def test_the_refund_of_a_return_is_imported_with_its_amount(run_import, xiehe, client_for):
+    """An ERP writes the money paid back on a return as a negative paid amount: it was refused ("cannot be
+    negative"), and the same refund written positive was "larger than the line amount"."""
+    day, refunded = days_ago(40), days_ago(10)
+    rows = [
+        line("TH-1", 1, day, xiehe, "P1", -10, "32.50", amount="-325.00", paid_date=refunded, paid_amount="-325.00"),
+        line("TH-1", 2, day, xiehe, "P1", -10, "32.50", paid_date=refunded, paid_amount="-100"),  # partly refunded
+        line("TH-1", 3, day, xiehe, "P1", -10, "32.50", paid_date=refunded),  # a refund date alone: in full
+        line("TH-1", 4, day, xiehe, "P1", -10, "32.50"),  # not refunded yet
+        line("TH-1", 5, day, xiehe, "P1", -10, "32.50", paid_date=refunded, paid_amount="325.00"),
+        line("TH-1", 6, day, xiehe, "P1", -10, "32.50", paid_date=refunded, paid_amount="-400"),
+        line("SO-1", 1, day, xiehe, "P1", 10, "32.50", paid_date=refunded, paid_amount="-325.00"),
+    ]  # fmt: skip
+    job = run_import(rows)
+    assert errors_en(job) == [
+        (6, "付款金额", "This line is a return (its amount is negative): give the amount refunded to the customer "
+                        "as a negative number, from -325.00 to 0."),
+        (7, "付款金额", "The refunded amount is larger than the amount returned."),
+        (8, "付款金额", "This value cannot be negative."),
+    ]  # fmt: skip
+    stored = dict(OrderLine.objects.values_list("line_number", "paid_fen"))
+    assert stored == {1: -32_500, 2: -10_000, 3: -32_500, 4: 0}
+    assert set(OrderLine.objects.values_list("outstanding_fen", flat=True)) == {0}  # a return is never owed
+
+    # the same file again changes nothing; returns count neither as paid on time nor as late
+    assert run_import(rows).unchanged_count == 4
+    from pharmacrm.sales import services
+
+    credit = services.credit(xiehe.pk)
+    assert (credit.on_time_share, credit.late_lines, credit.outstanding) == (None, 0, 0)
+    assert str(credit.paid) == "-750.00"  # what the customer was paid back
+    page = text_of(client_for("manager").get("/sales/orders/", HTTP_ACCEPT_LANGUAGE="en"))
+    assert "-325.00" in page and "-100.00" in page
+
+
+def test_the_upgrade_brings_refunded_returns_to_the_new_rule(run_import, xiehe):
+    """Returns stored with a refund date alone kept 0 as their paid amount: the upgrade gives them the amount
+    refunded in full, as the date alone now means, and the same file imported again finds them unchanged."""
+    import importlib
+
+    from django.apps import apps
+
+    from pharmacrm.sales.importer import _hashed_values, row_hash
+    from pharmacrm.sales.models import RollupDirty
+
+    rows = [line("TH-1", 1, days_ago(40), xiehe, "P1", -10, "32.50", paid_date=days_ago(10))]
+    run_import(rows)
+    old = {**OrderLine.objects.values().get(), "paid_fen": 0}
+    OrderLine.objects.update(paid_fen=0, row_hash=row_hash(_hashed_values(old, xiehe.pk)))  # as stored before
+    RollupDirty.objects.all().delete()
+
+    migration = importlib.import_module("pharmacrm.sales.migrations.0006_refunded_returns")
+    migration.refund_in_full(apps, None)
+
+    assert OrderLine.objects.get().paid_fen == -32_500
+    assert RollupDirty.objects.filter(institution_id=xiehe.pk).count() == 1
+    assert run_import(rows).unchanged_count == 1
