@@ -142,3 +142,29 @@ def test_the_upgrade_brings_refunded_returns_to_the_new_rule(run_import, xiehe):
     assert OrderLine.objects.get().paid_fen == -32_500
     assert RollupDirty.objects.filter(institution_id=xiehe.pk).count() == 1
     assert run_import(rows).unchanged_count == 1
+
+
+# --- 3. a window whose returns outweigh its purchases scores 0 for the amount, not below -----------------------
+
+
+def test_returns_outweighing_purchases_score_no_amount_below_zero(run_import, xiehe, client_for):
+    """A customer who bought last year and sent goods back this year has a net amount below zero in the window:
+    the amount measure showed -5.00 on a 0–100 scale and took 1.75 points off the other measures."""
+    from pharmacrm.keyaccounts import evaluation
+    from pharmacrm.keyaccounts.choices import ModelKind
+    from pharmacrm.keyaccounts.models import Score
+
+    run_import([
+        line("SO-1", 1, days_ago(500), xiehe, "P1", 100, "1000", paid_date=days_ago(480)),
+        line("TH-1", 1, days_ago(20), xiehe, "P1", -50, "1000", paid_date=days_ago(10)),
+    ])  # fmt: skip
+    evaluation.run(ModelKind.EVALUATION)
+    evaluation.run(ModelKind.CANDIDATE)
+    for kind in (ModelKind.EVALUATION, ModelKind.CANDIDATE):
+        score = Score.objects.get(institution=xiehe, kind=kind)
+        amount = next(c for c in score.components if c["name"] == "amount")
+        assert amount["value"] == "0.00" and amount["contribution"] == "0.00"
+        assert amount["detail"]["amount"] == "-50000.00"  # the net amount is still shown as it is
+    score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION)
+    page = text_of(client_for("analyst").get(f"/keyaccounts/evaluations/{score.pk}/", HTTP_ACCEPT_LANGUAGE="en"))
+    assert "Purchase amount 0.00 35 % 0.00" in page
