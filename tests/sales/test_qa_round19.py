@@ -168,3 +168,33 @@ def test_returns_outweighing_purchases_score_no_amount_below_zero(run_import, xi
     score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION)
     page = text_of(client_for("analyst").get(f"/keyaccounts/evaluations/{score.pk}/", HTTP_ACCEPT_LANGUAGE="en"))
     assert "Purchase amount 0.00 35 % 0.00" in page
+
+
+# --- 4. a return's own order is no purchase order ------------------------------------------------------------
+
+
+def test_a_returns_own_order_does_not_count_as_a_purchase_order(run_import, xiehe):
+    """Goods sent back under their own order number (退货单) counted as an order: the month showed two orders for
+    one purchase, and the evaluation's purchase frequency rose with every return."""
+    from pharmacrm.sales import rollups, services
+    from pharmacrm.sales.models import MonthlyRollup
+
+    day = days_ago(3)
+    run_import([line("SO-1", 1, day, xiehe, "P1", 10, "100"), line("SO-1", 2, day, xiehe, "P2", -1, "10")])
+    run_import([
+        line("TH-1", 1, day, xiehe, "P1", -2, "100"),  # a return of its own
+        line("TH-1", 2, day, xiehe, "P2", -1, "100"),
+    ])  # fmt: skip
+    rollup = MonthlyRollup.objects.get(institution=xiehe)
+    assert (rollup.orders, rollup.lines) == (1, 4)
+    assert services.totals(xiehe.pk)["orders"] == 1
+    # a sale added later to the return's order makes it a purchase order; a full recomputation agrees
+    run_import([line("TH-1", 3, day, xiehe, "P3", 1, "100")])
+    assert MonthlyRollup.objects.get(institution=xiehe).orders == 2
+    rollups.mark_dirty([(xiehe.pk, rollup.month)])
+    rollups.refresh_dirty()
+    assert MonthlyRollup.objects.get(institution=xiehe).orders == 2
+    OrderLine.objects.filter(order_number="TH-1", line_number=3).delete()
+    rollups.mark_dirty([(xiehe.pk, rollup.month)])
+    rollups.refresh_dirty()
+    assert MonthlyRollup.objects.get(institution=xiehe).orders == 1

@@ -2,7 +2,11 @@
 writes money paid back so); before, only 0 was accepted, and a refund date alone stored 0. The returns stored
 with a refund date and nothing refunded are brought to the new rule — refunded in full, as the date alone now
 means — and re-fingerprinted, so that the same file imported again finds them unchanged (sales.importer.row_hash);
-their months are marked for recomputation (the paid amounts of the months change)."""
+their months are marked for recomputation (the paid amounts of the months change).
+
+A month's orders are its purchase orders now: a return's own order (its lines all negative) no longer counts as
+one (the evaluation's purchase frequency reads them). The months holding returns are marked for recomputation
+too; the worker's refresh of dirty rollups (every 15 minutes, and after every import) recomputes them."""
 
 from django.db import migrations
 
@@ -33,7 +37,18 @@ def refund_in_full(apps, schema_editor):
     )
 
 
+def mark_return_months(apps, schema_editor):
+    schema_editor.execute(
+        "INSERT INTO sales_rollupdirty (institution_id, month) "
+        "SELECT DISTINCT institution_id, month FROM sales_orderline WHERE amount_fen < 0 "
+        "ON CONFLICT (institution_id, month) DO NOTHING"
+    )
+
+
 class Migration(migrations.Migration):
     dependencies = [("sales", "0005_default_payment_term_and_merged_lines")]
 
-    operations = [migrations.RunPython(refund_in_full, migrations.RunPython.noop)]
+    operations = [
+        migrations.RunPython(refund_in_full, migrations.RunPython.noop),
+        migrations.RunPython(mark_return_months, migrations.RunPython.noop),
+    ]
