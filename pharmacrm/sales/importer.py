@@ -43,7 +43,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.core.wording import listing
 from pharmacrm.customers import importer as base
 from pharmacrm.customers import normalise
-from pharmacrm.customers.importer import Column, Counts, FieldError, SeenKeys
+from pharmacrm.customers.importer import Column, Counts, FieldError, NumberText, SeenKeys
 from pharmacrm.customers.models import ImportJob, Institution
 from pharmacrm.servicedesk.models import Product
 
@@ -251,6 +251,16 @@ class Parser:
                   if key != "customer_name" and value.strip() in base.EXCEL_ERRORS]  # fmt: skip
         if failed:
             item.errors = failed
+            return item
+        # a customer code typed into a number cell has lost digits (Excel keeps 15; 9.1110108E+17 in a CSV): say so,
+        # rather than that no customer has the code it became
+        for key in ("credit_code", "external_id"):
+            cell = raw.get(key, "")
+            if value := cell.strip():
+                lost = base._stored_as_number(value, type(cell) is NumberText)
+                if lost or (lost is None and key == "credit_code"):  # no number cell holds 18 characters intact
+                    item.errors.append((key, "stored_as_number", {}))
+        if item.errors:
             return item
         v, get = item.values, raw.get
         self._one(item, "order_number", lambda: _text(get("order_number", ""), 40, True))
@@ -505,6 +515,8 @@ class Fast:
         month = self._month(od)
         if month is None or od > self.today or od < "2000-01-01":
             return None
+        if cc.__class__ is not str or ext.__class__ is not str or "E+" in ext or "e+" in ext:
+            return None  # a customer code in a number cell, or as Excel writes a large number: the careful path
         if cc:
             if len(cc) != 18 or not (cc.isascii() and cc.isalnum()) or not cc.isupper() and not cc.isdigit():
                 return None

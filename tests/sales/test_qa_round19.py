@@ -198,3 +198,39 @@ def test_a_returns_own_order_does_not_count_as_a_purchase_order(run_import, xieh
     rollups.mark_dirty([(xiehe.pk, rollup.month)])
     rollups.refresh_dirty()
     assert MonthlyRollup.objects.get(institution=xiehe).orders == 1
+
+
+# --- 5. a customer code stored as a number is said to be so ------------------------------------------------------
+
+
+def test_a_customer_code_stored_as_a_number_is_said_so_not_unknown(admin_user, xiehe, tmp_path, run_import):
+    """A credit code typed into a number cell keeps 15 digits: the row was refused as "No customer has the credit
+    code 911101080000000000", a code nobody has, and the user looked for a customer that was never missing."""
+    from pharmacrm.customers import services as customers
+
+    customers.update_institution(admin_user, xiehe, {"external_id": "100234"}, version=xiehe.version)
+    day = days_ago(10).isoformat()
+    rows = [
+        line("SO-N", 1, day, xiehe, "P1", 1, "10"),
+        line("SO-N", 2, day, "", "P1", 1, "10", external_id="100234"),  # an intact number: matched
+        line("SO-N", 3, day, "", "P1", 1, "10", external_id="1234567890123456789"),
+        line("SO-N", 4, day, xiehe, "P1", 1, "10"),
+    ]  # fmt: skip
+    path = order_workbook(tmp_path / "numbers.xlsx", rows)
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    ws = wb.active
+    ws["D2"] = 911101080000000000  # the code typed as a number
+    ws["E3"], ws["E4"] = 100234, 1234567890123456789
+    wb.save(path)
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+    stored = ("The cell is stored as a number, which changes codes and phone numbers (digits after the 15th become "
+              "0, leading zeros are dropped): format the column as text in Excel, enter the value again and import "
+              "the file again.")  # fmt: skip
+    assert errors_en(job) == [(2, "客户统一社会信用代码", stored), (4, "客户外部编号", stored)]
+    assert sorted(OrderLine.objects.values_list("line_number", flat=True)) == [2, 4]
+
+    # as Excel saves such a cell into a CSV
+    job = run_import([line("SO-M", 1, day, "9.1110108E+17", "P1", 1, "10")])
+    assert errors_en(job) == [(2, "客户统一社会信用代码", stored)]
