@@ -88,7 +88,7 @@ ORDER_COLUMNS: list[Column] = [
     Column("paid_date", "付款日期", ("paid date", "payment date", "回款日期", "收款日期"),
            help=_("The day the customer paid: never in the future.")),
     Column("paid_amount", "付款金额", ("paid amount", "paid", "回款金额", "收款金额"),
-           help=_("Yuan (CNY); empty with a payment date = paid in full.")),
+           help=_("Yuan (CNY); empty with a payment date = paid in full. On a return: the amount refunded, negative.")),
 ]  # fmt: skip
 
 MESSAGES = {
