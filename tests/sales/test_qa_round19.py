@@ -234,3 +234,22 @@ def test_a_customer_code_stored_as_a_number_is_said_so_not_unknown(admin_user, x
     # as Excel saves such a cell into a CSV
     job = run_import([line("SO-M", 1, day, "9.1110108E+17", "P1", 1, "10")])
     assert errors_en(job) == [(2, "客户统一社会信用代码", stored)]
+
+
+# --- 6. nothing fallen due yet is no payment history, not "good" -----------------------------------------------
+
+
+def test_a_customer_with_nothing_fallen_due_has_no_payment_history(run_import, xiehe, client_for):
+    """A new customer's first order, not due yet, showed credit status "Good" on the purchases tab, while its
+    evaluation said "no payment history: default 60" for the same facts."""
+    from pharmacrm.sales import services
+
+    run_import([line("SO-1", 1, days_ago(5), xiehe, "P1", 10, "100", payment_due=days_ago(-25))])
+    credit = services.credit(xiehe.pk)
+    assert (credit.status, credit.outstanding, credit.overdue, credit.on_time_share) == ("none", 1000, 0, None)
+    page = text_of(client_for("analyst").get(f"/sales/customers/{xiehe.pk}/purchases/", HTTP_ACCEPT_LANGUAGE="en"))
+    assert "No payment history" in page and "Good" not in page
+
+    # once a line falls due unpaid, the figures speak
+    run_import([line("SO-2", 1, days_ago(40), xiehe, "P1", 1, "100", payment_due=days_ago(10))])
+    assert services.credit(xiehe.pk).status == "poor"
