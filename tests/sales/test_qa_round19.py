@@ -253,3 +253,27 @@ def test_a_customer_with_nothing_fallen_due_has_no_payment_history(run_import, x
     # once a line falls due unpaid, the figures speak
     run_import([line("SO-2", 1, days_ago(40), xiehe, "P1", 1, "100", payment_due=days_ago(10))])
     assert services.credit(xiehe.pk).status == "poor"
+
+
+# --- 7. a key account's score history is in the order of time ------------------------------------------------
+
+
+def test_a_key_accounts_score_history_lists_its_periods_in_the_order_of_time(run_import, xiehe, client_for):
+    """The drill-down's history sorted by the period's label: a key account's 2026Q1 came above 2026H1, which
+    ended three months later (the Customer 360 block sorts by date already)."""
+    from pharmacrm.keyaccounts import evaluation
+    from pharmacrm.keyaccounts.choices import AccountStatus, ModelKind
+    from pharmacrm.keyaccounts.models import KeyAccount, Score
+
+    KeyAccount.objects.create(number="KA-2026-0001", institution=xiehe, status=AccountStatus.ACTIVE)
+    run_import([line(f"SO-{m}", 1, f"2026-{m:02d}-05", xiehe, "P1", 10, "100") for m in (1, 4, 7)])
+    evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2026, 3, 31), key_accounts_only=True)
+    evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2026, 6, 30))
+    evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2026, 9, 30), key_accounts_only=True)
+    latest = Score.objects.get(institution=xiehe, period="2026Q3")
+    page = text_of(client_for("analyst").get(f"/keyaccounts/evaluations/{latest.pk}/", HTTP_ACCEPT_LANGUAGE="en"))
+    history = page[page.index("Score history"):]
+    assert re.findall(r"2026(?:Q\d|H\d) 2026-\d\d-\d\d", history) == [
+        "2026Q3 2026-09-30", "2026H1 2026-06-30", "2026Q1 2026-03-31",
+    ]
+
