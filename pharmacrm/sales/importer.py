@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import queue
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -252,14 +253,18 @@ class Parser:
         if failed:
             item.errors = failed
             return item
-        # a customer code typed into a number cell has lost digits (Excel keeps 15; 9.1110108E+17 in a CSV): say so,
-        # rather than that no customer has the code it became
+        # a code typed into a number cell has lost digits (Excel keeps 15; 9.1110108E+17 in a CSV): say so, rather
+        # than that no customer has the code it became, or store a 20-digit invoice number (数电发票) ending in 0s
         for key in ("credit_code", "external_id"):
             cell = raw.get(key, "")
             if value := cell.strip():
                 lost = base._stored_as_number(value, type(cell) is NumberText)
                 if lost or (lost is None and key == "credit_code"):  # no number cell holds 18 characters intact
                     item.errors.append((key, "stored_as_number", {}))
+        for key in ("order_number", "product_code", "batch_number", "invoice_number"):
+            cell = raw.get(key, "")
+            if (value := cell.strip()) and _number_lost(value, type(cell) is NumberText):
+                item.errors.append((key, "stored_as_number", {}))
         if item.errors:
             return item
         v, get = item.values, raw.get
@@ -517,6 +522,9 @@ class Fast:
             return None
         if cc.__class__ is not str or ext.__class__ is not str or "E+" in ext or "e+" in ext:
             return None  # a customer code in a number cell, or as Excel writes a large number: the careful path
+        for code in (on, pc, bn, inv):
+            if code.__class__ is not str and (len(code) > 15 or not code.isdigit()) or "E+" in code:
+                return None  # a code from a number cell that lost digits, or as Excel writes a large number
         if cc:
             if len(cc) != 18 or not (cc.isascii() and cc.isalnum()) or not cc.isupper() and not cc.isdigit():
                 return None
@@ -577,6 +585,15 @@ class Fast:
 
 
 _EXCEL_ERRORS = base.EXCEL_ERRORS
+_EXCEL_LARGE_NUMBER = re.compile(r"\d(?:\.\d+)?E\+\d+")  # 2.40111E+19: how Excel writes a long number
+
+
+def _number_lost(value: str, numeric: bool) -> bool:
+    """Whether an order, product, batch or invoice code lost digits as a number: from a number cell, more digits
+    than Excel keeps (or a decimal); in a CSV, Excel's way of writing a large number (codes such as 21E005 stay)."""
+    if numeric:
+        return len(value) > base.EXCEL_PRECISION or not value.isdigit()
+    return "E+" in value and _EXCEL_LARGE_NUMBER.fullmatch(value) is not None
 
 
 def _fen_text(text: str) -> int | None:

@@ -277,3 +277,30 @@ def test_a_key_accounts_score_history_lists_its_periods_in_the_order_of_time(run
         "2026Q3 2026-09-30", "2026H1 2026-06-30", "2026Q1 2026-03-31",
     ]
 
+
+def test_an_invoice_or_order_number_that_lost_digits_as_a_number_is_refused(admin_user, xiehe, tmp_path, run_import):
+    """A 20-digit invoice number (数电发票) typed into a number cell keeps 15 digits: it was stored ending in zeros,
+    and from a CSV as "2.40111E+19" — silently, and several invoices became one."""
+    day = days_ago(10).isoformat()
+    rows = [line("X", n, day, xiehe, "P1", 1, "10") for n in (1, 2, 3)]
+    path = order_workbook(tmp_path / "numbers.xlsx", rows)
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    ws = wb.active
+    ws["A2"], ws["A3"], ws["A4"] = 2026030001, 2026030002, 2026030003  # order numbers as numbers: intact
+    ws["N3"] = 24011100000000012345  # the invoice number typed as a number
+    ws["J4"] = 1.5e17  # a batch number too long for a number cell
+    wb.save(path)
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+    assert [(r, c) for r, c, _t in errors_en(job)] == [(3, "发票号"), (4, "批号")]
+    assert "stored as a number" in errors_en(job)[0][2]
+    assert list(OrderLine.objects.values_list("order_number", "line_number")) == [("2026030001", 1)]
+
+    job = run_import([
+        line("SO-C", 1, day, xiehe, "P1", 1, "10", invoice_number="2.40111E+19"),
+        line("2.02603E+18", 1, day, xiehe, "P1", 1, "10"),
+        line("SO-C", 2, day, xiehe, "P1", 1, "10", batch_number="21E005"),  # a batch code, not a number
+    ])  # fmt: skip
+    assert [(r, c) for r, c, _t in errors_en(job)] == [(2, "发票号"), (3, "订单号")]
+    assert OrderLine.objects.get(order_number="SO-C").batch_number == "21E005"
