@@ -2,7 +2,8 @@
 value of the model; the score is the weighted mean; every component's contribution is shown, and the
 contributions add up to the score exactly (each is rounded to 0.01 and the score is their sum).
 
-    value(amount)       = min(100, amount in the window / amount reference × 100)
+    value(amount)       = min(100, amount in the window / amount reference × 100), 0 when returns outweigh
+                          the purchases (a net amount below zero)
     value(frequency)    = min(100, orders in the window / orders reference × 100)
     value(satisfaction) = mean of the parts that have answers: CSAT (average 1–5 → (avg − 1) / 4 × 100) and
                           NPS (−100…100 → (NPS + 100) / 2); the model's default when nobody answered
@@ -80,11 +81,13 @@ def _reference(value) -> Decimal:
 # comparisons instead of min()/max() below: a run calls these a few hundred thousand times
 
 def _ratio(value, reference) -> Decimal:
+    """value / reference × 100, within 0…100: a window whose returns outweigh its purchases (a net amount below
+    zero) scores 0, not a negative value that would pull the other measures' contributions down."""
     reference = _reference(reference)
     if reference <= 0:
         return HUNDRED if value > 0 else ZERO
     x = Decimal(value) / reference * HUNDRED
-    return x if x < HUNDRED else HUNDRED
+    return ZERO if x < ZERO else x if x < HUNDRED else HUNDRED
 
 
 def _clamp(x: Decimal) -> Decimal:

@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import queue
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -43,7 +44,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.core.wording import listing
 from pharmacrm.customers import importer as base
 from pharmacrm.customers import normalise
-from pharmacrm.customers.importer import Column, Counts, FieldError, SeenKeys
+from pharmacrm.customers.importer import Column, Counts, FieldError, NumberText, SeenKeys
 from pharmacrm.customers.models import ImportJob, Institution
 from pharmacrm.servicedesk.models import Product
 
@@ -88,7 +89,7 @@ ORDER_COLUMNS: list[Column] = [
     Column("paid_date", "付款日期", ("paid date", "payment date", "回款日期", "收款日期"),
            help=_("The day the customer paid: never in the future.")),
     Column("paid_amount", "付款金额", ("paid amount", "paid", "回款金额", "收款金额"),
-           help=_("Yuan (CNY); empty with a payment date = paid in full.")),
+           help=_("Yuan (CNY); empty with a payment date = paid in full. On a return: the amount refunded, negative.")),
 ]  # fmt: skip
 
 MESSAGES = {
@@ -106,6 +107,11 @@ MESSAGES = {
     "paid_too_much": _("The paid amount is larger than the line amount."),
     "amount_mismatch": _("The amount does not equal quantity × unit price (%(expected)s yuan)."),
     "paid_without_date": _("Give the payment date of the paid amount."),
+    "refund_positive": _(
+        "This line is a return (its amount is negative): give the amount refunded to the customer as a negative "
+        "number, from %(amount)s to 0."
+    ),
+    "refund_too_much": _("The refunded amount is larger than the amount returned."),
     "before_order": _("This date lies before the order date."),
     "paid_long_before": _("This payment date lies more than a year before the order date: check it for a typing "
                           "error (a prepayment is paid before the order, but not that long before)."),
@@ -152,6 +158,7 @@ def register() -> None:
             text_columns=("order_number", "credit_code", "external_id", "product_code", "approval_number",
                           "batch_number", "invoice_number"),
             rerun_note="rerun_orders",
+            marked_cells=True,  # a failed formula (#N/A …) reads as its error text, not as an empty cell
         ),
     )  # fmt: skip
 
@@ -238,6 +245,27 @@ class Parser:
         nul = [key for key, value in raw.items() if "\x00" in value]
         if nul:  # a damaged export: the row is refused, naming where the character is
             item.errors = [(key, "nul_character", {}) for key in nul]
+            return item
+        # a failed formula (#N/A, #REF! …; calamine would read it as empty): an empty paid amount with a payment
+        # date means paid in full, an empty amount means quantity × price. The customer's name is not imported.
+        failed = [(key, "excel_error", {"value": value.strip()}) for key, value in raw.items()
+                  if key != "customer_name" and value.strip() in base.EXCEL_ERRORS]  # fmt: skip
+        if failed:
+            item.errors = failed
+            return item
+        # a code typed into a number cell has lost digits (Excel keeps 15; 9.1110108E+17 in a CSV): say so, rather
+        # than that no customer has the code it became, or store a 20-digit invoice number (数电发票) ending in 0s
+        for key in ("credit_code", "external_id"):
+            cell = raw.get(key, "")
+            if value := cell.strip():
+                lost = base._stored_as_number(value, type(cell) is NumberText)
+                if lost or (lost is None and key == "credit_code"):  # no number cell holds 18 characters intact
+                    item.errors.append((key, "stored_as_number", {}))
+        for key in ("order_number", "product_code", "batch_number", "invoice_number"):
+            cell = raw.get(key, "")
+            if (value := cell.strip()) and _number_lost(value, type(cell) is NumberText):
+                item.errors.append((key, "stored_as_number", {}))
+        if item.errors:
             return item
         v, get = item.values, raw.get
         self._one(item, "order_number", lambda: _text(get("order_number", ""), 40, True))
@@ -338,13 +366,18 @@ class Parser:
 
     @staticmethod
     def _paid(v: dict, value: str) -> int:
+        """The amount paid; on a return (a negative amount) the amount refunded to the customer, negative as
+        the line's amount (an ERP writes money paid back so)."""
+        amount = v.get("amount", 0)
         if value.strip():
             paid = _fen(_decimal(value))
-            if paid < 0:
+            if amount < 0 and paid > 0:
+                raise FieldError("refund_positive", amount=f"{yuan(amount)}")
+            if amount >= 0 and paid < 0:
                 raise FieldError("negative")
             return paid
         if v.get("paid_date") is not None:
-            return max(v.get("amount", 0), 0)  # a payment date alone: paid in full
+            return amount  # a payment date alone: paid (a return: refunded) in full
         return 0
 
     @staticmethod
@@ -357,8 +390,10 @@ class Parser:
             if not amount_matches(milli, price_e4, places, v["amount"]):
                 expected = Decimal(milli * price_e4).scaleb(-7).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
                 item.errors.append(("amount", "amount_mismatch", {"expected": f"{expected:.2f}"}))
-        if v["paid_amount"] > max(v["amount"], 0):
+        if v["amount"] >= 0 and v["paid_amount"] > v["amount"]:
             item.errors.append(("paid_amount", "paid_too_much", {}))
+        if v["amount"] < 0 and v["paid_amount"] < v["amount"]:
+            item.errors.append(("paid_amount", "refund_too_much", {}))
         if v["paid_amount"] and v["paid_date"] is None:
             item.errors.append(("paid_date", "paid_without_date", {}))
         if v["payment_due"] is not None and v["payment_due"] < v["order_date"]:
@@ -468,6 +503,8 @@ class Fast:
     def row(self, cells: list[str]) -> tuple | None:
         if self.nul and any("\x00" in c for c in cells):
             return None  # the slow path names the cell
+        if not _EXCEL_ERRORS.isdisjoint(cells):
+            return None  # a failed formula's error value (#N/A …): the slow path names the cell
         if len(cells) != self.width:
             cells = cells[: self.width] + [""] * (self.width - len(cells))
         cells.append("")
@@ -483,6 +520,11 @@ class Fast:
         month = self._month(od)
         if month is None or od > self.today or od < "2000-01-01":
             return None
+        if cc.__class__ is not str or ext.__class__ is not str or "E+" in ext or "e+" in ext:
+            return None  # a customer code in a number cell, or as Excel writes a large number: the careful path
+        for code in (on, pc, bn, inv):
+            if code.__class__ is not str and (len(code) > 15 or not code.isdigit()) or "E+" in code:
+                return None  # a code from a number cell that lost digits, or as Excel writes a large number
         if cc:
             if len(cc) != 18 or not (cc.isascii() and cc.isalnum()) or not cc.isupper() and not cc.isdigit():
                 return None
@@ -540,6 +582,18 @@ class Fast:
             paid, paid_fen = None, 0
         return (on, line, od, month, cc, ext, pc, pn, ap.upper(), bn, quantity, unit_price, amount, inv, due, paid,
                 paid_fen)  # fmt: skip
+
+
+_EXCEL_ERRORS = base.EXCEL_ERRORS
+_EXCEL_LARGE_NUMBER = re.compile(r"\d(?:\.\d+)?E\+\d+")  # 2.40111E+19: how Excel writes a long number
+
+
+def _number_lost(value: str, numeric: bool) -> bool:
+    """Whether an order, product, batch or invoice code lost digits as a number: from a number cell, more digits
+    than Excel keeps (or a decimal); in a CSV, Excel's way of writing a large number (codes such as 21E005 stay)."""
+    if numeric:
+        return len(value) > base.EXCEL_PRECISION or not value.isdigit()
+    return "E+" in value and _EXCEL_LARGE_NUMBER.fullmatch(value) is not None
 
 
 def _fen_text(text: str) -> int | None:

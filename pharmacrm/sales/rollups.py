@@ -3,7 +3,7 @@ with customers, not with order history):
 
 * new lines are added to their (customer, month) rollup as deltas, set-based in the database right after
   the chunk's insert — amounts, lines, payments, days late, outstanding and overdue add up; an order counts
-  when the pair had no line of it before, a product when the customer had not bought it that month (one
+  (a purchase order: one with a line sold, not a return's own order) when the pair had no such line of it before, a product when the customer had not bought it that month (one
   index probe each, on the lines' (customer, month, product) and (order, line) indexes);
 * a line without a payment due date falls due at the end of the default payment term
   (settings.PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS) after its order date, for overdue amounts and lateness alike;
@@ -135,9 +135,10 @@ def add_new_lines(after_id: int, today: dt.date) -> None:
             f"ON CONFLICT (institution_id, month) DO NOTHING",
             [after_id, today_v],
         )
+        # a purchase order: one with a line sold (a return's own order, its lines all negative, is no purchase)
         new_order = (
-            f"NOT EXISTS (SELECT 1 FROM {line} p WHERE p.order_number = o.order_number AND p.id <= %s "
-            f"AND p.institution_id + 0 = o.institution_id AND p.month = o.month)"
+            f"o.amount_fen > 0 AND NOT EXISTS (SELECT 1 FROM {line} p WHERE p.order_number = o.order_number "
+            f"AND p.id <= %s AND p.institution_id + 0 = o.institution_id AND p.month = o.month AND p.amount_fen > 0)"
         )
         new_product = (
             f"NOT EXISTS (SELECT 1 FROM {line} p WHERE p.institution_id = o.institution_id AND p.month = o.month "
@@ -185,7 +186,8 @@ def refresh_dirty(today: dt.date | None = None) -> int:
     columns = f"institution_id, month, {', '.join(SUMS)}, orders, products, overdue_as_of, updated_at"
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[2:])
     select = (
-        f"SELECT o.institution_id, o.month, {_sums_sql()}, COUNT(DISTINCT o.order_number), "
+        f"SELECT o.institution_id, o.month, {_sums_sql()}, "
+        f"COUNT(DISTINCT CASE WHEN o.amount_fen > 0 THEN o.order_number END), "
         f"COUNT(DISTINCT o.product_code), %s, %s "
         f"FROM {dirty} d JOIN {line} o ON o.institution_id = d.institution_id AND o.month = d.month "
         f"WHERE d.id > %s AND d.id <= %s GROUP BY o.institution_id, o.month"

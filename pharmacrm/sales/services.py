@@ -98,7 +98,10 @@ class Credit:
 
 
 def _status(on_time: Decimal | None, overdue: Decimal, outstanding: Decimal) -> str:
-    if on_time is None and not outstanding:
+    """good / watch / poor / none. Nothing fallen due yet (no line paid, none overdue: only lines still to be
+    paid by their due date) is no payment history — not "good", which the evaluation would contradict with its
+    "no payment history: default" credit measure."""
+    if on_time is None and not overdue:
         return "none"
     share_overdue = (overdue / outstanding) if outstanding else Decimal(0)
     if (on_time is None or on_time >= Decimal("0.9")) and share_overdue <= Decimal("0.1"):
