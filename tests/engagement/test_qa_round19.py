@@ -1,0 +1,115 @@
+"""Review round 19 (interactions, revisits, webhooks): what users ran into, each pinned by a test."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from pharmacrm.engagement import services
+from pharmacrm.engagement.models import Interaction
+from pharmacrm.safety.models import Flag
+
+
+def _edit_form(interaction, **changes) -> dict:
+    data = {
+        "institution": interaction.institution_id or "", "person": interaction.person_id or "",
+        "channel": interaction.channel,
+        "received_at": timezone.localtime(interaction.received_at).strftime("%Y-%m-%dT%H:%M"),
+        "subject": interaction.subject, "notes": interaction.notes, "version": interaction.version,
+    }  # fmt: skip
+    data.update(changes)
+    return data
+
+
+# --- interactions ----------------------------------------------------------------------------------
+
+
+def test_the_author_of_a_flagged_visit_can_correct_its_notes_on_the_page(client_for, users, xiehe):
+    """The page shows the time to the minute; sending it back unchanged is no attempt to move day 0 (a visit
+    recorded "now", or by the app, has seconds)."""
+    visit = services.record_interaction(users["rep"], {
+        "institution": xiehe, "channel": "visit", "subject": "科室拜访", "notes": "张主任说有患者用药后出现皮疹",
+        "received_at": timezone.now().replace(second=37, microsecond=123456) - dt.timedelta(hours=1),
+    })  # fmt: skip
+    assert Flag.objects.filter(interaction=visit).exists()
+    client = client_for("rep")
+
+    response = client.post(f"/interactions/{visit.pk}/", _edit_form(visit, notes="张主任说有患者用药后出现皮疹，已停药"),
+                           HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    fresh = Interaction.objects.get(pk=visit.pk)
+    assert fresh.notes.endswith("已停药")
+    assert fresh.received_at == visit.received_at  # day 0 kept to the microsecond
+
+
+def test_moving_a_flagged_visit_to_another_minute_is_still_refused(client_for, users, xiehe):
+    visit = services.record_interaction(users["rep"], {
+        "institution": xiehe, "channel": "visit", "subject": "科室拜访", "notes": "患者用药后出现皮疹",
+        "received_at": timezone.now() - dt.timedelta(hours=3),
+    })  # fmt: skip
+    moved = timezone.localtime(visit.received_at - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+
+    response = client_for("rep").post(f"/interactions/{visit.pk}/", _edit_form(visit, received_at=moved),
+                                      HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+
+    assert response.status_code == 400
+    assert "day 0" in response.content.decode()
+    assert Interaction.objects.get(pk=visit.pk).received_at == visit.received_at
+
+
+def test_an_edit_cannot_take_the_customer_off_an_interaction(client_for, users, xiehe):
+    """Emptying both customer fields would take the visit off the customer's page (and out of every scoped
+    colleague's sight): refused like a new interaction without a customer."""
+    visit = services.record_interaction(users["rep"], {"institution": xiehe, "channel": "visit", "subject": "科室拜访"})
+
+    response = client_for("rep").post(f"/interactions/{visit.pk}/", _edit_form(visit, institution="", person=""),
+                                      HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+
+    assert response.status_code == 400
+    assert "Name the institution or the person." in response.content.decode()
+    fresh = Interaction.objects.get(pk=visit.pk)
+    assert fresh.institution_id == xiehe.pk and fresh.version == visit.version
+
+
+def test_the_api_cannot_take_the_customer_off_an_interaction_either(users, xiehe):
+    from django.core.exceptions import ValidationError
+
+    visit = services.record_interaction(users["rep"], {"institution": xiehe, "channel": "visit", "subject": "科室拜访"})
+    with pytest.raises(ValidationError) as e:
+        services.update_interaction(users["rep"], visit, {"institution": None, "person": None})
+    assert "institution" in e.value.message_dict
+    person = xiehe.people.get(name="张伟")
+    moved = services.update_interaction(users["rep"], visit, {"institution": None, "person": person})
+    assert moved.person == person and moved.institution_id == person.institution_id  # a person is enough
+
+
+def test_all_interactions_of_a_person_lists_that_persons_interactions_only(client_for, users, xiehe):
+    """The "All interactions" link of a person's page (/interactions/?person=…) used to list everybody's."""
+    zhang = xiehe.people.get(name="张伟")
+    for n in range(11):
+        services.record_interaction(users["agent"], {"person": zhang, "channel": "phone", "subject": f"张主任回访{n}"})
+    services.record_interaction(users["agent"], {"institution": xiehe, "channel": "visit", "subject": "药剂科拜访"})
+    client = client_for("agent")
+    block = client.get(f"/interactions/?embed=1&person={zhang.pk}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'href="/interactions/?person={zhang.pk}"' in block  # more than ten: the link to all of them
+
+    page = client.get(f"/interactions/?person={zhang.pk}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert "药剂科拜访" not in page
+    assert "11 interactions" in page
+    assert "张伟" in page.split('class="filters card"', 1)[1].split("</form>", 1)[0]  # the filter says whose
+    assert "Clear filters" in page
+
+
+def test_a_rep_cannot_list_the_interactions_of_a_person_outside_the_territory(client_for, users, ruijin, xiehe):
+    from pharmacrm.customers import services as customers
+
+    doctor = customers.create_person(users["admin"], {"name": "李华", "institution": ruijin, "title": "主任医师"})
+    services.record_interaction(users["agent"], {"person": doctor, "channel": "phone", "subject": "上海回访"})
+
+    page = client_for("rep").get(f"/interactions/?person={doctor.pk}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert "上海回访" not in page and "李华" not in page
