@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.utils import timezone
+from django.test import Client
+from django.utils import timezone, translation
 
 from pharmacrm.engagement import services
 from pharmacrm.engagement.models import Interaction
@@ -113,3 +114,129 @@ def test_a_rep_cannot_list_the_interactions_of_a_person_outside_the_territory(cl
     page = client_for("rep").get(f"/interactions/?person={doctor.pk}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
     assert "上海回访" not in page and "李华" not in page
+
+
+# --- revisits --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def resolved_ticket(users, xiehe):
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.choices import Status
+
+    def make(category="drug_info"):
+        ticket = desk.create_ticket(users["agent"], {
+            "subject": "咨询用法", "channel": "phone", "category": category, "institution": xiehe,
+            "assignee": users["agent"],
+        })  # fmt: skip
+        desk.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+        return ticket
+
+    return make
+
+
+def _survey_path(users, ticket) -> str:
+    from pharmacrm.servicedesk import revisit
+
+    _survey, link = revisit.send_survey(users["agent"], ticket)
+    return "/help/survey/" + link.rstrip("/").rsplit("/", 1)[-1] + "/"
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hant"])
+def test_a_poor_answer_in_another_language_opens_an_action_in_the_staffs_language(users, resolved_ticket, language):
+    """The customer read the survey in English (or Traditional Chinese): the improvement action the managers
+    work on, and its bell notification, were titled in the customer's language."""
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.servicedesk.models import ImprovementAction
+
+    ticket = resolved_ticket()
+    path = _survey_path(users, ticket)
+
+    response = Client(HTTP_ACCEPT_LANGUAGE=language).post(path, {"score": "1", "solved": "no", "comment": "没解决"})
+
+    assert response.status_code == 200
+    action = ImprovementAction.objects.get(ticket=ticket)
+    with translation.override("zh-hans"):
+        expected = translation.gettext("Poor revisit of %(number)s") % {"number": ticket.number}
+    assert action.title == expected and "Poor revisit" not in action.title
+    note = Notification.objects.get(kind="improvement.assigned")
+    with translation.override("zh-hans"):
+        assert expected in note.shown_title
+
+
+def test_a_poor_answer_that_reopens_writes_the_note_in_the_staffs_language(users, resolved_ticket, settings):
+    from pharmacrm.servicedesk.choices import LowScore, Status
+    from pharmacrm.servicedesk.models import TicketCategory, TicketMessage
+
+    TicketCategory.objects.filter(code="drug_info").update(low_score_action=LowScore.REOPEN)
+    ticket = resolved_ticket()
+    path = _survey_path(users, ticket)
+
+    Client(HTTP_ACCEPT_LANGUAGE="en").post(path, {"score": "2", "solved": "no"})
+
+    ticket.refresh_from_db()
+    assert ticket.status == Status.IN_PROGRESS
+    with translation.override(settings.LANGUAGE_CODE):
+        expected = translation.gettext("Reopened after a poor revisit (score %(score)s, solved: %(solved)s).") % {
+            "score": 2, "solved": translation.gettext("no")}  # fmt: skip
+    texts = [m.body for m in TicketMessage.objects.filter(ticket=ticket)]
+    from pharmacrm.servicedesk.models import TicketEvent
+
+    texts += [str(e.data) for e in TicketEvent.objects.filter(ticket=ticket)]
+    assert any(expected in t for t in texts), texts
+
+
+def test_the_survey_asks_the_net_promoter_question_and_keeps_the_answer(users, resolved_ticket):
+    """The key-account evaluation counts NPS "from the revisit survey's 0–10 question", but no survey asked it:
+    every customer's NPS stayed empty."""
+    from pharmacrm.servicedesk.models import Survey
+
+    ticket = resolved_ticket()
+    path = _survey_path(users, ticket)
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    page = web.get(path).content.decode()
+    assert "How likely are you to recommend us" in page and 'name="recommend"' in page
+
+    bad = web.post(path, {"score": "5", "solved": "yes", "recommend": "11"})
+    assert bad.status_code == 400 and Survey.objects.get(ticket=ticket).answered_at is None
+    response = web.post(path, {"score": "5", "solved": "yes", "recommend": "9"})
+
+    assert response.status_code == 200
+    assert Survey.objects.get(ticket=ticket).recommend == 9
+
+
+def test_the_net_promoter_question_is_optional(users, resolved_ticket):
+    from pharmacrm.servicedesk.models import Survey
+
+    ticket = resolved_ticket()
+    response = Client(HTTP_ACCEPT_LANGUAGE="en").post(_survey_path(users, ticket), {"score": "4", "solved": "yes"})
+
+    assert response.status_code == 200
+    survey = Survey.objects.get(ticket=ticket)
+    assert survey.score == 4 and survey.recommend is None
+
+
+def test_a_phone_revisit_records_the_net_promoter_answer_on_the_page_and_in_the_api(
+    client_for, api_for, users, resolved_ticket
+):
+    from pharmacrm.servicedesk.models import Survey
+
+    ticket = resolved_ticket()
+    client = client_for("agent")
+    page = client.get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Would recommend us (0–10)" in page
+
+    response = client.post(f"/service/tickets/{ticket.pk}/survey/phone/",
+                           {"score": "3", "solved": "yes", "recommend": "6", "comment": "还行"})  # fmt: skip
+
+    assert response.status_code == 302
+    assert Survey.objects.get(ticket=ticket).recommend == 6
+    page = client.get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    row = page.split('id="survey-table"', 1)[1].split("</table>", 1)[0]
+    assert ">6</td>" in row
+
+    other = resolved_ticket()
+    answer = api_for("agent").post("/api/v1/surveys/", {"ticket": other.pk, "score": 5, "solved": True,
+                                                        "recommend": 10}, format="json")  # fmt: skip
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["recommend"] == 10
