@@ -259,6 +259,11 @@ def record_phone_revisit(user, ticket: Ticket, score, solved, comment: str = "",
         if same is not None:  # the form sent twice: one revisit, one improvement action
             raise ValidationError(_("This revisit was already recorded at %(time)s; it was not recorded again.")
                                   % {"time": timezone.localtime(same.created_at).strftime("%H:%M")})  # fmt: skip
+        # the customer answered on the phone: a link sent before and not answered yet no longer counts (one
+        # answer, one improvement action)
+        Survey.objects.filter(ticket=ticket, channel=SurveyChannel.LINK, answered_at=None, expires_at__gt=now).update(
+            expires_at=now
+        )
         survey = Survey.objects.create(
             ticket=ticket, channel=SurveyChannel.PHONE, sent_at=now, answered_at=now, score=score, solved=solved,
             recommend=recommend, comment=comment, recorded_by=user, created_by=user, created_at=now,

@@ -240,3 +240,19 @@ def test_a_phone_revisit_records_the_net_promoter_answer_on_the_page_and_in_the_
                                                         "recommend": 10}, format="json")  # fmt: skip
     assert answer.status_code == 201, answer.content
     assert answer.json()["recommend"] == 10
+
+
+def test_a_phone_revisit_closes_the_link_sent_before(users, resolved_ticket):
+    """The agent sent a link, then called the customer and recorded a poor phone revisit; the customer then
+    answered the old link as well: two answers, two improvement actions, the owner told twice."""
+    from pharmacrm.servicedesk import revisit
+    from pharmacrm.servicedesk.models import ImprovementAction
+
+    ticket = resolved_ticket()
+    path = _survey_path(users, ticket)
+    revisit.record_phone_revisit(users["agent"], ticket, 2, False, "电话回访：还是不满意")
+
+    response = Client(HTTP_ACCEPT_LANGUAGE="en").post(path, {"score": "1", "solved": "no"})
+
+    assert response.status_code == 410
+    assert ImprovementAction.objects.filter(ticket=ticket).count() == 1
