@@ -256,3 +256,40 @@ def test_a_phone_revisit_closes_the_link_sent_before(users, resolved_ticket):
 
     assert response.status_code == 410
     assert ImprovementAction.objects.filter(ticket=ticket).count() == 1
+
+
+# --- the product catalogue -------------------------------------------------------------------------
+
+
+def test_an_approval_number_typed_in_full_width_is_stored_in_ascii_and_found(client_for, users):
+    """A Chinese input method in full-width mode types “Ｈ２０２４９８７１”: the product was saved with those
+    characters, so the search for H2024 missed it, the same number in ASCII made a second product, and order
+    imports (which match by approval number) never found it."""
+    from pharmacrm.servicedesk.models import Product
+
+    client = client_for("expert")
+    form = {"brand_name": "安心宁", "generic_name": "盐酸氨氯地平片", "approval_number": "国药准字Ｈ２０２４９８７１",
+            "dosage_form": "片剂", "strength": "5mg×28片", "active": "on"}  # fmt: skip
+
+    response = client.post("/service/knowledge/products/new/", form, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Product.objects.get().approval_number == "国药准字H20249871"
+    listing = client.get("/service/knowledge/products/?q=H2024", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "安心宁" in listing
+    listing = client.get("/service/knowledge/products/?q=Ｈ２０２４", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "安心宁" in listing
+    again = client.post("/service/knowledge/products/new/", {**form, "approval_number": "国药准字H20249871"},
+                        HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert again.status_code == 400 and Product.objects.count() == 1
+
+
+def test_an_approval_number_with_other_unicode_digits_is_refused(users):
+    from django.core.exceptions import ValidationError
+
+    from pharmacrm.servicedesk import knowledge
+
+    with pytest.raises(ValidationError) as e:  # Arabic-Indic digits pass \\d, not the format
+        knowledge.create_product(users["expert"], {"brand_name": "x", "generic_name": "y",
+                                                   "approval_number": "国药准字H٢٠٢٤٩٨٧١"})  # fmt: skip
+    assert "approval_number" in e.value.message_dict
