@@ -51,3 +51,25 @@ def test_the_events_of_the_list_are_all_accepted(admin_user):
     endpoint = services.create_endpoint(admin_user, {"name": "x", "url": "https://example.com/", "events": [
         "ticket.created", "ticket.breached", "ticket.warned", "ticket.survey", "ping"]})  # fmt: skip
     assert endpoint.events == ["ticket.created", "ticket.breached", "ticket.warned", "ticket.survey", "ping"]
+
+
+def test_switching_an_endpoint_off_stops_what_was_still_queued_for_it(admin_user, receiver):
+    """A bot posting into the wrong group chat was switched off, and the events queued before (and their
+    retries, for two hours) kept arriving in that group."""
+    from pharmacrm.notify import tasks
+
+    endpoint = services.create_endpoint(admin_user, {"name": "企业微信群", "url": receiver.url, "format": "generic"})
+    services.emit("ticket.created", {"ticket": {"number": "TK-2026-000001", "subject": "说明书咨询"}})
+    services.deactivate_endpoint(admin_user, endpoint)
+    delivery = Delivery.objects.get(endpoint=endpoint)
+
+    status = tasks.deliver(delivery.pk)
+
+    assert receiver.requests == []
+    delivery.refresh_from_db()
+    assert status == Delivery.Status.GAVE_UP == delivery.status and delivery.next_attempt_at is None
+    assert delivery.last_error and delivery.log[-1]["error"] == delivery.last_error
+    assert tasks.sweep() == 0 and receiver.requests == []
+
+    test = services.send_test(admin_user, endpoint)  # the test message still goes, to check the address
+    assert tasks.deliver(test.pk) == Delivery.Status.SENT and len(receiver.requests) == 1
