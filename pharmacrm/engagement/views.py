@@ -167,6 +167,9 @@ def interaction_detail(request, pk: int):
             except ConflictError:
                 conflict, status = True, 409
                 interaction = _interaction_or_404(user, pk)
+                # the input kept, with the version now current: checked and sent again, it saves
+                form.data = form.data.copy()
+                form.data["version"] = str(interaction.version)
             except ValidationError as e:
                 form.add_service_errors(e)
             else:

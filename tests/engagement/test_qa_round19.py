@@ -293,3 +293,24 @@ def test_an_approval_number_with_other_unicode_digits_is_refused(users):
         knowledge.create_product(users["expert"], {"brand_name": "x", "generic_name": "y",
                                                    "approval_number": "国药准字H٢٠٢٤٩٨٧١"})  # fmt: skip
     assert "approval_number" in e.value.message_dict
+
+
+def test_after_a_conflict_the_kept_input_saves_on_the_second_try(client_for, users, xiehe):
+    """Two people changed the same visit: the second was told so, their text kept — but the form still carried
+    the version they had loaded, so "save again" was refused again, every time, until they reloaded and lost
+    what they had written."""
+    visit = services.record_interaction(users["rep"], {"institution": xiehe, "channel": "visit", "subject": "科室拜访"})
+    services.update_interaction(users["manager"], visit, {"subject": "经理改的主题"}, version=1)  # someone else saves
+    client = client_for("rep")
+    mine = _edit_form(visit, notes="我写的很长的拜访记录", version=1)
+
+    first = client.post(f"/interactions/{visit.pk}/", mine, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert first.status_code == 409
+    page = first.content.decode()
+    assert "我写的很长的拜访记录" in page  # the input kept
+    assert 'name="version" value="2"' in page  # the version now current, so that saving again works
+    mine["version"] = 2
+    second = client.post(f"/interactions/{visit.pk}/", mine, HTTP_ACCEPT_LANGUAGE="en")
+    assert second.status_code == 302
+    assert Interaction.objects.get(pk=visit.pk).notes == "我写的很长的拜访记录"
