@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.test import Client
@@ -314,3 +315,26 @@ def test_after_a_conflict_the_kept_input_saves_on_the_second_try(client_for, use
     second = client.post(f"/interactions/{visit.pk}/", mine, HTTP_ACCEPT_LANGUAGE="en")
     assert second.status_code == 302
     assert Interaction.objects.get(pk=visit.pk).notes == "我写的很长的拜访记录"
+
+
+def test_after_a_conflict_an_improvement_actions_kept_edit_saves_on_the_second_try(client_for, users, resolved_ticket):
+    from pharmacrm.servicedesk import revisit
+    from pharmacrm.servicedesk.models import ImprovementAction
+
+    ticket = resolved_ticket()
+    action = revisit.create_action(users["agent"], {"title": "培训", "ticket": ticket,
+                                                    "due_date": timezone.localdate() + dt.timedelta(days=5)})  # fmt: skip
+    revisit.update_action(users["manager"], action, {"title": "培训（改）"}, version=1)  # someone else saves
+    client = client_for("agent")
+    due = (timezone.localdate() + dt.timedelta(days=7)).isoformat()
+    mine = {"title": "培训", "description": "我写的改进说明", "due_date": due, "version": 1}
+
+    first = client.post(f"/service/improvements/{action.pk}/edit/", mine, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert first.status_code == 409 and "我写的改进说明" in first.content.decode()
+    edit_form = first.content.decode().split('id="edit"', 1)[1].split("</form>", 1)[0]
+    version = re.search(r'name="version" value="(\d+)"', edit_form).group(1)
+    assert version == "2"  # what the form sends back: the version now current
+    second = client.post(f"/service/improvements/{action.pk}/edit/", {**mine, "version": version})
+    assert second.status_code == 302
+    assert ImprovementAction.objects.get(pk=action.pk).description == "我写的改进说明"
