@@ -33,6 +33,7 @@ class InteractionFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["institution"].queryset = access.institutions_for(user, Institution.objects.active())
         _limit_picker(self.fields["institution"], [self.data.get("institution")])
+        self.fields["institution"].picker = True  # the filter bar adds the search box that finds the others
         # a person's interactions ("All interactions" on a person's page): offered only when asked for, with
         # that person as the one choice besides "Any"
         person_id = self.data.get("person")

@@ -338,3 +338,23 @@ def test_after_a_conflict_an_improvement_actions_kept_edit_saves_on_the_second_t
     second = client.post(f"/service/improvements/{action.pk}/edit/", {**mine, "version": version})
     assert second.status_code == 302
     assert ImprovementAction.objects.get(pk=action.pk).description == "我写的改进说明"
+
+
+def test_the_institution_filter_of_the_list_can_find_any_institution(client_for, users, xiehe, ruijin, monkeypatch):
+    """The filter's select offers only the first 300 institutions by name (of thousands): without the search
+    box the forms have, a manager could not filter by most hospitals."""
+    from pharmacrm.customers import forms as customer_forms
+
+    monkeypatch.setattr(customer_forms, "PICKER_LIMIT", 1)  # as if there were more than the select shows
+    services.record_interaction(users["agent"], {"institution": ruijin, "channel": "visit", "subject": "上海拜访"})
+    client = client_for("manager")
+
+    page = client.get("/interactions/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    bar = page.split('class="filters card"', 1)[1].split("</form>", 1)[0]
+    search = re.search(r'<input type="search" class="picker-search"[^>]*>', bar)
+    assert search and 'hx-get="/customers/search/"' in search.group(0) and 'hx-target="#id_institution"' in search.group(0)
+    options = client.get("/customers/search/", {"q": "瑞金", "as": "options"}).content.decode()
+    assert f'value="{ruijin.pk}"' in options
+    listing = client.get(f"/interactions/?institution={ruijin.pk}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "上海拜访" in listing and "1 interaction," in listing
