@@ -9,8 +9,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
+from pharmacrm.core.ids import is_id
 from pharmacrm.customers.forms import ANY, ServiceErrorsMixin, _limit_picker
-from pharmacrm.customers.models import Institution
+from pharmacrm.customers.models import Institution, Person
 from pharmacrm.servicedesk.forms import LOCAL_INPUT, CustomerPickers
 from pharmacrm.servicedesk.models import Product
 
@@ -24,10 +25,26 @@ class InteractionFilterForm(forms.Form):
         label=_("Institution"), queryset=Institution.objects.none(), required=False, empty_label=_("Any")
     )
 
+    person = forms.ModelChoiceField(
+        label=_("Person"), queryset=Person.objects.none(), required=False, empty_label=_("Any")
+    )
+
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["institution"].queryset = access.institutions_for(user, Institution.objects.active())
         _limit_picker(self.fields["institution"], [self.data.get("institution")])
+        self.fields["institution"].picker = True  # the filter bar adds the search box that finds the others
+        # a person's interactions ("All interactions" on a person's page): offered only when asked for, with
+        # that person as the one choice besides "Any"
+        person_id = self.data.get("person")
+        if is_id(person_id):
+            people = access.people_for(user, Person.objects.all())
+            self.fields["person"].queryset = people
+            self.fields["person"].widget.choices = list(ANY) + [
+                (p.pk, p.name) for p in people.filter(pk=int(person_id)).only("id", "name")
+            ]
+        else:
+            del self.fields["person"]
 
     def cleaned(self) -> dict:
         """Valid filter values; an invalid one is ignored rather than failing the list."""
@@ -70,10 +87,22 @@ class InteractionForm(ServiceErrorsMixin, CustomerPickers):
             "brand_name", "strength"
         )
 
-    def service_data(self, *, editing: bool = False) -> dict:
+    def service_data(self, *, editing: bool = False, stored_at=None) -> dict:
+        """The values for engagement.services. `stored_at` (editing) is the interaction's time: the field shows
+        it to the minute, so the same minute sent back means "unchanged", not "moved to hh:mm:00" (which a
+        flagged interaction refuses: its time is day 0)."""
         d = self.cleaned_data
         out = {k: d.get(k) for k in ("institution", "person", "channel", "subject", "notes", "product",
                                      "safety_relevant")}  # fmt: skip
-        if d.get("received_at") or not editing:  # empty: now for a new one, unchanged for an edit
-            out["received_at"] = d.get("received_at") or None
+        at = d.get("received_at")
+        if editing and at and stored_at and _same_minute(at, stored_at):
+            at = None
+        if at or not editing:  # empty: now for a new one, unchanged for an edit
+            out["received_at"] = at or None
         return out
+
+
+def _same_minute(a, b) -> bool:
+    return timezone.localtime(a).replace(second=0, microsecond=0) == timezone.localtime(b).replace(
+        second=0, microsecond=0
+    )

@@ -94,6 +94,10 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
             raise ValidationError({"received_at": [
                 _("This interaction was flagged for pharmacovigilance: its time is day 0 and can no longer change.")
             ]})  # fmt: skip
+        institution = values["institution"] if "institution" in values else fresh.institution
+        person = values["person"] if "person" in values else fresh.person
+        if institution is None and person is None:  # the interaction would drop off every customer's page
+            raise ValidationError({"institution": [_("Name the institution or the person.")]})
         before = {f: getattr(fresh, f) for f in values}
         for field, value in values.items():
             setattr(fresh, field, value)

@@ -55,6 +55,8 @@ def interaction_list(request):
         qs = qs.filter(channel=data["channel"])
     if data.get("institution"):
         qs = qs.filter(institution=data["institution"])
+    if data.get("person"):
+        qs = qs.filter(person=data["person"])
     embed = request.GET.get("embed") == "1"  # the block on a Customer 360 page (htmx)
     for key in (
         ("institution", "person") if embed else ()
@@ -79,7 +81,7 @@ def interaction_list(request):
         if interaction is not None:
             interaction.flag_status = _flag_status(interaction)
             rows.append(interaction)
-    filtered = any(request.GET.get(k) for k in ("mine", "channel", "institution"))
+    filtered = any(request.GET.get(k) for k in ("mine", "channel", "institution", "person"))
     context = {"form": form, "rows": rows, "page_obj": page, "filtered": filtered,
                "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
     if embed:
@@ -159,12 +161,15 @@ def interaction_detail(request, pk: int):
                 services.update_interaction(
                     user,
                     interaction,
-                    form.service_data(editing=True),
+                    form.service_data(editing=True, stored_at=interaction.received_at),
                     version=form.cleaned_data.get("version"),
                 )
             except ConflictError:
                 conflict, status = True, 409
                 interaction = _interaction_or_404(user, pk)
+                # the input kept, with the version now current: checked and sent again, it saves
+                form.data = form.data.copy()
+                form.data["version"] = str(interaction.version)
             except ValidationError as e:
                 form.add_service_errors(e)
             else:

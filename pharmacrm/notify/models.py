@@ -7,6 +7,8 @@ subjects only)."""
 
 from __future__ import annotations
 
+import fnmatch
+
 from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import models
@@ -86,7 +88,8 @@ class WebhookEndpoint(models.Model):
         return self.name
 
     def wants(self, event: str) -> bool:
-        return not self.events or event in self.events
+        """Empty: every event; else a listed name, or a pattern with * (``ticket.*``)."""
+        return not self.events or any(fnmatch.fnmatchcase(event, name) for name in self.events)
 
 
 class Delivery(models.Model):

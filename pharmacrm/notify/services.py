@@ -8,6 +8,7 @@ subjects, and a link to the page where the reader's own access rights apply."""
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import json
 import logging
 import re
@@ -315,7 +316,16 @@ def new_secret() -> str:
     return secrets.token_hex(32)
 
 
+def known_events() -> list[str]:
+    """The events PharmaCRM sends to webhooks: `ticket.<kind>` for every ticket event, and `ping` (a test)."""
+    from pharmacrm.servicedesk.choices import EventKind
+
+    return [f"ticket.{kind}" for kind in EventKind.values] + ["ping"]
+
+
 def _clean_events(value) -> list[str]:
+    """The event names (or * patterns) an endpoint wants; a name that matches no event PharmaCRM sends (a typo:
+    the endpoint would silently get nothing) is refused."""
     if value in (None, ""):
         return []
     if isinstance(value, str):
@@ -329,6 +339,10 @@ def _clean_events(value) -> list[str]:
             continue
         if not EVENT.fullmatch(item):
             raise ValidationError({"events": _("“%(name)s” is not an event name.") % {"name": item[:64]}})
+        if not any(fnmatch.fnmatchcase(known, item) for known in known_events()):
+            raise ValidationError({"events": _(
+                "No event is called “%(name)s”. The events are: %(known)s (or a pattern such as ticket.*)."
+            ) % {"name": item[:64], "known": ", ".join(known_events())}})  # fmt: skip
         if item not in events:
             events.append(item)
     return events

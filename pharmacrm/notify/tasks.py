@@ -244,11 +244,38 @@ def _record(delivery: Delivery, *, ok: bool, code: int | None, error: str) -> st
     return fields["status"]
 
 
+def switched_off(delivery: Delivery) -> bool:
+    """An event for an endpoint switched off since it was queued: not sent (an administrator switches a bot off
+    to stop it posting, e.g. into the wrong group). The endpoint's test message goes out all the same."""
+    endpoint = delivery.endpoint
+    return (
+        delivery.channel == Delivery.Channel.WEBHOOK and endpoint is not None and not endpoint.active
+        and delivery.event != "ping"
+    )  # fmt: skip
+
+
+def _record_switched_off(delivery: Delivery) -> str:
+    from django.utils import translation
+    from django.utils.translation import gettext
+
+    with translation.override(settings.LANGUAGE_CODE):  # kept on the row, like the other reasons
+        reason = gettext("Not sent: the endpoint was switched off.")
+    now = timezone.now()
+    entry = {"at": now.isoformat(), "attempt": delivery.attempts, "code": None, "error": reason}
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.GAVE_UP, next_attempt_at=None, last_error=reason,
+        log=(list(delivery.log) + [entry])[-LOG_KEEP:],
+    )  # fmt: skip
+    return Delivery.Status.GAVE_UP
+
+
 def deliver(delivery_id: int) -> str | None:
     """Claim and send one delivery; returns its new status, or None when it was not ours to send."""
     delivery = claim(delivery_id)
     if delivery is None:
         return None
+    if switched_off(delivery):
+        return _record_switched_off(delivery)
     code = None
     try:
         if delivery.channel == Delivery.Channel.EMAIL:

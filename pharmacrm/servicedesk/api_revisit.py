@@ -1,7 +1,7 @@
 """REST endpoints: revisit surveys and improvement actions.
 
 - GET /api/v1/surveys/ (?ticket=) and /api/v1/surveys/{id}/ — surveys of tickets the user may see.
-- POST /api/v1/surveys/ — record a phone revisit {ticket, channel: "phone", score, solved, comment}.
+- POST /api/v1/surveys/ — record a phone revisit {ticket, channel: "phone", score, solved, recommend, comment}.
 - POST /api/v1/surveys/send/ — create a survey link for {ticket}: e-mailed when the ticket has the customer's
   address, otherwise answered with the `link` to send by SMS or WeChat (shown this once, never stored).
 - GET/POST /api/v1/improvement-actions/, GET/PATCH /api/v1/improvement-actions/{id}/ (with `version` or
@@ -84,7 +84,7 @@ class SurveySerializer(serializers.ModelSerializer):
         model = Survey
         fields = [
             "id", "ticket", "ticket_number", "channel", "sent_at", "expires_at", "answered_at", "score", "solved",
-            "comment", "outcome", "recorded_by", "created_by", "created_at", "emailed",
+            "recommend", "comment", "outcome", "recorded_by", "created_by", "created_at", "emailed",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -113,6 +113,10 @@ class PhoneRevisitSerializer(serializers.Serializer):
         min_value=1, max_value=5, help_text="Satisfaction, 1 (poor) to 5 (very good)."
     )
     solved = serializers.BooleanField(help_text="Whether the customer says the request was solved.")
+    recommend = serializers.IntegerField(
+        min_value=0, max_value=10, required=False, allow_null=True,
+        help_text="The net promoter answer: how likely the customer is to recommend us, 0 to 10 (optional).",
+    )  # fmt: skip
     comment = serializers.CharField(max_length=revisit.MAX_COMMENT, required=False, allow_blank=True)
 
     def validate_channel(self, value):
@@ -174,7 +178,7 @@ class SurveyViewSet(
         form.is_valid(raise_exception=True)
         d = form.validated_data
         survey = revisit.record_phone_revisit(
-            request.user, d["ticket"], d["score"], d["solved"], clean_text(d.get("comment", ""))
+            request.user, d["ticket"], d["score"], d["solved"], clean_text(d.get("comment", "")), d.get("recommend")
         )
         survey = self.get_queryset().get(pk=survey.pk)
         return Response(SurveySerializer(survey).data, status=status.HTTP_201_CREATED)

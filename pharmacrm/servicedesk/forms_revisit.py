@@ -15,6 +15,8 @@ from .models import Product, TicketCategory
 SCORES = [(5, _("5 — very satisfied")), (4, _("4 — satisfied")), (3, _("3 — neither")),
           (2, _("2 — dissatisfied")), (1, _("1 — very dissatisfied"))]  # fmt: skip
 SOLVED = [("yes", _("Yes")), ("no", _("No"))]
+# the net promoter question (NPS), optional: 10 first, as the scores above
+RECOMMEND = [("", "—")] + [(n, str(n)) for n in range(10, -1, -1)]
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
@@ -118,17 +120,26 @@ class SurveyAnswerForm(ServiceErrorsMixin, forms.Form):
     score = forms.TypedChoiceField(label=_("How satisfied are you with how we handled your request?"),
                                    choices=SCORES, coerce=int, widget=forms.RadioSelect)  # fmt: skip
     solved = forms.ChoiceField(label=_("Was your request solved?"), choices=SOLVED, widget=forms.RadioSelect)
+    recommend = forms.TypedChoiceField(
+        label=_("How likely are you to recommend us to a colleague or a friend?"), choices=RECOMMEND, coerce=int,
+        required=False, empty_value=None,
+        help_text=_("0 = not at all likely, 10 = extremely likely. Optional."),
+    )  # fmt: skip
     comment = forms.CharField(label=_("Anything you would like to tell us?"), required=False,
                               max_length=revisit.MAX_COMMENT, widget=forms.Textarea(attrs={"rows": 4}))  # fmt: skip
 
-    def answers(self) -> tuple[int, bool, str]:
+    def answers(self) -> tuple[int, bool, str, int | None]:
         d = self.cleaned_data
-        return d["score"], d["solved"] == "yes", d.get("comment") or ""
+        return d["score"], d["solved"] == "yes", d.get("comment") or "", d.get("recommend")
 
 
 class PhoneRevisitForm(SurveyAnswerForm):
     score = forms.TypedChoiceField(label=_("Satisfaction (1–5)"), choices=SCORES, coerce=int)
     solved = forms.ChoiceField(label=_("Solved?"), choices=SOLVED)
+    recommend = forms.TypedChoiceField(
+        label=_("Would recommend us (0–10)"), choices=RECOMMEND, coerce=int, required=False, empty_value=None,
+        help_text=_("Ask: how likely are you to recommend us to a colleague or a friend? Leave empty if not asked."),
+    )  # fmt: skip
     comment = forms.CharField(label=_("What the customer said"), required=False, max_length=revisit.MAX_COMMENT,
                               widget=forms.Textarea(attrs={"rows": 3}))  # fmt: skip
 

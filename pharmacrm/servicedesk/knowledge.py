@@ -10,6 +10,7 @@ template is switched off (`active`), so that tickets and messages that refer to 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -52,8 +53,9 @@ APPROVAL_PREFIX = "国药准字"
 
 
 def normalise_approval_number(value: str) -> str:
-    """“国药准字 h2005 9876” → “国药准字H20059876” (spaces dropped, the letter in capitals)."""
-    value = re.sub(r"\s+", "", str(value or ""))
+    """“国药准字 h2005 9876” → “国药准字H20059876” (spaces dropped, the letter in capitals; full-width letters
+    and digits, as a Chinese input method types them, become ASCII)."""
+    value = re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(value or "")))
     if value.startswith(APPROVAL_PREFIX) and len(value) > len(APPROVAL_PREFIX):
         value = APPROVAL_PREFIX + value[len(APPROVAL_PREFIX)].upper() + value[len(APPROVAL_PREFIX) + 1 :]
     return value

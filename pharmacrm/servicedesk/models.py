@@ -219,7 +219,7 @@ def validate_approval_number(value: str) -> None:
     B health supplement, F auxiliary) + 8 digits."""
     import re
 
-    if not re.fullmatch(r"国药准字[HZSJBF]\d{8}", value or ""):
+    if not re.fullmatch(r"国药准字[HZSJBF][0-9]{8}", value or ""):  # ASCII digits (\d takes full-width ones)
         raise ValidationError(_("“%(value)s” is not a drug approval number (%(help)s)"),
                               params={"value": value, "help": APPROVAL_NUMBER_HELP})  # fmt: skip
 

@@ -191,8 +191,17 @@ def survey_for_token(token: str) -> Survey:
     return survey
 
 
-def _clean_answers(score, solved, comment) -> tuple[int, bool, str]:
+def _clean_answers(score, solved, comment, recommend=None) -> tuple[int, bool, str, int | None]:
     errors: dict[str, list[str]] = {}
+    if recommend in ("", None):
+        recommend = None
+    else:
+        try:
+            recommend = int(recommend)
+        except (TypeError, ValueError):
+            recommend = -1
+        if not 0 <= recommend <= 10:
+            errors["recommend"] = [_("Choose from 0 (not at all likely) to 10 (extremely likely), or leave it empty.")]
     try:
         score = int(score)
     except (TypeError, ValueError):
@@ -212,45 +221,52 @@ def _clean_answers(score, solved, comment) -> tuple[int, bool, str]:
         ]
     if errors:
         raise ValidationError(errors)
-    return score, solved, comment
+    return score, solved, comment, recommend
 
 
-def answer_survey(token: str, score, solved, comment: str = "") -> Survey:
+def answer_survey(token: str, score, solved, comment: str = "", recommend=None) -> Survey:
     """The customer's answers through the link: once only (a conditional UPDATE decides between two
-    answers sent at the same time), never after the expiry."""
+    answers sent at the same time), never after the expiry. `recommend` is the optional net promoter
+    answer (0–10)."""
     survey = survey_for_token(token)
-    score, solved, comment = _clean_answers(score, solved, comment)
+    score, solved, comment, recommend = _clean_answers(score, solved, comment, recommend)
     now = timezone.now()
     with transaction.atomic():
         done = Survey.objects.filter(pk=survey.pk, answered_at__isnull=True, expires_at__gt=now).update(
-            answered_at=now, score=score, solved=solved, comment=comment
+            answered_at=now, score=score, solved=solved, comment=comment, recommend=recommend
         )
         if done != 1:
             survey.refresh_from_db()
             raise SurveyUnavailable("used" if survey.answered_at else "expired")
         survey.answered_at, survey.score, survey.solved, survey.comment = now, score, solved, comment
+        survey.recommend = recommend
         _conclude(services.SYSTEM, survey)
     return survey
 
 
-def record_phone_revisit(user, ticket: Ticket, score, solved, comment: str = "") -> Survey:
-    """An agent records what the customer said on a revisit call."""
+def record_phone_revisit(user, ticket: Ticket, score, solved, comment: str = "", recommend=None) -> Survey:
+    """An agent records what the customer said on a revisit call (`recommend`: the optional 0–10 answer)."""
     services.require(user, Cap.HANDLE_TICKETS)
     _require_surveyable(ticket)
-    score, solved, comment = _clean_answers(score, solved, comment)
+    score, solved, comment, recommend = _clean_answers(score, solved, comment, recommend)
     now = timezone.now()
     with transaction.atomic():
         _lock_ticket(ticket)
         same = Survey.objects.filter(
             ticket=ticket, channel=SurveyChannel.PHONE, recorded_by=user, score=score, solved=solved, comment=comment,
-            created_at__gte=now - dt.timedelta(minutes=10),
+            recommend=recommend, created_at__gte=now - dt.timedelta(minutes=10),
         ).first()  # fmt: skip
         if same is not None:  # the form sent twice: one revisit, one improvement action
             raise ValidationError(_("This revisit was already recorded at %(time)s; it was not recorded again.")
                                   % {"time": timezone.localtime(same.created_at).strftime("%H:%M")})  # fmt: skip
+        # the customer answered on the phone: a link sent before and not answered yet no longer counts (one
+        # answer, one improvement action)
+        Survey.objects.filter(ticket=ticket, channel=SurveyChannel.LINK, answered_at=None, expires_at__gt=now).update(
+            expires_at=now
+        )
         survey = Survey.objects.create(
             ticket=ticket, channel=SurveyChannel.PHONE, sent_at=now, answered_at=now, score=score, solved=solved,
-            comment=comment, recorded_by=user, created_by=user, created_at=now,
+            recommend=recommend, comment=comment, recorded_by=user, created_by=user, created_at=now,
         )  # fmt: skip
         _conclude(user, survey)
     return survey
@@ -286,26 +302,30 @@ def _conclude(user, survey: Survey) -> None:
             if owner is None:
                 outcome = LowScore.REOPEN  # nobody to own an action: the ticket itself goes back to work
             else:
+                with translation.override(settings.LANGUAGE_CODE):  # a record for the staff, whatever the
+                    title = _("Poor revisit of %(number)s") % {"number": ticket.number}  # customer's language
                 action = _create_action(user, {
-                    "title": _("Poor revisit of %(number)s") % {"number": ticket.number},
+                    "title": title,
                     "description": survey.comment, "owner": owner,
                     "due_date": timezone.localdate() + dt.timedelta(days=ACTION_DAYS),
                     "ticket": ticket, "survey": survey,
                 })  # fmt: skip
         if outcome == LowScore.REOPEN and ticket.status in REOPENABLE:
-            note = _("Reopened after a poor revisit (score %(score)s, solved: %(solved)s).") % {
-                "score": survey.score, "solved": _("yes") if survey.solved else _("no")}  # fmt: skip
+            with translation.override(settings.LANGUAGE_CODE):  # the ticket's history, not the customer's page
+                note = _("Reopened after a poor revisit (score %(score)s, solved: %(solved)s).") % {
+                    "score": survey.score, "solved": _("yes") if survey.solved else _("no")}  # fmt: skip
             services.transition(user, ticket, Status.IN_PROGRESS, note=note)
         if outcome:
             Survey.objects.filter(pk=survey.pk).update(outcome=outcome)
             survey.outcome = outcome
     data = {"survey": survey.pk, "channel": survey.channel, "score": survey.score, "solved": survey.solved,
-            "outcome": outcome}  # fmt: skip
+            "recommend": survey.recommend, "outcome": outcome}  # fmt: skip
     if action is not None:
         data["action"] = action.number
     _event(ticket, user, data)
     audit.record(A.UPDATE, survey, user=user, changes={
-        "score": [None, survey.score], "solved": [None, survey.solved], "outcome": ["", outcome]})  # fmt: skip
+        "score": [None, survey.score], "solved": [None, survey.solved], "recommend": [None, survey.recommend],
+        "outcome": ["", outcome]})  # fmt: skip
 
 
 # --- improvement actions ---------------------------------------------------------------------------

@@ -392,6 +392,8 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Satisfaction"), f"{data['score']} / 5"))
         if data.get("solved") is not None:
             out.append((_("Solved"), _("yes") if data["solved"] else _("no")))
+        if data.get("recommend") is not None:
+            out.append((_("Would recommend (0–10)"), str(data["recommend"])))
         if data.get("action"):
             out.append((_("Improvement action"), data["action"]))
     if e.kind == EventKind.ESCALATED and data.get("level"):

@@ -217,6 +217,8 @@ def action_edit(request, pk: int):
             revisit.update_action(user, action, data, version=version)
         except ConflictError:
             action, conflict = _action_or_404(user, pk), True
+            form.data = form.data.copy()  # the input kept, with the version now current: sent again, it saves
+            form.data["version"] = str(action.version)
             form.add_error(None, _conflict_text())
         except revisit.ActionTransitionRefused as e:
             form.add_error(None, " ".join(e.messages))
