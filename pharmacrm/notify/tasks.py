@@ -76,10 +76,11 @@ def claim(delivery_id: int) -> Delivery | None:
 
 
 def due_ids(limit: int = BATCH) -> list[int]:
-    """Deliveries due now, earliest first (through the partial index on pending/failed rows)."""
+    """Deliveries due now, earliest first, in the order they were queued when due at the same moment (events
+    held behind a failing one go out in their order); through the partial index on pending/failed rows."""
     return list(
         Delivery.objects.filter(status__in=DUE, next_attempt_at__lte=timezone.now())
-        .order_by("next_attempt_at")
+        .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
 
@@ -269,6 +270,31 @@ def _record_switched_off(delivery: Delivery) -> str:
     return Delivery.Status.GAVE_UP
 
 
+def failing_ahead(delivery: Delivery) -> Delivery | None:
+    """An older delivery to the same endpoint that failed and waits for its retry: while there is one, the
+    endpoint is taken to be down, and this delivery waits behind it instead of trying too. Only that oldest
+    delivery probes the endpoint on its back-off, so a dead or slow receiver costs one request (and at most one
+    timeout) per retry, not one per event; the worker stays free for e-mail. The test message is never held."""
+    if delivery.channel != Delivery.Channel.WEBHOOK or delivery.endpoint_id is None or delivery.event == "ping":
+        return None
+    return (
+        Delivery.objects.filter(endpoint_id=delivery.endpoint_id, status=Delivery.Status.FAILED, pk__lt=delivery.pk)
+        .exclude(event="ping")
+        .order_by("pk")
+        .first()
+    )
+
+
+HOLD_MARGIN = dt.timedelta(seconds=30)  # behind the probe's retry, so that its answer is known first
+
+
+def _hold(delivery: Delivery, ahead: Delivery) -> str:
+    """Put `delivery` back without counting the attempt the claim counted, due after the probe's retry."""
+    when = max(ahead.next_attempt_at or timezone.now(), timezone.now()) + HOLD_MARGIN
+    Delivery.objects.filter(pk=delivery.pk).update(attempts=F("attempts") - 1, next_attempt_at=when)
+    return delivery.status
+
+
 def deliver(delivery_id: int) -> str | None:
     """Claim and send one delivery; returns its new status, or None when it was not ours to send."""
     delivery = claim(delivery_id)
@@ -276,6 +302,9 @@ def deliver(delivery_id: int) -> str | None:
         return None
     if switched_off(delivery):
         return _record_switched_off(delivery)
+    ahead = failing_ahead(delivery)
+    if ahead is not None:
+        return _hold(delivery, ahead)
     code = None
     try:
         if delivery.channel == Delivery.Channel.EMAIL:

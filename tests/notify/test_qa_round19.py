@@ -73,3 +73,60 @@ def test_switching_an_endpoint_off_stops_what_was_still_queued_for_it(admin_user
 
     test = services.send_test(admin_user, endpoint)  # the test message still goes, to check the address
     assert tasks.deliver(test.pk) == Delivery.Status.SENT and len(receiver.requests) == 1
+
+
+def test_a_failing_endpoint_is_probed_by_one_delivery_while_the_others_wait_behind_it(admin_user, receiver):
+    """A dead or slow receiver used to be tried by every new event at once, each holding a worker thread for up
+    to the timeout while e-mail waited. Now the oldest failed delivery probes it on its back-off; the others
+    wait behind it without using up their attempts, and all go once it answers again."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.notify import tasks
+
+    endpoint = services.create_endpoint(admin_user, {"name": "钉钉群", "url": receiver.url, "format": "generic"})
+    receiver.answers = [503]
+    services.emit("ticket.created", {"ticket": {"number": "TK-2026-000001", "subject": "说明书咨询"}})
+    first = Delivery.objects.get(endpoint=endpoint)
+    assert tasks.deliver(first.pk) == Delivery.Status.FAILED and len(receiver.requests) == 1
+    first.refresh_from_db()
+
+    for n in (2, 3):
+        services.emit("ticket.created", {"ticket": {"number": f"TK-2026-00000{n}", "subject": "咨询"}})
+    later = list(Delivery.objects.filter(endpoint=endpoint).exclude(pk=first.pk).order_by("pk"))
+    for d in later:
+        tasks.deliver(d.pk)
+    assert len(receiver.requests) == 1  # nobody else knocked on the dead endpoint
+    for d in later:
+        d.refresh_from_db()
+        assert d.status == Delivery.Status.PENDING and d.attempts == 0
+        assert d.next_attempt_at > first.next_attempt_at
+    ping = services.send_test(admin_user, endpoint)  # an administrator's test is never held back
+    assert tasks.deliver(ping.pk) == Delivery.Status.SENT and len(receiver.requests) == 2
+
+    # the endpoint answers again: the probe goes on its retry, then the ones behind it
+    Delivery.objects.filter(endpoint=endpoint).exclude(status=Delivery.Status.SENT).update(
+        next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+    assert tasks.sweep() == 3
+    assert Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.SENT).count() == 4
+    numbers = [r["json"]["data"]["ticket"]["number"] for r in receiver.requests if r["json"].get("event") != "ping"]
+    assert numbers == ["TK-2026-000001", "TK-2026-000001", "TK-2026-000002", "TK-2026-000003"]
+
+
+def test_email_is_not_held_behind_a_failing_webhook(admin_user, receiver):
+    from pharmacrm.notify import tasks
+
+    endpoint = services.create_endpoint(admin_user, {"name": "钉钉群", "url": receiver.url, "format": "generic"})
+    receiver.answers = [500]
+    services.emit("ticket.created", {"ticket": {"number": "TK-2026-000001", "subject": "说明书咨询"}})
+    tasks.deliver(Delivery.objects.get(endpoint=endpoint).pk)
+    mail = Delivery.objects.create(channel=Delivery.Channel.EMAIL, email="a@example.cn", payload={},
+                                   next_attempt_at=timezone_now())  # fmt: skip
+    assert tasks.failing_ahead(mail) is None
+
+
+def timezone_now():
+    from django.utils import timezone
+
+    return timezone.now()
