@@ -799,7 +799,8 @@ def closing_problems(case: SafetyCase) -> dict[str, list[str]]:
             problems["investigation_outcome"] = [_("A quality complaint closes only with the investigation outcome.")]
         if q is None or not q.recall_decision:
             problems["recall_decision"] = [_("A quality complaint closes only with a recall decision.")]
-    if case.clocks.filter(met_at__isnull=True, kind=ClockKind.REPORT).exists():
+    # the death investigation report (15 days) is owed to the regulator like the report itself
+    if case.clocks.filter(met_at__isnull=True, kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION]).exists():
         problems["_report"] = ["due"]
     return problems
 
@@ -896,6 +897,11 @@ def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[S
     if kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
         raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
                                         % {"missing": ", ".join(case.missing)}]})  # fmt: skip
+    if values["submitted_at"] < case.received_at:  # a mistyped date would meet the clock "on time"
+        day0 = timezone.localtime(case.received_at).strftime("%Y-%m-%d %H:%M")
+        raise ValidationError({"submitted_at": [
+            _("A report cannot be sent before the company heard of the case (%(day0)s).") % {"day0": day0}
+        ]})  # fmt: skip
     late_by = _late_by(clocks, values["submitted_at"])
     if late_by is not None and not values["late_reason"]:
         raise ValidationError({"late_reason": [
