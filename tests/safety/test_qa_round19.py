@@ -42,3 +42,48 @@ def test_a_submission_dated_before_the_company_heard_of_the_case_is_refused(make
         services.record_submission(pv, case, {"channel": "nmpa", "submitted_at": before}, otp_code=sign_code(pv))
     assert "submitted_at" in refused.value.message_dict
     assert SafetyClock.objects.get(case=case, kind="report").met_at is None
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("我父亲吃了你们的药，昨天人走了", "adverse_reaction"),  # a death, as families say it
+        ("病人吃药后没抢救过来", "adverse_reaction"),
+        ("吃了这个药尿血了", "adverse_reaction"),
+        ("注射部位疼痛", "adverse_reaction"),
+        ("把外用药当口服药喝了", "adverse_reaction"),  # medication errors
+        ("外用的药膏被孩子吃了", "adverse_reaction"),
+        ("给孩子吃了大人的量", "adverse_reaction"),
+        ("药片里有一根头发", "quality"),  # foreign matter
+        ("药盒里少了一板药", "quality"),  # a blister missing
+    ],
+)
+def test_the_net_catches_what_customers_really_say(text, kind):
+    """Each of these went past the net: no flag, no triage, no clock — a death among them."""
+    from pharmacrm.safety.screen import screen
+
+    result = screen(text)
+    assert result.signal and result.kind == kind, (text, result)
+
+
+@pytest.mark.parametrize("text", ["快递员人走了", "他人已经走了，明天再联系", "儿童可以吃成人剂量吗？", "注射部位没有疼痛"])
+def test_the_new_terms_raise_no_false_alarm(text):
+    from pharmacrm.safety.screen import screen
+
+    assert not screen(text).signal, text
+
+
+def test_a_death_told_as_the_family_says_it_reaches_pv_within_hours(users):
+    """"昨天人走了" is how a family reports a death; the hand-off must be the four-hour one with PV told at once."""
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import services as desk
+
+    ticket = desk.create_ticket(desk.SYSTEM, {
+        "subject": "投诉", "description": "我父亲吃了你们的药，昨天人走了，你们要给个说法。", "channel": "web",
+        "category": "other", "caller_name": "刘女士", "caller_phone": "13900139000",
+    })  # fmt: skip
+    flag = Flag.objects.get(ticket=ticket)
+    handoff = SafetyClock.objects.get(flag=flag, kind="handoff")
+    assert handoff.due_at - handoff.started_at == services.SERIOUS_HANDOFF
+    assert Notification.objects.filter(recipient=users["pv"], kind="safety.serious").exists()
