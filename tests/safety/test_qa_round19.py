@@ -87,3 +87,19 @@ def test_a_death_told_as_the_family_says_it_reaches_pv_within_hours(users):
     handoff = SafetyClock.objects.get(flag=flag, kind="handoff")
     assert handoff.due_at - handoff.started_at == services.SERIOUS_HANDOFF
     assert Notification.objects.filter(recipient=users["pv"], kind="safety.serious").exists()
+
+
+@pytest.mark.parametrize("role", ["manager", "auditor"])
+def test_the_overseeing_roles_see_the_case_on_the_ticket_it_came_from(role, users, xiehe, client_for):
+    """Manager and auditor see every case's number and status (docs/safety.md, "Who may do what"), yet the ticket
+    that raised a case showed them no safety panel at all: nothing said a reaction report was being handled."""
+    from pharmacrm.servicedesk import services as desk
+
+    ticket = desk.create_ticket(users["agent"], {
+        "subject": "用药后皮疹", "description": "患者服用后出现全身皮疹。", "channel": "phone", "category": "other",
+        "institution": xiehe, "assignee": users["agent"],
+    })  # fmt: skip
+    case = services.open_case_from(users["pv"], ticket, kind="adverse_reaction")
+    page = client_for(role).get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    assert case.number in page.content.decode()
