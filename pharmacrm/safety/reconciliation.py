@@ -100,15 +100,20 @@ def _business_calendar():
 
 
 def _sources(start: dt.datetime, end: dt.datetime):
-    """The tickets and interactions received in the period that are safety-relevant or were ever flagged."""
+    """The tickets and interactions received in the period that are safety-relevant or were ever flagged, and
+    the older ones a flag of the period was raised on: a reaction first told in a later e-mail on an old ticket
+    has that e-mail as day 0, and belongs to the period it was heard in."""
     from pharmacrm.engagement.models import Interaction
     from pharmacrm.servicedesk.models import Ticket
 
-    tickets = Ticket.objects.filter(received_at__gte=start, received_at__lt=end).filter(
-        Q(safety_relevant=True) | Exists(Flag.objects.filter(ticket=OuterRef("pk")))
+    heard = Q(received_at__gte=start, received_at__lt=end)
+    tickets = Ticket.objects.filter(
+        (heard & (Q(safety_relevant=True) | Exists(Flag.objects.filter(ticket=OuterRef("pk")))))
+        | Exists(Flag.objects.filter(heard, ticket=OuterRef("pk")))
     )
-    interactions = Interaction.objects.filter(received_at__gte=start, received_at__lt=end).filter(
-        Q(safety_relevant=True) | Exists(Flag.objects.filter(interaction=OuterRef("pk")))
+    interactions = Interaction.objects.filter(
+        (heard & (Q(safety_relevant=True) | Exists(Flag.objects.filter(interaction=OuterRef("pk")))))
+        | Exists(Flag.objects.filter(heard, interaction=OuterRef("pk")))
     )
     return tickets, interactions
 
@@ -131,8 +136,6 @@ def report(
          "received_at": i["received_at"], "safety_relevant": i["safety_relevant"]}
         for i in interactions.values("id", "received_at", "safety_relevant")
     ]  # fmt: skip
-    sources.sort(key=lambda s: (s["received_at"], s["source_type"], s["source_id"]))
-
     flag_qs = Flag.objects.filter(Q(ticket_id__in=ticket_ids) | Q(interaction_id__in=interaction_ids))
     flags = list(
         flag_qs.order_by("created_at", "id").values(
@@ -145,8 +148,18 @@ def report(
             "created_at",
             "decided_at",
             "case_id",
+            "received_at",
         )
     )
+    heard_in_period: dict[tuple, dt.datetime] = {}
+    for f in flags:
+        if start <= f["received_at"] < end:
+            key = ("ticket", f["ticket_id"]) if f["ticket_id"] else ("interaction", f["interaction_id"])
+            heard_in_period[key] = min(heard_in_period.get(key, f["received_at"]), f["received_at"])
+    for source in sources:  # an older record is in the period for what was heard then: that is its date here
+        if source["received_at"] < start:
+            source["received_at"] = heard_in_period.get((source["source_type"], source["source_id"]), start)
+    sources.sort(key=lambda s: (s["received_at"], s["source_type"], s["source_id"]))
     handoff = {
         c["flag_id"]: c
         for c in SafetyClock.objects.filter(kind=ClockKind.HANDOFF, flag_id__in=flag_qs.values("id")).values(

@@ -103,3 +103,24 @@ def test_the_overseeing_roles_see_the_case_on_the_ticket_it_came_from(role, user
     page = client_for(role).get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en")
     assert page.status_code == 200
     assert case.number in page.content.decode()
+
+
+def test_a_reaction_written_on_an_old_ticket_is_in_this_periods_reconciliation(users, xiehe):
+    """An order ticket from four months ago; today the pharmacist writes back that a patient got a rash. The net
+    flags it (day 0 = today) — but the reconciliation of the last 90 days picks tickets by the ticket's own date,
+    so the pending flag, and later its case, are in no period's report at all: nothing lists it for action."""
+    from pharmacrm.safety import reconciliation as recon
+    from pharmacrm.servicedesk import conversation
+    from pharmacrm.servicedesk import services as desk
+
+    old = timezone.now() - dt.timedelta(days=120)
+    ticket = desk.create_ticket(users["agent"], {
+        "subject": "到货延迟", "description": "上周订的货还没到。", "channel": "email", "category": "order_delivery",
+        "institution": xiehe, "reply_email": "pharmacy@example.com", "assignee": users["agent"], "received_at": old,
+    })  # fmt: skip
+    conversation.receive_inbound(ticket, body="另外，有位患者服用后出现全身皮疹、瘙痒。", sender="pharmacy@example.com")
+    report = recon.report(*recon.default_period())
+    assert [p["problem"] for p in report["unmatched"] if p["source"] == ticket.number] == [recon.NO_DECISION]
+    case = services.confirm_flag(users["pv"], ticket.safety_flags.get())
+    rows = [r for r in recon.report(*recon.default_period())["rows"] if r["case_number"] == case.number]
+    assert len(rows) == 1 and rows[0]["timeliness"] == recon.NOT_YET
