@@ -124,3 +124,18 @@ def test_a_reaction_written_on_an_old_ticket_is_in_this_periods_reconciliation(u
     case = services.confirm_flag(users["pv"], ticket.safety_flags.get())
     rows = [r for r in recon.report(*recon.default_period())["rows"] if r["case_number"] == case.number]
     assert len(rows) == 1 and rows[0]["timeliness"] == recon.NOT_YET
+
+
+def test_a_pregnancy_exposure_exported_as_e2b_says_the_patient_is_pregnant(make_case):
+    """A pregnancy-exposure case, "妊娠 12 周" on its page and its PDF: the ICSR sent to a partner or the regulator
+    said nothing of the pregnancy at all — the one fact that makes it this kind of case."""
+    from lxml import etree
+
+    from pharmacrm.safety.e2b import export
+
+    case = make_case(kind="pregnancy", patient_pregnancy="妊娠 12 周，孕期第一次服药")
+    xml = export.release([case], purpose="partner").xml  # validated against the schema on the way
+    texts = etree.fromstring(xml).xpath(
+        "//h:observation[h:code/@code='18']/h:value/text()", namespaces={"h": "urn:hl7-org:v3"}
+    )
+    assert any("妊娠 12 周，孕期第一次服药" in t and "高血压病史" in t for t in texts), texts
