@@ -546,6 +546,10 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
             # the words that told of the reaction (a later e-mail, a note, a revisit), not only the ticket's own
             defaults["narrative"] = f"{defaults.get('narrative', '')}\n\n{flag.excerpt}".strip()
         data = {**defaults, **{k: v for k, v in data.items() if v not in (None, "")}}
+        # a quality complaint starts with the product and batch the ticket names: QA needs them to investigate,
+        # the batch trace to find who else received it, and the complaint to close
+        named = {"product": getattr(source, "product", None), "batch": (getattr(source, "batch_number", "") or "")[:35]}
+        data["quality"] = {**{k: v for k, v in named.items() if v}, **(data.get("quality") or {})}
         # day 0 is when the company heard it — the source's receipt, or the later message that first told
         # of the reaction (heard_at, from the flag) — whatever the form says
         data["received_at"] = heard_at or source.received_at

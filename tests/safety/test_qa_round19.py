@@ -139,3 +139,22 @@ def test_a_pregnancy_exposure_exported_as_e2b_says_the_patient_is_pregnant(make_
         "//h:observation[h:code/@code='18']/h:value/text()", namespaces={"h": "urn:hl7-org:v3"}
     )
     assert any("妊娠 12 周，孕期第一次服药" in t and "高血压病史" in t for t in texts), texts
+
+
+def test_a_quality_complaint_from_a_ticket_takes_over_the_product_and_batch_it_names(users, xiehe):
+    """The agent logged the product and the batch on the ticket (药片上有黑点); PV opens a quality complaint from it:
+    the complaint's product and batch are empty — QA starts without them, and closing is refused for "the batch"
+    the ticket named all along."""
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.models import Product
+
+    product = Product.objects.create(brand_name="安心宁", generic_name="盐酸氨氯地平片", approval_number="国药准字H20253001",
+                                     dosage_form="片剂", strength="5mg")  # fmt: skip
+    ticket = desk.create_ticket(users["agent"], {
+        "subject": "药片有黑点", "description": "新开的一盒药片上有黑点。", "channel": "phone", "category": "other",
+        "institution": xiehe, "assignee": users["agent"], "product": product, "batch_number": "B2611X07",
+    })  # fmt: skip
+    case = services.open_case_from(users["pv"], ticket, kind="quality")
+    complaint = case.quality
+    assert (complaint.product, complaint.batch) == (product, "B2611X07")
+    assert "batch" not in services.closing_problems(case)
