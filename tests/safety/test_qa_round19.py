@@ -56,6 +56,14 @@ def test_a_submission_dated_before_the_company_heard_of_the_case_is_refused(make
         ("给孩子吃了大人的量", "adverse_reaction"),
         ("药片里有一根头发", "quality"),  # foreign matter
         ("药盒里少了一板药", "quality"),  # a blister missing
+        ("吃了你们的药，今天早上人就昏过去了", "adverse_reaction"),
+        ("吃了你们的降压药，血压降到80了", "adverse_reaction"),
+        ("吃了药手脚发凉", "adverse_reaction"),
+        ("打了一针以后孩子高烧不退", "adverse_reaction"),  # a fever after the shot, not "no effect"
+        ("药瓶里的液体变成了棕色", "quality"),
+        ("这批药片比以前的小", "quality"),
+        ("外包装没有防伪标签", "quality"),
+        ("吃了一个月一点用都没有", "lack_of_efficacy"),
     ],
 )
 def test_the_net_catches_what_customers_really_say(text, kind):
@@ -66,7 +74,8 @@ def test_the_net_catches_what_customers_really_say(text, kind):
     assert result.signal and result.kind == kind, (text, result)
 
 
-@pytest.mark.parametrize("text", ["快递员人走了", "他人已经走了，明天再联系", "儿童可以吃成人剂量吗？", "注射部位没有疼痛"])
+@pytest.mark.parametrize("text", ["快递员人走了", "他人已经走了，明天再联系", "儿童可以吃成人剂量吗？", "注射部位没有疼痛",
+                                  "皮肤变成了黄色", "血压比以前的高", "请问没有批号的药能用吗？"])
 def test_the_new_terms_raise_no_false_alarm(text):
     from pharmacrm.safety.screen import screen
 
