@@ -37,13 +37,14 @@ NO_FLAG = "none"  # a safety-relevant record the net never flagged
 FLAG_STATUS = {**dict(SignalStatus.choices), NO_FLAG: _("Never flagged")}
 
 # what needs action
-NO_DECISION, NEVER_FLAGGED, CASE_OVERDUE, LATE_NO_REASON, REJECTED_OPEN = (
-    "no_decision", "never_flagged", "case_overdue", "late_no_reason", "rejected_open",
+NO_DECISION, NEVER_FLAGGED, CASE_OVERDUE, INVESTIGATION_OVERDUE, LATE_NO_REASON, REJECTED_OPEN = (
+    "no_decision", "never_flagged", "case_overdue", "investigation_overdue", "late_no_reason", "rejected_open",
 )  # fmt: skip
 PROBLEMS = {
     NEVER_FLAGGED: _("Safety-relevant, never reached triage, no case"),
     NO_DECISION: _("Awaiting triage, no case yet"),
     CASE_OVERDUE: _("Case overdue: the report is not submitted"),
+    INVESTIGATION_OVERDUE: _("Death investigation report overdue"),
     LATE_NO_REASON: _("Reported late without a reason"),
     REJECTED_OPEN: _("Report rejected by the regulator, not resubmitted"),
 }
@@ -184,6 +185,13 @@ def report(
         "case_id", "submitted_at", "late", "delay_days", "ack_status"
     ):
         submissions[s["case_id"]].append(s)
+    # the 15-day death investigation report is owed like the report itself
+    investigations = defaultdict(list)
+    for c in SafetyClock.objects.filter(
+        kind=ClockKind.INVESTIGATION, case_id__in=case_qs.values("id"), met_at__isnull=True, stopped_at__isnull=True,
+        due_at__lt=now,
+    ).values("case_id", "due_at"):  # fmt: skip
+        investigations[c["case_id"]].append(c["due_at"])
     engine = _business_calendar()
 
     flags_of, cases_of = defaultdict(list), defaultdict(list)
@@ -242,6 +250,10 @@ def report(
                 "submitted_at": min(sent) if sent else None, "timeliness": state, "late_days": days,
             })  # fmt: skip
     problems = _unmatched(rows, start, end)
+    for row in rows:
+        for due in investigations.get(row["case_id"], ()):
+            problems.append(_problem(INVESTIGATION_OVERDUE, row, at=row["received_at"], due=due,
+                                     days=_late_days(now - due)))  # fmt: skip
     return {
         "since": start,
         "until": end,

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from pharmacrm.safety import services
 from pharmacrm.safety.models import SafetyClock
-from tests.safety.conftest import sign_code
+from tests.safety.conftest import COMPLETE, sign_code
 
 FATAL = [{"verbatim": "过敏性休克后死亡", "meddra_version": "27.1", "meddra_llt": "10002199", "outcome": "5",
           "death": True}]  # fmt: skip
@@ -167,3 +167,25 @@ def test_a_quality_complaint_from_a_ticket_takes_over_the_product_and_batch_it_n
     complaint = case.quality
     assert (complaint.product, complaint.batch) == (product, "B2611X07")
     assert "batch" not in services.closing_problems(case)
+
+
+def test_an_overdue_death_investigation_report_is_listed_for_action_in_the_reconciliation(users, xiehe):
+    """A death reported by a hospital 20 days ago: the 24-hour report went out, the 15-day investigation report
+    never did. The reconciliation — "anything unmatched is listed for action" — said nothing was unmatched."""
+    from pharmacrm.safety import reconciliation as recon
+    from pharmacrm.servicedesk import services as desk
+
+    pv = users["pv"]
+    day0 = timezone.now() - dt.timedelta(days=20)
+    ticket = desk.create_ticket(users["agent"], {
+        "subject": "患者死亡", "description": "患者服用后出现过敏性休克，抢救无效死亡。", "channel": "phone",
+        "category": "other", "institution": xiehe, "assignee": users["agent"], "received_at": day0,
+    })  # fmt: skip
+    case = services.confirm_flag(pv, ticket.safety_flags.get(), data={
+        **{k: v for k, v in COMPLETE.items() if k != "kind"},
+        "reactions": FATAL,
+    })  # fmt: skip
+    services.record_submission(pv, case, {"channel": "nmpa", "submitted_at": day0 + dt.timedelta(hours=5)},
+                               otp_code=sign_code(pv))  # fmt: skip
+    problems = recon.report(*recon.default_period())["unmatched"]
+    assert [p["problem"] for p in problems if p["case_number"] == case.number] == ["investigation_overdue"]
