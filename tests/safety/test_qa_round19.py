@@ -189,3 +189,14 @@ def test_an_overdue_death_investigation_report_is_listed_for_action_in_the_recon
                                otp_code=sign_code(pv))  # fmt: skip
     problems = recon.report(*recon.default_period())["unmatched"]
     assert [p["problem"] for p in problems if p["case_number"] == case.number] == ["investigation_overdue"]
+
+
+def test_the_report_form_names_the_company_as_the_reporting_unit(make_case, settings):
+    """The 报告表 ticks 报告单位类别：生产企业 but leaves 单位名称 blank: every paper form needs the company's name
+    written in by hand, though the ICSR of the same case carries it (C.3.2)."""
+    from pharmacrm.safety import report_pdf
+    from tests.safety.test_report_pdf import _read
+
+    settings.SAFETY_SENDER_ORGANISATION = "华北示范制药股份有限公司"
+    text = "".join(_read(report_pdf.render(make_case())))
+    assert "单位名称：华北示范制药股份有限公司" in text
