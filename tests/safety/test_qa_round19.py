@@ -200,3 +200,21 @@ def test_the_report_form_names_the_company_as_the_reporting_unit(make_case, sett
     settings.SAFETY_SENDER_ORGANISATION = "华北示范制药股份有限公司"
     text = "".join(_read(report_pdf.render(make_case())))
     assert "单位名称：华北示范制药股份有限公司" in text
+
+
+def test_a_refused_export_names_the_fields_as_the_case_form_does_in_the_users_language(make_case):
+    """A Chinese PV officer's refused export read "Case Narrative Including Clinical Course, Therapeutic Measures,
+    Outcome and Additional Relevant Information 为必填项" and "MedDRA Version for Reaction / Event：法规递交需要…":
+    the FDA table's English element names inside Chinese sentences, not the labels of the form they must fill."""
+    from django.utils import translation
+
+    from pharmacrm.safety.e2b import rules
+
+    case = make_case(narrative="", reactions=[{"verbatim": "皮疹", "outcome": "2"}])
+    with translation.override("en"):
+        problems = {p.element: p.message for p in rules.check(case, rules.REGULATORY)}
+    assert problems["H.1"] == "Case narrative is required."
+    assert problems["E.i.2.1a"].startswith("MedDRA version:")
+    with translation.override("zh-hans"):
+        messages = [p.message for p in rules.check(case, rules.REGULATORY)]
+    assert not any("Clinical Course" in m or "Reaction / Event" in m for m in messages), messages
