@@ -79,7 +79,7 @@ HANDOFF_WORKING_DAYS = 1  # a safety-relevant ticket reaches PV within one worki
 # reported to the regulator at once (药品不良反应报告和监测管理办法), and PV is told the moment the net sees it
 SERIOUS_HANDOFF = dt.timedelta(hours=4)
 _SERIOUS_WORDS = re.compile(
-    r"死亡|去世|[过過]世|逝世|[离離]世|身亡|身故|病故|死了|人(?:已经|就|也|都)?(?:走了|没了|不在了)|[抢搶]救|危及生命|生命危[险險]|病危|重症[监監][护護]|icu|昏迷|休克|住院|住[进進][医醫]院|"
+    r"死亡|去世|[过過]世|逝世|[离離]世|身亡|身故|病故|死了|人(?:已[经經]|就|也|都)?(?:走了|[没沒]了|不在了)|[抢搶]救|危及生命|生命危[险險]|病危|重症[监監][护護]|icu|昏迷|休克|住院|住[进進][医醫]院|"
     r"\b(?:died|death|dead|fatal|passed away|life-threatening|resuscitat\w*|intensive care|coma|hospitali[sz]\w*)\b",
     re.IGNORECASE,
 )

@@ -96,6 +96,7 @@ def test_a_death_told_as_the_family_says_it_reaches_pv_within_hours(users):
     handoff = SafetyClock.objects.get(flag=flag, kind="handoff")
     assert handoff.due_at - handoff.started_at == services.SERIOUS_HANDOFF
     assert Notification.objects.filter(recipient=users["pv"], kind="safety.serious").exists()
+    assert services.sounds_serious(["結果人沒了"]) and services.sounds_serious(["人已經不在了"])  # Traditional too
 
 
 @pytest.mark.parametrize("role", ["manager", "auditor"])
