@@ -1041,9 +1041,13 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
                      by_agent=by_agent, serious=serious)  # fmt: skip
         if serious:
             officers = pv_officers()
-            _notify(officers + managers_of(officers), "safety.serious",
-                    Message(gettext_lazy("%(source)s: a death or serious outcome may have been reported"),
-                            source=_source_code(source)), excerpt, flag)  # fmt: skip
+            title = Message(gettext_lazy("%(source)s: a death or serious outcome may have been reported"),
+                            source=_source_code(source))  # fmt: skip
+            # the customer's words (they may name the patient) go to PV only, not to their managers' bell and mail
+            readers = [u for u in officers + managers_of(officers) if access.can_see_case_identity(u)]
+            others = [u for u in managers_of(officers) if not access.can_see_case_identity(u)]
+            _notify(readers, "safety.serious", title, excerpt, flag)
+            _notify(others, "safety.serious", title, "", flag)
     return flag
 
 

@@ -219,3 +219,21 @@ def test_a_refused_export_names_the_fields_as_the_case_form_does_in_the_users_la
     with translation.override("zh-hans"):
         messages = [p.message for p in rules.check(case, rules.REGULATORY)]
     assert not any("Clinical Course" in m or "Reaction / Event" in m for m in messages), messages
+
+
+def test_the_serious_outcome_notice_keeps_the_customers_words_from_the_managers(users):
+    """"患者张三丰服药后死亡": PV and their manager are told at once — but the manager's bell and e-mail carried the
+    customer's words, patient name included, though patient identity is for PV only (and the other hand-off
+    notices carry no excerpt for exactly that reason)."""
+    from pharmacrm.notify.models import Delivery, Notification
+    from pharmacrm.servicedesk import services as desk
+
+    desk.create_ticket(desk.SYSTEM, {
+        "subject": "投诉", "description": "我父亲张三丰服用你们的药后第二天死亡了。", "channel": "web",
+        "category": "other", "caller_name": "张女士", "caller_phone": "13900139000",
+    })  # fmt: skip
+    to_manager = Notification.objects.get(recipient=users["manager"], kind="safety.serious")
+    assert "张三丰" not in to_manager.body + to_manager.shown_body
+    assert not any("张三丰" in str(d.payload) for d in Delivery.objects.filter(notification=to_manager))
+    to_pv = Notification.objects.get(recipient=users["pv"], kind="safety.serious")
+    assert "张三丰" in to_pv.body
