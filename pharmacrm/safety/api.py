@@ -1250,7 +1250,7 @@ class ReconciliationRowSerializer(serializers.Serializer):
 
 class UnmatchedSerializer(serializers.Serializer):
     problem = serializers.CharField(
-        help_text="never_flagged, no_decision, case_overdue, late_no_reason, rejected_open."
+        help_text="never_flagged, no_decision, case_overdue, investigation_overdue, late_no_reason, rejected_open."
     )
     label = serializers.CharField()
     source_type = serializers.CharField()

@@ -37,13 +37,14 @@ NO_FLAG = "none"  # a safety-relevant record the net never flagged
 FLAG_STATUS = {**dict(SignalStatus.choices), NO_FLAG: _("Never flagged")}
 
 # what needs action
-NO_DECISION, NEVER_FLAGGED, CASE_OVERDUE, LATE_NO_REASON, REJECTED_OPEN = (
-    "no_decision", "never_flagged", "case_overdue", "late_no_reason", "rejected_open",
+NO_DECISION, NEVER_FLAGGED, CASE_OVERDUE, INVESTIGATION_OVERDUE, LATE_NO_REASON, REJECTED_OPEN = (
+    "no_decision", "never_flagged", "case_overdue", "investigation_overdue", "late_no_reason", "rejected_open",
 )  # fmt: skip
 PROBLEMS = {
     NEVER_FLAGGED: _("Safety-relevant, never reached triage, no case"),
     NO_DECISION: _("Awaiting triage, no case yet"),
     CASE_OVERDUE: _("Case overdue: the report is not submitted"),
+    INVESTIGATION_OVERDUE: _("Death investigation report overdue"),
     LATE_NO_REASON: _("Reported late without a reason"),
     REJECTED_OPEN: _("Report rejected by the regulator, not resubmitted"),
 }
@@ -100,15 +101,20 @@ def _business_calendar():
 
 
 def _sources(start: dt.datetime, end: dt.datetime):
-    """The tickets and interactions received in the period that are safety-relevant or were ever flagged."""
+    """The tickets and interactions received in the period that are safety-relevant or were ever flagged, and
+    the older ones a flag of the period was raised on: a reaction first told in a later e-mail on an old ticket
+    has that e-mail as day 0, and belongs to the period it was heard in."""
     from pharmacrm.engagement.models import Interaction
     from pharmacrm.servicedesk.models import Ticket
 
-    tickets = Ticket.objects.filter(received_at__gte=start, received_at__lt=end).filter(
-        Q(safety_relevant=True) | Exists(Flag.objects.filter(ticket=OuterRef("pk")))
+    heard = Q(received_at__gte=start, received_at__lt=end)
+    tickets = Ticket.objects.filter(
+        (heard & (Q(safety_relevant=True) | Exists(Flag.objects.filter(ticket=OuterRef("pk")))))
+        | Exists(Flag.objects.filter(heard, ticket=OuterRef("pk")))
     )
-    interactions = Interaction.objects.filter(received_at__gte=start, received_at__lt=end).filter(
-        Q(safety_relevant=True) | Exists(Flag.objects.filter(interaction=OuterRef("pk")))
+    interactions = Interaction.objects.filter(
+        (heard & (Q(safety_relevant=True) | Exists(Flag.objects.filter(interaction=OuterRef("pk")))))
+        | Exists(Flag.objects.filter(heard, interaction=OuterRef("pk")))
     )
     return tickets, interactions
 
@@ -131,8 +137,6 @@ def report(
          "received_at": i["received_at"], "safety_relevant": i["safety_relevant"]}
         for i in interactions.values("id", "received_at", "safety_relevant")
     ]  # fmt: skip
-    sources.sort(key=lambda s: (s["received_at"], s["source_type"], s["source_id"]))
-
     flag_qs = Flag.objects.filter(Q(ticket_id__in=ticket_ids) | Q(interaction_id__in=interaction_ids))
     flags = list(
         flag_qs.order_by("created_at", "id").values(
@@ -145,8 +149,18 @@ def report(
             "created_at",
             "decided_at",
             "case_id",
+            "received_at",
         )
     )
+    heard_in_period: dict[tuple, dt.datetime] = {}
+    for f in flags:
+        if start <= f["received_at"] < end:
+            key = ("ticket", f["ticket_id"]) if f["ticket_id"] else ("interaction", f["interaction_id"])
+            heard_in_period[key] = min(heard_in_period.get(key, f["received_at"]), f["received_at"])
+    for source in sources:  # an older record is in the period for what was heard then: that is its date here
+        if source["received_at"] < start:
+            source["received_at"] = heard_in_period.get((source["source_type"], source["source_id"]), start)
+    sources.sort(key=lambda s: (s["received_at"], s["source_type"], s["source_id"]))
     handoff = {
         c["flag_id"]: c
         for c in SafetyClock.objects.filter(kind=ClockKind.HANDOFF, flag_id__in=flag_qs.values("id")).values(
@@ -171,6 +185,13 @@ def report(
         "case_id", "submitted_at", "late", "delay_days", "ack_status"
     ):
         submissions[s["case_id"]].append(s)
+    # the 15-day death investigation report is owed like the report itself
+    investigations = defaultdict(list)
+    for c in SafetyClock.objects.filter(
+        kind=ClockKind.INVESTIGATION, case_id__in=case_qs.values("id"), met_at__isnull=True, stopped_at__isnull=True,
+        due_at__lt=now,
+    ).values("case_id", "due_at"):  # fmt: skip
+        investigations[c["case_id"]].append(c["due_at"])
     engine = _business_calendar()
 
     flags_of, cases_of = defaultdict(list), defaultdict(list)
@@ -229,6 +250,10 @@ def report(
                 "submitted_at": min(sent) if sent else None, "timeliness": state, "late_days": days,
             })  # fmt: skip
     problems = _unmatched(rows, start, end)
+    for row in rows:
+        for due in investigations.get(row["case_id"], ()):
+            problems.append(_problem(INVESTIGATION_OVERDUE, row, at=row["received_at"], due=due,
+                                     days=_late_days(now - due)))  # fmt: skip
     return {
         "since": start,
         "until": end,

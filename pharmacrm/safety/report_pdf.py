@@ -16,6 +16,7 @@ from django.utils.translation import pgettext
 
 from pharmacrm.core import pdf as pdfdoc
 
+from . import conf
 from .choices import (
     SERIOUSNESS,
     AgeUnit,
@@ -365,7 +366,8 @@ class _Form:
         self.grid(
             [
                 [
-                    (_("Name of the unit: %(value)s") % {"value": ""}, 2),
+                    # the reporting unit is the company (the marketing authorisation holder), as in E2B's C.3.2
+                    (_("Name of the unit: %(value)s") % {"value": conf.sender_organisation()}, 2),
                     (_("Contact person: %(value)s") % {"value": contact_person}, 2),
                     (_("Phone: %(value)s") % {"value": ""}, 1),
                     (_("Report date: %(value)s") % {"value": ""}, 1),

@@ -79,7 +79,7 @@ HANDOFF_WORKING_DAYS = 1  # a safety-relevant ticket reaches PV within one worki
 # reported to the regulator at once (药品不良反应报告和监测管理办法), and PV is told the moment the net sees it
 SERIOUS_HANDOFF = dt.timedelta(hours=4)
 _SERIOUS_WORDS = re.compile(
-    r"死亡|去世|[过過]世|逝世|身亡|病故|死了|[抢搶]救|危及生命|生命危[险險]|病危|重症[监監][护護]|icu|昏迷|休克|住院|住[进進][医醫]院|"
+    r"死亡|去世|[过過]世|逝世|[离離]世|身亡|身故|病故|死了|人(?:已[经經]|就|也|都)?(?:走了|[没沒]了|不在了)|[抢搶]救|危及生命|生命危[险險]|病危|重症[监監][护護]|icu|昏迷|休克|住院|住[进進][医醫]院|"
     r"\b(?:died|death|dead|fatal|passed away|life-threatening|resuscitat\w*|intensive care|coma|hospitali[sz]\w*)\b",
     re.IGNORECASE,
 )
@@ -546,6 +546,10 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
             # the words that told of the reaction (a later e-mail, a note, a revisit), not only the ticket's own
             defaults["narrative"] = f"{defaults.get('narrative', '')}\n\n{flag.excerpt}".strip()
         data = {**defaults, **{k: v for k, v in data.items() if v not in (None, "")}}
+        # a quality complaint starts with the product and batch the ticket names: QA needs them to investigate,
+        # the batch trace to find who else received it, and the complaint to close
+        named = {"product": getattr(source, "product", None), "batch": (getattr(source, "batch_number", "") or "")[:35]}
+        data["quality"] = {**{k: v for k, v in named.items() if v}, **(data.get("quality") or {})}
         # day 0 is when the company heard it — the source's receipt, or the later message that first told
         # of the reaction (heard_at, from the flag) — whatever the form says
         data["received_at"] = heard_at or source.received_at
@@ -799,7 +803,8 @@ def closing_problems(case: SafetyCase) -> dict[str, list[str]]:
             problems["investigation_outcome"] = [_("A quality complaint closes only with the investigation outcome.")]
         if q is None or not q.recall_decision:
             problems["recall_decision"] = [_("A quality complaint closes only with a recall decision.")]
-    if case.clocks.filter(met_at__isnull=True, kind=ClockKind.REPORT).exists():
+    # the death investigation report (15 days) is owed to the regulator like the report itself
+    if case.clocks.filter(met_at__isnull=True, kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION]).exists():
         problems["_report"] = ["due"]
     return problems
 
@@ -896,6 +901,11 @@ def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[S
     if kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
         raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
                                         % {"missing": ", ".join(case.missing)}]})  # fmt: skip
+    if values["submitted_at"] < case.received_at:  # a mistyped date would meet the clock "on time"
+        day0 = timezone.localtime(case.received_at).strftime("%Y-%m-%d %H:%M")
+        raise ValidationError({"submitted_at": [
+            _("A report cannot be sent before the company heard of the case (%(day0)s).") % {"day0": day0}
+        ]})  # fmt: skip
     late_by = _late_by(clocks, values["submitted_at"])
     if late_by is not None and not values["late_reason"]:
         raise ValidationError({"late_reason": [
@@ -1031,9 +1041,13 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
                      by_agent=by_agent, serious=serious)  # fmt: skip
         if serious:
             officers = pv_officers()
-            _notify(officers + managers_of(officers), "safety.serious",
-                    Message(gettext_lazy("%(source)s: a death or serious outcome may have been reported"),
-                            source=_source_code(source)), excerpt, flag)  # fmt: skip
+            title = Message(gettext_lazy("%(source)s: a death or serious outcome may have been reported"),
+                            source=_source_code(source))  # fmt: skip
+            # the customer's words (they may name the patient) go to PV only, not to their managers' bell and mail
+            readers = [u for u in officers + managers_of(officers) if access.can_see_case_identity(u)]
+            others = [u for u in managers_of(officers) if not access.can_see_case_identity(u)]
+            _notify(readers, "safety.serious", title, excerpt, flag)
+            _notify(others, "safety.serious", title, "", flag)
     return flag
 
 

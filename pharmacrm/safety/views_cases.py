@@ -746,7 +746,7 @@ def file_download(request, pk: int):
 def panel_context(user, source) -> dict:
     """What the safety panel of a ticket or interaction shows the user: PV gets the flags, the cases and
     the button to open one; the member of staff who raised or holds the record gets the case numbers and
-    their status; anyone else nothing. At most two queries."""
+    their status, and so do PV's overseers; anyone else nothing. At most two queries."""
     from pharmacrm.servicedesk.models import Ticket
 
     is_ticket = isinstance(source, Ticket)
@@ -768,7 +768,8 @@ def panel_context(user, source) -> dict:
         involved = user_id is not None and user_id in (source.created_by_id, source.assignee_id)
     else:
         involved = user_id is not None and source.created_by_id == user_id
-    if not involved:
+    # PV's overseers (manager, admin, auditor) see every case's status — on its source record too
+    if not involved and not access.can(user, Cap.OVERSEE_SAFETY):
         return {"show": False}
     cases = list(SafetyCase.objects.filter(**{field: source}).only("pk", "number", "status").order_by("id"))
     return {"show": bool(cases), "pv": False, "cases": cases, "source": source, "is_ticket": is_ticket}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, prefetch_related_objects
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from lxml import etree
 
@@ -266,7 +267,12 @@ def _patient(role, case) -> None:
         if value:
             observation = _subject_observation(role, code, display)
             _el(observation, "value", {XSI_TYPE: "PQ"}, value=value.strip(), unit=unit or "a")
-    if case.patient_history:  # D.7.2
+    history = case.patient_history
+    pregnancy = (case.patient_pregnancy or "").strip()
+    if pregnancy:  # no E2B element of its own for the text: with the history (D.7.2)
+        label = capfirst(case._meta.get_field("patient_pregnancy").verbose_name)
+        history = "\n".join(t for t in (history, f"{label}: {pregnancy}") if t)
+    if history:  # D.7.2
         organizer = _organizer(role, "1", "relevantMedicalHistoryAndConcurrentConditions")
         observation = _el(_el(organizer, "component", typeCode="COMP"), "observation", classCode="OBS",
                           moodCode="EVN")  # fmt: skip
@@ -277,7 +283,7 @@ def _patient(role, case) -> None:
             codeSystem=OBSERVATION,
             displayName="historyAndConcurrentConditionText",
         )
-        _el(observation, "value", _text(case.patient_history), {XSI_TYPE: "ED"})
+        _el(observation, "value", _text(history), {XSI_TYPE: "ED"})
 
 
 def _reaction(role, case, reaction, rid: str) -> None:

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from .. import conf
@@ -194,6 +196,19 @@ def values(case) -> Iterator[tuple[str, str, object]]:
 # --- the check ----------------------------------------------------------------------------------------------
 
 
+def field_label(field: str, spec: Element) -> str:
+    """What a problem calls the element: the case form's label of the field that fills it, in the user's
+    language ("reactions[0].meddra_version" → "MedDRA 版本"), else the FDA table's (English) element name."""
+    from ..models import Drug, Reaction, SafetyCase
+
+    model = Reaction if field.startswith("reactions[") else Drug if field.startswith("drugs[") else SafetyCase
+    try:
+        return str(capfirst(model._meta.get_field(field.rsplit(".", 1)[-1]).verbose_name))
+    except FieldDoesNotExist:
+        return spec.name
+
+
+
 def missing_criteria(case) -> list[Criterion]:
     """Which of the four minimum criteria of a valid case (ICH E2D) the case lacks: the services' own test,
     so that the case page and the export never disagree."""
@@ -259,31 +274,32 @@ def check(case, purpose: str = REGULATORY) -> list[Problem]:
         spec = table.get(element)
         if spec is None:
             continue
+        name = field_label(field, spec)
         if _blank(value):
             if element in MEDDRA_ELEMENTS:
                 if purpose == REGULATORY:
                     problem(element, field, _("%(name)s: the MedDRA code and version are required for a regulatory "
-                                              "submission.") % {"name": spec.name})  # fmt: skip
+                                              "submission.") % {"name": name})  # fmt: skip
             elif spec.required and not spec.null_flavors:
-                problem(element, field, _("%(name)s is required.") % {"name": spec.name})
+                problem(element, field, _("%(name)s is required.") % {"name": name})
             continue
         text = str(value)
         if spec.max_length and isinstance(value, str) and len(text) > spec.max_length:
             problem(element, field, _("%(name)s is too long: %(length)d characters, at most %(max)d.")
-                    % {"name": spec.name, "length": len(text), "max": spec.max_length})  # fmt: skip
+                    % {"name": name, "length": len(text), "max": spec.max_length})  # fmt: skip
         if spec.data_type == "N" and isinstance(value, str):
             if spec.codes and text not in spec.codes:
                 problem(element, field, _("%(name)s: %(value)s is not an allowed value.")
-                        % {"name": spec.name, "value": text})  # fmt: skip
+                        % {"name": name, "value": text})  # fmt: skip
             elif not spec.codes and not _NUMBER.match(text):
                 problem(element, field, _("%(name)s must be a number, not “%(value)s”.")
-                        % {"name": spec.name, "value": text})  # fmt: skip
+                        % {"name": name, "value": text})  # fmt: skip
         elif spec.data_type == "A" and not text.isascii():
             problem(
-                element, field, _("%(name)s: “%(value)s” is not a code.") % {"name": spec.name, "value": text}
+                element, field, _("%(name)s: “%(value)s” is not a code.") % {"name": name, "value": text}
             )
         if spec.data_type == "Date/Time" and (day := _as_date(value)) and day > today:
-            problem(element, field, _("%(name)s is in the future.") % {"name": spec.name})
+            problem(element, field, _("%(name)s is in the future.") % {"name": name})
 
     for (prefix, element), value in by_prefix.items():
         needed = PAIRS.get(element)
@@ -291,9 +307,13 @@ def check(case, purpose: str = REGULATORY) -> list[Problem]:
             field = next(
                 f for e, f, _v in rows if e == needed and (f.rsplit(".", 1)[0] if "[" in f else "") == prefix
             )
+            other = next(
+                f for e, f, _v in rows if e == element and (f.rsplit(".", 1)[0] if "[" in f else "") == prefix
+            )
             if not any(p.field == field for p in problems):
                 problem(needed, field, _("%(name)s is needed with %(other)s.")
-                        % {"name": table[needed].name, "other": table[element].name})  # fmt: skip
+                        % {"name": field_label(field, table[needed]),
+                           "other": field_label(other, table[element])})  # fmt: skip
 
     version = meddra_version(case)
     for k, drug in enumerate(case.drugs.all()):
