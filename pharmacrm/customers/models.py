@@ -101,6 +101,16 @@ class Customer(models.Model):
         return self.name
 
 
+def with_departments(institution_id: int) -> list[int]:
+    """The institution's id and its departments' (at any depth): what a hospital's Customer 360 page covers
+    when it lists the tickets and interactions of the hospital."""
+    ids, frontier = [institution_id], [institution_id]
+    while frontier and len(ids) < 10_000:
+        frontier = list(Institution.objects.filter(parent_id__in=frontier).exclude(pk__in=ids).values_list("pk", flat=True))
+        ids += frontier
+    return ids
+
+
 class Institution(Customer):
     """A hospital, department, clinic, pharmacy, distributor, insurance bureau … (机构)."""
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.models import with_departments
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
 from pharmacrm.safety.choices import SignalStatus
@@ -53,8 +54,8 @@ def interaction_list(request):
         qs = qs.filter(created_by=user)
     if data.get("channel"):
         qs = qs.filter(channel=data["channel"])
-    if data.get("institution"):
-        qs = qs.filter(institution=data["institution"])
+    if data.get("institution"):  # a hospital's interactions include its departments'
+        qs = qs.filter(institution_id__in=with_departments(data["institution"].pk))
     if data.get("person"):
         qs = qs.filter(person=data["person"])
     embed = request.GET.get("embed") == "1"  # the block on a Customer 360 page (htmx)
@@ -62,7 +63,8 @@ def interaction_list(request):
         ("institution", "person") if embed else ()
     ):  # straight from the query: the scope is applied below
         if is_id(request.GET.get(key)):
-            qs = qs.filter(**{f"{key}_id": int(request.GET[key])})
+            wanted = int(request.GET[key])
+            qs = qs.filter(institution_id__in=with_departments(wanted)) if key == "institution" else qs.filter(person_id=wanted)
     qs = access.interactions_for(user, qs).order_by("-received_at", "-id")
     size, number = (CUSTOMER_ROWS, "1") if embed else (PAGE_SIZE, request.GET.get("page") or "1")
     page = CappedPaginator(qs.values_list("id", flat=True), size).get_page(number)
@@ -85,6 +87,7 @@ def interaction_list(request):
     context = {"form": form, "rows": rows, "page_obj": page, "filtered": filtered,
                "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
     if embed:
+        context["customer_institution"] = int(request.GET["institution"]) if is_id(request.GET.get("institution")) else None
         context["customer_query"] = "&".join(
             f"{k}={request.GET[k]}" for k in ("institution", "person") if is_id(request.GET.get(k))
         )

@@ -10,7 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -621,9 +621,14 @@ def customer_tickets(user, *, institution=None, person=None, ticket=None, limit:
         qs = qs.exclude(pk=ticket.pk)
     elif person is not None:
         qs = qs.filter(person=person)
-    elif institution is not None:
-        qs = qs.filter(institution=institution)
+    elif institution is not None:  # a hospital's page lists its departments' tickets too, naming the department
+        from pharmacrm.customers.models import with_departments
+
+        qs = qs.filter(institution_id__in=with_departments(institution.pk))
     else:
         return []
-    qs = access.tickets_for(user, qs).select_related("category").defer(*UNUSED_COLUMNS)
+    qs = (
+        access.tickets_for(user, qs).select_related("category").defer(*UNUSED_COLUMNS)
+        .annotate(institution_name=F("institution__name"))
+    )  # fmt: skip
     return list(qs.annotate(next_due=next_due_subquery()).order_by("-received_at", "-id")[:limit])
