@@ -60,6 +60,30 @@ def draw_queries(n: int = 500, seed: int = 7) -> list[tuple[str, str]]:
     return out
 
 
+def draw_keyword_queries(n: int = 100, seed: int = 11) -> list[tuple[str, str]]:
+    """Several words, as users narrow by place: a person's name and two characters of their institution's
+    name (王丽 协和), or a department's name after the first two characters of its hospital's name (石家 产科)."""
+    from django.db.models import Max
+
+    from pharmacrm.customers.models import Institution, Person
+
+    rng = random.Random(seed)
+    max_p = Person.objects.aggregate(m=Max("pk"))["m"]
+    max_i = Institution.objects.aggregate(m=Max("pk"))["m"]
+    out: list[tuple[str, str]] = []
+    while len(out) < n:
+        if len(out) % 2 == 0:
+            person = _random_row(Person, rng, max_p, institution__isnull=False)
+            inst = person.institution.name
+            start = rng.randint(0, max(0, len(inst) - 2))
+            out.append(("keywords", f"{person.name} {inst[start:start + 2]}"))
+        else:
+            dept = _random_row(Institution, rng, max_i, kind="department", parent__isnull=False)
+            place = dept.parent.name[:2]  # its hospital's place name, as hospitals are named (石家庄市第一医院)
+            out.append(("keywords", f"{place} {dept.name}"))
+    return out
+
+
 # --- the same look-ups, as bare SQL on the indexes ------------------------------------------------
 
 
@@ -203,6 +227,15 @@ def run(n: int = 500) -> dict:
         result[role]["ratio_p50_to_raw"] = round(
             result[role]["p50_ms"] / max(result["raw_sql"]["p50_ms"], 0.01), 1
         )
+    keywords = draw_keyword_queries()
+    result["keywords_sample"] = keywords[:6]
+    for role in ("agent", "rep"):
+        times, hits = [], 0
+        for _, q in keywords:
+            ms, found = common.timed(as_request, users[role], q)
+            times.append(ms)
+            hits += bool(found)
+        result[role]["keywords"] = {**common.summary(times), "with_hits": hits, "queries": len(keywords)}
     result["agent_breakdown"] = breakdown(users["agent"], queries)
     result["rep_breakdown"] = breakdown(users["rep"], queries[: min(REP_QUERIES, 40)])
     return result
