@@ -432,11 +432,17 @@ class Capa(models.Model):
     done_at = models.DateTimeField(_("done"), null=True, blank=True)
     effectiveness_check = models.TextField(_("effectiveness check"), blank=True)
     checked_at = models.DateTimeField(_("checked"), null=True, blank=True)
+    # the worker told the owner (and their manager) once that the action is overdue
+    overdue_notified_at = models.DateTimeField(_("overdue notice sent"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("CAPA")
         verbose_name_plural = _("CAPAs")
         ordering = ["due_date", "id"]
+        indexes = [
+            models.Index(fields=["due_date"], name="capa_open_due",
+                         condition=models.Q(status="open", overdue_notified_at__isnull=True)),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return self.action[:60]

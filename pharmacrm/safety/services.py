@@ -1370,6 +1370,36 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
     return counts
 
 
+def sweep_capas(now: dt.datetime | None = None, limit: int = 500) -> int:
+    """CAPA actions still open after their due date: the owner and their manager are told once (each action
+    claimed with a conditional update, so several workers tell nobody twice). Returns how many were told."""
+    from pharmacrm.notify import services as notify
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    due = list(Capa.objects.filter(status=CapaStatus.OPEN, overdue_notified_at__isnull=True, due_date__lt=today)
+               .order_by("due_date", "id").values_list("pk", flat=True)[:limit])  # fmt: skip
+    items, lines = [], []
+    with transaction.atomic():
+        for pk in due:
+            if not Capa.objects.filter(pk=pk, overdue_notified_at__isnull=True).update(overdue_notified_at=now):
+                continue  # another worker took it
+            capa = Capa.objects.select_related("complaint__case", "owner").get(pk=pk)
+            case = capa.complaint.case
+            owners = [capa.owner] if capa.owner_id and capa.owner.is_active else pv_officers()
+            items.append({
+                "recipients": owners + managers_of(owners), "kind": "safety.capa-overdue",
+                "title": Message(gettext_lazy("%(number)s: a CAPA action is overdue (due %(due)s)"),
+                                 number=case.number, due=capa.due_date.isoformat()),
+                "body": capa.action[:500], "url": reverse("safety:case", args=[case.pk]) + "#capa", "obj": case,
+            })  # fmt: skip
+            lines.append({"capa": capa.pk, "case": case.number, "due_date": capa.due_date.isoformat()})
+        notify.send_many(items)
+        if lines:
+            audit.record(A.UPDATE, ("safety.capa", "", str(len(lines))), actor_name="worker", overdue=lines)
+    return len(lines)
+
+
 def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *, overdue: bool) -> dict | None:
     due = timezone.localtime(clock.due_at).strftime("%Y-%m-%d %H:%M")
     if clock.case_id:

@@ -1,5 +1,5 @@
 """The safety area's periodic work in the Huey worker: every minute, the regulatory and hand-off clocks
-that are due soon or overdue. Safe with several workers (each clock is leased with a conditional update;
+that are due soon or overdue, and the CAPA actions past their due date. Safe with several workers (each clock is leased with a conditional update;
 a worker killed mid-task leaves a lease that runs out after two minutes)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def sweep_safety_clocks() -> dict[str, int]:
             total[key] += value
         if counts["clocks"] < BATCH:
             break
-    if total["clocks"]:
-        log.info("Safety clocks: %(warned)d due soon, %(breached)d overdue", total)
+    total["capas"] = services.sweep_capas(limit=BATCH)
+    if total["clocks"] or total["capas"]:
+        log.info("Safety clocks: %(warned)d due soon, %(breached)d overdue; %(capas)d CAPA actions overdue", total)
     return total
