@@ -957,7 +957,8 @@ def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> S
 def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str], ack_message_id: str = "",
                at: dt.datetime | None = None) -> Submission:  # fmt: skip
     """The regulator's acknowledgement. A rejection reopens the case, with the errors on its page, and
-    reopens the clocks the submission had met: the report is still owed."""
+    reopens the clocks the submission had met: the report is still owed — unless the case was nullified
+    meanwhile, which stays nullified (PV is told of the rejection all the same)."""
     require(user)
     at = at or timezone.now()
     with transaction.atomic():
@@ -969,7 +970,13 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
         submission.ack_errors = [str(e)[:1000] for e in errors][:100]
         submission.save(update_fields=["ack_status", "ack_at", "ack_message_id", "ack_errors"])
         case = submission.case
-        if not accepted:
+        if not accepted and case.status == CaseStatus.NULLIFIED:
+            # the case was withdrawn as invalid meanwhile: no report is owed any more, so it is not reopened; PV
+            # still hears of the rejection (a rejected nullification report must be sent again)
+            _notify_case(case, "safety.ack-rejected",
+                         Message(gettext_lazy("%(number)s: the regulator rejected the report"), number=case.number),
+                         "\n".join(submission.ack_errors[:10]))  # fmt: skip
+        elif not accepted:
             case.status = CaseStatus.ASSESSING
             case.version += 1
             case.updated_at = timezone.now()

@@ -1,5 +1,6 @@
 """A CAPA action still open after its due date is told to its owner and their manager once, by the worker's
-sweep; a done action, or one not yet due, is not. Before, the owner heard of it only when it was created."""
+sweep; a done action, or one not yet due, is not. Before, the owner heard of it only when it was created.
+And a regulator's rejection that arrives after the case was nullified leaves it nullified."""
 
 from __future__ import annotations
 
@@ -48,3 +49,23 @@ def test_an_overdue_capa_is_told_once_to_its_owner(users, case):
     assert AuditEntry.objects.filter(object_type="safety.capa", actor_name="worker").exists()
     assert tasks.sweep_safety_clocks.call_local()["capas"] == 0  # told once
     assert Notification.objects.filter(kind="safety.capa-overdue").count() == notes.count()
+
+
+def test_a_rejection_arriving_after_the_case_was_nullified_leaves_it_nullified(make_case, users):
+    """The regulator's rejection used to set even a nullified (withdrawn as invalid) case back to "being
+    assessed", with its reporting clock running again for a report nobody owes."""
+    from pharmacrm.safety.models import SafetyClock
+
+    from .conftest import sign_code
+
+    pv = users["pv"]
+    case = make_case()
+    sub = services.record_submission(pv, case, {"channel": "nmpa", "message_id": "B-9"}, otp_code=sign_code(pv))
+    case.refresh_from_db()
+    services.set_status(pv, case, "nullified", reason="重复报告，已并入另一病例", version=case.version)
+    services.record_ack(pv, sub, accepted=False, errors=["E.i.2.1b: invalid code"], ack_message_id="ACK-9")
+    case.refresh_from_db()
+    sub.refresh_from_db()
+    assert case.status == "nullified" and sub.ack_status == "rejected"
+    assert SafetyClock.objects.get(case=case, kind="report").met_at is not None
+    assert Notification.objects.filter(recipient=pv, kind="safety.ack-rejected").exists()
