@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -1270,7 +1271,7 @@ def batch_trace(batch: str, product=None) -> list[dict]:
     when sales data exists — register_batch_source)."""
     from pharmacrm.servicedesk.models import Ticket
 
-    batch = (batch or "").strip()
+    batch = unicodedata.normalize("NFKC", (batch or "").strip())  # full-width, as a Chinese input method types it
     if not batch:
         return []
     rows: dict[tuple, dict] = {}

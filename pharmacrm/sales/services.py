@@ -184,8 +184,13 @@ def totals(institution_id: int, months: int = 12, today: dt.date | None = None) 
 
 
 def batch_customers(batch: str, product=None):
-    """The safety batch trace's source: customers who bought this batch, with the order and its date."""
-    qs = OrderLine.objects.filter(batch_number=batch).select_related("institution")
+    """The safety batch trace's source: customers who bought this batch, with the order and its date. The batch
+    is matched regardless of letter case and full-width characters, as tickets and cases are (21e005 finds the
+    ERP's 21E005), through the batch index: the spellings are looked up, not a case-folded scan."""
+    import unicodedata
+
+    spellings = {v for b in (batch, unicodedata.normalize("NFKC", batch)) for v in (b, b.upper(), b.lower())}
+    qs = OrderLine.objects.filter(batch_number__in=sorted(spellings)).select_related("institution")
     if product is not None:
         qs = qs.filter(
             Q(product_code__in=product.erp_codes.values("code")) | Q(product_name=product.brand_name)

@@ -321,3 +321,6 @@ def test_the_batch_trace_lists_a_customer_who_bought_the_batch(run_import, xiehe
 
     assert [row["institution"] for row in trace] == [xiehe]
     assert trace[0]["sources"] == ["T-1"]
+    # typed as the pack or a ticket has it: lower case, or full width from a Chinese input method
+    for typed in ("lot-2503a", "ＬＯＴ－２５０３Ａ"):
+        assert [row["institution"] for row in safety.batch_trace(typed)] == [xiehe], typed
