@@ -419,23 +419,46 @@ def delete_customer(user, obj: Institution | Person) -> None:
     else:
         fields, kind = PERSON_FIELDS, SearchTerm.Kind.PERSON
     with transaction.atomic():
-        before = snapshot(obj, fields)
-        # a person's consent records go with them (PIPL art. 47: the person is deleted), but they are the
-        # company's evidence of what was consented to and withdrawn: the deletion's entry keeps each of them,
-        # evidence included, in the append-only audit trail (where the auditor reads them; nobody else does)
-        consents = consent_evidence(obj) if isinstance(obj, Person) else None
-        search.unindex(kind, [obj.pk])
-        label = (obj._meta.label_lower, str(obj.pk), str(obj)[:200])
+        # the records merged into this one are the same customer: they go with it. Left behind, each would lose
+        # its pointer (merged_into is SET_NULL) and come back as an active customer, personal data and all —
+        # a person deleted on request (PIPL art. 47) would reappear under the duplicate's code
+        absorbed = merged_records(obj)
+        entries = []
+        for record in [obj, *absorbed]:
+            # a person's consent records go with them (PIPL art. 47: the person is deleted), but they are the
+            # company's evidence of what was consented to and withdrawn: the deletion's entry keeps each of them,
+            # evidence included, in the append-only audit trail (where the auditor reads them; nobody else does)
+            consents = consent_evidence(record) if isinstance(record, Person) else None
+            extra = {"consents": consents} if consents else {}
+            if record is not obj:
+                extra["merged_into"] = record.merged_into_id
+            label = (record._meta.label_lower, str(record.pk), str(record)[:200])
+            entries.append((label, audit.diff(snapshot(record, fields), {}), extra))
+        search.unindex(kind, [r.pk for r in (obj, *absorbed)])
         try:
             with transaction.atomic():
+                for record in reversed(absorbed):  # the last merged first: nothing points at a deleted record
+                    record.delete()
                 obj.delete()
         except models.ProtectedError:  # tickets, cases, orders… keep their customer: history is not deleted
             raise ValidationError(_(
                 "Tickets, cases or other records refer to this customer, so it cannot be deleted. If it is a "
                 "duplicate, merge it into the right record instead."
             )) from None
-        extra = {"consents": consents} if consents else {}
-        audit.record(A.DELETE, label, changes=audit.diff(before, {}), user=user, **extra)
+        for label, changes, extra in entries:
+            audit.record(A.DELETE, label, changes=changes, user=user, **extra)
+
+
+def merged_records(obj: Institution | Person) -> list[Institution | Person]:
+    """The records merged into `obj`, directly or through another merged record, nearest first."""
+    model, found, frontier = type(obj), [], [obj.pk]
+    seen = {obj.pk}
+    while frontier:
+        batch = [r for r in model.objects.filter(merged_into_id__in=frontier).order_by("pk") if r.pk not in seen]
+        seen.update(r.pk for r in batch)
+        found += batch
+        frontier = [r.pk for r in batch]
+    return found
 
 
 # --- consents ----------------------------------------------------------------------------------

@@ -896,7 +896,7 @@ def _delete_view(request, model, pk: int):
             return redirect(page_of(obj))
         messages.success(request, _("“%(name)s” was deleted.") % {"name": obj.name})
         return redirect("customers:institutions" if model is Institution else "customers:people")
-    context = {"obj": obj, "is_institution": model is Institution}
+    context = {"obj": obj, "is_institution": model is Institution, "merged_count": len(services.merged_records(obj))}
     if model is Person:  # the consent records go with the person: the page says so, and where they are kept
         context["consent_count"] = obj.consents.count()
     return render(request, "customers/confirm_delete.html", context)

@@ -1,0 +1,58 @@
+"""Session 19 review (issue 2, customer master data): what a deleted survivor leaves behind, a customer handed
+over to a colleague, merges that keep both records' notes, landlines, e-mails typed with a Chinese input method,
+the hospital a department belongs to, ID card numbers."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.urls import reverse
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers import services
+from pharmacrm.customers.models import Consent, Institution, Person
+
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+
+
+# --- deleting a record that others were merged into ----------------------------------------------------------
+
+
+def test_deleting_a_person_deletes_the_duplicates_merged_into_them_instead_of_reviving_them(users, client_for, xiehe):
+    admin = users["admin"]
+    keep = services.create_person(admin, {"name": "李娜", "institution": xiehe, "mobile": "13900139000"})
+    dup = services.create_person(
+        admin, {"name": "李娜", "institution": xiehe, "landline": "010-69156115", "birthday": datetime.date(1980, 5, 6)}
+    )
+    services.record_consent(admin, dup, {"purpose": "marketing", "channel": "sms", "status": "withdrawn"})
+    services.merge(admin, keep, dup)
+    manager = client_for("manager")
+
+    page = manager.get(reverse("customers:person-delete", args=[keep.pk]), **EN).content.decode()
+    assert "1 record merged into this one is deleted with it" in page
+
+    response = manager.post(reverse("customers:person-delete", args=[keep.pk]), **EN)
+    assert response.status_code == 302
+    # the person asked to be deleted: nothing of them stays as a customer, under either code
+    assert not Person.objects.filter(pk__in=[keep.pk, dup.pk]).exists()
+    assert not Consent.objects.filter(person_id__in=[keep.pk, dup.pk]).exists()
+    listing = manager.get(reverse("customers:people"), **EN).content.decode()
+    assert reverse("customers:person", args=[dup.pk]) not in listing
+    # each deletion is in the audit trail, the merged one saying where it had been merged
+    deleted = AuditEntry.objects.filter(action=AuditEntry.Action.DELETE, object_type="customers.person")
+    assert {e.object_id for e in deleted} == {str(keep.pk), str(dup.pk)}
+    assert deleted.get(object_id=str(dup.pk)).extra["merged_into"] == keep.pk
+    # the withdrawn consent moved to the survivor at the merge: its evidence is kept with the deletion
+    assert deleted.get(object_id=str(keep.pk)).extra["consents"][0]["status"] == "withdrawn"
+
+
+def test_deleting_an_institution_takes_the_institutions_merged_into_it(users, beijing):
+    admin = users["admin"]
+    keep = services.create_institution(admin, {"name": "朝阳药房", "kind": "pharmacy", "region": beijing})
+    dup = services.create_institution(admin, {"name": "朝阳大药房", "kind": "pharmacy", "region": beijing})
+    older = services.create_institution(admin, {"name": "朝阳大药房有限公司", "kind": "pharmacy", "region": beijing})
+    services.merge(admin, dup, older)  # merged twice: older → dup → keep
+    services.merge(admin, keep, dup)
+
+    services.delete_customer(admin, keep)
+    assert not Institution.objects.filter(pk__in=[keep.pk, dup.pk, older.pk]).exists()
