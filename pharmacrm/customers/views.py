@@ -693,6 +693,12 @@ def _form_view(request, *, form_class, instance, save, template: str, context: d
         except services.ConflictError as e:
             form, conflict = _conflict_form(request, form_class, instance, e)
         else:
+            if not access.can_see(user, obj):
+                # handed over to a colleague, or moved out of the user's territory: its page would answer 404
+                messages.success(request, _(
+                    "Saved. %(name)s is no longer among the customers you may see, so you are back at the list."
+                ) % {"name": obj.name})
+                return redirect("customers:institutions" if isinstance(obj, Institution) else "customers:people")
             messages.success(request, _("Saved."))
             return redirect(page_of(obj))
     if request.method == "GET" and instance is not None and isinstance(instance, Person) and not form.blind:

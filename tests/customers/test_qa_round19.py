@@ -56,3 +56,59 @@ def test_deleting_an_institution_takes_the_institutions_merged_into_it(users, be
 
     services.delete_customer(admin, keep)
     assert not Institution.objects.filter(pk__in=[keep.pk, dup.pk, older.pk]).exists()
+
+
+# --- handing a customer over ------------------------------------------------------------------------------------
+
+
+def _edit_form(client, url) -> dict:
+    """The edit form's fields as the page sends them back."""
+    from html.parser import HTMLParser
+
+    class Fields(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.data, self.select, self.textarea = {}, None, None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "input" and a.get("name") and a.get("type") not in ("submit", "button", "checkbox"):
+                self.data[a["name"]] = a.get("value") or ""
+            elif tag == "select":
+                self.select = a.get("name")
+                self.data.setdefault(self.select, "")
+            elif tag == "option" and self.select and "selected" in a:
+                self.data[self.select] = a.get("value") or ""
+            elif tag == "textarea":
+                self.textarea = a.get("name")
+                self.data[self.textarea] = ""
+
+        def handle_endtag(self, tag):
+            self.select = None if tag == "select" else self.select
+            self.textarea = None if tag == "textarea" else self.textarea
+
+        def handle_data(self, data):
+            if self.textarea:
+                self.data[self.textarea] += data
+
+    parser = Fields()
+    parser.feed(client.get(url, **EN).content.decode())
+    parser.data.pop("csrfmiddlewaretoken", None)
+    return parser.data
+
+
+def test_a_rep_who_hands_a_customer_over_is_told_so_instead_of_a_not_found_page(users, client_for, ruijin):
+    rep = users["rep"]  # North team (Beijing); 瑞金医院 is in Shanghai
+    Institution.objects.filter(pk=ruijin.pk).update(owner=rep)  # theirs by ownership only
+    client = client_for("rep")
+    url = reverse("customers:institution-edit", args=[ruijin.pk])
+    data = _edit_form(client, url)
+    data["owner"] = str(users["kam"].pk)
+
+    response = client.post(url, data, follow=True, **EN)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "is no longer among the customers you may see" in page
+    assert response.redirect_chain[-1][0] == reverse("customers:institutions")
+    ruijin.refresh_from_db()
+    assert ruijin.owner == users["kam"]
