@@ -677,6 +677,8 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
                     unique_moves[f] = value
                 else:
                     setattr(survivor, f, value)
+            elif f in MERGE_JOINED_FIELDS and value and value.strip() not in mine:
+                setattr(survivor, f, f"{mine.rstrip()}\n\n{value.strip()}")  # both records' notes, not one's
         for tag in duplicate.tags.all():
             survivor.tags.add(tag)
         snapshot_dup = snapshot(duplicate, fields)
@@ -705,6 +707,11 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         )  # fmt: skip
         merged.send(sender=model, survivor=survivor, duplicate=duplicate, user=user)
     return survivor
+
+
+# free text a merge joins when both records have some (what each account manager wrote), instead of keeping
+# the survivor's and dropping the duplicate's
+MERGE_JOINED_FIELDS = ("needs", "notes")
 
 
 def _fits(survivor, field: str, value) -> bool:

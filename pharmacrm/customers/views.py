@@ -955,9 +955,9 @@ def duplicate_list(request):
 MERGE_FIELDS = {
     "institution": ("code", "name", "short_name", "kind", "grade", "parent", "region", "credit_code",
                     "legal_representative", "address", "phone", "external_id", "tier", "stage", "owner", "team",
-                    "source"),
+                    "source", "needs", "notes"),
     "person": ("code", "name", "gender", "role", "title", "institution", "department", "mobile", "landline",
-               "email", "external_id", "tier", "stage", "owner", "team", "source"),
+               "email", "external_id", "tier", "stage", "owner", "team", "source", "needs", "notes"),
 }  # fmt: skip
 
 

@@ -112,3 +112,25 @@ def test_a_rep_who_hands_a_customer_over_is_told_so_instead_of_a_not_found_page(
     assert response.redirect_chain[-1][0] == reverse("customers:institutions")
     ruijin.refresh_from_db()
     assert ruijin.owner == users["kam"]
+
+
+# --- merging two records' notes ---------------------------------------------------------------------------------
+
+
+def test_a_merge_keeps_what_was_written_on_both_records(users, client_for, xiehe):
+    admin = users["admin"]
+    keep = services.create_person(admin, {"name": "王芳", "institution": xiehe, "notes": "周二上午门诊", "needs": "学术会议"})
+    dup = services.create_person(
+        admin, {"name": "王芳", "institution": xiehe, "notes": "对价格敏感，先约科室主任", "needs": "学术会议"}
+    )
+    manager = client_for("manager")
+    url = reverse("customers:merge", args=["person", keep.pk, dup.pk])
+    page = manager.get(url, **EN).content.decode()
+    assert "对价格敏感，先约科室主任" in page  # the comparison shows the notes the merge will join
+
+    manager.post(url, {"survivor": keep.pk}, **EN)
+    keep.refresh_from_db()
+    assert "周二上午门诊" in keep.notes and "对价格敏感，先约科室主任" in keep.notes
+    assert keep.needs == "学术会议"  # the same text is not repeated
+    shown = manager.get(reverse("customers:person", args=[keep.pk]), **EN).content.decode()
+    assert "对价格敏感，先约科室主任" in shown
