@@ -66,8 +66,9 @@ def csv_unescape(value: str) -> str:
 # --- phones ------------------------------------------------------------------------------------
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
-# Area codes: 010, 02x (3 digits) or 0xxx (4 digits); subscriber number 7–8 digits; optional extension.
-_LANDLINE = re.compile(r"^(0(?:10|2\d|[3-9]\d{2}))(\d{7,8})$")
+# Area codes: 010 and 02x (3 digits), whose subscriber numbers all have 8 digits (Beijing, Shanghai, Guangzhou …:
+# 021-1234567 is a digit short), or 0xxx (4 digits) with 7 or 8; optional extension.
+_LANDLINE = re.compile(r"^(?=0(?:10|2\d)\d{8}$|0[3-9]\d{2}\d{7,8}$)(0(?:10|2\d|[3-9]\d{2}))(\d{7,8})$")
 _DASHED_EXTENSION = re.compile(r"^((?:\+?86[-\s]?)?0?\d{2,3}[-\s]\d{7,8})-\d{1,6}$")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from django.urls import reverse
 
 from pharmacrm.core.models import AuditEntry
@@ -134,3 +135,27 @@ def test_a_merge_keeps_what_was_written_on_both_records(users, client_for, xiehe
     assert keep.needs == "学术会议"  # the same text is not repeated
     shown = manager.get(reverse("customers:person", args=[keep.pk]), **EN).content.decode()
     assert "对价格敏感，先约科室主任" in shown
+
+
+# --- landlines ------------------------------------------------------------------------------------------------
+
+
+def test_a_landline_a_digit_short_after_a_three_digit_area_code_is_refused(users, client_for, xiehe):
+    from django.core.exceptions import ValidationError
+
+    client = client_for("kam")
+    response = client.post(
+        reverse("customers:person-create"),
+        {"name": "赵敏", "role": "doctor", "tier": "new", "stage": "potential", "institution": xiehe.pk,
+         "landline": "021-6437012"},  # a Shanghai number is 8 digits: one was lost
+        **EN,
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "Enter a valid landline with its area code" in response.content.decode()
+    assert not Person.objects.filter(name="赵敏").exists()
+    with pytest.raises(ValidationError) as refused:
+        services.update_institution(users["admin"], xiehe, {"phone": "010-6915611"})
+    assert "phone" in refused.value.message_dict
+    # what is right stays right: 8 digits after 010/02x, 7 or 8 after a four-digit area code
+    for number in ("021-64370045", "010-69156114", "0755-1234567", "0311-62916057", "021-64370045 转 8021"):
+        services.clean_person({"landline": number})
