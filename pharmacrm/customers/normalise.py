@@ -166,7 +166,10 @@ def format_phone(digits: str) -> str:
 
 
 def email(value: str | None) -> str:
-    return (value or "").strip().lower()
+    """An address as it is stored and compared: what a Chinese input method types in full-width mode read as
+    ASCII (ｗａｎｇ＠１６３．ｃｏｍ, wang@163。com), without the sentence's full stop after it, lower-cased."""
+    folded = unicodedata.normalize("NFKC", value or "").replace("。", ".").strip()
+    return folded.rstrip(".").strip().lower() if "@" in folded else folded.lower()
 
 
 def validate_email_address(value: str) -> str:

@@ -159,3 +159,28 @@ def test_a_landline_a_digit_short_after_a_three_digit_area_code_is_refused(users
     # what is right stays right: 8 digits after 010/02x, 7 or 8 after a four-digit area code
     for number in ("021-64370045", "010-69156114", "0755-1234567", "0311-62916057", "021-64370045 转 8021"):
         services.clean_person({"landline": number})
+
+
+# --- e-mail addresses typed with a Chinese input method ------------------------------------------------------
+
+
+def test_an_email_typed_in_full_width_or_ending_in_a_chinese_full_stop_is_stored_as_the_address(
+    users, client_for, xiehe
+):
+    client = client_for("kam")
+    response = client.post(
+        reverse("customers:person-create"),
+        {"name": "孙悦", "role": "doctor", "tier": "new", "stage": "potential", "institution": xiehe.pk,
+         "email": "ｓｕｎｙｕｅ＠１６３．ｃｏｍ"},  # the input method left in full-width mode
+        **EN,
+    )  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    person = Person.objects.get(name="孙悦")
+    assert person.email == "sunyue@163.com"
+    # the address written at the end of a sentence, with its full stop, is the same address: a duplicate
+    other = services.create_person(users["admin"], {"name": "孙悦", "email": "SunYue@163.com。"})
+    assert other.email == "sunyue@163.com"
+    assert (person, "email") in services.duplicates_of(other)
+    # and the search box finds it typed either way
+    page = client.get(reverse("customers:search"), {"q": "sunyue＠163．com"}, **EN).content.decode()
+    assert reverse("customers:person", args=[person.pk]) in page
