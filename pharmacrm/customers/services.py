@@ -159,6 +159,15 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
         errors.setdefault("parent", []).append(
             ValidationError(_("A department belongs to a hospital: choose its parent institution."), code="required")
         )
+    elif kind == InstitutionType.DEPARTMENT and parent.kind != InstitutionType.HOSPITAL and (
+        instance is None or "parent" in out or "kind" in out
+    ):
+        # as the form offers hospitals only: a department under a pharmacy, or under another department, has
+        # no hospital its people could be placed at (a person's department belongs to their institution)
+        errors.setdefault("parent", []).append(ValidationError(
+            _("A department belongs to a hospital: %(name)s is not one."), code="parent_not_hospital",
+            params={"name": parent.name},
+        ))  # fmt: skip
     if parent is not None and instance is not None and instance.pk:
         node, seen = parent, set()
         while node is not None and node.pk not in seen:

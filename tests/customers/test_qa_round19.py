@@ -184,3 +184,48 @@ def test_an_email_typed_in_full_width_or_ending_in_a_chinese_full_stop_is_stored
     # and the search box finds it typed either way
     page = client.get(reverse("customers:search"), {"q": "sunyue＠163．com"}, **EN).content.decode()
     assert reverse("customers:person", args=[person.pk]) in page
+
+
+# --- the hospital a department belongs to -----------------------------------------------------------------------
+
+
+def test_a_department_is_placed_under_a_hospital_by_the_api_and_the_import_as_by_the_form(users, xiehe, beijing, tmp_path):
+    from rest_framework.test import APIClient
+
+    from pharmacrm.customers import importer
+
+    admin = users["admin"]
+    shop = services.create_institution(
+        admin, {"name": "朝阳大药房", "kind": "pharmacy", "region": beijing, "external_id": "SHOP-1"}
+    )
+    cardiology = Institution.objects.get(name="心内科", parent=xiehe)
+    api = APIClient()
+    api.force_authenticate(users["kam"])
+    for parent in (shop, cardiology):
+        response = api.post("/api/v1/institutions/", {"name": "中药科", "kind": "department", "parent": parent.pk},
+                            format="json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+        assert response.status_code == 400, response.json()
+        assert response.json()["parent"] == [f"A department belongs to a hospital: {parent.name} is not one."]
+    response = api.post("/api/v1/institutions/", {"name": "中药科", "kind": "department", "parent": xiehe.pk},
+                        format="json")  # fmt: skip
+    assert response.status_code == 201
+    # moving a department under a pharmacy is refused too
+    with pytest.raises(Exception) as refused:
+        services.update_institution(admin, cardiology, {"parent": shop})
+    assert "parent" in refused.value.message_dict
+
+    # the import: under a pharmacy that exists, and under one new in the same file
+    path = tmp_path / "科室.csv"
+    path.write_text(
+        "机构名称,机构类型,上级机构,外部编号\n"
+        "输液室,科室,SHOP-1,\n"
+        "新开药房,药店,,SHOP-2\n"
+        "煎药室,科室,SHOP-2,\n"
+        "康复科,科室,SHOP-X,\n".replace("SHOP-X", xiehe.credit_code),
+        encoding="utf-8",
+    )  # fmt: skip
+    job = importer.import_file(path, "institutions", users["kam"], mode="good")
+    errors = {e["row"]: (e["column"], e["code"]) for e in job.errors}
+    assert errors == {2: ("上级机构", "parent_not_hospital"), 4: ("上级机构", "parent_not_hospital")}, job.errors
+    assert not Institution.objects.filter(name__in=["输液室", "煎药室"]).exists()
+    assert Institution.objects.get(name="康复科").parent == xiehe
