@@ -229,3 +229,38 @@ def test_a_department_is_placed_under_a_hospital_by_the_api_and_the_import_as_by
     assert errors == {2: ("上级机构", "parent_not_hospital"), 4: ("上级机构", "parent_not_hospital")}, job.errors
     assert not Institution.objects.filter(name__in=["输液室", "煎药室"]).exists()
     assert Institution.objects.get(name="康复科").parent == xiehe
+
+
+# --- ID card numbers ------------------------------------------------------------------------------------------
+
+
+def test_an_id_card_number_whose_birth_date_cannot_be_is_refused_even_when_its_check_character_fits(
+    users, client_for, xiehe, tmp_path
+):
+    from pharmacrm.customers import importer
+
+    def with_check(body: str) -> str:  # GB 11643's check character
+        total = sum(int(c) * w for c, w in zip(body, (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), strict=True))
+        return body + "10X98765432"[total % 11]
+
+    month_13 = with_check("11010519751315002")  # 1975-13-15: a typing error the check character did not catch
+    future = with_check("11010520991231002")
+    good = with_check("11010519750315002")
+    client = client_for("kam")
+    for number in (month_13, future):
+        response = client.post(
+            reverse("customers:person-create"),
+            {"name": "周杰", "role": "doctor", "tier": "new", "stage": "potential", "institution": xiehe.pk,
+             "id_number": number},
+            **EN,
+        )  # fmt: skip
+        assert response.status_code == 200
+        assert "Enter a valid 18-character resident ID card number." in response.content.decode()
+    assert not Person.objects.filter(name="周杰").exists()
+    assert services.clean_person({"id_number": good})["id_number"] == good
+
+    path = tmp_path / "people.csv"
+    path.write_text(f"姓名,身份证号\n周杰,{month_13}\n吴敏,{good}\n", encoding="utf-8")
+    job = importer.import_file(path, "people", users["kam"], mode="good")
+    assert [(e["row"], e["code"]) for e in job.errors] == [(2, "invalid_id")]
+    assert Person.objects.get(name="吴敏").id_number == good
