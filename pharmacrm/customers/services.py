@@ -420,9 +420,10 @@ def delete_customer(user, obj: Institution | Person) -> None:
     if not access.can_see(user, obj):
         raise PermissionDenied(_("You may not delete this customer."))
     if isinstance(obj, Institution):
-        if obj.children.exists():
+        # active ones: a person or department merged away is history, shown nowhere, and must not block it
+        if obj.children.filter(merged_into__isnull=True).exists():
             raise ValidationError(_("This institution has departments; delete or move them first."))
-        if obj.people.exists():
+        if obj.people.filter(merged_into__isnull=True).exists():
             raise ValidationError(_("People belong to this institution; move them or merge the institution instead."))
         fields, kind = INSTITUTION_FIELDS, SearchTerm.Kind.INSTITUTION
     else:
@@ -444,6 +445,15 @@ def delete_customer(user, obj: Institution | Person) -> None:
             label = (record._meta.label_lower, str(record.pk), str(record)[:200])
             entries.append((label, audit.diff(snapshot(record, fields), {}), extra))
         search.unindex(kind, [r.pk for r in (obj, *absorbed)])
+        if isinstance(obj, Institution):
+            # merged-away people and departments still name the institution they had when they were merged (their
+            # survivors have moved on): they let go of it instead of keeping it from being deleted
+            gone = [r.pk for r in (obj, *absorbed)]
+            Person.objects.filter(merged_into__isnull=False, institution_id__in=gone).update(institution=None)
+            Person.objects.filter(merged_into__isnull=False, department_id__in=gone).update(department=None)
+            Institution.objects.filter(merged_into__isnull=False, parent_id__in=gone).exclude(pk__in=gone).update(
+                parent=None
+            )
         try:
             with transaction.atomic():
                 for record in reversed(absorbed):  # the last merged first: nothing points at a deleted record

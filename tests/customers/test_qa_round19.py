@@ -264,3 +264,23 @@ def test_an_id_card_number_whose_birth_date_cannot_be_is_refused_even_when_its_c
     job = importer.import_file(path, "people", users["kam"], mode="good")
     assert [(e["row"], e["code"]) for e in job.errors] == [(2, "invalid_id")]
     assert Person.objects.get(name="吴敏").id_number == good
+
+
+def test_an_institution_whose_only_people_were_merged_away_can_be_deleted(users, client_for, beijing):
+    admin = users["admin"]
+    old = services.create_institution(admin, {"name": "朝阳门诊部", "kind": "clinic", "region": beijing})
+    new = services.create_institution(admin, {"name": "朝阳社区卫生服务中心", "kind": "community", "region": beijing})
+    keep = services.create_person(admin, {"name": "郑洁", "institution": old})
+    dup = services.create_person(admin, {"name": "郑洁", "institution": old})
+    services.merge(admin, keep, dup)
+    keep.refresh_from_db()
+    services.update_person(admin, keep, {"institution": new})  # she moved: nobody works at the old clinic now
+    manager = client_for("manager")
+    page = manager.get(reverse("customers:institution", args=[old.pk]), **EN).content.decode()
+    assert "No people recorded for this institution." in page
+
+    response = manager.post(reverse("customers:institution-delete", args=[old.pk]), follow=True, **EN)
+    assert "was deleted" in response.content.decode()
+    assert not Institution.objects.filter(pk=old.pk).exists()
+    dup.refresh_from_db()
+    assert dup.merged_into_id == keep.pk and dup.institution_id is None  # still pointing at the survivor
