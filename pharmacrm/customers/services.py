@@ -180,6 +180,17 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
             node = node.parent
     if out.get("grade") and kind not in (InstitutionType.HOSPITAL, ""):
         out["grade"] = out["grade"] if kind == InstitutionType.HOSPITAL else ""
+    elif instance is not None and instance.grade and kind != InstitutionType.HOSPITAL:
+        out["grade"] = ""  # a hospital that becomes a pharmacy (an API client changing the type only) has no grade
+    if (
+        instance is not None and instance.pk and instance.kind == InstitutionType.HOSPITAL
+        and kind != InstitutionType.HOSPITAL
+        and instance.children.filter(kind=InstitutionType.DEPARTMENT, merged_into__isnull=True).exists()
+    ):  # fmt: skip
+        errors.setdefault("kind", []).append(ValidationError(
+            _("This hospital has departments, and only a hospital has departments: move or delete them first."),
+            code="has_departments",
+        ))  # fmt: skip
     if out.get("beds") is not None and out.get("beds") != "":
         try:
             beds = int(out["beds"])

@@ -284,3 +284,26 @@ def test_an_institution_whose_only_people_were_merged_away_can_be_deleted(users,
     assert not Institution.objects.filter(pk=old.pk).exists()
     dup.refresh_from_db()
     assert dup.merged_into_id == keep.pk and dup.institution_id is None  # still pointing at the survivor
+
+
+def test_a_hospital_with_departments_does_not_become_a_pharmacy_and_a_former_hospital_keeps_no_grade(
+    users, xiehe, beijing
+):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(users["kam"])
+    response = api.patch(f"/api/v1/institutions/{xiehe.pk}/", {"kind": "pharmacy", "version": xiehe.version},
+                         format="json",
+                         HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert response.status_code == 400, response.json()
+    assert "only a hospital has departments" in response.json()["kind"][0], response.json()
+    xiehe.refresh_from_db()
+    assert xiehe.kind == "hospital"
+
+    small = services.create_institution(users["admin"], {"name": "朝阳医院门诊部", "kind": "hospital", "grade": "1",
+                                                         "region": beijing})  # fmt: skip
+    response = api.patch(f"/api/v1/institutions/{small.pk}/", {"kind": "clinic", "version": small.version},
+                         format="json")  # fmt: skip
+    assert response.status_code == 200
+    assert response.json()["grade"] == ""  # its page no longer reads "Clinic · Grade I"
