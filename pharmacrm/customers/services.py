@@ -434,7 +434,10 @@ def delete_customer(user, obj: Institution | Person) -> None:
         # active ones: a person or department merged away is history, shown nowhere, and must not block it
         if obj.children.filter(merged_into__isnull=True).exists():
             raise ValidationError(_("This institution has departments; delete or move them first."))
-        if obj.people.filter(merged_into__isnull=True).exists():
+        # a department's people name it as their department (their institution is the hospital): deleting it would
+        # silently empty their department, with nothing in their history
+        people = Person.objects.filter(Q(institution=obj) | Q(department=obj), merged_into__isnull=True)
+        if people.exists():
             raise ValidationError(_("People belong to this institution; move them or merge the institution instead."))
         fields, kind = INSTITUTION_FIELDS, SearchTerm.Kind.INSTITUTION
     else:

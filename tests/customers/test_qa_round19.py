@@ -307,3 +307,14 @@ def test_a_hospital_with_departments_does_not_become_a_pharmacy_and_a_former_hos
                          format="json")  # fmt: skip
     assert response.status_code == 200
     assert response.json()["grade"] == ""  # its page no longer reads "Clinic · Grade I"
+
+
+def test_a_department_people_work_in_is_not_deleted_from_under_them(users, client_for, xiehe):
+    cardiology = Institution.objects.get(name="心内科", parent=xiehe)
+    doctor = Person.objects.get(name="张伟")
+    manager = client_for("manager")
+    response = manager.post(reverse("customers:institution-delete", args=[cardiology.pk]), follow=True, **EN)
+    assert "People belong to this institution" in response.content.decode()
+    assert Institution.objects.filter(pk=cardiology.pk).exists()
+    doctor.refresh_from_db()
+    assert doctor.department == cardiology
