@@ -666,6 +666,12 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
     if model is Institution and survivor.is_department != duplicate.is_department:
         # a department and a hospital are never one customer: its people would keep a hospital as department
         raise ValidationError(_("Choose two different records of the same kind to merge."))
+    if model is Institution and survivor.is_department and survivor.parent_id != duplicate.parent_id:
+        # its people would keep their hospital and take the other hospital's department
+        raise ValidationError(_(
+            "These departments belong to different hospitals. If the hospitals are the same one, merge them first: "
+            "their departments then come together."
+        ))
     if duplicate.merged_into_id or survivor.merged_into_id:
         raise ValidationError(_("One of these records has already been merged."))
     fields = INSTITUTION_FIELDS if model is Institution else PERSON_FIELDS

@@ -318,3 +318,18 @@ def test_a_department_people_work_in_is_not_deleted_from_under_them(users, clien
     assert Institution.objects.filter(pk=cardiology.pk).exists()
     doctor.refresh_from_db()
     assert doctor.department == cardiology
+
+
+def test_departments_of_two_hospitals_are_not_merged(users, client_for, xiehe, ruijin):
+    admin = users["admin"]
+    theirs = services.create_institution(admin, {"name": "心内科", "kind": "department", "parent": ruijin})
+    doctor = services.create_person(admin, {"name": "陈医生", "institution": ruijin, "department": theirs})
+    ours = Institution.objects.get(name="心内科", parent=xiehe)
+    manager = client_for("manager")
+    url = reverse("customers:merge", args=["institution", ours.pk, theirs.pk])
+    response = manager.post(url, {"survivor": ours.pk}, follow=True, **EN)
+    assert "These departments belong to different hospitals." in response.content.decode()
+    theirs.refresh_from_db()
+    doctor.refresh_from_db()
+    assert theirs.merged_into_id is None
+    assert doctor.department == theirs and doctor.institution == ruijin  # not 瑞金's doctor in 协和's department
