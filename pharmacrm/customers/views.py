@@ -503,6 +503,10 @@ def _person_context(
         contacts = dict(contact_view(user, [person], purpose="person page")[person.pk])
     contacts["masked"] = contacts.pop("_masked")
     consents = list(person.consents.select_related("recorded_by"))
+    # the institution and department a person works at are named on their page, but linked only for a reader who
+    # may open them (a rep who owns a doctor at a hospital outside the territory got "Not found")
+    places = [i for i in (person.institution_id, person.department_id) if i]
+    linked = set(access.institutions_for(user).filter(pk__in=places).values_list("pk", flat=True)) if places else set()
     may_consent = access.can(user, Cap.MANAGE_CONSENTS) and not person.merged_into_id
     return {
         "obj": person,
@@ -518,6 +522,8 @@ def _person_context(
         "tags": list(person.tags.all()),
         "may_change": access.can_change(user, person) and not person.merged_into_id,
         "tickets": _customer_tickets(user, person=person),
+        "institution_linked": person.institution_id in linked,
+        "department_linked": person.department_id in linked,
     }
 
 

@@ -333,3 +333,15 @@ def test_departments_of_two_hospitals_are_not_merged(users, client_for, xiehe, r
     doctor.refresh_from_db()
     assert theirs.merged_into_id is None
     assert doctor.department == theirs and doctor.institution == ruijin  # not 瑞金's doctor in 协和's department
+
+
+def test_a_reps_doctor_at_a_hospital_outside_the_territory_names_it_without_a_link_to_a_not_found_page(
+    users, client_for, ruijin
+):
+    doctor = services.create_person(users["admin"], {"name": "钱医生", "institution": ruijin, "owner": users["rep"]})
+    page = client_for("rep").get(reverse("customers:person", args=[doctor.pk]), **EN).content.decode()
+    assert ruijin.name in page  # where the doctor works is part of the doctor's record
+    assert reverse("customers:institution", args=[ruijin.pk]) not in page
+    # whoever may open the hospital still gets the link
+    page = client_for("manager").get(reverse("customers:person", args=[doctor.pk]), **EN).content.decode()
+    assert reverse("customers:institution", args=[ruijin.pk]) in page
