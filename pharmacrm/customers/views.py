@@ -383,10 +383,25 @@ def search_view(request):
     hits = search.search(user, query, form.search_filters(), limit=limit, kinds=kinds) if query else []
     for hit in hits:
         hit.match_label = MATCH_LABELS.get(hit.match, hit.match)
-    context = {"form": form, "query": query, "hits": hits}
+    context = {"form": form, "query": query, "hits": hits, "linked": _linked_institutions(user, hits)}
     if mode == "suggest":
         return render(request, "partials/search_suggestions.html", context)
     return render(request, "customers/search.html", context)
+
+
+def _linked_institutions(user, hits) -> set[int]:
+    """The hospitals and institutions named beside the hits that the user may open (the others are named without
+    a link: a rep's own doctor at a hospital outside the territory)."""
+    ids = set()
+    for hit in hits:
+        obj = hit.obj
+        inst = obj if hit.kind == "institution" else obj.institution
+        if hit.kind == "institution":
+            ids.add(obj.parent_id)
+        elif inst is not None:
+            ids.update((inst.pk, inst.parent_id))
+    ids.discard(None)
+    return set(access.institutions_for(user).filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
 
 
 def _picker_options(request, query: str):

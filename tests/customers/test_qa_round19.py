@@ -342,6 +342,13 @@ def test_a_reps_doctor_at_a_hospital_outside_the_territory_names_it_without_a_li
     page = client_for("rep").get(reverse("customers:person", args=[doctor.pk]), **EN).content.decode()
     assert ruijin.name in page  # where the doctor works is part of the doctor's record
     assert reverse("customers:institution", args=[ruijin.pk]) not in page
+    # the search results name it the same way
+    rep_search = client_for("rep").get(reverse("customers:search"), {"q": "钱医生"}, **EN).content.decode()
+    assert reverse("customers:person", args=[doctor.pk]) in rep_search and ruijin.name in rep_search
+    assert reverse("customers:institution", args=[ruijin.pk]) not in rep_search
+    assert reverse("customers:institution", args=[ruijin.pk]) in client_for("manager").get(
+        reverse("customers:search"), {"q": "钱医生"}, **EN
+    ).content.decode()
     # whoever may open the hospital still gets the link
     page = client_for("manager").get(reverse("customers:person", args=[doctor.pk]), **EN).content.decode()
     assert reverse("customers:institution", args=[ruijin.pk]) in page
