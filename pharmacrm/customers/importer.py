@@ -1628,6 +1628,18 @@ def _resolve_institution_column(run: Run, items: list[Item], column: str, attnam
 def _resolve_people_refs(run: Run, items: list[Item]) -> None:
     for it in _resolve_institution_column(run, items, "institution", "institution_id"):
         it.fail("institution", "institution_not_found", value=it.refs["institution"][:100])
+    # a department given as 所属机构: the person works at its hospital, in that department (as services.clean_person)
+    ids = {it.values["institution_id"] for it in items if it.values.get("institution_id")}
+    departments = dict(
+        Institution.objects.filter(pk__in=ids, kind=InstitutionType.DEPARTMENT, parent__isnull=False)
+        .values_list("pk", "parent_id")
+    ) if ids else {}  # fmt: skip
+    for it in items:
+        dept = it.values.get("institution_id")
+        if dept in departments:
+            it.values["institution_id"] = departments[dept]
+            if not it.refs.get("department"):
+                it.values["department_id"] = dept
     _resolve_users_teams(run, items)
 
 

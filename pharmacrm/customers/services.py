@@ -255,6 +255,13 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
         out["id_number"] = idn
     _refuse_merged(errors, out, "institution", instance.institution_id if instance else None)
     _refuse_merged(errors, out, "department", instance.department_id if instance else None)
+    chosen = out.get("institution")
+    if chosen is not None and chosen.kind == InstitutionType.DEPARTMENT and chosen.parent_id:
+        # a department given as the institution (an API client, an import): the person works at its hospital, in it —
+        # kept as the department, they were missing from the hospital's page and its people filter
+        out["institution"] = chosen.parent
+        if out.get("department") is None:
+            out["department"] = chosen
     dept = out.get("department", instance.department if instance else None)
     inst = out.get("institution", instance.institution if instance else None)
     if dept is not None:

@@ -352,3 +352,30 @@ def test_a_reps_doctor_at_a_hospital_outside_the_territory_names_it_without_a_li
     # whoever may open the hospital still gets the link
     page = client_for("manager").get(reverse("customers:person", args=[doctor.pk]), **EN).content.decode()
     assert reverse("customers:institution", args=[ruijin.pk]) in page
+
+
+def test_a_department_given_as_the_institution_places_the_person_at_its_hospital_in_it(
+    users, client_for, xiehe, tmp_path
+):
+    from rest_framework.test import APIClient
+
+    from pharmacrm.customers import importer
+
+    cardiology = Institution.objects.get(name="心内科", parent=xiehe)
+    cardiology.external_id = "DEPT-CARD"
+    cardiology.save(update_fields=["external_id"])
+    api = APIClient()
+    api.force_authenticate(users["kam"])
+    response = api.post("/api/v1/people/", {"name": "林医生", "institution": cardiology.pk}, format="json")
+    assert response.status_code == 201, response.json()
+    assert (response.json()["institution"], response.json()["department"]) == (xiehe.pk, cardiology.pk)
+
+    path = tmp_path / "people.csv"
+    path.write_text("姓名,所属机构\n何医生,DEPT-CARD\n", encoding="utf-8")
+    job = importer.import_file(path, "people", users["kam"], mode="all")
+    assert job.created_count == 1, job.errors
+    he = Person.objects.get(name="何医生")
+    assert (he.institution, he.department) == (xiehe, cardiology)
+    # both are listed on the hospital's page, with their department
+    page = client_for("kam").get(reverse("customers:institution", args=[xiehe.pk]), **EN).content.decode()
+    assert "林医生" in page and "何医生" in page
