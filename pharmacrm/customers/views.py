@@ -200,7 +200,10 @@ def _history(user, model_label: str, pk: int) -> list[AuditEntry]:
             label = capfirst(str(field.verbose_name)) if field is not None else name
             if not isinstance(pair, list | tuple) or len(pair) != 2:
                 pair = [None, pair]
-            e.rows.append((label, *(_history_value(field, v, names) for v in pair)))
+            before, after = (_history_value(field, v, names) for v in pair)
+            if before == after == "—":
+                continue  # a field left empty at creation: "Birthday — → —" says nothing
+            e.rows.append((label, before, after))
         e.merged = None
         if e.action == AuditEntry.Action.MERGE and (e.extra or {}).get("merged"):
             key = str(e.extra["merged"])

@@ -379,3 +379,12 @@ def test_a_department_given_as_the_institution_places_the_person_at_its_hospital
     # both are listed on the hospital's page, with their department
     page = client_for("kam").get(reverse("customers:institution", args=[xiehe.pk]), **EN).content.decode()
     assert "林医生" in page and "何医生" in page
+
+
+def test_the_history_of_a_new_record_lists_what_was_filled_in_not_every_empty_field(users, client_for, xiehe):
+    doctor = services.create_person(users["admin"], {"name": "马医生", "institution": xiehe, "title": "主治医师"})
+    page = client_for("manager").get(reverse("customers:person", args=[doctor.pk]), **EN).content.decode()
+    history = page[page.index('id="history"'):]
+    assert "<dt>Title</dt>" in history and "主治医师" in history
+    for empty in ("Birthday", "Home address", "ID card number", "Gender", "Needs"):
+        assert f"<dt>{empty}</dt>" not in history  # "Birthday — → —" said nothing
