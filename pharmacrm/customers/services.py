@@ -21,7 +21,7 @@ from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
 
 from . import normalise, search
-from .choices import InstitutionType
+from .choices import InstitutionType, Tier
 from .models import Consent, Institution, MergeRecord, Person, SearchTerm, Tag, region_columns
 
 A = AuditEntry.Action
@@ -725,6 +725,11 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
                     setattr(survivor, f, value)
             elif f in MERGE_JOINED_FIELDS and value and value.strip() not in mine:
                 setattr(survivor, f, f"{mine.rstrip()}\n\n{value.strip()}")  # both records' notes, not one's
+        if model is Institution and duplicate.tier == Tier.KEY and survivor.tier != Tier.KEY:
+            from pharmacrm.keyaccounts.services import is_listed
+
+            if is_listed(survivor):  # the duplicate's active key-account file moved here: so does its tier
+                survivor.tier = Tier.KEY
         for tag in duplicate.tags.all():
             survivor.tags.add(tag)
         snapshot_dup = snapshot(duplicate, fields)

@@ -388,3 +388,21 @@ def test_the_history_of_a_new_record_lists_what_was_filled_in_not_every_empty_fi
     assert "<dt>Title</dt>" in history and "主治医师" in history
     for empty in ("Birthday", "Home address", "ID card number", "Gender", "Needs"):
         assert f"<dt>{empty}</dt>" not in history  # "Birthday — → —" said nothing
+
+
+def test_a_merge_that_brings_an_active_key_account_file_brings_the_key_account_tier(users, client_for, beijing):
+    from pharmacrm.keyaccounts.choices import AccountStatus
+    from pharmacrm.keyaccounts.models import KeyAccount
+
+    admin = users["admin"]
+    keep = services.create_institution(admin, {"name": "朝阳区中心医院", "kind": "hospital", "region": beijing,
+                                               "tier": "regular"})  # fmt: skip
+    dup = services.create_institution(admin, {"name": "朝阳中心医院", "kind": "hospital", "region": beijing})
+    Institution.objects.filter(pk=dup.pk).update(tier="key")  # listed by the programme
+    account = KeyAccount.objects.create(number="KA-2026-0099", institution=dup, status=AccountStatus.ACTIVE)
+    manager = client_for("manager")
+    manager.post(reverse("customers:merge", args=["institution", keep.pk, dup.pk]), {"survivor": keep.pk}, **EN)
+    keep.refresh_from_db()
+    account.refresh_from_db()
+    assert account.institution_id == keep.pk
+    assert keep.tier == "key"  # not a "Regular" customer holding an active key-account file
