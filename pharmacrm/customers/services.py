@@ -693,6 +693,7 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
                     raise ValidationError(_("A department cannot absorb the institution it belongs to."))
                 node = node.parent
         before = snapshot(survivor, fields)
+        before_tags = sorted(survivor.tags.values_list("name", flat=True))
         moved: dict[str, list[int]] = {}
         try:
             with transaction.atomic():
@@ -752,8 +753,12 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         MergeRecord.objects.create(
             kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
         )
+        changes = audit.diff(before, snapshot(survivor, fields))
+        after_tags = sorted(survivor.tags.values_list("name", flat=True))
+        if after_tags != before_tags:  # the history says which tags came with the duplicate, as an edit's does
+            changes["tags"] = [before_tags, after_tags]
         audit.record(
-            A.MERGE, survivor, user=user, changes=audit.diff(before, snapshot(survivor, fields)),
+            A.MERGE, survivor, user=user, changes=changes,
             merged=duplicate.pk, merged_code=duplicate.code, moved={k: len(v) for k, v in moved.items()},
         )  # fmt: skip
         merged.send(sender=model, survivor=survivor, duplicate=duplicate, user=user)

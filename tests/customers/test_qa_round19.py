@@ -120,10 +120,13 @@ def test_a_rep_who_hands_a_customer_over_is_told_so_instead_of_a_not_found_page(
 
 def test_a_merge_keeps_what_was_written_on_both_records(users, client_for, xiehe):
     admin = users["admin"]
-    keep = services.create_person(admin, {"name": "王芳", "institution": xiehe, "notes": "周二上午门诊", "needs": "学术会议"})
-    dup = services.create_person(
-        admin, {"name": "王芳", "institution": xiehe, "notes": "对价格敏感，先约科室主任", "needs": "学术会议"}
+    keep = services.create_person(
+        admin, {"name": "王芳", "institution": xiehe, "notes": "周二上午门诊", "needs": "学术会议", "tags": ["KOL"]}
     )
+    dup = services.create_person(
+        admin, {"name": "王芳", "institution": xiehe, "notes": "对价格敏感，先约科室主任", "needs": "学术会议",
+                "tags": ["讲者"]},
+    )  # fmt: skip
     manager = client_for("manager")
     url = reverse("customers:merge", args=["person", keep.pk, dup.pk])
     page = manager.get(url, **EN).content.decode()
@@ -135,6 +138,10 @@ def test_a_merge_keeps_what_was_written_on_both_records(users, client_for, xiehe
     assert keep.needs == "学术会议"  # the same text is not repeated
     shown = manager.get(reverse("customers:person", args=[keep.pk]), **EN).content.decode()
     assert "对价格敏感，先约科室主任" in shown
+    # the merge's history entry says what it added: the notes, and the tags that came with the duplicate
+    merge_entry = shown[shown.index("Merged in:"):]
+    merge_entry = merge_entry[: merge_entry.index("</li>")]
+    assert "<dt>Notes</dt>" in merge_entry and "<dt>Tags</dt>" in merge_entry and "讲者" in merge_entry
 
 
 # --- landlines ------------------------------------------------------------------------------------------------
