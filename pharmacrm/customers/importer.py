@@ -114,6 +114,7 @@ MESSAGES: dict[str, Any] = {
     ),
     "parent_required": _("A department belongs to a hospital: give its parent institution."),
     "parent_not_hospital": _("A department belongs to a hospital: “%(value)s” is not one."),
+    "has_departments": _("This hospital has departments, and only a hospital has departments: move or delete them first."),
     "cycle": _("An institution cannot be placed under itself."),
     "department_not_found": _("The institution has no department named “%(value)s”."),
     "department_needs_institution": _("Give the institution this department belongs to."),
@@ -1922,6 +1923,10 @@ def _check_institution_update(run: Run, it: Item) -> None:
         it.fail("parent", "parent_required")
     elif kind == InstitutionType.DEPARTMENT and (it.pending_parent or (parent_id and parent_id != obj.parent_id)):
         _check_department_parent(run, it)
+    if obj.kind == InstitutionType.HOSPITAL and kind != InstitutionType.HOSPITAL and _active(Institution).filter(
+        parent_id=obj.pk, kind=InstitutionType.DEPARTMENT
+    ).exists():  # as services.clean_institution: its departments would hang under a pharmacy
+        it.fail("kind", "has_departments")
     if parent_id and parent_id != obj.parent_id:
         node_id, seen = parent_id, set()
         while node_id is not None and node_id not in seen:

@@ -294,7 +294,7 @@ def test_an_institution_whose_only_people_were_merged_away_can_be_deleted(users,
 
 
 def test_a_hospital_with_departments_does_not_become_a_pharmacy_and_a_former_hospital_keeps_no_grade(
-    users, xiehe, beijing
+    users, xiehe, beijing, tmp_path
 ):
     from rest_framework.test import APIClient
 
@@ -305,6 +305,16 @@ def test_a_hospital_with_departments_does_not_become_a_pharmacy_and_a_former_hos
                          HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
     assert response.status_code == 400, response.json()
     assert "only a hospital has departments" in response.json()["kind"][0], response.json()
+    xiehe.refresh_from_db()
+    assert xiehe.kind == "hospital"
+
+    # nor by an import that updates it
+    from pharmacrm.customers import importer
+
+    path = tmp_path / "机构.csv"
+    path.write_text(f"机构名称,机构类型,统一社会信用代码\n北京协和医院,药店,{xiehe.credit_code}\n", encoding="utf-8")
+    job = importer.import_file(path, "institutions", users["kam"], mode="all")
+    assert [(e["row"], e["code"]) for e in job.errors] == [(2, "has_departments")]
     xiehe.refresh_from_db()
     assert xiehe.kind == "hospital"
 
