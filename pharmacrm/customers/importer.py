@@ -113,6 +113,8 @@ MESSAGES: dict[str, Any] = {
         "Several institutions are named “%(value)s”. Use its credit code or internal code instead."
     ),
     "parent_required": _("A department belongs to a hospital: give its parent institution."),
+    "parent_not_hospital": _("A department belongs to a hospital: “%(value)s” is not one."),
+    "has_departments": _("This hospital has departments, and only a hospital has departments: move or delete them first."),
     "cycle": _("An institution cannot be placed under itself."),
     "department_not_found": _("The institution has no department named “%(value)s”."),
     "department_needs_institution": _("Give the institution this department belongs to."),
@@ -1409,6 +1411,8 @@ class Run:
         self.pending: dict[str, int] = {}  # keys of institutions new in this run → id (0 in a dry run)
         self.regions = Regions() if self.model is Institution else None
         self.institution_ids: dict[str, int] = {}  # reference as written → institution id
+        self.institution_kinds: dict[int, str] = {}  # parent institution id → its type
+        self.pending_kinds: dict[str, str] = {}  # keys of institutions new in this run → their type
         self.institution_regions: dict[int, str | None] = {}  # institution id → its region (people's copy)
         self.department_ids: dict[tuple[int, str], int] = {}
         self.users: dict[str, int | None] = {}
@@ -1625,12 +1629,27 @@ def _resolve_institution_column(run: Run, items: list[Item], column: str, attnam
 def _resolve_people_refs(run: Run, items: list[Item]) -> None:
     for it in _resolve_institution_column(run, items, "institution", "institution_id"):
         it.fail("institution", "institution_not_found", value=it.refs["institution"][:100])
+    # a department given as 所属机构: the person works at its hospital, in that department (as services.clean_person)
+    ids = {it.values["institution_id"] for it in items if it.values.get("institution_id")}
+    departments = dict(
+        Institution.objects.filter(pk__in=ids, kind=InstitutionType.DEPARTMENT, parent__isnull=False)
+        .values_list("pk", "parent_id")
+    ) if ids else {}  # fmt: skip
+    for it in items:
+        dept = it.values.get("institution_id")
+        if dept in departments:
+            it.values["institution_id"] = departments[dept]
+            if not it.refs.get("department"):
+                it.values["department_id"] = dept
     _resolve_users_teams(run, items)
 
 
 def _resolve_institution_refs(run: Run, items: list[Item]) -> None:
     """上级机构: an existing institution, or one new in this file (an earlier row)."""
     missing = set(_resolve_institution_column(run, items, "parent", "parent_id"))
+    wanted = {it.values["parent_id"] for it in items if it.values.get("parent_id")} - set(run.institution_kinds)
+    if wanted:  # a department's parent must be a hospital: the parents' types, one query per chunk
+        run.institution_kinds.update(Institution.objects.filter(pk__in=wanted).values_list("pk", "kind"))
     earlier: set[str] = set()
     for it in items:
         if it in missing:
@@ -1640,7 +1659,9 @@ def _resolve_institution_refs(run: Run, items: list[Item]) -> None:
             else:
                 it.fail("parent", "institution_not_found", value=ref[:100])
         if not it.errors:
-            earlier.update(k for k in (it.values.get("credit_code"), it.values.get("external_id")) if k)
+            keys = [k for k in (it.values.get("credit_code"), it.values.get("external_id")) if k]
+            earlier.update(keys)
+            run.pending_kinds.update(dict.fromkeys(keys, it.values.get("kind") or ""))
     _resolve_users_teams(run, items)
 
 
@@ -1824,7 +1845,7 @@ def _classify(run: Run, it: Item) -> None:
         it.fail(next(iter(it.keys), "name"), "not_permitted")
         return
     if run.model is Institution:
-        _check_institution_update(it)
+        _check_institution_update(run, it)
     else:
         _check_person_update(it)
     changes = {a: value for a, value in it.values.items() if _differs(a, getattr(obj, a), value)}
@@ -1875,16 +1896,37 @@ def _check_new(run: Run, it: Item) -> None:
         it.fail("kind", "required")
     elif kind == InstitutionType.DEPARTMENT and not it.values.get("parent_id") and not it.pending_parent:
         it.fail("parent" if "parent" in run.headers else "kind", "parent_required")
+    elif kind == InstitutionType.DEPARTMENT:
+        _check_department_parent(run, it)
     if it.values.get("grade") and kind != InstitutionType.HOSPITAL:
         it.values["grade"] = ""
 
 
-def _check_institution_update(it: Item) -> None:
+def _check_department_parent(run: Run, it: Item) -> None:
+    """A department's parent given in this row is a hospital (services.clean_institution's rule)."""
+    if it.pending_parent:
+        ref = it.pending_parent
+        kind = run.pending_kinds.get(ref) or run.pending_kinds.get(ref.upper())
+    elif it.values.get("parent_id"):
+        kind = run.institution_kinds.get(it.values["parent_id"])
+    else:
+        return
+    if kind is not None and kind != InstitutionType.HOSPITAL:
+        it.fail("parent", "parent_not_hospital", value=it.refs.get("parent", "")[:100])
+
+
+def _check_institution_update(run: Run, it: Item) -> None:
     obj = it.existing
     parent_id = it.values.get("parent_id")
     kind = it.values.get("kind") or obj.kind
     if kind == InstitutionType.DEPARTMENT and not (parent_id or obj.parent_id or it.pending_parent):
         it.fail("parent", "parent_required")
+    elif kind == InstitutionType.DEPARTMENT and (it.pending_parent or (parent_id and parent_id != obj.parent_id)):
+        _check_department_parent(run, it)
+    if obj.kind == InstitutionType.HOSPITAL and kind != InstitutionType.HOSPITAL and _active(Institution).filter(
+        parent_id=obj.pk, kind=InstitutionType.DEPARTMENT
+    ).exists():  # as services.clean_institution: its departments would hang under a pharmacy
+        it.fail("kind", "has_departments")
     if parent_id and parent_id != obj.parent_id:
         node_id, seen = parent_id, set()
         while node_id is not None and node_id not in seen:
@@ -2108,6 +2150,7 @@ def _create(run: Run, items: list[Item]) -> None:
             for key in (it.values.get("credit_code"), it.values.get("external_id"), it.values["code"]):
                 if key:
                     run.pending[key] = ids[it.values["code"]]
+                    run.pending_kinds[key] = it.values.get("kind") or ""
 
 
 def _create_guarded(run: Run, items: list[Item]) -> None:
@@ -2263,6 +2306,7 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
             for key in (it.values.get("credit_code"), it.values.get("external_id")):
                 if key:
                     run.pending[key] = 0  # a later row may name it as its parent
+                    run.pending_kinds[key] = it.values.get("kind") or ""
         run.add_preview(it)
     if run.all_or_nothing and any(it.errors for it in items):
         run.stop_writing = True

@@ -21,7 +21,7 @@ from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
 
 from . import normalise, search
-from .choices import InstitutionType
+from .choices import InstitutionType, Tier
 from .models import Consent, Institution, MergeRecord, Person, SearchTerm, Tag, region_columns
 
 A = AuditEntry.Action
@@ -159,6 +159,15 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
         errors.setdefault("parent", []).append(
             ValidationError(_("A department belongs to a hospital: choose its parent institution."), code="required")
         )
+    elif kind == InstitutionType.DEPARTMENT and parent.kind != InstitutionType.HOSPITAL and (
+        instance is None or "parent" in out or "kind" in out
+    ):
+        # as the form offers hospitals only: a department under a pharmacy, or under another department, has
+        # no hospital its people could be placed at (a person's department belongs to their institution)
+        errors.setdefault("parent", []).append(ValidationError(
+            _("A department belongs to a hospital: %(name)s is not one."), code="parent_not_hospital",
+            params={"name": parent.name},
+        ))  # fmt: skip
     if parent is not None and instance is not None and instance.pk:
         node, seen = parent, set()
         while node is not None and node.pk not in seen:
@@ -171,6 +180,17 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
             node = node.parent
     if out.get("grade") and kind not in (InstitutionType.HOSPITAL, ""):
         out["grade"] = out["grade"] if kind == InstitutionType.HOSPITAL else ""
+    elif instance is not None and instance.grade and kind != InstitutionType.HOSPITAL:
+        out["grade"] = ""  # a hospital that becomes a pharmacy (an API client changing the type only) has no grade
+    if (
+        instance is not None and instance.pk and instance.kind == InstitutionType.HOSPITAL
+        and kind != InstitutionType.HOSPITAL
+        and instance.children.filter(kind=InstitutionType.DEPARTMENT, merged_into__isnull=True).exists()
+    ):  # fmt: skip
+        errors.setdefault("kind", []).append(ValidationError(
+            _("This hospital has departments, and only a hospital has departments: move or delete them first."),
+            code="has_departments",
+        ))  # fmt: skip
     if out.get("beds") is not None and out.get("beds") != "":
         try:
             beds = int(out["beds"])
@@ -235,6 +255,13 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
         out["id_number"] = idn
     _refuse_merged(errors, out, "institution", instance.institution_id if instance else None)
     _refuse_merged(errors, out, "department", instance.department_id if instance else None)
+    chosen = out.get("institution")
+    if chosen is not None and chosen.kind == InstitutionType.DEPARTMENT and chosen.parent_id:
+        # a department given as the institution (an API client, an import): the person works at its hospital, in it —
+        # kept as the department, they were missing from the hospital's page and its people filter
+        out["institution"] = chosen.parent
+        if out.get("department") is None:
+            out["department"] = chosen
     dept = out.get("department", instance.department if instance else None)
     inst = out.get("institution", instance.institution if instance else None)
     if dept is not None:
@@ -411,31 +438,67 @@ def delete_customer(user, obj: Institution | Person) -> None:
     if not access.can_see(user, obj):
         raise PermissionDenied(_("You may not delete this customer."))
     if isinstance(obj, Institution):
-        if obj.children.exists():
+        # active ones: a person or department merged away is history, shown nowhere, and must not block it
+        if obj.children.filter(merged_into__isnull=True).exists():
             raise ValidationError(_("This institution has departments; delete or move them first."))
-        if obj.people.exists():
+        # a department's people name it as their department (their institution is the hospital): deleting it would
+        # silently empty their department, with nothing in their history
+        people = Person.objects.filter(Q(institution=obj) | Q(department=obj), merged_into__isnull=True)
+        if people.exists():
             raise ValidationError(_("People belong to this institution; move them or merge the institution instead."))
         fields, kind = INSTITUTION_FIELDS, SearchTerm.Kind.INSTITUTION
     else:
         fields, kind = PERSON_FIELDS, SearchTerm.Kind.PERSON
     with transaction.atomic():
-        before = snapshot(obj, fields)
-        # a person's consent records go with them (PIPL art. 47: the person is deleted), but they are the
-        # company's evidence of what was consented to and withdrawn: the deletion's entry keeps each of them,
-        # evidence included, in the append-only audit trail (where the auditor reads them; nobody else does)
-        consents = consent_evidence(obj) if isinstance(obj, Person) else None
-        search.unindex(kind, [obj.pk])
-        label = (obj._meta.label_lower, str(obj.pk), str(obj)[:200])
+        # the records merged into this one are the same customer: they go with it. Left behind, each would lose
+        # its pointer (merged_into is SET_NULL) and come back as an active customer, personal data and all —
+        # a person deleted on request (PIPL art. 47) would reappear under the duplicate's code
+        absorbed = merged_records(obj)
+        entries = []
+        for record in [obj, *absorbed]:
+            # a person's consent records go with them (PIPL art. 47: the person is deleted), but they are the
+            # company's evidence of what was consented to and withdrawn: the deletion's entry keeps each of them,
+            # evidence included, in the append-only audit trail (where the auditor reads them; nobody else does)
+            consents = consent_evidence(record) if isinstance(record, Person) else None
+            extra = {"consents": consents} if consents else {}
+            if record is not obj:
+                extra["merged_into"] = record.merged_into_id
+            label = (record._meta.label_lower, str(record.pk), str(record)[:200])
+            entries.append((label, audit.diff(snapshot(record, fields), {}), extra))
+        search.unindex(kind, [r.pk for r in (obj, *absorbed)])
+        if isinstance(obj, Institution):
+            # merged-away people and departments still name the institution they had when they were merged (their
+            # survivors have moved on): they let go of it instead of keeping it from being deleted
+            gone = [r.pk for r in (obj, *absorbed)]
+            Person.objects.filter(merged_into__isnull=False, institution_id__in=gone).update(institution=None)
+            Person.objects.filter(merged_into__isnull=False, department_id__in=gone).update(department=None)
+            Institution.objects.filter(merged_into__isnull=False, parent_id__in=gone).exclude(pk__in=gone).update(
+                parent=None
+            )
         try:
             with transaction.atomic():
+                for record in reversed(absorbed):  # the last merged first: nothing points at a deleted record
+                    record.delete()
                 obj.delete()
         except models.ProtectedError:  # tickets, cases, orders… keep their customer: history is not deleted
             raise ValidationError(_(
                 "Tickets, cases or other records refer to this customer, so it cannot be deleted. If it is a "
                 "duplicate, merge it into the right record instead."
             )) from None
-        extra = {"consents": consents} if consents else {}
-        audit.record(A.DELETE, label, changes=audit.diff(before, {}), user=user, **extra)
+        for label, changes, extra in entries:
+            audit.record(A.DELETE, label, changes=changes, user=user, **extra)
+
+
+def merged_records(obj: Institution | Person) -> list[Institution | Person]:
+    """The records merged into `obj`, directly or through another merged record, nearest first."""
+    model, found, frontier = type(obj), [], [obj.pk]
+    seen = {obj.pk}
+    while frontier:
+        batch = [r for r in model.objects.filter(merged_into_id__in=frontier).order_by("pk") if r.pk not in seen]
+        seen.update(r.pk for r in batch)
+        found += batch
+        frontier = [r.pk for r in batch]
+    return found
 
 
 # --- consents ----------------------------------------------------------------------------------
@@ -610,6 +673,12 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
     if model is Institution and survivor.is_department != duplicate.is_department:
         # a department and a hospital are never one customer: its people would keep a hospital as department
         raise ValidationError(_("Choose two different records of the same kind to merge."))
+    if model is Institution and survivor.is_department and survivor.parent_id != duplicate.parent_id:
+        # its people would keep their hospital and take the other hospital's department
+        raise ValidationError(_(
+            "These departments belong to different hospitals. If the hospitals are the same one, merge them first: "
+            "their departments then come together."
+        ))
     if duplicate.merged_into_id or survivor.merged_into_id:
         raise ValidationError(_("One of these records has already been merged."))
     fields = INSTITUTION_FIELDS if model is Institution else PERSON_FIELDS
@@ -624,6 +693,7 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
                     raise ValidationError(_("A department cannot absorb the institution it belongs to."))
                 node = node.parent
         before = snapshot(survivor, fields)
+        before_tags = sorted(survivor.tags.values_list("name", flat=True))
         moved: dict[str, list[int]] = {}
         try:
             with transaction.atomic():
@@ -654,6 +724,13 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
                     unique_moves[f] = value
                 else:
                     setattr(survivor, f, value)
+            elif f in MERGE_JOINED_FIELDS and value and value.strip() not in mine:
+                setattr(survivor, f, f"{mine.rstrip()}\n\n{value.strip()}")  # both records' notes, not one's
+        if model is Institution and duplicate.tier == Tier.KEY and survivor.tier != Tier.KEY:
+            from pharmacrm.keyaccounts.services import is_listed
+
+            if is_listed(survivor):  # the duplicate's active key-account file moved here: so does its tier
+                survivor.tier = Tier.KEY
         for tag in duplicate.tags.all():
             survivor.tags.add(tag)
         snapshot_dup = snapshot(duplicate, fields)
@@ -676,12 +753,21 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         MergeRecord.objects.create(
             kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
         )
+        changes = audit.diff(before, snapshot(survivor, fields))
+        after_tags = sorted(survivor.tags.values_list("name", flat=True))
+        if after_tags != before_tags:  # the history says which tags came with the duplicate, as an edit's does
+            changes["tags"] = [before_tags, after_tags]
         audit.record(
-            A.MERGE, survivor, user=user, changes=audit.diff(before, snapshot(survivor, fields)),
+            A.MERGE, survivor, user=user, changes=changes,
             merged=duplicate.pk, merged_code=duplicate.code, moved={k: len(v) for k, v in moved.items()},
         )  # fmt: skip
         merged.send(sender=model, survivor=survivor, duplicate=duplicate, user=user)
     return survivor
+
+
+# free text a merge joins when both records have some (what each account manager wrote), instead of keeping
+# the survivor's and dropping the duplicate's
+MERGE_JOINED_FIELDS = ("needs", "notes")
 
 
 def _fits(survivor, field: str, value) -> bool:

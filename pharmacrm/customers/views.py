@@ -200,7 +200,10 @@ def _history(user, model_label: str, pk: int) -> list[AuditEntry]:
             label = capfirst(str(field.verbose_name)) if field is not None else name
             if not isinstance(pair, list | tuple) or len(pair) != 2:
                 pair = [None, pair]
-            e.rows.append((label, *(_history_value(field, v, names) for v in pair)))
+            before, after = (_history_value(field, v, names) for v in pair)
+            if before == after == "—":
+                continue  # a field left empty at creation: "Birthday — → —" says nothing
+            e.rows.append((label, before, after))
         e.merged = None
         if e.action == AuditEntry.Action.MERGE and (e.extra or {}).get("merged"):
             key = str(e.extra["merged"])
@@ -383,10 +386,25 @@ def search_view(request):
     hits = search.search(user, query, form.search_filters(), limit=limit, kinds=kinds) if query else []
     for hit in hits:
         hit.match_label = MATCH_LABELS.get(hit.match, hit.match)
-    context = {"form": form, "query": query, "hits": hits}
+    context = {"form": form, "query": query, "hits": hits, "linked": _linked_institutions(user, hits)}
     if mode == "suggest":
         return render(request, "partials/search_suggestions.html", context)
     return render(request, "customers/search.html", context)
+
+
+def _linked_institutions(user, hits) -> set[int]:
+    """The hospitals and institutions named beside the hits that the user may open (the others are named without
+    a link: a rep's own doctor at a hospital outside the territory)."""
+    ids = set()
+    for hit in hits:
+        obj = hit.obj
+        inst = obj if hit.kind == "institution" else obj.institution
+        if hit.kind == "institution":
+            ids.add(obj.parent_id)
+        elif inst is not None:
+            ids.update((inst.pk, inst.parent_id))
+    ids.discard(None)
+    return set(access.institutions_for(user).filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
 
 
 def _picker_options(request, query: str):
@@ -503,6 +521,10 @@ def _person_context(
         contacts = dict(contact_view(user, [person], purpose="person page")[person.pk])
     contacts["masked"] = contacts.pop("_masked")
     consents = list(person.consents.select_related("recorded_by"))
+    # the institution and department a person works at are named on their page, but linked only for a reader who
+    # may open them (a rep who owns a doctor at a hospital outside the territory got "Not found")
+    places = [i for i in (person.institution_id, person.department_id) if i]
+    linked = set(access.institutions_for(user).filter(pk__in=places).values_list("pk", flat=True)) if places else set()
     may_consent = access.can(user, Cap.MANAGE_CONSENTS) and not person.merged_into_id
     return {
         "obj": person,
@@ -518,6 +540,8 @@ def _person_context(
         "tags": list(person.tags.all()),
         "may_change": access.can_change(user, person) and not person.merged_into_id,
         "tickets": _customer_tickets(user, person=person),
+        "institution_linked": person.institution_id in linked,
+        "department_linked": person.department_id in linked,
     }
 
 
@@ -693,6 +717,12 @@ def _form_view(request, *, form_class, instance, save, template: str, context: d
         except services.ConflictError as e:
             form, conflict = _conflict_form(request, form_class, instance, e)
         else:
+            if not access.can_see(user, obj):
+                # handed over to a colleague, or moved out of the user's territory: its page would answer 404
+                messages.success(request, _(
+                    "Saved. %(name)s is no longer among the customers you may see, so you are back at the list."
+                ) % {"name": obj.name})
+                return redirect("customers:institutions" if isinstance(obj, Institution) else "customers:people")
             messages.success(request, _("Saved."))
             return redirect(page_of(obj))
     if request.method == "GET" and instance is not None and isinstance(instance, Person) and not form.blind:
@@ -896,7 +926,7 @@ def _delete_view(request, model, pk: int):
             return redirect(page_of(obj))
         messages.success(request, _("“%(name)s” was deleted.") % {"name": obj.name})
         return redirect("customers:institutions" if model is Institution else "customers:people")
-    context = {"obj": obj, "is_institution": model is Institution}
+    context = {"obj": obj, "is_institution": model is Institution, "merged_count": len(services.merged_records(obj))}
     if model is Person:  # the consent records go with the person: the page says so, and where they are kept
         context["consent_count"] = obj.consents.count()
     return render(request, "customers/confirm_delete.html", context)
@@ -949,9 +979,9 @@ def duplicate_list(request):
 MERGE_FIELDS = {
     "institution": ("code", "name", "short_name", "kind", "grade", "parent", "region", "credit_code",
                     "legal_representative", "address", "phone", "external_id", "tier", "stage", "owner", "team",
-                    "source"),
+                    "source", "needs", "notes"),
     "person": ("code", "name", "gender", "role", "title", "institution", "department", "mobile", "landline",
-               "email", "external_id", "tier", "stage", "owner", "team", "source"),
+               "email", "external_id", "tier", "stage", "owner", "team", "source", "needs", "notes"),
 }  # fmt: skip
 
 
