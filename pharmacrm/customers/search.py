@@ -31,6 +31,8 @@ BEYOND_LIMIT = 2000  # customers a user sees outside their territory's provinces
 INSTITUTION_HIT_FIELDS = ("id", "code", "name", "kind", "tier", "phone", "region__code", "region__name", "region__full_name", "parent__id", "parent__name")  # fmt: skip
 PERSON_HIT_FIELDS = ("id", "code", "name", "role", "tier", "mobile", "landline", "institution__id", "institution__name", "institution__parent__id", "institution__parent__name")  # fmt: skip
 KEYWORD_CONTEXT_LIMIT = 5000  # customers read through the institutions a keyword names (their departments, people)
+KEYWORD_PLACES_SLICE = 200  # places per query when reading their people (the index stays the plan)
+KEYWORD_OWN_READ = 1000  # customers read whose own name holds a keyword (more: generic words like 医院 cost too much)
 _LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
 # separators people write in phone numbers and codes: 0311-39210254, (0311) 3921 0254, 138.0013.8000
 _SEPARATORS = re.compile(r"[\s\-()\[\].·—–]")
@@ -483,22 +485,46 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
     if any(how not in ("name", "pinyin") for how in hows):
         return None
     kind, memo = look.kind, {}
-    own_look = dataclasses.replace(look, limit=look.read)
+    # every match holds a keyword in its own name: read those far enough that the look-up is usually complete
+    own_look = dataclasses.replace(look, limit=KEYWORD_OWN_READ, read=max(look.read, KEYWORD_OWN_READ))
     place_look = _look(look.user, INSTITUTION, Filters(), look.read, None, "name", memo)
-    own, places = set(), set()
+    own, places, own_complete = set(), set(), True
     for keyword, how in zip(keywords, hows, strict=True):
-        own.update(pk for _s, pk in _by_text(own_look, keyword, how)[0])
-        places.update(pk for _s, pk in _by_text(place_look, keyword, how)[0])
+        found, complete = _by_text(own_look, keyword, how)
+        own.update(pk for _s, pk in found)
+        own_complete = own_complete and complete
     model = Institution if kind == INSTITUTION else Person
     base = model.objects.filter(merged_into__isnull=True).order_by()
     candidates, cut = set(own), False
+    # every match holds a keyword in its own name: when those look-ups read every such customer, the candidates
+    # are complete already, and reading the customers of the places the keywords name would only cost time
+    if not own_complete:
+        for keyword, how in zip(keywords, hows, strict=True):
+            places.update(pk for _s, pk in _by_text(place_look, keyword, how)[0])
     if places:
-        # the places' departments, then (for people) everyone working at a place or in one of its departments
+        # the places' departments, then (for people) everyone working at a place or in one of its departments —
+        # only those whose own name holds a keyword, when the keywords are characters (the database filters)
+        named = Q()
+        if all(how == "name" for how in hows):
+            for keyword in keywords:
+                named |= Q(name_norm__contains=normalise.name(keyword))
         departments = Institution.objects.filter(parent_id__any_of=id_set(sorted(places))).order_by()
+        if kind == INSTITUTION:
+            departments = departments.filter(named)
         near = list(departments.values_list("id", flat=True)[: KEYWORD_CONTEXT_LIMIT + 1])
         if kind == PERSON:
-            at = id_set(sorted(places.union(near)))
-            near = list(base.filter(Q(institution_id__any_of=at) | Q(department_id__any_of=at)).values_list("id", flat=True)[: KEYWORD_CONTEXT_LIMIT + 1])  # fmt: skip
+            # one indexed look-up per column and per slice of places: for the OR of the columns, or a list of
+            # thousands of places, PostgreSQL scans the whole table
+            at = sorted(places.union(near))
+            found: dict[int, None] = {}
+            for column in ("institution_id", "department_id"):
+                for i in range(0, len(at), KEYWORD_PLACES_SLICE):
+                    if len(found) > KEYWORD_CONTEXT_LIMIT:
+                        break
+                    part = id_set(at[i : i + KEYWORD_PLACES_SLICE])
+                    found.update(dict.fromkeys(base.filter(**{f"{column}__any_of": part}).filter(named)
+                                               .values_list("id", flat=True)[: KEYWORD_CONTEXT_LIMIT + 1]))  # fmt: skip
+            near = list(found)
         cut = len(near) > KEYWORD_CONTEXT_LIMIT
         candidates.update(near[:KEYWORD_CONTEXT_LIMIT])
     if not candidates:

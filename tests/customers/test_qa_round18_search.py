@@ -70,3 +70,23 @@ def test_department_hits_name_their_hospital_on_the_page_and_in_the_api(two_obst
     assert [(r["kind"], r["institution"], r["match"]) for r in people] == [
         ("person", "石家庄市妇幼保健院", "keywords")
     ]
+
+
+@pytest.mark.parametrize("query,kinds", [("王丽 上海", ("person",)), ("石家庄 产科", ("institution",))])
+def test_keywords_whose_own_look_up_is_cut_short_still_reach_the_customer_through_its_place(
+    two_obstetrics, users, monkeypatch, query, kinds
+):
+    """When a keyword is in more names than the own-name look-up reads (a common name at a million people),
+    the customers of the places the other keywords name are read instead, filtered by name in the database."""
+    from pharmacrm.customers import search as module
+
+    for name in ("RANGE_LIMIT", "NARROWED_READ", "KEYWORD_OWN_READ"):
+        monkeypatch.setattr(module, name, 1)
+    calls = []
+    by_text = module._by_text
+    monkeypatch.setattr(module, "_by_text", lambda look, text, how: calls.append(look.kind) or by_text(look, text, how))
+    hospital = "上海市第一妇婴保健院" if kinds == ("person",) else "石家庄市妇幼保健院"
+    expected = two_obstetrics[hospital][2 if kinds == ("person",) else 1]
+    hits = search(users["manager"], query, kinds=kinds, limit=1)
+    assert [h.obj for h in hits] == [expected], query
+    assert calls.count(module.INSTITUTION) >= 2  # the places were looked up: the own look-up was cut short
