@@ -18,7 +18,7 @@ from pharmacrm.keyaccounts.models import Score, TeamMember, TeamTenure
 
 __all__ = [
     "tiny_pdf", "tiny_png", "AREAS", "sign_code", "candidate", "manager2", "make_proposal", "listed", "staffed", "with_plan", "item_data",
-    "private_var", "approve_plan",
+    "private_var", "approve_plan", "api_client",
 ]  # fmt: skip
 
 AREAS = (PlanArea.SUPPLY, PlanArea.TECH_SUPPORT, PlanArea.AFTER_SALES, PlanArea.TRAINING)
@@ -180,3 +180,18 @@ def approve_plan(users, plan):
     services.decide_plan(users["manager"], plan, approve=True, otp_code=sign_code(users["manager"]))
     plan.refresh_from_db()
     return plan
+
+
+@pytest.fixture
+def api_client(users):
+    """api_client(role) → an API client signed in with that role's token, asking for English."""
+    from rest_framework.test import APIClient
+
+    from tests.api.conftest import token_for
+
+    def make(role: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(users[role])}", HTTP_ACCEPT_LANGUAGE="en")
+        return client
+
+    return make

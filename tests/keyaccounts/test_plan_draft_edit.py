@@ -9,13 +9,11 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.keyaccounts import services
 from pharmacrm.keyaccounts.choices import PlanStatus
 from pharmacrm.keyaccounts.models import ServicePlan
-from tests.api.conftest import token_for
 
 from .programme_fixtures import *  # noqa: F403
 from .programme_fixtures import AREAS, item_data
@@ -26,13 +24,8 @@ BASE = "/api/v1/keyaccounts/"
 
 
 @pytest.fixture
-def api(users):
-    def make(role: str) -> APIClient:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(users[role])}", HTTP_ACCEPT_LANGUAGE="en")
-        return client
-
-    return make
+def api(api_client):
+    return api_client
 
 
 @pytest.fixture
