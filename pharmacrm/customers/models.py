@@ -320,6 +320,26 @@ class MergeRecord(models.Model):
         return f"{self.merged_id} → {self.survivor_id}"
 
 
+class DistinctPair(models.Model):
+    """Two records a user confirmed are different customers (two doctors both called 刘倩 at one hospital): the
+    duplicate list and each record's "likely duplicates" no longer pair them. Ids in ascending order."""
+
+    kind = models.PositiveSmallIntegerField(choices=SearchTerm.Kind.choices)
+    low_id = models.BigIntegerField()
+    high_id = models.BigIntegerField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("pair of different customers")
+        verbose_name_plural = _("pairs of different customers")
+        constraints = [models.UniqueConstraint(fields=["kind", "low_id", "high_id"], name="distinct_pair")]
+        indexes = [models.Index(fields=["kind", "high_id"], name="distinct_pair_high")]
+
+    def __str__(self) -> str:
+        return f"{self.low_id} ≠ {self.high_id}"
+
+
 class ImportJob(models.Model):
     """One upload being checked or imported by the worker, with its progress and row errors."""
 

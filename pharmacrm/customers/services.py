@@ -22,7 +22,7 @@ from pharmacrm.core.roles import Cap
 
 from . import normalise, search
 from .choices import InstitutionType, Tier
-from .models import Consent, Institution, MergeRecord, Person, SearchTerm, Tag, region_columns
+from .models import Consent, DistinctPair, Institution, MergeRecord, Person, SearchTerm, Tag, region_columns
 
 A = AuditEntry.Action
 
@@ -617,8 +617,49 @@ def person_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     return groups
 
 
+def _pair_kind(model) -> int:
+    return SearchTerm.Kind.INSTITUTION if model is Institution else SearchTerm.Kind.PERSON
+
+
+def mark_distinct(user, first: Institution | Person, second: Institution | Person) -> DistinctPair:
+    """Record that two likely duplicates are different customers (two doctors called 刘倩 at one hospital), so
+    that they are not paired again. Needs the merge right and both records in the user's sight; audited on
+    both records' histories. Marking a pair twice changes nothing."""
+    access.require(user, Cap.MERGE_CUSTOMERS)
+    model = type(first)
+    if type(second) is not model or first.pk == second.pk:
+        raise ValidationError(_("Choose two different records of the same kind."))
+    if not (access.can_see(user, first) and access.can_see(user, second)):
+        raise PermissionDenied
+    low, high = sorted((first.pk, second.pk))
+    with transaction.atomic():
+        pair, created = DistinctPair.objects.get_or_create(kind=_pair_kind(model), low_id=low, high_id=high,
+                                                           defaults={"by": user})  # fmt: skip
+        if created:
+            for this, other in ((first, second), (second, first)):
+                audit.record(A.UPDATE, this, user=user, changes={"not_a_duplicate_of": [None, other.code]})
+    return pair
+
+
+def distinct_from(obj: Institution | Person) -> set[int]:
+    """The records marked as different customers from `obj`."""
+    kind = _pair_kind(type(obj))
+    pairs = DistinctPair.objects.filter(Q(low_id=obj.pk) | Q(high_id=obj.pk), kind=kind).values_list("low_id", "high_id")
+    return {low if high == obj.pk else high for low, high in pairs}
+
+
+def distinct_pairs(model, ids) -> set[tuple[int, int]]:
+    """The (low, high) pairs among `ids` marked as different customers."""
+    ids = list(ids)
+    if not ids:
+        return set()
+    return set(DistinctPair.objects.filter(kind=_pair_kind(model), low_id__in=ids, high_id__in=ids)
+               .values_list("low_id", "high_id"))  # fmt: skip
+
+
 def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person, str]]:
-    """Likely duplicates of one record (shown on its page and before saving a new one)."""
+    """Likely duplicates of one record (shown on its page and before saving a new one); records marked as
+    different customers from it are left out."""
     found: dict[int, str] = {}
     if isinstance(obj, Institution):
         base = Institution.objects.filter(merged_into__isnull=True).exclude(pk=obj.pk)
@@ -648,7 +689,8 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
             for pk in base.filter(name_norm=obj.name_norm, institution_id=obj.institution_id).values_list("pk", flat=True):
                 found.setdefault(pk, "name_institution")
         objs = Person.objects.in_bulk(list(found))
-    return [(objs[pk], reason) for pk, reason in found.items() if pk in objs]
+    different = distinct_from(obj) if found and obj.pk else set()
+    return [(objs[pk], reason) for pk, reason in found.items() if pk in objs and pk not in different]
 
 
 def _related_moves(model) -> list[tuple[type[models.Model], str]]:

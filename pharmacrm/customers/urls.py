@@ -22,6 +22,7 @@ urlpatterns = [
     path("people/<int:pk>/consents/new/", views.consent_create, name="consent-create"),
     path("duplicates/", views.duplicate_list, name="duplicates"),
     path("merge/<str:kind>/<int:survivor>/<int:duplicate>/", views.merge_view, name="merge"),
+    path("duplicates/<str:kind>/<int:first>/<int:second>/different/", views.not_duplicates, name="not-duplicates"),
     path("regions/", views.region_options, name="region-options"),
     path("import/", views_import.import_start, name="import"),
     path("import/template/<str:target>.<str:fmt>", views_import.import_template, name="import-template"),

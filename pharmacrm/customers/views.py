@@ -166,6 +166,9 @@ UNSEEN_CUSTOMER = {
 }
 
 
+HISTORY_LABELS = {"not_a_duplicate_of": gettext_lazy("Not the same customer as")}  # entries that name no field
+
+
 def _history(user, model_label: str, pk: int) -> list[AuditEntry]:
     """A record's audit entries for the history tab, each with `rows` (field label, before, after) as people
     read them — choice labels, and names instead of ids for foreign keys (one query per model for the whole
@@ -197,7 +200,7 @@ def _history(user, model_label: str, pk: int) -> list[AuditEntry]:
         e.rows = []
         for name, pair in (e.changes or {}).items():
             field = _history_field(model, name)
-            label = capfirst(str(field.verbose_name)) if field is not None else name
+            label = capfirst(str(field.verbose_name)) if field is not None else str(HISTORY_LABELS.get(name, name))
             if not isinstance(pair, list | tuple) or len(pair) != 2:
                 pair = [None, pair]
             before, after = (_history_value(field, v, names) for v in pair)
@@ -954,10 +957,13 @@ def _load_groups(user, groups, model):
     related = ("region", "parent") if model is Institution else ("institution",)
     objs = scoped.filter(pk__in=ids).select_related(*related).in_bulk()
     pairs: dict[tuple[int, int], list] = {}
+    different = services.distinct_pairs(model, objs)  # confirmed to be different customers: not listed again
     for g in groups:
         members = sorted(i for i in set(g.ids) if i in objs)
         reason = DUPLICATE_REASONS.get(g.reason, g.reason)
         for other in members[1:]:
+            if (members[0], other) in different:
+                continue
             reasons = pairs.setdefault((members[0], other), [])
             if reason not in reasons:
                 reasons.append(reason)
@@ -991,6 +997,28 @@ def _display(obj, field: str, shown: dict | None) -> str:
     getter = getattr(obj, f"get_{field}_display", None)
     value = getter() if getter else getattr(obj, field)
     return "" if value is None else str(value)
+
+
+@login_required
+@require_POST
+def not_duplicates(request, kind: str, first: int, second: int):
+    """"Not the same customer": the pair leaves the duplicate list and each other's likely duplicates."""
+    user = request.user
+    access.require(user, Cap.MERGE_CUSTOMERS)
+    model = {"institution": Institution, "person": Person}.get(kind)
+    if model is None or first == second:
+        raise Http404(_("Nothing to merge here."))
+    one = access.get_visible_or_404(user, model, first)
+    two = access.get_visible_or_404(user, model, second)
+    try:
+        services.mark_distinct(user, one, two)
+    except ValidationError as e:
+        for message in e.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, _("%(first)s and %(second)s are no longer listed as likely duplicates.")
+                         % {"first": one.name, "second": two.name})  # fmt: skip
+    return redirect("customers:duplicates")
 
 
 @login_required
