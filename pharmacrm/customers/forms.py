@@ -419,12 +419,23 @@ class PersonForm(CustomerForm):
             {"hx-get": here, "hx-vals": json.dumps({"_options": "department"}), "hx-target": "#id_department",
              "hx-trigger": "change", "hx-swap": "innerHTML"}
         )  # fmt: skip
+        self.clear_names: list[str] = []
         if self.blind:
             for f in Person.PERSONAL_FIELDS:
                 shown = _masked(instance, f)
                 self.fields[f].help_text = _("Leave empty to keep the current value.")
                 if shown:
                     self.fields[f].widget.attrs["placeholder"] = shown
+                    # a wrong value the editor cannot see can still be taken out (empty means "keep")
+                    self.fields[f"clear_{f}"] = forms.BooleanField(
+                        label=_("Remove the current %(field)s") % {"field": str(self.fields[f].label).lower()},
+                        required=False,
+                    )  # fmt: skip
+                    self.clear_names.append(f"clear_{f}")
+
+    @property
+    def clear_fields(self):
+        return [self[name] for name in self.clear_names]
 
     def clean(self):
         data = super().clean()
@@ -443,7 +454,9 @@ class PersonForm(CustomerForm):
         for f in Person.PERSONAL_FIELDS:
             value = data.get(f)
             if self.blind and value in (None, ""):
-                continue  # unchanged
+                if not data.get(f"clear_{f}"):
+                    continue  # unchanged
+                value = None  # removed: the editor ticked "remove the current value"
             values[f] = value if f == "birthday" else (value or "")
         try:
             self.service_data = services.clean_person(values, instance=self.instance)

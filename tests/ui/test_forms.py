@@ -217,6 +217,23 @@ def test_an_agent_edits_a_person_without_seeing_or_losing_their_personal_data(cl
     assert not AuditEntry.objects.filter(action="read_personal", actor__username="agent").exists()
 
 
+def test_an_agent_removes_a_wrong_email_they_cannot_see(client_for, doctor):
+    """Editing blind, empty means "keep": a wrong value could not be taken out. A "remove" box per filled field
+    now clears it; the other personal fields stay as they were."""
+    client = client_for("agent")
+    page = client.get(f"/customers/people/{doctor.pk}/edit/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'name="clear_email"' in page and 'name="clear_mobile"' in page
+    assert 'name="clear_home_address"' not in page  # nothing recorded, nothing to remove
+    data = {"name": "张伟", "role": "doctor", "institution": doctor.institution_id, "department": doctor.department_id,
+            "title": doctor.title, "tier": "new", "stage": doctor.stage, "version": doctor.version,
+            "clear_email": "on"}  # fmt: skip
+    assert client.post(f"/customers/people/{doctor.pk}/edit/", data).status_code == 302
+    doctor.refresh_from_db()
+    assert doctor.email == "" and doctor.email_bidx == "" and doctor.mobile == "13800138000"
+    entry = AuditEntry.objects.filter(object_type="customers.person", object_id=str(doctor.pk)).latest("seq")
+    assert "email" in entry.changes and "zhangwei@example.com" not in str(entry.changes)
+
+
 def test_a_rep_sees_personal_data_in_the_edit_form_and_that_read_is_audited(client_for, doctor):
     page = client_for("rep").get(f"/customers/people/{doctor.pk}/edit/").content.decode()
     assert 'value="13800138000"' in page
