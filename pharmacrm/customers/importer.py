@@ -1350,7 +1350,8 @@ class ChunkItems(list):
 
 
 PERSONAL_KEYS = frozenset(c.key for c in PERSON_COLUMNS if c.personal)
-DERIVED = ("name_norm", "name_key", "phone_norm", "mobile_bidx", "landline_bidx", "email_bidx", "province", "city", "region_id")
+DERIVED = ("name_norm", "name_key", "phone_norm", "mobile_bidx", "landline_bidx", "email_bidx", "id_number_bidx", "province",
+           "city", "region_id")
 REF_CACHE_SIZE = 200_000
 
 

@@ -193,6 +193,7 @@ class Person(Customer):
     birthday = EncryptedDateField(_("birthday"), null=True)
     home_address = EncryptedTextField(_("home address"))
     id_number = EncryptedTextField(_("ID card number"))
+    id_number_bidx = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
     # the institution's region, kept here (with province and city) so that filters and the access scope
     # are indexed look-ups on this table instead of a join per row; services keep it in step
     region = models.ForeignKey(
@@ -240,6 +241,8 @@ class Person(Customer):
         self.mobile_bidx = crypto.blind_index(normalise.phone(self.mobile), "phone")
         self.landline_bidx = crypto.blind_index(normalise.phone(self.landline), "phone")
         self.email_bidx = crypto.blind_index(normalise.email(self.email), "email")
+        # (the seed's light stand-ins carry no ID number)
+        self.id_number_bidx = crypto.blind_index(normalise.credit_code(getattr(self, "id_number", "") or ""), "id_number")
 
 
 class Consent(models.Model):

@@ -625,12 +625,13 @@ def seed_people(count: int, gen: Generator, chunk: int = 10000, progress: Progre
                     dept_id = rng.choice(depts[inst_id])
             values = gen.person(obj_id, kind, region, phone or "")
             p = SimpleNamespace(name=values["name"], mobile=values["mobile"], landline=values["landline"],
-                                email=values["email"])  # fmt: skip
+                                email=values["email"], id_number=values.get("id_number", ""))  # fmt: skip
             Person.refresh_derived(p, region)  # exactly as the model computes them (no model __init__)
             values.update(
                 id=obj_id, code=codes[i], institution_id=inst_id, department_id=dept_id, created_at=now,
                 updated_at=now, name_norm=p.name_norm, name_key=p.name_key, mobile_bidx=p.mobile_bidx, landline_bidx=p.landline_bidx,
-                email_bidx=p.email_bidx, region_id=p.region_id, province=p.province, city=p.city,
+                email_bidx=p.email_bidx, id_number_bidx=p.id_number_bidx, region_id=p.region_id, province=p.province,
+                city=p.city,
             )  # fmt: skip
             rows.append(maker.row(values))
             term_rows += _term_rows(SearchTerm.Kind.PERSON, obj_id, p.province, search.person_terms(p))

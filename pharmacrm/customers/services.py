@@ -597,14 +597,16 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
 
 
 def person_duplicates(limit: int = 200) -> list[DuplicateGroup]:
-    """Groups of active people sharing a mobile or landline (blind index) or a name at one institution."""
+    """Groups of active people sharing a mobile, landline, e-mail or ID card number (blind indexes: nobody's is
+    decrypted to compare) or a name at one institution."""
     base = Person.objects.filter(merged_into__isnull=True)
     groups: list[DuplicateGroup] = []
-    for field in ("mobile_bidx", "landline_bidx", "email_bidx"):
+    reasons = {"mobile_bidx": "phone", "landline_bidx": "phone", "email_bidx": "email", "id_number_bidx": "id_number"}
+    for field, reason in reasons.items():
         rows = base.exclude(**{field: ""}).values(field).annotate(n=models.Count("id")).filter(n__gt=1)[:limit]
         for row in rows:
             ids = list(base.filter(**{field: row[field]}).values_list("id", flat=True))
-            groups.append(DuplicateGroup("phone" if field != "email_bidx" else "email", row[field][:8], ids))
+            groups.append(DuplicateGroup(reason, row[field][:8], ids))
     rows = (
         base.exclude(institution__isnull=True)
         .values("name_norm", "institution_id")
@@ -685,6 +687,9 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
         if obj.email_bidx:
             for pk in base.filter(email_bidx=obj.email_bidx).values_list("pk", flat=True):
                 found.setdefault(pk, "email")
+        if obj.id_number_bidx:
+            for pk in base.filter(id_number_bidx=obj.id_number_bidx).values_list("pk", flat=True):
+                found.setdefault(pk, "id_number")
         if obj.institution_id:
             for pk in base.filter(name_norm=obj.name_norm, institution_id=obj.institution_id).values_list("pk", flat=True):
                 found.setdefault(pk, "name_institution")

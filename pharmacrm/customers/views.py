@@ -61,6 +61,7 @@ DUPLICATE_REASONS = {
     "credit_code": gettext_lazy("Same credit code"),
     "phone": gettext_lazy("Same phone number"),
     "email": gettext_lazy("Same e-mail address"),
+    "id_number": gettext_lazy("Same ID card number"),
     "name_city": gettext_lazy("Same name in the same city"),
     "name_institution": gettext_lazy("Same name at the same institution"),
     "name_parent": gettext_lazy("Same department name in the same hospital"),
