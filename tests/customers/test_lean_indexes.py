@@ -24,7 +24,7 @@ def test_no_pattern_matching_copies_of_the_customer_indexes(model):
     # the equality look-ups they copied are still indexed: codes, external ids, blind indexes
     columns = {tuple(cols) for cols in names.values()}
     wanted = [("code",), ("external_id",)] + (
-        [("mobile_bidx",), ("landline_bidx",), ("email_bidx",)] if model is Person else [("credit_code",)]
+        [("mobile_bidx",), ("landline_bidx",), ("email_bidx",), ("id_number_bidx",)] if model is Person else [("credit_code",)]
     )
     assert [c for c in wanted if c not in columns] == []
 
