@@ -1000,17 +1000,21 @@ def _display(obj, field: str, shown: dict | None) -> str:
     return "" if value is None else str(value)
 
 
+def _pair(user, kind: str, first: int, second: int):
+    """Two records of one kind a user who may merge compares (404 for anything else or outside their scope)."""
+    access.require(user, Cap.MERGE_CUSTOMERS)
+    model = {"institution": Institution, "person": Person}.get(kind)
+    if model is None or first == second:
+        raise Http404(_("Nothing to merge here."))
+    return access.get_visible_or_404(user, model, first), access.get_visible_or_404(user, model, second)
+
+
 @login_required
 @require_POST
 def not_duplicates(request, kind: str, first: int, second: int):
     """"Not the same customer": the pair leaves the duplicate list and each other's likely duplicates."""
     user = request.user
-    access.require(user, Cap.MERGE_CUSTOMERS)
-    model = {"institution": Institution, "person": Person}.get(kind)
-    if model is None or first == second:
-        raise Http404(_("Nothing to merge here."))
-    one = access.get_visible_or_404(user, model, first)
-    two = access.get_visible_or_404(user, model, second)
+    one, two = _pair(user, kind, first, second)
     try:
         services.mark_distinct(user, one, two)
     except ValidationError as e:
@@ -1025,12 +1029,8 @@ def not_duplicates(request, kind: str, first: int, second: int):
 @login_required
 def merge_view(request, kind: str, survivor: int, duplicate: int):
     user = request.user
-    access.require(user, Cap.MERGE_CUSTOMERS)
-    model = {"institution": Institution, "person": Person}.get(kind)
-    if model is None or survivor == duplicate:
-        raise Http404(_("Nothing to merge here."))
-    left = access.get_visible_or_404(user, model, survivor)
-    right = access.get_visible_or_404(user, model, duplicate)
+    left, right = _pair(user, kind, survivor, duplicate)
+    model = type(left)
     if request.method == "POST":
         keep_id = request.POST.get("survivor", "")
         if keep_id not in (str(left.pk), str(right.pk)):
