@@ -350,8 +350,13 @@ def _by_name(look: _Look, norm: str) -> tuple[list[tuple[float, int]], bool]:
         first = _term(look, "C" + norm, look.read)
         start, start_complete = set(first.ids), not first.cut
     else:
-        # a name that holds the query has each of its bigrams after the first inside the name ("c" terms)
-        later = [_term(look, "c" + g, POSTINGS_LIMIT) for g in dict.fromkeys(norm[i : i + 2] for i in range(1, len(norm) - 1))]  # fmt: skip
+        # a name that holds the query has each of its bigrams after the first inside the name ("c" terms):
+        # none does when one of them is on no name (上海神经外科 typed as 上海 神经外科: 海神)
+        later = []
+        for g in dict.fromkeys(norm[i : i + 2] for i in range(1, len(norm) - 1)):
+            later.append(_term(look, "c" + g, POSTINGS_LIMIT))
+            if not later[-1].ids and not later[-1].cut:
+                return [], True
         start, start_complete = _intersect([_term(look, "C" + norm[:2], POSTINGS_LIMIT), *later])
     ranked, complete = look.rank(start, base)
     complete = complete and start_complete
@@ -487,48 +492,50 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
     kind, memo = look.kind, {}
     # every match holds a keyword in its own name: read those far enough that the look-up is usually complete
     own_look = dataclasses.replace(look, limit=KEYWORD_OWN_READ, read=max(look.read, KEYWORD_OWN_READ))
-    place_look = _look(look.user, INSTITUTION, Filters(), look.read, None, "name", memo)
-    own, places, own_complete = set(), set(), True
-    for keyword, how in zip(keywords, hows, strict=True):
+    # an institution's own look-up without filters is the look-up of places by that keyword
+    same = kind == INSTITUTION and not look.filters.any and look.restrict is None
+    anchor_look = _look(look.user, INSTITUTION, Filters(), KEYWORD_OWN_READ, None, "name", memo)
+    owns: list[set[int]] = []
+    own_complete, anchor = True, None
+    # An anchor: a keyword whose own-name and place look-ups both read every customer. Every match holds it in
+    # its own name or its place's, so the anchor's own matches and the customers at its places that hold
+    # another keyword are every candidate: the other keywords (a common department name such as 急诊科
+    # names a thousand departments) need no look-up of their own.
+    for i, (keyword, how) in enumerate(zip(keywords, hows, strict=True)):
         found, complete = _by_text(own_look, keyword, how)
-        own.update(pk for _s, pk in found)
+        owns.append({pk for _s, pk in found})
         own_complete = own_complete and complete
-    model = Institution if kind == INSTITUTION else Person
-    base = model.objects.filter(merged_into__isnull=True).order_by()
-    candidates, cut = set(own), False
-    # every match holds a keyword in its own name: when those look-ups read every such customer, the candidates
-    # are complete already, and reading the customers of the places the keywords name would only cost time
-    if not own_complete:
-        for keyword, how in zip(keywords, hows, strict=True):
-            places.update(pk for _s, pk in _by_text(place_look, keyword, how)[0])
-    if places:
-        # the places' departments, then (for people) everyone working at a place or in one of its departments —
-        # only those whose own name holds a keyword, when the keywords are characters (the database filters)
-        named = Q()
-        if all(how == "name" for how in hows):
-            for keyword in keywords:
-                named |= Q(name_norm__contains=normalise.name(keyword))
-        departments = Institution.objects.filter(parent_id__any_of=id_set(sorted(places))).order_by()
-        if kind == INSTITUTION:
-            departments = departments.filter(named)
-        near = list(departments.values_list("id", flat=True)[: KEYWORD_CONTEXT_LIMIT + 1])
-        if kind == PERSON:
-            # one indexed look-up per column and per slice of places: for the OR of the columns, or a list of
-            # thousands of places, PostgreSQL scans the whole table
-            at = sorted(places.union(near))
-            found: dict[int, None] = {}
-            for column in ("institution_id", "department_id"):
-                for i in range(0, len(at), KEYWORD_PLACES_SLICE):
-                    if len(found) > KEYWORD_CONTEXT_LIMIT:
-                        break
-                    part = id_set(at[i : i + KEYWORD_PLACES_SLICE])
-                    found.update(dict.fromkeys(base.filter(**{f"{column}__any_of": part}).filter(named)
-                                               .values_list("id", flat=True)[: KEYWORD_CONTEXT_LIMIT + 1]))  # fmt: skip
-            near = list(found)
-        cut = len(near) > KEYWORD_CONTEXT_LIMIT
-        candidates.update(near[:KEYWORD_CONTEXT_LIMIT])
+        if not complete:
+            continue
+        if same:
+            places = owns[-1]
+        else:
+            at, complete = _by_text(anchor_look, keyword, how)
+            places = {pk for _s, pk in at}
+        if complete:
+            anchor = i
+            break
+    others = [(k, how) for i, (k, how) in enumerate(zip(keywords, hows, strict=True)) if i != anchor]
+    if anchor is not None:
+        candidates = set(owns[anchor])
+        near, cut = _near(kind, places, others)
+        candidates.update(near)
+    else:
+        candidates, cut = set().union(*owns), False
+        # every match holds a keyword in its own name: when those look-ups read every such customer, the
+        # candidates are complete already, and reading the customers of the places the keywords name would
+        # only cost time
+        if not own_complete:
+            place_look = _look(look.user, INSTITUTION, Filters(), look.read, None, "name", memo)
+            places = set()
+            for keyword, how in zip(keywords, hows, strict=True):
+                places.update(pk for _s, pk in _by_text(place_look, keyword, how)[0])
+            near, cut = _near(kind, places, others)
+            candidates.update(near)
     if not candidates:
         return [], True
+    model = Institution if kind == INSTITUTION else Person
+    base = model.objects.filter(merged_into__isnull=True).order_by()
     columns = ("id", "name_norm", "parent__name_norm") if kind == INSTITUTION else (
         "id", "name_norm", "institution__name_norm", "institution__parent__name_norm", "department__name_norm"
     )  # fmt: skip
@@ -544,6 +551,36 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
     # more keywords in the customer's own name rank higher; all of them stay below a match of the whole text
     ranked, complete = look.rank(own_matches, lambda pk, name_norm: INSIDE - 10 + 5 * own_matches[pk])
     return ranked, complete and not cut
+
+
+def _near(kind: int, places: set[int], keywords: list[tuple[str, str]]) -> tuple[list[int], bool]:
+    """Customers at these places whose own name may hold one of these keywords — a place's departments; for
+    people, everyone whose institution or department is one of the places (a person's department belongs to
+    their institution: the services keep it so) — and whether there were more than could be read."""
+    if not places:
+        return [], False
+    named = Q()
+    if keywords and all(how == "name" for _k, how in keywords):
+        # the database filters by the keywords' characters (pinyin is checked on the names read)
+        for keyword, _how in keywords:
+            named |= Q(name_norm__contains=normalise.name(keyword))
+    at = sorted(places)
+    found: dict[int, None] = {}
+    model = Institution if kind == INSTITUTION else Person
+    # merged-away customers are dropped with the candidates' names: a test of merged_into here made SQLite read
+    # its index (null for nearly everyone) instead of the places'
+    base = model.objects.order_by().filter(named)
+    # one indexed look-up per column and per slice of places: for the OR of two columns, or a list of
+    # thousands of places, PostgreSQL scans the whole table
+    for column in ("parent_id",) if kind == INSTITUTION else ("institution_id", "department_id"):
+        for i in range(0, len(at), KEYWORD_PLACES_SLICE):
+            if len(found) > KEYWORD_CONTEXT_LIMIT:
+                break
+            part = id_set(at[i : i + KEYWORD_PLACES_SLICE])
+            found.update(dict.fromkeys(base.filter(**{f"{column}__any_of": part})
+                                       .values_list("id", flat=True)[: KEYWORD_CONTEXT_LIMIT + 1]))  # fmt: skip
+    near = list(found)
+    return near[:KEYWORD_CONTEXT_LIMIT], len(near) > KEYWORD_CONTEXT_LIMIT
 
 
 def _prepare(query: str) -> str:

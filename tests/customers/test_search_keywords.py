@@ -1,0 +1,70 @@
+"""Search of several words through an anchor: a keyword whose own-name and place look-ups are both complete
+settles the candidates, so a common department name (急诊科 at a thousand hospitals) needs no look-up."""
+
+import pytest
+
+from pharmacrm.customers import services
+from pharmacrm.customers.search import search
+
+
+@pytest.fixture
+def emergency(admin_user, beijing, shanghai):
+    """One hospital in Beijing and three in Shanghai, each with an 急诊科 and a doctor called 王丽 in it."""
+    made = {}
+    for name, region in (("北京朝阳医院", beijing), ("上海瑞金医院", shanghai), ("上海华山医院", shanghai),
+                         ("上海长征医院", shanghai)):  # fmt: skip
+        hospital = services.create_institution(admin_user, {"name": name, "kind": "hospital", "region": region})
+        dept = services.create_institution(
+            admin_user, {"name": "急诊科", "kind": "department", "parent": hospital, "region": region}
+        )
+        person = services.create_person(
+            admin_user, {"name": "王丽", "institution": hospital, "department": dept, "title": "主治医师"}
+        )
+        made[name] = (hospital, dept, person)
+    return made
+
+
+@pytest.fixture
+def looked_up(monkeypatch):
+    """The own-name look-ups read two customers (as a thousand at a million), and the texts looked up."""
+    from pharmacrm.customers import search as module
+
+    monkeypatch.setattr(module, "KEYWORD_OWN_READ", 2)
+    calls = []
+    by_text = module._by_text
+    monkeypatch.setattr(module, "_by_text", lambda look, text, how: calls.append((look.kind, text)) or by_text(look, text, how))
+    return calls
+
+
+@pytest.mark.parametrize("query", ["北京 急诊科", "急诊科 北京", "bj 急诊科"])
+def test_a_common_department_name_is_found_through_the_hospitals_place(emergency, users, looked_up, query):
+    _hospital, dept, _person = emergency["北京朝阳医院"]
+    hits = search(users["manager"], query, kinds=("institution",))
+    assert [h.obj for h in hits] == [dept]
+    assert hits[0].match == "keywords"
+    if query.startswith(("北京", "bj")):
+        # the place's keyword read every match: the three other 急诊科 were never looked up by name
+        assert [text for _kind, text in looked_up if text == "急诊科"] == []
+
+
+def test_a_common_name_is_found_through_the_persons_place(emergency, users, looked_up):
+    hits = search(users["manager"], "王丽 上海", kinds=("person",))
+    assert {h.obj for h in hits} == {emergency[name][2] for name in ("上海瑞金医院", "上海华山医院", "上海长征医院")}
+    hits = search(users["manager"], "北京 王丽 急诊", kinds=("person",))
+    assert [h.obj for h in hits] == [emergency["北京朝阳医院"][2]]
+
+
+def test_a_merged_away_person_at_the_place_is_not_found(emergency, users, admin_user, looked_up):
+    hospital, dept, survivor = emergency["北京朝阳医院"]
+    duplicate = services.create_person(
+        admin_user, {"name": "王丽", "institution": hospital, "department": dept, "title": "主任医师"}
+    )
+    assert len(search(users["manager"], "王丽 朝阳", kinds=("person",))) == 2
+    services.merge(admin_user, survivor, duplicate)
+    assert [h.obj for h in search(users["manager"], "王丽 朝阳", kinds=("person",))] == [survivor]
+
+
+def test_the_reps_scope_holds_through_the_anchor(emergency, users, looked_up):
+    # the North team's rep sees Beijing, not Shanghai
+    assert [h.obj for h in search(users["rep"], "北京 急诊科", kinds=("institution",))] == [emergency["北京朝阳医院"][1]]
+    assert search(users["rep"], "上海 急诊科") == []
