@@ -491,11 +491,13 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
         return None
     kind, memo = look.kind, {}
     # every match holds a keyword in its own name: read those far enough that the look-up is usually complete
-    own_look = dataclasses.replace(look, limit=KEYWORD_OWN_READ, read=max(look.read, KEYWORD_OWN_READ))
+    own_read = max(look.read, KEYWORD_OWN_READ)  # never fewer than a look-up of places would read
+    own_look = dataclasses.replace(look, limit=own_read, read=own_read)
     # an institution's own look-up without filters is the look-up of places by that keyword
     same = kind == INSTITUTION and not look.filters.any and look.restrict is None
-    anchor_look = _look(look.user, INSTITUTION, Filters(), KEYWORD_OWN_READ, None, "name", memo)
+    anchor_look = _look(look.user, INSTITUTION, Filters(), own_read, None, "name", memo)
     owns: list[set[int]] = []
+    named_places: dict[int, set[int]] = {}  # the places each keyword names, as far as they were read
     own_complete, anchor = True, None
     # An anchor: a keyword whose own-name and place look-ups both read every customer. Every match holds it in
     # its own name or its place's, so the anchor's own matches and the customers at its places that hold
@@ -511,7 +513,7 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
             places = owns[-1]
         else:
             at, complete = _by_text(anchor_look, keyword, how)
-            places = {pk for _s, pk in at}
+            places = named_places[i] = {pk for _s, pk in at}
         if complete:
             anchor = i
             break
@@ -528,20 +530,33 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
         if not own_complete:
             place_look = _look(look.user, INSTITUTION, Filters(), look.read, None, "name", memo)
             places = set()
-            for keyword, how in zip(keywords, hows, strict=True):
-                places.update(pk for _s, pk in _by_text(place_look, keyword, how)[0])
+            for i, (keyword, how) in enumerate(zip(keywords, hows, strict=True)):
+                if same:  # an institution's own look-up read the places already
+                    places.update(owns[i])
+                elif i in named_places:
+                    places.update(named_places[i])
+                else:
+                    places.update(pk for _s, pk in _by_text(place_look, keyword, how)[0])
             near, cut = _near(kind, places, others)
             candidates.update(near)
     if not candidates:
         return [], True
     model = Institution if kind == INSTITUTION else Person
     base = model.objects.filter(merged_into__isnull=True).order_by()
-    columns = ("id", "name_norm", "parent__name_norm") if kind == INSTITUTION else (
-        "id", "name_norm", "institution__name_norm", "institution__parent__name_norm", "department__name_norm"
+    columns = ("id", "name_norm", "parent_id") if kind == INSTITUTION else (
+        "id", "name_norm", "institution_id", "department_id"
     )  # fmt: skip
+    rows = list(_with_ids(base, sorted(candidates)).values_list(*columns))
+    # the places' names by their ids, apart: joined to the candidates, PostgreSQL hashed the whole institution table
+    places = _places({pk for _id, _name, *at in rows for pk in at if pk})
+    if kind == PERSON:  # a person's institution's hospital (a department given as the institution)
+        places |= _places({parent for _name, parent in places.values() if parent and parent not in places})
     tests = [_keyword_test(k, how) for k, how in zip(keywords, hows, strict=True)]
     own_matches = {}
-    for pk, name_norm, *place_names in _with_ids(base, sorted(candidates)).values_list(*columns):
+    for pk, name_norm, *at in rows:
+        place_names = [places[i][0] for i in at if i in places]
+        if kind == PERSON and at[0] in places and places[at[0]][1] in places:
+            place_names.append(places[places[at[0]][1]][0])
         in_own = [test(kind, name_norm) for test in tests]
         if any(in_own) and all(
             mine or any(test(INSTITUTION, place) for place in place_names)
@@ -551,6 +566,14 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
     # more keywords in the customer's own name rank higher; all of them stay below a match of the whole text
     ranked, complete = look.rank(own_matches, lambda pk, name_norm: INSIDE - 10 + 5 * own_matches[pk])
     return ranked, complete and not cut
+
+
+def _places(ids: set[int]) -> dict[int, tuple[str, int | None]]:
+    """Institutions' normalised names and parents, by id."""
+    if not ids:
+        return {}
+    rows = _with_ids(Institution.objects.order_by(), sorted(ids)).values_list("id", "name_norm", "parent_id")
+    return {pk: (name_norm, parent) for pk, name_norm, parent in rows}
 
 
 def _near(kind: int, places: set[int], keywords: list[tuple[str, str]]) -> tuple[list[int], bool]:

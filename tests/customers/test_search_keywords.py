@@ -68,3 +68,20 @@ def test_the_reps_scope_holds_through_the_anchor(emergency, users, looked_up):
     # the North team's rep sees Beijing, not Shanghai
     assert [h.obj for h in search(users["rep"], "北京 急诊科", kinds=("institution",))] == [emergency["北京朝阳医院"][1]]
     assert search(users["rep"], "上海 急诊科") == []
+
+
+def test_without_an_anchor_the_hits_found_are_right_and_said_to_be_incomplete(emergency, users, monkeypatch):
+    """Both keywords in more names than are read (上海 at three hospitals, 急诊科 at four, two read for one
+    hit): the places read still give a true hit, and the page says there may be more."""
+    from pharmacrm.customers import search as module
+
+    for name in ("RANGE_LIMIT", "NARROWED_READ", "KEYWORD_OWN_READ"):
+        monkeypatch.setattr(module, name, 2)
+    shanghai = {emergency[name][1] for name in ("上海瑞金医院", "上海华山医院", "上海长征医院")}
+    calls = []
+    by_text = module._by_text
+    monkeypatch.setattr(module, "_by_text", lambda look, text, how: calls.append(text) or by_text(look, text, how))
+    hits = search(users["manager"], "上海 急诊科", kinds=("institution",), limit=1)
+    assert len(hits) == 1 and hits[0].obj in shanghai
+    assert calls.count("急诊科") == 1  # no anchor: each keyword looked up once, its own matches are its places
+    assert hits.complete is False
