@@ -32,6 +32,7 @@ INSTITUTION_HIT_FIELDS = ("id", "code", "name", "kind", "tier", "phone", "region
 PERSON_HIT_FIELDS = ("id", "code", "name", "role", "tier", "mobile", "landline", "institution__id", "institution__name", "institution__parent__id", "institution__parent__name")  # fmt: skip
 KEYWORD_CONTEXT_LIMIT = 5000  # customers read through the institutions a keyword names (their departments, people)
 KEYWORD_PLACES_SLICE = 200  # places per query when reading their people (the index stays the plan)
+KEYWORD_PROBE = 100  # customers read whose own name holds a keyword besides the anchor (a few: none to read elsewhere)
 KEYWORD_OWN_READ = 1000  # customers read whose own name holds a keyword (more: generic words like 医院 cost too much)
 _LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
 # separators people write in phone numbers and codes: 0311-39210254, (0311) 3921 0254, 138.0013.8000
@@ -520,7 +521,17 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
     others = [(k, how) for i, (k, how) in enumerate(zip(keywords, hows, strict=True)) if i != anchor]
     if anchor is not None:
         candidates = set(owns[anchor])
-        near, cut = _near(kind, places, others)
+        # another keyword in few own names (no person is called 口腔科) gives its matches outright; only the
+        # others need reading at the anchor's places
+        probe = dataclasses.replace(look, limit=KEYWORD_PROBE, read=KEYWORD_PROBE)
+        open_others = []
+        for keyword, how in others:
+            found, complete = _by_text(probe, keyword, how)
+            if complete:
+                candidates.update(pk for _s, pk in found)
+            else:
+                open_others.append((keyword, how))
+        near, cut = _near(kind, places, open_others) if open_others else ([], False)
         candidates.update(near)
     else:
         candidates, cut = set().union(*owns), False

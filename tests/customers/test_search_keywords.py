@@ -30,9 +30,12 @@ def looked_up(monkeypatch):
     from pharmacrm.customers import search as module
 
     monkeypatch.setattr(module, "KEYWORD_OWN_READ", 2)
+    monkeypatch.setattr(module, "KEYWORD_PROBE", 1)
     calls = []
     by_text = module._by_text
-    monkeypatch.setattr(module, "_by_text", lambda look, text, how: calls.append((look.kind, text)) or by_text(look, text, how))
+    monkeypatch.setattr(
+        module, "_by_text", lambda look, text, how: calls.append((look.limit, text)) or by_text(look, text, how)
+    )
     return calls
 
 
@@ -43,8 +46,8 @@ def test_a_common_department_name_is_found_through_the_hospitals_place(emergency
     assert [h.obj for h in hits] == [dept]
     assert hits[0].match == "keywords"
     if query.startswith(("北京", "bj")):
-        # the place's keyword read every match: the three other 急诊科 were never looked up by name
-        assert [text for _kind, text in looked_up if text == "急诊科"] == []
+        # the place's keyword read every match: 急诊科 was only probed (one name read), never read in full
+        assert [limit for limit, text in looked_up if text == "急诊科"] == [1]
 
 
 def test_a_common_name_is_found_through_the_persons_place(emergency, users, looked_up):
