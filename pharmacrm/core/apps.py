@@ -11,8 +11,13 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         from django.db import models
+        from django.db.models.signals import post_migrate
 
-        from . import signals  # noqa: F401  (login/logout audit)
+        from . import dbstats, signals  # noqa: F401  (login/logout audit)
+
+        # statistics for tables a migration rebuilt (SQLite): sent once, with the core app as sender
+        post_migrate.connect(dbstats.after_migrate, sender=self, dispatch_uid="core.dbstats")
+
         from .ids import AnyOf
 
         models.Field.register_lookup(AnyOf)
