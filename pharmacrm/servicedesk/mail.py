@@ -16,6 +16,8 @@ See docs/servicedesk-mail.md."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import email
 import email.policy
@@ -23,6 +25,7 @@ import email.utils
 import html
 import imaplib
 import logging
+import quopri
 import re
 from email.message import EmailMessage as ParsedMail
 
@@ -58,6 +61,12 @@ MAX_AGE = dt.timedelta(days=30)  # an older Date header is not believed
 NUMBER_IN_SUBJECT = re.compile(r"\[(TK-\d{4}-\d{6})\]", re.IGNORECASE)
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 LOOP_SENDERS = ("mailer-daemon", "postmaster", "noreply", "no-reply")
+# the subject an out-of-office reply starts with (Outlook in Chinese and English, QQ, 163, Foxmail): such a mail
+# with the ticket number in its subject would otherwise reopen the ticket as "the customer wrote again"
+AUTO_REPLY_SUBJECT = re.compile(
+    r"\s*(自动回复|自動回覆|自动答复|自動回復|自动应答|Automatic reply|Auto[- ]?reply|Out of (the )?office)\s*[:：]",
+    re.IGNORECASE,
+)
 POLL_BATCH = 200  # at most this many mails a run; the rest on the next minute
 
 
@@ -246,12 +255,118 @@ def read_gb_as_gb18030(msg: ParsedMail) -> ParsedMail:
     return email.message_from_bytes(_GB_LABELS.sub(lambda m: m.group(1) + b"gb18030", raw), policy=email.policy.default)
 
 
-def _decode_text(part) -> str:
+# charsets read as their superset, as browsers and mail programs do (Big5 as labelled by Taiwanese and Hong
+# Kong mail programs also carries the HKSCS characters of names such as 堃 or 峯)
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
+              "gb_2312-80": "gb18030", "euc-cn": "gb18030", "csgb2312": "gb18030",
+              "big5": "big5hkscs", "x-big5": "big5hkscs", "cp950": "big5hkscs", "csbig5": "big5hkscs"}  # fmt: skip
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _codec(charset: str | None) -> str:
+    charset = (charset or "").strip().strip('"').split("*", 1)[0].lower()  # RFC 2231 language suffix
+    return _SUPERSETS.get(charset, charset)
+
+
+def decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Text from the bytes of a mail. A mail without a charset (or labelled ASCII but carrying 8-bit bytes,
+    as older Chinese mail programs write it) or with a wrong label is read as UTF-8 when the bytes are valid
+    UTF-8, else as GB18030 — never as a row of replacement characters."""
+    codec = _codec(charset)
+    if codec and codec not in ("us-ascii", "ascii", "unknown-8bit", "x-unknown"):
+        try:
+            return data.decode(codec)
+        except LookupError:
+            pass
+        except UnicodeDecodeError:
+            for other in ("utf-8", "gb18030"):
+                try:
+                    return data.decode(other)
+                except UnicodeDecodeError:
+                    continue
+            return data.decode(codec, errors="replace")
     try:
-        return part.get_content()
-    except (LookupError, UnicodeError, AssertionError, ValueError):
-        payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", errors="replace")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("gb18030", errors="replace")
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
+
+
+def _word_bytes(encoding: str, text: str) -> bytes:
+    if encoding.upper() == "B":
+        text = re.sub(r"[^A-Za-z0-9+/]", "", text)
+        return base64.b64decode(text + "=" * (-len(text) % 4))
+    return quopri.decodestring(text.replace("_", " ").encode("ascii", "replace"), header=True)
+
+
+def decode_header_value(raw: str) -> str:
+    """A header's text as the customer wrote it. Better than the standard library for Chinese mail:
+    adjacent encoded words of one charset are joined before they are decoded (a mail program that splits a
+    subject mid-character, in GBK as in UTF-8, no longer garbles it), an encoded word inside quotes is read
+    too, gb2312/gbk/big5 are read as their supersets, and raw 8-bit text (a header written without encoded
+    words) is read as UTF-8, else GB18030."""
+    raw = re.sub(r"\r?\n(?=[ \t])", "", raw or "")
+    if _SURROGATES.search(raw):  # 8-bit bytes the parser kept as surrogate escapes
+        try:
+            raw = decode_bytes(raw.encode("utf-8", "surrogateescape"))
+        except UnicodeError:
+            raw = _SURROGATES.sub("\ufffd", raw)
+    out: list[str] = []
+    pending: tuple[str, bytes] | None = None  # (codec, bytes) of the encoded words not yet decoded
+    pos = 0
+
+    def flush() -> None:
+        nonlocal pending
+        if pending is not None:
+            out.append(decode_bytes(pending[1], pending[0]))
+            pending = None
+
+    for m in _ENCODED_WORD.finditer(raw):
+        between = raw[pos : m.start()]
+        if between.strip() or pending is None:  # white space between two encoded words is not text
+            flush()
+            out.append(between)
+        try:
+            data = _word_bytes(m.group(2), m.group(3))
+        except (ValueError, binascii.Error):
+            flush()
+            out.append(m.group(0))
+            pos = m.end()
+            continue
+        codec = _codec(m.group(1))
+        if pending is not None and pending[0] == codec:
+            pending = (codec, pending[1] + data)
+        else:
+            flush()
+            pending = (codec, data)
+        pos = m.end()
+    flush()
+    out.append(raw[pos:])
+    return _SURROGATES.sub("\ufffd", "".join(out))
+
+
+def _raw_header(msg, name: str) -> str | None:
+    """The header as it stood in the mail (the first one of that name), before any decoding."""
+    try:
+        for key, value in msg.raw_items():
+            if key.lower() == name.lower():
+                return value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def _decode_text(part) -> str:
+    payload = part.get_payload(decode=True) or b""
+    if not isinstance(payload, bytes):
+        payload = str(payload).encode("utf-8", "surrogateescape")
+    try:
+        charset = part.get_content_charset()
+    except Exception:  # noqa: BLE001
+        charset = None
+    return decode_bytes(payload, charset)
 
 
 def html_to_text(value: str) -> str:
@@ -274,6 +389,27 @@ def mail_body(msg: ParsedMail) -> str:
     if part.get_content_type() == "text/html":
         text = html_to_text(text)
     return text.replace("\r\n", "\n").strip()
+
+
+_NAME_PARAM = re.compile(r'(?i)(?:^|;)\s*(?:file)?name\s*=\s*(?:"([^"]*)"|([^;\s]+))')
+
+
+def _filename(part) -> str:
+    """The file's name; one written in raw 8-bit (GBK or UTF-8, as many Chinese mail programs do) is read
+    from the header's bytes instead of being left as replacement characters."""
+    try:
+        name = part.get_filename() or ""
+    except Exception:  # noqa: BLE001
+        name = ""
+    if name and "\ufffd" not in name and not _SURROGATES.search(name):
+        return name
+    for header in ("Content-Disposition", "Content-Type"):
+        match = _NAME_PARAM.search(re.sub(r"\r?\n(?=[ \t])", "", _raw_header(part, header) or ""))
+        if match:
+            decoded = decode_header_value(match.group(1) if match.group(1) is not None else match.group(2))
+            if decoded.strip() and "\ufffd" not in decoded:
+                return decoded.strip()
+    return _SURROGATES.sub("\ufffd", name)
 
 
 _UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\r\n]+')
@@ -312,10 +448,7 @@ def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
             return
         if part is body:
             return
-        try:
-            name = part.get_filename() or ""
-        except Exception:  # noqa: BLE001
-            name = ""
+        name = _filename(part)
         if part.get_content_maintype() == "text" and not name and part.get_content_disposition() != "attachment":
             return  # another form of the body (the HTML of a plain-text mail)
         if not name:
@@ -330,8 +463,14 @@ def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
 
 
 def _header(msg: ParsedMail, name: str) -> str:
+    raw = _raw_header(msg, name)
+    if raw is not None:
+        try:
+            return decode_header_value(raw).strip()
+        except Exception:  # noqa: BLE001 — then as the library reads it
+            pass
     try:
-        return str(msg.get(name, "") or "").strip()
+        return _SURROGATES.sub("\ufffd", str(msg.get(name, "") or "")).strip()
     except Exception:  # noqa: BLE001 — an undecodable header counts as absent
         return ""
 
@@ -345,7 +484,15 @@ def sender_of(msg: ParsedMail) -> tuple[str, str]:
         except Exception:  # noqa: BLE001
             addresses = []
         if addresses and addresses[0].addr_spec and "@" in addresses[0].addr_spec:
-            return addresses[0].display_name or "", addresses[0].addr_spec
+            display, address = addresses[0].display_name or "", addresses[0].addr_spec
+            # the name (and an address) as the customer wrote them: a raw UTF-8 or GBK name, or one split
+            # mid-character, is read by decode_header_value (the library leaves it garbled or unstorable)
+            decoded_name, decoded_address = email.utils.parseaddr(_header(msg, name))
+            if "@" in decoded_address and (
+                _SURROGATES.search(address) or normalise.email(decoded_address) == normalise.email(address)
+            ):
+                display, address = decoded_name or display, decoded_address
+            return _SURROGATES.sub("\ufffd", display).strip(), _SURROGATES.sub("", address)
     raise Refused("no sender address")
 
 
@@ -355,12 +502,16 @@ def is_automatic(msg: ParsedMail, address: str) -> str:
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
     precedence = _header(msg, "Precedence").lower()
-    if precedence in ("bulk", "junk", "list"):
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
         return f"Precedence: {precedence}"
-    if _header(msg, "X-Autoreply") or _header(msg, "X-Autorespond"):
+    if any(_header(msg, h) for h in ("X-Autoreply", "X-Autorespond", "X-Autogenerated", "X-Mail-Autoreply")):
         return "auto-reply header"
     if _header(msg, "Return-Path") == "<>":
         return "bounce (empty return path)"
+    if msg.get_content_type() == "multipart/report":  # a delivery report (bounce) or a read receipt (MDN)
+        return "delivery or read report"
+    if AUTO_REPLY_SUBJECT.match(_header(msg, "Subject")):  # mail programs whose out-of-office sets no header
+        return "auto-reply subject"
     local = address.split("@", 1)[0].lower()
     if local in LOOP_SENDERS or local.startswith("mailer-daemon"):
         return f"sender {address}"

@@ -1,0 +1,157 @@
+"""QA round 20 — the service desk's e-mail channel: what Chinese mail programs really send (raw 8-bit
+headers, GBK encoded words split mid-character, mails without a charset, Big5-HKSCS), read receipts and
+out-of-office replies that must not reopen a ticket."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+
+import pytest
+
+from pharmacrm.servicedesk import mail, services
+from pharmacrm.servicedesk.choices import MessageKind, Status
+from pharmacrm.servicedesk.models import Ticket
+
+
+def parse(raw: bytes):
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def raw_mail(*, sender: bytes = b"w@hospital.test", subject: bytes = b"x", body: bytes = b"hello",
+             content_type: bytes = b"text/plain; charset=utf-8", message_id: bytes = b"<m1@hospital.test>",
+             extra: bytes = b"") -> bytes:  # fmt: skip
+    return (
+        b"From: " + sender + b"\r\nTo: service@pharmacrm.test\r\nSubject: " + subject + b"\r\nMessage-ID: "
+        + message_id + b"\r\nMIME-Version: 1.0\r\n" + extra + b"Content-Type: " + content_type
+        + b"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + body + b"\r\n"
+    )  # fmt: skip
+
+
+@pytest.fixture
+def take_in(db, django_capture_on_commit_callbacks):
+    def run(raw: bytes):
+        with django_capture_on_commit_callbacks(execute=False):  # the acknowledgement is not sent here
+            return mail.take_in(parse(raw))
+
+    return run
+
+
+def test_a_sender_name_written_in_raw_utf8_becomes_a_ticket(take_in):
+    """Foxmail and many webmails write the name and subject as raw UTF-8 (no encoded words). The name came
+    out as surrogate escapes and storing it failed: the mail was flagged and no ticket was made."""
+    message = take_in(raw_mail(sender="王医生 <w@hospital.test>".encode(), subject="关于阿司匹林的用法".encode(),
+                               body="请问饭前还是饭后服用？".encode()))  # fmt: skip
+    ticket = message.ticket
+    assert (ticket.caller_name, ticket.subject, ticket.reply_email) == ("王医生", "关于阿司匹林的用法", "w@hospital.test")
+    assert "饭前还是饭后" in ticket.description
+
+
+def test_a_subject_and_name_in_raw_gbk_are_read(take_in):
+    message = take_in(raw_mail(sender="王喆 <w@hospital.test>".encode("gbk"), subject="药品不良反应咨询".encode("gbk"),
+                               body="服药后出现皮疹".encode("gbk"), content_type=b"text/plain"))  # fmt: skip
+    ticket = message.ticket
+    assert (ticket.caller_name, ticket.subject) == ("王喆", "药品不良反应咨询")
+    assert ticket.description == "服药后出现皮疹"
+
+
+def test_a_gbk_subject_split_mid_character_is_read_whole(take_in):
+    """A long subject folded into several encoded words by a mail program that cuts a two-byte character in
+    half: each word was decoded on its own and the rest of the subject came out shifted (王�垂赜…)."""
+    data = "王喆关于阿司匹林肠溶片的用法".encode("gbk")
+    words = [data[:3], data[3:14], data[14:]]  # cut after the first byte of 喆 and in the middle of 阿
+    subject = b"\r\n ".join(b"=?GBK?B?" + base64.b64encode(w) + b"?=" for w in words)
+    name = b"=?gb2312?B?" + base64.b64encode("王".encode("gbk")[:1]) + b"?= =?gb2312?B?" + base64.b64encode(
+        "王喆".encode("gbk")[1:]) + b"?="  # fmt: skip
+    message = take_in(raw_mail(sender=name + b" <w@hospital.test>", subject=subject))
+    assert message.ticket.subject == "王喆关于阿司匹林肠溶片的用法"
+    assert message.ticket.caller_name == "王喆"
+
+
+@pytest.mark.parametrize("codec", ["utf-8", "gbk"])
+@pytest.mark.parametrize("content_type", [b"text/plain", b"text/plain; charset=us-ascii"])
+def test_a_text_without_its_charset_is_read(take_in, codec, content_type):
+    """A mail whose text part names no charset (or says ASCII) but carries Chinese: every character was a
+    replacement character (���), the agent could not read the request."""
+    message = take_in(raw_mail(body="请问饭前还是饭后服用？".encode(codec), content_type=content_type))
+    assert message.ticket.description == "请问饭前还是饭后服用？"
+    assert message.body == "请问饭前还是饭后服用？"
+
+
+def test_an_html_only_mail_without_a_charset_is_read(take_in):
+    html = "<html><head><meta charset=gbk></head><body><p>请问饭前</p><p>还是饭后？</p></body></html>"
+    message = take_in(raw_mail(body=html.encode("gbk"), content_type=b"text/html"))
+    assert message.ticket.description == "请问饭前\n还是饭后？"
+
+
+def test_a_text_labelled_utf8_but_written_in_gbk_is_read(take_in):
+    message = take_in(raw_mail(body="服药后出现皮疹".encode("gbk"), content_type=b"text/plain; charset=utf-8"))
+    assert message.ticket.description == "服药后出现皮疹"
+
+
+def test_big5_from_hong_kong_keeps_its_hkscs_characters(take_in):
+    text = "陳志堃先生查詢用法"  # 堃 is a Hong Kong (HKSCS) character, outside plain Big5
+    message = take_in(raw_mail(body=text.encode("big5hkscs"), content_type=b"text/plain; charset=big5",
+                               subject=b"=?big5?B?" + base64.b64encode(text.encode("big5hkscs")) + b"?="))  # fmt: skip
+    assert message.ticket.subject == text
+    assert message.ticket.description == text
+
+
+def test_an_attachment_named_in_raw_gbk_keeps_its_name(take_in):
+    pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    raw = (
+        b"From: w@hospital.test\r\nTo: service@pharmacrm.test\r\nSubject: report\r\nMessage-ID: <att@h.test>\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n--B\r\nContent-Type: application/pdf\r\n"
+        b'Content-Disposition: attachment; filename="' + "检验报告.pdf".encode("gbk") + b'"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(pdf) + b"\r\n--B--\r\n"
+    )
+    message = take_in(raw)
+    assert [a.name for a in message.ticket.attachments.all()] == ["检验报告.pdf"]
+
+
+@pytest.fixture
+def resolved(take_in, users):
+    message = take_in(raw_mail(subject=b"question", message_id=b"<first@hospital.test>"))
+    ticket = message.ticket
+    services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    return ticket
+
+
+def receipt(number: str, report_type: bytes) -> bytes:
+    return (
+        b"From: w@hospital.test\r\nTo: service@pharmacrm.test\r\nSubject: " + "已读: [".encode() + number.encode()
+        + b"] question\r\nMessage-ID: <receipt@hospital.test>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/report; report-type=" + report_type + b"; boundary=BB\r\n\r\n--BB\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + "您的邮件已被阅读".encode() + b"\r\n--BB\r\n"
+        b"Content-Type: message/disposition-notification\r\n\r\nFinal-Recipient: rfc822;w@hospital.test\r\n"
+        b"Disposition: manual-action/MDN-sent-manually; displayed\r\n--BB--\r\n"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("report_type", [b"disposition-notification", b"delivery-status"])
+def test_a_read_receipt_or_delivery_report_does_not_reopen_the_ticket(take_in, resolved, report_type):
+    """Outlook and Foxmail send a read receipt ("已读: [TK-…] …") from the customer's own address: it was taken
+    for the customer writing again and reopened the resolved ticket."""
+    assert take_in(receipt(resolved.number, report_type)) is None
+    resolved.refresh_from_db()
+    assert resolved.status == Status.RESOLVED
+    assert resolved.messages.filter(kind=MessageKind.INBOUND).count() == 1
+
+
+@pytest.mark.parametrize("prefix", ["自动答复: ", "自动回复：", "Automatic reply: ", "自動回覆: "])
+def test_an_out_of_office_reply_without_headers_does_not_reopen_the_ticket(take_in, resolved, prefix):
+    subject = f"{prefix}[{resolved.number}] question".encode()
+    assert take_in(raw_mail(subject=subject, body="我正在休假，8日返回。".encode(), message_id=b"<oof@h.test>")) is None
+    resolved.refresh_from_db()
+    assert resolved.status == Status.RESOLVED
+
+
+def test_the_customer_writing_again_still_reopens_the_ticket(take_in, resolved):
+    subject = f"回复: [{resolved.number}] question".encode()
+    message = take_in(raw_mail(subject=subject, body="还是不舒服".encode(), message_id=b"<again@h.test>"))
+    assert message.ticket == resolved
+    resolved.refresh_from_db()
+    assert resolved.status == Status.IN_PROGRESS
+    assert Ticket.objects.count() == 1
