@@ -40,8 +40,13 @@ def new_message_id(ticket: Ticket) -> str:
 
 def reply_subject(ticket: Ticket) -> str:
     """The subject of every mail about a ticket carries its number in brackets, the fallback for threading
-    when a mail client drops the In-Reply-To header."""
-    return f"[{ticket.number}] {ticket.subject}"[:250]
+    when a mail client drops the In-Reply-To header. One line: a subject with a line break (typed through the
+    API or an edit) would make every mail about the ticket fail ("Header values can't contain newlines")."""
+    return one_line(f"[{ticket.number}] {ticket.subject}")[:250]
+
+
+def one_line(text: str) -> str:
+    return " ".join((text or "").split())
 
 
 def _check_body(body: str) -> str:

@@ -22,6 +22,7 @@ import datetime as dt
 import email
 import email.policy
 import email.utils
+import hashlib
 import html
 import imaplib
 import logging
@@ -115,9 +116,11 @@ def thread_ids(message: TicketMessage) -> list[str]:
 
 
 def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
-    references = thread_ids(message)
+    # a mail that came without a Message-ID got a made-up one (take_in): never named to the customer's program
+    references = [i for i in thread_ids(message) if not i.endswith(MADE_UP_ID_DOMAIN)]
     headers = {"Message-ID": message.message_id}
-    in_reply_to = message.in_reply_to or (references[-1] if references else "")
+    own_in_reply_to = "" if (message.in_reply_to or "").endswith(MADE_UP_ID_DOMAIN) else message.in_reply_to
+    in_reply_to = own_in_reply_to or (references[-1] if references else "")
     if in_reply_to:
         headers["In-Reply-To"] = in_reply_to
     if references:
@@ -125,7 +128,7 @@ def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
     if message.author_id is None:
         headers["Auto-Submitted"] = "auto-replied"  # the acknowledgement: mail systems must not answer it
     mail = EmailMessage(
-        subject=message.subject, body=message.body, from_email=settings.SERVICEDESK_MAIL_FROM,
+        subject=conversation.one_line(message.subject), body=message.body, from_email=settings.SERVICEDESK_MAIL_FROM,
         to=[message.recipient], headers=headers, connection=connection,
     )  # fmt: skip
     for attachment in message.attachments.all():
@@ -525,6 +528,20 @@ def message_ids(value: str) -> list[str]:
     return MESSAGE_ID.findall(value or "")
 
 
+MADE_UP_ID_DOMAIN = "@no-message-id.invalid>"
+
+
+def made_up_id(msg: ParsedMail) -> str | None:
+    """A Message-ID for a mail that came without one (some web forms and scanners send such mail): the hash of
+    its content, the same however often the mail is fetched (the worker killed after taking it in, before
+    marking it seen)."""
+    try:
+        data = msg.as_bytes()
+    except Exception:  # noqa: BLE001
+        return None
+    return f"<{hashlib.sha256(data).hexdigest()[:40]}{MADE_UP_ID_DOMAIN}"
+
+
 def received_at(msg: ParsedMail, now: dt.datetime) -> dt.datetime:
     """The mail's Date when it is believable (not in the future, at most 30 days old), else now."""
     try:
@@ -601,6 +618,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | 
     message_id = (message_ids(_header(msg, "Message-ID")) or [None])[0]
     if message_id and len(message_id) > 250:
         message_id = None
+    message_id = message_id or made_up_id(msg)  # so that the same mail fetched twice is still taken in once
     if message_id and TicketMessage.objects.filter(message_id=message_id).exists():
         log.info("Mail %s already taken in", message_id)
         return None

@@ -10,8 +10,8 @@ import email.policy
 
 import pytest
 
-from pharmacrm.servicedesk import mail, services
-from pharmacrm.servicedesk.choices import MessageKind, Status
+from pharmacrm.servicedesk import conversation, mail, services
+from pharmacrm.servicedesk.choices import Delivery, MessageKind, Status
 from pharmacrm.servicedesk.models import Ticket
 
 
@@ -155,3 +155,38 @@ def test_the_customer_writing_again_still_reopens_the_ticket(take_in, resolved):
     resolved.refresh_from_db()
     assert resolved.status == Status.IN_PROGRESS
     assert Ticket.objects.count() == 1
+
+
+def test_a_mail_without_a_message_id_fetched_twice_is_taken_in_once(take_in):
+    """Some web forms and scanners send mail without a Message-ID: fetched again (the worker killed after taking
+    it in, before marking it seen) it became a second ticket and the customer got a second acknowledgement."""
+    raw = (b"From: w@hospital.test\r\nSubject: scan\r\nDate: Wed, 02 Dec 2026 09:00:00 +0800\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + "扫描件".encode() + b"\r\n")  # fmt: skip
+    first = take_in(raw)
+    assert first is not None
+    assert take_in(raw) is None
+    assert Ticket.objects.count() == 1
+    # a different mail without a Message-ID is a ticket of its own
+    assert take_in(raw.replace(b"scan", b"scan 2")).ticket != first.ticket
+
+
+def test_the_reply_to_a_mail_without_a_message_id_names_no_made_up_id(take_in, users, mailoutbox):
+    raw = b"From: w@hospital.test\r\nSubject: scan\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+    ticket = take_in(raw).ticket
+    reply = conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body="已收到")
+    assert mail.send_message(reply.pk) == Delivery.SENT
+    sent = mailoutbox[-1]
+    assert "invalid" not in sent.extra_headers.get("In-Reply-To", "")
+    assert "invalid" not in sent.extra_headers.get("References", "")
+
+
+def test_a_reply_on_a_ticket_whose_subject_has_a_line_break_is_sent(db, users, mailoutbox):
+    """A subject with a line break (through the API or an edit): every reply failed for good with "Header
+    values can't contain newlines" — the customer never got an answer."""
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询\n用法", "channel": "api", "category": "other", "caller_name": "王先生",
+        "reply_email": "w@hospital.test",
+    })  # fmt: skip
+    reply = conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body="请饭后服用。")
+    assert mail.send_message(reply.pk) == Delivery.SENT
+    assert mailoutbox[-1].subject == f"[{ticket.number}] 咨询 用法"
