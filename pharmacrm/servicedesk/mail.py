@@ -68,6 +68,7 @@ AUTO_REPLY_SUBJECT = re.compile(
     r"\s*(自动回复|自動回覆|自动答复|自動回復|自动应答|Automatic reply|Auto[- ]?reply|Out of (the )?office)\s*[:：]",
     re.IGNORECASE,
 )
+ACK_LIMIT, ACK_WINDOW = 5, dt.timedelta(hours=1)  # acknowledgements to one address: no mail loop
 POLL_BATCH = 200  # at most this many mails a run; the rest on the next minute
 
 
@@ -375,6 +376,7 @@ def _decode_text(part) -> str:
 def html_to_text(value: str) -> str:
     value = re.sub(r"(?is)<(script|style|head)\b.*?</\1\s*>", " ", value)
     value = re.sub(r"(?i)<br\s*/?>|</p\s*>|</div\s*>|</li\s*>|</tr\s*>|</h\d\s*>", "\n", value)
+    value = re.sub(r"(?i)</t[dh]\s*>", " \t", value)  # table cells stay apart: "批号 A123", not "批号A123"
     text = html.unescape(strip_tags(value))
     lines = [re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
@@ -588,9 +590,24 @@ def find_person(address: str):
     return people[0] if len(people) == 1 else None
 
 
-def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.datetime) -> TicketMessage:
+def acknowledged_lately(address: str, now: dt.datetime) -> int:
+    """How many acknowledgements went to this address within the last ACK_WINDOW (the address is encrypted:
+    compared after reading, over the few acknowledgements of that hour)."""
+    recent = TicketMessage.objects.filter(
+        kind=MessageKind.REPLY, author=None, created_at__gte=now - ACK_WINDOW, created_at__lte=now
+    ).only("recipient")
+    return sum(1 for m in recent.iterator() if _same_address(m.recipient, address))
+
+
+def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.datetime) -> TicketMessage | None:
     """The automatic confirmation with the ticket number. Not a reply by an agent: no REPLY event, so it
-    does not meet the first-response target."""
+    does not meet the first-response target. At most ACK_LIMIT an hour to one address: another system's
+    auto-responder that sets none of the headers is_automatic knows (a hospital's own ticket system answering
+    from its service address) would otherwise ping-pong with ours, one new ticket per round, for ever."""
+    if acknowledged_lately(address, now) >= ACK_LIMIT:
+        log.warning("Mail from %s became ticket %s: no acknowledgement (%d sent to it within %s; a mail loop?)",
+                    normalise.mask_email(address), ticket.number, ACK_LIMIT, ACK_WINDOW)  # fmt: skip
+        return None
     body = _(
         "Thank you for your message. We have registered your request as %(number)s and will answer as soon "
         "as possible.\n\nPlease keep %(number)s in the subject when you write about this request.\n\n"

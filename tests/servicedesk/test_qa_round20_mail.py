@@ -190,3 +190,28 @@ def test_a_reply_on_a_ticket_whose_subject_has_a_line_break_is_sent(db, users, m
     reply = conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body="请饭后服用。")
     assert mail.send_message(reply.pk) == Delivery.SENT
     assert mailoutbox[-1].subject == f"[{ticket.number}] 咨询 用法"
+
+
+def test_an_auto_responder_without_headers_gets_a_few_acknowledgements_then_none(take_in, mailoutbox, worker_inline,
+                                                                                 django_capture_on_commit_callbacks):  # fmt: skip
+    """Another system that answers every mail without saying it is automatic (a hospital's own ticket system,
+    answering from its service address under its own subject): each of its answers became a ticket whose
+    acknowledgement it answered again — a mail loop without end."""
+    for n in range(mail.ACK_LIMIT + 3):
+        raw = raw_mail(sender=b"service@hospital.test", subject=f"[HOSP-{n}] received".encode(),
+                       message_id=f"<loop{n}@hospital.test>".encode())  # fmt: skip
+        with django_capture_on_commit_callbacks(execute=True):
+            mail.take_in(parse(raw))
+    acknowledgements = [m for m in mailoutbox if m.to == ["service@hospital.test"]]
+    assert len(acknowledgements) == mail.ACK_LIMIT
+    assert Ticket.objects.count() == mail.ACK_LIMIT + 3  # every mail is still on a ticket
+    # another customer is acknowledged as ever
+    with django_capture_on_commit_callbacks(execute=True):
+        mail.take_in(parse(raw_mail(sender=b"li@clinic.test", message_id=b"<other@clinic.test>")))
+    assert mailoutbox[-1].to == ["li@clinic.test"]
+
+
+def test_the_cells_of_an_html_table_stay_apart(take_in):
+    html = "<table><tr><td>批号</td><td>20240101</td><td>数量</td><td>2盒</td></tr></table>"
+    message = take_in(raw_mail(body=html.encode(), content_type=b"text/html; charset=utf-8"))
+    assert message.ticket.description == "批号 20240101 数量 2盒"
