@@ -13,6 +13,9 @@ import pytest
 from pharmacrm.servicedesk import conversation, mail, services
 from pharmacrm.servicedesk.choices import Delivery, MessageKind, Status
 from pharmacrm.servicedesk.models import Ticket
+from tests import mailservers
+from tests.mailservers import imap_server, mail_settings, smtp_server  # noqa: F401
+from tests.servicedesk.test_mail import desk  # noqa: F401
 
 
 def parse(raw: bytes):
@@ -46,6 +49,18 @@ def test_a_sender_name_written_in_raw_utf8_becomes_a_ticket(take_in):
     ticket = message.ticket
     assert (ticket.caller_name, ticket.subject, ticket.reply_email) == ("王医生", "关于阿司匹林的用法", "w@hospital.test")
     assert "饭前还是饭后" in ticket.description
+
+
+def test_a_raw_utf8_mail_in_the_mailbox_is_taken_in_and_acknowledged(desk):  # noqa: F811
+    """The same through the real mailbox: it was counted as refused, flagged, and the customer heard nothing."""
+    raw = raw_mail(sender=f"王医生 <{mailservers.CUSTOMER}>".encode(), subject="药品咨询".encode(),
+                   body="请问饭前还是饭后服用？".encode(), message_id=b"<raw8@hospital.test>")  # fmt: skip
+    desk.imap.append(mailservers.SERVICE, raw)
+    assert desk.poll() == {"taken": 1, "skipped": 0, "refused": 0}
+    ticket = Ticket.objects.get()
+    assert (ticket.caller_name, ticket.subject) == ("王医生", "药品咨询")
+    [ack] = desk.inbox(mailservers.CUSTOMER)
+    assert ticket.number in ack["Subject"] and "药品咨询" in ack["Subject"]
 
 
 def test_a_subject_and_name_in_raw_gbk_are_read(take_in):
