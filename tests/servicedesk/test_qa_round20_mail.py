@@ -230,3 +230,35 @@ def test_the_cells_of_an_html_table_stay_apart(take_in):
     html = "<table><tr><td>批号</td><td>20240101</td><td>数量</td><td>2盒</td></tr></table>"
     message = take_in(raw_mail(body=html.encode(), content_type=b"text/html; charset=utf-8"))
     assert message.ticket.description == "批号 20240101 数量 2盒"
+
+
+# --- knowledge: the product catalogue's search -----------------------------------------------------------
+
+
+@pytest.fixture
+def amlodipine(users):
+    from pharmacrm.servicedesk import knowledge
+
+    common = {"brand_name": "安心宁", "generic_name": "盐酸氨氯地平片", "dosage_form": "片剂", "usage": "一日一次"}
+    return (
+        knowledge.create_product(users["expert"], {**common, "approval_number": "国药准字H20249871", "strength": "5mg×28片"}),
+        knowledge.create_product(users["expert"], {**common, "approval_number": "国药准字H20249872", "strength": "10mg×14片"}),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("q", ["氨氯地平 5mg", "安心宁　５ｍｇ", "5mg 氨氯地平"])
+def test_the_catalogue_finds_a_product_by_name_and_strength(client_for, amlodipine, q):
+    """An agent on the phone types the drug and the strength the caller reads from the box: “氨氯地平 5mg”
+    found nothing (the whole text had to be one piece of one name)."""
+    five, ten = amlodipine
+    page = client_for("agent").get("/service/knowledge/products/", {"q": q}, HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    assert list(page.context["page"].object_list) == [five]
+
+
+@pytest.mark.parametrize("q", ["氨氯地平", "h20249872", "国药准字 H2024 9872", "H2024 9872"])
+def test_the_catalogue_search_by_one_name_or_the_approval_number_still_works(users, amlodipine, q):
+    from pharmacrm.servicedesk import knowledge
+
+    found = set(knowledge.products(users["agent"], q=q))
+    assert found == (set(amlodipine) if q == "氨氯地平" else {amlodipine[1]})
