@@ -393,6 +393,13 @@ def mail_body(msg: ParsedMail) -> str:
     text = _decode_text(part)
     if part.get_content_type() == "text/html":
         text = html_to_text(text)
+    elif not text.strip():  # an empty plain-text alternative next to the HTML that carries the words
+        try:
+            rich = msg.get_body(preferencelist=("html",))
+        except Exception:  # noqa: BLE001
+            rich = None
+        if rich is not None:
+            text = html_to_text(_decode_text(rich))
     return text.replace("\r\n", "\n").strip()
 
 

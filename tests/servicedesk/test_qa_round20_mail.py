@@ -126,6 +126,20 @@ def test_an_attachment_named_in_raw_gbk_keeps_its_name(take_in):
     assert [a.name for a in message.ticket.attachments.all()] == ["检验报告.pdf"]
 
 
+def test_an_empty_plain_text_next_to_the_html_does_not_hide_the_request(take_in):
+    """Some mail programs send an empty text/plain alternative and the words only in the HTML: the ticket's
+    description was "—" and the request was nowhere on the ticket."""
+    raw = (
+        b"From: w@hospital.test\r\nSubject: x\r\nMessage-ID: <alt@h.test>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/alternative; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"\r\n \r\n--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<div>" + "请问饭前还是饭后服用？".encode()
+        + b"</div>\r\n--B--\r\n"
+    )  # fmt: skip
+    message = take_in(raw)
+    assert message.ticket.description == message.body == "请问饭前还是饭后服用？"
+    assert not message.ticket.attachments.exists()
+
+
 @pytest.fixture
 def resolved(take_in, users):
     message = take_in(raw_mail(subject=b"question", message_id=b"<first@hospital.test>"))
