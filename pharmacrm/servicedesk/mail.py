@@ -147,6 +147,12 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
         return ""
     if not _claim(message, now):
         return ""  # another worker has it
+    # a reply not sent yet goes to the ticket's address as it is now: the agent who corrected a mistyped
+    # address (then pressed "send again") expects it there, not at the address that bounced
+    current = (Ticket.objects.filter(pk=message.ticket_id).first() or message.ticket).reply_email
+    if current and not _same_address(current, message.recipient):
+        message.recipient = current
+        TicketMessage.objects.filter(pk=message.pk).update(recipient=current)
     try:
         build_mail(message).send(fail_silently=False)
     except Exception as exc:  # noqa: BLE001 — SMTP, network, a missing file: all end up as a failed attempt

@@ -276,3 +276,31 @@ def test_the_catalogue_search_by_one_name_or_the_approval_number_still_works(use
 
     found = set(knowledge.products(users["agent"], q=q))
     assert found == (set(amlodipine) if q == "氨氯地平" else {amlodipine[1]})
+
+
+# --- outgoing ------------------------------------------------------------------------------------------
+
+
+def test_a_reply_sent_again_after_the_address_was_corrected_goes_to_the_new_address(
+    db, users, mailoutbox, worker_inline, django_capture_on_commit_callbacks
+):
+    """The customer's address was mistyped; the reply failed for good. The agent corrects the address on the
+    ticket and presses "Send again" (as the page and the docs say to): it went to the wrong address again."""
+    from pharmacrm.servicedesk import editing
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询", "channel": "phone", "category": "other", "caller_name": "王先生",
+        "reply_email": "wang@hospitl.test",
+    })  # fmt: skip
+    reply = conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body="请饭后服用。")
+    # the worker gave up on it
+    type(reply).objects.filter(pk=reply.pk).update(delivery=Delivery.GAVE_UP, attempts=mail.MAX_ATTEMPTS)
+    reply.refresh_from_db()
+    ticket.refresh_from_db()
+    editing.edit_ticket(users["agent"], ticket, {"reply_email": "wang@hospital.test"}, version=ticket.version)
+    with django_capture_on_commit_callbacks(execute=True):
+        mail.resend(users["agent"], reply)
+    reply.refresh_from_db()
+    assert reply.delivery == Delivery.SENT
+    assert mailoutbox[-1].to == ["wang@hospital.test"]
+    assert reply.recipient == "wang@hospital.test"  # the message says where it went
