@@ -599,8 +599,20 @@ def find_person(address: str):
     bidx = crypto.blind_index(normalise.email(address), "email")
     if not bidx:
         return None
-    people = list(Person.objects.filter(email_bidx=bidx).select_related("institution")[:2])
-    return people[0] if len(people) == 1 else None
+    people = list(Person.objects.active().filter(email_bidx=bidx).select_related("institution")[:2])
+    if people:
+        return people[0] if len(people) == 1 else None
+    # only a record merged into another carries the address (a merge keeps the duplicate's data): the person
+    # it was merged into — a ticket for the merged record itself would be refused, and the mail with it
+    survivors = set()
+    for person in Person.objects.filter(email_bidx=bidx).exclude(merged_into=None)[:5]:
+        seen = set()
+        while person is not None and person.merged_into_id and person.pk not in seen:
+            seen.add(person.pk)
+            person = person.merged_into
+        if person is not None and person.merged_into_id is None:
+            survivors.add(person)
+    return survivors.pop() if len(survivors) == 1 else None
 
 
 def acknowledged_lately(address: str, now: dt.datetime) -> int:

@@ -304,3 +304,28 @@ def test_a_reply_sent_again_after_the_address_was_corrected_goes_to_the_new_addr
     assert reply.delivery == Delivery.SENT
     assert mailoutbox[-1].to == ["wang@hospital.test"]
     assert reply.recipient == "wang@hospital.test"  # the message says where it went
+
+
+# --- the sender as a known customer (blind index) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("survivor_has_the_address", [True, False])
+def test_a_mail_from_a_merged_duplicates_address_is_linked_to_the_survivor(take_in, users, xiehe,
+                                                                         survivor_has_the_address):  # fmt: skip
+    """Two records of one doctor, merged: the duplicate keeps its data. A mail from that address then found
+    two people (not linked to anyone) — or only the merged-away record, and creating the ticket for a merged
+    record was refused: the mail was flagged and no ticket was made at all."""
+    from pharmacrm.customers import services as customers
+
+    admin = users["admin"]
+    keep = customers.create_person(admin, {
+        "name": "李娜", "institution": xiehe, "mobile": "13900139000",
+        "email": "lina@hospital.test" if survivor_has_the_address else "li.na@other.test",
+    })  # fmt: skip
+    dup = customers.create_person(admin, {"name": "李娜", "institution": xiehe, "email": "lina@hospital.test"})
+    customers.merge(admin, keep, dup)
+
+    message = take_in(raw_mail(sender=b"Li Na <LiNa@hospital.test>", subject=b"question"))
+    assert message is not None
+    assert message.ticket.person == keep
+    assert message.ticket.institution == xiehe
