@@ -453,7 +453,7 @@ def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
             inner = inner[0] if isinstance(inner, list) and inner else inner
             try:
                 data = inner.as_bytes()
-                subject = str(inner.get("Subject", "") or "").strip()
+                subject = _header(inner, "Subject")  # as the subject of any mail: raw 8-bit, split words
             except Exception:  # noqa: BLE001
                 data, subject = b"", ""
             title = _UNSAFE_NAME.sub(" ", subject)[:80].strip() or _("forwarded mail")

@@ -140,6 +140,19 @@ def test_an_empty_plain_text_next_to_the_html_does_not_hide_the_request(take_in)
     assert not message.ticket.attachments.exists()
 
 
+def test_a_forwarded_mail_with_a_raw_gbk_subject_is_named_after_its_subject(take_in):
+    inner = raw_mail(subject="患者用药后皮疹".encode("gbk"), body="患者服药后出现皮疹。".encode("gbk"),
+                     content_type=b"text/plain; charset=gbk", message_id=b"<inner@h.test>")  # fmt: skip
+    raw = (
+        b"From: w@hospital.test\r\nSubject: fwd\r\nMessage-ID: <fwd@h.test>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + "请看医院的来信。".encode() + b"\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--B--\r\n"
+    )  # fmt: skip
+    message = take_in(raw)
+    kept = [a.name for a in message.ticket.attachments.all()]
+    assert kept == ["患者用药后皮疹.eml"] or "患者用药后皮疹.eml" in message.body, (kept, message.body)
+
+
 @pytest.fixture
 def resolved(take_in, users):
     message = take_in(raw_mail(subject=b"question", message_id=b"<first@hospital.test>"))
