@@ -38,6 +38,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
@@ -433,7 +434,49 @@ def _filename(part) -> str:
 _UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\r\n]+')
 
 
-def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
+FORWARD_DEPTH = 3  # a forwarded mail inside a forwarded mail … read this deep
+
+
+def _inner_mail(part):
+    inner = part.get_payload()
+    return inner[0] if isinstance(inner, list) and inner else inner
+
+
+def forwarded_text(msg: ParsedMail) -> str:
+    """The text of the mails forwarded as attachments (message/rfc822: Outlook's and Foxmail's "forward as
+    attachment", a hospital's report passed on), each under a line naming it with its sender, date and
+    subject. A .eml file is not a type the desk keeps: without this the agent saw only its name, and the
+    safety screening never read the report."""
+    blocks: list[str] = []
+
+    def visit(part, depth: int) -> None:
+        if part.get_content_type() == "message/rfc822" and part is not msg:
+            inner = _inner_mail(part)
+            if not hasattr(inner, "get_body"):
+                return
+            lines = [f"---------- {_('forwarded mail')} ----------"]
+            for label, header in ((pgettext("mail header", "From"), "From"), (pgettext("mail header", "Date"), "Date"),
+                                  (pgettext("mail header", "Subject"), "Subject")):  # fmt: skip
+                value = _header(inner, header)
+                if value:
+                    lines.append(f"{label}: {value}")
+            text = mail_body(inner)
+            blocks.append("\n".join(lines) + (f"\n\n{text}" if text else ""))
+            if depth < FORWARD_DEPTH:
+                visit(inner, depth + 1)
+            return
+        if part.is_multipart():
+            for sub in part.iter_parts():
+                visit(sub, depth)
+
+    try:
+        visit(msg, 1)
+    except Exception:  # noqa: BLE001 — a badly nested mail: what was read so far
+        pass
+    return "\n\n".join(blocks)
+
+
+def mail_files(msg: ParsedMail, depth: int = 1) -> list[tuple[str, str, bytes]]:
     """(name, type, bytes) of every file a mail carries: attachments, and also a photo pasted into the text
     (an inline image of a multipart/related HTML body: the damaged box, the rash) and a forwarded mail
     (message/rfc822, kept whole as a .eml file) — evidence that must not vanish. The text parts that are the
@@ -449,8 +492,7 @@ def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
     def visit(part) -> None:
         ctype = part.get_content_type()
         if ctype == "message/rfc822" and part is not msg:
-            inner = part.get_payload()
-            inner = inner[0] if isinstance(inner, list) and inner else inner
+            inner = _inner_mail(part)
             try:
                 data = inner.as_bytes()
                 subject = _header(inner, "Subject")  # as the subject of any mail: raw 8-bit, split words
@@ -459,6 +501,8 @@ def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
             title = _UNSAFE_NAME.sub(" ", subject)[:80].strip() or _("forwarded mail")
             name = part.get_filename() or f"{title}.eml"
             out.append((name, ctype, data))
+            if depth < FORWARD_DEPTH and hasattr(inner, "get_body"):  # the photo in the forwarded mail, too
+                out.extend(mail_files(inner, depth + 1))
             return
         if part.is_multipart():
             for sub in part.iter_parts():
@@ -666,6 +710,9 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | 
         return None
     subject = re.sub(r"\s+", " ", _header(msg, "Subject"))[:250]
     body = mail_body(msg)
+    forwarded = forwarded_text(msg)
+    if forwarded:
+        body = f"{body}\n\n{forwarded}".strip()
     files = mail_files(msg)
     at = received_at(msg, now)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]

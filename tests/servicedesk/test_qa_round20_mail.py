@@ -9,6 +9,7 @@ import email
 import email.policy
 
 import pytest
+from django.utils import translation
 
 from pharmacrm.servicedesk import conversation, mail, services
 from pharmacrm.servicedesk.choices import Delivery, MessageKind, Status
@@ -151,6 +152,41 @@ def test_a_forwarded_mail_with_a_raw_gbk_subject_is_named_after_its_subject(take
     message = take_in(raw)
     kept = [a.name for a in message.ticket.attachments.all()]
     assert kept == ["患者用药后皮疹.eml"] or "患者用药后皮疹.eml" in message.body, (kept, message.body)
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def test_a_mail_forwarded_as_an_attachment_is_read_and_screened(take_in):
+    """A pharmacist forwards a hospital's report "as an attachment": the .eml is not a kind of file the desk
+    keeps, so the agent saw only "not accepted: 患者用药后皮疹.eml" — not the report, not the photo in it — and
+    the safety net never read the reaction it describes."""
+    from email.message import EmailMessage
+
+    inner = EmailMessage()
+    inner["From"] = "协和医院药剂科 <pharmacy@xiehe.test>"
+    inner["Subject"] = "患者用药后皮疹"
+    inner["Date"] = "Tue, 01 Dec 2026 10:00:00 +0800"
+    inner.set_content("患者服用阿司匹林肠溶片后出现全身皮疹，已停药。")
+    inner.add_attachment(PNG, maintype="image", subtype="png", filename="皮疹照片.png")
+    outer = EmailMessage()
+    outer["From"] = "w@hospital.test"
+    outer["Subject"] = "转发：医院来信"
+    outer["Message-ID"] = "<fwd-report@hospital.test>"
+    outer.set_content("请看医院的来信。")
+    outer.add_attachment(inner)
+
+    with translation.override("en"):
+        message = take_in(outer.as_bytes())
+    ticket = message.ticket
+    assert ticket.description.startswith("请看医院的来信。")
+    assert "---------- forwarded mail ----------" in ticket.description
+    assert "Subject: 患者用药后皮疹" in ticket.description
+    assert "From: 协和医院药剂科 <pharmacy@xiehe.test>" in ticket.description
+    assert "全身皮疹，已停药" in ticket.description and "全身皮疹，已停药" in message.body
+    assert "皮疹照片.png" in [a.name for a in ticket.attachments.all()]
+    assert ticket.safety_flags.exists()  # the reaction reached PV triage
 
 
 @pytest.fixture
