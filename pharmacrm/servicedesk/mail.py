@@ -35,6 +35,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import DatabaseError, transaction
 from django.db.models import F
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
@@ -691,9 +692,19 @@ def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.da
     return message
 
 
-def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | None:
+def too_large_note(size: int) -> str:
+    return _(
+        "This mail (%(size)s) was larger than the %(max)s the service desk accepts: its text and files were not "
+        "taken in (the mail stays, flagged, in the service mailbox). Ask the customer to send them again in "
+        "several smaller mails."
+    ) % {"size": filesizeformat(size), "max": filesizeformat(MAX_MAIL_BYTES)}
+
+
+def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int = 0) -> TicketMessage | None:
     """Turn one parsed mail into a ticket message (on a found or a new ticket). Returns None when the mail
-    is skipped (a duplicate or machine-made); raises Refused for a mail that cannot be taken in."""
+    is skipped (a duplicate or machine-made); raises Refused for a mail that cannot be taken in.
+    `too_large`: the size of a mail too large to fetch, of which only the headers are given — it still
+    reaches its ticket (and the customer the acknowledgement), with a note instead of its text."""
     now = now or timezone.now()
     msg = read_gb_as_gb18030(msg)
     display, address = sender_of(msg)
@@ -709,11 +720,14 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | 
         log.info("Mail %s already taken in", message_id)
         return None
     subject = re.sub(r"\s+", " ", _header(msg, "Subject"))[:250]
-    body = mail_body(msg)
-    forwarded = forwarded_text(msg)
-    if forwarded:
-        body = f"{body}\n\n{forwarded}".strip()
-    files = mail_files(msg)
+    if too_large:
+        body, files = too_large_note(too_large), []
+    else:
+        body = mail_body(msg)
+        forwarded = forwarded_text(msg)
+        if forwarded:
+            body = f"{body}\n\n{forwarded}".strip()
+        files = mail_files(msg)
     at = received_at(msg, now)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
     ticket = conversation.find_thread(
@@ -780,8 +794,9 @@ def _size(imap: imaplib.IMAP4, uid: bytes) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _fetch(imap: imaplib.IMAP4, uid: bytes) -> bytes | None:
-    typ, data = imap.uid("FETCH", uid, "(BODY.PEEK[])")  # PEEK: \Seen only once the mail is taken in
+def _fetch(imap: imaplib.IMAP4, uid: bytes, headers_only: bool = False) -> bytes | None:
+    part = "BODY.PEEK[HEADER]" if headers_only else "BODY.PEEK[]"  # PEEK: \Seen only once the mail is taken in
+    typ, data = imap.uid("FETCH", uid, f"({part})")
     if typ != "OK":
         return None
     for item in data or ():
@@ -811,13 +826,12 @@ def poll() -> dict[str, int]:
         for uid in uids[:POLL_BATCH]:
             try:
                 size = _size(imap, uid)
-                if size > MAX_MAIL_BYTES:
-                    raise Refused(f"{size} bytes, more than the {MAX_MAIL_BYTES} accepted")
-                raw = _fetch(imap, uid)
+                too_large = size if size > MAX_MAIL_BYTES else 0
+                raw = _fetch(imap, uid, headers_only=bool(too_large))
                 if raw is None:
                     raise Refused("could not be fetched")
                 msg = email.message_from_bytes(raw, policy=email.policy.default)
-                result = take_in(msg)  # its own transaction: committed when this returns
+                result = take_in(msg, too_large=too_large)  # its own transaction: committed when this returns
             except DatabaseError:
                 log.exception("Mail %s: database error; left unread for the next run", uid.decode())
                 break
@@ -831,7 +845,8 @@ def poll() -> dict[str, int]:
                 _mark(imap, uid, r"\Seen \Flagged")
                 counts["refused"] += 1
                 continue
-            _mark(imap, uid, r"\Seen")
+            # a mail too large to take in whole stays flagged in the mailbox, where its files can be found
+            _mark(imap, uid, r"\Seen \Flagged" if too_large and result is not None else r"\Seen")
             counts["taken" if result is not None else "skipped"] += 1
     finally:
         try:

@@ -378,3 +378,29 @@ def test_a_mail_from_a_merged_duplicates_address_is_linked_to_the_survivor(take_
     assert message is not None
     assert message.ticket.person == keep
     assert message.ticket.institution == xiehe
+
+
+def test_a_mail_too_large_to_take_in_still_reaches_a_ticket_with_a_note(desk, monkeypatch):  # noqa: F811
+    """A customer mails phone photos of a rash, 30 MB: the mail was refused and flagged in the mailbox, no
+    ticket, no acknowledgement — nobody at the desk knew the customer had written."""
+    from email.message import EmailMessage
+
+    monkeypatch.setattr(mail, "MAX_MAIL_BYTES", 50_000)
+    msg = EmailMessage()
+    msg["From"] = f"王医生 <{mailservers.CUSTOMER}>"
+    msg["To"] = mailservers.SERVICE
+    msg["Subject"] = "皮疹照片"
+    msg["Message-ID"] = "<big@hospital.test>"
+    msg.set_content("照片见附件。")
+    msg.add_attachment(PNG + b"\0" * 80_000, maintype="image", subtype="png", filename="photo.png")
+    desk.send(msg)
+    with translation.override("en"):
+        assert desk.poll() == {"taken": 1, "skipped": 0, "refused": 0}
+    ticket = Ticket.objects.get()
+    assert (ticket.subject, ticket.caller_name, ticket.reply_email) == ("皮疹照片", "王医生", mailservers.CUSTOMER)
+    assert "was larger than the 48.8\xa0KB the service desk accepts" in ticket.description
+    assert "flagged" in ticket.description
+    assert [r"\Flagged" in flags for flags in desk.imap.flags(mailservers.SERVICE)] == [True]
+    [ack] = desk.inbox(mailservers.CUSTOMER)
+    assert ticket.number in ack["Subject"]
+    assert desk.poll() == {"taken": 0, "skipped": 0, "refused": 0}  # seen: not taken in again
