@@ -159,10 +159,17 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
 def store_inbound_files(ticket: Ticket, message: TicketMessage, files: Iterable[tuple[str, str, bytes]]) -> str:
     """Keep what a customer sent as files; a file refused for its type or size is left out, never fatal.
     Returns a note naming the refused files (empty when all were taken)."""
+    import hashlib
+
     from . import attachments
 
     refused = []
+    kept = set(ticket.attachments.values_list("sha256", flat=True))
     for name, content_type, data in files:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in kept:  # the logo in the signature, the photo sent again with every answer: on the ticket once
+            continue
+        kept.add(digest)
         try:
             with transaction.atomic():
                 attachments.store_bytes(ticket, name, content_type, data, message=message)

@@ -404,3 +404,24 @@ def test_a_mail_too_large_to_take_in_still_reaches_a_ticket_with_a_note(desk, mo
     [ack] = desk.inbox(mailservers.CUSTOMER)
     assert ticket.number in ack["Subject"]
     assert desk.poll() == {"taken": 0, "skipped": 0, "refused": 0}  # seen: not taken in again
+
+
+def test_the_logo_in_every_answers_signature_is_on_the_ticket_once(take_in):
+    """Corporate Outlook signatures carry the company logo as an inline image: every answer added the same
+    logo again to the ticket's files (and its history), burying the customer's real attachments."""
+
+    def answer(n: int, number: str = "") -> bytes:
+        logo = base64.b64encode(PNG).decode()
+        return (
+            f"From: w@hospital.test\r\nSubject: [{number}] q\r\nMessage-ID: <sig{n}@h.test>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/related; boundary=R\r\n\r\n--R\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+            f"<p>第{n}封</p><img src=\"cid:logo\">\r\n--R\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\n"
+            f"Content-Disposition: inline; filename=\"image001.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{logo}\r\n"
+            "--R--\r\n"
+        ).encode()
+
+    ticket = take_in(answer(1)).ticket
+    take_in(answer(2, ticket.number))
+    take_in(answer(3, ticket.number))
+    assert ticket.messages.filter(kind=MessageKind.INBOUND).count() == 3
+    assert [a.name for a in ticket.attachments.all()] == ["image001.png"]
