@@ -40,8 +40,13 @@ def new_message_id(ticket: Ticket) -> str:
 
 def reply_subject(ticket: Ticket) -> str:
     """The subject of every mail about a ticket carries its number in brackets, the fallback for threading
-    when a mail client drops the In-Reply-To header."""
-    return f"[{ticket.number}] {ticket.subject}"[:250]
+    when a mail client drops the In-Reply-To header. One line: a subject with a line break (typed through the
+    API or an edit) would make every mail about the ticket fail ("Header values can't contain newlines")."""
+    return one_line(f"[{ticket.number}] {ticket.subject}")[:250]
+
+
+def one_line(text: str) -> str:
+    return " ".join((text or "").split())
 
 
 def _check_body(body: str) -> str:
@@ -154,10 +159,17 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
 def store_inbound_files(ticket: Ticket, message: TicketMessage, files: Iterable[tuple[str, str, bytes]]) -> str:
     """Keep what a customer sent as files; a file refused for its type or size is left out, never fatal.
     Returns a note naming the refused files (empty when all were taken)."""
+    import hashlib
+
     from . import attachments
 
     refused = []
+    kept = set(ticket.attachments.values_list("sha256", flat=True))
     for name, content_type, data in files:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in kept:  # the logo in the signature, the photo sent again with every answer: on the ticket once
+            continue
+        kept.add(digest)
         try:
             with transaction.atomic():
                 attachments.store_bytes(ticket, name, content_type, data, message=message)

@@ -62,18 +62,26 @@ def normalise_approval_number(value: str) -> str:
 
 
 def products(user, *, q: str = "", include_inactive: bool = False):
-    """Products the user may look up, searched by brand name, generic name or approval number."""
+    """Products the user may look up, searched by brand name, generic name, approval number or strength.
+    Several words (“氨氯地平 5mg”, separated by spaces, ideographic ones too) must each be found; full-width
+    letters and digits, as a Chinese input method types them (“５ｍｇ”), count as ASCII."""
     access.require(user, Cap.VIEW_TICKETS)
     qs = Product.objects.all()
     if not include_inactive:
         qs = qs.filter(active=True)
     q = (q or "").strip()
     if q:
-        number = normalise_approval_number(q)
-        qs = qs.filter(
-            Q(brand_name__icontains=q) | Q(generic_name__icontains=q) | Q(approval_number__icontains=number)
-            | Q(approval_number__icontains=q)
-        )  # fmt: skip
+        whole = normalise_approval_number(q)
+        if whole.startswith(APPROVAL_PREFIX) or q.startswith(APPROVAL_PREFIX):  # “国药准字 H2005 9876”: one number
+            return qs.filter(Q(approval_number__icontains=whole) | Q(approval_number__icontains=q)).order_by(
+                "brand_name", "strength", "id"
+            )
+        for term in unicodedata.normalize("NFKC", q).split():
+            number = normalise_approval_number(term)
+            qs = qs.filter(
+                Q(brand_name__icontains=term) | Q(generic_name__icontains=term) | Q(strength__icontains=term)
+                | Q(approval_number__icontains=number) | Q(approval_number__icontains=term)
+            )  # fmt: skip
     return qs.order_by("brand_name", "strength", "id")
 
 

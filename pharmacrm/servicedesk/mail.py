@@ -16,13 +16,17 @@ See docs/servicedesk-mail.md."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import email
 import email.policy
 import email.utils
+import hashlib
 import html
 import imaplib
 import logging
+import quopri
 import re
 from email.message import EmailMessage as ParsedMail
 
@@ -31,9 +35,11 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import DatabaseError, transaction
 from django.db.models import F
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
@@ -58,6 +64,13 @@ MAX_AGE = dt.timedelta(days=30)  # an older Date header is not believed
 NUMBER_IN_SUBJECT = re.compile(r"\[(TK-\d{4}-\d{6})\]", re.IGNORECASE)
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 LOOP_SENDERS = ("mailer-daemon", "postmaster", "noreply", "no-reply")
+# the subject an out-of-office reply starts with (Outlook in Chinese and English, QQ, 163, Foxmail): such a mail
+# with the ticket number in its subject would otherwise reopen the ticket as "the customer wrote again"
+AUTO_REPLY_SUBJECT = re.compile(
+    r"\s*(自动回复|自動回覆|自动答复|自動回復|自动应答|Automatic reply|Auto[- ]?reply|Out of (the )?office)\s*[:：]",
+    re.IGNORECASE,
+)
+ACK_LIMIT, ACK_WINDOW = 5, dt.timedelta(hours=1)  # acknowledgements to one address: no mail loop
 POLL_BATCH = 200  # at most this many mails a run; the rest on the next minute
 
 
@@ -106,9 +119,11 @@ def thread_ids(message: TicketMessage) -> list[str]:
 
 
 def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
-    references = thread_ids(message)
+    # a mail that came without a Message-ID got a made-up one (take_in): never named to the customer's program
+    references = [i for i in thread_ids(message) if not i.endswith(MADE_UP_ID_DOMAIN)]
     headers = {"Message-ID": message.message_id}
-    in_reply_to = message.in_reply_to or (references[-1] if references else "")
+    own_in_reply_to = "" if (message.in_reply_to or "").endswith(MADE_UP_ID_DOMAIN) else message.in_reply_to
+    in_reply_to = own_in_reply_to or (references[-1] if references else "")
     if in_reply_to:
         headers["In-Reply-To"] = in_reply_to
     if references:
@@ -116,7 +131,7 @@ def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
     if message.author_id is None:
         headers["Auto-Submitted"] = "auto-replied"  # the acknowledgement: mail systems must not answer it
     mail = EmailMessage(
-        subject=message.subject, body=message.body, from_email=settings.SERVICEDESK_MAIL_FROM,
+        subject=conversation.one_line(message.subject), body=message.body, from_email=settings.SERVICEDESK_MAIL_FROM,
         to=[message.recipient], headers=headers, connection=connection,
     )  # fmt: skip
     for attachment in message.attachments.all():
@@ -134,6 +149,12 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
         return ""
     if not _claim(message, now):
         return ""  # another worker has it
+    # a reply not sent yet goes to the ticket's address as it is now: the agent who corrected a mistyped
+    # address (then pressed "send again") expects it there, not at the address that bounced
+    current = (Ticket.objects.filter(pk=message.ticket_id).first() or message.ticket).reply_email
+    if current and not _same_address(current, message.recipient):
+        message.recipient = current
+        TicketMessage.objects.filter(pk=message.pk).update(recipient=current)
     try:
         build_mail(message).send(fail_silently=False)
     except Exception as exc:  # noqa: BLE001 — SMTP, network, a missing file: all end up as a failed attempt
@@ -246,17 +267,124 @@ def read_gb_as_gb18030(msg: ParsedMail) -> ParsedMail:
     return email.message_from_bytes(_GB_LABELS.sub(lambda m: m.group(1) + b"gb18030", raw), policy=email.policy.default)
 
 
-def _decode_text(part) -> str:
+# charsets read as their superset, as browsers and mail programs do (Big5 as labelled by Taiwanese and Hong
+# Kong mail programs also carries the HKSCS characters of names such as 堃 or 峯)
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
+              "gb_2312-80": "gb18030", "euc-cn": "gb18030", "csgb2312": "gb18030",
+              "big5": "big5hkscs", "x-big5": "big5hkscs", "cp950": "big5hkscs", "csbig5": "big5hkscs"}  # fmt: skip
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _codec(charset: str | None) -> str:
+    charset = (charset or "").strip().strip('"').split("*", 1)[0].lower()  # RFC 2231 language suffix
+    return _SUPERSETS.get(charset, charset)
+
+
+def decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Text from the bytes of a mail. A mail without a charset (or labelled ASCII but carrying 8-bit bytes,
+    as older Chinese mail programs write it) or with a wrong label is read as UTF-8 when the bytes are valid
+    UTF-8, else as GB18030 — never as a row of replacement characters."""
+    codec = _codec(charset)
+    if codec and codec not in ("us-ascii", "ascii", "unknown-8bit", "x-unknown"):
+        try:
+            return data.decode(codec)
+        except LookupError:
+            pass
+        except UnicodeDecodeError:
+            for other in ("utf-8", "gb18030"):
+                try:
+                    return data.decode(other)
+                except UnicodeDecodeError:
+                    continue
+            return data.decode(codec, errors="replace")
     try:
-        return part.get_content()
-    except (LookupError, UnicodeError, AssertionError, ValueError):
-        payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", errors="replace")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("gb18030", errors="replace")
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
+
+
+def _word_bytes(encoding: str, text: str) -> bytes:
+    if encoding.upper() == "B":
+        text = re.sub(r"[^A-Za-z0-9+/]", "", text)
+        return base64.b64decode(text + "=" * (-len(text) % 4))
+    return quopri.decodestring(text.replace("_", " ").encode("ascii", "replace"), header=True)
+
+
+def decode_header_value(raw: str) -> str:
+    """A header's text as the customer wrote it. Better than the standard library for Chinese mail:
+    adjacent encoded words of one charset are joined before they are decoded (a mail program that splits a
+    subject mid-character, in GBK as in UTF-8, no longer garbles it), an encoded word inside quotes is read
+    too, gb2312/gbk/big5 are read as their supersets, and raw 8-bit text (a header written without encoded
+    words) is read as UTF-8, else GB18030."""
+    raw = re.sub(r"\r?\n(?=[ \t])", "", raw or "")
+    if _SURROGATES.search(raw):  # 8-bit bytes the parser kept as surrogate escapes
+        try:
+            raw = decode_bytes(raw.encode("utf-8", "surrogateescape"))
+        except UnicodeError:
+            raw = _SURROGATES.sub("\ufffd", raw)
+    out: list[str] = []
+    pending: tuple[str, bytes] | None = None  # (codec, bytes) of the encoded words not yet decoded
+    pos = 0
+
+    def flush() -> None:
+        nonlocal pending
+        if pending is not None:
+            out.append(decode_bytes(pending[1], pending[0]))
+            pending = None
+
+    for m in _ENCODED_WORD.finditer(raw):
+        between = raw[pos : m.start()]
+        if between.strip() or pending is None:  # white space between two encoded words is not text
+            flush()
+            out.append(between)
+        try:
+            data = _word_bytes(m.group(2), m.group(3))
+        except (ValueError, binascii.Error):
+            flush()
+            out.append(m.group(0))
+            pos = m.end()
+            continue
+        codec = _codec(m.group(1))
+        if pending is not None and pending[0] == codec:
+            pending = (codec, pending[1] + data)
+        else:
+            flush()
+            pending = (codec, data)
+        pos = m.end()
+    flush()
+    out.append(raw[pos:])
+    return _SURROGATES.sub("\ufffd", "".join(out))
+
+
+def _raw_header(msg, name: str) -> str | None:
+    """The header as it stood in the mail (the first one of that name), before any decoding."""
+    try:
+        for key, value in msg.raw_items():
+            if key.lower() == name.lower():
+                return value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def _decode_text(part) -> str:
+    payload = part.get_payload(decode=True) or b""
+    if not isinstance(payload, bytes):
+        payload = str(payload).encode("utf-8", "surrogateescape")
+    try:
+        charset = part.get_content_charset()
+    except Exception:  # noqa: BLE001
+        charset = None
+    return decode_bytes(payload, charset)
 
 
 def html_to_text(value: str) -> str:
     value = re.sub(r"(?is)<(script|style|head)\b.*?</\1\s*>", " ", value)
     value = re.sub(r"(?i)<br\s*/?>|</p\s*>|</div\s*>|</li\s*>|</tr\s*>|</h\d\s*>", "\n", value)
+    value = re.sub(r"(?i)</t[dh]\s*>", " \t", value)  # table cells stay apart: "批号 A123", not "批号A123"
     text = html.unescape(strip_tags(value))
     lines = [re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
@@ -273,13 +401,83 @@ def mail_body(msg: ParsedMail) -> str:
     text = _decode_text(part)
     if part.get_content_type() == "text/html":
         text = html_to_text(text)
+    elif not text.strip():  # an empty plain-text alternative next to the HTML that carries the words
+        try:
+            rich = msg.get_body(preferencelist=("html",))
+        except Exception:  # noqa: BLE001
+            rich = None
+        if rich is not None:
+            text = html_to_text(_decode_text(rich))
     return text.replace("\r\n", "\n").strip()
+
+
+_NAME_PARAM = re.compile(r'(?i)(?:^|;)\s*(?:file)?name\s*=\s*(?:"([^"]*)"|([^;\s]+))')
+
+
+def _filename(part) -> str:
+    """The file's name; one written in raw 8-bit (GBK or UTF-8, as many Chinese mail programs do) is read
+    from the header's bytes instead of being left as replacement characters."""
+    try:
+        name = part.get_filename() or ""
+    except Exception:  # noqa: BLE001
+        name = ""
+    if name and "\ufffd" not in name and not _SURROGATES.search(name):
+        return name
+    for header in ("Content-Disposition", "Content-Type"):
+        match = _NAME_PARAM.search(re.sub(r"\r?\n(?=[ \t])", "", _raw_header(part, header) or ""))
+        if match:
+            decoded = decode_header_value(match.group(1) if match.group(1) is not None else match.group(2))
+            if decoded.strip() and "\ufffd" not in decoded:
+                return decoded.strip()
+    return _SURROGATES.sub("\ufffd", name)
 
 
 _UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\r\n]+')
 
 
-def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
+FORWARD_DEPTH = 3  # a forwarded mail inside a forwarded mail … read this deep
+
+
+def _inner_mail(part):
+    inner = part.get_payload()
+    return inner[0] if isinstance(inner, list) and inner else inner
+
+
+def forwarded_text(msg: ParsedMail) -> str:
+    """The text of the mails forwarded as attachments (message/rfc822: Outlook's and Foxmail's "forward as
+    attachment", a hospital's report passed on), each under a line naming it with its sender, date and
+    subject. A .eml file is not a type the desk keeps: without this the agent saw only its name, and the
+    safety screening never read the report."""
+    blocks: list[str] = []
+
+    def visit(part, depth: int) -> None:
+        if part.get_content_type() == "message/rfc822" and part is not msg:
+            inner = _inner_mail(part)
+            if not hasattr(inner, "get_body"):
+                return
+            lines = [f"---------- {_('forwarded mail')} ----------"]
+            for label, header in ((pgettext("mail header", "From"), "From"), (pgettext("mail header", "Date"), "Date"),
+                                  (pgettext("mail header", "Subject"), "Subject")):  # fmt: skip
+                value = _header(inner, header)
+                if value:
+                    lines.append(f"{label}: {value}")
+            text = mail_body(inner)
+            blocks.append("\n".join(lines) + (f"\n\n{text}" if text else ""))
+            if depth < FORWARD_DEPTH:
+                visit(inner, depth + 1)
+            return
+        if part.is_multipart():
+            for sub in part.iter_parts():
+                visit(sub, depth)
+
+    try:
+        visit(msg, 1)
+    except Exception:  # noqa: BLE001 — a badly nested mail: what was read so far
+        pass
+    return "\n\n".join(blocks)
+
+
+def mail_files(msg: ParsedMail, depth: int = 1) -> list[tuple[str, str, bytes]]:
     """(name, type, bytes) of every file a mail carries: attachments, and also a photo pasted into the text
     (an inline image of a multipart/related HTML body: the damaged box, the rash) and a forwarded mail
     (message/rfc822, kept whole as a .eml file) — evidence that must not vanish. The text parts that are the
@@ -295,16 +493,17 @@ def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
     def visit(part) -> None:
         ctype = part.get_content_type()
         if ctype == "message/rfc822" and part is not msg:
-            inner = part.get_payload()
-            inner = inner[0] if isinstance(inner, list) and inner else inner
+            inner = _inner_mail(part)
             try:
                 data = inner.as_bytes()
-                subject = str(inner.get("Subject", "") or "").strip()
+                subject = _header(inner, "Subject")  # as the subject of any mail: raw 8-bit, split words
             except Exception:  # noqa: BLE001
                 data, subject = b"", ""
             title = _UNSAFE_NAME.sub(" ", subject)[:80].strip() or _("forwarded mail")
             name = part.get_filename() or f"{title}.eml"
             out.append((name, ctype, data))
+            if depth < FORWARD_DEPTH and hasattr(inner, "get_body"):  # the photo in the forwarded mail, too
+                out.extend(mail_files(inner, depth + 1))
             return
         if part.is_multipart():
             for sub in part.iter_parts():
@@ -312,10 +511,7 @@ def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
             return
         if part is body:
             return
-        try:
-            name = part.get_filename() or ""
-        except Exception:  # noqa: BLE001
-            name = ""
+        name = _filename(part)
         if part.get_content_maintype() == "text" and not name and part.get_content_disposition() != "attachment":
             return  # another form of the body (the HTML of a plain-text mail)
         if not name:
@@ -330,8 +526,14 @@ def mail_files(msg: ParsedMail) -> list[tuple[str, str, bytes]]:
 
 
 def _header(msg: ParsedMail, name: str) -> str:
+    raw = _raw_header(msg, name)
+    if raw is not None:
+        try:
+            return decode_header_value(raw).strip()
+        except Exception:  # noqa: BLE001 — then as the library reads it
+            pass
     try:
-        return str(msg.get(name, "") or "").strip()
+        return _SURROGATES.sub("\ufffd", str(msg.get(name, "") or "")).strip()
     except Exception:  # noqa: BLE001 — an undecodable header counts as absent
         return ""
 
@@ -345,7 +547,15 @@ def sender_of(msg: ParsedMail) -> tuple[str, str]:
         except Exception:  # noqa: BLE001
             addresses = []
         if addresses and addresses[0].addr_spec and "@" in addresses[0].addr_spec:
-            return addresses[0].display_name or "", addresses[0].addr_spec
+            display, address = addresses[0].display_name or "", addresses[0].addr_spec
+            # the name (and an address) as the customer wrote them: a raw UTF-8 or GBK name, or one split
+            # mid-character, is read by decode_header_value (the library leaves it garbled or unstorable)
+            decoded_name, decoded_address = email.utils.parseaddr(_header(msg, name))
+            if "@" in decoded_address and (
+                _SURROGATES.search(address) or normalise.email(decoded_address) == normalise.email(address)
+            ):
+                display, address = decoded_name or display, decoded_address
+            return _SURROGATES.sub("\ufffd", display).strip(), _SURROGATES.sub("", address)
     raise Refused("no sender address")
 
 
@@ -355,12 +565,16 @@ def is_automatic(msg: ParsedMail, address: str) -> str:
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
     precedence = _header(msg, "Precedence").lower()
-    if precedence in ("bulk", "junk", "list"):
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
         return f"Precedence: {precedence}"
-    if _header(msg, "X-Autoreply") or _header(msg, "X-Autorespond"):
+    if any(_header(msg, h) for h in ("X-Autoreply", "X-Autorespond", "X-Autogenerated", "X-Mail-Autoreply")):
         return "auto-reply header"
     if _header(msg, "Return-Path") == "<>":
         return "bounce (empty return path)"
+    if msg.get_content_type() == "multipart/report":  # a delivery report (bounce) or a read receipt (MDN)
+        return "delivery or read report"
+    if AUTO_REPLY_SUBJECT.match(_header(msg, "Subject")):  # mail programs whose out-of-office sets no header
+        return "auto-reply subject"
     local = address.split("@", 1)[0].lower()
     if local in LOOP_SENDERS or local.startswith("mailer-daemon"):
         return f"sender {address}"
@@ -372,6 +586,20 @@ def is_automatic(msg: ParsedMail, address: str) -> str:
 
 def message_ids(value: str) -> list[str]:
     return MESSAGE_ID.findall(value or "")
+
+
+MADE_UP_ID_DOMAIN = "@no-message-id.invalid>"
+
+
+def made_up_id(msg: ParsedMail) -> str | None:
+    """A Message-ID for a mail that came without one (some web forms and scanners send such mail): the hash of
+    its content, the same however often the mail is fetched (the worker killed after taking it in, before
+    marking it seen)."""
+    try:
+        data = msg.as_bytes()
+    except Exception:  # noqa: BLE001
+        return None
+    return f"<{hashlib.sha256(data).hexdigest()[:40]}{MADE_UP_ID_DOMAIN}"
 
 
 def received_at(msg: ParsedMail, now: dt.datetime) -> dt.datetime:
@@ -416,13 +644,40 @@ def find_person(address: str):
     bidx = crypto.blind_index(normalise.email(address), "email")
     if not bidx:
         return None
-    people = list(Person.objects.filter(email_bidx=bidx).select_related("institution")[:2])
-    return people[0] if len(people) == 1 else None
+    people = list(Person.objects.active().filter(email_bidx=bidx).select_related("institution")[:2])
+    if people:
+        return people[0] if len(people) == 1 else None
+    # only a record merged into another carries the address (a merge keeps the duplicate's data): the person
+    # it was merged into — a ticket for the merged record itself would be refused, and the mail with it
+    survivors = set()
+    for person in Person.objects.filter(email_bidx=bidx).exclude(merged_into=None)[:5]:
+        seen = set()
+        while person is not None and person.merged_into_id and person.pk not in seen:
+            seen.add(person.pk)
+            person = person.merged_into
+        if person is not None and person.merged_into_id is None:
+            survivors.add(person)
+    return survivors.pop() if len(survivors) == 1 else None
 
 
-def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.datetime) -> TicketMessage:
+def acknowledged_lately(address: str, now: dt.datetime) -> int:
+    """How many acknowledgements went to this address within the last ACK_WINDOW (the address is encrypted:
+    compared after reading, over the few acknowledgements of that hour)."""
+    recent = TicketMessage.objects.filter(
+        kind=MessageKind.REPLY, author=None, created_at__gte=now - ACK_WINDOW, created_at__lte=now
+    ).only("recipient")
+    return sum(1 for m in recent.iterator() if _same_address(m.recipient, address))
+
+
+def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.datetime) -> TicketMessage | None:
     """The automatic confirmation with the ticket number. Not a reply by an agent: no REPLY event, so it
-    does not meet the first-response target."""
+    does not meet the first-response target. At most ACK_LIMIT an hour to one address: another system's
+    auto-responder that sets none of the headers is_automatic knows (a hospital's own ticket system answering
+    from its service address) would otherwise ping-pong with ours, one new ticket per round, for ever."""
+    if acknowledged_lately(address, now) >= ACK_LIMIT:
+        log.warning("Mail from %s became ticket %s: no acknowledgement (%d sent to it within %s; a mail loop?)",
+                    normalise.mask_email(address), ticket.number, ACK_LIMIT, ACK_WINDOW)  # fmt: skip
+        return None
     body = _(
         "Thank you for your message. We have registered your request as %(number)s and will answer as soon "
         "as possible.\n\nPlease keep %(number)s in the subject when you write about this request.\n\n"
@@ -437,9 +692,19 @@ def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.da
     return message
 
 
-def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | None:
+def too_large_note(size: int) -> str:
+    return _(
+        "This mail (%(size)s) was larger than the %(max)s the service desk accepts: its text and files were not "
+        "taken in (the mail stays, flagged, in the service mailbox). Ask the customer to send them again in "
+        "several smaller mails."
+    ) % {"size": filesizeformat(size), "max": filesizeformat(MAX_MAIL_BYTES)}
+
+
+def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int = 0) -> TicketMessage | None:
     """Turn one parsed mail into a ticket message (on a found or a new ticket). Returns None when the mail
-    is skipped (a duplicate or machine-made); raises Refused for a mail that cannot be taken in."""
+    is skipped (a duplicate or machine-made); raises Refused for a mail that cannot be taken in.
+    `too_large`: the size of a mail too large to fetch, of which only the headers are given — it still
+    reaches its ticket (and the customer the acknowledgement), with a note instead of its text."""
     now = now or timezone.now()
     msg = read_gb_as_gb18030(msg)
     display, address = sender_of(msg)
@@ -450,12 +715,19 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None) -> TicketMessage | 
     message_id = (message_ids(_header(msg, "Message-ID")) or [None])[0]
     if message_id and len(message_id) > 250:
         message_id = None
+    message_id = message_id or made_up_id(msg)  # so that the same mail fetched twice is still taken in once
     if message_id and TicketMessage.objects.filter(message_id=message_id).exists():
         log.info("Mail %s already taken in", message_id)
         return None
     subject = re.sub(r"\s+", " ", _header(msg, "Subject"))[:250]
-    body = mail_body(msg)
-    files = mail_files(msg)
+    if too_large:
+        body, files = too_large_note(too_large), []
+    else:
+        body = mail_body(msg)
+        forwarded = forwarded_text(msg)
+        if forwarded:
+            body = f"{body}\n\n{forwarded}".strip()
+        files = mail_files(msg)
     at = received_at(msg, now)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
     ticket = conversation.find_thread(
@@ -522,8 +794,9 @@ def _size(imap: imaplib.IMAP4, uid: bytes) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _fetch(imap: imaplib.IMAP4, uid: bytes) -> bytes | None:
-    typ, data = imap.uid("FETCH", uid, "(BODY.PEEK[])")  # PEEK: \Seen only once the mail is taken in
+def _fetch(imap: imaplib.IMAP4, uid: bytes, headers_only: bool = False) -> bytes | None:
+    part = "BODY.PEEK[HEADER]" if headers_only else "BODY.PEEK[]"  # PEEK: \Seen only once the mail is taken in
+    typ, data = imap.uid("FETCH", uid, f"({part})")
     if typ != "OK":
         return None
     for item in data or ():
@@ -553,13 +826,12 @@ def poll() -> dict[str, int]:
         for uid in uids[:POLL_BATCH]:
             try:
                 size = _size(imap, uid)
-                if size > MAX_MAIL_BYTES:
-                    raise Refused(f"{size} bytes, more than the {MAX_MAIL_BYTES} accepted")
-                raw = _fetch(imap, uid)
+                too_large = size if size > MAX_MAIL_BYTES else 0
+                raw = _fetch(imap, uid, headers_only=bool(too_large))
                 if raw is None:
                     raise Refused("could not be fetched")
                 msg = email.message_from_bytes(raw, policy=email.policy.default)
-                result = take_in(msg)  # its own transaction: committed when this returns
+                result = take_in(msg, too_large=too_large)  # its own transaction: committed when this returns
             except DatabaseError:
                 log.exception("Mail %s: database error; left unread for the next run", uid.decode())
                 break
@@ -573,7 +845,8 @@ def poll() -> dict[str, int]:
                 _mark(imap, uid, r"\Seen \Flagged")
                 counts["refused"] += 1
                 continue
-            _mark(imap, uid, r"\Seen")
+            # a mail too large to take in whole stays flagged in the mailbox, where its files can be found
+            _mark(imap, uid, r"\Seen \Flagged" if too_large and result is not None else r"\Seen")
             counts["taken" if result is not None else "skipped"] += 1
     finally:
         try:
