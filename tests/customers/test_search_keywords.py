@@ -88,3 +88,18 @@ def test_without_an_anchor_the_hits_found_are_right_and_said_to_be_incomplete(em
     assert len(hits) == 1 and hits[0].obj in shanghai
     assert calls.count("急诊科") == 1  # no anchor: each keyword looked up once, its own matches are its places
     assert hits.complete is False
+
+
+@pytest.mark.django_db
+def test_the_people_of_a_place_are_read_with_their_ids_from_the_index():
+    """The index of people by institution and name carries their id (PostgreSQL: INCLUDE; SQLite: the row id),
+    so the people of many places whose names hold a keyword are read without the table."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'person_inst_name'")
+            assert cursor.fetchone()[0].endswith('(institution_id, name_norm) INCLUDE (id)')
+        else:
+            cursor.execute("SELECT name FROM pragma_index_info('person_inst_name') ORDER BY seqno")
+            assert [row[0] for row in cursor.fetchall()] == ["institution_id", "name_norm"]
