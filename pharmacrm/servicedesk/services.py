@@ -264,6 +264,8 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
     _check_version(ticket, version)
     now = at or timezone.now()
     from_status = ticket.status
+    if ticket.merged_into_id and to_status in OPEN_STATUSES:
+        raise TransitionRefused(merged_refusal(ticket))
     if to_status not in TRANSITIONS.get(from_status, ()):
         raise TransitionRefused(
             _("A ticket that is “%(from)s” cannot become “%(to)s”.")
@@ -306,6 +308,15 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
         if audit_it:
             audit.record(A.UPDATE, ticket, user=user, changes={"status": [from_status, to_status]})
     return ticket
+
+
+def merged_refusal(ticket: Ticket) -> str:
+    """Why a merged duplicate takes no more work: the request goes on in the ticket it was merged into
+    (reopening the duplicate would put the same request in the queues twice, with its own clocks)."""
+    into = Ticket.objects.filter(pk=ticket.merged_into_id).values_list("number", flat=True).first() or ""
+    return _("%(number)s was merged into %(into)s: the request goes on there. Reopen or work on %(into)s instead.") % {
+        "number": ticket.number, "into": into,
+    }
 
 
 def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | None = None, at=None) -> Ticket:

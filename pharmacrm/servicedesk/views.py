@@ -417,6 +417,8 @@ def _event_details(e) -> list[tuple[str, str]]:
 def _allowed(ticket: Ticket) -> list[tuple[str, str]]:
     """(status, button label) for each step the lifecycle allows from the ticket's status."""
     allowed = TRANSITIONS.get(ticket.status, frozenset())
+    if ticket.merged_into_id:  # a merged duplicate goes on in the ticket it was merged into: no reopen here
+        allowed = allowed - OPEN_STATUSES
     out = []
     for status in Status:
         if status in allowed:

@@ -1,0 +1,96 @@
+"""Review round 20 (service desk): what agents, supervisors and customers noticed — a merged duplicate that
+could be reopened and surveyed, …"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import translation
+
+from pharmacrm.servicedesk import bulk, linking, revisit, services
+from pharmacrm.servicedesk.choices import EventKind, LowScore, Status
+from pharmacrm.servicedesk.models import Ticket, TicketCategory, TicketEvent
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def at(y, m, d, hh=0, mm=0) -> dt.datetime:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=SH)
+
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def raise_ticket(users, xiehe):
+    def make(subject="咨询用法", user="agent", **extra):
+        data = {"subject": subject, "channel": "phone", "category": "drug_info", "institution": xiehe, **extra}
+        return services.create_ticket(users[user], data)
+
+    return make
+
+
+def token_of(link: str) -> str:
+    return link.rstrip("/").rsplit("/", 1)[-1]
+
+
+# --- a merged duplicate goes on in the ticket it was merged into ------------------------------------------
+
+
+@pytest.fixture
+def merged(users, raise_ticket):
+    duplicate, survivor = raise_ticket("药品说明书丢失"), raise_ticket("说明书丢了，请再寄一份")
+    linking.merge(users["agent"], duplicate, survivor, reason="同一位客户打了两次电话")
+    duplicate.refresh_from_db()
+    return duplicate, survivor
+
+
+def test_a_merged_duplicate_cannot_be_reopened_by_hand_by_bulk_or_from_its_page(users, merged, client_for):
+    duplicate, survivor = merged
+    with pytest.raises(services.TransitionRefused) as e:
+        services.transition(users["agent"], duplicate, Status.IN_PROGRESS, note="客户又来电")
+    assert f"merged into {survivor.number}" in " ".join(e.value.messages)
+    [outcome] = bulk.bulk(users["agent"], [duplicate.pk], "status", {"status": Status.IN_PROGRESS})
+    assert outcome.outcome == bulk.REFUSED and survivor.number in outcome.message
+    duplicate.refresh_from_db()
+    assert duplicate.status == Status.CLOSED and duplicate.next_due_at is None  # not back in the queues
+    page = client_for("agent").get(f"/service/tickets/{duplicate.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200 and 'value="in_progress"' not in page.content.decode()
+    response = client_for("agent").post(
+        f"/service/tickets/{duplicate.pk}/status/",
+        {"to_status": Status.IN_PROGRESS, "version": duplicate.version}, HTTP_ACCEPT_LANGUAGE="en",
+    )  # fmt: skip
+    assert response.status_code == 409 and survivor.number in response.content.decode()
+    assert Ticket.objects.get(pk=duplicate.pk).status == Status.CLOSED
+
+
+def test_no_survey_or_phone_revisit_on_a_merged_duplicate(users, merged):
+    duplicate, survivor = merged
+    assert not revisit.may_survey(duplicate)
+    with pytest.raises(ValidationError) as e:
+        revisit.send_survey(users["agent"], duplicate)
+    assert survivor.number in " ".join(e.value.messages)
+    with pytest.raises(ValidationError):
+        revisit.record_phone_revisit(users["agent"], duplicate, 5, True)
+
+
+def test_a_poor_answer_to_a_link_sent_before_the_merge_reopens_the_survivor(users, raise_ticket):
+    TicketCategory.objects.filter(code="drug_info").update(low_score_action=LowScore.REOPEN)
+    duplicate, survivor = raise_ticket("说明书丢失"), raise_ticket("说明书丢了")
+    for t in (duplicate, survivor):
+        services.transition(users["agent"], t, Status.RESOLVED, resolution_summary="已寄出", root_cause="logistics")
+    _survey, link = revisit.send_survey(users["agent"], duplicate)
+    linking.merge(users["agent"], duplicate, survivor, reason="同一请求")
+    survey = revisit.answer_survey(token_of(link), 1, False, "还是没收到")  # reopened the duplicate before
+    assert survey.outcome == LowScore.REOPEN
+    duplicate.refresh_from_db()
+    survivor.refresh_from_db()
+    assert duplicate.status == Status.CLOSED and survivor.status == Status.IN_PROGRESS
+    assert TicketEvent.objects.filter(ticket=survivor, kind=EventKind.REOPENED).exists()
