@@ -94,3 +94,30 @@ def test_a_poor_answer_to_a_link_sent_before_the_merge_reopens_the_survivor(user
     survivor.refresh_from_db()
     assert duplicate.status == Status.CLOSED and survivor.status == Status.IN_PROGRESS
     assert TicketEvent.objects.filter(ticket=survivor, kind=EventKind.REOPENED).exists()
+
+
+# --- a tighter SLA policy for a customer tier reaches the hospital's doctors and departments ------------------
+
+
+def test_a_doctor_or_department_of_a_vip_hospital_gets_the_vip_policy(users, admin_user, xiehe):
+    from pharmacrm.customers import services as customer_services
+    from pharmacrm.servicedesk import policies
+    from pharmacrm.servicedesk.models import SlaPolicy
+
+    customer_services.update_institution(admin_user, xiehe, {"tier": "vip"}, version=xiehe.version)
+    general = SlaPolicy.objects.get(name="一般问题（工作日）")
+    vip = policies.create_policy(admin_user, {
+        "name": "VIP 客户", "customer_tier": "vip", "calendar": general.calendar, "first_response": 2,
+        "first_response_unit": "hours", "resolution": 1, "resolution_unit": "days",
+    })  # fmt: skip
+    doctor, department = xiehe.people.get(name="张伟"), xiehe.children.get(name="心内科")
+    assert doctor.tier != "vip" and department.tier != "vip"
+    for who in ({"institution": xiehe}, {"person": doctor}, {"institution": department}):
+        ticket = services.create_ticket(users["agent"], {
+            "subject": "咨询用法", "channel": "phone", "category": "drug_info", "received_at": at(2026, 3, 2, 9),
+            **who,
+        })  # fmt: skip
+        assert ticket.boosted  # the boost already read the hospital's tier …
+        assert ticket.policy == vip, who  # … and now the SLA policy does too (was the general one)
+        first = ticket.clocks.get(kind="first_response")
+        assert first.due_at == at(2026, 3, 2, 11)
