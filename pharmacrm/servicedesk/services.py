@@ -382,6 +382,8 @@ def change_priority(user, ticket: Ticket, priority: str, complexity: str | None 
         raise ValidationError({"priority": [_("Choose a priority.")]})
     if not reason.strip():
         raise ValidationError({"priority": [_("Give a reason for the change.")]})
+    if ticket.status not in OPEN_STATUSES:  # the deadlines it met or missed are history: never rewritten
+        raise TransitionRefused(_("Reopen the ticket before changing its priority."))
     now = at or timezone.now()
     before = [ticket.priority, ticket.complexity]
     with transaction.atomic():

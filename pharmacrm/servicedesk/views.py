@@ -461,7 +461,7 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
         "assign_form": assign_form or AssignForm(
             initial={"assignee": ticket.assignee_id, "team": ticket.team_id, **version}
         ),
-        "may_assign": may_handle and ticket.status in OPEN_STATUSES,
+        "may_assign": may_handle and ticket.status in OPEN_STATUSES,  # and change the priority
         "conflict": conflict,
         "other_tickets": customer_tickets(user, ticket=ticket, limit=5),
         **_panels(request, ticket),

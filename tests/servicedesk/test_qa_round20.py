@@ -121,3 +121,28 @@ def test_a_doctor_or_department_of_a_vip_hospital_gets_the_vip_policy(users, adm
         assert ticket.policy == vip, who  # … and now the SLA policy does too (was the general one)
         first = ticket.clocks.get(kind="first_response")
         assert first.due_at == at(2026, 3, 2, 11)
+
+
+# --- a closed ticket's met deadlines are never rewritten ---------------------------------------------------
+
+
+def test_the_priority_of_a_resolved_or_closed_ticket_cannot_turn_a_met_deadline_into_a_breach(users, xiehe,
+                                                                                             client_for):
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "received_at": at(2026, 3, 2, 9),
+    })  # fmt: skip
+    # resolved on Tuesday 15:00, well inside its two working days (due Wednesday 09:00), then closed
+    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 3, 15), resolution_summary="已答复",
+                        root_cause="usage")  # fmt: skip
+    services.transition(users["agent"], ticket, Status.CLOSED, at=at(2026, 3, 3, 16))
+    with pytest.raises(services.TransitionRefused) as e:
+        services.change_priority(users["agent"], ticket, "urgent", reason="事后补记")
+    assert "Reopen the ticket" in " ".join(e.value.messages)
+    [outcome] = bulk.bulk(users["agent"], [ticket.pk], "priority", {"priority": "urgent", "reason": "事后补记"})
+    assert outcome.outcome == bulk.REFUSED
+    resolution = ticket.clocks.get(kind="resolution")
+    assert resolution.breached_at is None and resolution.due_at == at(2026, 3, 4, 9)  # still met
+    assert Ticket.objects.get(pk=ticket.pk).priority == "normal"
+    page = client_for("agent").get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+    assert 'id="priority"' not in page.content.decode()  # the form is not offered on a closed ticket
