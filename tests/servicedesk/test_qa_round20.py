@@ -146,3 +146,31 @@ def test_the_priority_of_a_resolved_or_closed_ticket_cannot_turn_a_met_deadline_
     assert Ticket.objects.get(pk=ticket.pk).priority == "normal"
     page = client_for("agent").get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en")
     assert 'id="priority"' not in page.content.decode()  # the form is not offered on a closed ticket
+
+
+def test_correcting_a_closed_tickets_customer_keeps_its_policy_priority_and_met_deadlines(users, admin_user, xiehe,
+                                                                                         ruijin):
+    from pharmacrm.customers import services as customer_services
+    from pharmacrm.servicedesk import editing, policies
+    from pharmacrm.servicedesk.models import SlaPolicy
+
+    customer_services.update_institution(admin_user, ruijin, {"tier": "vip"}, version=ruijin.version)
+    general = SlaPolicy.objects.get(name="一般问题（工作日）")
+    policies.create_policy(admin_user, {
+        "name": "VIP 客户", "customer_tier": "vip", "calendar": general.calendar, "first_response": 2,
+        "first_response_unit": "hours", "resolution": 1, "resolution_unit": "days",
+    })  # fmt: skip
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "received_at": at(2026, 3, 2, 9),
+    })  # fmt: skip
+    services.record_response(users["agent"], ticket, at=at(2026, 3, 2, 15))
+    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 3, 15), resolution_summary="已答复",
+                        root_cause="usage")  # fmt: skip
+    services.transition(users["agent"], ticket, Status.CLOSED, at=at(2026, 3, 3, 16))
+    # the agent finds out later that the caller was from 瑞金医院 (a VIP) and corrects the record
+    editing.edit_ticket(users["agent"], ticket, {"institution": ruijin.pk}, version=ticket.version, reason="更正机构")
+    ticket = Ticket.objects.get(pk=ticket.pk)
+    assert ticket.institution_id == ruijin.pk  # corrected …
+    assert (ticket.policy, ticket.priority, ticket.boosted) == (general, "normal", False)  # … nothing else moved
+    assert not ticket.clocks.filter(breached_at__isnull=False).exists()  # both deadlines still met
