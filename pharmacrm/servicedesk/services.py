@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit, dueclock
+from pharmacrm.core import access, audit, crypto, dueclock
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
@@ -96,7 +96,18 @@ def same_ticket_just_taken(user, data: dict) -> Ticket | None:
         category=category, institution=data.get("institution"), person=data.get("person"),
     ).order_by("-created_at")[:10]  # fmt: skip
     description = (data.get("description") or "").strip()
-    return next((t for t in candidates if t.description.strip() == description), None)
+    # the same words from another caller are another ticket: two unidentified callers asking the same short
+    # question ("咨询用法", no description) within minutes were taken in as one, the second call lost
+    caller = (
+        (data.get("caller_name") or "").strip(),
+        crypto.blind_index(normalise.phone((data.get("caller_phone") or "").strip()), "phone"),
+        (data.get("reply_email") or "").strip().lower(),
+    )
+    return next((
+        t for t in candidates
+        if t.description.strip() == description
+        and (t.caller_name.strip(), t.caller_phone_bidx, t.reply_email.strip().lower()) == caller
+    ), None)  # fmt: skip
 
 
 def create_ticket(user, data: dict) -> Ticket:

@@ -174,3 +174,28 @@ def test_correcting_a_closed_tickets_customer_keeps_its_policy_priority_and_met_
     assert ticket.institution_id == ruijin.pk  # corrected …
     assert (ticket.policy, ticket.priority, ticket.boosted) == (general, "normal", False)  # … nothing else moved
     assert not ticket.clocks.filter(breached_at__isnull=False).exists()  # both deadlines still met
+
+
+# --- two callers with the same short question are two tickets ------------------------------------------------
+
+
+def _intake(client, **data):
+    import re
+
+    html = client.get("/service/new/").content.decode()
+    token = re.search(r'name="form_token" value="([^"]+)"', html).group(1)
+    return client.post("/service/new/", {"form_token": token, "channel": "phone", "category": "drug_info",
+                                         "subject": "咨询用法", "description": "", **data},
+                       HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+
+
+def test_two_unidentified_callers_asking_the_same_question_get_a_ticket_each(users, client_for):
+    agent = client_for("agent")
+    first = _intake(agent, caller_name="王先生", caller_phone="13912345678")
+    second = _intake(agent, caller_name="李女士", caller_phone="13800001111")  # the next call, a minute later
+    assert first.status_code == second.status_code == 302
+    assert first["Location"] != second["Location"]  # was the first caller's ticket: 李女士's call was lost
+    assert sorted(t.caller_name for t in Ticket.objects.all()) == ["李女士", "王先生"]
+    # the same call sent again (Back, the page loaded anew) still opens the first ticket
+    again = _intake(agent, caller_name="李女士", caller_phone="138 0000 1111")
+    assert again["Location"] == second["Location"] and Ticket.objects.count() == 2
