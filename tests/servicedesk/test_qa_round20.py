@@ -199,3 +199,26 @@ def test_two_unidentified_callers_asking_the_same_question_get_a_ticket_each(use
     # the same call sent again (Back, the page loaded anew) still opens the first ticket
     again = _intake(agent, caller_name="李女士", caller_phone="138 0000 1111")
     assert again["Location"] == second["Location"] and Ticket.objects.count() == 2
+
+
+# --- a ticket reopened by a poor revisit is announced to its assignee ------------------------------------------
+
+
+def test_the_assignee_is_told_when_a_poor_revisit_reopens_their_ticket(users, xiehe):
+    from pharmacrm.notify.models import Notification
+
+    TicketCategory.objects.filter(code="drug_info").update(low_score_action=LowScore.REOPEN)
+    ticket = services.create_ticket(users["manager"], {
+        "subject": "说明书看不懂", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "assignee": users["agent"],
+    })  # fmt: skip
+    services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已解释", root_cause="usage")
+    _survey, link = revisit.send_survey(users["agent"], ticket)
+    before = Notification.objects.filter(recipient=users["agent"]).count()
+    revisit.answer_survey(token_of(link), 1, False, "还是不明白")
+    ticket.refresh_from_db()
+    assert ticket.status == Status.IN_PROGRESS and ticket.assignee == users["agent"]
+    note = Notification.objects.filter(recipient=users["agent"]).order_by("-id").first()
+    assert Notification.objects.filter(recipient=users["agent"]).count() == before + 1  # was silent
+    assert note.kind == "ticket.reopened" and note.url == f"/service/tickets/{ticket.pk}/"
+    assert note.shown_title == f"{ticket.number} was reopened after a poor revisit: 说明书看不懂"
