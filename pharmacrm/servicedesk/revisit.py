@@ -319,11 +319,13 @@ def _conclude(user, survey: Survey) -> None:
                 note = _("Reopened after a poor revisit (score %(score)s, solved: %(solved)s).") % {
                     "score": survey.score, "solved": _("yes") if survey.solved else _("no")}  # fmt: skip
             services.transition(user, reopened, Status.IN_PROGRESS, note=note)
-            # back in the assignee's queue with what is left of its resolution time: they must know why
-            services.tell_assignee(reopened, Message(
-                gettext_lazy("%(number)s was reopened after a poor revisit: %(subject)s"),
-                number=reopened.number, subject=reopened.subject,
-            ), kind="ticket.reopened")  # fmt: skip
+            # back in the assignee's queue with what is left of its resolution time: they must know why (unless
+            # they recorded the phone revisit themselves)
+            if reopened.assignee_id != getattr(user, "pk", None):
+                services.tell_assignee(reopened, Message(
+                    gettext_lazy("%(number)s was reopened after a poor revisit: %(subject)s"),
+                    number=reopened.number, subject=reopened.subject,
+                ), kind="ticket.reopened")  # fmt: skip
         if outcome:
             Survey.objects.filter(pk=survey.pk).update(outcome=outcome)
             survey.outcome = outcome
