@@ -478,6 +478,8 @@ def rebuild_clocks(
             breached_at = due if fulfilled > due else None
         elif breached_at is not None and breached_at != due and now < due:
             breached_at = None  # the deadline moved later (a pause, a lower priority): no longer breached
+        if fulfilled is None and clock.warned_at is not None and clock.warned_at < warn and now < warn:
+            clock.warned_at = None  # warned of a deadline that moved later since: warn again before the new one
         clock.policy, clock.calendar, clock.target, clock.unit = policy, policy.calendar, target, unit
         clock.started_at, clock.paused, clock.paused_seconds = start, is_paused, int(paused.total_seconds())
         clock.warn_at, clock.due_at, clock.fulfilled_at, clock.breached_at = warn, due, fulfilled, breached_at

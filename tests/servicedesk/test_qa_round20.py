@@ -222,3 +222,33 @@ def test_the_assignee_is_told_when_a_poor_revisit_reopens_their_ticket(users, xi
     assert Notification.objects.filter(recipient=users["agent"]).count() == before + 1  # was silent
     assert note.kind == "ticket.reopened" and note.url == f"/service/tickets/{ticket.pk}/"
     assert note.shown_title == f"{ticket.number} was reopened after a poor revisit: 说明书看不懂"
+
+
+# --- a deadline moved later gets its own 75 % warning -----------------------------------------------------------
+
+
+def test_a_deadline_moved_later_is_warned_of_again_before_it_runs_out(users, xiehe):
+    from pharmacrm.notify.models import Notification
+
+    ticket = services.create_ticket(users["manager"], {
+        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "received_at": at(2026, 3, 2, 9), "assignee": users["agent"], "priority": "urgent",
+    })  # fmt: skip
+    first = ticket.clocks.get(kind="first_response")  # 7×24, two hours: warned at 10:30, due 11:00
+    assert (first.warn_at, first.due_at) == (at(2026, 3, 2, 10, 30), at(2026, 3, 2, 11))
+    services.sweep(now=at(2026, 3, 2, 10, 35))
+
+    def first_response_warnings():
+        return TicketEvent.objects.filter(ticket=ticket, kind=EventKind.WARNED, data__clock="first_response").count()
+
+    assert first_response_warnings() == 1
+    # the caller is not in danger after all: an ordinary question, one working day to answer
+    services.change_priority(users["agent"], ticket, "normal", reason="非紧急，只是咨询", at=at(2026, 3, 2, 10, 40))
+    first.refresh_from_db()
+    # 75 % of 7.5 working hours after Monday 09:00 (lunch 12:00-13:30) = 16:07:30; due Tuesday 09:00
+    assert (first.warn_at, first.due_at) == (at(2026, 3, 2, 16, 7) + dt.timedelta(seconds=30), at(2026, 3, 3, 9))
+    assert first.warned_at is None and first.next_check_at == first.warn_at
+    before = Notification.objects.filter(recipient=users["agent"], kind="ticket.warning").count()
+    services.sweep(now=at(2026, 3, 2, 16, 10))
+    assert first_response_warnings() == 2  # was none: the next word was the breach on Tuesday morning
+    assert Notification.objects.filter(recipient=users["agent"], kind="ticket.warning").count() == before + 1
