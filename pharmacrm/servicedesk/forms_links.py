@@ -31,6 +31,12 @@ class QueueSearchForm(QueueFilterForm):
     )  # fmt: skip
     field_order = ["q", "status", "priority", "category"]
 
+    @staticmethod
+    def is_lookup(value: str) -> bool:
+        """A ticket number or a phone number: the agent looks up one caller's tickets, wherever they are."""
+        value = (value or "").strip()
+        return bool(NUMBER.fullmatch(value) or (PHONE.fullmatch(value) and len(normalise.phone(value)) >= 7))
+
     def search_q(self, value: str) -> Q | None:
         value = (value or "").strip()
         if not value:

@@ -252,3 +252,36 @@ def test_a_deadline_moved_later_is_warned_of_again_before_it_runs_out(users, xie
     services.sweep(now=at(2026, 3, 2, 16, 10))
     assert first_response_warnings() == 2  # was none: the next word was the breach on Tuesday morning
     assert Notification.objects.filter(recipient=users["agent"], kind="ticket.warning").count() == before + 1
+
+
+# --- a caller's earlier tickets are found by phone or number wherever they are -------------------------------
+
+
+def test_a_phone_or_number_search_finds_the_callers_ticket_held_by_a_colleague_or_closed(users, client_for, ruijin):
+    from pharmacrm.servicedesk.choices import Channel
+
+    ticket = services.create_ticket(services.SYSTEM, {
+        "subject": "药品储存条件咨询", "category": "drug_info", "channel": Channel.WEB, "caller_name": "王先生",
+        "caller_phone": "138 0013 8000",
+    })  # fmt: skip
+    services.assign(users["support"], ticket, assignee=users["support"])  # a colleague holds it
+    other = services.create_ticket(users["agent"], {
+        "subject": "其他问题", "category": "drug_info", "channel": Channel.PHONE, "institution": ruijin,
+    })  # fmt: skip
+    agent = client_for("agent")
+
+    def found(client, q, **extra) -> bool:
+        html = client.get("/service/", {"q": q, **extra}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        return f'/service/tickets/{ticket.pk}/"' in html
+
+    assert found(agent, "13800138000") and found(agent, ticket.number.lower())  # from "My queue": was not found
+    services.transition(users["support"], ticket, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    services.transition(users["support"], ticket, Status.CLOSED)
+    page = agent.get("/service/", {"q": "138 0013 8000"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'/service/tickets/{ticket.pk}/"' in page and "open or closed" in page  # a week later, closed
+    assert f'/service/tickets/{other.pk}/"' not in page
+    assert not found(agent, "13800138000", status="waiting")  # a status chosen still narrows the search
+    # words of a subject still filter the queue shown (here: the agent's own open tickets)
+    assert not found(agent, "储存条件")
+    # and a rep never finds a ticket outside their scope
+    assert not found(client_for("rep"), "13800138000")
