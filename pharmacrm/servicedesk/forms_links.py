@@ -47,9 +47,13 @@ class QueueSearchForm(QueueFilterForm):
         if PHONE.fullmatch(value) and len(digits) >= 7:
             # a caller's earlier tickets by their phone: the caller's own number (blind index), or the phone
             # of the person or institution the ticket is on
+            # (indexed columns only, the people and institutions found first: a look-up searches every ticket)
+            from pharmacrm.customers.models import Institution, Person
+
             bidx = crypto.blind_index(digits, "phone")
-            return (Q(caller_phone_bidx=bidx) | Q(person__mobile_bidx=bidx) | Q(person__landline_bidx=bidx)
-                    | Q(institution__phone_norm=digits) | Q(subject__icontains=value))  # fmt: skip
+            people = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx)).values("id")
+            places = Institution.objects.filter(phone_norm=digits).values("id")
+            return Q(caller_phone_bidx=bidx) | Q(person_id__in=people) | Q(institution_id__in=places)
         return Q(subject__icontains=value)
 
 
