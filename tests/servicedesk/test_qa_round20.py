@@ -285,3 +285,27 @@ def test_a_phone_or_number_search_finds_the_callers_ticket_held_by_a_colleague_o
     assert not found(agent, "储存条件")
     # and a rep never finds a ticket outside their scope
     assert not found(client_for("rep"), "13800138000")
+
+
+# --- the agent who gets an overdue ticket at escalation level 2 is told ---------------------------------------
+
+
+def test_the_agent_handed_an_overdue_ticket_by_the_ladder_is_told(users, xiehe):
+    from pharmacrm.core.models import Team
+    from pharmacrm.notify.models import Notification
+
+    team = Team.objects.create(name="客服一组", lead=users["manager"])
+    for name in ("agent", "expert"):
+        users[name].teams.add(team)
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "用药错误：剂量看错", "channel": "phone", "category": "medication_error", "institution": xiehe,
+        "received_at": at(2026, 3, 2, 9), "assignee": users["agent"], "team": team,
+    })  # fmt: skip
+    services.sweep(at(2026, 3, 2, 11, 1))  # first response (7×24, 2 h) missed: level 1 tells the agent
+    services.sweep(at(2026, 3, 2, 13, 1))  # level 2: nobody acted, the ticket goes to the expert
+    ticket.refresh_from_db()
+    assert ticket.assignee == users["expert"]
+    told = [n.shown_title for n in Notification.objects.filter(recipient=users["expert"])]
+    assert told == [f"{ticket.number} was handed to you after a missed deadline: 用药错误：剂量看错"]  # was []
+    services.sweep(at(2026, 3, 2, 13, 5))
+    assert Notification.objects.filter(recipient=users["expert"]).count() == 1  # once, not every tick
