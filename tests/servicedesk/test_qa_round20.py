@@ -1,5 +1,8 @@
 """Review round 20 (service desk): what agents, supervisors and customers noticed — a merged duplicate that
-could be reopened and surveyed, …"""
+could be reopened and surveyed; a VIP hospital's doctors on the general SLA policy; met deadlines turned into
+breaches by a priority or customer change after closure; a second caller's call lost as "sent again"; a ticket
+reopened by a poor revisit, or handed over by the escalation ladder, without a word to its new holder; no
+warning before a deadline that moved later; a caller's earlier ticket not found by phone from "My queue"."""
 
 from __future__ import annotations
 
