@@ -6,7 +6,8 @@ gets a ConflictError (HTTP 409) and the page keeps what they typed.
 
 A new category or customer chooses the SLA policy again and rebuilds the clocks from the ticket's history;
 neither changes the priority or complexity (an agent changes those deliberately, with a reason) — except
-that a caller identified as a VIP or key account gets the one-step boost intake would have given."""
+that a caller identified as a VIP or key account gets the one-step boost intake would have given. A resolved
+or closed ticket keeps its policy, priority and clocks: its details are corrected for the record only."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pharmacrm.customers import normalise
 from pharmacrm.customers.models import Institution, Person
 
 from . import services
-from .choices import EventKind
+from .choices import OPEN_STATUSES, EventKind
 from .models import Product, Ticket, TicketCategory
 
 A = AuditEntry.Action
@@ -196,14 +197,17 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
             ticket.refresh_derived()
             fields.append("caller_phone_bidx")
         boosted_from = None
-        if diff.keys() & set(CUSTOMER) and not ticket.boosted:
+        # a resolved or closed ticket's details are corrected for the record: its priority, policy and the
+        # deadlines it met or missed stay as they were (services.change_priority refuses the same)
+        still_open = ticket.status in OPEN_STATUSES
+        if diff.keys() & set(CUSTOMER) and not ticket.boosted and still_open:
             from . import routing
 
             # a caller identified as a VIP or key account: the boost intake would have given
             boosted_from = routing.boost(ticket, key_account=routing.key_account_team(ticket) is not None)
             if boosted_from:
                 fields += ["priority", "boosted"]
-        repolicy = bool(diff.keys() & {"category", *CUSTOMER})
+        repolicy = still_open and bool(diff.keys() & {"category", *CUSTOMER})
         if repolicy:
             ticket.policy = services.select_policy(ticket)
             fields.append("policy_id")

@@ -230,7 +230,13 @@ def _hand_over_batch(tickets: list[Ticket], now: dt.datetime, events: list[Ticke
             events.append(TicketEvent(ticket=ticket, kind=EventKind.ASSIGNED, at=now,
                                       data={"assignee": agent_id, "team": ticket.team_id, "from": before,
                                             "escalation": True}))  # fmt: skip
+            # the new holder is told, as for every hand-over (a new ticket is, through services.assign): the
+            # overdue ticket used to sit in their queue unseen while the ladder told only the lead
+            services.tell_assignee(ticket, Message(HANDED_TITLE, number=ticket.number, subject=ticket.subject))
     return out
+
+
+HANDED_TITLE = gettext_lazy("%(number)s was handed to you after a missed deadline: %(subject)s")
 
 
 def managers() -> list[User]:

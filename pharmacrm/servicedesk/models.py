@@ -354,9 +354,16 @@ class Ticket(models.Model):
     def refresh_derived(self) -> None:
         self.caller_phone_bidx = crypto.blind_index(normalise.phone(self.caller_phone), "phone")
 
+    TIER_RANK = (Tier.NEW, Tier.REGULAR, Tier.VIP, Tier.KEY)  # lowest first
+
     def customer_tier(self) -> str:
-        customer = self.person if self.person_id else self.institution
-        return customer.tier if customer is not None else ""
+        """The tier an SLA policy's condition is matched against: the highest of the person's, the institution's
+        and (for a department) its hospital's — the same tiers the assignment rules and the VIP boost read, so a
+        doctor of a key-account hospital gets the key accounts' policy as well as their boost."""
+        from .routing import customer_tiers
+
+        tiers = customer_tiers(self)
+        return max(tiers, key=lambda t: self.TIER_RANK.index(t) if t in self.TIER_RANK else -1, default="")
 
 
 class TicketEvent(models.Model):

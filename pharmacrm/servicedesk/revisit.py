@@ -87,7 +87,7 @@ def _raw_of(token: str) -> str:
 
 
 def may_survey(ticket: Ticket) -> bool:
-    return ticket.status in SURVEYABLE
+    return ticket.status in SURVEYABLE and not ticket.merged_into_id  # a duplicate: the revisit is the survivor's
 
 
 def _refuse_without_consent(ticket: Ticket) -> None:
@@ -110,6 +110,8 @@ def _refuse_without_consent(ticket: Ticket) -> None:
 
 def _require_surveyable(ticket: Ticket) -> None:
     _refuse_without_consent(ticket)
+    if ticket.merged_into_id:  # one request, one revisit: on the ticket it goes on in
+        raise ValidationError({"ticket": [services.merged_refusal(ticket)]})
     if not may_survey(ticket):
         raise ValidationError(
             {
@@ -310,11 +312,20 @@ def _conclude(user, survey: Survey) -> None:
                     "due_date": timezone.localdate() + dt.timedelta(days=ACTION_DAYS),
                     "ticket": ticket, "survey": survey,
                 })  # fmt: skip
-        if outcome == LowScore.REOPEN and ticket.status in REOPENABLE:
+        # a link sent before the ticket was merged as a duplicate: the request goes on in the survivor
+        reopened = Ticket.objects.get(pk=ticket.merged_into_id) if ticket.merged_into_id else ticket
+        if outcome == LowScore.REOPEN and reopened.status in REOPENABLE:
             with translation.override(settings.LANGUAGE_CODE):  # the ticket's history, not the customer's page
                 note = _("Reopened after a poor revisit (score %(score)s, solved: %(solved)s).") % {
                     "score": survey.score, "solved": _("yes") if survey.solved else _("no")}  # fmt: skip
-            services.transition(user, ticket, Status.IN_PROGRESS, note=note)
+            services.transition(user, reopened, Status.IN_PROGRESS, note=note)
+            # back in the assignee's queue with what is left of its resolution time: they must know why (unless
+            # they recorded the phone revisit themselves)
+            if reopened.assignee_id != getattr(user, "pk", None):
+                services.tell_assignee(reopened, Message(
+                    gettext_lazy("%(number)s was reopened after a poor revisit: %(subject)s"),
+                    number=reopened.number, subject=reopened.subject,
+                ), kind="ticket.reopened")  # fmt: skip
         if outcome:
             Survey.objects.filter(pk=survey.pk).update(outcome=outcome)
             survey.outcome = outcome

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit, dueclock
+from pharmacrm.core import access, audit, crypto, dueclock
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
@@ -96,7 +96,18 @@ def same_ticket_just_taken(user, data: dict) -> Ticket | None:
         category=category, institution=data.get("institution"), person=data.get("person"),
     ).order_by("-created_at")[:10]  # fmt: skip
     description = (data.get("description") or "").strip()
-    return next((t for t in candidates if t.description.strip() == description), None)
+    # the same words from another caller are another ticket: two unidentified callers asking the same short
+    # question ("咨询用法", no description) within minutes were taken in as one, the second call lost
+    caller = (
+        (data.get("caller_name") or "").strip(),
+        crypto.blind_index(normalise.phone((data.get("caller_phone") or "").strip()), "phone"),
+        (data.get("reply_email") or "").strip().lower(),
+    )
+    return next((
+        t for t in candidates
+        if t.description.strip() == description
+        and (t.caller_name.strip(), t.caller_phone_bidx, t.reply_email.strip().lower()) == caller
+    ), None)  # fmt: skip
 
 
 def create_ticket(user, data: dict) -> Ticket:
@@ -264,6 +275,8 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
     _check_version(ticket, version)
     now = at or timezone.now()
     from_status = ticket.status
+    if ticket.merged_into_id and to_status in OPEN_STATUSES:
+        raise TransitionRefused(merged_refusal(ticket))
     if to_status not in TRANSITIONS.get(from_status, ()):
         raise TransitionRefused(
             _("A ticket that is “%(from)s” cannot become “%(to)s”.")
@@ -306,6 +319,15 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
         if audit_it:
             audit.record(A.UPDATE, ticket, user=user, changes={"status": [from_status, to_status]})
     return ticket
+
+
+def merged_refusal(ticket: Ticket) -> str:
+    """Why a merged duplicate takes no more work: the request goes on in the ticket it was merged into
+    (reopening the duplicate would put the same request in the queues twice, with its own clocks)."""
+    into = Ticket.objects.filter(pk=ticket.merged_into_id).values_list("number", flat=True).first() or ""
+    return _("%(number)s was merged into %(into)s: the request goes on there. Reopen or work on %(into)s instead.") % {
+        "number": ticket.number, "into": into,
+    }
 
 
 def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | None = None, at=None) -> Ticket:
@@ -371,6 +393,8 @@ def change_priority(user, ticket: Ticket, priority: str, complexity: str | None 
         raise ValidationError({"priority": [_("Choose a priority.")]})
     if not reason.strip():
         raise ValidationError({"priority": [_("Give a reason for the change.")]})
+    if ticket.status not in OPEN_STATUSES:  # the deadlines it met or missed are history: never rewritten
+        raise TransitionRefused(_("Reopen the ticket before changing its priority."))
     now = at or timezone.now()
     before = [ticket.priority, ticket.complexity]
     with transaction.atomic():
@@ -454,6 +478,8 @@ def rebuild_clocks(
             breached_at = due if fulfilled > due else None
         elif breached_at is not None and breached_at != due and now < due:
             breached_at = None  # the deadline moved later (a pause, a lower priority): no longer breached
+        if fulfilled is None and clock.warned_at is not None and clock.warned_at < warn and now < warn:
+            clock.warned_at = None  # warned of a deadline that moved later since: warn again before the new one
         clock.policy, clock.calendar, clock.target, clock.unit = policy, policy.calendar, target, unit
         clock.started_at, clock.paused, clock.paused_seconds = start, is_paused, int(paused.total_seconds())
         clock.warn_at, clock.due_at, clock.fulfilled_at, clock.breached_at = warn, due, fulfilled, breached_at

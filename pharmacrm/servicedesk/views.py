@@ -208,11 +208,20 @@ def queue(request):
     if current == "all":
         access.require(user, Cap.MANAGE_SERVICE)
     base = Ticket.objects.all()
+    # a ticket number or a phone looks the caller up in every ticket the user may see, open or closed, whoever
+    # holds it (from "My queue" it found only the user's own open tickets: a caller's ticket of last week, or a
+    # colleague's, came up as "no tickets"); words of a subject filter the queue shown
+    lookup = QueueForm.is_lookup(data.get("q") or "")
     # An open ticket always has next_due_at and a resolved or closed one never (services.rebuild_clocks
     # keeps it so): "open" is then a condition the queue indexes answer alone, without reading tickets.
-    base = base.filter(status=data["status"]) if data.get("status") else base.filter(next_due_at__isnull=False)
+    if data.get("status"):
+        base = base.filter(status=data["status"])
+    elif not lookup:
+        base = base.filter(next_due_at__isnull=False)
     branches = None
-    if current == "mine":
+    if lookup:
+        pass
+    elif current == "mine":
         base = base.filter(assignee=user)
     elif current == "team":
         branches = [Q(team__in=list(user.teams.values_list("id", flat=True))), Q(assignee__isnull=True)]
@@ -230,7 +239,7 @@ def queue(request):
     qs = access.tickets_for(user, base)
     # Page over ids in deadline order, then load the tickets shown and their clocks (a fixed number of
     # queries, whatever the number of tickets).
-    if not data.get("status") or data["status"] in OPEN_STATUSES:
+    if (not data.get("status") and not lookup) or data.get("status") in OPEN_STATUSES:
         # open tickets always carry next_due_at (services.rebuild_clocks): an index walk in deadline order
         # on (assignee | team, next_due_at, id); the NOT NULL lets it skip the closed history
         qs, order = qs.filter(next_due_at__isnull=False), ("next_due_at", "id")
@@ -265,7 +274,7 @@ def queue(request):
     # the board: service managers, and team leads for their teams (user.led_teams, read only for a handler)
     may_board = may_all or (access.can(user, Cap.HANDLE_TICKETS) and user.led_teams.exists())
     context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered,
-               "bulk_form": bulk_form, "may_board": may_board}  # fmt: skip
+               "bulk_form": bulk_form, "may_board": may_board, "lookup": lookup}  # fmt: skip
     return render(request, "servicedesk/queue.html", context)
 
 
@@ -417,6 +426,8 @@ def _event_details(e) -> list[tuple[str, str]]:
 def _allowed(ticket: Ticket) -> list[tuple[str, str]]:
     """(status, button label) for each step the lifecycle allows from the ticket's status."""
     allowed = TRANSITIONS.get(ticket.status, frozenset())
+    if ticket.merged_into_id:  # a merged duplicate goes on in the ticket it was merged into: no reopen here
+        allowed = allowed - OPEN_STATUSES
     out = []
     for status in Status:
         if status in allowed:
@@ -459,7 +470,7 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
         "assign_form": assign_form or AssignForm(
             initial={"assignee": ticket.assignee_id, "team": ticket.team_id, **version}
         ),
-        "may_assign": may_handle and ticket.status in OPEN_STATUSES,
+        "may_assign": may_handle and ticket.status in OPEN_STATUSES,  # and change the priority
         "conflict": conflict,
         "other_tickets": customer_tickets(user, ticket=ticket, limit=5),
         **_panels(request, ticket),
