@@ -285,6 +285,26 @@ def _latest_candidate(institution: Institution):
     return Score.objects.filter(institution=institution, kind="candidate").order_by("-as_of", "-computed_at").first()
 
 
+def hospital_of(institution: Institution) -> Institution:
+    """The institution a department belongs to (through departments of departments); the institution itself
+    when it is no department."""
+    seen = set()
+    while institution.is_department and institution.parent_id and institution.pk not in seen:
+        seen.add(institution.pk)
+        institution = Institution.objects.get(pk=institution.parent_id)
+    return institution
+
+
+def department_refusal(institution: Institution) -> str | None:
+    """Why `institution` cannot be proposed as a key account, or None: a department buys and is served through
+    its hospital (its tickets go to the hospital's service team), it is never a key account of its own."""
+    if not institution.is_department:
+        return None
+    return _("%(department)s is a department of %(hospital)s: a department is served as part of its hospital's "
+             "key account. Propose %(hospital)s instead.") % {
+        "department": institution.name, "hospital": hospital_of(institution).name}  # fmt: skip
+
+
 def propose(user, institution: Institution, *, reason: str, kind: str = ProposalKind.LIST) -> Proposal:
     """Propose listing (or de-listing) a customer; the latest candidate score and its explanation are
     copied into the proposal so reviewers see what the proposer saw."""
@@ -299,6 +319,9 @@ def propose(user, institution: Institution, *, reason: str, kind: str = Proposal
         errors["reason"] = [_("Say why this customer should be listed or de-listed.")]
     if institution.merged_into_id:
         errors["institution"] = [_("This customer was merged into another record.")]
+    department = department_refusal(institution) if kind == ProposalKind.LIST else None
+    if department:
+        errors.setdefault("institution", []).append(department)
     account = active_account(institution.pk)
     if kind == ProposalKind.LIST and account is not None:
         errors["institution"] = [_("This customer is already a key account (%(number)s).") % {"number": account.number}]

@@ -317,6 +317,8 @@ def proposal_create(request):
         "form": form, "institution": institution, "kind": kind, "kind_label": ProposalKind(kind).label,
         "score": score, "components": component_rows(score.components if score else [], request.user),
         "account": services.active_account(institution.pk),
+        # a department is served through its hospital: say so instead of offering a proposal bound to fail
+        "refusal": services.department_refusal(institution) if kind == ProposalKind.LIST else None,
     }  # fmt: skip
     return render(request, "keyaccounts/ka_proposal_form.html", context, status=status)
 
@@ -1225,7 +1227,12 @@ def customer_panel(request, institution_pk: int):
         raise Http404(_("No such customer, or you may not see it."))
     account = services.accounts_for(user).filter(institution=inst).order_by("-listed_at").first()
     rows = account_rows([account]) if account else []
+    hospital = services.hospital_of(inst) if inst.is_department else None
     context = {
+        # a department is served as part of its hospital's key account, never proposed on its own
+        "department": inst.is_department, "hospital": hospital,
+        "hospital_account": services.accounts_for(user).filter(institution=hospital, status=AccountStatus.ACTIVE)
+        .first() if hospital is not None and hospital.pk != inst.pk else None,
         "institution": inst, "account": account, "row": rows[0] if rows else None,
         "proposals": list(services.proposals_for(user).filter(institution=inst, status__in=OPEN_PROPOSAL)),
         "candidate": latest_candidate(inst) if access.can(user, Cap.VIEW_EVALUATIONS) else None,
