@@ -22,7 +22,7 @@ from django.db.models import Avg, Case, Count, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
 from pharmacrm.core import access, audit, dueclock, signatures
 from pharmacrm.core.deferred import Message
@@ -687,6 +687,13 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
             if role == TeamRole.PROJECT_MANAGER and account.team.lead_id is None:
                 Team.objects.filter(pk=account.team_id).update(lead=member)
         audit.record(A.UPDATE, account, user=user, changes={"team": [None, {"user": member.pk, "role": role}]})
+        if member.pk != user.pk:  # seed 001 §3.2: the team learns of its key account, and of its place in it
+            _notify([member], "keyaccounts.team",
+                    Message(gettext_lazy("You joined the service team of key account %(number)s: %(name)s"),
+                            number=account.number, name=account.institution.name),
+                    Message(gettext_lazy("Team role: %(role)s. Your open work for the account is on your "
+                                         "key-account page."), role=TeamRole(role).label),
+                    reverse("keyaccounts:account", args=[account.pk]) + "#team", account)  # fmt: skip
     return row
 
 
@@ -970,8 +977,28 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
         title = Message(gettext_lazy("Service plan %(number)s v%(v)s was %(decision)s"), number=plan.account.number,
                         v=plan.version_number, decision=word)  # fmt: skip
         pms = [m.user for m in plan.account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
-        _notify(pms + ([plan.created_by] if plan.created_by else []), "keyaccounts.plan", title, comment, url, plan)
+        told = pms + ([plan.created_by] if plan.created_by else [])
+        _notify(told, "keyaccounts.plan", title, comment, url, plan)
+        if approve:
+            _tell_item_owners(plan, url, {u.pk for u in told})
     return plan
+
+
+def _tell_item_owners(plan: ServicePlan, url: str, told: set[int]) -> None:
+    """Once a plan version comes into force, each member who owns open items of it (and was not told of the
+    approval already) hears which items they deliver and by when: until then only the project manager and the
+    plan's author heard of it, and an owner first learned of an item from its overdue alert."""
+    owned: dict[int, list[PlanItem]] = {}
+    for item in in_plan_order(plan.items.filter(status__in=OPEN_ITEM).select_related("owner")):
+        if item.owner_id not in told:
+            owned.setdefault(item.owner_id, []).append(item)
+    for items in owned.values():
+        count = len(items)
+        title = Message(ngettext_lazy("Service plan %(number)s v%(v)s is in force: you deliver %(count)d service item",
+                                      "Service plan %(number)s v%(v)s is in force: you deliver %(count)d service items",
+                                      count), number=plan.account.number, v=plan.version_number, count=count)  # fmt: skip
+        body = "; ".join(f"{i.title} ({i.deadline.isoformat()})" for i in items[:20])
+        _notify([items[0].owner], "keyaccounts.plan", title, body, url, plan)
 
 
 CARRIED = ["status", "progress", "progress_note", "completed_at", "overdue_notified_at"]
