@@ -644,16 +644,21 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
             (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed copy."),
             (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed copy."),
             (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed copy."),
-            404: OpenApiResponse(description="No signed copy was uploaded, or it is missing from the storage."),
+            404: OpenApiResponse(description="No signed copy was uploaded."),
+            409: OpenApiResponse(description="The signed copy is missing from the storage or was altered."),
         },
-        description="The signed copy as uploaded; the download is audited.",
+        description="The signed copy as uploaded, checked against the SHA-256 taken at upload; the download is "
+                    "audited.",
     )
     @action(detail=True, methods=["get"], url_path="signed-copy", pagination_class=None, filter_backends=[],
             content_negotiation_class=FileNegotiation)
     def signed_copy(self, request, pk=None):
         from .views_programme import signed_copy_response
 
-        return signed_copy_response(self.get_object(), request.user, purpose="api")
+        try:
+            return signed_copy_response(self.get_object(), request.user, purpose="api")
+        except services.DocumentUnavailable as e:
+            return Response({"detail": str(e)}, status=409)
 
     @extend_schema(
         tags=TAGS,

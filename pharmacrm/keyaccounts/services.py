@@ -1331,6 +1331,28 @@ def _kept_document(agreement: Agreement) -> bytes:
     return data
 
 
+def signed_copy_data(agreement: Agreement) -> tuple[bytes, str]:
+    """The signed copy as it was uploaded, checked against the SHA-256 taken then, and its stored extension: a copy
+    missing from the storage or changed since is reported (DocumentUnavailable), never handed out as the signed
+    contract. The caller makes sure there is one (`agreement.signed_copy`)."""
+    path = agreements_dir() / Path(agreement.signed_copy).name
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise DocumentUnavailable(
+            _("The signed copy of agreement %(number)s is missing from the storage. Restore it from a backup.")
+            % {"number": agreement.number}
+        ) from None  # fmt: skip
+    if agreement.signed_copy_sha256 and hashlib.sha256(data).hexdigest() != agreement.signed_copy_sha256:
+        log.error("agreement %s: the signed copy %s does not match its SHA-256 %s", agreement.number, path,
+                  agreement.signed_copy_sha256)  # fmt: skip
+        raise DocumentUnavailable(
+            _("The signed copy of agreement %(number)s does not match its fingerprint: it was changed outside "
+              "PharmaCRM. Restore it from a backup.") % {"number": agreement.number}
+        )  # fmt: skip
+    return data, path.suffix
+
+
 def reissue_document(user, agreement: Agreement, *, version: int | None = None) -> Agreement:
     """Issue a draft agreement's PDF again from its plan version and the customer record as they are now (a
     corrected address, a renamed owner). A signed agreement keeps the document that was signed; a draft from

@@ -6,6 +6,7 @@ progress report. Every write goes through keyaccounts.services; every read asks 
 from __future__ import annotations
 
 import datetime as dt
+import io
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -940,19 +941,19 @@ def _agreement_signed(request, pk: int, limiter, too_large: str):
 
 def signed_copy_response(agreement: Agreement, user, **audit_details) -> FileResponse:
     """The agreement's signed copy as uploaded, as a download (audited as an export); the page and the API
-    both answer with it."""
+    both answer with it. A copy missing from the storage or altered since its upload raises
+    services.DocumentUnavailable: the page says so on the account, the API answers 409."""
     if not agreement.signed_copy:
         raise Http404(_("No signed copy was uploaded."))
-    file = services.agreements_dir() / Path(agreement.signed_copy).name  # stored by name under VAR_DIR
-    if not file.is_file():
-        raise Http404(_("The file is missing from the storage."))
+    data, suffix = services.signed_copy_data(agreement)  # stored by name under VAR_DIR, checked by its SHA-256
     audit.record(A.EXPORT, agreement, user=user, format="signed copy", **audit_details)
-    content_type = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}.get(file.suffix,
-                                                                                              "application/octet-stream")  # fmt: skip
-    response = FileResponse(open(file, "rb"), content_type=content_type)
+    content_type = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}.get(suffix,
+                                                                                         "application/octet-stream")  # fmt: skip
+    response = FileResponse(io.BytesIO(data), content_type=content_type)  # the bytes checked, not the file again
+    stored = Path(agreement.signed_copy).name
     # the name as uploaded, with the extension of the stored type (also for copies kept before names followed it)
-    name = services.signed_copy_name(agreement.signed_copy_name or file.name, file.suffix)
-    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or file.name
+    name = services.signed_copy_name(agreement.signed_copy_name or stored, suffix)
+    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or stored
     response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
@@ -962,7 +963,15 @@ def signed_copy_response(agreement: Agreement, user, **audit_details) -> FileRes
 @login_required
 @require_GET
 def agreement_signed_copy(request, pk: int):
-    return signed_copy_response(_agreement_or_404(request.user, pk), request.user)
+    agreement = _agreement_or_404(request.user, pk)
+    try:
+        return signed_copy_response(agreement, request.user)
+    except services.DocumentUnavailable as e:  # back where the download was started, saying what to do
+        messages.error(request, str(e))
+        if request.GET.get("from") == "archive":
+            back = {k: request.GET[k] for k in ARCHIVE_PARAMS if request.GET.get(k)}
+            return redirect(reverse("keyaccounts:agreements") + (f"?{urlencode(back)}" if back else ""))
+        return _back(agreement.account, "agreements")
 
 
 @login_required

@@ -111,3 +111,63 @@ def test_each_item_owner_hears_of_their_items_when_the_plan_comes_into_force(use
     assert title.endswith("you deliver 1 service item")
     assert len(_bell(kam, "keyaccounts.plan")) == 1  # the project manager: the approval itself, once
     assert _bell(users["aftersales"], "keyaccounts.plan") == []  # owns nothing
+
+
+# --- 3. the signed copy is the one that was uploaded ---------------------------------------------------------
+
+
+@pytest.fixture
+def signed(users, xiehe, with_plan):
+    """An agreement of 北京协和医院 signed today, with a PDF scan as its signed copy."""
+    import datetime as dt
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils import timezone
+
+    from .programme_fixtures import tiny_pdf
+
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today,
+                                            end_date=today + dt.timedelta(days=365))  # fmt: skip
+    upload = SimpleUploadedFile("协和签署页.pdf", tiny_pdf(), content_type="application/pdf")
+    return services.record_signed(users["kam"], agreement, signed_date=today, upload=upload)
+
+
+def _kept(agreement):
+    return services.agreements_dir() / agreement.signed_copy
+
+
+def test_an_unchanged_signed_copy_is_downloaded_as_uploaded(signed, client_for, api_client):
+    page = client_for("kam").get(reverse("keyaccounts:agreement-signed-copy", args=[signed.pk]), **EN)
+    content = b"".join(page.streaming_content)
+    assert page.status_code == 200 and content == _kept(signed).read_bytes()
+    assert content.startswith(b"%PDF")
+    assert "filename*=UTF-8''%E5%8D%8F" in page["Content-Disposition"]
+    api = api_client("kam").get(f"/api/v1/keyaccounts/agreements/{signed.pk}/signed-copy/")
+    assert api.status_code == 200 and b"".join(api.streaming_content) == content
+
+
+def test_a_signed_copy_changed_on_disk_is_reported_not_handed_out(signed, client_for, api_client):
+    """The scan of the signed contract was replaced on the server (a restore gone wrong, a hand edit): the page and
+    the API handed the other file out as the signed agreement, although its SHA-256 was recorded at upload."""
+    _kept(signed).write_bytes(b"%PDF-1.4 another document")
+    client = client_for("kam")
+    page = client.get(reverse("keyaccounts:agreement-signed-copy", args=[signed.pk]), **EN)
+    assert page.status_code == 302 and page["Location"].endswith("#agreements")
+    shown = client.get(page["Location"], **EN).content.decode()
+    assert "does not match its fingerprint" in shown and "Restore it from a backup" in shown
+    api = api_client("kam").get(f"/api/v1/keyaccounts/agreements/{signed.pk}/signed-copy/")
+    assert api.status_code == 409 and "does not match its fingerprint" in api.json()["detail"]
+
+
+def test_a_missing_signed_copy_says_to_restore_it_where_the_download_started(signed, client_for, api_client):
+    """It answered a bare 'Not found' page."""
+    _kept(signed).unlink()
+    client = client_for("kam")
+    archive = reverse("keyaccounts:agreement-signed-copy", args=[signed.pk]) + "?from=archive&q=协和"
+    page = client.get(archive, **EN)
+    assert page.status_code == 302 and page["Location"].startswith(reverse("keyaccounts:agreements") + "?q=")
+    assert "is missing from the storage" in client.get(page["Location"], **EN).content.decode()
+    api = api_client("kam").get(f"/api/v1/keyaccounts/agreements/{signed.pk}/signed-copy/")
+    assert api.status_code == 409 and "missing from the storage" in api.json()["detail"]
