@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import unicodedata
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -28,7 +29,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
+from pharmacrm.customers import normalise
 from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.normalise import clean_text
 from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
 
 from . import services
@@ -1108,10 +1111,17 @@ def agreement_archive(request):
         "account__institution", "plan"
     )
     if form.is_bound and form.is_valid():
-        q = form.cleaned_data.get("q", "").strip()
+        q = unicodedata.normalize("NFKC", clean_text(form.cleaned_data.get("q", "")))  # ＡＧ－２０２６ as AG-2026
         if q:
-            qs = qs.filter(Q(number__icontains=q) | Q(account__institution__name__icontains=q)
-                           | Q(account__institution__short_name__icontains=q))  # fmt: skip
+            # the customer's name as search compares it: Traditional characters, width, spaces and punctuation
+            # folded (北京協和醫院 finds 北京协和医院); the agreement's or the key account's number; the credit code
+            folded = normalise.name(q)
+            match = (Q(number__icontains=q) | Q(account__number__icontains=q)
+                     | Q(account__institution__name__icontains=q) | Q(account__institution__short_name__icontains=q)
+                     | Q(account__institution__credit_code__iexact=q))  # fmt: skip
+            if folded:
+                match |= Q(account__institution__name_norm__contains=folded)
+            qs = qs.filter(match)
         if form.cleaned_data.get("status"):
             qs = qs.filter(status=form.cleaned_data["status"])
     elif form.is_bound:  # a wrong filter (a status that does not exist) shows nothing and says why, not all

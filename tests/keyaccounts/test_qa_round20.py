@@ -171,3 +171,22 @@ def test_a_missing_signed_copy_says_to_restore_it_where_the_download_started(sig
     assert "is missing from the storage" in client.get(page["Location"], **EN).content.decode()
     api = api_client("kam").get(f"/api/v1/keyaccounts/agreements/{signed.pk}/signed-copy/")
     assert api.status_code == 409 and "missing from the storage" in api.json()["detail"]
+
+
+# --- 4. the agreement archive finds a customer as search does -------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["北京協和醫院", "北京 协和", "ＡＧ－", "ka-20", "12100000400000000"])
+def test_the_archive_finds_the_agreement_however_the_customer_is_typed(signed, xiehe, client_for, typed):
+    """Typed in Traditional characters (a zh-Hant reader), with a space, in full width from a Chinese input method,
+    by the key-account number, or by the credit code, the archive answered 'no agreements' although search finds
+    the customer."""
+    if typed.isdigit():
+        typed = xiehe.credit_code
+    page = client_for("manager").get(reverse("keyaccounts:agreements"), {"q": typed}, **EN).content.decode()
+    assert signed.number in page
+
+
+def test_the_archive_still_leaves_out_other_customers(signed, client_for):
+    page = client_for("manager").get(reverse("keyaccounts:agreements"), {"q": "瑞金医院"}, **EN).content.decode()
+    assert signed.number not in page
