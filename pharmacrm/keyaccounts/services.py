@@ -1377,6 +1377,20 @@ def reissue_document(user, agreement: Agreement, *, version: int | None = None) 
     return agreement
 
 
+def agreements_shown(account_ids, today: dt.date | None = None) -> dict[int, Agreement]:
+    """Per account, the agreement its summaries show (the key-account list, a customer's key-account block, the
+    progress report): the signed agreement in force today, else the latest one generated. A renewal generated
+    ahead of time, not signed yet, does not hide the agreement the customer is served under (one query)."""
+    today = today or timezone.localdate()
+    latest: dict[int, Agreement] = {}
+    in_force: dict[int, Agreement] = {}
+    for ag in Agreement.objects.filter(account_id__in=list(account_ids)).order_by("created_at", "id"):
+        latest[ag.account_id] = ag
+        if ag.status == AgreementStatus.SIGNED and ag.start_date <= today <= ag.end_date:
+            in_force[ag.account_id] = ag
+    return {**latest, **in_force}
+
+
 def agreements_dir() -> Path:
     path = Path(settings.VAR_DIR) / "agreements"
     path.mkdir(parents=True, exist_ok=True)

@@ -168,9 +168,7 @@ def account_rows(accounts) -> list[dict]:
             in_force[plan.account_id] = plan
         elif plan.status in (PlanStatus.DRAFT, PlanStatus.SUBMITTED, PlanStatus.REJECTED):
             drafts[plan.account_id] = plan
-    latest: dict[int, Agreement] = {}
-    for ag in Agreement.objects.filter(account_id__in=ids).order_by("created_at", "id"):
-        latest[ag.account_id] = ag
+    latest = services.agreements_shown(ids, today)  # the one in force, not a renewal waiting to be signed
     counts = (
         PlanItem.objects.filter(plan__account_id__in=ids, plan__status=PlanStatus.APPROVED)
         .values("plan__account_id")

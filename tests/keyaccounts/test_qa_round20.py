@@ -190,3 +190,39 @@ def test_the_archive_finds_the_agreement_however_the_customer_is_typed(signed, x
 def test_the_archive_still_leaves_out_other_customers(signed, client_for):
     page = client_for("manager").get(reverse("keyaccounts:agreements"), {"q": "瑞金医院"}, **EN).content.decode()
     assert signed.number not in page
+
+
+# --- 5. summaries show the agreement in force, not a renewal waiting to be signed ----------------------------
+
+
+def test_a_renewal_generated_ahead_does_not_hide_the_agreement_in_force(users, signed, xiehe, client_for):
+    """Two months before the end the KAM generates next year's agreement to send it round: from then on the
+    key-account list, the customer's block and the leadership report showed only 'Generated, not signed', as
+    if the customer had no agreement."""
+    import datetime as dt
+    import io
+
+    import openpyxl
+
+    start = signed.end_date + dt.timedelta(days=1)
+    renewal = services.generate_agreement(users["kam"], signed.account, start_date=start,
+                                          end_date=start + dt.timedelta(days=364))  # fmt: skip
+    client = client_for("manager")
+    for url in (reverse("keyaccounts:home"), reverse("keyaccounts:ka-panel", args=[xiehe.pk])):
+        page = client.get(url, **EN).content.decode()
+        assert signed.number in page and renewal.number not in page, url
+    sheet = openpyxl.load_workbook(io.BytesIO(client.get(reverse("keyaccounts:report-xlsx"), **EN).content)).active
+    [row] = [r for r in sheet.iter_rows(values_only=True) if r[0] == signed.account.number]
+    assert row[8:10] == (signed.number, "Signed")
+
+
+def test_without_an_agreement_in_force_the_latest_is_shown(users, xiehe, with_plan, client_for):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    draft = services.generate_agreement(users["kam"], account, start_date=today, end_date=today + dt.timedelta(days=365))
+    page = client_for("manager").get(reverse("keyaccounts:home"), **EN).content.decode()
+    assert draft.number in page and "Generated, not signed" in page
