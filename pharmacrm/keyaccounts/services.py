@@ -1647,6 +1647,7 @@ def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAc
     account = action.meeting.account
     if not (action.owner_id == user.pk or may_manage(user, account)) or user.roles & {Role.AUDITOR}:
         raise PermissionDenied(NOT_ALLOWED)
+    require_active(account)  # a closed file is kept as it was (the page offers no button; the API neither)
     if done == (action.done_at is not None):
         return action  # a repeated request changes nothing: the action keeps the moment it was first done
     with transaction.atomic():

@@ -1013,7 +1013,12 @@ def action_toggle(request, pk: int, action_pk: int):
     wanted = request.POST.get("done")
     done = (action.done_at is None) if wanted not in ("0", "1") else wanted == "1"
     if done != (action.done_at is not None):
-        services.complete_action(request.user, action, done=done)
+        try:
+            services.complete_action(request.user, action, done=done)
+        except ValidationError as e:  # a de-listed account's file is kept as it was
+            for message in e.messages:
+                messages.error(request, message)
+            return _back(account, "meetings")
     messages.success(request, _("The action item was updated."))
     return _back(account, "meetings")
 

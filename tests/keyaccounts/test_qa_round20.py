@@ -226,3 +226,35 @@ def test_without_an_agreement_in_force_the_latest_is_shown(users, xiehe, with_pl
     draft = services.generate_agreement(users["kam"], account, start_date=today, end_date=today + dt.timedelta(days=365))
     page = client_for("manager").get(reverse("keyaccounts:home"), **EN).content.decode()
     assert draft.number in page and "Generated, not signed" in page
+
+
+# --- 6. a de-listed account's meeting actions are kept as they were ------------------------------------------
+
+
+def test_a_delisted_accounts_meeting_actions_cannot_be_ticked_off(users, xiehe, staffed, make_proposal, manager2,
+                                                                 api_client, client_for):
+    """The file of a de-listed customer is closed 'as it was', and its page offers no button — but the API (and
+    a page left open) still ticked its meeting actions done and open again."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.keyaccounts.models import MeetingAction
+
+    from .test_lifecycle_fixes import delist
+
+    account = staffed(xiehe)
+    meeting = services.record_meeting(users["kam"], account, {
+        "held_at": timezone.now() - dt.timedelta(hours=1), "title": "季度沟通会", "minutes": "回顾供货"},
+        [{"title": "补发资料", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}])  # fmt: skip
+    action = meeting.actions.get()
+    delist(make_proposal, manager2, xiehe)
+
+    answer = api_client("expert").post(f"/api/v1/keyaccounts/meeting-actions/{action.pk}/done/", {"done": True},
+                                       format="json")  # fmt: skip
+    assert answer.status_code == 400 and "de-listed" in str(answer.json())
+    kam = client_for("kam")
+    page = kam.post(reverse("keyaccounts:action-toggle", args=[account.pk, action.pk]), {"done": "1"}, **EN)
+    assert page.status_code == 302
+    assert "This key account has been de-listed." in kam.get(page["Location"], **EN).content.decode()
+    assert MeetingAction.objects.get(pk=action.pk).done_at is None
