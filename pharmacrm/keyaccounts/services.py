@@ -1922,11 +1922,20 @@ def review_account(account: KeyAccount, period: str, user=None):
     return review
 
 
+def served_in(start: dt.date):
+    """The key accounts a period beginning on `start` evaluates: the active ones and those de-listed during or
+    after it — the team served a customer de-listed on 15 December for most of the fourth quarter, and its
+    scorecards count that quarter's work. listing_error leaves out who was listed only after the period."""
+    begins = timezone.make_aware(dt.datetime.combine(start, dt.time()))
+    return KeyAccount.objects.filter(Q(status=AccountStatus.ACTIVE) | Q(delisted_at__gte=begins))
+
+
 def review_all(period: str, user=None) -> int:
-    """Evaluate every active key account for the period (those listed only after it ended are left out)."""
+    """Evaluate every key account served in the period (those listed only after it ended, or de-listed before it
+    began, are left out)."""
     start, end = period_bounds(period)
     count = 0
-    for account in KeyAccount.objects.filter(status=AccountStatus.ACTIVE):
+    for account in served_in(start):
         if listing_error(account, start, end):
             continue
         review_account(account, period, user=user)
@@ -1947,10 +1956,8 @@ def scheduled_reviews(today: dt.date | None = None) -> int:
     today = today or timezone.localdate()
     done = 0
     for period in (previous_quarter(today), *( [str(today.year - 1)] if today.month == 1 else [])):
-        missing = KeyAccount.objects.filter(status=AccountStatus.ACTIVE).exclude(
-            pk__in=AccountReview.objects.filter(period=period).values("account_id")
-        )
         start, end = period_bounds(period)
+        missing = served_in(start).exclude(pk__in=AccountReview.objects.filter(period=period).values("account_id"))
         for account in missing:
             if listing_error(account, start, end):
                 continue  # listed after the period ended: nothing of it to evaluate

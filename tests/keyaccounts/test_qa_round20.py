@@ -258,3 +258,39 @@ def test_a_delisted_accounts_meeting_actions_cannot_be_ticked_off(users, xiehe, 
     assert page.status_code == 302
     assert "This key account has been de-listed." in kam.get(page["Location"], **EN).content.decode()
     assert MeetingAction.objects.get(pk=action.pk).done_at is None
+
+
+# --- 7. a quarter's evaluation covers an account de-listed during it ------------------------------------------
+
+
+def test_an_account_delisted_during_the_quarter_is_evaluated_and_counts_on_the_scorecards(
+    users, xiehe, staffed, make_proposal, manager2
+):
+    """De-listed on the quarter's 45th day, the account got no evaluation of that quarter (the nightly run took
+    active accounts only): its team's scorecards showed the quarter without the customer they served most of it."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.keyaccounts.models import AccountReview, KeyAccount, TeamTenure
+
+    from .test_lifecycle_fixes import delist
+
+    account = staffed(xiehe)
+    delist(make_proposal, manager2, xiehe)
+    today = timezone.localdate()
+    period = services.previous_quarter(today)
+    start, _end = services.period_bounds(period)
+    day = start + dt.timedelta(days=45)
+    gone = timezone.make_aware(dt.datetime.combine(day, dt.time(10)))
+    KeyAccount.objects.filter(pk=account.pk).update(delisted_at=gone, listed_at=gone - dt.timedelta(days=700))
+    TeamTenure.objects.filter(account=account).update(end=day)
+
+    assert services.scheduled_reviews(today) == 1
+    review = AccountReview.objects.get(account=account, period=period)
+    [card] = [c for c in services.scorecards(period) if c["user"] == users["kam"]]
+    assert card["average_score"] == review.score
+
+    KeyAccount.objects.filter(pk=account.pk).update(delisted_at=gone - dt.timedelta(days=90))  # before the quarter
+    AccountReview.objects.all().delete()
+    assert services.scheduled_reviews(today) == 0
