@@ -294,3 +294,26 @@ def test_an_account_delisted_during_the_quarter_is_evaluated_and_counts_on_the_s
     KeyAccount.objects.filter(pk=account.pk).update(delisted_at=gone - dt.timedelta(days=90))  # before the quarter
     AccountReview.objects.all().delete()
     assert services.scheduled_reviews(today) == 0
+
+
+# --- 8. the API removes an item from a draft, as the page does ------------------------------------------------
+
+
+def test_the_api_removes_an_item_from_a_draft_and_leaves_the_plan_in_force_alone(users, xiehe, with_plan, api_client):
+    """An API client could add and change a draft's items but not remove one: a mistaken item stayed in the draft
+    (DELETE answered 405)."""
+    from pharmacrm.keyaccounts.models import PlanItem
+
+    from .programme_fixtures import AREAS, item_data
+
+    account, plan = with_plan(xiehe)
+    draft = services.start_plan(users["kam"], account)
+    extra = services.save_item(users["kam"], draft, {**item_data(users, AREAS[0]), "title": "误加的项目"})
+    kam = api_client("kam")
+    assert api_client("agent").delete(f"/api/v1/keyaccounts/plan-items/{extra.pk}/").status_code == 403
+    assert kam.delete(f"/api/v1/keyaccounts/plan-items/{extra.pk}/").status_code == 204
+    assert not PlanItem.objects.filter(pk=extra.pk).exists()
+    in_force = plan.items.first()
+    answer = kam.delete(f"/api/v1/keyaccounts/plan-items/{in_force.pk}/")
+    assert answer.status_code == 400 and "Only a draft" in str(answer.json())
+    assert PlanItem.objects.filter(pk=in_force.pk).exists()
