@@ -81,6 +81,7 @@ from .models import (
 
 A = AuditEntry.Action
 PAGE_SIZE = 50
+MEETINGS_SHOWN = 20  # on the key-account page, newest first, unless ?meetings=all
 
 
 # --- reading helpers ---------------------------------------------------------------------------------
@@ -558,7 +559,11 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
         prefix="agreement", account=account, initial={"renewal_notice_days": 60}
     )
     # meetings
-    meetings = list(account.meetings.prefetch_related("actions__owner").select_related("created_by")[:20])
+    # the latest 20, all of them on request: older minutes and their actions stay readable on the page
+    ctx["meetings_total"] = account.meetings.count()
+    ctx["all_meetings"] = request.GET.get("meetings") == "all"
+    shown = account.meetings.prefetch_related("actions__owner").select_related("created_by")
+    meetings = list(shown if ctx["all_meetings"] else shown[:MEETINGS_SHOWN])
     for meeting in meetings:
         for act in meeting.actions.all():
             act.may_toggle = active and writer and (act.owner_id == user.pk or manage)

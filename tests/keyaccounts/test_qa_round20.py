@@ -317,3 +317,26 @@ def test_the_api_removes_an_item_from_a_draft_and_leaves_the_plan_in_force_alone
     answer = kam.delete(f"/api/v1/keyaccounts/plan-items/{in_force.pk}/")
     assert answer.status_code == 400 and "Only a draft" in str(answer.json())
     assert PlanItem.objects.filter(pk=in_force.pk).exists()
+
+
+# --- 9. every meeting's minutes stay readable on the page ----------------------------------------------------
+
+
+def test_meetings_older_than_the_latest_twenty_can_be_shown(users, xiehe, staffed, client_for):
+    """Two years of monthly meetings: the page showed the latest 20 and no way to the earlier minutes."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    account = staffed(xiehe)
+    now = timezone.now()
+    for n in range(22):
+        services.record_meeting(users["kam"], account, {"held_at": now - dt.timedelta(days=30 * n + 1),
+                                                        "title": f"第{22 - n}次月度沟通会", "minutes": "纪要"})  # fmt: skip
+    client = client_for("kam")
+    url = reverse("keyaccounts:account", args=[account.pk])
+    page = client.get(url, **EN).content.decode()
+    assert "第22次月度沟通会" in page and "第1次月度沟通会" not in page
+    assert "Show all 22 meetings" in page
+    everything = client.get(url + "?meetings=all", **EN).content.decode()
+    assert "第1次月度沟通会" in everything and "第2次月度沟通会" in everything and "Show all" not in everything
