@@ -1425,6 +1425,10 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
     elif signed_date < issued_on(agreement):
         errors["signed_date"] = [_("The signing date cannot lie before the agreement was issued (%(date)s).")
                                  % {"date": issued_on(agreement).isoformat()}]  # fmt: skip
+    elif signed_date > agreement.end_date:  # signed after its term: it would expire the moment it is recorded
+        errors["signed_date"] = [_("The signing date cannot lie after the agreement's end (%(date)s): generate an "
+                                   "agreement for the term that was signed.")
+                                 % {"date": agreement.end_date.isoformat()}]  # fmt: skip
     if upload is None:
         errors["signed_copy"] = [_("Upload the signed copy.")]
     elif upload.size is not None and upload.size > SIGNED_COPY_MAX:

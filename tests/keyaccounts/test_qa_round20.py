@@ -340,3 +340,29 @@ def test_meetings_older_than_the_latest_twenty_can_be_shown(users, xiehe, staffe
     assert "Show all 22 meetings" in page
     everything = client.get(url + "?meetings=all", **EN).content.decode()
     assert "第1次月度沟通会" in everything and "第2次月度沟通会" in everything and "Show all" not in everything
+
+
+# --- 10. an agreement is not recorded as signed after its term ---------------------------------------------------
+
+
+def test_a_signing_date_after_the_agreements_end_is_refused(users, xiehe, with_plan):
+    """A term entered as 2026-01-01 – 2026-03-31 by mistake, signed in May: recorded as signed, then expired by the
+    worker the same night, with its renewal reminder sent at once."""
+    import datetime as dt
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils import timezone
+
+    from pharmacrm.keyaccounts.models import Agreement
+
+    from .programme_fixtures import tiny_pdf
+
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=100),
+                                            end_date=today - dt.timedelta(days=10), renewal_notice_days=30)  # fmt: skip
+    upload = SimpleUploadedFile("签署页.pdf", tiny_pdf(), content_type="application/pdf")
+    with pytest.raises(ValidationError) as e:
+        services.record_signed(users["kam"], agreement, signed_date=today, upload=upload)
+    assert "cannot lie after the agreement's end" in e.value.message_dict["signed_date"][0]
+    assert Agreement.objects.get(pk=agreement.pk).status == "draft"
