@@ -505,18 +505,24 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         responses={200: PlanItemSerializer, 400: ERRORS},
         description="Change a draft's item (send version).",
     ),
+    destroy=extend_schema(
+        tags=TAGS,
+        responses={204: None, 400: ERRORS, 403: DENIED},
+        description="Remove an item from a draft (or a returned plan), as the page's Delete does; the plan in "
+                    "force keeps its items (a change there is a new version).",
+    ),
 )
 class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-                      viewsets.GenericViewSet):  # fmt: skip
+                      mixins.DestroyModelMixin, viewsets.GenericViewSet):  # fmt: skip
     """Items of service plans: drafts are edited by the team; the plan in force gets progress reports."""
 
     queryset = PlanItem.objects.none()
     serializer_class = PlanItemSerializer
     permission_classes = [HasCapability]
     required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "partial_update": Cap.MANAGE_KEY_ACCOUNTS,
-                     "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
+                     "destroy": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
     lookup_value_regex = r"[0-9]{1,18}"
-    http_method_names = ["get", "post", "patch", "head", "options"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -554,6 +560,10 @@ class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins
         with _versioned():
             item = services.save_item(request.user, item.plan, data, item=item, version=version)
         return self._answer(item)
+
+    def destroy(self, request, *args, **kwargs):
+        services.delete_item(request.user, self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(tags=TAGS, request=ProgressSerializer, responses={200: PlanItemSerializer, 400: ERRORS, 403: DENIED},
                    description="The owner (or the project manager) reports progress on an item of the plan in force.")  # fmt: skip
@@ -644,16 +654,21 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
             (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed copy."),
             (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed copy."),
             (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed copy."),
-            404: OpenApiResponse(description="No signed copy was uploaded, or it is missing from the storage."),
+            404: OpenApiResponse(description="No signed copy was uploaded."),
+            409: OpenApiResponse(description="The signed copy is missing from the storage or was altered."),
         },
-        description="The signed copy as uploaded; the download is audited.",
+        description="The signed copy as uploaded, checked against the SHA-256 taken at upload; the download is "
+                    "audited.",
     )
     @action(detail=True, methods=["get"], url_path="signed-copy", pagination_class=None, filter_backends=[],
             content_negotiation_class=FileNegotiation)
     def signed_copy(self, request, pk=None):
         from .views_programme import signed_copy_response
 
-        return signed_copy_response(self.get_object(), request.user, purpose="api")
+        try:
+            return signed_copy_response(self.get_object(), request.user, purpose="api")
+        except services.DocumentUnavailable as e:
+            return Response({"detail": str(e)}, status=409)
 
     @extend_schema(
         tags=TAGS,

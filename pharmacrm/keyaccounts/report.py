@@ -15,8 +15,9 @@ from django.utils.translation import gettext as _
 
 from pharmacrm.core import pdf as pdfdoc
 
+from . import services
 from .choices import OPEN_ITEM, ItemStatus, PlanStatus
-from .models import AccountReview, Agreement, Meeting, PlanItem
+from .models import AccountReview, Meeting, PlanItem
 
 DUE_SOON_DAYS = 30
 
@@ -47,9 +48,7 @@ def rows(accounts) -> list[dict]:
     # ending with its year counts as later than the year
     for review in AccountReview.objects.filter(account_id__in=ids).order_by("account_id", "end", "start"):
         reviews[review.account_id] = review
-    agreements: dict[int, Agreement] = {}
-    for ag in Agreement.objects.filter(account_id__in=ids).order_by("created_at", "id"):
-        agreements[ag.account_id] = ag
+    agreements = services.agreements_shown(ids, today)  # the one in force, not a renewal waiting to be signed
     due = due_items(ids, today)
     out = []
     for a in accounts:

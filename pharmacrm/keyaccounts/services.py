@@ -22,7 +22,7 @@ from django.db.models import Avg, Case, Count, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
 from pharmacrm.core import access, audit, dueclock, signatures
 from pharmacrm.core.deferred import Message
@@ -285,6 +285,26 @@ def _latest_candidate(institution: Institution):
     return Score.objects.filter(institution=institution, kind="candidate").order_by("-as_of", "-computed_at").first()
 
 
+def hospital_of(institution: Institution) -> Institution:
+    """The institution a department belongs to (through departments of departments); the institution itself
+    when it is no department."""
+    seen = set()
+    while institution.is_department and institution.parent_id and institution.pk not in seen:
+        seen.add(institution.pk)
+        institution = Institution.objects.get(pk=institution.parent_id)
+    return institution
+
+
+def department_refusal(institution: Institution) -> str | None:
+    """Why `institution` cannot be proposed as a key account, or None: a department buys and is served through
+    its hospital (its tickets go to the hospital's service team), it is never a key account of its own."""
+    if not institution.is_department:
+        return None
+    return _("%(department)s is a department of %(hospital)s: a department is served as part of its hospital's "
+             "key account. Propose %(hospital)s instead.") % {
+        "department": institution.name, "hospital": hospital_of(institution).name}  # fmt: skip
+
+
 def propose(user, institution: Institution, *, reason: str, kind: str = ProposalKind.LIST) -> Proposal:
     """Propose listing (or de-listing) a customer; the latest candidate score and its explanation are
     copied into the proposal so reviewers see what the proposer saw."""
@@ -299,6 +319,9 @@ def propose(user, institution: Institution, *, reason: str, kind: str = Proposal
         errors["reason"] = [_("Say why this customer should be listed or de-listed.")]
     if institution.merged_into_id:
         errors["institution"] = [_("This customer was merged into another record.")]
+    department = department_refusal(institution) if kind == ProposalKind.LIST else None
+    if department:
+        errors.setdefault("institution", []).append(department)
     account = active_account(institution.pk)
     if kind == ProposalKind.LIST and account is not None:
         errors["institution"] = [_("This customer is already a key account (%(number)s).") % {"number": account.number}]
@@ -664,6 +687,13 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
             if role == TeamRole.PROJECT_MANAGER and account.team.lead_id is None:
                 Team.objects.filter(pk=account.team_id).update(lead=member)
         audit.record(A.UPDATE, account, user=user, changes={"team": [None, {"user": member.pk, "role": role}]})
+        if member.pk != user.pk:  # seed 001 §3.2: the team learns of its key account, and of its place in it
+            _notify([member], "keyaccounts.team",
+                    Message(gettext_lazy("You joined the service team of key account %(number)s: %(name)s"),
+                            number=account.number, name=account.institution.name),
+                    Message(gettext_lazy("Team role: %(role)s. Your open work for the account is on your "
+                                         "key-account page."), role=TeamRole(role).label),
+                    reverse("keyaccounts:account", args=[account.pk]) + "#team", account)  # fmt: skip
     return row
 
 
@@ -947,8 +977,28 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
         title = Message(gettext_lazy("Service plan %(number)s v%(v)s was %(decision)s"), number=plan.account.number,
                         v=plan.version_number, decision=word)  # fmt: skip
         pms = [m.user for m in plan.account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
-        _notify(pms + ([plan.created_by] if plan.created_by else []), "keyaccounts.plan", title, comment, url, plan)
+        told = pms + ([plan.created_by] if plan.created_by else [])
+        _notify(told, "keyaccounts.plan", title, comment, url, plan)
+        if approve:
+            _tell_item_owners(plan, url, {u.pk for u in told})
     return plan
+
+
+def _tell_item_owners(plan: ServicePlan, url: str, told: set[int]) -> None:
+    """Once a plan version comes into force, each member who owns open items of it (and was not told of the
+    approval already) hears which items they deliver and by when: until then only the project manager and the
+    plan's author heard of it, and an owner first learned of an item from its overdue alert."""
+    owned: dict[int, list[PlanItem]] = {}
+    for item in in_plan_order(plan.items.filter(status__in=OPEN_ITEM).select_related("owner")):
+        if item.owner_id not in told:
+            owned.setdefault(item.owner_id, []).append(item)
+    for items in owned.values():
+        count = len(items)
+        title = Message(ngettext_lazy("Service plan %(number)s v%(v)s is in force: you deliver %(count)d service item",
+                                      "Service plan %(number)s v%(v)s is in force: you deliver %(count)d service items",
+                                      count), number=plan.account.number, v=plan.version_number, count=count)  # fmt: skip
+        body = "; ".join(f"{i.title} ({i.deadline.isoformat()})" for i in items[:20])
+        _notify([items[0].owner], "keyaccounts.plan", title, body, url, plan)
 
 
 CARRIED = ["status", "progress", "progress_note", "completed_at", "overdue_notified_at"]
@@ -1281,6 +1331,28 @@ def _kept_document(agreement: Agreement) -> bytes:
     return data
 
 
+def signed_copy_data(agreement: Agreement) -> tuple[bytes, str]:
+    """The signed copy as it was uploaded, checked against the SHA-256 taken then, and its stored extension: a copy
+    missing from the storage or changed since is reported (DocumentUnavailable), never handed out as the signed
+    contract. The caller makes sure there is one (`agreement.signed_copy`)."""
+    path = agreements_dir() / Path(agreement.signed_copy).name
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise DocumentUnavailable(
+            _("The signed copy of agreement %(number)s is missing from the storage. Restore it from a backup.")
+            % {"number": agreement.number}
+        ) from None  # fmt: skip
+    if agreement.signed_copy_sha256 and hashlib.sha256(data).hexdigest() != agreement.signed_copy_sha256:
+        log.error("agreement %s: the signed copy %s does not match its SHA-256 %s", agreement.number, path,
+                  agreement.signed_copy_sha256)  # fmt: skip
+        raise DocumentUnavailable(
+            _("The signed copy of agreement %(number)s does not match its fingerprint: it was changed outside "
+              "PharmaCRM. Restore it from a backup.") % {"number": agreement.number}
+        )  # fmt: skip
+    return data, path.suffix
+
+
 def reissue_document(user, agreement: Agreement, *, version: int | None = None) -> Agreement:
     """Issue a draft agreement's PDF again from its plan version and the customer record as they are now (a
     corrected address, a renamed owner). A signed agreement keeps the document that was signed; a draft from
@@ -1303,6 +1375,20 @@ def reissue_document(user, agreement: Agreement, *, version: int | None = None) 
     if old_name:
         (agreements_dir() / Path(old_name).name).unlink(missing_ok=True)
     return agreement
+
+
+def agreements_shown(account_ids, today: dt.date | None = None) -> dict[int, Agreement]:
+    """Per account, the agreement its summaries show (the key-account list, a customer's key-account block, the
+    progress report): the signed agreement in force today, else the latest one generated. A renewal generated
+    ahead of time, not signed yet, does not hide the agreement the customer is served under (one query)."""
+    today = today or timezone.localdate()
+    latest: dict[int, Agreement] = {}
+    in_force: dict[int, Agreement] = {}
+    for ag in Agreement.objects.filter(account_id__in=list(account_ids)).order_by("created_at", "id"):
+        latest[ag.account_id] = ag
+        if ag.status == AgreementStatus.SIGNED and ag.start_date <= today <= ag.end_date:
+            in_force[ag.account_id] = ag
+    return {**latest, **in_force}
 
 
 def agreements_dir() -> Path:
@@ -1339,6 +1425,10 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
     elif signed_date < issued_on(agreement):
         errors["signed_date"] = [_("The signing date cannot lie before the agreement was issued (%(date)s).")
                                  % {"date": issued_on(agreement).isoformat()}]  # fmt: skip
+    elif signed_date > agreement.end_date:  # signed after its term: it would expire the moment it is recorded
+        errors["signed_date"] = [_("The signing date cannot lie after the agreement's end (%(date)s): generate an "
+                                   "agreement for the term that was signed.")
+                                 % {"date": agreement.end_date.isoformat()}]  # fmt: skip
     if upload is None:
         errors["signed_copy"] = [_("Upload the signed copy.")]
     elif upload.size is not None and upload.size > SIGNED_COPY_MAX:
@@ -1561,6 +1651,7 @@ def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAc
     account = action.meeting.account
     if not (action.owner_id == user.pk or may_manage(user, account)) or user.roles & {Role.AUDITOR}:
         raise PermissionDenied(NOT_ALLOWED)
+    require_active(account)  # a closed file is kept as it was (the page offers no button; the API neither)
     if done == (action.done_at is not None):
         return action  # a repeated request changes nothing: the action keeps the moment it was first done
     with transaction.atomic():
@@ -1835,11 +1926,20 @@ def review_account(account: KeyAccount, period: str, user=None):
     return review
 
 
+def served_in(start: dt.date):
+    """The key accounts a period beginning on `start` evaluates: the active ones and those de-listed during or
+    after it — the team served a customer de-listed on 15 December for most of the fourth quarter, and its
+    scorecards count that quarter's work. listing_error leaves out who was listed only after the period."""
+    begins = timezone.make_aware(dt.datetime.combine(start, dt.time()))
+    return KeyAccount.objects.filter(Q(status=AccountStatus.ACTIVE) | Q(delisted_at__gte=begins))
+
+
 def review_all(period: str, user=None) -> int:
-    """Evaluate every active key account for the period (those listed only after it ended are left out)."""
+    """Evaluate every key account served in the period (those listed only after it ended, or de-listed before it
+    began, are left out)."""
     start, end = period_bounds(period)
     count = 0
-    for account in KeyAccount.objects.filter(status=AccountStatus.ACTIVE):
+    for account in served_in(start):
         if listing_error(account, start, end):
             continue
         review_account(account, period, user=user)
@@ -1860,10 +1960,8 @@ def scheduled_reviews(today: dt.date | None = None) -> int:
     today = today or timezone.localdate()
     done = 0
     for period in (previous_quarter(today), *( [str(today.year - 1)] if today.month == 1 else [])):
-        missing = KeyAccount.objects.filter(status=AccountStatus.ACTIVE).exclude(
-            pk__in=AccountReview.objects.filter(period=period).values("account_id")
-        )
         start, end = period_bounds(period)
+        missing = served_in(start).exclude(pk__in=AccountReview.objects.filter(period=period).values("account_id"))
         for account in missing:
             if listing_error(account, start, end):
                 continue  # listed after the period ended: nothing of it to evaluate

@@ -6,6 +6,8 @@ progress report. Every write goes through keyaccounts.services; every read asks 
 from __future__ import annotations
 
 import datetime as dt
+import io
+import unicodedata
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -27,7 +29,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
+from pharmacrm.customers import normalise
 from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.normalise import clean_text
 from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
 
 from . import services
@@ -77,6 +81,7 @@ from .models import (
 
 A = AuditEntry.Action
 PAGE_SIZE = 50
+MEETINGS_SHOWN = 20  # on the key-account page, newest first, unless ?meetings=all
 
 
 # --- reading helpers ---------------------------------------------------------------------------------
@@ -164,9 +169,7 @@ def account_rows(accounts) -> list[dict]:
             in_force[plan.account_id] = plan
         elif plan.status in (PlanStatus.DRAFT, PlanStatus.SUBMITTED, PlanStatus.REJECTED):
             drafts[plan.account_id] = plan
-    latest: dict[int, Agreement] = {}
-    for ag in Agreement.objects.filter(account_id__in=ids).order_by("created_at", "id"):
-        latest[ag.account_id] = ag
+    latest = services.agreements_shown(ids, today)  # the one in force, not a renewal waiting to be signed
     counts = (
         PlanItem.objects.filter(plan__account_id__in=ids, plan__status=PlanStatus.APPROVED)
         .values("plan__account_id")
@@ -317,6 +320,8 @@ def proposal_create(request):
         "form": form, "institution": institution, "kind": kind, "kind_label": ProposalKind(kind).label,
         "score": score, "components": component_rows(score.components if score else [], request.user),
         "account": services.active_account(institution.pk),
+        # a department is served through its hospital: say so instead of offering a proposal bound to fail
+        "refusal": services.department_refusal(institution) if kind == ProposalKind.LIST else None,
     }  # fmt: skip
     return render(request, "keyaccounts/ka_proposal_form.html", context, status=status)
 
@@ -554,7 +559,11 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
         prefix="agreement", account=account, initial={"renewal_notice_days": 60}
     )
     # meetings
-    meetings = list(account.meetings.prefetch_related("actions__owner").select_related("created_by")[:20])
+    # the latest 20, all of them on request: older minutes and their actions stay readable on the page
+    ctx["meetings_total"] = account.meetings.count()
+    ctx["all_meetings"] = request.GET.get("meetings") == "all"
+    shown = account.meetings.prefetch_related("actions__owner").select_related("created_by")
+    meetings = list(shown if ctx["all_meetings"] else shown[:MEETINGS_SHOWN])
     for meeting in meetings:
         for act in meeting.actions.all():
             act.may_toggle = active and writer and (act.owner_id == user.pk or manage)
@@ -938,19 +947,19 @@ def _agreement_signed(request, pk: int, limiter, too_large: str):
 
 def signed_copy_response(agreement: Agreement, user, **audit_details) -> FileResponse:
     """The agreement's signed copy as uploaded, as a download (audited as an export); the page and the API
-    both answer with it."""
+    both answer with it. A copy missing from the storage or altered since its upload raises
+    services.DocumentUnavailable: the page says so on the account, the API answers 409."""
     if not agreement.signed_copy:
         raise Http404(_("No signed copy was uploaded."))
-    file = services.agreements_dir() / Path(agreement.signed_copy).name  # stored by name under VAR_DIR
-    if not file.is_file():
-        raise Http404(_("The file is missing from the storage."))
+    data, suffix = services.signed_copy_data(agreement)  # stored by name under VAR_DIR, checked by its SHA-256
     audit.record(A.EXPORT, agreement, user=user, format="signed copy", **audit_details)
-    content_type = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}.get(file.suffix,
-                                                                                              "application/octet-stream")  # fmt: skip
-    response = FileResponse(open(file, "rb"), content_type=content_type)
+    content_type = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}.get(suffix,
+                                                                                         "application/octet-stream")  # fmt: skip
+    response = FileResponse(io.BytesIO(data), content_type=content_type)  # the bytes checked, not the file again
+    stored = Path(agreement.signed_copy).name
     # the name as uploaded, with the extension of the stored type (also for copies kept before names followed it)
-    name = services.signed_copy_name(agreement.signed_copy_name or file.name, file.suffix)
-    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or file.name
+    name = services.signed_copy_name(agreement.signed_copy_name or stored, suffix)
+    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or stored
     response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
@@ -960,7 +969,15 @@ def signed_copy_response(agreement: Agreement, user, **audit_details) -> FileRes
 @login_required
 @require_GET
 def agreement_signed_copy(request, pk: int):
-    return signed_copy_response(_agreement_or_404(request.user, pk), request.user)
+    agreement = _agreement_or_404(request.user, pk)
+    try:
+        return signed_copy_response(agreement, request.user)
+    except services.DocumentUnavailable as e:  # back where the download was started, saying what to do
+        messages.error(request, str(e))
+        if request.GET.get("from") == "archive":
+            back = {k: request.GET[k] for k in ARCHIVE_PARAMS if request.GET.get(k)}
+            return redirect(reverse("keyaccounts:agreements") + (f"?{urlencode(back)}" if back else ""))
+        return _back(agreement.account, "agreements")
 
 
 @login_required
@@ -1001,7 +1018,12 @@ def action_toggle(request, pk: int, action_pk: int):
     wanted = request.POST.get("done")
     done = (action.done_at is None) if wanted not in ("0", "1") else wanted == "1"
     if done != (action.done_at is not None):
-        services.complete_action(request.user, action, done=done)
+        try:
+            services.complete_action(request.user, action, done=done)
+        except ValidationError as e:  # a de-listed account's file is kept as it was
+            for message in e.messages:
+                messages.error(request, message)
+            return _back(account, "meetings")
     messages.success(request, _("The action item was updated."))
     return _back(account, "meetings")
 
@@ -1097,10 +1119,17 @@ def agreement_archive(request):
         "account__institution", "plan"
     )
     if form.is_bound and form.is_valid():
-        q = form.cleaned_data.get("q", "").strip()
+        q = unicodedata.normalize("NFKC", clean_text(form.cleaned_data.get("q", "")))  # ＡＧ－２０２６ as AG-2026
         if q:
-            qs = qs.filter(Q(number__icontains=q) | Q(account__institution__name__icontains=q)
-                           | Q(account__institution__short_name__icontains=q))  # fmt: skip
+            # the customer's name as search compares it: Traditional characters, width, spaces and punctuation
+            # folded (北京協和醫院 finds 北京协和医院); the agreement's or the key account's number; the credit code
+            folded = normalise.name(q)
+            match = (Q(number__icontains=q) | Q(account__number__icontains=q)
+                     | Q(account__institution__name__icontains=q) | Q(account__institution__short_name__icontains=q)
+                     | Q(account__institution__credit_code__iexact=q))  # fmt: skip
+            if folded:
+                match |= Q(account__institution__name_norm__contains=folded)
+            qs = qs.filter(match)
         if form.cleaned_data.get("status"):
             qs = qs.filter(status=form.cleaned_data["status"])
     elif form.is_bound:  # a wrong filter (a status that does not exist) shows nothing and says why, not all
@@ -1225,7 +1254,12 @@ def customer_panel(request, institution_pk: int):
         raise Http404(_("No such customer, or you may not see it."))
     account = services.accounts_for(user).filter(institution=inst).order_by("-listed_at").first()
     rows = account_rows([account]) if account else []
+    hospital = services.hospital_of(inst) if inst.is_department else None
     context = {
+        # a department is served as part of its hospital's key account, never proposed on its own
+        "department": inst.is_department, "hospital": hospital,
+        "hospital_account": services.accounts_for(user).filter(institution=hospital, status=AccountStatus.ACTIVE)
+        .first() if hospital is not None and hospital.pk != inst.pk else None,
         "institution": inst, "account": account, "row": rows[0] if rows else None,
         "proposals": list(services.proposals_for(user).filter(institution=inst, status__in=OPEN_PROPOSAL)),
         "candidate": latest_candidate(inst) if access.can(user, Cap.VIEW_EVALUATIONS) else None,
