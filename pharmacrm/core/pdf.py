@@ -182,20 +182,34 @@ class Document(FPDF):
                 _add_font(self, self.cjk.bold or self.cjk.regular, "B")
         super().set_font(family, style, size)
 
+    def _fitted_cell(self, width: float, text: str) -> None:
+        """A footer cell whose text fits its width: a smaller face first, then cut with an ellipsis (a bare cut
+        left "重点客户专属服务协议 Key-Account Service", as if that were the title)."""
+        if self.get_string_width(text) > width:
+            self.set_font(FAMILY, size=6.5)
+        if self.get_string_width(text) > width:
+            while text and self.get_string_width(text + "…") > width:
+                text = text[:-1]
+            text = text.rstrip() + "…"
+        self.cell(width, 5, text, align="L")
+
     def footer(self) -> None:
         self.set_y(-(MARGIN + FOOTER_HEIGHT / 2))
         self.set_font(FAMILY, size=8)
         self.set_text_color(90)
         generated = formats.date_format(self.generated_at, "Y-m-d H:i")
-        share = 0.3 if len(self.languages) > 1 else 0.5  # a bilingual footer needs the room
-        self.cell(self.epw * share, 5, self.doc_title[: 30 if share < 0.5 else 60], align="L")
         parts = []
         for language in self.languages or (None,):
             with translation.override(language) if language else contextlib.nullcontext():
                 page = _("Page %(page)s of %(pages)s") % {"page": self.page_no(), "pages": self.str_alias_nb_pages}
                 parts.append((page, _("Generated %(time)s") % {"time": generated}))
         text = " / ".join(p for p, _g in parts) + "    " + " / ".join(g for _p, g in parts)
-        self.cell(self.epw * (1 - share), 5, text, align="R")
+        # the page numbers and time take what they need (the page count's alias is wider than its digits); the
+        # title the rest, at least a quarter of the line
+        right = min(self.get_string_width(text) + 2, self.epw * 0.75)
+        self._fitted_cell(self.epw - right, self.doc_title)
+        self.set_font(FAMILY, size=8)
+        self.cell(right, 5, text, align="R")
         self.set_text_color(0)
         self.set_font(FAMILY, size=10)
 

@@ -185,3 +185,11 @@ def test_the_bilingual_agreement_has_a_bilingual_footer(agreement, settings):
     """Every other line of the agreement is in Chinese and English; the footer was Chinese only."""
     text = _text((settings.VAR_DIR / "agreements" / agreement.document).read_bytes())
     assert "第 1 页" in text and "Page 1 of" in text and "Generated" in text
+
+
+def test_the_footer_names_the_whole_bilingual_title_not_a_cut_one(agreement, settings):
+    """The footer's title was cut at 30 characters: "重点客户专属服务协议 Key-Account Service"."""
+    text = _text((settings.VAR_DIR / "agreements" / agreement.document).read_bytes())
+    footer_lines = [line for line in text.splitlines() if "Key-Account Service" in line and "Page" in line]
+    assert footer_lines, text[-400:]
+    assert all("Key-Account Service Agreement" in line or "…" in line for line in footer_lines)
