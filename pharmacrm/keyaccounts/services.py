@@ -1953,13 +1953,14 @@ def previous_quarter(day: dt.date) -> str:
 
 
 def scheduled_reviews(today: dt.date | None = None) -> int:
-    """The worker: after a quarter ends, each key account's evaluation of that quarter (and after a year
-    ends, of the year) — once."""
+    """The worker: after a quarter ends, each key account's evaluation of that quarter, and of the year that
+    ended last — once. The year is looked for every night, not in January only: a worker stopped for all of
+    January would otherwise leave the year unevaluated for good."""
     from .models import AccountReview
 
     today = today or timezone.localdate()
     done = 0
-    for period in (previous_quarter(today), *( [str(today.year - 1)] if today.month == 1 else [])):
+    for period in (previous_quarter(today), str(today.year - 1)):
         start, end = period_bounds(period)
         missing = served_in(start).exclude(pk__in=AccountReview.objects.filter(period=period).values("account_id"))
         for account in missing:

@@ -311,3 +311,17 @@ def test_a_second_project_manager_is_refused_naming_the_current_one(users, xiehe
     services.remove_member(users["manager"], TeamMember.objects.get(account=account, user=users["kam"]))
     services.add_member(users["manager"], account, other, TeamRole.PROJECT_MANAGER)
     assert TeamMember.objects.get(account=account, role=TeamRole.PROJECT_MANAGER).user == other
+
+
+def test_last_years_evaluation_is_made_up_after_a_worker_stopped_all_january(users, xiehe, with_plan):
+    """The yearly evaluation ran only on January nights: a worker down all January left the year without one."""
+    import datetime as dt
+
+    from pharmacrm.keyaccounts.models import AccountReview, KeyAccount
+
+    account, _plan = with_plan(xiehe)
+    listed = timezone.make_aware(dt.datetime(2025, 3, 1, 10))
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=listed)
+    assert services.scheduled_reviews(dt.date(2026, 2, 3)) == 2  # 2025Q4 and the year 2025
+    assert set(AccountReview.objects.filter(account=account).values_list("period", flat=True)) == {"2025Q4", "2025"}
+    assert services.scheduled_reviews(dt.date(2026, 2, 4)) == 0  # once

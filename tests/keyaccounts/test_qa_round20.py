@@ -286,14 +286,17 @@ def test_an_account_delisted_during_the_quarter_is_evaluated_and_counts_on_the_s
     KeyAccount.objects.filter(pk=account.pk).update(delisted_at=gone, listed_at=gone - dt.timedelta(days=700))
     TeamTenure.objects.filter(account=account).update(end=day)
 
-    assert services.scheduled_reviews(today) == 1
+    year = str(today.year - 1)
+    assert services.scheduled_reviews(today) == 2  # the quarter, and last year (listed 700 days before)
+    assert set(AccountReview.objects.filter(account=account).values_list("period", flat=True)) == {period, year}
     review = AccountReview.objects.get(account=account, period=period)
     [card] = [c for c in services.scorecards(period) if c["user"] == users["kam"]]
     assert card["average_score"] == review.score
 
     KeyAccount.objects.filter(pk=account.pk).update(delisted_at=gone - dt.timedelta(days=90))  # before the quarter
     AccountReview.objects.all().delete()
-    assert services.scheduled_reviews(today) == 0
+    services.scheduled_reviews(today)
+    assert not AccountReview.objects.filter(account=account, period=period).exists()
 
 
 # --- 8. the API removes an item from a draft, as the page does ------------------------------------------------
