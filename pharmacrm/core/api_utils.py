@@ -213,6 +213,23 @@ def expected_version(request, body_version: int | None) -> int:
     )
 
 
+def optional_version(request, data: dict) -> int | None:
+    """The version a change of a settings record was based on (the body's `version`, popped from `data`, or
+    If-Match), when the client sends one: such records take a change without it, and a stale one is a 409."""
+    body = data.pop("version", None)
+    if body is not None or request.headers.get("If-Match"):
+        return expected_version(request, body)
+    return None
+
+
+def settings_version(**kwargs) -> serializers.IntegerField:
+    """The `version` field of a settings record: read back with every answer, optional on a change."""
+    return serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32,
+        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.", **kwargs,
+    )  # fmt: skip
+
+
 def versioned(response: Response, obj) -> Response:
     """Add the record's version as an ETag, for clients that use If-Match."""
     response["ETag"] = f'"{obj.version}"'

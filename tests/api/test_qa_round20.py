@@ -1,0 +1,79 @@
+"""QA round 20 (REST API, access policy, audit trail): failing tests for defects found in review."""
+
+from __future__ import annotations
+
+import pytest
+
+from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.notify.models import WebhookEndpoint
+from pharmacrm.servicedesk.models import AgentProfile, AssignmentRule
+
+A = AuditEntry.Action
+
+
+@pytest.fixture
+def team(db):
+    return Team.objects.create(name="客服一组")
+
+
+# --- settings edited through the API overwrite each other's changes silently ------------------------------
+
+
+def _stale_then_fresh(client, url: str, change: dict, other: dict):
+    """Two managers load the same record; the second saves it, then the first saves with what they loaded."""
+    loaded = client.get(url)
+    assert loaded.status_code == 200
+    assert "version" in loaded.data, "the record's version is not shown, so a client cannot send it back"
+    version = loaded.data["version"]
+    assert client.patch(url, {**other, "version": version}, format="json").status_code == 200
+    return client.patch(url, {**change, "version": version}, format="json"), version
+
+
+def test_a_stale_change_of_an_assignment_rule_is_a_conflict_not_a_silent_overwrite(api_for, team):
+    """The rule page refuses a stale save, but the API took it: a manager who moved a rule to the VIP
+    queue lost it when a colleague's earlier-loaded PATCH came in, with nothing saying so."""
+    c = api_for("manager")
+    rule = c.post("/api/v1/assignment-rules/", {"name": "VIP", "team": team.pk}, format="json").data
+    url = f"/api/v1/assignment-rules/{rule['id']}/"
+    answer, _version = _stale_then_fresh(c, url, {"method": "queue"}, {"customer_tier": "vip"})
+    assert answer.status_code == 409, answer.data
+    assert answer.data["current_version"] == rule["version"] + 1
+    stored = AssignmentRule.objects.get(pk=rule["id"])
+    assert (stored.customer_tier, stored.method) == ("vip", "least_loaded")  # nothing of the stale save
+    # an If-Match header says the same, and the current version goes through
+    stale = c.patch(url, {"method": "queue"}, format="json", HTTP_IF_MATCH=f'"{rule["version"]}"')
+    assert stale.status_code == 409
+    fresh = c.patch(url, {"method": "queue", "version": answer.data["current_version"]}, format="json")
+    assert fresh.status_code == 200 and fresh.data["version"] == rule["version"] + 2
+    # switching it off with a stale version is refused as well
+    assert c.delete(url, HTTP_IF_MATCH=f'"{rule["version"]}"').status_code == 409
+    assert AssignmentRule.objects.get(pk=rule["id"]).active is True
+
+
+def test_a_stale_change_of_an_agent_profile_is_a_conflict(api_for, users):
+    c = api_for("manager")
+    created = c.post("/api/v1/agent-profiles/", {"user": users["agent"].pk, "max_open": 20}, format="json")
+    assert created.status_code == 201 and created.data["version"] == 1
+    url = f"/api/v1/agent-profiles/{created.data['id']}/"
+    answer, _version = _stale_then_fresh(c, url, {"max_open": 5}, {"max_open": 30})
+    assert answer.status_code == 409, answer.data
+    assert AgentProfile.objects.get(pk=created.data["id"]).max_open == 30
+    # the agent's own profile shows its version too (null before one is stored)
+    me = api_for("support").get("/api/v1/agent-profiles/me/")
+    assert me.status_code == 200 and me.data["id"] is None and me.data["version"] is None
+
+
+def test_a_stale_change_of_a_webhook_endpoint_is_a_conflict(api_for):
+    c = api_for("manager")
+    created = c.post(
+        "/api/v1/webhooks/", {"name": "值班群", "url": "https://example.com/hook", "format": "generic"}, format="json"
+    )
+    assert created.status_code == 201 and created.data["version"] == 1
+    url = f"/api/v1/webhooks/{created.data['id']}/"
+    answer, _version = _stale_then_fresh(
+        c, url, {"url": "https://example.org/old-hook"}, {"url": "https://example.com/new-hook"}
+    )
+    assert answer.status_code == 409, answer.data
+    assert WebhookEndpoint.objects.get(pk=created.data["id"]).url == "https://example.com/new-hook"
+    assert c.delete(url, HTTP_IF_MATCH='"1"').status_code == 409
+    assert WebhookEndpoint.objects.get(pk=created.data["id"]).active is True
