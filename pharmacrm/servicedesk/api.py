@@ -281,6 +281,10 @@ class RespondSerializer(serializers.Serializer):
 
 class TicketEventSerializer(serializers.ModelSerializer):
     actor_name = serializers.CharField(source="actor", read_only=True, allow_null=True)
+    # empty on every event that is no status change (created, edited, a reply …): the schema says so, or a
+    # client generated from it refuses every ticket's history
+    from_status = serializers.ChoiceField(choices=Status.choices, allow_blank=True, read_only=True)
+    to_status = serializers.ChoiceField(choices=Status.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = TicketEvent

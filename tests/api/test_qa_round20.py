@@ -77,3 +77,34 @@ def test_a_stale_change_of_a_webhook_endpoint_is_a_conflict(api_for):
     assert WebhookEndpoint.objects.get(pk=created.data["id"]).url == "https://example.com/new-hook"
     assert c.delete(url, HTTP_IF_MATCH='"1"').status_code == 409
     assert WebhookEndpoint.objects.get(pk=created.data["id"]).active is True
+
+
+# --- the schema says a ticket event's statuses are never empty: generated clients refuse every history -------
+
+
+def test_a_tickets_history_matches_its_schema(users, xiehe):
+    """Every history starts with a `created` event whose from_status is "" (and an edit or a reply has both
+    empty), which the schema's TicketStatusEnum did not allow: a client generated from /api/schema/ failed
+    to read any ticket's history."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    from pharmacrm.servicedesk import services as desk
+
+    from .conftest import token_for
+    from .test_schema import schema
+
+    ticket = desk.create_ticket(users["agent"], {"subject": "询问说明书", "channel": "phone",
+                                                 "category": "drug_info", "institution": xiehe})  # fmt: skip
+    headers = {"Authorization": f"Token {token_for(users['agent'])}", "Accept-Language": "en"}
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        case = schema["/api/v1/tickets/{id}/events/"]["GET"].Case(headers=headers, path_parameters={"id": ticket.pk})
+        response = case.call()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert response.status_code == 200 and response.json()[0]["from_status"] == ""
+    case.validate_response(response, checks=[response_schema_conformance])
