@@ -7,6 +7,7 @@ import pytest
 from pharmacrm.core.models import AuditEntry, Team
 from pharmacrm.notify.models import WebhookEndpoint
 from pharmacrm.servicedesk.models import AgentProfile, AssignmentRule
+from tests.keyaccounts.programme_fixtures import *  # noqa: F403 (the key-account fixtures: with_plan …)
 
 A = AuditEntry.Action
 
@@ -108,3 +109,36 @@ def test_a_tickets_history_matches_its_schema(users, xiehe):
         request_finished.connect(close_old_connections)
     assert response.status_code == 200 and response.json()[0]["from_status"] == ""
     case.validate_response(response, checks=[response_schema_conformance])
+
+
+# --- key-account lists ignore ?account=: a client asking for one account's plans got every account's -------
+
+
+def test_plans_agreements_and_proposals_are_listed_for_the_account_asked_for(
+    api_for, users, with_plan, xiehe, ruijin
+):
+    """The key-account team, meeting, trial and review lists take ?account= (docs/api.md); plans, agreements
+    and proposals ignored it, so an integration reading account A's service plan got account B's as well —
+    and, taking the first, showed B's goals and items under A."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.keyaccounts import services as ka
+
+    first, _plan = with_plan(xiehe)
+    second, plan2 = with_plan(ruijin)
+    start = timezone.localdate()
+    agreement = ka.generate_agreement(users["kam"], second, start_date=start, end_date=start + dt.timedelta(days=300))
+    c = api_for("manager")
+    plans = c.get("/api/v1/keyaccounts/plans/", {"account": second.pk}).json()
+    assert [p["id"] for p in plans["results"]] == [plan2.pk]
+    assert c.get("/api/v1/keyaccounts/agreements/", {"account": first.pk}).json()["count"] == 0
+    agreements = c.get("/api/v1/keyaccounts/agreements/", {"account": second.pk}).json()
+    assert [a["id"] for a in agreements["results"]] == [agreement.pk]
+    proposals = c.get("/api/v1/keyaccounts/proposals/", {"institution": xiehe.pk}).json()
+    assert proposals["count"] == 1 and proposals["results"][0]["institution"] == xiehe.pk
+    assert c.get("/api/v1/keyaccounts/proposals/", {"status": "approved"}).json()["count"] == 2
+    # a value that cannot be an id is a 400 naming the parameter, not the whole list
+    wrong = c.get("/api/v1/keyaccounts/plans/", {"account": "KA-2026-0001"})
+    assert wrong.status_code == 400 and "account" in wrong.json()
