@@ -142,3 +142,30 @@ def test_plans_agreements_and_proposals_are_listed_for_the_account_asked_for(
     # a value that cannot be an id is a 400 naming the parameter, not the whole list
     wrong = c.get("/api/v1/keyaccounts/plans/", {"account": "KA-2026-0001"})
     assert wrong.status_code == 400 and "account" in wrong.json()
+
+
+# --- the audit viewer shows an order line's amounts under their code names, in every language ---------------
+
+
+def test_an_order_lines_amounts_are_labelled_in_the_audit_viewer(users, client_for, xiehe):
+    """Removing an order line (and correcting one by re-import) records `amount` and `paid_amount` — the
+    order file's names, not the model's amount_fen / paid_fen — and the viewer printed them as they are:
+    'paid_amount' in English, and in the middle of the Simplified and Traditional Chinese pages."""
+    import datetime as dt
+    import re
+
+    from pharmacrm.sales import services as sales
+    from pharmacrm.sales.models import OrderLine
+
+    day = dt.date(2026, 3, 2)
+    line = OrderLine.objects.create(
+        order_number="SO-Q20", line_number=1, order_date=day, month=day.replace(day=1), institution=xiehe,
+        product_code="P1", quantity=10, unit_price=100, amount_fen=100_000, paid_date=day, paid_fen=100_000,
+        row_hash=1,
+    )  # fmt: skip
+    sales.remove_line(users["manager"], line, "ERP 中该行已删除")
+    page = client_for("auditor").get("/accounts/audit/", {"action": "delete"}, HTTP_ACCEPT_LANGUAGE="en")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.content.decode()))
+    assert "SO-Q20/1" in text
+    assert "paid_amount" not in text and " amount " not in text
+    assert "Amount 1000.00" in text and "Paid 1000.00" in text
