@@ -169,3 +169,14 @@ def test_an_order_lines_amounts_are_labelled_in_the_audit_viewer(users, client_f
     assert "SO-Q20/1" in text
     assert "paid_amount" not in text and " amount " not in text
     assert "Amount 1000.00" in text and "Paid 1000.00" in text
+
+
+def test_a_safety_flags_seriousness_is_labelled_in_the_audit_viewer():
+    """The net's flag entries record `serious`, which the safety.flag model has no field for: the Chinese
+    pages printed the English key."""
+    from django.utils import translation
+
+    from pharmacrm.core.templatetags.crm import audit_label
+
+    with translation.override("zh-hans"):
+        assert audit_label("safety.flag", "serious") == "严重"  # the catalogue's existing "Serious"

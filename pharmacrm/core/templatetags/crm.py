@@ -134,6 +134,7 @@ AUDIT_KEYS = {
     "score": gettext_lazy("Score"),
     "second_factor": gettext_lazy("Second factor"),
     "seed": gettext_lazy("Random seed"),
+    "serious": gettext_lazy("Serious"),  # a safety flag's: the net saw a serious outcome
     "sha256": gettext_lazy("File checksum"),
     "signature": gettext_lazy("Signature"),
     "signature_id": gettext_lazy("Signature"),
