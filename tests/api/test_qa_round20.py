@@ -180,3 +180,36 @@ def test_a_safety_flags_seriousness_is_labelled_in_the_audit_viewer():
 
     with translation.override("zh-hans"):
         assert audit_label("safety.flag", "serious") == "严重"  # the catalogue's existing "Serious"
+
+
+# --- the audit API finds less than the audit page for the same question -------------------------------------
+
+
+def test_the_audit_api_finds_a_days_entries_and_a_user_by_name_as_the_page_does(api_for, client_for, users):
+    """The page's "To" date includes that day and its user box takes a username or display name in either
+    case; the API's `to=2026-03-31` stopped at that day's first second and `actor_name` was the exact
+    username only — so an auditor asking the API for yesterday's entries by 'Manager' got none of them."""
+    from django.utils import timezone
+
+    from pharmacrm.core import audit
+
+    manager = users["manager"]
+    manager.display_name = "李国强"
+    manager.save()
+    entry = audit.record(A.EXPORT, ("customers.person", "", "3"), user=manager, count=3)
+    today = timezone.localdate(entry.at).isoformat()
+    api = api_for("auditor")
+
+    def seqs(**params):
+        response = api.get("/api/v1/audit/", params)
+        assert response.status_code == 200, response.content
+        return [e["seq"] for e in response.json()["results"]]
+
+    assert entry.seq in seqs(**{"from": today, "to": today})
+    for name in ("manager", "Manager", "李国强"):
+        assert seqs(actor_name=name) == [entry.seq], name
+    # a moment stays exclusive
+    assert entry.seq not in seqs(to=entry.at.isoformat())
+    # the page finds the same
+    page = client_for("auditor").get("/accounts/audit/", {"actor": "Manager", "date_from": today, "date_to": today})
+    assert f"#{entry.seq}" in page.content.decode() or str(entry.seq) in page.content.decode()
