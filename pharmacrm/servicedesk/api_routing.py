@@ -287,6 +287,7 @@ class BoardAgentSerializer(serializers.Serializer):
 class BoardIntakeSerializer(serializers.Serializer):
     category = serializers.CharField()
     name = serializers.CharField()
+    label = serializers.CharField(help_text="The category's name in the request's language, as the board page shows it.")
     count = serializers.IntegerField()
 
 
@@ -305,7 +306,7 @@ class BoardSerializer(serializers.Serializer):
 
     @extend_schema_field(BoardIntakeSerializer(many=True))
     def get_intake(self, board) -> list[dict]:
-        return [{"category": c.code, "name": c.name, "count": n} for c, n in board.intake]
+        return [{"category": c.code, "name": c.name, "label": c.label, "count": n} for c, n in board.intake]
 
 
 @extend_schema_view(

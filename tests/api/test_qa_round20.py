@@ -213,3 +213,21 @@ def test_the_audit_api_finds_a_days_entries_and_a_user_by_name_as_the_page_does(
     # the page finds the same
     page = client_for("auditor").get("/accounts/audit/", {"actor": "Manager", "date_from": today, "date_to": today})
     assert f"#{entry.seq}" in page.content.decode() or str(entry.seq) in page.content.decode()
+
+
+# --- the supervisor board's intake names categories in Simplified Chinese whatever the language --------------
+
+
+def test_the_boards_intake_names_categories_in_the_readers_language(api_for, users, xiehe):
+    """The board page lists today's intake under each category's translated name (“Medication error”); the
+    API gave only the stored name, 用药错误, to an English or Traditional Chinese client."""
+    from pharmacrm.servicedesk import services as desk
+
+    desk.create_ticket(users["agent"], {"subject": "询问说明书", "channel": "phone", "category": "drug_info",
+                                        "institution": xiehe})  # fmt: skip
+    board = api_for("manager", lang="en").get("/api/v1/service-board/")
+    assert board.status_code == 200
+    rows = {row["category"]: row for row in board.json()["intake"]}
+    assert rows["drug_info"]["count"] == 1
+    assert rows["drug_info"]["label"] == "Drug information enquiry", rows["drug_info"]
+    assert rows["drug_info"]["name"] == "药品信息咨询"  # the stored name, as before
