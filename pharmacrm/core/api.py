@@ -287,6 +287,16 @@ class UserSerializer(serializers.ModelSerializer):
         data["roles"] = sorted(r.value for r in instance.roles)
         return data
 
+    def validate_username(self, value):
+        """Unique in any letter case, as the Users page requires: "Agent" beside "agent" would be two accounts
+        that the audit trail, the lockout and the people who read them cannot tell apart."""
+        clash = User.objects.filter(username__iexact=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError(_("A user with this username already exists."))
+        return value
+
     def validate(self, attrs):
         if self.instance is None and not attrs.get("password"):
             raise serializers.ValidationError({"password": [_("Set a password for the new user.")]})

@@ -231,3 +231,25 @@ def test_the_boards_intake_names_categories_in_the_readers_language(api_for, use
     assert rows["drug_info"]["count"] == 1
     assert rows["drug_info"]["label"] == "Drug information enquiry", rows["drug_info"]
     assert rows["drug_info"]["name"] == "药品信息咨询"  # the stored name, as before
+
+
+# --- the API creates "Agent" beside "agent"; the Users page refuses it -------------------------------------
+
+
+def test_a_username_differing_only_in_letter_case_is_refused_as_on_the_users_page(api_for, users):
+    """The Users page says "A user with this username already exists." for "Agent" when "agent" exists; the API
+    created it, leaving two accounts the audit trail (which finds users in either case) cannot tell apart."""
+    from pharmacrm.core.models import User
+
+    c = api_for("admin")
+    created = c.post("/api/v1/users/", {"username": "Agent", "display_name": "另一个坐席", "roles": ["agent"],
+                                        "password": "Zz-very-long-pass-2026"}, format="json")  # fmt: skip
+    assert created.status_code == 400, created.content
+    assert created.json() == {"username": ["A user with this username already exists."]}
+    assert not User.objects.filter(username="Agent").exists()
+    # renaming another user into it is refused too, and a user keeps their own name in another case
+    support = users["support"]
+    renamed = c.patch(f"/api/v1/users/{support.pk}/", {"username": "AGENT", "version": support.version}, format="json")
+    assert renamed.status_code == 400 and "username" in renamed.json()
+    recased = c.patch(f"/api/v1/users/{support.pk}/", {"username": "Support", "version": support.version}, format="json")
+    assert recased.status_code == 200 and recased.json()["username"] == "Support"
