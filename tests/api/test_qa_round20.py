@@ -253,3 +253,30 @@ def test_a_username_differing_only_in_letter_case_is_refused_as_on_the_users_pag
     assert renamed.status_code == 400 and "username" in renamed.json()
     recased = c.patch(f"/api/v1/users/{support.pk}/", {"username": "Support", "version": support.version}, format="json")
     assert recased.status_code == 200 and recased.json()["username"] == "Support"
+
+
+# --- an answer template fills in an unidentified caller's name in clear, and nobody knows it was read ---------
+
+
+def test_filling_in_an_unidentified_callers_name_is_an_audited_read(api_for, users):
+    """The caller's name is encrypted personal data: the ticket page and the ticket API audit every clear read,
+    but rendering an answer template with {customer} returned 王建国 to a key-account manager with no entry
+    in the audit trail. Roles that see it masked get "customer" and nothing to audit."""
+    from pharmacrm.servicedesk import knowledge
+    from pharmacrm.servicedesk import services as desk
+
+    ticket = desk.create_ticket(users["agent"], {"subject": "来电咨询", "channel": "phone", "category": "drug_info",
+                                                 "caller_name": "王建国", "caller_phone": "13912345678"})  # fmt: skip
+    template = knowledge.create_template(users["admin"], {"name": "问候", "body": "{customer}您好，关于 {ticket}"})
+    url = f"/api/v1/answer-templates/{template.pk}/render/"
+    reads = AuditEntry.objects.filter(action=A.READ_PERSONAL, object_type="servicedesk.ticket",
+                                      object_id=str(ticket.pk))  # fmt: skip
+
+    rendered = api_for("kam").get(url, {"ticket": ticket.pk})
+    assert rendered.status_code == 200 and rendered.json()["body"].startswith("王建国您好")
+    entry = reads.get()
+    assert entry.actor == users["kam"] and entry.extra["fields"] == ["caller_name"]
+
+    masked = api_for("agent").get(url, {"ticket": ticket.pk})
+    assert "王建国" not in masked.json()["body"]
+    assert reads.count() == 1
