@@ -190,6 +190,17 @@ class HasCapability(permissions.BasePermission):
         return access.can(request.user, cap)
 
 
+class NoWritesForReadOnlyRoles(permissions.BasePermission):
+    """For endpoints any reader may call whose writes the services refuse per record (key-account meetings,
+    trials, reviews, progress): a read-only role (the auditor) is refused a write at once — a 403, audited —
+    instead of first being told which fields are missing, as if it could make the change."""
+
+    def has_permission(self, request, view) -> bool:
+        from .roles import READ_ONLY_ROLES
+
+        return request.method in permissions.SAFE_METHODS or not (access.roles_of(request.user) & READ_ONLY_ROLES)
+
+
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
 
 

@@ -24,6 +24,7 @@ from pharmacrm.core.api_utils import (
     DateField,
     FileNegotiation,
     HasCapability,
+    NoWritesForReadOnlyRoles,
     clean_text,
     expected_version,
 )
@@ -552,7 +553,7 @@ class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins
 
     queryset = PlanItem.objects.none()
     serializer_class = PlanItemSerializer
-    permission_classes = [HasCapability]
+    permission_classes = [HasCapability, NoWritesForReadOnlyRoles]
     required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "partial_update": Cap.MANAGE_KEY_ACCOUNTS,
                      "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
     lookup_value_regex = r"[0-9]{1,18}"

@@ -280,3 +280,21 @@ def test_filling_in_an_unidentified_callers_name_is_an_audited_read(api_for, use
     masked = api_for("agent").get(url, {"ticket": ticket.pk})
     assert "王建国" not in masked.json()["body"]
     assert reads.count() == 1
+
+
+# --- the auditor is told which fields a key-account write lacks, as if it could make it ----------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/v1/keyaccounts/meetings/", "/api/v1/keyaccounts/trials/", "/api/v1/keyaccounts/account-reviews/run/",
+     "/api/v1/keyaccounts/plan-items/1/progress/"],
+)  # fmt: skip
+def test_the_auditor_is_refused_a_key_account_write_at_once_and_the_attempt_audited(api_for, users, url):
+    """The auditor reads everything and changes nothing: these endpoints answered the auditor's POST with
+    400 "This field is required." (and nothing in the audit trail), as if filling the fields would do."""
+    answer = api_for("auditor").post(url, {}, format="json")
+    assert answer.status_code == 403, answer.content
+    assert AuditEntry.objects.filter(action=A.ACCESS_DENIED, actor=users["auditor"]).exists()
+    # other readers still get the field messages (their right to write is decided per account)
+    assert api_for("kam").post(url, {}, format="json").status_code in (400, 404)
