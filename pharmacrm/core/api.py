@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 import django_filters
 from django.conf import settings
@@ -187,14 +188,18 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
 class AuditFilter(django_filters.FilterSet):
     actor = django_filters.NumberFilter(field_name="actor_id", min_value=1, max_value=2**63 - 1)
-    actor_name = django_filters.CharFilter()
+    actor_name = django_filters.CharFilter(
+        method="by_actor", label="Username or display name (either case), as the audit page finds users."
+    )
     action = django_filters.ChoiceFilter(choices=AuditEntry.Action.choices)
     object_type = django_filters.CharFilter()
     object_id = django_filters.CharFilter(method="about_object")
     request_id = django_filters.CharFilter()
     # "from" is a Python keyword, so these two are declared through the class namespace
     locals()["from"] = DateTimeFilter(field_name="at", lookup_expr="gte", label="From (inclusive)")
-    locals()["to"] = DateTimeFilter(field_name="at", lookup_expr="lt", label="Until (exclusive)")
+    locals()["to"] = DateTimeFilter(
+        method="until", label="Until (exclusive); a date alone (2026-03-31) includes that whole day, as on the page."
+    )
 
     class Meta:
         model = AuditEntry
@@ -203,6 +208,22 @@ class AuditFilter(django_filters.FilterSet):
     def about_object(self, qs, name, value):
         """The record's own entries and the reads of several records that include it (audit.about_object)."""
         return audit.about_object(qs, self.data.get("object_type", ""), value) if value else qs
+
+    def by_actor(self, qs, name, value):
+        value = value.strip()
+        return qs.filter(audit.by_actor(value)) if value else qs
+
+    def until(self, qs, name, value):
+        """Before this moment; `to=2026-03-31` (a day, no time) means through that day — the page's "To" date
+        is inclusive, and an auditor asking for one day's entries with from=to=that day got none."""
+        if value is None:
+            return qs
+        if _DAY.fullmatch(str(self.data.get("to", "")).strip()):
+            value += datetime.timedelta(days=1)
+        return qs.filter(at__lt=value)
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):
@@ -265,6 +286,16 @@ class UserSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         data["roles"] = sorted(r.value for r in instance.roles)
         return data
+
+    def validate_username(self, value):
+        """Unique in any letter case, as the Users page requires: "Agent" beside "agent" would be two accounts
+        that the audit trail, the lockout and the people who read them cannot tell apart."""
+        clash = User.objects.filter(username__iexact=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError(_("A user with this username already exists."))
+        return value
 
     def validate(self, attrs):
         if self.instance is None and not attrs.get("password"):

@@ -190,6 +190,17 @@ class HasCapability(permissions.BasePermission):
         return access.can(request.user, cap)
 
 
+class NoWritesForReadOnlyRoles(permissions.BasePermission):
+    """For endpoints any reader may call whose writes the services refuse per record (key-account meetings,
+    trials, reviews, progress): a read-only role (the auditor) is refused a write at once — a 403, audited —
+    instead of first being told which fields are missing, as if it could make the change."""
+
+    def has_permission(self, request, view) -> bool:
+        from .roles import READ_ONLY_ROLES
+
+        return request.method in permissions.SAFE_METHODS or not (access.roles_of(request.user) & READ_ONLY_ROLES)
+
+
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
 
 
@@ -211,6 +222,23 @@ def expected_version(request, body_version: int | None) -> int:
             ]
         }
     )
+
+
+def optional_version(request, data: dict) -> int | None:
+    """The version a change of a settings record was based on (the body's `version`, popped from `data`, or
+    If-Match), when the client sends one: such records take a change without it, and a stale one is a 409."""
+    body = data.pop("version", None)
+    if body is not None or request.headers.get("If-Match"):
+        return expected_version(request, body)
+    return None
+
+
+def settings_version(**kwargs) -> serializers.IntegerField:
+    """The `version` field of a settings record: read back with every answer, optional on a change."""
+    return serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32,
+        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.", **kwargs,
+    )  # fmt: skip
 
 
 def versioned(response: Response, obj) -> Response:

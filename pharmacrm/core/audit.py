@@ -288,3 +288,14 @@ def about_object(qs, object_type: str, object_id: str):
         ))  # fmt: skip
     many = Q(object_id="", action__in=[AuditEntry.Action.READ_PERSONAL, AuditEntry.Action.EXPORT]) & inside
     return qs.filter(Q(object_id=object_id) | many)
+
+
+def by_actor(name: str):
+    """A filter for the entries by the user with this username or display name (either case), or recorded
+    under that name (a system actor, a deleted user): what the audit page and the API's actor_name find."""
+    from django.db.models import Q
+
+    from .models import User
+
+    users = User.objects.filter(Q(username__iexact=name) | Q(display_name__iexact=name)).values("pk")
+    return Q(actor_id__in=users) | Q(actor_name__iexact=name)

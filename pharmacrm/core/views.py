@@ -363,16 +363,6 @@ def _object_url(entry: AuditEntry) -> str:
     return ""
 
 
-def _audit_actor_q(name: str):
-    """Entries by the user with this username or display name (either case), or recorded under that name."""
-    from django.db.models import Q
-
-    from .models import User
-
-    users = User.objects.filter(Q(username__iexact=name) | Q(display_name__iexact=name)).values("pk")
-    return Q(actor_id__in=users) | Q(actor_name__iexact=name)
-
-
 def _object_kinds(object_type: str) -> str:
     """What kind of record an entry is about, translated: the model's name, else the app's, else the code."""
     from django.apps import apps
@@ -502,7 +492,7 @@ def audit_list(request):
         actor = (form.cleaned_data.pop("actor", "") or "").strip()
         qs = form.filter(qs)
         if actor:
-            qs = qs.filter(_audit_actor_q(actor))
+            qs = qs.filter(audit.by_actor(actor))
     elif form.is_bound:  # a wrong filter (a date that does not exist, "to" before "from") shows nothing, not all
         qs = qs.none()
     before = request.GET.get("before", "")

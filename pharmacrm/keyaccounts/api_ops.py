@@ -28,7 +28,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import access
-from pharmacrm.core.api_utils import DateField, HasCapability, clean_text, validation_detail
+from pharmacrm.core.api_utils import (
+    DateField,
+    HasCapability,
+    NoWritesForReadOnlyRoles,
+    clean_text,
+    validation_detail,
+)
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.servicedesk.models import Product
@@ -93,7 +99,7 @@ class AccountField(serializers.IntegerField):
 class _Scoped(viewsets.GenericViewSet):
     """Records of the key accounts the user may see; `?account=` narrows a list to one account."""
 
-    permission_classes = [HasCapability]
+    permission_classes = [HasCapability, NoWritesForReadOnlyRoles]
     required_caps: dict = {"*": Cap.VIEW_KEY_ACCOUNTS}
     filter_backends: list = []
     lookup_value_regex = r"[0-9]{1,18}"

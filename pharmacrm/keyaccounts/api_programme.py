@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import django_filters
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
@@ -23,6 +24,7 @@ from pharmacrm.core.api_utils import (
     DateField,
     FileNegotiation,
     HasCapability,
+    NoWritesForReadOnlyRoles,
     clean_text,
     expected_version,
 )
@@ -47,6 +49,43 @@ urlpatterns: list = []
 TAGS = ["key accounts"]
 ERRORS = OpenApiResponse(description="Per-field messages (a wrong or used one-time code under otp_code).")
 DENIED = OpenApiResponse(description="Not allowed (e.g. deciding on one's own proposal).")
+MAX_ID = 2**63 - 1
+
+
+# --- list filters: a client asking for one account's plans got every account's, the parameter ignored ----
+
+
+class ProposalFilter(django_filters.FilterSet):
+    institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID,
+                                              label="The customer (institution id).")  # fmt: skip
+    account = django_filters.NumberFilter(field_name="account_id", min_value=1, max_value=MAX_ID,
+                                          label="The key account (de-listing proposals).")  # fmt: skip
+    kind = django_filters.ChoiceFilter(choices=ProposalKind.choices)
+    status = django_filters.ChoiceFilter(choices=ProposalStatus.choices)
+
+    class Meta:
+        model = Proposal
+        fields: list[str] = []
+
+
+class PlanFilter(django_filters.FilterSet):
+    account = django_filters.NumberFilter(field_name="account_id", min_value=1, max_value=MAX_ID,
+                                          label="The key account's id.")  # fmt: skip
+    status = django_filters.ChoiceFilter(choices=PlanStatus.choices)
+
+    class Meta:
+        model = ServicePlan
+        fields: list[str] = []
+
+
+class AgreementFilter(django_filters.FilterSet):
+    account = django_filters.NumberFilter(field_name="account_id", min_value=1, max_value=MAX_ID,
+                                          label="The key account's id.")  # fmt: skip
+    status = django_filters.ChoiceFilter(choices=AgreementStatus.choices)
+
+    class Meta:
+        model = Agreement
+        fields: list[str] = []
 
 
 def register(router) -> None:
@@ -307,6 +346,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     queryset = Proposal.objects.none()
     serializer_class = ProposalSerializer
     permission_classes = [HasCapability]
+    filterset_class = ProposalFilter
     required_caps = {
         "create": Cap.PROPOSE_KEY_ACCOUNTS, "opinion": Cap.REVIEW_KEY_ACCOUNTS, "submit": Cap.PROPOSE_KEY_ACCOUNTS,
         "decide": Cap.APPROVE_KEY_ACCOUNTS, "withdraw": Cap.PROPOSE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS,
@@ -413,6 +453,7 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     queryset = ServicePlan.objects.none()
     serializer_class = PlanSerializer
     permission_classes = [HasCapability]
+    filterset_class = PlanFilter
     http_method_names = ["get", "post", "patch", "head", "options"]
     required_caps = {
         "create": Cap.MANAGE_KEY_ACCOUNTS,
@@ -518,7 +559,7 @@ class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins
 
     queryset = PlanItem.objects.none()
     serializer_class = PlanItemSerializer
-    permission_classes = [HasCapability]
+    permission_classes = [HasCapability, NoWritesForReadOnlyRoles]
     required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "partial_update": Cap.MANAGE_KEY_ACCOUNTS,
                      "destroy": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
     lookup_value_regex = r"[0-9]{1,18}"
@@ -592,6 +633,7 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Agreement.objects.none()
     serializer_class = AgreementSerializer
     permission_classes = [HasCapability]
+    filterset_class = AgreementFilter
     required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "sign": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}
     lookup_value_regex = r"[0-9]{1,18}"
 

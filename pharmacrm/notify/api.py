@@ -10,7 +10,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core.api_utils import HasCapability
+from pharmacrm.core.api_utils import HasCapability, optional_version, settings_version
 from pharmacrm.core.roles import Cap
 
 from . import services
@@ -141,9 +141,11 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         "(`secret`). Never returned otherwise; send a new one to replace it.",
     )  # fmt: skip
 
+    version = settings_version()
+
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "name", "url", "format", "events", "active", "created_at", "secret"]
+        fields = ["id", "name", "url", "format", "events", "active", "created_at", "secret", "version"]
         read_only_fields = ["id", "created_at"]
 
 
@@ -202,16 +204,19 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         s = self.get_serializer(data=request.data)
         s.is_valid(raise_exception=True)
-        endpoint = services.create_endpoint(request.user, dict(s.validated_data))
+        data = dict(s.validated_data)
+        data.pop("version", None)
+        endpoint = services.create_endpoint(request.user, data)
         return Response(WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer):
-        serializer.instance = services.update_endpoint(
-            self.request.user, serializer.instance, dict(serializer.validated_data)
-        )
+        # a stale version is a 409, as on the endpoint's page (another administrator saved in the meantime)
+        data = dict(serializer.validated_data)
+        version = optional_version(self.request, data)
+        serializer.instance = services.update_endpoint(self.request.user, serializer.instance, data, version=version)
 
     def perform_destroy(self, instance):
-        services.deactivate_endpoint(self.request.user, instance)
+        services.deactivate_endpoint(self.request.user, instance, version=optional_version(self.request, {}))
 
     @extend_schema(
         request=None, responses={202: DeliverySerializer}, tags=["notifications"], filters=False,

@@ -409,9 +409,9 @@ def update_endpoint(user, endpoint: WebhookEndpoint, data: dict, *, version: int
     return endpoint
 
 
-def deactivate_endpoint(user, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+def deactivate_endpoint(user, endpoint: WebhookEndpoint, *, version: int | None = None) -> WebhookEndpoint:
     """Switch an endpoint off (it stays for its delivery log)."""
-    return update_endpoint(user, endpoint, {"active": False})
+    return update_endpoint(user, endpoint, {"active": False}, version=version)
 
 
 def send_test(user, endpoint: WebhookEndpoint) -> Delivery:

@@ -36,6 +36,8 @@ from pharmacrm.core.api_utils import (
     HasCapability,
     clean_text,
     expected_version,
+    optional_version,
+    settings_version,
     shipped_label_field,
     versioned,
 )
@@ -279,6 +281,10 @@ class RespondSerializer(serializers.Serializer):
 
 class TicketEventSerializer(serializers.ModelSerializer):
     actor_name = serializers.CharField(source="actor", read_only=True, allow_null=True)
+    # empty on every event that is no status change (created, edited, a reply …): the schema says so, or a
+    # client generated from it refuses every ticket's history
+    from_status = serializers.ChoiceField(choices=Status.choices, allow_blank=True, read_only=True)
+    to_status = serializers.ChoiceField(choices=Status.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = TicketEvent
@@ -550,13 +556,6 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 # --- categories ------------------------------------------------------------------------------------
 
 
-def settings_version() -> serializers.IntegerField:
-    return serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_INT32,
-        help_text="On a change: the version you loaded (or If-Match); a stale one answers 409.",
-    )
-
-
 class TicketCategorySerializer(serializers.ModelSerializer):
     code = serializers.SlugField(max_length=40, help_text="Fixed once created: tickets and rules refer to it.")
     name = serializers.CharField(max_length=100)
@@ -590,14 +589,6 @@ class TicketCategoryFilter(django_filters.FilterSet):
     class Meta:
         model = TicketCategory
         fields: list[str] = []
-
-
-def optional_version(request, data: dict) -> int | None:
-    """The version a settings change was based on (body or If-Match), when the client sends one."""
-    body = data.pop("version", None)
-    if body is not None or request.headers.get("If-Match"):
-        return expected_version(request, body)
-    return None
 
 
 @extend_schema_view(

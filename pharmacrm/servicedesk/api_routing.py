@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from pharmacrm.core import access
 from pharmacrm.core.api_schema import OneObjectSchema
-from pharmacrm.core.api_utils import MAX_INT32, DateField, HasCapability
+from pharmacrm.core.api_utils import MAX_INT32, DateField, HasCapability, optional_version, settings_version
 from pharmacrm.core.models import Region, Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Tier
@@ -63,11 +63,12 @@ class AssignmentRuleSerializer(serializers.ModelSerializer):
     last_assigned = serializers.PrimaryKeyRelatedField(
         read_only=True, allow_null=True, help_text="Round robin: the last agent picked."
     )
+    version = settings_version()
 
     class Meta:
         model = AssignmentRule
         fields = ["id", "name", "position", "active", "category", "product", "customer_tier", "region", "team",
-                  "method", "last_assigned"]  # fmt: skip
+                  "method", "last_assigned", "version"]  # fmt: skip
 
 
 @extend_schema_view(
@@ -93,15 +94,19 @@ class AssignmentRuleViewSet(viewsets.ModelViewSet):
     ordering = ["position", "name", "id"]
 
     def perform_create(self, serializer):
-        serializer.instance = routing.create_rule(self.request.user, dict(serializer.validated_data))
+        data = dict(serializer.validated_data)
+        data.pop("version", None)
+        serializer.instance = routing.create_rule(self.request.user, data)
 
     def perform_update(self, serializer):
-        serializer.instance = routing.update_rule(
-            self.request.user, serializer.instance, dict(serializer.validated_data)
-        )
+        # a stale version is a 409, as on the rule's page: two managers editing the same rule do not
+        # silently overwrite each other
+        data = dict(serializer.validated_data)
+        version = optional_version(self.request, data)
+        serializer.instance = routing.update_rule(self.request.user, serializer.instance, data, version=version)
 
     def perform_destroy(self, instance):
-        routing.deactivate_rule(self.request.user, instance)
+        routing.deactivate_rule(self.request.user, instance, version=optional_version(self.request, {}))
 
 
 # --- agent profiles ------------------------------------------------------------------------------------
@@ -124,11 +129,12 @@ class AgentProfileSerializer(serializers.ModelSerializer):
     )
     on_duty = serializers.BooleanField(required=False)
     max_open = serializers.IntegerField(min_value=1, max_value=32767, required=False)
+    version = settings_version(allow_null=True)
 
     class Meta:
         model = AgentProfile
-        fields = ["id", "user", "username", "on_duty", "max_open", "skills", "products"]
-        # `me` answers id null for someone without a profile yet (the defaults apply)
+        fields = ["id", "user", "username", "on_duty", "max_open", "skills", "products", "version"]
+        # `me` answers id (and version) null for someone without a profile yet (the defaults apply)
         extra_kwargs = {"id": {"allow_null": True}}
 
     def validate_user(self, value):
@@ -184,20 +190,22 @@ class AgentProfileViewSet(
             return qs
         return qs.filter(user=self.request.user)
 
-    def _write(self, agent, data):
+    def _write(self, agent, data, version: int | None = None):
         if "skills" in data:
             data["skills"] = list(data["skills"])
         if "products" in data:
             data["products"] = list(data["products"])
-        return routing.save_profile(self.request.user, agent, data)
+        return routing.save_profile(self.request.user, agent, data, version=version)
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
+        data.pop("version", None)
         serializer.instance = self._write(data.pop("user"), data)
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
         data.pop("user", None)
+        version = optional_version(self.request, data)
         if not access.can(self.request.user, Cap.MANAGE_SERVICE):
             if set(data) - {"on_duty"}:
                 raise PermissionDenied()
@@ -205,7 +213,7 @@ class AgentProfileViewSet(
                 self.request.user, serializer.instance.user, data.get("on_duty", True)
             )
             return
-        serializer.instance = self._write(serializer.instance.user, data)
+        serializer.instance = self._write(serializer.instance.user, data, version=version)
 
     def perform_destroy(self, instance):
         from django.db import transaction
@@ -237,7 +245,7 @@ class AgentProfileViewSet(
             profile = routing.profile_for(user)
         if profile.pk is None:
             data = {"id": None, "user": user.pk, "username": user.username, "on_duty": profile.on_duty,
-                    "max_open": profile.max_open, "skills": [], "products": []}  # fmt: skip
+                    "max_open": profile.max_open, "skills": [], "products": [], "version": None}  # fmt: skip
             return Response(data)
         return Response(self.get_serializer(profile).data)
 
@@ -279,6 +287,7 @@ class BoardAgentSerializer(serializers.Serializer):
 class BoardIntakeSerializer(serializers.Serializer):
     category = serializers.CharField()
     name = serializers.CharField()
+    label = serializers.CharField(help_text="The category's name in the request's language, as the board page shows it.")
     count = serializers.IntegerField()
 
 
@@ -297,7 +306,7 @@ class BoardSerializer(serializers.Serializer):
 
     @extend_schema_field(BoardIntakeSerializer(many=True))
     def get_intake(self, board) -> list[dict]:
-        return [{"category": c.code, "name": c.name, "count": n} for c, n in board.intake]
+        return [{"category": c.code, "name": c.name, "label": c.label, "count": n} for c, n in board.intake]
 
 
 @extend_schema_view(

@@ -309,11 +309,23 @@ def values_for(ticket: Ticket, user) -> dict[str, str]:
 
 def render(template: AnswerTemplate, ticket: Ticket, user) -> str:
     """The template's text for this ticket: known placeholders filled in, unknown ones left visible. The
-    few words it may add itself (“customer”) are in the template's language."""
+    few words it may add itself (“customer”) are in the template's language. An unidentified caller's name
+    filled in clear is a read of personal data, audited like the ticket page's and the API's."""
     with translation.override(template.language or settings.LANGUAGE_CODE):
         values = values_for(ticket, user)
+    used: set[str] = set()
 
     def fill(m: re.Match) -> str:
-        return values[m.group(1)] if m.group(1) in values else m.group(0)
+        if m.group(1) in values:
+            used.add(m.group(1))
+            return values[m.group(1)]
+        return m.group(0)
 
-    return PLACEHOLDER_RE.sub(fill, template.body)
+    text = PLACEHOLDER_RE.sub(fill, template.body)
+    caller_read = not ticket.person_id and not ticket.institution_id and bool(ticket.caller_name)
+    if "customer" in used and caller_read and getattr(user, "is_authenticated", False) and (
+        access.personal_data_mode(user) == "plain"
+    ):
+        audit.record(AuditEntry.Action.READ_PERSONAL, ticket, user=user, fields=["caller_name"],
+                     purpose="answer template", template=template.pk)  # fmt: skip
+    return text

@@ -343,8 +343,8 @@ def update_rule(user, rule: AssignmentRule, data: dict, *, version: int | None =
     return rule
 
 
-def deactivate_rule(user, rule: AssignmentRule) -> AssignmentRule:
-    return update_rule(user, rule, {"active": False})
+def deactivate_rule(user, rule: AssignmentRule, *, version: int | None = None) -> AssignmentRule:
+    return update_rule(user, rule, {"active": False}, version=version)
 
 
 def move_rule(user, rule: AssignmentRule, direction: str) -> AssignmentRule:

@@ -40,6 +40,7 @@ AUDIT_KEYS = {
     "action_name": gettext_lazy("Action"),
     "active_key": gettext_lazy("Active key"),
     "actor_name": gettext_lazy("User"),
+    "amount": gettext_lazy("Amount"),  # an order line's, in yuan (stored as amount_fen)
     "attempts_cleared": gettext_lazy("Failed sign-ins cleared"),
     "breaches": gettext_lazy("Breaches"),
     "by_agent": gettext_lazy("Flagged by the agent"),
@@ -104,6 +105,7 @@ AUDIT_KEYS = {
     "opinion": gettext_lazy("Opinion"),
     "overdue": gettext_lazy("Overdue"),
     "owner": gettext_lazy("Owner"),
+    "paid_amount": gettext_lazy("Paid"),  # an order line's, in yuan (stored as paid_fen)
     "password_changed": gettext_lazy("Password changed"),
     "people": gettext_lazy("People"),
     "period": gettext_lazy("Period"),
@@ -132,6 +134,7 @@ AUDIT_KEYS = {
     "score": gettext_lazy("Score"),
     "second_factor": gettext_lazy("Second factor"),
     "seed": gettext_lazy("Random seed"),
+    "serious": gettext_lazy("Serious"),  # a safety flag's: the net saw a serious outcome
     "sha256": gettext_lazy("File checksum"),
     "signature": gettext_lazy("Signature"),
     "signature_id": gettext_lazy("Signature"),
