@@ -1312,44 +1312,40 @@ def agreement_document(agreement: Agreement) -> bytes:
         return _kept_document(agreement)
 
 
-def _kept_document(agreement: Agreement) -> bytes:
-    path = agreements_dir() / Path(agreement.document).name
+def _checked_file(agreement: Agreement, name: str, sha256: str, missing, altered) -> tuple[bytes, Path]:
+    """A kept file of the agreement, read and checked against the SHA-256 taken when it was stored: missing or
+    changed since, it is reported (DocumentUnavailable) with these messages, never handed out."""
+    path = agreements_dir() / Path(name).name
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise DocumentUnavailable(
-            _("The issued copy of agreement %(number)s is missing from the storage. Restore it from a backup: it "
-              "is not generated again, so that only one version of the document exists.") % {"number": agreement.number}
-        ) from None  # fmt: skip
-    if hashlib.sha256(data).hexdigest() != agreement.document_sha256:
-        log.error("agreement %s: the kept PDF %s does not match its SHA-256 %s", agreement.number, path,
-                  agreement.document_sha256)  # fmt: skip
-        raise DocumentUnavailable(
-            _("The issued copy of agreement %(number)s does not match its fingerprint: it was changed outside "
-              "PharmaCRM. Restore it from a backup.") % {"number": agreement.number}
-        )  # fmt: skip
-    return data
+    except (FileNotFoundError, IsADirectoryError):
+        raise DocumentUnavailable(missing % {"number": agreement.number}) from None
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        log.error("agreement %s: the kept file %s does not match its SHA-256 %s", agreement.number, path, sha256)
+        raise DocumentUnavailable(altered % {"number": agreement.number})
+    return data, path
+
+
+def _kept_document(agreement: Agreement) -> bytes:
+    return _checked_file(
+        agreement, agreement.document, agreement.document_sha256,
+        _("The issued copy of agreement %(number)s is missing from the storage. Restore it from a backup: it "
+          "is not generated again, so that only one version of the document exists."),
+        _("The issued copy of agreement %(number)s does not match its fingerprint: it was changed outside "
+          "PharmaCRM. Restore it from a backup."),
+    )[0]  # fmt: skip
 
 
 def signed_copy_data(agreement: Agreement) -> tuple[bytes, str]:
     """The signed copy as it was uploaded, checked against the SHA-256 taken then, and its stored extension: a copy
     missing from the storage or changed since is reported (DocumentUnavailable), never handed out as the signed
     contract. The caller makes sure there is one (`agreement.signed_copy`)."""
-    path = agreements_dir() / Path(agreement.signed_copy).name
-    try:
-        data = path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        raise DocumentUnavailable(
-            _("The signed copy of agreement %(number)s is missing from the storage. Restore it from a backup.")
-            % {"number": agreement.number}
-        ) from None  # fmt: skip
-    if agreement.signed_copy_sha256 and hashlib.sha256(data).hexdigest() != agreement.signed_copy_sha256:
-        log.error("agreement %s: the signed copy %s does not match its SHA-256 %s", agreement.number, path,
-                  agreement.signed_copy_sha256)  # fmt: skip
-        raise DocumentUnavailable(
-            _("The signed copy of agreement %(number)s does not match its fingerprint: it was changed outside "
-              "PharmaCRM. Restore it from a backup.") % {"number": agreement.number}
-        )  # fmt: skip
+    data, path = _checked_file(
+        agreement, agreement.signed_copy, agreement.signed_copy_sha256,
+        _("The signed copy of agreement %(number)s is missing from the storage. Restore it from a backup."),
+        _("The signed copy of agreement %(number)s does not match its fingerprint: it was changed outside "
+          "PharmaCRM. Restore it from a backup."),
+    )  # fmt: skip
     return data, path.suffix
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import translation
 
 from pharmacrm.customers.models import Institution
 from pharmacrm.keyaccounts import services
@@ -30,7 +31,7 @@ def test_a_department_cannot_be_proposed_as_a_key_account(users, xiehe):
     """The department of a hospital offered "Propose as key account" and the proposal went through: 心内科 could
     become a key account beside (or inside) 北京协和医院, its tier 'key account' and its tickets routed to either
     team."""
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(ValidationError) as e, translation.override("en"):
         services.propose(users["analyst"], _department(), reason="心内科采购量大")
     assert "Propose 北京协和医院 instead" in " ".join(e.value.message_dict["institution"])
     assert not Proposal.objects.exists()
@@ -365,7 +366,7 @@ def test_a_signing_date_after_the_agreements_end_is_refused(users, xiehe, with_p
     agreement = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=100),
                                             end_date=today - dt.timedelta(days=10), renewal_notice_days=30)  # fmt: skip
     upload = SimpleUploadedFile("签署页.pdf", tiny_pdf(), content_type="application/pdf")
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(ValidationError) as e, translation.override("en"):
         services.record_signed(users["kam"], agreement, signed_date=today, upload=upload)
     assert "cannot lie after the agreement's end" in e.value.message_dict["signed_date"][0]
     assert Agreement.objects.get(pk=agreement.pk).status == "draft"
