@@ -1,0 +1,199 @@
+"""Customer import, from the twentieth session's QA round: files as Chinese offices really produce them — a
+workbook saved with a password, a people list whose one phone column is 电话 / 联系电话 / 电话（手机）, and a header
+of two rows laid out with merged cells."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import translation
+from openpyxl import Workbook, load_workbook
+
+from pharmacrm.customers import exporter, importer
+from pharmacrm.customers.models import ImportJob, Person
+
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+
+
+@pytest.fixture(autouse=True)
+def var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path / "var"
+    return tmp_path / "var"
+
+
+def errors_en(job: ImportJob) -> list[tuple[int, str, str]]:
+    with translation.override("en"):
+        return [(e["row"], e["column"], importer.error_text(e)) for e in job.errors]
+
+
+def notes_en(job: ImportJob) -> list[str]:
+    with translation.override("en"):
+        return importer.job_messages(job)
+
+
+def sheet(tmp_path, rows: list[list], merges: tuple[str, ...] = (), name: str = "people.xlsx"):
+    wb = Workbook()
+    ws = wb.active
+    for row in rows:
+        ws.append(row)
+    for cells in merges:
+        ws.merge_cells(cells)
+    path = tmp_path / name
+    wb.save(path)
+    return path
+
+
+# --- 1. a workbook saved with a password -------------------------------------------------------------------
+
+
+def compound_file(*streams: str) -> bytes:
+    """The start of an OLE compound file whose directory names `streams`: what Excel and WPS write for an .xlsx
+    saved with a password (EncryptionInfo + EncryptedPackage), and what an old .xls is (Workbook)."""
+    header = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 16 + b"\x3e\x00\x03\x00\xfe\xff\x09\x00"
+    header = header.ljust(512, b"\x00")
+    entries = b"".join(name.encode("utf-16-le").ljust(64, b"\x00").ljust(128, b"\x00")
+                       for name in ("Root Entry", *streams))  # fmt: skip
+    return header + entries.ljust(512 * 3, b"\x00")
+
+
+def test_a_password_protected_workbook_is_named_so_not_called_an_old_xls(users, tmp_path):
+    """An .xlsx saved with a password was refused as "Old Excel (.xls) files are not accepted: save the file as
+    .xlsx" — it was an .xlsx; saving it as one again changed nothing, the password was never mentioned."""
+    path = tmp_path / "客户名单.xlsx"
+    path.write_bytes(compound_file("\x06DataSpaces", "EncryptionInfo", "EncryptedPackage"))
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        importer.import_file(path, "institutions", users["kam"])
+    message = refused.value.messages[0]
+    assert message.startswith("The workbook is protected by a password (encrypted), so it cannot be read.")
+    assert "remove the password" in message and ".xls" not in message
+    assert not ImportJob.objects.exists()
+
+    # an old .xls is still called one
+    old = tmp_path / "old.xls"
+    old.write_bytes(compound_file("Workbook", "\x05SummaryInformation"))
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        importer.import_file(old, "institutions", users["kam"])
+    assert refused.value.messages[0].startswith("Old Excel (.xls) files are not accepted")
+
+
+def test_the_upload_page_says_the_workbook_has_a_password(client_for):
+    upload = SimpleUploadedFile("机构.xlsx", compound_file("EncryptionInfo", "EncryptedPackage"))
+    response = client_for("kam").post(
+        reverse("customers:import"), {"target": "institutions", "mode": "all", "file": upload}, **EN
+    )
+    assert response.status_code == 400
+    assert "The workbook is protected by a password" in response.content.decode()
+
+
+# --- 2. a people list's phone column named 电话, 联系电话 or 电话（手机） ---------------------------------------
+
+
+def test_a_people_phone_column_is_read_a_mobile_as_the_mobile_a_landline_as_the_landline(users, tmp_path):
+    """电话（手机）, 联系电话 and 电话 were "not recognised and ignored" in a people file: every person was imported
+    without a number (and, without a mobile, could not be recognised by a second import)."""
+    path = sheet(tmp_path, [
+        ["姓名", "电话（手机）"],
+        ["张伟", "138 0013 8000"],
+        ["李娜", "010-12345678 转 8021"],
+        ["王芳", "12345"],
+    ])  # fmt: skip
+    job = importer.import_file(path, "people", users["kam"], mode="good")
+    assert not any("ignored" in note for note in notes_en(job))  # no column ignored
+    assert errors_en(job) == [(4, "电话（手机）", "Enter a valid mainland China mobile number (11 digits starting "
+                                            "with 13–19) or a landline with its area code, e.g. 010-12345678.")]
+    zhang, li = Person.objects.get(name="张伟"), Person.objects.get(name="李娜")
+    assert (zhang.mobile, zhang.landline) == ("13800138000", "")
+    assert (li.mobile, li.landline) == ("", "01012345678转8021")
+
+    # a second import of the same file recognises 张伟 by name + mobile instead of creating him again
+    again = importer.import_file(path, "people", users["kam"], mode="good")
+    assert Person.objects.filter(name="张伟").count() == 1
+    assert again.unchanged_count == 1
+
+
+@pytest.mark.parametrize("header", ["联系电话", "电话", "手机/电话", "phone"])
+def test_the_usual_names_of_a_phone_column_are_read(users, tmp_path, header):
+    path = sheet(tmp_path, [["姓名", header], ["赵磊", "13900139000"]])
+    job = importer.import_file(path, "people", users["kam"])
+    assert job.created_count == 1 and notes_en(job) == []
+    assert Person.objects.get(name="赵磊").mobile == "13900139000"
+
+
+def test_a_phone_column_beside_the_mobile_column_fills_the_landline_and_a_second_mobile_is_an_error(
+    users, tmp_path
+):
+    path = sheet(tmp_path, [
+        ["姓名", "手机", "联系电话"],
+        ["刘洋", "13800138001", "0755-1234567"],   # the landline
+        ["陈静", "13800138002", "138-0013-8002"],  # the same mobile twice: no error
+        ["杨帆", "13800138003", "13900139003"],    # two mobiles: which is kept cannot be guessed
+    ])  # fmt: skip
+    job = importer.import_file(path, "people", users["kam"], mode="good")
+    liu = Person.objects.get(name="刘洋")
+    assert (liu.mobile, liu.landline) == ("13800138001", "07551234567")
+    assert Person.objects.get(name="陈静").mobile == "13800138002"
+    assert errors_en(job) == [(4, "联系电话", "This row's 手机 column holds another number: keep one of them here, "
+                                          "or put the second one in the remarks.")]
+    assert not Person.objects.filter(name="杨帆").exists()
+
+
+def test_the_phone_column_is_masked_in_the_preview_and_kept_out_of_templates_and_exports(users, tmp_path):
+    path = sheet(tmp_path, [["姓名", "电话"], ["周杰", "13800138009"]])
+    job = importer.import_file(path, "people", users["kam"], dry_run=True)
+    cells = dict(job.preview[0]["cells"])
+    assert "13800138009" not in str(job.preview) and cells["电话"] == "138****8009"
+    # the template and the export keep their 手机 and 座机 columns only
+    assert "电话" not in importer.template_headers("people")
+    assert "电话" not in [h for _k, h in exporter.columns("people")]
+    content, _type, _name = importer.template_file("people", "xlsx")
+    (tmp_path / "t.xlsx").write_bytes(content)
+    instructions = " ".join(str(c.value) for ws in load_workbook(tmp_path / "t.xlsx") for row in ws.iter_rows()
+                            for c in row if c.value)  # fmt: skip
+    assert "联系电话" not in instructions
+
+
+def test_a_note_in_brackets_that_names_a_column_is_read_as_that_column(users, tmp_path):
+    """机构名称（必填）was read (the note is a remark); 号码（座机）named no column and was ignored."""
+    path = sheet(tmp_path, [["姓名（必填）", "号码（座机）"], ["孙丽", "020-87654321"]])
+    job = importer.import_file(path, "people", users["kam"])
+    assert job.created_count == 1 and notes_en(job) == []
+    assert Person.objects.get(name="孙丽").landline == "02087654321"
+
+
+# --- 3. a header of two rows laid out with merged cells --------------------------------------------------------
+
+
+def test_a_two_row_header_with_merged_cells_is_read_as_one(users, tmp_path):
+    """联系方式 merged across 手机 | 座机 on the row below, 姓名 and 性别 merged down over both rows (as Chinese forms
+    lay lists out): the row below was read as a person named 姓名 ("“性别” is not an accepted value") and the
+    mobile and landline columns were ignored."""
+    path = sheet(tmp_path, [
+        ["人员信息表"],
+        ["姓名", "性别", "联系方式", None],
+        [None, None, "手机", "座机"],
+        ["王强", "男", "13800138020", "010-12345678"],
+        ["赵敏", "女", "13800138021", None],
+    ], merges=("A2:A3", "B2:B3", "C2:D2"))  # fmt: skip
+    job = importer.import_file(path, "people", users["kam"])
+    assert job.status == ImportJob.Status.DONE
+    assert (job.created_count, job.error_count) == (2, 0) and notes_en(job) == []
+    wang = Person.objects.get(name="王强")
+    assert (wang.gender, wang.mobile, wang.landline) == ("M", "13800138020", "01012345678")
+    assert not Person.objects.filter(name="姓名").exists()
+
+
+def test_a_merged_header_cell_over_data_is_no_second_header_row(users, tmp_path):
+    """A header cell merged across two columns for width, with data right below it: the first row of data stays
+    a row of data."""
+    path = sheet(tmp_path, [
+        ["姓名", "手机", None],
+        ["钱多", "13800138030", None],
+        ["孙少", "13800138031", None],
+    ], merges=("B1:C1",))  # fmt: skip
+    job = importer.import_file(path, "people", users["kam"])
+    assert job.created_count == 2
+    assert set(Person.objects.filter(name__in=["钱多", "孙少"]).values_list("mobile", flat=True)) == {
+        "13800138030", "13800138031"
+    }
