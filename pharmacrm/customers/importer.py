@@ -282,12 +282,13 @@ def target_cap(target: str):
 
 CHINESE_LABELS: dict[type, dict[str, tuple[str, ...]]] = {
     InstitutionType: {
-        "hospital": ("医院", "综合医院", "专科医院", "中医院"),
+        "hospital": ("医院", "综合医院", "专科医院", "中医院", "中医医院", "中西医结合医院", "民营医院", "公立医院",
+                     "妇幼保健院", "妇幼保健计划生育服务中心"),
         "department": ("科室",),
         "clinic": ("诊所", "门诊部"),
         "township": ("乡镇卫生院", "卫生院"),
         "community": ("社区卫生服务中心", "社区卫生服务站", "社区医院"),
-        "pharmacy": ("药店", "药房", "零售药店", "连锁药店"),
+        "pharmacy": ("药店", "药房", "零售药店", "连锁药店", "单体药店", "大药房"),
         "distributor": ("经销商", "医药公司", "配送商", "医药商业公司"),
         "insurance": ("医保局", "医疗保障局"),
         "research": ("研究所", "科研院所", "研究院"),
@@ -302,8 +303,8 @@ CHINESE_LABELS: dict[type, dict[str, tuple[str, ...]]] = {
         "2A": ("二级甲等", "二甲"),
         "2B": ("二级乙等", "二乙"),
         "2": ("二级",),
-        "1": ("一级",),
-        "0": ("未定级",),
+        "1": ("一级", "一级甲等", "一级乙等", "一级丙等", "一甲", "一乙", "一丙"),
+        "0": ("未定级", "未评级", "未定等", "未评审"),
     },
     Tier: {
         "new": ("新客户",),
@@ -328,11 +329,11 @@ CHINESE_LABELS: dict[type, dict[str, tuple[str, ...]]] = {
     },
     PersonRole: {
         "doctor": ("医生", "医师"),
-        "pharmacist": ("药师",),
-        "nurse": ("护士",),
-        "purchasing": ("采购", "采购人员"),
-        "dept_head": ("科室主任",),
-        "admin": ("医院管理者", "院领导", "行政"),
+        "pharmacist": ("药师", "药剂师", "临床药师"),
+        "nurse": ("护士", "护士长"),
+        "purchasing": ("采购", "采购人员", "采购员"),
+        "dept_head": ("科室主任", "科主任"),
+        "admin": ("医院管理者", "院领导", "行政", "院长", "副院长"),
         "patient": ("患者",),
         "other": ("其他",),
     },
@@ -362,10 +363,12 @@ def _choice_lookup(choices: type) -> dict[str, str]:
 
 
 def parse_choice(choices: type, raw: str) -> str:
-    table, key = _choice_lookup(choices), raw.strip().lower()
+    table, key = _choice_lookup(choices), normalise.clean_text(raw).lower()
     value = table.get(key)
     if value is None:
         value = table.get(normalise.simplified(key))  # 醫院, 三級甲等 as a zh-Hant user writes them
+    if value is None and choices is HospitalGrade:
+        value = table.get(normalise.simplified(key).removesuffix("医院"))  # 三级甲等医院, 三甲医院
     if value is None:
         accepted = listing(canonical_label(choices, v) for v in choices.values)
         raise FieldError("invalid_choice", value=raw[:50], choices=accepted)
@@ -2938,6 +2941,36 @@ def _interrupted_here(job_id: int) -> None:
         log.exception("import job %s: could not record its interruption", job_id)
 
 
+_WRITING_LOCK_KEYS = {ImportJob.Target.INSTITUTIONS: 0x1A90_0001, ImportJob.Target.PEOPLE: 0x1A90_0002}
+
+
+@contextlib.contextmanager
+def writing_lock(target: str):
+    """One writing import of institutions (of people) at a time. Each run matches its rows against what is stored
+    before it writes them: two users importing the same list at once (the worker runs jobs side by side) both
+    found the people missing and created every one twice. The second import waits here until the first ends,
+    then recognises its rows. PostgreSQL: a session advisory lock; SQLite (one machine): a lock file, which the
+    system releases when the process holding it dies."""
+    if connection.vendor == "postgresql":
+        key = _WRITING_LOCK_KEYS.get(target, 0x1A90_0000)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        return
+    import fcntl
+
+    with open(imports_dir() / f"writing-{target}.lock", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _run(job: ImportJob, user) -> ImportJob:
     path = Path(job.file_path)
     if not path.exists():
@@ -2954,7 +2987,10 @@ def _run(job: ImportJob, user) -> ImportJob:
     if header.ignored:
         notes.append(("ignored_columns", {"columns": listing(header.ignored)}))
     run = Run(job, user, header, write=not job.dry_run)
+    held = contextlib.ExitStack()
     try:
+        if run.write:
+            held.enter_context(writing_lock(job.target))
         job.total_rows = run.counts.total = sheet.data_rows_estimate()
         ImportJob.objects.filter(pk=job.pk).update(total_rows=job.total_rows)
         if run.write:  # the dry run's count when there was one, else every row
@@ -2975,6 +3011,7 @@ def _run(job: ImportJob, user) -> ImportJob:
         notes.append(("failed", {}))
         status = ImportJob.Status.FAILED
     finally:
+        held.close()
         run.close_report()
         sheet.close()
     job = _finish(job, status, run.counts, run.kept_errors, run.preview, notes)

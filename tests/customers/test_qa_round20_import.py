@@ -197,3 +197,97 @@ def test_a_merged_header_cell_over_data_is_no_second_header_row(users, tmp_path)
     assert set(Person.objects.filter(name__in=["钱多", "孙少"]).values_list("mobile", flat=True)) == {
         "13800138030", "13800138031"
     }
+
+
+# --- 4. zero-width characters copied from web pages and WeChat --------------------------------------------------
+
+
+def test_zero_width_characters_are_dropped_from_headers_and_cells(users, tmp_path):
+    """A header 机构名称 with a zero-width space after it (copied from a web page) refused the file as "required
+    columns are missing: 机构名称"; a name 协\\u200b和 was stored so, looked like 协和 and was never found as such."""
+    path = sheet(tmp_path, [
+        ["\ufeff机构名称\u200b", "机构类型", "外部编号"],
+        ["朝阳\u200b社区卫生服务中心", "社区卫生服务中心\u200d", "ZW-1"],
+    ], name="机构.xlsx")  # fmt: skip
+    job = importer.import_file(path, "institutions", users["kam"])
+    assert job.created_count == 1, errors_en(job)
+    from pharmacrm.customers.models import Institution
+
+    created = Institution.objects.get(name="朝阳社区卫生服务中心")
+    assert created.kind == "community"
+
+
+# --- 5. the words Chinese lists use for types, grades and roles -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, grade, expected", [
+    ("中医医院", "三级甲等医院", ("hospital", "3A")),
+    ("妇幼保健院", "三甲医院", ("hospital", "3A")),
+    ("民营医院", "一级甲等", ("hospital", "1")),
+    ("单体药店", "", ("pharmacy", "")),
+])  # fmt: skip
+def test_common_words_for_institution_types_and_hospital_grades_are_accepted(users, tmp_path, kind, grade, expected):
+    """中医医院, 妇幼保健院, 民营医院, 单体药店, 三级甲等医院, 三甲医院 and 一级甲等 were “not an accepted value”."""
+    path = sheet(tmp_path, [["机构名称", "机构类型", "医院等级"], ["某某机构", kind, grade]], name="机构.xlsx")
+    job = importer.import_file(path, "institutions", users["kam"])
+    assert errors_en(job) == []
+    from pharmacrm.customers.models import Institution
+
+    created = Institution.objects.get(name="某某机构")
+    assert (created.kind, created.grade or "") == expected
+
+
+def test_common_words_for_people_roles_are_accepted(users, tmp_path):
+    rows = [["姓名", "角色"], *([f"人{n}", word] for n, word in enumerate(["护士长", "药剂师", "采购员", "科主任", "院长"]))]
+    job = importer.import_file(sheet(tmp_path, rows), "people", users["kam"])
+    assert errors_en(job) == []
+    roles = dict(Person.objects.filter(name__startswith="人").values_list("name", "role"))
+    assert roles == {"人0": "nurse", "人1": "pharmacist", "人2": "purchasing", "人3": "dept_head", "人4": "admin"}
+
+
+# --- 6. two users importing the same list at once ---------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_the_same_people_at_once_create_each_person_once(users, tmp_path, monkeypatch):
+    """The worker runs two jobs side by side: both imports matched the rows against what was stored before either
+    had written, found every person missing and created each one twice. The second now waits for the first and
+    recognises its rows."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    path = sheet(tmp_path, [["姓名", "手机"], *([f"并发{n}", f"1370000000{n}"] for n in range(3))])
+    original = importer._write
+
+    def slow_write(*args, **kwargs):  # both runs have matched their rows before either writes
+        time.sleep(0.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "_write", slow_write)
+    start = threading.Barrier(2, timeout=20)
+    jobs: dict[str, ImportJob] = {}
+
+    def run(name: str):
+        try:
+            start.wait()
+            jobs[name] = importer.import_file(path, "people", users[name], mode="good")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("kam", "manager")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert Person.objects.filter(name__startswith="并发").count() == 3
+    assert sorted((j.created_count, j.unchanged_count) for j in jobs.values()) == [(0, 3), (3, 0)]
+
+
+def test_a_dry_run_does_not_wait_for_a_writing_import(users, tmp_path):
+    """Checking a file (nothing is written) never waits for another user's import."""
+    path = sheet(tmp_path, [["姓名", "手机"], ["检查", "13700000009"]])
+    with importer.writing_lock("people"):
+        job = importer.import_file(path, "people", users["kam"], dry_run=True)
+    assert job.created_count == 1
