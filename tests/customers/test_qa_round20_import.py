@@ -291,3 +291,23 @@ def test_a_dry_run_does_not_wait_for_a_writing_import(users, tmp_path):
     with importer.writing_lock("people"):
         job = importer.import_file(path, "people", users["kam"], dry_run=True)
     assert job.created_count == 1
+
+
+# --- 7. the usual headers of Chinese customer lists -------------------------------------------------------------
+
+
+def test_the_usual_headers_of_a_contact_list_are_read(users, tmp_path, xiehe):
+    """A contact list headed 联系人 | 所在医院 | 所在科室 | 职位 was refused: “Required columns are missing: 姓名”."""
+    path = sheet(tmp_path, [["联系人", "所在医院", "所在科室", "职位", "手机号码"],
+                            ["吴医生", "北京协和医院", "", "主任医师", "13800138040"]])  # fmt: skip
+    job = importer.import_file(path, "people", users["admin"])
+    assert errors_en(job) == [] and notes_en(job) == []
+    person = Person.objects.get(name="吴医生")
+    assert (person.institution_id, person.title, person.mobile) == (xiehe.pk, "主任医师", "13800138040")
+
+
+@pytest.mark.parametrize("header", ["医院名称", "单位名称", "客户名称", "终端名称"])
+def test_the_usual_headers_of_an_institution_list_are_read(users, tmp_path, header):
+    path = sheet(tmp_path, [[header, "机构类型"], ["海淀区某某诊所", "诊所"]], name="机构.xlsx")
+    job = importer.import_file(path, "institutions", users["kam"])
+    assert job.created_count == 1 and notes_en(job) == []
