@@ -1013,8 +1013,10 @@ def _two_level(rows: Iterator[tuple[int, list[str]]], header: tuple[int, list[st
         cells = [low if str(low).strip() else up for up, low in itertools.zip_longest(cells, lower, fillvalue="")]
     known = {col.key for _idx, col in map_headers(target, [str(c).strip() for c in header[1]])[0]}
     combined = {col.key for _idx, col in map_headers(target, [c.strip() for c in cells])[0]}
-    if below and combined - known:
-        return (below[-1][0], cells), []
+    tall = all(not str(low).strip() or str(low) == str(up)
+               for _number, lower in below for up, low in zip(header[1], lower, strict=False))  # fmt: skip
+    if below and (combined - known or tall and len(below[0][1]) <= len(header[1])):
+        return (below[-1][0], cells), []  # two levels, or one header row merged down to make it taller
     return header, below
 
 

@@ -311,3 +311,11 @@ def test_the_usual_headers_of_an_institution_list_are_read(users, tmp_path, head
     path = sheet(tmp_path, [[header, "机构类型"], ["海淀区某某诊所", "诊所"]], name="机构.xlsx")
     job = importer.import_file(path, "institutions", users["kam"])
     assert job.created_count == 1 and notes_en(job) == []
+
+
+def test_a_header_row_merged_down_to_make_it_taller_is_one_header_row(users, tmp_path):
+    """Each header cell merged over two rows (a taller header): the second row read as a person named 姓名."""
+    path = sheet(tmp_path, [["姓名", "手机"], [None, None], ["郑好", "13800138050"]], merges=("A1:A2", "B1:B2"))
+    job = importer.import_file(path, "people", users["kam"])
+    assert (job.created_count, job.error_count) == (1, 0)
+    assert not Person.objects.filter(name="姓名").exists()
