@@ -459,6 +459,10 @@ PERSON_COLUMNS: list[Column] = [
 EXPORT_ONLY = {"institution_name": "所属机构名称", "parent_name": "上级机构名称"}
 
 
+# a note in brackets after (or before) a header's words: （必填）, (mobile), 【必填】, [选填]
+_NOTE = re.compile(r"[(（【\[]([^)）】\]]*)[)）】\]]")
+
+
 # Words OpenCC's Taiwan conversion (s2twp: what zh-Hant text is often made with) puts for the template's, after
 # `normalise.simplified`: 統一社會信用程式碼 is 统一社会信用代码, 機構型別 is 机构类型, 資訊來源 is 信息来源.
 _TAIWAN_WORDS = (("程式码", "代码"), ("型别", "类型"), ("资讯", "信息"))
@@ -470,7 +474,7 @@ def _header_key(text: str) -> str:
     text = normalise.simplified(normalise.clean_text(str(text)).lower())
     for taiwan, mainland in _TAIWAN_WORDS:
         text = text.replace(taiwan, mainland)
-    text = re.sub(r"[(（][^)）]*[)）]", "", text)  # "手机 (mobile)", "机构名称（必填）"
+    text = _NOTE.sub("", text)  # "手机 (mobile)", "机构名称（必填）", "姓名【必填】"
     return re.sub(r"[\s*_\-：:]+", "", text)
 
 
@@ -481,9 +485,6 @@ def _header_table(target: str) -> dict[str, str]:
         for name in (col.header, col.key, *col.aliases):
             table.setdefault(_header_key(name), col.key)
     return table
-
-
-_NOTE = re.compile(r"[(（]([^)）]*)[)）]")
 
 
 def _column_key(table: dict[str, str], text: str) -> str | None:

@@ -249,6 +249,39 @@ def test_common_words_for_people_roles_are_accepted(users, tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_import_waits_for_the_one_writing_and_then_recognises_its_people(users, tmp_path):
+    """An import started while another one writes people waits for it, then finds the people it created (it had
+    matched its rows against what was stored before the other had written, and created each one again)."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from pharmacrm.customers import services
+
+    path = sheet(tmp_path, [["姓名", "手机"], *([f"等待{n}", f"1370000001{n}"] for n in range(3))])
+    jobs: list[ImportJob] = []
+
+    def second():
+        try:
+            jobs.append(importer.import_file(path, "people", users["manager"], mode="good"))
+        finally:
+            connection.close()
+
+    with importer.writing_lock("people"):  # the first import is writing
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(1.5)
+        assert thread.is_alive() and not Person.objects.filter(name__startswith="等待").exists()  # it waits
+        for n in range(3):  # what the first import writes meanwhile
+            services.create_person(users["kam"], {"name": f"等待{n}", "mobile": f"1370000001{n}"})
+    thread.join(60)
+    assert Person.objects.filter(name__startswith="等待").count() == 3
+    assert [(j.created_count, j.unchanged_count) for j in jobs] == [(0, 3)]
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
 def test_two_imports_of_the_same_people_at_once_create_each_person_once(users, tmp_path, monkeypatch):
     """The worker runs two jobs side by side: both imports matched the rows against what was stored before either
     had written, found every person missing and created each one twice. The second now waits for the first and
@@ -319,3 +352,11 @@ def test_a_header_row_merged_down_to_make_it_taller_is_one_header_row(users, tmp
     job = importer.import_file(path, "people", users["kam"])
     assert (job.created_count, job.error_count) == (1, 0)
     assert not Person.objects.filter(name="姓名").exists()
+
+
+def test_a_note_in_square_brackets_is_passed_over_like_one_in_round_brackets(users, tmp_path):
+    """姓名【必填】 (as WPS templates mark required columns) refused the file: “Required columns are missing: 姓名”."""
+    path = sheet(tmp_path, [["姓名【必填】", "手机[选填]"], ["冯静", "13800138060"]])
+    job = importer.import_file(path, "people", users["kam"])
+    assert job.created_count == 1 and notes_en(job) == []
+    assert Person.objects.get(name="冯静").mobile == "13800138060"
