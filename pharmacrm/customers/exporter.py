@@ -171,6 +171,8 @@ def columns(target: str) -> list[tuple[str, str]]:
     """(key, Chinese header) in export order: the import template's columns plus readable names."""
     out = []
     for col in importer.columns_for(target):
+        if not col.template:
+            continue
         out.append((col.key, col.header))
         if col.key == "institution":
             out.append(("institution_name", importer.EXPORT_ONLY["institution_name"]))

@@ -46,11 +46,14 @@ def has_traditional(value: str) -> bool:
 
 # full-width letters and digits (Ａ, ａ, ０) as their ASCII forms; Chinese punctuation (（），：；！？) stays
 _FULLWIDTH_ALNUM = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF1A), (0xFF21, 0xFF3B), (0xFF41, 0xFF5B)) for cp in range(*r)}
+# invisible characters text copied from web pages, WeChat or a second BOM carries (zero-width space, joiners, word
+# joiner, BOM): 张\u200b三 looks like 张三 but was stored, compared and searched as another name
+_FULLWIDTH_ALNUM.update(dict.fromkeys((0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)))
 
 
 def clean_text(value: str | None) -> str:
     """Text as it is stored: spaces of every kind (the full-width one too) collapsed, full-width letters and
-    digits made ASCII. Chinese punctuation, ① and m² are kept: a registered name is written 康源大药房（和平店）,
+    digits made ASCII, zero-width characters dropped. Chinese punctuation, ① and m² are kept: a registered name is written 康源大药房（和平店）,
     and an address 南京路1号，临街. Comparisons fold the rest (`name`)."""
     return _SPACE.sub(" ", unicodedata.normalize("NFC", value or "").translate(_FULLWIDTH_ALNUM)).strip()
 

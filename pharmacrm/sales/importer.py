@@ -190,8 +190,20 @@ def _product_code(value: str) -> str:
     return code
 
 
+# what a money cell carries besides its number, as Chinese ERPs and Excel's currency and accounting formats write
+# it (a CSV saved by Excel holds the cell as shown): ￥1,234.50, RMB 1,234.50, 1,234.50元, (1,234.50) for a
+# negative amount, a lone - for zero
+_MONEY_MARKS = re.compile(r"[\s,，¥￥]|^(?:rmb|cny)|元$", re.IGNORECASE)
+_IN_BRACKETS = re.compile(r"[(（](.*)[)）]")
+
+
 def _decimal(value: str) -> Decimal:
-    text = value.strip().replace(",", "").replace("，", "").replace("¥", "").replace("￥", "")
+    text = _MONEY_MARKS.sub("", value.strip().replace("\u2212", "-"))
+    text = _MONEY_MARKS.sub("", text)  # RMB￥1,234.50: the mark after the prefix
+    if bracketed := _IN_BRACKETS.fullmatch(text):
+        text = "-" + bracketed.group(1).lstrip("+")  # accounting format: (125.00) is -125.00
+    if text == "-":
+        text = "0"  # accounting format shows zero as -
     try:
         number = Decimal(text)
     except InvalidOperation:
