@@ -192,8 +192,17 @@ def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:
 def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_name: str = "") -> BackupFile:
     """Back up the database (and a copy of the key ring) into `out_dir`; optionally keep only the newest `keep`."""
     directory = Path(out_dir or settings.BACKUP_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
+    try:
+        crypto.keyring()  # a backup whose key ring cannot be copied could not be read again: refuse first
+    except crypto.KeyRingInvalid as e:
+        raise BackupError(_("No backup was written: %(problem)s") % {"problem": e}) from None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+    except OSError as e:
+        raise BackupError(
+            _("The backup directory %(path)s cannot be used: %(error)s") % {"path": directory, "error": e.strerror or e}
+        ) from None
     stem = _new_stem(directory)
     if connection.vendor == "sqlite":
         target = directory / f"{stem}.sqlite3.gz"
@@ -335,7 +344,20 @@ def restore(
             raise BackupError(
                 _("No key-ring copy %(path)s was found next to the backup.") % {"path": ring_file}
             )
-        ring = crypto.KeyRing.from_json(ring_file.read_text())
+        try:
+            ring = crypto.KeyRing.from_json(ring_file.read_text())
+        except crypto.KeyRingInvalid as e:
+            raise BackupError(
+                _("The key-ring copy %(path)s cannot be used: %(problem)s") % {"path": ring_file, "problem": e}
+            ) from None
+    else:
+        try:
+            crypto.keyring()
+        except crypto.KeyRingInvalid as e:
+            raise BackupError(
+                _("%(problem)s Repair the key ring, or restore with --with-keyring to use the copy saved with the backup.")
+                % {"problem": e}
+            ) from None
         try:
             keys.ring_destination()
         except keys.KeyRingNotWritable as e:

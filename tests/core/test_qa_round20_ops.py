@@ -1,0 +1,113 @@
+"""Defects the twentieth session's QA round found by following README.md and docs/operations.md as a new
+operator: what the `pharmacrm` commands print for wrong input, and that the documented options work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import translation
+
+from pharmacrm.core import backup, crypto
+
+
+@pytest.fixture(autouse=True)
+def _english_output():
+    """These tests read the commands' messages in English (the product's default language is zh-hans)."""
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def own_keyring(tmp_path, settings, monkeypatch):
+    """A key-ring file of the test's own, which the test may damage; the process's ring is put back after."""
+    monkeypatch.delenv("PHARMACRM_KEYRING_FILE", raising=False)
+    monkeypatch.delenv("PHARMACRM_KEYRING", raising=False)
+    original = crypto.keyring()
+    path = tmp_path / "keyring.json"
+    path.write_text(original.to_json())
+    settings.PHARMACRM_KEYRING_PATH = path
+    crypto._reload()
+    yield path
+    crypto.install_keyring(original, persist=False)
+
+
+def damaged_rings(good: str) -> dict[str, str]:
+    data = json.loads(good)
+    no_index = {k: v for k, v in data.items() if k != "index_key"}
+    return {
+        "truncated": good[: len(good) // 2],
+        "empty": "",
+        "a list": "[]",
+        "no index key": json.dumps(no_index),
+        "active key missing": json.dumps({**data, "active": "k9"}),
+        "not base64": json.dumps({**data, "keys": {data["active"]: "%%%"}}),
+    }
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncated", "empty", "a list", "no index key", "active key missing", "not base64"]
+)
+@pytest.mark.django_db(transaction=True)
+def test_rotate_keys_with_a_damaged_key_ring_says_what_is_wrong_and_changes_nothing(own_keyring, damage):
+    """A truncated or hand-edited keyring.json made `pharmacrm rotate-keys` end in a Python traceback
+    (JSONDecodeError, KeyError: 'index_key', TypeError) instead of saying what is wrong with which file."""
+    bad = damaged_rings(own_keyring.read_text())[damage]
+    own_keyring.write_text(bad)
+    crypto._reload()
+    with pytest.raises(CommandError) as refused:
+        call_command("rotate_keys")
+    message = str(refused.value)
+    assert "Nothing was changed" in message and str(own_keyring) in message
+    assert "Traceback" not in message
+    assert own_keyring.read_text() == bad  # the ring was not rewritten
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rotate_keys_names_a_key_ring_file_that_is_missing(tmp_path, monkeypatch):
+    missing = tmp_path / "secrets" / "pharmacrm-keyring.json"
+    monkeypatch.setenv("PHARMACRM_KEYRING_FILE", str(missing))
+    original = crypto.keyring()
+    crypto._reload()
+    try:
+        with pytest.raises(CommandError, match="cannot be read") as refused:
+            call_command("rotate_keys")
+        assert str(missing) in str(refused.value)
+    finally:
+        crypto.install_keyring(original, persist=False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_backup_with_a_damaged_key_ring_writes_nothing_and_says_why(own_keyring, tmp_path, settings):
+    """The backup was written, then the key-ring copy failed with a traceback: a backup without a readable
+    key ring looked complete in the directory."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+    own_keyring.write_text("{")
+    crypto._reload()
+    with pytest.raises(CommandError, match="No backup was written"):
+        call_command("backup")
+    assert not backup.list_backups(settings.BACKUP_DIR)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_backup_into_a_directory_that_cannot_be_made_says_so(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(CommandError, match="cannot be used"):
+        call_command("backup", "--out", str(blocker / "backups"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_restore_with_a_damaged_key_ring_copy_is_refused_before_anything_changes(
+    own_keyring, xiehe, tmp_path, settings
+):
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    made = backup.backup(actor_name="tester")
+    made.keyring_path.write_text('{"active": "k1"')
+    ring_before = own_keyring.read_text()
+    with pytest.raises(CommandError, match="key-ring copy .* cannot be used"):
+        call_command("restore", str(made.path), "--yes", "--with-keyring")
+    assert own_keyring.read_text() == ring_before
