@@ -4,6 +4,7 @@ operator: what the `pharmacrm` commands print for wrong input, and that the docu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -111,3 +112,25 @@ def test_restore_with_a_damaged_key_ring_copy_is_refused_before_anything_changes
     with pytest.raises(CommandError, match="key-ring copy .* cannot be used"):
         call_command("restore", str(made.path), "--yes", "--with-keyring")
     assert own_keyring.read_text() == ring_before
+
+
+SAMPLE_ORDERS = Path(__file__).resolve().parents[2] / "docs" / "samples" / "orders-sample.csv"
+
+
+@pytest.mark.django_db
+def test_import_orders_speaks_one_language_counts_notes_and_report_alike(admin_user, tmp_path, capsys):
+    """`pharmacrm import orders` printed its counts in English whatever the language, and wrote the report's
+    reasons in Chinese unless --language was given, even where the operator's language was English: a mix."""
+    report = tmp_path / "rejected.csv"
+    with pytest.raises(SystemExit) as exit_:
+        call_command("import", "orders", str(SAMPLE_ORDERS), "--dry-run", "--report", str(report))
+    assert exit_.value.code == 1  # no demo customers here: every row names an unknown customer
+    out = capsys.readouterr().out
+    assert "rejected 30" in out and "dry run: nothing was changed" in out
+    reasons = report.read_text(encoding="utf-8-sig")
+    assert "12110109357506944E" in reasons and "没有信用代码" not in reasons  # in the active language, English
+
+
+def test_import_orders_refuses_a_language_it_does_not_have(tmp_path):
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("import", "orders", str(SAMPLE_ORDERS), "--language", "fr")
