@@ -134,3 +134,20 @@ def test_import_orders_speaks_one_language_counts_notes_and_report_alike(admin_u
 def test_import_orders_refuses_a_language_it_does_not_have(tmp_path):
     with pytest.raises(CommandError, match="invalid choice"):
         call_command("import", "orders", str(SAMPLE_ORDERS), "--language", "fr")
+
+
+@pytest.mark.django_db
+def test_holidays_takes_the_calendar_after_the_action_too(capsys):
+    """operations.md: "`--calendar CODE` picks another calendar". Typed the way the examples read,
+    `pharmacrm holidays set 2027-01-01 --off --calendar always`, it was refused: "unrecognized arguments"."""
+    from pharmacrm.servicedesk.models import BusinessCalendar
+
+    call_command("holidays", "set", "2027-01-01", "--off", "--note", "元旦", "--calendar", "always")
+    always, business = BusinessCalendar.objects.get(code="always"), BusinessCalendar.objects.get(code="business")
+    assert always.overrides.count() == 1 and business.overrides.count() == 0
+    call_command("holidays", "list", "--year", "2027", "--calendar", "always")
+    assert "2027-01-01" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no calendar with the code nope"):
+        call_command("holidays", "check", "--calendar", "nope")
+    call_command("holidays", "--calendar", "always", "unset", "2027-01-01")  # before the action, as before
+    assert always.overrides.count() == 0
