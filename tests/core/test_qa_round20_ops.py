@@ -151,3 +151,18 @@ def test_holidays_takes_the_calendar_after_the_action_too(capsys):
         call_command("holidays", "check", "--calendar", "nope")
     call_command("holidays", "--calendar", "always", "unset", "2027-01-01")  # before the action, as before
     assert always.overrides.count() == 0
+
+
+@pytest.mark.django_db
+def test_evaluate_names_the_model_in_the_operators_language(xiehe):
+    """`pharmacrm evaluate` printed "evaluation 2026H2: … customers in … s, … tier changes" in English under
+    the Chinese product, with the model's internal code instead of its name."""
+    from io import StringIO
+
+    out = StringIO()
+    call_command("evaluate", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("Customer evaluation ") for line in lines), lines
+    assert any(line.startswith("Key-account identification ") for line in lines), lines
+    with pytest.raises(CommandError, match="is not a date like 2026-06-30"):
+        call_command("evaluate", "--as-of", "2026-13-01")
