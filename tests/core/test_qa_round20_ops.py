@@ -166,3 +166,18 @@ def test_evaluate_names_the_model_in_the_operators_language(xiehe):
     assert any(line.startswith("Key-account identification ") for line in lines), lines
     with pytest.raises(CommandError, match="is not a date like 2026-06-30"):
         call_command("evaluate", "--as-of", "2026-13-01")
+
+
+@pytest.mark.django_db
+def test_seed_refuses_the_database_named_by_database_url_as_demo_does(settings):
+    """`pharmacrm demo` refuses when DATABASE_URL is set (operations.md: it marks the installation as
+    production), but `pharmacrm seed --institutions 100000` went ahead and mixed made-up hospitals into the
+    real customer master unless PHARMACRM_PRODUCTION was set as well."""
+    from pharmacrm.customers.models import Institution
+
+    settings.DATABASE_URL = "postgres://crm:secret@db.internal/pharmacrm"
+    settings.PRODUCTION = False
+    before = Institution.objects.count()
+    with pytest.raises(CommandError, match="only with --force"):
+        call_command("seed", "--institutions", "3", verbosity=0)
+    assert Institution.objects.count() == before
