@@ -181,3 +181,29 @@ def test_seed_refuses_the_database_named_by_database_url_as_demo_does(settings):
     with pytest.raises(CommandError, match="only with --force"):
         call_command("seed", "--institutions", "3", verbosity=0)
     assert Institution.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("LOGIN_FAILURE_LIMIT", "five", "LOGIN_FAILURE_LIMIT must be a whole number, not 'five'."),
+        ("SECRET_KEY_FILE", "/run/secrets/not-mounted", "SECRET_KEY_FILE: /run/secrets/not-mounted cannot be read"),
+    ],
+)
+def test_a_wrong_setting_in_the_environment_is_one_line_naming_it(tmp_path, variable, value, said):
+    """A secret file that was not mounted, or a typo in a number, made every `pharmacrm` command (migrate,
+    backup …) end in a traceback of settings.py (FileNotFoundError, ValueError: invalid literal for int())."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "PHARMACRM_VAR_DIR": str(tmp_path), variable: value}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", "from pharmacrm.cli import main; main()", "check"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("pharmacrm: ") and said in done.stderr
+    assert "Traceback" not in done.stderr
