@@ -118,7 +118,7 @@ def keyring() -> KeyRing:
             if "PHARMACRM_KEYRING_FILE" in os.environ:
                 source = os.environ["PHARMACRM_KEYRING_FILE"]
                 text = _read_ring_file(Path(source))
-            if text:
+            if text or "PHARMACRM_KEYRING_FILE" in os.environ:  # an empty secret file is refused, not replaced
                 ring = _parse(text, source)
             else:
                 path = Path(settings.PHARMACRM_KEYRING_PATH)

@@ -207,3 +207,33 @@ def test_a_wrong_setting_in_the_environment_is_one_line_naming_it(tmp_path, vari
     assert done.returncode == 1
     assert done.stderr.strip().startswith("pharmacrm: ") and said in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("scale", ["-1", "0"])
+@pytest.mark.django_db
+def test_demo_refuses_a_scale_that_is_not_a_fraction_of_the_demo(scale):
+    """`pharmacrm demo --scale -1` (a typo for 0.1) loaded a token demo of ten institutions and one person, and
+    marked the demo as loaded, so a corrected second run changed nothing."""
+    from pharmacrm.customers.models import Institution
+
+    with pytest.raises(CommandError, match="--scale must be more than 0"):
+        call_command("demo", "--scale", scale)
+    assert not Institution.objects.exists()
+
+
+def test_an_empty_key_ring_secret_is_refused_not_replaced_by_a_new_ring(tmp_path, settings, monkeypatch):
+    """A secret mount that came up empty (PHARMACRM_KEYRING_FILE naming an empty file) made the application
+    create a brand-new key ring under var/ and encrypt new personal data with keys the secret store never
+    saw: after the next deployment with the real secret, those values could not be read."""
+    original = crypto.keyring()
+    secret = tmp_path / "pharmacrm-keyring.json"
+    secret.write_text("")
+    settings.PHARMACRM_KEYRING_PATH = tmp_path / "var" / "keyring.json"
+    monkeypatch.setenv("PHARMACRM_KEYRING_FILE", str(secret))
+    crypto._reload()
+    try:
+        with pytest.raises(crypto.KeyRingInvalid, match="not valid JSON"):
+            crypto.keyring()
+        assert not settings.PHARMACRM_KEYRING_PATH.exists()
+    finally:
+        crypto.install_keyring(original, persist=False)
