@@ -64,6 +64,7 @@ class RestoreResult:
     key_problems: list[str]
     files_path: Path | None = None  # None: the backup has no files archive, the documents were left alone
     files_count: int = 0
+    previous_keyring: Path | None = None  # with --with-keyring: where the ring replaced by the backup's was kept
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -382,19 +383,42 @@ def restore(
     finally:
         for directory in staged.values():
             shutil.rmtree(directory, ignore_errors=True)
+    previous = None
     if ring is not None:
+        previous = _keep_replaced_ring(ring)
         keys.save_ring(ring)
     result = RestoreResult(
         path=path, key_problems=keys.problems(), files_path=archive if files_count is not None else None,
-        files_count=files_count or 0,
+        files_count=files_count or 0, previous_keyring=previous,
     )  # fmt: skip
     audit.record(
         A.RESTORE, ("core.backup", "", path.name), actor_name=actor_name,
         file=path.name, sha256=_sha256(path), vendor=connection.vendor, key_problems=result.key_problems,
-        keyring_restored=ring is not None, files=archive.name if files_count is not None else None,
+        keyring_restored=ring is not None, previous_keyring=previous.name if previous else None, files=archive.name if files_count is not None else None,
         files_count=files_count,
     )  # fmt: skip
     return result
+
+
+def _keep_replaced_ring(ring: crypto.KeyRing) -> Path | None:
+    """Copy the key-ring file that `ring` is about to replace next to it (`keyring.json.before-restore-…`, mode
+    600), unless it holds the same ring: the data of every earlier backup made with it needs its keys, and a
+    restore of the wrong backup must not leave them nowhere."""
+    dest = keys.ring_destination()
+    try:
+        text = dest.read_text()
+    except OSError:
+        return None  # no ring there yet (a new machine): nothing to keep
+    try:
+        if crypto.KeyRing.from_json(text) == ring:
+            return None
+    except crypto.KeyRingInvalid:
+        pass  # a damaged ring is kept too: it may still be repaired by hand
+    kept = dest.with_name(f"{dest.name}.before-restore-{timezone.localtime():%Y%m%d-%H%M%S}")
+    fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return kept
 
 
 def _unpack_files(archive: Path, staged: dict[str, Path]) -> int:

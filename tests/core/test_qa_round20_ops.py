@@ -237,3 +237,26 @@ def test_an_empty_key_ring_secret_is_refused_not_replaced_by_a_new_ring(tmp_path
         assert not settings.PHARMACRM_KEYRING_PATH.exists()
     finally:
         crypto.install_keyring(original, persist=False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_restore_with_keyring_keeps_the_ring_it_replaces(own_keyring, xiehe, tmp_path, settings, capsys):
+    """`restore --with-keyring` overwrote keyring.json with the backup's copy: the ring in use until then, which
+    every later backup's data needs, was gone if its copies had been moved off the machine as advised."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    made = backup.backup(actor_name="tester")
+    in_use = crypto.KeyRing.generate()
+    own_keyring.write_text(in_use.to_json())  # another machine's ring, or one rotated since
+    crypto._reload()
+
+    call_command("restore", str(made.path), "--yes", "--with-keyring")
+
+    assert crypto.KeyRing.from_json(own_keyring.read_text()) == crypto.KeyRing.from_json(
+        made.keyring_path.read_text()
+    )
+    kept = list(own_keyring.parent.glob("keyring.json.before-restore-*"))
+    assert len(kept) == 1 and crypto.KeyRing.from_json(kept[0].read_text()) == in_use
+    assert oct(kept[0].stat().st_mode & 0o777) == "0o600"
+    assert str(kept[0]) in capsys.readouterr().out
