@@ -100,8 +100,9 @@ def ensure_dataset() -> dict:
     missing_i = max(0, TARGET_INSTITUTIONS - have["institutions"])
     missing_p = max(0, TARGET_PEOPLE - have["people"])
     if missing_i or missing_p:
+        # --force: `seed` refuses a database named by DATABASE_URL; this is the bench's throw-away one
         cmd = [sys.executable, str(ROOT / "manage.py"), "seed", f"--institutions={missing_i}",
-               f"--people={missing_p}", "--seed=1", "--chunk=20000"]  # fmt: skip
+               f"--people={missing_p}", "--seed=1", "--chunk=20000", "--force"]  # fmt: skip
         print("seeding:", " ".join(cmd[2:]), flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT)
     return counts()

@@ -47,7 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help"):
         sys.stdout.write(usage())
         return
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 -- reads the environment: a wrong value is one line, not a traceback
+    except ImproperlyConfigured as e:
+        sys.stderr.write(f"pharmacrm: {e}\n")
+        raise SystemExit(1) from None
 
     if args[0] == "help" and len(args) > 1:
         args[1] = command_name(args[1])

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -12,7 +13,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 def env(name: str, default: str | None = None) -> str | None:
     """An environment variable, or the contents of the file named by NAME_FILE."""
     if f"{name}_FILE" in os.environ:
-        return Path(os.environ[f"{name}_FILE"]).read_text().strip()
+        try:
+            return Path(os.environ[f"{name}_FILE"]).read_text().strip()
+        except OSError as e:  # a secret that is not mounted: say which one, not a traceback of this module
+            raise ImproperlyConfigured(
+                f"{name}_FILE: {os.environ[f'{name}_FILE']} cannot be read ({e.strerror or e})."
+            ) from None
     return os.environ.get(name, default)
 
 
@@ -25,7 +31,12 @@ def envbool(name: str, default: bool) -> bool:
 
 def envint(name: str, default: int) -> int:
     value = env(name)
-    return default if value in (None, "") else int(value)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
 
 
 VAR_DIR = Path(env("PHARMACRM_VAR_DIR", str(BASE_DIR / "var"))).resolve()

@@ -64,6 +64,7 @@ class RestoreResult:
     key_problems: list[str]
     files_path: Path | None = None  # None: the backup has no files archive, the documents were left alone
     files_count: int = 0
+    previous_keyring: Path | None = None  # with --with-keyring: where the ring replaced by the backup's was kept
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -192,8 +193,17 @@ def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:
 def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_name: str = "") -> BackupFile:
     """Back up the database (and a copy of the key ring) into `out_dir`; optionally keep only the newest `keep`."""
     directory = Path(out_dir or settings.BACKUP_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
+    try:
+        crypto.keyring()  # a backup whose key ring cannot be copied could not be read again: refuse first
+    except crypto.KeyRingInvalid as e:
+        raise BackupError(_("No backup was written: %(problem)s") % {"problem": e}) from None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+    except OSError as e:
+        raise BackupError(
+            _("The backup directory %(path)s cannot be used: %(error)s") % {"path": directory, "error": e.strerror or e}
+        ) from None
     stem = _new_stem(directory)
     if connection.vendor == "sqlite":
         target = directory / f"{stem}.sqlite3.gz"
@@ -335,7 +345,20 @@ def restore(
             raise BackupError(
                 _("No key-ring copy %(path)s was found next to the backup.") % {"path": ring_file}
             )
-        ring = crypto.KeyRing.from_json(ring_file.read_text())
+        try:
+            ring = crypto.KeyRing.from_json(ring_file.read_text())
+        except crypto.KeyRingInvalid as e:
+            raise BackupError(
+                _("The key-ring copy %(path)s cannot be used: %(problem)s") % {"path": ring_file, "problem": e}
+            ) from None
+    else:
+        try:
+            crypto.keyring()
+        except crypto.KeyRingInvalid as e:
+            raise BackupError(
+                _("%(problem)s Repair the key ring, or restore with --with-keyring to use the copy saved with the backup.")
+                % {"problem": e}
+            ) from None
         try:
             keys.ring_destination()
         except keys.KeyRingNotWritable as e:
@@ -360,19 +383,42 @@ def restore(
     finally:
         for directory in staged.values():
             shutil.rmtree(directory, ignore_errors=True)
+    previous = None
     if ring is not None:
+        previous = _keep_replaced_ring(ring)
         keys.save_ring(ring)
     result = RestoreResult(
         path=path, key_problems=keys.problems(), files_path=archive if files_count is not None else None,
-        files_count=files_count or 0,
+        files_count=files_count or 0, previous_keyring=previous,
     )  # fmt: skip
     audit.record(
         A.RESTORE, ("core.backup", "", path.name), actor_name=actor_name,
         file=path.name, sha256=_sha256(path), vendor=connection.vendor, key_problems=result.key_problems,
-        keyring_restored=ring is not None, files=archive.name if files_count is not None else None,
+        keyring_restored=ring is not None, previous_keyring=previous.name if previous else None, files=archive.name if files_count is not None else None,
         files_count=files_count,
     )  # fmt: skip
     return result
+
+
+def _keep_replaced_ring(ring: crypto.KeyRing) -> Path | None:
+    """Copy the key-ring file that `ring` is about to replace next to it (`keyring.json.before-restore-…`, mode
+    600), unless it holds the same ring: the data of every earlier backup made with it needs its keys, and a
+    restore of the wrong backup must not leave them nowhere."""
+    dest = keys.ring_destination()
+    try:
+        text = dest.read_text()
+    except OSError:
+        return None  # no ring there yet (a new machine): nothing to keep
+    try:
+        if crypto.KeyRing.from_json(text) == ring:
+            return None
+    except crypto.KeyRingInvalid:
+        pass  # a damaged ring is kept too: it may still be repaired by hand
+    kept = dest.with_name(f"{dest.name}.before-restore-{timezone.localtime():%Y%m%d-%H%M%S}")
+    fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return kept
 
 
 def _unpack_files(archive: Path, staged: dict[str, Path]) -> int:

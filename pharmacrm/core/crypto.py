@@ -15,8 +15,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 
 PREFIX = "e1"  # ciphertext format: e1:<key id>:<base64(nonce | ciphertext | tag)>
+
+
+class KeyRingInvalid(ImproperlyConfigured):
+    """The key ring cannot be read: a missing file, damaged JSON, a wrong key. The message says which, in the
+    product's language, so that an operations command prints it instead of a traceback."""
 
 
 @dataclass(frozen=True)
@@ -36,13 +42,28 @@ class KeyRing:
 
     @classmethod
     def from_json(cls, text: str) -> KeyRing:
-        data = json.loads(text)
-        keys = {k: base64.b64decode(v) for k, v in data["keys"].items()}
-        if data["active"] not in keys:
-            raise ImproperlyConfigured("The key ring's active key is not among its keys.")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise KeyRingInvalid(_("The key ring is not valid JSON (is the file damaged or empty?).")) from None
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), dict) or not data["keys"]:
+            raise KeyRingInvalid(
+                _("The key ring must be a JSON object with “active”, “keys” and “index_key”; “keys” is missing or empty.")
+            )
+        try:
+            keys = {k: base64.b64decode(v, validate=True) for k, v in data["keys"].items()}
+            index_key = base64.b64decode(data.get("index_key") or "", validate=True)
+        except (TypeError, ValueError):
+            raise KeyRingInvalid(_("A key in the key ring is not valid base64.")) from None
+        if data.get("active") not in keys:
+            raise KeyRingInvalid(
+                _("The key ring's active key %(key)s is not among its keys.") % {"key": data.get("active")}
+            )
         if any(len(k) != 32 for k in keys.values()):
-            raise ImproperlyConfigured("Every key in the key ring must be 32 bytes (AES-256).")
-        return cls(active=data["active"], keys=keys, index_key=base64.b64decode(data["index_key"]))
+            raise KeyRingInvalid(_("Every key in the key ring must be 32 bytes (AES-256)."))
+        if len(index_key) != 32:
+            raise KeyRingInvalid(_("The key ring's blind-index key (index_key) is missing or not 32 bytes."))
+        return cls(active=data["active"], keys=keys, index_key=index_key)
 
     @classmethod
     def generate(cls) -> KeyRing:
@@ -68,6 +89,23 @@ def _write_ring(path: Path, ring: KeyRing) -> None:
     os.replace(tmp, path)
 
 
+def _read_ring_file(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise KeyRingInvalid(
+            _("The key ring %(path)s cannot be read: %(error)s") % {"path": path, "error": e.strerror or e}
+        ) from None
+
+
+def _parse(text: str, source: str) -> KeyRing:
+    """The ring in `text`; a damaged one is refused naming where it came from."""
+    try:
+        return KeyRing.from_json(text)
+    except KeyRingInvalid as e:
+        raise KeyRingInvalid(_("Key ring %(source)s: %(problem)s") % {"source": source, "problem": e}) from None
+
+
 def keyring() -> KeyRing:
     """The key ring: from PHARMACRM_KEYRING(_FILE), else var/keyring.json (created on first use)."""
     global _ring
@@ -76,16 +114,18 @@ def keyring() -> KeyRing:
     with _lock:
         if _ring is None:
             text = os.environ.get("PHARMACRM_KEYRING")
+            source = "PHARMACRM_KEYRING"
             if "PHARMACRM_KEYRING_FILE" in os.environ:
-                text = Path(os.environ["PHARMACRM_KEYRING_FILE"]).read_text()
-            if text:
-                ring = KeyRing.from_json(text)
+                source = os.environ["PHARMACRM_KEYRING_FILE"]
+                text = _read_ring_file(Path(source))
+            if text or "PHARMACRM_KEYRING_FILE" in os.environ:  # an empty secret file is refused, not replaced
+                ring = _parse(text, source)
             else:
                 path = Path(settings.PHARMACRM_KEYRING_PATH)
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     _write_ring(path, KeyRing.generate())
-                ring = KeyRing.from_json(path.read_text())
+                ring = _parse(_read_ring_file(path), str(path))
             _ring = ring
             _aead.clear()
     return _ring

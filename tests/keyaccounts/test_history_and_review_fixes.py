@@ -86,16 +86,19 @@ def test_scoring_a_past_period_again_changes_no_tier_opens_no_action_and_tells_n
 
 
 def test_the_command_says_a_past_period_got_its_history_only(purchases, users):
+    from django.utils import translation
+
+    translation.activate("en")  # the command speaks the active language (the conftest puts it back)
     out = StringIO()
     call_command("evaluate", "--as-of", "2026-06-30", stdout=out)
-    assert "evaluation 2026H1: 3 customers" in out.getvalue() and "2 tier changes, 1 improvement actions" in out.getvalue()
+    assert "Customer evaluation 2026H1: 3 customers" in out.getvalue() and "2 tier changes, 1 improvement actions" in out.getvalue()
 
     out = StringIO()
     call_command("evaluate", "--as-of", "2025-12-31", stdout=out)
     lines = out.getvalue().splitlines()
-    evaluation_line = next(line for line in lines if line.startswith("evaluation 2025H2:"))
+    evaluation_line = next(line for line in lines if line.startswith("Customer evaluation 2025H2:"))
     assert evaluation_line.endswith("history only; tiers and actions follow the latest period (2026H1)")
-    candidate_line = next(line for line in lines if line.startswith("candidate 2025-12:"))
+    candidate_line = next(line for line in lines if line.startswith("Key-account identification 2025-12:"))
     assert candidate_line.endswith("history only; the latest period is 2026-06")
     assert Institution.objects.get(pk=purchases["huashan"].pk).tier == "vip"
     assert ImprovementAction.objects.count() == 1

@@ -226,12 +226,12 @@ def test_the_command_line_reports_counts_and_writes_the_rejected_rows(
 def test_the_command_line_dry_run_and_a_clean_file_exit_zero(order_file, base_rows, users, capsys):
     path = order_file(base_rows)
 
-    call_command("import", "orders", str(path), "--dry-run")
+    call_command("import", "orders", str(path), "--dry-run", "--language", "en")
     assert "created 8" in capsys.readouterr().out and not OrderLine.objects.exists()
 
     call_command("import", "orders", str(path), "--all-or-nothing")
     assert OrderLine.objects.count() == 8
-    call_command("import", "orders", str(path))
+    call_command("import", "orders", str(path), "--language", "en")
     assert "unchanged 8" in capsys.readouterr().out
 
 

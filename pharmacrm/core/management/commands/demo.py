@@ -24,6 +24,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, force, scale, **options):
+        if not scale > 0:  # --scale -1 or 0 loaded a token demo of ten institutions without a word
+            raise CommandError(
+                _("--scale must be more than 0 (1.0: about 300 institutions), not %(value)s.") % {"value": scale}
+            )
         try:
             result = demo.load(force=force, scale=scale)
         except demo.DemoRefused as e:

@@ -39,6 +39,14 @@ class Command(BaseCommand):
                 _("This backup has no archive of documents: attachments, safety case files and signed agreements "
                   "were left as they are.")
             )  # fmt: skip
+        if result.previous_keyring is not None:
+            self.stdout.write(
+                _(
+                    "The key ring saved with the backup is now in use. The one it replaced was kept as %(path)s: "
+                    "keep it for as long as the backups made with it."
+                )
+                % {"path": result.previous_keyring}
+            )
         if result.key_problems:
             for problem in result.key_problems:
                 self.stderr.write(problem)

@@ -32,7 +32,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, resume, prune, batch, **options):
         actor = cli_actor()
-        old = crypto.keyring()
+        try:
+            old = crypto.keyring()
+        except crypto.KeyRingInvalid as e:  # one line saying what is wrong, not a traceback
+            raise CommandError(_("Nothing was changed. %(problem)s") % {"problem": e}) from None
         if not resume:
             try:
                 where = keys.save_ring(old.with_new_key())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry
@@ -26,14 +27,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force",
             action="store_true",
-            help="Allow seeding a production database (PHARMACRM_PRODUCTION set).",
+            help="Allow seeding a PostgreSQL database (DATABASE_URL set) or a production one (PHARMACRM_PRODUCTION).",
         )
 
     def handle(self, *args, institutions, people, seed, chunk, force, **options):
         if institutions < 0 or people < 0:
-            raise CommandError("The counts must be zero or more.")
-        if settings.PRODUCTION and not force:
-            raise CommandError("This is a production database: scale data goes there only with --force.")
+            raise CommandError(_("The counts must be zero or more."))
+        # as `pharmacrm demo`: DATABASE_URL marks the installation's real database, where made-up customers
+        # would mix with the real ones; a throw-away benchmark database is seeded with --force
+        if (settings.PRODUCTION or getattr(settings, "DATABASE_URL", None)) and not force:
+            raise CommandError(
+                _(
+                    "This is a production database (DATABASE_URL or PHARMACRM_PRODUCTION is set): scale data goes "
+                    "there only with --force, and only into a throw-away database."
+                )
+            )
         gen = scale.Generator(seed)
         progress = (
             scale.Progress(report=lambda line: self.stdout.write(line)) if options["verbosity"] else None
@@ -46,4 +54,9 @@ class Command(BaseCommand):
             # one audit entry for the whole run, as for an import: who added how many records
             audit.record(AuditEntry.Action.IMPORT, None, source="seed", institutions=made_inst, people=made_people,
                          seed=seed)  # fmt: skip
-        self.stdout.write(self.style.SUCCESS(f"Added {made_inst:,} institutions and {made_people:,} people."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                _("Added %(institutions)s institutions and %(people)s people.")
+                % {"institutions": f"{made_inst:,}", "people": f"{made_people:,}"}
+            )
+        )

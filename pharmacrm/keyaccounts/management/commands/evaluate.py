@@ -13,6 +13,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from pharmacrm.core import audit
 from pharmacrm.core.management.commands._ops import cli_actor
@@ -33,10 +34,12 @@ class Command(BaseCommand):
         try:
             day = dt.date.fromisoformat(as_of) if as_of else None
         except ValueError:
-            raise CommandError(f"--as-of: {as_of} is not a date like 2026-06-30") from None
+            raise CommandError(_("--as-of: %(value)s is not a date like 2026-06-30") % {"value": as_of}) from None
         if day is not None and day > timezone.localdate():
             # a period that has not begun would become the pages' default, with nobody in it
-            raise CommandError(f"--as-of: {as_of} is in the future; give today or an earlier date")
+            raise CommandError(
+                _("--as-of: %(value)s is in the future; give today or an earlier date") % {"value": as_of}
+            )
         if scheduled:
             runs = evaluation.scheduled(day)
         else:
@@ -47,11 +50,17 @@ class Command(BaseCommand):
             seconds = (r.finished_at - r.started_at).total_seconds()
             later = getattr(r, "later_period", None)
             if later is None:
-                applied = f"{r.tier_changes} tier changes, {r.actions} improvement actions"
+                applied = _("%(tiers)d tier changes, %(actions)d improvement actions") % {
+                    "tiers": r.tier_changes, "actions": r.actions,
+                }  # fmt: skip
             elif r.model.kind == ModelKind.EVALUATION:
-                applied = f"history only; tiers and actions follow the latest period ({later})"
+                applied = _("history only; tiers and actions follow the latest period (%(period)s)") % {"period": later}
             else:
-                applied = f"history only; the latest period is {later}"
-            self.stdout.write(f"{r.model.kind} {r.period}: {r.customers} customers in {seconds:.2f} s, {applied}\n")
+                applied = _("history only; the latest period is %(period)s") % {"period": later}
+            line = _("%(kind)s %(period)s: %(customers)d customers in %(seconds).2f s, %(applied)s") % {
+                "kind": ModelKind(r.model.kind).label, "period": r.period, "customers": r.customers,
+                "seconds": seconds, "applied": applied,
+            }  # fmt: skip
+            self.stdout.write(line + "\n")
         if not runs:
-            self.stdout.write("nothing to do\n")
+            self.stdout.write(_("nothing to do") + "\n")

@@ -11,6 +11,7 @@ import csv
 import json
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
@@ -42,47 +43,56 @@ class Command(BaseCommand):
         parser.add_argument(
             "--user", help="The user the import is recorded for (default: the first administrator)."
         )
-        parser.add_argument("--language", default="zh-hans", help="Language of the report's reasons.")
+        parser.add_argument(
+            "--language",
+            choices=[code for code, _name in settings.LANGUAGES],
+            default=None,
+            help="Language of the messages and of the report's reasons (default: the product's, zh-hans).",
+        )
 
     def handle(self, *args, what, file, dry_run, all_or_nothing, report, user, language, **options):
-        path = Path(file)
+        # every line in one language: the counts and notes as well as the reasons in the report
+        with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
+            self._import(Path(file), dry_run, all_or_nothing, report, user)
+
+    def _import(self, path, dry_run, all_or_nothing, report, user):
         if not path.is_file():  # exit 2, as for a file that cannot be read: 1 means "rows were rejected"
-            self.stderr.write(f"{file}: no such file")
+            self.stderr.write(_("%(file)s: no such file") % {"file": path})
             raise SystemExit(2)
         actor = self._user(user)
         mode = ImportJob.Mode.ALL_OR_NOTHING if all_or_nothing else ImportJob.Mode.GOOD_ROWS
         token = audit.set_context(audit.RequestContext(user=actor))
         try:
-            with translation.override(language):
-                try:
-                    job = importer.import_file(
-                        path, ImportJob.Target.ORDERS, actor, mode=mode, dry_run=dry_run
-                    )
-                except ValidationError as e:
-                    self.stderr.write(" ".join(e.messages))
-                    raise SystemExit(2) from None
-                except PermissionDenied:  # one line, in the chosen language, not a traceback
-                    self.stderr.write(
-                        _("%(user)s may not import orders: that needs the permission “%(permission)s”.")
-                        % {"user": actor.get_username(), "permission": Cap.IMPORT_ORDERS.label}
-                    )
-                    raise SystemExit(2) from None
-                report_path = Path(report) if report else path.with_name(path.name + ".rejected.csv")
-                written = self._report(job, report_path)
-                notes = importer.job_messages(job)
+            try:
+                job = importer.import_file(path, ImportJob.Target.ORDERS, actor, mode=mode, dry_run=dry_run)
+            except ValidationError as e:
+                self.stderr.write(" ".join(e.messages))
+                raise SystemExit(2) from None
+            except PermissionDenied:  # one line, in the chosen language, not a traceback
+                self.stderr.write(
+                    _("%(user)s may not import orders: that needs the permission “%(permission)s”.")
+                    % {"user": actor.get_username(), "permission": Cap.IMPORT_ORDERS.label}
+                )
+                raise SystemExit(2) from None
+            report_path = Path(report) if report else path.with_name(path.name + ".rejected.csv")
+            written = self._report(job, report_path)
+            notes = importer.job_messages(job)
         finally:
             audit.reset_context(token)
         rejected = job.error_count
-        self.stdout.write(
-            f"created {job.created_count}\nupdated {job.updated_count}\nunchanged {job.unchanged_count}\n"
-            f"rejected {rejected}\n"
-        )
+        for line in (
+            _("created %(n)d") % {"n": job.created_count},
+            _("updated %(n)d") % {"n": job.updated_count},
+            _("unchanged %(n)d") % {"n": job.unchanged_count},
+            _("rejected %(n)d") % {"n": rejected},
+        ):
+            self.stdout.write(f"{line}\n")
         if dry_run:
-            self.stdout.write("dry run: nothing was changed\n")
+            self.stdout.write(_("dry run: nothing was changed") + "\n")
         for note in notes:
             self.stdout.write(f"{note}\n")
         if written:
-            self.stdout.write(f"rejected rows: {report_path}\n")
+            self.stdout.write(_("rejected rows: %(path)s") % {"path": report_path} + "\n")
         if job.status == ImportJob.Status.FAILED:
             raise SystemExit(2)
         if rejected or job.status == ImportJob.Status.REJECTED:
@@ -93,7 +103,7 @@ class Command(BaseCommand):
         if username:
             found = User.objects.filter(username=username, is_active=True).first()
             if found is None:
-                raise CommandError(f"{username}: no such active user")
+                raise CommandError(_("%(user)s: no such active user") % {"user": username})
             return found
         found = (
             User.objects.filter(is_active=True, is_superuser=True).order_by("id").first()
@@ -102,7 +112,7 @@ class Command(BaseCommand):
             .first()
         )
         if found is None:
-            raise CommandError("No administrator exists: create one, or name a user with --user.")
+            raise CommandError(_("No administrator exists: create one, or name a user with --user."))
         return found
 
     @staticmethod

@@ -11,6 +11,7 @@ Each change is audited (the operating-system account is the actor). Dates take `
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
@@ -43,18 +44,24 @@ class Command(BaseCommand):
     help = "Show, check and change the holidays and swapped working days of a business calendar."
 
     def add_arguments(self, parser):
-        parser.add_argument("--calendar", default="business", help="The calendar's code (default: business).")
+        calendar_help = "The calendar's code (default: business)."
+        parser.add_argument("--calendar", default="business", help=calendar_help)
+        # also after the action (`holidays list --calendar always`), as an operator naturally types it
+        shared = argparse.ArgumentParser(add_help=False)
+        shared.add_argument("--calendar", default=argparse.SUPPRESS, help=calendar_help)
         sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("check", help="Years (this one, and next from November on) without holiday data.")
-        listing = sub.add_parser("list", help="A year's days off and swapped working days.")
+        sub.add_parser(
+            "check", parents=[shared], help="Years (this one, and next from November on) without holiday data."
+        )
+        listing = sub.add_parser("list", parents=[shared], help="A year's days off and swapped working days.")
         listing.add_argument("--year", type=int, default=None)
-        setter = sub.add_parser("set", help="Make dates days off (--off) or working days (--on).")
+        setter = sub.add_parser("set", parents=[shared], help="Make dates days off (--off) or working days (--on).")
         setter.add_argument("dates", nargs="+")
         kind = setter.add_mutually_exclusive_group(required=True)
         kind.add_argument("--off", dest="working", action="store_false")
         kind.add_argument("--on", dest="working", action="store_true")
         setter.add_argument("--note", default="")
-        unset = sub.add_parser("unset", help="Remove overrides: the official schedule or weekly pattern applies.")
+        unset = sub.add_parser("unset", parents=[shared], help="Remove overrides: the official schedule or weekly pattern applies.")
         unset.add_argument("dates", nargs="+")
 
     def handle(self, *args, action, calendar, **options):
