@@ -131,6 +131,16 @@ def test_import_orders_speaks_one_language_counts_notes_and_report_alike(admin_u
     assert "12110109357506944E" in reasons and "没有信用代码" not in reasons  # in the active language, English
 
 
+def test_import_orders_keeps_its_counts_for_scripts_in_chinese_too(admin_user, tmp_path, capsys):
+    """The four count lines are what scripts read: the same in every language; the rest is in the chosen one."""
+    with pytest.raises(SystemExit):
+        call_command("import", "orders", str(SAMPLE_ORDERS), "--dry-run", "--report", str(tmp_path / "r.csv"),
+                     "--language", "zh-hans")  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith("created 0\nupdated 0\nunchanged 0\nrejected 30\n")
+    assert "dry run" not in out and "试运行" in out
+
+
 def test_import_orders_refuses_a_language_it_does_not_have(tmp_path):
     with pytest.raises(CommandError, match="invalid choice"):
         call_command("import", "orders", str(SAMPLE_ORDERS), "--language", "fr")

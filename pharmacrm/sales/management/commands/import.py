@@ -80,13 +80,11 @@ class Command(BaseCommand):
         finally:
             audit.reset_context(token)
         rejected = job.error_count
-        for line in (
-            _("created %(n)d") % {"n": job.created_count},
-            _("updated %(n)d") % {"n": job.updated_count},
-            _("unchanged %(n)d") % {"n": job.unchanged_count},
-            _("rejected %(n)d") % {"n": rejected},
-        ):
-            self.stdout.write(f"{line}\n")
+        # the four counts are a fixed format that scripts read (issue 5's contract): never translated
+        self.stdout.write(
+            f"created {job.created_count}\nupdated {job.updated_count}\nunchanged {job.unchanged_count}\n"
+            f"rejected {rejected}\n"
+        )
         if dry_run:
             self.stdout.write(_("dry run: nothing was changed") + "\n")
         for note in notes:
