@@ -1,0 +1,40 @@
+"""Session 20 review of every page in three languages, as every role: text the system writes once and shows later
+is shown in the reader's language, not in the language of whoever happened to write it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone, translation
+
+from pharmacrm.safety import services as safety
+
+CASE = {
+    "kind": "adverse_reaction",
+    "patient_name": "王XX", "patient_sex": "2", "patient_age": "45", "patient_age_unit": "a",
+    "narrative": "患者静脉滴注头孢曲松后 30 分钟出现全身皮疹。",
+    "drugs": [{"role": "1", "brand_name": "罗氏芬", "generic_name": "注射用头孢曲松钠"}],
+    "reactions": [{"verbatim": "全身皮疹伴瘙痒"}],
+}  # fmt: skip
+
+
+def test_a_safety_cases_follow_up_task_and_first_version_read_in_the_readers_language(client_for, users):
+    """A case opened in Chinese (by the worker, the API or a colleague) without its reporter: an English-reading
+    PV officer saw the task 请补充缺失信息：报告者的姓名… and the version 首次报告 on an English page."""
+    with translation.override("zh-hans"):
+        case = safety.create_case(users["pv"], {**CASE, "received_at": timezone.now() - dt.timedelta(days=1)})
+    task = case.tasks.get()
+    assert "报告者" in task.title  # stored as written
+
+    page = client_for("pv").get(f"/safety/cases/{case.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert "Collect the missing information: the reporter&#x27;s name, contact or institution" in page
+    assert "Initial report" in page
+    assert "报告者" not in page and "首次报告" not in page and "请补充" not in page
+
+
+def test_a_summary_written_by_a_person_is_shown_as_written(client_for, users):
+    case = safety.create_case(users["pv"], {**CASE, "reporter_name": "张伟",
+                                            "received_at": timezone.now() - dt.timedelta(days=1)}, summary="电话随访")
+    page = client_for("pv").get(f"/safety/cases/{case.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "电话随访" in page
