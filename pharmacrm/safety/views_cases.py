@@ -331,8 +331,10 @@ def _problem_link(case: SafetyCase, field: str) -> str:
 
 
 def _task_title(task) -> str:
-    """A follow-up task's title names the missing criteria; it is stored in the language of the request (or the
-    worker) that last changed the case, so it is put together again in the reader's language."""
+    """A follow-up task's title names the missing criteria, a QA hand-off's the case; it is stored in the language
+    of the request (or the worker) that last changed the case, so it is put together again in the reader's."""
+    if task.kind == TaskKind.QA_HANDOFF:
+        return _("Investigate the quality complaint %(number)s") % {"number": task.case.number}
     missing = (task.details or {}).get("missing") if task.kind == TaskKind.FOLLOW_UP else None
     if not missing or any(c not in Criterion.values for c in missing):
         return task.title
@@ -363,7 +365,8 @@ def _header_context(case: SafetyCase, now: dt.datetime) -> dict:
     for row in clocks:
         row.submission = by_clock.get(row.clock.pk)
     tasks = list(case.tasks.select_related("assignee"))
-    for task in tasks:  # the title was written in the language of whoever changed the case; read it in the reader's
+    # the title was written in the language of whoever changed the case; read it in the reader's
+    for task in tasks:
         task.display_title = _task_title(task)
     follow_up = next((t for t in tasks if t.kind == TaskKind.FOLLOW_UP and t.done_at is None), None)
     return {
