@@ -4,9 +4,11 @@ ticket, and the ticket page with its clocks, its history and the handling action
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -14,9 +16,9 @@ from django.db.models import Exists, F, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, audit
@@ -374,6 +376,20 @@ def _pair_label(pair, choices) -> str:
     return " / ".join(str(labels.get(v, v)) for v in (pair or []) if v)
 
 
+SYSTEM_NOTES = (gettext_noop("The customer wrote again."),)
+
+
+@functools.cache
+def _system_notes() -> dict[str, str]:
+    """Each note the system writes on a status change, in every language of the product → its message id: the
+    worker wrote it in the default language, the reader reads it in theirs."""
+    out = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            out.update({_(msgid): msgid for msgid in SYSTEM_NOTES})
+    return out
+
+
 def _event_details(e) -> list[tuple[str, str]]:
     data = e.data or {}
     out = []
@@ -415,6 +431,8 @@ def _event_details(e) -> list[tuple[str, str]]:
     for key, label in (("reason", _("Reason")), ("summary", _("Summary")), ("note", _("Note"))):
         if key == "reason" and data.get("boost"):  # the system's own words: in the reader's language, not the stored
             out.append((label, _("A VIP or key-account customer: one step more urgent.")))
+        elif key == "note" and data.get(key) in _system_notes():  # the system's own words, stored in its language
+            out.append((label, _(_system_notes()[data[key]])))
         elif data.get(key):
             out.append((label, str(data[key])))
     from . import editing

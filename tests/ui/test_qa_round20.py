@@ -38,3 +38,24 @@ def test_a_summary_written_by_a_person_is_shown_as_written(client_for, users):
                                             "received_at": timezone.now() - dt.timedelta(days=1)}, summary="电话随访")
     page = client_for("pv").get(f"/safety/cases/{case.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "电话随访" in page
+
+
+def test_the_note_the_worker_writes_on_a_ticket_is_read_in_the_readers_language(client_for, users, xiehe):
+    """The worker (in the default language) reopens a waiting ticket when the customer writes: an English-reading
+    agent saw the note 客户再次来信。 in the ticket's English history."""
+    from pharmacrm.servicedesk import conversation
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.choices import Status
+
+    ticket = desk.create_ticket(users["agent"], {"subject": "咨询用法", "channel": "phone", "category": "drug_info",
+                                                 "institution": xiehe})  # fmt: skip
+    desk.transition(users["agent"], ticket, Status.IN_PROGRESS)
+    desk.transition(users["agent"], ticket, Status.WAITING)
+    with translation.override("zh-hans"):
+        conversation.receive_inbound(ticket, body="补充一下批号", sender="zhang.wei@example.cn")
+
+    page = client_for("agent").get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    history = page.split('id="history"')[1]
+    assert "The customer wrote again." in history
+    assert "客户再次来信" not in history
