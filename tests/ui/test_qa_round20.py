@@ -97,3 +97,27 @@ def test_the_ticket_page_clocks_table_scrolls_on_its_own(client_for, users, xieh
     page = client_for("agent").get(f"/service/tickets/{ticket.pk}/").content.decode()
     assert "<table" in page
     assert _tables_outside_a_scroller(page) == []
+
+
+def test_the_note_of_a_reopening_after_a_poor_revisit_is_read_in_the_readers_language(client_for, users, xiehe):
+    """The revisit reopens the ticket with a note in the site's language (score and 'solved' inside it): an English
+    page showed 回访评价差后重新打开… in the history. A note a person wrote stays as written."""
+    from django.utils.translation import gettext
+
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.choices import Status
+
+    ticket = desk.create_ticket(users["agent"], {"subject": "咨询用法", "channel": "phone", "category": "drug_info",
+                                                 "institution": xiehe})  # fmt: skip
+    with translation.override("zh-hans"):
+        chinese = gettext("Reopened after a poor revisit (score %(score)s, solved: %(solved)s).") % {
+            "score": 1, "solved": gettext("no")}  # fmt: skip
+    desk.transition(users["agent"], ticket, Status.IN_PROGRESS, note=chinese)
+    desk.transition(users["agent"], ticket, Status.WAITING, note="已电话联系客户，等待回复")
+
+    page = client_for("agent").get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    history = page.split('id="history"')[1]
+    assert "Reopened after a poor revisit (score 1, solved: no)." in history
+    assert chinese not in history
+    assert "已电话联系客户，等待回复" in history
