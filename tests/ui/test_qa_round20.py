@@ -101,7 +101,7 @@ def test_the_ticket_page_clocks_table_scrolls_on_its_own(client_for, users, xieh
 
 def test_the_note_of_a_reopening_after_a_poor_revisit_is_read_in_the_readers_language(client_for, users, xiehe):
     """The revisit reopens the ticket with a note in the site's language (score and 'solved' inside it): an English
-    page showed 回访评价差后重新打开… in the history. A note a person wrote stays as written."""
+    page showed 回访结果不佳，已重新打开… in the history. A note a person wrote stays as written."""
     from django.utils.translation import gettext
 
     from pharmacrm.servicedesk import services as desk
@@ -121,3 +121,18 @@ def test_the_note_of_a_reopening_after_a_poor_revisit_is_read_in_the_readers_lan
     assert "Reopened after a poor revisit (score 1, solved: no)." in history
     assert chinese not in history
     assert "已电话联系客户，等待回复" in history
+
+
+def test_the_key_account_progress_report_is_named_in_the_readers_language(client_for):
+    """Every other export is named in the page's language; this one was key-accounts-all-20261202.xlsx on a Chinese
+    page."""
+    from urllib.parse import quote
+
+    from django.urls import reverse
+
+    manager = client_for("manager")
+    stamp = timezone.localtime().strftime("%Y%m%d")
+    zh = manager.get(reverse("keyaccounts:report-xlsx"), HTTP_ACCEPT_LANGUAGE="zh-hans")["Content-Disposition"]
+    assert "filename*=utf-8''" + quote(f"重点客户进展报告-{stamp}.xlsx") in zh
+    en = manager.get(reverse("keyaccounts:report-pdf"), HTTP_ACCEPT_LANGUAGE="en")["Content-Disposition"]
+    assert f'filename="Key-account-progress-report-{stamp}.pdf"' in en
