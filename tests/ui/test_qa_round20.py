@@ -136,3 +136,17 @@ def test_the_key_account_progress_report_is_named_in_the_readers_language(client
     assert "filename*=utf-8''" + quote(f"重点客户进展报告-{stamp}.xlsx") in zh
     en = manager.get(reverse("keyaccounts:report-pdf"), HTTP_ACCEPT_LANGUAGE="en")["Content-Disposition"]
     assert f'filename="Key-account-progress-report-{stamp}.pdf"' in en
+
+
+def test_a_quality_hand_off_task_reads_in_the_readers_language(client_for, users):
+    with translation.override("zh-hans"):
+        case = safety.create_case(users["pv"], {"kind": "quality", "reporter_name": "药剂科",
+                                                "drugs": CASE["drugs"], "quality": {"defect": "片剂变色"},
+                                                "received_at": timezone.now() - dt.timedelta(days=1)})  # fmt: skip
+        safety.update_quality(users["pv"], case, {"batch": "B20260901", "defect": "片剂变色",
+                                                  "qa_owner": users["pv"]}, version=case.version)  # fmt: skip
+    assert case.tasks.filter(kind="qa_handoff").get().title.isascii() is False
+
+    page = client_for("pv").get(f"/safety/cases/{case.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert f"Investigate the quality complaint {case.number}" in page
