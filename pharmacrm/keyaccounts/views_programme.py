@@ -1231,13 +1231,15 @@ def progress_report(request, fmt: str):
     audit.record(A.EXPORT, one or ("keyaccounts", "", "progress report"), user=request.user, format=fmt.upper(),
                  accounts=len(rows))  # fmt: skip
     stamp = timezone.localtime().strftime("%Y%m%d")
-    base = f"key-accounts-{one.number if one else 'all'}-{stamp}"
+    # named in the reader's language, as the other exports are (重点客户进展报告-KA-2026-0001-20261202.pdf)
+    label = "-".join(_("Key-account progress report").split())
+    base = f"{label}-{one.number}-{stamp}" if one else f"{label}-{stamp}"
     if fmt == "pdf":
         response = HttpResponse(report.pdf(rows), content_type="application/pdf")
     else:
         response = HttpResponse(report.xlsx(rows),
                                 content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    response["Content-Disposition"] = f'attachment; filename="{base}.{fmt}"'
+    response["Content-Disposition"] = content_disposition_header(True, f"{base}.{fmt}")
     response["Cache-Control"] = "private, no-store"
     return response
 

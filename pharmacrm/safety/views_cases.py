@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,7 +21,7 @@ from django.db.models import OuterRef, Subquery
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -329,6 +330,32 @@ def _problem_link(case: SafetyCase, field: str) -> str:
     return base
 
 
+def _task_title(task) -> str:
+    """A follow-up task's title names the missing criteria, a QA hand-off's the case; it is stored in the language
+    of the request (or the worker) that last changed the case, so it is put together again in the reader's."""
+    if task.kind == TaskKind.QA_HANDOFF:
+        return _("Investigate the quality complaint %(number)s") % {"number": task.case.number}
+    missing = (task.details or {}).get("missing") if task.kind == TaskKind.FOLLOW_UP else None
+    if not missing or any(c not in Criterion.values for c in missing):
+        return task.title
+    labels = [str(services.CRITERION_HELP[Criterion(c)]) for c in missing]
+    return _("Collect the missing information: %(missing)s") % {"missing": "; ".join(labels)}
+
+
+def _versions(case: SafetyCase) -> list:
+    """The first version's default summary ("Initial report") is stored in the language of whoever opened the case;
+    it is shown in the reader's."""
+    versions = list(case.versions.select_related("created_by"))
+    defaults = set()
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            defaults.add(_("Initial report"))
+    for v in versions:
+        if v.sequence == 0 and v.summary in defaults:
+            v.summary = _("Initial report")
+    return versions
+
+
 def _header_context(case: SafetyCase, now: dt.datetime) -> dict:
     clocks = [
         clock_row(c, now) for c in case.clocks.select_related("rule", "case_version").order_by("due_at", "id")
@@ -338,6 +365,9 @@ def _header_context(case: SafetyCase, now: dt.datetime) -> dict:
     for row in clocks:
         row.submission = by_clock.get(row.clock.pk)
     tasks = list(case.tasks.select_related("assignee"))
+    # the title was written in the language of whoever changed the case; read it in the reader's
+    for task in tasks:
+        task.display_title = _task_title(task)
     follow_up = next((t for t in tasks if t.kind == TaskKind.FOLLOW_UP and t.done_at is None), None)
     return {
         "case": case, "criteria": _criteria(case), "clocks": clocks, "submissions": submissions, "tasks": tasks,
@@ -366,7 +396,7 @@ def _detail_context(request, case: SafetyCase, **forms) -> dict:
     context.update({
         "drugs": list(case.drugs.select_related("product")),
         "reactions": list(case.reactions.all()),
-        "versions": list(case.versions.select_related("created_by")),
+        "versions": _versions(case),
         "files": list(case.files.select_related("uploaded_by")),
         "complaint": complaint, "capas": capas, "quality_case": quality_case,
         "open": case.status in OPEN_CASE_STATUSES,

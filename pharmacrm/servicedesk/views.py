@@ -4,9 +4,12 @@ ticket, and the ticket page with its clocks, its history and the handling action
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 from dataclasses import dataclass
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -14,9 +17,9 @@ from django.db.models import Exists, F, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, audit
@@ -374,6 +377,46 @@ def _pair_label(pair, choices) -> str:
     return " / ".join(str(labels.get(v, v)) for v in (pair or []) if v)
 
 
+SYSTEM_NOTES = (
+    gettext_noop("The customer wrote again."),
+    gettext_noop("Reopened after a poor revisit (score %(score)s, solved: %(solved)s)."),
+)
+YES_NO = (gettext_noop("yes"), gettext_noop("no"))
+
+
+@functools.cache
+def _system_notes() -> list[tuple[re.Pattern, str]]:
+    """Each note the system writes on a status change, as a pattern of its wording in every language of the product
+    → its message id: the worker wrote it in the default language, the reader reads it in theirs."""
+    out = []
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            for msgid in SYSTEM_NOTES:
+                parts = re.split(r"%\((\w+)\)s", _(msgid))
+                pattern = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
+                out.append((re.compile(f"^{pattern}$"), msgid))
+    return out
+
+
+@functools.cache
+def _yes_no() -> dict[str, str]:
+    out = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            out.update({_(word): word for word in YES_NO})
+    return out
+
+
+def _system_note(note: str) -> str:
+    """A note in the reader's language when the system wrote it (in whichever language), else as written."""
+    for pattern, msgid in _system_notes():
+        match = pattern.match(note)
+        if match:
+            values = {k: _(_yes_no()[v]) if v in _yes_no() else v for k, v in match.groupdict().items()}
+            return _(msgid) % values if values else _(msgid)
+    return note
+
+
 def _event_details(e) -> list[tuple[str, str]]:
     data = e.data or {}
     out = []
@@ -415,6 +458,8 @@ def _event_details(e) -> list[tuple[str, str]]:
     for key, label in (("reason", _("Reason")), ("summary", _("Summary")), ("note", _("Note"))):
         if key == "reason" and data.get("boost"):  # the system's own words: in the reader's language, not the stored
             out.append((label, _("A VIP or key-account customer: one step more urgent.")))
+        elif key == "note" and data.get(key):  # the system's own words are stored in its language: read in the reader's
+            out.append((label, _system_note(str(data[key]))))
         elif data.get(key):
             out.append((label, str(data[key])))
     from . import editing
