@@ -1,3 +1,18 @@
 """Fixtures shared by the service-desk tests."""
 
+import pytest
+
+from pharmacrm.servicedesk import services as _desk
 from tests.api.conftest import api_for  # noqa: F401  (token clients per role)
+
+
+@pytest.fixture
+def raise_ticket(users, xiehe):
+    """A phone ticket about drug information at 北京协和医院 (or another institution), raised by the agent."""
+
+    def make(subject="咨询用法", user="agent", institution=None, **extra):
+        data = {"subject": subject, "channel": "phone", "category": "drug_info",
+                "institution": institution or xiehe, **extra}  # fmt: skip
+        return _desk.create_ticket(users[user], data)
+
+    return make

@@ -22,16 +22,6 @@ def english(settings):
         yield
 
 
-@pytest.fixture
-def raise_ticket(users, xiehe):
-    def make(subject="咨询用法", user="agent", institution=None, **extra):
-        data = {"subject": subject, "channel": "phone", "category": "drug_info",
-                "institution": institution or xiehe, **extra}  # fmt: skip
-        return services.create_ticket(users[user], data)
-
-    return make
-
-
 def outcomes(result) -> dict[int, str]:
     return {o.ticket_id: o.outcome for o in result}
 

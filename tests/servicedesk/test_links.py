@@ -24,15 +24,6 @@ def english(settings):
 
 
 @pytest.fixture
-def raise_ticket(users, xiehe):
-    def make(subject="咨询用法", user="agent", **extra):
-        data = {"subject": subject, "channel": "phone", "category": "drug_info", "institution": xiehe, **extra}
-        return services.create_ticket(users[user], data)
-
-    return make
-
-
-@pytest.fixture
 def ruijin_ticket(users, ruijin):
     """A ticket of a Shanghai hospital, outside the sales rep's territory."""
     return services.create_ticket(

@@ -31,15 +31,6 @@ def _english(settings):
         yield
 
 
-@pytest.fixture
-def raise_ticket(users, xiehe):
-    def make(subject="咨询用法", user="agent", **extra):
-        data = {"subject": subject, "channel": "phone", "category": "drug_info", "institution": xiehe, **extra}
-        return services.create_ticket(users[user], data)
-
-    return make
-
-
 def token_of(link: str) -> str:
     return link.rstrip("/").rsplit("/", 1)[-1]
 
