@@ -1028,6 +1028,8 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
                 pending.terms = pending.terms + new_terms
                 pending.by_agent = pending.by_agent or by_agent
                 pending.save(update_fields=["terms", "by_agent"])
+            if serious:
+                _escalate(pending, source, heard_at, excerpt)
             return pending
         known = {t for f in flags for t in f.terms}
         if flags and (not terms or set(terms) <= known) and not (by_agent and not any(f.by_agent for f in flags)):
@@ -1048,15 +1050,36 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
         audit.record(A.CREATE, flag, actor_name="net", source=_source_code(source), kind=kind, terms=terms,
                      by_agent=by_agent, serious=serious)  # fmt: skip
         if serious:
-            officers = pv_officers()
-            title = Message(gettext_lazy("%(source)s: a death or serious outcome may have been reported"),
-                            source=_source_code(source))  # fmt: skip
-            # the customer's words (they may name the patient) go to PV only, not to their managers' bell and mail
-            readers = [u for u in officers + managers_of(officers) if access.can_see_case_identity(u)]
-            others = [u for u in managers_of(officers) if not access.can_see_case_identity(u)]
-            _notify(readers, "safety.serious", title, excerpt, flag)
-            _notify(others, "safety.serious", title, "", flag)
+            _tell_serious(flag, source, excerpt)
     return flag
+
+
+def _tell_serious(flag: Flag, source, excerpt: str) -> None:
+    """PV and their managers hear at once that a death or serious outcome may have been reported."""
+    officers = pv_officers()
+    title = Message(gettext_lazy("%(source)s: a death or serious outcome may have been reported"),
+                    source=_source_code(source))  # fmt: skip
+    # the customer's words (they may name the patient) go to PV only, not to their managers' bell and mail
+    readers = [u for u in officers + managers_of(officers) if access.can_see_case_identity(u)]
+    others = [u for u in managers_of(officers) if not access.can_see_case_identity(u)]
+    _notify(readers, "safety.serious", title, excerpt, flag)
+    _notify(others, "safety.serious", title, "", flag)
+
+
+def _escalate(flag: Flag, source, heard_at: dt.datetime, excerpt: str) -> None:
+    """A death or serious outcome told in a later message on a record already waiting for triage: its hand-off
+    becomes the four-hour one from that message (unless it is due sooner already), and PV is told at once."""
+    due = _handoff_due(heard_at, serious=True)
+    clock = SafetyClock.objects.filter(flag=flag, kind=ClockKind.HANDOFF, met_at__isnull=True).first()
+    if clock is None or clock.due_at <= due:
+        return  # already a four-hour hand-off (PV was told then)
+    before = clock.due_at
+    clock.due_at, clock.warn_at, clock.warned_at = due, _warn_at(heard_at, due), None
+    clock.next_check_at = _next_check(clock)
+    clock.save(update_fields=["due_at", "warn_at", "warned_at", "next_check_at"])
+    audit.record(A.UPDATE, flag, actor_name="net", source=_source_code(source), serious=True,
+                 changes={"handoff_due_at": [audit._jsonable(before), audit._jsonable(due)]})  # fmt: skip
+    _tell_serious(flag, source, excerpt)
 
 
 def screen_source(source, texts: Iterable[str], *, safety_relevant: bool = False,

@@ -1,0 +1,42 @@
+"""Safety defects found by the twenty-first review round (safety)."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from pharmacrm.safety import services
+from pharmacrm.safety.models import Flag, SafetyClock
+
+pytestmark = pytest.mark.django_db
+
+
+def _dizzy_ticket(users, xiehe):
+    from pharmacrm.servicedesk import services as desk
+
+    return desk.create_ticket(users["agent"], {
+        "subject": "用药咨询", "description": "我父亲吃了你们的降压药以后有点头晕。", "channel": "email",
+        "category": "other", "institution": xiehe, "reply_email": "liu@example.com", "assignee": users["agent"],
+    })  # fmt: skip
+
+
+def test_a_death_told_on_a_ticket_already_waiting_for_triage_reaches_pv_within_hours(users, xiehe):
+    """The ticket was flagged for a dizziness (one working day to reach PV); an hour later the daughter writes that
+    her father died. The net saw the death — but the flag was already pending, so it only gained the new words:
+    the hand-off stayed one working day and nobody was told, though a death must reach PV within four hours."""
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.servicedesk import conversation
+
+    ticket = _dizzy_ticket(users, xiehe)
+    flag = Flag.objects.get(ticket=ticket)
+    assert not Notification.objects.filter(kind="safety.serious").exists()
+    conversation.receive_inbound(ticket, body="我父亲昨天晚上没抢救过来，人走了。", sender="liu@example.com")
+    handoff = SafetyClock.objects.get(flag=flag, kind="handoff")
+    assert handoff.due_at <= timezone.now() + services.SERIOUS_HANDOFF
+    assert handoff.next_check_at is not None and handoff.next_check_at <= handoff.due_at
+    assert Notification.objects.filter(recipient=users["pv"], kind="safety.serious").exists()
+    assert Notification.objects.filter(recipient=users["manager"], kind="safety.serious").exists()
+    # a further message about the same death does not tell everyone again
+    conversation.receive_inbound(ticket, body="人已经去世了，你们要给个说法。", sender="liu@example.com")
+    assert Notification.objects.filter(recipient=users["pv"], kind="safety.serious").count() == 1
+
