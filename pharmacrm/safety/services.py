@@ -543,9 +543,11 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
     now = timezone.now()
     if source is not None:
         defaults = _source_defaults(source)
-        if flag is not None and flag.excerpt and flag.excerpt not in defaults.get("narrative", ""):
+        told = [line for line in (flag.excerpt if flag is not None else "").splitlines()
+                if line.strip() and line not in defaults.get("narrative", "")]  # fmt: skip
+        if told:
             # the words that told of the reaction (a later e-mail, a note, a revisit), not only the ticket's own
-            defaults["narrative"] = f"{defaults.get('narrative', '')}\n\n{flag.excerpt}".strip()
+            defaults["narrative"] = "\n\n".join([defaults.get("narrative", ""), "\n".join(told)]).strip()
         data = {**defaults, **{k: v for k, v in data.items() if v not in (None, "")}}
         # a quality complaint starts with the product and batch the ticket names: QA needs them to investigate,
         # the batch trace to find who else received it, and the complaint to close
@@ -1024,10 +1026,14 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
         pending = next((f for f in flags if f.status == SignalStatus.PENDING), None)
         if pending is not None:
             new_terms = [t for t in terms if t not in pending.terms]
-            if new_terms or (by_agent and not pending.by_agent):
+            # the words of a later message join the excerpt: PV triages them, and a case confirmed from the flag
+            # keeps them in its narrative
+            new_words = [line for line in excerpt.splitlines() if terms and line.strip() and line not in pending.excerpt]
+            if new_terms or new_words or (by_agent and not pending.by_agent):
                 pending.terms = pending.terms + new_terms
                 pending.by_agent = pending.by_agent or by_agent
-                pending.save(update_fields=["terms", "by_agent"])
+                pending.excerpt = "\n".join([pending.excerpt, *new_words]).strip()[:1000]
+                pending.save(update_fields=["terms", "by_agent", "excerpt"])
             if serious:
                 _escalate(pending, source, heard_at, excerpt)
             return pending

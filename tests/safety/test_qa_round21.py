@@ -40,3 +40,17 @@ def test_a_death_told_on_a_ticket_already_waiting_for_triage_reaches_pv_within_h
     conversation.receive_inbound(ticket, body="人已经去世了，你们要给个说法。", sender="liu@example.com")
     assert Notification.objects.filter(recipient=users["pv"], kind="safety.serious").count() == 1
 
+
+
+def test_the_words_of_a_later_message_on_a_pending_flag_reach_triage_and_the_case(users, xiehe):
+    """A second e-mail on a ticket waiting for triage adds its terms to the flag, but its words were dropped: the
+    triage excerpt and the narrative of the case PV opens from the flag kept only the first message."""
+    from pharmacrm.servicedesk import conversation
+
+    ticket = _dizzy_ticket(users, xiehe)
+    conversation.receive_inbound(ticket, body="今天早上他全身起了红疹子，还很痒。", sender="liu@example.com")
+    flag = Flag.objects.get(ticket=ticket)
+    assert "全身起了红疹子" in flag.excerpt
+    case = services.confirm_flag(users["pv"], flag)
+    assert "头晕" in case.narrative and "全身起了红疹子" in case.narrative
+    assert case.narrative.count("有点头晕") == 1
