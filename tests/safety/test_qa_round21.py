@@ -54,3 +54,22 @@ def test_the_words_of_a_later_message_on_a_pending_flag_reach_triage_and_the_cas
     case = services.confirm_flag(users["pv"], flag)
     assert "头晕" in case.narrative and "全身起了红疹子" in case.narrative
     assert case.narrative.count("有点头晕") == 1
+
+
+def _expedited_flag(xml: bytes) -> str:
+    from lxml import etree
+
+    root = etree.fromstring(xml)
+    return root.xpath("//h:observationEvent[h:code/@code='23']/h:value/@value", namespaces={"h": "urn:hl7-org:v3"})[0]
+
+
+def test_a_new_reaction_is_exported_as_meeting_chinas_criteria_for_an_expedited_report(make_case):
+    """NMPA: a new (unexpected) reaction is a 15-day report even when not serious — the case's clock says so — but
+    its ICSR told the receiver C.1.7 "local criteria for an expedited report: false"."""
+    from pharmacrm.safety.e2b import export
+
+    new = make_case(expectedness="unexpected")
+    assert {c.rule.code for c in new.clocks.filter(kind="report")} == {"CN-NEW-SERIOUS"}
+    assert _expedited_flag(export.release([new], purpose="partner").xml) == "true"
+    routine = make_case()  # expected, not serious: the 30-day report
+    assert _expedited_flag(export.release([routine], purpose="partner").xml) == "false"

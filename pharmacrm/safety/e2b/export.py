@@ -228,7 +228,7 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
 
     _event_observation(event, "1", "additionalDocumentsAvailable", bool(case.files.all()))  # C.1.6.1
     serious = case.serious or any(r.serious for r in reactions)
-    _event_observation(event, "23", "localCriteriaForExpedited", serious)  # C.1.7
+    _event_observation(event, "23", "localCriteriaForExpedited", serious or _expedited(case))  # C.1.7
     first = _el(_el(event, "outboundRelationship", typeCode="SPRT"), "relatedInvestigation", classCode="INVSTG",
                 moodCode="EVN")  # fmt: skip
     _el(first, "code", code="1", codeSystem=REPORT_RELATION, displayName="initialReport")
@@ -243,6 +243,19 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
     characteristic = _characteristic(event, "1", "ICH ReportType")
     _el(characteristic, "value", {XSI_TYPE: "CE"}, code=case.report_type, codeSystem=REPORT_TYPE)  # C.1.3
     _el(_characteristic(event, "2", "otherCaseIds"), "value", {XSI_TYPE: "BL"}, nullFlavor="NI")  # C.1.9.1
+
+
+def _expedited(case) -> bool:
+    """C.1.7: whether an active reporting rule puts the case on an expedited timeline — every rule but the ones
+    for "any other case" and non-serious cases. China's makes a new (unexpected) reaction a 15-day report even
+    when it is not serious."""
+    from ..choices import ClockKind, RuleCondition
+    from ..services import reportable, rules_for
+
+    routine = (RuleCondition.OTHER, RuleCondition.NON_SERIOUS)
+    return reportable(case) and any(
+        rule.clock_kind == ClockKind.REPORT and rule.condition not in routine for rule in rules_for(case)
+    )
 
 
 def _patient(role, case) -> None:
