@@ -73,3 +73,29 @@ def test_a_new_reaction_is_exported_as_meeting_chinas_criteria_for_an_expedited_
     assert _expedited_flag(export.release([new], purpose="partner").xml) == "true"
     routine = make_case()  # expected, not serious: the 30-day report
     assert _expedited_flag(export.release([routine], purpose="partner").xml) == "false"
+
+
+@pytest.mark.parametrize("text", [
+    "吃完药以后一点胃口都没有",  # loss of appetite: no lexicon word, and the frame read 没有 as a "no"
+    "吃了药以后不疼了，可是起了一身疹子",  # the pain went, a rash came: still a reaction
+])
+def test_the_net_catches_a_loss_of_appetite_after_the_drug(text):
+    from pharmacrm.safety.screen import screen
+
+    result = screen(text)
+    assert result.signal and result.kind == "adverse_reaction", (text, result)
+
+
+@pytest.mark.parametrize("text", [
+    "用了一个月，没发现有过敏现象",  # 没发现 is a "no" like 未发现
+    "我妈吃了以后头不晕了",  # the drug worked: the symptom it treats is gone
+    "吃了药以后已经不咳嗽了",
+    "吃了药以后胃没那么疼了",
+    "我对青霉素过敏，能吃你们的这个头孢吗？",  # an allergy history asked before use
+])
+def test_the_net_does_not_flag_a_no_or_a_symptom_that_went_away(text):
+    """Each raised a flag for PV to dismiss: a reaction denied with 没发现, a treated symptom said to be gone, an
+    allergy history asked about before taking the drug."""
+    from pharmacrm.safety.screen import screen
+
+    assert not screen(text).signal, text
