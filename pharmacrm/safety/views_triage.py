@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q
+from django.db.models import F, OuterRef, Prefetch, Q, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, path, reverse
@@ -157,8 +157,12 @@ def _triage_page(request, *, bound: tuple | None = None, status: int = 200):
     pending = Flag.objects.filter(status=SignalStatus.PENDING)
     context = {"tab": tab, "pending_count": pending.count(), **_nav(request)}
     if tab == "pending":
+        # the most urgent hand-off first: a death told an hour ago (four hours) before yesterday's rash (a working day)
+        handoff_due = Subquery(SafetyClock.objects.filter(flag=OuterRef("pk"), kind=ClockKind.HANDOFF)
+                               .order_by("due_at").values("due_at")[:1])  # fmt: skip
         qs = (
-            pending.order_by("received_at", "id")
+            pending.annotate(handoff_due=handoff_due)
+            .order_by(F("handoff_due").asc(nulls_last=True), "received_at", "id")
             .select_related("ticket", "interaction")
             .only("id", "kind", "terms", "excerpt", "by_agent", "status", "received_at", "created_at",
                   "ticket__id", "ticket__number", "interaction__id")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.utils import timezone
 
@@ -99,3 +101,21 @@ def test_the_net_does_not_flag_a_no_or_a_symptom_that_went_away(text):
     from pharmacrm.safety.screen import screen
 
     assert not screen(text).signal, text
+
+
+def test_the_triage_queue_lists_a_reported_death_before_an_older_rash(users, xiehe, client_for):
+    """The queue was sorted by receipt alone: a death told an hour ago (four hours to reach PV) sat below every
+    older flag with a whole working day left, at the bottom of a long queue."""
+    from pharmacrm.servicedesk import services as desk
+
+    now = timezone.now()
+    rash = desk.create_ticket(users["agent"], {
+        "subject": "用药后皮疹", "description": "患者服用后出现全身皮疹。", "channel": "phone", "category": "other",
+        "institution": xiehe, "received_at": now - dt.timedelta(hours=2),
+    })  # fmt: skip
+    death = desk.create_ticket(users["agent"], {
+        "subject": "投诉", "description": "我父亲吃了你们的药，昨天人走了。", "channel": "phone", "category": "other",
+        "institution": xiehe, "received_at": now - dt.timedelta(hours=1),
+    })  # fmt: skip
+    page = client_for("pv").get("/safety/triage/").content.decode()
+    assert page.index(death.number) < page.index(rash.number)
