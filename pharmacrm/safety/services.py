@@ -1217,6 +1217,9 @@ def update_quality(user, case: SafetyCase, data: dict, *, version: int | None = 
     now = timezone.now()
     with transaction.atomic():
         case = _lock(case, version)
+        if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+            # it was closed with its batch, outcome and recall decision: changing them means reopening it (a reason)
+            raise ValidationError({"status": [_("A closed case cannot be changed; reopen it first.")]})
         complaint, _created = QualityComplaint.objects.get_or_create(case=case)
         before = {f: getattr(complaint, f) for f in values}
         for field, value in values.items():

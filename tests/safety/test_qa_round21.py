@@ -119,3 +119,23 @@ def test_the_triage_queue_lists_a_reported_death_before_an_older_rash(users, xie
     })  # fmt: skip
     page = client_for("pv").get("/safety/triage/").content.decode()
     assert page.index(death.number) < page.index(rash.number)
+
+
+def test_a_closed_quality_complaint_keeps_what_it_was_closed_with(users, client_for):
+    """A quality complaint closes only with its batch, the investigation outcome and the recall decision — yet once
+    closed, "Update the investigation" still saved: the batch could be wiped and a class II recall turned into
+    "not decided" on a closed complaint, without reopening it (and without a reason)."""
+    from django.core.exceptions import ValidationError
+
+    pv = users["pv"]
+    case = services.create_case(pv, {"kind": "quality", "reporter_name": "药剂科", "quality": {"defect": "片剂变色"}})
+    services.update_quality(pv, case, {"batch": "B1", "investigation_outcome": "留样不合格", "recall_decision": "class_2",
+                                       "recall_reason": "同批次多起投诉"})  # fmt: skip
+    case = services.set_status(pv, case, "closed")
+    with pytest.raises(ValidationError) as refused:
+        services.update_quality(pv, case, {"batch": "", "recall_decision": ""}, version=case.version)
+    assert "status" in refused.value.message_dict
+    case.refresh_from_db()
+    assert (case.quality.batch, case.quality.recall_decision) == ("B1", "class_2")
+    page = client_for("pv").get(f"/safety/cases/{case.pk}/").content.decode()
+    assert 'id="quality-edit"' not in page
