@@ -885,9 +885,14 @@ def _clean_submission(data: dict, errors: dict) -> dict:
     return out
 
 
-def _open_report_clocks(case: SafetyCase, kind: str, jurisdiction: str) -> list[SafetyClock]:
-    return list(case.clocks.filter(met_at__isnull=True, stopped_at__isnull=True, kind=kind,
-                                   jurisdiction=jurisdiction).order_by("due_at"))  # fmt: skip
+def _open_report_clocks(case: SafetyCase, kind: str, jurisdiction: str,
+                        sent_at: dt.datetime | None = None) -> list[SafetyClock]:  # fmt: skip
+    """The unmet clocks a report of `kind` to `jurisdiction` sent at `sent_at` meets: not those of a follow-up the
+    company received only after the report went out (that information is still to be reported)."""
+    clocks = case.clocks.filter(met_at__isnull=True, stopped_at__isnull=True, kind=kind, jurisdiction=jurisdiction)
+    if sent_at is not None:
+        clocks = clocks.filter(started_at__lte=sent_at)
+    return list(clocks.order_by("due_at"))
 
 
 def _late_by(clocks: list[SafetyClock], at: dt.datetime) -> dt.timedelta | None:
@@ -928,16 +933,18 @@ def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> S
     if errors:
         raise ValidationError(errors)
     kind = values.pop("kind")
-    _check_submittable(case, kind, values, _open_report_clocks(case, kind, values["jurisdiction"]))
-    signatures.verify(user, otp_code, signatures.Meaning.APPROVED_FOR_SUBMISSION, case)
     submitted_at = values["submitted_at"]
+    _check_submittable(case, kind, values, _open_report_clocks(case, kind, values["jurisdiction"], submitted_at))
+    signatures.verify(user, otp_code, signatures.Meaning.APPROVED_FOR_SUBMISSION, case)
     with transaction.atomic():
         case = _lock(case, None)
-        open_clocks = _open_report_clocks(case, kind, values["jurisdiction"])
+        open_clocks = _open_report_clocks(case, kind, values["jurisdiction"], submitted_at)
         _check_submittable(case, kind, values, open_clocks)
         late_by = _late_by(open_clocks, submitted_at)
         sig = signatures.record(user, signatures.Meaning.APPROVED_FOR_SUBMISSION, case)
-        latest = case.versions.order_by("-sequence").first()
+        # the version it reported: the latest the company had when the report was sent
+        latest = (case.versions.filter(received_at__lte=submitted_at).order_by("-sequence").first()
+                  or case.versions.order_by("sequence").first())  # fmt: skip
         submission = Submission.objects.create(
             case=case, case_version=latest, clock=open_clocks[0] if open_clocks else None,
             submitted_by=_actor(user), signature=sig, late=late_by is not None,
@@ -946,8 +953,8 @@ def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> S
         for clock in open_clocks:
             clock.met_at, clock.next_check_at = submitted_at, None
             clock.save(update_fields=["met_at", "next_check_at"])
-        if kind == ClockKind.REPORT:
-            case.status = CaseStatus.SUBMITTED
+        if kind == ClockKind.REPORT and not _open_report_clocks(case, kind, values["jurisdiction"]):
+            case.status = CaseStatus.SUBMITTED  # (a follow-up received after it was sent is still owed)
         case.version += 1
         case.updated_at = timezone.now()
         case.save(update_fields=["status", "version", "updated_at"])

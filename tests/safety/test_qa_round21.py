@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from pharmacrm.safety import services
 from pharmacrm.safety.models import Flag, SafetyClock
+from tests.safety.conftest import sign_code as _sign_code
 
 pytestmark = pytest.mark.django_db
 
@@ -139,3 +140,24 @@ def test_a_closed_quality_complaint_keeps_what_it_was_closed_with(users, client_
     assert (case.quality.batch, case.quality.recall_decision) == ("B1", "class_2")
     page = client_for("pv").get(f"/safety/cases/{case.pk}/").content.decode()
     assert 'id="quality-edit"' not in page
+
+
+def test_a_report_sent_before_the_follow_up_arrived_does_not_meet_the_follow_ups_clock(make_case, users):
+    """The initial report went to the NMPA on day 10 and PV records it on day 15, after a follow-up arrived on day
+    12. The submission met the follow-up's clock too and marked the case "submitted" — though the report could
+    not contain information that reached the company two days later: the follow-up report was silently forgotten."""
+    pv = users["pv"]
+    now = timezone.now()
+    case = make_case(received_at=now - dt.timedelta(days=15))
+    services.add_follow_up(pv, case, {"patient_weight_kg": "65"}, received_at=now - dt.timedelta(days=3),
+                           summary="医院补充了体重", version=case.version)  # fmt: skip
+    case.refresh_from_db()
+    sent = now - dt.timedelta(days=5)
+    submission = services.record_submission(pv, case, {"channel": "nmpa", "submitted_at": sent},
+                                            otp_code=_sign_code(pv))  # fmt: skip
+    clocks = {c.case_version.sequence: c for c in SafetyClock.objects.filter(case=case, kind="report")}
+    assert clocks[0].met_at == sent
+    assert clocks[1].met_at is None and clocks[1].next_check_at is not None  # the follow-up is still owed
+    assert submission.case_version.sequence == 0  # what it reported: the version known when it was sent
+    case.refresh_from_db()
+    assert case.status != "submitted"
