@@ -161,3 +161,31 @@ def test_a_report_sent_before_the_follow_up_arrived_does_not_meet_the_follow_ups
     assert submission.case_version.sequence == 0  # what it reported: the version known when it was sent
     case.refresh_from_db()
     assert case.status != "submitted"
+
+
+def _dose_units(xml: bytes) -> list[str]:
+    from lxml import etree
+
+    return etree.fromstring(xml).xpath("//h:doseQuantity/@unit", namespaces={"h": "urn:hl7-org:v3"})
+
+
+@pytest.mark.parametrize(("written", "ucum"), [("毫克", "mg"), ("片", "{DF}"), ("粒", "{DF}"), ("毫升", "mL"),
+                                               ("国际单位", "[iU]"), ("mg", "mg")])
+def test_a_dose_unit_written_in_chinese_goes_out_as_its_ucum_code(make_case, written, ucum):
+    """"2 片" or "500 毫克" is how a Chinese case gives the dose: the ICSR carried unit="片" — valid against the schema,
+    but G.k.4.r.1b is a constrained UCUM code, so the regulator's gateway rejects the report."""
+    from pharmacrm.safety.e2b import export
+    from tests.safety.conftest import COMPLETE
+
+    case = make_case(drugs=[{**COMPLETE["drugs"][0], "dose": "2", "dose_unit": written}])
+    assert _dose_units(export.release([case], purpose="partner").xml) == [ucum]
+
+
+def test_a_dose_unit_with_no_ucum_code_is_named_before_the_export(make_case):
+    from pharmacrm.safety.e2b import export
+    from tests.safety.conftest import COMPLETE
+
+    case = make_case(drugs=[{**COMPLETE["drugs"][0], "dose": "1", "dose_unit": "小勺"}])
+    with pytest.raises(export.ExportRefused) as refused:
+        export.release([case], purpose="partner")
+    assert [p.field for p in refused.value.problems] == ["drugs[0].dose_unit"]

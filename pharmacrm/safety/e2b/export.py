@@ -372,7 +372,7 @@ def _drug(organizer, case, drug, did: str, reaction_ids: list[str], meddra_versi
         if drug.route:
             _el(_el(dosage, "routeCode"), "originalText", _text(drug.route))  # G.k.4.r.10.1
         if drug.dose:  # G.k.4.r.1a/b
-            _el(dosage, "doseQuantity", value=drug.dose.strip(), unit=drug.dose_unit.strip() or "1")
+            _el(dosage, "doseQuantity", value=drug.dose.strip(), unit=rules.ucum_unit(drug.dose_unit) or "1")
         if drug.batch or drug.dosage_form:
             instance = _el(_el(dosage, "consumable", typeCode="CSM"), "instanceOfKind", classCode="INST")
             if drug.batch:  # G.k.4.r.7

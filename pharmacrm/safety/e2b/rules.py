@@ -125,6 +125,23 @@ def product_name(drug) -> str:
     return (product.brand_name or product.generic_name) if product else ""
 
 
+# G.k.4.r.1b is a constrained UCUM code: the units a Chinese dose is written in, as UCUM; a count of a dosage form
+# (片, 粒, 支 …) is "{DF}", as the FDA table says
+UCUM_UNITS = {
+    "毫克": "mg", "克": "g", "微克": "ug", "μg": "ug", "µg": "ug", "mcg": "ug", "纳克": "ng", "千克": "kg",
+    "公斤": "kg", "毫升": "mL", "ml": "mL", "升": "L", "l": "L", "国际单位": "[iU]", "iu": "[iU]", "单位": "[U]",
+    "u": "[U]", "毫摩尔": "mmol", "mmol": "mmol",
+    **dict.fromkeys(("片", "粒", "丸", "袋", "支", "瓶", "贴", "揿", "喷", "滴", "包", "枚", "颗", "剂", "板", "管", "胶囊",
+                     "tablet", "tablets", "tab", "tabs", "capsule", "capsules", "cap", "caps"), "{DF}"),
+}  # fmt: skip
+
+
+def ucum_unit(text: str) -> str:
+    """A dose unit as written ("毫克", "片", "mg") as the UCUM code G.k.4.r.1b takes; unknown ones as written."""
+    unit = (text or "").strip()
+    return UCUM_UNITS.get(unit.lower(), unit)
+
+
 def meddra_version(case) -> str:
     """The MedDRA version the case is coded in (the first reaction that names one): G.k.7.r.2a has no field
     of its own."""
@@ -177,7 +194,7 @@ def values(case) -> Iterator[tuple[str, str, object]]:
         yield "G.k.3.1", f"{at}.approval_number", drug.approval_number
         yield "G.k.3.3", f"{at}.manufacturer", drug.manufacturer
         yield "G.k.4.r.1a", f"{at}.dose", drug.dose
-        yield "G.k.4.r.1b", f"{at}.dose_unit", drug.dose_unit
+        yield "G.k.4.r.1b", f"{at}.dose_unit", ucum_unit(drug.dose_unit)
         yield "G.k.4.r.4", f"{at}.start_date", drug.start_date
         yield "G.k.4.r.5", f"{at}.stop_date", drug.stop_date
         yield "G.k.4.r.7", f"{at}.batch", drug.batch
@@ -294,7 +311,9 @@ def check(case, purpose: str = REGULATORY) -> list[Problem]:
             elif not spec.codes and not _NUMBER.match(text):
                 problem(element, field, _("%(name)s must be a number, not “%(value)s”.")
                         % {"name": name, "value": text})  # fmt: skip
-        elif spec.data_type == "A" and not text.isascii():
+        elif (spec.data_type == "A" and not text.isascii()) or (
+            element == "G.k.4.r.1b" and not (text.isascii() and text.isprintable() and " " not in text)
+        ):  # a dose unit the regulator can read is a UCUM code ("毫克" goes out as mg, but "小勺" cannot)
             problem(
                 element, field, _("%(name)s: “%(value)s” is not a code.") % {"name": name, "value": text}
             )
