@@ -694,6 +694,12 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
             case.status = CaseStatus.ASSESSING
         _save_case(case)
         plan_clocks(case, case.versions.order_by("-sequence").first(), now)
+        if case.status == CaseStatus.SUBMITTED and case.clocks.filter(
+            kind=ClockKind.REPORT, met_at__isnull=True, stopped_at__isnull=True
+        ).exists():  # corrected into a case with a report still owed (found serious): not "submitted" any more
+            changes["status"] = [case.status, CaseStatus.ASSESSING]
+            case.status = CaseStatus.ASSESSING
+            case.save(update_fields=["status"])
         _sync_follow_up_task(case, now)
         _record(A.UPDATE, case, user, changes=changes)
     return case

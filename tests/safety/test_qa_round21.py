@@ -189,3 +189,19 @@ def test_a_dose_unit_with_no_ucum_code_is_named_before_the_export(make_case):
     with pytest.raises(export.ExportRefused) as refused:
         export.release([case], purpose="partner")
     assert [p.field for p in refused.value.problems] == ["drugs[0].dose_unit"]
+
+
+def test_a_submitted_case_found_serious_goes_back_to_being_assessed(make_case, users):
+    """The 30-day report went out; PV then corrects the case — the patient had been admitted to hospital. A
+    15-day clock opens for the serious report, but the case still read "submitted" in the list, among the
+    cases with nothing left to do."""
+    pv = users["pv"]
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=2))
+    services.record_submission(pv, case, {"channel": "nmpa"}, otp_code=_sign_code(pv))
+    case.refresh_from_db()
+    assert case.status == "submitted"
+    reaction = {**case.reactions.values("verbatim", "meddra_version", "meddra_llt", "outcome")[0],
+                "hospitalisation": True}  # fmt: skip
+    case = services.update_case(pv, case, {"reactions": [reaction]}, version=case.version)
+    assert SafetyClock.objects.filter(case=case, kind="report", met_at__isnull=True, rule__code="CN-NEW-SERIOUS").exists()
+    assert case.status == "assessing"
