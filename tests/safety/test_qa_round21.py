@@ -205,3 +205,15 @@ def test_a_submitted_case_found_serious_goes_back_to_being_assessed(make_case, u
     case = services.update_case(pv, case, {"reactions": [reaction]}, version=case.version)
     assert SafetyClock.objects.filter(case=case, kind="report", met_at__isnull=True, rule__code="CN-NEW-SERIOUS").exists()
     assert case.status == "assessing"
+
+
+@pytest.mark.parametrize("text", [
+    "打完针胳膊疼了好几天",  # the arm an injection went into
+    "打完针屁股一直疼，还有个硬块",
+    "我阿媽食完啲藥之後冇胃口",  # Cantonese: no appetite since the medicine
+])
+def test_the_net_catches_pain_where_the_injection_went_and_a_cantonese_loss_of_appetite(text):
+    from pharmacrm.safety.screen import screen
+
+    result = screen(text)
+    assert result.signal and result.kind == "adverse_reaction", (text, result)
