@@ -100,6 +100,15 @@ def save_model(user, kind: str, data: dict) -> ScoringModel:
     benefits = data.get("benefits", current.benefits)
     if not isinstance(weights, dict) or not isinstance(thresholds, dict) or not isinstance(benefits, dict):
         raise ValidationError({"weights": [_("Send weights, thresholds and results as objects.")]})
+    # what is not sent stays as it is, as for the reference values: a client changing class A's discount
+    # must not drop the other classes' results (D's improvement actions) nor A's tier; a measure or a
+    # threshold left out keeps its value (a weight of 0 leaves a measure out)
+    weights = {**(current.weights or {}), **weights}
+    thresholds = {**(current.thresholds or {}), **thresholds}
+    benefits = {
+        k: {**((current.benefits or {}).get(k) or {}), **v} if isinstance(v, dict) else v
+        for k, v in {**(current.benefits or {}), **benefits}.items()
+    }
     errors = scoring.validate_model(kind, weights, params, thresholds)
     for message in points_errors(params):
         errors.setdefault("params", []).append(message)

@@ -1,0 +1,53 @@
+"""Session 21 (evaluation and key-account programme): a scoring model changed in part through the API keeps
+what was not sent; a merged customer leaves the lists of the periods in force; an agreement whose service
+standard is long is generated."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from pharmacrm.customers import services as customers
+from pharmacrm.keyaccounts import evaluation, services
+from pharmacrm.keyaccounts.choices import ModelKind
+from pharmacrm.keyaccounts.models import Score
+
+from .eval_fixtures import *  # noqa: F403  (fixtures)
+from .eval_fixtures import H1_2026
+from .programme_fixtures import *  # noqa: F403  (fixtures)
+
+pytestmark = pytest.mark.django_db
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+MODEL_URL = "/api/v1/scoring-models/evaluation/"
+
+
+# --- 1. a model changed in part keeps what was not sent -------------------------------------------------------
+
+
+def test_changing_one_classs_discount_keeps_the_other_results(users, api_client):
+    """A client raising class A's discount to 6 % sent {"benefits": {"A": {"discount": 6}}}: the new version had
+    no tier or reward programme for A and no results at all for B, C and D — D's improvement actions and every
+    tier change were silently switched off."""
+    api = api_client("analyst")
+    response = api.put(MODEL_URL, {"benefits": {"A": {"discount": 6}}, "version": 1}, format="json")
+
+    assert response.status_code == 200, response.json()
+    benefits = response.json()["benefits"]
+    assert benefits["A"] == {"tier": "vip", "discount": 6, "programme": "年度优秀客户奖", "action": False}
+    assert benefits["D"] == {"tier": "regular", "discount": 0, "programme": "", "action": True}
+    assert benefits["B"]["programme"] == "采购额达标奖"
+
+
+def test_changing_one_weight_or_threshold_keeps_the_others(users, api_client):
+    api = api_client("analyst")
+    response = api.put(MODEL_URL, {"weights": {"amount": 45}, "thresholds": {"A": 85}, "version": 1}, format="json")
+
+    assert response.status_code == 200, response.json()
+    saved = response.json()
+    assert saved["weights"] == {"amount": 45, "frequency": 20, "satisfaction": 20, "credit": 25}
+    assert saved["thresholds"] == {"A": 85, "B": 60, "C": 40}
+    # a weight of 0 still leaves a measure out
+    response = api.put(MODEL_URL, {"weights": {"satisfaction": 0}, "version": 2}, format="json")
+    assert response.status_code == 200 and "satisfaction" not in response.json()["shares"]
