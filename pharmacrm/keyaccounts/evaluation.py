@@ -525,6 +525,28 @@ def _drop_unearned(kind: str, period: str, facts: dict, ids: list[int] | None) -
     return scored.filter(institution_id__any_of=id_set(gone)).delete()[0]
 
 
+def drop_merged_scores(sender, survivor, duplicate, **kwargs) -> int:
+    """A customer merge (customers.services.merged, inside its transaction): the duplicate is no customer any
+    more, so its scores of the periods in force — each kind's latest period of each cadence — go. Left, the
+    merged record stayed ranked in the results and the candidate list (with a "Propose" that is refused) until
+    the period's next full run, months later. Its purchases now are the survivor's, scored with them at the next
+    run; earlier periods keep the duplicate's scores as their history."""
+    if sender is not Institution:
+        return 0
+    in_force: dict[tuple[str, str], tuple[dt.date, str]] = {}
+    for kind, period in (
+        EvaluationRun.objects.filter(finished_at__isnull=False).order_by()
+        .values_list("model__kind", "period").distinct()
+    ):  # fmt: skip
+        key, start = (kind, cadence(period)), period_span(period)[0]
+        if key not in in_force or start > in_force[key][0]:
+            in_force[key] = (start, period)
+    gone = Q(pk__in=[])
+    for (kind, _cadence), (_start, period) in in_force.items():
+        gone |= Q(kind=kind, period=period)
+    return Score.objects.filter(gone, institution_id=duplicate.pk).delete()[0] if in_force else 0
+
+
 SCORE_CHUNK = 2000
 
 

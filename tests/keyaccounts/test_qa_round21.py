@@ -15,7 +15,7 @@ from pharmacrm.keyaccounts.choices import ModelKind
 from pharmacrm.keyaccounts.models import Score
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
-from .eval_fixtures import H1_2026
+from .eval_fixtures import H1_2026, H2_2025
 from .programme_fixtures import *  # noqa: F403  (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -51,3 +51,27 @@ def test_changing_one_weight_or_threshold_keeps_the_others(users, api_client):
     # a weight of 0 still leaves a measure out
     response = api.put(MODEL_URL, {"weights": {"satisfaction": 0}, "version": 2}, format="json")
     assert response.status_code == 200 and "satisfaction" not in response.json()["shares"]
+
+
+# --- 2. a merged customer leaves the lists of the periods in force ----------------------------------------------
+
+
+def test_a_merged_customer_leaves_the_results_and_the_candidate_list(purchases, users, admin_user, client_for, api_client):
+    """协和 was merged into 华山 (a duplicate record): it stayed in class D of the half-year's results and ranked on
+    the candidate list, its "Propose" refused as merged, until the next full run of the period — for a half-year,
+    up to six months later."""
+    xiehe, huashan = purchases["xiehe"], purchases["huashan"]
+    evaluation.run(ModelKind.EVALUATION, as_of=H2_2025)
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    evaluation.run(ModelKind.CANDIDATE, as_of=H1_2026)
+    assert Score.objects.filter(institution=xiehe, period__in=["2026H1", "2026-06"]).count() == 2
+
+    customers.merge(admin_user, huashan, xiehe)
+
+    results = client_for("analyst").get("/keyaccounts/evaluations/?period=2026H1&klass=D", **EN).content.decode()
+    candidates = client_for("analyst").get("/keyaccounts/candidates/?period=2026-06", **EN).content.decode()
+    assert xiehe.name not in results and xiehe.name not in candidates
+    listed = api_client("analyst").get("/api/v1/evaluations/?period=2026H1").json()["results"]
+    assert [row["customer"] for row in listed if row["customer"] == xiehe.pk] == []
+    # the half-year before keeps its history
+    assert list(Score.objects.filter(institution=xiehe).values_list("period", flat=True)) == ["2025H2"]
