@@ -75,3 +75,31 @@ def test_a_merged_customer_leaves_the_results_and_the_candidate_list(purchases, 
     assert [row["customer"] for row in listed if row["customer"] == xiehe.pk] == []
     # the half-year before keeps its history
     assert list(Score.objects.filter(institution=xiehe).values_list("period", flat=True)) == ["2025H2"]
+
+
+# --- 3. an agreement whose service standard is long -------------------------------------------------------------
+
+
+def _pdf_text(data: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+
+    return "".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages).replace("\x00", "")
+
+
+def test_an_agreement_with_a_long_service_standard_is_generated_with_every_word(users, xiehe, with_plan):
+    """A standard of a page and more (an SOP pasted in) made the items table's row taller than a page: generating
+    the agreement failed with a server error, and the account could get no agreement at all."""
+    from pharmacrm.keyaccounts.models import PlanItem
+
+    account, plan = with_plan(xiehe)
+    item = PlanItem.objects.filter(plan=plan).order_by("id").first()
+    PlanItem.objects.filter(pk=item.pk).update(standard="按照标准操作规程执行并记录结果，" * 200 + "违约责任条款END")
+    today = timezone.localdate()
+
+    agreement = services.generate_agreement(users["kam"], account, start_date=today, end_date=today + dt.timedelta(days=365))
+
+    text = _pdf_text(services.agreement_document(agreement)).replace("\n", "")
+    assert "Service standards in full" in text and "See note 1 below" in text
+    assert "违约责任条款END" in text and "48 小时内响应" in text  # the long one in full, the short ones in the table
