@@ -901,7 +901,9 @@ def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> Servi
         url = reverse("keyaccounts:account", args=[plan.account_id]) + "#plan"
         title = Message(gettext_lazy("Service plan for review: %(name)s (version %(v)s)"),
                         name=plan.account.institution.name, v=plan.version_number)  # fmt: skip
-        _notify(_users_with(Cap.APPROVE_KEY_ACCOUNTS), "keyaccounts.plan", title, "", url, plan)
+        # the leaders who may review it: not who wrote or submitted it or delivers an item (decide_plan refuses them)
+        reviewers = [u for u in _users_with(Cap.APPROVE_KEY_ACCOUNTS) if may_decide_plan(u, plan)]
+        _notify(reviewers, "keyaccounts.plan", title, "", url, plan)
     return plan
 
 

@@ -103,3 +103,28 @@ def test_an_agreement_with_a_long_service_standard_is_generated_with_every_word(
     text = _pdf_text(services.agreement_document(agreement)).replace("\n", "")
     assert "Service standards in full" in text and "See note 1 below" in text
     assert "违约责任条款END" in text and "48 小时内响应" in text  # the long one in full, the short ones in the table
+
+
+# --- 4. a plan submitted for review is announced to who may review it --------------------------------------------
+
+
+def test_a_submitted_plan_is_announced_only_to_the_leaders_who_may_review_it(users, xiehe, staffed, manager2):
+    """The manager who wrote and submitted a plan was told "Service plan for review" about it, opened it and read
+    that they may not review it; so was a manager owning one of its items."""
+    from pharmacrm.keyaccounts.choices import PlanArea
+    from pharmacrm.notify.models import Notification
+
+    from .programme_fixtures import item_data
+
+    account = staffed(xiehe)
+    manager = users["manager"]
+    plan = services.start_plan(manager, account, goals="保障供应")
+    for area in (PlanArea.SUPPLY, PlanArea.TECH_SUPPORT, PlanArea.AFTER_SALES, PlanArea.TRAINING):
+        services.save_item(manager, plan, item_data(users, area))
+    Notification.objects.all().delete()
+
+    services.submit_plan(manager, plan)
+
+    told = set(Notification.objects.filter(kind="keyaccounts.plan").values_list("recipient__username", flat=True))
+    assert told == {"manager2"}
+    assert services.may_decide_plan(manager2, plan) and not services.may_decide_plan(manager, plan)
