@@ -525,6 +525,29 @@ def _drop_unearned(kind: str, period: str, facts: dict, ids: list[int] | None) -
     return scored.filter(institution_id__any_of=id_set(gone)).delete()[0]
 
 
+def refresh_candidate_flag(institution_id: int) -> None:
+    """A customer listed or de-listed as a key account: its identification score of the latest period says at
+    once whether it is a candidate — at or above its model's threshold and not a key account — instead of at
+    the next monthly run (a customer just approved stayed "candidate" beside "already a key account", and one
+    de-listed was no candidate for the rest of the month)."""
+    period = (
+        EvaluationRun.objects.filter(model__kind=ModelKind.CANDIDATE, finished_at__isnull=False)
+        .order_by("-as_of", "-started_at").values_list("period", flat=True).first()
+    )  # fmt: skip
+    score = (
+        Score.objects.filter(institution_id=institution_id, kind=ModelKind.CANDIDATE, period=period)
+        .select_related("model").first()
+        if period else None
+    )  # fmt: skip
+    if score is None:
+        return
+    threshold = Decimal(str((score.model.thresholds or {}).get("candidate", 101)))
+    listed = KeyAccount.objects.filter(institution_id=institution_id, status=AccountStatus.ACTIVE).exists()
+    flag = score.score >= threshold and not listed
+    if flag != score.candidate:
+        Score.objects.filter(pk=score.pk).update(candidate=flag)
+
+
 def drop_merged_scores(sender, survivor, duplicate, **kwargs) -> int:
     """A customer merge (customers.services.merged, inside its transaction): the duplicate is no customer any
     more, so its scores of the periods in force — each kind's latest period of each cadence — go. Left, the

@@ -572,8 +572,15 @@ def _open_account(user, institution: Institution, now) -> KeyAccount:
     account = KeyAccount.objects.create(number=_number("KA", now), institution=institution, team=team, listed_at=now)
     account.previous_tier = _set_tier(user, institution, Tier.KEY, "key-account listing")
     account.save(update_fields=["previous_tier"])
+    _refresh_candidate(institution.pk)  # a key account is no candidate any more
     audit.record(A.CREATE, account, user=user, changes={"number": [None, account.number], "institution": [None, institution.pk]})
     return account
+
+
+def _refresh_candidate(institution_id: int) -> None:
+    from . import evaluation
+
+    evaluation.refresh_candidate_flag(institution_id)
 
 
 def tier_after_delisting(account: KeyAccount) -> str:
@@ -605,6 +612,7 @@ def _close_account(user, account: KeyAccount, now) -> None:
     # the team serves it no more: later periods' scorecards leave it out
     TeamTenure.objects.filter(account=account, end__isnull=True).update(end=timezone.localtime(now).date())
     _set_tier(user, account.institution, tier_after_delisting(account), "key-account de-listing")
+    _refresh_candidate(account.institution_id)  # above the threshold: a candidate again
     for plan in account.plans.filter(status=PlanStatus.APPROVED):
         plan.items.update(next_check_at=None, claimed_until=None)
     account.agreements.filter(next_check_at__isnull=False).update(next_check_at=None, claimed_until=None)

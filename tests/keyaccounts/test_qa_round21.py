@@ -17,6 +17,7 @@ from pharmacrm.keyaccounts.models import Score
 from .eval_fixtures import *  # noqa: F403  (fixtures)
 from .eval_fixtures import H1_2026, H2_2025
 from .programme_fixtures import *  # noqa: F403  (fixtures)
+from .programme_fixtures import sign_code
 
 pytestmark = pytest.mark.django_db
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
@@ -128,3 +129,31 @@ def test_a_submitted_plan_is_announced_only_to_the_leaders_who_may_review_it(use
     told = set(Notification.objects.filter(kind="keyaccounts.plan").values_list("recipient__username", flat=True))
     assert told == {"manager2"}
     assert services.may_decide_plan(manager2, plan) and not services.may_decide_plan(manager, plan)
+
+
+# --- 5. listing and de-listing say at once who is a candidate -------------------------------------------------
+
+
+def test_a_customer_listed_or_delisted_is_no_candidate_or_a_candidate_again_at_once(
+    purchases, users, make_proposal, client_for, api_client
+):
+    """华山 (83.05, threshold 70) was approved as a key account: until next month's run it stayed on "Only
+    candidates above the threshold" with both badges "candidate" and "already a key account", and the API said
+    candidate: true. De-listed, it was no candidate for the rest of the month."""
+    huashan = purchases["huashan"]
+    evaluation.run(ModelKind.CANDIDATE, as_of=H1_2026)
+    url = "/keyaccounts/candidates/?period=2026-06&only=on"
+
+    def candidates() -> tuple[bool, bool]:
+        page = huashan.name in client_for("analyst").get(url, **EN).content.decode()
+        rows = api_client("analyst").get(f"/api/v1/keyaccounts/candidates/?period=2026-06&customer={huashan.pk}")
+        return page, rows.json()["results"][0]["candidate"]
+
+    assert candidates() == (True, True)
+    proposal = services.decide(users["manager"], make_proposal(huashan), approve=True, comment="同意",
+                               otp_code=sign_code(users["manager"]))  # fmt: skip
+    assert candidates() == (False, False)
+
+    delisting = make_proposal(huashan, kind="delist")
+    services.decide(users["manager"], delisting, approve=True, comment="同意", otp_code=sign_code(users["manager"]))
+    assert proposal.account.pk and candidates() == (True, True)
