@@ -374,10 +374,28 @@ def _neighbour(kind: str, period: str, *, later: bool) -> str | None:
         return min(found) if later else max(found)
     if later or cadence(period) != "Q":
         return None
-    year, number = int(period[:4]), int(period[5:])
+    return _half_before(kind, period)
+
+
+def _half_before(kind: str, quarter_label: str) -> str | None:
+    """The last half-year with a finished run that ended before the key-account quarter began: the previous
+    period of the first quarter, and of an account's first quarter (listed since the quarter before was scored),
+    so that a customer evaluated for years is not shown as new to evaluation."""
+    year, number = int(quarter_label[:4]), int(quarter_label[5:])
     ended = f"{year - 1}H2" if number <= 2 else f"{year}H1"
-    halves = runs.filter(period__lte=ended).values_list("period", flat=True).distinct()
+    halves = (
+        EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, period__lte=ended)
+        .values_list("period", flat=True).distinct()
+    )  # fmt: skip
     return max((p for p in halves if cadence(p) == "H"), default=None)
+
+
+def _fallback_half(kind: str, period: str, earlier: str | None) -> str | None:
+    """For a key-account quarter whose previous period is a quarter: the half-year its accounts that were not
+    scored in that quarter (listed since) move from; None otherwise."""
+    if cadence(period) != "Q" or earlier is None or cadence(earlier) != "Q":
+        return None
+    return _half_before(kind, period)
 
 
 # A new score's previous class, until `_link_previous` gives it the class of the period before. A score
@@ -397,7 +415,15 @@ def _previous(kind: str, period: str, ids: Iterable[int] | None = None) -> dict[
     rows = Score.objects.filter(kind=kind, period=earlier).order_by()
     if ids is not None:
         rows = rows.filter(institution_id__any_of=id_set(ids))
-    return {inst: (k, s) for inst, k, s in rows.values_list("institution_id", "klass", "score")}
+    found = {inst: (k, s) for inst, k, s in rows.values_list("institution_id", "klass", "score")}
+    half = _fallback_half(kind, period, earlier)
+    if half is not None:  # the accounts listed since the quarter before: their last half-year's class
+        halves = Score.objects.filter(kind=kind, period=half)
+        if ids is not None:
+            halves = halves.filter(institution_id__any_of=id_set(ids))
+        for inst, k, s in halves.order_by().values_list("institution_id", "klass", "score"):
+            found.setdefault(inst, (k, s))
+    return found
 
 
 def _link_previous(kind: str, period: str, ids: list[int]) -> None:
@@ -408,13 +434,16 @@ def _link_previous(kind: str, period: str, ids: list[int]) -> None:
     table = Score._meta.db_table
     earlier = _neighbour(kind, period, later=False)
     new, params = any_of_sql(f"{table}.institution_id", ids, connection.vendor)
+    half = _fallback_half(kind, period, earlier)
     with connection.cursor() as cursor:
-        if earlier is not None:
+        # from the period before; in a key-account quarter, an account not scored in the quarter before (listed
+        # since) from the last half-year
+        for source in (p for p in (earlier, half) if p is not None):
             cursor.execute(
                 f"UPDATE {table} SET previous_klass = p.klass, previous_score = p.score FROM {table} p "
                 f"WHERE {table}.kind = %s AND {table}.period = %s AND {new} AND {table}.previous_klass = %s "
                 f"AND p.institution_id = {table}.institution_id AND p.kind = %s AND p.period = %s",
-                [kind, period, *params, PENDING, kind, earlier],
+                [kind, period, *params, PENDING, kind, source],
             )  # fmt: skip
         cursor.execute(
             f"UPDATE {table} SET previous_klass = '', previous_score = NULL "

@@ -157,3 +157,33 @@ def test_a_customer_listed_or_delisted_is_no_candidate_or_a_candidate_again_at_o
     delisting = make_proposal(huashan, kind="delist")
     services.decide(users["manager"], delisting, approve=True, comment="同意", otp_code=sign_code(users["manager"]))
     assert proposal.account.pk and candidates() == (True, True)
+
+
+# --- 6. an account's first key-account quarter moves from its half-year -------------------------------------------
+
+
+def test_an_account_listed_since_the_last_quarter_moves_from_its_half_year_not_new(purchases, users, staffed, api_client):
+    """Only the very first key-account quarter moved from the half-year before: an account listed later was shown
+    as "new" in its first quarter, though its half-year class was known (协和 D in 2026H1)."""
+    xiehe, huashan, changzheng = purchases["xiehe"], purchases["huashan"], purchases["changzheng"]
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)  # 2026H1: 协和 D, 华山 A
+    half = {s.institution_id: s for s in Score.objects.filter(period="2026H1")}
+    evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2026, 9, 30), key_accounts_only=True)  # 2026Q3: 长征 only
+    evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2026, 12, 31), key_accounts_only=True)  # 2026Q4: 长征 only
+    staffed(xiehe)
+
+    evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2026, 12, 31), key_accounts_only=True)  # 2026Q4 again
+
+    def previous(customer, period):
+        return Score.objects.filter(institution=customer, period=period).values_list("previous_klass", "previous_score").get()
+
+    assert previous(xiehe, "2026Q4") == ("D", half[xiehe.pk].score)
+    q3 = Score.objects.get(institution=changzheng, period="2026Q3")
+    assert previous(changzheng, "2026Q4") == (q3.klass, q3.score)  # the others move from the quarter before
+    rows = api_client("analyst").get(f"/api/v1/evaluations/?period=2026Q4&customer={xiehe.pk}").json()["results"]
+    assert rows[0]["previous_class"] == "D"
+
+    # the first run of a quarter alike
+    staffed(huashan)
+    evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2027, 3, 31), key_accounts_only=True)  # 2027Q1
+    assert previous(huashan, "2027Q1") == ("A", half[huashan.pk].score)
