@@ -505,6 +505,11 @@ def withdraw(user, proposal: Proposal) -> Proposal:
         proposal.status = ProposalStatus.WITHDRAWN
         _save_versioned(proposal, ["status"], proposal.version)
         audit.record(A.UPDATE, proposal, user=user, changes={"status": [old, proposal.status]})
+        if proposal.proposed_by_id != user.pk:  # leadership closed it: the proposer hears it, as of a decision
+            title = Message(gettext_lazy("Key-account proposal %(number)s was withdrawn by %(name)s"),
+                            number=proposal.number, name=str(user))  # fmt: skip
+            _notify([proposal.proposed_by], "keyaccounts.decided", title, proposal.institution.name,
+                    reverse("keyaccounts:proposal", args=[proposal.pk]), proposal)  # fmt: skip
     return proposal
 
 

@@ -187,3 +187,28 @@ def test_an_account_listed_since_the_last_quarter_moves_from_its_half_year_not_n
     staffed(huashan)
     evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2027, 3, 31), key_accounts_only=True)  # 2027Q1
     assert previous(huashan, "2027Q1") == ("A", half[huashan.pk].score)
+
+
+# --- 7. a proposal closed by leadership is told to its proposer ------------------------------------------------
+
+
+def test_a_proposal_leadership_closes_is_told_to_the_proposer(users, xiehe, make_proposal):
+    """Once a proposal waits for leadership only leadership may close it; the analyst who proposed it was not
+    told — it vanished from their inbox as withdrawn, while a decision is always told."""
+    from django.utils import translation
+
+    from pharmacrm.notify.models import Notification
+
+    proposal = make_proposal(xiehe)
+    Notification.objects.all().delete()
+
+    services.withdraw(users["manager"], proposal)
+
+    [note] = Notification.objects.filter(recipient=users["analyst"])
+    with translation.override("en"):
+        assert note.shown_title == f"Key-account proposal {proposal.number} was withdrawn by {users['manager']}"
+    assert note.url.endswith(f"/keyaccounts/proposals/{proposal.pk}/")
+    # the proposer withdrawing their own is told nothing
+    own = make_proposal(xiehe, submitted=False)
+    services.withdraw(users["analyst"], own)
+    assert Notification.objects.filter(recipient=users["analyst"]).count() == 1
