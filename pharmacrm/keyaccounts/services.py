@@ -2006,6 +2006,9 @@ def scorecards(period: str) -> list[dict]:
     items = items.exclude(status=ItemStatus.CANCELLED).exclude(
         plan__account__status=AccountStatus.DELISTED, completed_at__isnull=True
     )
+    # a period still running (this quarter, this year): an open item whose deadline has not passed has not fallen
+    # due yet — counted, it read as missed on the member's card
+    items = items.exclude(deadline__gte=timezone.localdate(), completed_at__isnull=True)
     for owner_id, deadline, completed in _due_items(items):
         card = cards.get(owner_id)
         if card is None:

@@ -212,3 +212,23 @@ def test_a_proposal_leadership_closes_is_told_to_the_proposer(users, xiehe, make
     own = make_proposal(xiehe, submitted=False)
     services.withdraw(users["analyst"], own)
     assert Notification.objects.filter(recipient=users["analyst"]).count() == 1
+
+
+# --- 8. a scorecard of the period running counts the items that fell due -------------------------------------------
+
+
+def test_a_scorecard_of_the_quarter_running_does_not_count_items_not_due_yet_as_missed(users, xiehe, with_plan):
+    """The member's card for this quarter (or this year) counted every item due by the end of the period: four
+    items due at the end of the quarter, one done, read "1 of 4 on time" weeks before the others were due."""
+    from pharmacrm.keyaccounts.models import PlanItem
+
+    account, plan = with_plan(xiehe)
+    today = timezone.localdate()
+    period = f"{today.year}Q{(today.month - 1) // 3 + 1}"
+    PlanItem.objects.filter(plan=plan).update(deadline=services.period_bounds(period, ended=False)[1])
+    first = PlanItem.objects.filter(plan=plan).order_by("id").first()
+    services.update_progress(users["kam"], first, status="done")
+
+    card = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
+
+    assert (card["items_due"], card["items_on_time"]) == (1, 1)
