@@ -232,3 +232,25 @@ def test_a_scorecard_of_the_quarter_running_does_not_count_items_not_due_yet_as_
     card = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
 
     assert (card["items_due"], card["items_on_time"]) == (1, 1)
+
+
+# --- 9. the API says which key-account evaluation measures had no data ---------------------------------------------
+
+
+def test_the_api_says_which_measures_of_a_key_account_evaluation_had_no_data(users, xiehe, with_plan, api_client):
+    """A quarter without surveys or tickets scores those measures with the neutral default, and the page says
+    "(default: no data)"; the API gave the same 60 with nothing to tell it from a real satisfaction of 60."""
+    from pharmacrm.keyaccounts.models import KeyAccount
+
+    account, _plan = with_plan(xiehe)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=400))
+    period = services.previous_quarter(timezone.localdate())
+
+    response = api_client("kam").post("/api/v1/keyaccounts/account-reviews/run/",
+                                      {"account": account.pk, "period": period}, format="json")  # fmt: skip
+
+    assert response.status_code == 200, response.json()
+    parts = {c["name"]: c for c in response.json()["components"]}
+    assert parts["satisfaction"]["default"] is True and parts["satisfaction"]["value"] == "60.00"
+    assert all(c["default"] for c in parts.values() if c["name"] != "plan")
+
