@@ -254,3 +254,17 @@ def test_the_api_says_which_measures_of_a_key_account_evaluation_had_no_data(use
     assert parts["satisfaction"]["default"] is True and parts["satisfaction"]["value"] == "60.00"
     assert all(c["default"] for c in parts.values() if c["name"] != "plan")
 
+
+# --- 10. the candidate list states the threshold its scores were flagged with --------------------------------------
+
+
+def test_the_candidate_list_states_the_threshold_of_its_period_not_a_later_model(purchases, users, client_for):
+    """The threshold was raised from 70 to 90 after this month's run: the list said "a score of 90 or more … is a
+    candidate" above 华山 (83.05), still marked candidate by the run's 70."""
+    evaluation.run(ModelKind.CANDIDATE, as_of=H1_2026)
+    evaluation.save_model(users["analyst"], ModelKind.CANDIDATE, {"thresholds": {"candidate": 90}})
+
+    page = client_for("analyst").get("/keyaccounts/candidates/?period=2026-06", **EN)
+
+    assert page.context["threshold"] == 70
+    assert "A customer with a score of 70 or more" in page.content.decode()
