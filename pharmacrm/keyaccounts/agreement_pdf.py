@@ -13,7 +13,10 @@ from pharmacrm.core.wording import company_name
 
 from . import services
 from .choices import ItemStatus, PlanArea, TeamRole
-from .models import Agreement
+from .models import Agreement, PlanItem
+
+ITEM_FONT_SIZE = 8.5
+STANDARD_MAX_LINES = 30  # a standard longer than this (about 60 % of a page) is written out below the items
 
 AREA_EN = {
     PlanArea.SUPPLY: "Product supply", PlanArea.TECH_SUPPORT: "Technical support",
@@ -78,6 +81,14 @@ class _Agreement:
         self.roles = roles
         self.pdf = pdfdoc.document("重点客户专属服务协议 Key-Account Service Agreement", languages=("zh-hans", "en"))
 
+    def _lines(self, text: str, width: float, size: float) -> int:
+        """How many lines `text` takes in a cell `width` mm wide."""
+        pdf = self.pdf
+        pdf.set_font(pdfdoc.FAMILY, size=size)
+        lines = pdf.multi_cell(width, size * 0.5, text, dry_run=True, output="LINES")
+        pdf.set_font(pdfdoc.FAMILY, size=10)
+        return len(lines)
+
     def heading(self, zh: str, en: str) -> None:
         pdf = self.pdf
         pdf.ln(2)
@@ -122,13 +133,32 @@ class _Agreement:
         )
         if self.plan.goals:
             self.para(self.plan.goals, "The customer's needs and goals, as written in Chinese above.")
-        rows = [
-            [f"{AREA_ZH.get(i.area, i.area)}\n{AREA_EN.get(i.area, i.area)}", i.title, i.standard,
-             f"{i.owner}\n{self.roles.get(i.owner_id, '')}", _date(i.deadline)]
-            for i in self.items
-        ]  # fmt: skip
+        # a standard too long for a table row (a row cannot run over a page) is written out in full below the
+        # table, its cell pointing there: the contract keeps every word of it
+        widths = (1.2, 1.8, 2.6, 1.4, 1.1)
+        standard_width = pdf.epw * widths[2] / sum(widths) - 2
+        annex: list[tuple[int, PlanItem]] = []
+        rows = []
+        for i in self.items:
+            standard = i.standard
+            if self._lines(standard, standard_width, ITEM_FONT_SIZE) > STANDARD_MAX_LINES:
+                annex.append((len(annex) + 1, i))
+                standard = f"见下文第 {len(annex)} 条\nSee note {len(annex)} below"
+            rows.append([f"{AREA_ZH.get(i.area, i.area)}\n{AREA_EN.get(i.area, i.area)}", i.title, standard,
+                         f"{i.owner}\n{self.roles.get(i.owner_id, '')}", _date(i.deadline)])  # fmt: skip
         pdfdoc.table(pdf, ["领域 Area", "服务项目 Service", "服务标准 Standard", "负责人 Owner", "期限 Deadline"],
-                     rows, (1.2, 1.8, 2.6, 1.4, 1.1), font_size=8.5)  # fmt: skip
+                     rows, widths, font_size=ITEM_FONT_SIZE)  # fmt: skip
+        if annex:
+            pdf.ln(2)
+            pdf.set_font(pdfdoc.FAMILY, "B", 9.5)
+            pdf.multi_cell(0, 5.2, "服务标准全文 Service standards in full", new_x="LMARGIN", new_y="NEXT")
+            for n, item in annex:
+                pdf.set_font(pdfdoc.FAMILY, "B", 9)
+                pdf.multi_cell(0, 5, f"{n}. {item.title}", new_x="LMARGIN", new_y="NEXT")
+                pdf.set_font(pdfdoc.FAMILY, size=ITEM_FONT_SIZE)
+                pdf.multi_cell(0, ITEM_FONT_SIZE * 0.5, item.standard, new_x="LMARGIN", new_y="NEXT")
+                pdf.ln(1)
+            pdf.set_font(pdfdoc.FAMILY, size=10)
         self.heading("四、甲方的权利与义务", "4. Party A's rights and obligations")
         for n, (z, e) in enumerate(COMPANY_DUTIES, 1):
             self.para(z, e, prefix=f"{n}. ")

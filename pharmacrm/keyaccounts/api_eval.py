@@ -412,7 +412,8 @@ class ScoringModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             409: OpenApiResponse(description="Stale version (with current_version)."),
         },
         description="Save a new version of the kind's model: weights, reference values, thresholds and (evaluation) "
-        "results by class; omitted parts stay as they are. Send `version` (or If-Match): the version you loaded.",
+        "results by class; what is not sent stays as it is (a weight, a threshold, a class's result or one field of it; a "
+        "weight of 0 leaves a measure out). Send `version` (or If-Match): the version you loaded.",
     )
     def update(self, request, *args, **kwargs):
         current = self.get_object()

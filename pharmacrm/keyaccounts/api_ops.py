@@ -404,6 +404,8 @@ class ReviewComponentSerializer(serializers.Serializer):
     weight = serializers.DecimalField(max_digits=6, decimal_places=4, help_text="Share of the score (0–1).")
     contribution = serializers.DecimalField(max_digits=6, decimal_places=2,
                                             help_text="value × weight; the contributions add up to the score.")  # fmt: skip
+    default = serializers.BooleanField(help_text="No data in the period: the neutral default value (as the page's "
+                                                 "'default: no data').")  # fmt: skip
 
 
 class AccountReviewSerializer(serializers.ModelSerializer):
@@ -426,7 +428,7 @@ class AccountReviewSerializer(serializers.ModelSerializer):
         return [
             {"name": c.get("name", ""), "label": str(REVIEW_LABELS.get(c.get("name"), c.get("name", ""))),
              "value": str(c.get("value", "0")), "weight": str(c.get("weight", "0")),
-             "contribution": str(c.get("contribution", "0"))}
+             "contribution": str(c.get("contribution", "0")), "default": bool(c.get("default"))}
             for c in obj.components or []
         ]  # fmt: skip
 

@@ -100,6 +100,15 @@ def save_model(user, kind: str, data: dict) -> ScoringModel:
     benefits = data.get("benefits", current.benefits)
     if not isinstance(weights, dict) or not isinstance(thresholds, dict) or not isinstance(benefits, dict):
         raise ValidationError({"weights": [_("Send weights, thresholds and results as objects.")]})
+    # what is not sent stays as it is, as for the reference values: a client changing class A's discount
+    # must not drop the other classes' results (D's improvement actions) nor A's tier; a measure or a
+    # threshold left out keeps its value (a weight of 0 leaves a measure out)
+    weights = {**(current.weights or {}), **weights}
+    thresholds = {**(current.thresholds or {}), **thresholds}
+    benefits = {
+        k: {**((current.benefits or {}).get(k) or {}), **v} if isinstance(v, dict) else v
+        for k, v in {**(current.benefits or {}), **benefits}.items()
+    }
     errors = scoring.validate_model(kind, weights, params, thresholds)
     for message in points_errors(params):
         errors.setdefault("params", []).append(message)
@@ -365,10 +374,28 @@ def _neighbour(kind: str, period: str, *, later: bool) -> str | None:
         return min(found) if later else max(found)
     if later or cadence(period) != "Q":
         return None
-    year, number = int(period[:4]), int(period[5:])
+    return _half_before(kind, period)
+
+
+def _half_before(kind: str, quarter_label: str) -> str | None:
+    """The last half-year with a finished run that ended before the key-account quarter began: the previous
+    period of the first quarter, and of an account's first quarter (listed since the quarter before was scored),
+    so that a customer evaluated for years is not shown as new to evaluation."""
+    year, number = int(quarter_label[:4]), int(quarter_label[5:])
     ended = f"{year - 1}H2" if number <= 2 else f"{year}H1"
-    halves = runs.filter(period__lte=ended).values_list("period", flat=True).distinct()
+    halves = (
+        EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, period__lte=ended)
+        .values_list("period", flat=True).distinct()
+    )  # fmt: skip
     return max((p for p in halves if cadence(p) == "H"), default=None)
+
+
+def _fallback_half(kind: str, period: str, earlier: str | None) -> str | None:
+    """For a key-account quarter whose previous period is a quarter: the half-year its accounts that were not
+    scored in that quarter (listed since) move from; None otherwise."""
+    if cadence(period) != "Q" or earlier is None or cadence(earlier) != "Q":
+        return None
+    return _half_before(kind, period)
 
 
 # A new score's previous class, until `_link_previous` gives it the class of the period before. A score
@@ -388,7 +415,15 @@ def _previous(kind: str, period: str, ids: Iterable[int] | None = None) -> dict[
     rows = Score.objects.filter(kind=kind, period=earlier).order_by()
     if ids is not None:
         rows = rows.filter(institution_id__any_of=id_set(ids))
-    return {inst: (k, s) for inst, k, s in rows.values_list("institution_id", "klass", "score")}
+    found = {inst: (k, s) for inst, k, s in rows.values_list("institution_id", "klass", "score")}
+    half = _fallback_half(kind, period, earlier)
+    if half is not None:  # the accounts listed since the quarter before: their last half-year's class
+        halves = Score.objects.filter(kind=kind, period=half)
+        if ids is not None:
+            halves = halves.filter(institution_id__any_of=id_set(ids))
+        for inst, k, s in halves.order_by().values_list("institution_id", "klass", "score"):
+            found.setdefault(inst, (k, s))
+    return found
 
 
 def _link_previous(kind: str, period: str, ids: list[int]) -> None:
@@ -399,13 +434,16 @@ def _link_previous(kind: str, period: str, ids: list[int]) -> None:
     table = Score._meta.db_table
     earlier = _neighbour(kind, period, later=False)
     new, params = any_of_sql(f"{table}.institution_id", ids, connection.vendor)
+    half = _fallback_half(kind, period, earlier)
     with connection.cursor() as cursor:
-        if earlier is not None:
+        # from the period before; in a key-account quarter, an account not scored in the quarter before (listed
+        # since) from the last half-year
+        for source in (p for p in (earlier, half) if p is not None):
             cursor.execute(
                 f"UPDATE {table} SET previous_klass = p.klass, previous_score = p.score FROM {table} p "
                 f"WHERE {table}.kind = %s AND {table}.period = %s AND {new} AND {table}.previous_klass = %s "
                 f"AND p.institution_id = {table}.institution_id AND p.kind = %s AND p.period = %s",
-                [kind, period, *params, PENDING, kind, earlier],
+                [kind, period, *params, PENDING, kind, source],
             )  # fmt: skip
         cursor.execute(
             f"UPDATE {table} SET previous_klass = '', previous_score = NULL "
@@ -514,6 +552,51 @@ def _drop_unearned(kind: str, period: str, facts: dict, ids: list[int] | None) -
     if not gone:
         return 0
     return scored.filter(institution_id__any_of=id_set(gone)).delete()[0]
+
+
+def refresh_candidate_flag(institution_id: int) -> None:
+    """A customer listed or de-listed as a key account: its identification score of the latest period says at
+    once whether it is a candidate — at or above its model's threshold and not a key account — instead of at
+    the next monthly run (a customer just approved stayed "candidate" beside "already a key account", and one
+    de-listed was no candidate for the rest of the month)."""
+    period = (
+        EvaluationRun.objects.filter(model__kind=ModelKind.CANDIDATE, finished_at__isnull=False)
+        .order_by("-as_of", "-started_at").values_list("period", flat=True).first()
+    )  # fmt: skip
+    score = (
+        Score.objects.filter(institution_id=institution_id, kind=ModelKind.CANDIDATE, period=period)
+        .select_related("model").first()
+        if period else None
+    )  # fmt: skip
+    if score is None:
+        return
+    threshold = Decimal(str((score.model.thresholds or {}).get("candidate", 101)))
+    listed = KeyAccount.objects.filter(institution_id=institution_id, status=AccountStatus.ACTIVE).exists()
+    flag = score.score >= threshold and not listed
+    if flag != score.candidate:
+        Score.objects.filter(pk=score.pk).update(candidate=flag)
+
+
+def drop_merged_scores(sender, survivor, duplicate, **kwargs) -> int:
+    """A customer merge (customers.services.merged, inside its transaction): the duplicate is no customer any
+    more, so its scores of the periods in force — each kind's latest period of each cadence — go. Left, the
+    merged record stayed ranked in the results and the candidate list (with a "Propose" that is refused) until
+    the period's next full run, months later. Its purchases now are the survivor's, scored with them at the next
+    run; earlier periods keep the duplicate's scores as their history."""
+    if sender is not Institution:
+        return 0
+    in_force: dict[tuple[str, str], tuple[dt.date, str]] = {}
+    for kind, period in (
+        EvaluationRun.objects.filter(finished_at__isnull=False).order_by()
+        .values_list("model__kind", "period").distinct()
+    ):  # fmt: skip
+        key, start = (kind, cadence(period)), period_span(period)[0]
+        if key not in in_force or start > in_force[key][0]:
+            in_force[key] = (start, period)
+    gone = Q(pk__in=[])
+    for (kind, _cadence), (_start, period) in in_force.items():
+        gone |= Q(kind=kind, period=period)
+    return Score.objects.filter(gone, institution_id=duplicate.pk).delete()[0] if in_force else 0
 
 
 SCORE_CHUNK = 2000

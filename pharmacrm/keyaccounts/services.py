@@ -505,6 +505,11 @@ def withdraw(user, proposal: Proposal) -> Proposal:
         proposal.status = ProposalStatus.WITHDRAWN
         _save_versioned(proposal, ["status"], proposal.version)
         audit.record(A.UPDATE, proposal, user=user, changes={"status": [old, proposal.status]})
+        if proposal.proposed_by_id != user.pk:  # leadership closed it: the proposer hears it, as of a decision
+            title = Message(gettext_lazy("Key-account proposal %(number)s was withdrawn by %(name)s"),
+                            number=proposal.number, name=str(user))  # fmt: skip
+            _notify([proposal.proposed_by], "keyaccounts.decided", title, proposal.institution.name,
+                    reverse("keyaccounts:proposal", args=[proposal.pk]), proposal)  # fmt: skip
     return proposal
 
 
@@ -572,8 +577,15 @@ def _open_account(user, institution: Institution, now) -> KeyAccount:
     account = KeyAccount.objects.create(number=_number("KA", now), institution=institution, team=team, listed_at=now)
     account.previous_tier = _set_tier(user, institution, Tier.KEY, "key-account listing")
     account.save(update_fields=["previous_tier"])
+    _refresh_candidate(institution.pk)  # a key account is no candidate any more
     audit.record(A.CREATE, account, user=user, changes={"number": [None, account.number], "institution": [None, institution.pk]})
     return account
+
+
+def _refresh_candidate(institution_id: int) -> None:
+    from . import evaluation
+
+    evaluation.refresh_candidate_flag(institution_id)
 
 
 def tier_after_delisting(account: KeyAccount) -> str:
@@ -605,6 +617,7 @@ def _close_account(user, account: KeyAccount, now) -> None:
     # the team serves it no more: later periods' scorecards leave it out
     TeamTenure.objects.filter(account=account, end__isnull=True).update(end=timezone.localtime(now).date())
     _set_tier(user, account.institution, tier_after_delisting(account), "key-account de-listing")
+    _refresh_candidate(account.institution_id)  # above the threshold: a candidate again
     for plan in account.plans.filter(status=PlanStatus.APPROVED):
         plan.items.update(next_check_at=None, claimed_until=None)
     account.agreements.filter(next_check_at__isnull=False).update(next_check_at=None, claimed_until=None)
@@ -901,7 +914,9 @@ def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> Servi
         url = reverse("keyaccounts:account", args=[plan.account_id]) + "#plan"
         title = Message(gettext_lazy("Service plan for review: %(name)s (version %(v)s)"),
                         name=plan.account.institution.name, v=plan.version_number)  # fmt: skip
-        _notify(_users_with(Cap.APPROVE_KEY_ACCOUNTS), "keyaccounts.plan", title, "", url, plan)
+        # the leaders who may review it: not who wrote or submitted it or delivers an item (decide_plan refuses them)
+        reviewers = [u for u in _users_with(Cap.APPROVE_KEY_ACCOUNTS) if may_decide_plan(u, plan)]
+        _notify(reviewers, "keyaccounts.plan", title, "", url, plan)
     return plan
 
 
@@ -1991,6 +2006,9 @@ def scorecards(period: str) -> list[dict]:
     items = items.exclude(status=ItemStatus.CANCELLED).exclude(
         plan__account__status=AccountStatus.DELISTED, completed_at__isnull=True
     )
+    # a period still running (this quarter, this year): an open item whose deadline has not passed has not fallen
+    # due yet — counted, it read as missed on the member's card
+    items = items.exclude(deadline__gte=timezone.localdate(), completed_at__isnull=True)
     for owner_id, deadline, completed in _due_items(items):
         card = cards.get(owner_id)
         if card is None:

@@ -442,7 +442,14 @@ def _candidates_page(request, *, import_form=None, import_errors=None, status=20
         r.is_key_account = r.institution_id in key_ids
         r.open_proposal = r.institution_id in proposed
         r.propose_url = PROPOSE_URL.format(r.institution_id)
-    model = evaluation.active_model(ModelKind.CANDIDATE) if known else None
+    # the threshold the period's scores were flagged with (its latest run's model), not the model in force: raised
+    # since, the page said "80 or more" above customers of 75 marked candidate
+    run = (
+        EvaluationRun.objects.filter(model__kind=ModelKind.CANDIDATE, period=period, finished_at__isnull=False)
+        .select_related("model").order_by("-started_at").first()
+        if period else None
+    )  # fmt: skip
+    model = run.model if run is not None else None
     # the filters applied (an invalid value is shown with its message at its field, and not applied)
     filtered = any(data.get(k) not in (None, "", False) for k in ("province", "kind", "min_score", "only"))
     may_import = may_edit_influence(user)
