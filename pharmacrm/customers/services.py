@@ -733,6 +733,11 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
     with transaction.atomic():
         survivor = model.objects.select_for_update().get(pk=survivor.pk)
         duplicate = model.objects.select_for_update().get(pk=duplicate.pk)
+        if duplicate.merged_into_id or survivor.merged_into_id:
+            # read again under the lock: two people who opened the same pair (or its mirror) merge at once, and
+            # the second, having waited for the first, would merge a record already merged (its history moved to
+            # the first survivor, then pointed at another) or merge each record into the other
+            raise ValidationError(_("One of these records has already been merged."))
         if model is Institution:
             node = survivor
             while node is not None:

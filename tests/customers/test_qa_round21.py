@@ -1,0 +1,45 @@
+"""Session 21 review (customer master data): two merges of one pair at once, extensions written 分机, invisible
+characters pasted from WeChat into e-mails, credit codes and ID numbers."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import translation
+
+from pharmacrm.customers import services
+from pharmacrm.customers.models import Institution, MergeRecord, Person
+
+# --- two people merging the same records at once ---------------------------------------------------------------
+
+
+def test_a_merge_of_a_record_someone_else_merged_meanwhile_is_refused(users, xiehe, beijing):
+    manager, admin = users["manager"], users["admin"]
+    dup = services.create_institution(admin, {"name": "协和医院", "kind": "hospital", "region": beijing})
+    other = services.create_institution(admin, {"name": "协和医院东院", "kind": "hospital", "region": beijing})
+    moved = services.create_person(admin, {"name": "刘洋", "institution": dup})
+    # the second manager opened the page before the first one merged: their records were read then
+    stale_xiehe, stale_dup = Institution.objects.get(pk=xiehe.pk), Institution.objects.get(pk=dup.pk)
+    services.merge(admin, other, Institution.objects.get(pk=dup.pk))
+
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        services.merge(manager, stale_xiehe, stale_dup)
+    assert "already been merged" in refused.value.messages[0]
+    dup.refresh_from_db()
+    assert dup.merged_into_id == other.pk  # still where the first merge put it
+    assert Person.objects.get(pk=moved.pk).institution_id == other.pk
+    assert MergeRecord.objects.filter(merged_id=dup.pk).count() == 1
+
+
+def test_two_records_are_never_merged_into_each_other(users, xiehe):
+    admin = users["admin"]
+    one = services.create_person(admin, {"name": "李娜", "institution": xiehe, "mobile": "13900139000"})
+    two = services.create_person(admin, {"name": "李娜", "institution": xiehe, "mobile": "13900139001"})
+    stale_one, stale_two = Person.objects.get(pk=one.pk), Person.objects.get(pk=two.pk)
+    services.merge(admin, one, two)  # one manager keeps the first
+
+    with pytest.raises(ValidationError):
+        services.merge(users["manager"], stale_two, stale_one)  # the other, at the same time, the second
+    one.refresh_from_db()
+    two.refresh_from_db()
+    assert one.merged_into_id is None and two.merged_into_id == one.pk
