@@ -72,6 +72,8 @@ _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 # Area codes: 010 and 02x (3 digits), whose subscriber numbers all have 8 digits (Beijing, Shanghai, Guangzhou …:
 # 021-1234567 is a digit short), or 0xxx (4 digits) with 7 or 8; optional extension.
 _LANDLINE = re.compile(r"^(?=0(?:10|2\d)\d{8}$|0[3-9]\d{2}\d{7,8}$)(0(?:10|2\d|[3-9]\d{2}))(\d{7,8})$")
+# what is written before an extension: 转, 分机 (and its Traditional 分機, 轉), ext., x, #
+_EXTENSION_MARK = re.compile(r"(?:分机|分機|转|轉|ext\.?|x|#)", re.I)
 _DASHED_EXTENSION = re.compile(r"^((?:\+?86[-\s]?)?0?\d{2,3}[-\s]\d{7,8})-\d{1,6}$")
 
 
@@ -79,7 +81,7 @@ def extension(value: str | None) -> str:
     """The extension written after a phone number (010-69156114转8001, …-8001, ext. 8001), digits only; ""
     when there is none. `phone` leaves it out: blind indexes and duplicate checks use the line itself."""
     raw = unicodedata.normalize("NFKC", value or "").strip()
-    parts = re.split(r"(?:转|ext\.?|x|#)", raw, maxsplit=1, flags=re.I)
+    parts = _EXTENSION_MARK.split(raw, maxsplit=1)
     if len(parts) == 2:
         return re.sub(r"\D", "", parts[1])[:6]
     dashed = _DASHED_EXTENSION.match(raw)
@@ -91,7 +93,7 @@ def phone(value: str | None) -> str:
     if not value:
         return ""
     raw = unicodedata.normalize("NFKC", value).strip()
-    raw = re.split(r"(?:转|ext\.?|x|#)", raw, maxsplit=1, flags=re.I)[0]
+    raw = _EXTENSION_MARK.split(raw, maxsplit=1)[0]
     extension = _DASHED_EXTENSION.match(raw)  # 010-12345678-123: the last group is the extension
     if extension:
         raw = extension.group(1)

@@ -43,3 +43,18 @@ def test_two_records_are_never_merged_into_each_other(users, xiehe):
     one.refresh_from_db()
     two.refresh_from_db()
     assert one.merged_into_id is None and two.merged_into_id == one.pk
+
+
+# --- extensions written 分机 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", ["010-69156114分机8021", "010-69156114 分机 8021", "010-69156114分機8021"])
+def test_a_landline_with_its_extension_written_fenji_is_kept_with_the_extension(users, xiehe, written):
+    """分机 is how most Chinese business cards and hospital switchboard lists write an extension: refused before as
+    "not a valid landline", the agent had to learn to type 转."""
+    person = services.create_person(users["agent"], {"name": "王芳", "institution": xiehe, "landline": written})
+    person.refresh_from_db()
+    assert person.landline == "01069156114转8021"
+    inst = services.create_institution(users["admin"], {"name": "康源大药房", "kind": "pharmacy", "phone": written})
+    assert inst.phone_norm == "01069156114"  # the line itself: the hospital's duplicate check finds it
+    assert (xiehe, "phone") in services.duplicates_of(inst)
