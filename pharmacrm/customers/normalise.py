@@ -48,7 +48,8 @@ def has_traditional(value: str) -> bool:
 _FULLWIDTH_ALNUM = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF1A), (0xFF21, 0xFF3B), (0xFF41, 0xFF5B)) for cp in range(*r)}
 # invisible characters text copied from web pages, WeChat or a second BOM carries (zero-width space, joiners, word
 # joiner, BOM): 张\u200b三 looks like 张三 but was stored, compared and searched as another name
-_FULLWIDTH_ALNUM.update(dict.fromkeys((0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)))
+_INVISIBLE = dict.fromkeys((0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF))
+_FULLWIDTH_ALNUM.update(_INVISIBLE)
 
 
 def clean_text(value: str | None) -> str:
@@ -173,7 +174,9 @@ def format_phone(digits: str) -> str:
 def email(value: str | None) -> str:
     """An address as it is stored and compared: what a Chinese input method types in full-width mode read as
     ASCII (ｗａｎｇ＠１６３．ｃｏｍ, wang@163。com), without the sentence's full stop after it, lower-cased."""
-    folded = unicodedata.normalize("NFKC", value or "").replace("。", ".").strip()
+    # a zero-width space copied along from WeChat passed the check and was stored inside the address: mail to it
+    # bounced, and the duplicate check (blind index) no longer matched the same address typed by hand
+    folded = unicodedata.normalize("NFKC", value or "").translate(_INVISIBLE).replace("。", ".").strip()
     return folded.rstrip(".").strip().lower() if "@" in folded else folded.lower()
 
 
@@ -199,7 +202,9 @@ def credit_code_check_char(first17: str) -> str:
 
 
 def credit_code(value: str | None) -> str:
-    return unicodedata.normalize("NFKC", value or "").strip().upper().replace(" ", "")
+    """A credit code (or ID card number) as stored and compared: full-width and lower-case read as ASCII capitals,
+    without the spaces and invisible characters that come along when it is copied from a web page or WeChat."""
+    return unicodedata.normalize("NFKC", value or "").translate(_INVISIBLE).strip().upper().replace(" ", "")
 
 
 def validate_credit_code(value: str) -> str:

@@ -58,3 +58,27 @@ def test_a_landline_with_its_extension_written_fenji_is_kept_with_the_extension(
     inst = services.create_institution(users["admin"], {"name": "康源大药房", "kind": "pharmacy", "phone": written})
     assert inst.phone_norm == "01069156114"  # the line itself: the hospital's duplicate check finds it
     assert (xiehe, "phone") in services.duplicates_of(inst)
+
+
+# --- invisible characters pasted from WeChat or a web page ----------------------------------------------------------
+
+
+def test_an_email_pasted_with_a_zero_width_space_is_stored_without_it_and_found_as_a_duplicate(users, xiehe):
+    original = Person.objects.get(name="张伟")
+    pasted = services.create_person(users["agent"], {"name": "张医生", "email": "\u200bzhangwei@example.com\u200b"})
+    pasted.refresh_from_db()
+    assert pasted.email == "zhangwei@example.com"
+    assert (original, "email") in services.duplicates_of(pasted)
+
+
+def test_a_credit_code_and_an_id_number_pasted_with_invisible_characters_are_accepted(users, xiehe):
+    from pharmacrm.customers import normalise
+
+    code = normalise.make_credit_code("91110105MA0123456")
+    inst = services.create_institution(
+        users["admin"], {"name": "康源大药房", "kind": "pharmacy", "credit_code": code[:9] + "\u200b" + code[9:] + "\ufeff"}
+    )
+    assert inst.credit_code == code
+    person = services.create_person(users["agent"], {"name": "王芳", "id_number": "11010519491231002X\u200b"})
+    person.refresh_from_db()
+    assert person.id_number == "11010519491231002X"
