@@ -70,6 +70,7 @@ def csv_unescape(value: str) -> str:
 # --- phones ------------------------------------------------------------------------------------
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_SERVICE = re.compile(r"^[48]00\d{7}$")  # a 400 / 800 service number (no area code)
 # Area codes: 010 and 02x (3 digits), whose subscriber numbers all have 8 digits (Beijing, Shanghai, Guangzhou …:
 # 021-1234567 is a digit short), or 0xxx (4 digits) with 7 or 8; optional extension.
 _LANDLINE = re.compile(r"^(?=0(?:10|2\d)\d{8}$|0[3-9]\d{2}\d{7,8}$)(0(?:10|2\d|[3-9]\d{2}))(\d{7,8})$")
@@ -103,8 +104,8 @@ def phone(value: str | None) -> str:
         return "+" + digits  # another country's number (+1 415 …): never read as a Chinese one
     if raw.startswith("+86") or (digits.startswith("0086") and len(digits) > 11):
         digits = digits[2:] if raw.startswith("+86") else digits[4:]
-        if not digits.startswith("0") and not (digits.startswith("1") and len(digits) == 11):
-            digits = "0" + digits  # +86 10 1234 5678, 0086-10-12345678 → 010 1234 5678
+        if not digits.startswith("0") and not (digits.startswith("1") and len(digits) == 11) and not _SERVICE.match(digits):
+            digits = "0" + digits  # +86 10 1234 5678, 0086-10-12345678 → 010 1234 5678 (+86 400 … stays 400 …)
     elif digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
     return digits
@@ -131,7 +132,7 @@ def validate_landline(value: str) -> str:
 
 def validate_any_phone(value: str) -> str:
     digits = phone(value)
-    if _MOBILE.match(digits) or _LANDLINE.match(digits) or re.match(r"^400\d{7}$|^800\d{7}$", digits):
+    if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
         return digits
     raise ValidationError(
         _("Enter a valid China mobile number, landline with area code, or 400/800 number."), code="invalid_phone"

@@ -82,3 +82,18 @@ def test_a_credit_code_and_an_id_number_pasted_with_invisible_characters_are_acc
     person = services.create_person(users["agent"], {"name": "王芳", "id_number": "11010519491231002X\u200b"})
     person.refresh_from_db()
     assert person.id_number == "11010519491231002X"
+
+
+# --- 400 / 800 numbers written with +86 ---------------------------------------------------------------------------
+
+
+def test_a_400_number_written_with_the_country_code_is_the_same_400_number(users):
+    admin = users["admin"]
+    hotline = services.create_institution(admin, {"name": "国药控股", "kind": "distributor", "phone": "400-810-8888"})
+    written = services.create_institution(admin, {"name": "国药控股股份有限公司", "kind": "distributor",
+                                                  "phone": "+86 400 810 8888"})  # fmt: skip
+    assert written.phone_norm == "4008108888"  # not the landline 0400-8108888 of an area code that does not exist
+    assert (hotline, "phone") in services.duplicates_of(written)
+    with pytest.raises(ValidationError) as refused:
+        services.create_person(admin, {"name": "王芳", "landline": "+86 400 810 8888"})
+    assert "landline" in refused.value.message_dict
