@@ -352,6 +352,40 @@ def _departments_follow(institution: Institution, old_region: str | None) -> Non
     search.reindex(list(Institution.objects.filter(pk__in=moved)))
 
 
+def _department_region_follows_parent(obj: Institution, data: dict[str, Any]) -> None:
+    """A department moved to another hospital lies where its new hospital does, unless this same change gives it
+    a region of its own: it kept the old hospital's (or none), so reps of the new hospital's territory did not see
+    it, and the reps of the old one still did."""
+    parent = data.get("parent")
+    kind = data.get("kind", obj.kind)
+    if kind != InstitutionType.DEPARTMENT or parent is None or parent.pk == obj.parent_id:
+        return
+    region = data.get("region", obj.region)
+    if (region.pk if region else None) != obj.region_id:
+        return  # chosen in the same edit
+    old_parent_region = obj.parent.region_id if obj.parent_id else None
+    if obj.region_id is None or obj.region_id == old_parent_region:
+        data["region"] = parent.region
+
+
+def _people_follow_department(user, department: Institution) -> None:
+    """The people of a department moved to another hospital work at that hospital now: their institution follows,
+    each change in their history. Left at the old hospital, they showed a department of another hospital and
+    their edit form refused every save ("This department does not belong to the chosen institution")."""
+    hospital = department.parent
+    people = Person.objects.filter(department=department, merged_into__isnull=True).exclude(institution=hospital)
+    for person in people.select_related("institution"):
+        before = snapshot(person, PERSON_FIELDS)
+        person.institution = hospital
+        person.refresh_derived(region_id=hospital.region_id)
+        person.version += 1
+        person.updated_at = timezone.now()
+        person.save(update_fields=["institution", "region", "province", "city", "version", "updated_at"])
+        search.reindex([person])
+        audit.record(A.UPDATE, person, changes=audit.diff(before, snapshot(person, PERSON_FIELDS)), user=user,
+                     department_moved=department.pk)  # fmt: skip
+
+
 def sync_people_region(institution_ids: Iterable[int]) -> int:
     """Copy institutions' regions onto their people (the denormalised columns that filters and the access
     scope read); derived data, so neither `updated_at` nor the version moves. Returns the rows changed."""
@@ -375,6 +409,9 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
     refuse_merged_record(obj)  # the web pages refused it; the API and scripts reach here directly
     data = cleaner(data, instance=obj)
     old_region = getattr(obj, "region_id", None)
+    old_parent = getattr(obj, "parent_id", None)
+    if isinstance(obj, Institution):
+        _department_region_follows_parent(obj, data)
     before = snapshot(obj, fields)
     before_tags = sorted(obj.tags.values_list("name", flat=True))
     _apply(obj, data, fields)
@@ -410,6 +447,8 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             if model is Institution and obj.region_id != old_region:
                 sync_people_region([obj.pk])
                 _departments_follow(obj, old_region)
+            if model is Institution and obj.is_department and obj.parent_id != old_parent:
+                _people_follow_department(user, obj)
             audit.record(A.UPDATE, obj, changes=changes, user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None

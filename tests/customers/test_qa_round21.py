@@ -97,3 +97,35 @@ def test_a_400_number_written_with_the_country_code_is_the_same_400_number(users
     with pytest.raises(ValidationError) as refused:
         services.create_person(admin, {"name": "王芳", "landline": "+86 400 810 8888"})
     assert "landline" in refused.value.message_dict
+
+
+# --- a department moved to another hospital ------------------------------------------------------------------------
+
+
+def test_a_department_moved_to_another_hospital_takes_its_people_and_place_along(users, client_for, xiehe, ruijin):
+    from pharmacrm.core.models import AuditEntry
+
+    admin = users["admin"]
+    dept = Institution.objects.get(name="心内科", parent=xiehe)
+    doctor = Person.objects.get(name="张伟")
+    services.update_institution(admin, dept, {"parent": ruijin})
+
+    dept.refresh_from_db()
+    doctor.refresh_from_db()
+    assert dept.region_id == ruijin.region_id  # it lies where its new hospital does: 上海, not 北京
+    assert doctor.institution_id == ruijin.pk and doctor.department_id == dept.pk
+    assert doctor.province == "310000"  # in the lists and scope of the Shanghai reps, no longer of the Beijing ones
+    entry = AuditEntry.objects.filter(object_type="customers.person", object_id=str(doctor.pk), action="update").last()
+    assert entry.changes["institution"] == [xiehe.pk, ruijin.pk]
+    # the doctor's record can still be edited (before: "This department does not belong to the chosen institution")
+    services.update_person(admin, doctor, {"title": "副主任医师"})
+
+
+def test_a_department_moved_together_with_a_region_of_its_own_keeps_that_region(users, xiehe, ruijin):
+    from pharmacrm.core.models import Region
+
+    dept = Institution.objects.get(name="心内科", parent=xiehe)
+    pudong = Region.objects.get(code="310115")
+    services.update_institution(users["admin"], dept, {"parent": ruijin, "region": pudong})
+    dept.refresh_from_db()
+    assert dept.region_id == "310115"
