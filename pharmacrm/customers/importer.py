@@ -2332,6 +2332,11 @@ def _update_rows(run: Run, items: list[Item]) -> None:
             if changes["parent_id"] is None:
                 it.fail("parent", "institution_not_found", value=it.pending_parent[:100])
                 continue
+        if model is Institution and "parent_id" in changes and "region_id" not in changes:
+            # a department moved to another hospital lies where the new one does, as in the form
+            follows = services.region_after_parent_move(obj, before.get("parent"), changes["parent_id"])
+            if follows is not False:
+                changes["region_id"] = follows
         for attname, value in changes.items():
             setattr(obj, attname, value)
         _refresh_derived(run, obj)
@@ -2350,6 +2355,8 @@ def _update_rows(run: Run, items: list[Item]) -> None:
         if {"name", "short_name"} & set(changes) or obj.province != it.province_before:
             reindex.append(obj)  # the postings hold the name's terms and the province
         run.updates_audit.append({"id": obj.pk, "code": obj.code, "row": it.row, "changes": diff})
+        if model is Institution and "parent_id" in changes and obj.is_department:
+            services.people_follow_department(run.user, obj)
     if reindex:
         search.reindex(reindex)
     if model is Institution:

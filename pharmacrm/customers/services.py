@@ -363,12 +363,24 @@ def _department_region_follows_parent(obj: Institution, data: dict[str, Any]) ->
     region = data.get("region", obj.region)
     if (region.pk if region else None) != obj.region_id:
         return  # chosen in the same edit
-    old_parent_region = obj.parent.region_id if obj.parent_id else None
-    if obj.region_id is None or obj.region_id == old_parent_region:
+    follows = region_after_parent_move(obj, obj.parent_id, parent.pk)
+    if follows is not False:
         data["region"] = parent.region
 
 
-def _people_follow_department(user, department: Institution) -> None:
+def region_after_parent_move(obj: Institution, old_parent_id, new_parent_id):
+    """The region code a department takes when it moves from one hospital to another: the new hospital's, when it
+    lay where the old one does (or nowhere); False when it keeps its own."""
+    if obj.kind != InstitutionType.DEPARTMENT or not new_parent_id or new_parent_id == old_parent_id:
+        return False
+    regions = dict(Institution.objects.filter(pk__in=[p for p in (old_parent_id, new_parent_id) if p])
+                   .values_list("pk", "region_id"))  # fmt: skip
+    if obj.region_id is None or obj.region_id == regions.get(old_parent_id):
+        return regions.get(new_parent_id)
+    return False
+
+
+def people_follow_department(user, department: Institution) -> None:
     """The people of a department moved to another hospital work at that hospital now: their institution follows,
     each change in their history. Left at the old hospital, they showed a department of another hospital and
     their edit form refused every save ("This department does not belong to the chosen institution")."""
@@ -448,7 +460,7 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
                 sync_people_region([obj.pk])
                 _departments_follow(obj, old_region)
             if model is Institution and obj.is_department and obj.parent_id != old_parent:
-                _people_follow_department(user, obj)
+                people_follow_department(user, obj)
             audit.record(A.UPDATE, obj, changes=changes, user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None

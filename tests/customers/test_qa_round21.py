@@ -129,3 +129,20 @@ def test_a_department_moved_together_with_a_region_of_its_own_keeps_that_region(
     services.update_institution(users["admin"], dept, {"parent": ruijin, "region": pudong})
     dept.refresh_from_db()
     assert dept.region_id == "310115"
+
+
+def test_a_reimport_that_moves_a_department_to_another_hospital_moves_its_people_too(users, xiehe, ruijin, tmp_path,
+                                                                                       settings):
+    from pharmacrm.customers import importer
+
+    settings.VAR_DIR = tmp_path / "var"
+    dept = Institution.objects.get(name="心内科", parent=xiehe)
+    path = tmp_path / "institutions.csv"
+    path.write_text(f"内部编号,机构名称,机构类型,上级机构\n{dept.code},心内科,科室,{ruijin.code}\n", encoding="utf-8")
+    job = importer.import_file(str(path), "institutions", users["admin"], mode="all")
+    assert (job.status, job.updated_count) == ("done", 1), job.errors
+
+    dept.refresh_from_db()
+    doctor = Person.objects.get(name="张伟")
+    assert dept.parent_id == ruijin.pk and dept.region_id == ruijin.region_id
+    assert doctor.institution_id == ruijin.pk and doctor.province == "310000"
