@@ -2360,9 +2360,11 @@ def _update_rows(run: Run, items: list[Item]) -> None:
     if reindex:
         search.reindex(reindex)
     if model is Institution:
-        moved = [it.existing.pk for it in items if "region_id" in it.changes and not it.errors]
+        moved = [it for it in items if "region_id" in it.changes and not it.errors]
         if moved:
-            services.sync_people_region(moved)
+            services.sync_people_region([it.existing.pk for it in moved])
+        for it in moved:  # a hospital that moves takes its departments along, as in the form
+            services.departments_follow(it.existing, it.before.get("region"))
 
 
 def _flush_update_audit(run: Run) -> None:

@@ -336,7 +336,7 @@ def create_institution(user, data: dict[str, Any]) -> Institution:
     return _create(user, Institution, cleaned, INSTITUTION_FIELDS)
 
 
-def _departments_follow(institution: Institution, old_region: str | None) -> None:
+def departments_follow(institution: Institution, old_region: str | None) -> None:
     """A hospital that moves takes along its departments that were where it was (or nowhere)."""
     ids, frontier = [], [institution.pk]
     while frontier:
@@ -458,7 +458,7 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             search.reindex([obj])
             if model is Institution and obj.region_id != old_region:
                 sync_people_region([obj.pk])
-                _departments_follow(obj, old_region)
+                departments_follow(obj, old_region)
             if model is Institution and obj.is_department and obj.parent_id != old_parent:
                 people_follow_department(user, obj)
             audit.record(A.UPDATE, obj, changes=changes, user=user)

@@ -146,3 +146,18 @@ def test_a_reimport_that_moves_a_department_to_another_hospital_moves_its_people
     doctor = Person.objects.get(name="张伟")
     assert dept.parent_id == ruijin.pk and dept.region_id == ruijin.region_id
     assert doctor.institution_id == ruijin.pk and doctor.province == "310000"
+
+
+def test_a_hospital_reimported_in_another_region_takes_its_departments_along(users, xiehe, tmp_path, settings):
+    from pharmacrm.customers import importer
+
+    settings.VAR_DIR = tmp_path / "var"
+    dept = Institution.objects.get(name="心内科", parent=xiehe)
+    path = tmp_path / "institutions.csv"
+    path.write_text(f"内部编号,机构名称,机构类型,行政区划代码\n{xiehe.code},北京协和医院,医院,310104\n", encoding="utf-8")
+    job = importer.import_file(str(path), "institutions", users["admin"], mode="all")
+    assert (job.status, job.updated_count) == ("done", 1), job.errors
+
+    dept.refresh_from_db()
+    assert dept.region_id == "310104"  # as when the hospital is moved in its form: not left behind in 北京
+    assert dept.province == "310000"
