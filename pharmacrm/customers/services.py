@@ -619,8 +619,10 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
         base.exclude(phone_norm="").values("phone_norm").annotate(n=models.Count("id")).filter(n__gt=1)[:limit]
     )
     for row in phones:
-        ids = list(base.filter(phone_norm=row["phone_norm"]).values_list("id", flat=True))
-        groups.append(DuplicateGroup("phone", row["phone_norm"], ids))
+        lines: dict[tuple, list[int]] = {}
+        for pk, phone, kind in base.filter(phone_norm=row["phone_norm"]).values_list("id", "phone", "kind"):
+            lines.setdefault(_phone_line(phone, kind), []).append(pk)
+        groups += [DuplicateGroup("phone", row["phone_norm"], ids) for ids in lines.values() if len(ids) > 1]
     city = models.functions.Substr("region_id", 1, 4)
     names = (
         base.exclude(region__isnull=True)
@@ -645,6 +647,13 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
         ids = list(base.filter(name_norm=row["name_norm"], parent_id=row["parent_id"]).values_list("id", flat=True))
         groups.append(DuplicateGroup("name_parent", row["name_norm"], ids))
     return groups
+
+
+def _phone_line(phone: str, kind: str) -> tuple[bool, str]:
+    """What two institutions sharing a number must also share to be taken for one: a hospital's departments are
+    reached through its switchboard (010-69156114 转8021), so the hospital and a department, or two departments
+    on different extensions, are different customers (a merge refuses the first pair anyway)."""
+    return kind == InstitutionType.DEPARTMENT, normalise.extension(phone)
 
 
 def person_duplicates(limit: int = 200) -> list[DuplicateGroup]:
@@ -719,8 +728,10 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
         if obj.credit_code:
             found.update({pk: "credit_code" for pk in base.filter(credit_code=obj.credit_code).values_list("pk", flat=True)})
         if obj.phone_norm:
-            for pk in base.filter(phone_norm=obj.phone_norm).values_list("pk", flat=True):
-                found.setdefault(pk, "phone")
+            line = _phone_line(obj.phone, obj.kind)
+            for pk, phone, kind in base.filter(phone_norm=obj.phone_norm).values_list("pk", "phone", "kind"):
+                if _phone_line(phone, kind) == line:
+                    found.setdefault(pk, "phone")
         if obj.is_department:
             for pk in base.filter(name_norm=obj.name_norm, parent_id=obj.parent_id).values_list("pk", flat=True):
                 found.setdefault(pk, "name_parent")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import translation
 
 from pharmacrm.customers import services
@@ -161,3 +162,25 @@ def test_a_hospital_reimported_in_another_region_takes_its_departments_along(use
     dept.refresh_from_db()
     assert dept.region_id == "310104"  # as when the hospital is moved in its form: not left behind in 北京
     assert dept.province == "310000"
+
+
+# --- a hospital's switchboard shared by its departments ------------------------------------------------------------
+
+
+def test_departments_reached_through_the_hospitals_switchboard_are_not_its_duplicates(users, client_for, xiehe):
+    admin = users["admin"]
+    cardio = Institution.objects.get(name="心内科", parent=xiehe)
+    services.update_institution(admin, cardio, {"phone": "010-69156114转8021"})
+    gastro = services.create_institution(
+        admin, {"name": "消化内科", "kind": "department", "parent": xiehe, "phone": "010-69156114 分机 8022"}
+    )
+    twin = services.create_institution(
+        admin, {"name": "心血管内科", "kind": "department", "parent": xiehe, "phone": "010-69156114-8021"}
+    )
+    # the hospital and a department can never be merged, two extensions are two lines: only one line twice is listed
+    assert services.duplicates_of(xiehe) == []
+    assert services.duplicates_of(gastro) == []
+    assert services.duplicates_of(cardio) == [(twin, "phone")]
+    assert [sorted(g.ids) for g in services.institution_duplicates() if g.reason == "phone"] == [[cardio.pk, twin.pk]]
+    page = client_for("manager").get(reverse("customers:duplicates"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "消化内科" not in page and "心血管内科" in page
