@@ -665,6 +665,12 @@ def person_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     for field, reason in reasons.items():
         rows = base.exclude(**{field: ""}).values(field).annotate(n=models.Count("id")).filter(n__gt=1)[:limit]
         for row in rows:
+            if field == "landline_bidx":  # one department line, each doctor on their own extension: not one person
+                lines: dict[str, list[int]] = {}
+                for person in base.filter(landline_bidx=row[field]).only("id", "landline"):
+                    lines.setdefault(normalise.phone_key(person.landline), []).append(person.pk)
+                groups += [DuplicateGroup(reason, row[field][:8], ids) for ids in lines.values() if len(ids) > 1]
+                continue
             ids = list(base.filter(**{field: row[field]}).values_list("id", flat=True))
             groups.append(DuplicateGroup(reason, row[field][:8], ids))
     rows = (
@@ -744,8 +750,13 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
         base = Person.objects.filter(merged_into__isnull=True).exclude(pk=obj.pk)
         bidx = [b for b in (obj.mobile_bidx, obj.landline_bidx) if b]
         if bidx:
-            for pk in base.filter(Q(mobile_bidx__in=bidx) | Q(landline_bidx__in=bidx)).values_list("pk", flat=True):
-                found.setdefault(pk, "phone")
+            mine = {normalise.phone_key(obj.mobile), normalise.phone_key(obj.landline)} - {""}
+            sharing = base.filter(Q(mobile_bidx__in=bidx) | Q(landline_bidx__in=bidx)).only("id", "mobile", "landline")
+            for other in sharing:
+                # the same number with the same extension (or none): a department's line, each doctor on their own
+                # extension, is no sign of one person
+                if mine & {normalise.phone_key(other.mobile), normalise.phone_key(other.landline)}:
+                    found.setdefault(other.pk, "phone")
         if obj.email_bidx:
             for pk in base.filter(email_bidx=obj.email_bidx).values_list("pk", flat=True):
                 found.setdefault(pk, "email")

@@ -184,3 +184,14 @@ def test_departments_reached_through_the_hospitals_switchboard_are_not_its_dupli
     assert [sorted(g.ids) for g in services.institution_duplicates() if g.reason == "phone"] == [[cardio.pk, twin.pk]]
     page = client_for("manager").get(reverse("customers:duplicates"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "消化内科" not in page and "心血管内科" in page
+
+
+def test_doctors_on_their_own_extensions_of_one_department_line_are_not_duplicates(users, xiehe):
+    admin = users["admin"]
+    wang = services.create_person(admin, {"name": "王芳", "institution": xiehe, "landline": "010-69156115转8021"})
+    li = services.create_person(admin, {"name": "李娜", "institution": xiehe, "landline": "010-69156115 分机 8022"})
+    again = services.create_person(admin, {"name": "王芳医生", "landline": "010-69156115-8021"})
+    assert services.duplicates_of(li) == []
+    assert services.duplicates_of(wang) == [(again, "phone")]
+    landline_groups = [sorted(g.ids) for g in services.person_duplicates() if g.reason == "phone"]
+    assert landline_groups == [[wang.pk, again.pk]]
