@@ -76,7 +76,17 @@ _SERVICE = re.compile(r"^[48]00\d{7}$")  # a 400 / 800 service number (no area c
 _LANDLINE = re.compile(r"^(?=0(?:10|2\d)\d{8}$|0[3-9]\d{2}\d{7,8}$)(0(?:10|2\d|[3-9]\d{2}))(\d{7,8})$")
 # what is written before an extension: 转, 分机 (and its Traditional 分機, 轉), ext., x, #
 _EXTENSION_MARK = re.compile(r"(?:分机|分機|转|轉|ext\.?|x|#)", re.I)
-_DASHED_EXTENSION = re.compile(r"^((?:\+?86[-\s]?)?0?\d{2,3}[-\s]\d{7,8})-\d{1,6}$")
+
+
+def _dashed_extension(raw: str) -> tuple[str, str]:
+    """(line, extension) of a number whose last group after a dash is an extension because what comes before it is
+    a whole landline: 010-12345678-8021, and also as people space the digits, (010) 6915 6115-8021 or
+    0571-8888 8888-123 (which were read as one 15-digit number). (raw, "") otherwise: 010-1234-5678 is a number."""
+    head, sep, tail = raw.rpartition("-")
+    tail = tail.strip()
+    if sep and tail.isdigit() and len(tail) <= 6 and _LANDLINE.match(phone(head)):
+        return head, tail
+    return raw, ""
 
 
 def extension(value: str | None) -> str:
@@ -86,8 +96,7 @@ def extension(value: str | None) -> str:
     parts = _EXTENSION_MARK.split(raw, maxsplit=1)
     if len(parts) == 2:
         return re.sub(r"\D", "", parts[1])[:6]
-    dashed = _DASHED_EXTENSION.match(raw)
-    return re.sub(r"\D", "", raw[len(dashed.group(1)):])[:6] if dashed else ""
+    return _dashed_extension(raw)[1]
 
 
 def phone(value: str | None) -> str:
@@ -96,9 +105,7 @@ def phone(value: str | None) -> str:
         return ""
     raw = unicodedata.normalize("NFKC", value).strip()
     raw = _EXTENSION_MARK.split(raw, maxsplit=1)[0]
-    extension = _DASHED_EXTENSION.match(raw)  # 010-12345678-123: the last group is the extension
-    if extension:
-        raw = extension.group(1)
+    raw = _dashed_extension(raw)[0]  # 010-12345678-123: the last group is the extension
     digits = re.sub(r"\D", "", raw)
     if raw.startswith("+") and not raw.startswith("+86"):
         return "+" + digits  # another country's number (+1 415 …): never read as a Chinese one

@@ -195,3 +195,14 @@ def test_doctors_on_their_own_extensions_of_one_department_line_are_not_duplicat
     assert services.duplicates_of(wang) == [(again, "phone")]
     landline_groups = [sorted(g.ids) for g in services.person_duplicates() if g.reason == "phone"]
     assert landline_groups == [[wang.pk, again.pk]]
+
+
+@pytest.mark.parametrize("written", ["(010) 6915 6115-8021", "010-6915 6115-8021", "010 6915-6115-8021"])
+def test_an_extension_after_a_dash_is_kept_when_the_number_is_spaced(users, xiehe, written):
+    """Numbers are spaced as they are read out (6915 6115): the extension after the last dash was run into the
+    number, and the landline refused as 15 digits long."""
+    person = services.create_person(users["agent"], {"name": "王芳", "institution": xiehe, "landline": written})
+    person.refresh_from_db()
+    assert person.landline == "01069156115转8021"
+    mobile = services.create_person(users["agent"], {"name": "李娜", "mobile": "138-0013-8001"})
+    assert mobile.mobile == "13800138001"  # a mobile's dashes stay digit groups, never an extension
