@@ -875,6 +875,7 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         search.reindex([survivor])
         if model is Institution:
             sync_people_region([survivor.pk])
+            _moved_departments_follow(survivor, duplicate, moved.get("customers.institution.parent", []))
         MergeRecord.objects.create(
             kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
         )
@@ -888,6 +889,22 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         )  # fmt: skip
         merged.send(sender=model, survivor=survivor, duplicate=duplicate, user=user)
     return survivor
+
+
+def _moved_departments_follow(survivor: Institution, duplicate: Institution, ids: list[int]) -> None:
+    """The duplicate's departments, now the survivor's, lie where the survivor does when they lay where the duplicate
+    did (or nowhere): a duplicate is often the hospital entered in the wrong place, and its departments stayed there,
+    out of sight of the survivor's territory."""
+    if not ids or not survivor.region_id:
+        return
+    following = Institution.objects.filter(pk__in=ids, kind=InstitutionType.DEPARTMENT).filter(
+        Q(region_id=duplicate.region_id) | Q(region__isnull=True)
+    ).exclude(region_id=survivor.region_id)
+    pks = list(following.values_list("pk", flat=True))
+    if pks:
+        province, city = region_columns(survivor.region_id)
+        Institution.objects.filter(pk__in=pks).update(region_id=survivor.region_id, province=province, city=city)
+        search.reindex(list(Institution.objects.filter(pk__in=pks)))
 
 
 # free text a merge joins when both records have some (what each account manager wrote), instead of keeping

@@ -205,3 +205,21 @@ def test_an_extension_after_a_dash_is_kept_when_the_number_is_spaced(users, xieh
     assert person.landline == "01069156115转8021"
     mobile = services.create_person(users["agent"], {"name": "李娜", "mobile": "138-0013-8001"})
     assert mobile.mobile == "13800138001"  # a mobile's dashes stay digit groups, never an extension
+
+
+# --- a merge: the duplicate's departments come to the survivor's place ---------------------------------------------
+
+
+def test_the_departments_of_a_hospital_entered_in_the_wrong_place_follow_the_merge(users, client_for, xiehe, shanghai):
+    admin = users["admin"]
+    dup = services.create_institution(admin, {"name": "协和医院", "kind": "hospital", "region": shanghai})
+    dept = services.create_institution(admin, {"name": "急诊科", "kind": "department", "parent": dup})
+    assert dept.region_id == shanghai.pk
+    services.merge(users["manager"], xiehe, dup)
+
+    dept.refresh_from_db()
+    assert dept.parent_id == xiehe.pk
+    assert (dept.region_id, dept.province) == (xiehe.region_id, "110000")
+    # the Beijing rep sees the hospital's new department on its page
+    page = client_for("rep").get(reverse("customers:institution", args=[xiehe.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert "急诊科" in page.content.decode()
