@@ -29,8 +29,14 @@ _HANT = _hant_table()
 def name(value: str) -> str:
     """Width-folded, lower-cased name without spaces and punctuation, Traditional characters read as
     Simplified (北京協和醫院 is 北京协和医院): what search, pinyin order and duplicate detection compare."""
-    folded = unicodedata.normalize("NFKC", value or "").lower().translate(_HANT)
+    folded = unicodedata.normalize("NFKC", value or "").lower().translate(_HANT).translate(_INVISIBLE)
     return _NAME_PUNCT.sub("", folded)
+
+
+def visible(value: str | None) -> str:
+    """The text without the zero-width characters copied along from WeChat or a web page (what a search box gets
+    when a name is pasted)."""
+    return (value or "").translate(_INVISIBLE)
 
 
 def simplified(value: str) -> str:

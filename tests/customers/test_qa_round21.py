@@ -223,3 +223,10 @@ def test_the_departments_of_a_hospital_entered_in_the_wrong_place_follow_the_mer
     # the Beijing rep sees the hospital's new department on its page
     page = client_for("rep").get(reverse("customers:institution", args=[xiehe.pk]), HTTP_ACCEPT_LANGUAGE="en")
     assert "急诊科" in page.content.decode()
+
+
+@pytest.mark.parametrize("pasted", ["北京协和\u200b医院", "\ufeff协和医院", "010-6915\u200b6114"])
+def test_a_name_or_number_pasted_with_a_zero_width_character_is_found(users, xiehe, pasted):
+    from pharmacrm.customers import search
+
+    assert [hit.obj for hit in search.search(users["agent"], pasted)] == [xiehe]
