@@ -1142,6 +1142,10 @@ class Regions:
         district = self.name(code) if level == 3 else ""
         if city in ("市辖区", "县"):
             city = province
+        elif city == "直辖县" and district:
+            # 海南省 / 琼海市, 湖北省 / 仙桃市: a county-level city directly under its province is its own city (as
+            # the import reads it), not "直辖县" — which lumped every such city together in a pivot by city
+            city = district
         return province, city, district
 
     def _within(self, code: str, ancestor: str) -> bool:

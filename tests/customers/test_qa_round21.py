@@ -230,3 +230,28 @@ def test_a_name_or_number_pasted_with_a_zero_width_character_is_found(users, xie
     from pharmacrm.customers import search
 
     assert [hit.obj for hit in search.search(users["agent"], pasted)] == [xiehe]
+
+
+# --- county-level cities directly under their province, in exports --------------------------------------------------
+
+
+def test_a_county_level_city_under_its_province_is_exported_as_the_city_and_imported_back(users, client_for, tmp_path,
+                                                                                         settings):
+    import csv
+    import io
+
+    from pharmacrm.core.models import Region
+    from pharmacrm.customers import importer
+
+    settings.VAR_DIR = tmp_path / "var"
+    services.create_institution(users["admin"], {"name": "琼海市人民医院", "kind": "hospital",
+                                                 "region": Region.objects.get(code="469002")})  # fmt: skip
+    response = client_for("manager").get(reverse("customers:export", args=["institutions", "csv"]))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert (row["省"], row["市"], row["区县"]) == ("海南省", "琼海市", "琼海市")  # not 市 = 直辖县
+
+    path = tmp_path / "institutions.csv"
+    path.write_text("\n".join(",".join(r) for r in rows), encoding="utf-8")
+    job = importer.import_file(str(path), "institutions", users["admin"], mode="all")
+    assert (job.status, job.unchanged_count, job.error_count) == ("done", 1, 0), job.errors
