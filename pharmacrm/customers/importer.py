@@ -1142,6 +1142,10 @@ class Regions:
         district = self.name(code) if level == 3 else ""
         if city in ("市辖区", "县"):
             city = province
+        elif city == "直辖县" and district:
+            # 海南省 / 琼海市, 湖北省 / 仙桃市: a county-level city directly under its province is its own city (as
+            # the import reads it), not "直辖县" — which lumped every such city together in a pivot by city
+            city = district
         return province, city, district
 
     def _within(self, code: str, ancestor: str) -> bool:
@@ -2332,6 +2336,11 @@ def _update_rows(run: Run, items: list[Item]) -> None:
             if changes["parent_id"] is None:
                 it.fail("parent", "institution_not_found", value=it.pending_parent[:100])
                 continue
+        if model is Institution and "parent_id" in changes and "region_id" not in changes:
+            # a department moved to another hospital lies where the new one does, as in the form
+            follows = services.region_after_parent_move(obj, before.get("parent"), changes["parent_id"])
+            if follows is not False:
+                changes["region_id"] = follows
         for attname, value in changes.items():
             setattr(obj, attname, value)
         _refresh_derived(run, obj)
@@ -2350,12 +2359,16 @@ def _update_rows(run: Run, items: list[Item]) -> None:
         if {"name", "short_name"} & set(changes) or obj.province != it.province_before:
             reindex.append(obj)  # the postings hold the name's terms and the province
         run.updates_audit.append({"id": obj.pk, "code": obj.code, "row": it.row, "changes": diff})
+        if model is Institution and "parent_id" in changes and obj.is_department:
+            services.people_follow_department(run.user, obj)
     if reindex:
         search.reindex(reindex)
     if model is Institution:
-        moved = [it.existing.pk for it in items if "region_id" in it.changes and not it.errors]
+        moved = [it for it in items if "region_id" in it.changes and not it.errors]
         if moved:
-            services.sync_people_region(moved)
+            services.sync_people_region([it.existing.pk for it in moved])
+        for it in moved:  # a hospital that moves takes its departments along, as in the form
+            services.departments_follow(it.existing, it.before.get("region"))
 
 
 def _flush_update_audit(run: Run) -> None:

@@ -29,8 +29,14 @@ _HANT = _hant_table()
 def name(value: str) -> str:
     """Width-folded, lower-cased name without spaces and punctuation, Traditional characters read as
     Simplified (北京協和醫院 is 北京协和医院): what search, pinyin order and duplicate detection compare."""
-    folded = unicodedata.normalize("NFKC", value or "").lower().translate(_HANT)
+    folded = unicodedata.normalize("NFKC", value or "").lower().translate(_HANT).translate(_INVISIBLE)
     return _NAME_PUNCT.sub("", folded)
+
+
+def visible(value: str | None) -> str:
+    """The text without the zero-width characters copied along from WeChat or a web page (what a search box gets
+    when a name is pasted)."""
+    return (value or "").translate(_INVISIBLE)
 
 
 def simplified(value: str) -> str:
@@ -48,7 +54,8 @@ def has_traditional(value: str) -> bool:
 _FULLWIDTH_ALNUM = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF1A), (0xFF21, 0xFF3B), (0xFF41, 0xFF5B)) for cp in range(*r)}
 # invisible characters text copied from web pages, WeChat or a second BOM carries (zero-width space, joiners, word
 # joiner, BOM): 张\u200b三 looks like 张三 but was stored, compared and searched as another name
-_FULLWIDTH_ALNUM.update(dict.fromkeys((0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)))
+_INVISIBLE = dict.fromkeys((0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF))
+_FULLWIDTH_ALNUM.update(_INVISIBLE)
 
 
 def clean_text(value: str | None) -> str:
@@ -69,21 +76,33 @@ def csv_unescape(value: str) -> str:
 # --- phones ------------------------------------------------------------------------------------
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_SERVICE = re.compile(r"^[48]00\d{7}$")  # a 400 / 800 service number (no area code)
 # Area codes: 010 and 02x (3 digits), whose subscriber numbers all have 8 digits (Beijing, Shanghai, Guangzhou …:
 # 021-1234567 is a digit short), or 0xxx (4 digits) with 7 or 8; optional extension.
 _LANDLINE = re.compile(r"^(?=0(?:10|2\d)\d{8}$|0[3-9]\d{2}\d{7,8}$)(0(?:10|2\d|[3-9]\d{2}))(\d{7,8})$")
-_DASHED_EXTENSION = re.compile(r"^((?:\+?86[-\s]?)?0?\d{2,3}[-\s]\d{7,8})-\d{1,6}$")
+# what is written before an extension: 转, 分机 (and its Traditional 分機, 轉), ext., x, #
+_EXTENSION_MARK = re.compile(r"(?:分机|分機|转|轉|ext\.?|x|#)", re.I)
+
+
+def _dashed_extension(raw: str) -> tuple[str, str]:
+    """(line, extension) of a number whose last group after a dash is an extension because what comes before it is
+    a whole landline: 010-12345678-8021, and also as people space the digits, (010) 6915 6115-8021 or
+    0571-8888 8888-123 (which were read as one 15-digit number). (raw, "") otherwise: 010-1234-5678 is a number."""
+    head, sep, tail = raw.rpartition("-")
+    tail = tail.strip()
+    if sep and tail.isdigit() and len(tail) <= 6 and _LANDLINE.match(phone(head)):
+        return head, tail
+    return raw, ""
 
 
 def extension(value: str | None) -> str:
     """The extension written after a phone number (010-69156114转8001, …-8001, ext. 8001), digits only; ""
     when there is none. `phone` leaves it out: blind indexes and duplicate checks use the line itself."""
     raw = unicodedata.normalize("NFKC", value or "").strip()
-    parts = re.split(r"(?:转|ext\.?|x|#)", raw, maxsplit=1, flags=re.I)
+    parts = _EXTENSION_MARK.split(raw, maxsplit=1)
     if len(parts) == 2:
         return re.sub(r"\D", "", parts[1])[:6]
-    dashed = _DASHED_EXTENSION.match(raw)
-    return re.sub(r"\D", "", raw[len(dashed.group(1)):])[:6] if dashed else ""
+    return _dashed_extension(raw)[1]
 
 
 def phone(value: str | None) -> str:
@@ -91,17 +110,15 @@ def phone(value: str | None) -> str:
     if not value:
         return ""
     raw = unicodedata.normalize("NFKC", value).strip()
-    raw = re.split(r"(?:转|ext\.?|x|#)", raw, maxsplit=1, flags=re.I)[0]
-    extension = _DASHED_EXTENSION.match(raw)  # 010-12345678-123: the last group is the extension
-    if extension:
-        raw = extension.group(1)
+    raw = _EXTENSION_MARK.split(raw, maxsplit=1)[0]
+    raw = _dashed_extension(raw)[0]  # 010-12345678-123: the last group is the extension
     digits = re.sub(r"\D", "", raw)
     if raw.startswith("+") and not raw.startswith("+86"):
         return "+" + digits  # another country's number (+1 415 …): never read as a Chinese one
     if raw.startswith("+86") or (digits.startswith("0086") and len(digits) > 11):
         digits = digits[2:] if raw.startswith("+86") else digits[4:]
-        if not digits.startswith("0") and not (digits.startswith("1") and len(digits) == 11):
-            digits = "0" + digits  # +86 10 1234 5678, 0086-10-12345678 → 010 1234 5678
+        if not digits.startswith("0") and not (digits.startswith("1") and len(digits) == 11) and not _SERVICE.match(digits):
+            digits = "0" + digits  # +86 10 1234 5678, 0086-10-12345678 → 010 1234 5678 (+86 400 … stays 400 …)
     elif digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
     return digits
@@ -128,7 +145,7 @@ def validate_landline(value: str) -> str:
 
 def validate_any_phone(value: str) -> str:
     digits = phone(value)
-    if _MOBILE.match(digits) or _LANDLINE.match(digits) or re.match(r"^400\d{7}$|^800\d{7}$", digits):
+    if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
         return digits
     raise ValidationError(
         _("Enter a valid China mobile number, landline with area code, or 400/800 number."), code="invalid_phone"
@@ -171,7 +188,9 @@ def format_phone(digits: str) -> str:
 def email(value: str | None) -> str:
     """An address as it is stored and compared: what a Chinese input method types in full-width mode read as
     ASCII (ｗａｎｇ＠１６３．ｃｏｍ, wang@163。com), without the sentence's full stop after it, lower-cased."""
-    folded = unicodedata.normalize("NFKC", value or "").replace("。", ".").strip()
+    # a zero-width space copied along from WeChat passed the check and was stored inside the address: mail to it
+    # bounced, and the duplicate check (blind index) no longer matched the same address typed by hand
+    folded = unicodedata.normalize("NFKC", value or "").translate(_INVISIBLE).replace("。", ".").strip()
     return folded.rstrip(".").strip().lower() if "@" in folded else folded.lower()
 
 
@@ -197,7 +216,9 @@ def credit_code_check_char(first17: str) -> str:
 
 
 def credit_code(value: str | None) -> str:
-    return unicodedata.normalize("NFKC", value or "").strip().upper().replace(" ", "")
+    """A credit code (or ID card number) as stored and compared: full-width and lower-case read as ASCII capitals,
+    without the spaces and invisible characters that come along when it is copied from a web page or WeChat."""
+    return unicodedata.normalize("NFKC", value or "").translate(_INVISIBLE).strip().upper().replace(" ", "")
 
 
 def validate_credit_code(value: str) -> str:

@@ -618,7 +618,7 @@ def _near(kind: int, places: set[int], keywords: list[tuple[str, str]]) -> tuple
 
 
 def _prepare(query: str) -> str:
-    return unicodedata.normalize("NFKC", query or "").strip()[:100]
+    return normalise.visible(unicodedata.normalize("NFKC", query or "")).strip()[:100]
 
 
 def _look(user, kind: int, filters: Filters, limit: int, restrict: Q | None, how: str, memo: dict) -> _Look:

@@ -336,7 +336,7 @@ def create_institution(user, data: dict[str, Any]) -> Institution:
     return _create(user, Institution, cleaned, INSTITUTION_FIELDS)
 
 
-def _departments_follow(institution: Institution, old_region: str | None) -> None:
+def departments_follow(institution: Institution, old_region: str | None) -> None:
     """A hospital that moves takes along its departments that were where it was (or nowhere)."""
     ids, frontier = [], [institution.pk]
     while frontier:
@@ -350,6 +350,52 @@ def _departments_follow(institution: Institution, old_region: str | None) -> Non
     moved = list(moving.values_list("pk", flat=True))
     Institution.objects.filter(pk__in=moved).update(region_id=institution.region_id, province=province, city=city)
     search.reindex(list(Institution.objects.filter(pk__in=moved)))
+
+
+def _department_region_follows_parent(obj: Institution, data: dict[str, Any]) -> None:
+    """A department moved to another hospital lies where its new hospital does, unless this same change gives it
+    a region of its own: it kept the old hospital's (or none), so reps of the new hospital's territory did not see
+    it, and the reps of the old one still did."""
+    parent = data.get("parent")
+    kind = data.get("kind", obj.kind)
+    if kind != InstitutionType.DEPARTMENT or parent is None or parent.pk == obj.parent_id:
+        return
+    region = data.get("region", obj.region)
+    if (region.pk if region else None) != obj.region_id:
+        return  # chosen in the same edit
+    follows = region_after_parent_move(obj, obj.parent_id, parent.pk)
+    if follows is not False:
+        data["region"] = parent.region
+
+
+def region_after_parent_move(obj: Institution, old_parent_id, new_parent_id):
+    """The region code a department takes when it moves from one hospital to another: the new hospital's, when it
+    lay where the old one does (or nowhere); False when it keeps its own."""
+    if obj.kind != InstitutionType.DEPARTMENT or not new_parent_id or new_parent_id == old_parent_id:
+        return False
+    regions = dict(Institution.objects.filter(pk__in=[p for p in (old_parent_id, new_parent_id) if p])
+                   .values_list("pk", "region_id"))  # fmt: skip
+    if obj.region_id is None or obj.region_id == regions.get(old_parent_id):
+        return regions.get(new_parent_id)
+    return False
+
+
+def people_follow_department(user, department: Institution) -> None:
+    """The people of a department moved to another hospital work at that hospital now: their institution follows,
+    each change in their history. Left at the old hospital, they showed a department of another hospital and
+    their edit form refused every save ("This department does not belong to the chosen institution")."""
+    hospital = department.parent
+    people = Person.objects.filter(department=department, merged_into__isnull=True).exclude(institution=hospital)
+    for person in people.select_related("institution"):
+        before = snapshot(person, PERSON_FIELDS)
+        person.institution = hospital
+        person.refresh_derived(region_id=hospital.region_id)
+        person.version += 1
+        person.updated_at = timezone.now()
+        person.save(update_fields=["institution", "region", "province", "city", "version", "updated_at"])
+        search.reindex([person])
+        audit.record(A.UPDATE, person, changes=audit.diff(before, snapshot(person, PERSON_FIELDS)), user=user,
+                     department_moved=department.pk)  # fmt: skip
 
 
 def sync_people_region(institution_ids: Iterable[int]) -> int:
@@ -375,6 +421,9 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
     refuse_merged_record(obj)  # the web pages refused it; the API and scripts reach here directly
     data = cleaner(data, instance=obj)
     old_region = getattr(obj, "region_id", None)
+    old_parent = getattr(obj, "parent_id", None)
+    if isinstance(obj, Institution):
+        _department_region_follows_parent(obj, data)
     before = snapshot(obj, fields)
     before_tags = sorted(obj.tags.values_list("name", flat=True))
     _apply(obj, data, fields)
@@ -409,7 +458,9 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             search.reindex([obj])
             if model is Institution and obj.region_id != old_region:
                 sync_people_region([obj.pk])
-                _departments_follow(obj, old_region)
+                departments_follow(obj, old_region)
+            if model is Institution and obj.is_department and obj.parent_id != old_parent:
+                people_follow_department(user, obj)
             audit.record(A.UPDATE, obj, changes=changes, user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None
@@ -568,8 +619,10 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
         base.exclude(phone_norm="").values("phone_norm").annotate(n=models.Count("id")).filter(n__gt=1)[:limit]
     )
     for row in phones:
-        ids = list(base.filter(phone_norm=row["phone_norm"]).values_list("id", flat=True))
-        groups.append(DuplicateGroup("phone", row["phone_norm"], ids))
+        lines: dict[tuple, list[int]] = {}
+        for pk, phone, kind in base.filter(phone_norm=row["phone_norm"]).values_list("id", "phone", "kind"):
+            lines.setdefault(_phone_line(phone, kind), []).append(pk)
+        groups += [DuplicateGroup("phone", row["phone_norm"], ids) for ids in lines.values() if len(ids) > 1]
     city = models.functions.Substr("region_id", 1, 4)
     names = (
         base.exclude(region__isnull=True)
@@ -596,6 +649,13 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     return groups
 
 
+def _phone_line(phone: str, kind: str) -> tuple[bool, str]:
+    """What two institutions sharing a number must also share to be taken for one: a hospital's departments are
+    reached through its switchboard (010-69156114 转8021), so the hospital and a department, or two departments
+    on different extensions, are different customers (a merge refuses the first pair anyway)."""
+    return kind == InstitutionType.DEPARTMENT, normalise.extension(phone)
+
+
 def person_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     """Groups of active people sharing a mobile, landline, e-mail or ID card number (blind indexes: nobody's is
     decrypted to compare) or a name at one institution."""
@@ -605,6 +665,12 @@ def person_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     for field, reason in reasons.items():
         rows = base.exclude(**{field: ""}).values(field).annotate(n=models.Count("id")).filter(n__gt=1)[:limit]
         for row in rows:
+            if field == "landline_bidx":  # one department line, each doctor on their own extension: not one person
+                lines: dict[str, list[int]] = {}
+                for person in base.filter(landline_bidx=row[field]).only("id", "landline"):
+                    lines.setdefault(normalise.phone_key(person.landline), []).append(person.pk)
+                groups += [DuplicateGroup(reason, row[field][:8], ids) for ids in lines.values() if len(ids) > 1]
+                continue
             ids = list(base.filter(**{field: row[field]}).values_list("id", flat=True))
             groups.append(DuplicateGroup(reason, row[field][:8], ids))
     rows = (
@@ -668,8 +734,10 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
         if obj.credit_code:
             found.update({pk: "credit_code" for pk in base.filter(credit_code=obj.credit_code).values_list("pk", flat=True)})
         if obj.phone_norm:
-            for pk in base.filter(phone_norm=obj.phone_norm).values_list("pk", flat=True):
-                found.setdefault(pk, "phone")
+            line = _phone_line(obj.phone, obj.kind)
+            for pk, phone, kind in base.filter(phone_norm=obj.phone_norm).values_list("pk", "phone", "kind"):
+                if _phone_line(phone, kind) == line:
+                    found.setdefault(pk, "phone")
         if obj.is_department:
             for pk in base.filter(name_norm=obj.name_norm, parent_id=obj.parent_id).values_list("pk", flat=True):
                 found.setdefault(pk, "name_parent")
@@ -682,8 +750,13 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
         base = Person.objects.filter(merged_into__isnull=True).exclude(pk=obj.pk)
         bidx = [b for b in (obj.mobile_bidx, obj.landline_bidx) if b]
         if bidx:
-            for pk in base.filter(Q(mobile_bidx__in=bidx) | Q(landline_bidx__in=bidx)).values_list("pk", flat=True):
-                found.setdefault(pk, "phone")
+            mine = {normalise.phone_key(obj.mobile), normalise.phone_key(obj.landline)} - {""}
+            sharing = base.filter(Q(mobile_bidx__in=bidx) | Q(landline_bidx__in=bidx)).only("id", "mobile", "landline")
+            for other in sharing:
+                # the same number with the same extension (or none): a department's line, each doctor on their own
+                # extension, is no sign of one person
+                if mine & {normalise.phone_key(other.mobile), normalise.phone_key(other.landline)}:
+                    found.setdefault(other.pk, "phone")
         if obj.email_bidx:
             for pk in base.filter(email_bidx=obj.email_bidx).values_list("pk", flat=True):
                 found.setdefault(pk, "email")
@@ -733,6 +806,11 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
     with transaction.atomic():
         survivor = model.objects.select_for_update().get(pk=survivor.pk)
         duplicate = model.objects.select_for_update().get(pk=duplicate.pk)
+        if duplicate.merged_into_id or survivor.merged_into_id:
+            # read again under the lock: two people who opened the same pair (or its mirror) merge at once, and
+            # the second, having waited for the first, would merge a record already merged (its history moved to
+            # the first survivor, then pointed at another) or merge each record into the other
+            raise ValidationError(_("One of these records has already been merged."))
         if model is Institution:
             node = survivor
             while node is not None:
@@ -797,6 +875,7 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         search.reindex([survivor])
         if model is Institution:
             sync_people_region([survivor.pk])
+            _moved_departments_follow(survivor, duplicate, moved.get("customers.institution.parent", []))
         MergeRecord.objects.create(
             kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
         )
@@ -810,6 +889,22 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         )  # fmt: skip
         merged.send(sender=model, survivor=survivor, duplicate=duplicate, user=user)
     return survivor
+
+
+def _moved_departments_follow(survivor: Institution, duplicate: Institution, ids: list[int]) -> None:
+    """The duplicate's departments, now the survivor's, lie where the survivor does when they lay where the duplicate
+    did (or nowhere): a duplicate is often the hospital entered in the wrong place, and its departments stayed there,
+    out of sight of the survivor's territory."""
+    if not ids or not survivor.region_id:
+        return
+    following = Institution.objects.filter(pk__in=ids, kind=InstitutionType.DEPARTMENT).filter(
+        Q(region_id=duplicate.region_id) | Q(region__isnull=True)
+    ).exclude(region_id=survivor.region_id)
+    pks = list(following.values_list("pk", flat=True))
+    if pks:
+        province, city = region_columns(survivor.region_id)
+        Institution.objects.filter(pk__in=pks).update(region_id=survivor.region_id, province=province, city=city)
+        search.reindex(list(Institution.objects.filter(pk__in=pks)))
 
 
 # free text a merge joins when both records have some (what each account manager wrote), instead of keeping
