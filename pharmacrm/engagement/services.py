@@ -19,6 +19,7 @@ from pharmacrm.safety import net
 from .models import Interaction, InteractionChannel
 
 A = AuditEntry.Action
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # older "when" values are typing errors
 FIELDS = ("institution", "person", "channel", "received_at", "subject", "notes", "product", "safety_relevant")
 
 
@@ -50,6 +51,8 @@ def _clean(user, data: dict, *, partial: bool) -> dict:
             at = timezone.make_aware(at)
         if at > timezone.now() + dt.timedelta(minutes=5):
             errors["received_at"] = [_("An interaction cannot be in the future.")]
+        elif at < EARLIEST:  # a mistyped year ("0226"): day 0 centuries ago, PV's clock breached at once
+            errors["received_at"] = [_("This is too long ago for an interaction: check the date.")]
         values["received_at"] = at
     if partial and "received_at" in values and values["received_at"] is None:
         values.pop("received_at")  # an empty field never moves day 0
