@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.models import Institution, with_departments
 from pharmacrm.customers.services import ConflictError, merged_choice_errors
 from pharmacrm.safety import net
 
@@ -70,7 +71,32 @@ def _clean(user, data: dict, *, partial: bool) -> dict:
     person = values.get("person")
     if person is not None and not values.get("institution") and person.institution_id:
         values["institution"] = person.institution
+    if not partial:
+        _check_workplace(values.get("institution"), person)
     return values
+
+
+def _check_workplace(institution, person) -> None:
+    """The person must work at the institution (or one of its departments, or the hospital of the department
+    chosen), as the form's person select offers: filed under another hospital, a doctor's visit would show
+    on a page of the wrong customer and give the doctor's name to reps whose territory holds that hospital."""
+    if institution is None or person is None:
+        return
+    places = {person.institution_id, person.department_id} - {None}
+    if not places:
+        return  # someone of no institution (a retired expert): nothing to contradict
+    family = set(with_departments(institution.pk))
+    parent = institution.parent_id
+    while parent and parent not in family:
+        family.add(parent)
+        parent = Institution.objects.filter(pk=parent).values_list("parent_id", flat=True).first()
+    if places & family:
+        return
+    workplace = person.institution or person.department
+    raise ValidationError({"person": [
+        _("%(person)s works at %(institution)s: choose that institution, or leave the institution empty.")
+        % {"person": person.name, "institution": workplace.name}
+    ]})  # fmt: skip
 
 
 def record_interaction(user, data: dict) -> Interaction:
@@ -101,6 +127,8 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
         person = values["person"] if "person" in values else fresh.person
         if institution is None and person is None:  # the interaction would drop off every customer's page
             raise ValidationError({"institution": [_("Name the institution or the person.")]})
+        if (getattr(institution, "pk", None), getattr(person, "pk", None)) != (fresh.institution_id, fresh.person_id):
+            _check_workplace(institution, person)
         before = {f: getattr(fresh, f) for f in values}
         for field, value in values.items():
             setattr(fresh, field, value)

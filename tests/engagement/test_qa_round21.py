@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from django.utils import timezone
 
+from pharmacrm.customers import services as customers
 from pharmacrm.engagement.models import Interaction
 from pharmacrm.safety.models import Flag
 
@@ -24,3 +26,53 @@ def test_a_visit_with_a_mistyped_year_is_refused_on_the_field_not_given_day_0_ce
     assert "时间过早，请检查互动日期。" in response.content.decode()
     assert not Interaction.objects.exists() and not Flag.objects.exists()
 
+
+@pytest.fixture
+def lisi(admin_user, ruijin):
+    """A doctor of 瑞金医院 (Shanghai: outside the North team's territory)."""
+    return customers.create_person(admin_user, {"name": "李四", "institution": ruijin, "title": "主任医师"})
+
+
+def test_a_doctor_of_another_hospital_is_not_filed_under_the_hospital_visited(api_for, xiehe, lisi):
+    answer = api_for("agent").post(
+        "/api/v1/interactions/", {"institution": xiehe.pk, "person": lisi.pk, "channel": "visit", "subject": "会议"},
+        format="json", HTTP_ACCEPT_LANGUAGE="en",
+    )  # fmt: skip
+
+    assert answer.status_code == 400
+    assert answer.json()["person"] == [
+        "李四 works at 上海交通大学医学院附属瑞金医院: choose that institution, or leave the institution empty."
+    ]
+    assert not Interaction.objects.exists()
+    # so the Beijing rep, who sees 协和's interactions, never reads the name of a Shanghai doctor
+    assert "李四" not in api_for("rep").get("/api/v1/interactions/").content.decode()
+
+
+def test_leaving_the_institution_empty_files_the_doctor_under_their_own_hospital(client_for, xiehe, ruijin, lisi):
+    response = client_for("agent").post("/interactions/new/", _form(None, person=lisi.pk))
+
+    assert response.status_code == 302
+    assert Interaction.objects.get().institution == ruijin
+
+
+def test_a_doctor_seen_in_a_department_of_their_hospital_is_accepted(client_for, xiehe):
+    dept = xiehe.children.get(name="心内科")
+    doctor = xiehe.people.get(name="张伟")
+
+    for institution in (xiehe, dept):
+        response = client_for("rep").post("/interactions/new/", _form(institution, person=doctor.pk))
+        assert response.status_code == 302, response.content.decode()
+
+    assert Interaction.objects.filter(person=doctor).count() == 2
+
+
+def test_an_edit_cannot_move_a_visit_to_a_doctor_of_another_hospital(client_for, users, xiehe, lisi):
+    client = client_for("agent")
+    client.post("/interactions/new/", _form(xiehe, person=xiehe.people.get(name="张伟").pk))
+    interaction = Interaction.objects.get()
+
+    response = client.post(f"/interactions/{interaction.pk}/", _form(xiehe, person=lisi.pk, version=1))
+
+    assert response.status_code == 400
+    interaction.refresh_from_db()
+    assert interaction.person.name == "张伟" and interaction.version == 1
