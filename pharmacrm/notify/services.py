@@ -277,11 +277,14 @@ def unread_count(user) -> int:
     return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
 
 
-def mark_read(user, ids: Iterable[int] | str | None = None) -> int:
-    """Mark the user's own notifications read: the given ids, or all of them (ids None or "all")."""
+def mark_read(user, ids: Iterable[int] | str | None = None, *, up_to: int | None = None) -> int:
+    """Mark the user's own notifications read: the given ids, or all of them (ids None or "all") — with
+    `up_to`, all of them up to that id: those the reader was shown, not one that arrived since."""
     qs = Notification.objects.filter(recipient=user, read_at__isnull=True)
     if ids is not None and ids != "all":
         qs = qs.filter(pk__in=[int(i) for i in ids])
+    if up_to is not None:
+        qs = qs.filter(pk__lte=int(up_to))
     return qs.update(read_at=timezone.now())
 
 

@@ -44,10 +44,12 @@ def inbox(request):
     if unread_only:
         qs = qs.filter(read_at__isnull=True)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    # "Mark all read" marks what there was when the page was shown, not a notification that arrived since
+    newest = Notification.objects.filter(recipient=request.user).order_by("-pk").values_list("pk", flat=True).first()
     return render(
         request,
         "notify/inbox.html",
-        {"page_obj": page, "rows": page.object_list, "unread_only": unread_only},
+        {"page_obj": page, "rows": page.object_list, "unread_only": unread_only, "newest": newest},
     )
 
 
@@ -65,7 +67,8 @@ def bell(request):
 @require_POST
 def mark_read(request):
     if request.POST.get("all"):
-        n = services.mark_read(request.user, "all")
+        up_to = request.POST.get("up_to", "")
+        n = services.mark_read(request.user, "all", up_to=int(up_to) if up_to.isdecimal() and len(up_to) < 19 else None)
     else:
         ids = [i for i in request.POST.getlist("id") if i.isdecimal() and len(i) < 19]
         n = services.mark_read(request.user, ids)

@@ -3,6 +3,8 @@ they go out, and "Mark all read" that marks only what the reader was shown."""
 
 from __future__ import annotations
 
+import re
+
 from pharmacrm.notify import services, tasks
 from pharmacrm.notify.models import Delivery, Notification
 
@@ -59,3 +61,36 @@ def test_an_email_whose_recipient_removed_the_address_is_not_sent(users, smtp_se
     assert smtp_server.messages == []
     assert Delivery.objects.get().last_error == "Not sent: the recipient no longer has an e-mail address."
     assert Notification.objects.get().recipient == agent  # the bell keeps it
+
+
+def _note(user, title: str) -> Notification:
+    (note,) = services.send([user], kind="ticket.breached", title=title, email=False)
+    return note
+
+
+def test_mark_all_read_on_the_page_leaves_a_notification_that_arrived_after_the_page_was_shown(client_for, users):
+    client = client_for("agent")
+    _note(users["agent"], "TK-2026-000010 已超时")
+    page = client.get("/notifications/").content.decode()
+    late = _note(users["agent"], "TK-2026-000011 已超时")  # an SLA breach arriving while the page is open
+    assert late.title not in page
+    start = page.index('name="all"')  # the "Mark all read" form's fields
+    form = page[page.rindex("<form", 0, start):page.index("</form>", start)]
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form))
+
+    action = re.search(r'action="([^"]+)"', form).group(1)
+
+    assert client.post(action, fields).status_code == 302
+
+    assert list(Notification.objects.filter(read_at__isnull=True)) == [late]  # still new in the bell
+    assert services.unread_count(users["agent"]) == 1
+
+
+def test_the_api_marks_all_read_up_to_the_newest_the_client_showed(api_for, users):
+    shown = _note(users["agent"], "TK-2026-000012 已超时")
+    late = _note(users["agent"], "TK-2026-000013 已超时")
+
+    answer = api_for("agent").post("/api/v1/notifications/mark-read/", {"all": True, "up_to": shown.pk}, format="json")
+
+    assert answer.json() == {"marked": 1, "unread": 1}
+    assert list(Notification.objects.filter(read_at__isnull=True)) == [late]
