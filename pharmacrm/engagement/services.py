@@ -24,7 +24,9 @@ EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # older "when" values are typ
 FIELDS = ("institution", "person", "channel", "received_at", "subject", "notes", "product", "safety_relevant")
 
 
-def _clean(user, data: dict, *, partial: bool) -> dict:
+def _clean(user, data: dict, *, partial: bool, current: Interaction | None = None) -> dict:
+    """`current`: the interaction being changed; its own customers stay allowed when they have left the user's
+    territory (the author corrects a visit made before a move to another region)."""
     errors: dict[str, list[str]] = {}
     values = {f: data[f] for f in FIELDS if f in data}
     if not partial or "subject" in values:
@@ -61,7 +63,8 @@ def _clean(user, data: dict, *, partial: bool) -> dict:
         values["safety_relevant"] = bool(values["safety_relevant"])
     for key in ("institution", "person"):
         obj = values.get(key)
-        if obj is not None and not access.can_see(user, obj):
+        kept = current is not None and obj is not None and getattr(current, f"{key}_id") == obj.pk
+        if obj is not None and not kept and not access.can_see(user, obj):
             errors[key] = [_("You may not record interactions with this customer.")]
     errors = {**merged_choice_errors(values), **errors}
     if not partial and not (values.get("institution") or values.get("person")):
@@ -114,7 +117,7 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
     access.require(user, Cap.RECORD_INTERACTIONS)
     if interaction.created_by_id != user.pk and not access.can(user, Cap.ALL_CUSTOMERS):
         raise access.PermissionDenied(_("Only the author may change this interaction."))
-    values = _clean(user, data, partial=True)
+    values = _clean(user, data, partial=True, current=interaction)
     with transaction.atomic():
         fresh = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if version is not None and int(version) != fresh.version:

@@ -157,7 +157,7 @@ def interaction_detail(request, pk: int):
     if request.method == "POST":
         if not may_edit:
             raise access.PermissionDenied(_("Only the author may change this interaction."))
-        form = InteractionForm(request.POST, user=user, options_url=options_url)
+        form = InteractionForm(request.POST, user=user, options_url=options_url, interaction=interaction)
         status = 400
         if form.is_valid():
             try:
@@ -179,7 +179,7 @@ def interaction_detail(request, pk: int):
                 messages.success(request, _("The interaction was saved."))
                 return redirect("engagement:interaction", pk=pk)
     else:
-        form = InteractionForm(user=user, options_url=options_url, initial=_initial(interaction))
+        form = InteractionForm(user=user, options_url=options_url, initial=_initial(interaction), interaction=interaction)
     flags = sorted(interaction.safety_flags.all(), key=lambda f: f.pk)
     # the case's status for the author and PV's overseers; a link to the case page for those who may open it
     cases = [

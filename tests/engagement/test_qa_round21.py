@@ -76,3 +76,38 @@ def test_an_edit_cannot_move_a_visit_to_a_doctor_of_another_hospital(client_for,
     assert response.status_code == 400
     interaction.refresh_from_db()
     assert interaction.person.name == "张伟" and interaction.version == 1
+
+
+def test_a_rep_moved_to_another_region_still_corrects_a_visit_made_before(client_for, users, xiehe, team_north, shanghai):
+    client = client_for("rep")
+    doctor = xiehe.people.get(name="张伟")
+    client.post("/interactions/new/", _form(xiehe, person=doctor.pk, notes="张主任询问用法"))
+    interaction = Interaction.objects.get()
+    team_north.territory.set([shanghai])  # the rep now works in Shanghai; 协和 is another rep's customer
+
+    page = client.get(f"/interactions/{interaction.pk}/")
+    assert page.status_code == 200 and 'id="interaction-form"' in page.content.decode()
+    edit = _form(xiehe, person=doctor.pk, notes="张主任询问用法，患者用药后出现皮疹", version=1)
+    edit["received_at"] = timezone.localtime(interaction.received_at).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(f"/interactions/{interaction.pk}/", edit)
+
+    assert response.status_code == 302, response.content.decode()
+    interaction.refresh_from_db()
+    assert "皮疹" in interaction.notes and interaction.version == 2
+    assert Flag.objects.filter(interaction=interaction).exists()  # PV hears of it
+
+
+def test_a_rep_moved_to_another_region_cannot_move_a_visit_to_a_customer_outside_the_territory(
+    client_for, users, xiehe, team_north, shanghai, beijing, admin_user
+):
+    client = client_for("rep")
+    client.post("/interactions/new/", _form(xiehe))
+    interaction = Interaction.objects.get()
+    other = customers.create_institution(admin_user, {"name": "北京大学第一医院", "kind": "hospital", "region": beijing})
+    team_north.territory.set([shanghai])
+
+    response = client.post(f"/interactions/{interaction.pk}/", _form(other, version=1))
+
+    assert response.status_code == 400
+    interaction.refresh_from_db()
+    assert interaction.institution == xiehe
