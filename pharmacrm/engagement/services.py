@@ -102,6 +102,39 @@ def _check_workplace(institution, person) -> None:
     ]})  # fmt: skip
 
 
+# the consent channel that covers each way of meeting a customer (a meeting or "other" is none of them)
+CONSENT_CHANNEL = {InteractionChannel.VISIT: "visit", InteractionChannel.PHONE: "phone",
+                   InteractionChannel.WECHAT: "wechat", InteractionChannel.EMAIL: "email"}  # fmt: skip
+
+
+def withdrawn_marketing_consent(interaction: Interaction):
+    """The person's consent record that withdrew marketing communication through the interaction's channel,
+    when that is the latest word on it (a consent given again since clears it); else None."""
+    channel = CONSENT_CHANNEL.get(interaction.channel)
+    if interaction.person_id is None or channel is None:
+        return None
+    from pharmacrm.customers.choices import ConsentPurpose, ConsentStatus
+    from pharmacrm.customers.models import Consent
+
+    latest = (
+        Consent.objects.filter(person_id=interaction.person_id, purpose=ConsentPurpose.MARKETING, channel=channel)
+        .order_by("-at", "-id").first()
+    )  # fmt: skip
+    return latest if latest is not None and latest.status == ConsentStatus.WITHDRAWN else None
+
+
+def consent_warning(interaction: Interaction) -> str:
+    """What the page says about an interaction through a channel whose marketing consent the person withdrew."""
+    consent = withdrawn_marketing_consent(interaction)
+    if consent is None:
+        return ""
+    return _("%(person)s withdrew their consent to marketing communication by %(channel)s on %(date)s: do not "
+             "promote products to them this way.") % {
+        "person": interaction.person.name, "channel": consent.get_channel_display(),
+        "date": timezone.localtime(consent.at).date().isoformat(),
+    }  # fmt: skip
+
+
 def record_interaction(user, data: dict) -> Interaction:
     access.require(user, Cap.RECORD_INTERACTIONS)
     values = _clean(user, data, partial=False)

@@ -190,7 +190,7 @@ def interaction_detail(request, pk: int):
     context = {
         "interaction": interaction, "form": form if may_edit else None, "conflict": conflict,
         "flag_status": _flag_status(interaction), "flags": flags, "cases": cases,
-        "may_triage": access.can(user, Cap.HANDLE_SAFETY),
+        "may_triage": access.can(user, Cap.HANDLE_SAFETY), "consent_warning": services.consent_warning(interaction),
     }  # fmt: skip
     return render(request, "engagement/interaction_detail.html", context, status=status)
 

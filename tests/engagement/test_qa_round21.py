@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from pharmacrm.customers import services as customers
 from pharmacrm.engagement.models import Interaction
@@ -111,3 +113,40 @@ def test_a_rep_moved_to_another_region_cannot_move_a_visit_to_a_customer_outside
     assert response.status_code == 400
     interaction.refresh_from_db()
     assert interaction.institution == xiehe
+
+
+def test_a_wechat_message_to_a_doctor_who_withdrew_wechat_marketing_consent_is_marked_on_its_page(
+    client_for, admin_user, xiehe
+):
+    doctor = xiehe.people.get(name="张伟")
+    withdrawn = timezone.now() - dt.timedelta(days=3)
+    customers.record_consent(admin_user, doctor, {"purpose": "marketing", "channel": "wechat", "status": "given",
+                                                 "at": withdrawn - dt.timedelta(days=300)})  # fmt: skip
+    customers.record_consent(admin_user, doctor, {"purpose": "marketing", "channel": "wechat", "status": "withdrawn",
+                                                 "at": withdrawn, "evidence": "微信回复：请勿再推送"})  # fmt: skip
+    client = client_for("rep")
+
+    response = client.post("/interactions/new/", _form(xiehe, person=doctor.pk, channel="wechat"), follow=True)
+
+    with translation.override("en"):
+        page = client.get(response.redirect_chain[-1][0], HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert (f"张伟 withdrew their consent to marketing communication by WeChat on "
+            f"{timezone.localtime(withdrawn).date().isoformat()}: do not promote products to them this way.") in page  # fmt: skip
+    # a visit (consent not withdrawn for visits) says nothing
+    client.post("/interactions/new/", _form(xiehe, person=doctor.pk, channel="visit"))
+    visit = Interaction.objects.get(channel="visit")
+    assert 'id="consent-warning"' not in client.get(f"/interactions/{visit.pk}/").content.decode()
+
+
+def test_a_consent_given_again_clears_the_warning(client_for, admin_user, xiehe):
+    doctor = xiehe.people.get(name="张伟")
+    now = timezone.now()
+    for status, days in (("withdrawn", 5), ("given", 1)):
+        customers.record_consent(admin_user, doctor, {"purpose": "marketing", "channel": "wechat", "status": status,
+                                                     "at": now - dt.timedelta(days=days)})  # fmt: skip
+    client = client_for("rep")
+    client.post("/interactions/new/", _form(xiehe, person=doctor.pk, channel="wechat"))
+
+    page = client.get(f"/interactions/{Interaction.objects.get().pk}/").content.decode()
+
+    assert 'id="consent-warning"' not in page
