@@ -288,6 +288,23 @@ def mark_read(user, ids: Iterable[int] | str | None = None, *, up_to: int | None
     return qs.update(read_at=timezone.now())
 
 
+def may_open(user, note: Notification) -> bool:
+    """Whether the user may still open the ticket or safety case a notification is about (the scope of those
+    pages: a ticket handed to someone outside their territory since, a case after leaving the PV role). Other
+    kinds of objects: True (their page decides)."""
+    if not note.object_id.isdecimal() or len(note.object_id) > 18:
+        return True
+    pk = int(note.object_id)
+    if note.object_type == "servicedesk.ticket":
+        return access.tickets_for(user).filter(pk=pk).exists()
+    if note.object_type == "safety.safetycase":
+        from pharmacrm.safety.models import SafetyCase
+
+        case = SafetyCase.objects.select_related("source_ticket", "source_interaction").filter(pk=pk).first()
+        return case is not None and access.case_status_visible(user, case)
+    return True
+
+
 # --- administration: deliveries --------------------------------------------------------------------
 
 

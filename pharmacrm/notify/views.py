@@ -82,6 +82,11 @@ def open_notification(request, pk: int):
     """Mark one of the user's notifications read and follow its link (local links only)."""
     note = get_object_or_404(Notification, pk=pk, recipient=request.user)
     services.mark_read(request.user, [note.pk])
+    if not services.may_open(request.user, note):
+        # a ticket given to someone else since, a case after leaving PV: say so here instead of a bare 404
+        messages.info(request, _("You can no longer open what this notification is about: %(title)s")
+                      % {"title": note.shown_title})  # fmt: skip
+        return redirect("notify:inbox")
     url = note.url
     if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=request.is_secure()):
         return redirect(url)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from django.utils import translation
+
 from pharmacrm.notify import services, tasks
 from pharmacrm.notify.models import Delivery, Notification
 
@@ -94,3 +96,40 @@ def test_the_api_marks_all_read_up_to_the_newest_the_client_showed(api_for, user
 
     assert answer.json() == {"marked": 1, "unread": 1}
     assert list(Notification.objects.filter(read_at__isnull=True)) == [late]
+
+
+def test_a_notification_about_a_ticket_the_reader_can_no_longer_see_says_so_instead_of_a_404(
+    client_for, users, ruijin
+):
+    from pharmacrm.servicedesk import services as desk
+
+    ticket = desk.create_ticket(users["agent"], {"subject": "咨询用法", "channel": "phone", "category": "drug_info",
+                                                 "institution": ruijin})  # fmt: skip
+    desk.assign(users["agent"], ticket, assignee=users["rep"])  # Shanghai: the Beijing rep sees it as its assignee
+    note = Notification.objects.get(recipient=users["rep"], kind="ticket.assigned")
+    client = client_for("rep")
+    assert client.get(f"/notifications/{note.pk}/open/").url == f"/service/tickets/{ticket.pk}/"
+    ticket.refresh_from_db()
+    desk.assign(users["agent"], ticket, assignee=users["agent"])  # given to someone else: out of the rep's sight
+
+    with translation.override("en"):
+        response = client.get(f"/notifications/{note.pk}/open/", HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    assert response.redirect_chain == [("/notifications/", 302)]
+    assert "You can no longer open what this notification is about: " in response.content.decode()
+    assert ticket.number in response.content.decode()
+    note.refresh_from_db()
+    assert note.read_at is not None
+
+
+def test_a_notification_about_a_ticket_still_visible_still_opens_it(client_for, users, xiehe):
+    from pharmacrm.servicedesk import services as desk
+
+    ticket = desk.create_ticket(users["agent"], {"subject": "咨询用法", "channel": "phone", "category": "drug_info",
+                                                 "institution": xiehe})  # fmt: skip
+    desk.assign(users["agent"], ticket, assignee=users["rep"])
+    ticket.refresh_from_db()
+    desk.assign(users["agent"], ticket, assignee=users["agent"])  # 协和 is in the rep's territory
+    note = Notification.objects.get(recipient=users["rep"])
+
+    assert client_for("rep").get(f"/notifications/{note.pk}/open/").url == f"/service/tickets/{ticket.pk}/"
