@@ -150,3 +150,19 @@ def test_a_consent_given_again_clears_the_warning(client_for, admin_user, xiehe)
     page = client.get(f"/interactions/{Interaction.objects.get().pk}/").content.decode()
 
     assert 'id="consent-warning"' not in page
+
+
+def test_a_visit_that_mentions_a_death_tells_its_author_pv_looks_within_four_hours_not_a_working_day(
+    client_for, xiehe
+):
+    client = client_for("rep")
+    heard = timezone.localtime(timezone.now() - dt.timedelta(hours=1)).replace(second=0, microsecond=0)
+    form = _form(xiehe, received_at=heard.strftime("%Y-%m-%dT%H:%M"), notes="张主任说有患者用药后出现过敏性休克死亡")
+    client.post("/interactions/new/", form)
+    interaction = Interaction.objects.get()
+
+    page = client.get(f"/interactions/{interaction.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    due = (heard + dt.timedelta(hours=4)).strftime("%Y-%m-%d %H:%M")
+    assert f"Flagged for pharmacovigilance: a PV officer will look at it by {due}." in page
+    assert "within one working day" not in page
