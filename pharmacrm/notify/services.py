@@ -308,6 +308,15 @@ def may_open(user, note: Notification) -> bool:
 # --- administration: deliveries --------------------------------------------------------------------
 
 
+def _in_flight(delivery: Delivery, now: dt.datetime) -> bool:
+    """A worker's claim counted an attempt whose outcome is not in the log yet, and its lease runs."""
+    logged = delivery.log[-1].get("attempt", 0) if delivery.log and isinstance(delivery.log[-1], dict) else 0
+    return (
+        delivery.status in (Delivery.Status.PENDING, Delivery.Status.FAILED) and delivery.attempts > (logged or 0)
+        and delivery.next_attempt_at is not None and delivery.next_attempt_at > now
+    )  # fmt: skip
+
+
 def retry(user, delivery: Delivery) -> Delivery:
     """Send a failed (or given-up) delivery again now; audited."""
     access.require(user, Cap.MANAGE_SERVICE)
@@ -315,8 +324,15 @@ def retry(user, delivery: Delivery) -> Delivery:
         raise ValidationError({"status": _("This delivery was sent already.")})
     before = {"status": delivery.status, "next_attempt_at": delivery.next_attempt_at}
     now = timezone.now()
+    if _in_flight(delivery, now):
+        # a worker claimed it and is sending it (or was killed doing so: its lease runs out then): "now" would
+        # hand it to a second worker, and the e-mail or group-chat message would go out twice
+        raise ValidationError({"status": _(
+            "A worker is sending this delivery right now. If it does not get through, it is tried again by "
+            "%(time)s at the latest."
+        ) % {"time": timezone.localtime(delivery.next_attempt_at).strftime("%Y-%m-%d %H:%M")}})  # fmt: skip
     with transaction.atomic():
-        Delivery.objects.filter(pk=delivery.pk).exclude(status=Delivery.Status.SENT).update(
+        Delivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).exclude(status=Delivery.Status.SENT).update(
             status=Delivery.Status.PENDING if delivery.status == Delivery.Status.GAVE_UP else delivery.status,
             next_attempt_at=now,
         )

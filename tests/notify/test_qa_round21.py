@@ -133,3 +133,27 @@ def test_a_notification_about_a_ticket_still_visible_still_opens_it(client_for, 
     note = Notification.objects.get(recipient=users["rep"])
 
     assert client_for("rep").get(f"/notifications/{note.pk}/open/").url == f"/service/tickets/{ticket.pk}/"
+
+
+def test_retry_now_while_a_worker_is_sending_the_delivery_does_not_send_it_twice(client_for, users, receiver):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    services.create_endpoint(users["admin"], {"name": "企业微信群", "url": receiver.url})
+    services.emit("ticket.breached", {"n": 1})
+    delivery = Delivery.objects.get()
+    assert tasks.claim(delivery.pk) is not None  # a worker took it and is waiting for the receiver's answer
+    client = client_for("admin")
+
+    response = client.post(f"/notifications/deliveries/{delivery.pk}/retry/", HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    assert "A worker is sending this delivery right now." in response.content.decode()
+    assert tasks.sweep() == 0 and tasks.deliver(delivery.pk) is None
+    assert receiver.requests == []  # only the first worker sends it
+    # a worker killed mid-send: once its lease has run out, "Retry now" sends it (once)
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+    client.post(f"/notifications/deliveries/{delivery.pk}/retry/")
+    assert tasks.sweep() == 1
+    assert len(receiver.requests) == 1
+    assert Delivery.objects.get().status == S.SENT
