@@ -4,6 +4,7 @@ engagement.services). Selects offer only the customers the user may see."""
 from __future__ import annotations
 
 from django import forms
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -83,11 +84,13 @@ class InteractionForm(ServiceErrorsMixin, CustomerPickers):
             self.initial.setdefault("received_at", timezone.localtime().replace(second=0, microsecond=0))
         # the ticket's pickers: choosing an institution reloads the person select with its people
         self._set_up_pickers(user, options_url or reverse("engagement:interaction-create"))
-        if interaction is not None:
-            self._keep_customers(interaction)
-        self.fields["product"].queryset = Product.objects.filter(active=True).order_by(
+        # editing: a product discontinued since the visit stays its product, so the rest can still be corrected
+        kept = Q(pk=interaction.product_id) if interaction is not None and interaction.product_id else Q(pk__in=[])
+        self.fields["product"].queryset = Product.objects.filter(Q(active=True) | kept).order_by(
             "brand_name", "strength"
         )
+        if interaction is not None:
+            self._keep_customers(interaction)
 
     def _keep_customers(self, interaction) -> None:
         """Editing: the interaction's own customers stay choices even when they are no longer in the user's

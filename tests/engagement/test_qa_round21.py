@@ -166,3 +166,24 @@ def test_a_visit_that_mentions_a_death_tells_its_author_pv_looks_within_four_hou
     due = (heard + dt.timedelta(hours=4)).strftime("%Y-%m-%d %H:%M")
     assert f"Flagged for pharmacovigilance: a PV officer will look at it by {due}." in page
     assert "within one working day" not in page
+
+
+def test_a_visit_about_a_product_discontinued_since_can_still_be_corrected(client_for, xiehe):
+    from pharmacrm.servicedesk.models import Product
+
+    product = Product.objects.create(brand_name="络活喜", generic_name="苯磺酸氨氯地平片", dosage_form="片剂",
+                                     strength="5mg×7片", approval_number="国药准字H10950224")  # fmt: skip
+    client = client_for("rep")
+    client.post("/interactions/new/", _form(xiehe, product=product.pk, notes="介绍产品"))
+    interaction = Interaction.objects.get()
+    Product.objects.filter(pk=product.pk).update(active=False)  # taken off the catalogue
+
+    assert "络活喜" in client.get(f"/interactions/{interaction.pk}/").content.decode()
+    edit = _form(xiehe, product=product.pk, notes="介绍产品；主任反映有患者服药后踝部水肿", version=1)
+    edit["received_at"] = timezone.localtime(interaction.received_at).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(f"/interactions/{interaction.pk}/", edit)
+
+    assert response.status_code == 302, response.context["form"].errors
+    interaction.refresh_from_db()
+    assert interaction.product == product and "水肿" in interaction.notes
+    assert client.get("/interactions/new/").content.decode().count("络活喜") == 0  # not offered for new visits
