@@ -35,7 +35,7 @@ from . import services
 from .models import Interaction, InteractionChannel
 
 MAX_ID = 2**63 - 1
-EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # older "when" values are typing errors
+EARLIEST = services.EARLIEST
 
 
 def register(router) -> None:

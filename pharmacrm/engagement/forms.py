@@ -4,6 +4,7 @@ engagement.services). Selects offer only the customers the user may see."""
 from __future__ import annotations
 
 from django import forms
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -12,7 +13,7 @@ from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.customers.forms import ANY, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution, Person
-from pharmacrm.servicedesk.forms import LOCAL_INPUT, CustomerPickers
+from pharmacrm.servicedesk.forms import LOCAL_INPUT, CustomerPickers, _person_label
 from pharmacrm.servicedesk.models import Product
 
 from .models import InteractionChannel
@@ -76,16 +77,35 @@ class InteractionForm(ServiceErrorsMixin, CustomerPickers):
     )  # fmt: skip
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
-    def __init__(self, *args, user, options_url: str = "", **kwargs):
+    def __init__(self, *args, user, options_url: str = "", interaction=None, **kwargs):
         self.user = user
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("received_at", timezone.localtime().replace(second=0, microsecond=0))
         # the ticket's pickers: choosing an institution reloads the person select with its people
         self._set_up_pickers(user, options_url or reverse("engagement:interaction-create"))
-        self.fields["product"].queryset = Product.objects.filter(active=True).order_by(
+        # editing: a product discontinued since the visit stays its product, so the rest can still be corrected
+        kept = Q(pk=interaction.product_id) if interaction is not None and interaction.product_id else Q(pk__in=[])
+        self.fields["product"].queryset = Product.objects.filter(Q(active=True) | kept).order_by(
             "brand_name", "strength"
         )
+        if interaction is not None:
+            self._keep_customers(interaction)
+
+    def _keep_customers(self, interaction) -> None:
+        """Editing: the interaction's own customers stay choices even when they are no longer in the user's
+        territory (a rep moved to another region corrects the notes of a visit made before)."""
+        for key, model in (("institution", Institution), ("person", Person)):
+            pk = getattr(interaction, f"{key}_id")
+            field = self.fields[key]
+            if pk is None or field.queryset.filter(pk=pk).exists():
+                continue
+            field.queryset = field.queryset | model.objects.filter(pk=pk)
+            if key == "institution":
+                _limit_picker(field, [self.data.get(key) if self.is_bound else pk])
+            else:
+                field.widget.choices = [*field.widget.choices[:1], (pk, _person_label(interaction.person)),
+                                        *field.widget.choices[1:]]  # fmt: skip
 
     def service_data(self, *, editing: bool = False, stored_at=None) -> dict:
         """The values for engagement.services. `stored_at` (editing) is the interaction's time: the field shows

@@ -13,16 +13,20 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.models import Institution, with_departments
 from pharmacrm.customers.services import ConflictError, merged_choice_errors
 from pharmacrm.safety import net
 
 from .models import Interaction, InteractionChannel
 
 A = AuditEntry.Action
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # older "when" values are typing errors
 FIELDS = ("institution", "person", "channel", "received_at", "subject", "notes", "product", "safety_relevant")
 
 
-def _clean(user, data: dict, *, partial: bool) -> dict:
+def _clean(user, data: dict, *, partial: bool, current: Interaction | None = None) -> dict:
+    """`current`: the interaction being changed; its own customers stay allowed when they have left the user's
+    territory (the author corrects a visit made before a move to another region)."""
     errors: dict[str, list[str]] = {}
     values = {f: data[f] for f in FIELDS if f in data}
     if not partial or "subject" in values:
@@ -50,6 +54,8 @@ def _clean(user, data: dict, *, partial: bool) -> dict:
             at = timezone.make_aware(at)
         if at > timezone.now() + dt.timedelta(minutes=5):
             errors["received_at"] = [_("An interaction cannot be in the future.")]
+        elif at < EARLIEST:  # a mistyped year ("0226"): day 0 centuries ago, PV's clock breached at once
+            errors["received_at"] = [_("This is too long ago for an interaction: check the date.")]
         values["received_at"] = at
     if partial and "received_at" in values and values["received_at"] is None:
         values.pop("received_at")  # an empty field never moves day 0
@@ -57,7 +63,8 @@ def _clean(user, data: dict, *, partial: bool) -> dict:
         values["safety_relevant"] = bool(values["safety_relevant"])
     for key in ("institution", "person"):
         obj = values.get(key)
-        if obj is not None and not access.can_see(user, obj):
+        kept = current is not None and obj is not None and getattr(current, f"{key}_id") == obj.pk
+        if obj is not None and not kept and not access.can_see(user, obj):
             errors[key] = [_("You may not record interactions with this customer.")]
     errors = {**merged_choice_errors(values), **errors}
     if not partial and not (values.get("institution") or values.get("person")):
@@ -67,7 +74,65 @@ def _clean(user, data: dict, *, partial: bool) -> dict:
     person = values.get("person")
     if person is not None and not values.get("institution") and person.institution_id:
         values["institution"] = person.institution
+    if not partial:
+        _check_workplace(values.get("institution"), person)
     return values
+
+
+def _check_workplace(institution, person) -> None:
+    """The person must work at the institution (or one of its departments, or the hospital of the department
+    chosen), as the form's person select offers: filed under another hospital, a doctor's visit would show
+    on a page of the wrong customer and give the doctor's name to reps whose territory holds that hospital."""
+    if institution is None or person is None:
+        return
+    places = {person.institution_id, person.department_id} - {None}
+    if not places:
+        return  # someone of no institution (a retired expert): nothing to contradict
+    family = set(with_departments(institution.pk))
+    parent = institution.parent_id
+    while parent and parent not in family:
+        family.add(parent)
+        parent = Institution.objects.filter(pk=parent).values_list("parent_id", flat=True).first()
+    if places & family:
+        return
+    workplace = person.institution or person.department
+    raise ValidationError({"person": [
+        _("%(person)s works at %(institution)s: choose that institution, or leave the institution empty.")
+        % {"person": person.name, "institution": workplace.name}
+    ]})  # fmt: skip
+
+
+# the consent channel that covers each way of meeting a customer (a meeting or "other" is none of them)
+CONSENT_CHANNEL = {InteractionChannel.VISIT: "visit", InteractionChannel.PHONE: "phone",
+                   InteractionChannel.WECHAT: "wechat", InteractionChannel.EMAIL: "email"}  # fmt: skip
+
+
+def withdrawn_marketing_consent(interaction: Interaction):
+    """The person's consent record that withdrew marketing communication through the interaction's channel,
+    when that is the latest word on it (a consent given again since clears it); else None."""
+    channel = CONSENT_CHANNEL.get(interaction.channel)
+    if interaction.person_id is None or channel is None:
+        return None
+    from pharmacrm.customers.choices import ConsentPurpose, ConsentStatus
+    from pharmacrm.customers.models import Consent
+
+    latest = (
+        Consent.objects.filter(person_id=interaction.person_id, purpose=ConsentPurpose.MARKETING, channel=channel)
+        .order_by("-at", "-id").first()
+    )  # fmt: skip
+    return latest if latest is not None and latest.status == ConsentStatus.WITHDRAWN else None
+
+
+def consent_warning(interaction: Interaction) -> str:
+    """What the page says about an interaction through a channel whose marketing consent the person withdrew."""
+    consent = withdrawn_marketing_consent(interaction)
+    if consent is None:
+        return ""
+    return _("%(person)s withdrew their consent to marketing communication by %(channel)s on %(date)s: do not "
+             "promote products to them this way.") % {
+        "person": interaction.person.name, "channel": consent.get_channel_display(),
+        "date": timezone.localtime(consent.at).date().isoformat(),
+    }  # fmt: skip
 
 
 def record_interaction(user, data: dict) -> Interaction:
@@ -85,7 +150,7 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
     access.require(user, Cap.RECORD_INTERACTIONS)
     if interaction.created_by_id != user.pk and not access.can(user, Cap.ALL_CUSTOMERS):
         raise access.PermissionDenied(_("Only the author may change this interaction."))
-    values = _clean(user, data, partial=True)
+    values = _clean(user, data, partial=True, current=interaction)
     with transaction.atomic():
         fresh = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if version is not None and int(version) != fresh.version:
@@ -98,6 +163,8 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
         person = values["person"] if "person" in values else fresh.person
         if institution is None and person is None:  # the interaction would drop off every customer's page
             raise ValidationError({"institution": [_("Name the institution or the person.")]})
+        if (getattr(institution, "pk", None), getattr(person, "pk", None)) != (fresh.institution_id, fresh.person_id):
+            _check_workplace(institution, person)
         before = {f: getattr(fresh, f) for f in values}
         for field, value in values.items():
             setattr(fresh, field, value)

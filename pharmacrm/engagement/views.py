@@ -20,7 +20,7 @@ from pharmacrm.customers.models import with_departments
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
 from pharmacrm.safety.choices import SignalStatus
-from pharmacrm.safety.models import Flag, SafetyCase
+from pharmacrm.safety.models import Flag, SafetyCase, SafetyClock
 from pharmacrm.servicedesk.forms import people_options
 
 from . import services
@@ -157,7 +157,7 @@ def interaction_detail(request, pk: int):
     if request.method == "POST":
         if not may_edit:
             raise access.PermissionDenied(_("Only the author may change this interaction."))
-        form = InteractionForm(request.POST, user=user, options_url=options_url)
+        form = InteractionForm(request.POST, user=user, options_url=options_url, interaction=interaction)
         status = 400
         if form.is_valid():
             try:
@@ -179,8 +179,13 @@ def interaction_detail(request, pk: int):
                 messages.success(request, _("The interaction was saved."))
                 return redirect("engagement:interaction", pk=pk)
     else:
-        form = InteractionForm(user=user, options_url=options_url, initial=_initial(interaction))
+        form = InteractionForm(user=user, options_url=options_url, initial=_initial(interaction), interaction=interaction)
     flags = sorted(interaction.safety_flags.all(), key=lambda f: f.pk)
+    # when PV must have looked at a pending flag: a day, or four hours when a death or hospital stay was mentioned
+    handoff_due = (
+        SafetyClock.objects.filter(flag__in=[f for f in flags if f.status == SignalStatus.PENDING], met_at__isnull=True)
+        .order_by("due_at").values_list("due_at", flat=True).first()
+    )  # fmt: skip
     # the case's status for the author and PV's overseers; a link to the case page for those who may open it
     cases = [
         (c, access.cases_for(user).filter(pk=c.pk).exists())
@@ -189,8 +194,8 @@ def interaction_detail(request, pk: int):
     ]
     context = {
         "interaction": interaction, "form": form if may_edit else None, "conflict": conflict,
-        "flag_status": _flag_status(interaction), "flags": flags, "cases": cases,
-        "may_triage": access.can(user, Cap.HANDLE_SAFETY),
+        "flag_status": _flag_status(interaction), "flags": flags, "handoff_due": handoff_due, "cases": cases,
+        "may_triage": access.can(user, Cap.HANDLE_SAFETY), "consent_warning": services.consent_warning(interaction),
     }  # fmt: skip
     return render(request, "engagement/interaction_detail.html", context, status=status)
 

@@ -58,6 +58,10 @@ class MarkReadSerializer(serializers.Serializer):
     all = serializers.BooleanField(
         required=False, default=False, help_text="Mark every unread notification read."
     )
+    up_to = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID,
+        help_text="With all=true: only those up to this id (the newest you showed), not one that arrived since.",
+    )  # fmt: skip
 
     def validate(self, attrs):
         if not attrs.get("all") and not attrs.get("ids"):
@@ -112,7 +116,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         s = MarkReadSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         ids = "all" if s.validated_data.get("all") else s.validated_data["ids"]
-        n = services.mark_read(request.user, ids)
+        n = services.mark_read(request.user, ids, up_to=s.validated_data.get("up_to"))
         return Response({"marked": n, "unread": services.unread_count(request.user)})
 
     @extend_schema(responses=UnreadSerializer, tags=["notifications"], filters=False)

@@ -277,15 +277,44 @@ def unread_count(user) -> int:
     return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
 
 
-def mark_read(user, ids: Iterable[int] | str | None = None) -> int:
-    """Mark the user's own notifications read: the given ids, or all of them (ids None or "all")."""
+def mark_read(user, ids: Iterable[int] | str | None = None, *, up_to: int | None = None) -> int:
+    """Mark the user's own notifications read: the given ids, or all of them (ids None or "all") — with
+    `up_to`, all of them up to that id: those the reader was shown, not one that arrived since."""
     qs = Notification.objects.filter(recipient=user, read_at__isnull=True)
     if ids is not None and ids != "all":
         qs = qs.filter(pk__in=[int(i) for i in ids])
+    if up_to is not None:
+        qs = qs.filter(pk__lte=int(up_to))
     return qs.update(read_at=timezone.now())
 
 
+def may_open(user, note: Notification) -> bool:
+    """Whether the user may still open the ticket or safety case a notification is about (the scope of those
+    pages: a ticket handed to someone outside their territory since, a case after leaving the PV role). Other
+    kinds of objects: True (their page decides)."""
+    if not note.object_id.isdecimal() or len(note.object_id) > 18:
+        return True
+    pk = int(note.object_id)
+    if note.object_type == "servicedesk.ticket":
+        return access.tickets_for(user).filter(pk=pk).exists()
+    if note.object_type == "safety.safetycase":
+        from pharmacrm.safety.models import SafetyCase
+
+        case = SafetyCase.objects.select_related("source_ticket", "source_interaction").filter(pk=pk).first()
+        return case is not None and access.case_status_visible(user, case)
+    return True
+
+
 # --- administration: deliveries --------------------------------------------------------------------
+
+
+def _in_flight(delivery: Delivery, now: dt.datetime) -> bool:
+    """A worker's claim counted an attempt whose outcome is not in the log yet, and its lease runs."""
+    logged = delivery.log[-1].get("attempt", 0) if delivery.log and isinstance(delivery.log[-1], dict) else 0
+    return (
+        delivery.status in (Delivery.Status.PENDING, Delivery.Status.FAILED) and delivery.attempts > (logged or 0)
+        and delivery.next_attempt_at is not None and delivery.next_attempt_at > now
+    )  # fmt: skip
 
 
 def retry(user, delivery: Delivery) -> Delivery:
@@ -295,8 +324,15 @@ def retry(user, delivery: Delivery) -> Delivery:
         raise ValidationError({"status": _("This delivery was sent already.")})
     before = {"status": delivery.status, "next_attempt_at": delivery.next_attempt_at}
     now = timezone.now()
+    if _in_flight(delivery, now):
+        # a worker claimed it and is sending it (or was killed doing so: its lease runs out then): "now" would
+        # hand it to a second worker, and the e-mail or group-chat message would go out twice
+        raise ValidationError({"status": _(
+            "A worker is sending this delivery right now. If it does not get through, it is tried again by "
+            "%(time)s at the latest."
+        ) % {"time": timezone.localtime(delivery.next_attempt_at).strftime("%Y-%m-%d %H:%M")}})  # fmt: skip
     with transaction.atomic():
-        Delivery.objects.filter(pk=delivery.pk).exclude(status=Delivery.Status.SENT).update(
+        Delivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).exclude(status=Delivery.Status.SENT).update(
             status=Delivery.Status.PENDING if delivery.status == Delivery.Status.GAVE_UP else delivery.status,
             next_attempt_at=now,
         )

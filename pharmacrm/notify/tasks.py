@@ -72,7 +72,7 @@ def claim(delivery_id: int) -> Delivery | None:
     )
     if not taken:
         return None
-    return Delivery.objects.select_related("endpoint").get(pk=delivery_id)
+    return Delivery.objects.select_related("endpoint", "notification__recipient").get(pk=delivery_id)
 
 
 def due_ids(limit: int = BATCH) -> list[int]:
@@ -255,12 +255,37 @@ def switched_off(delivery: Delivery) -> bool:
     )  # fmt: skip
 
 
+def recipient_gone(delivery: Delivery) -> str | None:
+    """Why a notification's e-mail must not go out any more: its recipient's account was deactivated (someone
+    who left the company) or has no address now. None: send it, to the address the account has now (a
+    corrected one, not the wrong one it was queued with)."""
+    if delivery.channel != Delivery.Channel.EMAIL or delivery.notification is None:
+        return None
+    from django.utils import translation
+    from django.utils.translation import gettext
+
+    recipient = delivery.notification.recipient
+    with translation.override(settings.LANGUAGE_CODE):  # kept on the row, like the other reasons
+        if not recipient.is_active:
+            return gettext("Not sent: the recipient's account was deactivated.")
+        if not recipient.email:
+            return gettext("Not sent: the recipient no longer has an e-mail address.")
+    if recipient.email != delivery.email:
+        delivery.email = recipient.email
+        Delivery.objects.filter(pk=delivery.pk).update(email=recipient.email)
+    return None
+
+
 def _record_switched_off(delivery: Delivery) -> str:
     from django.utils import translation
     from django.utils.translation import gettext
 
     with translation.override(settings.LANGUAGE_CODE):  # kept on the row, like the other reasons
         reason = gettext("Not sent: the endpoint was switched off.")
+    return _record_not_sent(delivery, reason)
+
+
+def _record_not_sent(delivery: Delivery, reason: str) -> str:
     now = timezone.now()
     entry = {"at": now.isoformat(), "attempt": delivery.attempts, "code": None, "error": reason}
     Delivery.objects.filter(pk=delivery.pk).update(
@@ -302,6 +327,9 @@ def deliver(delivery_id: int) -> str | None:
         return None
     if switched_off(delivery):
         return _record_switched_off(delivery)
+    gone = recipient_gone(delivery)
+    if gone:
+        return _record_not_sent(delivery, gone)
     ahead = failing_ahead(delivery)
     if ahead is not None:
         return _hold(delivery, ahead)

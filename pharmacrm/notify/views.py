@@ -44,10 +44,12 @@ def inbox(request):
     if unread_only:
         qs = qs.filter(read_at__isnull=True)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    # "Mark all read" marks what there was when the page was shown, not a notification that arrived since
+    newest = Notification.objects.filter(recipient=request.user).order_by("-pk").values_list("pk", flat=True).first()
     return render(
         request,
         "notify/inbox.html",
-        {"page_obj": page, "rows": page.object_list, "unread_only": unread_only},
+        {"page_obj": page, "rows": page.object_list, "unread_only": unread_only, "newest": newest},
     )
 
 
@@ -65,7 +67,8 @@ def bell(request):
 @require_POST
 def mark_read(request):
     if request.POST.get("all"):
-        n = services.mark_read(request.user, "all")
+        up_to = request.POST.get("up_to", "")
+        n = services.mark_read(request.user, "all", up_to=int(up_to) if up_to.isdecimal() and len(up_to) < 19 else None)
     else:
         ids = [i for i in request.POST.getlist("id") if i.isdecimal() and len(i) < 19]
         n = services.mark_read(request.user, ids)
@@ -79,6 +82,11 @@ def open_notification(request, pk: int):
     """Mark one of the user's notifications read and follow its link (local links only)."""
     note = get_object_or_404(Notification, pk=pk, recipient=request.user)
     services.mark_read(request.user, [note.pk])
+    if not services.may_open(request.user, note):
+        # a ticket given to someone else since, a case after leaving PV: say so here instead of a bare 404
+        messages.info(request, _("You can no longer open what this notification is about: %(title)s")
+                      % {"title": note.shown_title})  # fmt: skip
+        return redirect("notify:inbox")
     url = note.url
     if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=request.is_secure()):
         return redirect(url)
