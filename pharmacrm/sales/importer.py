@@ -29,6 +29,7 @@ import queue
 import re
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -98,6 +99,8 @@ MESSAGES = {
     "customer_conflict": _("The credit code and the external id name two different customers."),
     "customer_mismatch": _("The credit code and the external id do not belong to the same customer."),
     "invalid_number": _("“%(value)s” is not a number."),
+    "comma_not_thousands": _("“%(value)s”: a comma only separates thousands (1,250.00); write the decimal point "
+                             "as a full stop (12.50)."),
     "invalid_line": _("The line number must be a whole number from 1 to 100000."),
     "negative": _("This value cannot be negative."),
     "too_large": _("This amount is too large."),
@@ -193,13 +196,25 @@ def _product_code(value: str) -> str:
 # what a money cell carries besides its number, as Chinese ERPs and Excel's currency and accounting formats write
 # it (a CSV saved by Excel holds the cell as shown): ￥1,234.50, RMB 1,234.50, 1,234.50元, (1,234.50) for a
 # negative amount, a lone - for zero
-_MONEY_MARKS = re.compile(r"[\s,，¥￥]|^(?:rmb|cny)|元$", re.IGNORECASE)
+_MONEY_MARKS = re.compile(r"[\s¥￥]|^(?:rmb|cny)|元$", re.IGNORECASE)
+# the full-width forms of ASCII (Ｕ+FF01–FF5E: １２３，．－（）) and the ideographic space, as ASCII
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _IN_BRACKETS = re.compile(r"[(（](.*)[)）]")
+# a comma separates thousands only: 1,250.00. 12,50 and 1.250,00 (a decimal comma, as some ERPs write it) would be
+# read as 1250 and 1.25, a hundred or a thousand times off: they are refused, saying so
+_GROUPED = re.compile(r"[-+(]*\d{1,3}(?:,\d{3})+(?:\.\d*)?\)?")
 
 
 def _decimal(value: str) -> Decimal:
-    text = _MONEY_MARKS.sub("", value.strip().replace("\u2212", "-"))
+    # full-width digits and signs, as a Chinese input method in full-width mode types them (１，２５０．００, －１２５), are
+    # the ordinary ones (a superscript ² is not a 2); \u2212 is the typographic minus
+    text = value.translate(_FULL_WIDTH).strip().replace("\u2212", "-")
+    text = _MONEY_MARKS.sub("", text)
     text = _MONEY_MARKS.sub("", text)  # RMB￥1,234.50: the mark after the prefix
+    if "," in text:
+        if not _GROUPED.fullmatch(text):
+            raise FieldError("comma_not_thousands", value=value[:30])
+        text = text.replace(",", "")
     if bracketed := _IN_BRACKETS.fullmatch(text):
         text = "-" + bracketed.group(1).lstrip("+")  # accounting format: (125.00) is -125.00
     if text == "-":

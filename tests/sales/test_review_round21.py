@@ -1,0 +1,58 @@
+"""Review round 21 (sales): what Chinese users type into order files and what scripts read from the import."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone, translation
+
+from pharmacrm.customers import importer
+from pharmacrm.customers.models import ImportJob
+from pharmacrm.sales.models import OrderLine
+
+from .conftest import line
+
+
+def days_ago(n: int) -> dt.date:
+    return timezone.localdate() - dt.timedelta(days=n)
+
+
+def errors_en(job: ImportJob) -> list[tuple[int, str, str]]:
+    with translation.override("en"):
+        return [(e["row"], e["column"], importer.error_text(e)) for e in job.errors]
+
+
+def full_width(text: str) -> str:
+    """What a Chinese input method types in full-width mode: １２５０．００ for 1250.00, －１０ for -10."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+# --- money typed with full-width digits; a decimal comma ---------------------------------------------------
+
+
+def test_money_typed_in_full_width_digits_is_read(run_import, xiehe):
+    """１，２５０．００ and a return's －１０, typed in an input method's full-width mode, were "not a number"."""
+    day = days_ago(10).isoformat()
+    job = run_import([
+        line("SO-FW", 1, day, xiehe, "P1", full_width("100"), full_width("12.50"), amount=full_width("1,250.00")),
+        line("SO-FW", 2, day, xiehe, "P1", full_width("-10"), "12.50", amount="（１２５．００）"),
+        line("SO-FW", 3, day, xiehe, "P1", "10", "12.50", paid_date=day, paid_amount="￥１２５"),
+    ])  # fmt: skip
+    assert errors_en(job) == []
+    got = {n: (str(q), a, p) for n, q, a, p in OrderLine.objects.values_list("line_number", "quantity", "amount_fen", "paid_fen")}
+    assert got == {1: ("100.000", 125_000, 0), 2: ("-10.000", -12_500, 0), 3: ("10.000", 12_500, 12_500)}
+
+
+def test_a_decimal_comma_is_refused_not_read_a_hundred_times_larger(run_import, xiehe):
+    """12,50 (a unit price with a decimal comma, as some ERPs export it) was read as 1250 yuan: the comma was
+    taken for a thousands separator wherever it stood, and the line imported a hundred times too dear. 1.250,00
+    became 1.25. A comma that does not separate thousands is now refused, saying how to write the number."""
+    day = days_ago(10).isoformat()
+    job = run_import([
+        line("SO-DC", 1, day, xiehe, "P1", 10, "12,50"),
+        line("SO-DC", 2, day, xiehe, "P1", 1, "1250", amount="1.250,00"),
+        line("SO-DC", 3, day, xiehe, "P1", "1,000", "1,250.50", amount="1,250,500.00"),
+    ])  # fmt: skip
+    message = "“{}”: a comma only separates thousands (1,250.00); write the decimal point as a full stop (12.50)."
+    assert errors_en(job) == [(2, "单价", message.format("12,50")), (3, "金额", message.format("1.250,00"))]
+    assert list(OrderLine.objects.values_list("line_number", "amount_fen")) == [(3, 125_050_000)]
