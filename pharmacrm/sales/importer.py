@@ -29,7 +29,6 @@ import queue
 import re
 import sqlite3
 import threading
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -235,8 +234,16 @@ def _fen(value: Decimal) -> int:
     return fen
 
 
+_CJK_DATE_SPACES = re.compile(r"\s*([年月日])\s*")
+_SERIAL_WITH_TIME = re.compile(r"\d{5}\.\d+")
+
+
 def _date(value: str) -> dt.date:
-    value = value.strip()
+    # full-width digits (２０２６年３月５日, ２０２６-０３-０５, typed in a Chinese input method's full-width mode) are the
+    # ordinary ones, and 2026 年 3 月 5 日 (spaced, as WPS and Word lay it out) is 2026年3月5日
+    value = _CJK_DATE_SPACES.sub(r"\1", value.translate(_FULL_WIDTH)).strip()
+    if _SERIAL_WITH_TIME.fullmatch(value):  # an Excel date and time as a number (46086.375 is 2026-03-05 09:00)
+        value = value.partition(".")[0]
     if len(value) == 10 and value[4] == "-":
         try:
             return dt.date.fromisoformat(value)

@@ -56,3 +56,22 @@ def test_a_decimal_comma_is_refused_not_read_a_hundred_times_larger(run_import, 
     message = "“{}”: a comma only separates thousands (1,250.00); write the decimal point as a full stop (12.50)."
     assert errors_en(job) == [(2, "单价", message.format("12,50")), (3, "金额", message.format("1.250,00"))]
     assert list(OrderLine.objects.values_list("line_number", "amount_fen")) == [(3, 125_050_000)]
+
+
+# --- dates typed in full width, spaced, or as an Excel date-and-time number ---------------------------------
+
+
+def test_dates_in_full_width_spaced_or_as_an_excel_date_time_number_are_read(run_import, xiehe):
+    """２０２６年３月５日 was refused as “a date that does not exist”, 2026 年 3 月 5 日 (spaced as WPS lays it out)
+    as no date, and an Excel date-time number (46086.375, a date cell with its time saved as General) too."""
+    day = days_ago(40)
+    serial = (day - dt.date(1899, 12, 30)).days
+    wide = full_width(f"{day.year}") + "年" + full_width(f"{day.month}") + "月" + full_width(f"{day.day}") + "日"
+    job = run_import([
+        line("SO-D", 1, wide, xiehe, "P1", 1, "10"),
+        line("SO-D", 2, f"{day.year} 年 {day.month} 月 {day.day} 日", xiehe, "P1", 1, "10"),
+        line("SO-D", 3, f"{serial}.375", xiehe, "P1", 1, "10", paid_date=full_width(day.isoformat())),
+    ])  # fmt: skip
+    assert errors_en(job) == []
+    assert set(OrderLine.objects.values_list("order_date", flat=True)) == {day}
+    assert OrderLine.objects.get(line_number=3).paid_date == day
