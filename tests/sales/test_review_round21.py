@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from django.core.management import call_command
 from django.utils import timezone, translation
 
 from pharmacrm.customers import importer
@@ -75,3 +77,35 @@ def test_dates_in_full_width_spaced_or_as_an_excel_date_time_number_are_read(run
     assert errors_en(job) == []
     assert set(OrderLine.objects.values_list("order_date", flat=True)) == {day}
     assert OrderLine.objects.get(line_number=3).paid_date == day
+
+
+# --- the command line: no such user is exit status 2, not "rows were rejected" ------------------------------
+
+
+def test_the_command_line_names_an_unknown_user_with_exit_status_2(order_file, xiehe, capsys):
+    """`--user wangfang` misspelt (or no administrator at all) ended with exit status 1 — which the documented
+    contract gives to "rows were rejected": a nightly ERP script looked for the rejected rows' report of a file
+    nothing had read. Like a user who may not import, it is exit status 2 with one line on stderr."""
+    path = order_file([line("SO-1", 1, days_ago(3).isoformat(), xiehe, "P1", 1, "10")])
+
+    with pytest.raises(SystemExit) as exit_:
+        call_command("import", "orders", str(path), "--user", "wangfang", "--language", "en")
+
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["wangfang: no such active user"]
+    assert not OrderLine.objects.exists()
+
+
+def test_the_command_line_without_any_administrator_is_exit_status_2(order_file, xiehe, capsys):
+    from pharmacrm.core.models import User
+
+    path = order_file([line("SO-1", 1, days_ago(3).isoformat(), xiehe, "P1", 1, "10")])
+    User.objects.update(is_active=False)
+
+    with pytest.raises(SystemExit) as exit_:
+        call_command("import", "orders", str(path), "--language", "en")
+
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "No administrator exists: create one, or name a user with --user."
+    ]
