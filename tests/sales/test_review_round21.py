@@ -109,3 +109,25 @@ def test_the_command_line_without_any_administrator_is_exit_status_2(order_file,
     assert capsys.readouterr().err.strip().splitlines() == [
         "No administrator exists: create one, or name a user with --user."
     ]
+
+
+# --- the API: a line's unknown key is refused, not dropped -------------------------------------------------
+
+
+def test_an_api_line_with_an_unknown_key_is_refused_not_imported_without_it(api_for, xiehe):
+    """An ERP integration sent the payment as "payment_date" (the template's key is paid_date): the key was ignored
+    and the paid line imported as unpaid — answered "created 1", an arrears the customer did not have. The
+    line is now refused (400) naming the key under its position, and nothing is imported."""
+    day = days_ago(12).isoformat()
+    good = {"order_number": "API-U", "line_number": 1, "order_date": day, "credit_code": xiehe.credit_code,
+            "product_code": "P1", "quantity": 2, "unit_price": "10.50"}  # fmt: skip
+    lines = [good, {**good, "line_number": 2, "payment_date": day, "paid_amount": "21.00"}]
+
+    with translation.override("en"):
+        response = api_for("admin").post("/api/v1/sales/orders/", {"lines": lines}, format="json")
+
+    assert response.status_code == 400
+    message = response.json()["lines"]["2"]["payment_date"][0]
+    assert message.startswith("Unknown field. The fields of an order line are: order_number, line_number,")
+    assert "paid_date" in message
+    assert not OrderLine.objects.exists()
