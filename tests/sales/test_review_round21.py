@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core.management import call_command
@@ -131,3 +132,28 @@ def test_an_api_line_with_an_unknown_key_is_refused_not_imported_without_it(api_
     assert message.startswith("Unknown field. The fields of an order line are: order_number, line_number,")
     assert "paid_date" in message
     assert not OrderLine.objects.exists()
+
+
+# --- the order list: codes typed in full width --------------------------------------------------------------
+
+
+def test_the_order_list_finds_codes_typed_in_full_width(client_for, api_for, run_import, xiehe):
+    """ＸＳ２０２６－０３ (the order number typed with the input method still in full-width mode) found nothing, nor
+    did ｙｐ１００１ for the product or ａ２６０１１２ for the batch, though the safety batch trace finds that batch."""
+    day = days_ago(20).isoformat()
+    run_import([
+        line("XS2026-0301", 1, day, xiehe, "YP1001", 1, "10", batch_number="A260112"),
+        line("XS2026-0301", 2, day, xiehe, "YP1003", 1, "10"),
+        line("XT2026-0302", 1, day, xiehe, "YP1001", 1, "10"),
+    ])  # fmt: skip
+    client = client_for("manager")
+
+    def shown(**params) -> set[str]:
+        page = client.get("/sales/orders/", params, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        return set(re.findall(r'<td class="mono nowrap">([^<]+)</td>', page))
+
+    assert shown(order=full_width("xs2026-03")) == {"XS2026-0301/1", "XS2026-0301/2"}
+    assert shown(product=full_width("yp1001")) == {"XS2026-0301/1", "XT2026-0302/1"}
+    assert shown(batch=full_width("a260112")) == {"XS2026-0301/1"}
+    data = api_for("manager").get("/api/v1/order-lines/", {"order_number": full_width("XT2026")}).json()
+    assert [(r["order_number"], r["line_number"]) for r in data["results"]] == [("XT2026-0302", 1)]
