@@ -305,7 +305,9 @@ class Parser:
         self._one(item, "order_number", lambda: _text(get("order_number", ""), 40, True))
         self._one(item, "line_number", lambda: self._line(get("line_number", "")))
         self._one(item, "order_date", lambda: self._order_date(get("order_date", "")))
-        v["credit_code"] = get("credit_code", "").strip().upper()
+        # as the customer record stores it: 9111 0108 MA00 ABCD 5X (grouped as a licence prints it) or in full width
+        # is the same code, not one no customer has
+        v["credit_code"] = normalise.credit_code(get("credit_code", ""))
         v["external_id"] = get("external_id", "").strip()
         if not v["credit_code"] and not v["external_id"]:
             item.errors.append(("credit_code", "customer_missing", {}))

@@ -157,3 +157,21 @@ def test_the_order_list_finds_codes_typed_in_full_width(client_for, api_for, run
     assert shown(batch=full_width("a260112")) == {"XS2026-0301/1"}
     data = api_for("manager").get("/api/v1/order-lines/", {"order_number": full_width("XT2026")}).json()
     assert [(r["order_number"], r["line_number"]) for r in data["results"]] == [("XT2026-0302", 1)]
+
+
+# --- the customer's credit code, grouped or in full width ---------------------------------------------------
+
+
+def test_a_credit_code_grouped_with_spaces_or_in_full_width_finds_its_customer(run_import, xiehe):
+    """The customer record keeps its credit code normalised (full width made ASCII, spaces dropped), as the
+    customer import and form take it: the order import compared the cell as typed, so a code copied from a
+    licence (9111 0108 …, grouped in fours) or typed in full width was “No customer has the credit code”."""
+    day = days_ago(10).isoformat()
+    code = xiehe.credit_code
+    grouped = " ".join(code[i : i + 4] for i in range(0, 18, 4))
+    job = run_import([
+        line("SO-CC", 1, day, grouped, "P1", 1, "10"),
+        line("SO-CC", 2, day, full_width(code.lower()), "P1", 1, "10"),
+    ])  # fmt: skip
+    assert errors_en(job) == []
+    assert list(OrderLine.objects.values_list("institution_id", flat=True)) == [xiehe.pk, xiehe.pk]
