@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 
 import pytest
@@ -175,3 +177,26 @@ def test_a_credit_code_grouped_with_spaces_or_in_full_width_finds_its_customer(r
     ])  # fmt: skip
     assert errors_en(job) == []
     assert list(OrderLine.objects.values_list("institution_id", flat=True)) == [xiehe.pk, xiehe.pk]
+
+
+# --- the export: a batch or product code Excel would read as a number in scientific notation ----------------
+
+
+def test_an_exported_batch_like_21E005_stays_text_in_excel_and_reads_back_unchanged(
+    client_for, run_import, admin_user, tmp_path, xiehe
+):
+    """Excel opens the export's batch 21E005 (a common lot number) as the number 2.10E+06 and saves it back as
+    2100000: the list showed a batch the safety trace would never find, and the corrected file re-imported the
+    line with it. The cell now starts with a tab, as long digit strings' do, which keeps it text."""
+    run_import([line("SO-X", 1, days_ago(30).isoformat(), xiehe, "1E10", 2, "10", batch_number="21E005")])
+    body = b"".join(client_for("manager").get("/sales/orders/export.csv").streaming_content).decode("utf-8-sig")
+    row = next(r for r in csv.reader(io.StringIO(body)) if r and r[0] == "SO-X")
+    assert "\t21E005" in row and "\t1E10" in row
+    path = tmp_path / "again.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(csv.reader(io.StringIO(body)))
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="all")
+
+    assert (job.unchanged_count, job.updated_count, job.error_count) == (1, 0, 0)
+    assert OrderLine.objects.get().batch_number == "21E005"
