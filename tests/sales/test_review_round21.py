@@ -200,3 +200,29 @@ def test_an_exported_batch_like_21E005_stays_text_in_excel_and_reads_back_unchan
 
     assert (job.unchanged_count, job.updated_count, job.error_count) == (1, 0, 0)
     assert OrderLine.objects.get().batch_number == "21E005"
+
+
+# --- an order list exported from a Chinese ERP, with its own column names ----------------------------------
+
+
+def test_an_order_list_with_the_usual_erp_column_names_imports(admin_user, xiehe, tmp_path):
+    """用友 U8 and 金蝶 export 单据编号, 单据日期, 客户编码, 存货编码, 存货名称, 批次: the file was refused as missing 产品编码
+    (and the customer column), though every column it needs was there under the ERP's name."""
+    xiehe.external_id = "C0001"
+    xiehe.save(update_fields=["external_id"])
+    day = days_ago(15).isoformat()
+    path = tmp_path / "销售订单.csv"
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["单据编号", "行号", "单据日期", "客户编码", "客户名称", "存货编码", "存货名称", "批次", "数量",
+                         "含税单价", "价税合计"])  # fmt: skip
+        writer.writerow(["XS0001", "1", day, "C0001", "北京协和医院", "YP1001", "阿莫西林胶囊", "21E005", "10", "12.50",
+                         "125.00"])  # fmt: skip
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="all")
+
+    assert errors_en(job) == [] and job.created_count == 1
+    got = OrderLine.objects.get()
+    assert (got.order_number, got.institution_id, got.product_code, got.product_name, got.batch_number) == (
+        "XS0001", xiehe.pk, "YP1001", "阿莫西林胶囊", "21E005"
+    )
