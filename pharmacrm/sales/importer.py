@@ -241,6 +241,8 @@ def _fen(value: Decimal) -> int:
 
 _CJK_DATE_SPACES = re.compile(r"\s*([年月日])\s*")
 _SERIAL_WITH_TIME = re.compile(r"\d{5}\.\d+")
+_ONE_DIGIT = re.compile(r"(?<=[-T ])(\d)(?=\D)")
+_DATE_TIME = re.compile(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}[ T]\d{1,2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2})?")
 
 
 def _date(value: str) -> dt.date:
@@ -249,6 +251,17 @@ def _date(value: str) -> dt.date:
     value = _CJK_DATE_SPACES.sub(r"\1", value.translate(_FULL_WIDTH)).strip()
     if _SERIAL_WITH_TIME.fullmatch(value):  # an Excel date and time as a number (46086.375 is 2026-03-05 09:00)
         value = value.partition(".")[0]
+    elif _DATE_TIME.fullmatch(value):
+        # a date and time as a database (2026-03-05 00:00:00.000, SQL Server's, as U8 exports it) or an integration
+        # (2026-03-04T16:00:00Z) writes it: the day it is in China, not in UTC
+        padded = _ONE_DIGIT.sub(r"0\1", value.replace("/", "-"))  # 2026-3-5 8:30:00 → 2026-03-05 08:30:00
+        try:
+            moment = dt.datetime.fromisoformat(padded)
+        except ValueError:
+            raise FieldError("impossible_date", value=value[:30]) from None  # 2026-02-30 00:00:00.000
+        if moment.tzinfo is not None:
+            moment = timezone.localtime(moment)
+        return moment.date()
     if len(value) == 10 and value[4] == "-":
         try:
             return dt.date.fromisoformat(value)

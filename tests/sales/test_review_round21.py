@@ -226,3 +226,26 @@ def test_an_order_list_with_the_usual_erp_column_names_imports(admin_user, xiehe
     assert (got.order_number, got.institution_id, got.product_code, got.product_name, got.batch_number) == (
         "XS0001", xiehe.pk, "YP1001", "阿莫西林胶囊", "21E005"
     )
+
+
+# --- date and time as a database or an integration writes it ------------------------------------------------
+
+
+def test_a_date_and_time_with_milliseconds_or_in_utc_is_the_day_in_china(api_for, run_import, xiehe):
+    """U8 runs on SQL Server, whose export writes 2026-03-05 00:00:00.000: every row was “not a date”. An
+    integration sending ISO 8601 in UTC (2026-03-04T16:00:00Z, midnight in Beijing) was refused too; its day is
+    the day in China, 3月5日, not the UTC one."""
+    day = days_ago(40)
+    before = day - dt.timedelta(days=1)
+    job = run_import([
+        line("SO-T", 1, f"{day.isoformat()} 00:00:00.000", xiehe, "P1", 1, "10"),
+        line("SO-T", 2, f"{day.year}/{day.month}/{day.day} 9:30:00.000", xiehe, "P1", 1, "10"),
+    ])  # fmt: skip
+    assert errors_en(job) == []
+    lines = [{"order_number": "API-T", "line_number": 1, "order_date": f"{before.isoformat()}T16:00:00Z",
+              "credit_code": xiehe.credit_code, "product_code": "P1", "quantity": 1, "unit_price": "10",
+              "paid_date": f"{day.isoformat()}T09:15:00+08:00"}]  # fmt: skip
+    data = api_for("admin").post("/api/v1/sales/orders/", {"lines": lines}, format="json").json()
+    assert (data["created"], data["errors"]) == (1, [])
+    assert set(OrderLine.objects.values_list("order_date", flat=True)) == {day}
+    assert OrderLine.objects.get(order_number="API-T").paid_date == day
