@@ -190,7 +190,9 @@ def _rows(qs, make: Callable[[Any], dict], keys: list[str]) -> Iterator[list]:
         yield [values.get(k, "") for k in keys]
 
 
-_EXCEL_NUMBER_LOSES = re.compile(r"[0-9]{12,}|0[0-9]+")
+# digit strings Excel turns into numbers that lose them: 12 digits and more (an 18-digit credit code keeps 15), a leading
+# 0, and a code that reads as scientific notation (the batch 21E005 is shown 2.10E+06, and saved back as 2100000)
+_EXCEL_NUMBER_LOSES = re.compile(r"[0-9]{12,}|0[0-9]+|[0-9]+(?:\.[0-9]+)?[Ee][+-]?[0-9]+")
 
 
 def csv_safe(value) -> Any:
@@ -201,7 +203,8 @@ def csv_safe(value) -> Any:
         return "'" + value
     if isinstance(value, str) and _EXCEL_NUMBER_LOSES.fullmatch(value):
         # Excel reads a bare digit string as a number: a credit code or ID number of 18 digits keeps 15 and shows
-        # 1.23101E+17, a code starting with 0 loses it. A leading tab keeps it text; the importers strip it.
+        # 1.23101E+17, a code starting with 0 loses it, a batch 21E005 becomes 2100000. A leading tab keeps it
+        # text; the importers strip it.
         return "\t" + value
     return value
 

@@ -337,9 +337,24 @@ class CellField(serializers.Field):
 LINE_KEYS = [c.key for c in ORDER_COLUMNS]
 
 
+class _LineIn(serializers.Serializer):
+    """A line's keys are the template's: an unknown one (payment_date for paid_date, a typing error) is refused by
+    name. Ignored, as a serializer does by default, it dropped the value: a paid line was imported as unpaid."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = [str(key) for key in data if key not in self.fields]
+            if unknown:
+                message = _("Unknown field. The fields of an order line are: %(fields)s.") % {
+                    "fields": ", ".join(LINE_KEYS)
+                }
+                raise serializers.ValidationError({key[:60]: [message] for key in unknown[:20]})
+        return super().to_internal_value(data)
+
+
 OrderLineInSerializer = type(
     "OrderLineInSerializer",
-    (serializers.Serializer,),
+    (_LineIn,),
     {
         "__doc__": "An order line in the import template's columns (credit_code or external_id names the customer).",
         "__module__": __name__,

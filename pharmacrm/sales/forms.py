@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from django import forms
 from django.db import connection
 from django.db.models import Q
@@ -76,8 +78,10 @@ def _starts_with(field: str, prefix: str) -> Q:
 def _case_variants(value: str) -> list[str]:
     """What a typed code may be stored as: ERP numbers and codes are imported as the ERP writes them, which is
     upper case ("XS2026-0301", "YP1001"), so "xs2026-0301" is looked up as "XS2026-0301" — and as typed too,
-    for the rare ERP that writes lower case."""
-    return list(dict.fromkeys([value.upper(), value]))
+    for the rare ERP that writes lower case. Typed in an input method's full-width mode (ＸＳ２０２６－０３), it is
+    the ordinary characters the ERP wrote, as the safety batch trace takes a batch."""
+    plain = unicodedata.normalize("NFKC", value)
+    return list(dict.fromkeys([plain.upper(), plain, value.upper(), value]))
 
 
 def apply_filters(qs, data: dict):

@@ -60,23 +60,28 @@ HUNDRED = Decimal(100)
 CENT = Decimal(1)
 FLOAT_NOISE = Decimal("1e-9")  # what a spreadsheet's binary float adds to a decimal it shows
 
+# Besides the template's headers, the names the usual ERPs' exports give (用友 U8, 金蝶: 单据日期, 客户编码, 存货编码,
+# 存货名称, 批次): an order list exported from them is read without renaming its columns.
 ORDER_COLUMNS: list[Column] = [
-    Column("order_number", "订单号", ("order number", "order_no", "order no", "订单编号", "单据号"), required=True),
+    Column("order_number", "订单号", ("order number", "order_no", "order no", "订单编号", "单据号",
+                                   "单据编号", "销售订单号"), required=True),
     Column("line_number", "行号", ("line", "line number", "line_no", "订单行号", "行"), required=True,
            help=_("1, 2, 3 … within the order; with the order number it identifies the line on re-import.")),
-    Column("order_date", "订单日期", ("order date", "date", "日期", "下单日期"), required=True,
+    Column("order_date", "订单日期", ("order date", "date", "日期", "下单日期", "单据日期"), required=True,
            help=_("A date like 2026-03-15.")),
     Column("credit_code", "客户统一社会信用代码", ("credit code", "credit_code", "统一社会信用代码", "信用代码", "uscc"),
            help=_("The customer's unified social credit code, or give its external id.")),
-    Column("external_id", "客户外部编号", ("external id", "external_id", "customer id", "客户编号", "erp客户编号"),
+    Column("external_id", "客户外部编号", ("external id", "external_id", "customer id", "客户编号", "erp客户编号",
+                                         "客户编码"),
            help=_("The customer's id in the ERP (the external id on its customer record).")),
     Column("customer_name", "客户名称", ("customer", "customer name", "客户"),
            help=_("For people reading the file; customers are matched by credit code or external id only.")),
-    Column("product_code", "产品编码", ("product code", "product_code", "物料编码", "产品代码"), required=True),
-    Column("product_name", "产品名称", ("product", "product name", "品名", "物料名称")),
+    Column("product_code", "产品编码", ("product code", "product_code", "物料编码", "产品代码", "存货编码", "商品编码",
+                                       "药品编码"), required=True),
+    Column("product_name", "产品名称", ("product", "product name", "品名", "物料名称", "存货名称", "商品名称", "药品名称")),
     Column("approval_number", "批准文号", ("approval number", "approval_number", "国药准字"),
            help=_("Links the product code to the product catalogue (国药准字…).")),
-    Column("batch_number", "批号", ("batch", "lot", "batch number", "生产批号")),
+    Column("batch_number", "批号", ("batch", "lot", "batch number", "生产批号", "批次", "批次号")),
     Column("quantity", "数量", ("quantity", "qty"), required=True),
     Column("unit_price", "单价", ("unit price", "price", "单价(元)", "含税单价"), required=True,
            help=_("Yuan (CNY).")),
@@ -98,6 +103,8 @@ MESSAGES = {
     "customer_conflict": _("The credit code and the external id name two different customers."),
     "customer_mismatch": _("The credit code and the external id do not belong to the same customer."),
     "invalid_number": _("“%(value)s” is not a number."),
+    "comma_not_thousands": _("“%(value)s”: a comma only separates thousands (1,250.00); write the decimal point "
+                             "as a full stop (12.50)."),
     "invalid_line": _("The line number must be a whole number from 1 to 100000."),
     "negative": _("This value cannot be negative."),
     "too_large": _("This amount is too large."),
@@ -193,13 +200,25 @@ def _product_code(value: str) -> str:
 # what a money cell carries besides its number, as Chinese ERPs and Excel's currency and accounting formats write
 # it (a CSV saved by Excel holds the cell as shown): ￥1,234.50, RMB 1,234.50, 1,234.50元, (1,234.50) for a
 # negative amount, a lone - for zero
-_MONEY_MARKS = re.compile(r"[\s,，¥￥]|^(?:rmb|cny)|元$", re.IGNORECASE)
+_MONEY_MARKS = re.compile(r"[\s¥￥]|^(?:rmb|cny)|元$", re.IGNORECASE)
+# the full-width forms of ASCII (Ｕ+FF01–FF5E: １２３，．－（）) and the ideographic space, as ASCII
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _IN_BRACKETS = re.compile(r"[(（](.*)[)）]")
+# a comma separates thousands only: 1,250.00. 12,50 and 1.250,00 (a decimal comma, as some ERPs write it) would be
+# read as 1250 and 1.25, a hundred or a thousand times off: they are refused, saying so
+_GROUPED = re.compile(r"[-+(]*\d{1,3}(?:,\d{3})+(?:\.\d*)?\)?")
 
 
 def _decimal(value: str) -> Decimal:
-    text = _MONEY_MARKS.sub("", value.strip().replace("\u2212", "-"))
+    # full-width digits and signs, as a Chinese input method in full-width mode types them (１，２５０．００, －１２５), are
+    # the ordinary ones (a superscript ² is not a 2); \u2212 is the typographic minus
+    text = value.translate(_FULL_WIDTH).strip().replace("\u2212", "-")
+    text = _MONEY_MARKS.sub("", text)
     text = _MONEY_MARKS.sub("", text)  # RMB￥1,234.50: the mark after the prefix
+    if "," in text:
+        if not _GROUPED.fullmatch(text):
+            raise FieldError("comma_not_thousands", value=value[:30])
+        text = text.replace(",", "")
     if bracketed := _IN_BRACKETS.fullmatch(text):
         text = "-" + bracketed.group(1).lstrip("+")  # accounting format: (125.00) is -125.00
     if text == "-":
@@ -220,8 +239,29 @@ def _fen(value: Decimal) -> int:
     return fen
 
 
+_CJK_DATE_SPACES = re.compile(r"\s*([年月日])\s*")
+_SERIAL_WITH_TIME = re.compile(r"\d{5}\.\d+")
+_ONE_DIGIT = re.compile(r"(?<=[-T ])(\d)(?=\D)")
+_DATE_TIME = re.compile(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}[ T]\d{1,2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
 def _date(value: str) -> dt.date:
-    value = value.strip()
+    # full-width digits (２０２６年３月５日, ２０２６-０３-０５, typed in a Chinese input method's full-width mode) are the
+    # ordinary ones, and 2026 年 3 月 5 日 (spaced, as WPS and Word lay it out) is 2026年3月5日
+    value = _CJK_DATE_SPACES.sub(r"\1", value.translate(_FULL_WIDTH)).strip()
+    if _SERIAL_WITH_TIME.fullmatch(value):  # an Excel date and time as a number (46086.375 is 2026-03-05 09:00)
+        value = value.partition(".")[0]
+    elif _DATE_TIME.fullmatch(value):
+        # a date and time as a database (2026-03-05 00:00:00.000, SQL Server's, as U8 exports it) or an integration
+        # (2026-03-04T16:00:00Z) writes it: the day it is in China, not in UTC
+        padded = _ONE_DIGIT.sub(r"0\1", value.replace("/", "-"))  # 2026-3-5 8:30:00 → 2026-03-05 08:30:00
+        try:
+            moment = dt.datetime.fromisoformat(padded)
+        except ValueError:
+            raise FieldError("impossible_date", value=value[:30]) from None  # 2026-02-30 00:00:00.000
+        if moment.tzinfo is not None:
+            moment = timezone.localtime(moment)
+        return moment.date()
     if len(value) == 10 and value[4] == "-":
         try:
             return dt.date.fromisoformat(value)
@@ -283,7 +323,9 @@ class Parser:
         self._one(item, "order_number", lambda: _text(get("order_number", ""), 40, True))
         self._one(item, "line_number", lambda: self._line(get("line_number", "")))
         self._one(item, "order_date", lambda: self._order_date(get("order_date", "")))
-        v["credit_code"] = get("credit_code", "").strip().upper()
+        # as the customer record stores it: 9111 0108 MA00 ABCD 5X (grouped as a licence prints it) or in full width
+        # is the same code, not one no customer has
+        v["credit_code"] = normalise.credit_code(get("credit_code", ""))
         v["external_id"] = get("external_id", "").strip()
         if not v["credit_code"] and not v["external_id"]:
             item.errors.append(("credit_code", "customer_missing", {}))

@@ -3,7 +3,7 @@
 Prints the counts created / updated / unchanged / rejected; the rejected rows (row, column, reason,
 value) go to a report file, `FILE.rejected.csv` unless --report says otherwise. Exit status 0 when every
 row was imported or checked clean, 1 when some rows were rejected (or an all-or-nothing import was), 2 when
-the file could not be read or the user may not import orders."""
+the file could not be read, or the user is unknown or may not import orders."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -96,12 +96,15 @@ class Command(BaseCommand):
         if rejected or job.status == ImportJob.Status.REJECTED:
             raise SystemExit(1)
 
-    @staticmethod
-    def _user(username: str | None) -> User:
+    def _user(self, username: str | None) -> User:
+        """The user the import is recorded for. None to be found is exit status 2, as a user who may not import
+        orders is, with one line on stderr: exit status 1 (CommandError's) tells scripts "rows were rejected",
+        and they would look for a report of rows where nothing was read."""
         if username:
             found = User.objects.filter(username=username, is_active=True).first()
             if found is None:
-                raise CommandError(_("%(user)s: no such active user") % {"user": username})
+                self.stderr.write(_("%(user)s: no such active user") % {"user": username})
+                raise SystemExit(2)
             return found
         found = (
             User.objects.filter(is_active=True, is_superuser=True).order_by("id").first()
@@ -110,7 +113,8 @@ class Command(BaseCommand):
             .first()
         )
         if found is None:
-            raise CommandError(_("No administrator exists: create one, or name a user with --user."))
+            self.stderr.write(_("No administrator exists: create one, or name a user with --user."))
+            raise SystemExit(2)
         return found
 
     @staticmethod
