@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from pharmacrm.core import backup, crypto, keys
+from pharmacrm.customers.models import Person
 from tests.ui.test_login import _code, _login, _wrong_code
 
 
@@ -49,3 +52,44 @@ def test_a_complete_sign_in_still_clears_earlier_failures(users, settings):
     for _ in range(4):
         _login(Client(), "agent", password="wrong-password")
     assert _login(Client(), "agent").status_code == 302
+
+
+# --- backup: the key-ring copy comes from the ring's source, not a stale process -------------------
+
+
+@pytest.fixture
+def own_keyring(tmp_path, settings, monkeypatch):
+    """A key-ring file of the test's own, so rotating never touches the ring other tests use."""
+    monkeypatch.delenv("PHARMACRM_KEYRING_FILE", raising=False)
+    monkeypatch.delenv("PHARMACRM_KEYRING", raising=False)
+    original = crypto.keyring()
+    path = tmp_path / "keyring.json"
+    path.write_text(original.to_json())
+    settings.PHARMACRM_KEYRING_PATH = path
+    crypto.install_keyring(original, persist=False)
+    yield path
+    crypto.install_keyring(original, persist=False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backup_by_a_worker_started_before_a_rotation_carries_the_new_key(own_keyring, xiehe, tmp_path, settings):
+    """The daily backup runs in the worker, which loaded the key ring at start. After `rotate-keys` (before the
+    worker was restarted) its backups came with the old ring: restored on a new machine with that copy, every
+    phone number and e-mail re-encrypted under the new key could not be read."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"  # the restore replaces the documents there, not the project's own
+    settings.VAR_DIR.mkdir()
+    loaded_at_start = crypto.keyring()
+    call_command("rotate_keys")
+    rotated = crypto.keyring()
+    assert rotated.active not in loaded_at_start.keys
+    crypto.install_keyring(loaded_at_start, persist=False)  # the worker's ring, loaded before the rotation
+
+    made = backup.scheduled_backup()
+
+    assert crypto.KeyRing.from_json(made.keyring_path.read_text()) == rotated
+    own_keyring.write_text(crypto.KeyRing.generate().to_json())  # a new machine: only the backup's copy
+    crypto.install_keyring(crypto.KeyRing.from_json(own_keyring.read_text()), persist=False)
+    call_command("restore", str(made.path), "--yes", "--with-keyring")
+    assert keys.problems() == []
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
