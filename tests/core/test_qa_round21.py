@@ -93,3 +93,38 @@ def test_a_backup_by_a_worker_started_before_a_rotation_carries_the_new_key(own_
     call_command("restore", str(made.path), "--yes", "--with-keyring")
     assert keys.problems() == []
     assert Person.objects.get(name="张伟").mobile == "13800138000"
+
+
+# --- a page part fetched by htmx after the session ended --------------------------------------------------
+
+
+HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": "http://testserver/customers/people/?page=2"}
+
+
+def test_search_suggestions_after_the_session_ended_take_the_whole_page_to_sign_in(client_for):
+    """The session ends (8 hours, signed out in another tab): typing in the header's search box pasted the whole
+    sign-in page, header and all, into the suggestions box. Now the page goes to the sign-in page, and back
+    to the page the user was on afterwards."""
+    client = client_for("agent")
+    client.logout()
+    response = client.get("/customers/search/", {"q": "协和", "as": "suggest"}, **HTMX)
+    assert response.status_code == 204 and response.content == b""
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fcustomers%2Fpeople%2F%3Fpage%3D2"
+    plain = client.get("/customers/search/", {"q": "协和"})  # a page of its own: the usual redirect
+    assert plain.status_code == 302 and plain["Location"].startswith("/accounts/login/?next=/customers/search/")
+
+
+def test_a_page_part_before_the_one_time_code_takes_the_whole_page_to_the_code(client, users):
+    TOTPDevice.objects.create(user=users["admin"], name="default", confirmed=True)
+    _login(client, "admin")
+    response = client.get("/customers/search/", {"q": "协和", "as": "suggest"}, **HTMX)
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == "/accounts/otp/?next=%2Fcustomers%2Fpeople%2F%3Fpage%3D2"
+
+
+def test_a_current_url_of_another_site_is_not_where_the_user_comes_back_to(client_for):
+    client = client_for("agent")
+    client.logout()
+    response = client.get("/customers/search/", {"as": "suggest"}, HTTP_HX_REQUEST="true",
+                          HTTP_HX_CURRENT_URL="https://evil.example.com/x")  # fmt: skip
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2F"
