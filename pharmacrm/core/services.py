@@ -36,6 +36,20 @@ def user_snapshot(user: User) -> dict:
     }
 
 
+def sign_in_name(typed: str) -> str:
+    """The account's username for what was typed at sign-in. Usernames are unique whatever their letter case
+    (the Users page and the API refuse "Agent" beside "agent"), so "Zhangwei" — a phone capitalises the first
+    letter — or full-width letters typed with a Chinese input method sign in as "zhangwei"; and the lockout
+    counts every spelling towards the one account. An exact match wins over a case-insensitive one."""
+    import unicodedata
+
+    name = unicodedata.normalize("NFKC", typed or "").strip()
+    if not name or User.objects.filter(username=name).exists():
+        return name
+    found = list(User.objects.filter(username__iexact=name).values_list("username", flat=True)[:2])
+    return found[0] if len(found) == 1 else name
+
+
 def _check_password(password: str, user: User) -> None:
     try:
         password_validation.validate_password(password, user)

@@ -124,11 +124,10 @@ def login_view(request):
         return redirect(_next_url(request))
     form = LoginForm(_posted(request))
     if request.method == "POST" and form.is_valid():
-        user = auth.authenticate(
-            request=request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
-        )
+        username = services.sign_in_name(form.cleaned_data["username"])
+        user = auth.authenticate(request=request, username=username, password=form.cleaned_data["password"])
         if getattr(request, "axes_locked_out", False):
-            return lockout(request, {"username": form.cleaned_data["username"]})
+            return lockout(request, {"username": username})
         if user is None:
             form.add_error(None, _("The username or password is not correct."))
         else:

@@ -8,7 +8,9 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from pharmacrm.core import backup, crypto, keys
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.models import Person
+from tests.conftest import PASSWORD
 from tests.ui.test_login import _code, _login, _wrong_code
 
 
@@ -128,3 +130,37 @@ def test_a_current_url_of_another_site_is_not_where_the_user_comes_back_to(clien
     response = client.get("/customers/search/", {"as": "suggest"}, HTTP_HX_REQUEST="true",
                           HTTP_HX_CURRENT_URL="https://evil.example.com/x")  # fmt: skip
     assert response["HX-Redirect"] == "/accounts/login/?next=%2F"
+
+
+# --- signing in with the username in another letter case ---------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["Agent", "AGENT", "ａｇｅｎｔ", " agent "])
+def test_the_username_signs_in_whatever_its_letter_case(client, users, typed):
+    """A phone capitalises the first letter, a Chinese input method types full-width letters: "Agent" was told
+    "The username or password is not correct." although usernames are unique whatever their case."""
+    response = client.post("/accounts/login/", {"username": typed, "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").wsgi_request.user == users["agent"]
+
+
+def test_every_spelling_of_a_username_counts_towards_one_lockout(users):
+    for typed in ("Agent", "AGENT", "agent", "aGent", "Agent"):
+        _login(Client(), typed, password="wrong-password")
+    assert AuditEntry.objects.filter(action="login_failed", actor_name="agent").count() == 5  # one account
+    assert _login(Client(), "agent").status_code == 403
+
+
+def test_the_api_token_accepts_the_username_in_another_case(users):
+    from rest_framework.test import APIClient
+
+    response = APIClient().post("/api/v1/auth/token/", {"username": "Rep", "password": PASSWORD}, format="json")
+    assert response.status_code == 200 and response.json()["token"]
+
+
+def test_the_sign_in_field_is_not_capitalised_by_a_phone_keyboard(client):
+    import re
+
+    page = client.get("/accounts/login/").content.decode()
+    field = re.search(r'<input[^>]*name="username"[^>]*>', page).group(0)
+    assert 'autocapitalize="none"' in field and 'spellcheck="false"' in field
