@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import access, audit
 from .models import ApiToken, AuditEntry, SecondFactorEnrolment, User
-from .roles import Cap, Role
+from .roles import READ_ONLY_ROLES, Cap, Role
 
 A = AuditEntry.Action
 
@@ -65,6 +65,14 @@ def _guard_self(actor: User, user: User, data: dict) -> None:
         raise ValidationError({"is_active": [_("You cannot deactivate your own account.")]})
     if "roles" in data and Role.ADMIN.value not in data["roles"] and Role.ADMIN in user.roles:
         raise ValidationError({"roles": [_("You cannot remove your own administrator role.")]})
+    read_only = sorted(r for r in READ_ONLY_ROLES if r.value in set(data.get("roles") or ()))
+    if read_only and access.can(user, Cap.MANAGE_USERS):
+        # a read-only role takes every write capability away, managing users included: nobody could give it
+        # back on the web if this was the only administrator
+        raise ValidationError({"roles": [
+            _("You cannot give yourself the role %(role)s: it makes an account read-only, and you could no "
+              "longer manage users.") % {"role": read_only[0].label}
+        ]})  # fmt: skip
 
 
 def _apply_user(user: User, data: dict) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.test import APIClient
 
-from pharmacrm.core import backup, crypto, keys
-from pharmacrm.core.models import AuditEntry
+from pharmacrm.core import access, backup, crypto, keys
+from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.models import Person
 from tests.conftest import PASSWORD
 from tests.ui.test_login import _code, _login, _wrong_code
@@ -152,8 +155,6 @@ def test_every_spelling_of_a_username_counts_towards_one_lockout(users):
 
 
 def test_the_api_token_accepts_the_username_in_another_case(users):
-    from rest_framework.test import APIClient
-
     response = APIClient().post("/api/v1/auth/token/", {"username": "Rep", "password": PASSWORD}, format="json")
     assert response.status_code == 200 and response.json()["token"]
 
@@ -164,3 +165,31 @@ def test_the_sign_in_field_is_not_capitalised_by_a_phone_keyboard(client):
     page = client.get("/accounts/login/").content.decode()
     field = re.search(r'<input[^>]*name="username"[^>]*>', page).group(0)
     assert 'autocapitalize="none"' in field and 'spellcheck="false"' in field
+
+
+# --- an administrator cannot make their own account read-only ------------------------------------------
+
+
+def test_an_administrator_cannot_give_themself_the_auditor_role(client_for, users):
+    """Ticking "Auditor" on one's own account saved, and the read-only role took every write capability away,
+    managing users included: the only administrator could not undo it on the web."""
+    admin = users["admin"]
+    client = client_for("admin")
+    data = {"username": "admin", "roles": ["admin", "auditor"], "is_active": "on", "version": admin.version}
+    page = client.post(reverse("users-edit", args=[admin.pk]), data, HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    assert ("You cannot give yourself the role Auditor / data steward: it makes an account read-only, and you "
+            "could no longer manage users.") in page.content.decode()  # fmt: skip
+    admin = User.objects.get(pk=admin.pk)
+    assert admin.roles == {Role.ADMIN}
+    assert access.can(admin, Cap.MANAGE_USERS)
+    # through the API too; another administrator's account may still be given it
+    api = APIClient()
+    api.force_authenticate(admin)
+    mine = api.patch(f"/api/v1/users/{admin.pk}/", {"roles": ["admin", "auditor"], "version": admin.version},
+                     format="json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert mine.status_code == 400 and "roles" in mine.json()
+    other = User.objects.create_user("admin2", password=PASSWORD)
+    other.groups.set(admin.groups.all())
+    theirs = api.patch(f"/api/v1/users/{other.pk}/", {"roles": ["auditor"], "version": 1}, format="json")
+    assert theirs.status_code == 200 and theirs.json()["roles"] == ["auditor"]
