@@ -193,3 +193,19 @@ def test_an_administrator_cannot_give_themself_the_auditor_role(client_for, user
     other.groups.set(admin.groups.all())
     theirs = api.patch(f"/api/v1/users/{other.pk}/", {"roles": ["auditor"], "version": 1}, format="json")
     assert theirs.status_code == 200 and theirs.json()["roles"] == ["auditor"]
+
+
+def test_an_administrator_setting_their_own_password_on_the_users_page_stays_signed_in(client_for, users):
+    """Saving a new password on one's own user page threw the administrator out to the sign-in page at once
+    (the session's password hash no longer matched), the "saved" message lost."""
+    admin = users["admin"]
+    client = client_for("admin")
+    other = client_for("admin")  # another browser: signed out, as after any new password
+    data = {"username": "admin", "roles": ["admin"], "is_active": "on", "version": admin.version,
+            "password": "Qx7-lantern-Harbor", "password2": "Qx7-lantern-Harbor"}  # fmt: skip
+    saved = client.post(reverse("users-edit", args=[admin.pk]), data, HTTP_ACCEPT_LANGUAGE="en")
+    assert saved.status_code == 302
+    page = client.get(saved["Location"], HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200 and "was saved." in page.content.decode()
+    assert other.get("/").status_code == 302
+    assert User.objects.get(pk=admin.pk).check_password("Qx7-lantern-Harbor")
