@@ -43,11 +43,16 @@ def sign_in_name(typed: str) -> str:
     counts every spelling towards the one account. An exact match wins over a case-insensitive one."""
     import unicodedata
 
-    name = unicodedata.normalize("NFKC", typed or "").strip()
-    if not name or User.objects.filter(username=name).exists():
-        return name
-    found = list(User.objects.filter(username__iexact=name).values_list("username", flat=True)[:2])
-    return found[0] if len(found) == 1 else name
+    typed = (typed or "").strip()
+    spellings = list(dict.fromkeys([typed, unicodedata.normalize("NFKC", typed).strip()]))
+    for name in spellings:  # as it was typed first: a username saved with full-width letters keeps working
+        if name and User.objects.filter(username=name).exists():
+            return name
+    for name in spellings:
+        found = list(User.objects.filter(username__iexact=name).values_list("username", flat=True)[:2])
+        if len(found) == 1:
+            return found[0]
+    return typed
 
 
 def _check_password(password: str, user: User) -> None:

@@ -209,3 +209,11 @@ def test_an_administrator_setting_their_own_password_on_the_users_page_stays_sig
     assert page.status_code == 200 and "was saved." in page.content.decode()
     assert other.get("/").status_code == 302
     assert User.objects.get(pk=admin.pk).check_password("Qx7-lantern-Harbor")
+
+
+def test_a_username_saved_with_full_width_letters_still_signs_in_as_typed(client, users):
+    user = User(username="ｗａｎｇ")  # the Users page saves a username as it was typed
+    user.set_password(PASSWORD)
+    user.save()
+    response = client.post("/accounts/login/", {"username": "ｗａｎｇ", "password": PASSWORD})
+    assert response.status_code == 302
