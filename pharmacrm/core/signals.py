@@ -9,12 +9,23 @@ from .models import AuditEntry
 
 @receiver(user_logged_in)
 def _logged_in(sender, request, user, **kwargs):
-    audit.record(AuditEntry.Action.LOGIN, user, user=user, via=getattr(request, "login_via", "web"))
     from .middleware import needs_second_factor
 
-    # the API issues a token only after the one-time code; on the web that code is asked after this login
-    if getattr(request, "login_via", "web") == "api" or not needs_second_factor(user):
+    via = getattr(request, "login_via", "web")
+    if not needs_second_factor(user):
+        audit.record(AuditEntry.Action.LOGIN, user, user=user, via=via)
         forget_failed_sign_ins(user)
+    elif via == "api":  # the API issues a token only after the one-time code
+        audit.record(AuditEntry.Action.LOGIN, user, user=user, via=via, second_factor="totp")
+        forget_failed_sign_ins(user)
+    else:  # on the web the code is asked after this: an auditor must not read a password alone as a sign-in
+        audit.record(AuditEntry.Action.LOGIN, user, user=user, via=via, second_factor="pending")
+
+
+def second_factor_passed(user) -> None:
+    """The one-time code of a web sign-in was right: the sign-in is complete (audited as such)."""
+    audit.record(AuditEntry.Action.LOGIN, user, user=user, via="web", second_factor="totp")
+    forget_failed_sign_ins(user)
 
 
 def forget_failed_sign_ins(user) -> None:

@@ -186,7 +186,7 @@ def otp_view(request):
         device = next((d for d in devices if d.verify_token(form.cleaned_data["code"])), None)
         if device is not None:
             otp_login(request, device)
-            signals.forget_failed_sign_ins(request.user)
+            signals.second_factor_passed(request.user)
             return redirect(_next_url(request))
         form.add_error("code", _("This code is not correct or has expired. Try the current code."))
         user = request.user
@@ -292,7 +292,8 @@ def _authenticator_step(request, user, enrolment):
                 return redirect(_with_next("otp-enrol", _next_url(request)))
             request.session.pop(ENROLMENT_SESSION_KEY, None)
             otp_login(request, device)
-            signals.forget_failed_sign_ins(user)
+            if needs_second_factor(user):
+                signals.second_factor_passed(user)
             if needs_second_factor(user):
                 done = _("Your authenticator app is set up. You will need a code at every sign-in.")
             else:

@@ -217,3 +217,26 @@ def test_a_username_saved_with_full_width_letters_still_signs_in_as_typed(client
     user.save()
     response = client.post("/accounts/login/", {"username": "ｗａｎｇ", "password": PASSWORD})
     assert response.status_code == 302
+
+
+# --- the audit trail tells a password alone from a complete sign-in ---------------------------------------
+
+
+def test_the_audit_trail_tells_a_password_alone_from_a_complete_sign_in(client, client_for, users, settings):
+    """Someone with an administrator's password but not their phone: the trail showed "Login" at the password,
+    then the failed codes — an auditor read that the account had been signed in to. The password step now says
+    the code is still to come, and a complete sign-in is its own entry."""
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    device = TOTPDevice.objects.create(user=users["admin"], name="default", confirmed=True)
+    _login(client, "admin")
+    client.post("/accounts/otp/", {"code": _wrong_code(device)})
+    logins = AuditEntry.objects.filter(action="login", actor=users["admin"])
+    assert [e.extra.get("second_factor") for e in logins] == ["pending"]
+    client.post("/accounts/otp/", {"code": _code(device)})
+    assert [e.extra.get("second_factor") for e in logins.order_by("seq")] == ["pending", "totp"]
+    page = client_for("auditor").get("/accounts/audit/", {"action": "login"}, HTTP_ACCEPT_LANGUAGE="en")
+    text = page.content.decode()
+    assert "password only; one-time code not yet given" in text and "authenticator app" in text
+    # a role without a second factor: one entry, as before
+    _login(Client(), "agent")
+    assert "second_factor" not in AuditEntry.objects.filter(action="login", actor=users["agent"]).get().extra
