@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "pharmacrm.core.middleware.HtmxSignInMiddleware",
     "pharmacrm.core.middleware.SecondFactorMiddleware",
     "pharmacrm.core.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -207,7 +208,10 @@ AXES_COOLOFF_TIME = envint("LOGIN_COOLOFF_MINUTES", 15) / 60  # hours
 # per-IP lockout would lock a whole office out after one person's typos.
 AXES_LOCKOUT_PARAMETERS = ["username"]
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
-AXES_RESET_ON_SUCCESS = True
+# Failures are cleared once a sign-in is complete, not at the password step: for the roles with a second factor
+# that is after the one-time code (core.signals.forget_failed_sign_ins), else re-entering the password would
+# clear the wrong codes counted so far and they could never reach the limit.
+AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "pharmacrm.core.views.lockout"
 AXES_VERBOSE = False
 LOGIN_URL = "login"

@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from . import audit
+from . import audit, services
 from .api_utils import (
     MAX_INT32,
     Conflict,
@@ -110,7 +110,8 @@ class TokenView(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         http_request = request._request
-        user = authenticate(request=http_request, username=data["username"], password=data["password"])
+        username = services.sign_in_name(data["username"])
+        user = authenticate(request=http_request, username=username, password=data["password"])
         if _locked_out(http_request):
             return _lockout_response()
         if user is None:
@@ -126,9 +127,7 @@ class TokenView(APIView):
             if problem and code:
                 # a wrong code is a failed sign-in (counted towards the lockout, audited); a missing
                 # one only tells the client to ask for it
-                user_login_failed.send(
-                    sender=__name__, credentials={"username": data["username"]}, request=http_request
-                )
+                user_login_failed.send(sender=__name__, credentials={"username": username}, request=http_request)
                 if _locked_out(http_request):
                     return _lockout_response()
             if problem:

@@ -194,7 +194,9 @@ def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_
     """Back up the database (and a copy of the key ring) into `out_dir`; optionally keep only the newest `keep`."""
     directory = Path(out_dir or settings.BACKUP_DIR)
     try:
-        crypto.keyring()  # a backup whose key ring cannot be copied could not be read again: refuse first
+        # a backup whose key ring cannot be copied could not be read again: refuse first. Read from its source,
+        # not this process's memory: the worker running the daily backup may have loaded it before a rotation
+        ring = crypto.reloaded_keyring()
     except crypto.KeyRingInvalid as e:
         raise BackupError(_("No backup was written: %(problem)s") % {"problem": e}) from None
     try:
@@ -227,10 +229,15 @@ def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_
         raise
     # The key ring travels with the backup so that it can be read again; in production keep the
     # ring in a separate place (PHARMACRM_KEYRING_FILE) and store these copies apart from the dumps.
+    # Read again after the dump: a rotation started meanwhile may have written values under a newer key.
     ring_copy = keyring_path_for(target)
+    try:
+        ring = crypto.reloaded_keyring()
+    except crypto.KeyRingInvalid:
+        pass  # the ring read before the dump, which covers every key in use then
     fd = os.open(ring_copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(crypto.keyring().to_json())
+        fh.write(ring.to_json())
     result = BackupFile(
         path=target, keyring_path=ring_copy, size=target.stat().st_size, sha256=_sha256(target),
         files_path=files_path, files_count=files_count,

@@ -148,6 +148,21 @@ def _reload() -> None:
         _aead.clear()
 
 
+def reloaded_keyring() -> KeyRing:
+    """The key ring as its source holds it now: another process (`rotate-keys`) may have added a key since this
+    one loaded it. Raises KeyRingInvalid when the source cannot be used (the process keeps the ring it had)."""
+    global _ring
+    previous = _ring
+    _reload()
+    try:
+        return keyring()
+    except KeyRingInvalid:
+        with _lock:
+            if _ring is None:
+                _ring = previous
+        raise
+
+
 def _cipher(key_id: str) -> AESGCM:
     aead = _aead.get(key_id)
     if aead is None:

@@ -16,7 +16,10 @@ class LoginForm(forms.Form):
     username = forms.CharField(
         label=_("Username"),
         max_length=150,
-        widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
+        # no capital first letter from a phone's keyboard, no spelling correction of a pinyin name
+        widget=forms.TextInput(
+            attrs={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false", "autofocus": True}
+        ),
     )
     password = forms.CharField(
         label=_("Password"),

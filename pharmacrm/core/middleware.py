@@ -83,6 +83,45 @@ class SecondFactorMiddleware:
         return self.get_response(request)
 
 
+class HtmxSignInMiddleware:
+    """A part of a page fetched by htmx (the search suggestions, a customer panel, the ticket conversation) when
+    the session has ended (8 hours, signed out in another tab, password changed) or the one-time code is due:
+    the redirect to the sign-in page is not followed inside the XHR — that pasted the whole sign-in page into
+    the suggestions box or the panel — but turned into a navigation of the whole page (HX-Redirect), and after
+    signing in the user comes back to the page they were on, not to the fragment's address."""
+
+    SIGN_IN_VIEWS = ("login", "otp", "otp-enrol")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self._paths: frozenset[str] | None = None
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not request.headers.get("HX-Request") or response.status_code not in (301, 302, 303, 307, 308):
+            return response
+        from urllib.parse import urlencode, urlsplit
+
+        from django.http import HttpResponse
+        from django.utils.http import url_has_allowed_host_and_scheme
+
+        if self._paths is None:
+            self._paths = frozenset(reverse(name) for name in self.SIGN_IN_VIEWS)
+        location = urlsplit(response.get("Location", ""))
+        if location.path not in self._paths:
+            return response
+        current = request.headers.get("HX-Current-URL", "")
+        page = "/"
+        if current and url_has_allowed_host_and_scheme(current, {request.get_host()}, request.is_secure()):
+            parts = urlsplit(current)
+            page = parts.path + (f"?{parts.query}" if parts.query else "") or "/"
+        if urlsplit(page).path in self._paths:
+            page = "/"
+        answer = HttpResponse(status=204)  # nothing to swap; htmx navigates the whole page
+        answer["HX-Redirect"] = location.path + "?" + urlencode({"next": page})
+        return answer
+
+
 PENDING_LANGUAGE = "language_chosen"  # session key: a language picked in the menu before signing in
 
 

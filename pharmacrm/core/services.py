@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import access, audit
 from .models import ApiToken, AuditEntry, SecondFactorEnrolment, User
-from .roles import Cap, Role
+from .roles import READ_ONLY_ROLES, Cap, Role
 
 A = AuditEntry.Action
 
@@ -36,6 +36,25 @@ def user_snapshot(user: User) -> dict:
     }
 
 
+def sign_in_name(typed: str) -> str:
+    """The account's username for what was typed at sign-in. Usernames are unique whatever their letter case
+    (the Users page and the API refuse "Agent" beside "agent"), so "Zhangwei" — a phone capitalises the first
+    letter — or full-width letters typed with a Chinese input method sign in as "zhangwei"; and the lockout
+    counts every spelling towards the one account. An exact match wins over a case-insensitive one."""
+    import unicodedata
+
+    typed = (typed or "").strip()
+    spellings = list(dict.fromkeys([typed, unicodedata.normalize("NFKC", typed).strip()]))
+    for name in spellings:  # as it was typed first: a username saved with full-width letters keeps working
+        if name and User.objects.filter(username=name).exists():
+            return name
+    for name in spellings:
+        found = list(User.objects.filter(username__iexact=name).values_list("username", flat=True)[:2])
+        if len(found) == 1:
+            return found[0]
+    return typed
+
+
 def _check_password(password: str, user: User) -> None:
     try:
         password_validation.validate_password(password, user)
@@ -51,6 +70,14 @@ def _guard_self(actor: User, user: User, data: dict) -> None:
         raise ValidationError({"is_active": [_("You cannot deactivate your own account.")]})
     if "roles" in data and Role.ADMIN.value not in data["roles"] and Role.ADMIN in user.roles:
         raise ValidationError({"roles": [_("You cannot remove your own administrator role.")]})
+    read_only = sorted(r for r in READ_ONLY_ROLES if r.value in set(data.get("roles") or ()))
+    if read_only and access.can(user, Cap.MANAGE_USERS):
+        # a read-only role takes every write capability away, managing users included: nobody could give it
+        # back on the web if this was the only administrator
+        raise ValidationError({"roles": [
+            _("You cannot give yourself the role %(role)s: it makes an account read-only, and you could no "
+              "longer manage users.") % {"role": read_only[0].label}
+        ]})  # fmt: skip
 
 
 def _apply_user(user: User, data: dict) -> None:

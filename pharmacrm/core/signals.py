@@ -9,7 +9,31 @@ from .models import AuditEntry
 
 @receiver(user_logged_in)
 def _logged_in(sender, request, user, **kwargs):
-    audit.record(AuditEntry.Action.LOGIN, user, user=user, via=getattr(request, "login_via", "web"))
+    from .middleware import needs_second_factor
+
+    via = getattr(request, "login_via", "web")
+    if not needs_second_factor(user):
+        audit.record(AuditEntry.Action.LOGIN, user, user=user, via=via)
+        forget_failed_sign_ins(user)
+    elif via == "api":  # the API issues a token only after the one-time code
+        audit.record(AuditEntry.Action.LOGIN, user, user=user, via=via, second_factor="totp")
+        forget_failed_sign_ins(user)
+    else:  # on the web the code is asked after this: an auditor must not read a password alone as a sign-in
+        audit.record(AuditEntry.Action.LOGIN, user, user=user, via=via, second_factor="pending")
+
+
+def second_factor_passed(user) -> None:
+    """The one-time code of a web sign-in was right: the sign-in is complete (audited as such)."""
+    audit.record(AuditEntry.Action.LOGIN, user, user=user, via="web", second_factor="totp")
+    forget_failed_sign_ins(user)
+
+
+def forget_failed_sign_ins(user) -> None:
+    """A complete sign-in (password, and the one-time code where the role needs one) clears the account's
+    failed attempts (django-axes), so that old typos do not count towards a later lockout."""
+    from axes.utils import reset
+
+    reset(username=user.get_username())
 
 
 @receiver(user_logged_out)

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import access, audit, services, signatures
+from . import access, audit, services, signals, signatures
 from .forms import AuditFilterForm, EnrolmentCodeForm, LoginForm, OtpForm
 from .middleware import PENDING_LANGUAGE, may_keep_language, needs_second_factor
 from .models import AuditEntry
@@ -124,11 +124,10 @@ def login_view(request):
         return redirect(_next_url(request))
     form = LoginForm(_posted(request))
     if request.method == "POST" and form.is_valid():
-        user = auth.authenticate(
-            request=request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
-        )
+        username = services.sign_in_name(form.cleaned_data["username"])
+        user = auth.authenticate(request=request, username=username, password=form.cleaned_data["password"])
         if getattr(request, "axes_locked_out", False):
-            return lockout(request, {"username": form.cleaned_data["username"]})
+            return lockout(request, {"username": username})
         if user is None:
             form.add_error(None, _("The username or password is not correct."))
         else:
@@ -187,6 +186,7 @@ def otp_view(request):
         device = next((d for d in devices if d.verify_token(form.cleaned_data["code"])), None)
         if device is not None:
             otp_login(request, device)
+            signals.second_factor_passed(request.user)
             return redirect(_next_url(request))
         form.add_error("code", _("This code is not correct or has expired. Try the current code."))
         user = request.user
@@ -292,6 +292,8 @@ def _authenticator_step(request, user, enrolment):
                 return redirect(_with_next("otp-enrol", _next_url(request)))
             request.session.pop(ENROLMENT_SESSION_KEY, None)
             otp_login(request, device)
+            if needs_second_factor(user):
+                signals.second_factor_passed(user)
             if needs_second_factor(user):
                 done = _("Your authenticator app is set up. You will need a code at every sign-in.")
             else:

@@ -9,6 +9,7 @@ import datetime
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -242,6 +243,9 @@ def user_edit(request, pk: int):
     if request.method == "POST" and form.is_valid():
         try:
             services.update_user(request.user, subject, form.service_data(), version=form.cleaned_data["version"])
+            if subject.pk == request.user.pk and form.cleaned_data.get("password"):
+                # their own new password: this session stays signed in (the others end), as on the password page
+                update_session_auth_hash(request, subject)
         except ValidationError as e:
             _apply_errors(form, e)
         except services.UserConflictError as e:

@@ -189,7 +189,8 @@ AUDIT_VALUES = {
     },
     "source": {"demo": gettext_lazy("demo data")},
     "signature": {"approved": gettext_lazy("approved"), "rejected": gettext_lazy("rejected")},
-    "second_factor": {"totp": gettext_lazy("authenticator app"), "enrolment_code": gettext_lazy("enrolment code")},
+    "second_factor": {"totp": gettext_lazy("authenticator app"), "enrolment_code": gettext_lazy("enrolment code"),
+                      "pending": gettext_lazy("password only; one-time code not yet given")},
     "vendor": {"postgresql": "PostgreSQL", "sqlite": "SQLite"},  # a backup's database: product names
     "action_name": {"retry": gettext_lazy("delivery retried"), "send_test": gettext_lazy("test message sent")},
     "report": {"reconciliation": gettext_lazy("reconciliation report")},
