@@ -20,6 +20,7 @@ from .models import Institution, Person, SearchTerm
 from .readings import _CJK, SURNAME_READINGS, person_syllables, syllables  # noqa: F401 (re-exported)
 
 INSTITUTION, PERSON = SearchTerm.Kind.INSTITUTION, SearchTerm.Kind.PERSON
+_LABELS = {INSTITUTION: "institution", PERSON: "person"}
 POSTINGS_LIMIT = 5000  # postings read per term; beyond it a term is too common to narrow anything
 RANGE_LIMIT = 400  # postings read (and candidates ranked) per step of a look-up
 MAX_TERM = 64
@@ -33,6 +34,7 @@ PERSON_HIT_FIELDS = ("id", "code", "name", "role", "tier", "mobile", "landline",
 KEYWORD_CONTEXT_LIMIT = 5000  # customers read through the institutions a keyword names (their departments, people)
 KEYWORD_PLACES_SLICE = 200  # places per query when reading their people (the index stays the plan)
 KEYWORD_PROBE = 100  # customers read whose own name holds a keyword besides the anchor (a few: none to read elsewhere)
+KEYWORD_PAIR_READS = 5  # a keyword's character-pair postings read per customer its look-up may read
 KEYWORD_OWN_READ = 1000  # customers read whose own name holds a keyword (more: generic words like 医院 cost too much)
 _LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
 # separators people write in phone numbers and codes: 0311-39210254, (0311) 3921 0254, 138.0013.8000
@@ -273,6 +275,37 @@ def _with_ids(qs, ids: list[int]):
     return qs.filter(pk__any_of=id_set(ids))
 
 
+def _candidates(kind: int, filters: Filters, ids, restrict: Q | None, columns):
+    """These columns of the candidates among these ids that the filters and the restriction keep."""
+    model = Institution if kind == INSTITUTION else Person
+    # no ORDER BY: the candidates are ranked here (the models' pinyin order cost a sort and its compilation)
+    qs = _with_ids(model.objects.filter(merged_into__isnull=True).order_by(), ids)
+    if filters.any:
+        qs = qs.filter(filters.institution_q() if kind == INSTITUTION else filters.person_q())
+    if restrict is not None:
+        qs = qs.filter(restrict)
+    return qs.values_list(*columns)
+
+
+def _rank_columns(kind: int) -> tuple[str, ...]:
+    return ("id", "name", "name_norm", "tier", *access.SCOPE_COLUMNS[_LABELS[kind]])
+
+
+def _rank_rows(user, kind: int, rows, base_score, limit: int):
+    """The visible best `limit` of these rows (`_rank_columns` first) as (score, id), and how many visible
+    ones match in all."""
+    scored, scope_rows = [], []
+    width = len(_rank_columns(kind))
+    for pk, name, name_norm, tier, *scope in rows:
+        base = base_score(pk, name_norm)
+        if base is not None:
+            scored.append((-(base + TIER_BONUS.get(tier, 0) - min(len(name), 40) / 40), name, pk))
+            scope_rows.append((pk, *scope[: width - 4]))
+    visible = access.visible_from_rows(user, _LABELS[kind], scope_rows)
+    scored = sorted(s for s in scored if s[2] in visible)
+    return [(-neg, pk) for neg, _name, pk in scored[:limit]], len(scored)
+
+
 def _ranked_ids(user, kind: int, filters: Filters, ids, base_score, limit: int, restrict: Q | None = None):
     """Rank candidates on light columns (no decryption, no joins): the visible best `limit` as (score, id),
     and how many visible candidates match in all. `base_score(id, name_norm)` gives a candidate's match
@@ -280,24 +313,8 @@ def _ranked_ids(user, kind: int, filters: Filters, ids, base_score, limit: int, 
     ids = list(ids)
     if not ids:
         return [], 0
-    model, label = (Institution, "institution") if kind == INSTITUTION else (Person, "person")
-    # no ORDER BY: the candidates are ranked here (the models' pinyin order cost a sort and its compilation)
-    qs = _with_ids(model.objects.filter(merged_into__isnull=True).order_by(), ids)
-    if filters.any:
-        qs = qs.filter(filters.institution_q() if kind == INSTITUTION else filters.person_q())
-    if restrict is not None:
-        qs = qs.filter(restrict)
-    scored, scope_rows = [], []
-    for pk, name, name_norm, tier, *scope in qs.values_list(
-        "id", "name", "name_norm", "tier", *access.SCOPE_COLUMNS[label]
-    ):
-        base = base_score(pk, name_norm)
-        if base is not None:
-            scored.append((-(base + TIER_BONUS.get(tier, 0) - min(len(name), 40) / 40), name, pk))
-            scope_rows.append((pk, *scope))
-    visible = access.visible_from_rows(user, label, scope_rows)
-    scored = sorted(s for s in scored if s[2] in visible)
-    return [(-neg, pk) for neg, _name, pk in scored[:limit]], len(scored)
+    rows = _candidates(kind, filters, ids, restrict, _rank_columns(kind))
+    return _rank_rows(user, kind, rows, base_score, limit)
 
 
 def _hits(kind: int, ranked, match: str) -> list[Hit]:
@@ -326,6 +343,7 @@ class _Look:
     limit: int
     read: int  # postings read, and candidates ranked, per step
     narrow: _Narrow | None = None
+    memo: dict | None = None  # shared by the look-ups of one search: the user's scope, keywords' postings
 
     def rank(self, ids, base_score) -> tuple[list[tuple[float, int]], bool]:
         """The best `limit` of these candidates, and whether that is every match among them."""
@@ -481,6 +499,68 @@ def _keyword_test(keyword: str, how: str):
     return lambda kind, name_norm: bool(name_norm) and norm in name_norm
 
 
+def _cut(ids: list[int], read: int) -> tuple[list[int], bool]:
+    return sorted(set(ids[:read])), len(ids) > read
+
+
+def _whole_ids(intersection: tuple[set[int], bool]) -> tuple[list[int], bool]:
+    ids, whole = intersection
+    return sorted(ids), not whole
+
+
+def _keyword_ids(look: _Look, keyword: str, how: str) -> tuple[set[int], bool]:
+    """The customers whose name may hold this keyword, straight from the index, and whether that is every one
+    of them (no more than `look.read`). No names are read: the keyword search checks every candidate's name
+    and place, and its scope, once, at the end. Shared by the two kinds' look-ups of one search."""
+    key = ("keyword", look.kind, look.narrow, look.read, keyword, how)
+    if look.memo is not None and key in look.memo:
+        return look.memo[key]
+    read = look.read
+    # Where to read, in turn: the names that start with the keyword, then those that hold it further inside.
+    # When there are more than can be read, those that start with it are kept (北京 gives the hospitals of
+    # Beijing first, not the departments and pharmacies that mention it further inside).
+    sources = []
+    if how == "pinyin":
+        text = _pinyin_query(keyword)
+        for prefix in ("L", "l") if text else ():
+            q = Q(term__gte=prefix + text, term__lt=prefix + text + "\uffff")
+            sources.append(lambda q=q: _Postings(*_cut(_postings(look, q, read + 1, "term"), read)))
+    else:
+        norm = normalise.name(keyword)
+        if 0 < len(norm) <= 2:  # single characters are indexed at the start of a name only
+            sources = [lambda t=t: _term(look, t, read) for t in ("C" + norm, "c" + norm)[: len(norm)]]
+        elif norm:
+            # as _by_name: the bigrams after the first are on every name that holds it, at its start or inside.
+            # A probe of a few names reads short lists: when every list is longer, it fails at once (急诊科 at a
+            # thousand departments) instead of intersecting thousands of postings to learn so.
+            cap = min(POSTINGS_LIMIT, KEYWORD_PAIR_READS * read)
+            later = []
+            for g in dict.fromkeys(norm[i : i + 2] for i in range(1, len(norm) - 1)):
+                later.append(_term(look, "c" + g, cap))
+                if not later[-1].ids and not later[-1].cut:
+                    break
+            if later[-1].ids or later[-1].cut:  # else no name holds one of its pairs
+                sources = [
+                    lambda t=t: _Postings(*_whole_ids(_intersect([_term(look, t, cap), *later])))
+                    for t in ("C" + norm[:2], "c" + norm[:2])
+                ]
+    ids: dict[int, None] = {}
+    complete = True
+    for source in sources:
+        if len(ids) >= read:  # the names that start with it fill the read already
+            complete = False
+            break
+        found = source()
+        ids.update(dict.fromkeys(sorted(found.ids)))
+        complete = complete and not found.cut
+    if len(ids) > read:
+        complete = False
+    ids = set(list(ids)[:read])
+    if look.memo is not None:
+        look.memo[key] = ids, complete
+    return ids, complete
+
+
 def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, int]], bool] | None:
     """Several keywords separated by spaces, each of them a name fragment or pinyin (石家庄 产科, 张伟 协和,
     zhangwei xh): customers whose own name holds at least one keyword and whose name or place — a
@@ -490,13 +570,13 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
     hows = [classify(k) for k in keywords]
     if any(how not in ("name", "pinyin") for how in hows):
         return None
-    kind, memo = look.kind, {}
+    kind, memo = look.kind, look.memo if look.memo is not None else {}
     # every match holds a keyword in its own name: read those far enough that the look-up is usually complete
     own_read = max(look.read, KEYWORD_OWN_READ)  # never fewer than a look-up of places would read
     own_look = dataclasses.replace(look, limit=own_read, read=own_read)
     # an institution's own look-up without filters is the look-up of places by that keyword
     same = kind == INSTITUTION and not look.filters.any and look.restrict is None
-    anchor_look = _look(look.user, INSTITUTION, Filters(), own_read, None, "name", memo)
+    anchor_look = dataclasses.replace(_look(look.user, INSTITUTION, Filters(), own_read, None, "name", memo), read=own_read)
     owns: list[set[int]] = []
     named_places: dict[int, set[int]] = {}  # the places each keyword names, as far as they were read
     own_complete, anchor = True, None
@@ -505,16 +585,16 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
     # another keyword are every candidate: the other keywords (a common department name such as 急诊科
     # names a thousand departments) need no look-up of their own.
     for i, (keyword, how) in enumerate(zip(keywords, hows, strict=True)):
-        found, complete = _by_text(own_look, keyword, how)
-        owns.append({pk for _s, pk in found})
+        found, complete = _keyword_ids(own_look, keyword, how)
+        owns.append(found)
         own_complete = own_complete and complete
         if not complete:
             continue
         if same:
             places = owns[-1]
         else:
-            at, complete = _by_text(anchor_look, keyword, how)
-            places = named_places[i] = {pk for _s, pk in at}
+            places, complete = _keyword_ids(anchor_look, keyword, how)
+            named_places[i] = places
         if complete:
             anchor = i
             break
@@ -526,9 +606,9 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
         probe = dataclasses.replace(look, limit=KEYWORD_PROBE, read=KEYWORD_PROBE)
         open_others = []
         for keyword, how in others:
-            found, complete = _by_text(probe, keyword, how)
+            found, complete = _keyword_ids(probe, keyword, how)
             if complete:
-                candidates.update(pk for _s, pk in found)
+                candidates.update(found)
             else:
                 open_others.append((keyword, how))
         near, cut = _near(kind, places, open_others) if open_others else ([], False)
@@ -547,24 +627,26 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
                 elif i in named_places:
                     places.update(named_places[i])
                 else:
-                    places.update(pk for _s, pk in _by_text(place_look, keyword, how)[0])
-            near, cut = _near(kind, places, others)
-            candidates.update(near)
+                    places.update(_keyword_ids(place_look, keyword, how)[0])
+            candidates.update(_near(kind, places, others)[0])
+            # some customers whose own name holds a keyword were not read (nor were their places'): a match
+            # may be among them, whatever the places read gave
+            cut = True
     if not candidates:
-        return [], True
-    model = Institution if kind == INSTITUTION else Person
-    base = model.objects.filter(merged_into__isnull=True).order_by()
-    columns = ("id", "name_norm", "parent_id") if kind == INSTITUTION else (
-        "id", "name_norm", "institution_id", "department_id"
-    )  # fmt: skip
-    rows = list(_with_ids(base, sorted(candidates)).values_list(*columns))
+        return [], not cut
+    # the candidates' rows serve both the keyword test and the ranking: one read
+    rank_columns = _rank_columns(kind)
+    at_columns = ("parent_id",) if kind == INSTITUTION else ("institution_id", "department_id")
+    rows = list(_candidates(kind, look.filters, sorted(candidates), look.restrict, rank_columns + at_columns))
+    width = len(rank_columns)
     # the places' names by their ids, apart: joined to the candidates, PostgreSQL hashed the whole institution table
-    places = _places({pk for _id, _name, *at in rows for pk in at if pk})
+    places = _places({pk for row in rows for pk in row[width:] if pk})
     if kind == PERSON:  # a person's institution's hospital (a department given as the institution)
         places |= _places({parent for _name, parent in places.values() if parent and parent not in places})
     tests = [_keyword_test(k, how) for k, how in zip(keywords, hows, strict=True)]
-    own_matches = {}
-    for pk, name_norm, *at in rows:
+    own_matches, matched = {}, []
+    for row in rows:
+        name_norm, at = row[2], row[width:]
         place_names = [places[i][0] for i in at if i in places]
         if kind == PERSON and at[0] in places and places[at[0]][1] in places:
             place_names.append(places[places[at[0]][1]][0])
@@ -573,10 +655,15 @@ def _by_keywords(look: _Look, keywords: list[str]) -> tuple[list[tuple[float, in
             mine or any(test(INSTITUTION, place) for place in place_names)
             for mine, test in zip(in_own, tests, strict=True)
         ):
-            own_matches[pk] = sum(in_own)
+            own_matches[row[0]] = sum(in_own)
+            matched.append(row)
+    # the lowest `read` ids are ranked, as every look-up ranks them
+    matched.sort(key=lambda row: row[0])
     # more keywords in the customer's own name rank higher; all of them stay below a match of the whole text
-    ranked, complete = look.rank(own_matches, lambda pk, name_norm: INSIDE - 10 + 5 * own_matches[pk])
-    return ranked, complete and not cut
+    ranked, total = _rank_rows(
+        look.user, kind, matched[: look.read], lambda pk, name_norm: INSIDE - 10 + 5 * own_matches[pk], look.limit
+    )
+    return ranked, len(matched) <= look.read and total <= look.limit and not cut
 
 
 def _places(ids: set[int]) -> dict[int, tuple[str, int | None]]:
@@ -629,7 +716,7 @@ def _look(user, kind: int, filters: Filters, limit: int, restrict: Q | None, how
     scoped = access.institution_scope_q(user) is not None
     narrowed = filters.any or restrict is not None or (scoped and not exact)
     read = max(NARROWED_READ if narrowed else RANGE_LIMIT, limit + 1)
-    return _Look(user, kind, filters, restrict, limit, read, narrow)
+    return _Look(user, kind, filters, restrict, limit, read, narrow, memo)
 
 
 def ranked_ids(user, query: str, kind: str, filters: Filters | None = None, limit: int = 20, restrict=None):

@@ -26,15 +26,16 @@ def emergency(admin_user, beijing, shanghai):
 
 @pytest.fixture
 def looked_up(monkeypatch):
-    """The own-name look-ups read two customers (as a thousand at a million), and the texts looked up."""
+    """The own-name look-ups read two customers (as a thousand at a million), and the keywords looked up with
+    how many customers each look-up may read."""
     from pharmacrm.customers import search as module
 
     monkeypatch.setattr(module, "KEYWORD_OWN_READ", 2)
     monkeypatch.setattr(module, "KEYWORD_PROBE", 1)
     calls = []
-    by_text = module._by_text
+    keyword_ids = module._keyword_ids
     monkeypatch.setattr(
-        module, "_by_text", lambda look, text, how: calls.append((look.limit, text)) or by_text(look, text, how)
+        module, "_keyword_ids", lambda look, text, how: calls.append((look.read, text)) or keyword_ids(look, text, how)
     )
     return calls
 
@@ -67,6 +68,47 @@ def test_a_merged_away_person_at_the_place_is_not_found(emergency, users, admin_
     assert [h.obj for h in search(users["manager"], "王丽 朝阳", kinds=("person",))] == [survivor]
 
 
+def test_hits_are_said_to_be_incomplete_when_a_keywords_own_matches_were_not_all_read(
+    emergency, users, admin_user, shanghai, monkeypatch
+):
+    """Four of six 上海 hospitals and four of five 急诊科 read: the three departments found are true hits, but the
+    fourth (上海三院's, the newest) was never read, so the page must not say that these are all."""
+    from pharmacrm.customers import search as module
+
+    for name in ("RANGE_LIMIT", "NARROWED_READ", "KEYWORD_OWN_READ"):
+        monkeypatch.setattr(module, name, 2)  # a look-up of the best 3 then reads 4
+    for name in ("上海一院", "上海二院", "上海三院"):
+        hospital = services.create_institution(admin_user, {"name": name, "kind": "hospital", "region": shanghai})
+    services.create_institution(
+        admin_user, {"name": "急诊科", "kind": "department", "parent": hospital, "region": shanghai}
+    )
+    hits = search(users["manager"], "上海 急诊科", kinds=("institution",), limit=3)
+    assert {h.obj for h in hits} == {emergency[name][1] for name in ("上海瑞金医院", "上海华山医院", "上海长征医院")}
+    assert hits.complete is False
+
+
+def test_both_kinds_of_one_search_read_a_keywords_places_once(emergency, users, monkeypatch):
+    """The institutions that a keyword names are the institution look-up's own matches and the people look-up's
+    places: one search reads their index entries once, not once per kind."""
+    from pharmacrm.customers import search as module
+
+    terms = []
+    term = module._term
+    monkeypatch.setattr(module, "_term", lambda look, t, limit: terms.append((look.kind, t)) or term(look, t, limit))
+    hits = search(users["manager"], "上海 王丽")
+    assert {h.obj for h in hits} == {emergency[name][2] for name in ("上海瑞金医院", "上海华山医院", "上海长征医院")}
+    assert terms.count((module.INSTITUTION, "C上海")) == 1
+
+
+def test_a_keyword_is_checked_in_the_name_not_only_its_character_pairs(emergency, users, admin_user):
+    """The index gives the customers whose names hold each of a keyword's character pairs; a name that has them
+    apart (丽张伟张丽 holds 伟张 and 张伟, not 伟张伟) is no match for that keyword."""
+    hospital = emergency["上海长征医院"][0]
+    services.create_person(admin_user, {"name": "丽张伟张丽", "institution": hospital, "title": "主治医师"})
+    assert search(users["manager"], "伟张伟 上海", kinds=("person",)) == []
+    assert [h.obj.name for h in search(users["manager"], "张伟张 上海", kinds=("person",))] == ["丽张伟张丽"]
+
+
 def test_the_reps_scope_holds_through_the_anchor(emergency, users, looked_up):
     # the North team's rep sees Beijing, not Shanghai
     assert [h.obj for h in search(users["rep"], "北京 急诊科", kinds=("institution",))] == [emergency["北京朝阳医院"][1]]
@@ -82,8 +124,8 @@ def test_without_an_anchor_the_hits_found_are_right_and_said_to_be_incomplete(em
         monkeypatch.setattr(module, name, 2)
     shanghai = {emergency[name][1] for name in ("上海瑞金医院", "上海华山医院", "上海长征医院")}
     calls = []
-    by_text = module._by_text
-    monkeypatch.setattr(module, "_by_text", lambda look, text, how: calls.append(text) or by_text(look, text, how))
+    keyword_ids = module._keyword_ids
+    monkeypatch.setattr(module, "_keyword_ids", lambda look, text, how: calls.append(text) or keyword_ids(look, text, how))
     hits = search(users["manager"], "上海 急诊科", kinds=("institution",), limit=1)
     assert len(hits) == 1 and hits[0].obj in shanghai
     assert calls.count("急诊科") == 1  # no anchor: each keyword looked up once, its own matches are its places
