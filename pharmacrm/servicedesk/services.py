@@ -222,25 +222,53 @@ def _event(ticket: Ticket, kind: str, user, *, at: dt.datetime, from_status="", 
 # --- policies --------------------------------------------------------------------------------------
 
 
-def select_policy(ticket: Ticket, policies: list[SlaPolicy] | None = None) -> SlaPolicy | None:
-    """The most specific active policy whose conditions all match the ticket (then the lowest position).
-    A later issue adds contracts and key accounts as conditions; key-account tickets already get a
-    tighter policy through `customer_tier`."""
+def select_policy(
+    ticket: Ticket, policies: list[SlaPolicy] | None = None, *, chains: dict | None = None
+) -> SlaPolicy | None:
+    """The most specific active policy whose conditions all match the ticket (then the one on the nearest
+    category — a sub-category's own policy before its parent's —, then the lowest position). A policy on a
+    parent category covers its sub-categories. A later issue adds contracts and key accounts as conditions;
+    key-account tickets already get a tighter policy through `customer_tier`. `chains` ({category id: its
+    chain}) spares the look-up of a category's parents when many tickets are chosen for in a row."""
+    loaded = Ticket.category.is_cached(ticket)  # the category in hand at intake: no query for a top-level one
+    categories = category_chain(ticket.category if loaded else ticket.category_id, chains)
     facts = {
         "priority": ticket.priority, "complexity": ticket.complexity, "category_id": ticket.category_id,
-        "customer_tier": ticket.customer_tier(),
+        "categories": categories, "customer_tier": ticket.customer_tier(),
     }  # fmt: skip
-    best = None
+    best, best_key = None, None
     if policies is None:
         from . import settings_cache
 
         policies = settings_cache.snapshot().policies
     for policy in policies:
-        if policy.matches(facts) and (
-            best is None or (-policy.specificity, policy.position) < (-best.specificity, best.position)
-        ):
-            best = policy
+        if not policy.matches(facts):
+            continue
+        nearness = categories.index(policy.category_id) if policy.category_id else len(categories)
+        key = (-policy.specificity, nearness, policy.position)
+        if best is None or key < best_key:
+            best, best_key = policy, key
     return best
+
+
+def category_chain(category: TicketCategory | int | None, memo: dict | None = None) -> list[int]:
+    """The category (an object or an id) and its parents' ids, nearest first; a loop in the tree ends it."""
+    if category is None:
+        return []
+    pk = category if isinstance(category, int) else category.pk
+    if memo is not None and pk in memo:
+        return memo[pk]
+    chain = [pk]
+    if isinstance(category, int):
+        parent = TicketCategory.objects.filter(pk=pk).values_list("parent_id", flat=True).first()
+    else:
+        parent = category.parent_id
+    while parent is not None and parent not in chain:
+        chain.append(parent)
+        parent = TicketCategory.objects.filter(pk=parent).values_list("parent_id", flat=True).first()
+    if memo is not None:
+        memo[pk] = chain
+    return chain
 
 
 # --- lifecycle -------------------------------------------------------------------------------------
@@ -530,6 +558,7 @@ def refresh_open_tickets(*, calendar_id: int | None = None, now: dt.datetime | N
     by the worker; each ticket in its own short transaction, so agents are never blocked for long."""
     now = now or timezone.now()
     policies = list(SlaPolicy.objects.filter(active=True).select_related("calendar"))
+    chains: dict[int, list[int]] = {}  # each category's parents read once for the whole run
     qs = Ticket.objects.filter(status__in=OPEN_STATUSES)
     if calendar_id is not None:
         qs = qs.filter(clocks__calendar_id=calendar_id).distinct()
@@ -541,7 +570,7 @@ def refresh_open_tickets(*, calendar_id: int | None = None, now: dt.datetime | N
         tickets = Ticket.objects.filter(pk__in=ids).select_related("policy__calendar", "person", "institution")
         for ticket in tickets.order_by("pk"):
             with transaction.atomic():
-                policy = select_policy(ticket, policies)
+                policy = select_policy(ticket, policies, chains=chains)
                 if policy != ticket.policy:
                     Ticket.objects.filter(pk=ticket.pk).update(policy=policy)
                     ticket.policy = policy

@@ -1,0 +1,87 @@
+"""Review round 21 (service desk): what agents, supervisors and key-account managers noticed — an SLA policy
+set on a category that did not reach its sub-categories; a ticket waiting on the customer shown with a stale
+"next deadline" on the customer's page and sorted first by the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import translation
+
+from pharmacrm.servicedesk import policies, services
+from pharmacrm.servicedesk.models import SlaPolicy
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def at(y, m, d, hh=0, mm=0) -> dt.datetime:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=SH)
+
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+# --- a policy on a category covers its sub-categories ------------------------------------------------------
+
+
+@pytest.fixture
+def complaints(admin_user):
+    """投诉 with a sub-category 包装破损, and a four-hour policy on 投诉 (the parent)."""
+    parent = policies.create_category(admin_user, {
+        "code": "complaint", "name": "投诉", "default_priority": "normal", "default_complexity": "general",
+    })  # fmt: skip
+    child = policies.create_category(admin_user, {
+        "code": "complaint_package", "name": "包装破损", "parent": parent, "default_priority": "normal",
+        "default_complexity": "general",
+    })  # fmt: skip
+    general = SlaPolicy.objects.get(name="一般问题（工作日）")
+    policy = policies.create_policy(admin_user, {
+        "name": "投诉（4 小时）", "category": parent, "calendar": general.calendar, "first_response": 4,
+        "first_response_unit": "hours", "resolution": 1, "resolution_unit": "days",
+    })  # fmt: skip
+    return parent, child, policy
+
+
+def _ticket(users, xiehe, code):
+    return services.create_ticket(users["agent"], {
+        "subject": "外包装破损", "channel": "phone", "category": code, "institution": xiehe,
+        "received_at": at(2026, 3, 2, 9),
+    })  # fmt: skip
+
+
+def test_a_policy_on_a_category_also_times_the_tickets_of_its_sub_categories(users, xiehe, complaints):
+    parent, child, policy = complaints
+    for code in ("complaint", "complaint_package"):
+        ticket = _ticket(users, xiehe, code)
+        assert ticket.policy == policy, code  # the sub-category's ticket got the general 1-day policy
+        assert ticket.clocks.get(kind="first_response").due_at == at(2026, 3, 2, 14, 30)  # 9–12, 13:30–14:30
+
+
+def test_a_sub_categorys_own_policy_wins_over_its_parents(users, admin_user, xiehe, complaints):
+    parent, child, on_parent = complaints
+    on_child = policies.create_policy(admin_user, {
+        "name": "包装破损（2 小时）", "category": child, "calendar": on_parent.calendar, "first_response": 2,
+        "first_response_unit": "hours", "resolution": 1, "resolution_unit": "days", "position": 500,
+    })  # fmt: skip
+    assert _ticket(users, xiehe, "complaint_package").policy == on_child
+    assert _ticket(users, xiehe, "complaint").policy == on_parent
+
+
+def test_moving_a_category_below_one_with_a_policy_retimes_its_open_tickets(users, admin_user, xiehe, complaints, huey_immediate,
+                                                                            django_capture_on_commit_callbacks):
+    parent, _child, policy = complaints
+    loose = policies.create_category(admin_user, {
+        "code": "damaged", "name": "破损", "default_priority": "normal", "default_complexity": "general",
+    })  # fmt: skip
+    ticket = _ticket(users, xiehe, "damaged")
+    assert ticket.policy.name == "一般问题（工作日）"
+    with django_capture_on_commit_callbacks(execute=True):
+        policies.update_category(admin_user, loose, {"parent": parent}, version=loose.version)
+    ticket.refresh_from_db()
+    assert ticket.policy == policy
