@@ -61,7 +61,7 @@ from .forms import (
     people_options,
 )
 from .forms_links import QueueSearchForm
-from .models import SlaClock, Ticket
+from .models import SlaClock, Ticket, TicketCategory
 
 QUEUES = {
     "mine": gettext_lazy("My queue"),
@@ -230,8 +230,8 @@ def queue(request):
         branches = [Q(team__in=list(user.teams.values_list("id", flat=True))), Q(assignee__isnull=True)]
     if data.get("priority"):
         base = base.filter(priority=data["priority"])
-    if data.get("category"):
-        base = base.filter(category=data["category"])
+    if data.get("category"):  # a category and its sub-categories, as the rules and policies read it
+        base = base.filter(category_id__in=category_and_below(data["category"].pk))
     if data.get("key"):
         base = base.filter(key_account_q())
     search = form.search_q(data.get("q") or "")
@@ -279,6 +279,20 @@ def queue(request):
     context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered,
                "bulk_form": bulk_form, "may_board": may_board, "lookup": lookup}  # fmt: skip
     return render(request, "servicedesk/queue.html", context)
+
+
+def category_and_below(pk: int) -> list[int]:
+    """A category's id and those of every sub-category below it (the tree is small: one query)."""
+    children: dict[int | None, list[int]] = {}
+    for cid, parent in TicketCategory.objects.values_list("id", "parent_id"):
+        children.setdefault(parent, []).append(cid)
+    out, todo = [], [pk]
+    while todo:
+        current = todo.pop()
+        if current not in out:
+            out.append(current)
+            todo += children.get(current, [])
+    return out
 
 
 class QueueForm(QueueSearchForm):

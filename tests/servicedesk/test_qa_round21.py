@@ -85,3 +85,18 @@ def test_moving_a_category_below_one_with_a_policy_retimes_its_open_tickets(user
         policies.update_category(admin_user, loose, {"parent": parent}, version=loose.version)
     ticket.refresh_from_db()
     assert ticket.policy == policy
+
+
+def test_the_queue_filtered_by_a_category_lists_its_sub_categories_tickets_too(users, xiehe, complaints, client_for):
+    parent, child, _policy = complaints
+    in_child, in_parent, elsewhere = (_ticket(users, xiehe, code) for code in ("complaint_package", "complaint", "other"))
+    page = client_for("manager").get(
+        "/service/", {"queue": "all", "category": parent.pk}, HTTP_ACCEPT_LANGUAGE="en"
+    ).content.decode()
+    assert f'/service/tickets/{in_child.pk}/"' in page  # 投诉 / 包装破损: was missing under 投诉
+    assert f'/service/tickets/{in_parent.pk}/"' in page and f'/service/tickets/{elsewhere.pk}/"' not in page
+    assert "2 tickets, the next deadline first." in page
+    page = client_for("manager").get(
+        "/service/", {"queue": "all", "category": child.pk}, HTTP_ACCEPT_LANGUAGE="en"
+    ).content.decode()
+    assert f'/service/tickets/{in_child.pk}/"' in page and f'/service/tickets/{in_parent.pk}/"' not in page
