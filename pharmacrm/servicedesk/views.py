@@ -82,9 +82,10 @@ def _page_number(request) -> str:
 
 
 def next_due_subquery():
-    """The earliest deadline of a ticket that is not met yet (what the queues sort by)."""
+    """The earliest running deadline of a ticket, not met yet: a clock paused while the ticket waits on the
+    customer is no deadline of ours (its stored due time is stale until the clock runs again)."""
     return Subquery(
-        SlaClock.objects.filter(ticket=OuterRef("pk"), fulfilled_at__isnull=True, due_at__isnull=False)
+        SlaClock.objects.filter(ticket=OuterRef("pk"), fulfilled_at__isnull=True, due_at__isnull=False, paused=False)
         .order_by("due_at")
         .values("due_at")[:1]
     )

@@ -100,3 +100,37 @@ def test_the_queue_filtered_by_a_category_lists_its_sub_categories_tickets_too(u
         "/service/", {"queue": "all", "category": child.pk}, HTTP_ACCEPT_LANGUAGE="en"
     ).content.decode()
     assert f'/service/tickets/{in_child.pk}/"' in page and f'/service/tickets/{in_parent.pk}/"' not in page
+
+
+# --- a ticket waiting on the customer has no running deadline --------------------------------------------
+
+
+def test_a_ticket_waiting_on_the_customer_shows_no_stale_deadline_on_the_customers_page(users, xiehe, client_for):
+    from pharmacrm.servicedesk.choices import Status
+
+    waiting = _ticket(users, xiehe, "drug_info")  # due 3 Mar 09:00 (first response), 4 Mar 09:00
+    services.transition(users["agent"], waiting, Status.WAITING, at=at(2026, 3, 2, 10))
+    running = services.create_ticket(users["agent"], {
+        "subject": "说明书", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "received_at": at(2026, 3, 2, 11),
+    })  # fmt: skip
+    page = client_for("manager").get(f"/customers/institutions/{xiehe.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+    rows = {row.split('/service/tickets/')[1].split("/")[0]: row for row in page.content.decode().split("<tr")[1:]
+            if "/service/tickets/" in row}  # fmt: skip
+    assert "2026-03-03 11:00" in rows[str(running.pk)]
+    # the clock stands still: no date that reads as long overdue (was 2026-03-03 09:00)
+    assert "2026-03-03 09:00" not in rows[str(waiting.pk)] and "—" in rows[str(waiting.pk)]
+
+
+def test_the_api_sorts_a_ticket_waiting_on_the_customer_after_the_running_deadlines(users, xiehe, api_for):
+    from pharmacrm.servicedesk.choices import Status
+
+    waiting = _ticket(users, xiehe, "drug_info")  # the earliest deadline while it ran: 3 Mar 09:00
+    services.transition(users["agent"], waiting, Status.WAITING, at=at(2026, 3, 2, 10))
+    later = services.create_ticket(users["agent"], {
+        "subject": "说明书", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "received_at": at(2026, 3, 2, 11),
+    })  # fmt: skip
+    api = api_for("agent")
+    numbers = [t["number"] for t in api.get("/api/v1/tickets/", {"ordering": "next_deadline"}).json()["results"]]
+    assert numbers == [later.number, waiting.number]  # the waiting one came first, as if most urgent
