@@ -259,7 +259,10 @@ def _recipients(ticket: Ticket, kinds: set[str], bosses=managers) -> list[User]:
     out: dict[int, User] = {}
     lead = ticket.team.lead if ticket.team_id and ticket.team.lead_id else None
     if EscalationNotify.ASSIGNEE in kinds:
-        for u in (ticket.assignee, None if ticket.assignee_id else lead):
+        # an assignee whose account was switched off (left the company) reads nothing: the lead is told instead,
+        # as for a ticket nobody holds
+        holder = ticket.assignee if ticket.assignee_id and ticket.assignee.is_active else None
+        for u in (holder, None if holder else lead):
             if u is not None:
                 out[u.pk] = u
     if EscalationNotify.TEAM_LEAD in kinds:

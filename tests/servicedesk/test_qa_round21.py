@@ -134,3 +134,28 @@ def test_the_api_sorts_a_ticket_waiting_on_the_customer_after_the_running_deadli
     api = api_for("agent")
     numbers = [t["number"] for t in api.get("/api/v1/tickets/", {"ordering": "next_deadline"}).json()["results"]]
     assert numbers == [later.number, waiting.number]  # the waiting one came first, as if most urgent
+
+
+# --- an overdue ticket of an agent who left ---------------------------------------------------------------
+
+
+def test_the_warning_and_first_escalation_of_a_departed_agents_ticket_reach_the_team_lead(users, xiehe):
+    from pharmacrm.core.models import Team
+    from pharmacrm.notify.models import Notification
+
+    team = Team.objects.create(name="客服一组", lead=users["manager"])
+    users["agent"].teams.add(team)
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "用药错误：剂量看错", "channel": "phone", "category": "medication_error", "institution": xiehe,
+        "received_at": at(2026, 3, 2, 9), "assignee": users["agent"], "team": team,
+    })  # fmt: skip
+    users["agent"].is_active = False  # the agent left; their open tickets stay theirs until someone moves them
+    users["agent"].save(update_fields=["is_active"])
+
+    def lead_bell(kind):
+        return Notification.objects.filter(recipient=users["manager"], kind=kind, object_id=str(ticket.pk)).count()
+
+    services.sweep(at(2026, 3, 2, 10, 31))  # 75 % of the two hours
+    assert lead_bell("ticket.warning") == 1  # was told to nobody
+    services.sweep(at(2026, 3, 2, 11, 1))  # the breach: level 1 tells the holder
+    assert lead_bell("ticket.escalated") == 1
