@@ -386,14 +386,21 @@ def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | Non
 
 def tell_assignee(ticket: Ticket, title=None, kind: str = "ticket.assigned") -> None:
     """The ticket's assignee finds it in the bell (and by e-mail): by default a ticket handed to them; the
-    customer's answer to a ticket of theirs passes its own title and kind. Inside the caller's transaction."""
+    customer's answer to a ticket of theirs passes its own title and kind. An assignee whose account is switched
+    off is replaced by the team's lead. Inside the caller's transaction."""
     from pharmacrm.notify import services as notify
 
     if title is None:
         title = Message(gettext_lazy("%(number)s is yours now: %(subject)s"), number=ticket.number,
                         subject=ticket.subject)  # fmt: skip
-    if ticket.assignee_id and ticket.assignee.is_active:
-        notify.send([ticket.assignee], kind=kind, title=title, url=reverse("servicedesk:ticket", args=[ticket.pk]),
+    holder = ticket.assignee if ticket.assignee_id else None
+    if holder is not None and not holder.is_active:
+        # the holder left (their account switched off): the customer's answer or a reopening must not go unread,
+        # so their team's lead is told in their place
+        lead = ticket.team.lead if ticket.team_id and ticket.team.lead_id else None
+        holder = lead if lead is not None and lead.is_active else None
+    if holder is not None:
+        notify.send([holder], kind=kind, title=title, url=reverse("servicedesk:ticket", args=[ticket.pk]),
                     obj=ticket)  # fmt: skip
 
 

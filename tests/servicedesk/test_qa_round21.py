@@ -159,3 +159,22 @@ def test_the_warning_and_first_escalation_of_a_departed_agents_ticket_reach_the_
     assert lead_bell("ticket.warning") == 1  # was told to nobody
     services.sweep(at(2026, 3, 2, 11, 1))  # the breach: level 1 tells the holder
     assert lead_bell("ticket.escalated") == 1
+
+
+def test_the_customers_answer_to_a_departed_agents_ticket_reaches_the_team_lead(users, xiehe):
+    from pharmacrm.core.models import Team
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.servicedesk import conversation
+    from pharmacrm.servicedesk.choices import Status
+
+    team = Team.objects.create(name="客服一组", lead=users["manager"])
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "说明书丢失", "channel": "email", "category": "drug_info", "institution": xiehe,
+        "reply_email": "wang@example.cn", "assignee": users["agent"], "team": team,
+    })  # fmt: skip
+    services.transition(users["agent"], ticket, Status.WAITING)
+    users["agent"].is_active = False
+    users["agent"].save(update_fields=["is_active"])
+    conversation.receive_inbound(ticket, body="批号是 20260301，请再寄一份说明书。", sender="wang@example.cn")
+    told = Notification.objects.filter(kind="ticket.customer_wrote", object_id=str(ticket.pk))
+    assert list(told.values_list("recipient", flat=True)) == [users["manager"].pk]  # was nobody
