@@ -178,3 +178,29 @@ def test_the_customers_answer_to_a_departed_agents_ticket_reaches_the_team_lead(
     conversation.receive_inbound(ticket, body="批号是 20260301，请再寄一份说明书。", sender="wang@example.cn")
     told = Notification.objects.filter(kind="ticket.customer_wrote", object_id=str(ticket.pk))
     assert list(told.values_list("recipient", flat=True)) == [users["manager"].pk]  # was nobody
+
+
+# --- escalating by hand, sent twice ------------------------------------------------------------------------
+
+
+def test_an_escalation_sent_twice_raises_the_level_once_and_tells_the_lead_once(users, xiehe, client_for):
+    from pharmacrm.core.models import Team
+    from pharmacrm.notify.models import Notification
+
+    team = Team.objects.create(name="客服一组", lead=users["manager"])
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "多家医院反映同一批号变色", "channel": "phone", "category": "product_use", "institution": xiehe,
+        "assignee": users["agent"], "team": team,
+    })  # fmt: skip
+    agent = client_for("agent")
+    form = {"escalation_reason": "涉及多家医院，需要主管协调"}
+    assert agent.post(f"/service/tickets/{ticket.pk}/escalate/", form).status_code == 302
+    again = agent.post(f"/service/tickets/{ticket.pk}/escalate/", form, HTTP_ACCEPT_LANGUAGE="en")  # double click
+    assert again.status_code == 400 and "it was not sent again" in again.content.decode()
+    ticket.refresh_from_db()
+    assert ticket.escalation_level == 1  # was 2
+    assert Notification.objects.filter(recipient=users["manager"], kind="ticket.escalated").count() == 1
+    # another reason is another escalation
+    assert agent.post(f"/service/tickets/{ticket.pk}/escalate/", {"escalation_reason": "客户要求厂方答复"}).status_code == 302
+    ticket.refresh_from_db()
+    assert ticket.escalation_level == 2
