@@ -204,3 +204,34 @@ def test_an_escalation_sent_twice_raises_the_level_once_and_tells_the_lead_once(
     assert agent.post(f"/service/tickets/{ticket.pk}/escalate/", {"escalation_reason": "客户要求厂方答复"}).status_code == 302
     ticket.refresh_from_db()
     assert ticket.escalation_level == 2
+
+
+# --- improvement actions: the work still to do first -------------------------------------------------------
+
+
+def test_the_improvement_actions_still_to_do_are_listed_before_the_closed_ones(users, xiehe, client_for, api_for):
+    from pharmacrm.servicedesk import revisit
+
+    ticket = _ticket(users, xiehe, "drug_info")
+    from django.utils import timezone
+
+    today = timezone.localdate()
+
+    def action(title, days, to=()):
+        made = revisit.create_action(users["manager"], {
+            "title": title, "owner": users["agent"], "due_date": today + dt.timedelta(days=days), "ticket": ticket,
+        })  # fmt: skip
+        for status, extra in to:
+            made = revisit.transition_action(users["manager"], made, status, **extra)
+        return made
+
+    done = action("已完成：更新说明书模板", 1, [("done", {"outcome": "已更新"})])
+    cancelled = action("已取消：重复", 2, [("cancelled", {"reason": "与 IA 重复"})])
+    waiting = action("待办：培训新人", 9)
+    started = action("进行中：核对批号流程", 20, [("in_progress", {})])
+    expected = [started.number, waiting.number, done.number, cancelled.number]
+    page = client_for("manager").get("/service/improvements/").content.decode()
+    assert sorted(expected, key=page.index) == expected  # was: cancelled, done, in progress, open
+    answer = api_for("manager").get("/api/v1/improvement-actions/").json()
+    rows = answer["results"] if isinstance(answer, dict) else answer
+    assert [a["number"] for a in rows] == expected
