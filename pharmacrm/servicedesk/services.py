@@ -144,6 +144,9 @@ def create_ticket(user, data: dict) -> Ticket:
             validate_email(data["reply_email"].strip())
         except ValidationError:
             errors["reply_email"] = [_("Enter a valid e-mail address.")]
+    assignee = data.get("assignee")
+    if assignee is not None and not access.can(assignee, Cap.HANDLE_TICKETS):  # as services.assign refuses
+        errors["assignee"] = [_("This user cannot handle tickets.")]
     for key in ("institution", "person"):
         obj = data.get(key)
         if obj is not None and not isinstance(user, SystemActor) and not access.can_see(user, obj):

@@ -235,3 +235,19 @@ def test_the_improvement_actions_still_to_do_are_listed_before_the_closed_ones(u
     answer = api_for("manager").get("/api/v1/improvement-actions/").json()
     rows = answer["results"] if isinstance(answer, dict) else answer
     assert [a["number"] for a in rows] == expected
+
+
+# --- intake through the API: the assignee must be someone who handles tickets ------------------------------
+
+
+@pytest.mark.parametrize("role", ["auditor", "analyst", "pv"])
+def test_a_ticket_cannot_be_taken_in_for_someone_who_cannot_handle_tickets(users, xiehe, api_for, role):
+    from pharmacrm.servicedesk.models import Ticket
+
+    response = api_for("agent").post("/api/v1/tickets/", {
+        "subject": "询问说明书用法用量", "channel": "phone", "category": "drug_info", "institution": xiehe.pk,
+        "assignee": users[role].pk,
+    }, format="json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert response.status_code == 400, response.content  # was 201: a ticket held by someone who cannot work it
+    assert response.json()["assignee"] == ["This user cannot handle tickets."]
+    assert not Ticket.objects.exists()
