@@ -251,3 +251,31 @@ def test_a_ticket_cannot_be_taken_in_for_someone_who_cannot_handle_tickets(users
     assert response.status_code == 400, response.content  # was 201: a ticket held by someone who cannot work it
     assert response.json()["assignee"] == ["This user cannot handle tickets."]
     assert not Ticket.objects.exists()
+
+
+# --- a reply with its attachment, sent twice ---------------------------------------------------------------
+
+
+def test_a_reply_with_an_attachment_sent_twice_is_e_mailed_once(users, xiehe, client_for):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pharmacrm.servicedesk.models import Attachment, TicketMessage
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "索取说明书", "channel": "email", "category": "drug_info", "institution": xiehe,
+        "assignee": users["agent"], "reply_email": "wang@example.cn",
+    })  # fmt: skip
+    agent = client_for("agent")
+    url = f"/service/tickets/{ticket.pk}/messages/"
+
+    def send(content=b"%PDF-1.4 leaflet"):
+        form = {"kind": "reply", "body": "您好，说明书见附件。", "files": SimpleUploadedFile("说明书.pdf", content)}
+        return agent.post(url, form, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert send().status_code == 302
+    again = send()  # the double click, the same file with it
+    assert again.status_code == 400 and "it was not sent again" in again.content.decode()
+    assert TicketMessage.objects.filter(ticket=ticket, kind="reply").count() == 1  # was 2: two mails
+    assert Attachment.objects.filter(ticket=ticket).count() == 1
+    assert send(b"%PDF-1.4 another leaflet").status_code == 302  # the same words with another file: a new reply
+    assert TicketMessage.objects.filter(ticket=ticket, kind="reply").count() == 2
