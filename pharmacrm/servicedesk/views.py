@@ -278,7 +278,8 @@ def queue(request):
     # the board: service managers, and team leads for their teams (user.led_teams, read only for a handler)
     may_board = may_all or (access.can(user, Cap.HANDLE_TICKETS) and user.led_teams.exists())
     context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered,
-               "bulk_form": bulk_form, "may_board": may_board, "lookup": lookup}  # fmt: skip
+               "bulk_form": bulk_form, "may_board": may_board, "lookup": lookup,
+               "newest_first": order[0] == "-received_at"}  # fmt: skip
     return render(request, "servicedesk/queue.html", context)
 
 

@@ -279,3 +279,21 @@ def test_a_reply_with_an_attachment_sent_twice_is_e_mailed_once(users, xiehe, cl
     assert Attachment.objects.filter(ticket=ticket).count() == 1
     assert send(b"%PDF-1.4 another leaflet").status_code == 302  # the same words with another file: a new reply
     assert TicketMessage.objects.filter(ticket=ticket, kind="reply").count() == 2
+
+
+# --- the queue says how it is sorted ----------------------------------------------------------------------
+
+
+def test_the_queue_filtered_by_a_closed_status_says_newest_first_not_next_deadline(users, xiehe, client_for):
+    from pharmacrm.servicedesk.choices import Status
+
+    older, newer = _ticket(users, xiehe, "drug_info"), _ticket(users, xiehe, "other")
+    for t in (older, newer):
+        services.transition(users["agent"], t, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    page = client_for("manager").get(
+        "/service/", {"queue": "all", "status": "resolved"}, HTTP_ACCEPT_LANGUAGE="en"
+    ).content.decode()
+    assert "2 tickets, newest first." in page and "the next deadline first" not in page
+    assert page.index(f"/service/tickets/{newer.pk}/") < page.index(f"/service/tickets/{older.pk}/")
+    running = client_for("manager").get("/service/", {"queue": "all"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "the next deadline first" in running
