@@ -323,8 +323,8 @@ class TicketFilter(django_filters.FilterSet):
 
 
 class TicketOrdering(filters.OrderingFilter):
-    """received_at, number, id, and next_deadline (the earliest deadline not yet met; tickets without one
-    last, whichever the direction)."""
+    """received_at, number, id, and next_deadline (the earliest running deadline not yet met; tickets without
+    one, or waiting on the customer, last, whichever the direction)."""
 
     def filter_queryset(self, request, queryset, view):
         ordering = self.get_ordering(request, queryset, view)
@@ -345,7 +345,11 @@ class TicketOrdering(filters.OrderingFilter):
 
 
 def _next_deadline():
-    open_clocks = SlaClock.objects.filter(ticket=OuterRef("pk"), fulfilled_at__isnull=True, due_at__isnull=False)
+    # a clock paused while the ticket waits on the customer is no deadline (as in the queues): such a ticket
+    # sorts with those that have none
+    open_clocks = SlaClock.objects.filter(
+        ticket=OuterRef("pk"), fulfilled_at__isnull=True, due_at__isnull=False, paused=False
+    )
     return Subquery(open_clocks.order_by("due_at").values("due_at")[:1])
 
 

@@ -342,7 +342,7 @@ class ImprovementActionViewSet(
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
         qs = ImprovementAction.objects.select_related("ticket__institution", "institution").order_by(
-            "status", "due_date", "id"
+            *revisit.work_order()
         )
         return revisit.actions_for(self.request.user, qs)
 

@@ -8,6 +8,7 @@ the company. The first reply meets the first-response target (services.RESPONSE_
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Iterable
 
@@ -26,7 +27,7 @@ from pharmacrm.safety import net
 
 from . import services
 from .choices import REOPENABLE, Delivery, EventKind, MessageKind, Status
-from .models import Ticket, TicketMessage
+from .models import Attachment, Ticket, TicketMessage
 
 A = AuditEntry.Action
 MAX_BODY = 50_000
@@ -74,8 +75,9 @@ def post_message(user, ticket: Ticket, *, kind: str, body: str, template=None, f
     now = at or timezone.now()
     reply = kind == MessageKind.REPLY
     with transaction.atomic():
-        if at is None and not files:
-            _refuse_sent_again(user, ticket, kind, body, now)
+        if at is None:  # with its files too: a reply and its attachment sent twice reached the customer twice
+            digests = sorted(hashlib.sha256(attachments._read(f)).hexdigest() for f in files)
+            _refuse_sent_again(user, ticket, kind, body, now, digests)
         message = TicketMessage(ticket=ticket, kind=kind, author=user if user.is_authenticated else None,
                                 body=body, template=template, created_at=now)  # fmt: skip
         if reply and ticket.reply_email:
@@ -108,17 +110,21 @@ def post_message(user, ticket: Ticket, *, kind: str, body: str, template=None, f
 SENT_AGAIN_WINDOW = dt.timedelta(minutes=10)
 
 
-def _refuse_sent_again(user, ticket: Ticket, kind: str, body: str, now: dt.datetime) -> None:
-    """The same text by the same person on the same ticket within ten minutes is the form sent twice (Back
-    and send, a replay after a slow answer, a double click): the customer would get the e-mail twice. The
-    ticket row is locked first, so that two such requests in parallel see each other."""
+def _refuse_sent_again(user, ticket: Ticket, kind: str, body: str, now: dt.datetime, digests=()) -> None:
+    """The same text (and the same files, by their SHA-256 `digests`) by the same person on the same ticket
+    within ten minutes is the form sent twice (Back and send, a replay after a slow answer, a double click): the
+    customer would get the e-mail twice. The ticket row is locked first, so that two such requests in parallel
+    see each other."""
     list(Ticket.objects.select_for_update().filter(pk=ticket.pk).values_list("pk", flat=True))
     earlier = (
         TicketMessage.objects.filter(ticket=ticket, kind=kind, author=user, created_at__gte=now - SENT_AGAIN_WINDOW)
-        .order_by("-created_at").values_list("body", "created_at")[:5]
+        .order_by("-created_at").values_list("pk", "body", "created_at")[:5]
     )  # fmt: skip
-    for text, sent in earlier:
-        if text == body:
+    for pk, text, sent in earlier:
+        if text != body:
+            continue
+        files = sorted(Attachment.objects.filter(message_id=pk).values_list("sha256", flat=True))
+        if files == list(digests):
             message = (
                 _("This reply was already sent at %(time)s; it was not sent again.")
                 if kind == MessageKind.REPLY

@@ -259,7 +259,10 @@ def _recipients(ticket: Ticket, kinds: set[str], bosses=managers) -> list[User]:
     out: dict[int, User] = {}
     lead = ticket.team.lead if ticket.team_id and ticket.team.lead_id else None
     if EscalationNotify.ASSIGNEE in kinds:
-        for u in (ticket.assignee, None if ticket.assignee_id else lead):
+        # an assignee whose account was switched off (left the company) reads nothing: the lead is told instead,
+        # as for a ticket nobody holds
+        holder = ticket.assignee if ticket.assignee_id and ticket.assignee.is_active else None
+        for u in (holder, None if holder else lead):
             if u is not None:
                 out[u.pk] = u
     if EscalationNotify.TEAM_LEAD in kinds:
@@ -344,6 +347,7 @@ def escalate(user, ticket: Ticket, *, reason: str, hand_over: bool = False, at=N
     now = at or timezone.now()
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk) if _can_lock() else ticket
+        _refuse_sent_again(user, ticket, reason.strip(), now)
         level = ticket.escalation_level + 1
         Ticket.objects.filter(pk=ticket.pk).update(escalation_level=level, escalated_at=now)
         ticket.escalation_level, ticket.escalated_at = level, now
@@ -359,6 +363,26 @@ def escalate(user, ticket: Ticket, *, reason: str, hand_over: bool = False, at=N
                      reason=reason.strip())  # fmt: skip
         _send([_notification(targets, ticket, level, manual=True, by=user, reason=reason.strip())])
     return ticket
+
+
+SENT_AGAIN = dt.timedelta(minutes=10)
+
+
+def _refuse_sent_again(user, ticket: Ticket, reason: str, now: dt.datetime) -> None:
+    """The same escalation (same person, ticket and reason) within ten minutes is the form sent twice — a double
+    click, Back and send: it would raise the level twice and tell the superior twice. Called under the ticket's
+    lock, so that two such requests in parallel see each other."""
+    if not getattr(user, "is_authenticated", False):
+        return
+    earlier = TicketEvent.objects.filter(
+        ticket=ticket, kind=EventKind.ESCALATED, actor=user, at__gte=now - SENT_AGAIN, at__lte=now
+    ).order_by("-at").values_list("data", "at")[:5]
+    for data, when in earlier:
+        if isinstance(data, dict) and data.get("manual") and data.get("reason") == reason:
+            raise ValidationError({"reason": [
+                _("This escalation was already sent at %(time)s; it was not sent again.")
+                % {"time": timezone.localtime(when).strftime("%H:%M")}
+            ]})  # fmt: skip
 
 
 def _can_lock() -> bool:

@@ -197,7 +197,19 @@ class SlaPolicy(BuiltinNameMixin, models.Model):
     CONDITIONS = ("priority", "complexity", "category_id", "customer_tier")
 
     def matches(self, facts: dict) -> bool:
-        return all(not getattr(self, c) or getattr(self, c) == facts.get(c) for c in self.CONDITIONS)
+        """Whether every condition the policy sets holds for the ticket's `facts`. A policy on a category also
+        covers its sub-categories (`facts["categories"]`: the ticket's category and its parents), as an
+        assignment rule or an agent's skill on a parent does."""
+        for c in self.CONDITIONS:
+            wanted = getattr(self, c)
+            if not wanted:
+                continue
+            if c == "category_id" and "categories" in facts:
+                if wanted not in facts["categories"]:
+                    return False
+            elif wanted != facts.get(c):
+                return False
+        return True
 
     @property
     def specificity(self) -> int:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -542,6 +542,17 @@ def transition_action(user, action: ImprovementAction, to_status: str, *, versio
         audit.record(A.UPDATE, action, user=user, changes={"status": [before, to_status]},
                      **({"outcome": action.outcome[:500]} if to_status in CLOSED_ACTIONS else {}))  # fmt: skip
     return action
+
+
+def work_order() -> list:
+    """How improvement actions are listed: those still to do first (in progress, then open — each by due date,
+    the most pressing first), then the closed ones. Ordering by the stored status put "cancelled" and "done"
+    before "in_progress" and "open" (alphabetically), burying the work still to do under finished actions."""
+    rank = Case(
+        When(status=ActionStatus.IN_PROGRESS, then=Value(0)), When(status=ActionStatus.OPEN, then=Value(1)),
+        default=Value(2), output_field=IntegerField(),
+    )  # fmt: skip
+    return [rank, "due_date", "id"]
 
 
 def overdue_q(today: dt.date | None = None) -> Q:

@@ -144,6 +144,9 @@ def create_ticket(user, data: dict) -> Ticket:
             validate_email(data["reply_email"].strip())
         except ValidationError:
             errors["reply_email"] = [_("Enter a valid e-mail address.")]
+    assignee = data.get("assignee")
+    if assignee is not None and not access.can(assignee, Cap.HANDLE_TICKETS):  # as services.assign refuses
+        errors["assignee"] = [_("This user cannot handle tickets.")]
     for key in ("institution", "person"):
         obj = data.get(key)
         if obj is not None and not isinstance(user, SystemActor) and not access.can_see(user, obj):
@@ -222,25 +225,53 @@ def _event(ticket: Ticket, kind: str, user, *, at: dt.datetime, from_status="", 
 # --- policies --------------------------------------------------------------------------------------
 
 
-def select_policy(ticket: Ticket, policies: list[SlaPolicy] | None = None) -> SlaPolicy | None:
-    """The most specific active policy whose conditions all match the ticket (then the lowest position).
-    A later issue adds contracts and key accounts as conditions; key-account tickets already get a
-    tighter policy through `customer_tier`."""
+def select_policy(
+    ticket: Ticket, policies: list[SlaPolicy] | None = None, *, chains: dict | None = None
+) -> SlaPolicy | None:
+    """The most specific active policy whose conditions all match the ticket (then the one on the nearest
+    category — a sub-category's own policy before its parent's —, then the lowest position). A policy on a
+    parent category covers its sub-categories. A later issue adds contracts and key accounts as conditions;
+    key-account tickets already get a tighter policy through `customer_tier`. `chains` ({category id: its
+    chain}) spares the look-up of a category's parents when many tickets are chosen for in a row."""
+    loaded = Ticket.category.is_cached(ticket)  # the category in hand at intake: no query for a top-level one
+    categories = category_chain(ticket.category if loaded else ticket.category_id, chains)
     facts = {
         "priority": ticket.priority, "complexity": ticket.complexity, "category_id": ticket.category_id,
-        "customer_tier": ticket.customer_tier(),
+        "categories": categories, "customer_tier": ticket.customer_tier(),
     }  # fmt: skip
-    best = None
+    best, best_key = None, None
     if policies is None:
         from . import settings_cache
 
         policies = settings_cache.snapshot().policies
     for policy in policies:
-        if policy.matches(facts) and (
-            best is None or (-policy.specificity, policy.position) < (-best.specificity, best.position)
-        ):
-            best = policy
+        if not policy.matches(facts):
+            continue
+        nearness = categories.index(policy.category_id) if policy.category_id else len(categories)
+        key = (-policy.specificity, nearness, policy.position)
+        if best is None or key < best_key:
+            best, best_key = policy, key
     return best
+
+
+def category_chain(category: TicketCategory | int | None, memo: dict | None = None) -> list[int]:
+    """The category (an object or an id) and its parents' ids, nearest first; a loop in the tree ends it."""
+    if category is None:
+        return []
+    pk = category if isinstance(category, int) else category.pk
+    if memo is not None and pk in memo:
+        return memo[pk]
+    chain = [pk]
+    if isinstance(category, int):
+        parent = TicketCategory.objects.filter(pk=pk).values_list("parent_id", flat=True).first()
+    else:
+        parent = category.parent_id
+    while parent is not None and parent not in chain:
+        chain.append(parent)
+        parent = TicketCategory.objects.filter(pk=parent).values_list("parent_id", flat=True).first()
+    if memo is not None:
+        memo[pk] = chain
+    return chain
 
 
 # --- lifecycle -------------------------------------------------------------------------------------
@@ -358,14 +389,21 @@ def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | Non
 
 def tell_assignee(ticket: Ticket, title=None, kind: str = "ticket.assigned") -> None:
     """The ticket's assignee finds it in the bell (and by e-mail): by default a ticket handed to them; the
-    customer's answer to a ticket of theirs passes its own title and kind. Inside the caller's transaction."""
+    customer's answer to a ticket of theirs passes its own title and kind. An assignee whose account is switched
+    off is replaced by the team's lead. Inside the caller's transaction."""
     from pharmacrm.notify import services as notify
 
     if title is None:
         title = Message(gettext_lazy("%(number)s is yours now: %(subject)s"), number=ticket.number,
                         subject=ticket.subject)  # fmt: skip
-    if ticket.assignee_id and ticket.assignee.is_active:
-        notify.send([ticket.assignee], kind=kind, title=title, url=reverse("servicedesk:ticket", args=[ticket.pk]),
+    holder = ticket.assignee if ticket.assignee_id else None
+    if holder is not None and not holder.is_active:
+        # the holder left (their account switched off): the customer's answer or a reopening must not go unread,
+        # so their team's lead is told in their place
+        lead = ticket.team.lead if ticket.team_id and ticket.team.lead_id else None
+        holder = lead if lead is not None and lead.is_active else None
+    if holder is not None:
+        notify.send([holder], kind=kind, title=title, url=reverse("servicedesk:ticket", args=[ticket.pk]),
                     obj=ticket)  # fmt: skip
 
 
@@ -530,6 +568,7 @@ def refresh_open_tickets(*, calendar_id: int | None = None, now: dt.datetime | N
     by the worker; each ticket in its own short transaction, so agents are never blocked for long."""
     now = now or timezone.now()
     policies = list(SlaPolicy.objects.filter(active=True).select_related("calendar"))
+    chains: dict[int, list[int]] = {}  # each category's parents read once for the whole run
     qs = Ticket.objects.filter(status__in=OPEN_STATUSES)
     if calendar_id is not None:
         qs = qs.filter(clocks__calendar_id=calendar_id).distinct()
@@ -541,7 +580,7 @@ def refresh_open_tickets(*, calendar_id: int | None = None, now: dt.datetime | N
         tickets = Ticket.objects.filter(pk__in=ids).select_related("policy__calendar", "person", "institution")
         for ticket in tickets.order_by("pk"):
             with transaction.atomic():
-                policy = select_policy(ticket, policies)
+                policy = select_policy(ticket, policies, chains=chains)
                 if policy != ticket.policy:
                     Ticket.objects.filter(pk=ticket.pk).update(policy=policy)
                     ticket.policy = policy

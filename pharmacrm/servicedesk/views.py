@@ -61,7 +61,7 @@ from .forms import (
     people_options,
 )
 from .forms_links import QueueSearchForm
-from .models import SlaClock, Ticket
+from .models import SlaClock, Ticket, TicketCategory
 
 QUEUES = {
     "mine": gettext_lazy("My queue"),
@@ -82,9 +82,10 @@ def _page_number(request) -> str:
 
 
 def next_due_subquery():
-    """The earliest deadline of a ticket that is not met yet (what the queues sort by)."""
+    """The earliest running deadline of a ticket, not met yet: a clock paused while the ticket waits on the
+    customer is no deadline of ours (its stored due time is stale until the clock runs again)."""
     return Subquery(
-        SlaClock.objects.filter(ticket=OuterRef("pk"), fulfilled_at__isnull=True, due_at__isnull=False)
+        SlaClock.objects.filter(ticket=OuterRef("pk"), fulfilled_at__isnull=True, due_at__isnull=False, paused=False)
         .order_by("due_at")
         .values("due_at")[:1]
     )
@@ -230,8 +231,8 @@ def queue(request):
         branches = [Q(team__in=list(user.teams.values_list("id", flat=True))), Q(assignee__isnull=True)]
     if data.get("priority"):
         base = base.filter(priority=data["priority"])
-    if data.get("category"):
-        base = base.filter(category=data["category"])
+    if data.get("category"):  # a category and its sub-categories, as the rules and policies read it
+        base = base.filter(category_id__in=category_and_below(data["category"].pk))
     if data.get("key"):
         base = base.filter(key_account_q())
     search = form.search_q(data.get("q") or "")
@@ -277,8 +278,23 @@ def queue(request):
     # the board: service managers, and team leads for their teams (user.led_teams, read only for a handler)
     may_board = may_all or (access.can(user, Cap.HANDLE_TICKETS) and user.led_teams.exists())
     context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered,
-               "bulk_form": bulk_form, "may_board": may_board, "lookup": lookup}  # fmt: skip
+               "bulk_form": bulk_form, "may_board": may_board, "lookup": lookup,
+               "newest_first": order[0] == "-received_at"}  # fmt: skip
     return render(request, "servicedesk/queue.html", context)
+
+
+def category_and_below(pk: int) -> list[int]:
+    """A category's id and those of every sub-category below it (the tree is small: one query)."""
+    children: dict[int | None, list[int]] = {}
+    for cid, parent in TicketCategory.objects.values_list("id", "parent_id"):
+        children.setdefault(parent, []).append(cid)
+    out, todo = [], [pk]
+    while todo:
+        current = todo.pop()
+        if current not in out:
+            out.append(current)
+            todo += children.get(current, [])
+    return out
 
 
 class QueueForm(QueueSearchForm):

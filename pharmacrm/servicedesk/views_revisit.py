@@ -38,6 +38,7 @@ def panel_context(request, ticket) -> dict:
     )
     actions = list(
         revisit.actions_for(user, ImprovementAction.objects.filter(ticket=ticket)).select_related("owner")
+        .order_by(*revisit.work_order())
     )
     return {
         "revisit_surveys": surveys,
@@ -122,7 +123,7 @@ def action_list(request):
         qs = qs.exclude(status__in=revisit.CLOSED_ACTIONS)
     elif show == "overdue":
         qs = qs.filter(revisit.overdue_q())
-    page = Paginator(qs.order_by("status", "due_date", "id"), ACTIONS_PAGE).get_page(
+    page = Paginator(qs.order_by(*revisit.work_order()), ACTIONS_PAGE).get_page(
         request.GET.get("page") or 1
     )
     context = {"form": form, "page_obj": page, "show": show, "today": timezone.localdate(),
