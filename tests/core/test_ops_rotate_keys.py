@@ -26,20 +26,6 @@ def _english_output():
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def own_keyring(tmp_path, settings, monkeypatch):
-    """A key-ring file of the test's own, so rotating never touches the ring other tests use."""
-    monkeypatch.delenv("PHARMACRM_KEYRING_FILE", raising=False)
-    monkeypatch.delenv("PHARMACRM_KEYRING", raising=False)
-    original = crypto.keyring()
-    path = tmp_path / "keyring.json"
-    path.write_text(original.to_json())
-    settings.PHARMACRM_KEYRING_PATH = path
-    crypto.install_keyring(original, persist=False)
-    yield path
-    crypto.install_keyring(original, persist=False)
-
-
 def raw_values(column: str) -> list[str]:
     with connection.cursor() as cur:
         cur.execute(f"SELECT {column} FROM customers_person WHERE {column} <> '' ORDER BY id")

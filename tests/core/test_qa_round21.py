@@ -62,20 +62,6 @@ def test_a_complete_sign_in_still_clears_earlier_failures(users, settings):
 # --- backup: the key-ring copy comes from the ring's source, not a stale process -------------------
 
 
-@pytest.fixture
-def own_keyring(tmp_path, settings, monkeypatch):
-    """A key-ring file of the test's own, so rotating never touches the ring other tests use."""
-    monkeypatch.delenv("PHARMACRM_KEYRING_FILE", raising=False)
-    monkeypatch.delenv("PHARMACRM_KEYRING", raising=False)
-    original = crypto.keyring()
-    path = tmp_path / "keyring.json"
-    path.write_text(original.to_json())
-    settings.PHARMACRM_KEYRING_PATH = path
-    crypto.install_keyring(original, persist=False)
-    yield path
-    crypto.install_keyring(original, persist=False)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_backup_by_a_worker_started_before_a_rotation_carries_the_new_key(own_keyring, xiehe, tmp_path, settings):
     """The daily backup runs in the worker, which loaded the key ring at start. After `rotate-keys` (before the
