@@ -17,14 +17,33 @@ def as_id(value) -> int | None:
     return int(str(value)) if is_id(value) else None
 
 
-def id_set(ids) -> list[int]:
+class IdSet:
+    """Ids as one lookup value. Not a list: Django resolves a list or tuple value element by element (looking
+    for expressions in it), which cost a search of several words 2 ms for a few thousand ids."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self, ids):
+        self.ids = [int(i) for i in ids]
+
+    def __iter__(self):
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"IdSet({len(self.ids)} ids)"
+
+
+def id_set(ids) -> IdSet:
     """Ids for `field__any_of=id_set(ids)` (the AnyOf lookup): any number of them as one SQL parameter."""
-    return [int(i) for i in ids]
+    return IdSet(ids)
 
 
 def any_of_sql(column: str, ids, vendor: str) -> tuple[str, list]:
     """`column` is one of `ids`, as SQL and its one parameter (raw SQL's form of the AnyOf lookup)."""
-    ids = [int(i) for i in ids]
+    ids = ids.ids if isinstance(ids, IdSet) else [int(i) for i in ids]
     if vendor == "postgresql":
         return f"{column} = ANY(%s::bigint[])", ["{" + ",".join(map(str, ids)) + "}"]
     return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]

@@ -50,3 +50,9 @@ def test_the_ids_go_as_one_array_tested_without_a_join(users):
         assert "= ANY('{1,2,3}'::bigint[])" in sql and "unnest" not in sql
     else:
         assert "json_each('[1, 2, 3]')" in sql
+
+
+def test_the_ids_reach_the_lookup_as_one_value_not_resolved_one_by_one():
+    """Django resolves a list or tuple lookup value element by element; thousands of ids cost milliseconds."""
+    ids = id_set(range(1, 3000))
+    assert User.objects.filter(pk__any_of=ids).query.where.children[0].rhs is ids
