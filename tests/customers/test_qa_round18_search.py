@@ -83,8 +83,10 @@ def test_keywords_whose_own_look_up_is_cut_short_still_reach_the_customer_throug
     for name in ("RANGE_LIMIT", "NARROWED_READ", "KEYWORD_OWN_READ"):
         monkeypatch.setattr(module, name, 1)
     calls = []
-    by_text = module._by_text
-    monkeypatch.setattr(module, "_by_text", lambda look, text, how: calls.append(look.kind) or by_text(look, text, how))
+    keyword_ids = module._keyword_ids
+    monkeypatch.setattr(
+        module, "_keyword_ids", lambda look, text, how: calls.append(look.kind) or keyword_ids(look, text, how)
+    )
     hospital = "上海市第一妇婴保健院" if kinds == ("person",) else "石家庄市妇幼保健院"
     expected = two_obstetrics[hospital][2 if kinds == ("person",) else 1]
     hits = search(users["manager"], query, kinds=kinds, limit=1)
