@@ -244,10 +244,15 @@ def _term_sql(kind: int, narrow: _Narrow | None) -> tuple[str, list]:
 
 
 def _term(look: _Look, term: str, limit: int) -> _Postings:
+    """One term's first `limit` postings (obj_id order) and whether it has more. A search reads a term once:
+    the first ids of a longer read already made are the shorter read (the whole text's look-up reads 张泽's
+    postings, the keyword 张泽's look-up then needs fewer of them)."""
     memo = look.memo if look.memo is not None else {}
-    key = ("term", look.kind, look.narrow, term, limit)
+    key = ("term", look.kind, look.narrow, term)
     if key in memo:
-        return memo[key]
+        read = memo[key]
+        if not read.cut or limit <= len(read.ids):
+            return _Postings(read.ids[:limit], len(read.ids) > limit or read.cut)
     sql, params = _term_sql(look.kind, look.narrow)
     params = [term, *params, limit + 1]
     # people's look-up of this search, still to come, reads the same terms: one round trip reads both kinds
@@ -264,11 +269,18 @@ def _term(look: _Look, term: str, limit: int) -> _Postings:
     if paired:
         ids = [pk for k, pk in rows if k == 1]
         theirs = [pk for k, pk in rows if k == 2]
-        memo[("term", PERSON, partner[1], term, limit)] = _Postings(theirs[:limit], len(theirs) > limit)
+        _remember(memo, ("term", PERSON, partner[1], term), _Postings(theirs[:limit], len(theirs) > limit))
     else:
         ids = [pk for (pk,) in rows]
-    memo[key] = _Postings(ids[:limit], len(ids) > limit)
-    return memo[key]
+    found = _Postings(ids[:limit], len(ids) > limit)
+    _remember(memo, key, found)
+    return found
+
+
+def _remember(memo: dict, key, read: _Postings) -> None:
+    """Keep the longer of two reads of a term: it answers every shorter one."""
+    if key not in memo or len(read.ids) > len(memo[key].ids) or not read.cut:
+        memo[key] = read
 
 
 def _intersect(lists: list[_Postings]) -> tuple[set[int], bool]:
