@@ -435,8 +435,14 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
             clock.delete()
     if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
         return
+    # a death is investigated once: the 15-day investigation report runs from the version that first told of the
+    # death, and a follow-up (the autopsy, the hospital's records) brings a report of its own, not a second one
+    investigated = set(
+        SafetyClock.objects.filter(case=case, kind=ClockKind.INVESTIGATION).exclude(case_version=version)
+        .values_list("rule_id", flat=True)
+    )  # fmt: skip
     for rule_id, rule in wanted.items():
-        if rule_id in current:
+        if rule_id in current or (rule.clock_kind == ClockKind.INVESTIGATION and rule_id in investigated):
             continue
         start = version.received_at
         due = _due(rule, start)

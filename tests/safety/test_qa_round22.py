@@ -1,0 +1,37 @@
+"""Safety defects found by the twenty-second review round (safety): follow-ups and case versions, the E2B
+identifiers, quality complaints and CAPA, the reconciliation, exports."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from pharmacrm.safety import services
+from pharmacrm.safety.models import SafetyClock
+from tests.safety.conftest import sign_code
+
+pytestmark = pytest.mark.django_db
+
+FATAL = [{"verbatim": "过敏性休克后死亡", "meddra_version": "27.1", "meddra_llt": "10002199", "outcome": "5",
+          "death": True}]  # fmt: skip
+
+
+def test_a_follow_up_of_a_fatal_case_does_not_ask_for_a_second_death_investigation_report(make_case, users):
+    """A death reported three days ago: the 24-hour report went out, the 15-day investigation report is under way.
+    The hospital then sends the autopsy (a follow-up): the case page listed a second death investigation report due
+    15 days after the autopsy, told PV of it as overdue in time, and would not close without a reason — but a death
+    is investigated once (the follow-up is reported as such)."""
+    pv = users["pv"]
+    case = make_case(reactions=FATAL, received_at=timezone.now() - dt.timedelta(days=3))
+    services.record_submission(pv, case, {"channel": "nmpa", "submitted_at": case.received_at + dt.timedelta(hours=5)},
+                               otp_code=sign_code(pv))  # fmt: skip
+    case.refresh_from_db()
+    follow = services.add_follow_up(pv, case, {}, received_at=timezone.now() - dt.timedelta(hours=1),
+                                    summary="尸检报告：过敏性休克", version=case.version)  # fmt: skip
+    investigations = SafetyClock.objects.filter(case=case, kind="investigation")
+    assert investigations.count() == 1
+    assert investigations.get().case_version.sequence == 0
+    # the follow-up itself is still reported
+    assert SafetyClock.objects.filter(case_version=follow, kind="report", met_at__isnull=True).exists()
