@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -32,6 +32,7 @@ from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 
+from . import conf
 from .choices import (
     SERIOUSNESS,
     AckStatus,
@@ -865,9 +866,35 @@ def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = 
     result = export.release(cases, purpose=purpose)  # ExportRefused lists what to fill in
     label = ", ".join(c.number for c in cases)[:200]
     sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT, cases[0], label=label)
-    _record(A.EXPORT, cases[0], user, format="E2B(R3)", purpose=purpose, cases=[c.number for c in cases],
-            message_id=result.message_id, signature_id=sig.pk)  # fmt: skip
+    with transaction.atomic():
+        keep_report_ids(user, cases)
+        _record(A.EXPORT, cases[0], user, format="E2B(R3)", purpose=purpose, cases=[c.number for c in cases],
+                message_id=result.message_id, signature_id=sig.pk)  # fmt: skip
     return result
+
+
+def keep_report_ids(user, cases: Iterable[SafetyCase]) -> None:
+    """After an export: C.1.1 (the sender's safety report id) and C.1.8.1 (the worldwide case id) stay as that
+    ICSR sent them. Put together from the country and the sender's code, they changed with a corrected country
+    or a new SAFETY_SENDER_ORG_CODE, and the regulator took the follow-up for a new case; a partner's follow-up
+    carrying the id is also found by it."""
+    from .e2b import rules
+
+    org = conf.sender_org_code()
+    for case in cases:
+        report_id = rules.safety_report_id(case, org)
+        values = {}
+        if not case.sender_case_id:
+            values["sender_case_id"] = report_id
+        if not case.worldwide_id and not SafetyCase.objects.filter(worldwide_id=report_id).exists():
+            values["worldwide_id"] = report_id
+        if not values:
+            continue
+        # the version moves: an edit form loaded before would send the ids back empty
+        SafetyCase.objects.filter(pk=case.pk).update(**values, version=F("version") + 1)
+        for field, value in values.items():
+            setattr(case, field, value)
+        _record(A.UPDATE, case, user, changes={f: ["", v] for f, v in values.items()})
 
 
 def _clean_submission(data: dict, errors: dict) -> dict:

@@ -35,3 +35,24 @@ def test_a_follow_up_of_a_fatal_case_does_not_ask_for_a_second_death_investigati
     assert investigations.get().case_version.sequence == 0
     # the follow-up itself is still reported
     assert SafetyClock.objects.filter(case_version=follow, kind="report", met_at__isnull=True).exists()
+
+
+def test_the_e2b_case_ids_stay_as_the_first_export_sent_them(make_case, users, settings):
+    """C.1.1 and C.1.8.1 were put together anew at each export from the country and the sender's code: the country
+    corrected to HK (the reaction began on a trip) or the company's code set after go-live, and the follow-up went
+    to the regulator under another id — a new case there, the first one never followed up."""
+    from tests.safety.conftest import next_code
+    from tests.safety.test_e2b_export import at, plain
+
+    pv = users["pv"]
+    case = make_case()
+    first = services.export_icsr(pv, [case], otp_code=sign_code(pv))
+    sent = f"CN-PHARMACRM-{case.number}"
+    assert at(plain(first.xml), "C.1.1") == at(plain(first.xml), "C.1.8.1") == [sent]
+    case.refresh_from_db()
+    assert (case.sender_case_id, case.worldwide_id) == (sent, sent)
+    services.update_case(pv, case, {"country": "HK"}, version=case.version)
+    settings.SAFETY_SENDER_ORG_CODE = "HUAXIA"
+    case.refresh_from_db()
+    again = services.export_icsr(pv, [case], otp_code=next_code(pv))
+    assert at(plain(again.xml), "C.1.1") == at(plain(again.xml), "C.1.8.1") == [sent]

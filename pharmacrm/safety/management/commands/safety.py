@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import audit
@@ -68,8 +69,10 @@ class Command(BaseCommand):
                 self.stderr.write(f"{p.case} {p.element} {p.field}: {p.message}")
             raise CommandError(_("Export refused: fill in what is listed above.")) from None
         _write_private(Path(out), result.xml)
-        audit.record(AuditEntry.Action.EXPORT, cases[numbers[0]], actor_name=cli_actor(), format="E2B(R3)",
-                     purpose=purpose, cases=list(numbers), message_id=result.message_id)  # fmt: skip
+        with transaction.atomic():
+            services.keep_report_ids(services.SystemActor(cli_actor()), [cases[n] for n in numbers])
+            audit.record(AuditEntry.Action.EXPORT, cases[numbers[0]], actor_name=cli_actor(), format="E2B(R3)",
+                         purpose=purpose, cases=list(numbers), message_id=result.message_id)  # fmt: skip
         self.stdout.write(_("%(count)d case(s) written to %(file)s (batch %(id)s).")
                           % {"count": len(numbers), "file": out, "id": result.message_id})  # fmt: skip
 
