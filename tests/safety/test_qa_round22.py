@@ -56,3 +56,49 @@ def test_the_e2b_case_ids_stay_as_the_first_export_sent_them(make_case, users, s
     case.refresh_from_db()
     again = services.export_icsr(pv, [case], otp_code=next_code(pv))
     assert at(plain(again.xml), "C.1.1") == at(plain(again.xml), "C.1.8.1") == [sent]
+
+
+def test_an_export_killed_midway_leaves_the_previous_batch_not_half_a_batch(make_case, tmp_path, monkeypatch):
+    """`safety export-icsr --out` truncated the file and wrote into it: a run stopped midway (Ctrl-C, the worker
+    restarted) left half an XML batch where the gateway's pick-up folder expects a whole one."""
+    import io
+    import os
+
+    from django.core.management import call_command
+
+    case = make_case()
+    out = tmp_path / "batch.xml"
+    out.write_bytes(b"<the batch sent yesterday/>")
+    real_fdopen = os.fdopen
+
+    class Killed(BaseException):
+        pass
+
+    class Dying:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+            return False
+
+        def fileno(self):
+            return self.fh.fileno()
+
+        def flush(self):
+            self.fh.flush()
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            self.fh.flush()
+            raise Killed
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: Dying(real_fdopen(fd, mode, *a, **k)))
+    with pytest.raises(Killed):
+        call_command("safety", "export-icsr", case.number, "--out", str(out), stdout=io.StringIO())
+    monkeypatch.undo()
+    assert out.read_bytes() == b"<the batch sent yesterday/>"
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["batch.xml"]
