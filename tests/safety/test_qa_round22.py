@@ -102,3 +102,21 @@ def test_an_export_killed_midway_leaves_the_previous_batch_not_half_a_batch(make
     monkeypatch.undo()
     assert out.read_bytes() == b"<the batch sent yesterday/>"
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["batch.xml"]
+
+
+def test_a_case_with_a_long_narrative_from_an_icsr_can_be_corrected_on_its_page(client_for, make_case):
+    """An ICSR from a partner (or the API) brought a narrative of 30,000 characters (E2B allows 100,000) and a medical
+    history of 6,000: the case page's edit form allowed 20,000 and 4,000, so no correction of the case could be
+    saved on the page at all — only 'at most 20000 characters' on a text the officer had not touched."""
+    from django.urls import reverse
+
+    from tests.safety.test_case_pages import form_data
+
+    narrative = ("患者于2026年3月1日因社区获得性肺炎静脉滴注头孢曲松钠，用药后30分钟出现全身皮疹、瘙痒。" * 700)[:30000]
+    history = ("高血压病史5年，规律服用氨氯地平；2型糖尿病病史3年。" * 300)[:6000]
+    case = make_case(narrative=narrative, patient_history=history)
+    response = client_for("pv").post(reverse("safety:case-edit", args=[case.pk]),
+                                      form_data(case, reporter_name="陈医生"))  # fmt: skip
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert case.reporter_name == "陈医生" and case.narrative == narrative and case.patient_history == history
