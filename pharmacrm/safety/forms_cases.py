@@ -427,7 +427,9 @@ class QualityForm(ServiceErrorsMixin, forms.Form):
         return {k: v for k, v in self.cleaned_data.items() if k != "version"}
 
 
-class CapaForm(ServiceErrorsMixin, forms.Form):
+class CapaForm(ServiceErrorsMixin, OnceTokenForm):
+    """A new CAPA action; its one-time token makes the form sent twice (a double click, Back and send) add one."""
+
     action = forms.CharField(label=_("Action"), max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
     preventive = forms.BooleanField(label=_("Preventive (not corrective)"), required=False)
     owner = forms.ModelChoiceField(label=_("Owner"), queryset=User.objects.none(), empty_label="—")

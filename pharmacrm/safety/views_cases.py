@@ -660,16 +660,27 @@ def case_quality(request, pk: int):
 @require_POST
 def capa_add(request, pk: int):
     case = _handling(request, pk)
+    # sent again (a double click, Back and send): the action the first one added, not a second one told twice
+    if _created_with(request.user, request.POST.get("form_token", "")):
+        return _capa_sent_again(request, case)
     form = CapaForm(request.POST)
     if form.is_valid():
         try:
-            services.add_capa(request.user, case, form.cleaned_data)
+            _create_once(request.user, form.cleaned_data.get("form_token"),
+                         lambda: services.add_capa(request.user, case, form.cleaned_data))  # fmt: skip
+        except AlreadyCreated:
+            return _capa_sent_again(request, case)
         except ValidationError as e:
             form.add_service_errors(e)
         else:
             messages.success(request, _("The CAPA action was added."))
             return redirect(reverse("safety:case", args=[case.pk]) + "#capa")
     return _detail_page(request, case, 400, capa_form=form)
+
+
+def _capa_sent_again(request, case: SafetyCase):
+    messages.info(request, _("This form was already sent: the CAPA action was added then, and not a second time."))
+    return redirect(reverse("safety:case", args=[case.pk]) + "#capa")
 
 
 @login_required

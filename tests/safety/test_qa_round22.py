@@ -120,3 +120,32 @@ def test_a_case_with_a_long_narrative_from_an_icsr_can_be_corrected_on_its_page(
     assert response.status_code == 302
     case.refresh_from_db()
     assert case.reporter_name == "陈医生" and case.narrative == narrative and case.patient_history == history
+
+
+def _quality_case(users):
+    return services.create_case(users["pv"], {
+        "kind": "quality", "received_at": timezone.now() - dt.timedelta(hours=2),
+        "reporter_name": "李药师", "drugs": [{"role": "1", "brand_name": "阿莫灵", "batch": "B240301"}],
+        "quality": {"batch": "B240301", "defect": "铝塑板漏装一粒"},
+    })  # fmt: skip
+
+
+def test_a_capa_action_sent_twice_is_added_once(client_for, users):
+    """'Add' clicked twice (or Back and send) added the action twice, and its owner was told twice."""
+    from django.urls import reverse
+
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.safety.forms_cases import CapaForm
+    from pharmacrm.safety.models import Capa
+
+    case = _quality_case(users)
+    token = CapaForm().fields["form_token"].initial
+    data = {"action": "包装线增加称重剔除", "owner": users["pv"].pk, "due_date": (timezone.localdate()
+            + dt.timedelta(days=30)).isoformat(), "form_token": token}  # fmt: skip
+    pv = client_for("pv")
+    url = reverse("safety:case-capa", args=[case.pk])
+    assert pv.post(url, data).status_code == 302
+    assert pv.post(url, data).status_code == 302
+    assert Capa.objects.filter(complaint__case=case).count() == 1
+    assert Notification.objects.filter(recipient=users["pv"], kind="safety.capa").count() == 1
+    assert 'name="form_token"' in pv.get(reverse("safety:case", args=[case.pk])).content.decode()
