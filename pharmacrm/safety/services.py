@@ -1272,11 +1272,18 @@ def update_quality(user, case: SafetyCase, data: dict, *, version: int | None = 
             setattr(complaint, field, value)
         if "recall_decision" in values and values["recall_decision"] != before.get("recall_decision"):
             complaint.decided_at = now if values["recall_decision"] else None
-        if complaint.qa_owner_id and complaint.handed_to_qa_at is None:
+        first = bool(complaint.qa_owner_id and complaint.handed_to_qa_at is None)
+        # handed to another QA owner: the investigation's task (and its due date) goes with it, and they are told
+        moved = bool(complaint.qa_owner_id and not first and "qa_owner" in values
+                     and getattr(before["qa_owner"], "pk", None) != complaint.qa_owner_id)  # fmt: skip
+        if first:
             complaint.handed_to_qa_at = now
             CaseTask.objects.create(case=case, kind=TaskKind.QA_HANDOFF, assignee=complaint.qa_owner, created_at=now,
                                     title=_("Investigate the quality complaint %(number)s") % {"number": case.number},
                                     due_date=timezone.localdate(now) + dt.timedelta(days=30))  # fmt: skip
+        elif moved:
+            case.tasks.filter(kind=TaskKind.QA_HANDOFF, done_at__isnull=True).update(assignee=complaint.qa_owner)
+        if first or moved:
             _notify([complaint.qa_owner], "safety.qa-handoff",
                     Message(gettext_lazy("%(number)s: quality complaint handed to you"), number=case.number),
                     complaint.defect,

@@ -149,3 +149,24 @@ def test_a_capa_action_sent_twice_is_added_once(client_for, users):
     assert Capa.objects.filter(complaint__case=case).count() == 1
     assert Notification.objects.filter(recipient=users["pv"], kind="safety.capa").count() == 1
     assert 'name="form_token"' in pv.get(reverse("safety:case", args=[case.pk])).content.decode()
+
+
+def test_a_quality_complaint_handed_to_another_qa_owner_goes_to_them(users, make_user):
+    """QA owner 1 went on leave and PV chose another: the investigation task stayed with the first (its due date on
+    their list), and the new owner was never told the complaint was theirs."""
+    from pharmacrm.core.roles import Role
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.safety.models import CaseTask
+
+    pv, qa1, qa2 = users["pv"], make_user("qa1", Role.PV), make_user("qa2", Role.PV)
+    case = _quality_case(users)
+    services.update_quality(pv, case, {"qa_owner": qa1})
+    case.refresh_from_db()
+    services.update_quality(pv, case, {"qa_owner": qa2}, version=case.version)
+    task = CaseTask.objects.get(case=case, kind="qa_handoff")
+    assert task.assignee == qa2 and task.done_at is None
+    assert Notification.objects.filter(recipient=qa2, kind="safety.qa-handoff").count() == 1
+    # saving the investigation again without changing the owner tells nobody again
+    case.refresh_from_db()
+    services.update_quality(pv, case, {"qa_owner": qa2, "root_cause": "设备故障"}, version=case.version)
+    assert Notification.objects.filter(kind="safety.qa-handoff").count() == 2
