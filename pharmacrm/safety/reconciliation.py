@@ -226,7 +226,9 @@ def report(
             "flagged_by_staff": first["by_agent"] if first else None,
             "flagged_at": first["created_at"] if first else None,
             "triaged_at": first["decided_at"] if first else None,
-            "handoff_working_hours": _working_hours(engine, first and first["created_at"], first and first["decided_at"]),
+            # from when the company heard it, as the hand-off clock runs — not from when the flag was raised (a visit
+            # written up two days later was "0.5 working h" and late at once)
+            "handoff_working_hours": _working_hours(engine, first and first["received_at"], first and first["decided_at"]),
             "handoff_due": clock["due_at"] if clock else None,
             "handoff_on_time": (None if clock is None or (clock["met_at"] is None and clock["due_at"] > now)
                                 else clock["met_at"] is not None and clock["met_at"] <= clock["due_at"]),

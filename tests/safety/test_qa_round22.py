@@ -170,3 +170,22 @@ def test_a_quality_complaint_handed_to_another_qa_owner_goes_to_them(users, make
     case.refresh_from_db()
     services.update_quality(pv, case, {"qa_owner": qa2, "root_cause": "设备故障"}, version=case.version)
     assert Notification.objects.filter(kind="safety.qa-handoff").count() == 2
+
+
+def test_the_reconciliation_times_the_hand_off_from_when_the_company_heard_it(users, xiehe):
+    """A call of two weeks ago was entered today and triaged at once: the report said '0.0 working h' beside
+    'late' — the hours ran from when the flag was raised, while the hand-off clock (and its 'late') runs from the
+    call."""
+    from pharmacrm.safety import reconciliation as recon
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import calendars
+    from tests.safety.test_reconciliation import row_of, ticket
+
+    called = ticket(users, xiehe, "患者服药后头晕、恶心，来电咨询", days_ago=14)
+    flag = Flag.objects.get(ticket=called)
+    services.dismiss_flag(users["pv"], flag, reason="已知不良反应的咨询，已另行上报")
+    flag.refresh_from_db()
+    row = row_of(recon.rows(timezone.localdate() - dt.timedelta(days=20), timezone.localdate()), called.number)
+    hours = calendars.engine("business").between(called.received_at, flag.decided_at) / dt.timedelta(hours=1)
+    assert row["handoff_on_time"] is False
+    assert row["handoff_working_hours"] == round(hours, 1) > 8
