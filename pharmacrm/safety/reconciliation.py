@@ -219,7 +219,9 @@ def report(
             flag_status = SignalStatus.DISMISSED.value
         else:
             flag_status = NO_FLAG
-        first = its_flags[0] if its_flags else None
+        # the flag of what was heard in the period: a ticket whose flag was dismissed months ago and that is flagged
+        # again for a death told in an e-mail of this period is here for that hand-off, not the old one
+        first = next((f for f in its_flags if start <= f["received_at"] < end), its_flags[0] if its_flags else None)
         clock = handoff.get(first["id"]) if first else None
         handoff_facts = {
             "flag_kind": first["kind"] if first else "",

@@ -189,3 +189,21 @@ def test_the_reconciliation_times_the_hand_off_from_when_the_company_heard_it(us
     hours = calendars.engine("business").between(called.received_at, flag.decided_at) / dt.timedelta(hours=1)
     assert row["handoff_on_time"] is False
     assert row["handoff_working_hours"] == round(hours, 1) > 8
+
+
+def test_the_reconciliation_shows_the_hand_off_of_the_flag_heard_in_the_period(users, xiehe):
+    """A ticket flagged two months ago was dismissed then; this week the daughter wrote that her father died (a
+    new flag, four hours to reach PV). This week's report listed the ticket with the old flag's hand-off: triaged,
+    'in time' — the death still waiting for PV looked handled."""
+    from pharmacrm.safety import reconciliation as recon
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import conversation
+    from tests.safety.test_reconciliation import row_of, ticket
+
+    old = ticket(users, xiehe, "吃了降压药以后有点头晕", days_ago=60, reply_email="liu@example.com")
+    services.dismiss_flag(users["pv"], Flag.objects.get(ticket=old), reason="已知轻微头晕，已告知")
+    conversation.receive_inbound(old, body="我父亲昨天晚上没抢救过来，人走了。", sender="liu@example.com")
+    death = Flag.objects.get(ticket=old, status="pending")
+    row = row_of(recon.rows(timezone.localdate() - dt.timedelta(days=6), timezone.localdate()), old.number)
+    assert row["handoff_due"] == SafetyClock.objects.get(flag=death).due_at
+    assert row["triaged_at"] is None and row["handoff_on_time"] is None
