@@ -207,3 +207,24 @@ def test_the_reconciliation_shows_the_hand_off_of_the_flag_heard_in_the_period(u
     row = row_of(recon.rows(timezone.localdate() - dt.timedelta(days=6), timezone.localdate()), old.number)
     assert row["handoff_due"] == SafetyClock.objects.get(flag=death).due_at
     assert row["triaged_at"] is None and row["handoff_on_time"] is None
+
+
+def test_every_flag_triaged_in_the_last_30_days_can_be_found_on_the_recent_tab(client_for):
+    """'Flags triaged in the last 30 days' showed the latest 200 and nothing after them, without saying so: on a
+    busy hotline the dismissals of three weeks ago, which an inspector asks about, were nowhere."""
+    from django.urls import reverse
+
+    from pharmacrm.safety.models import Flag
+
+    now = timezone.now()
+    Flag.objects.bulk_create([
+        Flag(kind="adverse_reaction", terms=["头晕"], status="dismissed", received_at=now - dt.timedelta(days=25),
+             decided_at=now - dt.timedelta(days=20, minutes=i), reason="非不良反应")
+        for i in range(230)
+    ])  # fmt: skip
+    oldest = Flag.objects.order_by("decided_at").first()
+    pv = client_for("pv")
+    first = pv.get(reverse("safety:triage"), {"tab": "recent"}).content.decode()
+    assert f'id="flag-{oldest.pk}"' not in first and "page=2" in first
+    last = pv.get(reverse("safety:triage"), {"tab": "recent", "page": "5"}).content.decode()
+    assert f'id="flag-{oldest.pk}"' in last
