@@ -228,3 +228,14 @@ def test_every_flag_triaged_in_the_last_30_days_can_be_found_on_the_recent_tab(c
     assert f'id="flag-{oldest.pk}"' not in first and "page=2" in first
     last = pv.get(reverse("safety:triage"), {"tab": "recent", "page": "5"}).content.decode()
     assert f'id="flag-{oldest.pk}"' in last
+
+
+def test_the_triage_queue_says_in_which_order_it_lists_the_flags(client_for):
+    """Since a death told an hour ago comes first, the queue's introduction still read 'oldest first'."""
+    from django.urls import reverse
+    from django.utils import translation
+
+    with translation.override("en"):
+        page = client_for("pv").get(reverse("safety:triage"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "oldest first" not in page
+    assert "the most urgent hand-off first" in page and "within four hours" in page
