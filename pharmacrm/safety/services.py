@@ -298,6 +298,10 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             if start and stop and stop < start:
                 errors.setdefault(f"{prefix}[{i}].stop_date", []).append(_("The stop date is before the start date."))
         if model is Reaction:
+            if out.get("outcome") == Outcome.FATAL:
+                # a fatal outcome is the seriousness criterion "results in death" (E.i.3.2a): unticked, the death was
+                # listed as not serious, its 报告表 ticked 一般 (general) and its ICSR said "no information"
+                out["death"] = True
             onset, end = out.get("onset_date"), out.get("end_date")
             if onset and end and end < onset:
                 errors.setdefault(f"{prefix}[{i}].end_date", []).append(_("The end date is before the onset."))

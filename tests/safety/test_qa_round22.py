@@ -239,3 +239,22 @@ def test_the_triage_queue_says_in_which_order_it_lists_the_flags(client_for):
         page = client_for("pv").get(reverse("safety:triage"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "oldest first" not in page
     assert "the most urgent hand-off first" in page and "within four hours" in page
+
+
+def test_a_reaction_with_a_fatal_outcome_makes_the_case_serious(make_case, client_for):
+    """The outcome set to 'fatal' but 'results in death' left unticked: the death was a fatal case (24-hour clock)
+    that the list's 'Serious: yes' did not show, whose 报告表 ticked 一般 (general) and whose ICSR said 'no
+    information' for results in death."""
+    from django.urls import reverse
+
+    from tests.safety.test_e2b_export import at, plain
+
+    case = make_case(reactions=[{"verbatim": "过敏性休克，抢救无效死亡", "meddra_version": "27.1",
+                                 "meddra_llt": "10002199", "outcome": "5"}])  # fmt: skip
+    assert case.fatal and case.serious
+    assert case.reactions.get().death
+    listed = client_for("pv").get(reverse("safety:cases"), {"serious": "yes"}).content.decode()
+    assert case.number in listed
+    from pharmacrm.safety.e2b import export
+
+    assert at(plain(export.build([case])), "E.i.3.2a") == ["true"]
