@@ -1344,14 +1344,16 @@ def update_capa(user, capa: Capa, data: dict) -> Capa:
         raise ValidationError(errors)
     now = timezone.now()
     with transaction.atomic():
-        before = capa.status
+        before = {"status": capa.status, "effectiveness_check": capa.effectiveness_check}
         capa.status, capa.effectiveness_check = status, check
+        after = {"status": status, "effectiveness_check": check}
         if status != CapaStatus.OPEN and capa.done_at is None:
             capa.done_at = now
-        if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE):
-            capa.checked_at = now
+        if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and after != before:
+            capa.checked_at = now  # (saved again unchanged, the check keeps the day it was made)
         capa.save()
-        _record(A.UPDATE, capa, user, changes={"status": [before, status]})
+        # a GMP record: the check's text rewritten ("not effective: it recurred" → "effective") is in the trail too
+        _record(A.UPDATE, capa, user, changes=_audit_changes(before, after))
     return capa
 
 

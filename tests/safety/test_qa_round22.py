@@ -258,3 +258,23 @@ def test_a_reaction_with_a_fatal_outcome_makes_the_case_serious(make_case, clien
     from pharmacrm.safety.e2b import export
 
     assert at(plain(export.build([case])), "E.i.3.2a") == ["true"]
+
+
+def test_a_rewritten_capa_effectiveness_check_is_in_the_audit_trail(users):
+    """An effectiveness check rewritten after the fact (the words that justify 'effective') left an audit entry
+    saying only 'status: effective → effective'; saving the action again unchanged moved the day it was checked."""
+    from pharmacrm.core.models import AuditEntry
+
+    pv = users["pv"]
+    case = _quality_case(users)
+    capa = services.add_capa(pv, case, {"action": "包装线增加称重剔除", "owner": pv,
+                                        "due_date": timezone.localdate() + dt.timedelta(days=30)})  # fmt: skip
+    services.update_capa(pv, capa, {"status": "effective", "effectiveness_check": "三个月内再无漏装投诉"})
+    services.update_capa(pv, capa, {"status": "effective", "effectiveness_check": "抽查500盒无漏装"})
+    entry = AuditEntry.objects.filter(object_type="safety.capa", object_id=str(capa.pk)).order_by("-seq").first()
+    assert entry.changes == {"effectiveness_check": ["三个月内再无漏装投诉", "抽查500盒无漏装"]}
+    capa.refresh_from_db()
+    checked = capa.checked_at
+    services.update_capa(pv, capa, {"status": "effective", "effectiveness_check": "抽查500盒无漏装"})
+    capa.refresh_from_db()
+    assert capa.checked_at == checked
