@@ -1375,12 +1375,12 @@ def batch_trace(batch: str, product=None) -> list[dict]:
         row["sources"].append(source)
         row["first"] = min(row["first"], at)
 
-    tickets = Ticket.objects.filter(batch_number__iexact=batch).select_related("institution", "person")
+    tickets = Ticket.objects.filter(_batch_is("batch_number", batch)).select_related("institution", "person")
     if product is not None:
         tickets = tickets.filter(Q(product=product) | Q(product__isnull=True))
     for t in tickets[:2000]:
         add(t.institution, t.person, t.number, t.received_at)
-    cases = SafetyCase.objects.filter(Q(drugs__batch__iexact=batch) | Q(quality__batch__iexact=batch)).distinct()
+    cases = SafetyCase.objects.filter(_batch_is("drugs__batch", batch) | _batch_is("quality__batch", batch)).distinct()
     for case in cases.select_related("source_ticket__institution", "source_ticket__person",
                                      "source_interaction__institution", "source_interaction__person")[:2000]:  # fmt: skip
         source = case.source_ticket or case.source_interaction
@@ -1393,6 +1393,20 @@ def batch_trace(batch: str, product=None) -> list[dict]:
 
 
 BATCH_SOURCES: list = []
+
+
+def _batch_is(field: str, batch: str) -> Q:
+    """`field` holds `batch` in either width: an agent's input method in full-width mode stores ２１Ｅ００５ on the
+    ticket (and the case it opens), which the half-width 21E005 of the trace did not find."""
+
+    def wide(text: str) -> str:
+        return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+    # (a database folds the case of ASCII letters only: the full-width ones are looked for in both cases)
+    match = Q(**{f"{field}__iexact": batch})
+    for text in {wide(batch.upper()), wide(batch.lower())}:
+        match |= Q(**{field: text})
+    return match
 
 
 def register_batch_source(fn) -> None:

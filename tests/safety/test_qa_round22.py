@@ -278,3 +278,17 @@ def test_a_rewritten_capa_effectiveness_check_is_in_the_audit_trail(users):
     services.update_capa(pv, capa, {"status": "effective", "effectiveness_check": "抽查500盒无漏装"})
     capa.refresh_from_db()
     assert capa.checked_at == checked
+
+
+def test_the_batch_trace_finds_a_batch_typed_in_full_width_on_the_ticket(users, xiehe):
+    """The agent's input method was in full-width mode: the ticket (and the quality complaint opened from it) said
+    ２１Ｅ００５. QA traced 21E005 to find who else received the batch, and that hospital was not on the list."""
+    from pharmacrm.customers.models import Person
+    from pharmacrm.servicedesk import services as desk
+
+    ticket = desk.create_ticket(users["agent"], {
+        "subject": "药片表面有黑点", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "person": Person.objects.get(name="张伟"), "batch_number": "２１Ｅ００５",
+    })  # fmt: skip
+    assert [row["institution"] for row in services.batch_trace("21E005")] == [xiehe]
+    assert [row["sources"] for row in services.batch_trace("21e005")] == [[ticket.number]]
