@@ -338,7 +338,9 @@ class NewCaseForm(ServiceErrorsMixin, OnceTokenForm):
             super().add_service_errors(error)
 
 
-class FromSourceForm(forms.Form):
+class FromSourceForm(OnceTokenForm):
+    """'Open safety case' on a ticket or interaction; its one-time token makes a double click open one case."""
+
     kind = forms.ChoiceField(label=_("Kind"), choices=CaseKind.choices)
 
 

@@ -267,12 +267,19 @@ def _case_sent_again(request, pk):
 
 
 def _open_from(request, source, back: str):
+    # sent again (a double click, Back and send): the case the first one opened, not a second case of the same report
+    done = _created_with(request.user, request.POST.get("form_token", ""))
+    if done:
+        return _case_sent_again(request, done)
     form = FromSourceForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Choose the kind of case."))
         return redirect(back)
     try:
-        case = services.open_case_from(request.user, source, kind=form.cleaned_data["kind"])
+        case = _create_once(request.user, form.cleaned_data.get("form_token"),
+                            lambda: services.open_case_from(request.user, source, kind=form.cleaned_data["kind"]))  # fmt: skip
+    except AlreadyCreated as e:
+        return _case_sent_again(request, e.pk)
     except ValidationError as e:
         for message in e.messages:
             messages.error(request, message)

@@ -4,6 +4,7 @@ identifiers, quality complaints and CAPA, the reconciliation, exports."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.utils import timezone
@@ -292,3 +293,28 @@ def test_the_batch_trace_finds_a_batch_typed_in_full_width_on_the_ticket(users, 
     })  # fmt: skip
     assert [row["institution"] for row in services.batch_trace("21E005")] == [xiehe]
     assert [row["sources"] for row in services.batch_trace("21e005")] == [[ticket.number]]
+
+
+def test_open_safety_case_clicked_twice_opens_one_case(client_for, users, xiehe):
+    """'Open safety case' on the ticket clicked twice (the page was slow): the first click confirmed the flag and
+    opened AE-…-1, the second found no flag pending and opened AE-…-2 — one report, two cases with their own clocks
+    and reminders, one of them to nullify."""
+    from django.urls import reverse
+
+    from pharmacrm.safety.forms_cases import FromSourceForm
+    from pharmacrm.safety.models import SafetyCase
+    from pharmacrm.servicedesk import services as desk
+
+    ticket = desk.create_ticket(users["agent"], {
+        "subject": "用药后出现皮疹", "description": "患者静脉滴注后出现全身皮疹。", "channel": "phone",
+        "category": "drug_info", "institution": xiehe,
+    })  # fmt: skip
+    token = FromSourceForm().fields["form_token"].initial
+    pv = client_for("pv")
+    url = reverse("safety:from-ticket", args=[ticket.pk])
+    first = pv.post(url, {"kind": "adverse_reaction", "form_token": token})
+    second = pv.post(url, {"kind": "adverse_reaction", "form_token": token})
+    case = SafetyCase.objects.get(source_ticket=ticket)
+    assert first["Location"] == second["Location"] == reverse("safety:case", args=[case.pk])
+    page = pv.get(reverse("servicedesk:ticket", args=[ticket.pk])).content.decode()
+    assert 'name="form_token"' in re.search(r'id="open-case-form".*?</form>', page, re.S).group(0)
