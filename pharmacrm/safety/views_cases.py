@@ -9,6 +9,7 @@ medical details; the member of staff whose ticket or interaction raised the case
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -207,7 +208,8 @@ def case_list(request):
     now = timezone.now()
     qs = access.cases_for(user).annotate(next_due=next_due_subquery())
     if data.get("q"):
-        qs = qs.filter(number__icontains=data["q"].strip())
+        # a number typed with the input method in full-width mode (ＡＥ－２０２６－０００１９) or pasted with spaces
+        qs = qs.filter(number__icontains="".join(unicodedata.normalize("NFKC", data["q"]).split()))
     for field in ("kind", "status"):
         if data.get(field):
             qs = qs.filter(**{field: data[field]})

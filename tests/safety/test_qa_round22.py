@@ -318,3 +318,13 @@ def test_open_safety_case_clicked_twice_opens_one_case(client_for, users, xiehe)
     assert first["Location"] == second["Location"] == reverse("safety:case", args=[case.pk])
     page = pv.get(reverse("servicedesk:ticket", args=[ticket.pk])).content.decode()
     assert 'name="form_token"' in re.search(r'id="open-case-form".*?</form>', page, re.S).group(0)
+
+
+def test_the_case_list_finds_a_number_typed_in_full_width(client_for, make_case):
+    """The officer's input method was in full-width mode: ＡＥ－２０２６－… found no case."""
+    from django.urls import reverse
+
+    case, other = make_case(), make_case()
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in case.number)
+    page = client_for("pv").get(reverse("safety:cases"), {"q": wide}).content.decode()
+    assert f'data-number="{case.number}"' in page and f'data-number="{other.number}"' not in page
