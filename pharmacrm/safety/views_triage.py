@@ -150,6 +150,29 @@ def _pending_row(flag: Flag, may_handle: bool, bound: tuple | None, now: dt.date
     }  # fmt: skip
 
 
+def _with_cases(rows: list[dict]) -> None:
+    """The cases already opened from each row's ticket or interaction (one query): a customer who writes again about
+    the same reaction is flagged again, and confirming that flag opens a second case of the same report — PV sees
+    the case to add the news to as a follow-up instead."""
+    tickets = {r["flag"].ticket_id for r in rows if r["flag"].ticket_id}
+    interactions = {r["flag"].interaction_id for r in rows if r["flag"].interaction_id}
+    if not (tickets or interactions):
+        return
+    found: dict[tuple, list] = {}
+    cases = (SafetyCase.objects.filter(Q(source_ticket_id__in=tickets) | Q(source_interaction_id__in=interactions))
+             .exclude(status=CaseStatus.NULLIFIED).order_by("id")
+             .values("pk", "number", "source_ticket_id", "source_interaction_id"))  # fmt: skip
+    for case in cases:
+        if case["source_ticket_id"]:
+            found.setdefault(("ticket", case["source_ticket_id"]), []).append(case)
+        if case["source_interaction_id"]:
+            found.setdefault(("interaction", case["source_interaction_id"]), []).append(case)
+    for row in rows:
+        flag = row["flag"]
+        key = ("ticket", flag.ticket_id) if flag.ticket_id else ("interaction", flag.interaction_id)
+        row["cases"] = found.get(key, [])
+
+
 def _triage_page(request, *, bound: tuple | None = None, status: int = 200):
     may_handle = access.can(request.user, Cap.HANDLE_SAFETY)
     tab = "recent" if request.GET.get("tab") == "recent" else "pending"
@@ -170,7 +193,9 @@ def _triage_page(request, *, bound: tuple | None = None, status: int = 200):
                                        to_attr="handoff_clocks"))
         )  # fmt: skip
         page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-        context.update(page_obj=page, rows=[_pending_row(f, may_handle, bound, now) for f in page])
+        rows = [_pending_row(f, may_handle, bound, now) for f in page]
+        _with_cases(rows)
+        context.update(page_obj=page, rows=rows)
     else:
         recent = (
             Flag.objects.filter(decided_at__gte=now - dt.timedelta(days=RECENT_DAYS))

@@ -328,3 +328,25 @@ def test_the_case_list_finds_a_number_typed_in_full_width(client_for, make_case)
     wide = "".join(chr(ord(c) + 0xFEE0) for c in case.number)
     page = client_for("pv").get(reverse("safety:cases"), {"q": wide}).content.decode()
     assert f'data-number="{case.number}"' in page and f'data-number="{other.number}"' not in page
+
+
+def test_a_ticket_flagged_again_shows_the_case_already_opened_from_it_in_triage(client_for, users, xiehe):
+    """The daughter wrote again about her father's rash, now with a fever: the ticket was flagged again and the
+    queue showed it like any new report, so confirming it opened a second case of the same patient; the case already
+    opened from the ticket, to which the fever is a follow-up, was nowhere on the row."""
+    from django.urls import reverse
+
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import conversation
+    from pharmacrm.servicedesk import services as desk
+
+    ticket = desk.create_ticket(users["agent"], {
+        "subject": "用药咨询", "description": "我父亲吃了你们的药以后全身起红疹子。", "channel": "email",
+        "category": "other", "institution": xiehe, "reply_email": "liu@example.com", "assignee": users["agent"],
+    })  # fmt: skip
+    case = services.confirm_flag(users["pv"], Flag.objects.get(ticket=ticket))
+    conversation.receive_inbound(ticket, body="今天他又开始发高烧，还呕吐。", sender="liu@example.com")
+    again = Flag.objects.get(ticket=ticket, status="pending")
+    page = client_for("pv").get(reverse("safety:triage")).content.decode()
+    row = re.search(rf'id="flag-{again.pk}".*?</tr>', page, re.S).group(0)
+    assert reverse("safety:case", args=[case.pk]) in row and case.number in row
