@@ -85,7 +85,9 @@ class CaseFilterForm(forms.Form):
 
 
 class CaseFieldsForm(ServiceErrorsMixin, forms.Form):
-    """Every field of a case a PV officer edits (patient, reporter, assessment, narrative)."""
+    """Every field of a case a PV officer edits (patient, reporter, assessment, narrative). The lengths are the
+    API's (E2B's H.1 narrative takes 100,000 characters): a case imported or written through the API with a
+    longer text than the page allowed could not be saved on the page at all."""
 
     kind = forms.ChoiceField(label=_("Kind"), choices=CaseKind.choices)
     report_type = forms.ChoiceField(label=_("Type of report"), choices=ReportType.choices)
@@ -93,18 +95,18 @@ class CaseFieldsForm(ServiceErrorsMixin, forms.Form):
     worldwide_id = _text(_("Worldwide unique case id"), 100)
     sender_case_id = _text(_("Sender's safety report id"), 100)
     # D patient
-    patient_name = _text(_("Patient (initials or name)"), 100)
+    patient_name = _text(_("Patient (initials or name)"), 200)
     patient_sex = _choice(_("Sex"), Sex.choices)
     patient_birth_date = forms.DateField(label=_("Birth date"), required=False, widget=DATE_INPUT)
     patient_age = _text(_("Age at onset"), 10)
     patient_age_unit = _choice(_("Age unit"), AgeUnit.choices)
     patient_weight_kg = _text(_("Weight (kg)"), 10)
     patient_height_cm = _text(_("Height (cm)"), 10)
-    patient_pregnancy = _text(_("Pregnancy / breast-feeding"), 200)
-    patient_history = _text(_("Relevant medical history"), 4000, rows=3)
+    patient_pregnancy = _text(_("Pregnancy / breast-feeding"), 500)
+    patient_history = _text(_("Relevant medical history"), 20000, rows=3)
     patient_record_number = _text(_("Hospital record number"), 100)
     # C.2 reporter
-    reporter_name = _text(_("Reporter name"), 100)
+    reporter_name = _text(_("Reporter name"), 200)
     reporter_contact = _text(_("Reporter phone or e-mail"), 200)
     reporter_institution = _text(_("Reporter institution"), 200)
     reporter_qualification = _choice(_("Reporter qualification"), Qualification.choices)
@@ -113,7 +115,7 @@ class CaseFieldsForm(ServiceErrorsMixin, forms.Form):
     expectedness = forms.ChoiceField(label=_("Expectedness"), choices=Expectedness.choices)
     causality_reporter = _choice(_("Causality (reporter)"), Causality.choices)
     causality_company = _choice(_("Causality (company)"), Causality.choices)
-    narrative = _text(_("Case narrative"), 20000, rows=6)
+    narrative = _text(_("Case narrative"), 100000, rows=6)
     reporter_comment = _text(_("Reporter's comments"), 20000, rows=3)
     sender_comment = _text(_("Sender's comments"), 20000, rows=3)
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
@@ -275,11 +277,11 @@ class NewCaseForm(ServiceErrorsMixin, OnceTokenForm):
         help_text=_("When anyone in the company first heard of it (a call, a visit, an e-mail), not when the case "
                     "is opened here: the reporting clocks count from this moment."),
     )  # fmt: skip
-    reporter_name = _text(_("Reporter name"), 100)
+    reporter_name = _text(_("Reporter name"), 200)
     reporter_contact = _text(_("Reporter phone or e-mail"), 200)
     reporter_institution = _text(_("Reporter institution"), 200)
     reporter_qualification = _choice(_("Reporter qualification"), Qualification.choices)
-    patient_name = _text(_("Patient (initials or name)"), 100)
+    patient_name = _text(_("Patient (initials or name)"), 200)
     patient_sex = _choice(_("Sex"), Sex.choices)
     patient_age = _text(_("Age at onset (years)"), 10)
     patient_birth_date = forms.DateField(label=_("Birth date"), required=False, widget=DATE_INPUT)
@@ -336,7 +338,9 @@ class NewCaseForm(ServiceErrorsMixin, OnceTokenForm):
             super().add_service_errors(error)
 
 
-class FromSourceForm(forms.Form):
+class FromSourceForm(OnceTokenForm):
+    """'Open safety case' on a ticket or interaction; its one-time token makes a double click open one case."""
+
     kind = forms.ChoiceField(label=_("Kind"), choices=CaseKind.choices)
 
 
@@ -397,15 +401,15 @@ class QualityForm(ServiceErrorsMixin, forms.Form):
                                      empty_label="—")  # fmt: skip
     batch = _text(_("Batch / lot"), 35)
     expiry_date = forms.DateField(label=_("Expiry"), required=False, widget=DATE_INPUT)
-    defect = _text(_("Defect description"), 4000, rows=3)
+    defect = _text(_("Defect description"), 20000, rows=3)
     qa_owner = forms.ModelChoiceField(label=_("QA owner"), queryset=User.objects.none(), required=False,
                                       empty_label="—")  # fmt: skip
-    investigation_outcome = _text(_("Investigation outcome"), 4000, rows=3)
-    root_cause = _text(_("Root cause"), 4000, rows=2)
+    investigation_outcome = _text(_("Investigation outcome"), 20000, rows=3)
+    root_cause = _text(_("Root cause"), 20000, rows=2)
     recall_decision = forms.ChoiceField(
         label=_("Recall decision"), choices=RecallDecision.choices, required=False
     )
-    recall_reason = _text(_("Reason for the recall decision"), 4000, rows=2)
+    recall_reason = _text(_("Reason for the recall decision"), 20000, rows=2)
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, **kwargs):
@@ -425,7 +429,9 @@ class QualityForm(ServiceErrorsMixin, forms.Form):
         return {k: v for k, v in self.cleaned_data.items() if k != "version"}
 
 
-class CapaForm(ServiceErrorsMixin, forms.Form):
+class CapaForm(ServiceErrorsMixin, OnceTokenForm):
+    """A new CAPA action; its one-time token makes the form sent twice (a double click, Back and send) add one."""
+
     action = forms.CharField(label=_("Action"), max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
     preventive = forms.BooleanField(label=_("Preventive (not corrective)"), required=False)
     owner = forms.ModelChoiceField(label=_("Owner"), queryset=User.objects.none(), empty_label="—")

@@ -219,14 +219,18 @@ def report(
             flag_status = SignalStatus.DISMISSED.value
         else:
             flag_status = NO_FLAG
-        first = its_flags[0] if its_flags else None
+        # the flag of what was heard in the period: a ticket whose flag was dismissed months ago and that is flagged
+        # again for a death told in an e-mail of this period is here for that hand-off, not the old one
+        first = next((f for f in its_flags if start <= f["received_at"] < end), its_flags[0] if its_flags else None)
         clock = handoff.get(first["id"]) if first else None
         handoff_facts = {
             "flag_kind": first["kind"] if first else "",
             "flagged_by_staff": first["by_agent"] if first else None,
             "flagged_at": first["created_at"] if first else None,
             "triaged_at": first["decided_at"] if first else None,
-            "handoff_working_hours": _working_hours(engine, first and first["created_at"], first and first["decided_at"]),
+            # from when the company heard it, as the hand-off clock runs — not from when the flag was raised (a visit
+            # written up two days later was "0.5 working h" and late at once)
+            "handoff_working_hours": _working_hours(engine, first and first["received_at"], first and first["decided_at"]),
             "handoff_due": clock["due_at"] if clock else None,
             "handoff_on_time": (None if clock is None or (clock["met_at"] is None and clock["due_at"] > now)
                                 else clock["met_at"] is not None and clock["met_at"] <= clock["due_at"]),

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -32,6 +32,7 @@ from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 
+from . import conf
 from .choices import (
     SERIOUSNESS,
     AckStatus,
@@ -297,6 +298,10 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             if start and stop and stop < start:
                 errors.setdefault(f"{prefix}[{i}].stop_date", []).append(_("The stop date is before the start date."))
         if model is Reaction:
+            if out.get("outcome") == Outcome.FATAL:
+                # a fatal outcome is the seriousness criterion "results in death" (E.i.3.2a): unticked, the death was
+                # listed as not serious, its 报告表 ticked 一般 (general) and its ICSR said "no information"
+                out["death"] = True
             onset, end = out.get("onset_date"), out.get("end_date")
             if onset and end and end < onset:
                 errors.setdefault(f"{prefix}[{i}].end_date", []).append(_("The end date is before the onset."))
@@ -435,8 +440,14 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
             clock.delete()
     if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
         return
+    # a death is investigated once: the 15-day investigation report runs from the version that first told of the
+    # death, and a follow-up (the autopsy, the hospital's records) brings a report of its own, not a second one
+    investigated = set(
+        SafetyClock.objects.filter(case=case, kind=ClockKind.INVESTIGATION).exclude(case_version=version)
+        .values_list("rule_id", flat=True)
+    )  # fmt: skip
     for rule_id, rule in wanted.items():
-        if rule_id in current:
+        if rule_id in current or (rule.clock_kind == ClockKind.INVESTIGATION and rule_id in investigated):
             continue
         start = version.received_at
         due = _due(rule, start)
@@ -859,9 +870,35 @@ def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = 
     result = export.release(cases, purpose=purpose)  # ExportRefused lists what to fill in
     label = ", ".join(c.number for c in cases)[:200]
     sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT, cases[0], label=label)
-    _record(A.EXPORT, cases[0], user, format="E2B(R3)", purpose=purpose, cases=[c.number for c in cases],
-            message_id=result.message_id, signature_id=sig.pk)  # fmt: skip
+    with transaction.atomic():
+        keep_report_ids(user, cases)
+        _record(A.EXPORT, cases[0], user, format="E2B(R3)", purpose=purpose, cases=[c.number for c in cases],
+                message_id=result.message_id, signature_id=sig.pk)  # fmt: skip
     return result
+
+
+def keep_report_ids(user, cases: Iterable[SafetyCase]) -> None:
+    """After an export: C.1.1 (the sender's safety report id) and C.1.8.1 (the worldwide case id) stay as that
+    ICSR sent them. Put together from the country and the sender's code, they changed with a corrected country
+    or a new SAFETY_SENDER_ORG_CODE, and the regulator took the follow-up for a new case; a partner's follow-up
+    carrying the id is also found by it."""
+    from .e2b import rules
+
+    org = conf.sender_org_code()
+    for case in cases:
+        report_id = rules.safety_report_id(case, org)
+        values = {}
+        if not case.sender_case_id:
+            values["sender_case_id"] = report_id
+        if not case.worldwide_id and not SafetyCase.objects.filter(worldwide_id=report_id).exists():
+            values["worldwide_id"] = report_id
+        if not values:
+            continue
+        # the version moves: an edit form loaded before would send the ids back empty
+        SafetyCase.objects.filter(pk=case.pk).update(**values, version=F("version") + 1)
+        for field, value in values.items():
+            setattr(case, field, value)
+        _record(A.UPDATE, case, user, changes={f: ["", v] for f, v in values.items()})
 
 
 def _clean_submission(data: dict, errors: dict) -> dict:
@@ -1239,11 +1276,18 @@ def update_quality(user, case: SafetyCase, data: dict, *, version: int | None = 
             setattr(complaint, field, value)
         if "recall_decision" in values and values["recall_decision"] != before.get("recall_decision"):
             complaint.decided_at = now if values["recall_decision"] else None
-        if complaint.qa_owner_id and complaint.handed_to_qa_at is None:
+        first = bool(complaint.qa_owner_id and complaint.handed_to_qa_at is None)
+        # handed to another QA owner: the investigation's task (and its due date) goes with it, and they are told
+        moved = bool(complaint.qa_owner_id and not first and "qa_owner" in values
+                     and getattr(before["qa_owner"], "pk", None) != complaint.qa_owner_id)  # fmt: skip
+        if first:
             complaint.handed_to_qa_at = now
             CaseTask.objects.create(case=case, kind=TaskKind.QA_HANDOFF, assignee=complaint.qa_owner, created_at=now,
                                     title=_("Investigate the quality complaint %(number)s") % {"number": case.number},
                                     due_date=timezone.localdate(now) + dt.timedelta(days=30))  # fmt: skip
+        elif moved:
+            case.tasks.filter(kind=TaskKind.QA_HANDOFF, done_at__isnull=True).update(assignee=complaint.qa_owner)
+        if first or moved:
             _notify([complaint.qa_owner], "safety.qa-handoff",
                     Message(gettext_lazy("%(number)s: quality complaint handed to you"), number=case.number),
                     complaint.defect,
@@ -1300,14 +1344,16 @@ def update_capa(user, capa: Capa, data: dict) -> Capa:
         raise ValidationError(errors)
     now = timezone.now()
     with transaction.atomic():
-        before = capa.status
+        before = {"status": capa.status, "effectiveness_check": capa.effectiveness_check}
         capa.status, capa.effectiveness_check = status, check
+        after = {"status": status, "effectiveness_check": check}
         if status != CapaStatus.OPEN and capa.done_at is None:
             capa.done_at = now
-        if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE):
-            capa.checked_at = now
+        if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and after != before:
+            capa.checked_at = now  # (saved again unchanged, the check keeps the day it was made)
         capa.save()
-        _record(A.UPDATE, capa, user, changes={"status": [before, status]})
+        # a GMP record: the check's text rewritten ("not effective: it recurred" → "effective") is in the trail too
+        _record(A.UPDATE, capa, user, changes=_audit_changes(before, after))
     return capa
 
 
@@ -1329,12 +1375,12 @@ def batch_trace(batch: str, product=None) -> list[dict]:
         row["sources"].append(source)
         row["first"] = min(row["first"], at)
 
-    tickets = Ticket.objects.filter(batch_number__iexact=batch).select_related("institution", "person")
+    tickets = Ticket.objects.filter(_batch_is("batch_number", batch)).select_related("institution", "person")
     if product is not None:
         tickets = tickets.filter(Q(product=product) | Q(product__isnull=True))
     for t in tickets[:2000]:
         add(t.institution, t.person, t.number, t.received_at)
-    cases = SafetyCase.objects.filter(Q(drugs__batch__iexact=batch) | Q(quality__batch__iexact=batch)).distinct()
+    cases = SafetyCase.objects.filter(_batch_is("drugs__batch", batch) | _batch_is("quality__batch", batch)).distinct()
     for case in cases.select_related("source_ticket__institution", "source_ticket__person",
                                      "source_interaction__institution", "source_interaction__person")[:2000]:  # fmt: skip
         source = case.source_ticket or case.source_interaction
@@ -1347,6 +1393,20 @@ def batch_trace(batch: str, product=None) -> list[dict]:
 
 
 BATCH_SOURCES: list = []
+
+
+def _batch_is(field: str, batch: str) -> Q:
+    """`field` holds `batch` in either width: an agent's input method in full-width mode stores ２１Ｅ００５ on the
+    ticket (and the case it opens), which the half-width 21E005 of the trace did not find."""
+
+    def wide(text: str) -> str:
+        return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+    # (a database folds the case of ASCII letters only: the full-width ones are looked for in both cases)
+    match = Q(**{f"{field}__iexact": batch})
+    for text in {wide(batch.upper()), wide(batch.lower())}:
+        match |= Q(**{field: text})
+    return match
 
 
 def register_batch_source(fn) -> None:

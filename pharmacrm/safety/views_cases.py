@@ -9,6 +9,7 @@ medical details; the member of staff whose ticket or interaction raised the case
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -207,7 +208,8 @@ def case_list(request):
     now = timezone.now()
     qs = access.cases_for(user).annotate(next_due=next_due_subquery())
     if data.get("q"):
-        qs = qs.filter(number__icontains=data["q"].strip())
+        # a number typed with the input method in full-width mode (ＡＥ－２０２６－０００１９) or pasted with spaces
+        qs = qs.filter(number__icontains="".join(unicodedata.normalize("NFKC", data["q"]).split()))
     for field in ("kind", "status"):
         if data.get(field):
             qs = qs.filter(**{field: data[field]})
@@ -267,12 +269,19 @@ def _case_sent_again(request, pk):
 
 
 def _open_from(request, source, back: str):
+    # sent again (a double click, Back and send): the case the first one opened, not a second case of the same report
+    done = _created_with(request.user, request.POST.get("form_token", ""))
+    if done:
+        return _case_sent_again(request, done)
     form = FromSourceForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Choose the kind of case."))
         return redirect(back)
     try:
-        case = services.open_case_from(request.user, source, kind=form.cleaned_data["kind"])
+        case = _create_once(request.user, form.cleaned_data.get("form_token"),
+                            lambda: services.open_case_from(request.user, source, kind=form.cleaned_data["kind"]))  # fmt: skip
+    except AlreadyCreated as e:
+        return _case_sent_again(request, e.pk)
     except ValidationError as e:
         for message in e.messages:
             messages.error(request, message)
@@ -660,16 +669,27 @@ def case_quality(request, pk: int):
 @require_POST
 def capa_add(request, pk: int):
     case = _handling(request, pk)
+    # sent again (a double click, Back and send): the action the first one added, not a second one told twice
+    if _created_with(request.user, request.POST.get("form_token", "")):
+        return _capa_sent_again(request, case)
     form = CapaForm(request.POST)
     if form.is_valid():
         try:
-            services.add_capa(request.user, case, form.cleaned_data)
+            _create_once(request.user, form.cleaned_data.get("form_token"),
+                         lambda: services.add_capa(request.user, case, form.cleaned_data))  # fmt: skip
+        except AlreadyCreated:
+            return _capa_sent_again(request, case)
         except ValidationError as e:
             form.add_service_errors(e)
         else:
             messages.success(request, _("The CAPA action was added."))
             return redirect(reverse("safety:case", args=[case.pk]) + "#capa")
     return _detail_page(request, case, 400, capa_form=form)
+
+
+def _capa_sent_again(request, case: SafetyCase):
+    messages.info(request, _("This form was already sent: the CAPA action was added then, and not a second time."))
+    return redirect(reverse("safety:case", args=[case.pk]) + "#capa")
 
 
 @login_required

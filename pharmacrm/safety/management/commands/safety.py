@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import audit
@@ -68,8 +69,10 @@ class Command(BaseCommand):
                 self.stderr.write(f"{p.case} {p.element} {p.field}: {p.message}")
             raise CommandError(_("Export refused: fill in what is listed above.")) from None
         _write_private(Path(out), result.xml)
-        audit.record(AuditEntry.Action.EXPORT, cases[numbers[0]], actor_name=cli_actor(), format="E2B(R3)",
-                     purpose=purpose, cases=list(numbers), message_id=result.message_id)  # fmt: skip
+        with transaction.atomic():
+            services.keep_report_ids(services.SystemActor(cli_actor()), [cases[n] for n in numbers])
+            audit.record(AuditEntry.Action.EXPORT, cases[numbers[0]], actor_name=cli_actor(), format="E2B(R3)",
+                         purpose=purpose, cases=list(numbers), message_id=result.message_id)  # fmt: skip
         self.stdout.write(_("%(count)d case(s) written to %(file)s (batch %(id)s).")
                           % {"count": len(numbers), "file": out, "id": result.message_id})  # fmt: skip
 
@@ -107,8 +110,18 @@ class Command(BaseCommand):
 
 def _write_private(path: Path, data: bytes) -> None:
     """The batch holds patients' initials, ages and narratives: readable by its owner only (0600), as the
-    backups are, whatever the operator's umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
-        fh.write(data)
+    backups are, whatever the operator's umask. Written beside the target and renamed over it once complete: an
+    export killed midway (the operator's Ctrl-C, a worker stopped) leaves the file that was there, or none —
+    never a truncated batch a gateway would pick up and send."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
