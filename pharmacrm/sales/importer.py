@@ -582,7 +582,11 @@ class Fast:
         if cc:
             if len(cc) != 18 or not (cc.isascii() and cc.isalnum()) or not cc.isupper() and not cc.isdigit():
                 return None
-        elif not ext or ext != ext.strip():
+        elif not ext:
+            return None
+        if ext != ext.strip():
+            # padded ('C001  ', an ERP's fixed-width column) or kept text by our export's tab ('\t00123'): the careful
+            # path reads it as the customer record keeps it, beside a credit code too
             return None
         if not pc or len(pc) > 40 or pc != pc.strip() or "," in pc or "\n" in pc:
             return None

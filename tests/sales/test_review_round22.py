@@ -1,0 +1,63 @@
+"""Review round 22 (sales): what key-account managers, reps and analysts met in order files, credit and pages."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from django.utils import timezone, translation
+
+from pharmacrm.customers import importer
+from pharmacrm.customers.models import ImportJob
+from pharmacrm.sales.models import OrderLine
+
+from .conftest import line
+
+
+def days_ago(n: int) -> dt.date:
+    return timezone.localdate() - dt.timedelta(days=n)
+
+
+def errors_en(job: ImportJob) -> list[tuple[int, str, str]]:
+    with translation.override("en"):
+        return [(e["row"], e["column"], importer.error_text(e)) for e in job.errors]
+
+
+# --- a customer named by both codes, its external id padded or kept text ------------------------------------
+
+
+def test_an_exported_customer_with_both_codes_and_an_external_id_with_a_leading_zero_reads_back_unchanged(
+    client_for, run_import, admin_user, tmp_path, xiehe
+):
+    """The export keeps an external id such as 00123 text with a leading tab (Excel would drop its 0s). Read back
+    with the credit code beside it, the tab stayed on the id, so the row's two codes 'did not belong to the same
+    customer': every line of such a customer was refused when the export was imported again."""
+    xiehe.external_id = "00123"
+    xiehe.save(update_fields=["external_id"])
+    run_import([line("SO-Z", 1, days_ago(20).isoformat(), xiehe, "P1", 2, "10")])
+    body = b"".join(client_for("manager").get("/sales/orders/export.csv").streaming_content).decode("utf-8-sig")
+    assert "\t00123" in body
+    path = tmp_path / "again.csv"
+    path.write_text(body, encoding="utf-8")
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="all")
+
+    assert errors_en(job) == []
+    assert (job.unchanged_count, job.updated_count, job.created_count) == (1, 0, 0)
+
+
+def test_an_external_id_padded_with_spaces_beside_the_credit_code_finds_its_customer(run_import, xiehe):
+    """An ERP's fixed-width customer code (SQL Server's CHAR column, as U8 exports it: 'C001  ') given with the
+    credit code was refused as naming another customer; alone it was read as C001."""
+    xiehe.external_id = "C001"
+    xiehe.save(update_fields=["external_id"])
+    day = days_ago(5).isoformat()
+
+    job = run_import([
+        line("SO-P", 1, day, xiehe, "P1", 1, "10", external_id="C001  "),
+        line("SO-P", 2, day, "", "P1", 1, "10", external_id="C001  "),
+    ])  # fmt: skip
+
+    assert errors_en(job) == []
+    assert list(OrderLine.objects.values_list("institution_id", flat=True)) == [xiehe.pk, xiehe.pk]
