@@ -240,6 +240,10 @@ def _fen(value: Decimal) -> int:
 
 
 _CJK_DATE_SPACES = re.compile(r"\s*([年月日])\s*")
+# Excel's long date in Chinese (长日期: 2026年3月5日星期四, as a CSV saved from such a cell holds it) and a date with a
+# day of the week (2026/3/5 周四, (星期四)): the weekday says nothing the date does not
+_WEEKDAY = re.compile(r"\s*[(（]?(?:星期|礼拜|周)[一二三四五六日天][)）]?$")
+_CJK_DATE_TIME = re.compile(r"(\d{4}年\d{1,2}月\d{1,2}日)\d{1,2}:\d{2}(?::\d{2})?")  # 2026年3月5日 10:30
 _SERIAL_WITH_TIME = re.compile(r"\d{5}\.\d+")
 _ONE_DIGIT = re.compile(r"(?<=[-T ])(\d)(?=\D)")
 _DATE_TIME = re.compile(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}[ T]\d{1,2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2})?")
@@ -248,7 +252,9 @@ _DATE_TIME = re.compile(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}[ T]\d{1,2}:\d{2}:\d{2}(?:\
 def _date(value: str) -> dt.date:
     # full-width digits (２０２６年３月５日, ２０２６-０３-０５, typed in a Chinese input method's full-width mode) are the
     # ordinary ones, and 2026 年 3 月 5 日 (spaced, as WPS and Word lay it out) is 2026年3月5日
-    value = _CJK_DATE_SPACES.sub(r"\1", value.translate(_FULL_WIDTH)).strip()
+    value = _CJK_DATE_SPACES.sub(r"\1", _WEEKDAY.sub("", value.translate(_FULL_WIDTH).strip())).strip()
+    if with_time := _CJK_DATE_TIME.fullmatch(value):
+        value = with_time.group(1)
     if _SERIAL_WITH_TIME.fullmatch(value):  # an Excel date and time as a number (46086.375 is 2026-03-05 09:00)
         value = value.partition(".")[0]
     elif _DATE_TIME.fullmatch(value):

@@ -61,3 +61,27 @@ def test_an_external_id_padded_with_spaces_beside_the_credit_code_finds_its_cust
 
     assert errors_en(job) == []
     assert list(OrderLine.objects.values_list("institution_id", flat=True)) == [xiehe.pk, xiehe.pk]
+
+
+# --- dates as Excel's Chinese long date writes them -------------------------------------------------------
+
+
+def test_an_order_date_in_excels_chinese_long_date_format_or_with_a_time_is_read(run_import, xiehe):
+    """A CSV saved from a date column formatted as Excel's 长日期 holds 2026年3月5日星期四, and one with a time
+    2026年3月5日 10:30: both were 'not a date', so every row of such a file was refused."""
+    d = days_ago(10)
+    weekday = "一二三四五六日"[d.weekday()]
+    cn = f"{d.year}年{d.month}月{d.day}日"
+    job = run_import([
+        line("SO-L", 1, f"{cn}星期{weekday}", xiehe, "P1", 1, "10"),
+        line("SO-L", 2, f"{cn} 星期{weekday}", xiehe, "P1", 1, "10"),
+        line("SO-L", 3, f"{cn} 10:30", xiehe, "P1", 1, "10"),
+        line("SO-L", 4, f"{d.year}/{d.month}/{d.day} 周{weekday}", xiehe, "P1", 1, "10", paid_date=f"{cn}（星期{weekday}）"),
+        line("SO-L", 5, f"{cn}星期八", xiehe, "P1", 1, "10"),
+    ])  # fmt: skip
+
+    assert errors_en(job) == [(6, "订单日期", f"“{cn}星期八” is not a date. Write dates like 1975-03-15.")]
+    got = dict(OrderLine.objects.values_list("line_number", "order_date"))
+    assert got == {1: d, 2: d, 3: d, 4: d}
+    assert OrderLine.objects.get(line_number=4).paid_date == d
+
