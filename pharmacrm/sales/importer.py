@@ -198,9 +198,9 @@ def _product_code(value: str) -> str:
 
 
 # what a money cell carries besides its number, as Chinese ERPs and Excel's currency and accounting formats write
-# it (a CSV saved by Excel holds the cell as shown): ￥1,234.50, RMB 1,234.50, 1,234.50元, (1,234.50) for a
+# it (a CSV saved by Excel holds the cell as shown): ￥1,234.50, RMB 1,234.50, 人民币1,234.50, 1,234.50元, (1,234.50) for a
 # negative amount, a lone - for zero
-_MONEY_MARKS = re.compile(r"[\s¥￥]|^(?:rmb|cny)|元$", re.IGNORECASE)
+_MONEY_MARKS = re.compile(r"[\s¥￥]|^(?:rmb|cny|人民币)|元$", re.IGNORECASE)
 # the full-width forms of ASCII (Ｕ+FF01–FF5E: １２３，．－（）) and the ideographic space, as ASCII
 _FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _IN_BRACKETS = re.compile(r"[(（](.*)[)）]")

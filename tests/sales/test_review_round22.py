@@ -85,3 +85,19 @@ def test_an_order_date_in_excels_chinese_long_date_format_or_with_a_time_is_read
     assert got == {1: d, 2: d, 3: d, 4: d}
     assert OrderLine.objects.get(line_number=4).paid_date == d
 
+
+# --- money written with 人民币 -----------------------------------------------------------------------------
+
+
+def test_an_amount_written_with_renminbi_is_read(run_import, xiehe):
+    """人民币1,250.00 (how some ERPs and hand-made lists write the currency) was refused, and with a misleading
+    reason: that a comma only separates thousands."""
+    day = days_ago(5).isoformat()
+    job = run_import([
+        line("SO-R", 1, day, xiehe, "P1", 100, "12.50", amount="人民币1,250.00"),
+        line("SO-R", 2, day, xiehe, "P1", 10, "人民币 12.50", paid_date=day, paid_amount="人民币125元"),
+    ])  # fmt: skip
+
+    assert errors_en(job) == []
+    assert dict(OrderLine.objects.values_list("line_number", "amount_fen")) == {1: 125_000, 2: 12_500}
+    assert OrderLine.objects.get(line_number=2).paid_fen == 12_500
