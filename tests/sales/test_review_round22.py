@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 from django.utils import timezone, translation
 
@@ -101,3 +99,33 @@ def test_an_amount_written_with_renminbi_is_read(run_import, xiehe):
     assert errors_en(job) == []
     assert dict(OrderLine.objects.values_list("line_number", "amount_fen")) == {1: 125_000, 2: 12_500}
     assert OrderLine.objects.get(line_number=2).paid_fen == 12_500
+
+
+# --- a department's order lines --------------------------------------------------------------------------
+
+
+def test_the_order_lines_of_a_department_are_listed_from_its_customer_page(run_import, xiehe, client_for):
+    """A department with its own ERP customer code (心内科 buying for itself) shows its lines on its Customer 360
+    page, whose link 'All order lines of this customer' opened the list with 'Select a valid choice' under the
+    customer and no line: the list's customer filter knew no department."""
+    from pharmacrm.customers.models import Institution
+
+    dept = Institution.objects.get(parent=xiehe)
+    dept.external_id = "D-001"
+    dept.save(update_fields=["external_id"])
+    run_import([
+        line("SO-D", 1, days_ago(10).isoformat(), "", "P1", 1, "10", external_id="D-001"),
+        line("SO-H", 1, days_ago(10).isoformat(), xiehe, "P1", 1, "10"),
+    ])  # fmt: skip
+    client = client_for("kam")
+    block = client.get(f"/sales/customers/{dept.pk}/purchases/").content.decode()
+    assert f"/sales/orders/?customer={dept.pk}" in block
+
+    page = client.get(f"/sales/orders/?customer={dept.pk}")
+
+    assert page.status_code == 200 and not page.context["invalid"]
+    assert [r.order_number for r in page.context["rows"]] == ["SO-D"]
+    assert "北京协和医院 › 心内科" in page.content.decode()
+    # the picker still offers hospitals, not every department, when none is chosen
+    choices = [label for _v, label in client.get("/sales/orders/").context["form"].fields["customer"].widget.choices]
+    assert "北京协和医院" in choices and not any("心内科" in str(label) for label in choices)
