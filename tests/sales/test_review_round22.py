@@ -129,3 +129,27 @@ def test_the_order_lines_of_a_department_are_listed_from_its_customer_page(run_i
     # the picker still offers hospitals, not every department, when none is chosen
     choices = [label for _v, label in client.get("/sales/orders/").context["form"].fields["customer"].widget.choices]
     assert "北京协和医院" in choices and not any("心内科" in str(label) for label in choices)
+
+
+# --- the batch trace of a recall ---------------------------------------------------------------------------
+
+
+def test_the_batch_trace_lists_every_customer_who_bought_the_batch_however_many_lines_came_before(
+    run_import, xiehe, huashan
+):
+    """A recall traces a batch to every customer who received it. The orders' part read the batch's first 5,000
+    order lines only: a customer who bought the batch after a big distributor's 5,000 lines was left out of the
+    trace, silently. Each customer is listed now, with its orders (the first 20)."""
+    from pharmacrm.safety import services as safety
+
+    early, late = days_ago(60).isoformat(), days_ago(5).isoformat()
+    big = [line(f"SO-{n // 1000}", n % 1000 + 1, early, xiehe, "P1", 1, "10", batch_number="25A001")
+           for n in range(5001)]  # fmt: skip
+    job = run_import([*big, line("SO-HS", 1, late, huashan, "P1", 1, "10", batch_number="25a001")])
+    assert job.created_count == 5002
+
+    trace = safety.batch_trace("25A001")
+
+    assert [row["institution"] for row in trace] == [xiehe, huashan]
+    assert trace[0]["sources"] == ["SO-0", "SO-1", "SO-2", "SO-3", "SO-4", "SO-5"]
+    assert trace[1]["sources"] == ["SO-HS"] and trace[1]["first"].date() == days_ago(5)
