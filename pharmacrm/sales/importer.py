@@ -342,7 +342,7 @@ class Parser:
         self._one(item, "invoice_number", lambda: _text(get("invoice_number", ""), 40))
         self._one(item, "quantity", lambda: self._quantity(get("quantity", "")))
         self._one(item, "unit_price", lambda: self._price(get("unit_price", "")))
-        self._one(item, "amount", lambda: self._amount(v, get("amount", "")))
+        self._one(item, "amount", lambda: self._amount(v, get("amount", ""), get("unit_price", "")))
         self._one(item, "payment_due", lambda: self._optional_date(get("payment_due", "")))
         self._one(item, "paid_date", lambda: self._paid_date(get("paid_date", "")))
         self._one(item, "paid_amount", lambda: self._paid(v, get("paid_amount", "")))
@@ -417,11 +417,14 @@ class Parser:
         return price
 
     @staticmethod
-    def _amount(v: dict, value: str) -> int:
+    def _amount(v: dict, value: str, price_text: str = "") -> int:
         if value.strip():
             return _fen(_decimal(value))
         if "quantity" in v and "unit_price" in v:
-            return _fen(v["quantity"] * v["unit_price"])
+            # quantity × the unit price as the file gives it: an ERP's price with six places (88.495575, a price
+            # before tax) is stored rounded to four, but the line costs what the ERP charged (10,000 × 88.495575 =
+            # 884,955.75, not 884,956.00 — the payment of the ERP's amount would leave 0.25 open for ever)
+            return _fen(v["quantity"] * _decimal(price_text))
         return 0  # the quantity or price error is reported already
 
     @staticmethod

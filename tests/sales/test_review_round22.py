@@ -153,3 +153,26 @@ def test_the_batch_trace_lists_every_customer_who_bought_the_batch_however_many_
     assert [row["institution"] for row in trace] == [xiehe, huashan]
     assert trace[0]["sources"] == ["SO-0", "SO-1", "SO-2", "SO-3", "SO-4", "SO-5"]
     assert trace[1]["sources"] == ["SO-HS"] and trace[1]["first"].date() == days_ago(5)
+
+
+# --- a unit price with more than four places and no amount ------------------------------------------------
+
+
+def test_a_line_without_an_amount_costs_quantity_times_the_unit_price_the_erp_gave(run_import, xiehe):
+    """A price before tax as the ERP keeps it (88.495575, six places) is stored rounded to four, and the amount of a
+    line without one was computed from the rounded price: 10,000 × 88.4956 = 884,956.00 where the ERP charged
+    884,955.75. The customer's payment of 884,955.75 left 0.25 open for ever — an open item that fell overdue and
+    spoiled the credit status — and a payment of 884,955.76 … was refused as more than the amount."""
+    day = days_ago(20).isoformat()
+    job = run_import([
+        line("SO-6", 1, day, xiehe, "P1", 10_000, "88.495575", paid_date=day, paid_amount="884955.75"),
+        line("SO-6", 2, day, xiehe, "P1", 1000, "1.23444", paid_date=day, paid_amount="1234.44"),
+    ])  # fmt: skip
+
+    assert errors_en(job) == []
+    got = {n: (str(p), a, o) for n, p, a, o in
+           OrderLine.objects.values_list("line_number", "unit_price", "amount_fen", "outstanding_fen")}  # fmt: skip
+    assert got == {1: ("88.4956", 88_495_575, 0), 2: ("1.2344", 123_444, 0)}
+    assert run_import([
+        line("SO-6", 1, day, xiehe, "P1", 10_000, "88.495575", paid_date=day, paid_amount="884955.75"),
+    ]).unchanged_count == 1  # fmt: skip
