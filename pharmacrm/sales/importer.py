@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import json
 import logging
 import queue
@@ -190,6 +191,15 @@ def _text(value: str, max_length: int, required: bool = False) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _approval(value: str) -> str:
+    """An approval number as the catalogue keeps it: 国药准字 h2005 9876, typed with spaces, in lower case or in full
+    width (国药准字Ｈ２００５９８７６), is 国药准字H20059876 — as typed, it linked no catalogue product."""
+    from pharmacrm.servicedesk.knowledge import normalise_approval_number
+
+    return normalise_approval_number(normalise.csv_unescape(value.strip())).upper()
+
+
 def _product_code(value: str) -> str:
     code = _text(value, 40, True)
     if "," in code or "\n" in code or "\r" in code:
@@ -337,7 +347,7 @@ class Parser:
             item.errors.append(("credit_code", "customer_missing", {}))
         self._one(item, "product_code", lambda: _product_code(get("product_code", "")))
         self._one(item, "product_name", lambda: _text(get("product_name", ""), 100))
-        self._one(item, "approval_number", lambda: _text(get("approval_number", ""), 16))
+        self._one(item, "approval_number", lambda: _text(_approval(get("approval_number", "")), 16))
         self._one(item, "batch_number", lambda: _text(get("batch_number", ""), 40))
         self._one(item, "invoice_number", lambda: _text(get("invoice_number", ""), 40))
         self._one(item, "quantity", lambda: self._quantity(get("quantity", "")))
@@ -647,7 +657,7 @@ class Fast:
             if paid_amt and paid_amt.strip("0.") != "":
                 return None  # a paid amount without its date: the slow path says so
             paid, paid_fen = None, 0
-        return (on, line, od, month, cc, ext, pc, pn, ap.upper(), bn, quantity, unit_price, amount, inv, due, paid,
+        return (on, line, od, month, cc, ext, pc, pn, _approval(ap) if ap else "", bn, quantity, unit_price, amount, inv, due, paid,
                 paid_fen)  # fmt: skip
 
 
@@ -676,7 +686,7 @@ def _pre_from_parsed(it: Parsed) -> tuple:
     v = it.values
     return (
         v["order_number"], v["line_number"], v["order_date"].isoformat(), v["order_date"].replace(day=1).isoformat(),
-        v["credit_code"], v["external_id"], v["product_code"], v["product_name"], (v["approval_number"] or "").upper(),
+        v["credit_code"], v["external_id"], v["product_code"], v["product_name"], v["approval_number"] or "",
         v["batch_number"], str(v["quantity"]), str(v["unit_price"]), v["amount"], v["invoice_number"],
         v["payment_due"].isoformat() if v["payment_due"] else None,
         v["paid_date"].isoformat() if v["paid_date"] else None, v["paid_amount"],

@@ -176,3 +176,30 @@ def test_a_line_without_an_amount_costs_quantity_times_the_unit_price_the_erp_ga
     assert run_import([
         line("SO-6", 1, day, xiehe, "P1", 10_000, "88.495575", paid_date=day, paid_amount="884955.75"),
     ]).unchanged_count == 1  # fmt: skip
+
+
+# --- an approval number typed with spaces or in full width -----------------------------------------------------
+
+
+def test_an_approval_number_typed_with_spaces_or_in_full_width_links_the_product_code(run_import, xiehe, huashan):
+    """国药准字 H2024 9871 (spaced as the packaging prints it), in lower case or typed in full width linked no catalogue
+    product: the import said the codes were not in the catalogue though the file gave their approval numbers, and
+    the safety batch trace narrowed to the product left out the customers who bought it under those codes."""
+    from pharmacrm.safety import services as safety
+    from pharmacrm.sales.models import ProductCode
+    from pharmacrm.servicedesk.models import Product
+
+    product = Product.objects.create(
+        brand_name="安心宁", generic_name="盐酸氨氯地平片", approval_number="国药准字H20249871"
+    )
+    day = days_ago(10).isoformat()
+    job = run_import([
+        line("SO-A", 1, day, xiehe, "YP1001", 1, "10", batch_number="B1", approval_number="国药准字 H2024 9871"),
+        line("SO-B", 1, day, huashan, "YP1002", 1, "10", batch_number="B1", approval_number="国药准字ｈ２０２４９８７１"),
+    ])  # fmt: skip
+
+    assert errors_en(job) == []
+    with translation.override("en"):
+        assert not [m for m in importer.job_messages(job) if "not in the product catalogue" in m]
+    assert dict(ProductCode.objects.values_list("code", "product")) == {"YP1001": product.pk, "YP1002": product.pk}
+    assert [row["institution"] for row in safety.batch_trace("B1", product)] == [xiehe, huashan]
