@@ -30,6 +30,7 @@ import queue
 import re
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -200,8 +201,15 @@ def _approval(value: str) -> str:
     return normalise_approval_number(normalise.csv_unescape(value.strip())).upper()
 
 
+def _code(value: str, max_length: int, required: bool = False) -> str:
+    """A product or batch code as the ERP writes it: typed in full width (ＹＰ１００１, ２５Ａ００１, an input method's
+    full-width mode) it is the ordinary characters — as typed, the batch trace and the list's filters, which look a
+    code up as the ordinary characters, never found the line."""
+    return _text(unicodedata.normalize("NFKC", value), max_length, required)
+
+
 def _product_code(value: str) -> str:
-    code = _text(value, 40, True)
+    code = _code(value, 40, True)
     if "," in code or "\n" in code or "\r" in code:
         raise FieldError("product_code_chars")
     return code
@@ -348,7 +356,7 @@ class Parser:
         self._one(item, "product_code", lambda: _product_code(get("product_code", "")))
         self._one(item, "product_name", lambda: _text(get("product_name", ""), 100))
         self._one(item, "approval_number", lambda: _text(_approval(get("approval_number", "")), 16))
-        self._one(item, "batch_number", lambda: _text(get("batch_number", ""), 40))
+        self._one(item, "batch_number", lambda: _code(get("batch_number", ""), 40))
         self._one(item, "invoice_number", lambda: _text(get("invoice_number", ""), 40))
         self._one(item, "quantity", lambda: self._quantity(get("quantity", "")))
         self._one(item, "unit_price", lambda: self._price(get("unit_price", "")))
@@ -609,6 +617,8 @@ class Fast:
             return None
         if not pc or len(pc) > 40 or pc != pc.strip() or "," in pc or "\n" in pc:
             return None
+        if not (pc.isascii() and bn.isascii()):
+            return None  # perhaps typed in full width (ＹＰ１００１): the careful path reads the ordinary characters
         if len(pn) > 100 or len(ap) > 16 or len(bn) > 40 or len(inv) > 40:
             return None
         if pn != pn.strip() or ap != ap.strip() or bn != bn.strip() or inv != inv.strip():

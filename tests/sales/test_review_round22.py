@@ -203,3 +203,25 @@ def test_an_approval_number_typed_with_spaces_or_in_full_width_links_the_product
         assert not [m for m in importer.job_messages(job) if "not in the product catalogue" in m]
     assert dict(ProductCode.objects.values_list("code", "product")) == {"YP1001": product.pk, "YP1002": product.pk}
     assert [row["institution"] for row in safety.batch_trace("B1", product)] == [xiehe, huashan]
+
+
+# --- codes typed in full width -------------------------------------------------------------------------------
+
+
+def test_a_batch_and_product_code_typed_in_full_width_are_stored_as_the_ordinary_characters(
+    run_import, xiehe, client_for
+):
+    """A distributor's hand-made file typed in an input method's full-width mode (批号 ２５Ａ００１, 产品编码 ＹＰ１００１)
+    stored the codes so: the safety batch trace of 25A001 — a recall — did not find the customer, and the order list's
+    product filter YP1001 found no line."""
+    from pharmacrm.safety import services as safety
+
+    job = run_import([
+        line("SO-F", 1, days_ago(10).isoformat(), xiehe, "ＹＰ１００１", 1, "10", batch_number="２５Ａ００１"),
+    ])  # fmt: skip
+
+    assert errors_en(job) == []
+    assert list(OrderLine.objects.values_list("product_code", "batch_number")) == [("YP1001", "25A001")]
+    assert [row["institution"] for row in safety.batch_trace("25A001")] == [xiehe]
+    page = client_for("manager").get("/sales/orders/?product=YP1001")
+    assert [r.order_number for r in page.context["rows"]] == ["SO-F"]
