@@ -233,6 +233,8 @@ def _decimal(value: str) -> Decimal:
     text = value.translate(_FULL_WIDTH).strip().replace("\u2212", "-")
     text = _MONEY_MARKS.sub("", text)
     text = _MONEY_MARKS.sub("", text)  # RMB￥1,234.50: the mark after the prefix
+    if len(text) > 1 and text[-1] == "-" and text[0] not in "-+(":
+        text = "-" + text[:-1]  # SAP writes a negative number with its sign after it: 1,250.00- is -1,250.00
     if "," in text:
         if not _GROUPED.fullmatch(text):
             raise FieldError("comma_not_thousands", value=value[:30])

@@ -225,3 +225,21 @@ def test_a_batch_and_product_code_typed_in_full_width_are_stored_as_the_ordinary
     assert [row["institution"] for row in safety.batch_trace("25A001")] == [xiehe]
     page = client_for("manager").get("/sales/orders/?product=YP1001")
     assert [r.order_number for r in page.context["rows"]] == ["SO-F"]
+
+
+# --- a negative number as SAP writes it ------------------------------------------------------------------------
+
+
+def test_a_return_exported_from_sap_with_the_sign_after_the_number_is_read(run_import, xiehe):
+    """SAP (which many pharmaceutical companies in China run) exports a negative number with its sign after it: a
+    return's quantity 10-, amount 1,250.00- and refund 1,250.00- were each 'not a number', and every return of such
+    a file was refused."""
+    day = days_ago(5).isoformat()
+    job = run_import([
+        line("SO-S", 1, day, xiehe, "P1", "10-", "125.00", amount="1,250.00-", paid_date=day, paid_amount="1,250.00-"),
+        line("SO-S", 2, day, xiehe, "P1", "2", "125.00", amount="250.00", paid_amount="-"),
+    ])  # fmt: skip
+
+    assert errors_en(job) == []
+    got = {n: (str(q), a, p) for n, q, a, p in OrderLine.objects.values_list("line_number", "quantity", "amount_fen", "paid_fen")}
+    assert got == {1: ("-10.000", -125_000, -125_000), 2: ("2.000", 25_000, 0)}
