@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
+from pharmacrm.core.ids import is_id
 from pharmacrm.customers.choices import InstitutionType
 from pharmacrm.customers.forms import _limit_picker
 from pharmacrm.customers.models import Institution
@@ -36,10 +37,14 @@ class OrderLineFilterForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["customer"].queryset = access.institutions_for(
-            user, Institution.objects.exclude(kind=InstitutionType.DEPARTMENT)
-        )
-        _limit_picker(self.fields["customer"], [self.data.get("customer")])
+        # the picker offers hospitals, pharmacies …; a department chosen by its id (the order lines booked to it, as
+        # its Customer 360 page links them) is accepted too, offered as 医院 › 科室
+        chosen = str(self.data.get("customer") or "").strip()
+        offered = ~Q(kind=InstitutionType.DEPARTMENT)
+        if is_id(chosen):
+            offered |= Q(pk=int(chosen))
+        self.fields["customer"].queryset = access.institutions_for(user, Institution.objects.filter(offered))
+        _limit_picker(self.fields["customer"], [chosen])
 
     def clean(self):
         data = super().clean()

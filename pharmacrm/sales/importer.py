@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import json
 import logging
 import queue
 import re
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -190,17 +192,33 @@ def _text(value: str, max_length: int, required: bool = False) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _approval(value: str) -> str:
+    """An approval number as the catalogue keeps it: 国药准字 h2005 9876, typed with spaces, in lower case or in full
+    width (国药准字Ｈ２００５９８７６), is 国药准字H20059876 — as typed, it linked no catalogue product."""
+    from pharmacrm.servicedesk.knowledge import normalise_approval_number
+
+    return normalise_approval_number(normalise.csv_unescape(value.strip())).upper()
+
+
+def _code(value: str, max_length: int, required: bool = False) -> str:
+    """A product or batch code as the ERP writes it: typed in full width (ＹＰ１００１, ２５Ａ００１, an input method's
+    full-width mode) it is the ordinary characters — as typed, the batch trace and the list's filters, which look a
+    code up as the ordinary characters, never found the line."""
+    return _text(unicodedata.normalize("NFKC", value), max_length, required)
+
+
 def _product_code(value: str) -> str:
-    code = _text(value, 40, True)
+    code = _code(value, 40, True)
     if "," in code or "\n" in code or "\r" in code:
         raise FieldError("product_code_chars")
     return code
 
 
 # what a money cell carries besides its number, as Chinese ERPs and Excel's currency and accounting formats write
-# it (a CSV saved by Excel holds the cell as shown): ￥1,234.50, RMB 1,234.50, 1,234.50元, (1,234.50) for a
+# it (a CSV saved by Excel holds the cell as shown): ￥1,234.50, RMB 1,234.50, 人民币1,234.50, 1,234.50元, (1,234.50) for a
 # negative amount, a lone - for zero
-_MONEY_MARKS = re.compile(r"[\s¥￥]|^(?:rmb|cny)|元$", re.IGNORECASE)
+_MONEY_MARKS = re.compile(r"[\s¥￥]|^(?:rmb|cny|人民币)|元$", re.IGNORECASE)
 # the full-width forms of ASCII (Ｕ+FF01–FF5E: １２３，．－（）) and the ideographic space, as ASCII
 _FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _IN_BRACKETS = re.compile(r"[(（](.*)[)）]")
@@ -215,6 +233,8 @@ def _decimal(value: str) -> Decimal:
     text = value.translate(_FULL_WIDTH).strip().replace("\u2212", "-")
     text = _MONEY_MARKS.sub("", text)
     text = _MONEY_MARKS.sub("", text)  # RMB￥1,234.50: the mark after the prefix
+    if len(text) > 1 and text[-1] == "-" and text[0] not in "-+(":
+        text = "-" + text[:-1]  # SAP writes a negative number with its sign after it: 1,250.00- is -1,250.00
     if "," in text:
         if not _GROUPED.fullmatch(text):
             raise FieldError("comma_not_thousands", value=value[:30])
@@ -240,6 +260,10 @@ def _fen(value: Decimal) -> int:
 
 
 _CJK_DATE_SPACES = re.compile(r"\s*([年月日])\s*")
+# Excel's long date in Chinese (长日期: 2026年3月5日星期四, as a CSV saved from such a cell holds it) and a date with a
+# day of the week (2026/3/5 周四, (星期四)): the weekday says nothing the date does not
+_WEEKDAY = re.compile(r"\s*[(（]?(?:星期|礼拜|周)[一二三四五六日天][)）]?$")
+_CJK_DATE_TIME = re.compile(r"(\d{4}年\d{1,2}月\d{1,2}日)\d{1,2}:\d{2}(?::\d{2})?")  # 2026年3月5日 10:30
 _SERIAL_WITH_TIME = re.compile(r"\d{5}\.\d+")
 _ONE_DIGIT = re.compile(r"(?<=[-T ])(\d)(?=\D)")
 _DATE_TIME = re.compile(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}[ T]\d{1,2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2})?")
@@ -248,7 +272,9 @@ _DATE_TIME = re.compile(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}[ T]\d{1,2}:\d{2}:\d{2}(?:\
 def _date(value: str) -> dt.date:
     # full-width digits (２０２６年３月５日, ２０２６-０３-０５, typed in a Chinese input method's full-width mode) are the
     # ordinary ones, and 2026 年 3 月 5 日 (spaced, as WPS and Word lay it out) is 2026年3月5日
-    value = _CJK_DATE_SPACES.sub(r"\1", value.translate(_FULL_WIDTH)).strip()
+    value = _CJK_DATE_SPACES.sub(r"\1", _WEEKDAY.sub("", value.translate(_FULL_WIDTH).strip())).strip()
+    if with_time := _CJK_DATE_TIME.fullmatch(value):
+        value = with_time.group(1)
     if _SERIAL_WITH_TIME.fullmatch(value):  # an Excel date and time as a number (46086.375 is 2026-03-05 09:00)
         value = value.partition(".")[0]
     elif _DATE_TIME.fullmatch(value):
@@ -331,12 +357,12 @@ class Parser:
             item.errors.append(("credit_code", "customer_missing", {}))
         self._one(item, "product_code", lambda: _product_code(get("product_code", "")))
         self._one(item, "product_name", lambda: _text(get("product_name", ""), 100))
-        self._one(item, "approval_number", lambda: _text(get("approval_number", ""), 16))
-        self._one(item, "batch_number", lambda: _text(get("batch_number", ""), 40))
+        self._one(item, "approval_number", lambda: _text(_approval(get("approval_number", "")), 16))
+        self._one(item, "batch_number", lambda: _code(get("batch_number", ""), 40))
         self._one(item, "invoice_number", lambda: _text(get("invoice_number", ""), 40))
         self._one(item, "quantity", lambda: self._quantity(get("quantity", "")))
         self._one(item, "unit_price", lambda: self._price(get("unit_price", "")))
-        self._one(item, "amount", lambda: self._amount(v, get("amount", "")))
+        self._one(item, "amount", lambda: self._amount(v, get("amount", ""), get("unit_price", "")))
         self._one(item, "payment_due", lambda: self._optional_date(get("payment_due", "")))
         self._one(item, "paid_date", lambda: self._paid_date(get("paid_date", "")))
         self._one(item, "paid_amount", lambda: self._paid(v, get("paid_amount", "")))
@@ -411,11 +437,14 @@ class Parser:
         return price
 
     @staticmethod
-    def _amount(v: dict, value: str) -> int:
+    def _amount(v: dict, value: str, price_text: str = "") -> int:
         if value.strip():
             return _fen(_decimal(value))
         if "quantity" in v and "unit_price" in v:
-            return _fen(v["quantity"] * v["unit_price"])
+            # quantity × the unit price as the file gives it: an ERP's price with six places (88.495575, a price
+            # before tax) is stored rounded to four, but the line costs what the ERP charged (10,000 × 88.495575 =
+            # 884,955.75, not 884,956.00 — the payment of the ERP's amount would leave 0.25 open for ever)
+            return _fen(v["quantity"] * _decimal(price_text))
         return 0  # the quantity or price error is reported already
 
     @staticmethod
@@ -582,10 +611,16 @@ class Fast:
         if cc:
             if len(cc) != 18 or not (cc.isascii() and cc.isalnum()) or not cc.isupper() and not cc.isdigit():
                 return None
-        elif not ext or ext != ext.strip():
+        elif not ext:
+            return None
+        if ext != ext.strip():
+            # padded ('C001  ', an ERP's fixed-width column) or kept text by our export's tab ('\t00123'): the careful
+            # path reads it as the customer record keeps it, beside a credit code too
             return None
         if not pc or len(pc) > 40 or pc != pc.strip() or "," in pc or "\n" in pc:
             return None
+        if not (pc.isascii() and bn.isascii()):
+            return None  # perhaps typed in full width (ＹＰ１００１): the careful path reads the ordinary characters
         if len(pn) > 100 or len(ap) > 16 or len(bn) > 40 or len(inv) > 40:
             return None
         if pn != pn.strip() or ap != ap.strip() or bn != bn.strip() or inv != inv.strip():
@@ -634,7 +669,7 @@ class Fast:
             if paid_amt and paid_amt.strip("0.") != "":
                 return None  # a paid amount without its date: the slow path says so
             paid, paid_fen = None, 0
-        return (on, line, od, month, cc, ext, pc, pn, ap.upper(), bn, quantity, unit_price, amount, inv, due, paid,
+        return (on, line, od, month, cc, ext, pc, pn, _approval(ap) if ap else "", bn, quantity, unit_price, amount, inv, due, paid,
                 paid_fen)  # fmt: skip
 
 
@@ -663,7 +698,7 @@ def _pre_from_parsed(it: Parsed) -> tuple:
     v = it.values
     return (
         v["order_number"], v["line_number"], v["order_date"].isoformat(), v["order_date"].replace(day=1).isoformat(),
-        v["credit_code"], v["external_id"], v["product_code"], v["product_name"], (v["approval_number"] or "").upper(),
+        v["credit_code"], v["external_id"], v["product_code"], v["product_name"], v["approval_number"] or "",
         v["batch_number"], str(v["quantity"]), str(v["unit_price"]), v["amount"], v["invoice_number"],
         v["payment_due"].isoformat() if v["payment_due"] else None,
         v["paid_date"].isoformat() if v["paid_date"] else None, v["paid_amount"],

@@ -19,6 +19,7 @@ from pharmacrm.core.roles import Cap
 from . import rollups
 from .models import MonthlyRollup, OrderLine, yuan
 
+BATCH_ORDERS_PER_CUSTOMER = 20  # orders the batch trace names per customer (the customers are all listed)
 AGEING_BUCKETS = ((0, 0), (1, 30), (31, 60), (61, 90), (91, None))  # days past due; (0, 0) = not yet due
 
 
@@ -190,15 +191,33 @@ def batch_customers(batch: str, product=None):
     import unicodedata
 
     spellings = {v for b in (batch, unicodedata.normalize("NFKC", batch)) for v in (b, b.upper(), b.lower())}
-    qs = OrderLine.objects.filter(batch_number__in=sorted(spellings)).select_related("institution")
+    qs = OrderLine.objects.filter(batch_number__in=sorted(spellings))
     if product is not None:
         qs = qs.filter(
             Q(product_code__in=product.erp_codes.values("code")) | Q(product_name=product.brand_name)
         )
+    # every customer who received the batch, each with its first orders (a recall must reach them all): a cap on
+    # the lines read left out whoever bought it after the first 5,000 lines
+    from django.db.models import Min
+
+    from pharmacrm.customers.models import Institution
+
+    orders = (
+        qs.order_by().values("institution_id", "order_number").annotate(first=Min("order_date"))
+        .order_by("first", "order_number")
+    )  # fmt: skip
+    shown: dict[int, int] = {}
+    picked = []
+    for row in orders.iterator(chunk_size=5000):
+        count = shown.get(row["institution_id"], 0)
+        if count < BATCH_ORDERS_PER_CUSTOMER:
+            shown[row["institution_id"]] = count + 1
+            picked.append(row)
+    institutions = Institution.objects.in_bulk(list(shown))
     tz = timezone.get_current_timezone()
-    for line in qs.order_by("order_date", "id")[:5000]:
-        at = dt.datetime.combine(line.order_date, dt.time(), tzinfo=tz)
-        yield line.institution, None, line.order_number, at
+    for row in picked:
+        at = dt.datetime.combine(row["first"], dt.time(), tzinfo=tz)
+        yield institutions[row["institution_id"]], None, row["order_number"], at
 
 
 def key_account_institutions():
