@@ -1,0 +1,56 @@
+"""Session 22 (evaluation and key-account programme)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pharmacrm.keyaccounts import evaluation
+from pharmacrm.keyaccounts.choices import ModelKind
+from pharmacrm.servicedesk import revisit
+from pharmacrm.servicedesk.choices import ActionStatus
+from pharmacrm.servicedesk.models import ImprovementAction
+
+from .eval_fixtures import *  # noqa: F403  (fixtures)
+from .eval_fixtures import H1_2026
+from .programme_fixtures import *  # noqa: F403  (fixtures)
+
+pytestmark = pytest.mark.django_db
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+
+
+# --- 1. an improvement action reworded by its owner is still the period's ----------------------------------------
+
+
+def test_a_reworded_and_closed_improvement_action_is_not_opened_again_in_its_period(purchases, users):
+    """协和 is D in 2026H1 and gets its action. Its owner rewrote the title in their own words ('改善协和回款：每月对账')
+    and closed it: the next run of the period — after every order import — opened a second action for the same
+    customer and period, since the evaluation knew the period's action by the [2026H1] at the end of its title."""
+    xiehe = purchases["xiehe"]
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    [action] = ImprovementAction.objects.filter(institution=xiehe)
+    owner = action.owner
+
+    revisit.update_action(owner, action, {"title": "改善协和回款：每月对账"}, version=action.version)
+    action.refresh_from_db()
+    assert action.title == "改善协和回款：每月对账 [2026H1]"
+    revisit.transition_action(owner, action, ActionStatus.DONE, version=action.version, outcome="已每月对账")
+
+    later = evaluation.run(ModelKind.EVALUATION, as_of=H1_2026, ids=[xiehe.pk])  # after an import
+    assert later.actions == 0
+    assert ImprovementAction.objects.filter(institution=xiehe).count() == 1
+
+
+def test_an_action_not_from_an_evaluation_keeps_the_title_its_owner_gives(users, xiehe):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.servicedesk.services import SYSTEM
+
+    action = revisit._create_action(SYSTEM, {
+        "title": "Clarify the overdue invoice", "owner": users["manager"], "institution": xiehe,
+        "due_date": timezone.localdate() + dt.timedelta(days=7),
+    })  # fmt: skip
+    revisit.update_action(users["manager"], action, {"title": "Clarify the invoice"}, version=action.version)
+    action.refresh_from_db()
+    assert action.title == "Clarify the invoice"
