@@ -11,7 +11,7 @@ from pharmacrm.servicedesk.choices import ActionStatus
 from pharmacrm.servicedesk.models import ImprovementAction
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
-from .eval_fixtures import H1_2026
+from .eval_fixtures import H1_2026, H2_2025
 from .programme_fixtures import *  # noqa: F403  (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +54,33 @@ def test_an_action_not_from_an_evaluation_keeps_the_title_its_owner_gives(users,
     revisit.update_action(users["manager"], action, {"title": "Clarify the invoice"}, version=action.version)
     action.refresh_from_db()
     assert action.title == "Clarify the invoice"
+
+
+# --- 2. a customer merged between two periods moves from its duplicate's class ------------------------------------
+
+
+def test_the_master_record_of_a_merged_customer_moves_from_the_duplicates_class(purchases, users, admin_user,
+                                                                                 beijing, client_for):
+    """协和's history (class C in 2025H2) lay on its old ERP record; the master-data team merged it into the new
+    master record in 2026H1. The survivor's first score of 2026H1 showed it as new to evaluation — the results page
+    counted a customer evaluated for years among the new ones."""
+    from pharmacrm.customers import services as customers
+    from pharmacrm.keyaccounts.models import Score
+
+    xiehe = purchases["xiehe"]
+    evaluation.run(ModelKind.EVALUATION, as_of=H2_2025)
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    before = Score.objects.get(institution=xiehe, period="2025H2")
+    master = customers.create_institution(admin_user, {"name": "北京协和医院（主数据）", "kind": "hospital", "grade": "3A",
+                                                       "region": beijing})  # fmt: skip
+
+    customers.merge(admin_user, master, xiehe)
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026, ids=[master.pk])  # the update after the merge
+
+    score = Score.objects.get(institution=master, period="2026H1")
+    assert (score.previous_klass, score.previous_score) == (before.klass, before.score)
+    # and so when the period is scored for everyone at its first run
+    Score.objects.filter(period="2026H1").delete()
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    score = Score.objects.get(institution=master, period="2026H1")
+    assert (score.previous_klass, score.previous_score) == (before.klass, before.score)
