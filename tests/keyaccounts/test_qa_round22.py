@@ -84,3 +84,34 @@ def test_the_master_record_of_a_merged_customer_moves_from_the_duplicates_class(
     evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
     score = Score.objects.get(institution=master, period="2026H1")
     assert (score.previous_klass, score.previous_score) == (before.klass, before.score)
+
+
+# --- 3. a de-listed account is no one's work any more ---------------------------------------------------------------
+
+
+def test_a_delisted_accounts_open_meeting_actions_leave_the_members_work_page(users, xiehe, staffed, make_proposal,
+                                                                                manager2, client_for):
+    """After 协和 was de-listed its open meeting action stayed on the product expert's 'My key-account work' — late
+    for ever, since a closed file's actions can no longer be ticked off — and the page still listed 协和 among the
+    accounts the expert serves, with the key-account badge."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.keyaccounts import services
+
+    from .test_lifecycle_fixes import delist
+
+    account = staffed(xiehe)
+    services.record_meeting(users["kam"], account, {
+        "held_at": timezone.now() - dt.timedelta(hours=1), "title": "季度沟通会", "minutes": "回顾供货"},
+        [{"title": "补发检测报告", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}])  # fmt: skip
+    page = client_for("expert").get("/keyaccounts/my/", **EN).content.decode()
+    assert "补发检测报告" in page and account.number in page
+
+    delist(make_proposal, manager2, xiehe)
+
+    page = client_for("expert").get("/keyaccounts/my/", **EN).content.decode()
+    assert "补发检测报告" not in page and account.number not in page
+    assert "No open actions." in page
+
