@@ -115,3 +115,31 @@ def test_a_delisted_accounts_open_meeting_actions_leave_the_members_work_page(us
     assert "补发检测报告" not in page and account.number not in page
     assert "No open actions." in page
 
+
+# --- 4. an empty cell of the KOL file leaves the stored value --------------------------------------------------------
+
+
+def test_an_empty_cell_of_the_kol_file_leaves_what_is_stored(users, xiehe, huashan):
+    """Marketing filled the documented five-column template with this quarter's assessments only: each row's empty
+    KOL cells wiped the key opinion leaders entered before (count 0, no names, no notes) — and a row listing KOLs
+    only wiped marketing's assessment."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pharmacrm.keyaccounts import influence
+    from pharmacrm.keyaccounts.models import MarketInfluence
+
+    influence.save_influence(users["analyst"], xiehe, {"kol_count": 3, "kol_names": "王医生、李医生、张医生",
+                                                       "assessment": 88, "notes": "学会主委"})  # fmt: skip
+    influence.save_influence(users["analyst"], huashan, {"kol_count": 0, "assessment": 75})
+    csv_text = ("统一社会信用代码,客户外部编号,KOL人数,KOL姓名,市场影响力评分,备注\n"
+                f"{xiehe.credit_code},,,,92,\n"
+                f"{huashan.credit_code},,,赵医生、钱医生,,\n")  # fmt: skip
+    upload = SimpleUploadedFile("kol.csv", csv_text.encode("utf-8-sig"), content_type="text/csv")
+
+    assert influence.import_kols(users["analyst"], upload) == (2, [])
+
+    row = MarketInfluence.objects.get(institution=xiehe)
+    assert (row.kol_count, row.kol_names, row.assessment, row.notes) == (3, "王医生、李医生、张医生", 92, "学会主委")
+    row = MarketInfluence.objects.get(institution=huashan)
+    assert (row.kol_count, row.kol_names, row.assessment) == (2, "赵医生、钱医生", 75)
+
