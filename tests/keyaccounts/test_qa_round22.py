@@ -143,3 +143,21 @@ def test_an_empty_cell_of_the_kol_file_leaves_what_is_stored(users, xiehe, huash
     row = MarketInfluence.objects.get(institution=huashan)
     assert (row.kol_count, row.kol_names, row.assessment) == (2, "赵医生、钱医生", 75)
 
+
+# --- 5. the models page lists the weights in the measures' order -------------------------------------------------
+
+
+def test_the_models_page_lists_the_weights_in_the_measures_order(users, client_for):
+    """On PostgreSQL the model in force listed its weights as jsonb keeps them (by the length of the key): purchase
+    amount, credit status, purchase frequency, satisfaction — unlike its form, its history and every score."""
+    import re
+
+    page = client_for("analyst").get("/keyaccounts/models/", **EN).content.decode()
+    section = page[page.index('id="model-evaluation-title"'):page.index('id="model-candidate-title"')]
+    table = section[section.index("<tbody>"):section.index("</tbody>")]
+    labels = re.findall(r"<tr><td>([^<]+)</td>", table)
+    assert labels == ["Purchase amount", "Purchase frequency", "Satisfaction", "Credit status"]
+    section = page[page.index('id="model-candidate-title"'):]
+    table = section[section.index("<tbody>"):section.index("</tbody>")]
+    assert re.findall(r"<tr><td>([^<]+)</td>", table) == [
+        "Purchase amount", "Purchase frequency", "Length of cooperation", "Market influence", "Growth"]
