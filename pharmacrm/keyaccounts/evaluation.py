@@ -20,7 +20,7 @@ from functools import partial
 import orjson
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Sum
+from django.db.models import Case, Count, Exists, F, Max, Min, OuterRef, Q, Sum, When
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -277,14 +277,18 @@ def _add_surveys(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date
     qs = Survey.objects.filter(
         answered_at__gte=start, answered_at__lt=end, ticket__institution_id__isnull=False
     )
+    # a department buys and is served through its hospital: the revisits of its tickets (心内科's) are the
+    # hospital's satisfaction — left out, they counted for no customer at all
+    department = Q(ticket__institution__kind=InstitutionType.DEPARTMENT, ticket__institution__parent_id__isnull=False)
     if wanted is not None:
-        qs = qs.filter(ticket__institution_id__any_of=wanted)
-    rows = qs.values("ticket__institution_id").annotate(
+        qs = qs.filter(Q(ticket__institution_id__any_of=wanted) | (department & Q(ticket__institution__parent_id__any_of=wanted)))
+    customer = Case(When(department, then=F("ticket__institution__parent_id")), default=F("ticket__institution_id"))
+    rows = qs.order_by().annotate(customer=customer).values("customer").annotate(
         s=Sum("score"), n=Count("score"), promoters=Count("id", filter=Q(recommend__gte=9)),
         detractors=Count("id", filter=Q(recommend__lte=6)), answers=Count("recommend"),
     )  # fmt: skip
     for r in rows:
-        f = facts.get(r["ticket__institution_id"])
+        f = facts.get(r["customer"])
         if f is not None:
             f.csat_sum, f.csat_count = r["s"] or 0, r["n"] or 0
             f.nps_promoters, f.nps_detractors, f.nps_count = r["promoters"], r["detractors"], r["answers"]

@@ -161,3 +161,34 @@ def test_the_models_page_lists_the_weights_in_the_measures_order(users, client_f
     table = section[section.index("<tbody>"):section.index("</tbody>")]
     assert re.findall(r"<tr><td>([^<]+)</td>", table) == [
         "Purchase amount", "Purchase frequency", "Length of cooperation", "Market influence", "Growth"]
+
+
+# --- 6. a department's revisits are its hospital's satisfaction ---------------------------------------------------
+
+
+def test_the_revisits_of_a_departments_tickets_count_for_its_hospitals_satisfaction(purchases, users, admin_user):
+    """协和's 心内科 raised its tickets as the department, and rated them 5 out of 5. The customer evaluation read the
+    revisits of tickets raised as the hospital only: 协和's satisfaction stayed 'no survey answered: default 60' —
+    and, a department being scored never, the department's revisits counted for no customer at all."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.customers import services as customers
+    from pharmacrm.keyaccounts.models import Score
+    from pharmacrm.servicedesk.models import Survey
+
+    from .test_lifecycle_fixes import ticket_for
+
+    xiehe = purchases["xiehe"]
+    cardiology = customers.create_institution(admin_user, {"name": "心内科", "kind": "department", "parent": xiehe})
+    answered = timezone.make_aware(dt.datetime(2026, 5, 10, 10))
+    for score in (5, 4):
+        Survey.objects.create(ticket=ticket_for(users, cardiology), channel="phone", answered_at=answered, score=score)
+
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+
+    [satisfaction] = [c for c in Score.objects.get(institution=xiehe, period="2026H1").components
+                      if c["name"] == "satisfaction"]  # fmt: skip
+    assert not satisfaction["default"]
+    assert (satisfaction["value"], satisfaction["detail"]["surveys"]) == ("87.50", 2)  # CSAT 4.5 → 87.5
