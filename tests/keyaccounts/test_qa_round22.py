@@ -192,3 +192,28 @@ def test_the_revisits_of_a_departments_tickets_count_for_its_hospitals_satisfact
                       if c["name"] == "satisfaction"]  # fmt: skip
     assert not satisfaction["default"]
     assert (satisfaction["value"], satisfaction["detail"]["surveys"]) == ("87.50", 2)  # CSAT 4.5 → 87.5
+
+
+# --- 7. the evaluation API reads the period as the other lists do ----------------------------------------------------
+
+
+def test_the_evaluation_api_reads_a_lowercase_period_and_refuses_what_is_no_period(purchases, users, api_client):
+    """A BI script asking /api/v1/evaluations/?period=2026h1 got an empty list, as if nobody had been evaluated (the
+    incentives and the key-account evaluations read 2026h1 as 2026H1); ?period=H1-2026 answered the same."""
+    from django.utils import translation
+
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    evaluation.run(ModelKind.CANDIDATE, as_of=H1_2026)
+    api = api_client("analyst")
+
+    upper = api.get("/api/v1/evaluations/?period=2026H1").json()
+    lower = api.get("/api/v1/evaluations/?period=2026h1").json()
+    assert upper["count"] == 3 and lower == upper
+    assert api.get("/api/v1/keyaccounts/candidates/?period=2026-06").json()["count"] == 3
+
+    with translation.override("en"):
+        for url in ("/api/v1/evaluations/?period=H1-2026", "/api/v1/keyaccounts/candidates/?period=2026-13"):
+            answer = api.get(url, HTTP_ACCEPT_LANGUAGE="en")
+            assert answer.status_code == 400
+            assert answer.json()["period"] == [
+                "Write the period as 2026H2 (a half-year), 2026Q3 (a quarter) or 2026-11 (a month)."]
