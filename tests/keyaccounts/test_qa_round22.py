@@ -217,3 +217,20 @@ def test_the_evaluation_api_reads_a_lowercase_period_and_refuses_what_is_no_peri
             assert answer.status_code == 400
             assert answer.json()["period"] == [
                 "Write the period as 2026H2 (a half-year), 2026Q3 (a quarter) or 2026-11 (a month)."]
+
+
+# --- 8. a threshold the model does not have is refused --------------------------------------------------------------
+
+
+def test_a_threshold_the_model_does_not_have_is_refused(users, api_client):
+    """A client lowering class A's threshold sent {"thresholds": {"a": 85}}: the answer was 200 with a new version,
+    which kept A at 80 and carried a threshold "a" that nothing reads."""
+    api = api_client("analyst")
+    for url, sent in (("/api/v1/scoring-models/evaluation/", {"a": 85}),
+                      ("/api/v1/scoring-models/candidate/", {"A": 60})):  # fmt: skip
+        answer = api.put(url, {"thresholds": sent, "version": 1}, format="json")
+        assert answer.status_code == 400, answer.json()
+        assert answer.json()["thresholds"] == [f"Unknown thresholds: {next(iter(sent))}."]
+    assert api.get("/api/v1/scoring-models/evaluation/").json()["version"] == 1
+    answer = api.put("/api/v1/scoring-models/evaluation/", {"thresholds": {"A": 85}, "version": 1}, format="json")
+    assert answer.status_code == 200 and answer.json()["thresholds"] == {"A": 85, "B": 60, "C": 40}
