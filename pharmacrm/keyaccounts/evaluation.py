@@ -20,7 +20,7 @@ from functools import partial
 import orjson
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Sum
+from django.db.models import Case, Count, Exists, F, Max, Min, OuterRef, Q, Sum, When
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -277,14 +277,18 @@ def _add_surveys(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date
     qs = Survey.objects.filter(
         answered_at__gte=start, answered_at__lt=end, ticket__institution_id__isnull=False
     )
+    # a department buys and is served through its hospital: the revisits of its tickets (心内科's) are the
+    # hospital's satisfaction — left out, they counted for no customer at all
+    department = Q(ticket__institution__kind=InstitutionType.DEPARTMENT, ticket__institution__parent_id__isnull=False)
     if wanted is not None:
-        qs = qs.filter(ticket__institution_id__any_of=wanted)
-    rows = qs.values("ticket__institution_id").annotate(
+        qs = qs.filter(Q(ticket__institution_id__any_of=wanted) | (department & Q(ticket__institution__parent_id__any_of=wanted)))
+    customer = Case(When(department, then=F("ticket__institution__parent_id")), default=F("ticket__institution_id"))
+    rows = qs.order_by().annotate(customer=customer).values("customer").annotate(
         s=Sum("score"), n=Count("score"), promoters=Count("id", filter=Q(recommend__gte=9)),
         detractors=Count("id", filter=Q(recommend__lte=6)), answers=Count("recommend"),
     )  # fmt: skip
     for r in rows:
-        f = facts.get(r["ticket__institution_id"])
+        f = facts.get(r["customer"])
         if f is not None:
             f.csat_sum, f.csat_count = r["s"] or 0, r["n"] or 0
             f.nps_promoters, f.nps_detractors, f.nps_count = r["promoters"], r["detractors"], r["answers"]
@@ -423,7 +427,47 @@ def _previous(kind: str, period: str, ids: Iterable[int] | None = None) -> dict[
             halves = halves.filter(institution_id__any_of=id_set(ids))
         for inst, k, s in halves.order_by().values_list("institution_id", "klass", "score"):
             found.setdefault(inst, (k, s))
+    for inst, previous in _merged_previous(kind, [p for p in (earlier, half) if p], ids).items():
+        found.setdefault(inst, previous)
     return found
+
+
+def _merged_previous(kind: str, sources: list[str], ids: Iterable[int] | None) -> dict[int, tuple[str, Decimal]]:
+    """The class and score in the period before (`sources`, the first that has one) of the records merged into
+    each customer (of `ids`, if given), the best when several were: a customer whose duplicate held its
+    history (the old ERP record merged into the master record) moves from that class, not "new". Merges are
+    few: one read of them, one of the duplicates' scores."""
+    from pharmacrm.customers.models import MergeRecord, SearchTerm
+
+    if not sources:
+        return {}
+    into = dict(
+        MergeRecord.objects.filter(kind=SearchTerm.Kind.INSTITUTION).order_by("at", "id")
+        .values_list("merged_id", "survivor_id")
+    )  # fmt: skip
+    if not into:
+        return {}
+    wanted = None if ids is None else set(ids)
+    final: dict[int, int] = {}
+    for merged in into:
+        survivor, seen = into[merged], {merged}
+        while survivor in into and survivor not in seen:  # merged again since: the record it lives on in
+            seen.add(survivor)
+            survivor = into[survivor]
+        if wanted is None or survivor in wanted:
+            final[merged] = survivor
+    if not final:
+        return {}
+    out: dict[int, tuple[str, Decimal]] = {}
+    for source in sources:
+        rows = Score.objects.filter(kind=kind, period=source, institution_id__any_of=id_set(final)).order_by()
+        found: dict[int, tuple[str, Decimal]] = {}
+        for merged, k, s in rows.values_list("institution_id", "klass", "score"):
+            survivor = final[merged]
+            if survivor not in out and (survivor not in found or s > found[survivor][1]):
+                found[survivor] = (k, s)
+        out.update(found)
+    return out
 
 
 def _link_previous(kind: str, period: str, ids: list[int]) -> None:
@@ -445,6 +489,11 @@ def _link_previous(kind: str, period: str, ids: list[int]) -> None:
                 f"AND p.institution_id = {table}.institution_id AND p.kind = %s AND p.period = %s",
                 [kind, period, *params, PENDING, kind, source],
             )  # fmt: skip
+        # a customer with no score of its own there: that of the record merged into it, if any
+        for inst, (k, s) in _merged_previous(kind, [p for p in (earlier, half) if p is not None], ids).items():
+            Score.objects.filter(kind=kind, period=period, institution_id=inst, previous_klass=PENDING).update(
+                previous_klass=k, previous_score=s
+            )
         cursor.execute(
             f"UPDATE {table} SET previous_klass = '', previous_score = NULL "
             f"WHERE kind = %s AND period = %s AND {new} AND previous_klass = %s",

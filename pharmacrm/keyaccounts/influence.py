@@ -223,14 +223,15 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
             errors.append((number, _("No customer with this credit code or external id (or you may not see it).")
                            if code or ext else _("Give the credit code or the external id.")))  # fmt: skip
             continue
-        # a column the file does not have leaves the stored value alone (a KOL list must not wipe the
-        # assessments marketing entered by hand)
+        # a column the file does not have, or an empty cell, leaves the stored value alone (a KOL list must not
+        # wipe the assessments marketing entered by hand, nor a row giving only an assessment the KOLs), as every
+        # import of PharmaCRM reads an empty cell
         stored = MarketInfluence.objects.filter(institution=institution).first()
         data = {
             "kol_count": stored.kol_count if stored else 0, "kol_names": stored.kol_names if stored else "",
             "assessment": stored.assessment if stored else None, "notes": stored.notes if stored else "",
         }  # fmt: skip
-        data.update({k: v for k, v in values.items() if k in ("kol_count", "kol_names", "assessment", "notes")})
+        data.update({k: v for k, v in values.items() if k in ("kol_count", "kol_names", "assessment", "notes") and v})
         if ("kol_count" not in index or not values.get("kol_count")) and values.get("kol_names"):
             data["kol_count"] = None  # counted from the names (evaluation.check_kols)
         try:

@@ -333,7 +333,12 @@ def validate_model(kind: str, weights: dict, params: dict, thresholds: dict) -> 
         limits = {k: Decimal(str(v)) for k, v in thresholds.items()}
     except Exception:
         limits = None
-    if limits is None or any(not (0 <= v <= 100) for v in limits.values()):
+    # a threshold the model does not have ({"a": 85} for class A) was stored beside the real ones and changed
+    # nothing, while the answer said the model was saved
+    unknown = [str(k) for k in thresholds if k not in (("A", "B", "C") if kind == ModelKind.EVALUATION else ("candidate",))]
+    if unknown:
+        errors["thresholds"] = [_("Unknown thresholds: %(names)s.") % {"names": ", ".join(unknown)}]
+    elif limits is None or any(not (0 <= v <= 100) for v in limits.values()):
         errors["thresholds"] = [_("Thresholds are scores from 0 to 100.")]
     elif kind == ModelKind.EVALUATION:
         a, b, c = (limits.get(k) for k in ("A", "B", "C"))

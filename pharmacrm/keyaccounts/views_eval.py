@@ -500,7 +500,10 @@ def _model_view(model: ScoringModel) -> dict:
     weights = scoring.normalised_weights(model.weights or {})
     return {
         "model": model,
-        "weights": [(_label(Component, k), v, _number(weights.get(k, Decimal(0)) * 100)) for k, v in model.weights.items()],
+        # in the measures' order, as the form and the drill-down list them (PostgreSQL's jsonb keeps no key order:
+        # the model in force read amount, credit, frequency, satisfaction)
+        "weights": [(_label(Component, k), v, _number(weights.get(k, Decimal(0)) * 100))
+                    for k, v in scoring.in_measure_order((model.weights or {}).items())],
         "params": [(PARAMS[k][0], params.get(k)) for k in KIND_PARAMS[model.kind] if k in PARAMS],
         "thresholds": sorted((model.thresholds or {}).items()),
         "benefits": [(k, _benefit((model.benefits or {}).get(k) or {})) for k in "ABCD"]

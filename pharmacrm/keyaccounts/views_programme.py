@@ -1145,7 +1145,9 @@ def _member_page(request, person: User) -> HttpResponse:
     access.require(viewer, Cap.VIEW_KEY_ACCOUNTS)
     if not may_open_member_page(viewer, person.pk):
         raise PermissionDenied(services.NOT_ALLOWED)
-    visible = services.accounts_for(viewer)
+    # the accounts served now: a de-listed customer's file is closed as it was — its meeting actions cannot be
+    # ticked off any more and its team takes no tickets — so it is no one's work (as its plan items are not)
+    visible = services.accounts_for(viewer).filter(status=AccountStatus.ACTIVE)
     memberships = list(
         TeamMember.objects.filter(user=person, account__in=visible).select_related(
             "account__institution", "account__team"

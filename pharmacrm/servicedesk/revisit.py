@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
 
 from django.conf import settings
@@ -38,6 +39,10 @@ SURVEYABLE = frozenset({Status.RESOLVED, Status.INFORMED, Status.CLOSED})
 POOR_SCORE = 2  # this score or less is a poor revisit
 ACTION_DAYS = 14  # an improvement action opened by a poor revisit is due in two weeks
 MAX_COMMENT = 2000
+
+# the period an action opened from a customer evaluation ends its title with ([2026H2], [2026Q4]): the evaluation
+# recognises the period's action by it, so that a closed one is not opened again by the period's next run
+PERIOD_TAG = re.compile(r"\[\d{4}(?:H[12]|Q[1-4])\]$")
 
 # what an improvement action may become from each status
 ACTION_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -496,6 +501,11 @@ def update_action(
     if "owner" in data and data["owner"] != action.owner and not access.can(user, Cap.MANAGE_SERVICE):
         raise ValidationError({"owner": [_("Only a service manager may give an action to someone else.")]})
     clean = _clean_action(data, creating=False)
+    tag = PERIOD_TAG.search(action.title)
+    if tag and "title" in clean and not clean["title"].endswith(tag.group()):
+        # a title reworded by its owner keeps the evaluation's period: without it, the action closed, the
+        # period's next run (after every order import) opened a second one for the same customer and period
+        clean["title"] = f"{clean['title'][: 199 - len(tag.group())].rstrip()} {tag.group()}"
     before = {k: getattr(action, k) for k in clean}
     changed = [k for k, v in clean.items() if v != before[k]]
     if not changed:
