@@ -2368,7 +2368,7 @@ def _update_rows(run: Run, items: list[Item]) -> None:
         if moved:
             services.sync_people_region([it.existing.pk for it in moved])
         for it in moved:  # a hospital that moves takes its departments along, as in the form
-            services.departments_follow(it.existing, it.before.get("region"))
+            services.departments_follow(it.existing, it.before.get("region"), run.user)
 
 
 def _flush_update_audit(run: Run) -> None:

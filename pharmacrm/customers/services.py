@@ -336,8 +336,11 @@ def create_institution(user, data: dict[str, Any]) -> Institution:
     return _create(user, Institution, cleaned, INSTITUTION_FIELDS)
 
 
-def departments_follow(institution: Institution, old_region: str | None) -> None:
-    """A hospital that moves takes along its departments that were where it was (or nowhere)."""
+def departments_follow(institution: Institution, old_region: str | None, user=None) -> None:
+    """A hospital that moves takes along its departments that were where it was (or nowhere). Each department's
+    region is its own field, so the move is a change of it like an edit: its version and `updated_at` move and its
+    history records it. Written behind their backs, an API client syncing by `updated_since` never learnt the
+    departments had moved, and one saving a department it had loaded before put it back, unrefused."""
     ids, frontier = [], [institution.pk]
     while frontier:
         frontier = list(Institution.objects.filter(parent_id__in=frontier, kind=InstitutionType.DEPARTMENT,
@@ -346,10 +349,23 @@ def departments_follow(institution: Institution, old_region: str | None) -> None
     if not ids:
         return
     moving = Institution.objects.filter(pk__in=ids).filter(Q(region_id=old_region) | Q(region__isnull=True))
+    moving = moving.exclude(region_id=institution.region_id) if institution.region_id else moving.exclude(region=None)
     province, city = region_columns(institution.region_id)
-    moved = list(moving.values_list("pk", flat=True))
-    Institution.objects.filter(pk__in=moved).update(region_id=institution.region_id, province=province, city=city)
-    search.reindex(list(Institution.objects.filter(pk__in=moved)))
+    departments = list(moving)
+    if not departments:
+        return
+    now = timezone.now()
+    Institution.objects.filter(pk__in=[d.pk for d in departments]).update(
+        region_id=institution.region_id, province=province, city=city, version=F("version") + 1, updated_at=now
+    )
+    for dept in departments:
+        before = dept.region_id
+        dept.region_id, dept.province, dept.city = institution.region_id, province, city
+        dept.version += 1
+        dept.updated_at = now
+        audit.record(A.UPDATE, dept, changes={"region": [before, institution.region_id]}, user=user,
+                     hospital_moved=institution.pk)  # fmt: skip
+    search.reindex(departments)
 
 
 def _department_region_follows_parent(obj: Institution, data: dict[str, Any]) -> None:
@@ -458,7 +474,7 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             search.reindex([obj])
             if model is Institution and obj.region_id != old_region:
                 sync_people_region([obj.pk])
-                departments_follow(obj, old_region)
+                departments_follow(obj, old_region, user)
             if model is Institution and obj.is_department and obj.parent_id != old_parent:
                 people_follow_department(user, obj)
             audit.record(A.UPDATE, obj, changes=changes, user=user)
