@@ -356,8 +356,11 @@ class CustomerViewSet(viewsets.ModelViewSet):
 
     def destroy(self, request, *args, **kwargs):
         obj = self.get_object()
+        # If-Match (the ETag of the GET): a record someone changed after the caller loaded it is not deleted (409),
+        # as a change based on it would not be saved — the caller decided on what it no longer holds
+        version = expected_version(request, None) if request.headers.get("If-Match") else None
         try:
-            services.delete_customer(request.user, obj)
+            services.delete_customer(request.user, obj, version=version)
         except ValidationError as e:
             # blocked by dependent records: a state conflict, not a malformed request
             raise Conflict(" ".join(e.messages)) from None

@@ -500,7 +500,9 @@ def update_person(user, obj: Person, data: dict[str, Any], version: int | None =
     return _update(user, obj, data, version, PERSON_FIELDS, clean_person)
 
 
-def delete_customer(user, obj: Institution | Person) -> None:
+def delete_customer(user, obj: Institution | Person, version: int | None = None) -> None:
+    """Delete a customer (and the records merged into it). With `version` (the one the deleting user loaded), a
+    record someone saved in the meantime is not deleted: ConflictError, as for an edit."""
     access.require(user, Cap.DELETE_CUSTOMERS)
     if not access.can_see(user, obj):
         raise PermissionDenied(_("You may not delete this customer."))
@@ -517,6 +519,10 @@ def delete_customer(user, obj: Institution | Person) -> None:
     else:
         fields, kind = PERSON_FIELDS, SearchTerm.Kind.PERSON
     with transaction.atomic():
+        if version is not None:
+            current = type(obj).objects.select_for_update().filter(pk=obj.pk).values_list("version", flat=True).first()
+            if current != int(version):
+                raise ConflictError(current or 0)
         # the records merged into this one are the same customer: they go with it. Left behind, each would lose
         # its pointer (merged_into is SET_NULL) and come back as an active customer, personal data and all —
         # a person deleted on request (PIPL art. 47) would reappear under the duplicate's code

@@ -35,3 +35,20 @@ def test_a_hospital_that_moves_moves_its_departments_as_a_change_of_theirs(api_f
     entry = AuditEntry.objects.get(action=A.UPDATE, object_type="customers.institution", object_id=str(dept.pk))
     assert entry.actor == users["kam"] and entry.changes == {"region": ["110105", "310104"]}
 
+
+def test_a_delete_with_if_match_is_refused_when_someone_changed_the_record_since(api_for, users, ruijin):
+    """DELETE with the ETag the caller loaded: a record a colleague changed in the meantime stays (409), as an
+    edit based on it would; with the current version it goes."""
+    client = api_for("admin")
+    url = f"/api/v1/institutions/{ruijin.pk}/"
+    etag = client.get(url)["ETag"]
+    colleague = api_for("kam").patch(url, {"notes": "下周拜访院长，已约", "version": 1}, format="json")
+    assert colleague.status_code == 200
+
+    refused = client.delete(url, HTTP_IF_MATCH=etag)
+    assert refused.status_code == 409 and refused.json()["current_version"] == 2
+    assert Institution.objects.filter(pk=ruijin.pk).exists()
+    assert not AuditEntry.objects.filter(action=A.DELETE, object_id=str(ruijin.pk)).exists()
+
+    assert client.delete(url, HTTP_IF_MATCH='"2"').status_code == 204
+    assert not Institution.objects.filter(pk=ruijin.pk).exists()
