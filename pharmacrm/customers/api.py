@@ -270,7 +270,7 @@ class CustomerFilter(django_filters.FilterSet):
 
     def filter_tags(self, qs, name, value):
         names = [n.strip() for n in value.replace("，", ",").split(",") if n.strip()]
-        return qs.filter(tags__name__in=names).distinct() if names else qs
+        return qs.filter(services.tag_q(names)).distinct() if names else qs
 
     def filter_region(self, qs, name, region):
         return qs.filter(access.region_q(region.code)) if region else qs

@@ -1641,7 +1641,7 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
         elif key == "code":
             item.keys["code"] = value.upper()
         elif key == "tags":
-            item.tags = [t[:50] for t in _split_list(value)]
+            item.tags = list(dict.fromkeys(t for t in map(normalise.tag_name, _split_list(value)) if t))
         elif key in REF_COLUMNS:
             item.refs[key] = normalise.clean_text(value)
     if "external_id" in item.values:
@@ -1968,7 +1968,9 @@ def _classify(run: Run, it: Item) -> None:
         changes.pop("grade", None)  # as services do: a grade only means something for a hospital
     if it.pending_parent:
         changes["parent_id"] = None  # the parent is new in this import; its id is known when writing
-    if it.tags is not None and sorted(it.tags) != sorted(t.name for t in obj.tags.all()):
+    if it.tags is not None and sorted({t.casefold() for t in it.tags}) != sorted(
+        {t.name.casefold() for t in obj.tags.all()}
+    ):  # KOL in the file is the tag KOL stored as kol: no change
         changes["tags"] = it.tags
     it.changes = changes
     it.action = "update" if changes else "unchanged"
@@ -2226,11 +2228,14 @@ class CodeBlock:
 
 
 def _tag_ids(run: Run, names: Iterable[str]) -> list[int]:
+    """The tags' ids, each once: an existing tag written in another letter case is that tag (services.tag_names)."""
     ids = []
     for name in names:
         if name not in run.tags:
-            run.tags[name] = Tag.objects.get_or_create(name=name)[0].pk
-        ids.append(run.tags[name])
+            canonical = services.tag_names([name])
+            run.tags[name] = Tag.objects.get_or_create(name=canonical[0])[0].pk if canonical else None
+        if run.tags[name] is not None and run.tags[name] not in ids:
+            ids.append(run.tags[name])
     return ids
 
 
@@ -2354,8 +2359,9 @@ def _update_rows(run: Run, items: list[Item]) -> None:
         diff = audit.diff(before, services.snapshot(obj, fields))
         if tags is not None:
             before_tags = sorted(t.name for t in obj.tags.all())
-            obj.tags.set(_tag_ids(run, tags))
-            diff["tags"] = [before_tags, sorted(tags)]
+            ids = _tag_ids(run, tags)
+            obj.tags.set(ids)
+            diff["tags"] = [before_tags, sorted(Tag.objects.filter(pk__in=ids).values_list("name", flat=True))]
         if {"name", "short_name"} & set(changes) or obj.province != it.province_before:
             reindex.append(obj)  # the postings hold the name's terms and the province
         run.updates_audit.append({"id": obj.pk, "code": obj.code, "row": it.row, "changes": diff})

@@ -289,14 +289,32 @@ def _apply(obj, data: dict[str, Any], fields: Iterable[str]) -> None:
             setattr(obj, key, data[key])
 
 
+def tag_names(names: Iterable[str]) -> list[str]:
+    """The tags these names stand for: an existing tag's own name when one is written so in any letter case (kol,
+    Kol and ＫＯＬ are the tag KOL), else the cleaned name; each tag once. One tag typed in another case or width
+    became a second tag, and filtering by either found half the customers."""
+    out: dict[str, str] = {}
+    for raw in names:
+        name = normalise.tag_name(raw)
+        if name and name.casefold() not in out:
+            existing = Tag.objects.filter(name__iexact=name).order_by("id").values_list("name", flat=True).first()
+            out[name.casefold()] = existing or name
+    return list(out.values())
+
+
+def tag_q(names: Iterable[str], field: str = "tags") -> Q:
+    """Customers with any of these tags, whatever the letter case or width the names are typed in."""
+    q = Q(pk__in=[])
+    for name in dict.fromkeys(normalise.tag_name(n) for n in names):
+        if name:
+            q |= Q(**{f"{field}__name__iexact": name})
+    return q
+
+
 def _set_tags(obj, names: Iterable[str] | None) -> None:
     if names is None:
         return
-    tags = []
-    for name in dict.fromkeys(n.strip() for n in names if n and n.strip()):
-        tag, _created = Tag.objects.get_or_create(name=name[:50])
-        tags.append(tag)
-    obj.tags.set(tags)
+    obj.tags.set([Tag.objects.get_or_create(name=name)[0] for name in tag_names(names)])
 
 
 def _unique_error(exc: IntegrityError, obj) -> ValidationError:
@@ -447,7 +465,7 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
     after = snapshot(obj, fields)
     changes = audit.diff(before, after)
     if "tags" in data and data["tags"] is not None:
-        after_tags = sorted(dict.fromkeys(t.strip() for t in data["tags"] if t and t.strip()))
+        after_tags = sorted(tag_names(data["tags"]))
         if after_tags != before_tags:
             changes["tags"] = [before_tags, after_tags]
     if not changes:

@@ -324,7 +324,7 @@ def institution_list(request):
     if not filters.type and not data.get("q"):
         # departments are listed on their hospital's page; the type filter lists them on their own
         base = base.exclude(kind=InstitutionType.DEPARTMENT)
-    restrict = Q(tags__name=data["tag"].strip()) if data.get("tag") else None
+    restrict = services.tag_q([data["tag"]]) if data.get("tag") else None
     if restrict is not None:
         base = base.filter(restrict)
     qs = access.institutions_for(user, base).select_related("region", "owner", "parent")
@@ -350,7 +350,7 @@ def person_list(request):
     if data.get("institution"):
         restrict &= Q(institution_id=data["institution"]) | Q(department_id=data["institution"])
     if data.get("tag"):
-        restrict &= Q(tags__name=data["tag"].strip())
+        restrict &= services.tag_q([data["tag"]])
     restrict = restrict or None
     if restrict is not None:
         base = base.filter(restrict)

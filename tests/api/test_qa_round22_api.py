@@ -52,3 +52,13 @@ def test_a_delete_with_if_match_is_refused_when_someone_changed_the_record_since
 
     assert client.delete(url, HTTP_IF_MATCH='"2"').status_code == 204
     assert not Institution.objects.filter(pk=ruijin.pk).exists()
+
+
+def test_the_tags_filter_finds_a_tag_typed_in_another_letter_case(api_for, xiehe, ruijin):
+    client = api_for("kam")
+    for inst, tags in ((xiehe, ["VIP"]), (ruijin, ["vip", "核心"])):
+        assert client.patch(f"/api/v1/institutions/{inst.pk}/", {"tags": tags, "version": 1}, format="json").json()[
+            "tags"
+        ] in (["VIP"], ["VIP", "核心"])
+    found = client.get("/api/v1/institutions/", {"tags": "Vip"}).json()
+    assert {r["id"] for r in found["results"]} == {xiehe.pk, ruijin.pk}

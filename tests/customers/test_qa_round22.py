@@ -1,0 +1,32 @@
+"""Review round 22: customer master data — tags, the list and export, imports."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from pharmacrm.customers import services
+from pharmacrm.customers.models import Person, Tag
+
+
+def test_a_tag_typed_in_another_letter_case_or_width_is_the_same_tag(users, client_for, xiehe, ruijin, tmp_path,
+                                                                     settings):
+    """KOL, kol and ＫＯＬ are one tag: each spelling made a new one, and the list filtered by one found only the
+    customers tagged in that spelling."""
+    from pharmacrm.customers import importer
+
+    admin = users["admin"]
+    services.update_institution(admin, xiehe, {"tags": ["KOL"]}, version=xiehe.version)
+    services.update_institution(admin, ruijin, {"tags": ["ｋｏｌ ", "kol"]}, version=ruijin.version)
+    doctor = Person.objects.get(name="张伟")
+    settings.VAR_DIR = tmp_path / "var"
+    path = tmp_path / "people.csv"
+    path.write_text(f"内部编号,姓名,标签\n{doctor.code},张伟,\"Kol,核心\"\n", encoding="utf-8")
+    job = importer.import_file(str(path), "people", admin, mode="all")
+    assert (job.status, job.updated_count) == ("done", 1), job.errors
+
+    assert list(Tag.objects.filter(name__iexact="kol").values_list("name", flat=True)) == ["KOL"]
+    assert sorted(t.name for t in Person.objects.get(pk=doctor.pk).tags.all()) == ["KOL", "核心"]
+    page = client_for("agent").get(reverse("customers:institutions"), {"tag": "kol"})
+    assert {o.pk for o in page.context["rows"]} == {xiehe.pk, ruijin.pk}
+    ruijin.refresh_from_db()
+    assert services.update_institution(admin, ruijin, {"tags": ["KOL"]}, version=ruijin.version).version == 2
