@@ -305,11 +305,17 @@ class PersonFilter(CustomerFilter):
 
 
 class PinyinOrdering(OrderingFilter):
-    """`ordering=name` (or `-name`) sorts names in pinyin order, as the pages do (the `name_key` column)."""
+    """`ordering=name` (or `-name`) sorts names in pinyin order, as the pages do (the `name_key` column). Records
+    that tie on the fields asked for (every `new` customer for `ordering=tier`) follow in id order: without a
+    last key the database returns ties in whatever order its plan gives, which differs between the page queries,
+    so a client walking the pages got some records twice and others never."""
 
     def get_ordering(self, request, queryset, view):
         ordering = super().get_ordering(request, queryset, view)
-        return [{"name": "name_key", "-name": "-name_key"}.get(f, f) for f in ordering or []] or ordering
+        ordering = [{"name": "name_key", "-name": "-name_key"}.get(f, f) for f in ordering or []] or ordering
+        if ordering and not {"id", "-id", "pk", "-pk"} & set(ordering):
+            ordering = [*ordering, "id"]
+        return ordering
 
 
 class CustomerViewSet(viewsets.ModelViewSet):

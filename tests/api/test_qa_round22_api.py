@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
-from pharmacrm.customers.models import Institution
+from pharmacrm.customers.models import Institution, Person
 
 A = AuditEntry.Action
 
@@ -62,3 +62,24 @@ def test_the_tags_filter_finds_a_tag_typed_in_another_letter_case(api_for, xiehe
         ] in (["VIP"], ["VIP", "核心"])
     found = client.get("/api/v1/institutions/", {"tags": "Vip"}).json()
     assert {r["id"] for r in found["results"]} == {xiehe.pk, ruijin.pk}
+
+
+
+def test_pages_ordered_by_a_field_many_records_share_come_in_id_order(api_for, users, xiehe):
+    """ordering=tier: the people of one tier follow in id order on every page — the database gave ties in the order
+    of whichever index it read (here: by last change), which can differ from one page's query to the next (on PostgreSQL the changed row came last: 2, 3, 4, 1)."""
+    from pharmacrm.customers import services
+
+    admin = users["admin"]
+    for name in ("李娜", "王芳", "刘洋"):
+        services.create_person(admin, {"name": name, "institution": xiehe})
+    first = Person.objects.order_by("id").first()
+    services.update_person(admin, first, {"title": "副主任医师"}, version=first.version)  # changed last
+    client = api_for("admin")
+    expected = list(Person.objects.order_by("id").values_list("id", flat=True))
+    for ordering in ("tier", "-tier", "stage"):
+        walked = []
+        for page in (1, 2, 3, 4):
+            body = client.get("/api/v1/people/", {"ordering": ordering, "page_size": 1, "page": page}).json()
+            walked += [r["id"] for r in body["results"]]
+        assert walked == expected, ordering
