@@ -1277,8 +1277,19 @@ def _validated(check: Callable[[str], str], value: str) -> str:
         raise FieldError(e.code or "invalid") from None
 
 
+# full-width forms of ASCII (１９７５－０３－１５, ／, ．) and the ideographic space, as ASCII
+_FULL_WIDTH_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_CJK_DATE_SPACES = re.compile(r"\s*([年月日号號])\s*")
+_MIDNIGHT_FRACTION = re.compile(r"( 0{1,2}:00:00)\.0{1,6}$")
+
+
 def parse_date(value: str) -> datetime.date:
-    value = value.strip()
+    # digits typed in a Chinese input method's full-width mode (１９７５年３月１５日) are the ordinary ones; 1975 年 3 月 15 日
+    # (spaced, as WPS and Word lay it out) is 1975年3月15日, and 3月15号 as people say it is 3月15日; a date as a
+    # database exports it (1975-03-15 00:00:00.000) is that day. They were refused, the full-width one as "a date
+    # that does not exist"
+    value = _CJK_DATE_SPACES.sub(r"\1", value.translate(_FULL_WIDTH_ASCII)).strip()
+    value = _MIDNIGHT_FRACTION.sub(r"\1", value.replace("号", "日").replace("號", "日"))
     try:
         return datetime.date.fromisoformat(value)
     except ValueError:

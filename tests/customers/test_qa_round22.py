@@ -30,3 +30,22 @@ def test_a_tag_typed_in_another_letter_case_or_width_is_the_same_tag(users, clie
     assert {o.pk for o in page.context["rows"]} == {xiehe.pk, ruijin.pk}
     ruijin.refresh_from_db()
     assert services.update_institution(admin, ruijin, {"tags": ["KOL"]}, version=ruijin.version).version == 2
+
+
+def test_birthdays_typed_in_full_width_spaced_or_with_hao_are_read(users, xiehe, tmp_path, settings):
+    """１９７５年３月１５日 (a Chinese input method's full-width digits) was refused as a date that does not exist;
+    1975 年 3 月 15 日 (as WPS lays it out), 3月15号 and a database's 1975-03-15 00:00:00.000 as no date."""
+    import datetime
+
+    from pharmacrm.customers import importer
+
+    settings.VAR_DIR = tmp_path / "var"
+    written = ["１９７５年３月１５日", "1975 年 3 月 15 日", "1975年3月15号", "1975-03-15 00:00:00.000", "１９７５－０３－１５"]
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "姓名,所属机构,生日\n" + "".join(f"医生{n},{xiehe.code},{day}\n" for n, day in enumerate(written)), encoding="utf-8"
+    )
+    job = importer.import_file(str(path), "people", users["admin"], mode="all")
+    assert (job.status, job.created_count, job.errors) == ("done", 5, [])
+    born = {p.birthday for p in Person.objects.filter(name__startswith="医生")}
+    assert born == {datetime.date(1975, 3, 15)}
