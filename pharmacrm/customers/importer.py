@@ -328,9 +328,9 @@ CHINESE_LABELS: dict[type, dict[str, tuple[str, ...]]] = {
         "other": ("其他",),
     },
     PersonRole: {
-        "doctor": ("医生", "医师"),
-        "pharmacist": ("药师", "药剂师", "临床药师"),
-        "nurse": ("护士", "护士长"),
+        "doctor": ("医生", "医师", *("主任医师", "副主任医师", "主治医师", "住院医师", "医士")),
+        "pharmacist": ("药师", "药剂师", "临床药师", *("主任药师", "副主任药师", "主管药师", "药士")),
+        "nurse": ("护士", "护士长", *("主任护师", "副主任护师", "主管护师", "护师")),
         "purchasing": ("采购", "采购人员", "采购员"),
         "dept_head": ("科室主任", "科主任"),
         "admin": ("医院管理者", "院领导", "行政", "院长", "副院长"),
@@ -339,6 +339,11 @@ CHINESE_LABELS: dict[type, dict[str, tuple[str, ...]]] = {
     },
     Gender: {"M": ("男", "男性", "male"), "F": ("女", "女性", "female")},
 }
+
+
+# professional titles (职称) that name the role too, when a list writes them in its 角色 column
+TITLE_WORDS = frozenset({"主任医师", "副主任医师", "主治医师", "住院医师", "医士", "主任药师", "副主任药师", "主管药师",
+                         "药士", "主任护师", "副主任护师", "主管护师", "护师"})  # fmt: skip
 
 
 def canonical_label(choices: type, value: str) -> str:
@@ -1655,6 +1660,12 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
             item.tags = list(dict.fromkeys(t for t in map(normalise.tag_name, _split_list(value)) if t))
         elif key in REF_COLUMNS:
             item.refs[key] = normalise.clean_text(value)
+    if "role" in raw and "title" not in raw and "role" in item.values:
+        # 角色 filled with a professional title (主任医师, 主管药师 …), as many lists do: the person is a doctor (a
+        # pharmacist, a nurse) with that title — kept as the title, not lost. They were refused as no role
+        written = normalise.simplified(normalise.clean_text(raw["role"]))
+        if written in TITLE_WORDS:
+            item.values["title"] = written
     if "external_id" in item.values:
         item.keys["external_id"] = item.values["external_id"]
     if "credit_code" in item.values:

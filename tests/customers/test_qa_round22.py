@@ -49,3 +49,23 @@ def test_birthdays_typed_in_full_width_spaced_or_with_hao_are_read(users, xiehe,
     assert (job.status, job.created_count, job.errors) == ("done", 5, [])
     born = {p.birthday for p in Person.objects.filter(name__startswith="医生")}
     assert born == {datetime.date(1975, 3, 15)}
+
+
+def test_a_role_column_holding_professional_titles_gives_role_and_title(users, xiehe, tmp_path, settings):
+    """角色 filled with 主任医师, 主管药师 … (as many hospital lists fill it) was refused row by row as no role: it is
+    a doctor (pharmacist, nurse) with that title; a 职称 column of its own still gives the title."""
+    from pharmacrm.customers import importer
+
+    settings.VAR_DIR = tmp_path / "var"
+    path = tmp_path / "people.csv"
+    path.write_text(f"姓名,所属机构,角色\n王主任,{xiehe.code},主任医师\n陈药师,{xiehe.code},主管药师\n"
+                    f"刘护士,{xiehe.code},副主任护师\n", encoding="utf-8")  # fmt: skip
+    job = importer.import_file(str(path), "people", users["admin"], mode="all")
+    assert (job.status, job.created_count, job.errors) == ("done", 3, [])
+    got = {p.name: (p.role, p.title) for p in Person.objects.filter(name__in=["王主任", "陈药师", "刘护士"])}
+    assert got == {"王主任": ("doctor", "主任医师"), "陈药师": ("pharmacist", "主管药师"), "刘护士": ("nurse", "副主任护师")}
+
+    path.write_text(f"姓名,所属机构,角色,职称\n赵医生,{xiehe.code},主治医师,科室副主任\n", encoding="utf-8")
+    job = importer.import_file(str(path), "people", users["admin"], mode="all")
+    assert (job.status, job.errors) == ("done", [])
+    assert Person.objects.filter(name="赵医生", role="doctor", title="科室副主任").exists()
