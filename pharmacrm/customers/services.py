@@ -262,6 +262,11 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
         out["institution"] = chosen.parent
         if out.get("department") is None:
             out["department"] = chosen
+    if instance is not None and "institution" in out and out["institution"] is None and "department" not in out:
+        # no institution any more, no department named (an API client's PATCH {"institution": null}): the person
+        # left the hospital, its department too. The kept department filled its hospital in again, and the answer
+        # was 200 with the person still there
+        out["department"] = None
     dept = out.get("department", instance.department if instance else None)
     inst = out.get("institution", instance.institution if instance else None)
     if dept is not None:

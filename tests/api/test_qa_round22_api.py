@@ -83,3 +83,21 @@ def test_pages_ordered_by_a_field_many_records_share_come_in_id_order(api_for, u
             body = client.get("/api/v1/people/", {"ordering": ordering, "page_size": 1, "page": page}).json()
             walked += [r["id"] for r in body["results"]]
         assert walked == expected, ordering
+
+
+
+def test_a_person_who_left_their_hospital_by_patch_leaves_its_department_too(api_for, xiehe):
+    """PATCH {"institution": null} alone answered 200 and changed nothing: the department kept filled its hospital
+    in again. A department named with it still places the person at its hospital."""
+    client = api_for("admin")
+    doctor = Person.objects.get(name="张伟")
+    left = client.patch(f"/api/v1/people/{doctor.pk}/", {"institution": None, "version": 1}, format="json")
+    assert left.status_code == 200, left.content
+    assert (left.json()["institution"], left.json()["department"], left.json()["version"]) == (None, None, 2)
+    doctor.refresh_from_db()
+    assert (doctor.institution_id, doctor.department_id, doctor.region_id) == (None, None, None)
+
+    dept = Institution.objects.get(name="心内科")
+    back = client.patch(f"/api/v1/people/{doctor.pk}/", {"institution": None, "department": dept.pk, "version": 2},
+                        format="json")  # fmt: skip
+    assert (back.json()["institution"], back.json()["department"]) == (xiehe.pk, dept.pk)
