@@ -69,3 +69,23 @@ def test_a_role_column_holding_professional_titles_gives_role_and_title(users, x
     job = importer.import_file(str(path), "people", users["admin"], mode="all")
     assert (job.status, job.errors) == ("done", [])
     assert Person.objects.filter(name="赵医生", role="doctor", title="科室副主任").exists()
+
+
+def test_a_record_changed_after_its_delete_page_was_opened_is_not_deleted(users, client_for, ruijin):
+    """Two people on one record: the one confirming a deletion deleted the colleague's change with it, unseen."""
+    from django.utils import translation
+
+    from pharmacrm.customers.models import Institution
+
+    client = client_for("admin")
+    url = reverse("customers:institution-delete", args=[ruijin.pk])
+    page = client.get(url)
+    assert 'name="version" value="1"' in page.content.decode()
+    services.update_institution(users["kam"], ruijin, {"notes": "院长已同意下月试用"}, version=1)
+
+    with translation.override("en"):
+        refused = client.post(url, {"version": "1"}, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert Institution.objects.filter(pk=ruijin.pk).exists()
+    assert "Someone changed this record after you opened the page to delete it" in refused.content.decode()
+    client.post(url, {"version": "2"})
+    assert not Institution.objects.filter(pk=ruijin.pk).exists()
