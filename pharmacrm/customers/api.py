@@ -833,5 +833,12 @@ class ExportView(APIView):
 
         if target not in ("institutions", "people") or fmt not in EXPORT_TYPES:
             raise Http404(_("Export institutions or people, as csv or xlsx."))
+        unknown = sorted(set(request.query_params) - set(ExportFilters().fields) - {"format"})
+        if unknown:
+            # a filter of another name (the lists' `kind`, `tags`, `updated_since` …) was ignored like a mistyped
+            # value: the export of "hospitals tagged 核心" was one of every customer, personal data included
+            raise serializers.ValidationError({name: [_(
+                "The export has no filter of this name: use %(names)s."
+            ) % {"names": ", ".join(ExportFilters().fields)}] for name in unknown[:10]})  # fmt: skip
         ExportFilters(data=request.query_params).is_valid(raise_exception=True)
         return exporter.export_response(request.user, target, fmt, request.query_params)

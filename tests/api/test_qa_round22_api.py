@@ -101,3 +101,15 @@ def test_a_person_who_left_their_hospital_by_patch_leaves_its_department_too(api
     back = client.patch(f"/api/v1/people/{doctor.pk}/", {"institution": None, "department": dept.pk, "version": 2},
                         format="json")  # fmt: skip
     assert (back.json()["institution"], back.json()["department"]) == (xiehe.pk, dept.pk)
+
+
+def test_an_export_refuses_a_filter_it_does_not_have_instead_of_exporting_everyone(api_for, xiehe, ruijin):
+    """The lists' filter names (kind, tags) were ignored by the export: "the hospitals tagged 核心" came back as every
+    customer the caller may see, personal data included. A filter of another name is a 400 naming it."""
+    client = api_for("admin")
+    refused = client.get("/api/v1/export/people.csv", {"tags": "核心", "role": "doctor"})
+    assert refused.status_code == 400
+    assert list(refused.json()) == ["tags"] and "tag" in refused.json()["tags"][0]
+    assert client.get("/api/v1/export/institutions.xlsx", {"kind": "hospital"}).status_code == 400
+    assert not AuditEntry.objects.filter(action=A.EXPORT).exists()
+    assert client.get("/api/v1/export/institutions.csv", {"type": "hospital", "tag": "核心"}).status_code == 200
