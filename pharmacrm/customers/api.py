@@ -270,7 +270,7 @@ class CustomerFilter(django_filters.FilterSet):
 
     def filter_tags(self, qs, name, value):
         names = [n.strip() for n in value.replace("，", ",").split(",") if n.strip()]
-        return qs.filter(tags__name__in=names).distinct() if names else qs
+        return qs.filter(services.tag_q(names)).distinct() if names else qs
 
     def filter_region(self, qs, name, region):
         return qs.filter(access.region_q(region.code)) if region else qs
@@ -305,11 +305,17 @@ class PersonFilter(CustomerFilter):
 
 
 class PinyinOrdering(OrderingFilter):
-    """`ordering=name` (or `-name`) sorts names in pinyin order, as the pages do (the `name_key` column)."""
+    """`ordering=name` (or `-name`) sorts names in pinyin order, as the pages do (the `name_key` column). Records
+    that tie on the fields asked for (every `new` customer for `ordering=tier`) follow in id order: without a
+    last key the database returns ties in whatever order its plan gives, which differs between the page queries,
+    so a client walking the pages got some records twice and others never."""
 
     def get_ordering(self, request, queryset, view):
         ordering = super().get_ordering(request, queryset, view)
-        return [{"name": "name_key", "-name": "-name_key"}.get(f, f) for f in ordering or []] or ordering
+        ordering = [{"name": "name_key", "-name": "-name_key"}.get(f, f) for f in ordering or []] or ordering
+        if ordering and not {"id", "-id", "pk", "-pk"} & set(ordering):
+            ordering = [*ordering, "id"]
+        return ordering
 
 
 class CustomerViewSet(viewsets.ModelViewSet):
@@ -356,8 +362,11 @@ class CustomerViewSet(viewsets.ModelViewSet):
 
     def destroy(self, request, *args, **kwargs):
         obj = self.get_object()
+        # If-Match (the ETag of the GET): a record someone changed after the caller loaded it is not deleted (409),
+        # as a change based on it would not be saved — the caller decided on what it no longer holds
+        version = expected_version(request, None) if request.headers.get("If-Match") else None
         try:
-            services.delete_customer(request.user, obj)
+            services.delete_customer(request.user, obj, version=version)
         except ValidationError as e:
             # blocked by dependent records: a state conflict, not a malformed request
             raise Conflict(" ".join(e.messages)) from None
@@ -824,5 +833,12 @@ class ExportView(APIView):
 
         if target not in ("institutions", "people") or fmt not in EXPORT_TYPES:
             raise Http404(_("Export institutions or people, as csv or xlsx."))
+        unknown = sorted(set(request.query_params) - set(ExportFilters().fields) - {"format"})
+        if unknown:
+            # a filter of another name (the lists' `kind`, `tags`, `updated_since` …) was ignored like a mistyped
+            # value: the export of "hospitals tagged 核心" was one of every customer, personal data included
+            raise serializers.ValidationError({name: [_(
+                "The export has no filter of this name: use %(names)s."
+            ) % {"names": ", ".join(ExportFilters().fields)}] for name in unknown[:10]})  # fmt: skip
         ExportFilters(data=request.query_params).is_valid(raise_exception=True)
         return exporter.export_response(request.user, target, fmt, request.query_params)

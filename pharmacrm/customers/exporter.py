@@ -21,7 +21,7 @@ from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.personal import MASKERS
 from pharmacrm.core.roles import Cap
 
-from . import importer, normalise, search
+from . import importer, normalise, search, services
 from .choices import Gender, HospitalGrade, InstitutionType, PersonRole, Source, Stage, Tier
 from .models import ImportJob, Institution, Person
 
@@ -89,7 +89,7 @@ def queryset(user, target: str, filters: dict[str, Any]):
         qs = qs.select_related("institution", "department", "owner", "team")
         kind = "person"
     if filters.get("tag"):
-        qs = qs.filter(tags__name=filters["tag"]).distinct()
+        qs = qs.filter(services.tag_q([filters["tag"]])).distinct()
     if filters.get("q"):
         ids, _complete = search.ranked_ids(user, filters["q"], kind, flt, limit=SEARCH_LIMIT)  # ids only
         qs = qs.filter(pk__in=ids)

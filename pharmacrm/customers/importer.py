@@ -328,9 +328,9 @@ CHINESE_LABELS: dict[type, dict[str, tuple[str, ...]]] = {
         "other": ("其他",),
     },
     PersonRole: {
-        "doctor": ("医生", "医师"),
-        "pharmacist": ("药师", "药剂师", "临床药师"),
-        "nurse": ("护士", "护士长"),
+        "doctor": ("医生", "医师", *("主任医师", "副主任医师", "主治医师", "住院医师", "医士")),
+        "pharmacist": ("药师", "药剂师", "临床药师", *("主任药师", "副主任药师", "主管药师", "药士")),
+        "nurse": ("护士", "护士长", *("主任护师", "副主任护师", "主管护师", "护师")),
         "purchasing": ("采购", "采购人员", "采购员"),
         "dept_head": ("科室主任", "科主任"),
         "admin": ("医院管理者", "院领导", "行政", "院长", "副院长"),
@@ -339,6 +339,11 @@ CHINESE_LABELS: dict[type, dict[str, tuple[str, ...]]] = {
     },
     Gender: {"M": ("男", "男性", "male"), "F": ("女", "女性", "female")},
 }
+
+
+# professional titles (职称) that name the role too, when a list writes them in its 角色 column
+TITLE_WORDS = frozenset({"主任医师", "副主任医师", "主治医师", "住院医师", "医士", "主任药师", "副主任药师", "主管药师",
+                         "药士", "主任护师", "副主任护师", "主管护师", "护师"})  # fmt: skip
 
 
 def canonical_label(choices: type, value: str) -> str:
@@ -1277,8 +1282,19 @@ def _validated(check: Callable[[str], str], value: str) -> str:
         raise FieldError(e.code or "invalid") from None
 
 
+# full-width forms of ASCII (１９７５－０３－１５, ／, ．) and the ideographic space, as ASCII
+_FULL_WIDTH_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_CJK_DATE_SPACES = re.compile(r"\s*([年月日号號])\s*")
+_MIDNIGHT_FRACTION = re.compile(r"( 0{1,2}:00:00)\.0{1,6}$")
+
+
 def parse_date(value: str) -> datetime.date:
-    value = value.strip()
+    # digits typed in a Chinese input method's full-width mode (１９７５年３月１５日) are the ordinary ones; 1975 年 3 月 15 日
+    # (spaced, as WPS and Word lay it out) is 1975年3月15日, and 3月15号 as people say it is 3月15日; a date as a
+    # database exports it (1975-03-15 00:00:00.000) is that day. They were refused, the full-width one as "a date
+    # that does not exist"
+    value = _CJK_DATE_SPACES.sub(r"\1", value.translate(_FULL_WIDTH_ASCII)).strip()
+    value = _MIDNIGHT_FRACTION.sub(r"\1", value.replace("号", "日").replace("號", "日"))
     try:
         return datetime.date.fromisoformat(value)
     except ValueError:
@@ -1641,9 +1657,15 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
         elif key == "code":
             item.keys["code"] = value.upper()
         elif key == "tags":
-            item.tags = [t[:50] for t in _split_list(value)]
+            item.tags = list(dict.fromkeys(t for t in map(normalise.tag_name, _split_list(value)) if t))
         elif key in REF_COLUMNS:
             item.refs[key] = normalise.clean_text(value)
+    if "role" in raw and "title" not in raw and "role" in item.values:
+        # 角色 filled with a professional title (主任医师, 主管药师 …), as many lists do: the person is a doctor (a
+        # pharmacist, a nurse) with that title — kept as the title, not lost. They were refused as no role
+        written = normalise.simplified(normalise.clean_text(raw["role"]))
+        if written in TITLE_WORDS:
+            item.values["title"] = written
     if "external_id" in item.values:
         item.keys["external_id"] = item.values["external_id"]
     if "credit_code" in item.values:
@@ -1968,7 +1990,9 @@ def _classify(run: Run, it: Item) -> None:
         changes.pop("grade", None)  # as services do: a grade only means something for a hospital
     if it.pending_parent:
         changes["parent_id"] = None  # the parent is new in this import; its id is known when writing
-    if it.tags is not None and sorted(it.tags) != sorted(t.name for t in obj.tags.all()):
+    if it.tags is not None and sorted({t.casefold() for t in it.tags}) != sorted(
+        {t.name.casefold() for t in obj.tags.all()}
+    ):  # KOL in the file is the tag KOL stored as kol: no change
         changes["tags"] = it.tags
     it.changes = changes
     it.action = "update" if changes else "unchanged"
@@ -2226,11 +2250,14 @@ class CodeBlock:
 
 
 def _tag_ids(run: Run, names: Iterable[str]) -> list[int]:
+    """The tags' ids, each once: an existing tag written in another letter case is that tag (services.tag_names)."""
     ids = []
     for name in names:
         if name not in run.tags:
-            run.tags[name] = Tag.objects.get_or_create(name=name)[0].pk
-        ids.append(run.tags[name])
+            canonical = services.tag_names([name])
+            run.tags[name] = Tag.objects.get_or_create(name=canonical[0])[0].pk if canonical else None
+        if run.tags[name] is not None and run.tags[name] not in ids:
+            ids.append(run.tags[name])
     return ids
 
 
@@ -2354,8 +2381,9 @@ def _update_rows(run: Run, items: list[Item]) -> None:
         diff = audit.diff(before, services.snapshot(obj, fields))
         if tags is not None:
             before_tags = sorted(t.name for t in obj.tags.all())
-            obj.tags.set(_tag_ids(run, tags))
-            diff["tags"] = [before_tags, sorted(tags)]
+            ids = _tag_ids(run, tags)
+            obj.tags.set(ids)
+            diff["tags"] = [before_tags, sorted(Tag.objects.filter(pk__in=ids).values_list("name", flat=True))]
         if {"name", "short_name"} & set(changes) or obj.province != it.province_before:
             reindex.append(obj)  # the postings hold the name's terms and the province
         run.updates_audit.append({"id": obj.pk, "code": obj.code, "row": it.row, "changes": diff})
@@ -2368,7 +2396,7 @@ def _update_rows(run: Run, items: list[Item]) -> None:
         if moved:
             services.sync_people_region([it.existing.pk for it in moved])
         for it in moved:  # a hospital that moves takes its departments along, as in the form
-            services.departments_follow(it.existing, it.before.get("region"))
+            services.departments_follow(it.existing, it.before.get("region"), run.user)
 
 
 def _flush_update_audit(run: Run) -> None:

@@ -65,6 +65,11 @@ def clean_text(value: str | None) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFC", value or "").translate(_FULLWIDTH_ALNUM)).strip()
 
 
+def tag_name(value: str | None) -> str:
+    """A tag's name as stored: text cleaned as names are (ＫＯＬ is KOL, spaces collapsed), at most 50 characters."""
+    return clean_text(value)[:50].strip()
+
+
 def csv_unescape(value: str) -> str:
     """The inverse of `exporter.csv_safe` for the importers: an export opened, corrected and imported again must not
     gain an apostrophe in front of '=HYPERLINK…' or an invoice number '-'."""

@@ -262,6 +262,11 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
         out["institution"] = chosen.parent
         if out.get("department") is None:
             out["department"] = chosen
+    if instance is not None and "institution" in out and out["institution"] is None and "department" not in out:
+        # no institution any more, no department named (an API client's PATCH {"institution": null}): the person
+        # left the hospital, its department too. The kept department filled its hospital in again, and the answer
+        # was 200 with the person still there
+        out["department"] = None
     dept = out.get("department", instance.department if instance else None)
     inst = out.get("institution", instance.institution if instance else None)
     if dept is not None:
@@ -289,14 +294,32 @@ def _apply(obj, data: dict[str, Any], fields: Iterable[str]) -> None:
             setattr(obj, key, data[key])
 
 
+def tag_names(names: Iterable[str]) -> list[str]:
+    """The tags these names stand for: an existing tag's own name when one is written so in any letter case (kol,
+    Kol and ＫＯＬ are the tag KOL), else the cleaned name; each tag once. One tag typed in another case or width
+    became a second tag, and filtering by either found half the customers."""
+    out: dict[str, str] = {}
+    for raw in names:
+        name = normalise.tag_name(raw)
+        if name and name.casefold() not in out:
+            existing = Tag.objects.filter(name__iexact=name).order_by("id").values_list("name", flat=True).first()
+            out[name.casefold()] = existing or name
+    return list(out.values())
+
+
+def tag_q(names: Iterable[str], field: str = "tags") -> Q:
+    """Customers with any of these tags, whatever the letter case or width the names are typed in."""
+    q = Q(pk__in=[])
+    for name in dict.fromkeys(normalise.tag_name(n) for n in names):
+        if name:
+            q |= Q(**{f"{field}__name__iexact": name})
+    return q
+
+
 def _set_tags(obj, names: Iterable[str] | None) -> None:
     if names is None:
         return
-    tags = []
-    for name in dict.fromkeys(n.strip() for n in names if n and n.strip()):
-        tag, _created = Tag.objects.get_or_create(name=name[:50])
-        tags.append(tag)
-    obj.tags.set(tags)
+    obj.tags.set([Tag.objects.get_or_create(name=name)[0] for name in tag_names(names)])
 
 
 def _unique_error(exc: IntegrityError, obj) -> ValidationError:
@@ -336,8 +359,11 @@ def create_institution(user, data: dict[str, Any]) -> Institution:
     return _create(user, Institution, cleaned, INSTITUTION_FIELDS)
 
 
-def departments_follow(institution: Institution, old_region: str | None) -> None:
-    """A hospital that moves takes along its departments that were where it was (or nowhere)."""
+def departments_follow(institution: Institution, old_region: str | None, user=None) -> None:
+    """A hospital that moves takes along its departments that were where it was (or nowhere). Each department's
+    region is its own field, so the move is a change of it like an edit: its version and `updated_at` move and its
+    history records it. Written behind their backs, an API client syncing by `updated_since` never learnt the
+    departments had moved, and one saving a department it had loaded before put it back, unrefused."""
     ids, frontier = [], [institution.pk]
     while frontier:
         frontier = list(Institution.objects.filter(parent_id__in=frontier, kind=InstitutionType.DEPARTMENT,
@@ -346,10 +372,23 @@ def departments_follow(institution: Institution, old_region: str | None) -> None
     if not ids:
         return
     moving = Institution.objects.filter(pk__in=ids).filter(Q(region_id=old_region) | Q(region__isnull=True))
+    moving = moving.exclude(region_id=institution.region_id) if institution.region_id else moving.exclude(region=None)
     province, city = region_columns(institution.region_id)
-    moved = list(moving.values_list("pk", flat=True))
-    Institution.objects.filter(pk__in=moved).update(region_id=institution.region_id, province=province, city=city)
-    search.reindex(list(Institution.objects.filter(pk__in=moved)))
+    departments = list(moving)
+    if not departments:
+        return
+    now = timezone.now()
+    Institution.objects.filter(pk__in=[d.pk for d in departments]).update(
+        region_id=institution.region_id, province=province, city=city, version=F("version") + 1, updated_at=now
+    )
+    for dept in departments:
+        before = dept.region_id
+        dept.region_id, dept.province, dept.city = institution.region_id, province, city
+        dept.version += 1
+        dept.updated_at = now
+        audit.record(A.UPDATE, dept, changes={"region": [before, institution.region_id]}, user=user,
+                     hospital_moved=institution.pk)  # fmt: skip
+    search.reindex(departments)
 
 
 def _department_region_follows_parent(obj: Institution, data: dict[str, Any]) -> None:
@@ -431,7 +470,7 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
     after = snapshot(obj, fields)
     changes = audit.diff(before, after)
     if "tags" in data and data["tags"] is not None:
-        after_tags = sorted(dict.fromkeys(t.strip() for t in data["tags"] if t and t.strip()))
+        after_tags = sorted(tag_names(data["tags"]))
         if after_tags != before_tags:
             changes["tags"] = [before_tags, after_tags]
     if not changes:
@@ -458,7 +497,7 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             search.reindex([obj])
             if model is Institution and obj.region_id != old_region:
                 sync_people_region([obj.pk])
-                departments_follow(obj, old_region)
+                departments_follow(obj, old_region, user)
             if model is Institution and obj.is_department and obj.parent_id != old_parent:
                 people_follow_department(user, obj)
             audit.record(A.UPDATE, obj, changes=changes, user=user)
@@ -484,7 +523,9 @@ def update_person(user, obj: Person, data: dict[str, Any], version: int | None =
     return _update(user, obj, data, version, PERSON_FIELDS, clean_person)
 
 
-def delete_customer(user, obj: Institution | Person) -> None:
+def delete_customer(user, obj: Institution | Person, version: int | None = None) -> None:
+    """Delete a customer (and the records merged into it). With `version` (the one the deleting user loaded), a
+    record someone saved in the meantime is not deleted: ConflictError, as for an edit."""
     access.require(user, Cap.DELETE_CUSTOMERS)
     if not access.can_see(user, obj):
         raise PermissionDenied(_("You may not delete this customer."))
@@ -501,6 +542,10 @@ def delete_customer(user, obj: Institution | Person) -> None:
     else:
         fields, kind = PERSON_FIELDS, SearchTerm.Kind.PERSON
     with transaction.atomic():
+        if version is not None:
+            current = type(obj).objects.select_for_update().filter(pk=obj.pk).values_list("version", flat=True).first()
+            if current != int(version):
+                raise ConflictError(current or 0)
         # the records merged into this one are the same customer: they go with it. Left behind, each would lose
         # its pointer (merged_into is SET_NULL) and come back as an active customer, personal data and all —
         # a person deleted on request (PIPL art. 47) would reappear under the duplicate's code

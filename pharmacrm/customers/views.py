@@ -324,7 +324,7 @@ def institution_list(request):
     if not filters.type and not data.get("q"):
         # departments are listed on their hospital's page; the type filter lists them on their own
         base = base.exclude(kind=InstitutionType.DEPARTMENT)
-    restrict = Q(tags__name=data["tag"].strip()) if data.get("tag") else None
+    restrict = services.tag_q([data["tag"]]) if data.get("tag") else None
     if restrict is not None:
         base = base.filter(restrict)
     qs = access.institutions_for(user, base).select_related("region", "owner", "parent")
@@ -350,7 +350,7 @@ def person_list(request):
     if data.get("institution"):
         restrict &= Q(institution_id=data["institution"]) | Q(department_id=data["institution"])
     if data.get("tag"):
-        restrict &= Q(tags__name=data["tag"].strip())
+        restrict &= services.tag_q([data["tag"]])
     restrict = restrict or None
     if restrict is not None:
         base = base.filter(restrict)
@@ -922,8 +922,17 @@ def _delete_view(request, model, pk: int):
     access.require(user, Cap.DELETE_CUSTOMERS)
     obj = access.get_visible_or_404(user, model, pk)
     if request.method == "POST":
+        # the version the confirmation page showed: a record someone changed after it was opened is not deleted
+        # (their change would have gone with it, unseen by the one deleting)
+        version = request.POST.get("version", "")
         try:
-            services.delete_customer(user, obj)
+            services.delete_customer(user, obj, version=int(version) if version.isdecimal() and len(version) < 10 else None)
+        except services.ConflictError:
+            messages.error(request, _(
+                "Someone changed this record after you opened the page to delete it, so it was not deleted. Check "
+                "their changes, and delete it again if it should still go."
+            ))  # fmt: skip
+            return redirect(page_of(obj))
         except ValidationError as e:
             for message in e.messages:
                 messages.error(request, message)
