@@ -1,0 +1,31 @@
+"""Review round 22 (core): sign-in, users and roles, the audit trail."""
+
+from __future__ import annotations
+
+from django.test import Client
+from django.urls import reverse
+
+from tests.conftest import PASSWORD
+
+
+def _wrong_passwords(username: str, times: int, browser: str) -> None:
+    client = Client(HTTP_USER_AGENT=browser)
+    for _n in range(times):
+        client.post("/accounts/login/", {"username": username, "password": "wrong-password"})
+
+
+def test_an_account_locked_by_wrong_passwords_from_two_browsers_shows_locked_and_can_be_unlocked(
+    client_for, users, settings
+):
+    """Axes keeps the failures of each browser apart and locks on their sum: three typos on the office PC and two
+    on the phone locked the agent out, but the Users page showed them active, with no Unlock button."""
+    _wrong_passwords("agent", 3, "Mozilla/5.0 (Windows NT 10.0) Chrome/120")
+    _wrong_passwords("agent", settings.AXES_FAILURE_LIMIT - 3, "Mozilla/5.0 (iPhone) MicroMessenger/8.0")
+    assert Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD}).status_code == 403
+    admin = client_for("admin")
+    listing = admin.get(reverse("users"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Locked out" in listing.split('data-username="agent"')[1].split("</tr>")[0]
+    page = admin.get(reverse("users-edit", args=[users["agent"].pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert reverse("users-unlock", args=[users["agent"].pk]) in page
+    assert admin.post(reverse("users-unlock", args=[users["agent"].pk])).status_code == 302
+    assert Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD}).status_code == 302
