@@ -29,3 +29,22 @@ def test_an_account_locked_by_wrong_passwords_from_two_browsers_shows_locked_and
     assert reverse("users-unlock", args=[users["agent"].pk]) in page
     assert admin.post(reverse("users-unlock", args=[users["agent"].pk])).status_code == 302
     assert Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD}).status_code == 302
+
+
+def test_the_audit_chain_stays_intact_for_clients_seen_through_ipv6(users, settings):
+    """A proxy listening on IPv6 writes an IPv4 client as ::ffff:10.1.2.3: the entry was hashed with Python's
+    spelling (::ffff:a01:203), the database kept Django's, and `audit verify` reported every such sign-in as
+    edited. The address reads as the database keeps it, and the chain verifies."""
+    from pharmacrm.core import audit
+    from pharmacrm.core.models import AuditEntry
+
+    settings.SERVICEDESK_TRUST_X_FORWARDED_FOR = True
+    Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD},
+                  REMOTE_ADDR="::1", HTTP_X_FORWARDED_FOR="::ffff:10.1.2.3")  # fmt: skip
+    settings.SERVICEDESK_TRUST_X_FORWARDED_FOR = False
+    Client().post("/accounts/login/", {"username": "rep", "password": PASSWORD}, REMOTE_ADDR="2001:DB8:0:0::7")
+    assert list(AuditEntry.objects.filter(action="login").order_by("seq").values_list("ip", flat=True)) == [
+        "::ffff:10.1.2.3", "2001:db8::7",
+    ]
+    result = audit.verify()
+    assert result.ok, result.problems
