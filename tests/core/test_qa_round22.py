@@ -48,3 +48,30 @@ def test_the_audit_chain_stays_intact_for_clients_seen_through_ipv6(users, setti
     ]
     result = audit.verify()
     assert result.ok, result.problems
+
+
+def _current_code(device) -> str:
+    from django_otp.oath import TOTP
+
+    return f"{TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token():06d}"
+
+
+def test_last_sign_in_is_the_last_complete_one_not_a_password_alone(users, client_for):
+    """Someone who has the PV officer's password but not their phone: the Users page read 'Last sign-in' at that
+    moment, as if the officer had signed in. It is set when the one-time code was given (and at the sign-in of a
+    role without one, and when an API token is issued)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from pharmacrm.core.models import User
+
+    device = TOTPDevice.objects.create(user=users["pv"], name="default", confirmed=True)
+    pv = Client()
+    assert pv.post("/accounts/login/", {"username": "pv", "password": PASSWORD}).status_code == 302
+    assert User.objects.get(username="pv").last_login is None
+    admin = client_for("admin")
+    page = admin.get(reverse("users-edit", args=[users["pv"].pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "<dt>Last sign-in</dt><dd>—</dd>" in page
+    assert pv.post("/accounts/otp/", {"code": _current_code(device)}).status_code == 302
+    assert User.objects.get(username="pv").last_login is not None
+    assert Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD}).status_code == 302
+    assert User.objects.get(username="agent").last_login is not None
