@@ -303,7 +303,7 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class UserFilter(django_filters.FilterSet):
-    role = django_filters.ChoiceFilter(choices=ROLE_CHOICES, field_name="groups__name")
+    role = django_filters.ChoiceFilter(choices=ROLE_CHOICES, method="by_role")
     team = django_filters.ModelChoiceFilter(queryset=Team.objects.all(), field_name="teams")
     is_active = django_filters.BooleanFilter()
     username = django_filters.CharFilter(lookup_expr="icontains")
@@ -311,6 +311,11 @@ class UserFilter(django_filters.FilterSet):
     class Meta:
         model = User
         fields: list[str] = []
+
+    def by_role(self, qs, name, value):
+        from .views_users import with_role
+
+        return qs.filter(with_role(value)) if value else qs
 
 
 class SecondFactorEnrolmentSerializer(serializers.Serializer):

@@ -50,6 +50,12 @@ def locked_usernames(usernames) -> set[str]:
     )  # fmt: skip
 
 
+def with_role(role: str) -> Q:
+    """The users holding a role: its group, and for the administrator role the superusers too."""
+    found = Q(groups__name=role)
+    return found | Q(is_superuser=True) if role == Role.ADMIN.value else found
+
+
 class UserFilterForm(forms.Form):
     q = forms.CharField(label=gettext_lazy("Name or username"), required=False, max_length=64)
     role = forms.ChoiceField(label=gettext_lazy("Role"), required=False,
@@ -64,7 +70,7 @@ class UserFilterForm(forms.Form):
         if d.get("q"):
             qs = qs.filter(Q(username__icontains=d["q"]) | Q(display_name__icontains=d["q"]))
         if d.get("role"):
-            qs = qs.filter(groups__name=d["role"])
+            qs = qs.filter(with_role(d["role"]))
         if d.get("active"):
             qs = qs.filter(is_active=d["active"] == "1")
         return qs

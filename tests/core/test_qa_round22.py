@@ -75,3 +75,26 @@ def test_last_sign_in_is_the_last_complete_one_not_a_password_alone(users, clien
     assert User.objects.get(username="pv").last_login is not None
     assert Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD}).status_code == 302
     assert User.objects.get(username="agent").last_login is not None
+
+
+def test_the_first_administrator_made_by_createsuperuser_shows_as_an_administrator(client_for, users):
+    """`pharmacrm createsuperuser` makes the first administrator: a superuser, in no role group. The Users page
+    listed that account with no role ('—'), the Administrator filter left it out, and the API answered roles []."""
+    import datetime
+    import re
+
+    from rest_framework.test import APIClient
+
+    from pharmacrm.core.models import ApiToken, User
+
+    boss = User.objects.create_superuser("boss", "boss@example.cn", PASSWORD)
+    admin = client_for("admin")
+    listing = admin.get(reverse("users"), {"role": "admin"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert re.findall(r'data-username="([^"]+)"', listing) == ["admin", "boss"]
+    assert "Administrator" in listing.split('data-username="boss"')[1].split("</tr>")[0]
+    api = APIClient()
+    _token, key = ApiToken.issue(users["admin"], datetime.timedelta(hours=1), second_factor=True)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    body = api.get("/api/v1/users/", {"role": "admin"}).json()
+    assert [(u["username"], u["roles"]) for u in body["results"]] == [("admin", ["admin"]), ("boss", ["admin"])]
+    assert api.get(f"/api/v1/users/{boss.pk}/").json()["roles"] == ["admin"]
