@@ -98,3 +98,15 @@ def test_the_first_administrator_made_by_createsuperuser_shows_as_an_administrat
     body = api.get("/api/v1/users/", {"role": "admin"}).json()
     assert [(u["username"], u["roles"]) for u in body["results"]] == [("admin", ["admin"]), ("boss", ["admin"])]
     assert api.get(f"/api/v1/users/{boss.pk}/").json()["roles"] == ["admin"]
+
+
+def test_the_enrolment_code_command_finds_the_user_as_the_sign_in_page_does(users, capsys):
+    """The sign-in page takes `PV` or full-width `ｐｖ` for the account `pv`; the server's command answered 'There is
+    no user named PV.' to the operator who typed it so."""
+    from django.core.management import call_command
+
+    from pharmacrm.core.models import SecondFactorEnrolment
+
+    call_command("second_factor_code", "PV")
+    call_command("second_factor_code", "ｐｖ")
+    assert SecondFactorEnrolment.objects.filter(user=users["pv"]).count() == 2
