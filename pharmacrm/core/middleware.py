@@ -94,7 +94,10 @@ class SecondFactorMiddleware:
         if hasattr(request, "audit_context") and request.user.is_authenticated:
             request.audit_context.user = request.user
         if needs_second_factor(request.user) and not request.user.is_verified() and not self._exempt(request.path):
-            return redirect(reverse("otp") + "?next=" + request.get_full_path())
+            from urllib.parse import urlencode
+
+            # encoded: the page's own query (?status=open&page=2) stays whole instead of ending at its first "&"
+            return redirect(reverse("otp") + "?" + urlencode({"next": request.get_full_path()}))
         return self.get_response(request)
 
 

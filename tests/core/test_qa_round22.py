@@ -110,3 +110,19 @@ def test_the_enrolment_code_command_finds_the_user_as_the_sign_in_page_does(user
     call_command("second_factor_code", "PV")
     call_command("second_factor_code", "ｐｖ")
     assert SecondFactorEnrolment.objects.filter(user=users["pv"]).count() == 2
+
+
+def test_the_page_asked_for_before_the_one_time_code_comes_back_with_its_whole_query(users):
+    """A PV officer past the password opens a filtered list (a link from an e-mail, another tab): the way to the
+    one-time code cut the address at its first '&', so after the code they came back to the list without its
+    other filters and page."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=users["pv"], name="default", confirmed=True)
+    pv = Client()
+    pv.post("/accounts/login/", {"username": "pv", "password": PASSWORD})
+    asked = "/safety/?status=open&page=2"
+    to_code = pv.get(asked)
+    assert to_code.status_code == 302
+    done = pv.post(to_code["Location"], {"code": _current_code(device)})
+    assert done.status_code == 302 and done["Location"] == asked
