@@ -126,3 +126,25 @@ def test_the_page_asked_for_before_the_one_time_code_comes_back_with_its_whole_q
     assert to_code.status_code == 302
     done = pv.post(to_code["Location"], {"code": _current_code(device)})
     assert done.status_code == 302 and done["Location"] == asked
+
+
+def test_a_code_sent_during_the_wait_after_a_wrong_one_is_no_failed_sign_in_on_the_api(users, settings):
+    """django-otp makes a client wait after a wrong code and does not check a code sent meanwhile. The token
+    endpoint counted such a code — the right one, a second too early — as a failed sign-in towards the lockout;
+    the web page never did."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+    from rest_framework.test import APIClient
+
+    from pharmacrm.core.models import AuditEntry
+
+    settings.OTP_TOTP_THROTTLE_FACTOR = 600  # the wait outlasts the test, whatever the machine's speed
+    device = TOTPDevice.objects.create(user=users["pv"], name="default", confirmed=True)
+    device.throttle_increment()
+    api = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    answer = api.post("/api/v1/auth/token/", {"username": "pv", "password": PASSWORD, "otp": _current_code(device)})
+    assert answer.status_code == 400 and answer.json()["otp"][0].startswith("Too many wrong codes: wait")
+    assert not AuditEntry.objects.filter(action="login_failed", actor_name="pv").exists()
+    wrong = f"{(int(_current_code(device)) + 1) % 1000000:06d}"
+    device.throttle_reset()
+    api.post("/api/v1/auth/token/", {"username": "pv", "password": PASSWORD, "otp": wrong})
+    assert AuditEntry.objects.filter(action="login_failed", actor_name="pv").count() == 1  # a wrong code still is
