@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 
@@ -148,3 +149,19 @@ def test_a_code_sent_during_the_wait_after_a_wrong_one_is_no_failed_sign_in_on_t
     device.throttle_reset()
     api.post("/api/v1/auth/token/", {"username": "pv", "password": PASSWORD, "otp": wrong})
     assert AuditEntry.objects.filter(action="login_failed", actor_name="pv").count() == 1  # a wrong code still is
+
+
+@pytest.mark.django_db(transaction=True)
+def test_backup_keep_zero_is_refused_before_a_backup_is_made(tmp_path, settings):
+    """`pharmacrm backup --keep 0` made the whole backup, then answered 'At least one backup must be kept.' — the
+    operator could not tell whether a backup had been written (it had, and was audited)."""
+    from django.core.management import CommandError, call_command
+
+    from pharmacrm.core.models import AuditEntry
+
+    settings.MEDIA_ROOT = tmp_path / "files"
+    out = tmp_path / "backups"
+    with pytest.raises(CommandError, match="至少须保留一份备份"):
+        call_command("backup", "--out", str(out), "--keep", "0")
+    assert not out.exists() or list(out.iterdir()) == []
+    assert not AuditEntry.objects.filter(action="backup").exists()
