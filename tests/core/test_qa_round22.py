@@ -165,3 +165,22 @@ def test_backup_keep_zero_is_refused_before_a_backup_is_made(tmp_path, settings)
         call_command("backup", "--out", str(out), "--keep", "0")
     assert not out.exists() or list(out.iterdir()) == []
     assert not AuditEntry.objects.filter(action="backup").exists()
+
+
+def test_the_audit_page_names_backups_and_key_rotations_not_their_codes(client_for, users):
+    """Entries about a backup, a restore or a key rotation showed the code 'core.backup' / 'core.keyring' as the
+    kind of record, in English on the Chinese pages too; key rotations can be picked in the filter as well."""
+    from pharmacrm.core import audit
+    from pharmacrm.core.models import AuditEntry
+
+    audit.record(AuditEntry.Action.BACKUP, ("core.backup", "", "pharmacrm-20261202-023000.sqlite3.gz"),
+                 actor_name="scheduler")  # fmt: skip
+    audit.record(AuditEntry.Action.ROTATE_KEYS, ("core.keyring", "", "k2"), actor_name="cli:root")
+    auditor = client_for("auditor")
+    page = auditor.get(reverse("audit"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    rows = page.split("<tbody>")[1]
+    assert "core.backup" not in rows and "core.keyring" not in rows
+    assert ">Backup</span>" in rows and ">Encryption key ring</span>" in rows
+    chosen = auditor.get(reverse("audit"), {"object_type": "core.keyring"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert chosen.status_code == 200 and "k2" in chosen.content.decode().split("<tbody>")[1]
+    assert "pharmacrm-20261202" not in chosen.content.decode().split("<tbody>")[1]
