@@ -184,3 +184,16 @@ def test_the_audit_page_names_backups_and_key_rotations_not_their_codes(client_f
     chosen = auditor.get(reverse("audit"), {"object_type": "core.keyring"}, HTTP_ACCEPT_LANGUAGE="en")
     assert chosen.status_code == 200 and "k2" in chosen.content.decode().split("<tbody>")[1]
     assert "pharmacrm-20261202" not in chosen.content.decode().split("<tbody>")[1]
+
+
+def test_an_enrolment_code_for_a_deactivated_account_says_it_cannot_be_used_yet(client_for, users):
+    """The server's command warns that a deactivated account cannot sign in with its new code; the Users page
+    handed the code over with 'at the next sign-in the user enters it', and the user could not sign in."""
+    from pharmacrm.core import services
+
+    services.deactivate_user(users["admin"], users["pv"])
+    page = client_for("admin").post(reverse("users-second-factor", args=[users["pv"].pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    assert "this account is deactivated and cannot sign in until it is reactivated" in page.content.decode()
+    active = client_for("admin").post(reverse("users-second-factor", args=[users["auditor"].pk]))
+    assert 'id="enrolment-inactive"' not in active.content.decode()
