@@ -68,6 +68,10 @@ class TokenResponseSerializer(serializers.Serializer):
     second_factor = serializers.BooleanField()
 
 
+class _Throttled(str):
+    """Why a code was refused without being checked (django-otp's wait after wrong codes): no failed sign-in."""
+
+
 def _verify_totp(user, code: str) -> str:
     """An empty string if the code matches a confirmed TOTP device, else why not (django-otp throttles
     repeated failures with a growing delay and refuses a code that was already used)."""
@@ -83,7 +87,7 @@ def _verify_totp(user, code: str) -> str:
                 return ""
     if waits and len(waits) == len(devices) and all(waits):
         seconds = max(1, int((min(waits) - timezone.now()).total_seconds()) + 1)
-        return _("Too many wrong codes: wait %(seconds)d seconds, then try again.") % {"seconds": seconds}
+        return _Throttled(_("Too many wrong codes: wait %(seconds)d seconds, then try again.") % {"seconds": seconds})
     return _("The one-time code is wrong or has expired.")
 
 
@@ -124,9 +128,10 @@ class TokenView(APIView):
         if second_factor:
             code = data.get("otp", "")
             problem = self._second_factor_problem(user, code)
-            if problem and code:
-                # a wrong code is a failed sign-in (counted towards the lockout, audited); a missing
-                # one only tells the client to ask for it
+            if problem and code and not isinstance(problem, _Throttled):
+                # a wrong code is a failed sign-in (counted towards the lockout, audited); a missing one only
+                # tells the client to ask for it, and one sent during django-otp's wait was not even checked —
+                # a script retrying the right code a second too early was locked out, as the web page never did
                 user_login_failed.send(sender=__name__, credentials={"username": username}, request=http_request)
                 if _locked_out(http_request):
                     return _lockout_response()
@@ -303,7 +308,7 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class UserFilter(django_filters.FilterSet):
-    role = django_filters.ChoiceFilter(choices=ROLE_CHOICES, field_name="groups__name")
+    role = django_filters.ChoiceFilter(choices=ROLE_CHOICES, method="by_role")
     team = django_filters.ModelChoiceFilter(queryset=Team.objects.all(), field_name="teams")
     is_active = django_filters.BooleanFilter()
     username = django_filters.CharFilter(lookup_expr="icontains")
@@ -311,6 +316,11 @@ class UserFilter(django_filters.FilterSet):
     class Meta:
         model = User
         fields: list[str] = []
+
+    def by_role(self, qs, name, value):
+        from .views_users import with_role
+
+        return qs.filter(with_role(value)) if value else qs
 
 
 class SecondFactorEnrolmentSerializer(serializers.Serializer):

@@ -10,10 +10,15 @@ class CoreConfig(AppConfig):
     verbose_name = _("Core")
 
     def ready(self):
+        from django.contrib.auth.signals import user_logged_in
         from django.db import models
         from django.db.models.signals import post_migrate
 
         from . import dbstats, signals  # noqa: F401  (login/logout audit)
+
+        # "Last sign-in" is the last complete one (core.signals): Django's own receiver set it at the password
+        # step, also when the one-time code of a second-factor role was never given
+        user_logged_in.disconnect(dispatch_uid="update_last_login")
 
         # statistics for tables a migration rebuilt (SQLite): sent once, with the core app as sender
         post_migrate.connect(dbstats.after_migrate, sender=self, dispatch_uid="core.dbstats")

@@ -87,8 +87,9 @@ def object_types() -> list[tuple[str, str]]:
 
     # those with a name of their own (translated); bookkeeping tables (counters, search terms) are never audited
     ours = [m for m in apps.get_models() if m.__module__.startswith("pharmacrm.") and isinstance(m._meta.verbose_name, Promise)]
-    # and what is audited without a model: backups and restores, refused API calls
-    return [("", _("Any")), ("core.backup", _("Backup")), ("api", _("API request"))] + [
+    # and what is audited without a model: backups and restores, key rotations, refused API calls
+    without_model = [("core.backup", _("Backup")), ("core.keyring", _("Encryption key ring")), ("api", _("API request"))]
+    return [("", _("Any")), *without_model] + [
         (m._meta.label_lower, capfirst(m._meta.verbose_name)) for m in sorted(ours, key=lambda m: m._meta.label_lower)
     ]
 

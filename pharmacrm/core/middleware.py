@@ -19,16 +19,31 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 def client_ip(request) -> str | None:
     """The client's address for the audit trail and the web form's rate limit: REMOTE_ADDR, or — only when
     settings say our own reverse proxy sits in front (SERVICEDESK_TRUST_X_FORWARDED_FOR) — the last address
-    that proxy appended to X-Forwarded-For (one the client wrote itself comes before it)."""
-    address = request.META.get("REMOTE_ADDR") or None
+    that proxy appended to X-Forwarded-For (one the client wrote itself comes before it).
+
+    The address is written the way the database stores it (Django's GenericIPAddressField): an audit entry's
+    hash is computed from this text and checked later against the stored one, so an IPv4 client of a proxy or
+    server listening on IPv6 (`::ffff:10.1.2.3`, which Python writes `::ffff:a01:203`) or an address in capitals
+    or in full made every entry of the request read as edited in `audit verify`."""
+    address = _stored_form(request.META.get("REMOTE_ADDR") or "")
     if getattr(settings, "SERVICEDESK_TRUST_X_FORWARDED_FOR", False):
         forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
         if forwarded:
-            try:
-                address = str(ipaddress.ip_address(forwarded[-1]))
-            except ValueError:
-                pass  # not an address: the proxy's own connection is what we know
+            # not an address: the proxy's own connection is what we know
+            address = _stored_form(forwarded[-1]) or address
     return address
+
+
+def _stored_form(text: str) -> str | None:
+    """An IP address as the database keeps it (IPv6 compressed, lower case, IPv4-mapped as ::ffff:a.b.c.d, no
+    zone); None for what is no address."""
+    from django.utils.ipv6 import clean_ipv6_address
+
+    try:
+        parsed = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    return clean_ipv6_address(str(parsed)) if parsed.version == 6 else str(parsed)
 
 
 class RequestIdMiddleware:
@@ -79,7 +94,10 @@ class SecondFactorMiddleware:
         if hasattr(request, "audit_context") and request.user.is_authenticated:
             request.audit_context.user = request.user
         if needs_second_factor(request.user) and not request.user.is_verified() and not self._exempt(request.path):
-            return redirect(reverse("otp") + "?next=" + request.get_full_path())
+            from urllib.parse import urlencode
+
+            # encoded: the page's own query (?status=open&page=2) stays whole instead of ending at its first "&"
+            return redirect(reverse("otp") + "?" + urlencode({"next": request.get_full_path()}))
         return self.get_response(request)
 
 

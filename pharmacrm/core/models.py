@@ -139,7 +139,11 @@ class User(AbstractUser):
 
     @cached_property
     def roles(self) -> frozenset[Role]:
+        """The user's roles; a superuser (the first administrator, made by `createsuperuser`) is an administrator
+        whatever their groups — the Users pages and the API showed that account with no role at all."""
         names = {g.name for g in self.groups.all()}
+        if self.is_superuser:
+            names.add(Role.ADMIN.value)
         return frozenset(r for r in Role if r.value in names)
 
     def has_role(self, *roles: Role) -> bool:

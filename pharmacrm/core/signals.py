@@ -14,10 +14,10 @@ def _logged_in(sender, request, user, **kwargs):
     via = getattr(request, "login_via", "web")
     if not needs_second_factor(user):
         audit.record(AuditEntry.Action.LOGIN, user, user=user, via=via)
-        forget_failed_sign_ins(user)
+        signed_in(user)
     elif via == "api":  # the API issues a token only after the one-time code
         audit.record(AuditEntry.Action.LOGIN, user, user=user, via=via, second_factor="totp")
-        forget_failed_sign_ins(user)
+        signed_in(user)
     else:  # on the web the code is asked after this: an auditor must not read a password alone as a sign-in
         audit.record(AuditEntry.Action.LOGIN, user, user=user, via=via, second_factor="pending")
 
@@ -25,6 +25,16 @@ def _logged_in(sender, request, user, **kwargs):
 def second_factor_passed(user) -> None:
     """The one-time code of a web sign-in was right: the sign-in is complete (audited as such)."""
     audit.record(AuditEntry.Action.LOGIN, user, user=user, via="web", second_factor="totp")
+    signed_in(user)
+
+
+def signed_in(user) -> None:
+    """A complete sign-in: the user's "Last sign-in" (last_login, on the Users pages and in the API) and the
+    failed attempts forgotten. A password alone of a second-factor role is neither: it does not show as the
+    last sign-in of an account whose phone never gave the code."""
+    from django.contrib.auth.models import update_last_login
+
+    update_last_login(None, user)
     forget_failed_sign_ins(user)
 
 

@@ -365,12 +365,20 @@ def _object_url(entry: AuditEntry) -> str:
     return ""
 
 
+# What entries about no model name as their kind: refused API calls, backups and restores, key rotations
+OBJECTS_WITHOUT_MODEL = {
+    "api": gettext_lazy("API request"),
+    "core.backup": gettext_lazy("Backup"),
+    "core.keyring": gettext_lazy("Encryption key ring"),
+}
+
+
 def _object_kinds(object_type: str) -> str:
     """What kind of record an entry is about, translated: the model's name, else the app's, else the code."""
     from django.apps import apps
 
-    if object_type == "api":
-        return _("API request")
+    if object_type in OBJECTS_WITHOUT_MODEL:  # the page showed the code (core.backup) above the file's name
+        return str(OBJECTS_WITHOUT_MODEL[object_type])
     try:
         if "." in object_type:
             return str(apps.get_model(object_type)._meta.verbose_name)

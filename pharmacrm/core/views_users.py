@@ -37,15 +37,23 @@ def _lockout_cutoff() -> datetime.datetime:
 
 
 def locked_usernames(usernames) -> set[str]:
-    """Which of these accounts django-axes is refusing now (too many failed sign-ins, cool-off running)."""
+    """Which of these accounts django-axes is refusing now (too many failed sign-ins, cool-off running).
+    Axes keeps one row per user name, address and browser, and locks the account on the sum of the rows still
+    in their cool-off: three wrong passwords on the office PC and two on the phone lock it, with no row at 5."""
     from axes.models import AccessAttempt
+    from django.db.models import Sum
 
     return set(
-        AccessAttempt.objects.filter(
-            username__in=list(usernames), failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
-            attempt_time__gte=_lockout_cutoff(),
-        ).values_list("username", flat=True)
+        AccessAttempt.objects.filter(username__in=list(usernames), attempt_time__gte=_lockout_cutoff())
+        .values("username").annotate(failures=Sum("failures_since_start"))
+        .filter(failures__gte=settings.AXES_FAILURE_LIMIT).values_list("username", flat=True)
     )  # fmt: skip
+
+
+def with_role(role: str) -> Q:
+    """The users holding a role: its group, and for the administrator role the superusers too."""
+    found = Q(groups__name=role)
+    return found | Q(is_superuser=True) if role == Role.ADMIN.value else found
 
 
 class UserFilterForm(forms.Form):
@@ -62,7 +70,7 @@ class UserFilterForm(forms.Form):
         if d.get("q"):
             qs = qs.filter(Q(username__icontains=d["q"]) | Q(display_name__icontains=d["q"]))
         if d.get("role"):
-            qs = qs.filter(groups__name=d["role"])
+            qs = qs.filter(with_role(d["role"]))
         if d.get("active"):
             qs = qs.filter(is_active=d["active"] == "1")
         return qs

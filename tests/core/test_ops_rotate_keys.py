@@ -136,3 +136,20 @@ def test_an_old_backup_restores_with_its_own_key_ring_after_the_keys_were_pruned
     assert Person.objects.get(name="张伟").mobile == "13800138000"
     assert ring_on_disk(own_keyring) == crypto.KeyRing.from_json(made.keyring_path.read_text())
     assert keys.problems() == []
+
+
+def test_data_under_a_key_the_ring_lacks_stops_the_rotation_before_anything_changes(own_keyring, xiehe):
+    """Data restored without its backup's key ring holds values under a key the ring does not have: the rotation
+    added a new key, then stopped halfway with a traceback (and every further attempt added one more key). It is
+    refused first, naming the key, and nothing changes."""
+    assert "k99" not in crypto.keyring().keys
+    with connection.cursor() as cur:  # a ciphertext under a key id the ring does not know
+        cur.execute("UPDATE customers_person SET landline = %s", ["e1:k99:" + "QUFB" * 12])
+    before = own_keyring.read_text()
+    with pytest.raises(CommandError) as refused:
+        call_command("rotate_keys")
+    assert "k99: 1" in str(refused.value) and "Nothing was changed" in str(refused.value)
+    assert own_keyring.read_text() == before
+    with pytest.raises(CommandError):
+        call_command("rotate_keys", "--resume")
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).exists()

@@ -29,6 +29,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, out, keep, **options):
+        if keep is not None and keep < 1:  # said before the dump, not after a long backup the operator then doubts
+            raise CommandError(_("At least one backup must be kept."))
         try:
             result = backup.backup(out, keep=keep, actor_name=cli_actor())
         except backup.BackupError as e:

@@ -36,6 +36,18 @@ class Command(BaseCommand):
             old = crypto.keyring()
         except crypto.KeyRingInvalid as e:  # one line saying what is wrong, not a traceback
             raise CommandError(_("Nothing was changed. %(problem)s") % {"problem": e}) from None
+        # values under a key the ring lacks (data restored without its backup's key ring) cannot be re-encrypted:
+        # the run would add a key, stop halfway with a traceback, and add yet another key at every new attempt
+        missing = {k: n for k, n in keys.keys_in_use().items() if k and k not in old.keys}
+        if missing:
+            raise CommandError(
+                _(
+                    "Nothing was changed. Some personal data is encrypted with keys that are not in the key ring "
+                    "(%(keys)s), so it cannot be re-encrypted. Put those keys back first: restore with "
+                    "--with-keyring, or take them from the key-ring copy saved with the backup the data came from."
+                )
+                % {"keys": ", ".join(f"{k}: {n}" for k, n in sorted(missing.items()))}
+            )
         if not resume:
             try:
                 where = keys.save_ring(old.with_new_key())

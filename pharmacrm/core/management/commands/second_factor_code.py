@@ -25,7 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("username", help="The user who is to set up (or set up again) an authenticator app.")
 
     def handle(self, *args, username, **options):
-        user = User.objects.filter(username=username).first()
+        from pharmacrm.core.services import sign_in_name
+
+        # the name as the sign-in page reads it: `Wanglei` or full-width letters find the account `wanglei`
+        user = User.objects.filter(username=sign_in_name(username)).first()
         if user is None:
             raise CommandError(_("There is no user named %(username)s.") % {"username": username})
         enrolment, code = issue_second_factor_enrolment(None, user, system_actor=cli_actor())
