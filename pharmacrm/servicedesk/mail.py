@@ -412,11 +412,55 @@ def mail_body(msg: ParsedMail) -> str:
 
 
 _NAME_PARAM = re.compile(r'(?i)(?:^|;)\s*(?:file)?name\s*=\s*(?:"([^"]*)"|([^;\s]+))')
+# RFC 2231: filename*=charset'lang'%XX…, or split in numbered pieces filename*0*=…; filename*1*=…
+_RFC2231_PARAM = re.compile(r'(?i)(?:^|;)\s*(file)?name\*(\d+)?(\*)?\s*=\s*(?:"([^"]*)"|([^;\s]*))')
+
+
+def _rfc2231_name(header: str) -> str:
+    """A file name written as RFC 2231 parameters, decoded like the mail's text: the charset read as its
+    superset (gb2312 → GB18030, big5 → Big5-HKSCS), bytes that are not in the charset named (none named, or
+    GBK labelled UTF-8) read as UTF-8 else GB18030, and the pieces joined before decoding. The standard
+    library decodes gb2312 and big5 strictly, so 王喆的处方.pdf (喆 is not in GB2312) came out 王�吹拇Ψ�.pdf."""
+    from urllib.parse import unquote_to_bytes
+
+    pieces: dict[str, list[tuple[int, bool, str]]] = {}
+    for m in _RFC2231_PARAM.finditer(re.sub(r"\r?\n(?=[ \t])", "", header or "")):
+        kind = "filename" if m.group(1) else "name"
+        index = int(m.group(2)) if m.group(2) is not None else 0
+        extended = m.group(2) is None or bool(m.group(3))
+        pieces.setdefault(kind, []).append((index, extended, m.group(4) if m.group(4) is not None else m.group(5)))
+    for kind in ("filename", "name"):
+        if kind not in pieces:
+            continue
+        charset, data = "", b""
+        for position, (index, extended, value) in enumerate(sorted(pieces[kind])):
+            if index != position:
+                break  # a piece missing: what came before it
+            if extended:
+                if position == 0 and value.count("'") >= 2:
+                    charset, _language, value = value.split("'", 2)
+                data += unquote_to_bytes(value)
+            else:
+                data += value.encode("utf-8", "surrogateescape")
+        name = decode_bytes(data, charset).strip()
+        if name:
+            return name
+    return ""
 
 
 def _filename(part) -> str:
     """The file's name; one written in raw 8-bit (GBK or UTF-8, as many Chinese mail programs do) is read
-    from the header's bytes instead of being left as replacement characters."""
+    from the header's bytes instead of being left as replacement characters, and one written as RFC 2231
+    parameters in GBK or Big5 is read with the same character sets as the mail's text."""
+    for header in ("Content-Disposition", "Content-Type"):
+        raw = _raw_header(part, header) or ""
+        if "*" in raw:
+            try:
+                name = _rfc2231_name(raw)
+            except Exception:  # noqa: BLE001 — then as the library reads it
+                name = ""
+            if name and "\ufffd" not in name:
+                return name
     try:
         name = part.get_filename() or ""
     except Exception:  # noqa: BLE001
