@@ -28,6 +28,7 @@ import imaplib
 import logging
 import quopri
 import re
+import unicodedata
 from email.message import EmailMessage as ParsedMail
 
 from django.conf import settings
@@ -61,7 +62,10 @@ RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120)
 LEASE = dt.timedelta(minutes=10)  # a claimed message not finished by then: the worker died, try again
 MAX_MAIL_BYTES = 25 * 1024 * 1024
 MAX_AGE = dt.timedelta(days=30)  # an older Date header is not believed
-NUMBER_IN_SUBJECT = re.compile(r"\[(TK-\d{4}-\d{6})\]", re.IGNORECASE)
+# the number as the desk writes it ([TK-2026-000123]), in the 【】 of a Chinese input method, or bare as the
+# acknowledgement asks the customer to keep it ("关于TK-2026-000123的补充"); read after NFKC, so full-width
+# letters and digits count too
+NUMBER_IN_SUBJECT = re.compile(r"(?<![A-Z0-9])(TK-\d{4}-\d{6})(?!\d)", re.IGNORECASE)
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 LOOP_SENDERS = ("mailer-daemon", "postmaster", "noreply", "no-reply")
 # the subject an out-of-office reply starts with (Outlook in Chinese and English, QQ, 163, Foxmail): such a mail
@@ -669,16 +673,15 @@ def _same_address(a: str, b: str) -> bool:
 def ticket_by_subject(subject: str, address: str) -> Ticket | None:
     """The ticket whose number the subject carries, only when the mail comes from that ticket's customer
     (its reply address or its person's e-mail): a stranger cannot add to a ticket by guessing numbers."""
-    match = NUMBER_IN_SUBJECT.search(subject or "")
-    if not match:
-        return None
-    ticket = Ticket.objects.filter(number=match.group(1).upper()).select_related("person").first()
-    if ticket is None:
-        return None
-    if _same_address(ticket.reply_email, address):
-        return ticket
-    if ticket.person_id and _same_address(ticket.person.email, address):
-        return ticket
+    numbers = [m.group(1).upper() for m in NUMBER_IN_SUBJECT.finditer(unicodedata.normalize("NFKC", subject or ""))]
+    for number in dict.fromkeys(numbers):
+        ticket = Ticket.objects.filter(number=number).select_related("person").first()
+        if ticket is None:
+            continue
+        if _same_address(ticket.reply_email, address):
+            return ticket
+        if ticket.person_id and _same_address(ticket.person.email, address):
+            return ticket
     return None
 
 

@@ -9,7 +9,10 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 
-from tests.servicedesk.test_qa_round20_mail import take_in  # noqa: F401
+from pharmacrm.servicedesk import services
+from pharmacrm.servicedesk.choices import MessageKind, Status
+from pharmacrm.servicedesk.models import Ticket
+from tests.servicedesk.test_qa_round20_mail import raw_mail, take_in  # noqa: F401
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
@@ -50,3 +53,44 @@ def test_an_attachment_named_in_rfc_2231_gbk_or_big5_keeps_its_name(take_in, nam
     agent could not tell the prescription from the lab report, and the customer's file looked damaged."""
     message = take_in(with_file(disposition))
     assert [a.name for a in message.ticket.attachments.all()] == [name]
+
+
+# --- the ticket number in the subject -------------------------------------------------------------------
+
+
+@pytest.fixture
+def resolved(take_in, users):  # noqa: F811
+    ticket = take_in(raw_mail(subject="用法咨询".encode(), message_id=b"<first22@hospital.test>")).ticket
+    services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    return ticket
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["关于{n}的补充资料", "【{n}】补充资料", "补充 {lower}", "关于{wide}的补充资料"],
+)
+def test_a_new_mail_keeping_the_number_as_asked_reaches_its_ticket(take_in, resolved, subject):  # noqa: F811
+    """The acknowledgement asks the customer to keep TK-2026-000123 in the subject. A customer who wrote a new
+    mail (not a Reply) with the number as written there, in 【】 or typed full-width, got a second ticket and a
+    second acknowledgement, and the agent of the first never saw the documents."""
+    n = resolved.number
+    wide = n.translate({ord(c): ord(c) + 0xFEE0 for c in "TK0123456789-"})
+    text = subject.format(n=n, lower=n.lower(), wide=wide)
+    message = take_in(raw_mail(subject=text.encode(), body="附件是检验报告。".encode(), message_id=b"<new22@h.test>"))
+    assert message.ticket == resolved
+    assert Ticket.objects.count() == 1
+    resolved.refresh_from_db()
+    assert resolved.status == Status.IN_PROGRESS
+    assert resolved.messages.filter(kind=MessageKind.REPLY, author=None).count() == 1  # no second acknowledgement
+
+
+def test_a_bare_number_from_a_stranger_still_makes_a_new_ticket(take_in, resolved):  # noqa: F811
+    message = take_in(raw_mail(sender=b"x@other.test", subject=f"关于{resolved.number}".encode(),
+                               message_id=b"<stranger22@h.test>"))  # fmt: skip
+    assert message.ticket != resolved
+    assert Ticket.objects.count() == 2
+
+
+def test_a_longer_number_is_not_taken_for_a_ticket_number(take_in, resolved):  # noqa: F811
+    message = take_in(raw_mail(subject=f"批号 X{resolved.number}9".encode(), message_id=b"<other22@h.test>"))
+    assert message.ticket != resolved
