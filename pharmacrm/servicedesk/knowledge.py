@@ -45,7 +45,15 @@ PLACEHOLDERS = {
     "received_at": gettext_lazy("when the request was received (local time)"),
     "batch": gettext_lazy("the batch / lot number"),
 }
-PLACEHOLDER_RE = re.compile(r"\{([^{}\s]{0,40})\}")
+# {customer}, also typed with a Chinese input method's full-width braces (｛customer｝, NFKC-read inside): such a
+# placeholder went out to the customer as it was written
+PLACEHOLDER_RE = re.compile(r"[{｛]([^{}｛｝\s]{0,40})[}｝]")
+
+
+def _placeholder(name: str) -> str:
+    return unicodedata.normalize("NFKC", name)
+
+
 APPROVAL_PREFIX = "国药准字"
 
 
@@ -182,7 +190,7 @@ def deactivate_product(user, product: Product, *, version: int | None = None) ->
 def unknown_placeholders(body: str) -> list[str]:
     """Placeholders in a text that render() does not know (in order, once each)."""
     out: list[str] = []
-    for name in PLACEHOLDER_RE.findall(body or ""):
+    for name in map(_placeholder, PLACEHOLDER_RE.findall(body or "")):
         if name not in PLACEHOLDERS and name not in out:
             out.append(name)
     return out
@@ -316,9 +324,10 @@ def render(template: AnswerTemplate, ticket: Ticket, user) -> str:
     used: set[str] = set()
 
     def fill(m: re.Match) -> str:
-        if m.group(1) in values:
-            used.add(m.group(1))
-            return values[m.group(1)]
+        name = _placeholder(m.group(1))
+        if name in values:
+            used.add(name)
+            return values[name]
         return m.group(0)
 
     text = PLACEHOLDER_RE.sub(fill, template.body)

@@ -8,8 +8,10 @@ import base64
 from urllib.parse import quote_from_bytes
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.utils import translation
 
-from pharmacrm.servicedesk import services
+from pharmacrm.servicedesk import knowledge, services
 from pharmacrm.servicedesk.choices import MessageKind, Status
 from pharmacrm.servicedesk.models import Ticket
 from tests.servicedesk.test_qa_round20_mail import raw_mail, take_in  # noqa: F401
@@ -94,3 +96,24 @@ def test_a_bare_number_from_a_stranger_still_makes_a_new_ticket(take_in, resolve
 def test_a_longer_number_is_not_taken_for_a_ticket_number(take_in, resolved):  # noqa: F811
     message = take_in(raw_mail(subject=f"批号 X{resolved.number}9".encode(), message_id=b"<other22@h.test>"))
     assert message.ticket != resolved
+
+
+# --- answer templates ------------------------------------------------------------------------------------
+
+
+def test_a_placeholder_in_full_width_braces_is_filled_in(users, xiehe):
+    """A template written with a Chinese input method has ｛customer｝ (full-width braces): it was saved without a
+    word and the reply went out to the customer reading 尊敬的｛customer｝."""
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询用法", "channel": "email", "category": "drug_info", "institution": xiehe,
+    })  # fmt: skip
+    tpl = knowledge.create_template(users["expert"], {
+        "name": "问候", "language": "zh-hans", "body": "尊敬的｛customer｝：您的工单｛ｔｉｃｋｅｔ｝已收到。",
+    })  # fmt: skip
+    assert knowledge.render(tpl, ticket, users["agent"]) == f"尊敬的{xiehe.name}：您的工单{ticket.number}已收到。"
+
+
+def test_an_unknown_placeholder_in_full_width_braces_is_refused(users):
+    with translation.override("en"), pytest.raises(ValidationError) as exc:
+        knowledge.create_template(users["expert"], {"name": "坏模板", "body": "尊敬的｛客户｝：您好"})
+    assert "{客户}" in exc.value.message_dict["body"][0]
