@@ -40,11 +40,12 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
+from django.utils.translation import gettext_lazy, pgettext
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from pharmacrm.core import audit, crypto
+from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
@@ -636,6 +637,68 @@ def message_ids(value: str) -> list[str]:
     return MESSAGE_ID.findall(value or "")
 
 
+def bounce_of(msg: ParsedMail) -> tuple[str, str] | None:
+    """(Message-ID, reason) when the mail is a delivery report (RFC 3464) saying that a mail could not be
+    delivered (`Action: failed`), the Message-ID taken from the returned mail or its headers; else None.
+    A delay notice (`Action: delayed`) or a read receipt is not a failure."""
+    if msg.get_content_type() != "multipart/report" or (msg.get_param("report-type") or "").lower() != "delivery-status":
+        return None
+    failed, reason, ids = False, "", []
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/delivery-status":
+            for block in part.get_payload() or ():
+                if not hasattr(block, "get") or str(block.get("Action", "")).strip().lower() != "failed":
+                    continue
+                failed = True
+                reason = reason or " ".join(
+                    str(block.get(h, "")).strip() for h in ("Status", "Diagnostic-Code") if block.get(h)
+                )
+        elif ctype == "message/rfc822":
+            inner = _inner_mail(part)
+            if hasattr(inner, "get"):
+                ids += message_ids(str(inner.get("Message-ID", "")))
+        elif ctype == "text/rfc822-headers":
+            returned = email.message_from_string(_decode_text(part), policy=email.policy.default)
+            ids += message_ids(str(returned.get("Message-ID", "")))
+    if not failed:
+        return None
+    ids += message_ids(_header(msg, "In-Reply-To"))
+    return (ids[0], re.sub(r"\s+", " ", reason)) if ids else None
+
+
+def record_bounce(msg: ParsedMail) -> TicketMessage | None:
+    """A reply (or acknowledgement) the SMTP server accepted but the customer's server returned later (a
+    mistyped or closed mailbox): the message reads *Failed for good* with the returned reason, so the agent can
+    correct the address and send it again, and the ticket's assignee is told. It used to be ignored like any
+    bounce, and the message kept reading *Sent* while the customer never got the answer."""
+    try:
+        found = bounce_of(msg)
+    except Exception:  # noqa: BLE001 — a report the library cannot read: ignored as before
+        return None
+    if found is None:
+        return None
+    message_id, reason = found
+    with transaction.atomic():
+        message = (
+            TicketMessage.objects.select_for_update().select_related("ticket", "ticket__team")
+            .filter(message_id=message_id, kind=MessageKind.REPLY, delivery=Delivery.SENT).first()
+        )  # fmt: skip
+        if message is None:
+            return None
+        error = normalise.mask_addresses(f"DSN {reason}".strip())[:500]
+        TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
+        audit.record(A.UPDATE, message, user=services.SYSTEM, changes={
+            "ticket": [None, message.ticket.number], "delivery": [Delivery.SENT, Delivery.GAVE_UP],
+        })  # fmt: skip
+        services.tell_assignee(message.ticket, Message(
+            gettext_lazy("%(number)s: a reply could not be delivered to the customer's e-mail address"),
+            number=message.ticket.number,
+        ), kind="ticket.reply_bounced")  # fmt: skip
+    log.warning("Mail for ticket message %s returned: %s", message.pk, error)
+    return message
+
+
 MADE_UP_ID_DOMAIN = "@no-message-id.invalid>"
 
 
@@ -758,6 +821,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
     why = is_automatic(msg, address)
     if why:
         log.info("Mail from %s ignored: %s", normalise.mask_email(address), why)
+        record_bounce(msg)  # never answered nor a ticket; a returned reply of ours is marked on its message
         return None
     message_id = (message_ids(_header(msg, "Message-ID")) or [None])[0]
     if message_id and len(message_id) > 250:

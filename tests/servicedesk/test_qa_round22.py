@@ -11,8 +11,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import translation
 
-from pharmacrm.servicedesk import knowledge, services
-from pharmacrm.servicedesk.choices import MessageKind, Status
+from pharmacrm.notify.models import Notification
+from pharmacrm.servicedesk import conversation, knowledge, mail, services
+from pharmacrm.servicedesk.choices import Delivery, MessageKind, Status
 from pharmacrm.servicedesk.models import Ticket
 from tests.servicedesk.test_qa_round20_mail import raw_mail, take_in  # noqa: F401
 
@@ -117,3 +118,52 @@ def test_an_unknown_placeholder_in_full_width_braces_is_refused(users):
     with translation.override("en"), pytest.raises(ValidationError) as exc:
         knowledge.create_template(users["expert"], {"name": "坏模板", "body": "尊敬的｛客户｝：您好"})
     assert "{客户}" in exc.value.message_dict["body"][0]
+
+
+# --- a reply returned by the customer's mail server -------------------------------------------------------
+
+
+def dsn(message_id: str, action: bytes = b"failed") -> bytes:
+    return (
+        b"From: MAILER-DAEMON@mx.hospital.test (Mail Delivery System)\r\nTo: service@pharmacrm.test\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-" + action + b"@mx.hospital.test>\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=BB\r\n\r\n"
+        b"--BB\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nYour message could not be delivered.\r\n"
+        b"--BB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.hospital.test\r\n\r\n"
+        b"Final-Recipient: rfc822; wang@hospital.test\r\nAction: " + action + b"\r\nStatus: 5.1.1\r\n"
+        b"Diagnostic-Code: smtp; 550 5.1.1 <wang@hospital.test>: Recipient address rejected: User unknown\r\n\r\n"
+        b"--BB\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: " + message_id.encode()
+        + b"\r\nSubject: [TK-2026-000001] x\r\n\r\n--BB--\r\n"
+    )  # fmt: skip
+
+
+@pytest.fixture
+def sent_reply(take_in, users, mailoutbox, django_capture_on_commit_callbacks):  # noqa: F811
+    ticket = take_in(raw_mail(sender=b"wang@hospital.test", subject="用法咨询".encode(),
+                              message_id=b"<ask22@hospital.test>")).ticket  # fmt: skip
+    services.assign(users["agent"], ticket, assignee=users["agent"])
+    with django_capture_on_commit_callbacks(execute=False):
+        reply = conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body="饭后服用。")
+    assert mail.send_message(reply.pk) == Delivery.SENT
+    Notification.objects.all().delete()
+    return reply
+
+
+def test_a_reply_returned_by_the_customers_server_reads_failed_and_the_agent_is_told(take_in, sent_reply, users):  # noqa: F811
+    """The SMTP server accepted the reply, then the hospital's server returned it (user unknown): the bounce was
+    ignored like any automatic mail, the reply kept reading 'Sent', and the customer never got the answer."""
+    assert take_in(dsn(sent_reply.message_id)) is None  # still no ticket, no answer to the bounce
+    sent_reply.refresh_from_db()
+    assert sent_reply.delivery == Delivery.GAVE_UP
+    assert "5.1.1" in sent_reply.last_error and "User unknown" in sent_reply.last_error
+    assert "wang@hospital.test" not in sent_reply.last_error  # the address stays masked on the ticket
+    assert Notification.objects.filter(recipient=users["agent"], kind="ticket.reply_bounced").exists()
+    assert Ticket.objects.count() == 1
+    # the agent corrects the address and sends it again, as for any reply that failed for good
+    assert mail.resend(users["agent"], sent_reply).delivery == Delivery.PENDING
+
+
+def test_a_delay_notice_leaves_the_reply_sent(take_in, sent_reply):  # noqa: F811
+    assert take_in(dsn(sent_reply.message_id, action=b"delayed")) is None
+    sent_reply.refresh_from_db()
+    assert sent_reply.delivery == Delivery.SENT
