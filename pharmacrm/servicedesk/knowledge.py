@@ -69,6 +69,19 @@ def normalise_approval_number(value: str) -> str:
     return value
 
 
+_SEPARATORS = re.compile(r"[\s,、;]+")  # after NFKC: ， and ； are , and ;
+_HAN_OR_NOT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def search_terms(q: str) -> list[str]:
+    """The words of a catalogue search: separated by spaces or Chinese punctuation (氨氯地平，5mg), and a
+    name written straight against its strength (氨氯地平5mg, as a Chinese agent types it) is two words too."""
+    out: list[str] = []
+    for piece in _SEPARATORS.split(unicodedata.normalize("NFKC", q or "")):
+        out += [t for t in _HAN_OR_NOT.findall(piece) if t.strip()]
+    return out
+
+
 def products(user, *, q: str = "", include_inactive: bool = False):
     """Products the user may look up, searched by brand name, generic name, approval number or strength.
     Several words (“氨氯地平 5mg”, separated by spaces, ideographic ones too) must each be found; full-width
@@ -84,7 +97,7 @@ def products(user, *, q: str = "", include_inactive: bool = False):
             return qs.filter(Q(approval_number__icontains=whole) | Q(approval_number__icontains=q)).order_by(
                 "brand_name", "strength", "id"
             )
-        for term in unicodedata.normalize("NFKC", q).split():
+        for term in search_terms(q):
             number = normalise_approval_number(term)
             qs = qs.filter(
                 Q(brand_name__icontains=term) | Q(generic_name__icontains=term) | Q(strength__icontains=term)

@@ -167,3 +167,17 @@ def test_a_delay_notice_leaves_the_reply_sent(take_in, sent_reply):  # noqa: F81
     assert take_in(dsn(sent_reply.message_id, action=b"delayed")) is None
     sent_reply.refresh_from_db()
     assert sent_reply.delivery == Delivery.SENT
+
+
+# --- the product catalogue's search in Chinese -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("q", "strength"), [("氨氯地平5mg", "5mg×28片"), ("安心宁，10mg", "10mg×14片"),
+                                             ("10mg、氨氯地平", "10mg×14片"), ("盐酸氨氯地平片５ｍｇ", "5mg×28片")])  # fmt: skip
+def test_a_name_written_against_its_strength_finds_the_product(users, q, strength):
+    """A Chinese agent types the drug and the strength in one go (氨氯地平5mg) or with a Chinese comma: the
+    catalogue answered 'no products', as if the company did not make it."""
+    common = {"brand_name": "安心宁", "generic_name": "盐酸氨氯地平片", "dosage_form": "片剂", "usage": "一日一次"}
+    for number, size in (("国药准字H20249871", "5mg×28片"), ("国药准字H20249872", "10mg×14片")):
+        knowledge.create_product(users["expert"], {**common, "approval_number": number, "strength": size})
+    assert [p.strength for p in knowledge.products(users["agent"], q=q)] == [strength]
