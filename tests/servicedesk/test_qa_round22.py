@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 
 from pharmacrm.notify.models import Notification
-from pharmacrm.servicedesk import conversation, knowledge, mail, services
+from pharmacrm.servicedesk import conversation, knowledge, mail, revisit, services
 from pharmacrm.servicedesk.choices import Delivery, MessageKind, Status
 from pharmacrm.servicedesk.models import Ticket
 from tests.servicedesk.test_qa_round20_mail import raw_mail, take_in  # noqa: F401
@@ -181,3 +181,38 @@ def test_a_name_written_against_its_strength_finds_the_product(users, q, strengt
     for number, size in (("国药准字H20249871", "5mg×28片"), ("国药准字H20249872", "10mg×14片")):
         knowledge.create_product(users["expert"], {**common, "approval_number": number, "strength": size})
     assert [p.strength for p in knowledge.products(users["agent"], q=q)] == [strength]
+
+
+# --- surveys: one answer per ticket ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def answered(users, xiehe):
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe, "assignee": users["agent"],
+    })  # fmt: skip
+    services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    _survey, link = revisit.send_survey(users["agent"], ticket)
+    revisit.answer_survey(link.rstrip("/").rsplit("/", 1)[-1], 1, False, "还是不会用")
+    ticket.refresh_from_db()
+    return ticket
+
+
+def test_a_ticket_whose_customer_answered_takes_no_second_revisit(users, answered):
+    """The customer answered 1 (not solved) and an improvement action opened; a second link (or a phone call
+    recorded as a revisit) asked again and both answers counted in the satisfaction figures and the key-account
+    evaluation — one ticket, two scores."""
+    assert answered.status == Status.RESOLVED  # this category opens an action, the ticket stays resolved
+    with translation.override("en"), pytest.raises(ValidationError) as exc:
+        revisit.send_survey(users["agent"], answered)
+    assert "already answered the revisit" in exc.value.message_dict["ticket"][0]
+    with pytest.raises(ValidationError):
+        revisit.record_phone_revisit(users["agent"], answered, 5, True)
+    assert answered.surveys.filter(answered_at__isnull=False).count() == 1
+
+
+def test_a_ticket_reopened_and_resolved_again_is_revisited_again(users, answered):
+    services.transition(users["agent"], answered, Status.IN_PROGRESS, note="客户再次来电")
+    services.transition(users["agent"], answered, Status.RESOLVED, resolution_summary="上门指导", root_cause="usage")
+    survey = revisit.record_phone_revisit(users["agent"], answered, 5, True)
+    assert survey.score == 5
