@@ -395,6 +395,39 @@ def html_to_text(value: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def unflow(text: str, delsp: bool = False) -> str:
+    """A format=flowed text (RFC 3676: Thunderbird, Apple Mail) as written: a line ending in a space goes on in
+    the next one (the space removed too with delsp=yes), space-stuffing undone, quoted lines joined only with
+    lines of the same depth. Read as plain lines, a Chinese sentence wrapped at 72 columns was cut in two —
+    出现皮 / 疹 — and the safety net, which reads words within a line, missed the reaction."""
+    out: list[str] = []
+    current: list | None = None  # [quote depth, text] of the paragraph being joined
+
+    def close() -> None:
+        nonlocal current
+        if current is not None:
+            out.append((">" * current[0] + " " + current[1]) if current[0] else current[1])
+            current = None
+
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        depth = len(raw) - len(raw.lstrip(">"))
+        body = raw[depth:]
+        if body.startswith(" "):  # space-stuffed
+            body = body[1:]
+        flowed = body.endswith(" ") and body != "-- "  # the signature separator is never flowed
+        if flowed and delsp:
+            body = body[:-1]
+        if current is not None and current[0] == depth:
+            current[1] += body
+        else:
+            close()
+            current = [depth, body]
+        if not flowed:
+            close()
+    close()
+    return "\n".join(out)
+
+
 def mail_body(msg: ParsedMail) -> str:
     """The text of a mail: its text/plain part, else its HTML part turned into text."""
     try:
@@ -406,6 +439,8 @@ def mail_body(msg: ParsedMail) -> str:
     text = _decode_text(part)
     if part.get_content_type() == "text/html":
         text = html_to_text(text)
+    elif text.strip() and str(part.get_param("format") or "").lower() == "flowed":
+        text = unflow(text, delsp=str(part.get_param("delsp") or "").lower() == "yes")
     elif not text.strip():  # an empty plain-text alternative next to the HTML that carries the words
         try:
             rich = msg.get_body(preferencelist=("html",))

@@ -216,3 +216,25 @@ def test_a_ticket_reopened_and_resolved_again_is_revisited_again(users, answered
     services.transition(users["agent"], answered, Status.RESOLVED, resolution_summary="上门指导", root_cause="usage")
     survey = revisit.record_phone_revisit(users["agent"], answered, 5, True)
     assert survey.score == 5
+
+
+# --- format=flowed text (Thunderbird, Apple Mail) ----------------------------------------------------------
+
+
+def test_a_flowed_text_is_read_as_written_and_screened(take_in):  # noqa: F811
+    """Thunderbird and Apple Mail wrap a long line at 72 columns with format=flowed: a space at the end of a line
+    means the sentence goes on. Read as plain lines, 出现皮 / 疹 stood on two lines, the ticket showed the sentence
+    cut in two, and the safety net flagged '身上起了皮' for PV instead of the rash (皮疹) it did not read."""
+    body = "您好，我母亲吃了贵公司的阿司匹林肠溶片以后，第二天身上起了皮 \r\n疹。\r\n\r\n王先生".encode()
+    message = take_in(raw_mail(body=body, content_type=b"text/plain; charset=utf-8; format=flowed; delsp=yes",
+                               message_id=b"<flowed@h.test>"))  # fmt: skip
+    ticket = message.ticket
+    assert ticket.description == "您好，我母亲吃了贵公司的阿司匹林肠溶片以后，第二天身上起了皮疹。\n\n王先生"
+    assert "皮疹" in ticket.safety_flags.get().terms
+
+
+def test_a_flowed_english_text_keeps_its_spaces(take_in):  # noqa: F811
+    message = take_in(raw_mail(body=b"Please call me \r\nback tomorrow.\r\n> quoted \r\n> line\r\n",
+                               content_type=b"text/plain; charset=utf-8; format=flowed",
+                               message_id=b"<flowed-en@h.test>"))  # fmt: skip
+    assert message.ticket.description == "Please call me back tomorrow.\n> quoted line"
