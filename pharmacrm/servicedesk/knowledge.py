@@ -90,20 +90,24 @@ def products(user, *, q: str = "", include_inactive: bool = False):
     qs = Product.objects.all()
     if not include_inactive:
         qs = qs.filter(active=True)
+    return search_products(qs, q).order_by("brand_name", "strength", "id")
+
+
+def search_products(qs, q: str):
+    """The products of `qs` a search finds (the catalogue page and the API's `q` alike)."""
     q = (q or "").strip()
-    if q:
-        whole = normalise_approval_number(q)
-        if whole.startswith(APPROVAL_PREFIX) or q.startswith(APPROVAL_PREFIX):  # “国药准字 H2005 9876”: one number
-            return qs.filter(Q(approval_number__icontains=whole) | Q(approval_number__icontains=q)).order_by(
-                "brand_name", "strength", "id"
-            )
-        for term in search_terms(q):
-            number = normalise_approval_number(term)
-            qs = qs.filter(
-                Q(brand_name__icontains=term) | Q(generic_name__icontains=term) | Q(strength__icontains=term)
-                | Q(approval_number__icontains=number) | Q(approval_number__icontains=term)
-            )  # fmt: skip
-    return qs.order_by("brand_name", "strength", "id")
+    if not q:
+        return qs
+    whole = normalise_approval_number(q)
+    if whole.startswith(APPROVAL_PREFIX) or q.startswith(APPROVAL_PREFIX):  # “国药准字 H2005 9876”: one number
+        return qs.filter(Q(approval_number__icontains=whole) | Q(approval_number__icontains=q))
+    for term in search_terms(q):
+        number = normalise_approval_number(term)
+        qs = qs.filter(
+            Q(brand_name__icontains=term) | Q(generic_name__icontains=term) | Q(strength__icontains=term)
+            | Q(approval_number__icontains=number) | Q(approval_number__icontains=term)
+        )  # fmt: skip
+    return qs
 
 
 def _clean_text(data: dict, fields: tuple[str, ...]) -> dict:
