@@ -716,7 +716,7 @@ def record_bounce(msg: ParsedMail) -> TicketMessage | None:
     message_id, reason = found
     with transaction.atomic():
         message = (
-            TicketMessage.objects.select_for_update().select_related("ticket", "ticket__team")
+            TicketMessage.objects.select_for_update(of=("self",)).select_related("ticket")
             .filter(message_id=message_id, kind=MessageKind.REPLY, delivery=Delivery.SENT).first()
         )  # fmt: skip
         if message is None:
