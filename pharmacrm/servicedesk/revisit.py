@@ -161,7 +161,8 @@ def send_survey(user, ticket: Ticket) -> tuple[Survey, str]:
         _lock_ticket(ticket)
         last = (
             Survey.objects.filter(ticket=ticket, channel=SurveyChannel.LINK, created_by=user, answered_at=None,
-                                  created_at__gte=now - SENT_AGAIN).order_by("-created_at").first()
+                                  created_at__gte=now - SENT_AGAIN, expires_at__gt=now)  # not one a reopening ended
+            .order_by("-created_at").first()
         )  # fmt: skip
         if last is not None:  # the button pressed twice: one link, one e-mail
             raise ValidationError(_(

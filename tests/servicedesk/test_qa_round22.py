@@ -238,3 +238,25 @@ def test_a_flowed_english_text_keeps_its_spaces(take_in):  # noqa: F811
                                content_type=b"text/plain; charset=utf-8; format=flowed",
                                message_id=b"<flowed-en@h.test>"))  # fmt: skip
     assert message.ticket.description == "Please call me back tomorrow.\n> quoted line"
+
+
+def test_a_survey_link_of_a_ticket_reopened_since_has_expired(take_in, users):  # noqa: F811
+    """The customer wrote again after the survey went out ("还是不行"): the ticket was reopened, yet the link about
+    the resolution that no longer stood could still be answered — the score counted for a request still being
+    handled, and the revisit after the real resolution was then refused as a second answer."""
+    ticket = take_in(raw_mail(subject="用法咨询".encode(), message_id=b"<ask-s@hospital.test>")).ticket
+    services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    _survey, link = revisit.send_survey(users["agent"], ticket)
+    token = link.rstrip("/").rsplit("/", 1)[-1]
+    again = take_in(raw_mail(subject=f"回复: [{ticket.number}] 用法咨询".encode(), body="还是不行".encode(),
+                             message_id=b"<again-s@hospital.test>"))  # fmt: skip
+    assert again.ticket == ticket
+    ticket.refresh_from_db()
+    assert ticket.status == Status.IN_PROGRESS
+    with pytest.raises(revisit.SurveyUnavailable) as exc:
+        revisit.answer_survey(token, 5, True)
+    assert exc.value.reason == "expired"
+    # resolved again: the revisit asks about this resolution
+    services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="上门指导", root_cause="usage")
+    _survey, link = revisit.send_survey(users["agent"], ticket)
+    assert revisit.answer_survey(link.rstrip("/").rsplit("/", 1)[-1], 4, True).score == 4
