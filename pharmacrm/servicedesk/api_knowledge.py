@@ -1,6 +1,7 @@
 """REST endpoints: the product catalogue and answer templates.
 
-- /api/v1/products/ — GET (search `q` by brand name, generic name or approval number; `active`), POST;
+- /api/v1/products/ — GET (search `q` by brand name, generic name, approval number or strength, several
+  words as on the catalogue page; `active`), POST;
   /api/v1/products/{id}/ — GET, PUT/PATCH (with `version` or If-Match; 409 when stale), DELETE (deactivates).
 - /api/v1/answer-templates/ — the same; GET /api/v1/answer-templates/{id}/render/?ticket={id} — the text
   filled in for a ticket the caller may see.
@@ -9,7 +10,6 @@ Reads: tickets.view. Writes: knowledge.manage (administrators, managers, product
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Q
 from django.http import Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -60,7 +60,11 @@ class ProductSerializer(serializers.ModelSerializer):
 
 
 class ProductFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", help_text="Brand name, generic name or approval number.")
+    q = django_filters.CharFilter(
+        method="search",
+        help_text="Brand name, generic name, approval number or strength; several words (氨氯地平 5mg) must each be "
+        "found, as in the catalogue page.",
+    )
     active = django_filters.BooleanFilter()
 
     class Meta:
@@ -68,13 +72,8 @@ class ProductFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def search(self, queryset, name, value):
-        number = knowledge.normalise_approval_number(value)
-        value = clean_text(value).strip()[:100]
-        return queryset.filter(
-            Q(brand_name__icontains=value)
-            | Q(generic_name__icontains=value)
-            | Q(approval_number__icontains=number)
-        )
+        # the catalogue page's search: an integration (the phone bar, a bot) found nothing for 氨氯地平 5mg or ５ｍｇ
+        return knowledge.search_products(queryset, clean_text(value).strip()[:100])
 
 
 class _Versioned:

@@ -45,7 +45,15 @@ PLACEHOLDERS = {
     "received_at": gettext_lazy("when the request was received (local time)"),
     "batch": gettext_lazy("the batch / lot number"),
 }
-PLACEHOLDER_RE = re.compile(r"\{([^{}\s]{0,40})\}")
+# {customer}, also typed with a Chinese input method's full-width braces (｛customer｝, NFKC-read inside): such a
+# placeholder went out to the customer as it was written
+PLACEHOLDER_RE = re.compile(r"[{｛]([^{}｛｝\s]{0,40})[}｝]")
+
+
+def _placeholder(name: str) -> str:
+    return unicodedata.normalize("NFKC", name)
+
+
 APPROVAL_PREFIX = "国药准字"
 
 
@@ -61,6 +69,19 @@ def normalise_approval_number(value: str) -> str:
     return value
 
 
+_SEPARATORS = re.compile(r"[\s,、;]+")  # after NFKC: ， and ； are , and ;
+_HAN_OR_NOT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def search_terms(q: str) -> list[str]:
+    """The words of a catalogue search: separated by spaces or Chinese punctuation (氨氯地平，5mg), and a
+    name written straight against its strength (氨氯地平5mg, as a Chinese agent types it) is two words too."""
+    out: list[str] = []
+    for piece in _SEPARATORS.split(unicodedata.normalize("NFKC", q or "")):
+        out += [t for t in _HAN_OR_NOT.findall(piece) if t.strip()]
+    return out
+
+
 def products(user, *, q: str = "", include_inactive: bool = False):
     """Products the user may look up, searched by brand name, generic name, approval number or strength.
     Several words (“氨氯地平 5mg”, separated by spaces, ideographic ones too) must each be found; full-width
@@ -69,20 +90,24 @@ def products(user, *, q: str = "", include_inactive: bool = False):
     qs = Product.objects.all()
     if not include_inactive:
         qs = qs.filter(active=True)
+    return search_products(qs, q).order_by("brand_name", "strength", "id")
+
+
+def search_products(qs, q: str):
+    """The products of `qs` a search finds (the catalogue page and the API's `q` alike)."""
     q = (q or "").strip()
-    if q:
-        whole = normalise_approval_number(q)
-        if whole.startswith(APPROVAL_PREFIX) or q.startswith(APPROVAL_PREFIX):  # “国药准字 H2005 9876”: one number
-            return qs.filter(Q(approval_number__icontains=whole) | Q(approval_number__icontains=q)).order_by(
-                "brand_name", "strength", "id"
-            )
-        for term in unicodedata.normalize("NFKC", q).split():
-            number = normalise_approval_number(term)
-            qs = qs.filter(
-                Q(brand_name__icontains=term) | Q(generic_name__icontains=term) | Q(strength__icontains=term)
-                | Q(approval_number__icontains=number) | Q(approval_number__icontains=term)
-            )  # fmt: skip
-    return qs.order_by("brand_name", "strength", "id")
+    if not q:
+        return qs
+    whole = normalise_approval_number(q)
+    if whole.startswith(APPROVAL_PREFIX) or q.startswith(APPROVAL_PREFIX):  # “国药准字 H2005 9876”: one number
+        return qs.filter(Q(approval_number__icontains=whole) | Q(approval_number__icontains=q))
+    for term in search_terms(q):
+        number = normalise_approval_number(term)
+        qs = qs.filter(
+            Q(brand_name__icontains=term) | Q(generic_name__icontains=term) | Q(strength__icontains=term)
+            | Q(approval_number__icontains=number) | Q(approval_number__icontains=term)
+        )  # fmt: skip
+    return qs
 
 
 def _clean_text(data: dict, fields: tuple[str, ...]) -> dict:
@@ -182,7 +207,7 @@ def deactivate_product(user, product: Product, *, version: int | None = None) ->
 def unknown_placeholders(body: str) -> list[str]:
     """Placeholders in a text that render() does not know (in order, once each)."""
     out: list[str] = []
-    for name in PLACEHOLDER_RE.findall(body or ""):
+    for name in map(_placeholder, PLACEHOLDER_RE.findall(body or "")):
         if name not in PLACEHOLDERS and name not in out:
             out.append(name)
     return out
@@ -316,9 +341,10 @@ def render(template: AnswerTemplate, ticket: Ticket, user) -> str:
     used: set[str] = set()
 
     def fill(m: re.Match) -> str:
-        if m.group(1) in values:
-            used.add(m.group(1))
-            return values[m.group(1)]
+        name = _placeholder(m.group(1))
+        if name in values:
+            used.add(name)
+            return values[name]
         return m.group(0)
 
     text = PLACEHOLDER_RE.sub(fill, template.body)

@@ -28,6 +28,7 @@ import imaplib
 import logging
 import quopri
 import re
+import unicodedata
 from email.message import EmailMessage as ParsedMail
 
 from django.conf import settings
@@ -39,11 +40,12 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
+from django.utils.translation import gettext_lazy, pgettext
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from pharmacrm.core import audit, crypto
+from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
@@ -61,7 +63,10 @@ RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120)
 LEASE = dt.timedelta(minutes=10)  # a claimed message not finished by then: the worker died, try again
 MAX_MAIL_BYTES = 25 * 1024 * 1024
 MAX_AGE = dt.timedelta(days=30)  # an older Date header is not believed
-NUMBER_IN_SUBJECT = re.compile(r"\[(TK-\d{4}-\d{6})\]", re.IGNORECASE)
+# the number as the desk writes it ([TK-2026-000123]), in the 【】 of a Chinese input method, or bare as the
+# acknowledgement asks the customer to keep it ("关于TK-2026-000123的补充"); read after NFKC, so full-width
+# letters and digits count too
+NUMBER_IN_SUBJECT = re.compile(r"(?<![A-Z0-9])(TK-\d{4}-\d{6})(?!\d)", re.IGNORECASE)
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 LOOP_SENDERS = ("mailer-daemon", "postmaster", "noreply", "no-reply")
 # the subject an out-of-office reply starts with (Outlook in Chinese and English, QQ, 163, Foxmail): such a mail
@@ -390,6 +395,39 @@ def html_to_text(value: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def unflow(text: str, delsp: bool = False) -> str:
+    """A format=flowed text (RFC 3676: Thunderbird, Apple Mail) as written: a line ending in a space goes on in
+    the next one (the space removed too with delsp=yes), space-stuffing undone, quoted lines joined only with
+    lines of the same depth. Read as plain lines, a Chinese sentence wrapped at 72 columns was cut in two —
+    出现皮 / 疹 — and the safety net, which reads words within a line, missed the reaction."""
+    out: list[str] = []
+    current: list | None = None  # [quote depth, text] of the paragraph being joined
+
+    def close() -> None:
+        nonlocal current
+        if current is not None:
+            out.append((">" * current[0] + " " + current[1]) if current[0] else current[1])
+            current = None
+
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        depth = len(raw) - len(raw.lstrip(">"))
+        body = raw[depth:]
+        if body.startswith(" "):  # space-stuffed
+            body = body[1:]
+        flowed = body.endswith(" ") and body != "-- "  # the signature separator is never flowed
+        if flowed and delsp:
+            body = body[:-1]
+        if current is not None and current[0] == depth:
+            current[1] += body
+        else:
+            close()
+            current = [depth, body]
+        if not flowed:
+            close()
+    close()
+    return "\n".join(out)
+
+
 def mail_body(msg: ParsedMail) -> str:
     """The text of a mail: its text/plain part, else its HTML part turned into text."""
     try:
@@ -401,6 +439,8 @@ def mail_body(msg: ParsedMail) -> str:
     text = _decode_text(part)
     if part.get_content_type() == "text/html":
         text = html_to_text(text)
+    elif text.strip() and str(part.get_param("format") or "").lower() == "flowed":
+        text = unflow(text, delsp=str(part.get_param("delsp") or "").lower() == "yes")
     elif not text.strip():  # an empty plain-text alternative next to the HTML that carries the words
         try:
             rich = msg.get_body(preferencelist=("html",))
@@ -412,11 +452,55 @@ def mail_body(msg: ParsedMail) -> str:
 
 
 _NAME_PARAM = re.compile(r'(?i)(?:^|;)\s*(?:file)?name\s*=\s*(?:"([^"]*)"|([^;\s]+))')
+# RFC 2231: filename*=charset'lang'%XX…, or split in numbered pieces filename*0*=…; filename*1*=…
+_RFC2231_PARAM = re.compile(r'(?i)(?:^|;)\s*(file)?name\*(\d+)?(\*)?\s*=\s*(?:"([^"]*)"|([^;\s]*))')
+
+
+def _rfc2231_name(header: str) -> str:
+    """A file name written as RFC 2231 parameters, decoded like the mail's text: the charset read as its
+    superset (gb2312 → GB18030, big5 → Big5-HKSCS), bytes that are not in the charset named (none named, or
+    GBK labelled UTF-8) read as UTF-8 else GB18030, and the pieces joined before decoding. The standard
+    library decodes gb2312 and big5 strictly, so 王喆的处方.pdf (喆 is not in GB2312) came out 王�吹拇Ψ�.pdf."""
+    from urllib.parse import unquote_to_bytes
+
+    pieces: dict[str, list[tuple[int, bool, str]]] = {}
+    for m in _RFC2231_PARAM.finditer(re.sub(r"\r?\n(?=[ \t])", "", header or "")):
+        kind = "filename" if m.group(1) else "name"
+        index = int(m.group(2)) if m.group(2) is not None else 0
+        extended = m.group(2) is None or bool(m.group(3))
+        pieces.setdefault(kind, []).append((index, extended, m.group(4) if m.group(4) is not None else m.group(5)))
+    for kind in ("filename", "name"):
+        if kind not in pieces:
+            continue
+        charset, data = "", b""
+        for position, (index, extended, value) in enumerate(sorted(pieces[kind])):
+            if index != position:
+                break  # a piece missing: what came before it
+            if extended:
+                if position == 0 and value.count("'") >= 2:
+                    charset, _language, value = value.split("'", 2)
+                data += unquote_to_bytes(value)
+            else:
+                data += value.encode("utf-8", "surrogateescape")
+        name = decode_bytes(data, charset).strip()
+        if name:
+            return name
+    return ""
 
 
 def _filename(part) -> str:
     """The file's name; one written in raw 8-bit (GBK or UTF-8, as many Chinese mail programs do) is read
-    from the header's bytes instead of being left as replacement characters."""
+    from the header's bytes instead of being left as replacement characters, and one written as RFC 2231
+    parameters in GBK or Big5 is read with the same character sets as the mail's text."""
+    for header in ("Content-Disposition", "Content-Type"):
+        raw = _raw_header(part, header) or ""
+        if "*" in raw:
+            try:
+                name = _rfc2231_name(raw)
+            except Exception:  # noqa: BLE001 — then as the library reads it
+                name = ""
+            if name and "\ufffd" not in name:
+                return name
     try:
         name = part.get_filename() or ""
     except Exception:  # noqa: BLE001
@@ -588,6 +672,68 @@ def message_ids(value: str) -> list[str]:
     return MESSAGE_ID.findall(value or "")
 
 
+def bounce_of(msg: ParsedMail) -> tuple[str, str] | None:
+    """(Message-ID, reason) when the mail is a delivery report (RFC 3464) saying that a mail could not be
+    delivered (`Action: failed`), the Message-ID taken from the returned mail or its headers; else None.
+    A delay notice (`Action: delayed`) or a read receipt is not a failure."""
+    if msg.get_content_type() != "multipart/report" or (msg.get_param("report-type") or "").lower() != "delivery-status":
+        return None
+    failed, reason, ids = False, "", []
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/delivery-status":
+            for block in part.get_payload() or ():
+                if not hasattr(block, "get") or str(block.get("Action", "")).strip().lower() != "failed":
+                    continue
+                failed = True
+                reason = reason or " ".join(
+                    str(block.get(h, "")).strip() for h in ("Status", "Diagnostic-Code") if block.get(h)
+                )
+        elif ctype == "message/rfc822":
+            inner = _inner_mail(part)
+            if hasattr(inner, "get"):
+                ids += message_ids(str(inner.get("Message-ID", "")))
+        elif ctype == "text/rfc822-headers":
+            returned = email.message_from_string(_decode_text(part), policy=email.policy.default)
+            ids += message_ids(str(returned.get("Message-ID", "")))
+    if not failed:
+        return None
+    ids += message_ids(_header(msg, "In-Reply-To"))
+    return (ids[0], re.sub(r"\s+", " ", reason)) if ids else None
+
+
+def record_bounce(msg: ParsedMail) -> TicketMessage | None:
+    """A reply (or acknowledgement) the SMTP server accepted but the customer's server returned later (a
+    mistyped or closed mailbox): the message reads *Failed for good* with the returned reason, so the agent can
+    correct the address and send it again, and the ticket's assignee is told. It used to be ignored like any
+    bounce, and the message kept reading *Sent* while the customer never got the answer."""
+    try:
+        found = bounce_of(msg)
+    except Exception:  # noqa: BLE001 — a report the library cannot read: ignored as before
+        return None
+    if found is None:
+        return None
+    message_id, reason = found
+    with transaction.atomic():
+        message = (
+            TicketMessage.objects.select_for_update(of=("self",)).select_related("ticket")
+            .filter(message_id=message_id, kind=MessageKind.REPLY, delivery=Delivery.SENT).first()
+        )  # fmt: skip
+        if message is None:
+            return None
+        error = normalise.mask_addresses(f"DSN {reason}".strip())[:500]
+        TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
+        audit.record(A.UPDATE, message, user=services.SYSTEM, changes={
+            "ticket": [None, message.ticket.number], "delivery": [Delivery.SENT, Delivery.GAVE_UP],
+        })  # fmt: skip
+        services.tell_assignee(message.ticket, Message(
+            gettext_lazy("%(number)s: a reply could not be delivered to the customer's e-mail address"),
+            number=message.ticket.number,
+        ), kind="ticket.reply_bounced")  # fmt: skip
+    log.warning("Mail for ticket message %s returned: %s", message.pk, error)
+    return message
+
+
 MADE_UP_ID_DOMAIN = "@no-message-id.invalid>"
 
 
@@ -625,16 +771,15 @@ def _same_address(a: str, b: str) -> bool:
 def ticket_by_subject(subject: str, address: str) -> Ticket | None:
     """The ticket whose number the subject carries, only when the mail comes from that ticket's customer
     (its reply address or its person's e-mail): a stranger cannot add to a ticket by guessing numbers."""
-    match = NUMBER_IN_SUBJECT.search(subject or "")
-    if not match:
-        return None
-    ticket = Ticket.objects.filter(number=match.group(1).upper()).select_related("person").first()
-    if ticket is None:
-        return None
-    if _same_address(ticket.reply_email, address):
-        return ticket
-    if ticket.person_id and _same_address(ticket.person.email, address):
-        return ticket
+    numbers = [m.group(1).upper() for m in NUMBER_IN_SUBJECT.finditer(unicodedata.normalize("NFKC", subject or ""))]
+    for number in dict.fromkeys(numbers):
+        ticket = Ticket.objects.filter(number=number).select_related("person").first()
+        if ticket is None:
+            continue
+        if _same_address(ticket.reply_email, address):
+            return ticket
+        if ticket.person_id and _same_address(ticket.person.email, address):
+            return ticket
     return None
 
 
@@ -711,6 +856,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
     why = is_automatic(msg, address)
     if why:
         log.info("Mail from %s ignored: %s", normalise.mask_email(address), why)
+        record_bounce(msg)  # never answered nor a ticket; a returned reply of ours is marked on its message
         return None
     message_id = (message_ids(_header(msg, "Message-ID")) or [None])[0]
     if message_id and len(message_id) > 250:

@@ -113,6 +113,23 @@ def _refuse_without_consent(ticket: Ticket) -> None:
         ]})  # fmt: skip
 
 
+def _refuse_second_answer(ticket: Ticket) -> None:
+    """One answer per ticket: the customer who already answered the revisit (by the link or on the phone) is
+    not asked again until the ticket has been reopened (and resolved again) since. A second link after a poor
+    answer counted both answers in the satisfaction figures and the key-account evaluation."""
+    answered = Survey.objects.filter(ticket=ticket, answered_at__isnull=False)
+    reopened = ticket.events.filter(kind=EventKind.REOPENED).order_by("-at").values_list("at", flat=True).first()
+    if reopened is not None:
+        answered = answered.filter(answered_at__gt=reopened)
+    last = answered.order_by("-answered_at", "-id").first()
+    if last is not None:
+        raise ValidationError({"ticket": [
+            _("The customer already answered the revisit of this ticket on %(date)s (satisfaction %(score)s): one "
+              "answer per ticket. A new revisit is possible once the ticket has been reopened and resolved again.")
+            % {"date": timezone.localtime(last.answered_at).date().isoformat(), "score": last.score}
+        ]})  # fmt: skip
+
+
 def _require_surveyable(ticket: Ticket) -> None:
     _refuse_without_consent(ticket)
     if ticket.merged_into_id:  # one request, one revisit: on the ticket it goes on in
@@ -127,6 +144,7 @@ def _require_surveyable(ticket: Ticket) -> None:
                 ]
             }
         )
+    _refuse_second_answer(ticket)
 
 
 def _event(ticket: Ticket, user, data: dict) -> None:
@@ -148,7 +166,8 @@ def send_survey(user, ticket: Ticket) -> tuple[Survey, str]:
         _lock_ticket(ticket)
         last = (
             Survey.objects.filter(ticket=ticket, channel=SurveyChannel.LINK, created_by=user, answered_at=None,
-                                  created_at__gte=now - SENT_AGAIN).order_by("-created_at").first()
+                                  created_at__gte=now - SENT_AGAIN, expires_at__gt=now)  # not one a reopening ended
+            .order_by("-created_at").first()
         )  # fmt: skip
         if last is not None:  # the button pressed twice: one link, one e-mail
             raise ValidationError(_(

@@ -37,7 +37,7 @@ from .choices import (
     RootCause,
     Status,
 )
-from .models import NO_DEADLINE, SlaClock, SlaPolicy, Ticket, TicketCategory, TicketEvent
+from .models import NO_DEADLINE, SlaClock, SlaPolicy, Survey, Ticket, TicketCategory, TicketEvent
 
 A = AuditEntry.Action
 WARN_SHARE = 0.75  # warn when three quarters of a target's working time has passed
@@ -346,6 +346,8 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
             ticket, EventKind.REOPENED if reopened else EventKind.STATUS, user, at=now,
             from_status=from_status, to_status=to_status, data=data,
         )  # fmt: skip
+        if reopened:  # a survey link about a resolution that no longer stands: the revisit follows the next one
+            Survey.objects.filter(ticket=ticket, answered_at=None, expires_at__gt=now).update(expires_at=now)
         rebuild_clocks(ticket, now=now)
         if audit_it:
             audit.record(A.UPDATE, ticket, user=user, changes={"status": [from_status, to_status]})

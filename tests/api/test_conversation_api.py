@@ -209,6 +209,15 @@ def test_products_and_templates_per_role(api_for, product, role):
     assert r.status_code == (201 if allowed else 403)
 
 
+@pytest.mark.parametrize("q", ["氨氯地平 5mg", "安心宁　５ｍｇ", "氨氯地平5mg", "5mg×28片"])
+def test_the_api_searches_the_catalogue_as_the_page_does(api_for, users, product, q):
+    """The catalogue page finds 氨氯地平 5mg (several words, the strength, full-width digits); the API's `q`
+    wanted the whole text inside one name, so the phone bar or a bot asking the API found nothing."""
+    knowledge.create_product(users["admin"], {**PRODUCT, "approval_number": "国药准字H20249872", "strength": "10mg×14片"})
+    found = api_for("agent").get("/api/v1/products/", {"q": q}).data
+    assert [p["id"] for p in found["results"]] == [product.pk]
+
+
 def test_product_search_validation_and_deactivation(api_for, product):
     api = api_for("expert")
     assert api.get("/api/v1/products/", {"q": "国药准字h2024"}).data["count"] == 1
