@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import django_filters
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
@@ -160,7 +160,41 @@ class InteractionFilter(django_filters.FilterSet):
         return queryset
 
 
+def _with_own(qs, instance, field: str):
+    """`qs` and the interaction's own `field` (its hospital, doctor or product as recorded), for a change to it."""
+    pk = getattr(instance, f"{field}_id", None) if isinstance(instance, Interaction) else None
+    if pk is None:
+        return qs
+    return qs.model.objects.filter(Q(pk__in=qs.values("pk")) | Q(pk=pk))
+
+
+class KeptInstitutionField(VisibleInstitutionField):
+    """Changing an interaction: its own institution stays valid when it has left the user's territory since."""
+
+    def get_queryset(self):
+        return _with_own(super().get_queryset(), self.parent.instance, "institution")
+
+
+class KeptPersonField(VisiblePersonField):
+    def get_queryset(self):
+        return _with_own(super().get_queryset(), self.parent.instance, "person")
+
+
+class KeptProductField(serializers.PrimaryKeyRelatedField):
+    """Changing an interaction: its own product stays valid when it was discontinued since."""
+
+    def get_queryset(self):
+        return _with_own(Product.objects.filter(active=True), self.parent.instance, "product")
+
+
 class InteractionPatchSerializer(InteractionSerializer):
+    """A change sends the interaction back as it was loaded, with what changed: the visit's own hospital and
+    doctor (out of the territory after the rep moved) and product (discontinued since) are accepted again,
+    as on the page; another customer outside the territory or another inactive product is still refused."""
+
+    institution = KeptInstitutionField(required=False, allow_null=True)
+    person = KeptPersonField(required=False, allow_null=True, help_text="Fills in the institution when empty.")
+    product = KeptProductField(required=False, allow_null=True)
     version = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_INT32, write_only=True,
         help_text="The version you loaded (or If-Match).",

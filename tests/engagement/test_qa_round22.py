@@ -1,0 +1,56 @@
+"""Review round 22: interactions as reps and KAMs log them from the mobile app (the API) and on the pages."""
+
+from __future__ import annotations
+
+from pharmacrm.customers import services as customers
+from pharmacrm.engagement.models import Interaction
+from pharmacrm.safety.models import Flag
+from pharmacrm.servicedesk.models import Product
+
+
+def _product() -> Product:
+    return Product.objects.create(brand_name="络活喜", generic_name="苯磺酸氨氯地平片", dosage_form="片剂",
+                                  strength="5mg×7片", approval_number="国药准字H10950224")  # fmt: skip
+
+
+def test_the_app_sends_back_a_visit_made_before_the_rep_moved_and_its_correction_saves(
+    api_for, xiehe, team_north, shanghai
+):
+    api = api_for("rep")
+    doctor = xiehe.people.get(name="张伟")
+    product = _product()
+    made = api.post("/api/v1/interactions/", {"institution": xiehe.pk, "person": doctor.pk, "channel": "visit",
+                                              "subject": "科室拜访", "notes": "张主任询问用法", "product": product.pk},
+                    format="json").json()  # fmt: skip
+    team_north.territory.set([shanghai])  # the rep now works in Shanghai; 协和 is another rep's customer
+    Product.objects.filter(pk=product.pk).update(active=False)  # and the product was taken off the catalogue
+    # the app sends the visit back as it loaded it, with the notes corrected
+    change = {k: made[k] for k in ("institution", "person", "channel", "subject", "product", "version")}
+
+    answer = api.patch(f"/api/v1/interactions/{made['id']}/", {**change, "notes": "张主任询问用法，患者用药后出现皮疹"},
+                       format="json")  # fmt: skip
+
+    assert answer.status_code == 200, answer.json()
+    interaction = Interaction.objects.get()
+    assert "皮疹" in interaction.notes and interaction.person == doctor and interaction.product == product
+    assert Flag.objects.filter(interaction=interaction).exists()  # PV hears of it
+
+
+def test_the_app_cannot_move_a_visit_to_a_customer_or_product_it_could_not_choose(
+    api_for, admin_user, xiehe, team_north, shanghai, beijing
+):
+    api = api_for("rep")
+    made = api.post("/api/v1/interactions/", {"institution": xiehe.pk, "channel": "visit", "subject": "科室拜访"},
+                    format="json").json()  # fmt: skip
+    other = customers.create_institution(admin_user, {"name": "北京大学第一医院", "kind": "hospital", "region": beijing})
+    old = _product()
+    Product.objects.filter(pk=old.pk).update(active=False)
+    team_north.territory.set([shanghai])
+
+    moved = api.patch(f"/api/v1/interactions/{made['id']}/", {"institution": other.pk, "version": 1}, format="json")
+    discontinued = api.patch(f"/api/v1/interactions/{made['id']}/", {"product": old.pk, "version": 1}, format="json")
+
+    assert moved.status_code == 400 and "institution" in moved.json()
+    assert discontinued.status_code == 400 and "product" in discontinued.json()
+    interaction = Interaction.objects.get()
+    assert interaction.institution == xiehe and interaction.product is None and interaction.version == 1
