@@ -1,0 +1,70 @@
+"""Review round 22: notifications as their readers see them later — the words of a serious-outcome notice after
+the reader left PV."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+from django.utils import translation
+
+from pharmacrm.core.roles import Role
+from pharmacrm.notify.models import Notification
+
+
+def _serious_notice(users) -> Notification:
+    from pharmacrm.servicedesk import services as desk
+
+    desk.create_ticket(desk.SYSTEM, {
+        "subject": "投诉", "description": "我父亲张三丰服用你们的药后第二天死亡了。", "channel": "web",
+        "category": "other", "caller_name": "张女士", "caller_phone": "13900139000",
+    })  # fmt: skip
+    note = Notification.objects.get(recipient=users["pv"], kind="safety.serious")
+    assert "张三丰" in note.body  # the PV officer read the customer's words when it came
+    return note
+
+
+def _leave_pv(user) -> None:
+    user.groups.set([Group.objects.get(name=Role.AGENT.value)])  # moved to the call centre
+
+
+def test_a_pv_officer_moved_to_another_role_no_longer_reads_the_patients_name_in_the_bell(client_for, users):
+    note = _serious_notice(users)
+    client = client_for("pv")
+    _leave_pv(users["pv"])
+
+    page = client.get("/notifications/").content.decode()
+
+    assert note.shown_title in page  # the notice stays in the list
+    assert "张三丰" not in page
+
+
+def test_the_api_no_longer_gives_the_patients_name_to_a_former_pv_officer(api_for, users):
+    note = _serious_notice(users)
+    api = api_for("pv")
+    _leave_pv(users["pv"])
+
+    listed = api.get("/api/v1/notifications/").json()
+    one = api.get(f"/api/v1/notifications/{note.pk}/").json()
+
+    (row,) = [r for r in listed["results"] if r["id"] == note.pk]
+    assert row["title"] and row["body"] == "" and one["body"] == ""
+    assert "张三丰" not in str(listed) + str(one)
+
+
+def test_the_pv_officer_still_reads_the_customers_words(client_for, api_for, users):
+    note = _serious_notice(users)
+
+    assert "张三丰" in client_for("pv").get("/notifications/").content.decode()
+    assert "张三丰" in api_for("pv").get(f"/api/v1/notifications/{note.pk}/").json()["body"]
+
+
+def test_a_flag_notice_opened_after_leaving_pv_says_so_instead_of_a_forbidden_page(client_for, users):
+    note = _serious_notice(users)
+    client = client_for("pv")
+    _leave_pv(users["pv"])
+
+    with translation.override("en"):
+        response = client.get(f"/notifications/{note.pk}/open/", HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    assert response.redirect_chain == [("/notifications/", 302)]
+    assert "You can no longer open what this notification is about: " in response.content.decode()
+
