@@ -273,7 +273,23 @@ def recipient_gone(delivery: Delivery) -> str | None:
     if recipient.email != delivery.email:
         delivery.email = recipient.email
         Delivery.objects.filter(pk=delivery.pk).update(email=recipient.email)
+    _in_recipients_language(delivery)
     return None
+
+
+def _in_recipients_language(delivery: Delivery) -> None:
+    """Write the e-mail in the language the recipient's account has now: an administrator who switched a
+    reader's language (someone who reads English, or 繁體) while the mail waited for a retry — an SMTP server
+    down for an hour — meant it to arrive in that language, not in the one it was queued in."""
+    note = delivery.notification
+    if not isinstance(note.spec, dict) or "title" not in note.spec:
+        return  # a row written before texts were kept as templates: as queued
+    from .services import _language, email_text
+
+    subject, body = email_text(note.spec["title"], note.spec.get("body", ""), note.url, _language(note.recipient))
+    if (delivery.payload or {}).get("subject") != subject or delivery.payload.get("body") != body:
+        delivery.payload = {**(delivery.payload or {}), "subject": subject, "body": body}
+        Delivery.objects.filter(pk=delivery.pk).update(payload=delivery.payload)
 
 
 def _record_switched_off(delivery: Delivery) -> str:

@@ -68,3 +68,29 @@ def test_a_flag_notice_opened_after_leaving_pv_says_so_instead_of_a_forbidden_pa
     assert response.redirect_chain == [("/notifications/", 302)]
     assert "You can no longer open what this notification is about: " in response.content.decode()
 
+
+def test_an_email_waiting_for_its_retry_goes_out_in_the_language_the_recipient_has_when_it_is_sent(
+    users, smtp_server
+):
+    from django.utils.translation import gettext_lazy
+
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.notify import services, tasks
+    from pharmacrm.notify.models import Delivery
+
+    expert = users["expert"]  # a product expert from the Hong Kong office, who reads English
+    expert.email = "expert@pharma.example"
+    expert.save()
+    services.send([expert], kind="ticket.escalated", url="/service/tickets/9/",
+                  title=Message(gettext_lazy("%(number)s escalated to level %(level)d"), number="TK-2026-000009",
+                                level=2))  # fmt: skip
+    delivery = Delivery.objects.get()
+    # the administrator sets the expert's language while the mail waits (the SMTP server was down)
+    expert.language = "en"
+    expert.save()
+
+    assert tasks.deliver(delivery.pk) == Delivery.Status.SENT
+
+    (got,) = smtp_server.messages
+    assert got["message"]["Subject"] == "[PharmaCRM] TK-2026-000009 escalated to level 2"
+    assert "Open: " in got["message"].get_content() and "查看：" not in got["message"].get_content()
