@@ -145,6 +145,20 @@ def _ticket_fields(ticket: dict) -> list[str]:
     return lines
 
 
+def _event_words(event: str) -> str:
+    """What happened to the ticket in words, in the site's language (已超时, not ticket.breached: the group
+    reads Chinese); an event the product does not know stays as its name."""
+    from django.utils import translation
+
+    from pharmacrm.servicedesk.choices import EventKind
+
+    kind = event.removeprefix("ticket.")
+    if not event.startswith("ticket.") or kind not in EventKind.values:
+        return event
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(EventKind(kind).label)
+
+
 def _summary(doc: dict) -> tuple[str, str]:
     """A title and markdown text for a chat bot."""
     event = _plain(doc.get("event", ""))
@@ -152,7 +166,7 @@ def _summary(doc: dict) -> tuple[str, str]:
     ticket = data.get("ticket") if isinstance(data.get("ticket"), dict) else None
     if ticket:
         title = _plain(f"{ticket.get('number', '')} {ticket.get('subject', '')}").strip()
-        lines = [f"### {title}", f"> {event}", *_ticket_fields(ticket)]
+        lines = [f"### {title}", f"> {_event_words(event)}", *_ticket_fields(ticket)]
         if ticket.get("url"):
             lines.append(f"[{_plain(ticket.get('number') or '')}]({ticket['url']})")
         return title or event, "\n".join(lines)

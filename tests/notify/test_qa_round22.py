@@ -94,3 +94,20 @@ def test_an_email_waiting_for_its_retry_goes_out_in_the_language_the_recipient_h
     (got,) = smtp_server.messages
     assert got["message"]["Subject"] == "[PharmaCRM] TK-2026-000009 escalated to level 2"
     assert "Open: " in got["message"].get_content() and "查看：" not in got["message"].get_content()
+
+
+def test_the_group_chat_reads_what_happened_to_the_ticket_in_chinese_not_the_event_code(admin_user, receiver):
+    from pharmacrm.notify import services, tasks
+    from pharmacrm.notify.models import Delivery
+
+    services.create_endpoint(admin_user, {"name": "客服主管群", "url": receiver.url, "format": "wecom"})
+    receiver.answer_body = b'{"errcode":0,"errmsg":"ok"}'
+    ticket = {"number": "TK-2026-000009", "subject": "说明书咨询", "status": "in_progress", "priority": "high",
+              "url": "http://x/service/tickets/9/"}  # fmt: skip
+    services.emit("ticket.breached", {"ticket": ticket, "kind": "breached"})
+
+    assert tasks.deliver(Delivery.objects.get().pk) == Delivery.Status.SENT
+
+    lines = receiver.requests[0]["json"]["markdown"]["content"].split("\n")
+    assert lines[1] == "> 已超时"
+    assert not any("ticket.breached" in line for line in lines)
