@@ -97,6 +97,10 @@ class InteractionSerializer(serializers.ModelSerializer):
     cases = serializers.SerializerMethodField(
         help_text="The cases it raised, with their status (never patient data), for those who may see them."
     )
+    consent_warning = serializers.SerializerMethodField(
+        help_text="Set when the person withdrew their consent to marketing communication through this channel "
+        "(the latest consent record for it): say so to the rep, in the request's language; empty otherwise."
+    )
     version = serializers.IntegerField(
         read_only=True, help_text="Send it back with every change (409 if stale)."
     )
@@ -106,7 +110,7 @@ class InteractionSerializer(serializers.ModelSerializer):
         fields = [
             "id", "institution", "institution_name", "person", "person_name", "channel", "received_at", "subject",
             "notes", "product", "safety_relevant", "created_by", "created_at", "updated_at", "flagged", "flag_status",
-            "cases", "version",
+            "cases", "consent_warning", "version",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
 
@@ -115,6 +119,9 @@ class InteractionSerializer(serializers.ModelSerializer):
 
     def get_flag_status(self, obj: Interaction) -> str:
         return flag_state(obj)
+
+    def get_consent_warning(self, obj: Interaction) -> str:
+        return services.consent_warning(obj)
 
     @extend_schema_field(
         {"type": "array", "items": {"type": "object", "properties": {

@@ -54,3 +54,31 @@ def test_the_app_cannot_move_a_visit_to_a_customer_or_product_it_could_not_choos
     assert discontinued.status_code == 400 and "product" in discontinued.json()
     interaction = Interaction.objects.get()
     assert interaction.institution == xiehe and interaction.product is None and interaction.version == 1
+
+
+def test_the_app_is_told_when_a_doctor_withdrew_consent_to_marketing_through_the_channel_used(
+    api_for, admin_user, xiehe
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    doctor = xiehe.people.get(name="张伟")
+    withdrawn = timezone.now() - dt.timedelta(days=3)
+    customers.record_consent(admin_user, doctor, {"purpose": "marketing", "channel": "wechat", "status": "withdrawn",
+                                                 "at": withdrawn, "evidence": "微信回复：请勿再推送"})  # fmt: skip
+    api = api_for("rep")
+
+    made = api.post("/api/v1/interactions/", {"person": doctor.pk, "channel": "wechat", "subject": "新品推送"},
+                    format="json").json()  # fmt: skip
+    visit = api.post("/api/v1/interactions/", {"person": doctor.pk, "channel": "visit", "subject": "科室拜访"},
+                     format="json").json()  # fmt: skip
+
+    assert made["consent_warning"] == (
+        f"张伟 withdrew their consent to marketing communication by WeChat on "
+        f"{timezone.localtime(withdrawn).date().isoformat()}: do not promote products to them this way."
+    )
+    assert api.get(f"/api/v1/interactions/{made['id']}/").json()["consent_warning"] == made["consent_warning"]
+    assert visit["consent_warning"] == ""  # consent for visits was not withdrawn
+    listed = {r["id"]: r["consent_warning"] for r in api.get("/api/v1/interactions/").json()["results"]}
+    assert listed == {made["id"]: made["consent_warning"], visit["id"]: ""}
