@@ -82,3 +82,31 @@ def test_the_app_is_told_when_a_doctor_withdrew_consent_to_marketing_through_the
     assert visit["consent_warning"] == ""  # consent for visits was not withdrawn
     listed = {r["id"]: r["consent_warning"] for r in api.get("/api/v1/interactions/").json()["results"]}
     assert listed == {made["id"]: made["consent_warning"], visit["id"]: ""}
+
+
+def test_a_corrected_visit_note_reaches_pv_once_not_as_two_mentions(client_for, users, xiehe):
+    from pharmacrm.engagement import services as engagement
+
+    rep = users["rep"]
+    visit = engagement.record_interaction(rep, {"institution": xiehe, "channel": "visit", "subject": "科室拜访",
+                                                "notes": "张主任说有患着用药后出现皮疹"})  # fmt: skip
+    # the rep corrects a typo (患着 → 患者) before PV looked at it
+    engagement.update_interaction(rep, visit, {"notes": "张主任说有患者用药后出现皮疹，已停药"})
+
+    flag = Flag.objects.get()
+    assert flag.excerpt == "张主任说有患者用药后出现皮疹，已停药"
+    triage = client_for("pv").get("/safety/triage/").content.decode()
+    assert triage.count("张主任说有患") == 1
+
+
+def test_a_reaction_edited_out_of_a_visit_note_stays_in_front_of_pv(users, xiehe):
+    from pharmacrm.engagement import services as engagement
+
+    rep = users["rep"]
+    visit = engagement.record_interaction(rep, {"institution": xiehe, "channel": "visit", "subject": "科室拜访",
+                                                "notes": "有患者用药后出现皮疹"})  # fmt: skip
+    engagement.update_interaction(rep, visit, {"notes": "有患者用药后头晕"})  # the rep rewrote the sentence
+
+    flag = Flag.objects.get()
+    assert flag.excerpt.splitlines() == ["有患者用药后出现皮疹", "有患者用药后头晕"]
+    assert set(flag.terms) >= {"皮疹", "头晕"}
