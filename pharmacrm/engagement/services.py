@@ -155,6 +155,10 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
         fresh = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if version is not None and int(version) != fresh.version:
             raise ConflictError(fresh.version)
+        if "received_at" in values and abs(values["received_at"] - fresh.received_at) < dt.timedelta(seconds=1):
+            # the time sent back as it was loaded, by a client that keeps milliseconds or whole seconds (the
+            # app's JavaScript dates): unchanged, not a move of day 0 that a flagged interaction refuses
+            values.pop("received_at")
         if "received_at" in values and values["received_at"] != fresh.received_at and fresh.safety_flags.exists():
             raise ValidationError({"received_at": [
                 _("This interaction was flagged for pharmacovigilance: its time is day 0 and can no longer change.")

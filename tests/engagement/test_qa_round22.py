@@ -110,3 +110,27 @@ def test_a_reaction_edited_out_of_a_visit_note_stays_in_front_of_pv(users, xiehe
     flag = Flag.objects.get()
     assert flag.excerpt.splitlines() == ["有患者用药后出现皮疹", "有患者用药后头晕"]
     assert set(flag.terms) >= {"皮疹", "头晕"}
+
+
+def test_the_app_corrects_a_flagged_visit_sending_its_time_back_to_the_millisecond(api_for, xiehe):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    api = api_for("rep")
+    heard = (timezone.now() - dt.timedelta(hours=1)).replace(microsecond=123456)
+    made = api.post("/api/v1/interactions/", {"institution": xiehe.pk, "channel": "visit", "subject": "科室拜访",
+                                              "notes": "有患者用药后出现皮疹", "received_at": heard.isoformat()},
+                    format="json").json()  # fmt: skip
+    assert made["flagged"]
+    # the app's JavaScript Date keeps milliseconds: 10:15:42.123456+08:00 comes back as 02:15:42.123Z
+    loaded = dt.datetime.fromisoformat(made["received_at"])
+    sent_back = loaded.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert dt.datetime.fromisoformat(sent_back) != loaded  # the microseconds are lost on the way
+
+    answer = api.patch(f"/api/v1/interactions/{made['id']}/", {"received_at": sent_back, "version": made["version"],
+                                                               "notes": "有患者用药后出现皮疹，已停药"}, format="json")  # fmt: skip
+
+    assert answer.status_code == 200, answer.json()
+    interaction = Interaction.objects.get()
+    assert interaction.received_at == loaded and "已停药" in interaction.notes  # day 0 to the microsecond
