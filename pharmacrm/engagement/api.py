@@ -216,7 +216,12 @@ class InteractionPatchSerializer(InteractionSerializer):
     retrieve=extend_schema(tags=["interactions"]),
     create=extend_schema(
         tags=["interactions"],
-        responses={201: InteractionSerializer, 400: OpenApiResponse(description="Per-field messages.")},
+        responses={
+            201: InteractionSerializer,
+            200: OpenApiResponse(InteractionSerializer, description="The same interaction sent again within ten "
+                                 "minutes (a retry): the one recorded then, not a second one."),
+            400: OpenApiResponse(description="Per-field messages."),
+        },
         description="Record a visit, call or message. The texts are screened by the safety net: a reaction "
         "mentioned (or `safety_relevant`) flags it for pharmacovigilance, with day 0 = `received_at`.",
     ),
@@ -286,7 +291,9 @@ class InteractionViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         interaction = services.record_interaction(request.user, dict(serializer.validated_data))
-        return self._answer(interaction, status.HTTP_201_CREATED)
+        # the same request sent again (a retry after a timeout): the interaction the first one recorded
+        return self._answer(interaction, status.HTTP_200_OK if getattr(interaction, "sent_again", False)
+                            else status.HTTP_201_CREATED)  # fmt: skip
 
     def update(self, request, *args, **kwargs):
         if not kwargs.get("partial"):

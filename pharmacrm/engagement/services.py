@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -135,11 +136,37 @@ def consent_warning(interaction: Interaction) -> str:
     }  # fmt: skip
 
 
+SENT_AGAIN = dt.timedelta(minutes=10)
+
+
+def _recorded_just_now(user, values: dict, *, timed: bool, now: dt.datetime) -> Interaction | None:
+    """The interaction this user recorded in the last ten minutes with the same customer, channel, words and
+    product — and the same time, when one was given: the form or the app's request sent again (a double tap,
+    a retry on a weak signal in the hospital, Back and Save), not a second visit."""
+    candidates = Interaction.objects.filter(
+        created_by=user, created_at__gte=now - SENT_AGAIN, channel=values["channel"], subject=values["subject"],
+        notes=values.get("notes", ""), institution=values.get("institution"), person=values.get("person"),
+        product=values.get("product"), safety_relevant=values.get("safety_relevant", False),
+    ).order_by("-created_at")  # fmt: skip
+    for candidate in candidates[:10]:
+        if not timed or abs(candidate.received_at - values["received_at"]) < dt.timedelta(minutes=1):
+            return candidate
+    return None
+
+
 def record_interaction(user, data: dict) -> Interaction:
+    """Record a visit, call or message. The same one sent again within minutes is not recorded twice (the
+    reaction in it would reach PV as two flags): the first is returned, with `sent_again` set."""
     access.require(user, Cap.RECORD_INTERACTIONS)
     values = _clean(user, data, partial=False)
     now = timezone.now()
     with transaction.atomic():
+        # one recording at a time per author, so that a double tap's two requests cannot both miss each other
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        same = _recorded_just_now(user, values, timed=data.get("received_at") is not None, now=now)
+        if same is not None:
+            same.sent_again = True
+            return same
         interaction = Interaction.objects.create(created_by=user, created_at=now, updated_at=now, **values)
         audit.record(A.CREATE, interaction, user=user, changes={"channel": [None, interaction.channel]})
         net.screen_interaction(interaction)

@@ -134,3 +134,35 @@ def test_the_app_corrects_a_flagged_visit_sending_its_time_back_to_the_milliseco
     assert answer.status_code == 200, answer.json()
     interaction = Interaction.objects.get()
     assert interaction.received_at == loaded and "已停药" in interaction.notes  # day 0 to the microsecond
+
+
+def test_a_visit_form_sent_twice_records_one_visit_and_pv_gets_one_flag(client_for, xiehe):
+    from django.utils import timezone
+
+    client = client_for("rep")
+    form = {"institution": xiehe.pk, "channel": "visit", "subject": "科室拜访", "notes": "有患者用药后出现皮疹",
+            "received_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M")}  # fmt: skip
+    first = client.post("/interactions/new/", form)
+    again = client.post("/interactions/new/", form, HTTP_ACCEPT_LANGUAGE="en", follow=True)  # a double click
+
+    interaction = Interaction.objects.get()
+    assert first.status_code == 302 and again.redirect_chain[-1][0] == f"/interactions/{interaction.pk}/"
+    assert "This form was already sent: the interaction was recorded then, and not a second time." in (
+        again.content.decode()
+    )
+    assert Flag.objects.count() == 1
+
+
+def test_the_app_retrying_a_visit_gets_the_one_recorded_not_a_second(api_for, xiehe):
+    api = api_for("rep")
+    visit = {"institution": xiehe.pk, "channel": "visit", "subject": "科室拜访", "notes": "有患者用药后出现皮疹"}
+
+    first = api.post("/api/v1/interactions/", visit, format="json")
+    retry = api.post("/api/v1/interactions/", visit, format="json")  # the answer was lost on a weak signal
+
+    assert first.status_code == 201 and retry.status_code == 200
+    assert retry.json()["id"] == first.json()["id"]
+    assert Interaction.objects.count() == 1 and Flag.objects.count() == 1
+    # another visit (other words) to the same hospital the same day is recorded
+    other = api.post("/api/v1/interactions/", {**visit, "notes": "介绍新适应症"}, format="json")
+    assert other.status_code == 201 and Interaction.objects.count() == 2
