@@ -121,7 +121,8 @@ class InteractionSerializer(serializers.ModelSerializer):
         return flag_state(obj)
 
     def get_consent_warning(self, obj: Interaction) -> str:
-        return services.consent_warning(obj)
+        warnings = self.context.get("consent_warnings")  # the list's, read for its whole page at once
+        return warnings.get(obj.pk, "") if warnings is not None else services.consent_warning(obj)
 
     @extend_schema_field(
         {"type": "array", "items": {"type": "object", "properties": {
@@ -283,6 +284,14 @@ class InteractionViewSet(
         interaction = self.base().get(pk=interaction.pk)
         return versioned(Response(InteractionSerializer(interaction, context=self.get_serializer_context()).data,
                                   status=code), interaction)  # fmt: skip
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = list(page if page is not None else queryset)
+        context = {**self.get_serializer_context(), "consent_warnings": services.consent_warnings(rows)}
+        data = InteractionSerializer(rows, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
     def retrieve(self, request, *args, **kwargs):
         return self._answer(self.get_object())

@@ -124,11 +124,36 @@ def withdrawn_marketing_consent(interaction: Interaction):
     return latest if latest is not None and latest.status == ConsentStatus.WITHDRAWN else None
 
 
+def consent_warnings(interactions) -> dict[int, str]:
+    """`consent_warning` of many interactions (a page of the API's list) with one query for their people's
+    marketing consents: {interaction id: warning}, only those that have one."""
+    from pharmacrm.customers.choices import ConsentPurpose, ConsentStatus
+    from pharmacrm.customers.models import Consent
+
+    wanted = [(i, CONSENT_CHANNEL[i.channel]) for i in interactions if i.person_id and i.channel in CONSENT_CHANNEL]
+    if not wanted:
+        return {}
+    latest: dict = {}
+    for consent in Consent.objects.filter(
+        person_id__in={i.person_id for i, _c in wanted}, purpose=ConsentPurpose.MARKETING,
+        channel__in={c for _i, c in wanted},
+    ).order_by("-at", "-id"):  # fmt: skip
+        latest.setdefault((consent.person_id, consent.channel), consent)
+    out = {}
+    for interaction, channel in wanted:
+        consent = latest.get((interaction.person_id, channel))
+        if consent is not None and consent.status == ConsentStatus.WITHDRAWN:
+            out[interaction.pk] = _warning(interaction, consent)
+    return out
+
+
 def consent_warning(interaction: Interaction) -> str:
     """What the page says about an interaction through a channel whose marketing consent the person withdrew."""
     consent = withdrawn_marketing_consent(interaction)
-    if consent is None:
-        return ""
+    return "" if consent is None else _warning(interaction, consent)
+
+
+def _warning(interaction: Interaction, consent) -> str:
     return _("%(person)s withdrew their consent to marketing communication by %(channel)s on %(date)s: do not "
              "promote products to them this way.") % {
         "person": interaction.person.name, "channel": consent.get_channel_display(),

@@ -166,3 +166,19 @@ def test_the_app_retrying_a_visit_gets_the_one_recorded_not_a_second(api_for, xi
     # another visit (other words) to the same hospital the same day is recorded
     other = api.post("/api/v1/interactions/", {**visit, "notes": "介绍新适应症"}, format="json")
     assert other.status_code == 201 and Interaction.objects.count() == 2
+
+
+def test_the_list_reads_the_consents_once_for_the_whole_page(api_for, admin_user, xiehe, django_assert_max_num_queries):
+    from pharmacrm.engagement import services as engagement
+
+    doctor = xiehe.people.get(name="张伟")
+    customers.record_consent(admin_user, doctor, {"purpose": "marketing", "channel": "wechat", "status": "withdrawn"})
+    for i in range(10):
+        engagement.record_interaction(admin_user, {"person": doctor, "channel": ("wechat", "visit")[i % 2],
+                                                   "subject": f"沟通{i}"})  # fmt: skip
+    api = api_for("agent")
+
+    with django_assert_max_num_queries(11):
+        rows = api.get("/api/v1/interactions/").json()["results"]
+
+    assert sum(bool(r["consent_warning"]) for r in rows) == 5
