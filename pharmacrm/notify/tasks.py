@@ -298,9 +298,12 @@ def _in_recipients_language(delivery: Delivery) -> None:
     note = delivery.notification
     if not isinstance(note.spec, dict) or "title" not in note.spec:
         return  # a row written before texts were kept as templates: as queued
-    from .services import _language, email_text
+    from .services import _language, email_text, withheld
 
-    subject, body = email_text(note.spec["title"], note.spec.get("body", ""), note.url, _language(note.recipient))
+    # nor with the customer's words of a flag's notice the recipient may no longer read (after leaving PV)
+    gone = note.object_type == "safety.flag" and note.pk in withheld(note.recipient, [note])
+    text = "" if gone else note.spec.get("body", "")
+    subject, body = email_text(note.spec["title"], text, note.url, _language(note.recipient))
     if (delivery.payload or {}).get("subject") != subject or delivery.payload.get("body") != body:
         delivery.payload = {**(delivery.payload or {}), "subject": subject, "body": body}
         Delivery.objects.filter(pk=delivery.pk).update(payload=delivery.payload)

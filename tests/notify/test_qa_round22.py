@@ -111,3 +111,22 @@ def test_the_group_chat_reads_what_happened_to_the_ticket_in_chinese_not_the_eve
     lines = receiver.requests[0]["json"]["markdown"]["content"].split("\n")
     assert lines[1] == "> 已超时"
     assert not any("ticket.breached" in line for line in lines)
+
+
+def test_a_serious_outcome_email_waiting_for_its_retry_leaves_out_the_patients_name_once_the_reader_left_pv(
+    users, smtp_server
+):
+    from pharmacrm.notify import tasks
+    from pharmacrm.notify.models import Delivery
+
+    pv = users["pv"]
+    pv.email = "pv@pharma.example"
+    pv.save()
+    note = _serious_notice(users)
+    delivery = Delivery.objects.get(notification=note)
+    _leave_pv(pv)  # moved to the call centre while the mail waited (the SMTP server was down)
+
+    assert tasks.deliver(delivery.pk) == Delivery.Status.SENT
+
+    (got,) = smtp_server.messages
+    assert got["to"] == ["pv@pharma.example"] and "张三丰" not in got["message"].get_content()
