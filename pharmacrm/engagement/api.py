@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import django_filters
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
@@ -97,6 +97,10 @@ class InteractionSerializer(serializers.ModelSerializer):
     cases = serializers.SerializerMethodField(
         help_text="The cases it raised, with their status (never patient data), for those who may see them."
     )
+    consent_warning = serializers.SerializerMethodField(
+        help_text="Set when the person withdrew their consent to marketing communication through this channel "
+        "(the latest consent record for it): say so to the rep, in the request's language; empty otherwise."
+    )
     version = serializers.IntegerField(
         read_only=True, help_text="Send it back with every change (409 if stale)."
     )
@@ -106,7 +110,7 @@ class InteractionSerializer(serializers.ModelSerializer):
         fields = [
             "id", "institution", "institution_name", "person", "person_name", "channel", "received_at", "subject",
             "notes", "product", "safety_relevant", "created_by", "created_at", "updated_at", "flagged", "flag_status",
-            "cases", "version",
+            "cases", "consent_warning", "version",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
 
@@ -115,6 +119,10 @@ class InteractionSerializer(serializers.ModelSerializer):
 
     def get_flag_status(self, obj: Interaction) -> str:
         return flag_state(obj)
+
+    def get_consent_warning(self, obj: Interaction) -> str:
+        warnings = self.context.get("consent_warnings")  # the list's, read for its whole page at once
+        return warnings.get(obj.pk, "") if warnings is not None else services.consent_warning(obj)
 
     @extend_schema_field(
         {"type": "array", "items": {"type": "object", "properties": {
@@ -160,7 +168,41 @@ class InteractionFilter(django_filters.FilterSet):
         return queryset
 
 
+def _with_own(qs, instance, field: str):
+    """`qs` and the interaction's own `field` (its hospital, doctor or product as recorded), for a change to it."""
+    pk = getattr(instance, f"{field}_id", None) if isinstance(instance, Interaction) else None
+    if pk is None:
+        return qs
+    return qs.model.objects.filter(Q(pk__in=qs.values("pk")) | Q(pk=pk))
+
+
+class KeptInstitutionField(VisibleInstitutionField):
+    """Changing an interaction: its own institution stays valid when it has left the user's territory since."""
+
+    def get_queryset(self):
+        return _with_own(super().get_queryset(), self.parent.instance, "institution")
+
+
+class KeptPersonField(VisiblePersonField):
+    def get_queryset(self):
+        return _with_own(super().get_queryset(), self.parent.instance, "person")
+
+
+class KeptProductField(serializers.PrimaryKeyRelatedField):
+    """Changing an interaction: its own product stays valid when it was discontinued since."""
+
+    def get_queryset(self):
+        return _with_own(Product.objects.filter(active=True), self.parent.instance, "product")
+
+
 class InteractionPatchSerializer(InteractionSerializer):
+    """A change sends the interaction back as it was loaded, with what changed: the visit's own hospital and
+    doctor (out of the territory after the rep moved) and product (discontinued since) are accepted again,
+    as on the page; another customer outside the territory or another inactive product is still refused."""
+
+    institution = KeptInstitutionField(required=False, allow_null=True)
+    person = KeptPersonField(required=False, allow_null=True, help_text="Fills in the institution when empty.")
+    product = KeptProductField(required=False, allow_null=True)
     version = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_INT32, write_only=True,
         help_text="The version you loaded (or If-Match).",
@@ -175,7 +217,12 @@ class InteractionPatchSerializer(InteractionSerializer):
     retrieve=extend_schema(tags=["interactions"]),
     create=extend_schema(
         tags=["interactions"],
-        responses={201: InteractionSerializer, 400: OpenApiResponse(description="Per-field messages.")},
+        responses={
+            201: InteractionSerializer,
+            200: OpenApiResponse(InteractionSerializer, description="The same interaction sent again within ten "
+                                 "minutes (a retry): the one recorded then, not a second one."),
+            400: OpenApiResponse(description="Per-field messages."),
+        },
         description="Record a visit, call or message. The texts are screened by the safety net: a reaction "
         "mentioned (or `safety_relevant`) flags it for pharmacovigilance, with day 0 = `received_at`.",
     ),
@@ -238,6 +285,14 @@ class InteractionViewSet(
         return versioned(Response(InteractionSerializer(interaction, context=self.get_serializer_context()).data,
                                   status=code), interaction)  # fmt: skip
 
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = list(page if page is not None else queryset)
+        context = {**self.get_serializer_context(), "consent_warnings": services.consent_warnings(rows)}
+        data = InteractionSerializer(rows, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
     def retrieve(self, request, *args, **kwargs):
         return self._answer(self.get_object())
 
@@ -245,7 +300,9 @@ class InteractionViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         interaction = services.record_interaction(request.user, dict(serializer.validated_data))
-        return self._answer(interaction, status.HTTP_201_CREATED)
+        # the same request sent again (a retry after a timeout): the interaction the first one recorded
+        return self._answer(interaction, status.HTTP_200_OK if getattr(interaction, "sent_again", False)
+                            else status.HTTP_201_CREATED)  # fmt: skip
 
     def update(self, request, *args, **kwargs):
         if not kwargs.get("partial"):

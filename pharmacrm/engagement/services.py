@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -123,11 +124,36 @@ def withdrawn_marketing_consent(interaction: Interaction):
     return latest if latest is not None and latest.status == ConsentStatus.WITHDRAWN else None
 
 
+def consent_warnings(interactions) -> dict[int, str]:
+    """`consent_warning` of many interactions (a page of the API's list) with one query for their people's
+    marketing consents: {interaction id: warning}, only those that have one."""
+    from pharmacrm.customers.choices import ConsentPurpose, ConsentStatus
+    from pharmacrm.customers.models import Consent
+
+    wanted = [(i, CONSENT_CHANNEL[i.channel]) for i in interactions if i.person_id and i.channel in CONSENT_CHANNEL]
+    if not wanted:
+        return {}
+    latest: dict = {}
+    for consent in Consent.objects.filter(
+        person_id__in={i.person_id for i, _c in wanted}, purpose=ConsentPurpose.MARKETING,
+        channel__in={c for _i, c in wanted},
+    ).order_by("-at", "-id"):  # fmt: skip
+        latest.setdefault((consent.person_id, consent.channel), consent)
+    out = {}
+    for interaction, channel in wanted:
+        consent = latest.get((interaction.person_id, channel))
+        if consent is not None and consent.status == ConsentStatus.WITHDRAWN:
+            out[interaction.pk] = _warning(interaction, consent)
+    return out
+
+
 def consent_warning(interaction: Interaction) -> str:
     """What the page says about an interaction through a channel whose marketing consent the person withdrew."""
     consent = withdrawn_marketing_consent(interaction)
-    if consent is None:
-        return ""
+    return "" if consent is None else _warning(interaction, consent)
+
+
+def _warning(interaction: Interaction, consent) -> str:
     return _("%(person)s withdrew their consent to marketing communication by %(channel)s on %(date)s: do not "
              "promote products to them this way.") % {
         "person": interaction.person.name, "channel": consent.get_channel_display(),
@@ -135,11 +161,37 @@ def consent_warning(interaction: Interaction) -> str:
     }  # fmt: skip
 
 
+SENT_AGAIN = dt.timedelta(minutes=10)
+
+
+def _recorded_just_now(user, values: dict, *, timed: bool, now: dt.datetime) -> Interaction | None:
+    """The interaction this user recorded in the last ten minutes with the same customer, channel, words and
+    product — and the same time, when one was given: the form or the app's request sent again (a double tap,
+    a retry on a weak signal in the hospital, Back and Save), not a second visit."""
+    candidates = Interaction.objects.filter(
+        created_by=user, created_at__gte=now - SENT_AGAIN, channel=values["channel"], subject=values["subject"],
+        notes=values.get("notes", ""), institution=values.get("institution"), person=values.get("person"),
+        product=values.get("product"), safety_relevant=values.get("safety_relevant", False),
+    ).order_by("-created_at")  # fmt: skip
+    for candidate in candidates[:10]:
+        if not timed or abs(candidate.received_at - values["received_at"]) < dt.timedelta(minutes=1):
+            return candidate
+    return None
+
+
 def record_interaction(user, data: dict) -> Interaction:
+    """Record a visit, call or message. The same one sent again within minutes is not recorded twice (the
+    reaction in it would reach PV as two flags): the first is returned, with `sent_again` set."""
     access.require(user, Cap.RECORD_INTERACTIONS)
     values = _clean(user, data, partial=False)
     now = timezone.now()
     with transaction.atomic():
+        # one recording at a time per author, so that a double tap's two requests cannot both miss each other
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        same = _recorded_just_now(user, values, timed=data.get("received_at") is not None, now=now)
+        if same is not None:
+            same.sent_again = True
+            return same
         interaction = Interaction.objects.create(created_by=user, created_at=now, updated_at=now, **values)
         audit.record(A.CREATE, interaction, user=user, changes={"channel": [None, interaction.channel]})
         net.screen_interaction(interaction)
@@ -155,6 +207,10 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
         fresh = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if version is not None and int(version) != fresh.version:
             raise ConflictError(fresh.version)
+        if "received_at" in values and abs(values["received_at"] - fresh.received_at) < dt.timedelta(seconds=1):
+            # the time sent back as it was loaded, by a client that keeps milliseconds or whole seconds (the
+            # app's JavaScript dates): unchanged, not a move of day 0 that a flagged interaction refuses
+            values.pop("received_at")
         if "received_at" in values and values["received_at"] != fresh.received_at and fresh.safety_flags.exists():
             raise ValidationError({"received_at": [
                 _("This interaction was flagged for pharmacovigilance: its time is day 0 and can no longer change.")

@@ -119,6 +119,10 @@ def interaction_create(request):
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
+                if getattr(interaction, "sent_again", False):
+                    messages.info(request, _("This form was already sent: the interaction was recorded then, and "
+                                             "not a second time."))  # fmt: skip
+                    return redirect("engagement:interaction", pk=interaction.pk)
                 messages.success(request, _("The interaction was recorded."))
                 if _flag_status(interaction):
                     messages.info(

@@ -27,8 +27,9 @@ class NotificationSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(read_only=True, help_text="What it is about: ticket.escalated, keyaccounts.overdue …")
     title = serializers.CharField(source="shown_title", read_only=True,
                                   help_text="The title in the request's language (Accept-Language).")
-    body = serializers.CharField(source="shown_body", read_only=True,
-                                 help_text="The text in the request's language.")  # fmt: skip
+    body = serializers.SerializerMethodField(
+        help_text="The text in the request's language; empty when what it is about is out of your reach now."
+    )
 
     class Meta:
         model = Notification
@@ -48,6 +49,12 @@ class NotificationSerializer(serializers.ModelSerializer):
 
     def get_read(self, obj: Notification) -> bool:
         return obj.read_at is not None
+
+    def get_body(self, obj: Notification) -> str:
+        hidden = self.context.get("withheld")
+        if hidden is None:
+            hidden = services.withheld(self.context["request"].user, [obj])
+        return "" if obj.pk in hidden else obj.shown_body
 
 
 class MarkReadSerializer(serializers.Serializer):
@@ -106,6 +113,15 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         if getattr(self, "swagger_fake_view", False):
             return Notification.objects.none()
         return Notification.objects.filter(recipient=self.request.user)
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = list(page if page is not None else queryset)
+        # the texts the reader may no longer read, for the whole page at once
+        context = {**self.get_serializer_context(), "withheld": services.withheld(request.user, rows)}
+        data = NotificationSerializer(rows, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
     @extend_schema(
         request=MarkReadSerializer, responses=MarkedSerializer, tags=["notifications"], filters=False,

@@ -289,20 +289,50 @@ def mark_read(user, ids: Iterable[int] | str | None = None, *, up_to: int | None
 
 
 def may_open(user, note: Notification) -> bool:
-    """Whether the user may still open the ticket or safety case a notification is about (the scope of those
-    pages: a ticket handed to someone outside their territory since, a case after leaving the PV role). Other
-    kinds of objects: True (their page decides)."""
-    if not note.object_id.isdecimal() or len(note.object_id) > 18:
-        return True
-    pk = int(note.object_id)
-    if note.object_type == "servicedesk.ticket":
-        return access.tickets_for(user).filter(pk=pk).exists()
-    if note.object_type == "safety.safetycase":
+    """Whether the user may still open the ticket, safety case or triage flag a notification is about (the
+    scope of those pages: a ticket handed to someone outside their territory since, a case or a flag after
+    leaving the PV role). Other kinds of objects: True (their page decides)."""
+    return note.pk not in closed_to(user, [note])
+
+
+def closed_to(user, notes: Iterable[Notification]) -> set[int]:
+    """The ids of those of `notes` whose ticket, safety case or triage flag the user may no longer open: one
+    query per kind of object, not one per notification (a page of the bell)."""
+    wanted: dict[str, dict[int, list[int]]] = {}
+    for note in notes:
+        if note.object_id.isdecimal() and len(note.object_id) <= 18:
+            wanted.setdefault(note.object_type, {}).setdefault(int(note.object_id), []).append(note.pk)
+    closed: set[int] = set()
+
+    def shut(kind: str, open_ids) -> None:
+        for pk, note_ids in wanted.get(kind, {}).items():
+            if pk not in open_ids:
+                closed.update(note_ids)
+
+    if "servicedesk.ticket" in wanted:
+        shut("servicedesk.ticket",
+             set(access.tickets_for(user).filter(pk__in=list(wanted["servicedesk.ticket"])).values_list("pk", flat=True)))  # fmt: skip
+    if "safety.safetycase" in wanted:
         from pharmacrm.safety.models import SafetyCase
 
-        case = SafetyCase.objects.select_related("source_ticket", "source_interaction").filter(pk=pk).first()
-        return case is not None and access.case_status_visible(user, case)
-    return True
+        cases = SafetyCase.objects.select_related("source_ticket", "source_interaction").filter(
+            pk__in=list(wanted["safety.safetycase"])
+        )
+        shut("safety.safetycase", {c.pk for c in cases if access.case_status_visible(user, c)})
+    if "safety.flag" in wanted and not (access.can(user, Cap.HANDLE_SAFETY) or access.can(user, Cap.OVERSEE_SAFETY)):
+        shut("safety.flag", set())  # the triage page: PV and those who oversee it
+    return closed
+
+
+def withheld(user, notes: Iterable[Notification]) -> set[int]:
+    """The ids of those of `notes` whose text the reader may no longer read: what they are about is out of
+    their reach now, or it is a flag's notice with the customer's words (which may name the patient) and the
+    reader no longer handles safety cases. The title stays; the text was written for who they were then."""
+    notes = list(notes)
+    hidden = closed_to(user, notes)
+    if not access.can_see_case_identity(user):
+        hidden.update(n.pk for n in notes if n.object_type == "safety.flag" and n.body)
+    return hidden
 
 
 # --- administration: deliveries --------------------------------------------------------------------

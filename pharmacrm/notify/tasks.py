@@ -145,6 +145,20 @@ def _ticket_fields(ticket: dict) -> list[str]:
     return lines
 
 
+def _event_words(event: str) -> str:
+    """What happened to the ticket in words, in the site's language (已超时, not ticket.breached: the group
+    reads Chinese); an event the product does not know stays as its name."""
+    from django.utils import translation
+
+    from pharmacrm.servicedesk.choices import EventKind
+
+    kind = event.removeprefix("ticket.")
+    if not event.startswith("ticket.") or kind not in EventKind.values:
+        return event
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(EventKind(kind).label)
+
+
 def _summary(doc: dict) -> tuple[str, str]:
     """A title and markdown text for a chat bot."""
     event = _plain(doc.get("event", ""))
@@ -152,7 +166,7 @@ def _summary(doc: dict) -> tuple[str, str]:
     ticket = data.get("ticket") if isinstance(data.get("ticket"), dict) else None
     if ticket:
         title = _plain(f"{ticket.get('number', '')} {ticket.get('subject', '')}").strip()
-        lines = [f"### {title}", f"> {event}", *_ticket_fields(ticket)]
+        lines = [f"### {title}", f"> {_event_words(event)}", *_ticket_fields(ticket)]
         if ticket.get("url"):
             lines.append(f"[{_plain(ticket.get('number') or '')}]({ticket['url']})")
         return title or event, "\n".join(lines)
@@ -273,7 +287,26 @@ def recipient_gone(delivery: Delivery) -> str | None:
     if recipient.email != delivery.email:
         delivery.email = recipient.email
         Delivery.objects.filter(pk=delivery.pk).update(email=recipient.email)
+    _in_recipients_language(delivery)
     return None
+
+
+def _in_recipients_language(delivery: Delivery) -> None:
+    """Write the e-mail in the language the recipient's account has now: an administrator who switched a
+    reader's language (someone who reads English, or 繁體) while the mail waited for a retry — an SMTP server
+    down for an hour — meant it to arrive in that language, not in the one it was queued in."""
+    note = delivery.notification
+    if not isinstance(note.spec, dict) or "title" not in note.spec:
+        return  # a row written before texts were kept as templates: as queued
+    from .services import _language, email_text, withheld
+
+    # nor with the customer's words of a flag's notice the recipient may no longer read (after leaving PV)
+    gone = note.object_type == "safety.flag" and note.pk in withheld(note.recipient, [note])
+    text = "" if gone else note.spec.get("body", "")
+    subject, body = email_text(note.spec["title"], text, note.url, _language(note.recipient))
+    if (delivery.payload or {}).get("subject") != subject or delivery.payload.get("body") != body:
+        delivery.payload = {**(delivery.payload or {}), "subject": subject, "body": body}
+        Delivery.objects.filter(pk=delivery.pk).update(payload=delivery.payload)
 
 
 def _record_switched_off(delivery: Delivery) -> str:

@@ -1079,10 +1079,14 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
             # the words of a later message join the excerpt: PV triages them, and a case confirmed from the flag
             # keeps them in its narrative
             new_words = [line for line in excerpt.splitlines() if terms and line.strip() and line not in pending.excerpt]
+            words = "\n".join([pending.excerpt, *new_words]).strip()[:1000]
+            if field == "interaction" and terms:
+                words = _edited_words(pending, excerpt)
+                new_words = [words] if words != pending.excerpt else []
             if new_terms or new_words or (by_agent and not pending.by_agent):
                 pending.terms = pending.terms + new_terms
                 pending.by_agent = pending.by_agent or by_agent
-                pending.excerpt = "\n".join([pending.excerpt, *new_words]).strip()[:1000]
+                pending.excerpt = words
                 pending.save(update_fields=["terms", "by_agent", "excerpt"])
             if serious:
                 _escalate(pending, source, heard_at, excerpt)
@@ -1108,6 +1112,18 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
         if serious:
             _tell_serious(flag, source, excerpt)
     return flag
+
+
+def _edited_words(pending: Flag, excerpt: str) -> str:
+    """The excerpt of a pending flag on an interaction its author edited: an interaction's notes are corrected,
+    not added to, so the text as it reads now stands in for the version flagged before (both, one under the
+    other, read to PV as two mentions and went into the case's narrative twice). A line of the earlier
+    version stays only when it held a term the text no longer has, so what was said is never lost."""
+    lines = [line for line in excerpt.splitlines() if line.strip()]
+    gone = [t for t in pending.terms if t not in excerpt]
+    kept = [line for line in pending.excerpt.splitlines() if line.strip() and line not in lines
+            and any(t in line for t in gone)]  # fmt: skip
+    return "\n".join([*kept, *lines]).strip()[:1000]
 
 
 def _tell_serious(flag: Flag, source, excerpt: str) -> None:

@@ -149,8 +149,8 @@ def test_the_list_reads_the_database_a_fixed_number_of_times(
 ):
     for i in range(10):
         services.record_interaction(
-            users["agent"], {**body(xiehe), "institution": xiehe, "notes": "皮疹" * (i % 2)}
-        )
+            users["agent"], {**body(xiehe), "institution": xiehe, "subject": f"微信咨询{i}", "notes": "皮疹" * (i % 2)}
+        )  # distinct: the same one again within minutes is a resend, recorded once
     client = api_for("agent")
     with django_assert_max_num_queries(10):
         response = client.get("/api/v1/interactions/")

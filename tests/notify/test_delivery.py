@@ -300,7 +300,7 @@ def test_wecom_gets_its_markdown_message(admin_user, receiver):
     assert tasks.deliver(Delivery.objects.get().pk) == S.SENT
     body = receiver.requests[0]["json"]
     assert body["msgtype"] == "markdown" and set(body["markdown"]) == {"content"}
-    assert "TK-2026-000009" in body["markdown"]["content"] and "ticket.created" in body["markdown"]["content"]
+    assert "TK-2026-000009" in body["markdown"]["content"] and "> 受理" in body["markdown"]["content"]
 
 
 def test_dingtalk_gets_its_markdown_message_and_signed_url(admin_user, receiver):
