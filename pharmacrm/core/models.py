@@ -114,6 +114,14 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
 
+    def get_full_name(self) -> str:
+        """A Chinese name is written surname first, without a space (王芳); other names as Django writes them
+        (first name, space, last name)."""
+        first, last = self.first_name.strip(), self.last_name.strip()
+        if _HAN.search(first + last):
+            return f"{last}{first}"
+        return super().get_full_name()
+
     def save(self, *args, **kwargs):
         # A new password revokes every API token, whichever way it was set (core.services.update_user, which
         # also audits it; `pharmacrm changepassword`; the Django admin). Django sets `_password` only for a
@@ -253,6 +261,7 @@ class ApiToken(models.Model):
 # Enrolment codes avoid characters that are easily confused when read aloud or copied by hand (0/O, 1/I).
 ENROLMENT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 ENROLMENT_CODE_LENGTH = 12
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _CODE_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
 
 

@@ -271,3 +271,17 @@ def test_the_run_banner_names_every_demo_user_with_a_totp_secret(settings, tmp_p
     banner = " ".join(run.stdout.split())
     assert "the TOTP secrets of admin manager auditor pv (who also enter a one-time code" in banner
     assert "admin, auditor and pv" not in banner
+
+
+@pytest.mark.django_db
+def test_a_chinese_name_without_a_display_name_is_written_surname_first():
+    """A user entered with surname 王 and given name 芳, and no display name, was shown as "芳 王" (Django's
+    "first last") on pages and in the {agent} of answer templates; a Chinese name reads 王芳."""
+    from pharmacrm.servicedesk.knowledge import values_for
+    from pharmacrm.servicedesk.models import Ticket
+
+    wang = User.objects.create_user("wangfang", first_name="芳", last_name="王")
+    assert str(wang) == wang.get_full_name() == "王芳"
+    assert values_for(Ticket(number="TK-2026-000001", subject="咨询"), wang)["agent"] == "王芳"
+    # names in Latin letters keep their order and space
+    assert str(User.objects.create_user("jsmith", first_name="John", last_name="Smith")) == "John Smith"
