@@ -20,20 +20,6 @@ def _english_output():
         yield
 
 
-@pytest.fixture
-def own_keyring(tmp_path, settings, monkeypatch):
-    """A key-ring file of the test's own, which the test may damage; the process's ring is put back after."""
-    monkeypatch.delenv("PHARMACRM_KEYRING_FILE", raising=False)
-    monkeypatch.delenv("PHARMACRM_KEYRING", raising=False)
-    original = crypto.keyring()
-    path = tmp_path / "keyring.json"
-    path.write_text(original.to_json())
-    settings.PHARMACRM_KEYRING_PATH = path
-    crypto._reload()
-    yield path
-    crypto.install_keyring(original, persist=False)
-
-
 def damaged_rings(good: str) -> dict[str, str]:
     data = json.loads(good)
     no_index = {k: v for k, v in data.items() if k != "index_key"}

@@ -7,6 +7,17 @@ from tests.api.conftest import api_for  # noqa: F401  (token clients per role)
 
 
 @pytest.fixture
+def english(settings):
+    """Pages and messages in English, for tests that read the English source texts
+    (`pytestmark = pytest.mark.usefixtures("english")`)."""
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
 def raise_ticket(users, xiehe):
     """A phone ticket about drug information at 北京协和医院 (or another institution), raised by the agent."""
 

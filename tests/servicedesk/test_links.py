@@ -12,15 +12,7 @@ from pharmacrm.servicedesk import linking, services
 from pharmacrm.servicedesk.choices import EventKind, LinkKind, MessageKind, Status
 from pharmacrm.servicedesk.models import SlaClock, Ticket, TicketEvent, TicketLink, TicketMessage
 
-
-@pytest.fixture(autouse=True)
-def english(settings):
-    """The assertions read the English source messages."""
-    from django.utils import translation
-
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = pytest.mark.usefixtures("english")  # the assertions read the English source messages
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import translation
 
 from pharmacrm.servicedesk import bulk, linking, revisit, services
 from pharmacrm.servicedesk.choices import EventKind, LowScore, Status
@@ -24,11 +23,7 @@ def at(y, m, d, hh=0, mm=0) -> dt.datetime:
     return dt.datetime(y, m, d, hh, mm, tzinfo=SH)
 
 
-@pytest.fixture(autouse=True)
-def _english(settings):
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = pytest.mark.usefixtures("english")  # the assertions read the English source messages
 
 
 def token_of(link: str) -> str:

@@ -8,7 +8,6 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.utils import translation
 
 from pharmacrm.servicedesk import policies, services
 from pharmacrm.servicedesk.models import SlaPolicy
@@ -20,11 +19,7 @@ def at(y, m, d, hh=0, mm=0) -> dt.datetime:
     return dt.datetime(y, m, d, hh, mm, tzinfo=SH)
 
 
-@pytest.fixture(autouse=True)
-def _english(settings):
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = pytest.mark.usefixtures("english")  # the assertions read the English source messages
 
 
 # --- a policy on a category covers its sub-categories ------------------------------------------------------
