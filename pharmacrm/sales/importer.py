@@ -1266,9 +1266,17 @@ class Writer:
             else:
                 actions.append("update")
                 updates.append((r, old))
-        if not write or not (creates or updates):
+        if not write:
             return actions
-        self.run.resolver.save_product_codes(creates + [u[0] for u in updates], chunk.approvals)
+        # an approval number links its product code to the catalogue on an unchanged line too (it is no value of
+        # the line): the same file given again with the 批准文号 column, as the import's note advises, links its codes
+        products = self.run.resolver.products
+        linking = [r for r, action in zip(rows, actions, strict=True)
+                   if action == "unchanged" and products.get(chunk.approvals.get(r[5], ""))]  # fmt: skip
+        if creates or updates or linking:
+            self.run.resolver.save_product_codes(creates + [u[0] for u in updates] + linking, chunk.approvals)
+        if not (creates or updates):
+            return actions
         now = self.now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(self.now)
         if creates:
             after = rollups.last_line_id()

@@ -267,6 +267,28 @@ def test_an_import_linking_approval_numbers_links_product_codes_to_the_catalogue
     assert ProductCode.objects.get(code="YP1001").product == product
 
 
+def test_the_same_file_imported_again_with_approval_numbers_links_its_product_codes(run_import, xiehe):
+    """The import's note says to give the 批准文号 column to link a code to the catalogue: the same file imported
+    again with that column finds every line unchanged (the approval number is not a line's value), and the code
+    stayed unlinked — the note said nothing more, while the batch trace of the product still missed its lines."""
+    product = Product.objects.create(
+        brand_name="安心宁", generic_name="盐酸氨氯地平片", approval_number="国药准字H20249871"
+    )
+    rows = [
+        line("SO-8", 1, "2025-03-01", xiehe, "YP1001", 1, "32.5"),
+        line("SO-8", 2, "2025-03-01", xiehe, "YP1002", 1, "5"),
+    ]
+    run_import(rows)
+    assert ProductCode.objects.get(code="YP1001").product is None
+
+    rows[0]["approval_number"] = "国药准字H20249871"
+    job = run_import(rows)
+
+    assert (job.unchanged_count, job.created_count, job.updated_count) == (2, 0, 0)
+    assert ProductCode.objects.get(code="YP1001").product == product
+    assert ProductCode.objects.get(code="YP1002").product is None
+
+
 def test_rollups_of_a_killed_import_are_repaired_by_the_next_refresh(xiehe):
     """The import writes lines and their dirty marks in one transaction and refreshes afterwards: a worker
     killed in between leaves the marks, and refresh_dirty (the periodic task) finishes the job."""
