@@ -266,7 +266,8 @@ def remove_line(user, line: OrderLine, reason: str) -> None:
         before = {
             "order_number": gone.order_number, "line_number": gone.line_number,
             "order_date": gone.order_date.isoformat(), "institution": gone.institution_id,
-            "product_code": gone.product_code, "quantity": str(gone.quantity), "unit_price": str(gone.unit_price),
+            "product_code": gone.product_code, "product_name": gone.product_name, "batch_number": gone.batch_number,
+            "quantity": str(gone.quantity), "unit_price": str(gone.unit_price),
             "amount": str(gone.amount), "invoice_number": gone.invoice_number,
             "payment_due": gone.payment_due.isoformat() if gone.payment_due else None,
             "paid_date": gone.paid_date.isoformat() if gone.paid_date else None, "paid_amount": str(gone.paid_amount),

@@ -63,6 +63,23 @@ def test_a_line_the_erp_no_longer_has_is_removed_with_a_reason_and_the_figures_f
     assert entry.actor.username == "manager"
 
 
+def test_a_removed_lines_audit_entry_keeps_its_batch_and_product_name(run_import, xiehe, api_for):
+    """The removal's entry is what stays of the line: it listed the product code but not the batch (which a recall
+    traces) nor the product name, which a corrected line's entry lists."""
+    from pharmacrm.core.models import AuditEntry
+
+    day = timezone.localdate() - dt.timedelta(days=20)
+    run_import([line("SO-R4", 1, day, xiehe, "YP1001", 10, "100", batch_number="25A001", product_name="安心宁 5mg")])
+    pk = OrderLine.objects.get(order_number="SO-R4").pk
+
+    removed = api_for("manager").post(f"/api/v1/order-lines/{pk}/remove/", {"reason": "ERP 已删除"}, format="json")
+
+    assert removed.status_code == 204
+    entry = AuditEntry.objects.get(action="delete", object_type="sales.orderline", object_id=str(pk))
+    assert entry.changes["batch_number"] == ["25A001", None]
+    assert entry.changes["product_name"] == ["安心宁 5mg", None]
+
+
 def test_the_api_removes_a_line_for_importers_only(run_import, xiehe, api_for):
     day = timezone.localdate() - dt.timedelta(days=20)
     run_import([line("SO-R2", 1, day, xiehe, "P1", 10, "100")])
