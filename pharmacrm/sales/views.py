@@ -139,7 +139,15 @@ def remove_line(request, pk: int):
     access.require(request.user, Cap.IMPORT_ORDERS)
     line = services.lines_for(request.user).filter(pk=pk).first()
     if line is None:
-        raise Http404(_("No such order line, or you may not see it."))
+        # the same form sent twice (a double click, the page sent again): the first removed it, which the audit trail
+        # says; those who remove lines see every customer's, so this tells nobody of a line they may not see
+        removed = AuditEntry.objects.filter(
+            action=AuditEntry.Action.DELETE, object_type="sales.orderline", object_id=str(pk)
+        ).exists()
+        if not removed:
+            raise Http404(_("No such order line, or you may not see it."))
+        messages.info(request, _("This line has been removed already."))
+        return redirect(_back(request))
     try:
         services.remove_line(request.user, line, request.POST.get("reason", ""))
     except ValidationError as e:
@@ -147,10 +155,15 @@ def remove_line(request, pk: int):
     else:
         messages.success(request, _("Line %(order)s/%(line)s was removed; the customer's purchase figures were "
                                     "recomputed.") % {"order": line.order_number, "line": line.line_number})  # fmt: skip
+    return redirect(_back(request))
+
+
+def _back(request) -> str:
+    """Where a removal goes back to: the list page it was sent from (its filters kept), else the order list."""
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         back = reverse("sales:orders")
-    return redirect(back)
+    return back
 
 
 @login_required

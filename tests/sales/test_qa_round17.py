@@ -80,6 +80,25 @@ def test_a_removed_lines_audit_entry_keeps_its_batch_and_product_name(run_import
     assert entry.changes["product_name"] == ["安心宁 5mg", None]
 
 
+def test_the_removal_sent_twice_says_the_line_is_removed_already(run_import, xiehe, client_for):
+    """A double click on Remove (or the page sent again) posts the form twice: the second answer was a 404 error page,
+    "No such order line", instead of the list saying the line is gone."""
+    from django.urls import reverse
+
+    day = timezone.localdate() - dt.timedelta(days=20)
+    run_import([line("SO-R5", 1, day, xiehe, "P1", 10, "100"), line("SO-R5", 2, day, xiehe, "P1", 1, "100")])
+    pk = OrderLine.objects.get(order_number="SO-R5", line_number=2).pk
+    url, form = reverse("sales:order-line-remove", args=[pk]), {"reason": "ERP 中该行已删除", "next": "/sales/orders/"}
+    client = client_for("manager")
+    assert client.post(url, form).status_code == 302
+
+    again = client.post(url, form, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert again.status_code == 200 and again.redirect_chain[0][0] == "/sales/orders/"
+    assert "This line has been removed already." in again.content.decode()
+    assert client.post(reverse("sales:order-line-remove", args=[pk + 1000]), form).status_code == 404
+
+
 def test_the_api_removes_a_line_for_importers_only(run_import, xiehe, api_for):
     day = timezone.localdate() - dt.timedelta(days=20)
     run_import([line("SO-R2", 1, day, xiehe, "P1", 10, "100")])
