@@ -218,6 +218,7 @@ def test_the_command_line_reports_counts_and_writes_the_rejected_rows(
     out = capsys.readouterr().out
     assert "created 1\nupdated 0\nunchanged 0\nrejected 6" in out
     text = report.read_text(encoding="utf-8-sig")
+    assert text.splitlines()[0] == "Row,Column,Reason,Value"  # in --language's words, as the reasons (was 行号 row …)
     assert "4,订单日期" in text and "not a day of the calendar" in text
     assert "6,单价,This value cannot be negative.,-3" in text
     assert OrderLine.objects.count() == 1

@@ -131,7 +131,7 @@ class Command(BaseCommand):
         ):
             reader, writer = csv.reader(fh), csv.writer(dst)
             next(reader, None)
-            writer.writerow(["行号 row", "列 column", "原因 reason", "值 value"])
+            writer.writerow([_("Row"), _("Column"), _("Reason"), _("Value")])  # the wizard's report's, in --language
             for row, column, code, params, value in reader:
                 reason = importer.message(code, json.loads(params or "{}"))
                 writer.writerow([csv_safe(cell) for cell in (row, column, reason, value)])
