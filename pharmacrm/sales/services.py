@@ -43,7 +43,7 @@ def lines_for(user):
     if not access.can(user, Cap.VIEW_PURCHASES):
         return OrderLine.objects.none()
     scope = access.institution_scope_q(user)
-    qs = OrderLine.objects.select_related("institution")
+    qs = OrderLine.objects.select_related("institution", "institution__parent")  # a department is named with its hospital
     if scope is None:
         return qs
     from pharmacrm.customers.models import Institution

@@ -19,6 +19,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import exporter
+from pharmacrm.customers.forms import picker_label
 from pharmacrm.customers.importer import template_headers
 from pharmacrm.customers.models import ImportJob, Institution
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
@@ -113,10 +114,12 @@ def _filtered(request) -> tuple[OrderLineFilterForm, dict, object]:
 
 
 def _mark_key_accounts(lines: list[OrderLine]) -> list[OrderLine]:
-    """Flag the lines of key accounts for their badge: one query for the page, not one per line."""
+    """Flag the lines of key accounts for their badge: one query for the page, not one per line. A department's
+    lines name its hospital too (北京协和医院 › 心内科: many hospitals have a 心内科)."""
     keys = services.key_account_ids({line.institution_id for line in lines})
     for line in lines:
         line.key_account = line.institution_id in keys
+        line.customer_label = picker_label(line.institution)
     return lines
 
 
@@ -199,7 +202,7 @@ def _export_rows(qs):
         inst = line.institution
         yield [
             line.order_number, line.line_number, line.order_date.isoformat(), inst.credit_code or "",
-            inst.external_id or "", inst.name, line.product_code, line.product_name,
+            inst.external_id or "", picker_label(inst), line.product_code, line.product_name,
             approvals.get(line.product_code, ""), line.batch_number, plain(line.quantity),
             plain(line.unit_price), line.amount, line.invoice_number,
             line.payment_due.isoformat() if line.payment_due else "",

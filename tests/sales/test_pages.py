@@ -178,3 +178,21 @@ def test_a_customer_without_purchases_says_so(client_for, xiehe):
 
 def test_an_unknown_customer_is_not_found(client_for, db):
     assert client_for("manager").get("/sales/customers/987654/purchases/").status_code == 404
+
+
+def test_a_departments_lines_name_its_hospital_on_the_list_and_in_the_export(client_for, run_import, xiehe):
+    """心内科 buying under its own ERP code: the list and the export named the customer 心内科 alone — eleven
+    hospitals have one, and nothing on the line said whose it was."""
+    from pharmacrm.customers.models import Institution
+
+    dept = Institution.objects.get(parent=xiehe)
+    dept.external_id = "D-001"
+    dept.save(update_fields=["external_id"])
+    run_import([line("SO-D", 1, today_minus(10), "", "P1", 1, "10", external_id="D-001")])
+    client = client_for("kam")
+
+    page = client.get("/sales/orders/").content.decode()
+    rows = _export(client)
+
+    assert "北京协和医院 › 心内科" in page
+    assert rows[1][5] == "北京协和医院 › 心内科"
