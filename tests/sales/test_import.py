@@ -218,10 +218,27 @@ def test_the_command_line_reports_counts_and_writes_the_rejected_rows(
     out = capsys.readouterr().out
     assert "created 1\nupdated 0\nunchanged 0\nrejected 6" in out
     text = report.read_text(encoding="utf-8-sig")
-    assert text.splitlines()[0] == "Row,Column,Reason,Value"  # in --language's words, as the reasons (was 行号 row …)
+    # in --language's words, as the reasons (it was 行号 row, 列 column …)
+    assert text.splitlines()[0] == "Row,Column,Reason,Value"
     assert "4,订单日期" in text and "not a day of the calendar" in text
     assert "6,单价,This value cannot be negative.,-3" in text
     assert OrderLine.objects.count() == 1
+
+
+def test_a_report_the_command_line_cannot_write_is_refused_before_anything_is_imported(
+    order_file, faulty_rows, users, tmp_path, capsys
+):
+    """--report in a folder that does not exist (a typing error): the rows were imported, then the report's writing
+    ended in a traceback — no counts printed, exit status 1 as if only rows had been rejected, the reasons lost."""
+    path = order_file(faulty_rows)
+    report = tmp_path / "no-such-folder" / "rejected.csv"
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("import", "orders", str(path), "--report", str(report), "--language", "en")
+
+    assert exit_info.value.code == 2
+    assert "the report cannot be written there" in capsys.readouterr().err
+    assert not OrderLine.objects.exists()
 
 
 def test_the_command_line_dry_run_and_a_clean_file_exit_zero(order_file, base_rows, users, capsys):

@@ -59,6 +59,13 @@ class Command(BaseCommand):
         if not path.is_file():  # exit 2, as for a file that cannot be read: 1 means "rows were rejected"
             self.stderr.write(_("%(file)s: no such file") % {"file": path})
             raise SystemExit(2)
+        report_path = Path(report) if report else path.with_name(path.name + ".rejected.csv")
+        # said before importing: afterwards the rows would be in and their reasons lost
+        if not report_path.parent.is_dir():
+            self.stderr.write(
+                _("%(path)s: the report cannot be written there (no such folder).") % {"path": report_path}
+            )
+            raise SystemExit(2)
         actor = self._user(user)
         mode = ImportJob.Mode.ALL_OR_NOTHING if all_or_nothing else ImportJob.Mode.GOOD_ROWS
         token = audit.set_context(audit.RequestContext(user=actor))
@@ -74,7 +81,6 @@ class Command(BaseCommand):
                     % {"user": actor.get_username(), "permission": Cap.IMPORT_ORDERS.label}
                 )
                 raise SystemExit(2) from None
-            report_path = Path(report) if report else path.with_name(path.name + ".rejected.csv")
             written = self._report(job, report_path)
             notes = importer.job_messages(job)
         finally:
@@ -131,7 +137,8 @@ class Command(BaseCommand):
         ):
             reader, writer = csv.reader(fh), csv.writer(dst)
             next(reader, None)
-            writer.writerow([_("Row"), _("Column"), _("Reason"), _("Value")])  # the wizard's report's, in --language
+            # the wizard's report's header, in --language
+            writer.writerow([_("Row"), _("Column"), _("Reason"), _("Value")])
             for row, column, code, params, value in reader:
                 reason = importer.message(code, json.loads(params or "{}"))
                 writer.writerow([csv_safe(cell) for cell in (row, column, reason, value)])
