@@ -649,6 +649,8 @@ class Fast:
                 return None  # the slow path names the mismatch
         else:
             amount = (quantity_milli * price_e4 + 50_000) // 100_000
+            if amount >= MAX_FEN:
+                return None  # a typing error: the slow path says the amount is too large
         if due:
             if self._month(due) is None or due < od or due > self.latest:
                 return None

@@ -127,6 +127,19 @@ def test_a_too_large_quantity_says_quantity_not_amount(run_import, xiehe):
     assert [e["code"] for e in big_amount.errors] == ["too_large"]
 
 
+def test_an_amount_too_large_is_refused_however_plainly_the_row_is_written(run_import, xiehe):
+    """A mobile number pasted into 数量 (13800138000) at ¥1,000 makes ¥13.8 trillion: refused as too large when the row
+    took the careful path (a thousands comma in the price), but a plainly written row was imported, and the customer's
+    purchases, its rollup and the evaluation's amount ranking with it, read ¥13.8 trillion."""
+    job = run_import([
+        line("Q-3", 1, "2025-03-01", xiehe, "P1", "13800138000", "1,000"),
+        line("Q-4", 1, "2025-03-01", xiehe, "P1", "13800138000", "1000"),
+    ])  # fmt: skip
+
+    assert [(e["row"], e["code"]) for e in job.errors] == [(2, "too_large"), (3, "too_large")]
+    assert not OrderLine.objects.exists()
+
+
 @pytest.mark.parametrize("quantity", ["0", "0.000", "-0"])
 def test_a_line_with_nothing_sold_is_rejected_and_a_return_is_not(run_import, xiehe, quantity):
     job = run_import([line("Z-1", 1, "2025-03-01", xiehe, "P1", quantity, "10"),
