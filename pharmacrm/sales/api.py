@@ -201,8 +201,9 @@ class OrderLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     @extend_schema(
         request=RemoveLineSerializer,
-        responses={204: None, 400: OpenApiResponse(description="No reason, or removed already"),
-                   403: OpenApiResponse(description="May not import orders")},  # fmt: skip
+        responses={204: None, 400: OpenApiResponse(description="No reason (2 to 500 characters)"),
+                   403: OpenApiResponse(description="May not import orders"),
+                   404: OpenApiResponse(description="No such line in your scope, or removed already")},  # fmt: skip
         description="Remove a line the ERP no longer has (deleted from its order there). The customer's monthly "
         "rollup is recomputed; the line's values stay in the audit trail with the reason.",
     )

@@ -111,6 +111,18 @@ def test_the_api_removes_a_line_for_importers_only(run_import, xiehe, api_for):
     assert api_for("manager").post(url, {"reason": "ERP 已删除"}, format="json").status_code == 404
 
 
+def test_the_api_schema_says_a_line_removed_already_answers_404(api_for, db):
+    """The schema documented "400: No reason, or removed already"; a second removal answers 404 (as api.md says and
+    the test above checks), so an integration written from the schema looked for the wrong status."""
+    import json
+
+    spec = json.loads(api_for("admin").get("/api/schema/?format=json").content)
+    responses = spec["paths"]["/api/v1/order-lines/{id}/remove/"]["post"]["responses"]
+
+    assert "removed already" in responses["404"]["description"]
+    assert "removed already" not in responses["400"]["description"]
+
+
 ROLES = ["admin", "manager", "kam", "agent", "expert", "support", "aftersales", "rep", "pv", "analyst", "auditor"]
 
 
