@@ -256,6 +256,7 @@ def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_
 def _sqlite_backup(target: Path) -> None:
     """SQLite's online backup API: a consistent copy while the application keeps running; then gzip."""
     raw = target.with_name(target.name + ".part")
+    partial = target.with_name(target.name + ".gz-part")
     connection.ensure_connection()
     try:
         dest = sqlite3.connect(raw)
@@ -263,12 +264,20 @@ def _sqlite_backup(target: Path) -> None:
             connection.connection.backup(dest)
         finally:
             dest.close()
-        partial = target.with_name(target.name + ".gz-part")
         with raw.open("rb") as src, gzip.open(partial, "wb", compresslevel=6) as gz:
             shutil.copyfileobj(src, gz, 1 << 20)
         os.replace(partial, target)
+    except (OSError, sqlite3.Error) as e:
+        # a full disk: one line for the operator (it was a traceback), and no half-written copy left behind
+        # to keep the disk full for the next night's attempt
+        raise BackupError(
+            _("No backup was written: the database could not be copied into %(path)s (%(error)s). Check the free "
+              "space there.") % {"path": target.parent, "error": e}
+        ) from None  # fmt: skip
     finally:
-        raw.unlink(missing_ok=True)
+        # with the journal SQLite leaves beside a copy that failed
+        for leftover in (raw, raw.with_name(raw.name + "-journal"), partial):
+            leftover.unlink(missing_ok=True)
 
 
 def _archive_files(target: Path) -> int:

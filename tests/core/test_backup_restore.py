@@ -150,6 +150,41 @@ def test_no_room_for_a_plain_database_backup_says_so_too(xiehe, admin_user, back
     assert Institution.objects.filter(pk=xiehe.pk).exists()
 
 
+@pytest.mark.sqlite
+def test_no_room_for_the_backup_says_so_and_leaves_nothing_behind(xiehe, backup_dir):
+    """A full disk while the database is copied (here a real limit on the size of the files this process may
+    write) is one line saying no backup was written — it was a traceback of 'disk I/O error' — and leaves no
+    partial copy to keep the disk full for the next night's attempt."""
+    import resource
+    import signal
+
+    limits, handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, limits[1]))
+    try:
+        with pytest.raises(CommandError, match="No backup was written") as refused:
+            call_command("backup")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert "free space" in str(refused.value)
+    assert list(backup_dir.iterdir()) == []
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.BACKUP).exists()
+
+
+@pytest.mark.sqlite
+def test_a_full_disk_while_compressing_leaves_no_partial_file(xiehe, backup_dir, monkeypatch):
+    """The disk fills up while the copy is compressed: the half-written .gz-part went unnoticed for a day."""
+    import errno
+
+    def disk_full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gzip.GzipFile, "write", disk_full)
+    with pytest.raises(CommandError, match="No backup was written"):
+        call_command("backup")
+    assert list(backup_dir.iterdir()) == []
+
+
 def test_retention_keeps_the_newest_backups_and_their_key_rings(backup_dir):
     backup_dir.mkdir()
     for day in range(1, 6):
