@@ -367,19 +367,19 @@ def restore(
             raise BackupError(
                 _("The key-ring copy %(path)s cannot be used: %(problem)s") % {"path": ring_file, "problem": e}
             ) from None
-    else:
+        try:  # said before the database is replaced, not after it
+            keys.ring_destination()
+        except keys.KeyRingNotWritable as e:
+            raise BackupError(
+                _("The key ring comes from %(source)s and cannot be replaced from here.") % {"source": e}
+            ) from None
+    else:  # the ring in use stays: it may come from a read-only secret
         try:
             crypto.keyring()
         except crypto.KeyRingInvalid as e:
             raise BackupError(
                 _("%(problem)s Repair the key ring, or restore with --with-keyring to use the copy saved with the backup.")
                 % {"problem": e}
-            ) from None
-        try:
-            keys.ring_destination()
-        except keys.KeyRingNotWritable as e:
-            raise BackupError(
-                _("The key ring comes from %(source)s and cannot be replaced from here.") % {"source": e}
             ) from None
     if not confirmed and database_has_data():
         raise RestoreNeedsConfirmation(
