@@ -62,6 +62,24 @@ def test_a_user_without_a_display_name_is_listed_and_found_by_the_name_the_pages
     assert re.search(r"<td>\s*王芳\s*</td>", page)
 
 
+def test_the_new_user_form_sent_twice_makes_one_user_and_no_server_error(users):
+    """Two clicks on Save: both requests pass the form's username check before either has saved, and the second
+    ended in a server error (the username is unique) although the user had been made — the administrator saw a
+    500 page. The second is refused as the form refuses a taken name, in any letter case."""
+    from django.core.exceptions import ValidationError
+
+    data = {"username": "zhangwei", "display_name": "张伟", "password": "Qx7-lantern-Harbor", "roles": ["kam"]}
+    services.create_user(users["admin"], data)
+    for again in (data, {**data, "username": "ZhangWei"}):
+        with pytest.raises(ValidationError) as refused:
+            services.create_user(users["admin"], again)
+        assert refused.value.message_dict == {"username": ["已存在使用该用户名的用户。"]}
+    made = User.objects.get(username__iexact="zhangwei")
+    assert made.username == "zhangwei"
+    created = AuditEntry.objects.filter(action=AuditEntry.Action.CREATE, object_type="core.user")
+    assert list(created.filter(object_repr="张伟").values_list("object_id", flat=True)) == [str(made.pk)]
+
+
 def test_creating_a_user_with_roles_is_audited_and_the_user_can_sign_in(client_for, users):
     admin = client_for("admin")
     response = admin.post(reverse("users-new"), NEW)
