@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -65,6 +65,7 @@ class RestoreResult:
     files_path: Path | None = None  # None: the backup has no files archive, the documents were left alone
     files_count: int = 0
     previous_keyring: Path | None = None  # with --with-keyring: where the ring replaced by the backup's was kept
+    migrate_first: bool = False  # the backup comes from an earlier version: `pharmacrm migrate` before starting
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -403,9 +404,16 @@ def restore(
     if ring is not None:
         previous = _keep_replaced_ring(ring)
         keys.save_ring(ring)
+    behind = _migrations_to_apply()
+    try:
+        key_problems = keys.problems()
+    except DatabaseError:
+        if not behind:
+            raise
+        key_problems = []  # a column this version encrypts is not there yet: `migrate` first
     result = RestoreResult(
-        path=path, key_problems=keys.problems(), files_path=archive if files_count is not None else None,
-        files_count=files_count or 0, previous_keyring=previous,
+        path=path, key_problems=key_problems, files_path=archive if files_count is not None else None,
+        files_count=files_count or 0, previous_keyring=previous, migrate_first=behind,
     )  # fmt: skip
     audit.record(
         A.RESTORE, ("core.backup", "", path.name), actor_name=actor_name,
@@ -414,6 +422,15 @@ def restore(
         files_count=files_count,
     )  # fmt: skip
     return result
+
+
+def _migrations_to_apply() -> bool:
+    """Whether the restored database is older than this version of the code (a backup made before an upgrade):
+    then `pharmacrm migrate` has to bring it up to date before the web server and the worker start."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
 
 
 def _keep_replaced_ring(ring: crypto.KeyRing) -> Path | None:
