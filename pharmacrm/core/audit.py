@@ -7,6 +7,7 @@ import datetime
 import decimal
 import hashlib
 import json
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -274,7 +275,7 @@ def about_object(qs, object_type: str, object_id: str):
     from django.db.models import Q
     from django.db.models.expressions import RawSQL
 
-    object_id = str(object_id).strip()
+    object_id = unicodedata.normalize("NFKC", str(object_id)).strip()  # １２ typed in full-width mode is 12
     key = MANY_KEYS.get(object_type or "")
     if key is None or not object_id.isdigit():
         return qs.filter(object_id=object_id)

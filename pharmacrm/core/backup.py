@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -65,6 +65,7 @@ class RestoreResult:
     files_path: Path | None = None  # None: the backup has no files archive, the documents were left alone
     files_count: int = 0
     previous_keyring: Path | None = None  # with --with-keyring: where the ring replaced by the backup's was kept
+    migrate_first: bool = False  # the backup comes from an earlier version: `pharmacrm migrate` before starting
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -256,6 +257,7 @@ def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_
 def _sqlite_backup(target: Path) -> None:
     """SQLite's online backup API: a consistent copy while the application keeps running; then gzip."""
     raw = target.with_name(target.name + ".part")
+    partial = target.with_name(target.name + ".gz-part")
     connection.ensure_connection()
     try:
         dest = sqlite3.connect(raw)
@@ -263,12 +265,20 @@ def _sqlite_backup(target: Path) -> None:
             connection.connection.backup(dest)
         finally:
             dest.close()
-        partial = target.with_name(target.name + ".gz-part")
         with raw.open("rb") as src, gzip.open(partial, "wb", compresslevel=6) as gz:
             shutil.copyfileobj(src, gz, 1 << 20)
         os.replace(partial, target)
+    except (OSError, sqlite3.Error) as e:
+        # a full disk: one line for the operator (it was a traceback), and no half-written copy left behind
+        # to keep the disk full for the next night's attempt
+        raise BackupError(
+            _("No backup was written: the database could not be copied into %(path)s (%(error)s). Check the free "
+              "space there.") % {"path": target.parent, "error": e}
+        ) from None  # fmt: skip
     finally:
-        raw.unlink(missing_ok=True)
+        # with the journal SQLite leaves beside a copy that failed
+        for leftover in (raw, raw.with_name(raw.name + "-journal"), partial):
+            leftover.unlink(missing_ok=True)
 
 
 def _archive_files(target: Path) -> int:
@@ -358,19 +368,19 @@ def restore(
             raise BackupError(
                 _("The key-ring copy %(path)s cannot be used: %(problem)s") % {"path": ring_file, "problem": e}
             ) from None
-    else:
+        try:  # said before the database is replaced, not after it
+            keys.ring_destination()
+        except keys.KeyRingNotWritable as e:
+            raise BackupError(
+                _("The key ring comes from %(source)s and cannot be replaced from here.") % {"source": e}
+            ) from None
+    else:  # the ring in use stays: it may come from a read-only secret
         try:
             crypto.keyring()
         except crypto.KeyRingInvalid as e:
             raise BackupError(
                 _("%(problem)s Repair the key ring, or restore with --with-keyring to use the copy saved with the backup.")
                 % {"problem": e}
-            ) from None
-        try:
-            keys.ring_destination()
-        except keys.KeyRingNotWritable as e:
-            raise BackupError(
-                _("The key ring comes from %(source)s and cannot be replaced from here.") % {"source": e}
             ) from None
     if not confirmed and database_has_data():
         raise RestoreNeedsConfirmation(
@@ -394,9 +404,16 @@ def restore(
     if ring is not None:
         previous = _keep_replaced_ring(ring)
         keys.save_ring(ring)
+    behind = _migrations_to_apply()
+    try:
+        key_problems = keys.problems()
+    except DatabaseError:
+        if not behind:
+            raise
+        key_problems = []  # a column this version encrypts is not there yet: `migrate` first
     result = RestoreResult(
-        path=path, key_problems=keys.problems(), files_path=archive if files_count is not None else None,
-        files_count=files_count or 0, previous_keyring=previous,
+        path=path, key_problems=key_problems, files_path=archive if files_count is not None else None,
+        files_count=files_count or 0, previous_keyring=previous, migrate_first=behind,
     )  # fmt: skip
     audit.record(
         A.RESTORE, ("core.backup", "", path.name), actor_name=actor_name,
@@ -405,6 +422,15 @@ def restore(
         files_count=files_count,
     )  # fmt: skip
     return result
+
+
+def _migrations_to_apply() -> bool:
+    """Whether the restored database is older than this version of the code (a backup made before an upgrade):
+    then `pharmacrm migrate` has to bring it up to date before the web server and the worker start."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
 
 
 def _keep_replaced_ring(ring: crypto.KeyRing) -> Path | None:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -108,8 +108,17 @@ def create_user(actor: User, data: dict) -> User:
     access.require(actor, Cap.MANAGE_USERS)
     user = User()
     _apply_user(user, data)
+    taken = ValidationError({"username": [_("A user with this username already exists.")]})
     with transaction.atomic():
-        user.save()
+        # checked again here: the same form sent twice passes the form's check twice before either is saved, and
+        # the second ended in a server error although the user was made
+        if User.objects.filter(username__iexact=user.username).exists():
+            raise taken
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:
+            raise taken from None
         _apply_relations(user, data)
         audit.record(A.CREATE, user, changes=audit.diff({}, user_snapshot(user)), user=actor)
     return user

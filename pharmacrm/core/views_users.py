@@ -68,7 +68,16 @@ class UserFilterForm(forms.Form):
     def filter(self, qs):
         d = self.cleaned_data
         if d.get("q"):
-            qs = qs.filter(Q(username__icontains=d["q"]) | Q(display_name__icontains=d["q"]))
+            # the name the pages write for a user without a display name (王芳, Fang Wang) finds them too
+            from django.db.models import Value
+            from django.db.models.functions import Concat
+
+            qs = qs.annotate(
+                surname_first=Concat("last_name", "first_name"), given_first=Concat("first_name", Value(" "), "last_name")
+            ).filter(
+                Q(username__icontains=d["q"]) | Q(display_name__icontains=d["q"]) | Q(surname_first__icontains=d["q"])
+                | Q(given_first__icontains=d["q"])
+            )  # fmt: skip
         if d.get("role"):
             qs = qs.filter(with_role(d["role"]))
         if d.get("active"):

@@ -204,6 +204,18 @@ def test_the_user_filter_matches_username_or_display_name_in_either_case(users, 
     assert "Signed in via API" in body
 
 
+def test_an_object_id_in_full_width_digits_finds_the_records_own_entries(users, client_for, zhang):
+    """A Chinese input method in full-width mode types the id as １２: the filter found the list pages that had
+    shown the person, but none of the person's own entries (created, changed) — the page said they had none."""
+    client = client_for("auditor")
+    wide = str(zhang.pk).translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
+
+    def seqs(object_id: str) -> list[str]:
+        return re.findall(r'<td class="num">(\d+)</td>', page(client, object_type="customers.person", object_id=object_id))
+
+    assert seqs(wide) == seqs(str(zhang.pk)) != []
+
+
 def test_entries_at_are_still_shown_in_local_time_on_the_row(users, client_for):
     audit.record(A.LOGIN, users["kam"], user=users["kam"], via="web")
     entry = AuditEntry.objects.order_by("-seq").first()

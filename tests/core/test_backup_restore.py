@@ -150,6 +150,68 @@ def test_no_room_for_a_plain_database_backup_says_so_too(xiehe, admin_user, back
     assert Institution.objects.filter(pk=xiehe.pk).exists()
 
 
+@pytest.mark.sqlite
+def test_no_room_for_the_backup_says_so_and_leaves_nothing_behind(xiehe, backup_dir):
+    """A full disk while the database is copied (here a real limit on the size of the files this process may
+    write) is one line saying no backup was written — it was a traceback of 'disk I/O error' — and leaves no
+    partial copy to keep the disk full for the next night's attempt."""
+    import resource
+    import signal
+
+    limits, handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, limits[1]))
+    try:
+        with pytest.raises(CommandError, match="No backup was written") as refused:
+            call_command("backup")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert "free space" in str(refused.value)
+    assert list(backup_dir.iterdir()) == []
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.BACKUP).exists()
+
+
+@pytest.mark.sqlite
+def test_a_full_disk_while_compressing_leaves_no_partial_file(xiehe, backup_dir, monkeypatch):
+    """The disk fills up while the copy is compressed: the half-written .gz-part went unnoticed for a day."""
+    import errno
+
+    def disk_full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gzip.GzipFile, "write", disk_full)
+    with pytest.raises(CommandError, match="No backup was written"):
+        call_command("backup")
+    assert list(backup_dir.iterdir()) == []
+
+
+@pytest.mark.sqlite
+def test_a_backup_of_an_earlier_version_restores_and_says_to_migrate(xiehe, backup_dir, capsys):
+    """A backup made before an upgrade lacks the upgrade's database changes: the restore said nothing, and the web
+    server started on it failed page after page (or the restore's own key check stopped on a missing column)."""
+    import sqlite3
+
+    from django.db.migrations.recorder import MigrationRecorder
+
+    made = backup.backup()
+    last = MigrationRecorder.Migration.objects.filter(app="core").order_by("-name").first().name
+    plain = backup_dir / "earlier.sqlite3"
+    plain.write_bytes(gzip.decompress(made.path.read_bytes()))
+    earlier = sqlite3.connect(plain)
+    earlier.execute("DELETE FROM django_migrations WHERE app = 'core' AND name = ?", [last])
+    earlier.commit()
+    earlier.close()
+    made.path.write_bytes(gzip.compress(plain.read_bytes()))
+    try:
+        call_command("restore", str(made.path), "--yes")
+        said = capsys.readouterr()
+        assert "Database restored" in said.out
+        assert "earlier version of PharmaCRM: run `pharmacrm migrate`" in said.err
+        assert Institution.objects.filter(pk=xiehe.pk).exists()
+    finally:
+        MigrationRecorder(connection).record_applied("core", last)  # the test database as it was
+
+
 def test_retention_keeps_the_newest_backups_and_their_key_rings(backup_dir):
     backup_dir.mkdir()
     for day in range(1, 6):

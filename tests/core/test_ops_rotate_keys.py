@@ -138,6 +138,34 @@ def test_an_old_backup_restores_with_its_own_key_ring_after_the_keys_were_pruned
     assert keys.problems() == []
 
 
+def test_a_key_ring_given_in_the_environment_restores_and_is_never_replaced(
+    own_keyring, xiehe, admin_user, tmp_path, settings, monkeypatch
+):
+    """In production the ring is a secret the application cannot write (PHARMACRM_KEYRING here). A plain restore,
+    which keeps the ring in use, was refused ("cannot be replaced from here"); a restore --with-keyring replaced
+    the database first and only then stopped with a traceback, the restore unaudited and the ring not installed.
+    The first restores; the second is refused before anything changes."""
+    from pharmacrm.customers import services
+    from pharmacrm.customers.models import Institution
+
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    made = backup.backup()
+    services.update_institution(admin_user, xiehe, {"tier": "vip"})
+    monkeypatch.setenv("PHARMACRM_KEYRING", crypto.keyring().to_json())
+
+    with pytest.raises(CommandError, match="PHARMACRM_KEYRING and cannot be replaced"):
+        call_command("restore", str(made.path), "--yes", "--with-keyring")
+    assert Institution.objects.get(pk=xiehe.pk).tier == "vip"
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.RESTORE).exists()
+
+    call_command("restore", str(made.path), "--yes")
+    assert Institution.objects.get(pk=xiehe.pk).tier != "vip"
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.RESTORE).count() == 1
+
+
 def test_data_under_a_key_the_ring_lacks_stops_the_rotation_before_anything_changes(own_keyring, xiehe):
     """Data restored without its backup's key ring holds values under a key the ring does not have: the rotation
     added a new key, then stopped halfway with a traceback (and every further attempt added one more key). It is

@@ -49,6 +49,37 @@ def test_the_administrator_lists_and_filters_users(client_for, users):
     assert re.findall(r'data-username="([^"]+)"', by_name) == ["rep"]
 
 
+def test_a_user_without_a_display_name_is_listed_and_found_by_the_name_the_pages_write(client_for, users):
+    """A user created through the API with a surname and a given name but no display name is 王芳 on every page
+    (tickets, the audit trail); the Users page showed "—" as their name, and searching 王芳 found nobody."""
+    admin = client_for("admin")
+    User.objects.create_user(username="wangf", password=PASSWORD, first_name="芳", last_name="王")
+    User.objects.create_user(username="lmei", password=PASSWORD, first_name="Mei", last_name="Li")
+    for typed, found in (("王芳", "wangf"), ("芳", "wangf"), ("Mei Li", "lmei")):
+        page = admin.get(reverse("users"), {"q": typed}).content.decode()
+        assert re.findall(r'data-username="([^"]+)"', page) == [found], typed
+    page = admin.get(reverse("users"), {"q": "wangf"}).content.decode()
+    assert re.search(r"<td>\s*王芳\s*</td>", page)
+
+
+def test_the_new_user_form_sent_twice_makes_one_user_and_no_server_error(users):
+    """Two clicks on Save: both requests pass the form's username check before either has saved, and the second
+    ended in a server error (the username is unique) although the user had been made — the administrator saw a
+    500 page. The second is refused as the form refuses a taken name, in any letter case."""
+    from django.core.exceptions import ValidationError
+
+    data = {"username": "zhangwei", "display_name": "张伟", "password": "Qx7-lantern-Harbor", "roles": ["kam"]}
+    services.create_user(users["admin"], data)
+    for again in (data, {**data, "username": "ZhangWei"}):
+        with pytest.raises(ValidationError) as refused:
+            services.create_user(users["admin"], again)
+        assert refused.value.message_dict == {"username": ["已存在使用该用户名的用户。"]}
+    made = User.objects.get(username__iexact="zhangwei")
+    assert made.username == "zhangwei"
+    created = AuditEntry.objects.filter(action=AuditEntry.Action.CREATE, object_type="core.user")
+    assert list(created.filter(object_repr="张伟").values_list("object_id", flat=True)) == [str(made.pk)]
+
+
 def test_creating_a_user_with_roles_is_audited_and_the_user_can_sign_in(client_for, users):
     admin = client_for("admin")
     response = admin.post(reverse("users-new"), NEW)

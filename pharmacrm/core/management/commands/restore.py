@@ -47,6 +47,11 @@ class Command(BaseCommand):
                 )
                 % {"path": result.previous_keyring}
             )
+        if result.migrate_first:
+            self.stderr.write(
+                _("The backup was made by an earlier version of PharmaCRM: run `pharmacrm migrate` before starting "
+                  "the web server and the worker.")
+            )  # fmt: skip
         if result.key_problems:
             for problem in result.key_problems:
                 self.stderr.write(problem)
