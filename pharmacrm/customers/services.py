@@ -918,6 +918,7 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         survivor.save()
         search.unindex(kind, [duplicate.pk])
         search.reindex([survivor])
+        _distinct_marks_follow(kind, survivor.pk, duplicate.pk)
         if model is Institution:
             sync_people_region([survivor.pk])
             _moved_departments_follow(survivor, duplicate, moved.get("customers.institution.parent", []))
@@ -950,6 +951,20 @@ def _moved_departments_follow(survivor: Institution, duplicate: Institution, ids
         province, city = region_columns(survivor.region_id)
         Institution.objects.filter(pk__in=pks).update(region_id=survivor.region_id, province=province, city=city)
         search.reindex(list(Institution.objects.filter(pk__in=pks)))
+
+
+def _distinct_marks_follow(kind: int, survivor_id: int, duplicate_id: int) -> None:
+    """The duplicate's "not the same customer as …" marks are the survivor's now: it is the same customer. Left on
+    the merged record, the pairs a user had settled came back on the duplicate list with the survivor. A mark
+    between the two records merged is dropped: they were one customer after all."""
+    marks = DistinctPair.objects.filter(Q(low_id=duplicate_id) | Q(high_id=duplicate_id), kind=kind)
+    for mark in marks:
+        other = mark.high_id if mark.low_id == duplicate_id else mark.low_id
+        low, high = sorted((other, survivor_id))
+        if other == survivor_id or DistinctPair.objects.filter(kind=kind, low_id=low, high_id=high).exists():
+            mark.delete()
+        else:
+            DistinctPair.objects.filter(pk=mark.pk).update(low_id=low, high_id=high)
 
 
 # free text a merge joins when both records have some (what each account manager wrote), instead of keeping
