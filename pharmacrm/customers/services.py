@@ -864,6 +864,7 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
                 node = node.parent
         before = snapshot(survivor, fields)
         before_tags = sorted(survivor.tags.values_list("name", flat=True))
+        old_region = getattr(survivor, "region_id", None)
         moved: dict[str, list[int]] = {}
         try:
             with transaction.atomic():
@@ -921,6 +922,8 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         _distinct_marks_follow(kind, survivor.pk, duplicate.pk)
         if model is Institution:
             sync_people_region([survivor.pk])
+            if survivor.region_id != old_region:  # the region filled from the duplicate: as an edit giving it one
+                departments_follow(survivor, old_region, user)
             _moved_departments_follow(survivor, duplicate, moved.get("customers.institution.parent", []))
         MergeRecord.objects.create(
             kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
