@@ -1725,6 +1725,17 @@ def _find_institutions(refs: set[str]) -> dict[str, list[int]]:
     if names:
         for pk, name in _active(Institution).filter(name__in=names).order_by().values_list("id", "name"):
             found.setdefault("\x00name:" + name, []).append(pk)
+        # a name written otherwise — in Traditional characters (北京協和醫院), other brackets or spaces — is the name
+        # as search, duplicate detection and the 科室 column read it
+        folded: dict[str, list[str]] = {}
+        for ref in names - {n for n in names if "\x00name:" + n in found}:
+            if normalise.name(ref):
+                folded.setdefault(normalise.name(ref), []).append(ref)
+        if folded:
+            rows = _active(Institution).filter(name_norm__in=list(folded)).order_by().values_list("id", "name_norm")
+            for pk, norm in rows:
+                for ref in folded[norm]:
+                    found.setdefault("\x00name:" + ref, []).append(pk)
     return found
 
 

@@ -576,3 +576,26 @@ def test_a_row_naming_a_merged_away_customer_says_into_which_record_it_was_merge
     assert [job.status for job in jobs] == ["rejected", "rejected"]
     assert texts == [f"“{east.code}” was merged into 北京协和医院 ({xiehe.code}): use that record instead."] * 2
     assert not Person.objects.filter(name="刘洋").exists()
+
+
+def test_an_institution_named_in_traditional_characters_or_other_punctuation_is_found(users, xiehe, tmp_path):
+    """所属机构 / 上级机构 by name: 北京協和醫院 (a zh-Hant colleague's list) or 北京协和医院(东单院区) written with
+    ASCII brackets was "No institution has … the name …", while the 科室 column, search and duplicate detection
+    read those names as the same."""
+    from pharmacrm.customers import services
+
+    admin = users["admin"]
+    branch = services.create_institution(admin, {"name": "北京协和医院（东单院区）", "kind": "hospital"})
+    people = write_file(tmp_path, "people.csv", people_csv(
+        [["刘洋", "男", "主治医师", "北京協和醫院", "13912345678", "", ""],
+         ["陈静", "女", "主治医师", "北京协和医院(东单院区)", "13912345679", "", ""]]
+    ))  # fmt: skip
+    institutions = write_file(tmp_path, "institutions.csv", "机构名称,机构类型,上级机构\n神經內科,科室,北京協和醫院\n".encode())
+
+    jobs = [importer.import_file(str(people), "people", admin, mode="all"),
+            importer.import_file(str(institutions), "institutions", admin, mode="all")]  # fmt: skip
+
+    assert [(job.status, job.errors) for job in jobs] == [("done", []), ("done", [])]
+    assert {p.name: p.institution_id for p in Person.objects.filter(name__in=["刘洋", "陈静"])} == {
+        "刘洋": xiehe.pk, "陈静": branch.pk}  # fmt: skip
+    assert Institution.objects.get(name="神經內科").parent_id == xiehe.pk
