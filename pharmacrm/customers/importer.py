@@ -1871,6 +1871,15 @@ def _resolve_users_teams(run: Run, items: list[Item]) -> None:
         unknown = {it.refs[ref] for it in items if ref in it.refs and it.refs[ref] not in known}
         if unknown:
             found = dict(model.objects.filter(**{f"{lookup}__in": unknown}).values_list(lookup, "id"))
+            if model is Team and unknown - set(found):
+                # 華北團隊 is the team 华北团队 (Traditional characters, other spaces or brackets): a team named so once
+                folded: dict[str, list[int]] = {}
+                for pk, name in Team.objects.values_list("id", "name"):
+                    folded.setdefault(normalise.name(name), []).append(pk)
+                for name in unknown - set(found):
+                    ids = folded.get(normalise.name(name), [])
+                    if len(ids) == 1:
+                        found[name] = ids[0]
             known.update({name: found.get(name) for name in unknown})
         for it in items:
             name = it.refs.get(ref)

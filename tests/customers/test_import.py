@@ -599,3 +599,12 @@ def test_an_institution_named_in_traditional_characters_or_other_punctuation_is_
     assert {p.name: p.institution_id for p in Person.objects.filter(name__in=["刘洋", "陈静"])} == {
         "刘洋": xiehe.pk, "陈静": branch.pk}  # fmt: skip
     assert Institution.objects.get(name="神經內科").parent_id == xiehe.pk
+
+
+def test_a_team_named_in_traditional_characters_is_found(users, team_north, xiehe, tmp_path):
+    """所属团队 华北團隊 (a zh-Hant colleague's list) was "No team is named …" beside the team 华北团队."""
+    path = write_file(tmp_path, "people.csv", people_csv([["刘洋", "男", "主治医师", XIEHE_CODE, "13912345678", "華北團隊"]],
+                                                         header=("姓名", "性别", "职称", "所属机构", "手机", "所属团队")))  # fmt: skip
+    job = importer.import_file(str(path), "people", users["admin"], mode="all")
+    assert (job.status, job.errors) == ("done", [])
+    assert Person.objects.get(name="刘洋").team == team_north
