@@ -525,8 +525,10 @@ def _saved_already(user, obj, data: dict[str, Any], version: int, fields) -> boo
     current = model.objects.filter(pk=obj.pk).first()
     if current is None or current.version != version + 1:
         return False
-    if model is Person and access.personal_data_mode(user, current) != "plain" and any(
-        data.get(f) not in (None, "") for f in Person.PERSONAL_FIELDS
+    if (
+        model is Person
+        and access.personal_data_mode(user, current) != "plain"
+        and any(data.get(f) not in (None, "") for f in Person.PERSONAL_FIELDS)
     ):
         return False
     last = AuditEntry.objects.filter(object_type=model._meta.label_lower, object_id=str(obj.pk)).order_by("-seq")
@@ -957,7 +959,8 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         _distinct_marks_follow(kind, survivor.pk, duplicate.pk)
         if model is Institution:
             sync_people_region([survivor.pk])
-            if survivor.region_id != old_region:  # the region filled from the duplicate: as an edit giving it one
+            # the region filled from the duplicate moves the departments, as an edit giving it one does
+            if survivor.region_id != old_region:
                 departments_follow(survivor, old_region, user)
             _moved_departments_follow(survivor, duplicate, moved.get("customers.institution.parent", []))
         MergeRecord.objects.create(
