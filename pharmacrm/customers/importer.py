@@ -135,6 +135,7 @@ MESSAGES: dict[str, Any] = {
     "user_not_found": _("No user has the user name “%(value)s”."),
     "team_not_found": _("No team is named “%(value)s”."),
     "code_not_found": _("No customer has the internal code “%(value)s”."),
+    "merged_into": _("“%(value)s” was merged into %(survivor)s (%(survivor_code)s): use that record instead."),
     "duplicate_in_file": _("The same value already appears in row %(first)s of this file."),
     "key_conflict": _("The keys in this row belong to different existing customers (%(codes)s)."),
     "not_permitted": _("You may not change this customer."),
@@ -1718,17 +1719,48 @@ def _find_institutions(refs: set[str]) -> dict[str, list[int]]:
         ):
             if merged is None:
                 found.setdefault(value, []).append(pk)
-    names = {r for r in refs if r not in found and r.upper() not in found}
+            else:  # merged away (its internal code stays its own): the row is told where it lives on
+                found.setdefault("\x00merged:" + value, []).append(merged)
+    names = {r for r in refs if r not in found and r.upper() not in found and "\x00merged:" + r.upper() not in found}
     if names:
         for pk, name in _active(Institution).filter(name__in=names).order_by().values_list("id", "name"):
             found.setdefault("\x00name:" + name, []).append(pk)
+        # a name written otherwise — in Traditional characters (北京協和醫院), other brackets or spaces — is the name
+        # as search, duplicate detection and the 科室 column read it
+        folded: dict[str, list[str]] = {}
+        for ref in names - {n for n in names if "\x00name:" + n in found}:
+            if normalise.name(ref):
+                folded.setdefault(normalise.name(ref), []).append(ref)
+        if folded:
+            rows = _active(Institution).filter(name_norm__in=list(folded)).order_by().values_list("id", "name_norm")
+            for pk, norm in rows:
+                for ref in folded[norm]:
+                    found.setdefault("\x00name:" + ref, []).append(pk)
     return found
+
+
+def _survivor_params(model, pk: int | None) -> dict[str, str]:
+    """The name and code of the active record a merged one lives on in (after merges of merges), {} for none."""
+    seen: set[int] = set()
+    while pk is not None and pk not in seen:
+        seen.add(pk)
+        row = model.objects.filter(pk=pk).values_list("merged_into_id", "name", "code").first()
+        if row is None:
+            return {}
+        if row[0] is None:
+            return {"survivor": row[1], "survivor_code": row[2]}
+        pk = row[0]
+    return {}
 
 
 def _pick_institution(found: dict[str, list[int]], ref: str) -> int:
     for key in (ref.upper(), ref):
         if key in found:
             return found[key][0]
+    for key in (ref.upper(), ref):
+        survivor = _survivor_params(Institution, found.get("\x00merged:" + key, [None])[0])
+        if survivor:
+            raise FieldError("merged_into", value=ref[:100], **survivor)
     by_name = found.get("\x00name:" + ref, [])
     if len(by_name) == 1:
         return by_name[0]
@@ -1839,6 +1871,15 @@ def _resolve_users_teams(run: Run, items: list[Item]) -> None:
         unknown = {it.refs[ref] for it in items if ref in it.refs and it.refs[ref] not in known}
         if unknown:
             found = dict(model.objects.filter(**{f"{lookup}__in": unknown}).values_list(lookup, "id"))
+            if model is Team and unknown - set(found):
+                # 華北團隊 is the team 华北团队 (Traditional characters, other spaces or brackets): a team named so once
+                folded: dict[str, list[int]] = {}
+                for pk, name in Team.objects.values_list("id", "name"):
+                    folded.setdefault(normalise.name(name), []).append(pk)
+                for name in unknown - set(found):
+                    ids = folded.get(normalise.name(name), [])
+                    if len(ids) == 1:
+                        found[name] = ids[0]
             known.update({name: found.get(name) for name in unknown})
         for it in items:
             name = it.refs.get(ref)
@@ -1884,18 +1925,23 @@ def _match_existing(run: Run, items: list[Item]) -> None:
         for key, value in it.keys.items():
             wanted.setdefault(key, set()).add(value)
     found: dict[tuple[str, str], Any] = {}
+    merged: dict[str, int] = {}  # internal code of a merged-away record → the record it was merged into
     for key, values in wanted.items():
         hits = _existing_keys(model, key, values)
         if hits:
             for obj in _load_existing(model, model.objects.filter(**{f"{key}__in": hits})):
                 if obj.merged_into_id is None:
                     found[(key, getattr(obj, key))] = obj
+                elif key == "code":
+                    merged[obj.code] = obj.merged_into_id
     for it in items:
         hits = {}
         for key, value in it.keys.items():
             obj = found.get((key, value))
             if obj is not None:
                 hits[obj.pk] = obj
+            elif key == "code" and (survivor := _survivor_params(model, merged.get(value))):
+                it.fail("code", "merged_into", value=value[:40], **survivor)
             elif key == "code":
                 it.fail("code", "code_not_found", value=value[:40])
         if len(hits) > 1:

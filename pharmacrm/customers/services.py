@@ -476,7 +476,8 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
     if not changes:
         # a stale version is a conflict even when nothing would change: otherwise the answer (409 for a wrong
         # value, 200 for the stored one) would tell a role that sees a field masked what it holds
-        if version is not None and int(version) != obj.version:
+        stale = version is not None and int(version) != obj.version
+        if stale and not _saved_already(user, obj, data, int(version), fields):
             raise ConflictError(obj.version)
         return obj
     model = type(obj)
@@ -489,6 +490,8 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             values["updated_at"] = now
             updated = model.objects.filter(pk=obj.pk, version=expected).update(version=F("version") + 1, **values)
             if updated != 1:
+                if _saved_already(user, obj, data, expected, fields):
+                    raise _AlreadySaved
                 current = model.objects.filter(pk=obj.pk).values_list("version", flat=True).first()
                 raise ConflictError(current or 0)
             obj.version = expected + 1
@@ -503,7 +506,41 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             audit.record(A.UPDATE, obj, changes=changes, user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None
+    except _AlreadySaved:
+        return model.objects.get(pk=obj.pk)
     return obj
+
+
+class _AlreadySaved(Exception):
+    """The edit is the user's own save sent again: nothing to write."""
+
+
+def _saved_already(user, obj, data: dict[str, Any], version: int, fields) -> bool:
+    """Whether an edit made from `version` is this user's own save sent a second time (a double click on Save, a
+    form sent again after a slow answer): the one change since that version is theirs, and this edit changes
+    nothing on the record as it is now. Said to be a conflict, the second answer told them someone else had
+    changed the record. Personal values the user may not read in clear never count (the answer would say whether
+    a guess of them is right)."""
+    model = type(obj)
+    current = model.objects.filter(pk=obj.pk).first()
+    if current is None or current.version != version + 1:
+        return False
+    if (
+        model is Person
+        and access.personal_data_mode(user, current) != "plain"
+        and any(data.get(f) not in (None, "") for f in Person.PERSONAL_FIELDS)
+    ):
+        return False
+    last = AuditEntry.objects.filter(object_type=model._meta.label_lower, object_id=str(obj.pk)).order_by("-seq")
+    if last.values_list("actor_id", "action").first() != (user.pk, A.UPDATE):
+        return False
+    tags = sorted(current.tags.values_list("name", flat=True))
+    before = snapshot(current, fields)
+    _apply(current, data, fields)
+    current.refresh_derived()
+    if audit.diff(before, snapshot(current, fields)):
+        return False
+    return data.get("tags") is None or sorted(tag_names(data["tags"])) == tags
 
 
 def update_institution(user, obj: Institution, data: dict[str, Any], version: int | None = None) -> Institution:
@@ -864,6 +901,7 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
                 node = node.parent
         before = snapshot(survivor, fields)
         before_tags = sorted(survivor.tags.values_list("name", flat=True))
+        old_region = getattr(survivor, "region_id", None)
         moved: dict[str, list[int]] = {}
         try:
             with transaction.atomic():
@@ -918,8 +956,12 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
         survivor.save()
         search.unindex(kind, [duplicate.pk])
         search.reindex([survivor])
+        _distinct_marks_follow(kind, survivor.pk, duplicate.pk)
         if model is Institution:
             sync_people_region([survivor.pk])
+            # the region filled from the duplicate moves the departments, as an edit giving it one does
+            if survivor.region_id != old_region:
+                departments_follow(survivor, old_region, user)
             _moved_departments_follow(survivor, duplicate, moved.get("customers.institution.parent", []))
         MergeRecord.objects.create(
             kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
@@ -950,6 +992,20 @@ def _moved_departments_follow(survivor: Institution, duplicate: Institution, ids
         province, city = region_columns(survivor.region_id)
         Institution.objects.filter(pk__in=pks).update(region_id=survivor.region_id, province=province, city=city)
         search.reindex(list(Institution.objects.filter(pk__in=pks)))
+
+
+def _distinct_marks_follow(kind: int, survivor_id: int, duplicate_id: int) -> None:
+    """The duplicate's "not the same customer as …" marks are the survivor's now: it is the same customer. Left on
+    the merged record, the pairs a user had settled came back on the duplicate list with the survivor. A mark
+    between the two records merged is dropped: they were one customer after all."""
+    marks = DistinctPair.objects.filter(Q(low_id=duplicate_id) | Q(high_id=duplicate_id), kind=kind)
+    for mark in marks:
+        other = mark.high_id if mark.low_id == duplicate_id else mark.low_id
+        low, high = sorted((other, survivor_id))
+        if other == survivor_id or DistinctPair.objects.filter(kind=kind, low_id=low, high_id=high).exists():
+            mark.delete()
+        else:
+            DistinctPair.objects.filter(pk=mark.pk).update(low_id=low, high_id=high)
 
 
 # free text a merge joins when both records have some (what each account manager wrote), instead of keeping

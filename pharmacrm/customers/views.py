@@ -503,6 +503,7 @@ def institution_detail(request, pk: int):
         "tags": list(obj.tags.all()),
         "may_change": access.can_change(user, obj) and not obj.merged_into_id,
         "tickets": _customer_tickets(user, institution=obj),
+        "survivor": _survivor(user, obj) if obj.merged_into_id else None,
     }
     return render(request, "customers/institution_detail.html", context)
 
@@ -546,6 +547,8 @@ def _person_context(
         "tickets": _customer_tickets(user, person=person),
         "institution_linked": person.institution_id in linked,
         "department_linked": person.department_id in linked,
+        # the record it lives on in (the last one, after merges of merges), if the reader may see it
+        "survivor": _survivor(user, person) if person.merged_into_id else None,
     }
 
 

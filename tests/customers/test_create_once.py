@@ -198,3 +198,32 @@ def test_two_requests_at_once_create_one_institution(client_for, users, monkeypa
     inst = Institution.objects.get(name="北京朝阳社区卫生服务中心")  # one, not two
     assert [r.status_code for r in results] == [302, 302]
     assert {r["Location"] for r in results} == {f"/customers/institutions/{inst.pk}/"}
+
+
+def test_an_edit_form_sent_twice_saves_once_and_tells_of_no_conflict(client_for, users, xiehe):
+    """A double click on Save, or the edit form sent again after a slow answer: the second request, made from the
+    version the first one saved over, was answered "Someone else changed this record while you were editing it"
+    (409) — nobody had. A change by someone else in between, or another value, is still a conflict."""
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.customers.forms import institution_initial
+
+    client, url = client_for("kam"), f"/customers/institutions/{xiehe.pk}/edit/"
+    form = {k: ("" if v is None else v) for k, v in institution_initial(xiehe).items()}
+    form.update({"province": "110000", "city": "110100", "district": "110105", "address": "东城区帅府园1号"})
+
+    first, second = client.post(url, form, **EN), client.post(url, form, **EN)
+
+    assert (first.status_code, second.status_code) == (302, 302)
+    updates = AuditEntry.objects.filter(action="update", object_type="customers.institution", object_id=str(xiehe.pk))
+    assert updates.count() == 1 and Institution.objects.get(pk=xiehe.pk).version == xiehe.version + 1
+    # two requests that read the record before either wrote (a double click on a busy server): one write, no conflict
+    early = Institution.objects.get(pk=xiehe.pk)
+    services.update_institution(users["kam"], Institution.objects.get(pk=xiehe.pk), {"beds": 2100}, version=early.version)
+    assert services.update_institution(users["kam"], early, {"beds": 2100}, version=early.version).beds == 2100
+    assert updates.count() == 2
+    services.update_institution(users["manager"], Institution.objects.get(pk=xiehe.pk), {"notes": "改"},
+                                version=early.version + 1)  # fmt: skip
+    assert client.post(url, {**form, "version": early.version}, **EN).status_code == 409
+    with pytest.raises(services.ConflictError):
+        services.update_institution(users["kam"], Institution.objects.get(pk=xiehe.pk), {"beds": 2200},
+                                    version=early.version + 1)  # fmt: skip

@@ -554,3 +554,57 @@ def test_a_date_that_is_not_a_day_of_the_calendar_is_named_so(users, xiehe, tmp_
     assert "is not a date" in texts[4]
     with translation.override("zh-hans"):
         assert "1980-02-30" in importer.error_text(job.errors[0]) and "not" not in importer.error_text(job.errors[0])
+
+
+def test_a_row_naming_a_merged_away_customer_says_into_which_record_it_was_merged(users, xiehe, beijing, tmp_path):
+    """An export taken before a merge, corrected and imported again: the merged-away hospital's internal code (in
+    所属机构 and in its own row's 内部编号) was refused as "no institution has the code I00000…", a code the list
+    of merges and the record's own page still showed."""
+    from pharmacrm.customers import services
+
+    admin = users["admin"]
+    east = services.create_institution(admin, {"name": "协和医院东院", "kind": "hospital", "region": beijing})
+    services.merge(users["manager"], xiehe, east)
+    people = write_file(tmp_path, "people.csv", people_csv([["刘洋", "男", "主治医师", east.code, "13912345678", "", ""]]))
+    institutions = write_file(tmp_path, "institutions.csv", f"内部编号,机构名称,机构类型\n{east.code},协和医院东院,医院\n".encode())
+
+    jobs = [importer.import_file(str(people), "people", admin, mode="all"),
+            importer.import_file(str(institutions), "institutions", admin, mode="all")]  # fmt: skip
+
+    with translation.override("en"):
+        texts = [importer.error_text(job.errors[0]) for job in jobs]
+    assert [job.status for job in jobs] == ["rejected", "rejected"]
+    assert texts == [f"“{east.code}” was merged into 北京协和医院 ({xiehe.code}): use that record instead."] * 2
+    assert not Person.objects.filter(name="刘洋").exists()
+
+
+def test_an_institution_named_in_traditional_characters_or_other_punctuation_is_found(users, xiehe, tmp_path):
+    """所属机构 / 上级机构 by name: 北京協和醫院 (a zh-Hant colleague's list) or 北京协和医院(东单院区) written with
+    ASCII brackets was "No institution has … the name …", while the 科室 column, search and duplicate detection
+    read those names as the same."""
+    from pharmacrm.customers import services
+
+    admin = users["admin"]
+    branch = services.create_institution(admin, {"name": "北京协和医院（东单院区）", "kind": "hospital"})
+    people = write_file(tmp_path, "people.csv", people_csv(
+        [["刘洋", "男", "主治医师", "北京協和醫院", "13912345678", "", ""],
+         ["陈静", "女", "主治医师", "北京协和医院(东单院区)", "13912345679", "", ""]]
+    ))  # fmt: skip
+    institutions = write_file(tmp_path, "institutions.csv", "机构名称,机构类型,上级机构\n神經內科,科室,北京協和醫院\n".encode())
+
+    jobs = [importer.import_file(str(people), "people", admin, mode="all"),
+            importer.import_file(str(institutions), "institutions", admin, mode="all")]  # fmt: skip
+
+    assert [(job.status, job.errors) for job in jobs] == [("done", []), ("done", [])]
+    assert {p.name: p.institution_id for p in Person.objects.filter(name__in=["刘洋", "陈静"])} == {
+        "刘洋": xiehe.pk, "陈静": branch.pk}  # fmt: skip
+    assert Institution.objects.get(name="神經內科").parent_id == xiehe.pk
+
+
+def test_a_team_named_in_traditional_characters_is_found(users, team_north, xiehe, tmp_path):
+    """所属团队 华北團隊 (a zh-Hant colleague's list) was "No team is named …" beside the team 华北团队."""
+    path = write_file(tmp_path, "people.csv", people_csv([["刘洋", "男", "主治医师", XIEHE_CODE, "13912345678", "華北團隊"]],
+                                                         header=("姓名", "性别", "职称", "所属机构", "手机", "所属团队")))  # fmt: skip
+    job = importer.import_file(str(path), "people", users["admin"], mode="all")
+    assert (job.status, job.errors) == ("done", [])
+    assert Person.objects.get(name="刘洋").team == team_north

@@ -66,3 +66,19 @@ def test_marking_needs_a_post(client_for, namesakes):
     a, b = namesakes
     assert client_for("manager").get(_url(a, b)).status_code == 405
     assert not DistinctPair.objects.exists()
+
+
+def test_a_mark_follows_the_record_its_customer_is_merged_into(admin_user, xiehe, namesakes):
+    """刘倩 the head nurse entered twice, the copy kept (it had her mobile): the attending doctor 刘倩, marked as
+    another person than the head nurse, was listed again as a likely duplicate of her surviving record."""
+    doctor, nurse = namesakes
+    services.mark_distinct(admin_user, doctor, nurse)
+    copy = services.create_person(admin_user, {"name": "刘倩", "institution": xiehe, "mobile": "13911112222"})
+
+    survivor = services.merge(admin_user, copy, nurse)
+
+    assert services.duplicates_of(doctor) == [] and services.duplicates_of(survivor) == []
+    assert list(DistinctPair.objects.values_list("low_id", "high_id")) == [(doctor.pk, survivor.pk)]
+    # a pair merged together was no pair of different customers after all: no mark is left on it
+    services.merge(admin_user, survivor, doctor)
+    assert not DistinctPair.objects.exists()

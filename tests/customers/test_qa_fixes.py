@@ -283,6 +283,27 @@ def test_the_merge_banner_and_history_read_well(client_for, users, xiehe, ruijin
     assert f"→ {ruijin.pk}<" not in person_page and f'"after">{ruijin.pk}<' not in person_page
 
 
+def test_the_merge_banner_leads_to_the_record_that_lives_on_and_names_none_the_reader_may_not_see(
+    client_for, users, ruijin
+):
+    """A merged record's banner linked to the record it was merged into: after a second merge, to another merged
+    record (one more banner to click through); for a rep who owns the merged doctor, to a doctor at a hospital
+    outside the territory — named on the banner, and "Not found" behind the link."""
+    admin, manager = users["admin"], users["manager"]
+    mine = services.create_person(admin, {"name": "王芳", "owner": users["rep"], "mobile": "13912345678"})
+    shanghai = services.create_person(admin, {"name": "王芳", "institution": ruijin, "owner": manager})
+    services.merge(manager, shanghai, mine)
+    rep_page = client_for("rep").get(reverse("customers:person", args=[mine.pk]), **EN)
+    assert rep_page.status_code == 200
+    banner = rep_page.content.decode().split('role="status"')[1].split("</div>")[0]
+    assert "which you may not see" in banner and "王芳" not in banner and str(shanghai.pk) not in banner
+
+    last = services.create_person(admin, {"name": "王芳", "institution": ruijin, "email": "wf@example.com"})
+    services.merge(manager, last, Person.objects.get(pk=shanghai.pk))
+    page = client_for("manager").get(reverse("customers:person", args=[mine.pk]), **EN).content.decode()
+    assert f'This record was merged into <a href="/customers/people/{last.pk}/">王芳</a>.' in page
+
+
 def test_the_history_looks_up_names_with_one_query_per_model(users, xiehe, ruijin, beijing):
     zhang = Person.objects.get(name="张伟")
 

@@ -181,6 +181,25 @@ def test_merging_institutions_gives_the_moved_people_the_survivors_region(users,
     assert _region_of(li) == ("110105", "110000", "110100")
 
 
+def test_a_hospital_given_its_region_by_a_merge_takes_its_departments_along(users, beijing):
+    """The hospital entered without a region took the Beijing copy's region in the merge, and the Beijing rep saw
+    it, but not its departments: they stayed nowhere, missing from the rep's lists, search and the hospital's page."""
+    from pharmacrm.core import access
+
+    admin, rep = users["admin"], users["rep"]
+    hospital = services.create_institution(admin, {"name": "朝阳医院", "kind": "hospital"})
+    cardiology = services.create_institution(admin, {"name": "心内科", "kind": "department", "parent": hospital})
+    copy = services.create_institution(admin, {"name": "朝阳医院", "kind": "hospital", "region": beijing})
+
+    services.merge(users["manager"], hospital, copy)
+
+    cardiology.refresh_from_db()
+    assert (cardiology.region_id, cardiology.province) == ("110105", "110000")
+    assert access.institutions_for(rep).filter(pk=cardiology.pk).exists()
+    history = AuditEntry.objects.filter(object_type="customers.institution", object_id=str(cardiology.pk))
+    assert history.latest("seq").changes == {"region": [None, "110105"]}
+
+
 def test_people_owned_through_their_institution_stay_visible_outside_the_territory(users, ruijin):
     from pharmacrm.core import access
 
