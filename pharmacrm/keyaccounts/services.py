@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import unicodedata
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -1758,10 +1759,15 @@ RESPONSE_TARGET_H = Decimal(24)
 RESOLUTION_TARGET_H = Decimal(48)
 
 
+def period_label(label) -> str:
+    """The period as evaluations are stored: 2026q3, ２０２６Ｑ３ (a Chinese input method's full width) → 2026Q3."""
+    return unicodedata.normalize("NFKC", str(label or "")).strip().upper()
+
+
 def period_bounds(label: str, *, ended: bool = True) -> tuple[dt.date, dt.date]:
     """2026Q3 → (2026-07-01, 2026-09-30); 2026 → the year. Years 2000–2999; with `ended`, the period must
-    be over (an evaluation of a quarter still running would score defaults)."""
-    label = str(label).strip().upper()
+    be over (an evaluation of a quarter still running would score defaults). Read as period_label reads it."""
+    label = period_label(label)
     bad = ValidationError({"period": [_("Write the period as 2026Q3 (a quarter) or 2026 (a year).")]})
     try:
         if len(label) == 4:
@@ -1862,6 +1868,7 @@ def review_account(account: KeyAccount, period: str, user=None):
         and accounts_for(user).filter(pk=account.pk).exists()
     ):
         raise PermissionDenied(NOT_ALLOWED)
+    period = period_label(period)
     start, end = period_bounds(period)
     outside = listing_error(account, start, end)
     if outside:
@@ -1932,7 +1939,7 @@ def review_account(account: KeyAccount, period: str, user=None):
         plan_items_on_time=on_time, score=total, components=components, computed_at=timezone.now(),
     )  # fmt: skip
     with transaction.atomic():
-        review, created = AccountReview.objects.update_or_create(account=account, period=period.upper(), defaults=fields)
+        review, created = AccountReview.objects.update_or_create(account=account, period=period, defaults=fields)
         audit.record(A.CREATE if created else A.UPDATE, review, user=user, score=str(total), period=review.period)
     return review
 
@@ -1989,8 +1996,9 @@ def scorecards(period: str) -> list[dict]:
     none for it."""
     from .models import AccountReview
 
+    period = period_label(period)
     start, end = period_bounds(period, ended=False)
-    reviews = dict(AccountReview.objects.filter(period=period.upper()).values_list("account_id", "score"))
+    reviews = dict(AccountReview.objects.filter(period=period).values_list("account_id", "score"))
     cards: dict[int, dict] = {}
     served = TeamTenure.objects.filter(Q(end__isnull=True) | Q(end__gte=start), start__lte=end)
     for m in served.select_related("user", "account__institution").order_by("role", "start", "id"):

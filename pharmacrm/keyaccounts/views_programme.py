@@ -210,7 +210,8 @@ def may_open_member_page(viewer, person_pk: int) -> bool:
 def _scorecard_period(request) -> tuple[str, str]:
     """The period a scorecard page shows: ?period= (a quarter or a year), by default the last quarter that is
     over (the quarter running has no evaluations yet); and the message when it is not a period."""
-    period = (request.GET.get("period") or services.previous_quarter(timezone.localdate())).strip().upper()[:6]
+    period = request.GET.get("period") or services.previous_quarter(timezone.localdate())
+    period = services.period_label(period)[:6]
     try:
         services.period_bounds(period, ended=False)
     except ValidationError as e:

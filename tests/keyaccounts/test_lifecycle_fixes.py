@@ -269,6 +269,23 @@ def test_a_period_after_the_delisting_is_refused(users, xiehe, listed, make_prop
     assert services.review_account(account, "2026Q1").period == "2026Q1"  # de-listed during it
 
 
+def test_a_period_typed_in_full_width_is_the_same_period(users, xiehe, with_plan, client_for):
+    """A Chinese input method in full-width mode types ２０２５ or ２０２５Ｑ４: the year 2025 (its quarter), the
+    one the worker evaluates and the scorecards read — not a second evaluation labelled ２０２５ beside it."""
+    account, _plan = with_plan(xiehe)
+    account = backdate_listing(account, dt.date(2025, 1, 10))
+    kam = client_for("kam")
+    for typed in ("２０２５", "２０２５Ｑ４", "２０２５ｑ４"):
+        r = kam.post(reverse("keyaccounts:review-run", args=[account.pk]), {"period-period": typed}, **EN)
+        assert r.status_code == 302, typed
+    assert sorted(account.reviews.values_list("period", flat=True)) == ["2025", "2025Q4"]
+    assert services.scheduled_reviews(dt.date(2026, 1, 5)) == 0  # both are there already
+    card = next(c for c in services.scorecards("2025") if c["user"] == users["kam"])
+    assert card["average_score"] is not None
+    page = client_for("manager").get(reverse("keyaccounts:scorecards"), {"period": "２０２５"}, **EN)
+    assert 'data-user="kam"' in page.content.decode()
+
+
 def test_a_quarter_without_data_scores_the_neutral_default_and_says_no_data(users, xiehe, with_plan, client_for):
     account, _plan = with_plan(xiehe)
     account = backdate_listing(account, dt.date(2026, 5, 1))
