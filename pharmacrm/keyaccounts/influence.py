@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers import normalise
 from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.servicedesk.models import ImprovementAction
@@ -206,7 +207,9 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
         values = {k: (cells[i].strip() if i < len(cells) else "") for k, i in index.items()}
         if any(values.values()):
             rows.append((number, values))
-    codes = {v.get("credit_code", "").upper() for _n, v in rows} - {""}
+    # a code as customers are stored and every import reads it: full width, lower case, spaces and invisible
+    # characters copied from a web page or a chat folded
+    codes = {normalise.credit_code(v.get("credit_code")) for _n, v in rows} - {""}
     external = {v.get("external_id", "") for _n, v in rows} - {""}
     visible = access.institutions_for(user, Institution.objects.active())
     by_code, by_external = {}, {}
@@ -217,7 +220,7 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
         by_external.update({x.external_id: x for x in visible.filter(external_id__in=external_list[i : i + 500])})
     saved, errors = 0, []
     for number, values in rows:
-        code, ext = values.get("credit_code", "").upper(), values.get("external_id", "")
+        code, ext = normalise.credit_code(values.get("credit_code")), values.get("external_id", "")
         institution = by_code.get(code) if code else by_external.get(ext)
         if institution is None:
             errors.append((number, _("No customer with this credit code or external id (or you may not see it).")
