@@ -1103,6 +1103,7 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
     if errors:
         raise ValidationError(errors)
     before = {"status": item.status, "progress": item.progress}
+    was_done = item.status == ItemStatus.DONE
     item.status = status
     item.progress = 100 if status == ItemStatus.DONE else int(progress if progress is not None else item.progress)
     item.progress_note = _clean(note) or item.progress_note
@@ -1111,7 +1112,12 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
         item.completed_at = None
         item.next_check_at = None if item.overdue_notified_at else deadline_moment(item.deadline)
     else:
-        item.completed_at = now if status == ItemStatus.DONE else None
+        # a done item saved again (a note added) keeps the day it was done: restamped, work delivered on time
+        # would count late on the scorecard and in the evaluation
+        if status != ItemStatus.DONE:
+            item.completed_at = None
+        elif not (was_done and item.completed_at):
+            item.completed_at = now
         item.next_check_at = None
     with transaction.atomic():
         # the plan may have been superseded since the item was read: what is reported there would be lost
