@@ -53,13 +53,10 @@ def open_improvement_action(user, score: Score) -> ImprovementAction:
     owner = evaluation.action_owner(institution)
     if owner is None:
         raise ValidationError(_("Nobody may own an improvement action: give the customer an owner first."))
+    title, description = evaluation.action_text(institution.name, score.klass, score.period)
     return revisit._create_action(user, {
-        "title": _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
-        % {"name": institution.name[:120], "klass": score.klass, "tag": tag},
-        "description": _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
-                         "the weak components, talk to the customer and record what was done.")
-        % {"period": score.period, "klass": score.klass},
-        "owner": owner, "due_date": timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS),
+        "title": title, "description": description, "owner": owner,
+        "due_date": timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS),
         "institution": institution,
     })  # fmt: skip
 
