@@ -1735,12 +1735,14 @@ def update_trial(user, trial: TrialOffer, *, status: str, notes: str = "") -> Tr
     if status not in TrialStatus.values:
         raise ValidationError({"status": [_("Choose a status.")]})
     with transaction.atomic():
-        old = trial.status
+        before = {"status": trial.status, "notes": trial.notes}
         trial.status = status
         if notes:
             trial.notes = _clean(notes)
         trial.save(update_fields=["status", "notes"])
-        audit.record(A.UPDATE, trial, user=user, changes={"status": [old, status]})
+        # the notes replaced stay in the trail
+        after = {"status": status, "notes": trial.notes}
+        audit.record(A.UPDATE, trial, user=user, changes=audit.diff(before, after))
     return trial
 
 

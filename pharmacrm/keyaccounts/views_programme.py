@@ -601,7 +601,9 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
             trial.form = (
                 trial_update_form
                 if trial.pk == trial_pk
-                else TrialUpdateForm(prefix=f"trial{trial.pk}", initial={"status": trial.status})
+                # the notes it would replace, to keep or correct (empty, saving the answer wiped the offer's)
+                else TrialUpdateForm(prefix=f"trial{trial.pk}",
+                                     initial={"status": trial.status, "notes": trial.notes})  # fmt: skip
             )
     ctx["trials"] = trials
     ctx["duplicate_trial"] = next((t.pk for t in trials if t.pk == forms.get("duplicate_trial")), None)
