@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import unicodedata
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -194,7 +195,8 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
     aliases = {alias.lower(): key for key, names in KOL_COLUMNS.items() for alias in names}
     index = {}
     for i, cell in enumerate(header):
-        key = aliases.get(cell.strip().lower())
+        # a header typed in full width (ＫＯＬ人数, a Chinese input method's) is the template's
+        key = aliases.get(unicodedata.normalize("NFKC", cell).strip().lower())
         if key and key not in index:
             index[key] = i
     if "credit_code" not in index and "external_id" not in index:
