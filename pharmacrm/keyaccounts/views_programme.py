@@ -573,7 +573,8 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     ctx["meeting_form"] = forms.get("meeting_form") or MeetingForm(account=account, prefix="meeting")
     ctx["duplicate_meeting"] = next((m.pk for m in meetings if m.pk == forms.get("duplicate_meeting")), None)
     # evaluations and measures
-    ctx["reviews"] = list(AccountReview.objects.filter(account=account).order_by("-period")[:8])
+    # the latest period first, as in the API and the progress report (by label, a year came below its Q1)
+    ctx["reviews"] = list(AccountReview.objects.filter(account=account).order_by("-end", "-start")[:8])
     for review in ctx["reviews"]:
         review.rows = component_rows(review.components, request.user)
     ctx["may_review"] = active and (manage or access.can(user, Cap.RUN_EVALUATIONS))
