@@ -1469,7 +1469,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 digest.update(block)
                 out.write(block)
         with transaction.atomic():
-            old = agreement.status
+            old, old_date = agreement.status, agreement.signed_date
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
             agreement.signed_copy, agreement.signed_copy_sha256 = path.name, digest.hexdigest()
             agreement.signed_copy_name = signed_copy_name(upload.name or path.name, suffix)
@@ -1490,7 +1490,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 earlier.save(update_fields=["status", "next_check_at"])
                 audit.record(A.UPDATE, earlier, user=user, changes={"status": [AgreementStatus.SIGNED, earlier.status]})
             audit.record(A.UPDATE, agreement, user=user, changes={"status": [old, agreement.status],
-                         "signed_date": [None, signed_date]}, sha256=agreement.signed_copy_sha256,
+                         "signed_date": [old_date, signed_date]}, sha256=agreement.signed_copy_sha256,
                          document_sha256=agreement.document_sha256)  # fmt: skip
     except BaseException:
         path.unlink(missing_ok=True)

@@ -550,9 +550,9 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
             ag.signed_form = (
                 signed_form
                 if ag.pk == signed_pk
-                else SignedForm(
-                    prefix=f"signed{ag.pk}", agreement=ag, initial={"version": ag.version, "signed_date": today}
-                )
+                # a signed one (a better scan uploaded) keeps its signing date unless it is corrected
+                else SignedForm(prefix=f"signed{ag.pk}", agreement=ag,
+                                initial={"version": ag.version, "signed_date": ag.signed_date or today})  # fmt: skip
             )
     ctx["agreements"] = agreements
     # the proposed term: the approved plan's validity, or the renewal after its agreement
