@@ -469,7 +469,7 @@ class AccountReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Sc
         if self.action == "list" and not getattr(self, "swagger_fake_view", False):
             period = _query(self, ReviewQuery).get("period")
             if period:
-                qs = qs.filter(period=period.strip().upper())
+                qs = qs.filter(period=services.period_label(period))
         return qs
 
     @extend_schema(tags=TAGS, request=ReviewRunSerializer, responses={200: AccountReviewSerializer, 400: ERRORS,
@@ -540,7 +540,9 @@ class ScorecardViewSet(viewsets.GenericViewSet):
         form = ScorecardQuery(data=request.query_params)
         form.is_valid(raise_exception=True)
         user, wanted = request.user, form.validated_data.get("user")
-        period = (form.validated_data.get("period") or services.previous_quarter(timezone.localdate())).strip().upper()
+        period = services.period_label(
+            form.validated_data.get("period") or services.previous_quarter(timezone.localdate())
+        )
         everyone = _leadership(user)
         if wanted not in (None, user.pk) and not (
             everyone or (access.can(user, Cap.MANAGE_KEY_ACCOUNTS) and access.can(user, Cap.ALL_CUSTOMERS))

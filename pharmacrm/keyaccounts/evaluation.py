@@ -18,11 +18,12 @@ from decimal import Decimal
 from functools import partial
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Case, Count, Exists, F, Max, Min, OuterRef, Q, Sum, When
 from django.db.models.expressions import RawSQL
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit
@@ -795,6 +796,18 @@ def _fallback_owner() -> User | None:
     return None
 
 
+def action_text(name: str, klass: str, period: str) -> tuple[str, str]:
+    """The title and description of an improvement action for a weak customer, in the product's language: a
+    record of the service desk's staff, whoever ran the evaluation (an English page's "Run now" too), as the
+    desk's other automatic actions are. The title ends with the period's tag ([2026H1])."""
+    with translation.override(settings.LANGUAGE_CODE):
+        title = _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
+        description = _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
+                        "the weak components, talk to the customer and record what was done.")  # fmt: skip
+    return (title % {"name": name[:120], "klass": klass, "tag": f"[{period}]"},
+            description % {"period": period, "klass": klass})  # fmt: skip
+
+
 NOTIFY_EACH_UP_TO = 3  # an owner given more actions by one run gets one notification for them all
 ACTION_COLUMNS = ["number", "institution_id", "owner_id", "due_date", "status", "outcome", "created_at", "updated_at",
                   "version", "title", "description"]  # fmt: skip
@@ -855,9 +868,6 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
         return 0
     year = timezone.localtime(now).year
     first = Counter.allocate(f"improvement:{year}", len(planned))
-    title = _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
-    description = _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
-                    "the weak components, talk to the customer and record what was done.")  # fmt: skip
     # one insert (COPY on PostgreSQL) and one read of the new ids (the run's actions share their created_at);
     # no model instance per action: audit entries and notifications take (type, id) labels
     sqlite = connection.vendor == "sqlite"
@@ -865,7 +875,7 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
     due_value = connection.ops.adapt_datefield_value(due) if sqlite else due
     rows = [
         (f"IA-{year}-{first + i:04d}", inst, owner.pk, due_value, ActionStatus.OPEN.value, "", stamp, stamp, 1,
-         title % {"name": name[:120], "klass": klass, "tag": tag}, description % {"period": period, "klass": klass})
+         *action_text(name, klass, period))
         for i, (inst, klass, name, owner) in enumerate(planned)
     ]  # fmt: skip
     insert_rows(ImprovementAction._meta.db_table, ACTION_COLUMNS, rows)

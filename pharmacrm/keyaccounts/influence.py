@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import unicodedata
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -16,6 +17,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers import normalise
 from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.servicedesk.models import ImprovementAction
@@ -52,13 +54,10 @@ def open_improvement_action(user, score: Score) -> ImprovementAction:
     owner = evaluation.action_owner(institution)
     if owner is None:
         raise ValidationError(_("Nobody may own an improvement action: give the customer an owner first."))
+    title, description = evaluation.action_text(institution.name, score.klass, score.period)
     return revisit._create_action(user, {
-        "title": _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
-        % {"name": institution.name[:120], "klass": score.klass, "tag": tag},
-        "description": _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
-                         "the weak components, talk to the customer and record what was done.")
-        % {"period": score.period, "klass": score.klass},
-        "owner": owner, "due_date": timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS),
+        "title": title, "description": description, "owner": owner,
+        "due_date": timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS),
         "institution": institution,
     })  # fmt: skip
 
@@ -196,7 +195,8 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
     aliases = {alias.lower(): key for key, names in KOL_COLUMNS.items() for alias in names}
     index = {}
     for i, cell in enumerate(header):
-        key = aliases.get(cell.strip().lower())
+        # a header typed in full width (ＫＯＬ人数, a Chinese input method's) is the template's
+        key = aliases.get(unicodedata.normalize("NFKC", cell).strip().lower())
         if key and key not in index:
             index[key] = i
     if "credit_code" not in index and "external_id" not in index:
@@ -206,7 +206,9 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
         values = {k: (cells[i].strip() if i < len(cells) else "") for k, i in index.items()}
         if any(values.values()):
             rows.append((number, values))
-    codes = {v.get("credit_code", "").upper() for _n, v in rows} - {""}
+    # a code as customers are stored and every import reads it: full width, lower case, spaces and invisible
+    # characters copied from a web page or a chat folded
+    codes = {normalise.credit_code(v.get("credit_code")) for _n, v in rows} - {""}
     external = {v.get("external_id", "") for _n, v in rows} - {""}
     visible = access.institutions_for(user, Institution.objects.active())
     by_code, by_external = {}, {}
@@ -217,7 +219,7 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
         by_external.update({x.external_id: x for x in visible.filter(external_id__in=external_list[i : i + 500])})
     saved, errors = 0, []
     for number, values in rows:
-        code, ext = values.get("credit_code", "").upper(), values.get("external_id", "")
+        code, ext = normalise.credit_code(values.get("credit_code")), values.get("external_id", "")
         institution = by_code.get(code) if code else by_external.get(ext)
         if institution is None:
             errors.append((number, _("No customer with this credit code or external id (or you may not see it).")

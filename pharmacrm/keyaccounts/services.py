@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import unicodedata
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -1102,6 +1103,7 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
     if errors:
         raise ValidationError(errors)
     before = {"status": item.status, "progress": item.progress}
+    was_done = item.status == ItemStatus.DONE
     item.status = status
     item.progress = 100 if status == ItemStatus.DONE else int(progress if progress is not None else item.progress)
     item.progress_note = _clean(note) or item.progress_note
@@ -1110,7 +1112,12 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
         item.completed_at = None
         item.next_check_at = None if item.overdue_notified_at else deadline_moment(item.deadline)
     else:
-        item.completed_at = now if status == ItemStatus.DONE else None
+        # a done item saved again (a note added) keeps the day it was done: restamped, work delivered on time
+        # would count late on the scorecard and in the evaluation
+        if status != ItemStatus.DONE:
+            item.completed_at = None
+        elif not (was_done and item.completed_at):
+            item.completed_at = now
         item.next_check_at = None
     with transaction.atomic():
         # the plan may have been superseded since the item was read: what is reported there would be lost
@@ -1462,7 +1469,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 digest.update(block)
                 out.write(block)
         with transaction.atomic():
-            old = agreement.status
+            old, old_date = agreement.status, agreement.signed_date
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
             agreement.signed_copy, agreement.signed_copy_sha256 = path.name, digest.hexdigest()
             agreement.signed_copy_name = signed_copy_name(upload.name or path.name, suffix)
@@ -1483,7 +1490,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 earlier.save(update_fields=["status", "next_check_at"])
                 audit.record(A.UPDATE, earlier, user=user, changes={"status": [AgreementStatus.SIGNED, earlier.status]})
             audit.record(A.UPDATE, agreement, user=user, changes={"status": [old, agreement.status],
-                         "signed_date": [None, signed_date]}, sha256=agreement.signed_copy_sha256,
+                         "signed_date": [old_date, signed_date]}, sha256=agreement.signed_copy_sha256,
                          document_sha256=agreement.document_sha256)  # fmt: skip
     except BaseException:
         path.unlink(missing_ok=True)
@@ -1728,12 +1735,14 @@ def update_trial(user, trial: TrialOffer, *, status: str, notes: str = "") -> Tr
     if status not in TrialStatus.values:
         raise ValidationError({"status": [_("Choose a status.")]})
     with transaction.atomic():
-        old = trial.status
+        before = {"status": trial.status, "notes": trial.notes}
         trial.status = status
         if notes:
             trial.notes = _clean(notes)
         trial.save(update_fields=["status", "notes"])
-        audit.record(A.UPDATE, trial, user=user, changes={"status": [old, status]})
+        # the notes replaced stay in the trail
+        after = {"status": status, "notes": trial.notes}
+        audit.record(A.UPDATE, trial, user=user, changes=audit.diff(before, after))
     return trial
 
 
@@ -1758,10 +1767,15 @@ RESPONSE_TARGET_H = Decimal(24)
 RESOLUTION_TARGET_H = Decimal(48)
 
 
+def period_label(label) -> str:
+    """The period as evaluations are stored: 2026q3, ２０２６Ｑ３ (a Chinese input method's full width) → 2026Q3."""
+    return unicodedata.normalize("NFKC", str(label or "")).strip().upper()
+
+
 def period_bounds(label: str, *, ended: bool = True) -> tuple[dt.date, dt.date]:
     """2026Q3 → (2026-07-01, 2026-09-30); 2026 → the year. Years 2000–2999; with `ended`, the period must
-    be over (an evaluation of a quarter still running would score defaults)."""
-    label = str(label).strip().upper()
+    be over (an evaluation of a quarter still running would score defaults). Read as period_label reads it."""
+    label = period_label(label)
     bad = ValidationError({"period": [_("Write the period as 2026Q3 (a quarter) or 2026 (a year).")]})
     try:
         if len(label) == 4:
@@ -1862,6 +1876,7 @@ def review_account(account: KeyAccount, period: str, user=None):
         and accounts_for(user).filter(pk=account.pk).exists()
     ):
         raise PermissionDenied(NOT_ALLOWED)
+    period = period_label(period)
     start, end = period_bounds(period)
     outside = listing_error(account, start, end)
     if outside:
@@ -1932,7 +1947,7 @@ def review_account(account: KeyAccount, period: str, user=None):
         plan_items_on_time=on_time, score=total, components=components, computed_at=timezone.now(),
     )  # fmt: skip
     with transaction.atomic():
-        review, created = AccountReview.objects.update_or_create(account=account, period=period.upper(), defaults=fields)
+        review, created = AccountReview.objects.update_or_create(account=account, period=period, defaults=fields)
         audit.record(A.CREATE if created else A.UPDATE, review, user=user, score=str(total), period=review.period)
     return review
 
@@ -1989,8 +2004,9 @@ def scorecards(period: str) -> list[dict]:
     none for it."""
     from .models import AccountReview
 
+    period = period_label(period)
     start, end = period_bounds(period, ended=False)
-    reviews = dict(AccountReview.objects.filter(period=period.upper()).values_list("account_id", "score"))
+    reviews = dict(AccountReview.objects.filter(period=period).values_list("account_id", "score"))
     cards: dict[int, dict] = {}
     served = TeamTenure.objects.filter(Q(end__isnull=True) | Q(end__gte=start), start__lte=end)
     for m in served.select_related("user", "account__institution").order_by("role", "start", "id"):

@@ -210,7 +210,8 @@ def may_open_member_page(viewer, person_pk: int) -> bool:
 def _scorecard_period(request) -> tuple[str, str]:
     """The period a scorecard page shows: ?period= (a quarter or a year), by default the last quarter that is
     over (the quarter running has no evaluations yet); and the message when it is not a period."""
-    period = (request.GET.get("period") or services.previous_quarter(timezone.localdate())).strip().upper()[:6]
+    period = request.GET.get("period") or services.previous_quarter(timezone.localdate())
+    period = services.period_label(period)[:6]
     try:
         services.period_bounds(period, ended=False)
     except ValidationError as e:
@@ -549,9 +550,9 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
             ag.signed_form = (
                 signed_form
                 if ag.pk == signed_pk
-                else SignedForm(
-                    prefix=f"signed{ag.pk}", agreement=ag, initial={"version": ag.version, "signed_date": today}
-                )
+                # a signed one (a better scan uploaded) keeps its signing date unless it is corrected
+                else SignedForm(prefix=f"signed{ag.pk}", agreement=ag,
+                                initial={"version": ag.version, "signed_date": ag.signed_date or today})  # fmt: skip
             )
     ctx["agreements"] = agreements
     # the proposed term: the approved plan's validity, or the renewal after its agreement
@@ -572,7 +573,8 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     ctx["meeting_form"] = forms.get("meeting_form") or MeetingForm(account=account, prefix="meeting")
     ctx["duplicate_meeting"] = next((m.pk for m in meetings if m.pk == forms.get("duplicate_meeting")), None)
     # evaluations and measures
-    ctx["reviews"] = list(AccountReview.objects.filter(account=account).order_by("-period")[:8])
+    # the latest period first, as in the API and the progress report (by label, a year came below its Q1)
+    ctx["reviews"] = list(AccountReview.objects.filter(account=account).order_by("-end", "-start")[:8])
     for review in ctx["reviews"]:
         review.rows = component_rows(review.components, request.user)
     ctx["may_review"] = active and (manage or access.can(user, Cap.RUN_EVALUATIONS))
@@ -600,7 +602,9 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
             trial.form = (
                 trial_update_form
                 if trial.pk == trial_pk
-                else TrialUpdateForm(prefix=f"trial{trial.pk}", initial={"status": trial.status})
+                # the notes it would replace, to keep or correct (empty, saving the answer wiped the offer's)
+                else TrialUpdateForm(prefix=f"trial{trial.pk}",
+                                     initial={"status": trial.status, "notes": trial.notes})  # fmt: skip
             )
     ctx["trials"] = trials
     ctx["duplicate_trial"] = next((t.pk for t in trials if t.pk == forms.get("duplicate_trial")), None)

@@ -71,6 +71,26 @@ def test_a_customer_in_d_at_its_first_evaluation_gets_an_action_once(purchases, 
     assert ImprovementAction.objects.count() == 1
 
 
+def test_improvement_actions_are_written_in_the_products_language_whoever_runs_the_evaluation(purchases, users):
+    """An analyst reading the site in English pressed "Run now" (and "Open an improvement action" on a score): the
+    actions were stored in English — "Improve the relationship with 北京协和医院 (class D) [2026H1]" — in the
+    service desk of the Chinese staff who own them, beside every other automatic action in Chinese."""
+    from pharmacrm.keyaccounts.influence import open_improvement_action
+
+    xiehe = purchases["xiehe"]
+    with translation.override("en"):
+        assert evaluation.run(ModelKind.EVALUATION, as_of=H1_2026).actions == 1
+    [action] = actions_of(xiehe)
+    assert action.title.startswith("改善与") and action.title.endswith("[2026H1]")
+    assert action.description.startswith("2026H1 客户评估")
+
+    ImprovementAction.objects.filter(institution=xiehe).update(status=ActionStatus.DONE)
+    score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    with translation.override("en"):  # the first one is done: another, by hand
+        by_hand = open_improvement_action(users["manager"], score)
+    assert by_hand.title.startswith("改善与") and by_hand.description.startswith("2026H1 客户评估")
+
+
 def test_a_customer_staying_in_d_gets_an_action_when_none_is_open(purchases, users, client_for):
     xiehe = purchases["xiehe"]
     strict_thresholds(users["manager"])

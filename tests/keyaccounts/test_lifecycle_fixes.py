@@ -186,6 +186,29 @@ def test_a_signing_date_before_the_issue_or_in_the_future_is_a_field_error(users
     assert form.fields["signed_date"].widget.attrs["min"] == today.isoformat()
 
 
+def test_uploading_a_better_scan_keeps_the_recorded_signing_date(users, xiehe, with_plan, client_for):
+    """The form of a signed agreement (to upload a better scan) proposed today as the signing date: a KAM replacing
+    the copy of an agreement signed five days ago moved its signing to today without noticing, and the history
+    read 'signed date: — → today', as if it had never been recorded."""
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today,
+                                            end_date=today + dt.timedelta(days=364))  # fmt: skip
+    issued = timezone.now() - dt.timedelta(days=10)
+    Agreement.objects.filter(pk=agreement.pk).update(created_at=issued, issued_at=issued)
+    signed_on = today - dt.timedelta(days=5)
+    sign(users, agreement, signed_on)
+
+    page = client_for("kam").get(reverse("keyaccounts:account", args=[account.pk]), **EN).content.decode()
+    field = page[page.index(f'name="signed{agreement.pk}-signed_date"'):]
+    assert f'value="{signed_on.isoformat()}"' in field[:field.index(">")]
+
+    sign(users, agreement, signed_on + dt.timedelta(days=1))  # the date corrected with the new scan
+    entry = AuditEntry.objects.filter(object_type="keyaccounts.agreement", object_id=str(agreement.pk),
+                                      action="update").order_by("-id").first()  # fmt: skip
+    assert entry.changes["signed_date"] == [signed_on.isoformat(), (signed_on + dt.timedelta(days=1)).isoformat()]
+
+
 def test_the_agreement_form_proposes_the_plans_validity_then_the_renewal(users, xiehe, staffed):
     account = staffed(xiehe)
     today = timezone.localdate()
@@ -267,6 +290,23 @@ def test_a_period_after_the_delisting_is_refused(users, xiehe, listed, make_prop
         services.review_account(account, "2026Q2")
     assert "period" in e.value.message_dict
     assert services.review_account(account, "2026Q1").period == "2026Q1"  # de-listed during it
+
+
+def test_a_period_typed_in_full_width_is_the_same_period(users, xiehe, with_plan, client_for):
+    """A Chinese input method in full-width mode types ２０２５ or ２０２５Ｑ４: the year 2025 (its quarter), the
+    one the worker evaluates and the scorecards read — not a second evaluation labelled ２０２５ beside it."""
+    account, _plan = with_plan(xiehe)
+    account = backdate_listing(account, dt.date(2025, 1, 10))
+    kam = client_for("kam")
+    for typed in ("２０２５", "２０２５Ｑ４", "２０２５ｑ４"):
+        r = kam.post(reverse("keyaccounts:review-run", args=[account.pk]), {"period-period": typed}, **EN)
+        assert r.status_code == 302, typed
+    assert sorted(account.reviews.values_list("period", flat=True)) == ["2025", "2025Q4"]
+    assert services.scheduled_reviews(dt.date(2026, 1, 5)) == 0  # both are there already
+    card = next(c for c in services.scorecards("2025") if c["user"] == users["kam"])
+    assert card["average_score"] is not None
+    page = client_for("manager").get(reverse("keyaccounts:scorecards"), {"period": "２０２５"}, **EN)
+    assert 'data-user="kam"' in page.content.decode()
 
 
 def test_a_quarter_without_data_scores_the_neutral_default_and_says_no_data(users, xiehe, with_plan, client_for):

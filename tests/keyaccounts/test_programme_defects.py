@@ -184,6 +184,21 @@ def test_the_report_shows_the_latest_period_not_the_last_computed(users, xiehe, 
     assert load_workbook(io.BytesIO(xlsx.content)).active.cell(2, 7).value == "2025Q4"
 
 
+def test_the_account_page_lists_its_evaluations_latest_period_first(users, xiehe, with_plan, client_for):
+    """The page sorted the evaluations by their label: the year 2025, evaluated in January with every quarter of it,
+    came below 2025Q1 — and, eight shown, dropped off the page before quarters older than itself — while the API and
+    the progress report put the latest period first."""
+    import re
+
+    account, _plan = with_plan(xiehe)
+    account = listed_since(account, dt.date(2025, 1, 1))
+    for period in ("2025Q1", "2025Q2", "2025Q3", "2025Q4", "2025"):
+        services.review_account(account, period)
+    page = client_for("manager").get(reverse("keyaccounts:account", args=[account.pk])).content.decode()
+    shown = re.findall(r'class="subform account-review" data-period="([^"]+)"', page)
+    assert shown == ["2025Q4", "2025", "2025Q3", "2025Q2", "2025Q1"]
+
+
 # --- proposals -------------------------------------------------------------------------------------------------
 
 

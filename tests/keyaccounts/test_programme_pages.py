@@ -384,6 +384,28 @@ def test_meetings_actions_trials_and_evaluation(client_for, users, programme):
                                     {"period-period": period}).status_code == 403  # fmt: skip
 
 
+def test_updating_a_trial_shows_the_notes_it_replaces_and_audits_them(client_for, users, programme):
+    """The trial's update form came with empty notes: the KAM typed the customer's answer, saved, and the notes of
+    the offer (quantities, terms) were gone — replaced, and not in the audit trail either."""
+    from pharmacrm.servicedesk.models import Product
+
+    account = programme["account"]
+    product = Product.objects.create(brand_name="新药", generic_name="新药片", dosage_form="片剂", strength="10mg")
+    trial = services.offer_trial(users["kam"], account, product=product, notes="免费提供 10 盒，试用三个月")
+    kam = client_for("kam")
+    page = kam.get(reverse("keyaccounts:account", args=[account.pk])).content.decode()
+    form = page[page.index(reverse("keyaccounts:trial-update", args=[account.pk, trial.pk])):]
+    assert "免费提供 10 盒，试用三个月</textarea>" in form[:form.index("</form>")]
+
+    kam.post(reverse("keyaccounts:trial-update", args=[account.pk, trial.pk]),
+             {f"trial{trial.pk}-status": "accepted", f"trial{trial.pk}-notes": "客户同意，3 月起试用"})  # fmt: skip
+    trial.refresh_from_db()
+    assert (trial.status, trial.notes) == ("accepted", "客户同意，3 月起试用")
+    entry = AuditEntry.objects.filter(object_type="keyaccounts.trialoffer", object_id=str(trial.pk),
+                                      action="update").get()  # fmt: skip
+    assert entry.changes["notes"] == ["免费提供 10 盒，试用三个月", "客户同意，3 月起试用"]
+
+
 def test_member_page_scorecards_and_the_progress_report(client_for, users, programme):
     page = client_for("kam").get(reverse("keyaccounts:my")).content.decode()
     assert programme["account"].number in page and "服务项目" in page

@@ -193,6 +193,28 @@ def test_overdue_plan_items_notify_once_and_a_done_item_never(users, xiehe, with
     assert PlanItem.objects.filter(plan=plan, overdue_notified_at__isnull=False).count() == 3
 
 
+def test_a_note_added_to_a_done_item_keeps_the_day_it_was_done(users, xiehe, with_plan):
+    """An item done before its deadline; after the deadline its owner adds a note (the acceptance form was filed)
+    and saves it, still done. It was stamped done again that day: late on the owner's scorecard and in the
+    account's evaluation, though the work was delivered on time."""
+    account, plan = with_plan(xiehe)
+    item = plan.items.get(area=PlanArea.TRAINING)
+    services.update_progress(users["kam"], item, status=ItemStatus.DONE)
+    today = timezone.localdate()
+    done_at = timezone.now() - dt.timedelta(days=10)
+    PlanItem.objects.filter(pk=item.pk).update(completed_at=done_at, deadline=today - dt.timedelta(days=5))
+    item = PlanItem.objects.get(pk=item.pk)
+
+    services.update_progress(users["kam"], item, status=ItemStatus.DONE, note="验收单已归档", version=item.version)
+
+    item.refresh_from_db()
+    assert (item.completed_at, item.progress_note) == (done_at, "验收单已归档")
+    deadline = item.deadline
+    period = f"{deadline.year}Q{(deadline.month - 1) // 3 + 1}"
+    card = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
+    assert (card["items_due"], card["items_on_time"]) == (1, 1)
+
+
 # --- agreements ----------------------------------------------------------------------------------------
 
 

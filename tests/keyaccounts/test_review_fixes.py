@@ -88,6 +88,29 @@ def test_a_kol_file_without_an_assessment_column_keeps_the_assessment(users, xie
     assert (row.kol_count, row.assessment, row.notes, row.kol_names) == (4, 88, "学会主委", "张伟")
 
 
+def test_a_kol_file_finds_a_credit_code_written_in_full_width_or_with_spaces(users, xiehe):
+    """Marketing's KOL sheet had its codes copied from a web page or typed with a Chinese input method: in full
+    width, in lower case, in groups of digits. Customers are found by the code as every import reads it; the file
+    answered 'No customer with this credit code' for each of those rows."""
+    code = xiehe.credit_code
+    full_width = code.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    spaced = f"{code[:6]} {code[6:12]} {code[12:].lower()}\u200b"
+    csv_text = f"统一社会信用代码,市场影响力评分\n{full_width},85\n{spaced},86\n"
+    upload = SimpleUploadedFile("kol.csv", csv_text.encode("utf-8"), content_type="text/csv")
+    assert influence.import_kols(users["analyst"], upload) == (2, [])
+    assert MarketInfluence.objects.get(institution=xiehe).assessment == 86
+
+
+def test_a_kol_file_reads_headers_typed_in_full_width(users, xiehe):
+    """The headers of the template typed with a Chinese input method in full-width mode — ＫＯＬ人数, ＫＯＬ姓名 — were
+    not recognised: the file was imported "successfully" without the KOLs, whose columns were silently left out."""
+    csv_text = f"统一社会信用代码,ＫＯＬ人数,ＫＯＬ姓名\n{xiehe.credit_code},3,张伟、李娜\n"
+    upload = SimpleUploadedFile("kol.csv", csv_text.encode("utf-8"), content_type="text/csv")
+    assert influence.import_kols(users["analyst"], upload) == (1, [])
+    row = MarketInfluence.objects.get(institution=xiehe)
+    assert (row.kol_count, row.kol_names) == (3, "张伟、李娜")
+
+
 def test_a_manager_who_submitted_a_plan_cannot_review_it(staffed, manager2, users, xiehe):
     account = staffed(xiehe)
     manager = users["manager"]
