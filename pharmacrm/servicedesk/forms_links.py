@@ -62,7 +62,11 @@ class QueueSearchForm(QueueFilterForm):
             people = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx)).values("id")
             places = Institution.objects.filter(phone_norm=digits).values("id")
             return Q(caller_phone_bidx=bidx) | Q(person_id__in=people) | Q(institution_id__in=places)
-        return Q(subject__icontains=value)
+        found = Q(subject__icontains=value)
+        simplified = normalise.simplified(value)
+        if simplified != value:  # typed in Traditional characters (膠囊破損): the subjects written in Simplified too
+            found |= Q(subject__icontains=simplified)
+        return found
 
 
 class TicketNumberField(forms.CharField):
