@@ -309,7 +309,9 @@ class TicketFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Status.choices)
     priority = django_filters.ChoiceFilter(choices=Priority.choices)
     complexity = django_filters.ChoiceFilter(choices=Complexity.choices)
-    category = django_filters.CharFilter(field_name="category__code", max_length=40, label="Category code.")
+    category = django_filters.CharFilter(
+        method="filter_category", max_length=40, label="Category code; its sub-categories' tickets are included."
+    )
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
     assignee = django_filters.NumberFilter(field_name="assignee_id", min_value=1, max_value=MAX_ID)
     institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
@@ -320,6 +322,13 @@ class TicketFilter(django_filters.FilterSet):
     class Meta:
         model = Ticket
         fields: list[str] = []
+
+    def filter_category(self, queryset, name, value):
+        """A category and its sub-categories, as the queue's filter, the rules and the SLA policies read it."""
+        from .views import category_and_below
+
+        pk = TicketCategory.objects.filter(code=value).values_list("pk", flat=True).first()
+        return queryset.none() if pk is None else queryset.filter(category_id__in=category_and_below(pk))
 
 
 class TicketOrdering(filters.OrderingFilter):

@@ -7,6 +7,7 @@ setting lists for that type: a PDF named "x.png" is refused, and so is an execut
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import os
@@ -75,6 +76,12 @@ def _extension(name: str) -> str:
 
 
 def _is_text(data: bytes) -> bool:
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # Windows Notepad's "Unicode": UTF-16 with its BOM
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            return False
+        return all(c >= " " or c in "\t\n\r\f" for c in text)  # no binary behind a byte-order mark
     if b"\x00" in data:
         return False
     for encoding in ("utf-8-sig", "gb18030"):

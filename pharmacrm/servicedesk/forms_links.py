@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django import forms
 from django.db.models import Q
@@ -21,6 +22,12 @@ NUMBER = re.compile(r"TK-\d{4}-\d{6}", re.IGNORECASE)
 PHONE = re.compile(r"[+\d][\d\s()-]{6,}(?:(?:转|ext\.?|x|#)\s*\d{1,6})?", re.IGNORECASE)
 
 
+def typed(value: str) -> str:
+    """What was typed, as ASCII where a Chinese input method in full-width mode gave full-width letters, digits and
+    hyphens (ＴＫ－２０２６－０００１２３ is TK-2026-000123)."""
+    return unicodedata.normalize("NFKC", value or "").strip()
+
+
 class QueueSearchForm(QueueFilterForm):
     """The queue filters with a search box first: a ticket number, a caller's phone, or words of the subject."""
 
@@ -34,17 +41,18 @@ class QueueSearchForm(QueueFilterForm):
     @staticmethod
     def is_lookup(value: str) -> bool:
         """A ticket number or a phone number: the agent looks up one caller's tickets, wherever they are."""
-        value = (value or "").strip()
+        value = typed(value)
         return bool(NUMBER.fullmatch(value) or (PHONE.fullmatch(value) and len(normalise.phone(value)) >= 7))
 
     def search_q(self, value: str) -> Q | None:
         value = (value or "").strip()
         if not value:
             return None
-        if NUMBER.fullmatch(value):
-            return Q(number=value.upper())
-        digits = normalise.phone(value)
-        if PHONE.fullmatch(value) and len(digits) >= 7:
+        plain = typed(value)  # a number or a phone typed in full width is the same number
+        if NUMBER.fullmatch(plain):
+            return Q(number=plain.upper())
+        digits = normalise.phone(plain)
+        if PHONE.fullmatch(plain) and len(digits) >= 7:
             # a caller's earlier tickets by their phone: the caller's own number (blind index), or the phone
             # of the person or institution the ticket is on
             # (indexed columns only, the people and institutions found first: a look-up searches every ticket)
@@ -54,13 +62,17 @@ class QueueSearchForm(QueueFilterForm):
             people = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx)).values("id")
             places = Institution.objects.filter(phone_norm=digits).values("id")
             return Q(caller_phone_bidx=bidx) | Q(person_id__in=people) | Q(institution_id__in=places)
-        return Q(subject__icontains=value)
+        found = Q(subject__icontains=value)
+        simplified = normalise.simplified(value)
+        if simplified != value:  # typed in Traditional characters (膠囊破損): the subjects written in Simplified too
+            found |= Q(subject__icontains=simplified)
+        return found
 
 
 class TicketNumberField(forms.CharField):
     def clean(self, value):
         value = super().clean(value)
-        value = (value or "").strip().upper()
+        value = typed(value).upper()
         if value and not NUMBER.fullmatch(value):
             raise forms.ValidationError(_("Enter a ticket number such as TK-2026-000123."))
         return value

@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.customers import normalise
-from pharmacrm.customers.forms import ServiceErrorsMixin
+from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 
 from . import public, revisit
 from .choices import ActionStatus
@@ -147,7 +147,10 @@ class PhoneRevisitForm(SurveyAnswerForm):
 # --- improvement actions ---------------------------------------------------------------------------
 
 
-class ActionForm(ServiceErrorsMixin, forms.Form):
+class ActionForm(ServiceErrorsMixin, OnceTokenForm):
+    """An improvement action: opened (with its one-time token, so that the form sent twice opens one action) or
+    edited (guarded by its version instead)."""
+
     title = forms.CharField(label=_("Title"), max_length=200)
     description = forms.CharField(
         label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 4})
@@ -156,8 +159,10 @@ class ActionForm(ServiceErrorsMixin, forms.Form):
     due_date = forms.DateField(label=_("Due date"), widget=DATE_INPUT)
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
-    def __init__(self, *args, may_assign: bool = True, **kwargs):
+    def __init__(self, *args, may_assign: bool = True, creating: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        if not creating:
+            del self.fields["form_token"]
         self.fields["owner"].queryset = revisit.owners()
         if not may_assign:
             self.fields["owner"].required = False

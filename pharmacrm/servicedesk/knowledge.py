@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers import normalise
 from pharmacrm.customers.services import ConflictError
 
 from .models import AnswerTemplate, Product, Ticket, TicketCategory
@@ -103,10 +104,14 @@ def search_products(qs, q: str):
         return qs.filter(Q(approval_number__icontains=whole) | Q(approval_number__icontains=q))
     for term in search_terms(q):
         number = normalise_approval_number(term)
-        qs = qs.filter(
+        found = (
             Q(brand_name__icontains=term) | Q(generic_name__icontains=term) | Q(strength__icontains=term)
             | Q(approval_number__icontains=number) | Q(approval_number__icontains=term)
         )  # fmt: skip
+        simplified = normalise.simplified(term)
+        if simplified != term:  # typed in Traditional characters (安心寧): the catalogue's names are Simplified
+            found |= Q(brand_name__icontains=simplified) | Q(generic_name__icontains=simplified)
+        qs = qs.filter(found)
     return qs
 
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pharmacrm.core import access
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
 
 from . import revisit, views
 from .choices import ActionStatus
@@ -173,16 +174,23 @@ def action_create(request):
     elif not may_assign:
         raise PermissionDenied(_("Open an improvement action from its ticket."))
     initial = {"owner": user.pk, "due_date": timezone.localdate() + dt.timedelta(days=revisit.ACTION_DAYS)}
-    form = ActionForm(request.POST or None, initial=initial, may_assign=may_assign)
+    form = ActionForm(request.POST or None, initial=initial, may_assign=may_assign, creating=True)
     status = 200
     if request.method == "POST":
         status = 400
+        # sent again (a double click, Back and send): the action the first one opened, not a second one
+        done = _created_with(user, request.POST.get("form_token", ""))
+        if done:
+            return _action_sent_again(request, done)
         if form.is_valid():
             data = dict(form.cleaned_data, ticket=ticket)
+            token = data.pop("form_token", "")
             if not may_assign:
                 data["owner"] = user
             try:
-                action = revisit.create_action(user, data)
+                action = _create_once(user, token, lambda: revisit.create_action(user, data))
+            except AlreadyCreated as e:
+                return _action_sent_again(request, e.pk)
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
@@ -193,6 +201,13 @@ def action_create(request):
     return render(
         request, "servicedesk/improvement_form.html", {"form": form, "ticket": ticket}, status=status
     )
+
+
+def _action_sent_again(request, pk):
+    messages.info(
+        request, _("This form was already sent: the improvement action was opened then, and not a second time.")
+    )
+    return redirect("servicedesk:improvement", pk=pk) if pk else redirect("servicedesk:improvements")
 
 
 def _conflict_text() -> str:

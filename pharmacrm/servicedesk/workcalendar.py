@@ -34,12 +34,14 @@ class CalendarError(ValueError):
 
 @lru_cache(maxsize=4096)
 def official_day(day: dt.date) -> bool | None:
-    """China's official answer for a date — True working, False rest — or None for a year the
-    chinese-calendar package does not cover."""
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
-        return None
+    """China's official word on a date — False a public holiday, True a swapped working day (调休) — or None
+    for an ordinary day and for a year the chinese-calendar package does not cover: there the calendar's
+    own weekly pattern decides (a hotline open Monday to Saturday works an ordinary Saturday)."""
+    if day in chinese_calendar.holidays:
+        return False
+    if day in chinese_calendar.workdays:
+        return True
+    return None
 
 
 def official_years() -> range:

@@ -280,6 +280,28 @@ def test_filters_and_ordering_by_next_deadline(api_for, raise_ticket, users):
     assert api.get(URL, {"status": "bogus"}).status_code == 400
 
 
+def test_the_category_filter_includes_its_sub_categories_as_the_queue_does(api_for, raise_ticket, admin_user):
+    """?category=complaint lists the 投诉 / 包装破损 tickets too: an integration counting complaints missed them."""
+    from pharmacrm.servicedesk import policies
+
+    parent = policies.create_category(admin_user, {
+        "code": "complaint", "name": "投诉", "default_priority": "normal", "default_complexity": "general",
+    })  # fmt: skip
+    policies.create_category(admin_user, {
+        "code": "complaint_package", "name": "包装破损", "parent": parent, "default_priority": "normal",
+        "default_complexity": "general",
+    })  # fmt: skip
+    in_child, in_parent, elsewhere = raise_ticket("complaint_package"), raise_ticket("complaint"), raise_ticket()
+    api = api_for("agent")
+
+    def numbers(code):
+        return sorted(t["number"] for t in api.get(URL, {"category": code}).json()["results"])
+
+    assert numbers("complaint") == sorted([in_child.number, in_parent.number])
+    assert numbers("complaint_package") == [in_child.number]
+    assert elsewhere.number in numbers("drug_info") and numbers("no_such_category") == []
+
+
 def test_the_list_runs_a_fixed_number_of_queries(api_for, raise_ticket):
     api = api_for("kam")  # sees callers in clear: the audit entry is part of the count
     raise_ticket(caller_name="李雷")

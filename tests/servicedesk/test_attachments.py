@@ -60,6 +60,9 @@ def ticket(users, xiehe):
         ("box.jpeg", JPEG, "image/jpeg"),
         ("notes.txt", "批号 2026031 的包装破损".encode("gb18030"), "text/plain"),
         ("notes.txt", "UTF-8 文本".encode(), "text/plain"),
+        # Windows Notepad's "Unicode": UTF-16 with its byte-order mark, little- or big-endian
+        ("记事本.txt", b"\xff\xfe" + "批号 2026031 的包装破损\r\n".encode("utf-16-le"), "text/plain"),
+        ("记事本.txt", b"\xfe\xff" + "批号 2026031 的包装破损".encode("utf-16-be"), "text/plain"),
         ("letter.docx", DOCX, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
         ("sheet.xlsx", XLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
     ],
@@ -79,6 +82,8 @@ def test_accepted_types_are_recognised_by_content(name, data, kind):
         ("broken.docx", b"PK\x03\x04garbage"),
         ("page.html", b"<html><script>alert(1)</script></html>"),  # text, but not an allowed extension
         ("nul.txt", b"abc\x00def"),
+        ("nul16.txt", b"\xff\xfe" + "abc\x00\x01def".encode("utf-16-le")),  # control characters: no text
+        ("odd16.txt", b"\xff\xfea\x00b"),  # cut in the middle of a character
         ("empty.txt", b""),
     ],
 )

@@ -139,3 +139,22 @@ def test_the_queue_search_finds_a_ticket_by_number_or_subject(users, client_for,
     assert a.number in page and b.number not in page
     page = agent.get("/service/", {"q": "配送"}).content.decode()
     assert b.number in page and a.number not in page
+
+
+def test_the_queue_search_reads_words_typed_in_traditional_characters(users, client_for, raise_ticket):
+    """An agent typing with a Traditional input method (膠囊破損) finds the ticket written in Simplified (胶囊破损)."""
+    a = raise_ticket("胶囊破损投诉", assignee=users["agent"])
+    b = raise_ticket("配送延迟", assignee=users["agent"])
+    page = client_for("agent").get("/service/", {"q": "膠囊破損"}).content.decode()
+    assert a.number in page and b.number not in page
+
+
+def test_the_queue_search_finds_a_ticket_number_typed_in_full_width(users, client_for, raise_ticket):
+    """A Chinese input method left in full-width mode types ＴＫ－２０２６－０００１２３: the same number."""
+    a = raise_ticket("头孢过敏咨询", assignee=users["agent"])
+    b = raise_ticket("配送延迟", assignee=users["agent"])
+    wide = a.number.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    assert wide != a.number
+    for typed in (wide, a.number.replace("-", "－"), f"  {a.number.lower()}\u3000"):
+        page = client_for("agent").get("/service/", {"q": typed}).content.decode()
+        assert a.number in page and b.number not in page, typed

@@ -70,6 +70,14 @@ def test_deactivated_products_leave_the_search_but_stay_on_tickets(users, produc
     assert list(knowledge.products(users["agent"], q="安心宁", include_inactive=True)) == [product]
 
 
+@pytest.mark.parametrize("q", ["安心寧", "鹽酸氨氯地平", "鹽酸氨氯地平 5mg"])
+def test_a_product_name_typed_in_traditional_characters_is_found(users, product, client_for, q):
+    """An agent on the Traditional Chinese pages types 安心寧 / 鹽酸氨氯地平: the catalogue (in Simplified) finds it."""
+    assert list(knowledge.products(users["agent"], q=q)) == [product]
+    page = client_for("agent").get("/service/knowledge/products/", {"q": q}, HTTP_ACCEPT_LANGUAGE="zh-hant")
+    assert product.approval_number in page.content.decode()
+
+
 @pytest.mark.parametrize("role", ["agent", "rep", "pv", "auditor", "analyst", "support"])
 def test_only_admins_managers_and_product_experts_maintain_knowledge(users, role):
     with pytest.raises(PermissionDenied):

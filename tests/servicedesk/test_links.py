@@ -194,6 +194,19 @@ def test_link_and_merge_from_the_ticket_page(users, client_for, raise_ticket, se
     assert not TicketLink.objects.filter(pk=link.pk).exists()
 
 
+def test_a_ticket_number_typed_in_full_width_links_and_merges(users, client_for, raise_ticket):
+    """ＴＫ－２０２６－０００１２３ (a Chinese input method in full-width mode) is the same number."""
+    into, dup, other = raise_ticket("原单"), raise_ticket("重复单"), raise_ticket("相关")
+    wide = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}
+    agent = client_for("agent")
+    r = agent.post(f"/service/tickets/{into.pk}/links/",
+                   {"link-to_ticket": other.number.translate(wide), "link-kind": "related"})  # fmt: skip
+    assert r.status_code == 302 and TicketLink.objects.filter(from_ticket=into, to_ticket=other).exists()
+    r = agent.post(f"/service/tickets/{dup.pk}/merge/", {"merge-into": into.number.replace("-", "－"),
+                                                       "merge-reason": "重复", "merge-version": dup.version})  # fmt: skip
+    assert r.status_code == 302 and Ticket.objects.get(pk=dup.pk).merged_into_id == into.pk
+
+
 @pytest.mark.parametrize("role", ["auditor", "analyst", "pv"])
 def test_read_only_roles_cannot_link_or_merge_from_the_page(role, users, client_for, raise_ticket):
     a, b = raise_ticket("甲"), raise_ticket("乙")

@@ -367,6 +367,26 @@ def test_creating_and_closing_an_action_in_the_pages_with_a_conflict(client_for,
     assert 'id="action-outcome"' in client.get(f"/service/improvements/{action.pk}/").content.decode()
 
 
+def test_an_action_form_sent_twice_opens_one_action(client_for, users, ticket):
+    """A double click on "Open the action", or Back and send: one action, one number, one notice to its owner."""
+    client = client_for("manager")
+    page = client.get(f"/service/improvements/new/?ticket={ticket.pk}")
+    token = page.context["form"]["form_token"].value()
+    assert token and f'value="{token}"' in page.content.decode()
+    due = (timezone.localdate() + dt.timedelta(days=5)).isoformat()
+    data = {"ticket": ticket.pk, "title": "培训", "owner": users["agent"].pk, "due_date": due, "form_token": token}
+    first = client.post("/service/improvements/new/", data)
+    action = ImprovementAction.objects.get()
+    assert first.status_code == 302 and first["Location"] == f"/service/improvements/{action.pk}/"
+    again = client.post("/service/improvements/new/", data, follow=True)
+    assert ImprovementAction.objects.count() == 1
+    assert again.redirect_chain[-1][0] == f"/service/improvements/{action.pk}/"
+    assert "already sent" in again.content.decode()
+    from pharmacrm.notify.models import Notification
+
+    assert Notification.objects.filter(recipient=users["agent"], kind="improvement.assigned").count() == 1
+
+
 def test_the_service_pages_need_signing_in_but_the_public_ones_do_not(web, users, ticket, action):
     for url in (
         "/service/improvements/",

@@ -92,6 +92,22 @@ def test_a_deadline_in_a_year_nobody_has_entered_falls_back_to_the_weekly_patter
     assert entered.add_days(at(2026, 12, 31, 10), 1) == at(2027, 1, 4, 10)
 
 
+def test_the_weekly_pattern_counts_in_a_year_the_official_schedule_covers():
+    """A hotline open Monday to Saturday (or a weekend team) follows China's holidays and 调休 on top of its
+    own weekdays: an ordinary Saturday is a working day for it, an ordinary Monday is not for a weekend team."""
+    six_days = WorkCalendar(workdays=frozenset(range(6)))
+    assert six_days.is_working_day(dt.date(2026, 3, 7))  # an ordinary Saturday
+    assert not six_days.is_working_day(dt.date(2026, 3, 8))  # an ordinary Sunday
+    assert not six_days.is_working_day(dt.date(2026, 10, 3))  # a Saturday in the National Day week
+    assert six_days.is_working_day(dt.date(2026, 9, 20))  # Sunday 20 Sep, 调休
+    assert six_days.add_days(at(2026, 3, 6, 10), 1) == at(2026, 3, 7, 10)
+    weekends = WorkCalendar(workdays=frozenset({5, 6}))
+    assert not weekends.is_working_day(dt.date(2026, 3, 2))  # an ordinary Monday
+    assert weekends.is_working_day(dt.date(2026, 3, 8))
+    assert not weekends.is_working_day(dt.date(2026, 2, 21))  # a Saturday of the Spring Festival
+    assert weekends.add_days(at(2026, 3, 1, 10), 1) == at(2026, 3, 7, 10)
+
+
 def test_overrides_beat_the_official_schedule():
     company = WorkCalendar(overrides={dt.date(2026, 3, 2): False, dt.date(2026, 3, 7): True})
     assert not company.is_working_day(dt.date(2026, 3, 2))  # a Monday made a company holiday
