@@ -144,6 +144,27 @@ def test_the_list_filters_mine_and_channel(api_for, users, xiehe):
     assert [i["created_by"] for i in wechat] == [users["kam"].pk]
 
 
+def test_a_hospitals_interactions_include_those_filed_under_its_departments_as_on_its_page(
+    api_for, client_for, users, xiehe, ruijin
+):
+    from pharmacrm.customers.models import Institution
+
+    cardiology = Institution.objects.get(parent=xiehe, name="心内科")
+    services.record_interaction(users["kam"], {**body(xiehe), "institution": xiehe, "subject": "医院拜访"})
+    services.record_interaction(
+        users["kam"], {**body(xiehe), "institution": cardiology, "subject": "心内科拜访"}
+    )
+    services.record_interaction(users["kam"], {**body(ruijin), "institution": ruijin, "subject": "瑞金拜访"})
+
+    listed = api_for("kam").get(f"/api/v1/interactions/?institution={xiehe.pk}").json()["results"]
+    department = api_for("kam").get(f"/api/v1/interactions/?institution={cardiology.pk}").json()["results"]
+    page = client_for("kam").get(f"/interactions/?institution={xiehe.pk}").content.decode()
+
+    assert sorted(i["subject"] for i in listed) == ["医院拜访", "心内科拜访"]
+    assert "医院拜访" in page and "心内科拜访" in page  # the page and the app list the same visits
+    assert [i["subject"] for i in department] == ["心内科拜访"]
+
+
 def test_the_list_reads_the_database_a_fixed_number_of_times(
     api_for, users, xiehe, django_assert_max_num_queries
 ):
