@@ -221,6 +221,10 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
             ]})  # fmt: skip
         institution = values["institution"] if "institution" in values else fresh.institution
         person = values["person"] if "person" in values else fresh.person
+        if institution is None and person is not None and person.institution_id:
+            # as when it was recorded: the person's institution fills in an empty one (the app's PATCH
+            # {"institution": null} dropped the visit off the hospital's page and out of its filter)
+            institution = values["institution"] = person.institution
         if institution is None and person is None:  # the interaction would drop off every customer's page
             raise ValidationError({"institution": [_("Name the institution or the person.")]})
         if (getattr(institution, "pk", None), getattr(person, "pk", None)) != (fresh.institution_id, fresh.person_id):

@@ -98,6 +98,20 @@ def test_a_change_needs_the_version_and_a_stale_one_conflicts(api_for, xiehe):
     assert current.status_code == 200 and current.json()["subject"] == "改" and current.json()["version"] == 2
 
 
+def test_emptying_the_hospital_of_a_doctors_visit_files_it_under_the_doctors_hospital_as_when_recorded(
+    api_for, client_for, xiehe
+):
+    client = api_for("rep")
+    doctor = xiehe.people.get(name="张伟")
+    made = client.post("/api/v1/interactions/", {**body(xiehe), "person": doctor.pk}, format="json").json()
+
+    answer = client.patch(f"/api/v1/interactions/{made['id']}/", {"institution": None, "version": 1}, format="json")
+
+    assert answer.status_code == 200 and answer.json()["institution"] == xiehe.pk
+    hospital_page = client_for("kam").get(f"/interactions/?embed=1&institution={xiehe.pk}").content.decode()
+    assert "微信咨询" in hospital_page  # still on the hospital's Customer 360 page
+
+
 def test_only_the_author_or_a_role_seeing_every_customer_changes_it(api_for, users, xiehe):
     interaction = services.record_interaction(users["agent"], {**body(xiehe), "institution": xiehe})
 
