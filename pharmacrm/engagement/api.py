@@ -27,6 +27,7 @@ from pharmacrm.core.api_utils import (
 )
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
+from pharmacrm.customers.models import with_departments
 from pharmacrm.safety.choices import SignalStatus
 from pharmacrm.safety.models import Flag, SafetyCase
 from pharmacrm.servicedesk.models import Product
@@ -152,7 +153,10 @@ class InteractionSerializer(serializers.ModelSerializer):
 class InteractionFilter(django_filters.FilterSet):
     mine = django_filters.BooleanFilter(method="filter_mine", label="true: only those you recorded.")
     channel = django_filters.ChoiceFilter(choices=InteractionChannel.choices)
-    institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    institution = django_filters.NumberFilter(
+        method="filter_institution", min_value=1, max_value=MAX_ID,
+        label="A hospital's interactions include its departments' (as on its page).",
+    )  # fmt: skip
     person = django_filters.NumberFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
     safety_relevant = django_filters.BooleanFilter()
     received_after = DateTimeFilter(field_name="received_at", lookup_expr="gte", label="At or after.")
@@ -161,6 +165,9 @@ class InteractionFilter(django_filters.FilterSet):
     class Meta:
         model = Interaction
         fields: list[str] = []
+
+    def filter_institution(self, queryset, name, value):
+        return queryset.filter(institution_id__in=with_departments(int(value)))
 
     def filter_mine(self, queryset, name, value):
         if value:

@@ -205,18 +205,26 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
     values = _clean(user, data, partial=True, current=interaction)
     with transaction.atomic():
         fresh = Interaction.objects.select_for_update().get(pk=interaction.pk)
-        if version is not None and int(version) != fresh.version:
-            raise ConflictError(fresh.version)
         if "received_at" in values and abs(values["received_at"] - fresh.received_at) < dt.timedelta(seconds=1):
             # the time sent back as it was loaded, by a client that keeps milliseconds or whole seconds (the
             # app's JavaScript dates): unchanged, not a move of day 0 that a flagged interaction refuses
             values.pop("received_at")
+        if version is not None and int(version) != fresh.version:
+            if all(getattr(fresh, field) == value for field, value in values.items()):
+                # the same change sent again (a double tap on Save, the app's retry after a lost answer): it is
+                # saved already, and nobody's words would be overwritten — not "someone else changed it"
+                return fresh
+            raise ConflictError(fresh.version)
         if "received_at" in values and values["received_at"] != fresh.received_at and fresh.safety_flags.exists():
             raise ValidationError({"received_at": [
                 _("This interaction was flagged for pharmacovigilance: its time is day 0 and can no longer change.")
             ]})  # fmt: skip
         institution = values["institution"] if "institution" in values else fresh.institution
         person = values["person"] if "person" in values else fresh.person
+        if institution is None and person is not None and person.institution_id:
+            # as when it was recorded: the person's institution fills in an empty one (the app's PATCH
+            # {"institution": null} dropped the visit off the hospital's page and out of its filter)
+            institution = values["institution"] = person.institution
         if institution is None and person is None:  # the interaction would drop off every customer's page
             raise ValidationError({"institution": [_("Name the institution or the person.")]})
         if (getattr(institution, "pk", None), getattr(person, "pk", None)) != (fresh.institution_id, fresh.person_id):

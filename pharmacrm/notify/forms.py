@@ -44,3 +44,5 @@ class DeliveryFilterForm(forms.Form):
     channel = forms.ChoiceField(
         label=_("Channel"), required=False, choices=[("", _("Any channel"))] + list(Delivery.Channel.choices)
     )
+    # an endpoint's "Deliveries": kept when a status or channel is applied, not lost for every endpoint's log
+    endpoint = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput)

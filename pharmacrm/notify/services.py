@@ -394,8 +394,8 @@ def _clean_events(value) -> list[str]:
     the endpoint would silently get nothing) is refused."""
     if value in (None, ""):
         return []
-    if isinstance(value, str):
-        value = re.split(r"[\s,]+", value)
+    if isinstance(value, str):  # commas, spaces, or a Chinese input method's ， 、 ；
+        value = re.split(r"[\s,，、;；]+", value)
     if not isinstance(value, list | tuple):
         raise ValidationError({"events": _("Give a list of event names.")})
     events = []

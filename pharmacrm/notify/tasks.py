@@ -170,11 +170,27 @@ def _summary(doc: dict) -> tuple[str, str]:
         if ticket.get("url"):
             lines.append(f"[{_plain(ticket.get('number') or '')}]({ticket['url']})")
         return title or event, "\n".join(lines)
+    if event == "ping" and isinstance(data.get("message"), str):
+        return _ping(data)
     lines = [f"### PharmaCRM: {event}"]
     for key, value in data.items():
         if isinstance(value, str | int | float | bool):
             lines.append(f"- {_plain(key)}: {_plain(value)}")
     return f"PharmaCRM: {event}", "\n".join(lines)
+
+
+def _ping(data: dict) -> tuple[str, str]:
+    """An endpoint's test message as the group reads it: its words (written in the site's language when it was
+    queued) and the endpoint's name under a label in that language, not "ping", "message" and "endpoint"."""
+    from django.utils import translation
+    from django.utils.translation import gettext as _
+
+    title = _plain(data["message"])
+    lines = [f"### {title}"]
+    if data.get("endpoint"):
+        with translation.override(settings.LANGUAGE_CODE):
+            lines.append(f"- {_('Endpoint')}：{_plain(data['endpoint'])}")
+    return title, "\n".join(lines)
 
 
 def webhook_body(endpoint: WebhookEndpoint, doc: dict) -> dict:

@@ -98,6 +98,20 @@ def test_a_change_needs_the_version_and_a_stale_one_conflicts(api_for, xiehe):
     assert current.status_code == 200 and current.json()["subject"] == "改" and current.json()["version"] == 2
 
 
+def test_emptying_the_hospital_of_a_doctors_visit_files_it_under_the_doctors_hospital_as_when_recorded(
+    api_for, client_for, xiehe
+):
+    client = api_for("rep")
+    doctor = xiehe.people.get(name="张伟")
+    made = client.post("/api/v1/interactions/", {**body(xiehe), "person": doctor.pk}, format="json").json()
+
+    answer = client.patch(f"/api/v1/interactions/{made['id']}/", {"institution": None, "version": 1}, format="json")
+
+    assert answer.status_code == 200 and answer.json()["institution"] == xiehe.pk
+    hospital_page = client_for("kam").get(f"/interactions/?embed=1&institution={xiehe.pk}").content.decode()
+    assert "微信咨询" in hospital_page  # still on the hospital's Customer 360 page
+
+
 def test_only_the_author_or_a_role_seeing_every_customer_changes_it(api_for, users, xiehe):
     interaction = services.record_interaction(users["agent"], {**body(xiehe), "institution": xiehe})
 
@@ -142,6 +156,27 @@ def test_the_list_filters_mine_and_channel(api_for, users, xiehe):
 
     assert [i["created_by"] for i in mine] == [users["agent"].pk]
     assert [i["created_by"] for i in wechat] == [users["kam"].pk]
+
+
+def test_a_hospitals_interactions_include_those_filed_under_its_departments_as_on_its_page(
+    api_for, client_for, users, xiehe, ruijin
+):
+    from pharmacrm.customers.models import Institution
+
+    cardiology = Institution.objects.get(parent=xiehe, name="心内科")
+    services.record_interaction(users["kam"], {**body(xiehe), "institution": xiehe, "subject": "医院拜访"})
+    services.record_interaction(
+        users["kam"], {**body(xiehe), "institution": cardiology, "subject": "心内科拜访"}
+    )
+    services.record_interaction(users["kam"], {**body(ruijin), "institution": ruijin, "subject": "瑞金拜访"})
+
+    listed = api_for("kam").get(f"/api/v1/interactions/?institution={xiehe.pk}").json()["results"]
+    department = api_for("kam").get(f"/api/v1/interactions/?institution={cardiology.pk}").json()["results"]
+    page = client_for("kam").get(f"/interactions/?institution={xiehe.pk}").content.decode()
+
+    assert sorted(i["subject"] for i in listed) == ["医院拜访", "心内科拜访"]
+    assert "医院拜访" in page and "心内科拜访" in page  # the page and the app list the same visits
+    assert [i["subject"] for i in department] == ["心内科拜访"]
 
 
 def test_the_list_reads_the_database_a_fixed_number_of_times(

@@ -138,6 +138,26 @@ def test_the_author_changes_the_interaction_with_the_version_loaded(client_for, 
     assert interaction.subject == "改过" and interaction.version == 2
 
 
+def test_the_edit_form_sent_twice_saves_once_and_does_not_claim_someone_else_changed_it(
+    client_for, users, xiehe
+):
+    interaction = record(users["rep"], xiehe)
+    client = client_for("rep")
+    form = _form(xiehe, subject="改过", notes="主任同意试用", version=interaction.version)
+
+    first = client.post(f"/interactions/{interaction.pk}/", form)
+    again = client.post(f"/interactions/{interaction.pk}/", form)  # a double tap on Save on a weak signal
+
+    assert first.status_code == 302 and again.status_code == 302
+    interaction.refresh_from_db()
+    assert interaction.subject == "改过" and interaction.version == 2
+    # a stale form with other words is still a conflict: the first save is not overwritten
+    other = client.post(f"/interactions/{interaction.pk}/", {**form, "notes": "主任不同意"})
+    assert other.status_code == 409
+    interaction.refresh_from_db()
+    assert interaction.notes == "主任同意试用"
+
+
 def test_an_edit_that_adds_a_reaction_flags_the_interaction(client_for, users, xiehe):
     interaction = record(users["rep"], xiehe, notes="介绍新剂型")
 

@@ -325,6 +325,19 @@ def test_dingtalk_gets_its_markdown_message_and_signed_url(admin_user, receiver)
     assert query["sign"] == [expected]
 
 
+def test_the_test_message_reads_in_the_groups_language_not_as_an_event_code(admin_user, receiver):
+    endpoint = services.create_endpoint(
+        admin_user, {"name": "客服主管群", "url": receiver.url, "format": "dingtalk"}
+    )
+    receiver.answer_body = b'{"errcode":0,"errmsg":"ok"}'
+
+    assert tasks.deliver(services.send_test(admin_user, endpoint).pk) == S.SENT
+
+    message = receiver.requests[0]["json"]["markdown"]
+    assert message["title"] == "来自 PharmaCRM 的测试消息"
+    assert message["text"].split("\n") == ["### 来自 PharmaCRM 的测试消息", "- 接口：客服主管群"]
+
+
 def test_a_bot_errcode_is_a_failure_with_its_message(admin_user, receiver):
     _endpoint(admin_user, receiver.url, format="dingtalk")
     receiver.answer_body = json.dumps({"errcode": 310000, "errmsg": "sign not match"}).encode()

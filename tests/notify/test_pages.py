@@ -166,3 +166,19 @@ def test_create_edit_test_and_retry_through_the_pages(users, client_for, setting
         ("notify.webhookendpoint", "update"),
         ("notify.delivery", "update"),
     } <= actions
+
+
+def test_filtering_an_endpoints_delivery_log_by_status_keeps_to_that_endpoint(users, client_for):
+    """From an endpoint's "Deliveries", choosing a status and Apply listed every endpoint's deliveries."""
+    bot = services.create_endpoint(users["admin"], {"name": "钉钉群", "url": "https://example.com/a"})
+    other = services.create_endpoint(users["admin"], {"name": "企业微信群", "url": "https://example.com/b"})
+    mine, theirs = services.send_test(users["admin"], bot), services.send_test(users["admin"], other)
+    Delivery.objects.update(status="gave_up", next_attempt_at=None)
+    c = client_for("manager")
+
+    page = c.get(f"/notifications/deliveries/?endpoint={bot.pk}").content.decode()
+    filters = page.split('class="filters card"')[1].split("</form>")[0]
+    applied = c.get(f"/notifications/deliveries/?endpoint={bot.pk}&status=gave_up&channel=").content.decode()
+
+    assert f'name="endpoint" value="{bot.pk}"' in filters  # the filter bar sends it along with the status
+    assert f'data-id="{mine.pk}"' in applied and f'data-id="{theirs.pk}"' not in applied

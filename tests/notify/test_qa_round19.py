@@ -53,6 +53,19 @@ def test_the_events_of_the_list_are_all_accepted(admin_user):
     assert endpoint.events == ["ticket.created", "ticket.breached", "ticket.warned", "ticket.survey", "ping"]
 
 
+def test_event_names_typed_with_chinese_punctuation_are_accepted(client_for):
+    """Typed with a Chinese input method, "ticket.created，ticket.breached" was refused as one unknown name."""
+    response = client_for("admin").post(
+        "/notifications/webhooks/new/",
+        {"name": "客服主管群", "url": "https://example.com/", "format": "wecom", "active": "on",
+         "events": "ticket.created，ticket.breached、ticket.escalated；ticket.reopened"},
+    )  # fmt: skip
+
+    assert response.status_code == 200 and 'id="endpoint-form"' not in response.content.decode()
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.events == ["ticket.created", "ticket.breached", "ticket.escalated", "ticket.reopened"]
+
+
 def test_switching_an_endpoint_off_stops_what_was_still_queued_for_it(admin_user, receiver):
     """A bot posting into the wrong group chat was switched off, and the events queued before (and their
     retries, for two hours) kept arriving in that group."""
