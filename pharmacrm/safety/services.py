@@ -187,7 +187,8 @@ def _clean_date(value, field: str, errors: dict) -> dt.date | None:
 
 
 def _clean_number(value, field: str, errors: dict, *, upper: float) -> str:
-    text = str(value or "").strip()
+    # ４５ or ６０．５ from an input method in full-width mode: kept as typed, the ICSR failed its schema at export
+    text = unicodedata.normalize("NFKC", str(value or "")).strip()
     if not text:
         return ""
     try:
@@ -278,6 +279,8 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                 pass
             else:
                 value = "" if value is None else str(value).strip()
+                if field == "dose":  # a number (G.k.4.r.1a): ０．５ typed in full width is 0.5
+                    value = unicodedata.normalize("NFKC", value)
                 limit = model._meta.get_field(field).max_length
                 if limit and len(value) > limit:
                     errors.setdefault(key, []).append(
