@@ -953,8 +953,9 @@ def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[S
     if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
         raise ValidationError({"status": [_("A closed or nullified case is not reported: reopen it first.")]})
     if kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
+        missing = ", ".join(str(Criterion(c).label) for c in case.missing)  # the criteria, not their codes
         raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
-                                        % {"missing": ", ".join(case.missing)}]})  # fmt: skip
+                                        % {"missing": missing}]})  # fmt: skip
     if values["submitted_at"] < case.received_at:  # a mistyped date would meet the clock "on time"
         day0 = timezone.localtime(case.received_at).strftime("%Y-%m-%d %H:%M")
         raise ValidationError({"submitted_at": [

@@ -440,6 +440,19 @@ def test_a_late_submission_needs_a_reason_and_is_recorded_late(client_for, users
     assert 'data-late="true"' in page and "报告人补充资料延迟" in page
 
 
+def test_a_submission_of_an_invalid_case_is_refused_with_what_is_missing_in_the_readers_language(
+    client_for, users, make_case
+):
+    """The refusal read 只有有效病例才能报告：仍缺少reporter, reaction。 — the criteria's codes inside a Chinese sentence."""
+    case = make_case(reporter_name="", reporter_contact="", reporter_institution="", reactions=[])
+    data = {"jurisdiction": "CN", "kind": "report", "channel": "nmpa",
+            "submitted_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "otp_code": sign_code(users["pv"])}  # fmt: skip
+    response = client_for("pv").post(reverse("safety:case-submission", args=[case.pk]), data)
+    assert response.status_code == 400 and Submission.objects.count() == 0
+    page = html(response)
+    assert "仍缺少可识别的报告者, 药品不良反应。" in page
+
+
 def test_a_rejected_acknowledgement_is_shown_prominently(client_for, users, make_case):
     case = make_case()
     submission = services.record_submission(

@@ -185,7 +185,7 @@ def test_an_invalid_case_cannot_be_reported(make_case, users):
     case = make_case(reporter_name="", reporter_contact="", reporter_institution="")
     with pytest.raises(ValidationError) as error:
         services.record_submission(pv, case, {"channel": "nmpa"}, otp_code=sign_code(pv))
-    assert "reporter" in error.value.message_dict["case"][0]
+    assert "可识别的报告者" in error.value.message_dict["case"][0]  # the criterion, in the reader's language
 
 
 def test_a_negative_acknowledgement_reopens_the_case_and_its_clock(make_case, users):
