@@ -1000,8 +1000,12 @@ def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> S
         for clock in open_clocks:
             clock.met_at, clock.next_check_at = submitted_at, None
             clock.save(update_fields=["met_at", "next_check_at"])
-        if kind == ClockKind.REPORT and not _open_report_clocks(case, kind, values["jurisdiction"]):
-            case.status = CaseStatus.SUBMITTED  # (a follow-up received after it was sent is still owed)
+        # "submitted" once no report is owed to any regulator: not when the FDA has it and the NMPA's is still due
+        # (nor when a follow-up received after it was sent is still owed)
+        if kind == ClockKind.REPORT and not case.clocks.filter(
+            kind=ClockKind.REPORT, met_at__isnull=True, stopped_at__isnull=True
+        ).exists():
+            case.status = CaseStatus.SUBMITTED
         case.version += 1
         case.updated_at = timezone.now()
         case.save(update_fields=["status", "version", "updated_at"])

@@ -67,6 +67,22 @@ def test_fda_and_eu_rules_apply_once_switched_on(make_case):
     assert set(clocks(serious_unexpected)) == {"CN-NEW-SERIOUS", "US-15DAY", "EU-SERIOUS"}
 
 
+def test_a_report_to_the_fda_alone_does_not_make_a_case_owing_the_nmpa_report_submitted(make_case, users):
+    """The company reports to the FDA too: the serious unexpected case went to the FDA first and was marked
+    'submitted' — the case list's 'submitted' filter and the case page said it was done while the NMPA report was
+    still owed."""
+    ReportingRule.objects.filter(code="US-15DAY").update(active=True)
+    pv = users["pv"]
+    sign_code(pv)
+    case = make_case(expectedness="unexpected", reactions=[{"verbatim": "肝衰竭", "hospitalisation": True}])
+    services.record_submission(pv, case, {"channel": "fda_esg", "jurisdiction": "US"}, otp_code=sign_code(pv))
+    case.refresh_from_db()
+    assert case.status == "new"
+    services.record_submission(pv, case, {"channel": "nmpa", "jurisdiction": "CN"}, otp_code=next_code(pv))
+    case.refresh_from_db()
+    assert case.status == "submitted"
+
+
 def test_a_case_found_serious_later_gets_the_shorter_clock(make_case, users):
     case = make_case()
     assert set(clocks(case)) == {"CN-OTHER"}
