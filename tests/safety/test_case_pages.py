@@ -265,6 +265,10 @@ def test_a_case_opened_from_an_interaction_links_back(client_for, users, xiehe):
     case = SafetyCase.objects.get(source_interaction=interaction)
     assert response.status_code == 302
     assert case.received_at == interaction.received_at  # day 0 is when the rep heard it
+    # the case's source leads to the visit itself (it led to the list of every interaction, where PV had to hunt it)
+    page = html(client_for("pv").get(reverse("safety:case", args=[case.pk])))
+    source = re.search(r'<dd id="case-source">(.*?)</dd>', page, re.S)
+    assert f'href="{reverse("engagement:interaction", args=[interaction.pk])}"' in source.group(1)
     # the rep who recorded it sees the status only
     assert 'id="case-status"' in html(client_for("rep").get(reverse("safety:case", args=[case.pk])))
 
