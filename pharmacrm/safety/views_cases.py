@@ -378,8 +378,10 @@ def _header_context(case: SafetyCase, now: dt.datetime) -> dict:
     for task in tasks:
         task.display_title = _task_title(task)
     follow_up = next((t for t in tasks if t.kind == TaskKind.FOLLOW_UP and t.done_at is None), None)
+    criteria = _criteria(case)
     return {
-        "case": case, "criteria": _criteria(case), "clocks": clocks, "submissions": submissions, "tasks": tasks,
+        "case": case, "criteria": criteria, "missing_labels": [c["label"] for c in criteria if c["missing"]],
+        "clocks": clocks, "submissions": submissions, "tasks": tasks,
         "follow_up_task": follow_up, "rejected": [s for s in submissions if s.ack_status == "rejected"],
         "today": timezone.localdate(),
     }  # fmt: skip

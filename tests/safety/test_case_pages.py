@@ -273,6 +273,14 @@ def test_a_case_opened_from_an_interaction_links_back(client_for, users, xiehe):
     assert 'id="case-status"' in html(client_for("rep").get(reverse("safety:case", args=[case.pk])))
 
 
+def test_the_case_page_header_lists_what_is_missing_without_a_dangling_comma(client_for, make_case):
+    """A case missing only its reporter read "缺失: 可识别的报告者, ·" — a comma left for criteria that were there."""
+    case = make_case(reporter_name="", reporter_contact="", reporter_institution="")
+    page = html(client_for("pv").get(reverse("safety:case", args=[case.pk])))
+    badge = re.search(r'<span class="missing-badge" id="case-valid">(.*?)</span>', page, re.S).group(1)
+    assert badge.strip().endswith("可识别的报告者")
+
+
 # --- edit, follow-up, status ---------------------------------------------------------------------------------
 
 
