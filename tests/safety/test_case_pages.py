@@ -340,6 +340,22 @@ def test_a_follow_up_creates_a_version_with_its_own_clock(client_for, make_case)
     assert 'data-sequence="1"' in page and "医院补充" in page
 
 
+def test_a_follow_up_sent_twice_is_added_once(client_for, make_case):
+    """A double click on 'save follow-up': the second request found the case changed and answered 'someone else
+    changed this case … submit again'; submitted again, the same news became a second version with its own clock."""
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=5))
+    pv = client_for("pv")
+    url = reverse("safety:case-follow-up", args=[case.pk])
+    token = re.search(r'name="form_token" value="([^"]+)"', html(pv.get(url))).group(1)
+    received = timezone.localtime() - dt.timedelta(hours=2)
+    data = form_data(case, received_at=received.strftime("%Y-%m-%dT%H:%M"), summary="医院补充：患者已住院",
+                     form_token=token, **{"reactions-0-hospitalisation": "on"})  # fmt: skip
+    first, second = pv.post(url, data), pv.post(url, data)
+    assert first.status_code == second.status_code == 302
+    assert second["Location"] == reverse("safety:case", args=[case.pk])
+    assert CaseVersion.objects.filter(case=case).count() == 2  # the initial report and one follow-up
+
+
 def test_closing_a_quality_complaint_is_refused_naming_the_three_missing_fields(client_for, make_case):
     case = make_case(kind="quality", reactions=[])
     problems = services.closing_problems(case)
