@@ -519,11 +519,17 @@ def _source_defaults(source) -> dict:
         data["reporter_name"] = person.name
         phones = [p for p in (getattr(person, "mobile", ""), getattr(person, "phone", "")) if p]
         data["reporter_contact"] = phones[0] if phones else (getattr(person, "email", "") or "")
-        title = (getattr(person, "title", "") or "") + (getattr(person, "role", "") or "")
-        if any(w in title for w in ("医生", "医师", "主任", "physician", "doctor")):
-            data["reporter_qualification"] = Qualification.PHYSICIAN
-        elif any(w in title for w in ("药师", "pharmacist")):
+        title, role = getattr(person, "title", "") or "", getattr(person, "role", "") or ""
+        # the title first, in either script: a hospital's 主任药师 (chief pharmacist) is no physician for holding the
+        # rank 主任, nor a 主治醫師 no physician for being written in Traditional characters; then the role
+        if any(w in title for w in ("药师", "藥師", "药剂师", "藥劑師", "pharmacist")):
             data["reporter_qualification"] = Qualification.PHARMACIST
+        elif any(w in title for w in ("医生", "醫生", "医师", "醫師", "physician", "doctor")):
+            data["reporter_qualification"] = Qualification.PHYSICIAN
+        elif role == "pharmacist":
+            data["reporter_qualification"] = Qualification.PHARMACIST
+        elif role == "doctor" or "主任" in title:
+            data["reporter_qualification"] = Qualification.PHYSICIAN
     if institution is not None:
         data["reporter_institution"] = institution.name
     if isinstance(source, Ticket):

@@ -384,6 +384,29 @@ def test_a_reaction_mentioned_on_a_ticket_reaches_pv_and_day_0_is_the_call(users
     assert list(ticket.safety_cases.all()) == [case]
 
 
+@pytest.mark.parametrize("title, role, qualification", [
+    ("主任药师", "pharmacist", "2"),  # the chief pharmacist was taken for a physician: 主任 matched first
+    ("副主任藥師", "doctor", "2"),  # a title in Traditional characters (and the default role) was no pharmacist
+    ("药剂师", "other", "2"),
+    ("主治醫師", "other", "1"),
+    ("药剂科主任", "pharmacist", "2"),
+    ("", "doctor", "1"),
+])  # fmt: skip
+def test_a_case_from_a_ticket_takes_the_reporters_profession_from_their_title(users, xiehe, title, role, qualification):
+    """C.2.r.4 and the 报告表's 报告人职业: a hospital's 主任药师 reporting a reaction went out as a physician."""
+    from pharmacrm.customers.models import Person
+    from pharmacrm.servicedesk import services as desk
+
+    person = Person.objects.get(name="张伟")
+    Person.objects.filter(pk=person.pk).update(title=title, role=role)
+    ticket = desk.create_ticket(users["agent"], {
+        "subject": "用药后皮疹", "description": "患者用药后出现皮疹。", "channel": "phone", "category": "drug_info",
+        "institution": xiehe, "person": Person.objects.get(pk=person.pk),
+    })  # fmt: skip
+    case = services.open_case_from(users["pv"], ticket, kind="adverse_reaction")
+    assert case.reporter_qualification == qualification
+
+
 def test_a_negated_reaction_raises_no_flag_but_the_agents_tick_does(users, xiehe):
     from pharmacrm.safety.models import Flag
 
