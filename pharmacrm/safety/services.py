@@ -235,8 +235,8 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
         elif field == "latest_received_at":
             if value is None:
                 continue
-        elif field in ("country", "reporter_country"):
-            value = str(value or "").strip().upper()
+        elif field in ("country", "reporter_country"):  # ＣＮ typed in full width is CN, the code E2B takes
+            value = unicodedata.normalize("NFKC", str(value or "")).strip().upper()
             if value and (len(value) != 2 or not value.isalpha()):
                 errors.setdefault(field, []).append(_("Enter a two-letter country code (ISO 3166), e.g. CN."))
         else:

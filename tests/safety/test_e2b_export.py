@@ -189,6 +189,19 @@ def test_numbers_typed_in_full_width_are_saved_as_numbers_and_the_case_exports(u
     assert [(p.element, p.field) for p in problems] == [("D.2.2a", "patient_age")]
 
 
+def test_a_country_typed_in_full_width_is_saved_as_its_code_and_the_case_exports(users):
+    """ＣＮ from an input method in full-width mode passed as 'two letters' and was saved so: the export was then
+    refused, E.i.9 and C.2.r.3 'not a code', for a country the officer had entered correctly."""
+    from pharmacrm.safety import services
+
+    from .conftest import COMPLETE
+
+    case = services.create_case(users["pv"], {**COMPLETE, "country": "ｃｎ", "reporter_country": "ＣＮ"})
+    case = SafetyCase.objects.get(pk=case.pk)
+    assert (case.country, case.reporter_country) == ("CN", "CN")
+    assert rules.check(case, "partner") == []
+
+
 def test_a_case_without_the_four_minimum_criteria_is_refused_with_what_is_missing(db):
     case = SafetyCase.objects.create(number="AE-2026-000009", kind="adverse_reaction", received_at=RECEIVED,
                                      latest_received_at=RECEIVED, narrative="电话反映用药后不适")  # fmt: skip
