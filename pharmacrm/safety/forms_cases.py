@@ -255,7 +255,10 @@ def reaction_initial(case) -> list[dict]:
     return [{f: getattr(r, f) for f in REACTION_INITIAL_FIELDS} for r in case.reactions.all()]
 
 
-class FollowUpFieldsForm(ServiceErrorsMixin, forms.Form):
+class FollowUpFieldsForm(ServiceErrorsMixin, OnceTokenForm):
+    """When the new information came and what it is; its one-time token makes the form sent twice (a double click)
+    add one version, not two with their own clocks."""
+
     received_at = forms.DateTimeField(
         label=_("Follow-up received"), widget=DATETIME_INPUT, input_formats=DATETIME_FORMATS,
         help_text=_("When the company received this new information: its reporting clock starts then."),

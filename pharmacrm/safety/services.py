@@ -187,7 +187,8 @@ def _clean_date(value, field: str, errors: dict) -> dt.date | None:
 
 
 def _clean_number(value, field: str, errors: dict, *, upper: float) -> str:
-    text = str(value or "").strip()
+    # ４５ or ６０．５ from an input method in full-width mode: kept as typed, the ICSR failed its schema at export
+    text = unicodedata.normalize("NFKC", str(value or "")).strip()
     if not text:
         return ""
     try:
@@ -234,8 +235,8 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
         elif field == "latest_received_at":
             if value is None:
                 continue
-        elif field in ("country", "reporter_country"):
-            value = str(value or "").strip().upper()
+        elif field in ("country", "reporter_country"):  # ＣＮ typed in full width is CN, the code E2B takes
+            value = unicodedata.normalize("NFKC", str(value or "")).strip().upper()
             if value and (len(value) != 2 or not value.isalpha()):
                 errors.setdefault(field, []).append(_("Enter a two-letter country code (ISO 3166), e.g. CN."))
         else:
@@ -278,6 +279,8 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                 pass
             else:
                 value = "" if value is None else str(value).strip()
+                if field == "dose":  # a number (G.k.4.r.1a): ０．５ typed in full width is 0.5
+                    value = unicodedata.normalize("NFKC", value)
                 limit = model._meta.get_field(field).max_length
                 if limit and len(value) > limit:
                     errors.setdefault(key, []).append(
@@ -516,11 +519,17 @@ def _source_defaults(source) -> dict:
         data["reporter_name"] = person.name
         phones = [p for p in (getattr(person, "mobile", ""), getattr(person, "phone", "")) if p]
         data["reporter_contact"] = phones[0] if phones else (getattr(person, "email", "") or "")
-        title = (getattr(person, "title", "") or "") + (getattr(person, "role", "") or "")
-        if any(w in title for w in ("医生", "医师", "主任", "physician", "doctor")):
-            data["reporter_qualification"] = Qualification.PHYSICIAN
-        elif any(w in title for w in ("药师", "pharmacist")):
+        title, role = getattr(person, "title", "") or "", getattr(person, "role", "") or ""
+        # the title first, in either script: a hospital's 主任药师 (chief pharmacist) is no physician for holding the
+        # rank 主任, nor a 主治醫師 no physician for being written in Traditional characters; then the role
+        if any(w in title for w in ("药师", "藥師", "药剂师", "藥劑師", "pharmacist")):
             data["reporter_qualification"] = Qualification.PHARMACIST
+        elif any(w in title for w in ("医生", "醫生", "医师", "醫師", "physician", "doctor")):
+            data["reporter_qualification"] = Qualification.PHYSICIAN
+        elif role == "pharmacist":
+            data["reporter_qualification"] = Qualification.PHARMACIST
+        elif role == "doctor" or "主任" in title:
+            data["reporter_qualification"] = Qualification.PHYSICIAN
     if institution is not None:
         data["reporter_institution"] = institution.name
     if isinstance(source, Ticket):
@@ -950,8 +959,9 @@ def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[S
     if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
         raise ValidationError({"status": [_("A closed or nullified case is not reported: reopen it first.")]})
     if kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
+        missing = ", ".join(str(Criterion(c).label) for c in case.missing)  # the criteria, not their codes
         raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
-                                        % {"missing": ", ".join(case.missing)}]})  # fmt: skip
+                                        % {"missing": missing}]})  # fmt: skip
     if values["submitted_at"] < case.received_at:  # a mistyped date would meet the clock "on time"
         day0 = timezone.localtime(case.received_at).strftime("%Y-%m-%d %H:%M")
         raise ValidationError({"submitted_at": [
@@ -996,8 +1006,12 @@ def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> S
         for clock in open_clocks:
             clock.met_at, clock.next_check_at = submitted_at, None
             clock.save(update_fields=["met_at", "next_check_at"])
-        if kind == ClockKind.REPORT and not _open_report_clocks(case, kind, values["jurisdiction"]):
-            case.status = CaseStatus.SUBMITTED  # (a follow-up received after it was sent is still owed)
+        # "submitted" once no report is owed to any regulator: not when the FDA has it and the NMPA's is still due
+        # (nor when a follow-up received after it was sent is still owed)
+        if kind == ClockKind.REPORT and not case.clocks.filter(
+            kind=ClockKind.REPORT, met_at__isnull=True, stopped_at__isnull=True
+        ).exists():
+            case.status = CaseStatus.SUBMITTED
         case.version += 1
         case.updated_at = timezone.now()
         case.save(update_fields=["status", "version", "updated_at"])

@@ -378,8 +378,10 @@ def _header_context(case: SafetyCase, now: dt.datetime) -> dict:
     for task in tasks:
         task.display_title = _task_title(task)
     follow_up = next((t for t in tasks if t.kind == TaskKind.FOLLOW_UP and t.done_at is None), None)
+    criteria = _criteria(case)
     return {
-        "case": case, "criteria": _criteria(case), "clocks": clocks, "submissions": submissions, "tasks": tasks,
+        "case": case, "criteria": criteria, "missing_labels": [c["label"] for c in criteria if c["missing"]],
+        "clocks": clocks, "submissions": submissions, "tasks": tasks,
         "follow_up_task": follow_up, "rejected": [s for s in submissions if s.ack_status == "rejected"],
         "today": timezone.localdate(),
     }  # fmt: skip
@@ -507,6 +509,8 @@ def _edit(request, pk: int, *, follow_up: bool):
             extra = FollowUpFieldsForm(posted)
     elif request.method == "POST":
         status = 400
+        if follow_up and _created_with(user, request.POST.get("form_token", "")):
+            return _follow_up_sent_again(request, case)
         forms_ok = (
             main.is_valid() & drugs.is_valid() & reactions.is_valid() & (extra is None or extra.is_valid())
         )
@@ -515,10 +519,14 @@ def _edit(request, pk: int, *, follow_up: bool):
             version = main.cleaned_data.get("version")
             try:
                 if follow_up:
-                    services.add_follow_up(user, case, data, received_at=extra.cleaned_data["received_at"],
-                                           summary=extra.cleaned_data.get("summary") or "", version=version)  # fmt: skip
+                    _create_once(user, extra.cleaned_data.get("form_token"), lambda: services.add_follow_up(
+                        user, case, data, received_at=extra.cleaned_data["received_at"],
+                        summary=extra.cleaned_data.get("summary") or "", version=version,
+                    ))  # fmt: skip
                 else:
                     services.update_case(user, case, data, version=version)
+            except AlreadyCreated:
+                return _follow_up_sent_again(request, case)
             except ConflictError:
                 case = _handling(request, pk)
                 posted = request.POST.copy()
@@ -538,6 +546,13 @@ def _edit(request, pk: int, *, follow_up: bool):
     context = {"case": case, "form": main, "drug_formset": drugs, "reaction_formset": reactions,
                "follow_form": extra, "follow_up": follow_up, "conflict": conflict}  # fmt: skip
     return render(request, "safety/case_edit.html", context, status=status)
+
+
+def _follow_up_sent_again(request, case: SafetyCase):
+    messages.info(
+        request, _("This form was already sent: the follow-up was added then, and not a second time.")
+    )
+    return redirect("safety:case", pk=case.pk)
 
 
 @login_required

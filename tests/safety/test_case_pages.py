@@ -265,8 +265,20 @@ def test_a_case_opened_from_an_interaction_links_back(client_for, users, xiehe):
     case = SafetyCase.objects.get(source_interaction=interaction)
     assert response.status_code == 302
     assert case.received_at == interaction.received_at  # day 0 is when the rep heard it
+    # the case's source leads to the visit itself (it led to the list of every interaction, where PV had to hunt it)
+    page = html(client_for("pv").get(reverse("safety:case", args=[case.pk])))
+    source = re.search(r'<dd id="case-source">(.*?)</dd>', page, re.S)
+    assert f'href="{reverse("engagement:interaction", args=[interaction.pk])}"' in source.group(1)
     # the rep who recorded it sees the status only
     assert 'id="case-status"' in html(client_for("rep").get(reverse("safety:case", args=[case.pk])))
+
+
+def test_the_case_page_header_lists_what_is_missing_without_a_dangling_comma(client_for, make_case):
+    """A case missing only its reporter read "缺失: 可识别的报告者, ·" — a comma left for criteria that were there."""
+    case = make_case(reporter_name="", reporter_contact="", reporter_institution="")
+    page = html(client_for("pv").get(reverse("safety:case", args=[case.pk])))
+    badge = re.search(r'<span class="missing-badge" id="case-valid">(.*?)</span>', page, re.S).group(1)
+    assert badge.strip().endswith("可识别的报告者")
 
 
 # --- edit, follow-up, status ---------------------------------------------------------------------------------
@@ -326,6 +338,22 @@ def test_a_follow_up_creates_a_version_with_its_own_clock(client_for, make_case)
     assert timezone.localtime(clock.started_at).strftime("%H:%M") == received.strftime("%H:%M")
     page = html(client_for("pv").get(reverse("safety:case", args=[case.pk])))
     assert 'data-sequence="1"' in page and "医院补充" in page
+
+
+def test_a_follow_up_sent_twice_is_added_once(client_for, make_case):
+    """A double click on 'save follow-up': the second request found the case changed and answered 'someone else
+    changed this case … submit again'; submitted again, the same news became a second version with its own clock."""
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=5))
+    pv = client_for("pv")
+    url = reverse("safety:case-follow-up", args=[case.pk])
+    token = re.search(r'name="form_token" value="([^"]+)"', html(pv.get(url))).group(1)
+    received = timezone.localtime() - dt.timedelta(hours=2)
+    data = form_data(case, received_at=received.strftime("%Y-%m-%dT%H:%M"), summary="医院补充：患者已住院",
+                     form_token=token, **{"reactions-0-hospitalisation": "on"})  # fmt: skip
+    first, second = pv.post(url, data), pv.post(url, data)
+    assert first.status_code == second.status_code == 302
+    assert second["Location"] == reverse("safety:case", args=[case.pk])
+    assert CaseVersion.objects.filter(case=case).count() == 2  # the initial report and one follow-up
 
 
 def test_closing_a_quality_complaint_is_refused_naming_the_three_missing_fields(client_for, make_case):
@@ -438,6 +466,19 @@ def test_a_late_submission_needs_a_reason_and_is_recorded_late(client_for, users
     assert submission.late and submission.delay_days >= 10 and submission.late_reason == "报告人补充资料延迟"
     page = html(pv.get(reverse("safety:case", args=[case.pk])))
     assert 'data-late="true"' in page and "报告人补充资料延迟" in page
+
+
+def test_a_submission_of_an_invalid_case_is_refused_with_what_is_missing_in_the_readers_language(
+    client_for, users, make_case
+):
+    """The refusal read 只有有效病例才能报告：仍缺少reporter, reaction。 — the criteria's codes inside a Chinese sentence."""
+    case = make_case(reporter_name="", reporter_contact="", reporter_institution="", reactions=[])
+    data = {"jurisdiction": "CN", "kind": "report", "channel": "nmpa",
+            "submitted_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "otp_code": sign_code(users["pv"])}  # fmt: skip
+    response = client_for("pv").post(reverse("safety:case-submission", args=[case.pk]), data)
+    assert response.status_code == 400 and Submission.objects.count() == 0
+    page = html(response)
+    assert "仍缺少可识别的报告者, 药品不良反应。" in page
 
 
 def test_a_rejected_acknowledgement_is_shown_prominently(client_for, users, make_case):

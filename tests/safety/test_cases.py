@@ -67,6 +67,22 @@ def test_fda_and_eu_rules_apply_once_switched_on(make_case):
     assert set(clocks(serious_unexpected)) == {"CN-NEW-SERIOUS", "US-15DAY", "EU-SERIOUS"}
 
 
+def test_a_report_to_the_fda_alone_does_not_make_a_case_owing_the_nmpa_report_submitted(make_case, users):
+    """The company reports to the FDA too: the serious unexpected case went to the FDA first and was marked
+    'submitted' — the case list's 'submitted' filter and the case page said it was done while the NMPA report was
+    still owed."""
+    ReportingRule.objects.filter(code="US-15DAY").update(active=True)
+    pv = users["pv"]
+    sign_code(pv)
+    case = make_case(expectedness="unexpected", reactions=[{"verbatim": "肝衰竭", "hospitalisation": True}])
+    services.record_submission(pv, case, {"channel": "fda_esg", "jurisdiction": "US"}, otp_code=sign_code(pv))
+    case.refresh_from_db()
+    assert case.status == "new"
+    services.record_submission(pv, case, {"channel": "nmpa", "jurisdiction": "CN"}, otp_code=next_code(pv))
+    case.refresh_from_db()
+    assert case.status == "submitted"
+
+
 def test_a_case_found_serious_later_gets_the_shorter_clock(make_case, users):
     case = make_case()
     assert set(clocks(case)) == {"CN-OTHER"}
@@ -185,7 +201,7 @@ def test_an_invalid_case_cannot_be_reported(make_case, users):
     case = make_case(reporter_name="", reporter_contact="", reporter_institution="")
     with pytest.raises(ValidationError) as error:
         services.record_submission(pv, case, {"channel": "nmpa"}, otp_code=sign_code(pv))
-    assert "reporter" in error.value.message_dict["case"][0]
+    assert "可识别的报告者" in error.value.message_dict["case"][0]  # the criterion, in the reader's language
 
 
 def test_a_negative_acknowledgement_reopens_the_case_and_its_clock(make_case, users):
@@ -366,6 +382,29 @@ def test_a_reaction_mentioned_on_a_ticket_reaches_pv_and_day_0_is_the_call(users
     assert case.reporter_institution == xiehe.name
     assert SafetyClock.objects.get(pk=handoff.pk).met_at is not None
     assert list(ticket.safety_cases.all()) == [case]
+
+
+@pytest.mark.parametrize("title, role, qualification", [
+    ("主任药师", "pharmacist", "2"),  # the chief pharmacist was taken for a physician: 主任 matched first
+    ("副主任藥師", "doctor", "2"),  # a title in Traditional characters (and the default role) was no pharmacist
+    ("药剂师", "other", "2"),
+    ("主治醫師", "other", "1"),
+    ("药剂科主任", "pharmacist", "2"),
+    ("", "doctor", "1"),
+])  # fmt: skip
+def test_a_case_from_a_ticket_takes_the_reporters_profession_from_their_title(users, xiehe, title, role, qualification):
+    """C.2.r.4 and the 报告表's 报告人职业: a hospital's 主任药师 reporting a reaction went out as a physician."""
+    from pharmacrm.customers.models import Person
+    from pharmacrm.servicedesk import services as desk
+
+    person = Person.objects.get(name="张伟")
+    Person.objects.filter(pk=person.pk).update(title=title, role=role)
+    ticket = desk.create_ticket(users["agent"], {
+        "subject": "用药后皮疹", "description": "患者用药后出现皮疹。", "channel": "phone", "category": "drug_info",
+        "institution": xiehe, "person": Person.objects.get(pk=person.pk),
+    })  # fmt: skip
+    case = services.open_case_from(users["pv"], ticket, kind="adverse_reaction")
+    assert case.reporter_qualification == qualification
 
 
 def test_a_negated_reaction_raises_no_flag_but_the_agents_tick_does(users, xiehe):

@@ -48,3 +48,16 @@ def test_export_icsr_refuses_with_what_to_fill_in_and_writes_nothing(make_case, 
     assert "E.i.2.1b" in err.getvalue() and not out.exists()
     with pytest.raises(CommandError):
         run("export-icsr", "AE-1999-000001", "--out", str(out))
+
+
+def test_export_icsr_refuses_a_nullified_case_and_writes_nothing(make_case, users, tmp_path):
+    """The page and the API never export a nullified case (a duplicate, withdrawn): the operator's command wrote it
+    into the partner's batch like any other, and the partner opened the duplicate as a new case."""
+    from pharmacrm.safety import services
+
+    kept, duplicate = make_case(), make_case()
+    services.set_status(users["pv"], duplicate, "nullified", reason="与 " + kept.number + " 重复")
+    out = tmp_path / "batch.xml"
+    with pytest.raises(CommandError) as error:
+        run("export-icsr", kept.number, duplicate.number, "--out", str(out), "--purpose", "partner")
+    assert duplicate.number in str(error.value) and not out.exists()

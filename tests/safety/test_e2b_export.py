@@ -165,6 +165,43 @@ def test_non_numeric_doses_and_unknown_codes_are_refused(case):
     }  # fmt: skip
 
 
+def test_numbers_typed_in_full_width_are_saved_as_numbers_and_the_case_exports(users):
+    """The officer's input method was in full-width mode: age ４５, weight ６０．５, dose ２. The case saved, and its
+    export was refused with "line 2: '４５' is not a valid value of the union type real" — no field named, nothing
+    on the case page looked wrong, the report could not go out."""
+    from pharmacrm.safety import services
+
+    from .conftest import COMPLETE
+
+    case = services.create_case(users["pv"], {
+        **COMPLETE, "patient_age": "４５", "patient_weight_kg": "６０．５", "patient_height_cm": "１６２",
+        "drugs": [{**COMPLETE["drugs"][0], "dose": "０．５"}],
+    })  # fmt: skip
+    case = SafetyCase.objects.get(pk=case.pk)
+    assert (case.patient_age, case.patient_weight_kg, case.patient_height_cm) == ("45", "60.5", "162")
+    assert case.drugs.get().dose == "0.5"
+    doc = plain(export.release([case], purpose="partner").xml)
+    assert at(doc, "D.2.2a") == ["45"] and doc.xpath("//doseQuantity/@value") == ["0.5"]
+
+    # one stored so before: the export names the field to correct, not a line of the XML
+    SafetyCase.objects.filter(pk=case.pk).update(patient_age="４５")
+    problems = rules.check(SafetyCase.objects.get(pk=case.pk), "partner")
+    assert [(p.element, p.field) for p in problems] == [("D.2.2a", "patient_age")]
+
+
+def test_a_country_typed_in_full_width_is_saved_as_its_code_and_the_case_exports(users):
+    """ＣＮ from an input method in full-width mode passed as 'two letters' and was saved so: the export was then
+    refused, E.i.9 and C.2.r.3 'not a code', for a country the officer had entered correctly."""
+    from pharmacrm.safety import services
+
+    from .conftest import COMPLETE
+
+    case = services.create_case(users["pv"], {**COMPLETE, "country": "ｃｎ", "reporter_country": "ＣＮ"})
+    case = SafetyCase.objects.get(pk=case.pk)
+    assert (case.country, case.reporter_country) == ("CN", "CN")
+    assert rules.check(case, "partner") == []
+
+
 def test_a_case_without_the_four_minimum_criteria_is_refused_with_what_is_missing(db):
     case = SafetyCase.objects.create(number="AE-2026-000009", kind="adverse_reaction", received_at=RECEIVED,
                                      latest_received_at=RECEIVED, narrative="电话反映用药后不适")  # fmt: skip

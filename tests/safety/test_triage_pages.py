@@ -247,6 +247,19 @@ def test_the_batch_trace_lists_the_customers_and_the_cases_of_a_batch(users, xie
     assert "王XX" not in page
 
 
+def test_the_batch_trace_lists_a_case_whose_batch_was_typed_in_full_width(users, xiehe, web, make_case):
+    """The agent's input method was in full-width mode: the ticket, and the case opened from it, say ２１Ｅ００５. QA
+    traced 21E005 (or typed ２１Ｅ００５ themselves): the hospital was listed, but 'Cases and complaints on this batch'
+    said there were none — the case to recall from was not on the page."""
+    wide = make_case(drugs=[{**COMPLETE["drugs"][0], "batch": "２１Ｅ００５"}])
+    narrow = make_case(drugs=[{**COMPLETE["drugs"][0], "batch": "21E005"}])
+
+    for typed in ("21e005", "２１Ｅ００５"):
+        page = web("manager").get(reverse("safety:batch-trace"), {"batch": typed}).content.decode()
+        cases = page.split('id="batch-cases"', 1)[1]
+        assert wide.number in cases and narrow.number in cases, typed
+
+
 def test_the_batch_trace_asks_for_a_batch(web):
     response = web("pv").get(reverse("safety:batch-trace"), {"batch": " "})
 

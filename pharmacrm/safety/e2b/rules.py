@@ -43,7 +43,7 @@ CAUSALITY_TERMS = {
 CAUSALITY_METHOD = "China NMPA 6-level"
 RECHALLENGE_CODES = {Challenge.YES: "1", Challenge.NO: "2", Challenge.UNKNOWN: "3", Challenge.NOT_DONE: "4"}
 SUSPECT_ROLES = frozenset({DrugRole.SUSPECT, DrugRole.INTERACTING})
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$", re.ASCII)  # (not ４５: the schema's real is ASCII)
 _CODE = re.compile(r"(?:^|\s)(\d{1,2})\s*=")
 
 

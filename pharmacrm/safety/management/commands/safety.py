@@ -25,6 +25,7 @@ from pharmacrm.core import audit
 from pharmacrm.core.management.commands._ops import cli_actor
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.safety import services
+from pharmacrm.safety.choices import CaseStatus
 from pharmacrm.safety.models import SafetyCase
 
 
@@ -62,6 +63,11 @@ class Command(BaseCommand):
         unknown = [n for n in numbers if n not in cases]
         if unknown:
             raise CommandError(_("No such case: %(numbers)s") % {"numbers": ", ".join(unknown)})
+        # as on the page and the API: a withdrawn case (a duplicate) goes to no partner or regulator
+        nullified = [n for n in numbers if cases[n].status == CaseStatus.NULLIFIED]
+        if nullified:
+            message = _("Nullified cases are not exported: %(numbers)s.") % {"numbers": ", ".join(nullified)}
+            raise CommandError(message)
         try:
             result = export.release([cases[n] for n in numbers], purpose=purpose)
         except export.ExportRefused as refused:
