@@ -1166,8 +1166,25 @@ class Writer:
                 raise
             finally:
                 self.atomic.__exit__(None, None, None)
-        elif self.run.write and not failed:
+        else:
+            self._refresh_committed(failed)
+
+    def _refresh_committed(self, failed: bool) -> None:
+        """Good rows only: recompute the pairs the committed chunks marked dirty (corrected lines) — at the end of
+        the file, and as well when it stopped midway (a database error, a row unreadable further on, the worker
+        shutting down): the chunks before it are committed, and their customers' purchases and credit show them
+        at once rather than after the periodic repair. A refresh failing then leaves the marks to that repair and
+        does not hide why the import stopped."""
+        if not self.run.write:
+            return
+        if not failed:
             rollups.refresh_dirty()
+            return
+        try:
+            rollups.refresh_dirty()
+        except Exception:
+            log.exception("orders import %s: the rollups of its committed chunks are left to the periodic refresh",
+                          self.job_id)  # fmt: skip
 
     def _finish_transaction(self, failed: bool) -> None:
         if failed or self.run.stop_writing:
@@ -1202,9 +1219,12 @@ class Writer:
                     failed = self._drain()
                     self._finish_transaction(failed)
             else:
-                failed = self._drain()
-                if self.run.write and not failed:
-                    rollups.refresh_dirty()
+                try:
+                    failed = self._drain()
+                except BaseException:
+                    self._refresh_committed(failed=True)
+                    raise
+                self._refresh_committed(failed)
         except BaseException as e:
             self.error = e
             while self.queue.get() not in (None, _ABORT):

@@ -330,6 +330,57 @@ def test_rollups_of_a_killed_import_are_repaired_by_the_next_refresh(xiehe):
     assert not RollupDirty.objects.exists()
 
 
+@pytest.fixture
+def refused_order_number(db):
+    """The database itself refuses any line of order BOOM (a trigger): a real database error in the middle of
+    an import, after the chunks before it were committed."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.order_number = 'BOOM' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER refuse_boom BEFORE INSERT ON sales_orderline FOR EACH ROW EXECUTE FUNCTION refuse_boom()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TEMP TRIGGER refuse_boom BEFORE INSERT ON sales_orderline WHEN NEW.order_number = 'BOOM' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    return "BOOM"
+
+
+def test_an_import_failing_midway_leaves_the_rollups_of_the_committed_chunks_right(
+    run_import, xiehe, refused_order_number, monkeypatch
+):
+    """Good rows only: the chunks before a database error are committed, the payment they corrected included.
+    The customer's purchases and credit show it at once, not a quarter of an hour later (the periodic repair)."""
+    from pharmacrm.sales import importer as orders
+    from pharmacrm.sales import services
+
+    day = "2025-03-05"
+    first = run_import([line("SO-1", 1, day, xiehe, "P1", 10, "100", payment_due="2025-04-04")])
+    assert first.status == ImportJob.Status.DONE
+    assert rollup(xiehe, MARCH).outstanding_fen == 100000
+
+    monkeypatch.setattr(orders, "CHUNK_ROWS", 2)
+    job = run_import([
+        line("SO-1", 1, day, xiehe, "P1", 10, "100", payment_due="2025-04-04", paid_date="2025-04-01"),
+        line("SO-2", 1, day, xiehe, "P2", 1, "50"),
+        line(refused_order_number, 1, day, xiehe, "P1", 1, "10"),
+    ])  # fmt: skip
+
+    assert job.status == ImportJob.Status.FAILED
+    assert OrderLine.objects.get(order_number="SO-1").paid_fen == 100000  # the first chunk is committed
+    assert figures(rollup(xiehe, MARCH)) == recomputed(xiehe, MARCH)
+    credit = services.credit(xiehe.pk, today=dt.date(2025, 6, 1))
+    assert (credit.paid, credit.on_time_share) == (Decimal("1000.00"), Decimal("1"))  # paid, on time
+    assert not RollupDirty.objects.exists()
+
+
 def test_orders_for_a_merged_customers_codes_go_to_the_survivor(run_import, admin_user, beijing):
     survivor = customers.create_institution(
         admin_user, {"name": "北京天坛医院", "kind": "hospital", "region": beijing}
