@@ -825,6 +825,36 @@ class Resolver:
         key, ref = ("credit_code", credit) if credit else ("external_id", external)
         return None, (key, "customer_not_found", {"value": ref[:100]})
 
+    def follow_merges(self, rows: list[tuple]) -> list[tuple]:
+        """The chunk's rows with their customers as they are now, read under the writers' lock: a customer
+        merged since this import looked it up (another user merging while the file is read) is replaced by its
+        survivor, and the line fingerprinted with it, as the merge does with the lines it moves. Left, the later
+        chunks wrote their lines to the merged-away record, shown nowhere, whose rollups the merge had dropped.
+        One query per chunk. The cache keeps the record looked up, so that an order's rows still name one
+        customer across chunks (each chunk is redirected here)."""
+        survivors = dict(
+            Institution.objects.filter(pk__in={r[4] for r in rows}, merged_into__isnull=False)
+            .values_list("pk", "merged_into_id")
+        )  # fmt: skip
+        if not survivors:
+            return rows
+        for pk, survivor in list(survivors.items()):
+            seen = {pk}
+            while survivor not in seen:  # a survivor merged in turn: its own survivor
+                seen.add(survivor)
+                nxt = Institution.objects.filter(pk=survivor).values_list("merged_into_id", flat=True).first()
+                if not nxt:
+                    break
+                survivor = nxt
+            survivors[pk] = survivor
+        moved = []
+        for r in rows:
+            if r[4] in survivors:
+                values = (*r[:4], survivors[r[4]], *r[5:15])
+                r = (*values, r[15], row_hash(values))
+            moved.append(r)
+        return moved
+
     def name(self, institution_id: int) -> str:
         """A customer's name for a message (a query per customer named, in messages only)."""
         if institution_id not in self.names:
@@ -1276,6 +1306,7 @@ class Writer:
             return []
         if write:
             rollups.lock()
+            rows = self.run.resolver.follow_merges(rows)
         existing = _existing({r[0] for r in rows})
         actions, creates, updates = [], [], []
         for r in rows:

@@ -404,6 +404,37 @@ def test_orders_for_a_merged_customers_codes_go_to_the_survivor(run_import, admi
     assert rollup(duplicate, MARCH) is None
 
 
+def test_a_merge_while_an_import_runs_sends_the_later_chunks_to_the_survivor(
+    run_import, admin_user, xiehe, huashan, monkeypatch
+):
+    """Another user merges 华山 into 协和 while a file for 华山 is being imported: the chunks written after the
+    merge go to the survivor too, not to the merged-away record, where no page shows them and whose rollups
+    nobody reads."""
+    from pharmacrm.sales import importer as orders
+
+    monkeypatch.setattr(orders, "CHUNK_ROWS", 2)
+    real, calls = orders.Run.prepare, []
+
+    def prepare(run, raw_rows):
+        calls.append(1)
+        if len(calls) == 2:  # the first chunk is written; the merge comes before the second
+            customers.merge(admin_user, xiehe, huashan)
+        return real(run, raw_rows)
+
+    monkeypatch.setattr(orders.Run, "prepare", prepare)
+    day = "2025-03-05"
+    job = run_import([line(f"SO-{n}", 1, day, huashan, "P1", 1, "100") for n in range(1, 5)])
+
+    assert job.status == ImportJob.Status.DONE and job.created_count == 4
+    assert set(OrderLine.objects.values_list("institution_id", flat=True)) == {xiehe.pk}
+    assert not MonthlyRollup.objects.filter(institution=huashan).exists()
+    assert figures(rollup(xiehe, MARCH)) == recomputed(xiehe, MARCH)
+    assert rollup(xiehe, MARCH).amount_fen == 40000
+    monkeypatch.setattr(orders.Run, "prepare", real)
+    again = run_import([line(f"SO-{n}", 1, day, huashan, "P1", 1, "100") for n in range(1, 5)])
+    assert (again.unchanged_count, again.updated_count) == (4, 0)  # fingerprinted with the survivor
+
+
 def test_the_batch_trace_lists_a_customer_who_bought_the_batch(run_import, xiehe, huashan):
     run_import([line("T-1", 1, "2025-03-05", xiehe, "P1", 1, "10", batch_number="LOT-2503A"),
                 line("T-2", 1, "2025-03-06", huashan, "P1", 1, "10", batch_number="LOT-OTHER")])  # fmt: skip
