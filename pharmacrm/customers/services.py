@@ -886,6 +886,7 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
     fields = INSTITUTION_FIELDS if model is Institution else PERSON_FIELDS
     kind = SearchTerm.Kind.INSTITUTION if model is Institution else SearchTerm.Kind.PERSON
     with transaction.atomic():
+        merging.send(sender=model, survivor=survivor, duplicate=duplicate)  # before the records are locked
         survivor = model.objects.select_for_update().get(pk=survivor.pk)
         duplicate = model.objects.select_for_update().get(pk=duplicate.pk)
         if duplicate.merged_into_id or survivor.merged_into_id:
@@ -1031,3 +1032,6 @@ def _fits(survivor, field: str, value) -> bool:
 # Sent inside the merge's transaction, after the related records moved: apps with derived per-customer
 # data (purchase rollups) recompute it for the survivor.
 merged = Signal()
+# Sent at the start of the merge's transaction, before the two records are locked: apps whose writers lock in
+# their own order (the order import: its writers' lock, then the customers its lines name) take their lock here.
+merging = Signal()

@@ -9,7 +9,21 @@ def register() -> None:
 
     importer.register()
     safety.register_batch_source(services.batch_customers)
+    customers.merging.connect(_lock_before_merge, dispatch_uid="sales-merging")
     customers.merged.connect(_recompute_after_merge, dispatch_uid="sales-merge")
+
+
+def _lock_before_merge(sender, **kwargs) -> None:
+    """A customer merge takes the writers' lock of lines and rollups first, as an import's chunk does, then the
+    two customers' rows. Taken at its end (to recompute the survivor's months) the lock came after those rows,
+    while a chunk storing lines of one of the two held it and waited for the row: a deadlock, which PostgreSQL
+    broke by failing the merge or the import."""
+    from pharmacrm.customers.models import Institution
+
+    from . import rollups
+
+    if sender is Institution:
+        rollups.lock()
 
 
 def _recompute_after_merge(sender, survivor, duplicate, **kwargs) -> None:

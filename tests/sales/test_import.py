@@ -435,6 +435,70 @@ def test_a_merge_while_an_import_runs_sends_the_later_chunks_to_the_survivor(
     assert (again.unchanged_count, again.updated_count) == (4, 0)  # fingerprinted with the survivor
 
 
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_and_an_import_of_the_duplicates_orders_at_once_both_succeed(
+    run_import, admin_user, xiehe, huashan, monkeypatch
+):
+    """The import's chunk holds the writers' lock when the merge starts. The merge waits for it before it locks
+    the two customers: it used to lock them first and wait for the writers' lock at its end, while the chunk,
+    storing lines of the duplicate, waited for the duplicate's row — a deadlock, which the database broke by
+    failing one of them."""
+    import threading
+
+    from django.db import connection
+
+    from pharmacrm.sales import importer as orders
+
+    real, paused, go = orders.Resolver.follow_merges, threading.Event(), threading.Event()
+
+    def follow_merges(resolver, rows):
+        if not paused.is_set():
+            paused.set()
+            go.wait(30)
+        return real(resolver, rows)
+
+    monkeypatch.setattr(orders.Resolver, "follow_merges", follow_merges)
+    results: dict = {}
+
+    def import_file():
+        try:
+            results["job"] = run_import([line("SO-1", 1, "2025-03-05", huashan, "P1", 1, "100")])
+        finally:
+            connection.close()
+
+    def merge():
+        try:
+            results["merged"] = customers.merge(admin_user, xiehe, huashan)
+        except Exception as e:  # noqa: BLE001  (reported below)
+            results["merge_error"] = e
+        finally:
+            connection.close()
+
+    importing = threading.Thread(target=import_file)
+    importing.start()
+    assert paused.wait(30)
+    merging = threading.Thread(target=merge)
+    merging.start()
+    with connection.cursor() as cursor:  # until the merge waits for a lock
+        for _ in range(300):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            threading.Event().wait(0.1)
+    go.set()
+    importing.join(60)
+    merging.join(60)
+
+    assert "merge_error" not in results, results.get("merge_error")
+    assert results["job"].status == ImportJob.Status.DONE and results["job"].created_count == 1
+    assert list(OrderLine.objects.values_list("institution_id", flat=True)) == [xiehe.pk]
+    assert figures(rollup(xiehe, MARCH)) == recomputed(xiehe, MARCH)
+    assert not MonthlyRollup.objects.filter(institution=huashan).exists()
+
+
 def test_the_batch_trace_lists_a_customer_who_bought_the_batch(run_import, xiehe, huashan):
     run_import([line("T-1", 1, "2025-03-05", xiehe, "P1", 1, "10", batch_number="LOT-2503A"),
                 line("T-2", 1, "2025-03-06", huashan, "P1", 1, "10", batch_number="LOT-OTHER")])  # fmt: skip
