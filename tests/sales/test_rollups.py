@@ -152,3 +152,25 @@ def test_a_new_line_in_a_month_whose_overdue_figure_is_of_another_day_recomputes
     assert (huashan_after.overdue_as_of, huashan_after.overdue_fen) == (
         huashan_before.overdue_as_of, huashan_before.overdue_fen
     )
+
+
+def test_a_merge_gives_the_survivor_the_rollups_and_credit_of_all_its_orders(run_import, admin_user, xiehe, huashan):  # fmt: skip
+    from pharmacrm.customers import services as customers
+
+    run_import([
+        line("M-1", 1, "2025-03-05", xiehe, "P1", 1, "100", payment_due="2025-04-04", paid_date="2025-04-01"),
+        line("M-2", 1, "2025-03-10", huashan, "P2", 1, "300", payment_due="2025-04-09", paid_date="2025-04-19"),
+        line("M-3", 1, "2025-04-02", huashan, "P1", 1, "50", payment_due="2025-05-02"),
+    ])  # fmt: skip
+
+    customers.merge(admin_user, xiehe, huashan)
+
+    march = MonthlyRollup.objects.get(institution=xiehe, month=MARCH)
+    assert (march.amount_fen, march.orders, march.products) == (40000, 2, 2)
+    assert (march.late_lines, march.days_late) == (1, 10)
+    assert MonthlyRollup.objects.get(institution=xiehe, month=dt.date(2025, 4, 1)).overdue_fen == 5000
+    assert not MonthlyRollup.objects.filter(institution=huashan).exists()
+    c = services.credit(xiehe.pk, today=dt.date(2025, 6, 1))
+    assert (c.paid, c.late_lines) == (Decimal("400.00"), 1)
+    assert (c.outstanding, c.overdue) == (Decimal("50.00"), Decimal("50.00"))
+    assert c.on_time_share == Decimal("0.2222")  # 100 / (100 + 300 + 50)
