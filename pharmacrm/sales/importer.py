@@ -1446,14 +1446,21 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
             writer = Writer(run, job.pk, threaded=_threaded(run))
             failed = True
             try:
-                for raw in _chunks(rows, CHUNK_ROWS):
-                    chunk = run.prepare(raw)
-                    if run.all_or_nothing and run.counts.errors:
-                        run.stop_writing = True
-                    writer.submit(chunk)
-                failed = False
-            finally:
-                writer.close(failed=failed)
+                try:
+                    for raw in _chunks(rows, CHUNK_ROWS):
+                        chunk = run.prepare(raw)
+                        if run.all_or_nothing and run.counts.errors:
+                            run.stop_writing = True
+                        writer.submit(chunk)
+                    failed = False
+                finally:
+                    writer.close(failed=failed)
+            except BaseException:
+                if run.write and not writer.one_transaction and (run.saved.created or run.saved.updated):
+                    # the chunks committed before it stopped changed purchases too; a failure to queue the update is
+                    # logged, not raised over why the import stopped
+                    _evaluate_after_import(robust=True)
+                raise
         if writer.one_transaction and not run.stop_writing:
             base.checkpoint(job, run.saved)  # committed: from now on the job row says so
         run.counts.total = run.counts.processed
@@ -1475,7 +1482,13 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     run.preview.sort(key=lambda p: p["row"])
     if not job.dry_run and status == ImportJob.Status.DONE and (run.counts.created or run.counts.updated):
-        from pharmacrm.keyaccounts import tasks as ka_tasks
-
-        transaction.on_commit(ka_tasks.after_import)
+        _evaluate_after_import()
     return status, run.counts, run.kept_errors, run.preview, notes
+
+
+def _evaluate_after_import(robust: bool = False) -> None:
+    """The evaluation's incremental update of the customers whose purchases changed, once the import's writes
+    are committed."""
+    from pharmacrm.keyaccounts import tasks as ka_tasks
+
+    transaction.on_commit(ka_tasks.after_import, robust=robust)

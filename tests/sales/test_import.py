@@ -395,6 +395,35 @@ def test_an_import_failing_midway_leaves_the_rollups_of_the_committed_chunks_rig
     assert not RollupDirty.objects.exists()
 
 
+def test_an_import_failing_midway_re_scores_the_customers_of_its_committed_chunks(
+    run_import, xiehe, refused_order_number, monkeypatch, huey_immediate, django_capture_on_commit_callbacks
+):
+    """The evaluation's incremental update follows an import that wrote lines. One that failed after some chunks
+    wrote them too; importing the file again then finds them unchanged and would not re-score anyone either."""
+    from pharmacrm.keyaccounts import evaluation
+    from pharmacrm.keyaccounts.choices import ModelKind
+    from pharmacrm.keyaccounts.models import Score
+    from pharmacrm.sales import importer as orders
+
+    from .conftest import today_minus
+
+    run_import([line("SO-1", 1, today_minus(40), xiehe, "P1", 10, "100")])
+    evaluation.run(ModelKind.EVALUATION)
+    before = Score.objects.get(kind=ModelKind.EVALUATION, institution=xiehe)
+
+    monkeypatch.setattr(orders, "CHUNK_ROWS", 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_import([
+            line("SO-2", 1, today_minus(20), xiehe, "P1", 100, "100"),
+            line("SO-3", 1, today_minus(20), xiehe, "P1", 100, "100"),
+            line(refused_order_number, 1, today_minus(20), xiehe, "P1", 1, "10"),
+        ])  # fmt: skip
+
+    assert job.status == ImportJob.Status.FAILED and OrderLine.objects.count() == 3
+    after = Score.objects.get(kind=ModelKind.EVALUATION, institution=xiehe, period=before.period)
+    assert after.run_id != before.run_id and after.score > before.score
+
+
 def test_orders_for_a_merged_customers_codes_go_to_the_survivor(run_import, admin_user, beijing):
     survivor = customers.create_institution(
         admin_user, {"name": "北京天坛医院", "kind": "hospital", "region": beijing}
