@@ -363,9 +363,12 @@ def merged_refusal(ticket: Ticket) -> str:
     }
 
 
-def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | None = None, at=None) -> Ticket:
+def assign(
+    user, ticket: Ticket, *, assignee=None, team=None, version: int | None = None, at=None, tell: bool = True
+) -> Ticket:
     """Give the ticket to an agent and/or a team queue. A new ticket becomes "assigned"; an open one keeps
-    its status. The assignee must be able to handle tickets."""
+    its status. The assignee must be able to handle tickets. The new assignee is told, unless the caller
+    tells them itself (`tell=False`: an escalation says both in one notification)."""
     require(user, Cap.HANDLE_TICKETS)
     _check_version(ticket, version)
     if assignee is None and team is None:
@@ -384,7 +387,7 @@ def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | Non
         if ticket.status == Status.NEW:
             transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
         audit.record(A.UPDATE, ticket, user=user, changes={"assignee": [before, [ticket.assignee_id, ticket.team_id]]})
-        if ticket.assignee_id and ticket.assignee_id != before[0] and ticket.assignee_id != getattr(user, "pk", None):
+        if tell and ticket.assignee_id and ticket.assignee_id != before[0] and ticket.assignee_id != getattr(user, "pk", None):
             tell_assignee(ticket)
     return ticket
 
