@@ -646,11 +646,16 @@ def refresh_open_tickets(
             return done
         if request:
             _renew_refresh_lease()
-        tickets = Ticket.objects.filter(pk__in=ids).select_related(
-            "policy__calendar", "person", "institution"
-        )
-        for ticket in tickets.order_by("pk"):
+        for pk in ids:
             with transaction.atomic():
+                # read under the ticket's lock: an agent who resolved (or changed) it since the list was read
+                # must not get clocks rebuilt from the ticket as it was — a resolved one would run again
+                tickets = Ticket.objects.filter(pk=pk, status__in=OPEN_STATUSES)
+                if connection.features.has_select_for_update:
+                    tickets = tickets.select_for_update(of=("self",))
+                ticket = tickets.select_related("policy__calendar", "person", "institution").first()
+                if ticket is None:
+                    continue
                 policy = select_policy(ticket, policies, chains=chains)
                 if policy != ticket.policy:
                     Ticket.objects.filter(pk=ticket.pk).update(policy=policy)

@@ -334,6 +334,54 @@ def test_a_refresh_that_dies_halfway_is_finished_by_the_next_run(users, raise_ti
     assert tasks.resume_refresh.call_local() == 0  # nothing left to do
 
 
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_ticket_resolved_while_the_refresh_runs_stays_resolved(users, raise_ticket):
+    """The refresh listed the ticket as open; the agent resolves it before the refresh reaches it (and
+    commits while the refresh waits for the ticket): the resolution stands, no deadline runs again."""
+    import threading
+    import time
+
+    from django.db import transaction
+
+    ticket = raise_ticket(received=at(2026, 3, 2, 9))
+    resolving, commit = threading.Event(), threading.Event()
+
+    def agent():
+        try:
+            with transaction.atomic():
+                services.transition(users["agent"], Ticket.objects.get(pk=ticket.pk), Status.RESOLVED,
+                                    resolution_summary="已答复", root_cause="usage")  # fmt: skip
+                resolving.set()
+                commit.wait(30)
+        finally:
+            connection.close()
+
+    def refresh():
+        try:
+            services.refresh_open_tickets()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=agent), threading.Thread(target=refresh)]
+    threads[0].start()
+    assert resolving.wait(30)
+    threads[1].start()
+    with connection.cursor() as cursor:  # until the refresh waits for the agent's transaction
+        for _ in range(300):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")  # fmt: skip
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.1)
+    commit.set()
+    for t in threads:
+        t.join(30)
+    ticket.refresh_from_db()
+    assert ticket.status == Status.RESOLVED and ticket.next_due_at is None
+    assert clocks(ticket)[ClockKind.RESOLUTION].fulfilled_at is not None
+
+
 def test_the_ticket_keeps_its_next_deadline_for_the_queues(users, raise_ticket):
     ticket = raise_ticket(received=at(2026, 3, 2, 9))
     assert Ticket.objects.get(pk=ticket.pk).next_due_at == at(2026, 3, 3, 9)  # first response first
