@@ -306,7 +306,12 @@ class ActionFilter(django_filters.FilterSet):
     retrieve=extend_schema(tags=["revisit"]),
     create=extend_schema(
         tags=["revisit"],
-        responses={201: ImprovementActionSerializer, 400: OpenApiResponse(description="Per-field messages.")},
+        responses={
+            201: ImprovementActionSerializer,
+            200: OpenApiResponse(ImprovementActionSerializer, description="The same action sent again within ten "
+                                 "minutes: the one opened then, not a second one."),
+            400: OpenApiResponse(description="Per-field messages."),
+        },  # fmt: skip
     ),
     partial_update=extend_schema(
         tags=["revisit"],
@@ -364,7 +369,9 @@ class ImprovementActionViewSet(
             if key in d:
                 d[key] = clean_text(d[key])
         obj = revisit.create_action(request.user, d)
-        return self._answer(obj, status.HTTP_201_CREATED)
+        # the same request sent again (a retry after a lost answer): the action the first one opened
+        return self._answer(obj, status.HTTP_200_OK if getattr(obj, "sent_again", False)
+                            else status.HTTP_201_CREATED)  # fmt: skip
 
     def partial_update(self, request, *args, **kwargs):
         obj = self.get_object()

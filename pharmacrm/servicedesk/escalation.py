@@ -139,8 +139,10 @@ def fire_due(clocks: list[SlaClock], now: dt.datetime) -> tuple[list[TicketEvent
         ))  # fmt: skip
         lines.append({"ticket": ticket.number, "level": top.level, "clock": clock.kind,
                       "reassigned_to": handed_to.pk if handed_to else None})  # fmt: skip
-        if recipients:
-            notes.append(_notification(recipients, ticket, top.level, manual=False))
+        # whom the ticket was just handed to was told so, after the missed deadline: not a second time
+        told = [u for u in recipients if handed_to is None or u.pk != handed_to.pk]
+        if told:
+            notes.append(_notification(told, ticket, top.level, manual=False))
     _send(notes)
     return events, lines
 
@@ -212,9 +214,10 @@ def _hand_over_batch(tickets: list[Ticket], now: dt.datetime, events: list[Ticke
         if ticket.status == Status.NEW:  # a new ticket also becomes "assigned": the full service path
             try:
                 with transaction.atomic():
-                    services.assign(services.SYSTEM, ticket, assignee=agent, team=ticket.team, at=now)
+                    services.assign(services.SYSTEM, ticket, assignee=agent, team=ticket.team, at=now, tell=False)
             except (ValidationError, services.ConflictError):
                 continue
+            services.tell_assignee(ticket, Message(HANDED_TITLE, number=ticket.number, subject=ticket.subject))
             out[ticket.pk] = agent
             continue
         moves.setdefault(agent.pk, []).append(ticket)
@@ -230,8 +233,8 @@ def _hand_over_batch(tickets: list[Ticket], now: dt.datetime, events: list[Ticke
             events.append(TicketEvent(ticket=ticket, kind=EventKind.ASSIGNED, at=now,
                                       data={"assignee": agent_id, "team": ticket.team_id, "from": before,
                                             "escalation": True}))  # fmt: skip
-            # the new holder is told, as for every hand-over (a new ticket is, through services.assign): the
-            # overdue ticket used to sit in their queue unseen while the ladder told only the lead
+            # the new holder is told, as for every hand-over (a new ticket above too): the overdue ticket
+            # used to sit in their queue unseen while the ladder told only the lead
             services.tell_assignee(ticket, Message(HANDED_TITLE, number=ticket.number, subject=ticket.subject))
     return out
 
@@ -276,12 +279,13 @@ def _recipients(ticket: Ticket, kinds: set[str], bosses=managers) -> list[User]:
 
 TITLE = gettext_lazy("%(number)s escalated to level %(level)d")
 MANUAL_TITLE = gettext_lazy("%(number)s escalated to you by %(user)s")
+HANDED_OVER_TITLE = gettext_lazy("%(number)s escalated and handed over to you by %(user)s")
 
 
 def _notification(recipients: list[User], ticket: Ticket, level: int, *, manual: bool, by=None,
-                  reason: str = "") -> dict:  # fmt: skip
+                  reason: str = "", handed: bool = False) -> dict:  # fmt: skip
     if manual:
-        title = Message(MANUAL_TITLE, number=ticket.number, user=str(by))
+        title = Message(HANDED_OVER_TITLE if handed else MANUAL_TITLE, number=ticket.number, user=str(by))
     else:
         title = Message(TITLE, number=ticket.number, level=level)
     return {"recipients": recipients, "kind": "ticket.escalated", "title": title, "body": reason or ticket.subject,
@@ -354,14 +358,16 @@ def escalate(user, ticket: Ticket, *, reason: str, hand_over: bool = False, at=N
         handed = None
         if hand_over:
             handed = targets[0]
-            services.assign(user, ticket, assignee=handed, team=ticket.team, at=now)
+            # told below, in the escalation's notification: one message saying both, not two
+            services.assign(user, ticket, assignee=handed, team=ticket.team, at=now, tell=False)
         services._event(ticket, EventKind.ESCALATED, user, at=now, data={
             "level": level, "manual": True, "reason": reason.strip(), "notified": [u.pk for u in targets],
             "reassigned_to": handed.pk if handed else None,
         })  # fmt: skip
         audit.record(A.UPDATE, ticket, user=user, changes={"escalation_level": [level - 1, level]},
                      reason=reason.strip())  # fmt: skip
-        _send([_notification(targets, ticket, level, manual=True, by=user, reason=reason.strip())])
+        _send([_notification(targets, ticket, level, manual=True, by=user, reason=reason.strip(),
+                             handed=handed is not None)])  # fmt: skip
     return ticket
 
 

@@ -474,7 +474,8 @@ def _tell_owner(action: ImprovementAction) -> None:
 
 def create_action(user, data: dict) -> ImprovementAction:
     """Open an improvement action by hand. Service managers open any; someone who handles tickets opens one
-    on a ticket they may see, owned by themselves."""
+    on a ticket they may see, owned by themselves. The same one sent again within ten minutes is not opened
+    twice: the first is returned, with `sent_again` set."""
     services.require(user, Cap.HANDLE_TICKETS)
     ticket = data.get("ticket")
     if not access.can(user, Cap.MANAGE_SERVICE):
@@ -487,7 +488,34 @@ def create_action(user, data: dict) -> ImprovementAction:
         data = {**data, "owner": user}
     if ticket is not None and not access.can_see_ticket(user, ticket):
         raise ValidationError({"ticket": [_("No such ticket, or you may not see it.")]})
-    return _create_action(user, data)
+    with transaction.atomic():
+        if getattr(user, "is_authenticated", False):
+            # one at a time per author, so that a retry's two requests cannot both miss each other
+            list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+            same = _opened_just_now(user, data)
+            if same is not None:
+                same.sent_again = True
+                return same
+        return _create_action(user, data)
+
+
+SAME_ACTION_WINDOW = dt.timedelta(minutes=10)
+
+
+def _opened_just_now(user, data: dict) -> ImprovementAction | None:
+    """The action this user opened in the last ten minutes for the same ticket or customer, with the same
+    title, description, owner and due date: the request sent again (an app's retry after a lost answer, a
+    double click), not a second action — the owner would work on both."""
+    clean = _clean_action(data, creating=True)
+    return (
+        ImprovementAction.objects.filter(
+            created_by=user, created_at__gte=timezone.now() - SAME_ACTION_WINDOW, ticket=data.get("ticket"),
+            institution=data.get("institution"), survey=data.get("survey"), title=clean["title"],
+            description=clean.get("description", ""), owner=clean["owner"], due_date=clean["due_date"],
+        )  # fmt: skip
+        .order_by("-created_at")
+        .first()
+    )
 
 
 def _save_action(action: ImprovementAction, fields, expected: int) -> None:

@@ -363,9 +363,12 @@ def merged_refusal(ticket: Ticket) -> str:
     }
 
 
-def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | None = None, at=None) -> Ticket:
+def assign(
+    user, ticket: Ticket, *, assignee=None, team=None, version: int | None = None, at=None, tell: bool = True
+) -> Ticket:
     """Give the ticket to an agent and/or a team queue. A new ticket becomes "assigned"; an open one keeps
-    its status. The assignee must be able to handle tickets."""
+    its status. The assignee must be able to handle tickets. The new assignee is told, unless the caller
+    tells them itself (`tell=False`: an escalation says both in one notification)."""
     require(user, Cap.HANDLE_TICKETS)
     _check_version(ticket, version)
     if assignee is None and team is None:
@@ -384,7 +387,7 @@ def assign(user, ticket: Ticket, *, assignee=None, team=None, version: int | Non
         if ticket.status == Status.NEW:
             transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
         audit.record(A.UPDATE, ticket, user=user, changes={"assignee": [before, [ticket.assignee_id, ticket.team_id]]})
-        if ticket.assignee_id and ticket.assignee_id != before[0] and ticket.assignee_id != getattr(user, "pk", None):
+        if tell and ticket.assignee_id and ticket.assignee_id != before[0] and ticket.assignee_id != getattr(user, "pk", None):
             tell_assignee(ticket)
     return ticket
 
@@ -564,29 +567,102 @@ def _next_check(clock: SlaClock) -> dt.datetime | None:
     return clock.due_at
 
 
-def refresh_open_tickets(*, calendar_id: int | None = None, now: dt.datetime | None = None, chunk: int = 500) -> int:
+REFRESH = "servicedesk:sla-refresh"  # numbers the refresh requests (a Counter)
+REFRESH_LEASE = "servicedesk:sla-refresh-lease"  # epoch second until which one worker runs them
+REFRESH_LEASE_SECONDS = 300
+
+
+def request_refresh(calendar_id: int | None = None) -> None:
+    """Record, in the transaction of the settings change, that the open tickets' clocks must be rebuilt:
+    a row `servicedesk:sla-refresh:<n>:<calendar id or *>` whose value is the last ticket done. It stays
+    until a run has gone through every ticket, so a worker killed halfway (or never started) leaves the
+    rest to the next run (`refresh_pending`, every minute)."""
+    number = Counter.allocate(REFRESH)
+    Counter.objects.create(name=f"{REFRESH}:{number}:{calendar_id or '*'}", value=0)
+
+
+def _pending_refreshes() -> list[tuple[int, int | None, str, int]]:
+    """(number, calendar id or None, row name, last ticket done) of the requests still open, oldest first."""
+    out = []
+    for name, value in Counter.objects.filter(name__startswith=f"{REFRESH}:").values_list("name", "value"):
+        _prefix, number, scope = name.rsplit(":", 2)
+        out.append((int(number), None if scope == "*" else int(scope), name, value))
+    return sorted(out)
+
+
+def _take_refresh_lease() -> bool:
+    now = int(timezone.now().timestamp())
+    Counter.objects.get_or_create(name=REFRESH_LEASE)
+    until = now + REFRESH_LEASE_SECONDS
+    return Counter.objects.filter(name=REFRESH_LEASE, value__lt=now).update(value=until) == 1
+
+
+def _renew_refresh_lease() -> None:
+    until = int(timezone.now().timestamp()) + REFRESH_LEASE_SECONDS
+    Counter.objects.filter(name=REFRESH_LEASE).update(value=until)
+
+
+def refresh_pending(*, now: dt.datetime | None = None, chunk: int = 500) -> int | None:
+    """Run the refresh requests still open, each from the ticket its last run reached; None when another
+    worker holds them (its lease runs out after five minutes if it was killed). The newest request of a
+    scope covers the older ones (it reads the settings after they were committed); one for every calendar
+    covers all. Returns the number of tickets rebuilt."""
+    if not _take_refresh_lease():
+        return None
+    done = 0
+    try:
+        while pending := _pending_refreshes():
+            whole = [p for p in pending if p[1] is None]
+            number, calendar_id, name, last = whole[-1] if whole else pending[-1]
+            done += refresh_open_tickets(
+                calendar_id=calendar_id, now=now, chunk=chunk, after=last, request=name
+            )
+            covered = [p[2] for p in pending if p[0] <= number and calendar_id in (None, p[1])]
+            Counter.objects.filter(name__in=covered).delete()
+    finally:
+        Counter.objects.filter(name=REFRESH_LEASE).update(value=0)
+    return done
+
+
+def refresh_open_tickets(
+    *, calendar_id: int | None = None, now: dt.datetime | None = None, chunk: int = 500, after: int = 0,
+    request: str = "",
+) -> int:  # fmt: skip
     """Choose the policy again and rebuild the clocks of every open ticket (only those on `calendar_id` when
-    given) — after an SLA policy or a calendar changed, so that stored deadlines follow the settings. Run
-    by the worker; each ticket in its own short transaction, so agents are never blocked for long."""
+    given, only those after the ticket `after`) — after an SLA policy or a calendar changed, so that
+    stored deadlines follow the settings. Run by the worker; each ticket in its own short transaction, so
+    agents are never blocked for long, which also moves the `request` row on to that ticket: a run that
+    dies keeps what it did, and the next one goes on from there."""
     now = now or timezone.now()
     policies = list(SlaPolicy.objects.filter(active=True).select_related("calendar"))
     chains: dict[int, list[int]] = {}  # each category's parents read once for the whole run
     qs = Ticket.objects.filter(status__in=OPEN_STATUSES)
     if calendar_id is not None:
         qs = qs.filter(clocks__calendar_id=calendar_id).distinct()
-    done, last = 0, 0
+    done, last = 0, after
     while True:
         ids = list(qs.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:chunk])
         if not ids:
             return done
-        tickets = Ticket.objects.filter(pk__in=ids).select_related("policy__calendar", "person", "institution")
-        for ticket in tickets.order_by("pk"):
+        if request:
+            _renew_refresh_lease()
+        for pk in ids:
             with transaction.atomic():
+                # read under the ticket's lock: an agent who resolved (or changed) it since the list was read
+                # must not get clocks rebuilt from the ticket as it was — a resolved one would run again
+                tickets = Ticket.objects.filter(pk=pk, status__in=OPEN_STATUSES)
+                if connection.features.has_select_for_update:
+                    tickets = tickets.select_for_update(of=("self",))
+                ticket = tickets.select_related("policy__calendar", "person", "institution").first()
+                if ticket is None:
+                    continue
                 policy = select_policy(ticket, policies, chains=chains)
                 if policy != ticket.policy:
                     Ticket.objects.filter(pk=ticket.pk).update(policy=policy)
                     ticket.policy = policy
                 rebuild_clocks(ticket, now=now)
+                if request:
+                    Counter.objects.filter(name=request).update(value=ticket.pk)
             done += 1
         last = ids[-1]
 

@@ -1,7 +1,9 @@
 """The service desk's periodic work in the Huey worker: every minute, look at the SLA clocks that are due
 (75 % warnings, breaches and the escalation levels after them). Safe with several workers: each clock is
 claimed with a conditional update before it is handled, and a worker killed mid-task leaves a lease that
-runs out after two minutes. The mail tasks (mailbox polling, reply delivery) live in mail.py."""
+runs out after two minutes. A refresh of the open tickets' deadlines after a settings change is recorded
+with the change, so that the next minute's run finishes it if the worker died halfway. The mail tasks
+(mailbox polling, reply delivery) live in mail.py."""
 
 from __future__ import annotations
 
@@ -37,19 +39,35 @@ def sweep_sla_clocks() -> dict[str, int]:
 
 @db_task(retries=2, retry_delay=60)
 def refresh_open_tickets(calendar_id: int | None = None) -> int:
-    """After an SLA policy or a calendar changed: the open tickets' deadlines follow the new settings."""
-    count = services.refresh_open_tickets(calendar_id=calendar_id)
-    log.info("SLA settings changed: clocks of %d open tickets rebuilt", count)
-    return count
+    """After an SLA policy or a calendar changed: the open tickets' deadlines follow the new settings. The
+    change recorded what to rebuild (`services.request_refresh`); `calendar_id` is kept for tasks queued
+    before that."""
+    return _refresh_pending()
+
+
+@db_periodic_task(crontab(minute="*"))
+def resume_refresh() -> int:
+    """Every minute: finish the refreshes a run left undone (a killed worker, an error), from where it
+    stopped; nothing to do (one look-up) when there are none."""
+    return _refresh_pending()
+
+
+def _refresh_pending() -> int:
+    count = services.refresh_pending()
+    if count:
+        log.info("SLA settings changed: clocks of %d open tickets rebuilt", count)
+    return count or 0
 
 
 def refresh_after_commit(calendar_id: int | None = None) -> None:
-    """Queue the refresh once the settings change is committed (never for a change that rolls back)."""
+    """Record the refresh in the settings change's transaction and queue it once the change is committed
+    (never for a change that rolls back)."""
     from django.db import transaction
 
     from . import settings_cache
 
     settings_cache.bump()  # every process reads the policies and calendars again
+    services.request_refresh(calendar_id)
     transaction.on_commit(lambda: refresh_open_tickets(calendar_id=calendar_id))
 
 

@@ -194,6 +194,8 @@ def action_create(request):
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
+                if getattr(action, "sent_again", False):  # a new form with the same action, just opened
+                    return _action_sent_again(request, action.pk)
                 messages.success(
                     request, _("Improvement action %(number)s was opened.") % {"number": action.number}
                 )

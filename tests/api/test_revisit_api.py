@@ -118,6 +118,23 @@ def test_only_managers_create_actions_without_a_ticket(api_for):
     assert response.status_code == 201 and response.json()["ticket"] is None
 
 
+def test_the_same_action_posted_again_is_not_opened_twice(api_for, ticket):
+    client = api_for("agent")
+    body = {
+        "title": "回访不满意：补发说明书",
+        "description": "电话告知",
+        "due_date": due(),
+        "ticket": ticket.pk,
+    }
+    first = client.post(ACTIONS, body, format="json")
+    again = client.post(ACTIONS, body, format="json")  # a retry after a lost answer
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["number"] == first.json()["number"]
+    assert ImprovementAction.objects.filter(ticket=ticket).count() == 1
+    other = client.post(ACTIONS, {**body, "due_date": due(14)}, format="json")  # a different action
+    assert other.status_code == 201 and ImprovementAction.objects.filter(ticket=ticket).count() == 2
+
+
 def test_editing_needs_the_version_and_a_stale_one_is_409(api_for, action):
     client = api_for("agent")
     assert client.patch(f"{ACTIONS}{action.pk}/", {"title": "新"}, format="json").status_code == 400

@@ -115,6 +115,16 @@ def test_two_deadlines_missed_together_escalate_once_within_the_cooldown(users, 
     assert resolution.next_check_at == at(2026, 3, 4, 9, 30)
 
 
+def test_the_agent_a_late_ticket_is_handed_to_gets_one_notification(users, urgent):
+    ticket = urgent(assignee="expert")  # raised by the agent for the expert, who does nothing
+    services.sweep(at(2026, 3, 4, 9))  # the worker was down: every level at once, with the hand-over
+    ticket.refresh_from_db()
+    assert ticket.assignee == users["agent"]
+    # was two: "handed to you after a missed deadline" and "escalated to level 3" (as the new assignee)
+    assert bell(users["agent"]) == [f"{ticket.number} 已超时，现转交给您：{ticket.subject}"]
+    assert set(escalations(ticket)[0].data["notified"]) >= {users["manager"].pk}
+
+
 def test_the_ladder_is_data(users, urgent):
     EscalationRule.objects.filter(level__gt=1).update(active=False)
     EscalationRule.objects.filter(level=1).update(after_minutes=30)
@@ -232,6 +242,17 @@ def test_an_agent_escalates_a_complex_case_to_the_team_lead_and_hands_it_over(us
     [event] = escalations(ticket)
     assert event.actor == users["agent"] and event.data["manual"] and event.data["reason"].startswith("涉及")
     assert any(ticket.number in t for t in bell(users["manager"]))
+
+
+def test_the_lead_a_ticket_is_escalated_and_handed_to_gets_one_notification_saying_both(users, urgent):
+    from django.utils import translation
+
+    ticket = urgent()
+    escalation.escalate(users["agent"], ticket, reason="涉及多家医院，需要主管协调", hand_over=True)
+    notes = Notification.objects.filter(recipient=users["manager"])
+    assert notes.count() == 1  # was two: "escalated to you" and "is yours now"
+    with translation.override("en"):
+        assert notes.get().shown_title == f"{ticket.number} escalated and handed over to you by {users['agent']}"
 
 
 def test_escalating_needs_a_reason_and_an_open_ticket(users, urgent):

@@ -387,6 +387,19 @@ def test_an_action_form_sent_twice_opens_one_action(client_for, users, ticket):
     assert Notification.objects.filter(recipient=users["agent"], kind="improvement.assigned").count() == 1
 
 
+def test_the_same_action_from_a_page_loaded_anew_is_not_opened_twice(client_for, ticket):
+    """Back, the form loaded again (a new token) and sent with the same action: the first one, not a second."""
+    client = client_for("agent")
+    due = (timezone.localdate() + dt.timedelta(days=5)).isoformat()
+    data = {"ticket": ticket.pk, "title": "培训", "due_date": due}
+    first = client.post("/service/improvements/new/", data)
+    action = ImprovementAction.objects.get()
+    again = client.post("/service/improvements/new/", data, follow=True)
+    assert first.status_code == 302 and ImprovementAction.objects.count() == 1
+    assert again.redirect_chain[-1][0] == f"/service/improvements/{action.pk}/"
+    assert "already sent" in again.content.decode()
+
+
 def test_the_service_pages_need_signing_in_but_the_public_ones_do_not(web, users, ticket, action):
     for url in (
         "/service/improvements/",

@@ -301,6 +301,87 @@ def test_changing_a_policy_moves_the_deadlines_of_open_tickets(users, raise_tick
     assert due(ticket)[1] == at(2026, 3, 5, 9)
 
 
+def test_a_refresh_that_dies_halfway_is_finished_by_the_next_run(users, raise_ticket):
+    """The worker stops after the first ticket (here: the next one's calendar has a time zone the server
+    does not know; a killed worker stops the same way): the ticket done keeps its new deadline, and the
+    next minute's run rebuilds the rest — not the one already done."""
+    from django.db.models import F
+
+    from pharmacrm.servicedesk import calendars, policies, tasks, workcalendar
+    from pharmacrm.servicedesk.models import BusinessCalendar, SlaPolicy
+
+    admin = users["admin"]
+    night = calendars.create_calendar(admin, {"code": "night", "name": "夜班", "always_on": True})
+    category = policies.create_category(admin, {"code": "cold_chain", "name": "冷链", "default_priority": "normal",
+                                                "default_complexity": "general"})  # fmt: skip
+    policies.create_policy(admin, {"name": "冷链（7×24）", "category": category, "calendar": night,
+                                   "first_response": 2, "first_response_unit": "hours", "resolution": 24,
+                                   "resolution_unit": "hours", "position": 500})  # fmt: skip
+    first, cold, last = raise_ticket(), raise_ticket(category="cold_chain"), raise_ticket()
+    assert services.refresh_pending() is not None  # the requests of the set-up above: nothing left
+    assert due(first)[1] == due(last)[1] == at(2026, 3, 4, 9)
+    BusinessCalendar.objects.filter(pk=night.pk).update(time_zone="Mars/Olympus", version=F("version") + 1)
+
+    policies.update_policy(admin, SlaPolicy.objects.get(name="一般问题（工作日）"), {"resolution": 3})
+    with pytest.raises(workcalendar.CalendarError):
+        services.refresh_pending()  # the run queued with the change dies at the second ticket
+    assert due(first)[1] == at(2026, 3, 5, 9)  # done before the failure: kept
+    assert due(last)[1] == at(2026, 3, 4, 9)  # not reached
+
+    BusinessCalendar.objects.filter(pk=night.pk).update(time_zone="Asia/Shanghai", version=F("version") + 1)
+    assert tasks.resume_refresh.call_local() == 2  # the periodic run: the two tickets left
+    assert due(last)[1] == at(2026, 3, 5, 9) and due(cold)[1] == at(2026, 3, 3, 9)  # 24 h on 7×24
+    assert tasks.resume_refresh.call_local() == 0  # nothing left to do
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_ticket_resolved_while_the_refresh_runs_stays_resolved(users, raise_ticket):
+    """The refresh listed the ticket as open; the agent resolves it before the refresh reaches it (and
+    commits while the refresh waits for the ticket): the resolution stands, no deadline runs again."""
+    import threading
+    import time
+
+    from django.db import transaction
+
+    ticket = raise_ticket(received=at(2026, 3, 2, 9))
+    resolving, commit = threading.Event(), threading.Event()
+
+    def agent():
+        try:
+            with transaction.atomic():
+                services.transition(users["agent"], Ticket.objects.get(pk=ticket.pk), Status.RESOLVED,
+                                    resolution_summary="已答复", root_cause="usage")  # fmt: skip
+                resolving.set()
+                commit.wait(30)
+        finally:
+            connection.close()
+
+    def refresh():
+        try:
+            services.refresh_open_tickets()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=agent), threading.Thread(target=refresh)]
+    threads[0].start()
+    assert resolving.wait(30)
+    threads[1].start()
+    with connection.cursor() as cursor:  # until the refresh waits for the agent's transaction
+        for _ in range(300):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")  # fmt: skip
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.1)
+    commit.set()
+    for t in threads:
+        t.join(30)
+    ticket.refresh_from_db()
+    assert ticket.status == Status.RESOLVED and ticket.next_due_at is None
+    assert clocks(ticket)[ClockKind.RESOLUTION].fulfilled_at is not None
+
+
 def test_the_ticket_keeps_its_next_deadline_for_the_queues(users, raise_ticket):
     ticket = raise_ticket(received=at(2026, 3, 2, 9))
     assert Ticket.objects.get(pk=ticket.pk).next_due_at == at(2026, 3, 3, 9)  # first response first
