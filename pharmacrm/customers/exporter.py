@@ -28,7 +28,6 @@ from .models import ImportJob, Institution, Person
 A = AuditEntry.Action
 CHUNK = 2000
 XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit, less the header row
-SEARCH_LIMIT = 10_000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NEGATIVE_NUMBER = re.compile(r"-\d+(\.\d+)?")
 _ILLEGAL_XML = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
@@ -91,8 +90,7 @@ def queryset(user, target: str, filters: dict[str, Any]):
     if filters.get("tag"):
         qs = qs.filter(services.tag_q([filters["tag"]])).distinct()
     if filters.get("q"):
-        ids, _complete = search.ranked_ids(user, filters["q"], kind, flt, limit=SEARCH_LIMIT)  # ids only
-        qs = qs.filter(pk__in=ids)
+        qs = search.every_match(qs, filters["q"], kind)  # every match: the search page lists the best only
     return qs.prefetch_related("tags").order_by("code")
 
 

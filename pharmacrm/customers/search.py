@@ -784,6 +784,72 @@ def ranked_ids(user, query: str, kind: str, filters: Filters | None = None, limi
     return [pk for _score, pk in ranked], complete
 
 
+def every_match(qs, query: str, kind: str):
+    """Every customer of `qs` (one kind, scoped and filtered by the caller) that the search box finds for this
+    query, unranked and uncut: what an export of a search writes. The look-ups above rank a few thousand at most;
+    this is one query that the database answers from the same index and the same name checks."""
+    query = _prepare(query)
+    if not query:
+        return qs.none()
+    how = classify(query)
+    num = INSTITUTION if kind == "institution" else PERSON
+    compact = _SEPARATORS.sub("", query)
+    if how == "phone":
+        digits = normalise.phone(compact)
+        if num == INSTITUTION:
+            return qs.filter(phone_norm=digits)
+        bidx = crypto.blind_index(digits, "phone")
+        return qs.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+    if how == "email":
+        if num == INSTITUTION:
+            return qs.none()
+        return qs.filter(email_bidx=crypto.blind_index(normalise.email(query), "email"))
+    if how == "credit_code":
+        return qs.filter(credit_code=compact.upper()) if num == INSTITUTION else qs.none()
+    if how == "code":
+        code = compact.upper()
+        return qs.filter(code=code) if code[:1] == ("I" if num == INSTITUTION else "P") else qs.none()
+    whole = qs.filter(_text_q(num, query, how, ""))
+    keywords = list(dict.fromkeys(query.split()))[:5]
+    hows = [classify(k) for k in keywords]
+    if len(keywords) < 2 or any(h not in ("name", "pinyin") for h in hows) or whole.exists():
+        return whole
+    # as _by_keywords: the own name holds a keyword, and the own name or a place's holds every one
+    at_person = ["institution__", "department__", "institution__parent__"]
+    places = ["parent__"] if num == INSTITUTION else at_person
+    own = [_text_q(num, k, how, "") for k, how in zip(keywords, hows, strict=True)]
+    every = Q()
+    for k, how, mine in zip(keywords, hows, own, strict=True):
+        at = Q()
+        for place in places:
+            at |= _text_q(INSTITUTION, k, how, place)
+        every &= mine | at
+    either = Q()
+    for mine in own:
+        either |= mine
+    return qs.filter(either & every)
+
+
+def _text_q(kind: int, text: str, how: str, via: str) -> Q:
+    """The customers (`via`: the related institution, e.g. "parent__") whose name the search finds for this text:
+    the name holds it (a single character: at the start of a name or short name), or the pinyin postings start
+    with it (at the start of the name, or after its first characters)."""
+    if how == "pinyin":
+        key = _pinyin_query(text)
+        if not key:
+            return Q(pk__in=[])
+        terms = Q()
+        for prefix in ("L", "l"):  # from the name's start, after its first characters
+            terms |= Q(term__gte=prefix + key, term__lt=prefix + key + "\uffff")
+        return Q(**{f"{via}pk__in": SearchTerm.objects.filter(terms, kind=kind).values("obj_id")})
+    norm = normalise.name(text)
+    if not norm:
+        return Q(pk__in=[])
+    starts = ["C" + norm] if len(norm) == 1 else ["C" + norm[:2], "c" + norm[:2]]
+    postings = SearchTerm.objects.filter(kind=kind, term__in=starts).values("obj_id")
+    return Q(**{f"{via}pk__in": postings, f"{via}name_norm__contains": norm})
+
+
 def search(user, query: str, filters: Filters | None = None, limit: int = 20, kinds=("institution", "person")):
     """Ranked hits for what the user typed, only among customers the user may see."""
     filters = filters or Filters()
