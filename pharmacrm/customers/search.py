@@ -401,10 +401,28 @@ class _Look:
         return ranked, len(ids) <= self.read and total <= self.limit
 
 
-def _exact(look: _Look, qs) -> tuple[list[tuple[float, int]], bool]:
-    """An exact look-up on an indexed column (blind index, credit code, internal code)."""
+def _exact(look: _Look, qs, merged: bool = False) -> tuple[list[tuple[float, int]], bool]:
+    """An exact look-up on an indexed column (blind index, credit code, internal code). `merged`: a merged-away
+    record that matches finds the record it was merged into (a caller on the duplicate's phone)."""
     ids = list(qs.filter(merged_into__isnull=True).values_list("id", flat=True)[: look.read + 1])
+    if merged:
+        ids = sorted({*ids, *survivors(qs, look.read + 1)})
     return look.rank(ids, lambda pk, name_norm: EXACT)
+
+
+def survivors(qs, limit: int) -> list[int]:
+    """The records that the merged-away records among `qs` were merged into (the last one of a chain). A merge keeps
+    the survivor's own phones and e-mail; the duplicate's stay on the merged record, history that still says
+    whose they are."""
+    ids = set(qs.filter(merged_into__isnull=False).values_list("merged_into_id", flat=True)[:limit])
+    found: set[int] = set()
+    for _hop in range(20):  # a record merged into one merged again later
+        if not ids:
+            break
+        rows = list(qs.model.objects.filter(pk__in=ids).values_list("id", "merged_into_id"))
+        found.update(pk for pk, into in rows if into is None)
+        ids = {into for _pk, into in rows if into is not None} - found
+    return sorted(found)[:limit]
 
 
 def _by_name(look: _Look, norm: str) -> tuple[list[tuple[float, int]], bool]:
@@ -499,13 +517,14 @@ def _look_up(look: _Look, query: str, how: str):
         digits = normalise.phone(compact)
         if kind == PERSON:
             bidx = crypto.blind_index(digits, "phone")
-            return (*_exact(look, Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))), how)
-        return (*_exact(look, Institution.objects.filter(phone_norm=digits)), how)
+            phones = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+            return (*_exact(look, phones, True), how)
+        return (*_exact(look, Institution.objects.filter(phone_norm=digits), True), how)
     if how == "email":
         if kind == INSTITUTION:
             return [], True, how
         bidx = crypto.blind_index(normalise.email(query), "email")
-        return (*_exact(look, Person.objects.filter(email_bidx=bidx)), how)
+        return (*_exact(look, Person.objects.filter(email_bidx=bidx), True), how)
     if how == "credit_code":
         if kind == PERSON:
             return [], True, how
@@ -794,16 +813,18 @@ def every_match(qs, query: str, kind: str):
     how = classify(query)
     num = INSTITUTION if kind == "institution" else PERSON
     compact = _SEPARATORS.sub("", query)
-    if how == "phone":
-        digits = normalise.phone(compact)
-        if num == INSTITUTION:
-            return qs.filter(phone_norm=digits)
-        bidx = crypto.blind_index(digits, "phone")
-        return qs.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
-    if how == "email":
-        if num == INSTITUTION:
+    if how in ("phone", "email"):
+        if how == "phone" and num == INSTITUTION:
+            same = Q(phone_norm=normalise.phone(compact))
+        elif how == "phone":
+            bidx = crypto.blind_index(normalise.phone(compact), "phone")
+            same = Q(mobile_bidx=bidx) | Q(landline_bidx=bidx)
+        elif num == PERSON:
+            same = Q(email_bidx=crypto.blind_index(normalise.email(query), "email"))
+        else:
             return qs.none()
-        return qs.filter(email_bidx=crypto.blind_index(normalise.email(query), "email"))
+        merged = survivors(qs.model.objects.filter(same), 1000)  # a merged record's finds its survivor, as above
+        return qs.filter(same | Q(pk__in=merged))
     if how == "credit_code":
         return qs.filter(credit_code=compact.upper()) if num == INSTITUTION else qs.none()
     if how == "code":

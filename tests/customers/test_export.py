@@ -140,3 +140,13 @@ def test_an_export_with_a_search_term_writes_every_match(client_for, monkeypatch
     assert len(column(export(client, "institutions", q="大药房"), "机构名称")) == 121
     assert column(export(client, "institutions", q="协和 心内科"), "机构名称") == ["北京协和医院心内科"]
     assert AuditEntry.objects.filter(action="export").latest("seq").extra["count"] == 1
+
+
+def test_an_export_by_a_merged_records_phone_writes_the_customer_it_was_merged_into(
+    client_for, admin_user, xiehe
+):
+    survivor = xiehe.people.get()
+    dup = services.create_person(admin_user, {"name": "张伟", "institution": xiehe, "mobile": "13900139000"})
+    services.merge(admin_user, survivor, dup)
+    rows = export(client_for("kam"), "people", q="139 0013 9000")
+    assert column(rows, "手机") == ["138 0013 8000"]

@@ -23,6 +23,28 @@ def test_a_person_is_found_by_exact_phone_through_the_blind_index(xiehe, users):
     assert search(users["agent"], "13800138001") == []
 
 
+def test_a_merged_records_phones_find_the_customer_it_was_merged_into(xiehe, users, admin_user):
+    # the survivor keeps its own mobile; the caller on the duplicate's mobile (or landline, or an older record
+    # merged into the duplicate first) was "not found" after the merge
+    survivor = xiehe.people.get()
+    dup = services.create_person(admin_user, {"name": "张伟", "institution": xiehe, "mobile": "13900139000",
+                                              "landline": "010-69151234", "email": "zw@example.org"})  # fmt: skip
+    older = services.create_person(
+        admin_user, {"name": "张伟", "institution": xiehe, "mobile": "13700137000"}
+    )
+    services.merge(admin_user, dup, older)
+    services.merge(admin_user, survivor, dup)
+    for q in ("13900139000", "010-69151234", "13700137000", "zw@example.org", "13800138000"):
+        hits = search(users["agent"], q)
+        assert [h.obj for h in hits] == [survivor], q
+    # an institution's switchboard number too
+    other = services.create_institution(
+        admin_user, {"name": "协和医院东院", "kind": "hospital", "phone": "010-88886666"}
+    )
+    services.merge(admin_user, xiehe, other)
+    assert [h.obj for h in search(users["agent"], "010-88886666")] == [xiehe]
+
+
 def test_credit_code_and_internal_code_find_the_institution(xiehe, users):
     assert search(users["agent"], xiehe.credit_code.lower())[0].obj == xiehe
     assert search(users["agent"], xiehe.code)[0].obj == xiehe
