@@ -40,6 +40,8 @@ KEYWORD_PROBE = 100  # customers read whose own name holds a keyword besides the
 KEYWORD_PAIR_READS = 5  # a keyword's character-pair postings read per customer its look-up may read
 KEYWORD_OWN_READ = 1000  # customers read whose own name holds a keyword (more: generic words like 医院 cost too much)
 _LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
+# pinyin's ü as the index spells it, v (吕 lv, 女 nv), the way input methods type it: lü, lǚ, lu: are the same
+_U_UMLAUT = str.maketrans(dict.fromkeys("üǖǘǚǜ", "v"))
 # separators people write in phone numbers and codes: 0311-39210254, (0311) 3921 0254, 138.0013.8000
 _SEPARATORS = re.compile(r"[\s\-()\[\].·—–]")
 # a phone once separators are gone (full-width forms are folded first): +86 / 0086, an optional extension
@@ -504,7 +506,7 @@ def classify(query: str) -> str:
         return "phone"
     if "@" in q:
         return "email"
-    if _LATIN_QUERY.match(q.lower()):
+    if _LATIN_QUERY.match(_fold_u(q.lower())):
         return "pinyin"
     return "name"
 
@@ -536,6 +538,9 @@ def _look_up(look: _Look, query: str, how: str):
             return [], True, how
         return (*_exact(look, model.objects.filter(code=code)), how)
     found = _by_text(look, query, how)
+    if not found[0] and _latin_umlaut(how, query):
+        how = "name"
+        found = _by_text(look, query, how)
     if not found[0] and len(query.split()) > 1:
         keywords = _by_keywords(look, query.split())
         if keywords is not None:
@@ -553,7 +558,16 @@ def _by_text(look: _Look, text: str, how: str) -> tuple[list[tuple[float, int]],
 
 
 def _pinyin_query(text: str) -> str:
-    return text.lower().replace(" ", "").replace("'", "")[: MAX_TERM - 1]
+    return _fold_u(text.lower()).replace(" ", "").replace("'", "")[: MAX_TERM - 1]
+
+
+def _fold_u(text: str) -> str:
+    return text.translate(_U_UMLAUT).replace("u:", "v")
+
+
+def _latin_umlaut(how: str, text: str) -> bool:
+    """Whether a pinyin query that found nothing may be a Latin name written with ü (Müller): look for it as a name."""
+    return how == "pinyin" and _fold_u(text.lower()) != text.lower()
 
 
 def _keyword_test(keyword: str, how: str):
@@ -831,6 +845,8 @@ def every_match(qs, query: str, kind: str):
         code = compact.upper()
         return qs.filter(code=code) if code[:1] == ("I" if num == INSTITUTION else "P") else qs.none()
     whole = qs.filter(_text_q(num, query, how, ""))
+    if _latin_umlaut(how, query) and not whole.exists():
+        whole = qs.filter(_text_q(num, query, "name", ""))
     keywords = list(dict.fromkeys(query.split()))[:5]
     hows = [classify(k) for k in keywords]
     if len(keywords) < 2 or any(h not in ("name", "pinyin") for h in hows) or whole.exists():

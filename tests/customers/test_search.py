@@ -55,6 +55,23 @@ def test_people_are_found_by_name_and_pinyin(xiehe, users):
         assert any(h.obj.name == "张伟" for h in search(users["agent"], q)), q
 
 
+@pytest.mark.parametrize("query", ["lv", "lü", "LÜ", "lvliang", "lüliang", "Lü Liang", "lu:liang", "ll"])
+def test_pinyin_with_u_umlaut_is_found_typed_as_v_or_as_u_umlaut(users, admin_user, beijing, query):
+    # 吕 reads lü: Chinese input methods type it lv, and a name written in pinyin has lü; lü found nothing
+    city = services.create_institution(
+        admin_user, {"name": "吕梁市人民医院", "kind": "hospital", "region": beijing}
+    )
+    services.create_person(admin_user, {"name": "吕梁", "institution": city})
+    services.create_institution(admin_user, {"name": "鲁南医院", "kind": "hospital", "region": beijing})
+    hits = search(users["agent"], query)
+    assert {h.obj.name for h in hits} == {"吕梁市人民医院", "吕梁"}, query
+
+
+def test_a_latin_name_with_an_umlaut_is_still_found_as_written(users, admin_user):
+    services.create_institution(admin_user, {"name": "Müller Pharma", "kind": "distributor"})
+    assert [h.obj.name for h in search(users["agent"], "müller")] == ["Müller Pharma"]
+
+
 def test_an_exact_name_ranks_above_a_longer_one(users, beijing):
     services.create_institution(users["agent"], {"name": "人民医院", "kind": "hospital", "region": beijing})
     services.create_institution(users["agent"], {"name": "北京人民医院分院", "kind": "hospital", "region": beijing})
