@@ -49,7 +49,8 @@ def _int(value) -> int | None:
 def filters_from(params) -> dict[str, Any]:
     """The list pages' filters (type, region/province/city, tier, owner, stage, q, tag, role,
     institution); an invalid value is ignored, as the lists do."""
-    get = lambda k: str(params.get(k) or "").strip()  # noqa: E731
+    # NUL dropped: PostgreSQL refuses it in text (a pasted link with %00 was a server error)
+    get = lambda k: str(params.get(k) or "").replace("\x00", "").strip()  # noqa: E731
     region = get("region") or get("city") or get("province")
     out = {
         "type": get("type") if get("type") in InstitutionType.values else "",

@@ -150,3 +150,10 @@ def test_an_export_by_a_merged_records_phone_writes_the_customer_it_was_merged_i
     services.merge(admin_user, survivor, dup)
     rows = export(client_for("kam"), "people", q="139 0013 9000")
     assert column(rows, "手机") == ["138 0013 8000"]
+
+
+def test_a_nul_character_in_the_filters_is_no_server_error(client_for, xiehe):
+    # a link pasted with %00 in it (PostgreSQL refuses NUL in text) answered 500
+    client = client_for("kam")
+    assert column(export(client, "institutions", q="协和\x00"), "机构名称") == ["北京协和医院"]
+    assert column(export(client, "institutions", tag="\x00核心"), "机构名称") == []
