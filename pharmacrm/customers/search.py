@@ -837,7 +837,7 @@ def every_match(qs, query: str, kind: str):
             same = Q(email_bidx=crypto.blind_index(normalise.email(query), "email"))
         else:
             return qs.none()
-        merged = survivors(qs.model.objects.filter(same), 1000)  # a merged record's finds its survivor, as above
+        merged = survivors(qs.model.objects.filter(same), 1000)  # a merged record's: its survivor, as above
         return qs.filter(same | Q(pk__in=merged))
     if how == "credit_code":
         return qs.filter(credit_code=compact.upper()) if num == INSTITUTION else qs.none()
