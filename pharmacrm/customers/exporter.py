@@ -28,7 +28,6 @@ from .models import ImportJob, Institution, Person
 A = AuditEntry.Action
 CHUNK = 2000
 XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit, less the header row
-SEARCH_LIMIT = 10_000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NEGATIVE_NUMBER = re.compile(r"-\d+(\.\d+)?")
 _ILLEGAL_XML = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
@@ -50,7 +49,8 @@ def _int(value) -> int | None:
 def filters_from(params) -> dict[str, Any]:
     """The list pages' filters (type, region/province/city, tier, owner, stage, q, tag, role,
     institution); an invalid value is ignored, as the lists do."""
-    get = lambda k: str(params.get(k) or "").strip()  # noqa: E731
+    # NUL dropped: PostgreSQL refuses it in text (a pasted link with %00 was a server error)
+    get = lambda k: str(params.get(k) or "").replace("\x00", "").strip()  # noqa: E731
     region = get("region") or get("city") or get("province")
     out = {
         "type": get("type") if get("type") in InstitutionType.values else "",
@@ -91,8 +91,7 @@ def queryset(user, target: str, filters: dict[str, Any]):
     if filters.get("tag"):
         qs = qs.filter(services.tag_q([filters["tag"]])).distinct()
     if filters.get("q"):
-        ids, _complete = search.ranked_ids(user, filters["q"], kind, flt, limit=SEARCH_LIMIT)  # ids only
-        qs = qs.filter(pk__in=ids)
+        qs = search.every_match(qs, filters["q"], kind)  # every match: the search page lists the best only
     return qs.prefetch_related("tags").order_by("code")
 
 

@@ -40,6 +40,8 @@ KEYWORD_PROBE = 100  # customers read whose own name holds a keyword besides the
 KEYWORD_PAIR_READS = 5  # a keyword's character-pair postings read per customer its look-up may read
 KEYWORD_OWN_READ = 1000  # customers read whose own name holds a keyword (more: generic words like 医院 cost too much)
 _LATIN_QUERY = re.compile(r"^[a-z][a-z ']*$")
+# pinyin's ü as the index spells it, v (吕 lv, 女 nv), the way input methods type it: lü, lǚ, lu: are the same
+_U_UMLAUT = str.maketrans(dict.fromkeys("üǖǘǚǜ", "v"))
 # separators people write in phone numbers and codes: 0311-39210254, (0311) 3921 0254, 138.0013.8000
 _SEPARATORS = re.compile(r"[\s\-()\[\].·—–]")
 # a phone once separators are gone (full-width forms are folded first): +86 / 0086, an optional extension
@@ -401,10 +403,28 @@ class _Look:
         return ranked, len(ids) <= self.read and total <= self.limit
 
 
-def _exact(look: _Look, qs) -> tuple[list[tuple[float, int]], bool]:
-    """An exact look-up on an indexed column (blind index, credit code, internal code)."""
+def _exact(look: _Look, qs, merged: bool = False) -> tuple[list[tuple[float, int]], bool]:
+    """An exact look-up on an indexed column (blind index, credit code, internal code). `merged`: a merged-away
+    record that matches finds the record it was merged into (a caller on the duplicate's phone)."""
     ids = list(qs.filter(merged_into__isnull=True).values_list("id", flat=True)[: look.read + 1])
+    if merged:
+        ids = sorted({*ids, *survivors(qs, look.read + 1)})
     return look.rank(ids, lambda pk, name_norm: EXACT)
+
+
+def survivors(qs, limit: int) -> list[int]:
+    """The records that the merged-away records among `qs` were merged into (the last one of a chain). A merge keeps
+    the survivor's own phones and e-mail; the duplicate's stay on the merged record, history that still says
+    whose they are."""
+    ids = set(qs.filter(merged_into__isnull=False).values_list("merged_into_id", flat=True)[:limit])
+    found: set[int] = set()
+    for _hop in range(20):  # a record merged into one merged again later
+        if not ids:
+            break
+        rows = list(qs.model.objects.filter(pk__in=ids).values_list("id", "merged_into_id"))
+        found.update(pk for pk, into in rows if into is None)
+        ids = {into for _pk, into in rows if into is not None} - found
+    return sorted(found)[:limit]
 
 
 def _by_name(look: _Look, norm: str) -> tuple[list[tuple[float, int]], bool]:
@@ -486,7 +506,7 @@ def classify(query: str) -> str:
         return "phone"
     if "@" in q:
         return "email"
-    if _LATIN_QUERY.match(q.lower()):
+    if _LATIN_QUERY.match(_fold_u(q.lower())):
         return "pinyin"
     return "name"
 
@@ -499,13 +519,14 @@ def _look_up(look: _Look, query: str, how: str):
         digits = normalise.phone(compact)
         if kind == PERSON:
             bidx = crypto.blind_index(digits, "phone")
-            return (*_exact(look, Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))), how)
-        return (*_exact(look, Institution.objects.filter(phone_norm=digits)), how)
+            phones = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+            return (*_exact(look, phones, True), how)
+        return (*_exact(look, Institution.objects.filter(phone_norm=digits), True), how)
     if how == "email":
         if kind == INSTITUTION:
             return [], True, how
         bidx = crypto.blind_index(normalise.email(query), "email")
-        return (*_exact(look, Person.objects.filter(email_bidx=bidx)), how)
+        return (*_exact(look, Person.objects.filter(email_bidx=bidx), True), how)
     if how == "credit_code":
         if kind == PERSON:
             return [], True, how
@@ -517,6 +538,9 @@ def _look_up(look: _Look, query: str, how: str):
             return [], True, how
         return (*_exact(look, model.objects.filter(code=code)), how)
     found = _by_text(look, query, how)
+    if not found[0] and _latin_umlaut(how, query):
+        how = "name"
+        found = _by_text(look, query, how)
     if not found[0] and len(query.split()) > 1:
         keywords = _by_keywords(look, query.split())
         if keywords is not None:
@@ -534,7 +558,16 @@ def _by_text(look: _Look, text: str, how: str) -> tuple[list[tuple[float, int]],
 
 
 def _pinyin_query(text: str) -> str:
-    return text.lower().replace(" ", "").replace("'", "")[: MAX_TERM - 1]
+    return _fold_u(text.lower()).replace(" ", "").replace("'", "")[: MAX_TERM - 1]
+
+
+def _fold_u(text: str) -> str:
+    return text.translate(_U_UMLAUT).replace("u:", "v")
+
+
+def _latin_umlaut(how: str, text: str) -> bool:
+    """Whether a pinyin query that found nothing may be a Latin name written with ü (Müller): look for it as a name."""
+    return how == "pinyin" and _fold_u(text.lower()) != text.lower()
 
 
 def _keyword_test(keyword: str, how: str):
@@ -782,6 +815,76 @@ def ranked_ids(user, query: str, kind: str, filters: Filters | None = None, limi
     look = _look(user, INSTITUTION if kind == "institution" else PERSON, filters, limit, restrict, how, {})
     ranked, complete, _match = _look_up(look, query, how)
     return [pk for _score, pk in ranked], complete
+
+
+def every_match(qs, query: str, kind: str):
+    """Every customer of `qs` (one kind, scoped and filtered by the caller) that the search box finds for this
+    query, unranked and uncut: what an export of a search writes. The look-ups above rank a few thousand at most;
+    this is one query that the database answers from the same index and the same name checks."""
+    query = _prepare(query)
+    if not query:
+        return qs.none()
+    how = classify(query)
+    num = INSTITUTION if kind == "institution" else PERSON
+    compact = _SEPARATORS.sub("", query)
+    if how in ("phone", "email"):
+        if how == "phone" and num == INSTITUTION:
+            same = Q(phone_norm=normalise.phone(compact))
+        elif how == "phone":
+            bidx = crypto.blind_index(normalise.phone(compact), "phone")
+            same = Q(mobile_bidx=bidx) | Q(landline_bidx=bidx)
+        elif num == PERSON:
+            same = Q(email_bidx=crypto.blind_index(normalise.email(query), "email"))
+        else:
+            return qs.none()
+        merged = survivors(qs.model.objects.filter(same), 1000)  # a merged record's: its survivor, as above
+        return qs.filter(same | Q(pk__in=merged))
+    if how == "credit_code":
+        return qs.filter(credit_code=compact.upper()) if num == INSTITUTION else qs.none()
+    if how == "code":
+        code = compact.upper()
+        return qs.filter(code=code) if code[:1] == ("I" if num == INSTITUTION else "P") else qs.none()
+    whole = qs.filter(_text_q(num, query, how, ""))
+    if _latin_umlaut(how, query) and not whole.exists():
+        whole = qs.filter(_text_q(num, query, "name", ""))
+    keywords = list(dict.fromkeys(query.split()))[:5]
+    hows = [classify(k) for k in keywords]
+    if len(keywords) < 2 or any(h not in ("name", "pinyin") for h in hows) or whole.exists():
+        return whole
+    # as _by_keywords: the own name holds a keyword, and the own name or a place's holds every one
+    at_person = ["institution__", "department__", "institution__parent__"]
+    places = ["parent__"] if num == INSTITUTION else at_person
+    own = [_text_q(num, k, how, "") for k, how in zip(keywords, hows, strict=True)]
+    every = Q()
+    for k, how, mine in zip(keywords, hows, own, strict=True):
+        at = Q()
+        for place in places:
+            at |= _text_q(INSTITUTION, k, how, place)
+        every &= mine | at
+    either = Q()
+    for mine in own:
+        either |= mine
+    return qs.filter(either & every)
+
+
+def _text_q(kind: int, text: str, how: str, via: str) -> Q:
+    """The customers (`via`: the related institution, e.g. "parent__") whose name the search finds for this text:
+    the name holds it (a single character: at the start of a name or short name), or the pinyin postings start
+    with it (at the start of the name, or after its first characters)."""
+    if how == "pinyin":
+        key = _pinyin_query(text)
+        if not key:
+            return Q(pk__in=[])
+        terms = Q()
+        for prefix in ("L", "l"):  # from the name's start, after its first characters
+            terms |= Q(term__gte=prefix + key, term__lt=prefix + key + "\uffff")
+        return Q(**{f"{via}pk__in": SearchTerm.objects.filter(terms, kind=kind).values("obj_id")})
+    norm = normalise.name(text)
+    if not norm:
+        return Q(pk__in=[])
+    starts = ["C" + norm] if len(norm) == 1 else ["C" + norm[:2], "c" + norm[:2]]
+    postings = SearchTerm.objects.filter(kind=kind, term__in=starts).values("obj_id")
+    return Q(**{f"{via}pk__in": postings, f"{via}name_norm__contains": norm})
 
 
 def search(user, query: str, filters: Filters | None = None, limit: int = 20, kinds=("institution", "person")):

@@ -681,18 +681,21 @@ def _existing_notes(user, name: str, value: str, instance) -> list[str]:
         qs = Institution.objects.filter(credit_code=normalise.credit_code(value))
         message = _("Another institution already has this credit code.")
     elif name == "phone":
-        qs = Institution.objects.active().filter(phone_norm=normalise.phone(value))
+        qs = Institution.objects.filter(phone_norm=normalise.phone(value))
         message = _("Another institution already has this phone number: check for a duplicate.")
     elif name in ("mobile", "landline"):
         bidx = crypto.blind_index(normalise.phone(value), "phone")
-        qs = Person.objects.active().filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+        qs = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
         message = _("Another person already has this phone number: check for a duplicate.")
     elif name == "email":
-        qs = Person.objects.active().filter(email_bidx=crypto.blind_index(normalise.email(value), "email"))
+        qs = Person.objects.filter(email_bidx=crypto.blind_index(normalise.email(value), "email"))
         message = _("Another person already has this e-mail address: check for a duplicate.")
     else:
         return []
     if name != "credit_code":
+        # a record merged away with it names the customer it was merged into, as the search does
+        qs = qs.model.objects.active().filter(Q(pk__in=qs.filter(merged_into__isnull=True).values("pk"))
+                                              | Q(pk__in=search.survivors(qs, 100)))  # fmt: skip
         qs = access.institutions_for(user, qs) if qs.model is Institution else access.people_for(user, qs)
     if instance is not None:
         qs = qs.exclude(pk=instance.pk)

@@ -11,7 +11,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 from pharmacrm.core.models import AuditEntry
-from pharmacrm.customers import importer, services
+from pharmacrm.customers import exporter, importer, search, services
 from pharmacrm.customers.models import Institution
 
 
@@ -115,3 +115,45 @@ def test_cells_that_look_like_formulas_stay_text(client_for, admin_user):
     cell = load_workbook(io.BytesIO(b"".join(response.streaming_content))).worksheets[0]["B2"]
     assert cell.data_type == "s" and cell.value == '=HYPERLINK("http://x")'
     assert Institution.objects.count() == 1
+
+
+def test_an_export_with_a_search_term_writes_every_match(client_for, monkeypatch):
+    # the search ranks the best few thousand; the export of "every 北京 pharmacy" stopped at 10,000 rows without a
+    # word. It writes every match, and only the matches, whatever the search's cuts (made small here, so that the
+    # test need not create 10,000 customers)
+    monkeypatch.setattr(exporter, "SEARCH_LIMIT", 50, raising=False)
+    for name in ("RANGE_LIMIT", "NARROWED_READ", "POSTINGS_LIMIT"):
+        monkeypatch.setattr(search, name, 50)
+    shops = []
+    for n, name in enumerate(
+        [*(f"北京第{n}大药房" for n in range(120)), "天津第1大药房", "北京协和医院心内科"]
+    ):
+        shop = Institution(name=name, kind="pharmacy", code=f"I{n + 1:08d}")
+        shop.refresh_derived()
+        shops.append(shop)
+    search.reindex(Institution.objects.bulk_create(shops))
+    client = client_for("analyst")
+    names = column(export(client, "institutions", q="北京"), "机构名称")
+    assert len(names) == 121 and "天津第1大药房" not in names
+    assert len(column(export(client, "institutions", q="beijing"), "机构名称")) == 121
+    assert len(column(export(client, "institutions", q="bjd"), "机构名称")) == 120
+    assert len(column(export(client, "institutions", q="大药房"), "机构名称")) == 121
+    assert column(export(client, "institutions", q="协和 心内科"), "机构名称") == ["北京协和医院心内科"]
+    assert AuditEntry.objects.filter(action="export").latest("seq").extra["count"] == 1
+
+
+def test_an_export_by_a_merged_records_phone_writes_the_customer_it_was_merged_into(
+    client_for, admin_user, xiehe
+):
+    survivor = xiehe.people.get()
+    dup = services.create_person(admin_user, {"name": "张伟", "institution": xiehe, "mobile": "13900139000"})
+    services.merge(admin_user, survivor, dup)
+    rows = export(client_for("kam"), "people", q="139 0013 9000")
+    assert column(rows, "手机") == ["138 0013 8000"]
+
+
+def test_a_nul_character_in_the_filters_is_no_server_error(client_for, xiehe):
+    # a link pasted with %00 in it (PostgreSQL refuses NUL in text) answered 500
+    client = client_for("kam")
+    assert column(export(client, "institutions", q="协和\x00"), "机构名称") == ["北京协和医院"]
+    assert column(export(client, "institutions", tag="\x00核心"), "机构名称") == []

@@ -23,6 +23,28 @@ def test_a_person_is_found_by_exact_phone_through_the_blind_index(xiehe, users):
     assert search(users["agent"], "13800138001") == []
 
 
+def test_a_merged_records_phones_find_the_customer_it_was_merged_into(xiehe, users, admin_user):
+    # the survivor keeps its own mobile; the caller on the duplicate's mobile (or landline, or an older record
+    # merged into the duplicate first) was "not found" after the merge
+    survivor = xiehe.people.get()
+    dup = services.create_person(admin_user, {"name": "张伟", "institution": xiehe, "mobile": "13900139000",
+                                              "landline": "010-69151234", "email": "zw@example.org"})  # fmt: skip
+    older = services.create_person(
+        admin_user, {"name": "张伟", "institution": xiehe, "mobile": "13700137000"}
+    )
+    services.merge(admin_user, dup, older)
+    services.merge(admin_user, survivor, dup)
+    for q in ("13900139000", "010-69151234", "13700137000", "zw@example.org", "13800138000"):
+        hits = search(users["agent"], q)
+        assert [h.obj for h in hits] == [survivor], q
+    # an institution's switchboard number too
+    other = services.create_institution(
+        admin_user, {"name": "协和医院东院", "kind": "hospital", "phone": "010-88886666"}
+    )
+    services.merge(admin_user, xiehe, other)
+    assert [h.obj for h in search(users["agent"], "010-88886666")] == [xiehe]
+
+
 def test_credit_code_and_internal_code_find_the_institution(xiehe, users):
     assert search(users["agent"], xiehe.credit_code.lower())[0].obj == xiehe
     assert search(users["agent"], xiehe.code)[0].obj == xiehe
@@ -31,6 +53,23 @@ def test_credit_code_and_internal_code_find_the_institution(xiehe, users):
 def test_people_are_found_by_name_and_pinyin(xiehe, users):
     for q in ("张伟", "zhangwei", "zw"):
         assert any(h.obj.name == "张伟" for h in search(users["agent"], q)), q
+
+
+@pytest.mark.parametrize("query", ["lv", "lü", "LÜ", "lvliang", "lüliang", "Lü Liang", "lu:liang", "ll"])
+def test_pinyin_with_u_umlaut_is_found_typed_as_v_or_as_u_umlaut(users, admin_user, beijing, query):
+    # 吕 reads lü: Chinese input methods type it lv, and a name written in pinyin has lü; lü found nothing
+    city = services.create_institution(
+        admin_user, {"name": "吕梁市人民医院", "kind": "hospital", "region": beijing}
+    )
+    services.create_person(admin_user, {"name": "吕梁", "institution": city})
+    services.create_institution(admin_user, {"name": "鲁南医院", "kind": "hospital", "region": beijing})
+    hits = search(users["agent"], query)
+    assert {h.obj.name for h in hits} == {"吕梁市人民医院", "吕梁"}, query
+
+
+def test_a_latin_name_with_an_umlaut_is_still_found_as_written(users, admin_user):
+    services.create_institution(admin_user, {"name": "Müller Pharma", "kind": "distributor"})
+    assert [h.obj.name for h in search(users["agent"], "müller")] == ["Müller Pharma"]
 
 
 def test_an_exact_name_ranks_above_a_longer_one(users, beijing):

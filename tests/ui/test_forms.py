@@ -90,6 +90,22 @@ def test_phones_are_checked_while_typing(client_for, doctor):
     assert "Enter a valid China mobile number, landline with area code" in landline.content.decode()
 
 
+def test_a_merged_records_phone_typed_on_a_new_person_warns_of_the_record_it_was_merged_into(
+    client_for, admin_user, xiehe, doctor
+):
+    # the merge kept 张伟's own mobile; the duplicate's stayed on the merged record: typing it on a new person made
+    # the duplicate again without a word
+    dup = services.create_person(admin_user, {"name": "张伟", "institution": xiehe, "mobile": "13900139000"})
+    services.merge(admin_user, doctor, dup)
+    client = client_for("agent")
+    taken = client.post("/customers/people/new/", {"_validate": "mobile", "mobile": "139 0013 9000"}, **HTMX)
+    assert "Another person already has this phone number" in taken.content.decode()
+    own = client.post(
+        f"/customers/people/{doctor.pk}/edit/", {"_validate": "mobile", "mobile": "13900139000"}, **HTMX
+    )
+    assert "Another person already has this phone number" not in own.content.decode()
+
+
 def test_only_the_listed_fields_are_checked_while_typing(client_for):
     response = client_for("agent").post(
         "/customers/people/new/", {"_validate": "notes", "notes": "x"}, **HTMX
