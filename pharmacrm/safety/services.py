@@ -1363,17 +1363,21 @@ def add_capa(user, case: SafetyCase, data: dict) -> Capa:
     return capa
 
 
-def update_capa(user, capa: Capa, data: dict) -> Capa:
-    """Mark a CAPA done, then record its effectiveness check (effective or not)."""
+def update_capa(user, capa: Capa, data: dict, *, version: int | None = None) -> Capa:
+    """Mark a CAPA done, then record its effectiveness check (effective or not). `version` is the one the user
+    loaded: an action another officer updated since then raises ConflictError (their record is not overwritten)."""
     require(user)
-    status = _clean_choice(data.get("status") or capa.status, CapaStatus, "status", errors := {})
-    check = str(data.get("effectiveness_check") or capa.effectiveness_check).strip()
-    if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and not check:
-        errors.setdefault("effectiveness_check", []).append(_("Describe how the effectiveness was checked."))
-    if errors:
-        raise ValidationError(errors)
     now = timezone.now()
     with transaction.atomic():
+        capa = Capa.objects.select_for_update().get(pk=capa.pk)
+        if version is not None and int(version) != capa.version:
+            raise ConflictError(capa.version)
+        status = _clean_choice(data.get("status") or capa.status, CapaStatus, "status", errors := {})
+        check = str(data.get("effectiveness_check") or capa.effectiveness_check).strip()
+        if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and not check:
+            errors.setdefault("effectiveness_check", []).append(_("Describe how the effectiveness was checked."))
+        if errors:
+            raise ValidationError(errors)
         before = {"status": capa.status, "effectiveness_check": capa.effectiveness_check}
         capa.status, capa.effectiveness_check = status, check
         after = {"status": status, "effectiveness_check": check}
@@ -1381,6 +1385,7 @@ def update_capa(user, capa: Capa, data: dict) -> Capa:
             capa.done_at = now
         if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and after != before:
             capa.checked_at = now  # (saved again unchanged, the check keeps the day it was made)
+        capa.version += 1
         capa.save()
         # a GMP record: the check's text rewritten ("not effective: it recurred" → "effective") is in the trail too
         _record(A.UPDATE, capa, user, changes=_audit_changes(before, after))

@@ -405,6 +405,27 @@ def test_capa_is_added_done_and_checked(client_for, users, make_case):
     assert capa.status == "effective" and capa.done_at and capa.checked_at
 
 
+def test_a_capa_action_changed_meanwhile_is_a_conflict_keeping_the_input(client_for, users, make_case):
+    case = make_case(kind="quality", reactions=[])
+    capa = services.add_capa(users["pv"], case, {"action": "更换滤网", "owner": users["pv"],
+                                                 "due_date": timezone.localdate() + dt.timedelta(days=30)})  # fmt: skip
+    first, second = client_for("pv"), client_for("pv")
+    page = html(second.get(reverse("safety:case", args=[case.pk])))
+    loaded = re.search(rf'name="capa{capa.pk}-version" value="(\d+)"', page).group(1)
+    url = reverse("safety:case-capa-update", args=[case.pk, capa.pk])
+    assert first.post(url, {f"capa{capa.pk}-status": "not_effective", f"capa{capa.pk}-version": loaded,
+                            f"capa{capa.pk}-effectiveness_check": "复检仍有异物"}).status_code == 302  # fmt: skip
+    # the second officer, on the page loaded before, records it effective: refused, their words kept
+    response = second.post(url, {f"capa{capa.pk}-status": "effective", f"capa{capa.pk}-version": loaded,
+                                 f"capa{capa.pk}-effectiveness_check": "三批次复检合格"})  # fmt: skip
+    assert response.status_code == 409
+    page = html(response)
+    assert "其他人修改了此病例" in page
+    assert "三批次复检合格" in page
+    capa.refresh_from_db()
+    assert capa.status == "not_effective" and capa.effectiveness_check == "复检仍有异物"
+
+
 def test_nullify_needs_a_reason_at_its_field(client_for, make_case):
     case = make_case()
     response = client_for("pv").post(reverse("safety:case-status", args=[case.pk]),
