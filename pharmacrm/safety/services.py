@@ -758,6 +758,10 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
             changed.append("reactions")
         if not changed and not (summary or "").strip():
             raise ValidationError({"summary": [_("This follow-up changes nothing: say what is new.")]})
+        reopened = case.status == CaseStatus.CLOSED
+        if reopened and not (summary or "").strip():
+            # it reopens the case, which is closed (with its batch, outcome and recall decision) until someone says why
+            raise ValidationError({"summary": [_("The case is closed: say what is new, the reason it is reopened.")]})
         _write_rows(case, drugs if "drugs" in changed else None, reactions if "reactions" in changed else None)
         sequence = case.versions.count()
         follow = CaseVersion.objects.create(
@@ -766,14 +770,18 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
         )  # fmt: skip
         case.latest_received_at = max(case.latest_received_at, received_at)
         refresh_derived(case)
+        old = case.status
         if case.status in (CaseStatus.SUBMITTED, CaseStatus.CLOSED):
             case.status = CaseStatus.ASSESSING  # new information to report
         case.version += 1
         case.updated_at = now
         _save_case(case)
+        if reopened:
+            _reopen_clocks(case, now)  # as a reopened case's: what was still owed when it was closed is owed again
         plan_clocks(case, follow, now)
         _sync_follow_up_task(case, now)
-        _record(A.UPDATE, case, user, follow_up=sequence, received_at=received_at, changed=changed)
+        extra = {"changes": {"status": [old, case.status]}, "reason": follow.summary} if reopened else {}
+        _record(A.UPDATE, case, user, follow_up=sequence, received_at=received_at, changed=changed, **extra)
     return follow
 
 

@@ -297,6 +297,22 @@ def test_nullify_and_reopen_need_a_reason(make_case, users):
     assert case.number in [c.case.number for c in services.due_clocks()]
 
 
+def test_a_follow_up_reopens_a_closed_case_only_with_a_reason(make_case, users):
+    pv = users["pv"]
+    case = services.set_status(pv, make_case(), "closed", reason="报告者失联")
+    with pytest.raises(ValidationError) as error:  # new information, but no word on why the case opens again
+        services.add_follow_up(pv, case, {"narrative": "患者家属来电补充：皮疹复发"}, received_at=timezone.now())
+    assert "summary" in error.value.message_dict
+    case.refresh_from_db()
+    assert case.status == "closed" and case.versions.count() == 1
+    follow = services.add_follow_up(pv, case, {"narrative": "患者家属来电补充：皮疹复发"}, received_at=timezone.now(),
+                                    summary="家属来电：停药后皮疹复发")  # fmt: skip
+    case.refresh_from_db()
+    assert case.status == "assessing" and follow.summary == "家属来电：停药后皮疹复发"  # in the versions on its page
+    entry = AuditEntry.objects.filter(object_type="safety.safetycase", object_id=str(case.pk)).order_by("-id").first()
+    assert entry.changes["status"] == ["closed", "assessing"] and entry.extra["reason"] == "家属来电：停药后皮疹复发"
+
+
 def test_submitted_is_reached_only_through_a_signed_submission(make_case, users):
     case = make_case()
     with pytest.raises(ValidationError):
