@@ -390,13 +390,17 @@ def reportable(case: SafetyCase) -> bool:
     return not (case.kind == CaseKind.QUALITY and not case.reactions.exists())
 
 
-def rules_for(case: SafetyCase) -> list[ReportingRule]:
+def rules_for(case: SafetyCase, *, death_told: bool = False) -> list[ReportingRule]:
     """The active rules that set the case's clocks: per jurisdiction, the first report rule that applies,
-    and every investigation rule that applies."""
+    and every investigation rule that applies. `death_told`: an earlier version already told of the death, so
+    the "report a death at once" rule is passed over and the next rule that applies (a serious case's) sets the
+    clock of this follow-up."""
     chosen: list[ReportingRule] = []
     taken: set[str] = set()
     for rule in ReportingRule.objects.filter(active=True).order_by("jurisdiction", "position", "id"):
         if not _applies(rule.condition, case):
+            continue
+        if death_told and rule.clock_kind == ClockKind.REPORT and rule.condition == RuleCondition.DEATH:
             continue
         if rule.clock_kind == ClockKind.REPORT:
             if rule.jurisdiction in taken:
@@ -436,7 +440,12 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
     """(Re)plan the open clocks of a version from the rules that apply now. A clock already met stays; an
     open clock whose rule no longer applies (a case found not serious after all) is removed; a new rule
     (the case turned out fatal) adds its clock, counted from the version's receipt date."""
-    wanted = {rule.pk: rule for rule in rules_for(case)} if reportable(case) else {}
+    # a death is reported at once, once: the follow-up of a death an earlier version told of (the autopsy, the
+    # hospital's records) is new information on a serious case, due as such from its receipt — not in 24 hours again
+    death_told = SafetyClock.objects.filter(
+        case=case, kind=ClockKind.REPORT, rule__condition=RuleCondition.DEATH
+    ).exclude(case_version=version).exists()
+    wanted = {rule.pk: rule for rule in rules_for(case, death_told=death_told)} if reportable(case) else {}
     current = {c.rule_id: c for c in version.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION])}
     for rule_id, clock in current.items():
         if rule_id not in wanted and clock.met_at is None:

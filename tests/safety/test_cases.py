@@ -115,6 +115,26 @@ def test_a_follow_up_is_a_version_with_its_own_clock(make_case, users):
     assert "received_at" in error.value.message_dict
 
 
+def test_a_follow_up_of_a_death_already_told_is_due_as_serious_not_in_24_hours(make_case, users):
+    """NMPA: a death is reported at once (24 hours); the follow-up of that death (the autopsy, the hospital's records)
+    is significant new information of a serious case, due in 15 days from its receipt — it does not start the death
+    clock again. A follow-up that first tells of the death does."""
+    pv = users["pv"]
+    fatal = [{"verbatim": "过敏性休克后死亡", "outcome": "5", "death": True}]
+    case = make_case(reactions=fatal, received_at=timezone.now() - dt.timedelta(days=3))
+    autopsy_at = timezone.now() - dt.timedelta(hours=2)
+    autopsy = services.add_follow_up(pv, case, {}, received_at=autopsy_at, summary="尸检报告：过敏性休克")
+    due = {c.rule.code: c.due_at for c in SafetyClock.objects.filter(case_version=autopsy, kind="report")}
+    assert due == {"CN-NEW-SERIOUS": services.day_deadline(autopsy_at, 15)}
+    assert SafetyClock.objects.filter(case=case, rule__code="CN-DEATH").count() == 1  # the initial report's
+
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=3))  # a rash: the patient died since
+    died_at = timezone.now() - dt.timedelta(hours=2)
+    death = services.add_follow_up(pv, case, {"reactions": fatal}, received_at=died_at, summary="家属来电：患者已死亡")
+    due = {c.rule.code: c.due_at for c in SafetyClock.objects.filter(case_version=death, kind="report")}
+    assert due == {"CN-DEATH": died_at + dt.timedelta(hours=24)}
+
+
 def test_bad_input_is_refused_per_field_and_nothing_is_written(users):
     before = SafetyCase.objects.count()
     with pytest.raises(ValidationError) as error:
