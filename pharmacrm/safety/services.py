@@ -1387,10 +1387,12 @@ def update_capa(user, capa: Capa, data: dict, *, version: int | None = None) -> 
     now = timezone.now()
     with transaction.atomic():
         capa = Capa.objects.select_for_update().get(pk=capa.pk)
-        if version is not None and int(version) != capa.version:
-            raise ConflictError(capa.version)
         status = _clean_choice(data.get("status") or capa.status, CapaStatus, "status", errors := {})
         check = str(data.get("effectiveness_check") or capa.effectiveness_check).strip()
+        if version is not None and int(version) != capa.version:
+            if (status, check) == (capa.status, capa.effectiveness_check):
+                return capa  # the same update sent twice (a double click): saved the first time, no conflict
+            raise ConflictError(capa.version)
         if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and not check:
             errors.setdefault("effectiveness_check", []).append(_("Describe how the effectiveness was checked."))
         if errors:

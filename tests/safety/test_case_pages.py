@@ -426,6 +426,21 @@ def test_a_capa_action_changed_meanwhile_is_a_conflict_keeping_the_input(client_
     assert capa.status == "not_effective" and capa.effectiveness_check == "复检仍有异物"
 
 
+def test_a_capa_update_sent_twice_is_saved_once_and_not_called_a_conflict(client_for, users, make_case):
+    case = make_case(kind="quality", reactions=[])
+    capa = services.add_capa(users["pv"], case, {"action": "更换滤网", "owner": users["pv"],
+                                                 "due_date": timezone.localdate() + dt.timedelta(days=30)})  # fmt: skip
+    pv = client_for("pv")
+    url = reverse("safety:case-capa-update", args=[case.pk, capa.pk])
+    sent = {f"capa{capa.pk}-status": "effective", f"capa{capa.pk}-version": capa.version,
+            f"capa{capa.pk}-effectiveness_check": "三批次复检合格"}  # fmt: skip
+    assert pv.post(url, sent).status_code == 302
+    assert pv.post(url, sent).status_code == 302  # a double click: the same update, already saved
+    capa.refresh_from_db()
+    assert capa.status == "effective" and capa.version == 2
+    assert AuditEntry.objects.filter(object_type="safety.capa", object_id=str(capa.pk), action="update").count() == 1
+
+
 def test_nullify_needs_a_reason_at_its_field(client_for, make_case):
     case = make_case()
     response = client_for("pv").post(reverse("safety:case-status", args=[case.pk]),
