@@ -809,7 +809,11 @@ def set_status(user, case: SafetyCase, status: str, *, reason: str = "", version
         raise ValidationError({"status": [_("Choose closed, nullified, or reopen the case.")]})
     now = timezone.now()
     with transaction.atomic():
-        case = _lock(case, version)
+        case = SafetyCase.objects.select_for_update().get(pk=case.pk)
+        if version is not None and int(version) != case.version:
+            if case.status == status:
+                return case  # the same change sent twice (a double click): made the first time, not a conflict
+            raise ConflictError(case.version)
         old = case.status
         if status == CaseStatus.CLOSED:
             problems = closing_problems(case)

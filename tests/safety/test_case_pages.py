@@ -449,6 +449,22 @@ def test_nullify_needs_a_reason_at_its_field(client_for, make_case):
     assert re.search(r'class="field has-error[^"]*" id="field-reason"', html(response))
 
 
+def test_closing_sent_twice_closes_once_and_is_not_called_a_conflict(client_for, make_case):
+    case = make_case()
+    pv = client_for("pv")
+    sent = {"status": "closed", "reason": "报告者失联，无法随访", "version": case.version}
+    assert pv.post(reverse("safety:case-status", args=[case.pk]), sent).status_code == 302
+    again = pv.post(reverse("safety:case-status", args=[case.pk]), sent)  # a double click
+    assert again.status_code == 302
+    case.refresh_from_db()
+    assert case.status == "closed"
+    entries = AuditEntry.objects.filter(object_type="safety.safetycase", object_id=str(case.pk), action="update")
+    assert [e.changes.get("status", [None, None])[1] for e in entries].count("closed") == 1
+    # another change meanwhile is still a conflict
+    stale = {"status": "nullified", "reason": "重复病例", "version": sent["version"]}
+    assert pv.post(reverse("safety:case-status", args=[case.pk]), stale).status_code == 409
+
+
 # --- export and submission -------------------------------------------------------------------------------------
 
 
