@@ -448,6 +448,7 @@ class CapaForm(ServiceErrorsMixin, OnceTokenForm):
 class CapaUpdateForm(ServiceErrorsMixin, forms.Form):
     status = forms.ChoiceField(label=_("Status"), choices=CapaStatus.choices)
     effectiveness_check = _text(_("Effectiveness check"), 4000, rows=2)
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
 
 class FileForm(ServiceErrorsMixin, forms.Form):

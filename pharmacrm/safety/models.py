@@ -434,6 +434,7 @@ class Capa(models.Model):
     checked_at = models.DateTimeField(_("checked"), null=True, blank=True)
     # the worker told the owner (and their manager) once that the action is overdue
     overdue_notified_at = models.DateTimeField(_("overdue notice sent"), null=True, blank=True)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic lock
 
     class Meta:
         verbose_name = _("CAPA")

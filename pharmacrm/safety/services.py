@@ -390,13 +390,17 @@ def reportable(case: SafetyCase) -> bool:
     return not (case.kind == CaseKind.QUALITY and not case.reactions.exists())
 
 
-def rules_for(case: SafetyCase) -> list[ReportingRule]:
+def rules_for(case: SafetyCase, *, death_told: bool = False) -> list[ReportingRule]:
     """The active rules that set the case's clocks: per jurisdiction, the first report rule that applies,
-    and every investigation rule that applies."""
+    and every investigation rule that applies. `death_told`: an earlier version already told of the death, so
+    the "report a death at once" rule is passed over and the next rule that applies (a serious case's) sets the
+    clock of this follow-up."""
     chosen: list[ReportingRule] = []
     taken: set[str] = set()
     for rule in ReportingRule.objects.filter(active=True).order_by("jurisdiction", "position", "id"):
         if not _applies(rule.condition, case):
+            continue
+        if death_told and rule.clock_kind == ClockKind.REPORT and rule.condition == RuleCondition.DEATH:
             continue
         if rule.clock_kind == ClockKind.REPORT:
             if rule.jurisdiction in taken:
@@ -436,7 +440,12 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
     """(Re)plan the open clocks of a version from the rules that apply now. A clock already met stays; an
     open clock whose rule no longer applies (a case found not serious after all) is removed; a new rule
     (the case turned out fatal) adds its clock, counted from the version's receipt date."""
-    wanted = {rule.pk: rule for rule in rules_for(case)} if reportable(case) else {}
+    # a death is reported at once, once: the follow-up of a death an earlier version told of (the autopsy, the
+    # hospital's records) is new information on a serious case, due as such from its receipt — not in 24 hours again
+    death_told = SafetyClock.objects.filter(
+        case=case, kind=ClockKind.REPORT, rule__condition=RuleCondition.DEATH
+    ).exclude(case_version=version).exists()
+    wanted = {rule.pk: rule for rule in rules_for(case, death_told=death_told)} if reportable(case) else {}
     current = {c.rule_id: c for c in version.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION])}
     for rule_id, clock in current.items():
         if rule_id not in wanted and clock.met_at is None:
@@ -758,6 +767,10 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
             changed.append("reactions")
         if not changed and not (summary or "").strip():
             raise ValidationError({"summary": [_("This follow-up changes nothing: say what is new.")]})
+        reopened = case.status == CaseStatus.CLOSED
+        if reopened and not (summary or "").strip():
+            # it reopens the case, which is closed (with its batch, outcome and recall decision) until someone says why
+            raise ValidationError({"summary": [_("The case is closed: say what is new, the reason it is reopened.")]})
         _write_rows(case, drugs if "drugs" in changed else None, reactions if "reactions" in changed else None)
         sequence = case.versions.count()
         follow = CaseVersion.objects.create(
@@ -766,14 +779,18 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
         )  # fmt: skip
         case.latest_received_at = max(case.latest_received_at, received_at)
         refresh_derived(case)
+        old = case.status
         if case.status in (CaseStatus.SUBMITTED, CaseStatus.CLOSED):
             case.status = CaseStatus.ASSESSING  # new information to report
         case.version += 1
         case.updated_at = now
         _save_case(case)
+        if reopened:
+            _reopen_clocks(case, now)  # as a reopened case's: what was still owed when it was closed is owed again
         plan_clocks(case, follow, now)
         _sync_follow_up_task(case, now)
-        _record(A.UPDATE, case, user, follow_up=sequence, received_at=received_at, changed=changed)
+        extra = {"changes": {"status": [old, case.status]}, "reason": follow.summary} if reopened else {}
+        _record(A.UPDATE, case, user, follow_up=sequence, received_at=received_at, changed=changed, **extra)
     return follow
 
 
@@ -792,7 +809,11 @@ def set_status(user, case: SafetyCase, status: str, *, reason: str = "", version
         raise ValidationError({"status": [_("Choose closed, nullified, or reopen the case.")]})
     now = timezone.now()
     with transaction.atomic():
-        case = _lock(case, version)
+        case = SafetyCase.objects.select_for_update().get(pk=case.pk)
+        if version is not None and int(version) != case.version:
+            if case.status == status:
+                return case  # the same change sent twice (a double click): made the first time, not a conflict
+            raise ConflictError(case.version)
         old = case.status
         if status == CaseStatus.CLOSED:
             problems = closing_problems(case)
@@ -1363,17 +1384,23 @@ def add_capa(user, case: SafetyCase, data: dict) -> Capa:
     return capa
 
 
-def update_capa(user, capa: Capa, data: dict) -> Capa:
-    """Mark a CAPA done, then record its effectiveness check (effective or not)."""
+def update_capa(user, capa: Capa, data: dict, *, version: int | None = None) -> Capa:
+    """Mark a CAPA done, then record its effectiveness check (effective or not). `version` is the one the user
+    loaded: an action another officer updated since then raises ConflictError (their record is not overwritten)."""
     require(user)
-    status = _clean_choice(data.get("status") or capa.status, CapaStatus, "status", errors := {})
-    check = str(data.get("effectiveness_check") or capa.effectiveness_check).strip()
-    if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and not check:
-        errors.setdefault("effectiveness_check", []).append(_("Describe how the effectiveness was checked."))
-    if errors:
-        raise ValidationError(errors)
     now = timezone.now()
     with transaction.atomic():
+        capa = Capa.objects.select_for_update().get(pk=capa.pk)
+        status = _clean_choice(data.get("status") or capa.status, CapaStatus, "status", errors := {})
+        check = str(data.get("effectiveness_check") or capa.effectiveness_check).strip()
+        if version is not None and int(version) != capa.version:
+            if (status, check) == (capa.status, capa.effectiveness_check):
+                return capa  # the same update sent twice (a double click): saved the first time, no conflict
+            raise ConflictError(capa.version)
+        if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and not check:
+            errors.setdefault("effectiveness_check", []).append(_("Describe how the effectiveness was checked."))
+        if errors:
+            raise ValidationError(errors)
         before = {"status": capa.status, "effectiveness_check": capa.effectiveness_check}
         capa.status, capa.effectiveness_check = status, check
         after = {"status": status, "effectiveness_check": check}
@@ -1381,6 +1408,7 @@ def update_capa(user, capa: Capa, data: dict) -> Capa:
             capa.done_at = now
         if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and after != before:
             capa.checked_at = now  # (saved again unchanged, the check keeps the day it was made)
+        capa.version += 1
         capa.save()
         # a GMP record: the check's text rewritten ("not effective: it recurred" → "effective") is in the trail too
         _record(A.UPDATE, capa, user, changes=_audit_changes(before, after))

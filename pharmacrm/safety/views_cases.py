@@ -419,9 +419,10 @@ def _detail_context(request, case: SafetyCase, **forms) -> dict:
     if may_handle:
         version = {"version": case.version}
         capa_errors = forms.get("capa_update_errors") or {}
+        capa_forms = forms.get("capa_update_forms") or {}
         for c in capas:
-            c.update_form = CapaUpdateForm(initial={"status": c.status, "effectiveness_check": c.effectiveness_check},
-                                           prefix=f"capa{c.pk}")  # fmt: skip
+            initial = {"status": c.status, "effectiveness_check": c.effectiveness_check, "version": c.version}
+            c.update_form = capa_forms.get(c.pk) or CapaUpdateForm(initial=initial, prefix=f"capa{c.pk}")
             c.update_errors = capa_errors.get(c.pk, [])
         context.update({
             "status_form": forms.get("status_form") or StatusForm(initial=version),
@@ -718,7 +719,17 @@ def capa_update(request, pk: int, capa_pk: int):
     errors: list[str] = []
     if form.is_valid():
         try:
-            services.update_capa(request.user, capa, form.cleaned_data)
+            services.update_capa(
+                request.user, capa, form.cleaned_data, version=form.cleaned_data.get("version")
+            )
+        except ConflictError as e:
+            # another officer updated the action since this page was loaded: their record stays, this input is kept
+            # with the version as it is now, to be checked and sent again
+            posted = request.POST.copy()
+            posted[f"capa{capa.pk}-version"] = str(e.current_version)
+            form = CapaUpdateForm(posted, prefix=f"capa{capa.pk}")
+            return _detail_page(request, case, 409, capa_update_errors={capa.pk: [str(CONFLICT)]},
+                                capa_update_forms={capa.pk: form})  # fmt: skip
         except ValidationError as e:
             errors = e.messages
         else:
@@ -726,7 +737,9 @@ def capa_update(request, pk: int, capa_pk: int):
             return redirect(reverse("safety:case", args=[case.pk]) + "#capa")
     else:
         errors = [m for ms in form.errors.values() for m in ms]
-    return _detail_page(request, case, 400, capa_update_errors={capa.pk: errors})
+    return _detail_page(
+        request, case, 400, capa_update_errors={capa.pk: errors}, capa_update_forms={capa.pk: form}
+    )
 
 
 # --- files ---------------------------------------------------------------------------------------------

@@ -198,6 +198,8 @@ def _triage_page(request, *, bound: tuple | None = None, status: int = 200):
         _with_cases(rows)
         context.update(page_obj=page, rows=rows)
     else:
+        # the officer's name as str(user) writes it (without a display name, from first and last name), or two
+        # queries more per row
         recent = (
             Flag.objects.filter(decided_at__gte=now - dt.timedelta(days=RECENT_DAYS))
             .exclude(status=SignalStatus.PENDING)
@@ -205,7 +207,8 @@ def _triage_page(request, *, bound: tuple | None = None, status: int = 200):
             .select_related("ticket", "interaction", "decided_by", "case")
             .only("id", "kind", "terms", "status", "by_agent", "received_at", "decided_at", "reason",
                   "ticket__id", "ticket__number", "interaction__id", "decided_by__id", "decided_by__username",
-                  "decided_by__display_name", "case__id", "case__number")
+                  "decided_by__display_name", "decided_by__first_name", "decided_by__last_name", "case__id",
+                  "case__number")
         )  # fmt: skip
         # in pages, as the queue: a busy hotline triages more than a page in a month, and the ones beyond the first
         # 200 (a dismissal of three weeks ago an auditor asks about) were nowhere

@@ -405,12 +405,64 @@ def test_capa_is_added_done_and_checked(client_for, users, make_case):
     assert capa.status == "effective" and capa.done_at and capa.checked_at
 
 
+def test_a_capa_action_changed_meanwhile_is_a_conflict_keeping_the_input(client_for, users, make_case):
+    case = make_case(kind="quality", reactions=[])
+    capa = services.add_capa(users["pv"], case, {"action": "更换滤网", "owner": users["pv"],
+                                                 "due_date": timezone.localdate() + dt.timedelta(days=30)})  # fmt: skip
+    first, second = client_for("pv"), client_for("pv")
+    page = html(second.get(reverse("safety:case", args=[case.pk])))
+    loaded = re.search(rf'name="capa{capa.pk}-version" value="(\d+)"', page).group(1)
+    url = reverse("safety:case-capa-update", args=[case.pk, capa.pk])
+    assert first.post(url, {f"capa{capa.pk}-status": "not_effective", f"capa{capa.pk}-version": loaded,
+                            f"capa{capa.pk}-effectiveness_check": "复检仍有异物"}).status_code == 302  # fmt: skip
+    # the second officer, on the page loaded before, records it effective: refused, their words kept
+    response = second.post(url, {f"capa{capa.pk}-status": "effective", f"capa{capa.pk}-version": loaded,
+                                 f"capa{capa.pk}-effectiveness_check": "三批次复检合格"})  # fmt: skip
+    assert response.status_code == 409
+    page = html(response)
+    assert "其他人修改了此病例" in page
+    assert "三批次复检合格" in page
+    capa.refresh_from_db()
+    assert capa.status == "not_effective" and capa.effectiveness_check == "复检仍有异物"
+
+
+def test_a_capa_update_sent_twice_is_saved_once_and_not_called_a_conflict(client_for, users, make_case):
+    case = make_case(kind="quality", reactions=[])
+    capa = services.add_capa(users["pv"], case, {"action": "更换滤网", "owner": users["pv"],
+                                                 "due_date": timezone.localdate() + dt.timedelta(days=30)})  # fmt: skip
+    pv = client_for("pv")
+    url = reverse("safety:case-capa-update", args=[case.pk, capa.pk])
+    sent = {f"capa{capa.pk}-status": "effective", f"capa{capa.pk}-version": capa.version,
+            f"capa{capa.pk}-effectiveness_check": "三批次复检合格"}  # fmt: skip
+    assert pv.post(url, sent).status_code == 302
+    assert pv.post(url, sent).status_code == 302  # a double click: the same update, already saved
+    capa.refresh_from_db()
+    assert capa.status == "effective" and capa.version == 2
+    assert AuditEntry.objects.filter(object_type="safety.capa", object_id=str(capa.pk), action="update").count() == 1
+
+
 def test_nullify_needs_a_reason_at_its_field(client_for, make_case):
     case = make_case()
     response = client_for("pv").post(reverse("safety:case-status", args=[case.pk]),
                                      {"status": "nullified", "version": case.version})  # fmt: skip
     assert response.status_code == 400
     assert re.search(r'class="field has-error[^"]*" id="field-reason"', html(response))
+
+
+def test_closing_sent_twice_closes_once_and_is_not_called_a_conflict(client_for, make_case):
+    case = make_case()
+    pv = client_for("pv")
+    sent = {"status": "closed", "reason": "报告者失联，无法随访", "version": case.version}
+    assert pv.post(reverse("safety:case-status", args=[case.pk]), sent).status_code == 302
+    again = pv.post(reverse("safety:case-status", args=[case.pk]), sent)  # a double click
+    assert again.status_code == 302
+    case.refresh_from_db()
+    assert case.status == "closed"
+    entries = AuditEntry.objects.filter(object_type="safety.safetycase", object_id=str(case.pk), action="update")
+    assert [e.changes.get("status", [None, None])[1] for e in entries].count("closed") == 1
+    # another change meanwhile is still a conflict
+    stale = {"status": "nullified", "reason": "重复病例", "version": sent["version"]}
+    assert pv.post(reverse("safety:case-status", args=[case.pk]), stale).status_code == 409
 
 
 # --- export and submission -------------------------------------------------------------------------------------

@@ -115,6 +115,26 @@ def test_a_follow_up_is_a_version_with_its_own_clock(make_case, users):
     assert "received_at" in error.value.message_dict
 
 
+def test_a_follow_up_of_a_death_already_told_is_due_as_serious_not_in_24_hours(make_case, users):
+    """NMPA: a death is reported at once (24 hours); the follow-up of that death (the autopsy, the hospital's records)
+    is significant new information of a serious case, due in 15 days from its receipt — it does not start the death
+    clock again. A follow-up that first tells of the death does."""
+    pv = users["pv"]
+    fatal = [{"verbatim": "过敏性休克后死亡", "outcome": "5", "death": True}]
+    case = make_case(reactions=fatal, received_at=timezone.now() - dt.timedelta(days=3))
+    autopsy_at = timezone.now() - dt.timedelta(hours=2)
+    autopsy = services.add_follow_up(pv, case, {}, received_at=autopsy_at, summary="尸检报告：过敏性休克")
+    due = {c.rule.code: c.due_at for c in SafetyClock.objects.filter(case_version=autopsy, kind="report")}
+    assert due == {"CN-NEW-SERIOUS": services.day_deadline(autopsy_at, 15)}
+    assert SafetyClock.objects.filter(case=case, rule__code="CN-DEATH").count() == 1  # the initial report's
+
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=3))  # a rash: the patient died since
+    died_at = timezone.now() - dt.timedelta(hours=2)
+    death = services.add_follow_up(pv, case, {"reactions": fatal}, received_at=died_at, summary="家属来电：患者已死亡")
+    due = {c.rule.code: c.due_at for c in SafetyClock.objects.filter(case_version=death, kind="report")}
+    assert due == {"CN-DEATH": died_at + dt.timedelta(hours=24)}
+
+
 def test_bad_input_is_refused_per_field_and_nothing_is_written(users):
     before = SafetyCase.objects.count()
     with pytest.raises(ValidationError) as error:
@@ -295,6 +315,22 @@ def test_nullify_and_reopen_need_a_reason(make_case, users):
     clock.refresh_from_db()
     assert clock.stopped_at is None and clock.next_check_at is not None  # the obligation is back
     assert case.number in [c.case.number for c in services.due_clocks()]
+
+
+def test_a_follow_up_reopens_a_closed_case_only_with_a_reason(make_case, users):
+    pv = users["pv"]
+    case = services.set_status(pv, make_case(), "closed", reason="报告者失联")
+    with pytest.raises(ValidationError) as error:  # new information, but no word on why the case opens again
+        services.add_follow_up(pv, case, {"narrative": "患者家属来电补充：皮疹复发"}, received_at=timezone.now())
+    assert "summary" in error.value.message_dict
+    case.refresh_from_db()
+    assert case.status == "closed" and case.versions.count() == 1
+    follow = services.add_follow_up(pv, case, {"narrative": "患者家属来电补充：皮疹复发"}, received_at=timezone.now(),
+                                    summary="家属来电：停药后皮疹复发")  # fmt: skip
+    case.refresh_from_db()
+    assert case.status == "assessing" and follow.summary == "家属来电：停药后皮疹复发"  # in the versions on its page
+    entry = AuditEntry.objects.filter(object_type="safety.safetycase", object_id=str(case.pk)).order_by("-id").first()
+    assert entry.changes["status"] == ["closed", "assessing"] and entry.extra["reason"] == "家属来电：停药后皮疹复发"
 
 
 def test_submitted_is_reached_only_through_a_signed_submission(make_case, users):

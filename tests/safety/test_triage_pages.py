@@ -231,6 +231,32 @@ def test_the_queue_costs_the_same_queries_for_more_flags(users, xiehe, web):
     assert len(many) == len(few)
 
 
+def test_the_recently_triaged_list_costs_the_same_queries_for_more_flags(
+    users, xiehe, web, make_user, django_assert_max_num_queries
+):
+    # an officer known by their name (no display name set): each row named them with two queries more
+    officer = make_user("li.na", Role.PV)
+    User = type(officer)
+    User.objects.filter(pk=officer.pk).update(display_name="", first_name="娜", last_name="李")
+    officer.refresh_from_db()
+
+    def triaged(count: int, start: int) -> None:
+        for n in range(start, start + count):
+            services.dismiss_flag(officer, flag_of(make_ticket(users, xiehe, subject=f"服药后皮疹 {n}")),
+                                  reason="只是咨询")  # fmt: skip
+
+    client = web("pv")
+    triaged(2, 0)
+    client.get(reverse("safety:triage"), {"tab": "recent"})  # warm caches (session, calendar)
+    with CaptureQueriesContext(connection) as few:
+        page = client.get(reverse("safety:triage"), {"tab": "recent"}).content.decode()
+    assert page.count("李娜") == 2
+    triaged(6, 2)
+    with django_assert_max_num_queries(len(few)):
+        page = client.get(reverse("safety:triage"), {"tab": "recent"}).content.decode()
+    assert page.count("李娜") == 8
+
+
 # --- batch trace -------------------------------------------------------------------------------------------
 
 
