@@ -30,7 +30,19 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch", type=int, default=2000, help="Rows re-encrypted per transaction.")
 
-    def handle(self, *args, resume, prune, batch, **options):
+    def handle(self, *args, **options):
+        try:
+            with keys.rotation_lock():
+                self._rotate(**options)
+        except keys.RotationRunning:
+            raise CommandError(
+                _(
+                    "Nothing was changed: another rotate-keys is running on this database. "
+                    "Wait for it to finish, then run the command again if it is still needed."
+                )
+            ) from None
+
+    def _rotate(self, *, resume, prune, batch, **options):
         actor = cli_actor()
         try:
             old = crypto.keyring()
