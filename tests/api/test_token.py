@@ -65,6 +65,17 @@ def test_repeated_failures_lock_the_account_out_even_for_the_right_password(user
     assert not ApiToken.objects.filter(user=users["kam"]).exists()
 
 
+def test_a_lockout_of_one_minute_says_minute(users, anon, settings):
+    settings.AXES_COOLOFF_TIME = 1 / 60  # LOGIN_COOLOFF_MINUTES=1
+    for _attempt in range(5):
+        anon.post(TOKEN_URL, {"username": "kam", "password": "wrong-guess"}, format="json")
+    response = anon.post(
+        TOKEN_URL, {"username": "kam", "password": PASSWORD}, format="json", HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert response.status_code == 429
+    assert response.json()["detail"] == "Too many failed sign-in attempts. Try again in 1 minute."
+
+
 @pytest.mark.parametrize("role", sorted(r.value for r in SECOND_FACTOR_ROLES))
 def test_second_factor_roles_need_a_valid_one_time_code(role, users, anon):
     user = users[role]

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from pharmacrm.core import audit, crypto, keys
 from pharmacrm.core.models import AuditEntry
@@ -78,7 +79,10 @@ class Command(BaseCommand):
         active = crypto.keyring().active
         done = keys.reencrypt(batch=batch)
         for label, n in done.items():
-            self.stdout.write(_("%(column)s: %(n)d values re-encrypted.") % {"column": label, "n": n})
+            self.stdout.write(
+                ngettext("%(column)s: %(n)d value re-encrypted.", "%(column)s: %(n)d values re-encrypted.", n)
+                % {"column": label, "n": n}
+            )
         remaining = {k: n for k, n in keys.keys_in_use().items() if k != active}
         audit.record(
             AuditEntry.Action.ROTATE_KEYS, ("core.keyring", "", active), actor_name=actor,
