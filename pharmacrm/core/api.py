@@ -44,6 +44,7 @@ from .services import (
     issue_second_factor_enrolment,
     update_user,
 )
+from .signatures import one_time_code
 
 A = AuditEntry.Action
 
@@ -53,13 +54,21 @@ A = AuditEntry.Action
 class TokenCredentialsSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-    otp = serializers.RegexField(
-        r"^\d{6}$",
+    otp = serializers.CharField(
+        max_length=20,
         required=False,
         allow_blank=True,
-        help_text="Six-digit code from the authenticator app; required for admin, auditor and pv roles.",
-        error_messages={"invalid": gettext_lazy("Enter the six-digit code from your authenticator app.")},
+        help_text=(
+            "Six-digit code from the authenticator app; required for admin, auditor and pv roles. Spaces and "
+            "full-width digits are accepted (123 456, １２３４５６)."
+        ),
     )
+
+    def validate_otp(self, value: str) -> str:
+        code = one_time_code(value)
+        if value and not code:
+            raise serializers.ValidationError(_("Enter the six-digit code from your authenticator app."))
+        return code
 
 
 class TokenResponseSerializer(serializers.Serializer):

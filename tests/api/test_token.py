@@ -127,6 +127,31 @@ def test_a_malformed_code_is_a_field_error(users, anon):
     assert response.status_code == 400 and "otp" in response.json()
 
 
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+@pytest.mark.parametrize("spelt", [
+    lambda code: f"{code[:3]} {code[3:]}", lambda code: code.translate(FULL_WIDTH), lambda code: f" {code[:3]}\u3000{code[3:]}",
+])  # fmt: skip
+def test_a_code_with_a_space_or_in_full_width_digits_is_accepted(users, anon, spelt):
+    """A code pasted as shown by the app ("123 456") or typed with a Chinese input method (１２３４５６) was refused
+    as malformed."""
+    device = make_device(users["admin"])
+    creds = {"username": "admin", "password": PASSWORD, "otp": spelt(current_code(device))}
+    response = anon.post(TOKEN_URL, creds, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["second_factor"] is True
+
+
+@pytest.mark.parametrize("otp", ["123-456", "١٢٣٤٥٦", "12345", "1234567"])
+def test_other_spellings_of_a_code_are_still_malformed(users, anon, otp):
+    make_device(users["admin"])
+    response = anon.post(TOKEN_URL, {"username": "admin", "password": PASSWORD, "otp": otp}, format="json")
+    assert response.status_code == 400
+    assert response.json()["otp"] == ["Enter the six-digit code from your authenticator app."]
+    assert not AuditEntry.objects.filter(action=A.LOGIN_FAILED, actor_name="admin").exists()
+
+
 def test_a_token_issued_without_second_factor_does_not_work_for_an_admin(users):
     key = token_for(users["admin"], second_factor=False)
     response = APIClient(HTTP_AUTHORIZATION=f"Token {key}", HTTP_ACCEPT_LANGUAGE="en").get("/api/v1/roles/")
