@@ -131,6 +131,17 @@ def test_a_second_rotation_while_one_runs_refuses_at_once_and_changes_nothing(
     assert ring_on_disk(own_keyring).active != crypto.KeyRing.from_json(before).active
 
 
+@pytest.mark.parametrize("batch", ["0", "-5"])
+def test_a_batch_size_below_one_is_refused_before_a_key_is_added(own_keyring, xiehe, batch):
+    """`--batch 0` added a key and re-encrypted nothing (every new attempt added one more key); on PostgreSQL a
+    negative size stopped with a traceback after the key was added."""
+    before, mobiles = own_keyring.read_text(), raw_values("mobile")
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("rotate_keys", "--batch", batch)
+    assert own_keyring.read_text() == before and raw_values("mobile") == mobiles
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).exists()
+
+
 def test_resume_finishes_an_interrupted_rotation_without_adding_a_key(own_keyring, xiehe):
     keys.save_ring(crypto.keyring().with_new_key())  # the run stopped right after activating the new key
     new_key = crypto.keyring().active

@@ -32,6 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=2000, help="Rows re-encrypted per transaction.")
 
     def handle(self, *args, **options):
+        if options["batch"] < 1:  # 0 added a key and re-encrypted nothing; below 0 failed after adding it
+            raise CommandError(_("Nothing was changed: the batch size must be at least 1."))
         try:
             with keys.rotation_lock():
                 self._rotate(**options)
