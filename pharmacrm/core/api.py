@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -44,6 +44,7 @@ from .services import (
     issue_second_factor_enrolment,
     update_user,
 )
+from .signatures import one_time_code
 
 A = AuditEntry.Action
 
@@ -53,13 +54,21 @@ A = AuditEntry.Action
 class TokenCredentialsSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-    otp = serializers.RegexField(
-        r"^\d{6}$",
+    otp = serializers.CharField(
+        max_length=20,
         required=False,
         allow_blank=True,
-        help_text="Six-digit code from the authenticator app; required for admin, auditor and pv roles.",
-        error_messages={"invalid": gettext_lazy("Enter the six-digit code from your authenticator app.")},
+        help_text=(
+            "Six-digit code from the authenticator app; required for admin, auditor and pv roles. Spaces and "
+            "full-width digits are accepted (123 456, １２３４５６)."
+        ),
     )
+
+    def validate_otp(self, value: str) -> str:
+        code = one_time_code(value)
+        if value and not code:
+            raise serializers.ValidationError(_("Enter the six-digit code from your authenticator app."))
+        return code
 
 
 class TokenResponseSerializer(serializers.Serializer):
@@ -87,7 +96,14 @@ def _verify_totp(user, code: str) -> str:
                 return ""
     if waits and len(waits) == len(devices) and all(waits):
         seconds = max(1, int((min(waits) - timezone.now()).total_seconds()) + 1)
-        return _Throttled(_("Too many wrong codes: wait %(seconds)d seconds, then try again.") % {"seconds": seconds})
+        return _Throttled(
+            ngettext(
+                "Too many wrong codes: wait %(seconds)d second, then try again.",
+                "Too many wrong codes: wait %(seconds)d seconds, then try again.",
+                seconds,
+            )
+            % {"seconds": seconds}
+        )
     return _("The one-time code is wrong or has expired.")
 
 
@@ -132,7 +148,9 @@ class TokenView(APIView):
                 # a wrong code is a failed sign-in (counted towards the lockout, audited); a missing one only
                 # tells the client to ask for it, and one sent during django-otp's wait was not even checked —
                 # a script retrying the right code a second too early was locked out, as the web page never did
-                user_login_failed.send(sender=__name__, credentials={"username": username}, request=http_request)
+                user_login_failed.send(
+                    sender=__name__, credentials={"username": username}, request=http_request
+                )
                 if _locked_out(http_request):
                     return _lockout_response()
             if problem:
@@ -169,7 +187,11 @@ def _locked_out(http_request) -> bool:
 
 def _lockout_response() -> Response:
     minutes = max(1, round(settings.AXES_COOLOFF_TIME * 60))
-    message = _("Too many failed sign-in attempts. Try again in %(minutes)d minutes.") % {"minutes": minutes}
+    message = ngettext(
+        "Too many failed sign-in attempts. Try again in %(minutes)d minute.",
+        "Too many failed sign-in attempts. Try again in %(minutes)d minutes.",
+        minutes,
+    ) % {"minutes": minutes}
     return Response(
         {"detail": message},
         status=status.HTTP_429_TOO_MANY_REQUESTS,
@@ -202,7 +224,8 @@ class AuditFilter(django_filters.FilterSet):
     # "from" is a Python keyword, so these two are declared through the class namespace
     locals()["from"] = DateTimeFilter(field_name="at", lookup_expr="gte", label="From (inclusive)")
     locals()["to"] = DateTimeFilter(
-        method="until", label="Until (exclusive); a date alone (2026-03-31) includes that whole day, as on the page."
+        method="until",
+        label="Until (exclusive); a date alone (2026-03-31) includes that whole day, as on the page.",
     )
 
     class Meta:
@@ -375,7 +398,9 @@ class UserViewSet(viewsets.ModelViewSet):
         data = dict(serializer.validated_data)
         version = expected_version(self.request, data.pop("version", None))
         try:
-            self._saved = serializer.instance = update_user(self.request.user, serializer.instance, data, version)
+            self._saved = serializer.instance = update_user(
+                self.request.user, serializer.instance, data, version
+            )
         except UserConflictError as e:
             raise Conflict(str(e), e.current_version) from None
 

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import audit
 from .models import AuditEntry
+from .signatures import one_time_code
 
 
 class LoginForm(forms.Form):
@@ -18,7 +19,12 @@ class LoginForm(forms.Form):
         max_length=150,
         # no capital first letter from a phone's keyboard, no spelling correction of a pinyin name
         widget=forms.TextInput(
-            attrs={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false", "autofocus": True}
+            attrs={
+                "autocomplete": "username",
+                "autocapitalize": "none",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
         ),
     )
     password = forms.CharField(
@@ -31,26 +37,24 @@ class LoginForm(forms.Form):
 class OtpForm(forms.Form):
     code = forms.CharField(
         label=_("Six-digit code"),
-        min_length=6,
-        max_length=6,
+        # room for "123 456" as authenticator apps show it (no pattern either: the browser refused to send it)
+        max_length=20,
         widget=forms.TextInput(
             attrs={
                 "inputmode": "numeric",
                 "autocomplete": "one-time-code",
-                "pattern": "[0-9]{6}",
                 "autofocus": True,
             }
         ),
         error_messages={
             "required": _("Enter the six-digit code from your authenticator app."),
-            "min_length": _("The code has six digits."),
             "max_length": _("The code has six digits."),
         },
     )
 
     def clean_code(self) -> str:
-        code = self.cleaned_data["code"].strip().replace(" ", "")
-        if not code.isdecimal():
+        code = one_time_code(self.cleaned_data["code"])
+        if not code:
             raise forms.ValidationError(_("The code has six digits."), code="digits")
         return code
 
@@ -86,11 +90,20 @@ def object_types() -> list[tuple[str, str]]:
     from django.utils.text import capfirst
 
     # those with a name of their own (translated); bookkeeping tables (counters, search terms) are never audited
-    ours = [m for m in apps.get_models() if m.__module__.startswith("pharmacrm.") and isinstance(m._meta.verbose_name, Promise)]
+    ours = [
+        m
+        for m in apps.get_models()
+        if m.__module__.startswith("pharmacrm.") and isinstance(m._meta.verbose_name, Promise)
+    ]
     # and what is audited without a model: backups and restores, key rotations, refused API calls
-    without_model = [("core.backup", _("Backup")), ("core.keyring", _("Encryption key ring")), ("api", _("API request"))]
+    without_model = [
+        ("core.backup", _("Backup")),
+        ("core.keyring", _("Encryption key ring")),
+        ("api", _("API request")),
+    ]
     return [("", _("Any")), *without_model] + [
-        (m._meta.label_lower, capfirst(m._meta.verbose_name)) for m in sorted(ours, key=lambda m: m._meta.label_lower)
+        (m._meta.label_lower, capfirst(m._meta.verbose_name))
+        for m in sorted(ours, key=lambda m: m._meta.label_lower)
     ]
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,44 @@ from .fields import EncryptedTextField
 
 class KeyRingNotWritable(Exception):
     """The key ring comes from an environment variable, so a changed ring cannot be saved."""
+
+
+class RotationRunning(Exception):
+    """Another `rotate-keys` holds the rotation lock."""
+
+
+_ROTATION_LOCK_KEY = 0x6E7_0001  # PostgreSQL advisory lock of `rotate-keys`
+
+
+@contextlib.contextmanager
+def rotation_lock() -> Iterator[None]:
+    """One key rotation at a time, or raise RotationRunning at once. Two runs side by side (the scheduled job and
+    an operator) each saved a ring with a new key of their own: the ring of the first was replaced, its key lost,
+    and the values it had re-encrypted became unreadable. PostgreSQL: a session advisory lock (it covers every
+    machine using the database); SQLite (one machine): a lock file in var/. Both are released when the process
+    holding them dies."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [_ROTATION_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                raise RotationRunning
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_ROTATION_LOCK_KEY])
+        return
+    import fcntl
+
+    with open(Path(settings.VAR_DIR) / "rotate-keys.lock", "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RotationRunning from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -252,7 +291,9 @@ def _blind_index_problems() -> list[str]:
         sample.refresh_derived()
         if any(getattr(sample, name) != value for name, value in stored.items()):
             out.append(
-                _("%(model)s: the blind-index key differs from the one the stored look-up hashes were made with")
+                _(
+                    "%(model)s: the blind-index key differs from the one the stored look-up hashes were made with"
+                )
                 % {"model": model._meta.label_lower}
             )
     return out

@@ -80,6 +80,36 @@ def _guard_self(actor: User, user: User, data: dict) -> None:
         ]})  # fmt: skip
 
 
+def _managers():
+    """Active accounts that can manage users (access.can(u, Cap.MANAGE_USERS)): administrators (a superuser is one
+    whatever their groups) without a read-only role."""
+    from django.db.models import Q
+
+    managing = [r.value for r in Role if r in access.MATRIX[Cap.MANAGE_USERS]]
+    return (
+        User.objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=managing))
+        .exclude(groups__name__in=[r.value for r in READ_ONLY_ROLES])
+    )
+
+
+def _guard_last_manager(user: User, data: dict) -> None:
+    """Two administrators each removing the other's role (or account) at the same moment both passed the checks
+    and left nobody who could manage users. Called in the transaction after the change: it is undone unless
+    someone can still manage users."""
+    if _managers().exists():
+        return
+    if data.get("is_active") is False:
+        raise ValidationError({"is_active": [
+            _("%(name)s is the only active administrator: nobody could manage users any more. Make another "
+              "user an administrator first.") % {"name": user}
+        ]})  # fmt: skip
+    raise ValidationError({"roles": [
+        _("%(name)s is the only active administrator: without the administrator role nobody could manage users "
+          "any more. Make another user an administrator first.") % {"name": user}
+    ]})  # fmt: skip
+
+
 def _apply_user(user: User, data: dict) -> None:
     if data.get("language") and data["language"] not in dict(settings.LANGUAGES):
         raise ValidationError({"language": [_("Choose one of the product's languages.")]})
@@ -129,7 +159,9 @@ class UserConflictError(Exception):
 
     def __init__(self, current_version: int):
         super().__init__(
-            _("Someone else changed this record while you were editing it. Reload and apply your changes again.")
+            _(
+                "Someone else changed this record while you were editing it. Reload and apply your changes again."
+            )
         )
         self.current_version = current_version
 
@@ -145,9 +177,15 @@ def update_user(actor: User, user: User, data: dict, version: int | None = None)
     _apply_user(user, data)
     password_changed = bool(data.get("password"))
     with transaction.atomic():
+        if "roles" in data or data.get("is_active") is False:
+            # lock every administrator's row, in one order, before the user's: of two administrators demoting each
+            # other at once, the second waits for the first and then finds it is the last one
+            list(_managers().select_for_update(of=("self",)).order_by("pk").values_list("pk", flat=True))
         # lock the row (SQLite: the IMMEDIATE transaction): of two administrators saving the same version,
         # the second gets the conflict
-        current = User.objects.select_for_update().filter(pk=user.pk).values_list("version", flat=True).first()
+        current = (
+            User.objects.select_for_update().filter(pk=user.pk).values_list("version", flat=True).first()
+        )
         if current is None:
             raise User.DoesNotExist
         if version is not None and int(version) != current:
@@ -159,6 +197,8 @@ def update_user(actor: User, user: User, data: dict, version: int | None = None)
         user._password_change_audited = True  # audited below, with the rest of the change
         user.save()
         _apply_relations(user, data)
+        if "roles" in data or data.get("is_active") is False:
+            _guard_last_manager(user, data)
         changes = audit.diff(before, user_snapshot(user))
         if changes or password_changed:
             User.objects.filter(pk=user.pk).update(version=F("version") + 1)
@@ -201,7 +241,9 @@ def unlock_user(actor: User, user: User) -> int:
     access.require(actor, Cap.MANAGE_USERS)
     cleared = reset(username=user.username)
     if cleared:
-        audit.record(A.UPDATE, user, changes={"locked_out": [True, False]}, user=actor, attempts_cleared=cleared)
+        audit.record(
+            A.UPDATE, user, changes={"locked_out": [True, False]}, user=actor, attempts_cleared=cleared
+        )
     return cleared
 
 

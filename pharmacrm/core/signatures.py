@@ -94,11 +94,23 @@ def _digest(sig: Signature) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
+def one_time_code(typed: str) -> str:
+    """The six ASCII digits of a one-time code as people type or paste it, or "" if it is not one. Authenticator
+    apps show "123 456" and a Chinese input method types full-width digits (１２３４５６): spaces (also the
+    full-width one) are dropped and full-width digits folded; anything else — letters, dashes, digits of other
+    scripts — is not a code."""
+    code = "".join((typed or "").split()).translate(_FULL_WIDTH_DIGITS)
+    return code if len(code) == 6 and all("0" <= c <= "9" for c in code) else ""
+
+
 def verify_code(user, code: str) -> bool:
     """True when `code` is a current, not yet used one-time code of one of the user's confirmed
     authenticators (django-otp refuses a code used before and throttles wrong guesses)."""
-    code = (code or "").strip().replace(" ", "")
-    if not code.isdecimal():
+    code = one_time_code(code)
+    if not code:
         return False
     for device in TOTPDevice.objects.filter(user=user, confirmed=True):
         allowed, _info = device.verify_is_allowed()
@@ -114,10 +126,18 @@ def verify(user, code: str, meaning: str, obj) -> None:
     if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         raise ValidationError({"otp_code": [_no_authenticator_message(user)]})
     if not verify_code(user, code):
-        audit.record(AuditEntry.Action.LOGIN_FAILED, obj, user=user, signature=meaning, reason="wrong one-time code")
+        audit.record(
+            AuditEntry.Action.LOGIN_FAILED, obj, user=user, signature=meaning, reason="wrong one-time code"
+        )
         raise ValidationError(
-            {"otp_code": [_("This one-time code is not correct or was already used. Enter the current code "
-                            "from your authenticator app.")]}  # fmt: skip
+            {
+                "otp_code": [
+                    _(
+                        "This one-time code is not correct or was already used. Enter the current code "
+                        "from your authenticator app."
+                    )
+                ]
+            }  # fmt: skip
         )
 
 

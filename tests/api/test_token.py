@@ -65,6 +65,17 @@ def test_repeated_failures_lock_the_account_out_even_for_the_right_password(user
     assert not ApiToken.objects.filter(user=users["kam"]).exists()
 
 
+def test_a_lockout_of_one_minute_says_minute(users, anon, settings):
+    settings.AXES_COOLOFF_TIME = 1 / 60  # LOGIN_COOLOFF_MINUTES=1
+    for _attempt in range(5):
+        anon.post(TOKEN_URL, {"username": "kam", "password": "wrong-guess"}, format="json")
+    response = anon.post(
+        TOKEN_URL, {"username": "kam", "password": PASSWORD}, format="json", HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert response.status_code == 429
+    assert response.json()["detail"] == "Too many failed sign-in attempts. Try again in 1 minute."
+
+
 @pytest.mark.parametrize("role", sorted(r.value for r in SECOND_FACTOR_ROLES))
 def test_second_factor_roles_need_a_valid_one_time_code(role, users, anon):
     user = users[role]
@@ -114,6 +125,31 @@ def test_wrong_codes_count_towards_the_lockout(users, anon):
 def test_a_malformed_code_is_a_field_error(users, anon):
     response = anon.post(TOKEN_URL, {"username": "admin", "password": PASSWORD, "otp": "12ab"}, format="json")
     assert response.status_code == 400 and "otp" in response.json()
+
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+@pytest.mark.parametrize("spelt", [
+    lambda code: f"{code[:3]} {code[3:]}", lambda code: code.translate(FULL_WIDTH), lambda code: f" {code[:3]}\u3000{code[3:]}",
+])  # fmt: skip
+def test_a_code_with_a_space_or_in_full_width_digits_is_accepted(users, anon, spelt):
+    """A code pasted as shown by the app ("123 456") or typed with a Chinese input method (１２３４５６) was refused
+    as malformed."""
+    device = make_device(users["admin"])
+    creds = {"username": "admin", "password": PASSWORD, "otp": spelt(current_code(device))}
+    response = anon.post(TOKEN_URL, creds, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["second_factor"] is True
+
+
+@pytest.mark.parametrize("otp", ["123-456", "١٢٣٤٥٦", "12345", "1234567"])
+def test_other_spellings_of_a_code_are_still_malformed(users, anon, otp):
+    make_device(users["admin"])
+    response = anon.post(TOKEN_URL, {"username": "admin", "password": PASSWORD, "otp": otp}, format="json")
+    assert response.status_code == 400
+    assert response.json()["otp"] == ["Enter the six-digit code from your authenticator app."]
+    assert not AuditEntry.objects.filter(action=A.LOGIN_FAILED, actor_name="admin").exists()
 
 
 def test_a_token_issued_without_second_factor_does_not_work_for_an_admin(users):

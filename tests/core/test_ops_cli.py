@@ -65,3 +65,31 @@ def test_audit_verify_exits_with_status_1_when_the_chain_is_broken(capsys):
             cur.execute(trigger or "ALTER TABLE core_auditentry ENABLE TRIGGER USER")
     assert done.value.code == 1
     assert "entry 2: content does not match its hash (edited)" in capsys.readouterr().err
+
+
+@pytest.mark.django_db(transaction=True)
+def test_audit_verify_counts_one_entry_and_one_problem_in_the_singular(capsys):
+    """`audit verify` said "1 entries checked" and "1 problems in 2 entries checked"."""
+    audit.record(AuditEntry.Action.EXPORT, ("customers.institution", "", "export"), actor_name="t", rows=1)
+    cli.main(["audit", "verify"])
+    assert "The audit trail is intact: 1 entry checked." in capsys.readouterr().out
+
+    audit.record(AuditEntry.Action.EXPORT, ("customers.institution", "", "export"), actor_name="t", rows=2)
+    trigger = None
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("ALTER TABLE core_auditentry DISABLE TRIGGER USER")
+        else:
+            cur.execute("SELECT sql FROM sqlite_master WHERE name = 'audit_no_update'")
+            trigger = cur.fetchone()[0]
+            cur.execute("DROP TRIGGER audit_no_update")
+        cur.execute("UPDATE core_auditentry SET extra = %s WHERE seq = 2", ['{"rows": 999}'])
+    try:
+        with pytest.raises(SystemExit):
+            cli.main(["audit", "verify"])
+    finally:
+        with connection.cursor() as cur:
+            cur.execute(trigger or "ALTER TABLE core_auditentry ENABLE TRIGGER USER")
+    assert (
+        "The audit trail has been tampered with: 1 problem in 2 entries checked." in capsys.readouterr().err
+    )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, connections
 from django.utils import translation
 
 from pharmacrm.core import audit, backup, crypto, keys
@@ -61,7 +62,7 @@ def test_rotation_re_encrypts_everything_and_reads_back_the_same(own_keyring, xi
     assert entry.extra["reencrypted"]["customers.person.mobile"] == 1
     assert entry.actor_name.startswith("cli:")
     assert audit.verify().ok
-    assert "customers.person.mobile: 1" in capsys.readouterr().out
+    assert "customers.person.mobile: 1 value re-encrypted." in capsys.readouterr().out  # not "1 values"
 
 
 def test_prune_removes_the_old_key_once_nothing_uses_it(own_keyring, xiehe):
@@ -85,6 +86,60 @@ def test_prune_keeps_a_key_that_some_value_still_uses(own_keyring, xiehe):
     call_command("rotate_keys", "--resume", "--prune")
     assert old_key not in ring_on_disk(own_keyring).keys  # --resume re-encrypted it first
     assert Person.objects.get(name="张伟").mobile == "13800138000"
+
+
+class RotationInAnotherThread:
+    """What a second `rotate-keys` (the scheduled job, another shell) holds while it runs: the rotation lock,
+    taken in a thread of its own with its own database connection."""
+
+    def __enter__(self):
+        self.holding, self.release, self.failed = threading.Event(), threading.Event(), []
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        assert self.holding.wait(30), self.failed
+        return self
+
+    def _run(self):
+        try:
+            with keys.rotation_lock():
+                self.holding.set()
+                self.release.wait(30)
+        except Exception as e:  # reported by __enter__
+            self.failed.append(e)
+        finally:
+            connections.close_all()
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.thread.join()
+
+
+def test_a_second_rotation_while_one_runs_refuses_at_once_and_changes_nothing(
+    own_keyring, xiehe, settings, tmp_path
+):
+    """Two rotations side by side each saved a ring with a key of its own: one ring replaced the other, its key was
+    lost with the values it had re-encrypted. The second run is refused at once and changes nothing."""
+    settings.VAR_DIR = tmp_path
+    before, mobiles = own_keyring.read_text(), raw_values("mobile")
+    with RotationInAnotherThread():
+        for args in ([], ["--resume", "--prune"]):
+            with pytest.raises(CommandError, match="another rotate-keys is running"):
+                call_command("rotate_keys", *args)
+    assert own_keyring.read_text() == before and raw_values("mobile") == mobiles
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).exists()
+    call_command("rotate_keys")  # the lock went with the other run
+    assert ring_on_disk(own_keyring).active != crypto.KeyRing.from_json(before).active
+
+
+@pytest.mark.parametrize("batch", ["0", "-5"])
+def test_a_batch_size_below_one_is_refused_before_a_key_is_added(own_keyring, xiehe, batch):
+    """`--batch 0` added a key and re-encrypted nothing (every new attempt added one more key); on PostgreSQL a
+    negative size stopped with a traceback after the key was added."""
+    before, mobiles = own_keyring.read_text(), raw_values("mobile")
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("rotate_keys", "--batch", batch)
+    assert own_keyring.read_text() == before and raw_values("mobile") == mobiles
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).exists()
 
 
 def test_resume_finishes_an_interrupted_rotation_without_adding_a_key(own_keyring, xiehe):

@@ -68,7 +68,12 @@ def test_the_new_user_form_sent_twice_makes_one_user_and_no_server_error(users):
     500 page. The second is refused as the form refuses a taken name, in any letter case."""
     from django.core.exceptions import ValidationError
 
-    data = {"username": "zhangwei", "display_name": "张伟", "password": "Qx7-lantern-Harbor", "roles": ["kam"]}
+    data = {
+        "username": "zhangwei",
+        "display_name": "张伟",
+        "password": "Qx7-lantern-Harbor",
+        "roles": ["kam"],
+    }
     services.create_user(users["admin"], data)
     for again in (data, {**data, "username": "ZhangWei"}):
         with pytest.raises(ValidationError) as refused:
@@ -117,7 +122,9 @@ def test_editing_roles_and_the_administrator_cannot_drop_their_own(client_for, u
     assert {r.value for r in rep.roles} == {"rep", "analyst"} and rep.display_name == "销售代表"
     mine = {"username": "admin", "roles": ["kam"], "is_active": "on", "version": 1}
     page = admin.post(reverse("users-edit", args=[users["admin"].pk]), mine, HTTP_ACCEPT_LANGUAGE="en")
-    assert page.status_code == 200 and "You cannot remove your own administrator role." in page.content.decode()
+    assert (
+        page.status_code == 200 and "You cannot remove your own administrator role." in page.content.decode()
+    )
     assert Role.ADMIN in User.objects.get(pk=users["admin"].pk).roles
 
 
@@ -146,3 +153,33 @@ def test_a_new_enrolment_code_is_shown_once_and_replaces_the_authenticator(clien
     assert not TOTPDevice.objects.filter(user=pv).exists()
     enrolment, problem = services.check_enrolment_code(pv, code)
     assert enrolment is not None and problem == ""
+
+
+@pytest.mark.parametrize(
+    "change, field", [({"roles": ["kam"]}, "roles"), ({"is_active": False}, "is_active")]
+)
+def test_two_administrators_removing_each_other_at_once_leave_one_who_manages_users(users, change, field):
+    """Two administrators each took the other's role away (or deactivated the other) at the same moment: both
+    requests had passed their checks, and nobody could manage users any more. The second is refused, naming
+    the field, and changes nothing."""
+    from django.core.exceptions import ValidationError
+    from django.utils import translation
+
+    from pharmacrm.core import access
+    from pharmacrm.core.roles import Cap
+
+    other = services.create_user(
+        users["admin"],
+        {"username": "lina", "display_name": "李娜", "password": "Qx7-lantern-Harbor", "roles": ["admin"]},
+    )
+    # each request signed its administrator in before the other one saved
+    first, second = User.objects.get(pk=users["admin"].pk), User.objects.get(pk=other.pk)
+    assert access.can(first, Cap.MANAGE_USERS) and access.can(second, Cap.MANAGE_USERS)
+    services.update_user(first, User.objects.get(pk=second.pk), change, version=other.version)
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        services.update_user(second, User.objects.get(pk=first.pk), change, version=first.version)
+    assert list(refused.value.message_dict) == [field]
+    assert "admin is the only active administrator" in refused.value.message_dict[field][0]
+    kept = User.objects.get(pk=first.pk)
+    assert access.can(kept, Cap.MANAGE_USERS) and kept.version == first.version
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.UPDATE, object_id=str(first.pk)).exists()

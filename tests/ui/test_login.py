@@ -89,6 +89,29 @@ def test_privileged_roles_must_give_a_one_time_code(client, users, role):
     assert client.get("/customers/institutions/").status_code == 200
 
 
+@pytest.mark.parametrize("spelt", [
+    lambda code: f"{code[:3]} {code[3:]}", lambda code: code.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+])  # fmt: skip
+def test_a_code_with_a_space_or_in_full_width_digits_signs_in(client, users, spelt):
+    """A code pasted as the app shows it ("123 456") was refused (seven characters, and the browser would not even
+    send it); full-width digits from a Chinese input method too."""
+    device = TOTPDevice.objects.create(user=users["admin"], name="default", confirmed=True)
+    _login(client, "admin")
+    page = client.get("/accounts/otp/").content.decode()
+    assert 'name="code"' in page and "pattern=" not in page and 'maxlength="6"' not in page
+    response = client.post("/accounts/otp/", {"code": spelt(_code(device))})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_a_code_with_other_characters_is_refused(client, users):
+    TOTPDevice.objects.create(user=users["admin"], name="default", confirmed=True)
+    _login(client, "admin")
+    response = client.post("/accounts/otp/", {"code": "123-456"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200 and "The code has six digits." in response.content.decode()
+    assert client.get("/").status_code == 302
+
+
 def test_roles_without_a_second_factor_go_straight_in(client, users):
     response = _login(client, "kam")
     assert response["Location"] == "/"
@@ -198,7 +221,9 @@ def test_an_old_unconfirmed_device_is_replaced_once_the_code_is_given(client, us
 
 def _expired(user, by):
     code = _issue(user, by=by)
-    SecondFactorEnrolment.objects.filter(user=user).update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    SecondFactorEnrolment.objects.filter(user=user).update(
+        expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
     return code
 
 
@@ -258,7 +283,8 @@ def test_repeated_wrong_enrolment_codes_lock_the_account(client, users):
     code = _issue(users["pv"], by=users["admin"])
     _login(client, "pv")
     statuses = [
-        client.post("/accounts/otp/enrol/", {"enrolment_code": "ABCD-EFGH-JKLM"}).status_code for _ in range(5)
+        client.post("/accounts/otp/enrol/", {"enrolment_code": "ABCD-EFGH-JKLM"}).status_code
+        for _ in range(5)
     ]
     assert statuses == [200, 200, 200, 200, 403]
     assert AuditEntry.objects.filter(action="login_failed", actor_name="pv").count() == 5

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditChainHead
@@ -22,7 +23,12 @@ class Command(BaseCommand):
             head = AuditChainHead.objects.filter(pk=1).first()
             self.stdout.write(
                 self.style.SUCCESS(
-                    _("The audit trail is intact: %(n)d entries checked.") % {"n": result.checked}
+                    ngettext(
+                        "The audit trail is intact: %(n)d entry checked.",
+                        "The audit trail is intact: %(n)d entries checked.",
+                        result.checked,
+                    )
+                    % {"n": result.checked}
                 )
             )
             if head is not None and head.seq:
@@ -33,8 +39,14 @@ class Command(BaseCommand):
             return
         for problem in result.problems:
             self.stderr.write(problem)
+        found = len(result.problems)
+        checked = ngettext("%(n)d entry", "%(n)d entries", result.checked) % {"n": result.checked}
         raise CommandError(
-            _("The audit trail has been tampered with: %(p)d problems in %(n)d entries checked.")
-            % {"p": len(result.problems), "n": result.checked},
+            ngettext(
+                "The audit trail has been tampered with: %(p)d problem in %(entries)s checked.",
+                "The audit trail has been tampered with: %(p)d problems in %(entries)s checked.",
+                found,
+            )
+            % {"p": found, "entries": checked},
             returncode=1,
         )

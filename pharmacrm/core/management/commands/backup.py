@@ -3,6 +3,7 @@ ring."""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from pharmacrm.core import backup
 
@@ -29,7 +30,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, out, keep, **options):
-        if keep is not None and keep < 1:  # said before the dump, not after a long backup the operator then doubts
+        if (
+            keep is not None and keep < 1
+        ):  # said before the dump, not after a long backup the operator then doubts
             raise CommandError(_("At least one backup must be kept."))
         try:
             result = backup.backup(out, keep=keep, actor_name=cli_actor())
@@ -41,7 +44,11 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write(
-            _("Documents (attachments, safety case files, signed agreements): %(path)s, %(n)d files.")
+            ngettext(
+                "Documents (attachments, safety case files, signed agreements): %(path)s, %(n)d file.",
+                "Documents (attachments, safety case files, signed agreements): %(path)s, %(n)d files.",
+                result.files_count,
+            )
             % {"path": result.files_path, "n": result.files_count}
         )
         self.stdout.write(

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from pharmacrm.core import backup
 
@@ -32,7 +33,12 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(_("Database restored from %(path)s.") % {"path": result.path}))
         if result.files_path is not None:
             self.stdout.write(
-                _("Documents restored from %(path)s: %(n)d files.") % {"path": result.files_path, "n": result.files_count}
+                ngettext(
+                    "Documents restored from %(path)s: %(n)d file.",
+                    "Documents restored from %(path)s: %(n)d files.",
+                    result.files_count,
+                )
+                % {"path": result.files_path, "n": result.files_count}
             )
         else:
             self.stdout.write(

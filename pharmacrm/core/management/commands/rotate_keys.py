@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from pharmacrm.core import audit, crypto, keys
 from pharmacrm.core.models import AuditEntry
@@ -30,7 +31,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch", type=int, default=2000, help="Rows re-encrypted per transaction.")
 
-    def handle(self, *args, resume, prune, batch, **options):
+    def handle(self, *args, **options):
+        if options["batch"] < 1:  # 0 added a key and re-encrypted nothing; below 0 failed after adding it
+            raise CommandError(_("Nothing was changed: the batch size must be at least 1."))
+        try:
+            with keys.rotation_lock():
+                self._rotate(**options)
+        except keys.RotationRunning:
+            raise CommandError(
+                _(
+                    "Nothing was changed: another rotate-keys is running on this database. "
+                    "Wait for it to finish, then run the command again if it is still needed."
+                )
+            ) from None
+
+    def _rotate(self, *, resume, prune, batch, **options):
         actor = cli_actor()
         try:
             old = crypto.keyring()
@@ -66,7 +81,10 @@ class Command(BaseCommand):
         active = crypto.keyring().active
         done = keys.reencrypt(batch=batch)
         for label, n in done.items():
-            self.stdout.write(_("%(column)s: %(n)d values re-encrypted.") % {"column": label, "n": n})
+            self.stdout.write(
+                ngettext("%(column)s: %(n)d value re-encrypted.", "%(column)s: %(n)d values re-encrypted.", n)
+                % {"column": label, "n": n}
+            )
         remaining = {k: n for k, n in keys.keys_in_use().items() if k != active}
         audit.record(
             AuditEntry.Action.ROTATE_KEYS, ("core.keyring", "", active), actor_name=actor,
