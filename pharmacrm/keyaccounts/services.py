@@ -890,9 +890,20 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
     return item
 
 
-def delete_item(user, item: PlanItem) -> None:
+def delete_item(user, item: PlanItem, version: int | None = None) -> None:
+    """Removes a draft's item. `version` is the item's version the user saw: an item someone else changed since is
+    not deleted (StaleVersion), as it would not be saved over; nor is one whose plan was submitted meanwhile."""
     _require_editable(user, item.plan)
+    _check_version(item, version)
     with transaction.atomic():
+        # the plan and the item as they are now, held until the item is gone: a plan submitted or an item edited by
+        # someone else since this user loaded them keeps the item
+        plan = ServicePlan.objects.select_for_update().select_related("account").get(pk=item.plan_id)
+        _require_editable(user, plan)
+        now = PlanItem.objects.select_for_update().filter(pk=item.pk).values_list("version", flat=True)
+        now = now.first()
+        if now is None or now != (item.version if version is None else int(version)):
+            raise StaleVersion(now)
         audit.record(A.DELETE, item, user=user, changes={"title": [item.title, None]})
         item.delete()
 

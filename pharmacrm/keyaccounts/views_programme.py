@@ -770,8 +770,10 @@ def item_edit(request, pk: int, item_pk: int):
 def item_delete(request, pk: int, item_pk: int):
     account = _account_or_404(request.user, pk)
     item = _item_or_404(account, item_pk)
+    version = request.POST.get("version", "")  # the item's version the page showed
+    version = int(version) if version.isdecimal() and len(version) < 10 else None
     try:
-        services.delete_item(request.user, item)
+        services.delete_item(request.user, item, version=version)
     except ValidationError as e:
         for m in e.messages:
             messages.error(request, m)
