@@ -1481,6 +1481,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 out.write(block)
         with transaction.atomic():
             old, old_date = agreement.status, agreement.signed_date
+            old_copy, old_copy_sha256 = agreement.signed_copy, agreement.signed_copy_sha256
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
             agreement.signed_copy, agreement.signed_copy_sha256 = path.name, digest.hexdigest()
             agreement.signed_copy_name = signed_copy_name(upload.name or path.name, suffix)
@@ -1500,8 +1501,13 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 earlier.status, earlier.next_check_at = AgreementStatus.RENEWED, None
                 earlier.save(update_fields=["status", "next_check_at"])
                 audit.record(A.UPDATE, earlier, user=user, changes={"status": [AgreementStatus.SIGNED, earlier.status]})
-            audit.record(A.UPDATE, agreement, user=user, changes={"status": [old, agreement.status],
-                         "signed_date": [old_date, signed_date]}, sha256=agreement.signed_copy_sha256,
+            changes = {"status": [old, agreement.status], "signed_date": [old_date, signed_date]}
+            if old_copy:
+                # a better scan: the copy it replaces stays archived in var/agreements/ (a signed copy is never
+                # deleted), and this entry names it and its fingerprint, so that no file is left nobody points to
+                changes |= {"file": [old_copy, agreement.signed_copy],
+                            "sha256": [old_copy_sha256, agreement.signed_copy_sha256]}  # fmt: skip
+            audit.record(A.UPDATE, agreement, user=user, changes=changes, sha256=agreement.signed_copy_sha256,
                          document_sha256=agreement.document_sha256)  # fmt: skip
     except BaseException:
         path.unlink(missing_ok=True)

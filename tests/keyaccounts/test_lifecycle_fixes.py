@@ -30,7 +30,7 @@ from pharmacrm.servicedesk.choices import AssignMethod, EventKind, Status
 from pharmacrm.servicedesk.models import TicketEvent
 
 from .programme_fixtures import *  # noqa: F403
-from .programme_fixtures import AREAS, approve_plan, item_data, sign_code, tiny_pdf
+from .programme_fixtures import AREAS, approve_plan, item_data, sign_code, tiny_pdf, tiny_png
 
 pytestmark = pytest.mark.django_db
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
@@ -207,6 +207,29 @@ def test_uploading_a_better_scan_keeps_the_recorded_signing_date(users, xiehe, w
     entry = AuditEntry.objects.filter(object_type="keyaccounts.agreement", object_id=str(agreement.pk),
                                       action="update").order_by("-id").first()  # fmt: skip
     assert entry.changes["signed_date"] == [signed_on.isoformat(), (signed_on + dt.timedelta(days=1)).isoformat()]
+
+
+def test_a_replaced_signed_copy_stays_archived_and_the_history_names_it(users, xiehe, with_plan):
+    """A better scan replaces the copy offered for download; the scan it replaces is a signed contract too: it stays
+    on disk (never silently lost) and the replacement's audit entry names its file and fingerprint, so it is no
+    file nobody points to."""
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today,
+                                            end_date=today + dt.timedelta(days=364))  # fmt: skip
+    first = sign(users, agreement)
+    earlier, earlier_sha256 = first.signed_copy, first.signed_copy_sha256
+    better = SimpleUploadedFile("签署页-清晰.png", tiny_png(), content_type="image/png")
+    second = services.record_signed(users["kam"], Agreement.objects.get(pk=agreement.pk), signed_date=today,
+                                    upload=better)  # fmt: skip
+
+    assert second.signed_copy != earlier and (services.agreements_dir() / earlier).is_file()
+    entry = AuditEntry.objects.filter(object_type="keyaccounts.agreement", object_id=str(agreement.pk),
+                                      action="update").order_by("-id").first()  # fmt: skip
+    # "File" and "File checksum" on the audit page
+    assert entry.changes["file"] == [earlier, second.signed_copy]
+    assert entry.changes["sha256"] == [earlier_sha256, second.signed_copy_sha256]
+    assert earlier_sha256 != second.signed_copy_sha256
 
 
 def test_the_agreement_form_proposes_the_plans_validity_then_the_renewal(users, xiehe, staffed):
