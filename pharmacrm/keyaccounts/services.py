@@ -714,13 +714,14 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
 def remove_member(user, member: TeamMember) -> None:
     account = member.account
     require_manage(user, account)
-    # items of a superseded version can no longer be handed over: only the plan in force and the draft count
-    open_items = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM).exclude(
-        plan__status=PlanStatus.SUPERSEDED
-    ).exists()
-    if open_items:
-        raise ValidationError(_("Give this member's open plan items to someone else first."))
     with transaction.atomic():
+        # one change of the team and its items at a time (save_item takes the same lock): an item given to this
+        # member while they are removed is either seen here or refused there, never owned by someone outside
+        KeyAccount.objects.select_for_update().filter(pk=account.pk).first()
+        # items of a superseded version can no longer be handed over: only the plan in force and the draft count
+        owned = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM)
+        if owned.exclude(plan__status=PlanStatus.SUPERSEDED).exists():
+            raise ValidationError(_("Give this member's open plan items to someone else first."))
         member.delete()
         # the last day served: their scorecards up to today still count this account
         TeamTenure.objects.filter(account=account, user=member.user_id, role=member.role, end__isnull=True).update(
@@ -875,6 +876,10 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
         raise PermissionDenied(NOT_ALLOWED)
     clean = _clean_item(data, plan, item)
     with transaction.atomic():
+        # the owner is still in the team: not removed since they were checked (remove_member takes the same lock)
+        KeyAccount.objects.select_for_update().filter(pk=plan.account_id).first()
+        if not TeamMember.objects.filter(account_id=plan.account_id, user=clean["owner"]).exists():
+            raise ValidationError({"owner": [_("The owner must be a member of the account's service team.")]})
         if item is None:
             item = PlanItem.objects.create(plan=plan, **clean)
             audit.record(A.CREATE, item, user=user, changes={k: [None, getattr(item, k if k != "owner" else "owner_id")]
