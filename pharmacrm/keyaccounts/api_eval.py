@@ -436,5 +436,11 @@ class ScoringModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         data = dict(form.validated_data)
         if expected_version(request, data.pop("version", None)) != current.version:
             raise Conflict(_("Someone else changed this model in the meantime: load it again."), current.version)
-        model = evaluation.save_model(request.user, current.kind, _jsonable(data))
+        try:  # the version checked again where the new one is written (saved by someone else meanwhile)
+            model = evaluation.save_model(
+                request.user, current.kind, _jsonable(data), version=current.version
+            )
+        except evaluation.ModelChanged as e:
+            raise Conflict(_("Someone else changed this model in the meantime: load it again."),
+                           e.current.version) from None  # fmt: skip
         return Response(ScoringModelSerializer(model).data)

@@ -548,9 +548,11 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     ),
     destroy=extend_schema(
         tags=TAGS,
-        responses={204: None, 400: ERRORS, 403: DENIED},
+        responses={204: None, 400: ERRORS, 403: DENIED,
+                   409: OpenApiResponse(description="Changed by someone else since the If-Match version.")},
         description="Remove an item from a draft (or a returned plan), as the page's Delete does; the plan in "
-                    "force keeps its items (a change there is a new version).",
+                    "force keeps its items (a change there is a new version). Send If-Match (the item's version) "
+                    "so that an item someone changed since is kept (409).",
     ),
 )
 class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
@@ -603,7 +605,10 @@ class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins
         return self._answer(item)
 
     def destroy(self, request, *args, **kwargs):
-        services.delete_item(request.user, self.get_object())
+        # If-Match (the item's version): an item someone else changed after the caller loaded it is not deleted (409)
+        version = expected_version(request, None) if request.headers.get("If-Match") else None
+        with _versioned():
+            services.delete_item(request.user, self.get_object(), version=version)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(tags=TAGS, request=ProgressSerializer, responses={200: PlanItemSerializer, 400: ERRORS, 403: DENIED},

@@ -91,10 +91,24 @@ def active_model(kind: str) -> ScoringModel:
     return model
 
 
-def save_model(user, kind: str, data: dict) -> ScoringModel:
-    """A new version of the kind's model (the old one stays for the scores made with it)."""
+class ModelChanged(Exception):
+    """Someone else saved a new version of the model since the user loaded theirs: `current` is the model in force
+    now (the page shows the user's input again with a warning, the API answers 409)."""
+
+    def __init__(self, current: ScoringModel):
+        super().__init__(f"{current.kind} v{current.version}")
+        self.current = current
+
+
+def save_model(user, kind: str, data: dict, version: int | None = None) -> ScoringModel:
+    """A new version of the kind's model (the old one stays for the scores made with it). `version` is the version
+    the user loaded (default: the one in force now); another one in force when the change is written is a
+    ModelChanged, nothing written."""
     access.require(user, Cap.CONFIGURE_SCORING)
     current = active_model(kind)
+    version = current.version if version is None else version
+    if version != current.version:
+        raise ModelChanged(current)
     weights = data.get("weights", current.weights)
     params = {**current.params, **(data.get("params") or {})}
     thresholds = data.get("thresholds", current.thresholds)
@@ -138,6 +152,13 @@ def save_model(user, kind: str, data: dict) -> ScoringModel:
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
+        # two managers saving at once: the second waits here until the first has written its version, then finds
+        # the version it changed no longer in force (and does not write a second "next" version, nor drop the
+        # first one's change by building on it unseen)
+        list(ScoringModel.objects.select_for_update().filter(kind=kind).values_list("pk", flat=True))
+        in_force = ScoringModel.objects.get(kind=kind, active=True)
+        if in_force.version != version:
+            raise ModelChanged(in_force)
         ScoringModel.objects.filter(kind=kind, active=True).update(active=False)
         model = ScoringModel.objects.create(
             kind=kind, version=current.version + 1, active=True, name=(data.get("name") or current.name)[:100],

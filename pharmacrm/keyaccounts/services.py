@@ -714,13 +714,14 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
 def remove_member(user, member: TeamMember) -> None:
     account = member.account
     require_manage(user, account)
-    # items of a superseded version can no longer be handed over: only the plan in force and the draft count
-    open_items = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM).exclude(
-        plan__status=PlanStatus.SUPERSEDED
-    ).exists()
-    if open_items:
-        raise ValidationError(_("Give this member's open plan items to someone else first."))
     with transaction.atomic():
+        # one change of the team and its items at a time (save_item takes the same lock): an item given to this
+        # member while they are removed is either seen here or refused there, never owned by someone outside
+        KeyAccount.objects.select_for_update().filter(pk=account.pk).first()
+        # items of a superseded version can no longer be handed over: only the plan in force and the draft count
+        owned = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM)
+        if owned.exclude(plan__status=PlanStatus.SUPERSEDED).exists():
+            raise ValidationError(_("Give this member's open plan items to someone else first."))
         member.delete()
         # the last day served: their scorecards up to today still count this account
         TeamTenure.objects.filter(account=account, user=member.user_id, role=member.role, end__isnull=True).update(
@@ -875,6 +876,10 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
         raise PermissionDenied(NOT_ALLOWED)
     clean = _clean_item(data, plan, item)
     with transaction.atomic():
+        # the owner is still in the team: not removed since they were checked (remove_member takes the same lock)
+        KeyAccount.objects.select_for_update().filter(pk=plan.account_id).first()
+        if not TeamMember.objects.filter(account_id=plan.account_id, user=clean["owner"]).exists():
+            raise ValidationError({"owner": [_("The owner must be a member of the account's service team.")]})
         if item is None:
             item = PlanItem.objects.create(plan=plan, **clean)
             audit.record(A.CREATE, item, user=user, changes={k: [None, getattr(item, k if k != "owner" else "owner_id")]
@@ -890,9 +895,20 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
     return item
 
 
-def delete_item(user, item: PlanItem) -> None:
+def delete_item(user, item: PlanItem, version: int | None = None) -> None:
+    """Removes a draft's item. `version` is the item's version the user saw: an item someone else changed since is
+    not deleted (StaleVersion), as it would not be saved over; nor is one whose plan was submitted meanwhile."""
     _require_editable(user, item.plan)
+    _check_version(item, version)
     with transaction.atomic():
+        # the plan and the item as they are now, held until the item is gone: a plan submitted or an item edited by
+        # someone else since this user loaded them keeps the item
+        plan = ServicePlan.objects.select_for_update().select_related("account").get(pk=item.plan_id)
+        _require_editable(user, plan)
+        now = PlanItem.objects.select_for_update().filter(pk=item.pk).values_list("version", flat=True)
+        now = now.first()
+        if now is None or now != (item.version if version is None else int(version)):
+            raise StaleVersion(now)
         audit.record(A.DELETE, item, user=user, changes={"title": [item.title, None]})
         item.delete()
 
@@ -1470,6 +1486,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 out.write(block)
         with transaction.atomic():
             old, old_date = agreement.status, agreement.signed_date
+            old_copy, old_copy_sha256 = agreement.signed_copy, agreement.signed_copy_sha256
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
             agreement.signed_copy, agreement.signed_copy_sha256 = path.name, digest.hexdigest()
             agreement.signed_copy_name = signed_copy_name(upload.name or path.name, suffix)
@@ -1489,8 +1506,13 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 earlier.status, earlier.next_check_at = AgreementStatus.RENEWED, None
                 earlier.save(update_fields=["status", "next_check_at"])
                 audit.record(A.UPDATE, earlier, user=user, changes={"status": [AgreementStatus.SIGNED, earlier.status]})
-            audit.record(A.UPDATE, agreement, user=user, changes={"status": [old, agreement.status],
-                         "signed_date": [old_date, signed_date]}, sha256=agreement.signed_copy_sha256,
+            changes = {"status": [old, agreement.status], "signed_date": [old_date, signed_date]}
+            if old_copy:
+                # a better scan: the copy it replaces stays archived in var/agreements/ (a signed copy is never
+                # deleted), and this entry names it and its fingerprint, so that no file is left nobody points to
+                changes |= {"file": [old_copy, agreement.signed_copy],
+                            "sha256": [old_copy_sha256, agreement.signed_copy_sha256]}  # fmt: skip
+            audit.record(A.UPDATE, agreement, user=user, changes=changes, sha256=agreement.signed_copy_sha256,
                          document_sha256=agreement.document_sha256)  # fmt: skip
     except BaseException:
         path.unlink(missing_ok=True)

@@ -550,7 +550,9 @@ def scoring_model_edit(request, kind: str):
                 conflict, status = True, 409
             else:
                 try:
-                    model = evaluation.save_model(user, kind, form.service_data())
+                    model = evaluation.save_model(user, kind, form.service_data(), version=current.version)
+                except evaluation.ModelChanged as e:  # saved by someone else meanwhile
+                    current, conflict, status = e.current, True, 409
                 except ValidationError as e:
                     form.add_service_errors(e)
                 else:

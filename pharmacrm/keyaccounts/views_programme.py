@@ -275,10 +275,15 @@ def proposal_list(request):
     access.require(request.user, Cap.VIEW_KEY_ACCOUNTS)
     status = request.GET.get("status", "")
     qs = services.proposals_for(request.user).select_related("institution", "proposed_by", "decided_by")
-    if status in ProposalStatus.values:
+    wrong_status = bool(status) and status not in ProposalStatus.values
+    # a status that does not exist shows nothing and says why, not all (as the agreements archive does)
+    if wrong_status:
+        qs = qs.none()
+    elif status:
         qs = qs.filter(status=status)
     page = Paginator(qs.order_by("-proposed_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page_obj": page, "rows": page.object_list, "status": status, "statuses": ProposalStatus.choices,
+               "wrong_status": wrong_status,
                "may_propose": access.can(request.user, Cap.PROPOSE_KEY_ACCOUNTS)}  # fmt: skip
     return render(request, "keyaccounts/ka_proposals.html", context)
 
@@ -770,8 +775,10 @@ def item_edit(request, pk: int, item_pk: int):
 def item_delete(request, pk: int, item_pk: int):
     account = _account_or_404(request.user, pk)
     item = _item_or_404(account, item_pk)
+    version = request.POST.get("version", "")  # the item's version the page showed
+    version = int(version) if version.isdecimal() and len(version) < 10 else None
     try:
-        services.delete_item(request.user, item)
+        services.delete_item(request.user, item, version=version)
     except ValidationError as e:
         for m in e.messages:
             messages.error(request, m)

@@ -97,6 +97,43 @@ def test_changing_a_draft_item_needs_its_version(api, users, xiehe, staffed):
     assert ok.status_code == 200 and ok.json()["title"] == "新标题"
 
 
+def test_deleting_a_draft_item_someone_else_changed_keeps_it(client, users, xiehe, staffed):
+    """The delete button carries the version the page showed: an item edited by someone else since (a new owner, a
+    new deadline) is not removed unseen, and the user is told to reload. The version shown now deletes it."""
+    account = staffed(xiehe)
+    plan = services.start_plan(users["kam"], account)
+    draft_item = services.save_item(users["kam"], plan, item_data(users, AREAS[0]))
+    client.force_login(users["kam"])
+    url = reverse("keyaccounts:account", args=[account.pk])
+    page = client.get(url).content.decode()
+    delete = reverse("keyaccounts:item-delete", args=[account.pk, draft_item.pk])
+    form = page.split(f'action="{delete}"')[1].split("</form>")[0]
+    assert f'name="version" value="{draft_item.version}"' in form
+    loaded = draft_item.version
+    services.save_item(users["manager"], plan, {**item_data(users, AREAS[0]), "title": "紧急供货"}, item=draft_item,
+                       version=loaded)  # fmt: skip
+    refused = client.post(delete, {"version": loaded}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert CONFLICT in refused.content.decode()
+    assert PlanItem.objects.get(pk=draft_item.pk).title == "紧急供货"
+    assert client.post(delete, {"version": loaded + 1}).status_code == 302
+    assert not PlanItem.objects.filter(pk=draft_item.pk).exists()
+
+
+def test_deleting_an_item_through_the_api_with_a_stale_if_match_is_a_conflict(api, users, xiehe, staffed):
+    account = staffed(xiehe)
+    plan = services.start_plan(users["kam"], account)
+    draft_item = services.save_item(users["kam"], plan, item_data(users, AREAS[0]))
+    loaded = draft_item.version
+    services.save_item(users["manager"], plan, {**item_data(users, AREAS[0]), "title": "紧急供货"}, item=draft_item,
+                       version=loaded)  # fmt: skip
+    kam = api("kam")
+    stale = kam.delete(f"{BASE}plan-items/{draft_item.pk}/", HTTP_IF_MATCH=f'"{loaded}"')
+    assert _conflict(stale, loaded + 1) and PlanItem.objects.filter(pk=draft_item.pk).exists()
+    ok = kam.delete(f"{BASE}plan-items/{draft_item.pk}/", HTTP_IF_MATCH=f'"{loaded + 1}"')
+    assert ok.status_code == 204
+    assert not PlanItem.objects.filter(pk=draft_item.pk).exists()
+
+
 def test_submitting_and_deciding_a_plan_need_its_version(api, users, xiehe, staffed):
     account = staffed(xiehe)
     plan = services.start_plan(users["kam"], account)

@@ -244,6 +244,66 @@ def test_a_stale_model_form_is_refused(client_for, db, users):
     assert ScoringModel.objects.get(active=True, kind="evaluation").thresholds["A"] == 85
 
 
+def test_a_model_saved_by_someone_else_after_the_form_was_checked_is_not_overwritten(db, users):
+    """The version the user loaded is checked again where the new version is written: a change based on a version
+    no longer in force is refused with the model in force now, and nothing is written."""
+    evaluation.active_model(ModelKind.EVALUATION)  # version 1, what both managers loaded
+    evaluation.save_model(users["manager"], ModelKind.EVALUATION, {"thresholds": {"A": 85}}, version=1)
+    with pytest.raises(evaluation.ModelChanged) as refused:
+        evaluation.save_model(users["analyst"], ModelKind.EVALUATION, {"thresholds": {"A": 90}}, version=1)
+    assert refused.value.current.version == 2
+    assert list(ScoringModel.objects.filter(kind="evaluation").values_list("version", flat=True)) == [2, 1]
+    assert ScoringModel.objects.get(active=True, kind="evaluation").thresholds["A"] == 85
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_saving_the_model_at_once_get_one_version_and_a_conflict(users, monkeypatch):
+    """Both requests pass the version check before either has written (the page's check and the model's rules
+    are done when the other one saves): one version is saved, the other manager is told that someone else saved
+    it and keeps their input — no server error, no second "version 2"."""
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    from pharmacrm.keyaccounts import scoring
+
+    evaluation.active_model(ModelKind.EVALUATION)  # version 1, what both managers loaded
+    both_checked = threading.Barrier(2, timeout=20)
+    original = scoring.validate_model
+
+    def validate_then_wait(*args, **kwargs):
+        errors = original(*args, **kwargs)
+        both_checked.wait()  # both have read version 1 and checked their change before either writes
+        return errors
+
+    monkeypatch.setattr(scoring, "validate_model", validate_then_wait)
+    results: list = [None, None]
+    clients = [Client(), Client()]
+    clients[0].force_login(users["manager"])
+    clients[1].force_login(users["analyst"])
+
+    def post(index: int, threshold: int):
+        try:
+            results[index] = clients[index].post("/keyaccounts/models/evaluation/", _model_post(threshold_A=threshold),
+                                                 **EN)  # fmt: skip
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(0, 85)), threading.Thread(target=post, args=(1, 90))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(r.status_code for r in results) == [302, 409]
+    refused = next(r for r in results if r.status_code == 409)
+    assert "Someone else saved version 2 of this model" in text(refused)
+    saved = ScoringModel.objects.get(active=True, kind="evaluation")
+    assert saved.version == 2 and ScoringModel.objects.filter(kind="evaluation").count() == 2
+    assert saved.thresholds["A"] == (90 if refused is results[0] else 85)  # the change of the one who saved
+
+
 # --- Customer 360 block -----------------------------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from pharmacrm.servicedesk.choices import AssignMethod, EventKind, Status
 from pharmacrm.servicedesk.models import TicketEvent
 
 from .programme_fixtures import *  # noqa: F403
-from .programme_fixtures import AREAS, approve_plan, item_data, sign_code, tiny_pdf
+from .programme_fixtures import AREAS, approve_plan, item_data, sign_code, tiny_pdf, tiny_png
 
 pytestmark = pytest.mark.django_db
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
@@ -209,6 +209,29 @@ def test_uploading_a_better_scan_keeps_the_recorded_signing_date(users, xiehe, w
     assert entry.changes["signed_date"] == [signed_on.isoformat(), (signed_on + dt.timedelta(days=1)).isoformat()]
 
 
+def test_a_replaced_signed_copy_stays_archived_and_the_history_names_it(users, xiehe, with_plan):
+    """A better scan replaces the copy offered for download; the scan it replaces is a signed contract too: it stays
+    on disk (never silently lost) and the replacement's audit entry names its file and fingerprint, so it is no
+    file nobody points to."""
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today,
+                                            end_date=today + dt.timedelta(days=364))  # fmt: skip
+    first = sign(users, agreement)
+    earlier, earlier_sha256 = first.signed_copy, first.signed_copy_sha256
+    better = SimpleUploadedFile("签署页-清晰.png", tiny_png(), content_type="image/png")
+    second = services.record_signed(users["kam"], Agreement.objects.get(pk=agreement.pk), signed_date=today,
+                                    upload=better)  # fmt: skip
+
+    assert second.signed_copy != earlier and (services.agreements_dir() / earlier).is_file()
+    entry = AuditEntry.objects.filter(object_type="keyaccounts.agreement", object_id=str(agreement.pk),
+                                      action="update").order_by("-id").first()  # fmt: skip
+    # "File" and "File checksum" on the audit page
+    assert entry.changes["file"] == [earlier, second.signed_copy]
+    assert entry.changes["sha256"] == [earlier_sha256, second.signed_copy_sha256]
+    assert earlier_sha256 != second.signed_copy_sha256
+
+
 def test_the_agreement_form_proposes_the_plans_validity_then_the_renewal(users, xiehe, staffed):
     account = staffed(xiehe)
     today = timezone.localdate()
@@ -365,3 +388,56 @@ def test_last_years_evaluation_is_made_up_after_a_worker_stopped_all_january(use
     assert services.scheduled_reviews(dt.date(2026, 2, 3)) == 2  # 2025Q4 and the year 2025
     assert set(AccountReview.objects.filter(account=account).values_list("period", flat=True)) == {"2025Q4", "2025"}
     assert services.scheduled_reviews(dt.date(2026, 2, 4)) == 0  # once
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_item_given_to_a_member_being_removed_refuses_one_of_the_two(users, xiehe, staffed, monkeypatch):
+    """The KAM gives a draft's item to the product expert while a manager removes the expert from the team, both
+    checked before either wrote: the item was saved with an owner outside the team (nobody could hand it over,
+    the owner no longer served the account). Now one of the two is refused with its message."""
+    import threading
+
+    from django.db import connection
+
+    from pharmacrm.keyaccounts.models import PlanItem
+
+    account = staffed(xiehe)
+    plan = services.start_plan(users["kam"], account)
+    expert = TeamMember.objects.get(account=account, user=users["expert"])
+    both_allowed = threading.Barrier(2, timeout=20)
+    original = services.require_manage
+
+    def allowed_then_wait(user, acct):
+        original(user, acct)
+        both_allowed.wait()  # both changes are under way before either has written
+
+    monkeypatch.setattr(services, "require_manage", allowed_then_wait)
+    refused: list[str] = []
+
+    def run(change):
+        try:
+            with translation.override("en"):
+                change()
+        except ValidationError as e:
+            refused.extend(e.messages)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: services.remove_member(users["manager"], expert),)),
+        threading.Thread(target=run, args=(lambda: services.save_item(users["kam"], plan,
+                                                                      item_data(users, AREAS[1], owner="expert")),)),
+    ]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    monkeypatch.setattr(services, "require_manage", original)
+    still_member = TeamMember.objects.filter(account=account, user=users["expert"]).exists()
+    item_saved = PlanItem.objects.filter(plan=plan, owner=users["expert"]).exists()
+    assert still_member == item_saved  # never an item owned by someone outside the team
+    assert len(refused) == 1 and refused[0] in (
+        "Give this member's open plan items to someone else first.",
+        "The owner must be a member of the account's service team.",
+    )

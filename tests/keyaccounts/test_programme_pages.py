@@ -114,6 +114,20 @@ def test_a_candidate_becomes_a_proposal_with_its_score(client_for, users, ruijin
     assert proposal.score == 88 and proposal.components[0]["name"] == "amount"
 
 
+def test_a_status_that_does_not_exist_lists_no_proposal_and_says_so(client_for, users, ruijin, make_proposal):
+    proposal = make_proposal(ruijin)
+    c, url = client_for("analyst"), reverse("keyaccounts:proposals")
+    row = f'class="proposal-row" data-id="{proposal.pk}"'
+    assert row in c.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    page = c.get(url, {"status": "nonsense"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert row not in page  # not every proposal, as if no filter had been asked for
+    assert 'id="proposal-filter-error"' in page and "There is no proposal status “nonsense”" in page
+    page = c.get(url, {"status": proposal.status}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert row in page and "proposal-filter-error" not in page
+
+
 def test_a_reviewer_speaks_only_for_their_department(client_for, users, xiehe, make_proposal):
     proposal = make_proposal(xiehe, submitted=False)
     c = client_for("agent")
