@@ -550,6 +550,19 @@ def rehash_moved(line_ids: list[int], from_institution: int) -> int:
 # --- the fast path --------------------------------------------------------------------------------------
 
 
+def _last_survivor(pk: int, seen: set[int] | None = None) -> int:
+    """The customer a merged customer's orders go to: its survivor, or that survivor's own survivor when it
+    was merged in turn (`seen` guards against a cycle)."""
+    seen = set(seen or ())
+    while pk and pk not in seen:
+        seen.add(pk)
+        nxt = Institution.objects.filter(pk=pk).values_list("merged_into_id", flat=True).first()
+        if not nxt:
+            break
+        pk = nxt
+    return pk
+
+
 class Fast:
     """Checks a well-formed row with plain string operations and caches (dates repeat, customers repeat)
     and returns its canonical values; anything unusual returns None and goes to `Parser`, which gives the
@@ -753,14 +766,7 @@ class Resolver:
         for snapshot, survivor in merges.values_list("snapshot", "survivor_id"):
             code = (snapshot or {}).get(column)
             if code in codes:
-                pk, seen = survivor, set()
-                while pk and pk not in seen:
-                    seen.add(pk)
-                    nxt = Institution.objects.filter(pk=pk).values_list("merged_into_id", flat=True).first()
-                    if not nxt:
-                        break
-                    pk = nxt
-                out[code] = pk
+                out[code] = _last_survivor(survivor)
         return out
 
     def load(self, pres: list[tuple]) -> None:
@@ -839,14 +845,7 @@ class Resolver:
         if not survivors:
             return rows
         for pk, survivor in list(survivors.items()):
-            seen = {pk}
-            while survivor not in seen:  # a survivor merged in turn: its own survivor
-                seen.add(survivor)
-                nxt = Institution.objects.filter(pk=survivor).values_list("merged_into_id", flat=True).first()
-                if not nxt:
-                    break
-                survivor = nxt
-            survivors[pk] = survivor
+            survivors[pk] = _last_survivor(survivor, seen={pk})
         moved = []
         for r in rows:
             if r[4] in survivors:
