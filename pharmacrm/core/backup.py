@@ -345,9 +345,26 @@ def restore(
     """Replace the database's contents with a backup; refuses to overwrite data unless `confirmed`.
 
     With `with_keyring`, the key-ring copy saved next to the backup becomes the key ring (for a
-    restore on a new machine, or after the keys used by the backup were pruned).
+    restore on a new machine, or after the keys used by the backup were pruned). Refused at once while a
+    `rotate-keys` or another restore runs.
     """
-    path = Path(path)
+    try:
+        with keys.operation_lock("restore"):
+            return _restore(Path(path), confirmed=confirmed, with_keyring=with_keyring, actor_name=actor_name)
+    except keys.RotationRunning:
+        raise BackupError(
+            _(
+                "Nothing was restored: rotate-keys is running on this database. "
+                "Wait for it to finish, then restore again."
+            )
+        ) from None
+    except keys.RestoreRunning:
+        raise BackupError(
+            _("Nothing was restored: another restore is running on this database. Wait for it to finish.")
+        ) from None
+
+
+def _restore(path: Path, *, confirmed: bool, with_keyring: bool, actor_name: str) -> RestoreResult:
     if not path.is_file():
         raise BackupError(_("The backup file %(path)s does not exist.") % {"path": path})
     is_sqlite_file = path.name.endswith((".sqlite3.gz", ".sqlite3"))

@@ -23,42 +23,75 @@ class KeyRingNotWritable(Exception):
     """The key ring comes from an environment variable, so a changed ring cannot be saved."""
 
 
-class RotationRunning(Exception):
+class KeyOperationRunning(Exception):
+    """A `rotate-keys` or a `restore` holds the lock that lets one of them run at a time."""
+
+
+class RotationRunning(KeyOperationRunning):
     """Another `rotate-keys` holds the rotation lock."""
 
 
-_ROTATION_LOCK_KEY = 0x6E7_0001  # PostgreSQL advisory lock of `rotate-keys`
+class RestoreRunning(KeyOperationRunning):
+    """A `restore` holds the lock."""
+
+
+# PostgreSQL advisory locks (SQLite: lock files in var/ named after the operation)
+_LOCK_KEYS = {"rotate-keys": 0x6E7_0001, "restore": 0x6E7_0002}
+_RUNNING = {"rotate-keys": RotationRunning, "restore": RestoreRunning}
 
 
 @contextlib.contextmanager
 def rotation_lock() -> Iterator[None]:
-    """One key rotation at a time, or raise RotationRunning at once. Two runs side by side (the scheduled job and
-    an operator) each saved a ring with a new key of their own: the ring of the first was replaced, its key lost,
-    and the values it had re-encrypted became unreadable. PostgreSQL: a session advisory lock (it covers every
-    machine using the database); SQLite (one machine): a lock file in var/. Both are released when the process
-    holding them dies."""
+    """One key rotation at a time, or raise RotationRunning at once (RestoreRunning while a restore runs). Two runs
+    side by side (the scheduled job and an operator) each saved a ring with a new key of their own: the ring of the
+    first was replaced, its key lost, and the values it had re-encrypted became unreadable."""
+    with operation_lock("rotate-keys"):
+        yield
+
+
+@contextlib.contextmanager
+def operation_lock(kind: str) -> Iterator[None]:
+    """Run `kind` ("rotate-keys" or "restore") alone: not beside another run of itself, nor beside the other one
+    (a restore replaced the key ring and the data under a running rotation, which then saved its own ring over
+    the restored one); otherwise raise RotationRunning / RestoreRunning at once, naming what runs. Each kind holds
+    a lock of its own and then checks that the other's is free: of two started together, at least one refuses.
+    PostgreSQL: session advisory locks on a connection opened for them alone (a restore closes the others, which
+    would drop them), for every machine using the database; SQLite (one machine): lock files in var/. Both are
+    released when the process holding them dies."""
+    other = "restore" if kind == "rotate-keys" else "rotate-keys"
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [_ROTATION_LOCK_KEY])
-            if not cursor.fetchone()[0]:
-                raise RotationRunning
+        own = connection.copy()  # not in `connections`: connections.close_all() leaves it open
         try:
+            with own.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEYS[kind]])
+                if not cursor.fetchone()[0]:
+                    raise _RUNNING[kind]
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEYS[other]])
+                if not cursor.fetchone()[0]:
+                    raise _RUNNING[other]
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEYS[other]])
             yield
         finally:
-            with contextlib.suppress(Exception), connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_ROTATION_LOCK_KEY])
+            own.close()  # ends the session, and with it its locks
         return
     import fcntl
 
-    with open(Path(settings.VAR_DIR) / "rotate-keys.lock", "a+b") as fh:
+    def lock_file(name: str):
+        fh = open(Path(settings.VAR_DIR) / f"{name}.lock", "a+b")  # noqa: SIM115 (closed by the caller)
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RotationRunning from None
+            fh.close()
+            raise _RUNNING[name] from None
+        return fh
+
+    with lock_file(kind) as held:
+        with lock_file(other):
+            pass  # closing it lets it go
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(held, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

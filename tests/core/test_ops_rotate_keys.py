@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import threading
 
@@ -129,6 +130,100 @@ def test_a_second_rotation_while_one_runs_refuses_at_once_and_changes_nothing(
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).exists()
     call_command("rotate_keys")  # the lock went with the other run
     assert ring_on_disk(own_keyring).active != crypto.KeyRing.from_json(before).active
+
+
+class PausedInAnotherThread:
+    """A real `rotate-keys` or `restore` run in a thread of its own (its own database connections), held at
+    `module.name` until the block ends: what an operator's second shell meets while the first one works."""
+
+    def __init__(self, monkeypatch, module, name, command, *args):
+        self.command, self.args = command, args
+        self.reached, self.release, self.failed = threading.Event(), threading.Event(), []
+        original = getattr(module, name)
+
+        def paused(*a, **kw):
+            self.reached.set()
+            assert self.release.wait(60)
+            return original(*a, **kw)
+
+        monkeypatch.setattr(module, name, paused)
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        assert self.reached.wait(60), self.failed
+        return self
+
+    def _run(self):
+        try:
+            call_command(self.command, *self.args, stdout=io.StringIO(), stderr=io.StringIO())
+        except BaseException as e:  # checked by __exit__
+            self.failed.append(e)
+        finally:
+            self.reached.set()
+            connections.close_all()
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.thread.join()
+        assert not self.failed, self.failed
+
+
+def test_a_restore_while_a_rotation_runs_is_refused_at_once_and_changes_nothing(
+    own_keyring, xiehe, admin_user, tmp_path, settings, monkeypatch
+):
+    """A restore --with-keyring under a running rotation replaced the key ring and the data the rotation was
+    re-encrypting; the rotation then went on with its own ring. The restore is refused at once, nothing restored."""
+    from pharmacrm.customers import services
+    from pharmacrm.customers.models import Institution
+
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    made = backup.backup()
+    services.update_institution(admin_user, xiehe, {"tier": "vip"})
+
+    with PausedInAnotherThread(monkeypatch, keys, "reencrypt", "rotate_keys"):
+        during = own_keyring.read_text()  # the rotation's new key is in the ring
+        with pytest.raises(CommandError, match="Nothing was restored: rotate-keys is running"):
+            call_command("restore", str(made.path), "--yes", "--with-keyring")
+        assert own_keyring.read_text() == during
+        assert Institution.objects.get(pk=xiehe.pk).tier == "vip"
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.RESTORE).exists()
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).count() == 1
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
+
+    call_command("restore", str(made.path), "--yes", "--with-keyring")  # the lock went with the rotation
+    assert Institution.objects.get(pk=xiehe.pk).tier != "vip"
+
+
+def test_a_rotation_while_a_restore_runs_is_refused_at_once_and_changes_nothing(
+    own_keyring, xiehe, tmp_path, settings, monkeypatch
+):
+    """A rotation started while a restore ran added its key to the ring the restore was about to replace (its
+    values then unreadable), or re-encrypted data being replaced. It is refused at once, also after the restore
+    has closed the database connections (PostgreSQL), which dropped a lock held on them."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    made = backup.backup()
+    before = own_keyring.read_text()
+
+    # held once the database is restored, before the backup's key ring replaces the one in use
+    with PausedInAnotherThread(
+        monkeypatch, backup, "_keep_replaced_ring", "restore", str(made.path), "--yes", "--with-keyring"
+    ):
+        mobiles = raw_values("mobile")
+        for args in ([], ["--resume", "--prune"]):
+            with pytest.raises(CommandError, match="Nothing was changed: a restore is running"):
+                call_command("rotate_keys", *args)
+        assert own_keyring.read_text() == before and raw_values("mobile") == mobiles
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).exists()
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.RESTORE).count() == 1
+
+    call_command("rotate_keys")  # the lock went with the restore
+    assert ring_on_disk(own_keyring).active != crypto.KeyRing.from_json(before).active
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
 
 
 @pytest.mark.parametrize("batch", ["0", "-5"])

@@ -44,6 +44,13 @@ class Command(BaseCommand):
                     "Wait for it to finish, then run the command again if it is still needed."
                 )
             ) from None
+        except keys.RestoreRunning:
+            raise CommandError(
+                _(
+                    "Nothing was changed: a restore is running on this database. "
+                    "Wait for it to finish, then run the command again if it is still needed."
+                )
+            ) from None
 
     def _rotate(self, *, resume, prune, batch, **options):
         actor = cli_actor()
