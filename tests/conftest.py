@@ -242,7 +242,8 @@ def pytest_make_collect_report(collector):
 # --- Transactional tests (live_server, browser tests) empty the database with Django's flush after each
 # test; the append-only triggers on the audit table would refuse that. Around the flush only, the
 # triggers are set aside and put back, so every test still runs with them in force. The reference data
-# that the migrations load (regions, role groups, service-desk defaults) is put back too, as the next test expects it.
+# that the migrations load (regions, role groups, the audit chain's head, service-desk defaults) is put back
+# too, as the next test expects it.
 
 
 def _user_triggers_off(connection) -> list[str]:
@@ -268,12 +269,14 @@ def _user_triggers_off(connection) -> list[str]:
 
 
 def _reload_reference_data() -> None:
-    from pharmacrm.core.setup import ensure_roles, load_regions
+    from pharmacrm.core.models import AuditChainHead
+    from pharmacrm.core.setup import ensure_audit_head, ensure_roles, load_regions
     from pharmacrm.servicedesk.models import BusinessCalendar, EscalationRule, SlaPolicy, TicketCategory
     from pharmacrm.servicedesk.setup import ensure_escalation_rules, ensure_service_defaults
 
     load_regions(Region)
     ensure_roles(Group)
+    ensure_audit_head(AuditChainHead)
     ensure_service_defaults(BusinessCalendar, TicketCategory, SlaPolicy)
     ensure_escalation_rules(EscalationRule)
     from pharmacrm.safety.models import ReportingRule

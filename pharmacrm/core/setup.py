@@ -61,3 +61,8 @@ def ensure_roles(Group) -> None:
 
     for role in Role:
         Group.objects.get_or_create(name=role.value)
+
+
+def ensure_audit_head(AuditChainHead) -> None:
+    """The audit chain's head (before the first entry: sequence 0, the genesis hash)."""
+    AuditChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": "0" * 64})

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.utils import translation
 
 from pharmacrm.core import audit
@@ -201,3 +203,63 @@ def test_bulk_entries_record_the_change_they_are_written_with_in_one_transaction
     assert AuditEntry.objects.count() == before and AuditChainHead.objects.get(pk=1).seq == head.seq + 498
     # nothing to record: the change still runs
     assert audit.record_many(AuditEntry.Action.UPDATE, [], during=change) == 0 and len(seen) == 2
+
+
+@pytest.mark.postgresql
+def test_two_first_entries_at_once_both_go_into_the_chain():
+    """On a database without the chain's head yet (one emptied since `migrate`), the first entry creates it.
+    Two first entries at once both found none; the second failed on the duplicate head, and the change it
+    recorded with it. Now it waits for the first, then chains after it."""
+    from pharmacrm.core.models import AuditChainHead
+
+    AuditChainHead.objects.all().delete()
+    assert not AuditEntry.objects.exists()
+    holding, release, failed = threading.Event(), threading.Event(), []
+
+    def entry(n: int) -> None:
+        audit.record(
+            AuditEntry.Action.UPDATE, ("customers.institution", str(n), f"第{n}人民医院"), actor_name="web"
+        )
+
+    def first() -> None:  # a request whose transaction is still open after its entry
+        try:
+            with transaction.atomic():
+                entry(1)
+                holding.set()
+                assert release.wait(60)
+        except Exception as e:
+            failed.append(e)
+        finally:
+            holding.set()
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            entry(2)
+        except Exception as e:
+            failed.append(e)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert holding.wait(60) and not failed
+    threads[1].start()
+    deadline = time.monotonic() + 60
+    while True:  # until the second entry waits for the first one's transaction
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE NOT l.granted AND a.datname = current_database()"
+            )
+            if cur.fetchone()[0]:
+                break
+        assert time.monotonic() < deadline, "the second entry never waited for the first"
+        time.sleep(0.05)
+    release.set()
+    for t in threads:
+        t.join()
+
+    assert failed == []
+    assert sorted(AuditEntry.objects.values_list("object_id", "seq")) == [("1", 1), ("2", 2)]
+    assert audit.verify().ok
