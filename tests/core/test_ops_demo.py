@@ -157,6 +157,15 @@ def test_a_second_run_changes_nothing_and_says_so(demo_env, capsys):
     assert User.objects.get(username="admin").check_password(password)
 
 
+def test_the_summary_says_one_person_not_one_people(demo_env, capsys):
+    """At a small --scale the summary read "1 people": each count now takes its own singular or plural."""
+    call_command("demo", "--scale", "0.0005")
+    assert Person.objects.count() == 1
+    out = capsys.readouterr().out
+    summary = r"^Demo data loaded: \d+ users, \d+ institutions \(\d+ departments?\), 1 person\.$"
+    assert re.search(summary, out, re.M), out
+
+
 def test_the_same_seed_gives_the_same_customers(demo_env):
     result = demo.load(scale=0.05)
     names = list(Institution.objects.order_by("code").values_list("name", "credit_code", "phone"))

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from pharmacrm.core import demo
 
@@ -35,10 +36,17 @@ class Command(BaseCommand):
         if not result.created:
             self.stdout.write(_("The demo data is already loaded; nothing was changed."))
             return
+        counts = {  # each in the singular or plural its number takes ("1 people" at a small --scale)
+            "users": ngettext("%(n)d user", "%(n)d users", result.users) % {"n": result.users},
+            "institutions": ngettext("%(n)d institution", "%(n)d institutions", result.institutions)
+            % {"n": result.institutions},
+            "departments": ngettext("%(n)d department", "%(n)d departments", result.departments)
+            % {"n": result.departments},
+            "people": ngettext("%(n)d person", "%(n)d people", result.people) % {"n": result.people},
+        }
         self.stdout.write(
             self.style.SUCCESS(
-                _("Demo data loaded: %(u)d users, %(i)d institutions (%(d)d departments), %(p)d people.")
-                % {"u": result.users, "i": result.institutions, "d": result.departments, "p": result.people}
+                _("Demo data loaded: %(users)s, %(institutions)s (%(departments)s), %(people)s.") % counts
             )
         )
         if result.password:
