@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -89,6 +90,22 @@ def _write_ring(path: Path, ring: KeyRing) -> None:
     os.replace(tmp, path)
 
 
+def _create_ring_file(path: Path, ring: KeyRing) -> None:
+    """Write `ring` to `path` unless a ring is there already. Processes starting at once on a new installation
+    (the web workers, the worker) each found no file and wrote a ring of their own: the last one replaced the
+    others, and a process that had read its own went on encrypting with keys no file held, unreadable after its
+    restart. Written beside the file, then linked to its name, which fails if another process's is there."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(ring.to_json())
+        with contextlib.suppress(FileExistsError):  # another process made it first: its ring is the one
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _read_ring_file(path: Path) -> str:
     try:
         return path.read_text()
@@ -124,7 +141,7 @@ def keyring() -> KeyRing:
                 path = Path(settings.PHARMACRM_KEYRING_PATH)
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    _write_ring(path, KeyRing.generate())
+                    _create_ring_file(path, KeyRing.generate())
                 ring = _parse(_read_ring_file(path), str(path))
             _ring = ring
             _aead.clear()

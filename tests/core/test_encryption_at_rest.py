@@ -124,3 +124,29 @@ def test_nonces_never_repeat_within_a_process_or_across_a_fork():
     assert len(set(parent)) == len(parent)
     assert not set(parent) & set(child_nonces)
     assert crypto.decrypt(crypto.encrypt("13800138000", "t.c"), "t.c") == "13800138000"
+
+
+def test_processes_starting_at_once_on_a_new_installation_share_one_key_ring(tmp_path, settings, monkeypatch):
+    """On a new installation each process starting at once (web workers, the worker) created var/keyring.json
+    when it found none: the ring written last replaced the one another process had already read, which then
+    encrypted with keys no file held (unreadable after its restart). A process that finds the file made in the
+    meantime uses the ring in it."""
+    original = crypto.keyring()
+    monkeypatch.delenv("PHARMACRM_KEYRING_FILE", raising=False)
+    monkeypatch.delenv("PHARMACRM_KEYRING", raising=False)
+    path = tmp_path / "var" / "keyring.json"
+    settings.PHARMACRM_KEYRING_PATH = path
+    theirs, generate = crypto.KeyRing.generate(), crypto.KeyRing.generate
+
+    def while_another_process_writes_its_ring(cls):
+        path.write_text(theirs.to_json())  # between this process's look for the file and its write
+        return generate()
+
+    monkeypatch.setattr(crypto.KeyRing, "generate", classmethod(while_another_process_writes_its_ring))
+    crypto._reload()
+    try:
+        assert crypto.keyring() == theirs
+        assert crypto.KeyRing.from_json(path.read_text()) == theirs
+        assert [p.name for p in path.parent.iterdir()] == ["keyring.json"]
+    finally:
+        crypto.install_keyring(original, persist=False)
