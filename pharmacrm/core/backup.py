@@ -83,12 +83,21 @@ def _private_file(path: Path) -> None:
     path.chmod(0o600)
 
 
-def _new_stem(directory: Path) -> str:
+def _new_target(directory: Path, suffix: str) -> Path:
+    """A new backup's path, reserved by creating its partial file (`….part`, written next): of two backups
+    started in the same second (the daily one and an operator's), each wrote into the same files."""
     stem = f"pharmacrm-{timezone.localtime():%Y%m%d-%H%M%S}"
     n = 1
-    while any(directory.glob(f"{stem if n == 1 else f'{stem}-{n}'}.*")):
+    while True:
+        name = stem if n == 1 else f"{stem}-{n}"
+        if not any(directory.glob(f"{name}.*")):
+            try:
+                reserved = directory / f"{name}{suffix}.part"
+                os.close(os.open(reserved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                return directory / f"{name}{suffix}"
+            except FileExistsError:
+                pass  # the other backup took it between the look and the creation
         n += 1
-    return stem if n == 1 else f"{stem}-{n}"
 
 
 def pg_tool(name: str) -> str:
@@ -207,15 +216,13 @@ def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_
         raise BackupError(
             _("The backup directory %(path)s cannot be used: %(error)s") % {"path": directory, "error": e.strerror or e}
         ) from None
-    stem = _new_stem(directory)
-    if connection.vendor == "sqlite":
-        target = directory / f"{stem}.sqlite3.gz"
-        _sqlite_backup(target)
-    elif connection.vendor == "postgresql":
-        target = directory / f"{stem}.pgdump"
-        _pg_dump(target)
-    else:
+    if connection.vendor not in ("sqlite", "postgresql"):
         raise BackupError(_("Backups are supported for SQLite and PostgreSQL only."))
+    target = _new_target(directory, ".sqlite3.gz" if connection.vendor == "sqlite" else ".pgdump")
+    if connection.vendor == "sqlite":
+        _sqlite_backup(target)
+    else:
+        _pg_dump(target)
     _private_file(target)
     # the documents after the database: every file the dump refers to was written before its row
     files_path = files_path_for(target)

@@ -150,6 +150,61 @@ def test_no_room_for_a_plain_database_backup_says_so_too(xiehe, admin_user, back
     assert Institution.objects.filter(pk=xiehe.pk).exists()
 
 
+def test_two_backups_started_in_the_same_second_are_two_whole_backups(xiehe, backup_dir, monkeypatch):
+    """The daily backup and an operator's, started in the same second, chose the same name and wrote into the
+    same files: one failed (saying to check the free space) or replaced the other. Each gets its own name."""
+    import threading
+    import types
+
+    from django.db import connections
+    from django.utils import timezone
+
+    same_second = timezone.localtime()
+    frozen = types.SimpleNamespace(localtime=lambda: same_second, now=timezone.now)
+    monkeypatch.setattr(backup, "timezone", frozen)
+    both_named = threading.Barrier(2, timeout=60)
+    dump = "_sqlite_backup" if connection.vendor == "sqlite" else "_pg_dump"
+    original = getattr(backup, dump)
+
+    # then one after the other: on the in-memory test database a copy and a write lock each other out
+    one_at_a_time, holder = threading.Lock(), []
+
+    def once_both_are_named(target):
+        both_named.wait()
+        one_at_a_time.acquire()
+        holder.append(threading.get_ident())
+        return original(target)
+
+    monkeypatch.setattr(backup, dump, once_both_are_named)
+    made, failed = [], []
+
+    def run():
+        try:
+            made.append(backup.backup(actor_name="tester"))
+        except Exception as e:
+            failed.append(e)
+        finally:
+            connections.close_all()
+            if threading.get_ident() in holder:
+                holder.remove(threading.get_ident())
+                one_at_a_time.release()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert failed == []
+    assert len({m.path for m in made}) == 2
+    assert sorted(p.name for p in backup.list_backups(backup_dir)) == sorted(m.path.name for m in made)
+    for m in made:
+        assert backup._sha256(m.path) == m.sha256 and m.keyring_path.is_file() and m.files_path.is_file()
+    assert not list(backup_dir.glob("*part"))
+    files = AuditEntry.objects.filter(action=AuditEntry.Action.BACKUP).values_list("extra__file", flat=True)
+    assert sorted(files) == sorted(m.path.name for m in made)
+
+
 @pytest.mark.sqlite
 def test_no_room_for_the_backup_says_so_and_leaves_nothing_behind(xiehe, backup_dir):
     """A full disk while the database is copied (here a real limit on the size of the files this process may
