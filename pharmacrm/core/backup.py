@@ -237,10 +237,13 @@ def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_
         raise
     # The key ring travels with the backup so that it can be read again; in production keep the
     # ring in a separate place (PHARMACRM_KEYRING_FILE) and store these copies apart from the dumps.
-    # Read again after the dump: a rotation started meanwhile may have written values under a newer key.
+    # Read again after the dump: a rotation started meanwhile may have written values under a newer key. The
+    # keys read before stay too: a rotation --prune finished meanwhile removed the key of the values dumped
+    # before it re-encrypted them, and a copy of the ring as it is now could not read them.
     ring_copy = keyring_path_for(target)
     try:
-        ring = crypto.reloaded_keyring()
+        now = crypto.reloaded_keyring()
+        ring = crypto.KeyRing(now.active, {**ring.keys, **now.keys}, now.index_key)
     except crypto.KeyRingInvalid:
         pass  # the ring read before the dump, which covers every key in use then
     fd = os.open(ring_copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -288,6 +288,33 @@ def test_an_old_backup_restores_with_its_own_key_ring_after_the_keys_were_pruned
     assert keys.problems() == []
 
 
+def test_a_backup_during_which_a_rotation_pruned_the_old_key_still_restores(
+    own_keyring, xiehe, tmp_path, settings
+):
+    """The daily backup read the key ring again after its dump, for the keys a rotation might add meanwhile; a
+    `rotate-keys --prune` that finished meanwhile had removed the old key, the one of the values in the dump, and
+    the backup's key-ring copy lacked it: the backup could not be read. The copy keeps the keys of both reads."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    old_key = crypto.keyring().active
+    dump = "_sqlite_backup" if connection.vendor == "sqlite" else "_pg_dump"
+    original = getattr(backup, dump)
+
+    def rotation_right_after_the_dump(target):
+        original(target)
+        call_command("rotate_keys", "--prune", stdout=io.StringIO())
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backup, dump, rotation_right_after_the_dump)
+        made = backup.backup()
+    assert old_key not in ring_on_disk(own_keyring).keys  # pruned during the backup
+
+    call_command("restore", str(made.path), "--yes", "--with-keyring", stdout=io.StringIO())
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
+    assert keys.problems() == []
+
+
 def test_a_key_ring_given_in_the_environment_restores_and_is_never_replaced(
     own_keyring, xiehe, admin_user, tmp_path, settings, monkeypatch
 ):
