@@ -1746,6 +1746,10 @@ def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAc
     if done == (action.done_at is not None):
         return action  # a repeated request changes nothing: the action keeps the moment it was first done
     with transaction.atomic():
+        # read again under its lock: two clicks at once (the owner and the manager, or a double click) are one change
+        action = MeetingAction.objects.select_for_update().select_related("meeting").get(pk=action.pk)
+        if done == (action.done_at is not None):
+            return action
         old = action.done_at
         action.done_at = timezone.now() if done else None
         action.save(update_fields=["done_at"])
