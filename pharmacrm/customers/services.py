@@ -652,6 +652,10 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
+        # read again under its lock: a merge of this person under way moves the consents; one written after that
+        # would stay on the merged record, and the survivor would go on showing the consent it withdraws
+        person = Person.objects.select_for_update().get(pk=person.pk)
+        refuse_merged_record(person)
         consent = Consent.objects.create(
             person=person, purpose=data["purpose"], channel=data["channel"], status=data["status"], at=at,
             evidence=(data.get("evidence") or "").strip(), recorded_by=user,
