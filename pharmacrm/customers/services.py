@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.dispatch import Signal
 from django.utils import timezone
@@ -119,6 +119,23 @@ def merged_choice_errors(data: dict, keys=("institution", "person")) -> dict[str
             errors[key] = [_("%(name)s was merged into %(survivor)s: choose %(survivor)s instead.")
                            % {"name": obj.name, "survivor": survivor.name if survivor else "—"}]  # fmt: skip
     return errors
+
+
+def hold_unmerged(**chosen: int | None) -> None:
+    """In the transaction that files new work under these customers (`institution=`, `person=` ids): hold each
+    row until it commits and read it again, so that a merge under way finishes first and one starting now waits
+    for the work (and moves it); a customer merged away meanwhile raises merged_choice_errors' field error. The
+    hold is FOR KEY SHARE on PostgreSQL: only a merge's lock waits for it, not edits nor other work."""
+    found = {}
+    for key, pk in chosen.items():
+        model = Institution if key == "institution" else Person
+        if pk and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT 1 FROM {model._meta.db_table} WHERE id = %s FOR KEY SHARE", [pk])
+        found[key] = model.objects.filter(pk=pk).first() if pk else None
+    errors = merged_choice_errors(found, keys=tuple(chosen))
+    if errors:
+        raise ValidationError(errors)
 
 
 def refuse_merged_record(obj) -> None:
