@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -119,6 +119,23 @@ def merged_choice_errors(data: dict, keys=("institution", "person")) -> dict[str
             errors[key] = [_("%(name)s was merged into %(survivor)s: choose %(survivor)s instead.")
                            % {"name": obj.name, "survivor": survivor.name if survivor else "—"}]  # fmt: skip
     return errors
+
+
+def hold_unmerged(**chosen: int | None) -> None:
+    """In the transaction that files new work under these customers (`institution=`, `person=` ids): hold each
+    row until it commits and read it again, so that a merge under way finishes first and one starting now waits
+    for the work (and moves it); a customer merged away meanwhile raises merged_choice_errors' field error. The
+    hold is FOR KEY SHARE on PostgreSQL: only a merge's lock waits for it, not edits nor other work."""
+    found = {}
+    for key, pk in chosen.items():
+        model = Institution if key == "institution" else Person
+        if pk and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT 1 FROM {model._meta.db_table} WHERE id = %s FOR KEY SHARE", [pk])
+        found[key] = model.objects.filter(pk=pk).first() if pk else None
+    errors = merged_choice_errors(found, keys=tuple(chosen))
+    if errors:
+        raise ValidationError(errors)
 
 
 def refuse_merged_record(obj) -> None:
@@ -652,6 +669,10 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
+        # read again under its lock: a merge of this person under way moves the consents; one written after that
+        # would stay on the merged record, and the survivor would go on showing the consent it withdraws
+        person = Person.objects.select_for_update().get(pk=person.pk)
+        refuse_merged_record(person)
         consent = Consent.objects.create(
             person=person, purpose=data["purpose"], channel=data["channel"], status=data["status"], at=at,
             evidence=(data.get("evidence") or "").strip(), recorded_by=user,
@@ -697,14 +718,13 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     """Groups of active institutions sharing a credit code, a phone, or a normalised name in one city."""
     base = Institution.objects.filter(merged_into__isnull=True)
     groups: list[DuplicateGroup] = []
-    phones = (
-        base.exclude(phone_norm="").values("phone_norm").annotate(n=models.Count("id")).filter(n__gt=1)[:limit]
-    )
-    for row in phones:
-        lines: dict[tuple, list[int]] = {}
-        for pk, phone, kind in base.filter(phone_norm=row["phone_norm"]).values_list("id", "phone", "kind"):
-            lines.setdefault(_phone_line(phone, kind), []).append(pk)
-        groups += [DuplicateGroup("phone", row["phone_norm"], ids) for ids in lines.values() if len(ids) > 1]
+    for value in _shared_values(Institution, "phone_norm", limit):
+        lines: dict[tuple, list[Institution]] = {}
+        sharing = Institution.objects.filter(phone_norm=value).only("id", "phone", "kind", "merged_into_id")
+        for inst in sharing:
+            lines.setdefault(_phone_line(inst.phone, inst.kind), []).append(inst)
+        found = [_with_survivors(records) for records in lines.values()]
+        groups += [DuplicateGroup("phone", value, ids) for ids in found if len(ids) > 1]
     city = models.functions.Substr("region_id", 1, 4)
     names = (
         base.exclude(region__isnull=True)
@@ -731,6 +751,34 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     return groups
 
 
+def _shared_values(model, field: str, limit: int) -> list[str]:
+    """The values of `field` (a phone, an e-mail, their blind indexes) that two active records share, or that a
+    merged-away record shares with a record other than the one it was merged into: a merge leaves the duplicate's
+    phones and e-mail on the merged record, and they still name the customer (as in the search)."""
+    active = model.objects.filter(merged_into__isnull=True).exclude(**{field: ""})
+    shared = list(
+        active.values(field)
+        .annotate(n=models.Count("id"))
+        .filter(n__gt=1)
+        .values_list(field, flat=True)[:limit]
+    )
+    another = (model.objects.filter(**{field: OuterRef(field)}).exclude(pk=OuterRef("pk"))
+               .exclude(pk=OuterRef("merged_into_id")).exclude(merged_into_id=OuterRef("merged_into_id")))  # fmt: skip
+    merged = (model.objects.filter(merged_into__isnull=False).exclude(**{field: ""}).filter(Exists(another))
+              .exclude(**{f"{field}__in": shared}).values_list(field, flat=True).distinct()[:limit])  # fmt: skip
+    return [*shared, *merged]
+
+
+def _with_survivors(records) -> list[int]:
+    """The active records among `records`, and the records the merged-away ones were merged into."""
+    ids = {r.pk for r in records if not r.merged_into_id}
+    merged = [r.pk for r in records if r.merged_into_id]
+    if merged:
+        model = type(records[0])
+        ids.update(search.survivors(model.objects.filter(pk__in=merged), len(merged)))
+    return sorted(ids)
+
+
 def _phone_line(phone: str, kind: str) -> tuple[bool, str]:
     """What two institutions sharing a number must also share to be taken for one: a hospital's departments are
     reached through its switchboard (010-69156114 转8021), so the hospital and a department, or two departments
@@ -745,16 +793,14 @@ def person_duplicates(limit: int = 200) -> list[DuplicateGroup]:
     groups: list[DuplicateGroup] = []
     reasons = {"mobile_bidx": "phone", "landline_bidx": "phone", "email_bidx": "email", "id_number_bidx": "id_number"}
     for field, reason in reasons.items():
-        rows = base.exclude(**{field: ""}).values(field).annotate(n=models.Count("id")).filter(n__gt=1)[:limit]
-        for row in rows:
-            if field == "landline_bidx":  # one department line, each doctor on their own extension: not one person
-                lines: dict[str, list[int]] = {}
-                for person in base.filter(landline_bidx=row[field]).only("id", "landline"):
-                    lines.setdefault(normalise.phone_key(person.landline), []).append(person.pk)
-                groups += [DuplicateGroup(reason, row[field][:8], ids) for ids in lines.values() if len(ids) > 1]
-                continue
-            ids = list(base.filter(**{field: row[field]}).values_list("id", flat=True))
-            groups.append(DuplicateGroup(reason, row[field][:8], ids))
+        for value in _shared_values(Person, field, limit):
+            lines: dict[str, list[Person]] = {}
+            for person in Person.objects.filter(**{field: value}).only("id", "landline", "merged_into_id"):
+                # one department line, each doctor on their own extension: not one person
+                line = normalise.phone_key(person.landline) if field == "landline_bidx" else ""
+                lines.setdefault(line, []).append(person)
+            found = [_with_survivors(records) for records in lines.values()]
+            groups += [DuplicateGroup(reason, value[:8], ids) for ids in found if len(ids) > 1]
     rows = (
         base.exclude(institution__isnull=True)
         .values("name_norm", "institution_id")
@@ -817,9 +863,11 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
             found.update({pk: "credit_code" for pk in base.filter(credit_code=obj.credit_code).values_list("pk", flat=True)})
         if obj.phone_norm:
             line = _phone_line(obj.phone, obj.kind)
-            for pk, phone, kind in base.filter(phone_norm=obj.phone_norm).values_list("pk", "phone", "kind"):
-                if _phone_line(phone, kind) == line:
-                    found.setdefault(pk, "phone")
+            sharing = Institution.objects.filter(phone_norm=obj.phone_norm).exclude(pk=obj.pk)
+            sharing = sharing.only("id", "phone", "kind", "merged_into_id")
+            # a merged-away record's number names the institution it was merged into
+            for pk in _with_survivors([i for i in sharing if _phone_line(i.phone, i.kind) == line]):
+                found.setdefault(pk, "phone")
         if obj.is_department:
             for pk in base.filter(name_norm=obj.name_norm, parent_id=obj.parent_id).values_list("pk", flat=True):
                 found.setdefault(pk, "name_parent")
@@ -833,14 +881,17 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
         bidx = [b for b in (obj.mobile_bidx, obj.landline_bidx) if b]
         if bidx:
             mine = {normalise.phone_key(obj.mobile), normalise.phone_key(obj.landline)} - {""}
-            sharing = base.filter(Q(mobile_bidx__in=bidx) | Q(landline_bidx__in=bidx)).only("id", "mobile", "landline")
-            for other in sharing:
-                # the same number with the same extension (or none): a department's line, each doctor on their own
-                # extension, is no sign of one person
-                if mine & {normalise.phone_key(other.mobile), normalise.phone_key(other.landline)}:
-                    found.setdefault(other.pk, "phone")
+            sharing = Person.objects.filter(Q(mobile_bidx__in=bidx) | Q(landline_bidx__in=bidx))
+            sharing = sharing.exclude(pk=obj.pk)
+            # the same number with the same extension (or none): a department's line, each doctor on their own
+            # extension, is no sign of one person; a merged-away record's number names the person it was merged into
+            same = [other for other in sharing.only("id", "mobile", "landline", "merged_into_id")
+                    if mine & {normalise.phone_key(other.mobile), normalise.phone_key(other.landline)}]  # fmt: skip
+            for pk in _with_survivors(same):
+                found.setdefault(pk, "phone")
         if obj.email_bidx:
-            for pk in base.filter(email_bidx=obj.email_bidx).values_list("pk", flat=True):
+            sharing = Person.objects.filter(email_bidx=obj.email_bidx).exclude(pk=obj.pk)
+            for pk in _with_survivors(list(sharing.only("id", "merged_into_id"))):
                 found.setdefault(pk, "email")
         if obj.id_number_bidx:
             for pk in base.filter(id_number_bidx=obj.id_number_bidx).values_list("pk", flat=True):
@@ -849,6 +900,7 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
             for pk in base.filter(name_norm=obj.name_norm, institution_id=obj.institution_id).values_list("pk", flat=True):
                 found.setdefault(pk, "name_institution")
         objs = Person.objects.in_bulk(list(found))
+    found.pop(obj.pk, None)  # the records merged into it lead back to it
     different = distinct_from(obj) if found and obj.pk else set()
     return [(objs[pk], reason) for pk, reason in found.items() if pk in objs and pk not in different]
 

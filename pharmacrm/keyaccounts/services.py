@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import unicodedata
 import uuid
 from decimal import Decimal
@@ -1431,6 +1432,56 @@ def agreements_dir() -> Path:
     return path
 
 
+# what record_signed and _issue write: AG-2026-0001-<uuid>.pdf, AG-2026-0001-issued-<uuid>.pdf (and its .part)
+KEPT_FILE = re.compile(r"AG-\d{4}-\d+-(?:issued-)?[0-9a-f]{32}\.(?:pdf|png|jpg)(?:\.part)?")
+ORPHAN_AGE = dt.timedelta(days=1)
+
+
+def sweep_orphaned_files(now: dt.datetime | None = None) -> int:
+    """The worker: delete the signed copies and issued PDFs that no agreement names, once a day old. The file is
+    written before the transaction that records it; a worker or web process killed in between left it behind.
+    Named means the copy in force, the issued document, or a replaced signed copy that an audit entry of its
+    agreement names (those stay archived). A file younger than a day may be an upload still under way. One audit
+    entry per sweep that deleted something, with the count and the names. Returns how many."""
+    now = now or timezone.now()
+    cutoff = (now - ORPHAN_AGE).timestamp()
+    folder = agreements_dir()
+    old = []
+    for path in folder.iterdir():
+        try:
+            if KEPT_FILE.fullmatch(path.name) and path.is_file() and path.stat().st_mtime < cutoff:
+                old.append(path)
+        except FileNotFoundError:  # deleted meanwhile (a draft issued again)
+            continue
+    if not old:
+        return 0
+    # read after the listing: a file recorded meanwhile is named here
+    named = {
+        Path(n).name for pair in Agreement.objects.values_list("signed_copy", "document") for n in pair if n
+    }
+    history = AuditEntry.objects.filter(object_type="keyaccounts.agreement").values_list("changes", "extra")
+    for changes, extra in history.iterator():
+        named.update(_file_names(changes), _file_names(extra))
+    gone = []
+    for path in old:
+        if path.name not in named:
+            path.unlink(missing_ok=True)
+            gone.append(path.name)
+    if gone:
+        log.warning("agreements: %d file(s) no agreement names deleted: %s", len(gone), ", ".join(gone))
+        audit.record(A.DELETE, ("keyaccounts.agreement", "", str(len(gone))), actor_name="worker",
+                     count=len(gone), files=sorted(gone))  # fmt: skip
+    return len(gone)
+
+
+def _file_names(value) -> set[str]:
+    """Every kept file's name an audit entry's changes or details hold, at any depth."""
+    if isinstance(value, str):
+        return {Path(value).name} if KEPT_FILE.fullmatch(Path(value).name) else set()
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return {name for item in items for name in _file_names(item)}
+
+
 def issued_on(agreement: Agreement) -> dt.date:
     """The day the agreement's document was issued (generated, or issued again while a draft)."""
     return timezone.localtime(agreement.issued_at or agreement.created_at).date()
@@ -1695,6 +1746,10 @@ def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAc
     if done == (action.done_at is not None):
         return action  # a repeated request changes nothing: the action keeps the moment it was first done
     with transaction.atomic():
+        # read again under its lock: two clicks at once (the owner and the manager, or a double click) are one change
+        action = MeetingAction.objects.select_for_update().select_related("meeting").get(pk=action.pk)
+        if done == (action.done_at is not None):
+            return action
         old = action.done_at
         action.done_at = timezone.now() if done else None
         action.save(update_fields=["done_at"])

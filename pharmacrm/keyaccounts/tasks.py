@@ -43,3 +43,12 @@ def scheduled_account_reviews() -> None:
     from . import services
 
     services.scheduled_reviews()
+
+
+@db_periodic_task(local_crontab(hour=3, minute=45))
+def sweep_agreement_files() -> int:
+    """Every night: delete the signed copies and issued PDFs a killed upload or generation left behind, once a day
+    old (no agreement names them)."""
+    from . import services
+
+    return services.sweep_orphaned_files()

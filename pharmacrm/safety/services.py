@@ -1050,6 +1050,9 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
     require(user)
     at = at or timezone.now()
     with transaction.atomic():
+        # the case first (as every change of a case, and as record_submission does): an officer's edit at the same
+        # moment finishes before the status and version are read here, or waits for them and meets a conflict
+        case = _lock(submission.case, None)
         submission = Submission.objects.select_for_update().get(pk=submission.pk)
         if submission.ack_message_id and submission.ack_message_id == ack_message_id:
             return submission  # the same acknowledgement imported twice
@@ -1057,7 +1060,6 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
         submission.ack_at, submission.ack_message_id = at, (ack_message_id or "")[:100]
         submission.ack_errors = [str(e)[:1000] for e in errors][:100]
         submission.save(update_fields=["ack_status", "ack_at", "ack_message_id", "ack_errors"])
-        case = submission.case
         if not accepted and case.status == CaseStatus.NULLIFIED:
             # the case was withdrawn as invalid meanwhile: no report is owed any more, so it is not reopened; PV
             # still hears of the rejection (a rejected nullification report must be sent again)

@@ -9,6 +9,8 @@ import logging
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
+from pharmacrm.core.tasks import local_crontab
+
 from . import services
 
 log = logging.getLogger(__name__)
@@ -28,3 +30,13 @@ def sweep_safety_clocks() -> dict[str, int]:
     if total["clocks"] or total["capas"]:
         log.info("Safety clocks: %(warned)d due soon, %(breached)d overdue; %(capas)d CAPA actions overdue", total)
     return total
+
+
+@db_periodic_task(local_crontab(hour=3, minute=55))
+def sweep_case_files() -> int:
+    """Every night: delete the case files a killed upload left behind, once a day old (no case names them)."""
+    from pharmacrm.servicedesk.attachments import sweep_unreferenced
+
+    from .models import CaseFile
+
+    return sweep_unreferenced(CaseFile, "safety")

@@ -8,8 +8,10 @@ setting lists for that type: a PDF named "x.png" is refused, and so is an execut
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import hashlib
 import io
+import logging
 import os
 import re
 import unicodedata
@@ -32,6 +34,7 @@ from .choices import EventKind
 from .models import Attachment, Ticket
 
 A = AuditEntry.Action
+log = logging.getLogger(__name__)
 NAME_MAX = 200
 
 PDF = "application/pdf"
@@ -265,3 +268,38 @@ def file_response(user, attachment: Attachment, **extra):
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+ORPHAN_AGE = dt.timedelta(days=1)
+
+
+def sweep_unreferenced(model, folder: str, now: dt.datetime | None = None) -> int:
+    """The worker: delete the files under `folder` of the file storage that no row of `model` (its `file`) names,
+    once a day old. A file is stored before the transaction that records it: a process killed in between, or a
+    transaction that failed after its files were kept, left it behind. A younger file may be an upload still under
+    way. One audit entry per sweep that deleted something, with the count and the names. Returns how many."""
+    from pathlib import Path
+
+    from django.core.files.storage import default_storage
+
+    cutoff = ((now or timezone.now()) - ORPHAN_AGE).timestamp()
+    root = Path(default_storage.path(""))
+    old = []
+    for path in (root / folder).rglob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                old.append(path.relative_to(root).as_posix())
+        except FileNotFoundError:  # deleted meanwhile
+            continue
+    if not old:
+        return 0
+    # read after the listing: a file recorded meanwhile is named here
+    named = set(model.objects.values_list("file", flat=True))
+    gone = sorted(name for name in old if name not in named)
+    for name in gone:
+        default_storage.delete(name)
+    if gone:
+        log.warning("%s: %d file(s) nothing names deleted", folder, len(gone))
+        audit.record(A.DELETE, (model._meta.label_lower, "", str(len(gone))), actor_name="worker",
+                     count=len(gone), files=gone[:1000])  # fmt: skip
+    return len(gone)

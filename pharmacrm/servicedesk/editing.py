@@ -21,6 +21,7 @@ from pharmacrm.core import access, audit, builtin, crypto
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
+from pharmacrm.customers import services as customers_services
 from pharmacrm.customers.models import Institution, Person
 
 from . import services
@@ -193,6 +194,11 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
         for field, (_old, new) in diff.items():
             setattr(ticket, field, new)
             fields.append(f"{field}_id" if field in RELATED else field)
+        if diff.keys() & set(CUSTOMER):
+            # a merge of the customer chosen under way: filed under the merged record, the ticket would be shown
+            # nowhere (the merge finishes first and the change is refused, or a later merge moves the ticket)
+            chosen = {f: diff[f][1].pk for f in CUSTOMER if f in diff and diff[f][1]}
+            customers_services.hold_unmerged(**chosen)
         if "caller_phone" in diff:
             ticket.refresh_derived()
             fields.append("caller_phone_bidx")

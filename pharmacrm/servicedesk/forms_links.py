@@ -54,14 +54,24 @@ class QueueSearchForm(QueueFilterForm):
         digits = normalise.phone(plain)
         if PHONE.fullmatch(plain) and len(digits) >= 7:
             # a caller's earlier tickets by their phone: the caller's own number (blind index), or the phone
-            # of the person or institution the ticket is on
+            # of the person or institution the ticket is on — a merged-away record's phone, the record it was
+            # merged into, which holds its tickets now (as the customer search does)
             # (indexed columns only, the people and institutions found first: a look-up searches every ticket)
             from pharmacrm.customers.models import Institution, Person
+            from pharmacrm.customers.search import survivors
 
             bidx = crypto.blind_index(digits, "phone")
-            people = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx)).values("id")
-            places = Institution.objects.filter(phone_norm=digits).values("id")
-            return Q(caller_phone_bidx=bidx) | Q(person_id__in=people) | Q(institution_id__in=places)
+            people = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+            places = Institution.objects.filter(phone_norm=digits)
+            found = Q(caller_phone_bidx=bidx) | Q(person_id__in=people.values("id"))
+            found |= Q(institution_id__in=places.values("id"))
+            for field, merged_into in (
+                ("person_id", survivors(people, 1000)),
+                ("institution_id", survivors(places, 1000)),
+            ):
+                if merged_into:
+                    found |= Q(**{f"{field}__in": merged_into})
+            return found
         found = Q(subject__icontains=value)
         simplified = normalise.simplified(value)
         if simplified != value:  # typed in Traditional characters (膠囊破損): the subjects written in Simplified too

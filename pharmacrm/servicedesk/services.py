@@ -176,6 +176,8 @@ def create_ticket(user, data: dict) -> Ticket:
         routing.route(user, ticket, rules=desk.rules)  # team, agent and priority boost by the assignment rules
         ticket.number = next_number(received_at)
         ticket.policy = select_policy(ticket, desk.policies)
+        # a merge of the customer under way: filed under the merged record, the ticket would be shown nowhere
+        customers_services.hold_unmerged(institution=ticket.institution_id, person=ticket.person_id)
         ticket.save(force_insert=True)
         routed = getattr(ticket, "_routing", None) or {}
         created = {"channel": ticket.channel}

@@ -12,6 +12,8 @@ import logging
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
+from pharmacrm.core.tasks import local_crontab
+
 from . import (
     mail,  # noqa: F401  (registers the mail tasks)
     services,
@@ -78,3 +80,13 @@ def forget_web_intake() -> int:
     from . import public
 
     return public.forget_old()
+
+
+@db_periodic_task(local_crontab(hour=3, minute=55))
+def sweep_attachment_files() -> int:
+    """Every night: delete the files of ticket attachments a killed upload or a failed reply left behind, once a day
+    old (no attachment names them)."""
+    from .attachments import sweep_unreferenced
+    from .models import Attachment
+
+    return sweep_unreferenced(Attachment, "attachments")

@@ -104,6 +104,37 @@ def test_people_with_the_same_mobile_are_duplicates(users, xiehe):
     assert (original, "phone") in services.duplicates_of(twin)
 
 
+def test_a_merged_records_phone_and_email_point_to_the_record_it_was_merged_into(users, xiehe):
+    """张伟 entered twice, merged: the copy's mobile and e-mail stayed on the merged record. A third entry typed
+    with that mobile (or e-mail) was no likely duplicate of anyone, on its page or in the duplicates panel; now
+    it points to 张伟's surviving record, as the search and the new-person warning do."""
+    original = Person.objects.get(name="张伟")
+    copy = services.create_person(users["manager"], {"name": "张伟", "institution": xiehe, "mobile": "13900139000",
+                                                     "email": "zhangwei@example.cn"})  # fmt: skip
+    services.merge(users["manager"], original, copy)
+    assert services.duplicates_of(original) == []  # its own merged record is no duplicate of it
+    assert not [g for g in services.person_duplicates() if original.pk in g.ids]
+    third = services.create_person(users["agent"], {"name": "张卫", "mobile": "139 0013 9000"})
+    fourth = services.create_person(users["agent"], {"name": "张薇", "email": "ZhangWei@example.cn"})
+    assert services.duplicates_of(third) == [(original, "phone")]
+    assert services.duplicates_of(fourth) == [(original, "email")]
+    groups = {(g.reason, tuple(sorted(g.ids))) for g in services.person_duplicates()}
+    assert groups == {("phone", (original.pk, third.pk)), ("email", (original.pk, fourth.pk))}
+
+
+def test_a_merged_institutions_phone_points_to_the_institution_it_was_merged_into(users, xiehe, beijing):
+    copy = services.create_institution(users["manager"], {"name": "协和医院东院", "kind": "hospital", "region": beijing,
+                                                          "phone": "010-65295114"})  # fmt: skip
+    services.merge(users["manager"], xiehe, copy)
+    again = services.create_institution(
+        users["agent"], {"name": "协和东院", "kind": "hospital", "phone": "01065295114"}
+    )
+    assert services.duplicates_of(again) == [(xiehe, "phone")]
+    assert [sorted(g.ids) for g in services.institution_duplicates() if g.reason == "phone"] == [
+        sorted([xiehe.pk, again.pk])
+    ]
+
+
 def test_merge_moves_people_and_departments_and_keeps_the_history(users, xiehe, beijing):
     dup = services.create_institution(
         users["agent"], {"name": "协和医院", "kind": "hospital", "region": beijing, "address": "帅府园1号"}
@@ -130,6 +161,63 @@ def test_consent_withdrawal_is_the_current_state(users, xiehe):
     services.record_consent(users["agent"], person, {"purpose": "marketing", "channel": "phone", "status": "given"})
     services.record_consent(users["agent"], person, {"purpose": "marketing", "channel": "email", "status": "withdrawn"})
     assert services.current_consents(person)["marketing"].status == "withdrawn"
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_consent_recorded_while_the_person_is_merged_away_is_not_left_on_the_merged_record(users, xiehe):
+    """张伟 withdraws his consent on the copy's page while a manager merges the copy into his record: the
+    withdrawal waited for the merge and was written on the merged record after its consents had moved, so the
+    surviving record still showed marketing as allowed. Now it is refused, as on a merged record's page."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from pharmacrm.customers.models import Consent
+
+    original = Person.objects.get(name="张伟")
+    copy = services.create_person(users["manager"], {"name": "张伟", "mobile": "13900139000"})
+    services.record_consent(
+        users["agent"], copy, {"purpose": "marketing", "channel": "phone", "status": "given"}
+    )
+    merging, commit = threading.Event(), threading.Event()
+    refused: list[Exception] = []
+
+    def merge():
+        try:
+            with transaction.atomic():
+                services.merge(users["manager"], original, Person.objects.get(pk=copy.pk))
+                merging.set()
+                commit.wait(30)
+        finally:
+            connection.close()
+
+    def withdraw():
+        try:
+            services.record_consent(users["agent"], copy, {"purpose": "marketing", "channel": "phone",
+                                                           "status": "withdrawn"})  # fmt: skip
+        except PermissionDenied as e:
+            refused.append(e)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=merge), threading.Thread(target=withdraw)]
+    threads[0].start()
+    assert merging.wait(30)
+    threads[1].start()
+    with connection.cursor() as cursor:  # until the withdrawal waits for the merge's transaction
+        for _ in range(300):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")  # fmt: skip
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.1)
+    commit.set()
+    for t in threads:
+        t.join(30)
+    assert not Consent.objects.filter(person=copy).exists()  # nothing left behind on the merged record
+    assert len(refused) == 1  # the officer is told, and records it on the surviving record
 
 
 def test_deleting_is_audited_and_removes_it_from_search(users, ruijin):

@@ -232,6 +232,42 @@ def test_a_replaced_signed_copy_stays_archived_and_the_history_names_it(users, x
     assert earlier_sha256 != second.signed_copy_sha256
 
 
+def test_the_nightly_sweep_deletes_only_the_files_a_killed_upload_left_behind(
+    users, xiehe, with_plan, settings, tmp_path
+):
+    """A signed copy is written before the transaction that records it: a worker or web process killed in between
+    left a scan in var/agreements/ that no agreement names, kept forever. The nightly sweep deletes such files once
+    a day old, and only those: the copy in force, a replaced copy named in the history, the issued PDF and an
+    upload still under way stay; one audit entry gives the count."""
+    import os
+
+    from pharmacrm.keyaccounts import tasks
+
+    settings.VAR_DIR = tmp_path
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today,
+                                            end_date=today + dt.timedelta(days=364))  # fmt: skip
+    replaced = sign(users, agreement).signed_copy
+    current = sign(users, agreement).signed_copy  # a better scan: the first one stays archived
+    folder = services.agreements_dir()
+    killed = folder / f"{agreement.number}-{'a' * 32}.pdf"  # what the killed upload wrote
+    killed.write_bytes(tiny_pdf())
+    under_way = folder / f"{agreement.number}-{'b' * 32}.pdf"  # an upload writing now
+    under_way.write_bytes(tiny_pdf())
+    yesterday = (timezone.now() - dt.timedelta(days=2)).timestamp()
+    for name in (replaced, current, agreement.document, killed.name):
+        os.utime(folder / name, (yesterday, yesterday))
+
+    assert tasks.sweep_agreement_files.call_local() == 1
+    assert not killed.exists()
+    assert all((folder / name).is_file() for name in (replaced, current, agreement.document, under_way.name))
+    entry = AuditEntry.objects.get(object_type="keyaccounts.agreement", action="delete")
+    assert entry.extra["count"] == 1 and entry.extra["files"] == [killed.name]
+    assert tasks.sweep_agreement_files.call_local() == 0  # nothing left: no second entry
+    assert AuditEntry.objects.filter(object_type="keyaccounts.agreement", action="delete").count() == 1
+
+
 def test_the_agreement_form_proposes_the_plans_validity_then_the_renewal(users, xiehe, staffed):
     account = staffed(xiehe)
     today = timezone.localdate()

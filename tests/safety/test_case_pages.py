@@ -578,6 +578,32 @@ def test_a_photo_is_uploaded_checked_and_downloaded_by_pv_only(client_for, make_
     assert re.search(r'class="field has-error[^"]*" id="field-files"', html(response))
 
 
+def test_the_nightly_sweep_deletes_only_case_files_no_case_names(users, make_case):
+    """A case file is stored before the transaction that records it: a process killed in between left a photo or
+    a medical record in var/files/safety/ that no case names, kept forever. The nightly sweep deletes it once a
+    day old; the case's own files and an upload still under way stay."""
+    import os
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from pharmacrm.safety import tasks
+
+    case = make_case(kind="quality", reactions=[])
+    kept = services.add_file(users["pv"], case, SimpleUploadedFile("瓶子.png", PNG, content_type="image/png"))
+    killed = default_storage.save("safety/2026/11/病历.png", ContentFile(PNG))  # what the killed upload left
+    under_way = default_storage.save("safety/2026/11/照片.png", ContentFile(PNG))
+    two_days_ago = (timezone.now() - dt.timedelta(days=2)).timestamp()
+    for name in (kept.file.name, killed):
+        os.utime(default_storage.path(name), (two_days_ago, two_days_ago))
+
+    assert tasks.sweep_case_files.call_local() == 1
+    assert not default_storage.exists(killed)
+    assert default_storage.exists(kept.file.name) and default_storage.exists(under_way)
+    entry = AuditEntry.objects.get(object_type="safety.casefile", action="delete")
+    assert entry.extra["count"] == 1 and entry.extra["files"] == [killed]
+
+
 # --- the safety panel on the ticket page -------------------------------------------------------------------------
 
 

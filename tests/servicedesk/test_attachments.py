@@ -162,3 +162,32 @@ def test_a_text_file_of_a_kind_not_accepted_is_refused_as_such(name):
         attachments.check(name, "批号,数量\nB2608,3\n".encode())
     message = exc.value.message_dict["files"][0]
     assert "不接受此类文件" in message and ".xlsx" in message and "不符" not in message
+
+
+def test_the_nightly_sweep_deletes_only_files_no_attachment_names(users, ticket):
+    """A file is stored before the transaction that records its attachment: a worker or web process killed in
+    between (or a reply whose transaction failed after its files were kept) left a file in var/files/ that no
+    ticket names, a prescription or a lab report kept forever. The nightly sweep deletes such files once a day
+    old, and only those; one audit entry gives the count."""
+    import datetime as dt
+    import os
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from pharmacrm.servicedesk import tasks
+
+    kept = attachments.store_upload(users["agent"], ticket, SimpleUploadedFile("处方.pdf", PDF))
+    killed = default_storage.save("attachments/2026/11/" + "a" * 32, ContentFile(PDF))  # the killed upload's
+    under_way = default_storage.save("attachments/2026/11/" + "b" * 32, ContentFile(PDF))  # being written now
+    two_days_ago = (timezone.now() - dt.timedelta(days=2)).timestamp()
+    for name in (kept.file.name, killed):
+        os.utime(default_storage.path(name), (two_days_ago, two_days_ago))
+
+    assert tasks.sweep_attachment_files.call_local() == 1
+    assert not default_storage.exists(killed)
+    assert default_storage.exists(kept.file.name) and default_storage.exists(under_way)
+    entry = AuditEntry.objects.get(object_type="servicedesk.attachment", action="delete")
+    assert entry.extra["count"] == 1 and entry.extra["files"] == [killed]
+    assert tasks.sweep_attachment_files.call_local() == 0

@@ -276,6 +276,35 @@ def test_a_phone_or_number_search_finds_the_callers_ticket_held_by_a_colleague_o
     assert not found(client_for("rep"), "13800138000")
 
 
+def test_a_merged_records_phone_finds_the_tickets_of_the_record_it_was_merged_into(
+    users, client_for, xiehe, beijing
+):
+    """张伟 entered twice, merged: his tickets moved to the surviving record, while the copy's mobile stayed on the
+    merged record. He rings from that mobile: the queue search by it found none of his tickets."""
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.models import Person
+    from pharmacrm.servicedesk.choices import Channel
+
+    zhang = Person.objects.get(name="张伟")
+    copy = customers.create_person(
+        users["manager"], {"name": "张伟", "institution": xiehe, "mobile": "13900139000"}
+    )
+    branch = customers.create_institution(users["manager"], {"name": "协和医院东院", "kind": "hospital",
+                                                             "region": beijing, "phone": "010-65295114"})  # fmt: skip
+    asked = {"category": "drug_info", "channel": Channel.PHONE, "institution": xiehe}
+    on_copy = services.create_ticket(users["agent"], {**asked, "subject": "询问用量", "person": copy})
+    on_zhang = services.create_ticket(users["agent"], {**asked, "subject": "询问库存", "person": zhang})
+    on_branch = services.create_ticket(
+        users["agent"], {**asked, "subject": "询问发票", "institution": branch}
+    )
+    customers.merge(users["manager"], zhang, copy)
+    customers.merge(users["manager"], xiehe, branch)
+    page = client_for("agent").get("/service/", {"q": "139 0013 9000"}).content.decode()
+    assert f'/service/tickets/{on_copy.pk}/"' in page and f'/service/tickets/{on_zhang.pk}/"' in page
+    page = client_for("agent").get("/service/", {"q": "010-65295114"}).content.decode()
+    assert f'/service/tickets/{on_branch.pk}/"' in page
+
+
 # --- the agent who gets an overdue ticket at escalation level 2 is told ---------------------------------------
 
 

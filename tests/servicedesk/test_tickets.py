@@ -382,6 +382,65 @@ def test_a_ticket_resolved_while_the_refresh_runs_stays_resolved(users, raise_ti
     assert clocks(ticket)[ClockKind.RESOLUTION].fulfilled_at is not None
 
 
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_ticket_raised_while_its_customer_is_merged_away_is_refused_not_filed_under_the_merged_record(
+    users, xiehe
+):
+    """The agent raises a ticket for the copy of 张伟 while a manager merges the copy into his record: the ticket
+    waited for the merge and was then filed under the merged record, which no list shows, after its tickets had
+    moved to the survivor. Now it is refused with the survivor named, as when the copy is chosen after the merge."""
+    import threading
+    import time
+
+    from django.db import transaction
+
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.models import Person
+
+    original = Person.objects.get(name="张伟")
+    copy = customers.create_person(
+        users["manager"], {"name": "张伟", "institution": xiehe, "mobile": "13900139000"}
+    )
+    merging, commit = threading.Event(), threading.Event()
+    refused: list[str] = []
+
+    def merge():
+        try:
+            with transaction.atomic():
+                customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk))
+                merging.set()
+                commit.wait(30)
+        finally:
+            connection.close()
+
+    def raise_ticket():
+        try:
+            services.create_ticket(users["agent"], {"subject": "询问用量", "channel": "phone", "category": "drug_info",
+                                                    "person": copy})  # fmt: skip
+        except ValidationError as e:
+            refused.extend(e.message_dict.get("person", []))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=merge), threading.Thread(target=raise_ticket)]
+    threads[0].start()
+    assert merging.wait(30)
+    threads[1].start()
+    with connection.cursor() as cursor:  # until the ticket waits for the merge's transaction
+        for _ in range(300):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")  # fmt: skip
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.1)
+    commit.set()
+    for t in threads:
+        t.join(30)
+    assert not Ticket.objects.filter(person=copy).exists()
+    assert len(refused) == 1
+
+
 def test_the_ticket_keeps_its_next_deadline_for_the_queues(users, raise_ticket):
     ticket = raise_ticket(received=at(2026, 3, 2, 9))
     assert Ticket.objects.get(pk=ticket.pk).next_due_at == at(2026, 3, 3, 9)  # first response first
