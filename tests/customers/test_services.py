@@ -7,6 +7,7 @@ from django.utils import translation
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import normalise, search, services
 from pharmacrm.customers.models import Institution, MergeRecord, Person, SearchTerm
+from tests.concurrency import held_while
 
 
 def test_a_bad_credit_code_is_refused_with_the_field_and_the_reason(users, beijing):
@@ -169,11 +170,6 @@ def test_a_consent_recorded_while_the_person_is_merged_away_is_not_left_on_the_m
     """张伟 withdraws his consent on the copy's page while a manager merges the copy into his record: the
     withdrawal waited for the merge and was written on the merged record after its consents had moved, so the
     surviving record still showed marketing as allowed. Now it is refused, as on a merged record's page."""
-    import threading
-    import time
-
-    from django.db import connection, transaction
-
     from pharmacrm.customers.models import Consent
 
     original = Person.objects.get(name="张伟")
@@ -181,17 +177,7 @@ def test_a_consent_recorded_while_the_person_is_merged_away_is_not_left_on_the_m
     services.record_consent(
         users["agent"], copy, {"purpose": "marketing", "channel": "phone", "status": "given"}
     )
-    merging, commit = threading.Event(), threading.Event()
     refused: list[Exception] = []
-
-    def merge():
-        try:
-            with transaction.atomic():
-                services.merge(users["manager"], original, Person.objects.get(pk=copy.pk))
-                merging.set()
-                commit.wait(30)
-        finally:
-            connection.close()
 
     def withdraw():
         try:
@@ -199,23 +185,8 @@ def test_a_consent_recorded_while_the_person_is_merged_away_is_not_left_on_the_m
                                                            "status": "withdrawn"})  # fmt: skip
         except PermissionDenied as e:
             refused.append(e)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=merge), threading.Thread(target=withdraw)]
-    threads[0].start()
-    assert merging.wait(30)
-    threads[1].start()
-    with connection.cursor() as cursor:  # until the withdrawal waits for the merge's transaction
-        for _ in range(300):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                           "AND datname = current_database()")  # fmt: skip
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.1)
-    commit.set()
-    for t in threads:
-        t.join(30)
+    held_while(lambda: services.merge(users["manager"], original, Person.objects.get(pk=copy.pk)), withdraw)
     assert not Consent.objects.filter(person=copy).exists()  # nothing left behind on the merged record
     assert len(refused) == 1  # the officer is told, and records it on the surviving record
 

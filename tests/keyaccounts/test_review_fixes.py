@@ -14,6 +14,7 @@ from pharmacrm.core.roles import Role
 from pharmacrm.keyaccounts import evaluation, influence, services
 from pharmacrm.keyaccounts.choices import ModelKind, ProposalStatus
 from pharmacrm.keyaccounts.models import MarketInfluence, Score
+from tests.concurrency import held_while
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
 from .eval_fixtures import H1_2026
@@ -202,11 +203,6 @@ def test_an_action_marked_done_by_two_clicks_at_once_is_done_once(staffed, users
     """The owner and the key-account manager mark the same action done at the same moment (or one double click
     sent twice): both requests read it as open, both saved, and the second moved the moment it was done and
     wrote a second audit entry. Now the second waits for the first and finds the action done."""
-    import threading
-    import time
-
-    from django.db import connection, transaction
-
     from pharmacrm.core.models import AuditEntry
     from pharmacrm.keyaccounts.models import MeetingAction
 
@@ -217,38 +213,17 @@ def test_an_action_marked_done_by_two_clicks_at_once_is_done_once(staffed, users
         [{"title": "补货", "owner": users["kam"], "due_date": timezone.localdate()}],
     )  # fmt: skip
     first, second = MeetingAction.objects.get(), MeetingAction.objects.get()  # each request's own read: open
-    saving, commit = threading.Event(), threading.Event()
     clicked: dict[bool, object] = {}
+    seen: list = []
 
-    def click(action, hold):
-        try:
-            with transaction.atomic():
-                clicked[hold] = services.complete_action(users["kam"], action, done=True).done_at
-                if hold:
-                    saving.set()
-                    commit.wait(30)
-        finally:
-            connection.close()
+    def click(action, holding):
+        clicked[holding] = services.complete_action(users["kam"], action, done=True).done_at
 
-    threads = [
-        threading.Thread(target=click, args=(first, True)),
-        threading.Thread(target=click, args=(second, False)),
-    ]
-    threads[0].start()
-    assert saving.wait(30)
-    # not committed yet: still open here
-    done_at = MeetingAction.objects.values_list("done_at", flat=True).get()
-    threads[1].start()
-    with connection.cursor() as cursor:  # until the second click waits for the first one's transaction
-        for _ in range(300):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                           "AND datname = current_database()")  # fmt: skip
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.1)
-    commit.set()
-    for t in threads:
-        t.join(30)
+    def still_open():  # not committed yet: still open here
+        seen.append(MeetingAction.objects.values_list("done_at", flat=True).get())
+
+    held_while(lambda: click(first, True), lambda: click(second, False), meanwhile=still_open)
+    done_at = seen[0]
     assert done_at is None
     assert MeetingAction.objects.get().done_at == clicked[True]  # the moment of the first click
     entries = AuditEntry.objects.filter(

@@ -15,6 +15,7 @@ from pharmacrm.core.models import AuditEntry, Signature
 from pharmacrm.notify.models import Notification
 from pharmacrm.safety import services
 from pharmacrm.safety.models import CaseTask, ReportingRule, SafetyCase, SafetyClock, Submission
+from tests.concurrency import held_while
 
 from .conftest import next_code, sign_code
 
@@ -250,10 +251,6 @@ def test_a_rejection_acknowledged_while_an_officer_edits_the_case_bumps_its_vers
     case before the officer's save committed and wrote the same version number over it, so a page still showing
     the officer's version could save over the reopened case. Now the acknowledgement waits for the officer's
     save and moves the case to a version of its own: an edit made on the older page is refused as a conflict."""
-    import threading
-
-    from django.db import transaction
-
     pv = users["pv"]
     sign_code(pv)
     case = make_case()
@@ -261,41 +258,18 @@ def test_a_rejection_acknowledged_while_an_officer_edits_the_case_bumps_its_vers
         pv, case, {"channel": "nmpa", "message_id": "B-3"}, otp_code=sign_code(pv)
     )
     case.refresh_from_db()
-    saving, commit = threading.Event(), threading.Event()
     seen: list[int] = []
 
     def officer():
-        try:
-            with transaction.atomic():
-                saved = services.update_case(pv, SafetyCase.objects.get(pk=case.pk), {"narrative": "补充：皮疹已消退。"},
-                                             version=case.version)  # fmt: skip
-                seen.append(saved.version)
-                saving.set()
-                commit.wait(30)
-        finally:
-            connection.close()
+        saved = services.update_case(pv, SafetyCase.objects.get(pk=case.pk), {"narrative": "补充：皮疹已消退。"},
+                                     version=case.version)  # fmt: skip
+        seen.append(saved.version)
 
     def acknowledge():
-        try:
-            services.record_ack(pv, Submission.objects.get(pk=sub.pk), accepted=False, errors=["E.i.2.1b: invalid"],
-                                ack_message_id="ACK-3")  # fmt: skip
-        finally:
-            connection.close()
+        services.record_ack(pv, Submission.objects.get(pk=sub.pk), accepted=False, errors=["E.i.2.1b: invalid"],
+                            ack_message_id="ACK-3")  # fmt: skip
 
-    threads = [threading.Thread(target=officer), threading.Thread(target=acknowledge)]
-    threads[0].start()
-    assert saving.wait(30)
-    threads[1].start()
-    with connection.cursor() as cursor:  # until the acknowledgement waits for the officer's transaction
-        for _ in range(300):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                           "AND datname = current_database()")  # fmt: skip
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.1)
-    commit.set()
-    for t in threads:
-        t.join(30)
+    held_while(officer, acknowledge)
     case.refresh_from_db()
     assert case.status == "assessing" and case.narrative == "补充：皮疹已消退。"
     assert case.version == seen[0] + 1  # the officer's save and the acknowledgement: one version each

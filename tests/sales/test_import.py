@@ -20,6 +20,7 @@ from pharmacrm.sales import rollups
 from pharmacrm.sales.importer import row_hash
 from pharmacrm.sales.models import MonthlyRollup, OrderLine, ProductCode, RollupDirty
 from pharmacrm.servicedesk.models import Product
+from tests.concurrency import until_a_lock_is_awaited
 
 from .conftest import KEYS, line, tables
 
@@ -523,14 +524,7 @@ def test_a_merge_and_an_import_of_the_duplicates_orders_at_once_both_succeed(
     assert paused.wait(30)
     merging = threading.Thread(target=merge)
     merging.start()
-    with connection.cursor() as cursor:  # until the merge waits for a lock
-        for _ in range(300):
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                break
-            threading.Event().wait(0.1)
+    until_a_lock_is_awaited()  # the merge waits for the import
     go.set()
     importing.join(60)
     merging.join(60)

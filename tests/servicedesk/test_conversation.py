@@ -14,6 +14,7 @@ from pharmacrm.customers.services import ConflictError
 from pharmacrm.servicedesk import conversation, editing, knowledge, services
 from pharmacrm.servicedesk.choices import Delivery, EventKind, MessageKind
 from pharmacrm.servicedesk.models import Attachment, Ticket, TicketEvent, TicketMessage
+from tests.concurrency import held_while
 
 PDF = b"%PDF-1.4\n%%EOF\n"
 ROLES = [r.value for r in Role]
@@ -220,10 +221,6 @@ def test_a_ticket_moved_to_a_customer_being_merged_away_is_refused_not_filed_und
     """The agent corrects the ticket's customer to the copy of 张伟 while a manager merges the copy into his
     record: the change was written after the merge had moved the copy's tickets, and the ticket stayed on the
     merged record, which no list shows. Now it is refused with the survivor named."""
-    import threading
-    import time
-
-    from django.db import connection, transaction
     from django.utils import translation
 
     from pharmacrm.customers import services as customers
@@ -233,17 +230,7 @@ def test_a_ticket_moved_to_a_customer_being_merged_away_is_refused_not_filed_und
     copy = customers.create_person(
         users["manager"], {"name": "张伟", "institution": xiehe, "mobile": "13900139000"}
     )
-    merging, commit = threading.Event(), threading.Event()
     refused: list[str] = []
-
-    def merge():
-        try:
-            with transaction.atomic():
-                customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk))
-                merging.set()
-                commit.wait(30)
-        finally:
-            connection.close()
 
     def correct():
         try:
@@ -252,24 +239,9 @@ def test_a_ticket_moved_to_a_customer_being_merged_away_is_refused_not_filed_und
                                     version=ticket.version)  # fmt: skip
         except Exception as e:  # noqa: BLE001 (the assertion below names what was expected)
             refused.extend(getattr(e, "message_dict", {}).get("person", [repr(e)]))
-        finally:
-            connection.close()
 
     # the form was checked before the merge began: the copy was a customer like any other
-    threads = [threading.Thread(target=merge), threading.Thread(target=correct)]
-    threads[0].start()
-    assert merging.wait(30)
-    threads[1].start()
-    with connection.cursor() as cursor:  # until the change waits for the merge's transaction
-        for _ in range(300):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                           "AND datname = current_database()")  # fmt: skip
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.1)
-    commit.set()
-    for t in threads:
-        t.join(30)
+    held_while(lambda: customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk)), correct)
     assert not Ticket.objects.filter(person=copy).exists()
     assert len(refused) == 1 and "was merged into" in refused[0]
 

@@ -15,6 +15,7 @@ from pharmacrm.customers.services import ConflictError
 from pharmacrm.servicedesk import services
 from pharmacrm.servicedesk.choices import ClockKind, Status
 from pharmacrm.servicedesk.models import SlaClock, Ticket, TicketEvent
+from tests.concurrency import held_while
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -339,44 +340,13 @@ def test_a_refresh_that_dies_halfway_is_finished_by_the_next_run(users, raise_ti
 def test_a_ticket_resolved_while_the_refresh_runs_stays_resolved(users, raise_ticket):
     """The refresh listed the ticket as open; the agent resolves it before the refresh reaches it (and
     commits while the refresh waits for the ticket): the resolution stands, no deadline runs again."""
-    import threading
-    import time
-
-    from django.db import transaction
-
     ticket = raise_ticket(received=at(2026, 3, 2, 9))
-    resolving, commit = threading.Event(), threading.Event()
 
     def agent():
-        try:
-            with transaction.atomic():
-                services.transition(users["agent"], Ticket.objects.get(pk=ticket.pk), Status.RESOLVED,
-                                    resolution_summary="已答复", root_cause="usage")  # fmt: skip
-                resolving.set()
-                commit.wait(30)
-        finally:
-            connection.close()
+        services.transition(users["agent"], Ticket.objects.get(pk=ticket.pk), Status.RESOLVED,
+                            resolution_summary="已答复", root_cause="usage")  # fmt: skip
 
-    def refresh():
-        try:
-            services.refresh_open_tickets()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=agent), threading.Thread(target=refresh)]
-    threads[0].start()
-    assert resolving.wait(30)
-    threads[1].start()
-    with connection.cursor() as cursor:  # until the refresh waits for the agent's transaction
-        for _ in range(300):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                           "AND datname = current_database()")  # fmt: skip
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.1)
-    commit.set()
-    for t in threads:
-        t.join(30)
+    held_while(agent, services.refresh_open_tickets)
     ticket.refresh_from_db()
     assert ticket.status == Status.RESOLVED and ticket.next_due_at is None
     assert clocks(ticket)[ClockKind.RESOLUTION].fulfilled_at is not None
@@ -390,11 +360,6 @@ def test_a_ticket_raised_while_its_customer_is_merged_away_is_refused_not_filed_
     """The agent raises a ticket for the copy of 张伟 while a manager merges the copy into his record: the ticket
     waited for the merge and was then filed under the merged record, which no list shows, after its tickets had
     moved to the survivor. Now it is refused with the survivor named, as when the copy is chosen after the merge."""
-    import threading
-    import time
-
-    from django.db import transaction
-
     from pharmacrm.customers import services as customers
     from pharmacrm.customers.models import Person
 
@@ -402,17 +367,7 @@ def test_a_ticket_raised_while_its_customer_is_merged_away_is_refused_not_filed_
     copy = customers.create_person(
         users["manager"], {"name": "张伟", "institution": xiehe, "mobile": "13900139000"}
     )
-    merging, commit = threading.Event(), threading.Event()
     refused: list[str] = []
-
-    def merge():
-        try:
-            with transaction.atomic():
-                customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk))
-                merging.set()
-                commit.wait(30)
-        finally:
-            connection.close()
 
     def raise_ticket():
         try:
@@ -420,23 +375,8 @@ def test_a_ticket_raised_while_its_customer_is_merged_away_is_refused_not_filed_
                                                     "person": copy})  # fmt: skip
         except ValidationError as e:
             refused.extend(e.message_dict.get("person", []))
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=merge), threading.Thread(target=raise_ticket)]
-    threads[0].start()
-    assert merging.wait(30)
-    threads[1].start()
-    with connection.cursor() as cursor:  # until the ticket waits for the merge's transaction
-        for _ in range(300):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                           "AND datname = current_database()")  # fmt: skip
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.1)
-    commit.set()
-    for t in threads:
-        t.join(30)
+    held_while(lambda: customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk)), raise_ticket)
     assert not Ticket.objects.filter(person=copy).exists()
     assert len(refused) == 1
 

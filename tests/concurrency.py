@@ -1,0 +1,57 @@
+"""Two people at once, on PostgreSQL: one holds a transaction open while a second request runs into its locks.
+
+Each side runs on its own thread, so on its own database connection (closed when it ends); the first side
+commits only once the second is seen waiting for a lock, so the test checks what the second does after
+waiting, not what it would do if it came first or last."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from django.db import connection, transaction
+
+WAIT = 30  # seconds; a thread still waiting after this is a deadlock the test's assertions then report
+
+
+def until_a_lock_is_awaited() -> None:
+    """Returns once another session of the test database waits for a lock (or after WAIT seconds)."""
+    with connection.cursor() as cursor:
+        for _ in range(WAIT * 10):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            threading.Event().wait(0.1)
+
+
+def _closing(work: Callable[[], object]) -> None:
+    try:
+        work()
+    finally:
+        connection.close()
+
+
+def held_while(hold: Callable[[], object], then: Callable[[], object], *, meanwhile: Callable[[], object] | None = None):
+    """`hold()` runs in a transaction left open; `then()` starts on a second connection; once it waits for a lock,
+    the first transaction commits. `meanwhile()` runs in the test's thread before `then` starts, while the first
+    transaction is still open. Each side catches the errors it expects; the test asserts on what they recorded."""
+    holding, commit = threading.Event(), threading.Event()
+
+    def first():
+        with transaction.atomic():
+            hold()
+            holding.set()
+            commit.wait(WAIT)
+
+    threads = [threading.Thread(target=_closing, args=(first,)), threading.Thread(target=_closing, args=(then,))]
+    threads[0].start()
+    assert holding.wait(WAIT), "the first transaction did not get as far as holding its locks"
+    if meanwhile is not None:
+        meanwhile()
+    threads[1].start()
+    until_a_lock_is_awaited()
+    commit.set()
+    for thread in threads:
+        thread.join(WAIT * 2)
