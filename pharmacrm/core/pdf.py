@@ -146,7 +146,7 @@ def _add_font(pdf: FPDF, face: Face, style: str) -> None:
     parsed = _parsed_face(face, style)
     font = copy.copy(parsed)
     font.i = len(pdf.fonts) + 1
-    font.ttfont = ttLib.TTFont(face.path, recalcTimestamp=False, fontNumber=face.index, lazy=True)
+    font.ttfont = ttLib.TTFont(face.path, recalcBBoxes=False, recalcTimestamp=False, fontNumber=face.index, lazy=True)
     font.missing_glyphs = []
     font.biggest_size_pt = 0
     font._hbfont = None
