@@ -59,9 +59,10 @@ def _local_secret(name: str, nbytes: int = 48) -> str:
     import secrets
 
     path = VAR_DIR / name
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(nbytes))
-        path.chmod(0o600)
+    if not path.exists():  # processes starting at once on a new installation share the first one written
+        from pharmacrm.core.privatefile import create_once
+
+        create_once(path, secrets.token_urlsafe(nbytes))
     return path.read_text().strip()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -17,6 +16,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext as _
+
+from pharmacrm.core.privatefile import create_once
 
 PREFIX = "e1"  # ciphertext format: e1:<key id>:<base64(nonce | ciphertext | tag)>
 
@@ -91,19 +92,9 @@ def _write_ring(path: Path, ring: KeyRing) -> None:
 
 
 def _create_ring_file(path: Path, ring: KeyRing) -> None:
-    """Write `ring` to `path` unless a ring is there already. Processes starting at once on a new installation
-    (the web workers, the worker) each found no file and wrote a ring of their own: the last one replaced the
-    others, and a process that had read its own went on encrypting with keys no file held, unreadable after its
-    restart. Written beside the file, then linked to its name, which fails if another process's is there."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(ring.to_json())
-        with contextlib.suppress(FileExistsError):  # another process made it first: its ring is the one
-            os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write `ring` to `path` unless a ring is there already (another process starting at the same moment on a
+    new installation): every process then uses the one ring in the file."""
+    create_once(path, ring.to_json())
 
 
 def _read_ring_file(path: Path) -> str:
