@@ -72,7 +72,12 @@ def operation_lock(kind: str) -> Iterator[None]:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEYS[other]])
             yield
         finally:
-            own.close()  # ends the session, and with it its locks
+            # let go explicitly: the server ends a closed session's locks only once its backend has noticed,
+            # so the next command started at once (a restore right after a refused one) found them still held
+            with contextlib.suppress(Exception):  # a connection already lost: its session's end frees them
+                with own.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock_all()")
+            own.close()
         return
     import fcntl
 
