@@ -181,13 +181,18 @@ def test_a_kol_file_with_a_huge_cell_is_refused_cleanly(users):
         influence.import_kols(users["analyst"], upload)
 
 
-def test_marking_an_action_done_twice_leaves_it_done(staffed, users, client_for, xiehe):
-    account = staffed(xiehe)
-    meeting = services.record_meeting(
+def meeting_with_one_action(users, account):
+    """A service meeting with one open action item, the key-account manager's."""
+    return services.record_meeting(
         users["kam"], account,
         {"held_at": timezone.now(), "title": "季度沟通会", "minutes": "纪要"},
         [{"title": "补货", "owner": users["kam"], "due_date": timezone.localdate()}],
     )  # fmt: skip
+
+
+def test_marking_an_action_done_twice_leaves_it_done(staffed, users, client_for, xiehe):
+    account = staffed(xiehe)
+    meeting = meeting_with_one_action(users, account)
     action = meeting.actions.get()
     kam = client_for("kam")
     url = f"/keyaccounts/{account.pk}/meetings/actions/{action.pk}/"
@@ -207,11 +212,7 @@ def test_an_action_marked_done_by_two_clicks_at_once_is_done_once(staffed, users
     from pharmacrm.keyaccounts.models import MeetingAction
 
     account = staffed(xiehe)
-    meeting = services.record_meeting(
-        users["kam"], account,
-        {"held_at": timezone.now(), "title": "季度沟通会", "minutes": "纪要"},
-        [{"title": "补货", "owner": users["kam"], "due_date": timezone.localdate()}],
-    )  # fmt: skip
+    meeting = meeting_with_one_action(users, account)
     first, second = MeetingAction.objects.get(), MeetingAction.objects.get()  # each request's own read: open
     clicked: dict[bool, object] = {}
     seen: list = []
