@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -62,15 +64,91 @@ def browser():
 @pytest.fixture
 def page(request, browser, live_server):
     """A page in a fresh browser context that speaks Chinese (zh-CN), addressed relative to the live server."""
-    context = browser.new_context(
-        base_url=live_server.url, locale="zh-CN", viewport={"width": 1366, "height": 900}
-    )
-    context.set_default_timeout(TIMEOUT_MS)
+    context = open_context(browser, live_server, viewport={"width": 1366, "height": 900})
     tab = context.new_page()
     yield tab
     if getattr(request.node, "e2e_failed", False):
         shot(tab, f"FAILED-{request.node.name}")
+    close_quietly(context)
+
+
+# --- A test ends while its page may still be loading something (the 360 page fetches its panels after it
+# shows). Were the database emptied for the next test meanwhile, that request would fail, and on SQLite —
+# where the live server shares the test's in-memory connection — its open statement makes the flush fail with
+# "database table is locked". So a context is closed only once the browser has its answers, and each test
+# ends only once the server has finished every request it accepted.
+
+
+def open_context(browser, live_server, **options):
+    """A browser context (zh-CN, relative to the live server) that keeps count of its unanswered requests."""
+    context = browser.new_context(base_url=live_server.url, locale="zh-CN", **options)
+    context.set_default_timeout(TIMEOUT_MS)
+    pending: set = set()
+    context.on("request", lambda r: pending.add(r))  # Playwright takes functions, not built-in methods
+    context.on("requestfinished", lambda r: pending.discard(r))
+    context.on("requestfailed", lambda r: pending.discard(r))
+    context.pharmacrm_pending = pending
+    return context
+
+
+def close_quietly(context) -> None:
+    """Close `context` once none of its requests is waiting for an answer (at most TIMEOUT_MS)."""
+    pending = getattr(context, "pharmacrm_pending", set())
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while pending and context.pages and time.monotonic() < deadline:
+        context.pages[0].wait_for_timeout(25)  # Playwright delivers the events while it waits
     context.close()
+
+
+class _RequestsInFlight:
+    """Counts the requests the live server has accepted and not yet finished."""
+
+    def __init__(self, httpd):
+        self.count = 0
+        self.changed = threading.Condition()
+        accept, handle = httpd.process_request, httpd.process_request_thread
+
+        def counted_accept(request, client_address):
+            with self.changed:
+                self.count += 1
+            try:
+                accept(request, client_address)
+            except BaseException:
+                self._done()
+                raise
+
+        def counted_handle(request, client_address):
+            try:
+                handle(request, client_address)
+            finally:
+                self._done()
+
+        httpd.process_request, httpd.process_request_thread = counted_accept, counted_handle
+
+    def _done(self) -> None:
+        with self.changed:
+            self.count -= 1
+            self.changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count <= 0, timeout)
+
+
+@pytest.fixture(scope="session")
+def _server_requests(live_server) -> _RequestsInFlight:
+    return _RequestsInFlight(live_server.thread.httpd)
+
+
+@pytest.fixture(autouse=True)
+def _server_finishes_before_the_flush(request):
+    """Set up after pytest-django's transactional_db, so torn down before its flush."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    in_flight = request.getfixturevalue("_server_requests")
+    yield
+    assert in_flight.wait_idle(TIMEOUT_MS / 1000), "the live server was still answering when the test ended"
 
 
 def shot(page, name: str) -> Path:

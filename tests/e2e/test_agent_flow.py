@@ -10,7 +10,7 @@ from django.urls import reverse
 from pharmacrm.servicedesk.choices import EventKind, MessageKind, Status
 from pharmacrm.servicedesk.models import AnswerTemplate, SlaClock, Survey, Ticket, TicketEvent, TicketMessage
 
-from .conftest import shot, sign_in
+from .conftest import close_quietly, open_context, shot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -85,7 +85,7 @@ def test_an_agent_takes_a_call_answers_resolves_and_closes_it_after_the_revisit(
     link = page.input_value("#survey-link")
     assert link.startswith("http") and "/help/survey/" in link
 
-    customer = browser.new_context(base_url=live_server.url, locale="zh-CN")
+    customer = open_context(browser, live_server)
     survey_page = customer.new_page()
     survey_page.goto(link.replace("http://127.0.0.1:8000", live_server.url))
     assert ticket.number in survey_page.content()
@@ -98,7 +98,7 @@ def test_an_agent_takes_a_call_answers_resolves_and_closes_it_after_the_revisit(
     # the link works once only
     survey_page.goto(link.replace("http://127.0.0.1:8000", live_server.url))
     assert survey_page.locator("#survey-form").count() == 0
-    customer.close()
+    close_quietly(customer)
 
     survey = Survey.objects.get(ticket=ticket)
     assert (survey.score, survey.solved, survey.outcome) == (5, True, "")

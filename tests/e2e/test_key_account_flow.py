@@ -14,7 +14,7 @@ from pharmacrm.keyaccounts.models import Agreement, KeyAccount, Proposal
 from tests.keyaccounts.programme_fixtures import *  # noqa: F403
 from tests.keyaccounts.programme_fixtures import AREAS, sign_code
 
-from .conftest import CHROMIUM, TIMEOUT_MS, shot, sign_in
+from .conftest import CHROMIUM, close_quietly, open_context, shot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -25,9 +25,7 @@ def as_user(browser, live_server):
     contexts = []
 
     def open_as(username: str):
-        context = browser.new_context(base_url=live_server.url, locale="zh-CN", viewport={"width": 1366, "height": 900},
-                                      accept_downloads=True)  # fmt: skip
-        context.set_default_timeout(TIMEOUT_MS)
+        context = open_context(browser, live_server, viewport={"width": 1366, "height": 900}, accept_downloads=True)
         contexts.append(context)
         tab = context.new_page()
         sign_in(tab, username)
@@ -35,7 +33,7 @@ def as_user(browser, live_server):
 
     yield open_as
     for context in contexts:
-        context.close()
+        close_quietly(context)
 
 
 def test_a_candidate_becomes_a_key_account_with_an_approved_plan_and_agreement(
