@@ -147,15 +147,3 @@ def test_the_demo_customers_never_draw_the_key_tier(users):
     assert Tier.KEY not in tiers and Tier.VIP in tiers
 
 
-def test_after_the_demo_only_the_listed_customers_are_key_accounts(settings, tmp_path, monkeypatch):
-    from pharmacrm.core import demo
-    from pharmacrm.keyaccounts.models import KeyAccount
-
-    settings.DATABASE_URL, settings.VAR_DIR = None, tmp_path
-    monkeypatch.delenv("PHARMACRM_DEMO_PASSWORD", raising=False)
-    demo.load(scale=0.05)
-    listed = set(KeyAccount.objects.filter(status="active").values_list("institution_id", flat=True))
-    assert len(listed) == 2
-    assert set(Institution.objects.filter(tier=Tier.KEY).values_list("id", flat=True)) == listed
-    assert not Person.objects.filter(tier=Tier.KEY).exists()
-    assert Tier.KEY not in set(KeyAccount.objects.values_list("previous_tier", flat=True))

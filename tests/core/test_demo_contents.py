@@ -1,0 +1,319 @@
+"""What one `pharmacrm demo --scale 0.05` holds, area by area: users for every role, tickets in every status,
+the evaluation and key-account programme, the key tier, the audit trail's pages; and that running it again
+changes nothing.
+
+A demo load costs about half a minute, so this module loads it once: in a transaction opened for the module
+and rolled back after it. Each test runs in a savepoint inside that transaction (pytest-django's `db`), so a
+test that runs the demo again or deletes part of it leaves the next test the same data. Each xdist worker
+that gets some of these tests loads once (`make test` runs two workers: at most two loads, at the same
+time, where each test used to load its own). Loads that need another configuration (production refused, the password from the environment, no
+Chinese font, the full size) stay in test_ops_demo.py and tests/keyaccounts/test_demo.py."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.test import Client, override_settings
+from django.utils import timezone, translation
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from pharmacrm.core import audit, demo, signatures
+from pharmacrm.core.models import AuditEntry, Counter, Signature, User
+from pharmacrm.core.roles import SECOND_FACTOR_ROLES, Role
+from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.models import Institution, Person
+from pharmacrm.keyaccounts import demo as ka_demo
+from pharmacrm.keyaccounts import evaluation, services
+from pharmacrm.keyaccounts.models import (
+    AccountReview,
+    Agreement,
+    EvaluationRun,
+    KeyAccount,
+    Meeting,
+    PlanItem,
+    Proposal,
+    Score,
+    TrialOffer,
+)
+from pharmacrm.notify.models import Notification
+from pharmacrm.sales.models import OrderLine
+from pharmacrm.servicedesk.models import ImprovementAction, SlaClock, Survey, Ticket
+from tests.conftest import otp_verify
+
+pytestmark = pytest.mark.django_db
+
+
+FAST_HASHING = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # as tests/conftest.py's _fast_password_hashing
+
+
+@dataclass(frozen=True)
+class Loaded:
+    var_dir: Path
+    output: str  # what `pharmacrm demo` printed
+
+
+@pytest.fixture(scope="module")
+def loaded(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The demo at scale 0.05, loaded once for the module (English messages, a generated password)."""
+    var_dir = tmp_path_factory.mktemp("demo-var")
+    out = io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        override_settings(DATABASE_URL=None, VAR_DIR=var_dir, PASSWORD_HASHERS=FAST_HASHING),
+        django_db_blocker.unblock(),
+        transaction.atomic(),
+    ):
+        mp.delenv("PHARMACRM_DEMO_PASSWORD", raising=False)
+        with translation.override("en"):
+            call_command("demo", "--scale", "0.05", stdout=out)
+        yield Loaded(var_dir, out.getvalue())
+        transaction.set_rollback(True)
+
+
+@pytest.fixture(autouse=True)
+def _in_the_demo_configuration(loaded, settings, monkeypatch):
+    settings.DATABASE_URL = None
+    settings.VAR_DIR = loaded.var_dir
+    monkeypatch.delenv("PHARMACRM_DEMO_PASSWORD", raising=False)
+    with translation.override("en"):
+        yield
+
+
+def credentials(path) -> tuple[str, dict[str, str]]:
+    text = path.read_text()
+    password = re.search(r"^Password for every demo user: (\S+)$", text, re.M).group(1)
+    secrets = dict(re.findall(r"^  (\w+): ([A-Z2-7]+) ", text, re.M))
+    return password, secrets
+
+
+# --- users ------------------------------------------------------------------------------------------------------
+
+
+def test_users_for_every_role_with_a_printed_password_and_totp_secrets(loaded):
+    path = loaded.var_dir / "demo-credentials.txt"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    password, secrets = credentials(path)
+    assert password in loaded.output
+
+    for role in Role:
+        user = User.objects.get(username=role.value)
+        assert user.roles == frozenset({role})
+        assert user.check_password(password)
+    # the roles that need a second factor at sign-in, and the manager, who signs approvals with one
+    assert set(secrets) == {r.value for r in SECOND_FACTOR_ROLES} | {"manager"}
+    for username, secret in secrets.items():
+        device = TOTPDevice.objects.get(user__username=username, confirmed=True)
+        code = totp(base64.b32decode(secret), step=device.step, t0=device.t0, digits=device.digits)
+        assert device.verify_token(f"{code:0{device.digits}d}"), username
+
+
+# --- loaded once -------------------------------------------------------------------------------------------------
+
+
+def test_a_second_run_changes_nothing_and_says_so(loaded, capsys):
+    def counts():
+        return [m.objects.count() for m in (User, Institution, Person, Ticket, OrderLine, Score, EvaluationRun,
+                                            Proposal, KeyAccount, Signature, Meeting, Agreement, Notification)]  # fmt: skip
+
+    before = counts()
+    password, _ = credentials(loaded.var_dir / "demo-credentials.txt")
+    assert Counter.objects.get(name=ka_demo.MARKER).value == 2
+
+    call_command("demo")
+
+    assert "already loaded" in capsys.readouterr().out
+    assert counts() == before
+    assert ka_demo.load() == 0
+    assert User.objects.get(username="admin").check_password(password)
+
+
+def test_the_same_seed_gives_the_same_customers(loaded, settings, tmp_path):
+    settings.VAR_DIR = tmp_path  # the second load writes new credentials: not over the shared load's
+    names = list(Institution.objects.order_by("code").values_list("name", "credit_code", "phone"))
+    people = list(Person.objects.order_by("code").values_list("name", "title"))
+    # start again on an empty customer base (the users stay)
+    from pharmacrm.engagement.models import Interaction
+    from pharmacrm.safety.models import SafetyCase
+
+    Agreement.objects.all().delete()
+    Proposal.objects.all().delete()
+    KeyAccount.objects.all().delete()
+    OrderLine.objects.all().delete()
+    SafetyCase.objects.all().delete()
+    Interaction.objects.all().delete()
+    ImprovementAction.objects.all().delete()
+    Ticket.objects.all().delete()
+    Person.objects.all().delete()
+    Institution.objects.filter(parent__isnull=False).delete()
+    Institution.objects.all().delete()
+    Counter.objects.all().delete()
+
+    result = demo.load(scale=0.05)
+
+    assert len(names) == result.institutions + result.departments
+    assert list(Institution.objects.order_by("code").values_list("name", "credit_code", "phone")) == names
+    assert list(Person.objects.order_by("code").values_list("name", "title")) == people
+
+
+# --- service desk ------------------------------------------------------------------------------------------------
+
+
+def test_the_demo_has_tickets_in_every_status_with_their_clocks(loaded):
+    statuses = set(Ticket.objects.values_list("status", flat=True))
+    assert statuses == {"new", "assigned", "in_progress", "waiting", "resolved", "informed", "closed"}
+    # the service desk's 150, and last quarter's answered questions of each key account
+    total = 150 + len(ka_demo.PAST_TICKETS) * KeyAccount.objects.count()
+    assert Ticket.objects.count() == total
+    assert SlaClock.objects.count() == 2 * total
+    assert set(Ticket.objects.values_list("category__code", flat=True)) >= {
+        "medication_error",
+        "adverse_reaction",
+    }
+
+
+def test_a_database_with_earlier_demo_data_gets_the_tickets_on_the_next_run(loaded):
+    Ticket.objects.all().delete()
+    Counter.objects.filter(name="demo:tickets").delete()  # as before the service desk existed
+    demo.load(scale=0.05)
+    assert Ticket.objects.count() == 150
+    demo.load(scale=0.05)
+    assert Ticket.objects.count() == 150  # once
+
+
+# --- evaluation and the key-account programme --------------------------------------------------------------------
+
+
+def test_the_demo_shows_evaluations_candidates_and_a_running_key_account_programme(loaded):
+    today = timezone.localdate()
+    earlier = ka_demo._month_end_before(today, 6)
+
+    # scheduled runs six months ago and today, so the results show movement between periods
+    periods = set(EvaluationRun.objects.values_list("period", flat=True))
+    assert {evaluation.half_year(earlier), evaluation.month_label(earlier)} <= periods
+    assert {evaluation.half_year(today), evaluation.month_label(today), evaluation.quarter(today)} <= periods
+    old = EvaluationRun.objects.get(period=evaluation.half_year(earlier))
+    assert timezone.localtime(old.started_at).date() == earlier + dt.timedelta(days=1)
+    current = Score.objects.filter(kind="evaluation", period=evaluation.half_year(today))
+    assert current.exists() and set(current.values_list("klass", flat=True)) <= {"A", "B", "C", "D"}
+    assert current.exclude(previous_score=None).exists()
+    assert Score.objects.filter(kind="candidate", period=evaluation.month_label(today)).exists()
+
+    # revisit surveys answer the recommendation question in line with their score
+    answered = Survey.objects.exclude(recommend=None).exclude(score=None)
+    assert answered.exists()
+    for score, recommend in answered.values_list("score", "recommend"):
+        assert (recommend >= 9) <= (score >= 4) and (recommend <= 6) <= (score <= 3), (score, recommend)
+        assert score < 5 or recommend >= 9, (score, recommend)
+
+    # proposals at every stage
+    statuses = sorted(Proposal.objects.values_list("status", flat=True))
+    assert statuses == ["approved", "approved", "rejected", "review", "submitted"]
+    waiting = Proposal.objects.get(status="submitted")
+    assert waiting.reviews.filter(department="marketing").exists()
+    assert Proposal.objects.get(status="review").reviews.count() == 2
+    rejected = Proposal.objects.get(status="rejected")
+    assert rejected.decision_comment and rejected.signature is not None
+    assert Notification.objects.filter(
+        recipient__username="manager",
+        read_at=None,
+        object_type="keyaccounts.proposal",
+        object_id=str(waiting.pk),
+    ).exists()
+
+    # every decision is a signature like a real one: intact, by the manager, with its audit entry
+    for proposal in Proposal.objects.filter(status__in=["approved", "rejected"]):
+        sig = proposal.signature
+        assert sig.user.username == "manager" and signatures.intact(sig)
+        assert sig.signed_at == proposal.decided_at < timezone.now() - dt.timedelta(days=30)
+        assert AuditEntry.objects.filter(
+            action=AuditEntry.Action.SIGN, object_type="keyaccounts.proposal", object_id=str(proposal.pk)
+        ).exists()
+    # nothing left behind: the manager keeps only the demo authenticator of var/demo-credentials.txt
+    devices = TOTPDevice.objects.filter(user__username="manager")
+    assert devices.count() == 1 and not devices.filter(name="demo signature").exists()
+    assert devices.get().throttling_failure_count == 0  # its codes are not slowed down by the demo's signing
+
+    # two listed key accounts with everything a running programme has
+    accounts = list(KeyAccount.objects.select_related("institution"))
+    assert len(accounts) == 2
+    quarter = services.previous_quarter(today)
+    for account in accounts:
+        assert account.status == "active" and account.institution.tier == Tier.KEY
+        team = set(account.members.values_list("role", "user__username"))
+        assert team == {
+            ("pm", "kam"),
+            ("expert", "expert"),
+            ("support", "support"),
+            ("aftersales", "aftersales"),
+        }
+        plan = services.current_plan(account)
+        assert plan is not None and signatures.intact(plan.signature)
+        items = plan.items.all()
+        assert {"supply", "tech_support", "after_sales", "training", "free"} == set(
+            items.values_list("area", flat=True)
+        )
+        assert items.filter(status="done").count() >= 3
+        overdue = items.filter(status__in=["planned", "in_progress"], deadline__lt=today)
+        assert overdue.count() == 1 and overdue.get().next_check_at is not None  # the worker reports it
+        agreement = Agreement.objects.get(account=account)
+        assert agreement.status == "signed" and agreement.signed_date < today
+        assert (services.agreements_dir() / agreement.signed_copy).read_bytes().startswith(b"%PDF")
+        # issued when it was generated, before it was signed, and kept as issued
+        assert agreement.issued_at == agreement.created_at
+        assert timezone.localtime(agreement.issued_at).date() < agreement.signed_date
+        assert services.agreement_document(agreement).startswith(b"%PDF")
+        meetings = Meeting.objects.filter(account=account)
+        assert meetings.count() == 2 and all(m.actions.exists() and m.minutes for m in meetings)
+        assert meetings.filter(actions__done_at__isnull=False).exists()
+        assert TrialOffer.objects.filter(account=account).exists()
+        review = AccountReview.objects.get(account=account, period=quarter)
+        # last quarter's questions were answered by the team and revisited: the evaluation rests on data
+        assert review.tickets >= 6 and review.surveys >= 6 and review.avg_response_hours is not None
+        assert not [c["name"] for c in review.components if c.get("default")], review.components
+
+    # the overdue items are reported once, by the worker's sweep
+    assert services.sweep_plan_items() == 2
+    assert services.sweep_plan_items() == 0
+    assert PlanItem.objects.exclude(overdue_notified_at=None).count() == 2
+
+    assert audit.verify().ok
+
+
+def test_after_the_demo_only_the_listed_customers_are_key_accounts(loaded):
+    listed = set(KeyAccount.objects.filter(status="active").values_list("institution_id", flat=True))
+    assert len(listed) == 2
+    assert set(Institution.objects.filter(tier=Tier.KEY).values_list("id", flat=True)) == listed
+    assert not Person.objects.filter(tier=Tier.KEY).exists()
+    assert Tier.KEY not in set(KeyAccount.objects.values_list("previous_tier", flat=True))
+
+
+# --- the audit trail -----------------------------------------------------------------------------------------------
+
+
+def test_every_kind_of_entry_of_the_demo_data_renders(loaded):
+    """The demo writes entries of every service (key accounts, safety, service desk, imports, sign-ins …):
+    each page of the trail renders for the auditor and the administrator, in English and Chinese."""
+    url = "/accounts/audit/"
+    assert AuditEntry.objects.filter(object_type="keyaccounts.meeting", changes__has_key="actions").exists()
+    newest = AuditEntry.objects.order_by("-seq").first().seq
+    for role in ("auditor", "admin"):
+        client, user = Client(), User.objects.get(username=role)
+        client.force_login(user)
+        otp_verify(client, user)
+        for before in range(newest + 1, 0, -50):
+            for lang in ("en", "zh-hans"):
+                response = client.get(url, {"before": before}, HTTP_ACCEPT_LANGUAGE=lang)
+                assert response.status_code == 200, (role, before, lang)
+        for params in ({"action": "create"}, {"object_id": "1"}, {"actor": "kam", "action": "create"}):
+            response = client.get(url, params, HTTP_ACCEPT_LANGUAGE="en")
+            assert response.status_code == 200, (role, params)
