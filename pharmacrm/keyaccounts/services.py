@@ -1805,10 +1805,15 @@ def offer_trial(user, account: KeyAccount, *, product, notes: str = "", offered_
     return trial
 
 
-def update_trial(user, trial: TrialOffer, *, status: str, notes: str = "") -> TrialOffer:
+def update_trial(
+    user, trial: TrialOffer, *, status: str, notes: str = "", version: int | None = None
+) -> TrialOffer:
+    """The customer's answer or the trial's end. `version` is the trial's version the user loaded: a trial someone
+    else updated since is refused with StaleVersion, so that their answer is not overwritten unseen."""
     if not may_record(user, trial.account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
         raise PermissionDenied(NOT_ALLOWED)
     require_active(trial.account)
+    _check_version(trial, version)
     if status not in TrialStatus.values:
         raise ValidationError({"status": [_("Choose a status.")]})
     with transaction.atomic():
@@ -1816,7 +1821,7 @@ def update_trial(user, trial: TrialOffer, *, status: str, notes: str = "") -> Tr
         trial.status = status
         if notes:
             trial.notes = _clean(notes)
-        trial.save(update_fields=["status", "notes"])
+        _save_versioned(trial, ["status", "notes"], trial.version)
         # the notes replaced stay in the trail
         after = {"status": status, "notes": trial.notes}
         audit.record(A.UPDATE, trial, user=user, changes=audit.diff(before, after))
