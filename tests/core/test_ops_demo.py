@@ -157,6 +157,27 @@ def test_a_second_run_changes_nothing_and_says_so(demo_env, capsys):
     assert User.objects.get(username="admin").check_password(password)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_second_run_while_one_loads_is_refused_at_once_in_one_line(demo_env, monkeypatch, capsys):
+    """Two `pharmacrm demo` at once (two `make run` in two shells): the second ended in a traceback (SQLite:
+    "database is locked"; PostgreSQL: a duplicate user once the first committed). Now it is refused at once with
+    one line saying why, and the first loads the data."""
+    from tests.core.test_ops_rotate_keys import PausedInAnotherThread
+
+    with PausedInAnotherThread(monkeypatch, demo, "_institutions", "demo", "--scale", "0.05"):
+        with pytest.raises(CommandError) as refused:
+            call_command("demo", "--scale", "0.05")
+        assert str(refused.value) == (
+            "Nothing was changed: another demo load is running on this database. Wait for it to finish; it "
+            "loads the demo data."
+        )
+    assert Counter.objects.filter(name=demo.MARKER).exists()
+    assert User.objects.filter(username="admin").exists()
+    capsys.readouterr()
+    call_command("demo")  # the lock went with the first run
+    assert "already loaded" in capsys.readouterr().out
+
+
 def test_the_summary_says_one_person_not_one_people(demo_env, capsys):
     """At a small --scale the summary read "1 people": each count now takes its own singular or plural."""
     call_command("demo", "--scale", "0.0005")
