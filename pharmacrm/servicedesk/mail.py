@@ -890,6 +890,11 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         ticket = ticket.merged_into
     with transaction.atomic():
         if ticket is not None:
+            # read again under its lock: a merge of the ticket that committed meanwhile sends the answer on to the
+            # ticket that stays (the duplicate is closed; the answer would reopen it and be read nowhere else)
+            ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+            if ticket.merged_into_id:
+                ticket = Ticket.objects.select_for_update().get(pk=ticket.merged_into_id)
             return conversation.receive_inbound(
                 ticket, body=body, sender=address, subject=subject, message_id=message_id or "",
                 in_reply_to=in_reply_to, at=now, files=files,
