@@ -25,7 +25,7 @@ from faker import Faker
 
 from pharmacrm.customers.pinyin import lazy_pinyin
 
-from . import audit, signatures
+from . import audit, keys, signatures
 from .models import AuditEntry, Counter, Region, Team, User
 from .roles import SECOND_FACTOR_ROLES, Role
 
@@ -918,7 +918,8 @@ def _later_demo_data() -> None:
 
 
 def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoResult:
-    """Load the demo data once; refuses when DATABASE_URL is set unless `force`."""
+    """Load the demo data once; refuses when DATABASE_URL is set unless `force`, and at once while another load
+    runs on the database (two `make run` side by side: the second ended in a traceback)."""
     if getattr(settings, "DATABASE_URL", None) and not force:
         raise DemoRefused(
             _(
@@ -926,6 +927,19 @@ def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoRe
                 "Use --force only on a throw-away database."
             )
         )
+    try:
+        with keys.operation_lock("demo"):
+            return _load(scale, seed)
+    except keys.DemoRunning:
+        raise DemoRefused(
+            _(
+                "Nothing was changed: another demo load is running on this database. Wait for it to finish; it "
+                "loads the demo data."
+            )
+        ) from None
+
+
+def _load(scale: float, seed: int) -> DemoResult:
     if Counter.objects.filter(name=MARKER).exists():
         _later_demo_data()  # records of later features, into a database whose demo data came earlier
         return DemoResult(created=False)

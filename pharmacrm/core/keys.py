@@ -35,9 +35,15 @@ class RestoreRunning(KeyOperationRunning):
     """A `restore` holds the lock."""
 
 
+class DemoRunning(Exception):
+    """Another `pharmacrm demo` holds the demo lock."""
+
+
 # PostgreSQL advisory locks (SQLite: lock files in var/ named after the operation)
-_LOCK_KEYS = {"rotate-keys": 0x6E7_0001, "restore": 0x6E7_0002}
-_RUNNING = {"rotate-keys": RotationRunning, "restore": RestoreRunning}
+_LOCK_KEYS = {"rotate-keys": 0x6E7_0001, "restore": 0x6E7_0002, "demo": 0x6E7_0003}
+_RUNNING = {"rotate-keys": RotationRunning, "restore": RestoreRunning, "demo": DemoRunning}
+# what each operation may not run beside, besides another run of itself
+_EXCLUDES = {"rotate-keys": ("restore",), "restore": ("rotate-keys",), "demo": ()}
 
 
 @contextlib.contextmanager
@@ -51,14 +57,14 @@ def rotation_lock() -> Iterator[None]:
 
 @contextlib.contextmanager
 def operation_lock(kind: str) -> Iterator[None]:
-    """Run `kind` ("rotate-keys" or "restore") alone: not beside another run of itself, nor beside the other one
-    (a restore replaced the key ring and the data under a running rotation, which then saved its own ring over
-    the restored one); otherwise raise RotationRunning / RestoreRunning at once, naming what runs. Each kind holds
-    a lock of its own and then checks that the other's is free: of two started together, at least one refuses.
-    PostgreSQL: session advisory locks on a connection opened for them alone (a restore closes the others, which
-    would drop them), for every machine using the database; SQLite (one machine): lock files in var/. Both are
-    released when the process holding them dies."""
-    other = "restore" if kind == "rotate-keys" else "rotate-keys"
+    """Run `kind` ("rotate-keys", "restore" or "demo") alone: not beside another run of itself, nor "rotate-keys"
+    and "restore" beside each other (a restore replaced the key ring and the data under a running rotation, which
+    then saved its own ring over the restored one); otherwise raise RotationRunning / RestoreRunning / DemoRunning
+    at once, naming what runs. Each kind holds a lock of its own and then checks that the others' are free: of two
+    started together, at least one refuses. PostgreSQL: session advisory locks on a connection opened for them
+    alone (a restore closes the others, which would drop them), for every machine using the database; SQLite (one
+    machine): lock files in var/. Both are released when the process holding them dies."""
+    others = _EXCLUDES[kind]
     if connection.vendor == "postgresql":
         own = connection.copy()  # not in `connections`: connections.close_all() leaves it open
         try:
@@ -66,10 +72,11 @@ def operation_lock(kind: str) -> Iterator[None]:
                 cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEYS[kind]])
                 if not cursor.fetchone()[0]:
                     raise _RUNNING[kind]
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEYS[other]])
-                if not cursor.fetchone()[0]:
-                    raise _RUNNING[other]
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEYS[other]])
+                for other in others:
+                    cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEYS[other]])
+                    if not cursor.fetchone()[0]:
+                        raise _RUNNING[other]
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEYS[other]])
             yield
         finally:
             # let go explicitly: the server ends a closed session's locks only once its backend has noticed,
@@ -91,8 +98,9 @@ def operation_lock(kind: str) -> Iterator[None]:
         return fh
 
     with lock_file(kind) as held:
-        with lock_file(other):
-            pass  # closing it lets it go
+        for other in others:
+            with lock_file(other):
+                pass  # closing it lets it go
         try:
             yield
         finally:

@@ -15,7 +15,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution, with_departments
-from pharmacrm.customers.services import ConflictError, merged_choice_errors
+from pharmacrm.customers.services import ConflictError, hold_unmerged, merged_choice_errors
 from pharmacrm.safety import net
 
 from .models import Interaction, InteractionChannel
@@ -179,6 +179,10 @@ def _recorded_just_now(user, values: dict, *, timed: bool, now: dt.datetime) -> 
     return None
 
 
+def _hold_customers(values: dict) -> None:
+    hold_unmerged(**{key: values[key].pk for key in ("institution", "person") if values.get(key) is not None})
+
+
 def record_interaction(user, data: dict) -> Interaction:
     """Record a visit, call or message. The same one sent again within minutes is not recorded twice (the
     reaction in it would reach PV as two flags): the first is returned, with `sent_again` set."""
@@ -188,6 +192,9 @@ def record_interaction(user, data: dict) -> Interaction:
     with transaction.atomic():
         # one recording at a time per author, so that a double tap's two requests cannot both miss each other
         list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        # a merge of the customer under way: filed under the merged record, the interaction would be shown nowhere
+        # (the merge finishes first and the interaction is refused, or a later merge moves it)
+        _hold_customers(values)
         same = _recorded_just_now(user, values, timed=data.get("received_at") is not None, now=now)
         if same is not None:
             same.sent_again = True
@@ -204,6 +211,7 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
         raise access.PermissionDenied(_("Only the author may change this interaction."))
     values = _clean(user, data, partial=True, current=interaction)
     with transaction.atomic():
+        _hold_customers(values)  # before the interaction's lock: a merge moving it holds the customer's first
         fresh = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if "received_at" in values and abs(values["received_at"] - fresh.received_at) < dt.timedelta(seconds=1):
             # the time sent back as it was loaded, by a client that keeps milliseconds or whole seconds (the

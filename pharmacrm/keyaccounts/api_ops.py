@@ -41,7 +41,7 @@ from pharmacrm.servicedesk.models import Product
 
 from . import services
 from .api_eval import KlassField
-from .api_programme import TAGS, _enum
+from .api_programme import TAGS, VersionSerializer, _enum, _version_sent, _versioned
 from .choices import ModelKind, TeamRole, TrialStatus
 from .models import AccountReview, KeyAccount, Meeting, MeetingAction, Score, TeamMember, TrialOffer
 
@@ -332,7 +332,8 @@ class TrialSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrialOffer
-        fields = ["id", "account", "product", "product_name", "offered_on", "status", "notes", "created_by"]
+        fields = ["id", "account", "product", "product_name", "offered_on", "status", "notes", "created_by",
+                  "version"]  # fmt: skip
         read_only_fields = fields
 
 
@@ -344,7 +345,7 @@ class TrialCreateSerializer(serializers.Serializer):
     notes = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
 
 
-class TrialStatusSerializer(serializers.Serializer):
+class TrialStatusSerializer(VersionSerializer):
     status = TrialStatusField()
     notes = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="",
                                   help_text="Replaces the notes when not empty.")  # fmt: skip
@@ -383,14 +384,19 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
         return self._answer(trial, status.HTTP_201_CREATED)
 
     @extend_schema(tags=TAGS, request=TrialStatusSerializer, responses={200: TrialSerializer, 400: ERRORS, 403: DENIED},
-                   description="The customer's answer or the trial's end: accepted, declined or completed.")  # fmt: skip
+                   description="The customer's answer or the trial's end: accepted, declined or completed. Send the "
+                               "trial's version (or If-Match): someone else's update since is a 409.")  # fmt: skip
     @action(detail=True, methods=["post"], url_path="status")
     def set_status(self, request, pk=None):
         trial = self.get_object()
         form = TrialStatusSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         d = _text(form.validated_data)
-        services.update_trial(request.user, trial, status=d["status"], notes=d.get("notes", ""))
+        version = _version_sent(request, d.get("version"))
+        with _versioned():
+            services.update_trial(
+                request.user, trial, status=d["status"], notes=d.get("notes", ""), version=version
+            )
         return self._answer(trial)
 
 

@@ -270,7 +270,7 @@ class TrialForm(ServiceErrorsMixin, forms.Form):
         self.fields["product"].queryset = Product.objects.filter(active=True).order_by("brand_name", "pk")
 
 
-class TrialUpdateForm(ServiceErrorsMixin, forms.Form):
+class TrialUpdateForm(ServiceErrorsMixin, VersionMixin):
     status = forms.ChoiceField(label=_("Status"), choices=TrialStatus.choices)
     notes = _text(_("Notes"), rows=2, required=False)
 

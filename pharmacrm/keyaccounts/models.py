@@ -533,6 +533,7 @@ class TrialOffer(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=TrialStatus.choices, default=TrialStatus.OFFERED)
     notes = models.TextField(_("notes"), blank=True)
     created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         verbose_name = _("trial offer")

@@ -1553,9 +1553,11 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 Q(start_date__lt=agreement.start_date) | Q(plan__version_number__lt=agreement.plan.version_number),
                 status=AgreementStatus.SIGNED,
             )  # fmt: skip
-            for earlier in earlier_ones.exclude(pk=agreement.pk):
+            # under their locks, with a new version: a form opened before the renewal is refused, not undoing it
+            for earlier in earlier_ones.exclude(pk=agreement.pk).select_for_update():
                 earlier.status, earlier.next_check_at = AgreementStatus.RENEWED, None
-                earlier.save(update_fields=["status", "next_check_at"])
+                earlier.version += 1
+                earlier.save(update_fields=["status", "next_check_at", "version"])
                 audit.record(A.UPDATE, earlier, user=user, changes={"status": [AgreementStatus.SIGNED, earlier.status]})
             changes = {"status": [old, agreement.status], "signed_date": [old_date, signed_date]}
             if old_copy:
@@ -1613,6 +1615,7 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
         with transaction.atomic():
             fresh = Agreement.objects.select_for_update().get(pk=agreement.pk)
             fresh.claimed_until, fresh.next_check_at = None, None
+            before = (fresh.status, fresh.renewal_notified_at)
             if fresh.status == AgreementStatus.SIGNED and today > fresh.end_date:
                 fresh.status = AgreementStatus.EXPIRED
                 audit.record(A.UPDATE, fresh, changes={"status": [AgreementStatus.SIGNED, fresh.status]},
@@ -1628,7 +1631,12 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 fresh.renewal_notified_at = now
                 fresh.next_check_at = _expiry_moment(fresh)
                 told += 1
-            fresh.save(update_fields=["status", "claimed_until", "next_check_at", "renewal_notified_at"])
+            if (fresh.status, fresh.renewal_notified_at) != before:
+                # a new version: a form opened before (a better scan) is refused instead of bringing the agreement
+                # back in force or its reminder clock back
+                fresh.version += 1
+            fresh.save(update_fields=["status", "claimed_until", "next_check_at", "renewal_notified_at",
+                                      "version"])  # fmt: skip
     return told
 
 
@@ -1805,10 +1813,15 @@ def offer_trial(user, account: KeyAccount, *, product, notes: str = "", offered_
     return trial
 
 
-def update_trial(user, trial: TrialOffer, *, status: str, notes: str = "") -> TrialOffer:
+def update_trial(
+    user, trial: TrialOffer, *, status: str, notes: str = "", version: int | None = None
+) -> TrialOffer:
+    """The customer's answer or the trial's end. `version` is the trial's version the user loaded: a trial someone
+    else updated since is refused with StaleVersion, so that their answer is not overwritten unseen."""
     if not may_record(user, trial.account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
         raise PermissionDenied(NOT_ALLOWED)
     require_active(trial.account)
+    _check_version(trial, version)
     if status not in TrialStatus.values:
         raise ValidationError({"status": [_("Choose a status.")]})
     with transaction.atomic():
@@ -1816,7 +1829,7 @@ def update_trial(user, trial: TrialOffer, *, status: str, notes: str = "") -> Tr
         trial.status = status
         if notes:
             trial.notes = _clean(notes)
-        trial.save(update_fields=["status", "notes"])
+        _save_versioned(trial, ["status", "notes"], trial.version)
         # the notes replaced stay in the trail
         after = {"status": status, "notes": trial.notes}
         audit.record(A.UPDATE, trial, user=user, changes=audit.diff(before, after))

@@ -608,8 +608,10 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
                 trial_update_form
                 if trial.pk == trial_pk
                 # the notes it would replace, to keep or correct (empty, saving the answer wiped the offer's)
-                else TrialUpdateForm(prefix=f"trial{trial.pk}",
-                                     initial={"status": trial.status, "notes": trial.notes})  # fmt: skip
+                else TrialUpdateForm(
+                    prefix=f"trial{trial.pk}",
+                    initial={"status": trial.status, "notes": trial.notes, "version": trial.version},
+                )
             )
     ctx["trials"] = trials
     ctx["duplicate_trial"] = next((t.pk for t in trials if t.pk == forms.get("duplicate_trial")), None)
@@ -1109,7 +1111,7 @@ def trial_update(request, pk: int, trial_pk: int):
     if form.is_valid():
         try:
             services.update_trial(request.user, trial, status=form.cleaned_data["status"],
-                                  notes=form.cleaned_data.get("notes") or "")  # fmt: skip
+                                  notes=form.cleaned_data.get("notes") or "", version=form.cleaned_data.get("version"))  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)
         else:

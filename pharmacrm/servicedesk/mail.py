@@ -254,6 +254,11 @@ class Refused(Exception):  # noqa: N818
     """A mail that is not taken in (logged, marked seen and flagged so it is not fetched again)."""
 
 
+class NotYet(Exception):  # noqa: N818
+    """A mail that cannot be taken in at this moment and will be on a later run (left unread): its sender's
+    customer record was merged into another while the mail was read."""
+
+
 # Outlook and Foxmail on Chinese Windows label their mail gb2312 (or gbk) and write code page 936: read as
 # gb2312, a name such as 王喆 or 朱镕基 breaks and shifts the bytes after it. GB18030 covers both, as browsers
 # and mail programs read those labels.
@@ -885,6 +890,11 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         ticket = ticket.merged_into
     with transaction.atomic():
         if ticket is not None:
+            # read again under its lock: a merge of the ticket that committed meanwhile sends the answer on to the
+            # ticket that stays (the duplicate is closed; the answer would reopen it and be read nowhere else)
+            ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+            if ticket.merged_into_id:
+                ticket = Ticket.objects.select_for_update().get(pk=ticket.merged_into_id)
             return conversation.receive_inbound(
                 ticket, body=body, sender=address, subject=subject, message_id=message_id or "",
                 in_reply_to=in_reply_to, at=now, files=files,
@@ -902,7 +912,14 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
             data["person"] = person
         else:
             data["caller_name"] = display or address
-        ticket = services.create_ticket(services.SYSTEM, data)
+        try:
+            ticket = services.create_ticket(services.SYSTEM, data)
+        except ValidationError as exc:
+            if person is not None and getattr(exc, "error_dict", {}).keys() & {"person", "institution"}:
+                # the sender's record (or its institution) was merged away meanwhile: the next run finds the
+                # record it was merged into
+                raise NotYet("the sender's customer record is being merged") from exc
+            raise
         inbound = TicketMessage.objects.create(
             ticket=ticket, kind=MessageKind.INBOUND, body=body[: conversation.MAX_BODY] or "—", sender=address,
             subject=subject, message_id=message_id, in_reply_to=in_reply_to, created_at=at,
@@ -981,6 +998,9 @@ def poll() -> dict[str, int]:
             except DatabaseError:
                 log.exception("Mail %s: database error; left unread for the next run", uid.decode())
                 break
+            except NotYet as exc:
+                log.info("Mail %s: %s; left unread for the next run", uid.decode(), exc)
+                continue
             except Refused as exc:
                 log.warning("Mail %s in %s refused: %s", uid.decode(), settings.SERVICEDESK_IMAP_FOLDER, exc)
                 _mark(imap, uid, r"\Seen \Flagged")

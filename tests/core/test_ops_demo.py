@@ -1,5 +1,5 @@
-"""`pharmacrm demo`: never into production, the full-size customer base, the password from the environment, the
-summary's wording. What a demo load holds is checked on one shared load in test_demo_contents.py."""
+"""`pharmacrm demo`: never into production, the full-size customer base, two runs at once, the password from the
+environment, the summary's wording. What a demo load holds is checked on one shared load in test_demo_contents.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import translation
 
-from pharmacrm.core import access, audit
-from pharmacrm.core.models import User
+from pharmacrm.core import access, audit, demo
+from pharmacrm.core.models import Counter, User
 from pharmacrm.customers import normalise, search, services
 from pharmacrm.customers.models import Consent, Institution, Person
 
@@ -103,6 +103,27 @@ def test_the_full_demo_is_a_lived_in_customer_base(demo_env, capsys):
     assert audit.verify().ok
     out = capsys.readouterr().out
     assert "shown once" in out and str(demo_env / "demo-credentials.txt") in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_run_while_one_loads_is_refused_at_once_in_one_line(demo_env, monkeypatch, capsys):
+    """Two `pharmacrm demo` at once (two `make run` in two shells): the second ended in a traceback (SQLite:
+    "database is locked"; PostgreSQL: a duplicate user once the first committed). Now it is refused at once with
+    one line saying why, and the first loads the data."""
+    from tests.core.test_ops_rotate_keys import PausedInAnotherThread
+
+    with PausedInAnotherThread(monkeypatch, demo, "_institutions", "demo", "--scale", "0.05"):
+        with pytest.raises(CommandError) as refused:
+            call_command("demo", "--scale", "0.05")
+        assert str(refused.value) == (
+            "Nothing was changed: another demo load is running on this database. Wait for it to finish; it "
+            "loads the demo data."
+        )
+    assert Counter.objects.filter(name=demo.MARKER).exists()
+    assert User.objects.filter(username="admin").exists()
+    capsys.readouterr()
+    call_command("demo")  # the lock went with the first run
+    assert "already loaded" in capsys.readouterr().out
 
 
 def test_a_password_from_the_environment_is_never_printed_and_the_summary_says_one_person(

@@ -12,6 +12,7 @@ from pharmacrm.safety import services as safety
 from pharmacrm.safety.choices import SignalStatus
 from pharmacrm.safety.models import Flag
 from tests.api.conftest import ROLES
+from tests.concurrency import held_while
 
 RECORDERS = {"admin", "manager", "kam", "agent", "expert", "support", "aftersales", "rep"}
 
@@ -190,3 +191,29 @@ def test_the_list_reads_the_database_a_fixed_number_of_times(
     with django_assert_max_num_queries(10):
         response = client.get("/api/v1/interactions/")
     assert response.json()["count"] == 10
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_interaction_recorded_while_its_person_is_merged_away_is_refused_not_filed_under_the_copy(
+    api_for, users, xiehe
+):
+    """The rep records a call with the copy of 张伟 while a manager merges the copy into his record: the call
+    waited for the merge and was then filed under the merged record, which no list shows. Now it is refused with
+    the survivor named, as when the copy is chosen after the merge."""
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.models import Person
+
+    original = Person.objects.get(name="张伟")
+    copy = customers.create_person(
+        users["manager"], {"name": "张伟", "institution": xiehe, "mobile": "13900139000"}
+    )
+    rep, answers = api_for("rep"), []
+
+    def record():
+        answers.append(rep.post("/api/v1/interactions/", body(xiehe, person=copy.pk), format="json"))
+
+    held_while(lambda: customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk)), record)
+    assert answers[0].status_code == 400
+    assert answers[0].json()["person"] == ["张伟 was merged into 张伟: choose 张伟 instead."]
+    assert not Interaction.objects.filter(person=copy).exists()

@@ -14,6 +14,7 @@ from pharmacrm.engagement.models import Interaction
 from pharmacrm.safety import services as safety
 from pharmacrm.safety.choices import SignalStatus
 from pharmacrm.safety.models import Flag
+from tests.concurrency import held_while
 
 ROLES = [r.value for r in Role]
 RECORDERS = {"admin", "manager", "kam", "agent", "expert", "support", "aftersales", "rep"}
@@ -219,3 +220,31 @@ def test_the_customer_360_block_lists_that_customers_interactions(client_for, us
     assert "协和拜访" in block and "瑞金拜访" not in block and 'data-flag="pending"' in block
     assert f"/interactions/new/?institution={xiehe.pk}" in block
     assert "瑞金拜访" not in outside
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_interaction_moved_to_a_person_being_merged_away_is_refused_not_filed_under_the_copy(
+    client_for, users, xiehe
+):
+    """The rep corrects a visit to name the copy of 张伟 while a manager merges the copy into his record: the visit
+    waited for the merge and was then filed under the merged record, which no list shows."""
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.models import Person
+
+    original = Person.objects.get(name="张伟")
+    copy = customers.create_person(
+        users["manager"], {"name": "张伟", "institution": xiehe, "mobile": "13900139000"}
+    )
+    interaction = record(users["rep"], xiehe)
+    rep, answers = client_for("rep"), []
+
+    def edit():
+        form = _form(xiehe, person=copy.pk, version=interaction.version)
+        answers.append(rep.post(f"/interactions/{interaction.pk}/", form, HTTP_ACCEPT_LANGUAGE="en"))
+
+    held_while(lambda: customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk)), edit)
+    assert answers[0].status_code == 400
+    assert "张伟 was merged into 张伟: choose 张伟 instead." in answers[0].content.decode()
+    interaction.refresh_from_db()
+    assert interaction.person_id is None and interaction.version == 1

@@ -254,3 +254,25 @@ def test_a_term_of_months_renews_for_as_many_months(users, xiehe, with_plan):
     ServicePlan.objects.filter(account=account).update(valid_from=dt.date(2027, 1, 1), valid_to=dt.date(2027, 6, 30))
     proposed = _renewal_after(users, account, dt.date(2027, 1, 1), dt.date(2027, 6, 30), today=dt.date(2027, 1, 1))
     assert proposed == (dt.date(2027, 7, 1), dt.date(2027, 12, 31))
+
+
+def test_a_trial_status_needs_the_version_and_a_stale_one_is_a_conflict(api, users, staffed, xiehe):
+    """Two people answering one trial offer at once: the later one overwrote the earlier answer unseen."""
+    from pharmacrm.servicedesk.models import Product
+
+    account = staffed(xiehe)
+    product = Product.objects.create(
+        brand_name="新药", generic_name="新药片", dosage_form="片剂", strength="10mg"
+    )
+    trial = services.offer_trial(users["kam"], account, product=product, notes="试用三个月")
+    url = f"{BASE}trials/{trial.pk}/status/"
+    kam = api("kam")
+    assert kam.get(f"{BASE}trials/{trial.pk}/").json()["version"] == 1
+    assert _missing(kam.post(url, {"status": "accepted"}, format="json"))
+    r = kam.post(url, {"status": "declined", "notes": "客户不试用", "version": 1}, format="json")
+    assert r.status_code == 200 and r.json()["version"] == 2
+    assert _conflict(kam.post(url, {"status": "accepted", "version": 1}, format="json"), 2)
+    trial.refresh_from_db()
+    assert (trial.status, trial.notes, trial.version) == ("declined", "客户不试用", 2)
+    r = kam.post(url, {"status": "accepted"}, format="json", HTTP_IF_MATCH='"2"')
+    assert r.status_code == 200 and r.json()["status"] == "accepted" and r.json()["version"] == 3

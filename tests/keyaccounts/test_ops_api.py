@@ -336,8 +336,10 @@ def test_trial_offers_list_create_and_answer(api, users, world):
 
     url = f"{BASE}trials/{trial['id']}/status/"
     assert "status" in _errors(api("kam").post(url, {"status": "maybe"}, format="json"))
-    assert api("agent").post(url, {"status": "accepted"}, format="json").status_code == 403
-    r = api("kam").post(url, {"status": "accepted", "notes": "客户接受"}, format="json")
+    assert api("agent").post(url, {"status": "accepted", "version": 1}, format="json").status_code == 403
+    r = api("kam").post(
+        url, {"status": "accepted", "notes": "客户接受", "version": trial["version"]}, format="json"
+    )
     assert r.status_code == 200 and r.json()["status"] == "accepted" and r.json()["notes"] == "客户接受"
     assert api("rep").get(f"{BASE}trials/{trial['id']}/").json()["status"] == "accepted"
 

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from pharmacrm.keyaccounts import services
 from pharmacrm.keyaccounts.choices import AgreementStatus, ItemStatus, PlanArea, ProposalStatus
-from pharmacrm.keyaccounts.models import PlanItem
+from pharmacrm.keyaccounts.models import Agreement, PlanItem
 from pharmacrm.notify.models import Notification
 from tests.api.conftest import token_for
 
@@ -107,6 +107,58 @@ def test_a_signed_copy_replaced_after_the_reminder_still_expires(users, xiehe, w
     assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=32)) == 0  # no second reminder
     agreement.refresh_from_db()
     assert agreement.status == AgreementStatus.EXPIRED
+
+
+def _pdf(name="s.pdf"):
+    return SimpleUploadedFile(name, tiny_pdf(), content_type="application/pdf")
+
+
+def _better_scan(users, opened):
+    """A better scan of the signing, uploaded from a page that showed the agreement `opened`."""
+    return services.record_signed(users["kam"], opened, signed_date=opened.signed_date, upload=_pdf("s2.pdf"),
+                                  version=opened.version)  # fmt: skip
+
+
+def test_a_scan_sent_from_a_page_opened_before_the_expiry_does_not_undo_it(users, xiehe, with_plan, settings,
+                                                                           tmp_path):  # fmt: skip
+    """The nightly sweep expired the agreement without raising its version: a better scan uploaded from a page
+    opened before was accepted and made the agreement signed (in force) again."""
+    settings.VAR_DIR = tmp_path
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
+                                            end_date=today + dt.timedelta(days=30))  # fmt: skip
+    services.record_signed(users["kam"], agreement, signed_date=today, upload=_pdf())
+    opened = Agreement.objects.get(pk=agreement.pk)  # the KAM's page
+    assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=1)) == 1  # the renewal reminder
+    with pytest.raises(services.StaleVersion):
+        _better_scan(users, opened)
+    opened = Agreement.objects.get(pk=agreement.pk)
+    services.sweep_agreements(now=timezone.now() + dt.timedelta(days=32))  # it ends
+    with pytest.raises(services.StaleVersion):
+        _better_scan(users, opened)
+    agreement.refresh_from_db()
+    assert agreement.status == AgreementStatus.EXPIRED and agreement.next_check_at is None
+
+
+def test_a_scan_sent_from_a_page_opened_before_the_renewal_does_not_undo_it(users, xiehe, with_plan, settings,
+                                                                            tmp_path):  # fmt: skip
+    """Signing the renewal marked the earlier agreement renewed without raising its version: a better scan of the
+    earlier one, from a page opened before, made it signed (in force) again, next to its renewal."""
+    settings.VAR_DIR = tmp_path
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    current = services.generate_agreement(users["kam"], account, start_date=today,
+                                          end_date=today + dt.timedelta(days=364))  # fmt: skip
+    services.record_signed(users["kam"], current, signed_date=today, upload=_pdf())
+    opened = Agreement.objects.get(pk=current.pk)
+    renewal = services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=365),
+                                          end_date=today + dt.timedelta(days=729))  # fmt: skip
+    services.record_signed(users["kam"], renewal, signed_date=today, upload=_pdf())
+    with pytest.raises(services.StaleVersion):
+        _better_scan(users, opened)
+    current.refresh_from_db()
+    assert current.status == AgreementStatus.RENEWED
 
 
 # --- de-listed accounts ------------------------------------------------------------------------------------

@@ -420,6 +420,31 @@ def test_updating_a_trial_shows_the_notes_it_replaces_and_audits_them(client_for
     assert entry.changes["notes"] == ["免费提供 10 盒，试用三个月", "客户同意，3 月起试用"]
 
 
+def test_two_people_updating_one_trial_the_later_save_is_refused(client_for, users, programme):
+    """The KAM and the product expert opened the same trial offer; the expert recorded the customer's refusal, then
+    the KAM saved "accepted" from the page loaded before: the refusal was silently overwritten."""
+    from pharmacrm.servicedesk.models import Product
+
+    account = programme["account"]
+    product = Product.objects.create(
+        brand_name="新药", generic_name="新药片", dosage_form="片剂", strength="10mg"
+    )
+    trial = services.offer_trial(users["kam"], account, product=product, notes="试用三个月")
+    page = client_for("kam").get(reverse("keyaccounts:account", args=[account.pk])).content.decode()
+    form = page[page.index(reverse("keyaccounts:trial-update", args=[account.pk, trial.pk])) :]
+    assert f'name="trial{trial.pk}-version" value="{trial.version}"' in form[: form.index("</form>")]
+    url = reverse("keyaccounts:trial-update", args=[account.pk, trial.pk])
+    loaded = trial.version
+    assert client_for("expert").post(url, {f"trial{trial.pk}-status": "declined", f"trial{trial.pk}-notes": "客户不试用",
+                                           f"trial{trial.pk}-version": loaded}).status_code == 302  # fmt: skip
+    stale = client_for("kam").post(url, {f"trial{trial.pk}-status": "accepted", f"trial{trial.pk}-notes": "客户接受",
+                                         f"trial{trial.pk}-version": loaded}, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert stale.status_code == 400
+    assert "Someone else changed this record while you were editing it." in stale.content.decode()
+    trial.refresh_from_db()
+    assert (trial.status, trial.notes) == ("declined", "客户不试用")
+
+
 def test_member_page_scorecards_and_the_progress_report(client_for, users, programme):
     page = client_for("kam").get(reverse("keyaccounts:my")).content.decode()
     assert programme["account"].number in page and "服务项目" in page

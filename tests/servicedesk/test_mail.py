@@ -328,6 +328,62 @@ def test_a_broken_mail_does_not_stop_the_next_one(desk):
     assert desk.poll() == {"taken": 0, "skipped": 0, "refused": 0}  # nothing is tried again
 
 
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_mail_from_a_customer_being_merged_is_taken_in_on_the_next_run_on_the_survivor(desk, users, xiehe):
+    """A doctor's mail arrived while a manager merged his duplicate record (the one with this address) into his
+    record: the new ticket was refused (filed under the merged record it would be shown nowhere), and the poller
+    marked the mail seen and flagged as if it were broken — the request waited for someone to find it in the
+    mailbox. Now it stays unread and the next run makes it a ticket of the record it was merged into."""
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.models import Person
+    from tests.concurrency import held_while
+
+    original = Person.objects.get(name="张伟")
+    copy = customers.create_person(
+        users["manager"], {"name": "张伟", "institution": xiehe, "email": "other@hospital.test"}
+    )
+    desk.send(customer_mail(subject="用药咨询", sender="other@hospital.test", name="张伟"))
+    counts = []
+
+    held_while(lambda: customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk)),
+               lambda: counts.append(mail.poll()))  # fmt: skip
+    assert counts == [{"taken": 0, "skipped": 0, "refused": 0}]
+    assert not Ticket.objects.exists()
+    [flags] = desk.imap.flags(SERVICE)
+    assert r"\Seen" not in flags and r"\Flagged" not in flags
+    assert desk.poll() == {"taken": 1, "skipped": 0, "refused": 0}
+    ticket = Ticket.objects.get()
+    assert (ticket.subject, ticket.person, ticket.institution) == ("用药咨询", original, xiehe)
+    assert r"\Seen" in desk.imap.flags(SERVICE)[0]
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_arriving_while_its_ticket_is_merged_goes_to_the_ticket_that_stays(desk, users, xiehe):
+    """The customer answered while an agent merged the ticket into the one the customer had opened by phone: the
+    answer waited for the merge and then landed on the merged (closed) duplicate, which it reopened, instead of
+    on the ticket that stays."""
+    from pharmacrm.servicedesk import linking
+    from tests.concurrency import held_while
+
+    first_id = desk.send(customer_mail(subject="用法咨询"))
+    desk.poll()
+    duplicate = Ticket.objects.get()
+    into = services.create_ticket(users["agent"], {"subject": "用法咨询（电话）", "channel": "phone",
+                                                   "category": "drug_info", "institution": xiehe})  # fmt: skip
+    desk.send(customer_mail(subject="Re: 用法咨询", body="补充：饭后服用可以吗？", In_Reply_To=first_id,
+                            References=first_id))  # fmt: skip
+    counts = []
+
+    held_while(lambda: linking.merge(users["agent"], Ticket.objects.get(pk=duplicate.pk), into, reason="同一问题"),
+               lambda: counts.append(mail.poll()))  # fmt: skip
+    assert counts == [{"taken": 1, "skipped": 0, "refused": 0}]
+    assert TicketMessage.objects.get(body__contains="补充").ticket_id == into.pk
+    duplicate.refresh_from_db()
+    assert duplicate.status == Status.CLOSED and duplicate.merged_into_id == into.pk
+
+
 def test_a_date_in_the_future_or_long_ago_is_not_believed(desk):
     old = timezone.now() - dt.timedelta(days=3)
     desk.send(customer_mail(subject="三天前", Date=email.utils.format_datetime(old)))
