@@ -3,7 +3,9 @@ test database (SQLite or PostgreSQL, chosen by DATABASE_URL)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
@@ -28,15 +30,53 @@ def _default_language():
     translation.deactivate()
 
 
+def file_settings(files: Path) -> dict:
+    """Settings that put uploaded and generated files under `files`."""
+    from django.conf import settings as django_settings
+
+    return {
+        "STORAGES": {**django_settings.STORAGES, "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(files)}}},
+        "MEDIA_ROOT": files,
+    }  # fmt: skip
+
+
 @pytest.fixture(autouse=True)
 def _tmp_file_storage(settings, tmp_path):
     """Uploaded files (ticket attachments) go to the test's own directory, never to var/files."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                    "OPTIONS": {"location": str(tmp_path / "files")}},
-    }  # fmt: skip
-    settings.MEDIA_ROOT = tmp_path / "files"
+    for name, value in file_settings(tmp_path / "files").items():
+        setattr(settings, name, value)
+
+
+FAST_HASHING = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@contextlib.contextmanager
+def data_for_the_module(django_db_blocker, files: Path, **overrides):
+    """Open a transaction for a whole module's tests, in which a module-scoped fixture builds data once;
+    roll it back after the module. Each test runs in a savepoint inside it (pytest-django's `db`), so what one
+    test changes is gone for the next, as when each test built its own. The data is built the way per-test
+    fixtures would build it: in the default language, with fast password hashing, queued work run at once
+    and files under `files` (a module that keeps such files overrides `_tmp_file_storage` with
+    `file_settings(files)`, so that its tests find them)."""
+    from django.conf import settings as django_settings
+    from django.db import transaction
+    from django.test import override_settings
+    from django.utils import translation
+    from huey.contrib.djhuey import HUEY
+
+    immediate, HUEY.immediate = HUEY.immediate, True
+    try:
+        with (
+            override_settings(PASSWORD_HASHERS=FAST_HASHING, **file_settings(files), **overrides),
+            translation.override(django_settings.LANGUAGE_CODE),
+            django_db_blocker.unblock(),
+            transaction.atomic(),
+        ):
+            yield
+            transaction.set_rollback(True)
+    finally:
+        HUEY.immediate = immediate
 
 
 @pytest.fixture(autouse=True)
@@ -55,39 +95,49 @@ def _fresh_escalation_ladder():
 def _fast_password_hashing(settings):
     """Argon2 is deliberately slow; tests create many users, so they hash with a fast hasher.
     (tests/core/test_settings_security.py checks that production settings use Argon2.)"""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = FAST_HASHING
 
 
-@pytest.fixture
-def make_user(db):
-    def make(username: str, *roles: Role, teams=(), territory=()) -> User:
-        user = User.objects.create_user(username=username, password=PASSWORD, display_name=username)
-        for role in roles:
-            user.groups.add(Group.objects.get(name=role.value))
-        for team in teams:
-            user.teams.add(team)
-        for region in territory:
-            user.territory.add(region)
-        return User.objects.get(pk=user.pk)  # fresh: no cached roles
-
-    return make
+def new_user(username: str, *roles: Role, teams=(), territory=()) -> User:
+    user = User.objects.create_user(username=username, password=PASSWORD, display_name=username)
+    for role in roles:
+        user.groups.add(Group.objects.get(name=role.value))
+    for team in teams:
+        user.teams.add(team)
+    for region in territory:
+        user.territory.add(region)
+    return User.objects.get(pk=user.pk)  # fresh: no cached roles
 
 
-@pytest.fixture
-def team_north(db):
+def new_team_north() -> Team:
     team = Team.objects.create(name="华北团队")
     team.territory.add(Region.objects.get(code="110000"))  # 北京市
     return team
 
 
-@pytest.fixture
-def users(make_user, team_north) -> dict[str, User]:
+def role_users(team_north: Team) -> dict[str, User]:
     """One user per role, named after the role; the rep works in the North team (Beijing)."""
     out = {}
     for role in Role:
         teams = (team_north,) if role == Role.REP else ()
-        out[role.value] = make_user(role.value, role, teams=teams)
+        out[role.value] = new_user(role.value, role, teams=teams)
     return out
+
+
+@pytest.fixture
+def make_user(db):
+    return new_user
+
+
+@pytest.fixture
+def team_north(db):
+    return new_team_north()
+
+
+@pytest.fixture
+def users(make_user, team_north) -> dict[str, User]:
+    """One user per role, named after the role; the rep works in the North team (Beijing)."""
+    return role_users(team_north)
 
 
 @pytest.fixture
@@ -135,6 +185,10 @@ def shanghai():
 @pytest.fixture
 def xiehe(admin_user, beijing):
     """北京协和医院 with one department and one doctor."""
+    return new_xiehe(admin_user, beijing)
+
+
+def new_xiehe(admin_user: User, beijing: Region):
     hospital = services.create_institution(
         admin_user,
         {
