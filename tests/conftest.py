@@ -223,6 +223,10 @@ def new_xiehe(admin_user: User, beijing: Region):
 @pytest.fixture
 def ruijin(admin_user, shanghai):
     """上海瑞金医院: outside the North team's territory."""
+    return new_ruijin(admin_user, shanghai)
+
+
+def new_ruijin(admin_user: User, shanghai: Region):
     return services.create_institution(
         admin_user, {"name": "上海交通大学医学院附属瑞金医院", "short_name": "瑞金医院", "kind": "hospital", "region": shanghai}
     )

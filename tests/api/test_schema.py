@@ -4,6 +4,8 @@ schemathesis over every operation with no server error."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import schemathesis
@@ -17,7 +19,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from pharmacrm.core.models import Region
 from pharmacrm.customers import services
+from tests.conftest import data_for_the_module, new_ruijin, new_team_north, new_xiehe, role_users
 
 from .conftest import token_for
 
@@ -55,17 +59,43 @@ def test_swagger_ui_loads_from_local_files_only(client):
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 
 
+@dataclass
+class SchemaWorld:
+    users: dict
+    xiehe: object
+
+
+@pytest.fixture(scope="module")
+def schema_world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[SchemaWorld]:
+    """Users, 协和 (with a consent) and 瑞金, built once for the module; each test runs in a savepoint inside the
+    module's transaction, so what one test's examples create is gone for the next."""
+    with data_for_the_module(django_db_blocker, tmp_path_factory.mktemp("schema")):
+        users = role_users(new_team_north())
+        admin = users["admin"]
+        xiehe = new_xiehe(admin, Region.objects.get(code="110105"))  # 北京市朝阳区
+        new_ruijin(admin, Region.objects.get(code="310104"))  # 上海市徐汇区
+        services.record_consent(admin, xiehe.people.get(), {"purpose": "service", "channel": "phone", "status": "given"})
+        yield SchemaWorld(users, xiehe)
+
+
 @pytest.fixture
-def auth_headers(users, xiehe, ruijin):
+def users(schema_world):
+    return schema_world.users
+
+
+@pytest.fixture
+def xiehe(schema_world):
+    return schema_world.xiehe
+
+
+@pytest.fixture
+def auth_headers(users):
     """An admin token (with second factor), data to act on, and no connection closing between
     requests: the test's transaction must survive them, as Django's test client ensures."""
-    admin = users["admin"]
-    person = xiehe.people.get()
-    services.record_consent(admin, person, {"purpose": "service", "channel": "phone", "status": "given"})
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        yield {"Authorization": f"Token {token_for(admin)}", "Accept-Language": "en"}
+        yield {"Authorization": f"Token {token_for(users['admin'])}", "Accept-Language": "en"}
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
