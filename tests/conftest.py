@@ -297,11 +297,54 @@ def pytest_make_collect_report(collector):
     return report
 
 
-# --- Transactional tests (live_server, browser tests) empty the database with Django's flush after each
-# test; the append-only triggers on the audit table would refuse that. Around the flush only, the
-# triggers are set aside and put back, so every test still runs with them in force. The reference data
-# that the migrations load (regions, role groups, the audit chain's head, service-desk defaults) is put back
-# too, as the next test expects it.
+# --- Transactional tests (live_server, browser tests) commit what they do, so after each one the database is put
+# back as the migrations left it: the tables a test filled are emptied, and the tables the migrations filled
+# (regions, role groups and permissions, content types, the audit chain's head, the service-desk defaults, the
+# reporting rules) get back exactly their migrated rows, copied once per session and worker. Django's own flush
+# took about a second per test on PostgreSQL (a TRUNCATE of every table, then content types, permissions and the
+# reference data written again row by row). The append-only triggers on the audit table would refuse the
+# deletes, so around the reset only they are set aside, and put back: every test still runs with them in force.
+
+_MIGRATED: dict[str, dict[str, object]] = {}  # database alias → {table: its migrated rows}
+
+
+def _tables(connection) -> list[str]:
+    return sorted(connection.introspection.django_table_names(only_existing=True, include_views=False))
+
+
+def _filled(connection, tables: list[str]) -> list[str]:
+    """The tables among `tables` that hold at least one row (one query)."""
+    qn = connection.ops.quote_name
+    sql = " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM {qn(t)})" for t in tables)
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _rows(cursor, connection, table: str) -> object:
+    """A table's rows: PostgreSQL's COPY text, or SQLite's columns and rows."""
+    qn = connection.ops.quote_name
+    if connection.vendor == "postgresql":
+        with cursor.cursor.copy(f"COPY {qn(table)} TO STDOUT") as copy:
+            return b"".join(bytes(chunk) for chunk in copy)
+    cursor.execute(f"SELECT * FROM {qn(table)}")
+    return [col[0] for col in cursor.description], cursor.fetchall()
+
+
+def _copy_migrated_state(connection) -> dict[str, object]:
+    """The rows of every table the migrations filled."""
+    with connection.cursor() as cursor:
+        return {table: _rows(cursor, connection, table) for table in _filled(connection, _tables(connection))}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_state(django_db_setup, django_db_blocker):
+    """Copy, once per session and worker, what the migrations put in the test database."""
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for alias in connections:
+            _MIGRATED[alias] = _copy_migrated_state(connections[alias])
 
 
 def _user_triggers_off(connection) -> list[str]:
@@ -326,47 +369,57 @@ def _user_triggers_off(connection) -> list[str]:
     return []
 
 
-def _reload_reference_data() -> None:
-    from pharmacrm.core.models import AuditChainHead
-    from pharmacrm.core.setup import ensure_audit_head, ensure_roles, load_regions
-    from pharmacrm.servicedesk.models import BusinessCalendar, EscalationRule, SlaPolicy, TicketCategory
-    from pharmacrm.servicedesk.setup import ensure_escalation_rules, ensure_service_defaults
+def _back_to_migrated_state(connection, migrated: dict[str, object]) -> None:
+    """Empty every table a test filled and give the migrated tables that a test changed their migrated rows, in
+    one transaction. On PostgreSQL as a superuser (the test cluster of `make test`), replication mode sets the
+    triggers aside for the transaction, foreign keys included; otherwise the user triggers are turned off around
+    it and the deferred foreign keys are checked at its end."""
+    from django.db import transaction
 
-    load_regions(Region)
-    ensure_roles(Group)
-    ensure_audit_head(AuditChainHead)
-    ensure_service_defaults(BusinessCalendar, TicketCategory, SlaPolicy)
-    ensure_escalation_rules(EscalationRule)
-    from pharmacrm.safety.models import ReportingRule
-    from pharmacrm.safety.setup import install_rules
+    qn = connection.ops.quote_name
+    replica = False
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('is_superuser') = 'on'")
+            replica = cursor.fetchone()[0]
+    restore = [] if replica else _user_triggers_off(connection)
+    try:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            if replica:
+                cursor.execute("SET LOCAL session_replication_role = replica")
+            changed = {table for table, rows in migrated.items() if _rows(cursor, connection, table) != rows}
+            filled = set(_filled(connection, _tables(connection)))
+            for table in sorted((filled - set(migrated)) | changed):
+                cursor.execute(f"DELETE FROM {qn(table)}")
+            for table in sorted(changed):
+                rows = migrated[table]
+                if connection.vendor == "postgresql":
+                    with cursor.cursor.copy(f"COPY {qn(table)} FROM STDIN") as copy:
+                        copy.write(rows)
+                else:
+                    columns, values = rows
+                    cursor.executemany(
+                        f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in columns)}) "
+                        f"VALUES ({', '.join(['%s'] * len(columns))})", values,
+                    )  # fmt: skip
+    finally:
+        with connection.cursor() as cursor:
+            for sql in restore:
+                cursor.execute(sql)
 
-    install_rules(ReportingRule)  # a transactional test's flush removes the seeded reporting rules too
 
-
-def _flush_past_triggers() -> None:
+def _reset_instead_of_flush() -> None:
     from django.db import connections
     from django.test import testcases
 
-    original = testcases.TransactionTestCase._fixture_teardown
-    if getattr(original, "flushes_past_triggers", False):
-        return
-
     def _fixture_teardown(self):
-        restore = {alias: _user_triggers_off(connections[alias]) for alias in self._databases_names()}
-        try:
-            original(self)
-        finally:
-            for alias, statements in restore.items():
-                with connections[alias].cursor() as cursor:
-                    for sql in statements:
-                        cursor.execute(sql)
-        _reload_reference_data()
+        for alias in self._databases_names(include_mirrors=False):
+            _back_to_migrated_state(connections[alias], _MIGRATED[alias])
 
-    _fixture_teardown.flushes_past_triggers = True
     testcases.TransactionTestCase._fixture_teardown = _fixture_teardown
 
 
-_flush_past_triggers()
+_reset_instead_of_flush()
 
 
 @pytest.fixture
