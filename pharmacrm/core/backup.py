@@ -201,7 +201,18 @@ def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:
 
 
 def backup(out_dir: Path | str | None = None, *, keep: int | None = None, actor_name: str = "") -> BackupFile:
-    """Back up the database (and a copy of the key ring) into `out_dir`; optionally keep only the newest `keep`."""
+    """Back up the database (and a copy of the key ring) into `out_dir`; optionally keep only the newest `keep`.
+    Refused at once while a restore runs; two backups may run at once."""
+    try:
+        with keys.operation_lock("backup"):
+            return _backup(out_dir, keep=keep, actor_name=actor_name)
+    except keys.RestoreRunning:
+        raise BackupError(
+            _("No backup was written: a restore is running on this database. Wait for it to finish, then back up again.")
+        ) from None
+
+
+def _backup(out_dir: Path | str | None, *, keep: int | None, actor_name: str) -> BackupFile:
     directory = Path(out_dir or settings.BACKUP_DIR)
     try:
         # a backup whose key ring cannot be copied could not be read again: refuse first. Read from its source,
@@ -356,7 +367,7 @@ def restore(
 
     With `with_keyring`, the key-ring copy saved next to the backup becomes the key ring (for a
     restore on a new machine, or after the keys used by the backup were pruned). Refused at once while a
-    `rotate-keys` or another restore runs.
+    `rotate-keys`, a backup, a demo load or another restore runs.
     """
     try:
         with keys.operation_lock("restore"):
@@ -371,6 +382,20 @@ def restore(
     except keys.RestoreRunning:
         raise BackupError(
             _("Nothing was restored: another restore is running on this database. Wait for it to finish.")
+        ) from None
+    except keys.BackupRunning:
+        raise BackupError(
+            _(
+                "Nothing was restored: a backup of this database is being written. "
+                "Wait for it to finish, then restore again."
+            )
+        ) from None
+    except keys.DemoRunning:
+        raise BackupError(
+            _(
+                "Nothing was restored: the demo data is being loaded into this database. "
+                "Wait for it to finish, then restore again."
+            )
         ) from None
 
 

@@ -919,7 +919,7 @@ def _later_demo_data() -> None:
 
 def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoResult:
     """Load the demo data once; refuses when DATABASE_URL is set unless `force`, and at once while another load
-    runs on the database (two `make run` side by side: the second ended in a traceback)."""
+    runs on the database (two `make run` side by side: the second ended in a traceback), or a restore runs."""
     if getattr(settings, "DATABASE_URL", None) and not force:
         raise DemoRefused(
             _(
@@ -935,6 +935,13 @@ def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoRe
             _(
                 "Nothing was changed: another demo load is running on this database. Wait for it to finish; it "
                 "loads the demo data."
+            )
+        ) from None
+    except keys.RestoreRunning:
+        raise DemoRefused(
+            _(
+                "Nothing was changed: a restore is running on this database. Wait for it to finish, then load "
+                "the demo data again."
             )
         ) from None
 

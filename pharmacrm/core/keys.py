@@ -39,11 +39,24 @@ class DemoRunning(Exception):
     """Another `pharmacrm demo` holds the demo lock."""
 
 
+class BackupRunning(Exception):
+    """A backup (`pharmacrm backup` or the daily one) holds the backup lock."""
+
+
 # PostgreSQL advisory locks (SQLite: lock files in var/ named after the operation)
-_LOCK_KEYS = {"rotate-keys": 0x6E7_0001, "restore": 0x6E7_0002, "demo": 0x6E7_0003}
-_RUNNING = {"rotate-keys": RotationRunning, "restore": RestoreRunning, "demo": DemoRunning}
-# what each operation may not run beside, besides another run of itself
-_EXCLUDES = {"rotate-keys": ("restore",), "restore": ("rotate-keys",), "demo": ()}
+_LOCK_KEYS = {"rotate-keys": 0x6E7_0001, "restore": 0x6E7_0002, "demo": 0x6E7_0003, "backup": 0x6E7_0004}
+_RUNNING = {"rotate-keys": RotationRunning, "restore": RestoreRunning, "demo": DemoRunning, "backup": BackupRunning}
+# What each operation may not run beside, besides another run of itself. A restore replaces the database, the
+# documents and maybe the key ring one after the other: a backup taken meanwhile paired a database with documents
+# or a ring from the other side of the restore and passed for a whole backup, a restore under a running backup
+# did the same to that backup, and a demo load wrote into a database being replaced.
+_EXCLUDES = {
+    "rotate-keys": ("restore",),
+    "restore": ("rotate-keys", "backup", "demo"),
+    "demo": ("restore",),
+    "backup": ("restore",),
+}
+_SHARED = frozenset({"backup"})  # kinds of which several may run at once
 
 
 @contextlib.contextmanager
@@ -57,26 +70,33 @@ def rotation_lock() -> Iterator[None]:
 
 @contextlib.contextmanager
 def operation_lock(kind: str) -> Iterator[None]:
-    """Run `kind` ("rotate-keys", "restore" or "demo") alone: not beside another run of itself, nor "rotate-keys"
-    and "restore" beside each other (a restore replaced the key ring and the data under a running rotation, which
-    then saved its own ring over the restored one); otherwise raise RotationRunning / RestoreRunning / DemoRunning
-    at once, naming what runs. Each kind holds a lock of its own and then checks that the others' are free: of two
-    started together, at least one refuses. PostgreSQL: session advisory locks on a connection opened for them
-    alone (a restore closes the others, which would drop them), for every machine using the database; SQLite (one
-    machine): lock files in var/. Both are released when the process holding them dies."""
+    """Run `kind` ("rotate-keys", "restore", "demo" or "backup") alone: not beside another run of itself (backups
+    excepted: two at once, the daily one and an operator's, are fine), nor beside what `_EXCLUDES` names (a restore
+    replaced the key ring and the data under a running rotation, which then saved its own ring over the restored
+    one); otherwise raise RotationRunning / RestoreRunning / DemoRunning / BackupRunning at once, naming what runs.
+    Each kind holds a lock of its own (backups a shared one) and then checks that the others' are free: of two
+    started together, at least one refuses. A lock held exclusively is checked with a shared try and a shared one
+    with an exclusive try, so that two backups checking at once do not take each other for a restore.
+    PostgreSQL: session advisory locks on a connection opened for them alone (a restore closes the others, which
+    would drop them), for every machine using the database; SQLite (one machine): lock files in var/. Both are
+    released when the process holding them dies."""
     others = _EXCLUDES[kind]
     if connection.vendor == "postgresql":
         own = connection.copy()  # not in `connections`: connections.close_all() leaves it open
+
+        def try_lock(cursor, name: str, shared: bool) -> None:
+            cursor.execute(f"SELECT pg_try_advisory_lock{'_shared' if shared else ''}(%s)", [_LOCK_KEYS[name]])
+            if not cursor.fetchone()[0]:
+                raise _RUNNING[name]
+
         try:
             with own.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEYS[kind]])
-                if not cursor.fetchone()[0]:
-                    raise _RUNNING[kind]
+                try_lock(cursor, kind, kind in _SHARED)
                 for other in others:
-                    cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEYS[other]])
-                    if not cursor.fetchone()[0]:
-                        raise _RUNNING[other]
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEYS[other]])
+                    try_lock(cursor, other, other not in _SHARED)
+                    cursor.execute(
+                        f"SELECT pg_advisory_unlock{'' if other in _SHARED else '_shared'}(%s)", [_LOCK_KEYS[other]]
+                    )
             yield
         finally:
             # let go explicitly: the server ends a closed session's locks only once its backend has noticed,
@@ -88,18 +108,18 @@ def operation_lock(kind: str) -> Iterator[None]:
         return
     import fcntl
 
-    def lock_file(name: str):
+    def lock_file(name: str, shared: bool):
         fh = open(Path(settings.VAR_DIR) / f"{name}.lock", "a+b")  # noqa: SIM115 (closed by the caller)
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.close()
             raise _RUNNING[name] from None
         return fh
 
-    with lock_file(kind) as held:
+    with lock_file(kind, kind in _SHARED) as held:
         for other in others:
-            with lock_file(other):
+            with lock_file(other, other not in _SHARED):
                 pass  # closing it lets it go
         try:
             yield

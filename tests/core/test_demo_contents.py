@@ -48,12 +48,10 @@ from pharmacrm.keyaccounts.models import (
 from pharmacrm.notify.models import Notification
 from pharmacrm.sales.models import OrderLine
 from pharmacrm.servicedesk.models import ImprovementAction, SlaClock, Survey, Ticket
-from tests.conftest import otp_verify
+from tests.conftest import FAST_HASHING, otp_verify
 
 pytestmark = pytest.mark.django_db
 
-
-FAST_HASHING = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # as tests/conftest.py's _fast_password_hashing
 
 
 @dataclass(frozen=True)

@@ -358,3 +358,65 @@ def test_data_under_a_key_the_ring_lacks_stops_the_rotation_before_anything_chan
     with pytest.raises(CommandError):
         call_command("rotate_keys", "--resume")
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS).exists()
+
+
+def test_a_backup_while_a_restore_runs_is_refused_and_a_restore_while_a_backup_runs_too(
+    own_keyring, xiehe, admin_user, tmp_path, settings, monkeypatch
+):
+    """A restore replaces the database, then the documents, then the key ring. A backup taken meanwhile paired the
+    restored database with the documents or the ring from before it, and passed for a whole backup; a restore
+    under a running backup did the same to that backup. Each is refused at once now, and writes nothing."""
+    from pharmacrm.customers import services
+    from pharmacrm.customers.models import Institution
+
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    made = backup.backup()
+    services.update_institution(admin_user, xiehe, {"tier": "vip"})
+
+    # held once the database is restored, before the backup's key ring replaces the one in use
+    with PausedInAnotherThread(
+        monkeypatch, backup, "_keep_replaced_ring", "restore", str(made.path), "--yes", "--with-keyring"
+    ):
+        with pytest.raises(CommandError, match="No backup was written: a restore is running on this database"):
+            call_command("backup")
+    assert backup.list_backups() == [made.path]
+    assert Institution.objects.get(pk=xiehe.pk).tier != "vip"  # the restore went on
+
+    Institution.objects.filter(pk=xiehe.pk).update(tier="vip")
+    # held after the dump, before the documents are archived
+    with PausedInAnotherThread(monkeypatch, backup, "_archive_files", "backup"):
+        with pytest.raises(CommandError, match="Nothing was restored: a backup of this database is being written"):
+            call_command("restore", str(made.path), "--yes")
+        assert Institution.objects.get(pk=xiehe.pk).tier == "vip"
+        with keys.operation_lock("backup"):  # what a second backup holds: two at once (daily, operator's) are fine
+            pass
+    assert len(backup.list_backups()) == 2  # the one that was running, whole
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.RESTORE).count() == 1
+    call_command("restore", str(made.path), "--yes")  # the locks went with the runs
+    assert Institution.objects.get(pk=xiehe.pk).tier != "vip"
+
+
+def test_a_demo_load_and_a_restore_refuse_each_other(own_keyring, xiehe, tmp_path, settings, monkeypatch):
+    """A demo load wrote into a database being replaced by a restore, and a restore replaced one half loaded."""
+    from pharmacrm.customers.models import Institution
+
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    settings.DATABASE_URL = None
+    monkeypatch.delenv("PHARMACRM_DEMO_PASSWORD", raising=False)
+    made = backup.backup()
+    with keys.operation_lock("demo"):  # what a running `pharmacrm demo` holds
+        with pytest.raises(CommandError, match="Nothing was restored: the demo data is being loaded"):
+            call_command("restore", str(made.path), "--yes")
+    with keys.operation_lock("restore"):  # what a running restore holds
+        with pytest.raises(CommandError) as refused:
+            call_command("demo", "--scale", "0.05")
+    assert str(refused.value) == (
+        "Nothing was changed: a restore is running on this database. Wait for it to finish, then load the demo "
+        "data again."
+    )
+    assert list(Institution.objects.values_list("name", flat=True)) == ["北京协和医院", "心内科"]
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.RESTORE).exists()
