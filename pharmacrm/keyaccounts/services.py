@@ -1536,6 +1536,11 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 digest.update(block)
                 out.write(block)
         with transaction.atomic():
+            # the reminder the worker may have sent since the page was read (it leaves the version alone): the
+            # clock goes on from the row as it is now, under its lock
+            agreement.renewal_notified_at = (
+                Agreement.objects.select_for_update().values_list("renewal_notified_at", flat=True).get(pk=agreement.pk)
+            )
             old, old_date = agreement.status, agreement.signed_date
             old_copy, old_copy_sha256 = agreement.signed_copy, agreement.signed_copy_sha256
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
@@ -1615,7 +1620,7 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
         with transaction.atomic():
             fresh = Agreement.objects.select_for_update().get(pk=agreement.pk)
             fresh.claimed_until, fresh.next_check_at = None, None
-            before = (fresh.status, fresh.renewal_notified_at)
+            before = fresh.status
             if fresh.status == AgreementStatus.SIGNED and today > fresh.end_date:
                 fresh.status = AgreementStatus.EXPIRED
                 audit.record(A.UPDATE, fresh, changes={"status": [AgreementStatus.SIGNED, fresh.status]},
@@ -1631,9 +1636,10 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 fresh.renewal_notified_at = now
                 fresh.next_check_at = _expiry_moment(fresh)
                 told += 1
-            if (fresh.status, fresh.renewal_notified_at) != before:
+            if fresh.status != before:
                 # a new version: a form opened before (a better scan) is refused instead of bringing the agreement
-                # back in force or its reminder clock back
+                # back in force. The reminder alone leaves it: a scan sent from a page opened before it is still
+                # right, and record_signed reads the reminder's clock under the row's lock
                 fresh.version += 1
             fresh.save(update_fields=["status", "claimed_until", "next_check_at", "renewal_notified_at",
                                       "version"])  # fmt: skip

@@ -131,12 +131,35 @@ def test_a_scan_sent_from_a_page_opened_before_the_expiry_does_not_undo_it(users
     services.record_signed(users["kam"], agreement, signed_date=today, upload=_pdf())
     opened = Agreement.objects.get(pk=agreement.pk)  # the KAM's page
     assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=1)) == 1  # the renewal reminder
-    with pytest.raises(services.StaleVersion):
-        _better_scan(users, opened)
-    opened = Agreement.objects.get(pk=agreement.pk)
     services.sweep_agreements(now=timezone.now() + dt.timedelta(days=32))  # it ends
     with pytest.raises(services.StaleVersion):
         _better_scan(users, opened)
+    agreement.refresh_from_db()
+    assert agreement.status == AgreementStatus.EXPIRED and agreement.next_check_at is None
+
+
+def test_a_scan_sent_from_a_page_opened_before_the_renewal_reminder_is_taken_and_keeps_its_clock(
+    users, xiehe, with_plan, settings, tmp_path
+):
+    """The reminder raised the agreement's version, so a better scan uploaded from a page opened the day before
+    was refused as "changed by someone else", though nobody had changed anything the page showed. The scan is
+    taken now, and the reminder is neither sent again nor lost: the agreement still expires at its end."""
+    settings.VAR_DIR = tmp_path
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
+                                            end_date=today + dt.timedelta(days=30))  # fmt: skip
+    services.record_signed(users["kam"], agreement, signed_date=today, upload=_pdf())
+    opened = Agreement.objects.get(pk=agreement.pk)  # the KAM's page
+    assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=1)) == 1  # the renewal reminder
+    reminders = Notification.objects.filter(kind="keyaccounts.renewal").count()
+    _better_scan(users, opened)
+    agreement.refresh_from_db()
+    assert agreement.signed_copy_name == "s2.pdf" and agreement.renewal_notified_at is not None
+    assert agreement.next_check_at == services._expiry_moment(agreement)
+    assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=2)) == 0  # not reminded again
+    assert reminders and Notification.objects.filter(kind="keyaccounts.renewal").count() == reminders
+    services.sweep_agreements(now=timezone.now() + dt.timedelta(days=32))
     agreement.refresh_from_db()
     assert agreement.status == AgreementStatus.EXPIRED and agreement.next_check_at is None
 
