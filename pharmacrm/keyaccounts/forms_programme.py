@@ -12,7 +12,7 @@ from pharmacrm.core.models import User
 
 from .choices import Department, ItemStatus, Opinion, PlanArea, TeamRole, TrialStatus
 from .models import TeamMember
-from .services import TEAM_ROLE_NEEDS
+from .services import TEAM_ROLE_NEEDS, StaleVersion
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -20,9 +20,12 @@ MEETING_ACTIONS = 3  # empty action rows on the meeting form
 
 
 class ServiceErrorsMixin:
+    conflict = False  # the service refused a stale version (services.StaleVersion): the page answers 409
+
     def add_service_errors(self, error) -> None:
         """Put a service's ValidationError under the visible fields it names; the rest (a stale version, a
         rule about the whole record) above the form."""
+        self.conflict = self.conflict or isinstance(error, StaleVersion)
         if hasattr(error, "error_dict"):
             for field, errors in error.error_dict.items():
                 visible = field in self.fields and not self.fields[field].widget.is_hidden

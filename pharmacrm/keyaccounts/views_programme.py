@@ -367,7 +367,7 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
         "may_withdraw": services.may_withdraw(user, proposal),
         "candidate": latest_candidate(proposal.institution),
     }  # fmt: skip
-    return render(request, "keyaccounts/ka_proposal_detail.html", context, status=status)
+    return render(request, "keyaccounts/ka_proposal_detail.html", context, status=_refusal_status(status, forms))
 
 
 @login_required
@@ -623,8 +623,16 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
 
 def _account_page(request, account: KeyAccount, status: int = 200, **forms) -> HttpResponse:
     return render(
-        request, "keyaccounts/ka_account.html", _account_context(request, account, **forms), status=status
-    )
+        request, "keyaccounts/ka_account.html", _account_context(request, account, **forms),
+        status=_refusal_status(status, forms),
+    )  # fmt: skip
+
+
+def _refusal_status(status: int, forms: dict) -> int:
+    """A form refused because the record changed since the page was read answers 409, as interactions and the
+    service desk's pages do; other refusals keep theirs (400)."""
+    shown = [f for value in forms.values() for f in (value if isinstance(value, tuple) else (value,))]
+    return 409 if status == 400 and any(getattr(f, "conflict", False) for f in shown) else status
 
 
 ARCHIVE_PARAMS = ("q", "status", "page")  # the agreement archive's search, filter and page

@@ -220,7 +220,7 @@ def test_the_page_still_reports_progress_with_the_version_its_form_carries(clien
     assert ok.status_code == 302 and PlanItem.objects.get(pk=item.pk).progress == 40
     stale = kam.post(url, {f"progress{item.pk}-status": "done", f"progress{item.pk}-version": item.version},
                      HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
-    assert stale.status_code == 400 and CONFLICT in stale.content.decode()
+    assert stale.status_code == 409 and CONFLICT in stale.content.decode()
     assert PlanItem.objects.get(pk=item.pk).status == ItemStatus.IN_PROGRESS
 
 

@@ -85,7 +85,7 @@ def test_a_stale_form_does_not_overwrite_anothers_change(client, users, draft):
                          valid_to=draft.valid_to, version=draft.version)  # fmt: skip
     client.force_login(users["kam"])
     r = _page_post(client, draft, {"goals": "我的修改", "version": draft.version - 1})
-    assert r.status_code == 400
+    assert r.status_code == 409
     draft.refresh_from_db()
     assert draft.goals == "别人的修改"
 

@@ -301,7 +301,7 @@ def test_the_file_flags_overdue_items_and_the_owner_reports_progress(client_for,
     assert item.progress == 40
     stale = kam.post(reverse("keyaccounts:item-progress", args=[programme["account"].pk, item.pk]),
                      {f"progress{item.pk}-status": "done", f"progress{item.pk}-version": 1})  # fmt: skip
-    assert stale.status_code == 400 and 'class="alert alert-error"' in stale.content.decode()
+    assert stale.status_code == 409 and 'class="alert alert-error"' in stale.content.decode()
     item.refresh_from_db()
     assert item.progress == 40
 
@@ -439,7 +439,7 @@ def test_two_people_updating_one_trial_the_later_save_is_refused(client_for, use
                                            f"trial{trial.pk}-version": loaded}).status_code == 302  # fmt: skip
     stale = client_for("kam").post(url, {f"trial{trial.pk}-status": "accepted", f"trial{trial.pk}-notes": "客户接受",
                                          f"trial{trial.pk}-version": loaded}, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
-    assert stale.status_code == 400
+    assert stale.status_code == 409  # as a stale interaction or ticket page: the record changed, not the input
     assert "Someone else changed this record while you were editing it." in stale.content.decode()
     trial.refresh_from_db()
     assert (trial.status, trial.notes) == ("declined", "客户不试用")
@@ -472,7 +472,7 @@ def test_a_refused_item_edit_opens_the_page_at_the_plan_not_the_top(client_for, 
     }.items()}  # fmt: skip
     response = client_for("kam").post(reverse("keyaccounts:item-edit", args=[account.pk, item.pk]), stale)
     page = response.content.decode()
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert '<section class="card panel" id="plan" aria-labelledby="plan-title" data-scroll-here>' in page
     assert page.count("data-scroll-here") == 1
     assert 'id="team" aria-labelledby="team-title">' in page  # the other sections stay as they are
