@@ -15,7 +15,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .choices import AckStatus, CaseStatus, ClockKind, SignalStatus
+from .choices import AckStatus, CaseKind, CaseStatus, ClockKind, SignalStatus
 from .models import Flag, SafetyCase, SafetyClock, Submission
 
 DEFAULT_DAYS = 90
@@ -243,6 +243,9 @@ def report(
         for case in its_cases:
             case_clocks = clocks[case["id"]]
             state, days = _timeliness(case_clocks, submissions[case["id"]], now)
+            if (state == NOT_REPORTABLE and not case["valid"] and case["kind"] != CaseKind.QUALITY
+                    and case["status"] not in (CaseStatus.CLOSED, CaseStatus.NULLIFIED)):
+                state = NOT_YET  # no clock before the minimum criteria are met (no day 0): reported once they are
             dues = [c["due_at"] for c in case_clocks if c["met_at"] is None] or [
                 c["due_at"] for c in case_clocks
             ]

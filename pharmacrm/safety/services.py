@@ -439,7 +439,13 @@ def _next_check(clock: SafetyClock) -> dt.datetime | None:
 def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> None:
     """(Re)plan the open clocks of a version from the rules that apply now. A clock already met stays; an
     open clock whose rule no longer applies (a case found not serious after all) is removed; a new rule
-    (the case turned out fatal) adds its clock, counted from the version's receipt date."""
+    (the case turned out fatal) adds its clock, counted from the version's receipt date.
+
+    A reportable case that does not meet the four minimum criteria yet has no day 0 (个例药品不良反应收集和报告指导原则,
+    ICH E2D: the clock starts when the minimum information is received): it gets no clock until the version that
+    makes it valid — a follow-up, counted from its receipt, or a correction, counted from the current version's."""
+    if reportable(case) and not case.valid:
+        return  # (a case made invalid by a mistaken edit keeps the clocks it had: they stay owed)
     # a death is reported at once, once: the follow-up of a death an earlier version told of (the autopsy, the
     # hospital's records) is new information on a serious case, due as such from its receipt — not in 24 hours again
     death_told = SafetyClock.objects.filter(
