@@ -480,8 +480,10 @@ def rebuild_clocks(
     ticket: Ticket, now: dt.datetime | None = None, *, events: list[TicketEvent] | None = None, fresh: bool = False
 ) -> list[SlaClock]:
     """Recompute the ticket's clocks from its policy and its history, and store them. Deterministic: the
-    same history gives the same deadlines. `events` (the whole history, in order) and `fresh` (no clocks
-    stored yet) spare queries when the caller just wrote them: intake."""
+    same history gives the same deadlines — except that a clock met or missed keeps the deadline it was judged
+    against when the policy or its targets changed since (a later priority change rewrites no history). `events`
+    (the whole history, in order) and `fresh` (no clocks stored yet) spare queries when the caller just wrote
+    them: intake."""
     now = now or timezone.now()
     policy = ticket.policy
     if policy is None:
@@ -506,6 +508,13 @@ def rebuild_clocks(
         (ClockKind.RESOLUTION, resolved, PAUSED_STATUSES | DONE_STATUSES),
     ):
         target, unit = policy.target(kind)
+        clock = existing.get(kind) or SlaClock(ticket=ticket, kind=kind)
+        if (fulfilled is not None and clock.pk is not None and clock.fulfilled_at == fulfilled
+                and (clock.policy_id, clock.target, clock.unit) != (policy.pk, target, unit)):
+            # met or missed against the targets of its time: a later priority or policy change does not turn a met
+            # deadline into a breach, nor wipe out a missed one (the calendar's corrections still apply)
+            out.append(clock)
+            continue
         end = fulfilled or now
         spans = _intervals(events, paused_statuses, end)
         paused = sum((engine.between(a, b) for a, b in spans), dt.timedelta(0))
@@ -517,7 +526,6 @@ def rebuild_clocks(
             due = engine.deadline(start, hours=target, paused=paused)
             span = dt.timedelta(hours=target)
         warn = engine.add(start, span * WARN_SHARE + paused)
-        clock = existing.get(kind) or SlaClock(ticket=ticket, kind=kind)
         breached_at = clock.breached_at
         if fulfilled is not None:
             breached_at = due if fulfilled > due else None
