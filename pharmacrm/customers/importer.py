@@ -178,6 +178,10 @@ MESSAGES: dict[str, Any] = {
         "The import was interrupted because the background worker stopped before any row was saved: nothing "
         "was imported. Upload the same file again to import it."
     ),
+    "stopped_saved": _(
+        "Before it stopped, the rows up to row %(row)s of the file were handled and saved (%(created)s created, "
+        "%(updated)s updated, %(unchanged)s unchanged, %(errors)s with errors); any rows after it were not imported."
+    ),
     "interrupted_saved": _(
         "The import was interrupted because the background worker stopped. The rows up to row %(row)s of the "
         "file were handled and saved (%(created)s created, %(updated)s updated, %(unchanged)s unchanged, "
@@ -3123,21 +3127,41 @@ def _run_other(job: ImportJob, user, sheet, header, rows) -> ImportJob:
     except UnicodeDecodeError:
         notes.append(("bad_encoding", {"row": counts.processed + 1}))
         status = ImportJob.Status.FAILED
-    except IntegrityError:
-        notes.append(("import_conflict", {}))
-        status = ImportJob.Status.FAILED
-    except Exception:
+    except Exception:  # an IntegrityError too: a database error, not another user's customer (import_conflict)
         log.exception("import job %s failed", job.pk)
         notes.append(("failed", {}))
         status = ImportJob.Status.FAILED
     finally:
         sheet.close()
+    if status == ImportJob.Status.FAILED and not job.dry_run:
+        counts = _saved_before_failure(job, counts, notes)
     job = _finish(job, status, counts, errors, preview, [*sheet_note(sheet), *notes])
     if not job.dry_run:
         _audit_import(job, user)
         if status != ImportJob.Status.FAILED:
             _discard_upload(job)
     return job
+
+
+def _saved_before_failure(job: ImportJob, counts: Counts, notes: list) -> Counts:
+    """What an import that stopped on an error had saved: a good-rows import commits chunk by chunk, and the job
+    row says what is committed (`write_progress`). Its counts and a note say so, with how to finish: left at 0,
+    the page said nothing was imported while the lines of the first chunks were in."""
+    saved = ImportJob.objects.filter(pk=job.pk).values(
+        "processed_rows", "created_count", "updated_count", "unchanged_count", "error_count", "last_row"
+    ).first()  # fmt: skip
+    if not saved or not saved["last_row"]:
+        return counts
+    notes.append(("stopped_saved", {
+        "row": saved["last_row"], "created": saved["created_count"], "updated": saved["updated_count"],
+        "unchanged": saved["unchanged_count"], "errors": saved["error_count"],
+    }))  # fmt: skip
+    if rerun := _rerun_note(job.target):
+        notes.append((rerun, {}))
+    return Counts(
+        total=counts.total, processed=saved["processed_rows"], created=saved["created_count"],
+        updated=saved["updated_count"], unchanged=saved["unchanged_count"], errors=saved["error_count"],
+    )  # fmt: skip
 
 
 def _outcome(run: Run, notes: list) -> str:

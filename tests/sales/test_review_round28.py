@@ -1,0 +1,66 @@
+"""Review round 28 (sales): order imports that stop midway, and what the job then says."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.utils import translation
+
+from pharmacrm.customers import importer
+from pharmacrm.customers.models import ImportJob
+from pharmacrm.sales.models import OrderLine
+
+from .conftest import line
+
+DAY = "2025-03-05"
+
+
+def messages_en(job: ImportJob) -> list[str]:
+    with translation.override("en"):
+        return importer.job_messages(job)
+
+
+# --- an import stopped by a database error after some chunks were committed --------------------------------------
+
+
+@pytest.fixture
+def stopped_job(run_import, xiehe, refused_order_number, monkeypatch):
+    from pharmacrm.sales import importer as orders
+
+    monkeypatch.setattr(orders, "CHUNK_ROWS", 2)
+    return run_import([
+        line("SO-1", 1, DAY, xiehe, "P1", 10, "100"),
+        line("SO-2", 1, DAY, xiehe, "P2", 1, "50"),
+        line(refused_order_number, 1, DAY, xiehe, "P1", 1, "10"),
+    ])  # fmt: skip
+
+
+def test_an_order_import_stopped_midway_says_what_its_committed_chunks_saved(stopped_job):
+    """Good rows only: the first chunk (rows 2 and 3) is committed when the database refuses the third line. The job
+    said 0 created and that "another user saved a customer with the same key … so nothing was imported": whoever read
+    it took the lines for missing, while two were in."""
+    job = stopped_job
+    assert job.status == ImportJob.Status.FAILED and OrderLine.objects.count() == 2
+    assert (job.created_count, job.updated_count, job.unchanged_count, job.processed_rows) == (2, 0, 0, 2)
+    text = messages_en(job)
+    assert not any("nothing was imported" in m for m in text)
+    assert any("rows up to row 3" in m and "2 created" in m for m in text)
+    assert any("import the same file again" in m for m in text)
+
+
+def test_the_command_line_prints_what_an_import_stopped_midway_saved(
+    admin_user, xiehe, refused_order_number, monkeypatch, order_file, capsys
+):
+    from pharmacrm.sales import importer as orders
+
+    monkeypatch.setattr(orders, "CHUNK_ROWS", 2)
+    path = order_file([
+        line("SO-1", 1, DAY, xiehe, "P1", 10, "100"),
+        line("SO-2", 1, DAY, xiehe, "P2", 1, "50"),
+        line(refused_order_number, 1, DAY, xiehe, "P1", 1, "10"),
+    ])  # fmt: skip
+    with pytest.raises(SystemExit) as stopped:
+        call_command("import", "orders", str(path), "--language", "en")
+    out = capsys.readouterr().out
+    assert stopped.value.code == 2
+    assert "created 2\n" in out and "rows up to row 3" in out
