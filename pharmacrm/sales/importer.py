@@ -202,9 +202,10 @@ def _approval(value: str) -> str:
 
 
 def _code(value: str, max_length: int, required: bool = False) -> str:
-    """A product or batch code as the ERP writes it: typed in full width (ＹＰ１００１, ２５Ａ００１, an input method's
-    full-width mode) it is the ordinary characters — as typed, the batch trace and the list's filters, which look a
-    code up as the ordinary characters, never found the line."""
+    """An order, product, batch or invoice number as the ERP writes it: typed in full width (ＹＰ１００１, ２５Ａ００１,
+    ＳＯ－２０２６０３０１, an input method's full-width mode) it is the ordinary characters — as typed, the batch trace and
+    the list's filters, which look a code up as the ordinary characters, never found the line, and a corrected row
+    added a second line beside the ERP's instead of correcting it."""
     return _text(unicodedata.normalize("NFKC", value), max_length, required)
 
 
@@ -346,7 +347,7 @@ class Parser:
         if item.errors:
             return item
         v, get = item.values, raw.get
-        self._one(item, "order_number", lambda: _text(get("order_number", ""), 40, True))
+        self._one(item, "order_number", lambda: _code(get("order_number", ""), 40, True))
         self._one(item, "line_number", lambda: self._line(get("line_number", "")))
         self._one(item, "order_date", lambda: self._order_date(get("order_date", "")))
         # as the customer record stores it: 9111 0108 MA00 ABCD 5X (grouped as a licence prints it) or in full width
@@ -359,7 +360,7 @@ class Parser:
         self._one(item, "product_name", lambda: _text(get("product_name", ""), 100))
         self._one(item, "approval_number", lambda: _text(_approval(get("approval_number", "")), 16))
         self._one(item, "batch_number", lambda: _code(get("batch_number", ""), 40))
-        self._one(item, "invoice_number", lambda: _text(get("invoice_number", ""), 40))
+        self._one(item, "invoice_number", lambda: _code(get("invoice_number", ""), 40))
         self._one(item, "quantity", lambda: self._quantity(get("quantity", "")))
         self._one(item, "unit_price", lambda: self._price(get("unit_price", "")))
         self._one(item, "amount", lambda: self._amount(v, get("amount", ""), get("unit_price", "")))
@@ -632,7 +633,7 @@ class Fast:
             return None
         if not pc or len(pc) > 40 or pc != pc.strip() or "," in pc or "\n" in pc:
             return None
-        if not (pc.isascii() and bn.isascii()):
+        if not (on.isascii() and pc.isascii() and bn.isascii() and inv.isascii()):
             return None  # perhaps typed in full width (ＹＰ１００１): the careful path reads the ordinary characters
         if len(pn) > 100 or len(ap) > 16 or len(bn) > 40 or len(inv) > 40:
             return None

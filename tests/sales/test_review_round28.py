@@ -64,3 +64,31 @@ def test_the_command_line_prints_what_an_import_stopped_midway_saved(
     out = capsys.readouterr().out
     assert stopped.value.code == 2
     assert "created 2\n" in out and "rows up to row 3" in out
+
+
+# --- an order or invoice number typed in full width ---------------------------------------------------------------
+
+
+def test_an_order_number_typed_in_full_width_is_the_order_the_erp_numbered(run_import, xiehe, client_for, admin_user):
+    """A corrected row typed in an input method's full-width mode (ＳＯ－２０２５０３０１) named the order SO-20250301 as
+    other characters: the corrected file added a second line beside the ERP's, the customer's purchases counted
+    it twice, and the order list's search for SO-20250301 never found the typed one. Product codes and batches
+    were read as the ordinary characters already; the order and invoice numbers are too."""
+    first = run_import([line("SO-20250301", 1, DAY, xiehe, "P1", 10, "100", invoice_number="FP-88")])
+    assert first.created_count == 1
+    again = run_import([line("ＳＯ－２０２５０３０１", 1, DAY, xiehe, "P1", 10, "100", invoice_number="ＦＰ－８８")])
+    assert (again.created_count, again.updated_count, again.unchanged_count) == (0, 0, 1)
+    assert list(OrderLine.objects.values_list("order_number", "invoice_number")) == [("SO-20250301", "FP-88")]
+
+    corrected = run_import([line("ＳＯ－２０２５０３０１", 1, DAY, xiehe, "P1", 12, "100")])
+    assert (corrected.created_count, corrected.updated_count) == (0, 1)
+    assert OrderLine.objects.get().quantity == 12
+
+
+def test_an_order_number_typed_in_full_width_and_as_the_erp_writes_it_in_one_file_is_one_line(run_import, xiehe):
+    job = run_import([
+        line("SO-7", 1, DAY, xiehe, "P1", 10, "100"),
+        line("ＳＯ－７", 1, DAY, xiehe, "P1", 10, "100"),
+    ])  # fmt: skip
+    assert (job.created_count, job.error_count) == (1, 1)
+    assert job.errors[0]["code"] == "duplicate_line"
