@@ -1026,6 +1026,10 @@ class Run:
         self.last_row = raw_rows[-1][0]
         errors_before = self.counts.errors
         pres, numbers, cells_of, preview = [], [], {}, []
+        # a row refused after parsing (its customer, a duplicate) is reported with its own cells: the chunk holds them
+        # anyway. Rebuilt from the parsed values, in their order, the report gave another column's value (the
+        # order's month for an unknown credit code) for every row after the preview's
+        file_cells = dict(raw_rows)
         fast = self.fast.row
         for number, cells in raw_rows:
             pre = fast(cells)
@@ -1050,12 +1054,12 @@ class Run:
         for pre, number in zip(pres, numbers, strict=True):
             inst, err = customer(pre[4], pre[5])
             if err is not None:
-                self._error(number, cells_of.get(number) or self._cells(number, pre), [err], preview)
+                self._error(number, file_cells[number], [err], preview)
                 continue
             h = hash((pre[0], pre[1]))
             first = first_here.get(h)
             if first is not None:
-                self._duplicate(number, pre, first, cells_of, preview)
+                self._duplicate(number, pre, first, file_cells, preview)
                 continue
             first_here[h] = number
             keys.append((h, number, pre, inst))
@@ -1064,7 +1068,7 @@ class Run:
         owners, new_owners = self.owners.first({_order_key(k[2][0]) for k in keys}), {}
         for h, number, pre, inst in keys:
             if h in earlier:
-                self._duplicate(number, pre, earlier[h], cells_of, preview)
+                self._duplicate(number, pre, earlier[h], file_cells, preview)
                 continue
             order_key = _order_key(pre[0])
             owner = owners.get(order_key) or new_owners.get(order_key)
@@ -1075,7 +1079,7 @@ class Run:
                     "order": pre[0], "row": owner[1], "first": self.resolver.name(owner[0]),
                     "customer": self.resolver.name(inst),
                 })  # fmt: skip
-                self._error(number, cells_of.get(number) or self._cells(number, pre), [err], preview)
+                self._error(number, file_cells[number], [err], preview)
                 continue
             on, line, od, month, _cc, _ext, pc, pn, ap, bn, qty, price, amount, inv, due, paid, paid_fen = pre
             values = (on, line, od, month, inst, pc, pn, bn, qty, price, amount, inv, due, paid, paid_fen)
@@ -1120,12 +1124,9 @@ class Run:
         text = ", ".join(codes) + (", …" if more else "")
         return "unknown_products", {"lines": lines, "codes": text, "code_list": codes, "more": more}
 
-    def _cells(self, number: int, pre: tuple) -> list[str]:
-        return [str(x) if x is not None else "" for x in pre]
-
-    def _duplicate(self, number, pre, first, cells_of, preview) -> None:
+    def _duplicate(self, number, pre, first, file_cells, preview) -> None:
         err = ("line_number", "duplicate_line", {"order": pre[0], "line": pre[1], "row": first})
-        self._error(number, cells_of.get(number) or self._cells(number, pre), [err], preview)
+        self._error(number, file_cells[number], [err], preview)
 
     def add_preview(self, chunk: Chunk, actions: dict[int, str]) -> None:
         for number, cells, errors in chunk.preview:

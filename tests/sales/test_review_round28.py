@@ -92,3 +92,29 @@ def test_an_order_number_typed_in_full_width_and_as_the_erp_writes_it_in_one_fil
     ])  # fmt: skip
     assert (job.created_count, job.error_count) == (1, 1)
     assert job.errors[0]["code"] == "duplicate_line"
+
+
+# --- the value a refused row's error shows --------------------------------------------------------------------------
+
+
+def test_a_row_refused_for_its_customer_after_the_preview_shows_its_own_code(run_import, xiehe, huashan):
+    """The value of a customer error (unknown code, an order naming two customers) was read from the row's parsed
+    values by the file's column positions once the preview's first 20 rows were past: the report showed the order's
+    month (2025-03-01) under 客户统一社会信用代码, on the page, in the downloaded report and in the API's errors."""
+    rows = [line(f"SO-{i}", 1, DAY, xiehe, "P1", 1, "10") for i in range(25)]
+    rows += [
+        line("SO-X", 1, DAY, "91110108MA00ABCD5X", "P1", 1, "10"),
+        line("SO-3", 2, DAY, huashan, "P1", 1, "10"),
+        line("SO-4", 1, DAY, xiehe, "P1", 1, "10", customer_name="北京协和医院"),
+    ]  # fmt: skip
+    job = run_import(rows)
+    shown = [(e["row"], e["code"], e.get("value")) for e in job.errors]
+    assert shown == [
+        (27, "customer_not_found", "91110108MA00ABCD5X"),
+        (28, "order_two_customers", huashan.credit_code),
+        (29, "duplicate_line", "1"),
+    ]
+    with open(importer.error_report_path(job), encoding="utf-8") as fh:
+        assert [r.rsplit(",", 1)[-1] for r in fh.read().splitlines()[1:]] == [
+            "91110108MA00ABCD5X", huashan.credit_code, "1",
+        ]  # fmt: skip
