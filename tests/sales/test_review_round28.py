@@ -69,14 +69,18 @@ def test_the_command_line_prints_what_an_import_stopped_midway_saved(
 # --- an order or invoice number typed in full width ---------------------------------------------------------------
 
 
-def test_an_order_number_typed_in_full_width_is_the_order_the_erp_numbered(run_import, xiehe, client_for, admin_user):
+def test_an_order_number_typed_in_full_width_is_the_order_the_erp_numbered(
+    run_import, xiehe, client_for, admin_user
+):
     """A corrected row typed in an input method's full-width mode (ＳＯ－２０２５０３０１) named the order SO-20250301 as
     other characters: the corrected file added a second line beside the ERP's, the customer's purchases counted
     it twice, and the order list's search for SO-20250301 never found the typed one. Product codes and batches
     were read as the ordinary characters already; the order and invoice numbers are too."""
     first = run_import([line("SO-20250301", 1, DAY, xiehe, "P1", 10, "100", invoice_number="FP-88")])
     assert first.created_count == 1
-    again = run_import([line("ＳＯ－２０２５０３０１", 1, DAY, xiehe, "P1", 10, "100", invoice_number="ＦＰ－８８")])
+    again = run_import(
+        [line("ＳＯ－２０２５０３０１", 1, DAY, xiehe, "P1", 10, "100", invoice_number="ＦＰ－８８")]
+    )
     assert (again.created_count, again.updated_count, again.unchanged_count) == (0, 0, 1)
     assert list(OrderLine.objects.values_list("order_number", "invoice_number")) == [("SO-20250301", "FP-88")]
 
@@ -85,7 +89,9 @@ def test_an_order_number_typed_in_full_width_is_the_order_the_erp_numbered(run_i
     assert OrderLine.objects.get().quantity == 12
 
 
-def test_an_order_number_typed_in_full_width_and_as_the_erp_writes_it_in_one_file_is_one_line(run_import, xiehe):
+def test_an_order_number_typed_in_full_width_and_as_the_erp_writes_it_in_one_file_is_one_line(
+    run_import, xiehe
+):
     job = run_import([
         line("SO-7", 1, DAY, xiehe, "P1", 10, "100"),
         line("ＳＯ－７", 1, DAY, xiehe, "P1", 10, "100"),
@@ -118,3 +124,34 @@ def test_a_row_refused_for_its_customer_after_the_preview_shows_its_own_code(run
         assert [r.rsplit(",", 1)[-1] for r in fh.read().splitlines()[1:]] == [
             "91110108MA00ABCD5X", huashan.credit_code, "1",
         ]  # fmt: skip
+
+
+# --- the command line's report ---------------------------------------------------------------------------------------
+
+
+def test_a_report_the_command_line_cannot_write_in_an_existing_folder_is_refused_before_importing(
+    admin_user, xiehe, order_file, tmp_path, capsys
+):
+    """The report's folder exists but the report cannot be written there (a read-only share the ERP exports to, or
+    a folder of that name): the rows were imported, then the report's writing ended in a traceback, the reasons of
+    the rejected rows lost."""
+    path = order_file(
+        [line("SO-1", 1, DAY, xiehe, "P1", 1, "10"), line("SO-2", 1, DAY, xiehe, "P1", -1, "10", amount="5")]
+    )
+    taken = tmp_path / "rejected.csv"
+    taken.mkdir()
+
+    with pytest.raises(SystemExit) as stopped:
+        call_command("import", "orders", str(path), "--report", str(taken), "--language", "en")
+
+    assert stopped.value.code == 2
+    assert "the report cannot be written there" in capsys.readouterr().err
+    assert not OrderLine.objects.exists()
+
+
+def test_the_command_line_leaves_no_empty_report_behind_when_nothing_was_rejected(
+    admin_user, xiehe, order_file, tmp_path, capsys
+):
+    path = order_file([line("SO-1", 1, DAY, xiehe, "P1", 1, "10")])
+    call_command("import", "orders", str(path), "--language", "en")
+    assert not path.with_name(path.name + ".rejected.csv").exists() and OrderLine.objects.count() == 1
