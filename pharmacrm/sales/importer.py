@@ -739,11 +739,13 @@ class Resolver:
         self.names: dict[int, str] = {}  # customer id → name, for the messages that name customers
 
     def _load(self, cache: dict, column: str, wanted: set[str]) -> None:
+        # emptied before the chunk's codes are picked: after, the codes it found in the cache were gone, their rows
+        # refused as naming no customer
+        if len(cache) > self.CACHE_LIMIT:
+            cache.clear()
         wanted = {w for w in wanted if w and w not in cache}
         if not wanted:
             return
-        if len(cache) > self.CACHE_LIMIT:
-            cache.clear()
         found = {}
         items = list(wanted)
         for i in range(0, len(items), 5000):
@@ -782,11 +784,11 @@ class Resolver:
 
     def load_linked(self, codes: set[str]) -> None:
         """Whether these product codes are linked to the catalogue already (one query for the new ones)."""
+        if len(self.linked) > self.CACHE_LIMIT:  # before the codes are picked, as in `_load`
+            self.linked.clear()
         wanted = [c for c in codes if c not in self.linked]
         if not wanted:
             return
-        if len(self.linked) > self.CACHE_LIMIT:
-            self.linked.clear()
         for i in range(0, len(wanted), 5000):
             part = wanted[i : i + 5000]
             found = set(
@@ -798,6 +800,8 @@ class Resolver:
     def _load_own_codes(self, pres: list[tuple]) -> None:
         """The codes of the customers that rows name by one code while giving another that names nobody: the
         other code must then be the customer's own (or the customer has none of that kind)."""
+        if len(self.own_codes) > self.CACHE_LIMIT:  # before the customers are picked, as in `_load`
+            self.own_codes.clear()
         wanted = set()
         for p in pres:
             if p[4] and p[5]:
@@ -806,8 +810,6 @@ class Resolver:
                     wanted.add(a or b)
         if not wanted:
             return
-        if len(self.own_codes) > self.CACHE_LIMIT:
-            self.own_codes.clear()
         items = list(wanted)
         for i in range(0, len(items), 5000):
             qs = Institution.objects.filter(pk__in=items[i : i + 5000])

@@ -155,3 +155,28 @@ def test_the_command_line_leaves_no_empty_report_behind_when_nothing_was_rejecte
     path = order_file([line("SO-1", 1, DAY, xiehe, "P1", 1, "10")])
     call_command("import", "orders", str(path), "--language", "en")
     assert not path.with_name(path.name + ".rejected.csv").exists() and OrderLine.objects.count() == 1
+
+
+# --- the resolver's caches, once full ------------------------------------------------------------------------------
+
+
+def test_a_customer_looked_up_before_the_cache_filled_is_still_found_after_it_is_emptied(
+    run_import, xiehe, huashan, monkeypatch
+):
+    """The customer cache is emptied when it holds too many codes (half a million: a file of that many customers).
+    It was emptied after the chunk's new codes were picked, so a customer met in an earlier chunk was no longer
+    found: "No customer has the credit code …" for a customer the chunk before had found."""
+    from pharmacrm.sales import importer as orders
+
+    monkeypatch.setattr(orders, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(orders.Resolver, "CACHE_LIMIT", 1)
+    job = run_import([
+        line("SO-1", 1, DAY, xiehe, "P1", 1, "10"),
+        line("SO-2", 1, DAY, huashan, "P2", 1, "10"),
+        line("SO-3", 1, DAY, xiehe, "P3", 1, "10"),
+        line("SO-4", 1, DAY, "91110108MA00ABCD5X", "P4", 1, "10"),
+        line("SO-5", 1, DAY, huashan, "P1", 1, "10"),
+        line("SO-6", 1, DAY, xiehe, "P5", 1, "10"),
+    ])  # fmt: skip
+    assert [(e["row"], e["code"]) for e in job.errors] == [(5, "customer_not_found")]
+    assert job.created_count == 5
