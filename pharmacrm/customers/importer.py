@@ -157,6 +157,10 @@ MESSAGES: dict[str, Any] = {
         "The file is not valid UTF-8 or GB18030 text (near row %(row)s); nothing was imported."
     ),
     "broken_file": _("The file could not be read: it is damaged or not a real CSV or XLSX file."),
+    "unreadable_row": _(
+        "Row %(row)s of the file cannot be read: a cell there starts with a quotation mark (\") that no other one "
+        "closes, so the rest of the file reads as that one cell. Correct it, and import the file again."
+    ),
     "failed": _("The import stopped because of an unexpected error; the details are in the server log."),
     "import_conflict": _(
         "Another user saved a customer with the same key while the import ran, so nothing was imported. "
@@ -764,6 +768,15 @@ def _csv_encoding(path: Path) -> str:
     )
 
 
+class UnreadableRow(Exception):
+    """A CSV row the file cannot be read past: a cell opened by a quotation mark that nothing closes runs to the end
+    of the file, longer than a cell can be. The import stopped with "an unexpected error", naming no row."""
+
+    def __init__(self, row: int):
+        super().__init__(row)
+        self.row = row
+
+
 class NumberText(str):
     """The text of an XLSX cell stored as a number (what `Sheet` gives when asked to mark them): a code or a phone
     number in such a cell has lost its leading zeros or its digits after the 15th."""
@@ -915,7 +928,12 @@ class Sheet:
         """(row number as a spreadsheet shows it, cells as text) for every row."""
         if self._sheet is None:
             with open(self.path, encoding=self.info.encoding, newline="", errors="strict") as fh:
-                yield from enumerate(csv.reader(fh, delimiter=self.info.delimiter), start=1)
+                number = 0
+                try:
+                    for number, cells in enumerate(csv.reader(fh, delimiter=self.info.delimiter), start=1):
+                        yield number, cells
+                except csv.Error:  # a cell longer than the csv module reads: an opening quote nothing closes
+                    raise UnreadableRow(number + 1) from None
             return
         first = self._sheet.start[0] if self._sheet.start else 0
         col0 = self._sheet.start[1] if self._sheet.start else 0
@@ -1091,6 +1109,10 @@ def open_checked(path: Path, target: str, need_data: bool = False) -> tuple[Shee
         raise
     except UnicodeDecodeError:
         raise _refuse(_BAD_TEXT) from None
+    except UnreadableRow as e:
+        if sheet:
+            sheet.close()
+        raise _refuse(message("unreadable_row", {"row": e.row})) from None
     except Exception as exc:  # calamine raises its own error types for damaged workbooks
         if sheet:
             sheet.close()
@@ -3099,6 +3121,9 @@ def _run(job: ImportJob, user) -> ImportJob:
     except UnicodeDecodeError:
         notes.append(("bad_encoding", {"row": run.last_row + 1}))
         status = ImportJob.Status.FAILED
+    except UnreadableRow as e:
+        notes.append(("unreadable_row", {"row": e.row}))
+        status = ImportJob.Status.FAILED
     except IntegrityError:
         notes.append(("import_conflict", {}))
         status = ImportJob.Status.FAILED
@@ -3126,6 +3151,9 @@ def _run_other(job: ImportJob, user, sheet, header, rows) -> ImportJob:
         status, counts, errors, preview, notes = TARGETS[job.target].run(job, user, sheet, header, rows)
     except UnicodeDecodeError:
         notes.append(("bad_encoding", {"row": counts.processed + 1}))
+        status = ImportJob.Status.FAILED
+    except UnreadableRow as e:
+        notes.append(("unreadable_row", {"row": e.row}))
         status = ImportJob.Status.FAILED
     except Exception:  # an IntegrityError too: a database error, not another user's customer (import_conflict)
         log.exception("import job %s failed", job.pk)

@@ -180,3 +180,63 @@ def test_a_customer_looked_up_before_the_cache_filled_is_still_found_after_it_is
     ])  # fmt: skip
     assert [(e["row"], e["code"]) for e in job.errors] == [(5, "customer_not_found")]
     assert job.created_count == 5
+
+
+# --- a cell that never ends -------------------------------------------------------------------------------------------
+
+
+def _broken_quote_file(tmp_path, header: str, good: list[str], name: str):
+    """A CSV whose row after the good ones opens a cell with a quotation mark that nothing closes (a hand-edited
+    product name), followed by enough rows that the cell runs past what the csv module reads (128 KB)."""
+    rest = [f"{n}\n" for n in good] + ['"特供 阿莫西林,1,1\n'] + ["X" * 100 + "\n"] * 1500
+    path = tmp_path / name
+    path.write_text(header + "\n" + "".join(rest), encoding="utf-8")
+    return path
+
+
+def test_an_order_file_with_a_cell_that_never_ends_names_its_row(admin_user, xiehe, tmp_path, monkeypatch):
+    """The import stopped with "an unexpected error; the details are in the server log", naming no row; the file's
+    error (a quotation mark opening a cell that nothing closes) is the user's to correct."""
+    from pharmacrm.sales import importer as orders
+
+    monkeypatch.setattr(orders, "CHUNK_ROWS", 2)
+    code = xiehe.credit_code
+    good = [f"SO-{i},1,{DAY},{code},P1,1,10" for i in range(3)]
+    path = _broken_quote_file(
+        tmp_path, "订单号,行号,订单日期,客户统一社会信用代码,产品编码,数量,单价", good, "orders.csv"
+    )
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+
+    assert job.status == ImportJob.Status.FAILED
+    text = messages_en(job)
+    assert any(
+        m.startswith("Row 5 of the file cannot be read: a cell there starts with a quotation mark")
+        for m in text
+    )
+    assert not any("unexpected error" in m for m in text)
+    assert (
+        OrderLine.objects.count() == 2 and job.created_count == 2
+    )  # the first chunk is committed, and said so
+
+
+def test_a_customer_file_with_a_cell_that_never_ends_names_its_row(admin_user, tmp_path):
+    path = _broken_quote_file(
+        tmp_path, "机构名称,机构类型,电话", ["社区药房,药店,010-65001234"], "institutions.csv"
+    )
+
+    job = importer.import_file(path, ImportJob.Target.INSTITUTIONS, admin_user, mode="good")
+
+    assert job.status == ImportJob.Status.FAILED
+    assert any(m.startswith("Row 3 of the file cannot be read") for m in messages_en(job))
+
+
+def test_a_file_whose_first_row_never_ends_is_refused_on_upload_naming_the_row(admin_user, tmp_path):
+    from django.core.exceptions import ValidationError
+
+    path = _broken_quote_file(
+        tmp_path, "订单号,行号,订单日期,客户外部编号,产品编码,数量,单价", [], "orders.csv"
+    )
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+    assert "Row 2 of the file cannot be read" in " ".join(refused.value.messages)
