@@ -35,7 +35,17 @@ def stopped_job(run_import, xiehe, refused_order_number, monkeypatch):
     ])  # fmt: skip
 
 
-def test_an_order_import_stopped_midway_says_what_its_committed_chunks_saved(stopped_job):
+@pytest.mark.parametrize(
+    "writer",
+    [
+        "one thread",
+        # outside a test's transaction PostgreSQL writes the chunks in a second thread, as in production
+        pytest.param(
+            "writer thread", marks=[pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
+        ),
+    ],
+)
+def test_an_order_import_stopped_midway_says_what_its_committed_chunks_saved(stopped_job, writer):
     """Good rows only: the first chunk (rows 2 and 3) is committed when the database refuses the third line. The job
     said 0 created and that "another user saved a customer with the same key … so nothing was imported": whoever read
     it took the lines for missing, while two were in."""
