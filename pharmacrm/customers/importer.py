@@ -157,6 +157,10 @@ MESSAGES: dict[str, Any] = {
         "The file is not valid UTF-8 or GB18030 text (near row %(row)s); nothing was imported."
     ),
     "broken_file": _("The file could not be read: it is damaged or not a real CSV or XLSX file."),
+    "unreadable_row": _(
+        "Row %(row)s of the file cannot be read: a cell there starts with a quotation mark (\") that no other one "
+        "closes, so the rest of the file reads as that one cell. Correct it, and import the file again."
+    ),
     "failed": _("The import stopped because of an unexpected error; the details are in the server log."),
     "import_conflict": _(
         "Another user saved a customer with the same key while the import ran, so nothing was imported. "
@@ -177,6 +181,10 @@ MESSAGES: dict[str, Any] = {
     "interrupted_none_saved": _(
         "The import was interrupted because the background worker stopped before any row was saved: nothing "
         "was imported. Upload the same file again to import it."
+    ),
+    "stopped_saved": _(
+        "Before it stopped, the rows up to row %(row)s of the file were handled and saved (%(created)s created, "
+        "%(updated)s updated, %(unchanged)s unchanged, %(errors)s with errors); any rows after it were not imported."
     ),
     "interrupted_saved": _(
         "The import was interrupted because the background worker stopped. The rows up to row %(row)s of the "
@@ -760,6 +768,15 @@ def _csv_encoding(path: Path) -> str:
     )
 
 
+class UnreadableRow(Exception):
+    """A CSV row the file cannot be read past: a cell opened by a quotation mark that nothing closes runs to the end
+    of the file, longer than a cell can be. The import stopped with "an unexpected error", naming no row."""
+
+    def __init__(self, row: int):
+        super().__init__(row)
+        self.row = row
+
+
 class NumberText(str):
     """The text of an XLSX cell stored as a number (what `Sheet` gives when asked to mark them): a code or a phone
     number in such a cell has lost its leading zeros or its digits after the 15th."""
@@ -911,7 +928,12 @@ class Sheet:
         """(row number as a spreadsheet shows it, cells as text) for every row."""
         if self._sheet is None:
             with open(self.path, encoding=self.info.encoding, newline="", errors="strict") as fh:
-                yield from enumerate(csv.reader(fh, delimiter=self.info.delimiter), start=1)
+                number = 0
+                try:
+                    for number, cells in enumerate(csv.reader(fh, delimiter=self.info.delimiter), start=1):
+                        yield number, cells
+                except csv.Error:  # a cell longer than the csv module reads: an opening quote nothing closes
+                    raise UnreadableRow(number + 1) from None
             return
         first = self._sheet.start[0] if self._sheet.start else 0
         col0 = self._sheet.start[1] if self._sheet.start else 0
@@ -1087,6 +1109,10 @@ def open_checked(path: Path, target: str, need_data: bool = False) -> tuple[Shee
         raise
     except UnicodeDecodeError:
         raise _refuse(_BAD_TEXT) from None
+    except UnreadableRow as e:
+        if sheet:
+            sheet.close()
+        raise _refuse(message("unreadable_row", {"row": e.row})) from None
     except Exception as exc:  # calamine raises its own error types for damaged workbooks
         if sheet:
             sheet.close()
@@ -3095,6 +3121,9 @@ def _run(job: ImportJob, user) -> ImportJob:
     except UnicodeDecodeError:
         notes.append(("bad_encoding", {"row": run.last_row + 1}))
         status = ImportJob.Status.FAILED
+    except UnreadableRow as e:
+        notes.append(("unreadable_row", {"row": e.row}))
+        status = ImportJob.Status.FAILED
     except IntegrityError:
         notes.append(("import_conflict", {}))
         status = ImportJob.Status.FAILED
@@ -3123,21 +3152,44 @@ def _run_other(job: ImportJob, user, sheet, header, rows) -> ImportJob:
     except UnicodeDecodeError:
         notes.append(("bad_encoding", {"row": counts.processed + 1}))
         status = ImportJob.Status.FAILED
-    except IntegrityError:
-        notes.append(("import_conflict", {}))
+    except UnreadableRow as e:
+        notes.append(("unreadable_row", {"row": e.row}))
         status = ImportJob.Status.FAILED
-    except Exception:
+    except Exception:  # an IntegrityError too: a database error, not another user's customer (import_conflict)
         log.exception("import job %s failed", job.pk)
         notes.append(("failed", {}))
         status = ImportJob.Status.FAILED
     finally:
         sheet.close()
+    if status == ImportJob.Status.FAILED and not job.dry_run:
+        counts = _saved_before_failure(job, counts, notes)
     job = _finish(job, status, counts, errors, preview, [*sheet_note(sheet), *notes])
     if not job.dry_run:
         _audit_import(job, user)
         if status != ImportJob.Status.FAILED:
             _discard_upload(job)
     return job
+
+
+def _saved_before_failure(job: ImportJob, counts: Counts, notes: list) -> Counts:
+    """What an import that stopped on an error had saved: a good-rows import commits chunk by chunk, and the job
+    row says what is committed (`write_progress`). Its counts and a note say so, with how to finish: left at 0,
+    the page said nothing was imported while the lines of the first chunks were in."""
+    saved = ImportJob.objects.filter(pk=job.pk).values(
+        "processed_rows", "created_count", "updated_count", "unchanged_count", "error_count", "last_row"
+    ).first()  # fmt: skip
+    if not saved or not saved["last_row"]:
+        return counts
+    notes.append(("stopped_saved", {
+        "row": saved["last_row"], "created": saved["created_count"], "updated": saved["updated_count"],
+        "unchanged": saved["unchanged_count"], "errors": saved["error_count"],
+    }))  # fmt: skip
+    if rerun := _rerun_note(job.target):
+        notes.append((rerun, {}))
+    return Counts(
+        total=counts.total, processed=saved["processed_rows"], created=saved["created_count"],
+        updated=saved["updated_count"], unchanged=saved["unchanged_count"], errors=saved["error_count"],
+    )  # fmt: skip
 
 
 def _outcome(run: Run, notes: list) -> str:

@@ -202,9 +202,10 @@ def _approval(value: str) -> str:
 
 
 def _code(value: str, max_length: int, required: bool = False) -> str:
-    """A product or batch code as the ERP writes it: typed in full width (ＹＰ１００１, ２５Ａ００１, an input method's
-    full-width mode) it is the ordinary characters — as typed, the batch trace and the list's filters, which look a
-    code up as the ordinary characters, never found the line."""
+    """An order, product, batch or invoice number as the ERP writes it: typed in full width (ＹＰ１００１, ２５Ａ００１,
+    ＳＯ－２０２６０３０１, an input method's full-width mode) it is the ordinary characters — as typed, the batch trace and
+    the list's filters, which look a code up as the ordinary characters, never found the line, and a corrected row
+    added a second line beside the ERP's instead of correcting it."""
     return _text(unicodedata.normalize("NFKC", value), max_length, required)
 
 
@@ -346,7 +347,7 @@ class Parser:
         if item.errors:
             return item
         v, get = item.values, raw.get
-        self._one(item, "order_number", lambda: _text(get("order_number", ""), 40, True))
+        self._one(item, "order_number", lambda: _code(get("order_number", ""), 40, True))
         self._one(item, "line_number", lambda: self._line(get("line_number", "")))
         self._one(item, "order_date", lambda: self._order_date(get("order_date", "")))
         # as the customer record stores it: 9111 0108 MA00 ABCD 5X (grouped as a licence prints it) or in full width
@@ -359,7 +360,7 @@ class Parser:
         self._one(item, "product_name", lambda: _text(get("product_name", ""), 100))
         self._one(item, "approval_number", lambda: _text(_approval(get("approval_number", "")), 16))
         self._one(item, "batch_number", lambda: _code(get("batch_number", ""), 40))
-        self._one(item, "invoice_number", lambda: _text(get("invoice_number", ""), 40))
+        self._one(item, "invoice_number", lambda: _code(get("invoice_number", ""), 40))
         self._one(item, "quantity", lambda: self._quantity(get("quantity", "")))
         self._one(item, "unit_price", lambda: self._price(get("unit_price", "")))
         self._one(item, "amount", lambda: self._amount(v, get("amount", ""), get("unit_price", "")))
@@ -632,7 +633,7 @@ class Fast:
             return None
         if not pc or len(pc) > 40 or pc != pc.strip() or "," in pc or "\n" in pc:
             return None
-        if not (pc.isascii() and bn.isascii()):
+        if not (on.isascii() and pc.isascii() and bn.isascii() and inv.isascii()):
             return None  # perhaps typed in full width (ＹＰ１００１): the careful path reads the ordinary characters
         if len(pn) > 100 or len(ap) > 16 or len(bn) > 40 or len(inv) > 40:
             return None
@@ -738,11 +739,13 @@ class Resolver:
         self.names: dict[int, str] = {}  # customer id → name, for the messages that name customers
 
     def _load(self, cache: dict, column: str, wanted: set[str]) -> None:
+        # emptied before the chunk's codes are picked: after, the codes it found in the cache were gone, their rows
+        # refused as naming no customer
+        if len(cache) > self.CACHE_LIMIT:
+            cache.clear()
         wanted = {w for w in wanted if w and w not in cache}
         if not wanted:
             return
-        if len(cache) > self.CACHE_LIMIT:
-            cache.clear()
         found = {}
         items = list(wanted)
         for i in range(0, len(items), 5000):
@@ -781,11 +784,11 @@ class Resolver:
 
     def load_linked(self, codes: set[str]) -> None:
         """Whether these product codes are linked to the catalogue already (one query for the new ones)."""
+        if len(self.linked) > self.CACHE_LIMIT:  # before the codes are picked, as in `_load`
+            self.linked.clear()
         wanted = [c for c in codes if c not in self.linked]
         if not wanted:
             return
-        if len(self.linked) > self.CACHE_LIMIT:
-            self.linked.clear()
         for i in range(0, len(wanted), 5000):
             part = wanted[i : i + 5000]
             found = set(
@@ -797,6 +800,8 @@ class Resolver:
     def _load_own_codes(self, pres: list[tuple]) -> None:
         """The codes of the customers that rows name by one code while giving another that names nobody: the
         other code must then be the customer's own (or the customer has none of that kind)."""
+        if len(self.own_codes) > self.CACHE_LIMIT:  # before the customers are picked, as in `_load`
+            self.own_codes.clear()
         wanted = set()
         for p in pres:
             if p[4] and p[5]:
@@ -805,8 +810,6 @@ class Resolver:
                     wanted.add(a or b)
         if not wanted:
             return
-        if len(self.own_codes) > self.CACHE_LIMIT:
-            self.own_codes.clear()
         items = list(wanted)
         for i in range(0, len(items), 5000):
             qs = Institution.objects.filter(pk__in=items[i : i + 5000])
@@ -1025,6 +1028,10 @@ class Run:
         self.last_row = raw_rows[-1][0]
         errors_before = self.counts.errors
         pres, numbers, cells_of, preview = [], [], {}, []
+        # a row refused after parsing (its customer, a duplicate) is reported with its own cells: the chunk holds them
+        # anyway. Rebuilt from the parsed values, in their order, the report gave another column's value (the
+        # order's month for an unknown credit code) for every row after the preview's
+        file_cells = dict(raw_rows)
         fast = self.fast.row
         for number, cells in raw_rows:
             pre = fast(cells)
@@ -1049,12 +1056,12 @@ class Run:
         for pre, number in zip(pres, numbers, strict=True):
             inst, err = customer(pre[4], pre[5])
             if err is not None:
-                self._error(number, cells_of.get(number) or self._cells(number, pre), [err], preview)
+                self._error(number, file_cells[number], [err], preview)
                 continue
             h = hash((pre[0], pre[1]))
             first = first_here.get(h)
             if first is not None:
-                self._duplicate(number, pre, first, cells_of, preview)
+                self._duplicate(number, pre, first, file_cells, preview)
                 continue
             first_here[h] = number
             keys.append((h, number, pre, inst))
@@ -1063,7 +1070,7 @@ class Run:
         owners, new_owners = self.owners.first({_order_key(k[2][0]) for k in keys}), {}
         for h, number, pre, inst in keys:
             if h in earlier:
-                self._duplicate(number, pre, earlier[h], cells_of, preview)
+                self._duplicate(number, pre, earlier[h], file_cells, preview)
                 continue
             order_key = _order_key(pre[0])
             owner = owners.get(order_key) or new_owners.get(order_key)
@@ -1074,7 +1081,7 @@ class Run:
                     "order": pre[0], "row": owner[1], "first": self.resolver.name(owner[0]),
                     "customer": self.resolver.name(inst),
                 })  # fmt: skip
-                self._error(number, cells_of.get(number) or self._cells(number, pre), [err], preview)
+                self._error(number, file_cells[number], [err], preview)
                 continue
             on, line, od, month, _cc, _ext, pc, pn, ap, bn, qty, price, amount, inv, due, paid, paid_fen = pre
             values = (on, line, od, month, inst, pc, pn, bn, qty, price, amount, inv, due, paid, paid_fen)
@@ -1119,12 +1126,9 @@ class Run:
         text = ", ".join(codes) + (", …" if more else "")
         return "unknown_products", {"lines": lines, "codes": text, "code_list": codes, "more": more}
 
-    def _cells(self, number: int, pre: tuple) -> list[str]:
-        return [str(x) if x is not None else "" for x in pre]
-
-    def _duplicate(self, number, pre, first, cells_of, preview) -> None:
+    def _duplicate(self, number, pre, first, file_cells, preview) -> None:
         err = ("line_number", "duplicate_line", {"order": pre[0], "line": pre[1], "row": first})
-        self._error(number, cells_of.get(number) or self._cells(number, pre), [err], preview)
+        self._error(number, file_cells[number], [err], preview)
 
     def add_preview(self, chunk: Chunk, actions: dict[int, str]) -> None:
         for number, cells, errors in chunk.preview:

@@ -97,3 +97,30 @@ def today_minus(days: int) -> dt.date:
     from django.utils import timezone
 
     return timezone.localdate() - dt.timedelta(days=days)
+
+
+@pytest.fixture
+def refused_order_number(db):
+    """The database itself refuses any line of order BOOM (a trigger): a real database error in the middle of
+    an import, after the chunks before it were committed."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.order_number = 'BOOM' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER refuse_boom BEFORE INSERT ON sales_orderline FOR EACH ROW EXECUTE FUNCTION refuse_boom()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TEMP TRIGGER refuse_boom BEFORE INSERT ON sales_orderline WHEN NEW.order_number = 'BOOM' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    yield "BOOM"
+    if connection.vendor == "postgresql":  # a test with real transactions keeps its DDL: taken away again
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS refuse_boom ON sales_orderline")
+            cursor.execute("DROP FUNCTION IF EXISTS refuse_boom()")

@@ -66,6 +66,13 @@ class Command(BaseCommand):
                 _("%(path)s: the report cannot be written there (no such folder).") % {"path": report_path}
             )
             raise SystemExit(2)
+        # a read-only folder (the ERP's export share), or a folder of that name
+        if not self._writable(report_path):
+            self.stderr.write(
+                _("%(path)s: the report cannot be written there: give another place with --report.")
+                % {"path": report_path}
+            )
+            raise SystemExit(2)
         actor = self._user(user)
         mode = ImportJob.Mode.ALL_OR_NOTHING if all_or_nothing else ImportJob.Mode.GOOD_ROWS
         token = audit.set_context(audit.RequestContext(user=actor))
@@ -122,6 +129,21 @@ class Command(BaseCommand):
             self.stderr.write(_("No administrator exists: create one, or name a user with --user."))
             raise SystemExit(2)
         return found
+
+    @staticmethod
+    def _writable(path: Path) -> bool:
+        """Whether the report can be written at `path`, tried before importing (and taken away again when it was
+        not there): found only afterwards, the rows were in and the reasons of the rejected ones lost in a
+        traceback."""
+        existed = path.exists()
+        try:
+            with open(path, "a", encoding="utf-8"):
+                pass
+        except OSError:
+            return False
+        if not existed:
+            path.unlink(missing_ok=True)
+        return True
 
     @staticmethod
     def _report(job: ImportJob, out: Path) -> bool:
