@@ -91,8 +91,10 @@ def _due() -> str:
 # Payment behaviour counts lines the customer owes money for: a return (a negative amount, refunded to the
 # customer) is neither paid on time nor late, or it would pull the on-time share below zero and add its
 # refund date to the days late. A line without a due date falls due at the end of the default payment term.
+# A payment date with nothing paid (an ERP's 0 or "-" beside it) is no payment: the line is still owed, its
+# amount outstanding and overdue once due, not a late payment of 0.00 adding its days to the average.
 def _late() -> str:
-    return f"o.amount_fen > 0 AND o.paid_date IS NOT NULL AND o.paid_date > {_due()}"
+    return f"o.amount_fen > 0 AND o.paid_fen > 0 AND o.paid_date IS NOT NULL AND o.paid_date > {_due()}"
 
 
 def _on_time() -> str:

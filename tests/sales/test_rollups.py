@@ -174,3 +174,20 @@ def test_a_merge_gives_the_survivor_the_rollups_and_credit_of_all_its_orders(run
     assert (c.paid, c.late_lines) == (Decimal("400.00"), 1)
     assert (c.outstanding, c.overdue) == (Decimal("50.00"), Decimal("50.00"))
     assert c.on_time_share == Decimal("0.2222")  # 100 / (100 + 300 + 50)
+
+
+def test_a_payment_date_with_nothing_paid_is_owed_not_paid_late(run_import, xiehe):
+    """An ERP writes 0 beside a payment date (a cheque that bounced, a date typed too early): the line counted as
+    a late payment of 0.00, 30 days late, in the customer's average days late, and not as overdue. It is owed."""
+    job = run_import([
+        line("Z-1", 1, "2025-03-05", xiehe, "P1", 1, "100", payment_due="2025-04-04", paid_date="2025-05-04",
+             paid_amount="0"),
+        line("Z-2", 1, "2025-03-05", xiehe, "P2", 1, "50", payment_due="2025-04-04", paid_date="2025-04-14"),
+    ])  # fmt: skip
+    assert job.error_count == 0, job.errors
+    recompute_as_of(dt.date(2025, 6, 1))
+    r = MonthlyRollup.objects.get(institution=xiehe, month=MARCH)
+    assert (r.late_fen, r.late_lines, r.days_late) == (5000, 1, 10)  # Z-2 only
+    assert (r.outstanding_fen, r.overdue_fen) == (10000, 10000)  # Z-1 is owed and past its due date
+    c = services.credit(xiehe.pk, today=dt.date(2025, 6, 1))
+    assert (c.average_days_late, c.overdue) == (Decimal("10.0"), Decimal("100.00"))
