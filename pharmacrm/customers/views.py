@@ -492,9 +492,14 @@ def institution_detail(request, pk: int):
     contacts = contact_view(user, people, fields=CONTACT_FIELDS, purpose="institution page")
     for p in people:
         p.shown = contacts[p.pk]
+    chain = _parent_chain(obj)
     context = {
         "obj": obj,
-        "chain": _parent_chain(obj),
+        "chain": chain,
+        # the hospital above a department the reader sees (their own, outside the territory) is named, but linked
+        # only when the reader may open it: its link answered "Not found"
+        "chain_linked": set(access.institutions_for(user).filter(pk__in=[n.pk for n in chain])
+                            .values_list("pk", flat=True)) if chain else set(),  # fmt: skip
         "departments": _department_tree(user, obj),
         "people": people,
         "more_people": more_people,
