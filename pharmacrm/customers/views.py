@@ -11,6 +11,7 @@ from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, Permission
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Q
+from django.forms import ChoiceField, ModelChoiceField
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,7 +22,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, crypto
-from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.models import AuditEntry, Region
 from pharmacrm.core.personal import contact_view
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.templatetags.crm import audit_value
@@ -748,24 +749,59 @@ def _form_view(request, *, form_class, instance, save, template: str, context: d
 
 
 def _conflict_form(request, form_class, instance, error: services.ConflictError):
-    """Rebuild the form with the user's input, the current version, and what the other person changed."""
+    """Rebuild the form with the user's input, the current version, and what the other person changed: each
+    value as the form offers it (a choice's label, a customer's or user's name, not its code or id), and the
+    personal values the reader sees in clear read through contact_view, so that the read is audited like the
+    edit form's."""
     current = type(instance).objects.get(pk=instance.pk)
     data = request.POST.copy()
     data["version"] = str(current.version)
     form = form_class(data, user=request.user, instance=current)
     form.is_valid()
     form.add_error(None, str(error))
-    changed = []
+    changed, personal = [], []
     for name, value in form.initial.items():
         if name == "version" or name not in form.fields:
             continue
         mine = request.POST.get(name, "")
         theirs = "" if value is None else str(value)
-        if form_class is PersonForm and name in Person.PERSONAL_FIELDS and form.blind:
-            continue
+        if form_class is PersonForm and name in Person.PERSONAL_FIELDS:
+            if form.blind:
+                continue
+            personal.append(name)
         if mine.strip() != theirs.strip():
-            changed.append((form.fields[name].label, theirs or "—", mine or "—"))
-    return form, changed
+            field = form.fields[name]
+            changed.append([name, field.label, _conflict_value(field, theirs) or "—", _conflict_value(field, mine) or "—"])
+    if form_class is InstitutionForm:
+        chosen = ""
+        for level in ("province", "city", "district"):
+            chosen = request.POST.get(level, "") or chosen
+        if chosen != (current.region_id or ""):
+            mine = Region.objects.filter(code=chosen).first() if re.fullmatch(r"\d{6}", chosen) else None
+            changed.append(["region", capfirst(str(Institution._meta.get_field("region").verbose_name)),
+                            str(current.region or "—"), str(mine or "—")])  # fmt: skip
+    shown = [row[0] for row in changed if row[0] in personal]
+    if shown:  # the values saved now, in clear: a read of personal data, in the audit trail
+        clear = contact_view(request.user, [current], fields=shown, purpose="edit form")[current.pk]
+        for row in changed:
+            if row[0] in shown:
+                row[2] = clear[row[0]] or "—"
+    return form, [tuple(row[1:]) for row in changed]
+
+
+def _conflict_value(field, value: str) -> str:
+    """A value of the conflict table as the form shows it: a choice's label, a record's name."""
+    if not value.strip():
+        return ""
+    if isinstance(field, ModelChoiceField):
+        found = field.queryset.filter(pk=value).first() if value.isdecimal() else None
+        if found is None:  # not among what this reader may choose: named neutrally, as the history tab does
+            model = field.queryset.model
+            return str(UNSEEN_CUSTOMER[model]) if model in UNSEEN_CUSTOMER else f"#{value}"
+        return field.label_from_instance(found)
+    if isinstance(field, ChoiceField):
+        return str(dict(field.choices).get(value, value))
+    return value
 
 
 def _visible_institution(user, pk: str) -> Institution | None:

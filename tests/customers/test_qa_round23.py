@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import services
+from pharmacrm.customers.models import Person
 
 
 def test_a_departments_page_names_its_hospital_outside_the_territory_without_a_link_to_a_not_found_page(
@@ -41,3 +43,59 @@ def test_a_person_form_sent_back_with_a_hospital_outside_the_territory_lists_non
         "name": "", "role": "doctor", "institution": xiehe.pk, "tier": "new", "stage": "potential",
     })  # fmt: skip
     assert "心内科" in page.content.decode()
+
+
+def _conflicting_edit(users, client_for, xiehe, other_change: dict):
+    """A KAM opens 张伟's edit form, the administrator saves `other_change`, the KAM saves a new title."""
+    person = Person.objects.get(name="张伟")
+    client = client_for("kam")
+    url = reverse("customers:person-edit", args=[person.pk])
+    form = client.get(url).context["form"]
+    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k in form.fields}
+    services.update_person(users["admin"], person, other_change)
+    data["title"] = "副主任医师"
+    return client.post(url, data)
+
+
+def test_an_edit_conflict_names_choices_and_people_in_the_readers_language(users, client_for, xiehe, beijing):
+    """The conflict table showed the codes and ids of what the other person changed — 角色 pharmacist, 客户层级 vip,
+    生命周期阶段 active, 负责人 8 — on a Chinese page. It shows what the form offers: labels and names."""
+    answer = _conflicting_edit(users, client_for, xiehe, {
+        "role": "pharmacist", "tier": "vip", "stage": "active", "owner": users["rep"],
+    })  # fmt: skip
+    assert answer.status_code == 409
+    rows = {label: (theirs, mine) for label, theirs, mine in answer.context["conflict"]}
+    assert rows["角色"] == ("药师", "医生")
+    assert rows["客户层级"] == ("VIP客户", "新客户")
+    assert rows["生命周期阶段"] == ("合作中", "潜在客户")
+    assert rows["负责人"] == (str(users["rep"]), "—")
+    assert rows["职称"] == ("主任医师", "副主任医师")
+
+
+def test_an_edit_conflict_that_shows_personal_values_in_clear_is_an_audited_read(users, client_for, xiehe):
+    """The table showed the mobile number the other person had just saved, in clear, and nothing in the audit trail
+    said it had been read (the edit form's own clear values are)."""
+    reads = AuditEntry.objects.filter(action=AuditEntry.Action.READ_PERSONAL, actor=users["kam"])
+    before = reads.count()
+    answer = _conflicting_edit(users, client_for, xiehe, {"mobile": "13900139000"})
+    assert answer.status_code == 409
+    rows = {label: (theirs, mine) for label, theirs, mine in answer.context["conflict"]}
+    assert rows["手机"] == ("139 0013 9000", "13800138000")
+    entry = reads.order_by("-seq").first()
+    assert reads.count() == before + 2  # the form opened, and the conflict
+    assert (entry.extra["purpose"], entry.extra["fields"]) == ("edit form", ["mobile"])
+
+
+def test_an_institution_edit_conflict_says_the_region_was_changed(users, client_for, xiehe, shanghai):
+    """The region someone else changed was not in the table: the three region selects were left out of it."""
+    client = client_for("kam")
+    url = reverse("customers:institution-edit", args=[xiehe.pk])
+    form = client.get(url).context["form"]
+    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k in form.fields}
+    data.update({"province": "110000", "city": "110100", "district": "110105", "version": str(xiehe.version)})
+    services.update_institution(users["admin"], xiehe, {"region": shanghai})
+    data["address"] = "东单帅府园1号"
+    answer = client.post(url, data)
+    assert answer.status_code == 409
+    rows = {label: (theirs, mine) for label, theirs, mine in answer.context["conflict"]}
+    assert "朝阳区" in rows["行政区划"][1] and "徐汇区" in rows["行政区划"][0]
