@@ -583,6 +583,9 @@ def delete_customer(user, obj: Institution | Person, version: int | None = None)
     access.require(user, Cap.DELETE_CUSTOMERS)
     if not access.can_see(user, obj):
         raise PermissionDenied(_("You may not delete this customer."))
+    # a merged-away record is history (its phones and e-mail still lead to the survivor, its merge names it): the
+    # customer is deleted by deleting the record it lives on in, which takes the merged records along
+    refuse_merged_record(obj)
     if isinstance(obj, Institution):
         # active ones: a person or department merged away is history, shown nowhere, and must not block it
         if obj.children.filter(merged_into__isnull=True).exists():

@@ -251,13 +251,18 @@ def _changeable(user, model, pk):
     obj = access.get_visible_or_404(user, model, pk)
     if not access.can_change(user, obj):
         raise PermissionDenied(_("You may not change this customer."))
+    _refuse_merged(user, obj)
+    return obj
+
+
+def _refuse_merged(user, obj) -> None:
+    """A merged-away record is history: 403, with a link to the record it lives on in when the user may see it."""
     if obj.merged_into_id:
         denied = PermissionDenied(_("This record was merged into another one and can no longer be changed."))
         survivor = _survivor(user, obj)
         if survivor is not None:  # the 403 page links to it
             denied.link = (page_of(survivor), _("Open %(name)s, the record it was merged into") % {"name": survivor})
         raise denied
-    return obj
 
 
 def _survivor(user, obj):
@@ -968,6 +973,7 @@ def _delete_view(request, model, pk: int):
     user = request.user
     access.require(user, Cap.DELETE_CUSTOMERS)
     obj = access.get_visible_or_404(user, model, pk)
+    _refuse_merged(user, obj)  # its page offers no Delete: deleting it is deleting the record it lives on in
     if request.method == "POST":
         # the version the confirmation page showed: a record someone changed after it was opened is not deleted
         # (their change would have gone with it, unseen by the one deleting)

@@ -99,3 +99,20 @@ def test_an_institution_edit_conflict_says_the_region_was_changed(users, client_
     assert answer.status_code == 409
     rows = {label: (theirs, mine) for label, theirs, mine in answer.context["conflict"]}
     assert "朝阳区" in rows["行政区划"][1] and "徐汇区" in rows["行政区划"][0]
+
+
+def test_a_merged_away_record_is_not_deleted_on_its_own(users, client_for, xiehe):
+    """Its page offers no Delete, but the delete page and its form still deleted it: the survivor's history then
+    named a merge of nothing, and the phone the duplicate had no longer led to the survivor. Deleting the survivor
+    deletes the customer, merged records included."""
+    person = Person.objects.get(name="张伟")
+    copy = services.create_person(users["admin"], {"name": "张伟", "mobile": "13900139000"})
+    services.merge(users["manager"], person, copy)
+    client = client_for("manager")
+    url = reverse("customers:person-delete", args=[copy.pk])
+    for answer in (client.get(url), client.post(url)):
+        assert answer.status_code == 403
+        assert reverse("customers:person", args=[person.pk]) in answer.content.decode()  # the record it lives in
+    assert Person.objects.filter(pk=copy.pk).exists()
+    client.post(reverse("customers:person-delete", args=[person.pk]))
+    assert not Person.objects.filter(pk__in=[person.pk, copy.pk]).exists()
