@@ -1018,7 +1018,10 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
             # the region filled from the duplicate moves the departments, as an edit giving it one does
             if survivor.region_id != old_region:
                 departments_follow(survivor, old_region, user)
-            _moved_departments_follow(survivor, duplicate, moved.get("customers.institution.parent", []))
+            departments = moved.get("customers.institution.parent", [])
+            regions = dict(Institution.objects.filter(pk__in=departments).values_list("pk", "region_id"))
+            _moved_departments_follow(survivor, duplicate, departments)
+            _moves_recorded(user, survivor, duplicate, moved, regions)
         MergeRecord.objects.create(
             kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
         )
@@ -1048,6 +1051,37 @@ def _moved_departments_follow(survivor: Institution, duplicate: Institution, ids
         province, city = region_columns(survivor.region_id)
         Institution.objects.filter(pk__in=pks).update(region_id=survivor.region_id, province=province, city=city)
         search.reindex(list(Institution.objects.filter(pk__in=pks)))
+
+
+# the customer records a merge moves to the survivor: (model, field) by the key MergeRecord.moved gives them
+MOVED_CUSTOMERS = {
+    "customers.person.institution": (Person, "institution"),
+    "customers.person.department": (Person, "department"),
+    "customers.institution.parent": (Institution, "parent"),
+}
+
+
+def _moves_recorded(user, survivor: Institution, duplicate: Institution, moved: dict, regions: dict) -> None:
+    """The people and departments a merge moved to the survivor changed as an edit changes them: their version and
+    `updated_at` move and their history says so (a department's region too, when it followed; `regions`: each one's
+    before). Moved behind their backs, an API client syncing by `updated_since` never learnt that its doctors now
+    work at the survivor, and their pages did not say when or why they had moved."""
+    now = timezone.now()
+    for model in (Person, Institution):
+        changes: dict[int, dict] = {}
+        for key, (owner, field) in MOVED_CUSTOMERS.items():
+            if owner is model:
+                for pk in moved.get(key, []):
+                    changes.setdefault(pk, {})[field] = [duplicate.pk, survivor.pk]
+        if not changes:
+            continue
+        model.objects.filter(pk__in=list(changes)).update(version=F("version") + 1, updated_at=now)
+        items = []
+        for pk, name, region_id in model.objects.filter(pk__in=list(changes)).values_list("pk", "name", "region_id"):
+            if model is Institution and regions.get(pk) != region_id:
+                changes[pk]["region"] = [regions.get(pk), region_id]
+            items.append(((model._meta.label_lower, str(pk), name[:200]), changes[pk]))
+        audit.record_many(A.UPDATE, items, user=user, institution_merged=duplicate.pk)
 
 
 def _distinct_marks_follow(kind: int, survivor_id: int, duplicate_id: int) -> None:

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 
 from pharmacrm.customers import services
 from pharmacrm.customers.models import Institution, Person
+
+
+def test_a_client_syncing_by_updated_since_learns_where_a_merge_moved_its_doctors(api_for, users, xiehe, beijing):
+    """The duplicate hospital's doctor and department moved to the survivor unseen by `updated_since`."""
+    admin = users["admin"]
+    dup = services.create_institution(admin, {"name": "北京协和医院东院", "kind": "hospital", "region": beijing})
+    dept = services.create_institution(admin, {"name": "骨科", "kind": "department", "parent": dup})
+    doctor = services.create_person(admin, {"name": "赵医生", "institution": dup, "department": dept})
+    since = timezone.now().isoformat()
+    services.merge(users["manager"], xiehe, dup)
+    client = api_for("kam")
+    people = client.get("/api/v1/people/", {"updated_since": since}).json()["results"]
+    assert [(p["id"], p["institution"]) for p in people] == [(doctor.pk, xiehe.pk)]
+    departments = client.get("/api/v1/institutions/", {"updated_since": since, "kind": "department"}).json()["results"]
+    assert [(d["id"], d["parent"]) for d in departments] == [(dept.pk, xiehe.pk)]
 
 
 def test_a_merged_away_record_is_not_deleted_through_the_api(api_for, users, xiehe):

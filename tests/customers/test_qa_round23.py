@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import services
-from pharmacrm.customers.models import Person
+from pharmacrm.customers.models import Institution, Person
 
 
 def test_a_departments_page_names_its_hospital_outside_the_territory_without_a_link_to_a_not_found_page(
@@ -116,3 +116,60 @@ def test_a_merged_away_record_is_not_deleted_on_its_own(users, client_for, xiehe
     assert Person.objects.filter(pk=copy.pk).exists()
     client.post(reverse("customers:person-delete", args=[person.pk]))
     assert not Person.objects.filter(pk__in=[person.pk, copy.pk]).exists()
+
+
+def test_a_merge_moves_people_and_departments_as_an_edit_would(users, xiehe, beijing):
+    """The duplicate hospital's doctors and departments moved to the survivor with their version and `updated_at`
+    unchanged and nothing in their history: a client syncing by `updated_since` kept them at the duplicate."""
+    admin = users["admin"]
+    dup = services.create_institution(admin, {"name": "北京协和医院东院", "kind": "hospital", "region": beijing})
+    dept = services.create_institution(admin, {"name": "骨科", "kind": "department", "parent": dup})
+    doctor = services.create_person(admin, {"name": "赵医生", "institution": dup, "department": dept})
+    services.merge(users["manager"], xiehe, dup)
+    doctor_after, dept_after = Person.objects.get(pk=doctor.pk), Institution.objects.get(pk=dept.pk)
+    assert (doctor_after.institution_id, dept_after.parent_id) == (xiehe.pk, xiehe.pk)
+    assert (doctor_after.version, dept_after.version) == (doctor.version + 1, dept.version + 1)
+    assert doctor_after.updated_at > doctor.updated_at and dept_after.updated_at > dept.updated_at
+    entry = AuditEntry.objects.filter(object_type="customers.person", object_id=str(doctor.pk)).order_by("-seq").first()
+    assert (entry.action, entry.changes, entry.extra) == (
+        AuditEntry.Action.UPDATE, {"institution": [dup.pk, xiehe.pk]}, {"institution_merged": dup.pk}
+    )
+    entry = AuditEntry.objects.filter(object_type="customers.institution", object_id=str(dept.pk)).order_by("-seq").first()
+    assert entry.changes == {"parent": [dup.pk, xiehe.pk]}
+    # two departments of one hospital merged: the duplicate's people change department
+    dup_dept = services.create_institution(admin, {"name": "心内科", "kind": "department", "parent": xiehe})
+    nurse = services.create_person(admin, {"name": "钱护士", "institution": xiehe, "department": dup_dept})
+    heart = Institution.objects.get(name="心内科", parent=xiehe, pk__lt=dup_dept.pk)
+    services.merge(users["manager"], heart, dup_dept)
+    assert Person.objects.get(pk=nurse.pk).version == nurse.version + 1
+    entry = AuditEntry.objects.filter(object_type="customers.person", object_id=str(nurse.pk)).order_by("-seq").first()
+    assert entry.changes == {"department": [dup_dept.pk, heart.pk]}
+    assert audit_ok()
+
+
+def audit_ok() -> bool:
+    from pharmacrm.core import audit
+
+    return audit.verify().ok
+
+
+def test_the_audit_page_names_what_moved_a_department_or_a_person_along(users, client_for, xiehe, shanghai, beijing):
+    """A department that followed its hospital to Shanghai read "hospital_moved 1" on the Chinese audit page: the
+    detail's key and the hospital's id. So did a person moved by their department, and those a merge moved."""
+    import re
+
+    admin = users["admin"]
+    services.update_institution(admin, xiehe, {"region": shanghai})
+    dup = services.create_institution(admin, {"name": "协和东院", "kind": "hospital", "region": beijing})
+    services.create_person(admin, {"name": "赵医生", "institution": dup})
+    services.merge(users["manager"], xiehe, dup)
+    other = services.create_institution(admin, {"name": "朝阳医院", "kind": "hospital", "region": beijing})
+    heart = Institution.objects.get(name="心内科")
+    services.update_institution(admin, heart, {"parent": other})
+    page = client_for("auditor").get(reverse("audit")).content.decode()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    for key in ("hospital_moved", "department_moved", "institution_merged"):
+        assert key not in text
+    assert "心内科 行政区划 北京市朝阳区 → 上海市徐汇区 医院 北京协和医院" in text
+    assert "张伟 机构 北京协和医院 → 朝阳医院 科室 心内科" in text
+    assert "赵医生 机构 协和东院 → 北京协和医院 被合并的记录 协和东院" in text
