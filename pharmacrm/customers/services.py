@@ -920,9 +920,13 @@ def _related_moves(model) -> list[tuple[type[models.Model], str]]:
     return moves
 
 
-def merge(user, survivor: Institution | Person, duplicate: Institution | Person) -> Institution | Person:
+def merge(
+    user, survivor: Institution | Person, duplicate: Institution | Person, versions: dict[int, int] | None = None
+) -> Institution | Person:
     """Merge `duplicate` into `survivor`: move every related record, fill the survivor's empty fields,
-    keep the duplicate (inactive, pointing at the survivor) and a snapshot, audit it all."""
+    keep the duplicate (inactive, pointing at the survivor) and a snapshot, audit it all. With `versions` ({id:
+    version} of the records as the merging user compared them), records someone saved since are not merged:
+    ConflictError, as for an edit or a deletion."""
     access.require(user, Cap.MERGE_CUSTOMERS)
     model = type(survivor)
     if type(duplicate) is not model or survivor.pk == duplicate.pk:
@@ -949,6 +953,10 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
             # the second, having waited for the first, would merge a record already merged (its history moved to
             # the first survivor, then pointed at another) or merge each record into the other
             raise ValidationError(_("One of these records has already been merged."))
+        for record in (survivor, duplicate):
+            if versions and versions.get(record.pk, record.version) != record.version:
+                # the page compared what the record no longer holds: a merge cannot be undone, so it is compared again
+                raise ConflictError(record.version)
         if model is Institution:
             node = survivor
             while node is not None:

@@ -1099,11 +1099,20 @@ def merge_view(request, kind: str, survivor: int, duplicate: int):
             messages.error(request, _("Choose which record to keep."))
         else:
             keep, drop = (left, right) if keep_id == str(left.pk) else (right, left)
+            # the versions the page compared (none from a page made before it sent them)
+            versions = {obj.pk: int(value) for obj in (left, right)
+                        if (value := request.POST.get(f"version_{obj.pk}", "")).isdecimal() and len(value) < 10}  # fmt: skip
             try:
-                merged = services.merge(user, keep, drop)
+                merged = services.merge(user, keep, drop, versions=versions)
             except ValidationError as e:
                 for message in e.messages:
                     messages.error(request, message)
+            except services.ConflictError:
+                messages.error(request, _(
+                    "Someone changed one of these records after you opened this page, so they were not merged. Compare "
+                    "them again below, and merge them if they are still the same customer."
+                ))  # fmt: skip
+                left, right = (type(left).objects.get(pk=left.pk), type(right).objects.get(pk=right.pk))
             else:
                 messages.success(
                     request, _("%(dup)s was merged into %(keep)s.") % {"dup": drop.code, "keep": merged.code}

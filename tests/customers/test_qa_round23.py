@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.urls import reverse
 
 from pharmacrm.core.models import AuditEntry
@@ -156,8 +158,6 @@ def audit_ok() -> bool:
 def test_the_audit_page_names_what_moved_a_department_or_a_person_along(users, client_for, xiehe, shanghai, beijing):
     """A department that followed its hospital to Shanghai read "hospital_moved 1" on the Chinese audit page: the
     detail's key and the hospital's id. So did a person moved by their department, and those a merge moved."""
-    import re
-
     admin = users["admin"]
     services.update_institution(admin, xiehe, {"region": shanghai})
     dup = services.create_institution(admin, {"name": "协和东院", "kind": "hospital", "region": beijing})
@@ -173,3 +173,33 @@ def test_the_audit_page_names_what_moved_a_department_or_a_person_along(users, c
     assert "心内科 行政区划 北京市朝阳区 → 上海市徐汇区 医院 北京协和医院" in text
     assert "张伟 机构 北京协和医院 → 朝阳医院 科室 心内科" in text
     assert "赵医生 机构 协和东院 → 北京协和医院 被合并的记录 协和东院" in text
+
+
+def test_a_record_changed_after_the_merge_page_was_opened_is_not_merged(users, client_for, xiehe):
+    """A manager compares 张伟 with a copy; meanwhile an agent finds the copy is another 张伟 and moves him to his
+    own hospital. The manager's Merge merged what they had never compared (a merge cannot be undone). It is
+    refused now, and the page shows both records as they are, to compare again."""
+    person = Person.objects.get(name="张伟")
+    copy = services.create_person(users["admin"], {"name": "张伟", "mobile": "13800138000", "title": "主治医师"})
+    client = client_for("manager")
+    url = reverse("customers:merge", args=["person", person.pk, copy.pk])
+    page = client.get(url).content.decode()
+    sent = dict(re.findall(r'name="(version_\d+)" value="(\d+)"', page))
+    assert sent == {f"version_{person.pk}": "1", f"version_{copy.pk}": "1"}
+    services.update_person(users["agent"], copy, {"title": "药剂科主任", "role": "pharmacist"}, version=1)
+
+    answer = client.post(url, {"survivor": person.pk, **sent})
+    assert answer.status_code == 200
+    assert not Person.objects.get(pk=copy.pk).merged_into_id
+    from django.utils.translation import gettext
+
+    said = [str(m) for m in answer.context["messages"]]
+    assert said == [gettext(
+        "Someone changed one of these records after you opened this page, so they were not merged. Compare them "
+        "again below, and merge them if they are still the same customer."
+    )]  # fmt: skip
+    text = answer.content.decode()
+    assert "药剂科主任" in text  # compared again as it is now
+    sent = dict(re.findall(r'name="(version_\d+)" value="(\d+)"', text))
+    assert client.post(url, {"survivor": person.pk, **sent}).status_code == 302
+    assert Person.objects.get(pk=copy.pk).merged_into_id == person.pk
