@@ -701,6 +701,9 @@ def _existing_notes(user, name: str, value: str, instance) -> list[str]:
     elif name == "email":
         qs = Person.objects.filter(email_bidx=crypto.blind_index(normalise.email(value), "email"))
         message = _("Another person already has this e-mail address: check for a duplicate.")
+    elif name == "id_number":  # checked while typing like the others, and said nothing when it was taken
+        qs = Person.objects.filter(id_number_bidx=crypto.blind_index(normalise.credit_code(value), "id_number"))
+        message = _("Another person already has this ID card number: check for a duplicate.")
     else:
         return []
     if name != "credit_code":

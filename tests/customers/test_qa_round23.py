@@ -203,3 +203,25 @@ def test_a_record_changed_after_the_merge_page_was_opened_is_not_merged(users, c
     sent = dict(re.findall(r'name="(version_\d+)" value="(\d+)"', text))
     assert client.post(url, {"survivor": person.pk, **sent}).status_code == 302
     assert Person.objects.get(pk=copy.pk).merged_into_id == person.pk
+
+
+def test_an_id_card_number_another_person_has_is_noted_while_typing(users, client_for, xiehe, ruijin):
+    """The person form checks the ID card number while it is typed (a field of LIVE_FIELDS) and noted a phone or an
+    e-mail another person has, but said nothing of an ID number another person has: the duplicate was found only
+    on the saved record's page. As for phones, only people the user may see count."""
+    from django.utils.translation import gettext
+
+    number = "11010519491231002X"
+    services.create_person(users["admin"], {"name": "王芳", "institution": xiehe, "id_number": number})
+    note = gettext("Another person already has this ID card number: check for a duplicate.")
+
+    def typed(role, value):
+        answer = client_for(role).post(reverse("customers:person-create"), {"_validate": "id_number", "id_number": value},
+                                       HTTP_HX_REQUEST="true")  # fmt: skip
+        return answer.content.decode()
+
+    assert note in typed("agent", number.lower())
+    assert note not in typed("agent", "110105194912310011")  # valid, nobody's
+    services.create_person(users["admin"], {"name": "李娜", "institution": ruijin, "id_number": "310104198001010017"})
+    assert note in typed("agent", "310104198001010017")
+    assert note not in typed("rep", "310104198001010017")  # a Shanghai person: not the Beijing rep's to know of
