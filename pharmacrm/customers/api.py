@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import django_filters
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import Http404
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
@@ -59,10 +60,17 @@ CUSTOMER_CAPS = {
 
 
 class VisibleInstitutionField(serializers.PrimaryKeyRelatedField):
-    """An institution id, accepted only if the requesting user may see that institution."""
+    """An institution id, accepted only if the requesting user may see that institution, or if it is the one the
+    record being changed already has (as the edit form keeps it): a rep's own doctor at a hospital outside the
+    territory, sent back as read, was refused for the hospital the API itself had given."""
 
     def get_queryset(self):
-        return access.institutions_for(self.context["request"].user)
+        qs = access.institutions_for(self.context["request"].user)
+        instance = getattr(self.parent, "instance", None)
+        current = getattr(instance, f"{self.source}_id", None) if isinstance(instance, Institution | Person) else None
+        if current is not None:
+            qs = Institution.objects.filter(Q(pk__in=qs.values("pk")) | Q(pk=current))
+        return qs
 
 
 class VisiblePersonField(serializers.PrimaryKeyRelatedField):

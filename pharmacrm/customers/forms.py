@@ -408,7 +408,10 @@ class PersonForm(CustomerForm):
         self.fields["department"].queryset = Institution.objects.active().filter(
             kind=InstitutionType.DEPARTMENT, parent__in=institutions.values("pk")
         )
-        self.fields["department"].widget.choices = BLANK + [(d.pk, d.name) for d in departments_of(inst_id)]
+        # those of an institution the user may pick only: a form sent back with one outside their territory (and
+        # refused for it) listed that hospital's departments
+        offered = departments_of(inst_id).filter(parent__in=institutions.values("pk"))
+        self.fields["department"].widget.choices = BLANK + [(d.pk, d.name) for d in offered]
         # choosing an institution reloads the department select with its departments
         here = (
             reverse("customers:person-edit", args=[instance.pk])

@@ -583,6 +583,9 @@ def delete_customer(user, obj: Institution | Person, version: int | None = None)
     access.require(user, Cap.DELETE_CUSTOMERS)
     if not access.can_see(user, obj):
         raise PermissionDenied(_("You may not delete this customer."))
+    # a merged-away record is history (its phones and e-mail still lead to the survivor, its merge names it): the
+    # customer is deleted by deleting the record it lives on in, which takes the merged records along
+    refuse_merged_record(obj)
     if isinstance(obj, Institution):
         # active ones: a person or department merged away is history, shown nowhere, and must not block it
         if obj.children.filter(merged_into__isnull=True).exists():
@@ -917,9 +920,13 @@ def _related_moves(model) -> list[tuple[type[models.Model], str]]:
     return moves
 
 
-def merge(user, survivor: Institution | Person, duplicate: Institution | Person) -> Institution | Person:
+def merge(
+    user, survivor: Institution | Person, duplicate: Institution | Person, versions: dict[int, int] | None = None
+) -> Institution | Person:
     """Merge `duplicate` into `survivor`: move every related record, fill the survivor's empty fields,
-    keep the duplicate (inactive, pointing at the survivor) and a snapshot, audit it all."""
+    keep the duplicate (inactive, pointing at the survivor) and a snapshot, audit it all. With `versions` ({id:
+    version} of the records as the merging user compared them), records someone saved since are not merged:
+    ConflictError, as for an edit or a deletion."""
     access.require(user, Cap.MERGE_CUSTOMERS)
     model = type(survivor)
     if type(duplicate) is not model or survivor.pk == duplicate.pk:
@@ -946,6 +953,10 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
             # the second, having waited for the first, would merge a record already merged (its history moved to
             # the first survivor, then pointed at another) or merge each record into the other
             raise ValidationError(_("One of these records has already been merged."))
+        for record in (survivor, duplicate):
+            if versions and versions.get(record.pk, record.version) != record.version:
+                # the page compared what the record no longer holds: a merge cannot be undone, so it is compared again
+                raise ConflictError(record.version)
         if model is Institution:
             node = survivor
             while node is not None:
@@ -1015,7 +1026,10 @@ def merge(user, survivor: Institution | Person, duplicate: Institution | Person)
             # the region filled from the duplicate moves the departments, as an edit giving it one does
             if survivor.region_id != old_region:
                 departments_follow(survivor, old_region, user)
-            _moved_departments_follow(survivor, duplicate, moved.get("customers.institution.parent", []))
+            departments = moved.get("customers.institution.parent", [])
+            regions = dict(Institution.objects.filter(pk__in=departments).values_list("pk", "region_id"))
+            _moved_departments_follow(survivor, duplicate, departments)
+            _moves_recorded(user, survivor, duplicate, moved, regions)
         MergeRecord.objects.create(
             kind=kind, survivor_id=survivor.pk, merged_id=duplicate.pk, snapshot=snapshot_dup, moved=moved, by=user
         )
@@ -1045,6 +1059,37 @@ def _moved_departments_follow(survivor: Institution, duplicate: Institution, ids
         province, city = region_columns(survivor.region_id)
         Institution.objects.filter(pk__in=pks).update(region_id=survivor.region_id, province=province, city=city)
         search.reindex(list(Institution.objects.filter(pk__in=pks)))
+
+
+# the customer records a merge moves to the survivor: (model, field) by the key MergeRecord.moved gives them
+MOVED_CUSTOMERS = {
+    "customers.person.institution": (Person, "institution"),
+    "customers.person.department": (Person, "department"),
+    "customers.institution.parent": (Institution, "parent"),
+}
+
+
+def _moves_recorded(user, survivor: Institution, duplicate: Institution, moved: dict, regions: dict) -> None:
+    """The people and departments a merge moved to the survivor changed as an edit changes them: their version and
+    `updated_at` move and their history says so (a department's region too, when it followed; `regions`: each one's
+    before). Moved behind their backs, an API client syncing by `updated_since` never learnt that its doctors now
+    work at the survivor, and their pages did not say when or why they had moved."""
+    now = timezone.now()
+    for model in (Person, Institution):
+        changes: dict[int, dict] = {}
+        for key, (owner, field) in MOVED_CUSTOMERS.items():
+            if owner is model:
+                for pk in moved.get(key, []):
+                    changes.setdefault(pk, {})[field] = [duplicate.pk, survivor.pk]
+        if not changes:
+            continue
+        model.objects.filter(pk__in=list(changes)).update(version=F("version") + 1, updated_at=now)
+        items = []
+        for pk, name, region_id in model.objects.filter(pk__in=list(changes)).values_list("pk", "name", "region_id"):
+            if model is Institution and regions.get(pk) != region_id:
+                changes[pk]["region"] = [regions.get(pk), region_id]
+            items.append(((model._meta.label_lower, str(pk), name[:200]), changes[pk]))
+        audit.record_many(A.UPDATE, items, user=user, institution_merged=duplicate.pk)
 
 
 def _distinct_marks_follow(kind: int, survivor_id: int, duplicate_id: int) -> None:

@@ -11,6 +11,7 @@ from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, Permission
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Q
+from django.forms import ChoiceField, ModelChoiceField
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,7 +22,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, crypto
-from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.models import AuditEntry, Region
 from pharmacrm.core.personal import contact_view
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.templatetags.crm import audit_value
@@ -250,13 +251,18 @@ def _changeable(user, model, pk):
     obj = access.get_visible_or_404(user, model, pk)
     if not access.can_change(user, obj):
         raise PermissionDenied(_("You may not change this customer."))
+    _refuse_merged(user, obj)
+    return obj
+
+
+def _refuse_merged(user, obj) -> None:
+    """A merged-away record is history: 403, with a link to the record it lives on in when the user may see it."""
     if obj.merged_into_id:
         denied = PermissionDenied(_("This record was merged into another one and can no longer be changed."))
         survivor = _survivor(user, obj)
         if survivor is not None:  # the 403 page links to it
             denied.link = (page_of(survivor), _("Open %(name)s, the record it was merged into") % {"name": survivor})
         raise denied
-    return obj
 
 
 def _survivor(user, obj):
@@ -492,9 +498,14 @@ def institution_detail(request, pk: int):
     contacts = contact_view(user, people, fields=CONTACT_FIELDS, purpose="institution page")
     for p in people:
         p.shown = contacts[p.pk]
+    chain = _parent_chain(obj)
     context = {
         "obj": obj,
-        "chain": _parent_chain(obj),
+        "chain": chain,
+        # the hospital above a department the reader sees (their own, outside the territory) is named, but linked
+        # only when the reader may open it: its link answered "Not found"
+        "chain_linked": set(access.institutions_for(user).filter(pk__in=[n.pk for n in chain])
+                            .values_list("pk", flat=True)) if chain else set(),  # fmt: skip
         "departments": _department_tree(user, obj),
         "people": people,
         "more_people": more_people,
@@ -690,6 +701,9 @@ def _existing_notes(user, name: str, value: str, instance) -> list[str]:
     elif name == "email":
         qs = Person.objects.filter(email_bidx=crypto.blind_index(normalise.email(value), "email"))
         message = _("Another person already has this e-mail address: check for a duplicate.")
+    elif name == "id_number":  # checked while typing like the others, and said nothing when it was taken
+        qs = Person.objects.filter(id_number_bidx=crypto.blind_index(normalise.credit_code(value), "id_number"))
+        message = _("Another person already has this ID card number: check for a duplicate.")
     else:
         return []
     if name != "credit_code":
@@ -743,24 +757,59 @@ def _form_view(request, *, form_class, instance, save, template: str, context: d
 
 
 def _conflict_form(request, form_class, instance, error: services.ConflictError):
-    """Rebuild the form with the user's input, the current version, and what the other person changed."""
+    """Rebuild the form with the user's input, the current version, and what the other person changed: each
+    value as the form offers it (a choice's label, a customer's or user's name, not its code or id), and the
+    personal values the reader sees in clear read through contact_view, so that the read is audited like the
+    edit form's."""
     current = type(instance).objects.get(pk=instance.pk)
     data = request.POST.copy()
     data["version"] = str(current.version)
     form = form_class(data, user=request.user, instance=current)
     form.is_valid()
     form.add_error(None, str(error))
-    changed = []
+    changed, personal = [], []
     for name, value in form.initial.items():
         if name == "version" or name not in form.fields:
             continue
         mine = request.POST.get(name, "")
         theirs = "" if value is None else str(value)
-        if form_class is PersonForm and name in Person.PERSONAL_FIELDS and form.blind:
-            continue
+        if form_class is PersonForm and name in Person.PERSONAL_FIELDS:
+            if form.blind:
+                continue
+            personal.append(name)
         if mine.strip() != theirs.strip():
-            changed.append((form.fields[name].label, theirs or "—", mine or "—"))
-    return form, changed
+            field = form.fields[name]
+            changed.append([name, field.label, _conflict_value(field, theirs) or "—", _conflict_value(field, mine) or "—"])
+    if form_class is InstitutionForm:
+        chosen = ""
+        for level in ("province", "city", "district"):
+            chosen = request.POST.get(level, "") or chosen
+        if chosen != (current.region_id or ""):
+            mine = Region.objects.filter(code=chosen).first() if re.fullmatch(r"\d{6}", chosen) else None
+            changed.append(["region", capfirst(str(Institution._meta.get_field("region").verbose_name)),
+                            str(current.region or "—"), str(mine or "—")])  # fmt: skip
+    shown = [row[0] for row in changed if row[0] in personal]
+    if shown:  # the values saved now, in clear: a read of personal data, in the audit trail
+        clear = contact_view(request.user, [current], fields=shown, purpose="edit form")[current.pk]
+        for row in changed:
+            if row[0] in shown:
+                row[2] = clear[row[0]] or "—"
+    return form, [tuple(row[1:]) for row in changed]
+
+
+def _conflict_value(field, value: str) -> str:
+    """A value of the conflict table as the form shows it: a choice's label, a record's name."""
+    if not value.strip():
+        return ""
+    if isinstance(field, ModelChoiceField):
+        found = field.queryset.filter(pk=value).first() if value.isdecimal() else None
+        if found is None:  # not among what this reader may choose: named neutrally, as the history tab does
+            model = field.queryset.model
+            return str(UNSEEN_CUSTOMER[model]) if model in UNSEEN_CUSTOMER else f"#{value}"
+        return field.label_from_instance(found)
+    if isinstance(field, ChoiceField):
+        return str(dict(field.choices).get(value, value))
+    return value
 
 
 def _visible_institution(user, pk: str) -> Institution | None:
@@ -927,6 +976,7 @@ def _delete_view(request, model, pk: int):
     user = request.user
     access.require(user, Cap.DELETE_CUSTOMERS)
     obj = access.get_visible_or_404(user, model, pk)
+    _refuse_merged(user, obj)  # its page offers no Delete: deleting it is deleting the record it lives on in
     if request.method == "POST":
         # the version the confirmation page showed: a record someone changed after it was opened is not deleted
         # (their change would have gone with it, unseen by the one deleting)
@@ -1052,11 +1102,20 @@ def merge_view(request, kind: str, survivor: int, duplicate: int):
             messages.error(request, _("Choose which record to keep."))
         else:
             keep, drop = (left, right) if keep_id == str(left.pk) else (right, left)
+            # the versions the page compared (none from a page made before it sent them)
+            versions = {obj.pk: int(value) for obj in (left, right)
+                        if (value := request.POST.get(f"version_{obj.pk}", "")).isdecimal() and len(value) < 10}  # fmt: skip
             try:
-                merged = services.merge(user, keep, drop)
+                merged = services.merge(user, keep, drop, versions=versions)
             except ValidationError as e:
                 for message in e.messages:
                     messages.error(request, message)
+            except services.ConflictError:
+                messages.error(request, _(
+                    "Someone changed one of these records after you opened this page, so they were not merged. Compare "
+                    "them again below, and merge them if they are still the same customer."
+                ))  # fmt: skip
+                left, right = (type(left).objects.get(pk=left.pk), type(right).objects.get(pk=right.pk))
             else:
                 messages.success(
                     request, _("%(dup)s was merged into %(keep)s.") % {"dup": drop.code, "keep": merged.code}

@@ -61,6 +61,7 @@ AUDIT_KEYS = {
     "departments": gettext_lazy("Departments"),
     "delay_days": gettext_lazy("Days late"),
     "delivery": gettext_lazy("Delivery"),
+    "department_moved": gettext_lazy("Department"),  # a person's institution followed their department's move
     "devices_removed": gettext_lazy("Authenticators removed"),
     "digest": gettext_lazy("Digest"),
     "document_sha256": gettext_lazy("Document checksum"),
@@ -82,8 +83,10 @@ AUDIT_KEYS = {
     "follow_up": gettext_lazy("Follow-up"),
     "format": gettext_lazy("Format"),
     "holder": gettext_lazy("Holder"),
+    "hospital_moved": gettext_lazy("Hospital"),  # a department's region followed its hospital's move
     "import_job": gettext_lazy("Import"),
     "institution": gettext_lazy("Institution"),
+    "institution_merged": gettext_lazy("Merged record"),  # people and departments a merge moved to the survivor
     "institutions": gettext_lazy("Institutions"),
     "jurisdiction": gettext_lazy("Jurisdiction"),
     "key_problems": gettext_lazy("Key problems"),
@@ -234,6 +237,9 @@ AUDIT_REFERENCES = {
     "owner": "core.user", "merged": "", "import_job": "customers.importjob", "tickets": "servicedesk.ticket",
     "holder": "core.user", "reassigned_to": "core.user",  # in the records of an SLA sweep (breaches, escalations)
     "customer": "customers.institution",  # the customer filter of an order export
+    # what moved a department or person along (customers.services): the hospital, department or merged institution
+    "hospital_moved": "customers.institution", "department_moved": "customers.institution",
+    "institution_merged": "customers.institution",
 }  # fmt: skip
 # Details that hold whole records of another model (a deleted person's consent records): key → that model
 AUDIT_RECORD_MODELS = {"consents": "customers.consent"}
