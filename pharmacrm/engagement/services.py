@@ -106,6 +106,15 @@ def _check_workplace(institution, person) -> None:
 # the consent channel that covers each way of meeting a customer (a meeting or "other" is none of them)
 CONSENT_CHANNEL = {InteractionChannel.VISIT: "visit", InteractionChannel.PHONE: "phone",
                    InteractionChannel.WECHAT: "wechat", InteractionChannel.EMAIL: "email"}  # fmt: skip
+# a consent given or withdrawn on a paper form or on the web names no way of contact: it covers every one (a
+# marketing consent withdrawn on paper is withdrawn for WeChat too, until the person gives it again there)
+CONSENT_ANY_CHANNEL = ("paper", "web")
+
+
+def _latest_word(records):
+    """The record that decides for a channel: the latest of those for that channel and those for every channel."""
+    records = [r for r in records if r is not None]
+    return max(records, key=lambda r: (r.at, r.pk)) if records else None
 
 
 def withdrawn_marketing_consent(interaction: Interaction):
@@ -118,7 +127,8 @@ def withdrawn_marketing_consent(interaction: Interaction):
     from pharmacrm.customers.models import Consent
 
     latest = (
-        Consent.objects.filter(person_id=interaction.person_id, purpose=ConsentPurpose.MARKETING, channel=channel)
+        Consent.objects.filter(person_id=interaction.person_id, purpose=ConsentPurpose.MARKETING,
+                               channel__in=[channel, *CONSENT_ANY_CHANNEL])
         .order_by("-at", "-id").first()
     )  # fmt: skip
     return latest if latest is not None and latest.status == ConsentStatus.WITHDRAWN else None
@@ -136,12 +146,13 @@ def consent_warnings(interactions) -> dict[int, str]:
     latest: dict = {}
     for consent in Consent.objects.filter(
         person_id__in={i.person_id for i, _c in wanted}, purpose=ConsentPurpose.MARKETING,
-        channel__in={c for _i, c in wanted},
+        channel__in={c for _i, c in wanted} | set(CONSENT_ANY_CHANNEL),
     ).order_by("-at", "-id"):  # fmt: skip
         latest.setdefault((consent.person_id, consent.channel), consent)
     out = {}
     for interaction, channel in wanted:
-        consent = latest.get((interaction.person_id, channel))
+        person = interaction.person_id
+        consent = _latest_word([latest.get((person, c)) for c in (channel, *CONSENT_ANY_CHANNEL)])
         if consent is not None and consent.status == ConsentStatus.WITHDRAWN:
             out[interaction.pk] = _warning(interaction, consent)
     return out
@@ -154,11 +165,13 @@ def consent_warning(interaction: Interaction) -> str:
 
 
 def _warning(interaction: Interaction, consent) -> str:
+    values = {"person": interaction.person.name, "channel": consent.get_channel_display(),
+              "date": timezone.localtime(consent.at).date().isoformat()}  # fmt: skip
+    if consent.channel in CONSENT_ANY_CHANNEL:
+        return _("%(person)s withdrew their consent to marketing communication on %(date)s (recorded by "
+                 "%(channel)s, for every channel): do not promote products to them this way.") % values
     return _("%(person)s withdrew their consent to marketing communication by %(channel)s on %(date)s: do not "
-             "promote products to them this way.") % {
-        "person": interaction.person.name, "channel": consent.get_channel_display(),
-        "date": timezone.localtime(consent.at).date().isoformat(),
-    }  # fmt: skip
+             "promote products to them this way.") % values
 
 
 SENT_AGAIN = dt.timedelta(minutes=10)

@@ -84,6 +84,36 @@ def test_the_app_is_told_when_a_doctor_withdrew_consent_to_marketing_through_the
     assert listed == {made["id"]: made["consent_warning"], visit["id"]: ""}
 
 
+def test_a_withdrawal_on_a_paper_form_covers_every_channel_until_given_again_on_one(api_for, admin_user, xiehe):
+    """Marketing given by WeChat, then withdrawn on a paper form: the person page said "withdrawn", but a WeChat
+    interaction carried no warning, because the warning read the WeChat records only."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    doctor = xiehe.people.get(name="张伟")
+    now = timezone.now()
+    for days, channel, status in ((30, "wechat", "given"), (10, "paper", "withdrawn")):
+        customers.record_consent(admin_user, doctor, {"purpose": "marketing", "channel": channel, "status": status,
+                                                     "at": now - dt.timedelta(days=days)})  # fmt: skip
+    api = api_for("rep")
+
+    def warning(channel):
+        return api.post("/api/v1/interactions/", {"person": doctor.pk, "channel": channel, "subject": f"拜访 {channel}"},
+                        format="json", HTTP_ACCEPT_LANGUAGE="en").json()["consent_warning"]  # fmt: skip
+
+    day = timezone.localtime(now - dt.timedelta(days=10)).date().isoformat()
+    assert warning("wechat") == (f"张伟 withdrew their consent to marketing communication on {day} (recorded by Paper "
+                                 "form, for every channel): do not promote products to them this way.")  # fmt: skip
+    assert warning("phone").startswith("张伟 withdrew") and warning("meeting") == ""
+    customers.record_consent(admin_user, doctor, {"purpose": "marketing", "channel": "wechat", "status": "given",
+                                                 "at": now - dt.timedelta(days=1)})  # fmt: skip
+    assert warning("wechat") == ""  # given again by WeChat: WeChat only
+    assert warning("email").startswith("张伟 withdrew")
+    listed = {r["subject"]: r["consent_warning"] for r in api.get("/api/v1/interactions/").json()["results"]}
+    assert bool(listed["拜访 email"]) and listed["拜访 email"] == warning("email")
+
+
 def test_a_corrected_visit_note_reaches_pv_once_not_as_two_mentions(client_for, users, xiehe):
     from pharmacrm.engagement import services as engagement
 
