@@ -144,10 +144,22 @@ def refuse_merged_record(obj) -> None:
         raise PermissionDenied(_("This record was merged into another one and can no longer be changed."))
 
 
+def _check_choices(errors: dict, out: dict, model) -> None:
+    """A coded field (type, grade, tier, stage, source, gender, role) holds one of its codes: a script or an
+    integration calling the services directly stored an unknown code, which the pages then showed raw."""
+    for field in model._meta.concrete_fields:
+        if field.choices and field.name in out and out[field.name] not in (None, ""):
+            try:
+                field.validate(out[field.name], None)
+            except ValidationError as e:
+                errors.setdefault(field.name, []).extend(e.error_list)
+
+
 def clean_institution(data: dict[str, Any], instance: Institution | None = None) -> dict[str, Any]:
     """Normalise and validate institution fields; raise ValidationError with per-field messages."""
     errors: dict[str, list] = {}
     out = dict(data)
+    _check_choices(errors, out, Institution)
     for key in ("name", "short_name", "legal_representative", "address", "needs", "notes"):
         if key in out and out[key] is not None:
             out[key] = normalise.clean_text(out[key]) if key not in ("needs", "notes") else out[key].strip()
@@ -231,6 +243,7 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
 def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[str, Any]:
     errors: dict[str, list] = {}
     out = dict(data)
+    _check_choices(errors, out, Person)
     if "name" in out:
         out["name"] = normalise.clean_text(out["name"])
         if not out["name"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.urls import reverse
 
 from pharmacrm.core.models import AuditEntry
@@ -225,3 +226,22 @@ def test_an_id_card_number_another_person_has_is_noted_while_typing(users, clien
     services.create_person(users["admin"], {"name": "李娜", "institution": ruijin, "id_number": "310104198001010017"})
     assert note in typed("agent", "310104198001010017")
     assert note not in typed("rep", "310104198001010017")  # a Shanghai person: not the Beijing rep's to know of
+
+
+def test_the_services_refuse_an_unknown_code_naming_the_field(admin_user, xiehe):
+    """A script calling the services directly stored stage "customer" (no such stage): the page showed it raw."""
+    from django.core.exceptions import ValidationError
+
+    from pharmacrm.customers import services as customer_services
+
+    person = xiehe.people.first()
+    with pytest.raises(ValidationError) as refused:
+        customer_services.update_person(admin_user, person, {"stage": "customer", "role": "surgeon"})
+    assert set(refused.value.message_dict) == {"stage", "role"}
+    assert refused.value.message_dict["stage"] == ["值 'customer' 不是有效选项。"]  # the default language's words
+    with pytest.raises(ValidationError) as refused:
+        customer_services.update_institution(admin_user, xiehe, {"grade": "4A", "tier": "gold"})
+    assert set(refused.value.message_dict) == {"grade", "tier"}
+    person.refresh_from_db()
+    assert person.stage != "customer"
+    customer_services.update_person(admin_user, person, {"stage": "active", "gender": ""})  # known codes, or none
