@@ -264,6 +264,12 @@ class SafetyClock(models.Model):
     flag = models.ForeignKey("Flag", models.CASCADE, null=True, blank=True, related_name="clocks")
     rule = models.ForeignKey(ReportingRule, models.SET_NULL, null=True, blank=True, related_name="+")
     jurisdiction = models.CharField(_("jurisdiction"), max_length=2, choices=Jurisdiction.choices, blank=True)
+    # the working calendar of a hand-off counted in working days (re-planned when that calendar changes);
+    # empty for a deadline in calendar time (the regulators' clocks, the four-hour serious hand-off)
+    calendar = models.ForeignKey(
+        "servicedesk.BusinessCalendar", models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("calendar"),
+    )  # fmt: skip
     started_at = models.DateTimeField(_("started"))
     warn_at = models.DateTimeField(_("due soon from"), null=True, blank=True)
     due_at = models.DateTimeField(_("due"))

@@ -24,3 +24,10 @@ def screen_interaction(interaction) -> None:
 
     services.screen_source(interaction, [interaction.subject, interaction.notes],
                            safety_relevant=interaction.safety_relevant)  # fmt: skip
+
+
+def calendar_changed(calendar, **who) -> None:
+    """A business calendar changed (in the change's transaction): the pending hand-offs counted on it follow."""
+    from . import services
+
+    services.replan_handoffs(calendar, **who)

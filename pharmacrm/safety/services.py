@@ -1095,12 +1095,52 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
 # --- the net: flags on tickets and interactions -----------------------------------------------------------
 
 
-def _handoff_due(received_at: dt.datetime, serious: bool = False) -> dt.datetime:
+def _handoff_calendar():
+    """The calendar a hand-off in working days counts on: the service desk's business calendar."""
+    from pharmacrm.servicedesk.models import BusinessCalendar
+
+    return BusinessCalendar.objects.get(code="business")
+
+
+def _handoff_due(received_at: dt.datetime, serious: bool = False, calendar=None) -> dt.datetime:
     from pharmacrm.servicedesk import calendars
 
     if serious:
         return received_at + SERIOUS_HANDOFF
-    return calendars.engine("business").add_days(received_at, HANDOFF_WORKING_DAYS)
+    return calendars.engine(calendar or "business").add_days(received_at, HANDOFF_WORKING_DAYS)
+
+
+def replan_handoffs(calendar, *, now: dt.datetime | None = None, **who) -> int:
+    """After `calendar` changed (an override, its windows or weekdays), in the same transaction: the pending
+    hand-offs counted in working days on it are due one working day from their start on the calendar as it is now
+    (the four-hour ones count calendar time and stay). As the tickets' clocks: a deadline moved later is no longer
+    overdue, and warned of again, while that moment is still ahead; one moved earlier and passed is the worker's
+    to mark overdue. Each moved deadline is audited on its flag, by whoever changed the calendar (`who`). Returns
+    how many moved."""
+    from pharmacrm.servicedesk import calendars
+
+    now = now or timezone.now()
+    engine = calendars.engine(calendar)
+    clocks = list(SafetyClock.objects.select_for_update(of=("self",)).filter(
+        kind=ClockKind.HANDOFF, calendar=calendar, met_at__isnull=True, stopped_at__isnull=True,
+    ).select_related("flag").order_by("pk"))  # fmt: skip
+    moved = []
+    for clock in clocks:
+        due = engine.add_days(clock.started_at, HANDOFF_WORKING_DAYS)
+        if due == clock.due_at:
+            continue
+        before, warn = clock.due_at, _warn_at(clock.started_at, due)
+        if clock.breached_at is not None and clock.breached_at != due and now < due:
+            clock.breached_at = None  # the deadline moved later: no longer overdue (told again if it passes)
+        if clock.warned_at is not None and clock.warned_at < warn and now < warn:
+            clock.warned_at = None  # warned of a deadline that moved later since: warn again before the new one
+        clock.due_at, clock.warn_at = due, warn
+        clock.next_check_at = _next_check(clock)
+        moved.append(clock)
+        audit.record(A.UPDATE, clock.flag, calendar=calendar.code,
+                     changes={"handoff_due_at": [audit._jsonable(before), audit._jsonable(due)]}, **who)  # fmt: skip
+    SafetyClock.objects.bulk_update(moved, ["due_at", "warn_at", "warned_at", "breached_at", "next_check_at"])
+    return len(moved)
 
 
 def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: bool,
@@ -1145,8 +1185,9 @@ def raise_flag(source, *, kind: str, terms: list[str], excerpt: str, by_agent: b
                 )  # fmt: skip
         except IntegrityError:  # another save of the same record raised it a moment ago
             return Flag.objects.filter(**{field: source}, status=SignalStatus.PENDING).first()
-        due = _handoff_due(heard_at, serious)
-        clock = SafetyClock(kind=ClockKind.HANDOFF, flag=flag, started_at=heard_at, due_at=due,
+        calendar = None if serious else _handoff_calendar()
+        due = _handoff_due(heard_at, serious, calendar)
+        clock = SafetyClock(kind=ClockKind.HANDOFF, flag=flag, calendar=calendar, started_at=heard_at, due_at=due,
                             warn_at=_warn_at(heard_at, due))  # fmt: skip
         clock.next_check_at = _next_check(clock)
         clock.save()
@@ -1186,12 +1227,17 @@ def _escalate(flag: Flag, source, heard_at: dt.datetime, excerpt: str) -> None:
     becomes the four-hour one from that message (unless it is due sooner already), and PV is told at once."""
     due = _handoff_due(heard_at, serious=True)
     clock = SafetyClock.objects.filter(flag=flag, kind=ClockKind.HANDOFF, met_at__isnull=True).first()
-    if clock is None or clock.due_at <= due:
-        return  # already a four-hour hand-off (PV was told then)
+    if clock is None:
+        return
+    if clock.due_at <= due:  # already a four-hour hand-off (PV was told then), or due sooner still
+        if clock.calendar_id is not None:  # … which a later calendar change must not put off beyond four hours
+            SafetyClock.objects.filter(pk=clock.pk).update(calendar=None)
+        return
     before = clock.due_at
-    clock.due_at, clock.warn_at, clock.warned_at = due, _warn_at(heard_at, due), None
+    # calendar time from now on: a later change of the working calendar leaves it alone
+    clock.due_at, clock.warn_at, clock.warned_at, clock.calendar = due, _warn_at(heard_at, due), None, None
     clock.next_check_at = _next_check(clock)
-    clock.save(update_fields=["due_at", "warn_at", "warned_at", "next_check_at"])
+    clock.save(update_fields=["due_at", "warn_at", "warned_at", "calendar", "next_check_at"])
     audit.record(A.UPDATE, flag, actor_name="net", source=_source_code(source), serious=True,
                  changes={"handoff_due_at": [audit._jsonable(before), audit._jsonable(due)]})  # fmt: skip
     _tell_serious(flag, source, excerpt)

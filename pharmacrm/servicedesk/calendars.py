@@ -71,7 +71,7 @@ def set_override(
             AuditEntry.Action.UPDATE, calendar, changes={str(day): [None if before is None else before.working, working]},
             note=override.note, **who,
         )  # fmt: skip
-        _refresh(calendar)
+        _refresh(calendar, who)
     return override
 
 
@@ -84,14 +84,19 @@ def remove_override(user, calendar: BusinessCalendar, day: dt.date, *, system_ac
         before.delete()
         _bump(calendar)
         audit.record(AuditEntry.Action.UPDATE, calendar, changes={str(day): [before.working, None]}, **who)
-        _refresh(calendar)
+        _refresh(calendar, who)
     return True
 
 
-def _refresh(calendar: BusinessCalendar) -> None:
+def _refresh(calendar: BusinessCalendar, who: dict) -> None:
+    """In the change's transaction: the open tickets' clocks are rebuilt by the worker once it commits, the
+    pending safety hand-offs counted on the calendar are re-planned now (`who` changed it, for their audit)."""
+    from pharmacrm.safety import net
+
     from .tasks import refresh_after_commit
 
     refresh_after_commit(calendar_id=calendar.pk)
+    net.calendar_changed(calendar, **who)
 
 
 @dataclass(frozen=True)
@@ -169,5 +174,5 @@ def update_calendar(user, calendar: BusinessCalendar, data: dict, *, version: in
             raise ConflictError(BusinessCalendar.objects.filter(pk=calendar.pk).values_list("version", flat=True).first() or 0)
         calendar.refresh_from_db(fields=["version", "updated_at"])
         audit.record(AuditEntry.Action.UPDATE, calendar, user=user, changes=changes)
-        _refresh(calendar)
+        _refresh(calendar, {"user": user})
     return calendar

@@ -6,7 +6,8 @@ gets a ConflictError (HTTP 409) and the page keeps what they typed.
 
 A new category or customer chooses the SLA policy again and rebuilds the clocks from the ticket's history;
 neither changes the priority or complexity (an agent changes those deliberately, with a reason) — except
-that a caller identified as a VIP or key account gets the one-step boost intake would have given. A resolved
+that a caller identified as a VIP or key account gets the one-step boost intake would have given, and a customer
+corrected to one without it takes back the system's boost (not a priority a person set since). A resolved
 or closed ticket keeps its policy, priority and clocks: its details are corrected for the record only."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from pharmacrm.core import access, audit, builtin, crypto
 from pharmacrm.core.models import AuditEntry
@@ -26,7 +27,7 @@ from pharmacrm.customers.models import Institution, Person
 
 from . import services
 from .choices import OPEN_STATUSES, EventKind
-from .models import Product, Ticket, TicketCategory
+from .models import Product, Ticket, TicketCategory, TicketEvent
 
 A = AuditEntry.Action
 CUSTOMER = ("institution", "person")
@@ -162,6 +163,20 @@ def _short(value) -> object:
     return value
 
 
+UNBOOST_REASON = gettext_noop("No longer a VIP or key-account customer: the priority boost is taken back.")
+
+
+def _before_boost(ticket: Ticket) -> str | None:
+    """The priority the system's VIP / key-account boost raised the ticket from, when that boost still stands;
+    None when there was none, or a person changed the priority by hand since (theirs stays)."""
+    events = list(TicketEvent.objects.filter(ticket=ticket, kind=EventKind.PRIORITY).order_by("at", "id"))
+    last = events[-1] if events else None
+    if last is None or not (last.data or {}).get("boost"):
+        return None
+    was, now = (last.data.get("from") or [None])[0], (last.data.get("to") or [None])[0]
+    return was if now == ticket.priority else None
+
+
 def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, reason: str = "") -> Ticket:
     """Apply the changed details; returns the ticket (unchanged, and its version not bumped, when nothing
     differs). ConflictError when someone else saved the ticket since `version` was read."""
@@ -202,17 +217,25 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
         if "caller_phone" in diff:
             ticket.refresh_derived()
             fields.append("caller_phone_bidx")
-        boosted_from = None
+        boosted_from = unboosted_from = None
         # a resolved or closed ticket's details are corrected for the record: its priority, policy and the
         # deadlines it met or missed stay as they were (services.change_priority refuses the same)
         still_open = ticket.status in OPEN_STATUSES
-        if diff.keys() & set(CUSTOMER) and not ticket.boosted and still_open:
+        if diff.keys() & set(CUSTOMER) and still_open:
             from . import routing
 
-            # a caller identified as a VIP or key account: the boost intake would have given
-            boosted_from = routing.boost(ticket, key_account=routing.key_account_team(ticket) is not None)
-            if boosted_from:
-                fields += ["priority", "boosted"]
+            key_account = routing.key_account_team(ticket) is not None
+            if not ticket.boosted:
+                # a caller identified as a VIP or key account: the boost intake would have given
+                boosted_from = routing.boost(ticket, key_account=key_account)
+                if boosted_from:
+                    fields += ["priority", "boosted"]
+            elif not (key_account or routing.customer_tiers(ticket) & routing.BOOST_TIERS):
+                # the customer corrected to one without the boost: the system's boost is taken back
+                restored = _before_boost(ticket)
+                if restored:
+                    unboosted_from, ticket.priority, ticket.boosted = ticket.priority, restored, False
+                    fields += ["priority", "boosted"]
         repolicy = still_open and bool(diff.keys() & {"category", *CUSTOMER})
         if repolicy:
             ticket.policy = services.select_policy(ticket)
@@ -244,6 +267,11 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
                 "from": [boosted_from, ticket.complexity], "to": [ticket.priority, ticket.complexity],
                 "reason": _("A VIP or key-account customer: one step more urgent."), "boost": True,
             })  # fmt: skip
+        if unboosted_from:
+            services._event(ticket, EventKind.PRIORITY, services.SYSTEM, at=now, data={
+                "from": [unboosted_from, ticket.complexity], "to": [ticket.priority, ticket.complexity],
+                "reason": _(UNBOOST_REASON), "unboost": True,
+            })  # fmt: skip
         plain = {
             f: ([CHANGED if a else "", CHANGED if b else ""] if f in PERSONAL else [_short(a), _short(b)])
             for f, (a, b) in diff.items() if f not in RELATED
@@ -259,8 +287,8 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
                 else [_digest(ticket, f, a), _digest(ticket, f, b)] if f in PERSONAL else [_short(a), _short(b)])
             for f, (a, b) in diff.items()
         }  # fmt: skip
-        if boosted_from:
-            audit_changes["priority"] = [boosted_from, ticket.priority]
+        if boosted_from or unboosted_from:
+            audit_changes["priority"] = [boosted_from or unboosted_from, ticket.priority]
         audit.record(
             A.UPDATE, ticket, user=user, changes=audit_changes, **({"reason": reason} if reason else {})
         )

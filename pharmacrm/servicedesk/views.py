@@ -474,6 +474,10 @@ def _event_details(e) -> list[tuple[str, str]]:
     for key, label in (("reason", _("Reason")), ("summary", _("Summary")), ("note", _("Note"))):
         if key == "reason" and data.get("boost"):  # the system's own words: in the reader's language, not the stored
             out.append((label, _("A VIP or key-account customer: one step more urgent.")))
+        elif key == "reason" and data.get("unboost"):
+            from .editing import UNBOOST_REASON
+
+            out.append((label, _(UNBOOST_REASON)))
         elif key == "note" and data.get(key):  # the system's own words are stored in its language: read in the reader's
             out.append((label, _system_note(str(data[key]))))
         elif data.get(key):

@@ -1,0 +1,123 @@
+"""The one-working-day hand-off to PV follows the service desk's calendar when an administrator changes it (a
+holiday entered, the working weekdays): the pending hand-offs are re-planned in the same transaction, audited on
+their flags, and their notices are sent again only for a deadline that moved later. The four-hour hand-off of a
+serious outcome counts calendar time and stays."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.safety import services
+from pharmacrm.safety.models import Flag, SafetyClock
+from pharmacrm.servicedesk import calendars
+from pharmacrm.servicedesk.models import BusinessCalendar
+from tests.safety.test_reconciliation import ticket
+
+pytestmark = pytest.mark.django_db
+
+
+def handoff_of(source) -> SafetyClock:
+    return SafetyClock.objects.get(flag=Flag.objects.get(ticket=source), kind="handoff")
+
+
+def test_a_holiday_entered_after_the_flag_moves_its_hand_off(users, xiehe):
+    """A flag raised today was due on the next working day; the administrator then enters that day as a holiday
+    (the State Council's schedule for a year the holiday package does not know): the triage queue kept the old
+    deadline, the calendar now gave the day after."""
+    flagged = ticket(users, xiehe, "患者服药后头晕、恶心，来电咨询", days_ago=1 / 24)
+    clock = handoff_of(flagged)
+    business = BusinessCalendar.objects.get(code="business")
+    assert clock.calendar == business
+    before = clock.due_at
+    calendars.set_override(users["admin"], business, timezone.localdate(before), False, "元旦")
+    clock.refresh_from_db()
+    assert clock.due_at > before
+    assert clock.due_at == calendars.engine("business").add_days(clock.started_at, services.HANDOFF_WORKING_DAYS)
+    assert clock.next_check_at == clock.warn_at < clock.due_at
+    entry = AuditEntry.objects.filter(object_type="safety.flag", object_id=str(clock.flag_id)).latest("seq")
+    assert entry.actor == users["admin"]
+    assert entry.changes == {"handoff_due_at": [before.isoformat(), clock.due_at.isoformat()]}
+
+    # the weekday of the new deadline stops being a working day: it moves again
+    due = clock.due_at
+    business = BusinessCalendar.objects.get(code="business")
+    calendars.update_calendar(users["admin"], business, {"workdays": [d for d in business.workdays
+                                                                     if d != timezone.localtime(due).weekday()]})
+    clock.refresh_from_db()
+    assert clock.due_at == calendars.engine("business").add_days(clock.started_at, services.HANDOFF_WORKING_DAYS)
+    assert clock.due_at > due
+
+
+def test_the_notices_of_a_moved_hand_off_are_sent_again_only_when_it_moved_later(users, xiehe):
+    flagged = ticket(users, xiehe, "患者服药后头晕、恶心，来电咨询", days_ago=1 / 24)
+    clock = handoff_of(flagged)
+    warn, due = clock.warn_at, clock.due_at
+    assert services.sweep(now=warn)["warned"] == 1
+    assert services.sweep(now=due)["breached"] == 1
+    # a change that leaves the deadline where it was (a day long after it) tells nobody again
+    business = BusinessCalendar.objects.get(code="business")
+    calendars.set_override(users["admin"], business, timezone.localdate(due) + dt.timedelta(days=60), False)
+    assert services.sweep(now=due + dt.timedelta(days=30))["clocks"] == 0
+    # the day it was due becomes a holiday: due later, no longer overdue, due soon and overdue again in time
+    calendars.set_override(users["admin"], business, timezone.localdate(due), False, "元旦")
+    clock.refresh_from_db()
+    assert clock.due_at > due and clock.breached_at is None and clock.warned_at is None
+    assert services.sweep(now=clock.warn_at)["warned"] == 1
+    assert services.sweep(now=clock.due_at)["breached"] == 1
+
+
+def test_the_four_hour_hand_off_of_a_death_is_not_re_planned(users, xiehe):
+    flagged = ticket(users, xiehe, "患者用药后过敏性休克，抢救无效死亡", days_ago=1 / 24)
+    clock = handoff_of(flagged)
+    assert clock.calendar is None and clock.due_at == clock.started_at + services.SERIOUS_HANDOFF
+    business = BusinessCalendar.objects.get(code="business")
+    calendars.set_override(users["admin"], business, timezone.localdate(clock.due_at), False)
+    assert handoff_of(flagged).due_at == clock.due_at
+
+
+def test_a_hand_off_escalated_to_four_hours_is_not_re_planned(users, xiehe):
+    from pharmacrm.servicedesk import conversation
+
+    flagged = ticket(users, xiehe, "吃了降压药以后有点头晕", days_ago=1 / 24, reply_email="liu@example.com")
+    conversation.receive_inbound(flagged, body="我父亲昨天晚上没抢救过来，人走了。", sender="liu@example.com")
+    clock = handoff_of(flagged)
+    assert clock.calendar is None
+    due = clock.due_at
+    calendars.set_override(users["admin"], BusinessCalendar.objects.get(code="business"), timezone.localdate(due), False)
+    assert handoff_of(flagged).due_at == due
+    # one already due sooner than four hours from the death keeps its deadline, and keeps it whatever the calendar
+    overdue = ticket(users, xiehe, "吃了降压药以后有点头晕", days_ago=3, reply_email="wang@example.com")
+    conversation.receive_inbound(overdue, body="我母亲住院了，在ICU抢救。", sender="wang@example.com")
+    assert handoff_of(overdue).calendar is None
+
+
+def test_a_triaged_flag_keeps_its_hand_off(users, xiehe):
+    flagged = ticket(users, xiehe, "患者服药后头晕、恶心，来电咨询", days_ago=1 / 24)
+    services.dismiss_flag(users["pv"], Flag.objects.get(ticket=flagged), reason="已知轻微头晕，已告知")
+    due = handoff_of(flagged).due_at
+    calendars.set_override(users["admin"], BusinessCalendar.objects.get(code="business"), timezone.localdate(due), False)
+    assert handoff_of(flagged).due_at == due
+
+
+def test_the_migration_gives_the_hand_offs_in_working_days_their_calendar(users, xiehe):
+    """Clocks stored before the calendar was: the working-day hand-offs get the business calendar, the four-hour
+    ones (from the start or escalated) stay in calendar time."""
+    import importlib
+
+    from django.apps import apps
+
+    from pharmacrm.servicedesk import conversation
+
+    migration = importlib.import_module("pharmacrm.safety.migrations.0005_handoff_clock_calendar")
+    day = ticket(users, xiehe, "患者服药后头晕、恶心，来电咨询", days_ago=3)
+    death = ticket(users, xiehe, "患者用药后过敏性休克，抢救无效死亡", days_ago=1 / 24)
+    later = ticket(users, xiehe, "吃了降压药以后有点头晕", days_ago=1 / 24, reply_email="liu@example.com")
+    conversation.receive_inbound(later, body="我父亲昨天晚上没抢救过来，人走了。", sender="liu@example.com")
+    SafetyClock.objects.update(calendar=None)
+    migration.working_day_handoffs(apps, None)
+    assert handoff_of(day).calendar.code == "business"
+    assert handoff_of(death).calendar is None and handoff_of(later).calendar is None
