@@ -10,6 +10,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 from pharmacrm.core import audit
 from pharmacrm.customers import importer, search, services
@@ -115,3 +116,28 @@ def test_a_key_saved_by_someone_else_meanwhile_stops_an_all_or_nothing_import(
     assert [m["code"] for m in json.loads(job.message)] == ["import_conflict"]
     # (here the "other user" shares the import's connection, so their row went back with it)
     assert not Person.objects.filter(external_id__startswith="T-").exclude(name="先到者").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_good_rows_import_stopped_by_a_database_error_says_what_its_earlier_chunks_saved(
+    users, tmp_path, settings, writer_threads, monkeypatch
+):
+    """Chunks of 25: rows 2–51 were committed when the database failed on the third chunk (a full disk, a lost
+    connection). The page said 0 created and no more than "an unexpected error", while 50 people were in."""
+    settings.VAR_DIR = tmp_path
+    commit, calls = importer._commit, []
+
+    def failing(run, items, in_transaction):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("No space left on device")
+        return commit(run, items, in_transaction)
+
+    monkeypatch.setattr(importer, "_commit", failing)
+    job = importer.import_file(_people_file(tmp_path, 120), "people", users["kam"], mode="good")
+    assert job.status == ImportJob.Status.FAILED
+    assert Person.objects.filter(external_id__startswith="T-").count() == 50 == job.created_count
+    assert [m["code"] for m in json.loads(job.message)] == ["failed", "stopped_saved", "rerun_people"]
+    with translation.override("en"):
+        text = " ".join(importer.job_messages(job))
+    assert "rows up to row 51 of the file were handled and saved (50 created" in text
