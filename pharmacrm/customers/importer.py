@@ -3175,8 +3175,9 @@ def _run_other(job: ImportJob, user, sheet, header, rows) -> ImportJob:
 
 def _saved_before_failure(job: ImportJob, counts: Counts, notes: list) -> Counts:
     """What an import that stopped on an error had saved: a good-rows import commits chunk by chunk, and the job
-    row says what is committed (`write_progress`; an all-or-nothing import's row says nothing until it commits). Its counts and a note say so, with how to finish: left at 0,
-    the page said nothing was imported while the lines of the first chunks were in."""
+    row says what is committed (`write_progress`; an all-or-nothing import's row says nothing until it commits).
+    Its counts and a note say so, with how to finish: left at 0, the page said nothing was imported while the
+    rows of the first chunks were in."""
     saved = ImportJob.objects.filter(pk=job.pk).values(
         "processed_rows", "created_count", "updated_count", "unchanged_count", "error_count", "last_row"
     ).first()  # fmt: skip
