@@ -21,7 +21,8 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from pharmacrm.core import access
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
 from . import exporter, importer
@@ -285,6 +286,9 @@ def import_errors(request, pk: int, fmt: str):
     else:
         response = FileResponse(_error_xlsx(path, header), content_type=importer.XLSX_TYPE)
     response["Content-Disposition"] = exporter.attachment(name)
+    # an export like any other: the rejected cells are the file's own values (a mistyped phone, an ID number)
+    audit.record(AuditEntry.Action.EXPORT, job, user=request.user, report="import errors", format=fmt,
+                 count=job.error_count, target=job.target)  # fmt: skip
     return response
 
 

@@ -147,6 +147,10 @@ def test_the_page_counts_the_rejected_rows_it_does_not_list(client_for, xiehe, h
     page = client.get(reverse("customers:import-detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "3 more rejected rows are in the downloadable report." in page
     assert len(error_report(client, job)) == 1 + 10  # the report has every error
+    # downloading it is an export of the file's rejected values (personal data among them): audited
+    entry = AuditEntry.objects.filter(action=AuditEntry.Action.EXPORT, object_id=str(job.pk)).get()
+    assert (entry.actor.username, entry.object_type, entry.extra["format"], entry.extra["count"]) == (
+        "kam", "customers.importjob", "csv", 5)
 
 
 def error_report(client, job) -> list[list[str]]:
