@@ -119,11 +119,8 @@ def _better_scan(users, opened):
                                   version=opened.version)  # fmt: skip
 
 
-def test_a_scan_sent_from_a_page_opened_before_the_expiry_does_not_undo_it(users, xiehe, with_plan, settings,
-                                                                           tmp_path):  # fmt: skip
-    """The nightly sweep expired the agreement without raising its version: a better scan uploaded from a page
-    opened before was accepted and made the agreement signed (in force) again."""
-    settings.VAR_DIR = tmp_path
+def _reminded_with_a_page_open(users, xiehe, with_plan):
+    """An agreement signed today that ends in 30 days, the KAM's page showing it, then the renewal reminder."""
     account, _plan = with_plan(xiehe)
     today = timezone.localdate()
     agreement = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
@@ -131,6 +128,15 @@ def test_a_scan_sent_from_a_page_opened_before_the_expiry_does_not_undo_it(users
     services.record_signed(users["kam"], agreement, signed_date=today, upload=_pdf())
     opened = Agreement.objects.get(pk=agreement.pk)  # the KAM's page
     assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=1)) == 1  # the renewal reminder
+    return agreement, opened
+
+
+def test_a_scan_sent_from_a_page_opened_before_the_expiry_does_not_undo_it(users, xiehe, with_plan, settings,
+                                                                           tmp_path):  # fmt: skip
+    """The nightly sweep expired the agreement without raising its version: a better scan uploaded from a page
+    opened before was accepted and made the agreement signed (in force) again."""
+    settings.VAR_DIR = tmp_path
+    agreement, opened = _reminded_with_a_page_open(users, xiehe, with_plan)
     services.sweep_agreements(now=timezone.now() + dt.timedelta(days=32))  # it ends
     with pytest.raises(services.StaleVersion):
         _better_scan(users, opened)
@@ -145,13 +151,7 @@ def test_a_scan_sent_from_a_page_opened_before_the_renewal_reminder_is_taken_and
     was refused as "changed by someone else", though nobody had changed anything the page showed. The scan is
     taken now, and the reminder is neither sent again nor lost: the agreement still expires at its end."""
     settings.VAR_DIR = tmp_path
-    account, _plan = with_plan(xiehe)
-    today = timezone.localdate()
-    agreement = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
-                                            end_date=today + dt.timedelta(days=30))  # fmt: skip
-    services.record_signed(users["kam"], agreement, signed_date=today, upload=_pdf())
-    opened = Agreement.objects.get(pk=agreement.pk)  # the KAM's page
-    assert services.sweep_agreements(now=timezone.now() + dt.timedelta(days=1)) == 1  # the renewal reminder
+    agreement, opened = _reminded_with_a_page_open(users, xiehe, with_plan)
     reminders = Notification.objects.filter(kind="keyaccounts.renewal").count()
     _better_scan(users, opened)
     agreement.refresh_from_db()
