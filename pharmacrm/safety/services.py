@@ -960,7 +960,8 @@ def _clean_submission(data: dict, errors: dict) -> dict:
         submitted_at = timezone.make_aware(submitted_at)
     if submitted_at > timezone.now() + dt.timedelta(minutes=5):
         errors.setdefault("submitted_at", []).append(_("A submission cannot be in the future."))
-    out["submitted_at"] = submitted_at
+    # to the second, as the deadlines are: a report sent at 23:59:59.4 on day 30 meets "by the end of day 30"
+    out["submitted_at"] = submitted_at.replace(microsecond=0)
     return out
 
 

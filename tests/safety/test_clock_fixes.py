@@ -70,3 +70,19 @@ def test_the_reconciliation_lists_a_case_not_valid_yet_as_not_yet_reported(make_
     assert not case.valid
     [row] = [r for r in recon.report(*recon.default_period())["rows"] if r["case_number"] == case.number]
     assert row["timeliness"] == recon.NOT_YET  # reported once it is valid, not "not reportable"
+
+
+def test_a_report_sent_in_the_last_second_of_the_due_day_is_on_time(make_case, users):
+    """"不迟于获知信息后的30日": a report recorded at 23:59:59.4 (Beijing time) on day 30 — the time the
+    submission button was pressed, to the fraction of a second — is on time, not "1 day late" with a
+    reason demanded for it."""
+    pv = users["pv"]
+    heard = timezone.now() - dt.timedelta(days=40)
+    case = make_case(received_at=heard)
+    due = services.day_deadline(heard, 30)
+    assert timezone.localtime(due).strftime("%H:%M:%S") == "23:59:59"
+    sent = due + dt.timedelta(microseconds=400_000)
+    submission = services.record_submission(pv, case, {"channel": "nmpa", "submitted_at": sent},
+                                            otp_code=sign_code(pv))  # fmt: skip
+    assert not submission.late and submission.delay_days == 0
+    assert submission.submitted_at == due
