@@ -122,6 +122,7 @@ class ClockView:
     state: str  # ok (green), warned (amber), breached (red), paused (grey), met / met_late
     text: str
     span: str = ""  # the time alone ("292 h 30 min"), beside a badge that already says it is overdue
+    uncovered: tuple[int, ...] = ()  # years up to the deadline whose official holidays nobody entered yet
 
     @property
     def label(self) -> str:
@@ -153,7 +154,10 @@ def clock_view(clock: SlaClock, now: dt.datetime) -> ClockView:
         state = "warned"
     else:
         state = "ok"
-    return ClockView(clock, state, text, span)
+    # the deadline was counted on the weekly pattern through a year whose holidays are not known yet (next
+    # year's schedule before an administrator enters it): the agent is told it may move
+    years = range(timezone.localtime(min(now, clock.due_at)).year, timezone.localtime(clock.due_at).year + 1)
+    return ClockView(clock, state, text, span, tuple(engine.uncovered_years(years)))
 
 
 def next_clock(clocks, now: dt.datetime) -> ClockView | None:

@@ -121,3 +121,33 @@ def test_the_official_holidays_are_named_in_the_pages_script(client_for):
     assert "春節" in page and "國慶節" in page and "春节" not in page and "劳动节" not in page
     client.post("/i18n/setlang/", {"language": "en"})
     assert "Spring Festival" in client.get("/service/settings/calendars/business/2026/").content.decode()
+
+
+def test_an_agent_sees_that_a_deadline_in_a_year_without_holidays_is_provisional(client_for, users, raise_ticket):
+    """chinese-calendar 1.11.0 (pinned) ends with 2026. A deadline counted into 2027 before anyone entered the
+    State Council's schedule ran through 元旦 and the Spring Festival as working days: the agent promising the
+    customer that time is told it is provisional, and the hint goes once the year's holidays are entered."""
+    from django.urls import reverse
+
+    from pharmacrm.servicedesk.models import SlaClock
+
+    ticket = raise_ticket()
+    clocks = {c.kind: c for c in SlaClock.objects.filter(ticket=ticket)}
+    assert {"first_response", "resolution"} <= set(clocks)
+    beijing = ZoneInfo("Asia/Shanghai")
+    SlaClock.objects.filter(pk=clocks["first_response"].pk).update(due_at=dt.datetime(2026, 12, 31, 17, tzinfo=beijing))
+    SlaClock.objects.filter(pk=clocks["resolution"].pk).update(due_at=dt.datetime(2027, 2, 8, 17, tzinfo=beijing))
+    url = reverse("servicedesk:ticket", args=[ticket.pk])
+
+    def hints() -> dict[str, str]:
+        page = client_for("agent").get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+        rows = page.split('id="clock-')[1:]
+        return {row.split('"')[0]: row.split("</tr>")[0] for row in rows}
+
+    rows = hints()
+    assert "data-uncovered" not in rows["first_response"]  # 2026's holidays are known
+    assert 'data-uncovered="2027"' in rows["resolution"] and "2027 年的法定节假日尚未录入" in rows["resolution"]
+    business = BusinessCalendar.objects.get(code="business")
+    for day in (dt.date(2027, 2, 6), dt.date(2027, 10, 1)):  # the Spring Festival and National Day entered
+        calendars.set_override(users["admin"], BusinessCalendar.objects.get(pk=business.pk), day, False, "")
+    assert "data-uncovered" not in hints()["resolution"]
