@@ -177,6 +177,12 @@ def _before_boost(ticket: Ticket) -> str | None:
     return was if now == ticket.priority else None
 
 
+def _set_by_hand(ticket: Ticket) -> bool:
+    """Whether a person chose the ticket's priority since its last boost (theirs is not boosted over)."""
+    last = TicketEvent.objects.filter(ticket=ticket, kind=EventKind.PRIORITY).order_by("at", "id").last()
+    return last is not None and not (last.data or {}).get("boost")
+
+
 def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, reason: str = "") -> Ticket:
     """Apply the changed details; returns the ticket (unchanged, and its version not bumped, when nothing
     differs). ConflictError when someone else saved the ticket since `version` was read."""
@@ -226,8 +232,9 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
 
             key_account = routing.key_account_team(ticket) is not None
             if not ticket.boosted:
-                # a caller identified as a VIP or key account: the boost intake would have given
-                boosted_from = routing.boost(ticket, key_account=key_account)
+                # a caller identified as a VIP or key account: the boost intake would have given, unless a
+                # person chose this priority (the customer's tier does not overrule them)
+                boosted_from = None if _set_by_hand(ticket) else routing.boost(ticket, key_account=key_account)
                 if boosted_from:
                     fields += ["priority", "boosted"]
             elif not (key_account or routing.customer_tiers(ticket) & routing.BOOST_TIERS):

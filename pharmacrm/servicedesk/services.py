@@ -447,7 +447,9 @@ def change_priority(user, ticket: Ticket, priority: str, complexity: str | None 
         ticket.priority = priority
         ticket.complexity = complexity or ticket.complexity
         ticket.policy = select_policy(ticket)
-        _save(ticket, ["priority", "complexity", "policy_id"], expected)
+        # a person's priority, not the system's VIP / key-account boost any more (the badge says so)
+        ticket.boosted = False
+        _save(ticket, ["priority", "complexity", "policy_id", "boosted"], expected)
         _event(ticket, EventKind.PRIORITY, user, at=now, data={"from": before, "to": [ticket.priority, ticket.complexity],
                                                                 "reason": reason.strip()})  # fmt: skip
         rebuild_clocks(ticket, now=now)

@@ -49,6 +49,21 @@ def test_a_priority_a_person_set_after_the_boost_stays(users, vip_ticket, ruijin
     assert TicketEvent.objects.filter(ticket=t, kind=EventKind.PRIORITY).latest("id").actor == users["agent"]
 
 
+def test_a_priority_set_by_hand_is_no_longer_marked_boosted_nor_boosted_again(users, admin_user, vip_ticket, ruijin,
+                                                                               client_for):  # fmt: skip
+    """The key-account page and the API said "boosted" beside a priority the agent had chosen, and a customer
+    corrected to another VIP raised the agent's choice one more step."""
+    services.change_priority(users["agent"], vip_ticket, "normal", reason="只是咨询说明书", version=vip_ticket.version)
+    vip_ticket.refresh_from_db()
+    assert (vip_ticket.priority, vip_ticket.boosted) == ("normal", False)
+    body = client_for("agent").get(f"/api/v1/tickets/{vip_ticket.pk}/").json()
+    assert (body["priority"], body["boosted"]) == ("normal", False)
+    customer_services.update_institution(admin_user, ruijin, {"tier": "vip"}, version=ruijin.version)
+    editing.edit_ticket(users["agent"], vip_ticket, {"institution": ruijin.pk}, version=vip_ticket.version)
+    t = Ticket.objects.get(pk=vip_ticket.pk)
+    assert (t.priority, t.boosted) == ("normal", False)
+
+
 def test_another_vip_customer_keeps_the_boost(users, admin_user, vip_ticket, ruijin):
     customer_services.update_institution(admin_user, ruijin, {"tier": "vip"}, version=ruijin.version)
     editing.edit_ticket(users["agent"], vip_ticket, {"institution": ruijin.pk}, version=vip_ticket.version)
