@@ -316,7 +316,9 @@ class UserSerializer(serializers.ModelSerializer):
 
     def validate_username(self, value):
         """Unique in any letter case, as the Users page requires: "Agent" beside "agent" would be two accounts
-        that the audit trail, the lockout and the people who read them cannot tell apart."""
+        that the audit trail, the lockout and the people who read them cannot tell apart; nor can "ｋａｍ" in
+        full-width letters, which sign-in reads as "kam" — it is saved in ordinary letters."""
+        value = User.normalize_username(value).strip()
         clash = User.objects.filter(username__iexact=value)
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)

@@ -1,4 +1,5 @@
-"""Request id and audit context per request; the second-factor gate for privileged roles."""
+"""Request id and audit context per request; the second-factor gate for privileged roles; a clear answer when
+the database is busy."""
 
 from __future__ import annotations
 
@@ -187,4 +188,53 @@ class UserLanguageMiddleware:
                 secure=settings.LANGUAGE_COOKIE_SECURE, httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
                 samesite=settings.LANGUAGE_COOKIE_SAMESITE,
             )  # fmt: skip
+        return response
+
+
+def database_busy(exception: BaseException) -> bool:
+    """A write that gave up waiting for the database: SQLite's single writer held past the 20 s timeout (an
+    all-or-nothing import, a restore), or PostgreSQL's lock_timeout where an operator set one."""
+    from django.db import OperationalError
+
+    if not isinstance(exception, OperationalError):
+        return False
+    if getattr(exception.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+        return True
+    text = str(exception).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+class DatabaseBusyMiddleware:
+    """Tell the user their change was not saved because the database was busy, and to try again — a 503 with
+    Retry-After, in their language (JSON under /api/) — instead of "Server error". The transaction was rolled
+    back, so nothing is half-written."""
+
+    RETRY_AFTER = 30  # seconds
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not database_busy(exception):
+            return None
+        from django.shortcuts import render
+        from django.utils.translation import gettext as _
+
+        from .views import _is_api, _json_error
+
+        message = _("The database is busy with another long task, such as an import, so your change was not "
+                    "saved. Please try again in a minute.")  # fmt: skip
+        if _is_api(request):
+            response = _json_error(message, 503)
+        else:
+            from django.utils.http import url_has_allowed_host_and_scheme
+
+            back = request.headers.get("Referer", "")  # the page the form was on, to send it again from
+            if not url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure()):
+                back = ""
+            response = render(request, "503.html", {"message": message, "back": back}, status=503)
+        response["Retry-After"] = str(self.RETRY_AFTER)
         return response

@@ -116,6 +116,8 @@ def _apply_user(user: User, data: dict) -> None:
     for key in ("username", "display_name", "first_name", "last_name", "email", "is_active"):
         if key in data:
             setattr(user, key, data[key])
+    if "username" in data:  # full-width letters as the ordinary ones, as sign-in reads them (sign_in_name)
+        user.username = User.normalize_username(data["username"]).strip()
     if "language" in data:
         user.language = data["language"] or ""
     if data.get("password"):

@@ -137,7 +137,9 @@ class UserForm(forms.Form):
             self.fields["password"].help_text = gettext_lazy("Leave empty to keep the current password.")
 
     def clean_username(self):
-        name = self.cleaned_data["username"].strip()
+        # full-width letters (ｋａｍ, typed in a Chinese input method's full-width mode) are the ordinary ones:
+        # sign-in reads them so, and an account of that name beside kam could never be told apart from it
+        name = User.normalize_username(self.cleaned_data["username"]).strip()
         clash = User.objects.filter(username__iexact=name)
         if self.user is not None:
             clash = clash.exclude(pk=self.user.pk)

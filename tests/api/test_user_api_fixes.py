@@ -95,3 +95,17 @@ def test_the_schema_documents_the_version(anon):
     schema = anon.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     assert "version" in schema.json()["components"]["schemas"]["User"]["properties"]
+
+
+def test_a_username_in_full_width_letters_is_the_same_username(api_for, users):
+    """A Chinese input method in full-width mode types ｋａｍ: sign-in reads it as kam, so an account of that name
+    beside kam could never be told apart from it (and signed in instead of it). It is refused as taken; a new
+    one is saved in ordinary letters."""
+    admin = api_for("admin")
+    taken = admin.post("/api/v1/users/", {"username": "ｋａｍ", "password": STRONG}, format="json")
+    assert taken.status_code == 400
+    assert taken.json()["username"] == ["A user with this username already exists."]
+    made = admin.post("/api/v1/users/", {"username": "ｌｉｎａ", "password": STRONG}, format="json")
+    assert made.status_code == 201 and made.json()["username"] == "lina"
+    renamed = admin.patch(url(users["rep"]), {"username": "ＫＡＭ", "version": 1}, format="json")
+    assert renamed.status_code == 400 and User.objects.get(pk=users["rep"].pk).username == "rep"

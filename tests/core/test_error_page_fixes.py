@@ -17,6 +17,7 @@ from django.utils import translation
 from pharmacrm.core import views as core_views
 from pharmacrm.customers import services
 from pharmacrm.customers.models import Institution
+from tests.api.conftest import api_for  # noqa: F401  (token clients per role)
 
 pytestmark = pytest.mark.django_db
 
@@ -211,3 +212,55 @@ def test_mark_read_without_ids_answers_in_the_requests_language(client_for):
                           HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
     with translation.override("zh-hans"):
         assert chinese.json() == {"ids": [gettext(message)]}
+
+
+# --- a write that gave up waiting for the database --------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_that_finds_the_database_busy_says_so_and_saves_nothing(client_for, api_for, xiehe):
+    """An all-or-nothing import holds SQLite's one writer for minutes; a rep saving a hospital meanwhile gave up
+    after the wait and read "Server error". Now they read that the database was busy, nothing was saved and to
+    try again (503, Retry-After), on the page and in the API. Here another connection really holds the write:
+    SQLite's lock, or on PostgreSQL the row's lock with a lock_timeout set for this connection."""
+    import threading
+
+    from django.db import connection, transaction
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                Institution.objects.filter(pk=xiehe.pk).update(beds=1500)
+                holding.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(30)
+    postgres = connection.vendor == "postgresql"
+    try:
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '200ms'")
+        page = client_for("admin").post(f"/customers/institutions/{xiehe.pk}/edit/", {"name": "改名", "version": 1},
+                                        HTTP_REFERER=f"http://testserver/customers/institutions/{xiehe.pk}/edit/",
+                                        HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
+        api = api_for("admin").patch(f"/api/v1/institutions/{xiehe.pk}/", {"beds": 1, "version": 1}, format="json",
+                                     HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    finally:
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        release.set()
+        holder.join()
+    assert page.status_code == 503 and page["Retry-After"] == "30"
+    text = page.content.decode()
+    assert "数据库正忙" in text and "未保存" in text
+    assert f'href="http://testserver/customers/institutions/{xiehe.pk}/edit/"' in text
+    assert api.status_code == 503 and "database is busy" in api.json()["detail"]
+    xiehe.refresh_from_db()
+    assert xiehe.name == "北京协和医院" and xiehe.beds == 1500  # only the holder's change

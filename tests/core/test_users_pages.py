@@ -100,6 +100,7 @@ def test_creating_a_user_with_roles_is_audited_and_the_user_can_sign_in(client_f
 @pytest.mark.parametrize("change, field, message", [
     ({"password2": "something-else"}, "password2", "The two passwords differ."),
     ({"username": "KAM"}, "username", "A user with this username already exists."),
+    ({"username": "ＫＡＭ"}, "username", "A user with this username already exists."),  # full-width letters
     ({"password": "", "password2": ""}, "password", "This field is required."),
     ({"password": "12345678", "password2": "12345678"}, "password", "This password is too common."),
 ])  # fmt: skip
