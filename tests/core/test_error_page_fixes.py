@@ -228,6 +228,7 @@ def test_a_save_that_finds_the_database_busy_says_so_and_saves_nothing(client_fo
     from django.db import connection, transaction
 
     holding, release = threading.Event(), threading.Event()
+    web, api_client = client_for("admin"), api_for("admin")  # signed in before the database is held
 
     def hold():
         try:
@@ -246,10 +247,12 @@ def test_a_save_that_finds_the_database_busy_says_so_and_saves_nothing(client_fo
         if postgres:
             with connection.cursor() as cursor:
                 cursor.execute("SET lock_timeout = '200ms'")
-        page = client_for("admin").post(f"/customers/institutions/{xiehe.pk}/edit/", {"name": "改名", "version": 1},
+        form = {"name": "改名", "kind": xiehe.kind, "credit_code": xiehe.credit_code, "tier": xiehe.tier,
+                "stage": xiehe.stage, "province": "110000", "city": "110100", "district": "110105", "version": 1}
+        page = web.post(f"/customers/institutions/{xiehe.pk}/edit/", form,
                                         HTTP_REFERER=f"http://testserver/customers/institutions/{xiehe.pk}/edit/",
                                         HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
-        api = api_for("admin").patch(f"/api/v1/institutions/{xiehe.pk}/", {"beds": 1, "version": 1}, format="json",
+        api = api_client.patch(f"/api/v1/institutions/{xiehe.pk}/", {"beds": 1, "version": 1}, format="json",
                                      HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
     finally:
         if postgres:
