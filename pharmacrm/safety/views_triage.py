@@ -145,10 +145,25 @@ def _pending_row(flag: Flag, may_handle: bool, bound: tuple | None, now: dt.date
         "flag": flag, "source": label, "source_url": url,
         # the text a customer wrote may name the patient: PV only; the others see which terms were found
         "excerpt": highlight(flag.excerpt, flag.terms) if may_handle else "",
-        "handoff_due": clock.due_at if clock else None,
+        "handoff_due": clock.due_at if clock else None, "clock": clock,
         "overdue": bool(clock and clock.met_at is None and clock.due_at <= now),
         "confirm_form": confirm, "dismiss_form": dismiss, "open": bool(bound and bound[0] == flag.pk),
     }  # fmt: skip
+
+
+def _with_provisional(rows: list[dict], now: dt.datetime) -> None:
+    """A pending hand-off counted in working days into a year whose holidays nobody entered yet says its deadline
+    is provisional (one query for the calendars of the page)."""
+    from pharmacrm.servicedesk import calendars
+    from pharmacrm.servicedesk.models import BusinessCalendar
+
+    clocks = [r["clock"] for r in rows if r["clock"] is not None and r["clock"].calendar_id and not r["clock"].met_at]
+    wanted = {c.calendar_id for c in clocks}
+    engines = {c.pk: calendars.engine(c) for c in BusinessCalendar.objects.filter(pk__in=wanted)} if wanted else {}
+    for row in rows:
+        clock = row["clock"]
+        engine = engines.get(clock.calendar_id) if clock is not None and not clock.met_at else None
+        row["uncovered"] = calendars.provisional_years(engine, now, clock.due_at) if engine else ()
 
 
 def _with_cases(rows: list[dict]) -> None:
@@ -196,6 +211,7 @@ def _triage_page(request, *, bound: tuple | None = None, status: int = 200):
         page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
         rows = [_pending_row(f, may_handle, bound, now) for f in page]
         _with_cases(rows)
+        _with_provisional(rows, now)
         context.update(page_obj=page, rows=rows)
     else:
         # the officer's name as str(user) writes it (without a display name, from first and last name), or two

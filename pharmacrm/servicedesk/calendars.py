@@ -118,6 +118,14 @@ def coverage_gaps(today: dt.date | None = None) -> list[CoverageGap]:
     return gaps
 
 
+def provisional_years(calendar_engine: workcalendar.WorkCalendar, now: dt.datetime, due: dt.datetime) -> tuple[int, ...]:
+    """The years up to a working-time deadline whose official holidays are not known (next year's schedule
+    before an administrator enters it): the deadline was counted on the weekly pattern there and may move, which
+    the pages say beside it."""
+    years = range(timezone.localtime(min(now, due)).year, timezone.localtime(due).year + 1)
+    return tuple(calendar_engine.uncovered_years(years))
+
+
 # --- the calendar itself ---------------------------------------------------------------------------
 
 CALENDAR_FIELDS = ("code", "name", "time_zone", "windows", "workdays", "official_holidays", "always_on")

@@ -154,10 +154,7 @@ def clock_view(clock: SlaClock, now: dt.datetime) -> ClockView:
         state = "warned"
     else:
         state = "ok"
-    # the deadline was counted on the weekly pattern through a year whose holidays are not known yet (next
-    # year's schedule before an administrator enters it): the agent is told it may move
-    years = range(timezone.localtime(min(now, clock.due_at)).year, timezone.localtime(clock.due_at).year + 1)
-    return ClockView(clock, state, text, span, tuple(engine.uncovered_years(years)))
+    return ClockView(clock, state, text, span, calendars.provisional_years(engine, now, clock.due_at))
 
 
 def next_clock(clocks, now: dt.datetime) -> ClockView | None:

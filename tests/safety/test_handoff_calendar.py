@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
@@ -121,3 +122,22 @@ def test_the_migration_gives_the_hand_offs_in_working_days_their_calendar(users,
     migration.working_day_handoffs(apps, None)
     assert handoff_of(day).calendar.code == "business"
     assert handoff_of(death).calendar is None and handoff_of(later).calendar is None
+
+
+def test_the_triage_queue_says_a_hand_off_into_a_year_without_holidays_is_provisional(users, xiehe, client_for):
+    """chinese-calendar 1.11.0 (pinned) ends with 2026: a one-working-day hand-off due on 1 January 2027 was
+    counted as if 元旦 were a working day. PV reads that the deadline may move until 2027's schedule is entered."""
+    flagged = ticket(users, xiehe, "患者服药后头晕、恶心，来电咨询", days_ago=1 / 24)
+    clock = handoff_of(flagged)
+    new_year = dt.datetime(2027, 1, 1, 10, tzinfo=timezone.get_current_timezone())
+    SafetyClock.objects.filter(pk=clock.pk).update(due_at=new_year)
+
+    def row() -> str:
+        page = client_for("pv").get(reverse("safety:triage"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+        return page.split("2027-01-01 10:00")[1].split("</td>")[0]
+
+    assert 'data-uncovered="2027"' in row() and "2027 年的法定节假日尚未录入" in row()
+    for day in (dt.date(2027, 2, 6), dt.date(2027, 10, 1)):  # the Spring Festival and National Day entered
+        calendars.set_override(users["admin"], BusinessCalendar.objects.get(code="business"), day, False, "")
+    SafetyClock.objects.filter(pk=clock.pk).update(due_at=new_year)  # the re-plan moved it; the page is the test
+    assert "data-uncovered" not in row()
