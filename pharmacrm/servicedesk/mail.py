@@ -37,7 +37,7 @@ from django.core.mail import EmailMessage
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.template.defaultfilters import filesizeformat
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
@@ -157,7 +157,15 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
     # a reply not sent yet goes to the ticket's address as it is now: the agent who corrected a mistyped
     # address (then pressed "send again") expects it there, not at the address that bounced
     current = (Ticket.objects.filter(pk=message.ticket_id).first() or message.ticket).reply_email
-    if current and not _same_address(current, message.recipient):
+    if not current:
+        # the address was taken off the ticket since (the customer asked not to be mailed, or it was someone
+        # else's): a reply still retrying must not go to it after all
+        with translation.override(settings.LANGUAGE_CODE):  # kept on the message, like the SMTP errors
+            error = _("Not sent: the ticket no longer has the customer's e-mail address.")
+        TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
+        log.warning("Mail for ticket message %s not sent: the ticket has no address any more", message.pk)
+        return Delivery.GAVE_UP
+    if not _same_address(current, message.recipient):
         message.recipient = current
         TicketMessage.objects.filter(pk=message.pk).update(recipient=current)
     try:
@@ -232,6 +240,11 @@ def resend(user, message: TicketMessage) -> TicketMessage:
     services.require(user, Cap.HANDLE_TICKETS)
     if message.kind != MessageKind.REPLY or message.delivery != Delivery.GAVE_UP:
         raise ValidationError({"delivery": [_("Only a reply that could not be sent can be sent again.")]})
+    if not message.ticket.reply_email:
+        raise ValidationError({"delivery": [_(
+            "The ticket has no e-mail address: enter the customer's address in the ticket's details, then send "
+            "again."
+        )]})  # fmt: skip
     with transaction.atomic():
         updated = TicketMessage.objects.filter(pk=message.pk, delivery=Delivery.GAVE_UP).update(
             delivery=Delivery.PENDING, attempts=0, sent_at=None, last_error=""

@@ -11,7 +11,8 @@ from email.message import EmailMessage
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from pharmacrm.servicedesk import conversation, mail, services
 from pharmacrm.servicedesk.choices import Channel, ClockKind, Delivery, MessageKind, Status
@@ -266,6 +267,33 @@ def test_delivery_gives_up_after_the_last_attempt(desk, users, settings, django_
     assert (reply.delivery, reply.attempts) == (Delivery.SENT, 1)
     assert desk.inbox(CUSTOMER)[-1]["Message-ID"] == reply.message_id
     with pytest.raises(ValidationError):
+        mail.resend(users["agent"], reply)
+
+
+def test_a_reply_retrying_after_the_address_was_taken_off_the_ticket_is_not_sent_to_it(desk, users, settings):
+    """The SMTP server was down; meanwhile the agent removed the customer's e-mail from the ticket (the customer
+    asked not to be mailed, or the address was someone else's). The retry still mailed the reply to it."""
+    from pharmacrm.servicedesk import editing
+
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    good_port = settings.EMAIL_PORT
+    settings.EMAIL_PORT = free_port()
+    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    assert reply.delivery == Delivery.FAILED
+    ticket.refresh_from_db()
+    editing.edit_ticket(users["agent"], ticket, {"reply_email": ""}, version=ticket.version)
+    settings.EMAIL_PORT = good_port
+    mailed = len(desk.inbox(CUSTOMER))  # the acknowledgement
+
+    assert mail.retry_failed(timezone.now() + dt.timedelta(minutes=5)) == 1
+    reply.refresh_from_db()
+    assert len(desk.inbox(CUSTOMER)) == mailed
+    assert reply.delivery == Delivery.GAVE_UP
+    assert reply.last_error == gettext("Not sent: the ticket no longer has the customer's e-mail address.")
+    # "Send again" says what is missing instead of failing once more
+    with translation.override("en"), pytest.raises(ValidationError, match="no e-mail address"):
         mail.resend(users["agent"], reply)
 
 
