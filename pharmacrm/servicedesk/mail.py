@@ -49,6 +49,7 @@ from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
+from pharmacrm.notify.tasks import is_notification_id
 
 from . import conversation, services
 from .choices import Channel, Delivery, MessageKind
@@ -894,9 +895,12 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         files = mail_files(msg)
     at = received_at(msg, now)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
-    ticket = conversation.find_thread(
-        message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
-    )
+    references = message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
+    ticket = conversation.find_thread(references)
+    if ticket is None and any(is_notification_id(i) for i in references):
+        # a user answering a notification's e-mail, which comes from the desk's address by default ("收到"): not
+        # a customer's request — it became a ticket, with an acknowledgement to the colleague
+        raise Refused("an answer to a PharmaCRM notification e-mail, not a customer's mail")
     if ticket is None:
         ticket = ticket_by_subject(subject, address)
     if ticket is not None and ticket.merged_into_id:  # the request goes on in the ticket it was merged into

@@ -173,6 +173,37 @@ def test_the_number_in_the_subject_threads_only_for_the_tickets_customer(desk):
     assert (other.reply_email, other.caller_name, other.description) == (STRANGER, STRANGER, "陌生人")
 
 
+def test_a_colleague_answering_a_notification_email_makes_no_ticket(
+    desk, users, settings, django_capture_on_commit_callbacks
+):
+    """Notifications are e-mailed from the desk's address by default. An agent answering one ("收到") wrote to
+    the service mailbox: the answer became a customer's ticket, and the agent got its acknowledgement."""
+    colleague = "other@hospital.test"
+    settings.NOTIFY_MAIL_FROM = settings.SERVICEDESK_MAIL_FROM
+    users["agent"].email = colleague
+    users["agent"].save(update_fields=["email"])
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.assign(users["manager"], ticket, assignee=users["agent"])
+    [notice] = desk.inbox(colleague)
+    assert ticket.number in notice["Subject"]
+
+    desk.send(customer_mail(subject=f"Re: {notice['Subject']}", body="收到", sender=colleague, name="王小明",
+                            In_Reply_To=notice["Message-ID"], References=notice["Message-ID"]))  # fmt: skip
+    assert desk.poll() == {"taken": 0, "skipped": 0, "refused": 1}
+    assert Ticket.objects.count() == 1
+    assert ticket.messages.count() == 2  # the customer's mail and its acknowledgement
+    assert len(desk.inbox(colleague)) == 1  # no acknowledgement to the colleague
+    assert r"\Flagged" in desk.imap.flags(SERVICE)[-1]  # left in the mailbox for a person to look at
+    # the customer answering the desk's own mail still threads
+    ack = desk.inbox(CUSTOMER)[-1]
+    desk.send(customer_mail(subject=f"Re: {ack['Subject']}", body="谢谢", In_Reply_To=ack["Message-ID"]))
+    assert desk.poll()["taken"] == 1
+    assert ticket.messages.filter(kind=MessageKind.INBOUND).count() == 2
+
+
 def test_a_known_sender_becomes_the_tickets_person(desk, xiehe):
     desk.send(customer_mail(sender=DOCTOR.upper(), name="张伟"))
     desk.poll()
