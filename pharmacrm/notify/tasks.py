@@ -341,8 +341,9 @@ def _in_recipients_language(delivery: Delivery) -> None:
         return  # a row written before texts were kept as templates: as queued
     from .services import _language, email_text, withheld
 
-    # nor with the customer's words of a flag's notice the recipient may no longer read (after leaving PV)
-    gone = note.object_type == "safety.flag" and note.pk in withheld(note.recipient, [note])
+    # nor with a text the recipient may no longer read, as in the bell: the customer's words of a flag's notice
+    # after leaving PV, a quality complaint's defect after leaving the case, a ticket out of their territory now
+    gone = note.pk in withheld(note.recipient, [note])
     text = "" if gone else note.spec.get("body", "")
     subject, body = email_text(note.spec["title"], text, note.url, _language(note.recipient))
     if (delivery.payload or {}).get("subject") != subject or delivery.payload.get("body") != body:
