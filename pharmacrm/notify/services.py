@@ -289,15 +289,16 @@ def mark_read(user, ids: Iterable[int] | str | None = None, *, up_to: int | None
 
 
 def may_open(user, note: Notification) -> bool:
-    """Whether the user may still open the ticket, safety case or triage flag a notification is about (the
-    scope of those pages: a ticket handed to someone outside their territory since, a case or a flag after
-    leaving the PV role). Other kinds of objects: True (their page decides)."""
+    """Whether the user may still open the ticket, safety case, triage flag or improvement action a notification
+    is about (the scope of those pages: a ticket handed to someone outside their territory since, a case or a
+    flag after leaving the PV role, an action given to someone else). Other kinds of objects: True (their page
+    decides)."""
     return note.pk not in closed_to(user, [note])
 
 
 def closed_to(user, notes: Iterable[Notification]) -> set[int]:
-    """The ids of those of `notes` whose ticket, safety case or triage flag the user may no longer open: one
-    query per kind of object, not one per notification (a page of the bell)."""
+    """The ids of those of `notes` whose ticket, safety case, triage flag or improvement action the user may no
+    longer open: one query per kind of object, not one per notification (a page of the bell)."""
     wanted: dict[str, dict[int, list[int]]] = {}
     for note in notes:
         if note.object_id.isdecimal() and len(note.object_id) <= 18:
@@ -321,6 +322,12 @@ def closed_to(user, notes: Iterable[Notification]) -> set[int]:
         shut("safety.safetycase", {c.pk for c in cases if access.case_status_visible(user, c)})
     if "safety.flag" in wanted and not (access.can(user, Cap.HANDLE_SAFETY) or access.can(user, Cap.OVERSEE_SAFETY)):
         shut("safety.flag", set())  # the triage page: PV and those who oversee it
+    if "servicedesk.improvementaction" in wanted:  # an action given to someone else since
+        from pharmacrm.servicedesk import revisit
+
+        wanted_actions = list(wanted["servicedesk.improvementaction"])
+        shut("servicedesk.improvementaction",
+             set(revisit.actions_for(user).filter(pk__in=wanted_actions).values_list("pk", flat=True)))  # fmt: skip
     return closed
 
 
