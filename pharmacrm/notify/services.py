@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
@@ -440,14 +441,41 @@ def _snapshot(endpoint: WebhookEndpoint) -> dict:
     return {k: getattr(endpoint, k) for k in ENDPOINT_FIELDS}
 
 
+SENT_AGAIN = dt.timedelta(minutes=10)
+
+
+def _created_just_now(user, endpoint: WebhookEndpoint, secret: str) -> WebhookEndpoint | None:
+    """The endpoint this user created in the last ten minutes with the same name, address, format, events and
+    state (and secret, when one was typed): the form sent twice (a double click on Save, Back and Save, an API
+    client's retry). A second endpoint would post every ticket event into the group chat twice."""
+    ids = AuditEntry.objects.filter(
+        action=A.CREATE, object_type=WebhookEndpoint._meta.label_lower, actor=user,
+        at__gte=timezone.now() - SENT_AGAIN,
+    ).values_list("object_id", flat=True)  # fmt: skip
+    same = WebhookEndpoint.objects.filter(
+        pk__in=[int(i) for i in ids if i.isdecimal() and len(i) < 19], name=endpoint.name, url=endpoint.url,
+        format=endpoint.format, active=endpoint.active,
+    ).order_by("-pk")  # fmt: skip
+    return next((e for e in same if e.events == endpoint.events and (not secret or e.secret == secret)), None)
+
+
 def create_endpoint(user, data: dict) -> WebhookEndpoint:
-    """A new endpoint; a secret is generated when none is given. The secret is shown once, by the caller."""
+    """A new endpoint; a secret is generated when none is given. The secret is shown once, by the caller. The
+    same endpoint sent again by the same user within ten minutes is not created twice: the first is returned,
+    with `sent_again` set (its secret is shown to them again: the page that showed it was never seen)."""
     access.require(user, Cap.MANAGE_SERVICE)
     endpoint = WebhookEndpoint(**{k: v for k, v in data.items() if k in ENDPOINT_FIELDS})
     endpoint.events = _clean_events(data.get("events"))
-    endpoint.secret = (data.get("secret") or "").strip() or new_secret()
+    given = (data.get("secret") or "").strip()
+    endpoint.secret = given or new_secret()
     _validate_endpoint(endpoint)
     with transaction.atomic():
+        # one creation at a time per administrator, so that a double click's two requests see each other
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        same = _created_just_now(user, endpoint, given)
+        if same is not None:
+            same.sent_again = True
+            return same
         endpoint.save(force_insert=True)
         audit.record(A.CREATE, endpoint, user=user, changes=audit.diff({}, _snapshot(endpoint)))
     return endpoint
