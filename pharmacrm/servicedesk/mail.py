@@ -958,7 +958,7 @@ def _connect() -> imaplib.IMAP4:
     else:
         imap = imaplib.IMAP4(host, port, timeout=timeout)
     imap.login(settings.SERVICEDESK_IMAP_USER, settings.SERVICEDESK_IMAP_PASSWORD)
-    typ, data = imap.select(_quote(settings.SERVICEDESK_IMAP_FOLDER))
+    typ, data = imap.select(_quote(mailbox_name(settings.SERVICEDESK_IMAP_FOLDER)))
     if typ != "OK":
         raise imaplib.IMAP4.error(f"cannot open folder {settings.SERVICEDESK_IMAP_FOLDER}: {data!r}")
     return imap
@@ -966,6 +966,32 @@ def _connect() -> imaplib.IMAP4:
 
 def _quote(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def mailbox_name(folder: str) -> str:
+    """The folder's name as IMAP writes it (RFC 3501 §5.1.3, modified UTF-7): a folder named in Chinese — 客服,
+    or 收件箱/客服 on Tencent or Alibaba mail — is "&W6JnDQ-" on the wire. The name was sent as it was typed, and
+    the poller failed every minute (UnicodeEncodeError) without reading a mail. A name in ASCII is kept as it
+    is, so one already written in modified UTF-7 still works."""
+    if folder.isascii():
+        return folder
+    out: list[str] = []
+    run: list[str] = []  # characters outside printable ASCII, written together in modified base64
+
+    def close() -> None:
+        if run:
+            data = base64.b64encode("".join(run).encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
+            out.append(f"&{data}-")
+            run.clear()
+
+    for char in folder:
+        if " " <= char <= "~":
+            close()
+            out.append("&-" if char == "&" else char)
+        else:
+            run.append(char)
+    close()
+    return "".join(out)
 
 
 def _size(imap: imaplib.IMAP4, uid: bytes) -> int:

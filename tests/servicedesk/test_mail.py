@@ -467,3 +467,25 @@ def test_an_html_only_mail_becomes_text(desk):
 def test_without_a_mailbox_nothing_is_polled(db, settings):
     settings.SERVICEDESK_IMAP_HOST = ""
     assert mail.poll_mailbox.call_local() == {"taken": 0, "skipped": 0, "refused": 0}
+
+
+def test_a_service_folder_named_in_chinese_is_read(desk, settings):
+    """The desk's mail is filed into a folder 客服 (a rule on the company's mail server): with
+    SERVICEDESK_IMAP_FOLDER=客服 the poller failed every minute (UnicodeEncodeError) and no mail became a ticket."""
+    folder = '"&W6JnDQ-"'  # 客服 as IMAP writes it (modified UTF-7, RFC 3501)
+    imap = desk.imap.connect(SERVICE)
+    try:
+        imap.create(folder)
+        imap.append(folder, None, None, customer_mail(subject="说明书咨询").as_bytes())
+        settings.SERVICEDESK_IMAP_FOLDER = "客服"
+
+        assert desk.poll() == {"taken": 1, "skipped": 0, "refused": 0}
+
+        assert Ticket.objects.get().subject == "说明书咨询"
+        imap.select(folder, readonly=True)
+        assert imap.uid("SEARCH", None, "UNSEEN")[1] == [b""]  # marked seen in that folder
+    finally:
+        imap.logout()
+        cleanup = desk.imap.connect(SERVICE)
+        cleanup.delete(folder)
+        cleanup.logout()
