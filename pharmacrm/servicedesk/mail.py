@@ -912,9 +912,11 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
             ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
             if ticket.merged_into_id:
                 ticket = Ticket.objects.select_for_update().get(pk=ticket.merged_into_id)
+            # a reaction in the answer was heard when the mail came (its date), as for a new ticket: not when the
+            # poller got to it, hours later after a worker or database outage
             return conversation.receive_inbound(
                 ticket, body=body, sender=address, subject=subject, message_id=message_id or "",
-                in_reply_to=in_reply_to, at=now, files=files,
+                in_reply_to=in_reply_to, at=now, files=files, heard_at=max(at, ticket.received_at),
             )  # fmt: skip
         person = find_person(address)
         data = {

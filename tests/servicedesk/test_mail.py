@@ -455,6 +455,26 @@ def test_a_date_in_the_future_or_long_ago_is_not_believed(desk):
     assert Ticket.objects.get(subject="未来").received_at >= before - dt.timedelta(seconds=1)
 
 
+def test_a_reaction_in_an_answer_fetched_late_is_dated_when_the_mail_came(desk):
+    """The worker was down all morning; the customer's answer mentioning a reaction came at 09:00 and was taken
+    in at 15:00. A new ticket's day 0 is its mail's date, but for an answer PV's clock started at 15:00."""
+    from pharmacrm.safety.models import Flag
+
+    asked = timezone.now() - dt.timedelta(hours=7)
+    desk.send(customer_mail(subject="咨询用法", Date=email.utils.format_datetime(asked)))
+    desk.poll()
+    ticket = Ticket.objects.get()
+    ack = desk.inbox(CUSTOMER)[-1]
+    came = timezone.now() - dt.timedelta(hours=6)
+    desk.send(customer_mail(subject=f"Re: {ack['Subject']}", body="服药后第二天全身起了皮疹，很痒。",
+                            In_Reply_To=ack["Message-ID"], Date=email.utils.format_datetime(came)))  # fmt: skip
+    desk.poll()
+
+    assert ticket.messages.filter(kind=MessageKind.INBOUND).count() == 2
+    flag = Flag.objects.get(ticket=ticket)
+    assert abs(flag.received_at - came) < dt.timedelta(seconds=1)
+
+
 def test_an_html_only_mail_becomes_text(desk):
     msg = customer_mail(subject="HTML")
     msg.set_content("<html><body><p>第一段</p><p>第二段 &amp; 更多</p><script>x()</script></body></html>",
