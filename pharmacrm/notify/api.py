@@ -201,7 +201,16 @@ ADMIN = {"*": Cap.MANAGE_SERVICE}
 @extend_schema_view(
     list=extend_schema(tags=["notifications"]),
     retrieve=extend_schema(tags=["notifications"]),
-    create=extend_schema(tags=["notifications"], responses={201: WebhookEndpointCreatedSerializer}),
+    create=extend_schema(
+        tags=["notifications"],
+        responses={
+            201: WebhookEndpointCreatedSerializer,
+            200: OpenApiResponse(
+                WebhookEndpointCreatedSerializer,
+                description="The same endpoint sent again within ten minutes (a retry): the one created then.",
+            ),
+        },
+    ),
     update=extend_schema(tags=["notifications"]),
     partial_update=extend_schema(tags=["notifications"]),
     destroy=extend_schema(
@@ -227,7 +236,9 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         data = dict(s.validated_data)
         data.pop("version", None)
         endpoint = services.create_endpoint(request.user, data)
-        return Response(WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+        # the same request sent again (a retry after a timeout): the endpoint the first one created
+        code = status.HTTP_200_OK if getattr(endpoint, "sent_again", False) else status.HTTP_201_CREATED
+        return Response(WebhookEndpointCreatedSerializer(endpoint).data, status=code)
 
     def perform_update(self, serializer):
         # a stale version is a 409, as on the endpoint's page (another administrator saved in the meantime)

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
@@ -289,15 +290,16 @@ def mark_read(user, ids: Iterable[int] | str | None = None, *, up_to: int | None
 
 
 def may_open(user, note: Notification) -> bool:
-    """Whether the user may still open the ticket, safety case or triage flag a notification is about (the
-    scope of those pages: a ticket handed to someone outside their territory since, a case or a flag after
-    leaving the PV role). Other kinds of objects: True (their page decides)."""
+    """Whether the user may still open the ticket, safety case, triage flag or improvement action a notification
+    is about (the scope of those pages: a ticket handed to someone outside their territory since, a case or a
+    flag after leaving the PV role, an action given to someone else). Other kinds of objects: True (their page
+    decides)."""
     return note.pk not in closed_to(user, [note])
 
 
 def closed_to(user, notes: Iterable[Notification]) -> set[int]:
-    """The ids of those of `notes` whose ticket, safety case or triage flag the user may no longer open: one
-    query per kind of object, not one per notification (a page of the bell)."""
+    """The ids of those of `notes` whose ticket, safety case, triage flag or improvement action the user may no
+    longer open: one query per kind of object, not one per notification (a page of the bell)."""
     wanted: dict[str, dict[int, list[int]]] = {}
     for note in notes:
         if note.object_id.isdecimal() and len(note.object_id) <= 18:
@@ -321,6 +323,12 @@ def closed_to(user, notes: Iterable[Notification]) -> set[int]:
         shut("safety.safetycase", {c.pk for c in cases if access.case_status_visible(user, c)})
     if "safety.flag" in wanted and not (access.can(user, Cap.HANDLE_SAFETY) or access.can(user, Cap.OVERSEE_SAFETY)):
         shut("safety.flag", set())  # the triage page: PV and those who oversee it
+    if "servicedesk.improvementaction" in wanted:  # an action given to someone else since
+        from pharmacrm.servicedesk import revisit
+
+        wanted_actions = list(wanted["servicedesk.improvementaction"])
+        shut("servicedesk.improvementaction",
+             set(revisit.actions_for(user).filter(pk__in=wanted_actions).values_list("pk", flat=True)))  # fmt: skip
     return closed
 
 
@@ -433,14 +441,41 @@ def _snapshot(endpoint: WebhookEndpoint) -> dict:
     return {k: getattr(endpoint, k) for k in ENDPOINT_FIELDS}
 
 
+SENT_AGAIN = dt.timedelta(minutes=10)
+
+
+def _created_just_now(user, endpoint: WebhookEndpoint, secret: str) -> WebhookEndpoint | None:
+    """The endpoint this user created in the last ten minutes with the same name, address, format, events and
+    state (and secret, when one was typed): the form sent twice (a double click on Save, Back and Save, an API
+    client's retry). A second endpoint would post every ticket event into the group chat twice."""
+    ids = AuditEntry.objects.filter(
+        action=A.CREATE, object_type=WebhookEndpoint._meta.label_lower, actor=user,
+        at__gte=timezone.now() - SENT_AGAIN,
+    ).values_list("object_id", flat=True)  # fmt: skip
+    same = WebhookEndpoint.objects.filter(
+        pk__in=[int(i) for i in ids if i.isdecimal() and len(i) < 19], name=endpoint.name, url=endpoint.url,
+        format=endpoint.format, active=endpoint.active,
+    ).order_by("-pk")  # fmt: skip
+    return next((e for e in same if e.events == endpoint.events and (not secret or e.secret == secret)), None)
+
+
 def create_endpoint(user, data: dict) -> WebhookEndpoint:
-    """A new endpoint; a secret is generated when none is given. The secret is shown once, by the caller."""
+    """A new endpoint; a secret is generated when none is given. The secret is shown once, by the caller. The
+    same endpoint sent again by the same user within ten minutes is not created twice: the first is returned,
+    with `sent_again` set (its secret is shown to them again: the page that showed it was never seen)."""
     access.require(user, Cap.MANAGE_SERVICE)
     endpoint = WebhookEndpoint(**{k: v for k, v in data.items() if k in ENDPOINT_FIELDS})
     endpoint.events = _clean_events(data.get("events"))
-    endpoint.secret = (data.get("secret") or "").strip() or new_secret()
+    given = (data.get("secret") or "").strip()
+    endpoint.secret = given or new_secret()
     _validate_endpoint(endpoint)
     with transaction.atomic():
+        # one creation at a time per administrator, so that a double click's two requests see each other
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        same = _created_just_now(user, endpoint, given)
+        if same is not None:
+            same.sent_again = True
+            return same
         endpoint.save(force_insert=True)
         audit.record(A.CREATE, endpoint, user=user, changes=audit.diff({}, _snapshot(endpoint)))
     return endpoint

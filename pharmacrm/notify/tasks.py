@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import email.utils
 import hashlib
 import hmac
 import json
 import logging
+import re
+import secrets
 import time
 import urllib.error
 import urllib.parse
@@ -88,13 +91,35 @@ def due_ids(limit: int = BATCH) -> list[int]:
 # --- sending ---------------------------------------------------------------------------------------
 
 
+NOTIFICATION_ID = re.compile(r"<pharmacrm-notify\.\d+\.[0-9a-f]+@[^<>\s]+>")
+
+
+def message_id(delivery: Delivery, sender: str) -> str:
+    """The Message-ID of a notification's e-mail. It names the mail as a notification: by default notifications go
+    out from the service desk's address, and a user's answer to one ("收到") lands in the service mailbox, where
+    it must not become a customer's ticket (servicedesk.mail recognises it by this id in In-Reply-To)."""
+    address = email.utils.parseaddr(sender)[1]
+    domain = address.rsplit("@", 1)[-1].strip() if "@" in address else ""
+    return f"<pharmacrm-notify.{delivery.pk}.{secrets.token_hex(8)}@{domain or 'pharmacrm.localhost'}>"
+
+
+def is_notification_id(value: str) -> bool:
+    """Whether a Message-ID is that of a notification's e-mail."""
+    return bool(NOTIFICATION_ID.fullmatch(value or ""))
+
+
 def send_email(delivery: Delivery) -> None:
+    sender = getattr(settings, "NOTIFY_MAIL_FROM", "") or settings.DEFAULT_FROM_EMAIL
     message = EmailMessage(
         subject=delivery.payload.get("subject", ""),
         body=delivery.payload.get("body", ""),
-        from_email=getattr(settings, "NOTIFY_MAIL_FROM", "") or settings.DEFAULT_FROM_EMAIL,
+        from_email=sender,
         to=[delivery.email],
-        headers={"Auto-Submitted": "auto-generated", "X-PharmaCRM-Delivery": str(delivery.pk)},
+        headers={
+            "Auto-Submitted": "auto-generated",
+            "X-PharmaCRM-Delivery": str(delivery.pk),
+            "Message-ID": message_id(delivery, sender),
+        },
     )
     with get_connection(fail_silently=False) as connection:
         connection.send_messages([message])
@@ -316,8 +341,9 @@ def _in_recipients_language(delivery: Delivery) -> None:
         return  # a row written before texts were kept as templates: as queued
     from .services import _language, email_text, withheld
 
-    # nor with the customer's words of a flag's notice the recipient may no longer read (after leaving PV)
-    gone = note.object_type == "safety.flag" and note.pk in withheld(note.recipient, [note])
+    # nor with a text the recipient may no longer read, as in the bell: the customer's words of a flag's notice
+    # after leaving PV, a quality complaint's defect after leaving the case, a ticket out of their territory now
+    gone = note.pk in withheld(note.recipient, [note])
     text = "" if gone else note.spec.get("body", "")
     subject, body = email_text(note.spec["title"], text, note.url, _language(note.recipient))
     if (delivery.payload or {}).get("subject") != subject or delivery.payload.get("body") != body:

@@ -132,6 +132,9 @@ def endpoint_create(request):
         except ValidationError as e:
             _form_errors(form, e)
         else:
+            if getattr(endpoint, "sent_again", False):
+                messages.info(request, _("This form was already sent: the endpoint was created then, and not a "
+                                         "second time."))  # fmt: skip
             # the secret is shown this once; afterwards it is only ever replaced
             return render(
                 request, "notify/endpoint_created.html", {"endpoint": endpoint, "secret": endpoint.secret}

@@ -135,10 +135,12 @@ def _refuse_sent_again(user, ticket: Ticket, kind: str, body: str, now: dt.datet
 
 def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str = "", message_id: str = "",
                     in_reply_to: str = "", at: dt.datetime | None = None,
-                    files: Iterable[tuple[str, str, bytes]] = ()) -> TicketMessage:  # fmt: skip
+                    files: Iterable[tuple[str, str, bytes]] = (), heard_at: dt.datetime | None = None,
+                    ) -> TicketMessage:  # fmt: skip
     """What the customer sent about an existing ticket (an e-mail answer). A ticket waiting on the customer
     goes back to work; a resolved, informed or closed one is reopened. `files`: (name, type, bytes); a file
-    refused for its type or size is left out and named in the message's text."""
+    refused for its type or size is left out and named in the message's text. `heard_at`: when the company
+    received it (the mail's date), day 0 of a reaction it mentions; default `at`."""
     now = at or timezone.now()
     with transaction.atomic():
         message = TicketMessage.objects.create(
@@ -156,7 +158,7 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
         else:
             services.rebuild_clocks(ticket, now=now)
         audit.record(A.CREATE, message, user=services.SYSTEM, changes={"ticket": [None, ticket.number]})
-        net.screen_ticket(ticket, [message.body], heard_at=now)
+        net.screen_ticket(ticket, [message.body], heard_at=min(heard_at or now, now))
         services.tell_assignee(ticket, Message(gettext_lazy("%(number)s: the customer wrote again"),
                                                number=ticket.number), kind="ticket.customer_wrote")  # fmt: skip
     return message

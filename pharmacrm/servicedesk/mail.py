@@ -37,7 +37,7 @@ from django.core.mail import EmailMessage
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.template.defaultfilters import filesizeformat
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
@@ -49,6 +49,7 @@ from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
+from pharmacrm.notify.tasks import is_notification_id
 
 from . import conversation, services
 from .choices import Channel, Delivery, MessageKind
@@ -157,7 +158,15 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
     # a reply not sent yet goes to the ticket's address as it is now: the agent who corrected a mistyped
     # address (then pressed "send again") expects it there, not at the address that bounced
     current = (Ticket.objects.filter(pk=message.ticket_id).first() or message.ticket).reply_email
-    if current and not _same_address(current, message.recipient):
+    if not current:
+        # the address was taken off the ticket since (the customer asked not to be mailed, or it was someone
+        # else's): a reply still retrying must not go to it after all
+        with translation.override(settings.LANGUAGE_CODE):  # kept on the message, like the SMTP errors
+            error = _("Not sent: the ticket no longer has the customer's e-mail address.")
+        TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
+        log.warning("Mail for ticket message %s not sent: the ticket has no address any more", message.pk)
+        return Delivery.GAVE_UP
+    if not _same_address(current, message.recipient):
         message.recipient = current
         TicketMessage.objects.filter(pk=message.pk).update(recipient=current)
     try:
@@ -232,6 +241,11 @@ def resend(user, message: TicketMessage) -> TicketMessage:
     services.require(user, Cap.HANDLE_TICKETS)
     if message.kind != MessageKind.REPLY or message.delivery != Delivery.GAVE_UP:
         raise ValidationError({"delivery": [_("Only a reply that could not be sent can be sent again.")]})
+    if not message.ticket.reply_email:
+        raise ValidationError({"delivery": [_(
+            "The ticket has no e-mail address: enter the customer's address in the ticket's details, then send "
+            "again."
+        )]})  # fmt: skip
     with transaction.atomic():
         updated = TicketMessage.objects.filter(pk=message.pk, delivery=Delivery.GAVE_UP).update(
             delivery=Delivery.PENDING, attempts=0, sent_at=None, last_error=""
@@ -881,9 +895,12 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         files = mail_files(msg)
     at = received_at(msg, now)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
-    ticket = conversation.find_thread(
-        message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
-    )
+    references = message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
+    ticket = conversation.find_thread(references)
+    if ticket is None and any(is_notification_id(i) for i in references):
+        # a user answering a notification's e-mail, which comes from the desk's address by default ("收到"): not
+        # a customer's request — it became a ticket, with an acknowledgement to the colleague
+        raise Refused("an answer to a PharmaCRM notification e-mail, not a customer's mail")
     if ticket is None:
         ticket = ticket_by_subject(subject, address)
     if ticket is not None and ticket.merged_into_id:  # the request goes on in the ticket it was merged into
@@ -895,9 +912,11 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
             ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
             if ticket.merged_into_id:
                 ticket = Ticket.objects.select_for_update().get(pk=ticket.merged_into_id)
+            # a reaction in the answer was heard when the mail came (its date), as for a new ticket: not when the
+            # poller got to it, hours later after a worker or database outage
             return conversation.receive_inbound(
                 ticket, body=body, sender=address, subject=subject, message_id=message_id or "",
-                in_reply_to=in_reply_to, at=now, files=files,
+                in_reply_to=in_reply_to, at=now, files=files, heard_at=max(at, ticket.received_at),
             )  # fmt: skip
         person = find_person(address)
         data = {
@@ -941,7 +960,7 @@ def _connect() -> imaplib.IMAP4:
     else:
         imap = imaplib.IMAP4(host, port, timeout=timeout)
     imap.login(settings.SERVICEDESK_IMAP_USER, settings.SERVICEDESK_IMAP_PASSWORD)
-    typ, data = imap.select(_quote(settings.SERVICEDESK_IMAP_FOLDER))
+    typ, data = imap.select(_quote(mailbox_name(settings.SERVICEDESK_IMAP_FOLDER)))
     if typ != "OK":
         raise imaplib.IMAP4.error(f"cannot open folder {settings.SERVICEDESK_IMAP_FOLDER}: {data!r}")
     return imap
@@ -949,6 +968,32 @@ def _connect() -> imaplib.IMAP4:
 
 def _quote(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def mailbox_name(folder: str) -> str:
+    """The folder's name as IMAP writes it (RFC 3501 §5.1.3, modified UTF-7): a folder named in Chinese — 客服,
+    or 收件箱/客服 on Tencent or Alibaba mail — is "&W6JnDQ-" on the wire. The name was sent as it was typed, and
+    the poller failed every minute (UnicodeEncodeError) without reading a mail. A name in ASCII is kept as it
+    is, so one already written in modified UTF-7 still works."""
+    if folder.isascii():
+        return folder
+    out: list[str] = []
+    run: list[str] = []  # characters outside printable ASCII, written together in modified base64
+
+    def close() -> None:
+        if run:
+            data = base64.b64encode("".join(run).encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
+            out.append(f"&{data}-")
+            run.clear()
+
+    for char in folder:
+        if " " <= char <= "~":
+            close()
+            out.append("&-" if char == "&" else char)
+        else:
+            run.append(char)
+    close()
+    return "".join(out)
 
 
 def _size(imap: imaplib.IMAP4, uid: bytes) -> int:

@@ -38,18 +38,22 @@ def _make_due(delivery: Delivery) -> None:
 def test_send_creates_one_notification_per_active_recipient_and_emails_those_with_an_address(
     users, smtp_server
 ):
+    from pharmacrm.servicedesk import services as desk
+
     agent, manager, rep = users["agent"], users["manager"], users["rep"]
     agent.email = "agent@pharma.example"
     agent.save()
     rep.is_active = False
     rep.save()
+    ticket = desk.create_ticket(agent, {"subject": "药品说明书咨询", "channel": "phone", "category": "drug_info",
+                                        "caller_name": "王先生"})  # fmt: skip
     notes = services.send(
         [agent, manager, agent, rep, None],
         kind="ticket.assigned",
-        title="TK-2026-000001 药品说明书咨询",
+        title=f"{ticket.number} 药品说明书咨询",
         body="已分配给你",
-        url="/service/tickets/1/",
-        obj=("servicedesk.ticket", 1),
+        url=f"/service/tickets/{ticket.pk}/",
+        obj=ticket,  # one the agent may open: the text of a notification about one out of reach is left out
     )
     assert sorted(n.recipient.username for n in notes) == ["agent", "manager"]
     assert Notification.objects.get(recipient=agent).object_type == "servicedesk.ticket"
@@ -61,10 +65,10 @@ def test_send_creates_one_notification_per_active_recipient_and_emails_those_wit
     (got,) = smtp_server.messages
     assert got["to"] == ["agent@pharma.example"]
     msg = got["message"]
-    assert "TK-2026-000001" in msg["Subject"]
+    assert ticket.number in msg["Subject"]
     assert msg["Auto-Submitted"] == "auto-generated"
     text = msg.get_content()
-    assert "已分配给你" in text and "/service/tickets/1/" in text
+    assert "已分配给你" in text and f"/service/tickets/{ticket.pk}/" in text
     delivery.refresh_from_db()
     assert delivery.status == S.SENT and delivery.attempts == 1 and delivery.sent_at is not None
 

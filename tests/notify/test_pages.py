@@ -168,6 +168,39 @@ def test_create_edit_test_and_retry_through_the_pages(users, client_for, setting
     } <= actions
 
 
+def test_the_new_endpoint_form_sent_twice_creates_one_endpoint_and_the_group_gets_each_event_once(
+    users, client_for, api_for
+):
+    """A double click on Save (or Back and Save) created two endpoints for the same bot: every ticket event was
+    then posted into the group chat twice."""
+    form = {"name": "客服主管群", "url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "format": "wecom",
+            "events": "ticket.breached", "active": "on"}  # fmt: skip
+    c = client_for("manager")
+    first = c.post("/notifications/webhooks/new/", form)
+    again = c.post("/notifications/webhooks/new/", form)
+
+    endpoint = WebhookEndpoint.objects.get()
+    assert first.status_code == again.status_code == 200
+    assert endpoint.secret in again.content.decode()  # the page that showed it first was never seen
+    assert services.emit("ticket.breached", {}) == 1
+    # the same bot with other events is another endpoint
+    assert c.post("/notifications/webhooks/new/", {**form, "events": "ticket.created"}).status_code == 200
+    assert WebhookEndpoint.objects.count() == 2
+    # an API client's retry gets the endpoint the first request created
+    api = api_for("admin")
+    body = {
+        "name": "钉钉群",
+        "url": "https://oapi.dingtalk.com/robot/send?access_token=t",
+        "format": "dingtalk",
+    }
+    created = api.post("/api/v1/webhooks/", body, format="json")
+    retried = api.post("/api/v1/webhooks/", body, format="json")
+    assert (created.status_code, retried.status_code) == (201, 200)
+    assert (
+        retried.json()["id"] == created.json()["id"] and retried.json()["secret"] == created.json()["secret"]
+    )
+
+
 def test_filtering_an_endpoints_delivery_log_by_status_keeps_to_that_endpoint(users, client_for):
     """From an endpoint's "Deliveries", choosing a status and Apply listed every endpoint's deliveries."""
     bot = services.create_endpoint(users["admin"], {"name": "钉钉群", "url": "https://example.com/a"})

@@ -122,6 +122,33 @@ def test_a_notification_about_a_ticket_the_reader_can_no_longer_see_says_so_inst
     assert note.read_at is not None
 
 
+def test_a_notification_about_an_improvement_action_given_to_someone_else_says_so_instead_of_a_404(
+    client_for, users
+):
+    """The agent was told of an action of theirs; the service manager gave it to the product expert before the
+    agent opened it. The notification led to "No such improvement action, or you may not see it." (404)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.servicedesk import revisit
+
+    action = revisit.create_action(users["manager"], {
+        "title": "缩短退货审批时间", "owner": users["agent"], "due_date": timezone.localdate() + dt.timedelta(days=14),
+    })  # fmt: skip
+    note = Notification.objects.get(recipient=users["agent"], kind="improvement.assigned")
+    client = client_for("agent")
+    assert client.get(f"/notifications/{note.pk}/open/").url == f"/service/improvements/{action.pk}/"
+    revisit.update_action(users["manager"], action, {"owner": users["expert"]}, version=action.version)
+
+    with translation.override("en"):
+        response = client.get(f"/notifications/{note.pk}/open/", HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    assert response.redirect_chain == [("/notifications/", 302)]
+    assert "You can no longer open what this notification is about: " in response.content.decode()
+    assert action.number in response.content.decode()
+
+
 def test_a_notification_about_a_ticket_still_visible_still_opens_it(client_for, users, xiehe):
     from pharmacrm.servicedesk import services as desk
 

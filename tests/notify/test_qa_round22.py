@@ -130,3 +130,36 @@ def test_a_serious_outcome_email_waiting_for_its_retry_leaves_out_the_patients_n
 
     (got,) = smtp_server.messages
     assert got["to"] == ["pv@pharma.example"] and "张三丰" not in got["message"].get_content()
+
+
+def test_a_quality_complaint_email_waiting_for_its_retry_leaves_out_its_text_once_the_qa_owner_left_pv(
+    users, make_user, smtp_server
+):
+    """The bell and the API no longer show the text of a notification about a case its reader left (the docs say
+    an e-mail still waiting leaves it out too); the e-mail went out with the customer's words all the same."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.notify import tasks
+    from pharmacrm.notify.models import Delivery
+    from pharmacrm.safety import services as safety
+
+    qa = make_user("qa1", Role.PV)
+    qa.email = "qa1@pharma.example"
+    qa.save()
+    case = safety.create_case(users["pv"], {
+        "kind": "quality", "received_at": timezone.now() - dt.timedelta(hours=2), "reporter_name": "李药师",
+        "drugs": [{"role": "1", "brand_name": "阿莫灵", "batch": "B240301"}],
+        "quality": {"batch": "B240301", "defect": "患者王建国的药盒里铝塑板漏装一粒"},
+    })  # fmt: skip
+    safety.update_quality(users["pv"], case, {"qa_owner": qa})
+    note = Notification.objects.get(recipient=qa, kind="safety.qa-handoff")
+    delivery = Delivery.objects.get(notification=note)
+    _leave_pv(qa)  # moved to the call centre while the mail waited (the SMTP server was down)
+
+    assert tasks.deliver(delivery.pk) == Delivery.Status.SENT
+
+    (got,) = smtp_server.messages
+    assert got["to"] == ["qa1@pharma.example"] and case.number in got["message"]["Subject"]
+    assert "王建国" not in got["message"].get_content()

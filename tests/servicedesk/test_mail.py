@@ -11,7 +11,8 @@ from email.message import EmailMessage
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from pharmacrm.servicedesk import conversation, mail, services
 from pharmacrm.servicedesk.choices import Channel, ClockKind, Delivery, MessageKind, Status
@@ -172,6 +173,37 @@ def test_the_number_in_the_subject_threads_only_for_the_tickets_customer(desk):
     assert (other.reply_email, other.caller_name, other.description) == (STRANGER, STRANGER, "陌生人")
 
 
+def test_a_colleague_answering_a_notification_email_makes_no_ticket(
+    desk, users, settings, django_capture_on_commit_callbacks
+):
+    """Notifications are e-mailed from the desk's address by default. An agent answering one ("收到") wrote to
+    the service mailbox: the answer became a customer's ticket, and the agent got its acknowledgement."""
+    colleague = "other@hospital.test"
+    settings.NOTIFY_MAIL_FROM = settings.SERVICEDESK_MAIL_FROM
+    users["agent"].email = colleague
+    users["agent"].save(update_fields=["email"])
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.assign(users["manager"], ticket, assignee=users["agent"])
+    [notice] = desk.inbox(colleague)
+    assert ticket.number in notice["Subject"]
+
+    desk.send(customer_mail(subject=f"Re: {notice['Subject']}", body="收到", sender=colleague, name="王小明",
+                            In_Reply_To=notice["Message-ID"], References=notice["Message-ID"]))  # fmt: skip
+    assert desk.poll() == {"taken": 0, "skipped": 0, "refused": 1}
+    assert Ticket.objects.count() == 1
+    assert ticket.messages.count() == 2  # the customer's mail and its acknowledgement
+    assert len(desk.inbox(colleague)) == 1  # no acknowledgement to the colleague
+    assert r"\Flagged" in desk.imap.flags(SERVICE)[-1]  # left in the mailbox for a person to look at
+    # the customer answering the desk's own mail still threads
+    ack = desk.inbox(CUSTOMER)[-1]
+    desk.send(customer_mail(subject=f"Re: {ack['Subject']}", body="谢谢", In_Reply_To=ack["Message-ID"]))
+    assert desk.poll()["taken"] == 1
+    assert ticket.messages.filter(kind=MessageKind.INBOUND).count() == 2
+
+
 def test_a_known_sender_becomes_the_tickets_person(desk, xiehe):
     desk.send(customer_mail(sender=DOCTOR.upper(), name="张伟"))
     desk.poll()
@@ -266,6 +298,33 @@ def test_delivery_gives_up_after_the_last_attempt(desk, users, settings, django_
     assert (reply.delivery, reply.attempts) == (Delivery.SENT, 1)
     assert desk.inbox(CUSTOMER)[-1]["Message-ID"] == reply.message_id
     with pytest.raises(ValidationError):
+        mail.resend(users["agent"], reply)
+
+
+def test_a_reply_retrying_after_the_address_was_taken_off_the_ticket_is_not_sent_to_it(desk, users, settings):
+    """The SMTP server was down; meanwhile the agent removed the customer's e-mail from the ticket (the customer
+    asked not to be mailed, or the address was someone else's). The retry still mailed the reply to it."""
+    from pharmacrm.servicedesk import editing
+
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    good_port = settings.EMAIL_PORT
+    settings.EMAIL_PORT = free_port()
+    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    assert reply.delivery == Delivery.FAILED
+    ticket.refresh_from_db()
+    editing.edit_ticket(users["agent"], ticket, {"reply_email": ""}, version=ticket.version)
+    settings.EMAIL_PORT = good_port
+    mailed = len(desk.inbox(CUSTOMER))  # the acknowledgement
+
+    assert mail.retry_failed(timezone.now() + dt.timedelta(minutes=5)) == 1
+    reply.refresh_from_db()
+    assert len(desk.inbox(CUSTOMER)) == mailed
+    assert reply.delivery == Delivery.GAVE_UP
+    assert reply.last_error == gettext("Not sent: the ticket no longer has the customer's e-mail address.")
+    # "Send again" says what is missing instead of failing once more
+    with translation.override("en"), pytest.raises(ValidationError, match="no e-mail address"):
         mail.resend(users["agent"], reply)
 
 
@@ -396,6 +455,26 @@ def test_a_date_in_the_future_or_long_ago_is_not_believed(desk):
     assert Ticket.objects.get(subject="未来").received_at >= before - dt.timedelta(seconds=1)
 
 
+def test_a_reaction_in_an_answer_fetched_late_is_dated_when_the_mail_came(desk):
+    """The worker was down all morning; the customer's answer mentioning a reaction came at 09:00 and was taken
+    in at 15:00. A new ticket's day 0 is its mail's date, but for an answer PV's clock started at 15:00."""
+    from pharmacrm.safety.models import Flag
+
+    asked = timezone.now() - dt.timedelta(hours=7)
+    desk.send(customer_mail(subject="咨询用法", Date=email.utils.format_datetime(asked)))
+    desk.poll()
+    ticket = Ticket.objects.get()
+    ack = desk.inbox(CUSTOMER)[-1]
+    came = timezone.now() - dt.timedelta(hours=6)
+    desk.send(customer_mail(subject=f"Re: {ack['Subject']}", body="服药后第二天全身起了皮疹，很痒。",
+                            In_Reply_To=ack["Message-ID"], Date=email.utils.format_datetime(came)))  # fmt: skip
+    desk.poll()
+
+    assert ticket.messages.filter(kind=MessageKind.INBOUND).count() == 2
+    flag = Flag.objects.get(ticket=ticket)
+    assert abs(flag.received_at - came) < dt.timedelta(seconds=1)
+
+
 def test_an_html_only_mail_becomes_text(desk):
     msg = customer_mail(subject="HTML")
     msg.set_content("<html><body><p>第一段</p><p>第二段 &amp; 更多</p><script>x()</script></body></html>",
@@ -408,3 +487,25 @@ def test_an_html_only_mail_becomes_text(desk):
 def test_without_a_mailbox_nothing_is_polled(db, settings):
     settings.SERVICEDESK_IMAP_HOST = ""
     assert mail.poll_mailbox.call_local() == {"taken": 0, "skipped": 0, "refused": 0}
+
+
+def test_a_service_folder_named_in_chinese_is_read(desk, settings):
+    """The desk's mail is filed into a folder 客服 (a rule on the company's mail server): with
+    SERVICEDESK_IMAP_FOLDER=客服 the poller failed every minute (UnicodeEncodeError) and no mail became a ticket."""
+    folder = '"&W6JnDQ-"'  # 客服 as IMAP writes it (modified UTF-7, RFC 3501)
+    imap = desk.imap.connect(SERVICE)
+    try:
+        imap.create(folder)
+        imap.append(folder, None, None, customer_mail(subject="说明书咨询").as_bytes())
+        settings.SERVICEDESK_IMAP_FOLDER = "客服"
+
+        assert desk.poll() == {"taken": 1, "skipped": 0, "refused": 0}
+
+        assert Ticket.objects.get().subject == "说明书咨询"
+        imap.select(folder, readonly=True)
+        assert imap.uid("SEARCH", None, "UNSEEN")[1] == [b""]  # marked seen in that folder
+    finally:
+        imap.logout()
+        cleanup = desk.imap.connect(SERVICE)
+        cleanup.delete(folder)
+        cleanup.logout()
