@@ -183,7 +183,7 @@ def otp_view(request):
                 "code", _("Too many wrong codes in a row. Wait a few seconds, then enter the current code.")
             )
             return render(request, "core/otp.html", {"form": form, "next": _next_url(request)})
-        device = next((d for d in devices if d.verify_token(form.cleaned_data["code"])), None)
+        device = signatures.matching_device(request.user, form.cleaned_data["code"])
         if device is not None:
             otp_login(request, device)
             signals.second_factor_passed(request.user)

@@ -170,3 +170,22 @@ def test_the_roles_that_need_a_code_at_sign_in_see_the_page_as_before(users, rol
     page = browser.get(ENROL).content.decode()
     assert "Your role needs a one-time code at every sign-in." in page and "Cancel and sign out" in page
     assert 'id="signing-enrolment"' not in page
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_one_code_sent_twice_at_once_signs_once(users):
+    """A one-time code is good for one use. Two requests with the same code at the same moment (a signature form
+    sent twice, or the code read over the signer's shoulder) both read it as unused and both passed; now the
+    second waits for the first and finds the code used."""
+    from tests.concurrency import held_while
+
+    manager = users["manager"]
+    device = TOTPDevice.objects.create(user=manager, name="phone", confirmed=True)
+    code = _code(device)
+    passed: list[bool] = []
+    held_while(
+        lambda: passed.append(signatures.verify_code(manager, code)),
+        lambda: passed.append(signatures.verify_code(manager, code)),
+    )
+    assert passed == [True, False]
