@@ -132,8 +132,13 @@ def verify(user, code: str, meaning: str, obj) -> None:
     """Re-authenticate `user` with `code` before a signed act. Raises ValidationError on the `otp_code`
     field when the code is wrong, used or the user has no authenticator. Call it OUTSIDE the act's
     transaction: the failure's audit entry and django-otp's throttle must survive the rollback."""
-    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+    devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
+    if not devices:
         raise ValidationError({"otp_code": [_no_authenticator_message(user)]})
+    if one_time_code(code) and not any(d.verify_is_allowed()[0] for d in devices):
+        # django-otp's wait after a wrong code: this one was not even checked, so it is not called wrong either
+        wait = _("Too many wrong codes in a row. Wait a few seconds, then enter the current code.")
+        raise ValidationError({"otp_code": [wait]})
     if not verify_code(user, code):
         audit.record(
             AuditEntry.Action.LOGIN_FAILED, obj, user=user, signature=meaning, reason="wrong one-time code"

@@ -11,6 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
@@ -189,3 +190,23 @@ def test_one_code_sent_twice_at_once_signs_once(users):
         lambda: passed.append(signatures.verify_code(manager, code)),
     )
     assert passed == [True, False]
+
+
+def test_the_right_code_during_the_wait_after_a_wrong_one_is_not_called_wrong(users, settings):
+    """After a wrong code django-otp makes the signer wait before the next one is checked. The right code sent
+    during that wait was refused as "not correct or already used", and audited as a wrong code: the signer
+    doubted the authenticator app. They are told to wait, as at sign-in, and nothing is audited as wrong."""
+    settings.OTP_TOTP_THROTTLE_FACTOR = 600  # a wait that outlasts the test
+    manager = users["manager"]
+    device = TOTPDevice.objects.create(user=manager, name="phone", confirmed=True)
+    wrong = f"{(int(_code(device)) + 1) % 1_000_000:06d}"
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        signatures.verify(manager, wrong, signatures.Meaning.APPROVED, manager)
+    assert "not correct" in str(refused.value)
+    failed = AuditEntry.objects.filter(action="login_failed", actor=manager).count()
+    with translation.override("en"), pytest.raises(ValidationError) as waiting:
+        signatures.verify(manager, _code(device), signatures.Meaning.APPROVED, manager)
+    assert waiting.value.message_dict["otp_code"] == [
+        "Too many wrong codes in a row. Wait a few seconds, then enter the current code."
+    ]
+    assert AuditEntry.objects.filter(action="login_failed", actor=manager).count() == failed
