@@ -215,6 +215,13 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 # clear the wrong codes counted so far and they could never reach the limit.
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "pharmacrm.core.views.lockout"
+# Axes keeps each failed attempt's form data in its table; besides the user name and the password it masks
+# by default, the forms whose failures count as failed sign-ins hold secrets too: the present and the new
+# password (password change), a mistyped enrolment code (one character away from a still valid one) and the
+# one-time codes.
+AXES_SENSITIVE_PARAMETERS = [
+    "username", "ip_address", "old_password", "new_password1", "new_password2", "enrolment_code", "code", "otp",
+]  # fmt: skip
 AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -140,10 +140,22 @@ class AuditFilterForm(forms.Form):
             qs = audit.about_object(qs, data.get("object_type") or "", data["object_id"])
         if data.get("request_id"):
             qs = qs.filter(request_id=data["request_id"].strip())
-        tz = timezone.get_current_timezone()
-        if data.get("date_from"):
-            qs = qs.filter(at__gte=datetime.datetime.combine(data["date_from"], datetime.time.min, tzinfo=tz))
-        if data.get("date_to"):
-            end = data["date_to"] + datetime.timedelta(days=1)
-            qs = qs.filter(at__lt=datetime.datetime.combine(end, datetime.time.min, tzinfo=tz))
+        start = _day_start(data["date_from"]) if data.get("date_from") else None
+        if start is not None:
+            qs = qs.filter(at__gte=start)
+        end = _day_start(data["date_to"], days_after=1) if data.get("date_to") else None
+        if end is not None:
+            qs = qs.filter(at__lt=end)
         return qs
+
+
+def _day_start(day: datetime.date, days_after: int = 0) -> datetime.datetime | None:
+    """The start of the day (`days_after` days later) in the reader's time zone; None beyond what a time can hold
+    — the first day of the calendar starts in year 0 in UTC, the last has no day after it — which is no bound."""
+    try:
+        day += datetime.timedelta(days=days_after)
+        moment = datetime.datetime.combine(day, datetime.time.min, tzinfo=timezone.get_current_timezone())
+        moment.astimezone(datetime.UTC)
+    except OverflowError:
+        return None
+    return moment

@@ -106,25 +106,39 @@ def one_time_code(typed: str) -> str:
     return code if len(code) == 6 and all("0" <= c <= "9" for c in code) else ""
 
 
-def verify_code(user, code: str) -> bool:
-    """True when `code` is a current, not yet used one-time code of one of the user's confirmed
-    authenticators (django-otp refuses a code used before and throttles wrong guesses)."""
+def matching_device(user, code: str) -> TOTPDevice | None:
+    """The user's confirmed authenticator whose current, not yet used one-time code `code` is (django-otp refuses
+    a code used before and throttles wrong guesses), else None. The devices are locked while the code is checked:
+    two requests sending the same code at once (a form sent twice, a code read over someone's shoulder) both read
+    it as unused, and both passed."""
     code = one_time_code(code)
     if not code:
-        return False
-    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
-        allowed, _info = device.verify_is_allowed()
-        if allowed and device.verify_token(code):
-            return True
-    return False
+        return None
+    with transaction.atomic():
+        for device in TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").select_for_update():
+            allowed, _info = device.verify_is_allowed()
+            if allowed and device.verify_token(code):
+                return device
+    return None
+
+
+def verify_code(user, code: str) -> bool:
+    """True when `code` is a current, not yet used one-time code of one of the user's confirmed
+    authenticators (matching_device)."""
+    return matching_device(user, code) is not None
 
 
 def verify(user, code: str, meaning: str, obj) -> None:
     """Re-authenticate `user` with `code` before a signed act. Raises ValidationError on the `otp_code`
     field when the code is wrong, used or the user has no authenticator. Call it OUTSIDE the act's
     transaction: the failure's audit entry and django-otp's throttle must survive the rollback."""
-    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+    devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
+    if not devices:
         raise ValidationError({"otp_code": [_no_authenticator_message(user)]})
+    if one_time_code(code) and not any(d.verify_is_allowed()[0] for d in devices):
+        # django-otp's wait after a wrong code: this one was not even checked, so it is not called wrong either
+        wait = _("Too many wrong codes in a row. Wait a few seconds, then enter the current code.")
+        raise ValidationError({"otp_code": [wait]})
     if not verify_code(user, code):
         audit.record(
             AuditEntry.Action.LOGIN_FAILED, obj, user=user, signature=meaning, reason="wrong one-time code"

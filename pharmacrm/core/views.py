@@ -148,11 +148,19 @@ def _otp_failed(request, user) -> None:
 
 
 def _second_factor_page(request):
-    """Redirect away from the OTP pages when they do not apply, else None."""
+    """Redirect away from the OTP pages when they do not apply, else None. An account locked since its password was
+    given (wrong codes or passwords in other sessions) ends this session at the lockout page: a right code here
+    signed in — and cleared the lock — although the account was locked."""
     if not request.user.is_authenticated:
         return redirect(_with_next("login", _next_url(request)))
     if not needs_second_factor(request.user) or request.user.is_verified():
         return redirect(_next_url(request))
+    from axes.handlers.proxy import AxesProxyHandler
+
+    username = request.user.get_username()
+    if AxesProxyHandler.is_locked(request, {"username": username}):
+        auth.logout(request)
+        return lockout(request, {"username": username})
     return None
 
 
@@ -183,7 +191,7 @@ def otp_view(request):
                 "code", _("Too many wrong codes in a row. Wait a few seconds, then enter the current code.")
             )
             return render(request, "core/otp.html", {"form": form, "next": _next_url(request)})
-        device = next((d for d in devices if d.verify_token(form.cleaned_data["code"])), None)
+        device = signatures.matching_device(request.user, form.cleaned_data["code"])
         if device is not None:
             otp_login(request, device)
             signals.second_factor_passed(request.user)

@@ -120,6 +120,27 @@ def test_a_deleted_last_entry_is_detected_through_the_chain_head(triggers_lifted
     )
 
 
+def test_an_entry_written_while_verify_runs_is_no_tampering():
+    """The application keeps writing while `audit verify` runs (monitoring runs it on the live system). An entry
+    written after verify had read the last one and before it read the chain's head made the head look ahead of
+    the chain: "tail deleted or edited", exit status 1, a false alarm. Here the entry goes in just before verify
+    reads the head, as another request's would."""
+    record_five()
+    written: list[bool] = []
+
+    def another_request(execute, sql, params, many, context):
+        if "core_auditchainhead" in sql and sql.lstrip().upper().startswith("SELECT") and not written:
+            written.append(True)  # once: the entry's own writing reads the head too
+            audit.record(AuditEntry.Action.LOGIN, ("core.user", "", "kam"), actor_name="kam")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(another_request):
+        result = audit.verify()
+    assert written and result.ok, result.problems
+    last = AuditEntry.objects.order_by("seq").last()
+    assert (result.checked, result.last_seq, result.last_hash) == (6, 6, last.hash)
+
+
 def test_the_verify_command_exits_non_zero_and_lists_every_problem(triggers_lifted, capsys):
     record_five()
     raw("UPDATE core_auditentry SET object_repr = 'x' WHERE seq = 1")

@@ -201,3 +201,18 @@ def test_entries_at_are_still_shown_in_local_time_on_the_row(users, client_for):
     entry = AuditEntry.objects.order_by("-seq").first()
     local = timezone.localtime(entry.at).strftime("%Y-%m-%d %H:%M:%S")
     assert local in page(client_for("auditor"))
+
+
+# --- the date filters ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dates", [
+    {"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}, {"date_from": "0001-01-01", "date_to": "9999-12-31"},
+])  # fmt: skip
+def test_the_first_and_the_last_day_of_the_calendar_mean_no_bound(users, client_for, dates):
+    """A "from" of 0001-01-01 or a "to" of 9999-12-31 (everything since, or until forever) ended in a server
+    error: the first day of the calendar starts in year 0 in UTC, and the last has no day after it. They mean no
+    bound on that side."""
+    audit.record(A.LOGIN, users["kam"], user=users["kam"], via="web")
+    body = text(page(client_for("auditor"), actor="kam", **dates))
+    assert "Signed in" in body and "No audit entries match" not in body

@@ -91,3 +91,17 @@ def test_guessing_the_present_password_locks_the_account(users, client_for, sett
     fresh = Client()
     response = fresh.post("/accounts/login/", {"username": user.username, "password": OLD})
     assert response.status_code == 403
+
+
+def test_a_wrong_present_password_keeps_no_password_in_the_database(users, client_for):
+    """The failed attempt is counted (django-axes keeps the form data of each one), but neither the mistyped
+    present password nor the new one the user chose is stored in clear for whoever reads the tables or a
+    backup."""
+    from axes.models import AccessAttempt
+
+    _with_password(users, "agent")
+    client = client_for("agent")
+    client.post(URL, {"old_password": "Old-pass-2025!", "new_password1": NEW, "new_password2": NEW})
+    stored = " ".join(a.post_data + a.get_data for a in AccessAttempt.objects.all())
+    assert AccessAttempt.objects.filter(username="agent").exists()
+    assert "Old-pass-2025!" not in stored and NEW not in stored

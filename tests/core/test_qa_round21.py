@@ -40,6 +40,23 @@ def test_signing_in_again_with_the_password_does_not_clear_the_wrong_codes(users
     assert _login(Client(), "pv").status_code == 403  # the right password too, until the cool-off ends
 
 
+def test_a_session_opened_before_the_lockout_cannot_finish_signing_in(users, settings):
+    """Someone guessing a pharmacovigilance officer's one-time codes opens sessions with the password first, then
+    guesses in each: once the account was locked, a right code in one of those sessions still signed in — and
+    the complete sign-in cleared the lock. A locked account now signs in nowhere until the cool-off ends."""
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    device = TOTPDevice.objects.create(user=users["pv"], name="default", confirmed=True)
+    opened = Client()
+    assert _login(opened, "pv").status_code == 302  # password given, the code not yet
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _login(Client(), "pv", password="wrong-password")
+    response = opened.post("/accounts/otp/", {"code": _code(device)})
+    assert response.status_code == 403 and b"locked" in response.content
+    assert opened.get("/").status_code == 302  # the session ended
+    assert _login(Client(), "pv").status_code == 403  # and the account is still locked
+    assert not AuditEntry.objects.filter(action="login", actor_name="pv", extra__second_factor="totp").exists()
+
+
 def test_a_complete_sign_in_still_clears_earlier_failures(users, settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
     device = TOTPDevice.objects.create(user=users["pv"], name="default", confirmed=True)

@@ -11,6 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
@@ -170,3 +171,42 @@ def test_the_roles_that_need_a_code_at_sign_in_see_the_page_as_before(users, rol
     page = browser.get(ENROL).content.decode()
     assert "Your role needs a one-time code at every sign-in." in page and "Cancel and sign out" in page
     assert 'id="signing-enrolment"' not in page
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_one_code_sent_twice_at_once_signs_once(users):
+    """A one-time code is good for one use. Two requests with the same code at the same moment (a signature form
+    sent twice, or the code read over the signer's shoulder) both read it as unused and both passed; now the
+    second waits for the first and finds the code used."""
+    from tests.concurrency import held_while
+
+    manager = users["manager"]
+    device = TOTPDevice.objects.create(user=manager, name="phone", confirmed=True)
+    code = _code(device)
+    passed: list[bool] = []
+    held_while(
+        lambda: passed.append(signatures.verify_code(manager, code)),
+        lambda: passed.append(signatures.verify_code(manager, code)),
+    )
+    assert passed == [True, False]
+
+
+def test_the_right_code_during_the_wait_after_a_wrong_one_is_not_called_wrong(users, settings):
+    """After a wrong code django-otp makes the signer wait before the next one is checked. The right code sent
+    during that wait was refused as "not correct or already used", and audited as a wrong code: the signer
+    doubted the authenticator app. They are told to wait, as at sign-in, and nothing is audited as wrong."""
+    settings.OTP_TOTP_THROTTLE_FACTOR = 600  # a wait that outlasts the test
+    manager = users["manager"]
+    device = TOTPDevice.objects.create(user=manager, name="phone", confirmed=True)
+    wrong = f"{(int(_code(device)) + 1) % 1_000_000:06d}"
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        signatures.verify(manager, wrong, signatures.Meaning.APPROVED, manager)
+    assert "not correct" in str(refused.value)
+    failed = AuditEntry.objects.filter(action="login_failed", actor=manager).count()
+    with translation.override("en"), pytest.raises(ValidationError) as waiting:
+        signatures.verify(manager, _code(device), signatures.Meaning.APPROVED, manager)
+    assert waiting.value.message_dict["otp_code"] == [
+        "Too many wrong codes in a row. Wait a few seconds, then enter the current code."
+    ]
+    assert AuditEntry.objects.filter(action="login_failed", actor=manager).count() == failed

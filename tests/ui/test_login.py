@@ -369,3 +369,16 @@ def test_the_audit_trail_page_needs_the_second_factor_too(client, users, role):
     assert response.status_code == 302 and response["Location"].startswith("/accounts/otp/")
     assert client.get("/accounts/otp/").status_code == 200
     assert client.post("/accounts/logout/").status_code == 302
+
+
+def test_a_mistyped_enrolment_code_is_not_kept_in_the_database(client, users):
+    """A failed attempt's form data is kept (django-axes): a code one character off the valid one would give
+    it away to whoever reads the table."""
+    from axes.models import AccessAttempt
+
+    code = _issue(users["pv"], by=users["admin"])
+    _login(client, "pv")
+    typo = code[:-1] + ("A" if code[-1] != "A" else "B")
+    client.post("/accounts/otp/enrol/", {"enrolment_code": typo})
+    stored = " ".join(a.post_data + a.get_data for a in AccessAttempt.objects.all())
+    assert AccessAttempt.objects.filter(username="pv").exists() and typo not in stored

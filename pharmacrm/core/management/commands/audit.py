@@ -5,7 +5,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from pharmacrm.core import audit
-from pharmacrm.core.models import AuditChainHead
 
 
 class Command(BaseCommand):
@@ -20,7 +19,6 @@ class Command(BaseCommand):
     def handle(self, *args, action, **options):
         result = audit.verify()
         if result.ok:
-            head = AuditChainHead.objects.filter(pk=1).first()
             self.stdout.write(
                 self.style.SUCCESS(
                     ngettext(
@@ -31,10 +29,12 @@ class Command(BaseCommand):
                     % {"n": result.checked}
                 )
             )
-            if head is not None and head.seq:
-                # kept somewhere else (a ticket, a log server), this pins the chain against a full rewrite
+            if result.last_seq:
+                # kept somewhere else (a ticket, a log server), this pins the chain against a full rewrite; the last
+                # entry checked, not the head read afterwards (the application may have written more meanwhile)
                 self.stdout.write(
-                    _("Last entry: #%(seq)d, hash %(hash)s.") % {"seq": head.seq, "hash": head.hash}
+                    _("Last entry: #%(seq)d, hash %(hash)s.")
+                    % {"seq": result.last_seq, "hash": result.last_hash}
                 )
             return
         for problem in result.problems:
