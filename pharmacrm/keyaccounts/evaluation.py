@@ -585,6 +585,7 @@ def run(
     results: list[tuple] = []
     chunks = _scored(kind, model, normalised, params, facts, previous, key_ids, results, connection.vendor == "sqlite")
     with transaction.atomic():
+        lock_results(kind)
         # the scoring of the next chunk (Python, a second thread) overlaps the database's work on this one
         count, new = _upsert_scores(
             in_background(chunks, name="evaluation-scoring"), [kind, period, run_row.pk, model.pk, as_of, started]
@@ -609,6 +610,18 @@ def run(
     return run_row
 
 
+
+
+def lock_results(kind: str) -> None:
+    """Runs of one kind write their results one after the other, for the rest of the transaction: the half-yearly
+    run (`pharmacrm evaluate`, "Run now") and the key accounts' quarterly one (the worker) at the same moment each
+    found a key account of class D without an open improvement action, and it got two. The second run waits here
+    and then finds the first one's actions, tiers and scores; so does an improvement action opened by hand
+    (influence.open_improvement_action). SQLite: the IMMEDIATE transaction holds the database's write lock
+    already."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"keyaccounts-evaluation:{kind}"])
 
 
 def _drop_unearned(kind: str, period: str, facts: dict, ids: list[int] | None) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
@@ -129,6 +130,30 @@ def test_an_improvement_action_opens_once_for_a_customer_that_fell_to_d(purchase
     assert action.title.endswith("[2026H1]") and "D" in action.title
     assert action.owner == users["kam"]  # no owner or team: the first key-account manager
     assert action.due_date == timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS)
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_evaluation_runs_at_once_open_one_improvement_action(purchases, users):
+    """The half-yearly run (`pharmacrm evaluate`) and the key accounts' quarterly run (the worker) at the same
+    moment: both found 协和 (a key account in class D) without an open action, and it got two. The second run
+    now waits for the first to finish and finds its action open."""
+    from pharmacrm.keyaccounts.choices import AccountStatus
+    from pharmacrm.keyaccounts.models import KeyAccount
+    from tests.concurrency import held_while
+
+    xiehe = purchases["xiehe"]
+    KeyAccount.objects.create(number="KA-2025-0002", institution=xiehe, status=AccountStatus.ACTIVE)
+    evaluation.active_model(ModelKind.EVALUATION)  # in force before either run, as on a running system
+    runs = []
+    held_while(
+        lambda: runs.append(evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)),
+        lambda: runs.append(evaluation.run(ModelKind.EVALUATION, as_of=H1_2026, key_accounts_only=True)),
+    )
+    assert sorted(r.period for r in runs) == ["2026H1", "2026Q2"]
+    assert Score.objects.get(institution=xiehe, period="2026Q2").klass == "D"
+    assert ImprovementAction.objects.filter(institution=xiehe).count() == 1
+    assert sorted(r.actions for r in runs) == [0, 1]
 
 
 def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(purchases, users, import_orders):
