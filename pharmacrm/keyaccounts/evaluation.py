@@ -549,17 +549,20 @@ def run(
     key_accounts_only: bool = False,
     apply: bool = True,
     facts: dict[int, scoring.Facts] | None = None,
+    model: ScoringModel | None = None,
 ) -> EvaluationRun:
     """Score customers with the kind's active model and store the results for the current period.
 
     `ids` limits the run to those customers (the incremental update after an import); `key_accounts_only`
     is the quarterly key-account evaluation. `facts`, when given, were gathered for the same date and
-    window, of these customers or more. Tiers and improvement actions are applied only when the period is
-    the latest (`later_period`); the run's `later_period` names the one in force otherwise."""
+    window, of these customers or more; `model`, when given, is the model they were gathered for (read by
+    run_all before it read them: a version saved meanwhile counts from the next run). Tiers and improvement
+    actions are applied only when the period is the latest (`later_period`); the run's `later_period` names
+    the one in force otherwise."""
     if user is not None and getattr(user, "is_authenticated", False):
         access.require(user, Cap.RUN_EVALUATIONS)
     as_of = as_of or timezone.localdate()
-    model = active_model(kind)
+    model = model or active_model(kind)
     params = {**scoring.DEFAULT_PARAMS, **model.params}
     period = current_period(kind, as_of, key_accounts_only)
     key_ids = active_key_account_ids()
@@ -993,7 +996,11 @@ def run_all(
     kinds = [ModelKind.EVALUATION, ModelKind.CANDIDATE]
     wanted = {kind: changed_since(kind, as_of) if incremental else None for kind in kinds}
     todo = [kind for kind in kinds if wanted[kind] is None or wanted[kind]]
-    windows = {kind: _window(active_model(kind)) for kind in todo}
+    # each kind is scored with the model read here, the one whose window the facts are read for: a manager saving a
+    # new version (another window) while they are read scored 12 months of purchases with a model of 6, the
+    # drill-down saying "over 6 months"
+    models = {kind: active_model(kind) for kind in todo}
+    windows = {kind: _window(models[kind]) for kind in todo}
     shared: dict[int, dict[int, scoring.Facts]] = {}
     for months in set(windows.values()):
         same = [kind for kind in todo if windows[kind] == months]
@@ -1005,7 +1012,8 @@ def run_all(
             )
             shared[months] = gather(as_of, {"window_months": months}, ids)
     calls = [
-        partial(run, kind, user=user, trigger=trigger, ids=wanted[kind], as_of=as_of, facts=shared.get(windows[kind]))
+        partial(run, kind, user=user, trigger=trigger, ids=wanted[kind], as_of=as_of, facts=shared.get(windows[kind]),
+                model=models[kind])  # fmt: skip
         for kind in todo
     ]
     if len(calls) > 1 and may_run_in_parallel():  # PostgreSQL writes both kinds' scores at once

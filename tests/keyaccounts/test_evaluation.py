@@ -156,6 +156,36 @@ def test_two_evaluation_runs_at_once_open_one_improvement_action(purchases, user
     assert sorted(r.actions for r in runs) == [0, 1]
 
 
+def test_a_model_saved_while_the_facts_are_read_counts_from_the_next_run(purchases, users, monkeypatch):
+    """`pharmacrm evaluate` reads the facts of both kinds at once for the window of their models; a manager saving a
+    6-month window meanwhile had the run score 12 months of purchases with the new model: 协和's 250,000 was
+    explained as bought "over 6 months" and a hand computation of either window contradicted the score. The run
+    now scores with the model it read the facts for; the next one with the new version."""
+    xiehe = purchases["xiehe"]
+    evaluation.active_model(ModelKind.EVALUATION)
+    evaluation.active_model(ModelKind.CANDIDATE)
+    read = evaluation.gather
+
+    def read_while_a_manager_saves(*args, **kwargs):
+        facts = read(*args, **kwargs)
+        evaluation.save_model(users["manager"], ModelKind.EVALUATION, {"params": {"window_months": 6}})
+        return facts
+
+    monkeypatch.setattr(evaluation, "gather", read_while_a_manager_saves)
+    evaluation.run_all(as_of=H1_2026)
+    monkeypatch.setattr(evaluation, "gather", read)
+
+    score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    amount = next(c for c in score.components if c["name"] == "amount")
+    assert (score.model.version, amount["detail"]["amount"], amount["detail"]["months"]) == (1, "250000.00", 12)
+    assert score.score == D("36.25")  # as computed by hand for the 12 months (module docstring)
+    # the next run, with version 2: January to June 2026 only (SO-X2 100,000 and SO-X3 50,000)
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    amount = next(c for c in score.components if c["name"] == "amount")
+    assert (score.model.version, amount["detail"]["amount"], amount["detail"]["months"]) == (2, "150000.00", 6)
+
+
 def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(purchases, users, import_orders):
     full = evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
     before = {s.institution_id: (s.run_id, s.score) for s in Score.objects.filter(period="2026H1")}
