@@ -550,6 +550,7 @@ def run(
     apply: bool = True,
     facts: dict[int, scoring.Facts] | None = None,
     model: ScoringModel | None = None,
+    started: dt.datetime | None = None,
 ) -> EvaluationRun:
     """Score customers with the kind's active model and store the results for the current period.
 
@@ -558,7 +559,8 @@ def run(
     window, of these customers or more; `model`, when given, is the model they were gathered for (read by
     run_all before it read them: a version saved meanwhile counts from the next run). Tiers and improvement
     actions are applied only when the period is the latest (`later_period`); the run's `later_period` names
-    the one in force otherwise."""
+    the one in force otherwise. `started`: the run's start (settled_moment), taken by run_all before it looked
+    for the changed customers."""
     if user is not None and getattr(user, "is_authenticated", False):
         access.require(user, Cap.RUN_EVALUATIONS)
     as_of = as_of or timezone.localdate()
@@ -570,7 +572,7 @@ def run(
         ids = sorted(key_ids if ids is None else set(ids) & key_ids)
     # a past period, scored again after a later one: its history and movement only, nothing applied today
     later = later_period(kind, period)
-    started = timezone.now()
+    started = started or settled_moment()
     normalised = scoring.normalised_weights(model.weights)
     run_row = EvaluationRun.objects.create(
         model=model, period=period, as_of=as_of, trigger=trigger, incremental=ids is not None,
@@ -965,6 +967,21 @@ def _tell_owners(notify, actions: list[tuple[int, str, str, User]], due: str, pe
     notify.send_many(items)
 
 
+def settled_moment() -> dt.datetime:
+    """Now, once no import (nor line removal) is writing rollups: a run starts at this moment, and the next
+    incremental update re-scores what changed after it. A rollup is stamped when it is written, not when its
+    import commits: a run that started while an import was writing read the rollups without its changes, and
+    the update after the import, looking only at what changed since that start, did not see them either — the
+    customer kept a score of purchases it no longer had until the next full run. Waiting for the rollups' writers
+    (sales.rollups.lock; SQLite: the IMMEDIATE transaction's write lock) makes every change stamped before the
+    moment committed, so the run reads it."""
+    from pharmacrm.sales import rollups
+
+    with transaction.atomic():
+        rollups.lock()
+        return timezone.now()
+
+
 def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
     """Customers whose rollups changed since the latest finished run of the kind for the period an
     incremental update writes (the current half-year or month as of `as_of`); None when that period has no
@@ -994,6 +1011,8 @@ def run_all(
     once for both when their models look at the same window."""
     as_of = as_of or timezone.localdate()
     kinds = [ModelKind.EVALUATION, ModelKind.CANDIDATE]
+    # before the changed customers are looked for: what changes later is the next run's
+    started = settled_moment()
     wanted = {kind: changed_since(kind, as_of) if incremental else None for kind in kinds}
     todo = [kind for kind in kinds if wanted[kind] is None or wanted[kind]]
     # each kind is scored with the model read here, the one whose window the facts are read for: a manager saving a
@@ -1013,7 +1032,7 @@ def run_all(
             shared[months] = gather(as_of, {"window_months": months}, ids)
     calls = [
         partial(run, kind, user=user, trigger=trigger, ids=wanted[kind], as_of=as_of, facts=shared.get(windows[kind]),
-                model=models[kind])  # fmt: skip
+                model=models[kind], started=started)  # fmt: skip
         for kind in todo
     ]
     if len(calls) > 1 and may_run_in_parallel():  # PostgreSQL writes both kinds' scores at once

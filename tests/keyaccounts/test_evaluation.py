@@ -186,6 +186,34 @@ def test_a_model_saved_while_the_facts_are_read_counts_from_the_next_run(purchas
     assert (score.model.version, amount["detail"]["amount"], amount["detail"]["months"]) == (2, "150000.00", 6)
 
 
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_run_started_while_a_line_is_removed_does_not_keep_the_old_score(purchases, users, admin_user):
+    """An administrator removes 协和's May order (SO-X3, 50,000 unpaid) while "Run now" starts: the run read the
+    rollups without the removal, and the incremental update after it looked only at what changed since the
+    run's start, which the removal's rollup (stamped before, committed after) was not. 协和 kept 36.25 until the
+    next full run. The run now starts once the removal is committed and reads it.
+
+    Without SO-X3: 200,000 → 7.00; 2 orders → 1.67; satisfaction 12.00; credit: 100,000 on time and 100,000
+    late → 0.7 × 50 + 0.3 × 100 = 65 → 16.25; 36.92."""
+    from pharmacrm.sales import services as sales
+    from pharmacrm.sales.models import OrderLine
+    from tests.concurrency import held_while
+
+    xiehe = purchases["xiehe"]
+    evaluation.active_model(ModelKind.EVALUATION)
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    line_x3 = OrderLine.objects.get(order_number="SO-X3")
+    held_while(
+        lambda: sales.remove_line(admin_user, line_x3, "cancelled in the ERP"),
+        lambda: evaluation.run(ModelKind.EVALUATION, as_of=H1_2026),
+    )
+    evaluation.run_all(incremental=True, as_of=H1_2026)  # the update after the removal
+
+    score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    assert score.score == D("36.92")
+
+
 def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(purchases, users, import_orders):
     full = evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
     before = {s.institution_id: (s.run_id, s.score) for s in Score.objects.filter(period="2026H1")}
