@@ -234,6 +234,32 @@ def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(pur
     assert after[xiehe.pk] == (incremental.pk, D("44.01"))
 
 
+def test_the_update_after_an_import_that_finds_an_evaluation_running_is_run_again_later(
+    purchases, import_orders, huey_immediate, django_capture_on_commit_callbacks
+):
+    """The worker re-scores the customers an import changed; with two workers, an import finishing while another
+    evaluation held the worker's lock had its update dropped ("not run"), and its customers kept their old scores
+    until the next import. The update is now tried again a little later."""
+    from huey.contrib.djhuey import lock_task
+
+    xiehe = purchases["xiehe"]
+    evaluation.run(ModelKind.EVALUATION)
+    before = Score.objects.get(kind=ModelKind.EVALUATION, institution=xiehe)
+    day = timezone.localdate() - dt.timedelta(days=20)
+    with lock_task("keyaccounts-evaluate"), django_capture_on_commit_callbacks(execute=True):  # another run
+        import_orders([line("SO-X9", 1, day, xiehe, "P1", 100, "1000", payment_due=day, paid_date=day)])
+    assert Score.objects.get(pk=before.pk).run_id == before.run_id  # not yet: the lock was held
+
+    # what the consumer's scheduler does once the retry is due
+    due = max((task.eta for task in huey_immediate.scheduled()), default=None)
+    assert due is not None
+    for task in huey_immediate.read_schedule(due):
+        huey_immediate.execute(task, timestamp=due)
+
+    after = Score.objects.get(kind=ModelKind.EVALUATION, institution=xiehe, period=before.period)
+    assert after.run_id != before.run_id and after.score > before.score
+
+
 def test_a_back_dated_run_does_not_hide_changes_from_the_next_incremental_update(purchases, import_orders):
     """The incremental update scores the customers whose purchases changed since the last run of the period
     in force. A run of a past period in between (history only) does not count as that run."""
