@@ -40,7 +40,7 @@ from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.servicedesk.models import Product
 
 from . import services
-from .api_eval import KlassField
+from .api_eval import KlassField, _ScoreQuery
 from .api_programme import TAGS, VersionSerializer, _enum, _version_sent, _versioned
 from .choices import ModelKind, TeamRole, TrialStatus
 from .models import AccountReview, KeyAccount, Meeting, MeetingAction, Score, TeamMember, TrialOffer
@@ -589,6 +589,10 @@ class IncentiveQuery(serializers.Serializer):
     period = serializers.CharField(required=False, max_length=8)
     programme = serializers.CharField(required=False, max_length=100)
 
+    # 2026h2 is 2026H2; what is no period at all (2026-H2, H2) is said under `period`, as the evaluations API says
+    # it: it answered an empty list, as if the evaluation had given nobody a discount or a reward programme
+    validate_period = _ScoreQuery.validate_period
+
 
 @extend_schema_view(
     list=extend_schema(
@@ -628,7 +632,7 @@ class IncentiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             qs = qs.filter(institution_id=query["customer"])
         if query.get("programme"):
             qs = qs.filter(programme=query["programme"])
-        period = query.get("period", "").strip().upper()
+        period = query.get("period", "")
         if not period and not query.get("customer"):
             known = periods(ModelKind.EVALUATION)
             period = known[0] if known else ""

@@ -549,17 +549,22 @@ def run(
     key_accounts_only: bool = False,
     apply: bool = True,
     facts: dict[int, scoring.Facts] | None = None,
+    model: ScoringModel | None = None,
+    started: dt.datetime | None = None,
 ) -> EvaluationRun:
     """Score customers with the kind's active model and store the results for the current period.
 
     `ids` limits the run to those customers (the incremental update after an import); `key_accounts_only`
     is the quarterly key-account evaluation. `facts`, when given, were gathered for the same date and
-    window, of these customers or more. Tiers and improvement actions are applied only when the period is
-    the latest (`later_period`); the run's `later_period` names the one in force otherwise."""
+    window, of these customers or more; `model`, when given, is the model they were gathered for (read by
+    run_all before it read them: a version saved meanwhile counts from the next run). Tiers and improvement
+    actions are applied only when the period is the latest (`later_period`); the run's `later_period` names
+    the one in force otherwise. `started`: the run's start (settled_moment), taken by run_all before it looked
+    for the changed customers."""
     if user is not None and getattr(user, "is_authenticated", False):
         access.require(user, Cap.RUN_EVALUATIONS)
     as_of = as_of or timezone.localdate()
-    model = active_model(kind)
+    model = model or active_model(kind)
     params = {**scoring.DEFAULT_PARAMS, **model.params}
     period = current_period(kind, as_of, key_accounts_only)
     key_ids = active_key_account_ids()
@@ -567,7 +572,7 @@ def run(
         ids = sorted(key_ids if ids is None else set(ids) & key_ids)
     # a past period, scored again after a later one: its history and movement only, nothing applied today
     later = later_period(kind, period)
-    started = timezone.now()
+    started = started or settled_moment()
     normalised = scoring.normalised_weights(model.weights)
     run_row = EvaluationRun.objects.create(
         model=model, period=period, as_of=as_of, trigger=trigger, incremental=ids is not None,
@@ -585,6 +590,7 @@ def run(
     results: list[tuple] = []
     chunks = _scored(kind, model, normalised, params, facts, previous, key_ids, results, connection.vendor == "sqlite")
     with transaction.atomic():
+        lock_results(kind)
         # the scoring of the next chunk (Python, a second thread) overlaps the database's work on this one
         count, new = _upsert_scores(
             in_background(chunks, name="evaluation-scoring"), [kind, period, run_row.pk, model.pk, as_of, started]
@@ -609,6 +615,18 @@ def run(
     return run_row
 
 
+
+
+def lock_results(kind: str) -> None:
+    """Runs of one kind write their results one after the other, for the rest of the transaction: the half-yearly
+    run (`pharmacrm evaluate`, "Run now") and the key accounts' quarterly one (the worker) at the same moment each
+    found a key account of class D without an open improvement action, and it got two. The second run waits here
+    and then finds the first one's actions, tiers and scores; so does an improvement action opened by hand
+    (influence.open_improvement_action). SQLite: the IMMEDIATE transaction holds the database's write lock
+    already."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"keyaccounts-evaluation:{kind}"])
 
 
 def _drop_unearned(kind: str, period: str, facts: dict, ids: list[int] | None) -> int:
@@ -949,6 +967,21 @@ def _tell_owners(notify, actions: list[tuple[int, str, str, User]], due: str, pe
     notify.send_many(items)
 
 
+def settled_moment() -> dt.datetime:
+    """Now, once no import (nor line removal) is writing rollups: a run starts at this moment, and the next
+    incremental update re-scores what changed after it. A rollup is stamped when it is written, not when its
+    import commits: a run that started while an import was writing read the rollups without its changes, and
+    the update after the import, looking only at what changed since that start, did not see them either — the
+    customer kept a score of purchases it no longer had until the next full run. Waiting for the rollups' writers
+    (sales.rollups.lock; SQLite: the IMMEDIATE transaction's write lock) makes every change stamped before the
+    moment committed, so the run reads it."""
+    from pharmacrm.sales import rollups
+
+    with transaction.atomic():
+        rollups.lock()
+        return timezone.now()
+
+
 def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
     """Customers whose rollups changed since the latest finished run of the kind for the period an
     incremental update writes (the current half-year or month as of `as_of`); None when that period has no
@@ -978,9 +1011,15 @@ def run_all(
     once for both when their models look at the same window."""
     as_of = as_of or timezone.localdate()
     kinds = [ModelKind.EVALUATION, ModelKind.CANDIDATE]
+    # before the changed customers are looked for: what changes later is the next run's
+    started = settled_moment()
     wanted = {kind: changed_since(kind, as_of) if incremental else None for kind in kinds}
     todo = [kind for kind in kinds if wanted[kind] is None or wanted[kind]]
-    windows = {kind: _window(active_model(kind)) for kind in todo}
+    # each kind is scored with the model read here, the one whose window the facts are read for: a manager saving a
+    # new version (another window) while they are read scored 12 months of purchases with a model of 6, the
+    # drill-down saying "over 6 months"
+    models = {kind: active_model(kind) for kind in todo}
+    windows = {kind: _window(models[kind]) for kind in todo}
     shared: dict[int, dict[int, scoring.Facts]] = {}
     for months in set(windows.values()):
         same = [kind for kind in todo if windows[kind] == months]
@@ -992,7 +1031,8 @@ def run_all(
             )
             shared[months] = gather(as_of, {"window_months": months}, ids)
     calls = [
-        partial(run, kind, user=user, trigger=trigger, ids=wanted[kind], as_of=as_of, facts=shared.get(windows[kind]))
+        partial(run, kind, user=user, trigger=trigger, ids=wanted[kind], as_of=as_of, facts=shared.get(windows[kind]),
+                model=models[kind], started=started)  # fmt: skip
         for kind in todo
     ]
     if len(calls) > 1 and may_run_in_parallel():  # PostgreSQL writes both kinds' scores at once

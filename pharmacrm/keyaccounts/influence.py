@@ -44,22 +44,28 @@ def open_improvement_action(user, score: Score) -> ImprovementAction:
     if score.kind != ModelKind.EVALUATION or not access.can_see(user, institution):
         raise PermissionDenied(_("You do not have permission to do this."))
     tag = f"[{score.period}]"
-    existing = (
-        ImprovementAction.objects.filter(institution=institution, title__endswith=tag)
-        .exclude(status__in=revisit.CLOSED_ACTIONS).first()
-    )  # fmt: skip
-    if existing is not None:
-        raise ValidationError(_("Improvement action %(number)s for this period is still open.")
-                              % {"number": existing.number})  # fmt: skip
-    owner = evaluation.action_owner(institution)
-    if owner is None:
-        raise ValidationError(_("Nobody may own an improvement action: give the customer an owner first."))
-    title, description = evaluation.action_text(institution.name, score.klass, score.period)
-    return revisit._create_action(user, {
-        "title": title, "description": description, "owner": owner,
-        "due_date": timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS),
-        "institution": institution,
-    })  # fmt: skip
+    with transaction.atomic():
+        # the same form sent twice (a double click) or a run opening the period's actions: one after the other, so
+        # that the second finds the first one's action
+        evaluation.lock_results(ModelKind.EVALUATION)
+        existing = (
+            ImprovementAction.objects.filter(institution=institution, title__endswith=tag)
+            .exclude(status__in=revisit.CLOSED_ACTIONS).first()
+        )  # fmt: skip
+        if existing is not None:
+            raise ValidationError(_("Improvement action %(number)s for this period is still open.")
+                                  % {"number": existing.number})  # fmt: skip
+        owner = evaluation.action_owner(institution)
+        if owner is None:
+            raise ValidationError(
+                _("Nobody may own an improvement action: give the customer an owner first.")
+            )
+        title, description = evaluation.action_text(institution.name, score.klass, score.period)
+        return revisit._create_action(user, {
+            "title": title, "description": description, "owner": owner,
+            "due_date": timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS),
+            "institution": institution,
+        })  # fmt: skip
 
 
 INFLUENCE_FIELDS = ("kol_count", "kol_names", "assessment", "notes")

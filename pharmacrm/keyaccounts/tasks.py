@@ -9,9 +9,11 @@ from . import evaluation
 from .choices import Trigger
 
 
-@db_task()
+@db_task(retries=5, retry_delay=120)
 def evaluate_changed() -> None:
-    """After an import: re-score the customers whose purchases changed (the current periods)."""
+    """After an import: re-score the customers whose purchases changed (the current periods). While another
+    evaluation holds the lock (the nightly run, the update of an import that finished just before), the task is
+    tried again a little later: not run, the import's customers kept their old scores until the next import."""
     with lock_task("keyaccounts-evaluate"):
         evaluation.run_all(trigger=Trigger.IMPORT, incremental=True)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
@@ -131,6 +132,88 @@ def test_an_improvement_action_opens_once_for_a_customer_that_fell_to_d(purchase
     assert action.due_date == timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS)
 
 
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_evaluation_runs_at_once_open_one_improvement_action(purchases, users):
+    """The half-yearly run (`pharmacrm evaluate`) and the key accounts' quarterly run (the worker) at the same
+    moment: both found 协和 (a key account in class D) without an open action, and it got two. The second run
+    now waits for the first to finish and finds its action open."""
+    from pharmacrm.keyaccounts.choices import AccountStatus
+    from pharmacrm.keyaccounts.models import KeyAccount
+    from tests.concurrency import held_while
+
+    xiehe = purchases["xiehe"]
+    KeyAccount.objects.create(number="KA-2025-0002", institution=xiehe, status=AccountStatus.ACTIVE)
+    evaluation.active_model(ModelKind.EVALUATION)  # in force before either run, as on a running system
+    runs = []
+    held_while(
+        lambda: runs.append(evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)),
+        lambda: runs.append(evaluation.run(ModelKind.EVALUATION, as_of=H1_2026, key_accounts_only=True)),
+    )
+    assert sorted(r.period for r in runs) == ["2026H1", "2026Q2"]
+    assert Score.objects.get(institution=xiehe, period="2026Q2").klass == "D"
+    assert ImprovementAction.objects.filter(institution=xiehe).count() == 1
+    assert sorted(r.actions for r in runs) == [0, 1]
+
+
+def test_a_model_saved_while_the_facts_are_read_counts_from_the_next_run(purchases, users, monkeypatch):
+    """`pharmacrm evaluate` reads the facts of both kinds at once for the window of their models; a manager saving a
+    6-month window meanwhile had the run score 12 months of purchases with the new model: 协和's 250,000 was
+    explained as bought "over 6 months" and a hand computation of either window contradicted the score. The run
+    now scores with the model it read the facts for; the next one with the new version."""
+    xiehe = purchases["xiehe"]
+    evaluation.active_model(ModelKind.EVALUATION)
+    evaluation.active_model(ModelKind.CANDIDATE)
+    read = evaluation.gather
+
+    def read_while_a_manager_saves(*args, **kwargs):
+        facts = read(*args, **kwargs)
+        evaluation.save_model(users["manager"], ModelKind.EVALUATION, {"params": {"window_months": 6}})
+        return facts
+
+    monkeypatch.setattr(evaluation, "gather", read_while_a_manager_saves)
+    evaluation.run_all(as_of=H1_2026)
+    monkeypatch.setattr(evaluation, "gather", read)
+
+    score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    amount = next(c for c in score.components if c["name"] == "amount")
+    assert (score.model.version, amount["detail"]["amount"], amount["detail"]["months"]) == (1, "250000.00", 12)
+    assert score.score == D("36.25")  # as computed by hand for the 12 months (module docstring)
+    # the next run, with version 2: January to June 2026 only (SO-X2 100,000 and SO-X3 50,000)
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    amount = next(c for c in score.components if c["name"] == "amount")
+    assert (score.model.version, amount["detail"]["amount"], amount["detail"]["months"]) == (2, "150000.00", 6)
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_run_started_while_a_line_is_removed_does_not_keep_the_old_score(purchases, users, admin_user):
+    """An administrator removes 协和's May order (SO-X3, 50,000 unpaid) while "Run now" starts: the run read the
+    rollups without the removal, and the incremental update after it looked only at what changed since the
+    run's start, which the removal's rollup (stamped before, committed after) was not. 协和 kept 36.25 until the
+    next full run. The run now starts once the removal is committed and reads it.
+
+    Without SO-X3: 200,000 → 7.00; 2 orders → 1.67; satisfaction 12.00; credit: 100,000 on time and 100,000
+    late → 0.7 × 50 + 0.3 × 100 = 65 → 16.25; 36.92."""
+    from pharmacrm.sales import services as sales
+    from pharmacrm.sales.models import OrderLine
+    from tests.concurrency import held_while
+
+    xiehe = purchases["xiehe"]
+    evaluation.active_model(ModelKind.EVALUATION)
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    line_x3 = OrderLine.objects.get(order_number="SO-X3")
+    held_while(
+        lambda: sales.remove_line(admin_user, line_x3, "cancelled in the ERP"),
+        lambda: evaluation.run(ModelKind.EVALUATION, as_of=H1_2026),
+    )
+    evaluation.run_all(incremental=True, as_of=H1_2026)  # the update after the removal
+
+    score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    assert score.score == D("36.92")
+
+
 def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(purchases, users, import_orders):
     full = evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
     before = {s.institution_id: (s.run_id, s.score) for s in Score.objects.filter(period="2026H1")}
@@ -149,6 +232,32 @@ def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(pur
     # 200,000 on time (57.14 %) → 40.00; overdue 50,000 / 350,000 = 14.29 % → 0.3 × 85.71 = 25.71
     # → 65.71 × 0.25 = 16.43 → 12.25 + 3.33 + 12.00 + 16.43 = 44.01
     assert after[xiehe.pk] == (incremental.pk, D("44.01"))
+
+
+def test_the_update_after_an_import_that_finds_an_evaluation_running_is_run_again_later(
+    purchases, import_orders, huey_immediate, django_capture_on_commit_callbacks
+):
+    """The worker re-scores the customers an import changed; with two workers, an import finishing while another
+    evaluation held the worker's lock had its update dropped ("not run"), and its customers kept their old scores
+    until the next import. The update is now tried again a little later."""
+    from huey.contrib.djhuey import lock_task
+
+    xiehe = purchases["xiehe"]
+    evaluation.run(ModelKind.EVALUATION)
+    before = Score.objects.get(kind=ModelKind.EVALUATION, institution=xiehe)
+    day = timezone.localdate() - dt.timedelta(days=20)
+    with lock_task("keyaccounts-evaluate"), django_capture_on_commit_callbacks(execute=True):  # another run
+        import_orders([line("SO-X9", 1, day, xiehe, "P1", 100, "1000", payment_due=day, paid_date=day)])
+    assert Score.objects.get(pk=before.pk).run_id == before.run_id  # not yet: the lock was held
+
+    # what the consumer's scheduler does once the retry is due
+    due = max((task.eta for task in huey_immediate.scheduled()), default=None)
+    assert due is not None
+    for task in huey_immediate.read_schedule(due):
+        huey_immediate.execute(task, timestamp=due)
+
+    after = Score.objects.get(kind=ModelKind.EVALUATION, institution=xiehe, period=before.period)
+    assert after.run_id != before.run_id and after.score > before.score
 
 
 def test_a_back_dated_run_does_not_hide_changes_from_the_next_incremental_update(purchases, import_orders):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
@@ -89,6 +90,34 @@ def test_improvement_actions_are_written_in_the_products_language_whoever_runs_t
     with translation.override("en"):  # the first one is done: another, by hand
         by_hand = open_improvement_action(users["manager"], score)
     assert by_hand.title.startswith("改善与") and by_hand.description.startswith("2026H1 客户评估")
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_improvement_action_opened_by_hand_twice_at_once_is_opened_once(purchases, users):
+    """The button "Open an improvement action" sent twice (a double click, or two analysts on the same score):
+    both checked that the period had no open action before either had written, and the customer got two. The
+    second now waits for the first and is told that its action is open."""
+    from pharmacrm.keyaccounts.influence import open_improvement_action
+    from tests.concurrency import held_while
+
+    xiehe = purchases["xiehe"]
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    ImprovementAction.objects.filter(institution=xiehe).update(status=ActionStatus.DONE)
+    score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    refused: list[str] = []
+
+    def again():
+        try:
+            with translation.override("en"):
+                open_improvement_action(users["analyst"], score)
+        except ValidationError as e:
+            refused.extend(e.messages)
+
+    held_while(lambda: open_improvement_action(users["manager"], score), again)
+    opened = [a for a in actions_of(xiehe) if a.status != ActionStatus.DONE]
+    assert len(opened) == 1
+    assert refused == [f"Improvement action {opened[0].number} for this period is still open."]
 
 
 def test_a_customer_staying_in_d_gets_an_action_when_none_is_open(purchases, users, client_for):

@@ -446,5 +446,13 @@ def test_incentive_records_by_customer_and_period(api, users, xiehe, ruijin, inc
     for role in ("agent", "expert", "pv"):
         assert api(role).get(f"{BASE}incentives/").status_code == 403, role
     assert "customer" in _errors(api("analyst").get(f"{BASE}incentives/", {"customer": "协和"}))
+    # a period in any case; what is no period is said, not answered with an empty list
+    lower = api("analyst").get(f"{BASE}incentives/", {"period": "2025h1"}).json()["results"]
+    assert [(r["customer"], r["period"]) for r in lower] == [(xiehe.pk, "2025H1")]
+    for wrong in ("2025-H1", "H1", "2025H3"):
+        refused = api("analyst").get(f"{BASE}incentives/", {"period": wrong}, HTTP_ACCEPT_LANGUAGE="en")
+        assert refused.status_code == 400 and refused.json()["period"] == [
+            "Write the period as 2026H2 (a half-year), 2026Q3 (a quarter) or 2026-11 (a month)."
+        ], wrong
     # read only
     assert api("admin").post(f"{BASE}incentives/", {}, format="json").status_code == 405
