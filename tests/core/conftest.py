@@ -3,6 +3,7 @@
 import pytest
 
 from pharmacrm.core import crypto
+from tests.api.conftest import api_for  # noqa: F401  (token clients per role)
 
 
 @pytest.fixture

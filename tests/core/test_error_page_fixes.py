@@ -17,7 +17,6 @@ from django.utils import translation
 from pharmacrm.core import views as core_views
 from pharmacrm.customers import services
 from pharmacrm.customers.models import Institution
-from tests.api.conftest import api_for  # noqa: F401  (token clients per role)
 
 pytestmark = pytest.mark.django_db
 
