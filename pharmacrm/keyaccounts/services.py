@@ -1926,6 +1926,35 @@ def _due_items(items) -> list[tuple]:
     return out
 
 
+def _resolved_spans(tickets) -> dict[int, dt.timedelta]:
+    """Per reopened ticket, the time it stood resolved (or informed, or closed) before it was reopened: its
+    resolution time is the wait until the last resolution less those spans (the SLA clock does not count them
+    either). Tickets never reopened are not read (one query finds the reopened ones)."""
+    from pharmacrm.servicedesk.choices import EventKind
+    from pharmacrm.servicedesk.models import TicketEvent
+    from pharmacrm.servicedesk.services import DONE_STATUSES
+
+    reopened = TicketEvent.objects.filter(ticket__in=tickets.values("id"), kind=EventKind.REOPENED)
+    events: dict[int, list] = {}
+    for ticket_id, at, to_status in (
+        TicketEvent.objects.filter(ticket__in=reopened.values("ticket_id"))
+        .exclude(to_status="")
+        .order_by("ticket_id", "at", "id").values_list("ticket_id", "at", "to_status")
+    ):  # fmt: skip
+        events.setdefault(ticket_id, []).append((at, to_status))
+    out = {}
+    for ticket_id, history in events.items():
+        total, since = dt.timedelta(0), None
+        for at, to_status in history:
+            if to_status in DONE_STATUSES:
+                since = since or at
+            elif since is not None:
+                total += at - since
+                since = None
+        out[ticket_id] = total  # a span still open is the resolution itself: it ends the wait, it is none
+    return out
+
+
 def review_default() -> Decimal:
     """The neutral value of a key-account evaluation measure without data: the customer evaluation model's
     default for a customer nobody rated (its default_satisfaction, 60 unless configured)."""
@@ -1957,8 +1986,9 @@ def listing_error(account: KeyAccount, start: dt.date, end: dt.date) -> str | No
 def review_account(account: KeyAccount, period: str, user=None):
     """Compute (or recompute) the account's evaluation for a quarter or a year from the data: satisfaction
     (revisit surveys), quality feedback (quality complaint cases), average first-response and resolution
-    time (SLA clocks, in hours as the customer waits them; a ticket still open counts with its wait so far),
-    complaints and their resolution, and plan items due in the period done on time."""
+    time (SLA clocks, in hours as the customer waits them; a ticket still open counts with its wait so far, a
+    ticket reopened without the days it stood resolved), complaints and their resolution, and plan items due in
+    the period done on time."""
     from pharmacrm.safety.models import SafetyCase
     from pharmacrm.servicedesk.choices import ClockKind, Status
     from pharmacrm.servicedesk.models import SlaClock, Survey, Ticket
@@ -1991,8 +2021,14 @@ def review_account(account: KeyAccount, period: str, user=None):
     clocks = SlaClock.objects.filter(ticket__in=tickets.values("id")).filter(
         Q(fulfilled_at__isnull=False) | ~Q(ticket__status__in=DONE_STATUSES)
     )
-    waits = {kind: [(a, b or now) for a, b in clocks.filter(kind=kind).values_list("started_at", "fulfilled_at")]
-             for kind in (ClockKind.FIRST_RESPONSE, ClockKind.RESOLUTION)}  # fmt: skip
+    answers = clocks.filter(kind=ClockKind.FIRST_RESPONSE).values_list("started_at", "fulfilled_at")
+    waits = {ClockKind.FIRST_RESPONSE: [(a, b or now) for a, b in answers]}
+    # a ticket reopened: the days it stood resolved before the customer came back are no wait for a resolution
+    resolved_spans = _resolved_spans(tickets)
+    resolutions = clocks.filter(kind=ClockKind.RESOLUTION).values_list("ticket_id", "started_at", "fulfilled_at")
+    waits[ClockKind.RESOLUTION] = [
+        (a, (b or now) - resolved_spans.get(ticket_id, dt.timedelta(0))) for ticket_id, a, b in resolutions
+    ]
     pending = dict(clocks.filter(fulfilled_at__isnull=True).values("kind").annotate(n=Count("id")).values_list("kind", "n"))
     response, resolution = _hours(waits[ClockKind.FIRST_RESPONSE]), _hours(waits[ClockKind.RESOLUTION])
     complaints = tickets.filter(category__code__in=COMPLAINT_CATEGORIES)
