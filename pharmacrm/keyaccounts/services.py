@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Avg, Case, Count, F, Q, Value, When
+from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -2150,9 +2151,12 @@ def scorecards(period: str) -> list[dict]:
                 card["scores"].append(reviews[m.account_id])
     items = PlanItem.objects.filter(deadline__gte=start, deadline__lte=end,
                                     plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED])  # fmt: skip
-    # a de-listed customer is served no more: its items left open count against nobody
-    items = items.exclude(status=ItemStatus.CANCELLED).exclude(
-        plan__account__status=AccountStatus.DELISTED, completed_at__isnull=True
+    # a de-listed customer is served no more: its items left open that fell due from the de-listing day on count
+    # against nobody; those the team let pass while it still served the customer stay missed
+    items = items.exclude(status=ItemStatus.CANCELLED).annotate(
+        delisted_on=TruncDate("plan__account__delisted_at")
+    ).exclude(
+        plan__account__status=AccountStatus.DELISTED, completed_at__isnull=True, deadline__gte=F("delisted_on")
     )
     # a period still running (this quarter, this year): an open item whose deadline has not passed has not fallen
     # due yet — counted, it read as missed on the member's card

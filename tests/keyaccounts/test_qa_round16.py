@@ -219,6 +219,30 @@ def test_a_delisted_accounts_items_leave_the_teams_work_and_scorecards(users, xi
     assert (card["items_due"], still_listed) == (0, []), (card["items_due"], still_listed)
 
 
+def test_items_missed_before_the_delisting_still_count_on_the_past_quarters_scorecards(
+    users, xiehe, with_plan, make_proposal
+):
+    """De-listing rewrote history: the items the team had let pass their deadline in the quarter before no longer
+    counted, and that quarter's cards read as if nothing had fallen due."""
+    from pharmacrm.keyaccounts.models import KeyAccount, PlanItem
+
+    from .programme_fixtures import sign_code
+
+    account, plan = with_plan(xiehe)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=400))
+    period = services.previous_quarter(timezone.localdate())
+    start, _end = services.period_bounds(period)
+    PlanItem.objects.filter(plan=plan).update(deadline=start + dt.timedelta(days=20))  # missed, all four
+    before = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
+
+    delist = make_proposal(xiehe, kind="delist")
+    services.decide(users["manager"], delist, approve=True, comment="不再合作", otp_code=sign_code(users["manager"]))
+
+    after = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
+    assert (before["items_due"], before["items_on_time"]) == (4, 0)
+    assert (after["items_due"], after["items_on_time"]) == (4, 0)
+
+
 @pytest.fixture
 def identified(purchases, users):
     from pharmacrm.keyaccounts import evaluation
