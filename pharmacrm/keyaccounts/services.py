@@ -1845,15 +1845,22 @@ def update_trial(
 
 def add_measure(user, account: KeyAccount, *, title: str, owner: User, due_date: dt.date, description: str = ""):
     """An improvement measure after a key-account evaluation: a service-desk improvement action on the
-    customer, tracked to closure there."""
+    customer, tracked to closure there. The same measure sent again within ten minutes (a double click, Back and
+    send) is not opened twice: the first is returned, with `sent_again` set, as an action opened by hand is."""
     from pharmacrm.servicedesk import revisit
 
     require_manage(user, account)
     require_active(account)
-    return revisit._create_action(user, {
-        "title": title, "description": description, "owner": owner, "due_date": due_date,
-        "institution": account.institution,
-    })  # fmt: skip
+    data = {"title": title, "description": description, "owner": owner, "due_date": due_date,
+            "institution": account.institution}  # fmt: skip
+    with transaction.atomic():
+        # one at a time per author, so that the two requests of a double click cannot both miss each other
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        same = revisit._opened_just_now(user, data)
+        if same is not None:
+            same.sent_again = True
+            return same
+        return revisit._create_action(user, data)
 
 
 # --- key-account evaluation and scorecards ----------------------------------------------------------------
