@@ -2005,8 +2005,10 @@ def review_account(account: KeyAccount, period: str, user=None):
     from . import scoring
     from .models import AccountReview
 
+    # who runs the account (not every key-account manager: its project manager) or runs evaluations, as the page
+    # offers it
     if user is not None and not (
-        (access.can(user, Cap.MANAGE_KEY_ACCOUNTS) or access.can(user, Cap.RUN_EVALUATIONS))
+        (may_manage(user, account) or access.can(user, Cap.RUN_EVALUATIONS))
         and accounts_for(user).filter(pk=account.pk).exists()
     ):
         raise PermissionDenied(NOT_ALLOWED)
