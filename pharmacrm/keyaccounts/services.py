@@ -1909,6 +1909,15 @@ def _hours(pairs) -> Decimal | None:
     return (Decimal(str(sum(values) / len(values)))).quantize(Decimal("0.01")) if values else None
 
 
+def served_items(items):
+    """The plan items that fell due while their customer was served. A de-listed customer is served no more (its
+    file is closed: nobody can report progress on it): its items left open that fall due from the de-listing day
+    on count against nobody; those the team let pass while it still served the customer stay missed."""
+    return items.annotate(delisted_on=TruncDate("plan__account__delisted_at")).exclude(
+        plan__account__status=AccountStatus.DELISTED, completed_at__isnull=True, deadline__gte=F("delisted_on")
+    )
+
+
 def _due_items(items) -> list[tuple]:
     """(owner_id, deadline, completed_at) of the plan items that fell due, each commitment once: a new plan
     version copies the items of the one in force, so an item counts in the version that was in force on its
@@ -2051,7 +2060,7 @@ def review_account(account: KeyAccount, period: str, user=None):
     ).count()  # fmt: skip
     items = PlanItem.objects.filter(plan__account=account, plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED],
                                     deadline__gte=start, deadline__lte=end).exclude(status=ItemStatus.CANCELLED)  # fmt: skip
-    counted = _due_items(items)
+    counted = _due_items(served_items(items))
     due = len(counted)
     on_time = sum(1 for _owner, deadline, done in counted
                   if done is not None and timezone.localtime(done).date() <= deadline)  # fmt: skip
@@ -2160,13 +2169,7 @@ def scorecards(period: str) -> list[dict]:
                 card["scores"].append(reviews[m.account_id])
     items = PlanItem.objects.filter(deadline__gte=start, deadline__lte=end,
                                     plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED])  # fmt: skip
-    # a de-listed customer is served no more: its items left open that fell due from the de-listing day on count
-    # against nobody; those the team let pass while it still served the customer stay missed
-    items = items.exclude(status=ItemStatus.CANCELLED).annotate(
-        delisted_on=TruncDate("plan__account__delisted_at")
-    ).exclude(
-        plan__account__status=AccountStatus.DELISTED, completed_at__isnull=True, deadline__gte=F("delisted_on")
-    )
+    items = served_items(items.exclude(status=ItemStatus.CANCELLED))
     # a period still running (this quarter, this year): an open item whose deadline has not passed has not fallen
     # due yet — counted, it read as missed on the member's card
     items = items.exclude(deadline__gte=timezone.localdate(), completed_at__isnull=True)
