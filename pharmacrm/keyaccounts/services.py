@@ -720,9 +720,11 @@ def remove_member(user, member: TeamMember) -> None:
         # one change of the team and its items at a time (save_item takes the same lock): an item given to this
         # member while they are removed is either seen here or refused there, never owned by someone outside
         KeyAccount.objects.select_for_update().filter(pk=account.pk).first()
-        # items of a superseded version can no longer be handed over: only the plan in force and the draft count
+        # items of a superseded version can no longer be handed over: only the plan in force and the draft count;
+        # a member who stays in the team in another role keeps delivering theirs
         owned = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM)
-        if owned.exclude(plan__status=PlanStatus.SUPERSEDED).exists():
+        stays = TeamMember.objects.filter(account=account, user=member.user).exclude(pk=member.pk).exists()
+        if not stays and owned.exclude(plan__status=PlanStatus.SUPERSEDED).exists():
             raise ValidationError(_("Give this member's open plan items to someone else first."))
         member.delete()
         # the last day served: their scorecards up to today still count this account

@@ -100,6 +100,30 @@ def test_a_member_whose_items_were_handed_over_in_a_new_version_can_be_removed(u
     assert not TeamMember.objects.filter(pk=member.pk).exists()
 
 
+def test_a_member_who_stays_in_the_team_in_another_role_gives_up_one_role_without_handing_over(
+    users, xiehe, with_plan, make_user
+):
+    """Taking one of two team roles from a member who owns open items was refused ("give this member's open plan
+    items to someone else first"), though they stay in the team and keep delivering them."""
+    from pharmacrm.core.roles import Role
+
+    account, plan = with_plan(xiehe)
+    both = make_user("support2", Role.SUPPORT, Role.AFTERSALES)
+    services.add_member(users["manager"], account, both, TeamRole.TECH_SUPPORT)
+    services.add_member(users["manager"], account, both, TeamRole.AFTER_SALES)
+    plan.items.filter(area=PlanArea.AFTER_SALES).update(owner=both)  # an open item of the plan in force
+    tech = TeamMember.objects.get(account=account, user=both, role=TeamRole.TECH_SUPPORT)
+
+    services.remove_member(users["manager"], tech)
+
+    assert list(TeamMember.objects.filter(account=account, user=both).values_list("role", flat=True)) == [
+        TeamRole.AFTER_SALES
+    ]
+    # the last role still waits for the hand-over
+    with pytest.raises(ValidationError):
+        services.remove_member(users["manager"], TeamMember.objects.get(account=account, user=both))
+
+
 def test_the_agreement_does_not_promise_a_cancelled_service(users, xiehe, with_plan):
     import io
 
