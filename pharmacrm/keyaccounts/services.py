@@ -1916,7 +1916,9 @@ def served_items(items):
     file is closed: nobody can report progress on it): its items left open that fall due from the de-listing day
     on count against nobody; those the team let pass while it still served the customer stay missed."""
     return items.annotate(delisted_on=TruncDate("plan__account__delisted_at")).exclude(
-        plan__account__status=AccountStatus.DELISTED, completed_at__isnull=True, deadline__gte=F("delisted_on")
+        plan__account__status=AccountStatus.DELISTED,
+        completed_at__isnull=True,
+        deadline__gte=F("delisted_on"),
     )
 
 
@@ -2046,7 +2048,9 @@ def review_account(account: KeyAccount, period: str, user=None):
     waits = {ClockKind.FIRST_RESPONSE: [(a, b or now) for a, b in answers]}
     # a ticket reopened: the days it stood resolved before the customer came back are no wait for a resolution
     resolved_spans = _resolved_spans(tickets)
-    resolutions = clocks.filter(kind=ClockKind.RESOLUTION).values_list("ticket_id", "started_at", "fulfilled_at")
+    resolutions = clocks.filter(kind=ClockKind.RESOLUTION).values_list(
+        "ticket_id", "started_at", "fulfilled_at"
+    )
     waits[ClockKind.RESOLUTION] = [
         (a, (b or now) - resolved_spans.get(ticket_id, dt.timedelta(0))) for ticket_id, a, b in resolutions
     ]

@@ -390,7 +390,9 @@ def test_a_key_account_manager_who_does_not_run_the_account_cannot_recompute_its
 
     account, period = world["account"], world["period"]
     other = make_user("kam2", Role.KAM)
-    r = api(other).post(f"{BASE}account-reviews/run/", {"account": account.pk, "period": period}, format="json")
+    r = api(other).post(
+        f"{BASE}account-reviews/run/", {"account": account.pk, "period": period}, format="json"
+    )
     page = Client()
     page.force_login(other)
     posted = page.post(f"/keyaccounts/{account.pk}/evaluations/", {"period-period": period})

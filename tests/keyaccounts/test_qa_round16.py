@@ -260,7 +260,9 @@ def test_items_missed_before_the_delisting_still_count_on_the_past_quarters_scor
     before = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
 
     delist = make_proposal(xiehe, kind="delist")
-    services.decide(users["manager"], delist, approve=True, comment="不再合作", otp_code=sign_code(users["manager"]))
+    services.decide(
+        users["manager"], delist, approve=True, comment="不再合作", otp_code=sign_code(users["manager"])
+    )
 
     after = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
     assert (before["items_due"], before["items_on_time"]) == (4, 0)

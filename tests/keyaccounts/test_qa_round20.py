@@ -392,7 +392,8 @@ def test_the_quarter_of_a_delisting_counts_only_the_items_that_fell_due_while_th
     gone = timezone.make_aware(dt.datetime.combine(start + dt.timedelta(days=45), dt.time(10)))
     KeyAccount.objects.filter(pk=account.pk).update(delisted_at=gone, listed_at=gone - dt.timedelta(days=700))
     early, late = plan.items.order_by("id")[:2], plan.items.order_by("id")[2:]
-    PlanItem.objects.filter(pk__in=[i.pk for i in early]).update(deadline=start + dt.timedelta(days=10))  # missed
+    # the first two missed while the customer was still served
+    PlanItem.objects.filter(pk__in=[i.pk for i in early]).update(deadline=start + dt.timedelta(days=10))
     PlanItem.objects.filter(pk__in=[i.pk for i in late]).update(deadline=start + dt.timedelta(days=60))
 
     review = services.review_account(KeyAccount.objects.get(pk=account.pk), period)
