@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Avg, Case, Count, F, Q, Value, When
+from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -719,9 +720,11 @@ def remove_member(user, member: TeamMember) -> None:
         # one change of the team and its items at a time (save_item takes the same lock): an item given to this
         # member while they are removed is either seen here or refused there, never owned by someone outside
         KeyAccount.objects.select_for_update().filter(pk=account.pk).first()
-        # items of a superseded version can no longer be handed over: only the plan in force and the draft count
+        # items of a superseded version can no longer be handed over: only the plan in force and the draft count;
+        # a member who stays in the team in another role keeps delivering theirs
         owned = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM)
-        if owned.exclude(plan__status=PlanStatus.SUPERSEDED).exists():
+        stays = TeamMember.objects.filter(account=account, user=member.user).exclude(pk=member.pk).exists()
+        if not stays and owned.exclude(plan__status=PlanStatus.SUPERSEDED).exists():
             raise ValidationError(_("Give this member's open plan items to someone else first."))
         member.delete()
         # the last day served: their scorecards up to today still count this account
@@ -1844,15 +1847,22 @@ def update_trial(
 
 def add_measure(user, account: KeyAccount, *, title: str, owner: User, due_date: dt.date, description: str = ""):
     """An improvement measure after a key-account evaluation: a service-desk improvement action on the
-    customer, tracked to closure there."""
+    customer, tracked to closure there. The same measure sent again within ten minutes (a double click, Back and
+    send) is not opened twice: the first is returned, with `sent_again` set, as an action opened by hand is."""
     from pharmacrm.servicedesk import revisit
 
     require_manage(user, account)
     require_active(account)
-    return revisit._create_action(user, {
-        "title": title, "description": description, "owner": owner, "due_date": due_date,
-        "institution": account.institution,
-    })  # fmt: skip
+    data = {"title": title, "description": description, "owner": owner, "due_date": due_date,
+            "institution": account.institution}  # fmt: skip
+    with transaction.atomic():
+        # one at a time per author, so that the two requests of a double click cannot both miss each other
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        same = revisit._opened_just_now(user, data)
+        if same is not None:
+            same.sent_again = True
+            return same
+        return revisit._create_action(user, data)
 
 
 # --- key-account evaluation and scorecards ----------------------------------------------------------------
@@ -1901,6 +1911,17 @@ def _hours(pairs) -> Decimal | None:
     return (Decimal(str(sum(values) / len(values)))).quantize(Decimal("0.01")) if values else None
 
 
+def served_items(items):
+    """The plan items that fell due while their customer was served. A de-listed customer is served no more (its
+    file is closed: nobody can report progress on it): its items left open that fall due from the de-listing day
+    on count against nobody; those the team let pass while it still served the customer stay missed."""
+    return items.annotate(delisted_on=TruncDate("plan__account__delisted_at")).exclude(
+        plan__account__status=AccountStatus.DELISTED,
+        completed_at__isnull=True,
+        deadline__gte=F("delisted_on"),
+    )
+
+
 def _due_items(items) -> list[tuple]:
     """(owner_id, deadline, completed_at) of the plan items that fell due, each commitment once: a new plan
     version copies the items of the one in force, so an item counts in the version that was in force on its
@@ -1923,6 +1944,35 @@ def _due_items(items) -> list[tuple]:
                 in_force = pk
         if in_force == plan_id:
             out.append((owner_id, deadline, completed))
+    return out
+
+
+def _resolved_spans(tickets) -> dict[int, dt.timedelta]:
+    """Per reopened ticket, the time it stood resolved (or informed, or closed) before it was reopened: its
+    resolution time is the wait until the last resolution less those spans (the SLA clock does not count them
+    either). Tickets never reopened are not read (one query finds the reopened ones)."""
+    from pharmacrm.servicedesk.choices import EventKind
+    from pharmacrm.servicedesk.models import TicketEvent
+    from pharmacrm.servicedesk.services import DONE_STATUSES
+
+    reopened = TicketEvent.objects.filter(ticket__in=tickets.values("id"), kind=EventKind.REOPENED)
+    events: dict[int, list] = {}
+    for ticket_id, at, to_status in (
+        TicketEvent.objects.filter(ticket__in=reopened.values("ticket_id"))
+        .exclude(to_status="")
+        .order_by("ticket_id", "at", "id").values_list("ticket_id", "at", "to_status")
+    ):  # fmt: skip
+        events.setdefault(ticket_id, []).append((at, to_status))
+    out = {}
+    for ticket_id, history in events.items():
+        total, since = dt.timedelta(0), None
+        for at, to_status in history:
+            if to_status in DONE_STATUSES:
+                since = since or at
+            elif since is not None:
+                total += at - since
+                since = None
+        out[ticket_id] = total  # a span still open is the resolution itself: it ends the wait, it is none
     return out
 
 
@@ -1957,8 +2007,9 @@ def listing_error(account: KeyAccount, start: dt.date, end: dt.date) -> str | No
 def review_account(account: KeyAccount, period: str, user=None):
     """Compute (or recompute) the account's evaluation for a quarter or a year from the data: satisfaction
     (revisit surveys), quality feedback (quality complaint cases), average first-response and resolution
-    time (SLA clocks, in hours as the customer waits them; a ticket still open counts with its wait so far),
-    complaints and their resolution, and plan items due in the period done on time."""
+    time (SLA clocks, in hours as the customer waits them; a ticket still open counts with its wait so far, a
+    ticket reopened without the days it stood resolved), complaints and their resolution, and plan items due in
+    the period done on time."""
     from pharmacrm.safety.models import SafetyCase
     from pharmacrm.servicedesk.choices import ClockKind, Status
     from pharmacrm.servicedesk.models import SlaClock, Survey, Ticket
@@ -1967,8 +2018,10 @@ def review_account(account: KeyAccount, period: str, user=None):
     from . import scoring
     from .models import AccountReview
 
+    # who runs the account (not every key-account manager: its project manager) or runs evaluations, as the page
+    # offers it
     if user is not None and not (
-        (access.can(user, Cap.MANAGE_KEY_ACCOUNTS) or access.can(user, Cap.RUN_EVALUATIONS))
+        (may_manage(user, account) or access.can(user, Cap.RUN_EVALUATIONS))
         and accounts_for(user).filter(pk=account.pk).exists()
     ):
         raise PermissionDenied(NOT_ALLOWED)
@@ -1991,8 +2044,16 @@ def review_account(account: KeyAccount, period: str, user=None):
     clocks = SlaClock.objects.filter(ticket__in=tickets.values("id")).filter(
         Q(fulfilled_at__isnull=False) | ~Q(ticket__status__in=DONE_STATUSES)
     )
-    waits = {kind: [(a, b or now) for a, b in clocks.filter(kind=kind).values_list("started_at", "fulfilled_at")]
-             for kind in (ClockKind.FIRST_RESPONSE, ClockKind.RESOLUTION)}  # fmt: skip
+    answers = clocks.filter(kind=ClockKind.FIRST_RESPONSE).values_list("started_at", "fulfilled_at")
+    waits = {ClockKind.FIRST_RESPONSE: [(a, b or now) for a, b in answers]}
+    # a ticket reopened: the days it stood resolved before the customer came back are no wait for a resolution
+    resolved_spans = _resolved_spans(tickets)
+    resolutions = clocks.filter(kind=ClockKind.RESOLUTION).values_list(
+        "ticket_id", "started_at", "fulfilled_at"
+    )
+    waits[ClockKind.RESOLUTION] = [
+        (a, (b or now) - resolved_spans.get(ticket_id, dt.timedelta(0))) for ticket_id, a, b in resolutions
+    ]
     pending = dict(clocks.filter(fulfilled_at__isnull=True).values("kind").annotate(n=Count("id")).values_list("kind", "n"))
     response, resolution = _hours(waits[ClockKind.FIRST_RESPONSE]), _hours(waits[ClockKind.RESOLUTION])
     complaints = tickets.filter(category__code__in=COMPLAINT_CATEGORIES)
@@ -2005,7 +2066,7 @@ def review_account(account: KeyAccount, period: str, user=None):
     ).count()  # fmt: skip
     items = PlanItem.objects.filter(plan__account=account, plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED],
                                     deadline__gte=start, deadline__lte=end).exclude(status=ItemStatus.CANCELLED)  # fmt: skip
-    counted = _due_items(items)
+    counted = _due_items(served_items(items))
     due = len(counted)
     on_time = sum(1 for _owner, deadline, done in counted
                   if done is not None and timezone.localtime(done).date() <= deadline)  # fmt: skip
@@ -2114,10 +2175,7 @@ def scorecards(period: str) -> list[dict]:
                 card["scores"].append(reviews[m.account_id])
     items = PlanItem.objects.filter(deadline__gte=start, deadline__lte=end,
                                     plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED])  # fmt: skip
-    # a de-listed customer is served no more: its items left open count against nobody
-    items = items.exclude(status=ItemStatus.CANCELLED).exclude(
-        plan__account__status=AccountStatus.DELISTED, completed_at__isnull=True
-    )
+    items = served_items(items.exclude(status=ItemStatus.CANCELLED))
     # a period still running (this quarter, this year): an open item whose deadline has not passed has not fallen
     # due yet — counted, it read as missed on the member's card
     items = items.exclude(deadline__gte=timezone.localdate(), completed_at__isnull=True)

@@ -1079,9 +1079,13 @@ def measure_add(request, pk: int):
         except ValidationError as e:
             form.add_service_errors(e)
         else:
-            messages.success(
-                request, _("Improvement measure %(number)s was added.") % {"number": action.number}
-            )
+            if getattr(action, "sent_again", False):  # a double click: the measure the first one added
+                messages.info(request, _("This form was already sent: the improvement action was opened then, "
+                                         "and not a second time."))  # fmt: skip
+            else:
+                messages.success(
+                    request, _("Improvement measure %(number)s was added.") % {"number": action.number}
+                )
             return _back(account, "evaluations")
     return _account_page(request, account, 400, measure_form=form, open_section="evaluations")
 

@@ -381,6 +381,26 @@ def test_account_reviews_run_for_a_period_and_list(api, users, world):
     assert api("manager").get(f"{BASE}account-reviews/", {"account": "x"}).status_code == 400
 
 
+def test_a_key_account_manager_who_does_not_run_the_account_cannot_recompute_its_evaluation(
+    api, users, make_user, world
+):
+    """Any key-account manager (they see every customer) could compute an account's evaluation again through the
+    API or a hand-made form, though the page offers it only to the account's project manager and leadership."""
+    from django.test import Client
+
+    account, period = world["account"], world["period"]
+    other = make_user("kam2", Role.KAM)
+    r = api(other).post(
+        f"{BASE}account-reviews/run/", {"account": account.pk, "period": period}, format="json"
+    )
+    page = Client()
+    page.force_login(other)
+    posted = page.post(f"/keyaccounts/{account.pk}/evaluations/", {"period-period": period})
+
+    assert (r.status_code, posted.status_code) == (403, 403)
+    assert not AccountReview.objects.filter(account=account, period=period).exists()
+
+
 # --- scorecards ----------------------------------------------------------------------------------------------------
 
 

@@ -100,6 +100,30 @@ def test_a_member_whose_items_were_handed_over_in_a_new_version_can_be_removed(u
     assert not TeamMember.objects.filter(pk=member.pk).exists()
 
 
+def test_a_member_who_stays_in_the_team_in_another_role_gives_up_one_role_without_handing_over(
+    users, xiehe, with_plan, make_user
+):
+    """Taking one of two team roles from a member who owns open items was refused ("give this member's open plan
+    items to someone else first"), though they stay in the team and keep delivering them."""
+    from pharmacrm.core.roles import Role
+
+    account, plan = with_plan(xiehe)
+    both = make_user("support2", Role.SUPPORT, Role.AFTERSALES)
+    services.add_member(users["manager"], account, both, TeamRole.TECH_SUPPORT)
+    services.add_member(users["manager"], account, both, TeamRole.AFTER_SALES)
+    plan.items.filter(area=PlanArea.AFTER_SALES).update(owner=both)  # an open item of the plan in force
+    tech = TeamMember.objects.get(account=account, user=both, role=TeamRole.TECH_SUPPORT)
+
+    services.remove_member(users["manager"], tech)
+
+    assert list(TeamMember.objects.filter(account=account, user=both).values_list("role", flat=True)) == [
+        TeamRole.AFTER_SALES
+    ]
+    # the last role still waits for the hand-over
+    with pytest.raises(ValidationError):
+        services.remove_member(users["manager"], TeamMember.objects.get(account=account, user=both))
+
+
 def test_the_agreement_does_not_promise_a_cancelled_service(users, xiehe, with_plan):
     import io
 
@@ -217,6 +241,32 @@ def test_a_delisted_accounts_items_leave_the_teams_work_and_scorecards(users, xi
     card = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
     still_listed = [i.title for i in page.context["items"]]
     assert (card["items_due"], still_listed) == (0, []), (card["items_due"], still_listed)
+
+
+def test_items_missed_before_the_delisting_still_count_on_the_past_quarters_scorecards(
+    users, xiehe, with_plan, make_proposal
+):
+    """De-listing rewrote history: the items the team had let pass their deadline in the quarter before no longer
+    counted, and that quarter's cards read as if nothing had fallen due."""
+    from pharmacrm.keyaccounts.models import KeyAccount, PlanItem
+
+    from .programme_fixtures import sign_code
+
+    account, plan = with_plan(xiehe)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=400))
+    period = services.previous_quarter(timezone.localdate())
+    start, _end = services.period_bounds(period)
+    PlanItem.objects.filter(plan=plan).update(deadline=start + dt.timedelta(days=20))  # missed, all four
+    before = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
+
+    delist = make_proposal(xiehe, kind="delist")
+    services.decide(
+        users["manager"], delist, approve=True, comment="不再合作", otp_code=sign_code(users["manager"])
+    )
+
+    after = next(c for c in services.scorecards(period) if c["user"] == users["kam"])
+    assert (before["items_due"], before["items_on_time"]) == (4, 0)
+    assert (after["items_due"], after["items_on_time"]) == (4, 0)
 
 
 @pytest.fixture

@@ -104,6 +104,34 @@ def test_a_ticket_never_answered_counts_with_its_wait_so_far_and_is_named(users,
     assert "1 ticket still unanswered, counted with its wait so far" in page.content.decode()
 
 
+def test_a_reopened_ticket_counts_its_working_time_not_the_days_it_stood_resolved(users, xiehe, with_plan):
+    from pharmacrm.keyaccounts.models import KeyAccount
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.models import Ticket, TicketEvent
+
+    account, _plan = with_plan(xiehe)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=400))
+    period = services.previous_quarter(timezone.localdate())
+    start, _end = services.period_bounds(period)
+    received = timezone.make_aware(dt.datetime.combine(start + dt.timedelta(days=10), dt.time(9)))
+    ticket = desk.create_ticket(users["agent"], {"subject": "到货咨询", "channel": "phone", "category": "drug_info",
+                                                 "institution": xiehe})  # fmt: skip
+    Ticket.objects.filter(pk=ticket.pk).update(received_at=received)
+    TicketEvent.objects.filter(ticket=ticket).update(at=received)
+    ticket.refresh_from_db()
+    resolve = {"resolution_summary": "已补发说明书", "root_cause": "other"}
+    # resolved after 2 hours; the customer comes back ten days later, and it takes 2 more hours
+    for status, at, extra in (("resolved", dt.timedelta(hours=2), resolve), ("in_progress", dt.timedelta(days=10), {}),
+                              ("resolved", dt.timedelta(days=10, hours=2), resolve)):  # fmt: skip
+        ticket = desk.transition(users["agent"], ticket, status, at=received + at, **extra)
+
+    review = services.review_account(KeyAccount.objects.get(pk=account.pk), period)
+
+    assert review.avg_resolution_hours == 4  # not 242: the ten days it stood resolved were nobody's wait
+    assert review.components[2] == {"name": "resolution", "value": "100.00", "weight": "0.2000",
+                                    "contribution": "20.00"}  # fmt: skip
+
+
 # --- progress on the plan in force ---------------------------------------------------------------------------
 
 

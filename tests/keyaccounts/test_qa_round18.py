@@ -94,6 +94,23 @@ def test_the_improvement_measures_table_is_not_headed_metric(users, xiehe, liste
         assert translation.gettext("Measure") == "指标"
 
 
+def test_an_improvement_measure_sent_twice_is_added_once(users, xiehe, staffed, client_for):
+    from pharmacrm.servicedesk.models import ImprovementAction
+
+    account = staffed(xiehe)
+    due = (timezone.localdate() + dt.timedelta(days=30)).isoformat()
+    post = {"measure-title": "缩短首次响应时间", "measure-owner": users["kam"].pk, "measure-due_date": due}
+    client = client_for("manager")
+    url = reverse("keyaccounts:measure-add", args=[account.pk])
+
+    first = client.post(url, post, **EN)
+    again = client.post(url, post, follow=True, **EN)  # a double click
+
+    assert first.status_code == 302 and again.status_code == 200
+    assert ImprovementAction.objects.filter(institution=xiehe, title="缩短首次响应时间").count() == 1
+    assert "the improvement action was opened then, and not a second time" in again.content.decode()
+
+
 # --- 3. a cross-department review before leadership (seed 001 §3.1) ------------------------------------------
 
 

@@ -370,3 +370,34 @@ def test_a_signing_date_after_the_agreements_end_is_refused(users, xiehe, with_p
         services.record_signed(users["kam"], agreement, signed_date=today, upload=upload)
     assert "cannot lie after the agreement's end" in e.value.message_dict["signed_date"][0]
     assert Agreement.objects.get(pk=agreement.pk).status == "draft"
+
+
+def test_the_quarter_of_a_delisting_counts_only_the_items_that_fell_due_while_the_customer_was_served(
+    users, xiehe, with_plan, make_proposal, manager2
+):
+    """De-listed on the quarter's 45th day, the account's evaluation counted the items due after it as missed:
+    its file was closed, nobody could deliver them, and its score (and the team's cards) fell for them."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.keyaccounts.models import KeyAccount, PlanItem
+
+    from .test_lifecycle_fixes import delist
+
+    account, plan = with_plan(xiehe)
+    delist(make_proposal, manager2, xiehe)
+    period = services.previous_quarter(timezone.localdate())
+    start, _end = services.period_bounds(period)
+    gone = timezone.make_aware(dt.datetime.combine(start + dt.timedelta(days=45), dt.time(10)))
+    KeyAccount.objects.filter(pk=account.pk).update(delisted_at=gone, listed_at=gone - dt.timedelta(days=700))
+    early, late = plan.items.order_by("id")[:2], plan.items.order_by("id")[2:]
+    # the first two missed while the customer was still served
+    PlanItem.objects.filter(pk__in=[i.pk for i in early]).update(deadline=start + dt.timedelta(days=10))
+    PlanItem.objects.filter(pk__in=[i.pk for i in late]).update(deadline=start + dt.timedelta(days=60))
+
+    review = services.review_account(KeyAccount.objects.get(pk=account.pk), period)
+
+    assert (review.plan_items_due, review.plan_items_on_time) == (2, 0)
+    [card] = [c for c in services.scorecards(period) if c["user"] == users["kam"]]
+    assert (card["items_due"], card["items_on_time"]) == (2, 0)  # the same count as the evaluation's
