@@ -178,9 +178,10 @@ def _before_boost(ticket: Ticket) -> str | None:
 
 
 def _set_by_hand(ticket: Ticket) -> bool:
-    """Whether a person chose the ticket's priority since its last boost (theirs is not boosted over)."""
+    """Whether a person changed the ticket's priority on the ticket since its last boost (theirs is not boosted
+    over). A priority chosen at intake is not: the boost applies to it, as intake would have given it."""
     last = TicketEvent.objects.filter(ticket=ticket, kind=EventKind.PRIORITY).order_by("at", "id").last()
-    return last is not None and not (last.data or {}).get("boost")
+    return last is not None and bool((last.data or {}).get("manual"))
 
 
 def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, reason: str = "") -> Ticket:

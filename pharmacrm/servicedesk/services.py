@@ -450,8 +450,9 @@ def change_priority(user, ticket: Ticket, priority: str, complexity: str | None 
         # a person's priority, not the system's VIP / key-account boost any more (the badge says so)
         ticket.boosted = False
         _save(ticket, ["priority", "complexity", "policy_id", "boosted"], expected)
+        # "manual": chosen on the ticket, knowing its customer (a customer corrected later does not boost over it)
         _event(ticket, EventKind.PRIORITY, user, at=now, data={"from": before, "to": [ticket.priority, ticket.complexity],
-                                                                "reason": reason.strip()})  # fmt: skip
+                                                                "reason": reason.strip(), "manual": True})  # fmt: skip
         rebuild_clocks(ticket, now=now)
         audit.record(A.UPDATE, ticket, user=user, changes={"priority": [before, [ticket.priority, ticket.complexity]]},
                      reason=reason.strip())  # fmt: skip
