@@ -273,13 +273,19 @@ def test_a_failed_delivery_is_retried_until_it_is_sent(desk, users, settings):
     assert mail.send_message(reply.pk) == ""  # sent once: a late duplicate task sends nothing
 
 
-def test_delivery_gives_up_after_the_last_attempt(desk, users, settings, django_capture_on_commit_callbacks):
+def _reply_while_smtp_is_down(desk, users, settings) -> tuple[Ticket, TicketMessage, int]:
+    """A customer's mail taken in, then the agent's reply sent while nothing listens on the SMTP port: the
+    ticket, the reply (failed, waiting for its retry) and the port the mail server really listens on."""
     desk.send(customer_mail())
     desk.poll()
     ticket = Ticket.objects.get()
     good_port = settings.EMAIL_PORT
     settings.EMAIL_PORT = free_port()
-    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    return ticket, desk.reply(users["agent"], ticket, "请饭后服用。"), good_port
+
+
+def test_delivery_gives_up_after_the_last_attempt(desk, users, settings, django_capture_on_commit_callbacks):
+    ticket, reply, good_port = _reply_while_smtp_is_down(desk, users, settings)
     later = timezone.now()
     for _attempt in range(mail.MAX_ATTEMPTS + 2):
         later += dt.timedelta(hours=3)
@@ -306,12 +312,7 @@ def test_a_reply_retrying_after_the_address_was_taken_off_the_ticket_is_not_sent
     asked not to be mailed, or the address was someone else's). The retry still mailed the reply to it."""
     from pharmacrm.servicedesk import editing
 
-    desk.send(customer_mail())
-    desk.poll()
-    ticket = Ticket.objects.get()
-    good_port = settings.EMAIL_PORT
-    settings.EMAIL_PORT = free_port()
-    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    ticket, reply, good_port = _reply_while_smtp_is_down(desk, users, settings)
     assert reply.delivery == Delivery.FAILED
     ticket.refresh_from_db()
     editing.edit_ticket(users["agent"], ticket, {"reply_email": ""}, version=ticket.version)
@@ -330,12 +331,7 @@ def test_a_reply_retrying_after_the_address_was_taken_off_the_ticket_is_not_sent
 
 def test_the_ticket_page_offers_send_again_for_a_reply_given_up_on(desk, users, settings, client_for,
                                                                     django_capture_on_commit_callbacks):
-    desk.send(customer_mail())
-    desk.poll()
-    ticket = Ticket.objects.get()
-    good_port = settings.EMAIL_PORT
-    settings.EMAIL_PORT = free_port()
-    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    ticket, reply, good_port = _reply_while_smtp_is_down(desk, users, settings)
     TicketMessage.objects.filter(pk=reply.pk).update(delivery=Delivery.GAVE_UP, attempts=mail.MAX_ATTEMPTS,
                                                      last_error="ConnectionRefusedError")  # fmt: skip
     agent = client_for("agent")
