@@ -83,7 +83,8 @@ class InteractionForm(ServiceErrorsMixin, CustomerPickers):
         if not self.is_bound:
             self.initial.setdefault("received_at", timezone.localtime().replace(second=0, microsecond=0))
         # the ticket's pickers: choosing an institution reloads the person select with its people
-        self._set_up_pickers(user, options_url or reverse("engagement:interaction-create"))
+        self.options_url = options_url or reverse("engagement:interaction-create")
+        self._set_up_pickers(user, self.options_url)
         # editing: a product discontinued since the visit stays its product, so the rest can still be corrected
         kept = Q(pk=interaction.product_id) if interaction is not None and interaction.product_id else Q(pk__in=[])
         self.fields["product"].queryset = Product.objects.filter(Q(active=True) | kept).order_by(

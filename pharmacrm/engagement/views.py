@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.roles import Cap
-from pharmacrm.customers.models import with_departments
+from pharmacrm.customers.models import Person, with_departments
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
 from pharmacrm.safety.choices import SignalStatus
@@ -33,6 +33,32 @@ CUSTOMER_ROWS = 10  # interactions shown on a Customer 360 page
 def _person_options(request):
     options = people_options(request.user, request.GET.get("institution", ""))
     return render(request, "servicedesk/_person_options.html", {"options": options})
+
+
+def _consent_note(request):
+    """`?_options=consent&person=…&channel=…`: the form's note, before saving, that the person chosen withdrew their
+    consent to marketing communication through the channel chosen (the rep may still record the visit or call)."""
+    return render(request, "engagement/_consent_note.html", {"form_consent_warning": _form_consent_warning(
+        request.user, request.GET)})  # fmt: skip
+
+
+def _form_consent_warning(user, data) -> str:
+    """The consent warning for the person and channel in the form's data; nothing about a person the user may
+    not see (the answer would say that the person exists and what they decided)."""
+    person_id = data.get("person")
+    if not is_id(person_id):
+        return ""
+    person = access.people_for(user, Person.objects.all()).filter(pk=int(person_id)).first()
+    if person is None:
+        return ""
+    return services.consent_warning(Interaction(person=person, channel=data.get("channel") or ""))
+
+
+def _options(request):
+    """The form's htmx look-ups: the people of the institution chosen, or the consent note."""
+    if request.GET.get("_options") == "consent":
+        return _consent_note(request)
+    return _person_options(request)
 
 
 def _may_edit(user, interaction: Interaction) -> bool:
@@ -106,8 +132,8 @@ def _flag_status(interaction: Interaction) -> str:
 def interaction_create(request):
     user = request.user
     access.require(user, Cap.RECORD_INTERACTIONS)
-    if request.method == "GET" and request.GET.get("_options") == "person":
-        return _person_options(request)
+    if request.method == "GET" and request.GET.get("_options") in ("person", "consent"):
+        return _options(request)
     initial = {k: int(request.GET[k]) for k in ("institution", "person") if is_id(request.GET.get(k))}
     form = InteractionForm(request.POST if request.method == "POST" else None, user=user, initial=initial)
     status = 200
@@ -129,7 +155,10 @@ def interaction_create(request):
                         request, _("It mentions a possible safety issue: pharmacovigilance was told.")
                     )
                 return redirect("engagement:interaction", pk=interaction.pk)
-    return render(request, "engagement/interaction_form.html", {"form": form}, status=status)
+    # the note about the person's withdrawn marketing consent, for the person and channel chosen so far
+    chosen = {key: str(form[key].value() or "") for key in ("person", "channel")}
+    context = {"form": form, "form_consent_warning": _form_consent_warning(user, chosen)}
+    return render(request, "engagement/interaction_form.html", context, status=status)
 
 
 def _interaction_or_404(user, pk: int) -> Interaction:
@@ -153,8 +182,8 @@ def _interaction_or_404(user, pk: int) -> Interaction:
 def interaction_detail(request, pk: int):
     user = request.user
     interaction = _interaction_or_404(user, pk)
-    if request.method == "GET" and request.GET.get("_options") == "person":
-        return _person_options(request)
+    if request.method == "GET" and request.GET.get("_options") in ("person", "consent"):
+        return _options(request)
     may_edit = _may_edit(user, interaction)
     options_url = reverse("engagement:interaction", args=[interaction.pk])
     status, conflict = 200, False
