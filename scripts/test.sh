@@ -9,6 +9,8 @@ VENV="${VENV:-.venv}"
 case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac  # VENV=/abs/path/.venv works too
 export PATH="$VENV/bin:$PATH"
 workers="${PYTEST_WORKERS:-2}"
+# the slowest tests are listed after each run: what to look at when the suite nears its 30-minute budget
+slowest="--durations=${PYTEST_SLOWEST:-15}"
 
 # A fresh data dir per run: the tests never touch var/ (demo data, keys) of `make run`.
 var="$(mktemp -d "${TMPDIR:-/tmp}/pharmacrm-test.XXXXXX")"
@@ -33,10 +35,10 @@ python -c 'import django; django.setup(); from pharmacrm.core import crypto; cry
     </dev/null
 
 step "pytest on SQLite"
-python -m pytest -n "$workers" -q "$@" || failed+=("pytest on SQLite")
+python -m pytest -n "$workers" -q "$slowest" "$@" || failed+=("pytest on SQLite")
 
 step "pytest on PostgreSQL"
-CONN_MAX_AGE=0 scripts/pg-test-cluster.sh python -m pytest -n "$workers" -q "$@" || failed+=("pytest on PostgreSQL")
+CONN_MAX_AGE=0 scripts/pg-test-cluster.sh python -m pytest -n "$workers" -q "$slowest" "$@" || failed+=("pytest on PostgreSQL")
 
 # On success pytest's own summary stays the last line of the output.
 if [ ${#failed[@]} -gt 0 ]; then
