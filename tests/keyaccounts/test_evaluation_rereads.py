@@ -1,0 +1,84 @@
+"""Two evaluation runs that read the purchases at different moments, and the period the nightly run scores.
+
+协和's purchases are the module docstring's of test_evaluation.py: 36.25 (class D) as of 2026-06-30."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pharmacrm.keyaccounts import evaluation
+from pharmacrm.keyaccounts.choices import ModelKind, Trigger
+from pharmacrm.keyaccounts.models import Score
+
+from .eval_fixtures import *  # noqa: F403  (fixtures)
+from .eval_fixtures import H1_2026, line
+
+D = Decimal
+
+
+def _score(institution) -> Score:
+    return Score.objects.get(institution=institution, kind=ModelKind.EVALUATION, period="2026H1")
+
+
+def test_a_hand_run_that_read_the_purchases_first_does_not_put_its_older_score_back(
+    purchases, users, import_orders, monkeypatch
+):
+    """`pharmacrm evaluate --incremental` by hand and the worker's update after an import, at once: the hand run
+    read 协和's purchases (with SO-X4), then the import of SO-X5 and the worker's update read and saved the newer
+    figures, then the hand run saved what it had read — 协和 was back at the score without SO-X5 until the next
+    import. The older reading now leaves the newer score as it is."""
+    xiehe = purchases["xiehe"]
+    evaluation.run_all(as_of=H1_2026)
+    import_orders([line("SO-X4", 1, "2026-06-10", xiehe, "P1", 100, "1000", payment_due="2026-07-10",
+                        paid_date="2026-07-01")])  # fmt: skip
+    read = evaluation.gather
+    interleaved = []
+
+    def read_then_the_worker_runs(*args, **kwargs):
+        facts = read(*args, **kwargs)
+        if not interleaved:  # the hand run has read; the next import and the worker's update go first
+            interleaved.append(True)
+            import_orders([line("SO-X5", 1, "2026-06-12", xiehe, "P1", 200, "1000", payment_due="2026-07-12",
+                                paid_date="2026-07-02")])  # fmt: skip
+            evaluation.run_all(trigger=Trigger.IMPORT, incremental=True, as_of=H1_2026)
+            interleaved.append(_score(xiehe).score)
+        return facts
+
+    monkeypatch.setattr(evaluation, "gather", read_then_the_worker_runs)
+    by_hand = evaluation.run_all(incremental=True, as_of=H1_2026)
+    monkeypatch.setattr(evaluation, "gather", read)
+
+    worker_score = interleaved[1]
+    assert worker_score != D("44.01")  # 44.01: with SO-X4 and without SO-X5 (test_evaluation.py)
+    assert _score(xiehe).score == worker_score
+    assert next(r for r in by_hand if r.model.kind == ModelKind.EVALUATION).customers == 0
+    # and it is the score of every line imported: a full run now gives the same
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    assert _score(xiehe).score == worker_score
+
+
+def test_a_newer_score_keeps_its_customer_when_an_older_reading_found_no_purchases(
+    purchases, users, import_orders, monkeypatch
+):
+    """The older reading's removals wait the same way: a run that read the purchases before 协和's came in (no
+    facts of 协和) does not delete the score that a later run computed from them."""
+    xiehe = purchases["xiehe"]
+    evaluation.run_all(as_of=H1_2026)
+    read = evaluation.gather
+    later = []
+
+    def read_without_xiehe_then_a_later_run(*args, **kwargs):
+        facts = read(*args, **kwargs)
+        facts.pop(xiehe.pk, None)  # as read before 协和's lines were imported
+        if not later:
+            later.append(True)
+            monkeypatch.setattr(evaluation, "gather", read)
+            evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+        return facts
+
+    started = evaluation.settled_moment()
+    monkeypatch.setattr(evaluation, "gather", read_without_xiehe_then_a_later_run)
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026, started=started)
+
+    assert _score(xiehe).score == D("36.25")
+
