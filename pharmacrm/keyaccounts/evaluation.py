@@ -1056,19 +1056,29 @@ def _window(model: ScoringModel) -> int:
     return int({**scoring.DEFAULT_PARAMS, **model.params}.get("window_months") or 12)
 
 
+def ended_period(kind: str, today: dt.date, key_accounts_only: bool = False) -> tuple[str, dt.date]:
+    """The period of the cadence that ended last before `today` (on 1 July: 2026H1, 2026Q2 and 2026-06) and its
+    last day."""
+    last_day = period_span(current_period(kind, today, key_accounts_only))[0] - dt.timedelta(days=1)
+    return current_period(kind, last_day, key_accounts_only), last_day
+
+
 def scheduled(today: dt.date | None = None) -> list[EvaluationRun]:
-    """The worker's daily look: run each period's evaluation once — half-yearly for every customer,
-    quarterly for key accounts, monthly for the key-account identification."""
+    """The worker's daily look: evaluate each period once it has ended, as of its last day — half-yearly for every
+    customer, quarterly for key accounts, monthly for the key-account identification. The run on 1 July is the
+    first half-year's evaluation (2026H1, the 12 months to 30 June); it used to score "2026H2" over the purchases
+    up to 1 July, and no scheduled run ever evaluated a half-year once it was complete. A period counts as
+    evaluated when a run of it as of its last day started after that day (`pharmacrm evaluate --as-of` by hand,
+    or the worker); the runs after imports during the period read it while it was still under way."""
     today = today or timezone.localdate()
     runs = []
-    plans = [
-        (ModelKind.EVALUATION, half_year(today), False),
-        (ModelKind.EVALUATION, quarter(today), True),
-        (ModelKind.CANDIDATE, month_label(today), False),
-    ]
-    for kind, period, ka_only in plans:
+    tz = timezone.get_current_timezone()
+    plans = [(ModelKind.EVALUATION, False), (ModelKind.EVALUATION, True), (ModelKind.CANDIDATE, False)]
+    for kind, ka_only in plans:
+        period, end = ended_period(kind, today, ka_only)
+        after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
         if not EvaluationRun.objects.filter(
-            model__kind=kind, period=period, finished_at__isnull=False
+            model__kind=kind, period=period, finished_at__isnull=False, as_of__gte=end, started_at__gte=after
         ).exists():
-            runs.append(run(kind, trigger=Trigger.SCHEDULE, as_of=today, key_accounts_only=ka_only))
+            runs.append(run(kind, trigger=Trigger.SCHEDULE, as_of=end, key_accounts_only=ka_only))
     return runs

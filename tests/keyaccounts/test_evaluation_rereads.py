@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from pharmacrm.keyaccounts import evaluation
@@ -82,3 +83,25 @@ def test_a_newer_score_keeps_its_customer_when_an_older_reading_found_no_purchas
 
     assert _score(xiehe).score == D("36.25")
 
+
+def test_the_nightly_run_on_1_july_evaluates_the_first_half_year_just_ended(purchases, users):
+    """The worker's check on 1 July scored "2026H2" over the 12 months up to 1 July (one day of the second half),
+    and no scheduled run ever evaluated the first half-year once it was complete. It now evaluates 2026H1 as of
+    30 June (and the key accounts' 2026Q2, the identification's 2026-06), once."""
+    xiehe = purchases["xiehe"]
+    # an update after an import in June read the half-year while it was still under way: it does not count
+    evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2026, 6, 15))
+
+    runs = evaluation.scheduled(dt.date(2026, 7, 1))
+
+    assert [(r.model.kind, r.period, r.as_of) for r in runs] == [
+        (ModelKind.EVALUATION, "2026H1", H1_2026), (ModelKind.EVALUATION, "2026Q2", H1_2026),
+        (ModelKind.CANDIDATE, "2026-06", H1_2026),
+    ]  # fmt: skip
+    assert all(r.trigger == Trigger.SCHEDULE for r in runs)
+    assert _score(xiehe).score == D("36.25")  # the module docstring's 2026H1, by hand
+    assert not Score.objects.filter(period__in=["2026H2", "2026Q3", "2026-07"]).exists()
+    # once: the next nights of July find it done
+    assert evaluation.scheduled(dt.date(2026, 7, 2)) == []
+    # on 1 August the identification of July is due, nothing else
+    assert [r.period for r in evaluation.scheduled(dt.date(2026, 8, 1))] == ["2026-07"]
