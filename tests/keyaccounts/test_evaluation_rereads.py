@@ -7,9 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.utils import timezone
+
 from pharmacrm.keyaccounts import evaluation
 from pharmacrm.keyaccounts.choices import ModelKind, Trigger
 from pharmacrm.keyaccounts.models import Score
+from pharmacrm.sales import rollups
+from pharmacrm.sales import services as sales
+from pharmacrm.sales.models import MonthlyRollup, OrderLine
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
 from .eval_fixtures import H1_2026, line
@@ -105,3 +110,71 @@ def test_the_nightly_run_on_1_july_evaluates_the_first_half_year_just_ended(purc
     assert evaluation.scheduled(dt.date(2026, 7, 2)) == []
     # on 1 August the identification of July is due, nothing else
     assert [r.period for r in evaluation.scheduled(dt.date(2026, 8, 1))] == ["2026-07"]
+
+
+def _current(institution) -> Score:
+    return Score.objects.get(
+        institution=institution, kind=ModelKind.EVALUATION, period=evaluation.current_period(ModelKind.EVALUATION,
+                                                                                               timezone.localdate())
+    )
+
+
+def test_a_line_removed_by_hand_is_no_longer_scored_once_the_removal_is_committed(
+    purchases, users, admin_user, huey_immediate, django_capture_on_commit_callbacks
+):
+    """An administrator removes 协和's May order (SO-X3, cancelled in the ERP): its rollup was recomputed, but the
+    evaluation went on counting the 50,000 until the next import named 协和. The removal now queues the update
+    an import queues."""
+    xiehe = purchases["xiehe"]
+    evaluation.run_all()
+    before = _current(xiehe)
+    with django_capture_on_commit_callbacks(execute=True):
+        sales.remove_line(admin_user, OrderLine.objects.get(order_number="SO-X3"), "cancelled in the ERP")
+
+    after = _current(xiehe)
+    assert after.run_id != before.run_id and after.score != before.score
+    evaluation.run(ModelKind.EVALUATION)  # a full run agrees
+    assert _current(xiehe).score == after.score
+
+
+def test_rollups_the_worker_recomputes_are_scored_again(
+    purchases, users, huey_immediate, django_capture_on_commit_callbacks
+):
+    """The worker's refresh of dirty rollups (a killed import's months, the upgrade that merged full-width order
+    numbers) recomputed the amounts, and the evaluation kept the old ones until the next import."""
+    from pharmacrm.sales import tasks
+
+    xiehe = purchases["xiehe"]
+    evaluation.run_all()
+    before = _current(xiehe)
+    gone = OrderLine.objects.get(order_number="SO-X3")
+    rollups.mark_dirty([(gone.institution_id, gone.month)])
+    gone.delete()  # as the upgrade removes a line merged into another
+
+    with django_capture_on_commit_callbacks(execute=True):  # the worker's task runs outside a transaction
+        tasks.refresh_dirty_rollups.call_local()
+    assert not MonthlyRollup.objects.filter(institution=xiehe, month=gone.month).exists()
+
+    after = _current(xiehe)
+    assert after.run_id != before.run_id and after.score != before.score
+    evaluation.run(ModelKind.EVALUATION)
+    assert _current(xiehe).score == after.score
+
+
+def test_a_merged_customers_purchases_are_scored_with_the_survivor_once_merged(
+    purchases, users, admin_user, huey_immediate, django_capture_on_commit_callbacks
+):
+    """华山 turns out to be a duplicate of 协和: its orders moved to 协和 and the rollups were recomputed, but 协和
+    kept its score without them until the next import that named it."""
+    from pharmacrm.customers import services as customers
+
+    xiehe, huashan = purchases["xiehe"], purchases["huashan"]
+    evaluation.run_all()
+    before = _current(xiehe)
+    with django_capture_on_commit_callbacks(execute=True):
+        customers.merge(admin_user, xiehe, huashan)
+
+    after = _current(xiehe)
+    assert after.run_id != before.run_id and after.score > before.score
+    evaluation.run(ModelKind.EVALUATION)
+    assert _current(xiehe).score == after.score
