@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from django.utils import timezone
 
 from pharmacrm.keyaccounts import evaluation
@@ -60,6 +61,57 @@ def test_a_hand_run_that_read_the_purchases_first_does_not_put_its_older_score_b
     assert next(r for r in by_hand if r.model.kind == ModelKind.EVALUATION).customers == 0
     # and it is the score of every line imported: a full run now gives the same
     evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    assert _score(xiehe).score == worker_score
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_connections_the_hand_run_reading_first_and_committing_last_keeps_the_newer_score(
+    purchases, users, import_orders, monkeypatch
+):
+    """The same on two connections, as in production: the hand run (its own thread) has read the purchases and
+    waits; the import of SO-X5 and the worker's update commit; then the hand run writes. 协和 keeps the worker's
+    score."""
+    import threading
+
+    from django.db import connection
+
+    xiehe = purchases["xiehe"]
+    evaluation.run_all(as_of=H1_2026)
+    import_orders([line("SO-X4", 1, "2026-06-10", xiehe, "P1", 100, "1000", payment_due="2026-07-10",
+                        paid_date="2026-07-01")])  # fmt: skip
+    read, has_read, go = evaluation.gather, threading.Event(), threading.Event()
+
+    def read_then_wait(*args, **kwargs):
+        facts = read(*args, **kwargs)
+        if threading.current_thread().name == "by-hand" and not has_read.is_set():
+            has_read.set()
+            go.wait(30)
+        return facts
+
+    monkeypatch.setattr(evaluation, "gather", read_then_wait)
+    results: dict = {}
+
+    def by_hand():
+        try:
+            results["runs"] = evaluation.run_all(incremental=True, as_of=H1_2026)
+        except Exception as e:  # noqa: BLE001  (reported below)
+            results["error"] = e
+        finally:
+            connection.close()
+
+    hand = threading.Thread(target=by_hand, name="by-hand")
+    hand.start()
+    assert has_read.wait(30)
+    import_orders([line("SO-X5", 1, "2026-06-12", xiehe, "P1", 200, "1000", payment_due="2026-07-12",
+                        paid_date="2026-07-02")])  # fmt: skip
+    evaluation.run_all(trigger=Trigger.IMPORT, incremental=True, as_of=H1_2026)  # the worker's update
+    worker_score = _score(xiehe).score
+    go.set()
+    hand.join(60)
+
+    assert "error" not in results, results.get("error")
+    assert worker_score != D("44.01")
     assert _score(xiehe).score == worker_score
 
 
