@@ -592,11 +592,13 @@ def run(
     with transaction.atomic():
         lock_results(kind)
         # the scoring of the next chunk (Python, a second thread) overlaps the database's work on this one
-        count, new = _upsert_scores(
+        count, new, stored = _upsert_scores(
             in_background(chunks, name="evaluation-scoring"), [kind, period, run_row.pk, model.pk, as_of, started]
         )
+        if len(stored) < len(results):  # a run that read the purchases later saved newer scores meanwhile
+            results = [r for r in results if r[0] in stored]
         if not key_accounts_only:
-            _drop_unearned(kind, period, facts, ids)
+            _drop_unearned(kind, period, facts, ids, started)
         _link_previous(kind, period, new)
         _relink_next(kind, period)
         changes = actions = 0
@@ -629,11 +631,12 @@ def lock_results(kind: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"keyaccounts-evaluation:{kind}"])
 
 
-def _drop_unearned(kind: str, period: str, facts: dict, ids: list[int] | None) -> int:
+def _drop_unearned(kind: str, period: str, facts: dict, ids: list[int] | None, started: dt.datetime) -> int:
     """Scores of the period whose customer no longer bought in the window or the one before (a corrected
     file gave their lines to another customer): a customer with no purchases is not scored, so a score left
-    from before would rank and class them on purchases they never made. `ids`: only those were looked at."""
-    scored = Score.objects.filter(kind=kind, period=period)
+    from before would rank and class them on purchases they never made. `ids`: only those were looked at.
+    A score computed from purchases read after this run's `started` stays (see _upsert_scores)."""
+    scored = Score.objects.filter(kind=kind, period=period, computed_at__lte=started)
     if ids is None:
         gone = [i for i in scored.values_list("institution_id", flat=True).iterator(chunk_size=10_000) if i not in facts]
     else:
@@ -746,13 +749,19 @@ STAGE_COLUMNS = {
 RUN_COLUMNS = ["kind", "period", "run_id", "model_id", "as_of", "computed_at"]
 
 
-def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> tuple[int, list[int]]:
+def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> tuple[int, list[int], set[int]]:
     """Store the chunks of score rows through a staging table: one insert-or-replace per chunk. The number
-    stored, and the customers whose score is new (its previous class still PENDING)."""
+    stored, the customers whose score is new (its previous class still PENDING), and the customers stored.
+
+    A score is replaced only by one computed from purchases read at the same moment or later (`computed_at`,
+    the run's settled start): `pharmacrm evaluate --incremental` by hand and the worker's update after an
+    import, at once, read the rollups at different moments, and the one that read them first could commit last
+    and put the older reading back. The run that read later keeps its scores; what changed after its start is
+    the next update's (changed_since)."""
     table = Score._meta.db_table
     sqlite = connection.vendor == "sqlite"
     stage = list(STAGE_COLUMNS)
-    count, new = 0, []
+    count, new, stored = 0, [], set()
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS ka_score_stage")  # its columns follow STAGE_COLUMNS
         cursor.execute(f"CREATE TEMPORARY TABLE ka_score_stage ({', '.join(f'{c} {t}' for c, t in STAGE_COLUMNS.items())})")
@@ -763,7 +772,8 @@ def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> tuple[int
         upsert = (
             f"INSERT INTO {table} ({', '.join(RUN_COLUMNS + stage)}) "
             f"SELECT {', '.join(['%s'] * len(RUN_COLUMNS))}, {select} FROM ka_score_stage WHERE true "
-            f"ON CONFLICT (institution_id, kind, period) DO UPDATE SET {sets} RETURNING institution_id, previous_klass"
+            f"ON CONFLICT (institution_id, kind, period) DO UPDATE SET {sets} "
+            f"WHERE {table}.computed_at <= excluded.computed_at RETURNING institution_id, previous_klass"
         )
         if sqlite:
             run_values = [*run_values[:4], run_values[4].isoformat(), connection.ops.adapt_datetimefield_value(run_values[5])]
@@ -771,9 +781,11 @@ def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> tuple[int
             cursor.execute("DELETE FROM ka_score_stage")
             insert_rows("ka_score_stage", stage, rows)
             cursor.execute(upsert, run_values)
-            new.extend(inst for inst, previous in cursor.fetchall() if previous == PENDING)
-            count += len(rows)
-    return count, new
+            written = cursor.fetchall()
+            new.extend(inst for inst, previous in written if previous == PENDING)
+            stored.update(inst for inst, _previous in written)
+            count += len(written)
+    return count, new, stored
 
 
 def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun, facts: dict[int, scoring.Facts]) -> int:
@@ -1044,19 +1056,29 @@ def _window(model: ScoringModel) -> int:
     return int({**scoring.DEFAULT_PARAMS, **model.params}.get("window_months") or 12)
 
 
+def ended_period(kind: str, today: dt.date, key_accounts_only: bool = False) -> tuple[str, dt.date]:
+    """The period of the cadence that ended last before `today` (on 1 July: 2026H1, 2026Q2 and 2026-06) and its
+    last day."""
+    last_day = period_span(current_period(kind, today, key_accounts_only))[0] - dt.timedelta(days=1)
+    return current_period(kind, last_day, key_accounts_only), last_day
+
+
 def scheduled(today: dt.date | None = None) -> list[EvaluationRun]:
-    """The worker's daily look: run each period's evaluation once — half-yearly for every customer,
-    quarterly for key accounts, monthly for the key-account identification."""
+    """The worker's daily look: evaluate each period once it has ended, as of its last day — half-yearly for every
+    customer, quarterly for key accounts, monthly for the key-account identification. The run on 1 July is the
+    first half-year's evaluation (2026H1, the 12 months to 30 June); it used to score "2026H2" over the purchases
+    up to 1 July, and no scheduled run ever evaluated a half-year once it was complete. A period counts as
+    evaluated when a run of it as of its last day started after that day (`pharmacrm evaluate --as-of` by hand,
+    or the worker); the runs after imports during the period read it while it was still under way."""
     today = today or timezone.localdate()
     runs = []
-    plans = [
-        (ModelKind.EVALUATION, half_year(today), False),
-        (ModelKind.EVALUATION, quarter(today), True),
-        (ModelKind.CANDIDATE, month_label(today), False),
-    ]
-    for kind, period, ka_only in plans:
+    tz = timezone.get_current_timezone()
+    plans = [(ModelKind.EVALUATION, False), (ModelKind.EVALUATION, True), (ModelKind.CANDIDATE, False)]
+    for kind, ka_only in plans:
+        period, end = ended_period(kind, today, ka_only)
+        after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
         if not EvaluationRun.objects.filter(
-            model__kind=kind, period=period, finished_at__isnull=False
+            model__kind=kind, period=period, finished_at__isnull=False, as_of__gte=end, started_at__gte=after
         ).exists():
-            runs.append(run(kind, trigger=Trigger.SCHEDULE, as_of=today, key_accounts_only=ka_only))
+            runs.append(run(kind, trigger=Trigger.SCHEDULE, as_of=end, key_accounts_only=ka_only))
     return runs

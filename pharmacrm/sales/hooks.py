@@ -27,8 +27,9 @@ def _lock_before_merge(sender, **kwargs) -> None:
 
 
 def _recompute_after_merge(sender, survivor, duplicate, **kwargs) -> None:
-    """The duplicate's order lines moved to the survivor: its months are recomputed from the lines, and the
-    moved lines re-fingerprinted with the survivor (a re-import of the same file finds them unchanged)."""
+    """The duplicate's order lines moved to the survivor: its months are recomputed from the lines, the moved
+    lines re-fingerprinted with the survivor (a re-import of the same file finds them unchanged), and the survivor
+    scored again with them (the evaluation's incremental update, after the merge commits)."""
     from pharmacrm.customers.models import Institution, MergeRecord, SearchTerm
 
     from . import importer, rollups
@@ -46,3 +47,7 @@ def _recompute_after_merge(sender, survivor, duplicate, **kwargs) -> None:
     months = OrderLine.objects.filter(institution_id=survivor.pk).values_list("month", flat=True).distinct()
     rollups.mark_dirty((survivor.pk, m) for m in months)
     rollups.refresh_dirty()
+    # the survivor bought what both did: scored again once the merge is committed, not at the next import
+    from . import services
+
+    services.rescore_changed()

@@ -277,3 +277,16 @@ def remove_line(user, line: OrderLine, reason: str) -> None:
         audit.record(AuditEntry.Action.DELETE, ("sales.orderline", str(line.pk), f"{gone.order_number}/{gone.line_number}"),
                      user=user, changes={k: [v, None] for k, v in before.items()}, reason=reason)  # fmt: skip
     rollups.refresh_dirty()
+    rescore_changed()
+
+
+def rescore_changed() -> None:
+    """Once the change is committed, the evaluation's incremental update of the customers whose rollups changed, as
+    after an import: a line removed by hand (or rollups recomputed by the worker's refresh) left the customer's
+    score counting the old purchases until the next import, weeks later for a customer the ERP files seldom name.
+    A failure to queue it is logged, not raised over a change already made."""
+    from django.db import transaction
+
+    from pharmacrm.keyaccounts import tasks as ka_tasks
+
+    transaction.on_commit(ka_tasks.after_import, robust=True)

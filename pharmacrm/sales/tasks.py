@@ -16,6 +16,13 @@ def refresh_overdue() -> None:
 
 
 @db_periodic_task(crontab(minute="*/15"))
-def refresh_dirty_rollups() -> None:
-    """A safety net: an import refreshes its own rollups; this picks up what a killed worker left."""
-    rollups.refresh_dirty()
+def refresh_dirty_rollups() -> int:
+    """A safety net: an import refreshes its own rollups; this picks up what a killed worker, an upgrade (migration
+    sales 0008) or a change of the default payment term left. The customers whose rollups it recomputed are scored
+    again (the evaluation's incremental update), as after an import."""
+    from . import services
+
+    refreshed = rollups.refresh_dirty()
+    if refreshed:
+        services.rescore_changed()
+    return refreshed

@@ -2,7 +2,7 @@
 
     pharmacrm evaluate                  # every customer, the current periods
     pharmacrm evaluate --incremental    # only customers whose purchases changed since the last run
-    pharmacrm evaluate --scheduled      # what the nightly worker does: each period's run once
+    pharmacrm evaluate --scheduled      # what the nightly worker does: each ended period, once, as of its last day
     pharmacrm evaluate --as-of 2026-06-30   # that date's periods; a past period (one scored later exists)
                                             # gets its history and movement only: no tiers, no actions
 """
@@ -26,7 +26,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--incremental", action="store_true", help="Only customers whose purchases changed.")
-        parser.add_argument("--scheduled", action="store_true", help="Only the periods that have not run yet.")
+        parser.add_argument("--scheduled", action="store_true", help="What the nightly worker does: each period that has ended and was not evaluated yet, as of its last day.")
         parser.add_argument("--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today. A past period "
                             "(a later one was scored) only gets its history: no tier changes, no actions.")
 
