@@ -414,6 +414,23 @@ def tell_assignee(ticket: Ticket, title=None, kind: str = "ticket.assigned") -> 
                     obj=ticket)  # fmt: skip
 
 
+def tell_team(ticket: Ticket, title, kind: str) -> None:
+    """A ticket nobody holds that waits in a team's queue: the team's members who handle tickets and may see
+    this one (a scoped role: their customers' tickets only) are told — the customer's answer to it reached
+    nobody. One notification each, in the transaction that took the answer in: a mail fetched twice is taken
+    in once (its Message-ID), so nobody is told twice. Inside the caller's transaction."""
+    from pharmacrm.notify import services as notify
+
+    if ticket.assignee_id or not ticket.team_id:
+        return
+    members = [
+        user for user in ticket.team.members.filter(is_active=True).order_by("pk")
+        if access.can(user, Cap.HANDLE_TICKETS) and access.can_see_ticket(user, ticket)
+    ]  # fmt: skip
+    if members:
+        notify.send(members, kind=kind, title=title, url=reverse("servicedesk:ticket", args=[ticket.pk]), obj=ticket)
+
+
 def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary: str = "") -> TicketEvent:
     """The first (or a further) response to the customer: a reply, a call back. Fulfils the first-response
     clock the first time."""

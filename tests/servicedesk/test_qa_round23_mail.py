@@ -5,7 +5,9 @@ answered with SMTPUTF8, and a team is told when the customer writes again on a t
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import time
+from email.message import EmailMessage
 
 from django.test import Client
 from django.utils import timezone
@@ -65,3 +67,48 @@ def test_the_status_link_mail_survives_an_smtp_outage_and_a_double_submit_sends_
     # the status page does not show the desk's own automatic mail as an answer to the request
     status = web.get(public.status_path(ticket)).content.decode()
     assert "/help/status/" not in status.split('id="replies-title"')[1]
+
+
+# --- 4. the customer writes again on a ticket nobody holds ----------------------------------------------
+
+
+def test_the_team_is_told_once_when_the_customer_answers_a_ticket_nobody_holds(
+    db, users, xiehe, mail_settings, imap_server, worker_inline, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """A ticket waits unassigned in the team's queue; the customer answers by mail. Nobody was told, so the
+    answer sat unread until someone happened to open the queue. Now the team's members who handle tickets and
+    may see this one are told — once, also when the mailbox hands the same mail out twice."""
+    from pharmacrm.core.models import Team
+    from pharmacrm.core.roles import Role
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.servicedesk import services
+    from tests.conftest import new_user
+
+    team = Team.objects.create(name="客服二组")
+    agent = new_user("agent2", Role.AGENT, teams=(team,))
+    outside_rep = new_user("rep2", Role.REP, teams=(team,))  # a rep of no territory: may not see the ticket
+    analyst = new_user("analyst2", Role.ANALYST, teams=(team,))  # does not handle tickets
+    gone = new_user("agent3", Role.AGENT, teams=(team,))
+    gone.is_active = False
+    gone.save(update_fields=["is_active"])
+    ticket = services.create_ticket(services.SYSTEM, {
+        "subject": "说明书丢失", "channel": "email", "category": "drug_info", "institution": xiehe,
+        "reply_email": CUSTOMER, "team": team,
+    })  # fmt: skip
+    ticket.refresh_from_db()
+    assert ticket.assignee_id is None and ticket.team_id == team.pk
+
+    answer = EmailMessage()
+    answer["From"] = CUSTOMER
+    answer["To"] = SERVICE
+    answer["Subject"] = f"Re: [{ticket.number}] 说明书丢失"
+    answer["Message-ID"] = email.utils.make_msgid(domain="hospital.test")
+    answer["Date"] = email.utils.formatdate(localtime=True)
+    answer.set_content("批号是 20260301，请再寄一份说明书。")
+    imap_server.append(SERVICE, answer.as_bytes())
+    imap_server.append(SERVICE, answer.as_bytes())  # the same mail twice (a mail program's retry)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert mail.poll_mailbox.call_local()["taken"] == 1
+    told = Notification.objects.filter(kind="ticket.customer_wrote", object_id=str(ticket.pk))
+    assert sorted(told.values_list("recipient", flat=True)) == [agent.pk]
+    assert outside_rep.pk not in told.values_list("recipient", flat=True) and analyst.pk != agent.pk
