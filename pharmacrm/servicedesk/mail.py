@@ -20,11 +20,13 @@ import base64
 import binascii
 import datetime as dt
 import email
+import email.generator
 import email.policy
 import email.utils
 import hashlib
 import html
 import imaplib
+import io
 import logging
 import quopri
 import re
@@ -146,6 +148,41 @@ def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
     return mail
 
 
+class NoSmtpUtf8(Exception):  # noqa: N818
+    """The mail server does not speak SMTPUTF8, which a recipient such as 张三@公司.cn needs."""
+
+
+def send_mail(message: TicketMessage) -> None:
+    """Send one message of the outbox by SMTP. An address whose local part is not ASCII (张三@公司.cn, RFC 6531)
+    goes out with SMTPUTF8, written as it is in the envelope and the To header — Django's backend would turn
+    it into an encoded word (=?utf-8?…?=@…) that no server delivers; a server that does not offer SMTPUTF8
+    raises NoSmtpUtf8 and nothing is sent."""
+    from django.core.mail import get_connection
+    from django.core.mail.backends.smtp import EmailBackend
+
+    from .addresses import needs_smtputf8
+
+    connection = get_connection(fail_silently=False)
+    if not needs_smtputf8(message.recipient) or not isinstance(connection, EmailBackend):
+        build_mail(message, connection).send(fail_silently=False)
+        return
+    connection.open()
+    try:
+        smtp = connection.connection
+        smtp.ehlo_or_helo_if_needed()
+        if not smtp.has_extn("smtputf8"):
+            raise NoSmtpUtf8(f"the SMTP server {connection.host} does not offer SMTPUTF8")
+        mime = build_mail(message, connection).message()
+        mime.replace_header("To", message.recipient)  # as written: Django's own setter would encode it again
+        out = io.BytesIO()
+        email.generator.BytesGenerator(out, mangle_from_=False,
+                                       policy=email.policy.SMTPUTF8.clone(linesep="\r\n")).flatten(mime)  # fmt: skip
+        sender = email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1]
+        smtp.sendmail(sender, [message.recipient], out.getvalue(), mail_options=["SMTPUTF8"])
+    finally:
+        connection.close()
+
+
 def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
     """One delivery attempt; returns the message's delivery state afterwards ("" when there was nothing
     to do: unknown, already sent, or not due)."""
@@ -170,7 +207,17 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
         message.recipient = current
         TicketMessage.objects.filter(pk=message.pk).update(recipient=current)
     try:
-        build_mail(message).send(fail_silently=False)
+        send_mail(message)
+    except NoSmtpUtf8:
+        # never retried in vain, never silently lost: the agent reads why on the message and can send it again
+        # once the server is changed, or after entering another address
+        with translation.override(settings.LANGUAGE_CODE):  # kept on the message, like the SMTP errors
+            error = _("Not sent: the mail server cannot send to an address with Chinese characters (it does not "
+                      "support SMTPUTF8). Enter another address in the ticket's details, or ask the administrator "
+                      "to enable SMTPUTF8 on the mail server, then send again.")  # fmt: skip
+        TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
+        log.warning("Mail for ticket message %s not sent: the SMTP server does not offer SMTPUTF8", message.pk)
+        return Delivery.GAVE_UP
     except Exception as exc:  # noqa: BLE001 — SMTP, network, a missing file: all end up as a failed attempt
         gave_up = message.attempts >= MAX_ATTEMPTS
         state = Delivery.GAVE_UP if gave_up else Delivery.FAILED

@@ -138,10 +138,10 @@ def create_ticket(user, data: dict) -> Ticket:
         except ValidationError as e:
             errors["caller_phone"] = e.messages
     if (data.get("reply_email") or "").strip():
-        from django.core.validators import validate_email
+        from .addresses import validate_address
 
-        try:
-            validate_email(data["reply_email"].strip())
+        try:  # 张三@公司.cn too (RFC 6531): a customer who writes from such an address is answered
+            validate_address(data["reply_email"].strip())
         except ValidationError:
             errors["reply_email"] = [_("Enter a valid e-mail address.")]
     assignee = data.get("assignee")

@@ -5,10 +5,12 @@ answered with SMTPUTF8, and a team is told when the customer writes again on a t
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import email.utils
 import time
 from email.message import EmailMessage
 
+import pytest
 from django.test import Client
 from django.utils import timezone
 
@@ -16,7 +18,7 @@ from pharmacrm.servicedesk import mail, public
 from pharmacrm.servicedesk.choices import Delivery, MessageKind
 from pharmacrm.servicedesk.models import Ticket, TicketMessage
 from tests import mailservers
-from tests.mailservers import imap_server, mail_settings, smtp_server  # noqa: F401
+from tests.mailservers import ascii_smtp_server, imap_server, mail_settings, smtp_server, smtputf8_server  # noqa: F401
 
 CUSTOMER, SERVICE = mailservers.CUSTOMER, mailservers.SERVICE
 
@@ -112,3 +114,91 @@ def test_the_team_is_told_once_when_the_customer_answers_a_ticket_nobody_holds(
     told = Notification.objects.filter(kind="ticket.customer_wrote", object_id=str(ticket.pk))
     assert sorted(told.values_list("recipient", flat=True)) == [agent.pk]
     assert outside_rep.pk not in told.values_list("recipient", flat=True) and analyst.pk != agent.pk
+
+
+# --- 2. internationalised addresses (RFC 6531) ----------------------------------------------------------
+
+ZHANG = "张三@公司.cn"
+
+
+def _mail_from_zhang() -> bytes:
+    msg = EmailMessage(policy=email.policy.SMTPUTF8)
+    msg["From"] = f"张三 <{ZHANG}>"
+    msg["To"] = SERVICE
+    msg["Subject"] = "药品包装破损"
+    msg["Message-ID"] = email.utils.make_msgid(domain="xn--55qx5d.cn")
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    msg.set_content("收到的药品外包装破损，请处理。")
+    return msg.as_bytes(policy=email.policy.SMTPUTF8)
+
+
+def test_a_mail_from_a_chinese_address_becomes_a_ticket_and_the_reply_needs_smtputf8(
+    db, users, mail_settings, imap_server, smtputf8_server, ascii_smtp_server, worker_inline, settings,  # noqa: F811
+    django_capture_on_commit_callbacks,
+):
+    """张三 writes from 张三@公司.cn. Django's validator refused the address, so the mail was flagged in the
+    mailbox and became no ticket: the customer was never answered. Now it is a ticket like any other. The
+    desk's mail server (like many) does not offer SMTPUTF8: the acknowledgement is marked failed
+    with the reason the agent can act on, not garbled into an undeliverable address. Through a server that
+    offers SMTPUTF8, the agent's reply reaches 张三@公司.cn as written."""
+    from pharmacrm.customers import normalise
+    from pharmacrm.servicedesk import conversation
+
+    settings.EMAIL_PORT = ascii_smtp_server.port  # the desk's mail server does not offer SMTPUTF8
+    imap_server.append(SERVICE, _mail_from_zhang())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert mail.poll_mailbox.call_local() == {"taken": 1, "skipped": 0, "refused": 0}
+    assert "Flagged" not in imap_server.flags(SERVICE)[0]
+    ticket = Ticket.objects.get()
+    assert ticket.reply_email == ZHANG and ticket.caller_name == "张三"
+    assert ticket.messages.get(kind=MessageKind.INBOUND).sender == ZHANG
+    ack = ticket.messages.get(kind=MessageKind.REPLY)
+    assert ack.delivery == Delivery.GAVE_UP, ack.last_error
+    assert "SMTPUTF8" in ack.last_error and "Chinese" in ack.last_error
+    # kept encrypted, masked as any address, found again by the blind index of a later mail's sender
+    assert normalise.mask_email(ticket.reply_email) == "张***@公司.cn"
+    assert mail.ticket_by_subject(f"[{ticket.number}] 补充", ZHANG) == ticket
+
+    settings.EMAIL_PORT = smtputf8_server.port  # a server that offers SMTPUTF8
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body="已安排补发，请查收。")
+    reply.refresh_from_db()
+    assert reply.delivery == Delivery.SENT, reply.last_error
+    envelope = smtputf8_server.handler.envelopes[-1]
+    assert envelope.rcpt_tos == [ZHANG] and "SMTPUTF8" in envelope.mail_options
+    sent = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+    assert sent["To"] == ZHANG and sent["Message-ID"] == reply.message_id
+    assert sent.get_content().strip() == "已安排补发，请查收。"
+
+    # the acknowledgement that failed goes out once the agent sends it again
+    with django_capture_on_commit_callbacks(execute=True):
+        mail.resend(users["agent"], ack)
+    ack.refresh_from_db()
+    assert ack.delivery == Delivery.SENT
+
+
+def test_an_agent_can_enter_a_chinese_address_and_a_bad_one_is_refused_under_its_field(db, users, xiehe, api_for):
+    from django.core.exceptions import ValidationError
+
+    from pharmacrm.servicedesk import editing, services
+
+    data = {"subject": "咨询", "channel": "phone", "category": "drug_info", "institution": xiehe}
+    ticket = services.create_ticket(users["agent"], {**data, "reply_email": "李四@医院.中国"})
+    assert ticket.reply_email == "李四@医院.中国"
+    for bad in ("张 三@公司.cn", "张三\u200b@公司.cn", "张三@", "张三"):
+        with pytest.raises(ValidationError) as exc:
+            services.create_ticket(users["agent"], {**data, "reply_email": bad})
+        assert "reply_email" in exc.value.message_dict
+    created = api_for("agent").post("/api/v1/tickets/", {**data, "institution": xiehe.pk, "reply_email": ZHANG},
+                                    format="json")  # fmt: skip
+    assert created.status_code == 201, created.json()
+    refused = api_for("agent").post("/api/v1/tickets/", {**data, "institution": xiehe.pk, "reply_email": "张 三@公司.cn"},
+                                    format="json")  # fmt: skip
+    assert refused.status_code == 400 and "reply_email" in refused.json()
+    assert editing._personal("reply_email", ZHANG) == ZHANG
+    # the public web form takes it too, and a bad one is refused under its field
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    assert web.post("/help/", _form(email="王五@医院.cn", subject="另一个问题")).status_code == 302
+    assert "王五@医院.cn" in [t.reply_email for t in Ticket.objects.all()]  # encrypted: compared after reading
+    response = web.post("/help/", _form(email="王 五@医院.cn", subject="第三个问题"))
+    assert response.status_code == 400 and "email" in response.context["form"].errors
