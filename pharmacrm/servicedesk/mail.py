@@ -217,6 +217,7 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
                       "to enable SMTPUTF8 on the mail server, then send again.")  # fmt: skip
         TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
         log.warning("Mail for ticket message %s not sent: the SMTP server does not offer SMTPUTF8", message.pk)
+        tell_not_sent(message)
         return Delivery.GAVE_UP
     except Exception as exc:  # noqa: BLE001 — SMTP, network, a missing file: all end up as a failed attempt
         gave_up = message.attempts >= MAX_ATTEMPTS
@@ -227,12 +228,32 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
         log_fn = log.error if gave_up else log.warning
         log_fn("Mail for ticket message %s, attempt %d: %s%s", message.pk, message.attempts, error,
                " — giving up" if gave_up else "")  # fmt: skip
+        if gave_up:
+            tell_not_sent(message)
         return state
     TicketMessage.objects.filter(pk=message.pk).update(
         delivery=Delivery.SENT, sent_at=timezone.now(), last_error=""
     )
     log.info("Mail for ticket message %s sent", message.pk)
     return Delivery.SENT
+
+
+def tell_people(ticket: Ticket, title, kind: str) -> None:
+    """The ticket's holder (their team's lead when they left), or, on a ticket nobody holds, its team."""
+    services.tell_assignee(ticket, title, kind=kind)
+    services.tell_team(ticket, title, kind=kind)
+
+
+def tell_not_sent(message: TicketMessage) -> None:
+    """A reply (or acknowledgement) the worker gave up on: the customer does not get it, and the agent, who
+    sent it and moved on, read *Failed for good* only when they happened to open the ticket again — hours
+    later (the attempts take about four hours), while the customer waited for an answer that never came."""
+    ticket = Ticket.objects.filter(pk=message.ticket_id).select_related("assignee", "team__lead").first()
+    if ticket is None:
+        return
+    with transaction.atomic():
+        tell_people(ticket, Message(gettext_lazy("%(number)s: a reply could not be sent to the customer"),
+                                    number=ticket.number), kind="ticket.reply_failed")  # fmt: skip
 
 
 @db_task()
@@ -792,7 +813,7 @@ def record_bounce(msg: ParsedMail) -> TicketMessage | None:
         audit.record(A.UPDATE, message, user=services.SYSTEM, changes={
             "ticket": [None, message.ticket.number], "delivery": [Delivery.SENT, Delivery.GAVE_UP],
         })  # fmt: skip
-        services.tell_assignee(message.ticket, Message(
+        tell_people(message.ticket, Message(
             gettext_lazy("%(number)s: a reply could not be delivered to the customer's e-mail address"),
             number=message.ticket.number,
         ), kind="ticket.reply_bounced")  # fmt: skip

@@ -202,3 +202,35 @@ def test_an_agent_can_enter_a_chinese_address_and_a_bad_one_is_refused_under_its
     assert "王五@医院.cn" in [t.reply_email for t in Ticket.objects.all()]  # encrypted: compared after reading
     response = web.post("/help/", _form(email="王 五@医院.cn", subject="第三个问题"))
     assert response.status_code == 400 and "email" in response.context["form"].errors
+
+
+# --- 5. a reply the worker gives up on ---------------------------------------------------------------------
+
+
+def test_the_agent_is_told_when_the_worker_gives_up_on_a_reply(
+    db, users, xiehe, mail_settings, worker_inline, settings, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """The mail server was down for the four hours of attempts: the reply read *Failed for good* on the ticket,
+    but nobody was told, and the customer waited for an answer that never left. Now the ticket's holder finds
+    it in the bell (once, not once per attempt)."""
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.servicedesk import conversation, services
+
+    agent = users["agent"]
+    ticket = services.create_ticket(agent, {
+        "subject": "说明书丢失", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "reply_email": CUSTOMER, "assignee": agent,
+    })  # fmt: skip
+    settings.EMAIL_PORT = mailservers.free_port()  # nothing listens: the SMTP server is down
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = conversation.post_message(agent, ticket, kind=MessageKind.REPLY, body="已补寄说明书。")
+    told = Notification.objects.filter(recipient=agent, kind="ticket.reply_failed", object_id=str(ticket.pk))
+    assert not told.exists()  # a failed attempt that will be retried is no news
+    later = timezone.now()
+    for _attempt in range(mail.MAX_ATTEMPTS + 2):
+        later += dt.timedelta(hours=3)
+        mail.retry_failed(later)
+    reply.refresh_from_db()
+    assert reply.delivery == Delivery.GAVE_UP
+    assert told.count() == 1
+    assert ticket.number in told.get().title
