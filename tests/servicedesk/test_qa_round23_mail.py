@@ -234,3 +234,27 @@ def test_the_agent_is_told_when_the_worker_gives_up_on_a_reply(
     assert reply.delivery == Delivery.GAVE_UP
     assert told.count() == 1
     assert ticket.number in told.get().title
+
+
+def test_the_team_is_told_when_the_holder_left_and_the_team_has_no_lead(db, users, xiehe):
+    """The agent who held the ticket left (account switched off) and the team has no lead: the customer's answer
+    was told to nobody. Now the team's members are told."""
+    from pharmacrm.core.models import Team
+    from pharmacrm.core.roles import Role
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.servicedesk import conversation, services
+    from tests.conftest import new_user
+
+    team = Team.objects.create(name="客服三组")
+    holder = new_user("agent4", Role.AGENT, teams=(team,))
+    colleague = new_user("agent5", Role.AGENT, teams=(team,))
+    ticket = services.create_ticket(holder, {
+        "subject": "说明书丢失", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "reply_email": CUSTOMER, "assignee": holder, "team": team,
+    })  # fmt: skip
+    holder.is_active = False
+    holder.save(update_fields=["is_active"])
+    ticket.refresh_from_db()
+    conversation.receive_inbound(ticket, body="请再寄一份说明书。", sender=CUSTOMER)
+    told = Notification.objects.filter(kind="ticket.customer_wrote", object_id=str(ticket.pk))
+    assert list(told.values_list("recipient", flat=True)) == [colleague.pk]
