@@ -329,3 +329,51 @@ def mail_settings(settings, smtp_server, imap_server):
     settings.SERVICEDESK_IMAP_PASSWORD = imap_server.password
     settings.SERVICEDESK_IMAP_FOLDER = "INBOX"
     return settings
+
+
+class _Keep:
+    """aiosmtpd handler that keeps every envelope it accepts (for recipients no Dovecot mailbox has)."""
+
+    def __init__(self) -> None:
+        self.envelopes: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+def _keeping_server(smtputf8: bool):
+    from aiosmtpd.controller import Controller
+
+    handler = _Keep()
+    for _attempt in range(5):
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False, enable_SMTPUTF8=smtputf8)
+        try:
+            controller.start()
+            return controller, SmtpServer("127.0.0.1", port, handler)
+        except OSError:  # the port was taken in between
+            continue
+    pytest.fail("A test SMTP server did not start")
+
+
+@pytest.fixture(scope="session")
+def smtputf8_server():
+    """An SMTP server that offers SMTPUTF8 (RFC 6531), as aiosmtpd does by default and Postfix with
+    smtputf8_enable: it accepts mail for an address such as 张三@公司.cn and keeps the envelopes
+    (`.handler.envelopes`)."""
+    controller, server = _keeping_server(True)
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def ascii_smtp_server():
+    """An SMTP server that does not offer SMTPUTF8, as many company mail servers still do not."""
+    controller, server = _keeping_server(False)
+    try:
+        yield server
+    finally:
+        controller.stop()

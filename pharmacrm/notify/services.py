@@ -18,10 +18,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -107,15 +109,40 @@ def _users(recipients) -> list:
     return out
 
 
-def email_text(title: Any, body: Any, url: str, language: str | None = None) -> tuple[str, str]:
+MAIL_LINK_SALT = "pharmacrm.notify.mail-link"
+
+
+def mail_link(note_pk: int, url: str) -> str:
+    """The link of a notification's e-mail: it opens `url` and marks the notification read when its own
+    recipient follows it (views.open_from_mail). Signed, so that nobody makes one that leads elsewhere; it
+    carries the notification's id and the page, nothing else (a forwarded mail tells its reader no more)."""
+    token = signing.dumps({"n": int(note_pk), "u": url}, salt=MAIL_LINK_SALT, compress=True)
+    return reverse("notify:mail-open", args=[token])
+
+
+def read_mail_link(token: str) -> tuple[int, str] | None:
+    """(notification id, page) of a mail link's token; None for a forged or damaged one."""
+    try:
+        data = signing.loads(str(token or "")[:1000], salt=MAIL_LINK_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("n"), int) or not isinstance(data.get("u"), str):
+        return None
+    return data["n"], data["u"]
+
+
+def email_text(title: Any, body: Any, url: str, language: str | None = None, note: int | None = None,
+               ) -> tuple[str, str]:  # fmt: skip
     """Subject and text of a notification's e-mail, in the recipient's language (`language`; the product's
-    when None). `title` and `body` are frozen texts (`core.deferred.freeze`) or plain strings."""
+    when None). `title` and `body` are frozen texts (`core.deferred.freeze`) or plain strings. With `note`
+    (the notification's id) the link goes through `mail_link`: following it marks the notification read."""
     with translation.override(language or settings.LANGUAGE_CODE):
         title_text, body_text = thaw(title)[:200].strip(), thaw(body)
         subject = _("[PharmaCRM] %(title)s") % {"title": title_text}
         parts = [body_text] if body_text else []
         if url:
-            parts.append(_("Open: %(url)s") % {"url": _absolute(url)})
+            link = mail_link(note, url) if note and url.startswith("/") else url
+            parts.append(_("Open: %(url)s") % {"url": _absolute(link)})
         parts.append(
             _("You receive this message because you are a user of PharmaCRM. Your notifications: %(url)s")
             % {"url": _absolute("/notifications/")}
@@ -123,13 +150,11 @@ def email_text(title: Any, body: Any, url: str, language: str | None = None) -> 
         return subject.replace("\n", " ").replace("\r", " ")[:250], "\n\n".join(parts)
 
 
-def _mail_payload(cache: dict, user, title_spec: Any, body_spec: Any, url: str) -> dict:
-    """The e-mail of one notification for one recipient, rendered once per language."""
-    language = _language(user)
-    if language not in cache:
-        subject, text = email_text(title_spec, body_spec, url, language)
-        cache[language] = {"subject": subject, "body": text}
-    return cache[language]
+def _mail_payload(user, title_spec: Any, body_spec: Any, url: str, note: int | None) -> dict:
+    """The e-mail of one notification for its recipient: in their language, with the link that marks that
+    notification read."""
+    subject, text = email_text(title_spec, body_spec, url, _language(user), note)
+    return {"subject": subject, "body": text}
 
 
 def send(
@@ -183,7 +208,6 @@ def send(
         )
         deliveries = []
         if email:
-            mails: dict = {}
             for user, note in zip(users, notes, strict=True):
                 if user.email:
                     deliveries.append(
@@ -192,7 +216,7 @@ def send(
                             channel=Delivery.Channel.EMAIL,
                             email=user.email,
                             event=kind,
-                            payload=_mail_payload(mails, user, title_spec, body_spec, url_text),
+                            payload=_mail_payload(user, title_spec, body_spec, url_text, note.pk),
                             next_attempt_at=now,
                             created_at=now,
                         )  # fmt: skip
@@ -207,7 +231,7 @@ def send_many(items: Iterable[dict]) -> int:
     notifications, then the e-mail deliveries — and one queue entry. Returns how many notifications."""
     now = timezone.now()
     notes: list[Notification] = []
-    mails: list[tuple[int, str, str, dict]] = []  # (index of the note, address, kind, payload)
+    mails: list[tuple[int, str, str, tuple]] = []  # (index of the note, address, kind, what the e-mail says)
     for item in items:
         kind = item["kind"]
         title_spec, title = _frozen(item["title"], 200)
@@ -217,20 +241,20 @@ def send_many(items: Iterable[dict]) -> int:
         body_spec, body = _frozen(item.get("body", ""))
         url = str(item.get("url", "") or "").replace("\x00", "")[:500]
         object_type, object_id = _object_label(item.get("obj"))
-        spec, payloads = {"title": title_spec, "body": body_spec}, {}
+        spec = {"title": title_spec, "body": body_spec}
         for user in _users(item["recipients"]):
             notes.append(Notification(recipient=user, kind=kind, title=title, body=body, url=url, spec=spec,
                                       object_type=object_type, object_id=object_id, created_at=now))  # fmt: skip
             if item.get("email", True) and user.email:
-                payload = _mail_payload(payloads, user, title_spec, body_spec, url)
-                mails.append((len(notes) - 1, user.email, kind, payload))
+                mails.append((len(notes) - 1, user.email, kind, (user, title_spec, body_spec, url)))
     if not notes:
         return 0
     with transaction.atomic():
         notes = Notification.objects.bulk_create(notes, batch_size=500)
         deliveries = Delivery.objects.bulk_create(
             [Delivery(notification=notes[i], channel=Delivery.Channel.EMAIL, email=address, event=kind,
-                      payload=payload, next_attempt_at=now, created_at=now) for i, address, kind, payload in mails],
+                      payload=_mail_payload(*text, notes[i].pk), next_attempt_at=now, created_at=now)
+             for i, address, kind, text in mails],
             batch_size=500,
         )  # fmt: skip
         ids = [d.pk for d in deliveries if d.pk is not None]

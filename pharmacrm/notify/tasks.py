@@ -345,7 +345,7 @@ def _in_recipients_language(delivery: Delivery) -> None:
     # after leaving PV, a quality complaint's defect after leaving the case, a ticket out of their territory now
     gone = note.pk in withheld(note.recipient, [note])
     text = "" if gone else note.spec.get("body", "")
-    subject, body = email_text(note.spec["title"], text, note.url, _language(note.recipient))
+    subject, body = email_text(note.spec["title"], text, note.url, _language(note.recipient), note.pk)
     if (delivery.payload or {}).get("subject") != subject or delivery.payload.get("body") != body:
         delivery.payload = {**(delivery.payload or {}), "subject": subject, "body": body}
         Delivery.objects.filter(pk=delivery.pk).update(payload=delivery.payload)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("bell/", views.bell, name="bell"),
     path("read/", views.mark_read, name="mark-read"),
     path("<int:pk>/open/", views.open_notification, name="open"),
+    path("mail/<str:token>/", views.open_from_mail, name="mail-open"),
     path("webhooks/", views.endpoints, name="endpoints"),
     path("webhooks/new/", views.endpoint_create, name="endpoint-create"),
     path("webhooks/<int:pk>/", views.endpoint_edit, name="endpoint-edit"),

@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -91,6 +91,24 @@ def open_notification(request, pk: int):
                       % {"title": note.shown_title})  # fmt: skip
         return redirect("notify:inbox")
     url = note.url
+    if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=request.is_secure()):
+        return redirect(url)
+    return redirect("notify:inbox")
+
+
+@login_required
+def open_from_mail(request, token: str):
+    """The link of a notification's e-mail. Its own recipient: the notification is marked read (it no longer
+    shows as unread in the bell) and its page opens, as from the list. Anyone else — a forwarded mail, a
+    colleague's browser — goes to the page the mail named, where their own access applies: nothing is marked
+    and nothing about the notification is read."""
+    found = services.read_mail_link(token)
+    if found is None:
+        raise Http404(_("This link is not valid."))
+    pk, url = found
+    note = Notification.objects.filter(pk=pk, recipient=request.user).first()
+    if note is not None:
+        return open_notification(request, note.pk)
     if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=request.is_secure()):
         return redirect(url)
     return redirect("notify:inbox")

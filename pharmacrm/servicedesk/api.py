@@ -11,6 +11,7 @@ import re
 
 import django_filters
 from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
 from django.db.models import F, OuterRef, Prefetch, Subquery
 from django.http import Http404
 from django.utils.translation import gettext as _
@@ -48,6 +49,7 @@ from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
 from pharmacrm.customers.choices import Tier
 
 from . import calendars, escalation, linking, policies, services
+from .addresses import validate_address
 from .choices import Channel, ClockKind, Complexity, EscalationNotify, LowScore, Priority, RootCause, Status
 from .models import (
     BusinessCalendar,
@@ -127,6 +129,14 @@ def _due(ticket: Ticket, kind: str):
     return None
 
 
+class AddressField(serializers.EmailField):
+    """An e-mail address, 张三@公司.cn (RFC 6531) included, which DRF's EmailField refuses."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, EmailValidator)] + [validate_address]
+
+
 class TicketSerializer(serializers.ModelSerializer):
     """A ticket as intake sends it and as every answer shows it."""
 
@@ -170,7 +180,7 @@ class TicketSerializer(serializers.ModelSerializer):
         queryset=Product.objects.filter(active=True), required=False, allow_null=True,
         help_text="A product of the catalogue (/api/v1/products/).",
     )  # fmt: skip
-    reply_email = serializers.EmailField(
+    reply_email = AddressField(
         max_length=254, required=False, allow_blank=True, write_only=True,
         help_text="Where customer-visible replies are e-mailed (personal data: never shown back).",
     )  # fmt: skip

@@ -159,8 +159,10 @@ def receive_inbound(ticket: Ticket, *, body: str, sender: str = "", subject: str
             services.rebuild_clocks(ticket, now=now)
         audit.record(A.CREATE, message, user=services.SYSTEM, changes={"ticket": [None, ticket.number]})
         net.screen_ticket(ticket, [message.body], heard_at=min(heard_at or now, now))
-        services.tell_assignee(ticket, Message(gettext_lazy("%(number)s: the customer wrote again"),
-                                               number=ticket.number), kind="ticket.customer_wrote")  # fmt: skip
+        told = Message(gettext_lazy("%(number)s: the customer wrote again"), number=ticket.number)
+        services.tell_assignee(ticket, told, kind="ticket.customer_wrote")
+        # nobody holds it, it waits in a team's queue: the team is told, or the answer is read by nobody
+        services.tell_team(ticket, told, kind="ticket.customer_wrote")
     return message
 
 

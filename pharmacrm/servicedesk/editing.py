@@ -80,10 +80,10 @@ def _personal(field: str, value) -> str:
     if field == "caller_phone" and value:
         normalise.validate_any_phone(value)  # the same rule as at intake (ValidationError names no field)
     if field == "reply_email" and value:
-        from django.core.validators import validate_email
+        from .addresses import validate_address
 
         try:
-            validate_email(value)
+            validate_address(value)
         except ValidationError:
             raise ValidationError({field: [_("Enter a valid e-mail address.")]}) from None
     return value

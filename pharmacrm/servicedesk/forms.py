@@ -20,6 +20,7 @@ from pharmacrm.core.roles import MATRIX, Cap
 from pharmacrm.customers.forms import ANY, BLANK, OnceTokenForm, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution, Person
 
+from .addresses import validate_address
 from .choices import Channel, Complexity, Priority, RootCause, Status
 from .models import Product, TicketCategory
 
@@ -135,8 +136,9 @@ class IntakeForm(ServiceErrorsMixin, CustomerPickers, OnceTokenForm):
         label=_("Product"), queryset=Product.objects.none(), required=False, empty_label="—"
     )
     batch_number = forms.CharField(label=_("Batch / lot number"), required=False, max_length=40)
-    reply_email = forms.EmailField(
-        label=_("Customer's e-mail"), required=False, max_length=254,
+    reply_email = forms.CharField(  # 张三@公司.cn too, which EmailField (and the browser's type=email) refuse
+        label=_("Customer's e-mail"), required=False, max_length=254, validators=[validate_address],
+        widget=forms.TextInput(attrs={"inputmode": "email", "autocomplete": "off"}),
         help_text=_("Replies to the customer are e-mailed here."),
     )  # fmt: skip
     safety_relevant = forms.BooleanField(

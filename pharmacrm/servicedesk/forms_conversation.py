@@ -10,6 +10,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.customers.forms import ServiceErrorsMixin
 
+from .addresses import validate_address
 from .choices import MessageKind
 from .forms import CustomerPickers
 from .models import APPROVAL_NUMBER_HELP, AnswerTemplate, Product, TicketCategory
@@ -81,8 +82,9 @@ class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
     caller_phone = forms.CharField(
         label=_("Caller's phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
     )
-    reply_email = forms.EmailField(
-        label=_("Customer's e-mail"), required=False, max_length=254,
+    reply_email = forms.CharField(  # 张三@公司.cn too, which EmailField (and the browser's type=email) refuse
+        label=_("Customer's e-mail"), required=False, max_length=254, validators=[validate_address],
+        widget=forms.TextInput(attrs={"inputmode": "email", "autocomplete": "off"}),
         help_text=_("Replies to the customer are e-mailed here."),
     )  # fmt: skip
     clear_contact = forms.BooleanField(

@@ -9,6 +9,7 @@ from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 
 from . import public, revisit
+from .addresses import validate_address
 from .choices import ActionStatus
 from .models import Product, TicketCategory
 
@@ -32,7 +33,8 @@ class PublicTicketForm(ServiceErrorsMixin, forms.Form):
     )  # fmt: skip
     email = forms.CharField(
         label=_("E-mail"), required=False, max_length=254,
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        # not type=email: browsers refuse an address such as 张三@公司.cn (RFC 6531), which the desk can answer
+        widget=forms.TextInput(attrs={"inputmode": "email", "autocomplete": "email"}),
         help_text=_("We send the link to follow your request here."),
     )  # fmt: skip
     institution = forms.CharField(label=_("Hospital, pharmacy or company"), required=False, max_length=200)
@@ -87,7 +89,11 @@ class PublicTicketForm(ServiceErrorsMixin, forms.Form):
 
     def clean_email(self) -> str:
         value = self.cleaned_data.get("email", "").strip()
-        return normalise.validate_email_address(value) if value else ""
+        if not value:
+            return ""
+        value = normalise.email(value)
+        validate_address(value)
+        return value
 
     def clean(self):
         data = super().clean()

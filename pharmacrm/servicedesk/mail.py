@@ -20,11 +20,13 @@ import base64
 import binascii
 import datetime as dt
 import email
+import email.generator
 import email.policy
 import email.utils
 import hashlib
 import html
 import imaplib
+import io
 import logging
 import quopri
 import re
@@ -146,6 +148,41 @@ def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
     return mail
 
 
+class NoSmtpUtf8(Exception):  # noqa: N818
+    """The mail server does not speak SMTPUTF8, which a recipient such as 张三@公司.cn needs."""
+
+
+def send_mail(message: TicketMessage) -> None:
+    """Send one message of the outbox by SMTP. An address whose local part is not ASCII (张三@公司.cn, RFC 6531)
+    goes out with SMTPUTF8, written as it is in the envelope and the To header — Django's backend would turn
+    it into an encoded word (=?utf-8?…?=@…) that no server delivers; a server that does not offer SMTPUTF8
+    raises NoSmtpUtf8 and nothing is sent."""
+    from django.core.mail import get_connection
+    from django.core.mail.backends.smtp import EmailBackend
+
+    from .addresses import needs_smtputf8
+
+    connection = get_connection(fail_silently=False)
+    if not needs_smtputf8(message.recipient) or not isinstance(connection, EmailBackend):
+        build_mail(message, connection).send(fail_silently=False)
+        return
+    connection.open()
+    try:
+        smtp = connection.connection
+        smtp.ehlo_or_helo_if_needed()
+        if not smtp.has_extn("smtputf8"):
+            raise NoSmtpUtf8(f"the SMTP server {connection.host} does not offer SMTPUTF8")
+        mime = build_mail(message, connection).message()
+        mime.replace_header("To", message.recipient)  # as written: Django's own setter would encode it again
+        out = io.BytesIO()
+        email.generator.BytesGenerator(out, mangle_from_=False,
+                                       policy=email.policy.SMTPUTF8.clone(linesep="\r\n")).flatten(mime)  # fmt: skip
+        sender = email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1]
+        smtp.sendmail(sender, [message.recipient], out.getvalue(), mail_options=["SMTPUTF8"])
+    finally:
+        connection.close()
+
+
 def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
     """One delivery attempt; returns the message's delivery state afterwards ("" when there was nothing
     to do: unknown, already sent, or not due)."""
@@ -170,7 +207,18 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
         message.recipient = current
         TicketMessage.objects.filter(pk=message.pk).update(recipient=current)
     try:
-        build_mail(message).send(fail_silently=False)
+        send_mail(message)
+    except NoSmtpUtf8:
+        # never retried in vain, never silently lost: the agent reads why on the message and can send it again
+        # once the server is changed, or after entering another address
+        with translation.override(settings.LANGUAGE_CODE):  # kept on the message, like the SMTP errors
+            error = _("Not sent: the mail server cannot send to an address with Chinese characters (it does not "
+                      "support SMTPUTF8). Enter another address in the ticket's details, or ask the administrator "
+                      "to enable SMTPUTF8 on the mail server, then send again.")  # fmt: skip
+        TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
+        log.warning("Mail for ticket message %s not sent: the SMTP server does not offer SMTPUTF8", message.pk)
+        tell_not_sent(message)
+        return Delivery.GAVE_UP
     except Exception as exc:  # noqa: BLE001 — SMTP, network, a missing file: all end up as a failed attempt
         gave_up = message.attempts >= MAX_ATTEMPTS
         state = Delivery.GAVE_UP if gave_up else Delivery.FAILED
@@ -180,12 +228,32 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
         log_fn = log.error if gave_up else log.warning
         log_fn("Mail for ticket message %s, attempt %d: %s%s", message.pk, message.attempts, error,
                " — giving up" if gave_up else "")  # fmt: skip
+        if gave_up:
+            tell_not_sent(message)
         return state
     TicketMessage.objects.filter(pk=message.pk).update(
         delivery=Delivery.SENT, sent_at=timezone.now(), last_error=""
     )
     log.info("Mail for ticket message %s sent", message.pk)
     return Delivery.SENT
+
+
+def tell_people(ticket: Ticket, title, kind: str) -> None:
+    """The ticket's holder (their team's lead when they left), or, on a ticket nobody holds, its team."""
+    services.tell_assignee(ticket, title, kind=kind)
+    services.tell_team(ticket, title, kind=kind)
+
+
+def tell_not_sent(message: TicketMessage) -> None:
+    """A reply (or acknowledgement) the worker gave up on: the customer does not get it, and the agent, who
+    sent it and moved on, read *Failed for good* only when they happened to open the ticket again — hours
+    later (the attempts take about four hours), while the customer waited for an answer that never came."""
+    ticket = Ticket.objects.filter(pk=message.ticket_id).select_related("assignee", "team__lead").first()
+    if ticket is None:
+        return
+    with transaction.atomic():
+        tell_people(ticket, Message(gettext_lazy("%(number)s: a reply could not be sent to the customer"),
+                                    number=ticket.number), kind="ticket.reply_failed")  # fmt: skip
 
 
 @db_task()
@@ -745,7 +813,7 @@ def record_bounce(msg: ParsedMail) -> TicketMessage | None:
         audit.record(A.UPDATE, message, user=services.SYSTEM, changes={
             "ticket": [None, message.ticket.number], "delivery": [Delivery.SENT, Delivery.GAVE_UP],
         })  # fmt: skip
-        services.tell_assignee(message.ticket, Message(
+        tell_people(message.ticket, Message(
             gettext_lazy("%(number)s: a reply could not be delivered to the customer's e-mail address"),
             number=message.ticket.number,
         ), kind="ticket.reply_bounced")  # fmt: skip

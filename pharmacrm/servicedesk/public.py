@@ -14,7 +14,6 @@ import time
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -171,9 +170,9 @@ def submit(request, data: dict, upload=None) -> tuple[Ticket, bool]:
                 attachments.store_bytes(ticket, *upload_bytes)
             log_intake(key, accepted=True)
             if ticket.reply_email:
-                link = status_url(ticket)
-                address, number, subject = ticket.reply_email, ticket.number, ticket.subject
-                transaction.on_commit(lambda: mail_status_link(address, number, subject, link))
+                # through the desk's outbox, like a reply: written in this transaction, sent by the worker after
+                # the commit and retried while the SMTP server is down — it was tried once and only logged
+                queue_status_link(ticket)
     if limited:
         log_intake(key, accepted=False)
         raise RateLimited()
@@ -185,18 +184,29 @@ def refuse(request) -> None:
     log_intake(client_hash(request), accepted=False)
 
 
-def mail_status_link(address: str, number: str, subject: str, link: str) -> None:
-    """A short plain mail with the status link (after the commit; a failure is logged, never raised)."""
-    body = _(
+def status_link_body(ticket: Ticket) -> str:
+    return _(
         "Thank you for contacting us. We have received your request and given it the number %(number)s:\n\n"
         "“%(subject)s”\n\nYou can follow it here:\n%(link)s\n\nPlease keep this number for any question "
         "about your request."
-    ) % {"number": number, "subject": subject, "link": link}
-    try:
-        # the number in brackets, as on every mail about a ticket: the customer's answer to it finds the ticket
-        send_mail(f"[{number}] {subject}"[:250], body, settings.SERVICEDESK_MAIL_FROM, [address])
-    except Exception:  # noqa: BLE001 — a mail failure must never undo or break the submission
-        log.warning("could not mail the status link of %s", number, exc_info=True)
+    ) % {"number": ticket.number, "subject": ticket.subject, "link": status_url(ticket)}
+
+
+def queue_status_link(ticket: Ticket):
+    """The mail with the status link, as an automatic message of the ticket's outbox (mail.deliver sends it
+    after the commit and retries it: an SMTP outage delays it, never loses it). Inside the caller's
+    transaction. The number in brackets, as on every mail about a ticket: the customer's answer finds it."""
+    from . import conversation, mail
+    from .choices import Delivery
+    from .models import TicketMessage
+
+    message = TicketMessage.objects.create(
+        ticket=ticket, kind=MessageKind.REPLY, author=None, body=status_link_body(ticket),
+        recipient=ticket.reply_email, subject=conversation.reply_subject(ticket),
+        message_id=conversation.new_message_id(ticket), delivery=Delivery.PENDING, created_at=timezone.now(),
+    )  # fmt: skip
+    transaction.on_commit(lambda: mail.deliver(message.pk))
+    return message
 
 
 # --- the status link -------------------------------------------------------------------------------
@@ -260,9 +270,10 @@ def same_sender(ticket: Ticket, other: Ticket) -> bool:
 
 
 def customer_replies(ticket: Ticket):
-    """The replies sent to the customer, with the files sent with them — never internal notes."""
+    """The replies sent to the customer, with the files sent with them — never internal notes, nor the desk's
+    automatic mails (the status link itself, a mail's acknowledgement), which are no answer."""
     return (
-        ticket.messages.filter(kind=MessageKind.REPLY).order_by("created_at", "id")
+        ticket.messages.filter(kind=MessageKind.REPLY, author__isnull=False).order_by("created_at", "id")
         .only("body", "created_at", "ticket_id").prefetch_related("attachments")
     )  # fmt: skip
 

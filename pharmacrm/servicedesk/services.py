@@ -138,10 +138,10 @@ def create_ticket(user, data: dict) -> Ticket:
         except ValidationError as e:
             errors["caller_phone"] = e.messages
     if (data.get("reply_email") or "").strip():
-        from django.core.validators import validate_email
+        from .addresses import validate_address
 
-        try:
-            validate_email(data["reply_email"].strip())
+        try:  # 张三@公司.cn too (RFC 6531): a customer who writes from such an address is answered
+            validate_address(data["reply_email"].strip())
         except ValidationError:
             errors["reply_email"] = [_("Enter a valid e-mail address.")]
     assignee = data.get("assignee")
@@ -412,6 +412,29 @@ def tell_assignee(ticket: Ticket, title=None, kind: str = "ticket.assigned") -> 
     if holder is not None:
         notify.send([holder], kind=kind, title=title, url=reverse("servicedesk:ticket", args=[ticket.pk]),
                     obj=ticket)  # fmt: skip
+
+
+def tell_team(ticket: Ticket, title, kind: str) -> None:
+    """A ticket nobody holds that waits in a team's queue (or whose holder left, in a team without a lead): the
+    team's members who handle tickets and may see this one (a scoped role: their customers' tickets only) are told — the customer's answer to it reached
+    nobody. One notification each, in the transaction that took the answer in: a mail fetched twice is taken
+    in once (its Message-ID), so nobody is told twice. Inside the caller's transaction."""
+    from pharmacrm.notify import services as notify
+
+    if not ticket.team_id:
+        return
+    if ticket.assignee_id:
+        if ticket.assignee.is_active:
+            return  # tell_assignee told its holder
+        if ticket.team.lead_id and ticket.team.lead.is_active:
+            return  # the holder left: tell_assignee told the team's lead
+        # the holder left and the team has no (active) lead: the team, as for a ticket nobody holds
+    members = [
+        user for user in ticket.team.members.filter(is_active=True).order_by("pk")
+        if access.can(user, Cap.HANDLE_TICKETS) and access.can_see_ticket(user, ticket)
+    ]  # fmt: skip
+    if members:
+        notify.send(members, kind=kind, title=title, url=reverse("servicedesk:ticket", args=[ticket.pk]), obj=ticket)
 
 
 def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary: str = "") -> TicketEvent:

@@ -45,7 +45,7 @@ def test_the_form_opens_without_signing_in_with_csrf_and_a_signed_stamp(web):
 
 
 def test_a_submission_creates_a_web_ticket_and_shows_its_number_and_status_link(
-    web, django_capture_on_commit_callbacks
+    web, worker_inline, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         response = send(web)
@@ -74,7 +74,7 @@ def test_a_submission_creates_a_web_ticket_and_shows_its_number_and_status_link(
     assert WebIntake.objects.filter(accepted=True).count() == 1
 
 
-def test_a_mail_failure_never_breaks_the_submission(web, settings, django_capture_on_commit_callbacks):
+def test_a_mail_failure_never_breaks_the_submission(web, settings, worker_inline, django_capture_on_commit_callbacks):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens
     with django_capture_on_commit_callbacks(execute=True):

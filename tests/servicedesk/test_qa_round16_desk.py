@@ -32,7 +32,8 @@ def _answer_to(sent, body="补充一下：我是饭后服用的。") -> EmailMes
     return email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
 
 
-def test_an_answer_to_the_status_link_mail_lands_on_the_ticket(db, users):
+def test_an_answer_to_the_status_link_mail_lands_on_the_ticket(db, users, worker_inline,
+                                                               django_capture_on_commit_callbacks):  # fmt: skip
     """The web form mails the customer the status link. The customer answers that mail (the natural thing to
     do: "补充一下…"). The answer must land on the same ticket, not open a second one."""
     ticket = services.create_ticket(services.SYSTEM, {
@@ -40,7 +41,8 @@ def test_an_answer_to_the_status_link_mail_lands_on_the_ticket(db, users):
         "channel": Channel.WEB, "caller_name": "王女士", "reply_email": CUSTOMER,
     })  # fmt: skip
     django_mail.outbox = []
-    public.mail_status_link(CUSTOMER, ticket.number, ticket.subject, public.status_url(ticket))
+    with django_capture_on_commit_callbacks(execute=True):
+        public.queue_status_link(ticket)
     assert len(django_mail.outbox) == 1
     mail.take_in(_answer_to(django_mail.outbox[0]))
     assert Ticket.objects.count() == 1, "the customer's answer became a second ticket"
