@@ -1574,6 +1574,7 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
                       .order_by("next_check_at", "id"))  # fmt: skip
         officers = pv_officers()
         bosses = managers_of(officers)
+        uncovered = provisional_years(((c.pk, c.calendar_id, c.due_at, c.met_at) for c in clocks), now)
         items, lines = [], []
         for clock in clocks:
             if clock.met_at is not None:
@@ -1581,12 +1582,12 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
             elif clock.due_at <= now and clock.breached_at is None:
                 clock.breached_at = clock.due_at
                 counts["breached"] += 1
-                items.append(_clock_note(clock, officers, bosses, overdue=True))
+                items.append(_clock_note(clock, officers, bosses, overdue=True, uncovered=uncovered.get(clock.pk)))
                 lines.append({"clock": clock.pk, "due_at": clock.due_at.isoformat(), "kind": clock.kind})
             elif clock.warned_at is None and clock.warn_at and clock.warn_at <= now:
                 clock.warned_at = now
                 counts["warned"] += 1
-                items.append(_clock_note(clock, officers, bosses, overdue=False))
+                items.append(_clock_note(clock, officers, bosses, overdue=False, uncovered=uncovered.get(clock.pk)))
             clock.next_check_at = _next_check(clock)
             clock.claimed_until = None
         SafetyClock.objects.bulk_update(clocks, ["breached_at", "warned_at", "next_check_at", "claimed_until"])
@@ -1626,7 +1627,8 @@ def sweep_capas(now: dt.datetime | None = None, limit: int = 500) -> int:
     return len(lines)
 
 
-def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *, overdue: bool) -> dict | None:
+def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *, overdue: bool,
+                uncovered: tuple[int, ...] | None = None) -> dict | None:  # fmt: skip
     due = timezone.localtime(clock.due_at).strftime("%Y-%m-%d %H:%M")
     if clock.case_id:
         case = clock.case
@@ -1645,12 +1647,37 @@ def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *,
     title = Message(gettext_lazy("%(source)s has not reached pharmacovigilance in time (due %(due)s)") if overdue
                     else gettext_lazy("%(source)s waits for safety triage (due %(due)s)"),
                     source=_source_text(source), due=due)  # fmt: skip
+    # a deadline counted into a year whose holidays are not entered yet may move: the notice says so, as the pages do
+    body = Message(gettext_lazy("Provisional: the official holidays of %(years)s are not entered yet, so this deadline "
+                                "counts their weekdays as working days and may move once they are."),
+                   years="、".join(str(y) for y in uncovered)) if uncovered else ""  # fmt: skip
     # no excerpt: the customer's words may name the patient, and managers receive this too
-    return {"recipients": officers + bosses, "kind": "safety.handoff", "title": title, "body": "",
+    return {"recipients": officers + bosses, "kind": "safety.handoff", "title": title, "body": body,
             "url": reverse("safety:triage"), "obj": flag}  # fmt: skip
 
 
 # --- queries ---------------------------------------------------------------------------------------------
+
+
+def provisional_years(clocks, now: dt.datetime | None = None) -> dict:
+    """{key: (year, …)} for the open working-day deadlines among `clocks` — (key, calendar id, due_at, met_at)
+    tuples — counted into a year whose official holidays nobody entered yet (next year's schedule before an
+    administrator enters it): the deadline counted that year's holidays as working days and may move, which every
+    place showing it says (pages, exports, the API, the notices). One query for the calendars involved."""
+    from pharmacrm.servicedesk import calendars
+    from pharmacrm.servicedesk.models import BusinessCalendar
+
+    now = now or timezone.now()
+    open_ = [(key, calendar_id, due) for key, calendar_id, due, met in clocks if calendar_id and met is None and due]
+    wanted = {calendar_id for _key, calendar_id, _due in open_}
+    engines = {c.pk: calendars.engine(c) for c in BusinessCalendar.objects.filter(pk__in=wanted)} if wanted else {}
+    found = {}
+    for key, calendar_id, due in open_:
+        engine = engines.get(calendar_id)
+        years = calendars.provisional_years(engine, now, due) if engine else ()
+        if years:
+            found[key] = years
+    return found
 
 
 def due_clocks(now: dt.datetime | None = None, *, owner: User | None = None, limit: int = 50):
@@ -1662,7 +1689,7 @@ def due_clocks(now: dt.datetime | None = None, *, owner: User | None = None, lim
     # no encrypted column is read: a due list decrypts nothing
     return qs.select_related("case", "rule", "flag__ticket", "flag__interaction").only(
         "kind", "jurisdiction", "started_at", "warn_at", "due_at", "warned_at", "breached_at", "met_at", "stopped_at",
-        "case_version_id",
+        "case_version_id", "calendar_id",
         "rule__name", "rule__code", "rule__clock_kind", "case__number", "case__kind", "case__status", "case__valid",
         "case__serious", "case__fatal", "case__received_at", "case__owner_id", "flag__kind", "flag__status",
         "flag__received_at", "flag__ticket__number", "flag__ticket__subject", "flag__interaction__subject",
