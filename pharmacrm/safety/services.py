@@ -123,8 +123,8 @@ DRUG_CHOICES = {"role": DrugRole, "action_taken": ActionTaken, "dechallenge": Ch
 AGE_LIMITS = {AgeUnit.YEARS: 150, AgeUnit.DECADES: 15, AgeUnit.MONTHS: 1800, AgeUnit.WEEKS: 7800,
               AgeUnit.DAYS: 55000, AgeUnit.HOURS: 1_314_000}  # fmt: skip
 CRITERION_HELP = {
-    Criterion.PATIENT: gettext_lazy("initials, name, sex, age or birth date of the patient"),
-    Criterion.REPORTER: gettext_lazy("the reporter's name, contact or institution"),
+    Criterion.PATIENT: gettext_lazy("initials, name, sex, age, birth date or record number of the patient"),
+    Criterion.REPORTER: gettext_lazy("the reporter's name, contact, institution or qualification"),
     Criterion.PRODUCT: gettext_lazy("at least one suspect drug with its name"),
     Criterion.REACTION: gettext_lazy("at least one reaction in the reporter's words"),
 }
@@ -323,9 +323,13 @@ def missing_criteria(case: SafetyCase, drugs: Iterable[Drug], reactions: Iterabl
     reactions = [r for r in reactions if r.verbatim]
     quality_only = case.kind == CaseKind.QUALITY and not reactions
     missing = []
-    if not quality_only and not any((case.patient_name, case.patient_sex, case.patient_age, case.patient_birth_date)):
+    # ICH E2D / GVP VI.B.2 / 个例药品不良反应收集和报告指导原则: a patient is identifiable by initials, an identification
+    # (record) number, birth date, age or sex; a reporter by name, initials, address or qualification — "a physician
+    # called about a patient" is a valid case whose day 0 is that call, not a case waiting for a name
+    patient = (case.patient_name, case.patient_sex, case.patient_age, case.patient_birth_date, case.patient_record_number)
+    if not quality_only and not any(patient):
         missing.append(Criterion.PATIENT.value)
-    if not any((case.reporter_name, case.reporter_contact, case.reporter_institution)):
+    if not any((case.reporter_name, case.reporter_contact, case.reporter_institution, case.reporter_qualification)):
         missing.append(Criterion.REPORTER.value)
     named = any(d.role in (DrugRole.SUSPECT, DrugRole.INTERACTING) and (d.brand_name or d.generic_name) for d in drugs)
     if not named and case.kind == CaseKind.QUALITY:
