@@ -732,7 +732,15 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
         if case.status == CaseStatus.NEW:
             case.status = CaseStatus.ASSESSING
         _save_case(case)
-        plan_clocks(case, case.versions.order_by("-sequence").first(), now)
+        # a correction says what the case was all along: every version still owed a report is re-planned from its
+        # own receipt, not only the latest — a case found serious on review of the initial report, after a follow-up,
+        # was due 15 days from that report (its 30-day clock said "due in 10 days" when it was overdue already), and
+        # one found not serious after all is no 15-day case from its first receipt either
+        owed = case.versions.filter(clocks__kind=ClockKind.REPORT, clocks__met_at__isnull=True,
+                                    clocks__stopped_at__isnull=True).distinct()  # fmt: skip
+        latest = case.versions.order_by("-sequence").first()
+        for each in sorted({*owed, latest}, key=lambda v: v.sequence):
+            plan_clocks(case, each, now)
         if case.status == CaseStatus.SUBMITTED and case.clocks.filter(
             kind=ClockKind.REPORT, met_at__isnull=True, stopped_at__isnull=True
         ).exists():  # corrected into a case with a report still owed (found serious): not "submitted" any more

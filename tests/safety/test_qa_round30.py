@@ -1,4 +1,5 @@
-"""Safety defects found by the thirtieth review round (safety): the minimum criteria of a valid case."""
+"""Safety defects found by the thirtieth review round (safety): the minimum criteria of a valid case, the clocks
+of a case corrected after a follow-up."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lxml import etree
 from pharmacrm.safety import services
 from pharmacrm.safety.e2b import export, schema
 from pharmacrm.safety.models import SafetyClock
+from tests.safety.conftest import COMPLETE, sign_code
 
 pytestmark = pytest.mark.django_db
 
@@ -46,4 +48,74 @@ def test_without_any_of_them_the_case_still_misses_its_patient_and_reporter(make
     case = make_case(**ANONYMOUS)
     assert not case.valid and case.missing == ["patient", "reporter"]
     assert not SafetyClock.objects.filter(case=case).exists()
+
+
+# --- a correction re-plans every version still owed a report ------------------------------------------------------
+
+
+def _report_clocks(case) -> list[tuple]:
+    return sorted((c.case_version.sequence, c.rule.code, c.due_at)
+                  for c in SafetyClock.objects.filter(case=case, kind="report", met_at__isnull=True)
+                  .select_related("rule", "case_version"))  # fmt: skip
+
+
+def test_a_case_found_serious_on_review_after_a_follow_up_is_due_from_its_first_receipt(make_case, users, client_for):
+    """The hotline took a rash 20 days ago (non-serious: 30 days); a lab result came as a follow-up two days ago. On
+    review PV sees in the first call's notes that the patient had been admitted, and ticks 'hospitalisation' — a
+    correction, the case was serious all along. Only the follow-up's clock was re-planned (15 days from two days
+    ago): the first report kept its 30-day clock, 'due in 10 days', while its 15-day report had been due five days
+    ago. The case list did not show it overdue."""
+    pv = users["pv"]
+    heard = timezone.now() - dt.timedelta(days=20)
+    case = make_case(received_at=heard)
+    follow = services.add_follow_up(pv, case, {}, received_at=timezone.now() - dt.timedelta(days=2),
+                                    summary="化验结果：肝功能正常", version=case.version)  # fmt: skip
+    case.refresh_from_db()
+    reactions = [{**COMPLETE["reactions"][0], "hospitalisation": True}]
+
+    case = services.update_case(pv, case, {"reactions": reactions}, version=case.version)
+
+    assert case.serious
+    assert _report_clocks(case) == [(0, "CN-NEW-SERIOUS", services.day_deadline(heard, 15)),
+                                    (1, "CN-NEW-SERIOUS", services.day_deadline(follow.received_at, 15))]  # fmt: skip
+    listed = client_for("pv").get(reverse("safety:cases") + "?overdue=1").content.decode()
+    assert f'data-number="{case.number}" data-overdue="true"' in listed
+
+
+def test_a_case_found_not_serious_on_review_after_a_follow_up_has_no_15_day_clock_left(make_case, users):
+    """The other way: 'hospitalisation' ticked by mistake on the first report, found on review after a follow-up —
+    the first report's 15-day clock stayed, and the worker would tell PV and their manager a non-serious case was
+    overdue."""
+    pv = users["pv"]
+    heard = timezone.now() - dt.timedelta(days=5)
+    case = make_case(received_at=heard, reactions=[{**COMPLETE["reactions"][0], "hospitalisation": True}])
+    assert case.serious
+    follow = services.add_follow_up(pv, case, {}, received_at=timezone.now() - dt.timedelta(days=1),
+                                    summary="出院小结", version=case.version)  # fmt: skip
+    case.refresh_from_db()
+
+    case = services.update_case(pv, case, {"reactions": COMPLETE["reactions"]}, version=case.version)
+
+    assert not case.serious
+    assert _report_clocks(case) == [(0, "CN-OTHER", services.day_deadline(heard, 30)),
+                                    (1, "CN-OTHER", services.day_deadline(follow.received_at, 30))]  # fmt: skip
+
+
+def test_a_correction_leaves_a_version_already_reported_alone(make_case, users):
+    """A version whose report was sent stays met; the correction is owed with the latest version only."""
+    pv = users["pv"]
+    heard = timezone.now() - dt.timedelta(days=20)
+    case = make_case(received_at=heard)
+    services.record_submission(pv, case, {"channel": "nmpa", "submitted_at": heard + dt.timedelta(days=3)},
+                               otp_code=sign_code(pv))  # fmt: skip
+    case.refresh_from_db()
+    follow = services.add_follow_up(pv, case, {}, received_at=timezone.now() - dt.timedelta(days=2),
+                                    summary="化验结果", version=case.version)  # fmt: skip
+    case.refresh_from_db()
+
+    case = services.update_case(pv, case, {"reactions": [{**COMPLETE["reactions"][0], "hospitalisation": True}]},
+                                version=case.version)  # fmt: skip
+
+    assert _report_clocks(case) == [(1, "CN-NEW-SERIOUS", services.day_deadline(follow.received_at, 15))]
+    assert SafetyClock.objects.get(case=case, case_version__sequence=0, kind="report").met_at is not None
 
