@@ -1,5 +1,5 @@
 """Safety defects found by the thirtieth review round (safety): the minimum criteria of a valid case, the clocks
-of a case corrected after a follow-up."""
+of a case corrected after a follow-up, the documents an ICSR says are held."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from lxml import etree
 
 from pharmacrm.safety import services
 from pharmacrm.safety.e2b import export, schema
-from pharmacrm.safety.models import SafetyClock
+from pharmacrm.safety.models import CaseFile, SafetyCase, SafetyClock
 from tests.safety.conftest import COMPLETE, sign_code
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +119,31 @@ def test_a_correction_leaves_a_version_already_reported_alone(make_case, users):
     assert _report_clocks(case) == [(1, "CN-NEW-SERIOUS", services.day_deadline(follow.received_at, 15))]
     assert SafetyClock.objects.get(case=case, case_version__sequence=0, kind="report").met_at is not None
 
+
+# --- E2B(R3): the documents held by the sender --------------------------------------------------------------------
+
+
+def test_a_case_with_documents_names_them_in_its_icsr(db):
+    """The hospital's discharge summary and a photo of the pack were attached to the case: the ICSR said 'additional
+    documents available: true' (C.1.6.1) without listing any — ICH makes C.1.6.1.r.1 required then, and the FDA
+    gateway rejects such a report (R0009 in fda-rejection-warning-rules.csv), yet the export released it as valid."""
+    from tests.safety.test_e2b_export import at, make_case, plain
+
+    case = make_case()
+    for name in ("出院小结.pdf", "药盒照片.jpg"):
+        CaseFile.objects.create(case=case, file=f"safety/{name}", name=name, content_type="application/pdf", size=10)
+
+    batch = export.release(SafetyCase.objects.filter(pk=case.pk), purpose="partner")
+
+    assert schema.validate(batch.xml, schema.BATCH) == []
+    doc = plain(batch.xml)
+    assert at(doc, "C.1.6.1") == ["true"]
+    titles = doc.xpath("//investigationEvent/reference[@typeCode='REFR']/document[code/@code='1']/title/text()")
+    assert titles == ["出院小结.pdf", "药盒照片.jpg"] and at(doc, "C.1.6.1.r.1") == ["出院小结.pdf"]
+
+
+def test_a_case_without_documents_lists_none(db):
+    from tests.safety.test_e2b_export import at, make_case, plain
+
+    doc = plain(export.build([make_case()]))
+    assert at(doc, "C.1.6.1") == ["false"] and at(doc, "C.1.6.1.r.1") == []
