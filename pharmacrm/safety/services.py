@@ -279,7 +279,9 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                 pass
             else:
                 value = "" if value is None else str(value).strip()
-                if field == "dose":  # a number (G.k.4.r.1a): ０．５ typed in full width is 0.5
+                if field in ("dose", "meddra_version", "meddra_llt", "meddra_pt", "indication_meddra"):
+                    # numbers and codes (G.k.4.r.1a, E.i.2.1a/b, G.k.7.r.2b): ０．５ or １００３７８４４ typed in full
+                    # width is 0.5 or 10037844, which E2B takes — as typed, the export refused them
                     value = unicodedata.normalize("NFKC", value)
                 limit = model._meta.get_field(field).max_length
                 if limit and len(value) > limit:

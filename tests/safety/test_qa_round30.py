@@ -147,3 +147,32 @@ def test_a_case_without_documents_lists_none(db):
 
     doc = plain(export.build([make_case()]))
     assert at(doc, "C.1.6.1") == ["false"] and at(doc, "C.1.6.1.r.1") == []
+
+
+# --- MedDRA codes ---------------------------------------------------------------------------------------------------
+
+
+def test_a_meddra_code_typed_short_or_a_version_without_its_release_is_named_before_the_icsr_leaves(make_case):
+    """A code copied with a digit missing (1003784 for 皮疹 10037844) and a version typed '27' passed the business
+    rules — 'numeric, at most 8' — so the ICSR was released as valid and the regulator found no such term."""
+    case = make_case(reactions=[{**COMPLETE["reactions"][0], "meddra_llt": "1003784", "meddra_version": "27"}],
+                     drugs=[{**COMPLETE["drugs"][0], "indication_meddra": "100617"}])  # fmt: skip
+
+    with pytest.raises(export.ExportRefused) as refused:
+        export.release([case])
+
+    named = {p.field: str(p) for p in refused.value.problems}
+    assert set(named) == {"reactions[0].meddra_llt", "reactions[0].meddra_version", "drugs[0].indication_meddra"}
+    assert "1003784" in named["reactions[0].meddra_llt"] and "8" in named["reactions[0].meddra_llt"]
+    assert "27.1" in named["reactions[0].meddra_version"]
+
+
+def test_meddra_codes_typed_in_full_width_are_saved_as_digits_and_the_case_exports(make_case):
+    """An input method in full-width mode typed １００３７８４４ and ２７．１: stored as typed, the export was refused with
+    'must be a number' for a code the officer had entered correctly."""
+    case = make_case(reactions=[{**COMPLETE["reactions"][0], "meddra_llt": "１００３７８４４", "meddra_version": "２７．１"}],
+                     drugs=[{**COMPLETE["drugs"][0], "indication_meddra": "１００６１７６８"}])  # fmt: skip
+
+    reaction, drug = case.reactions.get(), case.drugs.get()
+    assert (reaction.meddra_llt, reaction.meddra_version, drug.indication_meddra) == ("10037844", "27.1", "10061768")
+    assert schema.validate(export.release([case]).xml, schema.BATCH) == []
