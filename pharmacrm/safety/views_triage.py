@@ -352,8 +352,8 @@ def _cell(value):
     return value
 
 
-def PROVISIONAL_HEADER() -> str:  # noqa: N802 - a column title, in the language of the request
-    # a hand-off deadline counted into a year whose official holidays are not entered yet may still move
+def _provisional_header() -> str:
+    """The column beside a hand-off deadline: the years without entered holidays it was counted into (it may move)."""
     return _("Provisional: holidays not entered for")
 
 
@@ -370,7 +370,7 @@ def _workbook(result: dict) -> bytes:
     rows = wb.create_sheet(_("Reconciliation")[:31])
     rows.append([
         _("Source"), _("Source type"), _("Received (day 0)"), _("Safety-relevant"), _("Flag status"), _("Flagged"),
-        _("Triaged"), _("Hand-off (working hours)"), _("Hand-off due"), PROVISIONAL_HEADER(), _("Hand-off on time"),
+        _("Triaged"), _("Hand-off (working hours)"), _("Hand-off due"), _provisional_header(), _("Hand-off on time"),
         _("Case"),
         _("Case kind"), _("Case status"), _("Case valid"), _("Report due"), _("Submitted"), _("Timeliness"),
         _("Days late"),
@@ -386,7 +386,7 @@ def _workbook(result: dict) -> bytes:
         )])  # fmt: skip
     problems = wb.create_sheet(_("Needs action")[:31])
     problems.append(
-        [_("Problem"), _("Source"), _("Case"), _("Since"), _("Due"), PROVISIONAL_HEADER(), _("Days"),
+        [_("Problem"), _("Source"), _("Case"), _("Since"), _("Due"), _provisional_header(), _("Days"),
          _("Jurisdiction")]  # fmt: skip
     )
     for p in result["unmatched"]:
