@@ -1038,12 +1038,16 @@ class FlagSerializer(serializers.ModelSerializer):
     case = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     case_number = serializers.CharField(source="case.number", read_only=True, allow_null=True)
     handoff_due_at = serializers.SerializerMethodField(help_text="The one-working-day hand-off deadline.")
+    handoff_due_provisional = serializers.SerializerMethodField(
+        help_text="The years up to a pending working-day hand-off deadline whose official holidays are not entered "
+        "yet: the deadline counted them as working days and may move (empty otherwise)."
+    )
 
     class Meta:
         model = Flag
         fields = [
             "id", "kind", "status", "terms", "excerpt", "by_agent", "source_type", "source_id", "source_number",
-            "received_at", "created_at", "handoff_due_at", "decided_by", "decided_at", "reason", "case",
+            "received_at", "created_at", "handoff_due_at", "handoff_due_provisional", "decided_by", "decided_at", "reason", "case",
             "case_number",
         ]  # fmt: skip
         read_only_fields = fields
@@ -1069,6 +1073,16 @@ class FlagSerializer(serializers.ModelSerializer):
     def get_handoff_due_at(self, flag: Flag) -> str | None:
         due = min((c.due_at for c in flag.clocks.all()), default=None)
         return serializers.DateTimeField().to_representation(due) if due else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_handoff_due_provisional(self, flag: Flag) -> list[int]:
+        clock = min(flag.clocks.all(), key=lambda c: c.due_at, default=None)
+        if clock is None or clock.met_at is not None or clock.calendar_id is None:
+            return []
+        from pharmacrm.servicedesk import calendars
+
+        # the calendar came with the clock: its engine is cached per process, no query per flag
+        return list(calendars.provisional_years(calendars.engine(clock.calendar), timezone.now(), clock.due_at))
 
 
 class FlagFilter(django_filters.FilterSet):
@@ -1121,7 +1135,8 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return (
             Flag.objects.select_related("ticket", "case")
             .prefetch_related(
-                Prefetch("clocks", queryset=SafetyClock.objects.only("id", "flag_id", "due_at"))
+                Prefetch("clocks", queryset=SafetyClock.objects.select_related("calendar")
+                         .only("id", "flag_id", "due_at", "met_at", "calendar"))  # fmt: skip
             )
             .order_by("received_at", "id")
         )
@@ -1234,6 +1249,11 @@ class ReconciliationRowSerializer(serializers.Serializer):
     triaged_at = serializers.DateTimeField(allow_null=True)
     handoff_working_hours = serializers.FloatField(allow_null=True)
     handoff_due = serializers.DateTimeField(allow_null=True)
+    handoff_due_provisional = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The years up to a pending working-day hand-off deadline whose official holidays are not entered "
+        "yet: the deadline counted them as working days and may move (empty otherwise).",
+    )
     handoff_on_time = serializers.BooleanField(allow_null=True)
     case_id = serializers.IntegerField(allow_null=True)
     case_number = serializers.CharField(allow_null=True)
@@ -1260,6 +1280,11 @@ class UnmatchedSerializer(serializers.Serializer):
     case_number = serializers.CharField(allow_null=True)
     at = serializers.DateTimeField(allow_null=True)
     due = serializers.DateTimeField(allow_null=True)
+    due_provisional = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="For a hand-off not decided yet: the years up to its deadline whose official holidays are not "
+        "entered yet (the deadline may move); empty otherwise.",
+    )
     days = serializers.IntegerField()
     jurisdiction = serializers.CharField()
 

@@ -164,9 +164,13 @@ def report(
     handoff = {
         c["flag_id"]: c
         for c in SafetyClock.objects.filter(kind=ClockKind.HANDOFF, flag_id__in=flag_qs.values("id")).values(
-            "flag_id", "due_at", "met_at", "breached_at"
+            "flag_id", "due_at", "met_at", "breached_at", "calendar_id"
         )
     }
+    # a pending hand-off counted into a year whose holidays are not entered yet: its deadline may move
+    from .services import provisional_years
+
+    provisional = provisional_years(((k, c["calendar_id"], c["due_at"], c["met_at"]) for k, c in handoff.items()), now)
     case_qs = SafetyCase.objects.filter(
         Q(source_ticket_id__in=ticket_ids) | Q(source_interaction_id__in=interaction_ids)
     )
@@ -232,6 +236,7 @@ def report(
             # written up two days later was "0.5 working h" and late at once)
             "handoff_working_hours": _working_hours(engine, first and first["received_at"], first and first["decided_at"]),
             "handoff_due": clock["due_at"] if clock else None,
+            "handoff_due_provisional": list(provisional.get(first["id"], ())) if clock else [],
             "handoff_on_time": (None if clock is None or (clock["met_at"] is None and clock["due_at"] > now)
                                 else clock["met_at"] is not None and clock["met_at"] <= clock["due_at"]),
         }  # fmt: skip
@@ -278,7 +283,8 @@ def _unmatched(rows: list[dict], start: dt.datetime, end: dt.datetime) -> list[d
     for row in rows:
         if row["case_id"] is None and row["flag_status"] in (SignalStatus.PENDING, NO_FLAG):
             code = NEVER_FLAGGED if row["flag_status"] == NO_FLAG else NO_DECISION
-            problems.append(_problem(code, row, at=row["received_at"], due=row["handoff_due"]))
+            problems.append(_problem(code, row, at=row["received_at"], due=row["handoff_due"],
+                                     due_provisional=row["handoff_due_provisional"]))  # fmt: skip
         elif row["timeliness"] == OVERDUE:
             problems.append(_problem(CASE_OVERDUE, row, at=row["received_at"], due=row["report_due"],
                                      days=row["late_days"]))  # fmt: skip
@@ -307,11 +313,13 @@ def _unmatched(rows: list[dict], start: dt.datetime, end: dt.datetime) -> list[d
     return problems
 
 
-def _problem(code: str, row: dict, *, at, due=None, days: int = 0, jurisdiction: str = "") -> dict:
+def _problem(code: str, row: dict, *, at, due=None, days: int = 0, jurisdiction: str = "",
+             due_provisional: list[int] | None = None) -> dict:  # fmt: skip
     return {
         "problem": code, "label": str(PROBLEMS[code]), "source_type": row["source_type"],
         "source_id": row["source_id"], "source": row["source"], "case_id": row["case_id"],
         "case_number": row["case_number"], "at": at, "due": due, "days": days, "jurisdiction": jurisdiction,
+        "due_provisional": due_provisional or [],
     }  # fmt: skip
 
 

@@ -123,8 +123,8 @@ DRUG_CHOICES = {"role": DrugRole, "action_taken": ActionTaken, "dechallenge": Ch
 AGE_LIMITS = {AgeUnit.YEARS: 150, AgeUnit.DECADES: 15, AgeUnit.MONTHS: 1800, AgeUnit.WEEKS: 7800,
               AgeUnit.DAYS: 55000, AgeUnit.HOURS: 1_314_000}  # fmt: skip
 CRITERION_HELP = {
-    Criterion.PATIENT: gettext_lazy("initials, name, sex, age or birth date of the patient"),
-    Criterion.REPORTER: gettext_lazy("the reporter's name, contact or institution"),
+    Criterion.PATIENT: gettext_lazy("initials, name, sex, age, birth date or record number of the patient"),
+    Criterion.REPORTER: gettext_lazy("the reporter's name, contact, institution or qualification"),
     Criterion.PRODUCT: gettext_lazy("at least one suspect drug with its name"),
     Criterion.REACTION: gettext_lazy("at least one reaction in the reporter's words"),
 }
@@ -279,7 +279,9 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                 pass
             else:
                 value = "" if value is None else str(value).strip()
-                if field == "dose":  # a number (G.k.4.r.1a): ０．５ typed in full width is 0.5
+                if field in ("dose", "meddra_version", "meddra_llt", "meddra_pt", "indication_meddra"):
+                    # numbers and codes (G.k.4.r.1a, E.i.2.1a/b, G.k.7.r.2b): ０．５ or １００３７８４４ typed in full
+                    # width is 0.5 or 10037844, which E2B takes — as typed, the export refused them
                     value = unicodedata.normalize("NFKC", value)
                 limit = model._meta.get_field(field).max_length
                 if limit and len(value) > limit:
@@ -323,9 +325,13 @@ def missing_criteria(case: SafetyCase, drugs: Iterable[Drug], reactions: Iterabl
     reactions = [r for r in reactions if r.verbatim]
     quality_only = case.kind == CaseKind.QUALITY and not reactions
     missing = []
-    if not quality_only and not any((case.patient_name, case.patient_sex, case.patient_age, case.patient_birth_date)):
+    # ICH E2D / GVP VI.B.2 / 个例药品不良反应收集和报告指导原则: a patient is identifiable by initials, an identification
+    # (record) number, birth date, age or sex; a reporter by name, initials, address or qualification — "a physician
+    # called about a patient" is a valid case whose day 0 is that call, not a case waiting for a name
+    patient = (case.patient_name, case.patient_sex, case.patient_age, case.patient_birth_date, case.patient_record_number)
+    if not quality_only and not any(patient):
         missing.append(Criterion.PATIENT.value)
-    if not any((case.reporter_name, case.reporter_contact, case.reporter_institution)):
+    if not any((case.reporter_name, case.reporter_contact, case.reporter_institution, case.reporter_qualification)):
         missing.append(Criterion.REPORTER.value)
     named = any(d.role in (DrugRole.SUSPECT, DrugRole.INTERACTING) and (d.brand_name or d.generic_name) for d in drugs)
     if not named and case.kind == CaseKind.QUALITY:
@@ -728,7 +734,15 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
         if case.status == CaseStatus.NEW:
             case.status = CaseStatus.ASSESSING
         _save_case(case)
-        plan_clocks(case, case.versions.order_by("-sequence").first(), now)
+        # a correction says what the case was all along: every version still owed a report is re-planned from its
+        # own receipt, not only the latest — a case found serious on review of the initial report, after a follow-up,
+        # was due 15 days from that report (its 30-day clock said "due in 10 days" when it was overdue already), and
+        # one found not serious after all is no 15-day case from its first receipt either
+        owed = case.versions.filter(clocks__kind=ClockKind.REPORT, clocks__met_at__isnull=True,
+                                    clocks__stopped_at__isnull=True).distinct()  # fmt: skip
+        latest = case.versions.order_by("-sequence").first()
+        for each in sorted({*owed, latest}, key=lambda v: v.sequence):
+            plan_clocks(case, each, now)
         if case.status == CaseStatus.SUBMITTED and case.clocks.filter(
             kind=ClockKind.REPORT, met_at__isnull=True, stopped_at__isnull=True
         ).exists():  # corrected into a case with a report still owed (found serious): not "submitted" any more
@@ -1574,6 +1588,7 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
                       .order_by("next_check_at", "id"))  # fmt: skip
         officers = pv_officers()
         bosses = managers_of(officers)
+        uncovered = provisional_years(((c.pk, c.calendar_id, c.due_at, c.met_at) for c in clocks), now)
         items, lines = [], []
         for clock in clocks:
             if clock.met_at is not None:
@@ -1581,12 +1596,12 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
             elif clock.due_at <= now and clock.breached_at is None:
                 clock.breached_at = clock.due_at
                 counts["breached"] += 1
-                items.append(_clock_note(clock, officers, bosses, overdue=True))
+                items.append(_clock_note(clock, officers, bosses, overdue=True, uncovered=uncovered.get(clock.pk)))
                 lines.append({"clock": clock.pk, "due_at": clock.due_at.isoformat(), "kind": clock.kind})
             elif clock.warned_at is None and clock.warn_at and clock.warn_at <= now:
                 clock.warned_at = now
                 counts["warned"] += 1
-                items.append(_clock_note(clock, officers, bosses, overdue=False))
+                items.append(_clock_note(clock, officers, bosses, overdue=False, uncovered=uncovered.get(clock.pk)))
             clock.next_check_at = _next_check(clock)
             clock.claimed_until = None
         SafetyClock.objects.bulk_update(clocks, ["breached_at", "warned_at", "next_check_at", "claimed_until"])
@@ -1626,7 +1641,8 @@ def sweep_capas(now: dt.datetime | None = None, limit: int = 500) -> int:
     return len(lines)
 
 
-def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *, overdue: bool) -> dict | None:
+def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *, overdue: bool,
+                uncovered: tuple[int, ...] | None = None) -> dict | None:  # fmt: skip
     due = timezone.localtime(clock.due_at).strftime("%Y-%m-%d %H:%M")
     if clock.case_id:
         case = clock.case
@@ -1645,12 +1661,37 @@ def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *,
     title = Message(gettext_lazy("%(source)s has not reached pharmacovigilance in time (due %(due)s)") if overdue
                     else gettext_lazy("%(source)s waits for safety triage (due %(due)s)"),
                     source=_source_text(source), due=due)  # fmt: skip
+    # a deadline counted into a year whose holidays are not entered yet may move: the notice says so, as the pages do
+    body = Message(gettext_lazy("Provisional: the official holidays of %(years)s are not entered yet, so this deadline "
+                                "counts their weekdays as working days and may move once they are."),
+                   years="、".join(str(y) for y in uncovered)) if uncovered else ""  # fmt: skip
     # no excerpt: the customer's words may name the patient, and managers receive this too
-    return {"recipients": officers + bosses, "kind": "safety.handoff", "title": title, "body": "",
+    return {"recipients": officers + bosses, "kind": "safety.handoff", "title": title, "body": body,
             "url": reverse("safety:triage"), "obj": flag}  # fmt: skip
 
 
 # --- queries ---------------------------------------------------------------------------------------------
+
+
+def provisional_years(clocks, now: dt.datetime | None = None) -> dict:
+    """{key: (year, …)} for the open working-day deadlines among `clocks` — (key, calendar id, due_at, met_at)
+    tuples — counted into a year whose official holidays nobody entered yet (next year's schedule before an
+    administrator enters it): the deadline counted that year's holidays as working days and may move, which every
+    place showing it says (pages, exports, the API, the notices). One query for the calendars involved."""
+    from pharmacrm.servicedesk import calendars
+    from pharmacrm.servicedesk.models import BusinessCalendar
+
+    now = now or timezone.now()
+    open_ = [(key, calendar_id, due) for key, calendar_id, due, met in clocks if calendar_id and met is None and due]
+    wanted = {calendar_id for _key, calendar_id, _due in open_}
+    engines = {c.pk: calendars.engine(c) for c in BusinessCalendar.objects.filter(pk__in=wanted)} if wanted else {}
+    found = {}
+    for key, calendar_id, due in open_:
+        engine = engines.get(calendar_id)
+        years = calendars.provisional_years(engine, now, due) if engine else ()
+        if years:
+            found[key] = years
+    return found
 
 
 def due_clocks(now: dt.datetime | None = None, *, owner: User | None = None, limit: int = 50):
@@ -1662,7 +1703,7 @@ def due_clocks(now: dt.datetime | None = None, *, owner: User | None = None, lim
     # no encrypted column is read: a due list decrypts nothing
     return qs.select_related("case", "rule", "flag__ticket", "flag__interaction").only(
         "kind", "jurisdiction", "started_at", "warn_at", "due_at", "warned_at", "breached_at", "met_at", "stopped_at",
-        "case_version_id",
+        "case_version_id", "calendar_id",
         "rule__name", "rule__code", "rule__clock_kind", "case__number", "case__kind", "case__status", "case__valid",
         "case__serious", "case__fatal", "case__received_at", "case__owner_id", "flag__kind", "flag__status",
         "flag__received_at", "flag__ticket__number", "flag__ticket__subject", "flag__interaction__subject",

@@ -154,16 +154,12 @@ def _pending_row(flag: Flag, may_handle: bool, bound: tuple | None, now: dt.date
 def _with_provisional(rows: list[dict], now: dt.datetime) -> None:
     """A pending hand-off counted in working days into a year whose holidays nobody entered yet says its deadline
     is provisional (one query for the calendars of the page)."""
-    from pharmacrm.servicedesk import calendars
-    from pharmacrm.servicedesk.models import BusinessCalendar
-
-    clocks = [r["clock"] for r in rows if r["clock"] is not None and r["clock"].calendar_id and not r["clock"].met_at]
-    wanted = {c.calendar_id for c in clocks}
-    engines = {c.pk: calendars.engine(c) for c in BusinessCalendar.objects.filter(pk__in=wanted)} if wanted else {}
-    for row in rows:
-        clock = row["clock"]
-        engine = engines.get(clock.calendar_id) if clock is not None and not clock.met_at else None
-        row["uncovered"] = calendars.provisional_years(engine, now, clock.due_at) if engine else ()
+    found = services.provisional_years(
+        ((i, r["clock"].calendar_id, r["clock"].due_at, r["clock"].met_at) for i, r in enumerate(rows) if r["clock"]),
+        now,
+    )
+    for i, row in enumerate(rows):
+        row["uncovered"] = found.get(i, ())
 
 
 def _with_cases(rows: list[dict]) -> None:
@@ -356,6 +352,15 @@ def _cell(value):
     return value
 
 
+def _provisional_header() -> str:
+    """The column beside a hand-off deadline: the years without entered holidays it was counted into (it may move)."""
+    return _("Provisional: holidays not entered for")
+
+
+def _years(years: list[int]) -> str:
+    return "、".join(str(y) for y in years)
+
+
 def _workbook(result: dict) -> bytes:
     """The report as an XLSX (write-only): the rows, what needs action, the totals. Headers in the UI's
     language; no ticket text, no patient or reporter data."""
@@ -365,7 +370,8 @@ def _workbook(result: dict) -> bytes:
     rows = wb.create_sheet(_("Reconciliation")[:31])
     rows.append([
         _("Source"), _("Source type"), _("Received (day 0)"), _("Safety-relevant"), _("Flag status"), _("Flagged"),
-        _("Triaged"), _("Hand-off (working hours)"), _("Hand-off due"), _("Hand-off on time"), _("Case"),
+        _("Triaged"), _("Hand-off (working hours)"), _("Hand-off due"), _provisional_header(), _("Hand-off on time"),
+        _("Case"),
         _("Case kind"), _("Case status"), _("Case valid"), _("Report due"), _("Submitted"), _("Timeliness"),
         _("Days late"),
     ])  # fmt: skip
@@ -373,17 +379,20 @@ def _workbook(result: dict) -> bytes:
         rows.append([_cell(v) for v in (
             r["source"], _("Ticket") if r["source_type"] == "ticket" else _("Interaction"), r["received_at"],
             r["safety_relevant"], str(r["flag_status_label"]), r["flagged_at"], r["triaged_at"],
-            r["handoff_working_hours"], r["handoff_due"], r["handoff_on_time"], r["case_number"],
+            r["handoff_working_hours"], r["handoff_due"], _years(r["handoff_due_provisional"]), r["handoff_on_time"],
+            r["case_number"],
             str(r["case_kind_label"]), str(r["case_status_label"]), r["case_valid"], r["report_due"],
             r["submitted_at"], str(r["timeliness_label"]), r["late_days"] or "",
         )])  # fmt: skip
     problems = wb.create_sheet(_("Needs action")[:31])
     problems.append(
-        [_("Problem"), _("Source"), _("Case"), _("Since"), _("Due"), _("Days"), _("Jurisdiction")]
+        [_("Problem"), _("Source"), _("Case"), _("Since"), _("Due"), _provisional_header(), _("Days"),
+         _("Jurisdiction")]  # fmt: skip
     )
     for p in result["unmatched"]:
         problems.append([_cell(v) for v in (
-            p["label"], p["source"], p["case_number"], p["at"], p["due"], p["days"] or "", p["jurisdiction"],
+            p["label"], p["source"], p["case_number"], p["at"], p["due"], _years(p["due_provisional"]),
+            p["days"] or "", p["jurisdiction"],
         )])  # fmt: skip
     totals = wb.create_sheet(_("Totals")[:31])
     totals.append([_("Period"), f"{timezone.localtime(result['since']):%Y-%m-%d} – "

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 def test_a_pv_officer_fills_the_missing_reporter_and_the_case_turns_valid(page, users):
     case = services.create_case(users["pv"], {
-        **COMPLETE, "reporter_name": "", "reporter_contact": "", "reporter_institution": "",
+        **COMPLETE, "reporter_name": "", "reporter_contact": "", "reporter_institution": "", "reporter_qualification": "",
         "received_at": timezone.now() - dt.timedelta(days=1),
     })  # fmt: skip
     assert not case.valid and case.missing == ["reporter"]

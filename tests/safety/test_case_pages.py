@@ -178,7 +178,7 @@ def test_only_pv_may_act_on_a_case(client_for, make_case, role):
 
 def test_the_list_shows_validity_seriousness_and_the_next_deadline(client_for, users, make_case):
     valid = make_case()
-    invalid = make_case(reporter_name="", reporter_contact="", reporter_institution="")
+    invalid = make_case(reporter_name="", reporter_contact="", reporter_institution="", reporter_qualification="")
     overdue = make_case(received_at=timezone.now() - dt.timedelta(days=40))
     page = html(client_for("pv").get(reverse("safety:cases")))
     row = re.search(rf'data-number="{invalid.number}".*?</tr>', page, re.S).group(0)
@@ -275,7 +275,7 @@ def test_a_case_opened_from_an_interaction_links_back(client_for, users, xiehe):
 
 def test_the_case_page_header_lists_what_is_missing_without_a_dangling_comma(client_for, make_case):
     """A case missing only its reporter read "缺失: 可识别的报告者, ·" — a comma left for criteria that were there."""
-    case = make_case(reporter_name="", reporter_contact="", reporter_institution="")
+    case = make_case(reporter_name="", reporter_contact="", reporter_institution="", reporter_qualification="")
     page = html(client_for("pv").get(reverse("safety:case", args=[case.pk])))
     badge = re.search(r'<span class="missing-badge" id="case-valid">(.*?)</span>', page, re.S).group(1)
     assert badge.strip().endswith("可识别的报告者")
@@ -285,7 +285,7 @@ def test_the_case_page_header_lists_what_is_missing_without_a_dangling_comma(cli
 
 
 def test_pv_edits_a_case_and_a_stale_version_is_refused_keeping_the_input(client_for, make_case):
-    case = make_case(reporter_name="", reporter_contact="", reporter_institution="")
+    case = make_case(reporter_name="", reporter_contact="", reporter_institution="", reporter_qualification="")
     pv = client_for("pv")
     assert pv.get(reverse("safety:case-edit", args=[case.pk])).status_code == 200
     stale = form_data(case)["version"]
@@ -524,7 +524,7 @@ def test_a_submission_of_an_invalid_case_is_refused_with_what_is_missing_in_the_
     client_for, users, make_case
 ):
     """The refusal read 只有有效病例才能报告：仍缺少reporter, reaction。 — the criteria's codes inside a Chinese sentence."""
-    case = make_case(reporter_name="", reporter_contact="", reporter_institution="", reactions=[])
+    case = make_case(reporter_name="", reporter_contact="", reporter_institution="", reporter_qualification="", reactions=[])
     data = {"jurisdiction": "CN", "kind": "report", "channel": "nmpa",
             "submitted_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "otp_code": sign_code(users["pv"])}  # fmt: skip
     response = client_for("pv").post(reverse("safety:case-submission", args=[case.pk]), data)

@@ -219,7 +219,7 @@ def test_a_late_submission_is_marked_with_the_delay_and_needs_a_reason(make_case
 def test_an_invalid_case_cannot_be_reported(make_case, users):
     pv = users["pv"]
     sign_code(pv)
-    case = make_case(reporter_name="", reporter_contact="", reporter_institution="")
+    case = make_case(reporter_name="", reporter_contact="", reporter_institution="", reporter_qualification="")
     with pytest.raises(ValidationError) as error:
         services.record_submission(pv, case, {"channel": "nmpa"}, otp_code=sign_code(pv))
     assert "可识别的报告者" in error.value.message_dict["case"][0]  # the criterion, in the reader's language

@@ -21,7 +21,7 @@ def run(*args) -> str:
 
 def test_list_prints_case_numbers_one_per_line_and_filters_valid(make_case):
     valid = make_case()
-    invalid = make_case(reporter_name="", reporter_contact="", reporter_institution="")
+    invalid = make_case(reporter_name="", reporter_contact="", reporter_institution="", reporter_qualification="")
     assert run("list").splitlines() == [valid.number, invalid.number]
     assert run("list", "--valid").splitlines() == [valid.number]
 

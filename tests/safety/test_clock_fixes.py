@@ -14,7 +14,7 @@ from tests.safety.conftest import sign_code
 
 pytestmark = pytest.mark.django_db
 
-NO_REPORTER = {"reporter_name": "", "reporter_contact": "", "reporter_institution": ""}
+NO_REPORTER = {"reporter_name": "", "reporter_contact": "", "reporter_institution": "", "reporter_qualification": ""}
 
 
 def test_the_clock_of_a_case_first_received_without_a_reporter_starts_when_the_reporter_is_known(make_case, users):

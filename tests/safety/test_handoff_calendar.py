@@ -6,19 +6,24 @@ serious outcome counts calendar time and stays."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from openpyxl import load_workbook
 
 from pharmacrm.core.models import AuditEntry
+from pharmacrm.notify.models import Notification
 from pharmacrm.safety import services
 from pharmacrm.safety.models import Flag, SafetyClock
 from pharmacrm.servicedesk import calendars
 from pharmacrm.servicedesk.models import BusinessCalendar
+from tests.api import conftest as api_fixtures
 from tests.safety.test_reconciliation import ticket
 
 pytestmark = pytest.mark.django_db
+api_for = api_fixtures.api_for  # token clients per role, as in test_api.py
 
 
 def handoff_of(source) -> SafetyClock:
@@ -141,3 +146,99 @@ def test_the_triage_queue_says_a_hand_off_into_a_year_without_holidays_is_provis
         calendars.set_override(users["admin"], BusinessCalendar.objects.get(code="business"), day, False, "")
     SafetyClock.objects.filter(pk=clock.pk).update(due_at=new_year)  # the re-plan moved it; the page is the test
     assert "data-uncovered" not in row()
+
+
+# --- the provisional hand-off deadline wherever it is shown -------------------------------------------------------
+
+
+def _into_2027(users, xiehe, subject="患者服药后头晕、恶心，来电咨询"):
+    """A pending working-day hand-off due on 1 January 2027, a year whose holidays (元旦, the Spring Festival …) the
+    pinned chinese-calendar does not know and nobody entered."""
+    flagged = ticket(users, xiehe, subject, days_ago=1 / 24)
+    clock = handoff_of(flagged)
+    SafetyClock.objects.filter(pk=clock.pk).update(due_at=NEW_YEAR_2027())
+    return flagged, clock
+
+
+def NEW_YEAR_2027() -> dt.datetime:  # noqa: N802
+    return dt.datetime(2027, 1, 1, 10, tzinfo=timezone.get_current_timezone())
+
+
+def _enter_2027(users) -> None:
+    for day in (dt.date(2027, 2, 6), dt.date(2027, 10, 1)):  # the Spring Festival and National Day entered
+        calendars.set_override(users["admin"], BusinessCalendar.objects.get(code="business"), day, False, "")
+
+
+def test_the_pv_due_list_says_a_hand_off_into_a_year_without_holidays_is_provisional(users, xiehe, client_for):
+    """The due list on /safety/ showed the same deadline as the triage queue, 2027-01-01 10:00, as firm: the PV
+    officer planning the week around it did not learn it could still move."""
+    flagged, clock = _into_2027(users, xiehe)
+
+    def row() -> str:
+        page = client_for("pv").get(reverse("safety:cases") + "?due=all",
+                                    HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()  # fmt: skip
+        table = page.split('id="due-table"')[1].split("</table>")[0]
+        return table.split("2027-01-01 10:00")[1].split("</td>")[0]
+
+    assert 'data-uncovered="2027"' in row() and "2027 年的法定节假日尚未录入" in row()
+    _enter_2027(users)
+    SafetyClock.objects.filter(pk=clock.pk).update(due_at=NEW_YEAR_2027())
+    assert "data-uncovered" not in row()
+
+
+def test_the_reconciliation_and_its_export_say_the_hand_off_deadline_is_provisional(users, xiehe, client_for,
+                                                                                     api_for):  # fmt: skip
+    """'Needs action: no decision yet, due 2027-01-01 10:00' — on the page, in the XLSX an inspector is given and in
+    the API — read as a firm deadline although 2027's holidays were not entered."""
+    flagged, clock = _into_2027(users, xiehe)
+
+    page = client_for("pv").get(reverse("safety:reconciliation"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    unmatched = page.split('id="unmatched"')[1].split("</section>")[0]
+    assert 'data-uncovered="2027"' in unmatched and "2027 年的法定节假日尚未录入" in unmatched
+
+    response = client_for("manager").get(reverse("safety:reconciliation-xlsx"), HTTP_ACCEPT_LANGUAGE="en")
+    book = load_workbook(io.BytesIO(response.content), read_only=True)
+    sheets = [[list(r) for r in ws.iter_rows(values_only=True)] for ws in book.worksheets]
+    for sheet, due_header in ((sheets[0], "Hand-off due"), (sheets[1], "Due")):
+        header, [row] = sheet[0], [r for r in sheet[1:] if flagged.number in r]
+        due = header.index(due_header)
+        assert row[due] == NEW_YEAR_2027().replace(tzinfo=None)
+        assert header[due + 1] == "Provisional: holidays not entered for" and row[due + 1] == "2027"
+
+    data = api_for("manager").get("/api/v1/safety/reconciliation/").json()
+    [row] = [r for r in data["rows"] if r["source"] == flagged.number]
+    [problem] = [p for p in data["unmatched"] if p["source"] == flagged.number]
+    assert row["handoff_due_provisional"] == problem["due_provisional"] == [2027]
+
+    _enter_2027(users)
+    SafetyClock.objects.filter(pk=clock.pk).update(due_at=NEW_YEAR_2027())
+    data = api_for("manager").get("/api/v1/safety/reconciliation/").json()
+    [row] = [r for r in data["rows"] if r["source"] == flagged.number]
+    assert row["handoff_due_provisional"] == []
+
+
+def test_the_flags_api_says_the_hand_off_deadline_is_provisional(users, xiehe, api_for):
+    flagged, clock = _into_2027(users, xiehe)
+    [flag] = [f for f in api_for("pv").get("/api/v1/safety/flags/").json()["results"]
+              if f["source_number"] == flagged.number]  # fmt: skip
+    assert flag["handoff_due_provisional"] == [2027]
+
+    _enter_2027(users)
+    SafetyClock.objects.filter(pk=clock.pk).update(due_at=NEW_YEAR_2027())
+    flag = api_for("pv").get(f"/api/v1/safety/flags/{flag['id']}/").json()
+    assert flag["handoff_due_provisional"] == []
+
+
+def test_the_due_soon_notice_of_a_hand_off_says_its_deadline_is_provisional(users, xiehe):
+    """'waits for safety triage (due 2027-01-01 10:00)' came to the PV officers' bell and mailbox as a firm
+    deadline."""
+    flagged, clock = _into_2027(users, xiehe)
+    clock.refresh_from_db()
+    SafetyClock.objects.filter(pk=clock.pk).update(warn_at=timezone.now(), next_check_at=timezone.now())
+
+    assert services.sweep(now=timezone.now() + dt.timedelta(seconds=1))["warned"] == 1
+
+    note = Notification.objects.filter(recipient=users["pv"], kind="safety.handoff").latest("id")
+    assert "2027-01-01 10:00" in note.title
+    with translation.override("zh-hans"):
+        assert "2027 年的法定节假日尚未录入" in note.shown_body

@@ -182,6 +182,12 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
     _el(event, "statusCode", code="active")
     _el(_el(event, "effectiveTime"), "low", value=_day(case.received_at))  # C.1.4
     _el(event, "availabilityTime", value=_day(case.latest_received_at))  # C.1.5
+    for case_file in case.files.all():  # C.1.6.1.r.1, one per document (in the order they were added)
+        # required when C.1.6.1 says documents are held (ICH; FDA rejects R0009): their names, not their content
+        document = _el(_el(event, "reference", typeCode="REFR"), "document", classCode="DOC", moodCode="EVN")
+        _el(document, "code", code="1", codeSystem=f"{OID}.1.27", codeSystemVersion="1.0",
+            displayName="documentsHeldBySender")  # fmt: skip
+        _el(document, "title", _text(case_file.name))  # (a file name: 200 characters at most, of 2000)
 
     assessment = _el(_el(event, "component", typeCode="COMP"), "adverseEventAssessment", classCode="INVSTG",
                      moodCode="EVN")  # fmt: skip

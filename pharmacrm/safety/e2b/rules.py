@@ -45,6 +45,10 @@ RECHALLENGE_CODES = {Challenge.YES: "1", Challenge.NO: "2", Challenge.UNKNOWN: "
 SUSPECT_ROLES = frozenset({DrugRole.SUSPECT, DrugRole.INTERACTING})
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$", re.ASCII)  # (not ４５: the schema's real is ASCII)
 _CODE = re.compile(r"(?:^|\s)(\d{1,2})\s*=")
+# every MedDRA term code has eight digits, and a version is written as its release: 27.1 (FDA: "15.1" for 15.1)
+MEDDRA_CODE = re.compile(r"\d{8}", re.ASCII)
+MEDDRA_VERSION = re.compile(r"\d{1,2}\.\d", re.ASCII)
+MEDDRA_CODES = frozenset({"E.i.2.1b", "G.k.7.r.2b"})
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,13 @@ def check(case, purpose: str = REGULATORY) -> list[Problem]:
             problem(
                 element, field, _("%(name)s: “%(value)s” is not a code.") % {"name": name, "value": text}
             )
+        if element in MEDDRA_CODES and re.fullmatch(r"\d+", text, re.ASCII) and not MEDDRA_CODE.fullmatch(text):
+            # (a code that is not a number at all is told so above) the regulator finds no such term
+            problem(element, field, _("%(name)s: a MedDRA code has 8 digits, not “%(value)s”.")
+                    % {"name": name, "value": text})  # fmt: skip
+        if element == "E.i.2.1a" and not MEDDRA_VERSION.fullmatch(text):
+            problem(element, field, _("%(name)s: write the MedDRA version as its release, e.g. 27.1, not “%(value)s”.")
+                    % {"name": name, "value": text})  # fmt: skip
         if spec.data_type == "Date/Time" and (day := _as_date(value)) and day > today:
             problem(element, field, _("%(name)s is in the future.") % {"name": name})
 
