@@ -19,6 +19,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Person, with_departments
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
+from pharmacrm.safety import services as safety_services
 from pharmacrm.safety.choices import SignalStatus
 from pharmacrm.safety.models import Flag, SafetyCase, SafetyClock
 from pharmacrm.servicedesk.forms import people_options
@@ -215,10 +216,13 @@ def interaction_detail(request, pk: int):
         form = InteractionForm(user=user, options_url=options_url, initial=_initial(interaction), interaction=interaction)
     flags = sorted(interaction.safety_flags.all(), key=lambda f: f.pk)
     # when PV must have looked at a pending flag: a day, or four hours when a death or hospital stay was mentioned
-    handoff_due = (
+    handoff = (
         SafetyClock.objects.filter(flag__in=[f for f in flags if f.status == SignalStatus.PENDING], met_at__isnull=True)
-        .order_by("due_at").values_list("due_at", flat=True).first()
+        .order_by("due_at").values_list("pk", "calendar_id", "due_at", "met_at").first()
     )  # fmt: skip
+    handoff_due = handoff[2] if handoff else None
+    # counted into a year whose holidays nobody entered yet: the rep is told the time may move, as PV is
+    handoff_provisional = next(iter(safety_services.provisional_years([handoff]).values()), ()) if handoff else ()
     # the case's status for the author and PV's overseers; a link to the case page for those who may open it
     cases = [
         (c, access.cases_for(user).filter(pk=c.pk).exists())
@@ -228,6 +232,7 @@ def interaction_detail(request, pk: int):
     context = {
         "interaction": interaction, "form": form if may_edit else None, "conflict": conflict,
         "flag_status": _flag_status(interaction), "flags": flags, "handoff_due": handoff_due, "cases": cases,
+        "handoff_provisional": handoff_provisional,
         "may_triage": access.can(user, Cap.HANDLE_SAFETY), "consent_warning": services.consent_warning(interaction),
     }  # fmt: skip
     return render(request, "engagement/interaction_detail.html", context, status=status)
