@@ -29,6 +29,7 @@ from .api_utils import (
     Conflict,
     DateTimeFilter,
     HasCapability,
+    StrictBooleanFilter,
     expected_version,
     versioned,
     view_name,
@@ -335,7 +336,7 @@ class UserSerializer(serializers.ModelSerializer):
 class UserFilter(django_filters.FilterSet):
     role = django_filters.ChoiceFilter(choices=ROLE_CHOICES, method="by_role")
     team = django_filters.ModelChoiceFilter(queryset=Team.objects.all(), field_name="teams")
-    is_active = django_filters.BooleanFilter()
+    is_active = StrictBooleanFilter(help_text="true or false (also 1 / 0); anything else is refused (400).")
     username = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:

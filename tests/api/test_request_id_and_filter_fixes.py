@@ -44,3 +44,49 @@ def test_a_safe_request_id_is_kept_for_correlation(api_for, users, given):
     assert response.status_code == 200 and response["X-Request-ID"] == given
     assert AuditEntry.objects.get(action=A.UPDATE, object_id=str(analyst.pk)).request_id == given
     assert audit.verify().ok
+
+
+@pytest.mark.parametrize(("lang", "message"), [("en", "Enter true or false."), ("zh-hans", "请输入 true 或 false。")])
+def test_a_users_filter_that_is_neither_true_nor_false_is_refused_by_name(api_for, users, lang, message):
+    """`?is_active=maybe` was read as "not given" and listed every user, the deactivated among them."""
+    response = api_for("admin", lang=lang).get("/api/v1/users/?is_active=maybe")
+    assert response.status_code == 400
+    assert response.json() == {"is_active": [message]}
+
+
+def test_the_active_filter_reads_true_and_false_in_their_usual_spellings(api_for, users):
+    from pharmacrm.core import services
+
+    services.deactivate_user(users["admin"], users["analyst"])
+    api = api_for("admin")
+    for value in ("false", "0", "No", " FALSE "):
+        body = api.get("/api/v1/users/", {"is_active": value}).json()
+        assert [u["username"] for u in body["results"]] == ["analyst"], value
+    for value in ("true", "1", "yes"):
+        names = [u["username"] for u in api.get("/api/v1/users/", {"is_active": value, "page_size": 200}).json()["results"]]
+        assert "analyst" not in names and "agent" in names, value
+    assert api.get("/api/v1/users/", {"is_active": ""}).json()["count"] == len(users)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        ("/api/v1/users/", "is_active=maybe", "is_active"),
+        ("/api/v1/users/", "role=boss", "role"),
+        ("/api/v1/users/", "team=abc", "team"),
+        ("/api/v1/users/", "team=99999999999999999999", "team"),
+        ("/api/v1/audit/", "actor=abc", "actor"),
+        ("/api/v1/audit/", "actor=0", "actor"),
+        ("/api/v1/audit/", "action=hack", "action"),
+        ("/api/v1/audit/", "from=yesterday", "from"),
+        ("/api/v1/audit/", "to=2026-02-30", "to"),
+    ],
+)
+def test_every_users_and_audit_filter_refuses_a_bad_value_by_name(api_for, users, path, query, field):
+    """The users and audit lists answer a bad filter value the way the other lists do: 400, the parameter named,
+    the message in the reader's language (here Simplified Chinese: no ASCII-only English sentence)."""
+    response = api_for("admin", lang="zh-hans").get(f"{path}?{query}")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert list(body) == [field]
+    assert re.search(r"[\u4e00-\u9fff]", body[field][0]), body
