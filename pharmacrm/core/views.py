@@ -327,6 +327,9 @@ def _authenticator_step(request, user, enrolment):
     return render(request, "core/otp_enrol.html", context)
 
 
+PASSWORD_GUESSES = "password_change_wrong"  # session key: wrong present passwords given in this session
+
+
 @login_required
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")
 @csrf_protect
@@ -334,7 +337,8 @@ def _authenticator_step(request, user, enrolment):
 def password_change_view(request):
     """Every user changes their own password: the present one, then the new one twice, checked by the
     password rules. Saving signs out the user's other sessions and revokes their API tokens (audited); a wrong
-    present password counts as a failed sign-in, so a session left open cannot be used to guess it."""
+    present password counts as a failed sign-in, so a session left open cannot be used to guess it: the session
+    ends once it has given LOGIN_FAILURE_LIMIT wrong ones."""
     from django.contrib.auth.forms import PasswordChangeForm
 
     form = PasswordChangeForm(request.user, _posted(request))
@@ -342,15 +346,23 @@ def password_change_view(request):
         if form.is_valid():
             form.save()
             auth.update_session_auth_hash(request, form.user)  # this session stays signed in
+            request.session.pop(PASSWORD_GUESSES, None)
             messages.success(request, _("Your password was changed. Your other sessions were signed out."))
             return redirect("home")
         if form.has_error("old_password"):
             user_login_failed.send(
                 sender=__name__, credentials={"username": request.user.get_username()}, request=request
             )
+            # The session ends after its own wrong guesses reach the limit, not after one typo of the real user while
+            # someone else's wrong passwords have locked the account: a lockout blocks new sign-ins only, it signs
+            # nobody out (docs/security.md), and this is the page that user needs most then.
+            guesses = request.session.get(PASSWORD_GUESSES, 0) + 1
+            request.session[PASSWORD_GUESSES] = guesses
             if getattr(request, "axes_locked_out", False):
-                auth.logout(request)
-                return lockout(request, {"username": request.user.get_username()})
+                if guesses >= settings.AXES_FAILURE_LIMIT:
+                    auth.logout(request)
+                    return lockout(request, {"username": request.user.get_username()})
+                request.axes_locked_out = False  # else axes' middleware answers with its lockout page
     return render(request, "core/password_change.html", {"form": form}, status=400 if form.errors else 200)
 
 

@@ -117,3 +117,35 @@ def test_a_lockout_by_someone_elses_failures_blocks_new_sign_ins_but_signs_nobod
 
     assert at_work.get("/").status_code == 200
     assert script.get("/api/v1/roles/").status_code == 200
+
+
+def lock_out_by_an_attacker(username: str) -> None:
+    attacker = Client(HTTP_ACCEPT_LANGUAGE="en")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        attacker.post("/accounts/login/", {"username": username, "password": "wrong-password-123"})
+
+
+def test_one_typo_on_the_password_page_does_not_sign_out_a_user_whom_someone_else_locked_out(users):
+    """Someone's wrong passwords locked the account; the real user, still signed in, went to change the password
+    and mistyped the present one once: that one failure found the account locked and ended the session — the
+    attacker's failures signed the user out after all. The session now ends after its own wrong guesses only."""
+    at_work = signed_in("agent")
+    lock_out_by_an_attacker("agent")
+    new = "Qingdao-harbour-77"
+
+    typo = at_work.post("/accounts/password/", {"old_password": "typo", "new_password1": new, "new_password2": new})
+    assert typo.status_code == 400 and b"Your old password was entered incorrectly" in typo.content
+    assert at_work.get("/").status_code == 200
+
+    done = at_work.post("/accounts/password/", {"old_password": PASSWORD, "new_password1": new, "new_password2": new})
+    assert done.status_code == 302
+    assert at_work.get("/").status_code == 200
+    assert User.objects.get(username="agent").check_password(new)
+
+
+def test_a_session_guessing_the_present_password_still_ends_after_its_own_guesses(users):
+    at_work = signed_in("agent")
+    bad = {"old_password": "guess", "new_password1": "Qingdao-harbour-77", "new_password2": "Qingdao-harbour-77"}
+    codes = [at_work.post("/accounts/password/", bad).status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
+    assert codes == [400] * (settings.AXES_FAILURE_LIMIT - 1) + [403]
+    assert goes_to_sign_in(at_work)
