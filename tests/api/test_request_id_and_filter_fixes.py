@@ -90,3 +90,24 @@ def test_every_users_and_audit_filter_refuses_a_bad_value_by_name(api_for, users
     body = response.json()
     assert list(body) == [field]
     assert re.search(r"[\u4e00-\u9fff]", body[field][0]), body
+
+
+@pytest.mark.parametrize(
+    ("query", "lang", "message"),
+    [
+        ("from=2026-04-01&to=2026-03-01", "en", "The end date is before the start date."),
+        ("from=2026-04-01T12:00:00%2B08:00&to=2026-04-01T08:00:00%2B08:00", "zh-hans", "截止日期早于起始日期。"),
+    ],
+)
+def test_an_audit_range_that_ends_before_it_starts_is_refused_as_on_the_audit_page(api_for, users, query, lang, message):
+    """An auditor's script with the dates swapped was answered with an empty list, which read as "nothing
+    happened then"; the audit page refuses the same range naming the end date."""
+    response = api_for("auditor", lang=lang).get(f"/api/v1/audit/?{query}")
+    assert response.status_code == 400
+    assert response.json() == {"to": [message]}
+
+
+def test_an_audit_range_of_one_day_and_a_day_after_a_time_are_ranges(api_for, users):
+    api = api_for("auditor")
+    assert api.get("/api/v1/audit/?from=2026-03-31&to=2026-03-31").status_code == 200
+    assert api.get("/api/v1/audit/?from=2026-03-31T10:00:00%2B08:00&to=2026-03-31").status_code == 200
