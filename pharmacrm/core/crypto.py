@@ -154,7 +154,7 @@ def keyring() -> KeyRing:
         return _recheck()
     with _lock:
         if _ring is None:
-            source = _signature(_source_path())  # before reading: a change while it is read is seen next time
+            signature = _signature(_source_path())  # before reading: a change while it is read is seen next time
             text = os.environ.get("PHARMACRM_KEYRING")
             source = "PHARMACRM_KEYRING"
             if "PHARMACRM_KEYRING_FILE" in os.environ:
@@ -170,7 +170,7 @@ def keyring() -> KeyRing:
                 ring = _parse(_read_ring_file(path), str(path))
             _ring = ring
             _aead.clear()
-            _source, _checked_at = source, time.monotonic()
+            _source, _checked_at = signature, time.monotonic()
     return _ring
 
 
@@ -179,24 +179,22 @@ def _recheck() -> KeyRing:
     now (half-written by hand, a secret mount gone) leaves the process with the ring it had, and says so in the log."""
     global _ring, _source, _checked_at
     with _lock:
-        if time.monotonic() - _checked_at < RECHECK_SECONDS:  # another thread has just looked
-            return _ring
-        _checked_at = time.monotonic()
-        path = _source_path()
-        source = _signature(path)
-        if source is None or source == _source:
-            return _ring
-        try:
-            ring = _parse(_read_ring_file(path), str(path))
-        except KeyRingInvalid as e:
-            log.error("The key ring %s changed and cannot be used; this process keeps the ring it had: %s", path, e)
-            _source = source  # said once, not every second; tried again when the file changes again
-            return _ring
-        if ring != _ring:
-            _ring = ring
-            _aead.clear()
-        _source = source
-        return _ring
+        ring = _ring
+        if ring is not None and time.monotonic() - _checked_at >= RECHECK_SECONDS:
+            _checked_at = time.monotonic()
+            path = _source_path()
+            signature = _signature(path)
+            if signature is not None and signature != _source:
+                try:
+                    ring = _parse(_read_ring_file(path), str(path))
+                except KeyRingInvalid as e:
+                    log.error("The key ring %s changed and cannot be used; this process keeps its ring: %s", path, e)
+                    ring = _ring
+                if ring != _ring:
+                    _ring = ring
+                    _aead.clear()
+                _source = signature  # a damaged file is said once, not every second: tried again when it changes
+    return ring if ring is not None else keyring()  # None: dropped meanwhile by another thread (_reload)
 
 
 def install_keyring(ring: KeyRing, persist: bool = True) -> None:

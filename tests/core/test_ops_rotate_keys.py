@@ -528,3 +528,18 @@ def test_a_running_process_saves_with_the_new_key_within_a_second_of_the_rotatio
     time.sleep(1.2)  # a little longer than crypto.RECHECK_SECONDS
     services.create_person(admin_user, {"name": "王芳", "institution": xiehe, "mobile": "13700137000"})
     assert mobile_of("王芳").startswith(f"e1:{new_key}:")
+
+
+def test_a_running_process_keeps_its_ring_when_the_file_is_damaged_meanwhile(own_keyring, xiehe, caplog):
+    """A ring file half-written by hand while the server runs does not take the server down: it keeps the ring it
+    has, says so in the log, and loads the file once it is whole again."""
+    in_use = crypto.keyring()
+    own_keyring.write_text("{")
+    time.sleep(1.2)
+    assert crypto.keyring() == in_use
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
+    assert "cannot be used" in caplog.text
+    rotated = in_use.with_new_key()
+    own_keyring.write_text(rotated.to_json())
+    time.sleep(1.2)
+    assert crypto.keyring() == rotated
