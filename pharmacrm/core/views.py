@@ -385,11 +385,13 @@ def _object_url(entry: AuditEntry) -> str:
     return ""
 
 
-# What entries about no model name as their kind: refused API calls, backups and restores, key rotations
+# What entries about no model name as their kind: refused API calls and page requests, backups and restores, key
+# rotations
 OBJECTS_WITHOUT_MODEL = {
     "api": gettext_lazy("API request"),
     "core.backup": gettext_lazy("Backup"),
     "core.keyring": gettext_lazy("Encryption key ring"),
+    "web": gettext_lazy("Web request"),
 }
 
 
@@ -602,10 +604,34 @@ def permission_denied(request, exception):
     message = _own_message(exception)
     if _is_api(request):
         return _json_error(message or ApiPermissionDenied.default_detail, 403)
+    _audit_refused_write(request)
     link = getattr(exception, "link", None)
     url, text = link if isinstance(link, tuple) and len(link) == 2 else ("", "")
     context = {"message": message, "link_url": str(url or ""), "link_text": str(text or "")}
     return render(request, "403.html", context, status=403)
+
+
+def _audit_refused_write(request) -> None:
+    """A form sent to a page the user may not change (a user page, another team's record) is traced as the API's
+    refused writes are: "access denied", the page and the method. Refused reads are not: they would flood the trail.
+    The 403 page itself is shown whatever happens here."""
+    import logging
+
+    from rest_framework import permissions
+
+    from .api_utils import clean_text
+
+    user = getattr(request, "user", None)
+    if request.method in permissions.SAFE_METHODS or user is None or not user.is_authenticated:
+        return
+    match = getattr(request, "resolver_match", None)
+    try:
+        audit.record(
+            A.ACCESS_DENIED, ("web", "", clean_text(request.path)[:200]), user=user, method=request.method,
+            view=(match.view_name if match is not None else "") or "",
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 — the page of last resort must not fail
+        logging.getLogger(__name__).exception("A refused write could not be audited")
 
 
 def csrf_failure(request, reason=""):
