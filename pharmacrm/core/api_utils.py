@@ -6,6 +6,7 @@ import datetime
 import re
 
 import django_filters
+from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -48,6 +49,31 @@ class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
 
 class DateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """true / false (also 1 / 0, yes / no, on / off, any case); anything else is refused by name. django-filter's
+    BooleanFilter read `?is_active=maybe` as "not given" and answered with every record."""
+
+    widget = forms.TextInput
+    TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+    def to_python(self, value):
+        text = str(value).strip().lower() if value is not None else ""
+        if not text:
+            return None
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        raise DjangoValidationError(_("Enter true or false."), code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -6,9 +6,11 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +83,33 @@ class KeyRing:
 _lock = threading.Lock()
 _ring: KeyRing | None = None
 _aead: dict[str, AESGCM] = {}
+# A running process (web server, worker) notices a key ring changed in its file — `rotate-keys` in another process,
+# a restore with --with-keyring — within RECHECK_SECONDS and loads it: it used to keep writing with the old active
+# key until restarted, and once `--prune` had dropped that key, what it wrote could no longer be read by any other
+# process, nor by itself after a restart.
+RECHECK_SECONDS = 1.0
+_source: tuple | None = None  # (path, mtime, size, inode) of the file the ring was read from; None: not known
+_checked_at = 0.0
+log = logging.getLogger(__name__)
+
+
+def _source_path() -> Path | None:
+    """The file the key ring is read from; None when it comes from the PHARMACRM_KEYRING variable."""
+    if "PHARMACRM_KEYRING_FILE" in os.environ:
+        return Path(os.environ["PHARMACRM_KEYRING_FILE"])
+    if os.environ.get("PHARMACRM_KEYRING"):
+        return None
+    return Path(settings.PHARMACRM_KEYRING_PATH)
+
+
+def _signature(path: Path | None) -> tuple | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def _write_ring(path: Path, ring: KeyRing) -> None:
@@ -115,12 +144,17 @@ def _parse(text: str, source: str) -> KeyRing:
 
 
 def keyring() -> KeyRing:
-    """The key ring: from PHARMACRM_KEYRING(_FILE), else var/keyring.json (created on first use)."""
-    global _ring
-    if _ring is not None:
-        return _ring
+    """The key ring: from PHARMACRM_KEYRING(_FILE), else var/keyring.json (created on first use); loaded again when
+    its file has changed (checked at most every RECHECK_SECONDS)."""
+    global _ring, _source, _checked_at
+    ring = _ring
+    if ring is not None:
+        if time.monotonic() - _checked_at < RECHECK_SECONDS:
+            return ring
+        return _recheck()
     with _lock:
         if _ring is None:
+            signature = _signature(_source_path())  # before reading: a change while it is read is seen next time
             text = os.environ.get("PHARMACRM_KEYRING")
             source = "PHARMACRM_KEYRING"
             if "PHARMACRM_KEYRING_FILE" in os.environ:
@@ -136,23 +170,54 @@ def keyring() -> KeyRing:
                 ring = _parse(_read_ring_file(path), str(path))
             _ring = ring
             _aead.clear()
+            _source, _checked_at = signature, time.monotonic()
     return _ring
 
 
+def _recheck() -> KeyRing:
+    """The ring in use, after loading it again if its file changed since it was read. A file that cannot be used
+    now (half-written by hand, a secret mount gone) leaves the process with the ring it had, and says so in the log."""
+    global _ring, _source, _checked_at
+    with _lock:
+        ring = _ring
+        if ring is not None and time.monotonic() - _checked_at >= RECHECK_SECONDS:
+            _checked_at = time.monotonic()
+            path = _source_path()
+            signature = _signature(path)
+            if signature is not None and signature != _source:
+                try:
+                    ring = _parse(_read_ring_file(path), str(path))
+                except KeyRingInvalid as e:
+                    log.error("The key ring %s changed and cannot be used; this process keeps its ring: %s", path, e)
+                    ring = _ring
+                if ring != _ring:
+                    _ring = ring
+                    _aead.clear()
+                _source = signature  # a damaged file is said once, not every second: tried again when it changes
+    return ring if ring is not None else keyring()  # None: dropped meanwhile by another thread (_reload)
+
+
 def install_keyring(ring: KeyRing, persist: bool = True) -> None:
-    """Make `ring` the process's key ring (and save it to the key file when it came from there)."""
-    global _ring
+    """Make `ring` the process's key ring (and save it to the key file when it came from there). A ring installed
+    without saving it is compared with its file at the next check, as one read from it would be."""
+    global _ring, _source, _checked_at
     with _lock:
         if persist:
-            _write_ring(Path(settings.PHARMACRM_KEYRING_PATH), ring)
+            path = Path(settings.PHARMACRM_KEYRING_PATH)
+            _write_ring(path, ring)
+            _source = _signature(path)
+        else:
+            _source = None
         _ring = ring
         _aead.clear()
+        _checked_at = time.monotonic()
 
 
 def _reload() -> None:
-    global _ring
+    global _ring, _source
     with _lock:
         _ring = None
+        _source = None
         _aead.clear()
 
 

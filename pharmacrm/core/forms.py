@@ -95,11 +95,12 @@ def object_types() -> list[tuple[str, str]]:
         for m in apps.get_models()
         if m.__module__.startswith("pharmacrm.") and isinstance(m._meta.verbose_name, Promise)
     ]
-    # and what is audited without a model: backups and restores, key rotations, refused API calls
+    # and what is audited without a model: backups and restores, key rotations, refused API calls and page requests
     without_model = [
         ("core.backup", _("Backup")),
         ("core.keyring", _("Encryption key ring")),
         ("api", _("API request")),
+        ("web", _("Web request")),
     ]
     return [("", _("Any")), *without_model] + [
         (m._meta.label_lower, capfirst(m._meta.verbose_name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -277,14 +279,79 @@ def prunable_keys() -> list[str]:
     return sorted(k for k in ring.keys if k != ring.active and used.get(k, 0) == 0)
 
 
-def prune() -> list[str]:
-    """Drop the keys no ciphertext refers to any more; returns their ids."""
-    ring = crypto.keyring()
-    gone = prunable_keys()
-    if gone:
-        save_ring(
-            crypto.KeyRing(ring.active, {k: v for k, v in ring.keys.items() if k not in gone}, ring.index_key)
+class PruneTooSoon(Exception):
+    """A process may still be saving values with an old key: nothing was pruned; the message says when to try."""
+
+
+# How long after the key ring changed `--prune` keeps its old keys. Every running process loads a changed ring within
+# crypto.RECHECK_SECONDS; this leaves time for the requests and tasks that encrypted a value with the old active key
+# just before, and save it just after, to finish. A transaction that began before the change and is still open is
+# waited for besides (PostgreSQL; on SQLite the prune holds the write lock, so none is half-done).
+PRUNE_AFTER = datetime.timedelta(minutes=5)
+
+
+def _ring_changed_at(path: Path) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromtimestamp(path.stat().st_mtime, tz=datetime.UTC)
+    except OSError:
+        return None
+
+
+def _refuse_while_old_keys_may_be_written(path: Path) -> None:
+    """Raise PruneTooSoon while a process that loaded the ring before its last change may still save a value
+    under a key that pruning would drop: that value could never be read again."""
+    changed = _ring_changed_at(path)
+    if changed is None:
+        return
+    until = changed + PRUNE_AFTER
+    if timezone.now() < until:
+        local = lambda t: timezone.localtime(t).strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731
+        raise PruneTooSoon(
+            _(
+                "Old keys were kept: the key ring was changed at %(changed)s, and a process that loaded it before "
+                "may still be saving values with an old key. Run “pharmacrm rotate-keys --resume --prune” again "
+                "after %(time)s."
+            )
+            % {"changed": local(changed), "time": local(until)}
         )
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND xact_start < %s",
+            [changed],
+        )
+        open_before = cur.fetchone()[0]
+    if open_before:
+        raise PruneTooSoon(
+            ngettext(
+                "Old keys were kept: %(n)d database transaction that began before the key ring was changed is still "
+                "open (a long import?) and may still save values with an old key. Run “pharmacrm rotate-keys "
+                "--resume --prune” again once it has finished.",
+                "Old keys were kept: %(n)d database transactions that began before the key ring was changed are "
+                "still open (a long import?) and may still save values with an old key. Run “pharmacrm rotate-keys "
+                "--resume --prune” again once they have finished.",
+                open_before,
+            )
+            % {"n": open_before}
+        )
+
+
+def prune() -> list[str]:
+    """Drop the keys no ciphertext refers to any more; returns their ids. Raises PruneTooSoon (nothing dropped)
+    while a running process may still save values with one of them.
+
+    The check and the new ring are made in one transaction: on SQLite it holds the write lock, so no other process
+    is in the middle of saving a value while the keys in use are counted and the ring is written."""
+    with transaction.atomic():
+        ring = crypto.reloaded_keyring()
+        gone = prunable_keys()
+        if gone:
+            _refuse_while_old_keys_may_be_written(ring_destination())
+            save_ring(
+                crypto.KeyRing(ring.active, {k: v for k, v in ring.keys.items() if k not in gone}, ring.index_key)
+            )
     return gone
 
 

@@ -14,7 +14,10 @@ from django.urls import reverse
 from . import audit
 from .roles import SECOND_FACTOR_ROLES
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# A request id the client may choose: letters, digits, "._-", at most 64 (the audit column's width). Matched in
+# full: "$" also matches before a final newline, and "abc\n" was kept — a 500 when the answer's header was
+# written, after the audit entries of the request had been saved with the newline in them.
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def client_ip(request) -> str | None:
@@ -55,7 +58,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         given = request.headers.get("X-Request-ID", "")
-        request.request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+        request.request_id = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
         ctx = audit.RequestContext(user=None, request_id=request.request_id, ip=client_ip(request))
         request.audit_context = ctx
         token = audit.set_context(ctx)

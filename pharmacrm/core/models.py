@@ -101,6 +101,10 @@ class User(AbstractUser):
         Region, blank=True, related_name="users", verbose_name=_("personal territory")
     )
     version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking (core.services.update_user)
+    # Mixed into the session hash (get_session_auth_hash) once set: a new value ends every web session of the account
+    # at once, as a new password does. Set when the account is deactivated (User.save), so that a session signed in
+    # before does not come back to life when the account is reactivated. Empty: Django's hash, unchanged.
+    session_salt = models.CharField(max_length=32, blank=True, default="", editable=False)
     # the language the user chose in the menu: their pages after sign-in, their notifications and e-mails
     language = models.CharField(
         _("language"), max_length=10, blank=True, choices=settings.LANGUAGES,
@@ -122,16 +126,56 @@ class User(AbstractUser):
             return f"{last}{first}"
         return super().get_full_name()
 
+    def _get_session_auth_hash(self, secret=None):
+        """Django's session hash (of the password hash), with the account's session salt mixed in once it has one:
+        every session signed in before the salt changed is signed out at its next request."""
+        if not self.session_salt:
+            return super()._get_session_auth_hash(secret=secret)
+        from django.utils.crypto import salted_hmac
+
+        key_salt = "pharmacrm.core.models.User.get_session_auth_hash"
+        value = f"{self.password}\x00{self.session_salt}"
+        return salted_hmac(key_salt, value, secret=secret, algorithm="sha256").hexdigest()
+
     def save(self, *args, **kwargs):
         # A new password revokes every API token, whichever way it was set (core.services.update_user, which
         # also audits it; `pharmacrm changepassword`; the Django admin). Django sets `_password` only for a
         # real change: a hash upgrade at sign-in clears it first, and keeps the tokens.
         password_changed = self._password is not None and self.pk is not None
+        # Deactivating (an administrator on the Users page or the API, a script) ends the account's web sessions and
+        # revokes its API tokens at once: a dismissed employee's open browser is signed out, and stays signed out
+        # if the account is ever reactivated.
+        deactivated = (
+            self.pk is not None and not self.is_active
+            and type(self)._default_manager.filter(pk=self.pk, is_active=True).exists()
+        )  # fmt: skip
+        if deactivated:
+            self.session_salt = secrets.token_hex(16)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "session_salt"}
         super().save(*args, **kwargs)
-        if password_changed:
+        revoked = 0
+        if password_changed or deactivated:
             revoked = ApiToken.objects.filter(user=self).delete()[0]
-            if not getattr(self, "_password_change_audited", False):  # update_user audits its own change
-                self._audit_password_change(revoked)
+        self._sessions_ended = deactivated
+        if password_changed and not getattr(self, "_password_change_audited", False):  # update_user audits its own
+            self._audit_password_change(revoked)
+        elif deactivated and not getattr(self, "_password_change_audited", False):
+            self._audit_deactivation(revoked)
+
+    def _audit_deactivation(self, revoked: int) -> None:
+        """An account deactivated outside update_user (a script) is audited too, with its sessions and tokens."""
+        from . import audit
+
+        who = {}
+        if audit.current().user is None:
+            from .management.commands._ops import cli_actor
+
+            who["actor_name"] = cli_actor()
+        audit.record(
+            AuditEntry.Action.UPDATE, self, changes={"is_active": [True, False]}, sessions_ended=True,
+            tokens_revoked=revoked, **who,
+        )  # fmt: skip
 
     def _audit_password_change(self, revoked: int) -> None:
         """A password set outside update_user (`pharmacrm changepassword`, the Django admin) is audited too:

@@ -110,7 +110,7 @@ ENDPOINT_RULES = [
     "| `GET /api/v1/audit/` | Read the audit trail (read-only: no method changes it) |",
     "| `GET /api/v1/users/`, `GET /api/v1/users/{id}/` | See users, their roles, teams and territory |",
     "| `POST /api/v1/users/`, `PUT`, `PATCH`, `DELETE` on `/api/v1/users/{id}/` | Manage users and roles "
-    "(DELETE deactivates the user) |",
+    "(DELETE deactivates the user: their sessions end and their tokens are revoked) |",
     "| `POST /api/v1/users/{id}/second-factor/` | Manage users and roles (resets the user's second factor, issues an enrolment code) |",
     "| `GET /api/v1/roles/`, `/regions/` | any signed-in user |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",

@@ -172,7 +172,8 @@ def update_user(actor: User, user: User, data: dict, version: int | None = None)
     """Change a user; `version` is the one the caller loaded (the API and the web form always send it): a
     newer one in the database raises UserConflictError and nothing is written. None (internal callers,
     deactivate_user) means no check. Every change bumps the version; a new password revokes every API
-    token (the web sessions end with the old password's hash)."""
+    token (the web sessions end with the old password's hash); deactivating revokes them too and ends every web
+    session of the account (User.save), for good: reactivating does not bring them back."""
     access.require(actor, Cap.MANAGE_USERS)
     _guard_self(actor, user, data)
     before = user_snapshot(user)
@@ -209,6 +210,7 @@ def update_user(actor: User, user: User, data: dict, version: int | None = None)
             audit.record(
                 A.UPDATE, user, changes=changes, user=actor, password_changed=password_changed,
                 **({"tokens_revoked": revoked} if revoked else {}),
+                **({"sessions_ended": True} if getattr(user, "_sessions_ended", False) else {}),
             )  # fmt: skip
     return user
 
@@ -232,7 +234,8 @@ def set_language(user: User, language: str) -> str:
 
 
 def deactivate_user(actor: User, user: User) -> User:
-    """Users are never deleted (the audit trail names them): they are deactivated, tokens revoked."""
+    """Users are never deleted (the audit trail names them): they are deactivated, their web sessions ended and
+    their API tokens revoked at once."""
     return update_user(actor, user, {"is_active": False})
 
 

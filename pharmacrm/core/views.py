@@ -327,6 +327,9 @@ def _authenticator_step(request, user, enrolment):
     return render(request, "core/otp_enrol.html", context)
 
 
+PASSWORD_GUESSES = "password_change_wrong"  # session key: wrong present passwords given in this session
+
+
 @login_required
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")
 @csrf_protect
@@ -334,7 +337,8 @@ def _authenticator_step(request, user, enrolment):
 def password_change_view(request):
     """Every user changes their own password: the present one, then the new one twice, checked by the
     password rules. Saving signs out the user's other sessions and revokes their API tokens (audited); a wrong
-    present password counts as a failed sign-in, so a session left open cannot be used to guess it."""
+    present password counts as a failed sign-in, so a session left open cannot be used to guess it: the session
+    ends once it has given LOGIN_FAILURE_LIMIT wrong ones."""
     from django.contrib.auth.forms import PasswordChangeForm
 
     form = PasswordChangeForm(request.user, _posted(request))
@@ -342,15 +346,23 @@ def password_change_view(request):
         if form.is_valid():
             form.save()
             auth.update_session_auth_hash(request, form.user)  # this session stays signed in
+            request.session.pop(PASSWORD_GUESSES, None)
             messages.success(request, _("Your password was changed. Your other sessions were signed out."))
             return redirect("home")
         if form.has_error("old_password"):
             user_login_failed.send(
                 sender=__name__, credentials={"username": request.user.get_username()}, request=request
             )
+            # The session ends after its own wrong guesses reach the limit, not after one typo of the real user while
+            # someone else's wrong passwords have locked the account: a lockout blocks new sign-ins only, it signs
+            # nobody out (docs/security.md), and this is the page that user needs most then.
+            guesses = request.session.get(PASSWORD_GUESSES, 0) + 1
+            request.session[PASSWORD_GUESSES] = guesses
             if getattr(request, "axes_locked_out", False):
-                auth.logout(request)
-                return lockout(request, {"username": request.user.get_username()})
+                if guesses >= settings.AXES_FAILURE_LIMIT:
+                    auth.logout(request)
+                    return lockout(request, {"username": request.user.get_username()})
+                request.axes_locked_out = False  # else axes' middleware answers with its lockout page
     return render(request, "core/password_change.html", {"form": form}, status=400 if form.errors else 200)
 
 
@@ -373,11 +385,13 @@ def _object_url(entry: AuditEntry) -> str:
     return ""
 
 
-# What entries about no model name as their kind: refused API calls, backups and restores, key rotations
+# What entries about no model name as their kind: refused API calls and page requests, backups and restores, key
+# rotations
 OBJECTS_WITHOUT_MODEL = {
     "api": gettext_lazy("API request"),
     "core.backup": gettext_lazy("Backup"),
     "core.keyring": gettext_lazy("Encryption key ring"),
+    "web": gettext_lazy("Web request"),
 }
 
 
@@ -590,10 +604,34 @@ def permission_denied(request, exception):
     message = _own_message(exception)
     if _is_api(request):
         return _json_error(message or ApiPermissionDenied.default_detail, 403)
+    _audit_refused_write(request)
     link = getattr(exception, "link", None)
     url, text = link if isinstance(link, tuple) and len(link) == 2 else ("", "")
     context = {"message": message, "link_url": str(url or ""), "link_text": str(text or "")}
     return render(request, "403.html", context, status=403)
+
+
+def _audit_refused_write(request) -> None:
+    """A form sent to a page the user may not change (a user page, another team's record) is traced as the API's
+    refused writes are: "access denied", the page and the method. Refused reads are not: they would flood the trail.
+    The 403 page itself is shown whatever happens here."""
+    import logging
+
+    from rest_framework import permissions
+
+    from .api_utils import clean_text
+
+    user = getattr(request, "user", None)
+    if request.method in permissions.SAFE_METHODS or user is None or not user.is_authenticated:
+        return
+    match = getattr(request, "resolver_match", None)
+    try:
+        audit.record(
+            A.ACCESS_DENIED, ("web", "", clean_text(request.path)[:200]), user=user, method=request.method,
+            view=(match.view_name if match is not None else "") or "",
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 — the page of last resort must not fail
+        logging.getLogger(__name__).exception("A refused write could not be audited")
 
 
 def csrf_failure(request, reason=""):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import os
 import threading
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -14,7 +16,7 @@ from django.utils import translation
 
 from pharmacrm.core import audit, backup, crypto, keys
 from pharmacrm.core.models import AuditEntry
-from pharmacrm.customers import search
+from pharmacrm.customers import search, services
 from pharmacrm.customers.models import Person
 
 
@@ -36,6 +38,19 @@ def raw_values(column: str) -> list[str]:
 
 def ring_on_disk(path) -> crypto.KeyRing:
     return crypto.KeyRing.from_json(path.read_text())
+
+
+def ring_changed_long_ago(path) -> None:
+    """Time passes after the rotation: every running process has long loaded the new ring."""
+    then = time.time() - 3600
+    os.utime(path, (then, then))
+
+
+def rotate_and_prune_later(path, **kwargs) -> None:
+    """`rotate-keys`, then, once the processes have loaded the new ring, `rotate-keys --resume --prune`."""
+    call_command("rotate_keys", **kwargs)
+    ring_changed_long_ago(path)
+    call_command("rotate_keys", "--resume", "--prune", **kwargs)
 
 
 def test_rotation_re_encrypts_everything_and_reads_back_the_same(own_keyring, xiehe, users, capsys):
@@ -68,7 +83,7 @@ def test_rotation_re_encrypts_everything_and_reads_back_the_same(own_keyring, xi
 
 def test_prune_removes_the_old_key_once_nothing_uses_it(own_keyring, xiehe):
     old_key = crypto.keyring().active
-    call_command("rotate_keys", "--prune")
+    rotate_and_prune_later(own_keyring)
     ring = ring_on_disk(own_keyring)
     assert old_key not in ring.keys and list(ring.keys) == [ring.active]
     assert Person.objects.get(name="张伟").mobile == "13800138000"
@@ -84,6 +99,7 @@ def test_prune_keeps_a_key_that_some_value_still_uses(own_keyring, xiehe):
     with connection.cursor() as cur:
         cur.execute("UPDATE customers_person SET mobile = %s", [old_mobile])
     assert keys.prunable_keys() == []
+    ring_changed_long_ago(own_keyring)
     call_command("rotate_keys", "--resume", "--prune")
     assert old_key not in ring_on_disk(own_keyring).keys  # --resume re-encrypted it first
     assert Person.objects.get(name="张伟").mobile == "13800138000"
@@ -277,7 +293,7 @@ def test_an_old_backup_restores_with_its_own_key_ring_after_the_keys_were_pruned
     settings.VAR_DIR = tmp_path / "var"  # the restore replaces the documents there, not the project's own
     settings.VAR_DIR.mkdir()
     made = backup.backup()
-    call_command("rotate_keys", "--prune")
+    rotate_and_prune_later(own_keyring)
 
     with pytest.raises(CommandError, match="--with-keyring"):
         call_command("restore", str(made.path), "--yes")
@@ -303,7 +319,7 @@ def test_a_backup_during_which_a_rotation_pruned_the_old_key_still_restores(
 
     def rotation_right_after_the_dump(target):
         original(target)
-        call_command("rotate_keys", "--prune", stdout=io.StringIO())
+        rotate_and_prune_later(own_keyring, stdout=io.StringIO())
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(backup, dump, rotation_right_after_the_dump)
@@ -420,3 +436,110 @@ def test_a_demo_load_and_a_restore_refuse_each_other(own_keyring, xiehe, tmp_pat
     )
     assert list(Institution.objects.values_list("name", flat=True)) == ["北京协和医院", "心内科"]
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.RESTORE).exists()
+
+
+def mobile_of(name: str) -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT mobile FROM customers_person WHERE name = %s", [name])
+        return cur.fetchone()[0]
+
+
+def test_a_process_started_before_a_rotation_loses_no_value_to_prune(own_keyring, xiehe, admin_user, capsys):
+    """What happened: the web server loaded the key ring at start; the operator ran `rotate-keys --prune` without
+    restarting it. The old key was dropped from the ring at once, while the web server kept saving with it (the
+    ring in its memory): every phone number it saved after that was readable by nobody else, and by nothing at
+    all once it restarted (the person's page failed). Now a running process loads the changed ring within a
+    second, and --prune keeps the old keys until the processes have had time to do so."""
+    web_server = crypto.keyring()
+    old_key = web_server.active
+
+    call_command("rotate_keys", "--prune")  # the operator, right after the rotation
+
+    new_key = ring_on_disk(own_keyring).active
+    assert old_key in ring_on_disk(own_keyring).keys
+    assert "Old keys were kept" in capsys.readouterr().err
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ROTATE_KEYS, extra__has_key="pruned").exists()
+
+    crypto.install_keyring(web_server, persist=False)  # the web server, which loaded the ring before the rotation
+    # a person registered in the very moment of the rotation: still under the old key
+    services.create_person(admin_user, {"name": "李娜", "institution": xiehe, "mobile": "13900139000"})
+    assert mobile_of("李娜").startswith(f"e1:{old_key}:")
+    time.sleep(crypto.RECHECK_SECONDS + 0.2)
+    # a moment later, without a restart: the new key
+    services.create_person(admin_user, {"name": "王芳", "institution": xiehe, "mobile": "13700137000"})
+    assert mobile_of("王芳").startswith(f"e1:{new_key}:")
+    assert crypto.keyring().active == new_key
+
+    ring_changed_long_ago(own_keyring)
+    call_command("rotate_keys", "--resume", "--prune")  # step 4 of the procedure
+    assert list(ring_on_disk(own_keyring).keys) == [new_key]
+
+    crypto.reloaded_keyring()  # any process, or the web server restarted
+    assert Person.objects.get(name="李娜").mobile == "13900139000"
+    assert Person.objects.get(name="王芳").mobile == "13700137000"
+    assert keys.problems() == []
+
+
+def test_prune_waits_for_a_transaction_begun_before_the_rotation(own_keyring, xiehe, capsys, monkeypatch):
+    """A long import that began before the rotation may still save values under the old key when it commits: on
+    PostgreSQL --prune keeps the old keys while a transaction older than the ring's change is open."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite: the prune holds the write lock, no transaction is half-done meanwhile")
+    monkeypatch.setattr(keys, "PRUNE_AFTER", datetime.timedelta(0))
+    began, finish = threading.Event(), threading.Event()
+
+    def long_import():
+        try:
+            from django.db import transaction
+
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute("SELECT count(*) FROM customers_person")
+                began.set()
+                finish.wait(30)
+        finally:
+            connection.close()
+
+    importer = threading.Thread(target=long_import)
+    importer.start()
+    try:
+        assert began.wait(30)
+        time.sleep(0.05)
+        old_key = crypto.keyring().active
+        call_command("rotate_keys", "--prune")
+        assert old_key in ring_on_disk(own_keyring).keys
+        assert "1 database transaction that began before the key ring was changed is still open" in (
+            capsys.readouterr().err
+        )
+    finally:
+        finish.set()
+        importer.join()
+    call_command("rotate_keys", "--resume", "--prune")
+    assert old_key not in ring_on_disk(own_keyring).keys
+
+
+def test_a_running_process_saves_with_the_new_key_within_a_second_of_the_rotation(own_keyring, xiehe, admin_user):
+    """Until restarted, a process that loaded the ring before `rotate-keys` kept saving with the old key (the
+    procedure's restart step); every value it saved then needed another `--resume`. It now loads the changed
+    ring by itself."""
+    worker = crypto.keyring()
+    call_command("rotate_keys", stdout=io.StringIO())
+    new_key = ring_on_disk(own_keyring).active
+    crypto.install_keyring(worker, persist=False)  # the worker, started before the rotation
+    time.sleep(1.2)  # a little longer than crypto.RECHECK_SECONDS
+    services.create_person(admin_user, {"name": "王芳", "institution": xiehe, "mobile": "13700137000"})
+    assert mobile_of("王芳").startswith(f"e1:{new_key}:")
+
+
+def test_a_running_process_keeps_its_ring_when_the_file_is_damaged_meanwhile(own_keyring, xiehe, caplog):
+    """A ring file half-written by hand while the server runs does not take the server down: it keeps the ring it
+    has, says so in the log, and loads the file once it is whole again."""
+    in_use = crypto.keyring()
+    own_keyring.write_text("{")
+    time.sleep(1.2)
+    assert crypto.keyring() == in_use
+    assert Person.objects.get(name="张伟").mobile == "13800138000"
+    assert "cannot be used" in caplog.text
+    rotated = in_use.with_new_key()
+    own_keyring.write_text(rotated.to_json())
+    time.sleep(1.2)
+    assert crypto.keyring() == rotated

@@ -27,7 +27,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--prune",
             action="store_true",
-            help="Afterwards remove the keys that no stored value uses any more.",
+            help=(
+                "Afterwards remove the keys that no stored value uses any more; not within 5 minutes of a change of "
+                "the key ring, while running processes may still be writing with an old key."
+            ),
         )
         parser.add_argument("--batch", type=int, default=2000, help="Rows re-encrypted per transaction.")
 
@@ -119,6 +122,9 @@ class Command(BaseCommand):
             raise CommandError(
                 _("The key ring comes from %(source)s and cannot be changed from here.") % {"source": e}
             ) from None
+        except keys.PruneTooSoon as e:  # the rotation itself is done; pruning is only put off
+            self.stderr.write(str(e))
+            return
         if not gone:
             self.stdout.write(_("No key could be removed: every old key is still in use or there is none."))
             return

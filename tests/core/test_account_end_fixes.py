@@ -1,0 +1,151 @@
+"""Deactivating an account ends its web sessions and revokes its API tokens at once, audited, for good; a lockout
+after failed sign-ins blocks new sign-ins only."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.test import Client
+from rest_framework.test import APIClient
+
+from pharmacrm.core import audit
+from pharmacrm.core.models import ApiToken, AuditEntry, User
+from tests.conftest import PASSWORD
+
+A = AuditEntry.Action
+
+
+def signed_in(username: str) -> Client:
+    """A browser that signed in on the sign-in page, as the employee did in the morning."""
+    browser = Client(HTTP_ACCEPT_LANGUAGE="en")
+    response = browser.post("/accounts/login/", {"username": username, "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/", response.content[:300]
+    assert browser.get("/").status_code == 200
+    return browser
+
+
+def token_of(username: str) -> APIClient:
+    client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    response = client.post("/api/v1/auth/token/", {"username": username, "password": PASSWORD}, format="json")
+    assert response.status_code == 200, response.content
+    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    assert client.get("/api/v1/roles/").status_code == 200
+    return client
+
+
+def goes_to_sign_in(browser: Client) -> bool:
+    response = browser.get("/")
+    return response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_a_deactivated_employee_is_signed_out_everywhere_and_stays_out_when_reactivated(api_for, users):
+    """Deactivating a dismissed employee left their signed-in session in the database: the next request was
+    refused while the account was inactive, but reactivating it (a mistake undone, a rehire) brought the old
+    session back, in whatever browser still held it. Now the sessions end with the deactivation, for good."""
+    agent = users["agent"]
+    office, phone = signed_in("agent"), signed_in("agent")
+    script = token_of("agent")
+    admin = api_for("admin")
+
+    assert admin.delete(f"/api/v1/users/{agent.pk}/").status_code == 204
+
+    assert goes_to_sign_in(office) and goes_to_sign_in(phone)
+    assert script.get("/api/v1/roles/").status_code == 401
+    assert not ApiToken.objects.filter(user=agent).exists()
+    entry = AuditEntry.objects.filter(action=A.UPDATE, object_type="core.user", object_id=str(agent.pk)).get()
+    assert entry.changes["is_active"] == [True, False]
+    assert entry.actor == users["admin"]
+    assert entry.extra["sessions_ended"] is True and entry.extra["tokens_revoked"] == 1
+
+    version = User.objects.get(pk=agent.pk).version
+    response = admin.patch(f"/api/v1/users/{agent.pk}/", {"is_active": True, "version": version}, format="json")
+    assert response.status_code == 200, response.content
+
+    assert goes_to_sign_in(office) and goes_to_sign_in(phone)  # the old sessions stay ended
+    assert script.get("/api/v1/roles/").status_code == 401
+    signed_in("agent")  # the employee signs in again with the password
+    assert audit.verify().ok
+
+
+def test_deactivating_on_the_users_page_signs_the_user_out(users, client_for):
+    kam = users["kam"]
+    browser = signed_in("kam")
+    admin = client_for("admin")
+    page = admin.post(
+        f"/accounts/users/{kam.pk}/",
+        {"username": "kam", "roles": ["kam"], "teams": [t.pk for t in kam.teams.all()], "version": kam.version},
+    )  # is_active not ticked
+    assert page.status_code == 302, page.content[:500]
+    assert User.objects.get(pk=kam.pk).is_active is False
+    assert goes_to_sign_in(browser)
+    entry = AuditEntry.objects.filter(action=A.UPDATE, object_id=str(kam.pk)).get()
+    assert entry.extra["sessions_ended"] is True
+
+
+def test_an_account_deactivated_by_a_script_is_signed_out_and_audited(users):
+    """`pharmacrm shell` or a data fix that sets is_active and saves ends the sessions too, audited with the
+    operating-system account."""
+    rep = users["rep"]
+    browser = signed_in("rep")
+    script = token_of("rep")
+    rep.refresh_from_db()
+    rep.is_active = False
+    rep.save(update_fields=["is_active"])
+    assert goes_to_sign_in(browser)
+    assert script.get("/api/v1/roles/").status_code == 401
+    entry = AuditEntry.objects.filter(action=A.UPDATE, object_id=str(rep.pk)).get()
+    assert entry.actor_name.startswith("cli:") and entry.extra["sessions_ended"] is True
+    assert entry.extra["tokens_revoked"] == 1
+
+
+def test_a_lockout_by_someone_elses_failures_blocks_new_sign_ins_but_signs_nobody_out(users):
+    """Decision (docs/security.md): anyone may type wrong passwords for a user name, so the lockout they cause
+    must not sign the real user out — that would let an attacker throw anyone out of their work. It refuses new
+    sign-ins, web and token, until the cool-off ends or an administrator unlocks the account."""
+    at_work = signed_in("agent")
+    script = token_of("agent")
+    attacker = Client(HTTP_ACCEPT_LANGUAGE="en")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        attacker.post("/accounts/login/", {"username": "agent", "password": "wrong-password-123"})
+    assert AuditEntry.objects.filter(action=A.LOGIN_FAILED, actor_name="agent").count() == settings.AXES_FAILURE_LIMIT
+
+    refused = Client(HTTP_ACCEPT_LANGUAGE="en").post("/accounts/login/", {"username": "agent", "password": PASSWORD})
+    assert refused.status_code == 403 and b"Too many failed sign-in attempts" in refused.content
+    token = APIClient(HTTP_ACCEPT_LANGUAGE="en").post(
+        "/api/v1/auth/token/", {"username": "agent", "password": PASSWORD}, format="json"
+    )
+    assert token.status_code == 429
+
+    assert at_work.get("/").status_code == 200
+    assert script.get("/api/v1/roles/").status_code == 200
+
+
+def lock_out_by_an_attacker(username: str) -> None:
+    attacker = Client(HTTP_ACCEPT_LANGUAGE="en")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        attacker.post("/accounts/login/", {"username": username, "password": "wrong-password-123"})
+
+
+def test_one_typo_on_the_password_page_does_not_sign_out_a_user_whom_someone_else_locked_out(users):
+    """Someone's wrong passwords locked the account; the real user, still signed in, went to change the password
+    and mistyped the present one once: that one failure found the account locked and ended the session — the
+    attacker's failures signed the user out after all. The session now ends after its own wrong guesses only."""
+    at_work = signed_in("agent")
+    lock_out_by_an_attacker("agent")
+    new = "Qingdao-harbour-77"
+
+    typo = at_work.post("/accounts/password/", {"old_password": "typo", "new_password1": new, "new_password2": new})
+    assert typo.status_code == 400 and b"Your old password was entered incorrectly" in typo.content
+    assert at_work.get("/").status_code == 200
+
+    done = at_work.post("/accounts/password/", {"old_password": PASSWORD, "new_password1": new, "new_password2": new})
+    assert done.status_code == 302
+    assert at_work.get("/").status_code == 200
+    assert User.objects.get(username="agent").check_password(new)
+
+
+def test_a_session_guessing_the_present_password_still_ends_after_its_own_guesses(users):
+    at_work = signed_in("agent")
+    bad = {"old_password": "guess", "new_password1": "Qingdao-harbour-77", "new_password2": "Qingdao-harbour-77"}
+    codes = [at_work.post("/accounts/password/", bad).status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
+    assert codes == [400] * (settings.AXES_FAILURE_LIMIT - 1) + [403]
+    assert goes_to_sign_in(at_work)
