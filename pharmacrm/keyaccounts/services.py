@@ -546,11 +546,15 @@ def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_co
         if locked.status != ProposalStatus.SUBMITTED or locked.version != proposal.version:
             raise ValidationError(_("Someone decided on this proposal meanwhile. Reload the page."))
         if proposal.kind != ProposalKind.LIST and proposal.account_id:
-            # a de-listing closes the file: its account and plans in force are taken before the audit chain (the
-            # signature's entry), in the order team and plan changes (account, then the chain) and progress
-            # reports (plan, item, then the chain) take them — the other way round, they deadlocked on PostgreSQL
+            # a de-listing closes the file: its account, plans in force and agreements are taken before the audit
+            # chain (the signature's entry), in the order team and plan changes (account, then the chain), progress
+            # reports (plan, item, then the chain) and the worker's agreement expiry (agreement, then the chain)
+            # take them — the other way round, they deadlocked on PostgreSQL
             KeyAccount.objects.select_for_update().filter(pk=proposal.account_id).first()
             list(ServicePlan.objects.select_for_update().filter(account_id=proposal.account_id, status=PlanStatus.APPROVED)
+                 .order_by("pk").values_list("pk", flat=True))  # fmt: skip
+            list(Agreement.objects.select_for_update().filter(account_id=proposal.account_id)
+                 .filter(Q(status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED]) | Q(next_check_at__isnull=False))
                  .order_by("pk").values_list("pk", flat=True))  # fmt: skip
         sig = signatures.record(user, meaning, proposal, reason=comment,
                                 label=f"{proposal.number} {proposal.institution.name}")  # fmt: skip

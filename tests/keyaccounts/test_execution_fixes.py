@@ -306,3 +306,37 @@ def test_a_member_cannot_be_removed_from_a_closed_file(users, xiehe, staffed, ma
     answer = chinese.delete(f"/api/v1/keyaccounts/members/{support.pk}/")
     assert answer.status_code == 400 and "该客户已移出重点客户。" in str(answer.json())
     assert TeamMember.objects.filter(pk__in=[expert.pk, support.pk]).count() == 2
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_agreement_expiring_while_the_account_is_delisted_does_not_deadlock(users, xiehe, with_plan,
+                                                                               make_proposal, manager2, monkeypatch):  # fmt: skip
+    """The worker expires a signed agreement (the agreement locked, its audit entry next) while a manager de-lists the
+    account: the de-listing took the audit chain and then waited for the agreement to end it — a deadlock, the worker
+    or the de-listing failed. Now the de-listing waits for the agreement first, and finds it expired."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pharmacrm.keyaccounts.choices import AgreementStatus
+    from pharmacrm.keyaccounts.models import Agreement
+
+    from .programme_fixtures import tiny_pdf
+
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
+                                            end_date=today + dt.timedelta(days=30))  # fmt: skip
+    services.record_signed(users["kam"], Agreement.objects.get(pk=agreement.pk), signed_date=today,
+                           upload=SimpleUploadedFile("signed.pdf", tiny_pdf(), content_type="application/pdf"))  # fmt: skip
+    proposal = make_proposal(xiehe, kind="delist")
+    code, after_the_end = sign_code(manager2), timezone.now() + dt.timedelta(days=32)
+
+    errors = _paused_before_its_audit_entry(
+        monkeypatch,
+        lambda: services.sweep_agreements(now=after_the_end),
+        lambda: services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=code),
+    )
+
+    assert errors == []
+    assert KeyAccount.objects.get(pk=account.pk).status == AccountStatus.DELISTED
+    assert Agreement.objects.get(pk=agreement.pk).status == AgreementStatus.EXPIRED  # over already: not "ended"
