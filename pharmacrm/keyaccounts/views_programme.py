@@ -681,8 +681,10 @@ def member_remove(request, pk: int, member_pk: int):
         .select_related("user", "account__team")
         .first()
     )
-    if member is None:
-        raise Http404(_("No such team member."))
+    if member is None:  # removed already (the button clicked twice, or by someone else): the team as it is now
+        services.require_manage(request.user, account)
+        messages.error(request, _("No such team member."))
+        return _back(account, "team")
     try:
         services.remove_member(request.user, member)
     except ValidationError as e:
@@ -713,18 +715,25 @@ def plan_start(request, pk: int):
     return _account_page(request, account, 400, start_form=form, open_section="plan")
 
 
-def _draft_or_404(account: KeyAccount) -> ServicePlan:
-    draft = services.open_plan(account)
-    if draft is None:
-        raise Http404(_("This account has no draft plan."))
-    return draft
+def _plan_gone(request, account: KeyAccount, message: str, *, deciding: bool = False) -> HttpResponse:
+    """A form about the draft sent when there is none any more — sent twice (the first approved or submitted it),
+    or from a page opened before someone else decided it: the plan as it is now, with why nothing was done, not a
+    "page not found". Who could not have made the change at all is still refused as such."""
+    if deciding:
+        access.require(request.user, Cap.APPROVE_KEY_ACCOUNTS)
+    else:
+        services.require_manage(request.user, account)
+    messages.error(request, message)
+    return _back(account, "plan")
 
 
 @login_required
 @require_POST
 def plan_edit(request, pk: int):
     account = _account_or_404(request.user, pk)
-    draft = _draft_or_404(account)
+    draft = services.open_plan(account)
+    if draft is None:
+        return _plan_gone(request, account, _("This account has no draft plan."))
     form = PlanEditForm(request.POST, prefix="planedit")
     if form.is_valid():
         d = form.cleaned_data
@@ -743,7 +752,9 @@ def plan_edit(request, pk: int):
 @require_POST
 def item_add(request, pk: int):
     account = _account_or_404(request.user, pk)
-    draft = _draft_or_404(account)
+    draft = services.open_plan(account)
+    if draft is None:
+        return _plan_gone(request, account, _("This account has no draft plan."))
     form = ItemForm(request.POST, account=account, prefix="item")
     if form.is_valid():
         try:
@@ -789,6 +800,11 @@ def item_edit(request, pk: int, item_pk: int):
 @require_POST
 def item_delete(request, pk: int, item_pk: int):
     account = _account_or_404(request.user, pk)
+    if not PlanItem.objects.filter(pk=item_pk, plan__account=account).exists():
+        # deleted already (the button clicked twice, or by someone else): the plan as it is now
+        services.require_manage(request.user, account)
+        messages.error(request, _("No such service item."))
+        return _back(account, "plan")
     item = _item_or_404(account, item_pk)
     version = request.POST.get("version", "")  # the item's version the page showed
     version = int(version) if version.isdecimal() and len(version) < 10 else None
@@ -834,7 +850,9 @@ def item_progress(request, pk: int, item_pk: int):
 @require_POST
 def plan_submit(request, pk: int):
     account = _account_or_404(request.user, pk)
-    draft = _draft_or_404(account)
+    draft = services.open_plan(account)
+    if draft is None:
+        return _plan_gone(request, account, _("This account has no draft plan."))
     form = SubmitForm(request.POST, prefix="plansubmit")
     if form.is_valid():
         try:
@@ -853,7 +871,9 @@ def plan_submit(request, pk: int):
 @require_POST
 def plan_decide(request, pk: int):
     account = _account_or_404(request.user, pk)
-    draft = _draft_or_404(account)
+    draft = services.open_plan(account)
+    if draft is None:  # decided already (the decision sent twice): the plan in force shows the outcome
+        return _plan_gone(request, account, _("This plan is not waiting for a decision."), deciding=True)
     form = DecisionForm(request.POST, prefix="plandecision")
     if form.is_valid():
         d = form.cleaned_data

@@ -340,3 +340,49 @@ def test_an_agreement_expiring_while_the_account_is_delisted_does_not_deadlock(u
     assert errors == []
     assert KeyAccount.objects.get(pk=account.pk).status == AccountStatus.DELISTED
     assert Agreement.objects.get(pk=agreement.pk).status == AgreementStatus.EXPIRED  # over already: not "ended"
+
+
+# --- 4. a form sent twice answers with the page as it is now, not "page not found" ----------------------------
+
+
+def _followed(client, response) -> str:
+    assert response.status_code == 302
+    return client.get(response["Location"], **EN).content.decode()
+
+
+def test_an_approval_sent_twice_shows_the_plan_in_force_not_a_missing_page(users, xiehe, with_plan, client_for):
+    """A double click (or the browser's "send again") on the plan decision: the first approved version 2, the second
+    found no draft and answered 404 "This account has no draft plan." — the manager saw an error page after a
+    successful approval. Now it shows the plan with "This plan is not waiting for a decision."."""
+    account, _first = with_plan(xiehe)
+    second = services.start_plan(users["kam"], account)
+    services.submit_plan(users["kam"], second)
+    second.refresh_from_db()
+    manager = client_for("manager")
+    url = reverse("keyaccounts:plan-decide", args=[account.pk])
+    data = {"plandecision-decision": "approve", "plandecision-comment": "", "plandecision-otp_code": sign_code(users["manager"]),
+            "plandecision-version": second.version}  # fmt: skip
+    assert manager.post(url, data, **EN).status_code == 302
+    again = manager.post(url, data, **EN)
+    page = _followed(manager, again)
+    assert "This plan is not waiting for a decision." in page and 'id="plan-in-force" data-version="2"' in page
+    assert ServicePlan.objects.get(pk=second.pk).status == PlanStatus.APPROVED
+    submit = manager.post(reverse("keyaccounts:plan-submit", args=[account.pk]), {"plansubmit-version": 1}, **EN)
+    assert "This account has no draft plan." in _followed(manager, submit)
+
+
+def test_a_removal_or_deletion_sent_twice_shows_the_page_not_a_missing_page(users, xiehe, staffed, client_for):
+    account = staffed(xiehe)
+    expert = TeamMember.objects.get(account=account, user=users["expert"])
+    manager = client_for("manager")
+    url = reverse("keyaccounts:member-remove", args=[account.pk, expert.pk])
+    assert "left the service team" in _followed(manager, manager.post(url, **EN))
+    assert "No such team member." in _followed(manager, manager.post(url, **EN))
+
+    draft = services.start_plan(users["kam"], account)
+    item = services.save_item(users["kam"], draft, {"area": PlanArea.SUPPLY, "title": "急救药品 24 小时供应",
+                                                    "standard": "24 小时到货", "owner": users["kam"],
+                                                    "deadline": timezone.localdate() + dt.timedelta(days=9)})  # fmt: skip
+    url = reverse("keyaccounts:item-delete", args=[account.pk, item.pk])
+    assert "The service item was deleted." in _followed(manager, manager.post(url, {"version": item.version}, **EN))
+    assert "No such service item." in _followed(manager, manager.post(url, {"version": item.version}, **EN))
