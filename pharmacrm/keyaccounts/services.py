@@ -897,6 +897,7 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
     with transaction.atomic():
         # the owner is still in the team: not removed since they were checked (remove_member takes the same lock)
         KeyAccount.objects.select_for_update().filter(pk=plan.account_id).first()
+        require_active(plan.account)  # as it is now: de-listed since the form was checked, the item is refused
         if not TeamMember.objects.filter(account_id=plan.account_id, user=clean["owner"]).exists():
             raise ValidationError({"owner": [_("The owner must be a member of the account's service team.")]})
         if item is None:
@@ -1011,6 +1012,7 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
         # are carried into the new version, not sent again from it.
         list(plan.account.plans.select_for_update().filter(Q(pk=plan.pk) | Q(status=PlanStatus.APPROVED))
              .order_by("pk").values_list("pk", flat=True))  # fmt: skip
+        require_active(plan.account)  # de-listed while this waited for the plans (the de-listing takes them too)
         sig = signatures.record(user, meaning, plan, reason=comment,
                                 label=f"{plan.account.number} v{plan.version_number}")  # fmt: skip
         old = plan.status

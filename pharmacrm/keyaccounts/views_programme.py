@@ -213,10 +213,10 @@ PERIOD_SHOWN = 40  # characters of a period that is none, shown back in its fiel
 def _scorecard_period(request) -> tuple[str, str]:
     """The period a scorecard page shows: ?period= (a quarter or a year), by default the last quarter that is
     over (the quarter running has no evaluations yet); and the message when it is not a period."""
-    period = request.GET.get("period") or services.previous_quarter(timezone.localdate())
     # read whole: cut to six characters, 2026Q34 showed 2026Q3's cards as if asked for; shown back (within reason)
-    # with the message, so that the user sees what was not a period
-    period = services.period_label(period)[:PERIOD_SHOWN]
+    # with the message, so that the user sees what was not a period. A field left empty (or blank) is the default.
+    period = services.period_label(request.GET.get("period")) or services.previous_quarter(timezone.localdate())
+    period = period[:PERIOD_SHOWN]
     try:
         services.period_bounds(period, ended=False)
     except ValidationError as e:

@@ -256,6 +256,15 @@ def test_a_full_width_period_is_still_read_as_that_period(users, xiehe, staffed,
     assert 'value="2026Q3"' in html and 'id="scorecards"' in html and "Write the period" not in html
 
 
+def test_a_period_field_left_blank_shows_the_last_quarter_that_is_over(users, xiehe, staffed, client_for):
+    """A blank field (a space typed, full-width or not) was read as a period and named as none; now it is the
+    page's default, as an empty field is."""
+    staffed(xiehe)
+    default = services.previous_quarter(timezone.localdate())
+    html = client_for("manager").get(reverse("keyaccounts:scorecards"), {"period": " \u3000"}, **EN).content.decode()
+    assert f'value="{default}"' in html and "Write the period" not in html and 'id="scorecards"' in html
+
+
 def test_the_account_reviews_api_refuses_a_period_that_is_none(users, xiehe, with_plan, api_client):
     """GET /api/v1/keyaccounts/account-reviews/?period=2026Q34 answered an empty list (read as "no evaluation"),
     where the evaluations and scorecards APIs answer 400 under `period`."""
@@ -386,3 +395,33 @@ def test_a_removal_or_deletion_sent_twice_shows_the_page_not_a_missing_page(user
     url = reverse("keyaccounts:item-delete", args=[account.pk, item.pk])
     assert "The service item was deleted." in _followed(manager, manager.post(url, {"version": item.version}, **EN))
     assert "No such service item." in _followed(manager, manager.post(url, {"version": item.version}, **EN))
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_plan_approved_while_the_account_is_delisted_is_refused(users, xiehe, with_plan, make_proposal, manager2):
+    """One manager de-lists the account while another approves its next plan version: the approval checked the file
+    before the de-listing committed and put version 2 in force on a closed file (its items' clocks started for a
+    customer no longer served). Now the approval, having waited for the de-listing, is refused with its message."""
+    from django.core.exceptions import ValidationError
+
+    from tests.concurrency import held_while
+
+    account, second, _later = _version_two_waiting(users, xiehe, with_plan)
+    proposal = make_proposal(xiehe, kind="delist")
+    delist_code, approve_code, refused = sign_code(manager2), sign_code(users["manager"]), []
+
+    def approve():
+        try:
+            with translation.override("en"):
+                services.decide_plan(users["manager"], ServicePlan.objects.get(pk=second.pk), approve=True,
+                                     otp_code=approve_code)  # fmt: skip
+        except ValidationError as e:
+            refused.extend(e.messages)
+
+    held_while(lambda: services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=delist_code),
+               approve)  # fmt: skip
+
+    assert refused == ["This key account has been de-listed."]
+    assert ServicePlan.objects.get(pk=second.pk).status == PlanStatus.SUBMITTED
+    assert not PlanItem.objects.filter(plan__account=account, next_check_at__isnull=False).exists()
