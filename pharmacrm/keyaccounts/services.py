@@ -1571,6 +1571,11 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 digest.update(block)
                 out.write(block)
         with transaction.atomic():
+            # the account first, as the de-listing takes it before the agreements: taking this agreement and then the
+            # earlier ones it renews, against a de-listing ending them in the other order, deadlocked on PostgreSQL.
+            # Under it the file is read as it is now: de-listed meanwhile, the signing is refused.
+            KeyAccount.objects.select_for_update().filter(pk=agreement.account_id).first()
+            require_active(agreement.account)
             # the reminder the worker may have sent since the page was read (it leaves the version alone): the
             # clock goes on from the row as it is now, under its lock
             agreement.renewal_notified_at = (

@@ -425,3 +425,44 @@ def test_a_plan_approved_while_the_account_is_delisted_is_refused(users, xiehe, 
     assert refused == ["This key account has been de-listed."]
     assert ServicePlan.objects.get(pk=second.pk).status == PlanStatus.SUBMITTED
     assert not PlanItem.objects.filter(plan__account=account, next_check_at__isnull=False).exists()
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_renewal_signed_while_the_account_is_delisted_does_not_deadlock(users, xiehe, with_plan, make_proposal,
+                                                                          manager2, monkeypatch):  # fmt: skip
+    """The key-account manager records the signed renewal (it takes the renewal, then the agreement it renews) while a
+    manager de-lists the account (taking the agreements to end them, the earlier first): each waited for the other
+    and PostgreSQL failed one of them. Now the signing takes the account first, as the de-listing does: the renewal
+    is recorded, then the de-listing ends it."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pharmacrm.keyaccounts.choices import AgreementStatus
+    from pharmacrm.keyaccounts.models import Agreement
+
+    from .programme_fixtures import tiny_pdf
+
+    def upload():
+        return SimpleUploadedFile("signed.pdf", tiny_pdf(), content_type="application/pdf")
+
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    current = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
+                                          end_date=today + dt.timedelta(days=30))  # fmt: skip
+    services.record_signed(users["kam"], Agreement.objects.get(pk=current.pk), signed_date=today, upload=upload())
+    renewal = services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=31),
+                                          end_date=today + dt.timedelta(days=395))  # fmt: skip
+    proposal = make_proposal(xiehe, kind="delist")
+    code, scan = sign_code(manager2), upload()
+
+    errors = _paused_after(
+        monkeypatch, services, "_save_versioned",
+        lambda: services.record_signed(users["kam"], Agreement.objects.get(pk=renewal.pk), signed_date=today,
+                                       upload=scan),
+        lambda: services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=code),
+    )  # fmt: skip
+
+    assert errors == []
+    assert KeyAccount.objects.get(pk=account.pk).status == AccountStatus.DELISTED
+    assert Agreement.objects.get(pk=current.pk).status == AgreementStatus.RENEWED
+    assert Agreement.objects.get(pk=renewal.pk).status == AgreementStatus.ENDED
