@@ -475,6 +475,9 @@ class AccountReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Sc
         if self.action == "list" and not getattr(self, "swagger_fake_view", False):
             period = _query(self, ReviewQuery).get("period")
             if period:
+                # what is no period (2026Q34, 2026-Q3) is a 400 under `period`, as the evaluations API answers, not an
+                # empty list that reads as "no evaluations"
+                services.period_bounds(period, ended=False)
                 qs = qs.filter(period=services.period_label(period))
         return qs
 

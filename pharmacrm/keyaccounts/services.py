@@ -545,6 +545,17 @@ def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_co
         locked = Proposal.objects.select_for_update().get(pk=proposal.pk)
         if locked.status != ProposalStatus.SUBMITTED or locked.version != proposal.version:
             raise ValidationError(_("Someone decided on this proposal meanwhile. Reload the page."))
+        if proposal.kind != ProposalKind.LIST and proposal.account_id:
+            # a de-listing closes the file: its account, plans in force and agreements are taken before the audit
+            # chain (the signature's entry), in the order team and plan changes (account, then the chain), progress
+            # reports (plan, item, then the chain) and the worker's agreement expiry (agreement, then the chain)
+            # take them — the other way round, they deadlocked on PostgreSQL
+            KeyAccount.objects.select_for_update().filter(pk=proposal.account_id).first()
+            list(ServicePlan.objects.select_for_update().filter(account_id=proposal.account_id, status=PlanStatus.APPROVED)
+                 .order_by("pk").values_list("pk", flat=True))  # fmt: skip
+            list(Agreement.objects.select_for_update().filter(account_id=proposal.account_id)
+                 .filter(Q(status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED]) | Q(next_check_at__isnull=False))
+                 .order_by("pk").values_list("pk", flat=True))  # fmt: skip
         sig = signatures.record(user, meaning, proposal, reason=comment,
                                 label=f"{proposal.number} {proposal.institution.name}")  # fmt: skip
         proposal.status = ProposalStatus.APPROVED if approve else ProposalStatus.REJECTED
@@ -685,6 +696,7 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
         raise ValidationError(errors)
     with transaction.atomic():
         KeyAccount.objects.select_for_update().filter(pk=account.pk).first()  # two additions: one after the other
+        require_active(account)  # as it is now: de-listed since the page was read, the addition is refused
         if role == TeamRole.PROJECT_MANAGER:
             # one project manager leads an account: handing it over is removing the current one first
             current = (TeamMember.objects.filter(account=account, role=TeamRole.PROJECT_MANAGER)
@@ -720,6 +732,9 @@ def remove_member(user, member: TeamMember) -> None:
         # one change of the team and its items at a time (save_item takes the same lock): an item given to this
         # member while they are removed is either seen here or refused there, never owned by someone outside
         KeyAccount.objects.select_for_update().filter(pk=account.pk).first()
+        # a closed file is kept as it was: its team is the one that served the customer (read under the lock, so
+        # that a removal sent while the account is de-listed is refused too)
+        require_active(account)
         # items of a superseded version can no longer be handed over: only the plan in force and the draft count;
         # a member who stays in the team in another role keeps delivering theirs
         owned = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM)
@@ -882,6 +897,7 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
     with transaction.atomic():
         # the owner is still in the team: not removed since they were checked (remove_member takes the same lock)
         KeyAccount.objects.select_for_update().filter(pk=plan.account_id).first()
+        require_active(plan.account)  # as it is now: de-listed since the form was checked, the item is refused
         if not TeamMember.objects.filter(account_id=plan.account_id, user=clean["owner"]).exists():
             raise ValidationError({"owner": [_("The owner must be a member of the account's service team.")]})
         if item is None:
@@ -988,14 +1004,23 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
     signatures.verify(user, otp_code, meaning, plan)
     now = timezone.now()
     with transaction.atomic():
+        # The plans first — the one decided and the one in force — then the audit chain (the signature's entry):
+        # the order in which progress reports (update_progress) and the worker's overdue sweep take them. Taken the
+        # other way round, a progress report holding the plan in force and waiting for the audit chain, and this
+        # approval holding the chain and waiting for the plan, deadlocked on PostgreSQL. Held from here on, the
+        # plan in force is read as it is once a sweep recording its overdue alerts has committed: the alerts
+        # are carried into the new version, not sent again from it.
+        list(plan.account.plans.select_for_update().filter(Q(pk=plan.pk) | Q(status=PlanStatus.APPROVED))
+             .order_by("pk").values_list("pk", flat=True))  # fmt: skip
+        require_active(plan.account)  # de-listed while this waited for the plans (the de-listing takes them too)
         sig = signatures.record(user, meaning, plan, reason=comment,
                                 label=f"{plan.account.number} v{plan.version_number}")  # fmt: skip
         old = plan.status
         plan.status = PlanStatus.APPROVED if approve else PlanStatus.REJECTED
         plan.decided_by, plan.decided_at, plan.decision_comment, plan.signature = user, now, comment, sig
         if approve:
-            # locked: progress reported on it meanwhile is either carried over or refused, never lost
-            in_force = plan.account.plans.select_for_update().filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk).first()
+            # locked (above): progress reported on it meanwhile is either carried over or refused, never lost
+            in_force = plan.account.plans.filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk).first()
             if in_force is not None:
                 _carry_progress(in_force, plan)
             for previous in plan.account.plans.filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk):
@@ -1144,6 +1169,7 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
         if not ServicePlan.objects.select_for_update().filter(pk=item.plan_id, status=PlanStatus.APPROVED).exists():
             raise ValidationError(_("A new version of this service plan came into force meanwhile: report the "
                                     "progress on it."))  # fmt: skip
+        require_active(item.plan.account)  # de-listed while this report waited for the plan: the file is closed
         _save_versioned(item, ["status", "progress", "progress_note", "completed_at", "next_check_at"], item.version)
         audit.record(A.UPDATE, item, user=user, changes=audit.diff(before, {"status": item.status, "progress": item.progress}))
     return item
@@ -1157,8 +1183,14 @@ def sweep_plan_items(now: dt.datetime | None = None, limit: int = 500) -> int:
     told = 0
     for item in PlanItem.objects.filter(pk__in=ids).select_related("plan__account__institution", "owner"):
         with transaction.atomic():
+            # the item's plan first, then the item: the order of decide_plan (and of progress reports). A new version
+            # approved meanwhile waits here until this alert is recorded, then carries it over (the item is not
+            # alerted again from the new version); one approved first has superseded this plan, whose items are
+            # no longer watched (the new version's copy is alerted instead). Nothing here takes the audit chain,
+            # which decide_plan takes after the plans.
+            plan_status = ServicePlan.objects.select_for_update().values_list("status", flat=True).get(pk=item.plan_id)
             fresh = PlanItem.objects.select_for_update().get(pk=item.pk)
-            due = (fresh.status in OPEN_ITEM and fresh.plan.status == PlanStatus.APPROVED
+            due = (fresh.status in OPEN_ITEM and plan_status == PlanStatus.APPROVED
                    and fresh.plan.account.status == AccountStatus.ACTIVE and fresh.overdue_notified_at is None)  # fmt: skip
             if due and fresh.deadline < timezone.localtime(now).date():
                 account = item.plan.account
@@ -1539,6 +1571,11 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
                 digest.update(block)
                 out.write(block)
         with transaction.atomic():
+            # the account first, as the de-listing takes it before the agreements: taking this agreement and then the
+            # earlier ones it renews, against a de-listing ending them in the other order, deadlocked on PostgreSQL.
+            # Under it the file is read as it is now: de-listed meanwhile, the signing is refused.
+            KeyAccount.objects.select_for_update().filter(pk=agreement.account_id).first()
+            require_active(agreement.account)
             # the reminder the worker may have sent since the page was read (it leaves the version alone): the
             # clock goes on from the row as it is now, under its lock
             agreement.renewal_notified_at = (

@@ -207,11 +207,16 @@ def may_open_member_page(viewer, person_pk: int) -> bool:
     )
 
 
+PERIOD_SHOWN = 40  # characters of a period that is none, shown back in its field with the message
+
+
 def _scorecard_period(request) -> tuple[str, str]:
     """The period a scorecard page shows: ?period= (a quarter or a year), by default the last quarter that is
     over (the quarter running has no evaluations yet); and the message when it is not a period."""
-    period = request.GET.get("period") or services.previous_quarter(timezone.localdate())
-    period = services.period_label(period)[:6]
+    # read whole: cut to six characters, 2026Q34 showed 2026Q3's cards as if asked for; shown back (within reason)
+    # with the message, so that the user sees what was not a period. A field left empty (or blank) is the default.
+    period = services.period_label(request.GET.get("period")) or services.previous_quarter(timezone.localdate())
+    period = period[:PERIOD_SHOWN]
     try:
         services.period_bounds(period, ended=False)
     except ValidationError as e:
@@ -676,8 +681,10 @@ def member_remove(request, pk: int, member_pk: int):
         .select_related("user", "account__team")
         .first()
     )
-    if member is None:
-        raise Http404(_("No such team member."))
+    if member is None:  # removed already (the button clicked twice, or by someone else): the team as it is now
+        services.require_manage(request.user, account)
+        messages.error(request, _("No such team member."))
+        return _back(account, "team")
     try:
         services.remove_member(request.user, member)
     except ValidationError as e:
@@ -708,18 +715,25 @@ def plan_start(request, pk: int):
     return _account_page(request, account, 400, start_form=form, open_section="plan")
 
 
-def _draft_or_404(account: KeyAccount) -> ServicePlan:
-    draft = services.open_plan(account)
-    if draft is None:
-        raise Http404(_("This account has no draft plan."))
-    return draft
+def _plan_gone(request, account: KeyAccount, message: str, *, deciding: bool = False) -> HttpResponse:
+    """A form about the draft sent when there is none any more — sent twice (the first approved or submitted it),
+    or from a page opened before someone else decided it: the plan as it is now, with why nothing was done, not a
+    "page not found". Who could not have made the change at all is still refused as such."""
+    if deciding:
+        access.require(request.user, Cap.APPROVE_KEY_ACCOUNTS)
+    else:
+        services.require_manage(request.user, account)
+    messages.error(request, message)
+    return _back(account, "plan")
 
 
 @login_required
 @require_POST
 def plan_edit(request, pk: int):
     account = _account_or_404(request.user, pk)
-    draft = _draft_or_404(account)
+    draft = services.open_plan(account)
+    if draft is None:
+        return _plan_gone(request, account, _("This account has no draft plan."))
     form = PlanEditForm(request.POST, prefix="planedit")
     if form.is_valid():
         d = form.cleaned_data
@@ -738,7 +752,9 @@ def plan_edit(request, pk: int):
 @require_POST
 def item_add(request, pk: int):
     account = _account_or_404(request.user, pk)
-    draft = _draft_or_404(account)
+    draft = services.open_plan(account)
+    if draft is None:
+        return _plan_gone(request, account, _("This account has no draft plan."))
     form = ItemForm(request.POST, account=account, prefix="item")
     if form.is_valid():
         try:
@@ -784,6 +800,11 @@ def item_edit(request, pk: int, item_pk: int):
 @require_POST
 def item_delete(request, pk: int, item_pk: int):
     account = _account_or_404(request.user, pk)
+    if not PlanItem.objects.filter(pk=item_pk, plan__account=account).exists():
+        # deleted already (the button clicked twice, or by someone else): the plan as it is now
+        services.require_manage(request.user, account)
+        messages.error(request, _("No such service item."))
+        return _back(account, "plan")
     item = _item_or_404(account, item_pk)
     version = request.POST.get("version", "")  # the item's version the page showed
     version = int(version) if version.isdecimal() and len(version) < 10 else None
@@ -829,7 +850,9 @@ def item_progress(request, pk: int, item_pk: int):
 @require_POST
 def plan_submit(request, pk: int):
     account = _account_or_404(request.user, pk)
-    draft = _draft_or_404(account)
+    draft = services.open_plan(account)
+    if draft is None:
+        return _plan_gone(request, account, _("This account has no draft plan."))
     form = SubmitForm(request.POST, prefix="plansubmit")
     if form.is_valid():
         try:
@@ -848,7 +871,9 @@ def plan_submit(request, pk: int):
 @require_POST
 def plan_decide(request, pk: int):
     account = _account_or_404(request.user, pk)
-    draft = _draft_or_404(account)
+    draft = services.open_plan(account)
+    if draft is None:  # decided already (the decision sent twice): the plan in force shows the outcome
+        return _plan_gone(request, account, _("This plan is not waiting for a decision."), deciding=True)
     form = DecisionForm(request.POST, prefix="plandecision")
     if form.is_valid():
         d = form.cleaned_data
