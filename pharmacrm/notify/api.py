@@ -10,7 +10,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core.api_utils import HasCapability, optional_version, settings_version
+from pharmacrm.core.api_utils import HasCapability, StrictBooleanFilter, optional_version, settings_version
 from pharmacrm.core.roles import Cap
 
 from . import services
@@ -86,7 +86,7 @@ class UnreadSerializer(serializers.Serializer):
 
 
 class NotificationFilter(django_filters.FilterSet):
-    unread = django_filters.BooleanFilter(
+    unread = StrictBooleanFilter(
         field_name="read_at", lookup_expr="isnull", label="Only unread (true) or only read (false)."
     )
     kind = django_filters.CharFilter()

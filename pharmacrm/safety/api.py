@@ -42,6 +42,7 @@ from pharmacrm.core.api_utils import (
     DateTimeFilter,
     FileNegotiation,
     HasCapability,
+    StrictBooleanFilter,
     clean_text,
     expected_version,
     shipped_label_field,
@@ -429,8 +430,8 @@ def case_response(request, case: SafetyCase, code: int = 200, *, purpose: str = 
 
 
 class CaseFilter(django_filters.FilterSet):
-    valid = django_filters.BooleanFilter(help_text="true: cases with all four minimum criteria.")
-    serious = django_filters.BooleanFilter()
+    valid = StrictBooleanFilter(help_text="true: cases with all four minimum criteria.")
+    serious = StrictBooleanFilter()
     kind = django_filters.ChoiceFilter(choices=CaseKind.choices)
     status = django_filters.ChoiceFilter(choices=CaseStatus.choices)
     number = django_filters.CharFilter(max_length=20)
@@ -1188,7 +1189,7 @@ class ReportingRuleSerializer(serializers.ModelSerializer):
 
 class ReportingRuleFilter(django_filters.FilterSet):
     jurisdiction = django_filters.ChoiceFilter(choices=Jurisdiction.choices)
-    active = django_filters.BooleanFilter()
+    active = StrictBooleanFilter()
 
     class Meta:
         model = ReportingRule

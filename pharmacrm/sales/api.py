@@ -31,7 +31,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pharmacrm.core.api_utils import HasCapability, validation_detail
+from pharmacrm.core.api_utils import HasCapability, StrictBooleanFilter, validation_detail
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import importer as base
 from pharmacrm.customers.models import ImportJob, Institution
@@ -81,30 +81,6 @@ class OrderLineSerializer(serializers.ModelSerializer):
             "paid_date", "paid_amount", "outstanding", "imported_at",
         ]  # fmt: skip
         read_only_fields = fields
-
-
-class StrictBooleanField(forms.NullBooleanField):
-    """true / false (also 1 / 0, yes / no); anything else is refused by name instead of read as "not given"."""
-
-    widget = forms.TextInput
-    TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-    def to_python(self, value):
-        text = str(value).strip().lower() if value is not None else ""
-        if not text:
-            return None
-        if text in self.TRUE:
-            return True
-        if text in self.FALSE:
-            return False
-        raise forms.ValidationError(_("Enter true or false."), code="invalid")
-
-    def validate(self, value):
-        pass
-
-
-class StrictBooleanFilter(django_filters.BooleanFilter):
-    field_class = StrictBooleanField
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "description": "The customer's (institution's) id: only "

@@ -35,6 +35,7 @@ from pharmacrm.core.api_utils import (
     DateField,
     DateTimeFilter,
     HasCapability,
+    StrictBooleanFilter,
     clean_text,
     expected_version,
     optional_version,
@@ -607,7 +608,7 @@ class TicketCategorySerializer(serializers.ModelSerializer):
 
 
 class TicketCategoryFilter(django_filters.FilterSet):
-    active = django_filters.BooleanFilter()
+    active = StrictBooleanFilter()
 
     class Meta:
         model = TicketCategory
@@ -699,7 +700,7 @@ class SlaPolicySerializer(serializers.ModelSerializer):
 
 
 class SlaPolicyFilter(django_filters.FilterSet):
-    active = django_filters.BooleanFilter()
+    active = StrictBooleanFilter()
 
     class Meta:
         model = SlaPolicy

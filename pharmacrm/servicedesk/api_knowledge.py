@@ -20,7 +20,13 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
 
 from pharmacrm.core import access
-from pharmacrm.core.api_utils import HasCapability, clean_text, expected_version, versioned
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    StrictBooleanFilter,
+    clean_text,
+    expected_version,
+    versioned,
+)
 from pharmacrm.core.roles import Cap
 
 from . import knowledge
@@ -65,7 +71,7 @@ class ProductFilter(django_filters.FilterSet):
         help_text="Brand name, generic name, approval number or strength; several words (氨氯地平 5mg) must each be "
         "found, as in the catalogue page.",
     )
-    active = django_filters.BooleanFilter()
+    active = StrictBooleanFilter()
 
     class Meta:
         model = Product
@@ -185,7 +191,7 @@ class RenderedSerializer(serializers.Serializer):
 
 
 class AnswerTemplateFilter(django_filters.FilterSet):
-    active = django_filters.BooleanFilter()
+    active = StrictBooleanFilter()
     language = django_filters.CharFilter()
     category = django_filters.CharFilter(field_name="category__code")
 
