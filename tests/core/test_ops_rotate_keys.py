@@ -480,11 +480,10 @@ def test_a_process_started_before_a_rotation_loses_no_value_to_prune(own_keyring
     assert keys.problems() == []
 
 
+@pytest.mark.postgresql  # on SQLite the prune holds the write lock: no transaction is half-done meanwhile
 def test_prune_waits_for_a_transaction_begun_before_the_rotation(own_keyring, xiehe, capsys, monkeypatch):
     """A long import that began before the rotation may still save values under the old key when it commits: on
     PostgreSQL --prune keeps the old keys while a transaction older than the ring's change is open."""
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite: the prune holds the write lock, no transaction is half-done meanwhile")
     monkeypatch.setattr(keys, "PRUNE_AFTER", datetime.timedelta(0))
     began, finish = threading.Event(), threading.Event()
 
