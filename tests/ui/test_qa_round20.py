@@ -28,7 +28,7 @@ def test_a_safety_cases_follow_up_task_and_first_version_read_in_the_readers_lan
 
     page = client_for("pv").get(f"/safety/cases/{case.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
-    assert "Collect the missing information: the reporter&#x27;s name, contact or institution" in page
+    assert "Collect the missing information: the reporter&#x27;s name, contact, institution or qualification" in page
     assert "Initial report" in page
     assert "报告者" not in page and "首次报告" not in page and "请补充" not in page
 
