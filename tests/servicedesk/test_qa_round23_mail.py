@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import email.utils
-import time
 from email.message import EmailMessage
 
 import pytest
@@ -19,19 +18,14 @@ from pharmacrm.servicedesk.choices import Delivery, MessageKind
 from pharmacrm.servicedesk.models import Ticket, TicketMessage
 from tests import mailservers
 from tests.mailservers import ascii_smtp_server, imap_server, mail_settings, smtp_server, smtputf8_server  # noqa: F401
+from tests.servicedesk.test_public_form import form_data
 
 CUSTOMER, SERVICE = mailservers.CUSTOMER, mailservers.SERVICE
 
 
 def _form(**overrides) -> dict:
-    data = {
-        "name": "王小明", "phone": "", "email": CUSTOMER, "institution": "北京协和医院",
-        "category": "drug_info", "product": "", "batch_number": "", "subject": "用法咨询",
-        "description": "请问这个药饭前还是饭后吃？", "website": "", "stamp": public.form_stamp(at=time.time() - 10),
-        "privacy": "on",
-    }  # fmt: skip
-    data.update(overrides)
-    return data
+    """The public form's data (test_public_form's), from CUSTOMER, without phone or batch."""
+    return form_data(**{"phone": "", "email": CUSTOMER, "batch_number": "", **overrides})
 
 
 # --- 1. the status-link mail ----------------------------------------------------------------------------
