@@ -39,14 +39,14 @@ from django.core.mail import EmailMessage
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.template.defaultfilters import filesizeformat
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from pharmacrm.core import audit, crypto
+from pharmacrm.core import audit, crypto, notsent
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -198,8 +198,7 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
     if not current:
         # the address was taken off the ticket since (the customer asked not to be mailed, or it was someone
         # else's): a reply still retrying must not go to it after all
-        with translation.override(settings.LANGUAGE_CODE):  # kept on the message, like the SMTP errors
-            error = _("Not sent: the ticket no longer has the customer's e-mail address.")
+        error = notsent.code("ticket_no_address")  # shown in the reader's language (core.notsent)
         TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
         log.warning("Mail for ticket message %s not sent: the ticket has no address any more", message.pk)
         return Delivery.GAVE_UP
@@ -211,10 +210,7 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
     except NoSmtpUtf8:
         # never retried in vain, never silently lost: the agent reads why on the message and can send it again
         # once the server is changed, or after entering another address
-        with translation.override(settings.LANGUAGE_CODE):  # kept on the message, like the SMTP errors
-            error = _("Not sent: the mail server cannot send to an address with Chinese characters (it does not "
-                      "support SMTPUTF8). Enter another address in the ticket's details, or ask the administrator "
-                      "to enable SMTPUTF8 on the mail server, then send again.")  # fmt: skip
+        error = notsent.code("no_smtputf8")  # shown in the reader's language (core.notsent)
         TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
         log.warning("Mail for ticket message %s not sent: the SMTP server does not offer SMTPUTF8", message.pk)
         tell_not_sent(message)

@@ -1,0 +1,113 @@
+"""Thirty-first session, service-desk mail: the reasons a reply was not sent are shown in the reader's language,
+the web form says the status link is on its way (not that it was sent), status-link mails do not use up the
+acknowledgements, a customer's record takes 张三@公司.cn, and the mail policies (Reply-To, an employee's forward,
+the acknowledgement's language). Real SMTP and IMAP servers (tests/mailservers.py)."""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import importlib
+from email.message import EmailMessage
+
+from django.test import Client
+from django.utils import translation
+
+from pharmacrm.servicedesk import mail
+from pharmacrm.servicedesk.choices import Delivery, MessageKind
+from pharmacrm.servicedesk.models import Ticket, TicketMessage
+from tests import mailservers
+from tests.mailservers import ascii_smtp_server, imap_server, mail_settings, smtp_server, smtputf8_server  # noqa: F401
+
+CUSTOMER, SERVICE, STRANGER = mailservers.CUSTOMER, mailservers.SERVICE, mailservers.STRANGER
+ZHANG = "张三@公司.cn"
+SMTPUTF8_EN = "Not sent: the mail server cannot send to an address with Chinese characters"
+
+
+def _mail(sender=CUSTOMER, subject="药品包装破损", body="收到的药品外包装破损，请处理。", **headers) -> bytes:
+    msg = EmailMessage(policy=email.policy.SMTPUTF8)
+    msg["From"] = sender
+    msg["To"] = SERVICE
+    msg["Subject"] = subject
+    msg["Message-ID"] = email.utils.make_msgid(domain="hospital.test")
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg.as_bytes(policy=email.policy.SMTPUTF8)
+
+
+def _poll(capture) -> dict:
+    with capture(execute=True):
+        return mail.poll_mailbox.call_local()
+
+
+def _signed_in(user, language: str) -> Client:
+    user.language = language
+    user.save(update_fields=["language"])
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+# --- 1. why a reply was not sent, in the reader's language ------------------------------------------------
+
+
+def test_an_english_agent_reads_why_the_acknowledgement_was_not_sent_in_english(
+    db, users, mail_settings, imap_server, ascii_smtp_server, worker_inline, settings, api_for,  # noqa: F811
+    django_capture_on_commit_callbacks,
+):
+    """The desk's mail server does not speak SMTPUTF8, so the acknowledgement to 张三@公司.cn is given up. The
+    worker stored the reason in Chinese: an agent whose screen is in English read Chinese on the ticket and in the
+    API. Now the row keeps a code and each reader reads the reason in their own language."""
+    settings.EMAIL_PORT = ascii_smtp_server.port
+    imap_server.append(SERVICE, _mail(sender=f"张三 <{ZHANG}>"))
+    assert _poll(django_capture_on_commit_callbacks)["taken"] == 1
+    ticket = Ticket.objects.get()
+    ack = ticket.messages.get(kind=MessageKind.REPLY)
+    assert ack.delivery == Delivery.GAVE_UP
+
+    agent = users["agent"]
+    ticket.assignee = agent
+    ticket.save(update_fields=["assignee"])
+    page = _signed_in(agent, "en").get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert SMTPUTF8_EN in page and "含中文字符" not in page
+    page = _signed_in(agent, "zh-hans").get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert "邮件服务器无法向含中文字符的地址发送邮件" in page
+    api = api_for("agent").get(f"/api/v1/tickets/{ticket.pk}/messages/", HTTP_ACCEPT_LANGUAGE="en")
+    assert api.status_code == 200, api.content
+    rows = api.json()["results"] if isinstance(api.json(), dict) else api.json()
+    [shown] = [m["last_error"] for m in rows if m["id"] == ack.pk]
+    assert shown.startswith(SMTPUTF8_EN)
+
+
+def test_reasons_stored_in_chinese_before_are_shown_in_the_readers_language_after_the_migration(db, users, xiehe):
+    from django.apps import apps
+
+    from pharmacrm.notify.models import Delivery as NotifyDelivery
+    from pharmacrm.servicedesk import services
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "说明书丢失", "channel": "phone", "category": "drug_info", "institution": xiehe,
+    })  # fmt: skip
+    stored = {
+        "未发送：该工单已没有客户的电子邮件地址。": "Not sent: the ticket no longer has the customer's e-mail address.",
+        "SMTPRecipientsRefused: 550 5.1.1 user unknown": "SMTPRecipientsRefused: 550 5.1.1 user unknown",
+    }
+    rows = [TicketMessage.objects.create(ticket=ticket, kind=MessageKind.REPLY, body="…", recipient=CUSTOMER,
+                                         delivery=Delivery.GAVE_UP, last_error=text) for text in stored]  # fmt: skip
+    gone = NotifyDelivery.objects.create(
+        channel="email", email=CUSTOMER, status="gave_up", last_error="未发送：收件人的账号已停用。",
+        log=[{"at": "2026-12-01T10:00:00+08:00", "attempt": 1, "code": None, "error": "未发送：收件人的账号已停用。"}],
+    )  # fmt: skip
+    importlib.import_module("pharmacrm.servicedesk.migrations.0014_delivery_reasons_as_codes").forwards(apps, None)
+    importlib.import_module("pharmacrm.notify.migrations.0004_delivery_reasons_as_codes").forwards(apps, None)
+    with translation.override("en"):
+        for row, (_before, after) in zip(rows, stored.items(), strict=True):
+            row.refresh_from_db()
+            assert row.last_error_shown == after
+        gone.refresh_from_db()
+        assert gone.last_error_shown == "Not sent: the recipient's account was deactivated."
+        assert gone.log[0]["error"] == "code:recipient_deactivated"
+    with translation.override("zh-hant"):
+        assert gone.last_error_shown == "未傳送：收件人的賬號已停用。"
