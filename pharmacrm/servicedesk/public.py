@@ -209,6 +209,25 @@ def queue_status_link(ticket: Ticket):
     return message
 
 
+def status_link_mail_state(ticket: Ticket) -> str:
+    """How the mail with the status link stands, as the page after the form tells it: "sent" once the mail
+    server took it, "queued" while it waits in the outbox (the worker sends it after the request, and retries
+    while the server is down), "failed" once the worker gave up, "" when no mail was asked for. The page said
+    "we have sent the link" while the mail was only queued — and the server could be down for hours."""
+    from .choices import Delivery
+
+    if not ticket.reply_email:
+        return ""
+    message = (
+        ticket.messages.filter(kind=MessageKind.REPLY, author__isnull=True).order_by("created_at", "id").first()
+    )
+    if message is None:
+        return ""
+    if message.delivery == Delivery.SENT:
+        return "sent"
+    return "failed" if message.delivery == Delivery.GAVE_UP else "queued"
+
+
 # --- the status link -------------------------------------------------------------------------------
 
 

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+import datetime as dt
 import importlib
 from email.message import EmailMessage
 
 from django.test import Client
-from django.utils import translation
+from django.utils import timezone, translation
 
 from pharmacrm.servicedesk import mail
 from pharmacrm.servicedesk.choices import Delivery, MessageKind
 from pharmacrm.servicedesk.models import Ticket, TicketMessage
 from tests import mailservers
+from tests.servicedesk.test_public_form import form_data
 from tests.mailservers import ascii_smtp_server, imap_server, mail_settings, smtp_server, smtputf8_server  # noqa: F401
 
 CUSTOMER, SERVICE, STRANGER = mailservers.CUSTOMER, mailservers.SERVICE, mailservers.STRANGER
@@ -111,3 +113,35 @@ def test_reasons_stored_in_chinese_before_are_shown_in_the_readers_language_afte
         assert gone.log[0]["error"] == "code:recipient_deactivated"
     with translation.override("zh-hant"):
         assert gone.last_error_shown == "未傳送：收件人的賬號已停用。"
+
+
+# --- 2. the page after the web form says what is true about the status-link mail ----------------------------
+
+
+def _form(**overrides) -> dict:
+    return form_data(**{"phone": "", "email": CUSTOMER, "batch_number": "", **overrides})
+
+
+def test_the_page_after_the_form_says_the_link_will_be_sent_while_the_mail_waits_in_the_outbox(
+    db, mail_settings, imap_server, worker_inline, settings, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """The mail server is down when the customer sends the form. The page said "We have also sent the link to
+    your e-mail address" while the mail only waited in the outbox: the customer looked for a mail that had not
+    left. Now it says the link will be sent; once the worker sent it, the page says so."""
+    good_port = settings.EMAIL_PORT
+    settings.EMAIL_PORT = mailservers.free_port()  # nothing listens
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = web.post("/help/", _form())
+    assert response.status_code == 302
+    page = web.get(response["Location"]).content.decode()
+    assert "We will also send the link to your e-mail address" in page
+    assert "We have also sent the link" not in page
+    assert imap_server.messages(CUSTOMER) == []
+
+    settings.EMAIL_PORT = good_port
+    mail.retry_failed(timezone.now() + dt.timedelta(minutes=2))
+    assert len(imap_server.messages(CUSTOMER)) == 1
+    page = web.get(response["Location"]).content.decode()
+    assert "We have also sent the link to your e-mail address." in page
+    assert "We will also send" not in page
