@@ -79,6 +79,10 @@ AUTO_REPLY_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 ACK_LIMIT, ACK_WINDOW = 5, dt.timedelta(hours=1)  # acknowledgements to one address: no mail loop
+# mails with a web-form ticket's status link to one address an hour: counted apart from the acknowledgements (a
+# customer who sent the form a few times still gets the acknowledgement of the mail they write next), and limited
+# on their own — the form limits each client's submissions, not the address they type in
+STATUS_LINK_LIMIT = 5
 POLL_BATCH = 200  # at most this many mails a run; the rest on the next minute
 
 
@@ -888,12 +892,15 @@ def find_person(address: str):
     return survivors.pop() if len(survivors) == 1 else None
 
 
-def acknowledged_lately(address: str, now: dt.datetime) -> int:
+def acknowledged_lately(address: str, now: dt.datetime, *, channel: str = Channel.EMAIL) -> int:
     """How many acknowledgements went to this address within the last ACK_WINDOW (the address is encrypted:
-    compared after reading, over the few acknowledgements of that hour)."""
+    compared after reading, over the few acknowledgements of that hour). `channel`: the acknowledgements of new
+    mails (EMAIL), or the status-link mails of the web form (WEB) — two separate counts: the status links a
+    customer asked for used up the acknowledgements, and their next mail went unanswered."""
     recent = TicketMessage.objects.filter(
-        kind=MessageKind.REPLY, author=None, created_at__gte=now - ACK_WINDOW, created_at__lte=now
-    ).only("recipient")
+        kind=MessageKind.REPLY, author=None, created_at__gte=now - ACK_WINDOW, created_at__lte=now,
+        ticket__channel=channel,
+    ).only("recipient")  # fmt: skip
     return sum(1 for m in recent.iterator() if _same_address(m.recipient, address))
 
 

@@ -200,10 +200,16 @@ def queue_status_link(ticket: Ticket):
     from .choices import Delivery
     from .models import TicketMessage
 
+    now = timezone.now()
+    if mail.acknowledged_lately(ticket.reply_email, now, channel=Channel.WEB) >= mail.STATUS_LINK_LIMIT:
+        # someone typing a stranger's address into the form, from many clients: the page still shows the link
+        log.warning("Web form ticket %s: no status-link mail (%d sent to the address within an hour)",
+                    ticket.number, mail.STATUS_LINK_LIMIT)  # fmt: skip
+        return None
     message = TicketMessage.objects.create(
         ticket=ticket, kind=MessageKind.REPLY, author=None, body=status_link_body(ticket),
         recipient=ticket.reply_email, subject=conversation.reply_subject(ticket),
-        message_id=conversation.new_message_id(ticket), delivery=Delivery.PENDING, created_at=timezone.now(),
+        message_id=conversation.new_message_id(ticket), delivery=Delivery.PENDING, created_at=now,
     )  # fmt: skip
     transaction.on_commit(lambda: mail.deliver(message.pk))
     return message

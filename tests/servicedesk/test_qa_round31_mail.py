@@ -23,6 +23,7 @@ from tests.mailservers import ascii_smtp_server, imap_server, mail_settings, smt
 
 CUSTOMER, SERVICE, STRANGER = mailservers.CUSTOMER, mailservers.SERVICE, mailservers.STRANGER
 ZHANG = "张三@公司.cn"
+LINKS_AN_HOUR = 5  # mail.STATUS_LINK_LIMIT
 SMTPUTF8_EN = "Not sent: the mail server cannot send to an address with Chinese characters"
 
 
@@ -145,3 +146,30 @@ def test_the_page_after_the_form_says_the_link_will_be_sent_while_the_mail_waits
     page = web.get(response["Location"]).content.decode()
     assert "We have also sent the link to your e-mail address." in page
     assert "We will also send" not in page
+
+
+# --- 3. status-link mails and acknowledgements are counted apart ------------------------------------------
+
+
+def test_status_link_mails_do_not_use_up_the_acknowledgements_and_have_their_own_limit(
+    db, mail_settings, imap_server, worker_inline, settings, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """A customer sends the web form five times in an hour (five requests, five status links), then writes a
+    mail. The five status-link mails counted as acknowledgements, so the mail became a ticket without the
+    acknowledgement with its number. Now they are counted apart; status links have their own limit of five an
+    hour to one address (the form limits clients, not the address typed in)."""
+    settings.SERVICEDESK_WEB_FORM_PER_HOUR = 100
+    for n in range(LINKS_AN_HOUR + 1):
+        web = Client(HTTP_ACCEPT_LANGUAGE="en", REMOTE_ADDR=f"10.0.0.{n + 1}")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert web.post("/help/", _form(subject=f"问题{n}")).status_code == 302
+    assert Ticket.objects.filter(channel="web").count() == LINKS_AN_HOUR + 1
+    assert len(imap_server.messages(CUSTOMER)) == LINKS_AN_HOUR  # the sixth: shown on the page only
+
+    imap_server.append(SERVICE, _mail(sender=CUSTOMER, subject="另一个问题"))
+    assert _poll(django_capture_on_commit_callbacks)["taken"] == 1
+    ticket = Ticket.objects.get(channel="email")
+    ack = ticket.messages.get(kind=MessageKind.REPLY)
+    assert ack.delivery == Delivery.SENT
+    received = imap_server.messages(CUSTOMER)
+    assert len(received) == LINKS_AN_HOUR + 1 and ticket.number in received[-1]["Subject"]
