@@ -164,7 +164,7 @@ def send_mail(message: TicketMessage) -> None:
     from django.core.mail import get_connection
     from django.core.mail.backends.smtp import EmailBackend
 
-    from .addresses import needs_smtputf8
+    from pharmacrm.core.addresses import needs_smtputf8
 
     connection = get_connection(fail_silently=False)
     if not needs_smtputf8(message.recipient) or not isinstance(connection, EmailBackend):

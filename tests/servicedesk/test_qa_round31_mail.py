@@ -173,3 +173,65 @@ def test_status_link_mails_do_not_use_up_the_acknowledgements_and_have_their_own
     assert ack.delivery == Delivery.SENT
     received = imap_server.messages(CUSTOMER)
     assert len(received) == LINKS_AN_HOUR + 1 and ticket.number in received[-1]["Subject"]
+
+
+# --- 4. a customer record with an internationalised address ---------------------------------------------
+
+
+def test_a_customer_record_takes_a_chinese_address_and_the_mail_from_it_finds_the_record(
+    db, users, xiehe, mail_settings, imap_server, smtputf8_server, worker_inline, settings, api_for,  # noqa: F811
+    django_capture_on_commit_callbacks, tmp_path,
+):
+    """The desk took 张三@公司.cn since session 30, but the customer record refused it (form, API and import), so
+    the mail from 张三 became a ticket of an unknown caller, never linked to their record. Now one rule decides
+    for both, and the address is compared in one form: a domain in punycode (wang@xn--55qx5d.cn, as some mail
+    programs write it) finds the record typed as wang@公司.cn, and the other way round."""
+    from pharmacrm.customers import importer
+    from pharmacrm.customers.models import Person
+    from tests.customers.test_import import people_csv
+
+    settings.EMAIL_PORT = smtputf8_server.port
+    settings.VAR_DIR = tmp_path
+    created = api_for("kam").post("/api/v1/people/", {"name": "张三", "institution": xiehe.pk, "email": ZHANG},
+                                  format="json")  # fmt: skip
+    assert created.status_code == 201, created.json()
+    zhang = Person.objects.get(pk=created.json()["id"])
+    refused = api_for("kam").post("/api/v1/people/", {"name": "张四", "institution": xiehe.pk, "email": "张 四@公司.cn"},
+                                  format="json")  # fmt: skip
+    assert refused.status_code == 400 and "email" in refused.json()
+
+    path = tmp_path / "people.csv"
+    path.write_bytes(people_csv([
+        ["李四", "男", "药师", "北京协和医院", "13800138011", "李四@医院.中国", "EXT-31"],
+        ["王五", "男", "药师", "北京协和医院", "13800138012", "wang@xn--55qx5d.cn", "EXT-32"],
+    ]))  # fmt: skip
+    job = importer.import_file(path, "people", users["kam"], mode="all")
+    assert (job.error_count, job.created_count) == (0, 2), job.errors
+    lisi, wang = Person.objects.get(external_id="EXT-31"), Person.objects.get(external_id="EXT-32")
+    assert lisi.email == "李四@医院.中国"
+
+    for sender, subject in ((f"张三 <{ZHANG}>", "药品包装破损"), ("李四 <李四@医院.中国>", "说明书"),
+                            ("王五 <wang@公司.cn>", "用法")):  # fmt: skip
+        imap_server.append(SERVICE, _mail(sender=sender, subject=subject))
+    assert _poll(django_capture_on_commit_callbacks)["taken"] == 3
+    assert Ticket.objects.get(subject="药品包装破损").person == zhang
+    assert Ticket.objects.get(subject="说明书").person == lisi
+    assert Ticket.objects.get(subject="用法").person == wang
+    assert mail.find_person("WANG@XN--55QX5D.CN") == wang and mail.find_person("张三@XN--55QX5D.CN") == zhang
+
+
+def test_a_record_stored_with_a_punycode_domain_is_found_by_the_unicode_one_after_the_migration(db, users, xiehe):
+    from django.apps import apps
+
+    from pharmacrm.core import crypto
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.models import Person
+
+    wang = customers.create_person(users["kam"], {"name": "王五", "institution": xiehe, "email": "wang@xn--55qx5d.cn"})
+    assert wang.email == "wang@公司.cn"  # stored in the form it is compared in
+    # a record stored before: the domain and its blind index as typed
+    Person.objects.filter(pk=wang.pk).update(email="wang@xn--55qx5d.cn",
+                                             email_bidx=crypto.blind_index("wang@xn--55qx5d.cn", "email"))
+    assert mail.find_person("wang@公司.cn") is None
+    importlib.import_module("pharmacrm.customers.migrations.0018_email_bidx_unicode_domain").forwards(apps, None)
+    assert mail.find_person("wang@公司.cn") == wang
