@@ -5,9 +5,9 @@ the acknowledgement's language). Real SMTP and IMAP servers (tests/mailservers.p
 
 from __future__ import annotations
 
+import datetime as dt
 import email.policy
 import email.utils
-import datetime as dt
 import importlib
 from email.message import EmailMessage
 
@@ -18,8 +18,8 @@ from pharmacrm.servicedesk import mail
 from pharmacrm.servicedesk.choices import Delivery, MessageKind
 from pharmacrm.servicedesk.models import Ticket, TicketMessage
 from tests import mailservers
-from tests.servicedesk.test_public_form import form_data
 from tests.mailservers import ascii_smtp_server, imap_server, mail_settings, smtp_server, smtputf8_server  # noqa: F401
+from tests.servicedesk.test_public_form import form_data
 
 CUSTOMER, SERVICE, STRANGER = mailservers.CUSTOMER, mailservers.SERVICE, mailservers.STRANGER
 ZHANG = "张三@公司.cn"
@@ -34,9 +34,9 @@ def _mail(sender=CUSTOMER, subject="药品包装破损", body="收到的药品�
     msg["Subject"] = subject
     msg["Message-ID"] = email.utils.make_msgid(domain="hospital.test")
     msg["Date"] = email.utils.formatdate(localtime=True)
-    for name, value in headers.items():
-        msg[name.replace("_", "-")] = value
     msg.set_content(body)
+    for name, value in headers.items():  # after set_content, which drops the Content-* headers
+        msg[name.replace("_", "-")] = value
     return msg.as_bytes(policy=email.policy.SMTPUTF8)
 
 
@@ -235,3 +235,111 @@ def test_a_record_stored_with_a_punycode_domain_is_found_by_the_unicode_one_afte
     assert mail.find_person("wang@公司.cn") is None
     importlib.import_module("pharmacrm.customers.migrations.0018_email_bidx_unicode_domain").forwards(apps, None)
     assert mail.find_person("wang@公司.cn") == wang
+
+
+# --- 5a. Reply-To -----------------------------------------------------------------------------------------
+
+
+def test_a_new_mails_answers_go_to_its_reply_to_but_the_customer_is_still_its_sender(
+    db, users, xiehe, mail_settings, imap_server, worker_inline, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """A hospital's system sends from a no-reply-like address of its own and sets Reply-To to the pharmacist's
+    mailbox. The desk answered From, so the pharmacist never got the acknowledgement nor the answers. Now answers
+    go to Reply-To (as Zendesk and Freshdesk do); the customer record is still found by From, and a Reply-To that
+    names the desk itself (a loop) is not followed."""
+    from pharmacrm.customers.models import Person
+
+    doctor = Person.objects.get(email_bidx__gt="", institution=xiehe)  # zhangwei@example.com
+    imap_server.append(SERVICE, _mail(sender=f"张伟 <{mailservers.DOCTOR}>", subject="系统转来的咨询",
+                                      Reply_To=f"药剂科 <{CUSTOMER}>"))  # fmt: skip
+    imap_server.append(SERVICE, _mail(sender=STRANGER, subject="回复地址是客服自己", Reply_To=SERVICE))
+    assert _poll(django_capture_on_commit_callbacks)["taken"] == 2
+    ticket = Ticket.objects.get(subject="系统转来的咨询")
+    assert ticket.reply_email == CUSTOMER and ticket.person == doctor
+    assert ticket.messages.get(kind=MessageKind.INBOUND).sender == mailservers.DOCTOR
+    [ack] = imap_server.messages(CUSTOMER)
+    assert ticket.number in ack["Subject"] and imap_server.messages(mailservers.DOCTOR) == []
+    loop = Ticket.objects.get(subject="回复地址是客服自己")
+    assert loop.reply_email == STRANGER and len(imap_server.messages(STRANGER)) == 1
+
+    # the agent's answer goes to the Reply-To address too
+    from pharmacrm.servicedesk import conversation
+
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body="请提供批号。")
+    assert len(imap_server.messages(CUSTOMER)) == 2
+
+
+# --- 5b. an employee forwards a customer's mail -------------------------------------------------------------
+
+
+FORWARDED = """请客服跟进一下这位客户的问题。
+
+---------- Forwarded message ---------
+发件人: 王医生 <{customer}>
+Date: 2026年12月1日 10:00
+Subject: 药品包装破损
+To: 销售代表 <{rep}>
+
+收到的药品外包装破损，请处理。批号 B2026-01。
+"""
+
+
+def test_a_mail_an_employee_forwards_makes_the_original_sender_the_caller(
+    db, users, mail_settings, imap_server, worker_inline, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """A rep forwards a customer's mail to the service address. The ticket named the rep as the caller, the answers
+    went to the rep and the customer record was never linked. Now (Zendesk's agent forwarding) the original
+    sender is the caller and the answers go to them; the acknowledgement with the number goes to the rep, who
+    asked the desk to take it over, and the forwarded message keeps the rep as its sender."""
+    rep = users["rep"]
+    rep.email = STRANGER
+    rep.save(update_fields=["email"])
+    imap_server.append(SERVICE, _mail(sender=f"代表 <{STRANGER}>", subject="Fwd: 药品包装破损",
+                                      body=FORWARDED.format(customer=CUSTOMER, rep=STRANGER)))  # fmt: skip
+    # a colleague forwarding another colleague's mail stays as it was: no customer in it
+    imap_server.append(SERVICE, _mail(sender=STRANGER, subject="Fwd: 内部通知",
+                                      body=FORWARDED.format(customer=STRANGER, rep=CUSTOMER)))  # fmt: skip
+    assert _poll(django_capture_on_commit_callbacks)["taken"] == 2
+    ticket = Ticket.objects.get(subject="Fwd: 药品包装破损")
+    assert ticket.reply_email == CUSTOMER and ticket.caller_name == "王医生"
+    assert ticket.messages.get(kind=MessageKind.INBOUND).sender == STRANGER
+    assert imap_server.messages(CUSTOMER) == []  # the customer did not write to the desk: no surprise mail
+    acks = [m["Subject"] for m in imap_server.messages(STRANGER)]
+    assert any(ticket.number in s for s in acks)
+    internal = Ticket.objects.get(subject="Fwd: 内部通知")
+    assert internal.reply_email == STRANGER
+
+    from pharmacrm.servicedesk import conversation
+
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body="已安排补发。")
+    [answer] = imap_server.messages(CUSTOMER)
+    assert "已安排补发" in answer.get_content()
+
+
+# --- 5c. the acknowledgement in the customer's language --------------------------------------------------
+
+
+def test_the_acknowledgement_is_written_in_the_language_the_customer_wrote_in(
+    db, mail_settings, imap_server, worker_inline, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """The acknowledgement was always in zh-Hans, also to a customer writing in English. Now it follows the
+    mail's Content-Language (繁體 for zh-TW), except that a mail written in Chinese is answered in Chinese whatever
+    the mail program's language; without either, zh-Hans."""
+    imap_server.append(SERVICE, _mail(sender=CUSTOMER, subject="Damaged package", Content_Language="en-US",
+                                      body="The outer box of the medicine arrived damaged."))  # fmt: skip
+    imap_server.append(SERVICE, _mail(sender=STRANGER, subject="藥品包裝破損", Content_Language="zh-TW",
+                                      body="收到的藥品外包裝破損。"))  # fmt: skip
+    imap_server.append(SERVICE, _mail(sender="other@hospital.test", subject="包装破损", Content_Language="en-US"))
+    assert _poll(django_capture_on_commit_callbacks)["taken"] == 3
+    [english] = imap_server.messages(CUSTOMER)
+    assert english.get_content().startswith("Thank you for your message.")
+    with translation.override("zh-hant"):
+        hant = translation.gettext("Thank you for your message. We have registered your request as %(number)s and "
+                                   "will answer as soon as possible.\n\nPlease keep %(number)s in the subject when you "
+                                   "write about this request.\n\nYour request: %(subject)s")  # fmt: skip
+    [traditional] = imap_server.messages(STRANGER)
+    assert traditional.get_content().startswith(hant.split("%")[0]) and not hant.startswith("Thank")
+    [chinese] = imap_server.messages("other@hospital.test")
+    assert chinese.get_content().startswith("感谢")
