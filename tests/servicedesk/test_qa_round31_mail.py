@@ -343,3 +343,15 @@ def test_the_acknowledgement_is_written_in_the_language_the_customer_wrote_in(
     assert traditional.get_content().startswith(hant.split("%")[0]) and not hant.startswith("Thank")
     [chinese] = imap_server.messages("other@hospital.test")
     assert chinese.get_content().startswith("感谢")
+
+
+def test_the_status_link_mail_is_written_in_the_language_of_the_form(
+    db, mail_settings, imap_server, worker_inline, django_capture_on_commit_callbacks  # noqa: F811
+):
+    """The web form's status-link mail follows the language the form was shown in (Accept-Language); it stays so
+    when the worker sends it later, in its own default language."""
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert web.post("/help/", _form()).status_code == 302
+    [link] = imap_server.messages(CUSTOMER)
+    assert link.get_content().startswith("Thank you for contacting us.")
