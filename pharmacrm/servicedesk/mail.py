@@ -866,7 +866,8 @@ def _same_address(a: str, b: str) -> bool:
 
 def ticket_by_subject(subject: str, address: str) -> Ticket | None:
     """The ticket whose number the subject carries, only when the mail comes from that ticket's customer
-    (its reply address or its person's e-mail): a stranger cannot add to a ticket by guessing numbers."""
+    (its reply address, its person's e-mail, or the address one of its mails came from): a stranger cannot add to
+    a ticket by guessing numbers."""
     numbers = [m.group(1).upper() for m in NUMBER_IN_SUBJECT.finditer(unicodedata.normalize("NFKC", subject or ""))]
     for number in dict.fromkeys(numbers):
         ticket = Ticket.objects.filter(number=number).select_related("person").first()
@@ -875,6 +876,11 @@ def ticket_by_subject(subject: str, address: str) -> Ticket | None:
         if _same_address(ticket.reply_email, address):
             return ticket
         if ticket.person_id and _same_address(ticket.person.email, address):
+            return ticket
+        # the address a mail of the ticket came from: its answers go to the Reply-To (or to the customer whose mail
+        # an employee forwarded), while the writer writes again from the same From
+        senders = ticket.messages.filter(kind=MessageKind.INBOUND).only("sender").order_by("id")[:20]
+        if any(_same_address(m.sender, address) for m in senders):
             return ticket
     return None
 
@@ -949,9 +955,15 @@ def mail_language(msg: ParsedMail, text: str) -> str:
     Chinese whatever its program's language says (a Chinese doctor on an English Outlook writes Content-Language:
     en-US): English only for a mail with no Chinese in its subject and text. The acknowledgement was always in
     zh-Hans, also to a customer who wrote in English."""
+    try:  # on the mail, or on its text part (a multipart mail's programs often set it there)
+        parts = [msg, msg.get_body(preferencelist=("plain", "html"))]
+    except Exception:  # noqa: BLE001
+        parts = [msg]
     tags = []
-    for name in ("Content-Language", "Accept-Language"):
-        tags += [t.split(";")[0].strip().lower() for t in _header(msg, name).split(",") if t.strip()]
+    for part in parts:
+        for name in ("Content-Language", "Accept-Language"):
+            if part is not None:
+                tags += [t.split(";")[0].strip().lower() for t in _header(part, name).split(",") if t.strip()]
     chinese = bool(_CJK.search(text or ""))
     for tag in tags:
         if tag.startswith(_HANT_TAGS):

@@ -262,12 +262,23 @@ def test_a_new_mails_answers_go_to_its_reply_to_but_the_customer_is_still_its_se
     loop = Ticket.objects.get(subject="回复地址是客服自己")
     assert loop.reply_email == STRANGER and len(imap_server.messages(STRANGER)) == 1
 
+    # the writer of a mail answered at its Reply-To writes again from the same address, with the number: the same
+    # ticket (From is checked against the mails the ticket came with), not a new one
+    imap_server.append(SERVICE, _mail(sender="other@hospital.test", subject="另一个系统", Reply_To=CUSTOMER))
+    assert _poll(django_capture_on_commit_callbacks)["taken"] == 1
+    other = Ticket.objects.get(subject="另一个系统")
+    imap_server.append(SERVICE, _mail(sender="other@hospital.test", subject=f"{other.number} 补充批号"))
+    assert _poll(django_capture_on_commit_callbacks)["taken"] == 1
+    assert Ticket.objects.count() == 3 and other.messages.filter(kind=MessageKind.INBOUND).count() == 2
+
     # the agent's answer goes to the Reply-To address too
     from pharmacrm.servicedesk import conversation
 
+    before = len(imap_server.messages(CUSTOMER))
     with django_capture_on_commit_callbacks(execute=True):
         conversation.post_message(users["agent"], ticket, kind=MessageKind.REPLY, body="请提供批号。")
-    assert len(imap_server.messages(CUSTOMER)) == 2
+    assert len(imap_server.messages(CUSTOMER)) == before + 1
+    assert imap_server.messages(CUSTOMER)[-1].get_content().strip() == "请提供批号。"
 
 
 # --- 5b. an employee forwards a customer's mail -------------------------------------------------------------
