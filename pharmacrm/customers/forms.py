@@ -376,7 +376,7 @@ class PersonForm(CustomerForm):
     landline = forms.CharField(
         label=_("Landline"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
     )
-    email = forms.CharField(  # 张三@公司.cn too, which the browser's type=email refuses (RFC 6531)
+    email = forms.CharField(  # no type=email, as the desk's: Chromium marks 张三@公司.cn invalid (RFC 6531)
         label=_("E-mail"), required=False, max_length=254,
         widget=forms.TextInput(attrs={"inputmode": "email", "autocomplete": "off"}),
     )  # fmt: skip

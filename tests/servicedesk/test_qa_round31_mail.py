@@ -200,7 +200,8 @@ def test_a_customer_record_takes_a_chinese_address_and_the_mail_from_it_finds_th
                                   format="json")  # fmt: skip
     assert refused.status_code == 400 and "email" in refused.json()
 
-    # the person page's field is no type=email, which the browser refuses for 张三@公司.cn before sending
+    # the person page's field is no type=email (as the desk's): Chromium marks 张三@公司.cn invalid and rewrites a
+    # Chinese domain to punycode
     page = _signed_in(users["kam"], "en").get("/customers/people/new/").content.decode()
     field = page.split('name="email"')[0].rsplit("<input", 1)[1] + page.split('name="email"')[1].split(">", 1)[0]
     assert 'type="email"' not in field and 'inputmode="email"' in field
