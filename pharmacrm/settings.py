@@ -352,6 +352,8 @@ SERVICEDESK_IMAP_USER = env("SERVICEDESK_IMAP_USER", "")
 SERVICEDESK_IMAP_PASSWORD = env("SERVICEDESK_IMAP_PASSWORD", "")
 SERVICEDESK_IMAP_FOLDER = env("SERVICEDESK_IMAP_FOLDER", "INBOX")
 SERVICEDESK_MAIL_FROM = env("SERVICEDESK_MAIL_FROM", DEFAULT_FROM_EMAIL)
+# a new mail's answers go to its Reply-To when it has one (docs/servicedesk.md, mail policies); off: always to From
+SERVICEDESK_MAIL_USE_REPLY_TO = envbool("SERVICEDESK_MAIL_USE_REPLY_TO", True)
 # the address links in e-mails point at (status links, surveys)
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 

@@ -376,7 +376,10 @@ class PersonForm(CustomerForm):
     landline = forms.CharField(
         label=_("Landline"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
     )
-    email = forms.CharField(label=_("E-mail"), required=False, max_length=254, widget=forms.EmailInput)
+    email = forms.CharField(  # no type=email, as the desk's: Chromium marks 张三@公司.cn invalid (RFC 6531)
+        label=_("E-mail"), required=False, max_length=254,
+        widget=forms.TextInput(attrs={"inputmode": "email", "autocomplete": "off"}),
+    )  # fmt: skip
     birthday = forms.DateField(
         label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )

@@ -1297,7 +1297,7 @@ def _mobile(value: str) -> str:
 
 def _email(value: str) -> str:
     lowered = value.strip().lower()
-    if len(lowered) <= 254 and _EMAIL_FAST.fullmatch(lowered):
+    if len(lowered) <= 254 and _EMAIL_FAST.fullmatch(lowered) and "xn--" not in lowered:
         return lowered  # a strict subset of what Django's validator accepts
     return _validated(normalise.validate_email_address, value)
 

@@ -9,7 +9,6 @@ import unicodedata
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
 _SPACE = re.compile(r"\s+")
@@ -191,18 +190,21 @@ def format_phone(digits: str) -> str:
 
 
 def email(value: str | None) -> str:
-    """An address as it is stored and compared: what a Chinese input method types in full-width mode read as
-    ASCII (ｗａｎｇ＠１６３．ｃｏｍ, wang@163。com), without the sentence's full stop after it, lower-cased."""
-    # a zero-width space copied along from WeChat passed the check and was stored inside the address: mail to it
-    # bounced, and the duplicate check (blind index) no longer matched the same address typed by hand
-    folded = unicodedata.normalize("NFKC", value or "").translate(_INVISIBLE).replace("。", ".").strip()
-    return folded.rstrip(".").strip().lower() if "@" in folded else folded.lower()
+    """An address as it is stored, compared and blind-indexed (core.addresses.canonical: width-folded, without
+    invisible characters, lower-cased, its domain in Unicode) — the same for the customer records and the desk."""
+    from pharmacrm.core.addresses import canonical
+
+    return canonical(value)
 
 
 def validate_email_address(value: str) -> str:
+    """The address in its stored form, or ValidationError. 张三@公司.cn too (RFC 6531), as the service desk takes
+    it: a customer record refused it, so that customer's tickets were never linked to their record."""
+    from pharmacrm.core.addresses import validate_address
+
     value = email(value)
     try:
-        validate_email(value)
+        validate_address(value)
     except ValidationError:
         raise ValidationError(_("Enter a valid e-mail address."), code="invalid_email") from None
     return value

@@ -179,6 +179,19 @@ class DeliverySerializer(serializers.ModelSerializer):
         help_text="What was sent: a webhook's event; for an e-mail its subject only (the body is the recipient's)."
     )
 
+    last_error = serializers.CharField(
+        source="last_error_shown", read_only=True,
+        help_text="Why the last attempt failed: our own reasons in the request's language, the receiver's answer "
+        "as it came.",
+    )  # fmt: skip
+    log = serializers.SerializerMethodField(help_text="The attempts, oldest first: {at, attempt, code, error}.")
+
+    def get_log(self, obj) -> list:
+        from pharmacrm.core import notsent
+
+        return [{**entry, "error": notsent.shown(entry.get("error"))} if isinstance(entry, dict) else entry
+                for entry in obj.log or ()]  # fmt: skip
+
     def get_payload(self, obj) -> dict:
         # an e-mail's body is written for its recipient (a PV officer's quality complaint, say): the service
         # managers who read the log see that it went, to whom and with what subject

@@ -151,6 +151,13 @@ class Delivery(models.Model):
         return f"{self.get_channel_display()} #{self.pk} → {self.target}"
 
     @property
+    def last_error_shown(self) -> str:
+        """Why the last attempt failed, in the reader's language (a reason of ours is kept as a code)."""
+        from pharmacrm.core import notsent
+
+        return notsent.shown(self.last_error)
+
+    @property
     def target(self) -> str:
         if self.channel == self.Channel.EMAIL:
             return self.email

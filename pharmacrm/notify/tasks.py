@@ -316,15 +316,13 @@ def recipient_gone(delivery: Delivery) -> str | None:
     corrected one, not the wrong one it was queued with)."""
     if delivery.channel != Delivery.Channel.EMAIL or delivery.notification is None:
         return None
-    from django.utils import translation
-    from django.utils.translation import gettext
+    from pharmacrm.core import notsent
 
     recipient = delivery.notification.recipient
-    with translation.override(settings.LANGUAGE_CODE):  # kept on the row, like the other reasons
-        if not recipient.is_active:
-            return gettext("Not sent: the recipient's account was deactivated.")
-        if not recipient.email:
-            return gettext("Not sent: the recipient no longer has an e-mail address.")
+    if not recipient.is_active:  # a code, shown in the reader's language (core.notsent)
+        return notsent.code("recipient_deactivated")
+    if not recipient.email:
+        return notsent.code("recipient_no_email")
     if recipient.email != delivery.email:
         delivery.email = recipient.email
         Delivery.objects.filter(pk=delivery.pk).update(email=recipient.email)
@@ -352,12 +350,9 @@ def _in_recipients_language(delivery: Delivery) -> None:
 
 
 def _record_switched_off(delivery: Delivery) -> str:
-    from django.utils import translation
-    from django.utils.translation import gettext
+    from pharmacrm.core import notsent
 
-    with translation.override(settings.LANGUAGE_CODE):  # kept on the row, like the other reasons
-        reason = gettext("Not sent: the endpoint was switched off.")
-    return _record_not_sent(delivery, reason)
+    return _record_not_sent(delivery, notsent.code("endpoint_off"))  # shown in the reader's language
 
 
 def _record_not_sent(delivery: Delivery, reason: str) -> str:

@@ -29,6 +29,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.addresses import validate_address
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     Conflict,
@@ -50,7 +51,6 @@ from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
 from pharmacrm.customers.choices import Tier
 
 from . import calendars, escalation, linking, policies, services
-from .addresses import validate_address
 from .choices import Channel, ClockKind, Complexity, EscalationNotify, LowScore, Priority, RootCause, Status
 from .models import (
     BusinessCalendar,

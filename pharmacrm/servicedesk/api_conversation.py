@@ -103,7 +103,11 @@ class MessageSerializer(serializers.ModelSerializer):
         choices=Delivery.choices, read_only=True,
         help_text="For an e-mailed reply: pending, sent, failed (retrying) or gave_up; empty when not e-mailed.",
     )  # fmt: skip
-    last_error = serializers.CharField(read_only=True, help_text="Why the last delivery attempt failed.")
+    last_error = serializers.CharField(
+        source="last_error_shown", read_only=True,
+        help_text="Why the last delivery attempt failed: our own reasons in the request's language, what the mail "
+        "server answered as it came.",
+    )  # fmt: skip
     emailed = serializers.SerializerMethodField()
     attachments = AttachmentSerializer(many=True, read_only=True)
 

@@ -80,7 +80,7 @@ def _personal(field: str, value) -> str:
     if field == "caller_phone" and value:
         normalise.validate_any_phone(value)  # the same rule as at intake (ValidationError names no field)
     if field == "reply_email" and value:
-        from .addresses import validate_address
+        from pharmacrm.core.addresses import validate_address
 
         try:
             validate_address(value)

@@ -14,13 +14,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
+from pharmacrm.core.addresses import validate_address
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import MATRIX, Cap
 from pharmacrm.customers.forms import ANY, BLANK, OnceTokenForm, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution, Person
 
-from .addresses import validate_address
 from .choices import Channel, Complexity, Priority, RootCause, Status
 from .models import Product, TicketCategory
 

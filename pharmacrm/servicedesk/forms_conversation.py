@@ -8,9 +8,9 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from pharmacrm.core.addresses import validate_address
 from pharmacrm.customers.forms import ServiceErrorsMixin
 
-from .addresses import validate_address
 from .choices import MessageKind
 from .forms import CustomerPickers
 from .models import APPROVAL_NUMBER_HELP, AnswerTemplate, Product, TicketCategory

@@ -5,11 +5,11 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core.addresses import validate_address
 from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 
 from . import public, revisit
-from .addresses import validate_address
 from .choices import ActionStatus
 from .models import Product, TicketCategory
 

@@ -46,7 +46,7 @@ from django.utils.translation import gettext_lazy, pgettext
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from pharmacrm.core import audit, crypto
+from pharmacrm.core import audit, crypto, notsent
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -79,6 +79,10 @@ AUTO_REPLY_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 ACK_LIMIT, ACK_WINDOW = 5, dt.timedelta(hours=1)  # acknowledgements to one address: no mail loop
+# mails with a web-form ticket's status link to one address an hour: counted apart from the acknowledgements (a
+# customer who sent the form a few times still gets the acknowledgement of the mail they write next), and limited
+# on their own — the form limits each client's submissions, not the address they type in
+STATUS_LINK_LIMIT = 5
 POLL_BATCH = 200  # at most this many mails a run; the rest on the next minute
 
 
@@ -160,7 +164,7 @@ def send_mail(message: TicketMessage) -> None:
     from django.core.mail import get_connection
     from django.core.mail.backends.smtp import EmailBackend
 
-    from .addresses import needs_smtputf8
+    from pharmacrm.core.addresses import needs_smtputf8
 
     connection = get_connection(fail_silently=False)
     if not needs_smtputf8(message.recipient) or not isinstance(connection, EmailBackend):
@@ -195,11 +199,12 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
     # a reply not sent yet goes to the ticket's address as it is now: the agent who corrected a mistyped
     # address (then pressed "send again") expects it there, not at the address that bounced
     current = (Ticket.objects.filter(pk=message.ticket_id).first() or message.ticket).reply_email
+    if message.author_id is None and forwarding_user(message.recipient) is not None:
+        current = message.recipient  # the acknowledgement to the employee who forwarded a customer's mail
     if not current:
         # the address was taken off the ticket since (the customer asked not to be mailed, or it was someone
         # else's): a reply still retrying must not go to it after all
-        with translation.override(settings.LANGUAGE_CODE):  # kept on the message, like the SMTP errors
-            error = _("Not sent: the ticket no longer has the customer's e-mail address.")
+        error = notsent.code("ticket_no_address")  # shown in the reader's language (core.notsent)
         TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
         log.warning("Mail for ticket message %s not sent: the ticket has no address any more", message.pk)
         return Delivery.GAVE_UP
@@ -211,10 +216,7 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
     except NoSmtpUtf8:
         # never retried in vain, never silently lost: the agent reads why on the message and can send it again
         # once the server is changed, or after entering another address
-        with translation.override(settings.LANGUAGE_CODE):  # kept on the message, like the SMTP errors
-            error = _("Not sent: the mail server cannot send to an address with Chinese characters (it does not "
-                      "support SMTPUTF8). Enter another address in the ticket's details, or ask the administrator "
-                      "to enable SMTPUTF8 on the mail server, then send again.")  # fmt: skip
+        error = notsent.code("no_smtputf8")  # shown in the reader's language (core.notsent)
         TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
         log.warning("Mail for ticket message %s not sent: the SMTP server does not offer SMTPUTF8", message.pk)
         tell_not_sent(message)
@@ -755,6 +757,13 @@ def is_automatic(msg: ParsedMail, address: str) -> str:
     return ""
 
 
+def is_automatic_address(address: str) -> bool:
+    """A machine's address (noreply, postmaster, mailer-daemon) or the desk's own."""
+    local = (address or "").split("@", 1)[0].lower()
+    own = email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1]
+    return local in LOOP_SENDERS or local.startswith("mailer-daemon") or _same_address(address, own)
+
+
 def message_ids(value: str) -> list[str]:
     return MESSAGE_ID.findall(value or "")
 
@@ -857,7 +866,8 @@ def _same_address(a: str, b: str) -> bool:
 
 def ticket_by_subject(subject: str, address: str) -> Ticket | None:
     """The ticket whose number the subject carries, only when the mail comes from that ticket's customer
-    (its reply address or its person's e-mail): a stranger cannot add to a ticket by guessing numbers."""
+    (its reply address, its person's e-mail, or the address one of its mails came from): a stranger cannot add to
+    a ticket by guessing numbers."""
     numbers = [m.group(1).upper() for m in NUMBER_IN_SUBJECT.finditer(unicodedata.normalize("NFKC", subject or ""))]
     for number in dict.fromkeys(numbers):
         ticket = Ticket.objects.filter(number=number).select_related("person").first()
@@ -866,6 +876,11 @@ def ticket_by_subject(subject: str, address: str) -> Ticket | None:
         if _same_address(ticket.reply_email, address):
             return ticket
         if ticket.person_id and _same_address(ticket.person.email, address):
+            return ticket
+        # the address a mail of the ticket came from: its answers go to the Reply-To (or to the customer whose mail
+        # an employee forwarded), while the writer writes again from the same From
+        senders = ticket.messages.filter(kind=MessageKind.INBOUND).only("sender").order_by("id")[:20]
+        if any(_same_address(m.sender, address) for m in senders):
             return ticket
     return None
 
@@ -892,16 +907,21 @@ def find_person(address: str):
     return survivors.pop() if len(survivors) == 1 else None
 
 
-def acknowledged_lately(address: str, now: dt.datetime) -> int:
+def acknowledged_lately(address: str, now: dt.datetime, *, channel: str = Channel.EMAIL) -> int:
     """How many acknowledgements went to this address within the last ACK_WINDOW (the address is encrypted:
-    compared after reading, over the few acknowledgements of that hour)."""
+    compared after reading, over the few acknowledgements of that hour). `channel`: the acknowledgements of new
+    mails (EMAIL), or the status-link mails of the web form (WEB) — two separate counts: the status links a
+    customer asked for used up the acknowledgements, and their next mail went unanswered."""
     recent = TicketMessage.objects.filter(
-        kind=MessageKind.REPLY, author=None, created_at__gte=now - ACK_WINDOW, created_at__lte=now
-    ).only("recipient")
+        kind=MessageKind.REPLY, author=None, created_at__gte=now - ACK_WINDOW, created_at__lte=now,
+        ticket__channel=channel,
+    ).only("recipient")  # fmt: skip
     return sum(1 for m in recent.iterator() if _same_address(m.recipient, address))
 
 
-def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.datetime) -> TicketMessage | None:
+def acknowledge(
+    ticket: Ticket, inbound: TicketMessage, address: str, now: dt.datetime, language: str | None = None
+) -> TicketMessage | None:
     """The automatic confirmation with the ticket number. Not a reply by an agent: no REPLY event, so it
     does not meet the first-response target. At most ACK_LIMIT an hour to one address: another system's
     auto-responder that sets none of the headers is_automatic knows (a hospital's own ticket system answering
@@ -910,11 +930,12 @@ def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.da
         log.warning("Mail from %s became ticket %s: no acknowledgement (%d sent to it within %s; a mail loop?)",
                     normalise.mask_email(address), ticket.number, ACK_LIMIT, ACK_WINDOW)  # fmt: skip
         return None
-    body = _(
-        "Thank you for your message. We have registered your request as %(number)s and will answer as soon "
-        "as possible.\n\nPlease keep %(number)s in the subject when you write about this request.\n\n"
-        "Your request: %(subject)s"
-    ) % {"number": ticket.number, "subject": ticket.subject}
+    with translation.override(language or settings.LANGUAGE_CODE):  # the customer's language (mail_language)
+        body = _(
+            "Thank you for your message. We have registered your request as %(number)s and will answer as soon "
+            "as possible.\n\nPlease keep %(number)s in the subject when you write about this request.\n\n"
+            "Your request: %(subject)s"
+        ) % {"number": ticket.number, "subject": ticket.subject}
     message = TicketMessage.objects.create(
         ticket=ticket, kind=MessageKind.REPLY, author=None, body=body, recipient=address,
         subject=conversation.reply_subject(ticket), message_id=conversation.new_message_id(ticket),
@@ -922,6 +943,112 @@ def acknowledge(ticket: Ticket, inbound: TicketMessage, address: str, now: dt.da
     )  # fmt: skip
     transaction.on_commit(lambda: deliver(message.pk))
     return message
+
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_HANT_TAGS = ("zh-hant", "zh-tw", "zh-hk", "zh-mo")
+
+
+def mail_language(msg: ParsedMail, text: str) -> str:
+    """The language to acknowledge a mail in: one the site speaks, taken from the mail's Content-Language (or
+    Outlook's Accept-Language), else the site's default (zh-Hans). A mail written in Chinese is answered in
+    Chinese whatever its program's language says (a Chinese doctor on an English Outlook writes Content-Language:
+    en-US): English only for a mail with no Chinese in its subject and text. The acknowledgement was always in
+    zh-Hans, also to a customer who wrote in English."""
+    try:  # on the mail, or on its text part (a multipart mail's programs often set it there)
+        parts = [msg, msg.get_body(preferencelist=("plain", "html"))]
+    except Exception:  # noqa: BLE001
+        parts = [msg]
+    tags = []
+    for part in parts:
+        for name in ("Content-Language", "Accept-Language"):
+            if part is not None:
+                tags += [t.split(";")[0].strip().lower() for t in _header(part, name).split(",") if t.strip()]
+    chinese = bool(_CJK.search(text or ""))
+    for tag in tags:
+        if tag.startswith(_HANT_TAGS):
+            return "zh-hant"
+        if tag.startswith("zh"):
+            return "zh-hans"
+        if tag.startswith("en") and not chinese:
+            return "en"
+    return settings.LANGUAGE_CODE
+
+
+def reply_to_of(msg: ParsedMail, sender: str) -> tuple[str, str]:
+    """(display name, address) of the mail's Reply-To when answers are to go there instead of to From (a no-reply
+    sender's system, a hospital's shared mailbox, a mailing list's member), else ("", ""). Not followed: an invalid
+    address, a machine's (noreply, postmaster, mailer-daemon), the desk's own (a loop), the same as From, or any
+    when SERVICEDESK_MAIL_USE_REPLY_TO is off. Reply-To only decides where the answers go: who the customer is
+    (their record) and whether a mail belongs to a ticket is still read from From."""
+    from pharmacrm.core.addresses import validate_address
+
+    if not getattr(settings, "SERVICEDESK_MAIL_USE_REPLY_TO", True):
+        return "", ""
+    try:
+        addresses = list(getattr(msg.get("Reply-To"), "addresses", ()) or ())
+    except Exception:  # noqa: BLE001 — an unreadable Reply-To counts as absent
+        return "", ""
+    if not addresses:
+        return "", ""
+    display, address = addresses[0].display_name or "", _SURROGATES.sub("", addresses[0].addr_spec or "")
+    if "@" not in address or _same_address(address, sender):
+        return "", ""
+    try:
+        validate_address(address)
+    except ValidationError:
+        return "", ""
+    local = address.split("@", 1)[0].lower()
+    own = email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1]
+    if local in LOOP_SENDERS or local.startswith("mailer-daemon") or _same_address(address, own):
+        return "", ""
+    return _SURROGATES.sub("\ufffd", display).strip(), address
+
+
+_FORWARD_MARKER = re.compile(
+    r"^[\s>]*(?:-{2,}\s*(?:Forwarded message|Original Message|转发的邮件|原始邮件|轉寄的郵件|原始郵件|转发邮件信息)\s*-{2,}"
+    r"|Begin forwarded message:)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FORWARD_FROM = re.compile(r"^[\s>*]*(?:From|发件人|寄件者|寄件人)\s*\*?\s*[:：]\s*(.+)$", re.IGNORECASE | re.MULTILINE)
+_ADDRESS = re.compile(r"[^\s<>\[\]:;,\"'()]+@[^\s<>\[\]:;,\"'()]+\.[^\s<>\[\]:;,\"'()]+")
+
+
+def forwarding_user(address: str):
+    """The active user whose account has this address (an employee), or None."""
+    from pharmacrm.core.models import User
+
+    if not address:
+        return None
+    users = [u for u in User.objects.filter(is_active=True, email__iexact=address)[:2]]
+    return users[0] if len(users) == 1 else None
+
+
+def forwarded_sender(msg: ParsedMail, body: str) -> tuple[str, str] | None:
+    """(display name, address) of the author of the mail an employee forwarded to the desk: the first forwarded
+    mail attached whole (message/rfc822), else the From line under the first forward marker of the text (Outlook,
+    Foxmail, Gmail, QQ and 163 in Chinese and English)."""
+    try:
+        for part in msg.walk():
+            if part.get_content_type() == "message/rfc822" and part is not msg:
+                inner = _inner_mail(part)
+                if hasattr(inner, "get"):
+                    return sender_of(inner)
+    except Exception:  # noqa: BLE001 — then the text
+        pass
+    marker = _FORWARD_MARKER.search(body or "")
+    if marker is None:
+        return None
+    line = _FORWARD_FROM.search(body, marker.end())
+    if line is None:
+        return None
+    value = line.group(1).strip()
+    found = _ADDRESS.search(value.replace("mailto:", " "))
+    if found is None:
+        return None
+    address = found.group(0).strip(".")
+    display = re.split(r"[<\[]", value, maxsplit=1)[0].strip().strip('"').strip()
+    return (display if "@" not in display else ""), address
 
 
 def too_large_note(size: int) -> str:
@@ -986,19 +1113,39 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
                 ticket, body=body, sender=address, subject=subject, message_id=message_id or "",
                 in_reply_to=in_reply_to, at=now, files=files, heard_at=max(at, ticket.received_at),
             )  # fmt: skip
-        person = find_person(address)
+        customer, caller, reply_email = address, display, address
+        ack_to, language = address, mail_language(msg, f"{subject}\n{body}")
+        employee = forwarding_user(address)
+        original = forwarded_sender(msg, body) if employee is not None else None
+        if original is not None and not (
+            _same_address(original[1], address) or forwarding_user(original[1]) is not None
+            or is_automatic_address(original[1])
+        ):  # fmt: skip
+            # an employee passed a customer's mail on (Zendesk's agent forwarding): the customer is the caller and
+            # the answers go to them; the acknowledgement goes to the employee, who asked the desk to take it over
+            customer, caller, reply_email = original[1], original[0], original[1]
+            ack_to, language = address, employee.language or settings.LANGUAGE_CODE
+            log.info("Mail from user %s forwards a mail of %s: the caller is the original sender",
+                     employee.pk, normalise.mask_email(customer))  # fmt: skip
+        else:
+            employee = None
+            reply_display, reply_address = reply_to_of(msg, address)
+            if reply_address:
+                reply_email, ack_to = reply_address, reply_address
+                caller = caller or reply_display
+        person = find_person(customer)
         data = {
             "channel": Channel.EMAIL,
             "category": getattr(settings, "SERVICEDESK_MAIL_CATEGORY", "other") or "other",
             "subject": subject or _("(no subject)"),
             "description": body,
             "received_at": at,
-            "reply_email": address,
+            "reply_email": reply_email,
         }
         if person is not None:
             data["person"] = person
         else:
-            data["caller_name"] = display or address
+            data["caller_name"] = (caller or customer)[:50]
         try:
             ticket = services.create_ticket(services.SYSTEM, data)
         except ValidationError as exc:
@@ -1015,7 +1162,8 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         if refused:
             inbound.body = f"{inbound.body}\n\n{refused}"[: conversation.MAX_BODY]
             inbound.save(update_fields=["body"])
-        acknowledge(ticket, inbound, address, now)
+        # a forwarded mail's message on the ticket keeps the employee as its sender: the agent sees who passed it on
+        acknowledge(ticket, inbound, ack_to, now, language)
         log.info("Mail from %s became ticket %s", normalise.mask_email(address), ticket.number)
         return inbound
 

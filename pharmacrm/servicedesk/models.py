@@ -484,6 +484,13 @@ class TicketMessage(models.Model):
     def __str__(self) -> str:
         return f"{self.ticket.number} {timezone.localtime(self.created_at):%Y-%m-%d %H:%M}"
 
+    @property
+    def last_error_shown(self) -> str:
+        """Why the last delivery attempt failed, in the reader's language (a reason of ours is kept as a code)."""
+        from pharmacrm.core import notsent
+
+        return notsent.shown(self.last_error)
+
 
 def attachment_path(instance, filename: str) -> str:
     # never the uploader's file name on disk: a random name under the ticket's year

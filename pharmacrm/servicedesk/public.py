@@ -200,13 +200,38 @@ def queue_status_link(ticket: Ticket):
     from .choices import Delivery
     from .models import TicketMessage
 
+    now = timezone.now()
+    if mail.acknowledged_lately(ticket.reply_email, now, channel=Channel.WEB) >= mail.STATUS_LINK_LIMIT:
+        # someone typing a stranger's address into the form, from many clients: the page still shows the link
+        log.warning("Web form ticket %s: no status-link mail (%d sent to the address within an hour)",
+                    ticket.number, mail.STATUS_LINK_LIMIT)  # fmt: skip
+        return None
     message = TicketMessage.objects.create(
         ticket=ticket, kind=MessageKind.REPLY, author=None, body=status_link_body(ticket),
         recipient=ticket.reply_email, subject=conversation.reply_subject(ticket),
-        message_id=conversation.new_message_id(ticket), delivery=Delivery.PENDING, created_at=timezone.now(),
+        message_id=conversation.new_message_id(ticket), delivery=Delivery.PENDING, created_at=now,
     )  # fmt: skip
     transaction.on_commit(lambda: mail.deliver(message.pk))
     return message
+
+
+def status_link_mail_state(ticket: Ticket) -> str:
+    """How the mail with the status link stands, as the page after the form tells it: "sent" once the mail
+    server took it, "queued" while it waits in the outbox (the worker sends it after the request, and retries
+    while the server is down), "failed" once the worker gave up, "" when no mail was asked for. The page said
+    "we have sent the link" while the mail was only queued — and the server could be down for hours."""
+    from .choices import Delivery
+
+    if not ticket.reply_email:
+        return ""
+    message = (
+        ticket.messages.filter(kind=MessageKind.REPLY, author__isnull=True).order_by("created_at", "id").first()
+    )
+    if message is None:
+        return ""
+    if message.delivery == Delivery.SENT:
+        return "sent"
+    return "failed" if message.delivery == Delivery.GAVE_UP else "queued"
 
 
 # --- the status link -------------------------------------------------------------------------------

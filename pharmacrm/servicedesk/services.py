@@ -138,7 +138,7 @@ def create_ticket(user, data: dict) -> Ticket:
         except ValidationError as e:
             errors["caller_phone"] = e.messages
     if (data.get("reply_email") or "").strip():
-        from .addresses import validate_address
+        from pharmacrm.core.addresses import validate_address
 
         try:  # 张三@公司.cn too (RFC 6531): a customer who writes from such an address is answered
             validate_address(data["reply_email"].strip())

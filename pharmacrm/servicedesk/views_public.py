@@ -94,7 +94,8 @@ def received(request, token: str):
     """After sending the form: the ticket number and the status link."""
     ticket = _ticket_or_404(token)
     link = request.build_absolute_uri(public.status_path(ticket))
-    return render(request, "public/received.html", {"ticket": ticket, "status_link": link, "token": token})
+    context = {"ticket": ticket, "status_link": link, "token": token, "link_mail": public.status_link_mail_state(ticket)}
+    return render(request, "public/received.html", context)
 
 
 @never_cache

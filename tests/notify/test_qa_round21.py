@@ -28,7 +28,7 @@ def test_an_email_queued_before_its_recipient_left_the_company_is_not_sent(users
     assert smtp_server.messages == []
     delivery.refresh_from_db()
     assert delivery.status == S.GAVE_UP and delivery.next_attempt_at is None
-    assert delivery.last_error == "Not sent: the recipient's account was deactivated."
+    assert delivery.last_error_shown == "Not sent: the recipient's account was deactivated."
     assert tasks.sweep() == 0  # never tried again
 
 
@@ -61,7 +61,7 @@ def test_an_email_whose_recipient_removed_the_address_is_not_sent(users, smtp_se
     assert tasks.deliver(Delivery.objects.get().pk) == S.GAVE_UP
 
     assert smtp_server.messages == []
-    assert Delivery.objects.get().last_error == "Not sent: the recipient no longer has an e-mail address."
+    assert Delivery.objects.get().last_error_shown == "Not sent: the recipient no longer has an e-mail address."
     assert Notification.objects.get().recipient == agent  # the bell keeps it
 
 

@@ -323,7 +323,7 @@ def test_a_reply_retrying_after_the_address_was_taken_off_the_ticket_is_not_sent
     reply.refresh_from_db()
     assert len(desk.inbox(CUSTOMER)) == mailed
     assert reply.delivery == Delivery.GAVE_UP
-    assert reply.last_error == gettext("Not sent: the ticket no longer has the customer's e-mail address.")
+    assert reply.last_error_shown == gettext("Not sent: the ticket no longer has the customer's e-mail address.")
     # "Send again" says what is missing instead of failing once more
     with translation.override("en"), pytest.raises(ValidationError, match="no e-mail address"):
         mail.resend(users["agent"], reply)
