@@ -814,6 +814,66 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
     return follow
 
 
+# the fields the four minimum criteria are made of (a follow-up's `changes` names them)
+CRITERION_FIELDS = frozenset((
+    "kind", "patient_name", "patient_sex", "patient_age", "patient_birth_date", "patient_record_number",
+    "reporter_name", "reporter_contact", "reporter_institution", "reporter_qualification", "drugs", "reactions",
+))  # fmt: skip
+REVALIDATE_CHUNK = 200
+
+
+def _criteria_known_since(case: SafetyCase) -> list[CaseVersion]:
+    """The versions of a case that holds the minimum criteria, from the one they were first known with: the last
+    follow-up that changed a field they are made of (a name, a qualification, a record number, a drug, a
+    reaction), else the initial report. Where the record cannot tell more closely (a correction that added one
+    between follow-ups), the earlier receipt: day 0 is never later than the data shows."""
+    versions = list(case.versions.order_by("sequence"))
+    start = 0
+    for i, version in enumerate(versions):
+        if CRITERION_FIELDS & set(version.changes or ()):
+            start = i
+    return versions[start:]
+
+
+def revalidate(case: SafetyCase, user=SYSTEM, *, reason: str = "") -> bool:
+    """Work out the validity of a stored case again under the minimum criteria as they are now (saved before the
+    rule changed, it kept the validity of the old rule until its next edit): the missing criteria, and — for a case
+    that is valid now — the regulatory clocks, each from the receipt of the version the criteria were first known
+    with (plan_clocks, as saving the case plans them), and the follow-up task done. Locks the case; audited; a
+    case whose validity and missing criteria are what they were is left alone (so running it again changes
+    nothing). Returns whether the case changed."""
+    now = timezone.now()
+    with transaction.atomic():
+        case = SafetyCase.objects.select_for_update().get(pk=case.pk)
+        before = {"valid": case.valid, "missing": list(case.missing or [])}
+        refresh_derived(case)
+        after = {"valid": case.valid, "missing": case.missing}
+        if after == before:
+            return False
+        case.save(update_fields=["serious", "fatal", "valid", "missing"])
+        if case.valid:
+            for version in _criteria_known_since(case):
+                plan_clocks(case, version, now)
+        _sync_follow_up_task(case, now)
+        _record(A.UPDATE, case, user, changes=_audit_changes(before, after), reason=reason)
+    return True
+
+
+def revalidate_invalid_cases(user=SYSTEM, *, reason: str = "", chunk: int = REVALIDATE_CHUNK) -> int:
+    """`revalidate` every case stored as invalid, a chunk of ids at a time (each case in its own short transaction:
+    a big table is never locked at once, and a run stopped midway is simply run again). Returns how many
+    changed."""
+    changed, last = 0, 0
+    while True:
+        ids = list(SafetyCase.objects.filter(valid=False, pk__gt=last).order_by("pk").values_list("pk", flat=True)
+                   [:chunk])  # fmt: skip
+        if not ids:
+            return changed
+        for pk in ids:
+            changed += revalidate(SafetyCase(pk=pk), user, reason=reason)
+        last = ids[-1]
+
+
 def _rows_differ(existing, new: list[dict], fields: tuple) -> bool:
     old = [{f: getattr(row, f if f != "product" else "product") for f in fields} for row in existing]
     return len(old) != len(new) or any(

@@ -5,6 +5,7 @@
     pharmacrm safety import-icsr FILE.xml                  # incoming ICSRs → cases (or follow-ups)
     pharmacrm safety import-ack FILE.xml                   # an acknowledgement → its submissions
     pharmacrm safety sweep                                 # handle the due regulatory clocks now
+    pharmacrm safety revalidate                            # invalid cases under today's minimum criteria
 
 The export validates against the E2B(R3) schema and the business rules before anything is written; a
 refusal lists what to fill in and exits with status 1. The command line has no user to sign with: an
@@ -28,6 +29,9 @@ from pharmacrm.safety import services
 from pharmacrm.safety.choices import CaseStatus
 from pharmacrm.safety.models import SafetyCase
 
+# the audit entry's reason, in no language (the audit trail records data, not a reader's text)
+REVALIDATE_REASON = "minimum criteria of ICH E2D / GVP VI.B.2 / 个例药品不良反应收集和报告指导原则"
+
 
 class Command(BaseCommand):
     help = "List, export and import safety cases (ICH E2B(R3)); sweep their regulatory clocks."
@@ -45,6 +49,8 @@ class Command(BaseCommand):
         ack = sub.add_parser("import-ack", help="Import an E2B(R3) acknowledgement.")
         ack.add_argument("file")
         sub.add_parser("sweep", help="Handle the due regulatory and hand-off clocks now.")
+        sub.add_parser("revalidate", help="Check the cases stored as invalid against the minimum criteria as they "
+                                          "are now; start the clocks of those that are valid.")  # fmt: skip
 
     def handle(self, *args, action, **options):
         return getattr(self, "_" + action.replace("-", "_"))(**options)
@@ -108,6 +114,10 @@ class Command(BaseCommand):
             raise CommandError("; ".join(error.messages)) from None
         for s in submissions:
             self.stdout.write(f"{s.case.number} {s.ack_status}")
+
+    def _revalidate(self, **_options):
+        changed = services.revalidate_invalid_cases(services.SystemActor(cli_actor()), reason=REVALIDATE_REASON)
+        self.stdout.write(_("%(count)d case(s) changed.") % {"count": changed})
 
     def _sweep(self, **_options):
         counts = services.sweep()
