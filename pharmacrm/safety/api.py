@@ -700,7 +700,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         },
         description="Export the case as an ICH E2B(R3) ICSR (MCCI_IN200100UV01 with one PORR_IN049016UV), after "
         "your electronic signature (the current one-time code: \"approved for export\"). The batch is released "
-        "only when it passes the business rules and the schema; otherwise 422 lists what to fill in.",
+        "only when it passes the business rules and the schema; otherwise 422 lists what to fill in. The unchanged "
+        "case exported again is the stored file of the earlier export (X-Retransmission: true).",
     )  # fmt: skip
     @action(detail=True, methods=["post"], url_path="export", filter_backends=[], pagination_class=None,
             content_negotiation_class=FileNegotiation)
@@ -725,6 +726,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         response = HttpResponse(result.xml, content_type="application/xml; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{result.message_id}.xml"'
         response["X-Message-Id"] = result.message_id
+        # the stored file of an earlier export of the unchanged case: same batch number and date of creation
+        response["X-Retransmission"] = "true" if result.retransmission else "false"
         return response
 
     @extend_schema(

@@ -66,6 +66,8 @@ from .models import (
     CaseVersion,
     Drug,
     Flag,
+    IcsrBatch,
+    IcsrMessage,
     QualityComplaint,
     Reaction,
     ReportingRule,
@@ -977,13 +979,59 @@ def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = 
     if nullified:  # (a nullification report, C.1.11, is not produced: the regulator is told by its channel)
         raise ValidationError({"cases": [_("Nullified cases are not exported: %(numbers)s.")
                                          % {"numbers": ", ".join(nullified)}]})  # fmt: skip
-    result = export.release(cases, purpose=purpose)  # ExportRefused lists what to fill in
+    export.release(cases, purpose=purpose)  # ExportRefused lists what to fill in, before anyone signs
     label = ", ".join(c.number for c in cases)[:200]
     sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT, cases[0], label=label)
+    return issue_icsr_batch(user, cases, purpose=purpose, signature_id=sig.pk)
+
+
+def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, **audit_extra):
+    """The batch file that leaves the company (the page, the API, the command line), under the ICH E2B(R3) IG's
+    identifiers: each batch its own number (N.1.2), each ICSR of a case the same message identifier (N.2.r.1 =
+    C.1.1) and a date of creation (C.1.2) later than any earlier ICSR of the case — the version a regulator keeps.
+    The same cases exported again with nothing changed (a file lost on the way to the gateway) are the stored file
+    again, batch number and dates included — unless a regulator acknowledged that batch: then it has it, and
+    what is sent now is a new transmission with a new number. Kept (encrypted) and audited."""
+    from .e2b import export
+
     with transaction.atomic():
+        locked = list(SafetyCase.objects.select_for_update().filter(pk__in=[c.pk for c in cases]).order_by("pk"))
+        by_pk = {c.pk: c for c in locked}
+        cases = [by_pk[c.pk] for c in cases]  # as they are now, in the order asked for
         keep_report_ids(user, cases)
+        digest = export.content_digest(cases)
+        wanted = sorted(c.pk for c in cases)
+        last = (IcsrBatch.objects.filter(messages__case=cases[0]).order_by("-created_at", "-pk")
+                .prefetch_related("messages").first())  # fmt: skip
+        again = (
+            last is not None and last.purpose == purpose and last.content_digest == digest
+            and sorted(m.case_id for m in last.messages.all()) == wanted
+            and not Submission.objects.filter(message_id=last.batch_id).exclude(ack_status=AckStatus.PENDING).exists()
+        )  # fmt: skip
+        if again:
+            result = export.Export(xml=last.xml.encode(), message_id=last.batch_id,
+                                   report_ids={m.case.number: m.message_id for m in last.messages.all()})  # fmt: skip
+        else:
+            # C.1.2 orders the versions of an ICSR to the second: never the same as, nor before, an earlier one's
+            now = timezone.now().replace(microsecond=0)
+            latest = IcsrBatch.objects.filter(messages__case__in=cases).order_by("-created_at").first()
+            if latest is not None and latest.created_at >= now:
+                now = latest.created_at + dt.timedelta(seconds=1)
+            batch_id = export.batch_message_id(now, Counter.allocate("safety:e2b-batch"))
+            result = export.release(cases, purpose=purpose, message_id=batch_id, now=now)
+            batch = IcsrBatch.objects.create(
+                batch_id=batch_id, created_at=now, purpose=purpose, content_digest=digest,
+                xml=result.xml.decode(), created_by=_actor(user),
+                actor_name=user.name if isinstance(user, SystemActor) else "",
+            )  # fmt: skip
+            IcsrMessage.objects.bulk_create([
+                IcsrMessage(batch=batch, case=c, message_id=result.report_ids[c.number],
+                            case_version=c.versions.order_by("-sequence").first())
+                for c in cases
+            ])  # fmt: skip
         _record(A.EXPORT, cases[0], user, format="E2B(R3)", purpose=purpose, cases=[c.number for c in cases],
-                message_id=result.message_id, signature_id=sig.pk)  # fmt: skip
+                message_id=result.message_id, retransmission=again, **audit_extra)  # fmt: skip
+    result.retransmission = again
     return result
 
 

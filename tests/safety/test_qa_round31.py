@@ -17,8 +17,10 @@ from django.utils import timezone
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.safety import services
 from pharmacrm.safety.models import CaseTask, SafetyCase, SafetyClock
+from tests.api import conftest as api_fixtures
 
 pytestmark = pytest.mark.django_db
+api_for = api_fixtures.api_for  # token clients per role
 
 ANONYMOUS = {"patient_name": "", "patient_sex": "", "patient_age": "", "patient_birth_date": None,
              "reporter_name": "", "reporter_contact": "", "reporter_institution": "", "reporter_qualification": ""}  # fmt: skip
@@ -141,3 +143,112 @@ def test_revalidation_works_through_a_table_in_chunks(make_case):
 
     assert SafetyCase.objects.filter(pk__in=[c.pk for c in cases], valid=True).count() == 5
     assert CaseTask.objects.filter(case__in=cases, kind="follow_up", done_at__isnull=True).count() == 0
+
+
+# --- the identifiers of an ICSR exported again (ICH E2B(R3) IG: N.1.2, N.2.r.1, C.1.2) --------------------------
+
+NS = {"h": "urn:hl7-org:v3"}
+
+
+def _ids(xml: bytes) -> dict:
+    from lxml import etree
+
+    doc = etree.fromstring(xml)
+    msg = doc.xpath("h:PORR_IN049016UV", namespaces=NS)[0]
+    event = msg.xpath(".//h:investigationEvent", namespaces=NS)[0]
+    return {
+        "N.1.2": doc.xpath("h:id/@extension", namespaces=NS)[0],
+        "N.2.r.1": msg.xpath("h:id/@extension", namespaces=NS)[0],
+        "N.2.r.4": msg.xpath("h:creationTime/@value", namespaces=NS)[0],
+        "C.1.1": event.xpath("h:id[@root='2.16.840.1.113883.3.989.2.1.3.1']/@extension", namespaces=NS)[0],
+        "C.1.2": msg.xpath("h:controlActProcess/h:effectiveTime/@value", namespaces=NS)[0],
+    }
+
+
+def _export(api, case, user, code) -> tuple[bytes, str]:
+    response = api.post(f"/api/v1/safety/cases/{case.pk}/export/", {"otp_code": code}, HTTP_ACCEPT="application/xml")
+    assert response.status_code == 200, response.content
+    return response.content, response["X-Message-Id"]
+
+
+def test_a_corrected_case_exported_again_is_a_new_transmission_and_a_later_version(api_for, make_case, users):
+    """PV exported the case for the NMPA, then corrected the batch number (no new information, no new version) and
+    exported again. The second file said N.2.r.1 'AE-…-0' again, the number and follow-up of the case rather than
+    C.1.1 as ICH's business rule has it, and — both files made within the second — could carry the same date of
+    creation (C.1.2), the version a gateway keeps: two different ICSRs of one version. Now N.2.r.1 is C.1.1 in both,
+    each file has its own batch number (N.1.2), and the correction's C.1.2 is later than the first file's."""
+    from tests.safety.conftest import COMPLETE, next_code, sign_code
+
+    pv, api = users["pv"], api_for("pv")
+    case = make_case()
+    first, first_id = _export(api, case, pv, sign_code(pv))
+    case.refresh_from_db()
+    services.update_case(pv, case, {"drugs": [{**COMPLETE["drugs"][0], "batch": "B20260902"}]}, version=case.version)
+
+    second, second_id = _export(api, case, pv, next_code(pv))
+
+    a, b = _ids(first), _ids(second)
+    assert first_id == a["N.1.2"] and second_id == b["N.1.2"] and a["N.1.2"] != b["N.1.2"]
+    assert a["N.2.r.1"] == a["C.1.1"] == b["N.2.r.1"] == b["C.1.1"] == f"CN-PHARMACRM-{case.number}"
+    assert b["C.1.2"] > a["C.1.2"] and a["C.1.2"] == a["N.2.r.4"] and b["C.1.2"] == b["N.2.r.4"]
+    assert b"B20260902" in second
+
+
+def test_an_unchanged_case_exported_again_is_the_stored_file_a_retransmission(make_case, users):
+    """The file never reached the gateway (a network failure); PV exports it again with nothing changed. It was a
+    new batch with a new date of creation: the regulator would hold two versions of one report. Now it is the
+    stored file, byte for byte — the same batch number and date of creation — and audited as a retransmission."""
+    case = make_case()
+    actor = services.SystemActor("cli:test")
+    first = services.issue_icsr_batch(actor, [case], purpose="regulatory")
+
+    again = services.issue_icsr_batch(actor, [case], purpose="regulatory")
+
+    assert again.xml == first.xml and again.message_id == first.message_id and again.retransmission
+    assert not first.retransmission
+    entry = AuditEntry.objects.filter(action=AuditEntry.Action.EXPORT, object_id=str(case.pk)).order_by("seq").last()
+    assert entry.extra["retransmission"] is True and entry.extra["message_id"] == first.message_id
+
+
+def test_a_batch_the_regulator_acknowledged_is_never_sent_again_under_its_number(make_case, users):
+    """Once the regulator acknowledged the batch it has it: an export of the unchanged case is a new transmission
+    with a new batch number and a later date of creation, which a gateway does not refuse as a duplicate."""
+    from tests.safety.conftest import sign_code
+
+    pv = users["pv"]
+    case = make_case()
+    actor = services.SystemActor("cli:test")
+    first = services.issue_icsr_batch(actor, [case], purpose="regulatory")
+    sub = services.record_submission(pv, case, {"channel": "nmpa", "message_id": first.message_id},
+                                     otp_code=sign_code(pv))  # fmt: skip
+    services.record_ack(pv, sub, accepted=True, errors=[], ack_message_id="ACK-1")
+
+    later = services.issue_icsr_batch(actor, [case], purpose="regulatory")
+
+    assert later.message_id != first.message_id and not later.retransmission
+    assert _ids(later.xml)["C.1.2"] > _ids(first.xml)["C.1.2"]
+
+
+def test_the_command_line_export_is_numbered_and_kept_like_the_pages(make_case, tmp_path):
+    from pharmacrm.safety.models import IcsrBatch
+
+    case = make_case()
+    out = tmp_path / "batch.xml"
+    call_command("safety", "export-icsr", case.number, "--out", str(out), stdout=io.StringIO())
+
+    batch = IcsrBatch.objects.get()
+    assert batch.xml.encode() == out.read_bytes() and _ids(out.read_bytes())["N.1.2"] == batch.batch_id
+    assert [m.message_id for m in batch.messages.all()] == [f"CN-PHARMACRM-{case.number}"]
+
+
+def test_an_acknowledgement_quoting_c_1_1_finds_its_submission(make_case, users):
+    """The regulator's ACK names each report by our N.2.r.1 — now C.1.1 — and the batch number."""
+    from pharmacrm.safety.e2b import ack
+    from tests.safety.conftest import sign_code
+
+    pv = users["pv"]
+    case = make_case()
+    sent = services.issue_icsr_batch(services.SystemActor("cli:test"), [case], purpose="regulatory")
+    sub = services.record_submission(pv, case, {"channel": "nmpa", "message_id": sent.message_id},
+                                     otp_code=sign_code(pv))  # fmt: skip
+    assert ack.our_message_id(sub) == f"CN-PHARMACRM-{case.number}"

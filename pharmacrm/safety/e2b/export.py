@@ -8,6 +8,7 @@ let a half-valid file leave the company."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import secrets
 import uuid
@@ -81,6 +82,7 @@ class Export:
     xml: bytes
     message_id: str
     report_ids: dict[str, str] = field(default_factory=dict)  # case number → N.2.r.1
+    retransmission: bool = False  # the stored file of an earlier export, unchanged (services.issue_icsr_batch)
 
 
 class ExportRefused(ValidationError):
@@ -94,13 +96,29 @@ class ExportRefused(ValidationError):
 # --- public -------------------------------------------------------------------------------------------------
 
 
-def batch_message_id(now: dt.datetime) -> str:
-    return f"PHARMACRM-{timezone.localtime(now):%Y%m%d%H%M%S}-{secrets.token_hex(3).upper()}"
+def batch_message_id(now: dt.datetime, number: int | None = None) -> str:
+    """N.1.2, "a unique tracking number assigned by the sender to each outbound batch file" (ICH E2B(R3) IG): the
+    services give it the next number of a sequence (IcsrBatch keeps them unique); a batch only built here (a
+    check, the preview of release) gets a random suffix."""
+    suffix = f"{number:06d}" if number is not None else secrets.token_hex(3).upper()
+    return f"PHARMACRM-{timezone.localtime(now):%Y%m%d%H%M%S}-{suffix}"
 
 
 def report_id(case) -> str:
-    """N.2.r.1: the case number and the follow-up it reports ("AE-2026-000001-2"), which an ACK refers to."""
-    return f"{case.number}-{max((v.sequence for v in case.versions.all()), default=0)}"
+    """N.2.r.1, the message identifier: "the value is the same as C.1.1" (ICH E2B(R3) IG business rule) — the same
+    for every ICSR of the case; which version a message carries is its date of creation, C.1.2, and which
+    transmission, its batch number, N.1.2."""
+    return rules.safety_report_id(case, conf.sender_org_code())
+
+
+# the moment a content digest is built at: the digest is of what the file says about the cases, not of when
+_DIGEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def content_digest(cases) -> str:
+    """What the batch says about `cases`, without its batch number and times: equal digests, the same file but for
+    those (an unchanged case exported again is a retransmission, not a new version)."""
+    return hashlib.sha256(build(cases, message_id="-", now=_DIGEST_TIME)).hexdigest()
 
 
 def build(cases, *, message_id: str | None = None, now: dt.datetime | None = None) -> bytes:
@@ -123,17 +141,19 @@ def build(cases, *, message_id: str | None = None, now: dt.datetime | None = Non
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def release(cases, *, purpose: str = rules.REGULATORY) -> Export:
+def release(cases, *, purpose: str = rules.REGULATORY, message_id: str | None = None,
+            now: dt.datetime | None = None) -> Export:  # fmt: skip
     """Build, check and validate; the batch only when every case passes, else ExportRefused listing every
-    problem of every case (a schema error there is a bug of this module, still never shipped)."""
+    problem of every case (a schema error there is a bug of this module, still never shipped). `message_id` and
+    `now`: the batch number and date of creation the services allocated (services.issue_icsr_batch)."""
     cases = _load(cases)
     if not cases:
         raise ExportRefused([Problem("", "N.2.r", "", _("No case to export."))])
     problems = [p for case in cases for p in rules.check(case, purpose)]
     if problems:
         raise ExportRefused(problems)
-    now = timezone.now()
-    message_id = batch_message_id(now)
+    now = now or timezone.now()
+    message_id = message_id or batch_message_id(now)
     xml = build(cases, message_id=message_id, now=now)
     errors = schema.validate(xml, schema.BATCH)
     if errors:
@@ -159,7 +179,7 @@ def _load(cases) -> list:
 
 def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org_code: str) -> None:
     msg = _el(root, "PORR_IN049016UV")
-    _el(msg, "id", extension=report_id(case), root=MESSAGE_ID)
+    _el(msg, "id", extension=report_id(case), root=MESSAGE_ID)  # N.2.r.1 = C.1.1
     _el(msg, "creationTime", value=_ts(now))
     _el(msg, "interactionId", extension="PORR_IN049016UV", root=HL7_INTERACTION)
     _el(msg, "processingCode", code="P")

@@ -22,9 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import audit
 from pharmacrm.core.management.commands._ops import cli_actor
-from pharmacrm.core.models import AuditEntry
 from pharmacrm.safety import services
 from pharmacrm.safety.choices import CaseStatus
 from pharmacrm.safety.models import SafetyCase
@@ -75,16 +73,16 @@ class Command(BaseCommand):
             message = _("Nullified cases are not exported: %(numbers)s.") % {"numbers": ", ".join(nullified)}
             raise CommandError(message)
         try:
-            result = export.release([cases[n] for n in numbers], purpose=purpose)
+            export.release([cases[n] for n in numbers], purpose=purpose)
         except export.ExportRefused as refused:
             for p in refused.problems:
                 self.stderr.write(f"{p.case} {p.element} {p.field}: {p.message}")
             raise CommandError(_("Export refused: fill in what is listed above.")) from None
-        _write_private(Path(out), result.xml)
+        # kept and numbered as every batch that may leave the company (the file is written once it is recorded)
         with transaction.atomic():
-            services.keep_report_ids(services.SystemActor(cli_actor()), [cases[n] for n in numbers])
-            audit.record(AuditEntry.Action.EXPORT, cases[numbers[0]], actor_name=cli_actor(), format="E2B(R3)",
-                         purpose=purpose, cases=list(numbers), message_id=result.message_id)  # fmt: skip
+            result = services.issue_icsr_batch(services.SystemActor(cli_actor()), [cases[n] for n in numbers],
+                                               purpose=purpose)  # fmt: skip
+            _write_private(Path(out), result.xml)
         self.stdout.write(_("%(count)d case(s) written to %(file)s (batch %(id)s).")
                           % {"count": len(numbers), "file": out, "id": result.message_id})  # fmt: skip
 
