@@ -496,6 +496,15 @@ class ExportSerializer(serializers.Serializer):
         choices=PURPOSES, required=False, default="regulatory",
         help_text="regulatory: MedDRA codes required; partner: to a licensing partner.",
     )  # fmt: skip
+    report = serializers.ChoiceField(
+        choices=["", "amendment", "nullification"], required=False, default="", allow_blank=True,
+        help_text="C.1.11.1 of a case reported before: amendment (a correction without new information) or "
+        "nullification (the case is void; it is nullified too). Empty: a report as the case now stands.",
+    )  # fmt: skip
+    reason = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=2000,
+        help_text="C.1.11.2, required with `report`: why the report is amended or nullified.",
+    )  # fmt: skip
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -713,7 +722,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         form.is_valid(raise_exception=True)
         d = form.validated_data
         try:
-            result = services.export_icsr(request.user, [case], otp_code=d["otp_code"], purpose=d["purpose"])
+            result = services.export_icsr(request.user, [case], otp_code=d["otp_code"], purpose=d["purpose"],
+                                          report=d.get("report") or "", reason=d.get("reason") or "")  # fmt: skip
         except ExportRefused as refused:
             problems = [
                 {"case": p.case, "element": p.element, "field": p.field, "message": str(p.message)}

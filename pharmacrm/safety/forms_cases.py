@@ -374,7 +374,17 @@ class ExportForm(ServiceErrorsMixin, SignatureMixin):
         label=_("Purpose"),
         choices=[(rules.REGULATORY, _("Submission to a regulator")), (rules.PARTNER, _("Exchange with a partner"))],
     )  # fmt: skip
-    field_order = ["purpose", "otp_code"]
+    # C.1.11.1: a report as the case now stands, or — of a case reported before — an amendment or a nullification
+    report = forms.ChoiceField(
+        label=_("Report"), required=False,
+        choices=[("", _("Report (initial or follow-up)")),
+                 ("amendment", _("Amendment: corrects a report sent, no new information")),
+                 ("nullification", _("Nullification: the case sent is void (invalid, a duplicate, sent in error)"))],
+    )  # fmt: skip
+    reason = _text(_("Reason for the amendment or nullification"), 2000, rows=2,
+                   help_text=_("Required for an amendment or a nullification (C.1.11.2). A nullification also "
+                               "nullifies the case."))  # fmt: skip
+    field_order = ["purpose", "report", "reason", "otp_code"]
 
 
 class SubmissionForm(ServiceErrorsMixin, SignatureMixin):

@@ -483,6 +483,9 @@ class IcsrBatch(models.Model):
     batch_id = models.CharField(_("batch number"), max_length=100, unique=True)  # N.1.2
     created_at = models.DateTimeField(_("created"))  # N.1.5, and C.1.2 / N.2.r.4 of each of its ICSRs
     purpose = models.CharField(_("purpose"), max_length=12)
+    # C.1.11.1 of its ICSRs: "" a report, "nullification" or "amendment", with the reason (C.1.11.2)
+    report = models.CharField(_("report"), max_length=13, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
     content_digest = models.CharField(max_length=64, editable=False)  # the file without its ids and times
     xml = EncryptedTextField(_("file"))
     created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")

@@ -967,25 +967,68 @@ def add_file(user, case: SafetyCase, upload) -> CaseFile:
 # --- submissions, exports, acknowledgements --------------------------------------------------------------
 
 
-def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = "regulatory"):
+REPORTS = ("", "amendment", "nullification")  # C.1.11.1: a report, or 2 an amendment, 1 a nullification
+
+
+def _sent_before(case: SafetyCase) -> bool:
+    """Whether an ICSR of the case went out before: a batch kept for it, or a submission recorded."""
+    return IcsrMessage.objects.filter(case=case).exists() or Submission.objects.filter(case=case).exists()
+
+
+def _check_report(cases: list[SafetyCase], report: str, reason: str) -> None:
+    """An amendment or a nullification (C.1.11.1) needs its reason (C.1.11.2, 2000 characters at most) and an ICSR
+    sent before ("an initial report cannot be a nullified or amended report", ICH; FDA rejects it, R0101); a nullified
+    case is exported only as its nullification."""
+    errors: dict[str, list[str]] = {}
+    if report not in REPORTS:
+        errors["report"] = [_("“%(value)s” is not one of the allowed values.") % {"value": report}]
+    elif report:
+        if not reason:
+            errors["reason"] = [_("Say why the report is amended or nullified (C.1.11.2).")]
+        elif len(reason) > 2000:
+            errors["reason"] = [_("At most %(limit)d characters (this has %(count)d).")
+                                % {"limit": 2000, "count": len(reason)}]  # fmt: skip
+        unsent = [c.number for c in cases if not _sent_before(c)]
+        if unsent:
+            errors["report"] = [_("%(numbers)s: no report of it was sent yet, and an initial report cannot be an "
+                                  "amendment or a nullification.") % {"numbers": ", ".join(unsent)}]  # fmt: skip
+    if report != "nullification":
+        nullified = [c.number for c in cases if c.status == CaseStatus.NULLIFIED]
+        if nullified:
+            errors.setdefault("cases", []).append(
+                _("Nullified cases are exported only as their nullification report: %(numbers)s.")
+                % {"numbers": ", ".join(nullified)}
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = "regulatory", report: str = "",
+                reason: str = ""):  # fmt: skip
     """The E2B(R3) batch for `cases`, released only after the PV officer's electronic signature ("approved
-    for export") and both checks (schema and business rules). Audited with the batch id."""
+    for export") and both checks (schema and business rules). Audited with the batch id. `report`: "amendment" (a
+    corrected report without new information, C.1.11.1 = 2) or "nullification" (the case is void: C.1.11.1 = 1, and
+    the case is nullified, its clocks stopped), each with its `reason` (C.1.11.2)."""
     from .e2b import export
 
     require(user)
     if not cases:
         raise ValidationError({"cases": [_("Choose at least one case.")]})
-    nullified = [c.number for c in cases if c.status == CaseStatus.NULLIFIED]
-    if nullified:  # (a nullification report, C.1.11, is not produced: the regulator is told by its channel)
-        raise ValidationError({"cases": [_("Nullified cases are not exported: %(numbers)s.")
-                                         % {"numbers": ", ".join(nullified)}]})  # fmt: skip
-    export.release(cases, purpose=purpose)  # ExportRefused lists what to fill in, before anyone signs
+    reason = (reason or "").strip()
+    _check_report(cases, report or "", reason)
+    export.release(cases, purpose=purpose, report=report, reason=reason)  # ExportRefused lists what to fill in
     label = ", ".join(c.number for c in cases)[:200]
     sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT, cases[0], label=label)
-    return issue_icsr_batch(user, cases, purpose=purpose, signature_id=sig.pk)
+    with transaction.atomic():
+        if report == "nullification":
+            for case in cases:
+                if case.status != CaseStatus.NULLIFIED:
+                    set_status(user, case, CaseStatus.NULLIFIED, reason=reason)
+        return issue_icsr_batch(user, cases, purpose=purpose, report=report, reason=reason, signature_id=sig.pk)
 
 
-def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, **audit_extra):
+def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, report: str = "", reason: str = "",
+                     **audit_extra):  # fmt: skip
     """The batch file that leaves the company (the page, the API, the command line), under the ICH E2B(R3) IG's
     identifiers: each batch its own number (N.1.2), each ICSR of a case the same message identifier (N.2.r.1 =
     C.1.1) and a date of creation (C.1.2) later than any earlier ICSR of the case — the version a regulator keeps.
@@ -999,12 +1042,12 @@ def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, **audit_ext
         by_pk = {c.pk: c for c in locked}
         cases = [by_pk[c.pk] for c in cases]  # as they are now, in the order asked for
         keep_report_ids(user, cases)
-        digest = export.content_digest(cases)
+        digest = export.content_digest(cases, report=report, reason=reason)
         wanted = sorted(c.pk for c in cases)
         last = (IcsrBatch.objects.filter(messages__case=cases[0]).order_by("-created_at", "-pk")
                 .prefetch_related("messages").first())  # fmt: skip
         again = (
-            last is not None and last.purpose == purpose and last.content_digest == digest
+            last is not None and last.purpose == purpose and last.content_digest == digest and last.report == report
             and sorted(m.case_id for m in last.messages.all()) == wanted
             and not Submission.objects.filter(message_id=last.batch_id).exclude(ack_status=AckStatus.PENDING).exists()
         )  # fmt: skip
@@ -1018,9 +1061,11 @@ def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, **audit_ext
             if latest is not None and latest.created_at >= now:
                 now = latest.created_at + dt.timedelta(seconds=1)
             batch_id = export.batch_message_id(now, Counter.allocate("safety:e2b-batch"))
-            result = export.release(cases, purpose=purpose, message_id=batch_id, now=now)
+            result = export.release(cases, purpose=purpose, message_id=batch_id, now=now, report=report,
+                                    reason=reason)  # fmt: skip
             batch = IcsrBatch.objects.create(
-                batch_id=batch_id, created_at=now, purpose=purpose, content_digest=digest,
+                batch_id=batch_id, created_at=now, purpose=purpose, report=report, reason=reason,
+                content_digest=digest,
                 xml=result.xml.decode(), created_by=_actor(user),
                 actor_name=user.name if isinstance(user, SystemActor) else "",
             )  # fmt: skip
@@ -1030,7 +1075,8 @@ def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, **audit_ext
                 for c in cases
             ])  # fmt: skip
         _record(A.EXPORT, cases[0], user, format="E2B(R3)", purpose=purpose, cases=[c.number for c in cases],
-                message_id=result.message_id, retransmission=again, **audit_extra)  # fmt: skip
+                message_id=result.message_id, retransmission=again, report=report, reason=reason,
+                **audit_extra)  # fmt: skip
     result.retransmission = again
     return result
 
@@ -1105,10 +1151,44 @@ def _days(delta: dt.timedelta) -> int:
     return max(1, math.ceil(delta / dt.timedelta(days=1)))
 
 
+REPORT_STATES = {
+    ("nullification", False): gettext_lazy("Nullification exported"),
+    ("nullification", True): gettext_lazy("Nullification submitted"),
+    ("amendment", False): gettext_lazy("Amendment exported"),
+    ("amendment", True): gettext_lazy("Amendment submitted"),
+}
+
+
+def report_states(case_ids: Iterable[int]) -> dict[int, str]:
+    """{case id: its latest amendment or nullification report (C.1.11.1) and whether its submission is recorded},
+    as the case list and page show it: "Nullification exported" until the officer records that it was sent. Two
+    queries for a page of cases."""
+    latest: dict[int, tuple[str, str]] = {}
+    for case_id, report, batch_id in (
+        IcsrMessage.objects.filter(case_id__in=list(case_ids), batch__report__in=["amendment", "nullification"])
+        .order_by("batch__created_at", "batch_id").values_list("case_id", "batch__report", "batch__batch_id")
+    ):  # fmt: skip
+        latest[case_id] = (report, batch_id)
+    if not latest:
+        return {}
+    sent = set(Submission.objects.filter(case_id__in=list(latest), message_id__in=[b for _r, b in latest.values()])
+               .values_list("case_id", "message_id"))  # fmt: skip
+    return {pk: str(REPORT_STATES[(report, (pk, batch) in sent)]) for pk, (report, batch) in latest.items()}
+
+
+def nullification_batch(case: SafetyCase, message_id: str) -> IcsrBatch | None:
+    """The kept nullification report of `case` whose batch number is `message_id`, if that is what was sent."""
+    if not message_id:
+        return None
+    return IcsrBatch.objects.filter(batch_id=message_id, report="nullification", messages__case=case).first()
+
+
 def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[SafetyClock]) -> None:
-    if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+    if case.status == CaseStatus.NULLIFIED and nullification_batch(case, values["message_id"]) is not None:
+        pass  # its nullification report (C.1.11.1 = 1) is what a nullified case sends: recorded like any report
+    elif case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
         raise ValidationError({"status": [_("A closed or nullified case is not reported: reopen it first.")]})
-    if kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
+    elif kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
         missing = ", ".join(str(Criterion(c).label) for c in case.missing)  # the criteria, not their codes
         raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
                                         % {"missing": missing}]})  # fmt: skip
@@ -1158,9 +1238,9 @@ def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> S
             clock.save(update_fields=["met_at", "next_check_at"])
         # "submitted" once no report is owed to any regulator: not when the FDA has it and the NMPA's is still due
         # (nor when a follow-up received after it was sent is still owed)
-        if kind == ClockKind.REPORT and not case.clocks.filter(
+        if case.status != CaseStatus.NULLIFIED and kind == ClockKind.REPORT and not case.clocks.filter(
             kind=ClockKind.REPORT, met_at__isnull=True, stopped_at__isnull=True
-        ).exists():
+        ).exists():  # (a nullified case's nullification report leaves it nullified)
             case.status = CaseStatus.SUBMITTED
         case.version += 1
         case.updated_at = timezone.now()

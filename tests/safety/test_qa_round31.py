@@ -252,3 +252,134 @@ def test_an_acknowledgement_quoting_c_1_1_finds_its_submission(make_case, users)
     sub = services.record_submission(pv, case, {"channel": "nmpa", "message_id": sent.message_id},
                                      otp_code=sign_code(pv))  # fmt: skip
     assert ack.our_message_id(sub) == f"CN-PHARMACRM-{case.number}"
+
+
+# --- nullification and amendment reports (C.1.11.1 / C.1.11.2) -----------------------------------------------------
+
+
+def _c_1_11(xml: bytes) -> tuple[list, list]:
+    from lxml import etree
+
+    doc = etree.fromstring(xml)
+    chars = ".//h:investigationEvent/h:subjectOf2/h:investigationCharacteristic"
+    code = doc.xpath(f"{chars}[h:code/@code='3']/h:value[@codeSystem='2.16.840.1.113883.3.989.2.1.1.5']/@code",
+                     namespaces=NS)  # fmt: skip
+    reason = doc.xpath(f"{chars}[h:code/@code='4']/h:value/h:originalText/text()", namespaces=NS)
+    return code, reason
+
+
+def _sent(case, pv):
+    """The case exported and its submission recorded (the signatures of those steps are tested elsewhere: each
+    one-time code signs once, and the test's own steps need theirs)."""
+    from pharmacrm.safety.models import Submission
+
+    batch = services.issue_icsr_batch(pv, [case], purpose="regulatory")
+    Submission.objects.create(case=case, jurisdiction="CN", channel="nmpa", message_id=batch.message_id,
+                              submitted_at=timezone.now(), submitted_by=pv)  # fmt: skip
+    return batch
+
+
+def test_a_reported_case_found_a_duplicate_is_nullified_by_a_nullification_report(client_for, make_case, users):
+    """A case reported to the NMPA turned out to be a duplicate of another. The officer could only set it to
+    "nullified" in the CRM — the regulator kept the report, since no nullification (C.1.11.1 = 1) could be produced.
+    Now the export form's "Nullification" with its reason, signed, nullifies the case and downloads the ICSR saying
+    so (schema-valid, the same C.1.1, a later C.1.2); recording its submission leaves the case nullified, and the list
+    and the page show "Nullification submitted"."""
+    from django.urls import reverse
+
+    from pharmacrm.safety.e2b import schema
+    from tests.safety.conftest import next_code, sign_code
+
+    pv, page = users["pv"], client_for("pv")
+    case = make_case()
+    first = _sent(case, pv)
+    reason = "与 AE-2026-000001 为同一患者同一事件，重复报告"
+
+    response = page.post(reverse("safety:case-export", args=[case.pk]), {
+        "purpose": "regulatory", "report": "nullification", "reason": reason, "otp_code": sign_code(pv)})  # fmt: skip
+
+    assert response.status_code == 200, response.content.decode()[:2000]
+    xml = response.content
+    assert schema.validate(xml, schema.BATCH) == []
+    assert _c_1_11(xml) == (["1"], [reason])
+    ids, before = _ids(xml), _ids(first.xml)
+    assert ids["C.1.1"] == before["C.1.1"] and ids["C.1.2"] > before["C.1.2"] and ids["N.1.2"] != before["N.1.2"]
+    case.refresh_from_db()
+    assert case.status == "nullified"
+    assert not SafetyClock.objects.filter(case=case, met_at__isnull=True, stopped_at__isnull=True).exists()
+    entry = AuditEntry.objects.filter(action="export", object_id=str(case.pk)).order_by("seq").last()
+    assert entry.extra["report"] == "nullification" and entry.extra["reason"] == reason
+    assert "Nullification exported" in page.get(reverse("safety:cases")).content.decode()
+
+    # recorded as sent (its batch number prefilled from the export): the case stays nullified
+    data = {"jurisdiction": "CN", "kind": "report", "channel": "nmpa", "message_id": ids["N.1.2"],
+            "submitted_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "otp_code": ""}  # fmt: skip
+    form = page.get(reverse("safety:case", args=[case.pk])).content.decode()
+    assert f'value="{ids["N.1.2"]}"' in form
+    data["otp_code"] = next_code(pv)
+    assert page.post(reverse("safety:case-submission", args=[case.pk]), data).status_code == 302
+    case.refresh_from_db()
+    assert case.status == "nullified" and case.submissions.count() == 2
+    assert "Nullification submitted" in page.get(reverse("safety:cases")).content.decode()
+    assert 'id="report-state"' in page.get(reverse("safety:case", args=[case.pk])).content.decode()
+
+
+def test_an_initial_report_cannot_be_a_nullification_or_an_amendment(client_for, make_case, users):
+    """ICH (FDA R0101): a nullification or amendment voids or corrects a report sent — a case never reported has
+    none. Refused at the field, before any signature, and the case stays as it was."""
+    from django.urls import reverse
+
+    from tests.safety.conftest import sign_code
+
+    pv = users["pv"]
+    case = make_case()
+    response = client_for("pv").post(reverse("safety:case-export", args=[case.pk]), {
+        "purpose": "regulatory", "report": "nullification", "reason": "重复", "otp_code": sign_code(pv)})  # fmt: skip
+
+    assert response.status_code == 400
+    assert 'id="field-report"' in response.content.decode() and "initial report" in response.content.decode()
+    case.refresh_from_db()
+    assert case.status != "nullified"
+
+
+def test_an_amendment_needs_its_reason_and_says_so_in_the_icsr(api_for, make_case, users):
+    """After an internal review the company's causality changed — a correction, no new information: an amendment
+    (C.1.11.1 = 2) with its reason; C.1.5 (the most recent information) does not move."""
+    from tests.safety.conftest import sign_code
+
+    pv, api = users["pv"], api_for("pv")
+    case = make_case()
+    first = _sent(case, pv)
+    case.refresh_from_db()
+    services.update_case(pv, case, {"causality_company": "probable"}, version=case.version)
+    url = f"/api/v1/safety/cases/{case.pk}/export/"
+
+    missing = api.post(url, {"otp_code": sign_code(pv), "report": "amendment"})  # (refused before it signs)
+    assert missing.status_code == 400 and "reason" in missing.json()
+
+    response = api.post(url, {"otp_code": sign_code(pv), "report": "amendment", "reason": "内部评审后修改公司因果评价"},
+                        HTTP_ACCEPT="application/xml")  # fmt: skip
+    assert response.status_code == 200, response.content
+    assert _c_1_11(response.content) == (["2"], ["内部评审后修改公司因果评价"])
+    from lxml import etree
+
+    def c_1_5(xml):
+        return etree.fromstring(xml).xpath("//h:investigationEvent/h:availabilityTime/@value", namespaces=NS)
+
+    assert c_1_5(response.content) == c_1_5(first.xml)
+    case.refresh_from_db()
+    assert case.status != "nullified"
+
+
+def test_a_nullified_case_is_exported_only_as_its_nullification(make_case, users):
+    from django.core.exceptions import ValidationError
+
+    pv = users["pv"]
+    case = make_case()
+    _sent(case, pv)
+    case.refresh_from_db()
+    case = services.set_status(pv, case, "nullified", reason="重复", version=case.version)
+
+    with pytest.raises(ValidationError) as refused:
+        services.export_icsr(pv, [case], otp_code="000000")
+    assert "cases" in refused.value.message_dict

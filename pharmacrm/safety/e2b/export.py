@@ -69,6 +69,9 @@ SERIOUSNESS = (  # E.i.3.2a-f: (model field, observation code, display name)
     ("congenital", "12", "congenitalAnomalyBirthDefect"),
     ("other_important", "26", "otherMedicallyImportantCondition"),
 )
+NULLIFICATION_CODES = f"{OID}.1.5"  # C.1.11.1
+NULLIFICATION, AMENDMENT = "nullification", "amendment"
+REPORT_CODES = {NULLIFICATION: "1", AMENDMENT: "2"}  # C.1.11.1: 1 nullification, 2 amendment
 FIRST_SENDER_OTHER = "2"  # C.1.8.2: a company, not a regulator
 SENDER_PHARMACEUTICAL_COMPANY = "1"  # C.3.1
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -115,15 +118,18 @@ def report_id(case) -> str:
 _DIGEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
-def content_digest(cases) -> str:
+def content_digest(cases, *, report: str = "", reason: str = "") -> str:
     """What the batch says about `cases`, without its batch number and times: equal digests, the same file but for
     those (an unchanged case exported again is a retransmission, not a new version)."""
-    return hashlib.sha256(build(cases, message_id="-", now=_DIGEST_TIME)).hexdigest()
+    xml = build(cases, message_id="-", now=_DIGEST_TIME, report=report, reason=reason)
+    return hashlib.sha256(xml).hexdigest()
 
 
-def build(cases, *, message_id: str | None = None, now: dt.datetime | None = None) -> bytes:
+def build(cases, *, message_id: str | None = None, now: dt.datetime | None = None, report: str = "",
+          reason: str = "") -> bytes:  # fmt: skip
     """The ICSR batch for `cases` (SafetyCase objects or a queryset), UTF-8. Writes nothing to the database;
-    loads drugs, reactions, versions and files of all cases in one query each."""
+    loads drugs, reactions, versions and files of all cases in one query each. `report`: "nullification" or
+    "amendment" (C.1.11.1) for every ICSR of the batch, with its `reason` (C.1.11.2)."""
     now = now or timezone.now()
     cases = _load(cases)
     root = etree.Element(f"{{{HL7}}}MCCI_IN200100UV01", nsmap=NSMAP, ITSVersion="XML_1.0")
@@ -135,26 +141,28 @@ def build(cases, *, message_id: str | None = None, now: dt.datetime | None = Non
     _el(root, "name", code="1", displayName="ichicsr", codeSystem=f"{OID}.1.1")
     sender_id, receiver_id, org_code = conf.sender_id(), conf.receiver_id(), conf.sender_org_code()
     for case in cases:
-        _message(root, case, now, sender_id, receiver_id, org_code)
+        _message(root, case, now, sender_id, receiver_id, org_code, report, reason)
     _device(root, "receiver", "RCV", receiver_id, BATCH_RECEIVER)
     _device(root, "sender", "SND", sender_id, BATCH_SENDER)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 def release(cases, *, purpose: str = rules.REGULATORY, message_id: str | None = None,
-            now: dt.datetime | None = None) -> Export:  # fmt: skip
+            now: dt.datetime | None = None, report: str = "", reason: str = "") -> Export:  # fmt: skip
     """Build, check and validate; the batch only when every case passes, else ExportRefused listing every
     problem of every case (a schema error there is a bug of this module, still never shipped). `message_id` and
     `now`: the batch number and date of creation the services allocated (services.issue_icsr_batch)."""
     cases = _load(cases)
     if not cases:
         raise ExportRefused([Problem("", "N.2.r", "", _("No case to export."))])
-    problems = [p for case in cases for p in rules.check(case, purpose)]
+    # a nullification voids what was sent (often a case found invalid): it names the case by its ids and needs only
+    # the schema; an amendment is a corrected report and passes every rule
+    problems = [] if report == NULLIFICATION else [p for case in cases for p in rules.check(case, purpose)]
     if problems:
         raise ExportRefused(problems)
     now = now or timezone.now()
     message_id = message_id or batch_message_id(now)
-    xml = build(cases, message_id=message_id, now=now)
+    xml = build(cases, message_id=message_id, now=now, report=report, reason=reason)
     errors = schema.validate(xml, schema.BATCH)
     if errors:
         raise ExportRefused(
@@ -177,7 +185,8 @@ def _load(cases) -> list:
     return cases
 
 
-def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org_code: str) -> None:
+def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org_code: str, report: str = "",
+             reason: str = "") -> None:  # fmt: skip
     msg = _el(root, "PORR_IN049016UV")
     _el(msg, "id", extension=report_id(case), root=MESSAGE_ID)  # N.2.r.1 = C.1.1
     _el(msg, "creationTime", value=_ts(now))
@@ -269,6 +278,11 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
     characteristic = _characteristic(event, "1", "ICH ReportType")
     _el(characteristic, "value", {XSI_TYPE: "CE"}, code=case.report_type, codeSystem=REPORT_TYPE)  # C.1.3
     _el(_characteristic(event, "2", "otherCaseIds"), "value", {XSI_TYPE: "BL"}, nullFlavor="NI")  # C.1.9.1
+    if report:  # C.1.11.1 nullification or amendment, C.1.11.2 its reason
+        _el(_characteristic(event, "3", "nullificationAmendmentCode"), "value", {XSI_TYPE: "CE"},
+            code=REPORT_CODES[report], codeSystem=NULLIFICATION_CODES)  # fmt: skip
+        _el(_el(_characteristic(event, "4", "nullificationAmendmentReason"), "value", {XSI_TYPE: "CE"}),
+            "originalText", _text(reason))  # fmt: skip
 
 
 def _expedited(case) -> bool:
