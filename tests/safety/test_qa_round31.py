@@ -383,3 +383,26 @@ def test_a_nullified_case_is_exported_only_as_its_nullification(make_case, users
     with pytest.raises(ValidationError) as refused:
         services.export_icsr(pv, [case], otp_code="000000")
     assert "cases" in refused.value.message_dict
+
+
+def test_a_case_found_invalid_after_it_was_reported_is_nullified_all_the_same(make_case, users):
+    """On review the 'patient' of a reported case turns out to be nobody anyone can identify (the record number was
+    the ward's): the case is invalid now — which is why it is nullified — and its nullification must still leave,
+    though the report rules (the minimum criteria) no longer pass."""
+    from pharmacrm.safety.e2b import schema
+    from tests.safety.conftest import sign_code
+
+    pv = users["pv"]
+    case = make_case(**PHYSICIAN_AND_RECORD)
+    _sent(case, pv)
+    case.refresh_from_db()
+    case = services.update_case(pv, case, {"patient_record_number": ""}, version=case.version)
+    assert not case.valid
+
+    result = services.export_icsr(pv, [case], otp_code=sign_code(pv), report="nullification",
+                                  reason="经核实患者信息不可识别，病例无效")  # fmt: skip
+
+    assert schema.validate(result.xml, schema.BATCH) == []
+    assert _c_1_11(result.xml) == (["1"], ["经核实患者信息不可识别，病例无效"])
+    case.refresh_from_db()
+    assert case.status == "nullified"
