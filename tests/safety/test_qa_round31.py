@@ -406,3 +406,30 @@ def test_a_case_found_invalid_after_it_was_reported_is_nullified_all_the_same(ma
     assert _c_1_11(result.xml) == (["1"], ["经核实患者信息不可识别，病例无效"])
     case.refresh_from_db()
     assert case.status == "nullified"
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_exports_of_the_same_case_at_once_are_one_file(make_case, users):
+    """Two officers (or a double click) export the unchanged case at the same moment: the second waits for the
+    first and gets its file — one batch number, one date of creation — not a second 'version' of the ICSR made in
+    the same second."""
+    from pharmacrm.safety.models import IcsrBatch
+    from tests.concurrency import held_while
+
+    case = make_case()
+    actor = services.SystemActor("cli:test")
+    got: list[str] = []
+
+    def first():
+        got.append(services.issue_icsr_batch(actor, [SafetyCase.objects.get(pk=case.pk)], purpose="regulatory")
+                   .message_id)  # fmt: skip
+
+    def second():
+        got.append(services.issue_icsr_batch(actor, [SafetyCase.objects.get(pk=case.pk)], purpose="regulatory")
+                   .message_id)  # fmt: skip
+
+    held_while(first, second)
+
+    assert len(got) == 2 and got[0] == got[1]
+    assert IcsrBatch.objects.count() == 1
