@@ -406,6 +406,11 @@ def test_a_case_found_invalid_after_it_was_reported_is_nullified_all_the_same(ma
     assert _c_1_11(result.xml) == (["1"], ["经核实患者信息不可识别，病例无效"])
     case.refresh_from_db()
     assert case.status == "nullified"
+    # where FDA's table (and our importer, for a partner's file) reads C.1.11.1: a receiver sees the nullification
+    from pharmacrm.safety.e2b import importer
+
+    [parsed] = importer.parse(result.xml)
+    assert any("C.1.11.1" in w for w in parsed["warnings"])
 
 
 @pytest.mark.postgresql
