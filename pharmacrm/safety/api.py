@@ -278,7 +278,7 @@ PATIENT_API_FIELDS = (
 REPORTER_API_FIELDS = ("reporter_name", "reporter_contact", "reporter_institution", "reporter_qualification",
                        "reporter_country")  # fmt: skip
 ASSESSMENT_FIELDS = ("expectedness", "causality_reporter", "causality_company", "narrative", "reporter_comment",
-                     "sender_comment")  # fmt: skip
+                     "sender_comment", "literature")  # fmt: skip
 PV_FIELDS = frozenset(
     PATIENT_API_FIELDS + REPORTER_API_FIELDS + ASSESSMENT_FIELDS + ("drugs", "reactions", "quality")
 )
@@ -342,6 +342,7 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
     narrative = _text(100000, help_text=PV_ONLY)
     reporter_comment = _text(20000, help_text=PV_ONLY)
     sender_comment = _text(20000, help_text=PV_ONLY)
+    literature = _text(20000, help_text=PV_ONLY + " C.4.r.1: one literature reference a line, 500 characters each.")
     drugs = DrugSerializer(
         many=True, required=False, help_text=PV_ONLY + " A list given replaces the case's list."
     )

@@ -118,6 +118,9 @@ class CaseFieldsForm(ServiceErrorsMixin, forms.Form):
     narrative = _text(_("Case narrative"), 100000, rows=6)
     reporter_comment = _text(_("Reporter's comments"), 20000, rows=3)
     sender_comment = _text(_("Sender's comments"), 20000, rows=3)
+    literature = _text(_("Literature references"), 20000, rows=2,
+                       help_text=_("One reference a line — authors, title, journal, year, pages (C.4.r.1, at most 500 "
+                                   "characters each)."))  # fmt: skip
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     SECTIONS = {
@@ -142,7 +145,7 @@ class CaseFieldsForm(ServiceErrorsMixin, forms.Form):
             "reporter_country",
         ),  # fmt: skip
         "assessment": ("expectedness", "causality_reporter", "causality_company"),
-        "narrative": ("narrative", "reporter_comment", "sender_comment"),
+        "narrative": ("narrative", "reporter_comment", "sender_comment", "literature"),
     }
 
     @classmethod

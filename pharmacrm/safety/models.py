@@ -138,6 +138,8 @@ class SafetyCase(models.Model):
     narrative = EncryptedTextField(_("case narrative"))  # H.1
     reporter_comment = EncryptedTextField(_("reporter's comments"))  # H.2
     sender_comment = models.TextField(_("sender's comments"), blank=True)  # H.4
+    # C.4.r.1: the published articles that report the case, one reference per line (500 characters each)
+    literature = models.TextField(_("literature references"), blank=True)
 
     # derived on every save (services.refresh_derived): queried, so stored
     serious = models.BooleanField(_("serious"), default=False)

@@ -93,6 +93,7 @@ def sounds_serious(texts: Iterable[str]) -> bool:
     """Whether a flagged text speaks of a death, a life-threatening state or a hospital stay."""
     return any(_SERIOUS_WORDS.search(t or "") for t in texts)
 FOLLOW_UP_DAYS = 7  # the follow-up request for missing minimum criteria
+LITERATURE_MAX = 500  # C.4.r.1, each literature reference
 
 # fields of the case a user may set; encrypted ones are audited by name only
 PATIENT_FIELDS = (
@@ -103,7 +104,7 @@ REPORTER_FIELDS = ("reporter_name", "reporter_contact", "reporter_institution")
 SECRET_FIELDS = frozenset(PATIENT_FIELDS + REPORTER_FIELDS + ("narrative", "reporter_comment"))
 PLAIN_FIELDS = (
     "kind", "report_type", "country", "worldwide_id", "sender_case_id", "imported_from", "reporter_qualification",
-    "reporter_country", "expectedness", "causality_reporter", "causality_company", "sender_comment",
+    "reporter_country", "expectedness", "causality_reporter", "causality_company", "sender_comment", "literature",
     "latest_received_at",
 )  # fmt: skip
 CASE_FIELDS = PATIENT_FIELDS + REPORTER_FIELDS + ("narrative", "reporter_comment") + PLAIN_FIELDS
@@ -237,6 +238,15 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
         elif field == "latest_received_at":
             if value is None:
                 continue
+        elif field == "literature":  # C.4.r.1: one reference a line, each at most 500 characters (ICH)
+            lines = [" ".join(line.split()) for line in str(value or "").splitlines()]
+            value = "\n".join(line for line in lines if line)
+            for n, line in enumerate(value.splitlines() if value else [], 1):
+                if len(line) > LITERATURE_MAX:
+                    errors.setdefault(field, []).append(
+                        _("Reference %(n)d has %(count)d characters: at most %(limit)d each (one reference a line).")
+                        % {"n": n, "count": len(line), "limit": LITERATURE_MAX}
+                    )
         elif field in ("country", "reporter_country"):  # ＣＮ typed in full width is CN, the code E2B takes
             value = unicodedata.normalize("NFKC", str(value or "")).strip().upper()
             if value and (len(value) != 2 or not value.isalpha()):

@@ -438,3 +438,62 @@ def test_two_exports_of_the_same_case_at_once_are_one_file(make_case, users):
 
     assert len(got) == 2 and got[0] == got[1]
     assert IcsrBatch.objects.count() == 1
+
+
+# --- literature references (C.4.r.1) ----------------------------------------------------------------------------
+
+REFERENCES = ("张三, 李四. 头孢曲松致重症药疹一例. 中国药物警戒, 2026, 23(4): 412-414.",
+              "Smith J, Brown K. Ceftriaxone-induced rash: a case report. Drug Saf Case Rep. 2026;13:22.")  # fmt: skip
+
+
+def test_literature_references_go_out_as_c_4_r_1_and_come_back_in(make_case, users):
+    """A case the company first read of in a journal (or whose report was published since): the articles had no
+    place on the case, and the ICSR said nothing of them. Now each reference (a line) is a C.4.r.1 of the ICSR,
+    schema-valid, and a partner's file brings its references in."""
+    from lxml import etree
+
+    from pharmacrm.safety.e2b import export, importer, schema
+
+    case = make_case(literature="\n".join(REFERENCES) + "\n\n", report_type="3")
+    assert case.literature == "\n".join(REFERENCES)  # (blank lines dropped)
+
+    result = export.release([case])
+
+    assert schema.validate(result.xml, schema.BATCH) == []
+    refs = etree.fromstring(result.xml).xpath(
+        "//h:investigationEvent/h:reference/h:document[h:code/@code='2']/h:bibliographicDesignationText/text()",
+        namespaces=NS,
+    )
+    assert refs == list(REFERENCES)
+    assert importer.parse(result.xml)[0]["literature"] == "\n".join(REFERENCES)
+
+
+def test_a_reference_longer_than_e2b_takes_is_refused_at_its_field(make_case, users):
+    from django.core.exceptions import ValidationError
+
+    case = make_case()
+    with pytest.raises(ValidationError) as refused:
+        services.update_case(users["pv"], case, {"literature": REFERENCES[0] + "\n" + "文" * 501}, version=case.version)
+    assert "Reference 2 has 501 characters" in refused.value.message_dict["literature"][0]
+
+
+def test_the_fda_mega_instance_brings_its_literature_reference():
+    from pathlib import Path
+
+    from pharmacrm.safety.e2b import importer
+
+    data = (Path(__file__).parent / "data" / "fda-examples" / "FAERS2022Scenario6.xml").read_bytes()
+    literature = importer.parse(data)[0]["literature"]
+    assert literature.startswith('Author (last name first), "Article Title."')
+
+
+def test_the_case_page_lists_the_references_and_the_edit_form_takes_them(client_for, make_case):
+    from django.urls import reverse
+
+    case = make_case(literature="\n".join(REFERENCES))
+    pv = client_for("pv")
+
+    page = pv.get(reverse("safety:case", args=[case.pk])).content.decode()
+    assert '<ol id="literature">' in page and all(r in page for r in REFERENCES)
+    form = pv.get(reverse("safety:case-edit", args=[case.pk])).content.decode()
+    assert 'name="literature"' in form and REFERENCES[1] in form

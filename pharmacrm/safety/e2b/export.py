@@ -217,6 +217,11 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
         _el(document, "code", code="1", codeSystem=f"{OID}.1.27", codeSystemVersion="1.0",
             displayName="documentsHeldBySender")  # fmt: skip
         _el(document, "title", _text(case_file.name))  # (a file name: 200 characters at most, of 2000)
+    for reference in (case.literature or "").splitlines():  # C.4.r.1, one per reference
+        document = _el(_el(event, "reference", typeCode="REFR"), "document", classCode="DOC", moodCode="EVN")
+        _el(document, "code", code="2", codeSystem=f"{OID}.1.27", codeSystemVersion="1.0",
+            displayName="literatureReference")  # fmt: skip
+        _el(document, "bibliographicDesignationText", _text(reference))
 
     assessment = _el(_el(event, "component", typeCode="COMP"), "adverseEventAssessment", classCode="INVSTG",
                      moodCode="EVN")  # fmt: skip
