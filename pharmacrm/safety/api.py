@@ -278,7 +278,7 @@ PATIENT_API_FIELDS = (
 REPORTER_API_FIELDS = ("reporter_name", "reporter_contact", "reporter_institution", "reporter_qualification",
                        "reporter_country")  # fmt: skip
 ASSESSMENT_FIELDS = ("expectedness", "causality_reporter", "causality_company", "narrative", "reporter_comment",
-                     "sender_comment")  # fmt: skip
+                     "sender_comment", "literature")  # fmt: skip
 PV_FIELDS = frozenset(
     PATIENT_API_FIELDS + REPORTER_API_FIELDS + ASSESSMENT_FIELDS + ("drugs", "reactions", "quality")
 )
@@ -342,6 +342,7 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
     narrative = _text(100000, help_text=PV_ONLY)
     reporter_comment = _text(20000, help_text=PV_ONLY)
     sender_comment = _text(20000, help_text=PV_ONLY)
+    literature = _text(20000, help_text=PV_ONLY + " C.4.r.1: one literature reference a line, 500 characters each.")
     drugs = DrugSerializer(
         many=True, required=False, help_text=PV_ONLY + " A list given replaces the case's list."
     )
@@ -495,6 +496,15 @@ class ExportSerializer(serializers.Serializer):
     purpose = serializers.ChoiceField(
         choices=PURPOSES, required=False, default="regulatory",
         help_text="regulatory: MedDRA codes required; partner: to a licensing partner.",
+    )  # fmt: skip
+    report = serializers.ChoiceField(
+        choices=["", "amendment", "nullification"], required=False, default="", allow_blank=True,
+        help_text="C.1.11.1 of a case reported before: amendment (a correction without new information) or "
+        "nullification (the case is void; it is nullified too). Empty: a report as the case now stands.",
+    )  # fmt: skip
+    reason = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=2000,
+        help_text="C.1.11.2, required with `report`: why the report is amended or nullified.",
     )  # fmt: skip
 
 
@@ -700,7 +710,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         },
         description="Export the case as an ICH E2B(R3) ICSR (MCCI_IN200100UV01 with one PORR_IN049016UV), after "
         "your electronic signature (the current one-time code: \"approved for export\"). The batch is released "
-        "only when it passes the business rules and the schema; otherwise 422 lists what to fill in.",
+        "only when it passes the business rules and the schema; otherwise 422 lists what to fill in. The unchanged "
+        "case exported again is the stored file of the earlier export (X-Retransmission: true).",
     )  # fmt: skip
     @action(detail=True, methods=["post"], url_path="export", filter_backends=[], pagination_class=None,
             content_negotiation_class=FileNegotiation)
@@ -712,7 +723,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         form.is_valid(raise_exception=True)
         d = form.validated_data
         try:
-            result = services.export_icsr(request.user, [case], otp_code=d["otp_code"], purpose=d["purpose"])
+            result = services.export_icsr(request.user, [case], otp_code=d["otp_code"], purpose=d["purpose"],
+                                          report=d.get("report") or "", reason=d.get("reason") or "")  # fmt: skip
         except ExportRefused as refused:
             problems = [
                 {"case": p.case, "element": p.element, "field": p.field, "message": str(p.message)}
@@ -725,6 +737,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         response = HttpResponse(result.xml, content_type="application/xml; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{result.message_id}.xml"'
         response["X-Message-Id"] = result.message_id
+        # the stored file of an earlier export of the unchanged case: same batch number and date of creation
+        response["X-Retransmission"] = "true" if result.retransmission else "false"
         return response
 
     @extend_schema(

@@ -118,6 +118,9 @@ class CaseFieldsForm(ServiceErrorsMixin, forms.Form):
     narrative = _text(_("Case narrative"), 100000, rows=6)
     reporter_comment = _text(_("Reporter's comments"), 20000, rows=3)
     sender_comment = _text(_("Sender's comments"), 20000, rows=3)
+    literature = _text(_("Literature references"), 20000, rows=2,
+                       help_text=_("One reference a line — authors, title, journal, year, pages (C.4.r.1, at most 500 "
+                                   "characters each)."))  # fmt: skip
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     SECTIONS = {
@@ -142,7 +145,7 @@ class CaseFieldsForm(ServiceErrorsMixin, forms.Form):
             "reporter_country",
         ),  # fmt: skip
         "assessment": ("expectedness", "causality_reporter", "causality_company"),
-        "narrative": ("narrative", "reporter_comment", "sender_comment"),
+        "narrative": ("narrative", "reporter_comment", "sender_comment", "literature"),
     }
 
     @classmethod
@@ -374,7 +377,17 @@ class ExportForm(ServiceErrorsMixin, SignatureMixin):
         label=_("Purpose"),
         choices=[(rules.REGULATORY, _("Submission to a regulator")), (rules.PARTNER, _("Exchange with a partner"))],
     )  # fmt: skip
-    field_order = ["purpose", "otp_code"]
+    # C.1.11.1: a report as the case now stands, or — of a case reported before — an amendment or a nullification
+    report = forms.ChoiceField(
+        label=_("Report"), required=False,
+        choices=[("", _("Report (initial or follow-up)")),
+                 ("amendment", _("Amendment: corrects a report sent, no new information")),
+                 ("nullification", _("Nullification: the case sent is void (invalid, a duplicate, sent in error)"))],
+    )  # fmt: skip
+    reason = _text(_("Reason for the amendment or nullification"), 2000, rows=2,
+                   help_text=_("Required for an amendment or a nullification (C.1.11.2). A nullification also "
+                               "nullifies the case."))  # fmt: skip
+    field_order = ["purpose", "report", "reason", "otp_code"]
 
 
 class SubmissionForm(ServiceErrorsMixin, SignatureMixin):

@@ -138,6 +138,8 @@ class SafetyCase(models.Model):
     narrative = EncryptedTextField(_("case narrative"))  # H.1
     reporter_comment = EncryptedTextField(_("reporter's comments"))  # H.2
     sender_comment = models.TextField(_("sender's comments"), blank=True)  # H.4
+    # C.4.r.1: the published articles that report the case, one reference per line (500 characters each)
+    literature = models.TextField(_("literature references"), blank=True)
 
     # derived on every save (services.refresh_derived): queried, so stored
     serious = models.BooleanField(_("serious"), default=False)
@@ -473,3 +475,46 @@ class CaseFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class IcsrBatch(models.Model):
+    """An E2B(R3) batch file as it was released (N.1.2, its number; the XML, encrypted: it holds the patients'
+    details): every later export of the same cases, unchanged, is this file again — a retransmission keeps its
+    batch number and each ICSR its date of creation — and anything else gets a new number (ICH E2B(R3) IG)."""
+
+    batch_id = models.CharField(_("batch number"), max_length=100, unique=True)  # N.1.2
+    created_at = models.DateTimeField(_("created"))  # N.1.5, and C.1.2 / N.2.r.4 of each of its ICSRs
+    purpose = models.CharField(_("purpose"), max_length=12)
+    # C.1.11.1 of its ICSRs: "" a report, "nullification" or "amendment", with the reason (C.1.11.2)
+    report = models.CharField(_("report"), max_length=13, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    content_digest = models.CharField(max_length=64, editable=False)  # the file without its ids and times
+    xml = EncryptedTextField(_("file"))
+    created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True)  # the command line's `cli:…`
+    cases = models.ManyToManyField(SafetyCase, through="IcsrMessage", related_name="+")
+
+    class Meta:
+        verbose_name = _("ICSR batch")
+        verbose_name_plural = _("ICSR batches")
+
+    def __str__(self) -> str:
+        return self.batch_id
+
+
+class IcsrMessage(models.Model):
+    """One case's ICSR in a batch: its message identifier (N.2.r.1, which ICH makes C.1.1) and the version of the
+    case it reported. Its date of creation (C.1.2) is the batch's: later than every earlier ICSR of the case."""
+
+    batch = models.ForeignKey(IcsrBatch, models.CASCADE, related_name="messages")
+    case = models.ForeignKey(SafetyCase, models.CASCADE, related_name="icsr_messages")
+    case_version = models.ForeignKey(CaseVersion, models.SET_NULL, null=True, blank=True, related_name="+")
+    message_id = models.CharField(_("message identifier"), max_length=100)  # N.2.r.1
+
+    class Meta:
+        verbose_name = _("ICSR message")
+        verbose_name_plural = _("ICSR messages")
+        constraints = [models.UniqueConstraint(fields=["batch", "case"], name="icsr_message_once")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} {self.message_id}"

@@ -66,6 +66,8 @@ from .models import (
     CaseVersion,
     Drug,
     Flag,
+    IcsrBatch,
+    IcsrMessage,
     QualityComplaint,
     Reaction,
     ReportingRule,
@@ -91,6 +93,7 @@ def sounds_serious(texts: Iterable[str]) -> bool:
     """Whether a flagged text speaks of a death, a life-threatening state or a hospital stay."""
     return any(_SERIOUS_WORDS.search(t or "") for t in texts)
 FOLLOW_UP_DAYS = 7  # the follow-up request for missing minimum criteria
+LITERATURE_MAX = 500  # C.4.r.1, each literature reference
 
 # fields of the case a user may set; encrypted ones are audited by name only
 PATIENT_FIELDS = (
@@ -101,7 +104,7 @@ REPORTER_FIELDS = ("reporter_name", "reporter_contact", "reporter_institution")
 SECRET_FIELDS = frozenset(PATIENT_FIELDS + REPORTER_FIELDS + ("narrative", "reporter_comment"))
 PLAIN_FIELDS = (
     "kind", "report_type", "country", "worldwide_id", "sender_case_id", "imported_from", "reporter_qualification",
-    "reporter_country", "expectedness", "causality_reporter", "causality_company", "sender_comment",
+    "reporter_country", "expectedness", "causality_reporter", "causality_company", "sender_comment", "literature",
     "latest_received_at",
 )  # fmt: skip
 CASE_FIELDS = PATIENT_FIELDS + REPORTER_FIELDS + ("narrative", "reporter_comment") + PLAIN_FIELDS
@@ -235,6 +238,15 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
         elif field == "latest_received_at":
             if value is None:
                 continue
+        elif field == "literature":  # C.4.r.1: one reference a line, each at most 500 characters (ICH)
+            lines = [" ".join(line.split()) for line in str(value or "").splitlines()]
+            value = "\n".join(line for line in lines if line)
+            for n, line in enumerate(value.splitlines() if value else [], 1):
+                if len(line) > LITERATURE_MAX:
+                    errors.setdefault(field, []).append(
+                        _("Reference %(n)d has %(count)d characters: at most %(limit)d each (one reference a line).")
+                        % {"n": n, "count": len(line), "limit": LITERATURE_MAX}
+                    )
         elif field in ("country", "reporter_country"):  # ＣＮ typed in full width is CN, the code E2B takes
             value = unicodedata.normalize("NFKC", str(value or "")).strip().upper()
             if value and (len(value) != 2 or not value.isalpha()):
@@ -814,6 +826,66 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
     return follow
 
 
+# the fields the four minimum criteria are made of (a follow-up's `changes` names them)
+CRITERION_FIELDS = frozenset((
+    "kind", "patient_name", "patient_sex", "patient_age", "patient_birth_date", "patient_record_number",
+    "reporter_name", "reporter_contact", "reporter_institution", "reporter_qualification", "drugs", "reactions",
+))  # fmt: skip
+REVALIDATE_CHUNK = 200
+
+
+def _criteria_known_since(case: SafetyCase) -> list[CaseVersion]:
+    """The versions of a case that holds the minimum criteria, from the one they were first known with: the last
+    follow-up that changed a field they are made of (a name, a qualification, a record number, a drug, a
+    reaction), else the initial report. Where the record cannot tell more closely (a correction that added one
+    between follow-ups), the earlier receipt: day 0 is never later than the data shows."""
+    versions = list(case.versions.order_by("sequence"))
+    start = 0
+    for i, version in enumerate(versions):
+        if CRITERION_FIELDS & set(version.changes or ()):
+            start = i
+    return versions[start:]
+
+
+def revalidate(case: SafetyCase, user=SYSTEM, *, reason: str = "") -> bool:
+    """Work out the validity of a stored case again under the minimum criteria as they are now (saved before the
+    rule changed, it kept the validity of the old rule until its next edit): the missing criteria, and — for a case
+    that is valid now — the regulatory clocks, each from the receipt of the version the criteria were first known
+    with (plan_clocks, as saving the case plans them), and the follow-up task done. Locks the case; audited; a
+    case whose validity and missing criteria are what they were is left alone (so running it again changes
+    nothing). Returns whether the case changed."""
+    now = timezone.now()
+    with transaction.atomic():
+        case = SafetyCase.objects.select_for_update().get(pk=case.pk)
+        before = {"valid": case.valid, "missing": list(case.missing or [])}
+        refresh_derived(case)
+        after = {"valid": case.valid, "missing": case.missing}
+        if after == before:
+            return False
+        case.save(update_fields=["serious", "fatal", "valid", "missing"])
+        if case.valid:
+            for version in _criteria_known_since(case):
+                plan_clocks(case, version, now)
+        _sync_follow_up_task(case, now)
+        _record(A.UPDATE, case, user, changes=_audit_changes(before, after), reason=reason)
+    return True
+
+
+def revalidate_invalid_cases(user=SYSTEM, *, reason: str = "", chunk: int = REVALIDATE_CHUNK) -> int:
+    """`revalidate` every case stored as invalid, a chunk of ids at a time (each case in its own short transaction:
+    a big table is never locked at once, and a run stopped midway is simply run again). Returns how many
+    changed."""
+    changed, last = 0, 0
+    while True:
+        ids = list(SafetyCase.objects.filter(valid=False, pk__gt=last).order_by("pk").values_list("pk", flat=True)
+                   [:chunk])  # fmt: skip
+        if not ids:
+            return changed
+        for pk in ids:
+            changed += revalidate(SafetyCase(pk=pk), user, reason=reason)
+        last = ids[-1]
+
+
 def _rows_differ(existing, new: list[dict], fields: tuple) -> bool:
     old = [{f: getattr(row, f if f != "product" else "product") for f in fields} for row in existing]
     return len(old) != len(new) or any(
@@ -905,25 +977,117 @@ def add_file(user, case: SafetyCase, upload) -> CaseFile:
 # --- submissions, exports, acknowledgements --------------------------------------------------------------
 
 
-def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = "regulatory"):
+REPORTS = ("", "amendment", "nullification")  # C.1.11.1: a report, or 2 an amendment, 1 a nullification
+
+
+def _sent_before(case: SafetyCase) -> bool:
+    """Whether an ICSR of the case went out before: a batch kept for it, or a submission recorded."""
+    return IcsrMessage.objects.filter(case=case).exists() or Submission.objects.filter(case=case).exists()
+
+
+def _check_report(cases: list[SafetyCase], report: str, reason: str) -> None:
+    """An amendment or a nullification (C.1.11.1) needs its reason (C.1.11.2, 2000 characters at most) and an ICSR
+    sent before ("an initial report cannot be a nullified or amended report", ICH; FDA rejects it, R0101); a nullified
+    case is exported only as its nullification."""
+    errors: dict[str, list[str]] = {}
+    if report not in REPORTS:
+        errors["report"] = [_("“%(value)s” is not one of the allowed values.") % {"value": report}]
+    elif report:
+        if not reason:
+            errors["reason"] = [_("Say why the report is amended or nullified (C.1.11.2).")]
+        elif len(reason) > 2000:
+            errors["reason"] = [_("At most %(limit)d characters (this has %(count)d).")
+                                % {"limit": 2000, "count": len(reason)}]  # fmt: skip
+        unsent = [c.number for c in cases if not _sent_before(c)]
+        if unsent:
+            errors["report"] = [_("%(numbers)s: no report of it was sent yet, and an initial report cannot be an "
+                                  "amendment or a nullification.") % {"numbers": ", ".join(unsent)}]  # fmt: skip
+    if report != "nullification":
+        nullified = [c.number for c in cases if c.status == CaseStatus.NULLIFIED]
+        if nullified:
+            errors.setdefault("cases", []).append(
+                _("Nullified cases are exported only as their nullification report: %(numbers)s.")
+                % {"numbers": ", ".join(nullified)}
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = "regulatory", report: str = "",
+                reason: str = ""):  # fmt: skip
     """The E2B(R3) batch for `cases`, released only after the PV officer's electronic signature ("approved
-    for export") and both checks (schema and business rules). Audited with the batch id."""
+    for export") and both checks (schema and business rules). Audited with the batch id. `report`: "amendment" (a
+    corrected report without new information, C.1.11.1 = 2) or "nullification" (the case is void: C.1.11.1 = 1, and
+    the case is nullified, its clocks stopped), each with its `reason` (C.1.11.2)."""
     from .e2b import export
 
     require(user)
     if not cases:
         raise ValidationError({"cases": [_("Choose at least one case.")]})
-    nullified = [c.number for c in cases if c.status == CaseStatus.NULLIFIED]
-    if nullified:  # (a nullification report, C.1.11, is not produced: the regulator is told by its channel)
-        raise ValidationError({"cases": [_("Nullified cases are not exported: %(numbers)s.")
-                                         % {"numbers": ", ".join(nullified)}]})  # fmt: skip
-    result = export.release(cases, purpose=purpose)  # ExportRefused lists what to fill in
+    reason = (reason or "").strip()
+    _check_report(cases, report or "", reason)
+    export.release(cases, purpose=purpose, report=report, reason=reason)  # ExportRefused lists what to fill in
     label = ", ".join(c.number for c in cases)[:200]
     sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT, cases[0], label=label)
     with transaction.atomic():
+        if report == "nullification":
+            for case in cases:
+                if case.status != CaseStatus.NULLIFIED:
+                    set_status(user, case, CaseStatus.NULLIFIED, reason=reason)
+        return issue_icsr_batch(user, cases, purpose=purpose, report=report, reason=reason, signature_id=sig.pk)
+
+
+def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, report: str = "", reason: str = "",
+                     **audit_extra):  # fmt: skip
+    """The batch file that leaves the company (the page, the API, the command line), under the ICH E2B(R3) IG's
+    identifiers: each batch its own number (N.1.2), each ICSR of a case the same message identifier (N.2.r.1 =
+    C.1.1) and a date of creation (C.1.2) later than any earlier ICSR of the case — the version a regulator keeps.
+    The same cases exported again with nothing changed (a file lost on the way to the gateway) are the stored file
+    again, batch number and dates included — unless a regulator acknowledged that batch: then it has it, and
+    what is sent now is a new transmission with a new number. Kept (encrypted) and audited."""
+    from .e2b import export
+
+    with transaction.atomic():
+        locked = list(SafetyCase.objects.select_for_update().filter(pk__in=[c.pk for c in cases]).order_by("pk"))
+        by_pk = {c.pk: c for c in locked}
+        cases = [by_pk[c.pk] for c in cases]  # as they are now, in the order asked for
         keep_report_ids(user, cases)
+        digest = export.content_digest(cases, report=report, reason=reason)
+        wanted = sorted(c.pk for c in cases)
+        last = (IcsrBatch.objects.filter(messages__case=cases[0]).order_by("-created_at", "-pk")
+                .prefetch_related("messages").first())  # fmt: skip
+        again = (
+            last is not None and last.purpose == purpose and last.content_digest == digest and last.report == report
+            and sorted(m.case_id for m in last.messages.all()) == wanted
+            and not Submission.objects.filter(message_id=last.batch_id).exclude(ack_status=AckStatus.PENDING).exists()
+        )  # fmt: skip
+        if again:
+            result = export.Export(xml=last.xml.encode(), message_id=last.batch_id,
+                                   report_ids={m.case.number: m.message_id for m in last.messages.all()})  # fmt: skip
+        else:
+            # C.1.2 orders the versions of an ICSR to the second: never the same as, nor before, an earlier one's
+            now = timezone.now().replace(microsecond=0)
+            latest = IcsrBatch.objects.filter(messages__case__in=cases).order_by("-created_at").first()
+            if latest is not None and latest.created_at >= now:
+                now = latest.created_at + dt.timedelta(seconds=1)
+            batch_id = export.batch_message_id(now, Counter.allocate("safety:e2b-batch"))
+            result = export.release(cases, purpose=purpose, message_id=batch_id, now=now, report=report,
+                                    reason=reason)  # fmt: skip
+            batch = IcsrBatch.objects.create(
+                batch_id=batch_id, created_at=now, purpose=purpose, report=report, reason=reason,
+                content_digest=digest,
+                xml=result.xml.decode(), created_by=_actor(user),
+                actor_name=user.name if isinstance(user, SystemActor) else "",
+            )  # fmt: skip
+            IcsrMessage.objects.bulk_create([
+                IcsrMessage(batch=batch, case=c, message_id=result.report_ids[c.number],
+                            case_version=c.versions.order_by("-sequence").first())
+                for c in cases
+            ])  # fmt: skip
         _record(A.EXPORT, cases[0], user, format="E2B(R3)", purpose=purpose, cases=[c.number for c in cases],
-                message_id=result.message_id, signature_id=sig.pk)  # fmt: skip
+                message_id=result.message_id, retransmission=again, report=report, reason=reason,
+                **audit_extra)  # fmt: skip
+    result.retransmission = again
     return result
 
 
@@ -997,10 +1161,44 @@ def _days(delta: dt.timedelta) -> int:
     return max(1, math.ceil(delta / dt.timedelta(days=1)))
 
 
+REPORT_STATES = {
+    ("nullification", False): gettext_lazy("Nullification exported"),
+    ("nullification", True): gettext_lazy("Nullification submitted"),
+    ("amendment", False): gettext_lazy("Amendment exported"),
+    ("amendment", True): gettext_lazy("Amendment submitted"),
+}
+
+
+def report_states(case_ids: Iterable[int]) -> dict[int, str]:
+    """{case id: its latest amendment or nullification report (C.1.11.1) and whether its submission is recorded},
+    as the case list and page show it: "Nullification exported" until the officer records that it was sent. Two
+    queries for a page of cases."""
+    latest: dict[int, tuple[str, str]] = {}
+    for case_id, report, batch_id in (
+        IcsrMessage.objects.filter(case_id__in=list(case_ids), batch__report__in=["amendment", "nullification"])
+        .order_by("batch__created_at", "batch_id").values_list("case_id", "batch__report", "batch__batch_id")
+    ):  # fmt: skip
+        latest[case_id] = (report, batch_id)
+    if not latest:
+        return {}
+    sent = set(Submission.objects.filter(case_id__in=list(latest), message_id__in=[b for _r, b in latest.values()])
+               .values_list("case_id", "message_id"))  # fmt: skip
+    return {pk: str(REPORT_STATES[(report, (pk, batch) in sent)]) for pk, (report, batch) in latest.items()}
+
+
+def nullification_batch(case: SafetyCase, message_id: str) -> IcsrBatch | None:
+    """The kept nullification report of `case` whose batch number is `message_id`, if that is what was sent."""
+    if not message_id:
+        return None
+    return IcsrBatch.objects.filter(batch_id=message_id, report="nullification", messages__case=case).first()
+
+
 def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[SafetyClock]) -> None:
-    if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+    if case.status == CaseStatus.NULLIFIED and nullification_batch(case, values["message_id"]) is not None:
+        pass  # its nullification report (C.1.11.1 = 1) is what a nullified case sends: recorded like any report
+    elif case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
         raise ValidationError({"status": [_("A closed or nullified case is not reported: reopen it first.")]})
-    if kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
+    elif kind == ClockKind.REPORT and case.kind != CaseKind.QUALITY and not case.valid:
         missing = ", ".join(str(Criterion(c).label) for c in case.missing)  # the criteria, not their codes
         raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
                                         % {"missing": missing}]})  # fmt: skip
@@ -1050,9 +1248,9 @@ def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> S
             clock.save(update_fields=["met_at", "next_check_at"])
         # "submitted" once no report is owed to any regulator: not when the FDA has it and the NMPA's is still due
         # (nor when a follow-up received after it was sent is still owed)
-        if kind == ClockKind.REPORT and not case.clocks.filter(
+        if case.status != CaseStatus.NULLIFIED and kind == ClockKind.REPORT and not case.clocks.filter(
             kind=ClockKind.REPORT, met_at__isnull=True, stopped_at__isnull=True
-        ).exists():
+        ).exists():  # (a nullified case's nullification report leaves it nullified)
             case.status = CaseStatus.SUBMITTED
         case.version += 1
         case.updated_at = timezone.now()

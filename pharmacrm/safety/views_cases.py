@@ -227,7 +227,9 @@ def case_list(request):
     qs = qs.select_related("owner").defer(*PERSONAL_FIELDS).order_by("-received_at", "-id")
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page") or 1)
     rows = list(page.object_list)
+    states = services.report_states(c.pk for c in rows)
     for case in rows:
+        case.report_state = states.get(case.pk, "")
         case.deadline, case.overdue = deadline_text(case.next_due, now)
         case.missing_labels = [str(Criterion(c).label) for c in case.missing if c in Criterion.values]
     filtered = any(request.GET.get(k) for k in ("q", "kind", "status", "valid", "serious", "overdue", "mine"))
@@ -387,6 +389,7 @@ def _header_context(case: SafetyCase, now: dt.datetime) -> dict:
         "clocks": clocks, "submissions": submissions, "tasks": tasks,
         "follow_up_task": follow_up, "rejected": [s for s in submissions if s.ack_status == "rejected"],
         "today": timezone.localdate(),
+        "report_state": services.report_states([case.pk]).get(case.pk, ""),
     }  # fmt: skip
 
 
@@ -607,10 +610,12 @@ def case_export(request, pk: int):
     if form.is_valid():
         d = form.cleaned_data
         try:
-            result = services.export_icsr(request.user, [case], otp_code=d["otp_code"], purpose=d["purpose"])
+            result = services.export_icsr(request.user, [case], otp_code=d["otp_code"], purpose=d["purpose"],
+                                          report=d.get("report") or "", reason=d.get("reason") or "")  # fmt: skip
         except ExportRefused as e:
             problems = [{"problem": p, "link": _problem_link(case, p.field)} for p in e.problems]
-            return _detail_page(request, case, 400, export_form=ExportForm(initial={"purpose": d["purpose"]}),
+            initial = {"purpose": d["purpose"], "report": d.get("report") or "", "reason": d.get("reason") or ""}
+            return _detail_page(request, case, 400, export_form=ExportForm(initial=initial),
                                 export_problems=problems)  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)

@@ -52,3 +52,45 @@ def test_a_pv_officer_fills_the_missing_reporter_and_the_case_turns_valid(page, 
     shot(page, "safety-case-valid")
     case = SafetyCase.objects.get(pk=case.pk)
     assert case.valid and case.reporter_name == "陈医生"
+
+
+def test_a_pv_officer_sends_the_nullification_of_a_reported_duplicate(page, users):
+    """The case went to the NMPA and turned out a duplicate: the officer chooses "Nullification" on the export form,
+    gives the reason, signs, and downloads the ICSR that tells the regulator; the case is nullified and says that
+    its nullification was exported."""
+    from lxml import etree
+
+    from pharmacrm.safety.e2b import schema
+    from pharmacrm.safety.models import Submission
+    from tests.safety.conftest import next_code
+
+    pv = users["pv"]
+    case = services.create_case(pv, {**COMPLETE, "received_at": timezone.now() - dt.timedelta(days=3)})
+    sent = services.issue_icsr_batch(pv, [case], purpose="regulatory")
+    Submission.objects.create(case=case, jurisdiction="CN", channel="nmpa", message_id=sent.message_id,
+                              submitted_at=timezone.now(), submitted_by=pv)  # fmt: skip
+    code = sign_code(pv)
+    sign_in(page, "pv")
+    page.fill("#id_code", code)
+    with page.expect_navigation():
+        page.press("#id_code", "Enter")
+
+    page.goto(reverse("safety:case", args=[case.pk]))
+    page.click("#export summary")
+    form = page.locator("#export form")
+    form.locator("select[name=report]").select_option("nullification")
+    form.locator("textarea[name=reason]").fill("与另一病例为同一患者同一事件，重复报告")
+    form.locator("input[name=otp_code]").fill(next_code(pv))
+    with page.expect_download() as download:
+        form.locator("button[type=submit]").click()
+    xml = open(download.value.path(), "rb").read()  # noqa: SIM115
+
+    assert schema.validate(xml, schema.BATCH) == []
+    ns = {"h": schema.HL7}
+    assert etree.fromstring(xml).xpath("//h:investigationCharacteristic[h:code/@code='3']/h:value/@code",
+                                       namespaces=ns) == ["1"]  # fmt: skip
+    page.goto(reverse("safety:case", args=[case.pk]))
+    assert "status-nullified" in page.locator("#case-status").get_attribute("class")
+    assert page.locator("#report-state").is_visible()
+    shot(page, "safety-case-nullification-exported")
+    assert SafetyCase.objects.get(pk=case.pk).status == "nullified"

@@ -70,10 +70,11 @@ def test_a_complete_case_exports_as_a_schema_valid_batch(case):
     released = export.release(SafetyCase.objects.filter(pk=case.pk))
     assert schema.validate(released.xml) == []
     assert released.message_id.startswith("PHARMACRM-")
-    assert released.report_ids == {"AE-2026-000001": "AE-2026-000001-0"}
+    # N.2.r.1 "is the same as C.1.1" (ICH E2B(R3) IG): the version is C.1.2, the transmission N.1.2
+    assert released.report_ids == {"AE-2026-000001": "CN-PHARMACRM-AE-2026-000001"}
     doc = plain(released.xml)
     assert at(doc, "N.1.2") == [released.message_id]
-    assert at(doc, "N.2.r.1") == ["AE-2026-000001-0"]
+    assert at(doc, "N.2.r.1") == at(doc, "C.1.1") == ["CN-PHARMACRM-AE-2026-000001"]
 
 
 def test_every_value_of_the_case_sits_at_its_e2b_element(case):
@@ -129,7 +130,7 @@ def test_a_batch_has_one_message_per_case(db):
     assert [at(doc, "C.1.1", r=r)[0] for r in (1, 2, 3)] == [
         f"CN-PHARMACRM-AE-2026-{n:06d}" for n in (1, 2, 3)
     ]
-    assert released.report_ids["AE-2026-000002"] == "AE-2026-000002-1"  # the latest follow-up
+    assert released.report_ids["AE-2026-000002"] == "CN-PHARMACRM-AE-2026-000002"  # N.2.r.1 = C.1.1
 
 
 def test_without_meddra_codes_a_regulatory_export_is_refused_but_a_partner_one_is_not(case):
@@ -282,6 +283,4 @@ def test_a_case_imported_from_the_usa_with_sparse_fields_still_validates(db):
     assert doc.xpath("//approval/author/territorialAuthority/territory/code/@code") == ["US"]
     assert doc.xpath("//outboundRelationship/relatedInvestigation/subjectOf2/controlActEvent/author/assignedEntity/"
                      "telecom/@value") == ["mailto:rr@site.com"]  # fmt: skip
-    assert released.report_ids == {
-        "AE-2026-000010": "AE-2026-000010-0"
-    }  # no version row yet: the initial report
+    assert released.report_ids == {"AE-2026-000010": "US-APHARMA-8744554B"}  # N.2.r.1 = C.1.1, the partner's id

@@ -86,7 +86,13 @@ def parse_ack(data: bytes) -> AckMessage:
 
 
 def our_message_id(submission: Submission) -> str:
-    """The N.2.r.1 our export gives a case's report: its number and follow-up sequence."""
+    """The N.2.r.1 our export gave the case's report in the submission's batch (C.1.1, as ICH has it); for a batch
+    sent before batches were kept, the number and follow-up sequence it carried then."""
+    from ..models import IcsrMessage
+
+    kept = IcsrMessage.objects.filter(batch__batch_id=submission.message_id, case_id=submission.case_id).first()
+    if kept is not None:
+        return kept.message_id
     sequence = submission.case_version.sequence if submission.case_version_id else 0
     return f"{submission.case.number}-{sequence}"
 

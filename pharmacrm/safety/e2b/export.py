@@ -8,6 +8,7 @@ let a half-valid file leave the company."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import secrets
 import uuid
@@ -68,6 +69,9 @@ SERIOUSNESS = (  # E.i.3.2a-f: (model field, observation code, display name)
     ("congenital", "12", "congenitalAnomalyBirthDefect"),
     ("other_important", "26", "otherMedicallyImportantCondition"),
 )
+NULLIFICATION_CODES = f"{OID}.1.5"  # C.1.11.1
+NULLIFICATION, AMENDMENT = "nullification", "amendment"
+REPORT_CODES = {NULLIFICATION: "1", AMENDMENT: "2"}  # C.1.11.1: 1 nullification, 2 amendment
 FIRST_SENDER_OTHER = "2"  # C.1.8.2: a company, not a regulator
 SENDER_PHARMACEUTICAL_COMPANY = "1"  # C.3.1
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -81,6 +85,7 @@ class Export:
     xml: bytes
     message_id: str
     report_ids: dict[str, str] = field(default_factory=dict)  # case number → N.2.r.1
+    retransmission: bool = False  # the stored file of an earlier export, unchanged (services.issue_icsr_batch)
 
 
 class ExportRefused(ValidationError):
@@ -94,18 +99,37 @@ class ExportRefused(ValidationError):
 # --- public -------------------------------------------------------------------------------------------------
 
 
-def batch_message_id(now: dt.datetime) -> str:
-    return f"PHARMACRM-{timezone.localtime(now):%Y%m%d%H%M%S}-{secrets.token_hex(3).upper()}"
+def batch_message_id(now: dt.datetime, number: int | None = None) -> str:
+    """N.1.2, "a unique tracking number assigned by the sender to each outbound batch file" (ICH E2B(R3) IG): the
+    services give it the next number of a sequence (IcsrBatch keeps them unique); a batch only built here (a
+    check, the preview of release) gets a random suffix."""
+    suffix = f"{number:06d}" if number is not None else secrets.token_hex(3).upper()
+    return f"PHARMACRM-{timezone.localtime(now):%Y%m%d%H%M%S}-{suffix}"
 
 
 def report_id(case) -> str:
-    """N.2.r.1: the case number and the follow-up it reports ("AE-2026-000001-2"), which an ACK refers to."""
-    return f"{case.number}-{max((v.sequence for v in case.versions.all()), default=0)}"
+    """N.2.r.1, the message identifier: "the value is the same as C.1.1" (ICH E2B(R3) IG business rule) — the same
+    for every ICSR of the case; which version a message carries is its date of creation, C.1.2, and which
+    transmission, its batch number, N.1.2."""
+    return rules.safety_report_id(case, conf.sender_org_code())
 
 
-def build(cases, *, message_id: str | None = None, now: dt.datetime | None = None) -> bytes:
+# the moment a content digest is built at: the digest is of what the file says about the cases, not of when
+_DIGEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def content_digest(cases, *, report: str = "", reason: str = "") -> str:
+    """What the batch says about `cases`, without its batch number and times: equal digests, the same file but for
+    those (an unchanged case exported again is a retransmission, not a new version)."""
+    xml = build(cases, message_id="-", now=_DIGEST_TIME, report=report, reason=reason)
+    return hashlib.sha256(xml).hexdigest()
+
+
+def build(cases, *, message_id: str | None = None, now: dt.datetime | None = None, report: str = "",
+          reason: str = "") -> bytes:  # fmt: skip
     """The ICSR batch for `cases` (SafetyCase objects or a queryset), UTF-8. Writes nothing to the database;
-    loads drugs, reactions, versions and files of all cases in one query each."""
+    loads drugs, reactions, versions and files of all cases in one query each. `report`: "nullification" or
+    "amendment" (C.1.11.1) for every ICSR of the batch, with its `reason` (C.1.11.2)."""
     now = now or timezone.now()
     cases = _load(cases)
     root = etree.Element(f"{{{HL7}}}MCCI_IN200100UV01", nsmap=NSMAP, ITSVersion="XML_1.0")
@@ -117,24 +141,28 @@ def build(cases, *, message_id: str | None = None, now: dt.datetime | None = Non
     _el(root, "name", code="1", displayName="ichicsr", codeSystem=f"{OID}.1.1")
     sender_id, receiver_id, org_code = conf.sender_id(), conf.receiver_id(), conf.sender_org_code()
     for case in cases:
-        _message(root, case, now, sender_id, receiver_id, org_code)
+        _message(root, case, now, sender_id, receiver_id, org_code, report, reason)
     _device(root, "receiver", "RCV", receiver_id, BATCH_RECEIVER)
     _device(root, "sender", "SND", sender_id, BATCH_SENDER)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def release(cases, *, purpose: str = rules.REGULATORY) -> Export:
+def release(cases, *, purpose: str = rules.REGULATORY, message_id: str | None = None,
+            now: dt.datetime | None = None, report: str = "", reason: str = "") -> Export:  # fmt: skip
     """Build, check and validate; the batch only when every case passes, else ExportRefused listing every
-    problem of every case (a schema error there is a bug of this module, still never shipped)."""
+    problem of every case (a schema error there is a bug of this module, still never shipped). `message_id` and
+    `now`: the batch number and date of creation the services allocated (services.issue_icsr_batch)."""
     cases = _load(cases)
     if not cases:
         raise ExportRefused([Problem("", "N.2.r", "", _("No case to export."))])
-    problems = [p for case in cases for p in rules.check(case, purpose)]
+    # a nullification voids what was sent (often a case found invalid): it names the case by its ids and needs only
+    # the schema; an amendment is a corrected report and passes every rule
+    problems = [] if report == NULLIFICATION else [p for case in cases for p in rules.check(case, purpose)]
     if problems:
         raise ExportRefused(problems)
-    now = timezone.now()
-    message_id = batch_message_id(now)
-    xml = build(cases, message_id=message_id, now=now)
+    now = now or timezone.now()
+    message_id = message_id or batch_message_id(now)
+    xml = build(cases, message_id=message_id, now=now, report=report, reason=reason)
     errors = schema.validate(xml, schema.BATCH)
     if errors:
         raise ExportRefused(
@@ -157,9 +185,10 @@ def _load(cases) -> list:
     return cases
 
 
-def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org_code: str) -> None:
+def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org_code: str, report: str = "",
+             reason: str = "") -> None:  # fmt: skip
     msg = _el(root, "PORR_IN049016UV")
-    _el(msg, "id", extension=report_id(case), root=MESSAGE_ID)
+    _el(msg, "id", extension=report_id(case), root=MESSAGE_ID)  # N.2.r.1 = C.1.1
     _el(msg, "creationTime", value=_ts(now))
     _el(msg, "interactionId", extension="PORR_IN049016UV", root=HL7_INTERACTION)
     _el(msg, "processingCode", code="P")
@@ -188,6 +217,11 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
         _el(document, "code", code="1", codeSystem=f"{OID}.1.27", codeSystemVersion="1.0",
             displayName="documentsHeldBySender")  # fmt: skip
         _el(document, "title", _text(case_file.name))  # (a file name: 200 characters at most, of 2000)
+    for reference in (case.literature or "").splitlines():  # C.4.r.1, one per reference
+        document = _el(_el(event, "reference", typeCode="REFR"), "document", classCode="DOC", moodCode="EVN")
+        _el(document, "code", code="2", codeSystem=f"{OID}.1.27", codeSystemVersion="1.0",
+            displayName="literatureReference")  # fmt: skip
+        _el(document, "bibliographicDesignationText", _text(reference))
 
     assessment = _el(_el(event, "component", typeCode="COMP"), "adverseEventAssessment", classCode="INVSTG",
                      moodCode="EVN")  # fmt: skip
@@ -249,6 +283,11 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
     characteristic = _characteristic(event, "1", "ICH ReportType")
     _el(characteristic, "value", {XSI_TYPE: "CE"}, code=case.report_type, codeSystem=REPORT_TYPE)  # C.1.3
     _el(_characteristic(event, "2", "otherCaseIds"), "value", {XSI_TYPE: "BL"}, nullFlavor="NI")  # C.1.9.1
+    if report:  # C.1.11.1 nullification or amendment, C.1.11.2 its reason
+        _el(_characteristic(event, "3", "nullificationAmendmentCode"), "value", {XSI_TYPE: "CE"},
+            code=REPORT_CODES[report], codeSystem=NULLIFICATION_CODES)  # fmt: skip
+        _el(_el(_characteristic(event, "4", "nullificationAmendmentReason"), "value", {XSI_TYPE: "CE"}),
+            "originalText", _text(reason))  # fmt: skip
 
 
 def _expedited(case) -> bool:

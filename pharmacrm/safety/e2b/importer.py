@@ -295,6 +295,13 @@ def _parse_report(message, n: int, source_name: str) -> dict:
         "narrative": _s(ie, "h:text"),
         "reporter_comment": _comment(aea, "3"),
         "sender_comment": _comment(aea, "1"),
+        # C.4.r.1, one reference a line (their attached copies, C.4.r.2, are not imported)
+        "literature": "\n".join(
+            " ".join(t.split())[:500].strip()
+            for t in _x(ie, f"h:reference/h:document[h:code/@code='2'][h:code/@codeSystem='{OID}.1.27']"
+                            "/h:bibliographicDesignationText/text()")
+            if t.strip()
+        ),  # fmt: skip
         **_patient(role, b),
         **_reporter(reporter, b),
         "drugs": drugs,

@@ -212,6 +212,8 @@ def values(case) -> Iterator[tuple[str, str, object]]:
     yield "H.1", "narrative", case.narrative
     yield "H.2", "reporter_comment", case.reporter_comment
     yield "H.4", "sender_comment", case.sender_comment
+    for reference in (case.literature or "").splitlines():
+        yield "C.4.r.1", "literature", reference
 
 
 # --- the check ----------------------------------------------------------------------------------------------
