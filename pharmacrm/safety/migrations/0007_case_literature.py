@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('safety', '0007_icsr_batches'),
+        ('safety', '0006_icsr_batches'),
     ]
 
     operations = [

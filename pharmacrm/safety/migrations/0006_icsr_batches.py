@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('safety', '0006_revalidate_cases'),
+        ('safety', '0005_handoff_clock_calendar'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
