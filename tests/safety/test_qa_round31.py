@@ -281,6 +281,14 @@ def _sent(case, pv):
     return batch
 
 
+def _zh(text: str) -> str:
+    """The text as the zh-Hans pages show it."""
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        return translation.gettext(text)
+
+
 def test_a_reported_case_found_a_duplicate_is_nullified_by_a_nullification_report(client_for, make_case, users):
     """A case reported to the NMPA turned out to be a duplicate of another. The officer could only set it to
     "nullified" in the CRM — the regulator kept the report, since no nullification (C.1.11.1 = 1) could be produced.
@@ -311,7 +319,7 @@ def test_a_reported_case_found_a_duplicate_is_nullified_by_a_nullification_repor
     assert not SafetyClock.objects.filter(case=case, met_at__isnull=True, stopped_at__isnull=True).exists()
     entry = AuditEntry.objects.filter(action="export", object_id=str(case.pk)).order_by("seq").last()
     assert entry.extra["report"] == "nullification" and entry.extra["reason"] == reason
-    assert "Nullification exported" in page.get(reverse("safety:cases")).content.decode()
+    assert _zh("Nullification exported") in page.get(reverse("safety:cases")).content.decode()
 
     # recorded as sent (its batch number prefilled from the export): the case stays nullified
     data = {"jurisdiction": "CN", "kind": "report", "channel": "nmpa", "message_id": ids["N.1.2"],
@@ -322,7 +330,7 @@ def test_a_reported_case_found_a_duplicate_is_nullified_by_a_nullification_repor
     assert page.post(reverse("safety:case-submission", args=[case.pk]), data).status_code == 302
     case.refresh_from_db()
     assert case.status == "nullified" and case.submissions.count() == 2
-    assert "Nullification submitted" in page.get(reverse("safety:cases")).content.decode()
+    assert _zh("Nullification submitted") in page.get(reverse("safety:cases")).content.decode()
     assert 'id="report-state"' in page.get(reverse("safety:case", args=[case.pk])).content.decode()
 
 
