@@ -347,7 +347,7 @@ def test_an_initial_report_cannot_be_a_nullification_or_an_amendment(client_for,
         "purpose": "regulatory", "report": "nullification", "reason": "重复", "otp_code": sign_code(pv)})  # fmt: skip
 
     assert response.status_code == 400
-    assert 'id="field-report"' in response.content.decode() and "initial report" in response.content.decode()
+    assert 'id="field-report"' in response.content.decode() and "首次报告" in response.content.decode()
     case.refresh_from_db()
     assert case.status != "nullified"
 
@@ -484,7 +484,7 @@ def test_a_reference_longer_than_e2b_takes_is_refused_at_its_field(make_case, us
     case = make_case()
     with pytest.raises(ValidationError) as refused:
         services.update_case(users["pv"], case, {"literature": REFERENCES[0] + "\n" + "文" * 501}, version=case.version)
-    assert "Reference 2 has 501 characters" in refused.value.message_dict["literature"][0]
+    assert "第 2 条文献有 501 个字符" in refused.value.message_dict["literature"][0]
 
 
 def test_the_fda_mega_instance_brings_its_literature_reference():
