@@ -426,6 +426,17 @@ class AccountReviewSerializer(serializers.ModelSerializer):
                   "avg_resolution_hours", "unanswered", "unresolved", "complaints", "complaints_resolved", "plan_items_due", "plan_items_on_time",
                   "computed_at"]  # fmt: skip
         read_only_fields = fields
+        # the SLA clocks' definition, as the account's page states it
+        extra_kwargs = {
+            "avg_response_hours": {"help_text": "Average hours from receipt to the first response of the period's "
+                                                "tickets, as the service desk's SLA clocks count them: the time a "
+                                                "ticket waited on the customer does not count; a ticket still "
+                                                "unanswered counts with its wait so far. Null: no ticket."},
+            "avg_resolution_hours": {"help_text": "Average hours from receipt to the resolution, as the SLA clocks "
+                                                  "count them: neither the time a ticket waited on the customer nor "
+                                                  "the time a reopened ticket stood resolved counts; a ticket still "
+                                                  "unresolved counts with its wait so far. Null: no ticket."},
+        }  # fmt: skip
 
     @extend_schema_field(ReviewComponentSerializer(many=True))
     def get_components(self, obj) -> list[dict]:
