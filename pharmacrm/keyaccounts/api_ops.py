@@ -515,17 +515,35 @@ class ScorecardAccountSerializer(serializers.Serializer):
     institution_name = serializers.CharField(source="institution.name")
 
 
+class ScorecardServedSerializer(serializers.Serializer):
+    account = serializers.IntegerField(source="account.pk")
+    number = serializers.CharField(source="account.number")
+    days = serializers.IntegerField(help_text="Days of the period the member was on the account's service team "
+                                              "while it was a key account.")  # fmt: skip
+    account_days = serializers.IntegerField(help_text="Days of the period the account was a key account.")
+    score = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True,
+                                     help_text="The account's evaluation score of the period (null: not evaluated).")  # fmt: skip
+    credited = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True,
+                                        help_text="What the card counts of it: score × days / account_days + the "
+                                                  "neutral value (60 by default) for the rest of the account's days.")  # fmt: skip
+
+
 class ScorecardSerializer(serializers.Serializer):
     period = serializers.CharField(help_text="The quarter or year the card is for.")
     user = serializers.IntegerField(source="user.pk")
     username = serializers.CharField(source="user.username")
     name = serializers.CharField(source="user.__str__")
     roles = serializers.ListField(child=TeamRoleField(), help_text="The member's team roles.")
-    accounts = ScorecardAccountSerializer(many=True)
+    accounts = ScorecardAccountSerializer(many=True, help_text="The accounts whose service team the member was on "
+                                                               "in the period (for part of it at least).")  # fmt: skip
+    served = ScorecardServedSerializer(many=True, help_text="Per account: the days served and what the card counts.")
     average_score = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True,
-                                             help_text="The average evaluation score of the member's accounts in the "
-                                                       "period (null: none evaluated).")  # fmt: skip
-    items_due = serializers.IntegerField(help_text="Plan items the member owned that fell due in the period.")
+                                             help_text="The accounts' `credited` values averaged, weighted by the days "
+                                                       "the member served each: a member who served part of the "
+                                                       "period gets the neutral value for the rest, neither credit nor "
+                                                       "blame (null: none of their accounts evaluated).")  # fmt: skip
+    items_due = serializers.IntegerField(help_text="Plan items the member owned on those accounts that fell due in the "
+                                                   "period while they served the account.")  # fmt: skip
     items_on_time = serializers.IntegerField(help_text="Of those, done by their deadline.")
 
 
@@ -535,7 +553,8 @@ class ScorecardQuery(serializers.Serializer):
 
 
 class ScorecardViewSet(viewsets.GenericViewSet):
-    """Team members' scorecards from their accounts' evaluations and plan items (staff performance)."""
+    """Team members' scorecards from the evaluations and plan items of the accounts they served in the period, for
+    the days they served them (staff performance)."""
 
     queryset = TeamMember.objects.none()
     serializer_class = ScorecardSerializer

@@ -1959,10 +1959,11 @@ def served_items(items):
     )
 
 
-def _due_items(items) -> list[tuple]:
+def _due_items(items, *, with_account: bool = False) -> list[tuple]:
     """(owner_id, deadline, completed_at) of the plan items that fell due, each commitment once: a new plan
     version copies the items of the one in force, so an item counts in the version that was in force on its
-    deadline day (before the first approval: the first approved version)."""
+    deadline day (before the first approval: the first approved version). `with_account`: (owner_id,
+    account_id, deadline, completed_at)."""
     rows = list(items.values_list("plan_id", "plan__account_id", "owner_id", "deadline", "completed_at"))
     accounts = {r[1] for r in rows}
     versions: dict[int, list[tuple[dt.date, int]]] = {}
@@ -1980,7 +1981,7 @@ def _due_items(items) -> list[tuple]:
             if day <= deadline:
                 in_force = pk
         if in_force == plan_id:
-            out.append((owner_id, deadline, completed))
+            out.append((owner_id, account_id, deadline, completed) if with_account else (owner_id, deadline, completed))
     return out
 
 
@@ -2206,42 +2207,100 @@ def scheduled_reviews(today: dt.date | None = None) -> int:
     return done
 
 
+def _merged(spans: list[tuple[dt.date, dt.date]]) -> list[tuple[dt.date, dt.date]]:
+    """Day spans (both ends included) merged where they overlap or touch: a member in two roles of one account
+    served it once."""
+    out: list[list[dt.date]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + dt.timedelta(days=1):
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _days(spans) -> int:
+    return sum((b - a).days + 1 for a, b in spans)
+
+
+def account_span(account: KeyAccount, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The days of start–end the account was a key account (listed on, de-listed on: both included), as its
+    evaluation covers them; None when none."""
+    listed = timezone.localtime(account.listed_at).date() if account.listed_at else start
+    delisted = timezone.localtime(account.delisted_at).date() if account.delisted_at else end
+    a, b = max(start, listed), min(end, delisted)
+    return (a, b) if a <= b else None
+
+
 def scorecards(period: str) -> list[dict]:
-    """Each team member's scorecard for a period: their accounts' evaluation scores (average), plan items
-    they owned that fell due (done on time / late or open), for staff performance. The team is the one that
-    served in the period (TeamTenure): a member who left since keeps their card, one who joined later has
-    none for it."""
+    """Each team member's scorecard for a period (staff performance, seed 001 §3.4), from the accounts whose
+    service team they were on in the period and only for the days they were (TeamTenure):
+
+    - **score**: each account's evaluation score counts for the share of the account's days in the period (the
+      days it was a key account) that the member served; for the rest of those days the neutral value of a
+      measure without data (`review_default`, 60), neither credit nor blame. The accounts are then averaged,
+      weighted by the days the member served each. A member who served the whole period gets the accounts'
+      scores as they are; one who joined on its last day gets almost the neutral value, one who left halfway
+      half of each.
+    - **plan items**: those they owned on those accounts whose deadline fell in the period while they served
+      the account (done on time / late or open). An item of an account they did not serve then counts on
+      nobody's card.
+
+    A member who left since keeps their card; one who joined later has none for it."""
     from .models import AccountReview
 
     period = period_label(period)
     start, end = period_bounds(period, ended=False)
     reviews = dict(AccountReview.objects.filter(period=period).values_list("account_id", "score"))
+    neutral = review_default()
     cards: dict[int, dict] = {}
     served = TeamTenure.objects.filter(Q(end__isnull=True) | Q(end__gte=start), start__lte=end)
+    spans: dict[tuple[int, int], list] = {}  # (user, account) → the days served in the period
     for m in served.select_related("user", "account__institution").order_by("role", "start", "id"):
-        card = cards.setdefault(m.user_id, {"user": m.user, "accounts": [], "roles": set(), "scores": []})
+        card = cards.setdefault(m.user_id, {"user": m.user, "accounts": [], "roles": set()})
         card["roles"].add(m.role)
         if m.account_id not in [a.pk for a in card["accounts"]]:
             card["accounts"].append(m.account)
-            if m.account_id in reviews:
-                card["scores"].append(reviews[m.account_id])
+        spans.setdefault((m.user_id, m.account_id), []).append((max(start, m.start), min(end, m.end or end)))
+    for (user_id, account_id), days in spans.items():
+        spans[(user_id, account_id)] = _merged(days)
+    for card in cards.values():
+        weighted, weights, rows = Decimal(0), 0, []
+        for account in card["accounts"]:
+            own = spans[(card["user"].pk, account.pk)]
+            span = account_span(account, start, end) or (start, end)
+            # the days the member served while the account was a key account
+            days = _days([(max(a, span[0]), min(b, span[1])) for a, b in own if max(a, span[0]) <= min(b, span[1])])
+            total = _days([span])
+            score = reviews.get(account.pk)
+            credited = None
+            if score is not None and days:
+                share = Decimal(days) / Decimal(total)
+                credited = (score * share + neutral * (1 - share)).quantize(Decimal("0.01"))
+                weighted += credited * days
+                weights += days
+            rows.append({"account": account, "days": days, "account_days": total, "score": score,
+                         "credited": credited})  # fmt: skip
+        card["served"] = rows
+        card["average_score"] = (weighted / weights).quantize(Decimal("0.01")) if weights else None
     items = PlanItem.objects.filter(deadline__gte=start, deadline__lte=end,
                                     plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED])  # fmt: skip
     items = served_items(items.exclude(status=ItemStatus.CANCELLED))
     # a period still running (this quarter, this year): an open item whose deadline has not passed has not fallen
     # due yet — counted, it read as missed on the member's card
     items = items.exclude(deadline__gte=timezone.localdate(), completed_at__isnull=True)
-    for owner_id, deadline, completed in _due_items(items):
+    for owner_id, account_id, deadline, completed in _due_items(items, with_account=True):
         card = cards.get(owner_id)
-        if card is None:
+        own = spans.get((owner_id, account_id))
+        # only while the owner served that account: an item of another account, or one that fell due before they
+        # joined or after they left it, is not theirs to answer for
+        if card is None or not own or not any(a <= deadline <= b for a, b in own):
             continue
         card["items_due"] = card.get("items_due", 0) + 1
         if completed is not None and timezone.localtime(completed).date() <= deadline:
             card["items_on_time"] = card.get("items_on_time", 0) + 1
     out = []
     for card in cards.values():
-        scores = card.pop("scores")
-        card["average_score"] = (sum(scores, Decimal(0)) / len(scores)).quantize(Decimal("0.01")) if scores else None
         card.setdefault("items_due", 0)
         card.setdefault("items_on_time", 0)
         card["roles"] = sorted(card["roles"])
