@@ -2266,11 +2266,14 @@ def scorecards(period: str) -> list[dict]:
         spans[(user_id, account_id)] = _merged(days)
     for card in cards.values():
         weighted, weights, rows = Decimal(0), 0, []
-        for account in card["accounts"]:
+        for account in list(card["accounts"]):
             own = spans[(card["user"].pk, account.pk)]
-            span = account_span(account, start, end) or (start, end)
+            span = account_span(account, start, end)
             # the days the member served while the account was a key account
-            days = _days([(max(a, span[0]), min(b, span[1])) for a, b in own if max(a, span[0]) <= min(b, span[1])])
+            days = span and _days([(max(a, span[0]), min(b, span[1])) for a, b in own if max(a, span[0]) <= min(b, span[1])])
+            if not days:  # not a key account while they were on its team (listed later, de-listed before)
+                card["accounts"].remove(account)
+                continue
             total = _days([span])
             score = reviews.get(account.pk)
             credited = None
@@ -2294,13 +2297,17 @@ def scorecards(period: str) -> list[dict]:
         own = spans.get((owner_id, account_id))
         # only while the owner served that account: an item of another account, or one that fell due before they
         # joined or after they left it, is not theirs to answer for
-        if card is None or not own or not any(a <= deadline <= b for a, b in own):
+        if card is None or not own or not any(a <= deadline <= b for a, b in own) or not any(
+            a.pk == account_id for a in card["accounts"]
+        ):
             continue
         card["items_due"] = card.get("items_due", 0) + 1
         if completed is not None and timezone.localtime(completed).date() <= deadline:
             card["items_on_time"] = card.get("items_on_time", 0) + 1
     out = []
     for card in cards.values():
+        if not card["accounts"]:
+            continue  # on no key account's team in the period
         card.setdefault("items_due", 0)
         card.setdefault("items_on_time", 0)
         card["roles"] = sorted(card["roles"])

@@ -16,6 +16,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from pharmacrm.core.roles import Role
 from pharmacrm.keyaccounts import services
 from pharmacrm.keyaccounts.models import KeyAccount
 
@@ -204,3 +205,46 @@ def test_the_scorecards_api_gives_the_days_served_and_what_was_counted(users, xi
                                "score": "90.00", "credited": card["average_score"]}]  # fmt: skip
     assert Decimal(card["average_score"]) < Decimal("60.50")
 
+
+
+def test_members_removed_before_tenures_were_kept_get_them_back_from_the_audit_trail(users, xiehe, staffed,
+                                                                                      make_user):
+    """0011 started tenures for the members serving then only: one who had left before had no card for the
+    quarters they served. 0014 rebuilds their tenure from the team's audit entries."""
+    import importlib
+
+    from django.apps import apps
+    from django.db.models import Max
+
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.keyaccounts.models import AccountReview, TeamTenure
+
+    backfill = importlib.import_module("pharmacrm.keyaccounts.migrations.0014_tenure_from_audit")
+    period = services.previous_quarter(timezone.localdate())
+    start, end, days = _quarter_days(period)
+    account = _listed_long_ago(staffed(xiehe))
+    services.review_account(account, period)
+    AccountReview.objects.filter(account=account, period=period).update(score=Decimal("90.00"))
+    # before 0011: a second product expert joined when the quarter began and left on its 46th day; the audit trail
+    # kept both (entries are append-only: written here as add_member and remove_member wrote them), no tenure
+    former = make_user("expert_former", Role.EXPERT)
+    seq = AuditEntry.objects.aggregate(m=Max("seq"))["m"] or 0
+    member = {"user": former.pk, "role": "expert"}
+    for n, (day, change) in enumerate(((start, [None, member]), (start + dt.timedelta(days=45), [member, None])), 1):
+        AuditEntry.objects.create(
+            seq=seq + n, at=timezone.make_aware(dt.datetime.combine(day, dt.time(9))), action="update",
+            object_type="keyaccounts.keyaccount", object_id=str(account.pk), object_repr=account.number,
+            changes={"team": change}, prev_hash="0" * 64, hash=f"{seq + n:064d}",
+        )  # fmt: skip
+    assert former.username not in {c["user"].username for c in services.scorecards(period)}
+
+    backfill.from_audit(apps, None)
+    backfill.from_audit(apps, None)  # run twice (a migration re-applied): one tenure
+
+    [tenure] = TeamTenure.objects.filter(account=account, user=former)
+    assert (tenure.start, tenure.end, tenure.role) == (start, start + dt.timedelta(days=45), "expert")
+    [card] = [c for c in services.scorecards(period) if c["user"] == former]
+    half = Decimal(46) / Decimal(days)
+    assert card["average_score"] == (90 * half + 60 * (1 - half)).quantize(Decimal("0.01"))
+    # the members serving now keep the one tenure they had
+    assert TeamTenure.objects.filter(account=account).count() == 5
