@@ -604,16 +604,20 @@ def _refresh_candidate(institution_id: int) -> None:
 
 def tier_after_delisting(account: KeyAccount) -> str:
     """The tier a de-listed customer goes back to: the one it had before listing, unless that was "key
-    account" (a tier only the programme gives), then what its latest customer evaluation's class maps to
-    (when its model changes tiers), else regular."""
+    account" (a tier only the programme gives), then what its customer evaluation's class maps to in the period
+    in force (evaluation.in_force; else its latest) when its model changes tiers, else regular."""
     from .models import Score
 
     if account.previous_tier and account.previous_tier != Tier.KEY and account.previous_tier in Tier.values:
         return account.previous_tier
-    score = (
-        Score.objects.filter(institution_id=account.institution_id, kind="evaluation")
-        .exclude(klass="").select_related("model").order_by("-as_of", "-computed_at").first()
-    )  # fmt: skip
+    from . import evaluation
+
+    scores = Score.objects.filter(institution_id=account.institution_id, kind="evaluation").exclude(klass="")
+    # the period in force (the last evaluated in full), not the interim standings of the half-year under way
+    in_force = evaluation.in_force("evaluation")
+    score = scores.filter(period=in_force).select_related("model").first() if in_force else None
+    if score is None:
+        score = scores.select_related("model").order_by("-as_of", "-computed_at").first()
     if score is not None and score.model.apply_tiers:
         tier = ((score.model.benefits or {}).get(score.klass) or {}).get("tier")
         if tier in (Tier.NEW, Tier.REGULAR, Tier.VIP):

@@ -127,3 +127,38 @@ def test_the_run_api_says_the_period_in_force(purchases, users, api_client):
     answer = api_client("analyst").post("/api/v1/evaluations/run/", {"kind": "evaluation"}, format="json")
     assert answer.status_code == 201
     assert answer.json()["interim_of"] == "2026H1" and answer.json()["tier_changes"] == 0
+
+
+def test_a_delisted_customer_gets_the_tier_of_the_period_in_force_not_of_interim_standings(
+    users, admin_user, xiehe, listed, make_proposal, manager2
+):
+    """De-listing gives back the tier the customer's evaluation maps to: that of the period in force (2026H1, class A
+    → VIP), not of the half-year under way's interim standings (class C), which change no tier."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.choices import Tier
+    from pharmacrm.customers.models import Institution
+    from pharmacrm.keyaccounts import evaluation
+    from pharmacrm.keyaccounts.models import EvaluationRun, Score
+
+    from .test_lifecycle_fixes import delist
+
+    customers.update_institution(admin_user, xiehe, {"tier": Tier.KEY})  # no tier of its own to go back to
+    listed(xiehe)
+    model = evaluation.active_model("evaluation")
+    today = timezone.localdate()
+    current = evaluation.current_period("evaluation", today)
+    ended, end = evaluation.ended_period("evaluation", today)
+    after = timezone.make_aware(dt.datetime.combine(end + dt.timedelta(days=1), dt.time(3, 30)))
+    EvaluationRun.objects.create(model=model, period=ended, as_of=end, trigger="schedule", started_at=after,
+                                 finished_at=after, customers=1)  # fmt: skip
+    for period, as_of, klass in ((ended, end, "A"), (current, today, "C")):
+        Score.objects.create(institution=xiehe, kind="evaluation", period=period, model=model, klass=klass,
+                             as_of=as_of, score=Decimal("91.00" if klass == "A" else "45.00"), components=[])  # fmt: skip
+    assert evaluation.in_force("evaluation") == ended
+
+    delist(make_proposal, manager2, xiehe)
+
+    assert Institution.objects.get(pk=xiehe.pk).tier == Tier.VIP
