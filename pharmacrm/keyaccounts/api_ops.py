@@ -571,7 +571,12 @@ class ScorecardViewSet(viewsets.GenericViewSet):
         ],
         responses={200: ScorecardSerializer(many=True), 400: ERRORS, 403: DENIED},
         description="Leadership and oversight see every member's card (as on the scorecards page); everyone else "
-                    "their own (as on their own page), and those who may open other members' pages that member's.",
+                    "their own (as on their own page), and those who may open other members' pages that member's. "
+                    "A card counts only the accounts whose service team the member was on in the period, while they "
+                    "were key accounts, and only the days served: each account's score counts for the share of its "
+                    "days the member served, the neutral value for the rest; the accounts are averaged weighted by "
+                    "the days served (`served`). Plan items count when they fell due on those accounts while the "
+                    "member served them.",
     )  # fmt: skip
     def list(self, request, *args, **kwargs):
         from .views_programme import _leadership
