@@ -141,12 +141,22 @@ class RunRequestSerializer(serializers.Serializer):
 class RunSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(source="model.kind", read_only=True)
     model_version = serializers.IntegerField(source="model.version", read_only=True)
+    interim_of = serializers.SerializerMethodField(
+        help_text="A customer evaluation of a period still under way, once a period was evaluated in full: that "
+                  "period (2026H1), whose results stay in force — this run's scores are interim standings and "
+                  "change no tier and open no improvement action (`tier_changes` and `actions` are 0). Tiers follow "
+                  "the last period evaluated in full, whatever the order of the runs on the day after a period "
+                  "ends. Null: the run applied its results (or was of a past period)."
+    )  # fmt: skip
 
     class Meta:
         model = EvaluationRun
         fields = ["id", "kind", "period", "as_of", "trigger", "incremental", "started_at", "finished_at", "customers",
-                  "tier_changes", "actions", "model_version"]  # fmt: skip
+                  "tier_changes", "actions", "model_version", "interim_of"]  # fmt: skip
         read_only_fields = fields
+
+    def get_interim_of(self, obj) -> str | None:
+        return getattr(obj, "interim_of", None)
 
 
 PERIOD_LABEL = re.compile(r"\d{4}(H[12]|Q[1-4]|-(0[1-9]|1[0-2]))")
@@ -251,14 +261,17 @@ class EvaluationViewSet(_ScoreViewSet):
         request=RunRequestSerializer,
         responses={201: RunSerializer, 400: OpenApiResponse(description="Unknown kind.")},
         description="Run the customer evaluation (`evaluation`) or the key-account identification (`candidate`) "
-        "now, for the current period; results (tiers, improvement actions) are applied. Returns the run.",
+        "now, for the current period. Its results (tiers, improvement actions) are applied only while no period has "
+        "been evaluated in full (a new system); afterwards they follow the last period evaluated in full, and the "
+        "current period's scores are interim standings (`interim_of` names the period in force). Returns the run.",
     )  # fmt: skip
     @action(detail=False, methods=["post"], pagination_class=None, filter_backends=[])
     def run(self, request):
         form = RunRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        run = evaluation.run(form.validated_data["kind"], user=request.user)
-        run = EvaluationRun.objects.select_related("model").get(pk=run.pk)
+        done = evaluation.run(form.validated_data["kind"], user=request.user)
+        run = EvaluationRun.objects.select_related("model").get(pk=done.pk)
+        run.interim_of = getattr(done, "interim_of", None)
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 

@@ -426,6 +426,17 @@ class AccountReviewSerializer(serializers.ModelSerializer):
                   "avg_resolution_hours", "unanswered", "unresolved", "complaints", "complaints_resolved", "plan_items_due", "plan_items_on_time",
                   "computed_at"]  # fmt: skip
         read_only_fields = fields
+        # the SLA clocks' definition, as the account's page states it
+        extra_kwargs = {
+            "avg_response_hours": {"help_text": "Average hours from receipt to the first response of the period's "
+                                                "tickets, as the service desk's SLA clocks count them: the time a "
+                                                "ticket waited on the customer does not count; a ticket still "
+                                                "unanswered counts with its wait so far. Null: no ticket."},
+            "avg_resolution_hours": {"help_text": "Average hours from receipt to the resolution, as the SLA clocks "
+                                                  "count them: neither the time a ticket waited on the customer nor "
+                                                  "the time a reopened ticket stood resolved counts; a ticket still "
+                                                  "unresolved counts with its wait so far. Null: no ticket."},
+        }  # fmt: skip
 
     @extend_schema_field(ReviewComponentSerializer(many=True))
     def get_components(self, obj) -> list[dict]:
@@ -504,17 +515,35 @@ class ScorecardAccountSerializer(serializers.Serializer):
     institution_name = serializers.CharField(source="institution.name")
 
 
+class ScorecardServedSerializer(serializers.Serializer):
+    account = serializers.IntegerField(source="account.pk")
+    number = serializers.CharField(source="account.number")
+    days = serializers.IntegerField(help_text="Days of the period the member was on the account's service team "
+                                              "while it was a key account.")  # fmt: skip
+    account_days = serializers.IntegerField(help_text="Days of the period the account was a key account.")
+    score = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True,
+                                     help_text="The account's evaluation score of the period (null: not evaluated).")  # fmt: skip
+    credited = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True,
+                                        help_text="What the card counts of it: score × days / account_days + the "
+                                                  "neutral value (60 by default) for the rest of the account's days.")  # fmt: skip
+
+
 class ScorecardSerializer(serializers.Serializer):
     period = serializers.CharField(help_text="The quarter or year the card is for.")
     user = serializers.IntegerField(source="user.pk")
     username = serializers.CharField(source="user.username")
     name = serializers.CharField(source="user.__str__")
     roles = serializers.ListField(child=TeamRoleField(), help_text="The member's team roles.")
-    accounts = ScorecardAccountSerializer(many=True)
+    accounts = ScorecardAccountSerializer(many=True, help_text="The accounts whose service team the member was on "
+                                                               "in the period (for part of it at least).")  # fmt: skip
+    served = ScorecardServedSerializer(many=True, help_text="Per account: the days served and what the card counts.")
     average_score = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True,
-                                             help_text="The average evaluation score of the member's accounts in the "
-                                                       "period (null: none evaluated).")  # fmt: skip
-    items_due = serializers.IntegerField(help_text="Plan items the member owned that fell due in the period.")
+                                             help_text="The accounts' `credited` values averaged, weighted by the days "
+                                                       "the member served each: a member who served part of the "
+                                                       "period gets the neutral value for the rest, neither credit nor "
+                                                       "blame (null: none of their accounts evaluated).")  # fmt: skip
+    items_due = serializers.IntegerField(help_text="Plan items the member owned on those accounts that fell due in the "
+                                                   "period while they served the account.")  # fmt: skip
     items_on_time = serializers.IntegerField(help_text="Of those, done by their deadline.")
 
 
@@ -524,7 +553,8 @@ class ScorecardQuery(serializers.Serializer):
 
 
 class ScorecardViewSet(viewsets.GenericViewSet):
-    """Team members' scorecards from their accounts' evaluations and plan items (staff performance)."""
+    """Team members' scorecards from the evaluations and plan items of the accounts they served in the period, for
+    the days they served them (staff performance)."""
 
     queryset = TeamMember.objects.none()
     serializer_class = ScorecardSerializer
@@ -541,7 +571,12 @@ class ScorecardViewSet(viewsets.GenericViewSet):
         ],
         responses={200: ScorecardSerializer(many=True), 400: ERRORS, 403: DENIED},
         description="Leadership and oversight see every member's card (as on the scorecards page); everyone else "
-                    "their own (as on their own page), and those who may open other members' pages that member's.",
+                    "their own (as on their own page), and those who may open other members' pages that member's. "
+                    "A card counts only the accounts whose service team the member was on in the period, while they "
+                    "were key accounts, and only the days served: each account's score counts for the share of its "
+                    "days the member served, the neutral value for the rest; the accounts are averaged weighted by "
+                    "the days served (`served`). Plan items count when they fell due on those accounts while the "
+                    "member served them.",
     )  # fmt: skip
     def list(self, request, *args, **kwargs):
         from .views_programme import _leadership

@@ -504,7 +504,9 @@ def load(seed: int = SEED) -> int:
         since = Notification.objects.order_by("-id").values_list("id", flat=True).first() or 0
         _nps(rng)
         _influence(u["analyst"], rng)
-        _scheduled_runs(earlier, apply=False, dated=True)
+        # applied: when it is the evaluation of a half-year (six months before December or June), it is the period
+        # in force and today's run gives interim standings only — left unapplied, the demo had no VIP customers
+        _scheduled_runs(earlier, apply=True, dated=True)
         ranked = _candidates(evaluation.month_label(earlier), set())
         listed = [s for s in ranked if s.institution.kind == "hospital"][:2] or ranked[:2]
         # the best candidate was listed first (numbers follow the dates)

@@ -370,22 +370,66 @@ def period_span(period: str) -> tuple[dt.date, dt.date]:
     return dt.date(year, first_month, 1), following - dt.timedelta(days=1)
 
 
+def evaluated_in_full(kind: str, today: dt.date | None = None) -> list[str]:
+    """The periods of the kind evaluated in full: ended before `today`, with a finished run (that scored
+    customers) as of the period's last day or later, started after that day — the worker's nightly run or
+    `pharmacrm evaluate --as-of` by hand. The updates after imports (and "Run now") during a period read it while
+    it was still under way: their scores are interim standings, not the period's evaluation. One query over the
+    runs started after their as-of day only (the back-dated ones), not over every update after an import."""
+    today = today or timezone.localdate()
+    rows = (
+        EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, customers__gt=0, as_of__lt=today,
+                                     started_at__date__gt=F("as_of"))
+        .order_by().values("period").annotate(latest=Max("as_of")).values_list("period", "latest")
+    )  # fmt: skip
+    return [p for p, as_of in rows if period_span(p)[1] <= as_of and period_span(p)[1] < today]
+
+
 def later_period(kind: str, period: str, today: dt.date | None = None) -> str | None:
     """The period whose results are in force when `period` is in the past: the latest period of the kind
-    with scores that began after `period` ended (a half-year's and a key-account quarter's alike); None when
-    `period` is the latest — the current period always is, and so is a past one nothing later was scored
-    for. A run of a past period (`pharmacrm evaluate --as-of`) only fills that period's history and movement:
-    the tiers, discount levels and improvement actions follow the latest period. Periods that have not begun
-    yet (a run as of a future date) do not count."""
+    evaluated in full (`evaluated_in_full`) that began after `period` ended (a half-year's and a key-account
+    quarter's alike); None when there is none. A run of a past period (`pharmacrm evaluate --as-of`) then only
+    fills that period's history and movement: the tiers, discount levels and improvement actions follow the later
+    one. The interim scores of a period still under way do not count: on 1 July an update after an import scores
+    2026H2 before the nightly run evaluates 2026H1, and 2026H1 still decides the tiers (see `in_force`). For the
+    identification (monthly, nothing applied), any later period with scores counts, as before."""
     today = today or timezone.localdate()
     end = period_span(period)[1]
-    scored = (
-        EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, customers__gt=0)
-        .order_by().values_list("period", flat=True).distinct()
-    )  # fmt: skip
+    if kind == ModelKind.EVALUATION:
+        scored = evaluated_in_full(kind, today)
+    else:
+        scored = (
+            EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, customers__gt=0)
+            .order_by().values_list("period", flat=True).distinct()
+        )  # fmt: skip
     later = [(cadence(p) == cadence(period), period_span(p)[0], p) for p in scored]
     later = [row for row in later if end < row[1] <= today]
     return max(later)[2] if later else None  # the same cadence first, then the latest to begin
+
+
+def in_force(kind: str, today: dt.date | None = None) -> str | None:
+    """The customer evaluation's period whose results drive tiers and improvement actions (issue 5: half-yearly,
+    key accounts quarterly; results drive tier changes): the latest half-year evaluated in full (else the latest
+    key-account quarter) — or None before any period was (a new system: its current
+    period's runs apply their results until then). A period still under way is never in force once one was:
+    whatever the order of the runs on the day after a period ends — the nightly evaluation of the period that
+    ended, an update after an import scoring the new one —, the ended period decides the tiers."""
+    if kind != ModelKind.EVALUATION:
+        return None
+    # the half-years first: every customer's (a key-account quarter evaluates the key accounts only, whose tier
+    # the programme decides), then the latest to end
+    done = [(cadence(p) == "H", period_span(p)[1], p) for p in evaluated_in_full(kind, today)]
+    return max(done)[2] if done else None
+
+
+def interim_of(kind: str, period: str, today: dt.date | None = None) -> str | None:
+    """For a period still under way (as of `today`): the period in force, whose results its runs leave as they
+    are (its scores are interim standings); None when its runs apply their results (a period that has ended, or
+    no period evaluated in full yet)."""
+    today = today or timezone.localdate()
+    if kind != ModelKind.EVALUATION or period_span(period)[1] < today:
+        return None
+    return in_force(kind, today)
 
 
 def _neighbour(kind: str, period: str, *, later: bool) -> str | None:
@@ -570,8 +614,10 @@ def run(
     key_ids = active_key_account_ids()
     if key_accounts_only:
         ids = sorted(key_ids if ids is None else set(ids) & key_ids)
-    # a past period, scored again after a later one: its history and movement only, nothing applied today
+    # a past period, scored again after a later one: its history and movement only, nothing applied today; a
+    # period still under way once a period was evaluated in full: interim standings, nothing applied either
     later = later_period(kind, period)
+    interim = None if later else interim_of(kind, period)
     started = started or settled_moment()
     normalised = scoring.normalised_weights(model.weights)
     run_row = EvaluationRun.objects.create(
@@ -602,7 +648,7 @@ def run(
         _link_previous(kind, period, new)
         _relink_next(kind, period)
         changes = actions = 0
-        if apply and later is None and kind == ModelKind.EVALUATION:
+        if apply and later is None and interim is None and kind == ModelKind.EVALUATION:
             if model.apply_tiers:
                 changes = _apply_tiers(results, key_ids, run_row, facts)
             actions = _open_actions(model, key_ids, run_row)
@@ -611,8 +657,11 @@ def run(
         )
     run_row.refresh_from_db()
     run_row.later_period = later  # not stored: what the command and the pages tell of a run of a past period
+    run_row.interim_of = interim  # nor this: the period in force while this one is under way
     if user is not None and getattr(user, "is_authenticated", False):
         history = {"history_only": True, "latest_period": later} if later else {}
+        if interim:
+            history = {"interim": True, "in_force": interim}
         audit.record(A.UPDATE, run_row, user=user, evaluation=kind, period=period, customers=count, **history)
     return run_row
 

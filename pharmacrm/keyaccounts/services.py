@@ -604,16 +604,20 @@ def _refresh_candidate(institution_id: int) -> None:
 
 def tier_after_delisting(account: KeyAccount) -> str:
     """The tier a de-listed customer goes back to: the one it had before listing, unless that was "key
-    account" (a tier only the programme gives), then what its latest customer evaluation's class maps to
-    (when its model changes tiers), else regular."""
+    account" (a tier only the programme gives), then what its customer evaluation's class maps to in the period
+    in force (evaluation.in_force; else its latest) when its model changes tiers, else regular."""
     from .models import Score
 
     if account.previous_tier and account.previous_tier != Tier.KEY and account.previous_tier in Tier.values:
         return account.previous_tier
-    score = (
-        Score.objects.filter(institution_id=account.institution_id, kind="evaluation")
-        .exclude(klass="").select_related("model").order_by("-as_of", "-computed_at").first()
-    )  # fmt: skip
+    from . import evaluation
+
+    scores = Score.objects.filter(institution_id=account.institution_id, kind="evaluation").exclude(klass="")
+    # the period in force (the last evaluated in full), not the interim standings of the half-year under way
+    in_force = evaluation.in_force("evaluation")
+    score = scores.filter(period=in_force).select_related("model").first() if in_force else None
+    if score is None:
+        score = scores.select_related("model").order_by("-as_of", "-computed_at").first()
     if score is not None and score.model.apply_tiers:
         tier = ((score.model.benefits or {}).get(score.klass) or {}).get("tier")
         if tier in (Tier.NEW, Tier.REGULAR, Tier.VIP):
@@ -1959,10 +1963,11 @@ def served_items(items):
     )
 
 
-def _due_items(items) -> list[tuple]:
+def _due_items(items, *, with_account: bool = False) -> list[tuple]:
     """(owner_id, deadline, completed_at) of the plan items that fell due, each commitment once: a new plan
     version copies the items of the one in force, so an item counts in the version that was in force on its
-    deadline day (before the first approval: the first approved version)."""
+    deadline day (before the first approval: the first approved version). `with_account`: (owner_id,
+    account_id, deadline, completed_at)."""
     rows = list(items.values_list("plan_id", "plan__account_id", "owner_id", "deadline", "completed_at"))
     accounts = {r[1] for r in rows}
     versions: dict[int, list[tuple[dt.date, int]]] = {}
@@ -1980,37 +1985,51 @@ def _due_items(items) -> list[tuple]:
             if day <= deadline:
                 in_force = pk
         if in_force == plan_id:
-            out.append((owner_id, deadline, completed))
+            out.append((owner_id, account_id, deadline, completed) if with_account else (owner_id, deadline, completed))
     return out
 
 
-def _resolved_spans(tickets) -> dict[int, dt.timedelta]:
-    """Per reopened ticket, the time it stood resolved (or informed, or closed) before it was reopened: its
-    resolution time is the wait until the last resolution less those spans (the SLA clock does not count them
-    either). Tickets never reopened are not read (one query finds the reopened ones)."""
+def _paused_spans(tickets) -> dict[int, list]:
+    """Per ticket that ever waited on the customer or was reopened, its status history [(at, to_status)]: the
+    time it waited on the customer (and, for the resolution, the time it stood resolved before it was reopened)
+    is taken out of its wait, as the service desk's SLA clocks take it out (servicedesk.services.rebuild_clocks:
+    PAUSED_STATUSES stop both clocks, DONE_STATUSES between a resolution and a reopen stop the resolution clock).
+    Tickets that never did are not read (one query finds the others)."""
     from pharmacrm.servicedesk.choices import EventKind
     from pharmacrm.servicedesk.models import TicketEvent
-    from pharmacrm.servicedesk.services import DONE_STATUSES
+    from pharmacrm.servicedesk.services import PAUSED_STATUSES
 
-    reopened = TicketEvent.objects.filter(ticket__in=tickets.values("id"), kind=EventKind.REOPENED)
+    paused = TicketEvent.objects.filter(ticket__in=tickets.values("id")).filter(
+        Q(kind=EventKind.REOPENED) | Q(to_status__in=list(PAUSED_STATUSES))
+    )
     events: dict[int, list] = {}
     for ticket_id, at, to_status in (
-        TicketEvent.objects.filter(ticket__in=reopened.values("ticket_id"))
+        TicketEvent.objects.filter(ticket__in=paused.values("ticket_id"))
         .exclude(to_status="")
         .order_by("ticket_id", "at", "id").values_list("ticket_id", "at", "to_status")
     ):  # fmt: skip
-        events.setdefault(ticket_id, []).append((at, to_status))
-    out = {}
-    for ticket_id, history in events.items():
-        total, since = dt.timedelta(0), None
-        for at, to_status in history:
-            if to_status in DONE_STATUSES:
-                since = since or at
-            elif since is not None:
-                total += at - since
-                since = None
-        out[ticket_id] = total  # a span still open is the resolution itself: it ends the wait, it is none
-    return out
+        events.setdefault(ticket_id, []).append(_StatusStep(at, to_status))
+    return events
+
+
+class _StatusStep:
+    """What servicedesk.services._intervals reads of a ticket event."""
+
+    __slots__ = ("at", "to_status")
+
+    def __init__(self, at, to_status):
+        self.at, self.to_status = at, to_status
+
+
+def _wait(history: list | None, statuses: frozenset, start: dt.datetime, end: dt.datetime) -> tuple:
+    """(start, end less the spans of `history` spent in `statuses` up to `end`): the wait as the SLA clock
+    counts it, in hours as the customer waits them (not working time)."""
+    if not history:
+        return start, end
+    from pharmacrm.servicedesk.services import _intervals
+
+    stopped = sum(((b - a) for a, b in _intervals(history, statuses, end) if b > a), dt.timedelta(0))
+    return start, end - stopped
 
 
 def review_default() -> Decimal:
@@ -2044,13 +2063,14 @@ def listing_error(account: KeyAccount, start: dt.date, end: dt.date) -> str | No
 def review_account(account: KeyAccount, period: str, user=None):
     """Compute (or recompute) the account's evaluation for a quarter or a year from the data: satisfaction
     (revisit surveys), quality feedback (quality complaint cases), average first-response and resolution
-    time (SLA clocks, in hours as the customer waits them; a ticket still open counts with its wait so far, a
-    ticket reopened without the days it stood resolved), complaints and their resolution, and plan items due in
+    time (SLA clocks, in hours as the customer waits them; a ticket still open counts with its wait so far;
+    as the desk's clocks, neither counts the time the ticket waited on the customer, nor the resolution the days a
+    reopened ticket stood resolved), complaints and their resolution, and plan items due in
     the period done on time."""
     from pharmacrm.safety.models import SafetyCase
     from pharmacrm.servicedesk.choices import ClockKind, Status
     from pharmacrm.servicedesk.models import SlaClock, Survey, Ticket
-    from pharmacrm.servicedesk.services import DONE_STATUSES
+    from pharmacrm.servicedesk.services import DONE_STATUSES, PAUSED_STATUSES
 
     from . import scoring
     from .models import AccountReview
@@ -2081,16 +2101,16 @@ def review_account(account: KeyAccount, period: str, user=None):
     clocks = SlaClock.objects.filter(ticket__in=tickets.values("id")).filter(
         Q(fulfilled_at__isnull=False) | ~Q(ticket__status__in=DONE_STATUSES)
     )
-    answers = clocks.filter(kind=ClockKind.FIRST_RESPONSE).values_list("started_at", "fulfilled_at")
-    waits = {ClockKind.FIRST_RESPONSE: [(a, b or now) for a, b in answers]}
-    # a ticket reopened: the days it stood resolved before the customer came back are no wait for a resolution
-    resolved_spans = _resolved_spans(tickets)
-    resolutions = clocks.filter(kind=ClockKind.RESOLUTION).values_list(
-        "ticket_id", "started_at", "fulfilled_at"
-    )
-    waits[ClockKind.RESOLUTION] = [
-        (a, (b or now) - resolved_spans.get(ticket_id, dt.timedelta(0))) for ticket_id, a, b in resolutions
-    ]
+    # the SLA clocks' definition (docs/servicedesk.md): the time a ticket waited on the customer is nobody's
+    # wait for an answer or a resolution, and the days a reopened ticket stood resolved before the customer came
+    # back are no wait for its resolution. Counted, a customer who took a week to send the batch number made the
+    # team's average resolution a week longer than the desk's own clock said.
+    histories = _paused_spans(tickets)
+    stops = {ClockKind.FIRST_RESPONSE: PAUSED_STATUSES, ClockKind.RESOLUTION: PAUSED_STATUSES | DONE_STATUSES}
+    waits: dict[str, list] = {ClockKind.FIRST_RESPONSE: [], ClockKind.RESOLUTION: []}
+    for ticket_id, kind, a, b in clocks.values_list("ticket_id", "kind", "started_at", "fulfilled_at"):
+        if kind in waits:
+            waits[kind].append(_wait(histories.get(ticket_id), stops[kind], a, b or now))
     pending = dict(clocks.filter(fulfilled_at__isnull=True).values("kind").annotate(n=Count("id")).values_list("kind", "n"))
     response, resolution = _hours(waits[ClockKind.FIRST_RESPONSE]), _hours(waits[ClockKind.RESOLUTION])
     complaints = tickets.filter(category__code__in=COMPLAINT_CATEGORIES)
@@ -2191,42 +2211,107 @@ def scheduled_reviews(today: dt.date | None = None) -> int:
     return done
 
 
+def _merged(spans: list[tuple[dt.date, dt.date]]) -> list[tuple[dt.date, dt.date]]:
+    """Day spans (both ends included) merged where they overlap or touch: a member in two roles of one account
+    served it once."""
+    out: list[list[dt.date]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + dt.timedelta(days=1):
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _days(spans) -> int:
+    return sum((b - a).days + 1 for a, b in spans)
+
+
+def account_span(account: KeyAccount, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The days of start–end the account was a key account (listed on, de-listed on: both included), as its
+    evaluation covers them; None when none."""
+    listed = timezone.localtime(account.listed_at).date() if account.listed_at else start
+    delisted = timezone.localtime(account.delisted_at).date() if account.delisted_at else end
+    a, b = max(start, listed), min(end, delisted)
+    return (a, b) if a <= b else None
+
+
 def scorecards(period: str) -> list[dict]:
-    """Each team member's scorecard for a period: their accounts' evaluation scores (average), plan items
-    they owned that fell due (done on time / late or open), for staff performance. The team is the one that
-    served in the period (TeamTenure): a member who left since keeps their card, one who joined later has
-    none for it."""
+    """Each team member's scorecard for a period (staff performance, seed 001 §3.4), from the accounts whose
+    service team they were on in the period and only for the days they were (TeamTenure):
+
+    - **score**: each account's evaluation score counts for the share of the account's days in the period (the
+      days it was a key account) that the member served; for the rest of those days the neutral value of a
+      measure without data (`review_default`, 60), neither credit nor blame. The accounts are then averaged,
+      weighted by the days the member served each. A member who served the whole period gets the accounts'
+      scores as they are; one who joined on its last day gets almost the neutral value, one who left halfway
+      half of each.
+    - **plan items**: those they owned on those accounts whose deadline fell in the period while they served
+      the account (done on time / late or open). An item of an account they did not serve then counts on
+      nobody's card.
+
+    A member who left since keeps their card; one who joined later has none for it."""
     from .models import AccountReview
 
     period = period_label(period)
     start, end = period_bounds(period, ended=False)
     reviews = dict(AccountReview.objects.filter(period=period).values_list("account_id", "score"))
+    neutral = review_default()
     cards: dict[int, dict] = {}
     served = TeamTenure.objects.filter(Q(end__isnull=True) | Q(end__gte=start), start__lte=end)
+    spans: dict[tuple[int, int], list] = {}  # (user, account) → the days served in the period
     for m in served.select_related("user", "account__institution").order_by("role", "start", "id"):
-        card = cards.setdefault(m.user_id, {"user": m.user, "accounts": [], "roles": set(), "scores": []})
+        card = cards.setdefault(m.user_id, {"user": m.user, "accounts": [], "roles": set()})
         card["roles"].add(m.role)
         if m.account_id not in [a.pk for a in card["accounts"]]:
             card["accounts"].append(m.account)
-            if m.account_id in reviews:
-                card["scores"].append(reviews[m.account_id])
+        spans.setdefault((m.user_id, m.account_id), []).append((max(start, m.start), min(end, m.end or end)))
+    for (user_id, account_id), days in spans.items():
+        spans[(user_id, account_id)] = _merged(days)
+    for card in cards.values():
+        weighted, weights, rows = Decimal(0), 0, []
+        for account in list(card["accounts"]):
+            own = spans[(card["user"].pk, account.pk)]
+            span = account_span(account, start, end)
+            # the days the member served while the account was a key account
+            days = span and _days([(max(a, span[0]), min(b, span[1])) for a, b in own if max(a, span[0]) <= min(b, span[1])])
+            if not days:  # not a key account while they were on its team (listed later, de-listed before)
+                card["accounts"].remove(account)
+                continue
+            total = _days([span])
+            score = reviews.get(account.pk)
+            credited = None
+            if score is not None and days:
+                share = Decimal(days) / Decimal(total)
+                credited = (score * share + neutral * (1 - share)).quantize(Decimal("0.01"))
+                weighted += credited * days
+                weights += days
+            rows.append({"account": account, "days": days, "account_days": total, "score": score,
+                         "credited": credited})  # fmt: skip
+        card["served"] = rows
+        card["average_score"] = (weighted / weights).quantize(Decimal("0.01")) if weights else None
     items = PlanItem.objects.filter(deadline__gte=start, deadline__lte=end,
                                     plan__status__in=[PlanStatus.APPROVED, PlanStatus.SUPERSEDED])  # fmt: skip
     items = served_items(items.exclude(status=ItemStatus.CANCELLED))
     # a period still running (this quarter, this year): an open item whose deadline has not passed has not fallen
     # due yet — counted, it read as missed on the member's card
     items = items.exclude(deadline__gte=timezone.localdate(), completed_at__isnull=True)
-    for owner_id, deadline, completed in _due_items(items):
+    for owner_id, account_id, deadline, completed in _due_items(items, with_account=True):
         card = cards.get(owner_id)
-        if card is None:
+        own = spans.get((owner_id, account_id))
+        # only while the owner served that account: an item of another account, or one that fell due before they
+        # joined or after they left it, is not theirs to answer for
+        if card is None or not own or not any(a <= deadline <= b for a, b in own) or not any(
+            a.pk == account_id for a in card["accounts"]
+        ):
             continue
         card["items_due"] = card.get("items_due", 0) + 1
         if completed is not None and timezone.localtime(completed).date() <= deadline:
             card["items_on_time"] = card.get("items_on_time", 0) + 1
     out = []
     for card in cards.values():
-        scores = card.pop("scores")
-        card["average_score"] = (sum(scores, Decimal(0)) / len(scores)).quantize(Decimal("0.01")) if scores else None
+        if not card["accounts"]:
+            continue  # on no key account's team in the period
         card.setdefault("items_due", 0)
         card.setdefault("items_on_time", 0)
         card["roles"] = sorted(card["roles"])

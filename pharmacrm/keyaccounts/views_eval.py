@@ -261,6 +261,8 @@ def evaluations(request):
         "total": sum(c["total"] for c in counts.values()), "show_actions": show_actions,
         # a past period: its scores are history, tiers and actions follow the later one (and a run of it again)
         "later_period": evaluation.later_period(ModelKind.EVALUATION, period) if period else None,
+        # a period under way: interim standings, tiers and actions follow the last period evaluated in full
+        "interim_of": evaluation.interim_of(ModelKind.EVALUATION, period) if period else None,
     }  # fmt: skip
     return render(request, "keyaccounts/eval_results.html", context)
 

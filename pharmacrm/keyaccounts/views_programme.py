@@ -1231,7 +1231,7 @@ def _member_page(request, person: User) -> HttpResponse:
     card = None if period_error else next((c for c in services.scorecards(period) if c["user"].pk == person.pk), None)
     context = {"person": person, "accounts": list(accounts.values()), "items": items, "actions": actions,
                "tickets": tickets, "period": period, "period_error": period_error, "card": card,
-               "mine": person.pk == viewer.pk}  # fmt: skip
+               "mine": person.pk == viewer.pk, "neutral": services.review_default()}  # fmt: skip
     return render(request, "keyaccounts/ka_member.html", context)
 
 
@@ -1261,7 +1261,8 @@ def scorecard_list(request):
     for card in cards:
         card["role_labels"] = [str(labels.get(r, r)) for r in card["roles"]]
     return render(
-        request, "keyaccounts/ka_scorecards.html", {"period": period, "cards": cards, "error": error}
+        request, "keyaccounts/ka_scorecards.html",
+        {"period": period, "cards": cards, "error": error, "neutral": services.review_default()},
     )
 
 

@@ -207,6 +207,10 @@ def test_the_demo_shows_evaluations_candidates_and_a_running_key_account_program
     assert current.exists() and set(current.values_list("klass", flat=True)) <= {"A", "B", "C", "D"}
     assert current.exclude(previous_score=None).exists()
     assert Score.objects.filter(kind="candidate", period=evaluation.month_label(today)).exists()
+    # the evaluation of the period in force set the tiers (today's run of a half-year under way may be interim)
+    in_force = evaluation.in_force("evaluation") or evaluation.half_year(today)
+    applied = EvaluationRun.objects.filter(period=in_force, model__kind="evaluation").exclude(tier_changes=0)
+    assert applied.exists(), in_force
 
     # revisit surveys answer the recommendation question in line with their score
     answered = Survey.objects.exclude(recommend=None).exclude(score=None)

@@ -448,6 +448,8 @@ def test_two_people_updating_one_trial_the_later_save_is_refused(client_for, use
 def test_member_page_scorecards_and_the_progress_report(client_for, users, programme):
     page = client_for("kam").get(reverse("keyaccounts:my")).content.decode()
     assert programme["account"].number in page and "服务项目" in page
+    # a key account since before 2026Q3 (a scorecard counts the days the customer was one)
+    KeyAccount.objects.filter(pk=programme["account"].pk).update(listed_at=timezone.now() - dt.timedelta(days=400))
     cards = (
         client_for("manager").get(reverse("keyaccounts:scorecards"), {"period": "2026Q3"}).content.decode()
     )

@@ -13,7 +13,7 @@ from pharmacrm.core.roles import Role
 from pharmacrm.customers.models import Institution
 from pharmacrm.keyaccounts import evaluation, services
 from pharmacrm.keyaccounts.choices import ModelKind, TeamRole
-from pharmacrm.keyaccounts.models import Score, TeamMember, TeamTenure
+from pharmacrm.keyaccounts.models import KeyAccount, Score, TeamMember, TeamTenure
 from pharmacrm.servicedesk.models import ImprovementAction
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
@@ -47,6 +47,8 @@ def test_a_weak_customer_gets_its_action_with_its_name_and_owner(purchases, user
 
 def test_scorecards_of_a_past_quarter_count_the_team_that_served_then(users, xiehe, staffed, make_user):
     account = staffed(xiehe)  # serving for two years
+    # listed as long (a scorecard counts the days the customer was a key account)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=730))
     period = services.previous_quarter(timezone.localdate())
     start, end = services.period_bounds(period)
     # the expert leaves today: they served the whole past quarter and keep its card

@@ -49,7 +49,11 @@ class Command(BaseCommand):
         for r in runs:
             seconds = (r.finished_at - r.started_at).total_seconds()
             later = getattr(r, "later_period", None)
-            if later is None:
+            interim = getattr(r, "interim_of", None)
+            if interim is not None:
+                applied = _("interim standings of a period under way; tiers and actions follow the evaluation of "
+                            "%(period)s") % {"period": interim}  # fmt: skip
+            elif later is None:
                 applied = _("%(tiers)d tier changes, %(actions)d improvement actions") % {
                     "tiers": r.tier_changes, "actions": r.actions,
                 }  # fmt: skip
