@@ -97,6 +97,10 @@ ORDER_COLUMNS: list[Column] = [
            help=_("The day the customer paid: never in the future.")),
     Column("paid_amount", "付款金额", ("paid amount", "paid", "回款金额", "收款金额"),
            help=_("Yuan (CNY); empty with a payment date = paid in full. On a return: the amount refunded, negative.")),
+    # not in the template (every amount is in yuan), but ERPs' exports carry it (用友 币种, 金蝶 币别): a line in
+    # another currency is refused rather than its dollars booked as yuan
+    Column("currency", "币种", ("currency", "currency code", "币别", "货币", "结算币种", "原币币种", "币种名称"),
+           template=False),
 ]  # fmt: skip
 
 MESSAGES = {
@@ -105,6 +109,10 @@ MESSAGES = {
     "customer_conflict": _("The credit code and the external id name two different customers."),
     "customer_mismatch": _("The credit code and the external id do not belong to the same customer."),
     "invalid_number": _("“%(value)s” is not a number."),
+    "foreign_money": _("“%(value)s” is an amount in another currency: amounts are imported in yuan (CNY). Convert "
+                       "it to yuan in the ERP."),
+    "foreign_currency": _("This line is in “%(value)s”, but amounts are imported in yuan (CNY): convert the line to "
+                          "yuan in the ERP, or leave it out of the file."),
     "comma_not_thousands": _("“%(value)s”: a comma only separates thousands (1,250.00); write the decimal point "
                              "as a full stop (12.50)."),
     "invalid_line": _("The line number must be a whole number from 1 to 100000."),
@@ -223,6 +231,24 @@ _MONEY_MARKS = re.compile(r"[\s¥￥]|^(?:rmb|cny|人民币)|元$", re.IGNORECAS
 # the full-width forms of ASCII (Ｕ+FF01–FF5E: １２３，．－（）) and the ideographic space, as ASCII
 _FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _IN_BRACKETS = re.compile(r"[(（](.*)[)）]")
+# the marks of other currencies (¥ is the yuan's: a Chinese ERP's, whatever Japan writes)
+_FOREIGN_MONEY = re.compile(
+    r"[$€£₩₹]|(?<![A-Za-z])(?:USD|HKD|EUR|GBP|JPY|TWD|MOP|SGD|AUD|CAD|CHF|KRW)(?![A-Za-z])|美元|美金|港币|港元|港幣|欧元|"
+    r"歐元|日元|日圆|英镑|澳门币|澳元|新台币|韩元",
+    re.IGNORECASE,
+)
+# what a currency column holds for yuan (empty too): 用友 and 金蝶 write 人民币
+_YUAN = frozenset({"", "CNY", "RMB", "人民币", "人民币元", "元", "¥", "￥", "本位币"})
+
+
+def _currency(value: str) -> str:
+    """A currency column's value: yuan (CNY, RMB, 人民币 or empty) or the line is refused, naming the currency."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    if text.upper() not in _YUAN and text not in _YUAN:
+        raise FieldError("foreign_currency", value=text[:30])
+    return "CNY"
+
+
 # a comma separates thousands only: 1,250.00. 12,50 and 1.250,00 (a decimal comma, as some ERPs write it) would be
 # read as 1250 and 1.25, a hundred or a thousand times off: they are refused, saying so
 _GROUPED = re.compile(r"[-+(]*\d{1,3}(?:,\d{3})+(?:\.\d*)?\)?")
@@ -232,6 +258,10 @@ def _decimal(value: str) -> Decimal:
     # full-width digits and signs, as a Chinese input method in full-width mode types them (１，２５０．００, －１２５), are
     # the ordinary ones (a superscript ² is not a 2); \u2212 is the typographic minus
     text = value.translate(_FULL_WIDTH).strip().replace("\u2212", "-")
+    if _FOREIGN_MONEY.search(text):
+        # $1,250.00, USD 1,250.00, 1,250.00美元: another currency, said so — $1,250.00 was refused as writing the decimal
+        # point as a comma, and a plain 1,250.00 beside a currency column saying USD was booked as yuan
+        raise FieldError("foreign_money", value=value.strip()[:30])
     text = _MONEY_MARKS.sub("", text)
     text = _MONEY_MARKS.sub("", text)  # RMB￥1,234.50: the mark after the prefix
     if len(text) > 1 and text[-1] == "-" and text[0] not in "-+(":
@@ -347,6 +377,7 @@ class Parser:
         if item.errors:
             return item
         v, get = item.values, raw.get
+        self._one(item, "currency", lambda: _currency(get("currency", "")))
         self._one(item, "order_number", lambda: _code(get("order_number", ""), 40, True))
         self._one(item, "line_number", lambda: self._line(get("line_number", "")))
         self._one(item, "order_date", lambda: self._order_date(get("order_date", "")))
@@ -578,6 +609,7 @@ class Fast:
         self.width = max(where.values()) + 1
         # cells padded with one empty cell at `width`: a column the file lacks reads that one
         self.get = itemgetter(*[where.get(k, self.width) for k in self.KEYS])
+        self.currency = where.get("currency")  # a currency column (not the template's): yuan only
         self.today = today.isoformat()
         self.latest = (today + dt.timedelta(days=366 * 5)).isoformat()
         self.dates: dict[str, str | None] = {}  # text → its month ("YYYY-MM-01"), None when not a date
@@ -604,6 +636,8 @@ class Fast:
             return None  # a failed formula's error value (#N/A …): the slow path names the cell
         if len(cells) != self.width:
             cells = cells[: self.width] + [""] * (self.width - len(cells))
+        if self.currency is not None and cells[self.currency] not in _YUAN:
+            return None  # another currency (or yuan written otherwise): the careful path
         cells.append("")
         on, ln, od, cc, ext, pc, pn, ap, bn, qty, price, amt, inv, due, paid, paid_amt = self.get(cells)
         cells.pop()

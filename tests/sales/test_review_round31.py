@@ -1,0 +1,86 @@
+"""Review round 31 (sales): order files as ERPs really export them — a currency column, amounts in another currency."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+from django.utils import timezone, translation
+
+from pharmacrm.customers import importer
+from pharmacrm.customers.models import ImportJob
+from pharmacrm.sales.models import MonthlyRollup, OrderLine
+
+from .conftest import KEYS, line
+
+
+def errors_en(job: ImportJob) -> list[tuple[int, str, str]]:
+    with translation.override("en"):
+        return [(e["row"], e["column"], importer.error_text(e)) for e in job.errors]
+
+
+def day(back: int = 20) -> str:
+    return (timezone.localdate() - dt.timedelta(days=back)).isoformat()
+
+
+# --- a currency column ---------------------------------------------------------------------------------------------
+
+
+def test_a_line_in_another_currency_is_refused_rather_than_booked_as_yuan(admin_user, xiehe, tmp_path):
+    """用友 and 金蝶 export the order's currency (币种, 币别) beside plain amounts. The column was ignored ("not recognised")
+    and a line of 1,000.00 US dollars was imported as 1,000.00 yuan: purchases, credit and scores counted it."""
+    headers = importer.template_headers(ImportJob.Target.ORDERS)
+    path = tmp_path / "销售订单.csv"
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*headers, "币种"])
+        for number, currency in ((1, "人民币"), (2, "CNY"), (3, ""), (4, "USD"), (5, "港币")):
+            row = line("SO-FX", number, day(), xiehe, "P1", 10, "100.00", amount="1000.00")
+            writer.writerow([*(row.get(k, "") for k in KEYS[: len(headers)]), currency])
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+
+    assert errors_en(job) == [
+        (5, "币种", "This line is in “USD”, but amounts are imported in yuan (CNY): convert the line to yuan in the "
+                  "ERP, or leave it out of the file."),
+        (6, "币种", "This line is in “港币”, but amounts are imported in yuan (CNY): convert the line to yuan in the "
+                  "ERP, or leave it out of the file."),
+    ]  # fmt: skip
+    assert sorted(OrderLine.objects.values_list("line_number", flat=True)) == [1, 2, 3]
+    assert MonthlyRollup.objects.get(institution=xiehe).amount_fen == 300_000
+    with translation.override("en"):
+        assert not any("币种" in m for m in importer.job_messages(job))  # not "ignored" any more
+
+
+def test_an_amount_written_in_another_currency_says_so(run_import, xiehe):
+    """$1,250.00 was refused as a decimal comma ("write the decimal point as a full stop"), which it is not; USD 125.00
+    and 125.00美元 as "not a number". Each now says what it is: an amount in another currency."""
+    job = run_import([
+        line("SO-D", 1, day(), xiehe, "P1", 100, "12.50", amount="$1,250.00"),
+        line("SO-D", 2, day(), xiehe, "P1", 10, "USD 12.50"),
+        line("SO-D", 3, day(), xiehe, "P1", 10, "12.50", amount="125.00美元"),
+        line("SO-D", 4, day(), xiehe, "P1", 10, "12.50", amount="￥125.00"),
+    ])  # fmt: skip
+
+    said = "is an amount in another currency: amounts are imported in yuan (CNY). Convert it to yuan in the ERP."
+    assert errors_en(job) == [
+        (2, "金额", f"“$1,250.00” {said}"), (3, "单价", f"“USD 12.50” {said}"), (4, "金额", f"“125.00美元” {said}"),
+    ]  # fmt: skip
+    assert list(OrderLine.objects.values_list("line_number", flat=True)) == [4]
+
+
+def test_the_api_refuses_a_line_in_another_currency(api_for, xiehe):
+    """An integration may send the ERP's currency with each line: a line in dollars is refused by its position."""
+    lines = [
+        {"order_number": "API-FX", "line_number": n, "order_date": day(), "credit_code": xiehe.credit_code,
+         "product_code": "P1", "quantity": 2, "unit_price": 10.5, "currency": currency}
+        for n, currency in ((1, "CNY"), (2, "USD"))
+    ]  # fmt: skip
+
+    data = api_for("admin").post("/api/v1/sales/orders/", {"lines": lines}, format="json").json()
+
+    assert (data["created"], data["rejected"]) == (1, 1)
+    assert [(e["row"], e["column"], e["code"], e["value"]) for e in data["errors"]] == [
+        (2, "currency", "foreign_currency", "USD")
+    ]
+    assert list(OrderLine.objects.values_list("line_number", flat=True)) == [1]
