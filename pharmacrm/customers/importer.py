@@ -611,7 +611,7 @@ def sniff(path: Path) -> FileInfo:
     if kind:
         raise _refuse(_("This is not a CSV or Excel (.xlsx) file: it contains %(kind)s.") % {"kind": kind})
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise _refuse(_("The file is UTF-16 text: save it as CSV in UTF-8 and upload it again."))
+        return _utf16_info(path, head)
     nuls = head.count(b"\x00")
     if nuls * 20 > len(head):  # NULs all through: binary data (or UTF-16 text without its mark), not a CSV
         raise _refuse(_("The file is not a CSV or XLSX file."))
@@ -630,6 +630,23 @@ def sniff(path: Path) -> FileInfo:
     counts = {d: first_line.count(d) for d in (",", "\t", ";")}
     delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
     return FileInfo("csv", encoding=encoding, delimiter=delimiter, has_nul=has_nul)
+
+
+def _utf16_info(path: Path, head: bytes) -> FileInfo:
+    """Excel's "Unicode text" (Unicode 文本 (*.txt): UTF-16 with its byte-order mark, tab-separated), as Excel saves
+    a sheet for an ERP and some ERPs export their lists: read as the CSV it is. It was refused, to be saved again
+    as CSV in UTF-8."""
+    if not _decodes(path, "utf-16"):
+        raise _refuse(_("The file is UTF-16 text: save it as CSV in UTF-8 and upload it again."))
+    decoder, has_nul = codecs.getincrementaldecoder("utf-16")(errors="strict"), False
+    with open(path, "rb") as fh:
+        while not has_nul and (block := fh.read(1 << 20)):
+            has_nul = "\x00" in decoder.decode(block)
+    # tab-separated as Excel writes it, unless no tab at all begins the file (a CSV saved in UTF-16 by hand)
+    text = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore")
+    first_line = text.splitlines()[0] if text else ""
+    delimiter = "\t" if "\t" in text or "," not in first_line else ","
+    return FileInfo("csv", encoding="utf-16", delimiter=delimiter, has_nul=has_nul)
 
 
 # An encrypted Office Open XML file (ECMA-376 agile or standard encryption, as Excel and WPS write an .xlsx saved
@@ -982,6 +999,13 @@ class Sheet:
         """For the progress bar: exact unless CSV cells span several lines."""
         if self._sheet is not None:
             return max(self._sheet.height - 1, 0)
+        if self.info.encoding == "utf-16":  # a byte 0x0A is in many a character (上 is 0A 4E): count the text's
+            lines, last = 0, "\n"
+            with open(self.path, encoding="utf-16", newline="") as fh:
+                while block := fh.read(1 << 20):
+                    lines += block.count("\n")
+                    last = block[-1:]
+            return max(lines + (last != "\n") - 1, 0)
         lines, last = 0, b"\n"
         with open(self.path, "rb") as fh:
             while block := fh.read(1 << 20):
@@ -1015,8 +1039,10 @@ TITLE_ROWS = 5  # at most this many title or note lines above the header row are
 
 def _header_row(rows: Iterator[tuple[int, list[str]]], target: str) -> tuple[int, list[str]] | None:
     """The header row: the first non-empty row, after any title lines above it (机构导入表（2026年12月）: a
-    line of one or two cells that names no column), as Chinese spreadsheets often carry. Without a header
-    below them, the first line is taken, and its check says what is missing."""
+    line that names no column), as Chinese spreadsheets often carry — and as ERPs' reports put their query
+    conditions above the columns (起始日期：| 2026-03-01 | 截止日期：| 2026-03-31, 用友 and 金蝶: a line of several
+    cells, which was taken for the header, the file refused as missing every column). Without a header below
+    them, the first line is taken, and its check says what is missing."""
     first = None
     for number, cells in rows:
         texts = [str(c).strip() for c in cells]
@@ -1025,8 +1051,10 @@ def _header_row(rows: Iterator[tuple[int, list[str]]], target: str) -> tuple[int
             continue
         first = first or (number, cells)
         titles = number - first[0]
-        if len(filled) <= 2 and titles < TITLE_ROWS and not map_headers(target, texts)[0]:
+        if titles < TITLE_ROWS and not map_headers(target, texts)[0]:
             continue
+        if titles >= TITLE_ROWS and not map_headers(target, texts)[0]:
+            return first  # no header in sight: the first line's check says what is missing
         return number, cells
     return first
 

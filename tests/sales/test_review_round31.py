@@ -156,3 +156,81 @@ def test_upgrading_recomputes_the_months_of_lines_paid_in_part(run_import, xiehe
     assert list(RollupDirty.objects.values_list("month", flat=True)) == [dt.date(2025, 3, 1)]
     rollups.refresh_dirty()
     assert MonthlyRollup.objects.get(month=dt.date(2025, 3, 1)).on_time_fen == 6000
+
+
+# --- a report's query conditions above the columns ---------------------------------------------------------------
+
+
+def test_an_erp_reports_query_conditions_above_the_header_are_passed_over(admin_user, xiehe, tmp_path):
+    """用友 and 金蝶 export a report with its title and query conditions above the columns (起始日期：| 2026-03-01 |
+    截止日期：| …, several cells). That line was taken for the header row and the file refused as missing every
+    required column; only a title of one or two cells was passed over."""
+    headers = importer.template_headers(ImportJob.Target.ORDERS)
+    path = tmp_path / "销售出库单列表.csv"
+    with open(path, "w", encoding="gb18030", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["销售出库单列表"])
+        writer.writerow(["起始日期：", "2026-03-01", "截止日期：", "2026-03-31", "制表人：", "张三"])
+        writer.writerow([])
+        writer.writerow(headers)
+        row = line("SO-Q", 1, day(), xiehe, "P1", 10, "12.50")
+        writer.writerow([row.get(k, "") for k in KEYS[: len(headers)]])
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+
+    assert (job.created_count, job.error_count) == (1, 0)
+    assert OrderLine.objects.get().amount_fen == 12_500
+
+
+def test_a_file_without_any_header_still_names_what_is_missing(admin_user, tmp_path):
+    """Lines that name no column all through (not an order file): refused as missing the required columns, as before."""
+    import pytest
+    from django.core.exceptions import ValidationError
+
+    path = tmp_path / "other.csv"
+    path.write_text("".join(f"a{i},b{i},c{i}\n" for i in range(8)), encoding="utf-8")
+
+    with pytest.raises(ValidationError) as refused, translation.override("en"):
+        importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+    with translation.override("en"):
+        assert "Required columns are missing" in " ".join(refused.value.messages)
+
+
+# --- Excel's "Unicode text" ------------------------------------------------------------------------------------------
+
+
+def test_excels_unicode_text_imports_like_the_csv(admin_user, xiehe, tmp_path):
+    """Excel's "Unicode text" (Unicode 文本: UTF-16 with its byte-order mark, tab-separated, CRLF), as Excel saves a sheet
+    for an ERP, was refused ("save it as CSV in UTF-8"). It is read as the CSV it is: names with 上 (whose UTF-16
+    holds a line-feed byte) included."""
+    headers = importer.template_headers(ImportJob.Target.ORDERS)
+    rows = [line("SO-U", n, day(), xiehe, "P1", 10, "12.50", product_name="上海制药 注射液") for n in (1, 2)]
+    path = tmp_path / "订单.csv"
+    with open(path, "w", encoding="utf-16", newline="") as fh:
+        fh.write("销售出库单（上海）\r\n")
+        fh.write("\t".join(headers) + "\r\n")
+        for row in rows:
+            fh.write("\t".join(row.get(k, "") for k in KEYS[: len(headers)]) + "\r\n")
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+
+    assert (job.created_count, job.error_count, job.total_rows) == (2, 0, 2)
+    assert set(OrderLine.objects.values_list("product_name", flat=True)) == {"上海制药 注射液"}
+    again = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+    assert (again.created_count, again.unchanged_count) == (0, 2)
+
+
+def test_a_nul_character_in_unicode_text_rejects_its_row_only(admin_user, xiehe, tmp_path):
+    headers = importer.template_headers(ImportJob.Target.ORDERS)
+    rows = [line("SO-N", 1, day(), xiehe, "P1", 10, "12.50", product_name="坏\x00名"),
+            line("SO-N", 2, day(), xiehe, "P1", 10, "12.50")]  # fmt: skip
+    path = tmp_path / "订单.csv"
+    with open(path, "w", encoding="utf-16", newline="") as fh:
+        fh.write("\t".join(headers) + "\r\n")
+        for row in rows:
+            fh.write("\t".join(row.get(k, "") for k in KEYS[: len(headers)]) + "\r\n")
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="good")
+
+    assert (job.created_count, job.error_count) == (1, 1)
+    assert [e["row"] for e in job.errors] == [2]
