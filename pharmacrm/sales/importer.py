@@ -149,12 +149,26 @@ MESSAGES = {
         "Order lines whose product code is not in the product catalogue: %(lines)s (codes: %(codes)s). They are "
         "imported all the same; the approval number (批准文号) in the file links a code to its catalogue product."
     ),
+    "totals_rows": _("Rows of totals (合计, 小计) were passed over: rows %(rows)s."),
     "rerun_orders": _(
         "To finish, import the same file again: order lines are recognised by their order number and line "
         "number, so the lines already saved are not imported twice."
     ),
 }
 UNKNOWN_CODES_SHOWN = 20  # product codes the note names
+TOTALS_ROWS_SHOWN = 20  # rows of totals the note names
+
+# the label of a report's totals line (用友, 金蝶 and Excel's subtotals end an order list with 合计, group it with 小计)
+_TOTALS_LABEL = re.compile(r"(?:合\s*计|总\s*计|小\s*计|共\s*计|(?:grand\s+|sub-?)?totals?)\s*[:：]?", re.IGNORECASE)
+
+
+def is_totals_row(cells: list[str], raw: dict[str, str]) -> bool:
+    """A report's totals line: a cell labelled 合计 (小计, 总计, Total …), sums under the money columns, and neither a
+    line number nor an order date nor a customer. Read as an order line, it was rejected for every column it lacks,
+    every time the ERP's export was imported (and an all-or-nothing import of it refused whole)."""
+    if any(raw.get(key, "").strip() for key in ("line_number", "order_date", "credit_code", "external_id")):
+        return False
+    return any(_TOTALS_LABEL.fullmatch(str(cell).strip()) for cell in cells if str(cell).strip())
 UNKNOWN_CODES_KEPT = 100_000  # distinct codes counted one by one (memory stays bounded whatever the file)
 
 # Order of the staged values (and of the columns the line table gets); row_hash is over the others.
@@ -1009,6 +1023,7 @@ class Run:
         self.unknown_overflow = 0  # lines of codes beyond UNKNOWN_CODES_KEPT
         self.linked_in_file: set[str] = set()
         self.stop_writing = False
+        self.totals_rows: list[int] = []  # rows of totals passed over (the first ones, for the note)
         self.error_file = self.error_writer = None
         self.last_row = header.row
 
@@ -1073,6 +1088,10 @@ class Run:
                 item = self.parser.parse(number, cells)
                 if item is None:
                     continue  # an empty row
+                if item.errors and is_totals_row(cells, item.raw):
+                    self.totals_rows.append(number)  # passed over, and named in the job's notes
+                    del self.totals_rows[TOTALS_ROWS_SHOWN + 1 :]
+                    continue
                 if item.errors:
                     self._error(number, cells, item.errors, preview)
                     continue
@@ -1509,6 +1528,10 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
             status = ImportJob.Status.REJECTED
         else:
             status = ImportJob.Status.DONE
+        if run.totals_rows:
+            shown = run.totals_rows[:TOTALS_ROWS_SHOWN]
+            more = ", …" if len(run.totals_rows) > TOTALS_ROWS_SHOWN else ""
+            notes.append(("totals_rows", {"rows": ", ".join(map(str, shown)) + more}))
         unknown = run.unknown_products_note()
         if unknown is not None and status != ImportJob.Status.REJECTED:  # nothing was imported: not even these
             notes.append(unknown)

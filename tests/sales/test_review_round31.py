@@ -234,3 +234,46 @@ def test_a_nul_character_in_unicode_text_rejects_its_row_only(admin_user, xiehe,
 
     assert (job.created_count, job.error_count) == (1, 1)
     assert [e["row"] for e in job.errors] == [2]
+
+
+# --- a report's totals rows ------------------------------------------------------------------------------------------
+
+
+def test_a_reports_totals_rows_are_passed_over_and_named(admin_user, xiehe, tmp_path):
+    """用友 and 金蝶 end an exported order list with a 合计 line (and Excel's subtotals put 小计 lines between orders):
+    sums under 数量 and 金额, no line number, date or customer. Each was rejected for every column it lacks, every time
+    the ERP's file was imported, and an all-or-nothing import of it was refused whole."""
+    headers = importer.template_headers(ImportJob.Target.ORDERS)
+    index = {key: i for i, key in enumerate(KEYS[: len(headers)])}
+
+    def totals(label: str, quantity: str, amount: str, where: str = "order_number") -> list[str]:
+        cells = [""] * len(headers)
+        cells[index[where]], cells[index["quantity"]], cells[index["amount"]] = label, quantity, amount
+        return cells
+
+    path = tmp_path / "销售订单列表.csv"
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(headers)
+        for n in (1, 2):
+            row = line("SO-T", n, day(), xiehe, "P1", 10, "12.50", amount="125.00")
+            writer.writerow([row.get(k, "") for k in KEYS[: len(headers)]])
+        writer.writerow(totals("小计", "20", "250.00"))
+        row = line("SO-U", 1, day(), xiehe, "P2", 1, "100")
+        writer.writerow([row.get(k, "") for k in KEYS[: len(headers)]])
+        writer.writerow(totals("合计：", "21", "350.00", where="customer_name"))
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="all")
+
+    assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 3, 0)
+    with translation.override("en"):
+        assert "Rows of totals (合计, 小计) were passed over: rows 4, 6." in importer.job_messages(job)
+    assert MonthlyRollup.objects.get(institution=xiehe).amount_fen == 35_000
+
+
+def test_a_row_labelled_total_but_carrying_a_line_is_still_checked(run_import, xiehe):
+    """Only a line without line number, date and customer is a totals row: an order line whose product is called
+    合计 is checked (and rejected for its bad quantity) as any other."""
+    job = run_import([line("SO-X", 1, day(), xiehe, "P1", "x", "12.50", product_name="合计")])
+
+    assert (job.created_count, job.error_count) == (0, 1)
