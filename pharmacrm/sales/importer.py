@@ -255,10 +255,14 @@ _FOREIGN_MONEY = re.compile(
 _YUAN = frozenset({"", "CNY", "RMB", "人民币", "人民币元", "元", "¥", "￥", "本位币"})
 
 
+_CURRENCY_PARTS = re.compile(r"[\s()（）\[\]【】/\\_,，:：-]+")
+
+
 def _currency(value: str) -> str:
-    """A currency column's value: yuan (CNY, RMB, 人民币 or empty) or the line is refused, naming the currency."""
+    """A currency column's value: yuan (CNY, RMB, 人民币, 人民币(RMB), CNY-人民币 or empty) or the line is refused,
+    naming the currency."""
     text = unicodedata.normalize("NFKC", value).strip()
-    if text.upper() not in _YUAN and text not in _YUAN:
+    if not all(part.upper() in _YUAN for part in _CURRENCY_PARTS.split(text)):
         raise FieldError("foreign_currency", value=text[:30])
     return "CNY"
 

@@ -34,7 +34,7 @@ def test_a_line_in_another_currency_is_refused_rather_than_booked_as_yuan(admin_
     with open(path, "w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([*headers, "币种"])
-        for number, currency in ((1, "人民币"), (2, "CNY"), (3, ""), (4, "USD"), (5, "港币")):
+        for number, currency in ((1, "人民币"), (2, "CNY"), (3, ""), (4, "USD"), (5, "港币"), (6, "人民币(RMB)")):
             row = line("SO-FX", number, day(), xiehe, "P1", 10, "100.00", amount="1000.00")
             writer.writerow([*(row.get(k, "") for k in KEYS[: len(headers)]), currency])
 
@@ -46,8 +46,8 @@ def test_a_line_in_another_currency_is_refused_rather_than_booked_as_yuan(admin_
         (6, "币种", "This line is in “港币”, but amounts are imported in yuan (CNY): convert the line to yuan in the "
                   "ERP, or leave it out of the file."),
     ]  # fmt: skip
-    assert sorted(OrderLine.objects.values_list("line_number", flat=True)) == [1, 2, 3]
-    assert MonthlyRollup.objects.get(institution=xiehe).amount_fen == 300_000
+    assert sorted(OrderLine.objects.values_list("line_number", flat=True)) == [1, 2, 3, 6]
+    assert MonthlyRollup.objects.get(institution=xiehe).amount_fen == 400_000
     with translation.override("en"):
         assert not any("币种" in m for m in importer.job_messages(job))  # not "ignored" any more
 
