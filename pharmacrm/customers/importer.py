@@ -402,6 +402,9 @@ class Column:
     choices: type | None = None
     help: Any = ""
     template: bool = True  # False: read on import only, never in the template, its instructions or exports
+    # names of the column that win over its other names when the header gives both (含税单价 over 单价 in an ERP's
+    # export: the price with tax, which the customer pays); the other copy is ignored rather than the file refused
+    prefer: tuple[str, ...] = ()
 
 
 def _common_columns() -> list[Column]:
@@ -525,11 +528,14 @@ def map_headers(target: str, headers: list[str]) -> tuple[list[tuple[int, Column
     it, and `take_header` refuses such a file."""
     table = _header_table(target)
     by_key = {c.key: c for c in columns_for(target)}
+    chosen = _preferred_copies(target, headers)
     mapping, seen, ignored = [], set(), []
     for idx, text in enumerate(headers):
         if not str(text).strip():
             continue
         key = _column_key(table, text)
+        if key is not None and chosen.get(key, idx) != idx:
+            key = None  # 单价 beside 含税单价: the price with tax is read
         if key is None:
             ignored.append(str(text).strip())
             continue
@@ -540,6 +546,26 @@ def map_headers(target: str, headers: list[str]) -> tuple[list[tuple[int, Column
     missing = [c.header for c in columns_for(target) if c.required and c.key not in seen]
     ignored = [h for h in ignored if _header_key(h) not in {_header_key(v) for v in EXPORT_ONLY.values()}]
     return mapping, missing, ignored
+
+
+def _preferred_copies(target: str, headers: list[str]) -> dict[str, int]:
+    """column key → the position of its preferred copy, for the columns the header gives twice, once by a name the
+    column prefers (Column.prefer: 含税单价 beside 单价, 价税合计 beside 金额, as 金蝶 exports an order list)."""
+    table = _header_table(target)
+    places: dict[str, list[int]] = {}
+    for idx, text in enumerate(headers):
+        key = _column_key(table, text) if str(text).strip() else None
+        if key is not None:
+            places.setdefault(key, []).append(idx)
+    by_key = {c.key: c for c in columns_for(target)}
+    out = {}
+    for key, indexes in places.items():
+        prefer = {_header_key(name) for name in by_key[key].prefer}
+        if len(indexes) > 1 and prefer:
+            preferred = [i for i in indexes if _header_key(headers[i]) in prefer]
+            if len(preferred) == 1:
+                out[key] = preferred[0]
+    return out
 
 
 def column_letter(index: int) -> str:
@@ -561,9 +587,10 @@ def duplicate_headers(target: str, headers: list[str]) -> list[str]:
         key = _column_key(table, text) if str(text).strip() else None
         if key is not None:
             places.setdefault(key, []).append(idx)
+    chosen = _preferred_copies(target, headers)
     out = []
-    for indexes in places.values():
-        if len(indexes) > 1:
+    for key, indexes in places.items():
+        if len(indexes) > 1 and key not in chosen:
             names = " / ".join(dict.fromkeys(str(headers[i]).strip() for i in indexes))
             out.append(f"“{names}” ({', '.join(column_letter(i) for i in indexes)})")
     return out

@@ -85,9 +85,10 @@ ORDER_COLUMNS: list[Column] = [
            help=_("Links the product code to the product catalogue (国药准字…).")),
     Column("batch_number", "批号", ("batch", "lot", "batch number", "生产批号", "批次", "批次号")),
     Column("quantity", "数量", ("quantity", "qty"), required=True),
+    # 金蝶 exports both the price before tax and with it (单价, 含税单价; 金额, 价税合计): the customer pays the latter
     Column("unit_price", "单价", ("unit price", "price", "单价(元)", "含税单价"), required=True,
-           help=_("Yuan (CNY).")),
-    Column("amount", "金额", ("amount", "line amount", "金额(元)", "含税金额"),
+           help=_("Yuan (CNY)."), prefer=("含税单价",)),
+    Column("amount", "金额", ("amount", "line amount", "金额(元)", "含税金额", "价税合计"), prefer=("价税合计", "含税金额"),
            help=_("Yuan (CNY); empty = quantity × unit price, and a given amount must equal it (up to rounding; "
                   "negative for returns).")),
     Column("invoice_number", "发票号", ("invoice", "invoice number", "发票号码")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from decimal import Decimal
 
 from django.utils import timezone, translation
 
@@ -277,3 +278,40 @@ def test_a_row_labelled_total_but_carrying_a_line_is_still_checked(run_import, x
     job = run_import([line("SO-X", 1, day(), xiehe, "P1", "x", "12.50", product_name="合计")])
 
     assert (job.created_count, job.error_count) == (0, 1)
+
+
+# --- prices before and with tax ---------------------------------------------------------------------------------------
+
+
+def test_an_order_list_with_prices_before_and_with_tax_reads_those_with_tax(admin_user, xiehe, tmp_path):
+    """金蝶 exports an order list with the price and amount before tax and with it (单价, 含税单价, 金额, 价税合计). The file
+    was refused: 单价 and 含税单价 "appear more than once". The customer pays the price with tax: it is read, and the
+    columns before tax are ignored, saying so."""
+    path = tmp_path / "销售订单序时簿.csv"
+    with open(path, "w", encoding="gb18030", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["单据编号", "行号", "日期", "客户统一社会信用代码", "存货编码", "数量", "单价", "含税单价", "金额",
+                         "税额", "价税合计"])  # fmt: skip
+        writer.writerow(["XSDD000123", "1", day(), xiehe.credit_code, "YP-1", "10", "88.50", "100.00", "885.00", "115.00",
+                         "1,000.00"])  # fmt: skip
+
+    job = importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="all")
+
+    assert (job.created_count, job.error_count) == (1, 0)
+    stored = OrderLine.objects.get()
+    assert (stored.unit_price, stored.amount_fen) == (Decimal("100.0000"), 100_000)
+    with translation.override("en"):
+        assert "These columns were not recognised and were ignored: 单价、金额、税额." in importer.job_messages(job)
+
+
+def test_two_copies_of_a_column_without_a_preferred_one_are_still_refused(admin_user, xiehe, tmp_path):
+    import pytest
+    from django.core.exceptions import ValidationError
+
+    path = tmp_path / "orders.csv"
+    headers = importer.template_headers(ImportJob.Target.ORDERS)
+    path.write_text(",".join([*headers, "金额(元)"]) + "\n" + ",".join(["x"] * (len(headers) + 1)) + "\n", encoding="utf-8")
+
+    with pytest.raises(ValidationError) as refused:
+        importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="all")
+    assert "金额 / 金额(元)" in " ".join(refused.value.messages)
