@@ -271,6 +271,9 @@ class TargetSpec:
     text_columns: tuple[str, ...] = ()
     rerun_note: str = ""  # the message telling how a second import treats the rows an interrupted one saved
     marked_cells: bool = False  # its parser reads Excel error values and numbers' `NumberText` (see `Sheet`)
+    # called with a job that wrote rows once it is marked interrupted (its worker stopped): what the import would have
+    # done after its last chunk (orders: their rollups' repair, their customers scored again)
+    on_interrupted: Callable | None = None
 
 
 TARGETS: dict[str, TargetSpec] = {}
@@ -3044,6 +3047,12 @@ def mark_interrupted(job: ImportJob, now: datetime.datetime | None = None) -> bo
     log.warning("import job %s was interrupted (no heartbeat since %s); marked failed", job.pk, job.heartbeat_at)
     for path in (progress_path(job), alive_path(job), error_report_path(job)):
         path.unlink(missing_ok=True)  # the report may hold rows of chunks never saved: a second import redoes it
+    spec = TARGETS.get(job.target)
+    if spec and spec.on_interrupted and not job.dry_run and (job.created_count or job.updated_count):
+        try:
+            spec.on_interrupted(job)
+        except Exception:  # the job is marked; what follows is a repair the periodic tasks make as well
+            log.exception("import job %s: the follow-up of its interruption failed", job.pk)
     return True
 
 

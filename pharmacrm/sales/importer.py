@@ -189,10 +189,21 @@ def register() -> None:
             template_name=_("order import template"), check_header=check_header,
             text_columns=("order_number", "credit_code", "external_id", "product_code", "approval_number",
                           "batch_number", "invoice_number"),
-            rerun_note="rerun_orders",
+            rerun_note="rerun_orders", on_interrupted=_after_interrupted,
             marked_cells=True,  # a failed formula (#N/A …) reads as its error text, not as an empty cell
         ),
     )  # fmt: skip
+
+
+def _after_interrupted(job: ImportJob) -> None:
+    """An import whose worker stopped after some chunks were committed: their rollups are repaired now (the corrected
+    lines' months), and their customers scored again (the evaluation's incremental update) — as after an import that
+    ends. Left to the next import, the customers of a file whose last chunk was committed just before the worker
+    stopped kept their old scores: importing the file again finds every line unchanged and re-scores no one."""
+    from . import services
+
+    rollups.refresh_dirty()
+    services.rescore_changed()
 
 
 def check_header(header: base.Header) -> None:

@@ -315,3 +315,39 @@ def test_two_copies_of_a_column_without_a_preferred_one_are_still_refused(admin_
     with pytest.raises(ValidationError) as refused:
         importer.import_file(path, ImportJob.Target.ORDERS, admin_user, mode="all")
     assert "金额 / 金额(元)" in " ".join(refused.value.messages)
+
+
+# --- a worker stopped after the last chunk ---------------------------------------------------------------------------
+
+
+def test_the_customers_of_an_import_whose_worker_stopped_are_scored_again(
+    run_import, xiehe, monkeypatch, huey_immediate, django_capture_on_commit_callbacks
+):
+    """The worker stopped after the import's chunks were committed, before the evaluation's update was queued: the job
+    was marked interrupted and its customers kept their old scores — importing the file again, as its page advises,
+    finds every line unchanged and re-scores no one. Marking the job interrupted now scores them again."""
+    from pharmacrm.keyaccounts import evaluation
+    from pharmacrm.keyaccounts.choices import ModelKind
+    from pharmacrm.keyaccounts.models import Score
+    from pharmacrm.sales import importer as orders
+
+    from .conftest import today_minus
+
+    run_import([line("SO-1", 1, today_minus(40), xiehe, "P1", 10, "100")])
+    evaluation.run(ModelKind.EVALUATION)
+    before = Score.objects.get(kind=ModelKind.EVALUATION, institution=xiehe)
+    with monkeypatch.context() as stopped:
+        stopped.setattr(orders, "_evaluate_after_import", lambda robust=False: None)  # the worker is gone by then
+        job = run_import([line("SO-2", 1, today_minus(20), xiehe, "P1", 100, "100")])
+    # the job row as the stopped worker left it: running, its chunk committed, no heartbeat for an hour
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.RUNNING, finished_at=None, heartbeat_at=timezone.now() - dt.timedelta(hours=1)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert importer.recover_interrupted() == [job.pk]
+
+    job.refresh_from_db()
+    assert (job.status, job.created_count) == (ImportJob.Status.FAILED, 1)
+    after = Score.objects.get(kind=ModelKind.EVALUATION, institution=xiehe, period=before.period)
+    assert after.run_id != before.run_id and after.score > before.score
