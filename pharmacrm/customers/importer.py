@@ -271,6 +271,9 @@ class TargetSpec:
     text_columns: tuple[str, ...] = ()
     rerun_note: str = ""  # the message telling how a second import treats the rows an interrupted one saved
     marked_cells: bool = False  # its parser reads Excel error values and numbers' `NumberText` (see `Sheet`)
+    # called with a job that wrote rows once it is marked interrupted (its worker stopped): what the import would have
+    # done after its last chunk (orders: their rollups' repair, their customers scored again)
+    on_interrupted: Callable | None = None
 
 
 TARGETS: dict[str, TargetSpec] = {}
@@ -402,6 +405,9 @@ class Column:
     choices: type | None = None
     help: Any = ""
     template: bool = True  # False: read on import only, never in the template, its instructions or exports
+    # names of the column that win over its other names when the header gives both (含税单价 over 单价 in an ERP's
+    # export: the price with tax, which the customer pays); the other copy is ignored rather than the file refused
+    prefer: tuple[str, ...] = ()
 
 
 def _common_columns() -> list[Column]:
@@ -525,11 +531,14 @@ def map_headers(target: str, headers: list[str]) -> tuple[list[tuple[int, Column
     it, and `take_header` refuses such a file."""
     table = _header_table(target)
     by_key = {c.key: c for c in columns_for(target)}
+    chosen = _preferred_copies(target, headers)
     mapping, seen, ignored = [], set(), []
     for idx, text in enumerate(headers):
         if not str(text).strip():
             continue
         key = _column_key(table, text)
+        if key is not None and chosen.get(key, idx) != idx:
+            key = None  # 单价 beside 含税单价: the price with tax is read
         if key is None:
             ignored.append(str(text).strip())
             continue
@@ -540,6 +549,26 @@ def map_headers(target: str, headers: list[str]) -> tuple[list[tuple[int, Column
     missing = [c.header for c in columns_for(target) if c.required and c.key not in seen]
     ignored = [h for h in ignored if _header_key(h) not in {_header_key(v) for v in EXPORT_ONLY.values()}]
     return mapping, missing, ignored
+
+
+def _preferred_copies(target: str, headers: list[str]) -> dict[str, int]:
+    """column key → the position of its preferred copy, for the columns the header gives twice, once by a name the
+    column prefers (Column.prefer: 含税单价 beside 单价, 价税合计 beside 金额, as 金蝶 exports an order list)."""
+    table = _header_table(target)
+    places: dict[str, list[int]] = {}
+    for idx, text in enumerate(headers):
+        key = _column_key(table, text) if str(text).strip() else None
+        if key is not None:
+            places.setdefault(key, []).append(idx)
+    by_key = {c.key: c for c in columns_for(target)}
+    out = {}
+    for key, indexes in places.items():
+        prefer = {_header_key(name) for name in by_key[key].prefer}
+        if len(indexes) > 1 and prefer:
+            preferred = [i for i in indexes if _header_key(headers[i]) in prefer]
+            if len(preferred) == 1:
+                out[key] = preferred[0]
+    return out
 
 
 def column_letter(index: int) -> str:
@@ -561,9 +590,10 @@ def duplicate_headers(target: str, headers: list[str]) -> list[str]:
         key = _column_key(table, text) if str(text).strip() else None
         if key is not None:
             places.setdefault(key, []).append(idx)
+    chosen = _preferred_copies(target, headers)
     out = []
-    for indexes in places.values():
-        if len(indexes) > 1:
+    for key, indexes in places.items():
+        if len(indexes) > 1 and key not in chosen:
             names = " / ".join(dict.fromkeys(str(headers[i]).strip() for i in indexes))
             out.append(f"“{names}” ({', '.join(column_letter(i) for i in indexes)})")
     return out
@@ -611,7 +641,7 @@ def sniff(path: Path) -> FileInfo:
     if kind:
         raise _refuse(_("This is not a CSV or Excel (.xlsx) file: it contains %(kind)s.") % {"kind": kind})
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise _refuse(_("The file is UTF-16 text: save it as CSV in UTF-8 and upload it again."))
+        return _utf16_info(path, head)
     nuls = head.count(b"\x00")
     if nuls * 20 > len(head):  # NULs all through: binary data (or UTF-16 text without its mark), not a CSV
         raise _refuse(_("The file is not a CSV or XLSX file."))
@@ -630,6 +660,23 @@ def sniff(path: Path) -> FileInfo:
     counts = {d: first_line.count(d) for d in (",", "\t", ";")}
     delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
     return FileInfo("csv", encoding=encoding, delimiter=delimiter, has_nul=has_nul)
+
+
+def _utf16_info(path: Path, head: bytes) -> FileInfo:
+    """Excel's "Unicode text" (Unicode 文本 (*.txt): UTF-16 with its byte-order mark, tab-separated), as Excel saves
+    a sheet for an ERP and some ERPs export their lists: read as the CSV it is. It was refused, to be saved again
+    as CSV in UTF-8."""
+    if not _decodes(path, "utf-16"):
+        raise _refuse(_("The file is UTF-16 text: save it as CSV in UTF-8 and upload it again."))
+    decoder, has_nul = codecs.getincrementaldecoder("utf-16")(errors="strict"), False
+    with open(path, "rb") as fh:
+        while not has_nul and (block := fh.read(1 << 20)):
+            has_nul = "\x00" in decoder.decode(block)
+    # tab-separated as Excel writes it, unless no tab at all begins the file (a CSV saved in UTF-16 by hand)
+    text = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore")
+    first_line = text.splitlines()[0] if text else ""
+    delimiter = "\t" if "\t" in text or "," not in first_line else ","
+    return FileInfo("csv", encoding="utf-16", delimiter=delimiter, has_nul=has_nul)
 
 
 # An encrypted Office Open XML file (ECMA-376 agile or standard encryption, as Excel and WPS write an .xlsx saved
@@ -982,6 +1029,13 @@ class Sheet:
         """For the progress bar: exact unless CSV cells span several lines."""
         if self._sheet is not None:
             return max(self._sheet.height - 1, 0)
+        if self.info.encoding == "utf-16":  # a byte 0x0A is in many a character (上 is 0A 4E): count the text's
+            lines, last = 0, "\n"
+            with open(self.path, encoding="utf-16", newline="") as fh:
+                while block := fh.read(1 << 20):
+                    lines += block.count("\n")
+                    last = block[-1:]
+            return max(lines + (last != "\n") - 1, 0)
         lines, last = 0, b"\n"
         with open(self.path, "rb") as fh:
             while block := fh.read(1 << 20):
@@ -1015,8 +1069,10 @@ TITLE_ROWS = 5  # at most this many title or note lines above the header row are
 
 def _header_row(rows: Iterator[tuple[int, list[str]]], target: str) -> tuple[int, list[str]] | None:
     """The header row: the first non-empty row, after any title lines above it (机构导入表（2026年12月）: a
-    line of one or two cells that names no column), as Chinese spreadsheets often carry. Without a header
-    below them, the first line is taken, and its check says what is missing."""
+    line that names no column), as Chinese spreadsheets often carry — and as ERPs' reports put their query
+    conditions above the columns (起始日期：| 2026-03-01 | 截止日期：| 2026-03-31, 用友 and 金蝶: a line of several
+    cells, which was taken for the header, the file refused as missing every column). Without a header below
+    them, the first line is taken, and its check says what is missing."""
     first = None
     for number, cells in rows:
         texts = [str(c).strip() for c in cells]
@@ -1025,8 +1081,10 @@ def _header_row(rows: Iterator[tuple[int, list[str]]], target: str) -> tuple[int
             continue
         first = first or (number, cells)
         titles = number - first[0]
-        if len(filled) <= 2 and titles < TITLE_ROWS and not map_headers(target, texts)[0]:
+        if titles < TITLE_ROWS and not map_headers(target, texts)[0]:
             continue
+        if titles >= TITLE_ROWS and not map_headers(target, texts)[0]:
+            return first  # no header in sight: the first line's check says what is missing
         return number, cells
     return first
 
@@ -2989,6 +3047,12 @@ def mark_interrupted(job: ImportJob, now: datetime.datetime | None = None) -> bo
     log.warning("import job %s was interrupted (no heartbeat since %s); marked failed", job.pk, job.heartbeat_at)
     for path in (progress_path(job), alive_path(job), error_report_path(job)):
         path.unlink(missing_ok=True)  # the report may hold rows of chunks never saved: a second import redoes it
+    spec = TARGETS.get(job.target)
+    if spec and spec.on_interrupted and not job.dry_run and (job.created_count or job.updated_count):
+        try:
+            spec.on_interrupted(job)
+        except Exception:  # the job is marked; what follows is a repair the periodic tasks make as well
+            log.exception("import job %s: the follow-up of its interruption failed", job.pk)
     return True
 
 

@@ -390,7 +390,7 @@ _KEY_OF_HEADER = {c.header: c.key for c in ORDER_COLUMNS}
 def _write_csv(path: Path, lines: list[dict]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(base.template_headers(ImportJob.Target.ORDERS))
+        writer.writerow([c.header for c in ORDER_COLUMNS])  # the currency too, which the template leaves out
         for line in lines:
             writer.writerow([line.get(key, "") for key in LINE_KEYS])
 

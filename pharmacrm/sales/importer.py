@@ -85,9 +85,10 @@ ORDER_COLUMNS: list[Column] = [
            help=_("Links the product code to the product catalogue (国药准字…).")),
     Column("batch_number", "批号", ("batch", "lot", "batch number", "生产批号", "批次", "批次号")),
     Column("quantity", "数量", ("quantity", "qty"), required=True),
+    # 金蝶 exports both the price before tax and with it (单价, 含税单价; 金额, 价税合计): the customer pays the latter
     Column("unit_price", "单价", ("unit price", "price", "单价(元)", "含税单价"), required=True,
-           help=_("Yuan (CNY).")),
-    Column("amount", "金额", ("amount", "line amount", "金额(元)", "含税金额"),
+           help=_("Yuan (CNY)."), prefer=("含税单价",)),
+    Column("amount", "金额", ("amount", "line amount", "金额(元)", "含税金额", "价税合计"), prefer=("价税合计", "含税金额"),
            help=_("Yuan (CNY); empty = quantity × unit price, and a given amount must equal it (up to rounding; "
                   "negative for returns).")),
     Column("invoice_number", "发票号", ("invoice", "invoice number", "发票号码")),
@@ -97,6 +98,10 @@ ORDER_COLUMNS: list[Column] = [
            help=_("The day the customer paid: never in the future.")),
     Column("paid_amount", "付款金额", ("paid amount", "paid", "回款金额", "收款金额"),
            help=_("Yuan (CNY); empty with a payment date = paid in full. On a return: the amount refunded, negative.")),
+    # not in the template (every amount is in yuan), but ERPs' exports carry it (用友 币种, 金蝶 币别): a line in
+    # another currency is refused rather than its dollars booked as yuan
+    Column("currency", "币种", ("currency", "currency code", "币别", "货币", "结算币种", "原币币种", "币种名称"),
+           template=False),
 ]  # fmt: skip
 
 MESSAGES = {
@@ -105,6 +110,10 @@ MESSAGES = {
     "customer_conflict": _("The credit code and the external id name two different customers."),
     "customer_mismatch": _("The credit code and the external id do not belong to the same customer."),
     "invalid_number": _("“%(value)s” is not a number."),
+    "foreign_money": _("“%(value)s” is an amount in another currency: amounts are imported in yuan (CNY). Convert "
+                       "it to yuan in the ERP."),
+    "foreign_currency": _("This line is in “%(value)s”, but amounts are imported in yuan (CNY): convert the line to "
+                          "yuan in the ERP, or leave it out of the file."),
     "comma_not_thousands": _("“%(value)s”: a comma only separates thousands (1,250.00); write the decimal point "
                              "as a full stop (12.50)."),
     "invalid_line": _("The line number must be a whole number from 1 to 100000."),
@@ -141,12 +150,26 @@ MESSAGES = {
         "Order lines whose product code is not in the product catalogue: %(lines)s (codes: %(codes)s). They are "
         "imported all the same; the approval number (批准文号) in the file links a code to its catalogue product."
     ),
+    "totals_rows": _("Rows of totals (合计, 小计) were passed over: rows %(rows)s."),
     "rerun_orders": _(
         "To finish, import the same file again: order lines are recognised by their order number and line "
         "number, so the lines already saved are not imported twice."
     ),
 }
 UNKNOWN_CODES_SHOWN = 20  # product codes the note names
+TOTALS_ROWS_SHOWN = 20  # rows of totals the note names
+
+# the label of a report's totals line (用友, 金蝶 and Excel's subtotals end an order list with 合计, group it with 小计)
+_TOTALS_LABEL = re.compile(r"(?:合\s*计|总\s*计|小\s*计|共\s*计|(?:grand\s+|sub-?)?totals?)\s*[:：]?", re.IGNORECASE)
+
+
+def is_totals_row(cells: list[str], raw: dict[str, str]) -> bool:
+    """A report's totals line: a cell labelled 合计 (小计, 总计, Total …), sums under the money columns, and neither a
+    line number nor an order date nor a customer. Read as an order line, it was rejected for every column it lacks,
+    every time the ERP's export was imported (and an all-or-nothing import of it refused whole)."""
+    if any(raw.get(key, "").strip() for key in ("line_number", "order_date", "credit_code", "external_id")):
+        return False
+    return any(_TOTALS_LABEL.fullmatch(str(cell).strip()) for cell in cells if str(cell).strip())
 UNKNOWN_CODES_KEPT = 100_000  # distinct codes counted one by one (memory stays bounded whatever the file)
 
 # Order of the staged values (and of the columns the line table gets); row_hash is over the others.
@@ -166,10 +189,21 @@ def register() -> None:
             template_name=_("order import template"), check_header=check_header,
             text_columns=("order_number", "credit_code", "external_id", "product_code", "approval_number",
                           "batch_number", "invoice_number"),
-            rerun_note="rerun_orders",
+            rerun_note="rerun_orders", on_interrupted=_after_interrupted,
             marked_cells=True,  # a failed formula (#N/A …) reads as its error text, not as an empty cell
         ),
     )  # fmt: skip
+
+
+def _after_interrupted(job: ImportJob) -> None:
+    """An import whose worker stopped after some chunks were committed: their rollups are repaired now (the corrected
+    lines' months), and their customers scored again (the evaluation's incremental update) — as after an import that
+    ends. Left to the next import, the customers of a file whose last chunk was committed just before the worker
+    stopped kept their old scores: importing the file again finds every line unchanged and re-scores no one."""
+    from . import services
+
+    rollups.refresh_dirty()
+    services.rescore_changed()
 
 
 def check_header(header: base.Header) -> None:
@@ -223,6 +257,28 @@ _MONEY_MARKS = re.compile(r"[\s¥￥]|^(?:rmb|cny|人民币)|元$", re.IGNORECAS
 # the full-width forms of ASCII (Ｕ+FF01–FF5E: １２３，．－（）) and the ideographic space, as ASCII
 _FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _IN_BRACKETS = re.compile(r"[(（](.*)[)）]")
+# the marks of other currencies (¥ is the yuan's: a Chinese ERP's, whatever Japan writes)
+_FOREIGN_MONEY = re.compile(
+    r"[$€£₩₹]|(?<![A-Za-z])(?:USD|HKD|EUR|GBP|JPY|TWD|MOP|SGD|AUD|CAD|CHF|KRW)(?![A-Za-z])|美元|美金|港币|港元|港幣|欧元|"
+    r"歐元|日元|日圆|英镑|澳门币|澳元|新台币|韩元",
+    re.IGNORECASE,
+)
+# what a currency column holds for yuan (empty too): 用友 and 金蝶 write 人民币
+_YUAN = frozenset({"", "CNY", "RMB", "人民币", "人民币元", "元", "¥", "￥", "本位币"})
+
+
+_CURRENCY_PARTS = re.compile(r"[\s()（）\[\]【】/\\_,，:：-]+")
+
+
+def _currency(value: str) -> str:
+    """A currency column's value: yuan (CNY, RMB, 人民币, 人民币(RMB), CNY-人民币 or empty) or the line is refused,
+    naming the currency."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    if not all(part.upper() in _YUAN for part in _CURRENCY_PARTS.split(text)):
+        raise FieldError("foreign_currency", value=text[:30])
+    return "CNY"
+
+
 # a comma separates thousands only: 1,250.00. 12,50 and 1.250,00 (a decimal comma, as some ERPs write it) would be
 # read as 1250 and 1.25, a hundred or a thousand times off: they are refused, saying so
 _GROUPED = re.compile(r"[-+(]*\d{1,3}(?:,\d{3})+(?:\.\d*)?\)?")
@@ -232,6 +288,10 @@ def _decimal(value: str) -> Decimal:
     # full-width digits and signs, as a Chinese input method in full-width mode types them (１，２５０．００, －１２５), are
     # the ordinary ones (a superscript ² is not a 2); \u2212 is the typographic minus
     text = value.translate(_FULL_WIDTH).strip().replace("\u2212", "-")
+    if _FOREIGN_MONEY.search(text):
+        # $1,250.00, USD 1,250.00, 1,250.00美元: another currency, said so — $1,250.00 was refused as writing the decimal
+        # point as a comma, and a plain 1,250.00 beside a currency column saying USD was booked as yuan
+        raise FieldError("foreign_money", value=value.strip()[:30])
     text = _MONEY_MARKS.sub("", text)
     text = _MONEY_MARKS.sub("", text)  # RMB￥1,234.50: the mark after the prefix
     if len(text) > 1 and text[-1] == "-" and text[0] not in "-+(":
@@ -347,6 +407,7 @@ class Parser:
         if item.errors:
             return item
         v, get = item.values, raw.get
+        self._one(item, "currency", lambda: _currency(get("currency", "")))
         self._one(item, "order_number", lambda: _code(get("order_number", ""), 40, True))
         self._one(item, "line_number", lambda: self._line(get("line_number", "")))
         self._one(item, "order_date", lambda: self._order_date(get("order_date", "")))
@@ -578,6 +639,7 @@ class Fast:
         self.width = max(where.values()) + 1
         # cells padded with one empty cell at `width`: a column the file lacks reads that one
         self.get = itemgetter(*[where.get(k, self.width) for k in self.KEYS])
+        self.currency = where.get("currency")  # a currency column (not the template's): yuan only
         self.today = today.isoformat()
         self.latest = (today + dt.timedelta(days=366 * 5)).isoformat()
         self.dates: dict[str, str | None] = {}  # text → its month ("YYYY-MM-01"), None when not a date
@@ -604,6 +666,8 @@ class Fast:
             return None  # a failed formula's error value (#N/A …): the slow path names the cell
         if len(cells) != self.width:
             cells = cells[: self.width] + [""] * (self.width - len(cells))
+        if self.currency is not None and cells[self.currency] not in _YUAN:
+            return None  # another currency (or yuan written otherwise): the careful path
         cells.append("")
         on, ln, od, cc, ext, pc, pn, ap, bn, qty, price, amt, inv, due, paid, paid_amt = self.get(cells)
         cells.pop()
@@ -975,6 +1039,7 @@ class Run:
         self.unknown_overflow = 0  # lines of codes beyond UNKNOWN_CODES_KEPT
         self.linked_in_file: set[str] = set()
         self.stop_writing = False
+        self.totals_rows: list[int] = []  # rows of totals passed over (the first ones, for the note)
         self.error_file = self.error_writer = None
         self.last_row = header.row
 
@@ -1039,6 +1104,10 @@ class Run:
                 item = self.parser.parse(number, cells)
                 if item is None:
                     continue  # an empty row
+                if item.errors and is_totals_row(cells, item.raw):
+                    self.totals_rows.append(number)  # passed over, and named in the job's notes
+                    del self.totals_rows[TOTALS_ROWS_SHOWN + 1 :]
+                    continue
                 if item.errors:
                     self._error(number, cells, item.errors, preview)
                     continue
@@ -1475,6 +1544,10 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
             status = ImportJob.Status.REJECTED
         else:
             status = ImportJob.Status.DONE
+        if run.totals_rows:
+            shown = run.totals_rows[:TOTALS_ROWS_SHOWN]
+            more = ", …" if len(run.totals_rows) > TOTALS_ROWS_SHOWN else ""
+            notes.append(("totals_rows", {"rows": ", ".join(map(str, shown)) + more}))
         unknown = run.unknown_products_note()
         if unknown is not None and status != ImportJob.Status.REJECTED:  # nothing was imported: not even these
             notes.append(unknown)

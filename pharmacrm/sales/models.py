@@ -123,7 +123,7 @@ class MonthlyRollup(models.Model):
     products = models.PositiveIntegerField(default=0)
     # payment behaviour of the month's lines
     paid_fen = models.BigIntegerField(default=0)
-    on_time_fen = models.BigIntegerField(default=0)  # paid in full no later than the due date
+    on_time_fen = models.BigIntegerField(default=0)  # paid no later than the due date (in full or in part)
     late_fen = models.BigIntegerField(default=0)  # paid after the due date
     late_lines = models.PositiveIntegerField(default=0)
     days_late = models.BigIntegerField(default=0)  # sum over the late lines

@@ -97,14 +97,18 @@ def _late() -> str:
     return f"o.amount_fen > 0 AND o.paid_fen > 0 AND o.paid_date IS NOT NULL AND o.paid_date > {_due()}"
 
 
+# What was paid by the due date counts as paid on time, as what was paid after it counts as paid late: a line paid in
+# part by its due date (9,999.75 of 10,000.00, the rest an ERP's rounding difference, or an instalment) counted
+# nowhere, so that its customer's share paid on time was 0 % beside the 0.25 overdue, and "no payment history" while
+# the rest was not yet due.
 def _on_time() -> str:
-    return f"o.amount_fen > 0 AND o.paid_date IS NOT NULL AND o.paid_fen >= o.amount_fen AND o.paid_date <= {_due()}"
+    return f"o.amount_fen > 0 AND o.paid_fen > 0 AND o.paid_date IS NOT NULL AND o.paid_date <= {_due()}"
 
 
 def _sums_sql() -> str:
     late = _late()
     return (
-        f"SUM(o.amount_fen), COUNT(*), SUM(o.paid_fen), SUM(CASE WHEN {_on_time()} THEN o.amount_fen ELSE 0 END), "
+        f"SUM(o.amount_fen), COUNT(*), SUM(o.paid_fen), SUM(CASE WHEN {_on_time()} THEN o.paid_fen ELSE 0 END), "
         f"SUM(CASE WHEN {late} THEN o.paid_fen ELSE 0 END), SUM(CASE WHEN {late} THEN 1 ELSE 0 END), "
         f"SUM(CASE WHEN {late} THEN {_days_late()} ELSE 0 END), SUM(o.outstanding_fen), "
         f"SUM(CASE WHEN o.outstanding_fen > 0 AND {_due()} < %s THEN o.outstanding_fen ELSE 0 END)"

@@ -33,7 +33,8 @@ def test_money_written_with_yuan_rmb_or_in_the_accounting_format_is_read(run_imp
         line("SO-M", 5, day, xiehe, "P1", 10, "CNY12.50", amount="125元", paid_date=day, paid_amount="￥125.00"),
         line("SO-M", 6, day, xiehe, "P1", 10, "12.50", amount="125.00美元"),
     ])  # fmt: skip
-    assert errors_en(job) == [(7, "金额", "“125.00美元” is not a number.")]
+    assert errors_en(job) == [(7, "金额", "“125.00美元” is an amount in another currency: amounts are imported in yuan "
+                                          "(CNY). Convert it to yuan in the ERP.")]
     got = dict(OrderLine.objects.values_list("line_number", "amount_fen"))
     assert got == {1: 12_500, 2: 125_000, 3: -12_500, 4: 12_500, 5: 12_500}
     paid = dict(OrderLine.objects.values_list("line_number", "paid_fen"))

@@ -4,7 +4,7 @@
   SO-1/1  P1 10 × 100.00 = 1000.00  due 04-04, paid in full 04-01      → on time
   SO-1/2  P2  5 ×  20.50 =  102.50  due 04-04, paid in full 04-14      → 10 days late
   SO-2/1  P1  3 × 100.00 =  300.00  due 04-19, unpaid                  → overdue from 04-20
-  SO-3/1  P3  2 × 250.00 =  500.00  due 05-27, 200.00 paid on 04-10    → 300.00 open
+  SO-3/1  P3  2 × 250.00 =  500.00  due 05-27, 200.00 paid on 04-10    → 200.00 on time, 300.00 open
 协和, other months: SO-4/1 (April) 50.00 paid 18 days late; SO-6/1 (January) 80.00 due 02-09 unpaid;
 SO-7/1 (February) 20.00 due 03-20 unpaid. 华山: SO-5/1 99.99 without a due date, unpaid."""
 
@@ -54,7 +54,7 @@ def test_a_months_rollup_matches_the_hand_computed_figures(dataset):
     assert r.amount_fen == 190250
     assert (r.orders, r.lines, r.products) == (3, 4, 3)
     assert r.paid_fen == 100000 + 10250 + 20000
-    assert r.on_time_fen == 100000  # paid in full by the due date
+    assert r.on_time_fen == 100000 + 20000  # paid by the due date: SO-1/1 in full, SO-3/1 in part
     assert (r.late_fen, r.late_lines, r.days_late) == (10250, 1, 10)
     assert r.outstanding_fen == 30000 + 30000
     assert r.overdue_fen == 30000 and r.overdue_as_of == dt.date(2025, 5, 1)  # SO-3 is not due yet
@@ -86,8 +86,8 @@ def test_credit_on_hand_computed_data(dataset):
 
     c = services.credit(xiehe.pk, today=dt.date(2025, 6, 10))
 
-    # paid on time 1000.00 of 1000.00 + late 152.50 + overdue 700.00 in the window
-    assert c.on_time_share == Decimal("0.5398")
+    # paid on time 1200.00 of 1200.00 + late 152.50 + overdue 700.00 in the window
+    assert c.on_time_share == Decimal("0.5847")
     assert c.average_days_late == Decimal("14.0")  # (10 + 18) / 2
     assert c.late_lines == 2
     assert c.outstanding == Decimal("700.00") and c.overdue == Decimal("700.00")
@@ -105,7 +105,7 @@ def test_credit_ageing_earlier_puts_the_open_items_in_younger_buckets(dataset):
     assert [b["amount"] for b in c.ageing] == [Decimal("300.00"), Decimal("300.00"), Decimal("20.00"),
                                                 Decimal("80.00"), Decimal("0.00")]  # fmt: skip
     assert c.overdue == Decimal("400.00") and c.outstanding == Decimal("700.00")
-    assert c.on_time_share == Decimal("0.6441")  # 1000 / (1000 + 152.50 + 300 + 20 + 80) = 1000 / 1552.50
+    assert c.on_time_share == Decimal("0.6847")  # 1200 / (1200 + 152.50 + 300 + 20 + 80) = 1200 / 1752.50
 
 
 def test_a_customer_who_always_pays_on_time_has_good_credit(run_import, huashan):
