@@ -13,7 +13,6 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, parsers, permissions, serializers, status, viewsets
-from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,6 +23,7 @@ from pharmacrm.core.api_utils import (
     DateField,
     DateTimeFilter,
     HasCapability,
+    StableOrdering,
     clean_text,
     expected_version,
     versioned,
@@ -312,18 +312,13 @@ class PersonFilter(CustomerFilter):
 # --- institutions and people -------------------------------------------------------------------
 
 
-class PinyinOrdering(OrderingFilter):
+class PinyinOrdering(StableOrdering):
     """`ordering=name` (or `-name`) sorts names in pinyin order, as the pages do (the `name_key` column). Records
-    that tie on the fields asked for (every `new` customer for `ordering=tier`) follow in id order: without a
-    last key the database returns ties in whatever order its plan gives, which differs between the page queries,
-    so a client walking the pages got some records twice and others never."""
+    that tie on the fields asked for (every `new` customer for `ordering=tier`) follow in id order (StableOrdering)."""
 
     def get_ordering(self, request, queryset, view):
         ordering = super().get_ordering(request, queryset, view)
-        ordering = [{"name": "name_key", "-name": "-name_key"}.get(f, f) for f in ordering or []] or ordering
-        if ordering and not {"id", "-id", "pk", "-pk"} & set(ordering):
-            ordering = [*ordering, "id"]
-        return ordering
+        return [{"name": "name_key", "-name": "-name_key"}.get(f, f) for f in ordering or []] or ordering
 
 
 class CustomerViewSet(viewsets.ModelViewSet):

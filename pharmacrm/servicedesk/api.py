@@ -24,7 +24,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import filters, mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -35,6 +35,7 @@ from pharmacrm.core.api_utils import (
     DateField,
     DateTimeFilter,
     HasCapability,
+    StableOrdering,
     StrictBooleanFilter,
     clean_text,
     expected_version,
@@ -342,7 +343,7 @@ class TicketFilter(django_filters.FilterSet):
         return queryset.none() if pk is None else queryset.filter(category_id__in=category_and_below(pk))
 
 
-class TicketOrdering(filters.OrderingFilter):
+class TicketOrdering(StableOrdering):
     """received_at, number, id, and next_deadline (the earliest running deadline not yet met; tickets without
     one, or waiting on the customer, last, whichever the direction)."""
 

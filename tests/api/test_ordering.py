@@ -1,0 +1,80 @@
+"""`?ordering=`: pages that never repeat or skip a record, and an ordering the endpoint does not offer refused by
+name instead of being dropped in silence. tests/api/test_stable_pages.py walks every list endpoint."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pharmacrm.core.models import User
+from pharmacrm.servicedesk.models import AgentProfile
+
+pytestmark = pytest.mark.django_db
+
+
+def walk(client, url, params, page_size=2) -> list[int]:
+    ids, page = [], 1
+    while True:
+        body = client.get(url, {**params, "page": page, "page_size": page_size}).json()
+        ids += [row["id"] for row in body["results"]]
+        if not body["next"]:
+            return ids
+        page += 1
+
+
+def test_users_by_last_login_come_each_once_though_most_never_signed_in(api_for, users):
+    """Users who never signed in share last_login NULL. On PostgreSQL the pages of ordering=last_login came
+    from different sort plans (top-N for the first page, a full sort after) and listed some users twice and others
+    never; they now follow in id order."""
+    User.objects.bulk_create(User(username=f"rep{n:02d}", display_name=f"代表{n:02d}") for n in range(40))
+    pks = list(User.objects.values_list("pk", flat=True))
+    for pk in random.Random(3).sample(pks, len(pks)):  # their order on disk is not their id order
+        User.objects.filter(pk=pk).update(display_name=f"已核对 {pk}")
+    client = api_for("admin")
+    for ordering in ("last_login", "-last_login"):
+        assert walk(client, "/api/v1/users/", {"ordering": ordering}, page_size=9) == sorted(pks), ordering
+
+
+def test_an_ordering_the_endpoint_does_not_offer_is_refused_by_name(api_for):
+    """ordering=password (or a typo, `ordering=lastlogin`) was dropped in silence: the client got the users by
+    username and took them for the order it asked for."""
+    response = api_for("admin").get("/api/v1/users/", {"ordering": "username,-password"})
+    assert response.status_code == 400
+    assert response.json() == {"ordering": [
+        "“password” is not a field these records can be ordered by. Use one of: username, date_joined, last_login "
+        "(with a leading “-” for descending order)."
+    ]}  # fmt: skip
+
+
+def test_agent_profiles_are_not_ordered_by_a_list_of_skills(api_for, users):
+    """`ordering=skills` was offered (every serializer field was) and joined the profiles to their skills: an agent
+    with two skills came twice, and the pages left others out. It is refused; the fields that hold one value each
+    still order."""
+    from pharmacrm.servicedesk.models import TicketCategory
+
+    skills = list(TicketCategory.objects.all()[:2])
+    for role in ("agent", "support", "expert"):
+        profile = AgentProfile.objects.create(user=users[role])
+        profile.skills.set(skills)
+    client = api_for("admin")
+    refused = client.get("/api/v1/agent-profiles/", {"ordering": "skills"})
+    assert refused.status_code == 400 and list(refused.json()) == ["ordering"]
+    walked = walk(client, "/api/v1/agent-profiles/", {"ordering": "max_open"})
+    assert sorted(walked) == sorted(AgentProfile.objects.values_list("pk", flat=True))
+    assert len(walked) == len(set(walked))
+
+
+def test_the_schema_names_the_fields_each_list_orders_by(api_for):
+    """The schema said only "Which field to use when ordering the results": a client could not know `skills` was
+    no ordering, or that `lastlogin` would be ignored."""
+    import json
+
+    spec = json.loads(api_for("admin").get("/api/schema/?format=json").content)
+
+    def described(path):
+        (param,) = [p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == "ordering"]
+        return param["description"].split("One of: ")[1].split(", ")
+
+    assert described("/api/v1/users/") == ["username", "date_joined", "last_login"]
+    assert "max_open" in described("/api/v1/agent-profiles/") and "skills" not in described("/api/v1/agent-profiles/")
