@@ -106,6 +106,30 @@ class Pagination(pagination.PageNumberPagination):
     def paginate_queryset(self, queryset, request, view=None):
         return super().paginate_queryset(total_order(queryset, _tie_break(view)), request, view)
 
+    def get_page_size(self, request):
+        """`page_size` from 1 up (more than 200 gives 200, as documented). Anything else (`abc`, 0, -1) is refused
+        by name: DRF ignored it and answered 50 records, as if the client's page size had been applied."""
+        raw = request.query_params.get(self.page_size_query_param, "").strip()
+        if not raw:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [
+                    _("Enter a whole number of records per page from 1 to %(max)d.") % {"max": self.max_page_size}
+                ]}
+            )  # fmt: skip
+        return min(int(raw), self.max_page_size)
+
+    def get_page_number(self, request, paginator):
+        """`page` is a whole number from 1 up (or `last`); `page=abc` answered 404 "Invalid page.", as if the
+        page were past the end, instead of naming the parameter."""
+        raw = request.query_params.get(self.page_query_param, "").strip()
+        if raw and raw not in self.last_page_strings and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise exceptions.ValidationError(
+                {self.page_query_param: [_("Enter a page number: a whole number from 1 up.")]}
+            )
+        return super().get_page_number(request, paginator)
+
 
 class StableOrdering(filters.OrderingFilter):
     """`?ordering=a,-b` over the fields the endpoint allows, with the record id as the last key (see

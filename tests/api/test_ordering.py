@@ -78,3 +78,30 @@ def test_the_schema_names_the_fields_each_list_orders_by(api_for):
 
     assert described("/api/v1/users/") == ["username", "date_joined", "last_login"]
     assert "max_open" in described("/api/v1/agent-profiles/") and "skills" not in described("/api/v1/agent-profiles/")
+
+
+@pytest.mark.parametrize(
+    ("params", "answer"),
+    [
+        ({"page_size": "abc"}, {"page_size": ["Enter a whole number of records per page from 1 to 200."]}),
+        ({"page_size": "0"}, {"page_size": ["Enter a whole number of records per page from 1 to 200."]}),
+        ({"page_size": "-1"}, {"page_size": ["Enter a whole number of records per page from 1 to 200."]}),
+        ({"page_size": "１０"}, {"page_size": ["Enter a whole number of records per page from 1 to 200."]}),
+        ({"page": "abc"}, {"page": ["Enter a page number: a whole number from 1 up."]}),
+        ({"page": "0"}, {"page": ["Enter a page number: a whole number from 1 up."]}),
+    ],
+)
+def test_a_page_or_page_size_that_is_no_whole_number_is_refused_by_name(api_for, params, answer):
+    """page_size=0 (or abc, -1) was ignored: the client got 50 records and took them for the page it asked for;
+    page=abc answered 404 "Invalid page.", as a page past the end does."""
+    response = api_for("admin").get("/api/v1/users/", params)
+    assert response.status_code == 400
+    assert response.json() == answer
+
+
+def test_page_sizes_within_the_limit_are_taken_and_larger_ones_capped(api_for, users):
+    client = api_for("admin")
+    assert len(client.get("/api/v1/users/", {"page_size": "3"}).json()["results"]) == 3
+    assert len(client.get("/api/v1/users/", {"page_size": "5000"}).json()["results"]) == len(users)
+    assert client.get("/api/v1/users/", {"page": "last", "page_size": "5"}).status_code == 200
+    assert client.get("/api/v1/users/", {"page": "99"}).status_code == 404
