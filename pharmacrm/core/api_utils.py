@@ -14,6 +14,7 @@ from django.db.models import QuerySet, UniqueConstraint
 from django.http import Http404
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, filters, pagination, permissions, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
@@ -221,6 +222,24 @@ class StrictBooleanField(forms.NullBooleanField):
 
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
+
+
+class WholeNumberField(forms.IntegerField):
+    """A record id or a year in a filter: ASCII digits only. django-filter's NumberFilter read ids as decimals, so
+    `?person=1.5` matched no record (an empty list, as if there were none) and a filter that took the value as an
+    id (`?institution=1.5` of interactions) answered institution 1's; `١٢` (Arabic-Indic digits) was read as 12,
+    where the URLs refuse it."""
+
+    def to_python(self, value):
+        text = str(value).strip() if value is not None else ""
+        if text and not re.fullmatch(r"-?[0-9]+", text):
+            raise DjangoValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(text)  # "Enter a whole number." (Django's message, translated)
+
+
+@extend_schema_field({"type": "integer"})
+class IntegerFilter(django_filters.NumberFilter):
+    field_class = WholeNumberField
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

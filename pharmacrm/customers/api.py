@@ -23,6 +23,7 @@ from pharmacrm.core.api_utils import (
     DateField,
     DateTimeFilter,
     HasCapability,
+    IntegerFilter,
     StableOrdering,
     clean_text,
     expected_version,
@@ -287,7 +288,7 @@ class CustomerFilter(django_filters.FilterSet):
 class InstitutionFilter(CustomerFilter):
     kind = django_filters.ChoiceFilter(choices=InstitutionType.choices)
     grade = django_filters.ChoiceFilter(choices=HospitalGrade.choices)
-    parent = django_filters.NumberFilter(field_name="parent_id", min_value=1, max_value=MAX_ID)
+    parent = IntegerFilter(field_name="parent_id", min_value=1, max_value=MAX_ID)
     credit_code = django_filters.CharFilter(method="filter_credit_code")
 
     class Meta:
@@ -300,8 +301,8 @@ class InstitutionFilter(CustomerFilter):
 
 class PersonFilter(CustomerFilter):
     role = django_filters.ChoiceFilter(choices=PersonRole.choices)
-    institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
-    department = django_filters.NumberFilter(field_name="department_id", min_value=1, max_value=MAX_ID)
+    institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    department = IntegerFilter(field_name="department_id", min_value=1, max_value=MAX_ID)
 
 
     class Meta:
@@ -472,7 +473,7 @@ class ConsentSerializer(serializers.ModelSerializer):
 
 
 class ConsentFilter(django_filters.FilterSet):
-    person = django_filters.NumberFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
+    person = IntegerFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
     purpose = django_filters.ChoiceFilter(choices=ConsentPurpose.choices)
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
     status = django_filters.ChoiceFilter(choices=ConsentStatus.choices)

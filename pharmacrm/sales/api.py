@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import django_filters
-from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import Http404
@@ -31,7 +30,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pharmacrm.core.api_utils import HasCapability, StrictBooleanFilter, validation_detail
+from pharmacrm.core.api_utils import HasCapability, StrictBooleanFilter, WholeNumberField, validation_detail
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import importer as base
 from pharmacrm.customers.models import ImportJob, Institution
@@ -88,7 +87,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
 class CustomerFilter(django_filters.NumberFilter):
     """A customer's id: a whole number (1.5 is refused by name, not read as a number)."""
 
-    field_class = forms.IntegerField
+    field_class = WholeNumberField  # ASCII digits: "١٢" is refused as the URLs refuse it
 
 
 class OrderLineFilter(django_filters.FilterSet):

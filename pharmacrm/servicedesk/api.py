@@ -35,6 +35,7 @@ from pharmacrm.core.api_utils import (
     DateField,
     DateTimeFilter,
     HasCapability,
+    IntegerFilter,
     StableOrdering,
     StrictBooleanFilter,
     clean_text,
@@ -325,9 +326,9 @@ class TicketFilter(django_filters.FilterSet):
         method="filter_category", max_length=40, label="Category code; its sub-categories' tickets are included."
     )
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
-    assignee = django_filters.NumberFilter(field_name="assignee_id", min_value=1, max_value=MAX_ID)
-    institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
-    person = django_filters.NumberFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
+    assignee = IntegerFilter(field_name="assignee_id", min_value=1, max_value=MAX_ID)
+    institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    person = IntegerFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
     received_after = DateTimeFilter(field_name="received_at", lookup_expr="gte", label="Received at or after.")
     received_before = DateTimeFilter(field_name="received_at", lookup_expr="lt", label="Received before.")
 
@@ -862,7 +863,7 @@ class BusinessCalendarSerializer(serializers.ModelSerializer):
 
 
 class OverrideFilter(django_filters.FilterSet):
-    year = django_filters.NumberFilter(field_name="date__year", min_value=1, max_value=9999)
+    year = IntegerFilter(field_name="date__year", min_value=1, max_value=9999)
 
     class Meta:
         model = CalendarOverride
