@@ -28,9 +28,13 @@ from .roles import Cap
 MAX_INT32 = 2**31 - 1
 
 
-def _tie_break(view) -> str:
-    """The last key of every list: the record id, newest first where the endpoint lists newest first."""
-    default = getattr(view, "ordering", None) or ()
+def _tie_break(view, queryset=None) -> str:
+    """The last key of every list: the record id, newest first where the endpoint (or its records' default
+    order) lists newest first."""
+    default = getattr(view, "ordering", None)
+    if not default and isinstance(queryset, QuerySet):
+        default = queryset.model._meta.ordering
+    default = default or ()
     return "-pk" if {"-id", "-pk"} & set([default] if isinstance(default, str) else default) else "pk"
 
 
@@ -105,7 +109,7 @@ class Pagination(pagination.PageNumberPagination):
     max_page_size = 200
 
     def paginate_queryset(self, queryset, request, view=None):
-        return super().paginate_queryset(total_order(queryset, _tie_break(view)), request, view)
+        return super().paginate_queryset(total_order(queryset, _tie_break(view, queryset)), request, view)
 
     def get_page_size(self, request):
         """`page_size` from 1 up (more than 200 gives 200, as documented). Anything else (`abc`, 0, -1) is refused
@@ -165,7 +169,7 @@ class StableOrdering(filters.OrderingFilter):
         return self.get_default_ordering(view)
 
     def filter_queryset(self, request, queryset, view):
-        return total_order(super().filter_queryset(request, queryset, view), _tie_break(view))
+        return total_order(super().filter_queryset(request, queryset, view), _tie_break(view, queryset))
 
     def get_schema_operation_parameters(self, view):
         """The parameter with the fields this endpoint orders by, for clients generated from the schema."""

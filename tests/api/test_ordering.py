@@ -105,3 +105,23 @@ def test_page_sizes_within_the_limit_are_taken_and_larger_ones_capped(api_for, u
     assert len(client.get("/api/v1/users/", {"page_size": "5000"}).json()["results"]) == len(users)
     assert client.get("/api/v1/users/", {"page": "last", "page_size": "5"}).status_code == 200
     assert client.get("/api/v1/users/", {"page": "99"}).status_code == 404
+
+
+def test_the_last_key_is_the_id_unless_the_ordering_already_has_a_unique_one():
+    """Ties follow the id in the direction of the endpoint's default order (newest first for surveys, whose records
+    list newest first); an ordering that already ends in a unique key (an order line's number and line) is left
+    as it is, so that its index still serves it."""
+    from types import SimpleNamespace
+
+    from pharmacrm.core.api_utils import _tie_break, total_order
+    from pharmacrm.sales.models import OrderLine
+    from pharmacrm.servicedesk.models import Survey
+
+    def last_keys(qs, view_ordering=None):
+        return total_order(qs, _tie_break(SimpleNamespace(ordering=view_ordering), qs)).query.order_by
+
+    assert last_keys(Survey.objects.order_by("channel")) == ("channel", "-pk")
+    assert last_keys(User.objects.order_by("last_login"), ["username"]) == ("last_login", "pk")
+    assert last_keys(User.objects.order_by("-username")) == ("-username",)  # unique
+    assert last_keys(OrderLine.objects.all()) == ()  # the model's order: date, then the unique order and line
+    assert last_keys(OrderLine.objects.order_by("order_number")) == ("order_number", "pk")
