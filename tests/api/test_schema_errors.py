@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from .conftest import token_for
@@ -35,6 +37,19 @@ def test_every_operation_documents_its_400_with_the_per_field_shape():
     assert "401" not in raw["paths"]["/api/v1/auth/token/"]["post"]["responses"]
 
 
+@pytest.fixture
+def kept_connection():
+    """Requests through the WSGI application must not close the test's connection (and its transaction), as
+    Django's test client ensures: see test_schema.auth_headers."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
 @pytest.mark.parametrize(
     ("path", "method", "query", "body"),
     [
@@ -44,7 +59,7 @@ def test_every_operation_documents_its_400_with_the_per_field_shape():
         ("/api/v1/institutions/", "POST", None, {"credit_code": 5, "tags": "x"}),
     ],
 )
-def test_the_400s_the_api_answers_match_the_documented_shape(users, path, method, query, body):
+def test_the_400s_the_api_answers_match_the_documented_shape(users, kept_connection, path, method, query, body):
     sent = {"query": query} if body is None else {"body": body, "media_type": "application/json"}
     case = schema[path][method].Case(
         headers={"Authorization": f"Token {token_for(users['admin'])}", "Accept-Language": "en"}, **sent
