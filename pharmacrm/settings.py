@@ -293,7 +293,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "pharmacrm.core.api_utils.StableOrdering",  # unknown fields refused; ties in id order
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pharmacrm.core.api_utils.exception_handler",
@@ -306,6 +306,10 @@ REST_FRAMEWORK = {
 }
 API_TOKEN_LIFETIME_HOURS = envint("API_TOKEN_LIFETIME_HOURS", 12)
 SPECTACULAR_SETTINGS = {
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "pharmacrm.core.api_schema.document_errors",  # the 400 shape and {"detail"} on every operation
+    ],
     "TITLE": "PharmaCRM API",
     "DESCRIPTION": "Customer master data, search, consents, audit trail and administration.",
     "VERSION": "1",

@@ -30,6 +30,7 @@ from .api_utils import (
     Conflict,
     DateTimeFilter,
     HasCapability,
+    IntegerFilter,
     StrictBooleanFilter,
     expected_version,
     versioned,
@@ -230,7 +231,7 @@ class AuditFilterForm(forms.Form):
 
 
 class AuditFilter(django_filters.FilterSet):
-    actor = django_filters.NumberFilter(field_name="actor_id", min_value=1, max_value=2**63 - 1)
+    actor = IntegerFilter(field_name="actor_id", min_value=1, max_value=2**63 - 1)
     actor_name = django_filters.CharFilter(
         method="by_actor", label="Username or display name (either case), as the audit page finds users."
     )

@@ -7,13 +7,15 @@ import re
 
 import django_filters
 from django import forms
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet, UniqueConstraint
 from django.http import Http404
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, pagination, permissions, serializers, status
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, filters, pagination, permissions, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -26,11 +28,161 @@ from .roles import Cap
 MAX_INT32 = 2**31 - 1
 
 
+def _tie_break(view, queryset=None) -> str:
+    """The last key of every list: the record id, newest first where the endpoint (or its records' default
+    order) lists newest first."""
+    default = getattr(view, "ordering", None)
+    if not default and isinstance(queryset, QuerySet):
+        default = queryset.model._meta.ordering
+    default = default or ()
+    return "-pk" if {"-id", "-pk"} & set([default] if isinstance(default, str) else default) else "pk"
+
+
+def _unique_keys(model) -> list[set[str]]:
+    """The sets of fields whose values no two rows share (NULLs may repeat, so only non-null fields count)."""
+    meta = model._meta
+    keys = [{meta.pk.name}]
+    keys += [{f.name} for f in meta.concrete_fields if f.unique and not f.null]
+    groups = [set(g) for g in meta.unique_together]
+    groups += [
+        set(c.fields) for c in meta.constraints
+        if isinstance(c, UniqueConstraint) and c.fields and c.condition is None and not c.expressions
+    ]  # fmt: skip
+    for group in groups:
+        try:
+            if not any(meta.get_field(name).null for name in group):
+                keys.append({meta.get_field(name).name for name in group})
+        except FieldDoesNotExist:
+            continue
+    return keys
+
+
+def total_order(queryset, tie: str = "pk"):
+    """The queryset with a last ordering key that no two rows share, unless its ordering already has one.
+
+    Pages are separate queries (LIMIT/OFFSET); rows that tie on every ordering key come in whatever order each
+    query's plan gives them — on PostgreSQL a top-N sort for the first page and a full sort for a later one — so a
+    client walking the pages got some records twice and others never (users by `last_login`, most of whom had
+    never signed in)."""
+    if not isinstance(queryset, QuerySet) or queryset.query.combinator or queryset._fields:
+        return queryset
+    query = queryset.query
+    ordering = list(query.order_by) or (list(query.get_meta().ordering) if query.default_ordering else [])
+    names = set()
+    meta = queryset.model._meta
+    for term in ordering:
+        if not isinstance(term, str) or "__" in term or term in ("?", "-?"):
+            continue
+        name = term.lstrip("-")
+        if name == "pk":
+            return queryset
+        try:
+            names.add(meta.get_field(name).name)
+        except FieldDoesNotExist:
+            continue  # an annotation (next_deadline): may tie
+    if any(key <= names for key in _unique_keys(queryset.model)):
+        return queryset
+    return queryset.order_by(*ordering, tie)
+
+
+def _orderable(model, path: str) -> bool:
+    """Whether `path` (a serializer field's source, `__`-separated) names one value per record in the database:
+    concrete fields, through foreign keys only."""
+    for part in path.split("__"):
+        if model is None:
+            return False
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return False
+        if not field.concrete or field.many_to_many:
+            return False
+        model = field.related_model if field.is_relation else None
+    return True
+
+
 class Pagination(pagination.PageNumberPagination):
-    """?page=N&page_size=M (at most 200); responses carry count, next, previous and results."""
+    """?page=N&page_size=M (at most 200); responses carry count, next, previous and results. Whatever the
+    ordering, records that tie on it follow in id order, so that walking the pages gives each record once."""
 
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def paginate_queryset(self, queryset, request, view=None):
+        return super().paginate_queryset(total_order(queryset, _tie_break(view, queryset)), request, view)
+
+    def get_page_size(self, request):
+        """`page_size` from 1 up (more than 200 gives 200, as documented). Anything else (`abc`, 0, -1) is refused
+        by name: DRF ignored it and answered 50 records, as if the client's page size had been applied."""
+        raw = request.query_params.get(self.page_size_query_param, "").strip()
+        if not raw:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [
+                    _("Enter a whole number of records per page from 1 to %(max)d.") % {"max": self.max_page_size}
+                ]}
+            )  # fmt: skip
+        return min(int(raw), self.max_page_size)
+
+    def get_page_number(self, request, paginator):
+        """`page` is a whole number from 1 up (or `last`); `page=abc` answered 404 "Invalid page.", as if the
+        page were past the end, instead of naming the parameter."""
+        raw = request.query_params.get(self.page_query_param, "").strip()
+        if raw and raw not in self.last_page_strings and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise exceptions.ValidationError(
+                {self.page_query_param: [_("Enter a page number: a whole number from 1 up.")]}
+            )
+        return super().get_page_number(request, paginator)
+
+
+class StableOrdering(filters.OrderingFilter):
+    """`?ordering=a,-b` over the fields the endpoint allows, with the record id as the last key (see
+    total_order). A field the endpoint does not allow answers 400 naming `ordering`: DRF dropped it in silence
+    and answered in the default order, as if the client's ordering had been applied."""
+
+    def get_default_valid_fields(self, queryset, view, context=None):
+        """DRF's default for a view that names no ordering_fields (every readable serializer field), less the
+        fields the records cannot be ordered by one row each: `ordering=skills` (many-to-many) listed an agent
+        once per skill, so pages repeated some agents and never showed others."""
+        fields = super().get_default_valid_fields(queryset, view, context)
+        return [(name, label) for name, label in fields if _orderable(queryset.model, name)]
+
+    def get_ordering(self, request, queryset, view):
+        params = request.query_params.get(self.ordering_param)
+        if params:
+            fields = [param.strip() for param in params.split(",") if param.strip()]
+            valid = self.remove_invalid_fields(queryset, fields, view, request)
+            wrong = [f for f in fields if f not in valid]
+            if wrong:
+                allowed = [item[0] for item in self.get_valid_fields(queryset, view, {"request": request})]
+                raise exceptions.ValidationError(
+                    {
+                        self.ordering_param: [
+                            _("“%(value)s” is not a field these records can be ordered by. Use one of: %(fields)s "
+                              "(with a leading “-” for descending order).")
+                            % {"value": wrong[0].removeprefix("-"), "fields": ", ".join(allowed)}
+                        ]
+                    }
+                )  # fmt: skip
+            return valid
+        return self.get_default_ordering(view)
+
+    def filter_queryset(self, request, queryset, view):
+        return total_order(super().filter_queryset(request, queryset, view), _tie_break(view, queryset))
+
+    def get_schema_operation_parameters(self, view):
+        """The parameter with the fields this endpoint orders by, for clients generated from the schema."""
+        parameters = super().get_schema_operation_parameters(view)
+        try:
+            fields = [item[0] for item in self.get_valid_fields(view.get_queryset(), view, {})]
+        except Exception:  # noqa: BLE001 — a view that needs a signed-in user to build its queryset
+            return parameters
+        parameters[0]["description"] = (
+            "Comma-separated, a leading “-” for descending order; any other field answers 400. One of: "
+            + ", ".join(fields)
+        )
+        return parameters
 
 
 class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -74,6 +226,24 @@ class StrictBooleanField(forms.NullBooleanField):
 
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
+
+
+class WholeNumberField(forms.IntegerField):
+    """A record id or a year in a filter: ASCII digits only. django-filter's NumberFilter read ids as decimals, so
+    `?person=1.5` matched no record (an empty list, as if there were none) and a filter that took the value as an
+    id (`?institution=1.5` of interactions) answered institution 1's; `١٢` (Arabic-Indic digits) was read as 12,
+    where the URLs refuse it."""
+
+    def to_python(self, value):
+        text = str(value).strip() if value is not None else ""
+        if text and not re.fullmatch(r"-?[0-9]+", text):
+            raise DjangoValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(text)  # "Enter a whole number." (Django's message, translated)
+
+
+@extend_schema_field({"type": "integer"})
+class IntegerFilter(django_filters.NumberFilter):
+    field_class = WholeNumberField
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

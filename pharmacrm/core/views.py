@@ -576,12 +576,20 @@ def _json_error(detail, status: int):
 
 
 def bad_request(request, exception):
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
     from django.views import defaults
     from rest_framework.exceptions import ParseError
 
     if _is_api(request):
+        # a body over the limit answered 400 "Malformed request.": an integrator looked for a fault in valid JSON
+        size = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+        if isinstance(exception, RequestDataTooBig):
+            return _json_error(_("The request body is larger than the %(size)s MB the API accepts: send less at "
+                                 "once, or upload long documents as files.") % {"size": size}, 413)  # fmt: skip
+        if isinstance(exception, TooManyFieldsSent):
+            return _json_error(_("The request has more parameters or form fields than the %(count)s the API "
+                                 "accepts.") % {"count": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}, 400)  # fmt: skip
         return _json_error(ParseError.default_detail, 400)
-    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 
     if isinstance(exception, RequestDataTooBig):  # a pasted document of megabytes in a text field
         message = _("The form holds more text than the %(size)s MB a form may carry: shorten it, or attach long "

@@ -13,7 +13,6 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, parsers, permissions, serializers, status, viewsets
-from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,6 +23,8 @@ from pharmacrm.core.api_utils import (
     DateField,
     DateTimeFilter,
     HasCapability,
+    IntegerFilter,
+    StableOrdering,
     clean_text,
     expected_version,
     versioned,
@@ -287,7 +288,7 @@ class CustomerFilter(django_filters.FilterSet):
 class InstitutionFilter(CustomerFilter):
     kind = django_filters.ChoiceFilter(choices=InstitutionType.choices)
     grade = django_filters.ChoiceFilter(choices=HospitalGrade.choices)
-    parent = django_filters.NumberFilter(field_name="parent_id", min_value=1, max_value=MAX_ID)
+    parent = IntegerFilter(field_name="parent_id", min_value=1, max_value=MAX_ID)
     credit_code = django_filters.CharFilter(method="filter_credit_code")
 
     class Meta:
@@ -300,8 +301,8 @@ class InstitutionFilter(CustomerFilter):
 
 class PersonFilter(CustomerFilter):
     role = django_filters.ChoiceFilter(choices=PersonRole.choices)
-    institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
-    department = django_filters.NumberFilter(field_name="department_id", min_value=1, max_value=MAX_ID)
+    institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    department = IntegerFilter(field_name="department_id", min_value=1, max_value=MAX_ID)
 
 
     class Meta:
@@ -312,18 +313,13 @@ class PersonFilter(CustomerFilter):
 # --- institutions and people -------------------------------------------------------------------
 
 
-class PinyinOrdering(OrderingFilter):
+class PinyinOrdering(StableOrdering):
     """`ordering=name` (or `-name`) sorts names in pinyin order, as the pages do (the `name_key` column). Records
-    that tie on the fields asked for (every `new` customer for `ordering=tier`) follow in id order: without a
-    last key the database returns ties in whatever order its plan gives, which differs between the page queries,
-    so a client walking the pages got some records twice and others never."""
+    that tie on the fields asked for (every `new` customer for `ordering=tier`) follow in id order (StableOrdering)."""
 
     def get_ordering(self, request, queryset, view):
         ordering = super().get_ordering(request, queryset, view)
-        ordering = [{"name": "name_key", "-name": "-name_key"}.get(f, f) for f in ordering or []] or ordering
-        if ordering and not {"id", "-id", "pk", "-pk"} & set(ordering):
-            ordering = [*ordering, "id"]
-        return ordering
+        return [{"name": "name_key", "-name": "-name_key"}.get(f, f) for f in ordering or []] or ordering
 
 
 class CustomerViewSet(viewsets.ModelViewSet):
@@ -477,7 +473,7 @@ class ConsentSerializer(serializers.ModelSerializer):
 
 
 class ConsentFilter(django_filters.FilterSet):
-    person = django_filters.NumberFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
+    person = IntegerFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
     purpose = django_filters.ChoiceFilter(choices=ConsentPurpose.choices)
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
     status = django_filters.ChoiceFilter(choices=ConsentStatus.choices)

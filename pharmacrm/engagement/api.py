@@ -21,6 +21,7 @@ from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateTimeFilter,
     HasCapability,
+    IntegerFilter,
     StrictBooleanFilter,
     clean_text,
     expected_version,
@@ -154,11 +155,11 @@ class InteractionSerializer(serializers.ModelSerializer):
 class InteractionFilter(django_filters.FilterSet):
     mine = StrictBooleanFilter(method="filter_mine", label="true: only those you recorded.")
     channel = django_filters.ChoiceFilter(choices=InteractionChannel.choices)
-    institution = django_filters.NumberFilter(
+    institution = IntegerFilter(
         method="filter_institution", min_value=1, max_value=MAX_ID,
         label="A hospital's interactions include its departments' (as on its page).",
     )  # fmt: skip
-    person = django_filters.NumberFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
+    person = IntegerFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
     safety_relevant = StrictBooleanFilter()
     received_after = DateTimeFilter(field_name="received_at", lookup_expr="gte", label="At or after.")
     received_before = DateTimeFilter(field_name="received_at", lookup_expr="lt", label="Before.")

@@ -24,6 +24,7 @@ from pharmacrm.core.api_utils import (
     DateField,
     FileNegotiation,
     HasCapability,
+    IntegerFilter,
     NoWritesForReadOnlyRoles,
     clean_text,
     expected_version,
@@ -56,9 +57,9 @@ MAX_ID = 2**63 - 1
 
 
 class ProposalFilter(django_filters.FilterSet):
-    institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID,
+    institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID,
                                               label="The customer (institution id).")  # fmt: skip
-    account = django_filters.NumberFilter(field_name="account_id", min_value=1, max_value=MAX_ID,
+    account = IntegerFilter(field_name="account_id", min_value=1, max_value=MAX_ID,
                                           label="The key account (de-listing proposals).")  # fmt: skip
     kind = django_filters.ChoiceFilter(choices=ProposalKind.choices)
     status = django_filters.ChoiceFilter(choices=ProposalStatus.choices)
@@ -69,7 +70,7 @@ class ProposalFilter(django_filters.FilterSet):
 
 
 class PlanFilter(django_filters.FilterSet):
-    account = django_filters.NumberFilter(field_name="account_id", min_value=1, max_value=MAX_ID,
+    account = IntegerFilter(field_name="account_id", min_value=1, max_value=MAX_ID,
                                           label="The key account's id.")  # fmt: skip
     status = django_filters.ChoiceFilter(choices=PlanStatus.choices)
 
@@ -79,7 +80,7 @@ class PlanFilter(django_filters.FilterSet):
 
 
 class AgreementFilter(django_filters.FilterSet):
-    account = django_filters.NumberFilter(field_name="account_id", min_value=1, max_value=MAX_ID,
+    account = IntegerFilter(field_name="account_id", min_value=1, max_value=MAX_ID,
                                           label="The key account's id.")  # fmt: skip
     status = django_filters.ChoiceFilter(choices=AgreementStatus.choices)
 

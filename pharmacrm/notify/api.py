@@ -10,7 +10,13 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core.api_utils import HasCapability, StrictBooleanFilter, optional_version, settings_version
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    IntegerFilter,
+    StrictBooleanFilter,
+    optional_version,
+    settings_version,
+)
 from pharmacrm.core.roles import Cap
 
 from . import services
@@ -276,7 +282,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
 class DeliveryFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Delivery.Status.choices)
     channel = django_filters.ChoiceFilter(choices=Delivery.Channel.choices)
-    endpoint = django_filters.NumberFilter(field_name="endpoint_id", min_value=1, max_value=MAX_ID)
+    endpoint = IntegerFilter(field_name="endpoint_id", min_value=1, max_value=MAX_ID)
     event = django_filters.CharFilter()
 
     class Meta:

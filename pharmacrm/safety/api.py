@@ -42,6 +42,7 @@ from pharmacrm.core.api_utils import (
     DateTimeFilter,
     FileNegotiation,
     HasCapability,
+    IntegerFilter,
     StrictBooleanFilter,
     clean_text,
     expected_version,
@@ -1106,8 +1107,8 @@ class FlagFilter(django_filters.FilterSet):
     source = django_filters.ChoiceFilter(
         choices=(("ticket", "ticket"), ("interaction", "interaction")), method="filter_source"
     )
-    ticket = django_filters.NumberFilter(field_name="ticket_id", min_value=1, max_value=MAX_ID)
-    interaction = django_filters.NumberFilter(field_name="interaction_id", min_value=1, max_value=MAX_ID)
+    ticket = IntegerFilter(field_name="ticket_id", min_value=1, max_value=MAX_ID)
+    interaction = IntegerFilter(field_name="interaction_id", min_value=1, max_value=MAX_ID)
 
     class Meta:
         model = Flag

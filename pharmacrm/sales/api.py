@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import django_filters
-from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import Http404
@@ -31,7 +30,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pharmacrm.core.api_utils import HasCapability, StrictBooleanFilter, validation_detail
+from pharmacrm.core.api_utils import HasCapability, StrictBooleanFilter, WholeNumberField, validation_detail
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import importer as base
 from pharmacrm.customers.models import ImportJob, Institution
@@ -88,7 +87,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
 class CustomerFilter(django_filters.NumberFilter):
     """A customer's id: a whole number (1.5 is refused by name, not read as a number)."""
 
-    field_class = forms.IntegerField
+    field_class = WholeNumberField  # ASCII digits: "١٢" is refused as the URLs refuse it
 
 
 class OrderLineFilter(django_filters.FilterSet):
@@ -154,6 +153,14 @@ class OrderLineFilter(django_filters.FilterSet):
 RemoveLineSerializer = inline_serializer("RemoveOrderLine", {"reason": serializers.CharField(max_length=500)})
 
 
+class RemoveLineInput(serializers.Serializer):
+    """The body as sent: a JSON object whose reason is text. The service says what a missing or short reason
+    lacks; a body that was not an object answered 500, and `{"reason": null}` or a list was stored as the
+    reason "None" or "['…']"."""
+
+    reason = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
 @extend_schema(
     tags=["purchases"],
     description="Order lines (订单行) of the customers you may see, the newest order first. Amounts in yuan.",
@@ -186,8 +193,10 @@ class OrderLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"])
     def remove(self, request, pk=None):
         line = self.get_object()
+        body = RemoveLineInput(data=request.data)
+        body.is_valid(raise_exception=True)
         try:
-            services.remove_line(request.user, line, str(request.data.get("reason", "")))
+            services.remove_line(request.user, line, body.validated_data.get("reason", ""))
         except DjangoValidationError as e:
             return Response(validation_detail(e), status=status.HTTP_400_BAD_REQUEST)
         return Response(status=status.HTTP_204_NO_CONTENT)

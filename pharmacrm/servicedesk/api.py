@@ -24,7 +24,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import filters, mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -36,6 +36,8 @@ from pharmacrm.core.api_utils import (
     DateField,
     DateTimeFilter,
     HasCapability,
+    IntegerFilter,
+    StableOrdering,
     StrictBooleanFilter,
     clean_text,
     expected_version,
@@ -324,9 +326,9 @@ class TicketFilter(django_filters.FilterSet):
         method="filter_category", max_length=40, label="Category code; its sub-categories' tickets are included."
     )
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
-    assignee = django_filters.NumberFilter(field_name="assignee_id", min_value=1, max_value=MAX_ID)
-    institution = django_filters.NumberFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
-    person = django_filters.NumberFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
+    assignee = IntegerFilter(field_name="assignee_id", min_value=1, max_value=MAX_ID)
+    institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    person = IntegerFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
     received_after = DateTimeFilter(field_name="received_at", lookup_expr="gte", label="Received at or after.")
     received_before = DateTimeFilter(field_name="received_at", lookup_expr="lt", label="Received before.")
 
@@ -342,7 +344,7 @@ class TicketFilter(django_filters.FilterSet):
         return queryset.none() if pk is None else queryset.filter(category_id__in=category_and_below(pk))
 
 
-class TicketOrdering(filters.OrderingFilter):
+class TicketOrdering(StableOrdering):
     """received_at, number, id, and next_deadline (the earliest running deadline not yet met; tickets without
     one, or waiting on the customer, last, whichever the direction)."""
 
@@ -861,7 +863,7 @@ class BusinessCalendarSerializer(serializers.ModelSerializer):
 
 
 class OverrideFilter(django_filters.FilterSet):
-    year = django_filters.NumberFilter(field_name="date__year", min_value=1, max_value=9999)
+    year = IntegerFilter(field_name="date__year", min_value=1, max_value=9999)
 
     class Meta:
         model = CalendarOverride

@@ -28,6 +28,7 @@ from pharmacrm.core.api_utils import (
     Conflict,
     DateField,
     HasCapability,
+    IntegerFilter,
     clean_text,
     expected_version,
     versioned,
@@ -132,7 +133,7 @@ class SendSurveySerializer(serializers.Serializer):
 
 
 class SurveyFilter(django_filters.FilterSet):
-    ticket = django_filters.NumberFilter(field_name="ticket_id", min_value=1, max_value=MAX_ID)
+    ticket = IntegerFilter(field_name="ticket_id", min_value=1, max_value=MAX_ID)
     channel = django_filters.ChoiceFilter(choices=SurveyChannel.choices)
 
     class Meta:
@@ -277,9 +278,9 @@ class ActionFilter(django_filters.FilterSet):
         label="mine: owned by you; open: not done or cancelled; overdue: open and past the due date.",
     )  # fmt: skip
     status = django_filters.ChoiceFilter(choices=ActionStatus.choices)
-    ticket = django_filters.NumberFilter(field_name="ticket_id", min_value=1, max_value=MAX_ID)
-    owner = django_filters.NumberFilter(field_name="owner_id", min_value=1, max_value=MAX_ID)
-    customer = django_filters.NumberFilter(
+    ticket = IntegerFilter(field_name="ticket_id", min_value=1, max_value=MAX_ID)
+    owner = IntegerFilter(field_name="owner_id", min_value=1, max_value=MAX_ID)
+    customer = IntegerFilter(
         method="filter_customer", min_value=1, max_value=MAX_ID,
         label="The customer's (institution's) id: the actions opened for it and those of its tickets.",
     )  # fmt: skip

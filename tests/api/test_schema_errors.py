@@ -1,0 +1,69 @@
+"""The schema documents the error answers: a 400 with per-field messages and `{"detail"}` for other refusals, on
+every operation; and what the API answers matches it."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from .conftest import token_for
+
+pytestmark = pytest.mark.django_db
+
+schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+
+
+def test_every_operation_documents_its_400_with_the_per_field_shape():
+    """A 400 was documented on 59 of 217 operations, never with a body: a client generated from the schema could
+    not read the messages the API sends."""
+    raw = schema.raw_schema
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in raw["paths"].items()
+        for method, operation in operations.items()
+        if method in ("get", "post", "put", "patch", "delete")
+        and operation["responses"].get("400", {}).get("content", {}).get("application/json", {}).get("schema")
+        != {"$ref": "#/components/schemas/FieldErrors"}
+    ]
+    assert not missing, missing[:10]
+    detail = raw["paths"]["/api/v1/institutions/{id}/"]["get"]["responses"]["404"]["content"]
+    assert detail["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorDetail"}
+    conflict = raw["paths"]["/api/v1/institutions/{id}/"]["patch"]["responses"]["409"]["content"]
+    assert conflict["application/json"]["schema"] == {"$ref": "#/components/schemas/ConflictError"}
+    assert "401" not in raw["paths"]["/api/v1/auth/token/"]["post"]["responses"]
+
+
+@pytest.fixture
+def kept_connection():
+    """Requests through the WSGI application must not close the test's connection (and its transaction), as
+    Django's test client ensures: see test_schema.auth_headers."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "query", "body"),
+    [
+        ("/api/v1/users/", "GET", {"ordering": "password"}, None),
+        ("/api/v1/tickets/", "GET", {"person": "1.5", "status": "nope"}, None),
+        ("/api/v1/institutions/", "POST", None, {"name": "", "kind": "castle"}),
+        ("/api/v1/institutions/", "POST", None, {"credit_code": 5, "tags": "x"}),
+    ],
+)
+def test_the_400s_the_api_answers_match_the_documented_shape(users, kept_connection, path, method, query, body):
+    sent = {"query": query} if body is None else {"body": body, "media_type": "application/json"}
+    case = schema[path][method].Case(
+        headers={"Authorization": f"Token {token_for(users['admin'])}", "Accept-Language": "en"}, **sent
+    )
+    response = case.call()
+    assert response.status_code == 400, response.text[:300]
+    case.validate_response(response, checks=[response_schema_conformance])
