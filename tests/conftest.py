@@ -52,6 +52,31 @@ FAST_HASHING = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @contextlib.contextmanager
+def demo_loaded(django_db_blocker, var_dir):
+    """The demo at scale 0.05 loaded into the test database for a module (English messages, a generated password);
+    yields what `demo` printed, and rolls it all back afterwards."""
+    import io
+
+    from django.core.management import call_command
+    from django.db import transaction
+    from django.test import override_settings
+    from django.utils import translation
+
+    out = io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        override_settings(DATABASE_URL=None, VAR_DIR=var_dir, PASSWORD_HASHERS=FAST_HASHING),
+        django_db_blocker.unblock(),
+        transaction.atomic(),
+    ):
+        mp.delenv("PHARMACRM_DEMO_PASSWORD", raising=False)
+        with translation.override("en"):
+            call_command("demo", "--scale", "0.05", stdout=out)
+        yield out.getvalue()
+        transaction.set_rollback(True)
+
+
+@contextlib.contextmanager
 def data_for_the_module(django_db_blocker, files: Path, **overrides):
     """Open a transaction for a whole module's tests, in which a module-scoped fixture builds data once;
     roll it back after the module. Each test runs in a savepoint inside it (pytest-django's `db`), so what one

@@ -551,15 +551,21 @@ def map_headers(target: str, headers: list[str]) -> tuple[list[tuple[int, Column
     return mapping, missing, ignored
 
 
-def _preferred_copies(target: str, headers: list[str]) -> dict[str, int]:
-    """column key → the position of its preferred copy, for the columns the header gives twice, once by a name the
-    column prefers (Column.prefer: 含税单价 beside 单价, 价税合计 beside 金额, as 金蝶 exports an order list)."""
+def _header_places(target: str, headers: list[str]) -> dict[str, list[int]]:
+    """column key → the positions of the headers that name it."""
     table = _header_table(target)
     places: dict[str, list[int]] = {}
     for idx, text in enumerate(headers):
         key = _column_key(table, text) if str(text).strip() else None
         if key is not None:
             places.setdefault(key, []).append(idx)
+    return places
+
+
+def _preferred_copies(target: str, headers: list[str]) -> dict[str, int]:
+    """column key → the position of its preferred copy, for the columns the header gives twice, once by a name the
+    column prefers (Column.prefer: 含税单价 beside 单价, 价税合计 beside 金额, as 金蝶 exports an order list)."""
+    places = _header_places(target, headers)
     by_key = {c.key: c for c in columns_for(target)}
     out = {}
     for key, indexes in places.items():
@@ -584,12 +590,7 @@ def column_letter(index: int) -> str:
 def duplicate_headers(target: str, headers: list[str]) -> list[str]:
     """Each column the header row gives more than once, as “header” (letters of its copies): 机构名称 twice,
     or 机构名称 and 名称 (two names of one column). Which copy holds the data cannot be guessed."""
-    table = _header_table(target)
-    places: dict[str, list[int]] = {}
-    for idx, text in enumerate(headers):
-        key = _column_key(table, text) if str(text).strip() else None
-        if key is not None:
-            places.setdefault(key, []).append(idx)
+    places = _header_places(target, headers)
     chosen = _preferred_copies(target, headers)
     out = []
     for key, indexes in places.items():

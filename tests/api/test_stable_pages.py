@@ -12,16 +12,12 @@ loaded once for the module, as in tests/core/test_demo_contents.py."""
 
 from __future__ import annotations
 
-import io
 import math
 import random
 
 import pytest
-from django.core.management import call_command
 from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
-from django.test import override_settings
-from django.utils import translation
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
@@ -30,7 +26,7 @@ from pharmacrm import api_urls
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import Role
 from tests.api.conftest import token_for
-from tests.conftest import FAST_HASHING
+from tests.conftest import demo_loaded
 
 pytestmark = pytest.mark.django_db
 
@@ -75,18 +71,8 @@ def test_every_paginated_list_endpoint_is_walked():
 
 @pytest.fixture(scope="module")
 def demo(django_db_setup, django_db_blocker, tmp_path_factory):
-    var_dir = tmp_path_factory.mktemp("demo-var")
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        override_settings(DATABASE_URL=None, VAR_DIR=var_dir, PASSWORD_HASHERS=FAST_HASHING),
-        django_db_blocker.unblock(),
-        transaction.atomic(),
-    ):
-        mp.delenv("PHARMACRM_DEMO_PASSWORD", raising=False)
-        with translation.override("en"):
-            call_command("demo", "--scale", "0.05", stdout=io.StringIO())
+    with demo_loaded(django_db_blocker, tmp_path_factory.mktemp("demo-var")):
         yield
-        transaction.set_rollback(True)
 
 
 def _seed(route: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import re
 import stat
 from dataclasses import dataclass
@@ -21,8 +20,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
-from django.test import Client, override_settings
+from django.test import Client
 from django.utils import timezone, translation
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -48,7 +46,7 @@ from pharmacrm.keyaccounts.models import (
 from pharmacrm.notify.models import Notification
 from pharmacrm.sales.models import OrderLine
 from pharmacrm.servicedesk.models import ImprovementAction, SlaClock, Survey, Ticket
-from tests.conftest import FAST_HASHING, otp_verify
+from tests.conftest import demo_loaded, otp_verify
 
 pytestmark = pytest.mark.django_db
 
@@ -64,18 +62,8 @@ class Loaded:
 def loaded(django_db_setup, django_db_blocker, tmp_path_factory):
     """The demo at scale 0.05, loaded once for the module (English messages, a generated password)."""
     var_dir = tmp_path_factory.mktemp("demo-var")
-    out = io.StringIO()
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        override_settings(DATABASE_URL=None, VAR_DIR=var_dir, PASSWORD_HASHERS=FAST_HASHING),
-        django_db_blocker.unblock(),
-        transaction.atomic(),
-    ):
-        mp.delenv("PHARMACRM_DEMO_PASSWORD", raising=False)
-        with translation.override("en"):
-            call_command("demo", "--scale", "0.05", stdout=out)
-        yield Loaded(var_dir, out.getvalue())
-        transaction.set_rollback(True)
+    with demo_loaded(django_db_blocker, var_dir) as printed:
+        yield Loaded(var_dir, printed)
 
 
 @pytest.fixture(autouse=True)
