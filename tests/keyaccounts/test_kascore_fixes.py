@@ -39,20 +39,29 @@ def _listed_long_ago(account) -> KeyAccount:
 # --- 3. waiting on the customer is no wait for an answer ----------------------------------------------------------
 
 
-def test_the_evaluation_leaves_out_the_time_a_ticket_waited_on_the_customer(users, xiehe, with_plan, client_for):
+def _account_with_a_ticket(users, xiehe, with_plan, subject: str):
+    """A key account listed long ago, and a ticket of its customer received on the 11th day of the last quarter."""
     from pharmacrm.servicedesk import services as desk
-    from pharmacrm.servicedesk.models import SlaClock, Ticket, TicketEvent
+    from pharmacrm.servicedesk.models import Ticket, TicketEvent
 
     account, _plan = with_plan(xiehe)
     account = _listed_long_ago(account)
     period = services.previous_quarter(timezone.localdate())
     start, _end = services.period_bounds(period)
     received = timezone.make_aware(dt.datetime.combine(start + dt.timedelta(days=10), dt.time(9)))
-    ticket = desk.create_ticket(users["agent"], {"subject": "批号咨询", "channel": "phone", "category": "drug_info",
+    ticket = desk.create_ticket(users["agent"], {"subject": subject, "channel": "phone", "category": "drug_info",
                                                  "institution": xiehe})  # fmt: skip
     Ticket.objects.filter(pk=ticket.pk).update(received_at=received)
     TicketEvent.objects.filter(ticket=ticket).update(at=received)
     ticket.refresh_from_db()
+    return account, period, received, ticket
+
+
+def test_the_evaluation_leaves_out_the_time_a_ticket_waited_on_the_customer(users, xiehe, with_plan, client_for):
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.models import SlaClock
+
+    account, period, received, ticket = _account_with_a_ticket(users, xiehe, with_plan, "批号咨询")
     # an hour to pick it up, an hour later the agent asks for the batch number; the customer sends it three days
     # later and the ticket is resolved two hours after that
     steps = (("in_progress", dt.timedelta(hours=1), {}), ("waiting", dt.timedelta(hours=2), {}),
@@ -76,18 +85,8 @@ def test_the_evaluation_leaves_out_the_time_a_ticket_waited_on_the_customer(user
 
 def test_a_ticket_waiting_on_the_customer_now_counts_only_its_wait_before(users, xiehe, with_plan):
     from pharmacrm.servicedesk import services as desk
-    from pharmacrm.servicedesk.models import Ticket, TicketEvent
 
-    account, _plan = with_plan(xiehe)
-    account = _listed_long_ago(account)
-    period = services.previous_quarter(timezone.localdate())
-    start, _end = services.period_bounds(period)
-    received = timezone.make_aware(dt.datetime.combine(start + dt.timedelta(days=10), dt.time(9)))
-    ticket = desk.create_ticket(users["agent"], {"subject": "资料补充", "channel": "phone", "category": "drug_info",
-                                                 "institution": xiehe})  # fmt: skip
-    Ticket.objects.filter(pk=ticket.pk).update(received_at=received)
-    TicketEvent.objects.filter(ticket=ticket).update(at=received)
-    ticket.refresh_from_db()
+    account, period, received, ticket = _account_with_a_ticket(users, xiehe, with_plan, "资料补充")
     desk.transition(users["agent"], ticket, "waiting", at=received + dt.timedelta(hours=3))
 
     review = services.review_account(KeyAccount.objects.get(pk=account.pk), period)
