@@ -637,8 +637,10 @@ class IncentiveQuery(serializers.Serializer):
         tags=["evaluation"],
         parameters=[
             CUSTOMER,
-            OpenApiParameter("period", str, description="2026H2 (or 2026Q3 for key accounts). Default: the latest "
-                                                        "period, or every period of the `customer` given."),
+            OpenApiParameter("period", str, description="2026H2 (or 2026Q3 for key accounts). Default: the period "
+                                                        "in force (the last evaluated in full, whose results decide "
+                                                        "discounts and programmes; the latest period before any was), "
+                                                        "or every period of the `customer` given."),
             OpenApiParameter("programme", str, description="Members of this reward programme only."),
         ],
         description="The resources and incentives the customer evaluation gave the customers you may see: discount "
@@ -658,7 +660,7 @@ class IncentiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
-        from .views_eval import periods, scores_for
+        from .views_eval import periods, scores_for, shown_period
 
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
@@ -672,8 +674,7 @@ class IncentiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             qs = qs.filter(programme=query["programme"])
         period = query.get("period", "")
         if not period and not query.get("customer"):
-            known = periods(ModelKind.EVALUATION)
-            period = known[0] if known else ""
+            period = shown_period(ModelKind.EVALUATION, periods(ModelKind.EVALUATION))
         if period:
             return qs.filter(period=period).order_by(*Score.RANKED)
         return qs.order_by("-as_of", "-computed_at", "-id")  # one customer's history

@@ -81,6 +81,16 @@ def periods(kind: str) -> list[str]:
     return sorted(found, key=lambda p: "Q" in p)  # stable: keeps latest-first within each cadence
 
 
+def shown_period(kind: str, known: list[str]) -> str:
+    """The period a page or list shows when none is asked: for the customer evaluation the period in force (its
+    results decide tiers, discounts and reward programmes; a period under way has interim standings only), else the
+    latest of `known`."""
+    force = evaluation.in_force(kind)
+    if force in known:
+        return force
+    return known[0] if known else ""
+
+
 def movement(klass: str, previous: str) -> str:
     """up, down, same, or new (no class in the previous period)."""
     if not previous or previous not in CLASS_ORDER or klass not in CLASS_ORDER:
@@ -223,9 +233,10 @@ def evaluations(request):
     user = request.user
     access.require(user, Cap.VIEW_EVALUATIONS)
     known = periods(ModelKind.EVALUATION)
-    form = EvaluationFilterForm(request.GET or None, periods=known)
+    default = shown_period(ModelKind.EVALUATION, known)
+    form = EvaluationFilterForm(request.GET or None, periods=known, initial={"period": default})
     data = form.cleaned()
-    period = data.get("period") or (known[0] if known else "")
+    period = data.get("period") or default
     klass = data.get("klass") or "A"
     scoped = scores_for(user, Score.objects.filter(kind=ModelKind.EVALUATION, period=period))
     counts = {k: {"total": 0, "up": 0, "down": 0, "same": 0, "new": 0} for k in "ABCD"}

@@ -162,3 +162,29 @@ def test_a_delisted_customer_gets_the_tier_of_the_period_in_force_not_of_interim
     delist(make_proposal, manager2, xiehe)
 
     assert Institution.objects.get(pk=xiehe.pk).tier == Tier.VIP
+
+
+def test_the_results_page_and_the_incentives_show_the_period_in_force_by_default(purchases, users, client_for,
+                                                                                  api_client):
+    """2026H1 was evaluated in full and a run today gave the half-year under way its interim standings. Opened
+    without a period, the results page and the incentives API showed those interim standings — discount levels
+    and reward programmes nobody has been given. They now show 2026H1, whose results are in force; the period
+    under way stays one choice away."""
+    from pharmacrm.keyaccounts import evaluation
+    from pharmacrm.keyaccounts.choices import ModelKind
+
+    from .eval_fixtures import H1_2026
+
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    current = evaluation.current_period(ModelKind.EVALUATION, timezone.localdate())
+    evaluation.run(ModelKind.EVALUATION)  # today's interim standings, the latest period
+    assert current != "2026H1"
+
+    page = client_for("analyst").get(reverse("keyaccounts:evaluations"), **EN)
+    assert page.context["period"] == "2026H1" and page.context["interim_of"] is None
+    assert 'value="2026H1" selected' in page.content.decode()
+    under_way = client_for("analyst").get(reverse("keyaccounts:evaluations"), {"period": current}, **EN)
+    assert under_way.context["period"] == current
+
+    rows = api_client("analyst").get("/api/v1/keyaccounts/incentives/").json()["results"]
+    assert rows and {r["period"] for r in rows} == {"2026H1"}
