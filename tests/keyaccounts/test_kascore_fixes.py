@@ -145,14 +145,22 @@ def test_an_item_due_after_the_member_left_the_account_is_not_on_their_card(user
     assert card["items_due"] == 1
 
 
-def test_a_member_who_served_part_of_the_quarter_gets_that_part_of_the_score(users, xiehe, staffed, client_for):
-    from pharmacrm.keyaccounts.models import AccountReview, TeamTenure
+def _reviewed_last_quarter_at_90(xiehe, staffed):
+    """A staffed key account listed long ago whose review of the last quarter scored 90."""
+    from pharmacrm.keyaccounts.models import AccountReview
 
     period = services.previous_quarter(timezone.localdate())
     start, end, days = _quarter_days(period)
     account = _listed_long_ago(staffed(xiehe))
     services.review_account(account, period)
     AccountReview.objects.filter(account=account, period=period).update(score=Decimal("90.00"))
+    return period, start, end, days, account
+
+
+def test_a_member_who_served_part_of_the_quarter_gets_that_part_of_the_score(users, xiehe, staffed, client_for):
+    from pharmacrm.keyaccounts.models import AccountReview, TeamTenure
+
+    period, start, end, days, account = _reviewed_last_quarter_at_90(xiehe, staffed)
     # the expert joined on the quarter's last day, technical support left on its 46th
     TeamTenure.objects.filter(account=account, user=users["expert"]).update(start=end)
     TeamTenure.objects.filter(account=account, user=users["support"]).update(end=start + dt.timedelta(days=45))
@@ -187,13 +195,9 @@ def test_a_member_who_served_part_of_the_quarter_gets_that_part_of_the_score(use
 
 
 def test_the_scorecards_api_gives_the_days_served_and_what_was_counted(users, xiehe, staffed, api_client):
-    from pharmacrm.keyaccounts.models import AccountReview, TeamTenure
+    from pharmacrm.keyaccounts.models import TeamTenure
 
-    period = services.previous_quarter(timezone.localdate())
-    start, end, days = _quarter_days(period)
-    account = _listed_long_ago(staffed(xiehe))
-    services.review_account(account, period)
-    AccountReview.objects.filter(account=account, period=period).update(score=Decimal("90.00"))
+    period, start, end, days, account = _reviewed_last_quarter_at_90(xiehe, staffed)
     TeamTenure.objects.filter(account=account, user=users["expert"]).update(start=end)
 
     answer = api_client("manager").get("/api/v1/keyaccounts/scorecards/", {"period": period, "user": users["expert"].pk})
