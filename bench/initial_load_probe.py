@@ -89,7 +89,7 @@ def _parse(path, n: int) -> tuple[list[tuple], dict]:
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
         next(reader)
-        fast = Fast(list(enumerate(customer_importer.columns_for("orders"))), dt.date.today())
+        fast = Fast(list(enumerate(c for c in customer_importer.columns_for("orders") if c.template)), dt.date.today())
         fast.nul = False
         for cells in reader:
             t = fast.row(cells)

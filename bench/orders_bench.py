@@ -115,7 +115,7 @@ def write_orders(
     from pharmacrm.customers import importer
 
     headers = importer.template_headers("orders")
-    keys = [c.key for c in importer.columns_for("orders")]
+    keys = [c.key for c in importer.columns_for("orders") if c.template]  # the template's columns, as headers
     assert keys[:3] == ["order_number", "line_number", "order_date"] and len(keys) == 17, keys
     rng = random.Random(seed)
     customers = customers or _customers()
