@@ -151,6 +151,14 @@ MESSAGES = {
         "imported all the same; the approval number (批准文号) in the file links a code to its catalogue product."
     ),
     "totals_rows": _("Rows of totals (合计, 小计) were passed over: rows %(rows)s."),
+    "initial_load": _(
+        "Initial load: the order tables were empty, so the lines went in as one transaction and their indexes and "
+        "the monthly purchase figures were built once at the end."
+    ),
+    "initial_load_not_empty": _(
+        "An initial load is for empty order tables, and order lines are stored already: nothing was imported. "
+        "Import the file without --initial-load."
+    ),
     "rerun_orders": _(
         "To finish, import the same file again: order lines are recognised by their order number and line "
         "number, so the lines already saved are not imported twice."
@@ -988,6 +996,85 @@ class OrderOwners:
         self.db.close()
 
 
+# --- the initial load ----------------------------------------------------------------------------------
+
+# Set by `pharmacrm import orders --initial-load`: the first migration of an ERP's order history into empty order
+# tables. The lines go in as one transaction into the line table stripped of its secondary indexes (and, on
+# PostgreSQL, of its constraints), which are built again from their own definitions at the end, with every monthly
+# rollup computed in one pass: what the database spends per line then is an append, not a probe of four b-trees
+# that no longer fit its cache, and a delta to a rollup. Everything the rows go through is the ordinary import's.
+INITIAL_LOAD: contextvars.ContextVar[bool] = contextvars.ContextVar("orders_initial_load", default=False)
+
+
+class InitialLoadRefused(Exception):
+    """The order tables hold lines already: an initial load is for empty ones."""
+
+
+def order_tables_empty() -> bool:
+    return not OrderLine.objects.exists()
+
+
+class BareTable:
+    """The line table's secondary indexes and constraints (never its primary key), read from the database's own
+    catalogue, dropped, and created again exactly as they were. Inside the load's transaction, both databases
+    undo the drop with everything else when the load fails or its process is killed."""
+
+    def __init__(self):
+        self.table = OrderLine._meta.db_table
+        self.indexes: list[tuple[str, str]] = []  # (name, CREATE INDEX …)
+        self.constraints: list[tuple[str, str, str]] = []  # (name, definition, kind: u unique, f foreign key)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
+                    "WHERE conrelid = %s::regclass AND contype IN ('u', 'f') ORDER BY contype DESC, conname",
+                    [self.table],
+                )
+                self.constraints = list(cursor.fetchall())
+                cursor.execute(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                    "AND tablename = %s AND indexname NOT IN "
+                    "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass) ORDER BY indexname",
+                    [self.table, self.table],
+                )
+            else:  # the UNIQUE constraint is part of the table (an automatic index, which cannot be dropped)
+                cursor.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND sql IS NOT NULL "
+                    "ORDER BY name",
+                    [self.table],
+                )
+            self.indexes = list(cursor.fetchall())
+
+    @staticmethod
+    def _check_deferred(cursor) -> None:
+        """PostgreSQL refuses to alter a table with foreign-key checks still queued in the transaction (a customer
+        created in it, say): run them now; the constraints stay deferred afterwards."""
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+    def drop(self) -> None:
+        qn = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            self._check_deferred(cursor)
+            for name, _definition, _kind in self.constraints:
+                cursor.execute(f"ALTER TABLE {qn(self.table)} DROP CONSTRAINT {qn(name)}")
+            for name, _definition in self.indexes:
+                cursor.execute(f"DROP INDEX {qn(name)}")
+
+    def restore(self) -> None:
+        qn = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            self._check_deferred(cursor)
+            if connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")  # the server's memory, for the sorts
+            for _name, definition in self.indexes:
+                cursor.execute(definition)
+            # unique constraints first (ORDER BY contype DESC): checking a foreign key is a join, best with indexes
+            for name, definition, _kind in self.constraints:
+                cursor.execute(f"ALTER TABLE {qn(self.table)} ADD CONSTRAINT {qn(name)} {definition}")
+
+
 # --- one pass over a file ----------------------------------------------------------------------------
 
 # Final values of a line, in the order of the line table's columns (row_hash is over all but the last two).
@@ -1015,6 +1102,7 @@ class Run:
     def __init__(self, job: ImportJob, header: base.Header, write: bool):
         self.job, self.write = job, write
         self.all_or_nothing = job.mode == ImportJob.Mode.ALL_OR_NOTHING
+        self.initial = write and INITIAL_LOAD.get()  # an initial load (one transaction, whatever the mode)
         self.header = header
         self.headers = {col.key: header.text_of(col.key) for _i, col in header.mapping}
         self.parser = Parser(header.mapping, timezone.localdate())
@@ -1220,7 +1308,8 @@ class Writer:
 
     def __init__(self, run: Run, job_id: int, threaded: bool):
         self.run, self.job_id, self.threaded = run, job_id, threaded
-        self.one_transaction = run.write and run.all_or_nothing
+        self.one_transaction = run.write and (run.all_or_nothing or run.initial)
+        self.bare: BareTable | None = None  # an initial load's line table while it loads
         self.error: BaseException | None = None
         self.now = timezone.now()
         self.today = timezone.localdate()
@@ -1234,6 +1323,23 @@ class Writer:
         elif self.one_transaction:
             self.atomic = transaction.atomic()
             self.atomic.__enter__()
+            try:
+                self._begin_initial()
+            except BaseException:
+                transaction.set_rollback(True)
+                self.atomic.__exit__(None, None, None)
+                raise
+
+    def _begin_initial(self) -> None:
+        """An initial load: under the writers' lock, in its transaction, check that no line is stored (another
+        import may have got in first), then strip the line table."""
+        if not self.run.initial:
+            return
+        rollups.lock()
+        if not order_tables_empty():
+            raise InitialLoadRefused()
+        self.bare = BareTable()
+        self.bare.drop()
 
     def submit(self, chunk: Chunk) -> None:
         if not self.threaded:
@@ -1293,6 +1399,9 @@ class Writer:
             transaction.set_rollback(True)
             self.updates_audit.clear()
         else:
+            if self.bare is not None:  # the indexes back, then every rollup from the lines, once
+                self.bare.restore()
+                rollups.rebuild_all(self.today)
             self._flush_audit()
             rollups.refresh_dirty()
 
@@ -1318,6 +1427,7 @@ class Writer:
             base._lean_sqlite()
             if self.one_transaction:
                 with transaction.atomic():
+                    self._begin_initial()
                     failed = self._drain()
                     self._finish_transaction(failed)
             else:
@@ -1379,7 +1489,9 @@ class Writer:
         if write:
             rollups.lock()
             rows = self.run.resolver.follow_merges(rows)
-        existing = _existing({r[0] for r in rows})
+        # an initial load started on an empty table, under the lock: its lines are new (the file's duplicates are
+        # refused while reading, and the unique constraint is checked again when it is built at the end)
+        existing = {} if self.bare is not None else _existing({r[0] for r in rows})
         actions, creates, updates = [], [], []
         for r in rows:
             old = existing.get((r[0], r[1]))
@@ -1403,7 +1515,10 @@ class Writer:
         if not (creates or updates):
             return actions
         now = self.now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(self.now)
-        if creates:
+        if creates and self.bare is not None:  # the rollups are built at the end
+            base.insert_rows(OrderLine._meta.db_table, [*LINE_COLUMNS, "job_id", "imported_at"],
+                             [(*r, self.job_id, now) for r in creates])  # fmt: skip
+        elif creates:
             after = rollups.last_line_id()
             base.insert_rows(OrderLine._meta.db_table, [*LINE_COLUMNS, "job_id", "imported_at"],
                              [(*r, self.job_id, now) for r in creates])  # fmt: skip
@@ -1505,34 +1620,46 @@ def _threaded(run: Run) -> bool:
     return base.writer_thread_possible() and getattr(settings, "IMPORT_WRITER_THREAD", True)
 
 
+def _read_and_write(run: Run, rows) -> Writer:
+    """Read the file chunk by chunk and hand each chunk to the writer; returns the closed writer."""
+    with base.lean_connection(reader_only=_threaded(run)):
+        writer = Writer(run, run.job.pk, threaded=_threaded(run))
+        failed = True
+        try:
+            try:
+                for raw in _chunks(rows, CHUNK_ROWS):
+                    chunk = run.prepare(raw)
+                    if run.all_or_nothing and run.counts.errors:
+                        run.stop_writing = True
+                    writer.submit(chunk)
+                failed = False
+            finally:
+                writer.close(failed=failed)
+        except BaseException:
+            if run.write and not writer.one_transaction and (run.saved.created or run.saved.updated):
+                # the chunks committed before it stopped changed purchases too; a failure to queue the update is
+                # logged, not raised over why the import stopped
+                _evaluate_after_import(robust=True)
+            raise
+    return writer
+
+
 def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, list, list, list]:
     """The customer import's runner calls this for an orders job: (status, counts, errors, preview, notes)."""
     run = Run(job, header, write=not job.dry_run)
     run.fast.nul = sheet.info.has_nul
     notes: list[tuple[str, dict]] = []
+    if run.initial and not order_tables_empty():
+        run.close()
+        return ImportJob.Status.FAILED, run.counts, [], [], [("initial_load_not_empty", {})]
     if header.ignored:
         notes.append(("ignored_columns", {"columns": listing(header.ignored)}))
     run.open_report(base.error_report_path(job))
     try:
-        with base.lean_connection(reader_only=_threaded(run)):
-            writer = Writer(run, job.pk, threaded=_threaded(run))
-            failed = True
-            try:
-                try:
-                    for raw in _chunks(rows, CHUNK_ROWS):
-                        chunk = run.prepare(raw)
-                        if run.all_or_nothing and run.counts.errors:
-                            run.stop_writing = True
-                        writer.submit(chunk)
-                    failed = False
-                finally:
-                    writer.close(failed=failed)
-            except BaseException:
-                if run.write and not writer.one_transaction and (run.saved.created or run.saved.updated):
-                    # the chunks committed before it stopped changed purchases too; a failure to queue the update is
-                    # logged, not raised over why the import stopped
-                    _evaluate_after_import(robust=True)
-                raise
+        try:
+            writer = _read_and_write(run, rows)
+        except InitialLoadRefused:  # another import stored lines between the check above and the lock
+            return ImportJob.Status.FAILED, Counts(), [], [], [("initial_load_not_empty", {})]
         if writer.one_transaction and not run.stop_writing:
             base.checkpoint(job, run.saved)  # committed: from now on the job row says so
         run.counts.total = run.counts.processed
@@ -1544,6 +1671,8 @@ def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, lis
             status = ImportJob.Status.REJECTED
         else:
             status = ImportJob.Status.DONE
+            if run.initial:
+                notes.append(("initial_load", {}))
         if run.totals_rows:
             shown = run.totals_rows[:TOTALS_ROWS_SHOWN]
             more = ", …" if len(run.totals_rows) > TOTALS_ROWS_SHOWN else ""

@@ -189,12 +189,9 @@ def refresh_dirty(today: dt.date | None = None) -> int:
     transaction under the writers' lock that deletes exactly the marks it handled."""
     today = today or timezone.localdate()
     rollup, line, dirty = MonthlyRollup._meta.db_table, OrderLine._meta.db_table, RollupDirty._meta.db_table
-    columns = f"institution_id, month, {', '.join(SUMS)}, orders, products, overdue_as_of, updated_at"
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[2:])
+    columns, updates = _recompute_columns()
     select = (
-        f"SELECT o.institution_id, o.month, {_sums_sql()}, "
-        f"COUNT(DISTINCT CASE WHEN o.amount_fen > 0 THEN o.order_number END), "
-        f"COUNT(DISTINCT o.product_code), %s, %s "
+        f"SELECT {_recompute_sql()} "
         f"FROM {dirty} d JOIN {line} o ON o.institution_id = d.institution_id AND o.month = d.month "
         f"WHERE d.id > %s AND d.id <= %s GROUP BY o.institution_id, o.month"
     )
@@ -229,6 +226,36 @@ def refresh_dirty(today: dt.date | None = None) -> int:
                 cursor.execute(f"DELETE FROM {rollup} WHERE {emptied}", [low, high])
                 cursor.execute(f"DELETE FROM {dirty} WHERE id > %s AND id <= %s", [low, high])
             total += len(ids)
+
+
+def _recompute_columns() -> tuple[str, str]:
+    """The rollup's columns as a recomputation writes them, and the upsert's assignments."""
+    columns = f"institution_id, month, {', '.join(SUMS)}, orders, products, overdue_as_of, updated_at"
+    return columns, ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[2:])
+
+
+def _recompute_sql() -> str:
+    """A (customer, month) rollup recomputed from its lines `o` (parameters: today twice, then now)."""
+    return (
+        f"o.institution_id, o.month, {_sums_sql()}, COUNT(DISTINCT CASE WHEN o.amount_fen > 0 THEN o.order_number END), "
+        f"COUNT(DISTINCT o.product_code), %s, %s"
+    )
+
+
+def rebuild_all(today: dt.date | None = None) -> None:
+    """Compute every (customer, month) rollup from the lines in one pass, as `refresh_dirty` computes a dirty
+    pair's: what an initial load does once at its end (under `lock()`, in its transaction) instead of adding each
+    chunk's lines to their rollups."""
+    today = today or timezone.localdate()
+    rollup, line = MonthlyRollup._meta.db_table, OrderLine._meta.db_table
+    columns, updates = _recompute_columns()
+    with connection.cursor() as cursor:
+        _no_jit(cursor)
+        cursor.execute(
+            f"INSERT INTO {rollup} ({columns}) SELECT {_recompute_sql()} FROM {line} o WHERE true "
+            f"GROUP BY o.institution_id, o.month ON CONFLICT (institution_id, month) DO UPDATE SET {updates}",
+            [_adapt(today), _adapt(today), _adapt(timezone.now())],
+        )
 
 
 def refresh_overdue(today: dt.date | None = None) -> int:

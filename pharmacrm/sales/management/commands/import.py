@@ -3,7 +3,12 @@
 Prints the counts created / updated / unchanged / rejected; the rejected rows (row, column, reason,
 value) go to a report file, `FILE.rejected.csv` unless --report says otherwise. Exit status 0 when every
 row was imported or checked clean, 1 when some rows were rejected (or an all-or-nothing import was), 2 when
-the file could not be read, or the user is unknown or may not import orders."""
+the file could not be read, or the user is unknown or may not import orders, or --initial-load was asked for
+while order lines are stored already.
+
+`--initial-load` is for the first migration of an ERP's order history: the order tables must be empty. The lines
+go in as one transaction, the line table's indexes and the monthly rollups are built once at the end; the rows go
+through every check of the ordinary import. Killed midway, it leaves nothing behind (run it again)."""
 
 from __future__ import annotations
 
@@ -23,11 +28,13 @@ from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers import importer
 from pharmacrm.customers.exporter import csv_safe
 from pharmacrm.customers.models import ImportJob
+from pharmacrm.sales import importer as orders_importer
 
 
 class Command(BaseCommand):
     help = (
-        "Import ERP orders and payments: import orders FILE [--dry-run] [--all-or-nothing] [--report FILE]."
+        "Import ERP orders and payments: import orders FILE [--dry-run] [--all-or-nothing] [--initial-load] "
+        "[--report FILE]."
     )
 
     def add_arguments(self, parser):
@@ -38,6 +45,12 @@ class Command(BaseCommand):
             "--all-or-nothing",
             action="store_true",
             help="Import nothing if any row is bad (default: good rows).",
+        )
+        parser.add_argument(
+            "--initial-load",
+            action="store_true",
+            help="The first import of an ERP's order history into empty order tables: one transaction, indexes and "
+            "monthly figures built once at the end (much faster; other changes to the database wait on SQLite).",
         )
         parser.add_argument("--report", help="Where to write the rejected rows (CSV).")
         parser.add_argument(
@@ -51,9 +64,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, what, file, dry_run, all_or_nothing, report, user, language, **options):
+        initial_load = options.get("initial_load", False)
         # every line in one language: the counts and notes as well as the reasons in the report
         with translation.override(language or translation.get_language() or settings.LANGUAGE_CODE):
-            self._import(Path(file), dry_run, all_or_nothing, report, user)
+            token = orders_importer.INITIAL_LOAD.set(initial_load and not dry_run)
+            try:
+                self._import(Path(file), dry_run, all_or_nothing, report, user)
+            finally:
+                orders_importer.INITIAL_LOAD.reset(token)
 
     def _import(self, path, dry_run, all_or_nothing, report, user):
         if not path.is_file():  # exit 2, as for a file that cannot be read: 1 means "rows were rejected"
@@ -74,6 +92,10 @@ class Command(BaseCommand):
             )
             raise SystemExit(2)
         actor = self._user(user)
+        # said before reading the file, as for the report's folder
+        if orders_importer.INITIAL_LOAD.get() and not orders_importer.order_tables_empty():
+            self.stderr.write(str(orders_importer.MESSAGES["initial_load_not_empty"]))
+            raise SystemExit(2)
         mode = ImportJob.Mode.ALL_OR_NOTHING if all_or_nothing else ImportJob.Mode.GOOD_ROWS
         token = audit.set_context(audit.RequestContext(user=actor))
         try:
@@ -104,7 +126,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{note}\n")
         if written:
             self.stdout.write(_("rejected rows: %(path)s") % {"path": report_path} + "\n")
-        if job.status == ImportJob.Status.FAILED:
+        if job.status == ImportJob.Status.FAILED:  # the file unreadable, or an initial load into stored lines
             raise SystemExit(2)
         if rejected or job.status == ImportJob.Status.REJECTED:
             raise SystemExit(1)

@@ -1,0 +1,196 @@
+"""`pharmacrm import orders FILE --initial-load`: the first migration of an ERP's order history into empty order
+tables — one transaction, the line table's indexes and constraints dropped while it loads and built again from their
+own definitions, every monthly rollup computed once at the end. What it stores must be exactly what the ordinary
+import stores; stopped midway it must leave nothing, indexes included."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
+
+from pharmacrm.customers.models import ImportJob
+from pharmacrm.sales import importer as orders_importer
+from pharmacrm.sales.importer import BareTable
+from pharmacrm.sales.models import MonthlyRollup, OrderLine, ProductCode, RollupDirty
+from pharmacrm.servicedesk.models import Product
+
+from .conftest import line, tables, today_minus
+
+
+@pytest.fixture
+def history(xiehe, huashan):
+    """A file with what an ERP history holds: paid, late, part-paid and open lines, a return, a line without a due
+    date, an approval number, and rows the import refuses (an unknown customer, a bad date, a duplicate line, one
+    order naming two customers)."""
+    Product.objects.create(brand_name="安心宁", generic_name="盐酸氨氯地平片", approval_number="国药准字H20249871")
+    d = today_minus
+    return [
+        line("H-1", 1, d(400), xiehe, "YP1001", 10, "32.50", payment_due=d(340), paid_date=d(350),
+             approval_number="国药准字H20249871", batch_number="A1"),  # fmt: skip
+        line("H-1", 2, d(400), xiehe, "YP1002", 5, "20.5", payment_due=d(340), paid_date=d(300)),
+        line("H-2", 1, d(200), xiehe, "YP1001", 3, "32.5", payment_due=d(140), paid_date=d(150), paid_amount="50"),
+        line("H-3", 1, d(90), huashan, "YP1003", 2, "250", payment_due=d(30)),
+        line("H-3", 2, d(90), huashan, "YP1001", 1, "32.50"),  # no due date: the default payment term
+        line("H-4", 1, d(60), huashan, "YP1003", "-1", "250", amount="-250", paid_date=d(50), paid_amount="-250"),
+        line("H-5", 1, d(10), xiehe, "YP9999", 7, "1.2345", batch_number="Z9"),  # a code the catalogue lacks
+        line("H-6", 1, d(20), "91110000000000000X", "YP1001", 1, "10"),  # unknown customer
+        line("H-7", 1, "2025-02-30", xiehe, "YP1001", 1, "10"),  # no such day
+        line("H-1", 2, d(400), xiehe, "YP1002", 5, "20.5"),  # the same order line again
+        line("H-3", 3, d(90), xiehe, "YP1001", 1, "10"),  # order H-3 is 华山's
+        line("H-8", 1, d(5), xiehe, "YP1002", "0.5", "99.99", paid_date=d(1)),
+    ]
+
+
+def _initial_load(path, *extra) -> int:
+    try:
+        call_command("import", "orders", str(path), "--initial-load", "--language", "en", *extra)
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def _wipe() -> None:
+    OrderLine.objects.all().delete()
+    MonthlyRollup.objects.all().delete()
+    RollupDirty.objects.all().delete()
+    ProductCode.objects.all().delete()
+
+
+def _stored() -> dict:
+    """What the import wrote, without what differs between two runs of it (ids, times, the job)."""
+    out = tables()
+    for row in out["lines"]:
+        for key in ("id", "job_id", "imported_at"):
+            row.pop(key)
+    for row in out["rollups"]:
+        for key in ("id", "updated_at"):
+            row.pop(key)
+    for row in out["codes"]:
+        for key in ("id", "updated_at"):
+            row.pop(key)
+    return out
+
+
+def _last_job() -> ImportJob:
+    return ImportJob.objects.filter(target=ImportJob.Target.ORDERS).latest("pk")
+
+
+def test_an_initial_load_stores_exactly_what_the_ordinary_import_stores(order_file, history, users, capsys):
+    path = order_file(history)
+
+    assert _initial_load(path) == 1  # rows were rejected
+    out = capsys.readouterr().out
+    assert "created 8\nupdated 0\nunchanged 0\nrejected 4" in out
+    assert "Initial load: the order tables were empty" in out
+    loaded, job = _stored(), _last_job()
+    errors = [(e["row"], e["code"]) for e in job.errors]
+
+    _wipe()
+    with pytest.raises(SystemExit):
+        call_command("import", "orders", str(path), "--language", "en")
+    ordinary = _stored()
+
+    assert len(loaded["lines"]) == 8 and loaded["rollups"]
+    assert loaded == ordinary  # lines with their fingerprints, every rollup figure, the product codes and links
+    assert errors == [(e["row"], e["code"]) for e in _last_job().errors] == [
+        (9, "customer_not_found"), (10, "impossible_date"), (11, "duplicate_line"), (12, "order_two_customers"),
+    ]  # fmt: skip
+    # and a re-import of the same file afterwards recognises every line
+    with pytest.raises(SystemExit):
+        call_command("import", "orders", str(path), "--language", "en")
+    assert "unchanged 8" in capsys.readouterr().out
+
+
+def test_the_line_tables_indexes_and_constraints_are_back_after_an_initial_load(order_file, history, users):
+    before = BareTable()
+
+    _initial_load(order_file(history))
+
+    after = BareTable()
+    assert (after.indexes, after.constraints) == (before.indexes, before.constraints)
+    assert before.indexes  # there is something to compare
+    stored = OrderLine.objects.first()
+    stored.pk = None
+    with pytest.raises(IntegrityError), transaction.atomic():  # (order number, line) is unique again
+        stored.save()
+
+
+def test_an_initial_load_into_stored_lines_is_refused_and_changes_nothing(order_file, history, users, capsys):
+    path = order_file(history)
+    _initial_load(path)
+    capsys.readouterr()
+    before = tables()
+
+    assert _initial_load(path) == 2
+
+    assert "An initial load is for empty order tables" in capsys.readouterr().err
+    assert tables() == before
+
+
+def test_an_initial_load_that_finds_lines_under_the_lock_imports_nothing(order_file, history, users, monkeypatch):
+    """Another import stored lines between the command's check and the load's lock: the job says why and nothing
+    of the file is stored."""
+    path = order_file(history)
+    checks = iter([True, True])  # the command's and the job's checks see an empty table …
+    monkeypatch.setattr(orders_importer, "order_tables_empty", lambda: next(checks, False))  # … the lock's does not
+
+    assert _initial_load(path) == 2
+
+    job = _last_job()
+    assert job.status == ImportJob.Status.FAILED and "initial_load_not_empty" in job.message
+    assert not OrderLine.objects.exists()
+    assert BareTable().indexes
+
+
+def test_an_initial_load_stopped_midway_by_the_database_leaves_nothing_and_the_indexes_in_place(
+    order_file, history, users, refused_order_number, monkeypatch
+):
+    """A database error in the fourth chunk (a worker killed midway is the same for the database: its transaction
+    is rolled back, the dropped indexes with it)."""
+    monkeypatch.setattr(orders_importer, "CHUNK_ROWS", 3)
+    before = BareTable()
+    rows = [r for r in history if r["order_number"] not in ("H-6", "H-7")]
+    rows.insert(10, line(refused_order_number, 1, today_minus(3), rows[0]["credit_code"], "YP1001", 1, "10"))
+
+    assert _initial_load(order_file(rows)) == 2
+
+    assert not OrderLine.objects.exists() and not MonthlyRollup.objects.exists()
+    after = BareTable()
+    assert (after.indexes, after.constraints) == (before.indexes, before.constraints)
+    assert _last_job().status == ImportJob.Status.FAILED
+
+
+def test_an_all_or_nothing_initial_load_with_a_bad_row_imports_nothing(order_file, history, users, capsys):
+    before = BareTable()
+
+    assert _initial_load(order_file(history), "--all-or-nothing") == 1
+
+    assert not OrderLine.objects.exists()
+    assert _last_job().status == ImportJob.Status.REJECTED
+    assert BareTable().indexes == before.indexes
+
+
+def test_a_dry_run_with_initial_load_checks_the_rows_and_stores_nothing(order_file, history, users, capsys):
+    assert _initial_load(order_file(history), "--dry-run") == 1
+
+    assert "created 8" in capsys.readouterr().out
+    assert not OrderLine.objects.exists()
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_initial_load_with_its_writer_thread_stores_what_the_ordinary_import_stores(order_file, history, users):
+    """Outside a test's transaction PostgreSQL writes the chunks in a second thread, as in production: the drop, the
+    load and the rebuild all happen on the writer's connection, in its transaction."""
+    path = order_file(history)
+    _initial_load(path)
+    loaded = _stored()
+    assert BareTable().indexes
+
+    _wipe()
+    with pytest.raises(SystemExit):
+        call_command("import", "orders", str(path), "--language", "en")
+
+    assert loaded == _stored() and len(loaded["lines"]) == 8
+    assert connection.vendor == "postgresql"
