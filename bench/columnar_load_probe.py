@@ -136,7 +136,7 @@ def _sqlite(path) -> dict:
         t = time.time()
         out, bad = columns(batch, codes)
         t1 = time.time()
-        rows = list(zip(*[col.to_pylist() for col in out]))
+        rows = list(zip(*[col.to_pylist() for col in out], strict=True))
         t2 = time.time()
         con.executemany(insert, rows)
         t3 = time.time()
@@ -145,12 +145,12 @@ def _sqlite(path) -> dict:
         parts["insert"] += t3 - t2
         n += len(rows)
         refused += bad
-    w1, c1 = time.time(), time.process_time()
+    w1 = time.time()
     for sql in probe.INDEXES:
         con.execute(sql)
-    w2, c2 = time.time(), time.process_time()
+    w2 = time.time()
     con.execute(ROLLUP)
-    w3, c3 = time.time(), time.process_time()
+    w3 = time.time()
     con.execute("COMMIT")
     w4, c4 = time.time(), time.process_time()
     con.close()

@@ -3,7 +3,8 @@ date) at N lines over the dataset's customers — lines/s, peak memory of the im
 raw bulk insert of the same rows into the same table, and the rate of a re-import of the same file.
 
     python bench/orders_bench.py generate N        # write /tmp/orders-bench/orders-N.csv (reused when there)
-    python bench/orders_bench.py run N             # baseline, import, re-import (each in a child process)
+    python bench/orders_bench.py run N             # baseline, import, initial load, re-import (child processes)
+    python bench/orders_bench.py initial N         # baseline, initial load, re-import (no ordinary import)
     python bench/orders_bench.py profile N         # cProfile of one import of N lines (top functions)
 
 The run empties the sales tables first (they hold order data only) and leaves the N lines and their rollups
@@ -303,13 +304,17 @@ def _report(result: dict) -> None:
 # --- what the children do ---------------------------------------------------------------------------------
 
 
-def child_import(path: str, mode: str = "good") -> None:
+def child_import(path: str, mode: str = "good", initial: str = "") -> None:
     """The real import (`import_file`), timed; also the time spent inside the rollup maintenance functions
-    (on the writer thread when the import has one, so it may overlap the parsing)."""
+    (on the writer thread when the import has one, so it may overlap the parsing). `initial` = "initial": as
+    `pharmacrm import orders --initial-load` runs it."""
     import threading
 
     from pharmacrm.customers import importer
     from pharmacrm.sales import rollups
+    from pharmacrm.sales.importer import INITIAL_LOAD
+
+    INITIAL_LOAD.set(initial == "initial")
 
     user = manager()
     spent: dict[str, list] = {}
@@ -328,7 +333,7 @@ def child_import(path: str, mode: str = "good") -> None:
 
         return wrapper
 
-    originals = {n: getattr(rollups, n) for n in ROLLUP_FUNCTIONS if hasattr(rollups, n)}
+    originals = {n: getattr(rollups, n) for n in (*ROLLUP_FUNCTIONS, "rebuild_all") if hasattr(rollups, n)}
     for name, fn in originals.items():
         setattr(rollups, name, timed(name, fn))
     start = time.perf_counter()
@@ -419,7 +424,9 @@ def child_baseline(path: str) -> None:
 # --- the benchmark ---------------------------------------------------------------------------------------------
 
 
-def run(n: int, *, baseline: bool = True, reimport: bool = True) -> dict:
+def run(
+    n: int, *, baseline: bool = True, reimport: bool = True, initial: bool = True, ordinary: bool = True
+) -> dict:
     path = generate(n)
     meta = json.loads(path.with_suffix(".json").read_text())
     result: dict = {"lines": n, "file": {**meta, "path": str(path)}, "dataset": common.counts(),
@@ -431,17 +438,32 @@ def run(n: int, *, baseline: bool = True, reimport: bool = True) -> dict:
         base["insert_only_lines_per_s"] = round(base["rows"] / base["insert_seconds"])
         result["baseline"] = base
         print(json.dumps(base), flush=True)
-    empty_sales_tables()
-    print(f"import of {n:,} lines into empty sales tables …", flush=True)
-    first = in_child("import", str(path))
-    first["lines_per_s"] = round(first["rows"] / first["seconds"])
-    result["import"] = first
-    print(json.dumps(first), flush=True)
-    if baseline:
-        result["ratio_to_raw_insert"] = round(first["seconds"] / result["baseline"]["seconds"], 2)
-        result["ratio_to_insert_statements_only"] = round(
-            first["seconds"] / result["baseline"]["insert_seconds"], 2
+    if ordinary:
+        empty_sales_tables()
+        print(f"import of {n:,} lines into empty sales tables …", flush=True)
+        first = in_child("import", str(path))
+        first["lines_per_s"] = round(first["rows"] / first["seconds"])
+        result["import"] = first
+        print(json.dumps(first), flush=True)
+        if baseline:
+            result["ratio_to_raw_insert"] = round(first["seconds"] / result["baseline"]["seconds"], 2)
+            result["ratio_to_insert_statements_only"] = round(
+                first["seconds"] / result["baseline"]["insert_seconds"], 2
+            )
+    if initial:
+        empty_sales_tables()
+        print(
+            f"initial load (import orders --initial-load) of {n:,} lines into empty sales tables …",
+            flush=True,
         )
+        load = in_child("import", str(path), "good", "initial")
+        load["lines_per_s"] = round(load["rows"] / load["seconds"])
+        result["initial_load"] = load
+        print(json.dumps(load), flush=True)
+        if baseline:
+            result["initial_load_ratio_to_raw_insert"] = round(
+                load["seconds"] / result["baseline"]["seconds"], 2
+            )
     if reimport:
         print("re-import of the same file (every line unchanged) …", flush=True)
         again = in_child("import", str(path))
@@ -487,6 +509,10 @@ if __name__ == "__main__":
     n = int(sys.argv[2]) if len(sys.argv) > 2 else int(os.environ.get("BENCH_ORDER_LINES", 10_000_000))
     if what == "generate":
         generate(n)
+    elif (
+        what == "initial"
+    ):  # the raw insert, then only the initial load (and a re-import of the file after it)
+        common.save(f"orders-initial-{n}", run(n, ordinary=False))
     elif what == "profile":
         profile(n)
     else:
