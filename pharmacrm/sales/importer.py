@@ -1015,22 +1015,34 @@ def order_tables_empty() -> bool:
 
 
 class BareTable:
-    """The line table's secondary indexes and constraints (never its primary key), read from the database's own
-    catalogue, dropped, and created again exactly as they were. Inside the load's transaction, both databases
-    undo the drop with everything else when the load fails or its process is killed."""
+    """The line table's secondary indexes and unique constraints (never its primary key), read from the database's
+    own catalogue, dropped, and created again exactly as they were. Inside the load's transaction, both databases
+    undo the drop with everything else when the load fails or its process is killed.
+
+    Its foreign keys stay: dropping one locks the table it points to, the customers, against every reader — the whole
+    CRM, and the import's own look-ups of customers on its reading connection, waiting for the load to end. They are
+    checked line by line instead, at the end of each chunk's insert rather than all at the commit (PostgreSQL would
+    queue millions of checks in memory otherwise)."""
 
     def __init__(self):
         self.table = OrderLine._meta.db_table
         self.indexes: list[tuple[str, str]] = []  # (name, CREATE INDEX …)
-        self.constraints: list[tuple[str, str, str]] = []  # (name, definition, kind: u unique, f foreign key)
+        self.constraints: list[tuple[str, str]] = []  # (name, UNIQUE (…))
+        self.foreign_keys: list[str] = []  # names
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(
-                    "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
-                    "WHERE conrelid = %s::regclass AND contype IN ('u', 'f') ORDER BY contype DESC, conname",
+                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE conrelid = %s::regclass AND contype = 'u' ORDER BY conname",
                     [self.table],
                 )
                 self.constraints = list(cursor.fetchall())
+                cursor.execute(
+                    "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' "
+                    "AND condeferrable ORDER BY conname",
+                    [self.table],
+                )
+                self.foreign_keys = [name for (name,) in cursor.fetchall()]
                 cursor.execute(
                     "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
                     "AND tablename = %s AND indexname NOT IN "
@@ -1057,8 +1069,10 @@ class BareTable:
         qn = connection.ops.quote_name
         with connection.cursor() as cursor:
             self._check_deferred(cursor)
-            for name, _definition, _kind in self.constraints:
+            for name, _definition in self.constraints:
                 cursor.execute(f"ALTER TABLE {qn(self.table)} DROP CONSTRAINT {qn(name)}")
+            if self.foreign_keys:
+                cursor.execute(f"SET CONSTRAINTS {', '.join(qn(n) for n in self.foreign_keys)} IMMEDIATE")
             for name, _definition in self.indexes:
                 cursor.execute(f"DROP INDEX {qn(name)}")
 
@@ -1070,9 +1084,10 @@ class BareTable:
                 cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")  # the server's memory, for the sorts
             for _name, definition in self.indexes:
                 cursor.execute(definition)
-            # unique constraints first (ORDER BY contype DESC): checking a foreign key is a join, best with indexes
-            for name, definition, _kind in self.constraints:
+            for name, definition in self.constraints:
                 cursor.execute(f"ALTER TABLE {qn(self.table)} ADD CONSTRAINT {qn(name)} {definition}")
+            if self.foreign_keys:
+                cursor.execute(f"SET CONSTRAINTS {', '.join(qn(n) for n in self.foreign_keys)} DEFERRED")
 
 
 # --- one pass over a file ----------------------------------------------------------------------------
