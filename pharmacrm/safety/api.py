@@ -272,6 +272,31 @@ class ClockSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class LiteratureCopySerializer(serializers.Serializer):
+    reference = serializers.IntegerField(read_only=True, help_text="The literature reference (1, 2, …: its line).")
+    name = serializers.CharField(read_only=True)
+    content_type = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True)
+    uploaded_at = serializers.DateTimeField(read_only=True)
+
+
+class LiteratureCopyUploadSerializer(serializers.Serializer):
+    reference = serializers.IntegerField(min_value=1, max_value=MAX_INT32,
+                                         help_text="The literature reference the article is the copy of: its line, "
+                                         "1 for the first.")  # fmt: skip
+    file = serializers.FileField(help_text="The article as a PDF (C.4.r.2), at most 7 MB: it travels inside the "
+                                 "ICSR.")  # fmt: skip
+
+
+def _literature_copies(case: SafetyCase) -> list[dict]:
+    references = services.literature_references(case)
+    copies = services.literature_copies(case)
+    return [
+        {"reference": n, "name": f.name, "content_type": f.content_type, "size": f.size, "uploaded_at": f.uploaded_at}
+        for n, text in enumerate(references, start=1) if (f := copies.get(text))
+    ]
+
+
 PATIENT_API_FIELDS = (
     "patient_name", "patient_sex", "patient_birth_date", "patient_age", "patient_age_unit", "patient_weight_kg",
     "patient_height_cm", "patient_pregnancy", "patient_history", "patient_record_number",
@@ -281,7 +306,8 @@ REPORTER_API_FIELDS = ("reporter_name", "reporter_contact", "reporter_institutio
 ASSESSMENT_FIELDS = ("expectedness", "causality_reporter", "causality_company", "narrative", "reporter_comment",
                      "sender_comment", "literature")  # fmt: skip
 PV_FIELDS = frozenset(
-    PATIENT_API_FIELDS + REPORTER_API_FIELDS + ASSESSMENT_FIELDS + ("drugs", "reactions", "quality")
+    PATIENT_API_FIELDS + REPORTER_API_FIELDS + ASSESSMENT_FIELDS
+    + ("literature_copies", "drugs", "reactions", "quality")
 )
 # what a READ_PERSONAL entry names: the encrypted fields an answer shows
 READ_FIELDS = sorted(services.SECRET_FIELDS)
@@ -344,6 +370,10 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
     reporter_comment = _text(20000, help_text=PV_ONLY)
     sender_comment = _text(20000, help_text=PV_ONLY)
     literature = _text(20000, help_text=PV_ONLY + " C.4.r.1: one literature reference a line, 500 characters each.")
+    literature_copies = serializers.SerializerMethodField(
+        help_text=PV_ONLY + " C.4.r.2: the copies of the articles, by reference; attach one with "
+        "…/literature-copies/."
+    )  # fmt: skip
     drugs = DrugSerializer(
         many=True, required=False, help_text=PV_ONLY + " A list given replaces the case's list."
     )
@@ -362,8 +392,8 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
             "id", "number", "kind", "status", "received_at", "latest_received_at", "report_type", "country",
             "worldwide_id", "sender_case_id", "imported_from", "source_ticket", "source_interaction", "owner",
             "serious", "fatal", "valid", "missing", "next_due_at", "overdue", "clocks", "version", "created_at",
-            "updated_at", *PATIENT_API_FIELDS, *REPORTER_API_FIELDS, *ASSESSMENT_FIELDS, "drugs", "reactions",
-            "quality",
+            "updated_at", *PATIENT_API_FIELDS, *REPORTER_API_FIELDS, *ASSESSMENT_FIELDS,
+            "literature_copies", "drugs", "reactions", "quality",
         ]  # fmt: skip
 
     def get_fields(self):
@@ -390,6 +420,10 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
     @extend_schema_field(ClockSerializer(many=True))
     def get_clocks(self, case):
         return ClockSerializer(case.clocks.all(), many=True).data
+
+    @extend_schema_field(LiteratureCopySerializer(many=True))
+    def get_literature_copies(self, case):
+        return LiteratureCopySerializer(_literature_copies(case), many=True).data
 
 
 class CaseListSerializer(CaseSerializer):
@@ -776,6 +810,36 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
             pk=submission.pk
         )
         return Response(SubmissionSerializer(submission).data, status=status.HTTP_201_CREATED)
+
+
+    @extend_schema(
+        request={"multipart/form-data": LiteratureCopyUploadSerializer}, tags=["safety"],
+        responses={201: LiteratureCopySerializer, 400: OpenApiResponse(description="Per-field messages: a reference "
+                   "the case does not have, a file that is not a PDF, empty or over 7 MB.")},
+        description="Attach the copy of a published article (a PDF) to one of the case's literature references "
+        "(pharmacovigilance): the E2B(R3) export sends it inside the ICSR (C.4.r.2). It replaces that reference's "
+        "earlier copy.",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="literature-copies", filter_backends=[], pagination_class=None,
+            parser_classes=[MultiPartParser, FormParser])  # fmt: skip
+    def literature_copies(self, request, pk=None):
+        case = self.get_object()
+        services.require(request.user)
+        form = LiteratureCopyUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            copy = services.attach_literature_copy(request.user, case, form.validated_data["reference"],
+                                                   form.validated_data["file"])  # fmt: skip
+        except ValidationError as exc:
+            errors = exc.message_dict
+            if "copy" in errors:
+                errors["file"] = errors.pop("copy")
+            raise serializers.ValidationError(errors) from None
+        n = services.literature_references(case).index(copy.literature) + 1
+        return Response(LiteratureCopySerializer({
+            "reference": n, "name": copy.name, "content_type": copy.content_type, "size": copy.size,
+            "uploaded_at": copy.uploaded_at,
+        }).data, status=status.HTTP_201_CREATED)  # fmt: skip
 
 
 def _body_version(request):
