@@ -272,6 +272,33 @@ class ClockSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class LastReportSerializer(serializers.Serializer):
+    """The case's latest report, as its page shows it (read-only)."""
+
+    kind = serializers.ChoiceField(
+        choices=["initial", "follow_up", "amendment", "nullification"], read_only=True,
+        help_text="The initial report, a follow-up (a later version), or an amendment / nullification (C.1.11.1).",
+    )  # fmt: skip
+    state = serializers.ChoiceField(
+        choices=["exported", "submitted", "acknowledged"], read_only=True,
+        help_text="exported: the ICSR was released, its sending not recorded yet; submitted: sent, no "
+        "acknowledgement yet; acknowledged: the regulator's acknowledgement came back (see `ack`).",
+    )  # fmt: skip
+    batch_number = serializers.CharField(
+        read_only=True, help_text="N.1.2, the batch (transmission) number; the message id recorded with the "
+        "submission when it was sent without an export from here ('' when none was given).",
+    )  # fmt: skip
+    exported_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                            help_text="When the batch was created (N.1.5); null when not exported "
+                                            "from here.")  # fmt: skip
+    submitted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    acknowledged_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    ack = serializers.ChoiceField(choices=AckStatus.choices, read_only=True, allow_null=True,
+                                  help_text="The acknowledgement: null before a submission is recorded.")  # fmt: skip
+    ack_errors = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                       help_text="The errors a rejecting acknowledgement reported.")  # fmt: skip
+
+
 class LiteratureCopySerializer(serializers.Serializer):
     reference = serializers.IntegerField(read_only=True, help_text="The literature reference (1, 2, …: its line).")
     name = serializers.CharField(read_only=True)
@@ -374,6 +401,10 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
         help_text=PV_ONLY + " C.4.r.2: the copies of the articles, by reference; attach one with "
         "…/literature-copies/."
     )  # fmt: skip
+    report = serializers.SerializerMethodField(
+        help_text="The latest report of the case (read-only), as its page shows it: null for a case never exported "
+        "nor submitted."
+    )  # fmt: skip
     drugs = DrugSerializer(
         many=True, required=False, help_text=PV_ONLY + " A list given replaces the case's list."
     )
@@ -392,7 +423,7 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
             "id", "number", "kind", "status", "received_at", "latest_received_at", "report_type", "country",
             "worldwide_id", "sender_case_id", "imported_from", "source_ticket", "source_interaction", "owner",
             "serious", "fatal", "valid", "missing", "next_due_at", "overdue", "clocks", "version", "created_at",
-            "updated_at", *PATIENT_API_FIELDS, *REPORTER_API_FIELDS, *ASSESSMENT_FIELDS,
+            "updated_at", "report", *PATIENT_API_FIELDS, *REPORTER_API_FIELDS, *ASSESSMENT_FIELDS,
             "literature_copies", "drugs", "reactions", "quality",
         ]  # fmt: skip
 
@@ -400,6 +431,7 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
         fields = super().get_fields()
         if self.context.get("summary"):
             fields.pop("clocks", None)
+            fields.pop("report", None)
         if not self.context.get("identity"):
             for name in PV_FIELDS:
                 fields.pop(name, None)
@@ -421,6 +453,11 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
     def get_clocks(self, case):
         return ClockSerializer(case.clocks.all(), many=True).data
 
+    @extend_schema_field(LastReportSerializer(allow_null=True))
+    def get_report(self, case):
+        report = services.last_report(case)
+        return LastReportSerializer(report).data if report is not None else None
+
     @extend_schema_field(LiteratureCopySerializer(many=True))
     def get_literature_copies(self, case):
         return LiteratureCopySerializer(_literature_copies(case), many=True).data
@@ -431,7 +468,7 @@ class CaseListSerializer(CaseSerializer):
     case's own page has them), so that the schema says what the list answers."""
 
     class Meta(CaseSerializer.Meta):
-        fields = [f for f in CaseSerializer.Meta.fields if f != "clocks" and f not in PV_FIELDS]
+        fields = [f for f in CaseSerializer.Meta.fields if f not in ("clocks", "report") and f not in PV_FIELDS]
 
 
 def _case_base():

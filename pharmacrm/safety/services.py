@@ -1319,6 +1319,47 @@ def report_states(case_ids: Iterable[int]) -> dict[int, str]:
     return {pk: str(REPORT_STATES[(report, (pk, batch) in sent)]) for pk, (report, batch) in latest.items()}
 
 
+def last_report(case: SafetyCase) -> dict | None:
+    """The case's latest report as its page shows it — the ICSR last exported (kept batch) or the submission last
+    recorded, whichever is later: `kind` (initial, follow_up, amendment, nullification; C.1.11.1 and the version it
+    carried), `state` (exported, submitted, acknowledged), `batch_number` (N.1.2), `exported_at`, `submitted_at`,
+    `acknowledged_at`, `ack` (None before a submission; pending, accepted, rejected) and `ack_errors`. None for a
+    case never reported. Two queries."""
+    messages = list(IcsrMessage.objects.filter(case=case).select_related("batch", "case_version")
+                    .order_by("-batch__created_at", "-batch_id"))  # fmt: skip
+    submissions = list(Submission.objects.filter(case=case).select_related("case_version")
+                       .order_by("-submitted_at", "-id"))  # fmt: skip
+    if not messages and not submissions:
+        return None
+    latest = submissions[0] if submissions else None
+    message = messages[0] if messages else None
+    submission = None
+    if message is not None:
+        submission = next((s for s in submissions if s.message_id == message.batch.batch_id), None)
+        since = submission.submitted_at if submission else message.batch.created_at
+    if latest is not None and (message is None or (latest is not submission and latest.submitted_at > since)):
+        # a submission recorded after the last export: of an earlier batch, or sent without one from here
+        submission = latest
+        message = next((m for m in messages if m.batch.batch_id == latest.message_id), None)
+    version = message.case_version if message is not None else submission.case_version
+    kind = "follow_up" if version is not None and version.sequence else "initial"
+    if message is not None and message.batch.report:
+        kind = message.batch.report
+    exported_at = message.batch.created_at if message is not None else None
+    batch_number = message.batch.batch_id if message is not None else submission.message_id
+    if submission is None:
+        state, ack = "exported", None
+    else:
+        ack = submission.ack_status
+        state = "submitted" if ack == AckStatus.PENDING else "acknowledged"
+    return {
+        "kind": kind, "state": state, "batch_number": batch_number, "exported_at": exported_at,
+        "submitted_at": submission.submitted_at if submission else None,
+        "acknowledged_at": submission.ack_at if submission else None, "ack": ack,
+        "ack_errors": list(submission.ack_errors or []) if submission else [],
+    }  # fmt: skip
+
+
 def nullification_batch(case: SafetyCase, message_id: str) -> IcsrBatch | None:
     """The kept nullification report of `case` whose batch number is `message_id`, if that is what was sent."""
     if not message_id:

@@ -1,5 +1,6 @@
 """Safety items of the thirty-second round: the copy of a published article attached to a literature reference
-(C.4.r.2) — on the page and the API, in the E2B(R3) export and back through the import."""
+(C.4.r.2) — on the page and the API, in the E2B(R3) export and back through the import — and the state of a case's
+latest report in the API's case answer."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 from lxml import etree
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.safety import services
 from pharmacrm.safety.e2b import export, importer, schema
-from pharmacrm.safety.models import CaseFile, SafetyCase
+from pharmacrm.safety.models import CaseFile, SafetyCase, Submission
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import ROLES
 
-from .conftest import sign_code
+from .conftest import next_code, sign_code
 
 pytestmark = pytest.mark.django_db
 api_for = api_fixtures.api_for  # token clients per role
@@ -247,3 +249,67 @@ def test_only_pv_attaches_a_copy_through_the_api_and_only_pv_sees_it(api_for, ma
 def _stored() -> list[str]:
     root = Path(default_storage.path(""))
     return sorted(p.as_posix() for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+# --- 2. the state of the latest report in the API ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_case_answer_says_what_became_of_its_latest_report(api_for, make_case, users, role):
+    """The case page shows that the report was exported, submitted, acknowledged or rejected; the API's case said
+    none of it — an integration had to fetch the submissions and guess which batch was the latest. Now `report`
+    carries the kind of the latest report, its state, its batch number, when it was exported and acknowledged
+    and the acknowledgement's result, for every role that reads cases."""
+    case = make_case()
+    client = api_for(role)
+    url = f"/api/v1/safety/cases/{case.pk}/"
+    if role not in READERS:
+        assert client.get(url).status_code == 403
+        return
+    assert client.get(url).json()["report"] is None
+
+    exported = _export(case, users)
+    report = client.get(url).json()["report"]
+    assert report["kind"] == "initial" and report["state"] == "exported" and report["ack"] is None
+    assert report["batch_number"] == exported.message_id and report["exported_at"] and not report["submitted_at"]
+
+    submission = services.record_submission(users["pv"], SafetyCase.objects.get(pk=case.pk),
+                                            {"channel": "nmpa", "message_id": exported.message_id},
+                                            otp_code=next_code(users["pv"]))  # fmt: skip
+    report = client.get(url).json()["report"]
+    assert (report["state"], report["ack"], report["batch_number"]) == ("submitted", "pending", exported.message_id)
+    assert report["submitted_at"]
+
+    services.record_ack(users["pv"], submission, accepted=False, errors=["C.1.1: duplicate"], at=timezone.now())
+    report = client.get(url).json()["report"]
+    assert (report["state"], report["ack"], report["ack_errors"]) == ("acknowledged", "rejected", ["C.1.1: duplicate"])
+    assert report["acknowledged_at"] and report["kind"] == "initial"
+
+
+def test_an_amendment_and_an_accepted_follow_up_read_as_the_page_shows_them(api_for, make_case, users):
+    case = make_case()
+    first = _export(case, users)
+    Submission.objects.create(case=case, jurisdiction="CN", channel="nmpa", submitted_at=timezone.now(),
+                              submitted_by=users["pv"], message_id=first.message_id, ack_status="accepted",
+                              ack_at=timezone.now())  # fmt: skip
+    services.export_icsr(users["pv"], [SafetyCase.objects.get(pk=case.pk)], otp_code=next_code(users["pv"]),
+                         report="amendment", reason="剂量单位更正")  # fmt: skip
+
+    body = api_for("auditor").get(f"/api/v1/safety/cases/{case.pk}/").json()
+
+    assert body["report"]["kind"] == "amendment" and body["report"]["state"] == "exported"
+    assert body["report"]["batch_number"] != first.message_id
+    # the page's badge says the same
+    assert services.report_states([case.pk])[case.pk] == str(services.REPORT_STATES[("amendment", False)])
+
+
+def test_the_report_state_is_documented_in_the_openapi_schema(api_for, db):
+    import json
+
+    spec = json.loads(api_for("admin").get("/api/schema/?format=json").content)
+    case = spec["components"]["schemas"]["Case"]["properties"]
+    assert "report" in case and case["report"].get("readOnly", True)
+    last = spec["components"]["schemas"]["LastReport"]["properties"]
+    assert {"kind", "state", "batch_number", "exported_at", "submitted_at", "acknowledged_at", "ack",
+            "ack_errors"} <= set(last)  # fmt: skip
+    assert "/api/v1/safety/cases/{id}/literature-copies/" in spec["paths"]
