@@ -272,6 +272,58 @@ class ClockSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class LastReportSerializer(serializers.Serializer):
+    """The case's latest report, as its page shows it (read-only)."""
+
+    kind = serializers.ChoiceField(
+        choices=["initial", "follow_up", "amendment", "nullification"], read_only=True,
+        help_text="The initial report, a follow-up (a later version), or an amendment / nullification (C.1.11.1).",
+    )  # fmt: skip
+    state = serializers.ChoiceField(
+        choices=["exported", "submitted", "acknowledged"], read_only=True,
+        help_text="exported: the ICSR was released, its sending not recorded yet; submitted: sent, no "
+        "acknowledgement yet; acknowledged: the regulator's acknowledgement came back (see `ack`).",
+    )  # fmt: skip
+    batch_number = serializers.CharField(
+        read_only=True, help_text="N.1.2, the batch (transmission) number; the message id recorded with the "
+        "submission when it was sent without an export from here ('' when none was given).",
+    )  # fmt: skip
+    exported_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                            help_text="When the batch was created (N.1.5); null when not exported "
+                                            "from here.")  # fmt: skip
+    submitted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    acknowledged_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    ack = serializers.ChoiceField(choices=AckStatus.choices, read_only=True, allow_null=True,
+                                  help_text="The acknowledgement: null before a submission is recorded.")  # fmt: skip
+    ack_errors = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                       help_text="The errors a rejecting acknowledgement reported.")  # fmt: skip
+
+
+class LiteratureCopySerializer(serializers.Serializer):
+    reference = serializers.IntegerField(read_only=True, help_text="The literature reference (1, 2, …: its line).")
+    name = serializers.CharField(read_only=True)
+    content_type = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True)
+    uploaded_at = serializers.DateTimeField(read_only=True)
+
+
+class LiteratureCopyUploadSerializer(serializers.Serializer):
+    reference = serializers.IntegerField(min_value=1, max_value=MAX_INT32,
+                                         help_text="The literature reference the article is the copy of: its line, "
+                                         "1 for the first.")  # fmt: skip
+    file = serializers.FileField(help_text="The article as a PDF (C.4.r.2), at most 7 MB: it travels inside the "
+                                 "ICSR.")  # fmt: skip
+
+
+def _literature_copies(case: SafetyCase) -> list[dict]:
+    references = services.literature_references(case)
+    copies = services.literature_copies(case)
+    return [
+        {"reference": n, "name": f.name, "content_type": f.content_type, "size": f.size, "uploaded_at": f.uploaded_at}
+        for n, text in enumerate(references, start=1) if (f := copies.get(text))
+    ]
+
+
 PATIENT_API_FIELDS = (
     "patient_name", "patient_sex", "patient_birth_date", "patient_age", "patient_age_unit", "patient_weight_kg",
     "patient_height_cm", "patient_pregnancy", "patient_history", "patient_record_number",
@@ -281,7 +333,8 @@ REPORTER_API_FIELDS = ("reporter_name", "reporter_contact", "reporter_institutio
 ASSESSMENT_FIELDS = ("expectedness", "causality_reporter", "causality_company", "narrative", "reporter_comment",
                      "sender_comment", "literature")  # fmt: skip
 PV_FIELDS = frozenset(
-    PATIENT_API_FIELDS + REPORTER_API_FIELDS + ASSESSMENT_FIELDS + ("drugs", "reactions", "quality")
+    PATIENT_API_FIELDS + REPORTER_API_FIELDS + ASSESSMENT_FIELDS
+    + ("literature_copies", "drugs", "reactions", "quality")
 )
 # what a READ_PERSONAL entry names: the encrypted fields an answer shows
 READ_FIELDS = sorted(services.SECRET_FIELDS)
@@ -344,6 +397,14 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
     reporter_comment = _text(20000, help_text=PV_ONLY)
     sender_comment = _text(20000, help_text=PV_ONLY)
     literature = _text(20000, help_text=PV_ONLY + " C.4.r.1: one literature reference a line, 500 characters each.")
+    literature_copies = serializers.SerializerMethodField(
+        help_text=PV_ONLY + " C.4.r.2: the copies of the articles, by reference; attach one with "
+        "…/literature-copies/."
+    )  # fmt: skip
+    report = serializers.SerializerMethodField(
+        help_text="The latest report of the case (read-only), as its page shows it: null for a case never exported "
+        "nor submitted."
+    )  # fmt: skip
     drugs = DrugSerializer(
         many=True, required=False, help_text=PV_ONLY + " A list given replaces the case's list."
     )
@@ -362,14 +423,15 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
             "id", "number", "kind", "status", "received_at", "latest_received_at", "report_type", "country",
             "worldwide_id", "sender_case_id", "imported_from", "source_ticket", "source_interaction", "owner",
             "serious", "fatal", "valid", "missing", "next_due_at", "overdue", "clocks", "version", "created_at",
-            "updated_at", *PATIENT_API_FIELDS, *REPORTER_API_FIELDS, *ASSESSMENT_FIELDS, "drugs", "reactions",
-            "quality",
+            "updated_at", "report", *PATIENT_API_FIELDS, *REPORTER_API_FIELDS, *ASSESSMENT_FIELDS,
+            "literature_copies", "drugs", "reactions", "quality",
         ]  # fmt: skip
 
     def get_fields(self):
         fields = super().get_fields()
         if self.context.get("summary"):
             fields.pop("clocks", None)
+            fields.pop("report", None)
         if not self.context.get("identity"):
             for name in PV_FIELDS:
                 fields.pop(name, None)
@@ -391,13 +453,22 @@ class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
     def get_clocks(self, case):
         return ClockSerializer(case.clocks.all(), many=True).data
 
+    @extend_schema_field(LastReportSerializer(allow_null=True))
+    def get_report(self, case):
+        report = services.last_report(case)
+        return LastReportSerializer(report).data if report is not None else None
+
+    @extend_schema_field(LiteratureCopySerializer(many=True))
+    def get_literature_copies(self, case):
+        return LiteratureCopySerializer(_literature_copies(case), many=True).data
+
 
 class CaseListSerializer(CaseSerializer):
     """A case as the list shows it: without its clocks and the patient's and reporter's identity (the
     case's own page has them), so that the schema says what the list answers."""
 
     class Meta(CaseSerializer.Meta):
-        fields = [f for f in CaseSerializer.Meta.fields if f != "clocks" and f not in PV_FIELDS]
+        fields = [f for f in CaseSerializer.Meta.fields if f not in ("clocks", "report") and f not in PV_FIELDS]
 
 
 def _case_base():
@@ -776,6 +847,36 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
             pk=submission.pk
         )
         return Response(SubmissionSerializer(submission).data, status=status.HTTP_201_CREATED)
+
+
+    @extend_schema(
+        request={"multipart/form-data": LiteratureCopyUploadSerializer}, tags=["safety"],
+        responses={201: LiteratureCopySerializer, 400: OpenApiResponse(description="Per-field messages: a reference "
+                   "the case does not have, a file that is not a PDF, empty or over 7 MB.")},
+        description="Attach the copy of a published article (a PDF) to one of the case's literature references "
+        "(pharmacovigilance): the E2B(R3) export sends it inside the ICSR (C.4.r.2). It replaces that reference's "
+        "earlier copy.",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="literature-copies", filter_backends=[], pagination_class=None,
+            parser_classes=[MultiPartParser, FormParser])  # fmt: skip
+    def literature_copies(self, request, pk=None):
+        case = self.get_object()
+        services.require(request.user)
+        form = LiteratureCopyUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            copy = services.attach_literature_copy(request.user, case, form.validated_data["reference"],
+                                                   form.validated_data["file"])  # fmt: skip
+        except ValidationError as exc:
+            errors = exc.message_dict
+            if "copy" in errors:
+                errors["file"] = errors.pop("copy")
+            raise serializers.ValidationError(errors) from None
+        n = services.literature_references(case).index(copy.literature) + 1
+        return Response(LiteratureCopySerializer({
+            "reference": n, "name": copy.name, "content_type": copy.content_type, "size": copy.size,
+            "uploaded_at": copy.uploaded_at,
+        }).data, status=status.HTTP_201_CREATED)  # fmt: skip
 
 
 def _body_version(request):

@@ -468,3 +468,17 @@ class FileForm(ServiceErrorsMixin, forms.Form):
     files = forms.FileField(label=_("Photo or document"),
                             help_text=_("A photo of the package or the defect, a hospital record (PDF, image, "
                                         "text, Word or Excel)."))  # fmt: skip
+
+
+class LiteratureCopyForm(ServiceErrorsMixin, forms.Form):
+    """The copy of a published article (C.4.r.2) for one of the case's literature references."""
+
+    reference = forms.TypedChoiceField(label=_("Literature reference"), coerce=int, choices=())
+    copy = forms.FileField(label=_("Copy of the article"),
+                           help_text=_("The article as a PDF; it is sent inside the ICSR with its reference."))  # fmt: skip
+
+    def __init__(self, *args, references: list[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reference"].choices = [
+            (n, f"{n}. {text[:80]}{'…' if len(text) > 80 else ''}") for n, text in enumerate(references, start=1)
+        ]

@@ -458,7 +458,8 @@ class Capa(models.Model):
 
 
 class CaseFile(models.Model):
-    """A photo or document on a case (a defect photo, a hospital record, an exported ICSR)."""
+    """A photo or document on a case (a defect photo, a hospital record, an exported ICSR), or the copy of an
+    article the case was read of (a literature reference's included document)."""
 
     case = models.ForeignKey(SafetyCase, models.CASCADE, related_name="files")
     file = models.FileField(upload_to="safety/%Y/%m/")
@@ -467,6 +468,9 @@ class CaseFile(models.Model):
     size = models.PositiveIntegerField()
     uploaded_by = models.ForeignKey(USER, models.SET_NULL, null=True, related_name="+")
     uploaded_at = models.DateTimeField(default=timezone.now)
+    # the copy of a published article (C.4.r.2): the literature reference of the case (C.4.r.1, one line of
+    # SafetyCase.literature) it is the copy of; empty for a document the sender holds (C.1.6.1.r)
+    literature = models.CharField(_("copy of the article"), max_length=500, blank=True)
 
     class Meta:
         verbose_name = _("case file")

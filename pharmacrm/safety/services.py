@@ -733,6 +733,8 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
         for field, value in values.items():
             setattr(case, field, value)
         changes = _audit_changes(before, values)
+        if "literature" in values:
+            changes.update(_relink_copies(case, before.get("literature", ""), values["literature"]))
         if drugs is not None:
             changes["drugs"] = len(drugs)
         if reactions is not None:
@@ -793,6 +795,7 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
         for field, value in values.items():
             setattr(case, field, value)
         changed = sorted(f for f in values if before.get(f) != values[f])
+        relinked = _relink_copies(case, before["literature"], values["literature"]) if "literature" in values else {}
         if drugs is not None and _rows_differ(case.drugs.all(), drugs, DRUG_FIELDS):
             changed.append("drugs")
         if reactions is not None and _rows_differ(case.reactions.all(), reactions, REACTION_FIELDS):
@@ -822,6 +825,8 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
         plan_clocks(case, follow, now)
         _sync_follow_up_task(case, now)
         extra = {"changes": {"status": [old, case.status]}, "reason": follow.summary} if reopened else {}
+        if relinked:
+            extra.setdefault("changes", {}).update(relinked)
         _record(A.UPDATE, case, user, follow_up=sequence, received_at=received_at, changed=changed, **extra)
     return follow
 
@@ -972,6 +977,134 @@ def add_file(user, case: SafetyCase, upload) -> CaseFile:
         case_file.file.delete(save=False)
         raise
     return case_file
+
+
+# --- the copies of the articles (C.4.r.2) -----------------------------------------------------------------
+
+# The copy travels inside the ICSR as one base64 text (C.4.r.2). The ICH IG leaves the size of attachments to each
+# region and none of the regional rules shipped here states one; what bounds it is the XML parser: libxml2 (lxml)
+# refuses a text node over 10,000,000 characters unless its safety limits are switched off — which an importer of
+# files from outside must not do, ours included. 7 MB of PDF is 9.9 million characters of base64 with its line
+# breaks: the largest copy a receiver (and our own import) can read back.
+LITERATURE_COPY_MAX_BYTES = 7 * 1024 * 1024
+LITERATURE_COPY_TYPES = {"application/pdf"}  # ICH: the article (PDF, as EMA and FDA ask for literature articles)
+
+
+def literature_copy_limit() -> int:
+    from django.conf import settings
+
+    return min(settings.ATTACHMENT_MAX_BYTES, LITERATURE_COPY_MAX_BYTES)
+
+
+def literature_references(case: SafetyCase) -> list[str]:
+    return [line for line in (case.literature or "").splitlines() if line.strip()]
+
+
+def literature_copies(case: SafetyCase) -> dict[str, CaseFile]:
+    """{literature reference: the copy of its article} of the case."""
+    return {f.literature: f for f in case.files.all() if f.literature}
+
+
+def check_literature_copy(name: str, data: bytes, *, field: str = "copy") -> tuple[str, str]:
+    """(clean name, content type) of an acceptable copy of an article: checked by its content like every upload,
+    a PDF, within the size an ICSR can carry; ValidationError on `field` naming the file otherwise."""
+    from pharmacrm.servicedesk import attachments
+
+    try:
+        display, kind = attachments.check(name, data)
+    except ValidationError as exc:
+        raise ValidationError({field: exc.message_dict.get("files", exc.messages)}) from None
+    if kind not in LITERATURE_COPY_TYPES:
+        raise ValidationError({field: [_("“%(name)s”: the copy of an article is sent as a PDF.") % {"name": display}]})
+    if len(data) > literature_copy_limit():
+        raise _copy_too_large(display, field)
+    return display, kind
+
+
+def _copy_too_large(name: str, field: str = "copy") -> ValidationError:
+    from django.template.defaultfilters import filesizeformat
+
+    return ValidationError({field: [
+        _("“%(name)s”: the copy of an article travels inside the ICSR, which carries at most %(max)s.")
+        % {"name": name, "max": filesizeformat(literature_copy_limit())}
+    ]})  # fmt: skip
+
+
+def _reference_number(case: SafetyCase, reference) -> str:
+    """The text of the case's literature reference number `reference` (1, 2, …), or ValidationError."""
+    references = literature_references(case)
+    try:
+        n = int(str(reference).strip())
+    except (TypeError, ValueError):
+        n = 0
+    if not 1 <= n <= len(references):
+        raise ValidationError({"reference": [
+            _("Choose one of the case's literature references (1 to %(count)d).") % {"count": len(references)}
+            if references else _("The case has no literature reference yet: enter it first (one a line).")
+        ]})  # fmt: skip
+    return references[n - 1]
+
+
+def attach_literature_copy(user, case: SafetyCase, reference, upload=None, *, name: str = "", data: bytes | None = None,
+                           version: int | None = None) -> CaseFile:  # fmt: skip
+    """Keep the copy of the article of the case's literature reference number `reference` (C.4.r.2): a PDF,
+    checked by its content, stored like every case file (var/files, readable by the service only, served through
+    the PV check), audited. It replaces the
+    reference's earlier copy (whose file is deleted once the transaction is through)."""
+    require(user)
+    from django.core.files.base import ContentFile
+
+    from pharmacrm.servicedesk import attachments
+
+    if upload is not None:
+        name = getattr(upload, "name", "")
+        if (getattr(upload, "size", None) or 0) > literature_copy_limit():  # refused before it is read
+            raise _copy_too_large(attachments.clean_name(name))
+        data = attachments._read(upload)
+    display, kind = check_literature_copy(name, data or b"")
+    text = _reference_number(case, reference)
+    copy = CaseFile(case=case, name=display, content_type=kind, size=len(data), uploaded_by=_actor(user),
+                    literature=text)  # fmt: skip
+    copy.file.save(display, ContentFile(data), save=False)
+    try:
+        with transaction.atomic():
+            locked = _lock(case, version)
+            if locked.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+                raise ValidationError({"status": [_("A closed case cannot be changed; reopen it first.")]})
+            if text not in literature_references(locked):  # changed meanwhile
+                raise ValidationError({"reference": [_("The literature references changed meanwhile: check them and "
+                                                       "attach the copy again.")]})  # fmt: skip
+            old = list(CaseFile.objects.select_for_update().filter(case=locked, literature=text))
+            copy.save(force_insert=True)
+            for each in old:
+                _record(A.DELETE, each, user, case=case.number, name=each.name, size=each.size, replaced_by=display)
+                each.delete()
+                transaction.on_commit(lambda f=each.file.name: f and CaseFile.file.field.storage.delete(f))
+            _record(A.CREATE, copy, user, case=case.number, name=display, size=len(data), literature=text)
+    except Exception:
+        copy.file.delete(save=False)
+        raise
+    return copy
+
+
+def _relink_copies(case: SafetyCase, old_text: str, new_text: str) -> dict:
+    """After the literature references changed: a copy follows its reference — to its corrected wording when the
+    reference was edited in its place, and it becomes a document the sender holds (C.1.6.1.r) when the reference is
+    gone. Returns the audit changes."""
+    old = [line for line in (old_text or "").splitlines() if line.strip()]
+    new = [line for line in (new_text or "").splitlines() if line.strip()]
+    if old == new:
+        return {}
+    changes = {}
+    for copy in CaseFile.objects.filter(case=case).exclude(literature=""):
+        if copy.literature in new:
+            continue
+        target = ""
+        if len(old) == len(new) and copy.literature in old:
+            target = new[old.index(copy.literature)]
+        CaseFile.objects.filter(pk=copy.pk).update(literature=target)
+        changes[f"copy {copy.name}"] = [copy.literature, target]
+    return changes
 
 
 # --- submissions, exports, acknowledgements --------------------------------------------------------------
@@ -1184,6 +1317,47 @@ def report_states(case_ids: Iterable[int]) -> dict[int, str]:
     sent = set(Submission.objects.filter(case_id__in=list(latest), message_id__in=[b for _r, b in latest.values()])
                .values_list("case_id", "message_id"))  # fmt: skip
     return {pk: str(REPORT_STATES[(report, (pk, batch) in sent)]) for pk, (report, batch) in latest.items()}
+
+
+def last_report(case: SafetyCase) -> dict | None:
+    """The case's latest report as its page shows it — the ICSR last exported (kept batch) or the submission last
+    recorded, whichever is later: `kind` (initial, follow_up, amendment, nullification; C.1.11.1 and the version it
+    carried), `state` (exported, submitted, acknowledged), `batch_number` (N.1.2), `exported_at`, `submitted_at`,
+    `acknowledged_at`, `ack` (None before a submission; pending, accepted, rejected) and `ack_errors`. None for a
+    case never reported. Two queries."""
+    messages = list(IcsrMessage.objects.filter(case=case).select_related("batch", "case_version")
+                    .order_by("-batch__created_at", "-batch_id"))  # fmt: skip
+    submissions = list(Submission.objects.filter(case=case).select_related("case_version")
+                       .order_by("-submitted_at", "-id"))  # fmt: skip
+    if not messages and not submissions:
+        return None
+    latest = submissions[0] if submissions else None
+    message = messages[0] if messages else None
+    submission = None
+    if message is not None:
+        submission = next((s for s in submissions if s.message_id == message.batch.batch_id), None)
+        since = submission.submitted_at if submission else message.batch.created_at
+    if latest is not None and (message is None or (latest is not submission and latest.submitted_at > since)):
+        # a submission recorded after the last export: of an earlier batch, or sent without one from here
+        submission = latest
+        message = next((m for m in messages if m.batch.batch_id == latest.message_id), None)
+    version = message.case_version if message is not None else submission.case_version
+    kind = "follow_up" if version is not None and version.sequence else "initial"
+    if message is not None and message.batch.report:
+        kind = message.batch.report
+    exported_at = message.batch.created_at if message is not None else None
+    batch_number = message.batch.batch_id if message is not None else submission.message_id
+    if submission is None:
+        state, ack = "exported", None
+    else:
+        ack = submission.ack_status
+        state = "submitted" if ack == AckStatus.PENDING else "acknowledged"
+    return {
+        "kind": kind, "state": state, "batch_number": batch_number, "exported_at": exported_at,
+        "submitted_at": submission.submitted_at if submission else None,
+        "acknowledged_at": submission.ack_at if submission else None, "ack": ack,
+        "ack_errors": list(submission.ack_errors or []) if submission else [],
+    }  # fmt: skip
 
 
 def nullification_batch(case: SafetyCase, message_id: str) -> IcsrBatch | None:

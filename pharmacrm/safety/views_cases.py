@@ -60,6 +60,7 @@ from .forms_cases import (
     FileForm,
     FollowUpFieldsForm,
     FromSourceForm,
+    LiteratureCopyForm,
     NewCaseForm,
     QualityForm,
     ReactionForm,
@@ -409,12 +410,16 @@ def _detail_context(request, case: SafetyCase, **forms) -> dict:
     complaint = QualityComplaint.objects.filter(case=case).select_related("product", "qa_owner").first()
     capas = list(complaint.capas.select_related("owner")) if complaint else []
     quality_case = case.kind == CaseKind.QUALITY or complaint is not None
+    files = list(case.files.select_related("uploaded_by"))
+    references = services.literature_references(case)
+    copies = {f.literature: f for f in files if f.literature}
     last_export = request.session.get(EXPORT_SESSION_KEY, {}).get(str(case.pk), "")
     context.update({
         "drugs": list(case.drugs.select_related("product")),
         "reactions": list(case.reactions.all()),
         "versions": _versions(case),
-        "files": list(case.files.select_related("uploaded_by")),
+        "files": [f for f in files if not (f.literature and f.literature in references)],
+        "literature": [(n, text, copies.get(text)) for n, text in enumerate(references, start=1)],
         "complaint": complaint, "capas": capas, "quality_case": quality_case,
         "open": case.status in OPEN_CASE_STATUSES,
         "closed": case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED),
@@ -440,6 +445,8 @@ def _detail_context(request, case: SafetyCase, **forms) -> dict:
             "quality_form": forms.get("quality_form") or QualityForm(initial=QualityForm.initial_for(case, complaint)),
             "capa_form": forms.get("capa_form") or CapaForm(initial={"owner": user.pk}),
             "file_form": forms.get("file_form") or FileForm(),
+            "literature_copy_form": forms.get("literature_copy_form")
+            or LiteratureCopyForm(references=services.literature_references(case)),
             "export_problems": forms.get("export_problems") or [],
             "conflict": forms.get("conflict", False),
         })  # fmt: skip
@@ -791,6 +798,47 @@ def _file_upload(request, case: SafetyCase, limiter):
     return _detail_page(request, case, 400, file_form=form)
 
 
+@csrf_exempt  # checked by _literature_copy, once the size limit is in place
+@login_required
+@require_POST
+def literature_copy(request, pk: int):
+    """The copy of the article of a literature reference (C.4.r.2): PV only, refused before the body is read when
+    larger than an ICSR may carry."""
+    from pharmacrm.customers.views_import import SizeLimitHandler, content_length
+
+    case = _handling(request, pk)
+    limit = services.literature_copy_limit()
+    limiter = SizeLimitHandler(request, limit=limit)
+    if content_length(request) > limit + 64 * 1024:
+        limiter.too_large = True
+    else:
+        request.upload_handlers.insert(0, limiter)
+    return _literature_copy(request, case, limiter)
+
+
+@csrf_protect
+def _literature_copy(request, case: SafetyCase, limiter):
+    from django.template.defaultfilters import filesizeformat
+
+    references = services.literature_references(case)
+    form = None if limiter.too_large else LiteratureCopyForm(request.POST, request.FILES, references=references)
+    if form is None or limiter.too_large:
+        messages.error(request, _("The copy of an article travels inside the ICSR, which carries at most %(max)s.")
+                       % {"max": filesizeformat(services.literature_copy_limit())})  # fmt: skip
+        return _detail_page(request, case, 413)
+    if form.is_valid():
+        try:
+            services.attach_literature_copy(request.user, case, form.cleaned_data["reference"],
+                                            form.cleaned_data["copy"])  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The copy of the article was attached to reference %(n)d.")
+                             % {"n": form.cleaned_data["reference"]})  # fmt: skip
+            return redirect(reverse("safety:case", args=[case.pk]) + "#literature")
+    return _detail_page(request, case, 400, literature_copy_form=form)
+
+
 def _too_large(request, case: SafetyCase):
     from django.conf import settings
 
@@ -876,6 +924,7 @@ urlpatterns: list = [  # included by urls.py under /safety/
     path("cases/<int:pk>/capa/<int:capa_pk>/", capa_update, name="case-capa-update"),
     path("cases/<int:pk>/files/", file_upload, name="case-file-upload"),
     path("files/<int:pk>/", file_download, name="case-file"),
+    path("cases/<int:pk>/literature-copy/", literature_copy, name="case-literature-copy"),
     path("from-ticket/<int:ticket_pk>/", from_ticket, name="from-ticket"),
     path("from-interaction/<int:pk>/", from_interaction, name="from-interaction"),
 ]

@@ -7,6 +7,7 @@ let a half-valid file leave the company."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import re
@@ -163,6 +164,11 @@ def release(cases, *, purpose: str = rules.REGULATORY, message_id: str | None = 
     now = now or timezone.now()
     message_id = message_id or batch_message_id(now)
     xml = build(cases, message_id=message_id, now=now, report=report, reason=reason)
+    if len(xml) > schema.MAX_BYTES:  # the copies of the articles (C.4.r.2) make the file
+        raise ExportRefused([Problem("", "C.4.r.2", "literature", _(
+            "The batch would be %(size)s MB with the copies of the articles, more than the %(max)s MB an ICSR file "
+            "may have: export the cases one by one."
+        ) % {"size": len(xml) // (1024 * 1024), "max": schema.MAX_BYTES // (1024 * 1024)})])
     errors = schema.validate(xml, schema.BATCH)
     if errors:
         raise ExportRefused(
@@ -211,7 +217,8 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
     _el(event, "statusCode", code="active")
     _el(_el(event, "effectiveTime"), "low", value=_day(case.received_at))  # C.1.4
     _el(event, "availabilityTime", value=_day(case.latest_received_at))  # C.1.5
-    for case_file in case.files.all():  # C.1.6.1.r.1, one per document (in the order they were added)
+    held, copies = documents(case)
+    for case_file in held:  # C.1.6.1.r.1, one per document (in the order they were added)
         # required when C.1.6.1 says documents are held (ICH; FDA rejects R0009): their names, not their content
         document = _el(_el(event, "reference", typeCode="REFR"), "document", classCode="DOC", moodCode="EVN")
         _el(document, "code", code="1", codeSystem=f"{OID}.1.27", codeSystemVersion="1.0",
@@ -221,6 +228,8 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
         document = _el(_el(event, "reference", typeCode="REFR"), "document", classCode="DOC", moodCode="EVN")
         _el(document, "code", code="2", codeSystem=f"{OID}.1.27", codeSystemVersion="1.0",
             displayName="literatureReference")  # fmt: skip
+        if reference in copies:  # C.4.r.2, the copy of the article
+            _included_document(document, copies[reference])
         _el(document, "bibliographicDesignationText", _text(reference))
 
     assessment = _el(_el(event, "component", typeCode="COMP"), "adverseEventAssessment", classCode="INVSTG",
@@ -266,7 +275,7 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
             _el(comment, "value", _text(text), {XSI_TYPE: "ED"})
             _author_code(comment, author_code, display)
 
-    _event_observation(event, "1", "additionalDocumentsAvailable", bool(case.files.all()))  # C.1.6.1
+    _event_observation(event, "1", "additionalDocumentsAvailable", bool(held))  # C.1.6.1
     serious = case.serious or any(r.serious for r in reactions)
     _event_observation(event, "23", "localCriteriaForExpedited", serious or _expedited(case))  # C.1.7
     first = _el(_el(event, "outboundRelationship", typeCode="SPRT"), "relatedInvestigation", classCode="INVSTG",
@@ -288,6 +297,30 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
             code=REPORT_CODES[report], codeSystem=NULLIFICATION_CODES)  # fmt: skip
         _el(_el(_characteristic(event, "4", "nullificationAmendmentReason"), "value", {XSI_TYPE: "CE"}),
             "originalText", _text(reason))  # fmt: skip
+
+
+def documents(case) -> tuple[list, dict]:
+    """(the documents the sender holds, C.1.6.1.r; {literature reference: the copy of its article, C.4.r.2}). A
+    copy whose reference is no longer on the case is a document held like the others."""
+    references = set((case.literature or "").splitlines())
+    copies = {f.literature: f for f in case.files.all() if f.literature and f.literature in references}
+    held = [f for f in case.files.all() if f.literature not in copies or copies[f.literature] is not f]
+    return held, copies
+
+
+def _included_document(document, case_file) -> None:
+    """C.4.r.2 (ED): the file itself, base64 (representation B64) under its media type, its name in the reference
+    element as FDA's instances place it. Not compressed: ICH makes compression optional, and FDA rejects it
+    (R0010)."""
+    try:
+        with case_file.file.open("rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:  # rules.check names it; a nullification goes without it
+        return
+    text = _el(document, "text", mediaType=case_file.content_type, representation="B64")
+    etree.SubElement(text, f"{{{HL7}}}reference", value=_text(case_file.name)).tail = (
+        base64.encodebytes(data).decode("ascii")  # MIME lines of 76 characters, like the examples
+    )
 
 
 def _expedited(case) -> bool:

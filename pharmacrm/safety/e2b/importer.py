@@ -295,13 +295,8 @@ def _parse_report(message, n: int, source_name: str) -> dict:
         "narrative": _s(ie, "h:text"),
         "reporter_comment": _comment(aea, "3"),
         "sender_comment": _comment(aea, "1"),
-        # C.4.r.1, one reference a line (their attached copies, C.4.r.2, are not imported)
-        "literature": "\n".join(
-            " ".join(t.split())[:500].strip()
-            for t in _x(ie, f"h:reference/h:document[h:code/@code='2'][h:code/@codeSystem='{OID}.1.27']"
-                            "/h:bibliographicDesignationText/text()")
-            if t.strip()
-        ),  # fmt: skip
+        # C.4.r.1, one reference a line, and the copies of their articles (C.4.r.2)
+        **_literature(ie, b),
         **_patient(role, b),
         **_reporter(reporter, b),
         "drugs": drugs,
@@ -319,6 +314,74 @@ def _parse_report(message, n: int, source_name: str) -> dict:
         b.warn(_("the sender nullified this report (C.1.11.1); check whether the case should be nullified."))
     case["warnings"] = b.warnings
     return case
+
+
+def _reference_text(text: str) -> str:
+    return " ".join(text.split())[:500].strip()
+
+
+def _literature(ie, b: _Case) -> dict:
+    """C.4.r: {"literature": the references, one a line; "literature_copies": [(reference, file name, bytes)] of
+    the articles included (C.4.r.2)} — a copy that cannot be read or is not a PDF is left out with a warning."""
+    from ..services import check_literature_copy
+
+    references, copies = [], []
+    for n, document in enumerate(
+        _x(ie, f"h:reference/h:document[h:code/@code='2'][h:code/@codeSystem='{OID}.1.27']"), start=1
+    ):
+        reference = _reference_text(_s(document, "h:bibliographicDesignationText"))
+        if reference:
+            references.append(reference)
+        text = _first(document, "h:text")
+        if text is None or not "".join(text.itertext()).strip():
+            continue
+        name = _s(text, "h:reference/@value")
+        try:
+            if not reference:
+                raise ValidationError(_("it has no literature reference (C.4.r.1) to belong to."))
+            data = _included(text)
+            name, _kind = check_literature_copy(name or f"C.4.r.{n}.pdf", data, field="file")
+        except ValidationError as exc:
+            b.warn(_("the copy of the article of literature reference %(n)d (C.4.r.2) was left out: %(reason)s")
+                   % {"n": n, "reason": " ".join(exc.messages)})  # fmt: skip
+            continue
+        copies.append((reference, name, data))
+    return {"literature": "\n".join(references), "literature_copies": copies}
+
+
+def _included(text) -> bytes:
+    """The bytes of an ED element (C.1.6.1.r.2, C.4.r.2): base64, compressed or not (ICH allows deflate, gzip and
+    zlib), never beyond the size a copy may have (a small file that inflates to gigabytes is refused)."""
+    import base64
+    import binascii
+    import zlib
+
+    from ..services import literature_copy_limit
+
+    limit = literature_copy_limit()
+    content = (text.text or "") + "".join(child.tail or "" for child in text)
+    if text.get("representation", "TXT") != "B64":
+        raise ValidationError(_("it is not base64 (representation B64)."))
+    try:
+        data = base64.b64decode("".join(content.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(_("its base64 is damaged.")) from None
+    compression = text.get("compression", "")
+    if not compression:
+        return data
+    wbits = {"DF": -15, "ZL": 15, "GZ": 31}.get(compression)
+    if wbits is None:
+        raise ValidationError(_("its compression %(code)s is not one this system reads.") % {"code": compression})
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise ValidationError(_("its compressed content is damaged.")) from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        from django.template.defaultfilters import filesizeformat
+
+        raise ValidationError(_("it is larger than %(max)s.") % {"max": filesizeformat(limit)})
+    return out
 
 
 def _reactions(role) -> list:
@@ -644,7 +707,7 @@ def _kind(aea, role, drugs: list[dict]) -> str:
 
 # ---------------------------------------------------------------------------------------------- import
 
-NOT_COMPARED = frozenset({"received_at", "imported_from", "warnings", "drugs", "reactions"})
+NOT_COMPARED = frozenset({"received_at", "imported_from", "warnings", "drugs", "reactions", "literature_copies"})
 
 
 def _existing(case_dict: dict) -> SafetyCase | None:
@@ -692,9 +755,11 @@ def import_file(user, data: bytes, *, source_name: str) -> list[SafetyCase]:
     with transaction.atomic():
         for case_dict in parse(data, source_name=source_name):
             warnings = case_dict.pop("warnings")
+            copies = case_dict.pop("literature_copies", [])
             label = case_dict.get("worldwide_id") or case_dict.get("sender_case_id") or "?"
             try:
                 case = _import_one(services, user, case_dict, warnings)
+                _keep_copies(services, user, case, copies)
             except ValidationError as exc:
                 raise ValidationError({"file": _explain(label, exc)}) from exc
             case.import_warnings = warnings
@@ -724,6 +789,24 @@ def _import_one(services, user, case_dict: dict, warnings: list[str]) -> SafetyC
         user, case, follow_up, received_at=max(received_at, case.received_at), summary=summary
     )
     return SafetyCase.objects.get(pk=case.pk)
+
+
+def _keep_copies(services, user, case: SafetyCase, copies: list[tuple[str, str, bytes]]) -> None:
+    """The copies of the articles (C.4.r.2) on the case, each with its reference; one the case holds already (the
+    same file imported again) is not stored twice."""
+    references = services.literature_references(case)
+    held = services.literature_copies(case)
+    for reference, name, data in copies:
+        if reference not in references:  # a report not applied (older than the case)
+            continue
+        if reference in held and held[reference].size == len(data):
+            try:
+                with held[reference].file.open("rb") as handle:
+                    if handle.read() == data:
+                        continue
+            except FileNotFoundError:
+                pass
+        services.attach_literature_copy(user, case, references.index(reference) + 1, name=name, data=data)
 
 
 def _explain(label: str, exc: ValidationError) -> list[str]:

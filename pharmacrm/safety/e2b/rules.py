@@ -360,4 +360,9 @@ def check(case, purpose: str = REGULATORY) -> list[Problem]:
             problem("E.i.5", f"reactions[{i}].end_date", _("The reaction ended before it started."))
     if case.received_at and case.latest_received_at and case.latest_received_at < case.received_at:
         problem("C.1.5", "latest_received_at", _("The most recent information predates the first receipt."))
+    references = (case.literature or "").splitlines()
+    for case_file in case.files.all():  # C.4.r.2: the copy of an article goes inside the file
+        if case_file.literature in references and not case_file.file.storage.exists(case_file.file.name):
+            problem("C.4.r.2", "literature", _("The copy of the article “%(name)s” is missing from the storage: "
+                                               "attach it again.") % {"name": case_file.name})  # fmt: skip
     return problems
