@@ -639,16 +639,23 @@ def sniff(path: Path) -> FileInfo:
             _("This is not an Excel (.xlsx) file: it contains %(kind)s. Open the data in Excel, save it as .xlsx "
               "or CSV and upload it again.") % {"kind": kind}
         )  # fmt: skip
+    named_text = Path(path).suffix.lower() == ".txt"
     if kind:
+        if named_text:
+            raise _not_text(kind)
         raise _refuse(_("This is not a CSV or Excel (.xlsx) file: it contains %(kind)s.") % {"kind": kind})
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return _utf16_info(path, head)
     nuls = head.count(b"\x00")
     if nuls * 20 > len(head):  # NULs all through: binary data (or UTF-16 text without its mark), not a CSV
+        if named_text:
+            raise _not_text(str(_("data of another kind")))
         raise _refuse(_("The file is not a CSV or XLSX file."))
     try:
         encoding = _csv_encoding(path)
     except ValidationError:
+        if nuls and named_text:
+            raise _not_text(str(_("data of another kind"))) from None
         if nuls:
             raise _refuse(_("The file is not a CSV or XLSX file.")) from None
         raise
@@ -661,6 +668,14 @@ def sniff(path: Path) -> FileInfo:
     counts = {d: first_line.count(d) for d in (",", "\t", ";")}
     delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
     return FileInfo("csv", encoding=encoding, delimiter=delimiter, has_nul=has_nul)
+
+
+def _not_text(kind: str) -> ValidationError:
+    """A file named .txt whose bytes are no text: said so, with how Excel saves a sheet as text."""
+    return _refuse(
+        _("This is not a text (.txt) file: it contains %(kind)s. Save the sheet in Excel as “Unicode Text” or "
+          "“Text (Tab delimited)”, or as .xlsx or CSV, and upload it again.") % {"kind": kind}
+    )  # fmt: skip
 
 
 def _utf16_info(path: Path, head: bytes) -> FileInfo:
@@ -3330,14 +3345,19 @@ def _too_large(size: int) -> ValidationError:
     )
 
 
+# .txt: what Excel's Save As writes as "Unicode Text" (UTF-16 with its byte-order mark, tab-separated) and as
+# "Text (Tab delimited)" (GB18030 or UTF-8, tab-separated); read as the CSV it is, its separator sniffed
+UPLOAD_SUFFIXES = (".csv", ".txt", ".xlsx")
+
+
 def _store_upload(uploaded_file) -> tuple[Path, str, int]:
     """Copy the upload under var/imports/ (never served), hashing it and enforcing the size limit."""
     limit = settings.IMPORT_MAX_BYTES
     if uploaded_file.size is not None and uploaded_file.size > limit:
         raise _too_large(uploaded_file.size)
     suffix = Path(uploaded_file.name or "").suffix.lower()
-    if suffix not in (".csv", ".xlsx"):
-        raise _refuse(_("Only .csv and .xlsx files can be imported."))
+    if suffix not in UPLOAD_SUFFIXES:
+        raise _refuse(_("Only .csv, .txt and .xlsx files can be imported."))
     path = imports_dir() / f"{uuid.uuid4().hex}{suffix}"
     digest, size = hashlib.sha256(), 0
     try:

@@ -46,8 +46,11 @@ class ImportForm(forms.Form):
     )
     file = forms.FileField(
         label=gettext_lazy("File"),
-        help_text=gettext_lazy("An .xlsx or .csv file in the template's format, at most %(size)s MB."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
+        help_text=gettext_lazy(
+            "An .xlsx, .csv or .txt file (Excel's “Unicode Text” or “Text (Tab delimited)”) in the template's "
+            "format, at most %(size)s MB."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(importer.UPLOAD_SUFFIXES)}),
     )
 
     def __init__(self, *args, user=None, **kwargs):

@@ -86,3 +86,129 @@ def test_the_evaluations_credit_measure_follows_the_same_rule(remainders):
     assert text == "paid on time 100 %, ¥0.50 overdue (immaterial, counted as settled)"
     other = scoring.credit(facts[huashan.pk], scoring.DEFAULT_PARAMS)
     assert other.value.quantize(Decimal("0.01")) == Decimal("99.88") and "overdue_ignored" not in other.detail
+
+
+# --- Excel's text files (.txt) in the wizard, the API and the command line -----------------------------------------
+
+EXCEL_TEXT = {
+    "unicode": "utf-16",  # Save As → Unicode Text (*.txt): UTF-16 LE with its byte-order mark, tab-separated
+    "gbk": "gb18030",  # Save As → Text (Tab delimited) (*.txt) on a Chinese Windows
+    "utf8": "utf-8",  # the same on a UTF-8 system (WPS, Excel for Mac)
+}
+
+
+def excel_text(rows: list[dict], encoding: str, sep: str = "\t") -> bytes:
+    from pharmacrm.customers import importer
+    from pharmacrm.customers.models import ImportJob
+
+    from .conftest import KEYS
+
+    lines = [sep.join(importer.template_headers(ImportJob.Target.ORDERS))]
+    lines += [sep.join(row.get(k, "") for k in KEYS) for row in rows]
+    text = "\r\n".join(lines) + "\r\n"
+    return text.encode(encoding)  # Python's utf-16 writes the byte-order mark (LE here), as Excel does
+
+
+def two_lines(customer) -> list[dict]:
+    from .conftest import today_minus
+
+    day = today_minus(30)
+    return [line("SO-T", 1, day, customer, "P1", 2, "10.50"), line("SO-T", 2, day, customer, "P2", 1, "99")]
+
+
+def _upload(name: str, content: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type="text/plain")
+
+
+@pytest.mark.parametrize("kind", sorted(EXCEL_TEXT))
+def test_the_wizard_takes_the_text_files_excel_saves(kind, client_for, xiehe, huey_immediate):
+    """Excel's "Unicode Text" and "Text (Tab delimited)" save a sheet as .txt: the wizard refused them ("Only .csv
+    and .xlsx files can be imported."), though the importer reads that content named .csv."""
+    from pharmacrm.customers.models import ImportJob
+    from pharmacrm.sales.models import OrderLine
+
+    client = client_for("manager")
+    page = client.get("/customers/import/?target=orders", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'accept=".csv,.txt,.xlsx"' in page
+    assert "An .xlsx, .csv or .txt file (Excel’s “Unicode Text” or “Text (Tab delimited)”)" in page.replace(
+        "&#x27;", "’").replace("'", "’")  # fmt: skip
+    content = excel_text(two_lines(xiehe), EXCEL_TEXT[kind])
+    response = client.post("/customers/import/?target=orders",
+                           {"target": "orders", "mode": "all", "file": _upload("销售订单.txt", content)})  # fmt: skip
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and (job.status, job.created_count, job.error_count) == ("previewed", 2, 0)
+    client.post(f"/customers/import/{job.pk}/confirm/", {"mode": "all"})
+    job.refresh_from_db()
+    assert (job.status, job.created_count) == ("done", 2)
+    assert sorted(OrderLine.objects.values_list("line_number", "amount_fen")) == [(1, 2100), (2, 9900)]
+
+
+def test_a_comma_separated_txt_is_read_too(client_for, xiehe, huey_immediate):
+    from pharmacrm.customers.models import ImportJob
+
+    content = excel_text(two_lines(xiehe), "utf-8", sep=",")
+    client_for("manager").post("/customers/import/?target=orders",
+                               {"target": "orders", "mode": "all", "file": _upload("订单.txt", content)})  # fmt: skip
+    assert ImportJob.objects.values_list("status", "created_count", "error_count").get() == ("previewed", 2, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("订单.txt", bytes(range(256)) * 40,
+         "This is not a text (.txt) file: it contains data of another kind. Save the sheet in Excel as “Unicode Text” "
+         "or “Text (Tab delimited)”, or as .xlsx or CSV, and upload it again."),
+        ("订单.txt", b"%PDF-1.7\n" + bytes(300), "This is not a text (.txt) file: it contains a PDF document."),
+        ("订单.doc", b"hello", "Only .csv, .txt and .xlsx files can be imported."),
+    ],
+)  # fmt: skip
+def test_what_is_no_text_is_refused_and_changes_nothing(client_for, xiehe, settings, name, content, reason):
+    from pharmacrm.customers.models import ImportJob
+    from pharmacrm.sales.models import OrderLine
+
+    response = client_for("manager").post(
+        "/customers/import/?target=orders", {"target": "orders", "mode": "all", "file": _upload(name, content)},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )  # fmt: skip
+    assert response.status_code == 400 and reason in response.content.decode().replace("&quot;", '"')
+    assert ImportJob.objects.count() == 0 and OrderLine.objects.count() == 0
+    assert list((settings.VAR_DIR / "imports").glob("*")) == []
+
+
+def test_the_api_takes_a_txt_file(api_for, xiehe):
+    from pharmacrm.customers.models import ImportJob
+
+    content = excel_text(two_lines(xiehe), "utf-16")
+    response = api_for("manager").post(
+        "/api/v1/imports/", {"file": _upload("订单.txt", content), "target": "orders", "mode": "all", "dry_run": "true"},
+        format="multipart",
+    )  # fmt: skip
+    assert response.status_code == 202, response.content
+    job = ImportJob.objects.get(pk=response.json()["id"])
+    assert (job.target, job.file_name, job.error_count) == ("orders", "订单.txt", 0)
+    binary = api_for("manager").post(
+        "/api/v1/imports/", {"file": _upload("订单.txt", bytes(range(256)) * 40), "target": "orders", "mode": "all"},
+        format="multipart", HTTP_ACCEPT_LANGUAGE="en",
+    )  # fmt: skip
+    assert binary.status_code == 400 and "This is not a text (.txt) file" in binary.json()["file"][0]
+    assert ImportJob.objects.count() == 1
+
+
+def test_the_command_line_takes_a_txt_file(xiehe, users, tmp_path, capsys):
+    from django.core.management import call_command
+
+    from pharmacrm.sales.models import OrderLine
+
+    path = tmp_path / "销售订单.txt"
+    path.write_bytes(excel_text(two_lines(xiehe), "gb18030"))
+    call_command("import", "orders", str(path), "--language", "en")
+    assert "created 2\nupdated 0\nunchanged 0\nrejected 0" in capsys.readouterr().out
+    assert OrderLine.objects.count() == 2
+    binary = tmp_path / "坏.txt"
+    binary.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("import", "orders", str(binary), "--language", "en")
+    assert exit_info.value.code == 2 and "This is not a text (.txt) file" in capsys.readouterr().err
+    assert OrderLine.objects.count() == 2
