@@ -214,6 +214,7 @@ def _job_context(job: ImportJob) -> dict:
         "job": job, "done": done, "percent": min(percent, 100), "errors": errors, "preview": preview,
         "columns": columns, "notes": importer.job_messages(job),
         "running": job.status in (ImportJob.Status.PENDING, ImportJob.Status.RUNNING),
+        "waiting": importer.waiting_for_another(job),
         "can_confirm": importer.awaits_confirmation(job), "status_label": importer.status_label(job),
         "blocked": job.mode == ImportJob.Mode.ALL_OR_NOTHING and job.error_count > 0,
         "good_rows": job.created_count + job.updated_count,

@@ -212,3 +212,209 @@ def test_the_command_line_takes_a_txt_file(xiehe, users, tmp_path, capsys):
         call_command("import", "orders", str(binary), "--language", "en")
     assert exit_info.value.code == 2 and "This is not a text (.txt) file" in capsys.readouterr().err
     assert OrderLine.objects.count() == 2
+
+
+# --- two all-or-nothing imports at once ------------------------------------------------------------------------------
+
+# A process of its own on the copied SQLite file: the worker's run of a job (`run_job`), or the command line. The
+# database's busy timeout is 1 s here instead of 20 s, so that giving up shows within the test. With T_HOLD, the import
+# stops in its transaction once it has written its lines, until the test releases it.
+PROCESS = r"""
+import os, pathlib, sys, time
+from django.conf import settings
+settings.DATABASES["default"]["OPTIONS"]["timeout"] = 1
+import django
+django.setup()
+hold = os.environ.get("T_HOLD")
+if hold:
+    from pharmacrm.sales import importer as orders
+    original = orders.Writer._apply
+    def _apply(self, chunk, *, write):
+        done = original(self, chunk, write=write)
+        if write:
+            pathlib.Path(hold + ".holding").touch()
+            for _ in range(1200):
+                if pathlib.Path(hold + ".release").exists():
+                    break
+                time.sleep(0.05)
+        return done
+    orders.Writer._apply = _apply
+pathlib.Path(os.environ["T_STARTED"]).touch()
+if sys.argv[1] == "job":
+    from pharmacrm.customers import importer
+    importer.run_job(int(sys.argv[2]))
+else:
+    from pharmacrm import cli
+    cli.main(["import", "orders", sys.argv[2], "--all-or-nothing", "--user", sys.argv[3], "--language", "en"])
+"""
+
+
+def _order_rows(customer, order: str, count: int) -> list[dict]:
+    from .conftest import today_minus
+
+    return [line(order, n, today_minus(40), customer, f"P{n}", 1, "100") for n in range(1, count + 1)]
+
+
+def _wait_for(path, seconds: float = 120) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if path.exists():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["worker", "command line"])
+def test_two_all_or_nothing_imports_at_once_on_sqlite_take_turns(how, admin_user, xiehe, order_file, tmp_path,
+                                                                   settings):  # fmt: skip
+    """Two all-or-nothing order imports at once on SQLite (two workers, or the worker and a cron job): the first held
+    the database's write lock for its whole file, the second gave up after the busy timeout with "database is
+    locked" (its job left failed or waiting for ever). The second now waits for the first — writing nothing meanwhile,
+    its job shown waiting — and then imports its file: both finish with their counts, each line once. Real processes
+    on a real SQLite file (the test database copied to one)."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from django.db import connection
+
+
+    files = {"A": order_file(_order_rows(xiehe, "SO-A", 30)), "B": order_file(_order_rows(xiehe, "SO-B", 20))}
+    # both checked and confirmed in the wizard, the worker running them side by side; or two command lines
+    jobs = _confirmed(admin_user, files) if how == "worker" else {}
+    database = tmp_path / "copy.sqlite3"
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM INTO %s", [str(database)])
+    var = tmp_path / "process-var"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pharmacrm.settings", "SQLITE_PATH": str(database),
+           "PHARMACRM_VAR_DIR": str(var), "PHARMACRM_KEYRING_PATH": str(settings.PHARMACRM_KEYRING_PATH)}  # fmt: skip
+    env.pop("DATABASE_URL", None)
+
+    def start(name: str, **extra) -> subprocess.Popen:
+        args = ["job", str(jobs[name])] if how == "worker" else ["cli", str(files[name]), admin_user.username]
+        return subprocess.Popen([sys.executable, "-c", PROCESS, *args], env={**env, **extra, "T_STARTED": str(
+            tmp_path / f"{name}.started")}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    hold = str(tmp_path / "A")
+    first = start("A", T_HOLD=hold)
+    second = None
+    try:
+        assert _wait_for(tmp_path / "A.holding"), first.communicate(timeout=60)
+        second = start("B")
+        assert _wait_for(tmp_path / "B.started")
+        time.sleep(3)  # three times the busy timeout: the second import would have given up by now
+        assert second.poll() is None, second.communicate()  # still there: waiting
+        with sqlite3.connect(database) as db:
+            rows = dict(db.execute("SELECT file_name, status FROM customers_importjob WHERE dry_run = 0"))
+        if how == "worker":  # the second's job is still waiting (its progress area says so), the first running
+            assert (rows[files["A"].name], rows[files["B"].name]) == ("running", "pending")
+        else:
+            assert list(rows.values()) == ["running"]  # the command line creates its job once its turn has come
+    finally:
+        (tmp_path / "A.release").touch()
+        out_a = first.communicate(timeout=120)
+        out_b = second.communicate(timeout=120) if second else ("", "")
+    assert (first.returncode, second.returncode) == (0, 0), (out_a, out_b)
+    if how == "command line":
+        assert "Waiting for another import to finish" in out_b[1]
+        assert "created 20\nupdated 0\nunchanged 0\nrejected 0" in out_b[0]
+    with sqlite3.connect(database) as db:
+        done = sorted(db.execute("SELECT status, created_count, error_count FROM customers_importjob "
+                                 "WHERE dry_run = 0 ORDER BY id"))  # fmt: skip
+        lines = dict(db.execute("SELECT order_number, count(*) FROM sales_orderline GROUP BY order_number"))
+        rolled = db.execute("SELECT sum(lines), sum(amount_fen) FROM sales_monthlyrollup").fetchone()
+    assert done == [("done", 20, 0), ("done", 30, 0)]
+    assert lines == {"SO-A": 30, "SO-B": 20} and rolled == (50, 50 * 10000)
+
+
+def _confirmed(admin_user, files: dict) -> dict:
+    """Each file checked (the dry run) and confirmed, as in the wizard: jobs waiting for the worker."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pharmacrm.customers import importer
+    from pharmacrm.customers.models import ImportJob
+
+    jobs = {}
+    for name, path in files.items():
+        job = importer.start_import(admin_user, SimpleUploadedFile(path.name, path.read_bytes()), "orders", "all")
+        importer.run_job(job.pk)
+        jobs[name] = importer.confirm_import(admin_user, ImportJob.objects.get(pk=job.pk)).pk
+    return jobs
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_all_or_nothing_imports_at_once_on_postgresql_take_turns(admin_user, xiehe, order_file, client_for,
+                                                                     monkeypatch):  # fmt: skip
+    """The worker runs two confirmed all-or-nothing imports side by side: the second waits for the first before it
+    starts (its progress area says so), then imports its file."""
+    import threading
+
+    from django.db import connection
+
+    from pharmacrm.customers import importer
+    from pharmacrm.customers.models import ImportJob
+    from pharmacrm.sales import importer as orders
+    from pharmacrm.sales.models import MonthlyRollup, OrderLine
+    from tests.concurrency import until_a_lock_is_awaited
+
+    files = {"A": order_file(_order_rows(xiehe, "SO-A", 30)), "B": order_file(_order_rows(xiehe, "SO-B", 20))}
+    jobs = _confirmed(admin_user, files)
+    holding, release = threading.Event(), threading.Event()
+    original = orders.Writer._apply
+
+    def _apply(self, chunk, *, write):  # the first import stops in its transaction once it has written its lines
+        done = original(self, chunk, write=write)
+        if write and self.job_id == jobs["A"]:
+            holding.set()
+            release.wait(60)
+        return done
+
+    monkeypatch.setattr(orders.Writer, "_apply", _apply)
+
+    def run(pk: int) -> None:
+        try:
+            importer.run_job(pk)
+        finally:
+            connection.close()
+
+    threads = {name: threading.Thread(target=run, args=(jobs[name],)) for name in jobs}
+    threads["A"].start()
+    try:
+        assert holding.wait(60)
+        threads["B"].start()
+        until_a_lock_is_awaited()
+        assert ImportJob.objects.get(pk=jobs["B"]).status == "pending"
+        page = client_for("admin").get(f"/customers/import/{jobs['B']}/progress/", HTTP_ACCEPT_LANGUAGE="en")
+        assert "Waiting for another import to finish: this one starts as soon as it has ended." in page.content.decode()
+    finally:
+        release.set()
+        for thread in threads.values():
+            thread.join(120)
+    done = {name: ImportJob.objects.values_list("status", "created_count", "error_count").get(pk=pk)
+            for name, pk in jobs.items()}  # fmt: skip
+    assert done == {"A": ("done", 30, 0), "B": ("done", 20, 0)}
+    assert OrderLine.objects.filter(order_number="SO-A").count() == 30
+    assert OrderLine.objects.filter(order_number="SO-B").count() == 20
+    assert sum(MonthlyRollup.objects.values_list("lines", flat=True)) == 50
+
+
+def test_a_confirmed_import_says_it_waits_for_the_import_running(admin_user, xiehe, order_file, client_for):
+    """Its progress area said "Waiting for the worker to start…" while the worker was there, running another import."""
+    from pharmacrm.customers.models import ImportJob
+
+    jobs = _confirmed(admin_user, {"A": order_file(_order_rows(xiehe, "SO-A", 2)),
+                                   "B": order_file(_order_rows(xiehe, "SO-B", 2))})  # fmt: skip
+    client = client_for("admin")
+    progress = f"/customers/import/{jobs['B']}/progress/"
+    assert "Waiting for the worker to start…" in client.get(progress, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    ImportJob.objects.filter(pk=jobs["A"]).update(status=ImportJob.Status.RUNNING)  # the worker took the first
+    page = client.get(progress, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Waiting for another import to finish: this one starts as soon as it has ended." in page
+    assert "Waiting for the worker to start" not in page
