@@ -391,6 +391,10 @@ KEYACCOUNTS_REVIEW_OTHER_DEPARTMENTS = envint("KEYACCOUNTS_REVIEW_OTHER_DEPARTME
 # --- Purchases: a line without a payment due date (应付款日期) falls due this many days after its order date
 # (overdue amounts, ageing, lateness; docs/purchases.md)
 PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS = envint("PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS", 90)
+# --- Purchases: an overdue total this small (in fen: 100 = ¥1.00) that is also under 0.1 % of the customer's
+# purchases in the window (a rounding difference the ERP left open) does not make the credit status or the
+# evaluation's credit measure worse; the arrears figures still show it exactly (docs/purchases.md)
+PHARMACRM_CREDIT_MATERIALITY_FEN = envint("PHARMACRM_CREDIT_MATERIALITY_FEN", 100)
 
 # --- Backups
 BACKUP_DIR = Path(env("PHARMACRM_BACKUP_DIR", str(VAR_DIR / "backups")))

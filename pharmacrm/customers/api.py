@@ -679,7 +679,10 @@ class ImportJobSerializer(serializers.ModelSerializer):
 
 
 class ImportUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="XLSX or CSV (UTF-8 or GB18030), using the template's headers.")
+    file = serializers.FileField(
+        help_text="XLSX, CSV or TXT (UTF-8, GB18030 or UTF-16 with its byte-order mark; comma- or tab-separated, "
+        "as Excel saves Unicode Text and Text (Tab delimited)), using the template's headers."
+    )
     target = serializers.ChoiceField(choices=ImportJob.Target.choices)
     mode = serializers.ChoiceField(choices=ImportJob.Mode.choices, default=ImportJob.Mode.ALL_OR_NOTHING)
     dry_run = serializers.BooleanField(default=True, help_text="Check and preview only; confirm later.")

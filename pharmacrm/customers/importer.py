@@ -639,16 +639,23 @@ def sniff(path: Path) -> FileInfo:
             _("This is not an Excel (.xlsx) file: it contains %(kind)s. Open the data in Excel, save it as .xlsx "
               "or CSV and upload it again.") % {"kind": kind}
         )  # fmt: skip
+    named_text = Path(path).suffix.lower() == ".txt"
     if kind:
+        if named_text:
+            raise _not_text(kind)
         raise _refuse(_("This is not a CSV or Excel (.xlsx) file: it contains %(kind)s.") % {"kind": kind})
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return _utf16_info(path, head)
     nuls = head.count(b"\x00")
     if nuls * 20 > len(head):  # NULs all through: binary data (or UTF-16 text without its mark), not a CSV
+        if named_text:
+            raise _not_text(str(_("data of another kind")))
         raise _refuse(_("The file is not a CSV or XLSX file."))
     try:
         encoding = _csv_encoding(path)
     except ValidationError:
+        if nuls and named_text:
+            raise _not_text(str(_("data of another kind"))) from None
         if nuls:
             raise _refuse(_("The file is not a CSV or XLSX file.")) from None
         raise
@@ -661,6 +668,14 @@ def sniff(path: Path) -> FileInfo:
     counts = {d: first_line.count(d) for d in (",", "\t", ";")}
     delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
     return FileInfo("csv", encoding=encoding, delimiter=delimiter, has_nul=has_nul)
+
+
+def _not_text(kind: str) -> ValidationError:
+    """A file named .txt whose bytes are no text: said so, with how Excel saves a sheet as text."""
+    return _refuse(
+        _("This is not a text (.txt) file: it contains %(kind)s. Save the sheet in Excel as “Unicode Text” or "
+          "“Text (Tab delimited)”, or as .xlsx or CSV, and upload it again.") % {"kind": kind}
+    )  # fmt: skip
 
 
 def _utf16_info(path: Path, head: bytes) -> FileInfo:
@@ -3098,20 +3113,27 @@ def _notes(*entries: tuple[str, dict]) -> str:
 
 
 def run_job(job_id: int) -> ImportJob:
-    """Run a waiting job (dry run or import) in this process; what the worker task calls."""
-    job = _claim(job_id)
-    if job is None:
-        return ImportJob.objects.get(pk=job_id)
-    user = job.created_by
-    token = audit.set_context(audit.RequestContext(user=user))
-    try:
-        with Heartbeat(job):
-            return _run(job, user)
-    except BaseException:  # stopped midway (Ctrl-C, the worker shutting down, the database gone)
-        _interrupted_here(job.pk)
-        raise
-    finally:
-        audit.reset_context(token)
+    """Run a waiting job (dry run or import) in this process; what the worker task calls. An import (not a dry run)
+    first waits for the writing import running (`writing_lock`), its job still waiting: on SQLite it wrote nothing
+    meanwhile, where claiming the job and starting its transaction failed with "database is locked" once the other
+    import had held the database for 20 s."""
+    waiting = ImportJob.objects.filter(pk=job_id).values("target", "dry_run", "status").first()
+    with contextlib.ExitStack() as held:
+        if waiting and not waiting["dry_run"] and waiting["status"] == ImportJob.Status.PENDING:
+            held.enter_context(writing_lock(waiting["target"]))
+        job = _claim(job_id)
+        if job is None:
+            return ImportJob.objects.get(pk=job_id)
+        user = job.created_by
+        token = audit.set_context(audit.RequestContext(user=user))
+        try:
+            with Heartbeat(job):
+                return _run(job, user)
+        except BaseException:  # stopped midway (Ctrl-C, the worker shutting down, the database gone)
+            _interrupted_here(job.pk)
+            raise
+        finally:
+            audit.reset_context(token)
 
 
 def _interrupted_here(job_id: int) -> None:
@@ -3124,34 +3146,75 @@ def _interrupted_here(job_id: int) -> None:
         log.exception("import job %s: could not record its interruption", job_id)
 
 
-_WRITING_LOCK_KEYS = {ImportJob.Target.INSTITUTIONS: 0x1A90_0001, ImportJob.Target.PEOPLE: 0x1A90_0002}
+_WRITING_LOCK_KEYS = {
+    ImportJob.Target.INSTITUTIONS: 0x1A90_0001, ImportJob.Target.PEOPLE: 0x1A90_0002, ImportJob.Target.ORDERS: 0x1A90_0003,
+}  # fmt: skip
+_held_locks = threading.local()  # the writing locks this thread holds (taken again inside: no second wait)
+
+
+def _lock_scope(target: str) -> str:
+    """What one writing lock covers: on PostgreSQL one kind of data (other writes go on beside an import), on SQLite
+    the whole database, which has one writer: an all-or-nothing import holds its write lock until it ends."""
+    return target if connection.vendor == "postgresql" else "database"
 
 
 @contextlib.contextmanager
-def writing_lock(target: str):
-    """One writing import of institutions (of people) at a time. Each run matches its rows against what is stored
-    before it writes them: two users importing the same list at once (the worker runs jobs side by side) both
-    found the people missing and created every one twice. The second import waits here until the first ends,
-    then recognises its rows. PostgreSQL: a session advisory lock; SQLite (one machine): a lock file, which the
-    system releases when the process holding it dies."""
+def writing_lock(target: str, on_wait: Callable[[], object] | None = None):
+    """One writing import at a time: of institutions (of people, of orders) on PostgreSQL, of anything on SQLite.
+    Each run matches its rows against what is stored before it writes them: two users importing the same list at once
+    (the worker runs jobs side by side) both found the people missing and created every one twice. And on SQLite a
+    second all-or-nothing import of orders gave up after the database's 20 s busy timeout ("database is locked")
+    while the first held the write lock. The second import waits here until the first ends — before it writes
+    anything, its job still waiting (`waiting_for_another`) — then recognises its rows. PostgreSQL: a session
+    advisory lock; SQLite (one machine): a lock file, which the system releases when the process holding it dies.
+    Re-entrant in a thread: the worker takes it before it claims the job, the run again. `on_wait` is called once
+    when the lock is taken by another import, before waiting for it (the command line says it waits)."""
+    scope = _lock_scope(target)
+    held = _held_locks.__dict__.setdefault("scopes", set())
+    if scope in held:
+        yield
+        return
     if connection.vendor == "postgresql":
         key = _WRITING_LOCK_KEYS.get(target, 0x1A90_0000)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if not cursor.fetchone()[0]:
+                if on_wait is not None:
+                    on_wait()
+                cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        held.add(scope)
         try:
             yield
         finally:
+            held.discard(scope)
             with contextlib.suppress(Exception), connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
         return
     import fcntl
 
-    with open(imports_dir() / f"writing-{target}.lock", "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with open(imports_dir() / f"writing-{scope}.lock", "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        held.add(scope)
         try:
             yield
         finally:
+            held.discard(scope)
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def waiting_for_another(job: ImportJob) -> bool:
+    """A confirmed import waiting for another one to finish (`writing_lock`): what its progress area says."""
+    if job.status != ImportJob.Status.PENDING or job.dry_run:
+        return False
+    others = ImportJob.objects.filter(status=ImportJob.Status.RUNNING, dry_run=False).exclude(pk=job.pk)
+    if connection.vendor == "postgresql":
+        others = others.filter(target=job.target)
+    return others.exists()
 
 
 def _run(job: ImportJob, user) -> ImportJob:
@@ -3330,14 +3393,19 @@ def _too_large(size: int) -> ValidationError:
     )
 
 
+# .txt: what Excel's Save As writes as "Unicode Text" (UTF-16 with its byte-order mark, tab-separated) and as
+# "Text (Tab delimited)" (GB18030 or UTF-8, tab-separated); read as the CSV it is, its separator sniffed
+UPLOAD_SUFFIXES = (".csv", ".txt", ".xlsx")
+
+
 def _store_upload(uploaded_file) -> tuple[Path, str, int]:
     """Copy the upload under var/imports/ (never served), hashing it and enforcing the size limit."""
     limit = settings.IMPORT_MAX_BYTES
     if uploaded_file.size is not None and uploaded_file.size > limit:
         raise _too_large(uploaded_file.size)
     suffix = Path(uploaded_file.name or "").suffix.lower()
-    if suffix not in (".csv", ".xlsx"):
-        raise _refuse(_("Only .csv and .xlsx files can be imported."))
+    if suffix not in UPLOAD_SUFFIXES:
+        raise _refuse(_("Only .csv, .txt and .xlsx files can be imported."))
     path = imports_dir() / f"{uuid.uuid4().hex}{suffix}"
     digest, size = hashlib.sha256(), 0
     try:
@@ -3445,18 +3513,23 @@ def _enqueue(job: ImportJob) -> None:
     tasks.run_import(job.pk)
 
 
-def import_file(path, target: str, user, mode: str = "all", dry_run: bool = False) -> ImportJob:
+def import_file(path, target: str, user, mode: str = "all", dry_run: bool = False,
+                on_wait: Callable[[], object] | None = None) -> ImportJob:  # fmt: skip
     """Import a file on disk synchronously in this process (command line and benchmarks).
 
-    The upload size limit does not apply; the file is read where it is and left in place."""
+    The upload size limit does not apply; the file is read where it is and left in place. An import (not a dry run)
+    waits for another writing import to end (`writing_lock`), calling `on_wait` first when it has to."""
     _check_request(user, target, mode)
     path = Path(path).resolve()
     _check_file(path, target)
-    job = ImportJob.objects.create(
-        target=target, mode=mode, dry_run=dry_run, file_name=path.name[:255], file_path=str(path),
-        file_sha256=_sha256(path), file_size=path.stat().st_size, created_by=user,
-    )  # fmt: skip
-    return run_job(job.pk)
+    with contextlib.ExitStack() as held:
+        if not dry_run:  # its turn before its job row is written: on SQLite a writing import holds the database
+            held.enter_context(writing_lock(target, on_wait))
+        job = ImportJob.objects.create(
+            target=target, mode=mode, dry_run=dry_run, file_name=path.name[:255], file_path=str(path),
+            file_sha256=_sha256(path), file_size=path.stat().st_size, created_by=user,
+        )  # fmt: skip
+        return run_job(job.pk)
 
 
 def importable_targets(user) -> list[str]:

@@ -46,8 +46,11 @@ class ImportForm(forms.Form):
     )
     file = forms.FileField(
         label=gettext_lazy("File"),
-        help_text=gettext_lazy("An .xlsx or .csv file in the template's format, at most %(size)s MB."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
+        help_text=gettext_lazy(
+            "An .xlsx, .csv or .txt file (Excel's “Unicode Text” or “Text (Tab delimited)”) in the template's "
+            "format, at most %(size)s MB."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(importer.UPLOAD_SUFFIXES)}),
     )
 
     def __init__(self, *args, user=None, **kwargs):
@@ -211,6 +214,7 @@ def _job_context(job: ImportJob) -> dict:
         "job": job, "done": done, "percent": min(percent, 100), "errors": errors, "preview": preview,
         "columns": columns, "notes": importer.job_messages(job),
         "running": job.status in (ImportJob.Status.PENDING, ImportJob.Status.RUNNING),
+        "waiting": importer.waiting_for_another(job),
         "can_confirm": importer.awaits_confirmation(job), "status_label": importer.status_label(job),
         "blocked": job.mode == ImportJob.Mode.ALL_OR_NOTHING and job.error_count > 0,
         "good_rows": job.created_count + job.updated_count,

@@ -153,6 +153,9 @@ def explain(component: dict) -> str:
             return _("no payment history: default %(value)s") % {"value": value}
         share = (Decimal(str(d.get("on_time_share", 0))) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
         overdue = Decimal(str(d.get("overdue", 0)))
+        if overdue > 0 and d.get("overdue_ignored"):  # a rounding difference left open: counted as settled
+            return _("paid on time %(share)s %%, %(overdue)s overdue (immaterial, counted as settled)") % {
+                "share": share, "overdue": money(overdue)}  # fmt: skip
         if overdue > 0:
             return _("paid on time %(share)s %%, %(overdue)s overdue") % {"share": share, "overdue": money(overdue)}
         return _("paid on time %(share)s %%, nothing overdue") % {"share": share}

@@ -239,6 +239,9 @@ PurchasesSerializer = inline_serializer(
             "assumed_term_days": serializers.IntegerField(
                 allow_null=True, help_text="The default payment term (days after the order date) taken for the "
                 "lines without a payment due date; null when every line counted has one."),
+            "overdue_ignored": serializers.BooleanField(
+                help_text="The overdue amount is immaterial (under PHARMACRM_CREDIT_MATERIALITY_FEN, ¥1.00 by "
+                "default, and under 0.1 % of the window's purchases): the status counts it as settled."),
             "ageing": inline_serializer("AgeingBucket", {
                 "label": serializers.CharField(), "from": serializers.IntegerField(),
                 "to": serializers.IntegerField(allow_null=True), "amount": MONEY,
@@ -267,6 +270,7 @@ def purchases_summary(institution_id: int) -> dict:
             "average_days_late": None if c.average_days_late is None else str(c.average_days_late),
             "late_lines": c.late_lines, "paid": _money(c.paid), "outstanding": _money(c.outstanding),
             "overdue": _money(c.overdue), "window_months": c.window_months, "assumed_term_days": c.assumed_term_days,
+            "overdue_ignored": c.overdue_ignored,
             "ageing": [{"label": str(b["label"]), "from": b["from"], "to": b["to"], "amount": _money(b["amount"])}
                        for b in c.ageing],
         },

@@ -75,6 +75,19 @@ def payment_term_days() -> int:
     return max(int(getattr(settings, "PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS", 90)), 0)
 
 
+def materiality_fen() -> int:
+    """The credit materiality threshold in fen (settings, 100 = ¥1.00 by default; 0 turns it off)."""
+    return max(int(getattr(settings, "PHARMACRM_CREDIT_MATERIALITY_FEN", 100)), 0)
+
+
+def overdue_immaterial(overdue_fen: int, amount_fen: int) -> bool:
+    """Whether an overdue total is immaterial — a rounding difference (9,999.75 paid of 10,000.00) rather than
+    arrears: under the materiality threshold (¥1.00 by default) and under 0.1 % of the customer's purchases in the
+    window (`amount_fen`). The credit status and the evaluation's credit measure count it as settled; the arrears,
+    overdue and ageing figures still show it exactly."""
+    return 0 < overdue_fen < materiality_fen() and overdue_fen * 1000 < amount_fen
+
+
 def due_date(payment_due: dt.date | None, order_date: dt.date) -> dt.date:
     """When a line falls due: its payment due date, else its order date plus the default payment term."""
     return payment_due or order_date + dt.timedelta(days=payment_term_days())

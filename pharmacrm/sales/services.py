@@ -96,6 +96,9 @@ class Credit:
     # the default payment term in days when some of the lines counted have no payment due date (it was
     # assumed for them), else None
     assumed_term_days: int | None = None
+    # the overdue amount is immaterial (rollups.overdue_immaterial: a rounding difference left open): the status
+    # counts it as settled, the figures above still show it
+    overdue_ignored: bool = False
 
 
 def _status(on_time: Decimal | None, overdue: Decimal, outstanding: Decimal) -> str:
@@ -126,7 +129,7 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
     today = today or timezone.localdate()
     first = month_start(today, window_months - 1)
     agg = MonthlyRollup.objects.filter(institution_id=institution_id, month__gte=first).aggregate(
-        paid=Sum("paid_fen"), on_time=Sum("on_time_fen"), late=Sum("late_fen"), late_lines=Sum("late_lines"),
+        amount=Sum("amount_fen"), paid=Sum("paid_fen"), on_time=Sum("on_time_fen"), late=Sum("late_fen"), late_lines=Sum("late_lines"),
         days=Sum("days_late"),
     )  # fmt: skip
     c = Credit(window_months=window_months)
@@ -164,7 +167,13 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
         {"label": label, "from": low, "to": high, "amount": yuan(amount)}
         for label, (low, high), amount in zip(labels, AGEING_BUCKETS, buckets, strict=True)
     ]
-    c.status = _status(c.on_time_share, c.overdue, c.outstanding)
+    c.overdue_ignored = rollups.overdue_immaterial(overdue, int(agg["amount"] or 0))
+    if c.overdue_ignored:  # left out of the status: the share paid on time without it, nothing overdue
+        settled = on_time + late
+        share = half_up(Decimal(on_time) / Decimal(settled), "0.0001") if settled else None
+        c.status = _status(share, Decimal(0), yuan(outstanding - overdue))
+    else:
+        c.status = _status(c.on_time_share, c.overdue, c.outstanding)
     if (
         undated
         or OrderLine.objects.filter(

@@ -24,9 +24,9 @@ from pharmacrm.customers.importer import template_headers
 from pharmacrm.customers.models import ImportJob, Institution
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
 
-from . import services
+from . import rollups, services
 from .forms import OrderLineFilterForm, apply_filters
-from .models import OrderLine, ProductCode
+from .models import OrderLine, ProductCode, yuan
 
 CUSTOMER_LINES = 20  # latest order lines on a Customer 360 page
 CHART_MONTHS = 24
@@ -93,6 +93,7 @@ def customer_purchases(request, pk: int):
         "amount_12m": money(totals["amount"]),
         "credit": credit,
         "credit_money": {k: money(getattr(credit, k)) for k in ("outstanding", "overdue", "paid")},
+        "credit_materiality": money(yuan(rollups.materiality_fen())),
         "ageing": [{**b, "amount_text": money(b["amount"])} for b in credit.ageing],
         "credit_label": credit_label(credit.status),
         "on_time_percent": credit.on_time_percent,

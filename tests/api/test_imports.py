@@ -67,10 +67,10 @@ def test_a_dry_run_reports_the_bad_row_and_a_confirmed_good_rows_import_creates_
 
 def test_wrong_types_and_oversized_files_are_refused_on_the_file_field(api_for, settings):
     client = api_for("manager")
-    text = SimpleUploadedFile("notes.txt", b"hello", content_type="text/plain")
+    text = SimpleUploadedFile("notes.doc", b"hello", content_type="application/msword")
     response = upload(client, text)
     assert response.status_code == 400 and response.json()["file"] == [
-        "Only .csv and .xlsx files can be imported."
+        "Only .csv, .txt and .xlsx files can be imported."
     ]
     settings.IMPORT_MAX_BYTES = 10
     too_big = upload(client, people_csv([["李娜", "北京协和医院", "13800138001", "EXT-1"]]))

@@ -173,11 +173,11 @@ def test_contributions_add_up_to_the_score():
     # amount: 474,680.46 / 1,000,000 → 47.47 × 0.35 = 16.6145 → 16.61
     # frequency: 24 / 24 → 100 × 0.20 = 20.00
     # satisfaction: CSAT 4.2 → 80 × 0.20 = 16.00
-    # credit: on time 46 of 100 fen due → 0.7 × 46 = 32.2; overdue 24 fen of 474,680.46 yuan ≈ 0.00005 %
-    #   → 0.3 × 99.99995 = 29.999985 → 62.199985 → 62.20 × 0.25 = 15.55
+    # credit: on time 46 of 100 yuan due → 0.7 × 46 = 32.2; overdue 24 yuan of 474,680.46 yuan ≈ 0.00506 % (not
+    #   immaterial: ¥1.00 or more) → 0.3 × 99.99494 = 29.99848 → 62.19848 → 62.20 × 0.25 = 15.55
     # score = 16.61 + 20.00 + 16.00 + 15.55 = 68.16
-    facts = Facts(amount_fen=47_468_046, orders=24, csat_sum=21, csat_count=5, on_time_fen=46, late_fen=30,
-                  overdue_fen=24)  # fmt: skip
+    facts = Facts(amount_fen=47_468_046, orders=24, csat_sum=21, csat_count=5, on_time_fen=4600, late_fen=3000,
+                  overdue_fen=2400)  # fmt: skip
     total, components = scoring.score(facts, scoring.DEFAULT_EVALUATION["weights"], {})
     by_name = {c["name"]: (c["value"], c["weight"], c["contribution"]) for c in components}
     assert by_name == {

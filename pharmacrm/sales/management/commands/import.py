@@ -100,7 +100,8 @@ class Command(BaseCommand):
         token = audit.set_context(audit.RequestContext(user=actor))
         try:
             try:
-                job = importer.import_file(path, ImportJob.Target.ORDERS, actor, mode=mode, dry_run=dry_run)
+                job = importer.import_file(path, ImportJob.Target.ORDERS, actor, mode=mode, dry_run=dry_run,
+                                           on_wait=self._waiting)  # fmt: skip
             except ValidationError as e:
                 self.stderr.write(" ".join(e.messages))
                 raise SystemExit(2) from None
@@ -130,6 +131,11 @@ class Command(BaseCommand):
             raise SystemExit(2)
         if rejected or job.status == ImportJob.Status.REJECTED:
             raise SystemExit(1)
+
+    def _waiting(self) -> None:
+        """Another import is writing (the worker's, another run of this command): this one waits its turn."""
+        self.stderr.write(_("Waiting for another import to finish: this one starts as soon as it has ended."))
+        self.stderr.flush()
 
     def _user(self, username: str | None) -> User:
         """The user the import is recorded for. None to be found is exit status 2, as a user who may not import
