@@ -16,6 +16,7 @@ OUR_COMMANDS = {
     "safety": "Safety cases: safety list [--valid] | export-icsr NUMBER... --out FILE | import-icsr FILE | import-ack FILE | sweep.",
     "import": "Import ERP orders and payments: import orders FILE [--dry-run]; prints created/updated/unchanged/rejected.",
     "evaluate": "Run the customer evaluation and the key-account scoring now (--incremental: changed customers only).",
+    "reviews": "`reviews recompute-waits`: take the time waiting on the customer out of evaluations stored before session 31.",
     "second-factor-code": "Reset a user's second factor and print a one-time enrolment code: second-factor-code USERNAME.",
 }
 

@@ -898,10 +898,34 @@ def _write_credentials(password: str | None, totp: dict[str, str]) -> Path:
     return path
 
 
+LANGUAGES_MARKER = "demo:preferred_languages"
+
+
+def _preferred_languages() -> int:
+    """A few doctors with an e-mail address prefer another language than the site's (a foreign KOL at a Beijing
+    hospital, a doctor from Hong Kong): their mail to the desk is acknowledged in it. Once per database, the same
+    people every time (the first by id), without touching the random draws of the rest of the demo."""
+    from pharmacrm.customers.choices import PreferredLanguage
+    from pharmacrm.customers.models import Person
+
+    if Counter.objects.filter(name=LANGUAGES_MARKER).exists():
+        return 0
+    ids = list(
+        Person.objects.active().filter(role="doctor", preferred_language="").exclude(email_bidx="")
+        .order_by("id").values_list("pk", flat=True)[:5]
+    )  # fmt: skip
+    Person.objects.filter(pk__in=ids[:3]).update(preferred_language=PreferredLanguage.EN)
+    Person.objects.filter(pk__in=ids[3:]).update(preferred_language=PreferredLanguage.ZH_HANT)
+    Counter.objects.create(name=LANGUAGES_MARKER, value=len(ids))
+    return len(ids)
+
+
 def _later_demo_data() -> None:
     """Demo records of features added after the customer master data, each loaded once by its own marker."""
     from pharmacrm.customers.models import Person
     from pharmacrm.servicedesk import demo as servicedesk_demo
+
+    _preferred_languages()
 
     people = list(
         Person.objects.active().filter(institution__isnull=False).select_related("institution").order_by("id")[:600]

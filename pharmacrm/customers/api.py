@@ -42,6 +42,7 @@ from .choices import (
     HospitalGrade,
     InstitutionType,
     PersonRole,
+    PreferredLanguage,
     Source,
     Stage,
     Tier,
@@ -199,9 +200,22 @@ class ContactSerializer(serializers.Serializer):
     masked = serializers.BooleanField()
 
 
+class LanguageField(serializers.ChoiceField):
+    """A language code; written as a language tag is (zh-Hans, EN) it is taken as the code."""
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(data.strip().lower() if isinstance(data, str) else data)
+
+
 class PersonSerializer(CustomerSerializer):
     name = serializers.CharField(max_length=50)
     gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_blank=True)
+    preferred_language = LanguageField(
+        choices=PreferredLanguage.choices, required=False, allow_blank=True,
+        help_text="The language the service desk writes to the person in (acknowledgements, survey mails): zh-hans, "
+        "en or zh-hant; empty: as their mail is written, else the site's default. A mail's own Content-Language "
+        "still wins for the answer to that mail.",
+    )  # fmt: skip
     role = serializers.ChoiceField(choices=PersonRole.choices, required=False)
     title = serializers.CharField(max_length=50, required=False, allow_blank=True)
     institution = VisibleInstitutionField(required=False, allow_null=True)
@@ -220,7 +234,7 @@ class PersonSerializer(CustomerSerializer):
     class Meta:
         model = Person
         fields = [
-            "id", "code", "name", "gender", "role", "title", "institution", "institution_name", "department",
+            "id", "code", "name", "gender", "preferred_language", "role", "title", "institution", "institution_name", "department",
             "department_name", "mobile", "landline", "email", "birthday", "home_address", "id_number", "contact",
             "external_id", "tier", "stage", "owner", "owner_name", "team", "team_name", "source", "needs", "notes",
             "tags", "version", "merged_into", "created_at", "updated_at",

@@ -71,6 +71,15 @@ class Gender(models.TextChoices):
     FEMALE = "F", _("Female")
 
 
+class PreferredLanguage(models.TextChoices):
+    """The language a person is written to in (the service desk's acknowledgements and customer mails); the codes
+    are the product's languages (settings.LANGUAGES). Blank on the record: as their mail is written."""
+
+    ZH_HANS = "zh-hans", _("Simplified Chinese")
+    EN = "en", _("English")
+    ZH_HANT = "zh-hant", _("Traditional Chinese")
+
+
 class ConsentPurpose(models.TextChoices):
     MARKETING = "marketing", _("Marketing communication")
     SERVICE = "service", _("Service follow-up")

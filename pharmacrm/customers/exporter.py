@@ -22,7 +22,16 @@ from pharmacrm.core.personal import MASKERS
 from pharmacrm.core.roles import Cap
 
 from . import importer, normalise, search, services
-from .choices import Gender, HospitalGrade, InstitutionType, PersonRole, Source, Stage, Tier
+from .choices import (
+    Gender,
+    HospitalGrade,
+    InstitutionType,
+    PersonRole,
+    PreferredLanguage,
+    Source,
+    Stage,
+    Tier,
+)
 from .models import ImportJob, Institution, Person
 
 A = AuditEntry.Action
@@ -158,6 +167,7 @@ def _person_row(plain: bool) -> Callable[[Person], dict]:
             "title": obj.title, "institution": _key_of(obj.institution),
             "institution_name": obj.institution.name if obj.institution_id else "",
             "department": obj.department.name if obj.department_id else "",
+            "preferred_language": _label(PreferredLanguage, obj.preferred_language),
         }  # fmt: skip
         for f in Person.PERSONAL_FIELDS:
             out[f] = _personal(f, getattr(obj, f), plain)

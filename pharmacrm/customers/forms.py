@@ -27,6 +27,7 @@ from .choices import (
     HospitalGrade,
     InstitutionType,
     PersonRole,
+    PreferredLanguage,
     Source,
     Stage,
     Tier,
@@ -385,6 +386,12 @@ class PersonForm(CustomerForm):
     )
     home_address = forms.CharField(label=_("Home address"), required=False, max_length=255)
     id_number = forms.CharField(label=_("ID card number"), required=False, max_length=30)
+    preferred_language = forms.ChoiceField(
+        label=_("Preferred language"), required=False,
+        choices=[("", _("As their mail is written"))] + PreferredLanguage.choices,
+        help_text=_("The service desk's acknowledgements and survey mails to this person are written in it. A mail "
+                    "that names its own language is still answered in that language."),
+    )  # fmt: skip
 
     LIVE_FIELDS = ("mobile", "landline", "email", "id_number")
 
@@ -453,6 +460,7 @@ class PersonForm(CustomerForm):
             "gender": data.get("gender") or "",
             "role": data["role"],
             "title": data.get("title") or "",
+            "preferred_language": data.get("preferred_language") or "",
             "institution": data.get("institution"),
             "department": data.get("department"),
             **self.common_data(),
@@ -492,7 +500,8 @@ def departments_of(institution_id):
 def person_initial(obj: Person, with_personal: bool) -> dict:
     initial = {
         "name": obj.name, "gender": obj.gender, "role": obj.role, "title": obj.title,
-        "institution": obj.institution_id, "department": obj.department_id, "external_id": obj.external_id or "",
+        "preferred_language": obj.preferred_language, "institution": obj.institution_id,
+        "department": obj.department_id, "external_id": obj.external_id or "",
         "tier": obj.tier, "stage": obj.stage, "owner": obj.owner_id, "team": obj.team_id, "source": obj.source,
         "needs": obj.needs, "notes": obj.notes, "tags": ", ".join(t.name for t in obj.tags.all()),
         "version": obj.version,

@@ -51,7 +51,16 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.core.wording import listing
 
 from . import normalise, search, services
-from .choices import Gender, HospitalGrade, InstitutionType, PersonRole, Source, Stage, Tier
+from .choices import (
+    Gender,
+    HospitalGrade,
+    InstitutionType,
+    PersonRole,
+    PreferredLanguage,
+    Source,
+    Stage,
+    Tier,
+)
 from .models import ImportJob, Institution, Person, SearchTerm, Tag
 
 log = logging.getLogger(__name__)
@@ -350,6 +359,12 @@ CHINESE_LABELS: dict[type, dict[str, tuple[str, ...]]] = {
         "other": ("其他",),
     },
     Gender: {"M": ("男", "男性", "male"), "F": ("女", "女性", "female")},
+    # 中文 alone is Simplified (the mainland's written Chinese); 繁體 is read as 繁体 (parse_choice), so both scripts
+    PreferredLanguage: {
+        "zh-hans": ("简体中文", "中文", "简体", "汉语", "普通话", "国语", "chinese", "simplified", "zh", "zh-cn", "zh_cn"),
+        "en": ("英文", "英语", "english", "en-us", "en-gb", "en_us"),
+        "zh-hant": ("繁体中文", "繁体", "繁体字", "粤语", "traditional", "zh-tw", "zh-hk", "zh_tw", "zh_hk"),
+    },
 }
 
 
@@ -472,6 +487,10 @@ PERSON_COLUMNS: list[Column] = [
            help=_("A date like 1975-03-15.")),
     Column("home_address", "家庭住址", ("home address", "home_address"), personal=True),
     Column("id_number", "身份证号", ("id number", "id card number", "id_number", "身份证号码"), personal=True),
+    Column("preferred_language", "沟通语言", ("preferred language", "preferred_language", "language", "语言",
+                                             "首选语言", "偏好语言", "联系语言", "沟通语种"),
+           choices=PreferredLanguage,
+           help=_("Empty: the service desk answers in the language of their mail.")),
     *_common_columns(),
 ]  # fmt: skip
 
@@ -1514,6 +1533,7 @@ def _value_handlers(target: str) -> dict[str, tuple[str, Callable[[str], Any]]]:
         "birthday": ("birthday", _birthday(timezone.localdate())),
         "home_address": ("home_address", _long_text),
         "id_number": ("id_number", _id_number),
+        "preferred_language": ("preferred_language", lambda v: parse_choice(PreferredLanguage, v)),
     }
 
 

@@ -21,6 +21,7 @@ from .choices import (
     HospitalGrade,
     InstitutionType,
     PersonRole,
+    PreferredLanguage,
     Source,
     Stage,
     Tier,
@@ -177,6 +178,11 @@ class Person(Customer):
     gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
     role = models.CharField(_("role"), max_length=16, choices=PersonRole.choices, default=PersonRole.DOCTOR)
     title = models.CharField(_("title"), max_length=50, blank=True)
+    # the service desk writes to the person in it (acknowledgements, survey mails); blank: as their mail is written,
+    # else the site's default (zh-Hans). A mail's own Content-Language still wins for the answer to that mail.
+    preferred_language = models.CharField(
+        _("preferred language"), max_length=8, choices=PreferredLanguage.choices, blank=True, default=""
+    )
     institution = models.ForeignKey(
         Institution, models.PROTECT, null=True, blank=True, related_name="people", verbose_name=_("institution")
     )

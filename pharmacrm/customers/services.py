@@ -41,7 +41,7 @@ INSTITUTION_FIELDS = (
     "needs", "notes",
 )  # fmt: skip
 PERSON_FIELDS = (
-    "name", "gender", "role", "title", "institution", "department", "mobile", "landline", "email", "birthday",
+    "name", "gender", "role", "title", "preferred_language", "institution", "department", "mobile", "landline", "email", "birthday",
     "home_address", "id_number", "external_id", "tier", "stage", "owner", "team", "source", "needs", "notes",
 )  # fmt: skip
 
@@ -243,6 +243,10 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
 def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[str, Any]:
     errors: dict[str, list] = {}
     out = dict(data)
+    if isinstance(out.get("preferred_language"), str):  # zh-Hans, EN as language tags are written: the codes
+        out["preferred_language"] = out["preferred_language"].strip().lower()
+    elif "preferred_language" in out and out["preferred_language"] is None:
+        out["preferred_language"] = ""
     _check_choices(errors, out, Person)
     if "name" in out:
         out["name"] = normalise.clean_text(out["name"])

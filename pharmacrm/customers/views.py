@@ -1053,7 +1053,7 @@ MERGE_FIELDS = {
                     "legal_representative", "address", "phone", "external_id", "tier", "stage", "owner", "team",
                     "source", "needs", "notes"),
     "person": ("code", "name", "gender", "role", "title", "institution", "department", "mobile", "landline",
-               "email", "external_id", "tier", "stage", "owner", "team", "source", "needs", "notes"),
+               "email", "preferred_language", "external_id", "tier", "stage", "owner", "team", "source", "needs", "notes"),
 }  # fmt: skip
 
 

@@ -2060,6 +2060,125 @@ def listing_error(account: KeyAccount, start: dt.date, end: dt.date) -> str | No
     return None
 
 
+def _review_tickets(account: KeyAccount, start: dt.date, end: dt.date):
+    """(start and end as times, the institution and its departments' ids, the tickets) an evaluation of the account
+    for start–end counts."""
+    from pharmacrm.servicedesk.models import Ticket
+
+    tz = timezone.get_current_timezone()
+    t0 = dt.datetime.combine(start, dt.time(), tzinfo=tz)
+    t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    inst_ids = [account.institution_id, *Institution.objects.filter(parent_id=account.institution_id).values_list("id", flat=True)]
+    tickets = Ticket.objects.filter(Q(institution_id__in=inst_ids) | Q(person__institution_id__in=inst_ids),
+                                    received_at__gte=t0, received_at__lt=t1, merged_into__isnull=True)  # fmt: skip
+    return t0, t1, inst_ids, tickets
+
+
+def _counted_clocks(tickets):
+    """The SLA clocks an evaluation averages: the met ones, and a ticket still waiting for its answer (or its
+    resolution) with the time it has waited so far — left out, a quarter whose tickets were never answered would
+    look faster than one whose were."""
+    from pharmacrm.servicedesk.models import SlaClock
+    from pharmacrm.servicedesk.services import DONE_STATUSES
+
+    return SlaClock.objects.filter(ticket__in=tickets.values("id")).filter(
+        Q(fulfilled_at__isnull=False) | ~Q(ticket__status__in=DONE_STATUSES)
+    )
+
+
+def average_waits(tickets, now: dt.datetime, *, as_of: dt.datetime | None = None, before_session_31: bool = False):
+    """(average first response, average resolution) in hours of the tickets' clocks, as the customer waits them.
+
+    The SLA clocks' definition (docs/servicedesk.md): the time a ticket waited on the customer is nobody's wait for
+    an answer or a resolution, and the days a reopened ticket stood resolved before the customer came back are no
+    wait for its resolution. Counted, a customer who took a week to send the batch number made the team's average
+    resolution a week longer than the desk's own clock said.
+
+    `as_of`: the figures as an evaluation computed then saw them (recompute_review_waits): tickets taken in later
+    and clocks met later count as they stood. `before_session_31`: the rule evaluations were computed with before
+    (only the resolved days before a reopen taken out), to recognise a stored evaluation made with it."""
+    from pharmacrm.servicedesk.choices import ClockKind
+    from pharmacrm.servicedesk.services import DONE_STATUSES, PAUSED_STATUSES
+
+    clocks = _counted_clocks(tickets)
+    if as_of is not None:
+        clocks = clocks.filter(ticket__created_at__lte=as_of, started_at__lte=as_of)
+        now = as_of
+    histories = _paused_spans(tickets)
+    if before_session_31:
+        stops = {ClockKind.FIRST_RESPONSE: frozenset(), ClockKind.RESOLUTION: DONE_STATUSES}
+    else:
+        stops = {ClockKind.FIRST_RESPONSE: PAUSED_STATUSES, ClockKind.RESOLUTION: PAUSED_STATUSES | DONE_STATUSES}
+    waits: dict[str, list] = {ClockKind.FIRST_RESPONSE: [], ClockKind.RESOLUTION: []}
+    for ticket_id, kind, a, b in clocks.values_list("ticket_id", "kind", "started_at", "fulfilled_at"):
+        if kind in waits:
+            end = now if b is None or b > now else b
+            waits[kind].append(_wait(histories.get(ticket_id), stops[kind], a, end))
+    return _hours(waits[ClockKind.FIRST_RESPONSE]), _hours(waits[ClockKind.RESOLUTION])
+
+
+# the audit entry's reason for a recomputed evaluation, in no language (the audit trail records data)
+RECOMPUTE_REASON = "response and resolution without the time waiting on the customer (rule of session 31)"
+
+
+def recompute_review_waits(review, user=None) -> str:
+    """Put an evaluation stored before session 31 right: its average response and resolution times (and the two
+    measures and the score made of them) still counted the time its tickets waited on the customer. Recomputed as
+    the evaluation saw its tickets then (its computed_at), with today's rule. Returns "changed"; "right" when the
+    stored figures are today's rule's already (a second run, a later evaluation, no ticket ever waited); "unknown"
+    when they are neither rule's — the tickets changed since (merged, moved): such an evaluation is left as it is,
+    and "Evaluate again" recomputes it from today's data. Only the first two change the record (audited)."""
+    from . import scoring
+    from .models import AccountReview
+
+    _t0, _t1, _ids, tickets = _review_tickets(review.account, review.start, review.end)
+    stored = (review.avg_response_hours, review.avg_resolution_hours)
+    now = review.computed_at
+    today_rule = average_waits(tickets, now, as_of=now)
+    if stored == today_rule:
+        return "right"
+    if stored != average_waits(tickets, now, as_of=now, before_session_31=True):
+        return "unknown"
+    response, resolution = today_rule
+    components = [dict(c) for c in review.components or []]
+    for component in components:
+        hours = {"response": response, "resolution": resolution}.get(component.get("name"))
+        target = {"response": RESPONSE_TARGET_H, "resolution": RESOLUTION_TARGET_H}.get(component.get("name"))
+        if hours is None or target is None or component.get("default"):
+            continue
+        value = Decimal(100) if hours == 0 else min(Decimal(100), target / hours * 100)
+        value = scoring.q2(value)
+        component["value"] = str(value)
+        component["contribution"] = str(scoring.q2(value * Decimal(component["weight"])))
+    score = sum((Decimal(c["contribution"]) for c in components), Decimal(0))
+    with transaction.atomic():
+        # only what it read: a review evaluated again meanwhile (another computed_at) is right by construction
+        updated = AccountReview.objects.filter(
+            pk=review.pk, computed_at=review.computed_at, avg_response_hours=stored[0], avg_resolution_hours=stored[1]
+        ).update(avg_response_hours=response, avg_resolution_hours=resolution, components=components, score=score)
+        if not updated:
+            return "right"
+        audit.record(A.UPDATE, review, user=user, changes={
+            "avg_response_hours": [stored[0], response], "avg_resolution_hours": [stored[1], resolution],
+            "score": [review.score, score],
+        }, reason=RECOMPUTE_REASON, period=review.period)  # fmt: skip
+    review.avg_response_hours, review.avg_resolution_hours = response, resolution
+    review.components, review.score = components, score
+    return "changed"
+
+
+def recompute_stored_waits(user=None) -> dict[str, int]:
+    """recompute_review_waits for every stored evaluation, each in its own transaction (killed half-way, it is
+    simply run again: those already done read "right"). Returns the count of each outcome."""
+    from .models import AccountReview
+
+    counts = {"changed": 0, "right": 0, "unknown": 0}
+    reviews = AccountReview.objects.select_related("account").order_by("pk")
+    for review in reviews.exclude(avg_response_hours=None, avg_resolution_hours=None).iterator(chunk_size=200):
+        counts[recompute_review_waits(review, user=user)] += 1
+    return counts
+
+
 def review_account(account: KeyAccount, period: str, user=None):
     """Compute (or recompute) the account's evaluation for a quarter or a year from the data: satisfaction
     (revisit surveys), quality feedback (quality complaint cases), average first-response and resolution
@@ -2069,8 +2188,7 @@ def review_account(account: KeyAccount, period: str, user=None):
     the period done on time."""
     from pharmacrm.safety.models import SafetyCase
     from pharmacrm.servicedesk.choices import ClockKind, Status
-    from pharmacrm.servicedesk.models import SlaClock, Survey, Ticket
-    from pharmacrm.servicedesk.services import DONE_STATUSES, PAUSED_STATUSES
+    from pharmacrm.servicedesk.models import Survey
 
     from . import scoring
     from .models import AccountReview
@@ -2087,32 +2205,13 @@ def review_account(account: KeyAccount, period: str, user=None):
     outside = listing_error(account, start, end)
     if outside:
         raise ValidationError({"period": [outside]})
-    tz = timezone.get_current_timezone()
-    t0 = dt.datetime.combine(start, dt.time(), tzinfo=tz)
-    t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
-    inst_ids = [account.institution_id, *Institution.objects.filter(parent_id=account.institution_id).values_list("id", flat=True)]
-    tickets = Ticket.objects.filter(Q(institution_id__in=inst_ids) | Q(person__institution_id__in=inst_ids),
-                                    received_at__gte=t0, received_at__lt=t1, merged_into__isnull=True)  # fmt: skip
+    t0, t1, inst_ids, tickets = _review_tickets(account, start, end)
     surveys = Survey.objects.filter(ticket__in=tickets.values("id"), score__isnull=False)
     sat = surveys.aggregate(avg=Avg("score"), n=Count("id"))
-    # a ticket still waiting for its answer (or its resolution) counts with the time it has waited so far:
-    # left out, a quarter whose tickets were never answered would look faster than one whose were
     now = timezone.now()
-    clocks = SlaClock.objects.filter(ticket__in=tickets.values("id")).filter(
-        Q(fulfilled_at__isnull=False) | ~Q(ticket__status__in=DONE_STATUSES)
-    )
-    # the SLA clocks' definition (docs/servicedesk.md): the time a ticket waited on the customer is nobody's
-    # wait for an answer or a resolution, and the days a reopened ticket stood resolved before the customer came
-    # back are no wait for its resolution. Counted, a customer who took a week to send the batch number made the
-    # team's average resolution a week longer than the desk's own clock said.
-    histories = _paused_spans(tickets)
-    stops = {ClockKind.FIRST_RESPONSE: PAUSED_STATUSES, ClockKind.RESOLUTION: PAUSED_STATUSES | DONE_STATUSES}
-    waits: dict[str, list] = {ClockKind.FIRST_RESPONSE: [], ClockKind.RESOLUTION: []}
-    for ticket_id, kind, a, b in clocks.values_list("ticket_id", "kind", "started_at", "fulfilled_at"):
-        if kind in waits:
-            waits[kind].append(_wait(histories.get(ticket_id), stops[kind], a, b or now))
+    clocks = _counted_clocks(tickets)
     pending = dict(clocks.filter(fulfilled_at__isnull=True).values("kind").annotate(n=Count("id")).values_list("kind", "n"))
-    response, resolution = _hours(waits[ClockKind.FIRST_RESPONSE]), _hours(waits[ClockKind.RESOLUTION])
+    response, resolution = average_waits(tickets, now)
     complaints = tickets.filter(category__code__in=COMPLAINT_CATEGORIES)
     resolved = complaints.filter(status__in=[Status.RESOLVED, Status.INFORMED, Status.CLOSED]).count()
     quality = SafetyCase.objects.filter(

@@ -39,6 +39,7 @@ from django.core.mail import EmailMessage
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
@@ -945,16 +946,29 @@ def acknowledge(
     return message
 
 
+def tell_forwarder(employee, ticket: Ticket) -> None:
+    """The employee who forwarded a customer's mail learns the ticket's number in the bell (and by e-mail, in their
+    own language). They got the customer's acknowledgement ("Thank you for your message …"), written to the
+    customer, as if they were the caller."""
+    from pharmacrm.notify import services as notify
+
+    notify.send([employee], kind="ticket.forwarded", title=Message(
+        gettext_lazy("%(number)s was opened from the mail you forwarded: %(subject)s"),
+        number=ticket.number, subject=ticket.subject,
+    ), url=reverse("servicedesk:ticket", args=[ticket.pk]), obj=ticket)  # fmt: skip
+
+
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _HANT_TAGS = ("zh-hant", "zh-tw", "zh-hk", "zh-mo")
 
 
-def mail_language(msg: ParsedMail, text: str) -> str:
+def mail_language(msg: ParsedMail, text: str, default: str | None = None) -> str:
     """The language to acknowledge a mail in: one the site speaks, taken from the mail's Content-Language (or
-    Outlook's Accept-Language), else the site's default (zh-Hans). A mail written in Chinese is answered in
-    Chinese whatever its program's language says (a Chinese doctor on an English Outlook writes Content-Language:
-    en-US): English only for a mail with no Chinese in its subject and text. The acknowledgement was always in
-    zh-Hans, also to a customer who wrote in English."""
+    Outlook's Accept-Language), else `default` (the site's default, zh-Hans, when not given). A mail written in
+    Chinese is answered in Chinese whatever its program's language says (a Chinese doctor on an English Outlook
+    writes Content-Language: en-US): English only for a mail with no Chinese in its subject and text. The
+    acknowledgement was always in zh-Hans, also to a customer who wrote in English. take_in passes "" to learn
+    whether the mail decided it, before the sender's record (Person.preferred_language) is asked."""
     try:  # on the mail, or on its text part (a multipart mail's programs often set it there)
         parts = [msg, msg.get_body(preferencelist=("plain", "html"))]
     except Exception:  # noqa: BLE001
@@ -972,7 +986,18 @@ def mail_language(msg: ParsedMail, text: str) -> str:
             return "zh-hans"
         if tag.startswith("en") and not chinese:
             return "en"
-    return settings.LANGUAGE_CODE
+    return settings.LANGUAGE_CODE if default is None else default
+
+
+def customer_language(person, explicit: str = "") -> str:
+    """The language the desk writes to a customer in: the language the mail being answered names (`explicit`,
+    mail_language's), else the one on the customer's record (Person.preferred_language), else the site's default.
+    A foreign doctor whose record says English got Chinese acknowledgements and survey mails whenever their mail
+    did not name its language."""
+    if explicit:
+        return explicit
+    preferred = getattr(person, "preferred_language", "") if person is not None else ""
+    return preferred or settings.LANGUAGE_CODE
 
 
 def reply_to_of(msg: ParsedMail, sender: str) -> tuple[str, str]:
@@ -1114,7 +1139,8 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
                 in_reply_to=in_reply_to, at=now, files=files, heard_at=max(at, ticket.received_at),
             )  # fmt: skip
         customer, caller, reply_email = address, display, address
-        ack_to, language = address, mail_language(msg, f"{subject}\n{body}")
+        # "" when the mail does not name its language: the customer's record decides then (customer_language)
+        ack_to, language = address, mail_language(msg, f"{subject}\n{body}", default="")
         employee = forwarding_user(address)
         original = forwarded_sender(msg, body) if employee is not None else None
         if original is not None and not (
@@ -1122,9 +1148,9 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
             or is_automatic_address(original[1])
         ):  # fmt: skip
             # an employee passed a customer's mail on (Zendesk's agent forwarding): the customer is the caller and
-            # the answers go to them; the acknowledgement goes to the employee, who asked the desk to take it over
+            # the answers go to them; the employee is named in the history, and told the number in the bell
             customer, caller, reply_email = original[1], original[0], original[1]
-            ack_to, language = address, employee.language or settings.LANGUAGE_CODE
+            ack_to = ""
             log.info("Mail from user %s forwards a mail of %s: the caller is the original sender",
                      employee.pk, normalise.mask_email(customer))  # fmt: skip
         else:
@@ -1134,6 +1160,8 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
                 reply_email, ack_to = reply_address, reply_address
                 caller = caller or reply_display
         person = find_person(customer)
+        if employee is None:  # the acknowledgement goes to the customer: the mail's language, else their record's
+            language = customer_language(person, language)
         data = {
             "channel": Channel.EMAIL,
             "category": getattr(settings, "SERVICEDESK_MAIL_CATEGORY", "other") or "other",
@@ -1146,6 +1174,8 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
             data["person"] = person
         else:
             data["caller_name"] = (caller or customer)[:50]
+        if employee is not None:
+            data["forwarded_by"] = employee
         try:
             ticket = services.create_ticket(services.SYSTEM, data)
         except ValidationError as exc:
@@ -1163,7 +1193,10 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
             inbound.body = f"{inbound.body}\n\n{refused}"[: conversation.MAX_BODY]
             inbound.save(update_fields=["body"])
         # a forwarded mail's message on the ticket keeps the employee as its sender: the agent sees who passed it on
-        acknowledge(ticket, inbound, ack_to, now, language)
+        if employee is not None:
+            tell_forwarder(employee, ticket)
+        else:
+            acknowledge(ticket, inbound, ack_to, now, language)
         log.info("Mail from %s became ticket %s", normalise.mask_email(address), ticket.number)
         return inbound
 

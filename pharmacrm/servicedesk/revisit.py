@@ -189,8 +189,11 @@ def send_survey(user, ticket: Ticket) -> tuple[Survey, str]:
                                                            "channel": [None, SurveyChannel.LINK]})  # fmt: skip
         if ticket.reply_email:
             from . import conversation
+            from .mail import customer_language
 
-            with translation.override(settings.LANGUAGE_CODE):  # the customer's language is not known
+            person = ticket.person if ticket.person_id else None
+            # the language on the customer's record (Person.preferred_language), else the site's default
+            with translation.override(customer_language(person)):
                 body = _(
                     "Dear customer,\n\nyour request %(number)s “%(subject)s” has been handled. Please tell us in "
                     "one minute whether it was solved and how satisfied you are:\n\n%(link)s\n\nThe link can be "

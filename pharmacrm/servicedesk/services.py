@@ -113,7 +113,8 @@ def same_ticket_just_taken(user, data: dict) -> Ticket | None:
 def create_ticket(user, data: dict) -> Ticket:
     """Take in a ticket. `data`: subject, channel, category (object or code), received_at (default now),
     and optionally description, priority / complexity (with priority_reason when they differ from the
-    category's), institution, person, caller_name, caller_phone, batch_number, assignee, team."""
+    category's), institution, person, caller_name, caller_phone, batch_number, assignee, team, and forwarded_by
+    (the user who forwarded the customer's mail: named in the history and the audit entry, never the caller)."""
     require(user, Cap.HANDLE_TICKETS)
     now = timezone.now()
     category = _category(data.get("category"))
@@ -183,6 +184,9 @@ def create_ticket(user, data: dict) -> Ticket:
         created = {"channel": ticket.channel}
         if routed.get("method"):
             created["routing"] = {"rule": routed["rule"], "method": routed["method"]}
+        forwarded = forwarded_by(data.get("forwarded_by"), received_at)
+        if forwarded:  # the employee who passed the customer's mail on: in the history and the audit entry
+            created["forwarded_by"] = forwarded
         history = [_event(ticket, EventKind.CREATED, user, at=received_at, to_status=Status.NEW, data=created)]
         if routed.get("boosted_from"):
             history.append(_event(
@@ -201,11 +205,21 @@ def create_ticket(user, data: dict) -> Ticket:
             transition(user, ticket, Status.ASSIGNED, at=now, audit_it=False)
         # the web form's evidence of the notice read and the consent given (which version, when: this entry)
         consent = {"privacy_notice": data["privacy_notice"]} if data.get("privacy_notice") else {}
+        if forwarded:
+            consent["forwarded_by"] = forwarded
         audit.record(A.CREATE, ticket, user=user, changes={"number": [None, ticket.number]}, **consent)
         net.screen_ticket(ticket)  # a reaction or defect mentioned → PV triage, day 0 = received_at
         if ticket.assignee_id and ticket.assignee_id != getattr(user, "pk", None):  # given by hand or by a rule
             tell_assignee(ticket)
     return ticket
+
+
+def forwarded_by(employee, at: dt.datetime) -> dict:
+    """What the history and the audit entry keep of the employee who forwarded a customer's mail to the desk
+    (mail.take_in): who (their account and name as it was then) and when they forwarded it (the mail's date)."""
+    if employee is None:
+        return {}
+    return {"user": employee.pk, "username": employee.get_username(), "name": str(employee), "at": at.isoformat()}
 
 
 def _category(value) -> TicketCategory:

@@ -434,6 +434,19 @@ def _system_note(note: str) -> str:
     return note
 
 
+def forwarded_line(forwarded: dict, default_at) -> str:
+    """"Forwarded by 王芳 at 2026-12-04 10:05": the employee who passed the customer's mail on to the desk (the name
+    as it was then) and when (the forwarded mail's date), in the reader's language and time zone."""
+    try:
+        at = dt.datetime.fromisoformat(forwarded.get("at") or "")
+    except (TypeError, ValueError):
+        at = default_at
+    return _("Forwarded by %(name)s at %(time)s") % {
+        "name": forwarded.get("name") or forwarded.get("username") or "—",
+        "time": timezone.localtime(at).strftime("%Y-%m-%d %H:%M"),
+    }
+
+
 def _event_details(e) -> list[tuple[str, str]]:
     data = e.data or {}
     out = []
@@ -469,6 +482,9 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Level"), str(data["level"])))
         if data.get("clock") in ClockKind.values:
             out.append((_("Deadline"), ClockKind(data["clock"]).label))
+    forwarded = data.get("forwarded_by") or {}
+    if e.kind == EventKind.CREATED and forwarded.get("name"):
+        out.append((_("Forwarded"), forwarded_line(forwarded, e.at)))
     routed = data.get("routing") or {}
     if e.kind == EventKind.CREATED and routed.get("method") in AssignMethod.values:
         out.append((_("Routed"), AssignMethod(routed["method"]).label))

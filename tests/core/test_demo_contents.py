@@ -309,3 +309,13 @@ def test_every_kind_of_entry_of_the_demo_data_renders(loaded):
         for params in ({"action": "create"}, {"object_id": "1"}, {"actor": "kam", "action": "create"}):
             response = client.get(url, params, HTTP_ACCEPT_LANGUAGE="en")
             assert response.status_code == 200, (role, params)
+
+
+def test_the_demo_has_doctors_who_prefer_english_or_traditional_chinese(loaded):
+    """Session 32: a few people of the demo carry a preferred language (沟通语言), so the service desk's English and
+    繁體 acknowledgements can be tried out; a second run leaves them as they are."""
+    from pharmacrm.core import demo as core_demo
+
+    languages = sorted(Person.objects.exclude(preferred_language="").values_list("preferred_language", flat=True))
+    assert languages.count("en") == 3 and languages.count("zh-hant") == 2
+    assert core_demo._preferred_languages() == 0

@@ -307,8 +307,9 @@ def test_a_mail_an_employee_forwards_makes_the_original_sender_the_caller(
 ):
     """A rep forwards a customer's mail to the service address. The ticket named the rep as the caller, the answers
     went to the rep and the customer record was never linked. Now (Zendesk's agent forwarding) the original
-    sender is the caller and the answers go to them; the acknowledgement with the number goes to the rep, who
-    asked the desk to take it over, and the forwarded message keeps the rep as its sender."""
+    sender is the caller and the answers go to them; the rep, who asked the desk to take it over, is told the
+    number (session 32: by a notification, not the customer's acknowledgement), and the forwarded message keeps the
+    rep as its sender."""
     rep = users["rep"]
     rep.email = STRANGER
     rep.save(update_fields=["email"])
@@ -322,8 +323,8 @@ def test_a_mail_an_employee_forwards_makes_the_original_sender_the_caller(
     assert ticket.reply_email == CUSTOMER and ticket.caller_name == "王医生"
     assert ticket.messages.get(kind=MessageKind.INBOUND).sender == STRANGER
     assert imap_server.messages(CUSTOMER) == []  # the customer did not write to the desk: no surprise mail
-    acks = [m["Subject"] for m in imap_server.messages(STRANGER)]
-    assert any(ticket.number in s for s in acks)
+    told = [m["Subject"] for m in imap_server.messages(STRANGER)]
+    assert any(ticket.number in s for s in told)
     internal = Ticket.objects.get(subject="Fwd: 内部通知")
     assert internal.reply_email == STRANGER
 
