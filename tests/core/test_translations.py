@@ -181,7 +181,7 @@ class VisibleText(HTMLParser):
 # Words that are right in a Chinese page: product and format names, the English option of the language switch.
 ALLOWED = {
     "pharmacrm", "english", "vip", "excel", "csv", "xlsx", "api", "otp", "totp", "google", "microsoft",
-    "authenticator", "freeotp",
+    "authenticator", "freeotp", "txt", "unicode",  # .txt: Excel's "Unicode 文本" file, as Chinese Excel names it
 }  # fmt: skip
 USERNAMES = {"admin", "manager", "kam", "agent", "expert", "support", "aftersales", "rep", "pv", "analyst", "auditor"}  # fmt: skip
 # e-mail addresses and the hex digests shown in place of masked values are not words
