@@ -183,6 +183,8 @@ class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
 
 class DeliverySerializer(ModelSerializer):
     target = serializers.CharField(read_only=True, help_text="The e-mail address or the endpoint's name.")
+    # a webhook's delivery has none: "" is no e-mail address, so the field is text, not format "email"
+    email = serializers.CharField(read_only=True, help_text="The address of an e-mail; empty for a webhook's.")
     payload = serializers.SerializerMethodField(
         help_text="What was sent: a webhook's event; for an e-mail its subject only (the body is the recipient's)."
     )

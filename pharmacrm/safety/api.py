@@ -1090,7 +1090,7 @@ class FlagSerializer(ModelSerializer):
             fields.pop("excerpt", None)
         return fields
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))  # null: no hand-off clock runs (yet)
     def get_handoff_due_at(self, flag: Flag) -> str | None:
         due = min((c.due_at for c in flag.clocks.all()), default=None)
         return serializers.DateTimeField().to_representation(due) if due else None
