@@ -334,7 +334,8 @@ class StrictInputMixin:
             keys |= set(self.echoes().fields)
         return keys
 
-    def _input_errors(self, data) -> dict:
+    def input_errors(self, data) -> dict:
+        """{field: [messages]} for the unknown fields and the foreign digits of `data` (a mapping)."""
         errors: dict = {}
         for name, field in self.fields.items():
             if field.read_only:
@@ -352,7 +353,7 @@ class StrictInputMixin:
         return errors
 
     def to_internal_value(self, data):
-        errors = self._input_errors(data) if isinstance(data, Mapping) else {}
+        errors = self.input_errors(data) if isinstance(data, Mapping) else {}
         try:
             value = super().to_internal_value(data)
         except exceptions.ValidationError as exc:

@@ -866,6 +866,8 @@ def _uploaded(request) -> tuple[bytes, str]:
     if isinstance(raw, bytes):
         data, name = raw, ""
     else:
+        if errors := XmlUploadSerializer().input_errors(request.data):  # a misspelt form field: not ignored
+            raise serializers.ValidationError(errors)
         upload = request.FILES.get("file")
         if upload is None:
             raise serializers.ValidationError(

@@ -119,3 +119,9 @@ def test_every_serializer_of_the_api_refuses_unknown_fields_and_foreign_digits()
     assert len(found) > 100
     lax = sorted(f"{c.__module__}.{c.__qualname__}" for c in found if not issubclass(c, StrictInputMixin))
     assert lax == []
+
+
+def test_an_xml_upload_refuses_a_misspelt_form_field(api_for):
+    xml = SimpleUploadedFile("ack.xml", b"<ichicsrack/>", content_type="application/xml")
+    r = api_for("pv").post("/api/v1/safety/acks/", {"file": xml, "commnet": "网关回执"}, format="multipart")
+    assert r.status_code == 400 and r.json() == {"commnet": ["Unknown field."]}
