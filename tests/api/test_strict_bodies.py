@@ -125,3 +125,16 @@ def test_an_xml_upload_refuses_a_misspelt_form_field(api_for):
     xml = SimpleUploadedFile("ack.xml", b"<ichicsrack/>", content_type="application/xml")
     r = api_for("pv").post("/api/v1/safety/acks/", {"file": xml, "commnet": "网关回执"}, format="multipart")
     assert r.status_code == 400 and r.json() == {"commnet": ["Unknown field."]}
+
+
+def test_a_version_or_a_query_id_in_full_width_digits_is_not_read_as_a_number(api_for, xiehe):
+    client = api_for("manager")
+    url = f"/api/v1/institutions/{xiehe.pk}/"
+    version = client.get(url).json()["version"]
+    written = "".join(chr(ord("０") + int(d)) for d in str(version))
+    r = client.patch(url, {"beds": 2100}, format="json", HTTP_IF_MATCH=f'"{written}"')
+    assert r.status_code == 400 and list(r.json()) == ["version"]
+    xiehe.refresh_from_db()
+    assert xiehe.version == version
+    r = client.get("/api/v1/service-board/", {"team": "１"})  # refused before it is looked up
+    assert r.status_code == 400 and list(r.json()) == ["team"], r.content
