@@ -31,6 +31,8 @@ from .api_utils import (
     DateTimeFilter,
     HasCapability,
     IntegerFilter,
+    ModelSerializer,
+    Serializer,
     StrictBooleanFilter,
     expected_version,
     versioned,
@@ -54,7 +56,7 @@ A = AuditEntry.Action
 # --- tokens ------------------------------------------------------------------------------------
 
 
-class TokenCredentialsSerializer(serializers.Serializer):
+class TokenCredentialsSerializer(Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
     otp = serializers.CharField(
@@ -74,7 +76,7 @@ class TokenCredentialsSerializer(serializers.Serializer):
         return code
 
 
-class TokenResponseSerializer(serializers.Serializer):
+class TokenResponseSerializer(Serializer):
     token = serializers.CharField()
     expires_at = serializers.DateTimeField()
     second_factor = serializers.BooleanField()
@@ -205,7 +207,7 @@ def _lockout_response() -> Response:
 # --- audit trail ------------------------------------------------------------------------------
 
 
-class AuditEntrySerializer(serializers.ModelSerializer):
+class AuditEntrySerializer(ModelSerializer):
     class Meta:
         model = AuditEntry
         fields = [
@@ -292,7 +294,7 @@ class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):
 ROLE_CHOICES = [(r.value, r.label) for r in Role]
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(ModelSerializer):
     """A user as administrators and auditors read it: never a password hash, an authenticator's secret or an
     enrolment code (the password is write-only)."""
 
@@ -367,7 +369,7 @@ class UserFilter(django_filters.FilterSet):
         return qs.filter(with_role(value)) if value else qs
 
 
-class SecondFactorEnrolmentSerializer(serializers.Serializer):
+class SecondFactorEnrolmentSerializer(Serializer):
     code = serializers.CharField(
         help_text="One-time enrolment code (XXXX-XXXX-XXXX) to hand to the user; shown only this once."
     )
@@ -451,7 +453,7 @@ class UserViewSet(viewsets.ModelViewSet):
         return Response(SecondFactorEnrolmentSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
-class RoleSerializer(serializers.Serializer):
+class RoleSerializer(Serializer):
     name = serializers.CharField(help_text="Role code; also the name of the Django group.")
     label = serializers.CharField()
     capabilities = serializers.ListField(child=serializers.ChoiceField(choices=Cap.choices))

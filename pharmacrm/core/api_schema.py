@@ -40,7 +40,9 @@ _CONFLICT = {
 }
 _STATUS_TEXT = {
     "400": "Per-field messages.", "401": "No, unknown or expired token.", "403": "The role may not do this.",
-    "404": "No such record, or one outside the caller's scope.",
+    "404": "No such record, or one outside the caller's scope.", "404-page": "A page past the last one.",
+    "409-delete": "Not deleted: other records depend on it, or someone saved it after the If-Match version "
+    "(`current_version`).",
     "409": "Someone saved the record since the version sent: nothing was changed (`current_version`).",
     "413": "The request body is larger than the API accepts.", "429": "Too many requests.",
 }  # fmt: skip
@@ -69,11 +71,15 @@ def document_errors(result, generator, request, public):
                 continue
             responses = operation.setdefault("responses", {})
             signed_in = any(scheme for scheme in operation.get("security", []))
-            wanted = ["400"] + (["401", "403"] if signed_in else []) + (["404"] if "{" in path else [])
+            paged = any(p.get("name") == "page" and p.get("in") == "query" for p in operation.get("parameters", []))
+            wanted = ["400"] + (["401", "403"] if signed_in else [])
+            wanted += ["404"] if "{" in path else ["404-page"] if paged else []  # a page past the last: 404
             if method in ("put", "patch") and _takes_version(result, operation):
                 wanted.append("409")  # a stale version (docs/api.md, "Optimistic locking")
+            if method == "delete" and "{" in path:
+                wanted.append("409-delete")  # dependent records, or a stale If-Match
             for code in wanted:
-                responses.setdefault(code, {"description": _STATUS_TEXT[code]})
+                responses.setdefault(code[:3], {"description": _STATUS_TEXT[code]})
             for code, response in responses.items():
                 if not code.startswith("4") or "$ref" in response or response.get("content"):
                     continue

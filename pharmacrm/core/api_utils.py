@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Mapping
 
 import django_filters
 from django import forms
@@ -15,7 +16,7 @@ from django.http import Http404
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, filters, pagination, permissions, serializers, status
+from rest_framework import exceptions, filters, pagination, permissions, relations, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -266,6 +267,119 @@ class DateField(serializers.DateField):
             raise
 
 
+# --- what a request body may hold -------------------------------------------------------------------------
+
+# Fields whose text Python reads whatever the script of its digits: int("١٢") and int("１２") are 12, and a date or
+# a time written in full-width digits parses too.
+_NUMERIC_FIELDS = (
+    serializers.IntegerField, serializers.FloatField, serializers.DecimalField, serializers.DateField,
+    serializers.DateTimeField, serializers.TimeField, serializers.DurationField,
+)  # fmt: skip
+_FORM_KEYS = {"csrfmiddlewaretoken"}  # sent with every form of the browsable API
+MAX_UNKNOWN_REPORTED = 20
+
+
+def foreign_digits(field, value):
+    """The messages for a value of a number, id, date or time field written with other than ASCII characters
+    (Arabic-Indic or full-width digits, an ideographic space), else None. A list's or a mapping's items are
+    checked one by one; a nested serializer checks its own fields."""
+    if isinstance(field, serializers.BaseSerializer):
+        return None
+    if isinstance(field, relations.ManyRelatedField):
+        field = field.child_relation
+        items = value if isinstance(value, list) else []
+    elif isinstance(field, serializers.ListField):
+        field, items = field.child, value if isinstance(value, list) else []
+    elif isinstance(field, serializers.DictField):
+        field, items = field.child, list(value.values()) if isinstance(value, Mapping) else []
+    else:
+        items = None
+    if items is not None:
+        for item in items:
+            if (found := foreign_digits(field, item)) is not None:
+                return found
+        return None
+    if not isinstance(value, str) or value.isascii():
+        return None
+    if isinstance(field, relations.PrimaryKeyRelatedField) or isinstance(field, serializers.IntegerField):
+        return [exceptions.ErrorDetail(_("A valid integer is required."), code="invalid")]
+    if isinstance(field, _NUMERIC_FIELDS):
+        try:
+            field.to_internal_value("x")  # the field's own message for a value it cannot read
+        except exceptions.ValidationError as exc:
+            return exc.detail
+        return [exceptions.ErrorDetail(_("A valid number is required."), code="invalid")]
+    return None
+
+
+class StrictInputMixin:
+    """What every serializer that reads a request body does (docs/api.md, "Request bodies"):
+
+    - a field it does not know is refused by name ({"nmae": ["Unknown field."]}): ignored, as DRF does, a typing
+      error lost the client's value without a word, the answer a 200 as if it had been saved. The fields the
+      serializer answers with, the read-only ones included (id, created_at …), are accepted and ignored, so that a
+      client can GET a record, change a field and PUT it back; a write serializer whose answer is another
+      serializer's names it in `echoes`, whose fields are accepted and ignored the same way;
+    - a number, an id, a date or a time written with other than ASCII digits ("١٢", "１２") is refused by name:
+      Python read it as 12, so a key account or a person other than the one meant could be changed.
+
+    Query-string serializers set `refuse_unknown = False` (the query has the pagination's and ordering's keys)."""
+
+    refuse_unknown = True
+    echoes: type | None = None
+
+    def _accepted_keys(self) -> set[str]:
+        keys = set(self.fields) | _FORM_KEYS
+        if self.echoes is not None:
+            keys |= set(self.echoes().fields)
+        return keys
+
+    def input_errors(self, data) -> dict:
+        """{field: [messages]} for the unknown fields and the foreign digits of `data` (a mapping)."""
+        errors: dict = {}
+        for name, field in self.fields.items():
+            if field.read_only:
+                continue
+            value = field.get_value(data)
+            if value is serializers.empty:
+                continue
+            if (messages := foreign_digits(field, value)) is not None:
+                errors[name] = messages
+        if self.refuse_unknown:
+            accepted = self._accepted_keys()
+            unknown = [str(key) for key in data if key not in accepted]
+            for key in unknown[:MAX_UNKNOWN_REPORTED]:
+                errors[key[:60]] = [exceptions.ErrorDetail(_("Unknown field."), code="unknown_field")]
+        return errors
+
+    def to_internal_value(self, data):
+        errors = self.input_errors(data) if isinstance(data, Mapping) else {}
+        try:
+            value = super().to_internal_value(data)
+        except exceptions.ValidationError as exc:
+            if errors and isinstance(exc.detail, dict):
+                raise exceptions.ValidationError({**exc.detail, **errors}) from None
+            raise
+        if errors:
+            raise exceptions.ValidationError(errors)
+        return value
+
+
+class Serializer(StrictInputMixin, serializers.Serializer):
+    """The base of the API's serializers: see StrictInputMixin."""
+
+
+class ModelSerializer(StrictInputMixin, serializers.ModelSerializer):
+    """The base of the API's model serializers: see StrictInputMixin."""
+
+
+class QuerySerializer(Serializer):
+    """A serializer of query-string parameters: numbers in ASCII digits, other keys left to the other readers of
+    the query (pagination, ordering, filters)."""
+
+    refuse_unknown = False
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
@@ -397,7 +511,7 @@ class NoWritesForReadOnlyRoles(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or not (access.roles_of(request.user) & READ_ONLY_ROLES)
 
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+_ETAG = re.compile(r'^\s*(?:W/)?"?([0-9]{1,9})"?\s*$')  # ASCII digits: `\d` took "１" for 1
 
 
 def expected_version(request, body_version: int | None) -> int:

@@ -24,6 +24,9 @@ from pharmacrm.core.api_utils import (
     DateTimeFilter,
     HasCapability,
     IntegerFilter,
+    ModelSerializer,
+    QuerySerializer,
+    Serializer,
     StableOrdering,
     clean_text,
     expected_version,
@@ -89,7 +92,7 @@ class TagsField(serializers.ListField):
         return [t.name for t in data.all()]
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(ModelSerializer):
     """Fields every customer has: code, tier, stage, owner, team, source, needs, notes, tags, version …"""
 
     code = serializers.CharField(read_only=True, help_text="Internal code, e.g. I00000123.")
@@ -188,7 +191,7 @@ class InstitutionSerializer(CustomerSerializer):
         return _checked(services.clean_institution, "phone", value, self.instance)
 
 
-class ContactSerializer(serializers.Serializer):
+class ContactSerializer(Serializer):
     """Personal data as this user may see it: masked unless the role may see it (or revealed it)."""
 
     mobile = serializers.CharField()
@@ -461,7 +464,7 @@ class PersonViewSet(CustomerViewSet):
 # --- consents ----------------------------------------------------------------------------------
 
 
-class ConsentSerializer(serializers.ModelSerializer):
+class ConsentSerializer(ModelSerializer):
     person = VisiblePersonField()
     purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
     channel = serializers.ChoiceField(choices=Channel.choices)
@@ -529,7 +532,7 @@ class ConsentViewSet(
 # --- regions -----------------------------------------------------------------------------------
 
 
-class RegionSerializer(serializers.ModelSerializer):
+class RegionSerializer(ModelSerializer):
     class Meta:
         model = Region
         fields = ["code", "name", "full_name", "level", "parent"]
@@ -560,7 +563,7 @@ class RegionViewSet(viewsets.ReadOnlyModelViewSet):
 # --- search ------------------------------------------------------------------------------------
 
 
-class SearchParams(serializers.Serializer):
+class SearchParams(QuerySerializer):
     q = serializers.CharField(
         max_length=100, help_text="Name fragment, pinyin, initials, phone, credit code or code."
     )
@@ -568,14 +571,14 @@ class SearchParams(serializers.Serializer):
         choices=[("institution", "institution"), ("person", "person")], required=False, allow_blank=True
     )
     type = serializers.ChoiceField(choices=InstitutionType.choices, required=False, allow_blank=True)
-    region = serializers.RegexField(r"^\d{2,6}$", required=False, allow_blank=True, help_text="Region code.")
+    region = serializers.RegexField(r"^[0-9]{2,6}$", required=False, allow_blank=True, help_text="Region code.")
     tier = serializers.ChoiceField(choices=Tier.choices, required=False, allow_blank=True)
     stage = serializers.ChoiceField(choices=Stage.choices, required=False, allow_blank=True)
     owner = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=20)
 
 
-class SearchHitSerializer(serializers.Serializer):
+class SearchHitSerializer(Serializer):
     kind = serializers.ChoiceField(choices=[("institution", "institution"), ("person", "person")])
     id = serializers.IntegerField()
     code = serializers.CharField()
@@ -593,7 +596,7 @@ class SearchHitSerializer(serializers.Serializer):
     phone = serializers.CharField(help_text="Institutions: switchboard; people: masked mobile.")
 
 
-class SearchResultSerializer(serializers.Serializer):
+class SearchResultSerializer(Serializer):
     results = SearchHitSerializer(many=True)
 
 
@@ -640,7 +643,7 @@ class SearchView(APIView):
 # --- import and export -------------------------------------------------------------------------
 
 
-class ImportErrorSerializer(serializers.Serializer):
+class ImportErrorSerializer(Serializer):
     row = serializers.IntegerField(help_text="Row number in the file (the header is row 1).")
     column = serializers.CharField(help_text="The column's header as written in the file.")
     code = serializers.CharField()
@@ -648,7 +651,7 @@ class ImportErrorSerializer(serializers.Serializer):
     value = serializers.CharField(required=False, help_text="The offending value (never for personal data).")
 
 
-class ImportJobSerializer(serializers.ModelSerializer):
+class ImportJobSerializer(ModelSerializer):
     processed_rows = serializers.SerializerMethodField()
     percent = serializers.SerializerMethodField()
     errors = serializers.SerializerMethodField()
@@ -692,7 +695,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         return importer.job_messages(job)
 
 
-class ImportUploadSerializer(serializers.Serializer):
+class ImportUploadSerializer(Serializer):
     file = serializers.FileField(
         help_text="XLSX, CSV or TXT (UTF-8, GB18030 or UTF-16 with its byte-order mark; comma- or tab-separated, "
         "as Excel saves Unicode Text and Text (Tab delimited)), using the template's headers."
@@ -702,7 +705,7 @@ class ImportUploadSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(default=True, help_text="Check and preview only; confirm later.")
 
 
-class ImportConfirmSerializer(serializers.Serializer):
+class ImportConfirmSerializer(Serializer):
     mode = serializers.ChoiceField(
         choices=ImportJob.Mode.choices, required=False, help_text="Switch the mode."
     )
@@ -795,7 +798,7 @@ EXPORT_TYPES = {
 }
 
 
-class ExportFilters(serializers.Serializer):
+class ExportFilters(QuerySerializer):
     """The export's filters, checked: a mistyped value is a 400 naming the field, where the web export (like
     the list page it comes from) ignores it. Ignoring it here turned a narrow export into one of every
     customer, personal data included."""

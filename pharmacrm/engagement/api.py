@@ -22,6 +22,7 @@ from pharmacrm.core.api_utils import (
     DateTimeFilter,
     HasCapability,
     IntegerFilter,
+    ModelSerializer,
     StrictBooleanFilter,
     clean_text,
     expected_version,
@@ -70,7 +71,7 @@ def visible_cases(user, interaction: Interaction) -> list[SafetyCase]:
     return [c for c in interaction.safety_cases.all() if access.case_status_visible(user, c)]
 
 
-class InteractionSerializer(serializers.ModelSerializer):
+class InteractionSerializer(ModelSerializer):
     institution = VisibleInstitutionField(required=False, allow_null=True)
     person = VisiblePersonField(
         required=False, allow_null=True, help_text="Fills in the institution when empty."

@@ -17,7 +17,16 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core.api_utils import MAX_INT32, Conflict, HasCapability, expected_version
+from pharmacrm.core.api_utils import (
+    MAX_INT32,
+    Conflict,
+    HasCapability,
+    ModelSerializer,
+    QuerySerializer,
+    Serializer,
+    expected_version,
+    foreign_digits,
+)
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Tier
 
@@ -43,7 +52,7 @@ def register(router) -> None:
 # --- scores ---------------------------------------------------------------------------------------------
 
 
-class ComponentSerializer(serializers.Serializer):
+class ComponentSerializer(Serializer):
     name = serializers.ChoiceField(choices=Component.choices, help_text="The measure.")
     label = serializers.CharField(help_text="The measure's name in the request's language.")
     value = serializers.DecimalField(max_digits=6, decimal_places=2, help_text="0–100.")
@@ -71,7 +80,7 @@ def components_of(score: Score) -> list[dict]:
     return out
 
 
-class ScoreSerializer(serializers.ModelSerializer):
+class ScoreSerializer(ModelSerializer):
     customer = serializers.IntegerField(source="institution_id", read_only=True)
     customer_name = serializers.CharField(source="institution.name", read_only=True)
     score = serializers.DecimalField(max_digits=6, decimal_places=2, read_only=True)
@@ -134,11 +143,11 @@ class KindField(serializers.ChoiceField):
         super().__init__(choices=ModelKind.choices, **kwargs)
 
 
-class RunRequestSerializer(serializers.Serializer):
+class RunRequestSerializer(Serializer):
     kind = KindField(help_text="evaluation or candidate.")
 
 
-class RunSerializer(serializers.ModelSerializer):
+class RunSerializer(ModelSerializer):
     kind = serializers.CharField(source="model.kind", read_only=True)
     model_version = serializers.IntegerField(source="model.version", read_only=True)
     interim_of = serializers.SerializerMethodField(
@@ -162,7 +171,7 @@ class RunSerializer(serializers.ModelSerializer):
 PERIOD_LABEL = re.compile(r"\d{4}(H[12]|Q[1-4]|-(0[1-9]|1[0-2]))")
 
 
-class _ScoreQuery(serializers.Serializer):
+class _ScoreQuery(QuerySerializer):
     period = serializers.CharField(required=False, max_length=8)
     customer = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
@@ -311,7 +320,7 @@ class CandidateViewSet(_ScoreViewSet):
 # --- scoring models ---------------------------------------------------------------------------------------
 
 
-class ScoringModelSerializer(serializers.ModelSerializer):
+class ScoringModelSerializer(ModelSerializer):
     kind = KindField(read_only=True)
     weights = serializers.DictField(help_text="Measure → relative weight (0–1000).")
     shares = serializers.SerializerMethodField(help_text="Measure → share of the score (0–1), from the weights.")
@@ -332,7 +341,7 @@ class ScoringModelSerializer(serializers.ModelSerializer):
         return {k: str(v) for k, v in scoring.normalised_weights(obj.weights or {}).items()}
 
 
-class BenefitSerializer(serializers.Serializer):
+class BenefitSerializer(Serializer):
     tier = serializers.ChoiceField(choices=["", *TIERS], required=False, help_text="new, regular, vip or empty.")
     discount = serializers.DecimalField(max_digits=5, decimal_places=2, required=False, help_text="0–50 (%).")
     programme = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -342,7 +351,7 @@ class BenefitSerializer(serializers.Serializer):
 REFERENCE = serializers.DecimalField(max_digits=14, decimal_places=2)  # a reference value, as on the settings page
 
 
-class ScoringModelUpdateSerializer(serializers.Serializer):
+class ScoringModelUpdateSerializer(Serializer):
     name = serializers.CharField(required=False, max_length=100)
     weights = serializers.DictField(child=serializers.DecimalField(max_digits=8, decimal_places=2), required=False)
     params = serializers.DictField(
@@ -357,6 +366,7 @@ class ScoringModelUpdateSerializer(serializers.Serializer):
     version = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_INT32, help_text="The version you loaded (or If-Match)."
     )
+    echoes = ScoringModelSerializer  # the model as GET answers it may be sent back with a value changed
 
     def validate_params(self, value: dict) -> dict:
         """The reference values as the settings page takes them (numbers with at most 2 decimals, the window
@@ -370,6 +380,8 @@ class ScoringModelUpdateSerializer(serializers.Serializer):
             if key not in value:
                 continue
             try:
+                if (foreign := foreign_digits(REFERENCE, value[key])) is not None:  # "１２" was read as 12
+                    raise serializers.ValidationError(foreign)
                 value[key] = REFERENCE.run_validation(value[key])
             except serializers.ValidationError as e:
                 errors.extend(_("%(name)s: %(error)s") % {"name": scoring.param_label(key), "error": m}

@@ -31,7 +31,10 @@ from pharmacrm.core import access
 from pharmacrm.core.api_utils import (
     DateField,
     HasCapability,
+    ModelSerializer,
     NoWritesForReadOnlyRoles,
+    QuerySerializer,
+    Serializer,
     clean_text,
     validation_detail,
 )
@@ -80,7 +83,7 @@ def _account(user, pk: int) -> KeyAccount:
     return account
 
 
-class AccountQuery(serializers.Serializer):
+class AccountQuery(QuerySerializer):
     account = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
 
@@ -125,7 +128,7 @@ class _Scoped(viewsets.GenericViewSet):
 # --- the service team ---------------------------------------------------------------------------------
 
 
-class TeamMemberSerializer(serializers.ModelSerializer):
+class TeamMemberSerializer(ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
     name = serializers.CharField(source="user.__str__", read_only=True)
     role = TeamRoleField(read_only=True)
@@ -136,7 +139,7 @@ class TeamMemberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TeamMemberCreateSerializer(serializers.Serializer):
+class TeamMemberCreateSerializer(Serializer):
     account = AccountField()
     user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), help_text="The user's id.")
     role = TeamRoleField(help_text="pm (project manager; a key-account manager or manager), expert (a product "
@@ -190,7 +193,7 @@ class TeamMemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
 # --- meetings and their action items -----------------------------------------------------------------------
 
 
-class MeetingActionSerializer(serializers.ModelSerializer):
+class MeetingActionSerializer(ModelSerializer):
     owner_name = serializers.CharField(source="owner.__str__", read_only=True)
     done = serializers.SerializerMethodField()
 
@@ -203,7 +206,7 @@ class MeetingActionSerializer(serializers.ModelSerializer):
         return obj.done_at is not None
 
 
-class MeetingSerializer(serializers.ModelSerializer):
+class MeetingSerializer(ModelSerializer):
     actions = MeetingActionSerializer(many=True, read_only=True)
 
     class Meta:
@@ -212,14 +215,14 @@ class MeetingSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ActionInputSerializer(serializers.Serializer):
+class ActionInputSerializer(Serializer):
     title = serializers.CharField(max_length=200)
     owner = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(),
                                                help_text="A member of the account's service team.")  # fmt: skip
     due_date = DateField()
 
 
-class MeetingCreateSerializer(serializers.Serializer):
+class MeetingCreateSerializer(Serializer):
     account = AccountField()
     held_at = serializers.DateTimeField(help_text="When the meeting took place.")
     title = serializers.CharField(max_length=200, allow_blank=True)
@@ -229,7 +232,7 @@ class MeetingCreateSerializer(serializers.Serializer):
                                     help_text="Action items; each owner is told.")  # fmt: skip
 
 
-class DoneSerializer(serializers.Serializer):
+class DoneSerializer(Serializer):
     done = serializers.BooleanField(default=True, help_text="false: open again.")
 
 
@@ -326,7 +329,7 @@ class MeetingActionViewSet(mixins.RetrieveModelMixin, _Scoped):
 # --- trial offers ----------------------------------------------------------------------------------------------
 
 
-class TrialSerializer(serializers.ModelSerializer):
+class TrialSerializer(ModelSerializer):
     product_name = serializers.CharField(source="product.__str__", read_only=True)
     status = TrialStatusField(read_only=True)
 
@@ -337,7 +340,7 @@ class TrialSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TrialCreateSerializer(serializers.Serializer):
+class TrialCreateSerializer(Serializer):
     account = AccountField()
     product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.filter(active=True),
                                                  help_text="An active product of the catalogue.")  # fmt: skip
@@ -403,7 +406,7 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
 # --- key-account evaluations (account reviews) -----------------------------------------------------------------
 
 
-class ReviewComponentSerializer(serializers.Serializer):
+class ReviewComponentSerializer(Serializer):
     name = serializers.CharField(help_text="satisfaction, response, resolution, complaints or plan.")
     label = serializers.CharField(help_text="The measure's name in the request's language.")
     value = serializers.DecimalField(max_digits=6, decimal_places=2, help_text="0–100.")
@@ -414,7 +417,7 @@ class ReviewComponentSerializer(serializers.Serializer):
                                                  "'default: no data').")  # fmt: skip
 
 
-class AccountReviewSerializer(serializers.ModelSerializer):
+class AccountReviewSerializer(ModelSerializer):
     account_number = serializers.CharField(source="account.number", read_only=True)
     institution_name = serializers.CharField(source="account.institution.name", read_only=True)
     components = serializers.SerializerMethodField()
@@ -454,7 +457,7 @@ class ReviewQuery(AccountQuery):
     period = serializers.CharField(required=False, max_length=8)
 
 
-class ReviewRunSerializer(serializers.Serializer):
+class ReviewRunSerializer(Serializer):
     account = AccountField()
     period = serializers.CharField(max_length=8, help_text="A quarter (2026Q3) or a year (2026) that is over.")
 
@@ -509,13 +512,13 @@ class AccountReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Sc
 # --- scorecards --------------------------------------------------------------------------------------------------
 
 
-class ScorecardAccountSerializer(serializers.Serializer):
+class ScorecardAccountSerializer(Serializer):
     id = serializers.IntegerField()
     number = serializers.CharField()
     institution_name = serializers.CharField(source="institution.name")
 
 
-class ScorecardServedSerializer(serializers.Serializer):
+class ScorecardServedSerializer(Serializer):
     account = serializers.IntegerField(source="account.pk")
     number = serializers.CharField(source="account.number")
     days = serializers.IntegerField(help_text="Days of the period the member was on the account's service team "
@@ -528,7 +531,7 @@ class ScorecardServedSerializer(serializers.Serializer):
                                                   "neutral value (60 by default) for the rest of the account's days.")  # fmt: skip
 
 
-class ScorecardSerializer(serializers.Serializer):
+class ScorecardSerializer(Serializer):
     period = serializers.CharField(help_text="The quarter or year the card is for.")
     user = serializers.IntegerField(source="user.pk")
     username = serializers.CharField(source="user.username")
@@ -547,7 +550,7 @@ class ScorecardSerializer(serializers.Serializer):
     items_on_time = serializers.IntegerField(help_text="Of those, done by their deadline.")
 
 
-class ScorecardQuery(serializers.Serializer):
+class ScorecardQuery(QuerySerializer):
     period = serializers.CharField(required=False, max_length=8)
     user = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
@@ -602,7 +605,7 @@ class ScorecardViewSet(viewsets.GenericViewSet):
 # --- resource and incentive records ------------------------------------------------------------------------------
 
 
-class IncentiveSerializer(serializers.ModelSerializer):
+class IncentiveSerializer(ModelSerializer):
     evaluation = serializers.IntegerField(source="pk", read_only=True, help_text="The evaluation's id.")
     customer = serializers.IntegerField(source="institution_id", read_only=True)
     customer_name = serializers.CharField(source="institution.name", read_only=True)
@@ -622,7 +625,7 @@ class IncentiveSerializer(serializers.ModelSerializer):
         return fields
 
 
-class IncentiveQuery(serializers.Serializer):
+class IncentiveQuery(QuerySerializer):
     customer = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     period = serializers.CharField(required=False, max_length=8)
     programme = serializers.CharField(required=False, max_length=100)

@@ -25,7 +25,9 @@ from pharmacrm.core.api_utils import (
     FileNegotiation,
     HasCapability,
     IntegerFilter,
+    ModelSerializer,
     NoWritesForReadOnlyRoles,
+    Serializer,
     clean_text,
     expected_version,
 )
@@ -126,7 +128,7 @@ ItemStatusField = _enum(ItemStatus, "PlanItemStatus")
 AgreementStatusField = _enum(AgreementStatus, "AgreementStatus")
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
     name = serializers.CharField(source="user.__str__", read_only=True)
 
@@ -135,7 +137,7 @@ class MemberSerializer(serializers.ModelSerializer):
         fields = ["user", "username", "name", "role", "since"]
 
 
-class KeyAccountSerializer(serializers.ModelSerializer):
+class KeyAccountSerializer(ModelSerializer):
     institution_name = serializers.CharField(source="institution.name", read_only=True)
     status = AccountStatusField(read_only=True)
     members = MemberSerializer(many=True, read_only=True)
@@ -151,7 +153,7 @@ class KeyAccountSerializer(serializers.ModelSerializer):
         return plan.pk if plan else None
 
 
-class ReviewSerializer(serializers.ModelSerializer):
+class ReviewSerializer(ModelSerializer):
     reviewer_name = serializers.CharField(source="reviewer.__str__", read_only=True)
 
     class Meta:
@@ -159,7 +161,7 @@ class ReviewSerializer(serializers.ModelSerializer):
         fields = ["reviewer", "reviewer_name", "department", "opinion", "comment", "at"]
 
 
-class ProposalSerializer(serializers.ModelSerializer):
+class ProposalSerializer(ModelSerializer):
     institution_name = serializers.CharField(source="institution.name", read_only=True)
     kind = ProposalKindField(read_only=True)
     status = ProposalStatusField(read_only=True)
@@ -181,20 +183,20 @@ class ProposalSerializer(serializers.ModelSerializer):
         return data
 
 
-class ProposalCreateSerializer(serializers.Serializer):
+class ProposalCreateSerializer(Serializer):
     institution = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     kind = ProposalKindField(default=ProposalKind.LIST)
     reason = serializers.CharField(max_length=20000)
 
 
-class OpinionSerializer(serializers.Serializer):
+class OpinionSerializer(Serializer):
     opinion = serializers.ChoiceField(choices=Opinion.choices)
     comment = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
     department = serializers.ChoiceField(choices=Department.choices, required=False,
                                          help_text="Default: the first department your roles speak for.")  # fmt: skip
 
 
-class VersionSerializer(serializers.Serializer):
+class VersionSerializer(Serializer):
     version = serializers.IntegerField(min_value=1, max_value=MAX_INT32, required=False,
                                        help_text="The version you loaded (required here or as an If-Match header); "
                                                  "409 with current_version if someone changed it since.")  # fmt: skip
@@ -216,7 +218,7 @@ class DecisionSerializer(VersionSerializer):
                                      help_text="The current code of your authenticator app: your signature.")  # fmt: skip
 
 
-class PlanItemSerializer(serializers.ModelSerializer):
+class PlanItemSerializer(ModelSerializer):
     owner_name = serializers.CharField(source="owner.__str__", read_only=True)
     status = ItemStatusField(read_only=True)
 
@@ -227,7 +229,7 @@ class PlanItemSerializer(serializers.ModelSerializer):
         read_only_fields = ["status", "progress", "progress_note", "completed_at", "version"]
 
 
-class PlanItemWriteSerializer(serializers.Serializer):
+class PlanItemWriteSerializer(Serializer):
     plan = serializers.PrimaryKeyRelatedField(queryset=ServicePlan.objects.all(), required=False)
     area = serializers.ChoiceField(choices=PlanArea.choices, required=False)
     title = serializers.CharField(max_length=200, required=False)
@@ -243,7 +245,7 @@ class ProgressSerializer(VersionSerializer):
     note = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
 
 
-class PlanSerializer(serializers.ModelSerializer):
+class PlanSerializer(ModelSerializer):
     items = PlanItemSerializer(many=True, read_only=True)
     status = PlanStatusField(read_only=True)
 
@@ -255,7 +257,12 @@ class PlanSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AgreementSerializer(serializers.ModelSerializer):
+# A plan or an item as GET answers it may be sent back with a field changed: what only GET shows is ignored.
+PlanWriteSerializer.echoes = PlanSerializer
+PlanItemWriteSerializer.echoes = PlanItemSerializer
+
+
+class AgreementSerializer(ModelSerializer):
     institution_name = serializers.CharField(source="account.institution.name", read_only=True)
     status = AgreementStatusField(read_only=True)
 
@@ -271,7 +278,7 @@ FIELD_ERRORS = OpenApiResponse(description="Messages per field, in the request's
 NOT_YOURS = OpenApiResponse(description="Only the account's managers and project manager (reason in `detail`).")
 
 
-class AgreementCreateSerializer(serializers.Serializer):
+class AgreementCreateSerializer(Serializer):
     account = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The key account's id.")
     start_date = DateField()
     end_date = DateField()

@@ -13,6 +13,8 @@ from rest_framework.response import Response
 from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
+    ModelSerializer,
+    Serializer,
     StrictBooleanFilter,
     optional_version,
     settings_version,
@@ -28,7 +30,7 @@ MAX_ID = 2**63 - 1
 # --- notifications ---------------------------------------------------------------------------------
 
 
-class NotificationSerializer(serializers.ModelSerializer):
+class NotificationSerializer(ModelSerializer):
     read = serializers.SerializerMethodField()
     kind = serializers.CharField(read_only=True, help_text="What it is about: ticket.escalated, keyaccounts.overdue …")
     title = serializers.CharField(source="shown_title", read_only=True,
@@ -63,7 +65,7 @@ class NotificationSerializer(serializers.ModelSerializer):
         return "" if obj.pk in hidden else obj.shown_body
 
 
-class MarkReadSerializer(serializers.Serializer):
+class MarkReadSerializer(Serializer):
     ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=1000,
         help_text="The notifications to mark read.",
@@ -82,12 +84,12 @@ class MarkReadSerializer(serializers.Serializer):
         return attrs
 
 
-class MarkedSerializer(serializers.Serializer):
+class MarkedSerializer(Serializer):
     marked = serializers.IntegerField()
     unread = serializers.IntegerField()
 
 
-class UnreadSerializer(serializers.Serializer):
+class UnreadSerializer(Serializer):
     unread = serializers.IntegerField()
 
 
@@ -150,7 +152,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 # --- webhook endpoints -----------------------------------------------------------------------------
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
+class WebhookEndpointSerializer(ModelSerializer):
     name = serializers.CharField(max_length=100)
     url = serializers.CharField(
         max_length=500, help_text="http:// or https:// address of the receiver or bot."
@@ -179,8 +181,10 @@ class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
     secret = serializers.CharField(read_only=True, help_text="The signing secret, shown this once.")
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(ModelSerializer):
     target = serializers.CharField(read_only=True, help_text="The e-mail address or the endpoint's name.")
+    # a webhook's delivery has none: "" is no e-mail address, so the field is text, not format "email"
+    email = serializers.CharField(read_only=True, help_text="The address of an e-mail; empty for a webhook's.")
     payload = serializers.SerializerMethodField(
         help_text="What was sent: a webhook's event; for an e-mail its subject only (the body is the recipient's)."
     )

@@ -43,6 +43,9 @@ from pharmacrm.core.api_utils import (
     FileNegotiation,
     HasCapability,
     IntegerFilter,
+    ModelSerializer,
+    QuerySerializer,
+    Serializer,
     StrictBooleanFilter,
     clean_text,
     expected_version,
@@ -191,7 +194,7 @@ class SafeDateField(DateField):
 # --- cases ---------------------------------------------------------------------------------------------
 
 
-class DrugSerializer(CleanTextMixin, serializers.Serializer):
+class DrugSerializer(CleanTextMixin, Serializer):
     """G.k: a suspect, concomitant or interacting drug."""
 
     role = DrugRoleField(required=False, default=DrugRole.SUSPECT)
@@ -218,7 +221,7 @@ class DrugSerializer(CleanTextMixin, serializers.Serializer):
     rechallenge = ChallengeField(required=False)
 
 
-class ReactionSerializer(CleanTextMixin, serializers.Serializer):
+class ReactionSerializer(CleanTextMixin, Serializer):
     """E.i: a reaction in the reporter's words, with its optional MedDRA coding, outcome and seriousness."""
 
     verbatim = serializers.CharField(max_length=250, help_text="The reaction as reported (E.i.1.1a).")
@@ -237,7 +240,7 @@ class ReactionSerializer(CleanTextMixin, serializers.Serializer):
     other_important = serializers.BooleanField(required=False)
 
 
-class QualitySerializer(CleanTextMixin, serializers.Serializer):
+class QualitySerializer(CleanTextMixin, Serializer):
     """The quality side of a complaint (质量投诉)."""
 
     product = serializers.PrimaryKeyRelatedField(
@@ -258,7 +261,7 @@ class QualitySerializer(CleanTextMixin, serializers.Serializer):
     decided_at = serializers.DateTimeField(read_only=True)
 
 
-class ClockSerializer(serializers.ModelSerializer):
+class ClockSerializer(ModelSerializer):
     kind = ClockKindField(read_only=True)
     jurisdiction = serializers.CharField(read_only=True)
     rule = serializers.SlugRelatedField(slug_field="code", read_only=True)
@@ -340,7 +343,7 @@ PV_FIELDS = frozenset(
 READ_FIELDS = sorted(services.SECRET_FIELDS)
 
 
-class CaseSerializer(CleanTextMixin, serializers.ModelSerializer):
+class CaseSerializer(CleanTextMixin, ModelSerializer):
     """A safety or quality case. The fields marked "pharmacovigilance only" are left out for other roles."""
 
     number = serializers.CharField(read_only=True, help_text="AE-YYYY-NNNNNN (QC- for quality complaints).")
@@ -536,7 +539,7 @@ class FollowUpSerializer(CaseSerializer):
         ]
 
 
-class VersionSerializer(serializers.ModelSerializer):
+class VersionSerializer(ModelSerializer):
     summary = serializers.CharField(
         read_only=True, help_text=PV_ONLY + " What is new (may be medical detail)."
     )
@@ -553,7 +556,7 @@ class VersionSerializer(serializers.ModelSerializer):
         return fields
 
 
-class StatusSerializer(CleanTextMixin, serializers.Serializer):
+class StatusSerializer(CleanTextMixin, Serializer):
     status = CaseStatusField(help_text="closed, nullified, or assessing / new to reopen.")
     reason = _text(2000, help_text="Needed to nullify, to reopen, and to close with reports still due.")
     version = serializers.IntegerField(
@@ -561,7 +564,7 @@ class StatusSerializer(CleanTextMixin, serializers.Serializer):
     )
 
 
-class ExportSerializer(serializers.Serializer):
+class ExportSerializer(Serializer):
     otp_code = serializers.CharField(
         max_length=12, help_text="The current code of your authenticator app (signature)."
     )
@@ -580,19 +583,19 @@ class ExportSerializer(serializers.Serializer):
     )  # fmt: skip
 
 
-class ProblemSerializer(serializers.Serializer):
+class ProblemSerializer(Serializer):
     case = serializers.CharField(help_text="The case number.")
     element = serializers.CharField(help_text="The E2B(R3) element, e.g. E.i.2.1b.")
     field = serializers.CharField(help_text="The case field to fill, e.g. reactions[0].meddra_llt.")
     message = serializers.CharField()
 
 
-class RefusedSerializer(serializers.Serializer):
+class RefusedSerializer(Serializer):
     detail = serializers.CharField()
     problems = ProblemSerializer(many=True)
 
 
-class SubmissionSerializer(serializers.ModelSerializer):
+class SubmissionSerializer(ModelSerializer):
     jurisdiction = JurisdictionField(read_only=True)
     kind = ClockKindField(read_only=True)
     channel = ChannelField(read_only=True)
@@ -611,7 +614,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SubmissionCreateSerializer(CleanTextMixin, serializers.Serializer):
+class SubmissionCreateSerializer(CleanTextMixin, Serializer):
     otp_code = serializers.CharField(
         max_length=12, help_text="The current code of your authenticator app (signature)."
     )
@@ -884,6 +887,8 @@ def _body_version(request):
     if value is None or value == "":
         return None
     try:
+        if isinstance(value, str) and not value.isascii():
+            raise ValueError(value)  # int() reads "１" (full width) as 1
         number = int(value)
     except (TypeError, ValueError):
         raise serializers.ValidationError({"version": [_("A valid integer is required.")]}) from None
@@ -950,7 +955,7 @@ class TextXmlParser(XmlParser):
     media_type = "text/xml"
 
 
-class XmlUploadSerializer(serializers.Serializer):
+class XmlUploadSerializer(Serializer):
     file = serializers.FileField(
         help_text="The XML file (or send the XML itself as the body, application/xml)."
     )
@@ -962,6 +967,8 @@ def _uploaded(request) -> tuple[bytes, str]:
     if isinstance(raw, bytes):
         data, name = raw, ""
     else:
+        if errors := XmlUploadSerializer().input_errors(request.data):  # a misspelt form field: not ignored
+            raise serializers.ValidationError(errors)
         upload = request.FILES.get("file")
         if upload is None:
             raise serializers.ValidationError(
@@ -985,7 +992,7 @@ def _parse_error(exc: Exception) -> ValidationError:
     return ValidationError({"file": [_("This is not a readable XML file: %(error)s") % {"error": exc}]})
 
 
-class ImportedCaseSerializer(serializers.Serializer):
+class ImportedCaseSerializer(Serializer):
     id = serializers.IntegerField()
     number = serializers.CharField()
     valid = serializers.BooleanField()
@@ -1085,7 +1092,7 @@ class IcsrViewSet(_XmlUploadViewSet):
 # --- the screen -------------------------------------------------------------------------------------------
 
 
-class ScreenSerializer(serializers.Serializer):
+class ScreenSerializer(Serializer):
     text = serializers.CharField(
         max_length=SCREEN_MAX_CHARS, trim_whitespace=False,
         help_text="A customer's words (a call transcript, a message), Chinese or English; at most 100,000 characters.",
@@ -1098,7 +1105,7 @@ class ScreenSerializer(serializers.Serializer):
         return value
 
 
-class ScreenResultSerializer(serializers.Serializer):
+class ScreenResultSerializer(Serializer):
     signal = serializers.BooleanField(help_text="An adverse-reaction or quality signal was found.")
     kind = SignalKindField(allow_null=True, help_text="What the signal is (null without a signal).")
     terms = serializers.ListField(child=serializers.CharField(), help_text="The words that raised it.")
@@ -1144,7 +1151,7 @@ class ScreenViewSet(viewsets.GenericViewSet):
 # --- flags (the triage queue) -------------------------------------------------------------------------------
 
 
-class FlagSerializer(serializers.ModelSerializer):
+class FlagSerializer(ModelSerializer):
     kind = SignalKindField(read_only=True)
     status = SignalStatusField(read_only=True)
     source_type = serializers.SerializerMethodField(help_text="ticket or interaction")
@@ -1186,7 +1193,7 @@ class FlagSerializer(serializers.ModelSerializer):
             fields.pop("excerpt", None)
         return fields
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))  # null: no hand-off clock runs (yet)
     def get_handoff_due_at(self, flag: Flag) -> str | None:
         due = min((c.due_at for c in flag.clocks.all()), default=None)
         return serializers.DateTimeField().to_representation(due) if due else None
@@ -1219,11 +1226,11 @@ class FlagFilter(django_filters.FilterSet):
         return queryset.filter(**{f"{value}__isnull": False}) if value else queryset
 
 
-class ConfirmSerializer(serializers.Serializer):
+class ConfirmSerializer(Serializer):
     kind = CaseKindField(required=False, help_text="The kind of case to open (default: from the signal).")
 
 
-class DismissSerializer(serializers.Serializer):
+class DismissSerializer(Serializer):
     reason = serializers.CharField(max_length=2000, help_text="Why this is not a safety case (audited).")
 
 
@@ -1288,7 +1295,7 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 # --- reporting rules ---------------------------------------------------------------------------------------
 
 
-class ReportingRuleSerializer(serializers.ModelSerializer):
+class ReportingRuleSerializer(ModelSerializer):
     jurisdiction = JurisdictionField(read_only=True)
     condition = RuleConditionField(read_only=True)
     clock_kind = ClockKindField(read_only=True)
@@ -1335,7 +1342,7 @@ class ReportingRuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
 # --- reconciliation ----------------------------------------------------------------------------------------
 
 
-class PeriodSerializer(serializers.Serializer):
+class PeriodSerializer(QuerySerializer):
     since = SafeDateField(required=False, help_text="First day (local), default 90 days ago.")
     until = SafeDateField(required=False, help_text="Last day (local), included; default today.")
 
@@ -1353,7 +1360,7 @@ class PeriodSerializer(serializers.Serializer):
         return {"since": since, "until": until}
 
 
-class ReconciliationRowSerializer(serializers.Serializer):
+class ReconciliationRowSerializer(Serializer):
     source_type = serializers.CharField(help_text="ticket or interaction")
     source_id = serializers.IntegerField()
     source = serializers.CharField(help_text="The ticket number, or “Interaction N”.")
@@ -1385,7 +1392,7 @@ class ReconciliationRowSerializer(serializers.Serializer):
     late_days = serializers.IntegerField()
 
 
-class UnmatchedSerializer(serializers.Serializer):
+class UnmatchedSerializer(Serializer):
     problem = serializers.CharField(
         help_text="never_flagged, no_decision, case_overdue, investigation_overdue, late_no_reason, rejected_open."
     )
@@ -1406,7 +1413,7 @@ class UnmatchedSerializer(serializers.Serializer):
     jurisdiction = serializers.CharField()
 
 
-class ReconciliationSerializer(serializers.Serializer):
+class ReconciliationSerializer(Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField(help_text="The end of the period (exclusive).")
     totals = serializers.DictField(child=serializers.IntegerField())

@@ -30,7 +30,14 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pharmacrm.core.api_utils import HasCapability, StrictBooleanFilter, WholeNumberField, validation_detail
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    ModelSerializer,
+    Serializer,
+    StrictBooleanFilter,
+    WholeNumberField,
+    validation_detail,
+)
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import importer as base
 from pharmacrm.customers.models import ImportJob, Institution
@@ -65,7 +72,7 @@ class YuanField(serializers.DecimalField):
         return super().to_representation(yuan(value))
 
 
-class OrderLineSerializer(serializers.ModelSerializer):
+class OrderLineSerializer(ModelSerializer):
     customer = serializers.IntegerField(source="institution_id", read_only=True)
     customer_name = serializers.CharField(source="institution.name", read_only=True)
     amount = YuanField(source="amount_fen")
@@ -153,7 +160,7 @@ class OrderLineFilter(django_filters.FilterSet):
 RemoveLineSerializer = inline_serializer("RemoveOrderLine", {"reason": serializers.CharField(max_length=500)})
 
 
-class RemoveLineInput(serializers.Serializer):
+class RemoveLineInput(Serializer):
     """The body as sent: a JSON object whose reason is text. The service says what a missing or short reason
     lacks; a body that was not an object answered 500, and `{"reason": null}` or a list was stored as the
     reason "None" or "['…']"."""
@@ -327,7 +334,7 @@ class CellField(serializers.Field):
 LINE_KEYS = [c.key for c in ORDER_COLUMNS]
 
 
-class _LineIn(serializers.Serializer):
+class _LineIn(Serializer):
     """A line's keys are the template's: an unknown one (payment_date for paid_date, a typing error) is refused by
     name. Ignored, as a serializer does by default, it dropped the value: a paid line was imported as unpaid."""
 
@@ -353,7 +360,7 @@ OrderLineInSerializer = type(
 )
 
 
-class OrderImportSerializer(serializers.Serializer):
+class OrderImportSerializer(Serializer):
     lines = OrderLineInSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
     dry_run = serializers.BooleanField(default=False, help_text="Check every line; change nothing.")
     mode = serializers.ChoiceField(

@@ -37,6 +37,8 @@ from pharmacrm.core.api_utils import (
     DateTimeFilter,
     HasCapability,
     IntegerFilter,
+    ModelSerializer,
+    Serializer,
     StableOrdering,
     StrictBooleanFilter,
     clean_text,
@@ -140,7 +142,7 @@ class AddressField(serializers.EmailField):
         self.validators = [v for v in self.validators if not isinstance(v, EmailValidator)] + [validate_address]
 
 
-class TicketSerializer(serializers.ModelSerializer):
+class TicketSerializer(ModelSerializer):
     """A ticket as intake sends it and as every answer shows it."""
 
     number = serializers.CharField(read_only=True, help_text="TK-YYYY-NNNNNN, numbered per year of receipt.")
@@ -242,7 +244,7 @@ class TicketSerializer(serializers.ModelSerializer):
         return value
 
 
-class TransitionSerializer(serializers.Serializer):
+class TransitionSerializer(Serializer):
     status = serializers.ChoiceField(choices=Status.choices, help_text="The status to move the ticket to.")
     version = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_INT32, help_text="The version you loaded (or If-Match)."
@@ -259,7 +261,7 @@ class TransitionSerializer(serializers.Serializer):
     )
 
 
-class PrioritySerializer(serializers.Serializer):
+class PrioritySerializer(Serializer):
     priority = serializers.ChoiceField(choices=Priority.choices)
     complexity = serializers.ChoiceField(choices=Complexity.choices, required=False)
     reason = serializers.CharField(max_length=500, help_text="Why; recorded in the history and the audit trail.")
@@ -268,7 +270,7 @@ class PrioritySerializer(serializers.Serializer):
     )
 
 
-class EscalateSerializer(serializers.Serializer):
+class EscalateSerializer(Serializer):
     reason = serializers.CharField(max_length=500, help_text="Why the case needs a superior.")
     hand_over = serializers.BooleanField(
         required=False, default=False, help_text="Make the team lead the assignee (not possible when only managers "
@@ -276,7 +278,7 @@ class EscalateSerializer(serializers.Serializer):
     )  # fmt: skip
 
 
-class AssignSerializer(serializers.Serializer):
+class AssignSerializer(Serializer):
     assignee = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True), required=False, allow_null=True,
         help_text="A user who handles tickets.",
@@ -287,12 +289,12 @@ class AssignSerializer(serializers.Serializer):
     )
 
 
-class RespondSerializer(serializers.Serializer):
+class RespondSerializer(Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices, required=False, allow_blank=True)
     summary = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
-class TicketEventSerializer(serializers.ModelSerializer):
+class TicketEventSerializer(ModelSerializer):
     actor_name = serializers.CharField(source="actor", read_only=True, allow_null=True)
     # empty on every event that is no status change (created, edited, a reply …): the schema says so, or a
     # client generated from it refuses every ticket's history
@@ -305,7 +307,7 @@ class TicketEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SlaClockSerializer(serializers.ModelSerializer):
+class SlaClockSerializer(ModelSerializer):
     calendar = serializers.SlugRelatedField(slug_field="code", read_only=True)
     policy_name = serializers.CharField(source="policy.name", read_only=True, allow_null=True)
 
@@ -582,7 +584,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 # --- categories ------------------------------------------------------------------------------------
 
 
-class TicketCategorySerializer(serializers.ModelSerializer):
+class TicketCategorySerializer(ModelSerializer):
     code = serializers.SlugField(max_length=40, help_text="Fixed once created: tickets and rules refer to it.")
     name = serializers.CharField(max_length=100)
     parent = CodeField(
@@ -671,7 +673,7 @@ class TicketCategoryViewSet(viewsets.ModelViewSet):
 # --- SLA policies ----------------------------------------------------------------------------------
 
 
-class SlaPolicySerializer(serializers.ModelSerializer):
+class SlaPolicySerializer(ModelSerializer):
     name = serializers.CharField(max_length=100)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False, allow_blank=True)
     complexity = serializers.ChoiceField(choices=Complexity.choices, required=False, allow_blank=True)
@@ -765,7 +767,7 @@ class SlaPolicyViewSet(viewsets.ModelViewSet):
 # --- the escalation ladder ----------------------------------------------------------------------------
 
 
-class EscalationRuleSerializer(serializers.ModelSerializer):
+class EscalationRuleSerializer(ModelSerializer):
     level = serializers.IntegerField(min_value=1, max_value=9)
     after_minutes = serializers.IntegerField(
         min_value=0, max_value=escalation.MAX_MINUTES,
@@ -825,7 +827,7 @@ class EscalationRuleViewSet(viewsets.ModelViewSet):
 # --- calendars -------------------------------------------------------------------------------------
 
 
-class CalendarOverrideSerializer(serializers.ModelSerializer):
+class CalendarOverrideSerializer(ModelSerializer):
     date = DateField()
     working = serializers.BooleanField(help_text="true: a working day; false: a holiday.")
     note = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -835,7 +837,7 @@ class CalendarOverrideSerializer(serializers.ModelSerializer):
         fields = ["date", "working", "note"]
 
 
-class BusinessCalendarSerializer(serializers.ModelSerializer):
+class BusinessCalendarSerializer(ModelSerializer):
     code = serializers.SlugField(max_length=40, help_text="Fixed once created: policies refer to it.")
     name = serializers.CharField(max_length=100)
     time_zone = serializers.CharField(max_length=64, required=False, help_text="An IANA zone, e.g. Asia/Shanghai.")
@@ -924,7 +926,7 @@ class BusinessCalendarViewSet(
             qs = CalendarOverride.objects.filter(calendar=calendar).order_by("date")
             year = request.query_params.get("year", "")
             if year:
-                if not year.isdecimal() or not 1 <= int(year) <= 9999:
+                if not (year.isascii() and year.isdecimal()) or not 1 <= int(year) <= 9999:
                     raise serializers.ValidationError({"year": [_("Enter a year, e.g. 2027.")]})
                 qs = qs.filter(date__year=int(year))
             return Response(CalendarOverrideSerializer(qs, many=True).data)

@@ -23,6 +23,8 @@ from pharmacrm.core import access
 from pharmacrm.core.api_utils import (
     FileNegotiation,
     HasCapability,
+    ModelSerializer,
+    Serializer,
     clean_text,
     expected_version,
     versioned,
@@ -59,7 +61,7 @@ class _OnTicket:
         return self._ticket
 
 
-class AttachmentSerializer(serializers.ModelSerializer):
+class AttachmentSerializer(ModelSerializer):
     message = serializers.PrimaryKeyRelatedField(
         read_only=True, allow_null=True, help_text="The message it came with, if any."
     )
@@ -84,7 +86,7 @@ class AttachmentSerializer(serializers.ModelSerializer):
         return f"/api/v1/tickets/{obj.ticket_id}/attachments/{obj.pk}/download/"
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class MessageSerializer(ModelSerializer):
     kind = serializers.ChoiceField(
         choices=[(MessageKind.REPLY, MessageKind.REPLY.label), (MessageKind.NOTE, MessageKind.NOTE.label)],
         help_text="reply: to the customer (e-mailed when the ticket has the customer's address); note: internal, "
@@ -167,7 +169,7 @@ class TicketMessageViewSet(
         return Response(self.get_serializer(message).data, status=status.HTTP_201_CREATED)
 
 
-class UploadSerializer(serializers.Serializer):
+class UploadSerializer(Serializer):
     file = serializers.FileField(
         help_text="PDF, PNG, JPEG, text, .docx or .xlsx; checked by content and size."
     )
@@ -224,7 +226,7 @@ class TicketAttachmentViewSet(
             raise Http404 from None
 
 
-class DetailsSerializer(serializers.Serializer):
+class DetailsSerializer(Serializer):
     subject = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(max_length=editing.MAX_DESCRIPTION, required=False, allow_blank=True)
     category = CodeField(

@@ -22,6 +22,8 @@ from rest_framework.response import Response
 from pharmacrm.core import access
 from pharmacrm.core.api_utils import (
     HasCapability,
+    ModelSerializer,
+    Serializer,
     StrictBooleanFilter,
     clean_text,
     expected_version,
@@ -49,7 +51,7 @@ def _texts(data: dict) -> dict:
     return {k: clean_text(v) if isinstance(v, str) else v for k, v in data.items()}
 
 
-class ProductSerializer(serializers.ModelSerializer):
+class ProductSerializer(ModelSerializer):
     approval_number = serializers.CharField(max_length=24, help_text=str(APPROVAL_NUMBER_HELP))
     version = serializers.IntegerField(
         required=False,
@@ -163,7 +165,7 @@ class CategoryCodeField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class AnswerTemplateSerializer(serializers.ModelSerializer):
+class AnswerTemplateSerializer(ModelSerializer):
     category = CategoryCodeField(
         slug_field="code", queryset=TicketCategory.objects.all(), required=False, allow_null=True,
         help_text="A category code: the template is offered first on tickets of that category; null = any.",
@@ -184,7 +186,7 @@ class AnswerTemplateSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "updated_at"]
 
 
-class RenderedSerializer(serializers.Serializer):
+class RenderedSerializer(Serializer):
     template = serializers.IntegerField()
     ticket = serializers.IntegerField()
     body = serializers.CharField(help_text="The template's text filled in for the ticket.")
@@ -239,7 +241,7 @@ class AnswerTemplateViewSet(_Versioned, viewsets.ModelViewSet):
     def render_for(self, request, pk=None):
         template = self.get_object()
         raw = request.query_params.get("ticket", "")
-        if not raw.isdecimal() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdecimal()) or len(raw) > 18:
             raise ApiValidationError({"ticket": [_("Give the id of a ticket.")]})
         ticket = access.tickets_for(request.user, Ticket.objects.all()).filter(pk=int(raw)).first()
         if ticket is None:

@@ -20,7 +20,14 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from pharmacrm.core import access
-from pharmacrm.core.api_utils import MAX_INT32, HasCapability, clean_text, expected_version
+from pharmacrm.core.api_utils import (
+    MAX_INT32,
+    HasCapability,
+    ModelSerializer,
+    Serializer,
+    clean_text,
+    expected_version,
+)
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
 
@@ -61,14 +68,14 @@ def _ticket(request, pk) -> Ticket:
     return ticket
 
 
-class LinkedTicketSerializer(serializers.ModelSerializer):
+class LinkedTicketSerializer(ModelSerializer):
     class Meta:
         model = Ticket
         fields = ["id", "number", "subject", "status", "merged_into", "version"]
         read_only_fields = fields
 
 
-class TicketLinkSerializer(serializers.Serializer):
+class TicketLinkSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
     kind = LinkKindField(read_only=True)
     direction = serializers.ChoiceField(
@@ -90,7 +97,7 @@ class TicketLinkSerializer(serializers.Serializer):
         }
 
 
-class LinkCreateSerializer(serializers.Serializer):
+class LinkCreateSerializer(Serializer):
     to_ticket = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The id of the other ticket.")
     kind = LinkKindField(
         required=False, default=LinkKind.RELATED,
@@ -161,7 +168,7 @@ class TicketLinkViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.D
         linking.unlink(self.request.user, instance)
 
 
-class MergeSerializer(serializers.Serializer):
+class MergeSerializer(Serializer):
     into = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The id of the ticket that stays.")
     reason = serializers.CharField(
         max_length=500, help_text="Why they are duplicates; in both histories and the audit."
@@ -171,7 +178,7 @@ class MergeSerializer(serializers.Serializer):
     )
 
 
-class MergeResultSerializer(serializers.Serializer):
+class MergeResultSerializer(Serializer):
     duplicate = LinkedTicketSerializer()
     into = LinkedTicketSerializer()
 
@@ -213,7 +220,7 @@ class TicketMergeViewSet(viewsets.GenericViewSet):
         return Response(data)
 
 
-class BulkSerializer(serializers.Serializer):
+class BulkSerializer(Serializer):
     tickets = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID), allow_empty=False,
         max_length=bulk_actions.MAX_TICKETS, help_text=f"Ticket ids (at most {bulk_actions.MAX_TICKETS}).",
@@ -241,14 +248,14 @@ class BulkSerializer(serializers.Serializer):
     informed_channel = serializers.ChoiceField(choices=Channel.choices, required=False, help_text="status informed")
 
 
-class BulkOutcomeSerializer(serializers.Serializer):
+class BulkOutcomeSerializer(Serializer):
     ticket = serializers.IntegerField()
     number = serializers.CharField(help_text="Empty when the ticket was not found (or is not visible to you).")
     outcome = OutcomeField()
     message = serializers.CharField()
 
 
-class BulkResultSerializer(serializers.Serializer):
+class BulkResultSerializer(Serializer):
     results = BulkOutcomeSerializer(many=True)
     done = serializers.IntegerField()
     refused = serializers.IntegerField()

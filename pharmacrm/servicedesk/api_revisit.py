@@ -29,6 +29,8 @@ from pharmacrm.core.api_utils import (
     DateField,
     HasCapability,
     IntegerFilter,
+    ModelSerializer,
+    Serializer,
     clean_text,
     expected_version,
     versioned,
@@ -71,7 +73,7 @@ class VisibleTicketField(serializers.PrimaryKeyRelatedField):
 # --- surveys ---------------------------------------------------------------------------------------
 
 
-class SurveySerializer(serializers.ModelSerializer):
+class SurveySerializer(ModelSerializer):
     ticket_number = serializers.CharField(source="ticket.number", read_only=True)
     emailed = serializers.SerializerMethodField(
         help_text="Whether the link went to the customer's e-mail address."
@@ -104,7 +106,7 @@ class SentSurveySerializer(SurveySerializer):
         read_only_fields = fields
 
 
-class PhoneRevisitSerializer(serializers.Serializer):
+class PhoneRevisitSerializer(Serializer):
     ticket = VisibleTicketField(help_text="The ticket's id (resolved, informed or closed).")
     channel = serializers.ChoiceField(
         choices=SurveyChannel.choices, default=SurveyChannel.PHONE,
@@ -128,7 +130,7 @@ class PhoneRevisitSerializer(serializers.Serializer):
         return value
 
 
-class SendSurveySerializer(serializers.Serializer):
+class SendSurveySerializer(Serializer):
     ticket = VisibleTicketField(help_text="The ticket's id (resolved, informed or closed).")
 
 
@@ -205,7 +207,7 @@ class SurveyViewSet(
 # --- improvement actions ---------------------------------------------------------------------------
 
 
-class ImprovementActionSerializer(serializers.ModelSerializer):
+class ImprovementActionSerializer(ModelSerializer):
     number = serializers.CharField(read_only=True, help_text="IA-YYYY-NNNN, numbered per year.")
     ticket = VisibleTicketField(required=False, allow_null=True,
                                 help_text="The ticket it concerns (required unless you manage the service desk).")  # fmt: skip
@@ -259,7 +261,7 @@ class ImprovementActionSerializer(serializers.ModelSerializer):
         return obj.status not in revisit.CLOSED_ACTIONS and obj.due_date < timezone.localdate()
 
 
-class ActionTransitionSerializer(serializers.Serializer):
+class ActionTransitionSerializer(Serializer):
     status = serializers.ChoiceField(
         choices=ActionStatus.choices, help_text="The status to move the action to."
     )

@@ -20,7 +20,15 @@ from rest_framework.response import Response
 
 from pharmacrm.core import access
 from pharmacrm.core.api_schema import OneObjectSchema
-from pharmacrm.core.api_utils import MAX_INT32, DateField, HasCapability, optional_version, settings_version
+from pharmacrm.core.api_utils import (
+    MAX_INT32,
+    DateField,
+    HasCapability,
+    ModelSerializer,
+    Serializer,
+    optional_version,
+    settings_version,
+)
 from pharmacrm.core.models import Region, Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Tier
@@ -36,7 +44,7 @@ TAG = "service assignment"
 # --- rules ---------------------------------------------------------------------------------------------
 
 
-class AssignmentRuleSerializer(serializers.ModelSerializer):
+class AssignmentRuleSerializer(ModelSerializer):
     name = serializers.CharField(max_length=100)
     position = serializers.IntegerField(min_value=0, max_value=32767, required=False)
     active = serializers.BooleanField(required=False)
@@ -112,7 +120,7 @@ class AssignmentRuleViewSet(viewsets.ModelViewSet):
 # --- agent profiles ------------------------------------------------------------------------------------
 
 
-class AgentProfileSerializer(serializers.ModelSerializer):
+class AgentProfileSerializer(ModelSerializer):
     user = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True), help_text="User id."
     )
@@ -145,7 +153,7 @@ class AgentProfileSerializer(serializers.ModelSerializer):
         return value
 
 
-class OnDutySerializer(serializers.Serializer):
+class OnDutySerializer(Serializer):
     on_duty = serializers.BooleanField()
 
 
@@ -253,7 +261,7 @@ class AgentProfileViewSet(
 # --- the supervisor board ------------------------------------------------------------------------------
 
 
-class BoardTicketSerializer(serializers.Serializer):
+class BoardTicketSerializer(Serializer):
     id = serializers.IntegerField()
     number = serializers.CharField()
     subject = serializers.CharField()
@@ -263,7 +271,7 @@ class BoardTicketSerializer(serializers.Serializer):
     assignee = serializers.IntegerField(source="assignee_id", allow_null=True)
 
 
-class BoardClockSerializer(serializers.Serializer):
+class BoardClockSerializer(Serializer):
     kind = serializers.CharField()
     due_at = serializers.DateTimeField()
     ticket = BoardTicketSerializer()
@@ -273,7 +281,7 @@ class BoardBreachedSerializer(BoardTicketSerializer):
     overdue_since = serializers.DateTimeField(source="next_due_at")
 
 
-class BoardAgentSerializer(serializers.Serializer):
+class BoardAgentSerializer(Serializer):
     user = serializers.IntegerField(source="user.pk")
     username = serializers.CharField(source="user.username")
     name = serializers.CharField(source="user.__str__")
@@ -284,14 +292,14 @@ class BoardAgentSerializer(serializers.Serializer):
     overdue = serializers.IntegerField()
 
 
-class BoardIntakeSerializer(serializers.Serializer):
+class BoardIntakeSerializer(Serializer):
     category = serializers.CharField()
     name = serializers.CharField()
     label = serializers.CharField(help_text="The category's name in the request's language, as the board page shows it.")
     count = serializers.IntegerField()
 
 
-class BoardSerializer(serializers.Serializer):
+class BoardSerializer(Serializer):
     at = serializers.DateTimeField(source="now")
     day = DateField(help_text="Today in China (Asia/Shanghai), for the intake.")
     teams = serializers.ListField(child=serializers.IntegerField(), source="team_ids", allow_null=True,
@@ -333,7 +341,7 @@ class ServiceBoardViewSet(viewsets.GenericViewSet):
         raw = request.query_params.get("team", "")
         team = None
         if raw:
-            if not raw.isdecimal() or int(raw) > MAX_INT32:
+            if not (raw.isascii() and raw.isdecimal()) or int(raw) > MAX_INT32:
                 raise serializers.ValidationError({"team": [_("Give a team id.")]})
             team = get_object_or_404(Team, pk=int(raw))
         board = board_summary(request.user, team)
