@@ -275,7 +275,7 @@ class ClockSerializer(ModelSerializer):
         read_only_fields = fields
 
 
-class LastReportSerializer(serializers.Serializer):
+class LastReportSerializer(Serializer):
     """The case's latest report, as its page shows it (read-only)."""
 
     kind = serializers.ChoiceField(
@@ -302,7 +302,7 @@ class LastReportSerializer(serializers.Serializer):
                                        help_text="The errors a rejecting acknowledgement reported.")  # fmt: skip
 
 
-class LiteratureCopySerializer(serializers.Serializer):
+class LiteratureCopySerializer(Serializer):
     reference = serializers.IntegerField(read_only=True, help_text="The literature reference (1, 2, …: its line).")
     name = serializers.CharField(read_only=True)
     content_type = serializers.CharField(read_only=True)
@@ -310,7 +310,7 @@ class LiteratureCopySerializer(serializers.Serializer):
     uploaded_at = serializers.DateTimeField(read_only=True)
 
 
-class LiteratureCopyUploadSerializer(serializers.Serializer):
+class LiteratureCopyUploadSerializer(Serializer):
     reference = serializers.IntegerField(min_value=1, max_value=MAX_INT32,
                                          help_text="The literature reference the article is the copy of: its line, "
                                          "1 for the first.")  # fmt: skip
