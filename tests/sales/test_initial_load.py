@@ -202,3 +202,35 @@ def test_an_initial_load_with_its_writer_thread_stores_what_the_ordinary_import_
 
     assert loaded == _stored() and len(loaded["lines"]) == 8
     assert connection.vendor == "postgresql"
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db(transaction=True)
+def test_an_initial_load_sorts_on_disk_on_sqlite_and_gives_the_connection_back_as_it_was(
+    order_file, history, users, monkeypatch, settings
+):
+    """SQLite builds the indexes and groups the rollups with a sort in temporary storage, which the web's connections
+    keep in memory: at ten million lines that sort alone took the import to 1 GiB (the limit is 500 MB). The load's
+    transaction is the outermost here, as in the command line's (the test database in memory allows no writer
+    thread)."""
+    from pharmacrm.sales import rollups
+
+    settings.IMPORT_WRITER_THREAD = False
+    seen = []
+    real = rollups.rebuild_all
+
+    def rebuild(today=None):
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA temp_store")
+            seen.append(cursor.fetchone()[0])
+        return real(today)
+
+    monkeypatch.setattr(rollups, "rebuild_all", rebuild)
+
+    assert _initial_load(order_file(history)) == 1
+
+    assert seen == [1]  # FILE
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA temp_store")
+        assert cursor.fetchone()[0] == 2  # MEMORY again, for the web's own sorts
+    assert OrderLine.objects.count() == 8
