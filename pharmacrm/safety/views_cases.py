@@ -768,16 +768,20 @@ def file_upload(request, pk: int):
     the upload passes the limit (nothing spooled to disk beyond it)."""
     from django.conf import settings
 
+    case = _handling(request, pk)
+    return _file_upload(request, case, _size_limit(request, settings.ATTACHMENT_MAX_BYTES))
+
+
+def _size_limit(request, limit: int):
+    """The upload's size limit, in place before the body is read: a request that announces more is refused at once."""
     from pharmacrm.customers.views_import import SizeLimitHandler, content_length
 
-    case = _handling(request, pk)
-    limit = settings.ATTACHMENT_MAX_BYTES
     limiter = SizeLimitHandler(request, limit=limit)
     if content_length(request) > limit + 64 * 1024:
         limiter.too_large = True
     else:
         request.upload_handlers.insert(0, limiter)
-    return _file_upload(request, case, limiter)
+    return limiter
 
 
 @csrf_protect
@@ -804,16 +808,8 @@ def _file_upload(request, case: SafetyCase, limiter):
 def literature_copy(request, pk: int):
     """The copy of the article of a literature reference (C.4.r.2): PV only, refused before the body is read when
     larger than an ICSR may carry."""
-    from pharmacrm.customers.views_import import SizeLimitHandler, content_length
-
     case = _handling(request, pk)
-    limit = services.literature_copy_limit()
-    limiter = SizeLimitHandler(request, limit=limit)
-    if content_length(request) > limit + 64 * 1024:
-        limiter.too_large = True
-    else:
-        request.upload_handlers.insert(0, limiter)
-    return _literature_copy(request, case, limiter)
+    return _literature_copy(request, case, _size_limit(request, services.literature_copy_limit()))
 
 
 @csrf_protect
