@@ -93,7 +93,7 @@ def test_evaluations_stored_before_session_31_are_recomputed_after_migrate_once_
 
     out = io.StringIO()
     call_command("reviews", "recompute-waits", stdout=out)  # again: nothing to do
-    assert out.getvalue().startswith("0 ")
+    assert out.getvalue().startswith("已重新计算 0 条评估，2 条已正确")  # the product speaks Chinese by default
     stale.refresh_from_db()
     assert (stale.avg_response_hours, stale.avg_resolution_hours, stale.score) == expected[:3]
     assert len(_audited(stale)) == 1
