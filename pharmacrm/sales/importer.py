@@ -1000,7 +1000,7 @@ class OrderOwners:
 
 # Set by `pharmacrm import orders --initial-load`: the first migration of an ERP's order history into empty order
 # tables. The lines go in as one transaction into the line table stripped of its secondary indexes (and, on
-# PostgreSQL, of its constraints), which are built again from their own definitions at the end, with every monthly
+# PostgreSQL, of its unique constraint), which are built again from their own definitions at the end, with every monthly
 # rollup computed in one pass: what the database spends per line then is an append, not a probe of four b-trees
 # that no longer fit its cache, and a delta to a rollup. Everything the rows go through is the ordinary import's.
 INITIAL_LOAD: contextvars.ContextVar[bool] = contextvars.ContextVar("orders_initial_load", default=False)
