@@ -457,12 +457,21 @@ class Capa(models.Model):
         return self.action[:60]
 
 
+def case_file_path(instance, filename: str) -> str:
+    """Never the uploader's file name on disk (a medical record named after its patient, 王小明病历.pdf, put the name
+    into directory listings and backups): a random name under the year and month, as ticket attachments have. The
+    name is kept in the database, for the page and the download."""
+    import secrets
+
+    return f"safety/{timezone.now():%Y/%m}/{secrets.token_hex(16)}"
+
+
 class CaseFile(models.Model):
     """A photo or document on a case (a defect photo, a hospital record, an exported ICSR), or the copy of an
     article the case was read of (a literature reference's included document)."""
 
     case = models.ForeignKey(SafetyCase, models.CASCADE, related_name="files")
-    file = models.FileField(upload_to="safety/%Y/%m/")
+    file = models.FileField(upload_to=case_file_path)
     name = models.CharField(_("file name"), max_length=200)
     content_type = models.CharField(max_length=100)
     size = models.PositiveIntegerField()

@@ -664,3 +664,17 @@ def test_the_case_page_needs_the_same_number_of_queries_for_a_long_case(
         services.add_follow_up(users["pv"], case, {}, received_at=timezone.now(), summary=f"补充{i}")
     with django_assert_max_num_queries(len(first.captured_queries)):
         pv.get(url)
+
+
+def test_a_case_file_is_stored_under_a_random_name_and_downloads_under_its_own(users, make_case, client_for):
+    """A medical record named after its patient (王小明病历.png) was stored under that name: the patient's name in
+    directory listings and backups of var/files. On disk now a random name; the page and the download keep the
+    uploader's."""
+    case = make_case(kind="quality", reactions=[])
+
+    kept = services.add_file(users["pv"], case, SimpleUploadedFile("王小明病历.png", PNG, content_type="image/png"))
+
+    assert re.fullmatch(r"safety/\d{4}/\d{2}/[0-9a-f]{32}", kept.file.name), kept.file.name
+    response = client_for("pv").get(reverse("safety:case-file", args=[kept.pk]))
+    assert response.status_code == 200 and b"".join(response.streaming_content) == PNG
+    assert "filename*=UTF-8''%E7%8E%8B%E5%B0%8F%E6%98%8E%E7%97%85%E5%8E%86.png" in response["Content-Disposition"]
