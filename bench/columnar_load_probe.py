@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import sqlite3
 import sys
 import time
 from hashlib import blake2b
@@ -115,15 +114,7 @@ LOADED = probe.COLUMNS[:17]  # the line's own columns; job and time are constant
 
 
 def _sqlite(path) -> dict:
-    db = probe.orders_bench.ORDERS_DIR / "columnar.sqlite3"
-    for suffix in ("", "-wal", "-shm"):
-        db.with_name(db.name + suffix).unlink(missing_ok=True)
-    con = sqlite3.connect(db, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute("PRAGMA cache_size=-65536")  # the importer's writer (WRITER_CACHE_KB)
-    cols = ", ".join(f"{c} {probe.TYPES[c]}" for c in probe.COLUMNS)
-    con.execute(f"CREATE TABLE probe_orderline (id integer PRIMARY KEY AUTOINCREMENT, {cols})")
+    con, db = probe.scratch_sqlite("columnar.sqlite3")
     now = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     insert = (f"INSERT INTO probe_orderline ({', '.join(probe.COLUMNS)}) "
               f"VALUES ({', '.join('?' * len(LOADED))}, 1, '{now}')")  # fmt: skip

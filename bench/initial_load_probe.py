@@ -103,8 +103,9 @@ def _parse(path, n: int) -> tuple[list[tuple], dict]:
     return rows, {"csv_reader_us": csv_only / n * 1e6, "csv_fast_row_tuple_us": parse / n * 1e6}
 
 
-def _sqlite(rows: list[tuple], indexed: bool) -> dict:
-    db = orders_bench.ORDERS_DIR / "probe.sqlite3"
+def scratch_sqlite(name: str):
+    """(connection, path) of a fresh SQLite file holding the bare `probe_orderline`, set up as the importer's writer."""
+    db = orders_bench.ORDERS_DIR / name
     for suffix in ("", "-wal", "-shm"):
         db.with_name(db.name + suffix).unlink(missing_ok=True)
     con = sqlite3.connect(db, isolation_level=None)
@@ -113,6 +114,11 @@ def _sqlite(rows: list[tuple], indexed: bool) -> dict:
     con.execute("PRAGMA cache_size=-65536")  # the importer's writer (WRITER_CACHE_KB)
     cols = ", ".join(f"{c} {TYPES[c]}" for c in COLUMNS)
     con.execute(f"CREATE TABLE probe_orderline (id integer PRIMARY KEY AUTOINCREMENT, {cols})")
+    return con, db
+
+
+def _sqlite(rows: list[tuple], indexed: bool) -> dict:
+    con, db = scratch_sqlite("probe.sqlite3")
     if indexed:
         for sql in INDEXES:
             con.execute(sql)
