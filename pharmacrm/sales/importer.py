@@ -848,7 +848,11 @@ class Resolver:
         self._load(self.by_credit, "credit_code", {p[4] for p in pres})
         self._load(self.by_external, "external_id", {p[5] for p in pres})
         self._load_own_codes(pres)
-        wanted = {p[8] for p in pres if p[8]} - set(self.products)
+        self.load_products({p[8] for p in pres if p[8]})
+
+    def load_products(self, approvals: set[str]) -> None:
+        """The catalogue products of these approval numbers (one query for the new ones)."""
+        wanted = approvals - set(self.products)
         if wanted:
             found = dict(Product.objects.filter(approval_number__in=wanted).values_list("approval_number", "id"))
             for w in wanted:
@@ -1130,6 +1134,7 @@ class Chunk:
     processed: int = 0
     errors: int = 0  # rows of the chunk refused while checking
     last_row: int = 0  # the file row the chunk ends on
+    table: object = None  # the columnar lane's lines (a pyarrow Table of LINE_COLUMNS and "row"), besides `rows`
 
 
 class Run:
@@ -1166,6 +1171,14 @@ class Run:
         self.totals_rows: list[int] = []  # rows of totals passed over (the first ones, for the note)
         self.error_file = self.error_writer = None
         self.last_row = header.row
+        # the columnar lane of an initial load (`columnar.Lane`): the in-file duplicate and order-owner checks are
+        # made by the database once the file is loaded (`columnar.after_load`), for the rows checked row by row too
+        self.lane = None
+        self.locked = threading.Event()  # set once the writer holds the writers' lock
+
+    @property
+    def set_based(self) -> bool:
+        return self.lane is not None
 
     def open_report(self, path) -> None:
         import csv
@@ -1251,6 +1264,9 @@ class Run:
             if err is not None:
                 self._error(number, file_cells[number], [err], preview)
                 continue
+            if self.set_based:
+                keys.append((0, number, pre, inst))
+                continue
             h = hash((pre[0], pre[1]))
             first = first_here.get(h)
             if first is not None:
@@ -1258,15 +1274,15 @@ class Run:
                 continue
             first_here[h] = number
             keys.append((h, number, pre, inst))
-        earlier = self.seen.add_new([(k[0], k[1]) for k in keys])
+        earlier = {} if self.set_based else self.seen.add_new([(k[0], k[1]) for k in keys])
         self.resolver.load_linked({k[2][6] for k in keys})
-        owners, new_owners = self.owners.first({_order_key(k[2][0]) for k in keys}), {}
+        owners, new_owners = ({}, {}) if self.set_based else (self.owners.first({_order_key(k[2][0]) for k in keys}), {})
         for h, number, pre, inst in keys:
             if h in earlier:
                 self._duplicate(number, pre, earlier[h], file_cells, preview)
                 continue
             order_key = _order_key(pre[0])
-            owner = owners.get(order_key) or new_owners.get(order_key)
+            owner = None if self.set_based else owners.get(order_key) or new_owners.get(order_key)
             if owner is None:
                 new_owners[order_key] = (inst, number)
             elif owner[0] != inst:  # one order, two customers: the order's first customer stands
@@ -1285,7 +1301,8 @@ class Run:
             self._check_product(pc, ap)
             if number in cells_of:
                 preview.append((number, cells_of[number], []))
-        self.owners.add(new_owners)
+        if not self.set_based:
+            self.owners.add(new_owners)
         self.flush_errors()
         preview.sort(key=lambda p: p[0])
         return Chunk(rows, good_numbers, approvals, preview, processed=len(raw_rows),
@@ -1351,6 +1368,8 @@ class Writer:
         self.today = timezone.localdate()
         self.dirty = False
         self.updates_audit: list[tuple[tuple, dict]] = []  # (line label, changes) of corrected lines not audited yet
+        self.first_id = 0  # the columnar lane: a line's id is this + its file row
+        self.refused: list[tuple] = []  # the columnar lane: (row, column key, code, params, id) refused at the end
         if threaded:
             self.queue: queue.Queue = queue.Queue(maxsize=1)
             context = contextvars.copy_context()
@@ -1362,6 +1381,7 @@ class Writer:
             self.atomic.__enter__()
             try:
                 self._begin_initial()
+                run.locked.set()
             except BaseException:
                 transaction.set_rollback(True)
                 self.atomic.__exit__(None, None, None)
@@ -1378,6 +1398,10 @@ class Writer:
             raise InitialLoadRefused()
         self.bare = BareTable()
         self.bare.drop()
+        if self.run.set_based:
+            from . import columnar
+
+            self.first_id = columnar.first_id()
 
     def submit(self, chunk: Chunk) -> None:
         if not self.threaded:
@@ -1434,6 +1458,10 @@ class Writer:
                           self.job_id)  # fmt: skip
 
     def _finish_transaction(self, failed: bool) -> None:
+        if not (failed or self.run.stop_writing) and self.bare is not None and self.run.set_based:
+            from . import columnar
+
+            columnar.after_load(self)  # the in-file checks on the loaded lines; may refuse lines
         if failed or self.run.stop_writing:
             transaction.set_rollback(True)
             self.updates_audit.clear()
@@ -1469,9 +1497,11 @@ class Writer:
                     sort_on_disk()  # this thread's own connection, closed at the end
                 with transaction.atomic():
                     self._begin_initial()
+                    self.run.locked.set()
                     failed = self._drain()
                     self._finish_transaction(failed)
             else:
+                self.run.locked.set()
                 try:
                     failed = self._drain()
                 except BaseException:
@@ -1509,7 +1539,7 @@ class Writer:
         run = self.run
         by_row = dict(zip(chunk.numbers, actions, strict=True))
         with _LOCK:
-            run.counts.created += actions.count("create")
+            run.counts.created += actions.count("create") + (chunk.table.num_rows if chunk.table is not None else 0)
             run.counts.updated += actions.count("update")
             run.counts.unchanged += actions.count("unchanged")
             run.counts.processed += chunk.processed
@@ -1525,11 +1555,15 @@ class Writer:
     def _apply(self, chunk: Chunk, *, write: bool) -> list[str]:
         """Classify the chunk's lines (new / changed / unchanged) and, when writing, store them."""
         rows = chunk.rows
-        if not rows:
+        if not rows and chunk.table is None:
             return []
         if write:
             rollups.lock()
-            rows = self.run.resolver.follow_merges(rows)
+            rows = self.run.resolver.follow_merges(rows) if rows else rows
+            if self.bare is not None and self.run.set_based:
+                from . import columnar
+
+                return columnar.write(self, chunk, rows)
         # an initial load started on an empty table, under the lock: its lines are new (the file's duplicates are
         # refused while reading, and the unique constraint is checked again when it is built at the end)
         existing = {} if self.bare is not None else _existing({r[0] for r in rows})
@@ -1668,8 +1702,8 @@ def _read_and_write(run: Run, rows) -> Writer:
         failed = True
         try:
             try:
-                for raw in _chunks(rows, CHUNK_ROWS):
-                    chunk = run.prepare(raw)
+                chunks = run.lane.chunks(run.locked, writer) if run.lane else map(run.prepare, _chunks(rows, CHUNK_ROWS))
+                for chunk in chunks:
                     if run.all_or_nothing and run.counts.errors:
                         run.stop_writing = True
                     writer.submit(chunk)
@@ -1686,9 +1720,28 @@ def _read_and_write(run: Run, rows) -> Writer:
 
 
 def run_job(job: ImportJob, user, sheet, header, rows) -> tuple[str, Counts, list, list, list]:
-    """The customer import's runner calls this for an orders job: (status, counts, errors, preview, notes)."""
+    """The customer import's runner calls this for an orders job: (status, counts, errors, preview, notes). An
+    initial load of a UTF-8 CSV file takes the columnar lane (`columnar`); where Arrow cannot read the file as
+    Python's csv module does, that attempt is rolled back and the file loads row by row."""
+    if INITIAL_LOAD.get() and not job.dry_run and COLUMNAR.get():
+        from . import columnar
+
+        if columnar.eligible(sheet):
+            try:
+                return _run_job(job, sheet, header, rows, columnar)
+            except columnar.NotColumnar as e:
+                log.info("orders import %s: loading row by row (%s)", job.pk, e)
+    return _run_job(job, sheet, header, rows, None)
+
+
+COLUMNAR: contextvars.ContextVar[bool] = contextvars.ContextVar("orders_columnar", default=True)
+
+
+def _run_job(job: ImportJob, sheet, header, rows, columnar) -> tuple[str, Counts, list, list, list]:
     run = Run(job, header, write=not job.dry_run)
     run.fast.nul = sheet.info.has_nul
+    if columnar is not None:
+        run.lane = columnar.Lane(run, sheet, header)
     notes: list[tuple[str, dict]] = []
     if run.initial and not order_tables_empty():
         run.close()

@@ -1,0 +1,294 @@
+"""The columnar lane of an initial load (`pharmacrm.sales.columnar`): Arrow reads the file and checks whole columns,
+the database finds repeated lines and split orders at the end. Whatever the file, it must store and report exactly
+what the ordinary, row-by-row import stores and reports: the same lines with the same fingerprints, rollups and
+product codes; the same errors at the same rows, with the same values; the same counts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from pharmacrm.customers import importer as base
+from pharmacrm.customers import normalise
+from pharmacrm.customers import services as customers
+from pharmacrm.customers.models import ImportJob
+from pharmacrm.sales import columnar
+from pharmacrm.sales.importer import BareTable
+from pharmacrm.sales.models import MonthlyRollup, OrderLine, ProductCode, RollupDirty
+from pharmacrm.servicedesk.models import Product
+
+from .conftest import line, tables, today_minus, write_csv
+
+
+@pytest.fixture
+def lane(monkeypatch):
+    """Every line through the kernels (no preview rows row by row), in blocks of a few lines, counting the lines the
+    kernels took."""
+    monkeypatch.setattr(columnar, "PREVIEW_ROWS", 0)
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 2048)
+    taken = []
+    table = columnar.Lane._table
+
+    def counted(self, values, rows, chunk):
+        out = table(self, values, rows, chunk)
+        taken.append(out.num_rows)
+        return out
+
+    monkeypatch.setattr(columnar.Lane, "_table", counted)
+    return taken
+
+
+def _load(path, *extra) -> int:
+    try:
+        call_command("import", "orders", str(path), "--language", "en", *extra)
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def _last_job() -> ImportJob:
+    return ImportJob.objects.filter(target=ImportJob.Target.ORDERS).latest("pk")
+
+
+def _stored() -> dict:
+    out = tables()
+    for row in out["lines"]:
+        for key in ("id", "job_id", "imported_at"):
+            row.pop(key)
+    for name in ("rollups", "codes"):
+        for row in out[name]:
+            for key in ("id", "updated_at"):
+                row.pop(key)
+    return out
+
+
+def _outcome() -> dict:
+    """What the user sees of an import: what it stored, its counts, its errors and its report file."""
+    job = _last_job()
+    with open(base.error_report_path(job), encoding="utf-8", newline="") as fh:
+        report = list(csv.reader(fh))
+    counts = (job.total_rows, job.processed_rows, job.created_count, job.updated_count, job.unchanged_count,
+              job.error_count, job.last_row)  # fmt: skip
+    return {"stored": _stored(), "counts": counts, "errors": job.errors, "report": report, "status": job.status,
+            "notes": job.message, "preview": job.preview}  # fmt: skip
+
+
+def _wipe() -> None:
+    OrderLine.objects.all().delete()
+    MonthlyRollup.objects.all().delete()
+    RollupDirty.objects.all().delete()
+    ProductCode.objects.all().delete()
+
+
+def _both(path, *extra, preview: bool = False) -> tuple[dict, dict]:
+    """(the columnar initial load's outcome, the ordinary import's) for one file, each into empty tables. The
+    preview only when the lane sends the preview's rows row by row, as it does outside these tests."""
+    code = _load(path, "--initial-load", *extra)
+    loaded = _outcome()
+    _wipe()
+    assert _load(path, *extra) == code
+    ordinary = _outcome()
+    for outcome in (loaded, ordinary):
+        outcome["notes"] = [n for n in json.loads(outcome["notes"] or "[]") if n["code"] != "initial_load"]
+        if not preview:
+            outcome.pop("preview")
+    return loaded, ordinary
+
+
+@pytest.fixture
+def customers_(xiehe, huashan, admin_user, beijing):
+    """Customers named by credit code, by external id, by both, and a merged one whose codes lead to its survivor."""
+    ext = customers.create_institution(admin_user, {"name": "北京和睦家医院", "kind": "hospital", "region": beijing,
+                                                    "external_id": "ERP-0042"})  # fmt: skip
+    both = customers.create_institution(admin_user, {
+        "name": "北京大学第一医院", "kind": "hospital", "region": beijing, "external_id": "ERP-0007",
+        "credit_code": normalise.make_credit_code("12100000400000001"),
+    })  # fmt: skip
+    Product.objects.create(brand_name="安心宁", generic_name="盐酸氨氯地平片", approval_number="国药准字H20249871")
+    return {"xiehe": xiehe, "huashan": huashan, "ext": ext, "both": both}
+
+
+VARIANTS = {
+    "order_number": ["SO-{o}", "SO-{o}", "SO-{o}", " SO-{o}", "ＳＯ-{o}", "'SO-{o}", "2.40111E+19", "0{o}", "x" * 41, ""],
+    "line_number": ["{n}", "{n}", "{n}", "0{n}", "0", "100001", "{n}.0", " {n}", "１"],
+    "order_date": ["{d}", "{d}", "{d}", "2025-02-30", "2025/01/05", "2099-01-01", "1999-12-31", " {d}", "{d} "],
+    "product_code": ["YP1001", "YP1002", "YP9999", "YP,1", "ｙｐ1001", " YP1001", "'YP1001", "YP1E+5", ""],
+    "product_name": ["", "安心宁", " 安心宁", "安心宁\u3000", "安" * 101, "a\u00a0b", "'安心宁"],
+    "approval_number": ["", "", "国药准字H20249871", "国药准字 h2024 9871", " 国药准字H20249871", "国药准字H2024987100000"],
+    "batch_number": ["", "A1", "A 1", "'A1", "ＢＮ１", "B" * 41],
+    "quantity": ["1", "10.5", "3", "0", "-1", "1.2345", "007", "1,000", "1000000", "0.001", "2.50"],
+    "unit_price": ["32.5", "32.50", "1.2345", "0", "100000", "1.23456", "-1", "10", "0.01"],
+    "invoice_number": ["", "INV1", " INV1", "INV 1"],
+    "payment_due": ["", "", "{later}", "{earlier}", "2040-01-01", "2025-13-01"],
+    "paid_date": ["", "", "{later}", "{earlier}", "2099-01-01", "{d}"],
+    "paid_amount": ["", "", "0", "0.00", "1", "1.005", "99999999", "-5", "{amount}"],
+}
+
+
+def _rows(customers_: dict, n: int, seed: int) -> list[dict]:
+    """`n` rows, most of them plain, the rest with one or more cells in one of the shapes the importer treats
+    otherwise; order numbers from a small pool, so that lines repeat and orders name two customers."""
+    rnd = random.Random(seed)
+    who = [
+        {"credit_code": customers_["xiehe"].credit_code},
+        {"credit_code": customers_["huashan"].credit_code},
+        {"external_id": "ERP-0042"},
+        {"credit_code": customers_["both"].credit_code, "external_id": "ERP-0007"},
+        {"credit_code": customers_["xiehe"].credit_code, "external_id": "ERP-0007"},  # two customers
+        {"credit_code": customers_["xiehe"].credit_code.lower()},
+        {"credit_code": "91110000000000000X"},  # nobody
+        {"external_id": "ERP-0042 "},
+        {},
+    ]
+    rows = []
+    for _ in range(n):
+        o, ln = rnd.randrange(n // 3 + 1), rnd.randrange(1, 5)
+        day = today_minus(rnd.randrange(1, 700))
+        fill = {"o": o, "n": ln, "d": day, "later": today_minus(0) if rnd.random() < 0.5 else day,
+                "earlier": "2001-01-01", "amount": ""}  # fmt: skip
+        row = {k: v[0].format(**fill) if v[0] else v[0] for k, v in VARIANTS.items()}
+        row.update(who[0] if rnd.random() < 0.6 else rnd.choice(who[:4]))
+        if rnd.random() < 0.35:  # something unusual in a few cells
+            for key in rnd.sample(list(VARIANTS), rnd.randrange(1, 3)):
+                row[key] = rnd.choice(VARIANTS[key]).format(**fill)
+            if rnd.random() < 0.2:
+                row.pop("credit_code", None), row.pop("external_id", None)
+                row.update(rnd.choice(who))
+        else:
+            row["quantity"] = rnd.choice(["1", "10.5", "3", "2.50", "0.001", "120"])
+            row["unit_price"] = rnd.choice(["32.5", "32.50", "1.2345", "10", "0.01", "99999"])
+            row["product_code"] = rnd.choice(["YP1001", "YP1002", "YP9999"])
+            if rnd.random() < 0.3:
+                row["approval_number"] = "国药准字H20249871"
+            if rnd.random() < 0.4:
+                row["paid_date"] = str(today_minus(0))
+                row["paid_amount"] = rnd.choice(["", "1", "0.5"])
+            if rnd.random() < 0.3:
+                row["payment_due"] = str(day)
+        rows.append(row)
+    return rows
+
+
+def test_a_file_of_every_kind_of_cell_is_stored_and_reported_as_the_ordinary_import_does(
+    customers_, users, tmp_path, lane, monkeypatch
+):
+    """In one block, as the row-by-row lane reads 10,000 rows at a time (the name a product code is first recorded
+    with is the last one of the first chunk holding it), then in blocks of a few lines."""
+    path = write_csv(tmp_path / "orders.csv", _rows(customers_, 1500, seed=5))
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 1 << 20)
+
+    loaded, ordinary = _both(path)
+
+    assert sum(lane) > 300  # most plain lines went through the kernels
+    assert loaded["stored"]["lines"] and len(loaded["errors"]) > 100
+    assert {e["code"] for e in loaded["errors"]} >= {"duplicate_line", "order_two_customers", "customer_not_found"}
+    assert loaded == ordinary
+
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 2048)
+    _wipe()
+    in_blocks, ordinary = _both(path)
+    for outcome in (in_blocks, ordinary):
+        for code in outcome["stored"]["codes"]:
+            code.pop("name")
+    assert in_blocks == ordinary
+
+
+def test_a_repeated_line_and_a_split_order_far_apart_in_the_file_are_refused_at_their_rows(
+    customers_, users, tmp_path, lane
+):
+    """The checks the database makes at the end: the repeat and the split order are in other blocks than their first
+    lines, and the second copy of a line whose first copy names the wrong customer is a repeat all the same."""
+    xiehe, huashan = customers_["xiehe"], customers_["huashan"]
+    d = today_minus
+    rows = [line("A-1", 1, d(30), xiehe, "YP1001", 1, "10"), line("A-2", 1, d(30), huashan, "YP1001", 1, "10")]
+    rows += [line(f"F-{i}", 1, d(20), xiehe, "YP1002", 2, "3.5") for i in range(60)]
+    rows += [line("A-1", 1, d(30), xiehe, "YP1001", 1, "10"),  # repeat of row 2 (row 64)
+             line("A-1", 2, d(30), huashan, "YP1001", 1, "10"),  # A-1 is 协和's
+             line("A-1", 2, d(30), xiehe, "YP1001", 1, "10")]  # repeat of row 65, refused itself  # fmt: skip
+    path = write_csv(tmp_path / "orders.csv", rows)
+
+    loaded, ordinary = _both(path)
+
+    assert loaded == ordinary
+    assert [(e["row"], e["code"], e["params"].get("row")) for e in loaded["errors"]] == [
+        (64, "duplicate_line", 2), (65, "order_two_customers", 2), (66, "duplicate_line", 65),
+    ]  # fmt: skip
+    assert len(loaded["stored"]["lines"]) == 62
+
+
+def test_blank_lines_rows_of_another_width_and_cells_over_two_lines_keep_their_row_numbers(
+    customers_, users, tmp_path, lane
+):
+    xiehe = customers_["xiehe"]
+    d = today_minus
+    path = write_csv(tmp_path / "orders.csv", [line(f"W-{i}", 1, d(9), xiehe, "YP1001", 1, "10") for i in range(30)])
+    text = path.read_text(encoding="utf-8-sig").splitlines()
+    text.insert(5, "")  # a blank line
+    text.insert(9, "W-x,1")  # too few cells
+    text.insert(12, text[12].replace("YP1001,", 'YP1001,"二行\n名称",', 1))  # a product name over two lines
+    text.insert(20, text[20] + ",extra,cells")  # too many
+    text.insert(25, "W-30,1," + str(d(40)) + "," + xiehe.credit_code)  # short, but valid as the template pads it
+    path.write_text("\ufeff" + "\n".join(text) + "\n\n\n", encoding="utf-8")
+
+    loaded, ordinary = _both(path)
+
+    assert loaded == ordinary
+    assert loaded["errors"]
+
+
+def test_all_or_nothing_refuses_the_whole_file_for_a_line_refused_at_the_end(customers_, users, tmp_path, lane):
+    xiehe = customers_["xiehe"]
+    rows = [line(f"N-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10") for i in range(40)]
+    rows.append(line("N-3", 1, today_minus(9), xiehe, "YP1001", 1, "10"))  # a repeat, found only at the end
+    before = BareTable()
+
+    assert _load(write_csv(tmp_path / "o.csv", rows), "--initial-load", "--all-or-nothing") == 1
+
+    assert not OrderLine.objects.exists() and not MonthlyRollup.objects.exists()
+    job = _last_job()
+    assert job.status == ImportJob.Status.REJECTED
+    assert [(e["row"], e["code"]) for e in job.errors] == [(42, "duplicate_line")]
+    assert BareTable().indexes == before.indexes
+
+
+def test_a_file_arrow_cannot_read_loads_row_by_row_and_says_what_the_ordinary_import_says(
+    customers_, users, tmp_path, lane
+):
+    """A quotation mark that nothing closes: the columnar attempt is rolled back and the row-by-row lane names the
+    row, as the ordinary import does."""
+    xiehe = customers_["xiehe"]
+    path = write_csv(tmp_path / "orders.csv", [line(f"Q-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10")
+                                               for i in range(10)])  # fmt: skip
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('Q-99,1,' + str(today_minus(9)) + ',' + xiehe.credit_code + ',,"unclosed,YP1001,,,,1,10\n')
+
+    loaded, ordinary = _both(path)
+
+    assert loaded == ordinary
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_with_its_writer_thread_the_lane_stores_and_reports_what_the_ordinary_import_does(
+    customers_, users, tmp_path, lane
+):
+    """Outside a test's transaction PostgreSQL writes in a second thread, as in production: the Arrow blocks go to
+    COPY on the writer's connection while the reader checks the next; the repeats and split orders are found on the
+    writer's connection at the end."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '15s'")
+    path = write_csv(tmp_path / "orders.csv", _rows(customers_, 600, seed=11))
+
+    loaded, ordinary = _both(path)
+
+    assert sum(lane) > 100
+    for outcome in (loaded, ordinary):
+        for code in outcome["stored"]["codes"]:
+            code.pop("name")
+    assert loaded == ordinary
+    assert connection.vendor == "postgresql"
