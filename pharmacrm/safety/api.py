@@ -402,7 +402,7 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
     literature = _text(20000, help_text=PV_ONLY + " C.4.r.1: one literature reference a line, 500 characters each.")
     literature_copies = serializers.SerializerMethodField(
         help_text=PV_ONLY + " C.4.r.2: the copies of the articles, by reference; attach one with "
-        "…/literature-copies/."
+        "…/literature-copies/, download it with …/literature-copies/{reference}/."
     )  # fmt: skip
     report = serializers.SerializerMethodField(
         help_text="The latest report of the case (read-only), as its page shows it: null for a case never exported "
@@ -880,6 +880,33 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
             "reference": n, "name": copy.name, "content_type": copy.content_type, "size": copy.size,
             "uploaded_at": copy.uploaded_at,
         }).data, status=status.HTTP_201_CREATED)  # fmt: skip
+
+
+    @extend_schema(
+        tags=["safety"], filters=False,
+        parameters=[CASE_PK, OpenApiParameter("reference", int, OpenApiParameter.PATH,
+                                              description="The literature reference: its line, 1 for the first.")],
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The copy of the article, "
+                                                      "under the name it was attached with."),
+            404: OpenApiResponse(description="No such case, or the case has no copy for that reference."),
+        },
+        description="Download the copy of the article of one of the case's literature references (C.4.r.2). "
+        "Pharmacovigilance only, as on the case page; every download is audited (read_personal).",
+    )  # fmt: skip
+    @action(detail=True, methods=["get"], url_path=r"literature-copies/(?P<reference>[0-9]{1,10})",
+            url_name="literature-copy", filter_backends=[], pagination_class=None,
+            content_negotiation_class=FileNegotiation)  # fmt: skip
+    def literature_copy(self, request, pk=None, reference=None):
+        from .views_cases import case_file_response
+
+        case = self.get_object()
+        references = services.literature_references(case)
+        n = int(reference)
+        copy = services.literature_copies(case).get(references[n - 1]) if 1 <= n <= len(references) else None
+        if copy is None:
+            raise Http404(_("The case has no copy of that article."))
+        return case_file_response(request.user, copy, purpose="api literature copy")
 
 
 def _body_version(request):
