@@ -89,7 +89,6 @@ from .models import (
 )
 
 MAX_ID = 2**63 - 1
-MAX_FILE_BYTES = 20 * 1024 * 1024  # an ICSR batch or an ACK file
 SCREEN_MAX_CHARS = 100_000
 MAX_PERIOD_DAYS = 731  # a reconciliation period
 EARLIEST = dt.datetime(
@@ -974,7 +973,9 @@ class XmlParser(BaseParser):
     media_type = "application/xml"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = stream.read(MAX_FILE_BYTES + 1) if stream is not None else b""
+        from .e2b import schema
+
+        data = stream.read(schema.max_bytes() + 1) if stream is not None else b""
         return {"_raw": data or b""}
 
 
@@ -984,12 +985,21 @@ class TextXmlParser(XmlParser):
 
 class XmlUploadSerializer(Serializer):
     file = serializers.FileField(
-        help_text="The XML file (or send the XML itself as the body, application/xml)."
+        help_text="The XML file (or send the XML itself as the body, application/xml), at most ICSR_MAX_BYTES (50 MB "
+        "unless configured), as on the import page."
     )
 
 
 def _uploaded(request) -> tuple[bytes, str]:
-    """The XML of the request: the `file` of a multipart upload, or the raw body; 400 when missing or too big."""
+    """The XML of the request: the `file` of a multipart upload, or the raw body; 400 when missing or too big — the
+    limit and the refusal of the import page (settings.ICSR_MAX_BYTES), a body announced larger refused unread."""
+    from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, content_length
+
+    from .e2b import schema
+
+    limit = schema.max_bytes()
+    if content_length(request) > limit + MULTIPART_OVERHEAD:
+        raise serializers.ValidationError({"file": [schema.too_large()]})
     raw = request.data.get("_raw") if hasattr(request.data, "get") else None
     if isinstance(raw, bytes):
         data, name = raw, ""
@@ -1001,17 +1011,14 @@ def _uploaded(request) -> tuple[bytes, str]:
             raise serializers.ValidationError(
                 {"file": [_("Send the XML file (multipart `file`, or the body).")]}
             )
-        if upload.size > MAX_FILE_BYTES:
-            data = b"x" * (MAX_FILE_BYTES + 1)
-        else:
-            data = upload.read()
+        if upload.size > limit:
+            raise serializers.ValidationError({"file": [schema.too_large()]})
+        data = upload.read()
         name = clean_text(upload.name or "")[:200]
     if not data.strip():
         raise serializers.ValidationError({"file": [_("The file is empty.")]})
-    if len(data) > MAX_FILE_BYTES:
-        raise serializers.ValidationError(
-            {"file": [_("The file is larger than %(size)d MB.") % {"size": MAX_FILE_BYTES // (1024 * 1024)}]}
-        )
+    if len(data) > limit:
+        raise serializers.ValidationError({"file": [schema.too_large()]})
     return data, name
 
 

@@ -16,8 +16,6 @@ from pharmacrm.safety import services
 from pharmacrm.safety.models import CaseFile
 from tests.api import conftest as api_fixtures
 
-from .conftest import sign_code
-
 pytestmark = pytest.mark.django_db
 api_for = api_fixtures.api_for  # token clients per role
 
@@ -101,4 +99,61 @@ def test_the_page_download_keeps_a_safe_name_too(client_for, make_case, users):
                     response["Content-Disposition"])  # fmt: skip
 
 
-_ = sign_code  # used by the later sections
+# --- 3. one size limit for an incoming E2B(R3) file ----------------------------------------------------------------
+
+ICSR_URL = "/api/v1/safety/icsrs/"
+
+
+def _xml(size: int) -> bytes:
+    """Well-formed XML of `size` bytes (not an ICSR: what is under test is the size check, which comes first)."""
+    line = b"<y>" + b" " * 1000 + b"</y>\n"
+    body = line * ((size - 7) // len(line))
+    return b"<x>" + body + b" " * (size - 7 - len(body)) + b"</x>"
+
+
+def test_the_api_takes_an_icsr_batch_as_large_as_the_page_does(api_for):
+    """A 30 MB batch (an ICSR with the copies of its articles, which our own export releases up to 50 MB) imported
+    on the page was refused by the API: "larger than 20 MB". Both now take what settings.ICSR_MAX_BYTES allows."""
+    body = _xml(30 * 1024 * 1024)
+
+    response = api_for("pv").post(ICSR_URL, body, content_type="application/xml")
+
+    assert response.status_code == 400
+    [first, *_rest] = response.json()["file"]
+    assert "larger" not in first and "MCCI_IN200100UV01" in first  # read, and refused for what it is
+
+
+def test_a_file_over_the_limit_gets_the_same_refusal_on_the_page_and_in_the_api(api_for, client_for, settings):
+    """The page said "larger than 50 MB: nothing was imported" above the forms; the API "larger than 20 MB" under
+    `file`. One setting, one refusal: in the reader's language, naming the field and the limit, on both."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pharmacrm.safety.models import SafetyCase
+
+    settings.ICSR_MAX_BYTES = 1024 * 1024
+    big = _xml(1024 * 1024 + 1)
+    expected = "文件超过 1 MB，未导入任何数据。"
+    api = api_for("pv", lang="zh-hans")
+    page = client_for("pv")
+    page.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
+
+    raw = api.post(ICSR_URL, big, content_type="application/xml")
+    multipart = api.post(ICSR_URL, {"file": SimpleUploadedFile("big.xml", big, "application/xml")}, format="multipart")
+    ack = api.post("/api/v1/safety/acks/", big, content_type="application/xml")
+    on_page = page.post(reverse("safety:import"),
+                        {"what": "icsr", "icsr-file": SimpleUploadedFile("big.xml", big, "application/xml")})  # fmt: skip
+
+    for response in (raw, multipart, ack):
+        assert response.status_code == 400 and response.json() == {"file": [expected]}
+    assert on_page.status_code == 413
+    html = on_page.content.decode()
+    field = re.search(r'<div class="field has-error[^"]*" id="field-icsr-file">(.*?)</div>\s*<div class="actions', html,
+                      re.S)  # fmt: skip
+    assert field and expected in field.group(1)
+    assert "1 MB" in html.split('id="field-ack-file"')[1]  # the help text names the same limit
+    assert not SafetyCase.objects.exists()
+
+    # a body announced larger than the limit is refused before it is read, with the same words
+    announced = api.post(ICSR_URL, b"<x/>", content_type="application/xml",
+                         CONTENT_LENGTH=str(2 * 1024 * 1024))  # fmt: skip
+    assert announced.status_code == 400 and announced.json() == {"file": [expected]}
