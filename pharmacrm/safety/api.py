@@ -13,7 +13,7 @@ import datetime as dt
 import django_filters
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import Http404, HttpResponse
 from django.urls import path
 from django.utils import timezone
@@ -82,6 +82,7 @@ from .choices import (
 from .models import (
     CaseVersion,
     Flag,
+    IcsrMessage,
     ReportingRule,
     SafetyCase,
     SafetyClock,
@@ -433,7 +434,6 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
         fields = super().get_fields()
         if self.context.get("summary"):
             fields.pop("clocks", None)
-            fields.pop("report", None)
         if not self.context.get("identity"):
             for name in PV_FIELDS:
                 fields.pop(name, None)
@@ -457,7 +457,8 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
 
     @extend_schema_field(LastReportSerializer(allow_null=True))
     def get_report(self, case):
-        report = services.last_report(case)
+        reports = self.context.get("reports")  # the list's page: all its cases' reports read at once
+        report = reports.get(case.pk) if reports is not None else services.last_report(case)
         return LastReportSerializer(report).data if report is not None else None
 
     @extend_schema_field(LiteratureCopySerializer(many=True))
@@ -467,10 +468,11 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
 
 class CaseListSerializer(CaseSerializer):
     """A case as the list shows it: without its clocks and the patient's and reporter's identity (the
-    case's own page has them), so that the schema says what the list answers."""
+    case's own page has them), so that the schema says what the list answers; with its latest report, as the case
+    list page shows it."""
 
     class Meta(CaseSerializer.Meta):
-        fields = [f for f in CaseSerializer.Meta.fields if f not in ("clocks", "report") and f not in PV_FIELDS]
+        fields = [f for f in CaseSerializer.Meta.fields if f != "clocks" and f not in PV_FIELDS]
 
 
 def _case_base():
@@ -512,10 +514,23 @@ class CaseFilter(django_filters.FilterSet):
     number = django_filters.CharFilter(max_length=20)
     received_after = DateTimeFilter(field_name="received_at", lookup_expr="gte", label="Day 0 at or after.")
     received_before = DateTimeFilter(field_name="received_at", lookup_expr="lt", label="Day 0 before.")
+    batch_number = django_filters.CharFilter(
+        method="filter_batch_number", max_length=100,
+        label="The cases reported in that batch (N.1.2: exported from here, or the message id a submission was "
+        "recorded with); a case's `report` is its latest report, which may be a later one.",
+    )  # fmt: skip
 
     class Meta:
         model = SafetyCase
         fields: list[str] = []
+
+    def filter_batch_number(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        exported = IcsrMessage.objects.filter(batch__batch_id=value).values("case_id")
+        submitted = Submission.objects.filter(message_id=value).values("case_id")
+        return queryset.filter(Q(pk__in=exported) | Q(pk__in=submitted))
 
 
 class FollowUpSerializer(CaseSerializer):
@@ -629,8 +644,10 @@ class SubmissionCreateSerializer(CleanTextMixin, Serializer):
 @extend_schema_view(
     list=extend_schema(
         tags=["safety"],
-        description="Cases, newest day 0 first: number, kind, status, validity, seriousness and the next "
-        "deadline. Pharmacovigilance and the overseeing roles (admin, manager, auditor); 403 for others.",
+        description="Cases, newest day 0 first: number, kind, status, validity, seriousness, the next deadline and "
+        "the latest report (`report`: its kind, state and batch number, as the case list page shows it; filter "
+        "`batch_number` for the cases of one batch). Pharmacovigilance and the overseeing roles (admin, manager, "
+        "auditor); 403 for others.",
     ),
     retrieve=extend_schema(
         tags=["safety"],
@@ -680,6 +697,14 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
         return access.cases_for(self.request.user, _case_base()).order_by("-received_at", "-id")
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = list(page if page is not None else queryset)
+        context = {**self.get_serializer_context(), "reports": services.last_reports(c.pk for c in rows)}
+        data = CaseListSerializer(rows, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
     def get_serializer_context(self):
         context = super().get_serializer_context()

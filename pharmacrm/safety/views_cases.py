@@ -117,6 +117,30 @@ CLOCK_STATES = {
 }
 
 
+REPORT_KINDS = {
+    "initial": gettext_lazy("Initial report"),
+    "follow_up": gettext_lazy("Follow-up"),
+    "amendment": gettext_lazy("Amendment"),
+    "nullification": gettext_lazy("Nullification"),
+}
+REPORT_STAGES = {  # services.last_report's state, with the acknowledgement's result
+    ("exported", None): gettext_lazy("Exported, not sent yet"),
+    ("submitted", "pending"): gettext_lazy("Awaiting acknowledgement"),
+    ("acknowledged", "accepted"): gettext_lazy("Accepted"),
+    ("acknowledged", "rejected"): gettext_lazy("Rejected"),
+}
+
+
+def report_label(report: dict | None) -> dict | None:
+    """The latest report of a case (services.last_report) as the case list shows it: its kind and where it stands,
+    in the reader's language, and its batch number (N.1.2)."""
+    if report is None:
+        return None
+    stage = REPORT_STAGES.get((report["state"], report["ack"]), "")
+    return {"kind": report["kind"], "kind_label": str(REPORT_KINDS[report["kind"]]), "state": report["state"],
+            "stage": str(stage), "ack": report["ack"] or "", "batch_number": report["batch_number"]}  # fmt: skip
+
+
 @dataclass
 class ClockRow:
     clock: SafetyClock
@@ -228,9 +252,9 @@ def case_list(request):
     qs = qs.select_related("owner").defer(*PERSONAL_FIELDS).order_by("-received_at", "-id")
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page") or 1)
     rows = list(page.object_list)
-    states = services.report_states(c.pk for c in rows)
+    reports = services.last_reports(c.pk for c in rows)
     for case in rows:
-        case.report_state = states.get(case.pk, "")
+        case.report = report_label(reports.get(case.pk))
         case.deadline, case.overdue = deadline_text(case.next_due, now)
         case.missing_labels = [str(Criterion(c).label) for c in case.missing if c in Criterion.values]
     filtered = any(request.GET.get(k) for k in ("q", "kind", "status", "valid", "serious", "overdue", "mine"))

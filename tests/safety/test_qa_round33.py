@@ -10,11 +10,14 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.safety import services
-from pharmacrm.safety.models import CaseFile
+from pharmacrm.safety.models import CaseFile, SafetyCase, Submission
 from tests.api import conftest as api_fixtures
+
+from .conftest import next_code, sign_code
 
 pytestmark = pytest.mark.django_db
 api_for = api_fixtures.api_for  # token clients per role
@@ -99,6 +102,128 @@ def test_the_page_download_keeps_a_safe_name_too(client_for, make_case, users):
                     response["Content-Disposition"])  # fmt: skip
 
 
+# --- 2. the latest report on the case list ---------------------------------------------------------------------
+
+
+def _row(html: str, number: str) -> str:
+    return re.search(rf'<tr class="case-row" data-number="{number}"[^>]*>(.*?)</tr>', html, re.S).group(1)
+
+
+def test_the_case_list_shows_the_latest_report_of_each_case(client_for, make_case, users):
+    """The case page and the API's case said whether a case's report was exported, sent and acknowledged, and in
+    which batch; the list did not: finding the cases still to send, or those of a rejected batch, meant opening
+    each. Now a column says it, in the reader's language, with the batch number."""
+    reported, amended, never = make_case(), make_case(), make_case()
+    first = services.export_icsr(users["pv"], [reported], otp_code=sign_code(users["pv"]))
+    batch = services.export_icsr(users["pv"], [amended], otp_code=next_code(users["pv"])).message_id
+    submission = services.record_submission(users["pv"], SafetyCase.objects.get(pk=amended.pk),
+                                            {"channel": "nmpa", "message_id": batch},
+                                            otp_code=next_code(users["pv"]))  # fmt: skip
+    services.record_ack(users["pv"], submission, accepted=True, errors=[], at=timezone.now())
+    amendment = services.export_icsr(users["pv"], [SafetyCase.objects.get(pk=amended.pk)],
+                                     otp_code=next_code(users["pv"]), report="amendment",
+                                     reason="剂量单位更正").message_id  # fmt: skip
+    for role in ("pv", "manager"):
+        client = client_for(role)
+        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+
+        html = client.get(reverse("safety:cases")).content.decode()
+
+        assert "<th scope=\"col\">Latest report</th>" in html
+        row = _row(html, reported.number)
+        assert 'data-report="initial" data-state="exported"' in row
+        assert "Initial report · <span class=\"report-stage\">Exported, not sent yet</span>" in row
+        assert first.message_id in row
+        row = _row(html, amended.number)
+        assert "Amendment · " in row and "Exported, not sent yet" in row and amendment in row and batch not in row
+        assert "Not reported" in _row(html, never.number)
+
+    # sent and acknowledged: the column follows
+    submission = services.record_submission(users["pv"], SafetyCase.objects.get(pk=reported.pk),
+                                            {"channel": "nmpa", "message_id": first.message_id},
+                                            otp_code=next_code(users["pv"]))  # fmt: skip
+    client = client_for("pv")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    assert "Awaiting acknowledgement" in _row(client.get(reverse("safety:cases")).content.decode(), reported.number)
+    services.record_ack(users["pv"], submission, accepted=False, errors=["C.1.1: duplicate"], at=timezone.now())
+    row = _row(client.get(reverse("safety:cases")).content.decode(), reported.number)
+    assert 'data-state="acknowledged"' in row and "Rejected" in row
+
+
+def test_a_sent_nullification_stays_the_latest_report_whatever_minute_it_was_typed_with(make_case, users):
+    """The initial report recorded as sent "now" (10:15:42), then its nullification exported and recorded as sent
+    at 10:15 (the form takes minutes): the earlier report's sending, seconds later in the same minute, was read
+    as the latest report — the list said "Initial report · Awaiting acknowledgement" for a nullified case."""
+    import datetime as dt
+
+    case = make_case()
+    first = services.export_icsr(users["pv"], [case], otp_code=sign_code(users["pv"]))
+    services.record_submission(users["pv"], SafetyCase.objects.get(pk=case.pk),
+                               {"channel": "nmpa", "message_id": first.message_id}, otp_code=next_code(users["pv"]))
+    void = services.export_icsr(users["pv"], [SafetyCase.objects.get(pk=case.pk)], otp_code=next_code(users["pv"]),
+                                report="nullification", reason="重复报告")  # fmt: skip
+    typed = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(seconds=1)
+    Submission.objects.filter(case=case).update(submitted_at=timezone.now())
+    services.record_submission(users["pv"], SafetyCase.objects.get(pk=case.pk),
+                               {"channel": "nmpa", "message_id": void.message_id, "submitted_at": typed},
+                               otp_code=next_code(users["pv"]))  # fmt: skip
+
+    report = services.last_report(SafetyCase.objects.get(pk=case.pk))
+
+    assert (report["kind"], report["state"], report["batch_number"]) == ("nullification", "submitted",
+                                                                         void.message_id)  # fmt: skip
+
+
+def test_the_case_list_api_carries_the_latest_report_and_filters_by_batch(api_for, make_case, users,
+                                                                          django_assert_max_num_queries):  # fmt: skip
+    """The API's list left `report` out (only the single case had it) and had no way to ask which cases went in a
+    batch — the batch number an acknowledgement or the regulator names. Now each row carries `report`, read for
+    the whole page at once, and `batch_number` filters."""
+    reported, other, never = make_case(), make_case(), make_case()
+    first = services.export_icsr(users["pv"], [reported], otp_code=sign_code(users["pv"]))
+    second = services.export_icsr(users["pv"], [other], otp_code=next_code(users["pv"]))
+    # a submission recorded with the message id of a batch sent from elsewhere
+    services.record_submission(users["pv"], SafetyCase.objects.get(pk=never.pk),
+                               {"channel": "nmpa", "message_id": "GW-2026-77"},
+                               otp_code=next_code(users["pv"]))  # fmt: skip
+
+    for role in ("pv", "auditor"):
+        rows = {r["number"]: r for r in api_for(role).get("/api/v1/safety/cases/").json()["results"]}
+        assert rows[reported.number]["report"]["batch_number"] == first.message_id
+        assert rows[reported.number]["report"]["kind"] == "initial"
+        assert rows[reported.number]["report"]["state"] == "exported"
+        assert rows[other.number]["report"]["batch_number"] == second.message_id
+        assert rows[never.number]["report"]["state"] == "submitted"
+        assert rows[never.number]["report"]["batch_number"] == "GW-2026-77"
+        assert "patient_name" not in rows[reported.number]  # still no personal data in the list
+
+    pv = api_for("pv")
+    only = pv.get("/api/v1/safety/cases/", {"batch_number": first.message_id}).json()["results"]
+    assert [r["number"] for r in only] == [reported.number]
+    sent = pv.get("/api/v1/safety/cases/", {"batch_number": "GW-2026-77"}).json()["results"]
+    assert [r["number"] for r in sent] == [never.number]
+    assert pv.get("/api/v1/safety/cases/", {"batch_number": "nope"}).json()["results"] == []
+    too_long = pv.get("/api/v1/safety/cases/", {"batch_number": "x" * 101})
+    assert too_long.status_code == 400 and "batch_number" in too_long.json()
+
+    # the reports of a page are read at once: more cases, no more queries
+    with django_assert_max_num_queries(50) as three:
+        pv.get("/api/v1/safety/cases/")
+    for _i in range(4):
+        services.export_icsr(users["pv"], [make_case()], otp_code=next_code(users["pv"]))
+    with django_assert_max_num_queries(len(three.captured_queries)):
+        assert len(pv.get("/api/v1/safety/cases/").json()["results"]) == 7
+
+
+def test_the_list_report_and_its_filter_are_in_the_openapi_schema(api_for):
+    spec = json.loads(api_for("admin").get("/api/schema/?format=json").content)
+
+    listed = spec["components"]["schemas"]["CaseList"]["properties"]
+    parameters = {p["name"] for p in spec["paths"]["/api/v1/safety/cases/"]["get"]["parameters"]}
+
+    assert "report" in listed and "batch_number" in parameters
+
+
 # --- 3. one size limit for an incoming E2B(R3) file ----------------------------------------------------------------
 
 ICSR_URL = "/api/v1/safety/icsrs/"
@@ -127,8 +252,6 @@ def test_a_file_over_the_limit_gets_the_same_refusal_on_the_page_and_in_the_api(
     """The page said "larger than 50 MB: nothing was imported" above the forms; the API "larger than 20 MB" under
     `file`. One setting, one refusal: in the reader's language, naming the field and the limit, on both."""
     from django.core.files.uploadedfile import SimpleUploadedFile
-
-    from pharmacrm.safety.models import SafetyCase
 
     settings.ICSR_MAX_BYTES = 1024 * 1024
     big = _xml(1024 * 1024 + 1)
