@@ -280,3 +280,144 @@ def test_a_file_over_the_limit_gets_the_same_refusal_on_the_page_and_in_the_api(
     announced = api.post(ICSR_URL, b"<x/>", content_type="application/xml",
                          CONTENT_LENGTH=str(2 * 1024 * 1024))  # fmt: skip
     assert announced.status_code == 400 and announced.json() == {"file": [expected]}
+
+
+# --- 4. case files stored before safety 0010 move to random names --------------------------------------------------
+
+
+def _on_disk() -> dict[str, bytes]:
+    from pathlib import Path
+
+    from django.core.files.storage import default_storage
+
+    root = Path(default_storage.path(""))
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _stored_as_before_0010(case, name: str, data: bytes, **fields) -> CaseFile:
+    """A case file as the upload stored it before safety 0010: under its uploader's name (upload_to safety/%Y/%m/)."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    path = default_storage.save(f"safety/2026/11/{name}", ContentFile(data))
+    return CaseFile.objects.create(case=case, file=path, name=name, content_type=fields.pop("content_type",
+                                   "application/pdf"), size=len(data), **fields)  # fmt: skip
+
+
+def _run_migrate_step():
+    """What `migrate` does: safety 0011 notes the work, the app's post_migrate handler runs the command."""
+    import importlib
+    import types
+
+    from django.apps import apps
+    from django.db import connection
+
+    from pharmacrm.safety import apps as safety_apps
+
+    migration = importlib.import_module("pharmacrm.safety.migrations.0011_rename_old_case_files")
+    migration.note_rename(apps, types.SimpleNamespace(connection=connection))
+    assert connection.alias in safety_apps.RENAME_FILES_AFTER_MIGRATE
+    safety_apps.revalidate_after_migrate(sender=None, using=connection.alias)
+    assert connection.alias not in safety_apps.RENAME_FILES_AFTER_MIGRATE
+
+
+def test_files_stored_under_the_uploaders_name_move_to_random_names_after_migrate(
+    make_case, users, client_for, django_capture_on_commit_callbacks
+):
+    """Session 32 gave new case files a random name on disk; those uploaded before kept theirs —
+    var/files/safety/2026/11/王小明病历.pdf, the patient's name in every directory listing and backup. After `migrate`
+    each is under a random name with the same bytes, its row points there, the move is audited, the page still
+    downloads it under its own name, and no file anywhere carries the old name. A second run changes nothing."""
+    import io
+
+    from django.core.management import call_command
+    from django.utils import translation
+
+    from pharmacrm.safety import file_moves
+
+    case = make_case(literature=REFERENCES[0])
+    record = _stored_as_before_0010(case, "王小明病历.png", b"\x89PNG\r\n\x1a\n" + b"\x01" * 300,
+                                    content_type="image/png")  # fmt: skip
+    article = _stored_as_before_0010(case, "文章.pdf", PDF, literature=REFERENCES[0])
+    newer = services.add_file(users["pv"], case, SimpleUploadedFile("新.png", b"\x89PNG\r\n\x1a\n" + b"\x02" * 99,
+                                                                     content_type="image/png"))  # fmt: skip
+    gone = CaseFile.objects.create(case=case, file="safety/2026/10/李四.pdf", name="李四.pdf",
+                                   content_type="application/pdf", size=10)  # fmt: skip
+    newer_name = newer.file.name
+    before = _on_disk()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _run_migrate_step()
+
+    after = _on_disk()
+    for row, old in ((record, "safety/2026/11/王小明病历.png"), (article, "safety/2026/11/文章.pdf")):
+        row.refresh_from_db()
+        assert file_moves.RANDOM_NAME.fullmatch(row.file.name), row.file.name
+        assert after[row.file.name] == before[old]
+        entry = AuditEntry.objects.get(object_type="safety.casefile", object_id=str(row.pk), action="update")
+        assert entry.changes == {"file": [old, row.file.name]} and entry.actor_name.startswith("cli:")
+    assert not any("王小明" in p or "文章" in p for p in after)  # the names are gone from the disk
+    assert len(after) == len(before)  # moved, not duplicated
+    assert CaseFile.objects.get(pk=newer.pk).file.name == newer_name  # a newer file is left as it is
+    assert CaseFile.objects.get(pk=gone.pk).file.name == "safety/2026/10/李四.pdf"  # missing: left, counted
+
+    download = client_for("pv").get(reverse("safety:case-file", args=[record.pk]))
+    assert download.status_code == 200 and b"".join(download.streaming_content) == before["safety/2026/11/王小明病历.png"]
+    assert "%E7%8E%8B%E5%B0%8F%E6%98%8E%E7%97%85%E5%8E%86.png" in download["Content-Disposition"]
+    copy = client_for("pv").get(reverse("safety:case-file", args=[article.pk]))
+    assert copy.status_code == 200 and b"".join(copy.streaming_content) == PDF
+
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True), translation.override("en"):
+        call_command("safety", "rename-files", stdout=out)  # again: nothing to do
+    assert out.getvalue().startswith("0 case file(s) moved to a random name, 0 old name(s) left by an interrupted "
+                                     "run removed, 1 missing from the storage")  # fmt: skip
+    assert _on_disk() == after
+    assert AuditEntry.objects.filter(object_type="safety.casefile", action="update").count() == 2
+
+
+def test_a_move_stopped_at_any_step_loses_no_file_and_the_next_run_finishes_it(
+    make_case, users, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Stopped after the copy (before the row changed), after a half-written copy, or after the commit (before the old
+    file was removed): the file is always readable from its row, and the next run leaves exactly one file per row."""
+    from django.core.files.storage import default_storage
+    from django.core.management import call_command
+
+    from pharmacrm.safety import file_moves
+
+    case = make_case()
+    first = _stored_as_before_0010(case, "张三出院小结.pdf", PDF)
+    second = _stored_as_before_0010(case, "李四检验单.pdf", PDF + b"%2\n")
+    # a copy an earlier run began and did not finish, where this run will write
+    half = file_moves.random_name(second, second.file.name)
+    default_storage.save(half, SimpleUploadedFile("x", PDF[:100]))
+
+    # 1. the audit entry cannot be written (the transaction of the row fails): the rows keep their old files
+    def crash(*args, **kwargs):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(services, "_record", crash)
+    with pytest.raises(RuntimeError), django_capture_on_commit_callbacks(execute=True):
+        call_command("safety", "rename-files")
+    monkeypatch.undo()
+    first.refresh_from_db()
+    assert first.file.name == "safety/2026/11/张三出院小结.pdf"
+    with first.file.open("rb") as fh:
+        assert fh.read() == PDF
+
+    # 2. stopped after the commit, before the old files were removed (the on-commit step never ran)
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command("safety", "rename-files")
+    for row in (first, second):
+        row.refresh_from_db()
+        assert file_moves.RANDOM_NAME.fullmatch(row.file.name)
+    assert default_storage.exists("safety/2026/11/张三出院小结.pdf")  # still there, not yet removed
+
+    # 3. the next run removes what was left, through the audit entries; one file per row, each intact
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("safety", "rename-files")
+    on_disk = _on_disk()
+    assert sorted(on_disk) == sorted([first.file.name, second.file.name])
+    assert on_disk[first.file.name] == PDF and on_disk[second.file.name] == PDF + b"%2\n"
+    assert second.file.name == half  # the half-written copy was replaced, not kept beside
