@@ -13,7 +13,7 @@ OUR_COMMANDS = {
     "backup": "Back up the database and the key ring (--out DIR, --keep N).",
     "restore": "Restore a backup: restore FILE [--yes] [--with-keyring].",
     "holidays": "Check, list and enter a business calendar's holidays and swapped working days: holidays check|list|set|unset.",
-    "safety": "Safety cases: safety list [--valid] | export-icsr NUMBER... --out FILE | import-icsr FILE | import-ack FILE | sweep.",
+    "safety": "Safety cases: safety list [--valid] | export-icsr NUMBER... --out FILE | import-icsr FILE | import-ack FILE | sweep | revalidate | rename-files.",
     "import": "Import ERP orders and payments: import orders FILE [--dry-run]; prints created/updated/unchanged/rejected.",
     "evaluate": "Run the customer evaluation and the key-account scoring now (--incremental: changed customers only).",
     "reviews": "`reviews recompute-waits`: take the time waiting on the customer out of evaluations stored before session 31.",

@@ -427,4 +427,8 @@ SAFETY_SENDER_ORGANISATION = env("SAFETY_SENDER_ORGANISATION", "")  # C.3.2; emp
 SAFETY_SENDER_ORG_CODE = env("SAFETY_SENDER_ORG_CODE", "")  # the company part of C.1.1
 SAFETY_SENDER_ID = env("SAFETY_SENDER_ID", "")  # N.1.3
 SAFETY_RECEIVER_ID = env("SAFETY_RECEIVER_ID", "")  # N.1.4
+# the largest E2B(R3) file taken in (an ICSR batch, an acknowledgement: the import page, the API, the command line)
+# and released by the export (a batch that carries copies of articles): one limit, so what one PharmaCRM exports
+# another imports
+ICSR_MAX_BYTES = envint("ICSR_MAX_BYTES", 50 * 1024 * 1024)
 PHARMACRM_PDF_FONT = env("PHARMACRM_PDF_FONT", "")

@@ -13,7 +13,7 @@ import datetime as dt
 import django_filters
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import Http404, HttpResponse
 from django.urls import path
 from django.utils import timezone
@@ -82,6 +82,7 @@ from .choices import (
 from .models import (
     CaseVersion,
     Flag,
+    IcsrMessage,
     ReportingRule,
     SafetyCase,
     SafetyClock,
@@ -89,7 +90,6 @@ from .models import (
 )
 
 MAX_ID = 2**63 - 1
-MAX_FILE_BYTES = 20 * 1024 * 1024  # an ICSR batch or an ACK file
 SCREEN_MAX_CHARS = 100_000
 MAX_PERIOD_DAYS = 731  # a reconciliation period
 EARLIEST = dt.datetime(
@@ -402,7 +402,7 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
     literature = _text(20000, help_text=PV_ONLY + " C.4.r.1: one literature reference a line, 500 characters each.")
     literature_copies = serializers.SerializerMethodField(
         help_text=PV_ONLY + " C.4.r.2: the copies of the articles, by reference; attach one with "
-        "…/literature-copies/."
+        "…/literature-copies/, download it with …/literature-copies/{reference}/."
     )  # fmt: skip
     report = serializers.SerializerMethodField(
         help_text="The latest report of the case (read-only), as its page shows it: null for a case never exported "
@@ -434,7 +434,6 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
         fields = super().get_fields()
         if self.context.get("summary"):
             fields.pop("clocks", None)
-            fields.pop("report", None)
         if not self.context.get("identity"):
             for name in PV_FIELDS:
                 fields.pop(name, None)
@@ -458,7 +457,8 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
 
     @extend_schema_field(LastReportSerializer(allow_null=True))
     def get_report(self, case):
-        report = services.last_report(case)
+        reports = self.context.get("reports")  # the list's page: all its cases' reports read at once
+        report = reports.get(case.pk) if reports is not None else services.last_report(case)
         return LastReportSerializer(report).data if report is not None else None
 
     @extend_schema_field(LiteratureCopySerializer(many=True))
@@ -468,10 +468,11 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
 
 class CaseListSerializer(CaseSerializer):
     """A case as the list shows it: without its clocks and the patient's and reporter's identity (the
-    case's own page has them), so that the schema says what the list answers."""
+    case's own page has them), so that the schema says what the list answers; with its latest report, as the case
+    list page shows it."""
 
     class Meta(CaseSerializer.Meta):
-        fields = [f for f in CaseSerializer.Meta.fields if f not in ("clocks", "report") and f not in PV_FIELDS]
+        fields = [f for f in CaseSerializer.Meta.fields if f != "clocks" and f not in PV_FIELDS]
 
 
 def _case_base():
@@ -513,10 +514,23 @@ class CaseFilter(django_filters.FilterSet):
     number = django_filters.CharFilter(max_length=20)
     received_after = DateTimeFilter(field_name="received_at", lookup_expr="gte", label="Day 0 at or after.")
     received_before = DateTimeFilter(field_name="received_at", lookup_expr="lt", label="Day 0 before.")
+    batch_number = django_filters.CharFilter(
+        method="filter_batch_number", max_length=100,
+        label="The cases reported in that batch (N.1.2: exported from here, or the message id a submission was "
+        "recorded with); a case's `report` is its latest report, which may be a later one.",
+    )  # fmt: skip
 
     class Meta:
         model = SafetyCase
         fields: list[str] = []
+
+    def filter_batch_number(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        exported = IcsrMessage.objects.filter(batch__batch_id=value).values("case_id")
+        submitted = Submission.objects.filter(message_id=value).values("case_id")
+        return queryset.filter(Q(pk__in=exported) | Q(pk__in=submitted))
 
 
 class FollowUpSerializer(CaseSerializer):
@@ -630,8 +644,10 @@ class SubmissionCreateSerializer(CleanTextMixin, Serializer):
 @extend_schema_view(
     list=extend_schema(
         tags=["safety"],
-        description="Cases, newest day 0 first: number, kind, status, validity, seriousness and the next "
-        "deadline. Pharmacovigilance and the overseeing roles (admin, manager, auditor); 403 for others.",
+        description="Cases, newest day 0 first: number, kind, status, validity, seriousness, the next deadline and "
+        "the latest report (`report`: its kind, state and batch number, as the case list page shows it; filter "
+        "`batch_number` for the cases of one batch). Pharmacovigilance and the overseeing roles (admin, manager, "
+        "auditor); 403 for others.",
     ),
     retrieve=extend_schema(
         tags=["safety"],
@@ -681,6 +697,14 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
         return access.cases_for(self.request.user, _case_base()).order_by("-received_at", "-id")
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = list(page if page is not None else queryset)
+        context = {**self.get_serializer_context(), "reports": services.last_reports(c.pk for c in rows)}
+        data = CaseListSerializer(rows, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
@@ -882,6 +906,33 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         }).data, status=status.HTTP_201_CREATED)  # fmt: skip
 
 
+    @extend_schema(
+        tags=["safety"], filters=False,
+        parameters=[CASE_PK, OpenApiParameter("reference", int, OpenApiParameter.PATH,
+                                              description="The literature reference: its line, 1 for the first.")],
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The copy of the article, "
+                                                      "under the name it was attached with."),
+            404: OpenApiResponse(description="No such case, or the case has no copy for that reference."),
+        },
+        description="Download the copy of the article of one of the case's literature references (C.4.r.2). "
+        "Pharmacovigilance only, as on the case page; every download is audited (read_personal).",
+    )  # fmt: skip
+    @action(detail=True, methods=["get"], url_path=r"literature-copies/(?P<reference>[0-9]{1,10})",
+            url_name="literature-copy", filter_backends=[], pagination_class=None,
+            content_negotiation_class=FileNegotiation)  # fmt: skip
+    def literature_copy(self, request, pk=None, reference=None):
+        from .views_cases import case_file_response
+
+        case = self.get_object()
+        references = services.literature_references(case)
+        n = int(reference)
+        copy = services.literature_copies(case).get(references[n - 1]) if 1 <= n <= len(references) else None
+        if copy is None:
+            raise Http404(_("The case has no copy of that article."))
+        return case_file_response(request.user, copy, purpose="api literature copy")
+
+
 def _body_version(request):
     value = request.data.get("version") if hasattr(request.data, "get") else None
     if value is None or value == "":
@@ -947,7 +998,9 @@ class XmlParser(BaseParser):
     media_type = "application/xml"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = stream.read(MAX_FILE_BYTES + 1) if stream is not None else b""
+        from .e2b import schema
+
+        data = stream.read(schema.max_bytes() + 1) if stream is not None else b""
         return {"_raw": data or b""}
 
 
@@ -957,12 +1010,21 @@ class TextXmlParser(XmlParser):
 
 class XmlUploadSerializer(Serializer):
     file = serializers.FileField(
-        help_text="The XML file (or send the XML itself as the body, application/xml)."
+        help_text="The XML file (or send the XML itself as the body, application/xml), at most ICSR_MAX_BYTES (50 MB "
+        "unless configured), as on the import page."
     )
 
 
 def _uploaded(request) -> tuple[bytes, str]:
-    """The XML of the request: the `file` of a multipart upload, or the raw body; 400 when missing or too big."""
+    """The XML of the request: the `file` of a multipart upload, or the raw body; 400 when missing or too big — the
+    limit and the refusal of the import page (settings.ICSR_MAX_BYTES), a body announced larger refused unread."""
+    from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, content_length
+
+    from .e2b import schema
+
+    limit = schema.max_bytes()
+    if content_length(request) > limit + MULTIPART_OVERHEAD:
+        raise serializers.ValidationError({"file": [schema.too_large()]})
     raw = request.data.get("_raw") if hasattr(request.data, "get") else None
     if isinstance(raw, bytes):
         data, name = raw, ""
@@ -974,17 +1036,14 @@ def _uploaded(request) -> tuple[bytes, str]:
             raise serializers.ValidationError(
                 {"file": [_("Send the XML file (multipart `file`, or the body).")]}
             )
-        if upload.size > MAX_FILE_BYTES:
-            data = b"x" * (MAX_FILE_BYTES + 1)
-        else:
-            data = upload.read()
+        if upload.size > limit:
+            raise serializers.ValidationError({"file": [schema.too_large()]})
+        data = upload.read()
         name = clean_text(upload.name or "")[:200]
     if not data.strip():
         raise serializers.ValidationError({"file": [_("The file is empty.")]})
-    if len(data) > MAX_FILE_BYTES:
-        raise serializers.ValidationError(
-            {"file": [_("The file is larger than %(size)d MB.") % {"size": MAX_FILE_BYTES // (1024 * 1024)}]}
-        )
+    if len(data) > limit:
+        raise serializers.ValidationError({"file": [schema.too_large()]})
     return data, name
 
 

@@ -17,8 +17,6 @@ from .choices import CaseKind, RuleCondition
 from .e2b import schema
 from .models import ReportingRule
 
-MAX_UPLOAD_MB = schema.MAX_BYTES // (1024 * 1024)
-
 
 class ConfirmFlagForm(FieldErrorsMixin, forms.Form):
     kind = forms.ChoiceField(
@@ -110,7 +108,7 @@ class IcsrUploadForm(UploadForm):
         super().__init__(
             *args, accept=".xml,application/xml,text/xml", prefix="icsr",
             help_text=_("An MCCI_IN200100UV01 batch from a licensing partner or distributor, at most %(size)s MB.")
-            % {"size": MAX_UPLOAD_MB}, **kwargs,
+            % {"size": schema.max_mb()}, **kwargs,
         )  # fmt: skip
 
 
@@ -121,7 +119,7 @@ class AckUploadForm(UploadForm):
         super().__init__(
             *args, accept=".xml,.ack,application/xml,text/xml", prefix="ack",
             help_text=_("An MCCI_IN200101UV01 acknowledgement from the regulator's gateway, at most %(size)s MB.")
-            % {"size": MAX_UPLOAD_MB}, **kwargs,
+            % {"size": schema.max_mb()}, **kwargs,
         )  # fmt: skip
 
 

@@ -1304,7 +1304,7 @@ REPORT_STATES = {
 
 def report_states(case_ids: Iterable[int]) -> dict[int, str]:
     """{case id: its latest amendment or nullification report (C.1.11.1) and whether its submission is recorded},
-    as the case list and page show it: "Nullification exported" until the officer records that it was sent. Two
+    as the case page shows it: "Nullification exported" until the officer records that it was sent. Two
     queries for a page of cases."""
     latest: dict[int, tuple[str, str]] = {}
     for case_id, report, batch_id in (
@@ -1325,10 +1325,29 @@ def last_report(case: SafetyCase) -> dict | None:
     carried), `state` (exported, submitted, acknowledged), `batch_number` (N.1.2), `exported_at`, `submitted_at`,
     `acknowledged_at`, `ack` (None before a submission; pending, accepted, rejected) and `ack_errors`. None for a
     case never reported. Two queries."""
-    messages = list(IcsrMessage.objects.filter(case=case).select_related("batch", "case_version")
-                    .order_by("-batch__created_at", "-batch_id"))  # fmt: skip
-    submissions = list(Submission.objects.filter(case=case).select_related("case_version")
-                       .order_by("-submitted_at", "-id"))  # fmt: skip
+    return last_reports([case.pk]).get(case.pk)
+
+
+def last_reports(case_ids: Iterable[int]) -> dict[int, dict]:
+    """{case id: last_report of the case} for the cases that were ever reported: two queries for a page of cases
+    (the case list, page and API)."""
+    ids = list(case_ids)
+    messages: dict[int, list[IcsrMessage]] = {}
+    submissions: dict[int, list[Submission]] = {}
+    for message in (IcsrMessage.objects.filter(case_id__in=ids).select_related("batch", "case_version")
+                    .order_by("-batch__created_at", "-batch_id")):  # fmt: skip
+        messages.setdefault(message.case_id, []).append(message)
+    for submission in (Submission.objects.filter(case_id__in=ids).select_related("case_version")
+                       .order_by("-submitted_at", "-id")):  # fmt: skip
+        submissions.setdefault(submission.case_id, []).append(submission)
+    return {
+        pk: _last_report(messages.get(pk, []), submissions.get(pk, []))
+        for pk in ids if pk in messages or pk in submissions
+    }
+
+
+def _last_report(messages: list[IcsrMessage], submissions: list[Submission]) -> dict | None:
+    """last_report of a case from its ICSR messages (newest batch first) and its submissions (newest first)."""
     if not messages and not submissions:
         return None
     latest = submissions[0] if submissions else None
@@ -1337,7 +1356,14 @@ def last_report(case: SafetyCase) -> dict | None:
     if message is not None:
         submission = next((s for s in submissions if s.message_id == message.batch.batch_id), None)
         since = submission.submitted_at if submission else message.batch.created_at
-    if latest is not None and (message is None or (latest is not submission and latest.submitted_at > since)):
+    kept = {m.batch.batch_id for m in messages}
+    if latest is not None and (message is None or (
+        latest is not submission and latest.submitted_at > since
+        # once the last export is recorded as sent, only a report sent without an export from here comes after it:
+        # the sending time is typed to the minute, and an earlier batch's, recorded with its seconds the same
+        # minute, is not a later report
+        and (submission is None or latest.message_id not in kept)
+    )):  # fmt: skip
         # a submission recorded after the last export: of an earlier batch, or sent without one from here
         submission = latest
         message = next((m for m in messages if m.batch.batch_id == latest.message_id), None)

@@ -117,6 +117,30 @@ CLOCK_STATES = {
 }
 
 
+REPORT_KINDS = {
+    "initial": gettext_lazy("Initial report"),
+    "follow_up": gettext_lazy("Follow-up"),
+    "amendment": gettext_lazy("Amendment"),
+    "nullification": gettext_lazy("Nullification"),
+}
+REPORT_STAGES = {  # services.last_report's state, with the acknowledgement's result
+    ("exported", None): gettext_lazy("Exported, not sent yet"),
+    ("submitted", "pending"): gettext_lazy("Awaiting acknowledgement"),
+    ("acknowledged", "accepted"): gettext_lazy("Accepted"),
+    ("acknowledged", "rejected"): gettext_lazy("Rejected"),
+}
+
+
+def report_label(report: dict | None) -> dict | None:
+    """The latest report of a case (services.last_report) as the case list shows it: its kind and where it stands,
+    in the reader's language, and its batch number (N.1.2)."""
+    if report is None:
+        return None
+    stage = REPORT_STAGES.get((report["state"], report["ack"]), "")
+    return {"kind": report["kind"], "kind_label": str(REPORT_KINDS[report["kind"]]), "state": report["state"],
+            "stage": str(stage), "ack": report["ack"] or "", "batch_number": report["batch_number"]}  # fmt: skip
+
+
 @dataclass
 class ClockRow:
     clock: SafetyClock
@@ -228,9 +252,9 @@ def case_list(request):
     qs = qs.select_related("owner").defer(*PERSONAL_FIELDS).order_by("-received_at", "-id")
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page") or 1)
     rows = list(page.object_list)
-    states = services.report_states(c.pk for c in rows)
+    reports = services.last_reports(c.pk for c in rows)
     for case in rows:
-        case.report_state = states.get(case.pk, "")
+        case.report = report_label(reports.get(case.pk))
         case.deadline, case.overdue = deadline_text(case.next_due, now)
         case.missing_labels = [str(Criterion(c).label) for c in case.missing if c in Criterion.values]
     filtered = any(request.GET.get(k) for k in ("q", "kind", "status", "valid", "serious", "overdue", "mine"))
@@ -851,19 +875,32 @@ def file_download(request, pk: int):
     case_file = CaseFile.objects.select_related("case").filter(pk=pk).first()
     if case_file is None:
         raise Http404(_("No such file, or you may not see it."))
+    return case_file_response(request.user, case_file)
+
+
+def download_name(name: str) -> str:
+    """The Content-Disposition of a download named `name` (the uploader's, which may be anything): an ASCII
+    fallback without quotes, backslashes, slashes or control characters, and the name itself percent-encoded
+    (RFC 6266) — never a header a name could break out of, nor a path."""
+    ascii_name = "".join(ch for ch in name if 32 <= ord(ch) < 127 and ch not in '"\\/;').strip()
+    if not ascii_name.strip("."):
+        ascii_name = "file"
+    elif ascii_name.startswith("."):  # 王小明病历.pdf: file.pdf, never a hidden file
+        ascii_name = "file" + ascii_name
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def case_file_response(user, case_file: CaseFile, **extra) -> FileResponse:
+    """A case's file (a photo, a record, the copy of an article) as a download: for the page and the API alike,
+    each download audited as a read of the case's personal data. Http404 when the storage lost it."""
     try:
         handle = case_file.file.open("rb")
     except FileNotFoundError:
         raise Http404(_("The file is missing from the storage.")) from None
-    audit.record(A.READ_PERSONAL, case_file.case, user=request.user, fields=["files"], file=case_file.name)
+    audit.record(A.READ_PERSONAL, case_file.case, user=user, fields=["files"], file=case_file.name, **extra)
     response = FileResponse(handle, content_type=case_file.content_type)
     response["Content-Length"] = str(case_file.size)
-    ascii_name = (
-        case_file.name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or "file"
-    )
-    response["Content-Disposition"] = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(case_file.name)}"
-    )
+    response["Content-Disposition"] = download_name(case_file.name)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, no-store"

@@ -39,7 +39,6 @@ from . import rules_admin, services
 from .choices import CaseKind, CaseStatus, ClockKind, Jurisdiction, SignalKind, SignalStatus
 from .e2b import schema
 from .forms_triage import (
-    MAX_UPLOAD_MB,
     AckUploadForm,
     BatchTraceForm,
     ConfirmFlagForm,
@@ -487,14 +486,22 @@ def batch_trace(request):
 # --- imports ----------------------------------------------------------------------------------------------
 
 
-def _too_large() -> str:
-    return _("The file is larger than %(size)s MB: nothing was imported.") % {"size": MAX_UPLOAD_MB}
+def _too_large_page(request, what: str = ""):
+    """413 with the refusal the API gives too (schema.too_large): above, and on the `file` field of the form it was
+    sent with when the page could tell which (a body announced larger than the limit is refused unread)."""
+    forms_kw = {}
+    if what in ("icsr", "ack"):
+        form = (IcsrUploadForm if what == "icsr" else AckUploadForm)(request.POST, {})
+        form.is_valid()
+        form.errors["file"] = form.error_class([schema.too_large()])
+        forms_kw[what] = form
+    return _import_page(request, what=what, errors=[schema.too_large()], status=413, **forms_kw)
 
 
 def _import_page(request, *, icsr=None, ack=None, what: str = "", errors=(), result=None, status: int = 200):
     context = {
         "icsr_form": icsr or IcsrUploadForm(), "ack_form": ack or AckUploadForm(), "what": what,
-        "errors": list(errors), "result": result, "max_mb": MAX_UPLOAD_MB, **_nav(request),
+        "errors": list(errors), "result": result, "max_mb": schema.max_mb(), **_nav(request),
     }  # fmt: skip
     return render(request, "safety/import.html", context, status=status)
 
@@ -504,9 +511,9 @@ def _import_page(request, *, icsr=None, ack=None, what: str = "", errors=(), res
 def import_view(request):
     _require_handle(request)
     if request.method == "POST":
-        if content_length(request) > schema.MAX_BYTES + MULTIPART_OVERHEAD:
-            return _import_page(request, errors=[_too_large()], status=413)  # refused before reading the body
-        limiter = SizeLimitHandler(request, limit=schema.MAX_BYTES)
+        if content_length(request) > schema.max_bytes() + MULTIPART_OVERHEAD:
+            return _too_large_page(request)  # refused before reading the body
+        limiter = SizeLimitHandler(request, limit=schema.max_bytes())
         request.upload_handlers.insert(0, limiter)
         return _import_post(request, limiter)
     return _import_get(request)
@@ -521,7 +528,7 @@ def _import_get(request):
 def _import_post(request, limiter: SizeLimitHandler):
     what = request.POST.get("what")
     if limiter.too_large:
-        return _import_page(request, what=what or "", errors=[_too_large()], status=413)
+        return _too_large_page(request, what or "")
     if what not in ("icsr", "ack"):
         return _import_page(request, errors=[_("Choose what to import.")], status=400)
     form = (IcsrUploadForm if what == "icsr" else AckUploadForm)(request.POST, request.FILES)
@@ -529,8 +536,8 @@ def _import_post(request, limiter: SizeLimitHandler):
     if not form.is_valid():
         return _import_page(request, what=what, status=400, **forms_kw)
     upload = form.cleaned_data["file"]
-    if upload.size > schema.MAX_BYTES:
-        return _import_page(request, what=what, errors=[_too_large()], status=413, **forms_kw)
+    if upload.size > schema.max_bytes():
+        return _too_large_page(request, what)
     data = upload.read()
     started = timezone.now()
     try:

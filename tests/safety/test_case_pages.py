@@ -220,7 +220,7 @@ def test_the_list_needs_the_same_number_of_queries_for_many_cases(
     for _i in range(2):
         make_case()
     pv.get(url)  # warm the session and the user's roles
-    with django_assert_num_queries(8) as first:  # (+1: the page's amendment / nullification reports, at once)
+    with django_assert_num_queries(9) as first:  # (+2: the latest reports of the page's cases, at once)
         pv.get(url)
     for _i in range(5):
         make_case(received_at=timezone.now() - dt.timedelta(days=20))

@@ -191,7 +191,7 @@ def test_an_acknowledgement_is_not_an_icsr_batch(db):
 
 def test_an_oversized_file_is_refused_before_parsing(users):
     with pytest.raises(ValidationError) as refused:
-        importer.import_file(users["pv"], b" " * (schema.MAX_BYTES + 1), source_name="big.xml")
+        importer.import_file(users["pv"], b" " * (schema.max_bytes() + 1), source_name="big.xml")
 
     assert "MB" in refused.value.message_dict["file"][0]
     assert not SafetyCase.objects.exists()

@@ -319,7 +319,9 @@ def test_a_reported_case_found_a_duplicate_is_nullified_by_a_nullification_repor
     assert not SafetyClock.objects.filter(case=case, met_at__isnull=True, stopped_at__isnull=True).exists()
     entry = AuditEntry.objects.filter(action="export", object_id=str(case.pk)).order_by("seq").last()
     assert entry.extra["report"] == "nullification" and entry.extra["reason"] == reason
-    assert _zh("Nullification exported") in page.get(reverse("safety:cases")).content.decode()
+    # the case list's "Latest report" column (session 33; it replaced the list's badge)
+    listed = page.get(reverse("safety:cases")).content.decode()
+    assert f'{_zh("Nullification")} · <span class="report-stage">{_zh("Exported, not sent yet")}</span>' in listed
 
     # recorded as sent (its batch number prefilled from the export): the case stays nullified
     data = {"jurisdiction": "CN", "kind": "report", "channel": "nmpa", "message_id": ids["N.1.2"],
@@ -330,7 +332,8 @@ def test_a_reported_case_found_a_duplicate_is_nullified_by_a_nullification_repor
     assert page.post(reverse("safety:case-submission", args=[case.pk]), data).status_code == 302
     case.refresh_from_db()
     assert case.status == "nullified" and case.submissions.count() == 2
-    assert _zh("Nullification submitted") in page.get(reverse("safety:cases")).content.decode()
+    listed = page.get(reverse("safety:cases")).content.decode()
+    assert f'{_zh("Nullification")} · <span class="report-stage">{_zh("Awaiting acknowledgement")}</span>' in listed
     assert 'id="report-state"' in page.get(reverse("safety:case", args=[case.pk])).content.decode()
 
 

@@ -328,7 +328,7 @@ def test_importing_the_same_file_again_adds_no_case(web):
 
 
 def test_an_oversized_upload_is_refused_and_nothing_is_written(web):
-    big = b"<x>" + b" " * schema.MAX_BYTES + b"</x>"
+    big = b"<x>" + b" " * schema.max_bytes() + b"</x>"
 
     response = web("pv").post(reverse("safety:import"), upload("big.xml", big, "icsr"))
 

@@ -164,11 +164,11 @@ def release(cases, *, purpose: str = rules.REGULATORY, message_id: str | None = 
     now = now or timezone.now()
     message_id = message_id or batch_message_id(now)
     xml = build(cases, message_id=message_id, now=now, report=report, reason=reason)
-    if len(xml) > schema.MAX_BYTES:  # the copies of the articles (C.4.r.2) make the file
+    if len(xml) > schema.max_bytes():  # the copies of the articles (C.4.r.2) make the file
         raise ExportRefused([Problem("", "C.4.r.2", "literature", _(
             "The batch would be %(size)s MB with the copies of the articles, more than the %(max)s MB an ICSR file "
             "may have: export the cases one by one."
-        ) % {"size": len(xml) // (1024 * 1024), "max": schema.MAX_BYTES // (1024 * 1024)})])
+        ) % {"size": len(xml) // (1024 * 1024), "max": schema.max_mb()})])
     errors = schema.validate(xml, schema.BATCH)
     if errors:
         raise ExportRefused(

@@ -184,14 +184,8 @@ def parse_datetime(value: str) -> datetime.datetime | None:
 
 def load(data: bytes, name: str = schema.BATCH) -> etree._ElementTree:
     """Parse and schema-validate an incoming E2B(R3) document, or refuse it with the reasons."""
-    if len(data) > schema.MAX_BYTES:
-        raise ValidationError(
-            {
-                "file": [
-                    _("The file is larger than %(size)s MB.") % {"size": schema.MAX_BYTES // (1024 * 1024)}
-                ]
-            }
-        )
+    if len(data) > schema.max_bytes():
+        raise ValidationError({"file": [schema.too_large()]})
     try:
         tree = schema.parse(data)
     except etree.XMLSyntaxError as exc:

@@ -6,6 +6,7 @@
     pharmacrm safety import-ack FILE.xml                   # an acknowledgement → its submissions
     pharmacrm safety sweep                                 # handle the due regulatory clocks now
     pharmacrm safety revalidate                            # invalid cases under today's minimum criteria
+    pharmacrm safety rename-files                          # case files still under their uploader's name
 
 The export validates against the E2B(R3) schema and the business rules before anything is written; a
 refusal lists what to fill in and exits with status 1. The command line has no user to sign with: an
@@ -49,6 +50,8 @@ class Command(BaseCommand):
         sub.add_parser("sweep", help="Handle the due regulatory and hand-off clocks now.")
         sub.add_parser("revalidate", help="Check the cases stored as invalid against the minimum criteria as they "
                                           "are now; start the clocks of those that are valid.")  # fmt: skip
+        sub.add_parser("rename-files", help="Give the case files stored before safety 0010 (under the uploader's "
+                                            "file name) a random name on disk, as newer files have.")  # fmt: skip
 
     def handle(self, *args, action, **options):
         return getattr(self, "_" + action.replace("-", "_"))(**options)
@@ -116,6 +119,15 @@ class Command(BaseCommand):
     def _revalidate(self, **_options):
         changed = services.revalidate_invalid_cases(services.SystemActor(cli_actor()), reason=REVALIDATE_REASON)
         self.stdout.write(_("%(count)d case(s) changed.") % {"count": changed})
+
+    def _rename_files(self, **_options):
+        from pharmacrm.safety import file_moves
+
+        result = file_moves.move_to_random_names(services.SystemActor(cli_actor()))
+        self.stdout.write(_(
+            "%(moved)d case file(s) moved to a random name, %(removed)d old name(s) left by an interrupted run "
+            "removed, %(missing)d missing from the storage (left as they are)."
+        ) % {"moved": result.moved, "removed": result.removed, "missing": result.missing})
 
     def _sweep(self, **_options):
         counts = services.sweep()
