@@ -43,7 +43,8 @@ from pharmacrm.customers.models import Institution
 from . import importer as orders
 from .models import OrderLine
 
-BLOCK_BYTES = 4 << 20  # Arrow reads the file in blocks of this size: about 20,000 template lines
+BLOCK_BYTES = 2 << 20  # Arrow reads the file in blocks of this size (about 10,000 template lines); its reader holds
+# about 30 blocks' worth at a time: 4 MiB blocks took the load to 430 MiB, 2 MiB to 330
 PREVIEW_ROWS = base.PREVIEW_ROWS  # the first rows go row by row: the preview shows them as the ordinary import does
 ENCODINGS = ("utf-8", "utf-8-sig")
 # what may not begin or end a free-text cell the kernels accept (the row-by-row lane strips Unicode spaces)
@@ -140,6 +141,10 @@ class Lane:
         today = timezone.localdate()
         self.today, self.latest = today.isoformat(), (today + dt.timedelta(days=366 * 5)).isoformat()
         self.days: dict[str, bool] = {}  # a date's text → a real day
+        try:  # give freed blocks back to the system at once: memory stays flat at the blocks in flight
+            pa.jemalloc_set_decay_ms(0)
+        except NotImplementedError:
+            pass
 
     def _data_width(self) -> int:
         """The cells of the first data row: an export that ends every data row with an empty cell more than its
@@ -349,6 +354,11 @@ class Lane:
             for code, approval in zip(*[c.to_pylist() for c in links.columns], strict=True):
                 chunk.approvals[code] = approval
         self._count_products(v["product_code"], ap)
+        linking = [a for a in pc.unique(ap).to_pylist() if a and run.resolver.products.get(a)]
+        if linking:
+            links = pc.value_counts(v["product_code"].filter(pc.is_in(ap, value_set=pa.array(linking, pa.string()))))
+            for code, n in zip(links.field("values").to_pylist(), links.field("counts").to_pylist(), strict=True):
+                run.resolver.link_lines[code] = run.resolver.link_lines.get(code, 0) + n
         hashed = [v[k] for k in orders.LINE_COLUMNS[:15]]
         joined = pc.binary_join_element_wise(
             *[pc.fill_null(c if c.type == pa.string() else pc.cast(c, pa.string()), "") for c in hashed], "\x1f"
@@ -482,7 +492,7 @@ def _repeats_at_insert(writer, lines: list[tuple]) -> None:
             cursor.execute(f"SELECT id FROM {_TABLE} WHERE order_number = %s AND line_number = %s", [r[1], r[2]])  # noqa: S608
             kept = cursor.fetchone()[0]
             writer.refused.append((r[0] - first, "line_number", "duplicate_line",
-                                   {"order": r[1], "line": r[2], "row": kept - first}, None))  # fmt: skip
+                                   {"order": r[1], "line": r[2], "row": kept - first}, None, r[6]))  # fmt: skip
 
 
 def after_load(writer) -> None:
@@ -501,21 +511,24 @@ def after_load(writer) -> None:
         for i in range(0, len(split), 1000):
             part = split[i : i + 1000]
             cursor.execute(
-                f"SELECT id, order_number, institution_id FROM {_TABLE} WHERE order_number IN "  # noqa: S608
+                f"SELECT id, order_number, institution_id, product_code FROM {_TABLE} WHERE order_number IN "  # noqa: S608
                 f"({', '.join(['%s'] * len(part))}) ORDER BY id",
                 part,
             )
-            for pk, on, inst in cursor.fetchall():
+            for pk, on, inst, code in cursor.fetchall():
                 owner = owners.setdefault(on, (inst, pk))
                 if owner[0] != inst:
                     writer.refused.append((pk - first, None, "order_two_customers", {
                         "order": on, "row": owner[1] - first, "first": run.resolver.name(owner[0]),
                         "customer": run.resolver.name(inst),
-                    }, pk))  # fmt: skip
+                    }, pk, code))  # fmt: skip
         gone = [r[4] for r in writer.refused if r[4] is not None]
         for i in range(0, len(gone), 10_000):
             part = gone[i : i + 10_000]
             cursor.execute(f"DELETE FROM {_TABLE} WHERE id IN ({', '.join(['%s'] * len(part))})", part)  # noqa: S608
+    if writer.refused:
+        _report(writer)
+    with connection.cursor() as cursor:
         if writer.refused and run.unknown_products:  # counted before some of their lines were refused
             _recount_unknown(run, cursor)
         if connection.vendor == "postgresql":
@@ -523,8 +536,44 @@ def after_load(writer) -> None:
                 f"SELECT setval(pg_get_serial_sequence(%s, 'id'), COALESCE((SELECT MAX(id) FROM {qn(_TABLE)}), %s))",  # noqa: S608
                 [_TABLE, max(first, 1)],
             )
-    if writer.refused:
-        _report(writer)
+
+
+def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]]) -> None:
+    """What the refused lines did to the product codes, undone where no kept line does the same: a code only they
+    carried is not recorded (or goes back to what it was), a link to the catalogue only their approval numbers made
+    goes back — the row-by-row lane records codes from the lines it keeps only."""
+    from .models import ProductCode
+
+    resolver = run.resolver
+    where = next((i for i, col in run.header.mapping if col.key == "approval_number"), None)
+    linked_by_refused: dict[str, int] = {}
+    for row, *_rest, code in refused:
+        cells = cells_of.get(row, [])
+        text = cells[where].strip() if where is not None and where < len(cells) else ""
+        if text and resolver.products.get(orders._approval(text)):
+            linked_by_refused[code] = linked_by_refused.get(code, 0) + 1
+    codes = sorted({r[-1] for r in refused})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT product_code FROM {_TABLE} WHERE product_code IN ({', '.join(['%s'] * len(codes))})",  # noqa: S608
+            codes,
+        )
+        kept = {c for (c,) in cursor.fetchall()}
+    missing = object()
+    for code in codes:
+        before = resolver.before.get(code, missing)
+        if before is missing:
+            continue  # the load never touched it
+        only_refused_link = linked_by_refused.get(code, 0) >= resolver.link_lines.get(code, 0) > 0
+        if code in kept and not only_refused_link:
+            continue
+        if code not in kept and before is None:
+            ProductCode.objects.filter(code=code).delete()
+        elif code not in kept:
+            ProductCode.objects.filter(code=code).update(name=before[0], product_id=before[1])
+        else:
+            ProductCode.objects.filter(code=code).update(product_id=before[1] if before else None)
+        resolver.codes.discard(code)
 
 
 def _recount_unknown(run, cursor) -> None:
@@ -558,14 +607,15 @@ def _build_unique(writer, cursor) -> None:
         except IntegrityError:
             pass
         cursor.execute(
-            f"SELECT id, order_number, line_number, kept FROM (SELECT id, order_number, line_number, "  # noqa: S608
-            f"MIN(id) OVER (PARTITION BY order_number, line_number) AS kept FROM {qn(_TABLE)}) s WHERE id <> kept"
+            f"SELECT id, order_number, line_number, kept, product_code FROM (SELECT id, order_number, line_number, "  # noqa: S608
+            f"product_code, MIN(id) OVER (PARTITION BY order_number, line_number) AS kept FROM {qn(_TABLE)}) s "
+            "WHERE id <> kept"
         )
         repeats = cursor.fetchall()
         first = writer.first_id
-        for pk, on, line, kept in repeats:
+        for pk, on, line, kept, code in repeats:
             writer.refused.append((pk - first, "line_number", "duplicate_line",
-                                   {"order": on, "line": line, "row": kept - first}, None))  # fmt: skip
+                                   {"order": on, "line": line, "row": kept - first}, None, code))  # fmt: skip
         ids = [r[0] for r in repeats]
         for i in range(0, len(ids), 10_000):
             part = ids[i : i + 10_000]
@@ -580,7 +630,8 @@ def _report(writer) -> None:
     refused = sorted(writer.refused, key=lambda r: r[0])
     cells_of = lane.cells_of({r[0] for r in refused})
     credit = next((i for i, col in run.header.mapping if col.key == "credit_code"), None)
-    for row, key, code, params, _pk in refused:
+    _undo_product_codes(run, refused, cells_of)
+    for row, key, code, params, _pk, _product in refused:
         cells = cells_of.get(row, [])
         if key is None:  # the customer's column: the credit code when the row gives one
             given = credit is not None and credit < len(cells) and cells[credit].strip()

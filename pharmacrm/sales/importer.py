@@ -809,6 +809,10 @@ class Resolver:
         self.linked: dict[str, bool] = {}  # product code → linked to a catalogue product (as stored)
         self.own_codes: dict[int, tuple[str, str]] = {}  # customer id → (its credit code, its external id)
         self.names: dict[int, str] = {}  # customer id → name, for the messages that name customers
+        # the columnar lane: each product code's row before the load touched it (None: the load created it), and
+        # how many lines linked it to the catalogue, to undo what lines refused at the end did
+        self.before: dict[str, tuple[str, int | None] | None] = {}
+        self.link_lines: dict[str, int] = {}
 
     def _load(self, cache: dict, column: str, wanted: set[str]) -> None:
         # emptied before the chunk's codes are picked: after, the codes it found in the cache were gone, their rows
@@ -958,6 +962,8 @@ class Resolver:
                 "code", "name", "product_id"
             )
         }
+        for code in latest:
+            self.before.setdefault(code, existing.get(code))
         now = timezone.now()
         new = [ProductCode(code=c, name=n, product_id=p, updated_at=now) for c, (n, p) in latest.items() if c not in existing]
         ProductCode.objects.bulk_create(new, ignore_conflicts=True)
@@ -1298,6 +1304,8 @@ class Run:
             good_numbers.append(number)
             if ap:
                 approvals[pc] = ap
+                if self.set_based and self.resolver.products.get(ap):
+                    self.resolver.link_lines[pc] = self.resolver.link_lines.get(pc, 0) + 1
             self._check_product(pc, ap)
             if number in cells_of:
                 preview.append((number, cells_of[number], []))
