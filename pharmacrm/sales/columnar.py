@@ -141,10 +141,6 @@ class Lane:
         today = timezone.localdate()
         self.today, self.latest = today.isoformat(), (today + dt.timedelta(days=366 * 5)).isoformat()
         self.days: dict[str, bool] = {}  # a date's text → a real day
-        try:  # give freed blocks back to the system at once: memory stays flat at the blocks in flight
-            pa.jemalloc_set_decay_ms(0)
-        except NotImplementedError:
-            pass
 
     def _data_width(self) -> int:
         """The cells of the first data row: an export that ends every data row with an empty cell more than its
