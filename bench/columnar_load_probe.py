@@ -1,6 +1,6 @@
 """Issue 5 design probe (session 32): how fast an *initial load* of order lines could go with a compiled, columnar
-reader (pyarrow) instead of the importer's per-row Python, on this machine. Not the product's import, and not a
-product dependency: `pip install pyarrow==26.0.1` into the venv first.
+reader (pyarrow) instead of the importer's per-row Python, on this machine. Not the product's import: the initial
+load's columnar lane (`pharmacrm/sales/columnar.py`, session 33) grew out of it, with the checks it leaves out.
 
     python bench/columnar_load_probe.py N                                  # SQLite (a scratch file)
     DATABASE_URL=postgres://… python bench/columnar_load_probe.py N        # PostgreSQL (a scratch table)

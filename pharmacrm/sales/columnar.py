@@ -197,6 +197,15 @@ class Lane:
             if batch.num_rows:
                 yield rows, batch
 
+    @staticmethod
+    def _readable(batch) -> None:
+        """A cell longer than Python's csv module reads stops the row-by-row import at its row ("the file cannot be
+        read past row N"): the load goes that way, to say the same."""
+        for column in batch.columns:
+            if (pc.max(pc.binary_length(column)).as_py() or 0) > csv.field_size_limit():
+                if (pc.max(pc.utf8_length(column)).as_py() or 0) > csv.field_size_limit():
+                    raise NotColumnar("a cell longer than the csv module reads")
+
     def _col(self, batch, key: str) -> pa.Array:
         name = self.where.get(key)
         if name is None:
@@ -308,6 +317,7 @@ class Lane:
         for rows, batch in self.batches():
             ragged = 0
             last = rows[-1].as_py()
+            self._readable(batch)
             ok, values = self.plain(batch, row_by_row=max(PREVIEW_ROWS - run.preview_rows, 0))
             other = pc.invert(ok)
             careful = []
@@ -498,6 +508,7 @@ def after_load(writer) -> None:
     qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")  # as `BareTable.restore`: the sort in memory
             _build_unique(writer, cursor)
         cursor.execute(
             f"SELECT order_number FROM {_TABLE} GROUP BY order_number HAVING MIN(institution_id) <> MAX(institution_id)"  # noqa: S608

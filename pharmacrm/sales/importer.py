@@ -1180,6 +1180,7 @@ class Run:
         # the columnar lane of an initial load (`columnar.Lane`): the in-file duplicate and order-owner checks are
         # made by the database once the file is loaded (`columnar.after_load`), for the rows checked row by row too
         self.lane = None
+        self.preview_cells: dict[int, list[str]] = {}  # the chunk's rows holding a place in the preview
         self.locked = threading.Event()  # set once the writer holds the writers' lock
 
     @property
@@ -1227,7 +1228,9 @@ class Run:
         raw = {col.key: (cells[i] if i < len(cells) else "") for i, col in self.header.mapping}
         item = Parsed(number, raw, errors=errors, action="error")
         self.record_errors(item)
-        if self.preview_rows < base.PREVIEW_ROWS:
+        if number in self.preview_cells:  # refused after its checks (its customer, a repeat): its place is kept
+            preview.append((number, cells, errors))
+        elif self.preview_rows < base.PREVIEW_ROWS:
             preview.append((number, cells, errors))
             self.preview_rows += 1
 
@@ -1236,6 +1239,8 @@ class Run:
         self.last_row = raw_rows[-1][0]
         errors_before = self.counts.errors
         pres, numbers, cells_of, preview = [], [], {}, []
+        # a row refused after parsing (its customer, a repeat) had its place in the preview already: it was left out
+        self.preview_cells = cells_of
         # a row refused after parsing (its customer, a duplicate) is reported with its own cells: the chunk holds them
         # anyway. Rebuilt from the parsed values, in their order, the report gave another column's value (the
         # order's month for an unknown credit code) for every row after the preview's

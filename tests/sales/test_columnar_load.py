@@ -256,11 +256,7 @@ def test_all_or_nothing_refuses_the_whole_file_for_a_line_refused_at_the_end(cus
     assert BareTable().indexes == before.indexes
 
 
-def test_a_file_arrow_cannot_read_loads_row_by_row_and_says_what_the_ordinary_import_says(
-    customers_, users, tmp_path, lane
-):
-    """A quotation mark that nothing closes: the columnar attempt is rolled back and the row-by-row lane names the
-    row, as the ordinary import does."""
+def test_a_quotation_mark_nothing_closes_is_read_as_the_ordinary_import_reads_it(customers_, users, tmp_path, lane):
     xiehe = customers_["xiehe"]
     path = write_csv(tmp_path / "orders.csv", [line(f"Q-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10")
                                                for i in range(10)])  # fmt: skip
@@ -270,6 +266,45 @@ def test_a_file_arrow_cannot_read_loads_row_by_row_and_says_what_the_ordinary_im
     loaded, ordinary = _both(path)
 
     assert loaded == ordinary
+    assert {e["row"] for e in loaded["errors"]} == {12}
+
+
+@pytest.mark.parametrize("block", [2048, 1 << 20])
+def test_a_cell_longer_than_the_csv_module_reads_loads_row_by_row_and_says_what_the_ordinary_import_says(
+    customers_, users, tmp_path, lane, caplog, monkeypatch, block
+):
+    """A cell of 140,000 characters: longer than Arrow's block (it cannot read the file) or longer than Python's csv
+    module reads (the ordinary import stops at its row). The columnar attempt is rolled back, and the file loads
+    row by row, which refuses it as the ordinary import does."""
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", block)
+    xiehe = customers_["xiehe"]
+    rows = [line(f"L-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10") for i in range(10)]
+    rows[6]["product_name"] = "长" * 140_000
+    path = write_csv(tmp_path / "orders.csv", rows)
+
+    with caplog.at_level("INFO", logger="pharmacrm.sales.importer"):
+        loaded, ordinary = _both(path)
+
+    assert loaded == ordinary
+    assert "loading row by row" in caplog.text
+    assert not loaded["stored"]["lines"]
+
+
+def test_the_preview_shows_the_first_rows_as_the_ordinary_import_does(customers_, users, tmp_path, monkeypatch):
+    """Outside these tests' set-up the first 20 rows go row by row, so that the job's preview is the ordinary one:
+    the rows with their actions and errors, a repeated line refused at the end among them."""
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 2048)
+    xiehe, huashan = customers_["xiehe"], customers_["huashan"]
+    rows = [line(f"P-{i}", 1, today_minus(5), xiehe, "YP1001", 1, "10") for i in range(40)]
+    rows[3] = line("P-3", 1, "2025-02-30", xiehe, "YP1001", 1, "10")
+    rows[7] = line("P-1", 1, today_minus(5), xiehe, "YP1001", 1, "10")  # a repeat
+    rows[30] = line("P-2", 2, today_minus(5), huashan, "YP1001", 1, "10")  # P-2 is 协和's
+    path = write_csv(tmp_path / "orders.csv", rows)
+
+    loaded, ordinary = _both(path, preview=True)
+
+    assert loaded == ordinary
+    assert [p["action"] for p in loaded["preview"][:9]] == ["create"] * 3 + ["error"] + ["create"] * 3 + ["error", "create"]
 
 
 @pytest.mark.postgresql

@@ -417,3 +417,20 @@ def test_a_confirmed_import_says_it_waits_for_the_import_running(admin_user, xie
     page = client.get(progress, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Waiting for another import to finish: this one starts as soon as it has ended." in page
     assert "Waiting for the worker to start" not in page
+
+
+def test_the_preview_shows_a_row_refused_for_its_customer_or_as_a_repeat_among_the_first_rows(run_import, xiehe):
+    """The wizard's preview of a file whose first rows include an unknown customer and a repeated line: those rows
+    were left out of it (their place had been taken when the row was parsed, and nothing showed why), so the user
+    saw 18 rows and no error although the file has two."""
+    rows = [line(f"V-{i}", 1, dt.date.today() - dt.timedelta(days=3), xiehe, "YP1001", 1, "10") for i in range(25)]
+    rows[2] = line("V-2", 1, dt.date.today() - dt.timedelta(days=3), "91110000000000000X", "YP1001", 1, "10")
+    rows[5] = line("V-1", 1, dt.date.today() - dt.timedelta(days=3), xiehe, "YP1001", 1, "10")
+
+    job = run_import(rows, dry_run=True)
+
+    shown = [(p["row"], p["action"], [e["code"] for e in p["errors"]]) for p in job.preview]
+    assert len(shown) == 20 and shown[:7] == [
+        (2, "create", []), (3, "create", []), (4, "error", ["customer_not_found"]), (5, "create", []),
+        (6, "create", []), (7, "error", ["duplicate_line"]), (8, "create", []),
+    ]  # fmt: skip
