@@ -157,7 +157,12 @@ class OrderLineFilter(django_filters.FilterSet):
         return super().filter_queryset(queryset)
 
 
-RemoveLineSerializer = inline_serializer("RemoveOrderLine", {"reason": serializers.CharField(max_length=500)})
+# `remove`'s body as the schema documents it (strict, as the body is read: the schema says other fields are
+# refused); RemoveLineInput reads it, leaving a missing or short reason to the service's message
+class RemoveOrderLineSerializer(Serializer):
+    """Why the line is removed: kept in the audit trail with the line's values."""
+
+    reason = serializers.CharField(max_length=500)
 
 
 class RemoveLineInput(Serializer):
@@ -190,7 +195,7 @@ class OrderLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return services.lines_for(self.request.user).order_by("-order_date", "order_number", "line_number")
 
     @extend_schema(
-        request=RemoveLineSerializer,
+        request=RemoveOrderLineSerializer,
         responses={204: None, 400: OpenApiResponse(description="No reason (2 to 500 characters)"),
                    403: OpenApiResponse(description="May not import orders"),
                    404: OpenApiResponse(description="No such line in your scope, or removed already")},  # fmt: skip
