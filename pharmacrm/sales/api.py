@@ -25,11 +25,11 @@ from drf_spectacular.utils import (
     extend_schema_field,
     inline_serializer,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from pharmacrm.core import viewsets
 from pharmacrm.core.api_utils import (
     HasCapability,
     ModelSerializer,
@@ -39,6 +39,7 @@ from pharmacrm.core.api_utils import (
     validation_detail,
 )
 from pharmacrm.core.roles import Cap
+from pharmacrm.core.viewsets import APIView
 from pharmacrm.customers import importer as base
 from pharmacrm.customers.models import ImportJob, Institution
 
