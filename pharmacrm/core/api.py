@@ -17,14 +17,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.views import APIView
 
-from . import audit, services
+from . import audit, services, viewsets
 from .api_utils import (
     MAX_INT32,
     Conflict,
@@ -50,6 +49,7 @@ from .services import (
     update_user,
 )
 from .signatures import one_time_code
+from .viewsets import APIView
 
 A = AuditEntry.Action
 

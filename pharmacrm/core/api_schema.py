@@ -3,6 +3,7 @@ module would import DRF's settings)."""
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
 
 
@@ -12,6 +13,26 @@ class OneObjectSchema(AutoSchema):
 
     def _is_list_view(self, serializer=None) -> bool:
         return False
+
+
+class StrictRequestBodies(OpenApiSerializerExtension):
+    """A request body built from the API's serializers (api_utils.StrictInputMixin) says
+    `additionalProperties: false`: a field the endpoint does not know answers 400, and the schema did not say so,
+    so a client generated from it (or a fuzzer) took any extra field for valid. Answers (the response components)
+    are unchanged: they may gain fields. Query-string serializers (`refuse_unknown = False`) are not bodies.
+
+    The fields the answer has (`id`, `created_at` …), which the API accepts and ignores so that a record read with
+    GET can be sent back, are left out: a client sends them at its own risk of nothing."""
+
+    target_class = "pharmacrm.core.api_utils.StrictInputMixin"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        # a serializer with nothing to send (every field read-only) makes no component: nothing to close
+        if direction == "request" and self.target.refuse_unknown and schema.get("properties"):
+            schema["additionalProperties"] = False
+        return schema
 
 
 _FIELD_ERRORS = {

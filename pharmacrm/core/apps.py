@@ -34,3 +34,5 @@ class CoreConfig(AppConfig):
 
         # every date an API client sends: 2025-02-30 is "not a day of the calendar", not "wrong format"
         serializers.ModelSerializer.serializer_field_mapping[models.DateField] = DateField
+
+        from . import api_schema  # noqa: F401  (the schema's extensions: request bodies refuse unknown fields)

@@ -12,11 +12,10 @@ from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import mixins, parsers, permissions, serializers, status, viewsets
+from rest_framework import mixins, parsers, permissions, serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from pharmacrm.core import access
+from pharmacrm.core import access, viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     Conflict,
@@ -35,6 +34,7 @@ from pharmacrm.core.api_utils import (
 from pharmacrm.core.models import Region, Team, User
 from pharmacrm.core.personal import contact_view
 from pharmacrm.core.roles import Cap
+from pharmacrm.core.viewsets import APIView
 
 from . import normalise, search, services
 from .choices import (

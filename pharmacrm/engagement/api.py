@@ -13,10 +13,10 @@ from django.db.models import Prefetch, Q
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
-from pharmacrm.core import access
+from pharmacrm.core import access, viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateTimeFilter,

@@ -13,10 +13,11 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from pharmacrm.core import viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     Conflict,

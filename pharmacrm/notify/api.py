@@ -6,10 +6,11 @@ from __future__ import annotations
 import django_filters
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from pharmacrm.core import viewsets
 from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,

@@ -27,14 +27,13 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, viewsets
 from pharmacrm.core.api_schema import OneObjectSchema
 from pharmacrm.core.api_utils import (
     MAX_INT32,
@@ -54,6 +53,7 @@ from pharmacrm.core.api_utils import (
 )
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import Cap
+from pharmacrm.core.viewsets import APIView
 from pharmacrm.servicedesk.models import Product
 
 from . import services

@@ -25,11 +25,11 @@ from drf_spectacular.utils import (
     extend_schema_field,
     inline_serializer,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from pharmacrm.core import viewsets
 from pharmacrm.core.api_utils import (
     HasCapability,
     ModelSerializer,
@@ -39,6 +39,7 @@ from pharmacrm.core.api_utils import (
     validation_detail,
 )
 from pharmacrm.core.roles import Cap
+from pharmacrm.core.viewsets import APIView
 from pharmacrm.customers import importer as base
 from pharmacrm.customers.models import ImportJob, Institution
 
@@ -157,7 +158,12 @@ class OrderLineFilter(django_filters.FilterSet):
         return super().filter_queryset(queryset)
 
 
-RemoveLineSerializer = inline_serializer("RemoveOrderLine", {"reason": serializers.CharField(max_length=500)})
+# `remove`'s body as the schema documents it (strict, as the body is read: the schema says other fields are
+# refused); RemoveLineInput reads it, leaving a missing or short reason to the service's message
+class RemoveOrderLineSerializer(Serializer):
+    """Why the line is removed: kept in the audit trail with the line's values."""
+
+    reason = serializers.CharField(max_length=500)
 
 
 class RemoveLineInput(Serializer):
@@ -190,7 +196,7 @@ class OrderLineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return services.lines_for(self.request.user).order_by("-order_date", "order_number", "line_number")
 
     @extend_schema(
-        request=RemoveLineSerializer,
+        request=RemoveOrderLineSerializer,
         responses={204: None, 400: OpenApiResponse(description="No reason (2 to 500 characters)"),
                    403: OpenApiResponse(description="May not import orders"),
                    404: OpenApiResponse(description="No such line in your scope, or removed already")},  # fmt: skip

@@ -14,11 +14,11 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core import access
+from pharmacrm.core import access, viewsets
 from pharmacrm.core.api_schema import OneObjectSchema
 from pharmacrm.core.api_utils import (
     MAX_INT32,

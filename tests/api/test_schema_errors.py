@@ -83,3 +83,42 @@ def test_the_400s_the_api_answers_match_the_documented_shape(users, kept_connect
     response = case.call()
     assert response.status_code == 400, response.text[:300]
     case.validate_response(response, checks=[response_schema_conformance])
+
+
+def _refs(node) -> set[str]:
+    """The names of the components `node` refers to, and those they refer to in turn."""
+    raw, found, todo = schema.raw_schema, set(), [node]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref", "")
+            if ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[-1] not in found:
+                found.add(name := ref.rsplit("/", 1)[-1])
+                todo.append(raw["components"]["schemas"][name])
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return found
+
+
+def test_request_bodies_say_that_a_field_the_endpoint_does_not_know_is_refused():
+    """The API answers 400 to a field it does not know ({"nmae": ["Unknown field."]}), but the schema's request
+    bodies allowed any other property: a client generated from it, or a fuzzer, took such a body for valid. Every
+    request body object (nested ones included) now says `additionalProperties: false`; the answers do not, as a
+    client must read an answer that gained a field."""
+    raw = schema.raw_schema
+    components = raw["components"]["schemas"]
+    bodies, answers = set(), set()
+    for operations in raw["paths"].values():
+        for method, operation in operations.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                bodies |= _refs(operation.get("requestBody", {}))
+                answers |= _refs(operation.get("responses", {}))
+    objects = {name for name in bodies if components[name].get("properties")}
+    assert len(objects) > 80 and {"InstitutionRequest", "PatchedInstitutionRequest", "TicketRequest"} <= objects
+    open_bodies = sorted(name for name in objects if components[name].get("additionalProperties") is not False)
+    assert open_bodies == []
+    assert objects.isdisjoint(answers)  # a body's object is never an answer's (COMPONENT_SPLIT_REQUEST)
+    closed_answers = sorted(name for name in answers if components[name].get("additionalProperties") is False)
+    assert closed_answers == []
+    assert components["FieldErrors"]["additionalProperties"]  # the 400's shape keeps its per-field messages
