@@ -2,7 +2,7 @@
 
 The ordinary import checks each row in Python (`importer.Fast.row`, about 39 µs of CPU per line with the look-ups,
 the duplicate checks and the fingerprint): 22,000–23,000 lines per second at best on two cores. This lane reads a
-UTF-8 CSV file with Arrow's CSV reader in blocks of tens of thousands of lines and makes the same checks on whole
+UTF-8 CSV file with Arrow's CSV reader in blocks of about ten thousand lines and makes the same checks on whole
 columns in Arrow's compiled kernels; it builds no Python object per line except the fingerprint's text. What it
 stores is what the row-by-row lane stores, line for line and fingerprint for fingerprint:
 
@@ -19,8 +19,8 @@ stores is what the row-by-row lane stores, line for line and fingerprint for fin
   indexes, and the repeats are looked for only when it cannot be built again.
 
 The lane is chosen for CSV files in UTF-8; other files (XLSX, GB18030, UTF-16 text) use the row-by-row lane. Where
-Arrow cannot read the file (a quotation mark nothing closes), the load is rolled back and runs again row by row,
-which names the row."""
+Arrow cannot read the file as Python's csv module does (a row longer than a block, a cell longer than the csv module
+reads), the load is rolled back and runs again row by row, which says what the ordinary import says."""
 
 from __future__ import annotations
 
@@ -488,10 +488,7 @@ def _repeats_at_insert(writer, lines: list[tuple]) -> None:
     ids = [r[0] for r in lines]
     stored = set()
     with connection.cursor() as cursor:
-        for i in range(0, len(ids), 30_000):
-            part = ids[i : i + 30_000]
-            cursor.execute(f"SELECT id FROM {_TABLE} WHERE id IN ({', '.join(['%s'] * len(part))})", part)  # noqa: S608
-            stored.update(pk for (pk,) in cursor.fetchall())
+        stored.update(pk for (pk,) in _in_parts(cursor, f"SELECT id FROM {_TABLE} WHERE id IN ({{}})", ids))
         for r in lines:
             if r[0] in stored:
                 continue
@@ -499,6 +496,18 @@ def _repeats_at_insert(writer, lines: list[tuple]) -> None:
             kept = cursor.fetchone()[0]
             writer.refused.append((r[0] - first, "line_number", "duplicate_line",
                                    {"order": r[1], "line": r[2], "row": kept - first}, None, r[6]))  # fmt: skip
+
+
+def _in_parts(cursor, sql: str, values: list, size: int = 10_000) -> list[tuple]:
+    """`sql` with `{}` where a list of values goes, run over `values` in parts (the databases' parameter limits); the
+    rows it returns."""
+    out: list[tuple] = []
+    for i in range(0, len(values), size):
+        part = values[i : i + size]
+        cursor.execute(sql.format(", ".join(["%s"] * len(part))), part)
+        if cursor.description:
+            out += cursor.fetchall()
+    return out
 
 
 def after_load(writer) -> None:
@@ -515,24 +524,16 @@ def after_load(writer) -> None:
         )
         split = [on for (on,) in cursor.fetchall()]
         owners: dict[str, tuple[int, int]] = {}
-        for i in range(0, len(split), 1000):
-            part = split[i : i + 1000]
-            cursor.execute(
-                f"SELECT id, order_number, institution_id, product_code FROM {_TABLE} WHERE order_number IN "  # noqa: S608
-                f"({', '.join(['%s'] * len(part))}) ORDER BY id",
-                part,
-            )
-            for pk, on, inst, code in cursor.fetchall():
-                owner = owners.setdefault(on, (inst, pk))
-                if owner[0] != inst:
-                    writer.refused.append((pk - first, None, "order_two_customers", {
-                        "order": on, "row": owner[1] - first, "first": run.resolver.name(owner[0]),
-                        "customer": run.resolver.name(inst),
-                    }, pk, code))  # fmt: skip
-        gone = [r[4] for r in writer.refused if r[4] is not None]
-        for i in range(0, len(gone), 10_000):
-            part = gone[i : i + 10_000]
-            cursor.execute(f"DELETE FROM {_TABLE} WHERE id IN ({', '.join(['%s'] * len(part))})", part)  # noqa: S608
+        lines = _in_parts(cursor, f"SELECT id, order_number, institution_id, product_code FROM {_TABLE} "
+                                  "WHERE order_number IN ({})", split)  # fmt: skip
+        for pk, on, inst, code in sorted(lines):
+            owner = owners.setdefault(on, (inst, pk))
+            if owner[0] != inst:
+                writer.refused.append((pk - first, None, "order_two_customers", {
+                    "order": on, "row": owner[1] - first, "first": run.resolver.name(owner[0]),
+                    "customer": run.resolver.name(inst),
+                }, pk, code))  # fmt: skip
+        _in_parts(cursor, f"DELETE FROM {_TABLE} WHERE id IN ({{}})", [r[4] for r in writer.refused if r[4] is not None])
     if writer.refused:
         _report(writer)
     with connection.cursor() as cursor:
@@ -561,11 +562,7 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
             linked_by_refused[code] = linked_by_refused.get(code, 0) + 1
     codes = sorted({r[-1] for r in refused})
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT DISTINCT product_code FROM {_TABLE} WHERE product_code IN ({', '.join(['%s'] * len(codes))})",  # noqa: S608
-            codes,
-        )
-        kept = {c for (c,) in cursor.fetchall()}
+        kept = {c for (c,) in _in_parts(cursor, f"SELECT DISTINCT product_code FROM {_TABLE} WHERE product_code IN ({{}})", codes)}
     missing = object()
     for code in codes:
         before = resolver.before.get(code, missing)
@@ -586,15 +583,8 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
 def _recount_unknown(run, cursor) -> None:
     """The lines of the product codes the catalogue lacks, counted again on the lines kept, and in the order of their
     first kept line (the note names the codes as the row-by-row lane meets them)."""
-    codes, found = list(run.unknown_products), []
-    for i in range(0, len(codes), 1000):
-        part = codes[i : i + 1000]
-        cursor.execute(
-            f"SELECT product_code, COUNT(*), MIN(id) FROM {_TABLE} WHERE product_code IN "  # noqa: S608
-            f"({', '.join(['%s'] * len(part))}) GROUP BY product_code",
-            part,
-        )
-        found += cursor.fetchall()
+    found = _in_parts(cursor, f"SELECT product_code, COUNT(*), MIN(id) FROM {_TABLE} WHERE product_code IN ({{}}) "
+                              "GROUP BY product_code", list(run.unknown_products))  # fmt: skip
     run.unknown_products = {code: n for code, n, _first in sorted(found, key=lambda r: r[2])}
 
 
@@ -623,10 +613,7 @@ def _build_unique(writer, cursor) -> None:
         for pk, on, line, kept, code in repeats:
             writer.refused.append((pk - first, "line_number", "duplicate_line",
                                    {"order": on, "line": line, "row": kept - first}, None, code))  # fmt: skip
-        ids = [r[0] for r in repeats]
-        for i in range(0, len(ids), 10_000):
-            part = ids[i : i + 10_000]
-            cursor.execute(f"DELETE FROM {qn(_TABLE)} WHERE id IN ({', '.join(['%s'] * len(part))})", part)  # noqa: S608
+        _in_parts(cursor, f"DELETE FROM {_TABLE} WHERE id IN ({{}})", [r[0] for r in repeats])
         cursor.execute(add)
 
 
