@@ -252,8 +252,11 @@ class Lane:
         ok = pc.and_(ok, pc.less_equal(pc.cast(pc.if_else(_matches(ln, r"^[0-9]{1,6}$"), ln, "0"), pa.int64()), 100_000))
         ok = pc.and_(ok, pc.and_(pc.greater_equal(od, "2000-01-01"), pc.less_equal(od, self.today)))
         ok = pc.and_(ok, pc.or_(pc.not_equal(cc, ""), pc.not_equal(ext, "")))
-        if row_by_row:
-            ok = pc.and_(ok, pc.greater_equal(pa.array(range(batch.num_rows), pa.int64()), row_by_row))
+        if row_by_row:  # the lines up to the `row_by_row`-th that surely counts in the preview (neither blank nor
+            # a totals line: one of these cells holds more than spaces); a blank line does not count, row by row
+            counts = functools.reduce(pc.or_, [_matches(c, rf"[^{_EDGE}]") for c in (ln, od, cc, ext)])
+            before = pc.subtract(pc.cumulative_sum(pc.cast(counts, pa.int64())), pc.cast(counts, pa.int64()))
+            ok = pc.and_(ok, pc.greater_equal(before, row_by_row))
         # the customer: one code given and found, or both naming the same record
         if self.customers is None:
             self.customers = Customers()

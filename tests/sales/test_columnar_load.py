@@ -327,3 +327,24 @@ def test_with_its_writer_thread_the_lane_stores_and_reports_what_the_ordinary_im
             code.pop("name")
     assert loaded == ordinary
     assert connection.vendor == "postgresql"
+
+
+@pytest.mark.parametrize("filler", ["", ",", "合计,,,,,,,,,,10,,100"])
+def test_the_preview_counts_the_first_rows_as_the_ordinary_import_does_past_blank_and_totals_lines(
+    customers_, users, tmp_path, filler
+):
+    """The ordinary preview shows the first 20 rows that are not blank (nor a report's totals line): with such lines
+    among the first rows it reaches further down the file, and the lane must send those rows row by row too — the
+    preview lacked its last rows, taken by the kernels."""
+    xiehe = customers_["xiehe"]
+    path = write_csv(tmp_path / "orders.csv", [line(f"B-{i}", 1, today_minus(5), xiehe, "YP1001", 1, "10")
+                                               for i in range(40)])  # fmt: skip
+    text = path.read_text(encoding="utf-8-sig").splitlines()
+    for at in (3, 5, 7, 9, 11):  # blank, or as wide as the lines (not a row of another width)
+        text.insert(at, filler + "," * (text[1].count(",") - filler.count(",")) if filler else "")
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+    loaded, ordinary = _both(path, preview=True)
+
+    assert len(ordinary["preview"]) == 20 and ordinary["preview"][-1]["row"] == 26
+    assert loaded == ordinary
