@@ -28,6 +28,7 @@ import csv
 import datetime as dt
 import functools
 import io
+import itertools
 import threading
 from hashlib import blake2b
 
@@ -335,11 +336,14 @@ class Lane:
                     ragged += 1
                 done += 1
             careful.sort(key=lambda r: r[0])
+            known = len(run.unknown_products)
             chunk = run.prepare(careful) if careful else Chunk([], [], {}, [])
             chunk.processed = batch.num_rows + ragged
             chunk.last_row = run.last_row = max(last, careful[-1][0] if careful else 0)
             if values:
                 chunk.table = self._table(values, rows.filter(ok), chunk)
+                if chunk.rows and len(run.unknown_products) - known > 1:
+                    self._unknown_in_file_order(known, chunk)
             yield chunk
         self.ragged.sort()
         tail = [r for r in self.ragged[done:] if r[0] > self.header.row]
@@ -347,6 +351,19 @@ class Lane:
             chunk = run.prepare(tail)
             chunk.last_row = run.last_row = tail[-1][0]
             yield chunk
+
+    def _unknown_in_file_order(self, known: int, chunk) -> None:
+        """The product codes the catalogue lacks that this chunk met first, in the order of their first lines (the
+        note names them as the row-by-row lane meets them): its lines checked row by row were counted first."""
+        unknown = self.run.unknown_products
+        first: dict[str, int] = {}
+        for number, r in zip(chunk.numbers, chunk.rows, strict=True):
+            first.setdefault(r[5], number)
+        table = chunk.table.group_by("product_code", use_threads=False).aggregate([("row", "min")])
+        for code, row in zip(table["product_code"].to_pylist(), table["row_min"].to_pylist(), strict=True):
+            first[code] = min(row, first.get(code, row))
+        for code in sorted(itertools.islice(unknown, known, None), key=lambda c: first.get(c, 0)):
+            unknown[code] = unknown.pop(code)
 
     def _table(self, v: dict, rows: pa.Array, chunk) -> pa.Table:
         """The taken lines as the line table's columns (`importer.LINE_COLUMNS`) and their file rows; the chunk's

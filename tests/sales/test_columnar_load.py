@@ -348,3 +348,19 @@ def test_the_preview_counts_the_first_rows_as_the_ordinary_import_does_past_blan
 
     assert len(ordinary["preview"]) == 20 and ordinary["preview"][-1]["row"] == 26
     assert loaded == ordinary
+
+
+def test_the_note_names_the_unknown_product_codes_in_the_order_of_the_file(customers_, users, tmp_path, lane):
+    """A code the catalogue lacks on a line the kernels take, then one on a line checked row by row (its line number
+    written 01) in the same block: the note named the second first, as the row-by-row checks ran before the kernels'
+    lines were counted."""
+    xiehe = customers_["xiehe"]
+    rows = [line("U-1", 1, today_minus(9), xiehe, "YP1001", 1, "10"), line("U-2", "01", today_minus(9), xiehe, "YP2002", 1, "10"),
+            line("U-3", 1, today_minus(9), xiehe, "YP3003", 1, "10"), line("U-4", "01", today_minus(9), xiehe, "YP1001", 1, "10")]  # fmt: skip
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    assert sum(lane) == 2
+    assert [n["params"]["code_list"] for n in ordinary["notes"] if n["code"] == "unknown_products"] == [
+        ["YP1001", "YP2002", "YP3003"]
+    ]
+    assert loaded == ordinary
