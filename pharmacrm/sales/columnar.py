@@ -39,6 +39,7 @@ from django.db import connection
 from django.utils import timezone
 
 from pharmacrm.customers import importer as base
+from pharmacrm.customers import normalise
 from pharmacrm.customers.models import Institution
 
 from . import importer as orders
@@ -647,8 +648,8 @@ def _report(writer) -> None:
     _undo_product_codes(run, refused, cells_of)
     for row, key, code, params, _pk, _product in refused:
         cells = cells_of.get(row, [])
-        if key is None:  # the customer's column: the credit code when the row gives one
-            given = credit is not None and credit < len(cells) and cells[credit].strip()
+        if key is None:  # the customer's column: the credit code when the row gives one (as `Parser` reads it)
+            given = credit is not None and credit < len(cells) and normalise.credit_code(cells[credit])
             key = "credit_code" if given else "external_id"
         run._error(row, cells, [(key, code, params)], [])
         for entry in run.preview:

@@ -364,3 +364,16 @@ def test_the_note_names_the_unknown_product_codes_in_the_order_of_the_file(custo
         ["YP1001", "YP2002", "YP3003"]
     ]
     assert loaded == ordinary
+
+
+def test_a_split_order_is_refused_in_the_column_the_ordinary_import_names(customers_, users, tmp_path, lane):
+    """The second line of an order names another customer by its external id, beside a credit code cell holding only
+    a zero-width space (copied from a web page): no credit code to the ordinary import, which names the external id's
+    column; the lane named the credit code's, with the invisible character as its value."""
+    xiehe = customers_["xiehe"]
+    rows = [line("S-1", 1, today_minus(9), xiehe, "YP1001", 1, "10"),
+            line("S-1", 2, today_minus(9), "\u200b", "YP1001", 1, "10", external_id="ERP-0042")]  # fmt: skip
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    assert [(e["row"], e["column"], e["code"]) for e in ordinary["errors"]] == [(3, "客户外部编号", "order_two_customers")]
+    assert loaded == ordinary
