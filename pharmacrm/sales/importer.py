@@ -1471,7 +1471,7 @@ class Writer:
                           self.job_id)  # fmt: skip
 
     def _finish_transaction(self, failed: bool) -> None:
-        if not (failed or self.run.stop_writing) and self.bare is not None and self.run.set_based:
+        if not failed and self.bare is not None and self.run.set_based:
             from . import columnar
 
             columnar.after_load(self)  # the in-file checks on the loaded lines; may refuse lines
@@ -1539,7 +1539,10 @@ class Writer:
 
     def _handle(self, chunk: Chunk) -> None:
         run = self.run
-        writing = run.write and not (run.all_or_nothing and run.stop_writing)
+        # the columnar lane stores on past a first error of an all-or-nothing load (its transaction is rolled back
+        # all the same): its repeats and split orders are found on the stored lines at the end, and reported too
+        lane = self.bare is not None and run.set_based
+        writing = run.write and not (run.all_or_nothing and run.stop_writing and not lane)
         if writing and not self.one_transaction:
             with transaction.atomic():  # the job row's counts go with the chunk: it says what is committed
                 actions = self._apply(chunk, write=True)

@@ -377,3 +377,19 @@ def test_a_split_order_is_refused_in_the_column_the_ordinary_import_names(custom
 
     assert [(e["row"], e["column"], e["code"]) for e in ordinary["errors"]] == [(3, "客户外部编号", "order_two_customers")]
     assert loaded == ordinary
+
+
+def test_all_or_nothing_reports_the_repeats_and_split_orders_after_a_first_error(customers_, users, tmp_path, lane):
+    """All or nothing: a date that does not exist near the top refuses the file; the repeated line and the split order
+    further down are reported all the same, as the ordinary import reports them."""
+    xiehe, huashan = customers_["xiehe"], customers_["huashan"]
+    rows = [line(f"N-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10") for i in range(40)]
+    rows[1]["order_date"] = "2025-02-30"
+    rows.append(line("N-3", 1, today_minus(9), xiehe, "YP1001", 1, "10"))  # a repeat
+    rows.append(line("N-4", 2, today_minus(9), huashan, "YP1001", 1, "10"))  # N-4 is 协和's
+    loaded, ordinary = _both(write_csv(tmp_path / "o.csv", rows), "--all-or-nothing")
+
+    assert [(e["row"], e["code"]) for e in ordinary["errors"]] == [
+        (3, "impossible_date"), (42, "duplicate_line"), (43, "order_two_customers")
+    ]  # fmt: skip
+    assert loaded == ordinary
