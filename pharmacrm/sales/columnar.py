@@ -646,6 +646,8 @@ def _report(writer) -> None:
     cells_of = lane.cells_of({r[0] for r in refused})
     credit = next((i for i, col in run.header.mapping if col.key == "credit_code"), None)
     _undo_product_codes(run, refused, cells_of)
+    # the errors kept for the page are the file's first: these among those kept already, the first of them all kept
+    kept, run.kept_errors = run.kept_errors, []
     for row, key, code, params, _pk, _product in refused:
         cells = cells_of.get(row, [])
         if key is None:  # the customer's column: the credit code when the row gives one (as `Parser` reads it)
@@ -657,7 +659,7 @@ def _report(writer) -> None:
                 entry["action"] = "error"
                 entry["errors"] = [{"column": run.headers.get(key, ""), "code": code, "params": params}]
     run.flush_errors()
-    run.kept_errors.sort(key=lambda e: e["row"])
+    run.kept_errors = sorted(kept + run.kept_errors, key=lambda e: e["row"])[: base.MAX_KEPT_ERRORS]
     n = len(refused)
     run.counts.created -= n
     run.saved.created -= n

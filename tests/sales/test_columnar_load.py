@@ -393,3 +393,21 @@ def test_all_or_nothing_reports_the_repeats_and_split_orders_after_a_first_error
         (3, "impossible_date"), (42, "duplicate_line"), (43, "order_two_customers")
     ]  # fmt: skip
     assert loaded == ordinary
+
+
+def test_the_errors_kept_for_the_page_are_the_files_first_with_a_line_refused_at_the_end(
+    customers_, users, tmp_path, lane, monkeypatch
+):
+    """The job keeps the file's first errors for its page (1,000; 5 here): a repeated line near the top, refused only
+    at the end, was left out once as many errors further down had been kept — the ordinary import keeps it."""
+    monkeypatch.setattr(base, "MAX_KEPT_ERRORS", 5)
+    xiehe = customers_["xiehe"]
+    rows = [line(f"K-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10") for i in range(3)]
+    rows.append(line("K-0", 1, today_minus(9), xiehe, "YP1001", 1, "10"))  # a repeat of row 2, at row 5
+    rows += [line(f"K-{i}", 1, "2025-02-30", xiehe, "YP1001", 1, "10") for i in range(10, 20)]
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    assert [(e["row"], e["code"]) for e in ordinary["errors"]] == [(5, "duplicate_line")] + [
+        (r, "impossible_date") for r in range(6, 10)
+    ]
+    assert loaded == ordinary
