@@ -339,6 +339,7 @@ class Lane:
             careful.sort(key=lambda r: r[0])
             known = len(run.unknown_products)
             chunk = run.prepare(careful) if careful else Chunk([], [], {}, [])
+            chunk.approval_rows = self._approval_rows(careful, chunk)
             chunk.processed = batch.num_rows + ragged
             chunk.last_row = run.last_row = max(last, careful[-1][0] if careful else 0)
             if values:
@@ -352,6 +353,21 @@ class Lane:
             chunk = run.prepare(tail)
             chunk.last_row = run.last_row = tail[-1][0]
             yield chunk
+
+    def _approval_rows(self, careful: list[tuple[int, list[str]]], chunk) -> dict[str, int]:
+        """The row of the approval number each code links by among the chunk's lines checked row by row (the last
+        of them the catalogue knows), so that a line the kernels take links the code only when it comes later."""
+        where = next((i for i, col in self.header.mapping if col.key == "approval_number"), None)
+        if where is None or not chunk.approvals:
+            return {}
+        good = dict(zip(chunk.numbers, (r[5] for r in chunk.rows), strict=True))
+        out: dict[str, int] = {}
+        for number, cells in careful:
+            code = good.get(number)
+            if code in chunk.approvals and where < len(cells) and cells[where].strip():
+                if orders._approval(cells[where]) == chunk.approvals[code]:
+                    out[code] = number
+        return out
 
     def _unknown_in_file_order(self, known: int, chunk) -> None:
         """The product codes the catalogue lacks that this chunk met first, in the order of their first lines (the
@@ -377,9 +393,13 @@ class Lane:
             normal = pa.array([orders._approval(t) for t in texts], pa.string())
             ap = pc.if_else(given, pc.take(normal, pc.index_in(ap, value_set=pa.array(texts, pa.string()))), "")
             run.resolver.load_products({t.as_py() for t in pc.unique(ap.filter(given))})
-            links = pa.table({"c": v["product_code"].filter(given), "a": ap.filter(given)})
-            for code, approval in zip(*[c.to_pylist() for c in links.columns], strict=True):
-                chunk.approvals[code] = approval
+            known = [a for a in pc.unique(ap.filter(given)).to_pylist() if run.resolver.products.get(a)]
+            if known:  # each code's last approval number the catalogue knows, in file order with the chunk's others
+                linking = pc.is_in(ap, value_set=pa.array(known, pa.string()))
+                links = [c.filter(linking).to_pylist() for c in (v["product_code"], ap, rows)]
+                for code, approval, row in zip(*links, strict=True):
+                    if row > chunk.approval_rows.get(code, 0):
+                        chunk.approvals[code], chunk.approval_rows[code] = approval, row
         self._count_products(v["product_code"], ap)
         linking = [a for a in pc.unique(ap).to_pylist() if a and run.resolver.products.get(a)]
         if linking:

@@ -1141,6 +1141,7 @@ class Chunk:
     errors: int = 0  # rows of the chunk refused while checking
     last_row: int = 0  # the file row the chunk ends on
     table: object = None  # the columnar lane's lines (a pyarrow Table of LINE_COLUMNS and "row"), besides `rows`
+    approval_rows: dict = field(default_factory=dict)  # the columnar lane: code → the row its approval is from
 
 
 class Run:
@@ -1307,9 +1308,11 @@ class Run:
             values = (on, line, od, month, inst, pc, pn, bn, qty, price, amount, inv, due, paid, paid_fen)
             rows.append((*values, max(amount - paid_fen, 0), row_hash(values)))
             good_numbers.append(number)
-            if ap:
+            if ap and self.resolver.products.get(ap):
+                # the code's link: the chunk's last approval number the catalogue knows (one it lacks, on a later
+                # line, left the code unlinked when both fell in one chunk, and linked it when they did not)
                 approvals[pc] = ap
-                if self.set_based and self.resolver.products.get(ap):
+                if self.set_based:
                     self.resolver.link_lines[pc] = self.resolver.link_lines.get(pc, 0) + 1
             self._check_product(pc, ap)
             if number in cells_of:

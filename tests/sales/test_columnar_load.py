@@ -411,3 +411,18 @@ def test_the_errors_kept_for_the_page_are_the_files_first_with_a_line_refused_at
         (r, "impossible_date") for r in range(6, 10)
     ]
     assert loaded == ordinary
+
+
+def test_a_product_code_is_linked_by_its_approval_number_whatever_later_lines_give(customers_, users, tmp_path, lane):
+    """A line links its code to the catalogue by its approval number; a later line of the same code gives one the
+    catalogue lacks. The ordinary import left the code unlinked when both lines fell in one chunk of 10,000 rows
+    (the chunk's last approval number won) and linked it otherwise, while its note said nothing of the code; the lane
+    linked it. Now both link it, as a later approval number the catalogue lacks never unlinks a code."""
+    xiehe = customers_["xiehe"]
+    rows = [line("L-1", 1, today_minus(9), xiehe, "YP1001", 1, "10", approval_number="国药准字H20249871"),
+            line("L-2", "01", today_minus(9), xiehe, "YP1001", 1, "10", approval_number="国药准字Z20000001")]  # fmt: skip
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    product = Product.objects.get(approval_number="国药准字H20249871")
+    assert [(c["code"], c["product_id"]) for c in ordinary["stored"]["codes"]] == [("YP1001", product.pk)]
+    assert loaded == ordinary
