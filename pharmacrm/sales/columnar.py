@@ -610,6 +610,9 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
         if before is missing:
             continue  # the load never touched it
         only_refused_link = linked_by_refused.get(code, 0) >= resolver.link_lines.get(code, 0) > 0
+        if only_refused_link and code in run.linked_in_file and not resolver.linked.get(code):
+            run.linked_in_file.discard(code)  # its kept lines are in the note of codes the catalogue lacks
+            run.unknown_products.setdefault(code, 0)  # (counted again on the kept lines)
         if code in kept and not only_refused_link:
             continue
         if code not in kept and before is None:

@@ -426,3 +426,15 @@ def test_a_product_code_is_linked_by_its_approval_number_whatever_later_lines_gi
     product = Product.objects.get(approval_number="国药准字H20249871")
     assert [(c["code"], c["product_id"]) for c in ordinary["stored"]["codes"]] == [("YP1001", product.pk)]
     assert loaded == ordinary
+
+
+def test_a_code_linked_only_by_a_line_refused_at_the_end_is_named_in_the_note(customers_, users, tmp_path, lane):
+    """The only line giving the code's approval number repeats an earlier line: refused, it links nothing, and the
+    code's lines are counted in the note of codes the catalogue lacks — the lane left the code out of the note."""
+    xiehe = customers_["xiehe"]
+    rows = [line(f"R-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10") for i in range(5)]
+    rows.append(line("R-0", 1, today_minus(9), xiehe, "YP1001", 1, "10", approval_number="国药准字H20249871"))
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    assert [n["params"]["lines"] for n in ordinary["notes"] if n["code"] == "unknown_products"] == [5]
+    assert loaded == ordinary
