@@ -438,3 +438,59 @@ def test_a_code_linked_only_by_a_line_refused_at_the_end_is_named_in_the_note(cu
 
     assert [n["params"]["lines"] for n in ordinary["notes"] if n["code"] == "unknown_products"] == [5]
     assert loaded == ordinary
+
+
+# cells at the edges of the shapes the kernels take: invisible and Unicode spaces, signs, exponents, full width,
+# our export's escapes, Excel's error values, another currency
+EDGES = {
+    "order_number": ["SO-{o}\u200b", "\u200bSO-{o}", "SO {o}", "SO-{o}\t", "=SO", "'=SO-{o}", "1E+5", "１２"],
+    "line_number": ["+1", "1e0", "٣", "00", "{n} ", "99999", "100000"],
+    "order_date": ["2025-1-05", "20250105", "2025-01-05 00:00:00", "{d}\u200b", "２０２５-０１-０５", "{d}\t"],
+    "credit_code": ["{cc}\u200b", "\u200b{cc}", "{cc} ", " {cc}", "{lc}"],
+    "external_id": ["ERP-0042\u200b", "erp-0042", "ERP-0042\t", "ERP\u00a00042", "'ERP-0042"],
+    "product_code": ["YP1001\u200b", "YP1001\t", "YP1001\xa0", "YP 1001", "=YP", "'=YP1"],
+    "product_name": ["安心宁\u200b", "\u200b安心宁", "安心\n宁", "安心\r宁", "'=x", "=x", "安心宁\x85", "\u180e安", "#N/A", " #N/A"],
+    "approval_number": ["国药准字H20249871\u200b", "国药准字h20249871", "'国药准字H20249871", "#REF!", "国药准字Z20000001"],
+    "batch_number": ["A1\u200b", "'-A1", "-A1", "A1\t"],
+    "quantity": ["1.", ".5", "+1", "1e2", "１", "1 ", "999999.999", "999999", "0.0005", "-0", "0.0"],
+    "unit_price": ["99999.9999", "99999", "1.", ".5", "+1", "１", "0.00001", "10.00000"],
+    "amount": ["10", "10.00", "10.0", "9.99", "10.01", "1,000", "0", "-10", "999999999.99", "10.001"],
+    "invoice_number": ["INV\u200b", "'-1", "-1"],
+    "payment_due": ["{d}\u200b", "2025-1-1", "{d} "],
+    "paid_date": ["{d}\u200b", "{d} "],
+    "paid_amount": ["0", "0.0", "0.00", ".0", "0.", "00", "10.00", "10", "1,0"],
+    "currency": ["", "CNY", "RMB", "cny", "人民币 ", "USD", "#N/A", "\u200bCNY"],
+}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cells_at_the_edges_of_the_plain_shapes_are_stored_and_reported_as_the_ordinary_import_does(
+    customers_, users, tmp_path, lane, seed
+):
+    rnd = random.Random(seed)
+    c = customers_
+    rows = []
+    for i in range(300):
+        d = today_minus(rnd.randrange(1, 300))
+        row = line(f"SO-{i % 120}", 1 + i // 120, d, c["xiehe"], rnd.choice(["YP1001", "YP2002"]), 1, 10,
+                   product_name="安心宁")  # fmt: skip
+        if rnd.random() < 0.2:
+            row["credit_code"], row["external_id"] = "", "ERP-0042"
+        elif rnd.random() < 0.2:
+            row["credit_code"] = c["huashan"].credit_code
+        if rnd.random() < 0.2:  # repeats and split orders
+            row["order_number"], row["line_number"] = f"SO-{rnd.randrange(40)}", str(rnd.randrange(1, 4))
+        if rnd.random() < 0.2:
+            row["approval_number"] = rnd.choice(["国药准字H20249871", "国药准字Z20000001", "国药准字h2024 9871"])
+        for key in rnd.sample(list(EDGES), rnd.randrange(0, 3)):
+            row[key] = rnd.choice(EDGES[key]).format(o=i, n=1, d=d, cc=c["xiehe"].credit_code,
+                                                     lc=c["xiehe"].credit_code.lower())  # fmt: skip
+        rows.append(row)
+
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    for outcome in (loaded, ordinary):
+        for code in outcome["stored"]["codes"]:
+            code.pop("name")
+    assert sum(lane) > 100
+    assert loaded == ordinary
