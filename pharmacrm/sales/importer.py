@@ -827,7 +827,8 @@ class Resolver:
         for i in range(0, len(items), 5000):
             qs = Institution.objects.filter(**{f"{column}__in": items[i : i + 5000]})
             for pk, value, merged in qs.values_list("id", column, "merged_into_id"):
-                found[value] = merged or pk  # a merged customer's orders go to the survivor
+                # a merged customer's orders go to its survivor, to the end of the chain (as the columnar lane)
+                found[value] = _last_survivor(merged, seen={pk}) if merged else pk
         missing = [w for w in wanted if w not in found]
         if missing:
             found.update(self._merged(column, missing))

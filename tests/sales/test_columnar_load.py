@@ -494,3 +494,24 @@ def test_cells_at_the_edges_of_the_plain_shapes_are_stored_and_reported_as_the_o
             code.pop("name")
     assert sum(lane) > 100
     assert loaded == ordinary
+
+
+def test_a_customer_merged_twice_that_still_holds_its_code_sends_its_orders_to_the_last_survivor(
+    customers_, users, tmp_path, lane
+):
+    """A record merged before merges freed a customer's codes still holds its credit code, and its survivor was
+    merged in turn. An order naming it on one line and the last survivor on another is one customer's order: both
+    imports store it there (the ordinary import stopped one step short, at a merged-away record, and refused the
+    second line as naming another customer)."""
+    from pharmacrm.customers.models import Institution
+
+    first, middle, last = customers_["huashan"], customers_["both"], customers_["xiehe"]
+    Institution.objects.filter(pk=first.pk).update(merged_into=middle)
+    Institution.objects.filter(pk=middle.pk).update(merged_into=last)
+    rows = [line("MC-1", 1, today_minus(9), first, "YP1001", 1, "10"),
+            line("MC-1", 2, today_minus(9), last, "YP1001", 2, "10")]  # fmt: skip
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    assert ordinary["errors"] == []
+    assert {row["institution_id"] for row in ordinary["stored"]["lines"]} == {last.pk}
+    assert loaded == ordinary
