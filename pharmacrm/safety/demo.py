@@ -218,8 +218,9 @@ def _submissions(pv: User, made: list[SafetyCase], now: dt.datetime) -> None:
     _submit(pv, late, now - dt.timedelta(hours=3), late_reason="报告人补充资料延迟，医院病历 11 月 27 日才提供。")
     rejected = coded[3]
     _submit(pv, rejected, now - dt.timedelta(hours=12), ack=AckStatus.REJECTED,
-            errors=["E.i.2.1b: MedDRA LLT code 10046735 is not valid for MedDRA version 26.0",
-                    "C.2.r.4: Qualification is required for the primary source"])  # fmt: skip
+            # the texts the regulator's gateway returns, in Chinese as the NMPA's are (data, not translated by us)
+            errors=["E.i.2.1b：MedDRA 低位语编码 10046735 在 MedDRA 26.0 版中无效",
+                    "C.2.r.4：原始报告来源的职业为必填项"])  # fmt: skip
     SafetyClock.objects.filter(case=rejected, kind=ClockKind.REPORT).update(met_at=None)
     for clock in SafetyClock.objects.filter(case=rejected, kind=ClockKind.REPORT):
         clock.next_check_at = services._next_check(clock)
