@@ -1,0 +1,43 @@
+"""Thirty-fourth session: customer master data as the users meet it — consent records, …"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from pharmacrm.customers.models import Consent, Person
+
+
+def _doctor() -> Person:
+    return Person.objects.get(name="张伟")
+
+
+@pytest.mark.parametrize("typed", ["0001-01-01T00:00", "1900-01-01T00:00", "1999-12-31T23:59"])
+def test_a_consent_dated_in_a_mistyped_year_is_refused_on_the_page_naming_the_field(client_for, xiehe, typed):
+    """An agent types the consent's date with the year mistyped (0001): the page answered with a server error
+    (year 1 in UTC is before year 1 in the database's time), and 1900 was kept as the day the doctor consented."""
+    person = _doctor()
+    client = client_for("agent")
+    answer = client.post(reverse("customers:consent-create", args=[person.pk]), {
+        "purpose": "marketing", "channel": "phone", "status": "given", "at": typed,
+    })  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.context["consent_form"].errors["at"] == ["授权同意的日期不能早于 2000-01-01。"]
+    assert not Consent.objects.filter(person=person).exists()
+
+
+def test_the_api_refuses_a_consent_dated_before_2000_naming_the_field(client_for, xiehe):
+    person = _doctor()
+    client = client_for("agent")
+    for at in ("0001-01-01T00:00:00Z", "1900-01-01T00:00:00+08:00"):
+        answer = client.post("/api/v1/consents/", {
+            "person": person.pk, "purpose": "marketing", "channel": "phone", "status": "given", "at": at,
+        }, content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+        assert answer.status_code == 400, answer.content
+        assert answer.json() == {"at": ["A consent cannot be dated before 2000-01-01."]}
+    assert not Consent.objects.filter(person=person).exists()
+    answer = client.post("/api/v1/consents/", {
+        "person": person.pk, "purpose": "marketing", "channel": "phone", "status": "given",
+        "at": "2000-01-01T00:00:00+08:00",
+    }, content_type="application/json")  # fmt: skip
+    assert answer.status_code == 201, answer.content
