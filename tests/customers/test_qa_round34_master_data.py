@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -41,3 +44,21 @@ def test_the_api_refuses_a_consent_dated_before_2000_naming_the_field(client_for
         "at": "2000-01-01T00:00:00+08:00",
     }, content_type="application/json")  # fmt: skip
     assert answer.status_code == 201, answer.content
+
+
+def _export_entries_as_the_auditor_reads_them(client_for) -> list[str]:
+    page = client_for("auditor").get("/accounts/audit/", {"action": "export"}).content.decode()
+    return [re.sub(r"\s+", " ", html.unescape(d)) for d in re.findall(r"<dd>([^<]*)</dd>", page)]
+
+
+def test_an_exports_filters_read_in_chinese_on_the_audit_page(users, client_for, xiehe):
+    """The auditor checks what a key-account manager exported: the people export's filters read "Region: 110000;
+    q: 张" on the Chinese page — an English label, the search box's parameter name and a region code — and an
+    institution export was recorded as filtered by a role (?role=doctor), which no institution export applies."""
+    client = client_for("kam")
+    for target in ("people", "institutions"):
+        answer = client.get(f"/customers/export/{target}.csv", {"province": "110000", "q": "张", "role": "doctor"})
+        b"".join(answer.streaming_content)
+    details = _export_entries_as_the_auditor_reads_them(client_for)
+    filters = [d for d in details if "张" in d]
+    assert filters == ["行政区划: 北京市; 搜索: 张", "行政区划: 北京市; 搜索: 张; 角色: 医生"]
