@@ -8,6 +8,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from pharmacrm.customers import services
 from pharmacrm.customers.models import Consent, Person
 
 
@@ -62,3 +63,21 @@ def test_an_exports_filters_read_in_chinese_on_the_audit_page(users, client_for,
     details = _export_entries_as_the_auditor_reads_them(client_for)
     filters = [d for d in details if "张" in d]
     assert filters == ["行政区划: 北京市; 搜索: 张", "行政区划: 北京市; 搜索: 张; 角色: 医生"]
+
+
+def test_not_the_same_customer_and_a_deleted_persons_consents_read_in_chinese_on_the_audit_page(
+    users, client_for, xiehe, ruijin
+):
+    """A manager marks two hospitals as different customers and deletes a person who had consented: the auditor's
+    Chinese audit page named the first change “not_a_duplicate_of” (the key as stored; the customer's history tab
+    labels it) and each consent record kept with the deletion “Created at”."""
+    manager = client_for("manager")
+    answer = manager.post(reverse("customers:not-duplicates", args=["institution", xiehe.pk, ruijin.pk]))
+    assert answer.status_code == 302
+    person = _doctor()
+    services.record_consent(users["agent"], person, {"purpose": "marketing", "channel": "phone", "status": "given"})
+    services.delete_customer(users["manager"], person)
+    page = client_for("auditor").get("/accounts/audit/").content.decode()
+    assert "not_a_duplicate_of" not in page and "Created at" not in page
+    assert f"与之非同一客户 — → {ruijin.code}" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "创建时间: " in page

@@ -55,6 +55,7 @@ AUDIT_KEYS = {
     "clock": gettext_lazy("Clock"),
     "count": gettext_lazy("Quantity"),
     "created": gettext_lazy("Created"),
+    "created_at": capfirst(gettext_lazy("created at")),  # a field declared without a label (a deleted person's consents)
     "customer": gettext_lazy("Customer"),
     "customers": gettext_lazy("Customers"),
     "department": gettext_lazy("Department"),
@@ -104,6 +105,7 @@ AUDIT_KEYS = {
     "mode": gettext_lazy("Mode"),
     "moved": gettext_lazy("Records moved"),
     "name": gettext_lazy("Name"),
+    "not_a_duplicate_of": gettext_lazy("Not the same customer as"),  # "not the same customer" (customers.services)
     "note": gettext_lazy("Note"),
     "opinion": gettext_lazy("Opinion"),
     "overdue": gettext_lazy("Overdue"),
