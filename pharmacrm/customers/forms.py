@@ -381,8 +381,8 @@ class PersonForm(CustomerForm):
         label=_("E-mail"), required=False, max_length=254,
         widget=forms.TextInput(attrs={"inputmode": "email", "autocomplete": "off"}),
     )  # fmt: skip
-    birthday = forms.DateField(
-        label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    birthday = forms.DateField(  # ISO, as a date input takes it: 1975/03/15 (zh-Hans) showed empty, and saving cleared it
+        label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
     home_address = forms.CharField(label=_("Home address"), required=False, max_length=255)
     id_number = forms.CharField(label=_("ID card number"), required=False, max_length=30)

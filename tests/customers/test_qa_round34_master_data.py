@@ -81,3 +81,40 @@ def test_not_the_same_customer_and_a_deleted_persons_consents_read_in_chinese_on
     assert "not_a_duplicate_of" not in page and "Created at" not in page
     assert f"与之非同一客户 — → {ruijin.code}" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
     assert "创建时间: " in page
+
+
+def _as_a_browser_sends_it(page: str) -> dict:
+    """The edit form's fields as a browser sends them back unchanged: a date input whose value is no yyyy-mm-dd date
+    is shown empty and sent empty (HTML's value sanitization)."""
+    data = {}
+    for tag in re.findall(r"<input[^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        kind = (re.search(r'type="([^"]+)"', tag) or [None, "text"])[1]
+        if name is None or kind in ("checkbox", "submit", "file"):
+            continue
+        value = html.unescape((re.search(r'value="([^"]*)"', tag) or [None, ""])[1])
+        if kind == "date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            value = ""
+        data[name[1]] = value
+    for select in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.search(r'<option value="([^"]*)"[^>]*selected', select[1])
+        data[select[0]] = chosen[1] if chosen else ""
+    for name, value in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.S):
+        data[name] = html.unescape(value).strip("\n")
+    return data
+
+
+def test_saving_a_persons_form_on_the_chinese_page_keeps_their_birthday(client_for, xiehe):
+    """A key-account manager corrects 张伟's title: the Chinese edit form wrote his birthday into the date input as
+    1975/03/15, which a browser shows as an empty date, so saving the form erased the birthday."""
+    person = _doctor()
+    client = client_for("kam")
+    url = reverse("customers:person-edit", args=[person.pk])
+    data = _as_a_browser_sends_it(client.get(url).content.decode())
+    assert data["birthday"] == "1975-03-15"
+    data["title"] = "副主任医师"
+    answer = client.post(url, data)
+    assert answer.status_code == 302, answer.context["form"].errors
+    person.refresh_from_db()
+    assert person.title == "副主任医师"
+    assert str(person.birthday) == "1975-03-15"
