@@ -118,3 +118,40 @@ def test_saving_a_persons_form_on_the_chinese_page_keeps_their_birthday(client_f
     person.refresh_from_db()
     assert person.title == "副主任医师"
     assert str(person.birthday) == "1975-03-15"
+
+
+def test_a_departed_reps_customer_keeps_its_owner_when_someone_edits_it(users, client_for, xiehe):
+    """The rep who owned 协和 and 张伟 has left (deactivated). A key-account manager adds a note on each: the
+    owner select offered active users only, so saving the form took the owner away unasked (the history said the
+    manager had done it), and an API client's PUT of the record as read was refused: “object does not exist”."""
+    person = _doctor()
+    rep = users["rep"]
+    for record in (xiehe, person):
+        type(record).objects.filter(pk=record.pk).update(owner=rep)
+    rep.is_active = False
+    rep.save(update_fields=["is_active"])
+    client = client_for("kam")
+    for record, url in ((xiehe, reverse("customers:institution-edit", args=[xiehe.pk])),
+                        (person, reverse("customers:person-edit", args=[person.pk]))):  # fmt: skip
+        data = _as_a_browser_sends_it(client.get(url).content.decode())
+        assert data["owner"] == str(rep.pk)
+        data["notes"] = "已交接，待分配新负责人"
+        answer = client.post(url, data)
+        assert answer.status_code == 302, answer.context["form"].errors
+        record.refresh_from_db()
+        assert record.notes == "已交接，待分配新负责人" and record.owner_id == rep.pk
+
+    read = client.get(f"/api/v1/people/{person.pk}/").json()
+    body = {k: read[k] for k in ("name", "role", "institution", "department", "owner", "team", "tier", "stage")}
+    answer = client.put(f"/api/v1/people/{person.pk}/", {**body, "notes": "API", "version": read["version"]},
+                        content_type="application/json")  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["owner"] == rep.pk
+    # another departed user is still no owner to choose
+    xiehe.refresh_from_db()
+    leaver = users["expert"]
+    leaver.is_active = False
+    leaver.save(update_fields=["is_active"])
+    answer = client.patch(f"/api/v1/institutions/{xiehe.pk}/", {"owner": leaver.pk, "version": xiehe.version},
+                          content_type="application/json")  # fmt: skip
+    assert answer.status_code == 400 and "owner" in answer.json()
