@@ -61,8 +61,8 @@ def test_an_exports_filters_read_in_chinese_on_the_audit_page(users, client_for,
         answer = client.get(f"/customers/export/{target}.csv", {"province": "110000", "q": "张", "role": "doctor"})
         b"".join(answer.streaming_content)
     details = _export_entries_as_the_auditor_reads_them(client_for)
-    filters = [d for d in details if "张" in d]
-    assert filters == ["行政区划: 北京市; 搜索: 张", "行政区划: 北京市; 搜索: 张; 角色: 医生"]
+    filters = [set(d.split("; ")) for d in details if "张" in d]  # in the order the database keeps the keys
+    assert filters == [{"行政区划: 北京市", "搜索: 张"}, {"行政区划: 北京市", "搜索: 张", "角色: 医生"}]
 
 
 def test_not_the_same_customer_and_a_deleted_persons_consents_read_in_chinese_on_the_audit_page(
