@@ -1991,6 +1991,13 @@ def _resolve_users_teams(run: Run, items: list[Item]) -> None:
         unknown = {it.refs[ref] for it in items if ref in it.refs and it.refs[ref] not in known}
         if unknown:
             found = dict(model.objects.filter(**{f"{lookup}__in": unknown}).values_list(lookup, "id"))
+            if model is User and unknown - set(found):
+                # user names are unique whatever their letter case, and sign in so (Zhanghao is zhanghao): the
+                # owner column said “no user has the user name Zhanghao” of a user who has it
+                for name in unknown - set(found):
+                    ids = list(User.objects.filter(username__iexact=name).values_list("id", flat=True)[:2])
+                    if len(ids) == 1:
+                        found[name] = ids[0]
             if model is Team and unknown - set(found):
                 # 華北團隊 is the team 华北团队 (Traditional characters, other spaces or brackets): a team named so once
                 folded: dict[str, list[int]] = {}

@@ -155,3 +155,19 @@ def test_a_departed_reps_customer_keeps_its_owner_when_someone_edits_it(users, c
     answer = client.patch(f"/api/v1/institutions/{xiehe.pk}/", {"owner": leaver.pk, "version": xiehe.version},
                           content_type="application/json")  # fmt: skip
     assert answer.status_code == 400 and "owner" in answer.json()
+
+
+def test_the_owner_column_finds_a_user_name_written_in_another_letter_case(users, xiehe, tmp_path, settings):
+    """A people list names its owners as the CRM's user names, some with a capital (Rep, KAM): user names are unique
+    whatever their letter case and sign in so, but the import refused each row: “no user has the user name Rep”."""
+    from pharmacrm.customers import importer
+
+    settings.VAR_DIR = tmp_path
+    path = tmp_path / "people.csv"
+    path.write_text("姓名,所属机构,负责人\n李娜,北京协和医院,Rep\n王芳,北京协和医院,ＫＡＭ\n刘洋,北京协和医院,nobody\n",
+                    encoding="utf-8")  # fmt: skip
+    job = importer.import_file(path, "people", users["kam"], mode="good")
+    assert (job.created_count, job.error_count) == (2, 1)
+    assert [e["column"] for e in job.errors] == ["负责人"]
+    owners = dict(Person.objects.filter(name__in=["李娜", "王芳"]).values_list("name", "owner__username"))
+    assert owners == {"李娜": "rep", "王芳": "kam"}
