@@ -171,3 +171,25 @@ def test_the_owner_column_finds_a_user_name_written_in_another_letter_case(users
     assert [e["column"] for e in job.errors] == ["负责人"]
     owners = dict(Person.objects.filter(name__in=["李娜", "王芳"]).values_list("name", "owner__username"))
     assert owners == {"李娜": "rep", "王芳": "kam"}
+
+
+def test_a_quote_nothing_closes_in_a_short_csv_is_refused_naming_its_row(users, xiehe, settings, tmp_path):
+    """A cell of a people list begins with a stray quotation mark ("主任医师). In a file too short to pass the
+    csv module's cell limit, the rest of the file was read as that one cell: the check counted two rows, 李娜's title
+    held the rows after hers, and importing it lost them without a word. It is refused as a long file is."""
+    from pharmacrm.customers import importer
+
+    settings.VAR_DIR = tmp_path
+    content = '姓名,职称,所属机构,备注\n王芳,主治医师,北京协和医院,"多行\n备注"\n李娜,"主任医师,北京协和医院,\n刘洋,药师,北京协和医院,\n'
+    path = tmp_path / "people.csv"
+    path.write_text(content, encoding="utf-8")
+    job = importer.import_file(path, "people", users["kam"], mode="good")
+    assert job.status == "failed"
+    assert importer.job_messages(job) == ["文件第 3 行无法读取：该行有一个单元格以引号（\"）开头，却没有与之闭合的引号，文件其余部分都被读成了"
+                                          "这一个单元格。请更正后重新导入文件。"]  # fmt: skip
+    assert not Person.objects.filter(name__in=["王芳", "李娜", "刘洋"]).exists()
+    # quotes that close, across lines too, are read as ever
+    path.write_text(content.replace('"主任医师', "主任医师"), encoding="utf-8")
+    job = importer.import_file(path, "people", users["kam"], mode="good")
+    assert (job.status, job.created_count) == ("done", 3)
+    assert Person.objects.get(name="王芳").notes == "多行\n备注"
