@@ -1,4 +1,6 @@
-"""Thirty-fourth session: customer master data as the users meet it — consent records, …"""
+"""Thirty-fourth session: customer master data as the users meet it — consent dates, the audit page's words for
+customer changes and exports, a person's birthday kept by the edit form, a departed owner kept on the record, and
+the import's owner column and stray quotes."""
 
 from __future__ import annotations
 
