@@ -78,6 +78,18 @@ class VisibleInstitutionField(serializers.PrimaryKeyRelatedField):
         return qs
 
 
+class OwnerField(serializers.PrimaryKeyRelatedField):
+    """An active user, or the owner the record being changed already has: a record of a departed (deactivated) rep,
+    sent back as read, was refused with "object does not exist" for the owner the API itself had given."""
+
+    def get_queryset(self):
+        instance = getattr(self.parent, "instance", None)
+        current = instance.owner_id if isinstance(instance, Institution | Person) else None
+        if current is not None:
+            return User.objects.filter(Q(is_active=True) | Q(pk=current))
+        return User.objects.filter(is_active=True)
+
+
 class VisiblePersonField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self):
         return access.people_for(self.context["request"].user)
@@ -104,9 +116,7 @@ class CustomerSerializer(ModelSerializer):
         help_text="\"key\" is set and cleared by the key-account programme only (listing, de-listing).",
     )  # fmt: skip
     stage = serializers.ChoiceField(choices=Stage.choices, required=False)
-    owner = serializers.PrimaryKeyRelatedField(
-        queryset=User.objects.filter(is_active=True), required=False, allow_null=True
-    )
+    owner = OwnerField(required=False, allow_null=True)
     owner_name = serializers.CharField(source="owner", read_only=True, allow_null=True)
     team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
     team_name = serializers.CharField(source="team.name", read_only=True, allow_null=True)

@@ -55,9 +55,14 @@ def _int(value) -> int | None:
     return int(value) if value.isdecimal() and 0 < int(value) <= 2**63 - 1 else None
 
 
-def filters_from(params) -> dict[str, Any]:
+# the filters of one list only: the other list's are not applied, so the audit entry does not name them either
+# (an institution export with ?role=doctor was recorded as filtered by a role it never was)
+TARGET_FILTERS = {ImportJob.Target.INSTITUTIONS: ("role", "institution"), ImportJob.Target.PEOPLE: ("type",)}
+
+
+def filters_from(params, target: str = "") -> dict[str, Any]:
     """The list pages' filters (type, region/province/city, tier, owner, stage, q, tag, role,
-    institution); an invalid value is ignored, as the lists do."""
+    institution) that apply to the target's list; an invalid value is ignored, as the lists do."""
     # NUL dropped: PostgreSQL refuses it in text (a pasted link with %00 was a server error)
     get = lambda k: str(params.get(k) or "").replace("\x00", "").strip()  # noqa: E731
     region = get("region") or get("city") or get("province")
@@ -72,7 +77,7 @@ def filters_from(params) -> dict[str, Any]:
         "role": get("role") if get("role") in PersonRole.values else "",
         "institution": _int(get("institution")),
     }
-    return {k: v for k, v in out.items() if v}
+    return {k: v for k, v in out.items() if v and k not in TARGET_FILTERS.get(target, ())}
 
 
 def queryset(user, target: str, filters: dict[str, Any]):
@@ -264,7 +269,7 @@ def export_response(user, target: str, fmt: str, params) -> StreamingHttpRespons
     access.require(user, Cap.EXPORT_CUSTOMERS)
     if target not in ImportJob.Target.values or fmt not in ("csv", "xlsx"):
         raise ValueError(f"unknown export {target}.{fmt}")
-    filters = filters_from(params)
+    filters = filters_from(params, target)
     qs = queryset(user, target, filters)
     count = qs.count()
     plain = access.personal_data_mode(user) == "plain"

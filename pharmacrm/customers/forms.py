@@ -215,7 +215,13 @@ class CustomerForm(ServiceErrorsMixin, OnceTokenForm):
     def _setup_common(self):
         if getattr(self, "instance", None) is not None:  # an edit form is guarded by the version instead
             del self.fields["form_token"]
-        self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
+        owners = User.objects.filter(is_active=True)
+        current = getattr(getattr(self, "instance", None), "owner_id", None)
+        if current is not None:
+            # a departed owner (deactivated) stays choosable until someone hands the customer over: the select
+            # offered active users only, so any save of the form, of a note, took the owner away unasked
+            owners = User.objects.filter(Q(is_active=True) | Q(pk=current))
+        self.fields["owner"].queryset = owners.order_by("username")
         self.fields["team"].queryset = Team.objects.order_by("name")
         self._setup_tier()
 
@@ -381,8 +387,8 @@ class PersonForm(CustomerForm):
         label=_("E-mail"), required=False, max_length=254,
         widget=forms.TextInput(attrs={"inputmode": "email", "autocomplete": "off"}),
     )  # fmt: skip
-    birthday = forms.DateField(
-        label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    birthday = forms.DateField(  # ISO, as a date input takes it: 1975/03/15 (zh-Hans) showed empty, and saving cleared it
+        label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
     home_address = forms.CharField(label=_("Home address"), required=False, max_length=255)
     id_number = forms.CharField(label=_("ID card number"), required=False, max_length=30)

@@ -850,6 +850,25 @@ def _csv_encoding(path: Path) -> str:
     )
 
 
+class _Lines:
+    """A text file's lines for csv.reader, noting when they run out. The reader asks for a line past a row's end
+    only while a quoted cell is still open, so a row it ends after the lines ran out is one whose opening quote
+    nothing closed."""
+
+    def __init__(self, fh):
+        self.fh, self.ended = fh, False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self.fh)
+        except StopIteration:
+            self.ended = True
+            raise
+
+
 class UnreadableRow(Exception):
     """A CSV row the file cannot be read past: a cell opened by a quotation mark that nothing closes runs to the end
     of the file, longer than a cell can be. The import stopped with "an unexpected error", naming no row."""
@@ -1011,8 +1030,14 @@ class Sheet:
         if self._sheet is None:
             with open(self.path, encoding=self.info.encoding, newline="", errors="strict") as fh:
                 number = 0
+                lines = _Lines(fh)
                 try:
-                    for number, cells in enumerate(csv.reader(fh, delimiter=self.info.delimiter), start=1):
+                    for number, cells in enumerate(csv.reader(lines, delimiter=self.info.delimiter), start=1):
+                        if lines.ended:
+                            # the row ran to the end of the file inside a quoted cell: an opening quote nothing
+                            # closes, in a file too short to pass the csv module's cell limit. Read as it was, the
+                            # rows after it were one cell of this row, and were never imported, nor said to be
+                            raise UnreadableRow(number)
                         yield number, cells
                 except csv.Error:  # a cell longer than the csv module reads: an opening quote nothing closes
                     raise UnreadableRow(number + 1) from None
@@ -1991,6 +2016,13 @@ def _resolve_users_teams(run: Run, items: list[Item]) -> None:
         unknown = {it.refs[ref] for it in items if ref in it.refs and it.refs[ref] not in known}
         if unknown:
             found = dict(model.objects.filter(**{f"{lookup}__in": unknown}).values_list(lookup, "id"))
+            if model is User and unknown - set(found):
+                # user names are unique whatever their letter case, and sign in so (Zhanghao is zhanghao): the
+                # owner column said “no user has the user name Zhanghao” of a user who has it
+                for name in unknown - set(found):
+                    ids = list(User.objects.filter(username__iexact=name).values_list("id", flat=True)[:2])
+                    if len(ids) == 1:
+                        found[name] = ids[0]
             if model is Team and unknown - set(found):
                 # 華北團隊 is the team 华北团队 (Traditional characters, other spaces or brackets): a team named so once
                 folded: dict[str, list[int]] = {}

@@ -5,6 +5,7 @@ Views, the API, imports and commands call these functions; nothing else writes c
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -674,6 +675,9 @@ def merged_records(obj: Institution | Person) -> list[Institution | Person]:
 # --- consents ----------------------------------------------------------------------------------
 
 
+EARLIEST_CONSENT = datetime.datetime(2000, 1, 1)  # local time: no consent in the customer master is older
+
+
 def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
     access.require(user, Cap.MANAGE_CONSENTS)
     if not access.can_see(user, person):
@@ -686,6 +690,10 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
     at = data.get("at") or timezone.now()
     if at > timezone.now() + timezone.timedelta(minutes=5):
         errors["at"] = [_("A consent cannot be recorded in the future.")]
+    elif at < timezone.make_aware(EARLIEST_CONSENT):
+        # a mistyped year (0001, 1900): the web form's save failed on it with a server error (the database's local
+        # time of year 1 UTC is before year 1), and the API kept it as the date of the person's consent
+        errors["at"] = [_("A consent cannot be dated before %(date)s.") % {"date": EARLIEST_CONSENT.date().isoformat()}]
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

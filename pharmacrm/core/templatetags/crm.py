@@ -55,6 +55,7 @@ AUDIT_KEYS = {
     "clock": gettext_lazy("Clock"),
     "count": gettext_lazy("Quantity"),
     "created": gettext_lazy("Created"),
+    "created_at": capfirst(gettext_lazy("created at")),  # a field declared without a label (a deleted person's consents)
     "customer": gettext_lazy("Customer"),
     "customers": gettext_lazy("Customers"),
     "department": gettext_lazy("Department"),
@@ -104,6 +105,7 @@ AUDIT_KEYS = {
     "mode": gettext_lazy("Mode"),
     "moved": gettext_lazy("Records moved"),
     "name": gettext_lazy("Name"),
+    "not_a_duplicate_of": gettext_lazy("Not the same customer as"),  # "not the same customer" (customers.services)
     "note": gettext_lazy("Note"),
     "opinion": gettext_lazy("Opinion"),
     "overdue": gettext_lazy("Overdue"),
@@ -118,12 +120,15 @@ AUDIT_KEYS = {
     "previous_key": gettext_lazy("Previous key"),
     "pruned": gettext_lazy("Keys removed"),
     "purpose": gettext_lazy("Purpose"),
+    "q": gettext_lazy("Search"),  # the search text of a customer export's filters
     "quality": gettext_lazy("Quality complaint"),
     "reactions": gettext_lazy("Reactions"),
     "reason": gettext_lazy("Reason"),
     "reassigned_to": gettext_lazy("Reassigned to"),
     "received_at": gettext_lazy("Received"),
     "reencrypted": gettext_lazy("Values re-encrypted"),
+    # a person's region is a field declared without a label (it follows the institution's): as institutions name it
+    "region": capfirst(gettext_lazy("region")),
     "reissued": gettext_lazy("Document reissued"),
     "remaining": gettext_lazy("Values still under older keys"),
     "report": gettext_lazy("Report"),
@@ -436,7 +441,8 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
             shown += " " + _("… (%(count)d in all)") % {"count": len(value)}
         return shown
     field = _audit_field(model, name)
-    if field is not None and getattr(field, "concrete", False) and getattr(field, "choices", None):
+    if field is not None and getattr(field, "concrete", False) and (field.choices or field.related_model):
+        # a region (an export's filter) by its name, a user by theirs, as in the changes: 110100 is 北京市
         return audit_display(model, name, value, names)
     choices = _audit_choices().get(name) if isinstance(name, str) else None
     if choices is not None and isinstance(value, str) and value in choices.values:
