@@ -22,7 +22,7 @@ from pharmacrm.sales.importer import BareTable
 from pharmacrm.sales.models import MonthlyRollup, OrderLine, ProductCode, RollupDirty
 from pharmacrm.servicedesk.models import Product
 
-from .conftest import line, tables, today_minus, write_csv
+from .conftest import KEYS, line, tables, today_minus, write_csv
 
 
 @pytest.fixture
@@ -256,6 +256,12 @@ def test_all_or_nothing_refuses_the_whole_file_for_a_line_refused_at_the_end(cus
     assert BareTable().indexes == before.indexes
 
 
+def _refused_at(outcome: dict) -> tuple[str, list, list[int]]:
+    """(the job's status, the lines stored, the rows the notes name as unreadable)."""
+    rows = [n["params"]["row"] for n in outcome["notes"] if n["code"] == "unreadable_row"]
+    return outcome["status"], outcome["stored"]["lines"], rows
+
+
 def test_a_quotation_mark_nothing_closes_is_read_as_the_ordinary_import_reads_it(customers_, users, tmp_path, lane):
     xiehe = customers_["xiehe"]
     path = write_csv(tmp_path / "orders.csv", [line(f"Q-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10")
@@ -266,7 +272,43 @@ def test_a_quotation_mark_nothing_closes_is_read_as_the_ordinary_import_reads_it
     loaded, ordinary = _both(path)
 
     assert loaded == ordinary
-    assert {e["row"] for e in loaded["errors"]} == {12}
+    assert _refused_at(ordinary) == ("failed", [], [12])
+
+
+def test_a_quotation_mark_nothing_closes_in_the_last_column_refuses_the_file_as_the_ordinary_import_does(
+    customers_, users, tmp_path, lane
+):
+    """Arrow reads a last cell opened by a quote that nothing closes as the rest of the file and says nothing: the
+    lane stored a good line whose currency was the text after the quote. The ordinary import refuses the file,
+    naming the row."""
+    xiehe = customers_["xiehe"]
+    path = write_csv(tmp_path / "orders.csv", [line(f"Q-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10")
+                                               for i in range(10)])  # fmt: skip
+    last = line("Q-99", 1, today_minus(9), xiehe, "YP1001", 1, "10")
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(",".join(last.get(k, "") for k in KEYS[:-1]) + ',"CNY\n')
+
+    loaded, ordinary = _both(path)
+
+    assert loaded == ordinary
+    assert _refused_at(ordinary) == ("failed", [], [12])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_lane_finds_a_quote_nothing_closes_as_the_csv_module_does(tmp_path, seed):
+    """Whatever the quotes, delimiters, line ends and byte-order mark, `ends_in_a_quote` says what the csv module
+    meets: a row it could only end at the end of the file."""
+    rnd = random.Random(seed)
+    pieces = ['"', '"', '"', '""', ",", ";", "\t", "\n", "\r\n", "\r", "a", " ", "中"]
+    for i in range(3000):
+        delimiter = rnd.choice([",", ";", "\t"])
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(25)))
+        path = tmp_path / f"{i}.csv"
+        path.write_bytes((b"\xef\xbb\xbf" if rnd.random() < 0.2 else b"") + text.encode())
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            lines = base._Lines(fh)
+            ended = any(lines.ended for _cells in csv.reader(lines, delimiter=delimiter))
+        assert columnar.ends_in_a_quote(path, delimiter) is ended, (text, delimiter)
 
 
 @pytest.mark.parametrize("block", [2048, 1 << 20])
