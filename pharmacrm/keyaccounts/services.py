@@ -770,13 +770,21 @@ def start_plan(user, account: KeyAccount, *, goals: str = "", valid_from=None, v
         raise ValidationError(_("A draft of this plan is already being worked on."))
     _check_validity(valid_from, valid_to)
     base = current_plan(account)
+    # a date left empty is taken from the plan in force: the validity the draft gets, with the one given, must not end
+    # before it starts (an end given alone, before the plan in force's start, made a draft that ended before it began)
+    start = valid_from or (base.valid_from if base else None)
+    end = valid_to or (base.valid_to if base else None)
+    if start and end and end < start:
+        raise ValidationError({"valid_to" if valid_to else "valid_from": [
+            _("With the other date taken from the plan in force, the validity would end before it starts (%(start)s "
+              "to %(end)s): give both the start and the end.") % {"start": start.isoformat(), "end": end.isoformat()}
+        ]})  # fmt: skip
     last = account.plans.order_by("-version_number").values_list("version_number", flat=True).first() or 0
     try:
         with transaction.atomic():
             plan = ServicePlan.objects.create(
                 account=account, version_number=last + 1, goals=_clean(goals) or (base.goals if base else ""),
-                valid_from=valid_from or (base.valid_from if base else None),
-                valid_to=valid_to or (base.valid_to if base else None), created_by=user,
+                valid_from=start, valid_to=end, created_by=user,
             )  # fmt: skip
             if base is not None:
                 PlanItem.objects.bulk_create([

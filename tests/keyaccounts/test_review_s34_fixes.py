@@ -1,0 +1,66 @@
+"""Session 34 review of the key-account programme, as its users meet it: a new plan version's validity that ends
+before it starts, a de-listed account's page offering a plan decision that is refused, the audit trail's reasons
+for listing and de-listing in English on a Chinese page, a meeting dated before the customer was a key account,
+and a member removed twice at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
+
+from pharmacrm.keyaccounts import services
+from pharmacrm.keyaccounts.choices import PlanStatus
+from pharmacrm.keyaccounts.models import ServicePlan
+
+from .programme_fixtures import *  # noqa: F403
+from .programme_fixtures import AREAS, approve_plan, item_data
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def next_years_plan(users, xiehe, staffed):
+    """An account whose plan in force runs from a month ahead for about a year."""
+    account = staffed(xiehe)
+    today = timezone.localdate()
+    plan = services.start_plan(users["kam"], account, valid_from=today + dt.timedelta(days=30),
+                               valid_to=today + dt.timedelta(days=400))  # fmt: skip
+    for area in AREAS:
+        services.save_item(users["kam"], plan, item_data(users, area, today + dt.timedelta(days=60)))
+    return account, approve_plan(users, plan)
+
+
+def test_a_new_version_given_only_an_end_before_the_plan_in_forces_start_is_refused(users, next_years_plan):
+    """The end given alone was combined with the start of the plan in force: the draft ran from 3 January to
+    14 December before, a validity the draft's own edit form refuses."""
+    account, in_force = next_years_plan
+    end = timezone.localdate() + dt.timedelta(days=10)
+    with pytest.raises(ValidationError) as refused:
+        services.start_plan(users["kam"], account, valid_to=end)
+    message = refused.value.message_dict["valid_to"][0]
+    assert in_force.valid_from.isoformat() in message and end.isoformat() in message
+    assert not ServicePlan.objects.filter(account=account, status=PlanStatus.DRAFT).exists()
+    # a start given alone after the plan in force's end is named under the start
+    with pytest.raises(ValidationError) as refused:
+        services.start_plan(users["kam"], account, valid_from=in_force.valid_to + dt.timedelta(days=1))
+    assert list(refused.value.message_dict) == ["valid_from"]
+    # both given, or one that fits the other, start the draft with the validity it shows
+    draft = services.start_plan(users["kam"], account, valid_to=in_force.valid_from + dt.timedelta(days=90))
+    assert (draft.valid_from, draft.valid_to) == (in_force.valid_from, in_force.valid_from + dt.timedelta(days=90))
+
+
+def test_the_page_names_the_end_that_would_come_before_the_start_in_chinese(client, users, next_years_plan):
+    account, in_force = next_years_plan
+    client.force_login(users["kam"])
+    end = timezone.localdate() + dt.timedelta(days=10)
+    r = client.post(reverse("keyaccounts:plan-start", args=[account.pk]), {"plan-valid_to": end.isoformat()},
+                    HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
+    assert r.status_code == 400
+    errors = r.context["start_form"].errors["valid_to"]
+    assert errors == [f"另一日期沿用现行方案后，有效期将在开始前结束（{in_force.valid_from.isoformat()} 至 "
+                      f"{end.isoformat()}）：请同时填写起止日期。"]  # fmt: skip
+    assert not ServicePlan.objects.filter(account=account, status=PlanStatus.DRAFT).exists()
