@@ -17,7 +17,7 @@ from pharmacrm.keyaccounts.choices import PlanStatus
 from pharmacrm.keyaccounts.models import ServicePlan
 
 from .programme_fixtures import *  # noqa: F403
-from .programme_fixtures import AREAS, approve_plan, item_data
+from .programme_fixtures import AREAS, approve_plan, item_data, sign_code
 
 pytestmark = pytest.mark.django_db
 
@@ -64,3 +64,24 @@ def test_the_page_names_the_end_that_would_come_before_the_start_in_chinese(clie
     assert errors == [f"另一日期沿用现行方案后，有效期将在开始前结束（{in_force.valid_from.isoformat()} 至 "
                       f"{end.isoformat()}）：请同时填写起止日期。"]  # fmt: skip
     assert not ServicePlan.objects.filter(account=account, status=PlanStatus.DRAFT).exists()
+
+
+def test_a_delisted_accounts_page_offers_no_decision_on_the_plan_it_left_waiting(
+    client, users, xiehe, staffed, make_proposal, manager2
+):
+    """The plan submitted before the de-listing stayed on the closed file with its signing form: a manager who typed
+    a comment and a one-time code was told only then that the account was de-listed."""
+    account = staffed(xiehe)
+    plan = services.start_plan(users["kam"], account)
+    for area in AREAS:
+        services.save_item(users["kam"], plan, item_data(users, area))
+    services.submit_plan(users["kam"], plan)
+    client.force_login(manager2)
+    url = reverse("keyaccounts:account", args=[account.pk])
+    assert b'id="plan-decision-form"' in client.get(url, HTTP_ACCEPT_LANGUAGE="en").content
+    delisting = make_proposal(xiehe, kind="delist")
+    services.decide(users["manager"], delisting, approve=True, comment="合作终止", otp_code=sign_code(users["manager"]))
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert b'id="plan-decision-form"' not in page.content and b"plandecision-otp_code" not in page.content
+    assert "该客户已移出重点客户。" in page.content.decode()
+    assert "等待厂领导评审。" not in page.content.decode()
