@@ -6,6 +6,7 @@ and a member removed twice at once."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -85,3 +86,23 @@ def test_a_delisted_accounts_page_offers_no_decision_on_the_plan_it_left_waiting
     assert b'id="plan-decision-form"' not in page.content and b"plandecision-otp_code" not in page.content
     assert "该客户已移出重点客户。" in page.content.decode()
     assert "等待厂领导评审。" not in page.content.decode()
+
+
+def test_the_audit_trail_gives_the_reasons_of_a_listing_and_a_delisting_in_the_readers_language(
+    users, xiehe, with_plan, make_proposal, client_for
+):
+    """The customer's tier set by the listing, given back by the de-listing, and the agreement the de-listing ended
+    read "原因 key-account listing" on the Chinese audit page: codes the services write, shown as they were."""
+    from pharmacrm.core.templatetags.crm import AUDIT_VALUES
+    from pharmacrm.keyaccounts.services import RECOMPUTE_REASON
+
+    account, _plan = with_plan(xiehe)
+    services.generate_agreement(users["manager"], account, start_date=timezone.localdate(),
+                                end_date=timezone.localdate() + dt.timedelta(days=365))  # fmt: skip
+    delisting = make_proposal(xiehe, kind="delist")
+    services.decide(users["manager"], delisting, approve=True, comment="合作终止", otp_code=sign_code(users["manager"]))
+    page = client_for("auditor").get(reverse("audit"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "key-account" not in text
+    assert "原因 审批列入重点客户" in text and "原因 审批移出重点客户" in text
+    assert RECOMPUTE_REASON in AUDIT_VALUES["reason"]  # the recomputed evaluations' reason is known too
