@@ -913,6 +913,20 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
         if not TeamMember.objects.filter(account_id=plan.account_id, user=clean["owner"]).exists():
             raise ValidationError({"owner": [_("The owner must be a member of the account's service team.")]})
         if item is None:
+            # the same item sent twice (a double click, the browser's "send again", a client retrying): added once. The
+            # same is what matches an item across versions (_item_key): area, title, owner and deadline
+            same = (
+                PlanItem.objects.filter(plan=plan, area=clean["area"], title=clean["title"], owner=clean["owner"],
+                                        deadline=clean["deadline"]).exclude(status=ItemStatus.CANCELLED).first()
+            )  # fmt: skip
+            if same is not None:
+                raise AlreadyRecorded(
+                    _("This service item is in the plan already: “%(title)s” (%(area)s), owned by %(owner)s, due "
+                      "%(date)s. Nothing new was saved.")
+                    % {"title": same.title, "area": same.get_area_display(), "owner": same.owner,
+                       "date": same.deadline.isoformat()},
+                    same,
+                )  # fmt: skip
             item = PlanItem.objects.create(plan=plan, **clean)
             audit.record(A.CREATE, item, user=user, changes={k: [None, getattr(item, k if k != "owner" else "owner_id")]
                                                               for k in clean})  # fmt: skip

@@ -761,6 +761,9 @@ def item_add(request, pk: int):
     if form.is_valid():
         try:
             services.save_item(request.user, draft, form.service_data())
+        except services.AlreadyRecorded as e:  # sent twice: say which item is there, add nothing
+            form.add_service_errors(e)
+            return _account_page(request, account, 409, item_form=form, open_section="plan")
         except ValidationError as e:
             form.add_service_errors(e)
         else:

@@ -106,3 +106,33 @@ def test_the_audit_trail_gives_the_reasons_of_a_listing_and_a_delisting_in_the_r
     assert "key-account" not in text
     assert "原因 审批列入重点客户" in text and "原因 审批移出重点客户" in text
     assert RECOMPUTE_REASON in AUDIT_VALUES["reason"]  # the recomputed evaluations' reason is known too
+
+
+def test_a_plan_item_sent_twice_is_added_once(users, xiehe, staffed, client_for, api_client):
+    """A double click on "Add" (or the browser's "send again") put the same commitment in the draft twice: the plan
+    went to leadership, and into the agreement, with it listed twice. Meetings and trial offers were guarded."""
+    from pharmacrm.keyaccounts.models import PlanItem
+
+    account = staffed(xiehe)
+    draft = services.start_plan(users["kam"], account)
+    deadline = timezone.localdate() + dt.timedelta(days=30)
+    url = reverse("keyaccounts:item-add", args=[account.pk])
+    data = {"item-area": "training", "item-title": "合理用药培训", "item-standard": "培训 2 场",
+            "item-owner": users["expert"].pk, "item-deadline": deadline.isoformat()}  # fmt: skip
+    kam = client_for("kam")
+    page = kam.get(reverse("keyaccounts:account", args=[account.pk])).content.decode()
+    assert f'action="{url}" novalidate id="item-form" data-submit-once>' in page
+    assert kam.post(url, data).status_code == 302
+    again = kam.post(url, data, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert again.status_code == 409
+    assert (f"该服务项目已在方案中：“合理用药培训”（培训），负责人 {users['expert']}，截止 {deadline.isoformat()}。"
+            "未保存新的记录。") in again.content.decode()  # fmt: skip
+    assert PlanItem.objects.filter(plan=draft).count() == 1
+    # through the API too; another deadline (or owner, title, area) is another item
+    api = api_client("kam")
+    body = {"plan": draft.pk, "area": "training", "title": "合理用药培训", "standard": "培训 2 场",
+            "owner": users["expert"].pk, "deadline": deadline.isoformat()}  # fmt: skip
+    assert api.post("/api/v1/keyaccounts/plan-items/", body, format="json").status_code == 400
+    later = {**body, "deadline": (deadline + dt.timedelta(days=1)).isoformat()}
+    assert api.post("/api/v1/keyaccounts/plan-items/", later, format="json").status_code == 201
+    assert PlanItem.objects.filter(plan=draft).count() == 2
