@@ -739,6 +739,10 @@ def remove_member(user, member: TeamMember) -> None:
         # a closed file is kept as it was: its team is the one that served the customer (read under the lock, so
         # that a removal sent while the account is de-listed is refused too)
         require_active(account)
+        # removed meanwhile by someone else (two managers, or the API and the page, at once): nothing more to do — a
+        # second "left the team" in the account's history, and a removal told as done, for a removal that was not
+        if not TeamMember.objects.filter(pk=member.pk).exists():
+            raise ValidationError(_("No such team member."))
         # items of a superseded version can no longer be handed over: only the plan in force and the draft count;
         # a member who stays in the team in another role keeps delivering theirs
         owned = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM)

@@ -136,3 +136,21 @@ def test_a_plan_item_sent_twice_is_added_once(users, xiehe, staffed, client_for,
     later = {**body, "deadline": (deadline + dt.timedelta(days=1)).isoformat()}
     assert api.post("/api/v1/keyaccounts/plan-items/", later, format="json").status_code == 201
     assert PlanItem.objects.filter(plan=draft).count() == 2
+
+
+def test_a_member_removed_by_two_people_at_once_leaves_the_team_once(users, xiehe, staffed, client_for):
+    """Both requests found the member before either removed them; the second, waiting for the first, removed nobody
+    but still wrote a second "left the team" entry and told its author the removal was done."""
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.keyaccounts.models import TeamMember, TeamTenure
+
+    account = staffed(xiehe)
+    seen_by_one = TeamMember.objects.select_related("user", "account").get(account=account, user=users["support"])
+    seen_by_other = TeamMember.objects.select_related("user", "account").get(pk=seen_by_one.pk)
+    services.remove_member(users["manager"], seen_by_one)
+    entries = AuditEntry.objects.filter(object_type="keyaccounts.keyaccount", object_id=str(account.pk)).count()
+    with pytest.raises(ValidationError) as refused:
+        services.remove_member(users["admin"], seen_by_other)
+    assert refused.value.messages == ["该团队成员不存在。"]  # the product's language outside a request
+    assert AuditEntry.objects.filter(object_type="keyaccounts.keyaccount", object_id=str(account.pk)).count() == entries
+    assert TeamTenure.objects.filter(account=account, user=users["support"]).count() == 1
