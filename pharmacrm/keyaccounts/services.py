@@ -914,6 +914,13 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
         # the owner is still in the team: not removed since they were checked (remove_member takes the same lock)
         KeyAccount.objects.select_for_update().filter(pk=plan.account_id).first()
         require_active(plan.account)  # as it is now: de-listed since the form was checked, the item is refused
+        # the plan as it is now, held until the item is saved: submitted, or approved by a decision signed since the
+        # form was checked, its items are what leadership reviews or signed (a change after approval is a new
+        # version); the item would have changed them unseen
+        if not ServicePlan.objects.select_for_update().filter(
+            pk=plan.pk, status__in=[PlanStatus.DRAFT, PlanStatus.REJECTED]
+        ).exists():
+            raise ValidationError(_("Only a draft (or a returned plan) can be changed."))
         if not TeamMember.objects.filter(account_id=plan.account_id, user=clean["owner"]).exists():
             raise ValidationError({"owner": [_("The owner must be a member of the account's service team.")]})
         if item is None:

@@ -154,3 +154,27 @@ def test_a_member_removed_by_two_people_at_once_leaves_the_team_once(users, xieh
     assert refused.value.messages == ["该团队成员不存在。"]  # the product's language outside a request
     assert AuditEntry.objects.filter(object_type="keyaccounts.keyaccount", object_id=str(account.pk)).count() == entries
     assert TeamTenure.objects.filter(account=account, user=users["support"]).count() == 1
+
+
+def test_an_item_saved_while_leadership_approves_the_plan_does_not_change_the_signed_plan(users, xiehe, staffed):
+    """The item's form was checked against the draft as it was read; leadership's approval committed before the save.
+    The deadline moved in the plan in force, unseen by the approver and without a new version, and its overdue
+    clock still ran from the deadline approved."""
+    from pharmacrm.keyaccounts.models import PlanItem
+
+    account = staffed(xiehe)
+    draft = services.start_plan(users["kam"], account)
+    for area in AREAS:
+        services.save_item(users["kam"], draft, item_data(users, area))
+    read_before = ServicePlan.objects.get(pk=draft.pk)  # the request read the plan as a draft
+    item = PlanItem.objects.filter(plan=draft, area=AREAS[0]).select_related("plan").get()
+    approve_plan(users, draft)
+    moved = {**item_data(users, AREAS[0]), "deadline": item.deadline + dt.timedelta(days=20)}
+    with pytest.raises(ValidationError) as refused:
+        services.save_item(users["kam"], read_before, moved, item=item, version=item.version)
+    assert refused.value.messages == ["只有草稿（或被退回的方案）才能修改。"]
+    item.refresh_from_db()
+    assert item.deadline == timezone.localdate() + dt.timedelta(days=30)
+    with pytest.raises(ValidationError):  # nor is an item added to it
+        services.save_item(users["kam"], read_before, {**item_data(users, AREAS[1]), "title": "新增项目"})
+    assert PlanItem.objects.filter(plan=draft).count() == len(AREAS)
