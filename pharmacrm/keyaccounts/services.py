@@ -538,6 +538,7 @@ def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_co
     comment = _clean(comment)
     if not approve and not comment:
         raise ValidationError({"comment": [_("Say why the proposal is rejected.")]})
+    _check_still_unlisted(proposal, approve)  # before the one-time code is used up
     meaning = signatures.Meaning.APPROVED if approve else signatures.Meaning.REJECTED
     signatures.verify(user, otp_code, meaning, proposal)  # outside the transaction: failures stay audited
     now = timezone.now()
@@ -545,6 +546,7 @@ def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_co
         locked = Proposal.objects.select_for_update().get(pk=proposal.pk)
         if locked.status != ProposalStatus.SUBMITTED or locked.version != proposal.version:
             raise ValidationError(_("Someone decided on this proposal meanwhile. Reload the page."))
+        _check_still_unlisted(proposal, approve)
         if proposal.kind != ProposalKind.LIST and proposal.account_id:
             # a de-listing closes the file: its account, plans in force and agreements are taken before the audit
             # chain (the signature's entry), in the order team and plan changes (account, then the chain), progress
@@ -575,6 +577,17 @@ def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_co
                         decision=word)  # fmt: skip
         _notify([proposal.proposed_by], "keyaccounts.decided", title, comment, url, proposal)
     return proposal
+
+
+def _check_still_unlisted(proposal: Proposal, approve: bool) -> None:
+    """A listing is approved only for a customer that is no key account: it can have become one since it was
+    proposed — a duplicate record holding an active file merged into it — and a second file for it broke the
+    decision (the database allows one active file per customer). Leadership rejects (or closes) the proposal."""
+    if not approve or proposal.kind != ProposalKind.LIST:
+        return
+    account = active_account(proposal.institution_id)
+    if account is not None:
+        raise ValidationError(_("This customer is already a key account (%(number)s).") % {"number": account.number})
 
 
 def _set_tier(user, institution: Institution, tier: str, reason: str) -> str:

@@ -178,3 +178,36 @@ def test_an_item_saved_while_leadership_approves_the_plan_does_not_change_the_si
     with pytest.raises(ValidationError):  # nor is an item added to it
         services.save_item(users["kam"], read_before, {**item_data(users, AREAS[1]), "title": "新增项目"})
     assert PlanItem.objects.filter(plan=draft).count() == len(AREAS)
+
+
+def test_approving_a_listing_of_a_customer_that_became_a_key_account_by_a_merge_is_refused(
+    client, users, xiehe, beijing, listed, make_proposal, manager2
+):
+    """The customer was proposed; a duplicate record of it, listed already, was merged into it while the proposal
+    waited for leadership. Approving it opened a second active file for the customer: the database refused, the
+    manager got a server error and had spent their one-time code."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from pharmacrm.customers import services as customers
+    from pharmacrm.keyaccounts.choices import ProposalStatus
+    from pharmacrm.keyaccounts.models import KeyAccount
+
+    duplicate = customers.create_institution(users["admin"], {"name": "协和东院", "kind": "hospital", "region": beijing})
+    account = listed(duplicate)
+    proposal = make_proposal(xiehe)
+    customers.merge(users["manager"], xiehe, duplicate)
+    code = sign_code(manager2)
+    client.force_login(manager2)
+    r = client.post(reverse("keyaccounts:proposal-decide", args=[proposal.pk]), {
+        "decision-decision": "approve", "decision-comment": "", "decision-otp_code": code,
+        "decision-version": proposal.version}, HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
+    assert r.status_code == 400
+    assert f"该客户已是重点客户（{account.number}）。" in r.content.decode()
+    proposal.refresh_from_db()
+    assert proposal.status == ProposalStatus.SUBMITTED
+    assert list(KeyAccount.objects.filter(institution=xiehe, status="active")) == [account]
+    # the code was not used up: the manager rejects the proposal with it
+    assert TOTPDevice.objects.get(user=manager2).last_t == -1
+    services.decide(manager2, proposal, approve=False, comment="已通过合并成为重点客户", otp_code=code)
+    proposal.refresh_from_db()
+    assert proposal.status == ProposalStatus.REJECTED
