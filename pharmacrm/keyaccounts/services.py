@@ -538,6 +538,7 @@ def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_co
     comment = _clean(comment)
     if not approve and not comment:
         raise ValidationError({"comment": [_("Say why the proposal is rejected.")]})
+    _check_still_unlisted(proposal, approve)  # before the one-time code is used up
     meaning = signatures.Meaning.APPROVED if approve else signatures.Meaning.REJECTED
     signatures.verify(user, otp_code, meaning, proposal)  # outside the transaction: failures stay audited
     now = timezone.now()
@@ -545,6 +546,7 @@ def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_co
         locked = Proposal.objects.select_for_update().get(pk=proposal.pk)
         if locked.status != ProposalStatus.SUBMITTED or locked.version != proposal.version:
             raise ValidationError(_("Someone decided on this proposal meanwhile. Reload the page."))
+        _check_still_unlisted(proposal, approve)
         if proposal.kind != ProposalKind.LIST and proposal.account_id:
             # a de-listing closes the file: its account, plans in force and agreements are taken before the audit
             # chain (the signature's entry), in the order team and plan changes (account, then the chain), progress
@@ -575,6 +577,17 @@ def decide(user, proposal: Proposal, *, approve: bool, comment: str = "", otp_co
                         decision=word)  # fmt: skip
         _notify([proposal.proposed_by], "keyaccounts.decided", title, comment, url, proposal)
     return proposal
+
+
+def _check_still_unlisted(proposal: Proposal, approve: bool) -> None:
+    """A listing is approved only for a customer that is no key account: it can have become one since it was
+    proposed — a duplicate record holding an active file merged into it — and a second file for it broke the
+    decision (the database allows one active file per customer). Leadership rejects (or closes) the proposal."""
+    if not approve or proposal.kind != ProposalKind.LIST:
+        return
+    account = active_account(proposal.institution_id)
+    if account is not None:
+        raise ValidationError(_("This customer is already a key account (%(number)s).") % {"number": account.number})
 
 
 def _set_tier(user, institution: Institution, tier: str, reason: str) -> str:
@@ -739,6 +752,10 @@ def remove_member(user, member: TeamMember) -> None:
         # a closed file is kept as it was: its team is the one that served the customer (read under the lock, so
         # that a removal sent while the account is de-listed is refused too)
         require_active(account)
+        # removed meanwhile by someone else (two managers, or the API and the page, at once): nothing more to do — a
+        # second "left the team" in the account's history, and a removal told as done, for a removal that was not
+        if not TeamMember.objects.filter(pk=member.pk).exists():
+            raise ValidationError(_("No such team member."))
         # items of a superseded version can no longer be handed over: only the plan in force and the draft count;
         # a member who stays in the team in another role keeps delivering theirs
         owned = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM)
@@ -770,13 +787,21 @@ def start_plan(user, account: KeyAccount, *, goals: str = "", valid_from=None, v
         raise ValidationError(_("A draft of this plan is already being worked on."))
     _check_validity(valid_from, valid_to)
     base = current_plan(account)
+    # a date left empty is taken from the plan in force: the validity the draft gets, with the one given, must not end
+    # before it starts (an end given alone, before the plan in force's start, made a draft that ended before it began)
+    start = valid_from or (base.valid_from if base else None)
+    end = valid_to or (base.valid_to if base else None)
+    if start and end and end < start:
+        raise ValidationError({"valid_to" if valid_to else "valid_from": [
+            _("With the other date taken from the plan in force, the validity would end before it starts (%(start)s "
+              "to %(end)s): give both the start and the end.") % {"start": start.isoformat(), "end": end.isoformat()}
+        ]})  # fmt: skip
     last = account.plans.order_by("-version_number").values_list("version_number", flat=True).first() or 0
     try:
         with transaction.atomic():
             plan = ServicePlan.objects.create(
                 account=account, version_number=last + 1, goals=_clean(goals) or (base.goals if base else ""),
-                valid_from=valid_from or (base.valid_from if base else None),
-                valid_to=valid_to or (base.valid_to if base else None), created_by=user,
+                valid_from=start, valid_to=end, created_by=user,
             )  # fmt: skip
             if base is not None:
                 PlanItem.objects.bulk_create([
@@ -902,9 +927,30 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
         # the owner is still in the team: not removed since they were checked (remove_member takes the same lock)
         KeyAccount.objects.select_for_update().filter(pk=plan.account_id).first()
         require_active(plan.account)  # as it is now: de-listed since the form was checked, the item is refused
+        # the plan as it is now, held until the item is saved: submitted, or approved by a decision signed since the
+        # form was checked, its items are what leadership reviews or signed (a change after approval is a new
+        # version); the item would have changed them unseen
+        if not ServicePlan.objects.select_for_update().filter(
+            pk=plan.pk, status__in=[PlanStatus.DRAFT, PlanStatus.REJECTED]
+        ).exists():
+            raise ValidationError(_("Only a draft (or a returned plan) can be changed."))
         if not TeamMember.objects.filter(account_id=plan.account_id, user=clean["owner"]).exists():
             raise ValidationError({"owner": [_("The owner must be a member of the account's service team.")]})
         if item is None:
+            # the same item sent twice (a double click, the browser's "send again", a client retrying): added once. The
+            # same is what matches an item across versions (_item_key): area, title, owner and deadline
+            same = (
+                PlanItem.objects.filter(plan=plan, area=clean["area"], title=clean["title"], owner=clean["owner"],
+                                        deadline=clean["deadline"]).exclude(status=ItemStatus.CANCELLED).first()
+            )  # fmt: skip
+            if same is not None:
+                raise AlreadyRecorded(
+                    _("This service item is in the plan already: “%(title)s” (%(area)s), owned by %(owner)s, due "
+                      "%(date)s. Nothing new was saved.")
+                    % {"title": same.title, "area": same.get_area_display(), "owner": same.owner,
+                       "date": same.deadline.isoformat()},
+                    same,
+                )  # fmt: skip
             item = PlanItem.objects.create(plan=plan, **clean)
             audit.record(A.CREATE, item, user=user, changes={k: [None, getattr(item, k if k != "owner" else "owner_id")]
                                                               for k in clean})  # fmt: skip

@@ -516,7 +516,9 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     ctx["may_propose_delist"] = active and access.can(user, Cap.PROPOSE_KEY_ACCOUNTS)
     ctx["approver"] = access.can(user, Cap.APPROVE_KEY_ACCOUNTS)
     draft = ctx["draft"]
-    submitted = draft is not None and draft.status == PlanStatus.SUBMITTED
+    # a de-listed account's file is closed: a plan it left waiting is decided by nobody (decide_plan refuses it), so
+    # leadership is not offered a decision to sign that fails
+    submitted = active and draft is not None and draft.status == PlanStatus.SUBMITTED
     ctx["may_decide_plan"] = submitted and services.may_decide_plan(user, draft)
     ctx["own_plan_message"] = (
         services.own_plan_message() if submitted and ctx["approver"] and not ctx["may_decide_plan"] else ""
@@ -759,6 +761,9 @@ def item_add(request, pk: int):
     if form.is_valid():
         try:
             services.save_item(request.user, draft, form.service_data())
+        except services.AlreadyRecorded as e:  # sent twice: say which item is there, add nothing
+            form.add_service_errors(e)
+            return _account_page(request, account, 409, item_form=form, open_section="plan")
         except ValidationError as e:
             form.add_service_errors(e)
         else:

@@ -190,7 +190,16 @@ AUDIT_VALUES = {
         "case edit form": gettext_lazy("case edit form"),
         "case follow-up form": gettext_lazy("case follow-up form"),
     },
-    "reason": {"evaluation": gettext_lazy("customer evaluation")},
+    # the reasons the key-account programme records for the changes it makes itself (keyaccounts.services): the
+    # customer's tier and an agreement ended by a listing or de-listing, the times of a stored evaluation recomputed
+    "reason": {
+        "evaluation": gettext_lazy("customer evaluation"),
+        "key-account listing": gettext_lazy("key-account listing"),
+        "key-account de-listing": gettext_lazy("key-account de-listing"),
+        "response and resolution without the time waiting on the customer (rule of session 31)": gettext_lazy(
+            "response and resolution times recomputed without the time waiting on the customer"
+        ),
+    },
     "format": {
         "signed copy": gettext_lazy("signed copy"),
         "报告表 PDF": gettext_lazy("adverse drug reaction report form (PDF)"),  # as the safety pages write it
