@@ -995,9 +995,17 @@ def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> Servi
                                 "training; missing: %(areas)s.") % {"areas": listing(missing)})  # fmt: skip
     with transaction.atomic():
         old = plan.status
+        changes = {"status": [old, PlanStatus.SUBMITTED]}
+        if plan.decided_at is not None:
+            # a returned plan submitted again waits for a new decision: the return (kept in the signatures and the
+            # audit trail) no longer shows as its decision in the versions table and the API
+            changes["decision_comment"] = [plan.decision_comment, ""]
+            plan.decided_by = plan.decided_at = plan.signature = None
+            plan.decision_comment = ""
         plan.status, plan.submitted_at, plan.submitted_by = PlanStatus.SUBMITTED, timezone.now(), user
-        _save_versioned(plan, ["status", "submitted_at", "submitted_by"], plan.version)
-        audit.record(A.UPDATE, plan, user=user, changes={"status": [old, plan.status]})
+        _save_versioned(plan, ["status", "submitted_at", "submitted_by", "decided_by", "decided_at",
+                               "decision_comment", "signature"], plan.version)  # fmt: skip
+        audit.record(A.UPDATE, plan, user=user, changes=changes)
         url = reverse("keyaccounts:account", args=[plan.account_id]) + "#plan"
         title = Message(gettext_lazy("Service plan for review: %(name)s (version %(v)s)"),
                         name=plan.account.institution.name, v=plan.version_number)  # fmt: skip

@@ -211,3 +211,34 @@ def test_approving_a_listing_of_a_customer_that_became_a_key_account_by_a_merge_
     services.decide(manager2, proposal, approve=False, comment="已通过合并成为重点客户", otp_code=code)
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.REJECTED
+
+
+def test_a_returned_plan_submitted_again_waits_for_a_decision_without_the_returns(
+    users, xiehe, staffed, api_client
+):
+    """Leadership returned the plan; the kam changed it and submitted it again. It kept the return's decider, date and
+    comment: the versions table showed it as decided, and the API answered a submitted plan with `decided_by`."""
+    account = staffed(xiehe)
+    today = timezone.localdate()
+    plan = services.start_plan(users["kam"], account)
+    for area in AREAS:
+        services.save_item(users["kam"], plan, item_data(users, area, today + dt.timedelta(days=60)))
+    services.submit_plan(users["kam"], plan)
+    plan.refresh_from_db()
+    code = sign_code(users["manager"])
+    services.decide_plan(users["manager"], plan, approve=False, comment="培训场次太少", otp_code=code)
+    plan.refresh_from_db()
+    assert (plan.status, plan.decision_comment) == (PlanStatus.REJECTED, "培训场次太少")
+
+    services.submit_plan(users["kam"], plan)
+
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.SUBMITTED
+    assert (plan.decided_by, plan.decided_at, plan.decision_comment, plan.signature) == (None, None, "", None)
+    body = api_client("kam").get(f"/api/v1/keyaccounts/plans/{plan.pk}/").json()
+    decision = (body["status"], body["decided_by"], body["decided_at"], body["decision_comment"])
+    assert decision == ("submitted", None, None, "")
+    # approved now: the decision shown is the approval
+    services.decide_plan(users["manager"], plan, approve=True, otp_code=sign_code(users["manager"]))
+    plan.refresh_from_db()
+    assert (plan.status, plan.decided_by, plan.decision_comment) == (PlanStatus.APPROVED, users["manager"], "")
