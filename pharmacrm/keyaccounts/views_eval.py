@@ -147,7 +147,9 @@ def explain(component: dict) -> str:
             n = d.get("nps_answers", 0)
             parts.append(ngettext("NPS %(nps)s from %(n)s answer", "NPS %(nps)s from %(n)s answers", n)
                          % {"nps": _number(d["nps"]), "n": n})  # fmt: skip
-        return "; ".join(parts)
+        if len(parts) == 2:  # punctuated in the reader's language: an English "; " stood between Chinese phrases
+            return _("%(csat)s; %(nps)s") % {"csat": parts[0], "nps": parts[1]}
+        return "".join(parts)
     if name == Component.CREDIT:
         if component.get("default"):
             return _("no payment history: default %(value)s") % {"value": value}

@@ -44,3 +44,20 @@ def test_the_satisfaction_and_growth_figures_are_rounded_half_up():
     assert scoring.satisfaction(facts, params).detail["csat"] == "4.13"
     assert scoring.satisfaction(facts, params).detail["nps"] == "3.13"
     assert scoring.growth(facts, params).detail["growth_percent"] == "12.35"
+
+
+def test_the_satisfaction_explanation_is_punctuated_in_the_readers_language():
+    """CSAT and NPS in one explanation were joined with an English "; " on the Chinese drill-down, candidate list
+    and API: “CSAT 5（1 份问卷）; NPS 100（1 份答复）”."""
+    from django.utils import translation
+
+    from pharmacrm.keyaccounts.views_eval import explain
+
+    component = {"name": "satisfaction", "value": "100.00",
+                 "detail": {"surveys": 1, "nps_answers": 1, "csat": "5.00", "nps": "100.00"}}  # fmt: skip
+
+    assert explain(component) == "CSAT 5（1 份问卷）；NPS 100（1 份答复）"
+    with translation.override("en"):
+        assert explain(component) == "CSAT 5 from 1 survey; NPS 100 from 1 answer"
+    only_csat = {**component, "detail": {"surveys": 2, "nps_answers": 0, "csat": "4.50"}}
+    assert explain(only_csat) == "CSAT 4.5（2 份问卷）"
