@@ -385,10 +385,9 @@ def influence_edit(request, pk: int):
     if form.is_valid():
         d = form.cleaned_data
         try:
-            if d.get("version") is None and MarketInfluence.objects.filter(institution_id=score.institution_id).exists():
-                # a form without the version it was loaded with (not this page's) must not overwrite what is there
-                raise ConflictError(0)
-            save_influence(user, score.institution, d, version=d.get("version"))
+            # a form without the version it was loaded with (a customer without an entry then, or not this page's)
+            # must not overwrite what is there: checked where the entry is written, after anyone saving at once
+            save_influence(user, score.institution, d, version=d.get("version") or 0)
         except ConflictError:
             context = _detail_context(request, score, influence_form=form, conflict=True)
             return render(request, "keyaccounts/eval_detail.html", context, status=409)

@@ -61,3 +61,62 @@ def test_the_satisfaction_explanation_is_punctuated_in_the_readers_language():
         assert explain(component) == "CSAT 5 from 1 survey; NPS 100 from 1 answer"
     only_csat = {**component, "detail": {"surveys": 2, "nps_answers": 0, "csat": "4.50"}}
     assert explain(only_csat) == "CSAT 4.5（2 份问卷）"
+
+
+def _outcome(work) -> str:
+    """What a save running into another one did: saved, or the name of the error it raised."""
+    try:
+        work()
+    except Exception as e:  # noqa: BLE001  (the test asserts on which one)
+        return type(e).__name__
+    return "saved"
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_first_entries_of_a_customers_market_influence_at_once(users, xiehe):
+    """Two analysts (or a double click on Save) entering the KOLs of a customer that had none: neither found an
+    entry to lock, both created one, and the second failed on the one-to-one — an error page. The second now
+    waits for the first and is told that someone saved meanwhile (the page's 409), the first's entry kept."""
+    from pharmacrm.keyaccounts.influence import save_influence
+    from pharmacrm.keyaccounts.models import MarketInfluence
+    from tests.concurrency import held_while
+
+    second: list[str] = []
+    held_while(
+        lambda: save_influence(users["analyst"], xiehe, {"kol_names": "王医生、李医生"}, version=0),
+        lambda: second.append(_outcome(
+            lambda: save_influence(users["manager"], xiehe, {"kol_names": "赵医生"}, version=0))),
+    )  # fmt: skip
+
+    assert second == ["ConflictError"]  # was IntegrityError
+    entry = MarketInfluence.objects.get(institution=xiehe)
+    assert (entry.kol_names, entry.kol_count, entry.version) == ("王医生、李医生", 2, 1)
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_kol_file_imported_while_the_first_entry_is_saved_does_not_wipe_it(users, xiehe):
+    """The KOL import filled the cells a row leaves empty from the entry it had read, none: saved after a first
+    entry made on the page meanwhile, it failed on the one-to-one (or, once the entry existed, would have wiped
+    its names). The row is now reported, and the entry made on the page stays."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils import translation
+
+    from pharmacrm.keyaccounts.influence import import_kols, save_influence
+    from pharmacrm.keyaccounts.models import MarketInfluence
+    from tests.concurrency import held_while
+
+    upload = SimpleUploadedFile("kol.csv", f"统一社会信用代码,市场影响力评分\n{xiehe.credit_code},80\n".encode())
+    result: list = []
+
+    def imported():
+        with translation.override("en"):
+            result.append(import_kols(users["analyst"], upload))
+
+    held_while(lambda: save_influence(users["manager"], xiehe, {"kol_names": "王医生、李医生"}, version=0), imported)
+
+    assert result == [(0, [(2, "Someone else changed this record while you were editing it. Reload and apply "
+                               "your changes again.")])]  # fmt: skip
+    entry = MarketInfluence.objects.get(institution=xiehe)
+    assert (entry.kol_names, entry.kol_count, entry.assessment) == ("王医生、李医生", 2, None)
