@@ -1,8 +1,11 @@
 """Defects of the customer evaluation found in review (session 34): figures of a score's detail rounded half to
-even where the purchases pages round half up (四舍五入), and the satisfaction explanation joined with an English
-semicolon on a Chinese page."""
+even where the purchases pages round half up (四舍五入), the satisfaction explanation joined with an English
+semicolon on a Chinese page, two first entries of a customer's market influence at once, and a department buying
+on its own scored without its revisits."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pytest
 
@@ -120,3 +123,39 @@ def test_a_kol_file_imported_while_the_first_entry_is_saved_does_not_wipe_it(use
                                "your changes again.")])]  # fmt: skip
     entry = MarketInfluence.objects.get(institution=xiehe)
     assert (entry.kol_names, entry.kol_count, entry.assessment) == ("王医生、李医生", 2, None)
+
+
+def test_a_department_buying_on_its_own_is_scored_with_its_own_revisits(purchases, users, admin_user, import_orders):
+    """协和's 心内科 has order lines of its own (its ERP code), so it is evaluated as a customer; its tickets' revisits
+    were counted for the hospital only, and its own score said "no survey answered: default 60" beside two answered
+    revisits. They count for both now: the department's satisfaction and, as before, its hospital's."""
+    from django.utils import timezone
+
+    from pharmacrm.customers import services as customers
+    from pharmacrm.servicedesk.models import Survey
+
+    from .test_lifecycle_fixes import ticket_for
+
+    xiehe = purchases["xiehe"]
+    cardiology = customers.create_institution(
+        admin_user, {"name": "心内科", "kind": "department", "parent": xiehe, "external_id": "XH-XNK"}
+    )
+    import_orders([line("SO-K1", 1, "2026-04-10", "", "P1", 10, "100", external_id="XH-XNK",
+                        payment_due="2026-05-10", paid_date="2026-05-01")])  # fmt: skip
+    answered = timezone.make_aware(dt.datetime(2026, 5, 10, 10))
+    for points in (5, 4):
+        Survey.objects.create(ticket=ticket_for(users, cardiology), channel="phone", answered_at=answered, score=points)
+
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+
+    def satisfaction(institution) -> dict:
+        score = Score.objects.get(institution=institution, kind=ModelKind.EVALUATION, period="2026H1")
+        return next(c for c in score.components if c["name"] == "satisfaction")
+
+    own = satisfaction(cardiology)
+    assert not own.get("default")  # was the default 60
+    assert (own["value"], own["detail"]["surveys"]) == ("87.50", 2)  # CSAT 4.5 → 87.5
+    assert (satisfaction(xiehe)["value"], satisfaction(xiehe)["detail"]["surveys"]) == ("87.50", 2)
+    # an update of the department alone (after an import of its orders) reads them too
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026, ids=[cardiology.pk])
+    assert satisfaction(cardiology)["value"] == "87.50"
