@@ -721,7 +721,7 @@ def refresh_candidate_flag(institution_id: int) -> None:
         return
     threshold = Decimal(str((score.model.thresholds or {}).get("candidate", 101)))
     listed = KeyAccount.objects.filter(institution_id=institution_id, status=AccountStatus.ACTIVE).exists()
-    flag = score.score >= threshold and not listed
+    flag = score.score >= threshold and not listed and score.customer_kind != InstitutionType.DEPARTMENT
     if flag != score.candidate:
         Score.objects.filter(pk=score.pk).update(candidate=flag)
 
@@ -783,7 +783,10 @@ def _scored(
             klass, candidate = scoring.klass(value, model.thresholds), False
             benefit, discount, programme = benefits[klass]
         else:
-            klass, candidate = "", value >= threshold and inst not in key_ids
+            # a department (one buying on its own) is ranked but is no candidate: it is never proposed, its hospital
+            # is; flagged, the list offered "Propose" for it, which the proposal then refused
+            eligible = inst not in key_ids and f.kind != InstitutionType.DEPARTMENT
+            klass, candidate = "", value >= threshold and eligible
             benefit, discount, programme = no_benefit
         rows.append((
             inst, text(value), klass, prev_klass, prev_score, _components_json(components), candidate, discount,

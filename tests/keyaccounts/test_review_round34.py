@@ -159,3 +159,34 @@ def test_a_department_buying_on_its_own_is_scored_with_its_own_revisits(purchase
     # an update of the department alone (after an import of its orders) reads them too
     evaluation.run(ModelKind.EVALUATION, as_of=H1_2026, ids=[cardiology.pk])
     assert satisfaction(cardiology)["value"] == "87.50"
+
+
+def test_a_department_buying_on_its_own_is_ranked_but_no_key_account_candidate(
+    purchases, users, admin_user, import_orders, client_for
+):
+    """A department is never proposed (its hospital is), yet a department with order lines of its own reaching the
+    threshold was flagged "candidate" with a "Propose" button whose proposal was then refused — and approving or
+    de-listing it flagged it again. It keeps its rank and score, is no candidate, and is offered no proposal."""
+    from pharmacrm.customers import services as customers
+
+    xiehe = purchases["xiehe"]
+    cardiology = customers.create_institution(
+        admin_user, {"name": "心内科", "kind": "department", "parent": xiehe, "external_id": "XH-XNK"}
+    )
+    import_orders([line("SO-K1", 1, "2026-04-10", "", "P1", 10, "100", external_id="XH-XNK")])
+    evaluation.save_model(users["manager"], ModelKind.CANDIDATE, {"thresholds": {"candidate": 10}})
+
+    evaluation.run(ModelKind.CANDIDATE, as_of=H1_2026)
+
+    own = Score.objects.get(institution=cardiology, kind=ModelKind.CANDIDATE)
+    assert own.score >= 10 and not own.candidate  # was a candidate
+    assert Score.objects.get(institution=xiehe, kind=ModelKind.CANDIDATE).candidate  # the hospital still is
+    evaluation.refresh_candidate_flag(cardiology.pk)  # as after a listing or de-listing
+    assert not Score.objects.get(pk=own.pk).candidate
+    client = client_for("analyst")
+    listing = client.get("/keyaccounts/candidates/")
+    row = next(r for r in listing.context["rows"] if r.institution_id == cardiology.pk)
+    assert f'href="{row.propose_url}"' not in listing.content.decode()
+    detail = client.get(f"/keyaccounts/evaluations/{own.pk}/").content.decode()
+    assert row.propose_url not in detail
+    assert "高于阈值" in detail  # its score stands above the threshold all the same
