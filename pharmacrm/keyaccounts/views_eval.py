@@ -26,6 +26,7 @@ from pharmacrm.core import access
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import HospitalGrade, InstitutionType, Tier
+from pharmacrm.customers.forms import picker_label
 from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import CappedPaginator
@@ -223,7 +224,8 @@ def parts(score: Score) -> list[Part]:
 
 def _score_or_404(user, pk: int) -> Score:
     access.require(user, Cap.VIEW_EVALUATIONS)
-    score = scores_for(user, Score.objects.select_related("institution", "model", "run")).filter(pk=pk).first()
+    scores = scores_for(user, Score.objects.select_related("institution__parent", "model", "run"))
+    score = scores.filter(pk=pk).first()
     if score is None:
         raise Http404(_("No such score, or you may not see its customer."))
     return score
@@ -318,7 +320,8 @@ def _detail_context(request, score: Score, *, influence_form=None, conflict=Fals
     )  # fmt: skip
     shown = parts(score)
     context = {
-        "score": score, "inst": score.institution, "parts": shown, "history": history,
+        "score": score, "inst": score.institution, "inst_label": picker_label(score.institution), "parts": shown,
+        "history": history,
         "total": sum((p.contribution for p in shown), Decimal(0)),
         "is_evaluation": score.kind == ModelKind.EVALUATION,
         "move": movement(score.klass, score.previous_klass),
@@ -425,9 +428,12 @@ def _page_rows(ids: list[int], *, with_runs: bool = True) -> list[Score]:
     components). Score lists are paged over ids alone: when PostgreSQL misjudges how many scores a filter
     keeps (a minimum score), it sorts what it reads instead of walking the index, and sorting whole rows
     (customer, components) for a deep page spilled 60 MB to disk (360 ms); sorting ids takes a few ms."""
-    qs = Score.objects.select_related("institution")
+    qs = Score.objects.select_related("institution__parent")
     found = (qs.prefetch_related("run") if with_runs else qs).in_bulk(ids)
-    return [found[i] for i in ids if i in found]
+    rows = [found[i] for i in ids if i in found]
+    for r in rows:  # a department (one buying on its own is scored) with its hospital: eleven hospitals have a 心内科
+        r.customer_label = picker_label(r.institution)
+    return rows
 
 
 @login_required

@@ -1,7 +1,7 @@
 """Defects of the customer evaluation found in review (session 34): figures of a score's detail rounded half to
 even where the purchases pages round half up (四舍五入), the satisfaction explanation joined with an English
 semicolon on a Chinese page, two first entries of a customer's market influence at once, and a department buying
-on its own scored without its revisits."""
+on its own scored without its revisits, flagged a key-account candidate and named without its hospital."""
 
 from __future__ import annotations
 
@@ -190,3 +190,28 @@ def test_a_department_buying_on_its_own_is_ranked_but_no_key_account_candidate(
     detail = client.get(f"/keyaccounts/evaluations/{own.pk}/").content.decode()
     assert row.propose_url not in detail
     assert "高于阈值" in detail  # its score stands above the threshold all the same
+
+
+def test_a_departments_scores_name_its_hospital(purchases, users, admin_user, import_orders, client_for):
+    """Eleven hospitals have a 心内科: the results, the candidate list and the drill-down named a department buying on
+    its own by its name alone, where the order list names it 北京协和医院 › 心内科."""
+    from pharmacrm.customers import services as customers
+
+    xiehe = purchases["xiehe"]
+    cardiology = customers.create_institution(
+        admin_user, {"name": "心内科", "kind": "department", "parent": xiehe, "external_id": "XH-XNK"}
+    )
+    import_orders([line("SO-K1", 1, "2026-04-10", "", "P1", 10, "100", external_id="XH-XNK",
+                        payment_due="2026-05-10", paid_date="2026-05-01")])  # fmt: skip
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)
+    evaluation.run(ModelKind.CANDIDATE, as_of=H1_2026)
+    score = Score.objects.get(institution=cardiology, kind=ModelKind.EVALUATION)
+    client = client_for("analyst")
+
+    results = client.get(f"/keyaccounts/evaluations/?period=2026H1&klass={score.klass}").content.decode()
+    candidates = client.get("/keyaccounts/candidates/").content.decode()
+    detail = client.get(f"/keyaccounts/evaluations/{score.pk}/").content.decode()
+
+    for page in (results, candidates, detail):
+        assert "北京协和医院 › 心内科" in page
+    assert "<title>北京协和医院 › 心内科 · 2026H1" in detail
