@@ -125,7 +125,9 @@ class EvaluationSerializer(ScoreSerializer):
 
 class CandidateSerializer(ScoreSerializer):
     candidate = serializers.BooleanField(
-        read_only=True, help_text="At or above the model's threshold and not a key account yet."
+        read_only=True,
+        help_text="At or above the model's threshold, not a key account yet, and not a department (proposed through "
+        "its hospital).",
     )
 
     class Meta(ScoreSerializer.Meta):

@@ -287,8 +287,8 @@ def _gather(as_of: dt.date, params: dict, ids: Iterable[int] | None) -> dict[int
             months_cooperating=(last.year - first_month.year) * 12 + last.month - first_month.month + 1,
         )  # fmt: skip
     if facts:
+        _add_profiles(facts, wanted)  # first: the surveys' pass needs to know which customers are departments
         _add_surveys(facts, as_of, first, wanted)
-        _add_profiles(facts, wanted)
     return facts
 
 
@@ -305,10 +305,18 @@ def _add_surveys(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date
     if wanted is not None:
         qs = qs.filter(Q(ticket__institution_id__any_of=wanted) | (department & Q(ticket__institution__parent_id__any_of=wanted)))
     customer = Case(When(department, then=F("ticket__institution__parent_id")), default=F("ticket__institution_id"))
-    rows = qs.order_by().annotate(customer=customer).values("customer").annotate(
-        s=Sum("score"), n=Count("score"), promoters=Count("id", filter=Q(recommend__gte=9)),
-        detractors=Count("id", filter=Q(recommend__lte=6)), answers=Count("recommend"),
-    )  # fmt: skip
+    sums = {
+        "s": Sum("score"), "n": Count("score"), "promoters": Count("id", filter=Q(recommend__gte=9)),
+        "detractors": Count("id", filter=Q(recommend__lte=6)), "answers": Count("recommend"),
+    }  # fmt: skip
+    rows = list(qs.order_by().annotate(customer=customer).values("customer").annotate(**sums))
+    # a department that buys on its own (order lines booked to it) is scored too: its revisits are its own
+    # satisfaction as well as its hospital's — counted for the hospital only, its score read "no survey
+    # answered: default 60" beside answered revisits. One more pass, over those departments' tickets only.
+    buying = [i for i, f in facts.items() if f.kind == InstitutionType.DEPARTMENT]
+    if buying:
+        own = qs.filter(department, ticket__institution_id__any_of=id_set(buying))
+        rows += own.order_by().annotate(customer=F("ticket__institution_id")).values("customer").annotate(**sums)
     for r in rows:
         f = facts.get(r["customer"])
         if f is not None:
@@ -713,7 +721,7 @@ def refresh_candidate_flag(institution_id: int) -> None:
         return
     threshold = Decimal(str((score.model.thresholds or {}).get("candidate", 101)))
     listed = KeyAccount.objects.filter(institution_id=institution_id, status=AccountStatus.ACTIVE).exists()
-    flag = score.score >= threshold and not listed
+    flag = score.score >= threshold and not listed and score.customer_kind != InstitutionType.DEPARTMENT
     if flag != score.candidate:
         Score.objects.filter(pk=score.pk).update(candidate=flag)
 
@@ -775,7 +783,10 @@ def _scored(
             klass, candidate = scoring.klass(value, model.thresholds), False
             benefit, discount, programme = benefits[klass]
         else:
-            klass, candidate = "", value >= threshold and inst not in key_ids
+            # a department (one buying on its own) is ranked but is no candidate: it is never proposed, its hospital
+            # is; flagged, the list offered "Propose" for it, which the proposal then refused
+            eligible = inst not in key_ids and f.kind != InstitutionType.DEPARTMENT
+            klass, candidate = "", value >= threshold and eligible
             benefit, discount, programme = no_benefit
         rows.append((
             inst, text(value), klass, prev_klass, prev_score, _components_json(components), candidate, discount,

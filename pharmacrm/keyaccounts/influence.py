@@ -104,7 +104,9 @@ def _clean_influence(data: dict) -> dict:
 
 def save_influence(user, institution: Institution, data: dict, *, version: int | None = None) -> MarketInfluence:
     """Set a customer's key opinion leaders and marketing's assessment (CONFIGURE_SCORING or
-    PROPOSE_KEY_ACCOUNTS); audited with its changes; `version` guards against overwriting another's edit."""
+    PROPOSE_KEY_ACCOUNTS); audited with its changes; `version` guards against overwriting another's edit: the
+    version loaded, or 0 for a customer that had no entry then (someone who entered one meanwhile is not
+    overwritten either)."""
     if not may_edit_influence(user):
         raise PermissionDenied(_("You do not have permission to do this."))
     if not access.can_see(user, institution):
@@ -112,6 +114,10 @@ def save_influence(user, institution: Institution, data: dict, *, version: int |
     clean = _clean_influence(data)
     now = timezone.now()
     with transaction.atomic():
+        # the customer's row first: a customer without an entry has no row of it to lock, so two first entries at
+        # once (two analysts, a double click, the KOL import beside the form) both created one, and the second
+        # failed on the one-to-one (an error page on PostgreSQL); now the second waits and finds the first's
+        Institution.objects.select_for_update().filter(pk=institution.pk).first()
         current = MarketInfluence.objects.select_for_update().filter(institution=institution).first()
         if current is None:
             created = MarketInfluence.objects.create(institution=institution, updated_by=user, updated_at=now, **clean)
@@ -242,8 +248,10 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
         data.update({k: v for k, v in values.items() if k in ("kol_count", "kol_names", "assessment", "notes") and v})
         if ("kol_count" not in index or not values.get("kol_count")) and values.get("kol_names"):
             data["kol_count"] = None  # counted from the names (evaluation.check_kols)
-        try:
-            save_influence(user, institution, data)
+        try:  # the cells left empty keep what was read above: not what someone saved since
+            save_influence(user, institution, data, version=stored.version if stored else 0)
+        except ConflictError as e:
+            errors.append((number, str(e)))
         except ValidationError as e:
             errors.append((number, " ".join(e.messages)))
         else:

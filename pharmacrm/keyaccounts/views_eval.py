@@ -26,6 +26,7 @@ from pharmacrm.core import access
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import HospitalGrade, InstitutionType, Tier
+from pharmacrm.customers.forms import picker_label
 from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import CappedPaginator
@@ -147,7 +148,9 @@ def explain(component: dict) -> str:
             n = d.get("nps_answers", 0)
             parts.append(ngettext("NPS %(nps)s from %(n)s answer", "NPS %(nps)s from %(n)s answers", n)
                          % {"nps": _number(d["nps"]), "n": n})  # fmt: skip
-        return "; ".join(parts)
+        if len(parts) == 2:  # punctuated in the reader's language: an English "; " stood between Chinese phrases
+            return _("%(csat)s; %(nps)s") % {"csat": parts[0], "nps": parts[1]}
+        return "".join(parts)
     if name == Component.CREDIT:
         if component.get("default"):
             return _("no payment history: default %(value)s") % {"value": value}
@@ -221,7 +224,8 @@ def parts(score: Score) -> list[Part]:
 
 def _score_or_404(user, pk: int) -> Score:
     access.require(user, Cap.VIEW_EVALUATIONS)
-    score = scores_for(user, Score.objects.select_related("institution", "model", "run")).filter(pk=pk).first()
+    scores = scores_for(user, Score.objects.select_related("institution__parent", "model", "run"))
+    score = scores.filter(pk=pk).first()
     if score is None:
         raise Http404(_("No such score, or you may not see its customer."))
     return score
@@ -316,7 +320,8 @@ def _detail_context(request, score: Score, *, influence_form=None, conflict=Fals
     )  # fmt: skip
     shown = parts(score)
     context = {
-        "score": score, "inst": score.institution, "parts": shown, "history": history,
+        "score": score, "inst": score.institution, "inst_label": picker_label(score.institution), "parts": shown,
+        "history": history,
         "total": sum((p.contribution for p in shown), Decimal(0)),
         "is_evaluation": score.kind == ModelKind.EVALUATION,
         "move": movement(score.klass, score.previous_klass),
@@ -383,10 +388,9 @@ def influence_edit(request, pk: int):
     if form.is_valid():
         d = form.cleaned_data
         try:
-            if d.get("version") is None and MarketInfluence.objects.filter(institution_id=score.institution_id).exists():
-                # a form without the version it was loaded with (not this page's) must not overwrite what is there
-                raise ConflictError(0)
-            save_influence(user, score.institution, d, version=d.get("version"))
+            # a form without the version it was loaded with (a customer without an entry then, or not this page's)
+            # must not overwrite what is there: checked where the entry is written, after anyone saving at once
+            save_influence(user, score.institution, d, version=d.get("version") or 0)
         except ConflictError:
             context = _detail_context(request, score, influence_form=form, conflict=True)
             return render(request, "keyaccounts/eval_detail.html", context, status=409)
@@ -424,9 +428,12 @@ def _page_rows(ids: list[int], *, with_runs: bool = True) -> list[Score]:
     components). Score lists are paged over ids alone: when PostgreSQL misjudges how many scores a filter
     keeps (a minimum score), it sorts what it reads instead of walking the index, and sorting whole rows
     (customer, components) for a deep page spilled 60 MB to disk (360 ms); sorting ids takes a few ms."""
-    qs = Score.objects.select_related("institution")
+    qs = Score.objects.select_related("institution__parent")
     found = (qs.prefetch_related("run") if with_runs else qs).in_bulk(ids)
-    return [found[i] for i in ids if i in found]
+    rows = [found[i] for i in ids if i in found]
+    for r in rows:  # a department (one buying on its own is scored) with its hospital: eleven hospitals have a 心内科
+        r.customer_label = picker_label(r.institution)
+    return rows
 
 
 @login_required
