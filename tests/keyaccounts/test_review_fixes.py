@@ -231,3 +231,24 @@ def test_an_action_marked_done_by_two_clicks_at_once_is_done_once(staffed, users
         object_type="keyaccounts.meeting", object_id=str(meeting.pk), action="update"
     )
     assert entries.count() == 1
+
+
+def test_a_kol_file_finds_a_merged_customers_code_on_the_record_it_was_merged_into(users, xiehe, admin_user, beijing):
+    """Marketing's KOL sheet still carries the credit code of a duplicate merged into 协和, which keeps its own (the
+    merge frees the duplicate's): the row was refused as naming no customer, where the order import follows the
+    merge. The duplicate's external id, which 协和 lacked, moved to 协和 with the merge."""
+    from pharmacrm.customers import normalise
+    from pharmacrm.customers import services as customers
+
+    duplicate = customers.create_institution(admin_user, {
+        "name": "中国医学科学院北京协和医院", "kind": "hospital", "region": beijing, "external_id": "ERP-XH",
+        "credit_code": normalise.make_credit_code("12100000400000777"),
+    })  # fmt: skip
+    code = duplicate.credit_code
+    customers.merge(admin_user, xiehe, duplicate)
+    csv_text = f"统一社会信用代码,客户外部编号,KOL人数\n{code},,3\n,ERP-XH,4\n"
+    upload = SimpleUploadedFile("kol.csv", csv_text.encode("utf-8"), content_type="text/csv")
+
+    assert influence.import_kols(users["analyst"], upload) == (2, [])
+    assert MarketInfluence.objects.get(institution=xiehe).kol_count == 4
+    assert not MarketInfluence.objects.filter(institution=duplicate).exists()
