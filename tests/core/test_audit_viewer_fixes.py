@@ -92,6 +92,16 @@ def test_the_display_helpers_cope_with_any_key():
     assert audit_value(list(range(30))).endswith("（共 30 项）")  # zh-Hans by default
 
 
+def test_a_foreign_keys_id_is_labelled_in_the_readers_language():
+    """A signed decision's entry records `signature_id`: the proposal's `signature` foreign key, declared without
+    a label, found by its column name. Its English name "signature" was taken for a label, and the auditor's
+    Chinese page read "Signature 9" among the 签名 and 摘要 beside it."""
+    assert audit_label("keyaccounts.proposal", "signature_id") == "签名"
+    assert audit_label("keyaccounts.proposal", "signature") == "签名"
+    with translation.override("en"):
+        assert audit_label("keyaccounts.proposal", "signature_id") == "Signature"
+
+
 # --- in the reader's language and time zone, with records and users named ---------------------------------
 
 
