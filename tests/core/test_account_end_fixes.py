@@ -149,3 +149,39 @@ def test_a_session_guessing_the_present_password_still_ends_after_its_own_guesse
     codes = [at_work.post("/accounts/password/", bad).status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
     assert codes == [400] * (settings.AXES_FAILURE_LIMIT - 1) + [403]
     assert goes_to_sign_in(at_work)
+
+
+# --- who a failed sign-in is recorded as ----------------------------------------------------------------
+
+
+def half_signed_in(username: str) -> Client:
+    """A browser that gave the password of a role with a second factor, and not yet the one-time code."""
+    browser = Client(HTTP_ACCEPT_LANGUAGE="en")
+    response = browser.post("/accounts/login/", {"username": username, "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/otp/"), response.content[:300]
+    return browser
+
+
+def test_a_wrong_one_time_code_is_the_accounts_own_failure_without_a_stray_detail(users):
+    """The session of a password already given is the account's: the wrong code is recorded as its failure, and
+    nothing else. The entry also kept `actor_name` among its details, shown raw ("actor_name auditor") on the
+    audit page in every language."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    TOTPDevice.objects.create(user=users["auditor"], name="phone", confirmed=True)
+    browser = half_signed_in("auditor")
+    browser.post("/accounts/otp/", {"code": "000000"})
+    entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
+    assert (entry.actor_id, entry.actor_name, entry.object_repr) == (users["auditor"].pk, "auditor", "auditor")
+    assert entry.extra == {}
+
+
+def test_a_failed_sign_in_as_someone_else_is_not_put_on_the_half_signed_in_account(users):
+    """A browser that gave the auditor's password (the code still due) stays on the sign-in page, where anyone
+    may type another user name. A wrong password for "kam" there was recorded with the auditor as the actor —
+    the trail said the auditor's account had failed to sign in as kam."""
+    browser = half_signed_in("auditor")
+    browser.post("/accounts/login/", {"username": "kam", "password": "wrong-password-123"})
+    entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
+    assert (entry.actor_id, entry.actor_name, entry.object_repr) == (None, "kam", "kam")
+    assert entry.extra == {}
