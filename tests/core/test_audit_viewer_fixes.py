@@ -102,6 +102,14 @@ def test_a_foreign_keys_id_is_labelled_in_the_readers_language():
         assert audit_label("keyaccounts.proposal", "signature_id") == "Signature"
 
 
+def test_why_a_key_account_decision_changed_the_tier_is_in_the_readers_language():
+    """Listing or de-listing a key account changes the institution's tier with the reason as a code of the
+    program; the auditor's Chinese page showed "原因 key-account listing"."""
+    assert audit_detail("customers.institution", "reason", "key-account listing") == "列入重点客户"
+    assert audit_detail("customers.institution", "reason", "key-account de-listing") == "移出重点客户"
+    assert audit_detail("customers.institution", "reason", "回访") == "回访"  # a reason someone typed stays
+
+
 # --- in the reader's language and time zone, with records and users named ---------------------------------
 
 

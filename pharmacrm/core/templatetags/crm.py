@@ -185,7 +185,12 @@ AUDIT_VALUES = {
         "case edit form": gettext_lazy("case edit form"),
         "case follow-up form": gettext_lazy("case follow-up form"),
     },
-    "reason": {"evaluation": gettext_lazy("customer evaluation")},
+    "reason": {
+        "evaluation": gettext_lazy("customer evaluation"),
+        # why a key-account decision changed the institution's tier (keyaccounts.services._set_tier)
+        "key-account listing": gettext_lazy("key-account listing"),
+        "key-account de-listing": gettext_lazy("key-account de-listing"),
+    },
     "format": {
         "signed copy": gettext_lazy("signed copy"),
         "报告表 PDF": gettext_lazy("adverse drug reaction report form (PDF)"),  # as the safety pages write it
