@@ -110,6 +110,14 @@ def test_why_a_key_account_decision_changed_the_tier_is_in_the_readers_language(
     assert audit_detail("customers.institution", "reason", "回访") == "回访"  # a reason someone typed stays
 
 
+def test_why_a_signature_was_refused_is_in_the_readers_language():
+    """A wrong one-time code given to sign (a safety submission, a key-account decision) is recorded as a
+    failed sign-in with the reason as a code of the program; the Chinese page showed "原因 wrong one-time code"."""
+    assert audit_detail("safety.safetycase", "reason", "wrong one-time code") == "一次性验证码错误"
+    with translation.override("en"):
+        assert audit_detail("safety.safetycase", "reason", "wrong one-time code") == "wrong one-time code"
+
+
 # --- in the reader's language and time zone, with records and users named ---------------------------------
 
 

@@ -190,6 +190,7 @@ AUDIT_VALUES = {
         # why a key-account decision changed the institution's tier (keyaccounts.services._set_tier)
         "key-account listing": gettext_lazy("key-account listing"),
         "key-account de-listing": gettext_lazy("key-account de-listing"),
+        "wrong one-time code": gettext_lazy("wrong one-time code"),  # a signature refused (core.signatures)
     },
     "format": {
         "signed copy": gettext_lazy("signed copy"),
