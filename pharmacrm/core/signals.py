@@ -58,12 +58,13 @@ def _login_failed(sender, credentials, request=None, **kwargs):
 
     username = str(credentials.get("username", ""))[:150]
     # The session's user is the actor only when it is that account (a wrong one-time code, a wrong present
-    # password): a browser that gave a password and not yet the code may type another name on the sign-in page,
-    # and that failure is not the first account's. Nobody signed in: the name typed is all there is.
+    # password): a browser that gave a password and not yet the code may type another name on the sign-in
+    # page, and that failure is not the first account's. Nobody signed in: the name typed is all there is.
     session_user = audit.current().user
     if session_user is not None and session_user.is_authenticated and session_user.get_username() == username:
         audit.record(AuditEntry.Action.LOGIN_FAILED, ("core.user", "", username), user=session_user)
     else:
         audit.record(
-            AuditEntry.Action.LOGIN_FAILED, ("core.user", "", username), user=AnonymousUser(), actor_name=username
-        )
+            AuditEntry.Action.LOGIN_FAILED, ("core.user", "", username), user=AnonymousUser(),
+            actor_name=username,
+        )  # fmt: skip

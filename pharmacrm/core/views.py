@@ -228,7 +228,7 @@ def _enrolment_code_error(problem: str) -> str:
     return _("This enrolment code is not correct. Check it, or ask an administrator for a new one.")
 
 
-ENROLMENT_GUESSES = "otp_enrol_wrong"  # session key: wrong codes a signed-in signer gave on the enrolment page
+ENROLMENT_GUESSES = "otp_enrol_wrong"  # session key: a signed-in signer's wrong codes on the enrolment page
 
 
 def _refused(request, user):
@@ -236,7 +236,8 @@ def _refused(request, user):
 
     A signer setting up the app for signatures has signed in already: as on the password page, a lockout that
     someone else's wrong passwords caused signs them out only once this session's own wrong codes reach the
-    limit (a lockout blocks new sign-ins, docs/security.md). A role with a second factor is still signing in."""
+    limit (a lockout blocks new sign-ins, docs/security.md). A role with a second factor is still signing
+    in."""
     _otp_failed(request, user)
     if not needs_second_factor(user):
         guesses = request.session.get(ENROLMENT_GUESSES, 0) + 1

@@ -158,21 +158,23 @@ def half_signed_in(username: str) -> Client:
     """A browser that gave the password of a role with a second factor, and not yet the one-time code."""
     browser = Client(HTTP_ACCEPT_LANGUAGE="en")
     response = browser.post("/accounts/login/", {"username": username, "password": PASSWORD})
-    assert response.status_code == 302 and response["Location"].startswith("/accounts/otp/"), response.content[:300]
+    assert response.status_code == 302, response.content[:300]
+    assert response["Location"].startswith("/accounts/otp/")
     return browser
 
 
 def test_a_wrong_one_time_code_is_the_accounts_own_failure_without_a_stray_detail(users):
-    """The session of a password already given is the account's: the wrong code is recorded as its failure, and
-    nothing else. The entry also kept `actor_name` among its details, shown raw ("actor_name auditor") on the
-    audit page in every language."""
+    """The session of a password already given is the account's: the wrong code is recorded as its failure,
+    and nothing else. The entry also kept `actor_name` among its details, shown raw ("actor_name auditor") on
+    the audit page in every language."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     TOTPDevice.objects.create(user=users["auditor"], name="phone", confirmed=True)
     browser = half_signed_in("auditor")
     browser.post("/accounts/otp/", {"code": "000000"})
     entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
-    assert (entry.actor_id, entry.actor_name, entry.object_repr) == (users["auditor"].pk, "auditor", "auditor")
+    auditor = users["auditor"]
+    assert (entry.actor_id, entry.actor_name, entry.object_repr) == (auditor.pk, "auditor", "auditor")
     assert entry.extra == {}
 
 

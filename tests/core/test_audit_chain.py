@@ -122,8 +122,9 @@ def test_a_deleted_last_entry_is_detected_through_the_chain_head(triggers_lifted
 
 def test_an_entry_slipped_in_before_the_first_one_is_reported():
     """The triggers refuse edits and deletions, not new rows: anyone who can write to the database could add a
-    forged entry (a sign-in, a read of personal data) numbered 0 or below, with a hash that fits its own content.
-    `audit verify` started at entry 1 and called the trail intact, while the audit page listed the forgery."""
+    forged entry (a sign-in, a read of personal data) numbered 0 or below, with a hash that fits its own
+    content. `audit verify` started at entry 1 and called the trail intact, while the audit page listed the
+    forgery."""
     record_five()
     first = AuditEntry.objects.get(seq=1)
     for seq in (0, -7):

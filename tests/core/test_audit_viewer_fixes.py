@@ -93,9 +93,9 @@ def test_the_display_helpers_cope_with_any_key():
 
 
 def test_a_foreign_keys_id_is_labelled_in_the_readers_language():
-    """A signed decision's entry records `signature_id`: the proposal's `signature` foreign key, declared without
-    a label, found by its column name. Its English name "signature" was taken for a label, and the auditor's
-    Chinese page read "Signature 9" among the 签名 and 摘要 beside it."""
+    """A signed decision's entry records `signature_id`: the proposal's `signature` foreign key, declared
+    without a label, found by its column name. Its English name "signature" was taken for a label, and the
+    auditor's Chinese page read "Signature 9" among the 签名 and 摘要 beside it."""
     assert audit_label("keyaccounts.proposal", "signature_id") == "签名"
     assert audit_label("keyaccounts.proposal", "signature") == "签名"
     with translation.override("en"):
@@ -112,7 +112,8 @@ def test_why_a_key_account_decision_changed_the_tier_is_in_the_readers_language(
 
 def test_why_a_signature_was_refused_is_in_the_readers_language():
     """A wrong one-time code given to sign (a safety submission, a key-account decision) is recorded as a
-    failed sign-in with the reason as a code of the program; the Chinese page showed "原因 wrong one-time code"."""
+    failed sign-in with the reason as a code of the program; the Chinese page showed "原因 wrong one-time
+    code"."""
     assert audit_detail("safety.safetycase", "reason", "wrong one-time code") == "一次性验证码错误"
     with translation.override("en"):
         assert audit_detail("safety.safetycase", "reason", "wrong one-time code") == "wrong one-time code"

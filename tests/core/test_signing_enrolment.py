@@ -213,11 +213,11 @@ def test_the_right_code_during_the_wait_after_a_wrong_one_is_not_called_wrong(us
 
 
 def test_a_lockout_others_caused_does_not_sign_out_a_manager_mistyping_the_enrolment_code(users, settings):
-    """A lockout blocks new sign-ins only (docs/security.md): anyone may type wrong passwords for a user name, and
-    that must not throw the real user out. The manager, signed in, typed their enrolment code wrong once while
-    someone else's failures had locked the account: the page ended the session at the lockout page, and the
-    manager could not sign in again for the cool-off. As on the password page, the session ends only once its
-    own wrong codes reach the limit."""
+    """A lockout blocks new sign-ins only (docs/security.md): anyone may type wrong passwords for a user name,
+    and that must not throw the real user out. The manager, signed in, typed their enrolment code wrong once
+    while someone else's failures had locked the account: the page ended the session at the lockout page, and
+    the manager could not sign in again for the cool-off. As on the password page, the session ends only once
+    its own wrong codes reach the limit."""
     manager = users["manager"]
     browser = _signed_in(manager)
     attacker = Client(HTTP_ACCEPT_LANGUAGE="en")
