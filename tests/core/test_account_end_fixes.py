@@ -187,3 +187,21 @@ def test_a_failed_sign_in_as_someone_else_is_not_put_on_the_half_signed_in_accou
     entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
     assert (entry.actor_id, entry.actor_name, entry.object_repr) == (None, "kam", "kam")
     assert entry.extra == {}
+
+
+def test_failed_sign_ins_are_filed_under_the_account_they_tried(users, client_for):
+    """An auditor looking into an account filters the trail by it (object type user, its id): the account's
+    sign-ins and changes were listed, the wrong passwords typed for it on the page or the API were not — they
+    named the account only by the name typed. A name no account has is still recorded as typed."""
+    agent = users["agent"]
+    Client().post("/accounts/login/", {"username": "Agent", "password": "wrong-password-123"})
+    APIClient().post("/api/v1/auth/token/", {"username": "agent", "password": "wrong"}, format="json")
+    Client().post("/accounts/login/", {"username": "nobody", "password": "wrong-password-123"})
+    failed = AuditEntry.objects.filter(action=A.LOGIN_FAILED).order_by("seq")
+    assert [(e.object_type, e.object_id, e.actor_name) for e in failed] == [
+        ("core.user", str(agent.pk), "agent"),
+        ("core.user", str(agent.pk), "agent"),
+        ("core.user", "", "nobody"),
+    ]
+    page = client_for("auditor").get("/accounts/audit/", {"object_type": "core.user", "object_id": agent.pk})
+    assert page.content.decode().count("badge-login_failed") == 2
