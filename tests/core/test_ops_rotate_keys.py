@@ -30,6 +30,16 @@ def _english_output():
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _own_lock_files(settings, tmp_path):
+    """On SQLite the operations' locks are files in var/, which the test workers shared: a test rotating on
+    the other worker at the same moment made this one's rotation refuse ("another rotate-keys is running"),
+    about one run in three with two workers. Each test has a var/ of its own (a test that needs another sets
+    it)."""
+    settings.VAR_DIR = tmp_path / "own-var"
+    settings.VAR_DIR.mkdir()
+
+
 def raw_values(column: str) -> list[str]:
     with connection.cursor() as cur:
         cur.execute(f"SELECT {column} FROM customers_person WHERE {column} <> '' ORDER BY id")
