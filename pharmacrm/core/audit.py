@@ -246,6 +246,13 @@ def verify(batch: int = 5000) -> VerifyResult:
     """Recompute the chain; report edited entries, missing entries and a cut-off tail — in the active language
     (the command's: settings.LANGUAGE_CODE; the audit page's: the reader's)."""
     problems: list[str] = []
+    # the chain starts at entry 1; the triggers refuse edits and deletions, not new rows, so an entry numbered
+    # below it (a forged sign-in or read, hashed to fit its own content) was never read by the walk below
+    outside = AuditEntry.objects.filter(seq__lt=1).order_by("seq").values_list("seq", flat=True)
+    for seq in outside.iterator():
+        problems.append(
+            _("entry %(seq)d: numbered before the first entry, outside the chain (added)") % {"seq": seq}
+        )
     prev_hash, expected_seq, checked = GENESIS, 1, 0
     last_seq = 0
     head = None

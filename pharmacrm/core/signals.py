@@ -54,5 +54,19 @@ def _logged_out(sender, request, user, **kwargs):
 
 @receiver(user_login_failed)
 def _login_failed(sender, credentials, request=None, **kwargs):
+    from django.contrib.auth.models import AnonymousUser
+
     username = str(credentials.get("username", ""))[:150]
-    audit.record(AuditEntry.Action.LOGIN_FAILED, ("core.user", "", username), actor_name=username)
+    # The session's user is the actor only when it is that account (a wrong one-time code, a wrong present
+    # password): a browser that gave a password and not yet the code may type another name on the sign-in
+    # page, and that failure is not the first account's. Nobody signed in: the name typed is all there is.
+    # Filed under the account tried, when there is one, so that filtering the trail by that user finds them.
+    from .models import User
+
+    account = User.objects.filter(username=username).values_list("pk", flat=True).first()
+    tried = ("core.user", str(account) if account is not None else "", username)
+    session_user = audit.current().user
+    if session_user is not None and session_user.is_authenticated and session_user.get_username() == username:
+        audit.record(AuditEntry.Action.LOGIN_FAILED, tried, user=session_user)
+    else:
+        audit.record(AuditEntry.Action.LOGIN_FAILED, tried, user=AnonymousUser(), actor_name=username)

@@ -228,9 +228,22 @@ def _enrolment_code_error(problem: str) -> str:
     return _("This enrolment code is not correct. Check it, or ask an administrator for a new one.")
 
 
+ENROLMENT_GUESSES = "otp_enrol_wrong"  # session key: a signed-in signer's wrong codes on the enrolment page
+
+
 def _refused(request, user):
-    """Count a wrong code as a failed login; the lockout page when that was one too many, else None."""
+    """Count a wrong code as a failed login; the lockout page when that was one too many, else None.
+
+    A signer setting up the app for signatures has signed in already: as on the password page, a lockout that
+    someone else's wrong passwords caused signs them out only once this session's own wrong codes reach the
+    limit (a lockout blocks new sign-ins, docs/security.md). A role with a second factor is still signing
+    in."""
     _otp_failed(request, user)
+    if not needs_second_factor(user):
+        guesses = request.session.get(ENROLMENT_GUESSES, 0) + 1
+        request.session[ENROLMENT_GUESSES] = guesses
+        if guesses < settings.AXES_FAILURE_LIMIT:
+            request.axes_locked_out = False  # else axes' middleware answers with its lockout page
     if getattr(request, "axes_locked_out", False):
         auth.logout(request)
         return lockout(request, {"username": user.get_username()})
@@ -299,6 +312,7 @@ def _authenticator_step(request, user, enrolment):
                 # the enrolment code was replaced or ran out in the meantime: back to step 1, which says so
                 return redirect(_with_next("otp-enrol", _next_url(request)))
             request.session.pop(ENROLMENT_SESSION_KEY, None)
+            request.session.pop(ENROLMENT_GUESSES, None)
             otp_login(request, device)
             if needs_second_factor(user):
                 signals.second_factor_passed(user)

@@ -97,7 +97,11 @@ class RegionChoiceField(forms.ModelMultipleChoiceField):
 
 
 class UserForm(forms.Form):
-    username = forms.CharField(label=gettext_lazy("Username"), max_length=150)
+    # Django's username rule, as the API applies it (letters, digits and @ . + - _): a space or an invisible
+    # character made a name that reads like another in the audit trail
+    username = forms.CharField(
+        label=gettext_lazy("Username"), max_length=150, validators=[User.username_validator]
+    )
     display_name = forms.CharField(label=gettext_lazy("Display name"), max_length=64, required=False)
     email = forms.EmailField(label=gettext_lazy("E-mail"), required=False)
     language = forms.ChoiceField(

@@ -149,3 +149,59 @@ def test_a_session_guessing_the_present_password_still_ends_after_its_own_guesse
     codes = [at_work.post("/accounts/password/", bad).status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
     assert codes == [400] * (settings.AXES_FAILURE_LIMIT - 1) + [403]
     assert goes_to_sign_in(at_work)
+
+
+# --- who a failed sign-in is recorded as ----------------------------------------------------------------
+
+
+def half_signed_in(username: str) -> Client:
+    """A browser that gave the password of a role with a second factor, and not yet the one-time code."""
+    browser = Client(HTTP_ACCEPT_LANGUAGE="en")
+    response = browser.post("/accounts/login/", {"username": username, "password": PASSWORD})
+    assert response.status_code == 302, response.content[:300]
+    assert response["Location"].startswith("/accounts/otp/")
+    return browser
+
+
+def test_a_wrong_one_time_code_is_the_accounts_own_failure_without_a_stray_detail(users):
+    """The session of a password already given is the account's: the wrong code is recorded as its failure,
+    and nothing else. The entry also kept `actor_name` among its details, shown raw ("actor_name auditor") on
+    the audit page in every language."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    TOTPDevice.objects.create(user=users["auditor"], name="phone", confirmed=True)
+    browser = half_signed_in("auditor")
+    browser.post("/accounts/otp/", {"code": "000000"})
+    entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
+    auditor = users["auditor"]
+    assert (entry.actor_id, entry.actor_name, entry.object_repr) == (auditor.pk, "auditor", "auditor")
+    assert entry.extra == {}
+
+
+def test_a_failed_sign_in_as_someone_else_is_not_put_on_the_half_signed_in_account(users):
+    """A browser that gave the auditor's password (the code still due) stays on the sign-in page, where anyone
+    may type another user name. A wrong password for "kam" there was recorded with the auditor as the actor —
+    the trail said the auditor's account had failed to sign in as kam."""
+    browser = half_signed_in("auditor")
+    browser.post("/accounts/login/", {"username": "kam", "password": "wrong-password-123"})
+    entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
+    assert (entry.actor_id, entry.actor_name, entry.object_repr) == (None, "kam", "kam")
+    assert entry.extra == {}
+
+
+def test_failed_sign_ins_are_filed_under_the_account_they_tried(users, client_for):
+    """An auditor looking into an account filters the trail by it (object type user, its id): the account's
+    sign-ins and changes were listed, the wrong passwords typed for it on the page or the API were not — they
+    named the account only by the name typed. A name no account has is still recorded as typed."""
+    agent = users["agent"]
+    Client().post("/accounts/login/", {"username": "Agent", "password": "wrong-password-123"})
+    APIClient().post("/api/v1/auth/token/", {"username": "agent", "password": "wrong"}, format="json")
+    Client().post("/accounts/login/", {"username": "nobody", "password": "wrong-password-123"})
+    failed = AuditEntry.objects.filter(action=A.LOGIN_FAILED).order_by("seq")
+    assert [(e.object_type, e.object_id, e.actor_name) for e in failed] == [
+        ("core.user", str(agent.pk), "agent"),
+        ("core.user", str(agent.pk), "agent"),
+        ("core.user", "", "nobody"),
+    ]
+    page = client_for("auditor").get("/accounts/audit/", {"object_type": "core.user", "object_id": agent.pk})
+    assert page.content.decode().count("badge-login_failed") == 2

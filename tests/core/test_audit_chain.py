@@ -120,6 +120,29 @@ def test_a_deleted_last_entry_is_detected_through_the_chain_head(triggers_lifted
     )
 
 
+def test_an_entry_slipped_in_before_the_first_one_is_reported():
+    """The triggers refuse edits and deletions, not new rows: anyone who can write to the database could add a
+    forged entry (a sign-in, a read of personal data) numbered 0 or below, with a hash that fits its own
+    content. `audit verify` started at entry 1 and called the trail intact, while the audit page listed the
+    forgery."""
+    record_five()
+    first = AuditEntry.objects.get(seq=1)
+    for seq in (0, -7):
+        forged = AuditEntry(
+            seq=seq, at=first.at, actor_name="wangfang", action=AuditEntry.Action.READ_PERSONAL,
+            object_type="customers.person", object_id="12", object_repr="张伟", changes={}, extra={},
+            request_id="forged", ip=None, prev_hash=audit.GENESIS,
+        )  # fmt: skip
+        forged.hash = audit._digest(audit.GENESIS, forged)
+        forged.save(force_insert=True)
+    result = audit.verify()
+    assert result.problems == [
+        "entry -7: numbered before the first entry, outside the chain (added)",
+        "entry 0: numbered before the first entry, outside the chain (added)",
+    ]
+    assert result.checked == 5
+
+
 def test_an_entry_written_while_verify_runs_is_no_tampering():
     """The application keeps writing while `audit verify` runs (monitoring runs it on the live system). An entry
     written after verify had read the last one and before it read the chain's head made the head look ahead of

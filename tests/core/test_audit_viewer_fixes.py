@@ -92,6 +92,33 @@ def test_the_display_helpers_cope_with_any_key():
     assert audit_value(list(range(30))).endswith("（共 30 项）")  # zh-Hans by default
 
 
+def test_a_foreign_keys_id_is_labelled_in_the_readers_language():
+    """A signed decision's entry records `signature_id`: the proposal's `signature` foreign key, declared
+    without a label, found by its column name. Its English name "signature" was taken for a label, and the
+    auditor's Chinese page read "Signature 9" among the 签名 and 摘要 beside it."""
+    assert audit_label("keyaccounts.proposal", "signature_id") == "签名"
+    assert audit_label("keyaccounts.proposal", "signature") == "签名"
+    with translation.override("en"):
+        assert audit_label("keyaccounts.proposal", "signature_id") == "Signature"
+
+
+def test_why_a_key_account_decision_changed_the_tier_is_in_the_readers_language():
+    """Listing or de-listing a key account changes the institution's tier with the reason as a code of the
+    program; the auditor's Chinese page showed "原因 key-account listing"."""
+    assert audit_detail("customers.institution", "reason", "key-account listing") == "列入重点客户"
+    assert audit_detail("customers.institution", "reason", "key-account de-listing") == "移出重点客户"
+    assert audit_detail("customers.institution", "reason", "回访") == "回访"  # a reason someone typed stays
+
+
+def test_why_a_signature_was_refused_is_in_the_readers_language():
+    """A wrong one-time code given to sign (a safety submission, a key-account decision) is recorded as a
+    failed sign-in with the reason as a code of the program; the Chinese page showed "原因 wrong one-time
+    code"."""
+    assert audit_detail("safety.safetycase", "reason", "wrong one-time code") == "一次性验证码错误"
+    with translation.override("en"):
+        assert audit_detail("safety.safetycase", "reason", "wrong one-time code") == "wrong one-time code"
+
+
 # --- in the reader's language and time zone, with records and users named ---------------------------------
 
 

@@ -30,6 +30,16 @@ def _english_output():
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _own_lock_files(settings, tmp_path):
+    """On SQLite the operations' locks are files in var/, which the test workers shared: a test rotating on
+    the other worker at the same moment made this one's rotation refuse ("another rotate-keys is running"),
+    about one run in three with two workers. Each test has a var/ of its own (a test that needs another sets
+    it)."""
+    settings.VAR_DIR = tmp_path / "own-var"
+    settings.VAR_DIR.mkdir()
+
+
 def raw_values(column: str) -> list[str]:
     with connection.cursor() as cur:
         cur.execute(f"SELECT {column} FROM customers_person WHERE {column} <> '' ORDER BY id")
@@ -542,3 +552,24 @@ def test_a_running_process_keeps_its_ring_when_the_file_is_damaged_meanwhile(own
     own_keyring.write_text(rotated.to_json())
     time.sleep(1.2)
     assert crypto.keyring() == rotated
+
+
+def test_values_left_in_plain_text_during_the_run_are_named_in_the_commands_language(
+    own_keyring, xiehe, monkeypatch
+):
+    """A value saved unencrypted while the rotation ran (a script writing the column directly) is left for
+    --resume, and the command lists what is left by key. Plain text was named "plain text" in English among
+    the Chinese of the rest of the message."""
+    rewrite = keys.reencrypt
+
+    def and_meanwhile(*args, **kwargs):
+        done = rewrite(*args, **kwargs)
+        with connection.cursor() as cur:
+            cur.execute("UPDATE customers_person SET landline = '010-12345678' WHERE name = '张伟'")
+        return done
+
+    monkeypatch.setattr(keys, "reencrypt", and_meanwhile)
+    err = io.StringIO()
+    with translation.override("zh-hans"):
+        call_command("rotate_keys", stderr=err)
+    assert "明文: 1" in err.getvalue() and "plain text" not in err.getvalue(), err.getvalue()

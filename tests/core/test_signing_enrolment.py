@@ -210,3 +210,24 @@ def test_the_right_code_during_the_wait_after_a_wrong_one_is_not_called_wrong(us
         "Too many wrong codes in a row. Wait a few seconds, then enter the current code."
     ]
     assert AuditEntry.objects.filter(action="login_failed", actor=manager).count() == failed
+
+
+def test_a_lockout_others_caused_does_not_sign_out_a_manager_mistyping_the_enrolment_code(users, settings):
+    """A lockout blocks new sign-ins only (docs/security.md): anyone may type wrong passwords for a user name,
+    and that must not throw the real user out. The manager, signed in, typed their enrolment code wrong once
+    while someone else's failures had locked the account: the page ended the session at the lockout page, and
+    the manager could not sign in again for the cool-off. As on the password page, the session ends only once
+    its own wrong codes reach the limit."""
+    manager = users["manager"]
+    browser = _signed_in(manager)
+    attacker = Client(HTTP_ACCEPT_LANGUAGE="en")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        attacker.post("/accounts/login/", {"username": "manager", "password": "wrong-password-123"})
+    typo = browser.post(ENROL, {"enrolment_code": "ABCD-EFGH-JKLM"})
+    assert typo.status_code == 200 and "This enrolment code is not correct." in typo.content.decode()
+    assert browser.get("/").status_code == 200  # still signed in
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):  # its own guesses: the session ends at the limit
+        last = browser.post(ENROL, {"enrolment_code": "ABCD-EFGH-JKLM"})
+    assert last.status_code == 403 and browser.get("/").status_code == 302
+    failed = AuditEntry.objects.filter(action="login_failed", actor_name="manager")
+    assert failed.count() == 2 * settings.AXES_FAILURE_LIMIT  # every wrong code still counts and is audited

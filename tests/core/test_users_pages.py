@@ -113,6 +113,21 @@ def test_bad_input_is_a_field_error_and_nothing_is_created(client_for, users, ch
     assert User.objects.count() == before
 
 
+@pytest.mark.parametrize("username", ["zhang wei", "zhang\u200bwei", "zhangwei<b>", "张/伟"])
+def test_a_username_the_api_refuses_is_refused_on_the_page_too(client_for, users, username):
+    """The API refuses a username with a space, an invisible character or a sign other than @ . + - _
+    (Django's username rule); the Users page saved it. "zhang\u200bwei" then read as "zhangwei" in the audit
+    trail and the lists, an account nobody could tell from another; editing such a user on the page worked,
+    in the API it did not."""
+    admin = client_for("admin")
+    page = admin.post(reverse("users-new"), {**NEW, "username": username}, HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert re.search(r'class="field has-error[^"]*" id="field-username"', html)
+    assert "Enter a valid username." in html
+    assert not User.objects.filter(username=username).exists()
+
+
 def test_editing_roles_and_the_administrator_cannot_drop_their_own(client_for, users):
     admin = client_for("admin")
     rep = users["rep"]

@@ -199,6 +199,7 @@ AUDIT_VALUES = {
         "response and resolution without the time waiting on the customer (rule of session 31)": gettext_lazy(
             "response and resolution times recomputed without the time waiting on the customer"
         ),
+        "wrong one-time code": gettext_lazy("wrong one-time code"),  # a signature refused (core.signatures)
     },
     "format": {
         "signed copy": gettext_lazy("signed copy"),
@@ -345,8 +346,10 @@ def audit_label(model, name) -> str:
         if getattr(field, "auto_created", False) and not getattr(field, "concrete", True):
             return capfirst(str(field.related_model._meta.verbose_name_plural))
         verbose = getattr(field, "verbose_name", None)
-        # a field declared without a label has its name as an English one: a known key's label reads better
-        if verbose and not (verbose == name.replace("_", " ") and name in AUDIT_KEYS):
+        # a field declared without a label has its name as an English one: a known key's label reads better (a
+        # foreign key found by its column, signature_id, has the field's name, "signature", as its label)
+        unlabelled = verbose in (name.replace("_", " "), field.name.replace("_", " "))
+        if verbose and not (unlabelled and name in AUDIT_KEYS):
             return capfirst(str(verbose))
     label = AUDIT_KEYS.get(name) if isinstance(name, str) else None
     if label is not None:

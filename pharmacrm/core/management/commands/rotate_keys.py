@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 
 from pharmacrm.core import audit, crypto, keys
 from pharmacrm.core.models import AuditEntry
@@ -101,12 +101,14 @@ class Command(BaseCommand):
             previous_key=old.active, active_key=active, reencrypted=done, remaining=remaining,
         )  # fmt: skip
         if remaining:
+            plain = pgettext("not encrypted", "plain text")  # the key "": values found unencrypted
+            left = [(k or plain, n) for k, n in sorted(remaining.items())]
             self.stderr.write(
                 _(
                     "Some values are still under older keys (they changed during the run): %(left)s. "
                     "Run rotate-keys --resume."
                 )
-                % {"left": ", ".join(f"{k or 'plain text'}: {n}" for k, n in sorted(remaining.items()))}
+                % {"left": ", ".join(f"{k}: {n}" for k, n in left)}
             )
         else:
             self.stdout.write(
