@@ -104,7 +104,7 @@ def test_the_audit_trail_gives_the_reasons_of_a_listing_and_a_delisting_in_the_r
     page = client_for("auditor").get(reverse("audit"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
     assert "key-account" not in text
-    assert "原因 审批列入重点客户" in text and "原因 审批移出重点客户" in text
+    assert "原因 列入重点客户" in text and "原因 移出重点客户" in text
     assert RECOMPUTE_REASON in AUDIT_VALUES["reason"]  # the recomputed evaluations' reason is known too
 
 
