@@ -113,11 +113,21 @@ def _signature(path: Path | None) -> tuple | None:
 
 
 def _write_ring(path: Path, ring: KeyRing) -> None:
-    tmp = path.with_suffix(".tmp")
+    """Replace the ring file at once, durably: the new ring is on disk before it takes the old one's name, and the
+    new name is on disk before anything is encrypted under the new key. Without the syncs a power cut right after a
+    rotation could leave an empty ring file, and the values already re-encrypted unreadable."""
+    tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(ring.to_json())
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _create_ring_file(path: Path, ring: KeyRing) -> None:

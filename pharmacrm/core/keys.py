@@ -228,11 +228,7 @@ def save_ring(ring: crypto.KeyRing) -> Path:
     if "PHARMACRM_KEYRING_FILE" not in os.environ:
         crypto.install_keyring(ring, persist=True)
         return path
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(ring.to_json())
-    os.replace(tmp, path)
+    crypto._write_ring(path, ring)
     crypto.install_keyring(ring, persist=False)
     return path
 

@@ -91,6 +91,32 @@ def test_rotation_re_encrypts_everything_and_reads_back_the_same(own_keyring, xi
     assert "customers.person.mobile: 1 value re-encrypted." in capsys.readouterr().out  # not "1 values"
 
 
+def test_the_new_ring_is_on_disk_before_anything_is_encrypted_under_it(own_keyring, xiehe, monkeypatch):
+    """A power cut right after the rotation saved its ring could leave the ring file empty (written, renamed, never
+    synced), and the values re-encrypted under the new key unreadable. The ring is synced, then its new name, before
+    the first value is re-encrypted."""
+    events = []
+    real_fsync, real_reencrypt = os.fsync, keys.reencrypt
+
+    def fsync(fd):
+        events.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def reencrypt(*args, **kwargs):
+        events.append(("reencrypt", None))
+        return real_reencrypt(*args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(keys, "reencrypt", reencrypt)
+
+    call_command("rotate_keys")
+
+    first = events.index(("reencrypt", None))
+    assert ("fsync", False) in events[:first] and ("fsync", True) in events[:first]  # the file, then its folder
+    assert not own_keyring.with_name(own_keyring.name + ".tmp").exists()
+    assert ring_on_disk(own_keyring).active == crypto.keyring().active
+
+
 def test_prune_removes_the_old_key_once_nothing_uses_it(own_keyring, xiehe):
     old_key = crypto.keyring().active
     rotate_and_prune_later(own_keyring)
