@@ -142,6 +142,7 @@ MESSAGES: dict[str, Any] = {
     ),
     "department_mismatch": _("This department does not belong to the chosen institution."),
     "user_not_found": _("No user has the user name “%(value)s”."),
+    "user_inactive": _("The user “%(value)s” has been deactivated: choose an active user as the owner."),
     "team_not_found": _("No team is named “%(value)s”."),
     "code_not_found": _("No customer has the internal code “%(value)s”."),
     "merged_into": _("“%(value)s” was merged into %(survivor)s (%(survivor_code)s): use that record instead."),
@@ -2621,6 +2622,20 @@ def _check_key_tier(items: list[Item]) -> None:
             it.fail("tier", "key_tier")
 
 
+def _check_departed_owners(items: list[Item]) -> None:
+    """A deactivated user (someone who left) stays the owner of the customers they still own until someone hands them
+    over, as on the forms and in the API: a row may keep such an owner on its record, but not give one to a new
+    record or another customer (the file was imported with the departed rep as their new owner)."""
+    wanted = {it.values["owner_id"] for it in items if it.values.get("owner_id")}
+    if not wanted:
+        return
+    departed = set(User.objects.filter(pk__in=wanted, is_active=False).values_list("pk", flat=True))
+    for it in items:
+        owner = it.values.get("owner_id")
+        if owner in departed and (it.existing is None or it.existing.owner_id != owner):
+            it.fail("owner", "user_inactive", value=it.refs.get("owner", "")[:100])
+
+
 def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
     """Parse, validate, resolve and classify a chunk and build its new rows; reads the database only."""
     run.last_row = raw_rows[-1][0]
@@ -2642,6 +2657,7 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
         run.changeable = set(qs.filter(pk__in=ids).values_list("pk", flat=True))
     _check_duplicates_in_file(run, [it for it in items if not it.errors])
     _check_key_tier([it for it in items if not it.errors])
+    _check_departed_owners([it for it in items if not it.errors])
     for it in items:
         if not it.errors:
             _classify(run, it)

@@ -195,3 +195,26 @@ def test_a_quote_nothing_closes_in_a_short_csv_is_refused_naming_its_row(users, 
     job = importer.import_file(path, "people", users["kam"], mode="good")
     assert (job.status, job.created_count) == ("done", 3)
     assert Person.objects.get(name="王芳").notes == "多行\n备注"
+
+
+def test_the_owner_column_keeps_a_departed_owner_but_gives_none_to_another_customer(users, xiehe, tmp_path, settings):
+    """The forms and the API keep a departed (deactivated) rep on the customers they own until someone hands them
+    over, and refuse them as anyone's new owner. The import gave a new person, and another customer, to the rep who
+    had left; a re-import naming the departed owner of a record as it is still keeps it."""
+    from pharmacrm.customers import importer
+
+    settings.VAR_DIR = tmp_path
+    path = tmp_path / "people.csv"
+    path.write_text("姓名,所属机构,负责人,外部编号\n李娜,北京协和医院,rep,P-1\n", encoding="utf-8")
+    assert importer.import_file(path, "people", users["kam"], mode="good").created_count == 1
+    users["rep"].is_active = False
+    users["rep"].save(update_fields=["is_active"])
+
+    path.write_text("姓名,所属机构,负责人,外部编号\n李娜,北京协和医院,rep,P-1\n王芳,北京协和医院,Rep,P-2\n", encoding="utf-8")
+    job = importer.import_file(path, "people", users["kam"], mode="good")
+
+    assert (job.unchanged_count, job.created_count, job.error_count) == (1, 0, 1), job.errors
+    assert [(e["row"], e["column"]) for e in job.errors] == [(3, "负责人")]
+    assert importer.error_text(job.errors[0]) == "用户“Rep”已停用：请选择在职用户作为负责人。"
+    assert Person.objects.get(name="李娜").owner == users["rep"]
+    assert not Person.objects.filter(name="王芳").exists()
