@@ -136,6 +136,7 @@ class TokenView(APIView):
         data = form.validated_data
         http_request = request._request
         username = services.sign_in_name(data["username"])
+        http_request.login_via = "api"  # the audit trail says so of a failed sign-in too
         user = authenticate(request=http_request, username=username, password=data["password"])
         if _locked_out(http_request):
             return _lockout_response()
@@ -162,7 +163,6 @@ class TokenView(APIView):
                 return Response({"otp": [problem]}, status=status.HTTP_400_BAD_REQUEST)
         lifetime = datetime.timedelta(hours=settings.API_TOKEN_LIFETIME_HOURS)
         token, key = ApiToken.issue(user, lifetime, second_factor=second_factor)
-        http_request.login_via = "api"
         user_logged_in.send(sender=user.__class__, request=http_request, user=user)
         body = {"token": key, "expires_at": token.expires_at, "second_factor": token.second_factor}
         return Response(TokenResponseSerializer(body).data)

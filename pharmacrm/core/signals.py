@@ -66,7 +66,8 @@ def _login_failed(sender, credentials, request=None, **kwargs):
     account = User.objects.filter(username=username).values_list("pk", flat=True).first()
     tried = ("core.user", str(account) if account is not None else "", username)
     session_user = audit.current().user
+    via = getattr(request, "login_via", "web")  # as a sign-in records it: an attack through the API shows as such
     if session_user is not None and session_user.is_authenticated and session_user.get_username() == username:
-        audit.record(AuditEntry.Action.LOGIN_FAILED, tried, user=session_user)
+        audit.record(AuditEntry.Action.LOGIN_FAILED, tried, user=session_user, via=via)
     else:
-        audit.record(AuditEntry.Action.LOGIN_FAILED, tried, user=AnonymousUser(), actor_name=username)
+        audit.record(AuditEntry.Action.LOGIN_FAILED, tried, user=AnonymousUser(), actor_name=username, via=via)

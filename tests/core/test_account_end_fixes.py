@@ -175,7 +175,7 @@ def test_a_wrong_one_time_code_is_the_accounts_own_failure_without_a_stray_detai
     entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
     auditor = users["auditor"]
     assert (entry.actor_id, entry.actor_name, entry.object_repr) == (auditor.pk, "auditor", "auditor")
-    assert entry.extra == {}
+    assert entry.extra == {"via": "web"}  # the door, as a sign-in records it; no stray detail
 
 
 def test_a_failed_sign_in_as_someone_else_is_not_put_on_the_half_signed_in_account(users):
@@ -186,7 +186,7 @@ def test_a_failed_sign_in_as_someone_else_is_not_put_on_the_half_signed_in_accou
     browser.post("/accounts/login/", {"username": "kam", "password": "wrong-password-123"})
     entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
     assert (entry.actor_id, entry.actor_name, entry.object_repr) == (None, "kam", "kam")
-    assert entry.extra == {}
+    assert entry.extra == {"via": "web"}
 
 
 def test_failed_sign_ins_are_filed_under_the_account_they_tried(users, client_for):
@@ -203,5 +203,7 @@ def test_failed_sign_ins_are_filed_under_the_account_they_tried(users, client_fo
         ("core.user", str(agent.pk), "agent"),
         ("core.user", "", "nobody"),
     ]
+    # and through which door, as a sign-in says: guessing through the API is told from guessing on the page
+    assert [e.extra.get("via") for e in failed] == ["web", "api", "web"]
     page = client_for("auditor").get("/accounts/audit/", {"object_type": "core.user", "object_id": agent.pk})
     assert page.content.decode().count("badge-login_failed") == 2
