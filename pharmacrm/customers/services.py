@@ -660,6 +660,32 @@ def delete_customer(user, obj: Institution | Person, version: int | None = None)
             audit.record(A.DELETE, label, changes=changes, user=user, **extra)
 
 
+def last_survivor(pk: int, seen: set[int] | None = None) -> int:
+    """The institution a merged institution's records go to: its survivor, or that survivor's own survivor when it
+    was merged in turn (`seen` guards against a cycle)."""
+    seen = set(seen or ())
+    while pk and pk not in seen:
+        seen.add(pk)
+        nxt = Institution.objects.filter(pk=pk).values_list("merged_into_id", flat=True).first()
+        if not nxt:
+            break
+        pk = nxt
+    return pk
+
+
+def survivors_of_freed_codes(column: str, codes: list[str]) -> dict[str, int]:
+    """Credit codes or external ids (`column`) that belonged to an institution merged into another (the merge frees
+    them) → the institution they lead to now, following later merges of the survivor too: what every import that
+    names customers by code reads them as (orders, KOLs)."""
+    out = {}
+    merges = MergeRecord.objects.filter(kind=SearchTerm.Kind.INSTITUTION, **{f"snapshot__{column}__in": codes})
+    for snapshot, survivor in merges.values_list("snapshot", "survivor_id"):
+        code = (snapshot or {}).get(column)
+        if code in codes:
+            out[code] = last_survivor(survivor)
+    return out
+
+
 def merged_records(obj: Institution | Person) -> list[Institution | Person]:
     """The records merged into `obj`, directly or through another merged record, nearest first."""
     model, found, frontier = type(obj), [], [obj.pk]

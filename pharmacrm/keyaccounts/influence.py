@@ -19,7 +19,7 @@ from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
 from pharmacrm.customers.models import Institution
-from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.services import ConflictError, survivors_of_freed_codes
 from pharmacrm.servicedesk.models import ImprovementAction
 
 from . import evaluation
@@ -231,11 +231,9 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
         by_external.update({x.external_id: x for x in visible.filter(external_id__in=external_list[i : i + 500])})
     # a code of a customer merged into another (the merge frees it) names the record it was merged into, to the end
     # of the chain, as the order import reads it: marketing's KOL sheet still carries the duplicate's code
-    from pharmacrm.sales.importer import Resolver
-
     for column, wanted, found in (("credit_code", codes, by_code), ("external_id", external, by_external)):
         missing = [c for c in wanted if c not in found]
-        survivors = Resolver._merged(column, missing) if missing else {}
+        survivors = survivors_of_freed_codes(column, missing) if missing else {}
         records = visible.in_bulk(set(survivors.values()))
         found.update({c: records[pk] for c, pk in survivors.items() if pk in records})
     saved, errors = 0, []

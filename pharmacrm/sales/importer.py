@@ -48,6 +48,7 @@ from pharmacrm.customers import importer as base
 from pharmacrm.customers import normalise
 from pharmacrm.customers.importer import Column, Counts, FieldError, NumberText, SeenKeys
 from pharmacrm.customers.models import ImportJob, Institution
+from pharmacrm.customers.services import last_survivor, survivors_of_freed_codes
 from pharmacrm.servicedesk.models import Product
 
 from . import rollups
@@ -620,19 +621,6 @@ def rehash_moved(line_ids: list[int], from_institution: int) -> int:
 # --- the fast path --------------------------------------------------------------------------------------
 
 
-def _last_survivor(pk: int, seen: set[int] | None = None) -> int:
-    """The customer a merged customer's orders go to: its survivor, or that survivor's own survivor when it
-    was merged in turn (`seen` guards against a cycle)."""
-    seen = set(seen or ())
-    while pk and pk not in seen:
-        seen.add(pk)
-        nxt = Institution.objects.filter(pk=pk).values_list("merged_into_id", flat=True).first()
-        if not nxt:
-            break
-        pk = nxt
-    return pk
-
-
 class Fast:
     """Checks a well-formed row with plain string operations and caches (dates repeat, customers repeat)
     and returns its canonical values; anything unusual returns None and goes to `Parser`, which gives the
@@ -828,26 +816,12 @@ class Resolver:
             qs = Institution.objects.filter(**{f"{column}__in": items[i : i + 5000]})
             for pk, value, merged in qs.values_list("id", column, "merged_into_id"):
                 # a merged customer's orders go to its survivor, to the end of the chain (as the columnar lane)
-                found[value] = _last_survivor(merged, seen={pk}) if merged else pk
+                found[value] = last_survivor(merged, seen={pk}) if merged else pk
         missing = [w for w in wanted if w not in found]
         if missing:
-            found.update(self._merged(column, missing))
+            found.update(survivors_of_freed_codes(column, missing))
         for w in wanted:
             cache[w] = found.get(w)
-
-    @staticmethod
-    def _merged(column: str, codes: list[str]) -> dict[str, int]:
-        """Codes that belonged to a customer merged into another (the merge frees them): → the survivor,
-        following later merges of the survivor too."""
-        from pharmacrm.customers.models import MergeRecord, SearchTerm
-
-        out = {}
-        merges = MergeRecord.objects.filter(kind=SearchTerm.Kind.INSTITUTION, **{f"snapshot__{column}__in": codes})
-        for snapshot, survivor in merges.values_list("snapshot", "survivor_id"):
-            code = (snapshot or {}).get(column)
-            if code in codes:
-                out[code] = _last_survivor(survivor)
-        return out
 
     def load(self, pres: list[tuple]) -> None:
         self._load(self.by_credit, "credit_code", {p[4] for p in pres})
@@ -929,7 +903,7 @@ class Resolver:
         if not survivors:
             return rows
         for pk, survivor in list(survivors.items()):
-            survivors[pk] = _last_survivor(survivor, seen={pk})
+            survivors[pk] = last_survivor(survivor, seen={pk})
         moved = []
         for r in rows:
             if r[4] in survivors:
