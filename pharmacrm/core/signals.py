@@ -1,10 +1,11 @@
 """Cross-cutting audit of logins, logouts and failed logins (signals are for infrastructure only)."""
 
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
 from . import audit
-from .models import AuditEntry
+from .models import AuditEntry, User
 
 
 @receiver(user_logged_in)
@@ -54,15 +55,11 @@ def _logged_out(sender, request, user, **kwargs):
 
 @receiver(user_login_failed)
 def _login_failed(sender, credentials, request=None, **kwargs):
-    from django.contrib.auth.models import AnonymousUser
-
     username = str(credentials.get("username", ""))[:150]
     # The session's user is the actor only when it is that account (a wrong one-time code, a wrong present
     # password): a browser that gave a password and not yet the code may type another name on the sign-in
     # page, and that failure is not the first account's. Nobody signed in: the name typed is all there is.
     # Filed under the account tried, when there is one, so that filtering the trail by that user finds them.
-    from .models import User
-
     account = User.objects.filter(username=username).values_list("pk", flat=True).first()
     tried = ("core.user", str(account) if account is not None else "", username)
     session_user = audit.current().user
