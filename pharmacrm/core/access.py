@@ -126,8 +126,10 @@ def scope_branches(user, kind: str) -> list[Q] | None:
     if team_ids:
         branches.append(Q(team_id__in=team_ids))
     if kind == "person":
+        # people of the institutions the user or their teams own, and of the departments they own (a rep may
+        # own one department of a hospital outside their territory: its doctors are theirs to see)
         owned = Institution.objects.filter(Q(owner=user) | Q(team_id__in=team_ids)).values("id")
-        branches.append(Q(institution_id__in=owned))
+        branches += [Q(institution_id__in=owned), Q(department_id__in=owned)]
     return branches
 
 
@@ -153,7 +155,8 @@ def institutions_for(user, qs: QuerySet | None = None) -> QuerySet:
 
 
 def people_for(user, qs: QuerySet | None = None) -> QuerySet:
-    """People the user may see: those of visible institutions, and those they or their team own.
+    """People the user may see: those of visible institutions, those they or their team own, and those of
+    the institutions and departments they or their team own.
 
     A person carries their institution's region (kept in step by the services), so "people of institutions
     in my territory" is a condition on the person row; only institutions visible by owner or team need a
@@ -167,7 +170,7 @@ def people_for(user, qs: QuerySet | None = None) -> QuerySet:
 
 SCOPE_COLUMNS = {
     "institution": ("owner_id", "team_id", "province", "city", "region_id"),
-    "person": ("owner_id", "team_id", "province", "city", "region_id", "institution_id"),
+    "person": ("owner_id", "team_id", "province", "city", "region_id", "institution_id", "department_id"),
 }
 
 
@@ -222,7 +225,8 @@ def territory(user, kind: str, limit: int, memo: dict | None = None) -> Territor
     if kind == "institution":
         return Territory(provinces, whole, tuple(sorted(pk for pk, merged in owned if merged is None)))
     if owned:
-        own |= Q(institution_id__in=[pk for pk, _merged in owned])
+        at_owned = [pk for pk, _merged in owned]
+        own |= Q(institution_id__in=at_owned) | Q(department_id__in=at_owned)
     # equalities on indexed columns joined by OR (PostgreSQL combines the indexes' bitmaps); an OR with a
     # subquery instead made it read every person
     beyond = Person.objects.filter(own, merged_into__isnull=True).exclude(province__in=provinces)
@@ -251,14 +255,14 @@ def visible_from_rows(user, kind: str, rows) -> set[int]:
         return {pk for pk, *scope in rows if ok(*scope)}
     visible = set()
     unsure = []
-    for pk, *scope, inst_id in rows:
+    for pk, *scope, inst_id, dept_id in rows:
         if ok(*scope):
             visible.add(pk)
-        elif inst_id is not None:
-            unsure.append((pk, inst_id))
+        elif inst_id is not None or dept_id is not None:
+            unsure.append((pk, inst_id, dept_id))
     if unsure:
-        owned = _owned_among(user, team_ids, (inst_id for _pk, inst_id in unsure))
-        visible.update(pk for pk, inst_id in unsure if inst_id in owned)
+        owned = _owned_among(user, team_ids, {i for _pk, *at in unsure for i in at if i is not None})
+        visible.update(pk for pk, inst_id, dept_id in unsure if inst_id in owned or dept_id in owned)
     return visible
 
 
