@@ -155,7 +155,8 @@ class TokenView(APIView):
                 # tells the client to ask for it, and one sent during django-otp's wait was not even checked —
                 # a script retrying the right code a second too early was locked out, as the web page never did
                 user_login_failed.send(
-                    sender=__name__, credentials={"username": username}, request=http_request
+                    sender=__name__, credentials={"username": username}, request=http_request,
+                    reason="wrong one-time code",
                 )
                 if _locked_out(http_request):
                     return _lockout_response()

@@ -54,7 +54,10 @@ def _logged_out(sender, request, user, **kwargs):
 
 
 @receiver(user_login_failed)
-def _login_failed(sender, credentials, request=None, **kwargs):
+def _login_failed(sender, credentials, request=None, reason: str = "", **kwargs):
+    """A failed sign-in, audited with why it failed: the senders in this project name their reason (a wrong
+    one-time code, a wrong current password); a refusal from authenticate() is a locked account (the password
+    was not even checked), an unknown username, or a wrong password."""
     username = str(credentials.get("username", ""))[:150]
     # The session's user is the actor only when it is that account (a wrong one-time code, a wrong present
     # password): a browser that gave a password and not yet the code may type another name on the sign-in
@@ -62,9 +65,14 @@ def _login_failed(sender, credentials, request=None, **kwargs):
     # Filed under the account tried, when there is one, so that filtering the trail by that user finds them.
     account = User.objects.filter(username=username).values_list("pk", flat=True).first()
     tried = ("core.user", str(account) if account is not None else "", username)
+    if not reason:
+        locked = getattr(request, "refused_as_locked", False)
+        reason = "account locked" if locked else "wrong password" if account is not None else "unknown username"
     session_user = audit.current().user
     via = getattr(request, "login_via", "web")  # as a sign-in records it: an attack through the API shows as such
     if session_user is not None and session_user.is_authenticated and session_user.get_username() == username:
-        audit.record(AuditEntry.Action.LOGIN_FAILED, tried, user=session_user, via=via)
+        audit.record(AuditEntry.Action.LOGIN_FAILED, tried, user=session_user, via=via, reason=reason)
     else:
-        audit.record(AuditEntry.Action.LOGIN_FAILED, tried, user=AnonymousUser(), actor_name=username, via=via)
+        audit.record(
+            AuditEntry.Action.LOGIN_FAILED, tried, user=AnonymousUser(), actor_name=username, via=via, reason=reason
+        )

@@ -144,7 +144,9 @@ def _confirmed_devices(user):
 
 def _otp_failed(request, user) -> None:
     """A wrong code counts as a failed login: audited, and towards the lockout limit."""
-    user_login_failed.send(sender=__name__, credentials={"username": user.get_username()}, request=request)
+    user_login_failed.send(
+        sender=__name__, credentials={"username": user.get_username()}, request=request, reason="wrong one-time code"
+    )
 
 
 def _second_factor_page(request):
@@ -365,7 +367,10 @@ def password_change_view(request):
             return redirect("home")
         if form.has_error("old_password"):
             user_login_failed.send(
-                sender=__name__, credentials={"username": request.user.get_username()}, request=request
+                sender=__name__,
+                credentials={"username": request.user.get_username()},
+                request=request,
+                reason="wrong current password",
             )
             # The session ends after its own wrong guesses reach the limit, not after one typo of the real user while
             # someone else's wrong passwords have locked the account: a lockout blocks new sign-ins only, it signs

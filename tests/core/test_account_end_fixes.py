@@ -175,7 +175,8 @@ def test_a_wrong_one_time_code_is_the_accounts_own_failure_without_a_stray_detai
     entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
     auditor = users["auditor"]
     assert (entry.actor_id, entry.actor_name, entry.object_repr) == (auditor.pk, "auditor", "auditor")
-    assert entry.extra == {"via": "web"}  # the door, as a sign-in records it; no stray detail
+    # the door, as a sign-in records it, and why it failed; no stray detail
+    assert entry.extra == {"via": "web", "reason": "wrong one-time code"}
 
 
 def test_a_failed_sign_in_as_someone_else_is_not_put_on_the_half_signed_in_account(users):
@@ -186,7 +187,7 @@ def test_a_failed_sign_in_as_someone_else_is_not_put_on_the_half_signed_in_accou
     browser.post("/accounts/login/", {"username": "kam", "password": "wrong-password-123"})
     entry = AuditEntry.objects.filter(action=A.LOGIN_FAILED).get()
     assert (entry.actor_id, entry.actor_name, entry.object_repr) == (None, "kam", "kam")
-    assert entry.extra == {"via": "web"}
+    assert entry.extra == {"via": "web", "reason": "wrong password"}
 
 
 def test_failed_sign_ins_are_filed_under_the_account_they_tried(users, client_for):

@@ -199,7 +199,12 @@ AUDIT_VALUES = {
         "response and resolution without the time waiting on the customer (rule of session 31)": gettext_lazy(
             "response and resolution times recomputed without the time waiting on the customer"
         ),
-        "wrong one-time code": gettext_lazy("wrong one-time code"),  # a signature refused (core.signatures)
+        "wrong one-time code": gettext_lazy("wrong one-time code"),  # a sign-in or a signature refused
+        # why a sign-in failed (core.signals)
+        "account locked": gettext_lazy("account locked after repeated failures; the password was not checked"),
+        "wrong password": gettext_lazy("wrong password"),
+        "unknown username": gettext_lazy("unknown username"),
+        "wrong current password": gettext_lazy("wrong current password (password change)"),
     },
     "format": {
         "signed copy": gettext_lazy("signed copy"),

@@ -1,0 +1,51 @@
+"""Why a sign-in failed, in the audit trail: a refusal because the account was already locked (its password never
+checked — it may even have been the right one) must not look like one more wrong password, or an auditor reads a
+locked-out colleague's correct password as an attacker's guess, and cannot tell how long the guessing went on."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.test import Client
+from rest_framework.test import APIClient
+
+from pharmacrm.core.models import AuditEntry
+from tests.conftest import PASSWORD
+
+A = AuditEntry.Action
+
+
+def reasons(username: str) -> list[tuple[str, str]]:
+    failed = AuditEntry.objects.filter(action=A.LOGIN_FAILED, actor_name=username).order_by("seq")
+    return [(e.extra.get("via"), e.extra.get("reason")) for e in failed]
+
+
+def test_a_locked_account_is_recorded_as_locked_not_as_a_wrong_password(users):
+    guesser = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        guesser.post("/accounts/login/", {"username": "agent", "password": "wrong-password-123"})
+    # the colleague types the right password, the script its right password: both refused, unchecked
+    assert Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD}).status_code == 403
+    token = APIClient().post("/api/v1/auth/token/", {"username": "agent", "password": PASSWORD}, format="json")
+    assert token.status_code == 429
+    assert reasons("agent") == [("web", "wrong password")] * settings.AXES_FAILURE_LIMIT + [
+        ("web", "account locked"),
+        ("api", "account locked"),
+    ]
+
+
+def test_an_unknown_username_is_told_from_a_wrong_password(users):
+    Client().post("/accounts/login/", {"username": "nobody", "password": "wrong-password-123"})
+    APIClient().post("/api/v1/auth/token/", {"username": "agent", "password": "wrong"}, format="json")
+    assert reasons("nobody") == [("web", "unknown username")]
+    assert reasons("agent") == [("api", "wrong password")]
+
+
+def test_the_audit_page_says_why_in_the_readers_language(users, client_for):
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+        Client().post("/accounts/login/", {"username": "kam", "password": "wrong-password-123"})
+    auditor = client_for("auditor")
+    page = auditor.get("/accounts/audit/", {"action": "login_failed"}).content.decode()
+    assert "账户因多次失败已锁定，未核对密码" in page and "密码错误" in page
+    auditor.cookies["django_language"] = "en"
+    page = auditor.get("/accounts/audit/", {"action": "login_failed"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "account locked after repeated failures; the password was not checked" in page
