@@ -171,6 +171,11 @@ MESSAGES: dict[str, Any] = {
         "Row %(row)s of the file cannot be read: a cell there starts with a quotation mark (\") that no other one "
         "closes, so the rest of the file reads as that one cell. Correct it, and import the file again."
     ),
+    "stray_quote": _(
+        "Row %(row)s of the file cannot be read: a cell there starts with a quotation mark (\") whose closing mark, "
+        "on line %(line)s of the file, is followed by more text, so every line up to there would read as that one "
+        "cell. Correct the quotation marks, and import the file again."
+    ),
     "failed": _("The import stopped because of an unexpected error; the details are in the server log."),
     "import_conflict": _(
         "Another user saved a customer with the same key while the import ran, so nothing was imported. "
@@ -872,11 +877,19 @@ class _Lines:
 
 class UnreadableRow(Exception):
     """A CSV row the file cannot be read past: a cell opened by a quotation mark that nothing closes runs to the end
-    of the file, longer than a cell can be. The import stopped with "an unexpected error", naming no row."""
+    of the file, longer than a cell can be. The import stopped with "an unexpected error", naming no row.
+    With `line`: a cell opened by a quotation mark whose closing mark, on that line of the file, is followed by more
+    text (a stray quote that a later cell's quote closed, the rows between read as that one cell)."""
 
-    def __init__(self, row: int):
+    def __init__(self, row: int, line: int | None = None):
         super().__init__(row)
-        self.row = row
+        self.row, self.line = row, line
+
+    def note(self) -> tuple[str, dict]:
+        """The job's note (and refusal) naming the row."""
+        if self.line is None:
+            return "unreadable_row", {"row": self.row}
+        return "stray_quote", {"row": self.row, "line": self.line}
 
 
 class NumberText(str):
@@ -1032,16 +1045,19 @@ class Sheet:
             with open(self.path, encoding=self.info.encoding, newline="", errors="strict") as fh:
                 number = 0
                 lines = _Lines(fh)
+                # strict: a quoted cell's closing mark must end the cell. Read leniently, a stray quote at a cell's start
+                # that a later cell's quote closed made one cell of the rows between, and they were lost without a
+                # word (李娜's title held 刘洋's and 赵敏's rows)
+                reader = csv.reader(lines, delimiter=self.info.delimiter, strict=True)
                 try:
-                    for number, cells in enumerate(csv.reader(lines, delimiter=self.info.delimiter), start=1):
-                        if lines.ended:
-                            # the row ran to the end of the file inside a quoted cell: an opening quote nothing
-                            # closes, in a file too short to pass the csv module's cell limit. Read as it was, the
-                            # rows after it were one cell of this row, and were never imported, nor said to be
-                            raise UnreadableRow(number)
+                    for number, cells in enumerate(reader, start=1):
                         yield number, cells
-                except csv.Error:  # a cell longer than the csv module reads: an opening quote nothing closes
-                    raise UnreadableRow(number + 1) from None
+                except csv.Error as e:
+                    if lines.ended or "field limit" in str(e):
+                        # the row ran to the end of the file inside a quoted cell, or past the longest cell the csv
+                        # module reads: an opening quote nothing closes. Read on, the rest of the file was one cell
+                        raise UnreadableRow(number + 1) from None
+                    raise UnreadableRow(number + 1, line=reader.line_num) from None
             return
         first = self._sheet.start[0] if self._sheet.start else 0
         col0 = self._sheet.start[1] if self._sheet.start else 0
@@ -1231,7 +1247,7 @@ def open_checked(path: Path, target: str, need_data: bool = False) -> tuple[Shee
     except UnreadableRow as e:
         if sheet:
             sheet.close()
-        raise _refuse(message("unreadable_row", {"row": e.row})) from None
+        raise _refuse(message(*e.note())) from None
     except Exception as exc:  # calamine raises its own error types for damaged workbooks
         if sheet:
             sheet.close()
@@ -3318,7 +3334,7 @@ def _run(job: ImportJob, user) -> ImportJob:
         notes.append(("bad_encoding", {"row": run.last_row + 1}))
         status = ImportJob.Status.FAILED
     except UnreadableRow as e:
-        notes.append(("unreadable_row", {"row": e.row}))
+        notes.append(e.note())
         status = ImportJob.Status.FAILED
     except IntegrityError:
         notes.append(("import_conflict", {}))
@@ -3351,7 +3367,7 @@ def _run_other(job: ImportJob, user, sheet, header, rows) -> ImportJob:
         notes.append(("bad_encoding", {"row": counts.processed + 1}))
         status = ImportJob.Status.FAILED
     except UnreadableRow as e:
-        notes.append(("unreadable_row", {"row": e.row}))
+        notes.append(e.note())
         status = ImportJob.Status.FAILED
     except Exception:  # an IntegrityError too: a database error, not another user's customer (import_conflict)
         log.exception("import job %s failed", job.pk)

@@ -63,12 +63,13 @@ _MONEY = r"^(?:0|[1-9][0-9]{0,8})(?:\.[0-9]{1,2})?$"  # under a billion yuan
 _SLACK = {2: 100, 3: 10, 4: 1}  # importer._PRICE_SLACK
 
 
-def ends_in_a_quote(path, delimiter: str) -> bool:
-    """Whether the file ends inside a quoted cell: a quotation mark opening a cell that nothing closes. The ordinary
-    import refuses such a file, naming the row (`base.UnreadableRow`); Arrow reads the rest of the file as that
-    cell, or sets the row aside, and says nothing. Read as the csv module reads: a quote opens a cell only at the
-    cell's start, and only a run of an odd number of quotes opens or closes one (two are a quote in the text).
-    A jump from quote to quote (`find`, at memory speed): a file without quotes costs 0.1 s a GiB."""
+def misquoted(path, delimiter: str) -> bool:
+    """Whether the csv module, reading strictly as the ordinary import does, stops at the file's quotes: a quotation
+    mark opening a cell that nothing closes, or a cell's closing mark followed by more text than the delimiter or
+    the line's end (a stray quote that a later cell's quote closed). The ordinary import refuses such a file, naming
+    the row (`base.UnreadableRow`); Arrow reads on and says nothing. Read as the csv module reads: a quote opens a
+    cell only at the cell's start, and after that only a run of an odd number of quotes closes it (two are a quote
+    in the text). A jump from quote to quote (`find`, at memory speed): a file without quotes costs 0.1 s a GiB."""
     with open(path, "rb") as fh:
         size = fh.seek(0, io.SEEK_END)
         if not size:
@@ -76,16 +77,23 @@ def ends_in_a_quote(path, delimiter: str) -> bool:
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             begin = 3 if mm[:3] == b"\xef\xbb\xbf" else 0
             delimiter = delimiter.encode("utf-8")
+            width = len(delimiter)
             inside, pos = False, mm.find(b'"', begin)
             while pos >= 0:
                 end = pos + 1
                 while end < size and mm[end] == 0x22:
                     end += 1
-                if (end - pos) % 2:
-                    if inside:
-                        inside = False
-                    elif pos == begin or mm[pos - 1] in b"\r\n" or mm[pos - len(delimiter) : pos] == delimiter:
-                        inside = True
+                run = end - pos
+                if inside:
+                    closed = run % 2 == 1
+                elif pos == begin or mm[pos - 1] in b"\r\n" or mm[pos - width : pos] == delimiter:
+                    closed = run % 2 == 0  # the first quote opens the cell; an odd run after it closes it
+                else:  # a quote inside a cell that no quote opened: text
+                    pos = mm.find(b'"', end)
+                    continue
+                inside = not closed
+                if closed and end < size and mm[end] not in b"\r\n" and mm[end : end + width] != delimiter:
+                    return True
                 pos = mm.find(b'"', end)
             return inside
 
@@ -203,8 +211,8 @@ class Lane:
 
     def batches(self):
         """(file rows, record batch) of the data rows, in file order, header and title rows left out."""
-        if ends_in_a_quote(self.path, self.info.delimiter):
-            raise NotColumnar("a quotation mark that nothing closes")
+        if misquoted(self.path, self.info.delimiter):
+            raise NotColumnar("a quotation mark that nothing closes, or text after a closing one")
         reader = self._reader()
         nxt, taken = 1, 0  # the next record's row if no row is set aside; ragged rows counted so far
         while True:

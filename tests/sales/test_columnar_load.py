@@ -294,21 +294,49 @@ def test_a_quotation_mark_nothing_closes_in_the_last_column_refuses_the_file_as_
     assert _refused_at(ordinary) == ("failed", [], [12])
 
 
+def test_a_stray_quote_that_a_later_quote_closes_refuses_the_file_in_both_lanes(customers_, users, tmp_path, lane):
+    """A batch cell opened by a stray quote, closed by the quote of an invoice number three rows on: read leniently
+    (Arrow, or the csv module as it was), the rows between became one batch number and their orders were lost."""
+    xiehe = customers_["xiehe"]
+    rows = [line(f"S-{i}", 1, today_minus(9), xiehe, "YP1001", 1, "10") for i in range(10)]
+    rows[4]["batch_number"] = '"B2401'
+    rows[7]["invoice_number"] = '"INV-7"'
+    path = write_csv(tmp_path / "orders.csv", [])
+    with open(path, "a", encoding="utf-8") as fh:  # as a hand-edited file has them: the quotes written as typed
+        fh.writelines(",".join(row.get(k, "") for k in KEYS) + "\n" for row in rows)
+
+    loaded, ordinary = _both(path)
+
+    assert loaded == ordinary
+    assert ordinary["status"] == "failed" and ordinary["stored"]["lines"] == []
+    assert [(n["code"], n["params"]) for n in ordinary["notes"] if n["code"] == "stray_quote"] == [
+        ("stray_quote", {"row": 6, "line": 9})
+    ]
+
+
 @pytest.mark.parametrize("seed", range(3))
-def test_the_lane_finds_a_quote_nothing_closes_as_the_csv_module_does(tmp_path, seed):
-    """Whatever the quotes, delimiters, line ends and byte-order mark, `ends_in_a_quote` says what the csv module
-    meets: a row it could only end at the end of the file."""
+def test_the_lane_finds_the_quotes_the_csv_module_stops_at(tmp_path, seed):
+    """Whatever the quotes, delimiters, line ends and byte-order mark, `misquoted` says what the csv module meets when
+    it reads strictly, as the ordinary import does: a row it could only end at the end of the file, or a cell's closing
+    quote followed by more text."""
     rnd = random.Random(seed)
     pieces = ['"', '"', '"', '""', ",", ";", "\t", "\n", "\r\n", "\r", "a", " ", "中"]
+    stops = 0
     for i in range(3000):
         delimiter = rnd.choice([",", ";", "\t"])
         text = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(25)))
         path = tmp_path / f"{i}.csv"
         path.write_bytes((b"\xef\xbb\xbf" if rnd.random() < 0.2 else b"") + text.encode())
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            lines = base._Lines(fh)
-            ended = any(lines.ended for _cells in csv.reader(lines, delimiter=delimiter))
-        assert columnar.ends_in_a_quote(path, delimiter) is ended, (text, delimiter)
+            try:
+                for _cells in csv.reader(fh, delimiter=delimiter, strict=True):
+                    pass
+                stopped = False
+            except csv.Error:
+                stopped = True
+        stops += stopped
+        assert columnar.misquoted(path, delimiter) is stopped, (text, delimiter)
+    assert 300 < stops < 2700  # both kinds of file were met
 
 
 @pytest.mark.parametrize("block", [2048, 1 << 20])
