@@ -179,7 +179,9 @@ class InstitutionSerializer(CustomerSerializer):
         help_text="统一社会信用代码 (18 characters).",
     )
     legal_representative = serializers.CharField(max_length=50, required=False, allow_blank=True)
-    address = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    address = serializers.CharField(
+        required=False, allow_blank=True, help_text="At most 255 characters, counted as stored (spaces collapsed)."
+    )
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
 
     class Meta:
@@ -199,6 +201,9 @@ class InstitutionSerializer(CustomerSerializer):
 
     def validate_phone(self, value):
         return _checked(services.clean_institution, "phone", value, self.instance)
+
+    def validate_address(self, value):
+        return _checked(services.clean_institution, "address", value, self.instance)
 
 
 class ContactSerializer(Serializer):
@@ -240,7 +245,9 @@ class PersonSerializer(CustomerSerializer):
     landline = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     email = serializers.CharField(max_length=254, required=False, allow_blank=True, write_only=True)
     birthday = DateField(required=False, allow_null=True, write_only=True)
-    home_address = serializers.CharField(max_length=255, required=False, allow_blank=True, write_only=True)
+    home_address = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, help_text="At most 255 characters."
+    )
     id_number = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     contact = serializers.SerializerMethodField()
 
@@ -270,6 +277,9 @@ class PersonSerializer(CustomerSerializer):
 
     def validate_id_number(self, value):
         return _checked(services.clean_person, "id_number", value, self.instance)
+
+    def validate_home_address(self, value):
+        return _checked(services.clean_person, "home_address", value, self.instance)
 
     @extend_schema_field(ContactSerializer)
     def get_contact(self, obj: Person) -> dict:

@@ -171,6 +171,9 @@ class Person(Customer):
 
     CODE_PREFIX = "P"
     PERSONAL_FIELDS = ("mobile", "landline", "email", "birthday", "home_address", "id_number")
+    # encrypted text has no length of its own: the forms, the API and the import all hold a home address to this
+    # (an institution's address's 255), counted as it is stored, and refuse a longer one rather than cut it
+    HOME_ADDRESS_MAX_LENGTH = 255
 
     name = models.CharField(pgettext_lazy("person", "name"), max_length=50)
     name_norm = models.CharField(max_length=50, editable=False)

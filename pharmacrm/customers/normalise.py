@@ -210,6 +210,24 @@ def validate_email_address(value: str) -> str:
     return value
 
 
+# --- lengths -----------------------------------------------------------------------------------
+
+# one message per field, naming it: the import's error report, the forms' inline errors and the API's field errors
+# all say it in these words
+TOO_LONG = {
+    "address": _("The address is too long: at most %(max)s characters (it has %(n)s)."),
+    "home_address": _("The home address is too long: at most %(max)s characters (it has %(n)s)."),
+}
+
+
+def check_length(field: str, value: str, limit: int) -> str:
+    """`value`, as it is stored, when it has at most `limit` characters; else ValidationError (code
+    `<field>_too_long`). A longer value is refused, never cut to fit."""
+    if len(value) > limit:
+        raise ValidationError(TOO_LONG[field] % {"max": limit, "n": len(value)}, code=f"{field}_too_long")
+    return value
+
+
 # --- 统一社会信用代码 (GB 32100-2015) ---------------------------------------------------------
 
 CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"

@@ -1,0 +1,41 @@
+"""Thirty-fifth session, the API's side: a customer record sent over the API follows the rule the import and the
+forms follow (tests/customers/test_qa_round35_entry_paths.py), with the same message under the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from pharmacrm.customers.models import Institution, Person
+from tests.customers.test_qa_round35_entry_paths import LONG_ADDRESS, SPACED_ADDRESS
+
+pytestmark = pytest.mark.django_db
+
+
+# --- an address: at most 255 characters as stored -------------------------------------------------------------
+
+
+def test_the_api_refuses_an_address_over_255_characters_with_the_imports_words(api_for, xiehe):
+    """The API counted an institution's address as sent, spaces and all (the import counts it as stored) and
+    answered DRF's own words, which name no field; the same rule and the same message now, in the caller's
+    language."""
+    api = api_for("kam", lang="zh-hans")
+    body = {"name": "东城社区卫生服务中心", "kind": "community"}
+    answer = api.post("/api/v1/institutions/", {**body, "address": LONG_ADDRESS}, format="json")
+    assert answer.status_code == 400
+    assert answer.json() == {"address": ["地址过长：最多 255 个字符（当前为 256 个）。"]}
+    answer = api_for("kam", lang="en").patch(
+        f"/api/v1/institutions/{xiehe.pk}/", {"address": LONG_ADDRESS, "version": xiehe.version}, format="json"
+    )
+    assert answer.json() == {"address": ["The address is too long: at most 255 characters (it has 256)."]}
+    assert Institution.objects.get(pk=xiehe.pk).address == ""
+    # one that fits once its spaces are collapsed is taken, as the import and the form take it
+    answer = api.post("/api/v1/institutions/", {**body, "address": SPACED_ADDRESS}, format="json")
+    assert answer.status_code == 201, answer.content
+    assert len(answer.json()["address"]) == 255
+
+    answer = api.post("/api/v1/people/", {"name": "李娜", "institution": xiehe.pk, "home_address": LONG_ADDRESS,
+                                          "email": "not an address"}, format="json")  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["home_address"] == ["家庭住址过长：最多 255 个字符（当前为 256 个）。"]
+    assert "email" in answer.json()  # the other field's error in the same answer
+    assert not Person.objects.filter(name="李娜").exists()

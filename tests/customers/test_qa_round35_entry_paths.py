@@ -1,0 +1,122 @@
+"""Thirty-fifth session: one rule per field whichever way a customer record comes in — the import (its fast write
+path too), the web forms and the API (tests/api/test_qa_round35_entry_paths_api.py) — with the same message naming
+the field and the reason, and nothing cut to fit."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+from django.urls import reverse
+
+from pharmacrm.customers import importer
+from pharmacrm.customers.models import ImportJob, Institution, Person
+
+LONG_ADDRESS = "北京市东城区帅府园" + "一" * 247  # 256 characters: one more than an address holds
+# pasted from a web page with its spaces: 341 characters as typed, 255 once the spaces are collapsed (as stored)
+SPACED_ADDRESS = "北京市东城区帅府园1号" + "  楼" * 85 + "  " + "室" * 73
+
+
+def _csv(tmp_path, name: str, rows: list[list[str]]):
+    path = tmp_path / name
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def _errors(job) -> list[tuple[int, str, str]]:
+    return [(e["row"], e["column"], importer.error_text(e)) for e in job.errors]
+
+
+def _input(page: str, name: str) -> str:
+    return re.search(rf'<(?:input|textarea)[^>]*name="{name}"[^>]*>', page)[0]
+
+
+# --- an address: at most 255 characters as stored, on every path ---------------------------------------------
+
+
+def test_sanity_of_the_addresses():
+    from pharmacrm.customers import normalise
+
+    assert len(LONG_ADDRESS) == 256
+    assert len(SPACED_ADDRESS) > 255 and len(normalise.clean_text(SPACED_ADDRESS)) == 255
+
+
+@pytest.mark.parametrize("mode", ["good", "all"])
+def test_the_import_refuses_an_address_or_home_address_over_255_characters_naming_the_column(
+    users, xiehe, tmp_path, settings, mode
+):
+    """A people list's 家庭住址 of 300 characters was imported whole, while the form and the API refused anything over
+    255; an institution's 地址 counted as stored was taken by the import and refused by the form. Now each path
+    counts the address as stored and refuses a longer one with the same words: the row (good rows only) or the
+    file (all or nothing), as for any bad cell."""
+    settings.VAR_DIR = tmp_path
+    institutions = _csv(tmp_path, "institutions.csv", [
+        ["机构名称", "机构类型", "地址", "外部编号"],
+        ["东城社区卫生服务中心", "社区卫生服务中心", LONG_ADDRESS, "I-1"],
+        ["帅府园诊所", "诊所", SPACED_ADDRESS, "I-2"],
+    ])  # fmt: skip
+    job = importer.import_file(institutions, "institutions", users["kam"], mode=mode)
+    assert _errors(job) == [(2, "地址", "地址过长：最多 255 个字符（当前为 256 个）。")]
+    assert not Institution.objects.filter(external_id="I-1").exists()
+    if mode == "good":
+        assert (job.status, job.created_count) == (ImportJob.Status.DONE, 1)
+        assert len(Institution.objects.get(external_id="I-2").address) == 255
+    else:
+        assert (job.status, job.created_count) == (ImportJob.Status.REJECTED, 0)
+        assert not Institution.objects.filter(external_id="I-2").exists()
+
+    people = _csv(tmp_path, "people.csv", [
+        ["姓名", "所属机构", "家庭住址", "外部编号"],
+        ["李娜", "北京协和医院", LONG_ADDRESS, "P-1"],
+        ["王芳", "北京协和医院", "北京市东城区帅府园1号", "P-2"],
+    ])  # fmt: skip
+    job = importer.import_file(people, "people", users["kam"], mode=mode)
+    assert _errors(job) == [(2, "家庭住址", "家庭住址过长：最多 255 个字符（当前为 256 个）。")]
+    assert not Person.objects.filter(external_id="P-1").exists()
+    assert Person.objects.filter(external_id="P-2").exists() == (mode == "good")
+
+
+def test_a_reimported_record_keeps_its_address_when_the_new_one_is_too_long(users, xiehe, tmp_path, settings):
+    settings.VAR_DIR = tmp_path
+    Institution.objects.filter(pk=xiehe.pk).update(address="东城区帅府园1号")
+    path = _csv(tmp_path, "institutions.csv", [
+        ["内部编号", "机构名称", "机构类型", "地址"], [xiehe.code, xiehe.name, "医院", LONG_ADDRESS],
+    ])
+    job = importer.import_file(path, "institutions", users["kam"], mode="good")
+    assert (job.updated_count, job.error_count) == (0, 1)
+    assert _errors(job) == [(2, "地址", "地址过长：最多 255 个字符（当前为 256 个）。")]
+    assert Institution.objects.get(pk=xiehe.pk).address == "东城区帅府园1号"
+
+
+def test_the_forms_refuse_an_address_over_255_characters_with_the_imports_words_and_never_cut_it(
+    client_for, xiehe
+):
+    """The forms counted the address as typed, spaces and all, where the import counts it as stored; and the
+    browser, told maxlength="255", cut a longer address pasted in without a word."""
+    client = client_for("kam")
+    url = reverse("customers:institution-create")
+    assert "maxlength" not in _input(client.get(url).content.decode(), "address")
+    form = {"name": "东城社区卫生服务中心", "kind": "community", "tier": "new", "stage": "potential"}
+    page = client.post(url, {**form, "address": LONG_ADDRESS})
+    assert page.status_code == 200
+    assert page.context["form"].errors["address"] == ["地址过长：最多 255 个字符（当前为 256 个）。"]
+    assert "地址过长：最多 255 个字符（当前为 256 个）。" in page.content.decode()
+    assert not Institution.objects.filter(name="东城社区卫生服务中心").exists()
+    # with another field in error too, both are said in one round
+    page = client.post(url, {**form, "address": LONG_ADDRESS, "phone": "12345"})
+    assert set(page.context["form"].errors) == {"address", "phone"}
+    # an address that fits once its spaces are collapsed is taken, as the import takes it
+    answer = client.post(url, {**form, "address": SPACED_ADDRESS})
+    assert answer.status_code == 302
+    assert len(Institution.objects.get(name="东城社区卫生服务中心").address) == 255
+
+    url = reverse("customers:person-create")
+    assert "maxlength" not in _input(client.get(url).content.decode(), "home_address")
+    person = {"name": "李娜", "role": "doctor", "institution": xiehe.pk, "tier": "new", "stage": "potential"}
+    page = client.post(url, {**person, "home_address": LONG_ADDRESS, "email": "not an address"})
+    assert page.status_code == 200
+    assert page.context["form"].errors["home_address"] == ["家庭住址过长：最多 255 个字符（当前为 256 个）。"]
+    assert "email" in page.context["form"].errors
+    assert not Person.objects.filter(name="李娜").exists()
