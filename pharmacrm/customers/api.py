@@ -490,7 +490,7 @@ class ConsentSerializer(ModelSerializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     status = serializers.ChoiceField(choices=ConsentStatus.choices)
     at = serializers.DateTimeField(required=False, help_text="When it was given or withdrawn; default now.")
-    evidence = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    evidence = serializers.CharField(required=False, allow_blank=True, help_text="At most 5000 characters.")
     recorded_by = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
@@ -507,6 +507,10 @@ class ConsentSerializer(ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["created_at"]
+
+    def validate_evidence(self, value):
+        """The web form's rule and words (normalise.check_length), with the other fields' errors."""
+        return normalise.check_length("evidence", value, Consent.EVIDENCE_MAX_LENGTH)
 
 
 class ConsentFilter(django_filters.FilterSet):

@@ -18,7 +18,7 @@ from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Region, Team, User, region_label
 
-from . import search, services
+from . import normalise, search, services
 from .choices import (
     Channel,
     ConsentPurpose,
@@ -32,7 +32,7 @@ from .choices import (
     Stage,
     Tier,
 )
-from .models import Institution, Person
+from .models import Consent, Institution, Person
 
 BLANK = [("", "—")]
 ANY = [("", _("Any"))]
@@ -535,6 +535,11 @@ class ConsentForm(ServiceErrorsMixin, OnceTokenForm):
         label=_("Evidence"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
         help_text=_("Where the consent is documented: form number, recording, message."),
     )  # fmt: skip
+
+    def clean_evidence(self) -> str:
+        """At most Consent.EVIDENCE_MAX_LENGTH characters, as the API takes it: said with the other fields' errors
+        (no maxlength on the textarea, which would cut a longer paste without a word)."""
+        return normalise.check_length("evidence", self.cleaned_data.get("evidence") or "", Consent.EVIDENCE_MAX_LENGTH)
 
 
 class RevealForm(forms.Form):

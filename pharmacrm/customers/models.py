@@ -263,6 +263,8 @@ class Consent(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=ConsentStatus.choices)
     at = models.DateTimeField(_("when"), default=timezone.now)
     evidence = models.TextField(_("evidence"), blank=True)
+    # text has no length of its own: the form and the API hold the evidence to this, and refuse a longer one
+    EVIDENCE_MAX_LENGTH = 5000
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name=_("recorded by"),

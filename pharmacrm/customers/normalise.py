@@ -217,6 +217,7 @@ def validate_email_address(value: str) -> str:
 TOO_LONG = {
     "address": _("The address is too long: at most %(max)s characters (it has %(n)s)."),
     "home_address": _("The home address is too long: at most %(max)s characters (it has %(n)s)."),
+    "evidence": _("The evidence is too long: at most %(max)s characters (it has %(n)s)."),
 }
 
 

@@ -731,6 +731,11 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
         # a mistyped year (0001, 1900): the web form's save failed on it with a server error (the database's local
         # time of year 1 UTC is before year 1), and the API kept it as the date of the person's consent
         errors["at"] = [_("A consent cannot be dated before %(date)s.") % {"date": EARLIEST_CONSENT.date().isoformat()}]
+    evidence = (data.get("evidence") or "").strip()
+    try:
+        normalise.check_length("evidence", evidence, Consent.EVIDENCE_MAX_LENGTH)
+    except ValidationError as e:
+        errors["evidence"] = e.messages
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -740,7 +745,7 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
         refuse_merged_record(person)
         consent = Consent.objects.create(
             person=person, purpose=data["purpose"], channel=data["channel"], status=data["status"], at=at,
-            evidence=(data.get("evidence") or "").strip(), recorded_by=user,
+            evidence=evidence, recorded_by=user,
         )  # fmt: skip
         audit.record(
             A.CREATE, consent, user=user,

@@ -39,3 +39,22 @@ def test_the_api_refuses_an_address_over_255_characters_with_the_imports_words(a
     assert answer.json()["home_address"] == ["家庭住址过长：最多 255 个字符（当前为 256 个）。"]
     assert "email" in answer.json()  # the other field's error in the same answer
     assert not Person.objects.filter(name="李娜").exists()
+
+
+# --- a consent's evidence: at most 5000 characters, in the form's words ---------------------------------------
+
+
+def test_the_api_refuses_evidence_over_5000_characters_in_the_forms_words(api_for, xiehe):
+    from pharmacrm.customers.models import Consent
+
+    person = Person.objects.get(name="张伟")
+    body = {"person": person.pk, "purpose": "marketing", "channel": "phone", "status": "given"}
+    answer = api_for("agent", lang="zh-hans").post("/api/v1/consents/", {**body, "evidence": "证" * 5001}, format="json")
+    assert answer.status_code == 400
+    assert answer.json() == {"evidence": ["凭证过长：最多 5000 个字符（当前为 5001 个）。"]}
+    answer = api_for("agent").post("/api/v1/consents/", {**body, "evidence": "证" * 5001}, format="json")
+    assert answer.json() == {"evidence": ["The evidence is too long: at most 5000 characters (it has 5001)."]}
+    assert not Consent.objects.filter(person=person).exists()
+    answer = api_for("agent").post("/api/v1/consents/", {**body, "evidence": "证" * 5000}, format="json")
+    assert answer.status_code == 201, answer.content
+    assert len(Consent.objects.get(person=person).evidence) == 5000

@@ -120,3 +120,29 @@ def test_the_forms_refuse_an_address_over_255_characters_with_the_imports_words_
     assert page.context["form"].errors["home_address"] == ["家庭住址过长：最多 255 个字符（当前为 256 个）。"]
     assert "email" in page.context["form"].errors
     assert not Person.objects.filter(name="李娜").exists()
+
+
+# --- a consent's evidence: at most 5000 characters (the import takes no consents) ----------------------------------
+
+
+def test_the_consent_form_refuses_evidence_over_5000_characters_as_the_api_does(client_for, xiehe):
+    """The API refused evidence over 5000 characters with words naming no field, while the web form stored any
+    length: the same limit and the same message naming the field now. (No import reads consent records.)"""
+    from pharmacrm.customers.models import Consent
+
+    person = Person.objects.get(name="张伟")
+    client = client_for("agent")
+    assert "maxlength" not in _input(client.get(reverse("customers:person", args=[person.pk])).content.decode(),
+                                     "evidence")  # fmt: skip
+    url = reverse("customers:consent-create", args=[person.pk])
+    consent = {"purpose": "marketing", "channel": "phone", "status": "given"}
+    page = client.post(url, {**consent, "evidence": "录音编号 " + "证" * 4996})
+    assert page.status_code == 400
+    assert page.context["consent_form"].errors["evidence"] == ["凭证过长：最多 5000 个字符（当前为 5001 个）。"]
+    assert "凭证过长：最多 5000 个字符（当前为 5001 个）。" in page.content.decode()
+    # said together with another field's error
+    page = client.post(url, {**consent, "channel": "", "evidence": "证" * 5001})
+    assert set(page.context["consent_form"].errors) == {"channel", "evidence"}
+    assert not Consent.objects.filter(person=person).exists()
+    assert client.post(url, {**consent, "evidence": "证" * 5000}).status_code == 302
+    assert len(Consent.objects.get(person=person).evidence) == 5000
