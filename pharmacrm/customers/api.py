@@ -225,6 +225,16 @@ class LanguageField(serializers.ChoiceField):
         return super().to_internal_value(data.strip().lower() if isinstance(data, str) else data)
 
 
+class BirthdayField(DateField):
+    """A birthday; "" (or only spaces) is no birthday, as an empty date on the person form is: a client sending its
+    empty form field was refused with "Date has wrong format", and had to know to send null instead."""
+
+    def validate_empty_values(self, data):
+        if isinstance(data, str) and not data.strip():
+            data = None
+        return super().validate_empty_values(data)
+
+
 class PersonSerializer(CustomerSerializer):
     name = serializers.CharField(max_length=50)
     gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_blank=True)
@@ -244,7 +254,10 @@ class PersonSerializer(CustomerSerializer):
     mobile = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     landline = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     email = serializers.CharField(max_length=254, required=False, allow_blank=True, write_only=True)
-    birthday = DateField(required=False, allow_null=True, write_only=True)
+    birthday = BirthdayField(
+        required=False, allow_null=True, write_only=True,
+        help_text="YYYY-MM-DD; null or \"\" for none (on an update: removes the one stored).",
+    )
     home_address = serializers.CharField(
         required=False, allow_blank=True, write_only=True, help_text="At most 255 characters."
     )

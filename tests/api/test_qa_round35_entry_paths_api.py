@@ -58,3 +58,30 @@ def test_the_api_refuses_evidence_over_5000_characters_in_the_forms_words(api_fo
     answer = api_for("agent").post("/api/v1/consents/", {**body, "evidence": "证" * 5000}, format="json")
     assert answer.status_code == 201, answer.content
     assert len(Consent.objects.get(person=person).evidence) == 5000
+
+
+# --- an empty birthday: no birthday, as on the form -------------------------------------------------------------
+
+
+def test_an_empty_birthday_sent_to_the_api_is_no_birthday_as_on_the_form(api_for, xiehe):
+    """A client sending its person form as it stands, birthday field empty, was refused: “Date has wrong format. Use
+    one of these formats instead: YYYY-MM-DD.” The web form takes an empty birthday as none (and, on an edit, removes
+    the one stored); the API does the same with "" as with null."""
+    from pharmacrm.core.models import AuditEntry
+
+    api = api_for("kam")
+    answer = api.post("/api/v1/people/", {"name": "李娜", "institution": xiehe.pk, "birthday": ""}, format="json")
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["contact"]["birthday"] == ""
+    assert Person.objects.get(name="李娜").birthday is None
+
+    zhang = Person.objects.get(name="张伟")
+    assert str(zhang.birthday) == "1975-03-15"
+    answer = api.patch(f"/api/v1/people/{zhang.pk}/", {"birthday": " ", "version": zhang.version}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert Person.objects.get(pk=zhang.pk).birthday is None
+    entry = AuditEntry.objects.filter(object_id=str(zhang.pk), action=AuditEntry.Action.UPDATE).latest("id")
+    assert "birthday" in entry.changes
+    # a date that is none is still refused, naming the field
+    answer = api.patch(f"/api/v1/people/{zhang.pk}/", {"birthday": "1975/3/15x"}, format="json")
+    assert answer.status_code == 400 and list(answer.json()) == ["birthday"]

@@ -146,3 +146,36 @@ def test_the_consent_form_refuses_evidence_over_5000_characters_as_the_api_does(
     assert not Consent.objects.filter(person=person).exists()
     assert client.post(url, {**consent, "evidence": "证" * 5000}).status_code == 302
     assert len(Consent.objects.get(person=person).evidence) == 5000
+
+
+# --- an empty birthday: no birthday (the API takes "" so too) ----------------------------------------------------
+
+
+def test_an_empty_birthday_on_the_form_is_no_birthday_and_an_edit_removes_the_stored_one(client_for, xiehe):
+    client = client_for("kam")
+    person = {"name": "李娜", "role": "doctor", "institution": xiehe.pk, "tier": "new", "stage": "potential"}
+    assert client.post(reverse("customers:person-create"), {**person, "birthday": ""}).status_code == 302
+    assert Person.objects.get(name="李娜").birthday is None
+    zhang = Person.objects.get(name="张伟")
+    url = reverse("customers:person-edit", args=[zhang.pk])
+    form = client.get(url).context["form"]
+    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k in form.fields}
+    answer = client.post(url, {**data, "birthday": ""})
+    assert answer.status_code == 302, answer.context["form"].errors
+    assert Person.objects.get(pk=zhang.pk).birthday is None
+
+
+def test_an_empty_birthday_cell_is_no_birthday_for_a_new_person_and_keeps_a_stored_one(
+    users, xiehe, tmp_path, settings
+):
+    """The import's rule for every column: an empty cell is nothing for a new row (as the form's empty birthday) and
+    leaves an existing customer's value as it is (docs/import.md); it is never an error."""
+    settings.VAR_DIR = tmp_path
+    zhang = Person.objects.get(name="张伟")
+    path = _csv(tmp_path, "people.csv", [
+        ["内部编号", "姓名", "所属机构", "生日"], ["", "李娜", "北京协和医院", ""], [zhang.code, "张伟", "北京协和医院", ""],
+    ])  # fmt: skip
+    job = importer.import_file(path, "people", users["kam"], mode="all")
+    assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 1, 0), job.errors
+    assert Person.objects.get(name="李娜").birthday is None
+    assert str(Person.objects.get(pk=zhang.pk).birthday) == "1975-03-15"
