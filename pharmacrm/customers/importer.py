@@ -80,6 +80,7 @@ MESSAGES: dict[str, Any] = {
     "home_address_too_long": normalise.TOO_LONG["home_address"],
     "invalid_choice": _("“%(value)s” is not an accepted value. Accepted: %(choices)s."),
     "invalid_mobile": _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."),
+    "mobile_extension": normalise.MOBILE_EXTENSION_MESSAGE,
     "invalid_landline": _("Enter a valid landline with its area code, e.g. 010-12345678 or 0755-1234567."),
     "invalid_phone": _("Enter a valid China mobile number, landline with area code, or 400/800 number."),
     "invalid_person_phone": _(
@@ -1847,11 +1848,15 @@ def _route_phone(run: Run, item: Item, value: str, as_number: bool | None) -> No
     no error, two different ones are."""
     try:
         attname, number = "mobile", _mobile(value)
-    except FieldError:
+    except FieldError as not_mobile:
         try:
             attname, number = "landline", _validated(normalise.validate_landline_with_extension, value)
         except FieldError:
-            item.fail("phone", "stored_as_number" if as_number is None else "invalid_person_phone")
+            if as_number is None:
+                code = "stored_as_number"
+            else:  # a mobile with an extension is said to be so, as in the 手机 column
+                code = "mobile_extension" if not_mobile.code == "mobile_extension" else "invalid_person_phone"
+            item.fail("phone", code)
             return
     own = item.raw.get(attname)
     if own is not None and normalise.phone_key(own) != normalise.phone_key(number):

@@ -128,8 +128,27 @@ def phone(value: str | None) -> str:
     return digits
 
 
+MOBILE_EXTENSION_MESSAGE = _(
+    "A mobile number takes no extension: enter its 11 digits alone. Extensions (转123) belong to landlines."
+)
+
+
+def _mobile_with_extension(value: str, line: str) -> bool:
+    """Whether a mobile number (`line`, its digits) is written with an extension after it: 13800138000转123,
+    13800138000 ext. 12, 13800138000-123."""
+    if _MOBILE.match(line) and extension(value):
+        return True
+    head, sep, tail = unicodedata.normalize("NFKC", value or "").strip().rpartition("-")
+    tail = tail.strip()
+    return bool(sep) and tail.isdigit() and len(tail) <= 6 and bool(_MOBILE.match(phone(head)))
+
+
 def validate_mobile(value: str) -> str:
+    """The mobile's 11 digits. An extension after it is refused, not dropped: a mobile has none (an extension
+    belongs to a landline), and the import, the form and the API kept the number without it, without a word."""
     digits = phone(value)
+    if _mobile_with_extension(value, digits):
+        raise ValidationError(MOBILE_EXTENSION_MESSAGE, code="mobile_extension")
     if not _MOBILE.match(digits):
         raise ValidationError(
             _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."), code="invalid_mobile"

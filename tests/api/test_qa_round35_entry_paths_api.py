@@ -85,3 +85,25 @@ def test_an_empty_birthday_sent_to_the_api_is_no_birthday_as_on_the_form(api_for
     # a date that is none is still refused, naming the field
     answer = api.patch(f"/api/v1/people/{zhang.pk}/", {"birthday": "1975/3/15x"}, format="json")
     assert answer.status_code == 400 and list(answer.json()) == ["birthday"]
+
+
+# --- a mobile number with an extension: refused, as by the form and the import ----------------------------------
+
+
+def test_the_api_refuses_a_mobile_with_an_extension_and_keeps_a_landlines(api_for, xiehe):
+    """13800138000转123 was taken and stored as 13800138000: the extension dropped without a word."""
+    answer = api_for("kam", lang="zh-hans").post(
+        "/api/v1/people/", {"name": "李娜", "institution": xiehe.pk, "mobile": "13800138000转123"}, format="json"
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {"mobile": ["手机号码不带分机号：请只填写 11 位号码。分机号（转123）只用于座机。"]}
+    zhang = Person.objects.get(name="张伟")
+    answer = api_for("kam").patch(f"/api/v1/people/{zhang.pk}/", {"mobile": "138 0013 8000 ext. 12"}, format="json")
+    assert answer.json() == {"mobile": [
+        "A mobile number takes no extension: enter its 11 digits alone. Extensions (转123) belong to landlines."
+    ]}  # fmt: skip
+    assert not Person.objects.filter(name="李娜").exists()
+    answer = api_for("kam").post("/api/v1/people/", {"name": "李娜", "institution": xiehe.pk, "mobile": "13800138001",
+                                                     "landline": "010-12345678转123"}, format="json")  # fmt: skip
+    assert answer.status_code == 201, answer.content
+    assert Person.objects.get(name="李娜").landline == "01012345678转123"

@@ -179,3 +179,75 @@ def test_an_empty_birthday_cell_is_no_birthday_for_a_new_person_and_keeps_a_stor
     assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 1, 0), job.errors
     assert Person.objects.get(name="李娜").birthday is None
     assert str(Person.objects.get(pk=zhang.pk).birthday) == "1975-03-15"
+
+
+# --- a mobile number with an extension: refused everywhere (a landline keeps its extension) ------------------------
+
+NO_EXTENSION = "手机号码不带分机号：请只填写 11 位号码。分机号（转123）只用于座机。"
+
+
+@pytest.mark.parametrize("mode", ["good", "all"])
+def test_the_import_refuses_a_mobile_with_an_extension_and_keeps_a_landlines(users, xiehe, tmp_path, settings, mode):
+    """13800138000转123 in a people list's 手机 (or its one 电话 column) was imported as 13800138000: the extension was
+    dropped without a word, as on the form and in the API. A mobile has no extension: the row is refused, saying so;
+    a landline's extension is kept as before."""
+    settings.VAR_DIR = tmp_path
+    path = _csv(tmp_path, "people.csv", [
+        ["姓名", "所属机构", "手机", "座机", "电话"],
+        ["李娜", "北京协和医院", "13800138000转123", "", ""],
+        ["王芳", "北京协和医院", "", "", "139 0013 9000 分机 8"],
+        ["刘洋", "北京协和医院", "13700137000", "010-12345678转123", ""],
+    ])  # fmt: skip
+    job = importer.import_file(path, "people", users["kam"], mode=mode)
+    assert _errors(job) == [(2, "手机", NO_EXTENSION), (3, "电话", NO_EXTENSION)]
+    assert not Person.objects.filter(name__in=["李娜", "王芳"]).exists()
+    if mode == "good":
+        liu = Person.objects.get(name="刘洋")
+        assert (liu.mobile, liu.landline) == ("13700137000", "01012345678转123")
+    else:
+        assert job.status == ImportJob.Status.REJECTED and not Person.objects.filter(name="刘洋").exists()
+
+
+def test_the_person_form_refuses_a_mobile_with_an_extension_while_typed_and_when_saved(client_for, xiehe):
+    client = client_for("kam")
+    url = reverse("customers:person-create")
+    typed = client.post(url, {"_validate": "mobile", "mobile": "13800138000转123"}, HTTP_HX_REQUEST="true")
+    assert NO_EXTENSION in typed.content.decode()
+    person = {"name": "李娜", "role": "doctor", "institution": xiehe.pk, "tier": "new", "stage": "potential"}
+    page = client.post(url, {**person, "mobile": "13800138000转123"})
+    assert page.status_code == 200
+    assert page.context["form"].errors["mobile"] == [NO_EXTENSION]
+    assert not Person.objects.filter(name="李娜").exists()
+    # a landline keeps its extension
+    assert client.post(url, {**person, "mobile": "13800138001", "landline": "010-12345678转123"}).status_code == 302
+    assert Person.objects.get(name="李娜").landline == "01012345678转123"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["good", "all"])
+def test_the_imports_fast_write_path_applies_the_same_checks(users, tmp_path, settings, monkeypatch, mode):
+    """Chunks of 25 rows written by the import's writer thread where it can run (outside a transaction, not on an
+    in-memory database): the cells of a late chunk are checked with the same rules as the forms' and the API's."""
+    import threading
+
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 25)
+    threads, commit = [], importer._commit
+
+    def spy(run, items, in_transaction):
+        threads.append(threading.current_thread().name)
+        return commit(run, items, in_transaction)
+
+    monkeypatch.setattr(importer, "_commit", spy)
+    rows = [["姓名", "手机", "家庭住址", "外部编号"]]
+    rows += [[f"测试{n:03d}", f"139{n:08d}", "北京市东城区帅府园1号", f"T-{n}"] for n in range(80)]
+    rows[61][1] = "13900000060转123"
+    rows[71][2] = LONG_ADDRESS
+    job = importer.import_file(_csv(tmp_path, "people.csv", rows), "people", users["kam"], mode=mode)
+    assert _errors(job) == [(62, "手机", NO_EXTENSION), (72, "家庭住址", "家庭住址过长：最多 255 个字符（当前为 256 个）。")]
+    assert not Person.objects.filter(external_id__in=["T-60", "T-70"]).exists()
+    expected = 78 if mode == "good" else 0
+    assert Person.objects.filter(external_id__startswith="T-").count() == expected == job.created_count
+    if mode == "good":  # four chunks, each committed by the writer thread where it can run
+        writer = "import-writer" if importer.writer_thread_possible() else threading.main_thread().name
+        assert threads == [writer] * 4
