@@ -179,7 +179,9 @@ class InstitutionSerializer(CustomerSerializer):
         help_text="统一社会信用代码 (18 characters).",
     )
     legal_representative = serializers.CharField(max_length=50, required=False, allow_blank=True)
-    address = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    address = serializers.CharField(
+        required=False, allow_blank=True, help_text="At most 255 characters, counted as stored (spaces collapsed)."
+    )
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
 
     class Meta:
@@ -199,6 +201,9 @@ class InstitutionSerializer(CustomerSerializer):
 
     def validate_phone(self, value):
         return _checked(services.clean_institution, "phone", value, self.instance)
+
+    def validate_address(self, value):
+        return _checked(services.clean_institution, "address", value, self.instance)
 
 
 class ContactSerializer(Serializer):
@@ -220,6 +225,16 @@ class LanguageField(serializers.ChoiceField):
         return super().to_internal_value(data.strip().lower() if isinstance(data, str) else data)
 
 
+class BirthdayField(DateField):
+    """A birthday; "" (or only spaces) is no birthday, as an empty date on the person form is: a client sending its
+    empty form field was refused with "Date has wrong format", and had to know to send null instead."""
+
+    def validate_empty_values(self, data):
+        if isinstance(data, str) and not data.strip():
+            data = None
+        return super().validate_empty_values(data)
+
+
 class PersonSerializer(CustomerSerializer):
     name = serializers.CharField(max_length=50)
     gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_blank=True)
@@ -239,8 +254,13 @@ class PersonSerializer(CustomerSerializer):
     mobile = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     landline = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     email = serializers.CharField(max_length=254, required=False, allow_blank=True, write_only=True)
-    birthday = DateField(required=False, allow_null=True, write_only=True)
-    home_address = serializers.CharField(max_length=255, required=False, allow_blank=True, write_only=True)
+    birthday = BirthdayField(
+        required=False, allow_null=True, write_only=True,
+        help_text="YYYY-MM-DD; null or \"\" for none (on an update: removes the one stored).",
+    )
+    home_address = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, help_text="At most 255 characters."
+    )
     id_number = serializers.CharField(max_length=32, required=False, allow_blank=True, write_only=True)
     contact = serializers.SerializerMethodField()
 
@@ -270,6 +290,9 @@ class PersonSerializer(CustomerSerializer):
 
     def validate_id_number(self, value):
         return _checked(services.clean_person, "id_number", value, self.instance)
+
+    def validate_home_address(self, value):
+        return _checked(services.clean_person, "home_address", value, self.instance)
 
     @extend_schema_field(ContactSerializer)
     def get_contact(self, obj: Person) -> dict:
@@ -480,7 +503,7 @@ class ConsentSerializer(ModelSerializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     status = serializers.ChoiceField(choices=ConsentStatus.choices)
     at = serializers.DateTimeField(required=False, help_text="When it was given or withdrawn; default now.")
-    evidence = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    evidence = serializers.CharField(required=False, allow_blank=True, help_text="At most 5000 characters.")
     recorded_by = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
@@ -497,6 +520,10 @@ class ConsentSerializer(ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["created_at"]
+
+    def validate_evidence(self, value):
+        """The web form's rule and words (normalise.check_length), with the other fields' errors."""
+        return normalise.check_length("evidence", value, Consent.EVIDENCE_MAX_LENGTH)
 
 
 class ConsentFilter(django_filters.FilterSet):

@@ -18,7 +18,7 @@ from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Region, Team, User, region_label
 
-from . import search, services
+from . import normalise, search, services
 from .choices import (
     Channel,
     ConsentPurpose,
@@ -32,7 +32,7 @@ from .choices import (
     Stage,
     Tier,
 )
-from .models import Institution, Person
+from .models import Consent, Institution, Person
 
 BLANK = [("", "—")]
 ANY = [("", _("Any"))]
@@ -294,7 +294,9 @@ class InstitutionForm(RegionFieldsMixin, CustomerForm):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "mono"}),
     )  # fmt: skip
     legal_representative = forms.CharField(label=_("Legal representative"), required=False, max_length=50)
-    address = forms.CharField(label=_("Address"), required=False, max_length=255)
+    # no max_length: the browser would cut a longer address pasted in without a word; the services refuse it,
+    # counted as stored, with the message the import and the API give
+    address = forms.CharField(label=_("Address"), required=False)
     phone = forms.CharField(
         label=_("Phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
     )
@@ -390,7 +392,7 @@ class PersonForm(CustomerForm):
     birthday = forms.DateField(  # ISO, as a date input takes it: 1975/03/15 (zh-Hans) showed empty, and saving cleared it
         label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
-    home_address = forms.CharField(label=_("Home address"), required=False, max_length=255)
+    home_address = forms.CharField(label=_("Home address"), required=False)  # its length: as the address's
     id_number = forms.CharField(label=_("ID card number"), required=False, max_length=30)
     preferred_language = forms.ChoiceField(
         label=_("Preferred language"), required=False,
@@ -533,6 +535,11 @@ class ConsentForm(ServiceErrorsMixin, OnceTokenForm):
         label=_("Evidence"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
         help_text=_("Where the consent is documented: form number, recording, message."),
     )  # fmt: skip
+
+    def clean_evidence(self) -> str:
+        """At most Consent.EVIDENCE_MAX_LENGTH characters, as the API takes it: said with the other fields' errors
+        (no maxlength on the textarea, which would cut a longer paste without a word)."""
+        return normalise.check_length("evidence", self.cleaned_data.get("evidence") or "", Consent.EVIDENCE_MAX_LENGTH)
 
 
 class RevealForm(forms.Form):

@@ -76,8 +76,11 @@ CSV_SNIFF_BYTES = 64 * 1024
 MESSAGES: dict[str, Any] = {
     "required": _("This column must not be empty."),
     "too_long": _("This value is too long (at most %(max)s characters)."),
+    "address_too_long": normalise.TOO_LONG["address"],
+    "home_address_too_long": normalise.TOO_LONG["home_address"],
     "invalid_choice": _("“%(value)s” is not an accepted value. Accepted: %(choices)s."),
     "invalid_mobile": _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."),
+    "mobile_extension": normalise.MOBILE_EXTENSION_MESSAGE,
     "invalid_landline": _("Enter a valid landline with its area code, e.g. 010-12345678 or 0755-1234567."),
     "invalid_phone": _("Enter a valid China mobile number, landline with area code, or 400/800 number."),
     "invalid_person_phone": _(
@@ -1424,6 +1427,20 @@ def _long_text(value: str) -> str:
     return value.strip()
 
 
+def _limited(field: str, limit: int, clean: Callable[[str], str]) -> Callable[[str], str]:
+    """A text column whose field the forms and the API hold to `limit` characters as stored: the same rule, the
+    same message naming the field (normalise.check_length); a longer value fails its row, never cut to fit."""
+
+    def check(value: str) -> str:
+        value = clean(value)
+        try:
+            return normalise.check_length(field, value, limit)
+        except ValidationError as e:
+            raise FieldError(e.code, max=limit, n=len(value)) from None
+
+    return check
+
+
 def _mobile(value: str) -> str:
     if _MOBILE_FAST.fullmatch(value):
         return value  # already what normalise.validate_mobile would return
@@ -1554,7 +1571,7 @@ def _value_handlers(target: str) -> dict[str, tuple[str, Callable[[str], Any]]]:
             "kind": ("kind", lambda v: parse_choice(InstitutionType, v)),
             "grade": ("grade", lambda v: parse_choice(HospitalGrade, v)),
             "credit_code": ("credit_code", _credit_code),
-            "address": ("address", _text(_max(Institution, "address"))),
+            "address": ("address", _limited("address", _max(Institution, "address"), normalise.clean_text)),
             "phone": ("phone", _phone),
             "legal_representative": (
                 "legal_representative",
@@ -1573,7 +1590,7 @@ def _value_handlers(target: str) -> dict[str, tuple[str, Callable[[str], Any]]]:
         "landline": ("landline", lambda v: _validated(normalise.validate_landline_with_extension, v)),
         "email": ("email", _email),
         "birthday": ("birthday", _birthday(timezone.localdate())),
-        "home_address": ("home_address", _long_text),
+        "home_address": ("home_address", _limited("home_address", Person.HOME_ADDRESS_MAX_LENGTH, _long_text)),
         "id_number": ("id_number", _id_number),
         "preferred_language": ("preferred_language", lambda v: parse_choice(PreferredLanguage, v)),
     }
@@ -1847,11 +1864,15 @@ def _route_phone(run: Run, item: Item, value: str, as_number: bool | None) -> No
     no error, two different ones are."""
     try:
         attname, number = "mobile", _mobile(value)
-    except FieldError:
+    except FieldError as not_mobile:
         try:
             attname, number = "landline", _validated(normalise.validate_landline_with_extension, value)
         except FieldError:
-            item.fail("phone", "stored_as_number" if as_number is None else "invalid_person_phone")
+            if as_number is None:
+                code = "stored_as_number"
+            else:  # a mobile with an extension is said to be so, as in the 手机 column
+                code = "mobile_extension" if not_mobile.code == "mobile_extension" else "invalid_person_phone"
+            item.fail("phone", code)
             return
     own = item.raw.get(attname)
     if own is not None and normalise.phone_key(own) != normalise.phone_key(number):

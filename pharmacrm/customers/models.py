@@ -171,6 +171,9 @@ class Person(Customer):
 
     CODE_PREFIX = "P"
     PERSONAL_FIELDS = ("mobile", "landline", "email", "birthday", "home_address", "id_number")
+    # encrypted text has no length of its own: the forms, the API and the import all hold a home address to this
+    # (an institution's address's 255), counted as it is stored, and refuse a longer one rather than cut it
+    HOME_ADDRESS_MAX_LENGTH = 255
 
     name = models.CharField(pgettext_lazy("person", "name"), max_length=50)
     name_norm = models.CharField(max_length=50, editable=False)
@@ -260,6 +263,8 @@ class Consent(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=ConsentStatus.choices)
     at = models.DateTimeField(_("when"), default=timezone.now)
     evidence = models.TextField(_("evidence"), blank=True)
+    # text has no length of its own: the form and the API hold the evidence to this, and refuse a longer one
+    EVIDENCE_MAX_LENGTH = 5000
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
         verbose_name=_("recorded by"),

@@ -128,8 +128,27 @@ def phone(value: str | None) -> str:
     return digits
 
 
+MOBILE_EXTENSION_MESSAGE = _(
+    "A mobile number takes no extension: enter its 11 digits alone. Extensions (转123) belong to landlines."
+)
+
+
+def _mobile_with_extension(value: str, line: str) -> bool:
+    """Whether a mobile number (`line`, its digits) is written with an extension after it: 13800138000转123,
+    13800138000 ext. 12, 13800138000-123."""
+    if _MOBILE.match(line) and extension(value):
+        return True
+    head, sep, tail = unicodedata.normalize("NFKC", value or "").strip().rpartition("-")
+    tail = tail.strip()
+    return bool(sep) and tail.isdigit() and len(tail) <= 6 and bool(_MOBILE.match(phone(head)))
+
+
 def validate_mobile(value: str) -> str:
+    """The mobile's 11 digits. An extension after it is refused, not dropped: a mobile has none (an extension
+    belongs to a landline), and the import, the form and the API kept the number without it, without a word."""
     digits = phone(value)
+    if _mobile_with_extension(value, digits):
+        raise ValidationError(MOBILE_EXTENSION_MESSAGE, code="mobile_extension")
     if not _MOBILE.match(digits):
         raise ValidationError(
             _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."), code="invalid_mobile"
@@ -207,6 +226,25 @@ def validate_email_address(value: str) -> str:
         validate_address(value)
     except ValidationError:
         raise ValidationError(_("Enter a valid e-mail address."), code="invalid_email") from None
+    return value
+
+
+# --- lengths -----------------------------------------------------------------------------------
+
+# one message per field, naming it: the import's error report, the forms' inline errors and the API's field errors
+# all say it in these words
+TOO_LONG = {
+    "address": _("The address is too long: at most %(max)s characters (it has %(n)s)."),
+    "home_address": _("The home address is too long: at most %(max)s characters (it has %(n)s)."),
+    "evidence": _("The evidence is too long: at most %(max)s characters (it has %(n)s)."),
+}
+
+
+def check_length(field: str, value: str, limit: int) -> str:
+    """`value`, as it is stored, when it has at most `limit` characters; else ValidationError (code
+    `<field>_too_long`). A longer value is refused, never cut to fit."""
+    if len(value) > limit:
+        raise ValidationError(TOO_LONG[field] % {"max": limit, "n": len(value)}, code=f"{field}_too_long")
     return value
 
 

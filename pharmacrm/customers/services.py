@@ -80,8 +80,9 @@ def next_codes(model, count: int) -> list[str]:
 
 # the rules of one field each, which hold whatever the other fields say: a form or API client with errors
 # elsewhere still learns about these in the same answer
-INSTITUTION_FORMAT_FIELDS = ("credit_code", "phone")
-PERSON_FORMAT_FIELDS = ("mobile", "landline", "email", "birthday", "id_number")
+INSTITUTION_FORMAT_FIELDS = ("credit_code", "phone", "address")
+PERSON_FORMAT_FIELDS = ("mobile", "landline", "email", "birthday", "id_number", "home_address")
+ADDRESS_MAX_LENGTH = Institution._meta.get_field("address").max_length
 
 
 def field_errors(clean, field: str, value, instance=None) -> list[ValidationError]:
@@ -164,6 +165,11 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
     for key in ("name", "short_name", "legal_representative", "address", "needs", "notes"):
         if key in out and out[key] is not None:
             out[key] = normalise.clean_text(out[key]) if key not in ("needs", "notes") else out[key].strip()
+    if out.get("address"):  # counted as stored (spaces collapsed), as the import counts it
+        try:
+            normalise.check_length("address", out["address"], ADDRESS_MAX_LENGTH)
+        except ValidationError as e:
+            errors.setdefault("address", []).append(e)
     if "name" in out and not out.get("name"):
         errors.setdefault("name", []).append(ValidationError(_("Enter the institution's name."), code="required"))
     if instance is None and not out.get("kind"):
@@ -281,6 +287,11 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
             normalise.validate_birthday(out["birthday"])
         except ValidationError as e:
             errors.setdefault("birthday", []).append(e)
+    if out.get("home_address"):
+        try:
+            normalise.check_length("home_address", out["home_address"], Person.HOME_ADDRESS_MAX_LENGTH)
+        except ValidationError as e:
+            errors.setdefault("home_address", []).append(e)
     if out.get("id_number"):
         idn = normalise.credit_code(out["id_number"])
         if not normalise.valid_id_card(idn):
@@ -720,6 +731,11 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
         # a mistyped year (0001, 1900): the web form's save failed on it with a server error (the database's local
         # time of year 1 UTC is before year 1), and the API kept it as the date of the person's consent
         errors["at"] = [_("A consent cannot be dated before %(date)s.") % {"date": EARLIEST_CONSENT.date().isoformat()}]
+    evidence = (data.get("evidence") or "").strip()
+    try:
+        normalise.check_length("evidence", evidence, Consent.EVIDENCE_MAX_LENGTH)
+    except ValidationError as e:
+        errors["evidence"] = e.messages
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -729,7 +745,7 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
         refuse_merged_record(person)
         consent = Consent.objects.create(
             person=person, purpose=data["purpose"], channel=data["channel"], status=data["status"], at=at,
-            evidence=(data.get("evidence") or "").strip(), recorded_by=user,
+            evidence=evidence, recorded_by=user,
         )  # fmt: skip
         audit.record(
             A.CREATE, consent, user=user,
