@@ -1760,6 +1760,14 @@ class AlreadyRecorded(ValidationError):
         self.existing = existing
 
 
+def listed_on(account: KeyAccount) -> dt.date:
+    """The day the account's listing was approved (its file's `listed_at`, local), as stored: the caller's copy may be
+    older. Meetings and trial offers of the programme are dated from it on, and the progress report counts the
+    meetings from it on."""
+    listed = KeyAccount.objects.filter(pk=account.pk).values_list("listed_at", flat=True).get()
+    return timezone.localtime(listed).date()
+
+
 def _moment(value: dt.datetime) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
@@ -1768,8 +1776,8 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
     """A service meeting with its minutes and action items (each owner is told).
 
     Action `n` (from 1) is a row of title, owner and due date; a row with any of them filled needs all three, and
-    is due on or after the day of the meeting. Its errors come under `action_<n>_title`, `action_<n>_owner` and
-    `action_<n>_due`. The same meeting (account, start time to the minute, title) recorded again is refused with
+    is due on or after the day of the meeting. The meeting is held on or after the day the customer was listed
+    (`listed_on`). Its errors come under `action_<n>_title`, `action_<n>_owner` and `action_<n>_due`. The same meeting (account, start time to the minute, title) recorded again is refused with
     AlreadyRecorded naming the one there is."""
     if not may_record(user, account):
         raise PermissionDenied(NOT_ALLOWED)
@@ -1791,6 +1799,12 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
     held_on = None  # the meeting's day, where the clock on the wall showed it
     if held_at is not None:
         held_on = (timezone.localtime(held_at) if timezone.is_aware(held_at) else held_at).date()
+        listed = listed_on(account)
+        if "held_at" not in errors and held_on < listed:
+            # a service meeting of the programme is held while the customer is a key account: one dated earlier
+            # would count in the progress report for a time nobody served it
+            errors["held_at"] = [_("The meeting date cannot lie before %(date)s, when the customer became a key "
+                                   "account.") % {"date": listed.isoformat()}]  # fmt: skip
     clean_actions = []
     team = set(TeamMember.objects.filter(account=account).values_list("user_id", flat=True))
     for n, a in enumerate(actions or [], start=1):
@@ -1884,16 +1898,14 @@ def offer_trial(user, account: KeyAccount, *, product, notes: str = "", offered_
         errors["product"] = [_("Choose the product offered.")]
     today = timezone.localdate()
     offered_on = offered_on or today
-    listed_on = timezone.localtime(
-        KeyAccount.objects.filter(pk=account.pk).values_list("listed_at", flat=True).get()
-    ).date()  # as stored (the caller's copy may be older)
+    listed = listed_on(account)
     if not isinstance(offered_on, dt.date):
         errors["offered_on"] = [_("Give the date of the offer.")]
     elif offered_on > today:
         errors["offered_on"] = [_("The offer date cannot lie in the future: record a trial once it was offered.")]
-    elif offered_on < listed_on:
+    elif offered_on < listed:
         errors["offered_on"] = [_("The offer date cannot lie before %(date)s, when the customer became a key "
-                                  "account.") % {"date": listed_on.isoformat()}]  # fmt: skip
+                                  "account.") % {"date": listed.isoformat()}]  # fmt: skip
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
