@@ -1481,17 +1481,37 @@ def signed_copy_data(agreement: Agreement) -> tuple[bytes, str]:
     return data, path.suffix
 
 
+def replaced_plan_message() -> str:
+    """Why a draft agreement whose plan version was replaced is neither signed nor issued again."""
+    return _("This agreement was generated from a plan version that has been replaced: generate the agreement "
+             "again from the plan in force.")  # fmt: skip
+
+
+def plan_replaced(agreement: Agreement) -> bool:
+    """Whether a draft agreement's plan version is no longer the one in force (a newer version was approved since
+    it was generated): its services no longer hold, so it is neither signed nor issued again. Reads the plan as
+    loaded with the agreement (the services check it again as stored)."""
+    return agreement.status == AgreementStatus.DRAFT and agreement.plan.status != PlanStatus.APPROVED
+
+
 def reissue_document(user, agreement: Agreement, *, version: int | None = None) -> Agreement:
     """Issue a draft agreement's PDF again from its plan version and the customer record as they are now (a
     corrected address, a renamed owner). A signed agreement keeps the document that was signed; a draft from
-    before documents were kept gets its first kept copy."""
+    before documents were kept gets its first kept copy. A draft whose plan version was replaced by a newer one
+    is not issued again (replaced_plan_message): the document would offer services no longer in force."""
     require_manage(user, agreement.account)
     require_active(agreement.account)
     _check_version(agreement, version)
     if agreement.status != AgreementStatus.DRAFT:
         raise ValidationError(_("Only an agreement that is not signed yet can be issued again."))
+    if not ServicePlan.objects.filter(pk=agreement.plan_id, status=PlanStatus.APPROVED).exists():
+        raise ValidationError(replaced_plan_message())
     old_name, old_digest = agreement.document, agreement.document_sha256
     with transaction.atomic():
+        # the plan as it is now, held while the document is made: a newer version approved meanwhile (decide_plan takes
+        # the plan in force first too) either waits for this issue or has replaced the plan, and this is refused
+        if not ServicePlan.objects.select_for_update().filter(pk=agreement.plan_id, status=PlanStatus.APPROVED).exists():
+            raise ValidationError(replaced_plan_message())
         path = _issue(agreement)
         try:
             _save_versioned(agreement, ["document", "document_sha256", "issued_at"], agreement.version)
@@ -1594,8 +1614,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
         agreement.plan_id
     ):
         # its plan was replaced by a newer version: the customer would sign services that no longer hold
-        errors["status"] = [_("This agreement was generated from a plan version that has been replaced: "
-                              "generate the agreement again from the plan in force.")]  # fmt: skip
+        errors["status"] = [replaced_plan_message()]
     if not isinstance(signed_date, dt.date):
         errors["signed_date"] = [_("Give the date it was signed.")]
     elif signed_date > timezone.localdate():

@@ -2,6 +2,8 @@
 
 1. A service meeting could be dated before the customer was listed as a key account, and such a meeting counted in
    the progress report as one of the programme's.
+2. "Issue again" made a new copy of a draft agreement whose plan version had been replaced by a newer one since it was
+   generated: the customer was sent services no longer in force.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from pharmacrm.keyaccounts.models import KeyAccount, Meeting
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers.models import Institution
+from pharmacrm.keyaccounts import services
+from pharmacrm.keyaccounts.choices import PlanArea, PlanStatus
+from pharmacrm.keyaccounts.models import Agreement, KeyAccount, Meeting
 
 from .programme_fixtures import *  # noqa: F403
+from .programme_fixtures import approve_plan, item_data
 
 pytestmark = pytest.mark.django_db
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
@@ -108,3 +115,92 @@ def test_the_progress_report_counts_only_the_meetings_since_the_listing(listed_t
     pdf = manager.get(reverse("keyaccounts:report-pdf") + f"?account={account.pk}", **EN)
     line = next(line for line in _pdf_text(pdf.content).splitlines() if account.number in line)
     assert line.split()[2:6] == ["0", "0", "0", "2"]  # items done, open, overdue (no plan yet); meetings held
+
+
+# --- 2. issuing again a draft agreement of a replaced plan version -------------------------------------------------
+
+REPLACED_EN = ("This agreement was generated from a plan version that has been replaced: generate the agreement again "
+               "from the plan in force.")  # fmt: skip
+REPLACED_ZH = "此协议依据的服务计划版本已被新版本取代，请根据现行计划重新生成协议。"
+
+
+@pytest.fixture
+def draft_of_a_replaced_plan(users, xiehe, with_plan):
+    """A draft agreement generated from plan version 1; version 2 (another supply item) approved since. → (account,
+    the agreement)."""
+    account, first = with_plan(xiehe)
+    kam, today = users["kam"], timezone.localdate()
+    agreement = services.generate_agreement(kam, account, start_date=today, end_date=today + dt.timedelta(days=364))
+    second = services.start_plan(kam, account)
+    item = second.items.get(area=PlanArea.SUPPLY)
+    services.save_item(kam, second, {**item_data(users, PlanArea.SUPPLY), "title": "冷链直送 24 小时到货"}, item=item,
+                       version=item.version)  # fmt: skip
+    approve_plan(users, second)
+    first.refresh_from_db()
+    assert first.status == PlanStatus.SUPERSEDED
+    return account, Agreement.objects.get(pk=agreement.pk)
+
+
+def _unchanged(agreement: Agreement) -> bool:
+    now = Agreement.objects.get(pk=agreement.pk)
+    reissued = AuditEntry.objects.filter(object_type="keyaccounts.agreement", object_id=str(agreement.pk),
+                                         extra__reissued=True).exists()  # fmt: skip
+    return (now.document, now.document_sha256, now.version) == (
+        agreement.document, agreement.document_sha256, agreement.version) and not reissued
+
+
+def test_the_page_does_not_offer_issuing_again_a_draft_of_a_replaced_plan_and_refuses_it(draft_of_a_replaced_plan,
+                                                                                       users, client_for):  # fmt: skip
+    account, agreement = draft_of_a_replaced_plan
+    kam = client_for("kam")
+    page = kam.get(reverse("keyaccounts:account", args=[account.pk]), **EN).content.decode()
+    reissue = reverse("keyaccounts:agreement-reissue", args=[agreement.pk])
+    assert reissue not in page  # no "Issue again"
+    assert reverse("keyaccounts:agreement-signed", args=[agreement.pk]) not in page  # nor "Record the signing"
+    assert ("Its plan version was replaced by a newer one: it can no longer be issued again or signed. Generate a new "
+            "agreement from the plan in force.") in page  # fmt: skip
+    # a page opened before version 2 was approved still sends it: refused, in the user's language
+    answer = kam.post(reissue, {"version": agreement.version}, follow=True, **ZH)
+    assert answer.redirect_chain and REPLACED_ZH in answer.content.decode()
+    assert "重新出具协议" not in answer.content.decode()  # no "was issued again"
+    assert _unchanged(agreement)
+    # the agreement generated from version 2 is offered both
+    fresh = services.generate_agreement(users["kam"], account, start_date=agreement.start_date,
+                                        end_date=agreement.end_date)  # fmt: skip
+    page = kam.get(reverse("keyaccounts:account", args=[account.pk]), **EN).content.decode()
+    assert reverse("keyaccounts:agreement-reissue", args=[fresh.pk]) in page
+    assert reverse("keyaccounts:agreement-signed", args=[fresh.pk]) in page
+
+
+def test_the_api_refuses_issuing_again_a_draft_of_a_replaced_plan(draft_of_a_replaced_plan, api_client):
+    _account, agreement = draft_of_a_replaced_plan
+    url = f"/api/v1/keyaccounts/agreements/{agreement.pk}/reissue/"
+    r = api_client("kam").post(url, {"version": agreement.version}, format="json")
+    assert r.status_code == 400
+    assert r.json() == {"non_field_errors": [REPLACED_EN]}
+    assert _unchanged(agreement)
+
+
+ROLES = ["admin", "manager", "kam", "agent", "expert", "support", "aftersales", "rep", "pv", "analyst", "auditor"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_api_issues_again_a_draft_of_the_plan_in_force_for_those_who_run_the_account(users, xiehe, with_plan,
+                                                                                       api_client, role):  # fmt: skip
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=today,
+                                            end_date=today + dt.timedelta(days=364))  # fmt: skip
+    Institution.objects.filter(pk=account.institution_id).update(name="北京协和医院（东单院区）")  # renamed since
+    url = f"/api/v1/keyaccounts/agreements/{agreement.pk}/reissue/"
+    r = api_client(role).post(url, {"version": agreement.version}, format="json")
+    if role not in ("admin", "manager", "kam"):  # as the page's "Issue again"
+        assert r.status_code in (403, 404) and _unchanged(agreement)
+        return
+    assert r.status_code == 200, r.json()
+    body = r.json()
+    assert body["version"] == agreement.version + 1 and body["document_sha256"] != agreement.document_sha256
+    assert AuditEntry.objects.filter(object_id=str(agreement.pk), extra__reissued=True).count() == 1
+    # the version loaded before is stale now: 409, nothing issued
+    stale = api_client(role).post(url, {"version": agreement.version}, format="json")
+    assert stale.status_code == 409 and stale.json()["current_version"] == agreement.version + 1
