@@ -1952,22 +1952,24 @@ def update_trial(
     user, trial: TrialOffer, *, status: str, notes: str = "", version: int | None = None
 ) -> TrialOffer:
     """The customer's answer or the trial's end. `version` is the trial's version the user loaded: a trial someone
-    else updated since is refused with StaleVersion, so that their answer is not overwritten unseen."""
+    else updated since is refused with StaleVersion, so that their answer is not overwritten unseen. Empty notes keep
+    those there are. A save that changes nothing (the same status, the same notes) is no change: the trial keeps its
+    version and the audit trail gets no entry, as for a plan's goals or a ticket's details."""
     if not may_record(user, trial.account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
         raise PermissionDenied(NOT_ALLOWED)
     require_active(trial.account)
     _check_version(trial, version)
     if status not in TrialStatus.values:
         raise ValidationError({"status": [_("Choose a status.")]})
+    before = {"status": trial.status, "notes": trial.notes}
+    after = {"status": status, "notes": _clean(notes) if notes else trial.notes}
+    changes = audit.diff(before, after)  # the notes replaced stay in the trail
+    if not changes:
+        return trial
     with transaction.atomic():
-        before = {"status": trial.status, "notes": trial.notes}
-        trial.status = status
-        if notes:
-            trial.notes = _clean(notes)
+        trial.status, trial.notes = after["status"], after["notes"]
         _save_versioned(trial, ["status", "notes"], trial.version)
-        # the notes replaced stay in the trail
-        after = {"status": status, "notes": trial.notes}
-        audit.record(A.UPDATE, trial, user=user, changes=audit.diff(before, after))
+        audit.record(A.UPDATE, trial, user=user, changes=changes)
     return trial
 
 

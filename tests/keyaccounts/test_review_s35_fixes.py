@@ -4,6 +4,8 @@
    the progress report as one of the programme's.
 2. "Issue again" made a new copy of a draft agreement whose plan version had been replaced by a newer one since it was
    generated: the customer was sent services no longer in force.
+3. Saving a trial offer's update that changed nothing (the same answer, the same notes) made a new version and an
+   audit entry: a colleague's page loaded before was then refused as stale, for no change at all.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.models import Institution
 from pharmacrm.keyaccounts import services
 from pharmacrm.keyaccounts.choices import PlanArea, PlanStatus
-from pharmacrm.keyaccounts.models import Agreement, KeyAccount, Meeting
+from pharmacrm.keyaccounts.models import Agreement, KeyAccount, Meeting, TrialOffer
 
 from .programme_fixtures import *  # noqa: F403
 from .programme_fixtures import approve_plan, item_data
@@ -204,3 +206,49 @@ def test_the_api_issues_again_a_draft_of_the_plan_in_force_for_those_who_run_the
     # the version loaded before is stale now: 409, nothing issued
     stale = api_client(role).post(url, {"version": agreement.version}, format="json")
     assert stale.status_code == 409 and stale.json()["current_version"] == agreement.version + 1
+
+
+# --- 3. a trial update that changes nothing -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def trial(users, xiehe, staffed):
+    from pharmacrm.servicedesk.models import Product
+
+    account = staffed(xiehe)
+    product = Product.objects.create(brand_name="新药", generic_name="新药片", dosage_form="片剂", strength="10mg")
+    trial = services.offer_trial(users["kam"], account, product=product, notes="免费提供 10 盒，试用三个月")
+    return services.update_trial(users["kam"], trial, status="accepted", notes="客户同意试用", version=trial.version)
+
+
+def _trail(trial: TrialOffer) -> int:
+    return AuditEntry.objects.filter(object_type="keyaccounts.trialoffer", object_id=str(trial.pk)).count()
+
+
+def test_the_api_answers_a_trial_update_that_changes_nothing_with_the_record_as_it_is(trial, api_client):
+    assert trial.version == 2
+    entries = _trail(trial)
+    url = f"/api/v1/keyaccounts/trials/{trial.pk}/status/"
+    for body in ({"status": "accepted", "notes": "客户同意试用", "version": 2}, {"status": "accepted", "version": 2}):
+        r = api_client("kam").post(url, body, format="json")
+        assert r.status_code == 200, r.json()
+        assert (r.json()["status"], r.json()["notes"], r.json()["version"]) == ("accepted", "客户同意试用", 2)
+    assert TrialOffer.objects.get(pk=trial.pk).version == 2 and _trail(trial) == entries
+    # a page loaded before those saves still saves a real change; a stale version is a conflict all the same
+    r = api_client("expert").post(url, {"status": "completed", "version": 2}, format="json")
+    assert r.status_code == 200 and r.json()["version"] == 3 and _trail(trial) == entries + 1
+    assert api_client("kam").post(url, {"status": "completed", "version": 2}, format="json").status_code == 409
+
+
+def test_the_page_saves_a_trial_update_that_changes_nothing_without_a_new_version(trial, client_for):
+    entries = _trail(trial)
+    url = reverse("keyaccounts:trial-update", args=[trial.account_id, trial.pk])
+    form = {f"trial{trial.pk}-status": "accepted", f"trial{trial.pk}-notes": "客户同意试用",
+            f"trial{trial.pk}-version": trial.version}  # the form as the page shows it, saved as it is
+    answer = client_for("kam").post(url, form, follow=True, **EN)
+    assert answer.redirect_chain and "The trial offer was updated." in answer.content.decode()
+    stored = TrialOffer.objects.get(pk=trial.pk)
+    assert (stored.status, stored.notes, stored.version) == ("accepted", "客户同意试用", 2) and _trail(trial) == entries
+    # the expert, whose page was loaded before the kam's save, records the trial's end: not refused as stale
+    done = client_for("expert").post(url, {**form, f"trial{trial.pk}-status": "completed"})
+    assert done.status_code == 302 and TrialOffer.objects.get(pk=trial.pk).status == "completed"
