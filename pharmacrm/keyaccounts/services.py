@@ -385,7 +385,9 @@ def reviewers_of(institution: Institution) -> list[User]:
 
 
 def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", department: str = "") -> Review:
-    """A department's opinion; a reviewer may revise theirs while the proposal is in review."""
+    """A department's opinion; a reviewer may revise theirs while the proposal is in review. The proposal is read
+    again under its lock before the opinion is saved: an opinion is saved before the proposal goes to leadership (the
+    sending waits for it) or refused after, never written into a proposal leadership is deciding."""
     access.require(user, Cap.REVIEW_KEY_ACCOUNTS)
     if not proposals_for(user).filter(pk=proposal.pk).exists():
         raise PermissionDenied(NOT_ALLOWED)
@@ -404,6 +406,12 @@ def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", d
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
+        # the proposal as it is now, held until the opinion is saved: sent to leadership (or withdrawn) since it was
+        # read above, it is no longer in review. submit_for_decision, withdraw and decide write the proposal's row,
+        # then the audit chain, as this does
+        status = Proposal.objects.select_for_update().filter(pk=proposal.pk).values_list("status", flat=True).first()
+        if status != ProposalStatus.REVIEW:
+            raise ValidationError(_("This proposal is no longer in review."))
         review, created = Review.objects.update_or_create(
             proposal=proposal, reviewer=user,
             defaults={"department": department, "opinion": opinion, "comment": comment, "at": timezone.now()},

@@ -394,6 +394,7 @@ def proposal_opinion(request, pk: int):
                                   department=d["department"])  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)
+            proposal.refresh_from_db()  # sent to leadership meanwhile: the page shows it as it is now, with the reason
         else:
             messages.success(request, _("Your opinion was recorded."))
             return redirect("keyaccounts:proposal", pk=proposal.pk)

@@ -6,6 +6,9 @@
    generated: the customer was sent services no longer in force.
 3. Saving a trial offer's update that changed nothing (the same answer, the same notes) made a new version and an
    audit entry: a colleague's page loaded before was then refused as stale, for no change at all.
+4. A department's opinion could be revised in the instant after the proposal went to leadership: the opinion's save
+   checked the proposal's state as it had read it, without holding it. (The threaded tests run on PostgreSQL; on
+   SQLite writers are serialised from the start of their transaction, and the refusal is checked in sequence.)
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import io
 import subprocess
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from openpyxl import load_workbook
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.models import Institution
 from pharmacrm.keyaccounts import services
 from pharmacrm.keyaccounts.choices import PlanArea, PlanStatus
-from pharmacrm.keyaccounts.models import Agreement, KeyAccount, Meeting, TrialOffer
+from pharmacrm.keyaccounts.models import Agreement, KeyAccount, Meeting, Proposal, Review, TrialOffer
+from tests.concurrency import held_while
 
 from .programme_fixtures import *  # noqa: F403
 from .programme_fixtures import approve_plan, item_data
@@ -252,3 +257,87 @@ def test_the_page_saves_a_trial_update_that_changes_nothing_without_a_new_versio
     # the expert, whose page was loaded before the kam's save, records the trial's end: not refused as stale
     done = client_for("expert").post(url, {**form, f"trial{trial.pk}-status": "completed"})
     assert done.status_code == 302 and TrialOffer.objects.get(pk=trial.pk).status == "completed"
+
+
+# --- 4. an opinion revised as the proposal goes to leadership -------------------------------------------------------
+
+NO_LONGER_IN_REVIEW = "This proposal is no longer in review."
+
+
+def _kams_opinion(users, proposal) -> tuple[str, str]:
+    review = Review.objects.get(proposal=proposal, reviewer=users["kam"])
+    return review.opinion, review.comment
+
+
+def _opinion_entries(proposal) -> int:
+    return AuditEntry.objects.filter(object_type="keyaccounts.proposal", object_id=str(proposal.pk),
+                                     changes__has_key="review").count()  # fmt: skip
+
+
+def test_an_opinion_on_a_proposal_read_before_it_went_to_leadership_is_refused(users, xiehe, make_proposal,
+                                                                             client_for, api_client):  # fmt: skip
+    proposal = make_proposal(xiehe, submitted=False)  # marketing's and sales' (the kam's) opinions given
+    read_before = Proposal.objects.get(pk=proposal.pk)  # the kam's page, still in review
+    services.submit_for_decision(users["analyst"], proposal, version=proposal.version)
+    entries = _opinion_entries(proposal)
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        services.give_opinion(users["kam"], read_before, opinion="oppose", comment="供货风险大，改为反对")
+    assert refused.value.messages == [NO_LONGER_IN_REVIEW]
+    assert _kams_opinion(users, proposal) == ("support", "销售部支持") and _opinion_entries(proposal) == entries
+    # the page and the API say so, in the user's language
+    department = services.departments_of(users["kam"])[0]
+    page = client_for("kam").post(reverse("keyaccounts:proposal-opinion", args=[proposal.pk]), {
+        "review-department": department, "review-opinion": "oppose", "review-comment": "改为反对"}, **ZH)  # fmt: skip
+    html = page.content.decode()
+    assert page.status_code == 400 and "该提名已不在评审中。" in html
+    assert 'id="give-opinion"' not in html  # the reason, and no form to send again
+    api = api_client("kam").post(f"/api/v1/keyaccounts/proposals/{proposal.pk}/opinion/",
+                                 {"opinion": "oppose", "comment": "改为反对"}, format="json")  # fmt: skip
+    assert api.status_code == 400 and NO_LONGER_IN_REVIEW in str(api.json())
+    assert _kams_opinion(users, proposal) == ("support", "销售部支持") and _opinion_entries(proposal) == entries
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_opinion_revised_while_the_proposal_goes_to_leadership_is_refused(users, xiehe, make_proposal):
+    """Marketing sends the proposal to leadership; in the same instant the kam, on the page read while it was in
+    review, changes sales' opinion to "oppose". The change was saved into the proposal leadership was deciding (it
+    waited only for the audit trail). Now it waits for the sending and is refused."""
+    proposal = make_proposal(xiehe, submitted=False)
+    read_before = Proposal.objects.get(pk=proposal.pk)
+    refused: list[str] = []
+
+    def revise():
+        try:
+            with translation.override("en"):
+                services.give_opinion(users["kam"], read_before, opinion="oppose", comment="供货风险大，改为反对")
+        except ValidationError as e:
+            refused.extend(e.messages)
+
+    held_while(lambda: services.submit_for_decision(users["analyst"], Proposal.objects.get(pk=proposal.pk),
+                                                    version=proposal.version), revise)  # fmt: skip
+    assert refused == [NO_LONGER_IN_REVIEW]
+    assert Proposal.objects.get(pk=proposal.pk).status == "submitted"
+    assert _kams_opinion(users, proposal) == ("support", "销售部支持")
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_proposal_sent_while_an_opinion_is_saved_goes_with_that_opinion(users, xiehe, make_proposal):
+    """The other order: the opinion is being saved when marketing sends the proposal. The sending waits for it (no
+    deadlock between the proposal and the audit trail) and leadership gets the proposal with the revised opinion."""
+    proposal = make_proposal(xiehe, submitted=False)
+    read_before = Proposal.objects.get(pk=proposal.pk)
+    errors: list[BaseException] = []
+
+    def send():
+        try:
+            services.submit_for_decision(users["analyst"], read_before, version=read_before.version)
+        except BaseException as e:  # noqa: BLE001 — the test asserts there was none
+            errors.append(e)
+
+    held_while(lambda: services.give_opinion(users["kam"], Proposal.objects.get(pk=proposal.pk), opinion="oppose",
+                                             comment="供货风险大，改为反对"), send)  # fmt: skip
+    assert errors == []
+    assert Proposal.objects.get(pk=proposal.pk).status == "submitted"
+    assert _kams_opinion(users, proposal) == ("oppose", "供货风险大，改为反对")
