@@ -647,7 +647,8 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = AgreementSerializer
     permission_classes = [HasCapability]
     filterset_class = AgreementFilter
-    required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "sign": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}
+    required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "sign": Cap.MANAGE_KEY_ACCOUNTS,
+                     "reissue": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
     lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
@@ -701,6 +702,23 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
         with _versioned():
             services.record_signed(request.user, agreement, signed_date=d["signed_date"], upload=d.get("signed_copy"),
                                    version=version)  # fmt: skip
+        return self._answer(agreement)
+
+    @extend_schema(tags=TAGS, request=VersionSerializer,
+                   responses={200: AgreementSerializer, 400: FIELD_ERRORS, 403: NOT_YOURS},
+                   description="Issue a draft agreement's PDF again from its plan version and the current customer "
+                               "record (a corrected address), with the `version` you loaded (or If-Match); the copy "
+                               "issued before is replaced. Refused (400) for a signed agreement, and for a draft whose "
+                               "plan version was replaced by a newer one: generate a new agreement from the plan in "
+                               "force.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def reissue(self, request, pk=None):
+        agreement = self.get_object()
+        form = VersionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        version = _version_sent(request, form.validated_data.get("version"))
+        with _versioned():
+            services.reissue_document(request.user, agreement, version=version)
         return self._answer(agreement)
 
     @extend_schema(

@@ -1,7 +1,7 @@
 """The key-account progress report for leadership (PDF and Excel): per account, plan items done / open /
-overdue, meetings held, the latest service evaluation and the agreement's status; then, per account, the open
-items of the plan in force that are overdue or due within DUE_SOON_DAYS days (a second sheet in Excel). The caller
-decides which accounts the user may see and audits the export."""
+overdue, meetings held since the listing, the latest service evaluation and the agreement's status; then, per
+account, the open items of the plan in force that are overdue or due within DUE_SOON_DAYS days (a second sheet in
+Excel). The caller decides which accounts the user may see and audits the export."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import io
 import re
 
 from django.db.models import Count, F, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -37,8 +38,10 @@ def rows(accounts) -> list[dict]:
             overdue=Count("id", filter=Q(status__in=OPEN_ITEM, deadline__lt=today)),
         )
     }
+    # the meetings held since the customer was listed (from its listing day on, as record_meeting allows them): one
+    # dated earlier — recorded before that rule — was no meeting of the programme
     meetings = dict(
-        Meeting.objects.filter(account_id__in=ids)
+        Meeting.objects.filter(account_id__in=ids, held_at__date__gte=TruncDate("account__listed_at"))
         .values("account_id")
         .annotate(n=Count("id"))
         .values_list("account_id", "n")

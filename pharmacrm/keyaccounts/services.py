@@ -385,7 +385,9 @@ def reviewers_of(institution: Institution) -> list[User]:
 
 
 def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", department: str = "") -> Review:
-    """A department's opinion; a reviewer may revise theirs while the proposal is in review."""
+    """A department's opinion; a reviewer may revise theirs while the proposal is in review. The proposal is read
+    again under its lock before the opinion is saved: an opinion is saved before the proposal goes to leadership (the
+    sending waits for it) or refused after, never written into a proposal leadership is deciding."""
     access.require(user, Cap.REVIEW_KEY_ACCOUNTS)
     if not proposals_for(user).filter(pk=proposal.pk).exists():
         raise PermissionDenied(NOT_ALLOWED)
@@ -404,6 +406,12 @@ def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", d
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
+        # the proposal as it is now, held until the opinion is saved: sent to leadership (or withdrawn) since it was
+        # read above, it is no longer in review. submit_for_decision, withdraw and decide write the proposal's row,
+        # then the audit chain, as this does
+        status = Proposal.objects.select_for_update().filter(pk=proposal.pk).values_list("status", flat=True).first()
+        if status != ProposalStatus.REVIEW:
+            raise ValidationError(_("This proposal is no longer in review."))
         review, created = Review.objects.update_or_create(
             proposal=proposal, reviewer=user,
             defaults={"department": department, "opinion": opinion, "comment": comment, "at": timezone.now()},
@@ -1481,17 +1489,37 @@ def signed_copy_data(agreement: Agreement) -> tuple[bytes, str]:
     return data, path.suffix
 
 
+def replaced_plan_message() -> str:
+    """Why a draft agreement whose plan version was replaced is neither signed nor issued again."""
+    return _("This agreement was generated from a plan version that has been replaced: generate the agreement "
+             "again from the plan in force.")  # fmt: skip
+
+
+def plan_replaced(agreement: Agreement) -> bool:
+    """Whether a draft agreement's plan version is no longer the one in force (a newer version was approved since
+    it was generated): its services no longer hold, so it is neither signed nor issued again. Reads the plan as
+    loaded with the agreement (the services check it again as stored)."""
+    return agreement.status == AgreementStatus.DRAFT and agreement.plan.status != PlanStatus.APPROVED
+
+
 def reissue_document(user, agreement: Agreement, *, version: int | None = None) -> Agreement:
     """Issue a draft agreement's PDF again from its plan version and the customer record as they are now (a
     corrected address, a renamed owner). A signed agreement keeps the document that was signed; a draft from
-    before documents were kept gets its first kept copy."""
+    before documents were kept gets its first kept copy. A draft whose plan version was replaced by a newer one
+    is not issued again (replaced_plan_message): the document would offer services no longer in force."""
     require_manage(user, agreement.account)
     require_active(agreement.account)
     _check_version(agreement, version)
     if agreement.status != AgreementStatus.DRAFT:
         raise ValidationError(_("Only an agreement that is not signed yet can be issued again."))
+    if not ServicePlan.objects.filter(pk=agreement.plan_id, status=PlanStatus.APPROVED).exists():
+        raise ValidationError(replaced_plan_message())
     old_name, old_digest = agreement.document, agreement.document_sha256
     with transaction.atomic():
+        # the plan as it is now, held while the document is made: a newer version approved meanwhile (decide_plan takes
+        # the plan in force first too) either waits for this issue or has replaced the plan, and this is refused
+        if not ServicePlan.objects.select_for_update().filter(pk=agreement.plan_id, status=PlanStatus.APPROVED).exists():
+            raise ValidationError(replaced_plan_message())
         path = _issue(agreement)
         try:
             _save_versioned(agreement, ["document", "document_sha256", "issued_at"], agreement.version)
@@ -1594,8 +1622,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
         agreement.plan_id
     ):
         # its plan was replaced by a newer version: the customer would sign services that no longer hold
-        errors["status"] = [_("This agreement was generated from a plan version that has been replaced: "
-                              "generate the agreement again from the plan in force.")]  # fmt: skip
+        errors["status"] = [replaced_plan_message()]
     if not isinstance(signed_date, dt.date):
         errors["signed_date"] = [_("Give the date it was signed.")]
     elif signed_date > timezone.localdate():
@@ -1760,6 +1787,14 @@ class AlreadyRecorded(ValidationError):
         self.existing = existing
 
 
+def listed_on(account: KeyAccount) -> dt.date:
+    """The day the account's listing was approved (its file's `listed_at`, local), as stored: the caller's copy may be
+    older. Meetings and trial offers of the programme are dated from it on, and the progress report counts the
+    meetings from it on."""
+    listed = KeyAccount.objects.filter(pk=account.pk).values_list("listed_at", flat=True).get()
+    return timezone.localtime(listed).date()
+
+
 def _moment(value: dt.datetime) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
@@ -1768,8 +1803,8 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
     """A service meeting with its minutes and action items (each owner is told).
 
     Action `n` (from 1) is a row of title, owner and due date; a row with any of them filled needs all three, and
-    is due on or after the day of the meeting. Its errors come under `action_<n>_title`, `action_<n>_owner` and
-    `action_<n>_due`. The same meeting (account, start time to the minute, title) recorded again is refused with
+    is due on or after the day of the meeting. The meeting is held on or after the day the customer was listed
+    (`listed_on`). Its errors come under `action_<n>_title`, `action_<n>_owner` and `action_<n>_due`. The same meeting (account, start time to the minute, title) recorded again is refused with
     AlreadyRecorded naming the one there is."""
     if not may_record(user, account):
         raise PermissionDenied(NOT_ALLOWED)
@@ -1791,6 +1826,12 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
     held_on = None  # the meeting's day, where the clock on the wall showed it
     if held_at is not None:
         held_on = (timezone.localtime(held_at) if timezone.is_aware(held_at) else held_at).date()
+        listed = listed_on(account)
+        if "held_at" not in errors and held_on < listed:
+            # a service meeting of the programme is held while the customer is a key account: one dated earlier
+            # would count in the progress report for a time nobody served it
+            errors["held_at"] = [_("The meeting date cannot lie before %(date)s, when the customer became a key "
+                                   "account.") % {"date": listed.isoformat()}]  # fmt: skip
     clean_actions = []
     team = set(TeamMember.objects.filter(account=account).values_list("user_id", flat=True))
     for n, a in enumerate(actions or [], start=1):
@@ -1884,16 +1925,14 @@ def offer_trial(user, account: KeyAccount, *, product, notes: str = "", offered_
         errors["product"] = [_("Choose the product offered.")]
     today = timezone.localdate()
     offered_on = offered_on or today
-    listed_on = timezone.localtime(
-        KeyAccount.objects.filter(pk=account.pk).values_list("listed_at", flat=True).get()
-    ).date()  # as stored (the caller's copy may be older)
+    listed = listed_on(account)
     if not isinstance(offered_on, dt.date):
         errors["offered_on"] = [_("Give the date of the offer.")]
     elif offered_on > today:
         errors["offered_on"] = [_("The offer date cannot lie in the future: record a trial once it was offered.")]
-    elif offered_on < listed_on:
+    elif offered_on < listed:
         errors["offered_on"] = [_("The offer date cannot lie before %(date)s, when the customer became a key "
-                                  "account.") % {"date": listed_on.isoformat()}]  # fmt: skip
+                                  "account.") % {"date": listed.isoformat()}]  # fmt: skip
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -1921,22 +1960,24 @@ def update_trial(
     user, trial: TrialOffer, *, status: str, notes: str = "", version: int | None = None
 ) -> TrialOffer:
     """The customer's answer or the trial's end. `version` is the trial's version the user loaded: a trial someone
-    else updated since is refused with StaleVersion, so that their answer is not overwritten unseen."""
+    else updated since is refused with StaleVersion, so that their answer is not overwritten unseen. Empty notes keep
+    those there are. A save that changes nothing (the same status, the same notes) is no change: the trial keeps its
+    version and the audit trail gets no entry, as for a plan's goals or a ticket's details."""
     if not may_record(user, trial.account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
         raise PermissionDenied(NOT_ALLOWED)
     require_active(trial.account)
     _check_version(trial, version)
     if status not in TrialStatus.values:
         raise ValidationError({"status": [_("Choose a status.")]})
+    before = {"status": trial.status, "notes": trial.notes}
+    after = {"status": status, "notes": _clean(notes) if notes else trial.notes}
+    changes = audit.diff(before, after)  # the notes replaced stay in the trail
+    if not changes:
+        return trial
     with transaction.atomic():
-        before = {"status": trial.status, "notes": trial.notes}
-        trial.status = status
-        if notes:
-            trial.notes = _clean(notes)
+        trial.status, trial.notes = after["status"], after["notes"]
         _save_versioned(trial, ["status", "notes"], trial.version)
-        # the notes replaced stay in the trail
-        after = {"status": status, "notes": trial.notes}
-        audit.record(A.UPDATE, trial, user=user, changes=audit.diff(before, after))
+        audit.record(A.UPDATE, trial, user=user, changes=changes)
     return trial
 
 

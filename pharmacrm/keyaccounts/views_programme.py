@@ -394,6 +394,7 @@ def proposal_opinion(request, pk: int):
                                   department=d["department"])  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)
+            proposal.refresh_from_db()  # sent to leadership meanwhile: the page shows it as it is now, with the reason
         else:
             messages.success(request, _("Your opinion was recorded."))
             return redirect("keyaccounts:proposal", pk=proposal.pk)
@@ -558,7 +559,9 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     agreements = list(account.agreements.select_related("plan", "created_by").order_by("-created_at", "-id"))
     signed_pk, signed_form = forms.get("signed", (None, None))
     for ag in agreements:
-        if ag.status in (AgreementStatus.DRAFT, AgreementStatus.SIGNED) and manage:
+        # a draft whose plan version was replaced is neither signed nor issued again: the page says to generate anew
+        ag.plan_replaced = services.plan_replaced(ag)
+        if ag.status in (AgreementStatus.DRAFT, AgreementStatus.SIGNED) and manage and not ag.plan_replaced:
             ag.signed_form = (
                 signed_form
                 if ag.pk == signed_pk

@@ -98,6 +98,8 @@ def _meeting_post(held: dt.datetime, **rows) -> dict:
 def test_a_meeting_action_due_before_the_meeting_is_a_field_error(users, staffed, xiehe, client_for):
     account = staffed(xiehe)
     held = timezone.localtime() - dt.timedelta(days=10)
+    # listed before the meeting (a meeting is never dated before the listing)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=held - dt.timedelta(days=30))
     page = client_for("kam").post(reverse("keyaccounts:meeting-create", args=[account.pk]), _meeting_post(
         held, action_1_title="补发到货差异", action_1_owner=users["kam"].pk,
         action_1_due=(held.date() - dt.timedelta(days=1)).isoformat()), **EN)  # fmt: skip
@@ -166,6 +168,8 @@ def test_an_action_row_without_a_title_is_an_error_on_that_row_and_nothing_is_sa
 def test_a_meeting_sent_twice_is_recorded_once_and_told_once(users, staffed, xiehe, client_for):
     account = staffed(xiehe)
     held = timezone.localtime() - dt.timedelta(hours=3)
+    # listed the day before (a meeting is never dated before the listing day; three hours ago may be yesterday)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=held - dt.timedelta(days=1))
     data = _meeting_post(held, action_1_title="整理需求", action_1_owner=users["expert"].pk,
                          action_1_due=(held.date() + dt.timedelta(days=7)).isoformat())  # fmt: skip
     kam = client_for("kam")

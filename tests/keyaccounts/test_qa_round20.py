@@ -12,7 +12,7 @@ from django.utils import translation
 
 from pharmacrm.customers.models import Institution
 from pharmacrm.keyaccounts import services
-from pharmacrm.keyaccounts.models import Proposal
+from pharmacrm.keyaccounts.models import KeyAccount, Proposal
 
 from .programme_fixtures import *  # noqa: F403  (fixtures)
 
@@ -245,6 +245,8 @@ def test_a_delisted_accounts_meeting_actions_cannot_be_ticked_off(users, xiehe, 
     from .test_lifecycle_fixes import delist
 
     account = staffed(xiehe)
+    # listed the day before (a meeting is never dated before the listing day; an hour ago may be yesterday)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=1))
     meeting = services.record_meeting(users["kam"], account, {
         "held_at": timezone.now() - dt.timedelta(hours=1), "title": "季度沟通会", "minutes": "回顾供货"},
         [{"title": "补发资料", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}])  # fmt: skip
@@ -334,6 +336,8 @@ def test_meetings_older_than_the_latest_twenty_can_be_shown(users, xiehe, staffe
 
     account = staffed(xiehe)
     now = timezone.now()
+    # listed before the first of them (a meeting is never dated before the listing)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=now - dt.timedelta(days=30 * 22 + 1))
     for n in range(22):
         services.record_meeting(users["kam"], account, {"held_at": now - dt.timedelta(days=30 * n + 1),
                                                         "title": f"第{22 - n}次月度沟通会", "minutes": "纪要"})  # fmt: skip

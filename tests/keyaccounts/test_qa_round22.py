@@ -6,6 +6,7 @@ import pytest
 
 from pharmacrm.keyaccounts import evaluation
 from pharmacrm.keyaccounts.choices import ModelKind
+from pharmacrm.keyaccounts.models import KeyAccount
 from pharmacrm.servicedesk import revisit
 from pharmacrm.servicedesk.choices import ActionStatus
 from pharmacrm.servicedesk.models import ImprovementAction
@@ -103,6 +104,8 @@ def test_a_delisted_accounts_open_meeting_actions_leave_the_members_work_page(us
     from .test_lifecycle_fixes import delist
 
     account = staffed(xiehe)
+    # listed the day before (a meeting is never dated before the listing day; an hour ago may be yesterday)
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=1))
     services.record_meeting(users["kam"], account, {
         "held_at": timezone.now() - dt.timedelta(hours=1), "title": "季度沟通会", "minutes": "回顾供货"},
         [{"title": "补发检测报告", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}])  # fmt: skip
