@@ -273,16 +273,30 @@ def rebuild_all(today: dt.date | None = None) -> None:
 
 def refresh_overdue(today: dt.date | None = None) -> int:
     """Move the rollups' overdue amounts to `today` (a line becomes overdue by the passing of time, not by
-    an import). Only months with unpaid lines are looked at; returns how many rollups were updated."""
+    an import). Only months with unpaid lines are looked at. A rollup whose overdue amount changes is stamped
+    (`updated_at`), as an import stamps the rollups it changes, so that the evaluation's incremental update
+    (`changed_since`) re-scores its customer; the others only move their `overdue_as_of`. Returns how many
+    rollups' overdue amounts changed."""
     today = today or timezone.localdate()
     rollup, line = MonthlyRollup._meta.db_table, OrderLine._meta.db_table
+    stale = "{r}outstanding_fen > 0 AND ({r}overdue_as_of IS NULL OR {r}overdue_as_of < %s)"
+    # each stale rollup's overdue amount computed once (one probe of the open items' index), then written only
+    # where it differs (a derived table, not a WITH: SQLite's driver counts no rows of a statement that begins so)
+    fresh = (
+        f"SELECT r.id, COALESCE((SELECT SUM(o.outstanding_fen) FROM {line} o WHERE o.institution_id = r.institution_id "
+        f"AND o.month = r.month AND o.outstanding_fen > 0 AND {_due()} < %s), 0) AS overdue FROM {rollup} r "
+        f"WHERE {stale.format(r='r.')}"
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         lock()
         cursor.execute(
-            f"UPDATE {rollup} SET overdue_fen = COALESCE((SELECT SUM(o.outstanding_fen) FROM {line} o "
-            f"WHERE o.institution_id = {rollup}.institution_id AND o.month = {rollup}.month "
-            f"AND o.outstanding_fen > 0 AND {_due()} < %s), 0), overdue_as_of = %s "
-            f"WHERE outstanding_fen > 0 AND (overdue_as_of IS NULL OR overdue_as_of < %s)",
-            [_adapt(today), _adapt(today), _adapt(today)],
+            f"UPDATE {rollup} SET overdue_fen = n.overdue, overdue_as_of = %s, updated_at = %s FROM ({fresh}) n "
+            f"WHERE {rollup}.id = n.id AND {rollup}.overdue_fen <> n.overdue",
+            [_adapt(today), _adapt(timezone.now()), _adapt(today), _adapt(today)],
         )
-        return cursor.rowcount
+        changed = cursor.rowcount
+        cursor.execute(
+            f"UPDATE {rollup} SET overdue_as_of = %s WHERE {stale.format(r='')}",
+            [_adapt(today), _adapt(today)],
+        )
+        return changed
