@@ -98,3 +98,75 @@ def test_the_overdue_refresh_rescores_the_interim_standings_of_a_customer_whose_
     with django_capture_on_commit_callbacks(execute=True):
         assert sales_tasks.refresh_overdue.call_local() == 0
     assert EvaluationRun.objects.count() == runs
+
+
+# --- 2. an evaluation as of a past day reads that day's payment state ---------------------------------------------
+
+
+def test_an_evaluation_as_of_a_past_day_counts_the_payments_of_that_day(
+    xiehe, huashan, changzheng, users, import_orders, today
+):
+    """`pharmacrm evaluate --as-of` read today's payment state from the rollups: a line paid late after the as-of day
+    counted as paid late, where on that day it was unpaid and overdue; and the as-of month's lines ordered after that
+    day counted as purchases. Today is 2026-05-20.
+
+    协和's lines: L1 2026-01-10 100,000 due 02-10 paid 02-05; L2 2026-02-01 100,000 due 03-01 paid 04-15 (late);
+    L3 2026-03-10 50,000 due 04-10 paid 04-05; L4 2026-03-25 200,000 due 04-25 paid 04-20.
+    As of 2026-03-15 (window 2025-04 … 03-15): L1, L2, L3 (L4 not ordered yet). Amount 250,000 → 25 × 0.35 = 8.75;
+      3 orders → 12.5 × 0.2 = 2.50; satisfaction 12.00; credit: 100,000 paid on time, L2 unpaid and overdue (due
+      03-01), L3 not due yet → on time 50 % → 35; overdue 100,000 / 250,000 = 40 % → 0.3 × 60 = 18 → 53.00 × 0.25 =
+      13.25 → 36.50, class D.
+    As of today (window 2025-06 … 2026-05): amount 450,000 → 15.75; 4 orders → 16.67 × 0.2 = 3.33; credit: 350,000
+      on time + 100,000 late (L2), nothing overdue → 0.7 × 77.78 + 30 = 84.44 × 0.25 = 21.11 → 52.19, class C.
+    华山 bought only on 2026-03-05 (50,000, due 04-05, paid 04-01): as of 03-15 it is scored on it, nothing due yet.
+    长征 bought only on 2026-03-28: as of 03-15 it had bought nothing."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    today(dt.date(2026, 5, 20))
+    import_orders([
+        line("SO-L1", 1, "2026-01-10", xiehe, "P1", 100, "1000", payment_due="2026-02-10", paid_date="2026-02-05"),
+        line("SO-L2", 1, "2026-02-01", xiehe, "P1", 100, "1000", payment_due="2026-03-01", paid_date="2026-04-15"),
+        line("SO-L3", 1, "2026-03-10", xiehe, "P1", 50, "1000", payment_due="2026-04-10", paid_date="2026-04-05"),
+        line("SO-L4", 1, "2026-03-25", xiehe, "P1", 200, "1000", payment_due="2026-04-25", paid_date="2026-04-20"),
+        line("SO-H1", 1, "2026-03-05", huashan, "P1", 50, "1000", payment_due="2026-04-05", paid_date="2026-04-01"),
+        line("SO-C1", 1, "2026-03-28", changzheng, "P1", 50, "1000", payment_due="2026-04-28", paid_date="2026-04-20"),
+    ])  # fmt: skip
+
+    call_command("evaluate", "--as-of", "2026-03-15", stdout=StringIO())
+
+    past = {s.institution_id: s for s in Score.objects.filter(kind=ModelKind.EVALUATION, period="2026H1")}
+    xh = past[xiehe.pk]
+    assert xh.as_of == dt.date(2026, 3, 15)
+    assert parts(xh) == {
+        "amount": ("25.00", "8.75"), "frequency": ("12.50", "2.50"), "satisfaction": ("60.00", "12.00"),
+        "credit": ("53.00", "13.25"),
+    }  # fmt: skip
+    assert (credit_of(xh)["detail"]["on_time_share"], credit_of(xh)["detail"]["overdue"]) == ("0.5000", "100000.00")
+    assert (xh.score, xh.klass) == (D("36.50"), "D")
+    hs = past[huashan.pk]
+    assert (amount_of(hs), credit_of(hs).get("default")) == ("50000.00", True)  # nothing had fallen due
+    assert changzheng.pk not in past
+    candidates = Score.objects.filter(kind=ModelKind.CANDIDATE, period="2026-03")
+    assert sorted(candidates.values_list("institution_id", flat=True)) == sorted([xiehe.pk, huashan.pk])
+
+    call_command("evaluate", stdout=StringIO())  # as of today: the rollups
+
+    now = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    assert now.as_of == dt.date(2026, 5, 20)
+    assert parts(now) == {
+        "amount": ("45.00", "15.75"), "frequency": ("16.67", "3.33"), "satisfaction": ("60.00", "12.00"),
+        "credit": ("84.44", "21.11"),
+    }  # fmt: skip
+    assert (credit_of(now)["detail"]["on_time_share"], credit_of(now)["detail"]["overdue"]) == ("0.7778", "0.00")
+    assert (now.score, now.klass) == (D("52.19"), "C")
+
+
+def parts(score: Score) -> dict[str, tuple[str, str]]:
+    return {c["name"]: (c["value"], c["contribution"]) for c in score.components}
+
+
+def amount_of(score: Score) -> str:
+    return next(c for c in score.components if c["name"] == "amount")["detail"]["amount"]
+
