@@ -30,6 +30,7 @@ from pharmacrm.core.api_utils import (
 )
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 
 from . import evaluation, scoring
 from .choices import Component, Klass, ModelKind
@@ -83,7 +84,7 @@ def components_of(score: Score) -> list[dict]:
 
 class ScoreSerializer(ModelSerializer):
     customer = serializers.IntegerField(source="institution_id", read_only=True)
-    customer_name = serializers.CharField(source="institution.name", read_only=True)
+    customer_name = serializers.SerializerMethodField(help_text=CUSTOMER_NAME_HELP)
     score = serializers.DecimalField(max_digits=6, decimal_places=2, read_only=True)
     components = serializers.SerializerMethodField()
     model_version = serializers.IntegerField(source="model.version", read_only=True)
@@ -97,6 +98,9 @@ class ScoreSerializer(ModelSerializer):
     @extend_schema_field(ComponentSerializer(many=True))
     def get_components(self, obj: Score) -> list[dict]:
         return components_of(obj)
+
+    def get_customer_name(self, obj: Score) -> str:
+        return picker_label(obj.institution)  # its parent read with it (_ScoreViewSet._base)
 
 
 @extend_schema_field({"type": "string", "enum": Klass.values + [""]}, component_name="EvaluationClass")
@@ -216,7 +220,7 @@ class _ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def _base(self):
         return scores_for(self.request.user, Score.objects.filter(kind=self.kind)).select_related(
-            "institution", "model"
+            "institution__parent", "model"
         ).prefetch_related("run")  # the page's runs in one query, not a join for every row skipped
 
     def _filter(self, qs, query: dict):

@@ -21,7 +21,7 @@ from pharmacrm.keyaccounts.choices import ModelKind, Trigger
 from pharmacrm.keyaccounts.models import EvaluationRun, Score
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
-from .eval_fixtures import H2_2025, line
+from .eval_fixtures import H1_2026, H2_2025, line
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -170,3 +170,78 @@ def parts(score: Score) -> dict[str, tuple[str, str]]:
 def amount_of(score: Score) -> str:
     return next(c for c in score.components if c["name"] == "amount")["detail"]["amount"]
 
+
+# --- 3. the APIs name a department with its hospital -------------------------------------------------------------
+
+
+def _departments_buying(admin_user, import_orders, hospitals: list, first: int = 1) -> list:
+    """A 神经内科 under each hospital, each with an order line of its own (booked by its ERP id)."""
+    from pharmacrm.customers import services as customers
+
+    out = []
+    for i, hospital in enumerate(hospitals, start=first):
+        out.append(customers.create_institution(admin_user, {
+            "name": "神经内科", "kind": "department", "parent": hospital, "external_id": f"DEPT-{i}",
+        }))  # fmt: skip
+    import_orders([line(f"SO-D{i}", 1, "2026-04-10", "", "P1", 10, "100", external_id=f"DEPT-{i}",
+                        payment_due="2026-05-10", paid_date="2026-05-01")
+                   for i in range(first, first + len(hospitals))])  # fmt: skip
+    return out
+
+
+def _queries(client, url: str, params: dict) -> tuple[int, dict]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as seen:
+        response = client.get(url, params)
+    assert response.status_code == 200, response.content
+    return len(seen.captured_queries), response.json()
+
+
+LISTS = [("/api/v1/order-lines/", {"page_size": 100}), ("/api/v1/evaluations/", {"period": "2026H1"}),
+         ("/api/v1/keyaccounts/candidates/", {"period": "2026-06"}),
+         ("/api/v1/keyaccounts/incentives/", {"period": "2026H1"})]  # fmt: skip
+
+
+def test_the_order_line_evaluation_and_incentive_apis_name_a_department_with_its_hospital(
+    purchases, users, admin_user, import_orders, api_for
+):
+    """Many hospitals have a 神经内科: the APIs' `customer_name` named a department by its own name alone, where the
+    order list, the results page and the drill-down name it 北京协和医院 › 神经内科. Listing departments costs no
+    query more than listing hospitals (the hospital is read with its department)."""
+    xiehe, huashan = purchases["xiehe"], purchases["huashan"]
+    evaluation.run_all(as_of=H1_2026)
+    client = api_for("manager")
+    for url, params in LISTS:
+        client.get(url, params)  # the token's first use, caches
+    before = {url: _queries(client, url, params)[0] for url, params in LISTS}
+
+    ours, theirs = _departments_buying(admin_user, import_orders, [xiehe, huashan])
+    evaluation.run_all(as_of=H1_2026)
+    names = {ours.pk: "北京协和医院 › 神经内科", theirs.pk: "复旦大学附属华山医院 › 神经内科",
+             xiehe.pk: "北京协和医院", huashan.pk: "复旦大学附属华山医院"}  # fmt: skip
+    for url, params in LISTS:
+        count, listed = _queries(client, url, params)
+        shown = {r["customer"]: r["customer_name"] for r in listed["results"]}
+        assert {pk: shown[pk] for pk in names} == names, url
+        assert count == before[url], url  # flat: no query per department
+    one = Score.objects.get(institution=ours, kind=ModelKind.EVALUATION, period="2026H1")
+    assert client.get(f"/api/v1/evaluations/{one.pk}/").json()["customer_name"] == "北京协和医院 › 神经内科"
+    assert client.get(f"/api/v1/keyaccounts/incentives/{one.pk}/").json()["customer_name"] == "北京协和医院 › 神经内科"
+    line_id = client.get("/api/v1/order-lines/", {"customer": theirs.pk}).json()["results"][0]["id"]
+    got = client.get(f"/api/v1/order-lines/{line_id}/").json()
+    assert got["customer_name"] == "复旦大学附属华山医院 › 神经内科"
+
+
+def test_the_api_schema_says_what_customer_name_is(api_for, users):
+    import json
+
+    spec = json.loads(api_for("admin").get("/api/schema/?format=json").content)
+    described = {
+        name: schema["properties"]["customer_name"].get("description", "")
+        for name, schema in spec["components"]["schemas"].items()
+        if "customer_name" in schema.get("properties", {})
+    }
+    for name in ("OrderLine", "Evaluation", "Candidate", "Incentive"):
+        assert "a department with its hospital (北京协和医院 › 心内科)" in described[name], name
