@@ -36,7 +36,7 @@ from . import evaluation, scoring
 from .choices import Component, Klass, ModelKind
 from .forms_eval import PARAMS
 from .models import EvaluationRun, Score, ScoringModel, band_floor
-from .views_eval import explain, ordered, periods, scores_for
+from .views_eval import explain, ordered, periods, scores_for, shown_period
 
 TIERS = [Tier.NEW, Tier.REGULAR, Tier.VIP]
 
@@ -205,8 +205,14 @@ class CandidateQuery(_ScoreQuery):
     min_score = serializers.DecimalField(required=False, max_digits=5, decimal_places=2, min_value=0, max_value=100)
 
 
-PERIOD = OpenApiParameter("period", str, description="2026H2, 2026Q3 (key accounts), 2026-11 (candidates); "
-                          "default: the latest period with a finished run.")  # fmt: skip
+CANDIDATE_PERIOD = OpenApiParameter(
+    "period", str, description="2026-11 (a month); default: the latest identification period with a finished run."
+)
+EVALUATION_PERIOD = OpenApiParameter(
+    "period", str, description="2026H2, or 2026Q3 (key accounts); default: the period the results page shows — the "
+    "period in force (the last evaluated in full, whose results decide tiers, discounts and reward programmes), else "
+    "the latest period with a finished run. A period under way (interim standings) is listed when asked for.",
+)  # fmt: skip
 CUSTOMER = OpenApiParameter("customer", int, description="An institution id.")
 
 
@@ -237,10 +243,9 @@ class _ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         form = self.query_class(data=self.request.query_params)
         form.is_valid(raise_exception=True)
         query = form.validated_data
-        period = query.get("period")
-        if not period:
-            known = periods(self.kind)
-            period = known[0] if known else ""
+        # none asked: the period the page shows (views_eval.shown_period), for the evaluation the one in force — the
+        # latest period with a run was a period under way whose interim standings decide nothing
+        period = query.get("period") or shown_period(self.kind, periods(self.kind))
         return self._filter(qs.filter(period=period), query).order_by(*Score.RANKED)
 
 
@@ -261,10 +266,12 @@ class EvaluationViewSet(_ScoreViewSet):
         return qs
 
     @extend_schema(
-        description="The evaluations of the customers you may see, best first: by default the latest period with a "
-        "finished run. Each carries its class, the previous period's class, the class's discount level and reward "
-        "programme, and its components, whose contributions add up to the score.",
-        parameters=[PERIOD, CUSTOMER, OpenApiParameter("class", str, enum=Klass.values, description="A, B, C or D.")],
+        description="The evaluations of the customers you may see, best first: by default of the period the results "
+        "page shows — the period in force (the last evaluated in full), else the latest period with a finished run; "
+        "the interim standings of a period under way when asked for with `period`. Each carries its class, the "
+        "previous period's class, the class's discount level and reward programme, and its components, whose "
+        "contributions add up to the score.",
+        parameters=[EVALUATION_PERIOD, CUSTOMER, OpenApiParameter("class", str, enum=Klass.values, description="A, B, C or D.")],
     )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
@@ -312,7 +319,7 @@ class CandidateViewSet(_ScoreViewSet):
         description="The key-account scores of the customers you may see, best first (by default the latest "
         "identification period); `candidate=true` keeps those at or above the threshold who are not key accounts.",
         parameters=[
-            PERIOD, CUSTOMER, OpenApiParameter("candidate", bool, description="true: candidates only."),
+            CANDIDATE_PERIOD, CUSTOMER, OpenApiParameter("candidate", bool, description="true: candidates only."),
             OpenApiParameter("min_score", OpenApiTypes.DECIMAL, description="At least this score."),
         ],
     )  # fmt: skip

@@ -245,3 +245,35 @@ def test_the_api_schema_says_what_customer_name_is(api_for, users):
     }
     for name in ("OrderLine", "Evaluation", "Candidate", "Incentive"):
         assert "a department with its hospital (北京协和医院 › 心内科)" in described[name], name
+
+
+# --- 4. the evaluations API shows by default the period the results page shows ------------------------------------
+
+
+def test_the_evaluations_api_defaults_to_the_period_the_results_page_shows(purchases, users, client_for, api_for, today):
+    """Today is 2026-09-15: 2026H1 was evaluated in full (as of 30 June, by a run after that day) and 2026H2 is under
+    way, with the interim standings of an update after an import. The results page opens on 2026H1, the period in
+    force; the API answered 2026H2's interim standings — another period, other classes, for the same question."""
+    today(dt.date(2026, 9, 15))
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)  # the worker's run of the half-year that ended
+    evaluation.run_all(trigger=Trigger.IMPORT)  # 2026H2 so far: interim standings
+    assert evaluation.in_force(ModelKind.EVALUATION) == "2026H1"
+
+    page = client_for("analyst").get("/keyaccounts/evaluations/", **EN)
+    assert page.context["period"] == "2026H1"
+    listed = api_for("analyst").get("/api/v1/evaluations/").json()["results"]
+    assert {r["period"] for r in listed} == {"2026H1"}  # was 2026H2
+    assert [r["customer"] for r in listed] == [
+        s.institution_id for s in Score.objects.filter(kind=ModelKind.EVALUATION, period="2026H1").order_by(*Score.RANKED)
+    ]
+    # the interim standings when asked for
+    asked = api_for("analyst").get("/api/v1/evaluations/", {"period": "2026H2"}).json()["results"]
+    assert {r["period"] for r in asked} == {"2026H2"} and len(asked) == 3
+    # and the schema says so
+    import json
+
+    spec = json.loads(api_for("admin").get("/api/schema/?format=json").content)
+    operation = spec["paths"]["/api/v1/evaluations/"]["get"]
+    period = next(p for p in operation["parameters"] if p["name"] == "period")
+    assert "the period the results page shows" in period["description"]
+    assert "the period in force" in operation["description"]
