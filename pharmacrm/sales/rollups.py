@@ -286,15 +286,20 @@ def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int
     paid = "o.paid_date <= %s"  # on top of _on_time / _late, which ask for a payment date
     owed = f"CASE WHEN o.paid_date IS NOT NULL AND {paid} THEN o.outstanding_fen WHEN o.amount_fen > 0 THEN o.amount_fen ELSE 0 END"
     where, params = "", []
-    if ids is not None:
+    table = f"{line} o"
+    if ids is not None:  # a few customers: through the (customer, month) index
         where, params = any_of_sql("o.institution_id", ids, connection.vendor)
         where = f"AND {where}"
+    elif connection.vendor == "sqlite":
+        # every customer: SQLite would walk the (customer, month, product) index and fetch each line from the table
+        # in that order, about twice as slow as reading the table through and sorting the customers' sums
+        table = f"{line} o NOT INDEXED"
     sql = (
         f"SELECT o.institution_id, SUM(CASE WHEN {_on_time()} AND {paid} THEN o.paid_fen ELSE 0 END), "
         f"SUM(CASE WHEN {_late()} AND {paid} THEN o.paid_fen ELSE 0 END), "
         f"SUM(CASE WHEN {_due()} < %s THEN {owed} ELSE 0 END), SUM(CASE WHEN o.month = %s THEN o.amount_fen ELSE 0 END), "
         f"COUNT(DISTINCT CASE WHEN o.month = %s AND o.amount_fen > 0 THEN o.order_number END) "
-        f"FROM {line} o WHERE o.month >= %s AND o.month <= %s AND o.order_date <= %s {where} GROUP BY o.institution_id"
+        f"FROM {table} WHERE o.month >= %s AND o.month <= %s AND o.order_date <= %s {where} GROUP BY o.institution_id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [day, day, day, day, month, month, _adapt(first), month, day, *params])

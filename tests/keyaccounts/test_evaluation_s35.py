@@ -118,6 +118,9 @@ def test_an_evaluation_as_of_a_past_day_counts_the_payments_of_that_day(
       13.25 → 36.50, class D.
     As of today (window 2025-06 … 2026-05): amount 450,000 → 15.75; 4 orders → 16.67 × 0.2 = 3.33; credit: 350,000
       on time + 100,000 late (L2), nothing overdue → 0.7 × 77.78 + 30 = 84.44 × 0.25 = 21.11 → 52.19, class C.
+    As of 2026-03-31 (a month's last day: its rollup holds no later line): L1–L4. Amount 450,000 → 15.75; 4 orders →
+      3.33; credit: 100,000 on time, L2 still unpaid and overdue, L3 and L4 not due → on time 50 % → 35; overdue
+      100,000 / 450,000 = 22.22 % → 0.3 × 77.78 = 23.33 → 58.33 × 0.25 = 14.58 → 45.66, class C.
     华山 bought only on 2026-03-05 (50,000, due 04-05, paid 04-01): as of 03-15 it is scored on it, nothing due yet.
     长征 bought only on 2026-03-28: as of 03-15 it had bought nothing."""
     from io import StringIO
@@ -151,7 +154,20 @@ def test_an_evaluation_as_of_a_past_day_counts_the_payments_of_that_day(
     candidates = Score.objects.filter(kind=ModelKind.CANDIDATE, period="2026-03")
     assert sorted(candidates.values_list("institution_id", flat=True)) == sorted([xiehe.pk, huashan.pk])
 
-    call_command("evaluate", stdout=StringIO())  # as of today: the rollups
+    call_command("evaluate", "--as-of", "2026-03-31", stdout=StringIO())
+    month_end = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+    assert parts(month_end) == {
+        "amount": ("45.00", "15.75"), "frequency": ("16.67", "3.33"), "satisfaction": ("60.00", "12.00"),
+        "credit": ("58.33", "14.58"),
+    }  # fmt: skip
+    assert (month_end.score, month_end.klass) == (D("45.66"), "C")
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as read:
+        call_command("evaluate", stdout=StringIO())  # as of today: the rollups, and only them
+    assert not [q["sql"] for q in read.captured_queries if "sales_orderline" in q["sql"]]
 
     now = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
     assert now.as_of == dt.date(2026, 5, 20)
