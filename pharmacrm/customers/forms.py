@@ -132,6 +132,13 @@ def picker_label(institution: Institution) -> str:
     return institution.name
 
 
+# what an API's `customer_name` is (picker_label), for its OpenAPI description
+CUSTOMER_NAME_HELP = (
+    "The customer's name as the pages show it: a department with its hospital (北京协和医院 › 心内科), since many "
+    "hospitals have a 心内科."
+)
+
+
 class ServiceErrorsMixin:
     def add_service_errors(self, error: ValidationError) -> None:
         """Put a service's ValidationError under the fields it names (the rest above the form)."""

@@ -30,12 +30,13 @@ from pharmacrm.core.api_utils import (
 )
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 
 from . import evaluation, scoring
 from .choices import Component, Klass, ModelKind
 from .forms_eval import PARAMS
 from .models import EvaluationRun, Score, ScoringModel, band_floor
-from .views_eval import explain, ordered, periods, scores_for
+from .views_eval import explain, ordered, periods, scores_for, shown_period
 
 TIERS = [Tier.NEW, Tier.REGULAR, Tier.VIP]
 
@@ -83,7 +84,7 @@ def components_of(score: Score) -> list[dict]:
 
 class ScoreSerializer(ModelSerializer):
     customer = serializers.IntegerField(source="institution_id", read_only=True)
-    customer_name = serializers.CharField(source="institution.name", read_only=True)
+    customer_name = serializers.SerializerMethodField(help_text=CUSTOMER_NAME_HELP)
     score = serializers.DecimalField(max_digits=6, decimal_places=2, read_only=True)
     components = serializers.SerializerMethodField()
     model_version = serializers.IntegerField(source="model.version", read_only=True)
@@ -97,6 +98,9 @@ class ScoreSerializer(ModelSerializer):
     @extend_schema_field(ComponentSerializer(many=True))
     def get_components(self, obj: Score) -> list[dict]:
         return components_of(obj)
+
+    def get_customer_name(self, obj: Score) -> str:
+        return picker_label(obj.institution)  # its parent read with it (_ScoreViewSet._base)
 
 
 @extend_schema_field({"type": "string", "enum": Klass.values + [""]}, component_name="EvaluationClass")
@@ -201,8 +205,14 @@ class CandidateQuery(_ScoreQuery):
     min_score = serializers.DecimalField(required=False, max_digits=5, decimal_places=2, min_value=0, max_value=100)
 
 
-PERIOD = OpenApiParameter("period", str, description="2026H2, 2026Q3 (key accounts), 2026-11 (candidates); "
-                          "default: the latest period with a finished run.")  # fmt: skip
+CANDIDATE_PERIOD = OpenApiParameter(
+    "period", str, description="2026-11 (a month); default: the latest identification period with a finished run."
+)
+EVALUATION_PERIOD = OpenApiParameter(
+    "period", str, description="2026H2, or 2026Q3 (key accounts); default: the period the results page shows — the "
+    "period in force (the last evaluated in full, whose results decide tiers, discounts and reward programmes), else "
+    "the latest period with a finished run. A period under way (interim standings) is listed when asked for.",
+)  # fmt: skip
 CUSTOMER = OpenApiParameter("customer", int, description="An institution id.")
 
 
@@ -216,7 +226,7 @@ class _ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def _base(self):
         return scores_for(self.request.user, Score.objects.filter(kind=self.kind)).select_related(
-            "institution", "model"
+            "institution__parent", "model"
         ).prefetch_related("run")  # the page's runs in one query, not a join for every row skipped
 
     def _filter(self, qs, query: dict):
@@ -233,10 +243,9 @@ class _ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         form = self.query_class(data=self.request.query_params)
         form.is_valid(raise_exception=True)
         query = form.validated_data
-        period = query.get("period")
-        if not period:
-            known = periods(self.kind)
-            period = known[0] if known else ""
+        # none asked: the period the page shows (views_eval.shown_period), for the evaluation the one in force — the
+        # latest period with a run was a period under way whose interim standings decide nothing
+        period = query.get("period") or shown_period(self.kind, periods(self.kind))
         return self._filter(qs.filter(period=period), query).order_by(*Score.RANKED)
 
 
@@ -257,10 +266,12 @@ class EvaluationViewSet(_ScoreViewSet):
         return qs
 
     @extend_schema(
-        description="The evaluations of the customers you may see, best first: by default the latest period with a "
-        "finished run. Each carries its class, the previous period's class, the class's discount level and reward "
-        "programme, and its components, whose contributions add up to the score.",
-        parameters=[PERIOD, CUSTOMER, OpenApiParameter("class", str, enum=Klass.values, description="A, B, C or D.")],
+        description="The evaluations of the customers you may see, best first: by default of the period the results "
+        "page shows — the period in force (the last evaluated in full), else the latest period with a finished run; "
+        "the interim standings of a period under way when asked for with `period`. Each carries its class, the "
+        "previous period's class, the class's discount level and reward programme, and its components, whose "
+        "contributions add up to the score.",
+        parameters=[EVALUATION_PERIOD, CUSTOMER, OpenApiParameter("class", str, enum=Klass.values, description="A, B, C or D.")],
     )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
@@ -308,7 +319,7 @@ class CandidateViewSet(_ScoreViewSet):
         description="The key-account scores of the customers you may see, best first (by default the latest "
         "identification period); `candidate=true` keeps those at or above the threshold who are not key accounts.",
         parameters=[
-            PERIOD, CUSTOMER, OpenApiParameter("candidate", bool, description="true: candidates only."),
+            CANDIDATE_PERIOD, CUSTOMER, OpenApiParameter("candidate", bool, description="true: candidates only."),
             OpenApiParameter("min_score", OpenApiTypes.DECIMAL, description="At least this score."),
         ],
     )  # fmt: skip

@@ -40,6 +40,7 @@ from pharmacrm.core.api_utils import (
 )
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
+from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 from pharmacrm.servicedesk.models import Product
 
 from . import services
@@ -608,7 +609,7 @@ class ScorecardViewSet(viewsets.GenericViewSet):
 class IncentiveSerializer(ModelSerializer):
     evaluation = serializers.IntegerField(source="pk", read_only=True, help_text="The evaluation's id.")
     customer = serializers.IntegerField(source="institution_id", read_only=True)
-    customer_name = serializers.CharField(source="institution.name", read_only=True)
+    customer_name = serializers.SerializerMethodField(help_text=CUSTOMER_NAME_HELP)
     discount = serializers.DecimalField(max_digits=5, decimal_places=2, read_only=True, allow_null=True,
                                         help_text="Discount level (%) granted for the period.")  # fmt: skip
     programme = serializers.CharField(read_only=True, help_text="Reward programme the customer belongs to ('' none).")
@@ -623,6 +624,9 @@ class IncentiveSerializer(ModelSerializer):
         fields = super().get_fields()
         fields["class"] = KlassField(source="klass", read_only=True, help_text="The class that earned them.")
         return fields
+
+    def get_customer_name(self, obj: Score) -> str:
+        return picker_label(obj.institution)  # its parent read with it (IncentiveViewSet.get_queryset)
 
 
 class IncentiveQuery(QuerySerializer):
@@ -667,7 +671,9 @@ class IncentiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
-        qs = scores_for(self.request.user, Score.objects.filter(kind=ModelKind.EVALUATION)).select_related("institution")
+        qs = scores_for(self.request.user, Score.objects.filter(kind=ModelKind.EVALUATION)).select_related(
+            "institution__parent"
+        )  # a department is named with its hospital
         if self.action != "list":
             return qs
         query = _query(self, IncentiveQuery)

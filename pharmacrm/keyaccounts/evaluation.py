@@ -1,7 +1,8 @@
 """Evaluation runs: the customer evaluation (客户评估, half-yearly for every customer, quarterly for key
 accounts) and the key-account identification (monthly). Facts come from the monthly purchase rollups,
 the service desk's revisit surveys and the customer records — never from order lines — so a full run
-costs a few set-based queries plus Python arithmetic per customer.
+costs a few set-based queries plus Python arithmetic per customer. A run as of a past day adds one pass over
+the window's order lines, since the rollups hold today's payment state (see _as_of_lines).
 
 A run writes one `Score` per customer and period (a re-run of the period replaces it), then applies the
 results: tier changes (audited one by one), discount level and reward programme from the class, and an
@@ -262,7 +263,11 @@ def _gather(as_of: dt.date, params: dict, ids: Iterable[int] | None) -> dict[int
     before = month_start(as_of, 2 * months - 1)
     last = month_start(as_of)
     wanted = None if ids is None else id_set(ids)
-    rollups = MonthlyRollup.objects.filter(month__lte=last)
+    # a past day (`pharmacrm evaluate --as-of`, the nightly evaluation of a period that ended): the rollups hold
+    # today's payment state, and their month of that day the lines ordered after it too — see _as_of_lines
+    past = as_of < timezone.localdate()
+    partial = past and (as_of + dt.timedelta(days=1)).month == as_of.month  # that day's month up to that day
+    rollups = MonthlyRollup.objects.filter(month__lt=last) if partial else MonthlyRollup.objects.filter(month__lte=last)
     if wanted is not None:
         rollups = rollups.filter(institution_id__any_of=wanted)
     window = Q(month__gte=first)
@@ -286,10 +291,42 @@ def _gather(as_of: dt.date, params: dict, ids: Iterable[int] | None) -> dict[int
             overdue_fen=overdue or 0, previous_amount_fen=previous or 0,
             months_cooperating=(last.year - first_month.year) * 12 + last.month - first_month.month + 1,
         )  # fmt: skip
+    if past:
+        _as_of_lines(facts, as_of, first, partial, wanted)
     if facts:
         _add_profiles(facts, wanted)  # first: the surveys' pass needs to know which customers are departments
         _add_surveys(facts, as_of, first, wanted)
     return facts
+
+
+def _as_of_lines(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date, partial: bool, wanted) -> None:
+    """The facts as they stood on `as_of`, a past day, from the order lines of the window up to that day
+    (sales.rollups.state_as_of): the credit measure's amounts paid on time, paid late and overdue on that day —
+    a line paid after it was unpaid then, overdue once due; today's rollups counted it as paid — and, when that day
+    is not its month's last (`partial`: its month's rollup was left out), the month's amount and orders up to it;
+    a customer whose only purchases of the window or the one before are of that month before that day joins.
+    Costs one pass over the window's lines (the rollups alone serve an evaluation as of today)."""
+    from pharmacrm.sales.rollups import state_as_of
+
+    state = state_as_of(as_of, first, wanted)
+    last = month_start(as_of)
+    joining = [inst for inst in state if inst not in facts] if partial else []
+    for inst in joining:
+        facts[inst] = scoring.Facts()
+    if joining:  # their first month ever (one bought long ago, and again this month)
+        since = dict(
+            MonthlyRollup.objects.filter(institution_id__any_of=id_set(joining), month__lt=last).order_by()
+            .values("institution_id").annotate(first=Min("month")).values_list("institution_id", "first")
+        )  # fmt: skip
+        for inst in joining:
+            first_month = since.get(inst, last)
+            facts[inst].months_cooperating = (last.year - first_month.year) * 12 + last.month - first_month.month + 1
+    for inst, f in facts.items():
+        on_time, late, overdue, amount, orders = state.get(inst, (0, 0, 0, 0, 0))
+        f.on_time_fen, f.late_fen, f.overdue_fen = on_time, late, overdue
+        if partial:
+            f.amount_fen += amount
+            f.orders += orders
 
 
 def _add_surveys(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date, wanted) -> None:

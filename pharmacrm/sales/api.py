@@ -41,6 +41,7 @@ from pharmacrm.core.api_utils import (
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.viewsets import APIView
 from pharmacrm.customers import importer as base
+from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 from pharmacrm.customers.models import ImportJob, Institution
 
 from . import services
@@ -75,7 +76,7 @@ class YuanField(serializers.DecimalField):
 
 class OrderLineSerializer(ModelSerializer):
     customer = serializers.IntegerField(source="institution_id", read_only=True)
-    customer_name = serializers.CharField(source="institution.name", read_only=True)
+    customer_name = serializers.SerializerMethodField(help_text=CUSTOMER_NAME_HELP)
     amount = YuanField(source="amount_fen")
     paid_amount = YuanField(source="paid_fen")
     outstanding = YuanField(source="outstanding_fen", help_text="Amount not paid yet.")
@@ -88,6 +89,9 @@ class OrderLineSerializer(ModelSerializer):
             "paid_date", "paid_amount", "outstanding", "imported_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_customer_name(self, obj: OrderLine) -> str:
+        return picker_label(obj.institution)  # its parent read with it (services.lines_for)
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "description": "The customer's (institution's) id: only "

@@ -271,18 +271,67 @@ def rebuild_all(today: dt.date | None = None) -> None:
         )
 
 
+def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int, int, int, int, int]]:
+    """What the rollups would have said on `as_of`, a past day (they hold today's payment state, and a month's
+    lines ordered after that day): per customer (of `ids`, if given), from its lines ordered from month `first`
+    up to `as_of`, the amounts paid on time and paid late by `as_of`, the amount overdue on `as_of`, and the
+    amount and purchase orders of `as_of`'s month up to that day. A line counts as paid only if its payment date
+    is on or before `as_of`: one paid later was owed in full then, and overdue if it had fallen due before `as_of`
+    (as the nightly refresh counted it that day); a line ordered after `as_of` does not count. One pass over the
+    window's lines, grouped by customer in the database."""
+    from pharmacrm.core.ids import any_of_sql
+
+    line = OrderLine._meta.db_table
+    day, month = _adapt(as_of), _adapt(as_of.replace(day=1))
+    paid = "o.paid_date <= %s"  # on top of _on_time / _late, which ask for a payment date
+    owed = f"CASE WHEN o.paid_date IS NOT NULL AND {paid} THEN o.outstanding_fen WHEN o.amount_fen > 0 THEN o.amount_fen ELSE 0 END"
+    where, params = "", []
+    table = f"{line} o"
+    if ids is not None:  # a few customers: through the (customer, month) index
+        where, params = any_of_sql("o.institution_id", ids, connection.vendor)
+        where = f"AND {where}"
+    elif connection.vendor == "sqlite":
+        # every customer: SQLite would walk the (customer, month, product) index and fetch each line from the table
+        # in that order, about twice as slow as reading the table through and sorting the customers' sums
+        table = f"{line} o NOT INDEXED"
+    sql = (
+        f"SELECT o.institution_id, SUM(CASE WHEN {_on_time()} AND {paid} THEN o.paid_fen ELSE 0 END), "
+        f"SUM(CASE WHEN {_late()} AND {paid} THEN o.paid_fen ELSE 0 END), "
+        f"SUM(CASE WHEN {_due()} < %s THEN {owed} ELSE 0 END), SUM(CASE WHEN o.month = %s THEN o.amount_fen ELSE 0 END), "
+        f"COUNT(DISTINCT CASE WHEN o.month = %s AND o.amount_fen > 0 THEN o.order_number END) "
+        f"FROM {table} WHERE o.month >= %s AND o.month <= %s AND o.order_date <= %s {where} GROUP BY o.institution_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [day, day, day, day, month, month, _adapt(first), month, day, *params])
+        return {inst: tuple(int(v or 0) for v in rest) for inst, *rest in cursor.fetchall()}
+
+
 def refresh_overdue(today: dt.date | None = None) -> int:
     """Move the rollups' overdue amounts to `today` (a line becomes overdue by the passing of time, not by
-    an import). Only months with unpaid lines are looked at; returns how many rollups were updated."""
+    an import). Only months with unpaid lines are looked at. A rollup whose overdue amount changes is stamped
+    (`updated_at`), as an import stamps the rollups it changes, so that the evaluation's incremental update
+    (`changed_since`) re-scores its customer; the others only move their `overdue_as_of`. Returns how many
+    rollups' overdue amounts changed."""
     today = today or timezone.localdate()
     rollup, line = MonthlyRollup._meta.db_table, OrderLine._meta.db_table
+    stale = "{r}outstanding_fen > 0 AND ({r}overdue_as_of IS NULL OR {r}overdue_as_of < %s)"
+    # each stale rollup's overdue amount computed once (one probe of the open items' index), then written only
+    # where it differs (a derived table, not a WITH: SQLite's driver counts no rows of a statement that begins so)
+    fresh = (
+        f"SELECT r.id, COALESCE((SELECT SUM(o.outstanding_fen) FROM {line} o WHERE o.institution_id = r.institution_id "
+        f"AND o.month = r.month AND o.outstanding_fen > 0 AND {_due()} < %s), 0) AS overdue FROM {rollup} r "
+        f"WHERE {stale.format(r='r.')}"
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         lock()
         cursor.execute(
-            f"UPDATE {rollup} SET overdue_fen = COALESCE((SELECT SUM(o.outstanding_fen) FROM {line} o "
-            f"WHERE o.institution_id = {rollup}.institution_id AND o.month = {rollup}.month "
-            f"AND o.outstanding_fen > 0 AND {_due()} < %s), 0), overdue_as_of = %s "
-            f"WHERE outstanding_fen > 0 AND (overdue_as_of IS NULL OR overdue_as_of < %s)",
-            [_adapt(today), _adapt(today), _adapt(today)],
+            f"UPDATE {rollup} SET overdue_fen = n.overdue, overdue_as_of = %s, updated_at = %s FROM ({fresh}) n "
+            f"WHERE {rollup}.id = n.id AND {rollup}.overdue_fen <> n.overdue",
+            [_adapt(today), _adapt(timezone.now()), _adapt(today), _adapt(today)],
         )
-        return cursor.rowcount
+        changed = cursor.rowcount
+        cursor.execute(
+            f"UPDATE {rollup} SET overdue_as_of = %s WHERE {stale.format(r='')}",
+            [_adapt(today), _adapt(today)],
+        )
+        return changed

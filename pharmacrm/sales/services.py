@@ -291,7 +291,8 @@ def remove_line(user, line: OrderLine, reason: str) -> None:
 
 def rescore_changed() -> None:
     """Once the change is committed, the evaluation's incremental update of the customers whose rollups changed, as
-    after an import: a line removed by hand (or rollups recomputed by the worker's refresh) left the customer's
+    after an import: a line removed by hand (or rollups recomputed by the worker's refresh, or overdue amounts moved
+    by its nightly refresh) left the customer's
     score counting the old purchases until the next import, weeks later for a customer the ERP files seldom name.
     A failure to queue it is logged, not raised over a change already made."""
     from django.db import transaction

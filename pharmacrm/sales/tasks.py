@@ -1,5 +1,5 @@
 """Background work for purchases: the rollups' overdue amounts move with the calendar, and any
-(customer, month) left dirty by a killed import is recomputed."""
+(customer, month) left dirty by a killed import is recomputed; either way the customers changed are scored again."""
 
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
@@ -10,9 +10,16 @@ from . import rollups
 
 
 @db_periodic_task(local_crontab(hour=1, minute=10))
-def refresh_overdue() -> None:
-    """Every night: lines that fell due yesterday count as overdue in the rollups from today."""
-    rollups.refresh_overdue()
+def refresh_overdue() -> int:
+    """Every night: lines that fell due yesterday count as overdue in the rollups from today. The customers whose
+    overdue amounts changed are scored again (the evaluation's incremental update), as after an import: their
+    interim standings counted the line as not yet due until the next import named them."""
+    from . import services
+
+    changed = rollups.refresh_overdue()
+    if changed:
+        services.rescore_changed()
+    return changed
 
 
 @db_periodic_task(crontab(minute="*/15"))

@@ -219,7 +219,7 @@ def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(pur
     before = {s.institution_id: (s.run_id, s.score) for s in Score.objects.filter(period="2026H1")}
     huashan, xiehe = purchases["huashan"], purchases["xiehe"]
 
-    # 协和 orders another 100,000 in June 2026, paid on time
+    # 协和 orders another 100,000 in June 2026, paid on time in July (after the as-of day)
     import_orders([line("SO-X4", 1, "2026-06-10", xiehe, "P1", 100, "1000", payment_due="2026-07-10",
                         paid_date="2026-07-01")])  # fmt: skip
     runs = evaluation.run_all(incremental=True, as_of=H1_2026)
@@ -228,10 +228,11 @@ def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(pur
     assert incremental.incremental and incremental.customers == 1 and incremental.pk != full.pk
     after = {s.institution_id: (s.run_id, s.score) for s in Score.objects.filter(period="2026H1")}
     assert after[huashan.pk] == before[huashan.pk]  # untouched
-    # 协和 now: 350,000 → 35 × 0.35 = 12.25; 4 orders → 16.67 × 0.2 = 3.33; credit: due 350,000 of which
-    # 200,000 on time (57.14 %) → 40.00; overdue 50,000 / 350,000 = 14.29 % → 0.3 × 85.71 = 25.71
-    # → 65.71 × 0.25 = 16.43 → 12.25 + 3.33 + 12.00 + 16.43 = 44.01
-    assert after[xiehe.pk] == (incremental.pk, D("44.01"))
+    # 协和 now: 350,000 → 35 × 0.35 = 12.25; 4 orders → 16.67 × 0.2 = 3.33; credit as of 2026-06-30, when SO-X4
+    # was neither paid nor due: due 250,000 of which 100,000 on time (40 %) → 28.00; overdue 50,000 / 350,000 =
+    # 14.29 % → 0.3 × 85.71 = 25.71 → 53.71 × 0.25 = 13.43 → 12.25 + 3.33 + 12.00 + 13.43 = 41.01 (44.01 when the
+    # run counted July's payment, today's state, as paid on time by 30 June)
+    assert after[xiehe.pk] == (incremental.pk, D("41.01"))
 
 
 def test_the_update_after_an_import_that_finds_an_evaluation_running_is_run_again_later(
@@ -274,7 +275,7 @@ def test_a_back_dated_run_does_not_hide_changes_from_the_next_incremental_update
     runs = evaluation.run_all(incremental=True, as_of=H1_2026)
     incremental = next(r for r in runs if r.model.kind == ModelKind.EVALUATION)
     assert incremental.period == "2026H1" and incremental.customers == 1
-    assert Score.objects.get(period="2026H1", institution=xiehe).score == D("44.01")
+    assert Score.objects.get(period="2026H1", institution=xiehe).score == D("41.01")  # as SO-X4's just above
     # a period nobody scored yet: the update scores everyone
     assert evaluation.changed_since(ModelKind.EVALUATION, dt.date(2026, 7, 1)) is None
 

@@ -4,7 +4,9 @@
     pharmacrm evaluate --incremental    # only customers whose purchases changed since the last run
     pharmacrm evaluate --scheduled      # what the nightly worker does: each ended period, once, as of its last day
     pharmacrm evaluate --as-of 2026-06-30   # that date's periods; a past period (one scored later exists)
-                                            # gets its history and movement only: no tiers, no actions
+                                            # gets its history and movement only: no tiers, no actions.
+                                            # A past date counts the payments and purchases of that date
+                                            # (from the order lines: one more pass over the window's lines)
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--incremental", action="store_true", help="Only customers whose purchases changed.")
         parser.add_argument("--scheduled", action="store_true", help="What the nightly worker does: each period that has ended and was not evaluated yet, as of its last day.")
-        parser.add_argument("--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today. A past period "
-                            "(a later one was scored) only gets its history: no tier changes, no actions.")
+        parser.add_argument("--as-of", help="Evaluate as of this date (YYYY-MM-DD); default today. A past date "
+                            "counts the payments and purchases as they stood that day. A past period (a later one "
+                            "was scored) only gets its history: no tier changes, no actions.")  # fmt: skip
 
     def handle(self, *args, incremental, scheduled, as_of, **options):
         try:
