@@ -50,6 +50,7 @@ from .choices import (
     Stage,
     Tier,
 )
+from .forms import picker_label
 from .models import Consent, ImportJob, Institution, Person
 
 MAX_ID = 2**63 - 1
@@ -637,18 +638,13 @@ class SearchResultSerializer(Serializer):
     results = SearchHitSerializer(many=True)
 
 
-def _place(institution: Institution) -> str:
-    """An institution as a hit names it: a department with its hospital (石家庄市妇幼保健院 产科)."""
-    return f"{institution.parent.name} {institution.name}" if institution.parent_id else institution.name
-
-
 def hit_data(hit: search.Hit) -> dict:
     obj = hit.obj
     if isinstance(obj, Institution):
         inst = obj.parent.name if obj.parent_id else None  # a department's hospital
         region, phone = obj.region.full_name if obj.region_id else None, obj.phone
     else:
-        inst = _place(obj.institution) if obj.institution_id else None
+        inst = picker_label(obj.institution) if obj.institution_id else None  # a department with its hospital
         region = None
         phone = normalise.mask_phone(obj.mobile or obj.landline)  # search never shows personal data in clear
     return {

@@ -30,6 +30,7 @@ from pharmacrm.core.api_utils import (
 )
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
+from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 from pharmacrm.customers.models import with_departments
 from pharmacrm.safety.choices import SignalStatus
 from pharmacrm.safety.models import Flag, SafetyCase
@@ -89,7 +90,7 @@ class InteractionSerializer(ModelSerializer):
     safety_relevant = serializers.BooleanField(
         required=False, help_text="A possible adverse reaction or quality problem: pharmacovigilance is told."
     )
-    institution_name = serializers.CharField(source="institution.name", read_only=True, allow_null=True)
+    institution_name = serializers.SerializerMethodField(help_text=CUSTOMER_NAME_HELP)
     person_name = serializers.CharField(source="person.name", read_only=True, allow_null=True)
     created_by = serializers.PrimaryKeyRelatedField(read_only=True)
     flagged = serializers.SerializerMethodField(
@@ -117,6 +118,9 @@ class InteractionSerializer(ModelSerializer):
             "cases", "consent_warning", "version",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
+
+    def get_institution_name(self, obj: Interaction) -> str | None:
+        return picker_label(obj.institution) if obj.institution_id else None
 
     def get_flagged(self, obj: Interaction) -> bool:
         return bool(flag_state(obj))
@@ -275,7 +279,7 @@ class InteractionViewSet(
 
     @staticmethod
     def base():
-        return Interaction.objects.select_related("institution", "person").prefetch_related(
+        return Interaction.objects.select_related("institution__parent", "person").prefetch_related(
             Prefetch("safety_flags", queryset=Flag.objects.only("id", "interaction_id", "status")),
             Prefetch(
                 "safety_cases",

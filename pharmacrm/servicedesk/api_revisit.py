@@ -36,6 +36,7 @@ from pharmacrm.core.api_utils import (
     versioned,
 )
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 
 from . import revisit
 from .choices import ActionStatus, LowScore, SurveyChannel
@@ -216,7 +217,7 @@ class ImprovementActionSerializer(ModelSerializer):
         help_text="The customer (institution id) it concerns: the one it was opened for (a weak evaluation), "
         "else its ticket's customer; null if neither."
     )
-    customer_name = serializers.SerializerMethodField(help_text="The customer's name.")
+    customer_name = serializers.SerializerMethodField(help_text=CUSTOMER_NAME_HELP)
     owner = serializers.PrimaryKeyRelatedField(
         queryset=revisit.owners(), required=False,
         help_text="A user who handles tickets. Default: you. Only service managers may give it to someone else.",
@@ -253,7 +254,7 @@ class ImprovementActionSerializer(ModelSerializer):
 
     def get_customer_name(self, obj: ImprovementAction) -> str | None:
         customer = self._customer(obj)
-        return customer.name if customer is not None else None
+        return picker_label(customer) if customer is not None else None
 
     def get_overdue(self, obj: ImprovementAction) -> bool:
         from django.utils import timezone
@@ -349,7 +350,7 @@ class ImprovementActionViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
-        qs = ImprovementAction.objects.select_related("ticket__institution", "institution").order_by(
+        qs = ImprovementAction.objects.select_related("ticket__institution__parent", "institution__parent").order_by(
             *revisit.work_order()
         )
         return revisit.actions_for(self.request.user, qs)
