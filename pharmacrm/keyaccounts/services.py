@@ -1666,6 +1666,12 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
             agreement.renewal_notified_at = (
                 Agreement.objects.select_for_update().values_list("renewal_notified_at", flat=True).get(pk=agreement.pk)
             )
+            # its plan version as it is now, held: a newer version approved meanwhile (decide_plan holds the plans
+            # while it replaces one) has replaced it, and the signing of a draft of it is refused, as above
+            if agreement.status == AgreementStatus.DRAFT and not ServicePlan.objects.select_for_update().filter(
+                pk=agreement.plan_id, status=PlanStatus.APPROVED
+            ).exists():
+                raise ValidationError({"status": [replaced_plan_message()]})
             old, old_date = agreement.status, agreement.signed_date
             old_copy, old_copy_sha256 = agreement.signed_copy, agreement.signed_copy_sha256
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date

@@ -341,3 +341,39 @@ def test_a_proposal_sent_while_an_opinion_is_saved_goes_with_that_opinion(users,
     assert errors == []
     assert Proposal.objects.get(pk=proposal.pk).status == "submitted"
     assert _kams_opinion(users, proposal) == ("oppose", "供货风险大，改为反对")
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_draft_signed_while_its_plan_is_being_replaced_is_refused(users, xiehe, with_plan, tmp_path, settings):
+    """Leadership approves plan version 2 while the kam records the signing of a draft generated from version 1 (the
+    page read before). The signing checked the plan before it took any lock, and recorded a signed agreement of the
+    version just replaced. Now it waits for the approval and is refused; the signed copy is not kept."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .programme_fixtures import sign_code, tiny_pdf
+
+    settings.VAR_DIR = tmp_path
+    account, _first = with_plan(xiehe)
+    kam, today = users["kam"], timezone.localdate()
+    draft = services.generate_agreement(kam, account, start_date=today, end_date=today + dt.timedelta(days=364))
+    second = services.start_plan(kam, account)
+    services.submit_plan(kam, second)
+    second.refresh_from_db()
+    code = sign_code(users["manager"])
+    files = set(services.agreements_dir().iterdir())
+    refused: list[str] = []
+
+    def sign():
+        upload = SimpleUploadedFile("签署页.pdf", tiny_pdf(), content_type="application/pdf")
+        try:
+            with translation.override("en"):
+                services.record_signed(kam, Agreement.objects.get(pk=draft.pk), signed_date=today, upload=upload)
+        except ValidationError as e:
+            refused.extend(e.messages)
+
+    held_while(lambda: services.decide_plan(users["manager"], second, approve=True, otp_code=code), sign)
+    assert refused == [REPLACED_EN]
+    stored = Agreement.objects.get(pk=draft.pk)
+    assert (stored.status, stored.signed_copy) == ("draft", "")
+    assert set(services.agreements_dir().iterdir()) == files
