@@ -251,3 +251,21 @@ def test_the_imports_fast_write_path_applies_the_same_checks(users, tmp_path, se
     if mode == "good":  # four chunks, each committed by the writer thread where it can run
         writer = "import-writer" if importer.writer_thread_possible() else threading.main_thread().name
         assert threads == [writer] * 4
+
+
+def test_the_templates_instructions_give_the_address_limit_and_the_phone_rules(client_for):
+    """The rules the import applies to addresses and phones are written where the user fills the file in."""
+    import io
+
+    from openpyxl import load_workbook
+
+    client = client_for("kam")
+    notes = {}
+    for target in ("institutions", "people"):
+        response = client.get(reverse("customers:import-template", args=[target, "xlsx"]))
+        sheet = load_workbook(io.BytesIO(response.content)).worksheets[1]
+        notes[target] = {row[0].value: row[2].value for row in sheet.iter_rows(min_row=2)}
+    assert notes["institutions"]["地址"] == "最多 255 个字符。"
+    assert notes["people"]["家庭住址"] == "最多 255 个字符。"
+    assert notes["people"]["手机"] == "以 13–19 开头的 11 位号码，不带分机号（分机号填在座机中）。"
+    assert "010-12345678转123" in notes["people"]["座机"]
