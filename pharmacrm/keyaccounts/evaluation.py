@@ -1091,17 +1091,31 @@ def settled_moment() -> dt.datetime:
         return timezone.now()
 
 
+def _latest_run(kind: str, as_of: dt.date) -> tuple[dt.datetime, dt.date] | None:
+    """(start, as-of day) of the latest finished run of the kind for the period under way on `as_of`."""
+    return (
+        EvaluationRun.objects.filter(model__kind=kind, period=current_period(kind, as_of), finished_at__isnull=False)
+        .order_by("-started_at")
+        .values_list("started_at", "as_of")
+        .first()
+    )
+
+
 def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
     """Customers whose rollups changed since the latest finished run of the kind for the period an
     incremental update writes (the current half-year or month as of `as_of`); None when that period has no
     run yet (the update then scores everyone). Runs of other periods do not count: a back-dated run
     (`--as-of` a past period) or a quarterly key-account evaluation left the current scores of other
     customers as they were."""
-    period = current_period(kind, as_of or timezone.localdate())
-    last = EvaluationRun.objects.filter(model__kind=kind, period=period, finished_at__isnull=False).aggregate(
-        m=Max("started_at")
-    )["m"]
-    if last is None:
+    as_of = as_of or timezone.localdate()
+    latest = _latest_run(kind, as_of)
+    if latest is None:
+        return None
+    last, last_as_of = latest
+    if month_start(last_as_of) != month_start(as_of):
+        # the window moved on a month since (its first month dropped, this one's begun): every customer's facts
+        # changed, not only those whose rollups did — the interim standings kept the old window until the next
+        # full run
         return None
     # no DISTINCT in SQL: it makes SQLite walk the (institution, month) index over every rollup instead of
     # the updated_at index over the few that changed
@@ -1111,6 +1125,15 @@ def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
     # and the customers a corrected file took a whole month from: their rollup is gone, not updated
     emptied = RollupEmptied.objects.filter(emptied_at__gte=last).values_list("institution_id", flat=True)
     return sorted({*changed.iterator(chunk_size=10_000), *emptied})
+
+
+def window_moved(as_of: dt.date | None = None) -> bool:
+    """Whether the half-year's interim standings were last scored over another 12-month window than today's (the
+    month has turned since): the nightly refresh then has everyone re-scored, through the incremental update
+    (changed_since gives everyone)."""
+    as_of = as_of or timezone.localdate()
+    latest = _latest_run(ModelKind.EVALUATION, as_of)
+    return latest is not None and month_start(latest[1]) != month_start(as_of)
 
 
 def run_all(

@@ -13,11 +13,14 @@ from . import rollups
 def refresh_overdue() -> int:
     """Every night: lines that fell due yesterday count as overdue in the rollups from today. The customers whose
     overdue amounts changed are scored again (the evaluation's incremental update), as after an import: their
-    interim standings counted the line as not yet due until the next import named them."""
+    interim standings counted the line as not yet due until the next import named them. Once the month has turned,
+    everyone is: the 12-month window moved for every customer."""
+    from pharmacrm.keyaccounts import evaluation
+
     from . import services
 
     changed = rollups.refresh_overdue()
-    if changed:
+    if changed or evaluation.window_moved():
         services.rescore_changed()
     return changed
 

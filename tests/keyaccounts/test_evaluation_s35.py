@@ -293,3 +293,51 @@ def test_the_evaluations_api_defaults_to_the_period_the_results_page_shows(purch
     period = next(p for p in operation["parameters"] if p["name"] == "period")
     assert "the period the results page shows" in period["description"]
     assert "the period in force" in operation["description"]
+
+
+# --- 5. the month turning moves every customer's window --------------------------------------------------------------
+
+
+def test_the_first_night_of_a_month_rescores_everyone_over_the_new_window(
+    xiehe, huashan, users, import_orders, today, huey_immediate, django_capture_on_commit_callbacks
+):
+    """The interim standings are kept up to date for the customers whose rollups change. When the month turns, the
+    12-month window moves for everyone: 2025-06 drops out on 1 June 2026. 协和's large June 2025 order kept counting
+    until an import named it again. Now the first nightly refresh of the month has everyone re-scored (the others'
+    scores are re-read over the new window too, unchanged)."""
+    from pharmacrm.sales import tasks as sales_tasks
+
+    today(dt.date(2026, 5, 20))
+    import_orders([
+        line("SO-W0", 1, "2025-06-10", xiehe, "P1", 500, "1000", payment_due="2025-07-10", paid_date="2025-07-01"),
+        line("SO-W1", 1, "2026-03-01", xiehe, "P1", 100, "1000", payment_due="2026-04-01", paid_date="2026-03-20"),
+        line("SO-W2", 1, "2026-02-01", huashan, "P1", 100, "1000", payment_due="2026-03-01", paid_date="2026-02-20"),
+    ])  # fmt: skip
+    evaluation.run(ModelKind.EVALUATION, as_of=H2_2025)
+    evaluation.run_all(trigger=Trigger.IMPORT, incremental=True)
+    amount = lambda inst: next(  # noqa: E731
+        c for c in Score.objects.get(institution=inst, kind=ModelKind.EVALUATION, period="2026H1").components
+        if c["name"] == "amount"
+    )  # fmt: skip
+    assert amount(xiehe)["detail"]["amount"] == "600000.00"
+
+    today(dt.date(2026, 5, 31))  # the month has not turned: nothing to do
+    runs = EvaluationRun.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sales_tasks.refresh_overdue.call_local() == 0
+    assert EvaluationRun.objects.count() == runs
+
+    today(dt.date(2026, 6, 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sales_tasks.refresh_overdue.call_local() == 0  # no overdue amount changed
+    assert amount(xiehe)["detail"]["amount"] == "100000.00"  # June 2025 is out of the window
+    scores = Score.objects.filter(kind=ModelKind.EVALUATION, period="2026H1")
+    assert {s.institution_id: s.as_of for s in scores} == {xiehe.pk: dt.date(2026, 6, 1), huashan.pk: dt.date(2026, 6, 1)}
+    update = EvaluationRun.objects.filter(model__kind=ModelKind.EVALUATION).latest("started_at")
+    assert (update.period, update.incremental, update.tier_changes, update.actions) == ("2026H1", False, 0, 0)
+    # the next night, with nothing changed, re-scores nobody again
+    today(dt.date(2026, 6, 2))
+    runs = EvaluationRun.objects.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        sales_tasks.refresh_overdue.call_local()
+    assert EvaluationRun.objects.count() == runs
