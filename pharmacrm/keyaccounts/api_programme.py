@@ -317,6 +317,17 @@ def _versioned():
         raise ConflictError(e.current_version) from None
 
 
+def _version_only_step(view, request, obj, step):
+    """An action whose body is only the `version` the client loaded (or If-Match): `step(user, obj, version=…)`,
+    a stale version answered 409, then the object as it is now."""
+    form = VersionSerializer(data=request.data)
+    form.is_valid(raise_exception=True)
+    version = _version_sent(request, form.validated_data.get("version"))
+    with _versioned():
+        step(request.user, obj, version=version)
+    return view._answer(obj)
+
+
 # --- viewsets -------------------------------------------------------------------------------------------
 
 
@@ -405,13 +416,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                    description="Send the proposal to leadership (needs marketing's opinion).")  # fmt: skip
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
-        proposal = self.get_object()
-        form = VersionSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        version = _version_sent(request, form.validated_data.get("version"))
-        with _versioned():
-            services.submit_for_decision(request.user, proposal, version=version)
-        return self._answer(proposal)
+        return _version_only_step(self, request, self.get_object(), services.submit_for_decision)
 
     @extend_schema(tags=TAGS, request=DecisionSerializer, responses={200: ProposalSerializer, 400: ERRORS, 403: DENIED},
                    description="Approve or reject, signed with a fresh one-time code; never one's own proposal.")  # fmt: skip
@@ -517,13 +522,7 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
                                "after-sales and training.")  # fmt: skip
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
-        plan = self.get_object()
-        form = VersionSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        version = _version_sent(request, form.validated_data.get("version"))
-        with _versioned():
-            services.submit_plan(request.user, plan, version=version)
-        return self._answer(plan)
+        return _version_only_step(self, request, self.get_object(), services.submit_plan)
 
     @extend_schema(tags=TAGS, request=DecisionSerializer, responses={200: PlanSerializer, 400: ERRORS, 403: DENIED},
                    description="Approve (supersedes the plan in force) or return for changes, signed.")  # fmt: skip
@@ -713,13 +712,7 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
                                "force.")  # fmt: skip
     @action(detail=True, methods=["post"])
     def reissue(self, request, pk=None):
-        agreement = self.get_object()
-        form = VersionSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        version = _version_sent(request, form.validated_data.get("version"))
-        with _versioned():
-            services.reissue_document(request.user, agreement, version=version)
-        return self._answer(agreement)
+        return _version_only_step(self, request, self.get_object(), services.reissue_document)
 
     @extend_schema(
         tags=TAGS,
