@@ -1516,6 +1516,10 @@ def reissue_document(user, agreement: Agreement, *, version: int | None = None) 
         raise ValidationError(replaced_plan_message())
     old_name, old_digest = agreement.document, agreement.document_sha256
     with transaction.atomic():
+        # the account, then the agreement, then its plan: the order the signing (record_signed) takes them in. Taking
+        # the plan first, an issue and a signing of the same draft at once deadlocked on PostgreSQL
+        KeyAccount.objects.select_for_update().filter(pk=agreement.account_id).first()
+        list(Agreement.objects.select_for_update().filter(pk=agreement.pk).values_list("pk", flat=True))
         # the plan as it is now, held while the document is made: a newer version approved meanwhile (decide_plan takes
         # the plan in force first too) either waits for this issue or has replaced the plan, and this is refused
         if not ServicePlan.objects.select_for_update().filter(pk=agreement.plan_id, status=PlanStatus.APPROVED).exists():

@@ -377,3 +377,59 @@ def test_a_draft_signed_while_its_plan_is_being_replaced_is_refused(users, xiehe
     stored = Agreement.objects.get(pk=draft.pk)
     assert (stored.status, stored.signed_copy) == ("draft", "")
     assert set(services.agreements_dir().iterdir()) == files
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_issuing_again_and_signing_the_same_draft_at_once_wait_for_each_other(users, xiehe, with_plan, tmp_path,
+                                                                              settings, monkeypatch):  # fmt: skip
+    """The kam issues a draft agreement again while a colleague records its signing. The issue held the plan and then
+    wrote the agreement; the signing held the agreement and then asked for the plan: PostgreSQL broke the deadlock
+    with a server error for one of them. Now both take the account, the agreement and the plan in that order."""
+    import threading
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.db import connection
+
+    from pharmacrm.keyaccounts import agreement_pdf
+    from tests.concurrency import until_a_lock_is_awaited
+
+    from .programme_fixtures import tiny_pdf
+
+    settings.VAR_DIR = tmp_path
+    account, _first = with_plan(xiehe)
+    kam, today = users["kam"], timezone.localdate()
+    draft = services.generate_agreement(kam, account, start_date=today, end_date=today + dt.timedelta(days=364))
+    real, holding, errors = agreement_pdf.render, threading.Event(), {}
+
+    def slow_render(agreement):  # the issue holds its locks while the document is made
+        holding.set()
+        until_a_lock_is_awaited()
+        return real(agreement)
+
+    monkeypatch.setattr(agreement_pdf, "render", slow_render)
+
+    def side(name, work):
+        def run():
+            try:
+                work()
+            except BaseException as e:  # noqa: BLE001 — what each side met is the test's finding
+                errors[name] = repr(e)
+            finally:
+                connection.close()
+
+        return threading.Thread(target=run)
+
+    upload = SimpleUploadedFile("签署页.pdf", tiny_pdf(), content_type="application/pdf")
+    issue = side("issue", lambda: services.reissue_document(kam, Agreement.objects.get(pk=draft.pk)))
+    sign = side("sign", lambda: services.record_signed(kam, Agreement.objects.get(pk=draft.pk), signed_date=today,
+                                                        upload=upload))  # fmt: skip
+    issue.start()
+    assert holding.wait(30)
+    sign.start()
+    issue.join(60)
+    sign.join(60)
+    # the signing waited for the issue, then found the agreement changed since it read it (a new version): refused
+    # as any stale form is, never a deadlock
+    assert "issue" not in errors and "deadlock" not in errors.get("sign", "")
+    assert Agreement.objects.get(pk=draft.pk).version > draft.version
