@@ -174,6 +174,10 @@ MESSAGES: dict[str, Any] = {
         "Row %(row)s of the file cannot be read: a cell there starts with a quotation mark (\") that no other one "
         "closes, so the rest of the file reads as that one cell. Correct it, and import the file again."
     ),
+    "text_after_quote": _(
+        "Row %(row)s of the file cannot be read: a cell there starts with a quotation mark (\") and has more text "
+        "after its closing mark. Correct the quotation marks, and import the file again."
+    ),
     "stray_quote": _(
         "Row %(row)s of the file cannot be read: a cell there starts with a quotation mark (\") whose closing mark, "
         "on line %(line)s of the file, is followed by more text, so every line up to there would read as that one "
@@ -887,15 +891,41 @@ class UnreadableRow(Exception):
     With `line`: a cell opened by a quotation mark whose closing mark, on that line of the file, is followed by more
     text (a stray quote that a later cell's quote closed, the rows between read as that one cell)."""
 
-    def __init__(self, row: int, line: int | None = None):
+    def __init__(self, row: int, line: int | None = None, same_line: bool = False):
         super().__init__(row)
-        self.row, self.line = row, line
+        self.row, self.line, self.same_line = row, line, same_line
 
     def note(self) -> tuple[str, dict]:
         """The job's note (and refusal) naming the row."""
         if self.line is None:
             return "unreadable_row", {"row": self.row}
+        if self.same_line:  # "主治"医师: closed on its own line, with text after the closing mark
+            return "text_after_quote", {"row": self.row}
         return "stray_quote", {"row": self.row, "line": self.line}
+
+
+def csv_records(fh, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(row number as a spreadsheet shows it, cells) of a CSV text, read strictly: a quoted cell's closing mark must
+    end the cell. Read leniently, a stray quote at a cell's start that a later cell's quote closed made one cell of the
+    rows between, and they were lost without a word (李娜's title held 刘洋's and 赵敏's rows). Such a file, and one
+    whose opening quote nothing closes, stops with UnreadableRow naming the row (and the line where the quote closed)."""
+    number = 0
+    lines = _Lines(fh)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    while True:
+        begin = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            if lines.ended or "field limit" in str(e):
+                # the row ran to the end of the file inside a quoted cell, or past the longest cell the csv module
+                # reads: an opening quote nothing closes. Read on, the rest of the file was one cell of this row
+                raise UnreadableRow(number + 1) from None
+            raise UnreadableRow(number + 1, line=reader.line_num, same_line=reader.line_num == begin) from None
+        number += 1
+        yield number, cells
 
 
 class NumberText(str):
@@ -1049,21 +1079,7 @@ class Sheet:
         """(row number as a spreadsheet shows it, cells as text) for every row."""
         if self._sheet is None:
             with open(self.path, encoding=self.info.encoding, newline="", errors="strict") as fh:
-                number = 0
-                lines = _Lines(fh)
-                # strict: a quoted cell's closing mark must end the cell. Read leniently, a stray quote at a cell's start
-                # that a later cell's quote closed made one cell of the rows between, and they were lost without a
-                # word (李娜's title held 刘洋's and 赵敏's rows)
-                reader = csv.reader(lines, delimiter=self.info.delimiter, strict=True)
-                try:
-                    for number, cells in enumerate(reader, start=1):
-                        yield number, cells
-                except csv.Error as e:
-                    if lines.ended or "field limit" in str(e):
-                        # the row ran to the end of the file inside a quoted cell, or past the longest cell the csv
-                        # module reads: an opening quote nothing closes. Read on, the rest of the file was one cell
-                        raise UnreadableRow(number + 1) from None
-                    raise UnreadableRow(number + 1, line=reader.line_num) from None
+                yield from csv_records(fh, self.info.delimiter)
             return
         first = self._sheet.start[0] if self._sheet.start else 0
         col0 = self._sheet.start[1] if self._sheet.start else 0

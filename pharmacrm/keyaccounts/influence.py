@@ -4,7 +4,6 @@ and audits."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import unicodedata
@@ -17,7 +16,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
-from pharmacrm.customers import normalise
+from pharmacrm.customers import importer, normalise
 from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError, survivors_of_freed_codes
 from pharmacrm.servicedesk.models import ImprovementAction
@@ -196,10 +195,10 @@ def import_kols(user, upload) -> tuple[int, list[tuple[int, str]]]:
     if not may_edit_influence(user):
         raise PermissionDenied(_("You do not have permission to do this."))
     text = _decode(upload.read())
-    try:
-        parsed = list(csv.reader(io.StringIO(text)))
-    except csv.Error:
-        raise ValidationError(_("The file is damaged or not a CSV file.")) from None
+    try:  # read strictly, as every import reads CSV: a stray quote refuses the file, naming its row
+        parsed = [cells for _row, cells in importer.csv_records(io.StringIO(text, newline=""), ",")]
+    except importer.UnreadableRow as e:
+        raise ValidationError(importer.message(*e.note())) from None
     reader = iter(parsed)
     header = next(reader, None)
     if not header:

@@ -64,7 +64,9 @@ def test_the_upload_check_refuses_the_file_before_anything_is_written(users, xie
 def test_a_closing_quote_with_text_after_it_on_the_same_line_is_refused_too(users, xiehe, csv_file):
     with pytest.raises(ValidationError) as refused:
         importer.import_file(csv_file(HEADER + '王芳,"主治"医师,北京协和医院,\n'), "people", users["kam"], mode="all")
-    assert "文件第 2 行无法读取" in refused.value.messages[0] and "在文件第 2 行，后面" in refused.value.messages[0]
+    assert refused.value.messages == [
+        "文件第 2 行无法读取：该行有一个以引号（\"）开头的单元格，其闭合引号之后还有其他文字。请更正引号后重新导入文件。"
+    ]
     assert not Person.objects.filter(name="王芳").exists()
 
 
@@ -79,3 +81,24 @@ def test_well_formed_quotes_are_read_as_ever(users, xiehe, csv_file):
     assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 3, 0)
     notes = dict(Person.objects.filter(name__in=PEOPLE).values_list("name", "notes"))
     assert notes == {"王芳": "多行\n备注, 带逗号", "李娜": '他说"好"', "刘洋": '屏幕 5" 宽'}
+
+
+def test_the_market_influence_import_reads_quotes_as_strictly(users, xiehe):
+    """The KOL list (a small CSV of its own) read a stray quote leniently: 协和's KOL names held the next rows, which were
+    never saved. It is refused, naming the row, as the customer and order imports refuse it."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pharmacrm.keyaccounts import influence
+    from pharmacrm.keyaccounts.models import MarketInfluence
+
+    text = (
+        "统一社会信用代码,KOL人数,KOL名单\n"
+        f'{xiehe.credit_code},2,"张三\n'
+        "B002,3,李四\n"
+        'C003,4,"王五"\n'
+    )
+    upload = SimpleUploadedFile("kol.csv", text.encode("utf-8"), content_type="text/csv")
+    with pytest.raises(ValidationError) as refused:
+        influence.import_kols(users["analyst"], upload)
+    assert "文件第 2 行无法读取" in refused.value.messages[0] and "文件第 4 行" in refused.value.messages[0]
+    assert not MarketInfluence.objects.filter(institution=xiehe).exclude(kol_names="").exists()
