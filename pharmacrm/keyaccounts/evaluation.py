@@ -1091,14 +1091,29 @@ def settled_moment() -> dt.datetime:
         return timezone.now()
 
 
-def _latest_run(kind: str, as_of: dt.date) -> tuple[dt.datetime, dt.date] | None:
-    """(start, as-of day) of the latest finished run of the kind for the period under way on `as_of`."""
+def _latest_run(kind: str, as_of: dt.date) -> tuple[dt.datetime, dt.date, str] | None:
+    """(start, as-of day, trigger) of the latest finished run of the kind for the period under way on `as_of`."""
     return (
         EvaluationRun.objects.filter(model__kind=kind, period=current_period(kind, as_of), finished_at__isnull=False)
         .order_by("-started_at")
-        .values_list("started_at", "as_of")
+        .values_list("started_at", "as_of", "trigger")
         .first()
     )
+
+
+def _read_another_window(kind: str, as_of: dt.date, latest: tuple[dt.datetime, dt.date, str]) -> bool:
+    """Whether the latest run of the period (`latest`: its start, as-of day and trigger) read other facts than a run
+    as of `as_of` would, for every customer: the window moved on a month since (its first month dropped, this one's
+    begun), or it was a run of an earlier day that was no update (`pharmacrm evaluate --as-of` a day of this period
+    reads that day's payments and purchases; "Run now" yesterday is scored again once, harmlessly). The interim
+    standings then kept those facts for every customer whose rollups did not change, until the next full run. For the customer evaluation, only while a period is in force, whose
+    standings apply nothing: before the first period is evaluated in full a run sets tiers, and scoring everyone
+    again each month would undo the tiers set by hand on customers whose purchases did not change."""
+    _started, last_as_of, trigger = latest
+    moved = month_start(last_as_of) != month_start(as_of) or (last_as_of < as_of and trigger != Trigger.IMPORT)
+    if kind != ModelKind.EVALUATION:
+        return moved  # the key-account scoring applies nothing
+    return moved and interim_of(kind, current_period(kind, as_of), as_of) is not None
 
 
 def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
@@ -1111,11 +1126,8 @@ def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
     latest = _latest_run(kind, as_of)
     if latest is None:
         return None
-    last, last_as_of = latest
-    if month_start(last_as_of) != month_start(as_of):
-        # the window moved on a month since (its first month dropped, this one's begun): every customer's facts
-        # changed, not only those whose rollups did — the interim standings kept the old window until the next
-        # full run
+    last = latest[0]
+    if _read_another_window(kind, as_of, latest):
         return None
     # no DISTINCT in SQL: it makes SQLite walk the (institution, month) index over every rollup instead of
     # the updated_at index over the few that changed
@@ -1133,7 +1145,7 @@ def window_moved(as_of: dt.date | None = None) -> bool:
     (changed_since gives everyone)."""
     as_of = as_of or timezone.localdate()
     latest = _latest_run(ModelKind.EVALUATION, as_of)
-    return latest is not None and month_start(latest[1]) != month_start(as_of)
+    return latest is not None and _read_another_window(ModelKind.EVALUATION, as_of, latest)
 
 
 def run_all(

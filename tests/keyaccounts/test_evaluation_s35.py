@@ -341,3 +341,34 @@ def test_the_first_night_of_a_month_rescores_everyone_over_the_new_window(
     with django_capture_on_commit_callbacks(execute=True):
         sales_tasks.refresh_overdue.call_local()
     assert EvaluationRun.objects.count() == runs
+
+
+def test_after_a_look_as_of_an_earlier_day_of_the_month_the_next_update_scores_everyone(
+    xiehe, huashan, users, import_orders, today, huey_immediate, django_capture_on_commit_callbacks
+):
+    """A manager runs the evaluation as of 10 May on 20 May: it reads that day's purchases, without 协和's order of
+    15 May. The updates after it re-scored only the customers whose rollups changed since, so 协和 kept standings as
+    of 10 May until the month turned. Now the update after a run as of a past day scores everyone as of today."""
+    from pharmacrm.sales import tasks as sales_tasks
+
+    today(dt.date(2026, 5, 20))
+    import_orders([
+        line("SO-A", 1, "2026-03-01", xiehe, "P1", 100, "1000", payment_due="2026-04-01", paid_date="2026-03-20"),
+        line("SO-B", 1, "2026-05-15", xiehe, "P1", 900, "1000", payment_due="2026-06-15"),
+        line("SO-C", 1, "2025-09-01", huashan, "P1", 100, "1000", payment_due="2025-10-01", paid_date="2025-09-20"),
+    ])  # fmt: skip
+    evaluation.run(ModelKind.EVALUATION, as_of=H2_2025)  # a system in use: 2025H2 evaluated in full, in force
+    evaluation.run_all(trigger=Trigger.IMPORT, incremental=True)
+
+    def standing():
+        score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1")
+        return next(c for c in score.components if c["name"] == "amount")["detail"]["amount"], score.as_of
+
+    assert standing() == ("1000000.00", dt.date(2026, 5, 20))
+    evaluation.run_all(as_of=dt.date(2026, 5, 10))  # a look at 10 May
+    assert standing() == ("100000.00", dt.date(2026, 5, 10))
+
+    today(dt.date(2026, 5, 21))
+    with django_capture_on_commit_callbacks(execute=True):
+        sales_tasks.refresh_overdue.call_local()  # no overdue amount changed; the standings are of another day
+    assert standing() == ("1000000.00", dt.date(2026, 5, 21))
