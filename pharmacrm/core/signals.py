@@ -57,17 +57,22 @@ def _logged_out(sender, request, user, **kwargs):
 def _login_failed(sender, credentials, request=None, reason: str = "", **kwargs):
     """A failed sign-in, audited with why it failed: the senders in this project name their reason (a wrong
     one-time code, a wrong current password); a refusal from authenticate() is a locked account (the password
-    was not even checked), an unknown username, or a wrong password."""
+    was not even checked), an unknown username, a deactivated account, or a wrong password."""
     username = str(credentials.get("username", ""))[:150]
     # The session's user is the actor only when it is that account (a wrong one-time code, a wrong present
     # password): a browser that gave a password and not yet the code may type another name on the sign-in
     # page, and that failure is not the first account's. Nobody signed in: the name typed is all there is.
     # Filed under the account tried, when there is one, so that filtering the trail by that user finds them.
-    account = User.objects.filter(username=username).values_list("pk", flat=True).first()
+    found = User.objects.filter(username=username).values_list("pk", "is_active").first()
+    account = found[0] if found else None
     tried = ("core.user", str(account) if account is not None else "", username)
     if not reason:
-        locked = getattr(request, "refused_as_locked", False)
-        reason = "account locked" if locked else "wrong password" if account is not None else "unknown username"
+        if getattr(request, "refused_as_locked", False):
+            reason = "account locked"
+        elif found is None:
+            reason = "unknown username"
+        else:  # a deactivated account is refused whatever the password (a former employee trying it)
+            reason = "wrong password" if found[1] else "account deactivated"
     session_user = audit.current().user
     via = getattr(request, "login_via", "web")  # as a sign-in records it: an attack through the API shows as such
     if session_user is not None and session_user.is_authenticated and session_user.get_username() == username:

@@ -49,3 +49,13 @@ def test_the_audit_page_says_why_in_the_readers_language(users, client_for):
     auditor.cookies["django_language"] = "en"
     page = auditor.get("/accounts/audit/", {"action": "login_failed"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "account locked after repeated failures; the password was not checked" in page
+
+
+def test_a_deactivated_account_is_recorded_as_such_whatever_the_password(users):
+    """A former employee tries their old, right password: it was recorded as a wrong password."""
+    agent = users["agent"]
+    agent.is_active = False
+    agent.save(update_fields=["is_active"])
+    assert Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD}).status_code == 200
+    APIClient().post("/api/v1/auth/token/", {"username": "agent", "password": PASSWORD}, format="json")
+    assert reasons("agent") == [("web", "account deactivated"), ("api", "account deactivated")]

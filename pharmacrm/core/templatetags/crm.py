@@ -204,6 +204,7 @@ AUDIT_VALUES = {
         "account locked": gettext_lazy("account locked after repeated failures; the password was not checked"),
         "wrong password": gettext_lazy("wrong password"),
         "unknown username": gettext_lazy("unknown username"),
+        "account deactivated": gettext_lazy("account deactivated"),
         "wrong current password": gettext_lazy("wrong current password (password change)"),
     },
     "format": {
