@@ -10,7 +10,6 @@ import io
 import re
 
 from django.db.models import Count, F, Q
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -41,7 +40,7 @@ def rows(accounts) -> list[dict]:
     # the meetings held since the customer was listed (from its listing day on, as record_meeting allows them): one
     # dated earlier — recorded before that rule — was no meeting of the programme
     meetings = dict(
-        Meeting.objects.filter(account_id__in=ids, held_at__date__gte=TruncDate("account__listed_at"))
+        services.since_listing(Meeting.objects.filter(account_id__in=ids))
         .values("account_id")
         .annotate(n=Count("id"))
         .values_list("account_id", "n")

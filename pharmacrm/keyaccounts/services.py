@@ -1805,6 +1805,24 @@ def listed_on(account: KeyAccount) -> dt.date:
     return timezone.localtime(listed).date()
 
 
+def since_listing(meetings):
+    """The programme's meetings: those held from their account's listing day on (Beijing time). The progress report
+    counts them, the account's page counts and lists them, the API lists them. A meeting dated earlier was recorded
+    before record_meeting refused such dates: no meeting of the programme, it is shown apart, as before the listing
+    (`before_listing`), with its minutes and action items."""
+    return meetings.filter(held_at__date__gte=TruncDate("account__listed_at"))
+
+
+def before_listing(meetings):
+    """The meetings dated before their account's listing day (see since_listing)."""
+    return meetings.filter(held_at__date__lt=TruncDate("account__listed_at"))
+
+
+def held_before_listing(meeting: Meeting) -> bool:
+    """Whether this meeting is dated before its account's listing day (the rule of since_listing, in Python)."""
+    return timezone.localtime(meeting.held_at).date() < timezone.localtime(meeting.account.listed_at).date()
+
+
 def _moment(value: dt.datetime) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
