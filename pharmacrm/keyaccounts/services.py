@@ -2086,6 +2086,23 @@ def served_items(items):
     )
 
 
+def overdue_q(today: dt.date, account: str = "plan__account__") -> Q:
+    """Plan items that are overdue today (open, their deadline passed), as served_items counts them: a de-listed
+    customer's items left open whose deadline came from the de-listing day on are overdue for nobody (the file is
+    closed, nobody can report on them); those missed while it was served stay overdue. `account` is the path from
+    the queried model to its key account."""
+    return Q(status__in=OPEN_ITEM, deadline__lt=today) & ~Q(
+        **{f"{account}status": AccountStatus.DELISTED, "deadline__gte": TruncDate(f"{account}delisted_at")}
+    )
+
+
+def overdue_until(account: KeyAccount, today: dt.date) -> dt.date:
+    """An open item of `account` is overdue when its deadline lies before this day (see overdue_q)."""
+    if account.status == AccountStatus.DELISTED and account.delisted_at:
+        return min(today, timezone.localtime(account.delisted_at).date())
+    return today
+
+
 def _due_items(items, *, with_account: bool = False) -> list[tuple]:
     """(owner_id, deadline, completed_at) of the plan items that fell due, each commitment once: a new plan
     version copies the items of the one in force, so an item counts in the version that was in force on its

@@ -175,7 +175,7 @@ def account_rows(accounts) -> list[dict]:
         .values("plan__account_id")
         .annotate(
             open=Count("id", filter=Q(status__in=OPEN_ITEM)),
-            overdue=Count("id", filter=Q(status__in=OPEN_ITEM, deadline__lt=today)),
+            overdue=Count("id", filter=services.overdue_q(today)),
             done=Count("id", filter=Q(status="done")),
         )
     )
@@ -468,8 +468,9 @@ def _plan_context(account: KeyAccount, today: dt.date) -> dict:
     )
     wanted = [p.pk for p in (in_force, draft) if p is not None]
     items: dict[int, list] = {pk: [] for pk in wanted}
+    cutoff = services.overdue_until(account, today)  # a de-listed file: only what was missed while it was served
     for item in services.in_plan_order(PlanItem.objects.filter(plan_id__in=wanted).select_related("owner")):
-        item.overdue = item.status in OPEN_ITEM and item.deadline < today
+        item.overdue = item.status in OPEN_ITEM and item.deadline < cutoff
         items[item.plan_id].append(item)
 
     def by_area(plan):

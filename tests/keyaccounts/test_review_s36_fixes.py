@@ -5,6 +5,10 @@
    progress report counts only the meetings since the listing. The page and the API now count and list the
    programme's meetings as the report does, and show the earlier ones apart, labelled "before listing", with their
    minutes and action items (an open action of one can still be ticked off).
+2. A de-listed customer's file, its row in the de-listed list and its progress report flagged as overdue every plan
+   item left open whose deadline came after the de-listing — more each day, for a customer nobody serves any more —
+   while its evaluation and the scorecards count such items against nobody. Only what was missed while the customer
+   was served stays overdue.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from pharmacrm.keyaccounts import services
-from pharmacrm.keyaccounts.models import KeyAccount, Meeting, MeetingAction
+from pharmacrm.keyaccounts.models import KeyAccount, Meeting, MeetingAction, PlanItem
 
 from .programme_fixtures import *  # noqa: F403
 
@@ -120,3 +124,35 @@ def test_the_api_lists_the_meetings_since_the_listing_and_the_earlier_ones_on_re
                                                      "title": "月度会", "minutes": "纪要"}, format="json")  # fmt: skip
     assert now.status_code == 201 and now.json()["before_listing"] is False
     assert services.since_listing(Meeting.objects.filter(account=account)).count() == 23
+
+
+# --- 2. overdue items of a de-listed file ---------------------------------------------------------------------------
+
+
+def test_a_delisted_files_items_due_after_the_delisting_are_not_overdue(users, xiehe, with_plan, make_proposal,
+                                                                       manager2, client_for):  # fmt: skip
+    from .test_lifecycle_fixes import delist
+
+    account, plan = with_plan(xiehe)
+    today = timezone.localdate()
+    missed, after, soon, later = plan.items.order_by("id")
+    for item, days in ((missed, -20), (after, -10), (soon, 5)):
+        PlanItem.objects.filter(pk=item.pk).update(deadline=today + dt.timedelta(days=days))
+    delist(make_proposal, manager2, xiehe)
+    delisted_on = today - dt.timedelta(days=15)
+    KeyAccount.objects.filter(pk=account.pk).update(delisted_at=_local(delisted_on, 11))
+    manager = client_for("manager")
+    page = manager.get(reverse("keyaccounts:account", args=[account.pk]), **EN)
+    flagged = {i.pk for i in page.context["plan_items"] if i.overdue}
+    assert flagged == {missed.pk}  # missed while served; the one due after the de-listing is nobody's
+    html = page.content.decode()
+    assert html.count("overdue-flag") == 1
+    listing = manager.get(reverse("keyaccounts:home") + "?status=delisted", **EN)
+    assert [(r["open"], r["overdue"]) for r in listing.context["rows"]] == [(4, 1)]
+    report = manager.get(reverse("keyaccounts:report-xlsx") + f"?account={account.pk}", **EN)
+    book = load_workbook(io.BytesIO(report.content))
+    assert [c.value for c in book.worksheets[0][2]][2:5] == [0, 4, 1]  # items done, open, overdue
+    due = [[c.value for c in row] for row in book.worksheets[1].iter_rows(min_row=2)]
+    assert [(r[2], r[6]) for r in due] == [(missed.title, 20)]  # nothing falls due for a customer no longer served
+    # the day from which nothing counts as overdue for it
+    assert services.overdue_until(KeyAccount.objects.get(pk=account.pk), today) == delisted_on
