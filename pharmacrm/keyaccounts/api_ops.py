@@ -209,11 +209,25 @@ class MeetingActionSerializer(ModelSerializer):
 
 class MeetingSerializer(ModelSerializer):
     actions = MeetingActionSerializer(many=True, read_only=True)
+    before_listing = serializers.SerializerMethodField(
+        help_text="Dated before the account's listing day (recorded before such dates were refused): no meeting of "
+                  "the programme, not counted in the progress report.")  # fmt: skip
 
     class Meta:
         model = Meeting
-        fields = ["id", "account", "held_at", "title", "attendees", "minutes", "created_by", "created_at", "actions"]
+        fields = ["id", "account", "held_at", "title", "attendees", "minutes", "created_by", "created_at",
+                  "before_listing", "actions"]  # fmt: skip
         read_only_fields = fields
+
+    def get_before_listing(self, obj) -> bool:
+        return services.held_before_listing(obj)
+
+
+class MeetingQuery(AccountQuery):
+    before_listing = serializers.BooleanField(
+        required=False, default=False,
+        help_text="true: the meetings dated before their account's listing day instead (kept apart, not counted).",
+    )  # fmt: skip
 
 
 class ActionInputSerializer(Serializer):
@@ -238,9 +252,11 @@ class DoneSerializer(Serializer):
 
 
 @extend_schema_view(
-    list=extend_schema(tags=TAGS, parameters=[ACCOUNT],
+    list=extend_schema(tags=TAGS, parameters=[ACCOUNT, OpenApiParameter("before_listing", bool)],
                        description="Service meetings of the key accounts you may see, latest first, with their "
-                                   "action items."),
+                                   "action items: those held from the account's listing day on, as the account's "
+                                   "page and the progress report count them. `?before_listing=true` lists instead "
+                                   "the meetings dated before it (recorded before such dates were refused)."),
     retrieve=extend_schema(tags=TAGS),
     create=extend_schema(
         tags=TAGS, request=MeetingCreateSerializer, responses={201: MeetingSerializer, 400: ERRORS, 403: DENIED},
@@ -257,9 +273,19 @@ class MeetingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def scoped(self):
         return (
             Meeting.objects.filter(account__in=services.accounts_for(self.request.user))
+            .select_related("account")
             .prefetch_related("actions__owner")
             .order_by("-held_at", "-id")
         )
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        if self.action != "list" or getattr(self, "swagger_fake_view", False):
+            return qs
+        # the programme's meetings, as the page and the progress report count them; the earlier ones on request
+        if _query(self, MeetingQuery)["before_listing"]:
+            return services.before_listing(qs)
+        return services.since_listing(qs)
 
     def create(self, request, *args, **kwargs):
         form = MeetingCreateSerializer(data=request.data)

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import pdf as pdfdoc
 
 from . import services
-from .choices import OPEN_ITEM, ItemStatus, PlanStatus
+from .choices import OPEN_ITEM, AccountStatus, ItemStatus, PlanStatus
 from .models import AccountReview, Meeting, PlanItem
 
 DUE_SOON_DAYS = 30
@@ -35,13 +35,13 @@ def rows(accounts) -> list[dict]:
         .annotate(
             done=Count("id", filter=Q(status=ItemStatus.DONE)),
             open=Count("id", filter=Q(status__in=OPEN_ITEM)),
-            overdue=Count("id", filter=Q(status__in=OPEN_ITEM, deadline__lt=today)),
+            overdue=Count("id", filter=services.overdue_q(today)),
         )
     }
     # the meetings held since the customer was listed (from its listing day on, as record_meeting allows them): one
     # dated earlier — recorded before that rule — was no meeting of the programme
     meetings = dict(
-        Meeting.objects.filter(account_id__in=ids, held_at__date__gte=TruncDate("account__listed_at"))
+        services.since_listing(Meeting.objects.filter(account_id__in=ids))
         .values("account_id")
         .annotate(n=Count("id"))
         .values_list("account_id", "n")
@@ -74,6 +74,8 @@ def due_items(ids: list[int], today: dt.date) -> dict[int, list[dict]]:
     qs = PlanItem.objects.filter(
         plan__account_id__in=ids, plan__status=PlanStatus.APPROVED, status__in=OPEN_ITEM,
         deadline__lte=today + dt.timedelta(days=DUE_SOON_DAYS),
+    ).exclude(  # a de-listed customer is served no more: what falls due from its de-listing day on is nobody's
+        plan__account__status=AccountStatus.DELISTED, deadline__gte=TruncDate("plan__account__delisted_at"),
     ).select_related("owner").order_by("plan__account_id", "deadline", "area", "id")  # fmt: skip
     out: dict[int, list[dict]] = {}
     for item in qs.annotate(account_id=F("plan__account_id")):

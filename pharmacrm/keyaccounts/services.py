@@ -1805,6 +1805,24 @@ def listed_on(account: KeyAccount) -> dt.date:
     return timezone.localtime(listed).date()
 
 
+def since_listing(meetings):
+    """The programme's meetings: those held from their account's listing day on (Beijing time). The progress report
+    counts them, the account's page counts and lists them, the API lists them. A meeting dated earlier was recorded
+    before record_meeting refused such dates: no meeting of the programme, it is shown apart, as before the listing
+    (`before_listing`), with its minutes and action items."""
+    return meetings.filter(held_at__date__gte=TruncDate("account__listed_at"))
+
+
+def before_listing(meetings):
+    """The meetings dated before their account's listing day (see since_listing)."""
+    return meetings.filter(held_at__date__lt=TruncDate("account__listed_at"))
+
+
+def held_before_listing(meeting: Meeting) -> bool:
+    """Whether this meeting is dated before its account's listing day (the rule of since_listing, in Python)."""
+    return timezone.localtime(meeting.held_at).date() < timezone.localtime(meeting.account.listed_at).date()
+
+
 def _moment(value: dt.datetime) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
@@ -2066,6 +2084,23 @@ def served_items(items):
         completed_at__isnull=True,
         deadline__gte=F("delisted_on"),
     )
+
+
+def overdue_q(today: dt.date, account: str = "plan__account__") -> Q:
+    """Plan items that are overdue today (open, their deadline passed), as served_items counts them: a de-listed
+    customer's items left open whose deadline came from the de-listing day on are overdue for nobody (the file is
+    closed, nobody can report on them); those missed while it was served stay overdue. `account` is the path from
+    the queried model to its key account."""
+    return Q(status__in=OPEN_ITEM, deadline__lt=today) & ~Q(
+        **{f"{account}status": AccountStatus.DELISTED, "deadline__gte": TruncDate(f"{account}delisted_at")}
+    )
+
+
+def overdue_until(account: KeyAccount, today: dt.date) -> dt.date:
+    """An open item of `account` is overdue when its deadline lies before this day (see overdue_q)."""
+    if account.status == AccountStatus.DELISTED and account.delisted_at:
+        return min(today, timezone.localtime(account.delisted_at).date())
+    return today
 
 
 def _due_items(items, *, with_account: bool = False) -> list[tuple]:

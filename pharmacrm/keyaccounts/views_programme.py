@@ -175,7 +175,7 @@ def account_rows(accounts) -> list[dict]:
         .values("plan__account_id")
         .annotate(
             open=Count("id", filter=Q(status__in=OPEN_ITEM)),
-            overdue=Count("id", filter=Q(status__in=OPEN_ITEM, deadline__lt=today)),
+            overdue=Count("id", filter=services.overdue_q(today)),
             done=Count("id", filter=Q(status="done")),
         )
     )
@@ -468,8 +468,9 @@ def _plan_context(account: KeyAccount, today: dt.date) -> dict:
     )
     wanted = [p.pk for p in (in_force, draft) if p is not None]
     items: dict[int, list] = {pk: [] for pk in wanted}
+    cutoff = services.overdue_until(account, today)  # a de-listed file: only what was missed while it was served
     for item in services.in_plan_order(PlanItem.objects.filter(plan_id__in=wanted).select_related("owner")):
-        item.overdue = item.status in OPEN_ITEM and item.deadline < today
+        item.overdue = item.status in OPEN_ITEM and item.deadline < cutoff
         items[item.plan_id].append(item)
 
     def by_area(plan):
@@ -575,18 +576,26 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
         prefix="agreement", account=account, initial={"renewal_notice_days": 60}
     )
     # meetings
-    # the latest 20, all of them on request: older minutes and their actions stay readable on the page
-    ctx["meetings_total"] = account.meetings.count()
+    # the programme's meetings (held from the listing day on, as the progress report counts them): the latest 20, all
+    # of them on request, so that older minutes and their actions stay readable on the page. Meetings dated before the
+    # listing (recorded before that rule) are no meetings of the programme: not counted, but kept readable apart,
+    # labelled as before the listing, their open actions still to be ticked off.
+    programme = services.since_listing(account.meetings.all())
+    ctx["meetings_total"] = programme.count()
     ctx["all_meetings"] = request.GET.get("meetings") == "all"
-    shown = account.meetings.prefetch_related("actions__owner").select_related("created_by")
+    shown = programme.prefetch_related("actions__owner").select_related("created_by")
     meetings = list(shown if ctx["all_meetings"] else shown[:MEETINGS_SHOWN])
-    for meeting in meetings:
+    earlier = list(services.before_listing(account.meetings.all()).prefetch_related("actions__owner")
+                   .select_related("created_by"))  # fmt: skip
+    for meeting in meetings + earlier:
         for act in meeting.actions.all():
             act.may_toggle = active and writer and (act.owner_id == user.pk or manage)
             act.late = act.done_at is None and act.due_date < today
     ctx["meetings"] = meetings
+    ctx["meetings_before_listing"] = earlier
+    ctx["listed_on"] = timezone.localtime(account.listed_at).date()
     ctx["meeting_form"] = forms.get("meeting_form") or MeetingForm(account=account, prefix="meeting")
-    ctx["duplicate_meeting"] = next((m.pk for m in meetings if m.pk == forms.get("duplicate_meeting")), None)
+    ctx["duplicate_meeting"] = next((m.pk for m in meetings + earlier if m.pk == forms.get("duplicate_meeting")), None)
     # evaluations and measures
     # the latest period first, as in the API and the progress report (by label, a year came below its Q1)
     ctx["reviews"] = list(AccountReview.objects.filter(account=account).order_by("-end", "-start")[:8])
