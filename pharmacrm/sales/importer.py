@@ -999,27 +999,6 @@ def order_tables_empty() -> bool:
     return not OrderLine.objects.exists()
 
 
-def sort_on_disk() -> int | None:
-    """SQLite sorts in temporary storage, which the web's connections keep in memory (temp_store=MEMORY): building
-    the indexes over ten million lines at the end of an initial load, and grouping them into rollups, held the whole
-    sort there, 1 GiB of the import's memory. On disk instead (the system's temporary directory), for this
-    connection; SQLite lets it change only outside a transaction, so before the load's begins. Returns the setting to
-    give back, None when there is nothing to change."""
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA temp_store")
-        before = int(cursor.fetchone()[0])
-        cursor.execute("PRAGMA temp_store=FILE")
-    return before
-
-
-def give_back_temp_store(before: int | None) -> None:
-    if before is not None:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA temp_store={int(before)}")
-
-
 class BareTable:
     """The line table's secondary indexes and unique constraints (never its primary key), read from the database's
     own catalogue, dropped, and created again exactly as they were. Inside the load's transaction, both databases
@@ -1367,7 +1346,7 @@ class Writer:
             self.thread = threading.Thread(target=context.run, args=(self._loop,), name="orders-writer", daemon=True)
             self.thread.start()
         elif self.one_transaction:
-            self.temp_store = sort_on_disk() if run.initial else None
+            self.temp_store = rollups.sort_on_disk() if run.initial else None
             self.atomic = transaction.atomic()
             self.atomic.__enter__()
             try:
@@ -1376,7 +1355,7 @@ class Writer:
             except BaseException:
                 transaction.set_rollback(True)
                 self.atomic.__exit__(None, None, None)
-                give_back_temp_store(self.temp_store)
+                rollups.give_back_temp_store(self.temp_store)
                 raise
 
     def _begin_initial(self) -> None:
@@ -1427,7 +1406,7 @@ class Writer:
                 raise
             finally:
                 self.atomic.__exit__(None, None, None)
-                give_back_temp_store(self.temp_store)
+                rollups.give_back_temp_store(self.temp_store)
         else:
             self._refresh_committed(failed)
 
@@ -1485,7 +1464,7 @@ class Writer:
             base._lean_sqlite()
             if self.one_transaction:
                 if self.run.initial:
-                    sort_on_disk()  # this thread's own connection, closed at the end
+                    rollups.sort_on_disk()  # this thread's own connection, closed at the end
                 with transaction.atomic():
                     self._begin_initial()
                     self.run.locked.set()

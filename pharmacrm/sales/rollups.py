@@ -271,6 +271,27 @@ def rebuild_all(today: dt.date | None = None) -> None:
         )
 
 
+def sort_on_disk() -> int | None:
+    """SQLite sorts in temporary storage, which the web's connections keep in memory (temp_store=MEMORY): building
+    the indexes over ten million lines at the end of an initial load, and grouping them into rollups, held the whole
+    sort there, 1 GiB of the import's memory. On disk instead (the system's temporary directory), for this
+    connection; SQLite lets it change only outside a transaction, so before the load's begins. Returns the setting to
+    give back, None when there is nothing to change."""
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA temp_store")
+        before = int(cursor.fetchone()[0])
+        cursor.execute("PRAGMA temp_store=FILE")
+    return before
+
+
+def give_back_temp_store(before: int | None) -> None:
+    if before is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA temp_store={int(before)}")
+
+
 def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int, int, int, int, int]]:
     """What the rollups would have said on `as_of`, a past day (they hold today's payment state, and a month's
     lines ordered after that day): per customer (of `ids`, if given), from its lines ordered from month `first`
@@ -301,9 +322,15 @@ def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int
         f"COUNT(DISTINCT CASE WHEN o.month = %s AND o.amount_fen > 0 THEN o.order_number END) "
         f"FROM {table} WHERE o.month >= %s AND o.month <= %s AND o.order_date <= %s {where} GROUP BY o.institution_id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [day, day, day, day, month, month, _adapt(first), month, day, *params])
-        return {inst: tuple(int(v or 0) for v in rest) for inst, *rest in cursor.fetchall()}
+    # every customer's window on SQLite: the sort of its lines (10 M of them: 500 MiB) in temporary files, not in the
+    # connection's memory, where an evaluation as of a past day in the worker held it
+    temp_store = sort_on_disk() if ids is None else None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [day, day, day, day, month, month, _adapt(first), month, day, *params])
+            return {inst: tuple(int(v or 0) for v in rest) for inst, *rest in cursor.fetchall()}
+    finally:
+        give_back_temp_store(temp_store)
 
 
 def refresh_overdue(today: dt.date | None = None) -> int:
