@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 _SPACE = re.compile(r"\s+")
 _NAME_PUNCT = re.compile(r"[\s·•・\-—_()（）【】\[\]{}「」『』\"'“”‘’,，.。、:：;；/\\]+")
@@ -167,7 +168,13 @@ def validate_landline(value: str) -> str:
 
 
 def validate_any_phone(value: str) -> str:
+    """The digits of a mobile, a landline with its area code or a 400/800 number. A mobile written with an extension
+    (13800138000转123, 13800138000-123, 13800138000 ext 123) is refused as the person's mobile is: it has none, and
+    an institution's phone or a ticket's caller phone kept it as typed, a number nobody could call. A landline's
+    extension stays accepted (the callers keep it: `with_extension`)."""
     digits = phone(value)
+    if _mobile_with_extension(value, digits):
+        raise ValidationError(MOBILE_EXTENSION_MESSAGE, code="mobile_extension")
     if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
         return digits
     raise ValidationError(
@@ -232,8 +239,16 @@ def validate_email_address(value: str) -> str:
 # --- lengths -----------------------------------------------------------------------------------
 
 # one message per field, naming it: the import's error report, the forms' inline errors and the API's field errors
-# all say it in these words
+# all say it in these words. The key is the field's (`person_name`: a person's name, whose word differs)
 TOO_LONG = {
+    "name": _("The name is too long: at most %(max)s characters (it has %(n)s)."),
+    "person_name": pgettext_lazy("person", "The name is too long: at most %(max)s characters (it has %(n)s)."),
+    "short_name": _("The short name is too long: at most %(max)s characters (it has %(n)s)."),
+    "legal_representative": _(
+        "The legal representative's name is too long: at most %(max)s characters (it has %(n)s)."
+    ),
+    "title": _("The title is too long: at most %(max)s characters (it has %(n)s)."),
+    "external_id": _("The external id is too long: at most %(max)s characters (it has %(n)s)."),
     "address": _("The address is too long: at most %(max)s characters (it has %(n)s)."),
     "home_address": _("The home address is too long: at most %(max)s characters (it has %(n)s)."),
     "evidence": _("The evidence is too long: at most %(max)s characters (it has %(n)s)."),
