@@ -99,7 +99,8 @@ class VisiblePersonField(serializers.PrimaryKeyRelatedField):
 class TagsField(serializers.ListField):
     """Tag names: a list of strings in and out (unknown names become new tags)."""
 
-    child = serializers.CharField(max_length=50)
+    # each at most 50 characters counted as stored (spaces collapsed): the services' check, in their words
+    child = serializers.CharField()
 
     def to_representation(self, data):
         return [t.name for t in data.all()]
@@ -134,6 +135,10 @@ class CustomerSerializer(ModelSerializer):
     merged_into = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
+
+    def validate_tags(self, value):
+        clean = services.clean_institution if isinstance(self, InstitutionSerializer) else services.clean_person
+        return _checked(clean, "tags", value, self.instance)
 
     def validate_tier(self, value):
         """"key" is granted and withdrawn by the key-account programme only (its listing and de-listing):

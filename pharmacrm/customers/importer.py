@@ -448,7 +448,7 @@ def _common_columns() -> list[Column]:
         Column("external_id", "外部编号", ("external id", "external_id", "外部id", "erp编号"),
                help=_("Your own id for the customer, at most 64 characters; a re-import updates the customer "
                       "with this id.")),
-        Column("tags", "标签", ("tags", "tag"), help=_("Several tags separated by commas.")),
+        Column("tags", "标签", ("tags", "tag"), help=_("Several tags separated by commas, each at most 50 characters.")),
         Column("needs", "需求", ("needs", "客户需求")),
         Column("notes", "备注", ("notes", "remarks", "note")),
     ]  # fmt: skip
@@ -1848,7 +1848,12 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
         elif key == "code":
             item.keys["code"] = value.upper()
         elif key == "tags":
-            item.tags = list(dict.fromkeys(t for t in map(normalise.tag_name, _split_list(value)) if t))
+            names = [normalise.clean_text(t) for t in _split_list(value)]
+            longest = max(map(len, names), default=0)
+            if longest > normalise.TAG_MAX_LENGTH:  # as the forms and the API refuse it: never cut to fit
+                item.fail(key, "tag_too_long", max=normalise.TAG_MAX_LENGTH, n=longest)
+            else:
+                item.tags = list(dict.fromkeys(t for t in map(normalise.tag_name, names) if t))
         elif key in REF_COLUMNS:
             item.refs[key] = normalise.clean_text(value)
     if "role" in raw and "title" not in raw and "role" in item.values:

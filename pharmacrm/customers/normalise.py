@@ -65,9 +65,13 @@ def clean_text(value: str | None) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFC", value or "").translate(_FULLWIDTH_ALNUM)).strip()
 
 
+TAG_MAX_LENGTH = 50  # Tag.name's
+
+
 def tag_name(value: str | None) -> str:
-    """A tag's name as stored: text cleaned as names are (ＫＯＬ is KOL, spaces collapsed), at most 50 characters."""
-    return clean_text(value)[:50].strip()
+    """A tag's name as stored: text cleaned as names are (ＫＯＬ is KOL, spaces collapsed). A longer one than a tag
+    holds is refused where a customer's tags are given (the services, the import); a filter's is cut to fit."""
+    return clean_text(value)[:TAG_MAX_LENGTH].strip()
 
 
 def csv_unescape(value: str) -> str:
@@ -252,6 +256,7 @@ TOO_LONG = {
     "address": _("The address is too long: at most %(max)s characters (it has %(n)s)."),
     "home_address": _("The home address is too long: at most %(max)s characters (it has %(n)s)."),
     "evidence": _("The evidence is too long: at most %(max)s characters (it has %(n)s)."),
+    "tag": _("A tag is too long: at most %(max)s characters (it has %(n)s)."),
 }
 
 

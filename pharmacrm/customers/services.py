@@ -109,6 +109,16 @@ def _check_lengths(errors: dict, out: dict, limits: dict) -> None:
                 normalise.check_length(key, out[field], limit)
             except ValidationError as e:
                 errors.setdefault(field, []).append(e)
+    # each tag too, counted as its name is stored: a longer one was cut to 50 characters without a word (the form,
+    # the import) and became another tag
+    if isinstance(out.get("tags"), list | tuple):
+        for raw in out["tags"]:
+            if isinstance(raw, str):
+                try:
+                    normalise.check_length("tag", normalise.clean_text(raw), normalise.TAG_MAX_LENGTH)
+                except ValidationError as e:
+                    errors.setdefault("tags", []).append(e)
+                    break
 
 
 def field_errors(clean, field: str, value, instance=None) -> list[ValidationError]:

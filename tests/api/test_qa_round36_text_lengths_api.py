@@ -110,3 +110,21 @@ def test_the_api_refuses_an_institutions_mobile_with_an_extension_and_keeps_a_la
                                                                        "version": xiehe.version}, format="json")  # fmt: skip
     assert answer.status_code == 200, answer.content
     assert Institution.objects.get(pk=xiehe.pk).phone == "010-69156114转8001"
+
+
+def test_the_api_refuses_a_tag_over_50_characters_in_the_forms_words(api_for, xiehe):
+    """DRF answered {"tags": {"1": ["Ensure this field has no more than 50 characters."]}}, counted as sent; the
+    form and the import cut the tag. Now one rule, counted as stored, one message under `tags`."""
+    from tests.customers.test_qa_round36_text_lengths import LONG_TAG, TAG_MESSAGE
+
+    answer = api_for("kam", lang="zh-hans").patch(
+        f"/api/v1/institutions/{xiehe.pk}/", {"tags": ["KOL", LONG_TAG], "version": xiehe.version}, format="json"
+    )
+    assert answer.status_code == 400 and answer.json() == {"tags": [TAG_MESSAGE]}
+    assert not xiehe.tags.exists()
+    zhang = Person.objects.get(name="张伟")
+    spaced = "心血管  " + "药" * 46  # 51 as sent, 50 as stored
+    answer = api_for("kam").patch(f"/api/v1/people/{zhang.pk}/", {"tags": [spaced], "version": zhang.version},
+                                  format="json")  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["tags"] == [normalise.clean_text(spaced)]

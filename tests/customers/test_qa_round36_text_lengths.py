@@ -251,3 +251,33 @@ def test_the_templates_instructions_give_the_text_limits_and_the_institution_pho
     assert "不带分机号" in notes["institutions"]["电话"] and "010-12345678转123" in notes["institutions"]["电话"]
     assert notes["people"]["姓名"] == notes["people"]["职称"] == "最多 50 个字符。"
     assert "最多 64 个字符" in notes["people"]["外部编号"]
+    assert notes["people"]["标签"] == notes["institutions"]["标签"] == "多个标签用逗号分隔，每个最多 50 个字符。"
+
+
+# --- a tag: at most 50 characters as stored, refused rather than cut ------------------------------------------------
+
+LONG_TAG = "心血管" + "药" * 48  # 51 characters: one more than a tag holds
+TAG_MESSAGE = "标签过长：最多 50 个字符（当前为 51 个）。"
+
+
+def test_the_form_and_the_import_refuse_a_tag_over_50_characters_and_never_cut_it(client_for, users, tmp_path, settings):
+    """A tag of 51 characters was cut to 50 without a word by the form and the import (and became a tag nobody typed),
+    while the API refused it in DRF's words. The same limit and message now, on every path."""
+    from pharmacrm.customers.models import Tag
+
+    client = client_for("kam")
+    url = reverse("customers:institution-create")
+    page = client.post(url, {**INSTITUTION_FORM, "tags": f"KOL, {LONG_TAG}"})
+    assert page.status_code == 200 and page.context["form"].errors["tags"] == [TAG_MESSAGE]
+    assert not Institution.objects.exists() and not Tag.objects.exists()
+    assert client.post(url, {**INSTITUTION_FORM, "tags": f"KOL, {LONG_TAG[:-1]}"}).status_code == 302
+    assert sorted(Institution.objects.get().tags.values_list("name", flat=True)) == sorted(["KOL", LONG_TAG[:-1]])
+
+    settings.VAR_DIR = tmp_path
+    path = _csv(tmp_path, "institutions.csv", [
+        ["机构名称", "机构类型", "标签", "外部编号"], ["帅府园诊所", "诊所", f"重点, {LONG_TAG}", "I-1"],
+    ])  # fmt: skip
+    job = importer.import_file(path, "institutions", users["kam"], mode="good")
+    assert _errors(job) == [(2, "标签", TAG_MESSAGE)]
+    assert not Institution.objects.filter(external_id="I-1").exists()
+    assert not Tag.objects.filter(name__startswith="心血管药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药").exclude(name=LONG_TAG[:-1]).exists()
