@@ -99,7 +99,8 @@ class VisiblePersonField(serializers.PrimaryKeyRelatedField):
 class TagsField(serializers.ListField):
     """Tag names: a list of strings in and out (unknown names become new tags)."""
 
-    child = serializers.CharField(max_length=50)
+    # each at most 50 characters counted as stored (spaces collapsed): the services' check, in their words
+    child = serializers.CharField()
 
     def to_representation(self, data):
         return [t.name for t in data.all()]
@@ -110,7 +111,7 @@ class CustomerSerializer(ModelSerializer):
 
     code = serializers.CharField(read_only=True, help_text="Internal code, e.g. I00000123.")
     external_id = serializers.CharField(
-        max_length=64, required=False, allow_null=True, allow_blank=True, help_text="Id in another system."
+        required=False, allow_null=True, allow_blank=True, help_text="Id in another system; at most 64 characters."
     )
     tier = serializers.ChoiceField(
         choices=Tier.choices, required=False,
@@ -135,6 +136,10 @@ class CustomerSerializer(ModelSerializer):
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 
+    def validate_tags(self, value):
+        clean = services.clean_institution if isinstance(self, InstitutionSerializer) else services.clean_person
+        return _checked(clean, "tags", value, self.instance)
+
     def validate_tier(self, value):
         """"key" is granted and withdrawn by the key-account programme only (its listing and de-listing):
         not set on a customer without an active key-account file, nor taken from one that has it."""
@@ -157,8 +162,12 @@ def _checked(clean, field: str, value, instance=None):
 
 
 class InstitutionSerializer(CustomerSerializer):
-    name = serializers.CharField(max_length=200)
-    short_name = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    # the free-text fields: at most their column's length counted as stored (spaces collapsed), checked by the
+    # services (validate_* below) in the words the import and the forms use; DRF's max_length counted them as sent
+    name = serializers.CharField(help_text="At most 200 characters, counted as stored (spaces collapsed).")
+    short_name = serializers.CharField(
+        required=False, allow_blank=True, help_text="At most 60 characters, counted as stored (spaces collapsed)."
+    )
     kind = serializers.ChoiceField(choices=InstitutionType.choices)
     grade = serializers.ChoiceField(choices=HospitalGrade.choices, required=False, allow_blank=True)
     specialties = serializers.ListField(
@@ -179,7 +188,9 @@ class InstitutionSerializer(CustomerSerializer):
         allow_blank=True,
         help_text="统一社会信用代码 (18 characters).",
     )
-    legal_representative = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    legal_representative = serializers.CharField(
+        required=False, allow_blank=True, help_text="At most 50 characters, counted as stored (spaces collapsed)."
+    )
     address = serializers.CharField(
         required=False, allow_blank=True, help_text="At most 255 characters, counted as stored (spaces collapsed)."
     )
@@ -205,6 +216,15 @@ class InstitutionSerializer(CustomerSerializer):
 
     def validate_address(self, value):
         return _checked(services.clean_institution, "address", value, self.instance)
+
+    def validate_short_name(self, value):
+        return _checked(services.clean_institution, "short_name", value, self.instance)
+
+    def validate_legal_representative(self, value):
+        return _checked(services.clean_institution, "legal_representative", value, self.instance)
+
+    def validate_external_id(self, value):
+        return _checked(services.clean_institution, "external_id", value, self.instance)
 
 
 class ContactSerializer(Serializer):
@@ -237,7 +257,7 @@ class BirthdayField(DateField):
 
 
 class PersonSerializer(CustomerSerializer):
-    name = serializers.CharField(max_length=50)
+    name = serializers.CharField(help_text="At most 50 characters, counted as stored (spaces collapsed).")
     gender = serializers.ChoiceField(choices=Gender.choices, required=False, allow_blank=True)
     preferred_language = LanguageField(
         choices=PreferredLanguage.choices, required=False, allow_blank=True,
@@ -246,7 +266,9 @@ class PersonSerializer(CustomerSerializer):
         "still wins for the answer to that mail.",
     )  # fmt: skip
     role = serializers.ChoiceField(choices=PersonRole.choices, required=False)
-    title = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    title = serializers.CharField(
+        required=False, allow_blank=True, help_text="At most 50 characters, counted as stored (spaces collapsed)."
+    )
     institution = VisibleInstitutionField(required=False, allow_null=True)
     institution_name = serializers.CharField(source="institution.name", read_only=True, allow_null=True)
     department = VisibleInstitutionField(required=False, allow_null=True)
@@ -294,6 +316,12 @@ class PersonSerializer(CustomerSerializer):
 
     def validate_home_address(self, value):
         return _checked(services.clean_person, "home_address", value, self.instance)
+
+    def validate_title(self, value):
+        return _checked(services.clean_person, "title", value, self.instance)
+
+    def validate_external_id(self, value):
+        return _checked(services.clean_person, "external_id", value, self.instance)
 
     @extend_schema_field(ContactSerializer)
     def get_contact(self, obj: Person) -> dict:

@@ -202,7 +202,9 @@ class CustomerForm(ServiceErrorsMixin, OnceTokenForm):
     """The fields every customer has: tier, stage, owner, team, source, needs, notes, tags, version; the create
     forms also their one-time token."""
 
-    external_id = forms.CharField(label=_("External id"), required=False, max_length=64)
+    # no max_length on the free-text fields: the browser would cut a longer value pasted in without a word; the
+    # services refuse it, counted as stored, in the words the import and the API use (normalise.check_length)
+    external_id = forms.CharField(label=_("External id"), required=False)
     tier = forms.ChoiceField(label=_("Tier"), choices=Tier.choices, initial=Tier.NEW)
     stage = forms.ChoiceField(label=_("Lifecycle stage"), choices=Stage.choices, initial=Stage.POTENTIAL)
     owner = forms.ModelChoiceField(
@@ -274,8 +276,8 @@ class CustomerForm(ServiceErrorsMixin, OnceTokenForm):
 
 
 class InstitutionForm(RegionFieldsMixin, CustomerForm):
-    name = forms.CharField(label=_("Name"), max_length=200)
-    short_name = forms.CharField(label=_("Short name"), max_length=60, required=False)
+    name = forms.CharField(label=_("Name"))  # its length, as every free-text field's: the services'
+    short_name = forms.CharField(label=_("Short name"), required=False)
     kind = forms.ChoiceField(label=_("Type"), choices=BLANK + InstitutionType.choices)
     grade = forms.ChoiceField(
         label=_("Hospital grade"), choices=BLANK + HospitalGrade.choices, required=False,
@@ -300,9 +302,7 @@ class InstitutionForm(RegionFieldsMixin, CustomerForm):
         help_text=_("18 characters; the last one is a check character."),
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "mono"}),
     )  # fmt: skip
-    legal_representative = forms.CharField(label=_("Legal representative"), required=False, max_length=50)
-    # no max_length: the browser would cut a longer address pasted in without a word; the services refuse it,
-    # counted as stored, with the message the import and the API give
+    legal_representative = forms.CharField(label=_("Legal representative"), required=False)
     address = forms.CharField(label=_("Address"), required=False)
     phone = forms.CharField(
         label=_("Phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
@@ -372,10 +372,10 @@ def institution_initial(obj: Institution) -> dict:
 
 
 class PersonForm(CustomerForm):
-    name = forms.CharField(label=pgettext_lazy("person", "Name"), max_length=50)
+    name = forms.CharField(label=pgettext_lazy("person", "Name"))  # its length: the services' (as the address's)
     gender = forms.ChoiceField(label=_("Gender"), choices=BLANK + Gender.choices, required=False)
     role = forms.ChoiceField(label=_("Role"), choices=PersonRole.choices, initial=PersonRole.DOCTOR)
-    title = forms.CharField(label=_("Title"), max_length=50, required=False)
+    title = forms.CharField(label=_("Title"), required=False)
     institution = forms.ModelChoiceField(
         label=_("Institution"), queryset=Institution.objects.none(), required=False
     )

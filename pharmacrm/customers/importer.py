@@ -76,8 +76,8 @@ CSV_SNIFF_BYTES = 64 * 1024
 MESSAGES: dict[str, Any] = {
     "required": _("This column must not be empty."),
     "too_long": _("This value is too long (at most %(max)s characters)."),
-    "address_too_long": normalise.TOO_LONG["address"],
-    "home_address_too_long": normalise.TOO_LONG["home_address"],
+    # a free-text cell over its field's length: the forms' and the API's words, naming the field
+    **{f"{field}_too_long": text for field, text in normalise.TOO_LONG.items()},
     "invalid_choice": _("“%(value)s” is not an accepted value. Accepted: %(choices)s."),
     "invalid_mobile": _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."),
     "mobile_extension": normalise.MOBILE_EXTENSION_MESSAGE,
@@ -446,8 +446,9 @@ def _common_columns() -> list[Column]:
         Column("owner", "负责人", ("owner", "owner username", "负责人账号"), help=_("User name of the owner.")),
         Column("team", "所属团队", ("team", "团队"), help=_("Team name.")),
         Column("external_id", "外部编号", ("external id", "external_id", "外部id", "erp编号"),
-               help=_("Your own id for the customer; a re-import updates the customer with this id.")),
-        Column("tags", "标签", ("tags", "tag"), help=_("Several tags separated by commas.")),
+               help=_("Your own id for the customer, at most 64 characters; a re-import updates the customer "
+                      "with this id.")),
+        Column("tags", "标签", ("tags", "tag"), help=_("Several tags separated by commas, each at most 50 characters.")),
         Column("needs", "需求", ("needs", "客户需求")),
         Column("notes", "备注", ("notes", "remarks", "note")),
     ]  # fmt: skip
@@ -457,7 +458,7 @@ INSTITUTION_COLUMNS: list[Column] = [
     Column("code", "内部编号", ("code", "internal code", "客户编号"),
            help=_("Filled in exports; a re-import updates the customer with this code.")),
     Column("name", "机构名称", ("name", "institution name", "名称", "机构", "医院名称", "单位名称", "客户名称", "机构全称",
-                               "终端名称", "药店名称"), required=True),
+                               "终端名称", "药店名称"), required=True, help=_("At most 200 characters.")),
     Column("kind", "机构类型", ("type", "kind", "institution type", "类型"), required=True, choices=InstitutionType),
     Column("grade", "医院等级", ("grade", "hospital grade", "等级"), choices=HospitalGrade),
     Column("credit_code", "统一社会信用代码", ("credit code", "credit_code", "unified social credit code", "信用代码", "uscc"),
@@ -468,23 +469,27 @@ INSTITUTION_COLUMNS: list[Column] = [
     Column("region_code", "行政区划代码", ("region code", "region_code", "region", "adcode", "区划代码"),
            help=_("6-digit official code; replaces province, city and district.")),
     Column("address", "地址", ("address", "详细地址"), help=_("At most 255 characters.")),
-    Column("phone", "电话", ("phone", "telephone", "联系电话")),
-    Column("legal_representative", "法定代表人", ("legal representative", "legal_representative", "法人")),
+    Column("phone", "电话", ("phone", "telephone", "联系电话"),
+           help=_("A mobile number (11 digits, without an extension), a landline with its area code (an extension "
+                  "after 转: 010-12345678转123), or a 400/800 number.")),
+    Column("legal_representative", "法定代表人", ("legal representative", "legal_representative", "法人"),
+           help=_("At most 50 characters.")),
     Column("beds", "床位数", ("beds", "床位")),
     Column("specialties", "专科", ("specialties", "specialty", "特色专科"), help=_("Several separated by commas.")),
     Column("parent", "上级机构", ("parent", "parent institution", "所属医院"),
            help=_("Credit code, external id or internal code of the parent institution (required for departments).")),
-    Column("short_name", "简称", ("short name", "short_name")),
+    Column("short_name", "简称", ("short name", "short_name"), help=_("At most 60 characters.")),
     *_common_columns(),
 ]  # fmt: skip
 
 PERSON_COLUMNS: list[Column] = [
     Column("code", "内部编号", ("code", "internal code", "客户编号"),
            help=_("Filled in exports; a re-import updates the customer with this code.")),
-    Column("name", "姓名", ("name", "person name", "名字", "联系人", "联系人姓名", "客户姓名", "医生姓名"), required=True),
+    Column("name", "姓名", ("name", "person name", "名字", "联系人", "联系人姓名", "客户姓名", "医生姓名"), required=True,
+           help=_("At most 50 characters.")),
     Column("gender", "性别", ("gender", "sex"), choices=Gender),
     Column("role", "角色", ("role", "身份"), choices=PersonRole),
-    Column("title", "职称", ("title", "职务", "职位")),
+    Column("title", "职称", ("title", "职务", "职位"), help=_("At most 50 characters.")),
     Column("institution", "所属机构", ("institution", "机构", "医院", "工作单位", "所在医院", "医院名称", "所在单位", "单位名称",
                                        "单位"),
            help=_("Credit code, external id, internal code or exact name of the institution.")),
@@ -1432,16 +1437,6 @@ _DATE_FORMATS = (
 )  # fmt: skip
 
 
-def _text(max_length: int) -> Callable[[str], str]:
-    def clean(value: str) -> str:
-        value = normalise.clean_text(value)
-        if len(value) > max_length:
-            raise FieldError("too_long", max=max_length)
-        return value
-
-    return clean
-
-
 def _long_text(value: str) -> str:
     return value.strip()
 
@@ -1557,10 +1552,7 @@ def _phone(value: str) -> str:
 
 
 def _external_id(value: str) -> str:
-    value = value.strip()
-    if len(value) > 64:
-        raise FieldError("too_long", max=64)
-    return value
+    return _limited("external_id", _max(Institution, "external_id"), str.strip)(value)
 
 
 def _split_list(value: str) -> list[str]:
@@ -1585,8 +1577,8 @@ def _value_handlers(target: str) -> dict[str, tuple[str, Callable[[str], Any]]]:
     if model is Institution:
         return {
             **common,
-            "name": ("name", _text(_max(Institution, "name"))),
-            "short_name": ("short_name", _text(_max(Institution, "short_name"))),
+            "name": ("name", _limited("name", _max(Institution, "name"), normalise.clean_text)),
+            "short_name": ("short_name", _limited("short_name", _max(Institution, "short_name"), normalise.clean_text)),
             "kind": ("kind", lambda v: parse_choice(InstitutionType, v)),
             "grade": ("grade", lambda v: parse_choice(HospitalGrade, v)),
             "credit_code": ("credit_code", _credit_code),
@@ -1594,17 +1586,17 @@ def _value_handlers(target: str) -> dict[str, tuple[str, Callable[[str], Any]]]:
             "phone": ("phone", _phone),
             "legal_representative": (
                 "legal_representative",
-                _text(_max(Institution, "legal_representative")),
+                _limited("legal_representative", _max(Institution, "legal_representative"), normalise.clean_text),
             ),
             "beds": ("beds", _beds),
             "specialties": ("specialties", _split_list),
         }
     return {
         **common,
-        "name": ("name", _text(_max(Person, "name"))),
+        "name": ("name", _limited("person_name", _max(Person, "name"), normalise.clean_text)),
         "gender": ("gender", lambda v: parse_choice(Gender, v)),
         "role": ("role", lambda v: parse_choice(PersonRole, v)),
-        "title": ("title", _text(_max(Person, "title"))),
+        "title": ("title", _limited("title", _max(Person, "title"), normalise.clean_text)),
         "mobile": ("mobile", _mobile),
         "landline": ("landline", lambda v: _validated(normalise.validate_landline_with_extension, v)),
         "email": ("email", _email),
@@ -1856,7 +1848,12 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
         elif key == "code":
             item.keys["code"] = value.upper()
         elif key == "tags":
-            item.tags = list(dict.fromkeys(t for t in map(normalise.tag_name, _split_list(value)) if t))
+            names = [normalise.clean_text(t) for t in _split_list(value)]
+            longest = max(map(len, names), default=0)
+            if longest > normalise.TAG_MAX_LENGTH:  # as the forms and the API refuse it: never cut to fit
+                item.fail(key, "tag_too_long", max=normalise.TAG_MAX_LENGTH, n=longest)
+            else:
+                item.tags = list(dict.fromkeys(t for t in map(normalise.tag_name, names) if t))
         elif key in REF_COLUMNS:
             item.refs[key] = normalise.clean_text(value)
     if "role" in raw and "title" not in raw and "role" in item.values:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 _SPACE = re.compile(r"\s+")
 _NAME_PUNCT = re.compile(r"[\s·•・\-—_()（）【】\[\]{}「」『』\"'“”‘’,，.。、:：;；/\\]+")
@@ -64,9 +65,13 @@ def clean_text(value: str | None) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFC", value or "").translate(_FULLWIDTH_ALNUM)).strip()
 
 
+TAG_MAX_LENGTH = 50  # Tag.name's
+
+
 def tag_name(value: str | None) -> str:
-    """A tag's name as stored: text cleaned as names are (ＫＯＬ is KOL, spaces collapsed), at most 50 characters."""
-    return clean_text(value)[:50].strip()
+    """A tag's name as stored: text cleaned as names are (ＫＯＬ is KOL, spaces collapsed). A longer one than a tag
+    holds is refused where a customer's tags are given (the services, the import); a filter's is cut to fit."""
+    return clean_text(value)[:TAG_MAX_LENGTH].strip()
 
 
 def csv_unescape(value: str) -> str:
@@ -167,7 +172,13 @@ def validate_landline(value: str) -> str:
 
 
 def validate_any_phone(value: str) -> str:
+    """The digits of a mobile, a landline with its area code or a 400/800 number. A mobile written with an extension
+    (13800138000转123, 13800138000-123, 13800138000 ext 123) is refused as the person's mobile is: it has none, and
+    an institution's phone or a ticket's caller phone kept it as typed, a number nobody could call. A landline's
+    extension stays accepted (the callers keep it: `with_extension`)."""
     digits = phone(value)
+    if _mobile_with_extension(value, digits):
+        raise ValidationError(MOBILE_EXTENSION_MESSAGE, code="mobile_extension")
     if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
         return digits
     raise ValidationError(
@@ -232,11 +243,20 @@ def validate_email_address(value: str) -> str:
 # --- lengths -----------------------------------------------------------------------------------
 
 # one message per field, naming it: the import's error report, the forms' inline errors and the API's field errors
-# all say it in these words
+# all say it in these words. The key is the field's (`person_name`: a person's name, whose word differs)
 TOO_LONG = {
+    "name": _("The name is too long: at most %(max)s characters (it has %(n)s)."),
+    "person_name": pgettext_lazy("person", "The name is too long: at most %(max)s characters (it has %(n)s)."),
+    "short_name": _("The short name is too long: at most %(max)s characters (it has %(n)s)."),
+    "legal_representative": _(
+        "The legal representative's name is too long: at most %(max)s characters (it has %(n)s)."
+    ),
+    "title": _("The title is too long: at most %(max)s characters (it has %(n)s)."),
+    "external_id": _("The external id is too long: at most %(max)s characters (it has %(n)s)."),
     "address": _("The address is too long: at most %(max)s characters (it has %(n)s)."),
     "home_address": _("The home address is too long: at most %(max)s characters (it has %(n)s)."),
     "evidence": _("The evidence is too long: at most %(max)s characters (it has %(n)s)."),
+    "tag": _("A tag is too long: at most %(max)s characters (it has %(n)s)."),
 }
 
 

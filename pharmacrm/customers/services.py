@@ -80,9 +80,45 @@ def next_codes(model, count: int) -> list[str]:
 
 # the rules of one field each, which hold whatever the other fields say: a form or API client with errors
 # elsewhere still learns about these in the same answer
-INSTITUTION_FORMAT_FIELDS = ("credit_code", "phone", "address")
-PERSON_FORMAT_FIELDS = ("mobile", "landline", "email", "birthday", "id_number", "home_address")
+INSTITUTION_FORMAT_FIELDS = (
+    "credit_code", "phone", "address", "name", "short_name", "legal_representative", "external_id",
+)  # fmt: skip
+PERSON_FORMAT_FIELDS = ("mobile", "landline", "email", "birthday", "id_number", "home_address", "name", "title",
+                        "external_id")  # fmt: skip
 ADDRESS_MAX_LENGTH = Institution._meta.get_field("address").max_length
+# The free-text fields, each held to its column's length (a home address, encrypted, to the address's), counted as
+# stored: after the spaces are collapsed (normalise.clean_text), as the import, the forms and the API store them;
+# the external id (an id, not text) once stripped. A longer value is refused, naming the field, never cut to fit.
+# field → (its message in normalise.TOO_LONG, the limit)
+INSTITUTION_TEXT_LIMITS = {
+    field: (field, Institution._meta.get_field(field).max_length)
+    for field in ("name", "short_name", "legal_representative", "address", "external_id")
+}
+PERSON_TEXT_LIMITS = {
+    "name": ("person_name", Person._meta.get_field("name").max_length),
+    "title": ("title", Person._meta.get_field("title").max_length),
+    "home_address": ("home_address", Person.HOME_ADDRESS_MAX_LENGTH),
+    "external_id": ("external_id", Person._meta.get_field("external_id").max_length),
+}
+
+
+def _check_lengths(errors: dict, out: dict, limits: dict) -> None:
+    for field, (key, limit) in limits.items():
+        if isinstance(out.get(field), str):
+            try:
+                normalise.check_length(key, out[field], limit)
+            except ValidationError as e:
+                errors.setdefault(field, []).append(e)
+    # each tag too, counted as its name is stored: a longer one was cut to 50 characters without a word (the form,
+    # the import) and became another tag
+    if isinstance(out.get("tags"), list | tuple):
+        for raw in out["tags"]:
+            if isinstance(raw, str):
+                try:
+                    normalise.check_length("tag", normalise.clean_text(raw), normalise.TAG_MAX_LENGTH)
+                except ValidationError as e:
+                    errors.setdefault("tags", []).append(e)
+                    break
 
 
 def field_errors(clean, field: str, value, instance=None) -> list[ValidationError]:
@@ -165,11 +201,9 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
     for key in ("name", "short_name", "legal_representative", "address", "needs", "notes"):
         if key in out and out[key] is not None:
             out[key] = normalise.clean_text(out[key]) if key not in ("needs", "notes") else out[key].strip()
-    if out.get("address"):  # counted as stored (spaces collapsed), as the import counts it
-        try:
-            normalise.check_length("address", out["address"], ADDRESS_MAX_LENGTH)
-        except ValidationError as e:
-            errors.setdefault("address", []).append(e)
+    if isinstance(out.get("external_id"), str):
+        out["external_id"] = out["external_id"].strip()
+    _check_lengths(errors, out, INSTITUTION_TEXT_LIMITS)  # counted as stored, as the import counts them
     if "name" in out and not out.get("name"):
         errors.setdefault("name", []).append(ValidationError(_("Enter the institution's name."), code="required"))
     if instance is None and not out.get("kind"):
@@ -259,6 +293,10 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
         out["name"] = normalise.clean_text(out["name"])
         if not out["name"]:
             errors.setdefault("name", []).append(ValidationError(_("Enter the person's name."), code="required"))
+    if isinstance(out.get("title"), str):  # stored as the import stores it: spaces collapsed
+        out["title"] = normalise.clean_text(out["title"])
+    if isinstance(out.get("external_id"), str):
+        out["external_id"] = out["external_id"].strip()
     for key in Person.PERSONAL_FIELDS:
         try:
             normalise.check_not_masked(key, out.get(key))  # a masked value read back must not replace the real one
@@ -287,11 +325,7 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
             normalise.validate_birthday(out["birthday"])
         except ValidationError as e:
             errors.setdefault("birthday", []).append(e)
-    if out.get("home_address"):
-        try:
-            normalise.check_length("home_address", out["home_address"], Person.HOME_ADDRESS_MAX_LENGTH)
-        except ValidationError as e:
-            errors.setdefault("home_address", []).append(e)
+    _check_lengths(errors, out, PERSON_TEXT_LIMITS)  # counted as stored, as the import counts them
     if out.get("id_number"):
         idn = normalise.credit_code(out["id_number"])
         if not normalise.valid_id_card(idn):
