@@ -189,16 +189,20 @@ def _clean_date(value, field: str, errors: dict) -> dt.date | None:
         return None
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)  # the export's number (rules._NUMBER)
+
+
 def _clean_number(value, field: str, errors: dict, *, upper: float) -> str:
     # ４５ or ６０．５ from an input method in full-width mode: kept as typed, the ICSR failed its schema at export
     text = unicodedata.normalize("NFKC", str(value or "")).strip()
     if not text:
         return ""
-    try:
-        number = float(text)
-    except ValueError:
+    # in digits, as E2B's PQ takes it: float() also reads 1e2, 1_000 or Arabic-Indic ٤٥, which were stored as typed
+    # and refused only at the export, days later
+    if not _PLAIN_NUMBER.fullmatch(text):
         errors.setdefault(field, []).append(_("Enter a number."))
         return ""
+    number = float(text)
     if not 0 < number <= upper:
         errors.setdefault(field, []).append(_("Enter a number between 0 and %(upper)s.") % {"upper": upper})
         return ""
@@ -249,7 +253,8 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
                     )
         elif field in ("country", "reporter_country"):  # ＣＮ typed in full width is CN, the code E2B takes
             value = unicodedata.normalize("NFKC", str(value or "")).strip().upper()
-            if value and (len(value) != 2 or not value.isalpha()):
+            # ASCII letters: 中国 or 美国 are two letters too (str.isalpha), and went out as C.1.1 "中国-…" and E.i.9
+            if value and (len(value) != 2 or not value.isascii() or not value.isalpha()):
                 errors.setdefault(field, []).append(_("Enter a two-letter country code (ISO 3166), e.g. CN."))
         else:
             value = "" if value is None else str(value).strip()
