@@ -1477,6 +1477,7 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
         # the case first (as every change of a case, and as record_submission does): an officer's edit at the same
         # moment finishes before the status and version are read here, or waits for them and meets a conflict
         case = _lock(submission.case, None)
+        old_status = case.status
         submission = Submission.objects.select_for_update().get(pk=submission.pk)
         if submission.ack_message_id and submission.ack_message_id == ack_message_id:
             return submission  # the same acknowledgement imported twice
@@ -1495,6 +1496,10 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
             case.version += 1
             case.updated_at = timezone.now()
             case.save(update_fields=["status", "version", "updated_at"])
+            if old_status == CaseStatus.CLOSED:
+                # reopened as by hand: the clocks closing stopped (a death's investigation report) run again — left
+                # stopped, they read "case closed without a report" on an open case and were never warned of
+                _reopen_clocks(case, timezone.now())
             reopened = SafetyClock.objects.filter(
                 case=case, kind=submission.kind, jurisdiction=submission.jurisdiction, met_at=submission.submitted_at
             )  # fmt: skip
@@ -1505,8 +1510,9 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
             _notify_case(case, "safety.ack-rejected",
                          Message(gettext_lazy("%(number)s: the regulator rejected the report"), number=case.number),
                          "\n".join(submission.ack_errors[:10]))  # fmt: skip
+        status = {"changes": {"status": [old_status, case.status]}} if case.status != old_status else {}
         _record(A.UPDATE, case, user, acknowledgement=submission.ack_status, submission=submission.pk,
-                ack_message_id=ack_message_id, errors=submission.ack_errors[:20])  # fmt: skip
+                ack_message_id=ack_message_id, errors=submission.ack_errors[:20], **status)  # fmt: skip
     return submission
 
 

@@ -5,13 +5,18 @@ SUSAR), due in 7 days, not 15."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from pharmacrm.safety.models import SafetyCase
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.safety import services
+from pharmacrm.safety.models import SafetyCase, SafetyClock
 from tests.api import conftest as api_fixtures
 
-from .conftest import COMPLETE
+from .conftest import COMPLETE, sign_code
 from .test_case_pages import form_data
 
 pytestmark = pytest.mark.django_db
@@ -58,3 +63,37 @@ def test_full_width_digits_and_country_letters_are_still_taken(api_for, typed, s
     response = api_for("pv").post("/api/v1/safety/cases/", {**COMPLETE, field: typed}, format="json")
     assert response.status_code == 201, response.content
     assert getattr(SafetyCase.objects.get(), field) == stored
+
+
+# --- 2. a rejected report of a closed case -------------------------------------------------------------------------
+
+FATAL = [{**COMPLETE["reactions"][0], "outcome": "5", "death": True}]
+
+
+def test_a_rejected_report_of_a_closed_case_starts_its_stopped_clocks_again(make_case, users, client_for):
+    """A death reported within the day; the case closed, with a reason, before its 15-day investigation report (its
+    clock stopped). The regulator then rejected the report: the case was open again — "being assessed", the report
+    owed — but the investigation clock stayed "Stopped: case closed without a report" on the open case, never in the
+    due list nor warned of. A rejection that reopens a closed case now starts its stopped clocks again, as reopening
+    it by hand does, and the audit entry names the status change."""
+    pv = users["pv"]
+    sign_code(pv)
+    case = make_case(reactions=FATAL, received_at=timezone.now() - dt.timedelta(hours=3))
+    sub = services.record_submission(pv, case, {"channel": "nmpa", "message_id": "B-36"}, otp_code=sign_code(pv))
+    case.refresh_from_db()
+    services.set_status(pv, case, "closed", reason="调查报告由医院直接提交", version=case.version)
+    investigation = SafetyClock.objects.get(case=case, kind="investigation")
+    assert investigation.stopped_at is not None
+
+    services.record_ack(pv, sub, accepted=False, errors=["E.i.2.1b: invalid code"], ack_message_id="ACK-36")
+
+    case.refresh_from_db()
+    assert case.status == "assessing"
+    investigation.refresh_from_db()
+    assert investigation.stopped_at is None and investigation.met_at is None
+    assert investigation.next_check_at is not None  # the worker watches it again
+    assert investigation in services.due_clocks()
+    page = client_for("pv").get(reverse("safety:case", args=[case.pk])).content.decode()
+    assert "已停止" not in page
+    entry = AuditEntry.objects.filter(object_id=str(case.pk), action="update").order_by("-id").first()
+    assert entry.changes["status"] == ["closed", "assessing"]
