@@ -397,6 +397,11 @@ def _applies(condition: str, case: SafetyCase) -> bool:
     unexpected = case.expectedness == Expectedness.UNEXPECTED
     if condition == RuleCondition.DEATH:
         return case.fatal
+    if condition == RuleCondition.SUSAR_FATAL_LT:
+        # 药物临床试验期间安全性数据快速报告标准和程序: a fatal or life-threatening SUSAR within 7 days, not 15
+        return case.report_type == ReportType.STUDY and unexpected and (
+            case.fatal or any(r.life_threatening for r in case.reactions.all())
+        )
     if condition == RuleCondition.NEW_OR_SERIOUS:
         return case.serious or unexpected
     if condition == RuleCondition.SERIOUS_UNEXPECTED:

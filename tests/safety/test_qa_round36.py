@@ -97,3 +97,69 @@ def test_a_rejected_report_of_a_closed_case_starts_its_stopped_clocks_again(make
     assert "已停止" not in page
     entry = AuditEntry.objects.filter(object_id=str(case.pk), action="update").order_by("-id").first()
     assert entry.changes["status"] == ["closed", "assessing"]
+
+
+# --- 3. the 7-day report of a fatal or life-threatening SUSAR ------------------------------------------------------
+
+DAY0 = timezone.make_aware(dt.datetime(2025, 12, 28, 16, 0))  # across a year change as well
+LIFE_THREATENING = [{**COMPLETE["reactions"][0], "life_threatening": True}]
+
+
+def _report_clocks(case) -> list[tuple[str, dt.datetime]]:
+    return [(c.rule.code, timezone.localtime(c.due_at)) for c in
+            SafetyClock.objects.filter(case=case, kind="report").select_related("rule").order_by("due_at")]
+
+
+def test_a_life_threatening_unexpected_reaction_in_a_study_is_due_in_7_calendar_days(make_case):
+    """A serious unexpected reaction from a clinical study that threatens life (a SUSAR) is reported within 7 days
+    of day 0 (药物临床试验期间安全性数据快速报告标准和程序; GCP 2020, art. 48), the day 0 being the first; every such
+    case got the 15 days of a serious case. Calendar days, over the new year."""
+    case = make_case(report_type="2", expectedness="unexpected", reactions=LIFE_THREATENING, received_at=DAY0)
+    end_of_day_7 = timezone.make_aware(dt.datetime(2026, 1, 4, 23, 59, 59))
+    assert _report_clocks(case) == [("CN-SUSAR-7", end_of_day_7)]
+
+
+@pytest.mark.parametrize(("fields", "rule", "due"), [
+    # a death from the study is still reported at once: the 24 hours are sooner than 7 days
+    ({"report_type": "2", "expectedness": "unexpected", "reactions": FATAL}, "CN-DEATH", dt.datetime(2025, 12, 29, 16)),
+    # expected, or not from a study, or not life-threatening: 15 days, as before
+    ({"report_type": "2", "expectedness": "expected", "reactions": LIFE_THREATENING}, "CN-NEW-SERIOUS",
+     dt.datetime(2026, 1, 12, 23, 59, 59)),
+    ({"report_type": "1", "expectedness": "unexpected", "reactions": LIFE_THREATENING}, "CN-NEW-SERIOUS",
+     dt.datetime(2026, 1, 12, 23, 59, 59)),
+    ({"report_type": "2", "expectedness": "unexpected",
+      "reactions": [{**COMPLETE["reactions"][0], "hospitalisation": True}]}, "CN-NEW-SERIOUS",
+     dt.datetime(2026, 1, 12, 23, 59, 59)),
+])  # fmt: skip
+def test_other_cases_keep_their_deadlines(make_case, fields, rule, due):
+    case = make_case(received_at=DAY0, **fields)
+    assert _report_clocks(case)[0] == (rule, timezone.make_aware(due))
+
+
+def test_a_follow_up_that_finds_the_study_reaction_life_threatening_is_due_7_days_from_its_receipt(make_case, users):
+    case = make_case(report_type="2", expectedness="unexpected", received_at=DAY0)
+    services.add_follow_up(users["pv"], case, {"reactions": LIFE_THREATENING}, received_at=DAY0 + dt.timedelta(days=2),
+                           summary="危及生命")  # fmt: skip
+    assert ("CN-SUSAR-7", timezone.make_aware(dt.datetime(2026, 1, 6, 23, 59, 59))) in _report_clocks(case)
+
+
+def test_a_database_installed_before_gets_the_7_day_rule_and_keeps_its_own(db):
+    """Migration 0012 installs the rule where the rules were installed before; an administrator's change to another
+    rule stays."""
+    import importlib
+
+    from django.apps import apps
+
+    from pharmacrm.safety.models import ReportingRule
+
+    ReportingRule.objects.filter(code="CN-SUSAR-7").delete()
+    ReportingRule.objects.filter(code="CN-OTHER").update(within=20)
+    importlib.import_module("pharmacrm.safety.migrations.0012_susar_reporting_rule").install(apps, None)
+    rule = ReportingRule.objects.get(code="CN-SUSAR-7")
+    assert (rule.active, rule.within, rule.unit, rule.condition) == (True, 7, "days", "susar_fatal_lt")
+    assert ReportingRule.objects.get(code="CN-OTHER").within == 20
+
+
+def test_the_rules_page_names_the_susar_rule_in_the_readers_language(client_for):
+    page = client_for("pv").get(reverse("safety:rules")).content.decode()
+    assert "CN-SUSAR-7" in page and "致死或危及生命的可疑且非预期严重不良反应（临床研究）：7 日内" in page
