@@ -1412,6 +1412,13 @@ def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[S
         missing = ", ".join(str(Criterion(c).label) for c in case.missing)  # the criteria, not their codes
         raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
                                         % {"missing": missing}]})  # fmt: skip
+    earlier = case.submissions.filter(message_id=values["message_id"], jurisdiction=values["jurisdiction"],
+                                      kind=kind).order_by("submitted_at").first() if values["message_id"] else None
+    if earlier is not None:  # a gateway refuses a batch number it has received: the same batch recorded twice
+        raise ValidationError({"message_id": [
+            _("The submission of batch %(batch)s to this regulator was recorded already (%(at)s): it is recorded once.")
+            % {"batch": values["message_id"], "at": timezone.localtime(earlier.submitted_at).strftime("%Y-%m-%d %H:%M")}
+        ]})  # fmt: skip
     if values["submitted_at"] < case.received_at:  # a mistyped date would meet the clock "on time"
         day0 = timezone.localtime(case.received_at).strftime("%Y-%m-%d %H:%M")
         raise ValidationError({"submitted_at": [

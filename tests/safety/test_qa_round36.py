@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.safety import services
-from pharmacrm.safety.models import SafetyCase, SafetyClock
+from pharmacrm.safety.models import SafetyCase, SafetyClock, Submission
 from tests.api import conftest as api_fixtures
 
-from .conftest import COMPLETE, sign_code
+from .conftest import COMPLETE, next_code, sign_code
 from .test_case_pages import form_data
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +163,31 @@ def test_a_database_installed_before_gets_the_7_day_rule_and_keeps_its_own(db):
 def test_the_rules_page_names_the_susar_rule_in_the_readers_language(client_for):
     page = client_for("pv").get(reverse("safety:rules")).content.decode()
     assert "CN-SUSAR-7" in page and "致死或危及生命的可疑且非预期严重不良反应（临床研究）：7 日内" in page
+
+
+# --- 4. the same batch recorded as sent twice ------------------------------------------------------------------
+
+
+def test_the_submission_of_a_batch_is_recorded_once(api_for, make_case, users):
+    """The officer recorded the NMPA submission of batch B-7, the page answered slowly, and they recorded it again
+    with the next code (or a colleague did): two submissions of one batch — the case listed two reports, and the
+    regulator's rejection of that batch reopened the case twice and told PV twice. A second record of a batch
+    already recorded for the same regulator is now refused on the batch number, saying when it was recorded."""
+    pv = users["pv"]
+    sign_code(pv)
+    case = make_case()
+    client = api_for("pv")
+    url = f"/api/v1/safety/cases/{case.pk}/submissions/"
+    body = {"channel": "nmpa", "message_id": "PHARMACRM-20261204-000007"}
+    first = client.post(url, {**body, "otp_code": sign_code(pv)}, format="json")
+    assert first.status_code == 201, first.json()
+
+    again = client.post(url, {**body, "otp_code": next_code(pv)}, format="json")
+
+    assert again.status_code == 400
+    message = again.json()["message_id"][0]
+    assert "PHARMACRM-20261204-000007" in message and "already" in message
+    assert Submission.objects.filter(case=case).count() == 1
+    # another regulator's submission of the same batch, or another batch, is recorded
+    assert services.record_submission(pv, case, {"channel": "fda_esg", "jurisdiction": "US", **{
+        "message_id": body["message_id"]}}, otp_code=next_code(pv))  # fmt: skip
