@@ -269,6 +269,31 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
     return values
 
 
+def _check_latest(values: dict, day0: dt.datetime, errors: dict) -> None:
+    """C.1.5, the date of the most recent information, between day 0 (C.1.4) and now: taken as sent, a date before
+    day 0 or a mistyped year ahead was kept until the export refused it, and an incoming follow-up was "older than
+    what the case holds" and not applied."""
+    latest = values.get("latest_received_at")
+    if latest is None:
+        return
+    if isinstance(latest, str):
+        try:
+            latest = dt.datetime.fromisoformat(latest)
+        except ValueError:
+            errors.setdefault("latest_received_at", []).append(_("Enter a date and time."))
+            return
+    if timezone.is_naive(latest):
+        latest = timezone.make_aware(latest)
+    values["latest_received_at"] = latest
+    if latest < day0:
+        errors.setdefault("latest_received_at", []).append(
+            _("The most recent information cannot predate the first receipt (%(day0)s).")
+            % {"day0": timezone.localtime(day0).strftime("%Y-%m-%d %H:%M")}
+        )
+    elif latest > timezone.now() + dt.timedelta(minutes=5):
+        errors.setdefault("latest_received_at", []).append(_("The most recent information cannot be in the future."))
+
+
 def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: dict) -> list[dict]:
     if rows is None:
         return None
@@ -636,6 +661,7 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
     if "kind" not in data:
         errors["kind"] = [_("Choose the kind of case.")]
     values = _clean_case_values(data, errors)
+    _check_latest(values, received_at, errors)
     drugs = _clean_rows(data.get("drugs", []), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions", []), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip
@@ -729,6 +755,7 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
     require(user)
     errors: dict[str, list[str]] = {}
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
+    _check_latest(values, case.received_at, errors)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip
@@ -792,6 +819,7 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
     elif received_at < case.received_at:
         errors["received_at"] = [_("A follow-up cannot be received before the initial report.")]
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
+    _check_latest(values, case.received_at, errors)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip

@@ -191,3 +191,53 @@ def test_the_submission_of_a_batch_is_recorded_once(api_for, make_case, users):
     # another regulator's submission of the same batch, or another batch, is recorded
     assert services.record_submission(pv, case, {"channel": "fda_esg", "jurisdiction": "US", **{
         "message_id": body["message_id"]}}, otp_code=next_code(pv))  # fmt: skip
+
+
+# --- 5. the date of the most recent information (C.1.5) and day 0 through the API ------------------------------------
+
+
+@pytest.mark.parametrize(("latest", "reason"), [
+    ("2020-01-01T00:00:00+08:00", "2020 is before day 0"),
+    ("2027-12-25T00:00:00+08:00", "a mistyped year, in the future"),
+])  # fmt: skip
+def test_the_most_recent_information_cannot_predate_day_0_nor_lie_ahead(api_for, make_case, latest, reason):
+    """C.1.5 was taken as sent: before day 0 or in the future, it was kept, the export refused it days later, and an
+    incoming follow-up of the partner was "older than what the case holds" and not applied. Refused at the field."""
+    case = make_case()
+    before = case.latest_received_at
+    response = api_for("pv").patch(f"/api/v1/safety/cases/{case.pk}/",
+                                   {"latest_received_at": latest, "version": case.version}, format="json")
+    assert response.status_code == 400, reason
+    assert list(response.json()) == ["latest_received_at"]
+    case.refresh_from_db()
+    assert case.latest_received_at == before
+
+    created = api_for("pv").post("/api/v1/safety/cases/", {**COMPLETE, "latest_received_at": latest}, format="json")
+    assert created.status_code == 400 and list(created.json()) == ["latest_received_at"]
+
+
+def test_a_later_most_recent_information_is_taken(api_for, make_case):
+    case = make_case()
+    later = timezone.localtime(case.received_at + dt.timedelta(hours=5)).isoformat()
+    response = api_for("pv").patch(f"/api/v1/safety/cases/{case.pk}/",
+                                   {"latest_received_at": later, "version": case.version}, format="json")
+    assert response.status_code == 200, response.json()
+    case.refresh_from_db()
+    assert case.latest_received_at == case.received_at + dt.timedelta(hours=5)
+
+
+def test_day_0_sent_in_a_change_is_refused_not_silently_dropped(api_for, make_case):
+    """PATCH with another received_at answered 200 and kept the old day 0: the client believed it corrected. Day 0
+    does not change (a follow-up has its own receipt date); the answer now says so on the field. The same day 0 sent
+    back with the rest of the case is no change and passes."""
+    case = make_case()
+    url = f"/api/v1/safety/cases/{case.pk}/"
+    other = timezone.localtime(case.received_at - dt.timedelta(days=2)).isoformat()
+    response = api_for("pv").patch(url, {"received_at": other, "version": case.version}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == ["received_at"]
+    case.refresh_from_db()
+    same = timezone.localtime(case.received_at).isoformat()
+    response = api_for("pv").patch(url, {"received_at": same, "narrative": "补充", "version": case.version},
+                                   format="json")  # fmt: skip
+    assert response.status_code == 200, response.json()
