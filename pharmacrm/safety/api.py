@@ -1450,7 +1450,8 @@ class ReconciliationRowSerializer(Serializer):
     report_due = serializers.DateTimeField(allow_null=True)
     submitted_at = serializers.DateTimeField(allow_null=True)
     timeliness = serializers.CharField(
-        help_text="on_time, late, not_yet, overdue, not_reportable, closed_unreported (empty without a case)."
+        help_text="on_time, late, not_yet, overdue, not_reportable, closed_unreported, nullified (no report owed; "
+        "empty without a case)."
     )
     late_days = serializers.IntegerField()
 

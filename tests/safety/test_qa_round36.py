@@ -241,3 +241,37 @@ def test_day_0_sent_in_a_change_is_refused_not_silently_dropped(api_for, make_ca
     response = api_for("pv").patch(url, {"received_at": same, "narrative": "补充", "version": case.version},
                                    format="json")  # fmt: skip
     assert response.status_code == 200, response.json()
+
+
+# --- 6. a nullified case is not "closed without a report" ----------------------------------------------------------
+
+
+def test_a_nullified_duplicate_reads_nullified_not_closed_without_a_report(users, xiehe, client_for, make_case):
+    """Two agents took the same call: PV nullified the second case as a duplicate. The reconciliation the auditor
+    reads listed it "Closed without a report" — a case owed to the regulator and dropped — and its case page called
+    its clock "stopped: case closed without a report". It now reads nullified, no report owed; a case closed with a
+    report still owed keeps saying so."""
+    from pharmacrm.safety import reconciliation as recon
+
+    from .test_reconciliation import confirmed_case, row_of, ticket
+
+    duplicate = confirmed_case(users, ticket(users, xiehe, "服药后全身皮疹", days_ago=3))
+    closed = confirmed_case(users, ticket(users, xiehe, "服药后恶心呕吐", days_ago=3))
+    services.set_status(users["pv"], duplicate, "nullified", reason="与 AE-2026-000001 重复")
+    services.set_status(users["pv"], closed, "closed", reason="报告者撤回")
+
+    result = recon.report(*recon.default_period())
+    rows = result["rows"]
+    assert row_of(rows, duplicate.source_ticket.number)["timeliness"] == recon.NULLIFIED
+    assert row_of(rows, closed.source_ticket.number)["timeliness"] == recon.CLOSED_UNREPORTED
+    assert (result["totals"]["nullified"], result["totals"]["closed_unreported"]) == (1, 1)
+
+    auditor = client_for("auditor")
+    auditor.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    page = auditor.get(reverse("safety:reconciliation")).content.decode()
+    assert f'data-case="{duplicate.number}" data-timeliness="nullified"' in page
+    assert "Nullified: no report owed" in page
+    case_page = client_for("pv").get(reverse("safety:case", args=[duplicate.pk])).content.decode()
+    assert "已停止：病例已作废" in case_page and "病例未经报告即关闭" not in case_page
+    closed_page = client_for("pv").get(reverse("safety:case", args=[closed.pk])).content.decode()
+    assert "病例未经报告即关闭" in closed_page
