@@ -269,7 +269,7 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
     return values
 
 
-def _check_latest(values: dict, day0: dt.datetime, errors: dict) -> None:
+def _check_latest(values: dict, day0: dt.datetime, errors: dict, stored: dt.datetime | None = None) -> None:
     """C.1.5, the date of the most recent information, between day 0 (C.1.4) and now: taken as sent, a date before
     day 0 or a mistyped year ahead was kept until the export refused it, and an incoming follow-up was "older than
     what the case holds" and not applied."""
@@ -285,6 +285,8 @@ def _check_latest(values: dict, day0: dt.datetime, errors: dict) -> None:
     if timezone.is_naive(latest):
         latest = timezone.make_aware(latest)
     values["latest_received_at"] = latest
+    if stored is not None and abs(latest - stored) < dt.timedelta(seconds=1):
+        return  # sent back as stored (a whole case returned with one change): not the client's to answer for
     if latest < day0:
         errors.setdefault("latest_received_at", []).append(
             _("The most recent information cannot predate the first receipt (%(day0)s).")
@@ -755,7 +757,7 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
     require(user)
     errors: dict[str, list[str]] = {}
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
-    _check_latest(values, case.received_at, errors)
+    _check_latest(values, case.received_at, errors, case.latest_received_at)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip
@@ -819,7 +821,7 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
     elif received_at < case.received_at:
         errors["received_at"] = [_("A follow-up cannot be received before the initial report.")]
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
-    _check_latest(values, case.received_at, errors)
+    _check_latest(values, case.received_at, errors, case.latest_received_at)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip

@@ -275,3 +275,15 @@ def test_a_nullified_duplicate_reads_nullified_not_closed_without_a_report(users
     assert "已停止：病例已作废" in case_page and "病例未经报告即关闭" not in case_page
     closed_page = client_for("pv").get(reverse("safety:case", args=[closed.pk])).content.decode()
     assert "病例未经报告即关闭" in closed_page
+
+
+def test_a_stored_most_recent_information_sent_back_unchanged_passes(api_for, make_case):
+    """A case imported before C.1.5 was checked may hold one before its day 0: a client sending the whole case back
+    with one change is not refused for a value it did not touch."""
+    case = make_case()
+    SafetyCase.objects.filter(pk=case.pk).update(latest_received_at=case.received_at - dt.timedelta(days=1))
+    case.refresh_from_db()
+    response = api_for("pv").patch(f"/api/v1/safety/cases/{case.pk}/", {
+        "latest_received_at": timezone.localtime(case.latest_received_at).isoformat(), "narrative": "补充",
+        "version": case.version}, format="json")  # fmt: skip
+    assert response.status_code == 200, response.json()
