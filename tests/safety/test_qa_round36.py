@@ -1,7 +1,8 @@
 """Safety defects found by the thirty-sixth review round: a country typed in Chinese characters and a number that
 only Python reads, both kept until the export refused them; the regulator's rejection of a closed case's report
 leaving its other clocks stopped on an open case; a life-threatening unexpected reaction in a clinical study (a
-SUSAR), due in 7 days, not 15."""
+SUSAR), due in 7 days, not 15; one batch recorded as sent twice; C.1.5 before day 0 or ahead, and a changed day 0
+silently dropped by the API; a nullified duplicate read as "closed without a report"."""
 
 from __future__ import annotations
 
