@@ -737,7 +737,11 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         data = _service_data(serializer.validated_data)
         version = expected_version(request, _body_version(request))
         quality = data.pop("quality", None)
-        data.pop("received_at", None)  # day 0 never changes; a follow-up has its own date
+        received_at = data.pop("received_at", None)  # day 0 never changes; a follow-up has its own date
+        if received_at is not None and abs(received_at - case.received_at) >= dt.timedelta(seconds=1):  # not a silent 200
+            raise serializers.ValidationError({"received_at": [
+                _("Day 0 does not change: new information is a follow-up, with its own receipt date (…/follow-ups/).")
+            ]})  # fmt: skip
         with transaction.atomic():
             if data or quality is None:
                 services.update_case(request.user, case, data, version=version)
@@ -1446,7 +1450,8 @@ class ReconciliationRowSerializer(Serializer):
     report_due = serializers.DateTimeField(allow_null=True)
     submitted_at = serializers.DateTimeField(allow_null=True)
     timeliness = serializers.CharField(
-        help_text="on_time, late, not_yet, overdue, not_reportable, closed_unreported (empty without a case)."
+        help_text="on_time, late, not_yet, overdue, not_reportable, closed_unreported, nullified (no report owed; "
+        "empty without a case)."
     )
     late_days = serializers.IntegerField()
 

@@ -156,6 +156,8 @@ class Jurisdiction(models.TextChoices):
 
 class RuleCondition(models.TextChoices):
     DEATH = "death", _("Fatal case")
+    # a suspected unexpected serious adverse reaction of a clinical study (C.1.3 = 2) that is fatal or life-threatening
+    SUSAR_FATAL_LT = "susar_fatal_lt", _("Study: unexpected, fatal or life-threatening (SUSAR)")
     NEW_OR_SERIOUS = "new_or_serious", _("New (unexpected) or serious")
     SERIOUS_UNEXPECTED = "serious_unexpected", _("Serious and unexpected")
     SERIOUS = "serious", _("Serious")

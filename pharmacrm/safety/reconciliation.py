@@ -22,8 +22,8 @@ DEFAULT_DAYS = 90
 DAY = dt.timedelta(days=1)
 
 # how a case stands against its reporting deadlines
-ON_TIME, LATE, NOT_YET, OVERDUE, NOT_REPORTABLE, CLOSED_UNREPORTED = (
-    "on_time", "late", "not_yet", "overdue", "not_reportable", "closed_unreported",
+ON_TIME, LATE, NOT_YET, OVERDUE, NOT_REPORTABLE, CLOSED_UNREPORTED, NULLIFIED = (
+    "on_time", "late", "not_yet", "overdue", "not_reportable", "closed_unreported", "nullified",
 )  # fmt: skip
 TIMELINESS = {
     ON_TIME: _("On time"),
@@ -32,6 +32,7 @@ TIMELINESS = {
     OVERDUE: _("Overdue, not reported"),
     NOT_REPORTABLE: _("Not reportable"),
     CLOSED_UNREPORTED: _("Closed without a report"),
+    NULLIFIED: _("Nullified: no report owed"),
 }
 NO_FLAG = "none"  # a safety-relevant record the net never flagged
 FLAG_STATUS = {**dict(SignalStatus.choices), NO_FLAG: _("Never flagged")}
@@ -251,6 +252,8 @@ def report(
             if (state == NOT_REPORTABLE and not case["valid"] and case["kind"] != CaseKind.QUALITY
                     and case["status"] not in (CaseStatus.CLOSED, CaseStatus.NULLIFIED)):
                 state = NOT_YET  # no clock before the minimum criteria are met (no day 0): reported once they are
+            if state == CLOSED_UNREPORTED and case["status"] == CaseStatus.NULLIFIED:
+                state = NULLIFIED  # void (a duplicate, sent in error): nothing owed — not a report dropped
             dues = [c["due_at"] for c in case_clocks if c["met_at"] is None] or [
                 c["due_at"] for c in case_clocks
             ]

@@ -189,16 +189,20 @@ def _clean_date(value, field: str, errors: dict) -> dt.date | None:
         return None
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)  # the export's number (rules._NUMBER)
+
+
 def _clean_number(value, field: str, errors: dict, *, upper: float) -> str:
     # ４５ or ６０．５ from an input method in full-width mode: kept as typed, the ICSR failed its schema at export
     text = unicodedata.normalize("NFKC", str(value or "")).strip()
     if not text:
         return ""
-    try:
-        number = float(text)
-    except ValueError:
+    # in digits, as E2B's PQ takes it: float() also reads 1e2, 1_000 or Arabic-Indic ٤٥, which were stored as typed
+    # and refused only at the export, days later
+    if not _PLAIN_NUMBER.fullmatch(text):
         errors.setdefault(field, []).append(_("Enter a number."))
         return ""
+    number = float(text)
     if not 0 < number <= upper:
         errors.setdefault(field, []).append(_("Enter a number between 0 and %(upper)s.") % {"upper": upper})
         return ""
@@ -249,7 +253,8 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
                     )
         elif field in ("country", "reporter_country"):  # ＣＮ typed in full width is CN, the code E2B takes
             value = unicodedata.normalize("NFKC", str(value or "")).strip().upper()
-            if value and (len(value) != 2 or not value.isalpha()):
+            # ASCII letters: 中国 or 美国 are two letters too (str.isalpha), and went out as C.1.1 "中国-…" and E.i.9
+            if value and (len(value) != 2 or not value.isascii() or not value.isalpha()):
                 errors.setdefault(field, []).append(_("Enter a two-letter country code (ISO 3166), e.g. CN."))
         else:
             value = "" if value is None else str(value).strip()
@@ -262,6 +267,33 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
     if values.get("patient_age") and not (values.get("patient_age_unit") or data.get("patient_age_unit")):
         values["patient_age_unit"] = AgeUnit.YEARS
     return values
+
+
+def _check_latest(values: dict, day0: dt.datetime, errors: dict, stored: dt.datetime | None = None) -> None:
+    """C.1.5, the date of the most recent information, between day 0 (C.1.4) and now: taken as sent, a date before
+    day 0 or a mistyped year ahead was kept until the export refused it, and an incoming follow-up was "older than
+    what the case holds" and not applied."""
+    latest = values.get("latest_received_at")
+    if latest is None:
+        return
+    if isinstance(latest, str):
+        try:
+            latest = dt.datetime.fromisoformat(latest)
+        except ValueError:
+            errors.setdefault("latest_received_at", []).append(_("Enter a date and time."))
+            return
+    if timezone.is_naive(latest):
+        latest = timezone.make_aware(latest)
+    values["latest_received_at"] = latest
+    if stored is not None and abs(latest - stored) < dt.timedelta(seconds=1):
+        return  # sent back as stored (a whole case returned with one change): not the client's to answer for
+    if latest < day0:
+        errors.setdefault("latest_received_at", []).append(
+            _("The most recent information cannot predate the first receipt (%(day0)s).")
+            % {"day0": timezone.localtime(day0).strftime("%Y-%m-%d %H:%M")}
+        )
+    elif latest > timezone.now() + dt.timedelta(minutes=5):
+        errors.setdefault("latest_received_at", []).append(_("The most recent information cannot be in the future."))
 
 
 def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: dict) -> list[dict]:
@@ -392,6 +424,11 @@ def _applies(condition: str, case: SafetyCase) -> bool:
     unexpected = case.expectedness == Expectedness.UNEXPECTED
     if condition == RuleCondition.DEATH:
         return case.fatal
+    if condition == RuleCondition.SUSAR_FATAL_LT:
+        # 药物临床试验期间安全性数据快速报告标准和程序: a fatal or life-threatening SUSAR within 7 days, not 15
+        return case.report_type == ReportType.STUDY and unexpected and (
+            case.fatal or any(r.life_threatening for r in case.reactions.all())
+        )
     if condition == RuleCondition.NEW_OR_SERIOUS:
         return case.serious or unexpected
     if condition == RuleCondition.SERIOUS_UNEXPECTED:
@@ -626,6 +663,7 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
     if "kind" not in data:
         errors["kind"] = [_("Choose the kind of case.")]
     values = _clean_case_values(data, errors)
+    _check_latest(values, received_at, errors)
     drugs = _clean_rows(data.get("drugs", []), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions", []), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip
@@ -719,6 +757,7 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
     require(user)
     errors: dict[str, list[str]] = {}
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
+    _check_latest(values, case.received_at, errors, case.latest_received_at)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip
@@ -782,6 +821,7 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
     elif received_at < case.received_at:
         errors["received_at"] = [_("A follow-up cannot be received before the initial report.")]
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
+    _check_latest(values, case.received_at, errors, case.latest_received_at)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip
@@ -1402,6 +1442,13 @@ def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[S
         missing = ", ".join(str(Criterion(c).label) for c in case.missing)  # the criteria, not their codes
         raise ValidationError({"case": [_("Only a valid case can be reported: it still misses %(missing)s.")
                                         % {"missing": missing}]})  # fmt: skip
+    earlier = case.submissions.filter(message_id=values["message_id"], jurisdiction=values["jurisdiction"],
+                                      kind=kind).order_by("submitted_at").first() if values["message_id"] else None
+    if earlier is not None:  # a gateway refuses a batch number it has received: the same batch recorded twice
+        raise ValidationError({"message_id": [
+            _("The submission of batch %(batch)s to this regulator was recorded already (%(at)s): it is recorded once.")
+            % {"batch": values["message_id"], "at": timezone.localtime(earlier.submitted_at).strftime("%Y-%m-%d %H:%M")}
+        ]})  # fmt: skip
     if values["submitted_at"] < case.received_at:  # a mistyped date would meet the clock "on time"
         day0 = timezone.localtime(case.received_at).strftime("%Y-%m-%d %H:%M")
         raise ValidationError({"submitted_at": [
@@ -1472,6 +1519,7 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
         # the case first (as every change of a case, and as record_submission does): an officer's edit at the same
         # moment finishes before the status and version are read here, or waits for them and meets a conflict
         case = _lock(submission.case, None)
+        old_status = case.status
         submission = Submission.objects.select_for_update().get(pk=submission.pk)
         if submission.ack_message_id and submission.ack_message_id == ack_message_id:
             return submission  # the same acknowledgement imported twice
@@ -1490,6 +1538,10 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
             case.version += 1
             case.updated_at = timezone.now()
             case.save(update_fields=["status", "version", "updated_at"])
+            if old_status == CaseStatus.CLOSED:
+                # reopened as by hand: the clocks closing stopped (a death's investigation report) run again — left
+                # stopped, they read "case closed without a report" on an open case and were never warned of
+                _reopen_clocks(case, timezone.now())
             reopened = SafetyClock.objects.filter(
                 case=case, kind=submission.kind, jurisdiction=submission.jurisdiction, met_at=submission.submitted_at
             )  # fmt: skip
@@ -1500,8 +1552,9 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
             _notify_case(case, "safety.ack-rejected",
                          Message(gettext_lazy("%(number)s: the regulator rejected the report"), number=case.number),
                          "\n".join(submission.ack_errors[:10]))  # fmt: skip
+        status = {"changes": {"status": [old_status, case.status]}} if case.status != old_status else {}
         _record(A.UPDATE, case, user, acknowledgement=submission.ack_status, submission=submission.pk,
-                ack_message_id=ack_message_id, errors=submission.ack_errors[:20])  # fmt: skip
+                ack_message_id=ack_message_id, errors=submission.ack_errors[:20], **status)  # fmt: skip
     return submission
 
 

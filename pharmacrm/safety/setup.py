@@ -5,6 +5,9 @@ an administrator where the company reports there)."""
 DEFAULT_RULES = [
     ("CN-DEATH", "CN", "死亡病例：立即报告（24 小时内）", "death", "report", 24, "hours", 0, True,
      "《药品不良反应报告和监测管理办法》第二十条"),
+    # after the death rule (same position, a later id: a fatal case is still due in 24 hours), before the 15 days
+    ("CN-SUSAR-7", "CN", "致死或危及生命的可疑且非预期严重不良反应（临床研究）：7 日内", "susar_fatal_lt", "report", 7, "days",
+     0, True, "《药物临床试验质量管理规范》第四十八条；《药物临床试验期间安全性数据快速报告标准和程序》"),
     ("CN-NEW-SERIOUS", "CN", "新的、严重的不良反应：15 日内", "new_or_serious", "report", 15, "days", 1, True,
      "《药品不良反应报告和监测管理办法》第二十条"),
     ("CN-OTHER", "CN", "其他不良反应：30 日内", "other", "report", 30, "days", 2, True,
@@ -29,6 +32,9 @@ def shipped_names() -> tuple[dict, dict]:
         "新的、严重的不良反应：15 日内": _("New or serious reactions: within 15 days"),
         "其他不良反应：30 日内": _("Other reactions: within 30 days"),
         "死亡病例调查报告：15 日内": _("Death investigation report: within 15 days"),
+        "致死或危及生命的可疑且非预期严重不良反应（临床研究）：7 日内": _(
+            "Fatal or life-threatening unexpected serious reactions (clinical study): within 7 days"
+        ),
     }
     english = {
         "FDA 15-day alert report (serious and unexpected)": _("FDA 15-day alert report (serious and unexpected)"),
@@ -38,8 +44,12 @@ def shipped_names() -> tuple[dict, dict]:
     return chinese, english
 
 
-def install_rules(ReportingRule) -> None:  # noqa: N803 — a model class, historical in migrations
+def install_rules(ReportingRule, codes=None) -> None:  # noqa: N803 — a model class, historical in migrations
+    """The shipped rules not installed yet (`codes`: only those), as shipped; a rule installed before keeps what
+    an administrator made of it."""
     for code, jurisdiction, name, condition, kind, within, unit, position, active, basis in DEFAULT_RULES:
+        if codes is not None and code not in codes:
+            continue
         ReportingRule.objects.get_or_create(
             code=code,
             defaults={"jurisdiction": jurisdiction, "name": name, "condition": condition, "clock_kind": kind,

@@ -114,6 +114,7 @@ CLOCK_STATES = {
     "met": gettext_lazy("Met"),
     "met_late": gettext_lazy("Met late"),
     "stopped": gettext_lazy("Stopped: case closed without a report"),
+    "stopped_nullified": gettext_lazy("Stopped: case nullified"),
 }
 
 
@@ -160,8 +161,9 @@ class ClockRow:
 def clock_row(clock: SafetyClock, now: dt.datetime) -> ClockRow:
     if clock.met_at is not None:
         return ClockRow(clock, "met_late" if clock.met_at > clock.due_at else "met", "")
-    if clock.stopped_at is not None:
-        return ClockRow(clock, "stopped", "")
+    if clock.stopped_at is not None:  # (the case is the page's: read without a query)
+        nullified = clock.case_id is not None and clock.case.status == CaseStatus.NULLIFIED
+        return ClockRow(clock, "stopped_nullified" if nullified else "stopped", "")
     text, overdue = deadline_text(clock.due_at, now)
     if overdue or clock.breached_at is not None:
         return ClockRow(clock, "breached", text)

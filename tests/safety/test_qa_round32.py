@@ -289,9 +289,11 @@ def test_the_case_answer_says_what_became_of_its_latest_report(api_for, make_cas
 def test_an_amendment_and_an_accepted_follow_up_read_as_the_page_shows_them(api_for, make_case, users):
     case = make_case()
     first = _export(case, users)
-    Submission.objects.create(case=case, jurisdiction="CN", channel="nmpa", submitted_at=timezone.now(),
-                              submitted_by=users["pv"], message_id=first.message_id, ack_status="accepted",
-                              ack_at=timezone.now())  # fmt: skip
+    # to the second, as record_submission stores it: with its microseconds, a submission made in the second the
+    # amendment was then exported in read as later than that export (C.1.2 is kept to the second), under load
+    Submission.objects.create(case=case, jurisdiction="CN", channel="nmpa",
+                              submitted_at=timezone.now().replace(microsecond=0), submitted_by=users["pv"],
+                              message_id=first.message_id, ack_status="accepted", ack_at=timezone.now())  # fmt: skip
     services.export_icsr(users["pv"], [SafetyCase.objects.get(pk=case.pk)], otp_code=next_code(users["pv"]),
                          report="amendment", reason="剂量单位更正")  # fmt: skip
 

@@ -245,6 +245,8 @@ def _parse_report(message, n: int, source_name: str) -> dict:
     latest = parse_datetime(_s(ie, "h:availabilityTime/@value"))
     if latest is None or latest > timezone.now() + datetime.timedelta(days=1):  # unknown, or in the future
         latest = received_at
+    # a sender's C.1.5 before its own C.1.4, or a date of a time zone ahead of ours, within what the case takes
+    latest = min(max(latest, received_at), max(timezone.now(), received_at))
 
     reactions = [_parse_reaction(obs, i, b) for i, obs in enumerate(_reactions(role), start=1)]
     drugs = _parse_drugs(aea, role, b)
