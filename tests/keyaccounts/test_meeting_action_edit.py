@@ -377,3 +377,60 @@ def test_an_action_given_to_a_member_being_removed_refuses_one_of_the_two(users,
     assert still_member == handed  # never an action owned by someone outside the team
     assert len(refused) == 1 and (refused[0] == "The owner must be a member of the account's service team."
                                   or refused[0].startswith("Give this member's open meeting actions"))  # fmt: skip
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_meeting_giving_an_action_to_a_member_being_removed_refuses_one_of_the_two(users, xiehe, staffed,
+                                                                                     monkeypatch):  # fmt: skip
+    """The KAM records a meeting giving the after-sales engineer an action while a manager removes them, both checked
+    before either wrote: the meeting checked the team before taking the account's lock, and the action went to someone
+    outside the team. Now the owners are checked again under the lock: one of the two is refused."""
+    import threading
+
+    from django.db import connection
+
+    account = staffed(xiehe)
+    aftersales = TeamMember.objects.get(account=account, user=users["aftersales"])
+    both_allowed = threading.Barrier(2, timeout=20)
+    original_manage, original_record = services.require_manage, services.may_record
+
+    def manage_then_wait(user, acct):
+        original_manage(user, acct)
+        both_allowed.wait()
+
+    def record_then_wait(user, acct):
+        allowed = original_record(user, acct)
+        both_allowed.wait()
+        return allowed
+
+    monkeypatch.setattr(services, "require_manage", manage_then_wait)
+    monkeypatch.setattr(services, "may_record", record_then_wait)
+    refused: list[str] = []
+
+    def run(change):
+        try:
+            with translation.override("en"):
+                change()
+        except ValidationError as e:
+            refused.extend(e.messages)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: services.remove_member(users["manager"], aftersales),)),
+        threading.Thread(target=run, args=(lambda: services.record_meeting(
+            users["kam"], account, {"held_at": timezone.now(), "title": "季度沟通会", "minutes": "纪要"},
+            [{"title": "回访", "owner": users["aftersales"], "due_date": timezone.localdate() + dt.timedelta(days=7)}]),)),
+    ]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    monkeypatch.setattr(services, "require_manage", original_manage)
+    monkeypatch.setattr(services, "may_record", original_record)
+    still_member = TeamMember.objects.filter(account=account, user=users["aftersales"]).exists()
+    given = MeetingAction.objects.filter(meeting__account=account, owner=users["aftersales"]).exists()
+    assert still_member == given  # never an action owned by someone outside the team
+    assert len(refused) == 1 and (refused[0] == "The owner must be a member of the account's service team."
+                                  or refused[0].startswith("Give this member's open meeting actions"))  # fmt: skip
