@@ -159,7 +159,9 @@ class TeamMemberCreateSerializer(Serializer):
     ),
     destroy=extend_schema(
         tags=TAGS, responses={204: None, 400: ERRORS, 403: DENIED},
-        description="Take a member out of the team; their open plan items must be given to someone else first.",
+        description="Take a member out of the team; their open plan items and open meeting actions must be given "
+                    "to someone else first (a 400 names the actions; PATCH keyaccounts/meeting-actions/{id}/ changes "
+                    "an action's owner).",
     ),
 )  # fmt: skip
 class TeamMemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -200,7 +202,7 @@ class MeetingActionSerializer(ModelSerializer):
 
     class Meta:
         model = MeetingAction
-        fields = ["id", "meeting", "title", "owner", "owner_name", "due_date", "done", "done_at"]
+        fields = ["id", "meeting", "title", "owner", "owner_name", "due_date", "done", "done_at", "version"]
         read_only_fields = fields
 
     def get_done(self, obj) -> bool:
@@ -245,6 +247,18 @@ class MeetingCreateSerializer(Serializer):
     minutes = serializers.CharField(max_length=50000, allow_blank=True)
     actions = ActionInputSerializer(many=True, required=False, max_length=MAX_ACTIONS,
                                     help_text="Action items; each owner is told.")  # fmt: skip
+
+
+class ActionEditSerializer(VersionSerializer):
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    owner = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), required=False,
+                                               help_text="A member of the account's service team: the action is "
+                                                         "handed over to them (they are told).")  # fmt: skip
+    due_date = DateField(required=False, help_text="On or after the day of the meeting.")
+
+
+# An action as GET answers it may be sent back with a field changed: what only GET shows is ignored.
+ActionEditSerializer.echoes = MeetingActionSerializer
 
 
 class DoneSerializer(Serializer):
@@ -324,12 +338,38 @@ def _may_toggle(user, item: MeetingAction) -> bool:
     return item.owner_id == user.pk or services.may_manage(user, item.meeting.account)
 
 
-@extend_schema_view(retrieve=extend_schema(tags=TAGS))
-class MeetingActionViewSet(mixins.RetrieveModelMixin, _Scoped):
+@extend_schema_view(
+    retrieve=extend_schema(tags=TAGS),
+    partial_update=extend_schema(
+        tags=TAGS, request=ActionEditSerializer,
+        responses={200: MeetingActionSerializer, 400: ERRORS, 403: DENIED,
+                   409: OpenApiResponse(description="Changed or ticked off by someone else since the version sent "
+                                                    "(with current_version).")},
+        description="Correct an open action item: its title, its owner (a member of the account's service team; "
+                    "the new owner is told) and its due date (on or after the day of the meeting). Fields left out "
+                    "keep their value. Send the action's version (or If-Match): someone else's change since is a "
+                    "409. The account's team, project manager and managers; a done action is reopened first.",
+    ),
+)  # fmt: skip
+class MeetingActionViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, _Scoped):
     """Action items of service meetings."""
 
     queryset = MeetingAction.objects.none()
     serializer_class = MeetingActionSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def update(self, request, *args, **kwargs):
+        if not kwargs.get("partial"):
+            return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
+        item = self.get_object()
+        form = ActionEditSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = _text(form.validated_data)
+        version = _version_sent(request, d.get("version"))
+        with _versioned():
+            services.edit_action(request.user, item, title=d.get("title", item.title), owner=d.get("owner", item.owner),
+                                 due_date=d.get("due_date", item.due_date), version=version)  # fmt: skip
+        return self._answer(item)
 
     def scoped(self):
         return MeetingAction.objects.filter(

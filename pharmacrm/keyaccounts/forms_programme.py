@@ -240,6 +240,19 @@ class MeetingForm(ServiceErrorsMixin, forms.Form):
         return data, actions
 
 
+class ActionEditForm(ServiceErrorsMixin, VersionMixin):
+    """An open action item corrected on the account's page: its text, owner (from the team) and due date."""
+
+    title = forms.CharField(label=_("Action item"), max_length=200)
+    owner = forms.ModelChoiceField(label=_("Owner"), queryset=User.objects.none(), empty_label="—")
+    due_date = forms.DateField(label=_("Due date"), widget=DATE_INPUT)
+
+    def __init__(self, *args, account=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if account is not None:
+            self.fields["owner"].queryset = team_users(account)
+
+
 class PeriodForm(forms.Form):
     period = forms.CharField(
         label=_("Period"), max_length=6, help_text=_("A quarter (2026Q3) or a year (2026).")

@@ -507,13 +507,16 @@ class Meeting(models.Model):
 
 
 class MeetingAction(models.Model):
-    """An action item from a meeting: owner, due date, done."""
+    """An action item from a meeting: owner, due date, done. While open, its text, owner (a member of the account's
+    team) and due date can be corrected (services.edit_action); `version` guards that edit and ticking it off
+    against a change made meanwhile."""
 
     meeting = models.ForeignKey(Meeting, models.CASCADE, related_name="actions")
     title = models.CharField(_("action"), max_length=200)
     owner = models.ForeignKey(USER, models.PROTECT, related_name="+", verbose_name=_("owner"))
     due_date = models.DateField(_("due date"))
     done_at = models.DateTimeField(_("done"), null=True, blank=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         verbose_name = _("meeting action item")

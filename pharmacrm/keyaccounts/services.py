@@ -750,7 +750,24 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
     return row
 
 
+MEMBER_ACTIONS_NAMED = 5  # open meeting actions a refused removal names
+
+
+def open_actions_message(actions: list[MeetingAction]) -> str:
+    """Why a member is not removed yet: the open meeting actions they own, named (at most MEMBER_ACTIONS_NAMED, an
+    ellipsis for more), with the meeting each came from and its due date, to give to someone else first."""
+    named = [_("“%(title)s” (meeting “%(meeting)s”, due %(date)s)")
+             % {"title": a.title, "meeting": a.meeting.title, "date": a.due_date.isoformat()}
+             for a in actions[:MEMBER_ACTIONS_NAMED]]  # fmt: skip
+    if len(actions) > MEMBER_ACTIONS_NAMED:
+        named.append("…")
+    return _("Give this member's open meeting actions to someone else first (Edit, under Service meetings): "
+             "%(actions)s.") % {"actions": listing(named)}  # fmt: skip
+
+
 def remove_member(user, member: TeamMember) -> None:
+    """Take a member out of the account's team. A member who leaves it (holding no other role in it) must have handed
+    over their open plan items and their open meeting actions first: the removal is refused, naming the actions."""
     account = member.account
     require_manage(user, account)
     with transaction.atomic():
@@ -768,8 +785,19 @@ def remove_member(user, member: TeamMember) -> None:
         # a member who stays in the team in another role keeps delivering theirs
         owned = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM)
         stays = TeamMember.objects.filter(account=account, user=member.user).exclude(pk=member.pk).exists()
+        refusals = []
         if not stays and owned.exclude(plan__status=PlanStatus.SUPERSEDED).exists():
-            raise ValidationError(_("Give this member's open plan items to someone else first."))
+            refusals.append(_("Give this member's open plan items to someone else first."))
+        # so are their open meeting actions (edit_action gives one to another member): left with them, an action would
+        # stay owned by someone outside the team, on their work page, and nobody in the team would see to it
+        if not stays:
+            actions = list(MeetingAction.objects.filter(meeting__account=account, owner=member.user_id,
+                                                        done_at__isnull=True)
+                           .select_related("meeting").order_by("due_date", "id")[:MEMBER_ACTIONS_NAMED + 1])  # fmt: skip
+            if actions:
+                refusals.append(open_actions_message(actions))
+        if refusals:
+            raise ValidationError(refusals)
         member.delete()
         # the last day served: their scorecards up to today still count this account
         TeamTenure.objects.filter(account=account, user=member.user_id, role=member.role, end__isnull=True).update(
@@ -1904,6 +1932,12 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
                    "recorded": _moment(same.created_at)},
                 same,
             )  # fmt: skip
+        # the owners are still in the team: not removed since they were checked (remove_member takes the same lock)
+        team = set(TeamMember.objects.filter(account=account).values_list("user_id", flat=True))
+        gone = {f"action_{n}_owner": [_("The owner must be a member of the account's service team.")]
+                for n, (_t, owner, _d) in enumerate(clean_actions, start=1) if owner.pk not in team}  # fmt: skip
+        if gone:
+            raise ValidationError(gone)
         meeting = Meeting.objects.create(account=account, held_at=held_at, title=title, minutes=minutes,
                                          attendees=_clean(data.get("attendees"), 2000), created_by=user)  # fmt: skip
         rows = MeetingAction.objects.bulk_create(
@@ -1933,9 +1967,88 @@ def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAc
             return action
         old = action.done_at
         action.done_at = timezone.now() if done else None
-        action.save(update_fields=["done_at"])
+        action.version += 1  # an edit from a page read before this is refused (edit_action), not saved over it
+        action.save(update_fields=["done_at", "version"])
         audit.record(A.UPDATE, action.meeting, user=user, changes={"action": [str(old), str(action.done_at)]},
                      action_id=action.pk)  # fmt: skip
+    return action
+
+
+def may_edit_action(user, action: MeetingAction) -> bool:
+    """Who corrects an open action item (its text, owner, due date): whoever may record the account's meetings — its
+    team, its project manager, managers and administrators —, never the auditor."""
+    return may_record(user, action.meeting.account)
+
+
+def edit_action(user, action: MeetingAction, *, title: str, owner, due_date, version: int | None = None) -> MeetingAction:
+    """Correct an open action item of a meeting: its text, its owner (a member of the account's service team: this is
+    how an action is handed over) and its due date (on or after the day of the meeting). `version` is the action's
+    version the user loaded: an action changed or ticked off since is refused with StaleVersion. A done action is
+    reopened first. Audited with the values before and after; a new owner is told as an owner is told when the
+    meeting is recorded, and an owner whose action someone else moved is told of the new due date. A save that
+    changes nothing is no change (no new version, no audit entry)."""
+    account = action.meeting.account
+    if not may_edit_action(user, action):
+        raise PermissionDenied(NOT_ALLOWED)
+    require_active(account)  # a closed file is kept as it was
+    if action.done_at is not None:
+        raise ValidationError(_("This action item is done: reopen it to change it."))
+    _check_version(action, version)
+    errors: dict[str, list[str]] = {}
+    title = _clean(title, 200)
+    if not title:
+        errors["title"] = [_("Give the action a title.")]
+    if owner is None:
+        errors["owner"] = [_("Choose who owns this action.")]
+    elif not TeamMember.objects.filter(account=account, user=owner).exists():
+        errors["owner"] = [_("The owner must be a member of the account's service team.")]
+    held_on = timezone.localtime(action.meeting.held_at).date()
+    if not isinstance(due_date, dt.date):
+        errors["due_date"] = [_("Give the due date.")]
+    elif due_date != action.due_date and not 2000 <= due_date.year <= 2999:
+        errors["due_date"] = [_("Enter a date between 2000 and 2999.")]
+    elif due_date != action.due_date and due_date < held_on:  # as when it was recorded; one kept stays as it is
+        errors["due_date"] = [_("An action is due on or after the day of the meeting (%(date)s).")
+                              % {"date": held_on.isoformat()}]  # fmt: skip
+    if errors:
+        raise ValidationError(errors)
+    before = {"title": action.title, "owner": action.owner_id, "due_date": action.due_date}
+    after = {"title": title, "owner": owner.pk, "due_date": due_date}
+    changes = audit.diff(before, after)
+    if not changes:
+        return action
+    previous_owner = action.owner
+    with transaction.atomic():
+        # the account first, as remove_member and record_meeting take it: the new owner is still in the team when the
+        # action is written, and a removal waits for it (then finds the action theirs, and names it)
+        KeyAccount.objects.select_for_update().filter(pk=account.pk).first()
+        require_active(account)
+        if not TeamMember.objects.filter(account=account, user=owner).exists():
+            raise ValidationError({"owner": [_("The owner must be a member of the account's service team.")]})
+        expected = action.version
+        # written only if nobody changed it (or ticked it off) since it was loaded: either moves its version
+        done = MeetingAction.objects.filter(pk=action.pk, version=expected, done_at__isnull=True).update(
+            title=title, owner=owner, due_date=due_date, version=expected + 1
+        )
+        if not done:
+            raise StaleVersion(MeetingAction.objects.filter(pk=action.pk).values_list("version", flat=True).first())
+        action.title, action.owner, action.due_date, action.version = title, owner, due_date, expected + 1
+        audit.record(A.UPDATE, action, user=user, changes=changes, meeting_id=action.meeting_id)
+        url = reverse("keyaccounts:account", args=[account.pk]) + "#meetings"
+        meeting = action.meeting
+        if owner.pk != previous_owner.pk:
+            if owner.pk != user.pk:  # told as the owners are told when the meeting is recorded
+                _notify([owner], "keyaccounts.action",
+                        Message(gettext_lazy("Action from the meeting “%(meeting)s”: %(title)s"), meeting=meeting.title,
+                                title=title),
+                        Message(gettext_lazy("Handed over to you by %(user)s. Due %(date)s"), user=str(user),
+                                date=due_date), url, meeting)  # fmt: skip
+        elif due_date != before["due_date"] and owner.pk != user.pk:
+            _notify([owner], "keyaccounts.action",
+                    Message(gettext_lazy("Action from the meeting “%(meeting)s” moved: %(title)s"),
+                            meeting=meeting.title, title=title),
+                    Message(gettext_lazy("Due %(date)s (was %(before)s), changed by %(user)s"), date=due_date,
+                            before=before["due_date"], user=str(user)), url, meeting)  # fmt: skip
     return action
 
 

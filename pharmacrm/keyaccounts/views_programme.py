@@ -48,6 +48,7 @@ from .choices import (
     TeamRole,
 )
 from .forms_programme import (
+    ActionEditForm,
     AgreementForm,
     ArchiveFilterForm,
     DecisionForm,
@@ -587,10 +588,17 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     meetings = list(shown if ctx["all_meetings"] else shown[:MEETINGS_SHOWN])
     earlier = list(services.before_listing(account.meetings.all()).prefetch_related("actions__owner")
                    .select_related("created_by"))  # fmt: skip
+    edit_pk, edit_form = forms.get("action_edit", (None, None))
     for meeting in meetings + earlier:
         for act in meeting.actions.all():
             act.may_toggle = active and writer and (act.owner_id == user.pk or manage)
             act.late = act.done_at is None and act.due_date < today
+            # an open action is corrected in place (text, owner from the team, due date) by whoever records meetings
+            if active and writer and record and act.done_at is None:
+                act.edit_form = edit_form if act.pk == edit_pk else ActionEditForm(
+                    account=account, prefix=f"action{act.pk}",
+                    initial={"title": act.title, "owner": act.owner_id, "due_date": act.due_date,
+                             "version": act.version})  # fmt: skip
     ctx["meetings"] = meetings
     ctx["meetings_before_listing"] = earlier
     ctx["listed_on"] = timezone.localtime(account.listed_at).date()
@@ -1093,6 +1101,40 @@ def action_toggle(request, pk: int, action_pk: int):
 
 @login_required
 @require_POST
+def action_edit(request, pk: int, action_pk: int):
+    account = _account_or_404(request.user, pk)
+    action = (
+        MeetingAction.objects.filter(pk=action_pk, meeting__account=account)
+        .select_related("meeting__account", "owner")
+        .first()
+    )
+    if action is None:
+        raise Http404(_("No such action item."))
+    if not services.may_edit_action(request.user, action):
+        raise PermissionDenied(services.NOT_ALLOWED)
+    form = ActionEditForm(request.POST, account=account, prefix=f"action{action.pk}")
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.edit_action(request.user, action, title=d["title"], owner=d["owner"], due_date=d["due_date"],
+                                 version=d.get("version"))  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The action item was saved."))
+            return _back(account, f"meeting-{action.meeting_id}")
+    active = KeyAccount.objects.filter(pk=account.pk, status=AccountStatus.ACTIVE).exists()
+    if active and MeetingAction.objects.filter(pk=action.pk, done_at__isnull=True).exists():
+        return _account_page(request, account, 400, action_edit=(action.pk, form), open_section="meetings")
+    # ticked off (or the file closed) meanwhile: its form is no longer on the page, so say why here
+    why = _("This action item is done: reopen it to change it.") if active else _("This key account has been de-listed.")
+    for error in form.non_field_errors() or [why]:
+        messages.error(request, error)
+    return _back(account, f"meeting-{action.meeting_id}")
+
+
+@login_required
+@require_POST
 def review_run(request, pk: int):
     account = _account_or_404(request.user, pk)
     form = PeriodForm(request.POST, prefix="period")
@@ -1364,6 +1406,7 @@ urlpatterns = [
     path("<int:pk>/agreements/", agreement_create, name="agreement-create"),
     path("<int:pk>/meetings/", meeting_create, name="meeting-create"),
     path("<int:pk>/meetings/actions/<int:action_pk>/", action_toggle, name="action-toggle"),
+    path("<int:pk>/meetings/actions/<int:action_pk>/edit/", action_edit, name="action-edit"),
     path("<int:pk>/evaluations/", review_run, name="review-run"),
     path("<int:pk>/measures/", measure_add, name="measure-add"),
     path("<int:pk>/trials/", trial_create, name="trial-create"),
