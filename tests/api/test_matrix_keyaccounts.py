@@ -60,6 +60,8 @@ class KaWorld:
         ka.decide_plan(manager, plan, approve=True, otp_code=sign_code(manager))
         self.account = account
         self.expert2 = new_user("expert2", Role.EXPERT)
+        # removed by ka.members.destroy: a member with no open work (the expert owns the meeting's action below)
+        self.spare_member = ka.add_member(manager, account, new_user("expert3", Role.EXPERT), "expert")
         self.product = Product.objects.create(brand_name="新药", generic_name="新药片", dosage_form="片剂", strength="1mg")
         self.product2 = Product.objects.create(brand_name="新药", generic_name="新药片", dosage_form="片剂",
                                                strength="5mg", approval_number="国药准字H20260001")  # fmt: skip
@@ -143,7 +145,7 @@ KA_ENDPOINTS = [
     KaEndpoint("ka.members.retrieve", "get", lambda w, r: f"{KA}members/{w.expert_member.pk}/", 200),
     KaEndpoint("ka.members.create", "post", lambda w, r: f"{KA}members/", 201, cap=Cap.MANAGE_KEY_ACCOUNTS,
                body=lambda w: {"account": w.account.pk, "user": w.expert2.pk, "role": "expert"}),
-    KaEndpoint("ka.members.destroy", "delete", lambda w, r: f"{KA}members/{w.expert_member.pk}/", 204,
+    KaEndpoint("ka.members.destroy", "delete", lambda w, r: f"{KA}members/{w.spare_member.pk}/", 204,
                cap=Cap.MANAGE_KEY_ACCOUNTS),
     KaEndpoint("ka.meetings.list", "get", lambda w, r: f"{KA}meetings/?account={w.account.pk}", 200),
     KaEndpoint("ka.meetings.retrieve", "get", lambda w, r: f"{KA}meetings/{w.meeting.pk}/", 200),
@@ -152,6 +154,8 @@ KA_ENDPOINTS = [
                                "minutes": "纪要", "actions": [{"title": "回访", "owner": w.users["support"].pk,
                                                              "due_date": "2026-01-20"}]}),
     KaEndpoint("ka.meeting_actions.retrieve", "get", lambda w, r: f"{KA}meeting-actions/{w.action.pk}/", 200),
+    KaEndpoint("ka.meeting_actions.partial_update", "patch", lambda w, r: f"{KA}meeting-actions/{w.action.pk}/", 200,
+               roles=IN_TEAM, body=lambda w: {"title": "送样（补）", "version": w.action.version}),
     KaEndpoint("ka.meeting_actions.done", "post", lambda w, r: f"{KA}meeting-actions/{w.action.pk}/done/", 200,
                roles=RUNS_ACCOUNT | {"expert"}, body=lambda w: {"done": True}),  # the owner, or who runs it
     KaEndpoint("ka.trials.list", "get", lambda w, r: f"{KA}trials/?account={w.account.pk}", 200),
