@@ -75,3 +75,31 @@ def test_a_holiday_period_with_a_wrong_last_date_is_refused_naming_the_field(cli
         assert r.context["form"].errors["until"] == [message]
         assert message in r.content.decode()
     assert not CalendarOverride.objects.exists()
+
+
+def test_the_clocks_api_says_which_deadlines_are_provisional_until_the_year_is_entered(users, xiehe, api_for):
+    """An integration reading a ticket's SLA clocks learns, as the ticket page tells the agent, that a deadline
+    counted into 2027 ran through its weekdays as working days — until the year's holidays are entered."""
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "received_at": at(2026, 12, 1, 10),
+    })  # fmt: skip
+    Ticket.objects.filter(pk=ticket.pk).update(received_at=at(2026, 12, 31, 10))
+    TicketEvent.objects.filter(ticket=ticket).update(at=at(2026, 12, 31, 10))
+    ticket.refresh_from_db()
+    services.rebuild_clocks(ticket, now=at(2026, 12, 31, 10))
+    url = f"/api/v1/tickets/{ticket.pk}/clocks/"
+
+    clocks = {c["kind"]: c for c in api_for("agent").get(url).json()}
+    assert clocks["first_response"]["due_at"] == "2027-01-01T10:00:00+08:00"
+    assert clocks["first_response"]["due_provisional"] == [2027]
+    assert clocks["resolution"]["due_provisional"] == [2027]
+
+    admin = api_for("admin")
+    overrides = "/api/v1/calendars/business/overrides/"
+    for day in ("2027-01-01", "2027-02-06", "2027-10-01"):  # New Year's Day, the Spring Festival, National Day
+        assert admin.post(overrides, {"date": day, "working": False}, format="json").status_code == 201
+    services.refresh_pending()
+    clocks = {c["kind"]: c for c in api_for("agent").get(url).json()}
+    assert clocks["first_response"]["due_at"] == "2027-01-04T10:00:00+08:00"
+    assert clocks["first_response"]["due_provisional"] == [] and clocks["resolution"]["due_provisional"] == []
