@@ -47,3 +47,40 @@ def test_a_warning_the_worker_records_while_the_agent_saves_the_ticket_is_sent_o
     warnings = TicketEvent.objects.filter(ticket=ticket, kind=EventKind.WARNED)
     assert warnings.count() == 1
     assert Notification.objects.filter(kind="ticket.warning", recipient=users["agent"]).count() == 1
+
+
+def test_a_long_mail_taken_in_as_a_ticket_can_still_be_recategorised_on_its_edit_page(users, xiehe, client_for):
+    """A customer's mail with a long text (a forwarded thread, a pasted report) became a ticket whose
+    description is longer than a typed one may be. Mail comes in as "other": the agent's first step is the
+    category — the edit page refused every save ("At most 20000 characters") unless the agent cut the
+    customer's words. An unchanged description is not checked again."""
+    import email
+    import email.policy
+
+    from pharmacrm.servicedesk import mail
+
+    body = ("您好，我们医院药剂科在使用贵司产品时遇到以下问题，详细记录如下。" * 800).strip()
+    assert len(body) > 20_000
+    raw = (
+        "From: 王药师 <wang.yaoshi@example.cn>\r\nTo: service@pharma.example\r\nSubject: 用药问题详细记录\r\n"
+        "Message-ID: <long-1@example.cn>\r\nDate: Fri, 04 Dec 2026 09:00:00 +0800\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + body + "\r\n"
+    ).encode()
+    inbound = mail.take_in(email.message_from_bytes(raw, policy=email.policy.default))
+    ticket = Ticket.objects.get(pk=inbound.ticket_id)
+    assert ticket.description == body
+
+    agent = client_for("agent")
+    page = agent.get(f"/service/tickets/{ticket.pk}/edit/")
+    assert page.status_code == 200
+    form = page.context["form"]
+    data = {name: form[name].value() for name in ("subject", "description", "batch_number", "caller_name")}
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    adverse = services.TicketCategory.objects.get(code="adverse_reaction")
+    response = agent.post(f"/service/tickets/{ticket.pk}/edit/", {
+        **data, "description": data["description"].replace("\n", "\r\n"), "category": adverse.pk, "product": "",
+        "version": ticket.version, "reason": "实为不良反应",
+    })  # fmt: skip
+    assert response.status_code == 302, response.context["form"].errors if response.context else response
+    ticket.refresh_from_db()
+    assert ticket.category == adverse and ticket.description == body
