@@ -845,8 +845,14 @@ def made_up_id(msg: ParsedMail) -> str | None:
     return f"<{hashlib.sha256(data).hexdigest()[:40]}{MADE_UP_ID_DOMAIN}"
 
 
-def received_at(msg: ParsedMail, now: dt.datetime) -> dt.datetime:
-    """The mail's Date when it is believable (not in the future, at most 30 days old), else now."""
+def received_at(msg: ParsedMail, now: dt.datetime, arrived: dt.datetime | None = None) -> dt.datetime:
+    """When the company received the mail: the time the service mailbox took it (`arrived`, its IMAP INTERNALDATE)
+    when the server gives one — also when the worker reads it hours later. Else the mail's Date when it is
+    believable (not in the future, at most 30 days old), else now. The Date is the sender's word: a hospital PC
+    whose clock is a day behind, or a mail written offline and sent days later, started the SLA clocks before the
+    mail existed for the desk — breached and escalated to the managers the minute it was read."""
+    if arrived is not None and now - MAX_AGE <= arrived <= now:
+        return arrived
     try:
         header = msg.get("Date")
         when = getattr(header, "datetime", None) or email.utils.parsedate_to_datetime(str(header))
@@ -1084,11 +1090,13 @@ def too_large_note(size: int) -> str:
     ) % {"size": filesizeformat(size), "max": filesizeformat(MAX_MAIL_BYTES)}
 
 
-def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int = 0) -> TicketMessage | None:
+def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int = 0,
+            arrived: dt.datetime | None = None) -> TicketMessage | None:
     """Turn one parsed mail into a ticket message (on a found or a new ticket). Returns None when the mail
     is skipped (a duplicate or machine-made); raises Refused for a mail that cannot be taken in.
     `too_large`: the size of a mail too large to fetch, of which only the headers are given — it still
-    reaches its ticket (and the customer the acknowledgement), with a note instead of its text."""
+    reaches its ticket (and the customer the acknowledgement), with a note instead of its text. `arrived`: when the
+    service mailbox received it (received_at)."""
     now = now or timezone.now()
     msg = read_gb_as_gb18030(msg)
     display, address = sender_of(msg)
@@ -1113,7 +1121,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         if forwarded:
             body = f"{body}\n\n{forwarded}".strip()
         files = mail_files(msg)
-    at = received_at(msg, now)
+    at = received_at(msg, now, arrived)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
     references = message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
     ticket = conversation.find_thread(references)
@@ -1251,14 +1259,29 @@ def _size(imap: imaplib.IMAP4, uid: bytes) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _fetch(imap: imaplib.IMAP4, uid: bytes, headers_only: bool = False) -> bytes | None:
+_INTERNALDATE = re.compile(rb'INTERNALDATE "\s*([^"]+)"')
+
+
+def _internaldate(meta: bytes) -> dt.datetime | None:
+    """The INTERNALDATE of a FETCH answer ("04-Dec-2026 09:00:00 +0800"): when the mailbox received the mail."""
+    match = _INTERNALDATE.search(meta or b"")
+    if match is None:
+        return None
+    try:
+        return dt.datetime.strptime(match.group(1).decode("ascii"), "%d-%b-%Y %H:%M:%S %z")
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _fetch(imap: imaplib.IMAP4, uid: bytes, headers_only: bool = False) -> tuple[bytes, dt.datetime | None] | None:
+    """The mail (or only its header) and when the mailbox received it."""
     part = "BODY.PEEK[HEADER]" if headers_only else "BODY.PEEK[]"  # PEEK: \Seen only once the mail is taken in
-    typ, data = imap.uid("FETCH", uid, f"({part})")
+    typ, data = imap.uid("FETCH", uid, f"(INTERNALDATE {part})")
     if typ != "OK":
         return None
     for item in data or ():
         if isinstance(item, tuple) and len(item) == 2:
-            return item[1]
+            return item[1], _internaldate(item[0])
     return None
 
 
@@ -1284,11 +1307,13 @@ def poll() -> dict[str, int]:
             try:
                 size = _size(imap, uid)
                 too_large = size if size > MAX_MAIL_BYTES else 0
-                raw = _fetch(imap, uid, headers_only=bool(too_large))
-                if raw is None:
+                fetched = _fetch(imap, uid, headers_only=bool(too_large))
+                if fetched is None:
                     raise Refused("could not be fetched")
+                raw, arrived = fetched
                 msg = email.message_from_bytes(raw, policy=email.policy.default)
-                result = take_in(msg, too_large=too_large)  # its own transaction: committed when this returns
+                # its own transaction: committed when this returns
+                result = take_in(msg, too_large=too_large, arrived=arrived)
             except DatabaseError:
                 log.exception("Mail %s: database error; left unread for the next run", uid.decode())
                 break
