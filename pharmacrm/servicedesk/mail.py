@@ -1090,6 +1090,29 @@ def too_large_note(size: int) -> str:
     ) % {"size": filesizeformat(size), "max": filesizeformat(MAX_MAIL_BYTES)}
 
 
+def cut_long_text(body: str) -> str:
+    """A mail's text as the ticket keeps it (its description, its message): at most conversation.MAX_BODY
+    characters, the cut said at the end. A pasted log or a forwarded thread of several megabytes was the
+    description whole, a ticket page of megabytes, while the message beside it was cut without a word."""
+    limit = conversation.MAX_BODY
+    if len(body) <= limit:
+        return body
+    note = "\n\n[…] " + _(
+        "The mail's text was longer than %(max)d characters and was cut here; the whole mail stays in the service "
+        "mailbox."
+    ) % {"max": limit}
+    return body[: limit - len(note)].rstrip() + note
+
+
+def _screen_the_rest(ticket: Ticket, whole: str, kept: str, heard_at: dt.datetime) -> None:
+    """The safety net reads the whole of a mail whose text the ticket keeps cut: a reaction told after the first
+    50,000 characters is heard all the same (when the mail came)."""
+    if len(whole) > len(kept):
+        from pharmacrm.safety import net
+
+        net.screen_ticket(ticket, [whole], heard_at=heard_at)
+
+
 def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int = 0,
             arrived: dt.datetime | None = None) -> TicketMessage | None:
     """Turn one parsed mail into a ticket message (on a found or a new ticket). Returns None when the mail
@@ -1121,6 +1144,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         if forwarded:
             body = f"{body}\n\n{forwarded}".strip()
         files = mail_files(msg)
+    whole, body = body, cut_long_text(body)
     at = received_at(msg, now, arrived)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
     references = message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
@@ -1142,10 +1166,13 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
                 ticket = Ticket.objects.select_for_update().get(pk=ticket.merged_into_id)
             # a reaction in the answer was heard when the mail came (its date), as for a new ticket: not when the
             # poller got to it, hours later after a worker or database outage
-            return conversation.receive_inbound(
+            heard = max(at, ticket.received_at)
+            message = conversation.receive_inbound(
                 ticket, body=body, sender=address, subject=subject, message_id=message_id or "",
-                in_reply_to=in_reply_to, at=now, files=files, heard_at=max(at, ticket.received_at),
+                in_reply_to=in_reply_to, at=now, files=files, heard_at=heard,
             )  # fmt: skip
+            _screen_the_rest(ticket, whole, body, heard)
+            return message
         customer, caller, reply_email = address, display, address
         # "" when the mail does not name its language: the customer's record decides then (customer_language)
         ack_to, language = address, mail_language(msg, f"{subject}\n{body}", default="")
@@ -1200,6 +1227,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         if refused:
             inbound.body = f"{inbound.body}\n\n{refused}"[: conversation.MAX_BODY]
             inbound.save(update_fields=["body"])
+        _screen_the_rest(ticket, whole, body, at)
         # a forwarded mail's message on the ticket keeps the employee as its sender: the agent sees who passed it on
         if employee is not None:
             tell_forwarder(employee, ticket)

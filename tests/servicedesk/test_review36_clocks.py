@@ -84,3 +84,32 @@ def test_a_long_mail_taken_in_as_a_ticket_can_still_be_recategorised_on_its_edit
     assert response.status_code == 302, response.context["form"].errors if response.context else response
     ticket.refresh_from_db()
     assert ticket.category == adverse and ticket.description == body
+
+
+def test_a_mail_of_megabytes_of_text_is_cut_with_a_word_on_the_ticket(users, xiehe, client_for):
+    """A customer pasted a device log of two megabytes into a mail: the description held it whole (the ticket
+    page was megabytes) while the message beside it was cut silently at 50,000 characters. Both keep 50,000 at
+    most now, and say that the mail was cut and where the whole of it is."""
+    import email
+    import email.policy
+
+    from pharmacrm.servicedesk import conversation, mail
+
+    body = "设备日志 ERROR 0x1F 温度超限\n" * 100_000 + "另外，患者服药后第二天全身起了皮疹，很痒。\n"
+    raw = (
+        "From: 王药师 <wang.yaoshi@example.cn>\r\nTo: service@pharma.example\r\nSubject: 设备日志\r\n"
+        "Message-ID: <huge-1@example.cn>\r\nDate: Fri, 04 Dec 2026 09:00:00 +0800\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + body
+    ).encode()
+    inbound = mail.take_in(email.message_from_bytes(raw, policy=email.policy.default))
+    ticket = Ticket.objects.get(pk=inbound.ticket_id)
+    cut = "邮件正文超过 50000 个字符，已在此处截断；完整邮件仍保存在客服邮箱中。"
+    for text in (ticket.description, inbound.body):
+        assert len(text) <= conversation.MAX_BODY
+        assert text.startswith("设备日志 ERROR 0x1F 温度超限") and text.endswith(cut)
+    page = client_for("agent").get(f"/service/tickets/{ticket.pk}/")
+    assert page.status_code == 200 and len(page.content) < 1_000_000
+    # the reaction told at the end, past what the ticket keeps, still reaches pharmacovigilance
+    from pharmacrm.safety.models import Flag
+
+    assert Flag.objects.filter(ticket=ticket).exists()
