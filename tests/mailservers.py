@@ -67,10 +67,12 @@ class ImapServer:
         imap.login(user, self.password)
         return imap
 
-    def append(self, user: str, raw: bytes, flags: str = "") -> None:
+    def append(self, user: str, raw: bytes, flags: str = "", when=None) -> None:
+        """Put a mail in the user's INBOX; `when` (an aware datetime): when the mailbox received it (INTERNALDATE),
+        else now."""
         imap = self.connect(user)
         try:
-            typ, data = imap.append("INBOX", flags or None, None, raw)
+            typ, data = imap.append("INBOX", flags or None, imaplib.Time2Internaldate(when) if when else None, raw)
             if typ != "OK":
                 raise RuntimeError(f"APPEND for {user} failed: {data!r}")
         finally:

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db.models import F, OuterRef, Prefetch, Subquery
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -310,14 +311,27 @@ class TicketEventSerializer(ModelSerializer):
 class SlaClockSerializer(ModelSerializer):
     calendar = serializers.SlugRelatedField(slug_field="code", read_only=True)
     policy_name = serializers.CharField(source="policy.name", read_only=True, allow_null=True)
+    due_provisional = serializers.SerializerMethodField(
+        help_text="The years up to a running deadline whose official holidays are not entered yet (next year's, "
+        "before the State Council's schedule is entered): the deadline counted their weekdays as working days and "
+        "may move once they are (empty otherwise)."
+    )
 
     class Meta:
         model = SlaClock
         fields = [
             "kind", "policy", "policy_name", "calendar", "target", "unit", "started_at", "warn_at", "due_at",
-            "paused", "paused_seconds", "warned_at", "breached_at", "breach_holder", "fulfilled_at",
+            "due_provisional", "paused", "paused_seconds", "warned_at", "breached_at", "breach_holder", "fulfilled_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_due_provisional(self, clock: SlaClock) -> list[int]:
+        if clock.fulfilled_at is not None or clock.due_at is None or clock.calendar_id is None:
+            return []
+        # the calendar came with the clock (select_related): its arithmetic is cached per process
+        engine = calendars.engine(clock.calendar)
+        return list(calendars.provisional_years(engine, timezone.now(), clock.due_at))
 
 
 class TicketFilter(django_filters.FilterSet):
@@ -917,7 +931,7 @@ class BusinessCalendarViewSet(
         responses={201: CalendarOverrideSerializer, 400: OpenApiResponse(description="Per-field messages.")},
         tags=["service settings"],
         description="Make a date a working day or a holiday on this calendar (replaces an override of that "
-        "date); audited. Deadlines of tickets are recomputed when they next change.",
+        "date); audited. The worker then recomputes the deadlines of the open tickets on the calendar.",
     )  # fmt: skip
     @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def overrides(self, request, code=None):

@@ -60,19 +60,38 @@ def set_override(
 ) -> CalendarOverride:
     """Make `day` a working day or a holiday on `calendar` (e.g. next year's official schedule before the
     chinese-calendar package knows it); audited."""
+    return set_overrides(user, calendar, [day], working, note, system_actor=system_actor)[0]
+
+
+MAX_OVERRIDE_DAYS = 31  # a holiday period at once (the Spring Festival is 8 or 9 days)
+
+
+def set_overrides(
+    user, calendar: BusinessCalendar, days: list[dt.date], working: bool, note: str = "", *, system_actor: str = ""
+) -> list[CalendarOverride]:
+    """Make each of `days` (a holiday period: the Spring Festival week) a working day or a holiday on `calendar`,
+    in one change: one version, one audit entry naming every date, one recomputation of the open tickets."""
     who = _check_actor(user, system_actor)
+    days = sorted(set(days))
+    if not days:
+        return []
     with transaction.atomic():
-        before = CalendarOverride.objects.filter(calendar=calendar, date=day).first()
-        override, _created = CalendarOverride.objects.update_or_create(
-            calendar=calendar, date=day, defaults={"working": working, "note": note[:100]}
+        before = dict(
+            CalendarOverride.objects.filter(calendar=calendar, date__in=days).values_list("date", "working")
         )
+        out = [
+            CalendarOverride.objects.update_or_create(
+                calendar=calendar, date=day, defaults={"working": working, "note": note[:100]}
+            )[0]
+            for day in days
+        ]
         _bump(calendar)
         audit.record(
-            AuditEntry.Action.UPDATE, calendar, changes={str(day): [None if before is None else before.working, working]},
-            note=override.note, **who,
+            AuditEntry.Action.UPDATE, calendar, changes={str(day): [before.get(day), working] for day in days},
+            note=out[0].note, **who,
         )  # fmt: skip
         _refresh(calendar, who)
-    return override
+    return out
 
 
 def remove_override(user, calendar: BusinessCalendar, day: dt.date, *, system_actor: str = "") -> bool:

@@ -114,7 +114,10 @@ def clean_changes(ticket: Ticket, changes: dict, user=None) -> dict:
             elif field == "description":
                 # a browser sends a textarea's line breaks as CRLF: the same text, not a change
                 value = (value or "").replace("\r\n", "\n").replace("\r", "\n").strip()
-                if len(value) > MAX_DESCRIPTION:
+                stored = (ticket.description or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+                # a customer's long mail is the description as it came: the form sends it back unchanged with
+                # every other edit (the category first of all), which must not be refused for its length
+                if len(value) > MAX_DESCRIPTION and value != stored:
                     raise ValidationError(
                         {"description": [_("At most %(max)d characters.") % {"max": MAX_DESCRIPTION}]}
                     )

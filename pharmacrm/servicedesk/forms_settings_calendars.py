@@ -134,6 +134,12 @@ class CalendarForm(FieldErrorsMixin, forms.Form):
 
 class OverrideForm(forms.Form):
     date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    until = forms.DateField(
+        label=_("Until (optional)"), required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("The last date of a holiday period (e.g. the Spring Festival week): every date from the first "
+                    "to this one gets the override."),
+    )  # fmt: skip
     working = forms.TypedChoiceField(
         label=_("This date is"), coerce=lambda v: v == "1", widget=forms.RadioSelect, initial="0",
         choices=[("0", _("a holiday")), ("1", _("a working day"))],
@@ -146,13 +152,38 @@ class OverrideForm(forms.Form):
     def __init__(self, *args, year: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.year = year
-        self.fields["date"].widget.attrs.update(min=f"{year:04d}-01-01", max=f"{year:04d}-12-31")
+        for name in ("date", "until"):
+            self.fields[name].widget.attrs.update(min=f"{year:04d}-01-01", max=f"{year:04d}-12-31")
 
     def clean_date(self):
         day = self.cleaned_data["date"]
         if day.year != self.year:
             raise ValidationError(_("Pick a date in %(year)d."), params={"year": self.year})
         return day
+
+    def clean_until(self):
+        day = self.cleaned_data.get("until")
+        if day is not None and day.year != self.year:
+            raise ValidationError(_("Pick a date in %(year)d."), params={"year": self.year})
+        return day
+
+    def clean(self):
+        data = super().clean()
+        first, last = data.get("date"), data.get("until")
+        if first is not None and last is not None:
+            from .calendars import MAX_OVERRIDE_DAYS
+
+            if last < first:
+                self.add_error("until", _("The last date cannot lie before the first date."))
+            elif (last - first).days + 1 > MAX_OVERRIDE_DAYS:
+                self.add_error("until", _("At most %(days)d dates at once.") % {"days": MAX_OVERRIDE_DAYS})
+        return data
+
+    def days(self) -> list[dt.date]:
+        """The dates the override is for: the date, or each date from it to `until`."""
+        first = self.cleaned_data["date"]
+        last = self.cleaned_data.get("until") or first
+        return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 class RemoveOverrideForm(forms.Form):

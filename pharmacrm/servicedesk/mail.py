@@ -845,8 +845,14 @@ def made_up_id(msg: ParsedMail) -> str | None:
     return f"<{hashlib.sha256(data).hexdigest()[:40]}{MADE_UP_ID_DOMAIN}"
 
 
-def received_at(msg: ParsedMail, now: dt.datetime) -> dt.datetime:
-    """The mail's Date when it is believable (not in the future, at most 30 days old), else now."""
+def received_at(msg: ParsedMail, now: dt.datetime, arrived: dt.datetime | None = None) -> dt.datetime:
+    """When the company received the mail: the time the service mailbox took it (`arrived`, its IMAP INTERNALDATE)
+    when the server gives one — also when the worker reads it hours later. Else the mail's Date when it is
+    believable (not in the future, at most 30 days old), else now. The Date is the sender's word: a hospital PC
+    whose clock is a day behind, or a mail written offline and sent days later, started the SLA clocks before the
+    mail existed for the desk — breached and escalated to the managers the minute it was read."""
+    if arrived is not None and now - MAX_AGE <= arrived <= now:
+        return arrived
     try:
         header = msg.get("Date")
         when = getattr(header, "datetime", None) or email.utils.parsedate_to_datetime(str(header))
@@ -1084,11 +1090,36 @@ def too_large_note(size: int) -> str:
     ) % {"size": filesizeformat(size), "max": filesizeformat(MAX_MAIL_BYTES)}
 
 
-def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int = 0) -> TicketMessage | None:
+def cut_long_text(body: str) -> str:
+    """A mail's text as the ticket keeps it (its description, its message): at most conversation.MAX_BODY
+    characters, the cut said at the end. A pasted log or a forwarded thread of several megabytes was the
+    description whole, a ticket page of megabytes, while the message beside it was cut without a word."""
+    limit = conversation.MAX_BODY
+    if len(body) <= limit:
+        return body
+    note = "\n\n[…] " + _(
+        "The mail's text was longer than %(max)d characters and was cut here; the whole mail stays in the service "
+        "mailbox."
+    ) % {"max": limit}
+    return body[: limit - len(note)].rstrip() + note
+
+
+def _screen_the_rest(ticket: Ticket, whole: str, kept: str, heard_at: dt.datetime) -> None:
+    """The safety net reads the whole of a mail whose text the ticket keeps cut: a reaction told after the first
+    50,000 characters is heard all the same (when the mail came)."""
+    if len(whole) > len(kept):
+        from pharmacrm.safety import net
+
+        net.screen_ticket(ticket, [whole], heard_at=heard_at)
+
+
+def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int = 0,
+            arrived: dt.datetime | None = None) -> TicketMessage | None:
     """Turn one parsed mail into a ticket message (on a found or a new ticket). Returns None when the mail
     is skipped (a duplicate or machine-made); raises Refused for a mail that cannot be taken in.
     `too_large`: the size of a mail too large to fetch, of which only the headers are given — it still
-    reaches its ticket (and the customer the acknowledgement), with a note instead of its text."""
+    reaches its ticket (and the customer the acknowledgement), with a note instead of its text. `arrived`: when the
+    service mailbox received it (received_at)."""
     now = now or timezone.now()
     msg = read_gb_as_gb18030(msg)
     display, address = sender_of(msg)
@@ -1113,7 +1144,8 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         if forwarded:
             body = f"{body}\n\n{forwarded}".strip()
         files = mail_files(msg)
-    at = received_at(msg, now)
+    whole, body = body, cut_long_text(body)
+    at = received_at(msg, now, arrived)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
     references = message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
     ticket = conversation.find_thread(references)
@@ -1134,10 +1166,13 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
                 ticket = Ticket.objects.select_for_update().get(pk=ticket.merged_into_id)
             # a reaction in the answer was heard when the mail came (its date), as for a new ticket: not when the
             # poller got to it, hours later after a worker or database outage
-            return conversation.receive_inbound(
+            heard = max(at, ticket.received_at)
+            message = conversation.receive_inbound(
                 ticket, body=body, sender=address, subject=subject, message_id=message_id or "",
-                in_reply_to=in_reply_to, at=now, files=files, heard_at=max(at, ticket.received_at),
+                in_reply_to=in_reply_to, at=now, files=files, heard_at=heard,
             )  # fmt: skip
+            _screen_the_rest(ticket, whole, body, heard)
+            return message
         customer, caller, reply_email = address, display, address
         # "" when the mail does not name its language: the customer's record decides then (customer_language)
         ack_to, language = address, mail_language(msg, f"{subject}\n{body}", default="")
@@ -1192,6 +1227,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         if refused:
             inbound.body = f"{inbound.body}\n\n{refused}"[: conversation.MAX_BODY]
             inbound.save(update_fields=["body"])
+        _screen_the_rest(ticket, whole, body, at)
         # a forwarded mail's message on the ticket keeps the employee as its sender: the agent sees who passed it on
         if employee is not None:
             tell_forwarder(employee, ticket)
@@ -1251,14 +1287,29 @@ def _size(imap: imaplib.IMAP4, uid: bytes) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _fetch(imap: imaplib.IMAP4, uid: bytes, headers_only: bool = False) -> bytes | None:
+_INTERNALDATE = re.compile(rb'INTERNALDATE "\s*([^"]+)"')
+
+
+def _internaldate(meta: bytes) -> dt.datetime | None:
+    """The INTERNALDATE of a FETCH answer ("04-Dec-2026 09:00:00 +0800"): when the mailbox received the mail."""
+    match = _INTERNALDATE.search(meta or b"")
+    if match is None:
+        return None
+    try:
+        return dt.datetime.strptime(match.group(1).decode("ascii"), "%d-%b-%Y %H:%M:%S %z")
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _fetch(imap: imaplib.IMAP4, uid: bytes, headers_only: bool = False) -> tuple[bytes, dt.datetime | None] | None:
+    """The mail (or only its header) and when the mailbox received it."""
     part = "BODY.PEEK[HEADER]" if headers_only else "BODY.PEEK[]"  # PEEK: \Seen only once the mail is taken in
-    typ, data = imap.uid("FETCH", uid, f"({part})")
+    typ, data = imap.uid("FETCH", uid, f"(INTERNALDATE {part})")
     if typ != "OK":
         return None
     for item in data or ():
         if isinstance(item, tuple) and len(item) == 2:
-            return item[1]
+            return item[1], _internaldate(item[0])
     return None
 
 
@@ -1284,11 +1335,13 @@ def poll() -> dict[str, int]:
             try:
                 size = _size(imap, uid)
                 too_large = size if size > MAX_MAIL_BYTES else 0
-                raw = _fetch(imap, uid, headers_only=bool(too_large))
-                if raw is None:
+                fetched = _fetch(imap, uid, headers_only=bool(too_large))
+                if fetched is None:
                     raise Refused("could not be fetched")
+                raw, arrived = fetched
                 msg = email.message_from_bytes(raw, policy=email.policy.default)
-                result = take_in(msg, too_large=too_large)  # its own transaction: committed when this returns
+                # its own transaction: committed when this returns
+                result = take_in(msg, too_large=too_large, arrived=arrived)
             except DatabaseError:
                 log.exception("Mail %s: database error; left unread for the next run", uid.decode())
                 break

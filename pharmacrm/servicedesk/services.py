@@ -534,7 +534,13 @@ def rebuild_clocks(
     if events is None:
         events = list(TicketEvent.objects.filter(ticket=ticket).order_by("at", "id"))
     engine = calendars.engine(policy.calendar)
-    existing = {} if fresh else {c.kind: c for c in SlaClock.objects.filter(ticket=ticket)}
+    stored = SlaClock.objects.filter(ticket=ticket)
+    if connection.features.has_select_for_update and connection.in_atomic_block:
+        # locked: a worker's sweep holding these clocks (a warning or breach it is recording, then notifying of)
+        # commits first and is read here, instead of being overwritten by clocks read before it — the next sweep
+        # would warn, breach and notify again
+        stored = stored.select_for_update()
+    existing = {} if fresh else {c.kind: c for c in stored}
     start = ticket.received_at
     status_now = ticket.status
     responded = next((e.at for e in events if e.kind in RESPONSE_EVENTS or e.to_status in DONE_STATUSES), None)

@@ -223,16 +223,22 @@ def override_add(request, code: str, year: int):
     try:
         with transaction.atomic():
             cal = _locked(cal, d["version"])
-            calendars.set_override(request.user, cal, d["date"], d["working"], d["note"])
+            days = form.days()
+            calendars.set_overrides(request.user, cal, days, d["working"], d["note"])
     except ConflictError:
         return _conflict(request, code, year, kept=True)
     except ValidationError as e:
         form.add_error(None, e)
         return _year_page(request, cal, year, form, status=400)
-    label = _("a working day") if d["working"] else _("a holiday")
-    messages.success(
-        request, _("%(date)s is now %(kind)s on this calendar.") % {"date": d["date"], "kind": label}
-    )
+    if len(days) > 1:
+        label = _("working days") if d["working"] else _("holidays")
+        text = _("%(first)s to %(last)s (%(count)d dates) are now %(kind)s on this calendar.") % {
+            "first": days[0], "last": days[-1], "count": len(days), "kind": label,
+        }  # fmt: skip
+    else:
+        label = _("a working day") if d["working"] else _("a holiday")
+        text = _("%(date)s is now %(kind)s on this calendar.") % {"date": d["date"], "kind": label}
+    messages.success(request, text)
     return redirect("servicedesk:settings-calendar-year", code=code, year=year)
 
 

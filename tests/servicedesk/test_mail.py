@@ -439,16 +439,30 @@ def test_an_answer_arriving_while_its_ticket_is_merged_goes_to_the_ticket_that_s
     assert duplicate.status == Status.CLOSED and duplicate.merged_into_id == into.pk
 
 
-def test_a_date_in_the_future_or_long_ago_is_not_believed(desk):
+def test_a_mail_is_received_when_the_mailbox_took_it_not_at_its_senders_date(desk):
+    """The Date header is the sender's word (a PC whose clock runs days behind, a mail written offline): the
+    ticket is received when the service mailbox took the mail, its clocks start then and nothing is overdue."""
     old = timezone.now() - dt.timedelta(days=3)
+    before = timezone.now()
     desk.send(customer_mail(subject="三天前", Date=email.utils.format_datetime(old)))
     desk.send(
         customer_mail(subject="未来", Date=email.utils.format_datetime(timezone.now() + dt.timedelta(days=2)))
     )
-    before = timezone.now()
     desk.poll()
-    assert abs(Ticket.objects.get(subject="三天前").received_at - old) < dt.timedelta(seconds=1)
-    assert Ticket.objects.get(subject="未来").received_at >= before - dt.timedelta(seconds=1)
+    for subject in ("三天前", "未来"):
+        ticket = Ticket.objects.get(subject=subject)
+        assert before - dt.timedelta(seconds=1) <= ticket.received_at <= timezone.now()
+        assert not ticket.clocks.filter(due_at__lte=timezone.now()).exists()
+
+
+def test_a_mail_the_worker_reads_late_is_received_when_the_mailbox_took_it(desk):
+    """The worker was down for five hours: the ticket is received when the mail reached the mailbox, whatever
+    its Date header says."""
+    came = (timezone.now() - dt.timedelta(hours=5)).replace(microsecond=0)
+    written = email.utils.format_datetime(came - dt.timedelta(days=2))  # the sender's clock is two days behind
+    desk.imap.append(SERVICE, customer_mail(subject="停机期间", Date=written).as_bytes(), when=came)
+    desk.poll()
+    assert Ticket.objects.get(subject="停机期间").received_at == came
 
 
 def test_a_reaction_in_an_answer_fetched_late_is_dated_when_the_mail_came(desk):
@@ -456,14 +470,16 @@ def test_a_reaction_in_an_answer_fetched_late_is_dated_when_the_mail_came(desk):
     in at 15:00. A new ticket's day 0 is its mail's date, but for an answer PV's clock started at 15:00."""
     from pharmacrm.safety.models import Flag
 
-    asked = timezone.now() - dt.timedelta(hours=7)
-    desk.send(customer_mail(subject="咨询用法", Date=email.utils.format_datetime(asked)))
+    asked = (timezone.now() - dt.timedelta(hours=7)).replace(microsecond=0)
+    desk.imap.append(SERVICE, customer_mail(subject="咨询用法", Date=email.utils.format_datetime(asked)).as_bytes(),
+                     when=asked)  # fmt: skip
     desk.poll()
     ticket = Ticket.objects.get()
     ack = desk.inbox(CUSTOMER)[-1]
-    came = timezone.now() - dt.timedelta(hours=6)
-    desk.send(customer_mail(subject=f"Re: {ack['Subject']}", body="服药后第二天全身起了皮疹，很痒。",
-                            In_Reply_To=ack["Message-ID"], Date=email.utils.format_datetime(came)))  # fmt: skip
+    came = (timezone.now() - dt.timedelta(hours=6)).replace(microsecond=0)  # when the mailbox took the answer
+    answer = customer_mail(subject=f"Re: {ack['Subject']}", body="服药后第二天全身起了皮疹，很痒。",
+                           In_Reply_To=ack["Message-ID"], Date=email.utils.format_datetime(came))  # fmt: skip
+    desk.imap.append(SERVICE, answer.as_bytes(), when=came)
     desk.poll()
 
     assert ticket.messages.filter(kind=MessageKind.INBOUND).count() == 2
