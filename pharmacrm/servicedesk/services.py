@@ -759,6 +759,24 @@ def _store_swept(clocks: list[SlaClock]) -> None:
         cursor.executemany(sql, rows)
 
 
+def _leave_tickets_being_saved(clock_ids: list[int]) -> list[int]:
+    """The due clocks whose tickets this sweep could lock (PostgreSQL), locked before the clocks are claimed; the
+    others wait for the next sweep. An agent's save locks the ticket, then its clocks (`rebuild_clocks`); a sweep
+    that claimed the clocks first and then wrote to their ticket (events, escalation levels, hand-overs — and the
+    foreign-key check at commit) closed the circle, and PostgreSQL aborted one of the two: the agent's save as a
+    server error, or the sweep's whole batch. Taking the tickets first, as every save does, and leaving the ones
+    being saved breaks it: the save goes through, and the next sweep (a minute later) records the warning or the
+    breach, at the time it fell due. Two workers split the tickets between them the same way."""
+    if not clock_ids or not connection.features.has_select_for_update_skip_locked:
+        return clock_ids
+    ticket_of = dict(SlaClock.objects.filter(pk__in=clock_ids).values_list("pk", "ticket_id"))
+    held = set(
+        Ticket.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(pk__in=set(ticket_of.values())).order_by("pk").values_list("pk", flat=True)
+    )  # fmt: skip
+    return [pk for pk in clock_ids if ticket_of.get(pk) in held]
+
+
 def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
     """One pass of the worker: record the warnings and breaches of the clocks that are due — a breach with
     who held the ticket — in one transaction per batch, the batch claimed first so that concurrent workers
@@ -770,7 +788,7 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
 
     counts = {"clocks": 0, "warned": 0, "breached": 0, "escalated": 0}
     with transaction.atomic():
-        won = claim_batch(due_clock_ids(now, limit=limit), now)
+        won = claim_batch(_leave_tickets_being_saved(due_clock_ids(now, limit=limit)), now)
         counts["clocks"] = len(won)
         if not won:
             return counts

@@ -324,3 +324,66 @@ def test_escalate_through_the_api(users, urgent):
     services.transition(users["agent"], ticket, Status.RESOLVED, resolution_summary="已处理", root_cause="usage")
     api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(users['agent'])}")
     assert api.post(f"/api/v1/tickets/{ticket.pk}/escalate/", {"reason": "x"}, format="json").status_code == 409
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_breach_swept_while_the_agent_saves_the_ticket_fails_neither_and_is_recorded_once(users, urgent):
+    """The first response falls due at 11:00; at 11:01 the agent starts work on the ticket (the save locks the ticket,
+    then its clocks) while the worker sweeps (it claims the clocks, then escalates their ticket). Each waited for
+    the other: PostgreSQL aborted one of them as a deadlock — the agent got a server error, or the worker lost its
+    whole batch. Now the sweep leaves a ticket being saved to the next sweep, which records the breach once, at the
+    time it fell due."""
+    import threading
+
+    from django.db import transaction
+
+    ticket = urgent()
+    errors: list[tuple[str, Exception]] = []
+    swept: dict[str, int] = {}
+    locked, go = threading.Event(), threading.Event()
+
+    def agent():
+        try:
+            with transaction.atomic():
+                list(Ticket.objects.select_for_update().filter(pk=ticket.pk).values_list("pk", flat=True))
+                locked.set()  # the save holds the ticket…
+                go.wait(30)  # …and goes on to its clocks once the worker has claimed them
+                services.transition(users["agent"], Ticket.objects.get(pk=ticket.pk), Status.IN_PROGRESS,
+                                    at=at(2026, 3, 2, 11, 1))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - what the test reports
+            errors.append(("agent", exc))
+        finally:
+            connection.close()
+
+    def worker():
+        try:
+            swept.update(services.sweep(at(2026, 3, 2, 11, 1)))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(("worker", exc))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=agent)
+    first.start()
+    assert locked.wait(30)
+    second = threading.Thread(target=worker)
+    second.start()
+    with connection.cursor() as cursor:  # until the worker is done, or waits for the agent's lock
+        for _ in range(300):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'")  # fmt: skip
+            if not second.is_alive() or cursor.fetchone()[0]:
+                break
+            threading.Event().wait(0.1)
+    go.set()
+    first.join(60)
+    second.join(60)
+
+    assert errors == []
+    assert swept["clocks"] == 0 and Ticket.objects.get(pk=ticket.pk).status == Status.IN_PROGRESS
+    assert services.sweep(at(2026, 3, 2, 11, 2))["breached"] == 1
+    clock = SlaClock.objects.get(ticket=ticket, kind=ClockKind.FIRST_RESPONSE)
+    assert clock.breached_at == at(2026, 3, 2, 11) and clock.claimed_until is None
+    assert [e.data["level"] for e in escalations(ticket)] == [1]
+    assert services.sweep(at(2026, 3, 2, 11, 3))["breached"] == 0
