@@ -319,64 +319,72 @@ def test_a_removal_names_five_actions_and_says_there_are_more(users, meeting):
     assert text.count("(meeting “") == 5 and text.endswith(", ….")
 
 
+def _race_with_removal(monkeypatch, users, account, check: str, change) -> list[str]:
+    """A manager removes the after-sales engineer while `change` gives them an action, each side past its permission
+    check (`services.require_manage`, `services.<check>`) before either writes. Returns the messages refused."""
+    import threading
+
+    from django.db import connection
+
+    aftersales = TeamMember.objects.get(account=account, user=users["aftersales"])
+    both_allowed = threading.Barrier(2, timeout=20)
+    original_manage, original_check = services.require_manage, getattr(services, check)
+
+    def manage_then_wait(user, acct):
+        original_manage(user, acct)
+        both_allowed.wait()
+
+    def check_then_wait(*args):
+        allowed = original_check(*args)
+        both_allowed.wait()
+        return allowed
+
+    monkeypatch.setattr(services, "require_manage", manage_then_wait)
+    monkeypatch.setattr(services, check, check_then_wait)
+    refused: list[str] = []
+
+    def run(work):
+        try:
+            with translation.override("en"):
+                work()
+        except ValidationError as e:
+            refused.extend(e.messages)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(lambda: services.remove_member(users["manager"], aftersales),)),
+               threading.Thread(target=run, args=(change,))]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    monkeypatch.setattr(services, "require_manage", original_manage)
+    monkeypatch.setattr(services, check, original_check)
+    return refused
+
+
+def _one_refused(refused: list[str]) -> bool:
+    return len(refused) == 1 and (refused[0] == "The owner must be a member of the account's service team."
+                                  or refused[0].startswith("Give this member's open meeting actions"))  # fmt: skip
+
+
 @pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_an_action_given_to_a_member_being_removed_refuses_one_of_the_two(users, xiehe, staffed, monkeypatch):
     """The KAM gives an action to the after-sales engineer while a manager removes them, both checked before either
     wrote: never an action owned by someone outside the team — one of the two is refused with its message."""
-    import threading
-
-    from django.db import connection
-
     account = staffed(xiehe)
     meeting = services.record_meeting(
         users["kam"], account, {"held_at": timezone.now(), "title": "季度沟通会", "minutes": "纪要"},
         [{"title": "整理培训需求", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}],
     )  # fmt: skip
     action = _action(meeting)
-    aftersales = TeamMember.objects.get(account=account, user=users["aftersales"])
-    both_allowed = threading.Barrier(2, timeout=20)
-    original_manage, original_edit = services.require_manage, services.may_edit_action
-
-    def manage_then_wait(user, acct):
-        original_manage(user, acct)
-        both_allowed.wait()
-
-    def edit_then_wait(user, act):
-        allowed = original_edit(user, act)
-        both_allowed.wait()
-        return allowed
-
-    monkeypatch.setattr(services, "require_manage", manage_then_wait)
-    monkeypatch.setattr(services, "may_edit_action", edit_then_wait)
-    refused: list[str] = []
-
-    def run(change):
-        try:
-            with translation.override("en"):
-                change()
-        except ValidationError as e:
-            refused.extend(e.messages)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=run, args=(lambda: services.remove_member(users["manager"], aftersales),)),
-        threading.Thread(target=run, args=(lambda: services.edit_action(
-            users["kam"], action, title=action.title, owner=users["aftersales"], due_date=action.due_date,
-            version=1),)),
-    ]  # fmt: skip
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    monkeypatch.setattr(services, "require_manage", original_manage)
-    monkeypatch.setattr(services, "may_edit_action", original_edit)
+    refused = _race_with_removal(monkeypatch, users, account, "may_edit_action", lambda: services.edit_action(
+        users["kam"], action, title=action.title, owner=users["aftersales"], due_date=action.due_date, version=1))
     still_member = TeamMember.objects.filter(account=account, user=users["aftersales"]).exists()
     handed = MeetingAction.objects.get(pk=action.pk).owner_id == users["aftersales"].pk
     assert still_member == handed  # never an action owned by someone outside the team
-    assert len(refused) == 1 and (refused[0] == "The owner must be a member of the account's service team."
-                                  or refused[0].startswith("Give this member's open meeting actions"))  # fmt: skip
+    assert _one_refused(refused)
 
 
 @pytest.mark.postgresql
@@ -386,51 +394,11 @@ def test_a_meeting_giving_an_action_to_a_member_being_removed_refuses_one_of_the
     """The KAM records a meeting giving the after-sales engineer an action while a manager removes them, both checked
     before either wrote: the meeting checked the team before taking the account's lock, and the action went to someone
     outside the team. Now the owners are checked again under the lock: one of the two is refused."""
-    import threading
-
-    from django.db import connection
-
     account = staffed(xiehe)
-    aftersales = TeamMember.objects.get(account=account, user=users["aftersales"])
-    both_allowed = threading.Barrier(2, timeout=20)
-    original_manage, original_record = services.require_manage, services.may_record
-
-    def manage_then_wait(user, acct):
-        original_manage(user, acct)
-        both_allowed.wait()
-
-    def record_then_wait(user, acct):
-        allowed = original_record(user, acct)
-        both_allowed.wait()
-        return allowed
-
-    monkeypatch.setattr(services, "require_manage", manage_then_wait)
-    monkeypatch.setattr(services, "may_record", record_then_wait)
-    refused: list[str] = []
-
-    def run(change):
-        try:
-            with translation.override("en"):
-                change()
-        except ValidationError as e:
-            refused.extend(e.messages)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=run, args=(lambda: services.remove_member(users["manager"], aftersales),)),
-        threading.Thread(target=run, args=(lambda: services.record_meeting(
-            users["kam"], account, {"held_at": timezone.now(), "title": "季度沟通会", "minutes": "纪要"},
-            [{"title": "回访", "owner": users["aftersales"], "due_date": timezone.localdate() + dt.timedelta(days=7)}]),)),
-    ]  # fmt: skip
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    monkeypatch.setattr(services, "require_manage", original_manage)
-    monkeypatch.setattr(services, "may_record", original_record)
+    refused = _race_with_removal(monkeypatch, users, account, "may_record", lambda: services.record_meeting(
+        users["kam"], account, {"held_at": timezone.now(), "title": "季度沟通会", "minutes": "纪要"},
+        [{"title": "回访", "owner": users["aftersales"], "due_date": timezone.localdate() + dt.timedelta(days=7)}]))
     still_member = TeamMember.objects.filter(account=account, user=users["aftersales"]).exists()
     given = MeetingAction.objects.filter(meeting__account=account, owner=users["aftersales"]).exists()
     assert still_member == given  # never an action owned by someone outside the team
-    assert len(refused) == 1 and (refused[0] == "The owner must be a member of the account's service team."
-                                  or refused[0].startswith("Give this member's open meeting actions"))  # fmt: skip
+    assert _one_refused(refused)
