@@ -179,6 +179,7 @@ def _year_page(request, cal, year, form=None, status=200, conflict=False):
         "form": form or OverrideForm(initial={"version": cal.version}, year=year),
         "schedule": schedule, "holidays": schedule[0] if schedule else [], "swapped": schedule[1] if schedule else [],
         "known_first": known.start, "known_last": known.stop - 1,
+        "statutory": sorted(workcalendar.statutory_days(year, translation.get_language() or "en").items()),
         "covered": calendars.engine(cal).covers(year), "conflict": CONFLICT if conflict else "",
     }  # fmt: skip
     return render(request, "servicedesk/settings/calendar_year.html", context, status=status)

@@ -4,8 +4,9 @@ windows a day, a time zone — or a 24×7 calendar.
 
 Everything here is pure and deterministic: the same calendar and the same inputs give the same
 deadline, so a ticket's clocks can always be rebuilt from its history. A year that neither the package
-nor the overrides cover falls back to the weekly pattern and is reported by `uncovered_years` (never an
-exception), so that administrators can be warned.
+nor the overrides cover falls back to the weekly pattern, less the public holidays the law fixes for every year
+(`statutory_days`), and is reported by `uncovered_years` (never an exception), so that administrators can be
+warned.
 
 Conventions: a *working instant* lies inside a working window, both ends included. Adding working time
 returns the earliest instant at which that much working time has passed; adding nothing returns the
@@ -41,13 +42,36 @@ def official_day(day: dt.date) -> bool | None:
         return False
     if day in chinese_calendar.workdays:
         return True
+    if day.year > official_years()[-1] and day in statutory_days(day.year):
+        return False
     return None
 
 
+@lru_cache(maxsize=1)
 def official_years() -> range:
     """The years the installed chinese-calendar package knows."""
     years = [d.year for d in chinese_calendar.constants.holidays]
     return range(min(years), max(years) + 1)
+
+
+HOLIDAY_LANGUAGES = {"zh-hans": "zh_CN", "zh-hant": "zh_TW", "en": "en_US"}
+
+
+@lru_cache(maxsize=64)
+def statutory_days(year: int, language: str = "en") -> dict[dt.date, str]:
+    """For a year after those the chinese-calendar package knows: the days off the law itself fixes, before the State
+    Council publishes the year's schedule — New Year's Day, the Spring Festival's eve and first three days, Qingming,
+    1 and 2 May, the Dragon Boat and Mid-Autumn festivals, 1 to 3 October (全国年节及纪念日放假办法, as revised in
+    2024), and a weekday off for one that falls on a weekend, as the law requires (from the `holidays` package,
+    which computes the lunar dates). The State Council's bridging days and swapped working days (调休) are not known
+    until it publishes them: deadlines there stay provisional, and administrators are warned until the year is
+    entered. Empty for any other year. Names in `language` (a page's language code)."""
+    if year <= official_years()[-1]:
+        return {}
+    import holidays
+
+    code = HOLIDAY_LANGUAGES.get((language or "en").lower(), "zh_CN" if (language or "").lower().startswith("zh") else "en_US")
+    return dict(holidays.China(years=year, language=code))
 
 
 @dataclass(frozen=True)

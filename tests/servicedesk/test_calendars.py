@@ -24,13 +24,13 @@ def test_the_default_calendars_are_there_after_migrating(db):
 
 def test_an_override_takes_effect_at_once_and_is_audited(users):
     business = BusinessCalendar.objects.get(code="business")
-    friday = dt.datetime(2027, 1, 1, 10, tzinfo=SH)
-    assert calendars.engine(business).is_working_day(friday.date())  # 2027: weekly pattern only
-    calendars.set_override(users["admin"], business, friday.date(), False, "元旦")
+    friday = dt.datetime(2027, 1, 8, 10, tzinfo=SH)
+    assert calendars.engine(business).is_working_day(friday.date())  # 2027: an ordinary Friday
+    calendars.set_override(users["admin"], business, friday.date(), False, "公司年会")
     fresh = BusinessCalendar.objects.get(code="business")
     assert not calendars.engine(fresh).is_working_day(friday.date())
     entry = AuditEntry.objects.filter(object_type="servicedesk.businesscalendar").latest("seq")
-    assert entry.actor == users["admin"] and entry.changes == {"2027-01-01": [None, False]}
+    assert entry.actor == users["admin"] and entry.changes == {"2027-01-08": [None, False]}
     assert calendars.remove_override(users["admin"], fresh, friday.date())
     assert calendars.engine(BusinessCalendar.objects.get(code="business")).is_working_day(friday.date())
 

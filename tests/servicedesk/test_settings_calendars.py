@@ -218,7 +218,9 @@ def test_the_official_schedule_in_chinese(client_for):
 def test_an_uncovered_year_says_so(client_for):
     page = client_for("admin").get(year_url(UNCOVERED)).content.decode()
     assert 'id="not-covered"' in page and f"does not know {UNCOVERED}" in page
-    assert "has no official holidays for" in page  # the business calendar is not covered either
+    assert "has no official schedule for" in page  # the business calendar is not covered either
+    # what counts until the schedule is entered: the days off the law fixes, listed
+    assert 'id="statutory"' in page and f"{UNCOVERED}-01-01" in page and "Dragon Boat Festival" in page
 
 
 def test_years_out_of_range_and_unknown_calendars_are_404(client_for):
@@ -248,7 +250,7 @@ def test_add_and_remove_overrides(client_for, users):
     )
     page = c.get(year_url(UNCOVERED)).content.decode()
     assert f'data-override="{UNCOVERED}-02-06"' in page and "春节调休" in page
-    assert "has no official holidays for" in page  # one holiday is not the year's schedule yet
+    assert "has no official schedule for" in page  # one holiday is not the year's schedule yet
 
     remove = year_url(UNCOVERED, name="settings-calendar-override-remove")
     r = c.post(remove, {"date": f"{UNCOVERED}-02-20", "version": business().version})

@@ -74,14 +74,27 @@ def test_the_lunch_break_does_not_count():
     assert BUSINESS.between(at(2026, 3, 2, 11), at(2026, 3, 2, 14)) == dt.timedelta(hours=1, minutes=30)
 
 
-def test_a_deadline_in_a_year_nobody_has_entered_falls_back_to_the_weekly_pattern():
-    """chinese-calendar knows 2004–2026; a ticket of 31 Dec 2026 due in 2027 still gets a deadline."""
+def test_a_deadline_in_a_year_nobody_has_entered_falls_back_to_the_weekly_pattern_less_the_days_the_law_fixes():
+    """chinese-calendar knows 2004–2026; a ticket of 31 Dec 2026 due in 2027 still gets a deadline. Before the State
+    Council's 2027 schedule is entered, the days off the law fixes for every year count: New Year's Day, the Spring
+    Festival's eve and first three days (5–8 Feb 2027), Qingming, 1–2 May, the Dragon Boat and Mid-Autumn festivals,
+    1–3 October, and a weekday off for one on a weekend (Sunday 7 Feb → 9 Feb, …). Before, Friday 1 January 2027
+    counted as a working day, and the Spring Festival as four ordinary weekdays."""
     assert BUSINESS.uncovered_years([2026, 2027]) == [2027]
-    assert BUSINESS.add_days(at(2026, 12, 31, 10), 1) == at(2027, 1, 1, 10)  # a Friday, by the weekly pattern
-    assert BUSINESS.add_days(at(2026, 12, 31, 10), 2) == at(2027, 1, 4, 10)  # over the weekend
-    # once an administrator enters New Year's Day 2027 as a holiday, it counts
-    entered = WorkCalendar(overrides={dt.date(2027, 1, 1): False})
-    assert entered.add_days(at(2026, 12, 31, 10), 1) == at(2027, 1, 4, 10)
+    assert BUSINESS.add_days(at(2026, 12, 31, 10), 1) == at(2027, 1, 4, 10)  # over New Year's Day and the weekend
+    assert BUSINESS.add_days(at(2026, 12, 31, 10), 2) == at(2027, 1, 5, 10)
+    off = [d for d in (dt.date(2027, 2, 4) + dt.timedelta(n) for n in range(8)) if not BUSINESS.is_working_day(d)]
+    assert off == [dt.date(2027, 2, d) for d in (5, 6, 7, 8, 9, 10)]  # eve, three days, two weekdays for the weekend
+    assert BUSINESS.is_working_day(dt.date(2027, 2, 11))  # the State Council's bridging days are not known yet
+    assert [d for d in (dt.date(2027, 10, 1) + dt.timedelta(n) for n in range(7)) if not BUSINESS.is_working_day(d)] == [
+        dt.date(2027, 10, d) for d in (1, 2, 3, 4, 5)]  # fmt: skip
+    assert not BUSINESS.is_working_day(dt.date(2027, 4, 5)) and not BUSINESS.is_working_day(dt.date(2027, 9, 15))
+    assert not BUSINESS.is_working_day(dt.date(2027, 6, 9))  # 端午, the fifth of the fifth lunar month
+    # the package's own years are untouched: its schedule, not the law's minimum, decides
+    assert BUSINESS.is_working_day(dt.date(2026, 2, 14))  # a Saturday of 调休 in 2026
+    # an administrator's entry wins over the law's days: the swapped working days once published
+    entered = WorkCalendar(overrides={dt.date(2027, 1, 1): False, dt.date(2027, 2, 20): True})
+    assert entered.is_working_day(dt.date(2027, 2, 20))  # a Saturday entered as 调休
     # but the year is not "known" until its Spring Festival and National Day are entered too: one holiday
     # made the warnings (home page, calendar pages, `pharmacrm holidays check`) go quiet before
     assert entered.uncovered_years([2027]) == [2027]
@@ -89,7 +102,19 @@ def test_a_deadline_in_a_year_nobody_has_entered_falls_back_to_the_weekly_patter
     assert WorkCalendar(overrides={**entered.overrides, **spring}).uncovered_years([2027]) == [2027]
     national = {dt.date(2027, 10, d): False for d in range(1, 8)}
     assert WorkCalendar(overrides={**entered.overrides, **spring, **national}).uncovered_years([2027]) == []
-    assert entered.add_days(at(2026, 12, 31, 10), 1) == at(2027, 1, 4, 10)
+
+
+def test_the_days_the_law_fixes_agree_with_the_schedules_the_package_knows():
+    """The rule for an unknown year, held to the years chinese-calendar knows since the law's 2024 revision (four
+    days for the Spring Festival, two for May Day): every day off the law fixes is a day off in the State Council's
+    schedule, so the fallback never makes a working day of a true holiday's core."""
+    import chinese_calendar
+    import holidays
+
+    for year in (2025, 2026):
+        for day, name in holidays.China(years=year).items():
+            if "observed" not in name and "substituted" not in name:
+                assert day in chinese_calendar.holidays, (day, name)
 
 
 def test_the_weekly_pattern_counts_in_a_year_the_official_schedule_covers():
