@@ -86,6 +86,10 @@ def test_operators_enter_next_years_schedule_with_the_holidays_command(db, capsy
         with pytest.raises(SystemExit) as exc:
             call_command("holidays", "check")
         assert exc.value.code == 1
+    capsys.readouterr()
+    call_command("holidays", "list", "--year", "2027")
+    before = capsys.readouterr().out  # until the schedule is entered: the days off the law fixes, with their names
+    assert "2027-01-01" in before and "2027-06-09" in before and "2027-02-09" in before and "2027-02-11" not in before
     call_command("holidays", "set", "2027-02-05..2027-02-11", "--off", "--note", "春节")
     call_command("holidays", "set", "2027-02-20", "--on", "--note", "春节调休")  # a Saturday
     if gaps:  # the Spring Festival alone does not make the year known

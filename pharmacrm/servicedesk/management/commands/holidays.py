@@ -15,11 +15,11 @@ import argparse
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from pharmacrm.core.management.commands._ops import cli_actor
-from pharmacrm.servicedesk import calendars
+from pharmacrm.servicedesk import calendars, workcalendar
 from pharmacrm.servicedesk.models import BusinessCalendar
 
 MAX_RANGE_DAYS = 366
@@ -85,8 +85,12 @@ class Command(BaseCommand):
         year = year or timezone.localdate().year
         engine = calendars.engine(cal)
         if not engine.covers(year):
-            self.stdout.write(_("No holiday data for %(year)s: the weekly pattern applies.") % {"year": year})
-        notes = dict(cal.overrides.filter(date__year=year).values_list("date", "note"))
+            self.stdout.write(
+                _("No State Council schedule for %(year)s yet: the weekly pattern applies, less the days off the law "
+                  "fixes (listed below).") % {"year": year}
+            )  # fmt: skip
+        statutory = workcalendar.statutory_days(year, translation.get_language() or "en") if engine.official_holidays else {}
+        notes = {**statutory, **dict(cal.overrides.filter(date__year=year).values_list("date", "note"))}
         day = dt.date(year, 1, 1)
         while day.year == year:
             working, usual = engine.is_working_day(day), day.weekday() in engine.workdays
