@@ -254,3 +254,29 @@ def test_the_work_page_and_the_account_page_flag_overdue_actions(users, meeting,
                          .content.decode())  # fmt: skip
     item = page.split(f'class="meeting-action" data-id="{action.pk}"')[1].split("</li>")[0]
     assert "Overdue" in item
+
+
+@pytest.mark.django_db
+def test_the_upgrade_arms_the_open_actions_of_accounts_served_and_reports_those_overdue_once(users, meeting):
+    """Migration 0017: actions recorded before it have no clock. The open ones of an account served get one (an action
+    overdue already is reported by the first sweep, once); done ones are not watched."""
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps
+
+    arm = importlib.import_module("pharmacrm.keyaccounts.migrations.0017_meetingaction_overdue_clock").arm_open_actions
+    yesterday = timezone.localdate() - dt.timedelta(days=1)
+    services.record_meeting(users["kam"], meeting.account, {
+        "held_at": meeting.held_at + dt.timedelta(minutes=1), "title": "供货协调会", "minutes": "讨论备货"},
+        [{"title": "提交备货计划", "owner": users["support"], "due_date": timezone.localdate()}])  # fmt: skip
+    done = MeetingAction.objects.get(title="提交备货计划")
+    services.complete_action(users["support"], done)
+    MeetingAction.objects.update(due_date=yesterday, next_check_at=None)  # as they were before the upgrade
+
+    arm(apps, SimpleNamespace(connection=connection))
+
+    assert _action(meeting).next_check_at == _end_of(yesterday)
+    assert MeetingAction.objects.get(pk=done.pk).next_check_at is None
+    assert services.sweep_meeting_actions() == 1 and services.sweep_meeting_actions() == 0
+    assert _alerts(users["expert"]) == 1 and _alerts(users["support"]) == 0
