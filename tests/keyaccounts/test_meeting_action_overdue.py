@@ -20,7 +20,7 @@ import threading
 import pytest
 from django.db import connection
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from pharmacrm.core import dueclock
 from pharmacrm.keyaccounts import services, tasks
@@ -76,9 +76,10 @@ def test_an_open_action_is_reported_overdue_once_its_due_day_has_ended(users, me
         assert _alerts(users[name], action) == 1, name
     assert _alerts(users["support"]) == 0  # the rest of the team is not told
     note = Notification.objects.get(kind=OVERDUE, recipient=users["expert"])
-    with translation.override("en"):
-        assert "整理培训需求" in str(note.title) and "Overdue meeting action" in str(note.title)
-        assert action.due_date.isoformat() in str(note.body)
+    # in the recipient's language (Simplified Chinese by default), naming the customer, the action and its meeting
+    name = meeting.account.institution.name
+    assert str(note.title) == f"{name} 的会议待办事项已逾期：整理培训需求"
+    assert str(note.body) == f"截止日期 {action.due_date.isoformat()}；负责人 {users['expert']}；来自会议“季度沟通会”。"
     assert note.url.endswith("#meetings")
     stored = _action(meeting)
     assert (stored.overdue_notified_at, stored.next_check_at) == (end, None)
