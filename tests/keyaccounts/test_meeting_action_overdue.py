@@ -281,3 +281,28 @@ def test_the_upgrade_arms_the_open_actions_of_accounts_served_and_reports_those_
     assert MeetingAction.objects.get(pk=done.pk).next_check_at is None
     assert services.sweep_meeting_actions() == 1 and services.sweep_meeting_actions() == 0
     assert _alerts(users["expert"]) == 1 and _alerts(users["support"]) == 0
+
+
+@pytest.mark.django_db
+def test_a_delisted_files_page_flags_only_the_actions_missed_while_it_was_served(users, meeting, client_for,
+                                                                                make_proposal, manager2):  # fmt: skip
+    """As its plan items: an open action that fell due before the de-listing day stays overdue; one whose due date came
+    after it is overdue for nobody (the file is closed, nobody can tick it off)."""
+    from pharmacrm.keyaccounts.models import KeyAccount
+
+    services.record_meeting(users["kam"], meeting.account, {
+        "held_at": meeting.held_at + dt.timedelta(minutes=1), "title": "供货协调会", "minutes": "讨论备货"},
+        [{"title": "提交备货计划", "owner": users["support"], "due_date": timezone.localdate()}])  # fmt: skip
+    proposal = make_proposal(meeting.account.institution, kind="delist")
+    services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=sign_code(manager2))
+    today = timezone.localdate()
+    KeyAccount.objects.filter(pk=meeting.account_id).update(delisted_at=timezone.now() - dt.timedelta(days=5))
+    missed = _action(meeting)
+    MeetingAction.objects.filter(pk=missed.pk).update(due_date=today - dt.timedelta(days=6))
+    after = MeetingAction.objects.get(title="提交备货计划")
+    MeetingAction.objects.filter(pk=after.pk).update(due_date=today - dt.timedelta(days=2))
+
+    page = html.unescape(client_for("kam").get(reverse("keyaccounts:account", args=[meeting.account_id]), **EN)
+                         .content.decode())  # fmt: skip
+    assert "Overdue" in page.split(f'class="meeting-action" data-id="{missed.pk}"')[1].split("</li>")[0]
+    assert "Overdue" not in page.split(f'class="meeting-action" data-id="{after.pk}"')[1].split("</li>")[0]
