@@ -509,7 +509,8 @@ class Meeting(models.Model):
 class MeetingAction(models.Model):
     """An action item from a meeting: owner, due date, done. While open, its text, owner (a member of the account's
     team) and due date can be corrected (services.edit_action); `version` guards that edit and ticking it off
-    against a change made meanwhile."""
+    against a change made meanwhile. Its due date is a due clock swept by the worker (core/dueclock.py), as a plan
+    item's deadline: an open action is reported overdue once (services.sweep_meeting_actions)."""
 
     meeting = models.ForeignKey(Meeting, models.CASCADE, related_name="actions")
     title = models.CharField(_("action"), max_length=200)
@@ -517,11 +518,19 @@ class MeetingAction(models.Model):
     due_date = models.DateField(_("due date"))
     done_at = models.DateTimeField(_("done"), null=True, blank=True)
     version = models.PositiveIntegerField(default=1, editable=False)
+    # the due clock (open actions of an account served): next worker look, lease, overdue alert sent
+    next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    overdue_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("meeting action item")
         verbose_name_plural = _("meeting action items")
         ordering = ["due_date", "id"]
+        indexes = [
+            models.Index(fields=["next_check_at"], name="meetingaction_due",
+                         condition=models.Q(next_check_at__isnull=False)),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return self.title

@@ -659,6 +659,8 @@ def _close_account(user, account: KeyAccount, now) -> None:
     _refresh_candidate(account.institution_id)  # above the threshold: a candidate again
     for plan in account.plans.filter(status=PlanStatus.APPROVED):
         plan.items.update(next_check_at=None, claimed_until=None)
+    MeetingAction.objects.filter(meeting__account=account, next_check_at__isnull=False).update(
+        next_check_at=None, claimed_until=None)  # a closed file's open actions are overdue for nobody
     account.agreements.filter(next_check_at__isnull=False).update(next_check_at=None, claimed_until=None)
     today = timezone.localtime(now).date()
     for agreement in account.agreements.filter(status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED]):
@@ -1304,6 +1306,43 @@ def sweep_plan_items(now: dt.datetime | None = None, limit: int = 500) -> int:
     return told
 
 
+def sweep_meeting_actions(now: dt.datetime | None = None, limit: int = 500) -> int:
+    """The worker: each open meeting action of an account served whose due day has ended is reported overdue once,
+    to the people a plan item's alert tells — its owner, the account's project manager and the managers. Leases
+    through core/dueclock; the alert and its record commit together, so a killed worker's lease runs out and the
+    action is alerted by the next sweep, never twice, and of two workers one wins each action."""
+    now = now or timezone.now()
+    ids = dueclock.claim_batch(MeetingAction, dueclock.due_ids(MeetingAction, now, limit=limit), now)
+    told = 0
+    for action in MeetingAction.objects.filter(pk__in=ids).select_related("meeting__account__institution"):
+        with transaction.atomic():
+            # the account first, then the action: the order of edit_action, record_meeting and the de-listing, so
+            # that an action handed over or a file closed meanwhile is read as it is once that has committed
+            account = KeyAccount.objects.select_for_update().select_related("institution").get(
+                pk=action.meeting.account_id)
+            fresh = MeetingAction.objects.select_for_update().select_related("owner").get(pk=action.pk)
+            watched = (fresh.done_at is None and account.status == AccountStatus.ACTIVE
+                       and fresh.overdue_notified_at is None)  # fmt: skip
+            fresh.next_check_at = None
+            if watched and fresh.due_date < timezone.localtime(now).date():
+                pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
+                managers = list(User.objects.filter(is_active=True, groups__name=Role.MANAGER))
+                title = Message(gettext_lazy("Overdue meeting action for %(name)s: %(title)s"),
+                                name=account.institution.name, title=fresh.title)  # fmt: skip
+                body = Message(gettext_lazy("Due %(date)s; owner %(owner)s; from the meeting “%(meeting)s”."),
+                               date=fresh.due_date.isoformat(), owner=str(fresh.owner),
+                               meeting=action.meeting.title)  # fmt: skip
+                url = reverse("keyaccounts:account", args=[account.pk]) + "#meetings"
+                _notify([fresh.owner, *pms, *managers], "keyaccounts.overdue", title, body, url, fresh)
+                fresh.overdue_notified_at = now
+                told += 1
+            elif watched:
+                fresh.next_check_at = deadline_moment(fresh.due_date)  # its due date was moved on meanwhile
+            fresh.claimed_until = None
+            fresh.save(update_fields=["overdue_notified_at", "next_check_at", "claimed_until"])
+    return told
+
+
 # --- agreements ------------------------------------------------------------------------------------------
 
 
@@ -1941,8 +1980,9 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
         meeting = Meeting.objects.create(account=account, held_at=held_at, title=title, minutes=minutes,
                                          attendees=_clean(data.get("attendees"), 2000), created_by=user)  # fmt: skip
         rows = MeetingAction.objects.bulk_create(
-            [MeetingAction(meeting=meeting, title=t, owner=o, due_date=d) for t, o, d in clean_actions]
-        )
+            [MeetingAction(meeting=meeting, title=t, owner=o, due_date=d, next_check_at=deadline_moment(d))
+             for t, o, d in clean_actions]  # each due date a clock: the overdue alert (sweep_meeting_actions)
+        )  # fmt: skip
         audit.record(A.CREATE, meeting, user=user, changes={"title": [None, title], "actions": [None, len(rows)]})
         url = reverse("keyaccounts:account", args=[account.pk]) + "#meetings"
         for row in rows:
@@ -1968,7 +2008,11 @@ def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAc
         old = action.done_at
         action.done_at = timezone.now() if done else None
         action.version += 1  # an edit from a page read before this is refused (edit_action), not saved over it
-        action.save(update_fields=["done_at", "version"])
+        # as a plan item's progress report: done, nothing is left to watch; reopened, it is watched again unless its
+        # overdue alert went out already (the same owner and due date are not told twice)
+        action.next_check_at = None if done or action.overdue_notified_at else deadline_moment(action.due_date)
+        action.claimed_until = None
+        action.save(update_fields=["done_at", "version", "next_check_at", "claimed_until"])
         audit.record(A.UPDATE, action.meeting, user=user, changes={"action": [str(old), str(action.done_at)]},
                      action_id=action.pk)  # fmt: skip
     return action
@@ -2026,13 +2070,20 @@ def edit_action(user, action: MeetingAction, *, title: str, owner, due_date, ver
         if not TeamMember.objects.filter(account=account, user=owner).exists():
             raise ValidationError({"owner": [_("The owner must be a member of the account's service team.")]})
         expected = action.version
+        # as a plan item in a new version: a moved due date or a new owner starts the overdue alert afresh (told once
+        # the new date has passed, or at once if it has already); a corrected text keeps the clock as it is
+        clock = {}
+        if due_date != before["due_date"] or owner.pk != before["owner"]:
+            clock = {"overdue_notified_at": None, "next_check_at": deadline_moment(due_date), "claimed_until": None}
         # written only if nobody changed it (or ticked it off) since it was loaded: either moves its version
         done = MeetingAction.objects.filter(pk=action.pk, version=expected, done_at__isnull=True).update(
-            title=title, owner=owner, due_date=due_date, version=expected + 1
+            title=title, owner=owner, due_date=due_date, version=expected + 1, **clock
         )
         if not done:
             raise StaleVersion(MeetingAction.objects.filter(pk=action.pk).values_list("version", flat=True).first())
         action.title, action.owner, action.due_date, action.version = title, owner, due_date, expected + 1
+        for field, value in clock.items():
+            setattr(action, field, value)
         audit.record(A.UPDATE, action, user=user, changes=changes, meeting_id=action.meeting_id)
         url = reverse("keyaccounts:account", args=[account.pk]) + "#meetings"
         meeting = action.meeting

@@ -32,10 +32,12 @@ def scheduled_evaluations() -> None:
 
 @db_periodic_task(crontab(minute="*"))
 def sweep_programme_clocks() -> None:
-    """Every minute: overdue service-plan items (once each) and agreement renewal reminders / expiry."""
+    """Every minute: overdue service-plan items and meeting actions (once each) and agreement renewal reminders /
+    expiry."""
     from . import services
 
     services.sweep_plan_items()
+    services.sweep_meeting_actions()
     services.sweep_agreements()
 
 

@@ -589,10 +589,12 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     earlier = list(services.before_listing(account.meetings.all()).prefetch_related("actions__owner")
                    .select_related("created_by"))  # fmt: skip
     edit_pk, edit_form = forms.get("action_edit", (None, None))
+    cutoff = services.overdue_until(account, today)
     for meeting in meetings + earlier:
         for act in meeting.actions.all():
             act.may_toggle = active and writer and (act.owner_id == user.pk or manage)
-            act.late = act.done_at is None and act.due_date < today
+            # overdue as a plan item is (overdue_until): on a de-listed file, only what was missed while it was served
+            act.late = act.done_at is None and act.due_date < cutoff
             # an open action is corrected in place (text, owner from the team, due date) by whoever records meetings
             if active and writer and record and act.done_at is None:
                 act.edit_form = edit_form if act.pk == edit_pk else ActionEditForm(
@@ -1279,6 +1281,8 @@ def _member_page(request, person: User) -> HttpResponse:
         MeetingAction.objects.filter(owner=person, done_at__isnull=True, meeting__account__in=visible)
         .select_related("meeting__account__institution").order_by("due_date")
     )  # fmt: skip
+    for act in actions:
+        act.overdue = act.due_date < today  # flagged as the plan items above are
     from pharmacrm.servicedesk.choices import OPEN_STATUSES
 
     team_ids = [m.account.team_id for m in memberships if m.account.team_id]
