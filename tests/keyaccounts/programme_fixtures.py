@@ -14,11 +14,11 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from pharmacrm.keyaccounts import evaluation, services
 from pharmacrm.keyaccounts.choices import PlanArea, TeamRole
-from pharmacrm.keyaccounts.models import Score, TeamMember, TeamTenure
+from pharmacrm.keyaccounts.models import MeetingAction, Score, TeamMember, TeamTenure
 
 __all__ = [
     "tiny_pdf", "tiny_png", "AREAS", "sign_code", "candidate", "manager2", "make_proposal", "listed", "staffed", "with_plan", "item_data",
-    "private_var", "approve_plan", "api_client",
+    "private_var", "approve_plan", "api_client", "meeting", "action_of",
 ]  # fmt: skip
 
 AREAS = (PlanArea.SUPPLY, PlanArea.TECH_SUPPORT, PlanArea.AFTER_SALES, PlanArea.TRAINING)
@@ -195,3 +195,19 @@ def api_client(users):
         return client
 
     return make
+
+
+@pytest.fixture
+def meeting(users, xiehe, staffed):
+    """协和's team meets today; the minutes give the product expert an action due in a week. → the meeting."""
+    account = staffed(xiehe)
+    held = timezone.now().replace(second=0, microsecond=0)
+    return services.record_meeting(
+        users["kam"], account, {"held_at": held, "title": "季度沟通会", "minutes": "讨论供货与培训"},
+        [{"title": "整理培训需求", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}],
+    )  # fmt: skip
+
+
+def action_of(meeting) -> MeetingAction:
+    """The meeting's one action item, with what its checks read."""
+    return MeetingAction.objects.select_related("meeting__account", "owner").get(meeting=meeting)

@@ -26,26 +26,11 @@ from pharmacrm.keyaccounts.models import MeetingAction, TeamMember
 from pharmacrm.notify.models import Notification
 
 from .programme_fixtures import *  # noqa: F403
-from .programme_fixtures import sign_code
+from .programme_fixtures import action_of, sign_code
 
 pytestmark = pytest.mark.django_db
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
 BASE = "/api/v1/keyaccounts/"
-
-
-@pytest.fixture
-def meeting(users, xiehe, staffed):
-    """协和's team meets today; the minutes give the product expert an action due in a week. → the meeting."""
-    account = staffed(xiehe)
-    held = timezone.now().replace(second=0, microsecond=0)
-    return services.record_meeting(
-        users["kam"], account, {"held_at": held, "title": "季度沟通会", "minutes": "讨论供货与培训"},
-        [{"title": "整理培训需求", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}],
-    )  # fmt: skip
-
-
-def _action(meeting) -> MeetingAction:
-    return MeetingAction.objects.select_related("meeting__account", "owner").get(meeting=meeting)
 
 
 def _edit_url(action: MeetingAction) -> str:
@@ -66,11 +51,11 @@ REFUSED = ["rep", "agent", "analyst", "auditor", "pv", "other_kam"]  # other_kam
 
 @pytest.mark.parametrize("role", ALLOWED)
 def test_the_team_the_project_manager_and_managers_may_correct_an_action(users, meeting, role):
-    action = _action(meeting)
+    action = action_of(meeting)
     due = action.due_date + dt.timedelta(days=3)
     services.edit_action(users[role], action, title="整理培训需求（含新药）", owner=users["aftersales"], due_date=due,
                          version=action.version)  # fmt: skip
-    stored = _action(meeting)
+    stored = action_of(meeting)
     assert (stored.title, stored.owner, stored.due_date, stored.version) == (
         "整理培训需求（含新药）", users["aftersales"], due, 2)
 
@@ -80,31 +65,31 @@ def test_others_may_not_correct_an_action(users, meeting, make_user, role):
     from pharmacrm.core.roles import Role
 
     who = make_user("kam2", Role.KAM) if role == "other_kam" else users[role]
-    action = _action(meeting)
+    action = action_of(meeting)
     with pytest.raises(PermissionDenied):
         services.edit_action(who, action, title="改掉", owner=users["aftersales"], due_date=action.due_date,
                              version=action.version)  # fmt: skip
-    assert _action(meeting).title == "整理培训需求" and _action(meeting).version == 1
+    assert action_of(meeting).title == "整理培训需求" and action_of(meeting).version == 1
 
 
 @pytest.mark.parametrize("role,status", [("expert", 200), ("manager", 200), ("rep", 403), ("analyst", 403),
                                          ("auditor", 403), ("agent", 403)])  # fmt: skip
 def test_the_api_patch_per_role(users, meeting, api_client, role, status):
-    action = _action(meeting)
+    action = action_of(meeting)
     answer = api_client(role).patch(f"{BASE}meeting-actions/{action.pk}/", {"owner": users["support"].pk,
                                                                               "version": 1}, format="json")  # fmt: skip
     if answer.status_code == 404:  # a role that does not see the account at all
         assert status == 403
     else:
         assert answer.status_code == status, answer.content
-    assert (_action(meeting).owner == users["support"]) == (status == 200)
+    assert (action_of(meeting).owner == users["support"]) == (status == 200)
 
 
 # --- 1. the page ------------------------------------------------------------------------------------------------
 
 
 def test_the_page_corrects_an_action_in_place_and_the_new_owner_takes_it_over(users, meeting, client_for):
-    action = _action(meeting)
+    action = action_of(meeting)
     kam = client_for("kam")
     page = kam.get(reverse("keyaccounts:account", args=[meeting.account_id]), **EN).content.decode()
     assert f'action="{_edit_url(action)}"' in page and f'id="action-{action.pk}-edit"' in page
@@ -129,7 +114,7 @@ def test_the_page_corrects_an_action_in_place_and_the_new_owner_takes_it_over(us
 def test_the_page_shows_a_wrong_owner_or_date_under_its_field(users, meeting, client_for, make_user):
     from pharmacrm.core.roles import Role
 
-    action = _action(meeting)
+    action = action_of(meeting)
     kam = client_for("kam")
     # a due date before the meeting
     early = timezone.localdate() - dt.timedelta(days=1)
@@ -141,25 +126,25 @@ def test_the_page_shows_a_wrong_owner_or_date_under_its_field(users, meeting, cl
     outsider = make_user("expert9", Role.EXPERT)
     answer = kam.post(_edit_url(action), _form(action, owner=outsider), **EN)
     assert answer.status_code == 400
-    assert _action(meeting).owner == users["expert"] and _action(meeting).version == 1
+    assert action_of(meeting).owner == users["expert"] and action_of(meeting).version == 1
     with translation.override("en"), pytest.raises(ValidationError) as refused:
         services.edit_action(users["kam"], action, title=action.title, owner=outsider, due_date=action.due_date)
     assert refused.value.message_dict == {"owner": ["The owner must be a member of the account's service team."]}
 
 
 def test_a_done_action_is_not_edited_and_offers_no_form(users, meeting, client_for):
-    action = _action(meeting)
+    action = action_of(meeting)
     services.complete_action(users["expert"], action)
     kam = client_for("kam")
     page = kam.get(reverse("keyaccounts:account", args=[meeting.account_id]), **EN).content.decode()
     assert _edit_url(action) not in page
     answer = kam.post(_edit_url(action), _form(action, owner=users["support"]), follow=True, **EN)
     assert "This action item is done: reopen it to change it." in answer.content.decode()
-    assert _action(meeting).owner == users["expert"]
+    assert action_of(meeting).owner == users["expert"]
 
 
 def test_a_delisted_files_actions_are_not_edited(users, meeting, make_proposal, manager2, client_for):
-    action = _action(meeting)
+    action = action_of(meeting)
     proposal = make_proposal(meeting.account.institution, kind="delist")
     services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=sign_code(manager2))
     with translation.override("en"), pytest.raises(ValidationError) as refused:
@@ -173,14 +158,14 @@ def test_a_delisted_files_actions_are_not_edited(users, meeting, make_proposal, 
 
 
 def test_a_stale_save_is_refused_on_the_page_and_in_the_api(users, meeting, client_for, api_client):
-    action = _action(meeting)
+    action = action_of(meeting)
     kam, manager = client_for("kam"), client_for("manager")
     seen = _form(action, owner=users["support"])  # the manager's page, read at version 1
     assert kam.post(_edit_url(action), _form(action, owner=users["aftersales"]), **EN).status_code == 302
     answer = manager.post(_edit_url(action), seen, **EN)
     assert answer.status_code == 409
     assert "Someone else changed this record while you were editing it." in answer.content.decode()
-    stored = _action(meeting)
+    stored = action_of(meeting)
     assert stored.owner == users["aftersales"] and stored.version == 2
     # the API: version 1 is stale now (409 with the current version); without a version the change is refused
     api = api_client("manager")
@@ -195,20 +180,20 @@ def test_a_stale_save_is_refused_on_the_page_and_in_the_api(users, meeting, clie
 
 
 def test_an_action_ticked_off_after_the_form_was_read_is_not_changed(users, meeting, client_for, api_client):
-    action = _action(meeting)
+    action = action_of(meeting)
     seen = _form(action, owner=users["support"])
-    services.complete_action(users["expert"], _action(meeting))
+    services.complete_action(users["expert"], action_of(meeting))
     answer = client_for("kam").post(_edit_url(action), seen, follow=True, **EN)
     assert "This action item is done: reopen it to change it." in answer.content.decode()
     answer = api_client("kam").patch(f"{BASE}meeting-actions/{action.pk}/", {"owner": users["support"].pk,
                                                                                "version": 1}, format="json")  # fmt: skip
     assert answer.status_code == 400 and "reopen it" in str(answer.json())
-    stored = _action(meeting)
+    stored = action_of(meeting)
     assert stored.owner == users["expert"] and stored.done_at is not None
 
 
 def test_an_edit_is_audited_with_the_values_before_and_after(users, meeting):
-    action = _action(meeting)
+    action = action_of(meeting)
     before_due = action.due_date
     new_due = before_due + dt.timedelta(days=2)
     services.edit_action(users["kam"], action, title="整理培训需求（修订）", owner=users["support"], due_date=new_due,
@@ -220,14 +205,14 @@ def test_an_edit_is_audited_with_the_values_before_and_after(users, meeting):
                              "due_date": [before_due.isoformat(), new_due.isoformat()]}  # fmt: skip
     assert entry.extra["meeting_id"] == meeting.pk
     # the same values again: no change, no entry, the same version
-    services.edit_action(users["kam"], _action(meeting), title="整理培训需求（修订）", owner=users["support"],
+    services.edit_action(users["kam"], action_of(meeting), title="整理培训需求（修订）", owner=users["support"],
                          due_date=new_due, version=2)  # fmt: skip
     assert AuditEntry.objects.filter(object_type="keyaccounts.meetingaction").count() == 1
-    assert _action(meeting).version == 2
+    assert action_of(meeting).version == 2
 
 
 def test_an_owner_whose_action_someone_else_moved_is_told(users, meeting):
-    action = _action(meeting)
+    action = action_of(meeting)
     new_due = action.due_date + dt.timedelta(days=5)
     services.edit_action(users["kam"], action, title=action.title, owner=users["expert"], due_date=new_due, version=1)
     notes = Notification.objects.filter(kind="keyaccounts.action", recipient=users["expert"]).order_by("id")
@@ -235,7 +220,7 @@ def test_an_owner_whose_action_someone_else_moved_is_told(users, meeting):
 
 
 def test_the_api_answers_errors_per_field_and_the_schema_has_the_patch(users, meeting, api_client):
-    action = _action(meeting)
+    action = action_of(meeting)
     api = api_client("kam")
     answer = api.patch(f"{BASE}meeting-actions/{action.pk}/", {"due_date": "2000-01-01", "version": 1}, format="json")
     assert answer.status_code == 400 and "due_date" in answer.json()
@@ -257,7 +242,7 @@ def test_the_api_answers_errors_per_field_and_the_schema_has_the_patch(users, me
 def test_a_member_with_open_meeting_actions_is_removed_only_once_they_are_handed_over(users, meeting, client_for,
                                                                                       api_client):  # fmt: skip
     account = meeting.account
-    action = _action(meeting)
+    action = action_of(meeting)
     expert = TeamMember.objects.get(account=account, user=users["expert"])
     message = (f"Give this member's open meeting actions to someone else first (Edit, under Service meetings): "
                f"“整理培训需求” (meeting “季度沟通会”, due {action.due_date.isoformat()}).")  # fmt: skip
@@ -282,7 +267,7 @@ def test_a_member_with_open_meeting_actions_is_removed_only_once_they_are_handed
     assert manager.post(_edit_url(action), _form(action, owner=users["support"]), **EN).status_code == 302
     services.remove_member(users["manager"], TeamMember.objects.get(pk=expert.pk))
     assert not TeamMember.objects.filter(account=account, user=users["expert"]).exists()
-    assert _action(meeting).owner == users["support"]
+    assert action_of(meeting).owner == users["support"]
 
 
 def test_done_actions_and_a_member_staying_in_another_role_do_not_hold_the_removal(users, meeting, make_user):
@@ -294,15 +279,15 @@ def test_done_actions_and_a_member_staying_in_another_role_do_not_hold_the_remov
     both = make_user("both", Role.SUPPORT, Role.AFTERSALES)
     services.add_member(users["manager"], account, both, TeamRole.TECH_SUPPORT)
     services.add_member(users["manager"], account, both, TeamRole.AFTER_SALES)
-    action = _action(meeting)
+    action = action_of(meeting)
     services.edit_action(users["kam"], action, title=action.title, owner=both, due_date=action.due_date, version=1)
     services.remove_member(users["manager"], TeamMember.objects.get(account=account, user=both,
                                                                     role=TeamRole.AFTER_SALES))  # fmt: skip
-    assert _action(meeting).owner == both
+    assert action_of(meeting).owner == both
     with pytest.raises(ValidationError):  # their last role: not while the action is theirs and open
         services.remove_member(users["manager"], TeamMember.objects.get(account=account, user=both))
     # a done action does not hold the removal
-    services.complete_action(both, _action(meeting))
+    services.complete_action(both, action_of(meeting))
     services.remove_member(users["manager"], TeamMember.objects.get(account=account, user=both))
     assert not TeamMember.objects.filter(account=account, user=both).exists()
 
@@ -378,7 +363,7 @@ def test_an_action_given_to_a_member_being_removed_refuses_one_of_the_two(users,
         users["kam"], account, {"held_at": timezone.now(), "title": "季度沟通会", "minutes": "纪要"},
         [{"title": "整理培训需求", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}],
     )  # fmt: skip
-    action = _action(meeting)
+    action = action_of(meeting)
     refused = _race_with_removal(monkeypatch, users, account, "may_edit_action", lambda: services.edit_action(
         users["kam"], action, title=action.title, owner=users["aftersales"], due_date=action.due_date, version=1))
     still_member = TeamMember.objects.filter(account=account, user=users["aftersales"]).exists()

@@ -28,25 +28,10 @@ from pharmacrm.keyaccounts.models import MeetingAction
 from pharmacrm.notify.models import Notification
 
 from .programme_fixtures import *  # noqa: F403
-from .programme_fixtures import sign_code
+from .programme_fixtures import action_of, sign_code
 
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
 OVERDUE = "keyaccounts.overdue"
-
-
-@pytest.fixture
-def meeting(users, xiehe, staffed):
-    """协和's team met today; the product expert owns an action due in a week. → the meeting."""
-    account = staffed(xiehe)
-    held = timezone.now().replace(second=0, microsecond=0)
-    return services.record_meeting(
-        users["kam"], account, {"held_at": held, "title": "季度沟通会", "minutes": "讨论供货与培训"},
-        [{"title": "整理培训需求", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}],
-    )  # fmt: skip
-
-
-def _action(meeting) -> MeetingAction:
-    return MeetingAction.objects.select_related("meeting__account", "owner").get(meeting=meeting)
 
 
 def _alerts(user, action=None) -> int:
@@ -63,7 +48,7 @@ def _end_of(day: dt.date) -> dt.datetime:
 
 @pytest.mark.django_db
 def test_an_open_action_is_reported_overdue_once_its_due_day_has_ended(users, meeting):
-    action = _action(meeting)
+    action = action_of(meeting)
     end = _end_of(action.due_date)
     assert timezone.localtime(end).utcoffset() == dt.timedelta(hours=8)  # the due day ends at midnight in China
 
@@ -81,7 +66,7 @@ def test_an_open_action_is_reported_overdue_once_its_due_day_has_ended(users, me
     assert str(note.title) == f"{name} 的会议待办事项已逾期：整理培训需求"
     assert str(note.body) == f"截止日期 {action.due_date.isoformat()}；负责人 {users['expert']}；来自会议“季度沟通会”。"
     assert note.url.endswith("#meetings")
-    stored = _action(meeting)
+    stored = action_of(meeting)
     assert (stored.overdue_notified_at, stored.next_check_at) == (end, None)
 
 
@@ -96,7 +81,7 @@ def test_the_every_minute_task_sweeps_meeting_actions(users, meeting):
 
 @pytest.mark.django_db
 def test_an_action_done_before_its_due_date_is_not_reported(users, meeting):
-    action = _action(meeting)
+    action = action_of(meeting)
     services.complete_action(users["expert"], action)
     assert services.sweep_meeting_actions(now=_end_of(action.due_date) + dt.timedelta(hours=1)) == 0
     assert _alerts(users["expert"]) == 0 and _alerts(users["manager"]) == 0
@@ -106,23 +91,23 @@ def test_an_action_done_before_its_due_date_is_not_reported(users, meeting):
 def test_an_action_reopened_is_reported_once_whether_or_not_it_was_already(users, meeting):
     """Reopened before its due date: watched again. Reopened after its alert went out: not told twice (as a plan
     item reported open again)."""
-    action = _action(meeting)
+    action = action_of(meeting)
     end = _end_of(action.due_date)
     services.complete_action(users["expert"], action)
-    services.complete_action(users["expert"], _action(meeting), done=False)
+    services.complete_action(users["expert"], action_of(meeting), done=False)
     assert services.sweep_meeting_actions(now=end) == 1
-    services.complete_action(users["expert"], _action(meeting))
-    services.complete_action(users["expert"], _action(meeting), done=False)
+    services.complete_action(users["expert"], action_of(meeting))
+    services.complete_action(users["expert"], action_of(meeting), done=False)
     assert services.sweep_meeting_actions(now=end + dt.timedelta(days=1)) == 0
     assert _alerts(users["expert"]) == 1
 
 
 @pytest.mark.django_db
 def test_the_actions_of_a_delisted_account_are_not_reported(users, meeting, make_proposal, manager2):
-    action = _action(meeting)
+    action = action_of(meeting)
     proposal = make_proposal(meeting.account.institution, kind="delist")
     services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=sign_code(manager2))
-    assert _action(meeting).next_check_at is None  # the clock stopped with the file
+    assert action_of(meeting).next_check_at is None  # the clock stopped with the file
     assert services.sweep_meeting_actions(now=_end_of(action.due_date) + dt.timedelta(hours=1)) == 0
     assert _alerts(users["expert"]) == 0 and _alerts(users["manager"]) == 0
 
@@ -133,15 +118,15 @@ def test_a_sweep_that_finds_the_account_delisted_after_its_claim_sends_nothing(u
     from pharmacrm.keyaccounts.choices import AccountStatus
     from pharmacrm.keyaccounts.models import KeyAccount
 
-    action = _action(meeting)
+    action = action_of(meeting)
     KeyAccount.objects.filter(pk=meeting.account_id).update(status=AccountStatus.DELISTED, delisted_at=timezone.now())
     assert services.sweep_meeting_actions(now=_end_of(action.due_date)) == 0
-    assert _alerts(users["expert"]) == 0 and _action(meeting).next_check_at is None
+    assert _alerts(users["expert"]) == 0 and action_of(meeting).next_check_at is None
 
 
 @pytest.mark.django_db
 def test_a_due_date_moved_later_is_reported_again_once_the_new_date_has_passed(users, meeting):
-    action = _action(meeting)
+    action = action_of(meeting)
     first_end = _end_of(action.due_date)
     assert services.sweep_meeting_actions(now=first_end) == 1
     later = action.due_date + dt.timedelta(days=14)
@@ -156,7 +141,7 @@ def test_a_due_date_moved_later_is_reported_again_once_the_new_date_has_passed(u
 
 @pytest.mark.django_db
 def test_a_corrected_text_does_not_report_the_action_again(users, meeting):
-    action = _action(meeting)
+    action = action_of(meeting)
     end = _end_of(action.due_date)
     assert services.sweep_meeting_actions(now=end) == 1
     services.edit_action(users["kam"], action, title="整理培训需求（含新药）", owner=action.owner,
@@ -169,20 +154,20 @@ def test_a_corrected_text_does_not_report_the_action_again(users, meeting):
 def test_a_due_date_moved_while_the_worker_held_its_lease_is_watched_for_the_new_date(users, meeting):
     """The worker leased the action (its due day over) and, before it read it, the date was moved on: no alert now,
     one when the new date has passed."""
-    action = _action(meeting)
+    action = action_of(meeting)
     end = _end_of(action.due_date)
     later = action.due_date + dt.timedelta(days=10)
     # the edit as it lands between the worker's lease and its read: the row moved on, the lease still there
     MeetingAction.objects.filter(pk=action.pk).update(due_date=later)
     assert services.sweep_meeting_actions(now=end) == 0
-    assert _action(meeting).next_check_at == _end_of(later)
+    assert action_of(meeting).next_check_at == _end_of(later)
     assert services.sweep_meeting_actions(now=_end_of(later)) == 1
     assert _alerts(users["expert"]) == 1
 
 
 @pytest.mark.django_db
 def test_a_worker_killed_after_its_lease_leaves_the_alert_to_the_next_sweep_once(users, meeting):
-    action = _action(meeting)
+    action = action_of(meeting)
     end = _end_of(action.due_date)
     assert dueclock.claim_batch(MeetingAction, [action.pk], end) == [action.pk]  # a worker leased it, then died
     assert services.sweep_meeting_actions(now=end) == 0  # another worker leaves it to the lease
@@ -198,7 +183,7 @@ def test_two_sweeps_at_once_report_an_overdue_action_once(users, meeting, monkey
     leases the action too. The second waits for the first, then finds the alert recorded and sends nothing."""
     from .test_execution_fixes import _paused_after
 
-    action = _action(meeting)
+    action = action_of(meeting)
     end = _end_of(action.due_date)
     swept: list[int] = []
     errors = _paused_after(
@@ -213,7 +198,7 @@ def test_two_sweeps_at_once_report_an_overdue_action_once(users, meeting, monkey
 @pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_started_together_report_an_overdue_action_once(users, meeting):
-    action = _action(meeting)
+    action = action_of(meeting)
     now = _end_of(action.due_date)
     start, swept, errors = threading.Barrier(2), [], []
 
@@ -238,7 +223,7 @@ def test_two_workers_started_together_report_an_overdue_action_once(users, meeti
 @pytest.mark.django_db
 def test_the_work_page_and_the_account_page_flag_overdue_actions(users, meeting, client_for):
     yesterday = timezone.localdate() - dt.timedelta(days=1)
-    action = _action(meeting)
+    action = action_of(meeting)
     services.record_meeting(users["kam"], meeting.account, {
         "held_at": meeting.held_at + dt.timedelta(minutes=1), "title": "供货协调会", "minutes": "讨论备货"},
         [{"title": "提交备货计划", "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=3)}])
@@ -277,7 +262,7 @@ def test_the_upgrade_arms_the_open_actions_of_accounts_served_and_reports_those_
 
     arm(apps, SimpleNamespace(connection=connection))
 
-    assert _action(meeting).next_check_at == _end_of(yesterday)
+    assert action_of(meeting).next_check_at == _end_of(yesterday)
     assert MeetingAction.objects.get(pk=done.pk).next_check_at is None
     assert services.sweep_meeting_actions() == 1 and services.sweep_meeting_actions() == 0
     assert _alerts(users["expert"]) == 1 and _alerts(users["support"]) == 0
@@ -297,7 +282,7 @@ def test_a_delisted_files_page_flags_only_the_actions_missed_while_it_was_served
     services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=sign_code(manager2))
     today = timezone.localdate()
     KeyAccount.objects.filter(pk=meeting.account_id).update(delisted_at=timezone.now() - dt.timedelta(days=5))
-    missed = _action(meeting)
+    missed = action_of(meeting)
     MeetingAction.objects.filter(pk=missed.pk).update(due_date=today - dt.timedelta(days=6))
     after = MeetingAction.objects.get(title="提交备货计划")
     MeetingAction.objects.filter(pk=after.pk).update(due_date=today - dt.timedelta(days=2))
