@@ -30,16 +30,22 @@ def due(ticket) -> dict[str, dt.datetime]:
     return {c.kind: c.due_at.astimezone(SH) for c in SlaClock.objects.filter(ticket=ticket)}
 
 
-def test_an_administrator_enters_a_holiday_period_at_once_and_running_deadlines_follow(users, xiehe, client_for):
+def new_years_eve_ticket(users, xiehe) -> Ticket:
+    """A drug-information ticket taken in on 31 Dec 2026 at 10:00, its clocks counted into 2027 (received_at cannot
+    lie in the future when a ticket is taken in: it is moved there, and the clocks rebuilt)."""
     ticket = services.create_ticket(users["agent"], {
         "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe,
         "received_at": at(2026, 12, 1, 10),
     })  # fmt: skip
-    # taken in on New Year's Eve (received_at cannot lie in the future when the ticket is taken in)
     Ticket.objects.filter(pk=ticket.pk).update(received_at=at(2026, 12, 31, 10))
     TicketEvent.objects.filter(ticket=ticket).update(at=at(2026, 12, 31, 10))
     ticket.refresh_from_db()
     services.rebuild_clocks(ticket, now=at(2026, 12, 31, 10))
+    return ticket
+
+
+def test_an_administrator_enters_a_holiday_period_at_once_and_running_deadlines_follow(users, xiehe, client_for):
+    ticket = new_years_eve_ticket(users, xiehe)
     # 2027 is not known yet: the weekly pattern, less New Year's Day (a day off the law fixes every year)
     assert due(ticket) == {ClockKind.FIRST_RESPONSE: at(2027, 1, 4, 10), ClockKind.RESOLUTION: at(2027, 1, 5, 10)}
 
@@ -79,15 +85,8 @@ def test_a_holiday_period_with_a_wrong_last_date_is_refused_naming_the_field(cli
 
 def test_the_clocks_api_says_which_deadlines_are_provisional_until_the_year_is_entered(users, xiehe, api_for):
     """An integration reading a ticket's SLA clocks learns, as the ticket page tells the agent, that a deadline
-    counted into 2027 ran through its weekdays as working days — until the year's holidays are entered."""
-    ticket = services.create_ticket(users["agent"], {
-        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe,
-        "received_at": at(2026, 12, 1, 10),
-    })  # fmt: skip
-    Ticket.objects.filter(pk=ticket.pk).update(received_at=at(2026, 12, 31, 10))
-    TicketEvent.objects.filter(ticket=ticket).update(at=at(2026, 12, 31, 10))
-    ticket.refresh_from_db()
-    services.rebuild_clocks(ticket, now=at(2026, 12, 31, 10))
+    counted into 2027 is provisional (only the days off the law fixes are known) — until the year is entered."""
+    ticket = new_years_eve_ticket(users, xiehe)
     url = f"/api/v1/tickets/{ticket.pk}/clocks/"
 
     clocks = {c["kind"]: c for c in api_for("agent").get(url).json()}
