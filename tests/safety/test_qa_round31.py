@@ -272,12 +272,14 @@ def _c_1_11(xml: bytes) -> tuple[list, list]:
 
 def _sent(case, pv):
     """The case exported and its submission recorded (the signatures of those steps are tested elsewhere: each
-    one-time code signs once, and the test's own steps need theirs)."""
+    one-time code signs once, and the test's own steps need theirs). Sent to the second, as record_submission
+    stores it: with its microseconds, a sending in the second the next export was made in (C.1.2 is kept to the
+    second) read as later than that export, under load."""
     from pharmacrm.safety.models import Submission
 
     batch = services.issue_icsr_batch(pv, [case], purpose="regulatory")
     Submission.objects.create(case=case, jurisdiction="CN", channel="nmpa", message_id=batch.message_id,
-                              submitted_at=timezone.now(), submitted_by=pv)  # fmt: skip
+                              submitted_at=timezone.now().replace(microsecond=0), submitted_by=pv)  # fmt: skip
     return batch
 
 
