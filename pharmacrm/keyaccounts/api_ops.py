@@ -199,14 +199,20 @@ class TeamMemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
 class MeetingActionSerializer(ModelSerializer):
     owner_name = serializers.CharField(source="owner.__str__", read_only=True)
     done = serializers.SerializerMethodField()
+    overdue = serializers.SerializerMethodField(
+        help_text="Open and its due day has ended (China time; calendar days, as its overdue alert counts them), as "
+                  "the key-account page flags it. A de-listed account's: only one that fell due while it was served.")  # fmt: skip
 
     class Meta:
         model = MeetingAction
-        fields = ["id", "meeting", "title", "owner", "owner_name", "due_date", "done", "done_at", "version"]
+        fields = ["id", "meeting", "title", "owner", "owner_name", "due_date", "done", "done_at", "overdue", "version"]
         read_only_fields = fields
 
     def get_done(self, obj) -> bool:
         return obj.done_at is not None
+
+    def get_overdue(self, obj) -> bool:
+        return services.action_overdue(obj)
 
 
 class MeetingSerializer(ModelSerializer):

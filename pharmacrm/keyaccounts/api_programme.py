@@ -218,15 +218,24 @@ class DecisionSerializer(VersionSerializer):
                                      help_text="The current code of your authenticator app: your signature.")  # fmt: skip
 
 
+OVERDUE_HELP = ("An open item of the plan in force whose deadline day has ended (China time; calendar days, as its "
+                "overdue alert counts them), as the key-account page flags it. A de-listed account's: only one that "
+                "fell due while it was served. Items of drafts and superseded versions are never overdue.")
+
+
 class PlanItemSerializer(ModelSerializer):
     owner_name = serializers.CharField(source="owner.__str__", read_only=True)
     status = ItemStatusField(read_only=True)
+    overdue = serializers.SerializerMethodField(help_text=OVERDUE_HELP)
 
     class Meta:
         model = PlanItem
         fields = ["id", "plan", "area", "title", "standard", "owner", "owner_name", "deadline", "status", "progress",
-                  "progress_note", "completed_at", "version"]  # fmt: skip
-        read_only_fields = ["status", "progress", "progress_note", "completed_at", "version"]
+                  "progress_note", "completed_at", "overdue", "version"]  # fmt: skip
+        read_only_fields = ["status", "progress", "progress_note", "completed_at", "overdue", "version"]
+
+    def get_overdue(self, obj) -> bool:
+        return services.item_overdue(obj)
 
 
 class PlanItemWriteSerializer(Serializer):
@@ -482,6 +491,7 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
             return self.queryset
         return (
             ServicePlan.objects.filter(account__in=services.accounts_for(self.request.user))
+            .select_related("account")  # the items' `overdue` reads a de-listed account's day
             .prefetch_related(Prefetch("items", services.in_plan_order(PlanItem.objects.select_related("owner"))))
             .order_by("account_id", "-version_number")
         )

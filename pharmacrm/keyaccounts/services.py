@@ -752,7 +752,7 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
     return row
 
 
-MEMBER_ACTIONS_NAMED = 5  # open meeting actions a refused removal names
+MEMBER_ACTIONS_NAMED = 5  # open plan items, and open meeting actions, a refused removal names
 
 
 def open_actions_message(actions: list[MeetingAction]) -> str:
@@ -767,9 +767,22 @@ def open_actions_message(actions: list[MeetingAction]) -> str:
              "%(actions)s.") % {"actions": listing(named)}  # fmt: skip
 
 
+def open_items_message(items: list[PlanItem]) -> str:
+    """Why a member is not removed yet: the open plan items they own in the plan in force or its draft, named (at most
+    MEMBER_ACTIONS_NAMED, an ellipsis for more) with their plan version and deadline, to give to someone else first."""
+    named = [_("“%(title)s” (service plan v%(version)s, due %(date)s)")
+             % {"title": i.title, "version": i.plan.version_number, "date": i.deadline.isoformat()}
+             for i in items[:MEMBER_ACTIONS_NAMED]]  # fmt: skip
+    if len(items) > MEMBER_ACTIONS_NAMED:
+        named.append("…")
+    return _("Give this member's open plan items to someone else first (Edit, on a draft of the service plan; the "
+             "plan in force changes with its next version): %(items)s.") % {"items": listing(named)}  # fmt: skip
+
+
 def remove_member(user, member: TeamMember) -> None:
     """Take a member out of the account's team. A member who leaves it (holding no other role in it) must have handed
-    over their open plan items and their open meeting actions first: the removal is refused, naming the actions."""
+    over their open plan items and their open meeting actions first: the removal is refused, naming the items and
+    the actions."""
     account = member.account
     require_manage(user, account)
     with transaction.atomic():
@@ -788,8 +801,11 @@ def remove_member(user, member: TeamMember) -> None:
         owned = PlanItem.objects.filter(plan__account=account, owner=member.user, status__in=OPEN_ITEM)
         stays = TeamMember.objects.filter(account=account, user=member.user).exclude(pk=member.pk).exists()
         refusals = []
-        if not stays and owned.exclude(plan__status=PlanStatus.SUPERSEDED).exists():
-            refusals.append(_("Give this member's open plan items to someone else first."))
+        if not stays:
+            items = list(owned.exclude(plan__status=PlanStatus.SUPERSEDED).select_related("plan")
+                         .order_by("plan__version_number", "deadline", "id")[:MEMBER_ACTIONS_NAMED + 1])  # fmt: skip
+            if items:
+                refusals.append(open_items_message(items))
         # so are their open meeting actions (edit_action gives one to another member): left with them, an action would
         # stay owned by someone outside the team, on their work page, and nobody in the team would see to it
         if not stays:
@@ -1117,8 +1133,7 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
         if approve:
             # locked (above): progress reported on it meanwhile is either carried over or refused, never lost
             in_force = plan.account.plans.filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk).first()
-            if in_force is not None:
-                _carry_progress(in_force, plan)
+            handed = _carry_progress(in_force, plan) if in_force is not None else []
             for previous in plan.account.plans.filter(status=PlanStatus.APPROVED).exclude(pk=plan.pk):
                 previous.status = PlanStatus.SUPERSEDED
                 previous.save(update_fields=["status"])
@@ -1138,6 +1153,7 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
         _notify(told, "keyaccounts.plan", title, comment, url, plan)
         if approve:
             _tell_item_owners(plan, url, {u.pk for u in told})
+            _tell_previous_owners(user, plan, handed, url)
     return plan
 
 
@@ -1156,6 +1172,28 @@ def _tell_item_owners(plan: ServicePlan, url: str, told: set[int]) -> None:
                                       count), number=plan.account.number, v=plan.version_number, count=count)  # fmt: skip
         body = "; ".join(f"{i.title} ({i.deadline.isoformat()})" for i in items[:20])
         _notify([items[0].owner], "keyaccounts.plan", title, body, url, plan)
+
+
+def _tell_previous_owners(user, plan: ServicePlan, handed: list[tuple[PlanItem, PlanItem]], url: str) -> None:
+    """Once a version that gives open items of the plan in force to other owners comes into force, each member they
+    were taken from hears which items are no longer theirs and who delivers them now (the new owners are told by
+    _tell_item_owners). `handed` holds (item of the new version, the item of the old one it was copied from); the
+    decider is not told of their own decision."""
+    taken: dict[int, list[PlanItem]] = {}
+    for item, source in handed:
+        if item.status in OPEN_ITEM and item.owner_id != source.owner_id and source.owner_id != user.pk:
+            taken.setdefault(source.owner_id, []).append(item)
+    owners = {u.pk: u for u in User.objects.filter(pk__in=list(taken))}
+    for owner_id, items in taken.items():
+        items = list(in_plan_order(PlanItem.objects.filter(pk__in=[i.pk for i in items]).select_related("owner")))
+        count = len(items)
+        title = Message(ngettext_lazy(
+            "Service plan %(number)s v%(v)s is in force: %(count)d service item you delivered was handed over",
+            "Service plan %(number)s v%(v)s is in force: %(count)d service items you delivered were handed over",
+            count), number=plan.account.number, v=plan.version_number, count=count)  # fmt: skip
+        body = Message(gettext_lazy("Delivered now by: %(items)s"),
+                       items="; ".join(f"{i.title} ({i.owner})" for i in items[:20]))  # fmt: skip
+        _notify([owners.get(owner_id)], "keyaccounts.plan", title, body, url, plan)
 
 
 CARRIED = ["status", "progress", "progress_note", "completed_at", "overdue_notified_at"]
@@ -1178,7 +1216,7 @@ def _started_before_links(plan: ServicePlan) -> bool:
     return applied is None or plan.created_at < applied
 
 
-def _carry_progress(previous: ServicePlan, plan: ServicePlan) -> None:
+def _carry_progress(previous: ServicePlan, plan: ServicePlan) -> list[tuple[PlanItem, PlanItem]]:
     """A new version's items were copied from the plan in force when its draft was started; owners kept
     reporting progress on the plan in force meanwhile. On approval each copied item takes over its
     original's progress — whatever the draft changed in its title, standard, owner or deadline — so that
@@ -1187,7 +1225,9 @@ def _carry_progress(previous: ServicePlan, plan: ServicePlan) -> None:
     moved to another area, start afresh.
 
     Drafts started before items carried the link are matched by area, title, owner and deadline. A later
-    draft whose copied items were all deleted is not one of them: what it holds was added, and starts afresh."""
+    draft whose copied items were all deleted is not one of them: what it holds was added, and starts afresh.
+
+    Returns the items handed to another owner, each with the item it was copied from (_tell_previous_owners)."""
     old = {item.pk: item for item in previous.items.all()}
     items = list(plan.items.all())
     if any(item.carried_from_id for item in items) or not _started_before_links(plan):
@@ -1200,8 +1240,10 @@ def _carry_progress(previous: ServicePlan, plan: ServicePlan) -> None:
         for item in items:
             new.setdefault(_item_key(item), []).append(item)
         pairs = [(same[0], by_key[key][0]) for key, same in new.items() if len(same) == 1 and len(by_key.get(key, [])) == 1]
-    changed = []
+    changed, handed = [], []
     for item, source in pairs:
+        if item.owner_id != source.owner_id:
+            handed.append((item, source))
         if item.area != source.area:
             continue  # moved to another area: another commitment, which starts afresh
         # the overdue alert stays with the same deadline and owner; a new deadline or a new owner is told
@@ -1212,6 +1254,7 @@ def _carry_progress(previous: ServicePlan, plan: ServicePlan) -> None:
             changed.append(item)
     if changed:
         PlanItem.objects.bulk_update(changed, CARRIED)
+    return handed
 
 
 def deadline_moment(day: dt.date) -> dt.datetime:
@@ -1813,20 +1856,33 @@ def _opens(upload, suffix: str) -> bool:
 
 def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
     """The worker: a renewal reminder once, `renewal_notice_days` before the end, to the project manager
-    and the managers; at the end a signed agreement expires."""
+    and the managers — not for an agreement a signed one ending later follows (its reminder is that one's); at the end
+    a signed agreement expires."""
     now = now or timezone.now()
     ids = dueclock.claim_batch(Agreement, dueclock.due_ids(Agreement, now, limit=limit), now)
     told = 0
     today = timezone.localtime(now).date()
     for agreement in Agreement.objects.filter(pk__in=ids).select_related("account__institution"):
         with transaction.atomic():
+            # the account first, then the agreement: the order of record_signed, so that a renewal signed meanwhile is
+            # read as it is once that has committed
+            KeyAccount.objects.select_for_update().filter(pk=agreement.account_id).first()
             fresh = Agreement.objects.select_for_update().get(pk=agreement.pk)
             fresh.claimed_until, fresh.next_check_at = None, None
             before = fresh.status
+            # a signed agreement of the account whose term ends after this one's: the renewal is signed already (the
+            # renewal came back signed before this one was recorded, so signing this one did not mark it renewed).
+            # The reminder follows that one, at its own end; this one only expires.
+            renewed_by = (
+                Agreement.objects.filter(account_id=fresh.account_id, status=AgreementStatus.SIGNED,
+                                         end_date__gt=fresh.end_date).exclude(pk=fresh.pk).exists()
+            )  # fmt: skip
             if fresh.status == AgreementStatus.SIGNED and today > fresh.end_date:
                 fresh.status = AgreementStatus.EXPIRED
                 audit.record(A.UPDATE, fresh, changes={"status": [AgreementStatus.SIGNED, fresh.status]},
                              actor_name="system")  # fmt: skip
+            elif fresh.status == AgreementStatus.SIGNED and fresh.renewal_notified_at is None and renewed_by:
+                fresh.next_check_at = _expiry_moment(fresh)
             elif fresh.status == AgreementStatus.SIGNED and fresh.renewal_notified_at is None:
                 account = agreement.account
                 pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
@@ -2029,7 +2085,8 @@ def edit_action(user, action: MeetingAction, *, title: str, owner, due_date, ver
     how an action is handed over) and its due date (on or after the day of the meeting). `version` is the action's
     version the user loaded: an action changed or ticked off since is refused with StaleVersion. A done action is
     reopened first. Audited with the values before and after; a new owner is told as an owner is told when the
-    meeting is recorded, and an owner whose action someone else moved is told of the new due date. A save that
+    meeting is recorded, the owner it was taken from that it is no longer theirs (unless they handed it over
+    themselves), and an owner whose action someone else moved is told of the new due date. A save that
     changes nothing is no change (no new version, no audit entry)."""
     account = action.meeting.account
     if not may_edit_action(user, action):
@@ -2094,6 +2151,13 @@ def edit_action(user, action: MeetingAction, *, title: str, owner, due_date, ver
                                 title=title),
                         Message(gettext_lazy("Handed over to you by %(user)s. Due %(date)s"), user=str(user),
                                 date=due_date), url, meeting)  # fmt: skip
+            if previous_owner.pk != user.pk:  # the owner it was taken from: no longer theirs (nor on their work page)
+                _notify([previous_owner], "keyaccounts.action",
+                        Message(gettext_lazy("Action from the meeting “%(meeting)s” handed over: %(title)s"),
+                                meeting=meeting.title, title=title),
+                        Message(gettext_lazy("Handed over to %(owner)s by %(user)s: it is no longer yours. Due "
+                                             "%(date)s"), owner=str(owner), user=str(user), date=due_date),
+                        url, meeting)  # fmt: skip
         elif due_date != before["due_date"] and owner.pk != user.pk:
             _notify([owner], "keyaccounts.action",
                     Message(gettext_lazy("Action from the meeting “%(meeting)s” moved: %(title)s"),
@@ -2265,6 +2329,22 @@ def overdue_until(account: KeyAccount, today: dt.date) -> dt.date:
     if account.status == AccountStatus.DELISTED and account.delisted_at:
         return min(today, timezone.localtime(account.delisted_at).date())
     return today
+
+
+def item_overdue(item: PlanItem, today: dt.date | None = None) -> bool:
+    """Whether the key-account page flags a plan item overdue (and the API's `overdue`): an open item of the plan in
+    force whose deadline day has ended (China time, calendar days: the day its overdue alert goes out), on a de-listed
+    file only if it was missed while the customer was served (overdue_until). Reads item.plan.account."""
+    plan = item.plan
+    return (plan.status == PlanStatus.APPROVED and item.status in OPEN_ITEM
+            and item.deadline < overdue_until(plan.account, today or timezone.localdate()))  # fmt: skip
+
+
+def action_overdue(action: MeetingAction, today: dt.date | None = None) -> bool:
+    """Whether the key-account page flags a meeting action overdue (and the API's `overdue`): open, its due day ended
+    (as a plan item's deadline), on a de-listed file only if missed while it was served. Reads action.meeting.account."""
+    return action.done_at is None and action.due_date < overdue_until(action.meeting.account,
+                                                                      today or timezone.localdate())  # fmt: skip
 
 
 def _due_items(items, *, with_account: bool = False) -> list[tuple]:

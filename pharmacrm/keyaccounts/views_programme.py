@@ -469,9 +469,12 @@ def _plan_context(account: KeyAccount, today: dt.date) -> dict:
     )
     wanted = [p.pk for p in (in_force, draft) if p is not None]
     items: dict[int, list] = {pk: [] for pk in wanted}
-    cutoff = services.overdue_until(account, today)  # a de-listed file: only what was missed while it was served
+    by_pk = {p.pk: p for p in plans}
     for item in services.in_plan_order(PlanItem.objects.filter(plan_id__in=wanted).select_related("owner")):
-        item.overdue = item.status in OPEN_ITEM and item.deadline < cutoff
+        item.plan = by_pk[item.plan_id]
+        # the plan in force's open items past their deadline (a de-listed file: only what was missed while it was
+        # served), as the API's `overdue` says
+        item.overdue = services.item_overdue(item, today)
         items[item.plan_id].append(item)
 
     def by_area(plan):
@@ -589,12 +592,12 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     earlier = list(services.before_listing(account.meetings.all()).prefetch_related("actions__owner")
                    .select_related("created_by"))  # fmt: skip
     edit_pk, edit_form = forms.get("action_edit", (None, None))
-    cutoff = services.overdue_until(account, today)
     for meeting in meetings + earlier:
+        meeting.account = account
         for act in meeting.actions.all():
             act.may_toggle = active and writer and (act.owner_id == user.pk or manage)
             # overdue as a plan item is (overdue_until): on a de-listed file, only what was missed while it was served
-            act.late = act.done_at is None and act.due_date < cutoff
+            act.late = services.action_overdue(act, today)
             # an open action is corrected in place (text, owner from the team, due date) by whoever records meetings
             if active and writer and record and act.done_at is None:
                 act.edit_form = edit_form if act.pk == edit_pk else ActionEditForm(

@@ -474,7 +474,7 @@ def test_an_item_given_to_a_member_being_removed_refuses_one_of_the_two(users, x
     still_member = TeamMember.objects.filter(account=account, user=users["expert"]).exists()
     item_saved = PlanItem.objects.filter(plan=plan, owner=users["expert"]).exists()
     assert still_member == item_saved  # never an item owned by someone outside the team
-    assert len(refused) == 1 and refused[0] in (
-        "Give this member's open plan items to someone else first.",
-        "The owner must be a member of the account's service team.",
+    assert len(refused) == 1 and (
+        refused[0].startswith("Give this member's open plan items to someone else first")  # naming it (session 37)
+        or refused[0] == "The owner must be a member of the account's service team."
     )

@@ -104,11 +104,13 @@ def test_the_page_corrects_an_action_in_place_and_the_new_owner_takes_it_over(us
     expert_work = client_for("expert").get(reverse("keyaccounts:my"), **EN).content.decode()
     aftersales_work = client_for("aftersales").get(reverse("keyaccounts:my"), **EN).content.decode()
     assert "整理培训需求并排期" not in expert_work and "整理培训需求并排期" in aftersales_work
-    # the new owner is told as an owner is told when the meeting is recorded; nobody else is
+    # the new owner is told as an owner is told when the meeting is recorded; the previous owner that it is no longer
+    # theirs (session 37)
     told = Notification.objects.filter(kind="keyaccounts.action", recipient=users["aftersales"])
     assert told.count() == 1
     assert "整理培训需求并排期" in told.get().title and new_due.isoformat() in told.get().body
-    assert Notification.objects.filter(kind="keyaccounts.action", recipient=users["expert"]).count() == 1  # at recording
+    expert = Notification.objects.filter(kind="keyaccounts.action", recipient=users["expert"]).order_by("id")
+    assert expert.count() == 2 and "已转交" in expert.last().title  # at recording, then the handover
 
 
 def test_the_page_shows_a_wrong_owner_or_date_under_its_field(users, meeting, client_for, make_user):
