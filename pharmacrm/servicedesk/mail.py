@@ -1158,7 +1158,10 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
     whole, body = body, cut_long_text(body)
     at = received_at(msg, now, arrived)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
-    references = message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
+    # RFC 5322 §3.6.4: In-Reply-To names the mail answered; References lists the thread oldest first, so the
+    # nearest ancestor is its last entry — a References naming several tickets' mails (a customer who answered
+    # one of our mails quoting another) must not decide before the mail actually answered
+    references = message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))[::-1]
     ticket = conversation.find_thread(references)
     if ticket is None and any(is_notification_id(i) for i in references):
         # a user answering a notification's e-mail, which comes from the desk's address by default ("收到"): not

@@ -153,3 +153,45 @@ def test_an_acknowledgement_that_bounces_records_nothing_on_the_clock(desk, user
     assert ack.delivery == Delivery.GAVE_UP
     assert not ticket.events.filter(kind=EventKind.UNDELIVERED).exists()
     assert response_clock(ticket).fulfilled_at is None
+
+
+def two_tickets_with_replies(desk, users):  # noqa: F811
+    """Two tickets of one customer, each with the agent's reply: ticket A's reply first, then ticket B's."""
+    desk.send(customer_mail(subject="阿司匹林的用法"))
+    desk.send(customer_mail(subject="氯吡格雷的储存"))
+    assert desk.poll()["taken"] == 2
+    first, second = Ticket.objects.order_by("pk")
+    reply_a = desk.reply(users["agent"], first, "请饭后服用。")
+    reply_b = desk.reply(users["agent"], second, "请于 25℃ 以下保存。")
+    assert (reply_a.delivery, reply_b.delivery) == (Delivery.SENT, Delivery.SENT)
+    assert reply_a.created_at < reply_b.created_at
+    return first, second, reply_a, reply_b
+
+
+def test_an_answer_goes_to_the_ticket_its_in_reply_to_names_not_the_newest_in_its_references(desk, users):  # noqa: F811
+    """The customer answered the reply on ticket A; their mail program's References also held ticket B's newer
+    reply (they had answered both in one thread before). The newest known message won: the answer landed on B."""
+    first, second, reply_a, reply_b = two_tickets_with_replies(desk, users)
+    desk.send(customer_mail(subject="Re: 用法", body="好的，谢谢，那一天几次？", In_Reply_To=reply_a.message_id,
+                            References=f"{reply_a.message_id} {reply_b.message_id}"))  # fmt: skip
+    assert desk.poll()["taken"] == 1
+    assert first.messages.filter(kind="inbound", body__contains="一天几次").exists()
+    assert not second.messages.filter(kind="inbound", body__contains="一天几次").exists()
+    assert Ticket.objects.count() == 2
+
+
+def test_without_in_reply_to_the_last_known_entry_of_references_decides(desk, users):  # noqa: F811
+    """No In-Reply-To (some web mailers drop it): References is oldest first, so its last known entry is the
+    mail answered — here ticket A's reply, although ticket B's reply listed before it is newer."""
+    first, second, reply_a, reply_b = two_tickets_with_replies(desk, users)
+    unknown = "<not-ours-37@hospital.test>"
+    desk.send(customer_mail(subject="Re: 用法", body="收到，按说明服用。",
+                            References=f"{reply_b.message_id} {reply_a.message_id} {unknown}"))  # fmt: skip
+    assert desk.poll()["taken"] == 1
+    assert first.messages.filter(kind="inbound", body__contains="按说明服用").exists()
+    assert not second.messages.filter(kind="inbound", body__contains="按说明服用").exists()
+    # an In-Reply-To nobody knows falls back on References (from the last entry) as well
+    desk.send(customer_mail(subject="Re: 储存", body="冰箱可以吗？", In_Reply_To=unknown,
+                            References=f"{reply_a.message_id} {reply_b.message_id}"))  # fmt: skip
+    assert desk.poll()["taken"] == 1
+    assert second.messages.filter(kind="inbound", body__contains="冰箱可以吗").exists()
