@@ -44,6 +44,17 @@ WARN_SHARE = 0.75  # warn when three quarters of a target's working time has pas
 PAUSED_STATUSES = frozenset({Status.WAITING})  # the customer has the ball: clocks stop
 DONE_STATUSES = frozenset({Status.RESOLVED, Status.INFORMED, Status.CLOSED})
 RESPONSE_EVENTS = frozenset({EventKind.RESPONDED, EventKind.REPLY})  # what meets the first-response target
+CALLER_NAME_MAX = 50  # counted as stored (stripped); refused beyond, never cut — the mail poller cuts a sender's name
+CALLER_NAME_TOO_LONG = gettext_lazy("The caller's name is too long: at most %(max)s characters (it has %(n)s).")
+
+
+def caller_name_error(value) -> str | None:
+    """What is wrong with a caller's name, naming the field as the customers' TOO_LONG messages do (every path:
+    the intake and edit pages, the API, the service); None when it may be stored."""
+    value = (value or "").strip()
+    if len(value) > CALLER_NAME_MAX:
+        return str(CALLER_NAME_TOO_LONG % {"max": CALLER_NAME_MAX, "n": len(value)})
+    return None
 
 
 class SystemActor:
@@ -133,6 +144,8 @@ def create_ticket(user, data: dict) -> Ticket:
         errors["priority"] = [_("Give a reason when the priority or complexity differs from the category's.")]
     if not (data.get("institution") or data.get("person") or data.get("caller_phone") or data.get("caller_name")):
         errors["person"] = [_("Name the customer, or the caller's name or phone number.")]
+    if (name_error := caller_name_error(data.get("caller_name"))) is not None:
+        errors["caller_name"] = [name_error]
     if (data.get("caller_phone") or "").strip():
         try:  # the number to call back: the rule of every other phone in the product
             normalise.validate_any_phone(data["caller_phone"])

@@ -1,0 +1,117 @@
+"""Session 37 review: every message about a ticket caller's name names the field (as the customers' TOO_LONG
+messages do), on every path that takes one — the intake and edit pages, the public web form, the API — in the
+three languages; provisional deadlines are marked in the queue and on the board as on the ticket page."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django.utils import translation
+
+from pharmacrm.servicedesk import editing, public, services
+from pharmacrm.servicedesk.models import Ticket
+
+LONG = "王" * 51
+NAMED = {
+    "en": "The caller's name is too long: at most 50 characters (it has 51).",
+    "zh-hans": "来电人姓名过长：最多 50 个字符（当前为 51 个）。",
+    "zh-hant": "來電人姓名過長：最多 50 個字元（當前為 51 個）。",
+}
+
+
+@pytest.fixture
+def caller_ticket(users):
+    return services.create_ticket(users["agent"], {
+        "subject": "询问用法", "channel": "phone", "category": "drug_info", "caller_name": "李女士",
+        "caller_phone": "13912345678",
+    })  # fmt: skip
+
+
+def _intake(client, **data):
+    html = client.get("/service/new/").content.decode()
+    token = re.search(r'name="form_token" value="([^"]+)"', html).group(1)
+    return client.post("/service/new/", {"form_token": token, "channel": "phone", "category": "drug_info",
+                                         "subject": "咨询用法", "description": "", **data})  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", list(NAMED))
+def test_the_service_names_the_callers_name_when_it_is_too_long_in_every_language(users, caller_ticket, lang):
+    """editing said only "At most 50 characters." (最多 50 个字符。): which field, and by how much, was left to guess."""
+    with translation.override(lang):
+        with pytest.raises(ValidationError) as exc:
+            editing.edit_ticket(users["agent"], caller_ticket, {"caller_name": LONG}, version=caller_ticket.version)
+        assert exc.value.message_dict == {"caller_name": [NAMED[lang]]}
+        with pytest.raises(ValidationError) as exc:
+            services.create_ticket(users["agent"], {"subject": "咨询", "channel": "phone", "category": "drug_info",
+                                                    "caller_name": LONG})  # fmt: skip
+        assert exc.value.message_dict == {"caller_name": [NAMED[lang]]}
+    assert Ticket.objects.count() == 1
+    assert len(editing._personal("caller_name", "王" * 50)) == 50
+
+
+def test_the_intake_and_edit_pages_name_the_callers_name(users, client_for, caller_ticket):
+    """The pages answered Django's "Ensure this value has at most 50 characters (it has 51)." — and the browser cut
+    a longer name pasted in without a word."""
+    agent = client_for("agent")
+    page = agent.get("/service/new/").content.decode()
+    assert not re.search(r'name="caller_name"[^>]*maxlength', page)
+    response = _intake(agent, caller_name=LONG)
+    assert response.status_code != 302
+    assert response.context["form"].errors["caller_name"] == [NAMED["zh-hans"]]
+    assert NAMED["zh-hans"] in response.content.decode()
+    assert Ticket.objects.count() == 1
+
+    form = {"subject": caller_ticket.subject, "description": "", "category": caller_ticket.category_id,
+            "product": "", "batch_number": "", "institution": "", "person": "", "caller_name": LONG,
+            "caller_phone": "", "reply_email": "", "version": caller_ticket.version}  # fmt: skip
+    response = client_for("agent").post(f"/service/tickets/{caller_ticket.pk}/edit/", form,
+                                        HTTP_ACCEPT_LANGUAGE="zh-hant")  # fmt: skip
+    assert response.status_code == 400
+    assert response.context["form"].errors["caller_name"] == [NAMED["zh-hant"]]
+    assert Ticket.objects.get(pk=caller_ticket.pk).caller_name == "李女士"
+
+
+def test_the_api_names_the_callers_name_on_intake_and_edit(api_for, caller_ticket):
+    """DRF answered "Ensure this field has no more than 50 characters." under caller_name."""
+    api = api_for("agent")
+    body = {"subject": "来电咨询", "channel": "phone", "category": "drug_info", "caller_name": LONG}
+    answer = api.post("/api/v1/tickets/", body, format="json")
+    assert answer.status_code == 400 and answer.json() == {"caller_name": [NAMED["en"]]}
+    answer = api.patch(f"/api/v1/tickets/{caller_ticket.pk}/details/",
+                       {"caller_name": LONG, "version": caller_ticket.version}, format="json")  # fmt: skip
+    assert answer.status_code == 400 and answer.json() == {"caller_name": [NAMED["en"]]}
+    answer = api_for("agent", lang="zh-hans").post("/api/v1/tickets/", body, format="json")
+    assert answer.json() == {"caller_name": [NAMED["zh-hans"]]}
+    assert Ticket.objects.count() == 1
+    answer = api.post("/api/v1/tickets/", {**body, "caller_name": "王" * 50}, format="json")
+    assert answer.status_code == 201, answer.content
+
+
+def _public_form(**overrides) -> dict:
+    return {
+        "name": "王小明", "phone": "138 0013 8000", "email": "", "institution": "北京协和医院",
+        "category": "drug_info", "product": "", "batch_number": "", "subject": "用法咨询",
+        "description": "请问这个药饭前还是饭后吃？", "website": "", "stamp": public.form_stamp(at=time.time() - 10),
+        "privacy": "on", **overrides,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("lang", "too_long", "missing"), [
+    ("en", "Your name is too long: at most 50 characters (it has 51).", "Enter your name."),
+    ("zh-hans", "您的姓名过长：最多 50 个字符（当前为 51 个）。", "请填写您的姓名。"),
+    ("zh-hant", "您的姓名過長：最多 50 個字元（當前為 51 個）。", "請填寫您的姓名。"),
+])  # fmt: skip
+def test_the_public_form_names_the_name_field(db, users, lang, too_long, missing):
+    """The web form's name (the ticket's caller's name) answered "This field is required." and Django's "Ensure this
+    value has at most 50 characters" — neither says which field."""
+    web = Client(HTTP_ACCEPT_LANGUAGE=lang)
+    response = web.post("/help/", _public_form(name=LONG))
+    assert response.status_code == 400
+    assert response.context["form"].errors["name"] == [too_long]
+    response = web.post("/help/", _public_form(name=""))
+    assert response.context["form"].errors["name"] == [missing]
+    assert not Ticket.objects.exists()
