@@ -115,3 +115,75 @@ def test_the_public_form_names_the_name_field(db, users, lang, too_long, missing
     response = web.post("/help/", _public_form(name=""))
     assert response.context["form"].errors["name"] == [missing]
     assert not Ticket.objects.exists()
+
+
+# --- provisional deadlines: marked in the queue and on the board as on the ticket page -----------------------------
+
+EXPLAINED = "暂定：%s 年的法定节假日尚未录入，此截止时间暂将当年的周工作日都按工作日计算，录入后可能变动。"
+
+
+def marks(page: str) -> list[tuple[str, str]]:
+    """(years, title) of each provisional mark on a page."""
+    return re.findall(r'<span class="small provisional" data-uncovered="([^"]*)" title="([^"]*)">', page)
+
+
+def test_the_queue_marks_a_provisional_deadline_with_the_ticket_pages_explanation(users, xiehe, client_for, api_for):
+    """A deadline counted into 2027, whose holidays nobody entered yet, read "provisional" on the ticket page only:
+    the queue's badge showed it as firm as any other."""
+    from tests.servicedesk.test_review36_calendar import new_years_eve_ticket
+
+    ticket = new_years_eve_ticket(users, xiehe)
+    services.assign(users["agent"], ticket, assignee=users["agent"])
+    agent = client_for("agent")
+    queue = agent.get("/service/").content.decode()
+    assert ticket.number in queue
+    assert marks(queue) == [("2027", EXPLAINED % "2027")]
+    assert "暂定</span>" in queue  # the short mark the row has room for
+    # the agent's list on the board shows the same badge
+    board_list = client_for("manager").get(f"/service/board/agents/{users['agent'].pk}/").content.decode()
+    assert marks(board_list) == [("2027", EXPLAINED % "2027")]
+    # the ticket page keeps its sentence under each deadline, without the short mark besides
+    page = agent.get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert page.count(EXPLAINED % "2027") == 2 and marks(page) == []
+
+    admin = api_for("admin")
+    for day in ("2027-01-01", "2027-02-06", "2027-10-01"):  # the year entered: New Year, Spring Festival, National Day
+        assert admin.post("/api/v1/calendars/business/overrides/", {"date": day, "working": False},
+                          format="json").status_code == 201  # fmt: skip
+    services.refresh_pending()
+    assert marks(agent.get("/service/").content.decode()) == []
+
+
+def test_the_board_marks_provisional_deadlines_breaching_soon_and_breached(users, xiehe, client_for, monkeypatch):
+    """The board's 'Breaching soon' and 'Breached' rows showed a provisional deadline as firm. An installed
+    chinese-calendar that does not know the current year yet (as in early January, before it is updated and before
+    an administrator enters the schedule) makes this year's deadlines provisional."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.servicedesk import workcalendar
+    from pharmacrm.servicedesk.models import SlaClock
+
+    year = timezone.localdate().year
+    monkeypatch.setattr(workcalendar, "official_years", lambda: range(2004, year))
+    now = timezone.now()
+    data = {"subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe}
+    soon, late = (services.create_ticket(users["agent"], dict(data)) for _ in range(2))
+    # stored state as the worker leaves it: one deadline an hour ahead, one an hour past
+    SlaClock.objects.filter(ticket=soon, kind="first_response").update(due_at=now + dt.timedelta(hours=1),
+                                                                        next_check_at=now + dt.timedelta(hours=1))
+    SlaClock.objects.filter(ticket=late, kind="first_response").update(due_at=now - dt.timedelta(hours=1),
+                                                                        breached_at=now - dt.timedelta(hours=1))
+    Ticket.objects.filter(pk=late.pk).update(next_due_at=now - dt.timedelta(hours=1))  # fmt: skip
+
+    page = client_for("manager").get("/service/board/").content.decode()
+    soon_panel = page.split('id="soon"')[1].split('id="breached"')[0]
+    breached_panel = page.split('id="breached"')[1].split("</section>")[0]
+    assert soon.number in soon_panel and late.number in breached_panel
+    assert marks(soon_panel) == [(str(year), EXPLAINED % year)]
+    assert marks(breached_panel) == [(str(year), EXPLAINED % year)]
+
+    monkeypatch.undo()  # the package knows the year: nothing is provisional
+    page = client_for("manager").get("/service/board/").content.decode()
+    assert marks(page) == []
