@@ -571,8 +571,17 @@ def reply_undelivered(message, *, at: dt.datetime | None = None) -> TicketEvent 
             event.data.update(clock=ClockKind.FIRST_RESPONSE, withdrawn=before.isoformat(),
                               responded=after.isoformat() if after else None)  # fmt: skip
         event.save()
-        if before != after:
+        if before != after and ticket.status in OPEN_STATUSES:
             rebuild_clocks(ticket, now=now, events=[*events, event])
+        elif before != after:
+            # a resolved or closed ticket keeps the deadline it was judged against (a calendar corrected since
+            # does not apply, as refresh_open_tickets leaves it): only when it was first answered changes
+            clock = SlaClock.objects.select_for_update().filter(ticket=ticket, kind=ClockKind.FIRST_RESPONSE).first()
+            if clock is not None and clock.due_at is not None:
+                clock.fulfilled_at = after
+                clock.breached_at = clock.due_at if after is None or after > clock.due_at else None
+                clock.save(update_fields=["fulfilled_at", "breached_at"])
+        if before != after:
             audit.record(A.UPDATE, ticket, user=SYSTEM,
                          changes={"responded": [before.isoformat(), after.isoformat() if after else None]},
                          reason="reply not delivered", message=message.pk)  # fmt: skip

@@ -187,3 +187,45 @@ def test_the_board_marks_provisional_deadlines_breaching_soon_and_breached(users
     monkeypatch.undo()  # the package knows the year: nothing is provisional
     page = client_for("manager").get("/service/board/").content.decode()
     assert marks(page) == []
+
+
+# --- a late calendar correction: resolved and closed tickets keep their record --------------------------------------
+
+
+def test_a_late_calendar_correction_leaves_resolved_tickets_breaches_and_the_calendar_pages_say_so(
+    users, xiehe, client_for
+):
+    """Decision (session 37): a resolved or closed ticket keeps the deadlines it was judged against — most
+    helpdesks freeze closed records, so that a period's SLA figures do not move afterwards. The pages did not say
+    so: an administrator entering 2027's schedule in January expected the breaches it disproves to go."""
+    from pharmacrm.servicedesk.choices import ClockKind, Status
+    from pharmacrm.servicedesk.models import SlaClock
+    from tests.servicedesk.test_review36_calendar import ADD, at, business, due, new_years_eve_ticket
+
+    resolved, running = new_years_eve_ticket(users, xiehe), new_years_eve_ticket(users, xiehe)
+    services.transition(users["agent"], resolved, Status.RESOLVED, version=resolved.version, at=at(2027, 1, 5, 12),
+                        resolution_summary="已电话告知用法", root_cause="usage")  # fmt: skip
+    judged = {c.kind: (c.due_at, c.breached_at, c.fulfilled_at) for c in SlaClock.objects.filter(ticket=resolved)}
+    assert judged[ClockKind.FIRST_RESPONSE] == (at(2027, 1, 4, 10), at(2027, 1, 4, 10), at(2027, 1, 5, 12))
+
+    admin = client_for("admin")
+    from django.urls import reverse
+
+    year_page = reverse("servicedesk:settings-calendar-year", args=["business", 2027])
+    for url in (reverse("servicedesk:settings-calendars"), year_page):
+        page = admin.get(url).content.decode()
+        assert 'id="closed-tickets-frozen"' in page
+        assert "已解决和已关闭的工单保留当时据以判定的时限" in page
+    # the company closes 4–6 January 2027: the first response of the resolved ticket was not late after all
+    r = admin.post(ADD, {"date": "2027-01-04", "until": "2027-01-06", "working": "0", "note": "年终盘点停工",
+                         "version": business().version})  # fmt: skip
+    assert r.status_code == 302
+    services.refresh_pending()
+    assert due(running)[ClockKind.FIRST_RESPONSE] == at(2027, 1, 7, 10)  # the open ticket follows the calendar
+    assert {c.kind: (c.due_at, c.breached_at, c.fulfilled_at) for c in SlaClock.objects.filter(ticket=resolved)} == judged
+
+    # reopened, it is counted again on the calendar as it is now
+    resolved.refresh_from_db()
+    services.transition(users["agent"], resolved, Status.IN_PROGRESS, version=resolved.version, at=at(2027, 1, 8, 9))
+    clock = SlaClock.objects.get(ticket=resolved, kind=ClockKind.FIRST_RESPONSE)
+    assert (clock.due_at, clock.breached_at) == (at(2027, 1, 7, 10), None)
