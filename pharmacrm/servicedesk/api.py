@@ -169,8 +169,9 @@ class TicketSerializer(ModelSerializer):
     institution = VisibleInstitutionField(required=False, allow_null=True)
     person = VisiblePersonField(required=False, allow_null=True)
     caller_name = serializers.CharField(
-        max_length=50, required=False, allow_blank=True,
-        help_text="An unidentified caller's name; masked (王**) for roles that do not see personal data.",
+        required=False, allow_blank=True,
+        help_text="An unidentified caller's name, at most 50 characters as stored; masked (王**) for roles that do "
+                  "not see personal data.",
     )  # fmt: skip
     caller_phone = serializers.CharField(
         max_length=32, required=False, allow_blank=True,

@@ -245,7 +245,7 @@ class DetailsSerializer(Serializer):
         required=False, allow_null=True,
         help_text="The person's id (one you may see); without `institution`, theirs is taken too. Null unlinks.",
     )  # fmt: skip
-    caller_name = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    caller_name = serializers.CharField(required=False, allow_blank=True, help_text="At most 50 characters as stored.")
     caller_phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
     reply_email = serializers.CharField(max_length=254, required=False, allow_blank=True)
     reason = serializers.CharField(

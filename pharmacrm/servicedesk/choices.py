@@ -91,6 +91,7 @@ class EventKind(models.TextChoices):
     ATTACHMENT = "attachment", _("Attachment added")
     SURVEY = "survey", _("Revisit")
     PRODUCT = "product", _("Product changed")
+    UNDELIVERED = "undelivered", _("Reply not delivered")
 
 
 class MessageKind(models.TextChoices):

@@ -191,9 +191,11 @@ def store_inbound_files(ticket: Ticket, message: TicketMessage, files: Iterable[
 
 
 def find_thread(message_ids: Iterable[str]) -> Ticket | None:
-    """The ticket a mail answers, from the Message-IDs in its In-Reply-To and References headers."""
-    ids = [m.strip() for m in message_ids if m and m.strip()]
+    """The ticket a mail answers, from the Message-IDs in its In-Reply-To and References headers, in the order
+    they are to be tried: In-Reply-To first, then References from the last (the nearest ancestor) to the first
+    (RFC 5322 §3.6.4). The first known one decides — not the newest message we hold."""
+    ids = list(dict.fromkeys(m.strip() for m in message_ids if m and m.strip()))
     if not ids:
         return None
-    known = TicketMessage.objects.filter(message_id__in=ids).select_related("ticket").order_by("-created_at").first()
-    return known.ticket if known else None
+    known = {m.message_id: m.ticket for m in TicketMessage.objects.filter(message_id__in=ids).select_related("ticket")}
+    return next((known[i] for i in ids if i in known), None)

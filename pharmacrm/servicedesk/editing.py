@@ -75,8 +75,8 @@ def _customer(user, model, value, field: str):
 
 def _personal(field: str, value) -> str:
     value = (value or "").strip()
-    if field == "caller_name" and len(value) > 50:
-        raise ValidationError({field: [_("At most 50 characters.")]})
+    if field == "caller_name" and (error := services.caller_name_error(value)) is not None:
+        raise ValidationError({field: [error]})
     if field == "caller_phone" and value:
         normalise.validate_any_phone(value)  # the same rule as at intake (ValidationError names no field)
     if field == "reply_email" and value:

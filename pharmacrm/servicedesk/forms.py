@@ -104,8 +104,10 @@ class CustomerPickers(forms.Form):
 
 
 class IntakeForm(ServiceErrorsMixin, CustomerPickers, OnceTokenForm):
+    # no max_length: the browser would cut a longer name pasted in without a word; the service refuses it, naming
+    # the field (services.caller_name_error)
     caller_name = forms.CharField(
-        label=_("Caller's name"), required=False, max_length=50,
+        label=_("Caller's name"), required=False,
         help_text=_("For a caller who is not (yet) a recorded customer."),
     )  # fmt: skip
     caller_phone = forms.CharField(

@@ -78,7 +78,7 @@ class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
     )
     # personal data: never pre-filled (the page would show it in clear to roles that see it masked); a value
     # typed here replaces the one on file, an empty field keeps it
-    caller_name = forms.CharField(label=_("Caller's name"), required=False, max_length=50)
+    caller_name = forms.CharField(label=_("Caller's name"), required=False)  # refused by the service, named
     caller_phone = forms.CharField(
         label=_("Caller's phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
     )

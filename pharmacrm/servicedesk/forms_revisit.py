@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core.addresses import validate_address
 from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 
-from . import public, revisit
+from . import public, revisit, services
 from .choices import ActionStatus
 from .models import Product, TicketCategory
 
@@ -25,7 +26,7 @@ DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class PublicTicketForm(ServiceErrorsMixin, forms.Form):
-    name = forms.CharField(label=_("Your name"), max_length=50)
+    name = forms.CharField(label=_("Your name"), error_messages={"required": _("Enter your name.")})
     phone = forms.CharField(
         label=_("Phone"), required=False, max_length=32,
         widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "tel"}),
@@ -78,6 +79,13 @@ class PublicTicketForm(ServiceErrorsMixin, forms.Form):
         self.fields["website"].widget.attrs.update({"tabindex": "-1", "autocomplete": "off"})
         if not self.is_bound:
             self.initial["stamp"] = public.form_stamp()
+
+    def clean_name(self) -> str:
+        value = self.cleaned_data.get("name", "").strip()
+        if len(value) > services.CALLER_NAME_MAX:  # the caller's name of the ticket: its limit, in the form's words
+            raise ValidationError(_("Your name is too long: at most %(max)s characters (it has %(n)s).")
+                                  % {"max": services.CALLER_NAME_MAX, "n": len(value)})  # fmt: skip
+        return value
 
     def clean_phone(self) -> str:
         value = self.cleaned_data.get("phone", "").strip()

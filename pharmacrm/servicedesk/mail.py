@@ -55,8 +55,8 @@ from pharmacrm.customers import normalise
 from pharmacrm.notify.tasks import is_notification_id
 
 from . import conversation, services
-from .choices import Channel, Delivery, MessageKind
-from .models import Ticket, TicketMessage
+from .choices import Channel, Delivery, EventKind, MessageKind
+from .models import Ticket, TicketEvent, TicketMessage
 
 log = logging.getLogger(__name__)
 A = AuditEntry.Action
@@ -208,6 +208,7 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
         error = notsent.code("ticket_no_address")  # shown in the reader's language (core.notsent)
         TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
         log.warning("Mail for ticket message %s not sent: the ticket has no address any more", message.pk)
+        services.reply_undelivered(message)
         return Delivery.GAVE_UP
     if not _same_address(current, message.recipient):
         message.recipient = current
@@ -220,6 +221,7 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
         error = notsent.code("no_smtputf8")  # shown in the reader's language (core.notsent)
         TicketMessage.objects.filter(pk=message.pk).update(delivery=Delivery.GAVE_UP, last_error=error)
         log.warning("Mail for ticket message %s not sent: the SMTP server does not offer SMTPUTF8", message.pk)
+        services.reply_undelivered(message)
         tell_not_sent(message)
         return Delivery.GAVE_UP
     except Exception as exc:  # noqa: BLE001 — SMTP, network, a missing file: all end up as a failed attempt
@@ -232,6 +234,7 @@ def send_message(message_pk: int, now: dt.datetime | None = None) -> str:
         log_fn("Mail for ticket message %s, attempt %d: %s%s", message.pk, message.attempts, error,
                " — giving up" if gave_up else "")  # fmt: skip
         if gave_up:
+            services.reply_undelivered(message)  # a reply that never reached the customer is no first response
             tell_not_sent(message)
         return state
     TicketMessage.objects.filter(pk=message.pk).update(
@@ -328,6 +331,13 @@ def resend(user, message: TicketMessage) -> TicketMessage:
             A.UPDATE, message, user=user,
             changes={"ticket": [None, message.ticket.number], "delivery": [Delivery.GAVE_UP, Delivery.PENDING]},
         )  # fmt: skip
+        if TicketEvent.objects.filter(ticket_id=message.ticket_id, kind=EventKind.REPLY,
+                                      data__message=message.pk).exists():  # an agent's reply, not the acknowledgement
+            # a response from now on, if this delivery succeeds (services.first_response_at)
+            now = timezone.now()
+            services._event(message.ticket, EventKind.REPLY, user, at=now,
+                            data={"message": message.pk, "emailed": True, "resent": True})  # fmt: skip
+            services.rebuild_clocks(message.ticket, now=now)
         transaction.on_commit(lambda: deliver(message.pk))
     return message
 
@@ -823,6 +833,7 @@ def record_bounce(msg: ParsedMail) -> TicketMessage | None:
         audit.record(A.UPDATE, message, user=services.SYSTEM, changes={
             "ticket": [None, message.ticket.number], "delivery": [Delivery.SENT, Delivery.GAVE_UP],
         })  # fmt: skip
+        services.reply_undelivered(message)  # a returned reply is no first response either
         tell_people(message.ticket, Message(
             gettext_lazy("%(number)s: a reply could not be delivered to the customer's e-mail address"),
             number=message.ticket.number,
@@ -1147,7 +1158,10 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
     whole, body = body, cut_long_text(body)
     at = received_at(msg, now, arrived)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
-    references = message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))
+    # RFC 5322 §3.6.4: In-Reply-To names the mail answered; References lists the thread oldest first, so the
+    # nearest ancestor is its last entry — a References naming several tickets' mails (a customer who answered
+    # one of our mails quoting another) must not decide before the mail actually answered
+    references = message_ids(_header(msg, "In-Reply-To")) + message_ids(_header(msg, "References"))[::-1]
     ticket = conversation.find_thread(references)
     if ticket is None and any(is_notification_id(i) for i in references):
         # a user answering a notification's e-mail, which comes from the desk's address by default ("收到"): not

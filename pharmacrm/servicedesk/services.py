@@ -44,6 +44,17 @@ WARN_SHARE = 0.75  # warn when three quarters of a target's working time has pas
 PAUSED_STATUSES = frozenset({Status.WAITING})  # the customer has the ball: clocks stop
 DONE_STATUSES = frozenset({Status.RESOLVED, Status.INFORMED, Status.CLOSED})
 RESPONSE_EVENTS = frozenset({EventKind.RESPONDED, EventKind.REPLY})  # what meets the first-response target
+CALLER_NAME_MAX = 50  # counted as stored (stripped); refused beyond, never cut — the mail poller cuts a sender's name
+CALLER_NAME_TOO_LONG = gettext_lazy("The caller's name is too long: at most %(max)s characters (it has %(n)s).")
+
+
+def caller_name_error(value) -> str | None:
+    """What is wrong with a caller's name, naming the field as the customers' TOO_LONG messages do (every path:
+    the intake and edit pages, the API, the service); None when it may be stored."""
+    value = (value or "").strip()
+    if len(value) > CALLER_NAME_MAX:
+        return str(CALLER_NAME_TOO_LONG % {"max": CALLER_NAME_MAX, "n": len(value)})
+    return None
 
 
 class SystemActor:
@@ -133,6 +144,8 @@ def create_ticket(user, data: dict) -> Ticket:
         errors["priority"] = [_("Give a reason when the priority or complexity differs from the category's.")]
     if not (data.get("institution") or data.get("person") or data.get("caller_phone") or data.get("caller_name")):
         errors["person"] = [_("Name the customer, or the caller's name or phone number.")]
+    if (name_error := caller_name_error(data.get("caller_name"))) is not None:
+        errors["caller_name"] = [name_error]
     if (data.get("caller_phone") or "").strip():
         try:  # the number to call back: the rule of every other phone in the product
             normalise.validate_any_phone(data["caller_phone"])
@@ -516,6 +529,65 @@ def _intervals(events: list[TicketEvent], statuses: frozenset, until: dt.datetim
     return spans
 
 
+def first_response_at(events: list[TicketEvent]) -> dt.datetime | None:
+    """When the customer first had an answer, from the ticket's history (in order): a response recorded by
+    phone, visit or any other way, a reply to the customer, or the ticket resolved. A reply e-mailed to the
+    customer counts from when it was written, unless its delivery failed for good afterwards (an UNDELIVERED
+    event for its message): a reply that never reached the customer is no response. Sent again, it counts
+    from when it was sent again (the REPLY event the resend records), unless that delivery fails too."""
+    failed_last = {}  # message pk -> index of the last UNDELIVERED event naming it
+    for i, e in enumerate(events):
+        if e.kind == EventKind.UNDELIVERED and (e.data or {}).get("message"):
+            failed_last[e.data["message"]] = i
+    for i, e in enumerate(events):
+        if e.to_status in DONE_STATUSES or e.kind == EventKind.RESPONDED:
+            return e.at
+        if e.kind == EventKind.REPLY:
+            message = (e.data or {}).get("message")
+            if message is None or failed_last.get(message, -1) < i:
+                return e.at
+    return None
+
+
+def reply_undelivered(message, *, at: dt.datetime | None = None) -> TicketEvent | None:
+    """A reply to the customer whose e-mail delivery failed for good (the server refused it, every attempt
+    failed, the address was taken off the ticket, or the customer's server returned it): the history says so,
+    and when that reply was what met the first-response clock, the clock is open again (breached by the next
+    sweep when its deadline has passed) with an audit entry. The acknowledgement (no agent's reply) is no
+    response and records nothing here. Returns the event, or None."""
+    now = at or timezone.now()
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().filter(pk=message.ticket_id).first()
+        if ticket is None:
+            return None
+        events = list(TicketEvent.objects.filter(ticket=ticket).order_by("at", "id"))
+        if not any(e.kind == EventKind.REPLY and (e.data or {}).get("message") == message.pk for e in events):
+            return None
+        before = first_response_at(events)
+        event = TicketEvent(ticket=ticket, kind=EventKind.UNDELIVERED, at=max(now, events[-1].at),
+                            data={"message": message.pk})  # fmt: skip
+        after = first_response_at([*events, event])
+        if before != after:
+            event.data.update(clock=ClockKind.FIRST_RESPONSE, withdrawn=before.isoformat(),
+                              responded=after.isoformat() if after else None)  # fmt: skip
+        event.save()
+        if before != after and ticket.status in OPEN_STATUSES:
+            rebuild_clocks(ticket, now=now, events=[*events, event])
+        elif before != after:
+            # a resolved or closed ticket keeps the deadline it was judged against (a calendar corrected since
+            # does not apply, as refresh_open_tickets leaves it): only when it was first answered changes
+            clock = SlaClock.objects.select_for_update().filter(ticket=ticket, kind=ClockKind.FIRST_RESPONSE).first()
+            if clock is not None and clock.due_at is not None:
+                clock.fulfilled_at = after
+                clock.breached_at = clock.due_at if after is None or after > clock.due_at else None
+                clock.save(update_fields=["fulfilled_at", "breached_at"])
+        if before != after:
+            audit.record(A.UPDATE, ticket, user=SYSTEM,
+                         changes={"responded": [before.isoformat(), after.isoformat() if after else None]},
+                         reason="reply not delivered", message=message.pk)  # fmt: skip
+    return event
+
+
 def rebuild_clocks(
     ticket: Ticket, now: dt.datetime | None = None, *, events: list[TicketEvent] | None = None, fresh: bool = False
 ) -> list[SlaClock]:
@@ -543,7 +615,7 @@ def rebuild_clocks(
     existing = {} if fresh else {c.kind: c for c in stored}
     start = ticket.received_at
     status_now = ticket.status
-    responded = next((e.at for e in events if e.kind in RESPONSE_EVENTS or e.to_status in DONE_STATUSES), None)
+    responded = first_response_at(events)
     resolved = None
     if status_now in DONE_STATUSES:
         resolved = next((e.at for e in reversed(events) if e.to_status == Status.RESOLVED), None)

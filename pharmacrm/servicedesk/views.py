@@ -459,6 +459,16 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Channel"), Channel(data["channel"]).label))
     if e.kind in (EventKind.BREACHED, EventKind.WARNED) and data.get("clock") in ClockKind.values:
         out.append((_("Deadline"), ClockKind(data["clock"]).label))
+    if e.kind == EventKind.UNDELIVERED and data.get("withdrawn"):
+        try:
+            met = timezone.localtime(dt.datetime.fromisoformat(data["withdrawn"])).strftime("%Y-%m-%d %H:%M")
+        except (TypeError, ValueError):
+            met = "—"
+        out.append((_("Deadline"), ClockKind.FIRST_RESPONSE.label))
+        out.append((_("Note"), _("The reply did not reach the customer: it no longer meets the first-response "
+                                 "deadline it met at %(time)s.") % {"time": met}))
+    if e.kind == EventKind.REPLY and data.get("resent"):
+        out.append((_("Note"), _("Sent again after the delivery failed.")))
     if e.kind == EventKind.LINKED and data.get("ticket"):
         if data.get("link_kind") == LinkKind.DUPLICATE:
             relation = _("Duplicated by") if data.get("reverse") else _("Duplicate of")

@@ -229,7 +229,10 @@ def board(request):
     # working time on each clock's calendar, as the queue and the ticket page count it (not the wall clock:
     # a ticket overdue since a Friday evening is not 60 hours late on Monday morning)
     for clock in data.soon:
-        clock.left = _duration(calendars.engine(clock.calendar).between(data.now, clock.due_at))
+        engine = calendars.engine(clock.calendar)
+        clock.left = _duration(engine.between(data.now, clock.due_at))
+        # counted over a year whose holidays nobody entered: marked as on the ticket page and in the queue
+        clock.uncovered = calendars.provisional_years(engine, data.now, clock.due_at)
     overdue: dict[int, SlaClock] = {}
     for clock in (
         SlaClock.objects.filter(ticket_id__in=[t.pk for t in data.breached], fulfilled_at__isnull=True,
@@ -245,6 +248,9 @@ def board(request):
             else data.now - ticket.next_due_at
         )
         ticket.late = _duration(span)
+        ticket.uncovered = (
+            calendars.provisional_years(calendars.engine(clock.calendar), data.now, clock.due_at) if clock else ()
+        )
     chart = {
         "labels": [c.label for c, _n in data.intake],
         "values": [n for _c, n in data.intake],
