@@ -1225,7 +1225,7 @@ def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, report: str
         by_pk = {c.pk: c for c in locked}
         cases = [by_pk[c.pk] for c in cases]  # as they are now, in the order asked for
         keep_report_ids(user, cases)
-        digest = export.content_digest(cases, report=report, reason=reason)
+        digest = export.content_digest(cases, report=report, reason=reason, purpose=purpose)
         wanted = sorted(c.pk for c in cases)
         last = (IcsrBatch.objects.filter(messages__case=cases[0]).order_by("-created_at", "-pk")
                 .prefetch_related("messages").first())  # fmt: skip
