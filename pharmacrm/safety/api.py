@@ -1056,10 +1056,10 @@ def _parse_error(exc: Exception) -> ValidationError:
 
 
 class ImportedCaseSerializer(Serializer):
-    id = serializers.IntegerField()
-    number = serializers.CharField()
-    valid = serializers.BooleanField()
-    version = serializers.IntegerField()
+    id = serializers.IntegerField(allow_null=True, help_text="null: a nullification of a case never received.")
+    number = serializers.CharField(allow_null=True)
+    valid = serializers.BooleanField(allow_null=True)
+    version = serializers.IntegerField(allow_null=True)
     warnings = serializers.ListField(
         child=serializers.CharField(), help_text="What was shortened or left out."
     )
@@ -1136,7 +1136,9 @@ class IcsrViewSet(_XmlUploadViewSet):
             ),
         },
         description="Import an ICSR batch from a licensing partner or distributor: each report becomes a case, or "
-        "a follow-up of the case with the same worldwide unique id. All or nothing. Pharmacovigilance.",
+        "a follow-up of the case with the same worldwide unique id. A nullification report (C.1.11.1 = 1) "
+        "nullifies the case it names, with the sender's reason; one naming a case never received opens none and "
+        "is listed with `id` null and the reason in `warnings`. All or nothing. Pharmacovigilance.",
     )  # fmt: skip
     def create(self, request):
         from .e2b import importer
@@ -1149,6 +1151,9 @@ class IcsrViewSet(_XmlUploadViewSet):
              "warnings": [str(w) for w in getattr(c, "import_warnings", [])]}
             for c in cases
         ]  # fmt: skip
+        # a nullification of a case never received opened no case: said, not silently dropped
+        body += [{"id": None, "number": None, "valid": None, "version": None, "warnings": [str(line)]}
+                 for line in getattr(cases, "not_held", [])]  # fmt: skip
         return Response(body, status=status.HTTP_201_CREATED)
 
 

@@ -4,15 +4,19 @@ names; a foreign non-serious case owes the NMPA no individual report; day 0 corr
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from lxml import etree
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.safety import services
+from pharmacrm.safety.choices import CaseStatus
 from pharmacrm.safety.e2b import schema
-from pharmacrm.safety.models import CaseFile, SafetyCase
+from pharmacrm.safety.models import CaseFile, SafetyCase, SafetyClock
 
 from tests.api import conftest as api_fixtures
 
@@ -82,3 +86,107 @@ def test_a_partner_icsr_carries_the_initials_of_a_name_in_latin_letters(make_cas
     doc = plain(export.release([SafetyCase.objects.get(pk=case.pk)], purpose="partner").xml)
     assert at(doc, "D.1") == [sent]
     assert at(doc, "D.2.2a") == ["44"]  # the age on day 0 (no onset date), in place of the birth date withheld
+
+
+# --- 2. an incoming nullification ---------------------------------------------------------------------------------
+
+ICSR_URL = "/api/v1/safety/icsrs/"
+FDA = Path(__file__).parent / "data" / "fda-examples"
+HL7 = "urn:hl7-org:v3"
+CHARACTERISTICS = "2.16.840.1.113883.3.989.2.1.1.23"
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+
+
+def _nullification(name: str = "FAERS2022Scenario1.xml", reason: str = "Duplicate of US-ACME-0001") -> bytes:
+    """The FDA example as its sender's nullification: C.1.11.1 = 1 with the reason, C.1.11.2."""
+    root = etree.fromstring((FDA / name).read_bytes())
+    event = root.xpath("//h:investigationEvent", namespaces={"h": HL7})[0]
+    for code, value in (("3", None), ("4", reason)):
+        subject = etree.SubElement(event, f"{{{HL7}}}subjectOf2", typeCode="SUBJ")
+        characteristic = etree.SubElement(subject, f"{{{HL7}}}investigationCharacteristic", classCode="OBS",
+                                          moodCode="EVN")  # fmt: skip
+        etree.SubElement(characteristic, f"{{{HL7}}}code", code=code, codeSystem=CHARACTERISTICS)
+        element = etree.SubElement(characteristic, f"{{{HL7}}}value", {XSI_TYPE: "CE"})
+        if value is None:
+            element.set("code", "1")
+            element.set("codeSystem", "2.16.840.1.113883.3.989.2.1.1.5")
+        else:
+            etree.SubElement(element, f"{{{HL7}}}originalText").text = value
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _open_clocks(case) -> int:
+    return SafetyClock.objects.filter(case=case, met_at__isnull=True, stopped_at__isnull=True).count()
+
+
+def test_an_incoming_nullification_nullifies_the_case_it_names_and_opens_none(api_for):
+    """The partner nullified a report it had sent (a duplicate): the import opened it as a NEW case, with the NMPA's
+    reporting clock running for a report nobody owes. It nullifies the case imported before under the same
+    worldwide case id, with the sender's reason, its clocks stopped, audited; importing it again changes nothing."""
+    api = api_for("pv")
+    [first] = api.post(ICSR_URL, (FDA / "FAERS2022Scenario1.xml").read_bytes(), content_type="application/xml").json()
+    case = SafetyCase.objects.get(pk=first["id"])
+    assert _open_clocks(case) > 0
+
+    response = api.post(ICSR_URL, _nullification(), content_type="application/xml")
+
+    assert response.status_code == 201, response.content
+    [item] = response.json()
+    assert item["id"] == case.pk and any("Duplicate of US-ACME-0001" in w for w in item["warnings"])
+    assert SafetyCase.objects.count() == 1
+    case.refresh_from_db()
+    assert case.status == CaseStatus.NULLIFIED and _open_clocks(case) == 0
+    entry = AuditEntry.objects.filter(object_id=str(case.pk), action=AuditEntry.Action.UPDATE).latest("id")
+    assert entry.changes["status"][1] == "nullified"
+    assert "Duplicate of US-ACME-0001" in entry.extra["reason"]
+    version = case.version
+
+    again = api.post(ICSR_URL, _nullification(), content_type="application/xml")
+
+    assert again.status_code == 201 and SafetyCase.objects.get(pk=case.pk).version == version
+
+
+def test_a_nullification_of_a_case_never_received_opens_no_case_and_says_so(api_for, client_for):
+    """Nothing to nullify, nothing owed: no case (and no clock) is opened, and the officer reads why, in their
+    language, naming the sender's id and reason — on the page and in the API."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    page = client_for("pv")
+    page.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
+    data = _nullification(reason="Sent in error")
+
+    response = page.post(reverse("safety:import"),
+                         {"what": "icsr", "icsr-file": SimpleUploadedFile("n.xml", data, "application/xml")})  # fmt: skip
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    notice = re.search(r'<li class="not-imported">(.*?)</li>', html, re.S)
+    assert notice and "Sent in error" in notice.group(1) and "未新建病例" in notice.group(1)
+    assert not SafetyCase.objects.exists() and not SafetyClock.objects.exists()
+
+    answer = api_for("pv").post(ICSR_URL, data, content_type="application/xml")
+
+    assert answer.status_code == 201
+    [item] = answer.json()
+    assert item["id"] is None and "Sent in error" in item["warnings"][0]
+    assert not SafetyCase.objects.exists()
+
+
+def test_a_sender_cannot_nullify_a_case_of_ours(api_for, make_case, users):
+    """A partner nullifying its copy of a case that came from us (the id is ours, CN-PHARMACRM-…) says nothing
+    about our case: it stays as it is, and the officer is told."""
+    case = make_case()
+    ours = f"CN-PHARMACRM-{case.number}"
+
+    def as_ours(root):
+        for element in root.xpath("//h:investigationEvent/h:id", namespaces={"h": HL7}):
+            element.set("extension", ours)
+
+    root = etree.fromstring(_nullification())
+    as_ours(root)
+    response = api_for("pv").post(ICSR_URL, etree.tostring(root), content_type="application/xml")
+
+    assert response.status_code == 201
+    [item] = response.json()
+    assert item["id"] == case.pk and any(case.number in w and "Duplicate of US-ACME-0001" in w for w in item["warnings"])
+    assert SafetyCase.objects.get(pk=case.pk).status != CaseStatus.NULLIFIED
