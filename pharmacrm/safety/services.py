@@ -420,8 +420,30 @@ def _sync_follow_up_task(case: SafetyCase, now: dt.datetime) -> None:
 # --- regulatory clocks -------------------------------------------------------------------------------------
 
 
-def _applies(condition: str, case: SafetyCase) -> bool:
+# the countries whose cases are a jurisdiction's own (E.i.9); a case of no known country counts as domestic, the
+# clocks running rather than a report missed. 境内 is the mainland: a case from Hong Kong, Macao or Taiwan is foreign
+JURISDICTION_COUNTRIES = {
+    "CN": {"CN"},
+    "US": {"US"},
+    "EU": {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
+           "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO"},  # the EEA
+}  # fmt: skip
+
+
+def domestic(case: SafetyCase, jurisdiction: str) -> bool:
+    """Whether the case occurred in the jurisdiction (its country, E.i.9; unknown counts as domestic)."""
+    country = (case.country or "").upper()
+    return not country or country in JURISDICTION_COUNTRIES.get(jurisdiction, {jurisdiction})
+
+
+def _applies(condition: str, case: SafetyCase, jurisdiction: str = "CN") -> bool:
     unexpected = case.expectedness == Expectedness.UNEXPECTED
+    if condition == RuleCondition.NEW_OR_SERIOUS_DOMESTIC:
+        return domestic(case, jurisdiction) and (case.serious or unexpected)
+    if condition == RuleCondition.OTHER_DOMESTIC:
+        return domestic(case, jurisdiction)
+    if condition == RuleCondition.SERIOUS_FOREIGN:
+        return case.serious and not domestic(case, jurisdiction)
     if condition == RuleCondition.DEATH:
         return case.fatal
     if condition == RuleCondition.SUSAR_FATAL_LT:
@@ -453,7 +475,7 @@ def rules_for(case: SafetyCase, *, death_told: bool = False) -> list[ReportingRu
     chosen: list[ReportingRule] = []
     taken: set[str] = set()
     for rule in ReportingRule.objects.filter(active=True).order_by("jurisdiction", "position", "id"):
-        if not _applies(rule.condition, case):
+        if not _applies(rule.condition, case, rule.jurisdiction):
             continue
         if death_told and rule.clock_kind == ClockKind.REPORT and rule.condition == RuleCondition.DEATH:
             continue

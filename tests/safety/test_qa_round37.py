@@ -190,3 +190,79 @@ def test_a_sender_cannot_nullify_a_case_of_ours(api_for, make_case, users):
     [item] = response.json()
     assert item["id"] == case.pk and any(case.number in w and "Duplicate of US-ACME-0001" in w for w in item["warnings"])
     assert SafetyCase.objects.get(pk=case.pk).status != CaseStatus.NULLIFIED
+
+
+# --- 3. foreign cases: the NMPA is told of the serious ones ----------------------------------------------------------
+
+DAY0 = timezone.make_aware(dt.datetime(2026, 3, 2, 10, 0))
+SERIOUS = [{**COMPLETE["reactions"][0], "hospitalisation": True}]
+
+
+def _report_clocks(case) -> list[tuple[str, dt.datetime]]:
+    return [(c.rule.code, timezone.localtime(c.due_at)) for c in
+            SafetyClock.objects.filter(case=case, kind="report").select_related("rule").order_by("due_at")]
+
+
+@pytest.mark.parametrize("fields", [{"expectedness": "expected"}, {"expectedness": "unexpected"}])
+def test_a_non_serious_case_from_abroad_owes_the_nmpa_no_individual_report(make_case, fields):
+    """China's GVP: the NMPA is told individually of every case from China and of the serious ones from abroad; a
+    non-serious case from abroad goes into the periodic report. A US partner's non-serious case got the 30-day NMPA
+    clock (an unexpected one 15 days) — reminders and an "overdue" for a report nobody owes."""
+    case = make_case(country="US", reporter_country="US", received_at=DAY0, **fields)
+    assert case.valid and _report_clocks(case) == []
+
+
+@pytest.mark.parametrize(("fields", "rule", "due"), [
+    ({"country": "US", "reactions": SERIOUS}, "CN-FOREIGN-SERIOUS", dt.datetime(2026, 3, 17, 23, 59, 59)),
+    ({"country": "HK"}, None, None),  # 境内 is the mainland: Hong Kong reports are foreign
+    ({"country": "CN"}, "CN-OTHER", dt.datetime(2026, 4, 1, 23, 59, 59)),
+    ({"country": "CN", "expectedness": "unexpected"}, "CN-NEW-SERIOUS", dt.datetime(2026, 3, 17, 23, 59, 59)),
+    ({"country": "CN", "reactions": SERIOUS}, "CN-NEW-SERIOUS", dt.datetime(2026, 3, 17, 23, 59, 59)),
+])  # fmt: skip
+def test_cases_from_china_and_serious_ones_from_abroad_keep_their_deadlines(make_case, fields, rule, due):
+    case = make_case(received_at=DAY0, **fields)
+    assert _report_clocks(case) == ([(rule, timezone.make_aware(due))] if rule else [])
+
+
+def test_a_foreign_case_found_serious_later_gets_the_15_day_clock(make_case, users):
+    case = make_case(country="US", received_at=DAY0)
+    assert _report_clocks(case) == []
+    services.add_follow_up(users["pv"], case, {"reactions": SERIOUS}, received_at=DAY0 + dt.timedelta(days=2),
+                           summary="住院")  # fmt: skip
+    assert _report_clocks(case) == [("CN-FOREIGN-SERIOUS", timezone.make_aware(dt.datetime(2026, 3, 19, 23, 59, 59)))]
+
+
+def test_a_database_installed_before_gets_the_rules_for_foreign_cases_and_keeps_its_own(db):
+    """Migration 0013 limits the shipped CN-NEW-SERIOUS and CN-OTHER to cases from China, installs
+    CN-FOREIGN-SERIOUS, and audits it; an administrator's deadline stays, and a rule they gave another condition
+    keeps it."""
+    import importlib
+    import types
+
+    from django.apps import apps
+    from django.db import connection
+
+    from pharmacrm.safety import apps as safety_apps
+    from pharmacrm.safety.models import ReportingRule
+
+    ReportingRule.objects.filter(code="CN-FOREIGN-SERIOUS").delete()
+    ReportingRule.objects.filter(code="CN-OTHER").update(condition="other", within=20)
+    ReportingRule.objects.filter(code="CN-NEW-SERIOUS").update(condition="serious")  # the administrator's choice
+    migration = importlib.import_module("pharmacrm.safety.migrations.0013_foreign_cases_reporting_rules")
+    migration.limit_to_domestic(apps, types.SimpleNamespace(connection=connection))
+    safety_apps.revalidate_after_migrate(None, using=connection.alias)
+
+    other = ReportingRule.objects.get(code="CN-OTHER")
+    assert (other.condition, other.within) == ("other_domestic", 20)
+    assert ReportingRule.objects.get(code="CN-NEW-SERIOUS").condition == "serious"
+    foreign = ReportingRule.objects.get(code="CN-FOREIGN-SERIOUS")
+    assert (foreign.active, foreign.within, foreign.unit, foreign.condition) == (True, 15, "days", "serious_foreign")
+    entry = AuditEntry.objects.filter(object_id=str(other.pk), object_type="safety.reportingrule").latest("id")
+    assert entry.changes == {"condition": ["other", "other_domestic"]}
+    assert AuditEntry.objects.filter(object_id=str(foreign.pk), action=AuditEntry.Action.CREATE).exists()
+
+
+def test_the_rules_page_names_the_foreign_rule_in_the_readers_language(client_for):
+    page = client_for("pv").get(reverse("safety:rules")).content.decode()
+    assert "CN-FOREIGN-SERIOUS" in page and "境外发生的严重不良反应：15 日内" in page
+    assert "发生于境外：严重" in page

@@ -343,7 +343,7 @@ def _expedited(case) -> bool:
     from ..choices import ClockKind, RuleCondition
     from ..services import reportable, rules_for
 
-    routine = (RuleCondition.OTHER, RuleCondition.NON_SERIOUS)
+    routine = (RuleCondition.OTHER, RuleCondition.OTHER_DOMESTIC, RuleCondition.NON_SERIOUS)
     return reportable(case) and any(
         rule.clock_kind == ClockKind.REPORT and rule.condition not in routine for rule in rules_for(case)
     )
