@@ -578,6 +578,17 @@ class StatusSerializer(CleanTextMixin, Serializer):
     )
 
 
+class DayZeroSerializer(CleanTextMixin, Serializer):
+    received_at = serializers.DateTimeField(help_text="Day 0 corrected (C.1.4): when the company first heard of it.")
+    reason = _text(2000, help_text="Why day 0 is corrected (required).")
+    otp_code = serializers.CharField(
+        max_length=12, help_text="The current code of your authenticator app (signature)."
+    )
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32, help_text="The version you loaded (or If-Match)."
+    )
+
+
 class ExportSerializer(Serializer):
     otp_code = serializers.CharField(
         max_length=12, help_text="The current code of your authenticator app (signature)."
@@ -803,6 +814,25 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         version = expected_version(request, d.get("version"))
         services.set_status(request.user, case, d["status"], reason=d.get("reason", ""), version=version)
         return self._answer(case, purpose="api status")
+
+    @extend_schema(
+        request=DayZeroSerializer, tags=["safety"],
+        responses={200: CaseSerializer, 400: OpenApiResponse(description="Per-field messages: a wrong code under "
+                   "otp_code, a day 0 the case cannot have under received_at, no reason."),
+                   409: OpenApiResponse(description="Stale version (with current_version).")},
+        description="Correct day 0 (C.1.4) typed wrong, with a reason and your electronic signature (the current "
+        "one-time code): audited; the initial report's clocks are counted again from it.",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="day-0", filter_backends=[], pagination_class=None)
+    def correct_day_0(self, request, pk=None):
+        case = self.get_object()
+        form = DayZeroSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        version = expected_version(request, d.get("version"))
+        case = services.correct_day_0(request.user, case, received_at=d["received_at"], reason=d.get("reason", ""),
+                                      otp_code=d["otp_code"], version=version)  # fmt: skip
+        return self._answer(case, purpose="api day 0")
 
     @extend_schema(
         request=ExportSerializer, tags=["safety"],

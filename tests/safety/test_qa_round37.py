@@ -17,7 +17,6 @@ from pharmacrm.safety import services
 from pharmacrm.safety.choices import CaseStatus
 from pharmacrm.safety.e2b import schema
 from pharmacrm.safety.models import CaseFile, SafetyCase, SafetyClock
-
 from tests.api import conftest as api_fixtures
 
 from .conftest import COMPLETE, next_code, sign_code
@@ -266,3 +265,71 @@ def test_the_rules_page_names_the_foreign_rule_in_the_readers_language(client_fo
     page = client_for("pv").get(reverse("safety:rules")).content.decode()
     assert "CN-FOREIGN-SERIOUS" in page and "境外发生的严重不良反应：15 日内" in page
     assert "发生于境外：严重" in page
+
+
+# --- 4. day 0 typed wrong ----------------------------------------------------------------------------------------
+
+
+def test_a_mistyped_day_0_is_corrected_with_a_reason_and_a_signature_and_the_clocks_follow(api_for, make_case, users):
+    """The officer opening the case typed 2 March for a call taken on 12 February: day 0 was locked from then on,
+    the 30-day clock ran from the wrong day, and the export said C.1.4 = 2 March. They correct it, saying why and
+    signing with their one-time code: the initial report's clock counts from 12 February, and the audit trail
+    holds both dates, the reason and the signature."""
+    from pharmacrm.core.models import Signature
+
+    pv = users["pv"]
+    case = make_case(country="CN", received_at=DAY0)
+    assert _report_clocks(case) == [("CN-OTHER", timezone.make_aware(dt.datetime(2026, 4, 1, 23, 59, 59)))]
+    url = f"/api/v1/safety/cases/{case.pk}/day-0/"
+    right = timezone.make_aware(dt.datetime(2026, 2, 12, 15, 30))
+    api = api_for("pv")
+
+    unexplained = api.post(url, {"received_at": right.isoformat(), "otp_code": sign_code(pv), "version": case.version},
+                           format="json")  # fmt: skip
+    assert unexplained.status_code == 400 and list(unexplained.json()) == ["reason"]
+
+    response = api.post(url, {"received_at": right.isoformat(), "reason": "录入错误：来电日期为 2 月 12 日",
+                              "otp_code": next_code(pv), "version": case.version}, format="json")  # fmt: skip
+
+    assert response.status_code == 200, response.json()
+    case.refresh_from_db()
+    assert case.received_at == right and case.versions.get(sequence=0).received_at == right
+    assert case.latest_received_at == right  # C.1.5 was day 0 itself
+    assert _report_clocks(case) == [("CN-OTHER", timezone.make_aware(dt.datetime(2026, 3, 14, 23, 59, 59)))]
+    entry = AuditEntry.objects.filter(object_id=str(case.pk), action=AuditEntry.Action.UPDATE).latest("id")
+    assert list(entry.changes) == ["received_at"] and entry.extra["reason"] == "录入错误：来电日期为 2 月 12 日"
+    signature = Signature.objects.get(pk=entry.extra["signature_id"])
+    assert signature.user == pv and signature.reason == "录入错误：来电日期为 2 月 12 日"
+
+
+def test_day_0_cannot_be_corrected_past_a_follow_up_nor_without_the_signature(api_for, make_case, users):
+    pv = users["pv"]
+    case = make_case(received_at=DAY0)
+    services.add_follow_up(pv, case, {"narrative": "随访"}, received_at=DAY0 + dt.timedelta(days=3), summary="随访")
+    url = f"/api/v1/safety/cases/{case.pk}/day-0/"
+    api = api_for("pv")
+    version = SafetyCase.objects.get(pk=case.pk).version
+
+    wrong_code = api.post(url, {"received_at": (DAY0 - dt.timedelta(days=1)).isoformat(), "reason": "typo",
+                                "otp_code": "000000", "version": version}, format="json")  # fmt: skip
+    after = api.post(url, {"received_at": (DAY0 + dt.timedelta(days=4)).isoformat(), "reason": "typo",
+                           "otp_code": sign_code(pv), "version": version}, format="json")  # fmt: skip
+
+    assert wrong_code.status_code == 400 and "otp_code" in wrong_code.json()
+    assert after.status_code == 400 and list(after.json()) == ["received_at"]
+    assert SafetyCase.objects.get(pk=case.pk).received_at == DAY0
+
+
+def test_the_case_page_corrects_day_0(client_for, make_case, users):
+    pv = users["pv"]
+    case = make_case(country="CN", received_at=DAY0)
+    page = client_for("pv")
+    assert 'id="day-zero"' in page.get(reverse("safety:case", args=[case.pk])).content.decode()
+
+    response = page.post(reverse("safety:case-day-zero", args=[case.pk]), {
+        "received_at": "2026-02-12T15:30", "reason": "录入错误", "otp_code": sign_code(pv), "version": case.version,
+    }, follow=True)  # fmt: skip
+
+    assert response.status_code == 200
+    assert "2026-02-12 15:30" in response.content.decode()
+    assert SafetyCase.objects.get(pk=case.pk).received_at == timezone.make_aware(dt.datetime(2026, 2, 12, 15, 30))
