@@ -76,7 +76,9 @@ def test_a_partner_icsr_names_the_partner_and_withholds_who_the_patient_and_repo
     assert regulatory.xpath("//document[code/@code='1']/title/text()") == ["王小明病历.pdf"]
 
 
-@pytest.mark.parametrize(("name", "sent"), [("John A. Smith", "JAS"), ("J.S.", "J.S."), ("WXM", "WXM")])
+@pytest.mark.parametrize(("name", "sent"), [
+    ("John A. Smith", "JAS"), ("J.S.", "J.S."), ("WXM", "WXM"), ("LI MING", "LM"), ("Lü Bu", "LB"),
+])  # fmt: skip
 def test_a_partner_icsr_carries_the_initials_of_a_name_in_latin_letters(make_case, name, sent):
     from pharmacrm.safety.e2b import export
 
@@ -85,6 +87,15 @@ def test_a_partner_icsr_carries_the_initials_of_a_name_in_latin_letters(make_cas
     doc = plain(export.release([SafetyCase.objects.get(pk=case.pk)], purpose="partner").xml)
     assert at(doc, "D.1") == [sent]
     assert at(doc, "D.2.2a") == ["44"]  # the age on day 0 (no onset date), in place of the birth date withheld
+
+
+@pytest.mark.parametrize("name", ["김민수", "王小明"])
+def test_a_partner_icsr_masks_a_name_it_has_no_initials_for(make_case, name):
+    from pharmacrm.safety.e2b import export
+
+    case = make_case(patient_name=name)
+    doc = plain(export.release([SafetyCase.objects.get(pk=case.pk)], purpose="partner").xml)
+    assert at(doc, "D.1") == [] and doc.xpath("//primaryRole/player1/name/@nullFlavor") == ["MSK"]
 
 
 # --- 2. an incoming nullification ---------------------------------------------------------------------------------

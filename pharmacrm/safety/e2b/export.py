@@ -349,13 +349,15 @@ def _expedited(case) -> bool:
     )
 
 
-_INITIALS = re.compile(r"(?:[A-Z]\.?\s?){1,10}")
+# initials as typed: dotted ("J.S.", "J. A. S.") or up to three capitals ("WXM") — not "LI MING" in capitals
+_INITIALS = re.compile(r"(?:[A-Z]\.\s?){1,10}|[A-Z]{1,3}")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 
 def patient_initials(name: str) -> str:
-    """D.1 for a partner: the initials of a name in Latin letters ("John A. Smith" → "JAS"; initials stay as
-    typed), else "" — a name in Chinese characters has no initials without its pinyin, and is masked (MSK)."""
+    """D.1 for a partner: the initials of a name in Latin letters ("John A. Smith" → "JAS", "LI MING" → "LM";
+    initials stay as typed), else "" — a name in Chinese characters (or another script) has no initials without its
+    romanisation, and is masked (MSK)."""
     name = (name or "").strip()
     if not name or _CJK.search(name):
         return ""
