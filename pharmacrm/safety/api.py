@@ -748,10 +748,12 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         data = _service_data(serializer.validated_data)
         version = expected_version(request, _body_version(request))
         quality = data.pop("quality", None)
-        received_at = data.pop("received_at", None)  # day 0 never changes; a follow-up has its own date
+        # day 0 is not edited with the case (a follow-up has its own date); typed wrong, it is corrected, signed (…/day-0/)
+        received_at = data.pop("received_at", None)
         if received_at is not None and abs(received_at - case.received_at) >= dt.timedelta(seconds=1):  # not a silent 200
             raise serializers.ValidationError({"received_at": [
-                _("Day 0 does not change: new information is a follow-up, with its own receipt date (…/follow-ups/).")
+                _("Day 0 does not change with the case's fields: new information is a follow-up, with its own receipt "
+                  "date (…/follow-ups/); a day 0 typed wrong is corrected with a reason and your signature (…/day-0/).")
             ]})  # fmt: skip
         with transaction.atomic():
             if data or quality is None:

@@ -313,6 +313,14 @@ def test_a_mistyped_day_0_is_corrected_with_a_reason_and_a_signature_and_the_clo
     assert signature.user == pv and signature.reason == "录入错误：来电日期为 2 月 12 日"
 
 
+def test_a_day_0_sent_with_the_case_points_to_the_correction(api_for, make_case):
+    case = make_case()
+    other = timezone.localtime(case.received_at - dt.timedelta(days=2)).isoformat()
+    response = api_for("pv").patch(f"/api/v1/safety/cases/{case.pk}/", {"received_at": other, "version": case.version},
+                                   format="json")  # fmt: skip
+    assert response.status_code == 400 and "…/day-0/" in response.json()["received_at"][0]
+
+
 def test_day_0_cannot_be_corrected_past_a_follow_up_nor_without_the_signature(api_for, make_case, users):
     pv = users["pv"]
     case = make_case(received_at=DAY0)
