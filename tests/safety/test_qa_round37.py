@@ -334,6 +334,10 @@ def test_day_0_cannot_be_corrected_past_a_follow_up_nor_without_the_signature(ap
     after = api.post(url, {"received_at": (DAY0 + dt.timedelta(days=4)).isoformat(), "reason": "typo",
                            "otp_code": sign_code(pv), "version": version}, format="json")  # fmt: skip
 
+    manager = api_for("manager").post(url, {"received_at": (DAY0 - dt.timedelta(days=1)).isoformat(), "reason": "typo",
+                                            "otp_code": "000000", "version": version}, format="json")  # fmt: skip
+
+    assert manager.status_code == 403  # PV handles cases; the overseeing roles read them
     assert wrong_code.status_code == 400 and "otp_code" in wrong_code.json()
     assert after.status_code == 400 and list(after.json()) == ["received_at"]
     assert SafetyCase.objects.get(pk=case.pk).received_at == DAY0
