@@ -427,6 +427,7 @@ SAFETY_SENDER_ORGANISATION = env("SAFETY_SENDER_ORGANISATION", "")  # C.3.2; emp
 SAFETY_SENDER_ORG_CODE = env("SAFETY_SENDER_ORG_CODE", "")  # the company part of C.1.1
 SAFETY_SENDER_ID = env("SAFETY_SENDER_ID", "")  # N.1.3
 SAFETY_RECEIVER_ID = env("SAFETY_RECEIVER_ID", "")  # N.1.4
+SAFETY_PARTNER_RECEIVER_ID = env("SAFETY_PARTNER_RECEIVER_ID", "")  # N.1.4 of an ICSR for a licensing partner
 # the largest E2B(R3) file taken in (an ICSR batch, an acknowledgement: the import page, the API, the command line)
 # and released by the export (a batch that carries copies of articles): one limit, so what one PharmaCRM exports
 # another imports

@@ -578,6 +578,17 @@ class StatusSerializer(CleanTextMixin, Serializer):
     )
 
 
+class DayZeroSerializer(CleanTextMixin, Serializer):
+    received_at = serializers.DateTimeField(help_text="Day 0 corrected (C.1.4): when the company first heard of it.")
+    reason = _text(2000, help_text="Why day 0 is corrected (required).")
+    otp_code = serializers.CharField(
+        max_length=12, help_text="The current code of your authenticator app (signature)."
+    )
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INT32, help_text="The version you loaded (or If-Match)."
+    )
+
+
 class ExportSerializer(Serializer):
     otp_code = serializers.CharField(
         max_length=12, help_text="The current code of your authenticator app (signature)."
@@ -737,10 +748,12 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         data = _service_data(serializer.validated_data)
         version = expected_version(request, _body_version(request))
         quality = data.pop("quality", None)
-        received_at = data.pop("received_at", None)  # day 0 never changes; a follow-up has its own date
+        # day 0 is not edited with the case (a follow-up has its own date); typed wrong, it is corrected, signed (…/day-0/)
+        received_at = data.pop("received_at", None)
         if received_at is not None and abs(received_at - case.received_at) >= dt.timedelta(seconds=1):  # not a silent 200
             raise serializers.ValidationError({"received_at": [
-                _("Day 0 does not change: new information is a follow-up, with its own receipt date (…/follow-ups/).")
+                _("Day 0 does not change with the case's fields: new information is a follow-up, with its own receipt "
+                  "date (…/follow-ups/); a day 0 typed wrong is corrected with a reason and your signature (…/day-0/).")
             ]})  # fmt: skip
         with transaction.atomic():
             if data or quality is None:
@@ -803,6 +816,25 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         version = expected_version(request, d.get("version"))
         services.set_status(request.user, case, d["status"], reason=d.get("reason", ""), version=version)
         return self._answer(case, purpose="api status")
+
+    @extend_schema(
+        request=DayZeroSerializer, tags=["safety"],
+        responses={200: CaseSerializer, 400: OpenApiResponse(description="Per-field messages: a wrong code under "
+                   "otp_code, a day 0 the case cannot have under received_at, no reason."),
+                   409: OpenApiResponse(description="Stale version (with current_version).")},
+        description="Correct day 0 (C.1.4) typed wrong, with a reason and your electronic signature (the current "
+        "one-time code): audited; the initial report's clocks are counted again from it.",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="day-0", filter_backends=[], pagination_class=None)
+    def correct_day_0(self, request, pk=None):
+        case = self.get_object()
+        form = DayZeroSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        version = expected_version(request, d.get("version"))
+        case = services.correct_day_0(request.user, case, received_at=d["received_at"], reason=d.get("reason", ""),
+                                      otp_code=d["otp_code"], version=version)  # fmt: skip
+        return self._answer(case, purpose="api day 0")
 
     @extend_schema(
         request=ExportSerializer, tags=["safety"],
@@ -1056,10 +1088,10 @@ def _parse_error(exc: Exception) -> ValidationError:
 
 
 class ImportedCaseSerializer(Serializer):
-    id = serializers.IntegerField()
-    number = serializers.CharField()
-    valid = serializers.BooleanField()
-    version = serializers.IntegerField()
+    id = serializers.IntegerField(allow_null=True, help_text="null: a nullification of a case never received.")
+    number = serializers.CharField(allow_null=True)
+    valid = serializers.BooleanField(allow_null=True)
+    version = serializers.IntegerField(allow_null=True)
     warnings = serializers.ListField(
         child=serializers.CharField(), help_text="What was shortened or left out."
     )
@@ -1136,7 +1168,9 @@ class IcsrViewSet(_XmlUploadViewSet):
             ),
         },
         description="Import an ICSR batch from a licensing partner or distributor: each report becomes a case, or "
-        "a follow-up of the case with the same worldwide unique id. All or nothing. Pharmacovigilance.",
+        "a follow-up of the case with the same worldwide unique id. A nullification report (C.1.11.1 = 1) "
+        "nullifies the case it names, with the sender's reason; one naming a case never received opens none and "
+        "is listed with `id` null and the reason in `warnings`. All or nothing. Pharmacovigilance.",
     )  # fmt: skip
     def create(self, request):
         from .e2b import importer
@@ -1149,6 +1183,9 @@ class IcsrViewSet(_XmlUploadViewSet):
              "warnings": [str(w) for w in getattr(c, "import_warnings", [])]}
             for c in cases
         ]  # fmt: skip
+        # a nullification of a case never received opened no case: said, not silently dropped
+        body += [{"id": None, "number": None, "valid": None, "version": None, "warnings": [str(line)]}
+                 for line in getattr(cases, "not_held", [])]  # fmt: skip
         return Response(body, status=status.HTTP_201_CREATED)
 
 

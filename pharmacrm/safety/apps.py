@@ -10,11 +10,34 @@ REVALIDATE_AFTER_MIGRATE: set[str] = set()
 # databases whose migration 0011 found case files still stored under their uploader's name: moved to random names
 # once the whole `migrate` is done (see that migration)
 RENAME_FILES_AFTER_MIGRATE: set[str] = set()
+# databases whose migration 0013 limited China's rules to cases from China or installed CN-FOREIGN-SERIOUS:
+# {alias: ([(code, condition before, after)], created)}, audited once the whole `migrate` is done
+RULES_CHANGED_BY_MIGRATION: dict[str, tuple[list, bool]] = {}
+
+
+def audit_rule_changes(using: str) -> None:
+    """A change of a reporting rule is audited like an administrator's (rules_admin.update_rule), by the migration."""
+    from pharmacrm.core import audit
+    from pharmacrm.core.models import AuditEntry
+
+    from .models import ReportingRule
+
+    changed, created = RULES_CHANGED_BY_MIGRATION.pop(using)
+    actor = "migration safety 0013"
+    for code, before, after in changed:
+        rule = ReportingRule.objects.using(using).get(code=code)
+        audit.record(AuditEntry.Action.UPDATE, rule, changes={"condition": [before, after]}, code=code,
+                     actor_name=actor)  # fmt: skip
+    if created:
+        rule = ReportingRule.objects.using(using).get(code="CN-FOREIGN-SERIOUS")
+        audit.record(AuditEntry.Action.CREATE, rule, code=rule.code, actor_name=actor)
 
 
 def revalidate_after_migrate(sender, using: str = "default", **kwargs) -> None:
     from django.core.management import call_command
 
+    if using in RULES_CHANGED_BY_MIGRATION:
+        audit_rule_changes(using)
     if using in RENAME_FILES_AFTER_MIGRATE:
         # file by file: copied, the row changed and audited, then the old file removed; killed half-way, it is
         # simply run again (`pharmacrm safety rename-files`, docs/operations.md): nothing is lost

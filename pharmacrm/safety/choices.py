@@ -163,6 +163,12 @@ class RuleCondition(models.TextChoices):
     SERIOUS = "serious", _("Serious")
     NON_SERIOUS = "non_serious", _("Non-serious")
     OTHER = "other", _("Any other case")
+    # where the case occurred (E.i.9), against the rule's jurisdiction: China's GVP has the NMPA told of every case
+    # from China (serious or new 15 days, others 30) and of the serious ones from abroad (15 days); a foreign
+    # non-serious case goes into the periodic report (PSUR / PBRER), never as an ICSR of its own
+    NEW_OR_SERIOUS_DOMESTIC = "new_serious_domestic", _("Occurred in the jurisdiction: new (unexpected) or serious")
+    OTHER_DOMESTIC = "other_domestic", _("Occurred in the jurisdiction: any other case")
+    SERIOUS_FOREIGN = "serious_foreign", _("Occurred abroad: serious")
 
 
 class ClockKind(models.TextChoices):

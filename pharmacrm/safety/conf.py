@@ -9,7 +9,8 @@ DEFAULTS = {
     "SAFETY_SENDER_ORGANISATION": "PharmaCRM 演示药业有限公司",  # C.3.2
     "SAFETY_SENDER_ORG_CODE": "PHARMACRM",  # the company part of C.1.1 ("CN-PHARMACRM-AE-2026-000001")
     "SAFETY_SENDER_ID": "PHARMACRM",  # N.1.3 / N.2.r.2
-    "SAFETY_RECEIVER_ID": "NMPA-CDR",  # N.1.4 / N.2.r.3
+    "SAFETY_RECEIVER_ID": "NMPA-CDR",  # N.1.4 / N.2.r.3 of a regulatory ICSR
+    "SAFETY_PARTNER_RECEIVER_ID": "PARTNER",  # N.1.4 / N.2.r.3 of an ICSR for a licensing partner
 }
 
 
@@ -31,3 +32,8 @@ def sender_id() -> str:
 
 def receiver_id() -> str:
     return _get("SAFETY_RECEIVER_ID")
+
+
+def partner_receiver_id() -> str:
+    """The receiver of a partner's ICSR: never the regulator's id (the file does not go to the NMPA)."""
+    return _get("SAFETY_PARTNER_RECEIVER_ID")

@@ -412,6 +412,19 @@ class SubmissionForm(ServiceErrorsMixin, SignatureMixin):
         return {k: v for k, v in self.cleaned_data.items() if k != "otp_code"}
 
 
+class DayZeroForm(ServiceErrorsMixin, SignatureMixin):
+    """Day 0 typed wrong, corrected with a reason and the officer's signature (services.correct_day_0)."""
+
+    received_at = forms.DateTimeField(
+        label=_("Day 0 (first received)"), widget=DATETIME_INPUT, input_formats=DATETIME_FORMATS,
+        help_text=_("When the company first heard of the case (C.1.4). The initial report's clocks are counted "
+                    "again from it."),
+    )  # fmt: skip
+    reason = _text(_("Reason for the correction"), 2000, rows=2)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    field_order = ["received_at", "reason", "otp_code"]
+
+
 class QualityForm(ServiceErrorsMixin, forms.Form):
     product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
                                      empty_label="—")  # fmt: skip

@@ -420,8 +420,30 @@ def _sync_follow_up_task(case: SafetyCase, now: dt.datetime) -> None:
 # --- regulatory clocks -------------------------------------------------------------------------------------
 
 
-def _applies(condition: str, case: SafetyCase) -> bool:
+# the countries whose cases are a jurisdiction's own (E.i.9); a case of no known country counts as domestic, the
+# clocks running rather than a report missed. 境内 is the mainland: a case from Hong Kong, Macao or Taiwan is foreign
+JURISDICTION_COUNTRIES = {
+    "CN": {"CN"},
+    "US": {"US"},
+    "EU": {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
+           "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO"},  # the EEA
+}  # fmt: skip
+
+
+def domestic(case: SafetyCase, jurisdiction: str) -> bool:
+    """Whether the case occurred in the jurisdiction (its country, E.i.9; unknown counts as domestic)."""
+    country = (case.country or "").upper()
+    return not country or country in JURISDICTION_COUNTRIES.get(jurisdiction, {jurisdiction})
+
+
+def _applies(condition: str, case: SafetyCase, jurisdiction: str = "CN") -> bool:
     unexpected = case.expectedness == Expectedness.UNEXPECTED
+    if condition == RuleCondition.NEW_OR_SERIOUS_DOMESTIC:
+        return domestic(case, jurisdiction) and (case.serious or unexpected)
+    if condition == RuleCondition.OTHER_DOMESTIC:
+        return domestic(case, jurisdiction)
+    if condition == RuleCondition.SERIOUS_FOREIGN:
+        return case.serious and not domestic(case, jurisdiction)
     if condition == RuleCondition.DEATH:
         return case.fatal
     if condition == RuleCondition.SUSAR_FATAL_LT:
@@ -453,7 +475,7 @@ def rules_for(case: SafetyCase, *, death_told: bool = False) -> list[ReportingRu
     chosen: list[ReportingRule] = []
     taken: set[str] = set()
     for rule in ReportingRule.objects.filter(active=True).order_by("jurisdiction", "position", "id"):
-        if not _applies(rule.condition, case):
+        if not _applies(rule.condition, case, rule.jurisdiction):
             continue
         if death_told and rule.clock_kind == ClockKind.REPORT and rule.condition == RuleCondition.DEATH:
             continue
@@ -805,6 +827,112 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
         _sync_follow_up_task(case, now)
         _record(A.UPDATE, case, user, changes=changes)
     return case
+
+
+def _moment(value, errors: dict, field: str) -> dt.datetime | None:
+    """A date and time typed or sent (ISO text, a datetime, a date at 09:00), aware; None with an error if not one."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            value = None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time(9, 0))
+    if not isinstance(value, dt.datetime):
+        errors[field] = [_("Enter a date and time.")]
+        return None
+    return timezone.make_aware(value) if timezone.is_naive(value) else value
+
+
+def correct_day_0(user, case: SafetyCase, *, received_at, reason: str, otp_code: str,
+                  version: int | None = None) -> SafetyCase:  # fmt: skip
+    """Correct day 0 (C.1.4, when the company first heard of the case) typed wrong — the only way it changes: with
+    a reason and the PV officer's electronic signature, audited (before, after, the reason, the signature). The
+    clocks of the initial report are counted again from the corrected day 0 (as when an assessment changes: an
+    overdue clock moved later is no longer overdue and is warned of again; a met one stays met, and the submission
+    that met it is late or on time against the corrected deadline). Refused: a day 0 in the future, after a
+    follow-up's receipt or the most recent information, or after a report recorded as sent."""
+    require(user)
+    errors: dict[str, list[str]] = {}
+    new = _moment(received_at, errors, "received_at")
+    reason = (reason or "").strip()
+    if not reason:
+        errors["reason"] = [_("Say why day 0 is corrected (e.g. the date was mistyped).")]
+    elif len(reason) > 2000:
+        errors["reason"] = [_("At most %(limit)d characters.") % {"limit": 2000}]
+    if errors:
+        raise ValidationError(errors)
+
+    def check(case: SafetyCase) -> None:
+        problems: list[str] = []
+        first_follow_up = case.versions.filter(sequence__gt=0).order_by("received_at").first()
+        sent = case.submissions.order_by("submitted_at").first()
+        if new > timezone.now() + dt.timedelta(minutes=5):
+            problems.append(_("The company cannot have heard of it in the future."))
+        elif first_follow_up is not None and new > first_follow_up.received_at:
+            problems.append(_("Day 0 cannot be after the follow-up received %(date)s.") % {
+                "date": timezone.localtime(first_follow_up.received_at).strftime("%Y-%m-%d %H:%M")})
+        elif sent is not None and new > sent.submitted_at:
+            problems.append(_("Day 0 cannot be after the report recorded as sent %(date)s.") % {
+                "date": timezone.localtime(sent.submitted_at).strftime("%Y-%m-%d %H:%M")})
+        elif first_follow_up is None and case.latest_received_at != case.received_at and new > case.latest_received_at:
+            problems.append(_("Day 0 cannot be after the most recent information (%(date)s).") % {
+                "date": timezone.localtime(case.latest_received_at).strftime("%Y-%m-%d %H:%M")})
+        elif new == case.received_at:
+            problems.append(_("This is day 0 already."))
+        if problems:
+            raise ValidationError({"received_at": problems})
+
+    check(case)  # before the code is used: a refused correction does not spend the officer's code
+    signatures.verify(user, otp_code, signatures.Meaning.APPROVED, case)
+    now = timezone.now()
+    with transaction.atomic():
+        case = _lock(case, version)
+        check(case)
+        old = case.received_at
+        sig = signatures.record(user, signatures.Meaning.APPROVED, case, reason=reason,
+                                label=_("Day 0 corrected") + f" {case.number}")  # fmt: skip
+        fields = ["received_at", "version", "updated_at"]
+        if case.latest_received_at == old and not case.versions.filter(sequence__gt=0).exists():
+            case.latest_received_at = new  # C.1.5 was day 0 itself: it moves with it
+            fields.append("latest_received_at")
+        case.received_at = new
+        case.version += 1
+        case.updated_at = now
+        case.save(update_fields=fields)
+        initial = case.versions.filter(sequence=0).first()
+        if initial is not None:
+            initial.received_at = new
+            initial.save(update_fields=["received_at"])
+        clocks = _recount_clocks(case, initial, now) if initial is not None else []
+        _record(A.UPDATE, case, user, changes={"received_at": [old, new]}, reason=reason, signature_id=sig.pk,
+                clocks=clocks)  # fmt: skip
+    return case
+
+
+def _recount_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> list[dict]:
+    """The report and investigation clocks of `version` counted from its receipt again (day 0 corrected); what
+    moved, for the audit entry."""
+    moved = []
+    for clock in version.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION]).select_related("rule"):
+        before = clock.due_at
+        start = version.received_at
+        due = _due(clock.rule, start) if clock.rule is not None else clock.due_at + (start - clock.started_at)
+        clock.started_at, clock.due_at, clock.warn_at = start, due, _warn_at(start, due)
+        if clock.met_at is None:
+            if clock.breached_at is not None and due > now:
+                clock.breached_at = None  # moved later: not overdue any more
+            if clock.warned_at is not None and clock.warn_at > now:
+                clock.warned_at = None  # to be warned of again when that moment comes
+            clock.next_check_at = None if clock.stopped_at else _next_check(clock)
+        clock.save(update_fields=["started_at", "due_at", "warn_at", "breached_at", "warned_at", "next_check_at"])
+        for submission in Submission.objects.filter(clock=clock):
+            late_by = submission.submitted_at - due if submission.submitted_at > due else None
+            submission.late = late_by is not None
+            submission.delay_days = _days(late_by) if late_by is not None else 0
+            submission.save(update_fields=["late", "delay_days"])
+        moved.append({"clock": clock.pk, "rule": clock.rule.code if clock.rule else "", "due": [before, due]})
+    return moved
 
 
 def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetime, summary: str = "",
@@ -1225,7 +1353,7 @@ def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, report: str
         by_pk = {c.pk: c for c in locked}
         cases = [by_pk[c.pk] for c in cases]  # as they are now, in the order asked for
         keep_report_ids(user, cases)
-        digest = export.content_digest(cases, report=report, reason=reason)
+        digest = export.content_digest(cases, report=report, reason=reason, purpose=purpose)
         wanted = sorted(c.pk for c in cases)
         last = (IcsrBatch.objects.filter(messages__case=cases[0]).order_by("-created_at", "-pk")
                 .prefetch_related("messages").first())  # fmt: skip

@@ -8,9 +8,13 @@ DEFAULT_RULES = [
     # after the death rule (same position, a later id: a fatal case is still due in 24 hours), before the 15 days
     ("CN-SUSAR-7", "CN", "致死或危及生命的可疑且非预期严重不良反应（临床研究）：7 日内", "susar_fatal_lt", "report", 7, "days",
      0, True, "《药物临床试验质量管理规范》第四十八条；《药物临床试验期间安全性数据快速报告标准和程序》"),
-    ("CN-NEW-SERIOUS", "CN", "新的、严重的不良反应：15 日内", "new_or_serious", "report", 15, "days", 1, True,
+    # China's GVP (药物警戒质量管理规范, 2021): every case from China, serious or new in 15 days and the others in 30; of
+    # the cases from abroad only the serious ones, in 15 days (a foreign non-serious case goes into the periodic report)
+    ("CN-NEW-SERIOUS", "CN", "新的、严重的不良反应：15 日内", "new_serious_domestic", "report", 15, "days", 1, True,
      "《药品不良反应报告和监测管理办法》第二十条"),
-    ("CN-OTHER", "CN", "其他不良反应：30 日内", "other", "report", 30, "days", 2, True,
+    ("CN-FOREIGN-SERIOUS", "CN", "境外发生的严重不良反应：15 日内", "serious_foreign", "report", 15, "days", 1, True,
+     "《药物警戒质量管理规范》（2021）；《个例药品不良反应收集和报告指导原则》"),
+    ("CN-OTHER", "CN", "其他不良反应：30 日内", "other_domestic", "report", 30, "days", 2, True,
      "《药品不良反应报告和监测管理办法》第二十条"),
     ("CN-DEATH-INVESTIGATION", "CN", "死亡病例调查报告：15 日内", "death", "investigation", 15, "days", 0, True,
      "《药品不良反应报告和监测管理办法》第二十一条"),
@@ -31,6 +35,7 @@ def shipped_names() -> tuple[dict, dict]:
         "死亡病例：立即报告（24 小时内）": _("Death: report immediately (within 24 hours)"),
         "新的、严重的不良反应：15 日内": _("New or serious reactions: within 15 days"),
         "其他不良反应：30 日内": _("Other reactions: within 30 days"),
+        "境外发生的严重不良反应：15 日内": _("Serious reactions abroad: within 15 days"),
         "死亡病例调查报告：15 日内": _("Death investigation report: within 15 days"),
         "致死或危及生命的可疑且非预期严重不良反应（临床研究）：7 日内": _(
             "Fatal or life-threatening unexpected serious reactions (clinical study): within 7 days"
@@ -56,3 +61,7 @@ def install_rules(ReportingRule, codes=None) -> None:  # noqa: N803 — a model 
                       "within": within, "unit": unit, "position": position, "active": active,
                       "legal_basis": basis},
         )  # fmt: skip
+
+
+# safety 0013: the conditions CN-NEW-SERIOUS and CN-OTHER had before they were limited to cases from China
+SHIPPED_BEFORE_0013 = {"CN-NEW-SERIOUS": "new_or_serious", "CN-OTHER": "other"}

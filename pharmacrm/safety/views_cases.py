@@ -54,6 +54,7 @@ from .forms_cases import (
     CapaUpdateForm,
     CaseFieldsForm,
     CaseFilterForm,
+    DayZeroForm,
     DrugForm,
     DrugFormSet,
     ExportForm,
@@ -464,6 +465,9 @@ def _detail_context(request, case: SafetyCase, **forms) -> dict:
         context.update({
             "status_form": forms.get("status_form") or StatusForm(initial=version),
             "export_form": forms.get("export_form") or ExportForm(),
+            "day_zero_form": forms.get("day_zero_form") or DayZeroForm(initial={
+                "received_at": timezone.localtime(case.received_at).replace(second=0, microsecond=0),
+                "version": case.version}),
             "submission_form": forms.get("submission_form") or SubmissionForm(initial={
                 "jurisdiction": Jurisdiction.CN, "kind": ClockKind.REPORT, "message_id": last_export,
                 "submitted_at": timezone.localtime(now).replace(second=0, microsecond=0),
@@ -681,6 +685,31 @@ def case_submission(request, pk: int):
             messages.success(request, text)
             return redirect("safety:case", pk=case.pk)
     return _detail_page(request, case, 400, submission_form=form)
+
+
+@login_required
+@require_POST
+def case_day_zero(request, pk: int):
+    """Correct day 0 with a reason and a signature; the clocks of the initial report follow."""
+    case = _handling(request, pk)
+    form = DayZeroForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.correct_day_0(request.user, case, received_at=d["received_at"], reason=d.get("reason") or "",
+                                   otp_code=d["otp_code"], version=d["version"])  # fmt: skip
+        except ConflictError:
+            case = _handling(request, pk)
+            form.add_error(None, str(CONFLICT))
+            return _detail_page(request, case, 409, day_zero_form=form, conflict=True)
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            case.refresh_from_db()
+            messages.success(request, _("Day 0 of %(number)s is now %(date)s; its clocks were counted again.") % {
+                "number": case.number, "date": timezone.localtime(case.received_at).strftime("%Y-%m-%d %H:%M")})
+            return redirect("safety:case", pk=case.pk)
+    return _detail_page(request, case, 400, day_zero_form=form)
 
 
 @login_required
@@ -953,6 +982,7 @@ urlpatterns: list = [  # included by urls.py under /safety/
     path("cases/<int:pk>/status/", case_status, name="case-status"),
     path("cases/<int:pk>/export/", case_export, name="case-export"),
     path("cases/<int:pk>/submission/", case_submission, name="case-submission"),
+    path("cases/<int:pk>/day-0/", case_day_zero, name="case-day-zero"),
     path("cases/<int:pk>/report.pdf", case_report_pdf, name="case-report-pdf"),
     path("cases/<int:pk>/quality/", case_quality, name="case-quality"),
     path("cases/<int:pk>/capa/", capa_add, name="case-capa"),

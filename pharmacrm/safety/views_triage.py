@@ -550,9 +550,10 @@ def _import_post(request, limiter: SizeLimitHandler):
                  "warnings": getattr(c, "import_warnings", [])}
                 for c in cases
             ]  # fmt: skip
+            result += [{"case": None, "warnings": [line]} for line in cases.not_held]
             audit.record(A.IMPORT, ("safety.safetycase", "", upload.name[:200]), user=request.user,
                          format="E2B(R3) ICSR", file=upload.name[:200], size=upload.size,
-                         cases=[c.number for c in cases])  # fmt: skip
+                         cases=[c.number for c in cases], not_held=len(cases.not_held))  # fmt: skip
         else:
             from .e2b import ack as ack_import
 

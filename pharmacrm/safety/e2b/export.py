@@ -14,6 +14,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, prefetch_related_objects
@@ -119,18 +120,25 @@ def report_id(case) -> str:
 _DIGEST_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
-def content_digest(cases, *, report: str = "", reason: str = "") -> str:
+def content_digest(cases, *, report: str = "", reason: str = "", purpose: str = rules.REGULATORY) -> str:
     """What the batch says about `cases`, without its batch number and times: equal digests, the same file but for
     those (an unchanged case exported again is a retransmission, not a new version)."""
-    xml = build(cases, message_id="-", now=_DIGEST_TIME, report=report, reason=reason)
+    xml = build(cases, message_id="-", now=_DIGEST_TIME, report=report, reason=reason, purpose=purpose)
     return hashlib.sha256(xml).hexdigest()
 
 
 def build(cases, *, message_id: str | None = None, now: dt.datetime | None = None, report: str = "",
-          reason: str = "") -> bytes:  # fmt: skip
+          reason: str = "", purpose: str = rules.REGULATORY) -> bytes:  # fmt: skip
     """The ICSR batch for `cases` (SafetyCase objects or a queryset), UTF-8. Writes nothing to the database;
     loads drugs, reactions, versions and files of all cases in one query each. `report`: "nullification" or
-    "amendment" (C.1.11.1) for every ICSR of the batch, with its `reason` (C.1.11.2)."""
+    "amendment" (C.1.11.1) for every ICSR of the batch, with its `reason` (C.1.11.2).
+
+    `purpose` "partner" (a licensing partner): personal information leaves the company, so PIPL's minimisation
+    (个人信息保护法 art. 6, 28: health data is sensitive) applies — the partner is the receiver (N.1.4, N.2.r.3), never
+    the NMPA, and what identifies the patient or the reporter is withheld the way the ICH E2B(R3) IG says
+    ("known to the sender but cannot be transmitted due to data privacy requirements … nullFlavor = MSK"): the
+    patient by initials only (D.1), the record number (D.1.1.3), birth date (D.2.1, the age at onset sent
+    instead), the reporter's name (C.2.r.1.2) and contact (C.2.r.2.7) masked. A regulatory ICSR carries them all."""
     now = now or timezone.now()
     cases = _load(cases)
     root = etree.Element(f"{{{HL7}}}MCCI_IN200100UV01", nsmap=NSMAP, ITSVersion="XML_1.0")
@@ -140,9 +148,11 @@ def build(cases, *, message_id: str | None = None, now: dt.datetime | None = Non
     _el(root, "responseModeCode", code="D")
     _el(root, "interactionId", extension="MCCI_IN200100UV01", root=HL7_INTERACTION)
     _el(root, "name", code="1", displayName="ichicsr", codeSystem=f"{OID}.1.1")
-    sender_id, receiver_id, org_code = conf.sender_id(), conf.receiver_id(), conf.sender_org_code()
+    partner = purpose == rules.PARTNER
+    receiver_id = conf.partner_receiver_id() if partner else conf.receiver_id()
+    sender_id, org_code = conf.sender_id(), conf.sender_org_code()
     for case in cases:
-        _message(root, case, now, sender_id, receiver_id, org_code, report, reason)
+        _message(root, case, now, sender_id, receiver_id, org_code, report, reason, partner=partner)
     _device(root, "receiver", "RCV", receiver_id, BATCH_RECEIVER)
     _device(root, "sender", "SND", sender_id, BATCH_SENDER)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
@@ -163,7 +173,7 @@ def release(cases, *, purpose: str = rules.REGULATORY, message_id: str | None = 
         raise ExportRefused(problems)
     now = now or timezone.now()
     message_id = message_id or batch_message_id(now)
-    xml = build(cases, message_id=message_id, now=now, report=report, reason=reason)
+    xml = build(cases, message_id=message_id, now=now, report=report, reason=reason, purpose=purpose)
     if len(xml) > schema.max_bytes():  # the copies of the articles (C.4.r.2) make the file
         raise ExportRefused([Problem("", "C.4.r.2", "literature", _(
             "The batch would be %(size)s MB with the copies of the articles, more than the %(max)s MB an ICSR file "
@@ -192,7 +202,7 @@ def _load(cases) -> list:
 
 
 def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org_code: str, report: str = "",
-             reason: str = "") -> None:  # fmt: skip
+             reason: str = "", *, partner: bool = False) -> None:  # fmt: skip
     msg = _el(root, "PORR_IN049016UV")
     _el(msg, "id", extension=report_id(case), root=MESSAGE_ID)  # N.2.r.1 = C.1.1
     _el(msg, "creationTime", value=_ts(now))
@@ -218,12 +228,15 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
     _el(_el(event, "effectiveTime"), "low", value=_day(case.received_at))  # C.1.4
     _el(event, "availabilityTime", value=_day(case.latest_received_at))  # C.1.5
     held, copies = documents(case)
-    for case_file in held:  # C.1.6.1.r.1, one per document (in the order they were added)
+    for n, case_file in enumerate(held, 1):  # C.1.6.1.r.1, one per document (in the order they were added)
         # required when C.1.6.1 says documents are held (ICH; FDA rejects R0009): their names, not their content
         document = _el(_el(event, "reference", typeCode="REFR"), "document", classCode="DOC", moodCode="EVN")
         _el(document, "code", code="1", codeSystem=f"{OID}.1.27", codeSystemVersion="1.0",
             displayName="documentsHeldBySender")  # fmt: skip
-        _el(document, "title", _text(case_file.name))  # (a file name: 200 characters at most, of 2000)
+        # (a file name: 200 characters at most, of 2000); the uploader's name of a record may carry the patient's
+        # (王小明病历.pdf): a partner reads which document it is, not whose
+        title = f"document-{n}{PurePath(case_file.name).suffix[:10]}" if partner else case_file.name
+        _el(document, "title", _text(title))
     for reference in (case.literature or "").splitlines():  # C.4.r.1, one per reference
         document = _el(_el(event, "reference", typeCode="REFR"), "document", classCode="DOC", moodCode="EVN")
         _el(document, "code", code="2", codeSystem=f"{OID}.1.27", codeSystemVersion="1.0",
@@ -239,7 +252,7 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
     drugs = list(case.drugs.all())
     reaction_ids = [_uid(case, "reaction", r) for r in reactions]
     drug_ids = [_uid(case, "drug", d) for d in drugs]
-    _patient(role, case)
+    _patient(role, case, partner=partner)
     for reaction, rid in zip(reactions, reaction_ids, strict=True):
         _reaction(role, case, reaction, rid)
     if drugs:
@@ -282,7 +295,7 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
                 moodCode="EVN")  # fmt: skip
     _el(first, "code", code="1", codeSystem=REPORT_RELATION, displayName="initialReport")
     _el(_author(first), "code", code=FIRST_SENDER_OTHER, codeSystem=FIRST_SENDER)  # C.1.8.2
-    _reporter(event, case)
+    _reporter(event, case, partner=partner)
     sender = _el(
         _el(event, "subjectOf1", typeCode="SUBJ"), "controlActEvent", classCode="CACT", moodCode="EVN"
     )
@@ -330,28 +343,66 @@ def _expedited(case) -> bool:
     from ..choices import ClockKind, RuleCondition
     from ..services import reportable, rules_for
 
-    routine = (RuleCondition.OTHER, RuleCondition.NON_SERIOUS)
+    routine = (RuleCondition.OTHER, RuleCondition.OTHER_DOMESTIC, RuleCondition.NON_SERIOUS)
     return reportable(case) and any(
         rule.clock_kind == ClockKind.REPORT and rule.condition not in routine for rule in rules_for(case)
     )
 
 
-def _patient(role, case) -> None:
+# initials as typed: dotted ("J.S.", "J. A. S.") or up to three capitals ("WXM") — not "LI MING" in capitals
+_INITIALS = re.compile(r"(?:[A-Z]\.\s?){1,10}|[A-Z]{1,3}")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+
+
+def patient_initials(name: str) -> str:
+    """D.1 for a partner: the initials of a name in Latin letters ("John A. Smith" → "JAS", "LI MING" → "LM";
+    initials stay as typed), else "" — a name in Chinese characters (or another script) has no initials without its
+    romanisation, and is masked (MSK)."""
+    name = (name or "").strip()
+    if not name or _CJK.search(name):
+        return ""
+    if _INITIALS.fullmatch(name):
+        return name
+    return "".join(word[0].upper() for word in _LATIN_WORD.findall(name))[:10]
+
+
+def _age_at_onset(case) -> str:
+    """D.2.2a in years, from the birth date a partner's ICSR withholds: at the first reaction's onset, else day 0."""
+    onsets = [r.onset_date for r in case.reactions.all() if r.onset_date]
+    day = min(onsets) if onsets else timezone.localtime(case.received_at).date()
+    born = case.patient_birth_date
+    years = day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+    return str(years) if years >= 0 else ""
+
+
+def _patient(role, case, *, partner: bool = False) -> None:
     person = _el(role, "player1", classCode="PSN", determinerCode="INSTANCE")
-    if case.patient_name:
-        _el(person, "name", _text(case.patient_name))  # D.1
+    name = patient_initials(case.patient_name) if partner else case.patient_name
+    if name:
+        _el(person, "name", _text(name))  # D.1
+    elif case.patient_name:  # known, not sent: PIPL minimisation (ICH E2B(R3) IG, D.1: nullFlavor MSK)
+        _el(person, "name", nullFlavor="MSK")
     else:
         _el(person, "name", nullFlavor="UNK")
     if case.patient_sex in ("1", "2"):
         _el(person, "administrativeGenderCode", code=case.patient_sex, codeSystem=SEX)  # D.5
-    if case.patient_birth_date:
-        _el(person, "birthTime", value=_date(case.patient_birth_date))  # D.2.1
+    if case.patient_birth_date:  # D.2.1
+        if partner:
+            _el(person, "birthTime", nullFlavor="MSK")
+        else:
+            _el(person, "birthTime", value=_date(case.patient_birth_date))
     if case.patient_record_number:  # D.1.1.3
         ident = _el(person, "asIdentifiedEntity", classCode="IDENT")
-        _el(ident, "id", extension=case.patient_record_number, root=HOSPITAL_RECORD)
+        if partner:
+            _el(ident, "id", nullFlavor="MSK", root=HOSPITAL_RECORD)
+        else:
+            _el(ident, "id", extension=case.patient_record_number, root=HOSPITAL_RECORD)
         _el(ident, "code", code="3", codeSystem=f"{OID}.1.4", displayName="Hospital Record")
+    age, age_unit = case.patient_age, case.patient_age_unit
+    if partner and not age and case.patient_birth_date:
+        age, age_unit = _age_at_onset(case), "a"
     for value, unit, code, display in (
-        (case.patient_age, case.patient_age_unit, "3", "age"),  # D.2.2a/b
+        (age, age_unit, "3", "age"),  # D.2.2a/b
         (case.patient_weight_kg, "kg", "7", "bodyWeight"),  # D.3
         (case.patient_height_cm, "cm", "17", "height"),  # D.4
     ):
@@ -494,8 +545,10 @@ def _drug(organizer, case, drug, did: str, reaction_ids: list[str], meddra_versi
         _el(act, "code", code=drug.action_taken, codeSystem=ACTION_TAKEN)
 
 
-def _reporter(event, case) -> None:
-    """C.2.r: the case keeps one reporter, the primary source for regulatory purposes (C.2.r.5)."""
+def _reporter(event, case, *, partner: bool = False) -> None:
+    """C.2.r: the case keeps one reporter, the primary source for regulatory purposes (C.2.r.5). For a partner
+    the reporter's name and contact are masked (MSK, as the IG asks for data that privacy keeps back); their
+    qualification, institution and country stay — what a partner needs to weigh the report."""
     if not any(
         (case.reporter_name, case.reporter_contact, case.reporter_institution, case.reporter_qualification)
     ):
@@ -507,10 +560,17 @@ def _reporter(event, case) -> None:
     entity = _author(investigation)
     contact = case.reporter_contact.replace(" ", "")
     if contact:  # C.2.r.2.7 (or the e-mail address FDA adds)
-        _el(entity, "telecom", value=("mailto:" if "@" in contact else "tel:") + contact)
+        scheme = "mailto:" if "@" in contact else "tel:"
+        if partner:  # a masked value keeps its telecom prefix (FDA's data-element table)
+            _el(entity, "telecom", value=scheme, nullFlavor="MSK")
+        else:
+            _el(entity, "telecom", value=scheme + contact)
     person = _el(entity, "assignedPerson", classCode="PSN", determinerCode="INSTANCE")
     if case.reporter_name:  # C.2.r.1.2: one text, as reported
-        _el(_el(person, "name"), "given", _text(case.reporter_name))
+        if partner:
+            _el(_el(person, "name"), "given", nullFlavor="MSK")
+        else:
+            _el(_el(person, "name"), "given", _text(case.reporter_name))
     qualified = _el(person, "asQualifiedEntity", classCode="QUAL")
     if case.reporter_qualification:  # C.2.r.4
         _el(qualified, "code", code=case.reporter_qualification, codeSystem=QUALIFICATION)

@@ -300,14 +300,11 @@ def _parse_report(message, n: int, source_name: str) -> dict:
     }
     if country:
         case["country"] = b.fit(SafetyCase, "country", country, "E.i.9 / C.2.r.3")
-    if (
-        _s(
-            ie,
-            f"h:subjectOf2/h:investigationCharacteristic[h:code/@code='3'][h:code/@codeSystem='{OID}.1.23']/h:value/@code",
-        )
-        == "1"
-    ):
-        b.warn(_("the sender nullified this report (C.1.11.1); check whether the case should be nullified."))
+    characteristic = f"h:subjectOf2/h:investigationCharacteristic[h:code/@codeSystem='{OID}.1.23']"
+    if _s(ie, f"{characteristic}[h:code/@code='3']/h:value/@code") == "1":  # C.1.11.1: a nullification
+        # C.1.11.2, its reason (the IG requires it; a sender that leaves it out is named so); import_file nullifies
+        # the case the report is about instead of opening one
+        case["nullification"] = _s(ie, f"{characteristic}[h:code/@code='4']/h:value/h:originalText")[:2000]
     case["warnings"] = b.warnings
     return case
 
@@ -713,12 +710,8 @@ def _existing(case_dict: dict) -> SafetyCase | None:
     if not wid:
         return None
     found = SafetyCase.objects.filter(worldwide_id=wid).order_by("id").first()
-    if found is None:
-        own = re.fullmatch(
-            rf"[A-Z]{{2}}-{re.escape(conf.sender_org_code())}-((?:AE|QC)-\d{{4}}-\d{{6}})", wid
-        )
-        if own:
-            found = SafetyCase.objects.filter(number=own.group(1)).first()
+    if found is None and _own_id(wid):
+        found = SafetyCase.objects.filter(number=_own_id(wid)).first()
     return found
 
 
@@ -740,19 +733,36 @@ def unchanged(case: SafetyCase, case_dict: dict) -> bool:
     )
 
 
-def import_file(user, data: bytes, *, source_name: str) -> list[SafetyCase]:
+class Imported(list):
+    """The cases of an imported batch; `not_held`: a line for each nullification (C.1.11.1 = 1) of a case PharmaCRM
+    never received — no case was opened for it, and nothing was nullified."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.not_held: list[str] = []
+
+
+def import_file(user, data: bytes, *, source_name: str) -> Imported:
     """Import every ICSR of a batch, all or nothing: a new case per report, or a follow-up of the case
-    with the same worldwide id (nothing at all when the report brings nothing new). Each returned case
-    carries `import_warnings`: what was shortened or left out, for the officer to check."""
+    with the same worldwide id (nothing at all when the report brings nothing new). A nullification report nullifies
+    the case it names, with the sender's reason, and opens none. Each returned case carries `import_warnings`: what
+    was shortened or left out, for the officer to check."""
     from .. import services  # the service layer imports the E2B package; import late to avoid a cycle
 
     services.require(user)
-    cases: list[SafetyCase] = []
+    cases = Imported()
     with transaction.atomic():
         for case_dict in parse(data, source_name=source_name):
             warnings = case_dict.pop("warnings")
             copies = case_dict.pop("literature_copies", [])
+            nullification = case_dict.pop("nullification", None)
             label = case_dict.get("worldwide_id") or case_dict.get("sender_case_id") or "?"
+            if nullification is not None:
+                case = _nullify(services, user, case_dict, nullification, warnings, cases.not_held)
+                if case is not None:
+                    case.import_warnings = warnings
+                    cases.append(case)
+                continue
             try:
                 case = _import_one(services, user, case_dict, warnings)
                 _keep_copies(services, user, case, copies)
@@ -761,6 +771,54 @@ def import_file(user, data: bytes, *, source_name: str) -> list[SafetyCase]:
             case.import_warnings = warnings
             cases.append(case)
     return cases
+
+
+def _own_id(wid: str) -> str:
+    """Our case number when `wid` is an id our exports give (C.1.1 / C.1.8.1 "CN-PHARMACRM-AE-2026-000001")."""
+    own = re.fullmatch(rf"[A-Z]{{2}}-{re.escape(conf.sender_org_code())}-((?:AE|QC)-\d{{4}}-\d{{6}})", wid or "")
+    return own.group(1) if own else ""
+
+
+def _nullify(services, user, case_dict: dict, reason: str, warnings: list[str], not_held: list[str]):
+    """A nullification (C.1.11.1 = 1): the sender says the case it sent is void (a duplicate, sent in error, not a
+    valid case). The case imported before under the same worldwide case id (C.1.8.1, else C.1.1) is nullified with
+    the sender's reason — its clocks stop, the status change is audited — and no case is opened: a void report
+    owes no one a report. A case of our own (the id is one our exports give) is not the sender's to void: it stays
+    as it is, with a note. A nullification of a case never received opens nothing either: it is listed
+    (`not_held`) and audited."""
+    from ..choices import CaseStatus
+    from ..services import A, _record
+
+    wid = case_dict.get("worldwide_id") or case_dict.get("sender_case_id") or ""
+    source = case_dict.get("imported_from") or "E2B"
+    given = reason or _("no reason given (C.1.11.2 is empty)")
+    case = _existing(case_dict)
+    if case is None:
+        not_held.append(
+            _("%(id)s: the sender nullified this report (C.1.11.1; reason: %(reason)s), but no case with this "
+              "worldwide case id (C.1.8.1) was received before: nothing was nullified and no case was opened.")
+            % {"id": wid or "?", "reason": given}
+        )  # fmt: skip
+        _record(A.IMPORT, ("safety.safetycase", "", wid[:100]), user, format="E2B(R3) ICSR", source=source,
+                nullification=True, reason=reason, outcome="no such case")  # fmt: skip
+        return None
+    if _own_id(wid):
+        warnings.append(
+            _("%(number)s: the sender nullified its report of this case (C.1.11.1; reason: %(reason)s). The case is "
+              "ours and was not changed: check with the sender.")
+            % {"number": case.number, "reason": given}
+        )  # fmt: skip
+        return case
+    if case.status == CaseStatus.NULLIFIED:  # the same nullification imported again
+        return case
+    services.set_status(user, case, CaseStatus.NULLIFIED, reason=_(
+        "Nullified by the sender (%(source)s, C.1.11.1): %(reason)s") % {"source": source, "reason": given})
+    warnings.append(_("%(number)s was nullified: the sender nullified its report (reason: %(reason)s).")
+                    % {"number": case.number, "reason": given})  # fmt: skip
+    if case.icsr_messages.exists() or case.submissions.exists():
+        warnings.append(_("%(number)s was reported before: send its nullification report (export it as "
+                          "\"Nullification\").") % {"number": case.number})  # fmt: skip
+    return SafetyCase.objects.get(pk=case.pk)
 
 
 def _import_one(services, user, case_dict: dict, warnings: list[str]) -> SafetyCase:

@@ -105,6 +105,8 @@ class Command(BaseCommand):
             raise CommandError("; ".join(error.messages)) from None
         for case in cases:
             self.stdout.write(case.number)
+        for line in cases.not_held:  # a nullification of a case never received: no case opened
+            self.stderr.write(line)
 
     def _import_ack(self, file, **_options):
         from pharmacrm.safety.e2b import ack
