@@ -1096,6 +1096,7 @@ class Chunk:
     last_row: int = 0  # the file row the chunk ends on
     table: object = None  # the columnar lane's lines (a pyarrow Table of LINE_COLUMNS and "row"), besides `rows`
     approval_rows: dict = field(default_factory=dict)  # the columnar lane: code → the row its approval is from
+    rollup_part: object = None  # the columnar lane: its table's lines added up (`columnar.Rollups.partial`)
 
 
 class Run:
