@@ -44,8 +44,7 @@ from pharmacrm.customers import normalise
 from pharmacrm.customers.models import Institution
 
 from . import importer as orders
-from . import rollups
-from .models import MonthlyRollup, OrderLine
+from .models import OrderLine
 
 BLOCK_BYTES = 2 << 20  # Arrow reads the file in blocks of this size (about 10,000 template lines); its reader holds
 # about 30 blocks' worth at a time: 4 MiB blocks took the load to 430 MiB, 2 MiB to 330
@@ -404,8 +403,6 @@ class Lane:
             chunk.last_row = run.last_row = max(last, careful[-1][0] if careful else 0)
             if values:
                 chunk.table = self._table(values, rows.filter(ok), chunk)
-                if writer.sums is not None:  # added up here, beside the writer; added in when written
-                    chunk.rollup_part = writer.sums.partial(chunk.table.select(list(_ROLLUP_INPUT)))
                 if chunk.rows and len(run.unknown_products) - known > 1:
                     self._unknown_in_file_order(known, chunk)
             yield chunk
@@ -548,7 +545,6 @@ def write(writer, chunk, rows: list[tuple]) -> list[str]:
         base.insert_rows(_TABLE, _COLUMNS, careful)
         if table is not None:
             _copy(table, first, writer.job_id, now)
-        _add_up(writer, chunk, rows)
         return ["create"] * len(rows)
     lines = careful
     if table is not None:
@@ -565,15 +561,7 @@ def write(writer, chunk, rows: list[tuple]) -> list[str]:
         base._sqlite_insert(cursor.cursor, head, len(_COLUMNS), lines)
         if raw.total_changes - before < len(lines):
             _repeats_at_insert(writer, lines)
-    _add_up(writer, chunk, rows)
     return ["create"] * len(rows)
-
-
-def _add_up(writer, chunk, rows: list[tuple]) -> None:
-    """The written chunk's lines into the load's rollups (`Rollups`)."""
-    if writer.sums is not None:
-        writer.sums.add(chunk.rollup_part)
-        writer.sums.add(writer.sums.of_rows(rows))
 
 
 def _copy(table: pa.Table, first: int, job_id: int, now) -> None:
@@ -770,181 +758,3 @@ def _report(writer) -> None:
         lines[1:] = sorted(lines[1:], key=lambda r: int(r[0]))
         with open(path, "w", encoding="utf-8", newline="") as fh:
             csv.writer(fh).writerows(lines)
-
-
-# --- the rollups, added up from the lines as they are written ----------------------------------------------------
-
-_ROLLUP_INPUT = ("order_number", "order_date", "month", "institution_id", "product_code", "amount_fen", "payment_due",
-                 "paid_date", "paid_fen", "outstanding_fen")  # fmt: skip
-_MONTH_BITS, _PRODUCT_BITS = 12, 21  # a pair's key: customer id << 12 | months since 1970-01; a product in the pair: key << 21 | code
-_OPEN_MONTHS = 2  # months kept open behind the earliest month of the chunk being written
-
-
-class Rollups:
-    """The load's monthly rollups, added up in Arrow's kernels from each chunk of lines as it is written, and stored
-    month by month once the file has moved past a month — instead of `rollups.rebuild_all` reading the ten million
-    lines back out of the table after the load (20–27 s of a 10 M-line load, most of it reading the lines one at a
-    time in the order of the pairs). The same rules as the SQL (`rollups._sums_sql`, `_recompute_sql`); the lane's
-    tests hold the two to the same rollups.
-
-    Memory stays flat in a file in date order, as ERP exports are (a month's distinct orders and products, not the
-    file's). The figures are only used when nothing contradicts them: a line of a month already stored (a file not
-    in date order), a line refused after the load (a repeat, an order naming two customers), or values out of the
-    keys' range turn them off, the rollups stored so far are deleted, and `rebuild_all` counts the stored lines as
-    before."""
-
-    def __init__(self, today: dt.date, term_days: int, now):
-        self.today, self.term, self.now = (today - dt.date(1970, 1, 1)).days, term_days, now
-        self.usable = not MonthlyRollup.objects.exists()
-        self.codes: dict[str, int] = {}
-        self.lock = threading.Lock()
-        self.sums: list[pa.Table] = []
-        self.orders: list[pa.Table] = []  # (key, order number) of the lines sold, unique per chunk
-        self.products: list[pa.Array] = []  # key << 21 | code, unique per chunk
-        self.stored_before = -1  # months (since 1970-01) below this one are stored
-        self.stored = 0
-
-    def _code_index(self, codes: pa.Array) -> pa.Array:
-        unique = pc.unique(codes)
-        with self.lock:
-            index = [self.codes.setdefault(c, len(self.codes)) for c in unique.to_pylist()]
-        return pc.take(pa.array(index, pa.int64()), pc.index_in(codes, value_set=unique))
-
-    def partial(self, t: pa.Table) -> tuple | None:
-        """A chunk's lines (`_ROLLUP_INPUT` columns) reduced to their pairs' sums and distinct orders and products;
-        any thread."""
-        if not self.usable or t.num_rows == 0:
-            return None
-        day = _days_since_epoch
-        od, paid = day(t["order_date"]), day(t["paid_date"])
-        due = pc.coalesce(day(t["payment_due"]), pc.add(od, self.term))
-        amount, paid_fen, outstanding = t["amount_fen"], t["paid_fen"], t["outstanding_fen"]
-        owing = pc.and_(pc.greater(amount, 0), pc.greater(paid_fen, 0))
-        late = pc.fill_null(pc.and_(owing, pc.greater(paid, due)), False)
-        on_time = pc.fill_null(pc.and_(owing, pc.less_equal(paid, due)), False)
-        month = pc.cast(t["month"], pa.date32()) if t["month"].type != pa.date32() else t["month"]
-        months = pc.add(pc.multiply(pc.subtract(pc.year(month), 1970), 12), pc.subtract(pc.month(month), 1))
-        inst = pc.cast(t["institution_id"], pa.int64())
-        if (pc.min(months).as_py() < 0 or pc.max(months).as_py() >= 1 << _MONTH_BITS
-                or pc.max(inst).as_py() >= 1 << (63 - _MONTH_BITS - _PRODUCT_BITS)):  # fmt: skip
-            self.usable = False
-            return None
-        key = pc.bit_wise_or(pc.shift_left(inst, _MONTH_BITS), months)
-        zero = pa.scalar(0, pa.int64())
-        sums = pa.table({
-            "key": key, "amount_fen": amount, "lines": pa.repeat(1, t.num_rows).cast(pa.int64()), "paid_fen": paid_fen,
-            "on_time_fen": pc.if_else(on_time, paid_fen, zero), "late_fen": pc.if_else(late, paid_fen, zero),
-            "late_lines": pc.cast(late, pa.int64()),
-            "days_late": pc.if_else(late, pc.cast(pc.subtract(paid, due), pa.int64()), zero),
-            "outstanding_fen": outstanding,
-            "overdue_fen": pc.if_else(pc.and_(pc.greater(outstanding, 0), pc.less(due, self.today)), outstanding, zero),
-        }).group_by("key", use_threads=False).aggregate([(c, "sum") for c in rollups.SUMS])  # fmt: skip
-        sold = pc.greater(amount, 0)
-        sold_orders = (pa.table({"key": key.filter(sold), "order": t["order_number"].filter(sold)})
-                  .group_by(["key", "order"], use_threads=False).aggregate([]))  # fmt: skip
-        codes = self._code_index(t["product_code"])
-        if len(self.codes) >= 1 << _PRODUCT_BITS:
-            self.usable = False
-            return None
-        products = pc.unique(pc.bit_wise_or(pc.shift_left(key, _PRODUCT_BITS), codes))
-        return pc.min(months).as_py(), sums, sold_orders, products
-
-    def of_rows(self, rows: list[tuple]) -> tuple | None:
-        """`partial` of lines checked row by row (tuples of `importer.LINE_COLUMNS`)."""
-        if not rows or not self.usable:
-            return None
-        at = [orders.LINE_COLUMNS.index(c) for c in _ROLLUP_INPUT]
-        columns = list(zip(*[[r[i] for i in at] for r in rows], strict=True))
-        types = {"institution_id": pa.int64(), "amount_fen": pa.int64(), "paid_fen": pa.int64(),
-                 "outstanding_fen": pa.int64(), "order_number": pa.string(), "product_code": pa.string()}  # fmt: skip
-        table = pa.table({
-            c: pa.array([None if v is None else (v if not isinstance(v, dt.date) else v.isoformat()) for v in values],
-                        types.get(c, pa.string()))
-            for c, values in zip(_ROLLUP_INPUT, columns, strict=True)
-        })  # fmt: skip
-        return self.partial(table)
-
-    def add(self, part: tuple | None) -> None:
-        """A written chunk's `partial`; stores the months the file has moved past (the writer's connection)."""
-        if not self.usable:
-            self._drop()
-            return
-        if part is None:
-            return
-        first, sums, orders_, products = part
-        if first < self.stored_before:  # a line of a month already stored: the file is not in date order
-            self.usable = False
-            self._drop()
-            return
-        self.sums.append(sums)
-        self.orders.append(orders_)
-        self.products.append(products)
-        if first - _OPEN_MONTHS > self.stored_before:
-            self._store(below=first - _OPEN_MONTHS)
-
-    def _drop(self) -> None:
-        self.sums, self.orders, self.products = [], [], []
-        if self.stored:  # the table was empty when the load began
-            with connection.cursor() as cursor:
-                cursor.execute(f"DELETE FROM {MonthlyRollup._meta.db_table}")  # noqa: S608
-            self.stored = 0
-
-    def finish(self, refused: bool) -> bool:
-        """Store the rest; whether every rollup is stored (else `rebuild_all` must count them from the lines). With
-        lines refused after the load, what was added up is not what is stored: nothing is kept."""
-        if refused:
-            self.usable = False
-        if not self.usable:
-            self._drop()
-            return False
-        self._store(below=None)
-        return True
-
-    def _store(self, below: int | None) -> None:
-        mask = (1 << _MONTH_BITS) - 1
-        if not self.sums:
-            self.stored_before = below if below is not None else self.stored_before
-            return
-        sums = pa.concat_tables(self.sums)
-        orders_ = pa.concat_tables(self.orders)
-        products = pa.concat_arrays(self.products)
-        if below is not None:
-            def older(key):
-                return pc.less(pc.bit_wise_and(key, mask), below)
-
-            keep = pc.invert(older(sums["key"]))
-            self.sums = [sums.filter(keep)]
-            self.orders = [orders_.filter(pc.invert(older(orders_["key"])))]
-            self.products = [products.filter(pc.invert(older(pc.shift_right(products, _PRODUCT_BITS))))]
-            sums = sums.filter(older(sums["key"]))
-            orders_ = orders_.filter(older(orders_["key"]))
-            products = products.filter(older(pc.shift_right(products, _PRODUCT_BITS)))
-            self.stored_before = below
-        else:
-            self.sums, self.orders, self.products = [], [], []
-        if sums.num_rows == 0:
-            return
-        sums = sums.group_by("key", use_threads=False).aggregate([(f"{c}_sum", "sum") for c in rollups.SUMS])
-        counted = pc.value_counts(orders_.group_by(["key", "order"], use_threads=False).aggregate([])["key"])
-        in_pair = pc.value_counts(pc.shift_right(pc.unique(products), _PRODUCT_BITS))
-        keys = sums["key"]
-        n_orders = pc.fill_null(pc.take(counted.field("counts"), pc.index_in(keys, value_set=counted.field("values"))), 0)
-        n_products = pc.fill_null(pc.take(in_pair.field("counts"), pc.index_in(keys, value_set=in_pair.field("values"))), 0)
-        months = pc.bit_wise_and(keys, mask).to_pylist()
-        firsts = {m: dt.date(1970 + m // 12, m % 12 + 1, 1) for m in set(months)}
-        today = rollups._adapt(dt.date(1970, 1, 1) + dt.timedelta(days=self.today))
-        now, month = rollups._adapt(self.now), {m: rollups._adapt(d) for m, d in firsts.items()}
-        columns = [pc.shift_right(keys, _MONTH_BITS).to_pylist(), [month[m] for m in months],
-                   *[sums[f"{c}_sum_sum"].to_pylist() for c in rollups.SUMS], n_orders.to_pylist(),
-                   n_products.to_pylist()]  # fmt: skip
-        rows = [(*r, today, now) for r in zip(*columns, strict=True)]
-        base.insert_rows(MonthlyRollup._meta.db_table, _ROLLUP_COLUMNS, rows)
-        self.stored += len(rows)
-
-
-_ROLLUP_COLUMNS = ["institution_id", "month", *rollups.SUMS, "orders", "products", "overdue_as_of", "updated_at"]
-
-
-def _days_since_epoch(text: pa.ChunkedArray | pa.Array) -> pa.Array:
-    dates = text if text.type == pa.date32() else pc.cast(text, pa.date32())
-    return pc.cast(dates, pa.int32())

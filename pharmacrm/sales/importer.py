@@ -1096,7 +1096,6 @@ class Chunk:
     last_row: int = 0  # the file row the chunk ends on
     table: object = None  # the columnar lane's lines (a pyarrow Table of LINE_COLUMNS and "row"), besides `rows`
     approval_rows: dict = field(default_factory=dict)  # the columnar lane: code → the row its approval is from
-    rollup_part: object = None  # the columnar lane: its table's lines added up (`columnar.Rollups.partial`)
 
 
 class Run:
@@ -1341,7 +1340,6 @@ class Writer:
         self.updates_audit: list[tuple[tuple, dict]] = []  # (line label, changes) of corrected lines not audited yet
         self.first_id = 0  # the columnar lane: a line's id is this + its file row
         self.refused: list[tuple] = []  # the columnar lane: (row, column key, code, params, id) refused at the end
-        self.sums = None  # the columnar lane: its rollups, added up as the lines are written (`columnar.Rollups`)
         if threaded:
             self.queue: queue.Queue = queue.Queue(maxsize=1)
             context = contextvars.copy_context()
@@ -1374,7 +1372,6 @@ class Writer:
             from . import columnar
 
             self.first_id = columnar.first_id()
-            self.sums = columnar.Rollups(self.today, rollups.payment_term_days(), self.now)
 
     def submit(self, chunk: Chunk) -> None:
         if not self.threaded:
@@ -1439,10 +1436,9 @@ class Writer:
             transaction.set_rollback(True)
             self.updates_audit.clear()
         else:
-            if self.bare is not None:  # the indexes back, then every rollup from the lines, once (unless added up)
+            if self.bare is not None:  # the indexes back, then every rollup from the lines, once
                 self.bare.restore()
-                if self.sums is None or not self.sums.finish(refused=bool(self.refused)):
-                    rollups.rebuild_all(self.today)
+                rollups.rebuild_all(self.today)
             self._flush_audit()
             rollups.refresh_dirty()
 

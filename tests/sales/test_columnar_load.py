@@ -6,7 +6,6 @@ product codes; the same errors at the same rows, with the same values; the same 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 import random
 
@@ -608,95 +607,4 @@ def test_a_customer_merged_twice_that_still_holds_its_code_sends_its_orders_to_t
 
     assert ordinary["errors"] == []
     assert {row["institution_id"] for row in ordinary["stored"]["lines"]} == {last.pk}
-    assert loaded == ordinary
-
-
-def _in_date_order(customers_: dict, n: int, seed: int) -> list[dict]:
-    """`n` lines of an ERP export in date order over two years, every one stored (no repeat, one customer per order):
-    sales and returns, paid on time, late, in part or not at all, with and without a due date, a few of them in
-    shapes the kernels leave to the row-by-row checks (a space before the order number, a full-width product code)."""
-    rnd = random.Random(seed)
-    codes = [{"credit_code": customers_["xiehe"].credit_code}, {"credit_code": customers_["huashan"].credit_code},
-             {"external_id": "ERP-0042"}, {"credit_code": customers_["both"].credit_code, "external_id": "ERP-0007"}]  # fmt: skip
-    rows, order = [], 0
-    days = sorted(rnd.randrange(0, 700) for _ in range(n // 3))[::-1]
-    for back in days:
-        order += 1
-        day, who = today_minus(back), rnd.choice(codes)
-        for ln in range(1, rnd.randrange(2, 6)):
-            qty = rnd.choice(["1", "3", "10.5", "-2", "120"])
-            row = {"order_number": f"SO-{order}", "line_number": str(ln), "order_date": str(day), **who,
-                   "product_code": rnd.choice(["YP1001", "YP1002", "YP9999", "YP1003"]), "quantity": qty,
-                   "unit_price": rnd.choice(["32.5", "1.2345", "10"])}  # fmt: skip
-            due = rnd.choice(["", "", str(day), str(min(today_minus(0), day + dt.timedelta(days=30)))])
-            row["payment_due"] = due
-            paid = rnd.random()
-            if paid < 0.5 and not qty.startswith("-"):
-                row["paid_date"] = str(min(today_minus(0), day + dt.timedelta(days=rnd.randrange(0, 200))))
-                row["paid_amount"] = rnd.choice(["", "", "1", "0"])
-            if rnd.random() < 0.05:
-                row["order_number"] = " " + row["order_number"]
-            if rnd.random() < 0.03:
-                row["product_code"] = "ＹＰ1001"
-            rows.append(row)
-    return rows
-
-
-@pytest.fixture
-def no_rebuild(monkeypatch):
-    """Whether the load counted its rollups from the stored lines (`rollups.rebuild_all`) rather than adding them up."""
-    from pharmacrm.sales import rollups
-
-    calls = []
-    rebuild = rollups.rebuild_all
-
-    def counted(*a, **kw):
-        calls.append(1)
-        return rebuild(*a, **kw)
-
-    monkeypatch.setattr(rollups, "rebuild_all", counted)
-    return calls
-
-
-def test_a_file_in_date_order_gets_its_rollups_added_up_as_it_loads_the_same_as_the_ordinary_imports(
-    customers_, users, tmp_path, lane, no_rebuild
-):
-    """The load adds the rollups up from the lines it writes, month by month (the blocks here are a few lines, so
-    most months are stored before the file ends), and never reads the lines back: the same rollups as the ordinary
-    import's, to the fen and the order."""
-    path = write_csv(tmp_path / "orders.csv", _in_date_order(customers_, 900, seed=11))
-
-    loaded, ordinary = _both(path)
-
-    assert not no_rebuild and not loaded["errors"]
-    assert sum(lane) > 400 and len(loaded["stored"]["lines"]) > 700
-    assert len(loaded["stored"]["rollups"]) > 60
-    assert {r["late_lines"] > 0 for r in loaded["stored"]["rollups"]} == {True, False}
-    assert any(r["overdue_fen"] for r in loaded["stored"]["rollups"])
-    assert any(r["amount_fen"] < 0 for r in loaded["stored"]["lines"])
-    assert loaded == ordinary
-
-
-def test_a_file_out_of_date_order_or_with_a_line_refused_at_the_end_still_gets_the_ordinary_imports_rollups(
-    customers_, users, tmp_path, lane, no_rebuild
-):
-    """A line of a month the load has already stored the rollups of, further on in the file; a line repeated far
-    apart (refused after the load): what was added up is thrown away, and the rollups are counted from the stored
-    lines."""
-    rows = _in_date_order(customers_, 600, seed=12)
-    late = dict(rows[0], order_number="SO-LATE", line_number="1")  # the file's first month, at its end
-    path = write_csv(tmp_path / "orders.csv", [*rows, late])
-
-    loaded, ordinary = _both(path)
-
-    assert no_rebuild and not loaded["errors"] and loaded == ordinary
-    assert any(r["order_number"] == "SO-LATE" for r in loaded["stored"]["lines"])
-
-    _wipe()
-    no_rebuild.clear()
-    path = write_csv(tmp_path / "again.csv", [*rows, dict(rows[3])])
-
-    loaded, ordinary = _both(path)
-
-    assert no_rebuild and {e["code"] for e in loaded["errors"]} == {"duplicate_line"}
     assert loaded == ordinary
