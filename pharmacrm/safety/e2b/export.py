@@ -355,12 +355,18 @@ _LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 
 def patient_initials(name: str) -> str:
-    """D.1 for a partner: the initials of a name in Latin letters ("John A. Smith" → "JAS", "LI MING" → "LM";
-    initials stay as typed), else "" — a name in Chinese characters (or another script) has no initials without its
-    romanisation, and is masked (MSK)."""
+    """D.1 for a partner: the initials of the patient's name, as case reports carry them — of a name in Chinese
+    characters, its pinyin initials (王小明 → "WXM", the 姓名缩写 of a Chinese report form); of a name in Latin letters,
+    its words' ("John A. Smith" → "JAS", "LI MING" → "LM"; initials stay as typed). A name in another script has
+    none: "", and D.1 is masked (MSK)."""
     name = (name or "").strip()
-    if not name or _CJK.search(name):
+    if not name:
         return ""
+    if _CJK.search(name):
+        from pharmacrm.customers.pinyin import Style, lazy_pinyin
+
+        han = "".join(_CJK.findall(re.sub(r"[（(【\[].*?[）)】\]]", "", name)))  # not a note in brackets after it
+        return "".join(lazy_pinyin(han, style=Style.FIRST_LETTER, errors="ignore")).upper()[:10]
     if _INITIALS.fullmatch(name):
         return name
     return "".join(word[0].upper() for word in _LATIN_WORD.findall(name))[:10]
