@@ -202,8 +202,9 @@ class CustomerForm(ServiceErrorsMixin, OnceTokenForm):
     """The fields every customer has: tier, stage, owner, team, source, needs, notes, tags, version; the create
     forms also their one-time token."""
 
-    # no max_length on the free-text fields: the browser would cut a longer value pasted in without a word; the
-    # services refuse it, counted as stored, in the words the import and the API use (normalise.check_length)
+    # no max_length on the free-text fields, the tag and specialty lists and the phones: the browser would cut a
+    # longer value pasted in without a word (a list mid-tag, a number mid-digit); the services refuse it, counted
+    # as stored, in the words the import and the API use (normalise.check_length, the phone rules)
     external_id = forms.CharField(label=_("External id"), required=False)
     tier = forms.ChoiceField(label=_("Tier"), choices=Tier.choices, initial=Tier.NEW)
     stage = forms.ChoiceField(label=_("Lifecycle stage"), choices=Stage.choices, initial=Stage.POTENTIAL)
@@ -217,7 +218,7 @@ class CustomerForm(ServiceErrorsMixin, OnceTokenForm):
     needs = forms.CharField(label=_("Needs"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
     tags = forms.CharField(
-        label=_("Tags"), required=False, max_length=500, help_text=_("Separate tags with commas.")
+        label=_("Tags"), required=False, help_text=_("Separate tags with commas.")
     )
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -290,7 +291,6 @@ class InstitutionForm(RegionFieldsMixin, CustomerForm):
     specialties = forms.CharField(
         label=_("Specialties"),
         required=False,
-        max_length=500,
         help_text=_("Separate specialties with commas."),
     )
     beds = forms.IntegerField(label=_("Beds"), required=False, min_value=0, max_value=100000)
@@ -305,7 +305,7 @@ class InstitutionForm(RegionFieldsMixin, CustomerForm):
     legal_representative = forms.CharField(label=_("Legal representative"), required=False)
     address = forms.CharField(label=_("Address"), required=False)
     phone = forms.CharField(
-        label=_("Phone"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
+        label=_("Phone"), required=False, widget=forms.TextInput(attrs={"inputmode": "tel"})
     )
 
     LIVE_FIELDS = ("credit_code", "phone")
@@ -386,11 +386,10 @@ class PersonForm(CustomerForm):
     mobile = forms.CharField(
         label=_("Mobile phone"),
         required=False,
-        max_length=32,
         widget=forms.TextInput(attrs={"inputmode": "tel"}),
     )
     landline = forms.CharField(
-        label=_("Landline"), required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "tel"})
+        label=_("Landline"), required=False, widget=forms.TextInput(attrs={"inputmode": "tel"})
     )
     email = forms.CharField(  # no type=email, as the desk's: Chromium marks 张三@公司.cn invalid (RFC 6531)
         label=_("E-mail"), required=False, max_length=254,

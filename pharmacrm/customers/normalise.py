@@ -180,6 +180,7 @@ def validate_any_phone(value: str) -> str:
     if _mobile_with_extension(value, digits):
         raise ValidationError(MOBILE_EXTENSION_MESSAGE, code="mobile_extension")
     if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
+        check_extension(value)
         return digits
     raise ValidationError(
         _("Enter a valid China mobile number, landline with area code, or 400/800 number."), code="invalid_phone"
@@ -194,9 +195,26 @@ def with_extension(digits: str, value: str) -> str:
     return f"{digits}转{ext}" if ext else digits
 
 
+EXTENSION_MESSAGE = _(
+    "Write the extension as digits alone after the number, e.g. 010-12345678 转 8021 (at most 6 digits); notes "
+    "belong in the notes."
+)
+_CLEAN_EXTENSION = re.compile(r"[\s:：.]*(?:\d{1,6}[\s.。]*)?")
+
+
+def check_extension(value: str) -> None:
+    """What follows an extension mark (转, 分机, ext, #) is the extension's digits alone: "010-12345678 转 1234，工作日
+    9:00–17:00" gave the extension 123490, the digits of the note run together, stored without a word."""
+    parts = _EXTENSION_MARK.split(unicodedata.normalize("NFKC", value or "").strip(), maxsplit=1)
+    if len(parts) == 2 and not _CLEAN_EXTENSION.fullmatch(parts[1]):
+        raise ValidationError(EXTENSION_MESSAGE, code="invalid_extension")
+
+
 def validate_landline_with_extension(value: str) -> str:
     """`validate_landline`, keeping an extension given after the number (010-12345678-8021, 010-12345678 转 8021)."""
-    return with_extension(validate_landline(value), value)
+    digits = validate_landline(value)
+    check_extension(value)
+    return with_extension(digits, value)
 
 
 def phone_key(value: str | None) -> str:

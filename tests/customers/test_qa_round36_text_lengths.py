@@ -7,6 +7,7 @@ person's mobile takes none."""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from pharmacrm.customers import importer, normalise
@@ -281,3 +282,49 @@ def test_the_form_and_the_import_refuse_a_tag_over_50_characters_and_never_cut_i
     assert _errors(job) == [(2, "标签", TAG_MESSAGE)]
     assert not Institution.objects.filter(external_id="I-1").exists()
     assert not Tag.objects.filter(name__startswith="心血管药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药药").exclude(name=LONG_TAG[:-1]).exists()
+
+
+def test_phones_and_the_tag_and_specialty_lists_have_no_browser_limit_that_cuts_a_paste(client_for, xiehe):
+    """The phone inputs carried maxlength="32", the tag and specialty lists maxlength="500": the browser cut a longer
+    paste without a word — a list in the middle of a tag, a number in the middle of its digits (a landline with its
+    extension and a note, cut, then refused or stored wrong). Nothing is cut now: a list of many short tags is taken
+    whole, and a number too long for any phone is refused by the phone rules, in words naming the kind of number."""
+    client = client_for("kam")
+    institution = client.get(reverse("customers:institution-create")).content.decode()
+    person = client.get(reverse("customers:person-create")).content.decode()
+    for page, field in ((institution, "phone"), (institution, "tags"), (institution, "specialties"),
+                        (person, "mobile"), (person, "landline"), (person, "tags")):  # fmt: skip
+        assert "maxlength" not in _input(page, field), field
+    tags = ",".join(f"重点随访{i:03d}" for i in range(70))  # 70 tags, 559 characters
+    assert len(tags) > 500
+    answer = client.post(reverse("customers:institution-create"), {**INSTITUTION_FORM, "tags": tags})
+    assert answer.status_code == 302, answer.context["form"].errors
+    assert Institution.objects.get(name=INSTITUTION_FORM["name"]).tags.count() == 70
+    long_number = "010-12345678 转 1234，工作日 9:00–17:00 请找王主任办公室"
+    assert len(long_number) > 32
+    page = client.post(reverse("customers:person-create"),
+                       {**PERSON_FORM, "institution": xiehe.pk, "landline": long_number})  # fmt: skip
+    assert page.status_code == 200
+    assert page.context["form"].errors["landline"] == [str(normalise.EXTENSION_MESSAGE)]
+    assert not Person.objects.filter(name="李娜").exists()
+
+
+@pytest.mark.parametrize(("typed", "stored"), [
+    ("010-12345678 转 8021", "01012345678转8021"), ("010-12345678转8021。", "01012345678转8021"),
+    ("010-12345678 ext. 8021", "01012345678转8021"), ("010-12345678 分机：8021", "01012345678转8021"),
+    ("010-12345678-8021", "01012345678转8021"), ("010-12345678", "01012345678"),
+    ("010-12345678 转 1234，工作日 9:00–17:00", None), ("010-12345678 转 80219999", None),
+    ("010-12345678 转王主任", None),
+])  # fmt: skip
+def test_an_extension_is_its_digits_alone_and_a_note_after_it_is_refused_not_run_into_it(typed, stored):
+    """A note after the extension ("转 1234，工作日 9:00–17:00") was read into it: the extension stored was 123490,
+    the note's digits run together, and nobody was told. The extension is the digits after the mark, at most six;
+    anything else after it is refused, for a person's landline and for an institution's or a caller's phone."""
+    for check in (normalise.validate_landline_with_extension,
+                  lambda v: normalise.with_extension(normalise.validate_any_phone(v), v)):  # fmt: skip
+        if stored is None:
+            with pytest.raises(ValidationError) as refused:
+                check(typed)
+            assert refused.value.messages == [str(normalise.EXTENSION_MESSAGE)]
+        else:
+            assert check(typed) == stored
