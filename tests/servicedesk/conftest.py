@@ -27,3 +27,21 @@ def raise_ticket(users, xiehe):
         return _desk.create_ticket(users[user], data)
 
     return make
+
+
+@pytest.fixture
+def caller_ticket(users):
+    return _desk.create_ticket(users["agent"], {
+        "subject": "询问用法", "channel": "phone", "category": "drug_info", "caller_name": "李女士",
+        "caller_phone": "13912345678",
+    })  # fmt: skip
+
+
+def intake(client, **data):
+    """The intake page filled in and sent (a phone ticket from a named caller, unless `data` says otherwise)."""
+    import re
+
+    html = client.get("/service/new/").content.decode()
+    token = re.search(r'name="form_token" value="([^"]+)"', html).group(1)
+    return client.post("/service/new/", {"form_token": token, "channel": "phone", "category": "drug_info",
+                                         "subject": "咨询用法", "description": "", "caller_name": "王先生", **data})  # fmt: skip

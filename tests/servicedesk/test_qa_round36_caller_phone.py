@@ -5,15 +5,15 @@ form, the ticket's edit page, and the API (intake and details). A landline's ext
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 from django.test import Client
 
-from pharmacrm.servicedesk import editing, public, services
+from pharmacrm.servicedesk import editing, public
 from pharmacrm.servicedesk.models import Ticket
 from tests.customers.test_qa_round35_entry_paths import NO_EXTENSION
+from tests.servicedesk.conftest import intake
 
 NO_EXTENSION_EN = (
     "A mobile number takes no extension: enter its 11 digits alone. Extensions (转123) belong to landlines."
@@ -21,24 +21,9 @@ NO_EXTENSION_EN = (
 MOBILES_WITH_EXTENSION = ("13800138000转123", "13800138000-123", "138 0013 8000 ext 123")
 
 
-@pytest.fixture
-def caller_ticket(users):
-    return services.create_ticket(users["agent"], {
-        "subject": "询问用法", "channel": "phone", "category": "drug_info", "caller_name": "李女士",
-        "caller_phone": "13912345678",
-    })  # fmt: skip
-
-
-def _intake(client, **data):
-    html = client.get("/service/new/").content.decode()
-    token = re.search(r'name="form_token" value="([^"]+)"', html).group(1)
-    return client.post("/service/new/", {"form_token": token, "channel": "phone", "category": "drug_info",
-                                         "subject": "咨询用法", "description": "", "caller_name": "王先生", **data})  # fmt: skip
-
-
 @pytest.mark.parametrize("phone", MOBILES_WITH_EXTENSION)
 def test_the_intake_form_refuses_a_callers_mobile_with_an_extension(users, client_for, phone):
-    response = _intake(client_for("agent"), caller_phone=phone)
+    response = intake(client_for("agent"), caller_phone=phone)
     assert response.status_code != 302
     assert response.context["form"].errors["caller_phone"] == [NO_EXTENSION]
     assert NO_EXTENSION in response.content.decode()
@@ -46,7 +31,7 @@ def test_the_intake_form_refuses_a_callers_mobile_with_an_extension(users, clien
 
 
 def test_the_intake_form_keeps_a_landlines_extension(users, client_for):
-    response = _intake(client_for("agent"), caller_phone="010-69156114转8001")
+    response = intake(client_for("agent"), caller_phone="010-69156114转8001")
     assert response.status_code == 302
     assert Ticket.objects.get().caller_phone == "010-69156114转8001"
 

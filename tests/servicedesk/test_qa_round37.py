@@ -14,6 +14,7 @@ from django.utils import translation
 
 from pharmacrm.servicedesk import editing, public, services
 from pharmacrm.servicedesk.models import Ticket
+from tests.servicedesk.conftest import intake
 
 LONG = "王" * 51
 NAMED = {
@@ -21,21 +22,6 @@ NAMED = {
     "zh-hans": "来电人姓名过长：最多 50 个字符（当前为 51 个）。",
     "zh-hant": "來電人姓名過長：最多 50 個字元（當前為 51 個）。",
 }
-
-
-@pytest.fixture
-def caller_ticket(users):
-    return services.create_ticket(users["agent"], {
-        "subject": "询问用法", "channel": "phone", "category": "drug_info", "caller_name": "李女士",
-        "caller_phone": "13912345678",
-    })  # fmt: skip
-
-
-def _intake(client, **data):
-    html = client.get("/service/new/").content.decode()
-    token = re.search(r'name="form_token" value="([^"]+)"', html).group(1)
-    return client.post("/service/new/", {"form_token": token, "channel": "phone", "category": "drug_info",
-                                         "subject": "咨询用法", "description": "", **data})  # fmt: skip
 
 
 @pytest.mark.parametrize("lang", list(NAMED))
@@ -59,7 +45,7 @@ def test_the_intake_and_edit_pages_name_the_callers_name(users, client_for, call
     agent = client_for("agent")
     page = agent.get("/service/new/").content.decode()
     assert not re.search(r'name="caller_name"[^>]*maxlength', page)
-    response = _intake(agent, caller_name=LONG)
+    response = intake(agent, caller_name=LONG)
     assert response.status_code != 302
     assert response.context["form"].errors["caller_name"] == [NAMED["zh-hans"]]
     assert NAMED["zh-hans"] in response.content.decode()
