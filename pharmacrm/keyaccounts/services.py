@@ -755,28 +755,31 @@ def add_member(user, account: KeyAccount, member: User, role: str) -> TeamMember
 MEMBER_ACTIONS_NAMED = 5  # open plan items, and open meeting actions, a refused removal names
 
 
+def _first_named(things: list, name) -> str:
+    """The first MEMBER_ACTIONS_NAMED of `things`, each `name(thing)`, as one list in the reader's language; an
+    ellipsis for more."""
+    named = [name(t) for t in things[:MEMBER_ACTIONS_NAMED]]
+    if len(things) > MEMBER_ACTIONS_NAMED:
+        named.append("…")
+    return listing(named)
+
+
 def open_actions_message(actions: list[MeetingAction]) -> str:
     """Why a member is not removed yet: the open meeting actions they own, named (at most MEMBER_ACTIONS_NAMED, an
     ellipsis for more), with the meeting each came from and its due date, to give to someone else first."""
-    named = [_("“%(title)s” (meeting “%(meeting)s”, due %(date)s)")
-             % {"title": a.title, "meeting": a.meeting.title, "date": a.due_date.isoformat()}
-             for a in actions[:MEMBER_ACTIONS_NAMED]]  # fmt: skip
-    if len(actions) > MEMBER_ACTIONS_NAMED:
-        named.append("…")
+    named = _first_named(actions, lambda a: _("“%(title)s” (meeting “%(meeting)s”, due %(date)s)") % {
+        "title": a.title, "meeting": a.meeting.title, "date": a.due_date.isoformat()})  # fmt: skip
     return _("Give this member's open meeting actions to someone else first (Edit, under Service meetings): "
-             "%(actions)s.") % {"actions": listing(named)}  # fmt: skip
+             "%(actions)s.") % {"actions": named}  # fmt: skip
 
 
 def open_items_message(items: list[PlanItem]) -> str:
     """Why a member is not removed yet: the open plan items they own in the plan in force or its draft, named (at most
     MEMBER_ACTIONS_NAMED, an ellipsis for more) with their plan version and deadline, to give to someone else first."""
-    named = [_("“%(title)s” (service plan v%(version)s, due %(date)s)")
-             % {"title": i.title, "version": i.plan.version_number, "date": i.deadline.isoformat()}
-             for i in items[:MEMBER_ACTIONS_NAMED]]  # fmt: skip
-    if len(items) > MEMBER_ACTIONS_NAMED:
-        named.append("…")
+    named = _first_named(items, lambda i: _("“%(title)s” (service plan v%(version)s, due %(date)s)") % {
+        "title": i.title, "version": i.plan.version_number, "date": i.deadline.isoformat()})  # fmt: skip
     return _("Give this member's open plan items to someone else first (Edit, on a draft of the service plan; the "
-             "plan in force changes with its next version): %(items)s.") % {"items": listing(named)}  # fmt: skip
+             "plan in force changes with its next version): %(items)s.") % {"items": named}  # fmt: skip
 
 
 def remove_member(user, member: TeamMember) -> None:
