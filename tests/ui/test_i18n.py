@@ -39,9 +39,10 @@ def test_the_language_cookie_is_honoured_on_the_sign_in_page(client):
 
 def test_djangos_own_form_messages_read_in_the_products_house_style(client_for):
     client = client_for("agent")
-    page = client.post("/customers/institutions/new/", {"name": "院" * 300, "kind": "hospital", "tags": "院" * 10000})
+    page = client.post("/customers/institutions/new/", {"name": "院" * 300, "kind": "hospital",
+                                                        "credit_code": "9" * 10000})  # fmt: skip
     page = page.content.decode()
-    assert "个字（当前 10000 个字）。" in page and "变量" not in page  # Django's own length message (tags)
+    assert "个字（当前 10000 个字）。" in page and "变量" not in page  # Django's own length message (credit code)
     assert "名称过长" in page and "300" in page  # the product's own, naming the field
     page = client.post("/customers/people/new/", {"name": "王芳", "birthday": "2026-02-30"}).content.decode()
     assert "请输入有效的日期。" in page
