@@ -45,3 +45,17 @@ def intake(client, **data):
     token = re.search(r'name="form_token" value="([^"]+)"', html).group(1)
     return client.post("/service/new/", {"form_token": token, "channel": "phone", "category": "drug_info",
                                          "subject": "咨询用法", "description": "", "caller_name": "王先生", **data})  # fmt: skip
+
+
+def public_form(**overrides) -> dict:
+    """The public web form's fields, filled in as a customer sends them (stamped ten seconds ago)."""
+    import time
+
+    from pharmacrm.servicedesk import public
+
+    return {
+        "name": "王小明", "phone": "138 0013 8000", "email": "", "institution": "北京协和医院",
+        "category": "drug_info", "product": "", "batch_number": "", "subject": "用法咨询",
+        "description": "请问这个药饭前还是饭后吃？", "website": "", "stamp": public.form_stamp(at=time.time() - 10),
+        "privacy": "on", **overrides,
+    }  # fmt: skip

@@ -5,15 +5,13 @@ form, the ticket's edit page, and the API (intake and details). A landline's ext
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.test import Client
 
-from pharmacrm.servicedesk import editing, public
+from pharmacrm.servicedesk import editing
 from pharmacrm.servicedesk.models import Ticket
 from tests.customers.test_qa_round35_entry_paths import NO_EXTENSION
-from tests.servicedesk.conftest import intake
+from tests.servicedesk.conftest import intake, public_form
 
 NO_EXTENSION_EN = (
     "A mobile number takes no extension: enter its 11 digits alone. Extensions (转123) belong to landlines."
@@ -36,27 +34,20 @@ def test_the_intake_form_keeps_a_landlines_extension(users, client_for):
     assert Ticket.objects.get().caller_phone == "010-69156114转8001"
 
 
-def _public_form(**overrides) -> dict:
-    return {
-        "name": "王小明", "phone": "138 0013 8000", "email": "", "institution": "北京协和医院",
-        "category": "drug_info", "product": "", "batch_number": "", "subject": "用法咨询",
-        "description": "请问这个药饭前还是饭后吃？", "website": "", "stamp": public.form_stamp(at=time.time() - 10),
-        "privacy": "on", **overrides,
-    }  # fmt: skip
 
 
 @pytest.mark.parametrize("phone", MOBILES_WITH_EXTENSION)
 def test_the_public_form_refuses_a_mobile_with_an_extension(db, users, phone):
     """The web form stored 13800138000转123 as 138 0013 8000 转123: the desk called back a number with an
     extension a mobile cannot have."""
-    response = Client(HTTP_ACCEPT_LANGUAGE="en").post("/help/", _public_form(phone=phone))
+    response = Client(HTTP_ACCEPT_LANGUAGE="en").post("/help/", public_form(phone=phone))
     assert response.status_code == 400
     assert response.context["form"].errors["phone"] == [NO_EXTENSION_EN]
     assert not Ticket.objects.exists()
 
 
 def test_the_public_form_keeps_a_landlines_extension(db, users):
-    response = Client(HTTP_ACCEPT_LANGUAGE="en").post("/help/", _public_form(phone="010-69156114转8001"))
+    response = Client(HTTP_ACCEPT_LANGUAGE="en").post("/help/", public_form(phone="010-69156114转8001"))
     assert response.status_code == 302
     assert Ticket.objects.get().caller_phone == "010-69156114 转8001"
 

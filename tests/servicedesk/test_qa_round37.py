@@ -5,16 +5,15 @@ three languages; provisional deadlines are marked in the queue and on the board 
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import translation
 
-from pharmacrm.servicedesk import editing, public, services
+from pharmacrm.servicedesk import editing, services
 from pharmacrm.servicedesk.models import Ticket
-from tests.servicedesk.conftest import intake
+from tests.servicedesk.conftest import intake, public_form
 
 LONG = "王" * 51
 NAMED = {
@@ -77,13 +76,6 @@ def test_the_api_names_the_callers_name_on_intake_and_edit(api_for, caller_ticke
     assert answer.status_code == 201, answer.content
 
 
-def _public_form(**overrides) -> dict:
-    return {
-        "name": "王小明", "phone": "138 0013 8000", "email": "", "institution": "北京协和医院",
-        "category": "drug_info", "product": "", "batch_number": "", "subject": "用法咨询",
-        "description": "请问这个药饭前还是饭后吃？", "website": "", "stamp": public.form_stamp(at=time.time() - 10),
-        "privacy": "on", **overrides,
-    }  # fmt: skip
 
 
 @pytest.mark.parametrize(("lang", "too_long", "missing"), [
@@ -95,10 +87,10 @@ def test_the_public_form_names_the_name_field(db, users, lang, too_long, missing
     """The web form's name (the ticket's caller's name) answered "This field is required." and Django's "Ensure this
     value has at most 50 characters" — neither says which field."""
     web = Client(HTTP_ACCEPT_LANGUAGE=lang)
-    response = web.post("/help/", _public_form(name=LONG))
+    response = web.post("/help/", public_form(name=LONG))
     assert response.status_code == 400
     assert response.context["form"].errors["name"] == [too_long]
-    response = web.post("/help/", _public_form(name=""))
+    response = web.post("/help/", public_form(name=""))
     assert response.context["form"].errors["name"] == [missing]
     assert not Ticket.objects.exists()
 
