@@ -31,6 +31,7 @@ import re
 import sqlite3
 import threading
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -1004,16 +1005,28 @@ class BareTable:
     own catalogue, dropped, and created again exactly as they were. Inside the load's transaction, both databases
     undo the drop with everything else when the load fails or its process is killed.
 
-    Its foreign keys stay: dropping one locks the table it points to, the customers, against every reader — the whole
-    CRM, and the import's own look-ups of customers on its reading connection, waiting for the load to end. They are
-    checked line by line instead, at the end of each chunk's insert rather than all at the commit (PostgreSQL would
-    queue millions of checks in memory otherwise)."""
+    Its foreign keys cannot simply be dropped: dropping one locks the table it points to, the customers, against every
+    reader until the load commits — the whole CRM, and the import's own look-ups of customers on its reading
+    connection. So on PostgreSQL the load goes into a new, bare table instead (`swap`): the empty line table is renamed
+    out of the way with its foreign keys, which locks nothing but itself, a table like it without them takes its name,
+    and the foreign keys are added to it last, in one check of all the lines (a few seconds) rather than one per line
+    (about half the server's work in the load). Meanwhile each chunk's customers are locked as the per-line check
+    would lock them (`hold`), so that none can be deleted under the load. The empty table renamed away is dropped once
+    the load has committed (`drop_retired`). Where the table carries something a copy would lose — other roles'
+    grants, triggers, views, policies, a publication, tables pointing at it — or on SQLite, the foreign keys stay and
+    are checked line by line, at the end of each chunk's insert rather than all at the commit (PostgreSQL would queue
+    millions of checks in memory otherwise)."""
+
+    RETIRED = "_retired_"  # the name given to the empty line table a swap moved away: table + RETIRED + a suffix
 
     def __init__(self):
         self.table = OrderLine._meta.db_table
         self.indexes: list[tuple[str, str]] = []  # (name, CREATE INDEX …)
         self.constraints: list[tuple[str, str]] = []  # (name, UNIQUE (…))
         self.foreign_keys: list[str] = []  # names
+        self.foreign_key_definitions: list[tuple[str, str]] = []  # (name, FOREIGN KEY …), every one
+        self.swap = False
+        self.held: set[int] = set()  # the customers locked so far (`hold`)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(
@@ -1023,24 +1036,49 @@ class BareTable:
                 )
                 self.constraints = list(cursor.fetchall())
                 cursor.execute(
-                    "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' "
-                    "AND condeferrable ORDER BY conname",
+                    "SELECT conname, pg_get_constraintdef(oid), condeferrable FROM pg_constraint "
+                    "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
                     [self.table],
                 )
-                self.foreign_keys = [name for (name,) in cursor.fetchall()]
+                keys = cursor.fetchall()
+                self.foreign_key_definitions = [(name, definition) for name, definition, _d in keys]
+                self.foreign_keys = [name for name, _definition, deferrable in keys if deferrable]
                 cursor.execute(
                     "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
                     "AND tablename = %s AND indexname NOT IN "
                     "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass) ORDER BY indexname",
                     [self.table, self.table],
                 )
+                self.indexes = list(cursor.fetchall())
+                self.swap = self._plain(cursor)
             else:  # the UNIQUE constraint is part of the table (an automatic index, which cannot be dropped)
                 cursor.execute(
                     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND sql IS NOT NULL "
                     "ORDER BY name",
                     [self.table],
                 )
-            self.indexes = list(cursor.fetchall())
+                self.indexes = list(cursor.fetchall())
+
+    def _plain(self, cursor) -> bool:
+        """PostgreSQL: nothing but columns, constraints and indexes that a swap carries over — an ordinary table of
+        the connecting role's, granted to nobody else, with no trigger of its own, no view, rule or policy on it, in
+        no publication, and no foreign key pointing at it."""
+        cursor.execute(
+            "SELECT c.relkind = 'r' AND NOT c.relispartition AND NOT c.relhassubclass AND NOT c.relrowsecurity "
+            "AND pg_has_role(c.relowner, 'USAGE') "
+            "AND NOT EXISTS (SELECT 1 FROM aclexplode(COALESCE(c.relacl, acldefault('r', c.relowner))) a "
+            "                WHERE a.grantee <> c.relowner) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.oid) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+            "                WHERE d.refobjid = c.oid AND r.ev_class <> c.oid) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_publication_rel p WHERE p.prrelid = c.oid) "
+            "FROM pg_class c WHERE c.oid = %s::regclass",
+            [self.table],
+        )
+        return bool(cursor.fetchone()[0]) and bool(self.foreign_key_definitions)
 
     @staticmethod
     def _check_deferred(cursor) -> None:
@@ -1056,10 +1094,63 @@ class BareTable:
             self._check_deferred(cursor)
             for name, _definition in self.constraints:
                 cursor.execute(f"ALTER TABLE {qn(self.table)} DROP CONSTRAINT {qn(name)}")
-            if self.foreign_keys:
-                cursor.execute(f"SET CONSTRAINTS {', '.join(qn(n) for n in self.foreign_keys)} IMMEDIATE")
             for name, _definition in self.indexes:
                 cursor.execute(f"DROP INDEX {qn(name)}")
+            if self.swap:
+                self._swap(cursor)
+            elif self.foreign_keys:
+                cursor.execute(f"SET CONSTRAINTS {', '.join(qn(n) for n in self.foreign_keys)} IMMEDIATE")
+
+    def _swap(self, cursor) -> None:
+        """The empty line table renamed away with its primary key, its identity sequence and its foreign keys (which
+        locks nothing but itself), and a table like it — columns, defaults, checks, identity — under its name, with its
+        primary key only. The new identity goes on from where the old one was: line ids are never given twice."""
+        qn = connection.ops.quote_name
+        table = self.table
+        retired = f"{table}{self.RETIRED}{uuid.uuid4().hex[:8]}"
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        (sequence,) = cursor.fetchone()
+        cursor.execute(f"SELECT last_value, is_called FROM {sequence}")  # noqa: S608 (the catalogue's own name)
+        last_value, is_called = cursor.fetchone()
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+            [table],
+        )
+        primary = cursor.fetchone()
+        cursor.execute(f"ALTER TABLE {qn(table)} RENAME TO {qn(retired)}")
+        if primary:
+            cursor.execute(f"ALTER TABLE {qn(retired)} RENAME CONSTRAINT {qn(primary[0])} TO {qn(retired + '_pkey')}")
+        cursor.execute(f"ALTER SEQUENCE {sequence} RENAME TO {qn(retired + '_id_seq')}")
+        cursor.execute(
+            f"CREATE TABLE {qn(table)} (LIKE {qn(retired)} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS "
+            "INCLUDING STORAGE INCLUDING COMMENTS INCLUDING STATISTICS INCLUDING COMPRESSION INCLUDING GENERATED)"
+        )
+        if primary:
+            cursor.execute(f"ALTER TABLE {qn(table)} ADD CONSTRAINT {qn(primary[0])} {primary[1]}")
+        cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, %s)", [table, last_value, is_called])
+
+    def hold(self, customer_ids) -> None:
+        """A swap: lock the customers a chunk's lines name, as the foreign key's check of each line would (FOR KEY
+        SHARE: they can be read and edited, not deleted, until the load ends). A customer deleted since the import
+        looked it up fails the load as the foreign key would have."""
+        if not self.swap:
+            return
+        new = {int(i) for i in customer_ids} - self.held
+        if not new:
+            return
+        qn = connection.ops.quote_name
+        customers = Institution._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {qn(customers)} WHERE id = ANY(%s) FOR KEY SHARE", [sorted(new)])  # noqa: S608
+            found = {pk for (pk,) in cursor.fetchall()}
+        if new - found:
+            from django.db import IntegrityError
+
+            raise IntegrityError(
+                f'insert or update on table "{self.table}" violates foreign key constraint: '
+                f"Key (institution_id)=({min(new - found)}) is not present in table \"{customers}\"."
+            )
+        self.held |= new
 
     def restore(self) -> None:
         qn = connection.ops.quote_name
@@ -1071,8 +1162,53 @@ class BareTable:
                 cursor.execute(definition)
             for name, definition in self.constraints:
                 cursor.execute(f"ALTER TABLE {qn(self.table)} ADD CONSTRAINT {qn(name)} {definition}")
-            if self.foreign_keys:
+            if self.foreign_keys and not self.swap:
                 cursor.execute(f"SET CONSTRAINTS {', '.join(qn(n) for n in self.foreign_keys)} DEFERRED")
+
+    def attach(self) -> None:
+        """A swap, last thing before the commit: the foreign keys added to the loaded table, each checked once over all
+        its lines (the customers can be read meanwhile, not changed); the emptied table dropped after the commit."""
+        if not self.swap:
+            return
+        qn = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            for name, definition in self.foreign_key_definitions:
+                cursor.execute(f"ALTER TABLE {qn(self.table)} ADD CONSTRAINT {qn(name)} {definition}")
+        transaction.on_commit(self.drop_retired, robust=True)
+
+    @classmethod
+    def drop_retired(cls) -> None:
+        """Drop the empty line tables that swaps moved away. Dropping one takes a moment's exclusive lock on the
+        customers (its foreign key goes with it), so each waits at most a few seconds for readers to finish and is
+        otherwise left, empty and harmless, for the next load to drop before it begins."""
+        if connection.vendor != "postgresql":
+            return
+        qn = connection.ops.quote_name
+        pattern = OrderLine._meta.db_table + cls.RETIRED.replace("_", r"\_") + "%"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE %s", [pattern]
+            )
+            names = [name for (name,) in cursor.fetchall()]
+        for name in names:
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '5s'")
+                    cursor.execute(f"SELECT COUNT(*) FROM {qn(name)}")  # noqa: S608
+                    if cursor.fetchone()[0]:
+                        log.error("%s holds order lines: not dropped", name)
+                        continue
+                    cursor.execute(f"DROP TABLE {qn(name)}")
+            except Exception:
+                log.warning("the emptied order-line table %s is left for the next initial load to drop", name)
+
+
+def _customers_of(chunk: Chunk, rows: list[tuple]) -> set[int]:
+    """The customers a chunk's lines name: its rows', and its columnar lines'."""
+    ids = {r[4] for r in rows}
+    if chunk.table is not None and chunk.table.num_rows:
+        ids.update(chunk.table.column("institution_id").unique().to_pylist())
+    return ids
 
 
 # --- one pass over a file ----------------------------------------------------------------------------
@@ -1346,6 +1482,8 @@ class Writer:
             self.thread = threading.Thread(target=context.run, args=(self._loop,), name="orders-writer", daemon=True)
             self.thread.start()
         elif self.one_transaction:
+            if run.initial:
+                BareTable.drop_retired()  # a table an earlier load's swap left (before this load's transaction)
             self.temp_store = rollups.sort_on_disk() if run.initial else None
             self.atomic = transaction.atomic()
             self.atomic.__enter__()
@@ -1441,6 +1579,8 @@ class Writer:
                 rollups.rebuild_all(self.today)
             self._flush_audit()
             rollups.refresh_dirty()
+            if self.bare is not None:
+                self.bare.attach()  # the foreign keys last: they keep the customers from changing until the commit
 
     def _audit(self, items: list[tuple[tuple, dict]]) -> None:
         """Audit the corrected lines of a chunk: one entry per line with its fields before and after. Good
@@ -1464,6 +1604,7 @@ class Writer:
             base._lean_sqlite()
             if self.one_transaction:
                 if self.run.initial:
+                    BareTable.drop_retired()  # a table an earlier load's swap left (before this load's transaction)
                     rollups.sort_on_disk()  # this thread's own connection, closed at the end
                 with transaction.atomic():
                     self._begin_initial()
@@ -1533,6 +1674,8 @@ class Writer:
         if write:
             rollups.lock()
             rows = self.run.resolver.follow_merges(rows) if rows else rows
+            if self.bare is not None and self.bare.swap:  # the customers locked as the foreign key's check would
+                self.bare.hold(_customers_of(chunk, rows))
             if self.bare is not None and self.run.set_based:
                 from . import columnar
 

@@ -14,6 +14,7 @@ from pharmacrm.customers import services as customers
 from pharmacrm.customers.models import ImportJob
 from pharmacrm.sales.importer import ORDER_COLUMNS
 from pharmacrm.sales.models import MonthlyRollup, OrderLine, ProductCode
+from pharmacrm.servicedesk.models import Product
 from tests.api.conftest import anon, api_for  # noqa: F401  (token clients per role)
 
 KEYS = [c.key for c in ORDER_COLUMNS]
@@ -124,3 +125,27 @@ def refused_order_number(db):
         with connection.cursor() as cursor:
             cursor.execute("DROP TRIGGER IF EXISTS refuse_boom ON sales_orderline")
             cursor.execute("DROP FUNCTION IF EXISTS refuse_boom()")
+
+
+@pytest.fixture
+def history(xiehe, huashan):
+    """A file with what an ERP history holds: paid, late, part-paid and open lines, a return, a line without a due
+    date, an approval number, and rows the import refuses (an unknown customer, a bad date, a duplicate line, one
+    order naming two customers)."""
+    Product.objects.create(brand_name="安心宁", generic_name="盐酸氨氯地平片", approval_number="国药准字H20249871")
+    d = today_minus
+    return [
+        line("H-1", 1, d(400), xiehe, "YP1001", 10, "32.50", payment_due=d(340), paid_date=d(350),
+             approval_number="国药准字H20249871", batch_number="A1"),  # fmt: skip
+        line("H-1", 2, d(400), xiehe, "YP1002", 5, "20.5", payment_due=d(340), paid_date=d(300)),
+        line("H-2", 1, d(200), xiehe, "YP1001", 3, "32.5", payment_due=d(140), paid_date=d(150), paid_amount="50"),
+        line("H-3", 1, d(90), huashan, "YP1003", 2, "250", payment_due=d(30)),
+        line("H-3", 2, d(90), huashan, "YP1001", 1, "32.50"),  # no due date: the default payment term
+        line("H-4", 1, d(60), huashan, "YP1003", "-1", "250", amount="-250", paid_date=d(50), paid_amount="-250"),
+        line("H-5", 1, d(10), xiehe, "YP9999", 7, "1.2345", batch_number="Z9"),  # a code the catalogue lacks
+        line("H-6", 1, d(20), "91110000000000000X", "YP1001", 1, "10"),  # unknown customer
+        line("H-7", 1, "2025-02-30", xiehe, "YP1001", 1, "10"),  # no such day
+        line("H-1", 2, d(400), xiehe, "YP1002", 5, "20.5"),  # the same order line again
+        line("H-3", 3, d(90), xiehe, "YP1001", 1, "10"),  # order H-3 is 华山's
+        line("H-8", 1, d(5), xiehe, "YP1002", "0.5", "99.99", paid_date=d(1)),
+    ]
