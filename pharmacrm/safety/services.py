@@ -34,6 +34,7 @@ from pharmacrm.customers.services import ConflictError
 
 from . import conf
 from .choices import (
+    DEATH_CONDITIONS,
     SERIOUSNESS,
     AckStatus,
     ActionTaken,
@@ -446,6 +447,8 @@ def _applies(condition: str, case: SafetyCase, jurisdiction: str = "CN") -> bool
         return case.serious and not domestic(case, jurisdiction)
     if condition == RuleCondition.DEATH:
         return case.fatal
+    if condition == RuleCondition.DEATH_DOMESTIC:
+        return case.fatal and domestic(case, jurisdiction)
     if condition == RuleCondition.SUSAR_FATAL_LT:
         # 药物临床试验期间安全性数据快速报告标准和程序: a fatal or life-threatening SUSAR within 7 days, not 15
         return case.report_type == ReportType.STUDY and unexpected and (
@@ -477,7 +480,7 @@ def rules_for(case: SafetyCase, *, death_told: bool = False) -> list[ReportingRu
     for rule in ReportingRule.objects.filter(active=True).order_by("jurisdiction", "position", "id"):
         if not _applies(rule.condition, case, rule.jurisdiction):
             continue
-        if death_told and rule.clock_kind == ClockKind.REPORT and rule.condition == RuleCondition.DEATH:
+        if death_told and rule.clock_kind == ClockKind.REPORT and rule.condition in DEATH_CONDITIONS:
             continue
         if rule.clock_kind == ClockKind.REPORT:
             if rule.jurisdiction in taken:
@@ -526,7 +529,7 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
     # a death is reported at once, once: the follow-up of a death an earlier version told of (the autopsy, the
     # hospital's records) is new information on a serious case, due as such from its receipt — not in 24 hours again
     death_told = SafetyClock.objects.filter(
-        case=case, kind=ClockKind.REPORT, rule__condition=RuleCondition.DEATH
+        case=case, kind=ClockKind.REPORT, rule__condition__in=DEATH_CONDITIONS
     ).exclude(case_version=version).exists()
     wanted = {rule.pk: rule for rule in rules_for(case, death_told=death_told)} if reportable(case) else {}
     current = {c.rule_id: c for c in version.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION])}
@@ -552,6 +555,59 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
         )  # fmt: skip
         clock.next_check_at = _next_check(clock)
         clock.save()
+
+
+def _open_clocks(case: SafetyCase) -> list[str]:
+    """The case's owed report and investigation clocks, "code due", for an audit entry saying how they moved."""
+    clocks = case.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True,
+                                stopped_at__isnull=True).select_related("rule").order_by("due_at", "pk")  # fmt: skip
+    return [f"{c.rule.code if c.rule else c.kind} {timezone.localtime(c.due_at).isoformat()}" for c in clocks]
+
+
+# the audit entry's reason, in no language (the audit trail records data, not a reader's text)
+FOREIGN_DEATH_REASON = ("safety 0014: a death abroad is a serious case from abroad (CN-FOREIGN-SERIOUS, 15 days); "
+                        "the 24-hour report and the investigation are for deaths in China")  # fmt: skip
+
+
+def replan_foreign_deaths(user=SYSTEM, *, reason: str = "") -> int:
+    """The open cases from abroad still owing a death clock of a rule limited to deaths in its jurisdiction (safety
+    0014: CN-DEATH and CN-DEATH-INVESTIGATION had applied to every death, wherever it occurred) planned again under
+    the rules as they are now: the 24-hour report and the investigation report are gone, the serious case from
+    abroad is due under the next rule that applies (CN-FOREIGN-SERIOUS, 15 days from the same receipt). A version
+    whose report was already sent keeps it and owes no second one: only its investigation clock goes. Each case in
+    its own short transaction, audited (the clocks before and after); run again, it changes nothing. Returns how
+    many cases changed."""
+    candidates = (
+        SafetyClock.objects.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True,
+                                   stopped_at__isnull=True, rule__condition=RuleCondition.DEATH_DOMESTIC)
+        .exclude(case__status__in=[CaseStatus.CLOSED, CaseStatus.NULLIFIED])
+        .values_list("case_id", flat=True).distinct()
+    )  # fmt: skip
+    changed = 0
+    for pk in sorted(set(candidates)):
+        now = timezone.now()
+        with transaction.atomic():
+            case = SafetyCase.objects.select_for_update().get(pk=pk)
+            stale = [
+                clock for clock in SafetyClock.objects.filter(
+                    case=case, kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True,
+                    stopped_at__isnull=True, rule__condition=RuleCondition.DEATH_DOMESTIC,
+                ).select_related("rule", "case_version")
+                if not _applies(clock.rule.condition, case, clock.rule.jurisdiction)
+            ]  # fmt: skip
+            if not stale or case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+                continue
+            before = _open_clocks(case)
+            for version in sorted({c.case_version for c in stale}, key=lambda v: v.sequence):
+                reported = version.clocks.filter(kind=ClockKind.REPORT, met_at__isnull=False).exists()
+                if reported:  # the report was sent: it stands; the investigation nobody owes goes
+                    SafetyClock.objects.filter(pk__in=[c.pk for c in stale if c.case_version_id == version.pk]).delete()
+                else:
+                    plan_clocks(case, version, now)
+            after = _open_clocks(case)
+            _record(A.UPDATE, case, user, changes={"clocks": [before, after]}, reason=reason)
+            changed += 1
+    return changed
 
 
 def _close_clocks(case: SafetyCase, now: dt.datetime) -> None:
@@ -791,6 +847,7 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
         if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
             raise ValidationError({"status": [_("A closed case cannot be changed; reopen it first.")]})
         before = _snapshot(case, values)
+        clocks_before = _open_clocks(case)
         for field, value in values.items():
             setattr(case, field, value)
         changes = _audit_changes(before, values)
@@ -824,6 +881,9 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
             changes["status"] = [case.status, CaseStatus.ASSESSING]
             case.status = CaseStatus.ASSESSING
             case.save(update_fields=["status"])
+        clocks_after = _open_clocks(case)
+        if clocks_after != clocks_before:  # (a case found serious, or its country corrected: what it owes moved)
+            changes["clocks"] = [clocks_before, clocks_after]
         _sync_follow_up_task(case, now)
         _record(A.UPDATE, case, user, changes=changes)
     return case

@@ -1,0 +1,141 @@
+"""Session 38: a death abroad is a serious case from abroad (15 days), not China's 24-hour death report and death
+investigation; a partner's ICSR keeps the patient's and reporter's identities out of its free text too."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.safety.models import ReportingRule, SafetyCase, SafetyClock
+from tests.api import conftest as api_fixtures
+
+from .conftest import COMPLETE
+
+pytestmark = pytest.mark.django_db
+api_for = api_fixtures.api_for  # token clients per role
+
+# --- 1. a death abroad ---------------------------------------------------------------------------------------------
+
+DAY0 = timezone.make_aware(dt.datetime(2026, 3, 2, 10, 0))
+FATAL = [{**COMPLETE["reactions"][0], "outcome": "5", "death": True}]
+FOREIGN_15_DAYS = ("CN-FOREIGN-SERIOUS", timezone.make_aware(dt.datetime(2026, 3, 17, 23, 59, 59)))
+DEATH_24_HOURS = ("CN-DEATH", timezone.make_aware(dt.datetime(2026, 3, 3, 10, 0)))
+INVESTIGATION_15_DAYS = ("CN-DEATH-INVESTIGATION", timezone.make_aware(dt.datetime(2026, 3, 17, 23, 59, 59)))
+
+
+def _clocks(case, *, owed: bool = False) -> list[tuple[str, dt.datetime]]:
+    """The case's report and investigation clocks (`owed`: the unmet ones), by rule code, with their deadline."""
+    clocks = SafetyClock.objects.filter(case=case, kind__in=["report", "investigation"]).select_related("rule")
+    if owed:
+        clocks = clocks.filter(met_at__isnull=True)
+    return sorted((c.rule.code, timezone.localtime(c.due_at)) for c in clocks)
+
+
+@pytest.mark.parametrize(("country", "expected"), [
+    ("US", [FOREIGN_15_DAYS]),
+    ("JP", [FOREIGN_15_DAYS]),
+    ("HK", [FOREIGN_15_DAYS]),  # 境内 is the mainland
+    ("CN", [DEATH_24_HOURS, INVESTIGATION_15_DAYS]),
+    ("", [DEATH_24_HOURS, INVESTIGATION_15_DAYS]),  # no known country counts as from China
+])  # fmt: skip
+def test_a_death_abroad_is_due_in_15_days_and_is_not_investigated(make_case, country, expected):
+    """A partner's report of a patient who died in the United States got China's 24-hour death clock (overdue the
+    next morning, the PV officers and their manager told so) and the 15-day death investigation report. Both are for
+    a death in China (药品不良反应报告和监测管理办法 arts. 20-21); a death abroad is a serious case from abroad, told
+    to the NMPA within 15 days (药物警戒质量管理规范, CN-FOREIGN-SERIOUS), and not investigated by the company."""
+    case = make_case(country=country, received_at=DAY0, reactions=FATAL)
+    assert case.fatal and case.valid
+    assert _clocks(case) == sorted(expected)
+
+
+def test_a_follow_up_of_a_death_abroad_is_due_in_15_days_from_its_receipt(make_case, users):
+    from pharmacrm.safety import services
+
+    case = make_case(country="US", received_at=DAY0, reactions=FATAL)
+    services.add_follow_up(users["pv"], case, {"narrative": "尸检报告：过敏性休克"}, received_at=DAY0 + dt.timedelta(days=3),
+                           summary="尸检")  # fmt: skip
+    assert _clocks(case) == [FOREIGN_15_DAYS, ("CN-FOREIGN-SERIOUS",
+                                               timezone.make_aware(dt.datetime(2026, 3, 20, 23, 59, 59)))]
+
+
+def test_correcting_where_the_death_occurred_moves_the_clocks_and_says_so_in_the_audit_trail(api_for, make_case):
+    """The officer typed CN for a death in Japan: the case owed the 24-hour report and the investigation. Corrected to
+    JP, it owes the 15-day report from abroad from the same receipt; corrected back, China's death clocks return.
+    The audit entry of each correction names the clocks before and after."""
+    case = make_case(country="CN", received_at=DAY0, reactions=FATAL)
+    assert _clocks(case) == [DEATH_24_HOURS, INVESTIGATION_15_DAYS]
+    url = f"/api/v1/safety/cases/{case.pk}/"
+
+    response = api_for("pv").patch(url, {"country": "JP", "version": case.version}, format="json")
+    assert response.status_code == 200, response.content
+    assert _clocks(case) == [FOREIGN_15_DAYS]
+    entry = AuditEntry.objects.filter(object_type="safety.safetycase", object_id=str(case.pk),
+                                      action=AuditEntry.Action.UPDATE).latest("id")  # fmt: skip
+    assert entry.changes["country"] == ["CN", "JP"]
+    before, after = entry.changes["clocks"]
+    assert [c.split()[0] for c in before] == ["CN-DEATH", "CN-DEATH-INVESTIGATION"]
+    assert [c.split()[0] for c in after] == ["CN-FOREIGN-SERIOUS"]
+
+    case.refresh_from_db()
+    response = api_for("pv").patch(url, {"country": "CN", "version": case.version}, format="json")
+    assert response.status_code == 200, response.content
+    assert _clocks(case) == [DEATH_24_HOURS, INVESTIGATION_15_DAYS]
+
+
+def test_a_database_installed_before_replans_its_open_deaths_abroad(make_case):
+    """Migration 0014 limits the shipped death rules to deaths in China and audits it; once `migrate` is done, an open
+    death abroad still owing the 24-hour report is due in 15 days from the same receipt, one whose report was sent
+    keeps that report and loses only the investigation nobody owes, a death in China and a closed case are left as
+    they are; each change is audited by the migration."""
+    import importlib
+    import types
+
+    from django.apps import apps
+    from django.db import connection
+
+    from pharmacrm.safety import apps as safety_apps
+    from pharmacrm.safety import services
+    from pharmacrm.safety.choices import CaseStatus
+
+    ReportingRule.objects.filter(code__in=["CN-DEATH", "CN-DEATH-INVESTIGATION"]).update(condition="death")
+    open_abroad = make_case(country="US", received_at=DAY0, reactions=FATAL)
+    reported_abroad = make_case(country="DE", received_at=DAY0, reactions=FATAL)
+    SafetyClock.objects.filter(case=reported_abroad, rule__code="CN-DEATH").update(
+        met_at=DAY0 + dt.timedelta(hours=20), next_check_at=None)
+    in_china = make_case(country="CN", received_at=DAY0, reactions=FATAL)
+    closed = make_case(country="US", received_at=DAY0, reactions=FATAL)
+    SafetyCase.objects.filter(pk=closed.pk).update(status=CaseStatus.CLOSED)
+    services._close_clocks(closed, timezone.now())
+    for case in (open_abroad, reported_abroad, in_china, closed):  # under the old rules, as stored
+        assert [code for code, _due in _clocks(case)] == ["CN-DEATH", "CN-DEATH-INVESTIGATION"]
+
+    migration = importlib.import_module("pharmacrm.safety.migrations.0014_domestic_death_rules")
+    migration.limit_to_deaths_in_china(apps, types.SimpleNamespace(connection=connection))
+    safety_apps.revalidate_after_migrate(None, using=connection.alias)
+
+    assert set(ReportingRule.objects.filter(code__startswith="CN-DEATH").values_list("condition", flat=True)) == {
+        "death_domestic"}
+    rule = ReportingRule.objects.get(code="CN-DEATH")
+    entry = AuditEntry.objects.filter(object_type="safety.reportingrule", object_id=str(rule.pk)).latest("id")
+    assert entry.changes == {"condition": ["death", "death_domestic"]} and entry.actor_name == "migration safety 0014"
+    assert _clocks(open_abroad) == [FOREIGN_15_DAYS]
+    assert _clocks(reported_abroad) == [DEATH_24_HOURS]  # the report sent stands; no investigation, no second report
+    assert _clocks(in_china) == [DEATH_24_HOURS, INVESTIGATION_15_DAYS]
+    assert [code for code, _due in _clocks(closed)] == ["CN-DEATH", "CN-DEATH-INVESTIGATION"]  # stopped, left alone
+    for case in (open_abroad, reported_abroad):
+        entry = AuditEntry.objects.filter(object_type="safety.safetycase", object_id=str(case.pk)).latest("id")
+        assert entry.actor_name == "migration safety 0014" and "CN-FOREIGN-SERIOUS" in entry.extra["reason"]
+        assert [c.split()[0] for c in entry.changes["clocks"][0]] == (
+            ["CN-DEATH", "CN-DEATH-INVESTIGATION"] if case is open_abroad else ["CN-DEATH-INVESTIGATION"])
+    changed_before = AuditEntry.objects.count()
+    assert services.replan_foreign_deaths(reason="again") == 0  # run again: nothing left to change
+    assert AuditEntry.objects.count() == changed_before
+
+
+def test_the_rules_page_says_the_death_rules_are_for_deaths_in_china(client_for):
+    page = client_for("pv").get(reverse("safety:rules")).content.decode()
+    assert "发生于本辖区（境内）：死亡病例" in page
