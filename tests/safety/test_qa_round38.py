@@ -139,3 +139,63 @@ def test_a_database_installed_before_replans_its_open_deaths_abroad(make_case):
 def test_the_rules_page_says_the_death_rules_are_for_deaths_in_china(client_for):
     page = client_for("pv").get(reverse("safety:rules")).content.decode()
     assert "发生于本辖区（境内）：死亡病例" in page
+
+
+# --- 2. a partner's ICSR: the identities in the free text ------------------------------------------------------------
+
+NARRATIVE = ("患者王小明，男，45 岁（住院号 ZY2026-0042，身份证号 11010519491231002X），静脉滴注头孢曲松后 30 分钟出现全身皮疹。"
+             "家属电话 139 1234 5678。由张伟医师（138-0013-8000，zhangwei@example.com）报告；王小明停药后好转。")  # fmt: skip
+IDENTITIES = ("王小明", "张伟", "13800138000", "138-0013-8000", "139 1234 5678", "11010519491231002X", "ZY2026-0042",
+              "zhangwei@example.com")  # fmt: skip
+
+
+def test_a_partner_icsr_withholds_the_identities_written_in_the_narrative_and_history(api_for, make_case, users,
+                                                                                      settings):  # fmt: skip
+    """The partner's file masked the patient's name, the record number and the reporter's name and phone in their
+    elements — and sent the narrative as written, with the patient's full name, the family's and the reporter's phone
+    numbers, the ID card number and the reporter's e-mail in it (PIPL art. 6, 28). In the partner's file the patient is
+    WXM in the text too (D.1's initials) and the rest is masked; the reaction and its course stay readable. The NMPA's
+    file keeps the text as written."""
+    from .conftest import next_code, sign_code
+    from .test_e2b_export import at
+    from .test_qa_round37 import _export
+
+    settings.SAFETY_PARTNER_RECEIVER_ID = "PARTNER-ACME"
+    pv = users["pv"]
+    case = make_case(patient_name="王小明", patient_record_number="ZY2026-0042", narrative=NARRATIVE,
+                     patient_history="王小明既往高血压 5 年，联系电话 13800138000", reporter_comment="请联系张伟核实。",
+                     sender_comment="随访：王小明家属 139-1234-5678。")  # fmt: skip
+
+    partner = _export(api_for, users, case, "partner", sign_code(pv))
+
+    text = " ".join(partner.itertext())
+    for personal in IDENTITIES:
+        assert personal not in text, personal
+    [narrative] = at(partner, "H.1")
+    assert narrative.startswith("患者WXM，男，45 岁（住院号 ****，身份证号 ****），静脉滴注头孢曲松后 30 分钟出现全身皮疹。")
+    assert "家属电话 ****。由****医师（****，****）报告；WXM停药后好转。" in narrative
+    assert "WXM既往高血压 5 年，联系电话 ****" in text  # D.7.2
+    assert "请联系****核实。" in text and "随访：WXM家属 ****。" in text  # H.2, H.4
+
+    regulatory = _export(api_for, users, SafetyCase.objects.get(pk=case.pk), "regulatory", next_code(pv))
+
+    assert at(regulatory, "H.1") == [NARRATIVE]
+    assert "王小明既往高血压 5 年，联系电话 13800138000" in " ".join(regulatory.itertext())
+
+
+@pytest.mark.parametrize(("name", "contact", "written", "sent"), [
+    ("John A. Smith", "j.smith@example.org", "JOHN A. SMITH (j.smith@example.org) fainted.", "JAS (****) fainted."),
+    ("Li Ming", "+86 010-6529 5000", "Li Ming, tel. 010 6529 5000, felt dizzy.", "LM, tel. ****, felt dizzy."),
+    ("WXM", "", "WXM 出现皮疹，批号 B20260901，血压 130/80。", "WXM 出现皮疹，批号 B20260901，血压 130/80。"),
+])  # fmt: skip
+def test_the_partners_text_finds_a_name_and_a_number_however_they_are_written(make_case, name, contact, written,
+                                                                              sent):  # fmt: skip
+    """A name in Latin letters in any case, a landline written with spaces instead of dashes, a mobile with +86; and
+    what is no identity — initials already, a batch number, a blood pressure — stays as written."""
+    from lxml import etree
+
+    from pharmacrm.safety.e2b import export
+
+    case = make_case(patient_name=name, reporter_contact=contact or "13800138000", narrative=written)
+    batch = etree.fromstring(export.build([case], purpose="partner"))
+    assert batch.xpath("//*[local-name()='investigationEvent']/*[local-name()='text']/text()") == [sent]
