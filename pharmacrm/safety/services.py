@@ -32,7 +32,7 @@ from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 
-from . import conf
+from . import conf, partial_dates
 from .choices import (
     DEATH_CONDITIONS,
     SERIOUSNESS,
@@ -76,6 +76,7 @@ from .models import (
     SafetyClock,
     Submission,
 )
+from .partial_dates import Precision
 
 A = AuditEntry.Action
 WARN_SHARE = 0.75  # "due soon" once three quarters of the time has passed
@@ -116,8 +117,11 @@ DRUG_FIELDS = (
 )  # fmt: skip
 REACTION_FIELDS = (
     "verbatim", "language", "meddra_version", "meddra_llt", "meddra_pt", "onset_date", "end_date", "outcome",
-    *SERIOUSNESS,
+    *SERIOUSNESS, "onset_precision", "end_precision",
 )  # fmt: skip
+# a reaction's dates may be known to the month or the year only (E2B(R3) E.i.4 / E.i.5); the precision comes with the
+# value typed (2026-03), never on its own
+PARTIAL_DATES = {"onset_date": "onset_precision", "end_date": "end_precision"}
 CHOICES = {
     "kind": CaseKind, "report_type": ReportType, "reporter_qualification": Qualification, "patient_sex": Sex,
     "patient_age_unit": AgeUnit, "expectedness": Expectedness, "causality_reporter": Causality,
@@ -188,6 +192,18 @@ def _clean_date(value, field: str, errors: dict) -> dt.date | None:
     except ValueError:
         errors.setdefault(field, []).append(_("Enter a date as YYYY-MM-DD."))
         return None
+
+
+def _clean_partial_date(value, field: str, errors: dict) -> tuple[dt.date | None, str]:
+    """A reaction's onset or end: a day, a month or a year (2026-03-15, 2026-03, 2026), with its precision."""
+    if isinstance(value, dt.datetime):
+        return _clean_date(value, field, errors), Precision.DAY
+    try:
+        parsed = partial_dates.parse(value)
+    except ValueError:
+        errors.setdefault(field, []).append(str(partial_dates.INVALID))
+        return None, Precision.DAY
+    return parsed if parsed is not None else (None, Precision.DAY)
 
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)  # the export's number (rules._NUMBER)
@@ -310,11 +326,13 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             continue
         out: dict = {}
         for field in fields:
-            if field not in row:
+            if field not in row or (model is Reaction and field in PARTIAL_DATES.values()):
                 continue
             value = row[field]
             key = f"{prefix}[{i}].{field}"
-            if field in choices:
+            if model is Reaction and field in PARTIAL_DATES:
+                value, out[PARTIAL_DATES[field]] = _clean_partial_date(value, key, errors)
+            elif field in choices:
                 value = _clean_choice(value, choices[field], key, errors)
             elif field in ("start_date", "stop_date", "onset_date", "end_date"):
                 value = _clean_date(value, key, errors)
@@ -353,9 +371,10 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                 # listed as not serious, its 报告表 ticked 一般 (general) and its ICSR said "no information"
                 out["death"] = True
             onset, end = out.get("onset_date"), out.get("end_date")
-            if onset and end and end < onset:
+            # compared as periods: an end in March 2026 is not before an onset on 15 March 2026
+            if onset and end and partial_dates.last_day(end, out.get("end_precision", Precision.DAY)) < onset:
                 errors.setdefault(f"{prefix}[{i}].end_date", []).append(_("The end date is before the onset."))
-            if onset and onset > timezone.localdate():
+            if onset and onset > timezone.localdate():  # (a month or a year: its first day)
                 errors.setdefault(f"{prefix}[{i}].onset_date", []).append(_("The onset cannot be in the future."))
         cleaned.append(out)
     return cleaned

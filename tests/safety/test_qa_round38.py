@@ -4,6 +4,7 @@ investigation; a partner's ICSR keeps the patient's and reporter's identities ou
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -199,3 +200,122 @@ def test_the_partners_text_finds_a_name_and_a_number_however_they_are_written(ma
     case = make_case(patient_name=name, reporter_contact=contact or "13800138000", narrative=written)
     batch = etree.fromstring(export.build([case], purpose="partner"))
     assert batch.xpath("//*[local-name()='investigationEvent']/*[local-name()='text']/text()") == [sent]
+
+
+# --- 3. a reaction's onset known to the month or the year (E2B(R3) E.i.4 / E.i.5) ------------------------------------
+
+MARCH = [{**COMPLETE["reactions"][0], "onset_date": "2026-03", "end_date": "2026"}]
+
+
+def test_the_api_takes_and_gives_an_onset_known_to_the_month_and_an_end_known_to_the_year(api_for):
+    """The reporter remembers "March 2026": the API refused 2026-03, and a PV officer typed 2026-03-01 — a day the
+    regulator reads as known. It is taken as a month and given back as one."""
+    from pharmacrm.safety.models import Reaction
+
+    api = api_for("pv")
+    response = api.post("/api/v1/safety/cases/", {**COMPLETE, "reactions": MARCH}, format="json")
+    assert response.status_code == 201, response.content
+    reaction = Reaction.objects.get()
+    assert (reaction.onset_date, reaction.onset_precision) == (dt.date(2026, 3, 1), "month")
+    assert (reaction.end_date, reaction.end_precision) == (dt.date(2026, 1, 1), "year")
+    [given] = api.get(f"/api/v1/safety/cases/{response.json()['id']}/").json()["reactions"]
+    assert (given["onset_date"], given["end_date"]) == ("2026-03", "2026")
+
+
+@pytest.mark.parametrize(("onset", "end", "field", "zh", "en"), [
+    ("2026-13", "", "onset_date", "请输入日期（2026-03-15）、月份（2026-03）或年份（2026）。",
+     "Enter a date (2026-03-15), a month (2026-03) or a year (2026)."),
+    ("2026-03-15", "2026-02", "end_date", "结束日期早于发生日期。", "The end date is before the onset."),
+    ("2999-01", "", "onset_date", "发生日期不能晚于当前时间。", "The onset cannot be in the future."),
+])  # fmt: skip
+def test_a_partial_date_that_cannot_be_is_refused_at_its_field_in_the_readers_language(api_for, onset, end, field,
+                                                                                       zh, en):  # fmt: skip
+    reactions = [{**COMPLETE["reactions"][0], "onset_date": onset, "end_date": end}]
+    for language, message in (("zh-hans", zh), ("en", en)):
+        response = api_for("pv", lang=language).post("/api/v1/safety/cases/", {**COMPLETE, "reactions": reactions},
+                                                      format="json")  # fmt: skip
+        assert response.status_code == 400, response.content
+        assert message in str(response.json()), (language, response.json())
+    assert SafetyCase.objects.count() == 0
+
+
+def test_an_end_in_the_month_of_the_onset_is_not_before_it(make_case):
+    case = make_case(reactions=[{**COMPLETE["reactions"][0], "onset_date": "2026-03-15", "end_date": "2026-03"}])
+    assert case.reactions.get().end_text == "2026-03"
+
+
+def test_the_case_form_takes_a_month_shows_it_and_says_what_it_cannot_take(client_for, make_case):
+    from .test_case_pages import form_data, html
+
+    case = make_case()
+    pv = client_for("pv")
+    url = reverse("safety:case-edit", args=[case.pk])
+    page = html(pv.get(url))
+    assert "2026-03" in page and 'name="reactions-0-onset_date"' in page  # the placeholder/help names the forms
+
+    refused = pv.post(url, form_data(case, **{"reactions-0-onset_date": "2026年13月"}))
+    assert refused.status_code == 400
+    row = re.search(r'id="field-reactions-0-onset_date".*?</div>', html(refused), re.S).group(0)
+    assert "请输入日期（2026-03-15）、月份（2026-03）或年份（2026）。" in row
+
+    assert pv.post(url, form_data(case, **{"reactions-0-onset_date": "2026年3月"})).status_code == 302
+    assert case.reactions.get().onset_text == "2026-03"
+    assert re.search(r'<td class="nowrap">2026-03</td>', html(pv.get(reverse("safety:case", args=[case.pk]))))
+    assert 'value="2026-03"' in html(pv.get(url))  # edited again: still a month, not 2026-03-01
+
+
+def test_the_new_case_form_takes_a_year(client_for):
+    response = client_for("pv").post(reverse("safety:case-new"), {
+        "kind": "adverse_reaction", "received_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+        "reporter_name": "刘药师", "reporter_qualification": "2", "patient_name": "赵某", "drug_brand_name": "罗氏芬",
+        "reaction_verbatim": "皮疹", "reaction_onset_date": "2025",
+    })  # fmt: skip
+    assert response.status_code == 302
+    assert SafetyCase.objects.get().reactions.get().onset_text == "2025"
+
+
+def test_the_icsr_sends_a_partial_date_at_its_precision_and_an_imported_one_keeps_it(make_case, users):
+    """E.i.4 / E.i.5 went out as 20260301 for "March 2026"; an incoming 202603 became 1 March with a warning. Now
+    202603 and 2026 go out (valid against the schema and the business rules), and come back in as a month and a
+    year."""
+    from pharmacrm.safety.e2b import export, importer, schema
+    from pharmacrm.safety.models import Reaction
+
+    case = make_case(reactions=MARCH)
+    batch = export.release([case]).xml
+    assert schema.validate(batch, schema.BATCH) == []
+    root = etree_from(batch)
+    period = root.xpath("//*[local-name()='observation'][*[local-name()='code'][@code='29']]"
+                        "/*[local-name()='effectiveTime']")[0]  # fmt: skip
+    assert period.xpath("*[local-name()='low']/@value") == ["202603"]
+    assert period.xpath("*[local-name()='high']/@value") == ["2026"]
+
+    parsed = importer.parse(batch, source_name="partner.xml")[0]
+    assert (parsed["reactions"][0]["onset_date"], parsed["reactions"][0]["end_date"]) == ("2026-03", "2026")
+    assert not any("2026" in w and "first day" in w for w in parsed.get("warnings", []))
+    SafetyCase.objects.filter(pk=case.pk).delete()
+    [imported] = importer.import_file(users["pv"], batch, source_name="partner.xml")
+    reaction = Reaction.objects.get(case=imported)
+    assert (reaction.onset_text, reaction.end_text) == ("2026-03", "2026")
+
+
+def etree_from(data: bytes):
+    from lxml import etree
+
+    return etree.fromstring(data)
+
+
+def test_the_report_form_pdf_says_the_month_the_reaction_occurred_in(users):
+    """The 报告表 printed 2026年3月1日 for a reaction "in March 2026": a day nobody reported."""
+    from pharmacrm.safety import report_pdf
+    from pharmacrm.safety.models import CaseVersion, Reaction
+
+    from .test_report_pdf import _text
+
+    now = timezone.now()
+    case = SafetyCase.objects.create(number="AE-2026-000099", kind="adverse_reaction", received_at=now,
+                                     latest_received_at=now)  # fmt: skip
+    CaseVersion.objects.create(case=case, sequence=0, received_at=now)
+    Reaction.objects.create(case=case, verbatim="皮疹", onset_date=dt.date(2026, 3, 1), onset_precision="month")
+    text = "".join(_text(report_pdf.render(case)))
+    assert "2026-03" in text and "2026年3月1日" not in text

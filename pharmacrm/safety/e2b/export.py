@@ -23,7 +23,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from lxml import etree
 
-from .. import conf
+from .. import conf, partial_dates
 from ..choices import Challenge
 from . import rules, schema
 from .rules import Problem
@@ -513,10 +513,11 @@ def _reaction(role, case, reaction, rid: str, *, clean=str) -> None:
     observation = _subject_observation(role, "29", "reaction", rid)
     if reaction.onset_date or reaction.end_date:  # E.i.4, E.i.5
         period = _el(observation, "effectiveTime", {XSI_TYPE: "IVL_TS"})
+        # at the precision known: a reaction "in March 2026" is 202603 (YYYYMM), not 20260301
         if reaction.onset_date:
-            _el(period, "low", value=_date(reaction.onset_date))
+            _el(period, "low", value=partial_dates.e2b(reaction.onset_date, reaction.onset_precision))
         if reaction.end_date:
-            _el(period, "high", value=_date(reaction.end_date))
+            _el(period, "high", value=partial_dates.e2b(reaction.end_date, reaction.end_precision))
     value = _el(observation, "value", {XSI_TYPE: "CE"}, codeSystem=MEDDRA)  # E.i.2.1a/b
     if reaction.meddra_llt:
         value.set("code", reaction.meddra_llt)
