@@ -194,10 +194,13 @@ def _clean_date(value, field: str, errors: dict) -> dt.date | None:
         return None
 
 
-def _clean_partial_date(value, field: str, errors: dict) -> tuple[dt.date | None, str]:
-    """A reaction's onset or end: a day, a month or a year (2026-03-15, 2026-03, 2026), with its precision."""
+def _clean_partial_date(value, field: str, errors: dict, precision=None) -> tuple[dt.date | None, str]:
+    """A reaction's onset or end: a day, a month or a year (2026-03-15, 2026-03, 2026), with its precision. A date
+    given with its precision (an imported ICSR's 202603: the month's first day and "month") is taken at it."""
     if isinstance(value, dt.datetime):
         return _clean_date(value, field, errors), Precision.DAY
+    if isinstance(value, dt.date) and precision in Precision.values:
+        return partial_dates.parse(partial_dates.text(value, precision))
     try:
         parsed = partial_dates.parse(value)
     except ValueError:
@@ -331,7 +334,8 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             value = row[field]
             key = f"{prefix}[{i}].{field}"
             if model is Reaction and field in PARTIAL_DATES:
-                value, out[PARTIAL_DATES[field]] = _clean_partial_date(value, key, errors)
+                value, out[PARTIAL_DATES[field]] = _clean_partial_date(value, key, errors,
+                                                                       row.get(PARTIAL_DATES[field]))  # fmt: skip
             elif field in choices:
                 value = _clean_choice(value, choices[field], key, errors)
             elif field in ("start_date", "stop_date", "onset_date", "end_date"):

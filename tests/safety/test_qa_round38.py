@@ -291,12 +291,15 @@ def test_the_icsr_sends_a_partial_date_at_its_precision_and_an_imported_one_keep
     assert period.xpath("*[local-name()='high']/@value") == ["2026"]
 
     parsed = importer.parse(batch, source_name="partner.xml")[0]
-    assert (parsed["reactions"][0]["onset_date"], parsed["reactions"][0]["end_date"]) == ("2026-03", "2026")
+    [reaction] = parsed["reactions"]
+    assert (reaction["onset_date"], reaction["onset_precision"]) == (dt.date(2026, 3, 1), "month")
+    assert (reaction["end_date"], reaction["end_precision"]) == (dt.date(2026, 1, 1), "year")
     assert not any("2026" in w and "first day" in w for w in parsed.get("warnings", []))
     SafetyCase.objects.filter(pk=case.pk).delete()
     [imported] = importer.import_file(users["pv"], batch, source_name="partner.xml")
     reaction = Reaction.objects.get(case=imported)
     assert (reaction.onset_text, reaction.end_text) == ("2026-03", "2026")
+    assert importer.import_file(users["pv"], batch, source_name="partner.xml")[0].versions.count() == 1  # again: same
 
 
 def etree_from(data: bytes):
