@@ -56,7 +56,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.core.viewsets import APIView
 from pharmacrm.servicedesk.models import Product
 
-from . import services
+from . import partial_dates, services
 from .choices import (
     AckStatus,
     ActionTaken,
@@ -83,6 +83,7 @@ from .models import (
     CaseVersion,
     Flag,
     IcsrMessage,
+    Reaction,
     ReportingRule,
     SafetyCase,
     SafetyClock,
@@ -191,6 +192,32 @@ class SafeDateField(DateField):
         return result
 
 
+class PartialDateField(serializers.CharField):
+    """A reaction's onset or end as far as it is known (E2B(R3) E.i.4 / E.i.5): a day, a month or a year. Given back as
+    typed in that form (2026-03-15, 2026-03, 2026); the precision is read off it."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "YYYY-MM-DD, or YYYY-MM / YYYY when only the month or the year is known.")
+        super().__init__(allow_blank=True, max_length=20, **kwargs)
+
+    def to_internal_value(self, value):
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            value = value.isoformat()
+        text = super().to_internal_value(value)
+        try:
+            parsed = partial_dates.parse(text)
+        except ValueError:
+            raise serializers.ValidationError(str(partial_dates.INVALID)) from None
+        if parsed is not None and parsed[0] < EARLIEST.date():
+            raise serializers.ValidationError(_("This date is too long ago: check it."))
+        if parsed is not None and parsed[0].year > 2999:
+            raise serializers.ValidationError(_("Enter a date between 2000 and 2999."))
+        return partial_dates.text(*parsed) if parsed is not None else None
+
+    def to_representation(self, value):
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+
 # --- cases ---------------------------------------------------------------------------------------------
 
 
@@ -229,8 +256,8 @@ class ReactionSerializer(CleanTextMixin, Serializer):
     meddra_version = _text(5)
     meddra_llt = _text(8)
     meddra_pt = _text(8)
-    onset_date = SafeDateField(required=False, allow_null=True)
-    end_date = SafeDateField(required=False, allow_null=True)
+    onset_date = PartialDateField(required=False, allow_null=True)
+    end_date = PartialDateField(required=False, allow_null=True)
     outcome = OutcomeField(required=False)
     death = serializers.BooleanField(required=False)
     life_threatening = serializers.BooleanField(required=False)
@@ -238,6 +265,13 @@ class ReactionSerializer(CleanTextMixin, Serializer):
     disability = serializers.BooleanField(required=False)
     congenital = serializers.BooleanField(required=False)
     other_important = serializers.BooleanField(required=False)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if isinstance(instance, Reaction):  # at the precision known: 2026-03, not 2026-03-01
+            data["onset_date"] = instance.onset_text or None
+            data["end_date"] = instance.end_text or None
+        return data
 
 
 class QualitySerializer(CleanTextMixin, Serializer):

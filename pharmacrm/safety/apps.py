@@ -13,6 +13,10 @@ RENAME_FILES_AFTER_MIGRATE: set[str] = set()
 # databases whose migration 0013 limited China's rules to cases from China or installed CN-FOREIGN-SERIOUS:
 # {alias: ([(code, condition before, after)], created)}, audited once the whole `migrate` is done
 RULES_CHANGED_BY_MIGRATION: dict[str, tuple[list, bool]] = {}
+# databases whose migration 0014 limited CN-DEATH and CN-DEATH-INVESTIGATION to deaths in China:
+# {alias: [(code, condition before, after)]}, audited once the whole `migrate` is done, and the open cases from abroad
+# still owing a death clock planned again
+DEATH_RULES_CHANGED_BY_MIGRATION: dict[str, list] = {}
 
 
 def audit_rule_changes(using: str) -> None:
@@ -33,11 +37,30 @@ def audit_rule_changes(using: str) -> None:
         audit.record(AuditEntry.Action.CREATE, rule, code=rule.code, actor_name=actor)
 
 
+def replan_foreign_deaths(using: str) -> None:
+    """safety 0014's rule changes audited like an administrator's, then the open cases from abroad still owing the
+    death clocks planned again under the rules as they are now (services.replan_foreign_deaths, audited)."""
+    from pharmacrm.core import audit
+    from pharmacrm.core.models import AuditEntry
+
+    from . import services
+    from .models import ReportingRule
+
+    actor = "migration safety 0014"
+    for code, before, after in DEATH_RULES_CHANGED_BY_MIGRATION.pop(using):
+        rule = ReportingRule.objects.using(using).get(code=code)
+        audit.record(AuditEntry.Action.UPDATE, rule, changes={"condition": [before, after]}, code=code,
+                     actor_name=actor)  # fmt: skip
+    services.replan_foreign_deaths(services.SystemActor(actor), reason=services.FOREIGN_DEATH_REASON)
+
+
 def revalidate_after_migrate(sender, using: str = "default", **kwargs) -> None:
     from django.core.management import call_command
 
     if using in RULES_CHANGED_BY_MIGRATION:
         audit_rule_changes(using)
+    if using in DEATH_RULES_CHANGED_BY_MIGRATION:
+        replan_foreign_deaths(using)
     if using in RENAME_FILES_AFTER_MIGRATE:
         # file by file: copied, the row changed and audited, then the old file removed; killed half-way, it is
         # simply run again (`pharmacrm safety rename-files`, docs/operations.md): nothing is lost

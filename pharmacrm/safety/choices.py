@@ -169,6 +169,13 @@ class RuleCondition(models.TextChoices):
     NEW_OR_SERIOUS_DOMESTIC = "new_serious_domestic", _("Occurred in the jurisdiction: new (unexpected) or serious")
     OTHER_DOMESTIC = "other_domestic", _("Occurred in the jurisdiction: any other case")
     SERIOUS_FOREIGN = "serious_foreign", _("Occurred abroad: serious")
+    # 药品不良反应报告和监测管理办法 ch. 3 §2 (个例, arts. 20-21): the death reported at once and investigated in 15
+    # days is a death in China; a death abroad is a serious case from abroad (§3, GVP: 15 days), never investigated
+    DEATH_DOMESTIC = "death_domestic", _("Occurred in the jurisdiction: fatal case")
+
+
+# the conditions of the "report a death at once" rules: a follow-up of a death already told of is not due at once again
+DEATH_CONDITIONS = (RuleCondition.DEATH, RuleCondition.DEATH_DOMESTIC)
 
 
 class ClockKind(models.TextChoices):

@@ -3,6 +3,8 @@ drugs and reactions), and each action on a case. The forms only shape input; the
 
 from __future__ import annotations
 
+import datetime
+
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -12,6 +14,7 @@ from pharmacrm.core.roles import Role
 from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 from pharmacrm.servicedesk.models import Product
 
+from . import partial_dates
 from .choices import (
     SERIOUSNESS,
     ActionTaken,
@@ -36,6 +39,27 @@ from .e2b import rules
 
 BLANK = [("", "—")]
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class PartialDateField(forms.CharField):
+    """A reaction's onset or end: a day, or only the month or the year when that is all the reporter knows (E2B(R3)
+    E.i.4 / E.i.5). A text input (a date picker takes whole days only); the service reads the precision off it."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", _("A day (2026-03-15), or only the month (2026-03) or the year (2026)."))
+        super().__init__(required=False, max_length=20, widget=forms.TextInput(
+            attrs={"placeholder": "YYYY-MM-DD", "inputmode": "numeric", "size": 12}), **kwargs)  # fmt: skip
+
+    def prepare_value(self, value):
+        return value.isoformat() if isinstance(value, datetime.date) else value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        try:
+            parsed = partial_dates.parse(value)
+        except ValueError:
+            raise forms.ValidationError(partial_dates.INVALID, code="invalid") from None
+        return partial_dates.text(*parsed) if parsed is not None else None
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 YES_NO = [("", _("All")), ("yes", _("Yes")), ("no", _("No"))]
@@ -195,8 +219,8 @@ class ReactionForm(forms.Form):
     meddra_version = _text(_("MedDRA version"), 5)
     meddra_llt = _text(_("MedDRA LLT code"), 8)
     meddra_pt = _text(_("MedDRA PT code"), 8)
-    onset_date = forms.DateField(label=_("Onset"), required=False, widget=DATE_INPUT)
-    end_date = forms.DateField(label=_("End"), required=False, widget=DATE_INPUT)
+    onset_date = PartialDateField(label=_("Onset"))
+    end_date = PartialDateField(label=_("End"))
     outcome = _choice(_("Outcome"), Outcome.choices)
     death = forms.BooleanField(label=_("Results in death"), required=False)
     life_threatening = forms.BooleanField(label=_("Life-threatening"), required=False)
@@ -255,7 +279,8 @@ def drug_initial(case) -> list[dict]:
 
 
 def reaction_initial(case) -> list[dict]:
-    return [{f: getattr(r, f) for f in REACTION_INITIAL_FIELDS} for r in case.reactions.all()]
+    return [{f: getattr(r, f) for f in REACTION_INITIAL_FIELDS} | {"onset_date": r.onset_text, "end_date": r.end_text}
+            for r in case.reactions.all()]  # fmt: skip
 
 
 class FollowUpFieldsForm(ServiceErrorsMixin, OnceTokenForm):
@@ -297,7 +322,7 @@ class NewCaseForm(ServiceErrorsMixin, OnceTokenForm):
                                           required=False, empty_label="—")  # fmt: skip
     drug_batch = _text(_("Batch / lot"), 35)
     reaction_verbatim = _text(_("Reaction as reported"), 250, help_text=_("In the reporter's own words."))
-    reaction_onset_date = forms.DateField(label=_("Onset"), required=False, widget=DATE_INPUT)
+    reaction_onset_date = PartialDateField(label=_("Onset"))
     reaction_outcome = _choice(_("Outcome"), Outcome.choices)
     narrative = _text(_("Case narrative"), 20000, rows=5)
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from pharmacrm.core.builtin import BuiltinNameMixin
 from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
 
+from . import partial_dates
 from .choices import (
     AckStatus,
     ActionTaken,
@@ -36,6 +37,7 @@ from .choices import (
     SignalStatus,
     TaskKind,
 )
+from .partial_dates import Precision
 
 USER = settings.AUTH_USER_MODEL
 
@@ -228,8 +230,13 @@ class Reaction(models.Model):  # E.i
     meddra_version = models.CharField(_("MedDRA version"), max_length=5, blank=True)  # E.i.2.1a
     meddra_llt = models.CharField(_("MedDRA LLT code"), max_length=8, blank=True)  # E.i.2.1b
     meddra_pt = models.CharField(_("MedDRA PT code"), max_length=8, blank=True)
-    onset_date = models.DateField(_("onset"), null=True, blank=True)  # E.i.4
+    onset_date = models.DateField(_("onset"), null=True, blank=True)  # E.i.4 (the first day of its period)
     end_date = models.DateField(_("end"), null=True, blank=True)  # E.i.5
+    # how much of each is known (E2B(R3) sends YYYYMMDD, YYYYMM or YYYY): "in March 2026" is no 1 March
+    onset_precision = models.CharField(_("onset precision"), max_length=5, choices=Precision.choices,
+                                       default=Precision.DAY)  # fmt: skip
+    end_precision = models.CharField(_("end precision"), max_length=5, choices=Precision.choices,
+                                     default=Precision.DAY)  # fmt: skip
     outcome = models.CharField(_("outcome"), max_length=1, choices=Outcome.choices, blank=True)  # E.i.7
     death = models.BooleanField(_("results in death"), default=False)
     life_threatening = models.BooleanField(_("life-threatening"), default=False)
@@ -245,6 +252,15 @@ class Reaction(models.Model):  # E.i
 
     def __str__(self) -> str:
         return self.verbatim
+
+    @property
+    def onset_text(self) -> str:
+        """2026-03-15, 2026-03 or 2026: the onset as far as it is known."""
+        return partial_dates.text(self.onset_date, self.onset_precision)
+
+    @property
+    def end_text(self) -> str:
+        return partial_dates.text(self.end_date, self.end_precision)
 
     @property
     def serious(self) -> bool:

@@ -250,10 +250,13 @@ class _Form:
 
     def reaction(self) -> None:
         reactions = self.reactions
-        onsets = [r.onset_date for r in reactions if r.onset_date]
+        onsets = sorted((r for r in reactions if r.onset_date), key=lambda r: r.onset_date)
+        first = onsets[0] if onsets else None
+        # as far as it is known: a reaction "in March 2026" occurred on 2026-03, not on 1 March
+        occurred = "" if first is None else _date(first.onset_date) if first.onset_precision == "day" else first.onset_text
         self.line(_("Adverse reaction / event"), bold=True)
         self.block(_("Name of the adverse reaction / event:"), "；".join(r.verbatim for r in reactions))
-        self.grid([[(_("Occurred on: %(date)s") % {"date": _date(min(onsets)) if onsets else ""}, 6)]])
+        self.grid([[(_("Occurred on: %(date)s") % {"date": occurred}, 6)]])
         self.block(
             _(
                 "Course of the adverse reaction / event (symptoms, signs, clinical tests etc.) and its treatment "

@@ -32,8 +32,9 @@ from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 
-from . import conf
+from . import conf, partial_dates
 from .choices import (
+    DEATH_CONDITIONS,
     SERIOUSNESS,
     AckStatus,
     ActionTaken,
@@ -75,6 +76,7 @@ from .models import (
     SafetyClock,
     Submission,
 )
+from .partial_dates import Precision
 
 A = AuditEntry.Action
 WARN_SHARE = 0.75  # "due soon" once three quarters of the time has passed
@@ -115,8 +117,11 @@ DRUG_FIELDS = (
 )  # fmt: skip
 REACTION_FIELDS = (
     "verbatim", "language", "meddra_version", "meddra_llt", "meddra_pt", "onset_date", "end_date", "outcome",
-    *SERIOUSNESS,
+    *SERIOUSNESS, "onset_precision", "end_precision",
 )  # fmt: skip
+# a reaction's dates may be known to the month or the year only (E2B(R3) E.i.4 / E.i.5); the precision comes with the
+# value typed (2026-03), never on its own
+PARTIAL_DATES = {"onset_date": "onset_precision", "end_date": "end_precision"}
 CHOICES = {
     "kind": CaseKind, "report_type": ReportType, "reporter_qualification": Qualification, "patient_sex": Sex,
     "patient_age_unit": AgeUnit, "expectedness": Expectedness, "causality_reporter": Causality,
@@ -187,6 +192,21 @@ def _clean_date(value, field: str, errors: dict) -> dt.date | None:
     except ValueError:
         errors.setdefault(field, []).append(_("Enter a date as YYYY-MM-DD."))
         return None
+
+
+def _clean_partial_date(value, field: str, errors: dict, precision=None) -> tuple[dt.date | None, str]:
+    """A reaction's onset or end: a day, a month or a year (2026-03-15, 2026-03, 2026), with its precision. A date
+    given with its precision (an imported ICSR's 202603: the month's first day and "month") is taken at it."""
+    if isinstance(value, dt.datetime):
+        return _clean_date(value, field, errors), Precision.DAY
+    if isinstance(value, dt.date) and precision in Precision.values:
+        return partial_dates.parse(partial_dates.text(value, precision))
+    try:
+        parsed = partial_dates.parse(value)
+    except ValueError:
+        errors.setdefault(field, []).append(str(partial_dates.INVALID))
+        return None, Precision.DAY
+    return parsed if parsed is not None else (None, Precision.DAY)
 
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)  # the export's number (rules._NUMBER)
@@ -309,11 +329,14 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             continue
         out: dict = {}
         for field in fields:
-            if field not in row:
+            if field not in row or (model is Reaction and field in PARTIAL_DATES.values()):
                 continue
             value = row[field]
             key = f"{prefix}[{i}].{field}"
-            if field in choices:
+            if model is Reaction and field in PARTIAL_DATES:
+                value, out[PARTIAL_DATES[field]] = _clean_partial_date(value, key, errors,
+                                                                       row.get(PARTIAL_DATES[field]))  # fmt: skip
+            elif field in choices:
                 value = _clean_choice(value, choices[field], key, errors)
             elif field in ("start_date", "stop_date", "onset_date", "end_date"):
                 value = _clean_date(value, key, errors)
@@ -352,9 +375,10 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                 # listed as not serious, its 报告表 ticked 一般 (general) and its ICSR said "no information"
                 out["death"] = True
             onset, end = out.get("onset_date"), out.get("end_date")
-            if onset and end and end < onset:
+            # compared as periods: an end in March 2026 is not before an onset on 15 March 2026
+            if onset and end and partial_dates.last_day(end, out.get("end_precision", Precision.DAY)) < onset:
                 errors.setdefault(f"{prefix}[{i}].end_date", []).append(_("The end date is before the onset."))
-            if onset and onset > timezone.localdate():
+            if onset and onset > timezone.localdate():  # (a month or a year: its first day)
                 errors.setdefault(f"{prefix}[{i}].onset_date", []).append(_("The onset cannot be in the future."))
         cleaned.append(out)
     return cleaned
@@ -446,6 +470,8 @@ def _applies(condition: str, case: SafetyCase, jurisdiction: str = "CN") -> bool
         return case.serious and not domestic(case, jurisdiction)
     if condition == RuleCondition.DEATH:
         return case.fatal
+    if condition == RuleCondition.DEATH_DOMESTIC:
+        return case.fatal and domestic(case, jurisdiction)
     if condition == RuleCondition.SUSAR_FATAL_LT:
         # 药物临床试验期间安全性数据快速报告标准和程序: a fatal or life-threatening SUSAR within 7 days, not 15
         return case.report_type == ReportType.STUDY and unexpected and (
@@ -477,7 +503,7 @@ def rules_for(case: SafetyCase, *, death_told: bool = False) -> list[ReportingRu
     for rule in ReportingRule.objects.filter(active=True).order_by("jurisdiction", "position", "id"):
         if not _applies(rule.condition, case, rule.jurisdiction):
             continue
-        if death_told and rule.clock_kind == ClockKind.REPORT and rule.condition == RuleCondition.DEATH:
+        if death_told and rule.clock_kind == ClockKind.REPORT and rule.condition in DEATH_CONDITIONS:
             continue
         if rule.clock_kind == ClockKind.REPORT:
             if rule.jurisdiction in taken:
@@ -526,7 +552,7 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
     # a death is reported at once, once: the follow-up of a death an earlier version told of (the autopsy, the
     # hospital's records) is new information on a serious case, due as such from its receipt — not in 24 hours again
     death_told = SafetyClock.objects.filter(
-        case=case, kind=ClockKind.REPORT, rule__condition=RuleCondition.DEATH
+        case=case, kind=ClockKind.REPORT, rule__condition__in=DEATH_CONDITIONS
     ).exclude(case_version=version).exists()
     wanted = {rule.pk: rule for rule in rules_for(case, death_told=death_told)} if reportable(case) else {}
     current = {c.rule_id: c for c in version.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION])}
@@ -552,6 +578,59 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
         )  # fmt: skip
         clock.next_check_at = _next_check(clock)
         clock.save()
+
+
+def _open_clocks(case: SafetyCase) -> list[str]:
+    """The case's owed report and investigation clocks, "code due", for an audit entry saying how they moved."""
+    clocks = case.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True,
+                                stopped_at__isnull=True).select_related("rule").order_by("due_at", "pk")  # fmt: skip
+    return [f"{c.rule.code if c.rule else c.kind} {timezone.localtime(c.due_at).isoformat()}" for c in clocks]
+
+
+# the audit entry's reason, in no language (the audit trail records data, not a reader's text)
+FOREIGN_DEATH_REASON = ("safety 0014: a death abroad is a serious case from abroad (CN-FOREIGN-SERIOUS, 15 days); "
+                        "the 24-hour report and the investigation are for deaths in China")  # fmt: skip
+
+
+def replan_foreign_deaths(user=SYSTEM, *, reason: str = "") -> int:
+    """The open cases from abroad still owing a death clock of a rule limited to deaths in its jurisdiction (safety
+    0014: CN-DEATH and CN-DEATH-INVESTIGATION had applied to every death, wherever it occurred) planned again under
+    the rules as they are now: the 24-hour report and the investigation report are gone, the serious case from
+    abroad is due under the next rule that applies (CN-FOREIGN-SERIOUS, 15 days from the same receipt). A version
+    whose report was already sent keeps it and owes no second one: only its investigation clock goes. Each case in
+    its own short transaction, audited (the clocks before and after); run again, it changes nothing. Returns how
+    many cases changed."""
+    candidates = (
+        SafetyClock.objects.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True,
+                                   stopped_at__isnull=True, rule__condition=RuleCondition.DEATH_DOMESTIC)
+        .exclude(case__status__in=[CaseStatus.CLOSED, CaseStatus.NULLIFIED])
+        .values_list("case_id", flat=True).distinct()
+    )  # fmt: skip
+    changed = 0
+    for pk in sorted(set(candidates)):
+        now = timezone.now()
+        with transaction.atomic():
+            case = SafetyCase.objects.select_for_update().get(pk=pk)
+            stale = [
+                clock for clock in SafetyClock.objects.filter(
+                    case=case, kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True,
+                    stopped_at__isnull=True, rule__condition=RuleCondition.DEATH_DOMESTIC,
+                ).select_related("rule", "case_version")
+                if not _applies(clock.rule.condition, case, clock.rule.jurisdiction)
+            ]  # fmt: skip
+            if not stale or case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+                continue
+            before = _open_clocks(case)
+            for version in sorted({c.case_version for c in stale}, key=lambda v: v.sequence):
+                reported = version.clocks.filter(kind=ClockKind.REPORT, met_at__isnull=False).exists()
+                if reported:  # the report was sent: it stands; the investigation nobody owes goes
+                    SafetyClock.objects.filter(pk__in=[c.pk for c in stale if c.case_version_id == version.pk]).delete()
+                else:
+                    plan_clocks(case, version, now)
+            after = _open_clocks(case)
+            _record(A.UPDATE, case, user, changes={"clocks": [before, after]}, reason=reason)
+            changed += 1
+    return changed
 
 
 def _close_clocks(case: SafetyCase, now: dt.datetime) -> None:
@@ -791,6 +870,7 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
         if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
             raise ValidationError({"status": [_("A closed case cannot be changed; reopen it first.")]})
         before = _snapshot(case, values)
+        clocks_before = _open_clocks(case)
         for field, value in values.items():
             setattr(case, field, value)
         changes = _audit_changes(before, values)
@@ -824,6 +904,9 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
             changes["status"] = [case.status, CaseStatus.ASSESSING]
             case.status = CaseStatus.ASSESSING
             case.save(update_fields=["status"])
+        clocks_after = _open_clocks(case)
+        if clocks_after != clocks_before:  # (a case found serious, or its country corrected: what it owes moved)
+            changes["clocks"] = [clocks_before, clocks_after]
         _sync_follow_up_task(case, now)
         _record(A.UPDATE, case, user, changes=changes)
     return case

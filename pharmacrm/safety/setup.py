@@ -3,7 +3,7 @@ an administrator where the company reports there)."""
 
 # (code, jurisdiction, name, condition, clock kind, within, unit, position, active, legal basis)
 DEFAULT_RULES = [
-    ("CN-DEATH", "CN", "死亡病例：立即报告（24 小时内）", "death", "report", 24, "hours", 0, True,
+    ("CN-DEATH", "CN", "死亡病例：立即报告（24 小时内）", "death_domestic", "report", 24, "hours", 0, True,
      "《药品不良反应报告和监测管理办法》第二十条"),
     # after the death rule (same position, a later id: a fatal case is still due in 24 hours), before the 15 days
     ("CN-SUSAR-7", "CN", "致死或危及生命的可疑且非预期严重不良反应（临床研究）：7 日内", "susar_fatal_lt", "report", 7, "days",
@@ -16,7 +16,7 @@ DEFAULT_RULES = [
      "《药物警戒质量管理规范》（2021）；《个例药品不良反应收集和报告指导原则》"),
     ("CN-OTHER", "CN", "其他不良反应：30 日内", "other_domestic", "report", 30, "days", 2, True,
      "《药品不良反应报告和监测管理办法》第二十条"),
-    ("CN-DEATH-INVESTIGATION", "CN", "死亡病例调查报告：15 日内", "death", "investigation", 15, "days", 0, True,
+    ("CN-DEATH-INVESTIGATION", "CN", "死亡病例调查报告：15 日内", "death_domestic", "investigation", 15, "days", 0, True,
      "《药品不良反应报告和监测管理办法》第二十一条"),
     ("US-15DAY", "US", "FDA 15-day alert report (serious and unexpected)", "serious_unexpected", "report", 15,
      "days", 0, False, "21 CFR 314.80(c)(1)"),
@@ -65,3 +65,6 @@ def install_rules(ReportingRule, codes=None) -> None:  # noqa: N803 — a model 
 
 # safety 0013: the conditions CN-NEW-SERIOUS and CN-OTHER had before they were limited to cases from China
 SHIPPED_BEFORE_0013 = {"CN-NEW-SERIOUS": "new_or_serious", "CN-OTHER": "other"}
+
+# safety 0014: the condition the two death rules had before they were limited to deaths in China
+SHIPPED_BEFORE_0014 = {"CN-DEATH": "death", "CN-DEATH-INVESTIGATION": "death"}

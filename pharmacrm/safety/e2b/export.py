@@ -23,7 +23,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from lxml import etree
 
-from .. import conf
+from .. import conf, partial_dates
 from ..choices import Challenge
 from . import rules, schema
 from .rules import Problem
@@ -222,8 +222,10 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
     _el(event, "id", extension=case_id, root=MESSAGE_ID)  # C.1.1
     _el(event, "id", extension=case.worldwide_id or case_id, root=WORLDWIDE_ID)  # C.1.8.1
     _el(event, "code", code="PAT_ADV_EVNT", codeSystem="2.16.840.1.113883.5.4")
+    # a partner's file: the identities the structured elements withhold are withheld from the free text too
+    clean = partner_text(case) if partner else str
     if case.narrative:
-        _el(event, "text", _text(case.narrative), mediaType="text/plain")  # H.1
+        _el(event, "text", _text(clean(case.narrative)), mediaType="text/plain")  # H.1
     _el(event, "statusCode", code="active")
     _el(_el(event, "effectiveTime"), "low", value=_day(case.received_at))  # C.1.4
     _el(event, "availabilityTime", value=_day(case.latest_received_at))  # C.1.5
@@ -252,14 +254,14 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
     drugs = list(case.drugs.all())
     reaction_ids = [_uid(case, "reaction", r) for r in reactions]
     drug_ids = [_uid(case, "drug", d) for d in drugs]
-    _patient(role, case, partner=partner)
+    _patient(role, case, partner=partner, clean=clean)
     for reaction, rid in zip(reactions, reaction_ids, strict=True):
-        _reaction(role, case, reaction, rid)
+        _reaction(role, case, reaction, rid, clean=clean)
     if drugs:
         organizer = _organizer(role, "4", "drugInformation")
         version = rules.meddra_version(case)
         for drug, did in zip(drugs, drug_ids, strict=True):
-            _drug(organizer, case, drug, did, reaction_ids, version)
+            _drug(organizer, case, drug, did, reaction_ids, version, clean=clean)
     for drug, did in zip(drugs, drug_ids, strict=True):  # G.k.1
         causality = _causality(assessment, "20", "interventionCharacterization")
         _el(causality, "value", {XSI_TYPE: "CE"}, code=drug.role, codeSystem=DRUG_ROLE)
@@ -285,7 +287,7 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
             comment = _el(_el(assessment, "component1", typeCode="COMP"), "observationEvent", classCode="OBS",
                           moodCode="EVN")  # fmt: skip
             _el(comment, "code", code="10", codeSystem=OBSERVATION, displayName="comment")
-            _el(comment, "value", _text(text), {XSI_TYPE: "ED"})
+            _el(comment, "value", _text(clean(text)), {XSI_TYPE: "ED"})
             _author_code(comment, author_code, display)
 
     _event_observation(event, "1", "additionalDocumentsAvailable", bool(held))  # C.1.6.1
@@ -309,7 +311,7 @@ def _message(root, case, now: dt.datetime, sender_id: str, receiver_id: str, org
         _el(_characteristic(event, "3", "nullificationAmendmentCode"), "value", {XSI_TYPE: "CE"},
             code=REPORT_CODES[report], codeSystem=NULLIFICATION_CODES)  # fmt: skip
         _el(_el(_characteristic(event, "4", "nullificationAmendmentReason"), "value", {XSI_TYPE: "CE"}),
-            "originalText", _text(reason))  # fmt: skip
+            "originalText", _text(clean(reason)))  # fmt: skip
 
 
 def documents(case) -> tuple[list, dict]:
@@ -372,6 +374,79 @@ def patient_initials(name: str) -> str:
     return "".join(word[0].upper() for word in _LATIN_WORD.findall(name))[:10]
 
 
+# what stands for a withheld identity in a partner's free text (the product's mask, as masked displays show it)
+WITHHELD = "****"
+_SEPARATOR = r"[\s\-－—.()（）]?"  # between the digits of a phone number as people write it: 138-0013-8000
+_NOT_DIGIT_BEFORE, _NOT_DIGIT_AFTER = r"(?<![0-9０-９])", r"(?![0-9０-９])"
+# any mainland mobile number (+86 or not) and any resident ID card number (checked: 18 characters whose check character
+# fits), whosever they are — a relative's number in the narrative is as personal as the patient's
+_MOBILE = re.compile(_NOT_DIGIT_BEFORE + r"(?:(?:\+|00)?86" + _SEPARATOR + r")?1[3-9]\d(?:" + _SEPARATOR + r"\d){8}"
+                     + _NOT_DIGIT_AFTER)  # fmt: skip
+_ID_CARD = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_EMAIL = re.compile(r"[\w.!#$%&*+/=?^~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _digits_pattern(value: str) -> re.Pattern | None:
+    """A phone number the case holds, found however it is written in a text (spaces, dashes, +86)."""
+    digits = re.sub(r"\D", "", value.partition("转")[0])
+    if digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    if len(digits) < 7:
+        return None
+    body = _SEPARATOR.join(re.escape(d) for d in digits)
+    return re.compile(_NOT_DIGIT_BEFORE + r"(?:(?:\+|00)?86" + _SEPARATOR + r")?" + body + _NOT_DIGIT_AFTER)
+
+
+def _name_pattern(name: str) -> re.Pattern | None:
+    """A name the case holds, found in a text: a name in Chinese characters as written (two characters at least: one
+    is a common word too), a name in Latin letters as whole words in any case."""
+    name = re.sub(r"\s+", " ", (name or "").strip())
+    if _CJK.search(name):
+        return re.compile(re.escape(name)) if len(name) >= 2 else None
+    if len(name.replace(" ", "")) < 3 or _INITIALS.fullmatch(name):
+        return None  # initials already (J.S., WXM): what a partner gets anyway
+    return re.compile(r"(?<![A-Za-z])" + re.escape(name).replace(r"\ ", r"\s+") + r"(?![A-Za-z])", re.IGNORECASE)
+
+
+def partner_text(case):
+    """For a partner's ICSR: a function that withholds, in a free text (narrative, comments, history, a reaction or an
+    indication as reported), the identities the case knows and the structured elements withhold (PIPL
+    minimisation): the patient's name becomes their initials (as D.1 has them), the reporter's name, the phone number
+    or e-mail address given as contact and the hospital record number become WITHHELD; so does any mainland mobile
+    number, resident ID card number or e-mail address written there. The NMPA's file keeps the text as written."""
+    from pharmacrm.customers.normalise import valid_id_card
+
+    replacements: list[tuple[re.Pattern, str]] = []
+    patient = _name_pattern(case.patient_name)
+    if patient is not None:
+        replacements.append((patient, patient_initials(case.patient_name) or WITHHELD))
+    reporter = _name_pattern(case.reporter_name)
+    if reporter is not None:
+        replacements.append((reporter, WITHHELD))
+    contact = (case.reporter_contact or "").strip()
+    if "@" in contact:
+        replacements.append((re.compile(re.escape(contact), re.IGNORECASE), WITHHELD))
+    elif contact and (phone := _digits_pattern(contact)) is not None:
+        replacements.append((phone, WITHHELD))
+    record = (case.patient_record_number or "").strip()
+    if len(record) >= 4:
+        replacements.append((re.compile(r"(?<![0-9A-Za-z])" + re.escape(record) + r"(?![0-9A-Za-z])", re.IGNORECASE),
+                             WITHHELD))  # fmt: skip
+    # the longest first: a name inside an e-mail address goes with the address
+    replacements.sort(key=lambda pair: -len(pair[0].pattern))
+
+    def clean(text: str) -> str:
+        if not text:
+            return text
+        text = _EMAIL.sub(WITHHELD, text)
+        for pattern, replacement in replacements:
+            text = pattern.sub(replacement, text)
+        text = _ID_CARD.sub(lambda m: WITHHELD if valid_id_card(m.group(0).upper()) else m.group(0), text)
+        return _MOBILE.sub(WITHHELD, text)
+
+    return clean
+
+
 def _age_at_onset(case) -> str:
     """D.2.2a in years, from the birth date a partner's ICSR withholds: at the first reaction's onset, else day 0."""
     onsets = [r.onset_date for r in case.reactions.all() if r.onset_date]
@@ -381,7 +456,7 @@ def _age_at_onset(case) -> str:
     return str(years) if years >= 0 else ""
 
 
-def _patient(role, case, *, partner: bool = False) -> None:
+def _patient(role, case, *, partner: bool = False, clean=str) -> None:
     person = _el(role, "player1", classCode="PSN", determinerCode="INSTANCE")
     name = patient_initials(case.patient_name) if partner else case.patient_name
     if name:
@@ -431,17 +506,18 @@ def _patient(role, case, *, partner: bool = False) -> None:
             codeSystem=OBSERVATION,
             displayName="historyAndConcurrentConditionText",
         )
-        _el(observation, "value", _text(history), {XSI_TYPE: "ED"})
+        _el(observation, "value", _text(clean(history)), {XSI_TYPE: "ED"})
 
 
-def _reaction(role, case, reaction, rid: str) -> None:
+def _reaction(role, case, reaction, rid: str, *, clean=str) -> None:
     observation = _subject_observation(role, "29", "reaction", rid)
     if reaction.onset_date or reaction.end_date:  # E.i.4, E.i.5
         period = _el(observation, "effectiveTime", {XSI_TYPE: "IVL_TS"})
+        # at the precision known: a reaction "in March 2026" is 202603 (YYYYMM), not 20260301
         if reaction.onset_date:
-            _el(period, "low", value=_date(reaction.onset_date))
+            _el(period, "low", value=partial_dates.e2b(reaction.onset_date, reaction.onset_precision))
         if reaction.end_date:
-            _el(period, "high", value=_date(reaction.end_date))
+            _el(period, "high", value=partial_dates.e2b(reaction.end_date, reaction.end_precision))
     value = _el(observation, "value", {XSI_TYPE: "CE"}, codeSystem=MEDDRA)  # E.i.2.1a/b
     if reaction.meddra_llt:
         value.set("code", reaction.meddra_llt)
@@ -449,7 +525,7 @@ def _reaction(role, case, reaction, rid: str) -> None:
             value.set("codeSystemVersion", reaction.meddra_version)
     if reaction.verbatim:  # E.i.1.1a/b
         lang = {"language": reaction.language} if reaction.language else {}
-        _el(value, "originalText", _text(reaction.verbatim), **lang)
+        _el(value, "originalText", _text(clean(reaction.verbatim)), **lang)
     if case.country:  # E.i.9
         place = _el(_el(_el(observation, "location", typeCode="LOC"), "locatedEntity", classCode="LOCE"),
                     "locatedPlace", classCode="COUNTRY", determinerCode="INSTANCE")  # fmt: skip
@@ -465,7 +541,7 @@ def _reaction(role, case, reaction, rid: str) -> None:
             codeSystem=OUTCOME)  # fmt: skip
 
 
-def _drug(organizer, case, drug, did: str, reaction_ids: list[str], meddra_version: str) -> None:
+def _drug(organizer, case, drug, did: str, reaction_ids: list[str], meddra_version: str, *, clean=str) -> None:
     use = _el(_el(organizer, "component", typeCode="COMP"), "substanceAdministration", classCode="SBADM",
               moodCode="EVN")  # fmt: skip
     use.append(_id(did))
@@ -543,7 +619,7 @@ def _drug(organizer, case, drug, did: str, reaction_ids: list[str], meddra_versi
             if meddra_version:
                 value.set("codeSystemVersion", meddra_version)
         if drug.indication:
-            _el(value, "originalText", _text(drug.indication))
+            _el(value, "originalText", _text(clean(drug.indication)))
         performer = _el(_el(observation, "performer", typeCode="PRF"), "assignedEntity", classCode="ASSIGNED")
         _el(performer, "code", code="3", codeSystem=AUTHOR_ROLE, displayName="sourceReporter")
     if drug.action_taken:  # G.k.8

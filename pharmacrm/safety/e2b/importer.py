@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from lxml import etree
 
-from .. import conf
+from .. import conf, partial_dates
 from ..choices import (
     ActionTaken,
     AgeUnit,
@@ -125,6 +125,18 @@ class _Case:
             )
             return ""
         return value
+
+    def partial_date(self, value: str, where: str, name: str) -> dict:
+        """A reaction's start or end (E.i.4 / E.i.5), kept at the precision sent — YYYYMMDD, YYYYMM or YYYY, as E2B(R3)
+        allows for them: {"onset_date": the period's first day, "onset_precision": day, month or year}."""
+        parsed = partial_dates.parse_e2b(value) if value else None
+        if value and parsed is None:
+            self.warn(
+                _("%(element)s: %(value)s is not a date and was left empty.")
+                % {"element": where, "value": value}
+            )
+        date, precision = parsed or (None, partial_dates.Precision.DAY)
+        return {f"{name}_date": date, f"{name}_precision": precision}
 
     def date(self, value: str, where: str) -> datetime.date | None:
         """An E2B date (YYYY[MM[DD[...]]]); a partial date becomes its first day, with a warning."""
@@ -544,8 +556,8 @@ def _parse_reaction(obs, i: int, b: _Case) -> dict:
             f"{where}.2.1a",
         ),
         "meddra_llt": b.fit(Reaction, "meddra_llt", llt, f"{where}.2.1b"),
-        "onset_date": b.date(start, f"{where}.4"),
-        "end_date": b.date(end, f"{where}.5"),
+        **b.partial_date(start, f"{where}.4", "onset"),
+        **b.partial_date(end, f"{where}.5", "end"),
         "outcome": b.choice(
             Outcome,
             _s(

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from .. import conf
+from .. import conf, partial_dates
 from ..choices import Causality, Challenge, Criterion, DrugRole
 
 TABLE = Path(__file__).resolve().parent.parent / "data" / "e2b-r3" / "fda-icsr-data-elements.csv"
@@ -356,7 +356,9 @@ def check(case, purpose: str = REGULATORY) -> list[Problem]:
         if drug.start_date and drug.stop_date and drug.stop_date < drug.start_date:
             problem("G.k.4.r.5", f"drugs[{k}].stop_date", _("The drug was stopped before it was started."))
     for i, reaction in enumerate(case.reactions.all()):
-        if reaction.onset_date and reaction.end_date and reaction.end_date < reaction.onset_date:
+        if reaction.onset_date and reaction.end_date and (
+            partial_dates.last_day(reaction.end_date, reaction.end_precision) < reaction.onset_date
+        ):  # compared as periods: an end in March is not before an onset on 15 March
             problem("E.i.5", f"reactions[{i}].end_date", _("The reaction ended before it started."))
     if case.received_at and case.latest_received_at and case.latest_received_at < case.received_at:
         problem("C.1.5", "latest_received_at", _("The most recent information predates the first receipt."))

@@ -7,6 +7,7 @@
     pharmacrm safety sweep                                 # handle the due regulatory clocks now
     pharmacrm safety revalidate                            # invalid cases under today's minimum criteria
     pharmacrm safety rename-files                          # case files still under their uploader's name
+    pharmacrm safety replan-foreign-deaths                 # open deaths abroad still showing China's death clocks
 
 The export validates against the E2B(R3) schema and the business rules before anything is written; a
 refusal lists what to fill in and exits with status 1. The command line has no user to sign with: an
@@ -52,6 +53,9 @@ class Command(BaseCommand):
                                           "are now; start the clocks of those that are valid.")  # fmt: skip
         sub.add_parser("rename-files", help="Give the case files stored before safety 0010 (under the uploader's "
                                             "file name) a random name on disk, as newer files have.")  # fmt: skip
+        sub.add_parser("replan-foreign-deaths", help="Plan again the open cases of a death abroad still owing "
+                                                     "China's 24-hour death report or death investigation "
+                                                     "(done by the migrate that applies safety 0014).")  # fmt: skip
 
     def handle(self, *args, action, **options):
         return getattr(self, "_" + action.replace("-", "_"))(**options)
@@ -120,6 +124,11 @@ class Command(BaseCommand):
 
     def _revalidate(self, **_options):
         changed = services.revalidate_invalid_cases(services.SystemActor(cli_actor()), reason=REVALIDATE_REASON)
+        self.stdout.write(_("%(count)d case(s) changed.") % {"count": changed})
+
+    def _replan_foreign_deaths(self, **_options):
+        changed = services.replan_foreign_deaths(services.SystemActor(cli_actor()),
+                                                 reason=services.FOREIGN_DEATH_REASON)  # fmt: skip
         self.stdout.write(_("%(count)d case(s) changed.") % {"count": changed})
 
     def _rename_files(self, **_options):
