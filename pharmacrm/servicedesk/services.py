@@ -673,7 +673,7 @@ def rebuild_clocks(
     resolved = None
     if status_now in DONE_STATUSES:
         resolved = next((e.at for e in reversed(events) if e.to_status == Status.RESOLVED), None)
-    out = []
+    out, withdrawn = [], []
     for kind, fulfilled, paused_statuses in (
         (ClockKind.FIRST_RESPONSE, responded, PAUSED_STATUSES),
         # time between a resolution and a reopen does not count against the resolution target
@@ -698,7 +698,7 @@ def rebuild_clocks(
             due = engine.deadline(start, hours=target, paused=paused)
             span = dt.timedelta(hours=target)
         warn = engine.add(start, span * WARN_SHARE + paused)
-        breached_at = clock.breached_at
+        breached_at = was_breached = clock.breached_at
         if fulfilled is not None:
             breached_at = due if fulfilled > due else None
         elif breached_at is not None and breached_at != due and now < due:
@@ -708,6 +708,8 @@ def rebuild_clocks(
         clock.policy, clock.calendar, clock.target, clock.unit = policy, policy.calendar, target, unit
         clock.started_at, clock.paused, clock.paused_seconds = start, is_paused, int(paused.total_seconds())
         clock.warn_at, clock.due_at, clock.fulfilled_at, clock.breached_at = warn, due, fulfilled, breached_at
+        if clock.pk is not None and was_breached is not None and breached_at is None:
+            withdrawn.append((kind, was_breached, due))  # counted again, the deadline was not missed after all
         if breached_at is None:
             clock.escalation_level = 0  # a deadline no longer missed starts its ladder again
         clock.next_check_at = _next_check(clock)
@@ -722,7 +724,20 @@ def rebuild_clocks(
     unmet = [c.due_at for c in out if c.fulfilled_at is None and c.due_at and not c.paused]
     _set_next_due(ticket, min(unmet) if unmet else (NO_DEADLINE if ticket.status in OPEN_STATUSES else None))
     ticket.clocks_in_hand = out  # what an answer about this ticket shows, without reading them back
+    for kind, breached, due in withdrawn:
+        _breach_withdrawn(ticket, kind, breached, due, max([now, *(e.at for e in events[-1:])]))
     return out
+
+
+def _breach_withdrawn(ticket: Ticket, kind: str, breached: dt.datetime, due: dt.datetime, at: dt.datetime) -> None:
+    """A breach the clock no longer holds (the deadline counted again — a reopened ticket on a corrected calendar, a
+    lower priority, a response recorded at an earlier time — is met or not yet due): the history keeps its 'Deadline
+    missed' entry as what was judged then and says it is withdrawn, from when; the ticket's badge, the board and the
+    API count the clock as it is (breached_at), so neither counts it any more. Audited."""
+    _event(ticket, EventKind.UNBREACHED, SYSTEM, at=at,
+           data={"clock": kind, "breached": breached.isoformat(), "due": due.isoformat()})  # fmt: skip
+    audit.record(A.UPDATE, ticket, user=SYSTEM, changes={"breached": [breached.isoformat(), None]},
+                 reason="breach withdrawn", clock=kind, due=due.isoformat())  # fmt: skip
 
 
 def _set_next_due(ticket: Ticket, value: dt.datetime | None) -> None:

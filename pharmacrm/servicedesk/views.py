@@ -465,8 +465,16 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Priority"), f"{_pair_label(data.get('from'), choices)} → {_pair_label(data.get('to'), choices)}"))
     if e.kind in (EventKind.CREATED, EventKind.RESPONDED) and data.get("channel") in Channel.values:
         out.append((_("Channel"), Channel(data["channel"]).label))
-    if e.kind in (EventKind.BREACHED, EventKind.WARNED) and data.get("clock") in ClockKind.values:
+    if e.kind in (EventKind.BREACHED, EventKind.WARNED, EventKind.UNBREACHED) and data.get("clock") in ClockKind.values:
         out.append((_("Deadline"), ClockKind(data["clock"]).label))
+    if e.kind == EventKind.UNBREACHED:
+        try:
+            missed, due = (timezone.localtime(dt.datetime.fromisoformat(data[k])).strftime("%Y-%m-%d %H:%M")
+                           for k in ("breached", "due"))  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            missed = due = "—"
+        out.append((_("Note"), _("Counted again, the deadline is %(due)s: the breach recorded at %(time)s no longer "
+                                 "counts.") % {"due": due, "time": missed}))
     if e.kind == EventKind.UNDELIVERED and data.get("withdrawn"):
         try:
             met = timezone.localtime(dt.datetime.fromisoformat(data["withdrawn"])).strftime("%Y-%m-%d %H:%M")

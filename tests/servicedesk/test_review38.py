@@ -149,3 +149,68 @@ def test_replies_that_failed_before_session_37_are_recorded_by_the_migration(use
     call_command("undelivered_replies", stdout=out)
     assert out.getvalue().startswith("0 条回复记为未送达")
     assert TicketEvent.objects.filter(kind=EventKind.UNDELIVERED).count() == 3
+
+
+# --- a breach a reopened ticket's recount disproves is withdrawn, in the history and everywhere it is counted ------
+
+
+def test_a_breach_disproved_when_a_reopened_ticket_is_counted_again_is_withdrawn(users, xiehe, client_for, api_for):
+    """A ticket missed its first response on the provisional 2027 calendar (the sweep recorded 'Deadline missed'),
+    was resolved, and the company then entered 4–6 January as days off. Reopened, its clock is counted again on the
+    corrected calendar and was met after all — but the history kept 'Deadline missed' with nothing after it, while
+    the badge said met. The history keeps the entry (it was judged so then) and records 'Breach withdrawn';
+    the badge, the board and the API count the clock as it is now; audited."""
+    from pharmacrm.servicedesk.views_board import board_summary
+    from tests.servicedesk.test_review36_calendar import ADD, at, business, new_years_eve_ticket
+
+    ticket = new_years_eve_ticket(users, xiehe)
+    services.sweep(at(2027, 1, 4, 10, 1))  # the provisional deadline passes: recorded as missed
+    assert TicketEvent.objects.filter(ticket=ticket, kind=EventKind.BREACHED).count() == 1
+    ticket.refresh_from_db()
+    services.transition(users["agent"], ticket, Status.RESOLVED, version=ticket.version, at=at(2027, 1, 5, 12),
+                        resolution_summary="已电话告知用法", root_cause="usage")  # fmt: skip
+    assert response_clock(ticket).breached_at == at(2027, 1, 4, 10)
+    r = client_for("admin").post(ADD, {"date": "2027-01-04", "until": "2027-01-06", "working": "0",
+                                       "note": "年终盘点停工", "version": business().version})  # fmt: skip
+    assert r.status_code == 302
+    services.refresh_pending()
+    assert response_clock(ticket).breached_at == at(2027, 1, 4, 10)  # resolved: frozen, as judged
+    assert not TicketEvent.objects.filter(ticket=ticket, kind=EventKind.UNBREACHED).exists()
+
+    ticket.refresh_from_db()
+    services.transition(users["agent"], ticket, Status.IN_PROGRESS, version=ticket.version, at=at(2027, 1, 8, 9))
+    clock = response_clock(ticket)
+    assert (clock.due_at, clock.breached_at) == (at(2027, 1, 7, 10), None)
+
+    # the history: the breach as judged then, and its withdrawal
+    assert TicketEvent.objects.filter(ticket=ticket, kind=EventKind.BREACHED).count() == 1
+    withdrawn = {e.data["clock"]: e for e in TicketEvent.objects.filter(ticket=ticket, kind=EventKind.UNBREACHED)}
+    assert set(withdrawn) == {ClockKind.FIRST_RESPONSE, ClockKind.RESOLUTION}  # resolved late on 5 Jan: not late now
+    assert response_clock(ticket).breached_at is None
+    assert SlaClock.objects.get(ticket=ticket, kind=ClockKind.RESOLUTION).breached_at is None
+    event = withdrawn[ClockKind.FIRST_RESPONSE]
+    assert (dt.datetime.fromisoformat(event.data["breached"]), dt.datetime.fromisoformat(event.data["due"])) == (
+        at(2027, 1, 4, 10), at(2027, 1, 7, 10)
+    )
+    page = client_for("agent").get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert 'data-kind="unbreached"' in page
+    assert "重新计算后，截止时间为 2027-01-07 10:00：2027-01-04 10:00 记录的超时不再计入。" in page
+    # the audit trail
+    entries = AuditEntry.objects.filter(object_type="servicedesk.ticket", object_id=str(ticket.pk),
+                                        extra__reason="breach withdrawn")  # fmt: skip
+    assert sorted(e.extra["clock"] for e in entries) == sorted([ClockKind.FIRST_RESPONSE, ClockKind.RESOLUTION])
+    entry = entries.get(extra__clock=ClockKind.FIRST_RESPONSE)
+    [[breached, none]] = entry.changes.values()
+    assert list(entry.changes) == ["breached"] and dt.datetime.fromisoformat(breached) == at(2027, 1, 4, 10)
+    assert none is None
+    # what counts breaches: the API's clock, the board (no breached ticket)
+    api = api_for("agent")
+    clocks = api.get(f"/api/v1/tickets/{ticket.pk}/clocks/").json()
+    assert {c["kind"]: c["breached_at"] for c in clocks} == {ClockKind.FIRST_RESPONSE: None, ClockKind.RESOLUTION: None}
+    kinds = [e["kind"] for e in api.get(f"/api/v1/tickets/{ticket.pk}/events/").json()]
+    assert kinds.count("breached") == 1 and kinds.count("unbreached") == 2  # the history, as on the page
+    assert board_summary(users["manager"], now=at(2027, 1, 8, 9, 30)).breached_count == 0
+    # rebuilt again, nothing more is withdrawn
+    ticket.refresh_from_db()
+    services.rebuild_clocks(ticket, now=at(2027, 1, 8, 9, 30))
+    assert TicketEvent.objects.filter(ticket=ticket, kind=EventKind.UNBREACHED).count() == 2
