@@ -92,6 +92,7 @@ class EventKind(models.TextChoices):
     SURVEY = "survey", _("Revisit")
     PRODUCT = "product", _("Product changed")
     UNDELIVERED = "undelivered", _("Reply not delivered")
+    UNBREACHED = "unbreached", _("Breach withdrawn")
 
 
 class MessageKind(models.TextChoices):

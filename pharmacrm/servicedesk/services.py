@@ -32,12 +32,23 @@ from .choices import (
     TRANSITIONS,
     Channel,
     ClockKind,
+    Delivery,
     EventKind,
+    MessageKind,
     Priority,
     RootCause,
     Status,
 )
-from .models import NO_DEADLINE, SlaClock, SlaPolicy, Survey, Ticket, TicketCategory, TicketEvent
+from .models import (
+    NO_DEADLINE,
+    SlaClock,
+    SlaPolicy,
+    Survey,
+    Ticket,
+    TicketCategory,
+    TicketEvent,
+    TicketMessage,
+)
 
 A = AuditEntry.Action
 WARN_SHARE = 0.75  # warn when three quarters of a target's working time has passed
@@ -534,10 +545,12 @@ def first_response_at(events: list[TicketEvent]) -> dt.datetime | None:
     phone, visit or any other way, a reply to the customer, or the ticket resolved. A reply e-mailed to the
     customer counts from when it was written, unless its delivery failed for good afterwards (an UNDELIVERED
     event for its message): a reply that never reached the customer is no response. Sent again, it counts
-    from when it was sent again (the REPLY event the resend records), unless that delivery fails too."""
+    from when it was sent again (the REPLY event the resend records), unless that delivery fails too. An entry the
+    upgrade recorded on a ticket already resolved or closed (`kept`, backfill_undelivered) changes nothing: that
+    ticket's first response stays as it was judged."""
     failed_last = {}  # message pk -> index of the last UNDELIVERED event naming it
     for i, e in enumerate(events):
-        if e.kind == EventKind.UNDELIVERED and (e.data or {}).get("message"):
+        if e.kind == EventKind.UNDELIVERED and (e.data or {}).get("message") and not e.data.get("kept"):
             failed_last[e.data["message"]] = i
     for i, e in enumerate(events):
         if e.to_status in DONE_STATUSES or e.kind == EventKind.RESPONDED:
@@ -549,23 +562,38 @@ def first_response_at(events: list[TicketEvent]) -> dt.datetime | None:
     return None
 
 
-def reply_undelivered(message, *, at: dt.datetime | None = None) -> TicketEvent | None:
+def _names(e: TicketEvent, kind: str, message_pk: int) -> bool:
+    return e.kind == kind and (e.data or {}).get("message") == message_pk
+
+
+def reply_undelivered(message, *, at: dt.datetime | None = None, backfill: bool = False) -> TicketEvent | None:
     """A reply to the customer whose e-mail delivery failed for good (the server refused it, every attempt
     failed, the address was taken off the ticket, or the customer's server returned it): the history says so,
     and when that reply was what met the first-response clock, the clock is open again (breached by the next
     sweep when its deadline has passed) with an audit entry. The acknowledgement (no agent's reply) is no
-    response and records nothing here. Returns the event, or None."""
+    response and records nothing here. Returns the event, or None.
+
+    `backfill`: a failure stored before such failures were recorded (backfill_undelivered) — nothing when the
+    history already says so after the reply's last sending; on a resolved or closed ticket the entry is recorded
+    but the first response stays as it was judged (`kept`: closed records are frozen); always audited."""
     now = at or timezone.now()
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().filter(pk=message.ticket_id).first()
         if ticket is None:
             return None
         events = list(TicketEvent.objects.filter(ticket=ticket).order_by("at", "id"))
-        if not any(e.kind == EventKind.REPLY and (e.data or {}).get("message") == message.pk for e in events):
+        sendings = [i for i, e in enumerate(events) if _names(e, EventKind.REPLY, message.pk)]
+        if not sendings:
             return None
+        if backfill and any(_names(e, EventKind.UNDELIVERED, message.pk) for e in events[sendings[-1]:]):
+            return None  # recorded when it failed (session 37 on)
         before = first_response_at(events)
         event = TicketEvent(ticket=ticket, kind=EventKind.UNDELIVERED, at=max(now, events[-1].at),
                             data={"message": message.pk})  # fmt: skip
+        if backfill:
+            event.data["backfilled"] = True
+            if ticket.status not in OPEN_STATUSES:
+                event.data["kept"] = True
         after = first_response_at([*events, event])
         if before != after:
             event.data.update(clock=ClockKind.FIRST_RESPONSE, withdrawn=before.isoformat(),
@@ -584,8 +612,34 @@ def reply_undelivered(message, *, at: dt.datetime | None = None) -> TicketEvent 
         if before != after:
             audit.record(A.UPDATE, ticket, user=SYSTEM,
                          changes={"responded": [before.isoformat(), after.isoformat() if after else None]},
-                         reason="reply not delivered", message=message.pk)  # fmt: skip
+                         reason=BACKFILL_REASON if backfill else "reply not delivered", message=message.pk)  # fmt: skip
+        elif backfill:  # the history changed all the same: the upgrade says what it wrote
+            audit.record(A.UPDATE, ticket, user=SYSTEM, changes={"undelivered": [None, message.pk]},
+                         reason=BACKFILL_REASON, message=message.pk, kept=bool(event.data.get("kept")))  # fmt: skip
     return event
+
+
+BACKFILL_REASON = "reply not delivered, recorded afterwards"
+
+
+def backfill_undelivered(now: dt.datetime | None = None) -> dict[str, int]:
+    """The replies whose e-mail delivery failed for good before session 37 (stored as 'Failed for good', without
+    a 'Reply not delivered' entry after their last sending) get the treatment of a failure today
+    (reply_undelivered): the entry, and on an open ticket the first-response clock computed again without that
+    reply — opened again, or met by the next response. A resolved or closed ticket keeps the first response it
+    was judged with (the entry says so). Each ticket in its own transaction; run again, it finds nothing to do.
+    Run once by `migrate` (servicedesk 0016) and by `pharmacrm undelivered-replies`."""
+    now = now or timezone.now()
+    counts = {"recorded": 0, "withdrawn": 0, "kept": 0}
+    failed = TicketMessage.objects.filter(kind=MessageKind.REPLY, delivery=Delivery.GAVE_UP).order_by("pk")
+    for message in failed.only("pk", "ticket_id").iterator():
+        event = reply_undelivered(message, at=now, backfill=True)
+        if event is None:
+            continue
+        counts["recorded"] += 1
+        counts["withdrawn"] += bool(event.data.get("withdrawn"))
+        counts["kept"] += bool(event.data.get("kept"))
+    return counts
 
 
 def rebuild_clocks(
@@ -619,7 +673,7 @@ def rebuild_clocks(
     resolved = None
     if status_now in DONE_STATUSES:
         resolved = next((e.at for e in reversed(events) if e.to_status == Status.RESOLVED), None)
-    out = []
+    out, withdrawn = [], []
     for kind, fulfilled, paused_statuses in (
         (ClockKind.FIRST_RESPONSE, responded, PAUSED_STATUSES),
         # time between a resolution and a reopen does not count against the resolution target
@@ -644,7 +698,7 @@ def rebuild_clocks(
             due = engine.deadline(start, hours=target, paused=paused)
             span = dt.timedelta(hours=target)
         warn = engine.add(start, span * WARN_SHARE + paused)
-        breached_at = clock.breached_at
+        breached_at = was_breached = clock.breached_at
         if fulfilled is not None:
             breached_at = due if fulfilled > due else None
         elif breached_at is not None and breached_at != due and now < due:
@@ -654,6 +708,8 @@ def rebuild_clocks(
         clock.policy, clock.calendar, clock.target, clock.unit = policy, policy.calendar, target, unit
         clock.started_at, clock.paused, clock.paused_seconds = start, is_paused, int(paused.total_seconds())
         clock.warn_at, clock.due_at, clock.fulfilled_at, clock.breached_at = warn, due, fulfilled, breached_at
+        if clock.pk is not None and was_breached is not None and breached_at is None:
+            withdrawn.append((kind, was_breached, due))  # counted again, the deadline was not missed after all
         if breached_at is None:
             clock.escalation_level = 0  # a deadline no longer missed starts its ladder again
         clock.next_check_at = _next_check(clock)
@@ -668,7 +724,20 @@ def rebuild_clocks(
     unmet = [c.due_at for c in out if c.fulfilled_at is None and c.due_at and not c.paused]
     _set_next_due(ticket, min(unmet) if unmet else (NO_DEADLINE if ticket.status in OPEN_STATUSES else None))
     ticket.clocks_in_hand = out  # what an answer about this ticket shows, without reading them back
+    for kind, breached, due in withdrawn:
+        _breach_withdrawn(ticket, kind, breached, due, max([now, *(e.at for e in events[-1:])]))
     return out
+
+
+def _breach_withdrawn(ticket: Ticket, kind: str, breached: dt.datetime, due: dt.datetime, at: dt.datetime) -> None:
+    """A breach the clock no longer holds (the deadline counted again — a reopened ticket on a corrected calendar, a
+    lower priority, a response recorded at an earlier time — is met or not yet due): the history keeps its 'Deadline
+    missed' entry as what was judged then and says it is withdrawn, from when; the ticket's badge, the board and the
+    API count the clock as it is (breached_at), so neither counts it any more. Audited."""
+    _event(ticket, EventKind.UNBREACHED, SYSTEM, at=at,
+           data={"clock": kind, "breached": breached.isoformat(), "due": due.isoformat()})  # fmt: skip
+    audit.record(A.UPDATE, ticket, user=SYSTEM, changes={"breached": [breached.isoformat(), None]},
+                 reason="breach withdrawn", clock=kind, due=due.isoformat())  # fmt: skip
 
 
 def _set_next_due(ticket: Ticket, value: dt.datetime | None) -> None:

@@ -165,6 +165,14 @@ def next_clock(clocks, now: dt.datetime) -> ClockView | None:
     return clock_view(min(pending, key=lambda c: c.due_at), now)
 
 
+def next_running_clock(clocks, now: dt.datetime) -> ClockView | None:
+    """The deadline a ticket table's "Next deadline" column names (next_due_subquery: the earliest running deadline
+    not met yet — a paused clock is none), as a ClockView, so that the table marks it provisional by the queue's
+    rule (clock_view, partials/provisional_mark.html)."""
+    running = [c for c in clocks if c.fulfilled_at is None and c.due_at is not None and not c.paused]
+    return clock_view(min(running, key=lambda c: c.due_at), now) if running else None
+
+
 def _clocks_prefetch() -> Prefetch:
     return Prefetch("clocks", queryset=SlaClock.objects.select_related("calendar").order_by("kind"))
 
@@ -457,8 +465,16 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Priority"), f"{_pair_label(data.get('from'), choices)} → {_pair_label(data.get('to'), choices)}"))
     if e.kind in (EventKind.CREATED, EventKind.RESPONDED) and data.get("channel") in Channel.values:
         out.append((_("Channel"), Channel(data["channel"]).label))
-    if e.kind in (EventKind.BREACHED, EventKind.WARNED) and data.get("clock") in ClockKind.values:
+    if e.kind in (EventKind.BREACHED, EventKind.WARNED, EventKind.UNBREACHED) and data.get("clock") in ClockKind.values:
         out.append((_("Deadline"), ClockKind(data["clock"]).label))
+    if e.kind == EventKind.UNBREACHED:
+        try:
+            missed, due = (timezone.localtime(dt.datetime.fromisoformat(data[k])).strftime("%Y-%m-%d %H:%M")
+                           for k in ("breached", "due"))  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            missed = due = "—"
+        out.append((_("Note"), _("Counted again, the deadline is %(due)s: the breach recorded at %(time)s no longer "
+                                 "counts.") % {"due": due, "time": missed}))
     if e.kind == EventKind.UNDELIVERED and data.get("withdrawn"):
         try:
             met = timezone.localtime(dt.datetime.fromisoformat(data["withdrawn"])).strftime("%Y-%m-%d %H:%M")
@@ -467,6 +483,12 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Deadline"), ClockKind.FIRST_RESPONSE.label))
         out.append((_("Note"), _("The reply did not reach the customer: it no longer meets the first-response "
                                  "deadline it met at %(time)s.") % {"time": met}))
+    if e.kind == EventKind.UNDELIVERED and data.get("backfilled"):
+        out.append((_("Note"), _("Recorded afterwards: the delivery failed for good before such failures were "
+                                 "kept in the history.")))
+    if e.kind == EventKind.UNDELIVERED and data.get("kept"):
+        out.append((_("Note"), _("The ticket was already resolved or closed: its first response stays as it was "
+                                 "judged.")))
     if e.kind == EventKind.REPLY and data.get("resent"):
         out.append((_("Note"), _("Sent again after the delivery failed.")))
     if e.kind == EventKind.LINKED and data.get("ticket"):
@@ -734,4 +756,11 @@ def customer_tickets(user, *, institution=None, person=None, ticket=None, limit:
         access.tickets_for(user, qs).select_related("category").defer(*UNUSED_COLUMNS)
         .annotate(institution_name=F("institution__name"))
     )  # fmt: skip
-    return list(qs.annotate(next_due=next_due_subquery()).order_by("-received_at", "-id")[:limit])
+    tickets = list(
+        qs.annotate(next_due=next_due_subquery()).prefetch_related(_clocks_prefetch())
+        .order_by("-received_at", "-id")[:limit]
+    )  # fmt: skip
+    now = timezone.now()
+    for t in tickets:
+        t.deadline = next_running_clock(t.clocks.all(), now)
+    return tickets
