@@ -209,3 +209,64 @@ def test_an_initial_load_sorts_on_disk_on_sqlite_and_gives_the_connection_back_a
         cursor.execute("PRAGMA temp_store")
         assert cursor.fetchone()[0] == 2  # MEMORY again, for the web's own sorts
     assert OrderLine.objects.count() == 8
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db(transaction=True)
+def test_an_initial_load_on_sqlite_checks_each_chunks_customers_instead_of_each_line(
+    order_file, history, users, monkeypatch, settings
+):
+    """SQLite checks a foreign key with a probe of the customers' b-tree on every insert, on its one writer: the load's
+    connection turns the check off while it loads (outside its transaction, the only place SQLite allows it), checks
+    each chunk's customers once instead, and turns it back on for the web's own writes."""
+    from pharmacrm.sales import rollups
+
+    settings.IMPORT_WRITER_THREAD = False
+    seen = []
+    real = rollups.rebuild_all
+
+    def rebuild(today=None):
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA foreign_keys")
+            seen.append(cursor.fetchone()[0])
+        return real(today)
+
+    monkeypatch.setattr(rollups, "rebuild_all", rebuild)
+
+    assert _initial_load(order_file(history)) == 1
+
+    assert seen == [0] and OrderLine.objects.count() == 8
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA foreign_keys")
+        assert cursor.fetchone()[0] == 1
+        cursor.execute(f"PRAGMA foreign_key_check({OrderLine._meta.db_table})")
+        assert cursor.fetchall() == []
+    stored = OrderLine.objects.first()
+    stored.pk, stored.order_number, stored.institution_id = None, "X-1", 987_654_321
+    with pytest.raises(IntegrityError), transaction.atomic():  # checked again afterwards
+        stored.save()
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_gone_before_its_lines_are_stored_fails_an_sqlite_load_and_the_checks_come_back(
+    order_file, history, users, monkeypatch, settings
+):
+    """A customer deleted between the import's look-up and the storing of its lines (another user's delete, before
+    the load's transaction took the database): the load fails as the foreign key would have failed it, stores
+    nothing, and the connection checks foreign keys again."""
+    settings.IMPORT_WRITER_THREAD = False
+    real = BareTable.hold
+
+    def hold(self, ids):
+        return real(self, {*ids, 987_654_321})
+
+    monkeypatch.setattr(BareTable, "hold", hold)
+
+    assert _initial_load(order_file(history)) == 2
+
+    assert not OrderLine.objects.exists()
+    assert _last_job().status == ImportJob.Status.FAILED
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA foreign_keys")
+        assert cursor.fetchone()[0] == 1
