@@ -1279,13 +1279,14 @@ def _member_page(request, person: User) -> HttpResponse:
         .select_related("plan__account__institution").order_by("deadline")
     )  # fmt: skip
     for item in items:
-        item.overdue = item.deadline < today
+        # the one rule of the account page, the API's `overdue` and the overdue alert (services.item_overdue)
+        item.overdue = services.item_overdue(item, today)
     actions = list(
         MeetingAction.objects.filter(owner=person, done_at__isnull=True, meeting__account__in=visible)
         .select_related("meeting__account__institution").order_by("due_date")
     )  # fmt: skip
     for act in actions:
-        act.overdue = act.due_date < today  # flagged as the plan items above are
+        act.overdue = services.action_overdue(act, today)  # the account page's and the API's rule
     from pharmacrm.servicedesk.choices import OPEN_STATUSES
 
     team_ids = [m.account.team_id for m in memberships if m.account.team_id]
