@@ -1311,6 +1311,11 @@ def my_work(request):
 @login_required
 @require_GET
 def member_work(request, user_pk: int):
+    # the policy first, as the API's scorecards ask it: to one who may not open others' pages, a user id that
+    # does not exist answers as one that does (403), not "No such user" — which told them who exists
+    access.require(request.user, Cap.VIEW_KEY_ACCOUNTS)
+    if not may_open_member_page(request.user, user_pk):
+        raise PermissionDenied(services.NOT_ALLOWED)
     person = User.objects.filter(pk=user_pk).first()
     if person is None:
         raise Http404(_("No such user."))

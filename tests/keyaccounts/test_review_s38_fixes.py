@@ -93,3 +93,19 @@ def test_the_work_page_flags_meeting_actions_overdue_by_the_shared_rule(users, m
     assert api.get(f"{BASE}meeting-actions/{action.pk}/").json()["overdue"] is True
     due_today = MeetingAction.objects.get(title="提交备货计划")
     assert api.get(f"{BASE}meeting-actions/{due_today.pk}/").json()["overdue"] is False
+
+
+# --- 3. a member's page: the access policy before the lookup ------------------------------------------------------
+
+
+def test_a_member_page_out_of_reach_does_not_say_whether_the_user_exists(users, client_for):
+    """/keyaccounts/team/<id>/ looked the user up before asking may_open_member_page: to a sales rep (who may open
+    their own page only) an id nobody has answered 404 "No such user" and a colleague's 403, telling who exists. Now
+    both are refused alike, as GET …/scorecards/?user= refuses them; leadership still gets 404 for a missing user."""
+    missing = max(u.pk for u in users.values()) + 1000
+    rep = client_for("rep")
+    assert rep.get(reverse("keyaccounts:member", args=[users["kam"].pk]), **EN).status_code == 403
+    answer = rep.get(reverse("keyaccounts:member", args=[missing]), **EN)
+    assert answer.status_code == 403 and "No such user" not in answer.content.decode()
+    assert rep.get(reverse("keyaccounts:member", args=[users["rep"].pk]), **EN).status_code == 200  # their own
+    assert client_for("manager").get(reverse("keyaccounts:member", args=[missing]), **EN).status_code == 404
