@@ -69,9 +69,10 @@ class SendError(Exception):
 # write lock held longer (an all-or-nothing import, a restore) makes it fail with "database is locked", and in a
 # shared-cache database (the tests' in-memory one) a table another connection is writing fails at once with
 # "database table is locked", busy timeout or not. Two workers claiming the same delivery at once met the latter.
-# A worker's statements outside a transaction are therefore tried again for a while (PATIENCE seconds; after a
-# send, RECORD_PATIENCE: what was sent must be stored, or the lease would run out and it would be sent again);
-# a claim that still cannot be made leaves the delivery as it was, due, for the next sweep.
+# A worker's statements outside a transaction are therefore tried again for a while (PATIENCE seconds; once the
+# delivery is claimed, record_patience(), half the lease: what was sent must be stored, or the lease would run out
+# and it would be sent again); a claim that still cannot be made leaves the delivery as it was, due, for the next
+# sweep. Only a lock held for longer than half the lease after a send can still make it go out twice.
 PATIENCE = 5.0
 
 
@@ -80,7 +81,7 @@ def record_patience() -> float:
 
 
 class DatabaseBusy(Exception):
-    """The database stayed locked for longer than the worker waits: nothing was changed."""
+    """The database stayed locked for longer than the worker waits (the statement tried was not done)."""
 
 
 def patiently(fn, *args, patience: float | None = None, **kwargs):
@@ -438,8 +439,8 @@ def _hold(delivery: Delivery, ahead: Delivery) -> str:
 
 def deliver(delivery_id: int) -> str | None:
     """Claim and send one delivery; returns its new status, or None when it was not ours to send (taken by another
-    worker, not due, or the database locked for longer than the worker waits: then it is left due, untouched, for
-    the next sweep)."""
+    worker, not due), or when the database stayed locked for longer than the worker waits: a delivery it could not
+    claim is left due, untouched, for the next sweep; one claimed, for a sweep once its lease has run out."""
     try:
         return _deliver(delivery_id)
     except DatabaseBusy as e:
