@@ -1279,13 +1279,14 @@ def _member_page(request, person: User) -> HttpResponse:
         .select_related("plan__account__institution").order_by("deadline")
     )  # fmt: skip
     for item in items:
-        item.overdue = item.deadline < today
+        # the one rule of the account page, the API's `overdue` and the overdue alert (services.item_overdue)
+        item.overdue = services.item_overdue(item, today)
     actions = list(
         MeetingAction.objects.filter(owner=person, done_at__isnull=True, meeting__account__in=visible)
         .select_related("meeting__account__institution").order_by("due_date")
     )  # fmt: skip
     for act in actions:
-        act.overdue = act.due_date < today  # flagged as the plan items above are
+        act.overdue = services.action_overdue(act, today)  # the account page's and the API's rule
     from pharmacrm.servicedesk.choices import OPEN_STATUSES
 
     team_ids = [m.account.team_id for m in memberships if m.account.team_id]
@@ -1310,6 +1311,11 @@ def my_work(request):
 @login_required
 @require_GET
 def member_work(request, user_pk: int):
+    # the policy first, as the API's scorecards ask it: to one who may not open others' pages, a user id that
+    # does not exist answers as one that does (403), not "No such user" — which told them who exists
+    access.require(request.user, Cap.VIEW_KEY_ACCOUNTS)
+    if not may_open_member_page(request.user, user_pk):
+        raise PermissionDenied(services.NOT_ALLOWED)
     person = User.objects.filter(pk=user_pk).first()
     if person is None:
         raise Http404(_("No such user."))

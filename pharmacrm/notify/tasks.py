@@ -63,19 +63,66 @@ class SendError(Exception):
         self.status_code = status_code
 
 
+# --- waiting for the database ----------------------------------------------------------------------
+
+# SQLite has one writer at a time. A statement waits for it up to the busy timeout (20 s, settings.py), but a
+# write lock held longer (an all-or-nothing import, a restore) makes it fail with "database is locked", and in a
+# shared-cache database (the tests' in-memory one) a table another connection is writing fails at once with
+# "database table is locked", busy timeout or not. Two workers claiming the same delivery at once met the latter.
+# A worker's statements outside a transaction are therefore tried again for a while (PATIENCE seconds; once the
+# delivery is claimed, record_patience(), half the lease: what was sent must be stored, or the lease would run out
+# and it would be sent again); a claim that still cannot be made leaves the delivery as it was, due, for the next
+# sweep. Only a lock held for longer than half the lease after a send can still make it go out twice.
+PATIENCE = 5.0
+
+
+def record_patience() -> float:
+    return lease().total_seconds() / 2
+
+
+class DatabaseBusy(Exception):
+    """The database stayed locked for longer than the worker waits (the statement tried was not done)."""
+
+
+def patiently(fn, *args, patience: float | None = None, **kwargs):
+    """fn(*args, **kwargs), tried again while the database is locked (see above), for `patience` seconds after
+    the first try; then DatabaseBusy. Inside a transaction it is not retried (the transaction is broken)."""
+    from django.db import OperationalError, connection
+
+    from pharmacrm.core.middleware import database_busy
+
+    deadline = time.monotonic() + (PATIENCE if patience is None else patience)
+    pause = 0.01
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as e:
+            if not database_busy(e) or connection.in_atomic_block:
+                raise
+            if time.monotonic() >= deadline:
+                raise DatabaseBusy(str(e)) from e
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
 # --- claiming --------------------------------------------------------------------------------------
+
+
+def _take(delivery_id: int, now: dt.datetime) -> int:
+    return Delivery.objects.filter(pk=delivery_id, status__in=DUE, next_attempt_at__lte=now).update(
+        next_attempt_at=now + lease(), attempts=F("attempts") + 1
+    )
 
 
 def claim(delivery_id: int) -> Delivery | None:
     """Take the delivery for this worker if it is due: one conditional UPDATE, so of two workers that try
-    at once exactly one succeeds. Counts the attempt."""
-    now = timezone.now()
-    taken = Delivery.objects.filter(pk=delivery_id, status__in=DUE, next_attempt_at__lte=now).update(
-        next_attempt_at=now + lease(), attempts=F("attempts") + 1
-    )
-    if not taken:
+    at once exactly one succeeds. Counts the attempt. Waits for a locked database (patiently); DatabaseBusy when it
+    stays locked, the delivery untouched."""
+    if not patiently(_take, delivery_id, timezone.now()):
         return None
-    return Delivery.objects.select_related("endpoint", "notification__recipient").get(pk=delivery_id)
+    query = Delivery.objects.select_related("endpoint", "notification__recipient")
+    # ours now (the lease): reading it back is waited for as long as what the send's outcome is stored with
+    return patiently(query.get, pk=delivery_id, patience=record_patience())
 
 
 def due_ids(limit: int = BATCH) -> list[int]:
@@ -391,18 +438,29 @@ def _hold(delivery: Delivery, ahead: Delivery) -> str:
 
 
 def deliver(delivery_id: int) -> str | None:
-    """Claim and send one delivery; returns its new status, or None when it was not ours to send."""
+    """Claim and send one delivery; returns its new status, or None when it was not ours to send (taken by another
+    worker, not due), or when the database stayed locked for longer than the worker waits: a delivery it could not
+    claim is left due, untouched, for the next sweep; one claimed, for a sweep once its lease has run out."""
+    try:
+        return _deliver(delivery_id)
+    except DatabaseBusy as e:
+        log.warning("delivery %s left for the next sweep: the database stayed locked (%s)", delivery_id, e)
+        return None
+
+
+def _deliver(delivery_id: int) -> str | None:
     delivery = claim(delivery_id)
     if delivery is None:
         return None
-    if switched_off(delivery):
-        return _record_switched_off(delivery)
-    gone = recipient_gone(delivery)
+    wait = record_patience()  # claimed: what it comes to is stored before the lease runs out
+    if patiently(switched_off, delivery, patience=wait):
+        return patiently(_record_switched_off, delivery, patience=wait)
+    gone = patiently(recipient_gone, delivery, patience=wait)
     if gone:
-        return _record_not_sent(delivery, gone)
-    ahead = failing_ahead(delivery)
+        return patiently(_record_not_sent, delivery, gone, patience=wait)
+    ahead = patiently(failing_ahead, delivery, patience=wait)
     if ahead is not None:
-        return _hold(delivery, ahead)
+        return patiently(_hold, delivery, ahead, patience=wait)
     code = None
     try:
         if delivery.channel == Delivery.Channel.EMAIL:
@@ -410,11 +468,12 @@ def deliver(delivery_id: int) -> str | None:
         else:
             code = send_webhook(delivery)
     except SendError as e:
-        status = _record(delivery, ok=False, code=e.status_code, error=str(e))
+        status = patiently(_record, delivery, ok=False, code=e.status_code, error=str(e), patience=wait)
     except Exception as e:  # noqa: BLE001 — SMTP errors and anything else: kept as the reason, retried
-        status = _record(delivery, ok=False, code=None, error=f"{type(e).__name__}: {e}")
+        status = patiently(_record, delivery, ok=False, code=None, error=f"{type(e).__name__}: {e}", patience=wait)
     else:
-        return _record(delivery, ok=True, code=code, error="")
+        # sent: stored even if the database is locked for a while, or the lease would run out and send it again
+        return patiently(_record, delivery, ok=True, code=code, error="", patience=wait)
     log.warning("delivery %s failed (attempt %s): %s", delivery.pk, delivery.attempts, status)
     return status
 
@@ -431,8 +490,16 @@ def dispatch_many(delivery_ids: list[int]) -> int:
 
 
 def sweep(limit: int = BATCH) -> int:
-    """Send what is due now; returns how many deliveries this worker handled."""
-    return sum(1 for pk in due_ids(limit) if deliver(pk) is not None)
+    """Send what is due now; returns how many deliveries this worker handled. While the database stays locked
+    it stops (the next sweep, a minute later, goes on) instead of waiting out each delivery in turn."""
+    handled = 0
+    try:
+        for pk in patiently(due_ids, limit):
+            if _deliver(pk) is not None:
+                handled += 1
+    except DatabaseBusy as e:
+        log.warning("sweep stopped after %s deliveries: the database stayed locked (%s)", handled, e)
+    return handled
 
 
 @db_periodic_task(crontab(minute="*"))
