@@ -1631,7 +1631,13 @@ class Writer:
             transaction.set_rollback(True)
             self.updates_audit.clear()
         else:
-            if self.bare is not None:  # the indexes back, then every rollup from the lines, once
+            if self.bare is not None and connection.vendor == "postgresql":
+                # every rollup from the lines, once, then the indexes back: without the (customer, month) index the
+                # rollups' GROUP BY reads the table in its own order and sorts it, rather than visiting ten million
+                # lines in the index's order (17 s against 24 s at 10 M lines)
+                rollups.rebuild_all(self.today)
+                self.bare.restore()
+            elif self.bare is not None:  # SQLite: the same either way (20.0 s by the index, 20.7 s by a sort)
                 self.bare.restore()
                 rollups.rebuild_all(self.today)
             self._flush_audit()
