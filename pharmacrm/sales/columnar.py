@@ -148,17 +148,20 @@ class Customers:
         self.external = self._index([(e, pk) for pk, _c, e, _m in rows if e], survivor)
 
     @staticmethod
-    def _index(pairs, survivor) -> tuple[pa.Array, pa.Array]:
+    def _index(pairs, survivor) -> dict[str, int]:
         seen: dict[str, int | None] = {}
         for code, pk in pairs:
             seen[code] = None if code in seen else survivor(pk)
-        kept = [(c, pk) for c, pk in seen.items() if pk is not None]
-        return pa.array([c for c, _ in kept], pa.string()), pa.array([pk for _, pk in kept], pa.int64())
+        return {c: pk for c, pk in seen.items() if pk is not None}
 
     @staticmethod
-    def find(codes: pa.Array, index: tuple[pa.Array, pa.Array]) -> pa.Array:
-        """The customer id of each code, null where none (or an empty code)."""
-        return pc.take(index[1], pc.index_in(codes, value_set=index[0]))
+    def find(codes: pa.Array, index: dict[str, int]) -> pa.Array:
+        """The customer id of each code, null where none (or an empty code). Looked up per distinct code of the block
+        (a few thousand), not by `index_in` against every customer's code, which builds a hash table of all of them
+        (100,000) for every block: 5 ms a block, 10 s of a 10 M-line load on the reading core."""
+        unique = pc.unique(codes)
+        ids = pa.array([index.get(code) for code in unique.to_pylist()], pa.int64())
+        return pc.take(ids, pc.index_in(codes, value_set=unique))
 
 
 def _matches(column: pa.Array, pattern: str) -> pa.Array:
