@@ -179,6 +179,23 @@ def test_an_initial_load_with_its_writer_thread_stores_what_the_ordinary_import_
     assert connection.vendor == "postgresql"
 
 
+def _pragma_while_loading(monkeypatch, name: str) -> list:
+    """What the load's connection says of an SQLite setting once the lines are in (when the rollups are built)."""
+    from pharmacrm.sales import rollups
+
+    seen = []
+    real = rollups.rebuild_all
+
+    def rebuild(today=None):
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA {name}")
+            seen.append(cursor.fetchone()[0])
+        return real(today)
+
+    monkeypatch.setattr(rollups, "rebuild_all", rebuild)
+    return seen
+
+
 @pytest.mark.sqlite
 @pytest.mark.django_db(transaction=True)
 def test_an_initial_load_sorts_on_disk_on_sqlite_and_gives_the_connection_back_as_it_was(
@@ -188,19 +205,8 @@ def test_an_initial_load_sorts_on_disk_on_sqlite_and_gives_the_connection_back_a
     keep in memory: at ten million lines that sort alone took the import to 1 GiB (the limit is 500 MB). The load's
     transaction is the outermost here, as in the command line's (the test database in memory allows no writer
     thread)."""
-    from pharmacrm.sales import rollups
-
     settings.IMPORT_WRITER_THREAD = False
-    seen = []
-    real = rollups.rebuild_all
-
-    def rebuild(today=None):
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA temp_store")
-            seen.append(cursor.fetchone()[0])
-        return real(today)
-
-    monkeypatch.setattr(rollups, "rebuild_all", rebuild)
+    seen = _pragma_while_loading(monkeypatch, "temp_store")
 
     assert _initial_load(order_file(history)) == 1
 
@@ -219,19 +225,8 @@ def test_an_initial_load_on_sqlite_checks_each_chunks_customers_instead_of_each_
     """SQLite checks a foreign key with a probe of the customers' b-tree on every insert, on its one writer: the load's
     connection turns the check off while it loads (outside its transaction, the only place SQLite allows it), checks
     each chunk's customers once instead, and turns it back on for the web's own writes."""
-    from pharmacrm.sales import rollups
-
     settings.IMPORT_WRITER_THREAD = False
-    seen = []
-    real = rollups.rebuild_all
-
-    def rebuild(today=None):
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA foreign_keys")
-            seen.append(cursor.fetchone()[0])
-        return real(today)
-
-    monkeypatch.setattr(rollups, "rebuild_all", rebuild)
+    seen = _pragma_while_loading(monkeypatch, "foreign_keys")
 
     assert _initial_load(order_file(history)) == 1
 
