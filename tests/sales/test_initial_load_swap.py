@@ -186,3 +186,15 @@ def test_a_table_granted_to_another_role_keeps_its_foreign_key_checked_per_line(
         with connection.cursor() as cursor:
             cursor.execute(f"REVOKE ALL ON {TABLE} FROM {role}")
             cursor.execute(f"DROP ROLE {role}")
+
+
+def test_a_line_table_whose_ids_come_from_a_serial_sequence_is_loaded_in_place(db):
+    """A `serial` id's sequence belongs to the table: it would go with the table renamed away, and the new table's
+    ids with it. Such a table (one created before Django used identity columns) keeps the per-line check."""
+    assert BareTable().swap
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id DROP IDENTITY")
+        cursor.execute(f"CREATE SEQUENCE {TABLE}_serial_id_seq OWNED BY {TABLE}.id")
+        cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id SET DEFAULT nextval('{TABLE}_serial_id_seq')")
+
+    assert not BareTable().swap
