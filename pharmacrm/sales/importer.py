@@ -1084,14 +1084,15 @@ class BareTable:
                 self.unchecked = not cursor.fetchone()[0]
 
     def _plain(self, cursor) -> bool:
-        """PostgreSQL: nothing but columns, constraints and indexes that a swap carries over — an ordinary table of
-        the connecting role's, granted to nobody else, with no trigger of its own, no view, rule or policy on it, in
+        """PostgreSQL: nothing but columns, constraints and indexes that a swap carries over — an ordinary table
+        owned by the connecting role, without storage settings, granted to nobody else, with no trigger of its own, no view, rule or policy on it, in
         no publication, no foreign key pointing at it, its ids from an identity of its own (a `serial` column's
         sequence would go with the table renamed away) — and a role that may create the new table in the schema and
         point its foreign keys at the tables they reference."""
         cursor.execute(
             "SELECT c.relkind = 'r' AND NOT c.relispartition AND NOT c.relhassubclass AND NOT c.relrowsecurity "
-            "AND pg_has_role(c.relowner, 'USAGE') AND has_schema_privilege(c.relnamespace, 'CREATE') "
+            "AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND c.reloptions IS NULL "
+            "AND has_schema_privilege(c.relnamespace, 'CREATE') "
             "AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'id' "
             "            AND a.attidentity <> '') "
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.conrelid = c.oid AND f.contype = 'f' "
