@@ -84,9 +84,11 @@ def test_an_approval_during_the_sweep_does_not_alert_an_overdue_item_again(users
                                      otp_code=code),
     )  # fmt: skip
 
-    assert errors == [] and swept == [1]  # the first item; the plan was superseded before the worker reached the rest
+    # the first item, and any the worker reached after committing it before the approval took the plan: the two race
+    # for the next item once the first is committed (a CI run under load saw the worker win: 2 items)
+    assert errors == [] and len(swept) == 1 and 1 <= swept[0] <= 4
     assert ServicePlan.objects.get(pk=second.pk).status == PlanStatus.APPROVED
-    assert services.sweep_plan_items(now=later + dt.timedelta(hours=1)) == 3  # version 2's copies of the other three
+    assert services.sweep_plan_items(now=later + dt.timedelta(hours=1)) == 4 - swept[0]  # version 2's copies of the rest
     assert services.sweep_plan_items(now=later + dt.timedelta(hours=2)) == 0
     assert _alerts(users["kam"]) == 4  # the owner (and project manager): once per item
     assert _alerts(users["manager"]) == 4
