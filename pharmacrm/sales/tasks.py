@@ -36,3 +36,13 @@ def refresh_dirty_rollups() -> int:
     if refreshed:
         services.rescore_changed()
     return refreshed
+
+
+@db_periodic_task(local_crontab(hour=1, minute=20))
+def drop_emptied_line_tables() -> None:
+    """Every night: the empty order-line tables that initial loads' swaps moved away (PostgreSQL) and could not drop
+    right after their commit, because readers of the customers kept the drop waiting longer than a few seconds.
+    Without this they would stay until the next initial load."""
+    from .importer import BareTable
+
+    BareTable.drop_retired()

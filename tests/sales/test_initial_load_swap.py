@@ -198,3 +198,22 @@ def test_a_line_table_whose_ids_come_from_a_serial_sequence_is_loaded_in_place(d
         cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id SET DEFAULT nextval('{TABLE}_serial_id_seq')")
 
     assert not BareTable().swap
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_emptied_table_the_commit_could_not_drop_goes_at_night_and_one_holding_lines_stays(db):
+    """A reader of the customers that kept the post-commit drop waiting leaves the emptied table behind; the worker's
+    nightly job drops it without waiting for another initial load. A table of that name holding lines is never
+    dropped."""
+    from pharmacrm.sales.tasks import drop_emptied_line_tables
+
+    empty, holding = TABLE + BareTable.RETIRED + "0badf00d", TABLE + BareTable.RETIRED + "5ca1ab1e"
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE TABLE "{empty}" (LIKE "{TABLE}")')
+        cursor.execute(f'CREATE TABLE "{holding}" (id bigint)')
+        cursor.execute(f'INSERT INTO "{holding}" VALUES (1)')
+    assert sorted(_retired()) == sorted([empty, holding])
+    drop_emptied_line_tables.call_local()
+    assert _retired() == [holding]
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE "{holding}"')
