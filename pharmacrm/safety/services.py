@@ -113,15 +113,16 @@ CASE_FIELDS = PATIENT_FIELDS + REPORTER_FIELDS + ("narrative", "reporter_comment
 DRUG_FIELDS = (
     "role", "product", "brand_name", "generic_name", "approval_number", "manufacturer", "dosage_form", "batch",
     "dose", "dose_unit", "route", "frequency", "start_date", "stop_date", "indication", "indication_meddra",
-    "action_taken", "dechallenge", "rechallenge",
+    "action_taken", "dechallenge", "rechallenge", "start_precision", "stop_precision",
 )  # fmt: skip
 REACTION_FIELDS = (
     "verbatim", "language", "meddra_version", "meddra_llt", "meddra_pt", "onset_date", "end_date", "outcome",
     *SERIOUSNESS, "onset_precision", "end_precision",
 )  # fmt: skip
-# a reaction's dates may be known to the month or the year only (E2B(R3) E.i.4 / E.i.5); the precision comes with the
-# value typed (2026-03), never on its own
-PARTIAL_DATES = {"onset_date": "onset_precision", "end_date": "end_precision"}
+# a reaction's and a drug's dates may be known to the month or the year only (E2B(R3) E.i.4 / E.i.5, G.k.4.r.4 /
+# G.k.4.r.5); the precision comes with the value typed (2026-03), never on its own
+PARTIAL_DATES = {"onset_date": "onset_precision", "end_date": "end_precision", "start_date": "start_precision",
+                 "stop_date": "stop_precision"}  # fmt: skip
 CHOICES = {
     "kind": CaseKind, "report_type": ReportType, "reporter_qualification": Qualification, "patient_sex": Sex,
     "patient_age_unit": AgeUnit, "expectedness": Expectedness, "causality_reporter": Causality,
@@ -195,8 +196,9 @@ def _clean_date(value, field: str, errors: dict) -> dt.date | None:
 
 
 def _clean_partial_date(value, field: str, errors: dict, precision=None) -> tuple[dt.date | None, str]:
-    """A reaction's onset or end: a day, a month or a year (2026-03-15, 2026-03, 2026), with its precision. A date
-    given with its precision (an imported ICSR's 202603: the month's first day and "month") is taken at it."""
+    """A reaction's onset or end, a drug's start or stop: a day, a month or a year (2026-03-15, 2026-03, 2026), with its
+    precision. A date given with its precision (an imported ICSR's 202603: the month's first day and "month") is taken
+    at it."""
     if isinstance(value, dt.datetime):
         return _clean_date(value, field, errors), Precision.DAY
     if isinstance(value, dt.date) and precision in Precision.values:
@@ -329,17 +331,15 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             continue
         out: dict = {}
         for field in fields:
-            if field not in row or (model is Reaction and field in PARTIAL_DATES.values()):
+            if field not in row or field in PARTIAL_DATES.values():
                 continue
             value = row[field]
             key = f"{prefix}[{i}].{field}"
-            if model is Reaction and field in PARTIAL_DATES:
+            if field in PARTIAL_DATES:
                 value, out[PARTIAL_DATES[field]] = _clean_partial_date(value, key, errors,
                                                                        row.get(PARTIAL_DATES[field]))  # fmt: skip
             elif field in choices:
                 value = _clean_choice(value, choices[field], key, errors)
-            elif field in ("start_date", "stop_date", "onset_date", "end_date"):
-                value = _clean_date(value, key, errors)
             elif field in SERIOUSNESS:
                 value = bool(value)
             elif field == "product":
@@ -367,7 +367,8 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             if not (out.get("brand_name") or out.get("generic_name")):
                 errors.setdefault(f"{prefix}[{i}].brand_name", []).append(_("Name the drug (brand or generic name)."))
             start, stop = out.get("start_date"), out.get("stop_date")
-            if start and stop and stop < start:
+            # compared as periods: stopped in March 2026 is not before started on 15 March 2026
+            if start and stop and partial_dates.last_day(stop, out.get("stop_precision", Precision.DAY)) < start:
                 errors.setdefault(f"{prefix}[{i}].stop_date", []).append(_("The stop date is before the start date."))
         if model is Reaction:
             if out.get("outcome") == Outcome.FATAL:

@@ -576,10 +576,11 @@ def _drug(organizer, case, drug, did: str, reaction_ids: list[str], meddra_versi
             _el(dosage, "text", _text(drug.frequency))  # G.k.4.r.8
         if drug.start_date or drug.stop_date:  # G.k.4.r.4, G.k.4.r.5
             period = _el(dosage, "effectiveTime", {XSI_TYPE: "IVL_TS"})
+            # at the precision known: a drug taken "since March 2026" is 202603 (YYYYMM), not 20260301
             if drug.start_date:
-                _el(period, "low", value=_date(drug.start_date))
+                _el(period, "low", value=partial_dates.e2b(drug.start_date, drug.start_precision))
             if drug.stop_date:
-                _el(period, "high", value=_date(drug.stop_date))
+                _el(period, "high", value=partial_dates.e2b(drug.stop_date, drug.stop_precision))
         if drug.route:
             _el(_el(dosage, "routeCode"), "originalText", _text(drug.route))  # G.k.4.r.10.1
         if drug.dose:  # G.k.4.r.1a/b
