@@ -313,3 +313,38 @@ def test_the_migration_keeps_a_stored_drug_date_a_whole_day(users):
 
     case = SafetyCase.objects.get(pk=case.pk)
     assert _drug_period(etree.fromstring(export.build([case]))) == [[["20260302"], ["20260309"]]]
+
+
+# --- 3. a one-character name in a partner's free text -----------------------------------------------------------------
+
+ONE_CHARACTER = [
+    # the patient 王 (a surname alone) where the text refers to a person by it — and not every 王 in it
+    ("王", "张伟", "患者王某，女，45 岁，在王府井社区医院静脉滴注后出现皮疹。王女士既往体健。",
+     "患者W某，女，45 岁，在王府井社区医院静脉滴注后出现皮疹。W女士既往体健。"),
+    ("王", "张伟", "患者王于 3 月 2 日就诊；病人：王 出院。家属称老王停药后好转（王XX，王姓患者）。",
+     "患者W于 3 月 2 日就诊；病人：W 出院。家属称老W停药后好转（WXX，W姓患者）。"),
+    ("王", "张伟", "国王牌维生素与头孢同服，王先生次日出现皮疹。", "国王牌维生素与头孢同服，W先生次日出现皮疹。"),
+    # the reporter 张 (a surname alone): ****, and 张 the measure word stays
+    ("王小明", "张", "由张医生报告；拍了一张X线片，张大夫建议停药。", "由****医生报告；拍了一张X线片，****大夫建议停药。"),
+    # a reporter with a full name and a patient with its surname alone: the longer name first
+    ("王", "王伟", "王伟医生报告：王先生用药后出现皮疹。", "****医生报告：W先生用药后出现皮疹。"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("patient", "reporter", "written", "sent"), ONE_CHARACTER)
+def test_a_one_character_name_is_withheld_where_the_text_refers_to_the_person_by_it(make_case, patient, reporter,
+                                                                                    written, sent):  # fmt: skip
+    """A patient known by the surname only (王) went to the partner as 患者王某, 王女士 in the narrative — the
+    name is withheld everywhere else in the file (D.1 is W). A one-character name is a common character too (王府井,
+    国王, 一张 X 线片), so it is withheld where the text refers to a person by it: before 某, XX, 先生, 女士, 医生,
+    大夫, 姓 …, after 患者, 病人, 老, 小 …; the NMPA's file keeps the text as written."""
+    from lxml import etree
+
+    from pharmacrm.safety.e2b import export
+
+    case = make_case(patient_name=patient, reporter_name=reporter, narrative=written, reporter_comment=written)
+    partner = etree.fromstring(export.build([case], purpose="partner"))
+    assert partner.xpath("//*[local-name()='investigationEvent']/*[local-name()='text']/text()") == [sent]  # H.1
+    assert sent in " ".join(partner.itertext()) and written not in " ".join(partner.itertext())  # H.2 too
+    regulatory = etree.fromstring(export.build([case]))
+    assert regulatory.xpath("//*[local-name()='investigationEvent']/*[local-name()='text']/text()") == [written]
