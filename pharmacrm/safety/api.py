@@ -81,6 +81,7 @@ from .choices import (
 )
 from .models import (
     CaseVersion,
+    Drug,
     Flag,
     IcsrMessage,
     Reaction,
@@ -193,8 +194,9 @@ class SafeDateField(DateField):
 
 
 class PartialDateField(serializers.CharField):
-    """A reaction's onset or end as far as it is known (E2B(R3) E.i.4 / E.i.5): a day, a month or a year. Given back as
-    typed in that form (2026-03-15, 2026-03, 2026); the precision is read off it."""
+    """A reaction's onset or end, a drug's start or stop, as far as it is known (E2B(R3) E.i.4 / E.i.5, G.k.4.r.4 /
+    G.k.4.r.5): a day, a month or a year. Given back as typed in that form (2026-03-15, 2026-03, 2026); the precision
+    is read off it."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "YYYY-MM-DD, or YYYY-MM / YYYY when only the month or the year is known.")
@@ -239,13 +241,20 @@ class DrugSerializer(CleanTextMixin, Serializer):
     dose_unit = _text(20, help_text="UCUM, e.g. mg (G.k.4.r.1b).")
     route = _text(60)
     frequency = _text(60)
-    start_date = SafeDateField(required=False, allow_null=True)
-    stop_date = SafeDateField(required=False, allow_null=True)
+    start_date = PartialDateField(required=False, allow_null=True)
+    stop_date = PartialDateField(required=False, allow_null=True)
     indication = _text(250)
     indication_meddra = _text(8)
     action_taken = ActionTakenField(required=False)
     dechallenge = ChallengeField(required=False)
     rechallenge = ChallengeField(required=False)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if isinstance(instance, Drug):  # at the precision known: 2026-03, not 2026-03-01
+            data["start_date"] = instance.start_text or None
+            data["stop_date"] = instance.stop_text or None
+        return data
 
 
 class ReactionSerializer(CleanTextMixin, Serializer):

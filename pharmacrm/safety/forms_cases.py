@@ -42,8 +42,8 @@ DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class PartialDateField(forms.CharField):
-    """A reaction's onset or end: a day, or only the month or the year when that is all the reporter knows (E2B(R3)
-    E.i.4 / E.i.5). A text input (a date picker takes whole days only); the service reads the precision off it."""
+    """A reaction's onset or end, a drug's start or stop: a day, or only the month or the year when that is all the
+    reporter knows (E2B(R3) E.i.4 / E.i.5, G.k.4.r.4 / G.k.4.r.5). A text input (a date picker takes whole days only); the service reads the precision off it."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", _("A day (2026-03-15), or only the month (2026-03) or the year (2026)."))
@@ -200,8 +200,8 @@ class DrugForm(forms.Form):
     dose_unit = _text(_("Dose unit"), 20)
     route = _text(_("Route"), 60)
     frequency = _text(_("Frequency"), 60)
-    start_date = forms.DateField(label=_("Start"), required=False, widget=DATE_INPUT)
-    stop_date = forms.DateField(label=_("Stop"), required=False, widget=DATE_INPUT)
+    start_date = PartialDateField(label=_("Start"))
+    stop_date = PartialDateField(label=_("Stop"))
     indication = _text(_("Indication"), 250)
     indication_meddra = _text(_("Indication MedDRA code"), 8)
     action_taken = _choice(_("Action taken"), ActionTaken.choices)
@@ -275,7 +275,7 @@ REACTION_INITIAL_FIELDS = tuple(ReactionForm.base_fields)
 
 def drug_initial(case) -> list[dict]:
     return [{f: (d.product_id if f == "product" else getattr(d, f)) for f in DRUG_INITIAL_FIELDS}
-            for d in case.drugs.all()]  # fmt: skip
+            | {"start_date": d.start_text, "stop_date": d.stop_text} for d in case.drugs.all()]  # fmt: skip
 
 
 def reaction_initial(case) -> list[dict]:

@@ -205,8 +205,13 @@ class Drug(models.Model):  # G.k
     dose_unit = models.CharField(_("dose unit"), max_length=20, blank=True)  # G.k.4.r.1b (UCUM)
     route = models.CharField(_("route"), max_length=60, blank=True)
     frequency = models.CharField(_("frequency"), max_length=60, blank=True)
-    start_date = models.DateField(_("start"), null=True, blank=True)
-    stop_date = models.DateField(_("stop"), null=True, blank=True)
+    start_date = models.DateField(_("start"), null=True, blank=True)  # G.k.4.r.4 (the first day of its period)
+    stop_date = models.DateField(_("stop"), null=True, blank=True)  # G.k.4.r.5
+    # how much of each is known (E2B(R3) sends YYYYMMDD, YYYYMM or YYYY): "since March 2026" is no 1 March
+    start_precision = models.CharField(_("start precision"), max_length=5, choices=Precision.choices,
+                                       default=Precision.DAY)  # fmt: skip
+    stop_precision = models.CharField(_("stop precision"), max_length=5, choices=Precision.choices,
+                                      default=Precision.DAY)  # fmt: skip
     indication = models.CharField(_("indication"), max_length=250, blank=True)
     indication_meddra = models.CharField(_("indication MedDRA code"), max_length=8, blank=True)
     action_taken = models.CharField(_("action taken"), max_length=1, choices=ActionTaken.choices, blank=True)
@@ -220,6 +225,15 @@ class Drug(models.Model):  # G.k
 
     def __str__(self) -> str:
         return self.brand_name or self.generic_name
+
+    @property
+    def start_text(self) -> str:
+        """2026-03-15, 2026-03 or 2026: the start as far as it is known."""
+        return partial_dates.text(self.start_date, self.start_precision)
+
+    @property
+    def stop_text(self) -> str:
+        return partial_dates.text(self.stop_date, self.stop_precision)
 
 
 class Reaction(models.Model):  # E.i

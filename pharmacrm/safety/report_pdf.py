@@ -244,7 +244,7 @@ class _Form:
         usage = "，".join(part for part in (dose, drug.route, drug.frequency) if part)
         period = ""
         if drug.start_date or drug.stop_date:
-            period = f"{_short_date(drug.start_date)} ~ {_short_date(drug.stop_date)}"
+            period = f"{drug.start_text} ~ {drug.stop_text}"  # as far as known: 2026-03 ~ 2026-04-10
         approval = drug.approval_number or (product.approval_number if product else "")
         return [approval, brand, generic, drug.manufacturer, drug.batch, usage, period, drug.indication]
 

@@ -113,15 +113,16 @@ CASE_FIELDS = PATIENT_FIELDS + REPORTER_FIELDS + ("narrative", "reporter_comment
 DRUG_FIELDS = (
     "role", "product", "brand_name", "generic_name", "approval_number", "manufacturer", "dosage_form", "batch",
     "dose", "dose_unit", "route", "frequency", "start_date", "stop_date", "indication", "indication_meddra",
-    "action_taken", "dechallenge", "rechallenge",
+    "action_taken", "dechallenge", "rechallenge", "start_precision", "stop_precision",
 )  # fmt: skip
 REACTION_FIELDS = (
     "verbatim", "language", "meddra_version", "meddra_llt", "meddra_pt", "onset_date", "end_date", "outcome",
     *SERIOUSNESS, "onset_precision", "end_precision",
 )  # fmt: skip
-# a reaction's dates may be known to the month or the year only (E2B(R3) E.i.4 / E.i.5); the precision comes with the
-# value typed (2026-03), never on its own
-PARTIAL_DATES = {"onset_date": "onset_precision", "end_date": "end_precision"}
+# a reaction's and a drug's dates may be known to the month or the year only (E2B(R3) E.i.4 / E.i.5, G.k.4.r.4 /
+# G.k.4.r.5); the precision comes with the value typed (2026-03), never on its own
+PARTIAL_DATES = {"onset_date": "onset_precision", "end_date": "end_precision", "start_date": "start_precision",
+                 "stop_date": "stop_precision"}  # fmt: skip
 CHOICES = {
     "kind": CaseKind, "report_type": ReportType, "reporter_qualification": Qualification, "patient_sex": Sex,
     "patient_age_unit": AgeUnit, "expectedness": Expectedness, "causality_reporter": Causality,
@@ -195,8 +196,9 @@ def _clean_date(value, field: str, errors: dict) -> dt.date | None:
 
 
 def _clean_partial_date(value, field: str, errors: dict, precision=None) -> tuple[dt.date | None, str]:
-    """A reaction's onset or end: a day, a month or a year (2026-03-15, 2026-03, 2026), with its precision. A date
-    given with its precision (an imported ICSR's 202603: the month's first day and "month") is taken at it."""
+    """A reaction's onset or end, a drug's start or stop: a day, a month or a year (2026-03-15, 2026-03, 2026), with its
+    precision. A date given with its precision (an imported ICSR's 202603: the month's first day and "month") is taken
+    at it."""
     if isinstance(value, dt.datetime):
         return _clean_date(value, field, errors), Precision.DAY
     if isinstance(value, dt.date) and precision in Precision.values:
@@ -329,17 +331,15 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             continue
         out: dict = {}
         for field in fields:
-            if field not in row or (model is Reaction and field in PARTIAL_DATES.values()):
+            if field not in row or field in PARTIAL_DATES.values():
                 continue
             value = row[field]
             key = f"{prefix}[{i}].{field}"
-            if model is Reaction and field in PARTIAL_DATES:
+            if field in PARTIAL_DATES:
                 value, out[PARTIAL_DATES[field]] = _clean_partial_date(value, key, errors,
                                                                        row.get(PARTIAL_DATES[field]))  # fmt: skip
             elif field in choices:
                 value = _clean_choice(value, choices[field], key, errors)
-            elif field in ("start_date", "stop_date", "onset_date", "end_date"):
-                value = _clean_date(value, key, errors)
             elif field in SERIOUSNESS:
                 value = bool(value)
             elif field == "product":
@@ -367,7 +367,8 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             if not (out.get("brand_name") or out.get("generic_name")):
                 errors.setdefault(f"{prefix}[{i}].brand_name", []).append(_("Name the drug (brand or generic name)."))
             start, stop = out.get("start_date"), out.get("stop_date")
-            if start and stop and stop < start:
+            # compared as periods: stopped in March 2026 is not before started on 15 March 2026
+            if start and stop and partial_dates.last_day(stop, out.get("stop_precision", Precision.DAY)) < start:
                 errors.setdefault(f"{prefix}[{i}].stop_date", []).append(_("The stop date is before the start date."))
         if model is Reaction:
             if out.get("outcome") == Outcome.FATAL:
@@ -580,10 +581,13 @@ def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> Non
         clock.save()
 
 
-def _open_clocks(case: SafetyCase) -> list[str]:
-    """The case's owed report and investigation clocks, "code due", for an audit entry saying how they moved."""
-    clocks = case.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True,
-                                stopped_at__isnull=True).select_related("rule").order_by("due_at", "pk")  # fmt: skip
+def _open_clocks(case: SafetyCase, *, stopped: bool = False) -> list[str]:
+    """The case's owed report and investigation clocks, "code due", for an audit entry saying how they moved
+    (`stopped`: the stopped ones too — a closed case's, before reopening it)."""
+    clocks = case.clocks.filter(kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True)
+    if not stopped:
+        clocks = clocks.filter(stopped_at__isnull=True)
+    clocks = clocks.select_related("rule").order_by("due_at", "pk")
     return [f"{c.rule.code if c.rule else c.kind} {timezone.localtime(c.due_at).isoformat()}" for c in clocks]
 
 
@@ -611,26 +615,43 @@ def replan_foreign_deaths(user=SYSTEM, *, reason: str = "") -> int:
         now = timezone.now()
         with transaction.atomic():
             case = SafetyCase.objects.select_for_update().get(pk=pk)
-            stale = [
-                clock for clock in SafetyClock.objects.filter(
-                    case=case, kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True,
-                    stopped_at__isnull=True, rule__condition=RuleCondition.DEATH_DOMESTIC,
-                ).select_related("rule", "case_version")
-                if not _applies(clock.rule.condition, case, clock.rule.jurisdiction)
-            ]  # fmt: skip
-            if not stale or case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+            if case.status in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
+                continue
+            stale = [c for c in _stale_clocks(case) if c.stopped_at is None
+                     and c.rule.condition == RuleCondition.DEATH_DOMESTIC
+                     and not _applies(c.rule.condition, case, c.rule.jurisdiction)]  # fmt: skip
+            if not stale:
                 continue
             before = _open_clocks(case)
-            for version in sorted({c.case_version for c in stale}, key=lambda v: v.sequence):
-                reported = version.clocks.filter(kind=ClockKind.REPORT, met_at__isnull=False).exists()
-                if reported:  # the report was sent: it stands; the investigation nobody owes goes
-                    SafetyClock.objects.filter(pk__in=[c.pk for c in stale if c.case_version_id == version.pk]).delete()
-                else:
-                    plan_clocks(case, version, now)
+            _replan_stale(case, stale, now)
             after = _open_clocks(case)
             _record(A.UPDATE, case, user, changes={"clocks": [before, after]}, reason=reason)
             changed += 1
     return changed
+
+
+def _stale_clocks(case: SafetyCase) -> list[SafetyClock]:
+    """The case's unmet report and investigation clocks (running or stopped) that the rules as they are now no longer
+    give it: a rule deactivated since, or whose condition no longer applies (safety 0014: CN-DEATH for a death abroad)."""
+    return [
+        clock for clock in SafetyClock.objects.filter(
+            case=case, kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True, rule__isnull=False,
+        ).select_related("rule", "case_version")
+        if not clock.rule.active or not _applies(clock.rule.condition, case, clock.rule.jurisdiction)
+    ]  # fmt: skip
+
+
+def _replan_stale(case: SafetyCase, stale: list[SafetyClock], now: dt.datetime) -> None:
+    """Plan again, under the rules as they are now, each version holding a stale clock, earliest first (a version's
+    plan depends on the clocks of the others: a death told once, investigated once). A version whose report was
+    already sent keeps it and owes no second one: only its stale clocks go. (Of an open case: a closed one plans no
+    new clock.)"""
+    for version in sorted({c.case_version for c in stale}, key=lambda v: v.sequence):
+        reported = version.clocks.filter(kind=ClockKind.REPORT, met_at__isnull=False).exists()
+        if reported:  # the report was sent: it stands; the clocks nobody owes go
+            SafetyClock.objects.filter(pk__in=[c.pk for c in stale if c.case_version_id == version.pk]).delete()
+        else:
+            plan_clocks(case, version, now)
 
 
 def _close_clocks(case: SafetyCase, now: dt.datetime) -> None:
@@ -641,12 +662,23 @@ def _close_clocks(case: SafetyCase, now: dt.datetime) -> None:
     )
 
 
-def _reopen_clocks(case: SafetyCase, now: dt.datetime) -> None:
-    """A reopened case: its unmet clocks are watched again (overdue ones at once)."""
+def _reopen_clocks(case: SafetyCase, now: dt.datetime) -> dict:
+    """A reopened case (its status already the open one): its unmet clocks are watched again (overdue ones at once) —
+    those the rules as they are now still give it. A clock the rules no longer give it (closed before safety 0014, a
+    death abroad still holding CN-DEATH and CN-DEATH-INVESTIGATION) is not restarted: its version is planned again
+    under the current rules, as an edit would (the death abroad owes CN-FOREIGN-SERIOUS from the same receipt; a
+    version whose report was sent owes no second one). Returns the audit entry's changes: {"clocks": [the stopped
+    clocks it held, the clocks open now]} when it re-planned, else {}."""
+    stale = _stale_clocks(case)
+    before = _open_clocks(case, stopped=True) if stale else []
     for clock in SafetyClock.objects.filter(case=case, met_at__isnull=True, stopped_at__isnull=False):
         clock.stopped_at = None
         clock.next_check_at = max(_next_check(clock) or now, now) if clock.breached_at is None else None
         clock.save(update_fields=["stopped_at", "next_check_at"])
+    if not stale:
+        return {}
+    _replan_stale(case, stale, now)
+    return {"clocks": [before, _open_clocks(case)]}
 
 
 # --- cases ----------------------------------------------------------------------------------------------
@@ -1071,11 +1103,11 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
         case.version += 1
         case.updated_at = now
         _save_case(case)
-        if reopened:
-            _reopen_clocks(case, now)  # as a reopened case's: what was still owed when it was closed is owed again
+        # as a reopened case's: what was still owed when it was closed, and the rules still give it, is owed again
+        replanned = _reopen_clocks(case, now) if reopened else {}
         plan_clocks(case, follow, now)
         _sync_follow_up_task(case, now)
-        extra = {"changes": {"status": [old, case.status]}, "reason": follow.summary} if reopened else {}
+        extra = {"changes": {"status": [old, case.status], **replanned}, "reason": follow.summary} if reopened else {}
         if relinked:
             extra.setdefault("changes", {}).update(relinked)
         _record(A.UPDATE, case, user, follow_up=sequence, received_at=received_at, changed=changed, **extra)
@@ -1163,6 +1195,7 @@ def set_status(user, case: SafetyCase, status: str, *, reason: str = "", version
                 return case  # the same change sent twice (a double click): made the first time, not a conflict
             raise ConflictError(case.version)
         old = case.status
+        changes: dict = {"status": [old, status]}
         if status == CaseStatus.CLOSED:
             problems = closing_problems(case)
             if problems.pop("_report", None) and not (reason or "").strip():
@@ -1178,12 +1211,13 @@ def set_status(user, case: SafetyCase, status: str, *, reason: str = "", version
         elif status in (CaseStatus.ASSESSING, CaseStatus.NEW) and old in (CaseStatus.CLOSED, CaseStatus.NULLIFIED):
             if not (reason or "").strip():
                 raise ValidationError({"reason": [_("Say why the case is reopened.")]})
-            _reopen_clocks(case, now)
+            case.status = status  # (open before its clocks are re-planned: a closed case plans none)
+            changes.update(_reopen_clocks(case, now))
         case.status = status
         case.version += 1
         case.updated_at = now
         case.save(update_fields=["status", "version", "updated_at"])
-        _record(A.UPDATE, case, user, changes={"status": [old, status]}, reason=reason)
+        _record(A.UPDATE, case, user, changes=changes, reason=reason)
     return case
 
 
@@ -1731,6 +1765,7 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
         # moment finishes before the status and version are read here, or waits for them and meets a conflict
         case = _lock(submission.case, None)
         old_status = case.status
+        replanned: dict = {}
         submission = Submission.objects.select_for_update().get(pk=submission.pk)
         if submission.ack_message_id and submission.ack_message_id == ack_message_id:
             return submission  # the same acknowledgement imported twice
@@ -1752,7 +1787,7 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
             if old_status == CaseStatus.CLOSED:
                 # reopened as by hand: the clocks closing stopped (a death's investigation report) run again — left
                 # stopped, they read "case closed without a report" on an open case and were never warned of
-                _reopen_clocks(case, timezone.now())
+                replanned = _reopen_clocks(case, timezone.now())
             reopened = SafetyClock.objects.filter(
                 case=case, kind=submission.kind, jurisdiction=submission.jurisdiction, met_at=submission.submitted_at
             )  # fmt: skip
@@ -1763,7 +1798,7 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
             _notify_case(case, "safety.ack-rejected",
                          Message(gettext_lazy("%(number)s: the regulator rejected the report"), number=case.number),
                          "\n".join(submission.ack_errors[:10]))  # fmt: skip
-        status = {"changes": {"status": [old_status, case.status]}} if case.status != old_status else {}
+        status = {"changes": {"status": [old_status, case.status], **replanned}} if case.status != old_status else {}
         _record(A.UPDATE, case, user, acknowledgement=submission.ack_status, submission=submission.pk,
                 ack_message_id=ack_message_id, errors=submission.ack_errors[:20], **status)  # fmt: skip
     return submission

@@ -111,7 +111,7 @@ def test_scenario_1_maps_each_element_to_its_field():
         "role": "1", "brand_name": "Drug A", "generic_name": "Ingredient A", "approval_number": "NDA012345",
         "manufacturer": "Big Pharma A Drug", "dosage_form": "", "batch": "UNKNOWN", "dose": "", "dose_unit": "",
         "route": "Oral", "frequency": "", "start_date": None, "stop_date": None, "indication": "Embolism venous",
-        "indication_meddra": "", "action_taken": "0", "rechallenge": "",
+        "indication_meddra": "", "action_taken": "0", "rechallenge": "", "start_precision": "day", "stop_precision": "day",
     }  # fmt: skip
     assert (drug_b["role"], drug_b["brand_name"]) == ("1", "Drug B")
     assert (drug_c["role"], drug_c["brand_name"], drug_c["manufacturer"]) == (

@@ -397,12 +397,30 @@ def _digits_pattern(value: str) -> re.Pattern | None:
     return re.compile(_NOT_DIGIT_BEFORE + r"(?:(?:\+|00)?86" + _SEPARATOR + r")?" + body + _NOT_DIGIT_AFTER)
 
 
+# a one-character name (a surname alone: 王) is a common character too (王 in 王府井, 张 in 主张): it is found only where
+# the text refers to a person by it — before a word that makes it one (王某, 王XX, 王先生, 王女士, 王医生, 王姓患者) or
+# after one (患者王, 病人：王, 老王, 小王) — and not wherever the character occurs (docs/safety.md: its limit)
+_ONE_CHARACTER_AFTER = ("某", "先生", "女士", "小姐", "太太", "夫人", "老师", "老師", "医生", "醫生", "医师", "醫師", "大夫",
+                        "护士", "護士", "药师", "藥師", "主任", "阿姨", "大爷", "大爺", "奶奶", "爷爷", "爺爺", "姓", "氏")  # fmt: skip
+# the placeholder of the rest of a name (王XX, 王**) — not an X-ray (一张X线片)
+_ONE_CHARACTER_PLACEHOLDER = r"[XxＸｘ*＊]+(?![线線光射])"
+_ONE_CHARACTER_BEFORE = ("患者", "病人", "病患", "患儿", "患兒", "报告人", "報告人", "报告者", "報告者", "姓", "老", "小")
+_ONE_CHARACTER_GAP = ("", " ", ":", "：")  # 患者王 / 患者 王 / 患者：王
+
+
+def _one_character_pattern(name: str) -> re.Pattern:
+    before = "|".join(f"(?<={re.escape(word + gap)})" for word in _ONE_CHARACTER_BEFORE for gap in _ONE_CHARACTER_GAP)
+    after = "|".join(re.escape(word) for word in _ONE_CHARACTER_AFTER)
+    return re.compile(f"(?:{before}){re.escape(name)}|{re.escape(name)}(?={after}|{_ONE_CHARACTER_PLACEHOLDER})")
+
+
 def _name_pattern(name: str) -> re.Pattern | None:
-    """A name the case holds, found in a text: a name in Chinese characters as written (two characters at least: one
-    is a common word too), a name in Latin letters as whole words in any case."""
+    """A name the case holds, found in a text: a name in Chinese characters as written (one character only where the
+    text refers to a person by it: 王某, 王先生, 患者王 — not every 王), a name in Latin letters as whole words in any
+    case."""
     name = re.sub(r"\s+", " ", (name or "").strip())
     if _CJK.search(name):
-        return re.compile(re.escape(name)) if len(name) >= 2 else None
+        return re.compile(re.escape(name)) if len(name) >= 2 else _one_character_pattern(name)
     if len(name.replace(" ", "")) < 3 or _INITIALS.fullmatch(name):
         return None  # initials already (J.S., WXM): what a partner gets anyway
     return re.compile(r"(?<![A-Za-z])" + re.escape(name).replace(r"\ ", r"\s+") + r"(?![A-Za-z])", re.IGNORECASE)
@@ -416,30 +434,30 @@ def partner_text(case):
     number, resident ID card number or e-mail address written there. The NMPA's file keeps the text as written."""
     from pharmacrm.customers.normalise import valid_id_card
 
-    replacements: list[tuple[re.Pattern, str]] = []
+    replacements: list[tuple[re.Pattern, str, int]] = []  # (where, what stands for it, the length of what it finds)
     patient = _name_pattern(case.patient_name)
     if patient is not None:
-        replacements.append((patient, patient_initials(case.patient_name) or WITHHELD))
+        replacements.append((patient, patient_initials(case.patient_name) or WITHHELD, len(case.patient_name.strip())))
     reporter = _name_pattern(case.reporter_name)
     if reporter is not None:
-        replacements.append((reporter, WITHHELD))
+        replacements.append((reporter, WITHHELD, len(case.reporter_name.strip())))
     contact = (case.reporter_contact or "").strip()
     if "@" in contact:
-        replacements.append((re.compile(re.escape(contact), re.IGNORECASE), WITHHELD))
+        replacements.append((re.compile(re.escape(contact), re.IGNORECASE), WITHHELD, len(contact)))
     elif contact and (phone := _digits_pattern(contact)) is not None:
-        replacements.append((phone, WITHHELD))
+        replacements.append((phone, WITHHELD, len(contact)))
     record = (case.patient_record_number or "").strip()
     if len(record) >= 4:
         replacements.append((re.compile(r"(?<![0-9A-Za-z])" + re.escape(record) + r"(?![0-9A-Za-z])", re.IGNORECASE),
-                             WITHHELD))  # fmt: skip
-    # the longest first: a name inside an e-mail address goes with the address
-    replacements.sort(key=lambda pair: -len(pair[0].pattern))
+                             WITHHELD, len(record)))  # fmt: skip
+    # the longest first: a name inside an e-mail address goes with the address, a reporter 王伟 before a patient 王
+    replacements.sort(key=lambda item: -item[2])
 
     def clean(text: str) -> str:
         if not text:
             return text
         text = _EMAIL.sub(WITHHELD, text)
-        for pattern, replacement in replacements:
+        for pattern, replacement, _length in replacements:
             text = pattern.sub(replacement, text)
         text = _ID_CARD.sub(lambda m: WITHHELD if valid_id_card(m.group(0).upper()) else m.group(0), text)
         return _MOBILE.sub(WITHHELD, text)
@@ -576,10 +594,11 @@ def _drug(organizer, case, drug, did: str, reaction_ids: list[str], meddra_versi
             _el(dosage, "text", _text(drug.frequency))  # G.k.4.r.8
         if drug.start_date or drug.stop_date:  # G.k.4.r.4, G.k.4.r.5
             period = _el(dosage, "effectiveTime", {XSI_TYPE: "IVL_TS"})
+            # at the precision known: a drug taken "since March 2026" is 202603 (YYYYMM), not 20260301
             if drug.start_date:
-                _el(period, "low", value=_date(drug.start_date))
+                _el(period, "low", value=partial_dates.e2b(drug.start_date, drug.start_precision))
             if drug.stop_date:
-                _el(period, "high", value=_date(drug.stop_date))
+                _el(period, "high", value=partial_dates.e2b(drug.stop_date, drug.stop_precision))
         if drug.route:
             _el(_el(dosage, "routeCode"), "originalText", _text(drug.route))  # G.k.4.r.10.1
         if drug.dose:  # G.k.4.r.1a/b

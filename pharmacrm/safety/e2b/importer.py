@@ -138,6 +138,20 @@ class _Case:
         date, precision = parsed or (None, partial_dates.Precision.DAY)
         return {f"{name}_date": date, f"{name}_precision": precision}
 
+    def drug_period(self, starts: list[str], stops: list[str], where: str) -> dict:
+        """A drug's start and stop (G.k.4.r.4 / G.k.4.r.5) over all its dosages, kept at the precision sent: the
+        earliest start and the latest stop, compared as periods (stopped in 2026 ends after stopped on 10 March
+        2026); as {"start_date", "start_precision", "stop_date", "stop_precision"}."""
+        finer = {partial_dates.Precision.DAY: 0, partial_dates.Precision.MONTH: 1, partial_dates.Precision.YEAR: 2}
+        first = [self.partial_date(v, f"{where}.4", "start") for v in starts]
+        last = [self.partial_date(v, f"{where}.5", "stop") for v in stops]
+        first = [d for d in first if d["start_date"]]
+        last = [d for d in last if d["stop_date"]]
+        start = min(first, key=lambda d: (d["start_date"], finer[d["start_precision"]]), default=None)
+        stop = max(last, key=lambda d: (partial_dates.last_day(d["stop_date"], d["stop_precision"]),
+                                        -finer[d["stop_precision"]]), default=None)  # fmt: skip
+        return {**(start or self.partial_date("", "", "start")), **(stop or self.partial_date("", "", "stop"))}
+
     def date(self, value: str, where: str) -> datetime.date | None:
         """An E2B date (YYYY[MM[DD[...]]]); a partial date becomes its first day, with a warning."""
         if not value:
@@ -667,8 +681,7 @@ def _parse_drug(sa, k: int, roles: dict, b: _Case) -> dict:
         ),
         "route": b.fit(Drug, "route", route, f"{where}.4.10"),
         "frequency": b.fit(Drug, "frequency", _frequency(first, period), f"{where}.4.2 / {where}.4.8"),
-        "start_date": b.date(min(starts), f"{where}.4.4") if starts else None,
-        "stop_date": b.date(max(stops), f"{where}.4.5") if stops else None,
+        **b.drug_period(starts, stops, f"{where}.4"),
         "indication": b.fit(Drug, "indication", indication_text, f"{where}.7.1"),
         "indication_meddra": b.fit(
             Drug, "indication_meddra", indication_codes[0] if indication_codes else "", f"{where}.7.2b"

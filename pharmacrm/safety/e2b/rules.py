@@ -353,7 +353,9 @@ def check(case, purpose: str = REGULATORY) -> list[Problem]:
             problem("G.k.7.r.2a", "reactions[0].meddra_version",
                     _("The indication's MedDRA code of drug %(n)d needs the MedDRA version the case is coded in.")
                     % {"n": k + 1})  # fmt: skip
-        if drug.start_date and drug.stop_date and drug.stop_date < drug.start_date:
+        if drug.start_date and drug.stop_date and (
+            partial_dates.last_day(drug.stop_date, drug.stop_precision) < drug.start_date
+        ):  # compared as periods: stopped in March is not before started on 15 March
             problem("G.k.4.r.5", f"drugs[{k}].stop_date", _("The drug was stopped before it was started."))
     for i, reaction in enumerate(case.reactions.all()):
         if reaction.onset_date and reaction.end_date and (
