@@ -965,4 +965,9 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
         if breaches or lines:  # one audit entry per batch, listing every breach and escalation
             audit.record(A.UPDATE, ("servicedesk.slaclock", "", f"{len(breaches)}"), actor_name="worker",
                          breaches=breaches, escalations=lines)  # fmt: skip
+        warned = [{"ticket": c.ticket.number, "clock": c.kind, "warned_at": now.isoformat()}
+                  for c in clocks if c.warned_at == now and c.breached_at is None]  # fmt: skip
+        if warned:  # the warnings stamped, likewise: one entry per batch
+            audit.record(A.UPDATE, ("servicedesk.slaclock", "", f"{len(warned)}"), actor_name="worker",
+                         warnings=warned)  # fmt: skip
     return counts
