@@ -598,6 +598,9 @@ def reply_undelivered(message, *, at: dt.datetime | None = None, backfill: bool 
         if before != after:
             event.data.update(clock=ClockKind.FIRST_RESPONSE, withdrawn=before.isoformat(),
                               responded=after.isoformat() if after else None)  # fmt: skip
+        # a failure of the past recorded now is history, not news: no `ticket.undelivered` webhook (a receiver
+        # would post an old failure into the group as if it had just happened); the entry and the audit say it all
+        event.webhook = not backfill
         event.save()
         if before != after and ticket.status in OPEN_STATUSES:
             rebuild_clocks(ticket, now=now, events=[*events, event])
