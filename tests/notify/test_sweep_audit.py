@@ -82,3 +82,22 @@ def test_a_safety_clock_warning_is_in_the_audit_trail(users, xiehe, api_for):  #
     assert entries[0]["extra"]["warned"] == [
         {"clock": clock.pk, "due_at": clock.due_at.isoformat(), "kind": "handoff"}
     ]
+
+
+def test_an_agreements_renewal_reminder_is_in_the_audit_trail(users, xiehe, with_plan, settings, tmp_path,  # noqa: F811
+                                                               api_for):  # noqa: F811  # fmt: skip
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.keyaccounts.programme_fixtures import tiny_pdf
+
+    settings.VAR_DIR = tmp_path
+    account, _plan = with_plan(xiehe)
+    today = timezone.localdate()
+    agreement = ka.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
+                                      end_date=today + dt.timedelta(days=30))  # fmt: skip
+    ka.record_signed(users["kam"], agreement, signed_date=today,
+                     upload=SimpleUploadedFile("s.pdf", tiny_pdf(), content_type="application/pdf"))  # fmt: skip
+    later = timezone.now() + dt.timedelta(days=1)
+    assert ka.sweep_agreements(now=later) == 1
+    (entry, *_rest) = _entries(api_for("auditor"), object_type="keyaccounts.agreement", object_id=str(agreement.pk))
+    assert (entry["actor_name"], entry["changes"]) == ("system", {"renewal_notified_at": [None, later.isoformat()]})
