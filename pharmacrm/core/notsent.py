@@ -24,6 +24,10 @@ REASONS = {
     "recipient_deactivated": _("Not sent: the recipient's account was deactivated."),
     "recipient_no_email": _("Not sent: the recipient no longer has an e-mail address."),
     "endpoint_off": _("Not sent: the endpoint was switched off."),
+    "send_interrupted": _(
+        "Not sent again: the worker stopped while sending it, so it may have gone out. If the recipient did not "
+        "get it, retry it."
+    ),
 }
 
 

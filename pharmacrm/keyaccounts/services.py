@@ -1328,8 +1328,8 @@ def sweep_plan_items(now: dt.datetime | None = None, limit: int = 500) -> int:
             # the item's plan first, then the item: the order of decide_plan (and of progress reports). A new version
             # approved meanwhile waits here until this alert is recorded, then carries it over (the item is not
             # alerted again from the new version); one approved first has superseded this plan, whose items are
-            # no longer watched (the new version's copy is alerted instead). Nothing here takes the audit chain,
-            # which decide_plan takes after the plans.
+            # no longer watched (the new version's copy is alerted instead). The audit chain is taken last, once the
+            # alert is stored: after the plan, as decide_plan and progress reports take it.
             plan_status = ServicePlan.objects.select_for_update().values_list("status", flat=True).get(pk=item.plan_id)
             fresh = PlanItem.objects.select_for_update().get(pk=item.pk)
             due = (fresh.status in OPEN_ITEM and plan_status == PlanStatus.APPROVED
@@ -1349,7 +1349,15 @@ def sweep_plan_items(now: dt.datetime | None = None, limit: int = 500) -> int:
             fresh.next_check_at = None
             fresh.claimed_until = None
             fresh.save(update_fields=["overdue_notified_at", "next_check_at", "claimed_until"])
+            if fresh.overdue_notified_at == now:
+                _audit_alert(fresh, "overdue_notified_at", now)
     return told
+
+
+def _audit_alert(obj, field: str, now: dt.datetime) -> None:
+    """The worker's stamp of an alert sent (overdue, renewal) in the audit trail, as a change by the system: in
+    the alert's own transaction, so that an alert is never recorded without its entry, nor the other way round."""
+    audit.record(A.UPDATE, obj, changes={field: [None, now]}, actor_name="system")
 
 
 def sweep_meeting_actions(now: dt.datetime | None = None, limit: int = 500) -> int:
@@ -1386,6 +1394,8 @@ def sweep_meeting_actions(now: dt.datetime | None = None, limit: int = 500) -> i
                 fresh.next_check_at = deadline_moment(fresh.due_date)  # its due date was moved on meanwhile
             fresh.claimed_until = None
             fresh.save(update_fields=["overdue_notified_at", "next_check_at", "claimed_until"])
+            if fresh.overdue_notified_at == now:
+                _audit_alert(fresh, "overdue_notified_at", now)
     return told
 
 
@@ -1904,6 +1914,8 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 fresh.version += 1
             fresh.save(update_fields=["status", "claimed_until", "next_check_at", "renewal_notified_at",
                                       "version"])  # fmt: skip
+            if fresh.renewal_notified_at == now:
+                _audit_alert(fresh, "renewal_notified_at", now)
     return told
 
 

@@ -133,6 +133,8 @@ class Delivery(models.Model):
     log = models.JSONField(_("attempt log"), default=list, blank=True)  # [{at, attempt, code, error}]
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    # when a worker began sending it (tasks._start_send); cleared with what the send came to
+    sending_since = models.DateTimeField(_("sending since"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("delivery")

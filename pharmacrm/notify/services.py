@@ -396,7 +396,7 @@ def retry(user, delivery: Delivery) -> Delivery:
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).exclude(status=Delivery.Status.SENT).update(
             status=Delivery.Status.PENDING if delivery.status == Delivery.Status.GAVE_UP else delivery.status,
-            next_attempt_at=now,
+            next_attempt_at=now, sending_since=None,  # one whose send was interrupted: sent again, as asked
         )
         delivery.refresh_from_db()
         audit.record(

@@ -1,4 +1,6 @@
-"""Every ticket event saved becomes a `ticket.<kind>` webhook event (in the same transaction)."""
+"""Every ticket event saved becomes a `ticket.<kind>` webhook event (in the same transaction) — except one its code
+marks `webhook = False`: history written afterwards (the upgrade's backfill of replies that failed long ago), not
+something that just happened."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pharmacrm.servicedesk.models import TicketEvent
 
 @receiver(post_save, sender=TicketEvent, dispatch_uid="notify-ticket-event-webhooks")
 def ticket_event_saved(sender, instance, created, raw=False, **kwargs):
-    if not created or raw:
+    if not created or raw or getattr(instance, "webhook", True) is False:
         return
     from . import services
 

@@ -3,7 +3,9 @@
 `dispatch(delivery_id)` is queued when a delivery is committed; `sweep_deliveries` runs every minute and
 sends whatever is due (retries after the back-off, and anything the queue lost). Before sending, a worker
 claims the delivery with a conditional UPDATE that moves its next attempt into the future (a lease): two
-workers never send the same delivery twice, and a worker killed mid-send leaves a lease that runs out.
+workers never send the same delivery twice, and a worker killed before sending leaves a lease that runs out. Just
+before the send the delivery is marked as being sent: one whose worker stopped mid-send is never sent again by
+itself (it may have gone out) but ends as "gave up" with that reason.
 
 A failure (SMTP error, timeout, non-2xx answer, a bot's errcode) is kept on the row with its reason; the
 next attempt comes 1, 2, 4 … minutes later (at most an hour); after NOTIFY_MAX_ATTEMPTS it gives up and
@@ -18,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -72,8 +75,17 @@ class SendError(Exception):
 # A worker's statements outside a transaction are therefore tried again for a while (PATIENCE seconds; once the
 # delivery is claimed, record_patience(), half the lease: what was sent must be stored, or the lease would run out
 # and it would be sent again); a claim that still cannot be made leaves the delivery as it was, due, for the next
-# sweep. Only a lock held for longer than half the lease after a send can still make it go out twice.
+# sweep.
+#
+# A send itself is never repeated by a worker that finds its lease run out: just before sending, the worker marks the
+# delivery as being sent (`sending_since`, the lease renewed); a claim never takes a delivery so marked, and what the
+# send came to is then waited for without a deadline (a lock held past the whole lease, an import, a restore: the
+# worker is alive and stores it as soon as the lock is free). A delivery still marked once its lease has run out
+# belongs to a worker that stopped mid-send, or that is still waiting for the lock: whether it went out is not known,
+# so the sweep does not send it again but ends it as "gave up" with that reason (an administrator retries it from the
+# delivery log if it did not arrive); a worker that was only waiting then stores what really happened over it.
 PATIENCE = 5.0
+AFTER_SEND = math.inf  # what a send came to: stored however long the lock is held
 
 
 def record_patience() -> float:
@@ -109,9 +121,23 @@ def patiently(fn, *args, patience: float | None = None, **kwargs):
 
 
 def _take(delivery_id: int, now: dt.datetime) -> int:
-    return Delivery.objects.filter(pk=delivery_id, status__in=DUE, next_attempt_at__lte=now).update(
-        next_attempt_at=now + lease(), attempts=F("attempts") + 1
-    )
+    return Delivery.objects.filter(
+        pk=delivery_id, status__in=DUE, next_attempt_at__lte=now, sending_since__isnull=True
+    ).update(next_attempt_at=now + lease(), attempts=F("attempts") + 1)
+
+
+def _start_send(delivery: Delivery) -> bool:
+    """Mark the claimed delivery as being sent, the lease renewed, if the claim is still this worker's (a lock held
+    past the lease since the claim: another worker may have claimed it again, counting another attempt). False: it
+    is not ours any more, not to be sent."""
+    now = timezone.now()
+    marked = Delivery.objects.filter(
+        pk=delivery.pk, status__in=DUE, attempts=delivery.attempts, next_attempt_at=delivery.next_attempt_at,
+        sending_since__isnull=True,
+    ).update(sending_since=now, next_attempt_at=now + lease())  # fmt: skip
+    if marked:
+        delivery.sending_since, delivery.next_attempt_at = now, now + lease()
+    return bool(marked)
 
 
 def claim(delivery_id: int) -> Delivery | None:
@@ -123,6 +149,38 @@ def claim(delivery_id: int) -> Delivery | None:
     query = Delivery.objects.select_related("endpoint", "notification__recipient")
     # ours now (the lease): reading it back is waited for as long as what the send's outcome is stored with
     return patiently(query.get, pk=delivery_id, patience=record_patience())
+
+
+def interrupted_ids(limit: int = BATCH) -> list[int]:
+    """Deliveries marked as being sent whose lease has run out (see "waiting for the database")."""
+    return list(
+        Delivery.objects.filter(status__in=DUE, next_attempt_at__lte=timezone.now(), sending_since__isnull=False)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def give_up_interrupted(delivery_id: int) -> bool:
+    """End a delivery whose send was interrupted as "gave up", its reason saying it may have gone out: never sent
+    again by itself. The mark stays, so that a worker that was only waiting for the lock stores its outcome over it."""
+    from pharmacrm.core import notsent
+
+    now = timezone.now()
+    delivery = Delivery.objects.filter(
+        pk=delivery_id, status__in=DUE, next_attempt_at__lte=now, sending_since__isnull=False
+    ).first()
+    if delivery is None:
+        return False
+    reason = notsent.code("send_interrupted")
+    entry = {"at": now.isoformat(), "attempt": delivery.attempts, "code": None, "error": reason}
+    return bool(
+        Delivery.objects.filter(
+            pk=delivery.pk, status__in=DUE, sending_since=delivery.sending_since, next_attempt_at__lte=now
+        ).update(
+            status=Delivery.Status.GAVE_UP, next_attempt_at=None, last_error=reason,
+            log=(list(delivery.log) + [entry])[-LOG_KEEP:],
+        )
+    )  # fmt: skip
 
 
 def due_ids(limit: int = BATCH) -> list[int]:
@@ -332,7 +390,7 @@ def _record(delivery: Delivery, *, ok: bool, code: int | None, error: str) -> st
     now = timezone.now()
     entry = {"at": now.isoformat(), "attempt": delivery.attempts, "code": code, "error": error[:1000]}
     history = (list(delivery.log) + [entry])[-LOG_KEEP:]
-    fields = {"last_status_code": code, "log": history}
+    fields = {"last_status_code": code, "log": history, "sending_since": None}
     if ok:
         fields.update(status=Delivery.Status.SENT, sent_at=now, next_attempt_at=None, last_error="")
     elif delivery.attempts >= max_attempts():
@@ -343,7 +401,9 @@ def _record(delivery: Delivery, *, ok: bool, code: int | None, error: str) -> st
             next_attempt_at=now + backoff(delivery.attempts),
             last_error=error[:2000],
         )
-    Delivery.objects.filter(pk=delivery.pk).update(**fields)
+    # as marked before the send: over an "interrupted" ending the sweep gave it meanwhile (what really happened),
+    # not over a retry an administrator started since
+    Delivery.objects.filter(pk=delivery.pk, sending_since=delivery.sending_since).update(**fields)
     return fields["status"]
 
 
@@ -461,6 +521,8 @@ def _deliver(delivery_id: int) -> str | None:
     ahead = patiently(failing_ahead, delivery, patience=wait)
     if ahead is not None:
         return patiently(_hold, delivery, ahead, patience=wait)
+    if not patiently(_start_send, delivery, patience=wait):
+        return None  # the lease ran out while the lock was held, and another worker has it now
     code = None
     try:
         if delivery.channel == Delivery.Channel.EMAIL:
@@ -468,12 +530,13 @@ def _deliver(delivery_id: int) -> str | None:
         else:
             code = send_webhook(delivery)
     except SendError as e:
-        status = patiently(_record, delivery, ok=False, code=e.status_code, error=str(e), patience=wait)
+        status = patiently(_record, delivery, ok=False, code=e.status_code, error=str(e), patience=AFTER_SEND)
     except Exception as e:  # noqa: BLE001 — SMTP errors and anything else: kept as the reason, retried
-        status = patiently(_record, delivery, ok=False, code=None, error=f"{type(e).__name__}: {e}", patience=wait)
+        error = f"{type(e).__name__}: {e}"
+        status = patiently(_record, delivery, ok=False, code=None, error=error, patience=AFTER_SEND)
     else:
-        # sent: stored even if the database is locked for a while, or the lease would run out and send it again
-        return patiently(_record, delivery, ok=True, code=code, error="", patience=wait)
+        # sent: stored however long the database stays locked (marked as being sent, it is not sent again meanwhile)
+        return patiently(_record, delivery, ok=True, code=code, error="", patience=AFTER_SEND)
     log.warning("delivery %s failed (attempt %s): %s", delivery.pk, delivery.attempts, status)
     return status
 
@@ -494,6 +557,9 @@ def sweep(limit: int = BATCH) -> int:
     it stops (the next sweep, a minute later, goes on) instead of waiting out each delivery in turn."""
     handled = 0
     try:
+        for pk in patiently(interrupted_ids, limit):
+            if patiently(give_up_interrupted, pk):
+                handled += 1
         for pk in patiently(due_ids, limit):
             if _deliver(pk) is not None:
                 handled += 1

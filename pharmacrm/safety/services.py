@@ -2286,7 +2286,7 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
         officers = pv_officers()
         bosses = managers_of(officers)
         uncovered = provisional_years(((c.pk, c.calendar_id, c.due_at, c.met_at) for c in clocks), now)
-        items, lines = [], []
+        items, lines, warned = [], [], []
         for clock in clocks:
             if clock.met_at is not None:
                 pass
@@ -2299,12 +2299,15 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
                 clock.warned_at = now
                 counts["warned"] += 1
                 items.append(_clock_note(clock, officers, bosses, overdue=False, uncovered=uncovered.get(clock.pk)))
+                warned.append({"clock": clock.pk, "due_at": clock.due_at.isoformat(), "kind": clock.kind})
             clock.next_check_at = _next_check(clock)
             clock.claimed_until = None
         SafetyClock.objects.bulk_update(clocks, ["breached_at", "warned_at", "next_check_at", "claimed_until"])
         notify.send_many([i for i in items if i])
         if lines:
             audit.record(A.UPDATE, ("safety.safetyclock", "", str(len(lines))), actor_name="worker", overdue=lines)
+        if warned:  # the warnings stamped, likewise: one entry per batch
+            audit.record(A.UPDATE, ("safety.safetyclock", "", str(len(warned))), actor_name="worker", warned=warned)
     return counts
 
 

@@ -598,6 +598,9 @@ def reply_undelivered(message, *, at: dt.datetime | None = None, backfill: bool 
         if before != after:
             event.data.update(clock=ClockKind.FIRST_RESPONSE, withdrawn=before.isoformat(),
                               responded=after.isoformat() if after else None)  # fmt: skip
+        # a failure of the past recorded now is history, not news: no `ticket.undelivered` webhook (a receiver
+        # would post an old failure into the group as if it had just happened); the entry and the audit say it all
+        event.webhook = not backfill
         event.save()
         if before != after and ticket.status in OPEN_STATUSES:
             rebuild_clocks(ticket, now=now, events=[*events, event])
@@ -965,4 +968,9 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
         if breaches or lines:  # one audit entry per batch, listing every breach and escalation
             audit.record(A.UPDATE, ("servicedesk.slaclock", "", f"{len(breaches)}"), actor_name="worker",
                          breaches=breaches, escalations=lines)  # fmt: skip
+        warned = [{"ticket": c.ticket.number, "clock": c.kind, "warned_at": now.isoformat()}
+                  for c in clocks if c.warned_at == now and c.breached_at is None]  # fmt: skip
+        if warned:  # the warnings stamped, likewise: one entry per batch
+            audit.record(A.UPDATE, ("servicedesk.slaclock", "", f"{len(warned)}"), actor_name="worker",
+                         warnings=warned)  # fmt: skip
     return counts
