@@ -10,13 +10,14 @@ OUR_COMMANDS = {
     "seed": "Make scale data fast: --institutions N --people M.",
     "audit": "`audit verify`: check the audit trail's hash chain; exit status 1 if it was tampered with.",
     "rotate-keys": "Add a new encryption key and re-encrypt all personal data (--prune drops unused keys).",
-    "backup": "Back up the database and the key ring (--out DIR, --keep N).",
+    "backup": "Back up the database, its documents and the key ring (--out DIR, --keep N).",
     "restore": "Restore a backup: restore FILE [--yes] [--with-keyring].",
     "holidays": "Check, list and enter a business calendar's holidays and swapped working days: holidays check|list|set|unset.",
-    "safety": "Safety cases: safety list [--valid] | export-icsr NUMBER... --out FILE | import-icsr FILE | import-ack FILE | sweep | revalidate | rename-files.",
+    "safety": "Safety cases: safety list [--valid] | export-icsr NUMBER... --out FILE | import-icsr FILE | import-ack FILE | sweep | revalidate | rename-files | replan-foreign-deaths.",
     "import": "Import ERP orders and payments: import orders FILE [--dry-run]; prints created/updated/unchanged/rejected.",
     "evaluate": "Run the customer evaluation and the key-account scoring now (--incremental: changed customers only).",
     "reviews": "`reviews recompute-waits`: take the time waiting on the customer out of evaluations stored before session 31.",
+    "undelivered-replies": "Record the service-desk replies whose e-mail delivery failed for good before session 37.",
     "second-factor-code": "Reset a user's second factor and print a one-time enrolment code: second-factor-code USERNAME.",
 }
 

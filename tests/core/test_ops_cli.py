@@ -29,6 +29,29 @@ def test_help_lists_the_operations_commands():
         assert name in done.stdout
 
 
+def test_help_lists_every_operations_command_and_subcommand():
+    """`pharmacrm --help` lists ours (as docs/operations.md says): it left out `undelivered-replies` and
+    `safety replan-foreign-deaths`, so an operator reading it never learnt they exist."""
+    import argparse
+
+    from django.core.management import get_commands, load_command_class
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pharmacrm.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    listed = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ")}
+    ours = {name: app for name, app in get_commands().items() if app.startswith("pharmacrm")}
+    assert "undelivered_replies" in ours
+    for name, app in ours.items():
+        hyphenated = name.replace("_", "-")
+        assert hyphenated in listed, hyphenated
+        parser = load_command_class(app, name).create_parser("pharmacrm", name)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices:
+                    assert sub in done.stdout, f"{hyphenated} {sub}"
+
+
 def test_a_hyphenated_name_reaches_its_django_command(capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["rotate-keys", "--help"])
