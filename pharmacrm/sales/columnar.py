@@ -531,13 +531,16 @@ def write(writer, chunk, rows: list[tuple]) -> list[str]:
     """Store a chunk of the columnar lane: its product codes, then its lines with their ids."""
     run, first = writer.run, writer.first_id
     table = chunk.table
-    # each code with the name of its chunk's last line (in file order, both kinds of line), as row by row
-    last = {r[5]: (n, r[6]) for n, r in zip(chunk.numbers, rows, strict=True)}
+    # each code with the chunk's last name given (in file order, both kinds of line), as row by row
+    last = {r[5]: (0, "") for r in rows}
+    last.update({r[5]: (n, r[6]) for n, r in zip(chunk.numbers, rows, strict=True) if r[6]})
     if table is not None:
-        names = table.group_by("product_code", use_threads=False).aggregate([("product_name", "last"), ("row", "max")])
+        last.update((code, (0, "")) for code in pc.unique(table["product_code"]).to_pylist() if code not in last)
+        given = table.filter(pc.not_equal(table["product_name"], ""))
+        names = given.group_by("product_code", use_threads=False).aggregate([("product_name", "last"), ("row", "max")])
         for code, name, row in zip(*[names[c].to_pylist() for c in ("product_code", "product_name_last", "row_max")],
                                    strict=True):  # fmt: skip
-            if code not in last or last[code][0] < row:
+            if last[code][0] < row:
                 last[code] = (row, name)
     named = [(None, None, None, None, None, code, name) for code, (_row, name) in last.items()]
     if named:
@@ -664,13 +667,21 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
         if text and resolver.products.get(orders._approval(text)):
             linked_by_refused[code] = linked_by_refused.get(code, 0) + 1
     codes = sorted({r[-1] for r in refused})
-    with connection.cursor() as cursor:
-        kept = {c for (c,) in _in_parts(cursor, f"SELECT DISTINCT product_code FROM {_TABLE} WHERE product_code IN ({{}})", codes)}
+    with connection.cursor() as cursor:  # the codes kept, and the last kept line of each that gives a name
+        found = _in_parts(cursor, f"SELECT product_code, MAX(CASE WHEN product_name <> '' THEN id END) FROM {_TABLE} "  # noqa: S608
+                                  "WHERE product_code IN ({}) GROUP BY product_code", codes)  # fmt: skip
+        kept = {c for c, _pk in found}
+        last_name = dict(_in_parts(cursor, f"SELECT product_code, product_name FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
+                                   [pk for _c, pk in found if pk is not None]))  # fmt: skip
     missing = object()
     for code in codes:
         before = resolver.before.get(code, missing)
         if before is missing:
             continue  # the load never touched it
+        if code in kept and resolver.named.get(code, last_name.get(code, "")) != last_name.get(code, ""):
+            # named by a refused line: by the last kept line that gives a name, as row by row
+            resolver.named[code] = last_name.get(code, "")
+            ProductCode.objects.filter(code=code).update(name=resolver.named[code])
         only_refused_link = linked_by_refused.get(code, 0) >= resolver.link_lines.get(code, 0) > 0
         if only_refused_link and code in run.linked_in_file and not resolver.linked.get(code):
             run.linked_in_file.discard(code)  # its kept lines are in the note of codes the catalogue lacks
