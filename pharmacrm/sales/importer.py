@@ -1434,7 +1434,7 @@ class Run:
         self.resolver.load(pres)
         rows, good_numbers, approvals = [], [], {}
         first_here: dict[int, int] = {}
-        keys = []
+        keys, repeats = [], []  # the chunk's first copy of each line; its later copies
         customer = self.resolver.customer
         for pre, number in zip(pres, numbers, strict=True):
             inst, err = customer(pre[4], pre[5])
@@ -1445,13 +1445,16 @@ class Run:
                 keys.append((0, number, pre, inst))
                 continue
             h = hash((pre[0], pre[1]))
-            first = first_here.get(h)
-            if first is not None:
-                self._duplicate(number, pre, first, file_cells, preview)
+            if h in first_here:
+                repeats.append((number, pre, h))
                 continue
             first_here[h] = number
             keys.append((h, number, pre, inst))
         earlier = {} if self.set_based else self.seen.add_new([(k[0], k[1]) for k in keys])
+        for number, pre, h in repeats:
+            # the row of the line's first copy in the file: an earlier chunk's when it holds one (the chunk's first
+            # copy, named before, is a repeat itself; the columnar lane named the file's first)
+            self._duplicate(number, pre, earlier.get(h, first_here[h]), file_cells, preview)
         self.resolver.load_linked({k[2][6] for k in keys})
         owners, new_owners = ({}, {}) if self.set_based else (self.owners.first({_order_key(k[2][0]) for k in keys}), {})
         for h, number, pre, inst in keys:

@@ -6,7 +6,9 @@ corrected and imported again afterwards (the ordinary import) must then find the
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import random
 
 import pytest
@@ -121,8 +123,20 @@ def _without_names(outcome: dict) -> dict:
     return outcome
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_a_generated_erp_export_is_stored_and_reported_alike_by_both_lanes(customers_, users, tmp_path, lane, seed):
+@pytest.fixture
+def chunks(monkeypatch):
+    """The row-by-row lane in chunks of 97 rows, the columnar lane in blocks of 2 KiB (about 15 rows): what either
+    lane does per chunk (the in-file checks, the product codes) meets the other's chunk boundaries in a small file,
+    as 10,000 rows and 2 MiB blocks meet them in a large one."""
+    from pharmacrm.sales import importer
+
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 97)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_generated_erp_export_is_stored_and_reported_alike_by_both_lanes(
+    customers_, users, tmp_path, lane, chunks, seed
+):
     path = write_csv(tmp_path / "orders.csv", _rows(customers_, 400, seed))
 
     loaded, ordinary = _both(path)
@@ -199,4 +213,67 @@ def test_a_product_code_is_named_by_the_last_line_stored_that_gives_a_name_whate
 
     assert dict(ProductCode.objects.values_list("code", "name")) == {"YP1": "安心宁 5mg", "YP2": "络活喜",
                                                                      "YP3": "第39批"}  # fmt: skip
+    assert loaded == ordinary
+
+
+def _as_exported(rows: list[dict], style: str) -> str:
+    """The rows as an ERP's or a spreadsheet's CSV export writes them: `crlf` (Excel: a byte-order mark, CRLF, a
+    title line and a totals line), `lf` (no mark, LF, a trailing delimiter on every row, blank lines), `loose`
+    (only the cells that need it quoted, as a hand-edited file has them; a quote inside a cell as typed)."""
+    from pharmacrm.customers import importer as base
+    from pharmacrm.customers.models import ImportJob
+
+    from .conftest import KEYS
+
+    out = io.StringIO()
+    if style == "loose":
+        out.write(",".join(base.template_headers(ImportJob.Target.ORDERS)) + "\n")
+        for row in rows:
+            cells = [row.get(k, "") for k in KEYS]
+            out.write(",".join('"' + c.replace('"', '""') + '"' if "," in c or "\n" in c or c[:1] == '"' else c
+                               for c in cells) + "\n")  # fmt: skip
+        return out.getvalue()
+    writer = csv.writer(out, lineterminator="\r\n" if style == "crlf" else "\n")
+    if style == "crlf":
+        writer.writerow(["销售订单导出（用友 U8）"])
+    trailing = [""] if style == "lf" else []
+    writer.writerow(base.template_headers(ImportJob.Target.ORDERS) + trailing)
+    for i, row in enumerate(rows):
+        writer.writerow([row.get(k, "") for k in KEYS] + trailing)
+        if style == "lf" and i % 97 == 5:
+            out.write("\n")
+    if style == "crlf":
+        writer.writerow(["合计", "", "", "", "", "", "", "", "", "", "1000", "", "12500.00"])
+    return ("\ufeff" if style == "crlf" else "") + out.getvalue()
+
+
+@pytest.mark.parametrize("style", ["crlf", "lf", "loose"])
+def test_a_generated_export_in_each_csv_style_is_stored_and_reported_alike_by_both_lanes(
+    customers_, users, tmp_path, lane, chunks, style
+):
+    path = tmp_path / "orders.csv"
+    path.write_text(_as_exported(_rows(customers_, 300, seed=20), style), encoding="utf-8", newline="")
+
+    loaded, ordinary = _both(path)
+
+    assert sum(lane) > 100
+    assert loaded == ordinary
+
+
+def test_a_line_three_times_names_its_first_row_when_its_later_copies_share_a_chunk(customers_, users, tmp_path, lane,
+                                                                                     monkeypatch):  # fmt: skip
+    """Row by row, the third copy of a line named the second as the first in the file when both fell in a chunk
+    after the first copy's ("first in row 6", itself a repeat); the columnar lane named row 2, as the message says."""
+    from pharmacrm.sales import importer
+
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 4)
+    xiehe = customers_["xiehe"]
+    rows = [line(f"T-{i}", 1, today_minus(9), xiehe, "YP1001", 1, 10) for i in range(8)]
+    rows[5] = rows[6] = rows[0]  # rows 7 and 8 of the file, in the second chunk (rows 6 to 9)
+
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    assert [(e["row"], e["code"], e["params"]["row"]) for e in ordinary["errors"]] == [
+        (7, "duplicate_line", 2), (8, "duplicate_line", 2),
+    ]  # fmt: skip
     assert loaded == ordinary
