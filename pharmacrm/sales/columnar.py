@@ -652,7 +652,7 @@ def after_load(writer) -> None:
             )
 
 
-def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]]) -> None:
+def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]], first: int) -> None:
     """What the refused lines did to the product codes, undone where no kept line does the same: a code only they
     carried is not recorded (or goes back to what it was), a link to the catalogue only their approval numbers made
     goes back — the row-by-row lane records codes from the lines it keeps only."""
@@ -673,6 +673,7 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
         kept = {c for c, _pk in found}
         last_name = dict(_in_parts(cursor, f"SELECT product_code, product_name FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
                                    [pk for _c, pk in found if pk is not None]))  # fmt: skip
+    links = _kept_links(run, set(linked_by_refused), first) if linked_by_refused else {}
     missing = object()
     for code in codes:
         before = resolver.before.get(code, missing)
@@ -682,10 +683,12 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
             # named by a refused line: by the last kept line that gives a name, as row by row
             resolver.named[code] = last_name.get(code, "")
             ProductCode.objects.filter(code=code).update(name=resolver.named[code])
-        only_refused_link = linked_by_refused.get(code, 0) >= resolver.link_lines.get(code, 0) > 0
+        only_refused_link = code in linked_by_refused and code not in links
         if only_refused_link and code in run.linked_in_file and not resolver.linked.get(code):
             run.linked_in_file.discard(code)  # its kept lines are in the note of codes the catalogue lacks
             run.unknown_products.setdefault(code, 0)  # (counted again on the kept lines)
+        if code in links:  # linked by the last kept line that links it, not by a refused one after it
+            ProductCode.objects.filter(code=code).exclude(product_id=links[code]).update(product_id=links[code])
         if code in kept and not only_refused_link:
             continue
         if code not in kept and before is None:
@@ -695,6 +698,40 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
         else:
             ProductCode.objects.filter(code=code).update(product_id=before[1] if before else None)
         resolver.codes.discard(code)
+
+
+def _kept_links(run, codes: set[str], first: int) -> dict[str, int]:
+    """The catalogue product each of these codes links to as row by row: that of the approval number of its last
+    kept line whose number the catalogue knows (a code some refused line linked; none: no kept line links it). The
+    file is read again for its approval numbers, block by block; the kept lines are the table's."""
+    resolver, lane = run.resolver, run.lane
+    where = next((i for i, col in run.header.mapping if col.key == "approval_number"), None)
+    if where is None:
+        return {}
+    last: dict[str, tuple[int, int]] = {}  # code → (row, product)
+
+    def consider(rows: list[int], texts: list[str]) -> None:
+        normal = {t: orders._approval(t) for t in set(texts)}
+        resolver.load_products(set(normal.values()) - {""})
+        product = {r: resolver.products.get(normal[t]) for r, t in zip(rows, texts, strict=True)}
+        linking = [r for r, p in product.items() if p]
+        with connection.cursor() as cursor:
+            for pk, code in _in_parts(cursor, f"SELECT id, product_code FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
+                                      [first + r for r in linking]):  # fmt: skip
+                row = pk - first
+                if code in codes and row > last.get(code, (0, 0))[0]:
+                    last[code] = (row, product[row])
+
+    lane.ragged = []
+    for rows, batch in lane.batches():
+        texts = batch.column(f"c{where}")
+        given = pc.not_equal(pc.utf8_trim_whitespace(texts), "")
+        if pc.any(given).as_py():
+            consider(rows.filter(given).to_pylist(), texts.filter(given).to_pylist())
+    ragged = [(r, cells[where]) for r, cells in lane.ragged if r > run.header.row and where < len(cells)]
+    if ragged:
+        consider([r for r, _t in ragged], [t for _r, t in ragged])
+    return {code: product for code, (_row, product) in last.items()}
 
 
 def _recount_unknown(run, cursor) -> None:
@@ -741,7 +778,7 @@ def _report(writer) -> None:
     refused = sorted(writer.refused, key=lambda r: r[0])
     cells_of = lane.cells_of({r[0] for r in refused})
     credit = next((i for i, col in run.header.mapping if col.key == "credit_code"), None)
-    _undo_product_codes(run, refused, cells_of)
+    _undo_product_codes(run, refused, cells_of, writer.first_id)
     # the errors kept for the page are the file's first: these among those kept already, the first of them all kept
     kept, run.kept_errors = run.kept_errors, []
     for row, key, code, params, _pk, _product in refused:

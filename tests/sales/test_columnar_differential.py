@@ -13,11 +13,21 @@ import random
 
 import pytest
 
+from pharmacrm.servicedesk.models import Product
+
 from . import test_columnar_load as load
 from .conftest import line, today_minus, write_csv
 from .test_columnar_load import _both, _load, _outcome, _wipe
 
 customers_, lane = load.customers_, load.lane  # the fixtures: customers by each kind of code; every line in the kernels
+
+
+
+@pytest.fixture(autouse=True)
+def _second_product(db):
+    """A second catalogue product, so that lines link one product code to two (the last kept line's stands)."""
+    Product.objects.create(brand_name="络活喜", generic_name="苯磺酸氨氯地平片", approval_number="国药准字H10950224")
+
 
 # each column's cells as ERP exports and hand-edited spreadsheets write them: valid in another shape, or wrong
 SHAPES = {
@@ -28,7 +38,8 @@ SHAPES = {
     "product_code": ["YP1001", "YP1002", "YP1001 ", "ＹＰ1001", "yp1001", "YP-1001", 'YP"1', ""],
     "product_name": ["", "安心宁", "安心宁 ", '安心宁 "特供"', '"安心宁"', "安" * 99 + "宁", "安" * 101,
                      "安心宁,5mg×28片", "安心宁\n5mg"],
-    "approval_number": ["", "国药准字H20249871", "国药准字 H2024 9871", "国药准字Ｈ２０２４９８７１", "国药准字H20249871 "],
+    "approval_number": ["", "国药准字H20249871", "国药准字 H2024 9871", "国药准字Ｈ２０２４９８７１", "国药准字H20249871 ",
+                        "国药准字H10950224"],
     "batch_number": ["", "B2401", "B2401 ", "ＢＮ１", "b" * 40, "b" * 41],
     "quantity": ["1", "2", "10.5", "1,000", "１０", "10 ", "-2", "-0.5", "0.005", "1.0005", "0", "+3", " 3",
                  "（2）", "3.", "2.500", "1e3"],
@@ -94,7 +105,7 @@ def _rows(customers_: dict, n: int, seed: int) -> list[dict]:
         row.update(quantity=qty, unit_price=price, product_code=rnd.choice(["YP1001", "YP1002", "YP9999"]))
         row.update(who[0] if rnd.random() < 0.5 else rnd.choice(who[:4]))
         if rnd.random() < 0.25:
-            row["approval_number"] = "国药准字H20249871"
+            row["approval_number"] = rnd.choice(["国药准字H20249871", "国药准字H10950224"])
         if rnd.random() < 0.3:
             row["amount"] = fill["amt"]
         if rnd.random() < 0.3:
@@ -276,4 +287,34 @@ def test_a_line_three_times_names_its_first_row_when_its_later_copies_share_a_ch
     assert [(e["row"], e["code"], e["params"]["row"]) for e in ordinary["errors"]] == [
         (7, "duplicate_line", 2), (8, "duplicate_line", 2),
     ]  # fmt: skip
+    assert loaded == ordinary
+
+
+def test_a_product_code_links_by_the_last_kept_line_whose_approval_number_the_catalogue_knows(
+    customers_, users, tmp_path, lane
+):
+    """The columnar lane linked a code by the approval number of a line it refused at the end (a repeat, an order's
+    second customer) when a kept line linked it too: the row-by-row lane, which never keeps such a line, links it
+    by the kept line's number."""
+    from pharmacrm.sales.models import ProductCode
+
+    other = Product.objects.get(approval_number="国药准字H10950224")
+    mine = Product.objects.get(approval_number="国药准字H20249871")
+    xiehe, huashan = customers_["xiehe"], customers_["huashan"]
+    d = today_minus(9)
+    rows = [line("L-1", 1, d, xiehe, "YP1", 1, 10, approval_number="国药准字H20249871"),
+            line("L-1", 1, d, xiehe, "YP1", 1, 10, approval_number="国药准字H10950224"),  # a repeat
+            line("L-2", 1, d, xiehe, "YP2", 1, 10, approval_number="国药准字 h2024 9871"),
+            line("L-2", 2, d, huashan, "YP2", 1, 10, approval_number="国药准字H10950224"),  # L-2 is 协和's
+            line("L-3", 1, d, xiehe, "YP3", 1, 10, approval_number="国药准字H10950224"),
+            line("L-3", 2, d, xiehe, "YP3", 1, 10, approval_number="国药准字H20249871"),
+            line("L-3", 2, d, xiehe, "YP3", 1, 10, approval_number="国药准字H10950224")]  # fmt: skip
+    rows[4:4] = [line(f"L-{i}", 1, d, xiehe, "YP4", 1, 10) for i in range(10, 40)]  # YP3 in another block
+
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    assert dict(ProductCode.objects.values_list("code", "product_id")) == {
+        "YP1": mine.pk, "YP2": mine.pk, "YP3": mine.pk, "YP4": None,
+    }  # fmt: skip
+    assert other.pk != mine.pk
     assert loaded == ordinary
