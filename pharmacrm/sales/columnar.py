@@ -535,13 +535,17 @@ def write(writer, chunk, rows: list[tuple]) -> list[str]:
     last = {r[5]: (0, "") for r in rows}
     last.update({r[5]: (n, r[6]) for n, r in zip(chunk.numbers, rows, strict=True) if r[6]})
     if table is not None:
-        last.update((code, (0, "")) for code in pc.unique(table["product_code"]).to_pylist() if code not in last)
-        given = table.filter(pc.not_equal(table["product_name"], ""))
-        names = given.group_by("product_code", use_threads=False).aggregate([("product_name", "last"), ("row", "max")])
-        for code, name, row in zip(*[names[c].to_pylist() for c in ("product_code", "product_name_last", "row_max")],
+        gives = pc.not_equal(table["product_name"], "")  # the lines giving a name (the others null: skipped)
+        given = pa.table({"product_code": table["product_code"],
+                          "name": pc.if_else(gives, table["product_name"], pa.scalar(None, pa.string())),
+                          "at": pc.if_else(gives, table["row"], pa.scalar(None, pa.int64()))})  # fmt: skip
+        names = given.group_by("product_code", use_threads=False).aggregate(
+            [("name", "last", pc.ScalarAggregateOptions(skip_nulls=True)), ("at", "max")]
+        )
+        for code, name, row in zip(*[names[c].to_pylist() for c in ("product_code", "name_last", "at_max")],
                                    strict=True):  # fmt: skip
-            if last[code][0] < row:
-                last[code] = (row, name)
+            if code not in last or last[code][0] < (row or 0):
+                last[code] = (row or 0, name or "")
     named = [(None, None, None, None, None, code, name) for code, (_row, name) in last.items()]
     if named:
         run.resolver.save_product_codes(named, chunk.approvals)
