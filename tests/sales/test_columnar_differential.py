@@ -22,7 +22,6 @@ from .test_columnar_load import _both, _load, _outcome, _wipe
 customers_, lane = load.customers_, load.lane  # the fixtures: customers by each kind of code; every line in the kernels
 
 
-
 @pytest.fixture(autouse=True)
 def _second_product_and_a_merged_customer(customers_, admin_user, beijing):
     """A second catalogue product, so that lines link one product code to two (the last kept line's stands); a
