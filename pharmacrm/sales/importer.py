@@ -61,6 +61,7 @@ CHUNK_ROWS = 10_000  # rows per chunk: with one chunk queued and one being writt
 EARLIEST = dt.date(2000, 1, 1)
 MAX_FEN = 10**15  # ten trillion yuan: anything larger is a typing error
 HUNDRED = Decimal(100)
+MAX_YUAN = Decimal(MAX_FEN).scaleb(-2)
 CENT = Decimal(1)
 FLOAT_NOISE = Decimal("1e-9")  # what a spreadsheet's binary float adds to a decimal it shows
 
@@ -324,6 +325,8 @@ def _decimal(value: str) -> Decimal:
 
 
 def _fen(value: Decimal) -> int:
+    if value.copy_abs() >= MAX_YUAN:  # before rounding: 1E+30 has more digits than a Decimal rounds in, and the
+        raise FieldError("too_large")  # import stopped on it with an unexpected error
     fen = int((value * HUNDRED).quantize(CENT, rounding=ROUND_HALF_UP))
     if abs(fen) >= MAX_FEN:
         raise FieldError("too_large")
@@ -487,7 +490,7 @@ class Parser:
         if not value.strip():
             raise FieldError("required")
         number = _decimal(value)
-        if abs(number) >= Decimal(10) ** (14 - places):
+        if number.copy_abs() >= Decimal(10) ** (14 - places):  # (abs() overflows on 1E+9999999999)
             raise FieldError(too_large)
         rounded = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
         # an exact quantity of 1.0005 is refused, not booked as 1.001 (an ERP's unit price with six places is

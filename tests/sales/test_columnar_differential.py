@@ -331,3 +331,25 @@ def test_a_product_code_links_by_the_last_kept_line_whose_approval_number_the_ca
     }  # fmt: skip
     assert other.pk != mine.pk
     assert loaded == ordinary
+
+
+def test_a_number_in_exponent_form_too_large_to_round_is_a_rejected_row_in_both_lanes(customers_, users, tmp_path,
+                                                                                       lane):  # fmt: skip
+    """An amount of 1E+30 (how Excel writes a number of 31 digits: a bar code pasted into the amount) could not be
+    rounded to the fen, and a quantity of 1E+9999999999 not even compared: the import stopped with an unexpected
+    error, storing nothing (an initial load) or only the chunks before (an ordinary import). Each is its row's error."""
+    xiehe = customers_["xiehe"]
+    d = today_minus(9)
+    rows = [line(f"X-{i}", 1, d, xiehe, "YP1001", 1, 10) for i in range(6)]
+    rows[1]["amount"] = "1E+30"
+    rows[2].update(paid_date=str(d), paid_amount="-1.5e+40")
+    rows[3]["quantity"] = "1e9999999999"
+    rows[4]["unit_price"] = "-1E+9999999999"
+
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    assert ordinary["status"] == "done" and len(ordinary["stored"]["lines"]) == 2
+    assert [(e["row"], e["code"]) for e in ordinary["errors"]] == [
+        (3, "too_large"), (4, "too_large"), (5, "quantity_too_large"), (6, "too_large"),
+    ]  # fmt: skip
+    assert loaded == ordinary
