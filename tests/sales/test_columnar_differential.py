@@ -353,3 +353,27 @@ def test_a_number_in_exponent_form_too_large_to_round_is_a_rejected_row_in_both_
         (3, "too_large"), (4, "too_large"), (5, "quantity_too_large"), (6, "too_large"),
     ]  # fmt: skip
     assert loaded == ordinary
+
+
+# what a hand-edited or copied cell picks up: invisible and Unicode spaces, signs, exponents, other digits, escapes
+STRAY = ["\u200b", "\xa0", "\u3000", "\t", "'", "=", "E+", "e+", "＋", "\u2212", "٣", "²", "ⅰ", "\x85", "\x1c",
+         "\ufeff", "#N/A", " ", "0", ".", ",", "-", "+", "e", "E", "\u180e", "\u2028", "\r", "㍿", "ｅ"]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [66, 67])
+def test_a_generated_export_with_stray_characters_is_stored_and_reported_alike_by_both_lanes(
+    customers_, users, tmp_path, lane, chunks, seed
+):
+    """Up to two characters dropped into any cell of each row (seed 66 gave an amount of 1E+30 among them)."""
+    rnd = random.Random(seed)
+    rows = _rows(customers_, 400, seed)
+    for row in rows:
+        for _ in range(rnd.randrange(0, 3)):
+            key = rnd.choice(list(row))
+            at = rnd.randrange(len(row[key]) + 1)
+            row[key] = row[key][:at] + rnd.choice(STRAY) + row[key][at:]
+
+    loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
+
+    assert ordinary["status"] == "done" and sum(lane) > 50
+    assert loaded == ordinary
