@@ -531,14 +531,21 @@ def write(writer, chunk, rows: list[tuple]) -> list[str]:
     """Store a chunk of the columnar lane: its product codes, then its lines with their ids."""
     run, first = writer.run, writer.first_id
     table = chunk.table
-    # each code with the name of its chunk's last line (in file order, both kinds of line), as row by row
-    last = {r[5]: (n, r[6]) for n, r in zip(chunk.numbers, rows, strict=True)}
+    # each code with the chunk's last name given (in file order, both kinds of line), as row by row
+    last = {r[5]: (0, "") for r in rows}
+    last.update({r[5]: (n, r[6]) for n, r in zip(chunk.numbers, rows, strict=True) if r[6]})
     if table is not None:
-        names = table.group_by("product_code", use_threads=False).aggregate([("product_name", "last"), ("row", "max")])
-        for code, name, row in zip(*[names[c].to_pylist() for c in ("product_code", "product_name_last", "row_max")],
+        gives = pc.not_equal(table["product_name"], "")  # the lines giving a name (the others null: skipped)
+        given = pa.table({"product_code": table["product_code"],
+                          "name": pc.if_else(gives, table["product_name"], pa.scalar(None, pa.string())),
+                          "at": pc.if_else(gives, table["row"], pa.scalar(None, pa.int64()))})  # fmt: skip
+        names = given.group_by("product_code", use_threads=False).aggregate(
+            [("name", "last", pc.ScalarAggregateOptions(skip_nulls=True)), ("at", "max")]
+        )
+        for code, name, row in zip(*[names[c].to_pylist() for c in ("product_code", "name_last", "at_max")],
                                    strict=True):  # fmt: skip
-            if code not in last or last[code][0] < row:
-                last[code] = (row, name)
+            if code not in last or last[code][0] < (row or 0):
+                last[code] = (row or 0, name or "")
     named = [(None, None, None, None, None, code, name) for code, (_row, name) in last.items()]
     if named:
         run.resolver.save_product_codes(named, chunk.approvals)
@@ -649,7 +656,7 @@ def after_load(writer) -> None:
             )
 
 
-def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]]) -> None:
+def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]], first: int) -> None:
     """What the refused lines did to the product codes, undone where no kept line does the same: a code only they
     carried is not recorded (or goes back to what it was), a link to the catalogue only their approval numbers made
     goes back — the row-by-row lane records codes from the lines it keeps only."""
@@ -664,17 +671,28 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
         if text and resolver.products.get(orders._approval(text)):
             linked_by_refused[code] = linked_by_refused.get(code, 0) + 1
     codes = sorted({r[-1] for r in refused})
-    with connection.cursor() as cursor:
-        kept = {c for (c,) in _in_parts(cursor, f"SELECT DISTINCT product_code FROM {_TABLE} WHERE product_code IN ({{}})", codes)}
+    with connection.cursor() as cursor:  # the codes kept, and the last kept line of each that gives a name
+        found = _in_parts(cursor, f"SELECT product_code, MAX(CASE WHEN product_name <> '' THEN id END) FROM {_TABLE} "  # noqa: S608
+                                  "WHERE product_code IN ({}) GROUP BY product_code", codes)  # fmt: skip
+        kept = {c for c, _pk in found}
+        last_name = dict(_in_parts(cursor, f"SELECT product_code, product_name FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
+                                   [pk for _c, pk in found if pk is not None]))  # fmt: skip
+    links = _kept_links(run, set(linked_by_refused), first) if linked_by_refused else {}
     missing = object()
     for code in codes:
         before = resolver.before.get(code, missing)
         if before is missing:
             continue  # the load never touched it
-        only_refused_link = linked_by_refused.get(code, 0) >= resolver.link_lines.get(code, 0) > 0
+        if code in kept and resolver.named.get(code, last_name.get(code, "")) != last_name.get(code, ""):
+            # named by a refused line: by the last kept line that gives a name, as row by row
+            resolver.named[code] = last_name.get(code, "")
+            ProductCode.objects.filter(code=code).update(name=resolver.named[code])
+        only_refused_link = code in linked_by_refused and code not in links
         if only_refused_link and code in run.linked_in_file and not resolver.linked.get(code):
             run.linked_in_file.discard(code)  # its kept lines are in the note of codes the catalogue lacks
             run.unknown_products.setdefault(code, 0)  # (counted again on the kept lines)
+        if code in links:  # linked by the last kept line that links it, not by a refused one after it
+            ProductCode.objects.filter(code=code).exclude(product_id=links[code]).update(product_id=links[code])
         if code in kept and not only_refused_link:
             continue
         if code not in kept and before is None:
@@ -684,6 +702,40 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
         else:
             ProductCode.objects.filter(code=code).update(product_id=before[1] if before else None)
         resolver.codes.discard(code)
+
+
+def _kept_links(run, codes: set[str], first: int) -> dict[str, int]:
+    """The catalogue product each of these codes links to as row by row: that of the approval number of its last
+    kept line whose number the catalogue knows (a code some refused line linked; none: no kept line links it). The
+    file is read again for its approval numbers, block by block; the kept lines are the table's."""
+    resolver, lane = run.resolver, run.lane
+    where = next((i for i, col in run.header.mapping if col.key == "approval_number"), None)
+    if where is None:
+        return {}
+    last: dict[str, tuple[int, int]] = {}  # code → (row, product)
+
+    def consider(rows: list[int], texts: list[str]) -> None:
+        normal = {t: orders._approval(t) for t in set(texts)}
+        resolver.load_products(set(normal.values()) - {""})
+        product = {r: resolver.products.get(normal[t]) for r, t in zip(rows, texts, strict=True)}
+        linking = [r for r, p in product.items() if p]
+        with connection.cursor() as cursor:
+            for pk, code in _in_parts(cursor, f"SELECT id, product_code FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
+                                      [first + r for r in linking]):  # fmt: skip
+                row = pk - first
+                if code in codes and row > last.get(code, (0, 0))[0]:
+                    last[code] = (row, product[row])
+
+    lane.ragged = []
+    for rows, batch in lane.batches():
+        texts = batch.column(f"c{where}")
+        given = pc.not_equal(pc.utf8_trim_whitespace(texts), "")
+        if pc.any(given).as_py():
+            consider(rows.filter(given).to_pylist(), texts.filter(given).to_pylist())
+    ragged = [(r, cells[where]) for r, cells in lane.ragged if r > run.header.row and where < len(cells)]
+    if ragged:
+        consider([r for r, _t in ragged], [t for _r, t in ragged])
+    return {code: product for code, (_row, product) in last.items()}
 
 
 def _recount_unknown(run, cursor) -> None:
@@ -730,7 +782,7 @@ def _report(writer) -> None:
     refused = sorted(writer.refused, key=lambda r: r[0])
     cells_of = lane.cells_of({r[0] for r in refused})
     credit = next((i for i, col in run.header.mapping if col.key == "credit_code"), None)
-    _undo_product_codes(run, refused, cells_of)
+    _undo_product_codes(run, refused, cells_of, writer.first_id)
     # the errors kept for the page are the file's first: these among those kept already, the first of them all kept
     kept, run.kept_errors = run.kept_errors, []
     for row, key, code, params, _pk, _product in refused:

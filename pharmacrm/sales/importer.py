@@ -61,6 +61,7 @@ CHUNK_ROWS = 10_000  # rows per chunk: with one chunk queued and one being writt
 EARLIEST = dt.date(2000, 1, 1)
 MAX_FEN = 10**15  # ten trillion yuan: anything larger is a typing error
 HUNDRED = Decimal(100)
+MAX_YUAN = Decimal(MAX_FEN).scaleb(-2)
 CENT = Decimal(1)
 FLOAT_NOISE = Decimal("1e-9")  # what a spreadsheet's binary float adds to a decimal it shows
 
@@ -324,6 +325,8 @@ def _decimal(value: str) -> Decimal:
 
 
 def _fen(value: Decimal) -> int:
+    if value.copy_abs() >= MAX_YUAN:  # before rounding: 1E+30 has more digits than a Decimal rounds in, and the
+        raise FieldError("too_large")  # import stopped on it with an unexpected error
     fen = int((value * HUNDRED).quantize(CENT, rounding=ROUND_HALF_UP))
     if abs(fen) >= MAX_FEN:
         raise FieldError("too_large")
@@ -487,7 +490,7 @@ class Parser:
         if not value.strip():
             raise FieldError("required")
         number = _decimal(value)
-        if abs(number) >= Decimal(10) ** (14 - places):
+        if number.copy_abs() >= Decimal(10) ** (14 - places):  # (abs() overflows on 1E+9999999999)
             raise FieldError(too_large)
         rounded = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
         # an exact quantity of 1.0005 is refused, not booked as 1.001 (an ERP's unit price with six places is
@@ -802,6 +805,7 @@ class Resolver:
         # how many lines linked it to the catalogue, to undo what lines refused at the end did
         self.before: dict[str, tuple[str, int | None] | None] = {}
         self.link_lines: dict[str, int] = {}
+        self.named: dict[str, str] = {}  # product code → the name this import gave it (`save_product_codes`)
 
     def _load(self, cache: dict, column: str, wanted: set[str]) -> None:
         # emptied before the chunk's codes are picked: after, the codes it found in the cache were gone, their rows
@@ -923,33 +927,46 @@ class Resolver:
 
     def save_product_codes(self, rows: list[tuple], approvals: dict[str, str]) -> None:
         """Record product codes met for the first time; link a code to the catalogue when a row gives its
-        approval number."""
-        latest: dict[str, tuple[str, int | None]] = {}
+        approval number. A code the import records, or finds without a name, is named by the last of the lines it
+        stores (`rows`, in file order) that gives a name, whatever chunk that line is in: the last line of the code's
+        first chunk named it, so that the columnar lane, whose blocks end at other rows, named it otherwise (and a
+        line given without a name left it without one)."""
+        latest: dict[str, int | None] = {}
+        names: dict[str, str] = {}  # each code's last name given in these rows
         for r in rows:
             code = r[5]
+            if r[6]:
+                names[code] = r[6]
             product = self.products.get(approvals.get(code, ""))
             if code not in self.codes or product:
-                latest[code] = (r[6], product)
-        if not latest:
-            return
-        existing = {
-            code: (name, product)
-            for code, name, product in ProductCode.objects.filter(code__in=list(latest)).values_list(
-                "code", "name", "product_id"
-            )
-        }
-        for code in latest:
-            self.before.setdefault(code, existing.get(code))
+                latest[code] = product
         now = timezone.now()
-        new = [ProductCode(code=c, name=n, product_id=p, updated_at=now) for c, (n, p) in latest.items() if c not in existing]
-        ProductCode.objects.bulk_create(new, ignore_conflicts=True)
-        for code, (name, product) in latest.items():
-            old = existing.get(code)
-            if old is not None and ((product and old[1] != product) or (name and not old[0])):
-                ProductCode.objects.filter(code=code).update(
-                    product_id=product or old[1], name=old[0] or name, updated_at=now
+        if latest:
+            existing = {
+                code: (name, product)
+                for code, name, product in ProductCode.objects.filter(code__in=list(latest)).values_list(
+                    "code", "name", "product_id"
                 )
-        self.codes.update(latest)
+            }
+            for code in latest:
+                self.before.setdefault(code, existing.get(code))
+            new = [ProductCode(code=c, name=names.get(c, ""), product_id=p, updated_at=now)
+                   for c, p in latest.items() if c not in existing]  # fmt: skip
+            ProductCode.objects.bulk_create(new, ignore_conflicts=True)
+            self.named.update((c.code, c.name) for c in new)
+            for code, product in latest.items():
+                old = existing.get(code)
+                if old is None:
+                    continue
+                if not old[0]:
+                    self.named.setdefault(code, "")  # no name yet: the file's names give it one
+                if product and old[1] != product:
+                    ProductCode.objects.filter(code=code).update(product_id=product, updated_at=now)
+            self.codes.update(latest)
+        for code, name in names.items():
+            if self.named.get(code, name) != name:
+                ProductCode.objects.filter(code=code).update(name=name, updated_at=now)
+                self.named[code] = name
 
 
 def _order_key(order_number: str) -> int:
@@ -1420,7 +1437,7 @@ class Run:
         self.resolver.load(pres)
         rows, good_numbers, approvals = [], [], {}
         first_here: dict[int, int] = {}
-        keys = []
+        keys, repeats = [], []  # the chunk's first copy of each line; its later copies
         customer = self.resolver.customer
         for pre, number in zip(pres, numbers, strict=True):
             inst, err = customer(pre[4], pre[5])
@@ -1431,13 +1448,16 @@ class Run:
                 keys.append((0, number, pre, inst))
                 continue
             h = hash((pre[0], pre[1]))
-            first = first_here.get(h)
-            if first is not None:
-                self._duplicate(number, pre, first, file_cells, preview)
+            if h in first_here:
+                repeats.append((number, pre, h))
                 continue
             first_here[h] = number
             keys.append((h, number, pre, inst))
         earlier = {} if self.set_based else self.seen.add_new([(k[0], k[1]) for k in keys])
+        for number, pre, h in repeats:
+            # the row of the line's first copy in the file: an earlier chunk's when it holds one (the chunk's first
+            # copy, named before, is a repeat itself; the columnar lane named the file's first)
+            self._duplicate(number, pre, earlier.get(h, first_here[h]), file_cells, preview)
         self.resolver.load_linked({k[2][6] for k in keys})
         owners, new_owners = ({}, {}) if self.set_based else (self.owners.first({_order_key(k[2][0]) for k in keys}), {})
         for h, number, pre, inst in keys:
@@ -1769,11 +1789,12 @@ class Writer:
             return actions
         # an approval number links its product code to the catalogue on an unchanged line too (it is no value of
         # the line): the same file given again with the 批准文号 column, as the import's note advises, links its codes
+        # (in file order: a code is named by the last of them that gives a name)
         products = self.run.resolver.products
-        linking = [r for r, action in zip(rows, actions, strict=True)
-                   if action == "unchanged" and products.get(chunk.approvals.get(r[5], ""))]  # fmt: skip
-        if creates or updates or linking:
-            self.run.resolver.save_product_codes(creates + [u[0] for u in updates] + linking, chunk.approvals)
+        recorded = [r for r, action in zip(rows, actions, strict=True)
+                    if action != "unchanged" or products.get(chunk.approvals.get(r[5], ""))]  # fmt: skip
+        if recorded:
+            self.run.resolver.save_product_codes(recorded, chunk.approvals)
         if not (creates or updates):
             return actions
         now = self.now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(self.now)
