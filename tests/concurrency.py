@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 WAIT = 30  # seconds; a thread still waiting after this is a deadlock the test's assertions then report
 
@@ -55,3 +55,22 @@ def held_while(hold: Callable[[], object], then: Callable[[], object], *, meanwh
     commit.set()
     for thread in threads:
         thread.join(WAIT * 2)
+
+
+def on_own_connection(backend, conf: dict, fn: Callable[[], object], out: list) -> threading.Thread:
+    """Start `fn` on a thread whose default connection is a new `backend` connection with the settings `conf` (a
+    worker of its own, e.g. on a copied SQLite file); what it returns, or raises, is appended to `out`."""
+
+    def body():
+        connections["default"] = backend({**conf}, "default")
+        try:
+            out.append(fn())
+        except BaseException as e:  # noqa: BLE001 — what reached the worker
+            out.append(e)
+        finally:
+            connections["default"].close()
+            del connections["default"]
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread

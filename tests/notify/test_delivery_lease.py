@@ -25,6 +25,8 @@ from django.urls import reverse
 from pharmacrm.notify import services, tasks
 from pharmacrm.notify.models import Delivery
 
+from ..concurrency import on_own_connection
+
 pytestmark = pytest.mark.django_db(transaction=True)
 S = Delivery.Status
 LEASE = 2  # seconds: half of it (what storing "sent" used to wait) is 1 s
@@ -69,19 +71,7 @@ class World:
         self.raw.execute("COMMIT")
 
     def run(self, fn, out: list) -> threading.Thread:
-        def body():
-            connections["default"] = self.backend({**self.conf}, "default")
-            try:
-                out.append(fn())
-            except BaseException as e:  # noqa: BLE001 — what reached the worker
-                out.append(e)
-            finally:
-                connections["default"].close()
-                del connections["default"]
-
-        thread = threading.Thread(target=body)
-        thread.start()
-        return thread
+        return on_own_connection(self.backend, self.conf, fn, out)
 
     def row(self, pk: int):
         sql = f"SELECT status, attempts, sending_since IS NULL FROM notify_delivery WHERE id = {int(pk)}"

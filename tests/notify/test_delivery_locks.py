@@ -22,10 +22,12 @@ import time
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, connections
+from django.db import connection
 
 from pharmacrm.notify import services, tasks
 from pharmacrm.notify.models import Delivery
+
+from ..concurrency import on_own_connection
 
 pytestmark = [pytest.mark.sqlite, pytest.mark.django_db(transaction=True)]
 S = Delivery.Status
@@ -51,19 +53,7 @@ def on_file(tmp_path, users, receiver):
     assert holder.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
 
     def run(fn, out: list):
-        def body():
-            connections["default"] = DatabaseWrapper({**conf}, "default")
-            try:
-                out.append(fn())
-            except BaseException as e:  # noqa: BLE001 — what reached the worker
-                out.append(e)
-            finally:
-                connections["default"].close()
-                del connections["default"]
-
-        thread = threading.Thread(target=body)
-        thread.start()
-        return thread
+        return on_own_connection(DatabaseWrapper, conf, fn, out)
 
     def row():
         return holder.execute("SELECT status, attempts FROM notify_delivery").fetchone()
