@@ -30,6 +30,7 @@ import functools
 import io
 import itertools
 import mmap
+import os
 import threading
 from hashlib import blake2b
 
@@ -45,6 +46,22 @@ from pharmacrm.customers.models import Institution
 
 from . import importer as orders
 from .models import OrderLine
+
+
+def _lean_pool() -> pa.MemoryPool:
+    """jemalloc, as Arrow configures it, gives freed pages back to the system within a second; mimalloc, pyarrow's
+    default on Linux, kept them: a 2 M-line load's peak was 430–440 MiB with mimalloc (of which its arena held
+    about 135 MiB while Arrow's buffers were 50–80 MiB), 390–395 MiB with jemalloc, for the same CPU time
+    (docs/benchmarks.md, fortieth session). An operator's ARROW_DEFAULT_MEMORY_POOL is left as chosen."""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return pa.default_memory_pool()
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.default_memory_pool()
+
+
+pa.set_memory_pool(_lean_pool())  # pyarrow is used by this lane only: the pool of the whole process
 
 BLOCK_BYTES = 2 << 20  # Arrow reads the file in blocks of this size (about 10,000 template lines); its reader holds
 # about 30 blocks' worth at a time: 4 MiB blocks took the load to 430 MiB, 2 MiB to 330
