@@ -268,14 +268,21 @@ def _jsonable(payload: dict) -> dict:
     return json.loads(json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False))
 
 
-def emit(event: str, payload: dict) -> int:
+CHAT_BOTS = (WebhookEndpoint.Format.WECOM, WebhookEndpoint.Format.DINGTALK)
+
+
+def emit(event: str, payload: dict, *, news: bool = True) -> int:
     """Queue `event` for every active webhook endpoint subscribed to it; returns how many deliveries were
-    queued. The body sent is {"event", "at", "data": payload}. Call inside your transaction."""
+    queued. The body sent is {"event", "at", "data": payload}. `news=False`: history found now (a breach recorded
+    late), for the systems that keep the record — not for the WeCom and DingTalk group bots, whose group reads
+    every message as having just happened. Call inside your transaction."""
     if not EVENT.fullmatch(event or ""):
         raise ValidationError(
             {"event": _("An event name is a short code of lower-case letters, digits, dots and dashes.")}
         )
-    endpoints = [e for e in WebhookEndpoint.objects.filter(active=True) if e.wants(event)]
+    endpoints = [
+        e for e in WebhookEndpoint.objects.filter(active=True) if e.wants(event) and (news or e.format not in CHAT_BOTS)
+    ]
     if not endpoints:
         return 0
     now = timezone.now()
@@ -567,9 +574,11 @@ def send_test(user, endpoint: WebhookEndpoint) -> Delivery:
 
 def ticket_event_payload(event) -> dict:
     """What a webhook learns about a ticket event: numbers, codes and the subject — no customer's personal
-    data (no caller name or phone, no description)."""
+    data (no caller name or phone, no description). The deadline events also say which deadline (`clock`); a breach
+    whether it was recorded late (`late`, and then `recorded_at`: its `at` is when the deadline passed); a withdrawn
+    breach when it had been recorded (`breached`) and the deadline counted again (`due`)."""
     ticket = event.ticket
-    return {
+    out = {
         "ticket": {
             "id": ticket.pk,
             "number": ticket.number,
@@ -585,10 +594,27 @@ def ticket_event_payload(event) -> dict:
         "to_status": event.to_status,
         "actor": event.actor.get_username() if event.actor_id else None,
     }
+    from pharmacrm.servicedesk.choices import EventKind
+
+    data = event.data if isinstance(event.data, dict) else {}
+    if event.kind in (EventKind.WARNED, EventKind.BREACHED, EventKind.UNBREACHED) and data.get("clock"):
+        out["clock"] = data["clock"]
+    if event.kind == EventKind.BREACHED:
+        out["late"] = bool(data.get("late"))
+        if data.get("late"):
+            out["recorded_at"] = data.get("recorded")
+    if event.kind == EventKind.UNBREACHED:
+        out.update(breached=data.get("breached"), due=data.get("due"))
+    return out
 
 
 def emit_ticket_events(events: Iterable) -> int:
-    """Emit `ticket.<kind>` for ticket events (for code that bulk-creates events, which saves no signal)."""
+    """Emit `ticket.<kind>` for ticket events (for code that bulk-creates events, which saves no signal). A breach
+    recorded late (services.LATE_AFTER) is history: sent marked `late`, and not to the group bots."""
     if not WebhookEndpoint.objects.filter(active=True).exists():
         return 0
-    return sum(emit(f"ticket.{e.kind}", ticket_event_payload(e)) for e in events)
+    total = 0
+    for e in events:
+        payload = ticket_event_payload(e)
+        total += emit(f"ticket.{e.kind}", payload, news=not payload.get("late"))
+    return total

@@ -921,10 +921,19 @@ def _leave_tickets_being_saved(clock_ids: list[int]) -> list[int]:
     return [pk for pk in clock_ids if ticket_of.get(pk) in held]
 
 
+# A breach the sweep records more than this after its deadline is late: a recount put the deadline in the past (the
+# upgrade's backfill of replies that failed long ago, a calendar correction, a higher priority, a reply that did not
+# reach the customer) or the worker was stopped. The sweep looks every minute, so an on-time breach is a minute or two
+# old; a late one is recorded and counted as any other (at its deadline), its entry marked `late` with when it was
+# recorded — and it is no news for a group chat: the chat bots are not sent it (notify.emit_ticket_events).
+LATE_AFTER = dt.timedelta(minutes=10)
+
+
 def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
     """One pass of the worker: record the warnings and breaches of the clocks that are due — a breach with
     who held the ticket — in one transaction per batch, the batch claimed first so that concurrent workers
-    never double up. Escalation rules (notify, reassign, manager) hang off the events recorded here."""
+    never double up. Escalation rules (notify, reassign, manager) hang off the events recorded here. A breach is
+    recorded at its deadline; one found more than LATE_AFTER after it is marked late (history, not news)."""
     now = now or timezone.now()
     from pharmacrm.notify import services as notify
 
@@ -946,10 +955,14 @@ def sweep(now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
             ticket = clock.ticket
             if clock.due_at and clock.due_at <= now and clock.breached_at is None and clock.fulfilled_at is None:
                 clock.breached_at, clock.breach_holder_id = clock.due_at, ticket.assignee_id
-                events.append(TicketEvent(ticket=ticket, kind=EventKind.BREACHED, at=clock.due_at,
-                                          data={"clock": clock.kind, "holder": ticket.assignee_id}))  # fmt: skip
-                breaches.append({"ticket": ticket.number, "clock": clock.kind, "due_at": clock.due_at.isoformat(),
-                                 "holder": ticket.assignee_id})  # fmt: skip
+                data = {"clock": clock.kind, "holder": ticket.assignee_id}
+                line = {"ticket": ticket.number, "clock": clock.kind, "due_at": clock.due_at.isoformat(),
+                        "holder": ticket.assignee_id}  # fmt: skip
+                if now - clock.due_at > LATE_AFTER:  # history found now, not news: said so wherever it goes
+                    data.update(late=True, recorded=now.isoformat())
+                    line["late"] = True
+                events.append(TicketEvent(ticket=ticket, kind=EventKind.BREACHED, at=clock.due_at, data=data))
+                breaches.append(line)
                 counts["breached"] += 1
             elif clock.warned_at is None and clock.warn_at and clock.warn_at <= now:
                 clock.warned_at = now

@@ -467,6 +467,14 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Channel"), Channel(data["channel"]).label))
     if e.kind in (EventKind.BREACHED, EventKind.WARNED, EventKind.UNBREACHED) and data.get("clock") in ClockKind.values:
         out.append((_("Deadline"), ClockKind(data["clock"]).label))
+    if e.kind == EventKind.BREACHED and data.get("late"):
+        try:
+            found = timezone.localtime(dt.datetime.fromisoformat(data["recorded"])).strftime("%Y-%m-%d %H:%M")
+        except (KeyError, TypeError, ValueError):
+            found = "—"
+        out.append((_("Note"), _("Recorded late, at %(time)s: the deadline had already passed when it was counted "
+                                 "(the deadlines were counted again, or the worker was stopped). Not posted to group "
+                                 "chats.") % {"time": found}))
     if e.kind == EventKind.UNBREACHED:
         try:
             missed, due = (timezone.localtime(dt.datetime.fromisoformat(data[k])).strftime("%Y-%m-%d %H:%M")
