@@ -370,6 +370,13 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             # compared as periods: stopped in March 2026 is not before started on 15 March 2026
             if start and stop and partial_dates.last_day(stop, out.get("stop_precision", Precision.DAY)) < start:
                 errors.setdefault(f"{prefix}[{i}].stop_date", []).append(_("The stop date is before the start date."))
+            # as a reaction's onset (a month or a year: its first day — 2027 is ahead in 2026, December 2026 is not in
+            # December): G.k.4.r.4 / G.k.4.r.5 are when the drug was first and last given, and the export refuses a
+            # date ahead days later, when the report is due
+            if start and start > timezone.localdate():
+                errors.setdefault(f"{prefix}[{i}].start_date", []).append(_("The start date cannot be in the future."))
+            if stop and stop > timezone.localdate():
+                errors.setdefault(f"{prefix}[{i}].stop_date", []).append(_("The stop date cannot be in the future."))
         if model is Reaction:
             if out.get("outcome") == Outcome.FATAL:
                 # a fatal outcome is the seriousness criterion "results in death" (E.i.3.2a): unticked, the death was

@@ -4,9 +4,13 @@ drug started or stopped in the future is refused."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import timezone
+from lxml import etree
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.safety import services
@@ -115,3 +119,117 @@ def test_a_death_whose_reactions_an_edit_emptied_keeps_its_clocks_when_reopened(
                   .values_list("pk", "rule__code", "due_at")) == planned  # fmt: skip
     entry = AuditEntry.objects.filter(object_type="safety.safetycase", object_id=str(case.pk)).latest("id")
     assert entry.changes == {"status": ["closed", "assessing"]}
+
+
+# --- 2. a drug started or stopped in the future ---------------------------------------------------------------------
+
+
+def _ahead() -> dict[str, str]:
+    """Dates of a drug that are in the future, at each precision, and the latest that are not (a month or a year is in
+    the future when it has not begun: its first day)."""
+    today = timezone.localdate()
+    next_month = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return {
+        "tomorrow": (today + dt.timedelta(days=1)).isoformat(), "next month": next_month.strftime("%Y-%m"),
+        "next year": str(today.year + 1), "today": today.isoformat(), "this month": today.strftime("%Y-%m"),
+        "this year": str(today.year),
+    }  # fmt: skip
+
+
+def _drug(**dates) -> list[dict]:
+    return [{**COMPLETE["drugs"][0], "start_date": "", "stop_date": "", **dates}]
+
+
+START_AHEAD = ("start_date", "用药开始日期不能晚于当前时间。", "用藥開始日期不能晚於當前時間。", "The start date cannot be in the future.")
+STOP_AHEAD = ("stop_date", "停药日期不能晚于当前时间。", "停藥日期不能晚於當前時間。", "The stop date cannot be in the future.")
+
+
+@pytest.mark.parametrize(("start", "stop", "refused"), [
+    ("tomorrow", "", START_AHEAD),
+    ("next year", "", START_AHEAD),  # "2027" in 2026: a year not begun
+    ("next month", "", START_AHEAD),
+    ("this month", "next year", STOP_AHEAD),
+    ("", "tomorrow", STOP_AHEAD),
+])  # fmt: skip
+def test_a_drug_started_or_stopped_in_the_future_is_refused_at_its_field_in_the_readers_language(api_for, start, stop,
+                                                                                               refused):  # fmt: skip
+    """A drug "started 2027-01-05" (a mistyped year) was taken and kept: the 报告表 printed it, and the ICSR was refused
+    only at the export ("G.k.4.r.4 is in the future"), days later, when the report was due. As a reaction's onset,
+    a drug's start — and its stop, the last time it was given — cannot be ahead of today."""
+    ahead = _ahead()
+    drugs = _drug(start_date=ahead.get(start, ""), stop_date=ahead.get(stop, ""))
+    field, zh, zh_hant, en = refused
+    for language, message in (("zh-hans", zh), ("zh-hant", zh_hant), ("en", en)):
+        response = api_for("pv", lang=language).post("/api/v1/safety/cases/", {**COMPLETE, "drugs": drugs},
+                                                      format="json")  # fmt: skip
+        assert response.status_code == 400, response.content
+        body = response.json()
+        assert message in body[f"drugs[0].{field}"], (language, body)  # at its field
+    assert SafetyCase.objects.count() == 0
+
+
+@pytest.mark.parametrize(("start", "stop"), [("today", "today"), ("this month", "this month"), ("this year", "this year"),
+                                             ("this year", "")])  # fmt: skip
+def test_a_drug_started_this_month_or_this_year_is_not_in_the_future(make_case, start, stop):
+    """A month or a year under way is not ahead ("2026-12" on 5 December 2026): only one not begun."""
+    ahead = _ahead()
+    case = make_case(drugs=_drug(start_date=ahead[start], stop_date=ahead.get(stop, "")))
+    drug = case.drugs.get()
+    assert (drug.start_text, drug.stop_text) == (ahead[start], ahead.get(stop, ""))
+
+
+def test_a_correction_or_a_follow_up_with_a_drug_started_in_the_future_changes_nothing(api_for, make_case):
+    """Through the API's edit and follow-up: refused at the field, the case as it was (its drug, its version, its
+    versions)."""
+    case = make_case(drugs=_drug(start_date="2026-03", stop_date="2026-03-20"))
+    api, ahead = api_for("pv", lang="zh-hans"), _ahead()
+    response = api.patch(f"/api/v1/safety/cases/{case.pk}/", {
+        "drugs": _drug(start_date=ahead["next year"]), "version": case.version}, format="json")  # fmt: skip
+    assert response.status_code == 400, response.content
+    assert response.json()["drugs[0].start_date"] == ["用药开始日期不能晚于当前时间。"]
+    response = api.post(f"/api/v1/safety/cases/{case.pk}/follow-ups/", {
+        "follow_up_received_at": timezone.now().replace(microsecond=0).isoformat(), "summary": "医院补充用药记录",
+        "drugs": _drug(start_date="2026-03", stop_date=ahead["tomorrow"]), "version": case.version}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["drugs[0].stop_date"] == ["停药日期不能晚于当前时间。"]
+    fresh = SafetyCase.objects.get(pk=case.pk)
+    assert fresh.version == case.version and fresh.versions.count() == 1
+    drug = fresh.drugs.get()
+    assert (drug.start_text, drug.stop_text) == ("2026-03", "2026-03-20")
+
+
+def test_the_case_form_says_a_drug_started_in_the_future_at_its_field_and_keeps_the_case(client_for, make_case):
+    from .test_case_pages import form_data, html
+
+    case = make_case()
+    version = case.version
+    pv = client_for("pv")
+    url = reverse("safety:case-edit", args=[case.pk])
+    ahead = _ahead()
+    refused = pv.post(url, form_data(case, **{"drugs-0-start_date": ahead["next year"],
+                                              "drugs-0-stop_date": ahead["next month"]}))  # fmt: skip
+    assert refused.status_code == 400
+    page = html(refused)
+    start = re.search(r'id="field-drugs-0-start_date".*?</div>', page, re.S).group(0)
+    stop = re.search(r'id="field-drugs-0-stop_date".*?</div>', page, re.S).group(0)
+    assert "用药开始日期不能晚于当前时间。" in start and "停药日期不能晚于当前时间。" in stop
+    case.refresh_from_db()
+    assert case.version == version and case.drugs.get().start_date is None
+
+
+def test_an_icsr_with_a_drug_started_in_the_future_is_refused_whole(make_case, users):
+    """An incoming ICSR's G.k.4.r.4 ahead of today (a partner's typing slip): the file is refused, naming the report
+    and the field, and nothing of it is kept."""
+    from pharmacrm.safety.e2b import export, importer
+
+    case = make_case(drugs=_drug(start_date="2026-03"))
+    root = etree.fromstring(export.release([case]).xml)
+    [low] = root.xpath("//*[local-name()='substanceAdministration']/*[local-name()='effectiveTime']"
+                       "/*[local-name()='low']")  # fmt: skip
+    low.set("value", _ahead()["next year"])
+    SafetyCase.objects.filter(pk=case.pk).delete()
+    with pytest.raises(ValidationError) as refused:
+        importer.import_file(users["pv"], etree.tostring(root), source_name="partner.xml")
+    assert any("drugs[0].start_date" in m and "用药开始日期不能晚于当前时间。" in m
+               for m in refused.value.message_dict["file"]), refused.value.message_dict
+    assert not SafetyCase.objects.exists()
