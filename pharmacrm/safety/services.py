@@ -388,6 +388,8 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                 errors.setdefault(f"{prefix}[{i}].end_date", []).append(_("The end date is before the onset."))
             if onset and onset > timezone.localdate():  # (a month or a year: its first day)
                 errors.setdefault(f"{prefix}[{i}].onset_date", []).append(_("The onset cannot be in the future."))
+            if end and end > timezone.localdate():  # (likewise: the export refuses E.i.5 ahead of today)
+                errors.setdefault(f"{prefix}[{i}].end_date", []).append(_("The end cannot be in the future."))
         cleaned.append(out)
     return cleaned
 

@@ -233,3 +233,22 @@ def test_an_icsr_with_a_drug_started_in_the_future_is_refused_whole(make_case, u
     assert any("drugs[0].start_date" in m and "用药开始日期不能晚于当前时间。" in m
                for m in refused.value.message_dict["file"]), refused.value.message_dict
     assert not SafetyCase.objects.exists()
+
+
+@pytest.mark.parametrize("end", ["tomorrow", "next month", "next year"])
+def test_a_reaction_ended_in_the_future_is_refused_at_its_field(api_for, end):
+    """The reaction's end (E.i.5) likewise: kept as typed, it was refused only by the export."""
+    reactions = [{**COMPLETE["reactions"][0], "onset_date": "2026-03", "end_date": _ahead()[end]}]
+    for language, message in (("zh-hans", "结束日期不能晚于当前时间。"), ("zh-hant", "結束日期不能晚於當前時間。"),
+                              ("en", "The end cannot be in the future.")):  # fmt: skip
+        response = api_for("pv", lang=language).post("/api/v1/safety/cases/", {**COMPLETE, "reactions": reactions},
+                                                      format="json")  # fmt: skip
+        assert response.status_code == 400, response.content
+        assert response.json()["reactions[0].end_date"] == [message]
+    assert SafetyCase.objects.count() == 0
+
+
+def test_a_reaction_ended_this_month_is_not_in_the_future(make_case):
+    reaction = make_case(reactions=[{**COMPLETE["reactions"][0], "onset_date": "2026-03",
+                                     "end_date": _ahead()["this month"]}]).reactions.get()  # fmt: skip
+    assert reaction.end_text == _ahead()["this month"]
