@@ -370,6 +370,13 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
             # compared as periods: stopped in March 2026 is not before started on 15 March 2026
             if start and stop and partial_dates.last_day(stop, out.get("stop_precision", Precision.DAY)) < start:
                 errors.setdefault(f"{prefix}[{i}].stop_date", []).append(_("The stop date is before the start date."))
+            # as a reaction's onset (a month or a year: its first day — 2027 is ahead in 2026, December 2026 is not in
+            # December): G.k.4.r.4 / G.k.4.r.5 are when the drug was first and last given, and the export refuses a
+            # date ahead days later, when the report is due
+            if start and start > timezone.localdate():
+                errors.setdefault(f"{prefix}[{i}].start_date", []).append(_("The start date cannot be in the future."))
+            if stop and stop > timezone.localdate():
+                errors.setdefault(f"{prefix}[{i}].stop_date", []).append(_("The stop date cannot be in the future."))
         if model is Reaction:
             if out.get("outcome") == Outcome.FATAL:
                 # a fatal outcome is the seriousness criterion "results in death" (E.i.3.2a): unticked, the death was
@@ -381,6 +388,8 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                 errors.setdefault(f"{prefix}[{i}].end_date", []).append(_("The end date is before the onset."))
             if onset and onset > timezone.localdate():  # (a month or a year: its first day)
                 errors.setdefault(f"{prefix}[{i}].onset_date", []).append(_("The onset cannot be in the future."))
+            if end and end > timezone.localdate():  # (likewise: the export refuses E.i.5 ahead of today)
+                errors.setdefault(f"{prefix}[{i}].end_date", []).append(_("The end cannot be in the future."))
         cleaned.append(out)
     return cleaned
 
@@ -540,15 +549,17 @@ def _next_check(clock: SafetyClock) -> dt.datetime | None:
     return clock.due_at
 
 
-def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) -> None:
+def plan_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime, *, day_0_known: bool = False) -> None:
     """(Re)plan the open clocks of a version from the rules that apply now. A clock already met stays; an
     open clock whose rule no longer applies (a case found not serious after all) is removed; a new rule
     (the case turned out fatal) adds its clock, counted from the version's receipt date.
 
     A reportable case that does not meet the four minimum criteria yet has no day 0 (个例药品不良反应收集和报告指导原则,
     ICH E2D: the clock starts when the minimum information is received): it gets no clock until the version that
-    makes it valid — a follow-up, counted from its receipt, or a correction, counted from the current version's."""
-    if reportable(case) and not case.valid:
+    makes it valid — a follow-up, counted from its receipt, or a correction, counted from the current version's.
+    `day_0_known`: the version holds clocks planned while the case was valid, which an edit that emptied a criterion
+    since has not taken away (_replan_stale): it is planned as a valid case's."""
+    if reportable(case) and not case.valid and not day_0_known:
         return  # (a case made invalid by a mistaken edit keeps the clocks it had: they stay owed)
     # a death is reported at once, once: the follow-up of a death an earlier version told of (the autopsy, the
     # hospital's records) is new information on a serious case, due as such from its receipt — not in 24 hours again
@@ -632,7 +643,12 @@ def replan_foreign_deaths(user=SYSTEM, *, reason: str = "") -> int:
 
 def _stale_clocks(case: SafetyCase) -> list[SafetyClock]:
     """The case's unmet report and investigation clocks (running or stopped) that the rules as they are now no longer
-    give it: a rule deactivated since, or whose condition no longer applies (safety 0014: CN-DEATH for a death abroad)."""
+    give it: a rule deactivated since, or whose condition no longer applies (safety 0014: CN-DEATH for a death abroad).
+    None of a case that misses its reactions (an edit emptied them; the case is not valid): the rules go by them (is it
+    serious, fatal, life-threatening?), so nothing tells which they give it — its clocks stay as they were, as through
+    that edit (plan_clocks)."""
+    if reportable(case) and not case.valid and Criterion.REACTION.value in (case.missing or ()):
+        return []
     return [
         clock for clock in SafetyClock.objects.filter(
             case=case, kind__in=[ClockKind.REPORT, ClockKind.INVESTIGATION], met_at__isnull=True, rule__isnull=False,
@@ -645,13 +661,15 @@ def _replan_stale(case: SafetyCase, stale: list[SafetyClock], now: dt.datetime) 
     """Plan again, under the rules as they are now, each version holding a stale clock, earliest first (a version's
     plan depends on the clocks of the others: a death told once, investigated once). A version whose report was
     already sent keeps it and owes no second one: only its stale clocks go. (Of an open case: a closed one plans no
-    new clock.)"""
+    new clock.) A case an edit has left without its reporter, patient or suspect product since those clocks started
+    is planned all the same: it was valid then, its report stays owed — the one the rules give it now (a death abroad
+    missing its reporter owes CN-FOREIGN-SERIOUS, not the 24-hour report, restarted as it was)."""
     for version in sorted({c.case_version for c in stale}, key=lambda v: v.sequence):
         reported = version.clocks.filter(kind=ClockKind.REPORT, met_at__isnull=False).exists()
         if reported:  # the report was sent: it stands; the clocks nobody owes go
             SafetyClock.objects.filter(pk__in=[c.pk for c in stale if c.case_version_id == version.pk]).delete()
         else:
-            plan_clocks(case, version, now)
+            plan_clocks(case, version, now, day_0_known=True)
 
 
 def _close_clocks(case: SafetyCase, now: dt.datetime) -> None:
