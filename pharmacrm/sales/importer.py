@@ -246,6 +246,18 @@ def _approval(value: str) -> str:
     return normalise_approval_number(normalise.csv_unescape(value.strip())).upper()
 
 
+@functools.lru_cache(maxsize=4096)
+def approval_cell(value: str) -> str | None:
+    """An approval-number cell as the exact checks read it (`Parser`), or None where they refuse it: longer than the
+    catalogue's 16 characters once normalised. Normalising may lengthen it (㍿ is 株式会社, ß in capitals SS): the
+    quick checks, which measured the cell as typed, took a row the exact ones refuse — and the lanes then differed
+    when a cell the import does not read (#N/A in a helper column) sent the row to the exact ones in one lane only."""
+    try:
+        return _text(_approval(value), 16)
+    except FieldError:
+        return None
+
+
 def _code(value: str, max_length: int, required: bool = False) -> str:
     """An order, product, batch or invoice number as the ERP writes it: typed in full width (ＹＰ１００１, ２５Ａ００１,
     ＳＯ－２０２６０３０１, an input method's full-width mode) it is the ordinary characters — as typed, the batch trace and
@@ -695,11 +707,11 @@ class Fast:
             # padded ('C001  ', an ERP's fixed-width column) or kept text by our export's tab ('\t00123'): the careful
             # path reads it as the customer record keeps it, beside a credit code too
             return None
-        if not pc or len(pc) > 40 or pc != pc.strip() or "," in pc or "\n" in pc:
-            return None
+        if not pc or len(pc) > 40 or pc != pc.strip() or "," in pc or "\n" in pc or "\r" in pc:
+            return None  # a line break (a carriage return too) or a comma: the slow path refuses it
         if not (on.isascii() and pc.isascii() and bn.isascii() and inv.isascii()):
             return None  # perhaps typed in full width (ＹＰ１００１): the careful path reads the ordinary characters
-        if len(pn) > 100 or len(ap) > 16 or len(bn) > 40 or len(inv) > 40:
+        if len(pn) > 100 or len(bn) > 40 or len(inv) > 40:
             return None
         if pn != pn.strip() or ap != ap.strip() or bn != bn.strip() or inv != inv.strip():
             return None
@@ -746,10 +758,16 @@ class Fast:
             if paid_fen > max(amount, 0):
                 return None
         else:
-            if paid_amt and paid_amt.strip("0.") != "":
-                return None  # a paid amount without its date: the slow path says so
+            if paid_amt and _fen_text(paid_amt) != 0:
+                # a paid amount without its date: the slow path says so; and "." or "0.0.0" is no number (it was taken
+                # for a zero here, and refused by the slow path)
+                return None
             paid, paid_fen = None, 0
-        return (on, line, od, month, cc, ext, pc, pn, _approval(ap) if ap else "", bn, quantity, unit_price, amount, inv, due, paid,
+        if ap:
+            ap = approval_cell(ap)  # as the slow path reads it: too long once normalised, it says so
+            if ap is None:
+                return None
+        return (on, line, od, month, cc, ext, pc, pn, ap, bn, quantity, unit_price, amount, inv, due, paid,
                 paid_fen)  # fmt: skip
 
 
