@@ -47,7 +47,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.core.wording import listing
 from pharmacrm.customers import importer as base
 from pharmacrm.customers import normalise
-from pharmacrm.customers.importer import Column, Counts, FieldError, NumberText, SeenKeys
+from pharmacrm.customers.importer import Column, Counts, FieldError, NumberText
 from pharmacrm.customers.models import ImportJob, Institution
 from pharmacrm.customers.services import last_survivor, survivors_of_freed_codes
 from pharmacrm.servicedesk.models import Product
@@ -987,31 +987,71 @@ class Resolver:
                 self.named[code] = name
 
 
-def _order_key(order_number: str) -> int:
-    return hash(("order", order_number))
+def _scratch_db() -> sqlite3.Connection:
+    db = sqlite3.connect("")  # "" = a private temporary on-disk database, deleted on close
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    return db
+
+
+class SeenLines:
+    """The order lines met so far in a file, (order number, line number) → the row of the first, for the check that
+    a line is not given twice. In a private temporary SQLite file, not in a dict: memory stays flat whatever the file.
+
+    Keyed by the values themselves, compared exactly (as the line table's unique constraint compares them): a 64-bit
+    hash of them, as the store kept before, could make two different lines one, the second refused as a repeat of
+    a line the file does not repeat. An ERP's export comes in order-number order, so the keys mostly arrive sorted and
+    go in at the end of the table's b-tree, where a hash's random order went anywhere in it."""
+
+    def __init__(self):
+        self.db = _scratch_db()
+        self.db.execute("CREATE TABLE seen (o TEXT NOT NULL, l INTEGER NOT NULL, row INTEGER NOT NULL, "
+                        "PRIMARY KEY (o, l)) WITHOUT ROWID")  # fmt: skip
+
+    def add_new(self, lines: list[tuple[str, int, int]]) -> dict[tuple[str, int], int]:
+        """Add (order number, line number, row) triples; return the first rows of the lines that were there before
+        (usually none: then one statement did it all)."""
+        before = self.db.total_changes
+        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", lines)
+        if self.db.total_changes - before == len(lines):
+            return {}
+        mine = {(o, line): row for o, line, row in lines}
+        orders = list({o for o, _line, _row in lines})
+        found = {}
+        for i in range(0, len(orders), 30_000):  # under SQLite's 32,766 parameters
+            part = orders[i : i + 30_000]
+            sql = f"SELECT o, l, row FROM seen WHERE o IN ({', '.join('?' * len(part))})"
+            for o, line, row in self.db.execute(sql, part):
+                if mine.get((o, line), row) != row:
+                    found[(o, line)] = row
+        return found
+
+    def close(self) -> None:
+        self.db.close()
 
 
 class OrderOwners:
-    """Each order's customer and first row in the file, for the check that one order number does not name
-    two customers. In a private temporary SQLite file, as `SeenKeys`: memory stays flat whatever the file."""
+    """Each order's customer and first row in the file, for the check that one order number does not name two
+    customers. In a private temporary SQLite file, as `SeenLines`: memory stays flat whatever the file. Keyed by the
+    order number itself: a 64-bit hash of it, as before, could make two orders one, and refuse the second's lines as
+    naming another customer than the first's."""
 
     def __init__(self):
-        self.db = sqlite3.connect("")  # "" = a temporary on-disk database
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE owner (h INTEGER PRIMARY KEY, inst INTEGER NOT NULL, row INTEGER NOT NULL)")
+        self.db = _scratch_db()
+        self.db.execute("CREATE TABLE owner (o TEXT PRIMARY KEY NOT NULL, inst INTEGER NOT NULL, row INTEGER NOT NULL) "
+                        "WITHOUT ROWID")  # fmt: skip
 
-    def first(self, keys: set[int]) -> dict[int, tuple[int, int]]:
-        """order key → (customer id, first row) for the orders met in earlier chunks."""
-        wanted, found = list(keys), {}
+    def first(self, orders: set[str]) -> dict[str, tuple[int, int]]:
+        """order number → (customer id, first row) for the orders met in earlier chunks."""
+        wanted, found = list(orders), {}
         for i in range(0, len(wanted), 30_000):  # under SQLite's 32,766 parameters
             part = wanted[i : i + 30_000]
-            sql = f"SELECT h, inst, row FROM owner WHERE h IN ({', '.join('?' * len(part))})"
-            found.update((h, (inst, row)) for h, inst, row in self.db.execute(sql, part))
+            sql = f"SELECT o, inst, row FROM owner WHERE o IN ({', '.join('?' * len(part))})"
+            found.update((o, (inst, row)) for o, inst, row in self.db.execute(sql, part))
         return found
 
-    def add(self, owners: dict[int, tuple[int, int]]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO owner VALUES (?, ?, ?)", [(h, *v) for h, v in owners.items()])
+    def add(self, owners: dict[str, tuple[int, int]]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO owner VALUES (?, ?, ?)", [(o, *v) for o, v in owners.items()])
 
     def close(self) -> None:
         self.db.close()
@@ -1353,7 +1393,7 @@ class Run:
         self.column_order.update({col.key: i for i, col in header.mapping})
         self.preview: list[dict] = []
         self.preview_rows = 0
-        self.seen = SeenKeys()
+        self.seen = SeenLines()  # each order line's first row in the file
         self.owners = OrderOwners()  # each order's customer, as its first good row in the file gives it
         # good lines whose product code the catalogue does not know: code → lines (in file order), and the
         # codes an approval number in the file links (their lines are not counted, before or after it)
@@ -1454,7 +1494,7 @@ class Run:
                 self.preview_rows += 1
         self.resolver.load(pres)
         rows, good_numbers, approvals = [], [], {}
-        first_here: dict[int, int] = {}
+        first_here: dict[tuple[str, int], int] = {}
         keys, repeats = [], []  # the chunk's first copy of each line; its later copies
         customer = self.resolver.customer
         for pre, number in zip(pres, numbers, strict=True):
@@ -1465,24 +1505,24 @@ class Run:
             if self.set_based:
                 keys.append((0, number, pre, inst))
                 continue
-            h = hash((pre[0], pre[1]))
+            h = (pre[0], pre[1])  # the line itself, never a hash of it (two lines could share one)
             if h in first_here:
                 repeats.append((number, pre, h))
                 continue
             first_here[h] = number
             keys.append((h, number, pre, inst))
-        earlier = {} if self.set_based else self.seen.add_new([(k[0], k[1]) for k in keys])
+        earlier = {} if self.set_based else self.seen.add_new([(*k[0], k[1]) for k in keys])
         for number, pre, h in repeats:
             # the row of the line's first copy in the file: an earlier chunk's when it holds one (the chunk's first
             # copy, named before, is a repeat itself; the columnar lane named the file's first)
             self._duplicate(number, pre, earlier.get(h, first_here[h]), file_cells, preview)
         self.resolver.load_linked({k[2][6] for k in keys})
-        owners, new_owners = ({}, {}) if self.set_based else (self.owners.first({_order_key(k[2][0]) for k in keys}), {})
+        owners, new_owners = ({}, {}) if self.set_based else (self.owners.first({k[2][0] for k in keys}), {})
         for h, number, pre, inst in keys:
             if h in earlier:
                 self._duplicate(number, pre, earlier[h], file_cells, preview)
                 continue
-            order_key = _order_key(pre[0])
+            order_key = pre[0]
             owner = None if self.set_based else owners.get(order_key) or new_owners.get(order_key)
             if owner is None:
                 new_owners[order_key] = (inst, number)
