@@ -689,6 +689,7 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
         last_name = dict(_in_parts(cursor, f"SELECT product_code, product_name FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
                                    [pk for _c, pk in found if pk is not None]))  # fmt: skip
     links = _kept_links(run, set(linked_by_refused), first) if linked_by_refused else {}
+    resolver.before_change(code for code in codes if code in resolver.before)  # audited as the load leaves them
     missing = object()
     for code in codes:
         before = resolver.before.get(code, missing)

@@ -824,6 +824,9 @@ class Resolver:
         self.before: dict[str, tuple[str, int | None] | None] = {}
         self.link_lines: dict[str, int] = {}
         self.named: dict[str, str] = {}  # product code → the name this import gave it (`save_product_codes`)
+        # each product code the import changed since its last audit, with its row (name, catalogue product) before
+        # those changes (None: the import created it): `audit_product_codes` records what changed
+        self.unaudited: dict[str, tuple[str, int | None] | None] = {}
 
     def _load(self, cache: dict, column: str, wanted: set[str]) -> None:
         # emptied before the chunk's codes are picked: after, the codes it found in the cache were gone, their rows
@@ -968,6 +971,7 @@ class Resolver:
             }
             for code in latest:
                 self.before.setdefault(code, existing.get(code))
+                self.unaudited.setdefault(code, existing.get(code))
             new = [ProductCode(code=c, name=names.get(c, ""), product_id=p, updated_at=now)
                    for c, p in latest.items() if c not in existing]  # fmt: skip
             ProductCode.objects.bulk_create(new, ignore_conflicts=True)
@@ -981,10 +985,60 @@ class Resolver:
                 if product and old[1] != product:
                     ProductCode.objects.filter(code=code).update(product_id=product, updated_at=now)
             self.codes.update(latest)
-        for code, name in names.items():
-            if self.named.get(code, name) != name:
-                ProductCode.objects.filter(code=code).update(name=name, updated_at=now)
-                self.named[code] = name
+        renamed = {code: name for code, name in names.items() if self.named.get(code, name) != name}
+        self.before_change(renamed)
+        for code, name in renamed.items():
+            ProductCode.objects.filter(code=code).update(name=name, updated_at=now)
+            self.named[code] = name
+
+    def before_change(self, codes) -> None:
+        """Note the rows of these product codes as they are, before the import changes them (those it changed since
+        the last audit are noted already): the audit gives their values before and after."""
+        missing = [code for code in codes if code not in self.unaudited]
+        for i in range(0, len(missing), 5000):
+            part = missing[i : i + 5000]
+            found = {code: (name, product) for code, name, product in
+                     ProductCode.objects.filter(code__in=part).values_list("code", "name", "product_id")}  # fmt: skip
+            for code in part:
+                self.unaudited[code] = found.get(code)
+
+    def audit_product_codes(self, job_id: int) -> None:
+        """Audit what the import did to product codes since the last time, in the transaction that did it: a code
+        recorded gets a `create` entry with its name and catalogue product, a code renamed or linked to another
+        catalogue product an `update` entry with the fields before and after — with the import job's id, by its
+        user. A code changed and changed back (the columnar lane undoing what lines refused at the end did) gets
+        none: the entries say what the import's transaction leaves."""
+        from pharmacrm.core import audit
+        from pharmacrm.core.models import AuditEntry
+
+        if not self.unaudited:
+            return
+        codes, now = list(self.unaudited), {}
+        for i in range(0, len(codes), 5000):
+            for pk, code, name, product in ProductCode.objects.filter(code__in=codes[i : i + 5000]).values_list(
+                "id", "code", "name", "product_id"
+            ):
+                now[code] = (pk, name, product)
+        created, updated = [], []
+        for code in sorted(codes):
+            before, after = self.unaudited[code], now.get(code)
+            if after is None:
+                continue  # recorded and taken out again: nothing changed
+            pk, name, product = after
+            label = ("sales.productcode", str(pk), f"{code} {name}".strip()[:200])
+            if before is None:
+                created.append((label, {"code": [None, code], "name": [None, name], "product": [None, product]}))
+                continue
+            changes = {}
+            if before[0] != name:
+                changes["name"] = [before[0], name]
+            if before[1] != product:
+                changes["product"] = [before[1], product]
+            if changes:
+                updated.append((label, changes))
+        self.unaudited.clear()
+        audit.record_many(AuditEntry.Action.CREATE, created, import_job=job_id)
+        audit.record_many(AuditEntry.Action.UPDATE, updated, import_job=job_id)
 
 
 def _scratch_db() -> sqlite3.Connection:
@@ -1715,6 +1769,7 @@ class Writer:
         if failed or self.run.stop_writing:
             transaction.set_rollback(True)
             self.updates_audit.clear()
+            self.run.resolver.unaudited.clear()
         else:
             if self.bare is not None and connection.vendor == "postgresql":
                 # every rollup from the lines, once, then the indexes back: without the (customer, month) index the
@@ -1726,6 +1781,7 @@ class Writer:
                 self.bare.restore()
                 rollups.rebuild_all(self.today)
             self._flush_audit()
+            self.run.resolver.audit_product_codes(self.job_id)
             rollups.refresh_dirty()
             if self.bare is not None:
                 self.bare.attach()  # the foreign keys last: they keep the customers from changing until the commit
@@ -1853,6 +1909,8 @@ class Writer:
                     if action != "unchanged" or products.get(chunk.approvals.get(r[5], ""))]  # fmt: skip
         if recorded:
             self.run.resolver.save_product_codes(recorded, chunk.approvals)
+            if not self.one_transaction:
+                self.run.resolver.audit_product_codes(self.job_id)  # with the chunk, in its transaction
         if not (creates or updates):
             return actions
         now = self.now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(self.now)

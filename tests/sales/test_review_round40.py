@@ -8,6 +8,7 @@ import pytest
 from pharmacrm.sales import importer
 
 from .conftest import line, today_minus
+from .test_columnar_load import customers_, lane  # noqa: F401  (fixtures: customers by each kind of code; the kernels)
 
 # --- repeats and split orders, keyed by the values -------------------------------------------------------------------
 
@@ -62,4 +63,87 @@ def test_orders_and_lines_whose_hashes_collide_are_neither_repeats_nor_one_order
     ]  # fmt: skip
     assert sorted(OrderLine.objects.values_list("order_number", "line_number")) == [
         ("SO-1", 1), ("SO-1", 2), ("SO-2", 1), ("SO-3", 1),
+    ]  # fmt: skip
+
+
+# --- product codes: every change audited ------------------------------------------------------------------------------
+
+
+def _code_entries(job) -> list[tuple]:
+    """The audit entries of product codes: (action, code, changes, by whom), all attributed to `job`."""
+    from pharmacrm.core.models import AuditEntry
+
+    entries = AuditEntry.objects.filter(object_type="sales.productcode").order_by("seq")
+    assert {e.extra.get("import_job") for e in entries} <= {job.pk}
+    return [(e.action, e.object_repr.split()[0], e.changes, e.actor_id) for e in entries]
+
+
+@pytest.mark.parametrize("initial_load", [False, True], ids=["row-by-row", "columnar"])
+def test_an_import_that_names_or_links_a_product_code_audits_it_with_its_fields_before_and_after(
+    customers_, users, tmp_path, lane, admin_user, initial_load
+):
+    """An import named a product code found without a name, linked a code to another catalogue product, and recorded
+    new codes, without an audit entry. Each change is audited, with the fields before and after, the import job's id
+    and its user — in both lanes alike, and a link that only a line refused at the end made (a repeat: the columnar
+    lane links, then undoes it) is no change."""
+    from pharmacrm.customers.models import ImportJob
+    from pharmacrm.sales.models import ProductCode
+    from pharmacrm.servicedesk.models import Product
+
+    from .conftest import write_csv
+    from .test_columnar_load import _load
+
+    mine = Product.objects.get(approval_number="国药准字H20249871")
+    other = Product.objects.create(brand_name="络活喜", generic_name="苯磺酸氨氯地平片", approval_number="国药准字H10950224")
+    ProductCode.objects.create(code="YP1", name="")
+    ProductCode.objects.create(code="YP2", name="络活喜", product=other)
+    ProductCode.objects.create(code="YP4", name="旧名")
+    xiehe, d = customers_["xiehe"], today_minus(9)
+    rows = [line("A-1", 1, d, xiehe, "YP1", 1, 10, product_name="安心宁 5mg", approval_number="国药准字H20249871"),
+            line("A-2", 1, d, xiehe, "YP2", 1, 10, product_name="另一个名字", approval_number="国药准字H20249871"),
+            line("A-3", 1, d, xiehe, "YP3", 1, 10, product_name="新药"),
+            line("A-4", 1, d, xiehe, "YP4", 1, 10),
+            line("A-4", 1, d, xiehe, "YP4", 1, 10, approval_number="国药准字H20249871")]  # a repeat: refused
+    rows += [line(f"A-{i}", 1, d, xiehe, "YP5", 1, 10) for i in range(10, 40)]  # a few blocks
+
+    code = _load(write_csv(tmp_path / "orders.csv", rows), *(["--initial-load"] if initial_load else []))
+
+    assert code == 1  # the repeat
+    job = ImportJob.objects.filter(target=ImportJob.Target.ORDERS).latest("pk")
+    assert job.created_by == admin_user
+    yp3 = ProductCode.objects.get(code="YP3")
+    assert sorted(_code_entries(job), key=lambda e: e[1]) == [
+        ("update", "YP1", {"name": ["", "安心宁 5mg"], "product": [None, mine.pk]}, admin_user.pk),
+        ("update", "YP2", {"product": [other.pk, mine.pk]}, admin_user.pk),  # a code that has a name keeps it
+        ("create", "YP3", {"code": [None, "YP3"], "name": [None, "新药"], "product": [None, None]}, admin_user.pk),
+        ("create", "YP5", {"code": [None, "YP5"], "name": [None, ""], "product": [None, None]}, admin_user.pk),
+    ]  # fmt: skip
+    assert dict(ProductCode.objects.values_list("code", "product_id")) == {
+        "YP1": mine.pk, "YP2": mine.pk, "YP3": None, "YP4": None, "YP5": None,
+    }  # fmt: skip
+    assert yp3.name == "新药"
+
+
+def test_an_import_in_chunks_audits_each_chunks_product_code_changes_with_the_chunk(run_import, xiehe, admin_user,
+                                                                                 monkeypatch):  # fmt: skip
+    """Good rows only, one transaction per chunk: a chunk's product-code changes are audited in its transaction, so
+    a code created in one chunk and named by a later one has both entries; a refused all-or-nothing import leaves
+    none."""
+    from pharmacrm.core.models import AuditEntry
+
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
+    d = today_minus(9)
+    rows = [line("C-1", 1, d, xiehe, "YP7", 1, 10), line("C-2", 1, d, xiehe, "YP8", 1, 10),
+            line("C-3", 1, d, xiehe, "YP7", 1, 10, product_name="安心宁")]  # fmt: skip
+
+    refused = run_import([*rows, line("C-4", 1, d, xiehe, "YP9", "x", 10)], mode="all")
+    assert refused.status == "rejected"
+    assert not AuditEntry.objects.filter(object_type="sales.productcode").exists()
+
+    job = run_import(rows)
+
+    assert _code_entries(job) == [
+        ("create", "YP7", {"code": [None, "YP7"], "name": [None, ""], "product": [None, None]}, admin_user.pk),
+        ("create", "YP8", {"code": [None, "YP8"], "name": [None, ""], "product": [None, None]}, admin_user.pk),
+        ("update", "YP7", {"name": ["", "安心宁"]}, admin_user.pk),
     ]  # fmt: skip
