@@ -18,8 +18,10 @@ from pharmacrm.customers.models import ImportJob
 from pharmacrm.sales import services
 from pharmacrm.sales.models import OrderLine
 
+from . import test_columnar_load as load
 from .conftest import line, today_minus
-from .test_columnar_load import customers_  # noqa: F401  (a fixture: customers by each kind of code)
+
+customers_ = load.customers_  # the fixture: customers by each kind of code
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,10 @@ import pytest
 
 from pharmacrm.sales import importer
 
+from . import test_columnar_load as load
 from .conftest import line, today_minus
-from .test_columnar_load import customers_, lane  # noqa: F401  (fixtures: customers by each kind of code; the kernels)
+
+customers_, lane = load.customers_, load.lane  # the fixtures: customers by each kind of code; every line in the kernels
 
 # --- repeats and split orders, keyed by the values -------------------------------------------------------------------
 
