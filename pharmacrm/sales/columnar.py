@@ -307,6 +307,17 @@ class Lane:
         good = [t for t in pc.unique(text).to_pylist() if self.days.get(t)]
         return pc.is_in(text, value_set=pa.array(good, pa.string()))
 
+    @staticmethod
+    def _approvals_fit(ap: pa.Array) -> pa.Array:
+        """Whether each approval number fits the catalogue's 16 characters as the row-by-row checks read it, normalised
+        (`importer.approval_cell`; the block's few distinct texts in Python): measured as typed, 国药准字H1㍿0950224 (㍿
+        is 株式会社 once normalised) was taken here and refused row by row."""
+        texts = pc.unique(ap).to_pylist()
+        fits = [t for t in texts if orders.approval_cell(t) is not None]
+        if len(fits) == len(texts):
+            return pa.repeat(True, len(ap)) if len(ap) else pa.array([], pa.bool_())
+        return pc.is_in(ap, value_set=pa.array(fits, pa.string()))
+
     def plain(self, batch, row_by_row: int = 0) -> tuple[pa.Array, dict]:
         """Which lines the kernels take (never the first `row_by_row`), and the taken lines' values as columns."""
         col = functools.partial(self._col, batch)
@@ -322,7 +333,7 @@ class Lane:
         for column in (on, code, bn, inv, ext):  # as Excel writes a large number (2.40111E+19): row by row
             ok = pc.and_(ok, pc.invert(pc.match_substring(column, "E+")))
         ok = pc.and_(ok, pc.invert(pc.match_substring(ext, "e+")))
-        ok = pc.and_(ok, pc.and_(pc.less_equal(pc.utf8_length(name), 100), pc.less_equal(pc.utf8_length(ap), 16)))
+        ok = pc.and_(ok, pc.and_(pc.less_equal(pc.utf8_length(name), 100), self._approvals_fit(ap)))
         for _i, column in self.header.mapping:  # a failed formula's value (#N/A), a NUL: row by row
             cells = batch.column(f"c{_i}")
             ok = pc.and_(ok, pc.invert(pc.is_in(cells, value_set=pa.array(sorted(base.EXCEL_ERRORS)))))
@@ -444,7 +455,7 @@ class Lane:
         for number, cells in careful:
             code = good.get(number)
             if code in chunk.approvals and where < len(cells) and cells[where].strip():
-                if orders._approval(cells[where]) == chunk.approvals[code]:
+                if orders.approval_cell(cells[where]) == chunk.approvals[code]:
                     out[code] = number
         return out
 
@@ -469,7 +480,7 @@ class Lane:
         given = pc.not_equal(ap, "")
         if pc.any(given).as_py():
             texts = [t for t in pc.unique(ap.filter(given)).to_pylist()]
-            normal = pa.array([orders._approval(t) for t in texts], pa.string())
+            normal = pa.array([orders.approval_cell(t) for t in texts], pa.string())
             ap = pc.if_else(given, pc.take(normal, pc.index_in(ap, value_set=pa.array(texts, pa.string()))), "")
             run.resolver.load_products({t.as_py() for t in pc.unique(ap.filter(given))})
             known = [a for a in pc.unique(ap.filter(given)).to_pylist() if run.resolver.products.get(a)]
@@ -685,7 +696,7 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
     for row, *_rest, code in refused:
         cells = cells_of.get(row, [])
         text = cells[where].strip() if where is not None and where < len(cells) else ""
-        if text and resolver.products.get(orders._approval(text)):
+        if text and resolver.products.get(orders.approval_cell(text) or ""):
             linked_by_refused[code] = linked_by_refused.get(code, 0) + 1
     codes = sorted({r[-1] for r in refused})
     with connection.cursor() as cursor:  # the codes kept, and the last kept line of each that gives a name
@@ -695,6 +706,7 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
         last_name = dict(_in_parts(cursor, f"SELECT product_code, product_name FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
                                    [pk for _c, pk in found if pk is not None]))  # fmt: skip
     links = _kept_links(run, set(linked_by_refused), first) if linked_by_refused else {}
+    resolver.before_change(code for code in codes if code in resolver.before)  # audited as the load leaves them
     missing = object()
     for code in codes:
         before = resolver.before.get(code, missing)
@@ -732,7 +744,7 @@ def _kept_links(run, codes: set[str], first: int) -> dict[str, int]:
     last: dict[str, tuple[int, int]] = {}  # code → (row, product)
 
     def consider(rows: list[int], texts: list[str]) -> None:
-        normal = {t: orders._approval(t) for t in set(texts)}
+        normal = {t: orders.approval_cell(t) or "" for t in set(texts)}
         resolver.load_products(set(normal.values()) - {""})
         product = {r: resolver.products.get(normal[t]) for r, t in zip(rows, texts, strict=True)}
         linking = [r for r, p in product.items() if p]

@@ -18,7 +18,10 @@ from pharmacrm.customers.models import ImportJob
 from pharmacrm.sales import services
 from pharmacrm.sales.models import OrderLine
 
+from . import test_columnar_load as load
 from .conftest import line, today_minus
+
+customers_ = load.customers_  # the fixture: customers by each kind of code
 
 pytestmark = pytest.mark.django_db
 
@@ -160,3 +163,70 @@ def test_months_with_refunds_stored_before_the_rule_are_recomputed_after_the_upg
     rollups.refresh_dirty()
     assert MonthlyRollup.objects.get(institution=xiehe).on_time_fen == 1000_00
     assert services.credit(xiehe.pk).on_time_share == Decimal("1")
+
+
+def test_a_row_the_quick_checks_took_is_refused_as_the_exact_checks_refuse_it_whatever_the_other_columns_hold(
+    run_import, xiehe
+):
+    """A plain row went through the quick checks, and one beside a failed look-up (#N/A) in a column the import does
+    not read through the exact ones: a product code holding a carriage return, a paid amount of ".", an approval
+    number that normalising lengthens past the catalogue's 16 characters (㍿ is 株式会社) were imported in the first
+    case and refused in the second. Each is refused, naming its column, either way."""
+    d = today_minus(9)
+    cases = [dict(product_code="YP\r1001"), dict(paid_amount="."), dict(approval_number="国药准字H1㍿0950224"),
+             dict(approval_number="国药准字H20249871ßß")]  # fmt: skip
+    rows = []
+    for i, case in enumerate(cases):
+        for helper in ("", "#N/A"):
+            rows.append(line(f"Q-{i}-{helper}", 1, d, xiehe, "YP1001", 1, 10, customer_name=helper, **case))
+
+    job = run_import(rows)
+
+    assert errors_of(job) == {
+        2: ("产品编码", "product_code_chars"), 3: ("产品编码", "product_code_chars"),
+        4: ("付款金额", "invalid_number"), 5: ("付款金额", "invalid_number"),
+        6: ("批准文号", "too_long"), 7: ("批准文号", "too_long"), 8: ("批准文号", "too_long"), 9: ("批准文号", "too_long"),
+    }  # fmt: skip
+    assert job.created_count == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_whatever_row_the_quick_checks_take_the_exact_checks_take_with_the_same_values(customers_, seed):
+    """The row-by-row lane checks a plain row quickly (`importer.Fast`) and any other with the exact checks (`Parser`):
+    a row must get the same verdict and values from both, or whether it is imported depends on which one it meets —
+    on a failed look-up (#N/A) in a column the import does not read, which sends the row to the exact checks, and on
+    the lane (the initial load's kernels take what the exact checks take). Generated rows, with stray characters."""
+    import random
+
+    from django.utils import timezone
+
+    from pharmacrm.sales import importer as orders
+
+    from . import test_columnar_differential as generated
+    from .conftest import KEYS
+
+    rnd = random.Random(seed)
+    headers = importer.template_headers(ImportJob.Target.ORDERS) + ["币种"]
+    mapping = importer.map_headers(ImportJob.Target.ORDERS, headers)[0]
+    today = timezone.localdate()
+    fast, exact = orders.Fast(mapping, today), orders.Parser(mapping, today)
+    disagree, taken = [], 0
+    for row in generated._rows(customers_, 600, seed):
+        for _ in range(rnd.randrange(0, 3)):
+            key = rnd.choice(list(row))
+            at = rnd.randrange(len(row[key]) + 1)
+            row[key] = row[key][:at] + rnd.choice(generated.STRAY) + row[key][at:]
+        if rnd.random() < 0.1:
+            key = rnd.choice(list(generated.QUICK_BUT_WRONG))
+            row[key] = rnd.choice(generated.QUICK_BUT_WRONG[key])
+        cells = [row.get(k, "") for k in KEYS]
+        quick = fast.row(list(cells))
+        if quick is None:
+            continue
+        taken += 1
+        item = exact.parse(2, list(cells))
+        if item is None or item.errors or orders._pre_from_parsed(item) != quick:
+            disagree.append((cells, quick, item.errors if item else None))
+
+    assert taken > 100
+    assert disagree == []

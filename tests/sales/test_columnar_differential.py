@@ -377,3 +377,55 @@ def test_a_generated_export_with_stray_characters_is_stored_and_reported_alike_b
 
     assert ordinary["status"] == "done" and sum(lane) > 50
     assert loaded == ordinary
+
+
+# what a spreadsheet leaves in the columns an ERP's export carries besides the template's: a look-up that found
+# nothing (#N/A), a broken reference, a NUL from a damaged export; the customer's name (客户名称, not imported) and the
+# currency (币种, read when given) get them too
+LEFTOVERS = ["#N/A", "#N/A", "#REF!", "#VALUE!", "\x00", "a\x00b", "", "核对无误"]
+# cells the row-by-row lane's quick checks took otherwise than its exact ones: an approval number that normalising
+# lengthens past 16 characters (㍿ is 株式会社, ß in capitals SS), a carriage return in a product code, "." paid
+QUICK_BUT_WRONG = {"approval_number": ["国药准字H1㍿0950224", "国药准字H20249871ßß", "国药准字H20249871ß"],
+                   "product_code": ["YP\r1001", "YP1002\r"], "paid_amount": [".", "0.0.0"]}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_excel_errors_and_nuls_in_columns_the_import_does_not_read_leave_both_lanes_alike(
+    customers_, users, tmp_path, lane, chunks, seed
+):
+    """A cell the import does not read — a helper column's failed look-up (#N/A), a NUL — sent the row-by-row lane's
+    rows to the exact checks while the kernels took them: where the quick checks accepted what the exact ones refuse
+    (`QUICK_BUT_WRONG`), the lanes stored and reported the file differently.
+    By the template's rules neither cell refuses its row, whatever the file's size, and each row gets the exact
+    checks' verdict in both lanes."""
+    from pharmacrm.customers import importer as base
+    from pharmacrm.customers.models import ImportJob
+
+    from .conftest import KEYS
+
+    rnd = random.Random(seed)
+    rows = _rows(customers_, 400, seed)
+    for row in rows:
+        for _ in range(rnd.randrange(0, 3)):
+            key = rnd.choice(list(row))
+            at = rnd.randrange(len(row[key]) + 1)
+            row[key] = row[key][:at] + rnd.choice(STRAY) + row[key][at:]
+        if rnd.random() < 0.1:
+            key = rnd.choice(list(QUICK_BUT_WRONG))
+            row[key] = rnd.choice(QUICK_BUT_WRONG[key])
+        if rnd.random() < 0.2:
+            row["customer_name"] = rnd.choice(LEFTOVERS)
+        if rnd.random() < 0.1:
+            row["currency"] = rnd.choice(["人民币", "CNY", *LEFTOVERS])
+    path = tmp_path / "orders.csv"
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*base.template_headers(ImportJob.Target.ORDERS), "币种", "核对"])
+        for row in rows:
+            writer.writerow([*(row.get(k, "") for k in KEYS), rnd.choice(LEFTOVERS)])
+
+    loaded, ordinary = _both(path)
+
+    assert ordinary["status"] == "done" and sum(lane) > 50
+    assert {e["code"] for e in ordinary["errors"]} >= {"excel_error", "nul_character", "foreign_currency"}
+    assert loaded == ordinary

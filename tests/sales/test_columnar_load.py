@@ -67,15 +67,33 @@ def _stored() -> dict:
     return out
 
 
+def _code_audit(job: ImportJob) -> dict:
+    """What the audit trail says the import did to product codes, code by code: each field's value before the
+    import's first entry and after its last (an import in chunks audits each chunk's changes, an initial load its
+    transaction's: the same changes in all), and whether it recorded the code."""
+    from pharmacrm.core.models import AuditEntry
+
+    out: dict[str, dict] = {}
+    for entry in AuditEntry.objects.filter(object_type="sales.productcode").order_by("seq"):
+        if entry.extra.get("import_job") != job.pk:
+            continue
+        code = out.setdefault(entry.object_repr.split()[0], {"created": False, "changes": {}})
+        code["created"] |= entry.action == AuditEntry.Action.CREATE
+        for name, (before, after) in entry.changes.items():
+            code["changes"][name] = [code["changes"].get(name, [before])[0], after]
+    return out
+
+
 def _outcome() -> dict:
-    """What the user sees of an import: what it stored, its counts, its errors and its report file."""
+    """What the user sees of an import: what it stored, its counts, its errors, its report file and what the audit
+    trail says it did to product codes."""
     job = _last_job()
     with open(base.error_report_path(job), encoding="utf-8", newline="") as fh:
         report = list(csv.reader(fh))
     counts = (job.total_rows, job.processed_rows, job.created_count, job.updated_count, job.unchanged_count,
               job.error_count, job.last_row)  # fmt: skip
     return {"stored": _stored(), "counts": counts, "errors": job.errors, "report": report, "status": job.status,
-            "notes": job.message, "preview": job.preview}  # fmt: skip
+            "notes": job.message, "preview": job.preview, "code_audit": _code_audit(job)}  # fmt: skip
 
 
 def _wipe() -> None:
