@@ -55,3 +55,19 @@ def make_case(users):
         return services.create_case(users["pv"], data)
 
     return make
+
+
+def reopen(client, case, how: str) -> None:
+    """Reopen a closed case through the API as an officer would: by the status change ("status") or by a follow-up
+    ("follow-up", the autopsy report)."""
+    if how == "status":
+        response = client.post(f"/api/v1/safety/cases/{case.pk}/status/",
+                               {"status": "assessing", "reason": "总部要求重新评估", "version": case.version},
+                               format="json")  # fmt: skip
+        assert response.status_code == 200, response.content
+    else:
+        response = client.post(f"/api/v1/safety/cases/{case.pk}/follow-ups/",
+                               {"follow_up_received_at": timezone.now().replace(microsecond=0).isoformat(),
+                                "summary": "尸检报告", "narrative": "尸检报告：过敏性休克", "version": case.version},
+                               format="json")  # fmt: skip
+        assert response.status_code == 201, response.content

@@ -15,7 +15,7 @@ from pharmacrm.safety import services
 from pharmacrm.safety.models import ReportingRule, SafetyCase, SafetyClock
 from tests.api import conftest as api_fixtures
 
-from .conftest import COMPLETE
+from .conftest import COMPLETE, reopen
 
 pytestmark = pytest.mark.django_db
 api_for = api_fixtures.api_for  # token clients per role
@@ -59,19 +59,8 @@ def test_reopening_a_death_abroad_closed_before_0014_owes_the_15_day_report_not_
     audit entry of the reopening names the stopped clocks it held and the clocks it owes now."""
     case = _closed_death_abroad(make_case, users)
     client = api_for("pv")
-    if how == "status":
-        response = client.post(f"/api/v1/safety/cases/{case.pk}/status/",
-                               {"status": "assessing", "reason": "总部要求重新评估", "version": case.version},
-                               format="json")  # fmt: skip
-        assert response.status_code == 200, response.content
-        expected = [("CN-FOREIGN-SERIOUS", 0, False)]
-    else:
-        response = client.post(f"/api/v1/safety/cases/{case.pk}/follow-ups/",
-                               {"follow_up_received_at": timezone.now().replace(microsecond=0).isoformat(),
-                                "summary": "尸检报告", "narrative": "尸检报告：过敏性休克", "version": case.version},
-                               format="json")  # fmt: skip
-        assert response.status_code == 201, response.content
-        expected = [("CN-FOREIGN-SERIOUS", 0, False), ("CN-FOREIGN-SERIOUS", 1, False)]
+    reopen(client, case, how)
+    expected = [("CN-FOREIGN-SERIOUS", 0, False)] + ([("CN-FOREIGN-SERIOUS", 1, False)] if how == "follow-up" else [])
     case.refresh_from_db()
     assert case.status == "assessing"
 

@@ -17,7 +17,7 @@ from pharmacrm.safety import services
 from pharmacrm.safety.models import ReportingRule, SafetyCase, SafetyClock
 from tests.api import conftest as api_fixtures
 
-from .conftest import COMPLETE
+from .conftest import COMPLETE, reopen
 
 pytestmark = pytest.mark.django_db
 api_for = api_fixtures.api_for  # token clients per role
@@ -62,17 +62,7 @@ def test_reopening_a_death_abroad_that_misses_its_reporter_owes_the_15_day_repor
     one the rules give it now, the serious case from abroad in 15 days from the same receipt."""
     case = _death_abroad_missing_its_reporter(make_case, users)
     client = api_for("pv")
-    if how == "status":
-        response = client.post(f"/api/v1/safety/cases/{case.pk}/status/",
-                               {"status": "assessing", "reason": "总部要求重新评估", "version": case.version},
-                               format="json")  # fmt: skip
-        assert response.status_code == 200, response.content
-    else:
-        response = client.post(f"/api/v1/safety/cases/{case.pk}/follow-ups/",
-                               {"follow_up_received_at": timezone.now().replace(microsecond=0).isoformat(),
-                                "summary": "尸检报告", "narrative": "尸检报告：过敏性休克", "version": case.version},
-                               format="json")  # fmt: skip
-        assert response.status_code == 201, response.content
+    reopen(client, case, how)
     case.refresh_from_db()
     assert case.status == "assessing" and not case.valid  # still missing its reporter: the follow-up owes nothing yet
     assert _clocks(case) == [("CN-FOREIGN-SERIOUS", 0, False, False)]

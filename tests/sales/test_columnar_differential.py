@@ -360,6 +360,14 @@ STRAY = ["\u200b", "\xa0", "\u3000", "\t", "'", "=", "E+", "e+", "＋", "\u2212"
          "\ufeff", "#N/A", " ", "0", ".", ",", "-", "+", "e", "E", "\u180e", "\u2028", "\r", "㍿", "ｅ"]  # fmt: skip
 
 
+def _sprinkle(rnd: random.Random, row: dict) -> None:
+    """Up to two stray characters dropped anywhere into the row's cells."""
+    for _ in range(rnd.randrange(0, 3)):
+        key = rnd.choice(list(row))
+        at = rnd.randrange(len(row[key]) + 1)
+        row[key] = row[key][:at] + rnd.choice(STRAY) + row[key][at:]
+
+
 @pytest.mark.parametrize("seed", [66, 67])
 def test_a_generated_export_with_stray_characters_is_stored_and_reported_alike_by_both_lanes(
     customers_, users, tmp_path, lane, chunks, seed
@@ -368,10 +376,7 @@ def test_a_generated_export_with_stray_characters_is_stored_and_reported_alike_b
     rnd = random.Random(seed)
     rows = _rows(customers_, 400, seed)
     for row in rows:
-        for _ in range(rnd.randrange(0, 3)):
-            key = rnd.choice(list(row))
-            at = rnd.randrange(len(row[key]) + 1)
-            row[key] = row[key][:at] + rnd.choice(STRAY) + row[key][at:]
+        _sprinkle(rnd, row)
 
     loaded, ordinary = _both(write_csv(tmp_path / "orders.csv", rows))
 
@@ -406,10 +411,7 @@ def test_excel_errors_and_nuls_in_columns_the_import_does_not_read_leave_both_la
     rnd = random.Random(seed)
     rows = _rows(customers_, 400, seed)
     for row in rows:
-        for _ in range(rnd.randrange(0, 3)):
-            key = rnd.choice(list(row))
-            at = rnd.randrange(len(row[key]) + 1)
-            row[key] = row[key][:at] + rnd.choice(STRAY) + row[key][at:]
+        _sprinkle(rnd, row)
         if rnd.random() < 0.1:
             key = rnd.choice(list(QUICK_BUT_WRONG))
             row[key] = rnd.choice(QUICK_BUT_WRONG[key])
