@@ -155,6 +155,10 @@ else:
                 # "database is locked"; WAL lets readers go on while one writer works.
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
+                # Python keeps this many prepared statements per connection (128 by default); an import's look-ups
+                # of up to 30,000 codes each are statements of their own, each holding its memory: 128 of them took
+                # an order import of a shuffled 1 M-line file to 507 MiB, 32 to 382 MiB (docs/benchmarks.md)
+                "cached_statements": envint("SQLITE_CACHED_STATEMENTS", 32),
                 # Page cache per connection (anonymous memory) and memory-mapped reads (file pages, which
                 # count in a worker's RSS too): sized so a web worker stays under 200 MB at a million
                 # people (docs/benchmarks.md); raise them on a machine with memory to spare.
