@@ -1652,37 +1652,36 @@ REF_CACHE_SIZE = 200_000
 
 
 class SeenKeys:
-    """The keys met so far in a file (hash → first row), for the in-file duplicate check. Kept in a
+    """The keys met so far in a file (digest → first row), for the in-file duplicate check. Kept in a
     private temporary SQLite file that SQLite deletes on close, not in a dict: a million rows' keys took
-    about 100 MB of memory as Python objects, and an import's memory must stay flat whatever the size."""
+    about 100 MB of memory as Python objects, and an import's memory must stay flat whatever the size.
+
+    A key is stored as a 128-bit BLAKE2b digest under a key of this run's own, never as its value: a key may be a
+    mobile number or a name, and the temporary file is on disk, so it holds nothing a reader could take back to the
+    value. 128 bits, not the 64 of Python's `hash()` the store kept before: two different keys of one file sharing a
+    digest would refuse a good row as a repeat of a row it does not repeat."""
 
     def __init__(self):
-        self.db = sqlite3.connect("")  # "" = a temporary on-disk database
+        self.secret = os.urandom(32)
+        self.db = sqlite3.connect("", cached_statements=4)  # "" = a temporary on-disk database
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE seen (h INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
+        self.db.execute("CREATE TABLE seen (h BLOB PRIMARY KEY, row INTEGER NOT NULL) WITHOUT ROWID")
 
-    def first_rows(self, hashes: Iterable[int]) -> dict[int, int]:
-        """The first row of each of these hashes that was met before."""
-        wanted, found = list(set(hashes)), {}
+    def digest(self, column: str, value: str) -> bytes:
+        return hashlib.blake2b(f"{column}\x1f{value}".encode(), digest_size=16, key=self.secret).digest()
+
+    def first_rows(self, digests: Iterable[bytes]) -> dict[bytes, int]:
+        """The first row of each of these digests that was met before."""
+        wanted, found = sorted(set(digests)), {}
         for i in range(0, len(wanted), 30_000):  # under SQLite's 32,766 parameters
             part = wanted[i : i + 30_000]
             sql = f"SELECT h, row FROM seen WHERE h IN ({', '.join('?' * len(part))})"
             found.update(self.db.execute(sql, part).fetchall())
         return found
 
-    def add(self, pairs: Iterable[tuple[int, int]]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", pairs)
-
-    def add_new(self, pairs: list[tuple[int, int]]) -> dict[int, int]:
-        """Add (hash, row) pairs; return the first rows of the hashes that were there before (usually none:
-        then one statement did it all)."""
-        before = self.db.total_changes
-        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", pairs)
-        if self.db.total_changes - before == len(pairs):
-            return {}
-        mine = dict(pairs)
-        return {h: row for h, row in self.first_rows(mine).items() if row != mine[h]}
+    def add(self, pairs: Iterable[tuple[bytes, int]]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", sorted(pairs))  # in the b-tree's order
 
     def close(self) -> None:
         self.db.close()
@@ -1704,7 +1703,7 @@ class Run:
         self.last_row = header.row
         self.kept_errors: list[dict] = []
         self.preview: list[dict] = []
-        self.seen = SeenKeys()  # hash of a key (external id, credit code …) → first row
+        self.seen = SeenKeys()  # digest of a key (external id, credit code …) → first row
         self.pending: dict[str, int] = {}  # keys of institutions new in this run → id (0 in a dry run)
         self.regions = Regions() if self.model is Institution else None
         self.institution_ids: dict[str, int] = {}  # reference as written → institution id
@@ -2206,10 +2205,11 @@ def _file_keys(run: Run, it: Item) -> list[tuple[str, str]]:
 
 
 def _check_duplicates_in_file(run: Run, items: list[Item]) -> None:
-    """A key met twice is an error on the second row, naming the first (only hashes are kept)."""
-    keyed = [(it, [(column, hash((column, value))) for column, value in _file_keys(run, it)]) for it in items]
+    """A key met twice is an error on the second row, naming the first (only digests are kept)."""
+    digest = run.seen.digest
+    keyed = [(it, [(column, digest(column, value)) for column, value in _file_keys(run, it)]) for it in items]
     earlier = run.seen.first_rows(h for _it, keys in keyed for _column, h in keys)
-    new: dict[int, int] = {}
+    new: dict[bytes, int] = {}
     for it, keys in keyed:
         clash = next(((column, earlier.get(h) or new[h]) for column, h in keys if h in earlier or h in new), None)
         if clash:
