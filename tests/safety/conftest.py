@@ -45,6 +45,18 @@ COMPLETE = {
 
 
 @pytest.fixture
+def web(client_for):
+    """web("pv") → that role's client, in English (the messages the tests look for)."""
+
+    def make(role: str):
+        client = client_for(role)
+        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+        return client
+
+    return make
+
+
+@pytest.fixture
 def make_case(users):
     """make_case(**overrides) → a case opened by the PV officer through the services (complete and valid
     unless the overrides take something away)."""

@@ -32,16 +32,6 @@ OVERSEEING = {"admin", "manager", "pv", "auditor"}
 PATIENT = {k: v for k, v in COMPLETE.items() if k != "kind"}  # the case data PV completes after confirming
 
 
-@pytest.fixture
-def web(client_for):
-    def make(role: str):
-        client = client_for(role)
-        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-        return client
-
-    return make
-
-
 def ticket(users, xiehe, subject: str, *, days_ago: float = 1, category: str = "drug_info", **extra):
     return desk.create_ticket(users["agent"], {
         "subject": subject, "channel": "phone", "category": category, "institution": xiehe,

@@ -30,18 +30,6 @@ OVERSEEING = {"admin", "manager", "pv", "auditor"}
 ALL_ROLES = [r.value for r in Role]
 
 
-@pytest.fixture
-def web(client_for):
-    """web("pv") → that role's client, in English (the messages the tests look for)."""
-
-    def make(role: str):
-        client = client_for(role)
-        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-        return client
-
-    return make
-
-
 def make_ticket(users, xiehe, *, subject="患者用药后出现皮疹", description="", received_at=None, **extra):
     """A ticket taken by the agent (the net screens it on save)."""
     person = Person.objects.get(name="张伟")
