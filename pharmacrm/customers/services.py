@@ -630,14 +630,36 @@ def update_institution(user, obj: Institution, data: dict[str, Any], version: in
 def create_person(user, data: dict[str, Any]) -> Person:
     access.require(user, Cap.CHANGE_CUSTOMERS)
     data = clean_person(data)
-    inst = data.get("institution")
-    if inst is not None and not access.can_see(user, inst):
-        raise ValidationError({"institution": [_("You may not add people to this institution.")]})
+    _check_workplace(user, data)
     return _create(user, Person, data, PERSON_FIELDS)
 
 
+def _check_workplace(user, data: dict[str, Any], instance: Person | None = None) -> None:
+    """A person is placed at an institution the user may see, or in a department the user may see (a rep's own, of
+    a hospital outside the territory: at its hospital, in it — clean_person has checked that it is that hospital's);
+    elsewhere at that hospital, not at all. The institution a person already has stays theirs to keep."""
+    inst = data.get("institution")
+    if inst is None or (instance is not None and inst.pk == instance.institution_id):
+        return
+    if access.institution_scope_q(user) is None or access.can_see(user, inst):
+        return
+    dept = data.get("department", instance.department if instance is not None else None)
+    if dept is not None and access.can_see(user, dept):
+        return
+    if access.workplaces_for(user).filter(pk=inst.pk).exists():
+        raise ValidationError({"department": [_(
+            "At %(name)s you may place people only in a department of it that you may see: choose the department."
+        ) % {"name": inst.name}]})  # fmt: skip
+    raise ValidationError({"institution": [_("You may not add people to this institution.")]})
+
+
 def update_person(user, obj: Person, data: dict[str, Any], version: int | None = None) -> Person:
-    return _update(user, obj, data, version, PERSON_FIELDS, clean_person)
+    def clean(values, instance):
+        values = clean_person(values, instance=instance)
+        _check_workplace(user, values, instance)
+        return values
+
+    return _update(user, obj, data, version, PERSON_FIELDS, clean)
 
 
 def delete_customer(user, obj: Institution | Person, version: int | None = None) -> None:

@@ -38,6 +38,7 @@ from .forms import (
     RevealForm,
     SearchFilterForm,
     departments_of,
+    person_departments,
     region_children,
 )
 from .models import Institution, Person
@@ -716,10 +717,11 @@ def _existing_notes(user, name: str, value: str, instance) -> list[str]:
     return [message] if qs.exists() else []
 
 
-def _department_options(request):
+def _department_options(request, instance=None):
+    """The department select's options for the institution chosen: the departments the person's form takes there
+    (all of a hospital the user sees; of another one, the user's own department)."""
     inst = request.GET.get("institution", "")
-    visible = access.institutions_for(request.user).filter(pk=inst).exists() if inst.isdecimal() else False
-    options = departments_of(inst) if visible else Institution.objects.none()
+    options = departments_of(inst).filter(pk__in=person_departments(request.user, instance).values("pk"))
     return render(request, "partials/institution_options.html", {"options": options})
 
 
@@ -728,7 +730,7 @@ def _form_view(request, *, form_class, instance, save, template: str, context: d
     if request.htmx and request.method == "POST" and "_validate" in request.POST:
         return _live_validation(request, form_class, instance)
     if request.htmx and request.method == "GET" and request.GET.get("_options") == "department":
-        return _department_options(request)
+        return _department_options(request, instance if isinstance(instance, Person) else None)
     user = request.user
     kwargs = {"initial": initial} if initial and request.method == "GET" else {}
     form = form_class(_posted(request), user=user, instance=instance, **kwargs)
