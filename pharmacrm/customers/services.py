@@ -848,7 +848,7 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
         lines: dict[tuple, list[Institution]] = {}
         sharing = Institution.objects.filter(phone_norm=value).only("id", "phone", "kind", "merged_into_id")
         for inst in sharing:
-            lines.setdefault(_phone_line(inst.phone, inst.kind), []).append(inst)
+            lines.setdefault(phone_line(inst.phone, inst.kind), []).append(inst)
         found = [_with_survivors(records) for records in lines.values()]
         groups += [DuplicateGroup("phone", value, ids) for ids in found if len(ids) > 1]
     city = models.functions.Substr("region_id", 1, 4)
@@ -905,7 +905,7 @@ def _with_survivors(records) -> list[int]:
     return sorted(ids)
 
 
-def _phone_line(phone: str, kind: str) -> tuple[bool, str]:
+def phone_line(phone: str, kind: str) -> tuple[bool, str]:
     """What two institutions sharing a number must also share to be taken for one: a hospital's departments are
     reached through its switchboard (010-69156114 转8021), so the hospital and a department, or two departments
     on different extensions, are different customers (a merge refuses the first pair anyway)."""
@@ -988,11 +988,11 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
         if obj.credit_code:
             found.update({pk: "credit_code" for pk in base.filter(credit_code=obj.credit_code).values_list("pk", flat=True)})
         if obj.phone_norm:
-            line = _phone_line(obj.phone, obj.kind)
+            line = phone_line(obj.phone, obj.kind)
             sharing = Institution.objects.filter(phone_norm=obj.phone_norm).exclude(pk=obj.pk)
             sharing = sharing.only("id", "phone", "kind", "merged_into_id")
             # a merged-away record's number names the institution it was merged into
-            for pk in _with_survivors([i for i in sharing if _phone_line(i.phone, i.kind) == line]):
+            for pk in _with_survivors([i for i in sharing if phone_line(i.phone, i.kind) == line]):
                 found.setdefault(pk, "phone")
         if obj.is_department:
             for pk in base.filter(name_norm=obj.name_norm, parent_id=obj.parent_id).values_list("pk", flat=True):
