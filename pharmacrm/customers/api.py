@@ -561,6 +561,14 @@ class ConsentSerializer(ModelSerializer):
         ]
         read_only_fields = ["created_at"]
 
+    def validate_person(self, value):
+        """A person merged away is refused under `person`, naming the one to record it on, as tickets and interactions
+        refuse one: a 403 "may no longer be changed" read as a lack of rights (and was audited as access denied)."""
+        errors = services.merged_choice_errors({"person": value}, keys=("person",))
+        if errors:
+            raise serializers.ValidationError(errors["person"], code="merged")
+        return value
+
     def validate_evidence(self, value):
         """The web form's rule and words (normalise.check_length), with the other fields' errors."""
         return normalise.check_length("evidence", value, Consent.EVIDENCE_MAX_LENGTH)
