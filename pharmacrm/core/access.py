@@ -157,6 +157,21 @@ def institutions_for(user, qs: QuerySet | None = None) -> QuerySet:
     return qs if q is None else qs.filter(q)
 
 
+def workplaces_for(user, qs: QuerySet | None = None) -> QuerySet:
+    """Institutions the user may place people at: those they may see, and the hospitals of the departments they
+    may see — a rep who owns one department of a hospital outside the territory adds its doctors there, at that
+    hospital, in that department (services.create_person holds them to the department)."""
+    from pharmacrm.customers.choices import InstitutionType
+    from pharmacrm.customers.models import Institution
+
+    qs = Institution.objects.all() if qs is None else qs
+    q = institution_scope_q(user)
+    if q is None:
+        return qs
+    departments = Institution.objects.filter(q, kind=InstitutionType.DEPARTMENT, parent__isnull=False)
+    return qs.filter(q | Q(pk__in=departments.values("parent_id")))
+
+
 def people_for(user, qs: QuerySet | None = None) -> QuerySet:
     """People the user may see: those of visible institutions, those they or their team own, and those of
     the institutions and departments they or their team own.

@@ -23,7 +23,8 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   the institutions they own, those of their teams, and those whose region lies inside their own or
   their teams' territory (a territory region includes every city and district below it). People
   are visible when their institution is visible, when the rep or the rep's team owns them, or when
-  the rep or the rep's team owns their department (a department of a hospital outside the territory).
+  the rep or the rep's team owns their department (a department of a hospital outside the territory);
+  such a department takes new people too (at its hospital, in it; nowhere else at that hospital).
   Anything outside that scope does not exist for them: the API answers 404, search finds nothing,
   exports leave it out. Customers a rep creates without an owner are owned by the rep.
 - **Every other role** sees customers of every team and territory.

@@ -70,13 +70,24 @@ class VisibleInstitutionField(serializers.PrimaryKeyRelatedField):
     record being changed already has (as the edit form keeps it): a rep's own doctor at a hospital outside the
     territory, sent back as read, was refused for the hospital the API itself had given."""
 
+    def scoped(self, user):
+        return access.institutions_for(user)
+
     def get_queryset(self):
-        qs = access.institutions_for(self.context["request"].user)
+        qs = self.scoped(self.context["request"].user)
         instance = getattr(self.parent, "instance", None)
         current = getattr(instance, f"{self.source}_id", None) if isinstance(instance, Institution | Person) else None
         if current is not None:
             qs = Institution.objects.filter(Q(pk__in=qs.values("pk")) | Q(pk=current))
         return qs
+
+
+class WorkplaceField(VisibleInstitutionField):
+    """A person's institution: one the user may see, the hospital of a department they may see (a rep's own department
+    of a hospital outside the territory; the person then goes in that department), or the one the person already has."""
+
+    def scoped(self, user):
+        return access.workplaces_for(user)
 
 
 class OwnerField(serializers.PrimaryKeyRelatedField):
@@ -269,7 +280,7 @@ class PersonSerializer(CustomerSerializer):
     title = serializers.CharField(
         required=False, allow_blank=True, help_text="At most 50 characters, counted as stored (spaces collapsed)."
     )
-    institution = VisibleInstitutionField(required=False, allow_null=True)
+    institution = WorkplaceField(required=False, allow_null=True)
     institution_name = serializers.CharField(source="institution.name", read_only=True, allow_null=True)
     department = VisibleInstitutionField(required=False, allow_null=True)
     department_name = serializers.CharField(source="department.name", read_only=True, allow_null=True)
@@ -549,6 +560,14 @@ class ConsentSerializer(ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["created_at"]
+
+    def validate_person(self, value):
+        """A person merged away is refused under `person`, naming the one to record it on, as tickets and interactions
+        refuse one: a 403 "may no longer be changed" read as a lack of rights (and was audited as access denied)."""
+        errors = services.merged_choice_errors({"person": value}, keys=("person",))
+        if errors:
+            raise serializers.ValidationError(errors["person"], code="merged")
+        return value
 
     def validate_evidence(self, value):
         """The web form's rule and words (normalise.check_length), with the other fields' errors."""

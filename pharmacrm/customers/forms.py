@@ -417,7 +417,9 @@ class PersonForm(CustomerForm):
             kwargs["initial"] = person_initial(instance, with_personal=not self.blind)
         super().__init__(*args, **kwargs)
         self._setup_common()
-        institutions = access.institutions_for(
+        # the institutions the user may see, and the hospital of a department they may see (a rep's own department
+        # of a hospital outside the territory: "Add a person" on its page opened a form that offered neither)
+        institutions = access.workplaces_for(
             user, Institution.objects.active().exclude(kind=InstitutionType.DEPARTMENT)
         )
         if instance is not None and instance.institution_id:
@@ -429,12 +431,10 @@ class PersonForm(CustomerForm):
         _limit_picker(self.fields["institution"], [inst_id])
         # Any department of an institution the user may pick validates here, so that one of another
         # institution gets the services' specific message; the select offers the chosen institution's only.
-        self.fields["department"].queryset = Institution.objects.active().filter(
-            kind=InstitutionType.DEPARTMENT, parent__in=institutions.values("pk")
-        )
+        self.fields["department"].queryset = person_departments(user, instance)
         # those of an institution the user may pick only: a form sent back with one outside their territory (and
         # refused for it) listed that hospital's departments
-        offered = departments_of(inst_id).filter(parent__in=institutions.values("pk"))
+        offered = departments_of(inst_id).filter(pk__in=self.fields["department"].queryset.values("pk"))
         self.fields["department"].widget.choices = BLANK + [(d.pk, d.name) for d in offered]
         # choosing an institution reloads the department select with its departments
         here = (
@@ -498,6 +498,20 @@ def _masked(person: Person, field: str) -> str:
 
     value = getattr(person, field)
     return MASKERS[field](value) if value else ""
+
+
+def person_departments(user, instance: Person | None = None):
+    """The departments a person's form takes: those of the institutions the user may see (and of the person's own
+    institution), and the departments the user may see of any other hospital — a rep's own department there, not
+    its neighbours."""
+    departments = Institution.objects.active().filter(kind=InstitutionType.DEPARTMENT)
+    if access.institution_scope_q(user) is None:
+        return departments
+    seen = access.institutions_for(user, Institution.objects.active())
+    place = Q(parent__in=seen.exclude(kind=InstitutionType.DEPARTMENT).values("pk")) | Q(pk__in=seen.values("pk"))
+    if instance is not None and instance.institution_id:
+        place |= Q(parent_id=instance.institution_id)
+    return departments.filter(place)
 
 
 def departments_of(institution_id):

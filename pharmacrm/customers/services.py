@@ -630,14 +630,36 @@ def update_institution(user, obj: Institution, data: dict[str, Any], version: in
 def create_person(user, data: dict[str, Any]) -> Person:
     access.require(user, Cap.CHANGE_CUSTOMERS)
     data = clean_person(data)
-    inst = data.get("institution")
-    if inst is not None and not access.can_see(user, inst):
-        raise ValidationError({"institution": [_("You may not add people to this institution.")]})
+    _check_workplace(user, data)
     return _create(user, Person, data, PERSON_FIELDS)
 
 
+def _check_workplace(user, data: dict[str, Any], instance: Person | None = None) -> None:
+    """A person is placed at an institution the user may see, or in a department the user may see (a rep's own, of
+    a hospital outside the territory: at its hospital, in it — clean_person has checked that it is that hospital's);
+    elsewhere at that hospital, not at all. The institution a person already has stays theirs to keep."""
+    inst = data.get("institution")
+    if inst is None or (instance is not None and inst.pk == instance.institution_id):
+        return
+    if access.institution_scope_q(user) is None or access.can_see(user, inst):
+        return
+    dept = data.get("department", instance.department if instance is not None else None)
+    if dept is not None and access.can_see(user, dept):
+        return
+    if access.workplaces_for(user).filter(pk=inst.pk).exists():
+        raise ValidationError({"department": [_(
+            "At %(name)s you may place people only in a department of it that you may see: choose the department."
+        ) % {"name": inst.name}]})  # fmt: skip
+    raise ValidationError({"institution": [_("You may not add people to this institution.")]})
+
+
 def update_person(user, obj: Person, data: dict[str, Any], version: int | None = None) -> Person:
-    return _update(user, obj, data, version, PERSON_FIELDS, clean_person)
+    def clean(values, instance):
+        values = clean_person(values, instance=instance)
+        _check_workplace(user, values, instance)
+        return values
+
+    return _update(user, obj, data, version, PERSON_FIELDS, clean)
 
 
 def delete_customer(user, obj: Institution | Person, version: int | None = None) -> None:
@@ -826,7 +848,7 @@ def institution_duplicates(limit: int = 200) -> list[DuplicateGroup]:
         lines: dict[tuple, list[Institution]] = {}
         sharing = Institution.objects.filter(phone_norm=value).only("id", "phone", "kind", "merged_into_id")
         for inst in sharing:
-            lines.setdefault(_phone_line(inst.phone, inst.kind), []).append(inst)
+            lines.setdefault(phone_line(inst.phone, inst.kind), []).append(inst)
         found = [_with_survivors(records) for records in lines.values()]
         groups += [DuplicateGroup("phone", value, ids) for ids in found if len(ids) > 1]
     city = models.functions.Substr("region_id", 1, 4)
@@ -883,7 +905,7 @@ def _with_survivors(records) -> list[int]:
     return sorted(ids)
 
 
-def _phone_line(phone: str, kind: str) -> tuple[bool, str]:
+def phone_line(phone: str, kind: str) -> tuple[bool, str]:
     """What two institutions sharing a number must also share to be taken for one: a hospital's departments are
     reached through its switchboard (010-69156114 转8021), so the hospital and a department, or two departments
     on different extensions, are different customers (a merge refuses the first pair anyway)."""
@@ -966,11 +988,11 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
         if obj.credit_code:
             found.update({pk: "credit_code" for pk in base.filter(credit_code=obj.credit_code).values_list("pk", flat=True)})
         if obj.phone_norm:
-            line = _phone_line(obj.phone, obj.kind)
+            line = phone_line(obj.phone, obj.kind)
             sharing = Institution.objects.filter(phone_norm=obj.phone_norm).exclude(pk=obj.pk)
             sharing = sharing.only("id", "phone", "kind", "merged_into_id")
             # a merged-away record's number names the institution it was merged into
-            for pk in _with_survivors([i for i in sharing if _phone_line(i.phone, i.kind) == line]):
+            for pk in _with_survivors([i for i in sharing if phone_line(i.phone, i.kind) == line]):
                 found.setdefault(pk, "phone")
         if obj.is_department:
             for pk in base.filter(name_norm=obj.name_norm, parent_id=obj.parent_id).values_list("pk", flat=True):

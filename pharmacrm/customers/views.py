@@ -38,6 +38,7 @@ from .forms import (
     RevealForm,
     SearchFilterForm,
     departments_of,
+    person_departments,
     region_children,
 )
 from .models import Institution, Person
@@ -678,25 +679,38 @@ def _live_validation(request, form_class, instance):
         except ValidationError as e:
             errors = e.message_dict.get(name, [])
         if not errors:
-            notes = _existing_notes(request.user, name, value, instance)
+            notes = _existing_notes(request.user, name, value, instance, kind=request.POST.get("kind", ""))
             if name == "credit_code" and notes:
                 errors, notes = notes, []
     return render(request, "partials/field_errors.html", {"name": name, "errors": errors, "notes": notes})
 
 
-def _existing_notes(user, name: str, value: str, instance) -> list[str]:
+SHARED_LINE_READ = 1000  # records read that share a phone line, to tell the ones on the same extension
+
+
+def _existing_notes(user, name: str, value: str, instance, kind: str = "") -> list[str]:
     """Warn while typing that another record already uses this identifier. Phones and e-mails are looked
     up among the records the user may see only, so the check cannot be used to learn whether a number
-    exists elsewhere; a credit code is unique, so saving would tell anyway."""
+    exists elsewhere; a credit code is unique, so saving would tell anyway. A phone is noted by the duplicate rule
+    (services.duplicates_of): the same line with the same extension, and for institutions the same kind of line —
+    a department's doctors each on their own extension, and a hospital's departments on its switchboard, are no
+    duplicates of each other (`kind`: the institution type chosen on the form)."""
     if name == "credit_code":
         qs = Institution.objects.filter(credit_code=normalise.credit_code(value))
         message = _("Another institution already has this credit code.")
     elif name == "phone":
-        qs = Institution.objects.filter(phone_norm=normalise.phone(value))
+        sharing = Institution.objects.filter(phone_norm=normalise.phone(value)).only("id", "phone", "kind")
+        line = services.phone_line(value, kind or (instance.kind if instance is not None else ""))
+        same = [i.pk for i in sharing[:SHARED_LINE_READ] if services.phone_line(i.phone, i.kind) == line]
+        qs = Institution.objects.filter(pk__in=same)
         message = _("Another institution already has this phone number: check for a duplicate.")
     elif name in ("mobile", "landline"):
         bidx = crypto.blind_index(normalise.phone(value), "phone")
-        qs = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+        sharing = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx)).only("id", "mobile", "landline")
+        key = normalise.phone_key(value)
+        same = [p.pk for p in sharing[:SHARED_LINE_READ]
+                if key in (normalise.phone_key(p.mobile), normalise.phone_key(p.landline))]  # fmt: skip
+        qs = Person.objects.filter(pk__in=same)
         message = _("Another person already has this phone number: check for a duplicate.")
     elif name == "email":
         qs = Person.objects.filter(email_bidx=crypto.blind_index(normalise.email(value), "email"))
@@ -716,10 +730,11 @@ def _existing_notes(user, name: str, value: str, instance) -> list[str]:
     return [message] if qs.exists() else []
 
 
-def _department_options(request):
+def _department_options(request, instance=None):
+    """The department select's options for the institution chosen: the departments the person's form takes there
+    (all of a hospital the user sees; of another one, the user's own department)."""
     inst = request.GET.get("institution", "")
-    visible = access.institutions_for(request.user).filter(pk=inst).exists() if inst.isdecimal() else False
-    options = departments_of(inst) if visible else Institution.objects.none()
+    options = departments_of(inst).filter(pk__in=person_departments(request.user, instance).values("pk"))
     return render(request, "partials/institution_options.html", {"options": options})
 
 
@@ -728,7 +743,7 @@ def _form_view(request, *, form_class, instance, save, template: str, context: d
     if request.htmx and request.method == "POST" and "_validate" in request.POST:
         return _live_validation(request, form_class, instance)
     if request.htmx and request.method == "GET" and request.GET.get("_options") == "department":
-        return _department_options(request)
+        return _department_options(request, instance if isinstance(instance, Person) else None)
     user = request.user
     kwargs = {"initial": initial} if initial and request.method == "GET" else {}
     form = form_class(_posted(request), user=user, instance=instance, **kwargs)
