@@ -1043,6 +1043,18 @@ def _related_moves(model) -> list[tuple[type[models.Model], str]]:
     return moves
 
 
+def _touched(related) -> dict:
+    """What else a record of another app changes when a merge gives it the survivor as its customer: its
+    `updated_at` and its version, as an edit would. Moved behind their backs, an API client syncing tickets or
+    interactions by their `updated_at` never learnt that their customer had changed, and a form opened before the
+    merge saved over it without a word. (The customers' own people and departments: `_moves_recorded`.)"""
+    if related in (Institution, Person):
+        return {}
+    names = {f.name for f in related._meta.concrete_fields}
+    return {**({"updated_at": timezone.now()} if "updated_at" in names else {}),
+            **({"version": F("version") + 1} if "version" in names else {})}  # fmt: skip
+
+
 def merge(
     user, survivor: Institution | Person, duplicate: Institution | Person, versions: dict[int, int] | None = None
 ) -> Institution | Person:
@@ -1099,7 +1111,7 @@ def merge(
                         qs = related._default_manager.filter(**{field: duplicate})
                     ids = list(qs.values_list("pk", flat=True))
                     if ids:
-                        related._default_manager.filter(pk__in=ids).update(**{field: survivor})
+                        related._default_manager.filter(pk__in=ids).update(**{field: survivor}, **_touched(related))
                         moved[f"{related._meta.label_lower}.{field}"] = ids
         except IntegrityError:  # two of what a customer has one of at most: nothing moved
             raise ValidationError(_(
