@@ -576,8 +576,14 @@ def deactivate_endpoint(user, endpoint: WebhookEndpoint, *, version: int | None 
     return update_endpoint(user, endpoint, {"active": False}, version=version)
 
 
+TEST_SENT_AGAIN = dt.timedelta(minutes=1)
+
+
 def send_test(user, endpoint: WebhookEndpoint) -> Delivery:
-    """Queue a `ping` event to this endpoint only (whether or not it is active or subscribed)."""
+    """Queue a `ping` event to this endpoint only (whether or not it is active or subscribed). While a test message
+    queued in the last minute has not gone out yet (a double click on "Send test", an API client's retry), that one
+    is returned, with `sent_again` set, instead of posting a second one into the group chat; once it went or failed,
+    a test queues another."""
     access.require(user, Cap.MANAGE_SERVICE)
     now = timezone.now()
     doc = {
@@ -586,6 +592,17 @@ def send_test(user, endpoint: WebhookEndpoint) -> Delivery:
         "data": {"message": render_in(None, gettext_lazy("Test message from PharmaCRM")), "endpoint": endpoint.name},
     }
     with transaction.atomic():
+        # one test at a time per endpoint, so that a double click's two requests see each other
+        qs = WebhookEndpoint.objects.filter(pk=endpoint.pk)
+        list((qs.select_for_update() if connection.features.has_select_for_update else qs).values_list("pk", flat=True))
+        waiting = (
+            Delivery.objects.filter(endpoint=endpoint, event="ping", status=Delivery.Status.PENDING,
+                                    created_at__gte=now - TEST_SENT_AGAIN)
+            .order_by("-pk").first()
+        )  # fmt: skip
+        if waiting is not None:
+            waiting.sent_again = True
+            return waiting
         delivery = Delivery.objects.create(
             channel=Delivery.Channel.WEBHOOK,
             endpoint=endpoint,

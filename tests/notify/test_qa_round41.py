@@ -66,3 +66,37 @@ def test_an_address_is_masked_in_every_part_that_can_hold_a_credential():
     )
     assert services.audited_url("https://hooks.example.com/in/crm") == "https://hooks.example.com/in/crm"
     assert services.audited_url("") == ""
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_send_test_clicked_twice_posts_one_test_message_into_the_group(
+    role, users, admin_user, client_for, api_for, receiver
+):
+    """A double click on "Send test" (or the API client's retry) queued two pings: the group read 来自 PharmaCRM 的测试
+    消息 twice, and the log showed two tests. While the first has not gone out, a second click says it is on its way;
+    once it went, a test sends another. Only administrators and managers may send one."""
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.notify import tasks
+    from pharmacrm.notify.models import Delivery
+
+    endpoint = services.create_endpoint(admin_user, {"name": "客服主管群", "url": receiver.url, "format": "wecom"})
+    page = client_for(role)
+    path = f"/notifications/webhooks/{endpoint.pk}/test/"
+
+    first, again = page.post(path), page.post(path, follow=True)
+
+    if role not in ("admin", "manager"):
+        assert first.status_code == again.status_code == 403 and not Delivery.objects.exists()
+        return
+    assert first.status_code == 302 and again.status_code == 200
+    assert "已在发送途中" in again.content.decode()  # said so, in the page's language
+    ping = Delivery.objects.get(event="ping")
+    assert AuditEntry.objects.filter(extra__action_name="send_test").count() == 1  # one test, one entry
+    assert tasks.deliver(ping.pk) == Delivery.Status.SENT and len(receiver.requests) == 1
+    # sent: the next test is a new one (through the API, the same rule)
+    api = api_for(role)
+    answer = api.post(f"/api/v1/webhooks/{endpoint.pk}/test/")
+    retried = api.post(f"/api/v1/webhooks/{endpoint.pk}/test/")
+    assert answer.status_code == retried.status_code == 202
+    assert answer.json()["id"] == retried.json()["id"] != ping.pk
+    assert Delivery.objects.filter(event="ping").count() == 2
