@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.forms import picker_label
 from pharmacrm.customers.models import Person, with_departments
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
@@ -98,7 +99,7 @@ def interaction_list(request):
     ids = list(page.object_list)
     loaded = (
         Interaction.objects.filter(pk__in=ids)
-        .select_related("institution", "person", "created_by")
+        .select_related("institution__parent", "person", "created_by")
         .prefetch_related(
             Prefetch("safety_flags", queryset=Flag.objects.only("id", "interaction_id", "status"))
         )
@@ -109,6 +110,7 @@ def interaction_list(request):
         interaction = loaded.get(pk)
         if interaction is not None:
             interaction.flag_status = _flag_status(interaction)
+            interaction.institution_label = _institution_label(interaction)
             rows.append(interaction)
     filtered = any(request.GET.get(k) for k in ("mine", "channel", "institution", "person"))
     context = {"form": form, "rows": rows, "page_obj": page, "filtered": filtered,
@@ -120,6 +122,12 @@ def interaction_list(request):
         )
         return render(request, "engagement/_customer_interactions.html", context)
     return render(request, "engagement/interaction_list.html", context)
+
+
+def _institution_label(interaction: Interaction) -> str:
+    """The institution as the pickers and the API's `institution_name` name it: a department with its hospital
+    (北京协和医院 › 心内科) — a list naming only 产科 left the KAM of eleven hospitals to guess which one."""
+    return picker_label(interaction.institution) if interaction.institution_id else ""
 
 
 def _flag_status(interaction: Interaction) -> str:
@@ -166,7 +174,7 @@ def _interaction_or_404(user, pk: int) -> Interaction:
     """The interaction if the user may see it: 403 without the capability, 404 outside their scope."""
     access.require(user, Cap.VIEW_INTERACTIONS)
     qs = Interaction.objects.select_related(
-        "institution", "person", "product", "created_by"
+        "institution__parent", "person", "product", "created_by"
     ).prefetch_related(
         "safety_flags",
         Prefetch(
@@ -229,6 +237,7 @@ def interaction_detail(request, pk: int):
         for c in interaction.safety_cases.all()
         if access.case_status_visible(user, c)
     ]
+    interaction.institution_label = _institution_label(interaction)
     context = {
         "interaction": interaction, "form": form if may_edit else None, "conflict": conflict,
         "flag_status": _flag_status(interaction), "flags": flags, "handoff_due": handoff_due, "cases": cases,

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
@@ -472,6 +473,35 @@ def _snapshot(endpoint: WebhookEndpoint) -> dict:
     return {k: getattr(endpoint, k) for k in ENDPOINT_FIELDS}
 
 
+def audited_url(url: str) -> str:
+    """A webhook address as the audit trail keeps it: where it points, without what lets one post there. A WeCom
+    bot's address carries its key (`send?key=…`) and a DingTalk bot's its `access_token`: whoever reads either can
+    post into the group chat. The values of the query, a password and a fragment are `***`; the scheme, host,
+    path and parameter names stay."""
+    try:
+        parts = urllib.parse.urlsplit(str(url or ""))
+    except ValueError:
+        return "***" if url else ""
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _at, host = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{host}"
+    query = "&".join(
+        f"{name}=***" if sep else name
+        for name, sep, _value in (item.partition("=") for item in parts.query.split("&") if item)
+    )  # fmt: skip
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, "***" if parts.fragment else ""))
+
+
+def _audited(changes: dict) -> dict:
+    """The changes of an endpoint for the audit trail (a hash chain: what it records stays readable for good):
+    its address masked by `audited_url`. A new key shows as the address changed, each side masked."""
+    if "url" in changes:
+        changes = {**changes, "url": [audited_url(v) if v else v for v in changes["url"]]}
+    return changes
+
+
 SENT_AGAIN = dt.timedelta(minutes=10)
 
 
@@ -508,7 +538,7 @@ def create_endpoint(user, data: dict) -> WebhookEndpoint:
             same.sent_again = True
             return same
         endpoint.save(force_insert=True)
-        audit.record(A.CREATE, endpoint, user=user, changes=audit.diff({}, _snapshot(endpoint)))
+        audit.record(A.CREATE, endpoint, user=user, changes=_audited(audit.diff({}, _snapshot(endpoint))))
     return endpoint
 
 
@@ -537,7 +567,7 @@ def update_endpoint(user, endpoint: WebhookEndpoint, data: dict, *, version: int
             raise ConflictError(current or 0)
         endpoint.version = current + 1
         endpoint.save()
-        audit.record(A.UPDATE, endpoint, user=user, changes=changes)
+        audit.record(A.UPDATE, endpoint, user=user, changes=_audited(changes))
     return endpoint
 
 
@@ -546,8 +576,14 @@ def deactivate_endpoint(user, endpoint: WebhookEndpoint, *, version: int | None 
     return update_endpoint(user, endpoint, {"active": False}, version=version)
 
 
+TEST_SENT_AGAIN = dt.timedelta(minutes=1)
+
+
 def send_test(user, endpoint: WebhookEndpoint) -> Delivery:
-    """Queue a `ping` event to this endpoint only (whether or not it is active or subscribed)."""
+    """Queue a `ping` event to this endpoint only (whether or not it is active or subscribed). While a test message
+    queued in the last minute has not gone out yet (a double click on "Send test", an API client's retry), that one
+    is returned, with `sent_again` set, instead of posting a second one into the group chat; once it went or failed,
+    a test queues another."""
     access.require(user, Cap.MANAGE_SERVICE)
     now = timezone.now()
     doc = {
@@ -556,6 +592,17 @@ def send_test(user, endpoint: WebhookEndpoint) -> Delivery:
         "data": {"message": render_in(None, gettext_lazy("Test message from PharmaCRM")), "endpoint": endpoint.name},
     }
     with transaction.atomic():
+        # one test at a time per endpoint, so that a double click's two requests see each other
+        qs = WebhookEndpoint.objects.filter(pk=endpoint.pk)
+        list((qs.select_for_update() if connection.features.has_select_for_update else qs).values_list("pk", flat=True))
+        waiting = (
+            Delivery.objects.filter(endpoint=endpoint, event="ping", status=Delivery.Status.PENDING,
+                                    created_at__gte=now - TEST_SENT_AGAIN)
+            .order_by("-pk").first()
+        )  # fmt: skip
+        if waiting is not None:
+            waiting.sent_again = True
+            return waiting
         delivery = Delivery.objects.create(
             channel=Delivery.Channel.WEBHOOK,
             endpoint=endpoint,

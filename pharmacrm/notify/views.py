@@ -203,8 +203,11 @@ def endpoint_deactivate(request, pk: int):
 def endpoint_test(request, pk: int):
     _admin(request)
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
-    services.send_test(request.user, endpoint)
-    messages.success(request, _("A test message is on its way; its result appears in the delivery log."))
+    if getattr(services.send_test(request.user, endpoint), "sent_again", False):
+        messages.info(request, _("A test message for this endpoint is already on its way, and no second one was "
+                                 "queued; its result appears in the delivery log."))  # fmt: skip
+    else:
+        messages.success(request, _("A test message is on its way; its result appears in the delivery log."))
     return redirect(f"{_deliveries_url()}?endpoint={endpoint.pk}")
 
 
