@@ -1289,11 +1289,19 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
         errors["progress"] = [_("Progress is a percentage from 0 to 100.")]
     if errors:
         raise ValidationError(errors)
-    before = {"status": item.status, "progress": item.progress}
+    # the note is part of the report: the one it replaces stays in the audit trail (as a trial offer's notes do)
+    before = {"status": item.status, "progress": item.progress, "progress_note": item.progress_note}
+    after = {
+        "status": status,
+        "progress": 100 if status == ItemStatus.DONE else int(progress if progress is not None else item.progress),
+        "progress_note": _clean(note) or item.progress_note,
+    }
+    changes = audit.diff(before, after)
+    if not changes:
+        # the same report sent again (a double click, the page saved unchanged): no change, no version, no entry
+        return item
     was_done = item.status == ItemStatus.DONE
-    item.status = status
-    item.progress = 100 if status == ItemStatus.DONE else int(progress if progress is not None else item.progress)
-    item.progress_note = _clean(note) or item.progress_note
+    item.status, item.progress, item.progress_note = after["status"], after["progress"], after["progress_note"]
     now = timezone.now()
     if status in OPEN_ITEM:
         item.completed_at = None
@@ -1313,7 +1321,7 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
                                     "progress on it."))  # fmt: skip
         require_active(item.plan.account)  # de-listed while this report waited for the plan: the file is closed
         _save_versioned(item, ["status", "progress", "progress_note", "completed_at", "next_check_at"], item.version)
-        audit.record(A.UPDATE, item, user=user, changes=audit.diff(before, {"status": item.status, "progress": item.progress}))
+        audit.record(A.UPDATE, item, user=user, changes=changes)
     return item
 
 
