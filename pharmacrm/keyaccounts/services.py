@@ -2026,6 +2026,9 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
         if not isinstance(due, dt.date):
             errors[f"action_{n}_due"] = [_("Give the due date.")]
             row_ok = False
+        elif not 2000 <= due.year <= 2999:  # as edit_action: 9999-12-31 (an ERP's "no end") broke the overdue clock
+            errors[f"action_{n}_due"] = [_("Enter a date between 2000 and 2999.")]
+            row_ok = False
         elif held_on is not None and due < held_on:
             errors[f"action_{n}_due"] = [_("An action is due on or after the day of the meeting (%(date)s).")
                                          % {"date": held_on.isoformat()}]  # fmt: skip

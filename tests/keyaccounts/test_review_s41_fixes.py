@@ -4,17 +4,23 @@
    note is filed") replaced the note on the plan with an audit entry of no changes: the note it replaced was gone from
    the trail, unlike a trial offer's notes. The note is now in the entry, before and after; a report that changes
    nothing (the form sent twice) writes nothing and keeps the item's version.
+2. A meeting's action item due 9999-12-31 (an ERP's "no end", or a slip of the year) failed the page and the API with
+   a server error (its overdue clock overflowed the calendar) and nothing was recorded. It is refused under the
+   action's due date, as correcting an action already refuses it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.keyaccounts import services
 from pharmacrm.keyaccounts.choices import ItemStatus, PlanArea
-from pharmacrm.keyaccounts.models import PlanItem
+from pharmacrm.keyaccounts.models import Meeting, PlanItem
 
 from .programme_fixtures import *  # noqa: F403
 
@@ -61,3 +67,31 @@ def test_a_progress_report_sent_twice_changes_nothing_the_second_time(users, xie
 
     assert PlanItem.objects.get(pk=item.pk).version == version  # a colleague's open form stays current
     assert len(_entries(item)) == entries
+
+
+def test_a_meeting_action_due_in_the_year_9999_is_refused_under_its_due_date(users, xiehe, staffed, client_for,
+                                                                              api_client):
+    account = staffed(xiehe)
+    page = client_for("kam").post(reverse("keyaccounts:meeting-create", args=[account.pk]), {
+        "meeting-held_at": timezone.localtime().strftime("%Y-%m-%d %H:%M"), "meeting-title": "季度沟通会",
+        "meeting-minutes": "讨论供货", "meeting-action_1_title": "整理培训需求",
+        "meeting-action_1_owner": users["expert"].pk, "meeting-action_1_due": "9999-12-31",
+    }, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert page.status_code == 400
+    assert "Enter a date between 2000 and 2999." in page.content.decode()
+
+    r = api_client("kam").post("/api/v1/keyaccounts/meetings/", {
+        "account": account.pk, "held_at": timezone.now().isoformat(), "title": "季度沟通会", "minutes": "讨论供货",
+        "actions": [{"title": "整理培训需求", "owner": users["expert"].pk, "due_date": "9999-12-31"}],
+    }, format="json")  # fmt: skip
+    assert r.status_code == 400
+    assert r.json()["actions"] == {"0": {"due_date": ["Enter a date between 2000 and 2999."]}}
+    assert not Meeting.objects.exists()
+
+    # a due date within the years is recorded as before
+    r = api_client("kam").post("/api/v1/keyaccounts/meetings/", {
+        "account": account.pk, "held_at": timezone.now().isoformat(), "title": "季度沟通会", "minutes": "讨论供货",
+        "actions": [{"title": "整理培训需求", "owner": users["expert"].pk,
+                     "due_date": (timezone.localdate() + dt.timedelta(days=7)).isoformat()}],
+    }, format="json")  # fmt: skip
+    assert r.status_code == 201
