@@ -412,12 +412,16 @@ def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", d
         status = Proposal.objects.select_for_update().filter(pk=proposal.pk).values_list("status", flat=True).first()
         if status != ProposalStatus.REVIEW:
             raise ValidationError(_("This proposal is no longer in review."))
+        # a revised opinion is audited with the one it replaces (and the reasons given): the trail showed every revision
+        # as a first opinion, the opposition and its reason it replaced nowhere in the entry
+        before = Review.objects.filter(proposal=proposal, reviewer=user).values("department", "opinion", "comment").first()
+        after = {"department": department, "opinion": opinion, "comment": comment}
+        if before == after:  # the same opinion sent again (a double click): no change
+            return Review.objects.get(proposal=proposal, reviewer=user)
         review, created = Review.objects.update_or_create(
-            proposal=proposal, reviewer=user,
-            defaults={"department": department, "opinion": opinion, "comment": comment, "at": timezone.now()},
+            proposal=proposal, reviewer=user, defaults={**after, "at": timezone.now()},
         )  # fmt: skip
-        audit.record(A.CREATE if created else A.UPDATE, proposal, user=user,
-                     changes={"review": [None, {"department": department, "opinion": opinion}]})  # fmt: skip
+        audit.record(A.CREATE if created else A.UPDATE, proposal, user=user, changes={"review": [before, after]})
     return review
 
 

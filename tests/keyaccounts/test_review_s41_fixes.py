@@ -7,6 +7,9 @@
 2. A meeting's action item due 9999-12-31 (an ERP's "no end", or a slip of the year) failed the page and the API with
    a server error (its overdue clock overflowed the calendar) and nothing was recorded. It is refused under the
    action's due date, as correcting an action already refuses it.
+3. A reviewer who revised their department's opinion (oppose, with its reason, then support) left an audit entry that
+   read as a first opinion: the opposition and its reason it replaced were in no entry's "before". The entry now
+   gives the opinion replaced and the new one, each with its comment; the same opinion sent again is no change.
 """
 
 from __future__ import annotations
@@ -95,3 +98,19 @@ def test_a_meeting_action_due_in_the_year_9999_is_refused_under_its_due_date(use
                      "due_date": (timezone.localdate() + dt.timedelta(days=7)).isoformat()}],
     }, format="json")  # fmt: skip
     assert r.status_code == 201
+
+
+def test_a_revised_opinion_is_audited_with_the_one_it_replaces(users, xiehe, make_proposal):
+    proposal = make_proposal(xiehe, submitted=False)
+    services.give_opinion(users["pv"], proposal, opinion="oppose", comment="近一年有两起质量投诉未结案")
+    services.give_opinion(users["pv"], proposal, opinion="support", comment="投诉已结案")
+    services.give_opinion(users["pv"], proposal, opinion="support", comment="投诉已结案")  # sent twice
+
+    entries = list(AuditEntry.objects.filter(object_type="keyaccounts.proposal", object_id=str(proposal.pk),
+                                             changes__has_key="review").order_by("seq").values_list("changes", flat=True))
+    pv = [e["review"] for e in entries if e["review"][1]["department"] == "qa"]
+    assert pv == [
+        [None, {"department": "qa", "opinion": "oppose", "comment": "近一年有两起质量投诉未结案"}],
+        [{"department": "qa", "opinion": "oppose", "comment": "近一年有两起质量投诉未结案"},
+         {"department": "qa", "opinion": "support", "comment": "投诉已结案"}],
+    ]  # fmt: skip
