@@ -412,12 +412,16 @@ def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", d
         status = Proposal.objects.select_for_update().filter(pk=proposal.pk).values_list("status", flat=True).first()
         if status != ProposalStatus.REVIEW:
             raise ValidationError(_("This proposal is no longer in review."))
+        # a revised opinion is audited with the one it replaces (and the reasons given): the trail showed every revision
+        # as a first opinion, the opposition and its reason it replaced nowhere in the entry
+        before = Review.objects.filter(proposal=proposal, reviewer=user).values("department", "opinion", "comment").first()
+        after = {"department": department, "opinion": opinion, "comment": comment}
+        if before == after:  # the same opinion sent again (a double click): no change
+            return Review.objects.get(proposal=proposal, reviewer=user)
         review, created = Review.objects.update_or_create(
-            proposal=proposal, reviewer=user,
-            defaults={"department": department, "opinion": opinion, "comment": comment, "at": timezone.now()},
+            proposal=proposal, reviewer=user, defaults={**after, "at": timezone.now()},
         )  # fmt: skip
-        audit.record(A.CREATE if created else A.UPDATE, proposal, user=user,
-                     changes={"review": [None, {"department": department, "opinion": opinion}]})  # fmt: skip
+        audit.record(A.CREATE if created else A.UPDATE, proposal, user=user, changes={"review": [before, after]})
     return review
 
 
@@ -1289,11 +1293,19 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
         errors["progress"] = [_("Progress is a percentage from 0 to 100.")]
     if errors:
         raise ValidationError(errors)
-    before = {"status": item.status, "progress": item.progress}
+    # the note is part of the report: the one it replaces stays in the audit trail (as a trial offer's notes do)
+    before = {"status": item.status, "progress": item.progress, "progress_note": item.progress_note}
+    after = {
+        "status": status,
+        "progress": 100 if status == ItemStatus.DONE else int(progress if progress is not None else item.progress),
+        "progress_note": _clean(note) or item.progress_note,
+    }
+    changes = audit.diff(before, after)
+    if not changes:
+        # the same report sent again (a double click, the page saved unchanged): no change, no version, no entry
+        return item
     was_done = item.status == ItemStatus.DONE
-    item.status = status
-    item.progress = 100 if status == ItemStatus.DONE else int(progress if progress is not None else item.progress)
-    item.progress_note = _clean(note) or item.progress_note
+    item.status, item.progress, item.progress_note = after["status"], after["progress"], after["progress_note"]
     now = timezone.now()
     if status in OPEN_ITEM:
         item.completed_at = None
@@ -1313,7 +1325,7 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
                                     "progress on it."))  # fmt: skip
         require_active(item.plan.account)  # de-listed while this report waited for the plan: the file is closed
         _save_versioned(item, ["status", "progress", "progress_note", "completed_at", "next_check_at"], item.version)
-        audit.record(A.UPDATE, item, user=user, changes=audit.diff(before, {"status": item.status, "progress": item.progress}))
+        audit.record(A.UPDATE, item, user=user, changes=changes)
     return item
 
 
@@ -2017,6 +2029,9 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
             row_ok = False
         if not isinstance(due, dt.date):
             errors[f"action_{n}_due"] = [_("Give the due date.")]
+            row_ok = False
+        elif not 2000 <= due.year <= 2999:  # as edit_action: 9999-12-31 (an ERP's "no end") broke the overdue clock
+            errors[f"action_{n}_due"] = [_("Enter a date between 2000 and 2999.")]
             row_ok = False
         elif held_on is not None and due < held_on:
             errors[f"action_{n}_due"] = [_("An action is due on or after the day of the meeting (%(date)s).")
