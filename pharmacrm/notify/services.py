@@ -42,6 +42,7 @@ A = AuditEntry.Action
 KIND = re.compile(r"[-a-z0-9_.]{1,50}")
 EVENT = re.compile(r"[-a-z0-9_.*]{1,64}")
 ENDPOINT_FIELDS = ("name", "url", "format", "events", "active")
+URL_MAX = 500  # an endpoint's address, as the form and the API take it
 
 
 def _no_nul(spec: Any) -> Any:
@@ -463,6 +464,9 @@ def _validate_endpoint(endpoint: WebhookEndpoint) -> None:
         URLValidator(schemes=["http", "https"])(endpoint.url or "")
     except ValidationError:
         errors["url"] = [_("Enter an http:// or https:// address.")]
+    else:
+        if len(endpoint.url) > URL_MAX:
+            errors["url"] = [_("At most %(max)d characters.") % {"max": URL_MAX}]
     if endpoint.format not in WebhookEndpoint.Format.values:
         errors["format"] = [_("Choose a format from the list.")]
     if errors:
@@ -514,10 +518,12 @@ def _created_just_now(user, endpoint: WebhookEndpoint, secret: str) -> WebhookEn
         at__gte=timezone.now() - SENT_AGAIN,
     ).values_list("object_id", flat=True)  # fmt: skip
     same = WebhookEndpoint.objects.filter(
-        pk__in=[int(i) for i in ids if i.isdecimal() and len(i) < 19], name=endpoint.name, url=endpoint.url,
+        pk__in=[int(i) for i in ids if i.isdecimal() and len(i) < 19], name=endpoint.name,
         format=endpoint.format, active=endpoint.active,
     ).order_by("-pk")  # fmt: skip
-    return next((e for e in same if e.events == endpoint.events and (not secret or e.secret == secret)), None)
+    # the address is encrypted (no SQL comparison): compared here, among this user's few endpoints of the minutes past
+    return next((e for e in same if e.url == endpoint.url and e.events == endpoint.events
+                 and (not secret or e.secret == secret)), None)  # fmt: skip
 
 
 def create_endpoint(user, data: dict) -> WebhookEndpoint:
