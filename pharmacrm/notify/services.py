@@ -389,7 +389,15 @@ def _in_flight(delivery: Delivery, now: dt.datetime) -> bool:
 
 
 def retry(user, delivery: Delivery) -> Delivery:
-    """Send a failed (or given-up) delivery again now; audited."""
+    """Send a failed (or given-up) delivery again now; audited.
+
+    A webhook delivery held behind an earlier one to the same endpoint that failed (tasks.failing_ahead: the
+    endpoint is taken to be down, and the events go out in their order) cannot go before it: sent again "now" on
+    its own, the worker held it back at once. Its retry tries the endpoint now with that earlier delivery, and
+    brings this one (with those held between them) right after it: if the endpoint answers, they go out in their
+    order; if not, they wait behind it again. The delivery returned then carries `behind` (the earlier one)."""
+    from .tasks import failing_ahead
+
     access.require(user, Cap.MANAGE_SERVICE)
     if delivery.status == Delivery.Status.SENT:
         raise ValidationError({"status": _("This delivery was sent already.")})
@@ -402,17 +410,43 @@ def retry(user, delivery: Delivery) -> Delivery:
             "A worker is sending this delivery right now. If it does not get through, it is tried again by "
             "%(time)s at the latest."
         ) % {"time": timezone.localtime(delivery.next_attempt_at).strftime("%Y-%m-%d %H:%M")}})  # fmt: skip
+    ahead = failing_ahead(delivery)
+    if ahead is not None and _in_flight(ahead, now):
+        raise ValidationError({"status": _(
+            "This delivery waits behind #%(ahead)s, an earlier one to the same endpoint that failed, and a worker is "
+            "trying that one right now: this one goes out after it, once it gets through."
+        ) % {"ahead": ahead.pk}})  # fmt: skip
     with transaction.atomic():
+        queued = [delivery.pk]
+        if ahead is not None:
+            ahead_before = {"status": ahead.status, "next_attempt_at": ahead.next_attempt_at}
+            Delivery.objects.filter(pk=ahead.pk, attempts=ahead.attempts, status=Delivery.Status.FAILED,
+                                    sending_since__isnull=True).update(next_attempt_at=now)  # fmt: skip
+            ahead.refresh_from_db()
+            audit.record(
+                A.UPDATE, ahead, user=user, action_name="retry", ahead_of=delivery.pk,
+                changes=audit.diff(ahead_before, {"status": ahead.status, "next_attempt_at": ahead.next_attempt_at}),
+            )  # fmt: skip
+            between = Delivery.objects.filter(
+                endpoint_id=delivery.endpoint_id, pk__gt=ahead.pk, pk__lt=delivery.pk,
+                status__in=(Delivery.Status.PENDING, Delivery.Status.FAILED), sending_since__isnull=True,
+            ).exclude(event="ping")  # fmt: skip
+            held = list(between.order_by("pk").values_list("pk", flat=True))
+            between.update(next_attempt_at=now)  # their turn: as the worker's hold moves them, no attempt counted
+            queued = [ahead.pk, *held, delivery.pk]  # one worker, in their order
         Delivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).exclude(status=Delivery.Status.SENT).update(
             status=Delivery.Status.PENDING if delivery.status == Delivery.Status.GAVE_UP else delivery.status,
             next_attempt_at=now, sending_since=None,  # one whose send was interrupted: sent again, as asked
         )
         delivery.refresh_from_db()
+        extra = {"behind": ahead.pk} if ahead is not None else {}
         audit.record(
             A.UPDATE, delivery, user=user, action_name="retry",
             changes=audit.diff(before, {"status": delivery.status, "next_attempt_at": delivery.next_attempt_at}),
+            **extra,
         )  # fmt: skip
-        _queue([delivery.pk])
+        _queue(queued)
+    delivery.behind = ahead.pk if ahead is not None else None
     return delivery
 
 

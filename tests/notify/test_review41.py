@@ -113,3 +113,76 @@ def test_the_migration_encrypts_the_stored_addresses_and_back(admin_user):
     executor.loader.build_graph()
     executor.migrate([AFTER])
     assert [e.url for e in WebhookEndpoint.objects.order_by("pk")] == [WECOM, DINGTALK]
+
+
+def _held_behind_a_failed_one(admin_user, receiver) -> list[Delivery]:
+    """Three ticket events for a receiver that was down: the first failed and waits for its retry, the two after it
+    wait behind it (no attempt used)."""
+    endpoint = services.create_endpoint(admin_user, {"name": "工单系统", "url": receiver.url})
+    receiver.answers = [503]
+    for n in (1, 2, 3):
+        services.emit("ticket.created", {"ticket": {"number": f"TK-2026-00000{n}", "subject": "咨询"}})
+    first, second, third = Delivery.objects.filter(endpoint=endpoint).order_by("pk")
+    assert tasks.deliver(first.pk) == Delivery.Status.FAILED
+    for held in (second, third):
+        tasks.deliver(held.pk)
+        held.refresh_from_db()
+        assert held.status == Delivery.Status.PENDING and held.attempts == 0  # held behind the first
+    return [first, second, third]
+
+
+def _numbers(receiver) -> list[str]:
+    return [r["json"]["data"]["ticket"]["number"] for r in receiver.requests]
+
+
+def test_retry_now_of_a_delivery_held_behind_a_failed_one_sends_it_in_its_order(users, client_for, receiver):
+    """The receiver is back. The administrator clicked "Retry now" on the newest event, held behind the one that
+    had failed: the page said "queued to be sent again now", and the worker held it back at once, behind the failed
+    one's retry up to an hour later. The retry now tries the endpoint with the failed one, and sends the held ones
+    right after it, in their order; the page says so."""
+    first, second, third = _held_behind_a_failed_one(users["admin"], receiver)
+
+    answer = client_for("admin").post(f"/notifications/deliveries/{third.pk}/retry/", HTTP_ACCEPT_LANGUAGE="en",
+                                      follow=True)  # fmt: skip
+
+    said = answer.content.decode()
+    assert f"This delivery waits behind #{first.pk}, an earlier one to the same endpoint that failed" in said
+    assert "queued to be sent again now" not in said
+    assert tasks.sweep() == 3
+    assert _numbers(receiver) == ["TK-2026-000001", "TK-2026-000001", "TK-2026-000002", "TK-2026-000003"]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
+    from pharmacrm.core.models import AuditEntry
+
+    retried = AuditEntry.objects.filter(extra__action_name="retry").order_by("seq")
+    assert [(e.object_id, e.extra.get("ahead_of"), e.extra.get("behind")) for e in retried] == [
+        (str(first.pk), third.pk, None), (str(third.pk), None, first.pk),
+    ]
+
+
+def test_retry_through_the_api_of_a_held_delivery_names_the_one_it_waits_behind(users, api_for, receiver):
+    first, second, third = _held_behind_a_failed_one(users["admin"], receiver)
+    receiver.answers = [503]  # still down: the held ones wait behind the first again, no attempt used
+    api = api_for("manager")
+
+    answer = api.post(f"/api/v1/deliveries/{second.pk}/retry/")
+
+    assert answer.status_code == 200 and answer.json()["behind"] == first.pk
+    tasks.sweep()
+    assert _numbers(receiver) == ["TK-2026-000001", "TK-2026-000001"]  # one knock on the dead endpoint
+    for held in (second, third):
+        held.refresh_from_db()
+        assert held.status == Delivery.Status.PENDING and held.attempts == 0
+    # a delivery held behind none: `behind` is null
+    assert api.post(f"/api/v1/deliveries/{first.pk}/retry/").json()["behind"] is None
+    # while a worker is trying the first one, the retry of one behind it says so and changes nothing
+    Delivery.objects.filter(pk=first.pk).update(next_attempt_at=timezone_now())
+    assert tasks.claim(first.pk) is not None
+    refused = api_for("manager", lang="en").post(f"/api/v1/deliveries/{third.pk}/retry/")
+    assert refused.status_code == 400
+    assert f"waits behind #{first.pk}" in refused.json()["status"][0]
+
+
+def timezone_now():
+    from django.utils import timezone
+
+    return timezone.now()
