@@ -79,9 +79,10 @@ class InteractionSerializer(ModelSerializer):
     )
     channel = ChannelField()
     received_at = serializers.DateTimeField(
-        required=False,
-        help_text="When you heard it (default now; never in the future): day 0 for any reaction mentioned.",
-    )
+        required=False, allow_null=True,
+        help_text="When you heard it (default now, also when null; never in the future): day 0 for any reaction "
+        "mentioned. On a change, null leaves it as it is.",
+    )  # fmt: skip
     subject = serializers.CharField(max_length=200)
     notes = serializers.CharField(max_length=20000, required=False, allow_blank=True)
     product = serializers.PrimaryKeyRelatedField(
@@ -144,6 +145,8 @@ class InteractionSerializer(ModelSerializer):
         ]
 
     def validate_received_at(self, value):
+        if value is None:  # not given: now (a change: as it is), as the page's empty field
+            return None
         if value < EARLIEST:
             raise serializers.ValidationError(_("This is too long ago for an interaction: check the date."))
         try:

@@ -23,12 +23,18 @@ class InteractionFilterForm(forms.Form):
     mine = forms.BooleanField(label=_("Only mine"), required=False)
     channel = forms.ChoiceField(label=_("Channel"), choices=ANY + InteractionChannel.choices, required=False)
     institution = forms.ModelChoiceField(
-        label=_("Institution"), queryset=Institution.objects.none(), required=False, empty_label=_("Any")
-    )
+        label=_("Institution"), queryset=Institution.objects.none(), required=False, empty_label=_("Any"),
+        error_messages={"invalid_choice": _(
+            "No institution %(value)s among the customers you may see: no interactions are listed for it."
+        )},
+    )  # fmt: skip
 
     person = forms.ModelChoiceField(
-        label=_("Person"), queryset=Person.objects.none(), required=False, empty_label=_("Any")
-    )
+        label=_("Person"), queryset=Person.objects.none(), required=False, empty_label=_("Any"),
+        error_messages={"invalid_choice": _(
+            "No person %(value)s among the customers you may see: no interactions are listed for them."
+        )},
+    )  # fmt: skip
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -38,19 +44,26 @@ class InteractionFilterForm(forms.Form):
         # a person's interactions ("All interactions" on a person's page): offered only when asked for, with
         # that person as the one choice besides "Any"
         person_id = self.data.get("person")
-        if is_id(person_id):
+        if person_id:  # a value that is no person's id is refused under the field, as a person out of reach
             people = access.people_for(user, Person.objects.all())
             self.fields["person"].queryset = people
             self.fields["person"].widget.choices = list(ANY) + [
-                (p.pk, p.name) for p in people.filter(pk=int(person_id)).only("id", "name")
+                (p.pk, p.name) for p in (people.filter(pk=int(person_id)).only("id", "name") if is_id(person_id) else ())
             ]
         else:
             del self.fields["person"]
 
     def cleaned(self) -> dict:
-        """Valid filter values; an invalid one is ignored rather than failing the list."""
+        """The valid filter values. An invalid one (an institution or a person that does not exist, or that the
+        user may not see, a channel there is not) is not ignored: it stays in `errors`, shown under its field, and
+        the list shows nothing until it is corrected (`has_errors`) — ignored, it listed every interaction as if
+        they were that hospital's, as the API answers such a filter with a 400 or an empty list."""
         self.is_valid()
         return getattr(self, "cleaned_data", {}) or {}
+
+    @property
+    def has_errors(self) -> bool:
+        return self.is_bound and bool(self.errors)
 
 
 class InteractionForm(ServiceErrorsMixin, CustomerPickers):

@@ -93,6 +93,8 @@ def interaction_list(request):
         if is_id(request.GET.get(key)):
             wanted = int(request.GET[key])
             qs = qs.filter(institution_id__in=with_departments(wanted)) if key == "institution" else qs.filter(person_id=wanted)
+    if form.has_errors and not embed:  # a wrong filter shows nothing and says why under its field, not all
+        qs = qs.none()
     qs = access.interactions_for(user, qs).order_by("-received_at", "-id")
     size, number = (CUSTOMER_ROWS, "1") if embed else (PAGE_SIZE, request.GET.get("page") or "1")
     page = CappedPaginator(qs.values_list("id", flat=True), size).get_page(number)

@@ -219,6 +219,21 @@ class DeliverySerializer(ModelSerializer):
         read_only_fields = fields
 
 
+class RetriedDeliverySerializer(DeliverySerializer):
+    behind = serializers.SerializerMethodField(
+        help_text="The earlier delivery to the same endpoint that failed, which this one waited behind (the events "
+        "go out in their order): it is sent again now, first, and this one right after it if it gets through. "
+        "Null when this one waited behind none."
+    )
+
+    def get_behind(self, obj) -> int | None:
+        return getattr(obj, "behind", None)
+
+    class Meta(DeliverySerializer.Meta):
+        fields = [*DeliverySerializer.Meta.fields, "behind"]
+        read_only_fields = fields
+
+
 ADMIN = {"*": Cap.MANAGE_SERVICE}
 
 
@@ -311,14 +326,20 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"[0-9]{1,18}"
 
     @extend_schema(
-        request=None, responses={200: DeliverySerializer, 400: OpenApiResponse(description="Already sent.")},
-        tags=["notifications"], filters=False, description="Send a failed or given-up delivery again now.",
+        request=None,
+        responses={200: RetriedDeliverySerializer,
+                   400: OpenApiResponse(description="Already sent, or a worker is sending it (or the one ahead).")},
+        tags=["notifications"], filters=False,
+        description="Send a failed or given-up delivery again now. One held behind an earlier delivery to the same "
+        "endpoint that failed goes right after that one, which is sent again now (`behind`).",
     )  # fmt: skip
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
     def retry(self, request, pk=None):
         delivery = services.retry(request.user, self.get_object())
+        behind = delivery.behind
         delivery.refresh_from_db()
-        return Response(DeliverySerializer(delivery).data)
+        delivery.behind = behind
+        return Response(RetriedDeliverySerializer(delivery).data)
 
 
 def register(router) -> None:

@@ -42,6 +42,7 @@ A = AuditEntry.Action
 KIND = re.compile(r"[-a-z0-9_.]{1,50}")
 EVENT = re.compile(r"[-a-z0-9_.*]{1,64}")
 ENDPOINT_FIELDS = ("name", "url", "format", "events", "active")
+URL_MAX = 500  # an endpoint's address, as the form and the API take it
 
 
 def _no_nul(spec: Any) -> Any:
@@ -388,7 +389,15 @@ def _in_flight(delivery: Delivery, now: dt.datetime) -> bool:
 
 
 def retry(user, delivery: Delivery) -> Delivery:
-    """Send a failed (or given-up) delivery again now; audited."""
+    """Send a failed (or given-up) delivery again now; audited.
+
+    A webhook delivery held behind an earlier one to the same endpoint that failed (tasks.failing_ahead: the
+    endpoint is taken to be down, and the events go out in their order) cannot go before it: sent again "now" on
+    its own, the worker held it back at once. Its retry tries the endpoint now with that earlier delivery, and
+    brings this one (with those held between them) right after it: if the endpoint answers, they go out in their
+    order; if not, they wait behind it again. The delivery returned then carries `behind` (the earlier one)."""
+    from .tasks import failing_ahead
+
     access.require(user, Cap.MANAGE_SERVICE)
     if delivery.status == Delivery.Status.SENT:
         raise ValidationError({"status": _("This delivery was sent already.")})
@@ -401,17 +410,43 @@ def retry(user, delivery: Delivery) -> Delivery:
             "A worker is sending this delivery right now. If it does not get through, it is tried again by "
             "%(time)s at the latest."
         ) % {"time": timezone.localtime(delivery.next_attempt_at).strftime("%Y-%m-%d %H:%M")}})  # fmt: skip
+    ahead = failing_ahead(delivery)
+    if ahead is not None and _in_flight(ahead, now):
+        raise ValidationError({"status": _(
+            "This delivery waits behind #%(ahead)s, an earlier one to the same endpoint that failed, and a worker is "
+            "trying that one right now: this one goes out after it, once it gets through."
+        ) % {"ahead": ahead.pk}})  # fmt: skip
     with transaction.atomic():
+        queued = [delivery.pk]
+        if ahead is not None:
+            ahead_before = {"status": ahead.status, "next_attempt_at": ahead.next_attempt_at}
+            Delivery.objects.filter(pk=ahead.pk, attempts=ahead.attempts, status=Delivery.Status.FAILED,
+                                    sending_since__isnull=True).update(next_attempt_at=now)  # fmt: skip
+            ahead.refresh_from_db()
+            audit.record(
+                A.UPDATE, ahead, user=user, action_name="retry", ahead_of=delivery.pk,
+                changes=audit.diff(ahead_before, {"status": ahead.status, "next_attempt_at": ahead.next_attempt_at}),
+            )  # fmt: skip
+            between = Delivery.objects.filter(
+                endpoint_id=delivery.endpoint_id, pk__gt=ahead.pk, pk__lt=delivery.pk,
+                status__in=(Delivery.Status.PENDING, Delivery.Status.FAILED), sending_since__isnull=True,
+            ).exclude(event="ping")  # fmt: skip
+            held = list(between.order_by("pk").values_list("pk", flat=True))
+            between.update(next_attempt_at=now)  # their turn: as the worker's hold moves them, no attempt counted
+            queued = [ahead.pk, *held, delivery.pk]  # one worker, in their order
         Delivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts).exclude(status=Delivery.Status.SENT).update(
             status=Delivery.Status.PENDING if delivery.status == Delivery.Status.GAVE_UP else delivery.status,
             next_attempt_at=now, sending_since=None,  # one whose send was interrupted: sent again, as asked
         )
         delivery.refresh_from_db()
+        extra = {"behind": ahead.pk} if ahead is not None else {}
         audit.record(
             A.UPDATE, delivery, user=user, action_name="retry",
             changes=audit.diff(before, {"status": delivery.status, "next_attempt_at": delivery.next_attempt_at}),
+            **extra,
         )  # fmt: skip
-        _queue([delivery.pk])
+        _queue(queued)
+    delivery.behind = ahead.pk if ahead is not None else None
     return delivery
 
 
@@ -463,6 +498,9 @@ def _validate_endpoint(endpoint: WebhookEndpoint) -> None:
         URLValidator(schemes=["http", "https"])(endpoint.url or "")
     except ValidationError:
         errors["url"] = [_("Enter an http:// or https:// address.")]
+    else:
+        if len(endpoint.url) > URL_MAX:
+            errors["url"] = [_("At most %(max)d characters.") % {"max": URL_MAX}]
     if endpoint.format not in WebhookEndpoint.Format.values:
         errors["format"] = [_("Choose a format from the list.")]
     if errors:
@@ -514,10 +552,12 @@ def _created_just_now(user, endpoint: WebhookEndpoint, secret: str) -> WebhookEn
         at__gte=timezone.now() - SENT_AGAIN,
     ).values_list("object_id", flat=True)  # fmt: skip
     same = WebhookEndpoint.objects.filter(
-        pk__in=[int(i) for i in ids if i.isdecimal() and len(i) < 19], name=endpoint.name, url=endpoint.url,
+        pk__in=[int(i) for i in ids if i.isdecimal() and len(i) < 19], name=endpoint.name,
         format=endpoint.format, active=endpoint.active,
     ).order_by("-pk")  # fmt: skip
-    return next((e for e in same if e.events == endpoint.events and (not secret or e.secret == secret)), None)
+    # the address is encrypted (no SQL comparison): compared here, among this user's few endpoints of the minutes past
+    return next((e for e in same if e.url == endpoint.url and e.events == endpoint.events
+                 and (not secret or e.secret == secret)), None)  # fmt: skip
 
 
 def create_endpoint(user, data: dict) -> WebhookEndpoint:

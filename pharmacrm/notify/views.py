@@ -248,9 +248,16 @@ def delivery_retry(request, pk: int):
     _admin(request)
     delivery = get_object_or_404(Delivery, pk=pk)
     try:
-        services.retry(request.user, delivery)
+        delivery = services.retry(request.user, delivery)
     except ValidationError as e:
         messages.error(request, " ".join(e.messages))
     else:
-        messages.success(request, _("The delivery is queued to be sent again now."))
+        if delivery.behind:  # held behind an earlier failed one: that one tries the endpoint first
+            messages.success(request, _(
+                "This delivery waits behind #%(ahead)s, an earlier one to the same endpoint that failed, so that the "
+                "events arrive in their order: that one is sent again now, and this one right after it if it gets "
+                "through (otherwise both wait for its next attempt)."
+            ) % {"ahead": delivery.behind})  # fmt: skip
+        else:
+            messages.success(request, _("The delivery is queued to be sent again now."))
     return redirect(_safe_next(request, "notify:deliveries"))

@@ -148,7 +148,8 @@ class TicketSerializer(ModelSerializer):
 
     number = serializers.CharField(read_only=True, help_text="TK-YYYY-NNNNNN, numbered per year of receipt.")
     received_at = serializers.DateTimeField(
-        required=False, help_text="When the request came in (default now); may lie in the past, not the future."
+        required=False, allow_null=True,
+        help_text="When the request came in (default now, also when null); may lie in the past, not the future.",
     )
     channel = serializers.ChoiceField(choices=Channel.choices)
     category = CodeField(
@@ -241,6 +242,8 @@ class TicketSerializer(ModelSerializer):
         return serializers.DateTimeField().to_representation(value) if value else None
 
     def validate_received_at(self, value):
+        if value is None:  # not given: now (services.create_ticket)
+            return None
         if value < EARLIEST:
             raise serializers.ValidationError(_("This is too long ago for a ticket: check the date."))
         return value
