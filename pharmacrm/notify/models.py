@@ -88,6 +88,13 @@ class WebhookEndpoint(models.Model):
         verbose_name_plural = _("webhook endpoints")
         ordering = ["name", "id"]
 
+    @property
+    def shown_url(self) -> str:
+        """The address as lists show it: where it points, without the bot's key (`services.audited_url`)."""
+        from .services import audited_url
+
+        return audited_url(self.url)
+
     def __str__(self) -> str:
         return self.name
 

@@ -186,3 +186,13 @@ def timezone_now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+def test_the_endpoint_list_shows_where_a_bot_points_without_any_of_its_key(users, client_for):
+    """The list of endpoints showed each address cut at 60 characters: a WeCom bot's address reaches its key at 53,
+    so the list showed the key's first characters to whoever looked at the screen. It shows the address as the audit
+    trail does now (the key as ***); the edit form still shows it whole to those who change it."""
+    services.create_endpoint(users["admin"], {"name": "客服主管群", "url": WECOM, "format": "wecom"})
+    page = client_for("manager").get("/notifications/webhooks/").content.decode()
+    assert "客服主管群" in page and "qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***" in page
+    assert WECOM_KEY[:6] not in page
