@@ -88,15 +88,15 @@ class WebhookEndpoint(models.Model):
         verbose_name_plural = _("webhook endpoints")
         ordering = ["name", "id"]
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def shown_url(self) -> str:
         """The address as lists show it: where it points, without the bot's key (`services.audited_url`)."""
         from .services import audited_url
 
         return audited_url(self.url)
-
-    def __str__(self) -> str:
-        return self.name
 
     def wants(self, event: str) -> bool:
         """Empty: every event; else a listed name, or a pattern with * (``ticket.*``)."""
