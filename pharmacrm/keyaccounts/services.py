@@ -1291,6 +1291,11 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
         errors["status"] = [_("Only the project manager or a manager may cancel an item of the plan in force.")]
     if progress is not None and not (0 <= int(progress) <= 100):
         errors["progress"] = [_("Progress is a percentage from 0 to 100.")]
+    elif (item.status == ItemStatus.DONE and status in OPEN_ITEM
+          and int(progress if progress is not None else item.progress) == 100):  # fmt: skip
+        # reopened, it is not finished: kept at the 100 % that "done" gave it, the plan and the progress report
+        # showed an open item as complete
+        errors["progress"] = [_("A reopened item is not finished: give its progress, below 100 %.")]
     if errors:
         raise ValidationError(errors)
     # the note is part of the report: the one it replaces stays in the audit trail (as a trial offer's notes do)

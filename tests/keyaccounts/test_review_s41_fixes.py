@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -114,3 +115,27 @@ def test_a_revised_opinion_is_audited_with_the_one_it_replaces(users, xiehe, mak
         [{"department": "qa", "opinion": "oppose", "comment": "近一年有两起质量投诉未结案"},
          {"department": "qa", "opinion": "support", "comment": "投诉已结案"}],
     ]  # fmt: skip
+
+
+def test_a_done_item_reopened_asks_for_its_progress_instead_of_staying_at_100(users, xiehe, with_plan, client_for):
+    """The after-sales item was ticked done, then the customer reported the training incomplete and the project
+    manager set it back to "in progress": the form kept the 100 % that "done" gave it, so the plan, the key-account
+    file and the leadership's progress report showed an open item as complete. Now the form asks for the progress."""
+    account, plan = with_plan(xiehe)
+    item = plan.items.get(area=PlanArea.TRAINING)
+    kam = client_for("kam")
+    assert _progress(kam, account, item, status=ItemStatus.DONE, note="两场培训已完成").status_code == 302
+    item.refresh_from_db()
+    assert item.progress == 100
+
+    refused = _progress(kam, account, item, status=ItemStatus.IN_PROGRESS, progress=100, note="第二场需补课")
+    assert refused.status_code == 400
+    assert "A reopened item is not finished: give its progress, below 100 %." in refused.content.decode()
+    with pytest.raises(ValidationError) as api_like:
+        services.update_progress(users["kam"], item, status=ItemStatus.IN_PROGRESS, version=item.version)
+    assert list(api_like.value.message_dict) == ["progress"]
+    assert PlanItem.objects.get(pk=item.pk).status == ItemStatus.DONE  # nothing half-written
+
+    assert _progress(kam, account, item, status=ItemStatus.IN_PROGRESS, progress=70, note="第二场需补课").status_code == 302
+    item.refresh_from_db()
+    assert (item.status, item.progress, item.completed_at) == (ItemStatus.IN_PROGRESS, 70, None)
