@@ -468,6 +468,13 @@ class PersonForm(CustomerForm):
         data = super().clean()
         if self.errors:
             self.add_format_errors(services.clean_person, services.PERSON_FORMAT_FIELDS)
+            if not {"birthday", "id_number"} & set(self.errors):  # and the birthday against the ID number, in one round
+                pair = {k: v for k, v in self._personal_values(data).items() if k in ("birthday", "id_number")}
+                if "id_number" in pair:
+                    pair["id_number"] = normalise.credit_code(pair["id_number"])
+                mismatch = services.birthday_id_error(pair, self.instance, stored_hidden=self.blind)
+                if mismatch is not None:
+                    self.add_error("birthday", mismatch)
             return data
         values = {
             "name": data["name"],
@@ -478,7 +485,17 @@ class PersonForm(CustomerForm):
             "institution": data.get("institution"),
             "department": data.get("department"),
             **self.common_data(),
+            **self._personal_values(data),
         }
+        try:
+            self.service_data = services.clean_person(values, instance=self.instance, stored_hidden=self.blind)
+        except ValidationError as e:
+            self.add_service_errors(e)
+        return data
+
+    def _personal_values(self, data: dict) -> dict:
+        """The personal fields to save: those a blind editor left empty are kept (not given), unless ticked off."""
+        values = {}
         for f in Person.PERSONAL_FIELDS:
             value = data.get(f)
             if self.blind and value in (None, ""):
@@ -486,11 +503,7 @@ class PersonForm(CustomerForm):
                     continue  # unchanged
                 value = None  # removed: the editor ticked "remove the current value"
             values[f] = value if f == "birthday" else (value or "")
-        try:
-            self.service_data = services.clean_person(values, instance=self.instance)
-        except ValidationError as e:
-            self.add_service_errors(e)
-        return data
+        return values
 
 
 def _masked(person: Person, field: str) -> str:

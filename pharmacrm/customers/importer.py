@@ -116,6 +116,8 @@ MESSAGES: dict[str, Any] = {
     ),
     "future": _("A birthday cannot be in the future."),
     "birthday_too_early": _("A birthday cannot be before %(date)s."),
+    # without the date itself: the errors are kept with the job and in its report, which never copy personal values
+    "birthday_not_id": _("The birthday differs from the date of birth in the ID card number (its characters 7–14)."),
     "masked": _(
         "This value is masked (from an export): leave the cell empty to keep the stored value, or enter the full "
         "value."
@@ -1715,6 +1717,8 @@ class Run:
         self.teams: dict[str, int | None] = {}
         self.tags: dict[str, int] = {}
         self.all_scope = access.institution_scope_q(user) is None
+        # a role that sees personal data masked: a row's birthday is not compared with a stored ID number (services)
+        self.sees_personal = access.can(user, Cap.VIEW_PERSONAL_DATA)
         self.changeable: set[int] = set()
         self.default_owner = None if access.can(user, Cap.ALL_CUSTOMERS) else user.pk
         self.stop_writing = False  # all-or-nothing: once a row fails, only keep checking
@@ -2227,6 +2231,8 @@ def _classify(run: Run, it: Item) -> None:
     """create / update / unchanged (or an error), with the fields an update changes."""
     if it.existing is None:
         _check_new(run, it)
+        if run.model is Person:
+            _check_birthday_id(run, it)
         it.action = "create"
         return
     obj = it.existing
@@ -2237,6 +2243,7 @@ def _classify(run: Run, it: Item) -> None:
         _check_institution_update(run, it)
     else:
         _check_person_update(it)
+        _check_birthday_id(run, it)
     changes = {a: value for a, value in it.values.items() if _differs(a, getattr(obj, a), value)}
     if run.model is Institution and (changes.get("kind") or obj.kind) != InstitutionType.HOSPITAL:
         changes.pop("grade", None)  # as services do: a grade only means something for a hospital
@@ -2326,6 +2333,16 @@ def _check_institution_update(run: Run, it: Item) -> None:
                 break
             seen.add(node_id)
             node_id = Institution.objects.filter(pk=node_id).values_list("parent_id", flat=True).first()
+
+
+def _check_birthday_id(run: Run, it: Item) -> None:
+    """The birthday is the date of birth the ID card number encodes (services.birthday_id_error's rule: a stored
+    person whose two already disagree is refused only when the row changes one of them)."""
+    pair = {f: it.values[f] for f in ("birthday", "id_number") if f in it.values}
+    if pair:
+        error = services.birthday_id_error(pair, it.existing, stored_hidden=not run.sees_personal)
+        if error is not None:
+            it.fail("birthday" if "birthday" in run.headers else "id_number", error.code)
 
 
 def _check_person_update(it: Item) -> None:

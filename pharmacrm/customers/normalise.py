@@ -426,8 +426,15 @@ def valid_id_card(value: str, today: datetime.date | None = None) -> bool:
     total = sum(int(c) * w for c, w in zip(value[:17], _ID_WEIGHTS, strict=True))
     if _ID_CHECK[total % 11] != value[17]:
         return False
+    born = id_card_birth_date(value)
+    return born is not None and EARLIEST_BIRTHDAY <= born <= (today or timezone.localdate())
+
+
+def id_card_birth_date(value: str) -> datetime.date | None:
+    """The date of birth an 18-character ID card number encodes (characters 7–14, YYYYMMDD); None when it holds none."""
+    if not re.match(r"^\d{17}[\dX]$", value or ""):
+        return None
     try:
-        born = datetime.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+        return datetime.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
-        return False
-    return EARLIEST_BIRTHDAY <= born <= (today or timezone.localdate())
+        return None

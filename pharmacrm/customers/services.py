@@ -128,8 +128,40 @@ def field_errors(clean, field: str, value, instance=None) -> list[ValidationErro
     try:
         clean({field: value}, instance)
     except ValidationError as e:
-        return list(getattr(e, "error_dict", {}).get(field, []))
+        # not the rules that join it to another field: that one may be changed in the same request
+        return [err for err in getattr(e, "error_dict", {}).get(field, []) if err.code not in JOINT_CODES]
     return []
+
+
+JOINT_CODES = frozenset({"birthday_not_id"})  # errors of a field checked against another field's value
+
+
+def birthday_id_error(values: dict[str, Any], instance: Person | None = None,
+                      stored_hidden: bool = False) -> ValidationError | None:
+    """A birthday other than the date of birth its ID card number encodes (characters 7–14), as an error for the
+    birthday field naming that date; None when they agree or cannot be compared. `values` holds the birthday and
+    ID number given (cleaned); the one not given is the stored one. A stored record whose two already disagree is
+    refused only when one of them is changed: an edit of its phone is not stopped by them. With `stored_hidden`
+    (an editor who sees the record's personal data masked), a value given is not compared with the stored one:
+    the answer would tell them the birth date they may not see, one guess at a time."""
+    given = [f for f in ("birthday", "id_number") if f in values]
+    if not given or (instance is not None and all(values[f] == getattr(instance, f) for f in given)):
+        return None
+    pair = {}
+    for field in ("birthday", "id_number"):
+        if field in values:
+            pair[field] = values[field]
+        elif instance is not None and not stored_hidden:
+            pair[field] = getattr(instance, field)
+        else:
+            return None
+    birthday, born = pair["birthday"], normalise.id_card_birth_date(pair["id_number"] or "")
+    if not isinstance(birthday, datetime.date) or born is None or born == birthday:
+        return None
+    return ValidationError(
+        _("The birthday differs from the date of birth in the ID card number (%(date)s)."),
+        code="birthday_not_id", params={"date": born.isoformat()},
+    )  # fmt: skip
 
 
 def _refuse_merged(errors: dict, out: dict, field: str, current_id: int | None) -> None:
@@ -281,7 +313,9 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
     return out
 
 
-def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[str, Any]:
+def clean_person(data: dict[str, Any], instance: Person | None = None, stored_hidden: bool = False) -> dict[str, Any]:
+    """`data` checked and normalised for create_person / update_person; `stored_hidden`: the editor sees the
+    instance's personal data masked (see `birthday_id_error`)."""
     errors: dict[str, list] = {}
     out = dict(data)
     if isinstance(out.get("preferred_language"), str):  # zh-Hans, EN as language tags are written: the codes
@@ -333,6 +367,10 @@ def clean_person(data: dict[str, Any], instance: Person | None = None) -> dict[s
                 ValidationError(_("Enter a valid 18-character resident ID card number."), code="invalid_id")
             )
         out["id_number"] = idn
+    if "birthday" not in errors and "id_number" not in errors:
+        mismatch = birthday_id_error(out, instance, stored_hidden)
+        if mismatch is not None:
+            errors.setdefault("birthday", []).append(mismatch)
     _refuse_merged(errors, out, "institution", instance.institution_id if instance else None)
     _refuse_merged(errors, out, "department", instance.department_id if instance else None)
     chosen = out.get("institution")
@@ -655,7 +693,8 @@ def _check_workplace(user, data: dict[str, Any], instance: Person | None = None)
 
 def update_person(user, obj: Person, data: dict[str, Any], version: int | None = None) -> Person:
     def clean(values, instance):
-        values = clean_person(values, instance=instance)
+        hidden = access.personal_data_mode(user, instance) != "plain"
+        values = clean_person(values, instance=instance, stored_hidden=hidden)
         _check_workplace(user, values, instance)
         return values
 
