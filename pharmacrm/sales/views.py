@@ -62,10 +62,12 @@ def _with_money(lines: list[OrderLine]) -> list[OrderLine]:
 
 
 def chart_data(months: list[dict]) -> dict:
-    """What the purchases chart draws: month labels, amounts (yuan, as numbers) and order counts."""
+    """What the purchases chart draws: month labels, amounts (yuan, as numbers) and order counts; its tooltip shows
+    each month's amount as the pages write money (¥237,380.70), not as the number drawn (237,380.7)."""
     return {
         "months": [m["month"] for m in months],
         "amounts": [float(m["amount"]) for m in months],
+        "amount_texts": [money(m["amount"]) for m in months],
         "orders": [m["orders"] for m in months],
         "amount_label": _("Amount (¥)"),
         "orders_label": _("Orders"),
