@@ -67,6 +67,12 @@ def test_an_export_in_several_sheets_is_imported_again_in_one_go_all_unchanged(
     ]
     job = importer.import_file(path, "people", users["kam"], mode="all")
     assert (job.status, job.unchanged_count, job.created_count, job.updated_count) == ("done", 5, 0, 0)
+    assert (job.last_row, job.last_sheet) == (2, "联系人 (3)")  # what an interrupted job's note would name
+    with translation.override("en"):
+        assert importer.message(*importer.interruption_notes(job, 5)[-1]) == (
+            "Row 2 is on the sheet “联系人 (3)”: the rows of the sheets before it were handled too, those after it "
+            "were not."
+        )
     assert sorted(Person.objects.values_list("name", flat=True)) == doctors
 
 
