@@ -152,6 +152,7 @@ MESSAGES: dict[str, Any] = {
     "code_not_found": _("No customer has the internal code “%(value)s”."),
     "merged_into": _("“%(value)s” was merged into %(survivor)s (%(survivor_code)s): use that record instead."),
     "duplicate_in_file": _("The same value already appears in row %(first)s of this file."),
+    "duplicate_in_sheet": _("The same value already appears in row %(first)s of the sheet “%(sheet)s” of this file."),
     "key_conflict": _("The keys in this row belong to different existing customers (%(codes)s)."),
     "not_permitted": _("You may not change this customer."),
     "conflict": _(
@@ -161,6 +162,11 @@ MESSAGES: dict[str, Any] = {
     # job-level messages
     "ignored_columns": _("These columns were not recognised and were ignored: %(columns)s."),
     "sheet_read": _("Only the sheet “%(sheet)s” was read; the workbook's other sheets were not: %(others)s."),
+    "sheets_read": _(
+        "The sheets %(sheets)s have the same header row and were read one after another, as one file; each error "
+        "names its sheet and row."
+    ),
+    "sheets_skipped": _("These sheets were skipped, as their header row is not that of the sheets read: %(sheets)s."),
     "all_or_nothing_rejected": ngettext_lazy(
         "Nothing was imported: %(errors)s row has errors and the mode is all or nothing. "
         "Correct the file and upload it again, or import the good rows only.",
@@ -214,6 +220,10 @@ MESSAGES: dict[str, Any] = {
         "The import was interrupted because the background worker stopped. The rows up to row %(row)s of the "
         "file were handled and saved (%(created)s created, %(updated)s updated, %(unchanged)s unchanged, "
         "%(errors)s with errors); any rows after it were not imported."
+    ),
+    "last_row_sheet": _(
+        "Row %(row)s is on the sheet “%(sheet)s”: the rows of the sheets before it were handled too, those after it "
+        "were not."
     ),
     "rerun_institutions": _(
         "To finish, import the same file again: institutions already saved are recognised by their internal "
@@ -652,6 +662,7 @@ class FileInfo:
     delimiter: str = ","
     has_nul: bool = True  # may a cell hold a NUL character (a row error)? Known for CSV; assumed for XLSX
     error_parts: frozenset[str] = frozenset()  # XLSX: the worksheet parts holding Excel error values (#N/A …)
+    part_rows: dict[str, int] = field(default_factory=dict)  # XLSX: the rows of each worksheet part (its <row> elements)
 
 
 def sniff(path: Path) -> FileInfo:
@@ -661,7 +672,8 @@ def sniff(path: Path) -> FileInfo:
     if not head.strip():
         raise _refuse(_("The file is empty."))
     if head.startswith(b"PK\x03\x04"):
-        return FileInfo("xlsx", error_parts=_check_xlsx(path))
+        error_parts, part_rows = _check_xlsx(path)
+        return FileInfo("xlsx", error_parts=error_parts, part_rows=part_rows)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         if _contains(path, _ENCRYPTED_PACKAGE):  # an .xlsx saved with a password (Excel, WPS): not an old .xls
             raise _refuse(_(
@@ -782,20 +794,21 @@ _NO_RESULT = re.compile(rb"<c\b([^>]*)>\s*<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v>\s*
 _ERROR_TYPE = (b't="e"', b"t='e'")  # a cell holding an Excel error value (#N/A, #REF! …)
 
 
-def _scan_sheet(zf: zipfile.ZipFile, name: str) -> tuple[bool, bool]:
-    """(uncalculated formulas, error values) of a worksheet part, in one streamed pass (a sheet may be hundreds
-    of megabytes). A cell with a formula and no cached value (<c><f>…</f></c>): openpyxl and pandas write them
+def _scan_sheet(zf: zipfile.ZipFile, name: str) -> tuple[bool, bool, int]:
+    """(uncalculated formulas, error values, rows) of a worksheet part, in one streamed pass (a sheet may be hundreds
+    of megabytes); the rows are its <row> elements, for the progress bar of an import going on in further sheets. A cell with a formula and no cached value (<c><f>…</f></c>): openpyxl and pandas write them
     so, and a reader that takes values (calamine) sees an empty cell. calamine reads an error value (#N/A) as
     an empty cell too: the parts holding one are read again for them (`_error_cells`)."""
-    tail, errors = b"", False
+    tail, errors, rows = b"", False, 0
     with zf.open(name) as fh:
         while block := fh.read(1 << 20):
+            rows += (tail[-4:] + block).count(b"<row ") + (tail[-4:] + block).count(b"<row>")  # 4 bytes: none twice
             chunk = tail + block
             if b"<f" in chunk and any(b't="str"' not in m.group(1) for m in _NO_RESULT.finditer(chunk)):
-                return True, errors
+                return True, errors, rows
             errors = errors or any(marker in chunk for marker in _ERROR_TYPE)
             tail = chunk[-256:]
-    return False, errors
+    return False, errors, rows
 
 
 XLSX_MAX_EXPANDED = 1 << 30  # what the parts of an accepted workbook may expand to, all together
@@ -803,8 +816,9 @@ XLSX_MAX_RATIO = 100  # a worksheet's XML compresses 5–20 times; 100 times is 
 XLSX_RATIO_FROM = 8 << 20  # parts smaller than this are never a danger, whatever their ratio
 
 
-def _check_xlsx(path: Path) -> frozenset[str]:
-    """Refuse a workbook that cannot be imported as it is; return its worksheet parts that hold error values."""
+def _check_xlsx(path: Path) -> tuple[frozenset[str], dict[str, int]]:
+    """Refuse a workbook that cannot be imported as it is; return its worksheet parts that hold error values, and
+    the rows of each part."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -832,9 +846,9 @@ def _check_xlsx(path: Path) -> frozenset[str]:
             if bad is not None:
                 raise _refuse(_("The Excel workbook is damaged (%(part)s cannot be read).") % {"part": bad})
             sheets = sorted(n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml"))
-            with_errors = set()
+            with_errors, part_rows = set(), {}
             for name in sheets:
-                uncalculated, errors = _scan_sheet(zf, name)
+                uncalculated, errors, part_rows[name] = _scan_sheet(zf, name)
                 if uncalculated:
                     raise _refuse(_(
                         "Some cells hold formulas whose results the file does not contain (it was written by a "
@@ -843,7 +857,7 @@ def _check_xlsx(path: Path) -> frozenset[str]:
                     ))
                 if errors:
                     with_errors.add(name)
-            return frozenset(with_errors)
+            return frozenset(with_errors), part_rows
     except zipfile.BadZipFile:
         raise _refuse(_("The Excel workbook is damaged and cannot be opened.")) from None
 
@@ -1026,19 +1040,25 @@ def _sheet_parts(path: Path) -> list[str]:
 
 
 class Sheet:
-    """The rows of a file as text, header first: a stream for CSV, one loaded sheet for XLSX.
+    """The rows of a file as text, header first: a stream for CSV, one loaded sheet at a time for XLSX.
 
     Of a workbook, the first visible sheet whose header row is the target's (an instructions sheet or a hidden
-    one placed first is passed over), else the first visible sheet. With `marks`, a cell holding an Excel error
+    one placed first is passed over), else the first visible sheet. `continued` goes on, after its rows, in the
+    visible sheets after it whose header row names the same columns in the same places (an export of more rows
+    than a sheet holds: 联系人, 联系人 (2) …); the others are skipped. With `marks`, a cell holding an Excel error
     value reads as its text (#N/A: calamine reads it as empty) and a number's text is a `NumberText`."""
 
     def __init__(self, path: Path, info: FileInfo, target: str = "", marks: bool = False):
         self.path, self.info, self.marks = path, info, marks
         self._workbook = self._sheet = None
-        self.name = ""  # of the sheet read
+        self.name = ""  # of the sheet read (the one being read, once `continued` goes on)
         self.names: list[str] = []  # of all the workbook's sheets
+        self.read: list[str] = []  # of the sheets read so far, in order (the first one, then those `continued` took)
+        self.skipped: list[str] = []  # of the sheets `continued` passed over (another header row, hidden)
         self.matched = True  # False: no visible sheet has the target's header row; the first one is read
         self.several = False  # more than one visible sheet to choose from
+        self._index = 0
+        self._visible: list[int] = []
         self._errors: dict[tuple[int, int], str] = {}
         if info.kind == "xlsx":
             from python_calamine import CalamineWorkbook
@@ -1054,6 +1074,7 @@ class Sheet:
         visible = [i for i, m in enumerate(metadata)
                    if m.typ == SheetTypeEnum.WorkSheet and m.visible == SheetVisibleEnum.Visible]  # fmt: skip
         candidates = visible or [0]
+        self._visible = candidates
         self.several = len(candidates) > 1
         chosen = None
         if target and self.several:
@@ -1066,8 +1087,15 @@ class Sheet:
                     break
         if chosen is None:
             self.matched = not (target and self.several)
-            chosen = (candidates[0], self._workbook.get_sheet_by_index(candidates[0]))
-        index, self._sheet = chosen
+            chosen = (candidates[0], None)
+        self._load(*chosen)
+        self.read = [self.name]
+
+    def _load(self, index: int, loaded=None) -> None:
+        """Make sheet `index` the one `rows` reads (the one read before is let go first: one sheet in memory)."""
+        self._sheet, self._errors = None, {}
+        self._sheet = loaded if loaded is not None else self._workbook.get_sheet_by_index(index)
+        self._index = index
         self.name = self.names[index] if index < len(self.names) else ""
         if self.marks and self.info.error_parts:
             parts = _sheet_parts(self.path)
@@ -1075,12 +1103,51 @@ class Sheet:
                 self._errors = _error_cells(self.path, parts[index])
 
     def other_sheets(self) -> list[str]:
-        return [n for n in self.names if n != self.name]
+        return [n for n in self.names if n not in self.read]
 
     def close(self) -> None:
         if self._workbook is not None:
             self._workbook.close()
             self._workbook = self._sheet = None
+
+    def continued(self, rows: Iterator[tuple[int, list[str]]], header: Header, target: str
+                  ) -> Iterator[tuple[int, list[str], int]]:  # fmt: skip
+        """(row number, cells, sheet number — its place in `read`, 0 for the first) of `rows`, the first sheet's
+        after its header, then of each later visible sheet whose header row names the same columns in the same
+        places as `header`, read one after another under that header (its own header row and the title lines
+        above it passed over). A sheet with another header row (notes, a pivot table), or none, is skipped and
+        named in `skipped`, as are the sheets before the first one read and the hidden ones."""
+        for number, cells in rows:
+            yield number, cells, 0
+        if self._workbook is None:
+            return
+        first = self._index
+        self.skipped = [n for i, n in enumerate(self.names) if i != first and (i < first or i not in self._visible)]
+        wanted = [(idx, col.key) for idx, col in header.mapping]
+        for index in [i for i in self._visible if i > first]:
+            self._load(index)
+            own = self.rows()
+            try:
+                found = take_header(own, target, sheet=self)
+            except ValidationError:
+                found = None
+            if found is None or [(idx, col.key) for idx, col in found.mapping] != wanted:
+                self.skipped.append(self.name)
+                continue
+            self.read.append(self.name)
+            sheet_number = len(self.read) - 1
+            for number, cells in itertools.chain(found.given_back, own):
+                yield number, cells, sheet_number
+        self._sheet = None
+
+    def later_rows_estimate(self) -> int:
+        """The data rows of the visible sheets after the one read, counted from their parts' XML as the file was
+        checked (`FileInfo.part_rows`): for the progress bar, without loading them. A sheet skipped later counts too."""
+        if self._workbook is None or not self.info.part_rows:
+            return 0
+        parts = _sheet_parts(self.path)
+        return sum(max(self.info.part_rows.get(parts[i], 0) - 1, 0)
+                   for i in self._visible if i > self._index and i < len(parts))  # fmt: skip
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(row number as a spreadsheet shows it, cells as text) for every row."""
@@ -1131,10 +1198,11 @@ class Sheet:
                 depth = max(depth, r1 - r0, 1)
         return min(depth, 2)
 
-    def data_rows_estimate(self) -> int:
-        """For the progress bar: exact unless CSV cells span several lines."""
+    def data_rows_estimate(self, further: bool = False) -> int:
+        """For the progress bar: exact unless CSV cells span several lines; `further`: with the rows of the later
+        sheets `continued` may read."""
         if self._sheet is not None:
-            return max(self._sheet.height - 1, 0)
+            return max(self._sheet.height - 1, 0) + (self.later_rows_estimate() if further else 0)
         if self.info.encoding == "utf-16":  # a byte 0x0A is in many a character (上 is 0A 4E): count the text's
             lines, last = 0, "\n"
             with open(self.path, encoding="utf-16", newline="") as fh:
@@ -1296,9 +1364,31 @@ def _in_sheet(sheet: Sheet, error: str) -> str:
 
 
 def sheet_note(sheet: Sheet) -> list[tuple[str, dict]]:
-    """The job note naming the sheet read, when the workbook has others."""
-    others = sheet.other_sheets() if sheet.info.kind == "xlsx" else []
-    return [("sheet_read", {"sheet": sheet.name, "others": listing(f"“{n}”" for n in others)})] if others else []
+    """The job notes naming the sheet read, when the workbook has others; the sheets read and those skipped, when
+    the import went on in further sheets (`Sheet.continued`)."""
+    if sheet.info.kind != "xlsx":
+        return []
+    named = lambda names: listing(f"“{n}”" for n in names)  # noqa: E731
+    if len(sheet.read) > 1:
+        notes = [("sheets_read", {"sheets": named(sheet.read), "count": len(sheet.read), "names": sheet.read})]
+        if sheet.skipped:
+            notes.append(("sheets_skipped", {"sheets": named(sheet.skipped)}))
+        return notes
+    others = sheet.other_sheets()
+    return [("sheet_read", {"sheet": sheet.read[0], "others": named(others)})] if others else []
+
+
+def job_sheets(job: ImportJob) -> list[str]:
+    """The sheets an import read one after another, when it read more than one (its note says so): its errors and
+    preview then name each row's sheet."""
+    try:
+        entries = json.loads(job.message) if job.message else []
+    except ValueError:
+        return []
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("code") == "sheets_read":
+            return list((entry.get("params") or {}).get("names") or [])
+    return []
 
 
 # --- regions -----------------------------------------------------------------------------------
@@ -1404,11 +1494,12 @@ class Regions:
 class Item:
     """One data row on its way through a chunk."""
 
-    __slots__ = ("row", "raw", "values", "refs", "keys", "errors", "tags", "existing", "action", "changes",
+    __slots__ = ("row", "sheet", "raw", "values", "refs", "keys", "errors", "tags", "existing", "action", "changes",
                  "pending_parent", "terms", "row_params", "before", "province_before")  # fmt: skip
 
-    def __init__(self, row: int, raw: dict[str, str]):
+    def __init__(self, row: int, raw: dict[str, str], sheet: int = 0):
         self.row, self.raw = row, raw
+        self.sheet = sheet  # the row's sheet: its place among the sheets read (`Run.sheets`), 0 for the first
         self.values: dict[str, Any] = {}
         self.refs: dict[str, str] = {}
         self.keys: dict[str, str] = {}
@@ -1425,6 +1516,14 @@ class Item:
 
     def fail(self, key: str, code: str, **params) -> None:
         self.errors.append((key, code, params))
+
+    @property
+    def position(self) -> int:
+        """The row's place in the file, sheets in order: its row number on the first sheet (as for a CSV)."""
+        return self.sheet << SHEET_SHIFT | self.row
+
+
+SHEET_SHIFT = 21  # an Excel sheet has at most 1,048,576 rows, under 2**21
 
 
 _MOBILE_FAST = re.compile(r"1[3-9]\d{9}")
@@ -1638,13 +1737,16 @@ class Saved:
     unchanged: int = 0
     errors: int = 0
     last_row: int = 0  # the file row through which rows were handled
+    last_sheet: str = ""  # and its sheet, when it is not the first one read (`Sheet.continued`)
+    last_position: int = 0  # (sheet, row) as `Item.position`: chunks of several sheets are compared by it
     unkeyed: int = 0  # rows created that a second import would not recognise (`_recognisable`)
 
 
 class ChunkItems(list):
-    """A prepared chunk's items, with the file row the chunk ends on."""
+    """A prepared chunk's items, with the file row the chunk ends on (and its sheet, `Item.sheet`)."""
 
     last_row = 0
+    last_sheet = 0
 
 
 PERSONAL_KEYS = frozenset(c.key for c in PERSON_COLUMNS if c.personal)
@@ -1731,11 +1833,16 @@ class Run:
         self.lock = threading.Lock()  # the writer thread reports errors too
         self.error_file = None
         self.error_writer = None
+        self.sheets: list[str] = []  # of a workbook: the sheets read so far (`Sheet.read`), that errors name
+
+    def sheet_of(self, item_or_number) -> str:
+        number = item_or_number if isinstance(item_or_number, int) else item_or_number.sheet
+        return self.sheets[number] if number < len(self.sheets) else ""
 
     def open_report(self, path: Path) -> None:
         self.error_file = open(path, "w", encoding="utf-8", newline="")
         self.error_writer = csv.writer(self.error_file)
-        self.error_writer.writerow(["row", "column", "code", "params", "value"])
+        self.error_writer.writerow(["row", "column", "code", "params", "value", "sheet"])
 
     def close_report(self) -> None:
         if self.error_file:
@@ -1747,17 +1854,20 @@ class Run:
         """Count a bad row and write its errors to the report; personal values are never copied."""
         with self.lock:
             self.counts.errors += 1
+            sheet = self.sheet_of(item)
             for key, code, params in item.errors:
                 column = self.headers.get(key, "")
                 value = "" if key in PERSONAL_KEYS else shown(item.raw.get(key, "")[:100])
                 err = {"row": item.row, "column": column, "code": code, "params": params}
+                if sheet:  # a workbook's: the row is found on its sheet (an import may read several)
+                    err["sheet"] = sheet
                 if value:
                     err["value"] = value
                 if len(self.kept_errors) < MAX_KEPT_ERRORS:
                     self.kept_errors.append(err)
                 if self.error_writer:
                     params_json = json.dumps(params, ensure_ascii=False)
-                    self.error_writer.writerow([item.row, column, code, params_json, value])
+                    self.error_writer.writerow([item.row, column, code, params_json, value, sheet])
 
     def add_preview(self, item: Item) -> None:
         if len(self.preview) >= PREVIEW_ROWS:
@@ -1767,7 +1877,10 @@ class Run:
             value = item.raw.get(col.key, "")
             cells.append([col.header, _mask_cell(col.key, value) if col.personal else shown(value[:100])])
         errors = [{"column": self.headers.get(k, ""), "code": c, "params": p} for k, c, p in item.errors]
-        self.preview.append({"row": item.row, "action": item.action, "cells": cells, "errors": errors})
+        row = {"row": item.row, "action": item.action, "cells": cells, "errors": errors}
+        if sheet := self.sheet_of(item):
+            row["sheet"] = sheet
+        self.preview.append(row)
 
 
 def shown(value: str) -> str:
@@ -1804,7 +1917,7 @@ def _stored_as_number(value: str, numeric: bool) -> bool | None:
 _MASK_FIELD = {"phone": "mobile"}  # a people file's phone column is masked as a mobile is (138****8000)
 
 
-def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
+def _parse(run: Run, number: int, cells: list[str], sheet: int = 0) -> Item | None:
     raw = {}
     numbers = None  # keys whose cell is an XLSX number (`NumberText`)
     for idx, col in run.mapping:
@@ -1818,7 +1931,7 @@ def _parse(run: Run, number: int, cells: list[str]) -> Item | None:
                     numbers.add(col.key)
     if not raw:
         return None  # an empty line
-    item = Item(number, raw)
+    item = Item(number, raw, sheet)
     handlers = run.handlers
     personal = run.personal_keys
     for key, value in raw.items():
@@ -2217,10 +2330,15 @@ def _check_duplicates_in_file(run: Run, items: list[Item]) -> None:
     for it, keys in keyed:
         clash = next(((column, earlier.get(h) or new[h]) for column, h in keys if h in earlier or h in new), None)
         if clash:
-            it.fail(clash[0], "duplicate_in_file", first=clash[1])
+            column, first = clash
+            sheet, row = first >> SHEET_SHIFT, first & ((1 << SHEET_SHIFT) - 1)
+            if sheet or it.sheet:  # the file goes on in further sheets: say on which the first row is
+                it.fail(column, "duplicate_in_sheet", first=row, sheet=run.sheet_of(sheet))
+            else:
+                it.fail(column, "duplicate_in_file", first=row)
             continue
         for _column, h in keys:
-            new[h] = it.row
+            new[h] = it.position
     run.seen.add(new.items())
 
 
@@ -2706,11 +2824,12 @@ def _check_departed_owners(items: list[Item]) -> None:
             it.fail("owner", "user_inactive", value=it.refs.get("owner", "")[:100])
 
 
-def _prepare(run: Run, raw_rows: list[tuple[int, list[str]]]) -> list[Item]:
-    """Parse, validate, resolve and classify a chunk and build its new rows; reads the database only."""
+def _prepare(run: Run, raw_rows: list[tuple[int, list[str], int]]) -> list[Item]:
+    """Parse, validate, resolve and classify a chunk (rows of one sheet or of several: row number, cells, sheet)
+    and build its new rows; reads the database only."""
     run.last_row = raw_rows[-1][0]
-    items = ChunkItems(it for it in (_parse(run, n, cells) for n, cells in raw_rows) if it is not None)
-    items.last_row = run.last_row
+    items = ChunkItems(it for it in (_parse(run, n, cells, sh) for n, cells, sh in raw_rows) if it is not None)
+    items.last_row, items.last_sheet = run.last_row, raw_rows[-1][2]
     if not items:
         return items
     if run.model is Person:
@@ -2789,7 +2908,10 @@ def _commit(run: Run, items: list[Item], in_transaction: bool, careful: bool = F
     saved.processed, saved.created, saved.updated = run.counts.processed, run.counts.created, run.counts.updated
     saved.unchanged += sum(1 for it in items if it.action == "unchanged")
     saved.errors += sum(1 for it in items if it.action == "error")
-    saved.last_row = max(saved.last_row, getattr(items, "last_row", 0))
+    last = getattr(items, "last_sheet", 0) << SHEET_SHIFT | getattr(items, "last_row", 0)
+    if last > saved.last_position:
+        saved.last_position, saved.last_row = last, items.last_row
+        saved.last_sheet = run.sheet_of(items.last_sheet) if items.last_sheet else ""
     saved.unkeyed += sum(1 for it in creates if it.action == "create" and not _recognisable(run, it))
     _progress(run, in_transaction)
 
@@ -3020,6 +3142,7 @@ def _saved_values(saved: Saved) -> dict:
     return {
         "created_count": saved.created, "updated_count": saved.updated, "unchanged_count": saved.unchanged,
         "error_count": saved.errors, "last_row": saved.last_row, "unkeyed_count": saved.unkeyed,
+        "last_sheet": saved.last_sheet,
     }  # fmt: skip
 
 
@@ -3168,6 +3291,8 @@ def interruption_notes(job: ImportJob, rows_read: int) -> list[tuple[str, dict]]
             notes.append((rerun, {}))
         if job.unkeyed_count:
             notes.append((f"unkeyed_{job.target}", {"count": job.unkeyed_count, "row": job.last_row}))
+        if job.last_sheet:
+            notes.append(("last_row_sheet", {"row": job.last_row, "sheet": job.last_sheet}))
         return notes
     if job.mode == ImportJob.Mode.ALL_OR_NOTHING:
         return [("interrupted_nothing_saved", {"rows": rows_read})]
@@ -3241,7 +3366,7 @@ def _claim(job_id: int) -> ImportJob | None:
     now = timezone.now()
     taken = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
         status=ImportJob.Status.RUNNING, started_at=now, finished_at=None, processed_rows=0, heartbeat_at=now,
-        last_row=0, unkeyed_count=0,
+        last_row=0, last_sheet="", unkeyed_count=0,
     )  # fmt: skip
     return ImportJob.objects.select_related("created_by").get(pk=job_id) if taken else None
 
@@ -3367,15 +3492,18 @@ def _run(job: ImportJob, user) -> ImportJob:
         return _finish(job, ImportJob.Status.FAILED, Counts(), notes=[("broken_file", {})])
     if job.target in TARGETS:
         return _run_other(job, user, sheet, header, rows)
-    notes: list[tuple[str, dict]] = sheet_note(sheet)
+    notes: list[tuple[str, dict]] = []
     if header.ignored:
         notes.append(("ignored_columns", {"columns": listing(header.ignored)}))
     run = Run(job, user, header, write=not job.dry_run)
+    if sheet.info.kind == "xlsx":
+        run.sheets = sheet.read  # grows as `continued` goes on in further sheets
+    rows = sheet.continued(rows, header, job.target)
     held = contextlib.ExitStack()
     try:
         if run.write:
             held.enter_context(writing_lock(job.target))
-        job.total_rows = run.counts.total = sheet.data_rows_estimate()
+        job.total_rows = run.counts.total = sheet.data_rows_estimate(further=True)
         ImportJob.objects.filter(pk=job.pk).update(total_rows=job.total_rows)
         if run.write:  # the dry run's count when there was one, else every row
             run.codes = CodeBlock(run.model, job.created_count or job.total_rows)
@@ -3401,6 +3529,7 @@ def _run(job: ImportJob, user) -> ImportJob:
         held.close()
         run.close_report()
         sheet.close()
+    notes[:0] = sheet_note(sheet)  # the sheets read and skipped are known once they are read
     if status == ImportJob.Status.FAILED and run.write:
         run.counts = _saved_before_failure(job, run.counts, notes)
     job = _finish(job, status, run.counts, run.kept_errors, run.preview, notes)
@@ -3445,7 +3574,7 @@ def _saved_before_failure(job: ImportJob, counts: Counts, notes: list) -> Counts
     Its counts and a note say so, with how to finish: left at 0, the page said nothing was imported while the
     rows of the first chunks were in."""
     saved = ImportJob.objects.filter(pk=job.pk).values(
-        "processed_rows", "created_count", "updated_count", "unchanged_count", "error_count", "last_row"
+        "processed_rows", "created_count", "updated_count", "unchanged_count", "error_count", "last_row", "last_sheet"
     ).first()  # fmt: skip
     if not saved or not saved["last_row"]:
         return counts
@@ -3455,6 +3584,8 @@ def _saved_before_failure(job: ImportJob, counts: Counts, notes: list) -> Counts
     }))  # fmt: skip
     if rerun := _rerun_note(job.target):
         notes.append((rerun, {}))
+    if saved["last_sheet"]:
+        notes.append(("last_row_sheet", {"row": saved["last_row"], "sheet": saved["last_sheet"]}))
     return Counts(
         total=counts.total, processed=saved["processed_rows"], created=saved["created_count"],
         updated=saved["updated_count"], unchanged=saved["unchanged_count"], errors=saved["error_count"],

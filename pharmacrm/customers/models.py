@@ -399,6 +399,8 @@ class ImportJob(models.Model):
     # a running job beats (per chunk, with the counts saved so far); one whose beat stops is marked interrupted
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_row = models.PositiveIntegerField(default=0)  # the file row through which rows were handled and saved
+    # and its sheet, when the import went on in a workbook's further sheets (the rows of the sheets before it are done)
+    last_sheet = models.CharField(max_length=31, blank=True, default="")
     unkeyed_count = models.PositiveIntegerField(default=0)  # rows created that a re-import could not recognise
 
     class Meta:

@@ -218,8 +218,9 @@ def _job_context(job: ImportJob) -> dict:
         "can_confirm": importer.awaits_confirmation(job), "status_label": importer.status_label(job),
         "blocked": job.mode == ImportJob.Mode.ALL_OR_NOTHING and job.error_count > 0,
         "good_rows": job.created_count + job.updated_count,
-        # error_count counts rejected rows; one row may have several listed errors.
-        "more_rows": max(job.error_count - len({e.get("row") for e in job.errors}), 0),
+        # error_count counts rejected rows; one row may have several listed errors (a row is its sheet's and number)
+        "more_rows": max(job.error_count - len({(e.get("sheet"), e.get("row")) for e in job.errors}), 0),
+        "sheets": importer.job_sheets(job),  # an import that read several sheets names each row's
     }  # fmt: skip
 
 
@@ -282,37 +283,52 @@ def import_errors(request, pk: int, fmt: str):
     path = importer.error_report_path(job)
     if not path.exists():
         raise Http404(_("This import has no error report."))
+    sheets = bool(importer.job_sheets(job))  # an import that read several sheets: each line names its row's
     header = [_("Row"), _("Column"), _("Reason"), _("Value")]
+    header = [_("Sheet"), *header] if sheets else header
     label = _("import errors")  # named in the reader's language: 导入错误-8.csv, import-errors-8.csv
     name = f"{'-'.join(label.split())}-{job.pk}.{fmt}"
+    lines = _error_lines(path)
     if fmt == "csv":
-        response = StreamingHttpResponse(_error_csv(path, header), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(_error_csv(path, header, sheets), content_type="text/csv; charset=utf-8")
     else:
-        response = FileResponse(_error_xlsx(path, header), content_type=importer.XLSX_TYPE)
+        response = FileResponse(_error_xlsx(path, header, sheets), content_type=importer.XLSX_TYPE)
     response["Content-Disposition"] = exporter.attachment(name)
-    # an export like any other: the rejected cells are the file's own values (a mistyped phone, an ID number)
+    # an export like any other: the rejected cells are the file's own values (a mistyped phone, an ID number). It
+    # holds one line per error, and a row may have several: `count` is the lines the file holds (what is exported),
+    # `rows_with_errors` the rows they belong to — the entry recorded the rows as its count
     audit.record(AuditEntry.Action.EXPORT, job, user=request.user, report="import errors", format=fmt,
-                 count=job.error_count, target=job.target)  # fmt: skip
+                 count=lines, counted="error lines", rows_with_errors=job.error_count,
+                 target=job.target)  # fmt: skip
     return response
 
 
-def _error_rows(path):
+def _error_lines(path) -> int:
+    """The errors the report holds: one line each (a value may hold a line break: read as CSV)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return max(sum(1 for _line in csv.reader(fh)) - 1, 0)
+
+
+def _error_rows(path, sheets: bool = False):
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         next(reader, None)
-        for row, column, code, params, value in reader:
-            yield [row, column, importer.message(code, json.loads(params or "{}")), value]
+        for line in reader:
+            # a report written before the sheet column (jobs of the last days) has five
+            row, column, code, params, value, sheet = (line + [""])[:6]
+            number = int(row) if row.isdecimal() else row
+            out = [number, column, importer.message(code, json.loads(params or "{}")), value]
+            yield [sheet, *out] if sheets else out
 
 
-def _error_csv(path, header):
+def _error_csv(path, header, sheets: bool):
     """The report as the exports write CSV: with a BOM, and no cell a spreadsheet would run as a formula (a
     rejected value such as =HYPERLINK(…) comes back as text)."""
-    return exporter.csv_stream(header, _error_rows(path))
+    return exporter.csv_stream(header, _error_rows(path, sheets))
 
 
-def _error_xlsx(path, header):
-    rows = ([int(r[0]) if r[0].isdecimal() else r[0], *r[1:]] for r in _error_rows(path))
-    return exporter.xlsx_file(_("Errors"), header, rows)
+def _error_xlsx(path, header, sheets: bool):
+    return exporter.xlsx_file(_("Errors"), header, _error_rows(path, sheets))
 
 
 @login_required
