@@ -207,6 +207,8 @@ def _rows(qs, make: Callable[[Any], dict], keys: list[str]) -> Iterator[list]:
 # digit strings Excel turns into numbers that lose them: 12 digits and more (an 18-digit credit code keeps 15), a leading
 # 0, and a code that reads as scientific notation (the batch 21E005 is shown 2.10E+06, and saved back as 2100000)
 _EXCEL_NUMBER_LOSES = re.compile(r"[0-9]{12,}|0[0-9]+|[0-9]+(?:\.[0-9]+)?[Ee][+-]?[0-9]+")
+_EXCEL_DATE_LIKE = re.compile(r"[0-9]{1,4}[-/][0-9]{1,2}(?:[-/][0-9]{1,4})?")  # what Excel turns into a date
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def csv_safe(value) -> Any:
@@ -215,10 +217,12 @@ def csv_safe(value) -> Any:
     number (a return's quantity, -3) is no formula and stays as it is. Long digit strings are kept text."""
     if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NEGATIVE_NUMBER.fullmatch(value):
         return "'" + value
-    if isinstance(value, str) and _EXCEL_NUMBER_LOSES.fullmatch(value):
+    if isinstance(value, str) and (_EXCEL_NUMBER_LOSES.fullmatch(value)
+                                   or (_EXCEL_DATE_LIKE.fullmatch(value) and not _ISO_DATE.fullmatch(value))):  # fmt: skip
         # Excel reads a bare digit string as a number: a credit code or ID number of 18 digits keeps 15 and shows
-        # 1.23101E+17, a code starting with 0 loses it, a batch 21E005 becomes 2100000. A leading tab keeps it
-        # text; the importers strip it.
+        # 1.23101E+17, a code starting with 0 loses it, a batch 21E005 becomes 2100000. It reads a batch 3-15 or an
+        # order number 2026-03 as a date (15 March; March 2026) and saves it back as one. A leading tab keeps it
+        # text; the importers strip it. The export's own dates (ISO, 2026-03-15) stay dates.
         return "\t" + value
     return value
 
