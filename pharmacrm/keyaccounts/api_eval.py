@@ -7,7 +7,6 @@ evaluation.py, which checks the capability, validates, versions and audits."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 from django.utils.translation import gettext as _
@@ -175,22 +174,18 @@ class RunSerializer(ModelSerializer):
         return getattr(obj, "interim_of", None)
 
 
-PERIOD_LABEL = re.compile(r"\d{4}(H[12]|Q[1-4]|-(0[1-9]|1[0-2]))")
-
-
 class _ScoreQuery(QuerySerializer):
     period = serializers.CharField(required=False, max_length=8)
     customer = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
     def validate_period(self, value: str) -> str:
-        """2026h2 is 2026H2, as the incentives and the key-account evaluations read it; what is no period at all is
-        said — both answered an empty list, as if nobody had been evaluated."""
-        value = value.strip().upper()
-        if not PERIOD_LABEL.fullmatch(value):
-            raise serializers.ValidationError(
-                _("Write the period as 2026H2 (a half-year), 2026Q3 (a quarter) or 2026-11 (a month).")
-            )
-        return value
+        """2026h2 (or ２０２６Ｈ２) is 2026H2, as the results and candidate pages, the incentives and the key-account
+        evaluations read it (evaluation.period_of); what is no period at all is said — both answered an empty list, as
+        if nobody had been evaluated."""
+        label = evaluation.period_of(value)
+        if label is None:
+            raise serializers.ValidationError(evaluation.period_wrong_message())
+        return label
 
 
 class EvaluationQuery(_ScoreQuery):

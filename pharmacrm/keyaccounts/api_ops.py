@@ -338,10 +338,11 @@ def _action_errors(detail: dict[str, list[str]]) -> dict:
 
 
 def _may_toggle(user, item: MeetingAction) -> bool:
-    """Who may tick an action item off (as the page's button): its owner, or whoever runs the account."""
+    """Who may tick an action item off (as the page's button): its owner, or whoever may correct it (the account's
+    team, its project manager, managers, administrators)."""
     if access.roles_of(user) & READ_ONLY_ROLES:
         return False
-    return item.owner_id == user.pk or services.may_manage(user, item.meeting.account)
+    return services.may_complete_action(user, item)
 
 
 @extend_schema_view(
@@ -383,9 +384,9 @@ class MeetingActionViewSet(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, _
         ).select_related("meeting__account", "owner")
 
     @extend_schema(tags=TAGS, request=DoneSerializer, responses={200: MeetingActionSerializer, 403: DENIED},
-                   description="Mark an action item done (or open again with done=false): its owner, the "
-                               "account's managers and project manager. Sending the state it already has "
-                               "changes nothing.")  # fmt: skip
+                   description="Mark an action item done (or open again with done=false): its owner, and whoever "
+                               "may correct it — the account's service team, its project manager, managers and "
+                               "administrators. Sending the state it already has changes nothing.")  # fmt: skip
     @action(detail=True, methods=["post"])
     def done(self, request, pk=None):
         item = self.get_object()

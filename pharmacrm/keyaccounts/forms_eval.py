@@ -70,8 +70,23 @@ class _Filters(forms.Form):
         return {k: v for k, v in (getattr(self, "cleaned_data", {}) or {}).items() if k not in self.errors}
 
 
+class PeriodField(forms.ChoiceField):
+    """A period among those with results, read as the API reads it (evaluation.period_of): ?period=2026h2 or
+    ２０２６Ｈ２ is 2026H2 — the page refused what the API took ("Select a valid choice") and showed another period.
+    What is no period at all is named as the API names it."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return (evaluation.period_of(value) or value) if value else value
+
+    def validate(self, value):
+        if value and evaluation.period_of(value) is None:
+            raise forms.ValidationError(evaluation.period_wrong_message(), code="invalid_choice")
+        super().validate(value)
+
+
 class EvaluationFilterForm(_Filters):
-    period = forms.ChoiceField(label=_("Period"), required=False)
+    period = PeriodField(label=_("Period"), required=False)
     klass = forms.ChoiceField(label=_("Class"), required=False, choices=ANY + Klass.choices)
 
     def __init__(self, *args, periods: list[str], **kwargs):
@@ -80,7 +95,7 @@ class EvaluationFilterForm(_Filters):
 
 
 class CandidateFilterForm(_Filters):
-    period = forms.ChoiceField(label=_("Period"), required=False)
+    period = PeriodField(label=_("Period"), required=False)
     province = forms.ChoiceField(label=_("Province"), required=False)
     kind = forms.ChoiceField(label=_("Type"), required=False, choices=ANY + InstitutionType.choices)
     min_score = forms.DecimalField(label=_("Minimum score"), required=False, min_value=0, max_value=100,

@@ -240,8 +240,10 @@ class KeyAccount(models.Model):
     number = models.CharField(_("number"), max_length=16, unique=True, editable=False)  # KA-2026-0001
     institution = models.ForeignKey("customers.Institution", models.PROTECT, related_name="key_accounts")
     status = models.CharField(_("status"), max_length=10, choices=AccountStatus.choices, default=AccountStatus.ACTIVE)
-    team = models.OneToOneField(
-        "core.Team", models.PROTECT, null=True, blank=True, related_name="key_account", verbose_name=_("service team")
+    # the customer's service team: a customer listed again is served by the team of its earlier file (emptied when
+    # that file closed), so the files of one customer share it
+    team = models.ForeignKey(
+        "core.Team", models.PROTECT, null=True, blank=True, related_name="key_accounts", verbose_name=_("service team")
     )
     listed_at = models.DateTimeField(_("listed"), default=timezone.now)
     delisted_at = models.DateTimeField(_("de-listed"), null=True, blank=True)

@@ -49,7 +49,7 @@ def rows(accounts) -> list[dict]:
     reviews: dict[int, AccountReview] = {}
     # the latest period (not the latest computed: an earlier quarter may be recomputed later); a quarter
     # ending with its year counts as later than the year
-    for review in AccountReview.objects.filter(account_id__in=ids).order_by("account_id", "end", "start"):
+    for review in AccountReview.objects.filter(account_id__in=ids).order_by("account_id", "end", "start", "period"):
         reviews[review.account_id] = review
     agreements = services.agreements_shown(ids, today)  # the one in force, not a renewal waiting to be signed
     due = due_items(ids, today)

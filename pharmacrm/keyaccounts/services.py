@@ -610,14 +610,37 @@ def _set_tier(user, institution: Institution, tier: str, reason: str) -> str:
     return old or ""
 
 
+TEAM_PREFIX = "重点客户服务组·"
+
+
+def service_team(institution: Institution, number: str) -> Team:
+    """The service team of a file opened for the customer: the team of its earlier file when it is listed again (the
+    same team, under the name it has had, its tickets' history with it: de-listing emptied it, so it starts without
+    members), else a new team named after the customer — its short name, its full name when another team has that
+    name (two hospitals both short-named 市人民医院), and only then with the file's number. (A customer listed again
+    used to get a second team named after it with the moment of approval, 重点客户服务组·协和医院·20261205155641.)"""
+    earlier = (KeyAccount.objects.filter(institution=institution, team__isnull=False)
+               .order_by("-listed_at", "-id").values_list("team_id", flat=True).first())  # fmt: skip
+    if earlier is not None:
+        return Team.objects.get(pk=earlier)
+    limit = Team._meta.get_field("name").max_length
+    names = [f"{TEAM_PREFIX}{institution.short_name or institution.name}", f"{TEAM_PREFIX}{institution.name}"]
+    for name in names:
+        if not Team.objects.filter(name=name[:limit]).exists():
+            return Team.objects.create(name=name[:limit])
+    suffix = f"·{number}"
+    return Team.objects.create(name=names[0][: limit - len(suffix)] + suffix)
+
+
 def _open_account(user, institution: Institution, now) -> KeyAccount:
-    name = f"重点客户服务组·{institution.short_name or institution.name}"[:90]
-    team = Team.objects.create(name=name if not Team.objects.filter(name=name).exists() else f"{name}·{timezone.localtime(now):%Y%m%d%H%M%S}")
-    account = KeyAccount.objects.create(number=_number("KA", now), institution=institution, team=team, listed_at=now)
+    number = _number("KA", now)
+    team = service_team(institution, number)
+    account = KeyAccount.objects.create(number=number, institution=institution, team=team, listed_at=now)
     account.previous_tier = _set_tier(user, institution, Tier.KEY, "key-account listing")
     account.save(update_fields=["previous_tier"])
     _refresh_candidate(institution.pk)  # a key account is no candidate any more
-    audit.record(A.CREATE, account, user=user, changes={"number": [None, account.number], "institution": [None, institution.pk]})
+    audit.record(A.CREATE, account, user=user, changes={"number": [None, account.number], "institution": [None, institution.pk],
+                                                         "service_team": [None, team.pk]})  # fmt: skip
     return account
 
 
@@ -674,8 +697,31 @@ def _close_account(user, account: KeyAccount, now) -> None:
         _save_versioned(agreement, ["status"], agreement.version)
         audit.record(A.UPDATE, agreement, user=user, changes={"status": [old, agreement.status]},
                      reason="key-account de-listing")  # fmt: skip
-    audit.record(A.UPDATE, account, user=user, changes={"status": [AccountStatus.ACTIVE, AccountStatus.DELISTED]})
+    changes = {"status": [AccountStatus.ACTIVE, AccountStatus.DELISTED]}
+    changes.update(_disband_team(account))
+    audit.record(A.UPDATE, account, user=user, changes=changes)
     _reroute_tickets(account)
+
+
+def _disband_team(account: KeyAccount) -> dict:
+    """The service team of a de-listed file serves nobody: its members leave the team (the file's TeamMember rows and
+    tenures stay, the record of who served the customer) and it has no lead. Left in it, they kept the team's queue
+    and the notifications of tickets waiting in it, and its project manager its board and the safety escalations of
+    its former members (safety.services.managers_of: the leads of their teams). A listing again reuses the team
+    (service_team), empty until members are added. Returns the audit changes, none when it was empty already."""
+    if not account.team_id:
+        return {}
+    links = User.teams.through.objects.filter(team_id=account.team_id)
+    members = sorted(links.values_list("user_id", flat=True))
+    lead = Team.objects.filter(pk=account.team_id).values_list("lead_id", flat=True).first()
+    links.delete()
+    Team.objects.filter(pk=account.team_id).update(lead=None)
+    changes = {}
+    if members:
+        changes["team_members"] = [members, []]
+    if lead is not None:
+        changes["team_lead"] = [lead, None]
+    return changes
 
 
 def _reroute_tickets(account: KeyAccount) -> int:
@@ -2084,9 +2130,19 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
     return meeting
 
 
+def may_complete_action(user, action: MeetingAction) -> bool:
+    """Who ticks an action item off (or opens it again): its owner, and whoever may correct it (may_edit_action: the
+    account's team, its project manager, managers and administrators) — one rule for both, as the team keeps its
+    meetings' record. (Only the owner and those who run the account could tick one off, while any member could
+    correct it, and so give it to themselves to tick it off.) Never a read-only role."""
+    if access.roles_of(user) & {Role.AUDITOR}:
+        return False
+    return action.owner_id == user.pk or may_edit_action(user, action)
+
+
 def complete_action(user, action: MeetingAction, done: bool = True) -> MeetingAction:
     account = action.meeting.account
-    if not (action.owner_id == user.pk or may_manage(user, account)) or user.roles & {Role.AUDITOR}:
+    if not may_complete_action(user, action):
         raise PermissionDenied(NOT_ALLOWED)
     require_active(account)  # a closed file is kept as it was (the page offers no button; the API neither)
     if done == (action.done_at is not None):
@@ -2479,14 +2535,22 @@ def listing_error(account: KeyAccount, start: dt.date, end: dt.date) -> str | No
     return None
 
 
-def _review_tickets(account: KeyAccount, start: dt.date, end: dt.date):
+def _review_tickets(account: KeyAccount, start: dt.date, end: dt.date, *, served: bool = True):
     """(start and end as times, the institution and its departments' ids, the tickets) an evaluation of the account
-    for start–end counts."""
+    for start–end counts: with `served`, only from the moment the file was listed to the moment it was de-listed —
+    a customer de-listed and listed again within a quarter has two files, and each file's evaluation counts the
+    tickets (complaints, surveys, quality cases) of its own days, never the other's (nor those of the days between,
+    when the customer was no key account). Without it, the whole of start–end (how evaluations were computed before
+    session 41, for recompute_review_waits)."""
     from pharmacrm.servicedesk.models import Ticket
 
     tz = timezone.get_current_timezone()
     t0 = dt.datetime.combine(start, dt.time(), tzinfo=tz)
     t1 = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    if served and account.listed_at:
+        t0 = max(t0, account.listed_at)
+    if served and account.delisted_at:
+        t1 = max(t0, min(t1, account.delisted_at))
     inst_ids = [account.institution_id, *Institution.objects.filter(parent_id=account.institution_id).values_list("id", flat=True)]
     tickets = Ticket.objects.filter(Q(institution_id__in=inst_ids) | Q(person__institution_id__in=inst_ids),
                                     received_at__gte=t0, received_at__lt=t1, merged_into__isnull=True)  # fmt: skip
@@ -2550,13 +2614,20 @@ def recompute_review_waits(review, user=None) -> str:
     from . import scoring
     from .models import AccountReview
 
-    _t0, _t1, _ids, tickets = _review_tickets(review.account, review.start, review.end)
     stored = (review.avg_response_hours, review.avg_resolution_hours)
     now = review.computed_at
-    today_rule = average_waits(tickets, now, as_of=now)
-    if stored == today_rule:
-        return "right"
-    if stored != average_waits(tickets, now, as_of=now, before_session_31=True):
+    # the tickets of the file's own days (since session 41), or of the whole period (as evaluations were computed
+    # before): a stored figure is recognised in either
+    for served in (True, False):
+        _t0, _t1, _ids, tickets = _review_tickets(review.account, review.start, review.end, served=served)
+        if stored == average_waits(tickets, now, as_of=now):
+            return "right"
+    for served in (True, False):
+        _t0, _t1, _ids, tickets = _review_tickets(review.account, review.start, review.end, served=served)
+        today_rule = average_waits(tickets, now, as_of=now)
+        if stored == average_waits(tickets, now, as_of=now, before_session_31=True):
+            break
+    else:
         return "unknown"
     response, resolution = today_rule
     components = [dict(c) for c in review.components or []]
@@ -2624,6 +2695,8 @@ def review_account(account: KeyAccount, period: str, user=None):
     outside = listing_error(account, start, end)
     if outside:
         raise ValidationError({"period": [outside]})
+    # the file's own days of the period (from its listing to its de-listing), as its team's scorecards count them
+    served_from, served_to = account_span(account, start, end) or (start, end)
     t0, t1, inst_ids, tickets = _review_tickets(account, start, end)
     surveys = Survey.objects.filter(ticket__in=tickets.values("id"), score__isnull=False)
     sat = surveys.aggregate(avg=Avg("score"), n=Count("id"))
@@ -2672,7 +2745,7 @@ def review_account(account: KeyAccount, period: str, user=None):
             component["default"] = True
         components.append(component)
     fields = dict(
-        start=start, end=end, satisfaction=Decimal(str(sat["avg"])).quantize(Decimal("0.01")) if sat["n"] else None,
+        start=served_from, end=served_to, satisfaction=Decimal(str(sat["avg"])).quantize(Decimal("0.01")) if sat["n"] else None,
         surveys=sat["n"], quality_feedback=quality, tickets=n_tickets, avg_response_hours=response,
         avg_resolution_hours=resolution, unanswered=pending.get(ClockKind.FIRST_RESPONSE, 0),
         unresolved=pending.get(ClockKind.RESOLUTION, 0), complaints=n_complaints, complaints_resolved=resolved, plan_items_due=due,

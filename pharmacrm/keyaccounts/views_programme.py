@@ -595,7 +595,7 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     for meeting in meetings + earlier:
         meeting.account = account
         for act in meeting.actions.all():
-            act.may_toggle = active and writer and (act.owner_id == user.pk or manage)
+            act.may_toggle = active and writer and (act.owner_id == user.pk or record)  # services.may_complete_action
             # overdue as a plan item is (overdue_until): on a de-listed file, only what was missed while it was served
             act.late = services.action_overdue(act, today)
             # an open action is corrected in place (text, owner from the team, due date) by whoever records meetings

@@ -37,6 +37,7 @@ A = AuditEntry.Action
 SURVEY_SALT = "pharmacrm.servicedesk.survey-link"
 SURVEYABLE = frozenset({Status.RESOLVED, Status.INFORMED, Status.CLOSED})
 POOR_SCORE = 2  # this score or less is a poor revisit
+DUE_YEARS = (2000, 2999)  # an improvement action's due date, as the key-account programme's dates
 ACTION_DAYS = 14  # an improvement action opened by a poor revisit is due in two weeks
 MAX_COMMENT = 2000
 
@@ -415,7 +416,7 @@ def _require_work(user, action: ImprovementAction) -> None:
         raise PermissionDenied(_("Only the owner or a service manager may change this improvement action."))
 
 
-def _clean_action(data: dict, *, creating: bool) -> dict:
+def _clean_action(data: dict, *, creating: bool, stored_due: dt.date | None = None) -> dict:
     errors: dict[str, list[str]] = {}
     out = {}
     if "title" in data or creating:
@@ -438,6 +439,10 @@ def _clean_action(data: dict, *, creating: bool) -> dict:
             errors["due_date"] = [_("Give the due date.")]
         elif creating and due < timezone.localdate():
             errors["due_date"] = [_("The due date cannot lie in the past.")]
+        elif not DUE_YEARS[0] <= due.year <= DUE_YEARS[1] and due != stored_due:
+            # as the key-account programme's dates: 9999-12-31 (an ERP's "no end", a slip of the year) parked the
+            # action out of every overdue list for good; one stored before this rule is kept while it is not changed
+            errors["due_date"] = [_("Enter a date between 2000 and 2999.")]
         out["due_date"] = due
     if errors:
         raise ValidationError(errors)
@@ -550,7 +555,7 @@ def update_action(
     data = {k: v for k, v in data.items() if k in ("title", "description", "owner", "due_date")}
     if "owner" in data and data["owner"] != action.owner and not access.can(user, Cap.MANAGE_SERVICE):
         raise ValidationError({"owner": [_("Only a service manager may give an action to someone else.")]})
-    clean = _clean_action(data, creating=False)
+    clean = _clean_action(data, creating=False, stored_due=action.due_date)
     tag = PERIOD_TAG.search(action.title)
     if tag and "title" in clean and not clean["title"].endswith(tag.group()):
         # a title reworded by its owner keeps the evaluation's period: without it, the action closed, the
