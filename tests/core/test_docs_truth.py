@@ -220,3 +220,41 @@ def test_every_page_and_api_path_the_docs_name_exists():
                 if not _resolves(path) and not (in_api and _resolves("/api/v1" + path)):
                     wrong.append(f"{doc.name}:{number}: {path}")
     assert not wrong, "no such page or endpoint:\n" + "\n".join(wrong)
+
+
+_INVOCATION = re.compile(r"(?:`|^\s*|\$ )pharmacrm ([a-z][\w-]*)((?: [^`#|]*)?)")
+
+
+def test_every_command_line_the_docs_show_exists():
+    """`pharmacrm …` as the docs write it — in a table, a sentence or an example — names a command (ours or
+    Django's), a subcommand and options that the command takes."""
+    from django.core.management import get_commands, load_command_class
+
+    commands = get_commands()
+    wrong = []
+    for doc in DOCS:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for match in _INVOCATION.finditer(line):
+                name, rest = match[1].replace("-", "_"), match[2]
+                if name == "help":  # the `pharmacrm` wrapper's own
+                    continue
+                if name not in commands:
+                    wrong.append(f"{doc.name}:{number}: pharmacrm {match[1]}")
+                    continue
+                parser = load_command_class(commands[name], name).create_parser("pharmacrm", name)
+                options = {o for a in parser._actions for o in a.option_strings}
+                subs = next(
+                    (a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {}
+                )
+                words = rest.split()
+                if subs and words and re.fullmatch(r"[a-z][\w-]*", words[0]):
+                    if words[0] not in subs:
+                        wrong.append(f"{doc.name}:{number}: pharmacrm {match[1]} {words[0]}")
+                        continue
+                    options |= {o for a in subs[words[0]]._actions for o in a.option_strings}
+                else:
+                    options |= {o for sub in subs.values() for a in sub._actions for o in a.option_strings}
+                for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", rest):
+                    if option not in options:
+                        wrong.append(f"{doc.name}:{number}: pharmacrm {match[1]} {option}")
+    assert not wrong, "the docs show command lines the commands do not take:\n" + "\n".join(wrong)
