@@ -258,3 +258,12 @@ def test_every_command_line_the_docs_show_exists():
                     if option not in options:
                         wrong.append(f"{doc.name}:{number}: pharmacrm {match[1]} {option}")
     assert not wrong, "the docs show command lines the commands do not take:\n" + "\n".join(wrong)
+
+
+def test_every_webhook_event_is_documented():
+    """An administrator subscribes an endpoint by event name; servicedesk-notifications.md lists them."""
+    from pharmacrm.notify.services import known_events
+
+    text = (ROOT / "docs" / "servicedesk-notifications.md").read_text(encoding="utf-8")
+    missing = [event for event in known_events() if f"`{event}`" not in text]
+    assert not missing, f"events the webhooks send that servicedesk-notifications.md does not name: {missing}"
