@@ -267,3 +267,11 @@ def test_every_webhook_event_is_documented():
     text = (ROOT / "docs" / "servicedesk-notifications.md").read_text(encoding="utf-8")
     missing = [event for event in known_events() if f"`{event}`" not in text]
     assert not missing, f"events the webhooks send that servicedesk-notifications.md does not name: {missing}"
+
+
+@pytest.mark.django_db
+def test_the_health_check_operations_md_names_answers_without_sign_in(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.content == b"ok" and response["Content-Type"].startswith("text/plain")
