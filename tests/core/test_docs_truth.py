@@ -275,3 +275,13 @@ def test_the_health_check_operations_md_names_answers_without_sign_in(client, dj
         response = client.get("/healthz")
     assert response.status_code == 200
     assert response.content == b"ok" and response["Content-Type"].startswith("text/plain")
+
+
+def test_the_shipped_service_defaults_are_as_servicedesk_md_lists_them():
+    """The seeded ticket categories (code, name, priority), as an administrator finds them on a new installation."""
+    from pharmacrm.servicedesk.setup import DEFAULT_CATEGORIES
+
+    text = (ROOT / "docs" / "servicedesk.md").read_text(encoding="utf-8")
+    for code, name, priority, complexity, _safety in DEFAULT_CATEGORIES:
+        shown = f"`{code}` {name} {priority}" + (" / complex" if complexity == "complex" else "")
+        assert shown in " ".join(text.split()), shown
