@@ -285,3 +285,27 @@ def test_the_shipped_service_defaults_are_as_servicedesk_md_lists_them():
     for code, name, priority, complexity, _safety in DEFAULT_CATEGORIES:
         shown = f"`{code}` {name} {priority}" + (" / complex" if complexity == "complex" else "")
         assert shown in " ".join(text.split()), shown
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_docs_reaches_its_page_and_heading():
+    headings = {
+        page.resolve(): {_anchor(h) for h in re.findall(r"^#+ (.*)$", page.read_text(encoding="utf-8"), re.M)}
+        for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    }
+    wrong = []
+    for doc in DOCS:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", line):
+                if target.startswith(("http://", "https://")):
+                    continue
+                page = (doc.parent / target).resolve() if target else doc.resolve()
+                if not page.exists():
+                    wrong.append(f"{doc.name}:{number}: {target}")
+                elif anchor and page in headings and anchor not in headings[page]:
+                    wrong.append(f"{doc.name}:{number}: {target}#{anchor}")
+    assert not wrong, "links to no page or heading:\n" + "\n".join(wrong)
