@@ -63,3 +63,74 @@ def test_the_refusal_reads_in_traditional_chinese(users, raise_ticket):
     with translation.override("zh-hant"), pytest.raises(ValidationError) as exc:
         services.record_response(users["agent"], ticket, channel="phone", summary="已回電")
     assert "未重複記錄" in " ".join(exc.value.messages)
+
+
+# --- the board's count per agent and the list behind it ------------------------------------------------------
+
+
+@pytest.fixture
+def two_teams(make_user, users, xiehe):
+    """b1 holds tickets in two teams: 一组 (led by lead1) and 二组."""
+    from pharmacrm.core.models import Team
+    from pharmacrm.core.roles import Role
+    from pharmacrm.servicedesk import services
+
+    lead = make_user("lead1", Role.AGENT)
+    one = Team.objects.create(name="一组", lead=lead)
+    two = Team.objects.create(name="二组")
+    lead.teams.add(one)
+    agent = make_user("b1", Role.AGENT, teams=[one, two])
+
+    def ticket(team, subject):
+        return services.create_ticket(users["manager"], {"subject": subject, "channel": "phone", "category": "drug_info",
+                                                         "institution": xiehe, "team": team, "assignee": agent})  # fmt: skip
+
+    made = {"one": ticket(one, "一组的"), "two": [ticket(two, "二组的 1"), ticket(two, "二组的 2")]}
+    return {"one": one, "two": two, "lead": lead, "agent": agent, **{f"t_{k}": v for k, v in made.items()}}
+
+
+def _row_count(html: str, username: str) -> int:
+    import re
+
+    row = re.search(rf'<tr data-agent="{username}">(.*?)</tr>', html, re.S).group(1)
+    return int(re.findall(r'<td class="num[^"]*">(\d+)', row)[0])
+
+
+def test_the_agents_list_behind_a_team_board_holds_what_the_board_counted(client_for, two_teams):
+    """A manager who chose 一组 on the board read "1 open" for b1, and b1's link listed 3 tickets (every team's):
+    the link now carries the team, the list names it and holds the one ticket counted."""
+    manager = client_for("manager")
+    board = manager.get(f"/service/board/?team={two_teams['one'].pk}").content.decode()
+    assert _row_count(board, "b1") == 1
+    link = f"/service/board/agents/{two_teams['agent'].pk}/?team={two_teams['one'].pk}"
+    assert link in board
+    page = manager.get(link)
+    assert page.status_code == 200
+    assert [t.number for t in page.context["rows"]] == [two_teams["t_one"].number]
+    assert page.context["total"] == 1
+    html = page.content.decode()
+    assert "仅列出团队 一组 的工单" in html
+    # without a team chosen the board counts every team, and so does the list
+    board = manager.get("/service/board/").content.decode()
+    assert _row_count(board, "b1") == 3
+    assert manager.get(f"/service/board/agents/{two_teams['agent'].pk}/").context["total"] == 3
+
+
+def test_a_team_lead_may_not_list_another_teams_tickets_through_the_team_filter(two_teams):
+    from django.test import Client
+
+    lead = Client()
+    lead.force_login(two_teams["lead"])
+    base = f"/service/board/agents/{two_teams['agent'].pk}/"
+    assert lead.get(f"{base}?team={two_teams['one'].pk}").context["total"] == 1
+    assert lead.get(f"{base}?team={two_teams['two'].pk}").status_code == 403
+    missing = lead.get(f"{base}?team=abc")
+    assert missing.status_code == 404
+    assert lead.get(f"{base}?team=999999").status_code == 404
+
+
+@pytest.mark.parametrize("role", ["agent", "rep", "analyst", "auditor", "pv"])
+def test_the_team_filter_opens_no_board_to_roles_without_one(client_for, two_teams, role):
+    assert client_for(role).get(
+        f"/service/board/agents/{two_teams['agent'].pk}/?team={two_teams['one'].pk}"
+    ).status_code == 403
