@@ -134,3 +134,28 @@ def test_the_team_filter_opens_no_board_to_roles_without_one(client_for, two_tea
     assert client_for(role).get(
         f"/service/board/agents/{two_teams['agent'].pk}/?team={two_teams['one'].pk}"
     ).status_code == 403
+
+
+# --- the queue's look-up --------------------------------------------------------------------------------------
+
+
+def test_a_phone_look_up_with_a_status_chosen_lists_newest_first_as_the_page_says(users, client_for):
+    """"2 tickets found …, newest first." sat above a list in deadline order (the oldest first) once a status was
+    chosen to narrow the look-up."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.servicedesk import services
+
+    def call(hours_ago):
+        return services.create_ticket(users["agent"], {
+            "subject": "询问用法", "channel": "phone", "category": "drug_info", "caller_name": "李女士",
+            "caller_phone": "13912345678", "received_at": timezone.now() - dt.timedelta(hours=hours_ago),
+        })  # fmt: skip
+
+    older, newer = call(30), call(1)
+    assert older.status == newer.status
+    page = client_for("agent").get("/service/", {"q": "13912345678", "status": older.status})
+    assert [t.number for t in page.context["rows"]] == [newer.number, older.number]
+    assert "找到 2 个工单，最新的在前" in page.content.decode()
