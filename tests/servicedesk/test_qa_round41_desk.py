@@ -140,7 +140,7 @@ def test_the_team_filter_opens_no_board_to_roles_without_one(client_for, two_tea
 
 
 def test_a_phone_look_up_with_a_status_chosen_lists_newest_first_as_the_page_says(users, client_for):
-    """"2 tickets found …, newest first." sat above a list in deadline order (the oldest first) once a status was
+    """The page said "2 tickets found …, newest first." above a list in deadline order (the oldest first) once a status was
     chosen to narrow the look-up."""
     import datetime as dt
 
