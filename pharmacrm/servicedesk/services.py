@@ -480,13 +480,36 @@ def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary
     clock the first time."""
     require(user, Cap.HANDLE_TICKETS)
     now = at or timezone.now()
+    summary = summary[:500]
     with transaction.atomic():
-        event = _event(ticket, EventKind.RESPONDED, user, at=now, data={"channel": channel, "summary": summary[:500]})
+        if at is None:
+            _refuse_response_again(user, ticket, channel, summary, now)
+        event = _event(ticket, EventKind.RESPONDED, user, at=now, data={"channel": channel, "summary": summary})
         rebuild_clocks(ticket, now=now)
         audit.record(A.UPDATE, ticket, user=user, changes={"responded": [None, now.isoformat()]})
         if summary.strip():  # what the customer said on the call back is screened too
             net.screen_ticket(ticket, [summary], heard_at=now)
     return event
+
+
+RESPONSE_AGAIN_WINDOW = dt.timedelta(minutes=10)
+
+
+def _refuse_response_again(user, ticket: Ticket, channel: str, summary: str, now: dt.datetime) -> None:
+    """The same response (channel and what was said) recorded by the same person on the same ticket within ten
+    minutes is the form sent twice (a double click, Back and send): the history showed the call back twice and the
+    audit trail two responses. The ticket row is locked first, so that two such requests in parallel see each
+    other. A different summary or channel is a further response, recorded."""
+    list(Ticket.objects.select_for_update().filter(pk=ticket.pk).values_list("pk", flat=True))
+    earlier = TicketEvent.objects.filter(
+        ticket=ticket, kind=EventKind.RESPONDED, actor=user if getattr(user, "is_authenticated", False) else None,
+        at__gte=now - RESPONSE_AGAIN_WINDOW,
+    ).order_by("-at", "-id").values_list("at", "data")[:5]  # fmt: skip
+    for at, data in earlier:
+        data = data if isinstance(data, dict) else {}
+        if data.get("channel", "") == channel and (data.get("summary") or "").strip() == summary.strip():
+            raise ValidationError(_("This response was already recorded at %(time)s; it was not recorded again.")
+                                  % {"time": timezone.localtime(at).strftime("%H:%M")})  # fmt: skip
 
 
 def change_priority(user, ticket: Ticket, priority: str, complexity: str | None = None, *, reason: str,

@@ -252,7 +252,8 @@ def queue(request):
     qs = access.tickets_for(user, base)
     # Page over ids in deadline order, then load the tickets shown and their clocks (a fixed number of
     # queries, whatever the number of tickets).
-    if (not data.get("status") and not lookup) or data.get("status") in OPEN_STATUSES:
+    # a look-up lists its finds newest first, as the page says, also with an open status chosen
+    if not lookup and (not data.get("status") or data.get("status") in OPEN_STATUSES):
         # open tickets always carry next_due_at (services.rebuild_clocks): an index walk in deadline order
         # on (assignee | team, next_due_at, id); the NOT NULL lets it skip the closed history
         qs, order = qs.filter(next_due_at__isnull=False), ("next_due_at", "id")

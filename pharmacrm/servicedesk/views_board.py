@@ -260,15 +260,22 @@ def board(request):
     return render(request, "servicedesk/board.html", context)
 
 
-def _agent_or_404(request, pk: int) -> tuple[User, list[int] | None]:
+def _agent_or_404(request, pk: int) -> tuple[User, list[int] | None, Team | None]:
     """The agent whose tickets the user may list: themselves, or anyone for a board viewer (a team lead:
-    restricted to their teams' tickets)."""
+    restricted to their teams' tickets). `?team=ID` (the board's link when a team is chosen there) lists only
+    that team's tickets, as the board's row counted them: a board viewer's team, or refused as the board is."""
     user = request.user
     access.require(user, Cap.VIEW_TICKETS)
     agent = get_object_or_404(User, pk=pk)
+    raw = request.GET.get("team") or ""
+    if raw:
+        team = Team.objects.filter(pk=int(raw)).first() if raw.isdecimal() and len(raw) <= 9 else None
+        if team is None:
+            raise Http404(_("No such team, or you may not see its board."))
+        return agent, _selected_teams(user, team), team
     if agent.pk == user.pk:
-        return agent, None
-    return agent, board_teams(user)
+        return agent, None, None
+    return agent, board_teams(user), None
 
 
 @login_required
@@ -276,7 +283,7 @@ def _agent_or_404(request, pk: int) -> tuple[User, list[int] | None]:
 def agent_tickets(request, pk: int):
     from .views import _clocks_prefetch, next_clock
 
-    agent, team_ids = _agent_or_404(request, pk)
+    agent, team_ids, team = _agent_or_404(request, pk)
     qs = Ticket.objects.filter(assignee=agent, next_due_at__isnull=False)
     if team_ids is not None:
         qs = qs.filter(team_id__in=team_ids)
@@ -291,7 +298,7 @@ def agent_tickets(request, pk: int):
         t.badge = next_clock(t.clocks.all(), now)
     profile = AgentProfile.objects.filter(user=agent).first()
     context = {"agent": agent, "rows": rows, "total": total, "profile": profile, "limit": AGENT_ROWS,
-               "may_board": may_see_board(request.user)}  # fmt: skip
+               "may_board": may_see_board(request.user), "team": team}  # fmt: skip
     return render(request, "servicedesk/routing/agent_tickets.html", context)
 
 
