@@ -16,7 +16,8 @@ DEFAULT_CALENDARS = [
 ]  # fmt: skip
 
 
-# Seed 000 §5.1 (用药错误 high, 药品不良反应 and 产品使用问题 medium, 服务流程 and 客户关系 low) and §3.4.
+# Seed 000 §5.1 (用药错误 high, 药品不良反应 and 产品使用问题 medium, 服务流程 and 客户关系 low) and §3.4. The seed's three
+# levels are this desk's urgent, high and low; the questions the seed does not rank (药品信息, 用药指导 …) are normal.
 # (code, name, default priority, default complexity, safety-relevant)
 DEFAULT_CATEGORIES = [
     ("medication_error", "用药错误", "urgent", "complex", True),
