@@ -31,7 +31,7 @@ from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import CappedPaginator
 from pharmacrm.servicedesk.models import ImprovementAction
-from pharmacrm.servicedesk.revisit import CLOSED_ACTIONS
+from pharmacrm.servicedesk.revisit import CLOSED_ACTIONS, mark_openable
 
 from . import evaluation, scoring
 from .choices import OPEN_PROPOSAL, AccountStatus, Component, Klass, ModelKind
@@ -268,7 +268,7 @@ def evaluations(request):
             Q(title__endswith=f"[{period}]") | ~Q(status__in=CLOSED_ACTIONS),
             institution_id__in=[r.institution_id for r in rows],
         ).order_by("id")
-        for a in found:
+        for a in mark_openable(user, list(found)):  # a number links to a page the reader may open
             actions.setdefault(a.institution_id, []).append(a)
     for r in rows:
         r.move = movement(r.klass, r.previous_klass)
@@ -329,9 +329,9 @@ def _detail_context(request, score: Score, *, influence_form=None, conflict=Fals
         "conflict": conflict,
     }  # fmt: skip
     if score.kind == ModelKind.EVALUATION:
-        context["actions"] = list(
+        context["actions"] = mark_openable(user, list(
             ImprovementAction.objects.filter(institution_id=score.institution_id).order_by("-created_at")[:10]
-        )
+        ))  # fmt: skip
     else:
         influence = MarketInfluence.objects.filter(institution_id=score.institution_id).first()
         context["influence"] = influence

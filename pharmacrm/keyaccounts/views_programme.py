@@ -499,6 +499,7 @@ def _plan_context(account: KeyAccount, today: dt.date) -> dict:
 def _account_context(request, account: KeyAccount, **forms) -> dict:
     from pharmacrm.sales import services as sales
     from pharmacrm.servicedesk.models import ImprovementAction
+    from pharmacrm.servicedesk.revisit import mark_openable
 
     user = request.user
     today = timezone.localdate()
@@ -617,8 +618,8 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     ctx["may_review"] = active and (manage or access.can(user, Cap.RUN_EVALUATIONS))
     ctx["period_form"] = forms.get("period_form") or PeriodForm(prefix="period", initial={
         "period": services.previous_quarter(today)})  # fmt: skip
-    ctx["measures"] = list(ImprovementAction.objects.filter(institution=inst).select_related("owner")
-                           .order_by("-created_at")[:20])  # fmt: skip
+    ctx["measures"] = mark_openable(user, list(ImprovementAction.objects.filter(institution=inst)
+                                               .select_related("owner").order_by("-created_at")[:20]))  # fmt: skip
     ctx["measure_form"] = forms.get("measure_form") or MeasureForm(account=account, prefix="measure")
     # purchases (read only)
     if sales.may_see_purchases(user, inst):

@@ -404,6 +404,17 @@ def actions_for(user, qs: QuerySet | None = None) -> QuerySet:
     return qs.filter(Q(owner=user) | Q(created_by=user) | Q(ticket_id__in=tickets))
 
 
+def mark_openable(user, actions: list[ImprovementAction]) -> list[ImprovementAction]:
+    """Set `openable` on each action: whether the user may open its page (actions_for). Pages that list the
+    actions of a customer (a key account, its evaluation) link only those, and show the others' numbers as text."""
+    if actions:
+        shown = actions_for(user, ImprovementAction.objects.filter(pk__in=[a.pk for a in actions]))
+        ids = set(shown.values_list("pk", flat=True))
+        for action in actions:
+            action.openable = action.pk in ids
+    return actions
+
+
 def may_work_on(user, action: ImprovementAction) -> bool:
     """Owners work on their actions; service managers on every one."""
     if not access.can(user, Cap.HANDLE_TICKETS):

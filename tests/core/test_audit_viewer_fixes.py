@@ -243,3 +243,68 @@ def test_the_first_and_the_last_day_of_the_calendar_mean_no_bound(users, client_
     audit.record(A.LOGIN, users["kam"], user=users["kam"], via="web")
     body = text(page(client_for("auditor"), actor="kam", **dates))
     assert "Signed in" in body and "No audit entries match" not in body
+
+
+# --- every detail the services write is labelled (crawl of session 41: "sheets 1" on the Chinese page) ------
+
+
+def test_a_split_export_and_an_import_error_report_are_read_in_the_readers_language(users, client_for):
+    """A customer export in several sheets records `sheets`, an import's error report what its count counts:
+    the auditor's Chinese page showed "sheets 2", "counted error lines" and "rows_with_errors 3"."""
+    admin = users["admin"]
+    audit.record(A.EXPORT, ("customers.person", "", "联系人"), user=admin, format="xlsx", count=1_048_576, sheets=2)
+    response = client_for("auditor").get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    body = text(response.content.decode())
+    assert "工作表数 2" in body and "sheets" not in body
+    english = text(page(client_for("auditor")))
+    assert "Sheets 2" in english
+    job = "customers.importjob"  # an import's error report: what its count counts
+    with translation.override("zh-hans"):
+        assert audit_label(job, "counted") == "计数对象" and audit_detail(job, "counted", "error lines") == "错误行"
+        assert audit_label(job, "rows_with_errors") == "有错误的行"
+        assert audit_detail(job, "report", "import errors") == "导入错误"
+
+
+def _audit_detail_keys() -> dict[str, str]:
+    """The keyword details the code passes to audit.record / record_many (and the apps' audit helpers): key → where."""
+    import ast
+    from pathlib import Path
+
+    import pharmacrm
+
+    signature = {"changes", "user", "during", "actor_name"}
+    found: dict[str, str] = {}
+    root = Path(pharmacrm.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            owner = getattr(func.value, "id", "") if isinstance(func, ast.Attribute) else ""
+            if (owner == "audit" and name in ("record", "record_many")) or name in ("_record", "_audit", "_audit_import"):
+                for kw in node.keywords:
+                    if kw.arg and kw.arg not in signature:
+                        found.setdefault(kw.arg, f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_every_detail_the_services_record_has_a_label():
+    """A detail key the audit page cannot label shows as the bare code on every language's page. A key that is a
+    field of some model is labelled by that field when the entry is of its model."""
+    from django.apps import apps
+
+    from pharmacrm.core.templatetags.crm import AUDIT_KEYS
+
+    fields = {n for model in apps.get_models() for f in model._meta.get_fields() for n in (f.name, getattr(f, "attname", ""))}
+    keys = _audit_detail_keys()
+    assert {"sheets", "format", "reason"} <= keys.keys()  # the scan finds what the code writes
+    unlabelled = {k: where for k, where in keys.items() if k not in AUDIT_KEYS and k not in fields}
+    assert unlabelled == {}
+
+
+def test_codes_written_as_detail_values_are_translated():
+    """Reasons and outcomes the service desk and the E2B import write as codes, in the reader's language."""
+    assert audit_detail("servicedesk.ticket", "reason", "breach withdrawn") == "超时判定已撤回（重新计算时限）"
+    assert audit_detail("servicedesk.ticket", "reason", "reply not delivered") == "回复未送达"
+    assert audit_detail("safety.safetycase", "outcome", "no such case") == "无此全球病例编号的病例"

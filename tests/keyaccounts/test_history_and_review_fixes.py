@@ -249,3 +249,24 @@ def test_the_team_table_links_a_member_only_for_readers_who_may_open_their_page(
         status = c.get(f"/keyaccounts/team/{users[name].pk}/").status_code
         assert status == (200 if name in linked else 403), name
         assert f'data-user="{name}"' in team  # the name is shown either way
+
+
+# --- an improvement action's number links only for readers who may open it (crawl of session 41) ----------------
+
+
+@pytest.mark.parametrize("role", ["analyst", "auditor", "manager"])
+def test_an_improvement_actions_number_links_only_to_a_page_the_reader_may_open(client_for, purchases, role):
+    """The results of class D and a customer's evaluation list the improvement actions it opened; the analyst, the
+    auditor and reps may see the evaluation but not an action they neither own nor reach through a ticket, and its
+    number linked to a 404. They see the number and the status; those who may open it (the service manager) a link."""
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)  # 协和 D: an action
+    action = ImprovementAction.objects.get(institution=purchases["xiehe"])
+    score = Score.objects.get(kind=ModelKind.EVALUATION, period="2026H1", institution=purchases["xiehe"])
+    c = client_for(role)
+    for url in ("/keyaccounts/evaluations/?period=2026H1&klass=D", f"/keyaccounts/evaluations/{score.pk}/"):
+        response = c.get(url, **EN)
+        assert response.status_code == 200 and action.number in text(response)
+        links = re.findall(r'href="(/service/improvements/\d+/)"', response.content.decode())
+        for link in links:
+            assert c.get(link, **EN).status_code == 200, (url, link)
+        assert bool(links) == (role == "manager"), url

@@ -40,7 +40,9 @@ AUDIT_KEYS = {
     "action_name": gettext_lazy("Action"),
     "active_key": gettext_lazy("Active key"),
     "actor_name": gettext_lazy("User"),
+    "ahead_of": gettext_lazy("Sent ahead of delivery"),  # a failed delivery retried before the user's own retry
     "amount": gettext_lazy("Amount"),  # an order line's, in yuan (stored as amount_fen)
+    "attachment": gettext_lazy("Attachment"),
     "attempts_cleared": gettext_lazy("Failed sign-ins cleared"),
     "breaches": gettext_lazy("Breaches"),
     "by_agent": gettext_lazy("Flagged by the agent"),
@@ -49,24 +51,26 @@ AUDIT_KEYS = {
     "cases": gettext_lazy("Cases"),
     "changed": gettext_lazy("Changed"),
     "channel": gettext_lazy("Channel"),
+    "clock": gettext_lazy("Clock"),
     "codes_voided": gettext_lazy("Enrolment codes voided"),
     "comment": gettext_lazy("Comment"),
     "consents": gettext_lazy("Consents"),
-    "clock": gettext_lazy("Clock"),
     "count": gettext_lazy("Quantity"),
+    "counted": gettext_lazy("Counted"),  # what an export's quantity counts (an import's error report: its lines)
     "created": gettext_lazy("Created"),
     "created_at": capfirst(gettext_lazy("created at")),  # a field declared without a label (a deleted person's consents)
     "customer": gettext_lazy("Customer"),
     "customers": gettext_lazy("Customers"),
-    "department": gettext_lazy("Department"),
-    "departments": gettext_lazy("Departments"),
     "delay_days": gettext_lazy("Days late"),
     "delivery": gettext_lazy("Delivery"),
+    "department": gettext_lazy("Department"),
     "department_moved": gettext_lazy("Department"),  # a person's institution followed their department's move
+    "departments": gettext_lazy("Departments"),
     "devices_removed": gettext_lazy("Authenticators removed"),
     "digest": gettext_lazy("Digest"),
     "document_sha256": gettext_lazy("Document checksum"),
     "drugs": gettext_lazy("Drugs"),
+    "due": gettext_lazy("Due"),
     "due_at": gettext_lazy("Due"),
     "due_date": gettext_lazy("Due date"),
     "enrolment": gettext_lazy("Enrolment code"),
@@ -89,7 +93,9 @@ AUDIT_KEYS = {
     "institution": gettext_lazy("Institution"),
     "institution_merged": gettext_lazy("Merged record"),  # people and departments a merge moved to the survivor
     "institutions": gettext_lazy("Institutions"),
+    "interrupted": gettext_lazy("Interrupted"),  # an import stopped by its worker's end
     "jurisdiction": gettext_lazy("Jurisdiction"),
+    "kept": gettext_lazy("Closed ticket left as it was"),
     "key_problems": gettext_lazy("Key problems"),
     "keyring_restored": gettext_lazy("Key ring restored"),
     "kind": gettext_lazy("Kind"),
@@ -106,7 +112,9 @@ AUDIT_KEYS = {
     "moved": gettext_lazy("Records moved"),
     "name": gettext_lazy("Name"),
     "not_a_duplicate_of": gettext_lazy("Not the same customer as"),  # "not the same customer" (customers.services)
+    "not_held": gettext_lazy("Reports not imported"),  # E2B messages read but not held as cases
     "note": gettext_lazy("Note"),
+    "nullification": gettext_lazy("Nullification"),
     "opinion": gettext_lazy("Opinion"),
     "overdue": gettext_lazy("Overdue"),
     "owner": gettext_lazy("Owner"),
@@ -118,6 +126,7 @@ AUDIT_KEYS = {
     "plan": gettext_lazy("Service plan"),
     "positions": gettext_lazy("Positions"),
     "previous_key": gettext_lazy("Previous key"),
+    "previous_keyring": gettext_lazy("Previous key ring"),
     "pruned": gettext_lazy("Keys removed"),
     "purpose": gettext_lazy("Purpose"),
     "q": gettext_lazy("Search"),  # the search text of a customer export's filters
@@ -131,19 +140,24 @@ AUDIT_KEYS = {
     "region": capfirst(gettext_lazy("region")),
     "reissued": gettext_lazy("Document reissued"),
     "remaining": gettext_lazy("Values still under older keys"),
+    "replaced_by": gettext_lazy("Replaced by"),
     "report": gettext_lazy("Report"),
     "responded": gettext_lazy("First response recorded"),
+    "retransmission": gettext_lazy("Retransmission"),
     "review": gettext_lazy("Review opinion"),
     "role": gettext_lazy("Role"),
     "roles": gettext_lazy("Roles"),
     "rows": gettext_lazy("Rows"),
+    "rows_with_errors": gettext_lazy("Rows with errors"),
     "run": gettext_lazy("Evaluation run"),
     "runs": gettext_lazy("Evaluation runs"),
     "score": gettext_lazy("Score"),
     "second_factor": gettext_lazy("Second factor"),
     "seed": gettext_lazy("Random seed"),
     "serious": gettext_lazy("Serious"),  # a safety flag's: the net saw a serious outcome
+    "sessions_ended": gettext_lazy("Sessions ended"),
     "sha256": gettext_lazy("File checksum"),
+    "sheets": gettext_lazy("Sheets"),  # an XLSX export beyond a sheet's rows goes on in further sheets
     "signature": gettext_lazy("Signature"),
     "signature_id": gettext_lazy("Signature"),
     "since": gettext_lazy("From"),
@@ -169,6 +183,8 @@ AUDIT_KEYS = {
     "version": gettext_lazy("Version"),
     "via": gettext_lazy("Signed in via"),
     "view": gettext_lazy("Endpoint"),
+    "warned": gettext_lazy("Warnings"),  # a sweep's batch of clocks warned of their deadline
+    "warnings": gettext_lazy("Warnings"),
 }
 
 # Codes the services write as detail values, as people read them.
@@ -199,6 +215,10 @@ AUDIT_VALUES = {
         "response and resolution without the time waiting on the customer (rule of session 31)": gettext_lazy(
             "response and resolution times recomputed without the time waiting on the customer"
         ),
+        # a ticket's deadline counted again (servicedesk.services): a breach withdrawn, an undelivered reply
+        "breach withdrawn": gettext_lazy("deadline missed withdrawn (the deadline counted again)"),
+        "reply not delivered": gettext_lazy("reply not delivered"),
+        "reply not delivered, recorded afterwards": gettext_lazy("reply not delivered, recorded afterwards"),
         "wrong one-time code": gettext_lazy("wrong one-time code"),  # a sign-in or a signature refused
         # why a sign-in failed (core.signals)
         "account locked": gettext_lazy("account locked after repeated failures; the password was not checked"),
@@ -217,7 +237,9 @@ AUDIT_VALUES = {
                       "pending": gettext_lazy("password only; one-time code not yet given")},
     "vendor": {"postgresql": "PostgreSQL", "sqlite": "SQLite"},  # a backup's database: product names
     "action_name": {"retry": gettext_lazy("delivery retried"), "send_test": gettext_lazy("test message sent")},
-    "report": {"reconciliation": gettext_lazy("reconciliation report")},
+    "report": {"reconciliation": gettext_lazy("reconciliation report"), "import errors": gettext_lazy("import errors")},
+    "counted": {"error lines": gettext_lazy("error lines")},  # an import's error report: one line per error
+    "outcome": {"no such case": gettext_lazy("no case with this worldwide case id")},  # an E2B nullification
 }
 
 
