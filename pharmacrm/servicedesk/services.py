@@ -483,6 +483,7 @@ def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary
     summary = summary[:500]
     with transaction.atomic():
         if at is None:
+            _refuse_response_when_done(ticket)
             _refuse_response_again(user, ticket, channel, summary, now)
         event = _event(ticket, EventKind.RESPONDED, user, at=now, data={"channel": channel, "summary": summary})
         rebuild_clocks(ticket, now=now)
@@ -490,6 +491,19 @@ def record_response(user, ticket: Ticket, *, at=None, channel: str = "", summary
         if summary.strip():  # what the customer said on the call back is screened too
             net.screen_ticket(ticket, [summary], heard_at=now)
     return event
+
+
+def _refuse_response_when_done(ticket: Ticket) -> None:
+    """A response is recorded while the ticket is open. On a resolved or closed ticket it would put a call back
+    after the resolution into the history and move nothing: telling the customer the outcome is "Customer
+    informed", and a new question reopens the ticket. (A response recorded with its own time, by the demo or a
+    migration of old tickets, is history and is kept.)"""
+    if ticket.status not in OPEN_STATUSES:
+        raise ValidationError(
+            _("%(number)s is “%(status)s”: a response is recorded on an open ticket. Use “%(informed)s” to "
+              "record that the customer was told the outcome, or reopen the ticket.")
+            % {"number": ticket.number, "status": ticket.get_status_display(), "informed": Status.INFORMED.label}
+        )  # fmt: skip
 
 
 RESPONSE_AGAIN_WINDOW = dt.timedelta(minutes=10)

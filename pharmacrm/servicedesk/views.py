@@ -594,6 +594,10 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
             initial={"assignee": ticket.assignee_id, "team": ticket.team_id, **version}
         ),
         "may_assign": may_handle and ticket.status in OPEN_STATUSES,  # and change the priority
+        # a response is recorded on an open ticket (services refuses it on a resolved or closed one)
+        # — and with the refusal when it was sent as someone else resolved the ticket
+        "may_respond": may_handle and (ticket.status in OPEN_STATUSES or response_form is not None),
+        "responded": any(e.kind == EventKind.RESPONDED for e in events),
         "conflict": conflict,
         "other_tickets": customer_tickets(user, ticket=ticket, limit=5),
         **_panels(request, ticket),
