@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 
 from pharmacrm.core.deferred import thaw
 from pharmacrm.core.fields import EncryptedTextField
@@ -103,6 +104,19 @@ class WebhookEndpoint(models.Model):
         return not self.events or any(fnmatch.fnmatchcase(event, name) for name in self.events)
 
 
+def event_words(event: str) -> str:
+    """A webhook event in words, in the active language (工单已超时 for `ticket.breached`); an event the product
+    does not know stays as its name."""
+    from pharmacrm.servicedesk.choices import EventKind
+
+    if event == "ping":
+        return str(pgettext("webhook event", "Test message"))
+    kind = event.removeprefix("ticket.")
+    if not event.startswith("ticket.") or kind not in EventKind.values:
+        return event
+    return str(EventKind(kind).label)
+
+
 class Delivery(models.Model):
     """One message to send: an e-mail of a notification, or one event to one webhook endpoint."""
 
@@ -162,6 +176,10 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} #{self.pk} → {self.target}"
+
+    @property
+    def event_label(self) -> str:
+        return event_words(self.event) if self.event else ""
 
     @property
     def last_error_shown(self) -> str:

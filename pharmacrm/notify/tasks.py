@@ -280,13 +280,10 @@ def _event_words(event: str) -> str:
     reads Chinese); an event the product does not know stays as its name."""
     from django.utils import translation
 
-    from pharmacrm.servicedesk.choices import EventKind
+    from .models import event_words
 
-    kind = event.removeprefix("ticket.")
-    if not event.startswith("ticket.") or kind not in EventKind.values:
-        return event
     with translation.override(settings.LANGUAGE_CODE):
-        return str(EventKind(kind).label)
+        return event_words(event)
 
 
 def _summary(doc: dict) -> tuple[str, str]:

@@ -4,6 +4,7 @@ service administrators only."""
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Role
@@ -215,3 +216,21 @@ def test_filtering_an_endpoints_delivery_log_by_status_keeps_to_that_endpoint(us
 
     assert f'name="endpoint" value="{bot.pk}"' in filters  # the filter bar sends it along with the status
     assert f'data-id="{mine.pk}"' in applied and f'data-id="{theirs.pk}"' not in applied
+
+
+def test_the_delivery_log_says_what_happened_in_the_readers_language_with_the_event_name_below(users, client_for):
+    """The log showed only `ticket.breached`: the service-desk lead reading it in Chinese had to know the webhook
+    names. It now reads 已超时 (Breached, 已逾時) with the name under it for whoever configures endpoints."""
+    endpoint = services.create_endpoint(users["admin"], {"name": "hook", "url": "http://127.0.0.1:9/x"})
+    services.emit("ticket.breached", {})
+    services.emit("ticket.something_new", {})  # an event of a later version the product has no words for
+    services.send_test(users["admin"], endpoint)
+    c = client_for("manager")
+    zh = c.get("/notifications/deliveries/").content.decode().split("<tbody>")[1]
+    assert "已超时" in zh and "ticket.breached" in zh and "测试消息" in zh and ">ping<" in zh
+    assert '<span class="mono">ticket.something_new</span>' in zh
+    with translation.override("en"):
+        assert Delivery.objects.get(event="ticket.breached").event_label == "Deadline missed"
+        assert Delivery.objects.get(event="ping").event_label == "Test message"
+    with translation.override("zh-hant"):
+        assert Delivery.objects.get(event="ticket.breached").event_label == "已超時"
