@@ -12,6 +12,7 @@ from pharmacrm.core.roles import MATRIX, Cap, Role
 from pharmacrm.servicedesk import revisit, services
 from pharmacrm.servicedesk.choices import Status
 from pharmacrm.servicedesk.models import ImprovementAction, Survey
+from tests.servicedesk.conftest import resolved_ticket
 
 from .conftest import ROLES
 
@@ -22,10 +23,7 @@ ACTIONS = "/api/v1/improvement-actions/"
 
 @pytest.fixture
 def ticket(users, xiehe):
-    t = services.create_ticket(users["agent"], {"subject": "咨询用法", "channel": "phone", "category": "drug_info",
-                                                "institution": xiehe, "assignee": users["agent"]})  # fmt: skip
-    services.transition(users["agent"], t, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
-    return t
+    return resolved_ticket(users, xiehe)
 
 
 def due(days: int = 7) -> str:

@@ -29,6 +29,16 @@ def raise_ticket(users, xiehe):
     return make
 
 
+def resolved_ticket(users, institution):
+    """A phone ticket handled by the agent and resolved: it takes revisits and improvement actions."""
+    from pharmacrm.servicedesk.choices import Status
+
+    t = _desk.create_ticket(users["agent"], {"subject": "咨询用法", "channel": "phone", "category": "drug_info",
+                                             "institution": institution, "assignee": users["agent"]})  # fmt: skip
+    _desk.transition(users["agent"], t, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
+    return t
+
+
 @pytest.fixture
 def caller_ticket(users):
     return _desk.create_ticket(users["agent"], {

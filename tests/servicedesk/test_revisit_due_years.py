@@ -12,10 +12,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from pharmacrm.servicedesk import revisit, services
-from pharmacrm.servicedesk.choices import Status
+from pharmacrm.servicedesk import revisit
 from pharmacrm.servicedesk.models import ImprovementAction
 from tests.api.conftest import token_for
+from tests.servicedesk.conftest import resolved_ticket
 
 pytestmark = pytest.mark.django_db
 MESSAGE = "Enter a date between 2000 and 2999."
@@ -23,10 +23,7 @@ MESSAGE = "Enter a date between 2000 and 2999."
 
 @pytest.fixture
 def ticket(users, xiehe):
-    t = services.create_ticket(users["agent"], {"subject": "咨询用法", "channel": "phone", "category": "drug_info",
-                                                "institution": xiehe, "assignee": users["agent"]})  # fmt: skip
-    services.transition(users["agent"], t, Status.RESOLVED, resolution_summary="已答复", root_cause="usage")
-    return t
+    return resolved_ticket(users, xiehe)
 
 
 def _api(user) -> APIClient:
