@@ -25,7 +25,7 @@ from pharmacrm.safety.choices import SignalStatus
 from pharmacrm.safety.models import Flag, SafetyCase, SafetyClock
 from pharmacrm.servicedesk.forms import people_options
 
-from . import followup, services
+from . import care, followup, services
 from .forms import InteractionFilterForm, InteractionForm
 from .models import Interaction
 
@@ -144,6 +144,22 @@ def follow_ups(request):
                "days": followup.FIRST_FOLLOW_UP_DAYS, "look_back": followup.LOOK_BACK_DAYS,
                "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
     return render(request, "engagement/follow_ups.html", context)
+
+
+@login_required
+@require_GET
+def birthdays(request):
+    """Birthdays in the coming days of the people the user (or the user's teams) own (seed 002 三.(三).1)."""
+    user = request.user
+    access.require(user, Cap.VIEW_INTERACTIONS)
+    access.require(user, Cap.VIEW_CUSTOMERS)
+    teams = request.GET.get("scope") == "teams"
+    rows = care.upcoming(user, teams=teams)
+    for row in rows:
+        row.place = picker_label(row.person.institution) if row.person.institution_id else ""
+    context = {"rows": rows, "teams": teams, "days": care.WINDOW_DAYS,
+               "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
+    return render(request, "engagement/birthdays.html", context)
 
 
 def _institution_label(interaction: Interaction) -> str:
