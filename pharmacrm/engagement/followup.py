@@ -15,10 +15,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from pharmacrm.core import access
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.choices import InstitutionType, Source, Tier
 from pharmacrm.customers.models import Institution, Person
 
@@ -97,3 +99,56 @@ def awaiting_for(user, *, mine: bool = False) -> tuple[list[FollowUp], int]:
     ]
     rows.sort(key=lambda c: (c.created_at, isinstance(c, Person), c.pk))
     return [_follow_up(c, today) for c in rows[:LIST_LIMIT]], total
+
+
+REMINDER_KIND = "follow-up.due"
+
+
+def _start_of(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def remind(today: dt.date | None = None) -> int:
+    """The morning reminder (the worker's `remind_first_follow_ups`): every active owner of new customers whose
+    first follow-up is due today or overdue gets one notification — bell and e-mail, in their language — saying
+    how many, with a link to their list. Once a day: an owner reminded today is not reminded again (a retried or
+    repeated run sends nothing twice). Customers without an owner are on the list page only. Returns how many
+    owners were reminded."""
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+    from django.utils.translation import gettext_lazy, ngettext_lazy
+
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.notify import services as notify
+    from pharmacrm.notify.models import Notification
+
+    today = today or timezone.localdate()
+    due_before = _start_of(today - dt.timedelta(days=FIRST_FOLLOW_UP_DAYS - 1))  # recorded 3 or more days ago
+    overdue_before = _start_of(today - dt.timedelta(days=FIRST_FOLLOW_UP_DAYS))
+    counts: dict[int, list[int]] = {}
+    for qs in (awaiting_institutions(Institution.objects.all(), today), awaiting_people(Person.objects.all(), today)):
+        rows = qs.filter(owner__isnull=False, owner__is_active=True, created_at__lt=due_before)
+        for owner_id, created_at in rows.values_list("owner_id", "created_at"):
+            count = counts.setdefault(owner_id, [0, 0])
+            count[0] += 1
+            count[1] += created_at < overdue_before
+    day = today.isoformat()
+    reminded = set(
+        Notification.objects.filter(kind=REMINDER_KIND, object_type="engagement.followup", object_id=day,
+                                    recipient_id__in=counts).values_list("recipient_id", flat=True)
+    )  # fmt: skip
+    owners = get_user_model().objects.in_bulk([pk for pk in counts if pk not in reminded])
+    url = reverse("engagement:follow-ups") + "?mine=on"
+    for pk, owner in sorted(owners.items()):
+        n, late = counts[pk]
+        title = Message(ngettext_lazy("%(n)s new customer of yours awaits the first follow-up",
+                                      "%(n)s new customers of yours await their first follow-up", n), n=n)  # fmt: skip
+        body = Message(gettext_lazy("Overdue: %(late)s. A new customer is followed up within %(days)s days of being "
+                                    "recorded: record the visit, call or message as an interaction."),
+                       late=late, days=FIRST_FOLLOW_UP_DAYS)  # fmt: skip
+        with transaction.atomic():
+            notify.send([owner], kind=REMINDER_KIND, title=title, body=body, url=url, obj=("engagement.followup", day))
+    if owners:  # one entry per run that reminded anyone: which owners, of how many customers
+        audit.record(AuditEntry.Action.CREATE, ("notify.notification", "", str(len(owners))), actor_name="worker",
+                     kind=REMINDER_KIND, owner=sorted(owners), count=sum(counts[pk][0] for pk in owners))  # fmt: skip
+    return len(owners)

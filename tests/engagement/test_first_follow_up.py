@@ -163,3 +163,58 @@ def test_the_list_reads_the_database_a_fixed_number_of_times(client_for, users, 
     with django_assert_max_num_queries(12):
         page = _page(client)
     assert page.count('class="follow-up-row"') == 17  # the hospital, its doctor and the 15 clinics
+
+
+# --- the morning reminder -----------------------------------------------------------------------------------
+
+
+def _reminders(user):
+    from pharmacrm.notify.models import Notification
+
+    return list(Notification.objects.filter(recipient=user, kind="follow-up.due"))
+
+
+def test_the_owner_is_reminded_once_a_day_of_the_follow_ups_due_today_or_overdue(users, xiehe, client_for):
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.engagement import followup
+
+    rep = users["rep"]
+    Institution.objects.filter(pk=xiehe.pk).update(owner=rep)  # recorded three days ago: due today
+    Person.objects.filter(name="张伟").update(owner=rep)  # five days ago: overdue
+    _recorded_days_ago(xiehe, 3)
+    _recorded_days_ago(Person.objects.get(name="张伟"), 5)
+    fresh = customers.create_institution(users["admin"], {"name": "新开诊所", "kind": "clinic", "region": xiehe.region,
+                                                          "owner": rep})  # fmt: skip
+
+    assert followup.remind() == 1
+    assert followup.remind() == 0  # the same day again: nothing more
+
+    [note] = _reminders(rep)
+    assert note.url == "/interactions/follow-ups/?mine=on"
+    page = client_for("rep").get("/notifications/", **EN).content.decode()
+    assert "2 new customers of yours await their first follow-up" in page and "Overdue: 1." in page
+    assert "您负责的 2 位新客户待首次跟进" in client_for("rep").get("/notifications/").content.decode()
+    entry = AuditEntry.objects.filter(actor_name="worker", object_type="notify.notification").latest("seq")
+    assert entry.extra["owner"] == [rep.pk] and entry.extra["count"] == 2 and entry.extra["kind"] == "follow-up.due"
+    assert fresh.pk  # recorded today, due in three days: not in the reminder's count
+    trail = client_for("auditor").get("/accounts/audit/", **EN)
+    assert trail.status_code == 200 and "follow-up.due" in trail.content.decode()
+
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    assert followup.remind(today=tomorrow) == 1  # the next morning, again
+    assert len(_reminders(rep)) == 2
+
+
+def test_nobody_is_reminded_of_customers_followed_up_not_yet_due_or_without_an_owner(users, xiehe):
+    from pharmacrm.engagement import followup
+
+    _recorded_days_ago(xiehe, 6)  # overdue, but nobody owns it (its doctor neither)
+    clinic = customers.create_institution(users["admin"], {"name": "新开诊所", "kind": "clinic", "region": xiehe.region,
+                                                           "owner": users["kam"]})  # fmt: skip
+    visited = customers.create_institution(users["admin"], {"name": "已拜访诊所", "kind": "clinic",
+                                                            "region": xiehe.region, "owner": users["rep"]})  # fmt: skip
+    _recorded_days_ago(visited, 4)
+    _visit(users["rep"], institution=visited)
+
+    assert followup.remind() == 0
+    assert _reminders(users["kam"]) == [] and _reminders(users["rep"]) == [] and clinic.pk
