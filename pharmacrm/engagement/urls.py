@@ -8,5 +8,7 @@ app_name = "engagement"
 urlpatterns = [
     path("", views.interaction_list, name="interactions"),
     path("new/", views.interaction_create, name="interaction-create"),
+    path("follow-ups/", views.follow_ups, name="follow-ups"),
+    path("birthdays/", views.birthdays, name="birthdays"),
     path("<int:pk>/", views.interaction_detail, name="interaction"),
 ]

@@ -17,7 +17,7 @@ from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.forms import picker_label
-from pharmacrm.customers.models import Person, with_departments
+from pharmacrm.customers.models import Institution, Person, with_departments
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
 from pharmacrm.safety import services as safety_services
@@ -25,7 +25,7 @@ from pharmacrm.safety.choices import SignalStatus
 from pharmacrm.safety.models import Flag, SafetyCase, SafetyClock
 from pharmacrm.servicedesk.forms import people_options
 
-from . import services
+from . import care, followup, services
 from .forms import InteractionFilterForm, InteractionForm
 from .models import Interaction
 
@@ -122,14 +122,59 @@ def interaction_list(request):
         context["customer_query"] = "&".join(
             f"{k}={request.GET[k]}" for k in ("institution", "person") if is_id(request.GET.get(k))
         )
+        context["follow_up"] = _embedded_follow_up(user, request.GET)
+        context["follow_up_days"] = followup.FIRST_FOLLOW_UP_DAYS
         return render(request, "engagement/_customer_interactions.html", context)
     return render(request, "engagement/interaction_list.html", context)
+
+
+@login_required
+@require_GET
+def follow_ups(request):
+    """New customers awaiting their first follow-up (seed 000 §4.1), in the user's customer scope."""
+    user = request.user
+    access.require(user, Cap.VIEW_INTERACTIONS)
+    access.require(user, Cap.VIEW_CUSTOMERS)
+    mine = request.GET.get("mine") == "on"
+    rows, total = followup.awaiting_for(user, mine=mine)
+    for row in rows:
+        row.is_person = isinstance(row.customer, Person)
+        row.label = row.customer.name if row.is_person else picker_label(row.customer)
+    context = {"rows": rows, "total": total, "mine": mine, "limit": followup.LIST_LIMIT,
+               "days": followup.FIRST_FOLLOW_UP_DAYS, "look_back": followup.LOOK_BACK_DAYS,
+               "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
+    return render(request, "engagement/follow_ups.html", context)
+
+
+@login_required
+@require_GET
+def birthdays(request):
+    """Birthdays in the coming days of the people the user (or the user's teams) own (seed 002 三.(三).1)."""
+    user = request.user
+    access.require(user, Cap.VIEW_INTERACTIONS)
+    access.require(user, Cap.VIEW_CUSTOMERS)
+    teams = request.GET.get("scope") == "teams"
+    rows = care.upcoming(user, teams=teams)
+    for row in rows:
+        row.place = picker_label(row.person.institution) if row.person.institution_id else ""
+    context = {"rows": rows, "teams": teams, "days": care.WINDOW_DAYS,
+               "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
+    return render(request, "engagement/birthdays.html", context)
 
 
 def _institution_label(interaction: Interaction) -> str:
     """The institution as the pickers and the API's `institution_name` name it: a department with its hospital
     (北京协和医院 › 心内科) — a list naming only 产科 left the KAM of eleven hospitals to guess which one."""
     return picker_label(interaction.institution) if interaction.institution_id else ""
+
+
+def _embedded_follow_up(user, query):
+    """The first follow-up awaited by the customer of a Customer 360 page's block, if the user may see it."""
+    for key, model, scope in (("person", Person, access.people_for), ("institution", Institution, access.institutions_for)):
+        if is_id(query.get(key)):
+            customer = scope(user, model.objects.all()).filter(pk=int(query[key])).first()
+            return followup.pending(customer) if customer is not None else None
+    return None
 
 
 def _flag_status(interaction: Interaction) -> str:
