@@ -45,23 +45,34 @@ def _since(today: dt.date) -> dt.datetime:
 
 
 def _new(qs: QuerySet, today: dt.date) -> QuerySet:
+    since = _since(today)
+    # a customer recorded since then was also updated since (the day's margin covers the microseconds between
+    # the two stamps of one save): that bound is answered from the updated_at index, where tier "new" — the
+    # default every imported customer keeps — would have the database read nearly every customer
     return (
-        qs.filter(merged_into__isnull=True, tier=Tier.NEW, created_at__gte=_since(today))
+        qs.filter(merged_into__isnull=True, tier=Tier.NEW, created_at__gte=since,
+                  updated_at__gte=since - dt.timedelta(days=1))
         .exclude(source=Source.IMPORT)
-    )
-
-
-def _institution_contacts(pk) -> Q:
-    """Interactions with the institution, its departments (two levels deep, as hospitals nest) or its people."""
-    return (
-        Q(institution_id=pk) | Q(institution__parent_id=pk) | Q(institution__parent__parent_id=pk)
-        | Q(person__institution_id=pk) | Q(person__department__parent_id=pk)
     )  # fmt: skip
 
 
+def _institution_contacted() -> Q:
+    """An interaction with the institution, its departments (two levels deep, as hospitals nest) or its people —
+    one EXISTS per path, each answered from an index (interaction_institution, interaction_person); a single
+    EXISTS with the paths OR-ed over joined tables cannot use them and reads every interaction per customer."""
+    pk = OuterRef("pk")
+    paths = (
+        Q(institution_id=pk), Q(institution__parent_id=pk), Q(institution__parent__parent_id=pk),
+        Q(person__institution_id=pk), Q(person__department__parent_id=pk),
+    )  # fmt: skip
+    contacted = Q()
+    for path in paths:
+        contacted |= Q(Exists(Interaction.objects.filter(path)))
+    return contacted
+
+
 def awaiting_institutions(qs: QuerySet, today: dt.date) -> QuerySet:
-    contacted = Interaction.objects.filter(_institution_contacts(OuterRef("pk")))
-    return _new(qs, today).exclude(kind=InstitutionType.DEPARTMENT).exclude(Exists(contacted))
+    return _new(qs, today).exclude(kind=InstitutionType.DEPARTMENT).exclude(_institution_contacted())
 
 
 def awaiting_people(qs: QuerySet, today: dt.date) -> QuerySet:
