@@ -318,7 +318,36 @@ def _check_latest(values: dict, day0: dt.datetime, errors: dict, stored: dt.date
         errors.setdefault("latest_received_at", []).append(_("The most recent information cannot be in the future."))
 
 
-def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: dict) -> list[dict]:
+MEDDRA_CODE_FIELDS = ("meddra_llt", "meddra_pt", "indication_meddra")
+
+
+def _check_coded(field: str, value: str, key: str, errors: dict) -> None:
+    """A MedDRA code or version, a dose or its unit as the E2B(R3) export will need it, refused at its field when it is
+    typed: taken as typed ("1003784", "27", "两片", "小勺"), they were refused only by the export, days later, when the
+    report was due. (An incoming ICSR keeps what its sender sent: the officer corrects it, the file is not refused.)"""
+    from .e2b import rules
+
+    if not value:
+        return
+    if field in MEDDRA_CODE_FIELDS and not rules.MEDDRA_CODE.fullmatch(value):
+        errors.setdefault(key, []).append(_("A MedDRA code has 8 digits (e.g. 10037844)."))
+    elif field == "meddra_version" and not rules.MEDDRA_VERSION.fullmatch(value):
+        errors.setdefault(key, []).append(_("Write the MedDRA version as its release, e.g. 27.1."))
+    elif field == "dose" and (not _PLAIN_NUMBER.fullmatch(value) or float(value) <= 0):
+        errors.setdefault(key, []).append(_("Enter the dose as a number greater than 0 (e.g. 0.5); its unit goes in "
+                                            "the dose unit."))  # fmt: skip
+    elif field == "dose_unit":
+        code = rules.ucum_unit(value)
+        if not (code.isascii() and code.isprintable() and " " not in code):
+            errors.setdefault(key, []).append(
+                _("“%(value)s” is not a unit the regulator can read: write a UCUM code (mg, mL, [iU]) or 毫克, 毫升, "
+                  "国际单位, 片, 粒 ….") % {"value": value}
+            )  # fmt: skip
+
+
+def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: dict, *,
+                as_sent: bool = False) -> list[dict]:  # fmt: skip
+    """`as_sent`: an incoming ICSR's rows, whose codes, doses and units are kept as the sender wrote them."""
     if rows is None:
         return None
     if not isinstance(rows, list | tuple):
@@ -355,6 +384,8 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                     errors.setdefault(key, []).append(
                         _("At most %(limit)d characters (this has %(count)d).") % {"limit": limit, "count": len(value)}
                     )
+                elif not as_sent:
+                    _check_coded(field, value, key, errors)
             out[field] = value
         if model is Reaction and not out.get("verbatim"):
             errors.setdefault(f"{prefix}[{i}].verbatim", []).append(_("Write the reaction in the reporter's words."))
@@ -776,10 +807,11 @@ def _source_defaults(source) -> dict:
 
 
 def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summary: str = "",
-                heard_at: dt.datetime | None = None) -> SafetyCase:  # fmt: skip
+                heard_at: dt.datetime | None = None, as_sent: bool = False) -> SafetyCase:  # fmt: skip
     """Open a case. `data`: kind, received_at (day 0; from the source when there is one), and any case
     field, plus `drugs` and `reactions` (lists of dicts of their fields) and, for a quality complaint,
-    `quality` (dict of QualityComplaint fields). `source`: the ticket or interaction it came from."""
+    `quality` (dict of QualityComplaint fields). `source`: the ticket or interaction it came from. `as_sent`: an
+    incoming ICSR, whose MedDRA codes, doses and units are kept as its sender wrote them (_check_coded)."""
     require(user)
     now = timezone.now()
     if source is not None:
@@ -815,9 +847,9 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
         errors["kind"] = [_("Choose the kind of case.")]
     values = _clean_case_values(data, errors)
     _check_latest(values, received_at, errors)
-    drugs = _clean_rows(data.get("drugs", []), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
+    drugs = _clean_rows(data.get("drugs", []), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors, as_sent=as_sent)
     reactions = _clean_rows(data.get("reactions", []), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
-                            errors)  # fmt: skip
+                            errors, as_sent=as_sent)  # fmt: skip
     quality = _clean_quality(data.get("quality") or {}, errors) if values.get("kind") == CaseKind.QUALITY else None
     if errors:
         raise ValidationError(errors)
@@ -1069,9 +1101,10 @@ def _recount_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) ->
 
 
 def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetime, summary: str = "",
-                  version: int | None = None) -> CaseVersion:  # fmt: skip
+                  version: int | None = None, as_sent: bool = False) -> CaseVersion:  # fmt: skip
     """New information about the case (from the reporter, a hospital, a partner): a new version that
-    records what changed and when it was received, with its own reporting clocks from that date."""
+    records what changed and when it was received, with its own reporting clocks from that date. `as_sent`: an
+    incoming ICSR's, kept as its sender wrote it (as create_case)."""
     require(user)
     errors: dict[str, list[str]] = {}
     now = timezone.now()
@@ -1083,9 +1116,9 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
         errors["received_at"] = [_("A follow-up cannot be received before the initial report.")]
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
     _check_latest(values, case.received_at, errors, case.latest_received_at)
-    drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
+    drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors, as_sent=as_sent)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
-                            errors)  # fmt: skip
+                            errors, as_sent=as_sent)  # fmt: skip
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
