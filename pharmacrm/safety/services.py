@@ -239,8 +239,15 @@ def _clean_choice(value, choices, field: str, errors: dict) -> str:
     return text
 
 
-def _clean_case_values(data: dict, errors: dict) -> dict:
-    """The case fields present in `data`, cleaned (choices, dates, numbers, lengths)."""
+def oldest_birth_date(today: dt.date | None = None) -> dt.date:
+    """The earliest birth date a patient can have: as old as the oldest age the case takes (150 years)."""
+    today = today or timezone.localdate()
+    return today.replace(year=today.year - AGE_LIMITS[AgeUnit.YEARS], day=min(today.day, 28))
+
+
+def _clean_case_values(data: dict, errors: dict, *, as_sent: bool = False) -> dict:
+    """The case fields present in `data`, cleaned (choices, dates, numbers, lengths). `as_sent`: an incoming ICSR's,
+    whose birth date is kept as its sender wrote it."""
     values: dict = {}
     for field in CASE_FIELDS:
         if field not in data:
@@ -254,6 +261,11 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
             value = _clean_date(value, field, errors)
             if value and value > timezone.localdate():
                 errors.setdefault(field, []).append(_("A birth date cannot be in the future."))
+            elif value and not as_sent and value < oldest_birth_date():  # a year mistyped (1856 for 1956)
+                errors.setdefault(field, []).append(
+                    _("A birth date more than %(years)d years ago is a typing error: check the year.")
+                    % {"years": AGE_LIMITS[AgeUnit.YEARS]}
+                )  # fmt: skip
         elif field == "patient_weight_kg":
             value = _clean_number(value, field, errors, upper=500)
         elif field == "patient_height_cm":
@@ -845,7 +857,7 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
         errors["received_at"] = [_("The company cannot have heard of it in the future.")]
     if "kind" not in data:
         errors["kind"] = [_("Choose the kind of case.")]
-    values = _clean_case_values(data, errors)
+    values = _clean_case_values(data, errors, as_sent=as_sent)
     _check_latest(values, received_at, errors)
     drugs = _clean_rows(data.get("drugs", []), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors, as_sent=as_sent)
     reactions = _clean_rows(data.get("reactions", []), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
@@ -1114,7 +1126,7 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
         errors["received_at"] = [_("A follow-up cannot be received in the future.")]
     elif received_at < case.received_at:
         errors["received_at"] = [_("A follow-up cannot be received before the initial report.")]
-    values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
+    values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors, as_sent=as_sent)
     _check_latest(values, case.received_at, errors, case.latest_received_at)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors, as_sent=as_sent)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",

@@ -127,3 +127,48 @@ def test_an_incoming_icsr_keeps_its_senders_codes_for_the_officer_to_correct(mak
     with pytest.raises(export.ExportRefused) as refused:
         export.release([imported])
     assert [p.field for p in refused.value.problems] == ["reactions[0].meddra_llt"]
+
+
+# --- 2. an elderly patient's birth date --------------------------------------------------------------------------------
+
+
+def test_an_elderly_patients_birth_date_is_taken_by_the_api_and_exported(api_for):
+    """A patient of 88 (born 1938) was refused by the API as "This date is too long ago: check it." — the floor of the
+    API's other dates (1950) was put on the birth date too, though ADRs are most reported in the elderly; the case form
+    took it."""
+    from pharmacrm.safety.e2b import export
+
+    response = api_for("pv", lang="en").post("/api/v1/safety/cases/", {**COMPLETE, "patient_birth_date": "1938-05-17"},
+                                             format="json")  # fmt: skip
+    assert response.status_code == 201, response.content
+    assert response.json()["patient_birth_date"] == "1938-05-17"
+    case = SafetyCase.objects.get(pk=response.json()["id"])
+    xml = export.release([case]).xml.decode()
+    assert '<birthTime value="19380517"/>' in xml
+
+
+BIRTH_TOO_OLD = {"zh-hans": "出生日期早于 150 年前，应为输入错误：请核对年份。",
+                 "en": "A birth date more than 150 years ago is a typing error: check the year."}
+
+
+def test_a_birth_date_more_than_150_years_ago_is_refused_at_its_field(api_for, client_for, make_case):
+    """The other way round, a year mistyped (1856 for 1956) was taken by the case form (and 0001 with it), and the
+    ICSR said the patient was 170."""
+    from .test_case_pages import form_data, html
+
+    for language, message in BIRTH_TOO_OLD.items():
+        response = api_for("pv", lang=language).post("/api/v1/safety/cases/", {
+            **COMPLETE, "patient_birth_date": "1856-05-17"}, format="json")  # fmt: skip
+        assert response.status_code == 400, response.content
+        assert response.json() == {"patient_birth_date": [message]}
+    assert not SafetyCase.objects.exists()
+
+    case = make_case()
+    version = case.version
+    refused = client_for("pv").post(reverse("safety:case-edit", args=[case.pk]),
+                                    form_data(case, patient_birth_date="0001-05-17"))  # fmt: skip
+    assert refused.status_code == 400
+    field = re.search(r'id="field-patient_birth_date".*?</div>', html(refused), re.S).group(0)
+    assert BIRTH_TOO_OLD["zh-hans"] in field
+    case.refresh_from_db()
+    assert case.version == version and case.patient_birth_date is None
