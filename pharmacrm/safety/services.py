@@ -303,10 +303,12 @@ def _clean_case_values(data: dict, errors: dict, *, as_sent: bool = False) -> di
     return values
 
 
-def _check_latest(values: dict, day0: dt.datetime, errors: dict, stored: dt.datetime | None = None) -> None:
-    """C.1.5, the date of the most recent information, between day 0 (C.1.4) and now: taken as sent, a date before
-    day 0 or a mistyped year ahead was kept until the export refused it, and an incoming follow-up was "older than
-    what the case holds" and not applied."""
+def _check_latest(values: dict, day0: dt.datetime, errors: dict, stored: dt.datetime | None = None,
+                  case: SafetyCase | None = None) -> None:  # fmt: skip
+    """C.1.5, the date of the most recent information, between day 0 (C.1.4) — or the receipt of the case's latest
+    follow-up, which is information too — and now: taken as sent, a date before day 0 or a mistyped year ahead was
+    kept until the export refused it, and an incoming follow-up was "older than what the case holds" and not
+    applied."""
     latest = values.get("latest_received_at")
     if latest is None:
         return
@@ -321,10 +323,19 @@ def _check_latest(values: dict, day0: dt.datetime, errors: dict, stored: dt.date
     values["latest_received_at"] = latest
     if stored is not None and abs(latest - stored) < dt.timedelta(seconds=1):
         return  # sent back as stored (a whole case returned with one change): not the client's to answer for
+    # (a case's follow-up received on 6 November: the most recent information is not of 3 November — the ICSR said so
+    # to the regulator, and a partner's report of 5 November was applied over the follow-up)
+    newest = (case.versions.filter(sequence__gt=0).order_by("-received_at").values_list("received_at", flat=True)
+              .first() if case is not None else None)  # fmt: skip
     if latest < day0:
         errors.setdefault("latest_received_at", []).append(
             _("The most recent information cannot predate the first receipt (%(day0)s).")
             % {"day0": timezone.localtime(day0).strftime("%Y-%m-%d %H:%M")}
+        )
+    elif newest is not None and latest < newest:
+        errors.setdefault("latest_received_at", []).append(
+            _("The most recent information cannot predate the follow-up received %(date)s.")
+            % {"date": timezone.localtime(newest).strftime("%Y-%m-%d %H:%M")}
         )
     elif latest > timezone.now() + dt.timedelta(minutes=5):
         errors.setdefault("latest_received_at", []).append(_("The most recent information cannot be in the future."))
@@ -952,7 +963,7 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
     require(user)
     errors: dict[str, list[str]] = {}
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
-    _check_latest(values, case.received_at, errors, case.latest_received_at)
+    _check_latest(values, case.received_at, errors, case.latest_received_at, case)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip
@@ -1127,7 +1138,7 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
     elif received_at < case.received_at:
         errors["received_at"] = [_("A follow-up cannot be received before the initial report.")]
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors, as_sent=as_sent)
-    _check_latest(values, case.received_at, errors, case.latest_received_at)
+    _check_latest(values, case.received_at, errors, case.latest_received_at, case)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors, as_sent=as_sent)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors, as_sent=as_sent)  # fmt: skip

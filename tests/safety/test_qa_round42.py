@@ -172,3 +172,37 @@ def test_a_birth_date_more_than_150_years_ago_is_refused_at_its_field(api_for, c
     assert BIRTH_TOO_OLD["zh-hans"] in field
     case.refresh_from_db()
     assert case.version == version and case.patient_birth_date is None
+
+
+# --- 3. the most recent information (C.1.5) and the follow-ups ----------------------------------------------------------
+
+
+def test_the_most_recent_information_cannot_predate_a_follow_up(api_for, make_case, users):
+    """A follow-up received on the 4th, then C.1.5 corrected through the API to the 2nd (after day 0, so it was taken):
+    the ICSR told the regulator the newest information was older than the follow-up it carried."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.safety import services
+
+    now = timezone.now().replace(microsecond=0)
+    case = make_case(received_at=now - dt.timedelta(days=5))
+    services.add_follow_up(users["pv"], case, {"narrative": "住院记录：皮疹消退"}, received_at=now - dt.timedelta(days=1),
+                           summary="医院补充住院记录")  # fmt: skip
+    case.refresh_from_db()
+    follow_up = timezone.localtime(now - dt.timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    api = api_for("pv", lang="en")
+    response = api.patch(f"/api/v1/safety/cases/{case.pk}/", {
+        "latest_received_at": (now - dt.timedelta(days=3)).isoformat(), "version": case.version}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json() == {"latest_received_at": [
+        f"The most recent information cannot predate the follow-up received {follow_up}."]}
+    fresh = SafetyCase.objects.get(pk=case.pk)
+    assert (fresh.version, fresh.latest_received_at) == (case.version, case.latest_received_at)
+
+    later = now - dt.timedelta(hours=2)
+    response = api.patch(f"/api/v1/safety/cases/{case.pk}/", {
+        "latest_received_at": later.isoformat(), "version": case.version}, format="json")
+    assert response.status_code == 200, response.content
+    assert SafetyCase.objects.get(pk=case.pk).latest_received_at == later
