@@ -368,6 +368,19 @@ def _check_coded(field: str, value: str, key: str, errors: dict) -> None:
             )  # fmt: skip
 
 
+def coded_problems(data: dict) -> dict[str, list[str]]:
+    """What _check_coded would refuse in an incoming ICSR's rows ({"reactions[0].meddra_llt": [message]}): the case
+    keeps them as sent, and the import warns of each, to be corrected before the case is reported."""
+    problems: dict[str, list[str]] = {}
+    for prefix, fields in (("reactions", ("meddra_version", "meddra_llt", "meddra_pt")),
+                           ("drugs", ("dose", "dose_unit", "indication_meddra"))):  # fmt: skip
+        for i, row in enumerate(data.get(prefix) or []):
+            for field in fields:
+                value = unicodedata.normalize("NFKC", str(row.get(field) or "")).strip()
+                _check_coded(field, value, f"{prefix}[{i}].{field}", problems)
+    return problems
+
+
 def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: dict, *,
                 as_sent: bool = False) -> list[dict]:  # fmt: skip
     """`as_sent`: an incoming ICSR's rows, whose codes, doses and units are kept as the sender wrote them."""

@@ -112,7 +112,8 @@ def test_a_follow_up_with_a_mistyped_code_changes_nothing(api_for, make_case):
 
 def test_an_incoming_icsr_keeps_its_senders_codes_for_the_officer_to_correct(make_case, users):
     """A partner's file is not the officer's to retype: a code the sender got wrong does not refuse the file (its
-    clock runs from its receipt); the case holds it as sent, and the export names it until it is corrected."""
+    clock runs from its receipt); the case holds it as sent, the import warns of it, and the export names it until it
+    is corrected."""
     from pharmacrm.safety.e2b import export, importer
 
     case = make_case()
@@ -124,6 +125,10 @@ def test_an_incoming_icsr_keeps_its_senders_codes_for_the_officer_to_correct(mak
     [imported] = importer.import_file(users["pv"], etree.tostring(root), source_name="partner.xml")
 
     assert imported.reactions.get().meddra_llt == "1003784"
+    # the officer is told on the import page (and in the API's answer) what to correct, as for a value cut short
+    assert [w for w in imported.import_warnings if "reactions[0].meddra_llt" in w] == [
+        f"{imported.worldwide_id}: reactions[0].meddra_llt: MedDRA 编码为 8 位数字（例如 10037844）。"
+        "上报前请在病例中更正。"]
     with pytest.raises(export.ExportRefused) as refused:
         export.release([imported])
     assert [p.field for p in refused.value.problems] == ["reactions[0].meddra_llt"]

@@ -788,6 +788,9 @@ def import_file(user, data: bytes, *, source_name: str) -> Imported:
                     case.import_warnings = warnings
                     cases.append(case)
                 continue
+            for field, problems in services.coded_problems(case_dict).items():  # kept as sent: to be corrected
+                warnings.extend(_("%(id)s: %(field)s: %(problem)s Correct it on the case before it is reported.")
+                                % {"id": label, "field": field, "problem": problem} for problem in problems)  # fmt: skip
             try:
                 case = _import_one(services, user, case_dict, warnings)
                 _keep_copies(services, user, case, copies)
