@@ -423,7 +423,9 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
     # pharmacovigilance only
     patient_name = _text(200, help_text=PV_ONLY)
     patient_sex = SexField(required=False, help_text=PV_ONLY)
-    patient_birth_date = SafeDateField(required=False, allow_null=True, help_text=PV_ONLY)
+    # not SafeDateField: an elderly patient was born before its floor (1950), and a patient of 80 was refused as "too
+    # long ago"; the services refuse a birth date in the future or more than 150 years ago, at this field
+    patient_birth_date = DateField(required=False, allow_null=True, help_text=PV_ONLY)
     patient_age = _text(10, help_text=PV_ONLY)
     patient_age_unit = AgeUnitField(required=False, help_text=PV_ONLY)
     patient_weight_kg = _text(10, help_text=PV_ONLY)

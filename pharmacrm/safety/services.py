@@ -239,8 +239,15 @@ def _clean_choice(value, choices, field: str, errors: dict) -> str:
     return text
 
 
-def _clean_case_values(data: dict, errors: dict) -> dict:
-    """The case fields present in `data`, cleaned (choices, dates, numbers, lengths)."""
+def oldest_birth_date(today: dt.date | None = None) -> dt.date:
+    """The earliest birth date a patient can have: as old as the oldest age the case takes (150 years)."""
+    today = today or timezone.localdate()
+    return today.replace(year=today.year - AGE_LIMITS[AgeUnit.YEARS], day=min(today.day, 28))
+
+
+def _clean_case_values(data: dict, errors: dict, *, as_sent: bool = False) -> dict:
+    """The case fields present in `data`, cleaned (choices, dates, numbers, lengths). `as_sent`: an incoming ICSR's,
+    whose birth date is kept as its sender wrote it."""
     values: dict = {}
     for field in CASE_FIELDS:
         if field not in data:
@@ -254,6 +261,11 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
             value = _clean_date(value, field, errors)
             if value and value > timezone.localdate():
                 errors.setdefault(field, []).append(_("A birth date cannot be in the future."))
+            elif value and not as_sent and value < oldest_birth_date():  # a year mistyped (1856 for 1956)
+                errors.setdefault(field, []).append(
+                    _("A birth date more than %(years)d years ago is a typing error: check the year.")
+                    % {"years": AGE_LIMITS[AgeUnit.YEARS]}
+                )  # fmt: skip
         elif field == "patient_weight_kg":
             value = _clean_number(value, field, errors, upper=500)
         elif field == "patient_height_cm":
@@ -291,10 +303,12 @@ def _clean_case_values(data: dict, errors: dict) -> dict:
     return values
 
 
-def _check_latest(values: dict, day0: dt.datetime, errors: dict, stored: dt.datetime | None = None) -> None:
-    """C.1.5, the date of the most recent information, between day 0 (C.1.4) and now: taken as sent, a date before
-    day 0 or a mistyped year ahead was kept until the export refused it, and an incoming follow-up was "older than
-    what the case holds" and not applied."""
+def _check_latest(values: dict, day0: dt.datetime, errors: dict, stored: dt.datetime | None = None,
+                  case: SafetyCase | None = None) -> None:  # fmt: skip
+    """C.1.5, the date of the most recent information, between day 0 (C.1.4) — or the receipt of the case's latest
+    follow-up, which is information too — and now: taken as sent, a date before day 0 or a mistyped year ahead was
+    kept until the export refused it, and an incoming follow-up was "older than what the case holds" and not
+    applied."""
     latest = values.get("latest_received_at")
     if latest is None:
         return
@@ -309,16 +323,67 @@ def _check_latest(values: dict, day0: dt.datetime, errors: dict, stored: dt.date
     values["latest_received_at"] = latest
     if stored is not None and abs(latest - stored) < dt.timedelta(seconds=1):
         return  # sent back as stored (a whole case returned with one change): not the client's to answer for
+    # (a case's follow-up received on 6 November: the most recent information is not of 3 November — the ICSR said so
+    # to the regulator, and a partner's report of 5 November was applied over the follow-up)
+    newest = (case.versions.filter(sequence__gt=0).order_by("-received_at").values_list("received_at", flat=True)
+              .first() if case is not None else None)  # fmt: skip
     if latest < day0:
         errors.setdefault("latest_received_at", []).append(
             _("The most recent information cannot predate the first receipt (%(day0)s).")
             % {"day0": timezone.localtime(day0).strftime("%Y-%m-%d %H:%M")}
         )
+    elif newest is not None and latest < newest:
+        errors.setdefault("latest_received_at", []).append(
+            _("The most recent information cannot predate the follow-up received %(date)s.")
+            % {"date": timezone.localtime(newest).strftime("%Y-%m-%d %H:%M")}
+        )
     elif latest > timezone.now() + dt.timedelta(minutes=5):
         errors.setdefault("latest_received_at", []).append(_("The most recent information cannot be in the future."))
 
 
-def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: dict) -> list[dict]:
+MEDDRA_CODE_FIELDS = ("meddra_llt", "meddra_pt", "indication_meddra")
+
+
+def _check_coded(field: str, value: str, key: str, errors: dict) -> None:
+    """A MedDRA code or version, a dose or its unit as the E2B(R3) export will need it, refused at its field when it is
+    typed: taken as typed ("1003784", "27", "两片", "小勺"), they were refused only by the export, days later, when the
+    report was due. (An incoming ICSR keeps what its sender sent: the officer corrects it, the file is not refused.)"""
+    from .e2b import rules
+
+    if not value:
+        return
+    if field in MEDDRA_CODE_FIELDS and not rules.MEDDRA_CODE.fullmatch(value):
+        errors.setdefault(key, []).append(_("A MedDRA code has 8 digits (e.g. 10037844)."))
+    elif field == "meddra_version" and not rules.MEDDRA_VERSION.fullmatch(value):
+        errors.setdefault(key, []).append(_("Write the MedDRA version as its release, e.g. 27.1."))
+    elif field == "dose" and (not _PLAIN_NUMBER.fullmatch(value) or float(value) <= 0):
+        errors.setdefault(key, []).append(_("Enter the dose as a number greater than 0 (e.g. 0.5); its unit goes in "
+                                            "the dose unit."))  # fmt: skip
+    elif field == "dose_unit":
+        code = rules.ucum_unit(value)
+        if not (code.isascii() and code.isprintable() and " " not in code):
+            errors.setdefault(key, []).append(
+                _("“%(value)s” is not a unit the regulator can read: write a UCUM code (mg, mL, [iU]) or 毫克, 毫升, "
+                  "国际单位, 片, 粒 ….") % {"value": value}
+            )  # fmt: skip
+
+
+def coded_problems(data: dict) -> dict[str, list[str]]:
+    """What _check_coded would refuse in an incoming ICSR's rows ({"reactions[0].meddra_llt": [message]}): the case
+    keeps them as sent, and the import warns of each, to be corrected before the case is reported."""
+    problems: dict[str, list[str]] = {}
+    for prefix, fields in (("reactions", ("meddra_version", "meddra_llt", "meddra_pt")),
+                           ("drugs", ("dose", "dose_unit", "indication_meddra"))):  # fmt: skip
+        for i, row in enumerate(data.get(prefix) or []):
+            for field in fields:
+                value = unicodedata.normalize("NFKC", str(row.get(field) or "")).strip()
+                _check_coded(field, value, f"{prefix}[{i}].{field}", problems)
+    return problems
+
+
+def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: dict, *,
+                as_sent: bool = False) -> list[dict]:  # fmt: skip
+    """`as_sent`: an incoming ICSR's rows, whose codes, doses and units are kept as the sender wrote them."""
     if rows is None:
         return None
     if not isinstance(rows, list | tuple):
@@ -355,6 +420,8 @@ def _clean_rows(rows, model, fields: tuple, choices: dict, prefix: str, errors: 
                     errors.setdefault(key, []).append(
                         _("At most %(limit)d characters (this has %(count)d).") % {"limit": limit, "count": len(value)}
                     )
+                elif not as_sent:
+                    _check_coded(field, value, key, errors)
             out[field] = value
         if model is Reaction and not out.get("verbatim"):
             errors.setdefault(f"{prefix}[{i}].verbatim", []).append(_("Write the reaction in the reporter's words."))
@@ -776,10 +843,11 @@ def _source_defaults(source) -> dict:
 
 
 def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summary: str = "",
-                heard_at: dt.datetime | None = None) -> SafetyCase:  # fmt: skip
+                heard_at: dt.datetime | None = None, as_sent: bool = False) -> SafetyCase:  # fmt: skip
     """Open a case. `data`: kind, received_at (day 0; from the source when there is one), and any case
     field, plus `drugs` and `reactions` (lists of dicts of their fields) and, for a quality complaint,
-    `quality` (dict of QualityComplaint fields). `source`: the ticket or interaction it came from."""
+    `quality` (dict of QualityComplaint fields). `source`: the ticket or interaction it came from. `as_sent`: an
+    incoming ICSR, whose MedDRA codes, doses and units are kept as its sender wrote them (_check_coded)."""
     require(user)
     now = timezone.now()
     if source is not None:
@@ -813,11 +881,11 @@ def create_case(user, data: dict, *, source=None, flag: Flag | None = None, summ
         errors["received_at"] = [_("The company cannot have heard of it in the future.")]
     if "kind" not in data:
         errors["kind"] = [_("Choose the kind of case.")]
-    values = _clean_case_values(data, errors)
+    values = _clean_case_values(data, errors, as_sent=as_sent)
     _check_latest(values, received_at, errors)
-    drugs = _clean_rows(data.get("drugs", []), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
+    drugs = _clean_rows(data.get("drugs", []), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors, as_sent=as_sent)
     reactions = _clean_rows(data.get("reactions", []), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
-                            errors)  # fmt: skip
+                            errors, as_sent=as_sent)  # fmt: skip
     quality = _clean_quality(data.get("quality") or {}, errors) if values.get("kind") == CaseKind.QUALITY else None
     if errors:
         raise ValidationError(errors)
@@ -908,7 +976,7 @@ def update_case(user, case: SafetyCase, data: dict, *, version: int | None = Non
     require(user)
     errors: dict[str, list[str]] = {}
     values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
-    _check_latest(values, case.received_at, errors, case.latest_received_at)
+    _check_latest(values, case.received_at, errors, case.latest_received_at, case)
     drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
                             errors)  # fmt: skip
@@ -1069,9 +1137,10 @@ def _recount_clocks(case: SafetyCase, version: CaseVersion, now: dt.datetime) ->
 
 
 def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetime, summary: str = "",
-                  version: int | None = None) -> CaseVersion:  # fmt: skip
+                  version: int | None = None, as_sent: bool = False) -> CaseVersion:  # fmt: skip
     """New information about the case (from the reporter, a hospital, a partner): a new version that
-    records what changed and when it was received, with its own reporting clocks from that date."""
+    records what changed and when it was received, with its own reporting clocks from that date. `as_sent`: an
+    incoming ICSR's, kept as its sender wrote it (as create_case)."""
     require(user)
     errors: dict[str, list[str]] = {}
     now = timezone.now()
@@ -1081,11 +1150,11 @@ def add_follow_up(user, case: SafetyCase, data: dict, *, received_at: dt.datetim
         errors["received_at"] = [_("A follow-up cannot be received in the future.")]
     elif received_at < case.received_at:
         errors["received_at"] = [_("A follow-up cannot be received before the initial report.")]
-    values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors)
-    _check_latest(values, case.received_at, errors, case.latest_received_at)
-    drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors)
+    values = _clean_case_values({k: v for k, v in data.items() if k != "kind" or v}, errors, as_sent=as_sent)
+    _check_latest(values, case.received_at, errors, case.latest_received_at, case)
+    drugs = _clean_rows(data.get("drugs"), Drug, DRUG_FIELDS, DRUG_CHOICES, "drugs", errors, as_sent=as_sent)
     reactions = _clean_rows(data.get("reactions"), Reaction, REACTION_FIELDS, {"outcome": Outcome}, "reactions",
-                            errors)  # fmt: skip
+                            errors, as_sent=as_sent)  # fmt: skip
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

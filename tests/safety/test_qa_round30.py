@@ -158,8 +158,10 @@ def test_a_case_without_documents_lists_none(db):
 def test_a_meddra_code_typed_short_or_a_version_without_its_release_is_named_before_the_icsr_leaves(make_case):
     """A code copied with a digit missing (1003784 for 皮疹 10037844) and a version typed '27' passed the business
     rules — 'numeric, at most 8' — so the ICSR was released as valid and the regulator found no such term."""
-    case = make_case(reactions=[{**COMPLETE["reactions"][0], "meddra_llt": "1003784", "meddra_version": "27"}],
-                     drugs=[{**COMPLETE["drugs"][0], "indication_meddra": "100617"}])  # fmt: skip
+    case = make_case()
+    # as an incoming ICSR keeps them (typed on the form or sent to the API, they are refused at their fields)
+    case.reactions.update(meddra_llt="1003784", meddra_version="27")
+    case.drugs.update(indication_meddra="100617")
 
     with pytest.raises(export.ExportRefused) as refused:
         export.release([case])

@@ -788,6 +788,9 @@ def import_file(user, data: bytes, *, source_name: str) -> Imported:
                     case.import_warnings = warnings
                     cases.append(case)
                 continue
+            for field, problems in services.coded_problems(case_dict).items():  # kept as sent: to be corrected
+                warnings.extend(_("%(id)s: %(field)s: %(problem)s Correct it on the case before it is reported.")
+                                % {"id": label, "field": field, "problem": problem} for problem in problems)  # fmt: skip
             try:
                 case = _import_one(services, user, case_dict, warnings)
                 _keep_copies(services, user, case, copies)
@@ -849,7 +852,7 @@ def _nullify(services, user, case_dict: dict, reason: str, warnings: list[str], 
 def _import_one(services, user, case_dict: dict, warnings: list[str]) -> SafetyCase:
     case = _existing(case_dict)
     if case is None:
-        return services.create_case(user, case_dict)
+        return services.create_case(user, case_dict, as_sent=True)  # its codes as the sender wrote them
     if unchanged(case, case_dict):
         return case
     received_at = case_dict["latest_received_at"]
@@ -865,7 +868,7 @@ def _import_one(services, user, case_dict: dict, warnings: list[str]) -> SafetyC
     if warnings:
         summary += "\n" + "\n".join(warnings)
     services.add_follow_up(
-        user, case, follow_up, received_at=max(received_at, case.received_at), summary=summary
+        user, case, follow_up, received_at=max(received_at, case.received_at), summary=summary, as_sent=True
     )
     return SafetyCase.objects.get(pk=case.pk)
 
