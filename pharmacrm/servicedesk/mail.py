@@ -65,6 +65,11 @@ MAX_ATTEMPTS = 8
 # pause before attempt n+1 after attempt n failed (minutes): 1, 2, 5, 10, 30, 60, 120 → about 4 hours in all
 RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120)
 LEASE = dt.timedelta(minutes=10)  # a claimed message not finished by then: the worker died, try again
+# how long the worker waits for each answer of the SMTP server once connected (RFC 5321 §4.5.3.2 asks minutes —
+# ten for the answer to the mail's data, while the company's mail gateway scans the attachments). EMAIL_TIMEOUT
+# (20 s) only limits reaching the server: a reply with a scanned PDF was given up on after 20 s while the server
+# went on to deliver it, and every retry delivered it again. Well under LEASE, so no second worker takes it over.
+REPLY_TIMEOUT = 4 * 60
 MAX_MAIL_BYTES = 25 * 1024 * 1024
 MAX_AGE = dt.timedelta(days=30)  # an older Date header is not believed
 # the number as the desk writes it ([TK-2026-000123]), in the 【】 of a Chinese input method, or bare as the
@@ -162,7 +167,8 @@ class NoSmtpUtf8(Exception):  # noqa: N818
 
 
 def send_mail(message: TicketMessage) -> None:
-    """Send one message of the outbox by SMTP. An address whose local part is not ASCII (张三@公司.cn, RFC 6531)
+    """Send one message of the outbox by SMTP, waiting up to REPLY_TIMEOUT for each of the server's answers once it
+    is reached. An address whose local part is not ASCII (张三@公司.cn, RFC 6531)
     goes out with SMTPUTF8, written as it is in the envelope and the To header — Django's backend would turn
     it into an encoded word (=?utf-8?…?=@…) that no server delivers; a server that does not offer SMTPUTF8
     raises NoSmtpUtf8 and nothing is sent."""
@@ -172,12 +178,16 @@ def send_mail(message: TicketMessage) -> None:
     from pharmacrm.core.addresses import needs_smtputf8
 
     connection = get_connection(fail_silently=False)
-    if not needs_smtputf8(message.recipient) or not isinstance(connection, EmailBackend):
+    if not isinstance(connection, EmailBackend):
         build_mail(message, connection).send(fail_silently=False)
         return
-    connection.open()
+    connection.open()  # reaching the server: EMAIL_TIMEOUT
     try:
         smtp = connection.connection
+        smtp.sock.settimeout(max(REPLY_TIMEOUT, getattr(settings, "EMAIL_TIMEOUT", 0) or 0))
+        if not needs_smtputf8(message.recipient):
+            connection.send_messages([build_mail(message, connection)])
+            return
         smtp.ehlo_or_helo_if_needed()
         if not smtp.has_extn("smtputf8"):
             raise NoSmtpUtf8(f"the SMTP server {connection.host} does not offer SMTPUTF8")

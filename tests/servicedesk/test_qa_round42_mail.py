@@ -68,3 +68,64 @@ def test_an_out_of_office_reply_with_its_prefix_in_brackets_does_not_reopen_the_
 def test_a_subject_that_only_mentions_an_auto_reply_is_a_customers_mail(desk):  # noqa: F811
     desk.send(customer_mail(subject="为什么我收到了【自动回复】而没有人工答复？"))
     assert desk.poll() == {"taken": 1, "skipped": 0, "refused": 0}
+
+
+class _SlowToConfirm:
+    """aiosmtpd handler of a mail gateway that scans a mail before it answers the end of its data (Coremail's and
+    Tencent's gateways take seconds to minutes over a PDF), then delivers it as the test server does."""
+
+    def __init__(self, deliver) -> None:
+        self.deliver = deliver
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        return await self.deliver.handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        import asyncio
+
+        await asyncio.sleep(3)
+        return await self.deliver.handle_DATA(server, session, envelope)
+
+
+@pytest.fixture(scope="module")
+def slow_smtp_server(smtp_server):  # noqa: F811
+    from aiosmtpd.controller import Controller
+
+    for _attempt in range(5):
+        port = mailservers.free_port()
+        controller = Controller(_SlowToConfirm(smtp_server.handler), hostname="127.0.0.1", port=port,
+                                decode_data=False)  # fmt: skip
+        try:
+            controller.start()
+            break
+        except OSError:  # the port was taken in between
+            continue
+    else:
+        pytest.fail("The slow test SMTP server did not start")
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def test_a_reply_the_mail_server_is_slow_to_confirm_reaches_the_customer_once(desk, users, settings,  # noqa: F811
+                                                                               slow_smtp_server):
+    """EMAIL_TIMEOUT limited every wait for the server: the worker gave up on the answer to the mail's data while the
+    gateway was still scanning it, marked the reply failed, and the gateway delivered it all the same — then every
+    retry delivered it again, the customer got the same answer several times."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.servicedesk import mail
+    from pharmacrm.servicedesk.choices import Delivery
+
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = slow_smtp_server, 1  # reaching it is quick: it is there
+    reply = desk.reply(users["agent"], ticket, "您好，饭后服用即可。")
+    assert (reply.delivery, reply.last_error) == (Delivery.SENT, "")
+    mail.retry_failed(timezone.now() + dt.timedelta(hours=1))
+    copies = [m for m in desk.inbox(CUSTOMER) if m["Message-ID"] == reply.message_id]
+    assert len(copies) == 1
