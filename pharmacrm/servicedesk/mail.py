@@ -873,6 +873,34 @@ def made_up_id(msg: ParsedMail) -> str | None:
     return f"<{hashlib.sha256(data).hexdigest()[:40]}{MADE_UP_ID_DOMAIN}"
 
 
+def own_message_id(msg: ParsedMail, message_id: str | None, address: str, subject: str, body: str) -> str | None:
+    """The Message-ID a mail is stored under, or None when this very mail was taken in before (delivered twice,
+    fetched again by a worker killed before it marked it seen). A mail that only reuses the Message-ID of another —
+    another sender, subject or text: a hospital's OA system or a scanner that numbers its mails per day or writes
+    one fixed id — is a mail of its own: it is stored under an id made from the reused id, its sender, subject and
+    text (not from its transport headers, which differ between two copies of one mail). It was skipped as "already
+    taken in", and the request it carried reached nobody."""
+    if not message_id:
+        return message_id
+    existing = TicketMessage.objects.filter(message_id=message_id).only("kind", "sender", "subject", "body").first()
+    if existing is None:
+        return message_id
+    if existing.kind != MessageKind.INBOUND or (
+        _same_address(existing.sender, address) and existing.subject == subject
+        and existing.body.startswith(body.strip()[: conversation.MAX_BODY] or "—")
+    ):  # fmt: skip
+        log.info("Mail %s already taken in", message_id)
+        return None
+    content = "\n".join((message_id, normalise.email(address), subject, body)).encode("utf-8", "surrogateescape")
+    other = f"<{hashlib.sha256(content).hexdigest()[:40]}{MADE_UP_ID_DOMAIN}"
+    if TicketMessage.objects.filter(message_id=other).exists():
+        log.info("Mail %s (its Message-ID reused) already taken in", other)
+        return None
+    log.warning("Mail from %s reuses the Message-ID %s of another mail: taken in as %s",
+                normalise.mask_email(address), message_id, other)  # fmt: skip
+    return other
+
+
 def received_at(msg: ParsedMail, now: dt.datetime, arrived: dt.datetime | None = None) -> dt.datetime:
     """When the company received the mail: the time the service mailbox took it (`arrived`, its IMAP INTERNALDATE)
     when the server gives one — also when the worker reads it hours later. Else the mail's Date when it is
@@ -1160,9 +1188,6 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
     if message_id and len(message_id) > 250:
         message_id = None
     message_id = message_id or made_up_id(msg)  # so that the same mail fetched twice is still taken in once
-    if message_id and TicketMessage.objects.filter(message_id=message_id).exists():
-        log.info("Mail %s already taken in", message_id)
-        return None
     subject = re.sub(r"\s+", " ", _header(msg, "Subject"))[:250]
     if too_large:
         body, files = too_large_note(too_large), []
@@ -1173,6 +1198,9 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
             body = f"{body}\n\n{forwarded}".strip()
         files = mail_files(msg)
     whole, body = body, cut_long_text(body)
+    message_id = own_message_id(msg, message_id, address, subject, body)
+    if message_id is None:
+        return None
     at = received_at(msg, now, arrived)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
     # RFC 5322 §3.6.4: In-Reply-To names the mail answered; References lists the thread oldest first, so the

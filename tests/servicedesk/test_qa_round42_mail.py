@@ -129,3 +129,33 @@ def test_a_reply_the_mail_server_is_slow_to_confirm_reaches_the_customer_once(de
     mail.retry_failed(timezone.now() + dt.timedelta(hours=1))
     copies = [m for m in desk.inbox(CUSTOMER) if m["Message-ID"] == reply.message_id]
     assert len(copies) == 1
+
+
+def test_a_mail_reusing_another_mails_message_id_is_not_lost(desk):  # noqa: F811
+    """A hospital's OA system numbers its mails per day (<20261205.1@oa…>), a scanner writes one fixed Message-ID:
+    the second doctor's mail with the same id was skipped as "already taken in" — no ticket, no acknowledgement, the
+    request read by nobody. The same mail fetched again is still taken in once."""
+    fixed = "<20261205.1@oa.hospital.test>"
+    desk.send(customer_mail(subject="用药咨询", body="饭前还是饭后？", Message_ID=fixed))
+    second = customer_mail(subject="不良反应报告", body="患者服药后出现皮疹。", sender=STRANGER, name="李医生",
+                           Message_ID=fixed)  # fmt: skip
+    desk.send(second)
+    assert desk.poll() == {"taken": 2, "skipped": 0, "refused": 0}
+    first_ticket, second_ticket = Ticket.objects.order_by("id")
+    assert (first_ticket.subject, first_ticket.reply_email) == ("用药咨询", CUSTOMER)
+    assert (second_ticket.subject, second_ticket.reply_email) == ("不良反应报告", STRANGER)
+    assert "皮疹" in second_ticket.description
+    [ack] = desk.inbox(STRANGER)
+    assert second_ticket.number in ack["Subject"]
+    desk.imap.append(SERVICE, bytes(second))  # fetched again: the worker was killed before it marked it seen
+    assert desk.poll() == {"taken": 0, "skipped": 1, "refused": 0}
+    assert Ticket.objects.count() == 2
+
+
+def test_the_same_sender_reusing_a_message_id_for_another_report_is_heard(desk):  # noqa: F811
+    """A hospital's reporting system sends every report with the same subject and one fixed Message-ID."""
+    fixed = "<report@adr.hospital.test>"
+    desk.send(customer_mail(subject="药品不良反应报告", body="病例一：头晕。", Message_ID=fixed))
+    desk.send(customer_mail(subject="药品不良反应报告", body="病例二：皮疹。", Message_ID=fixed))
+    assert desk.poll() == {"taken": 2, "skipped": 0, "refused": 0}
+    assert sorted(Ticket.objects.values_list("description", flat=True)) == ["病例一：头晕。", "病例二：皮疹。"]
