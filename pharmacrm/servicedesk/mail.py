@@ -862,15 +862,24 @@ def record_bounce(msg: ParsedMail) -> TicketMessage | None:
 MADE_UP_ID_DOMAIN = "@no-message-id.invalid>"
 
 
+# what the writer's program wrote, not what the servers on the way added (Received, Return-Path, Delivered-To,
+# spam and virus verdicts): those differ between two copies of one mail
+_WRITERS_HEADERS = ("From", "Sender", "To", "Cc", "Date", "Subject", "Content-Type")
+
+
 def made_up_id(msg: ParsedMail) -> str | None:
     """A Message-ID for a mail that came without one (some web forms and scanners send such mail): the hash of
-    its content, the same however often the mail is fetched (the worker killed after taking it in, before
-    marking it seen)."""
+    its headers as written and its content, the same however often the mail is fetched (the worker killed after
+    taking it in, before marking it seen) and in each copy of it (delivered twice: the sender's server sent it
+    again after a timeout, or it came to the service address and to an alias of it)."""
     try:
         data = msg.as_bytes()
     except Exception:  # noqa: BLE001
         return None
-    return f"<{hashlib.sha256(data).hexdigest()[:40]}{MADE_UP_ID_DOMAIN}"
+    content = data.split(b"\n\n", 1)[1] if b"\n\n" in data else b""
+    headers = "\n".join(f"{name}: {_raw_header(msg, name) or ''}" for name in _WRITERS_HEADERS)
+    digest = hashlib.sha256(headers.encode("utf-8", "surrogateescape") + b"\n\n" + content).hexdigest()
+    return f"<{digest[:40]}{MADE_UP_ID_DOMAIN}"
 
 
 def own_message_id(msg: ParsedMail, message_id: str | None, address: str, subject: str, body: str) -> str | None:

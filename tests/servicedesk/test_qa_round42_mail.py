@@ -159,3 +159,31 @@ def test_the_same_sender_reusing_a_message_id_for_another_report_is_heard(desk):
     desk.send(customer_mail(subject="药品不良反应报告", body="病例二：皮疹。", Message_ID=fixed))
     assert desk.poll() == {"taken": 2, "skipped": 0, "refused": 0}
     assert sorted(Ticket.objects.values_list("description", flat=True)) == ["病例一：头晕。", "病例二：皮疹。"]
+
+
+def test_a_mail_without_a_message_id_delivered_twice_is_one_ticket(desk):  # noqa: F811
+    """A web form's mail (no Message-ID) came twice — the sender's server sent it again after a timeout —, the two
+    copies differing only in the lines the servers on the way add: its made-up id was the hash of the whole mail,
+    so each copy became a ticket and the customer got two acknowledgements."""
+    raw = (
+        f"From: 王医生 <{CUSTOMER}>\r\nTo: {SERVICE}\r\nSubject: 网站留言：用药咨询\r\n"
+        "Date: Sat, 05 Dec 2026 09:00:00 +0800\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n请问饭前还是饭后服用？\r\n"
+    ).encode()
+    desk.imap.append(SERVICE, b"Received: from mx1.hospital.test (id 4F1A)\r\n" + raw)
+    desk.imap.append(SERVICE, b"Received: from mx1.hospital.test (id 9C2B)\r\nX-Spam-Score: 0.4\r\n" + raw)
+    assert desk.poll() == {"taken": 1, "skipped": 1, "refused": 0}
+    assert Ticket.objects.count() == 1
+    assert len(desk.inbox(CUSTOMER)) == 1
+
+
+def test_two_mails_without_a_message_id_are_two_tickets(desk):  # noqa: F811
+    def form_mail(text: str) -> bytes:
+        return (
+            f"From: {CUSTOMER}\r\nTo: {SERVICE}\r\nSubject: 网站留言\r\nDate: Sat, 05 Dec 2026 09:00:00 +0800\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}\r\n"
+        ).encode()
+
+    desk.imap.append(SERVICE, form_mail("第一条留言"))
+    desk.imap.append(SERVICE, form_mail("第二条留言"))
+    assert desk.poll() == {"taken": 2, "skipped": 0, "refused": 0}
