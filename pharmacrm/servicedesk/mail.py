@@ -779,8 +779,7 @@ def is_automatic(msg: ParsedMail, address: str) -> str:
     local = address.split("@", 1)[0].lower()
     if local in LOOP_SENDERS or local.startswith("mailer-daemon"):
         return f"sender {address}"
-    own = email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1].lower()
-    if own and address.lower() == own:
+    if _same_address(address, email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1]):  # kefu@xn--….cn too
         return "sent by the service desk itself"
     return ""
 

@@ -187,3 +187,24 @@ def test_two_mails_without_a_message_id_are_two_tickets(desk):  # noqa: F811
     desk.imap.append(SERVICE, form_mail("第一条留言"))
     desk.imap.append(SERVICE, form_mail("第二条留言"))
     assert desk.poll() == {"taken": 2, "skipped": 0, "refused": 0}
+
+
+def test_replies_from_a_desk_on_a_chinese_domain_thread_back(desk, settings):  # noqa: F811
+    """SERVICEDESK_MAIL_FROM on a Chinese domain (客服中心 <kefu@药企.cn>): the desk's Message-IDs named the domain as
+    typed, and the header went out as an encoded word (=?utf-8?b?…?=), which is no Message-ID — the customer's mail
+    program could not thread, and a colleague's "reply all" (another address, no number in the subject) became a
+    new ticket."""
+    settings.SERVICEDESK_MAIL_FROM = "客服中心 <kefu@药企.cn>"
+    desk.send(customer_mail(subject="样品申请"))
+    assert desk.poll()["taken"] == 1
+    ticket = Ticket.objects.get()
+    [ack] = desk.inbox(CUSTOMER)
+    raw_id = dict(ack.raw_items())["Message-ID"].strip()  # as a mail program copies it into its answer
+    assert raw_id.isascii() and raw_id.endswith("@xn--hoq019j.cn>")
+    colleague = "other@hospital.test"
+    desk.send(customer_mail(subject="答复: 样品申请", body="我是王医生的同事，样品请寄到药剂科。", sender=colleague,
+                            name="李药师", In_Reply_To=raw_id, References=raw_id))  # fmt: skip
+    assert desk.poll() == {"taken": 1, "skipped": 0, "refused": 0}
+    assert Ticket.objects.count() == 1
+    answer = ticket.messages.filter(kind=MessageKind.INBOUND).order_by("id").last()
+    assert (answer.sender, answer.in_reply_to) == (colleague, raw_id)
