@@ -399,11 +399,36 @@ def _codec(charset: str | None) -> str:
     return _SUPERSETS.get(charset, charset)
 
 
+# what UTF-8 read from a mail labelled GB or Big5 may hold for it to be taken as the UTF-8 it is: Chinese characters,
+# Chinese and full-width punctuation
+_CHINESE_TEXT = re.compile(r"[\u2000-\u206f\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+def _utf8_labelled_chinese(data: bytes, codec: str) -> str | None:
+    """The text of bytes labelled GB2312 / GBK / GB18030 / Big5 that are in fact UTF-8 — as web forms, OA systems and
+    scripts that keep an old charset in their template send them —, else None. Read as labelled, such text came out
+    as mojibake ("你好" as 浣犲ソ) whenever its bytes happened to be valid GB18030, about every other mail. Taken as UTF-8
+    only when it reads as Chinese text of two characters or more: GBK text that is also valid UTF-8 reads as Latin
+    or Cyrillic letters, or as one Chinese character beside a letter."""
+    if codec not in ("gb18030", "big5hkscs") or data.isascii():
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    wide = [char for char in text if ord(char) > 0x7F]
+    return text if len(wide) >= 2 and all(_CHINESE_TEXT.match(char) for char in wide) else None
+
+
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
     """Text from the bytes of a mail. A mail without a charset (or labelled ASCII but carrying 8-bit bytes,
     as older Chinese mail programs write it) or with a wrong label is read as UTF-8 when the bytes are valid
-    UTF-8, else as GB18030 — never as a row of replacement characters."""
+    UTF-8, else as GB18030 — never as a row of replacement characters. UTF-8 labelled as GB or Big5 is read as
+    UTF-8 (_utf8_labelled_chinese)."""
     codec = _codec(charset)
+    mislabelled = _utf8_labelled_chinese(data, codec)
+    if mislabelled is not None:
+        return mislabelled
     if codec and codec not in ("us-ascii", "ascii", "unknown-8bit", "x-unknown"):
         try:
             return data.decode(codec)

@@ -208,3 +208,43 @@ def test_replies_from_a_desk_on_a_chinese_domain_thread_back(desk, settings):  #
     assert Ticket.objects.count() == 1
     answer = ticket.messages.filter(kind=MessageKind.INBOUND).order_by("id").last()
     assert (answer.sender, answer.in_reply_to) == (colleague, raw_id)
+
+
+def test_a_mail_labelled_gb2312_but_written_in_utf8_is_read(desk):  # noqa: F811
+    """A hospital's web form keeps gb2312 in its template and writes UTF-8: read as labelled, the subject, the doctor's
+    name and the text came out as mojibake (用药咨询 as 鐢ㄨ嵂鍜ㄨ…) whenever the bytes happened to be valid GB18030 —
+    the agent could not read the request and the safety screening did not see 头晕."""
+    import base64
+
+    def word(text: str) -> bytes:
+        return b"=?gb2312?B?" + base64.b64encode(text.encode()) + b"?="
+
+    raw = (
+        b"From: " + word("李医生") + f" <{CUSTOMER}>\r\nTo: {SERVICE}\r\n".encode() + b"Subject: " + word("用药咨询")
+        + b"\r\nMessage-ID: <form-42@hospital.test>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=gb2312\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        + "请问饭后吃会不会头晕".encode() + b"\r\n"
+    )  # fmt: skip
+    desk.imap.append(SERVICE, raw)
+    assert desk.poll()["taken"] == 1
+    ticket = Ticket.objects.get()
+    assert (ticket.subject, ticket.caller_name, ticket.description) == ("用药咨询", "李医生", "请问饭后吃会不会头晕")
+
+
+def test_a_mail_really_in_gbk_is_still_read_as_gbk(desk):  # noqa: F811
+    raw = (
+        f"From: {CUSTOMER}\r\nTo: {SERVICE}\r\nMessage-ID: <gbk-42@hospital.test>\r\n".encode()
+        + b"Subject: =?gb2312?B?" + base64_gbk("医生咨询") + b"?=\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=gb2312\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        + "阿司匹林饭后服用，王喆".encode("gbk") + b"\r\n"
+    )  # fmt: skip
+    desk.imap.append(SERVICE, raw)
+    assert desk.poll()["taken"] == 1
+    ticket = Ticket.objects.get()
+    assert (ticket.subject, ticket.description) == ("医生咨询", "阿司匹林饭后服用，王喆")
+
+
+def base64_gbk(text: str) -> bytes:
+    import base64
+
+    return base64.b64encode(text.encode("gbk"))
