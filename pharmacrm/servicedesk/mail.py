@@ -65,10 +65,10 @@ MAX_ATTEMPTS = 8
 # pause before attempt n+1 after attempt n failed (minutes): 1, 2, 5, 10, 30, 60, 120 → about 4 hours in all
 RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120)
 LEASE = dt.timedelta(minutes=10)  # a claimed message not finished by then: the worker died, try again
-# how long the worker waits for each answer of the SMTP server once connected (RFC 5321 §4.5.3.2 asks minutes —
-# ten for the answer to the mail's data, while the company's mail gateway scans the attachments). EMAIL_TIMEOUT
-# (20 s) only limits reaching the server: a reply with a scanned PDF was given up on after 20 s while the server
-# went on to deliver it, and every retry delivered it again. Well under LEASE, so no second worker takes it over.
+# how long the worker waits for the SMTP server's answer to a mail's data (RFC 5321 §4.5.3.2 asks ten minutes: the
+# company's mail gateway answers once it has scanned the attachments). With EMAIL_TIMEOUT (20 s), which limits every
+# other step, a reply with a scanned PDF was given up on while the server went on to deliver it, and every retry
+# delivered it again. With the other steps' 20 s, an attempt stays well within LEASE: no second worker takes it over.
 REPLY_TIMEOUT = 4 * 60
 MAX_MAIL_BYTES = 25 * 1024 * 1024
 MAX_AGE = dt.timedelta(days=30)  # an older Date header is not believed
@@ -166,9 +166,26 @@ class NoSmtpUtf8(Exception):  # noqa: N818
     """The mail server does not speak SMTPUTF8, which a recipient such as 张三@公司.cn needs."""
 
 
+def _patient_with_data(smtp) -> None:
+    """While the mail's data is sent and its answer awaited, the connection waits up to REPLY_TIMEOUT; every other
+    step (greeting, sender, recipient, quitting) keeps EMAIL_TIMEOUT, so that one attempt stays well within LEASE."""
+    quick = smtp.sock.gettimeout()
+    send_data = smtp.data
+
+    def data(msg):
+        smtp.sock.settimeout(max(REPLY_TIMEOUT, quick or 0))
+        try:
+            return send_data(msg)
+        finally:
+            if smtp.sock is not None:  # closed after an error
+                smtp.sock.settimeout(quick)
+
+    smtp.data = data  # smtplib's sendmail calls self.data
+
+
 def send_mail(message: TicketMessage) -> None:
-    """Send one message of the outbox by SMTP, waiting up to REPLY_TIMEOUT for each of the server's answers once it
-    is reached. An address whose local part is not ASCII (张三@公司.cn, RFC 6531)
+    """Send one message of the outbox by SMTP, waiting up to REPLY_TIMEOUT for the server's answer to the mail's
+    data. An address whose local part is not ASCII (张三@公司.cn, RFC 6531)
     goes out with SMTPUTF8, written as it is in the envelope and the To header — Django's backend would turn
     it into an encoded word (=?utf-8?…?=@…) that no server delivers; a server that does not offer SMTPUTF8
     raises NoSmtpUtf8 and nothing is sent."""
@@ -184,7 +201,7 @@ def send_mail(message: TicketMessage) -> None:
     connection.open()  # reaching the server: EMAIL_TIMEOUT
     try:
         smtp = connection.connection
-        smtp.sock.settimeout(max(REPLY_TIMEOUT, getattr(settings, "EMAIL_TIMEOUT", 0) or 0))
+        _patient_with_data(smtp)
         if not needs_smtputf8(message.recipient):
             connection.send_messages([build_mail(message, connection)])
             return
