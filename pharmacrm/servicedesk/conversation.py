@@ -8,6 +8,7 @@ the company. The first reply meets the first-response target (services.RESPONSE_
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import hashlib
 import uuid
 from collections.abc import Iterable
@@ -34,9 +35,19 @@ MAX_BODY = 50_000
 
 
 def new_message_id(ticket: Ticket) -> str:
-    """An RFC 5322 Message-ID that names the ticket (for people reading raw headers) and is unique."""
-    domain = settings.SERVICEDESK_MAIL_FROM.rsplit("@", 1)[-1].strip("> ") or "pharmacrm.localhost"
-    return f"<{ticket.number.lower()}.{uuid.uuid4().hex}@{domain}>"
+    """An RFC 5322 Message-ID that names the ticket (for people reading raw headers) and is unique, on the domain of
+    SERVICEDESK_MAIL_FROM written in ASCII: a Chinese domain (客服 <kefu@药企.cn>) goes in as punycode
+    (xn--….cn). Written as it was, the header went out as an encoded word (=?utf-8?b?…?=) that is no Message-ID:
+    the customer's mail program could not thread the answers, and an answer from another address than the
+    customer's (a colleague's "reply all", a mail program that drops the number from the subject) became a new
+    ticket."""
+    address = email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1]
+    domain = address.rsplit("@", 1)[-1].strip().strip(".") if "@" in address else ""
+    try:
+        domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        domain = ""
+    return f"<{ticket.number.lower()}.{uuid.uuid4().hex}@{domain or 'pharmacrm.localhost'}>"
 
 
 def reply_subject(ticket: Ticket) -> str:

@@ -65,6 +65,11 @@ MAX_ATTEMPTS = 8
 # pause before attempt n+1 after attempt n failed (minutes): 1, 2, 5, 10, 30, 60, 120 → about 4 hours in all
 RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120)
 LEASE = dt.timedelta(minutes=10)  # a claimed message not finished by then: the worker died, try again
+# how long the worker waits for the SMTP server's answer to a mail's data (RFC 5321 §4.5.3.2 asks ten minutes: the
+# company's mail gateway answers once it has scanned the attachments). With EMAIL_TIMEOUT (20 s), which limits every
+# other step, a reply with a scanned PDF was given up on while the server went on to deliver it, and every retry
+# delivered it again. With the other steps' 20 s, an attempt stays well within LEASE: no second worker takes it over.
+REPLY_TIMEOUT = 4 * 60
 MAX_MAIL_BYTES = 25 * 1024 * 1024
 MAX_AGE = dt.timedelta(days=30)  # an older Date header is not believed
 # the number as the desk writes it ([TK-2026-000123]), in the 【】 of a Chinese input method, or bare as the
@@ -75,10 +80,14 @@ MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 LOOP_SENDERS = ("mailer-daemon", "postmaster", "noreply", "no-reply")
 # the subject an out-of-office reply starts with (Outlook in Chinese and English, QQ, 163, Foxmail): such a mail
 # with the ticket number in its subject would otherwise reopen the ticket as "the customer wrote again"
+# — also in brackets, as Coremail, OA systems and hand-made rules write it: 【自动回复】…, [自动回复] …, (自动回复)…
+_AUTO_REPLY_WORDS = r"(?:自动回复|自動回覆|自动答复|自動回復|自动应答|Automatic reply|Auto[- ]?reply|Out of (?:the )?office)"
 AUTO_REPLY_SUBJECT = re.compile(
-    r"\s*(自动回复|自動回覆|自动答复|自動回復|自动应答|Automatic reply|Auto[- ]?reply|Out of (the )?office)\s*[:：]",
+    rf"\s*(?:{_AUTO_REPLY_WORDS}\s*[:：]|[\[【(（〔]\s*{_AUTO_REPLY_WORDS}\s*[\]】)）〕])",
     re.IGNORECASE,
 )
+# a mailing list's copy (RFC 2369, RFC 2919): the list's members, not a customer, would be answered
+LIST_HEADERS = ("List-Id", "List-Post")
 ACK_LIMIT, ACK_WINDOW = 5, dt.timedelta(hours=1)  # acknowledgements to one address: no mail loop
 # mails with a web-form ticket's status link to one address an hour: counted apart from the acknowledgements (a
 # customer who sent the form a few times still gets the acknowledgement of the mail they write next), and limited
@@ -157,8 +166,26 @@ class NoSmtpUtf8(Exception):  # noqa: N818
     """The mail server does not speak SMTPUTF8, which a recipient such as 张三@公司.cn needs."""
 
 
+def _patient_with_data(smtp) -> None:
+    """While the mail's data is sent and its answer awaited, the connection waits up to REPLY_TIMEOUT; every other
+    step (greeting, sender, recipient, quitting) keeps EMAIL_TIMEOUT, so that one attempt stays well within LEASE."""
+    quick = smtp.sock.gettimeout()
+    send_data = smtp.data
+
+    def data(msg):
+        smtp.sock.settimeout(max(REPLY_TIMEOUT, quick or 0))
+        try:
+            return send_data(msg)
+        finally:
+            if smtp.sock is not None:  # closed after an error
+                smtp.sock.settimeout(quick)
+
+    smtp.data = data  # smtplib's sendmail calls self.data
+
+
 def send_mail(message: TicketMessage) -> None:
-    """Send one message of the outbox by SMTP. An address whose local part is not ASCII (张三@公司.cn, RFC 6531)
+    """Send one message of the outbox by SMTP, waiting up to REPLY_TIMEOUT for the server's answer to the mail's
+    data. An address whose local part is not ASCII (张三@公司.cn, RFC 6531)
     goes out with SMTPUTF8, written as it is in the envelope and the To header — Django's backend would turn
     it into an encoded word (=?utf-8?…?=@…) that no server delivers; a server that does not offer SMTPUTF8
     raises NoSmtpUtf8 and nothing is sent."""
@@ -168,12 +195,16 @@ def send_mail(message: TicketMessage) -> None:
     from pharmacrm.core.addresses import needs_smtputf8
 
     connection = get_connection(fail_silently=False)
-    if not needs_smtputf8(message.recipient) or not isinstance(connection, EmailBackend):
+    if not isinstance(connection, EmailBackend):
         build_mail(message, connection).send(fail_silently=False)
         return
-    connection.open()
+    connection.open()  # reaching the server: EMAIL_TIMEOUT
     try:
         smtp = connection.connection
+        _patient_with_data(smtp)
+        if not needs_smtputf8(message.recipient):
+            connection.send_messages([build_mail(message, connection)])
+            return
         smtp.ehlo_or_helo_if_needed()
         if not smtp.has_extn("smtputf8"):
             raise NoSmtpUtf8(f"the SMTP server {connection.host} does not offer SMTPUTF8")
@@ -385,11 +416,36 @@ def _codec(charset: str | None) -> str:
     return _SUPERSETS.get(charset, charset)
 
 
+# what UTF-8 read from a mail labelled GB or Big5 may hold for it to be taken as the UTF-8 it is: Chinese characters,
+# Chinese and full-width punctuation
+_CHINESE_TEXT = re.compile(r"[\u2000-\u206f\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+def _utf8_labelled_chinese(data: bytes, codec: str) -> str | None:
+    """The text of bytes labelled GB2312 / GBK / GB18030 / Big5 that are in fact UTF-8 — as web forms, OA systems and
+    scripts that keep an old charset in their template send them —, else None. Read as labelled, such text came out
+    as mojibake ("你好" as 浣犲ソ) whenever its bytes happened to be valid GB18030, about every other mail. Taken as UTF-8
+    only when it reads as Chinese text of two characters or more: GBK text that is also valid UTF-8 reads as Latin
+    or Cyrillic letters, or as one Chinese character beside a letter."""
+    if codec not in ("gb18030", "big5hkscs") or data.isascii():
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    wide = [char for char in text if ord(char) > 0x7F]
+    return text if len(wide) >= 2 and all(_CHINESE_TEXT.match(char) for char in wide) else None
+
+
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
     """Text from the bytes of a mail. A mail without a charset (or labelled ASCII but carrying 8-bit bytes,
     as older Chinese mail programs write it) or with a wrong label is read as UTF-8 when the bytes are valid
-    UTF-8, else as GB18030 — never as a row of replacement characters."""
+    UTF-8, else as GB18030 — never as a row of replacement characters. UTF-8 labelled as GB or Big5 is read as
+    UTF-8 (_utf8_labelled_chinese)."""
     codec = _codec(charset)
+    mislabelled = _utf8_labelled_chinese(data, codec)
+    if mislabelled is not None:
+        return mislabelled
     if codec and codec not in ("us-ascii", "ascii", "unknown-8bit", "x-unknown"):
         try:
             return data.decode(codec)
@@ -753,6 +809,9 @@ def is_automatic(msg: ParsedMail, address: str) -> str:
         return f"Precedence: {precedence}"
     if any(_header(msg, h) for h in ("X-Autoreply", "X-Autorespond", "X-Autogenerated", "X-Mail-Autoreply")):
         return "auto-reply header"
+    listed = next((h for h in LIST_HEADERS if _header(msg, h)), "")
+    if listed:  # a newsletter or list mail the service address is subscribed to: no ticket, no acknowledgement
+        return f"mailing-list mail ({listed})"
     if _header(msg, "Return-Path") == "<>":
         return "bounce (empty return path)"
     if msg.get_content_type() == "multipart/report":  # a delivery report (bounce) or a read receipt (MDN)
@@ -762,8 +821,7 @@ def is_automatic(msg: ParsedMail, address: str) -> str:
     local = address.split("@", 1)[0].lower()
     if local in LOOP_SENDERS or local.startswith("mailer-daemon"):
         return f"sender {address}"
-    own = email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1].lower()
-    if own and address.lower() == own:
+    if _same_address(address, email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1]):  # kefu@xn--….cn too
         return "sent by the service desk itself"
     return ""
 
@@ -845,15 +903,52 @@ def record_bounce(msg: ParsedMail) -> TicketMessage | None:
 MADE_UP_ID_DOMAIN = "@no-message-id.invalid>"
 
 
+# what the writer's program wrote, not what the servers on the way added (Received, Return-Path, Delivered-To,
+# spam and virus verdicts): those differ between two copies of one mail
+_WRITERS_HEADERS = ("From", "Sender", "To", "Cc", "Date", "Subject", "Content-Type")
+
+
 def made_up_id(msg: ParsedMail) -> str | None:
     """A Message-ID for a mail that came without one (some web forms and scanners send such mail): the hash of
-    its content, the same however often the mail is fetched (the worker killed after taking it in, before
-    marking it seen)."""
+    its headers as written and its content, the same however often the mail is fetched (the worker killed after
+    taking it in, before marking it seen) and in each copy of it (delivered twice: the sender's server sent it
+    again after a timeout, or it came to the service address and to an alias of it)."""
     try:
         data = msg.as_bytes()
     except Exception:  # noqa: BLE001
         return None
-    return f"<{hashlib.sha256(data).hexdigest()[:40]}{MADE_UP_ID_DOMAIN}"
+    content = data.split(b"\n\n", 1)[1] if b"\n\n" in data else b""
+    headers = "\n".join(f"{name}: {_raw_header(msg, name) or ''}" for name in _WRITERS_HEADERS)
+    digest = hashlib.sha256(headers.encode("utf-8", "surrogateescape") + b"\n\n" + content).hexdigest()
+    return f"<{digest[:40]}{MADE_UP_ID_DOMAIN}"
+
+
+def own_message_id(msg: ParsedMail, message_id: str | None, address: str, subject: str, body: str) -> str | None:
+    """The Message-ID a mail is stored under, or None when this very mail was taken in before (delivered twice,
+    fetched again by a worker killed before it marked it seen). A mail that only reuses the Message-ID of another —
+    another sender, subject or text: a hospital's OA system or a scanner that numbers its mails per day or writes
+    one fixed id — is a mail of its own: it is stored under an id made from the reused id, its sender, subject and
+    text (not from its transport headers, which differ between two copies of one mail). It was skipped as "already
+    taken in", and the request it carried reached nobody."""
+    if not message_id:
+        return message_id
+    existing = TicketMessage.objects.filter(message_id=message_id).only("kind", "sender", "subject", "body").first()
+    if existing is None:
+        return message_id
+    if existing.kind != MessageKind.INBOUND or (
+        _same_address(existing.sender, address) and existing.subject == subject
+        and existing.body.startswith(body.strip()[: conversation.MAX_BODY] or "—")
+    ):  # fmt: skip
+        log.info("Mail %s already taken in", message_id)
+        return None
+    content = "\n".join((message_id, normalise.email(address), subject, body)).encode("utf-8", "surrogateescape")
+    other = f"<{hashlib.sha256(content).hexdigest()[:40]}{MADE_UP_ID_DOMAIN}"
+    if TicketMessage.objects.filter(message_id=other).exists():
+        log.info("Mail %s (its Message-ID reused) already taken in", other)
+        return None
+    log.warning("Mail from %s reuses the Message-ID %s of another mail: taken in as %s",
+                normalise.mask_email(address), message_id, other)  # fmt: skip
+    return other
 
 
 def received_at(msg: ParsedMail, now: dt.datetime, arrived: dt.datetime | None = None) -> dt.datetime:
@@ -1143,9 +1238,6 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
     if message_id and len(message_id) > 250:
         message_id = None
     message_id = message_id or made_up_id(msg)  # so that the same mail fetched twice is still taken in once
-    if message_id and TicketMessage.objects.filter(message_id=message_id).exists():
-        log.info("Mail %s already taken in", message_id)
-        return None
     subject = re.sub(r"\s+", " ", _header(msg, "Subject"))[:250]
     if too_large:
         body, files = too_large_note(too_large), []
@@ -1156,6 +1248,9 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
             body = f"{body}\n\n{forwarded}".strip()
         files = mail_files(msg)
     whole, body = body, cut_long_text(body)
+    message_id = own_message_id(msg, message_id, address, subject, body)
+    if message_id is None:
+        return None
     at = received_at(msg, now, arrived)
     in_reply_to = (message_ids(_header(msg, "In-Reply-To")) or [""])[0][:250]
     # RFC 5322 §3.6.4: In-Reply-To names the mail answered; References lists the thread oldest first, so the
@@ -1245,6 +1340,11 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         # a forwarded mail's message on the ticket keeps the employee as its sender: the agent sees who passed it on
         if employee is not None:
             tell_forwarder(employee, ticket)
+        elif _header(msg, "List-Unsubscribe"):
+            # bulk mail (RFC 3834 §2: never answered automatically) that is not a list's copy — a vendor's or a
+            # hospital system's mass mailing: a ticket, in case it reports something, but no acknowledgement
+            log.info("Mail from %s became ticket %s: bulk mail (List-Unsubscribe), not acknowledged",
+                     normalise.mask_email(address), ticket.number)  # fmt: skip
         else:
             acknowledge(ticket, inbound, ack_to, now, language)
         log.info("Mail from %s became ticket %s", normalise.mask_email(address), ticket.number)
