@@ -428,6 +428,25 @@ def test_contact_details_typed_into_a_subject_do_not_leave_with_the_webhook(admi
     assert ticket.number in dump
 
 
+def test_contact_details_in_a_notification_do_not_leave_with_its_email(users, smtp_server):
+    """The e-mail of a notification about a ticket carried its subject as the customer typed it, phone number
+    included, to the recipient's mailbox — outside the company, like the chat bots. The bell keeps the subject as
+    it is: it is read inside PharmaCRM, by someone who may open the ticket."""
+    agent = users["agent"]
+    agent.email = "agent@pharma.example"
+    agent.save()
+    (note,) = services.send([agent], kind="ticket.assigned", title="TK-2026-000012 请回电 138 0013 8000",
+                            body="来电人邮箱 wang.xm@example.com", url="/service/tickets/12/")  # fmt: skip
+    assert "138 0013 8000" in note.shown_title
+    (delivery,) = Delivery.objects.filter(channel="email")
+    assert tasks.deliver(delivery.pk) == S.SENT
+    message = smtp_server.messages[0]["message"]
+    assert "TK-2026-000012 请回电 138****8000" in message["Subject"]
+    text = message.get_payload(decode=True).decode()
+    assert "w***@example.com" in text and "wang.xm@" not in text and "0013 8000" not in text
+    assert "/notifications/mail/" in text  # the link is whole
+
+
 def test_a_subject_from_the_public_form_cannot_put_links_or_lines_into_the_group_chat(admin_user, receiver):
     """A customer typed a markdown link, a coloured tag and a forged status line into the web form's subject:
     the group's bot showed them as the bot's own words. The fields read as words, in Chinese."""
