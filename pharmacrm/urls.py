@@ -23,7 +23,10 @@ urlpatterns = [
     path("keyaccounts/", include("pharmacrm.keyaccounts.urls")),
     path("api/v1/", include("pharmacrm.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # a page to read: OPTIONS (a scanner's, a browser's preflight) asked its template-less renderer for a description
+    # and answered anyone with a server error; it is refused as any other method the page does not take
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
+         name="api-docs"),  # fmt: skip
 ]
 
 # Errors: the pages (403 with the reason our code gave), JSON {"detail": …} under /api/ as DRF's own errors.

@@ -31,6 +31,13 @@ class RequestContext:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ip: str | None = None
     implicit: bool = False  # made by current() for code that set none: a worker task replaces it with its own
+    # the request showed personal data or handed out an export (a read_personal or export entry was recorded): its
+    # answer is not to be kept by the browser or a proxy (core.middleware.RequestIdMiddleware)
+    not_to_keep: bool = False
+
+
+# what a request records when its answer holds personal data (in clear, or an export's rows)
+NOT_TO_KEEP = frozenset({AuditEntry.Action.READ_PERSONAL, AuditEntry.Action.EXPORT})
 
 
 _context: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("audit_context", default=None)
@@ -134,6 +141,8 @@ def _locked_head() -> AuditChainHead:
 def record(action: str, obj: Any = None, *, changes: dict | None = None, user: Any = None, **extra) -> AuditEntry:
     """Append one entry to the chain, inside the caller's transaction when there is one."""
     ctx = current()
+    if action in NOT_TO_KEEP:
+        ctx.not_to_keep = True
     actor = user if user is not None else ctx.user
     if actor is not None and not getattr(actor, "is_authenticated", False):
         if isinstance(getattr(actor, "name", None), str):  # a named system actor (mail poller, web form)
@@ -179,6 +188,8 @@ def record_many(
             during()
         return 0
     ctx = current()
+    if action in NOT_TO_KEEP:
+        ctx.not_to_keep = True
     actor = user if user is not None else ctx.user
     if actor is not None and not getattr(actor, "is_authenticated", False):
         if isinstance(getattr(actor, "name", None), str):

@@ -67,6 +67,12 @@ class RequestIdMiddleware:
         finally:
             audit.reset_context(token)
         response["X-Request-ID"] = request.request_id
+        if ctx.not_to_keep:
+            # a page, an API answer or a download that showed personal data (audited as read or export): neither
+            # the browser's cache — a call centre's shared PC, after signing out — nor a proxy keeps a copy
+            from django.utils.cache import patch_cache_control
+
+            patch_cache_control(response, private=True, no_store=True)
         return response
 
 

@@ -53,6 +53,16 @@ def _logged_out(sender, request, user, **kwargs):
         audit.record(AuditEntry.Action.LOGOUT, user, user=user)
 
 
+def unknown_name(typed: str) -> str:
+    """What the audit trail keeps of a user name that is no account's: never the text as typed — a password typed
+    into the user-name field (the fields swapped, a password manager's slip) stayed in clear in the append-only trail,
+    for every administrator and the auditor to read — but a keyed digest of it, the same for every try of the same
+    name, so that repeated tries still show as such."""
+    from . import crypto
+
+    return "?" + crypto.blind_index(typed, "unknown user name")[:12]
+
+
 @receiver(user_login_failed)
 def _login_failed(sender, credentials, request=None, reason: str = "", **kwargs):
     """A failed sign-in, audited with why it failed: the senders in this project name their reason (a wrong
@@ -65,6 +75,8 @@ def _login_failed(sender, credentials, request=None, reason: str = "", **kwargs)
     # Filed under the account tried, when there is one, so that filtering the trail by that user finds them.
     found = User.objects.filter(username=username).values_list("pk", "is_active").first()
     account = found[0] if found else None
+    if found is None and username:
+        username = unknown_name(username)
     tried = ("core.user", str(account) if account is not None else "", username)
     if not reason:
         if getattr(request, "refused_as_locked", False):

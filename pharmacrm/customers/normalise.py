@@ -359,6 +359,22 @@ def mask_addresses(text: str) -> str:
     return _ADDRESS_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text or "")
 
 
+# contact details inside a free text: an ID card number, a mobile (+86, spaces or dashes allowed), a landline with its
+# area code; digits on either side make it something else (an order or batch number)
+_ID_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+_MOBILE_IN_TEXT = re.compile(r"(?<![0-9])(?:(?:\+|00)86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]){8}(?![0-9])")
+_LANDLINE_IN_TEXT = re.compile(r"(?<![0-9-])0[1-9][0-9]{1,2}[ -]?[0-9]{3,4}[ -]?[0-9]{4}(?![0-9])")
+
+
+def mask_contacts(text: str) -> str:
+    """Every e-mail address, mobile or landline number and ID card number in a free text (a ticket's subject as a
+    customer typed it on the web form: 请回电 138 0013 8000) masked as the pages mask them: 请回电 138****8000."""
+    text = _ID_NUMBER_IN_TEXT.sub(lambda m: m.group(0)[:3] + "*" * 11 + m.group(0)[-4:], text or "")
+    text = _MOBILE_IN_TEXT.sub(lambda m: mask_phone(phone(m.group(0))), text)
+    text = _LANDLINE_IN_TEXT.sub(lambda m: mask_phone(re.sub(r"[ -]", "", m.group(0))), text)
+    return mask_addresses(text)
+
+
 def mask_text(value: str) -> str:
     return MASK if value else ""
 

@@ -33,6 +33,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.deferred import freeze, render_in, thaw
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.normalise import mask_contacts
 from pharmacrm.customers.services import ConflictError
 
 from .models import Delivery, Notification, WebhookEndpoint
@@ -139,7 +140,8 @@ def email_text(title: Any, body: Any, url: str, language: str | None = None, not
     when None). `title` and `body` are frozen texts (`core.deferred.freeze`) or plain strings. With `note`
     (the notification's id) the link goes through `mail_link`: following it marks the notification read."""
     with translation.override(language or settings.LANGUAGE_CODE):
-        title_text, body_text = thaw(title)[:200].strip(), thaw(body)
+        # a ticket's subject as a customer typed it (请回电 138 0013 8000) leaves the company with the mail: masked
+        title_text, body_text = mask_contacts(thaw(title)[:200].strip()), mask_contacts(thaw(body))
         subject = _("[PharmaCRM] %(title)s") % {"title": title_text}
         parts = [body_text] if body_text else []
         if url:
@@ -660,8 +662,8 @@ def send_test(user, endpoint: WebhookEndpoint) -> Delivery:
 
 
 def ticket_event_payload(event) -> dict:
-    """What a webhook learns about a ticket event: numbers, codes and the subject — no customer's personal
-    data (no caller name or phone, no description). The deadline events also say which deadline (`clock`); a breach
+    """What a webhook learns about a ticket event: numbers, codes and the subject (with any phone number, e-mail
+    address or ID card number in it masked) — no customer's personal data (no caller name or phone, no description). The deadline events also say which deadline (`clock`); a breach
     whether it was recorded late (`late`, and then `recorded_at`: its `at` is when the deadline passed); a withdrawn
     breach when it had been recorded (`breached`) and the deadline counted again (`due`)."""
     ticket = event.ticket
@@ -669,7 +671,8 @@ def ticket_event_payload(event) -> dict:
         "ticket": {
             "id": ticket.pk,
             "number": ticket.number,
-            "subject": ticket.subject,
+            # as typed on the public form, it may hold the caller's number or address (请回电 138 0013 8000)
+            "subject": mask_contacts(ticket.subject),
             "status": ticket.status,
             "priority": ticket.priority,
             "category": getattr(ticket.category, "code", None) if ticket.category_id else None,

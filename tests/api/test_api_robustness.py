@@ -57,3 +57,11 @@ def test_an_impossible_date_is_called_that_not_a_wrong_format(api_for):
     response = api_for("pv").get("/api/v1/safety/reconciliation/", {"since": "2025-02-30"})
     assert response.status_code == 400
     assert response.json() == {"since": ["“2025-02-30” is not a day of the calendar: check the month and the day."]}
+
+
+def test_the_api_documentation_page_refuses_options_instead_of_failing(anon):
+    """OPTIONS on /api/docs/ — a scanner's probe, anybody's, signed in or not — answered 500 (the Swagger page's
+    renderer has no template for a description of the view) and logged a traceback each time."""
+    response = anon.options("/api/docs/")
+    assert response.status_code == 405
+    assert anon.get("/api/docs/").status_code == 200

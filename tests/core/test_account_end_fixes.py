@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from pharmacrm.core import audit
 from pharmacrm.core.models import ApiToken, AuditEntry, User
+from pharmacrm.core.signals import unknown_name
 from tests.conftest import PASSWORD
 
 A = AuditEntry.Action
@@ -193,7 +194,8 @@ def test_a_failed_sign_in_as_someone_else_is_not_put_on_the_half_signed_in_accou
 def test_failed_sign_ins_are_filed_under_the_account_they_tried(users, client_for):
     """An auditor looking into an account filters the trail by it (object type user, its id): the account's
     sign-ins and changes were listed, the wrong passwords typed for it on the page or the API were not — they
-    named the account only by the name typed. A name no account has is still recorded as typed."""
+    named the account only by the name typed. A name no account has is recorded as its keyed digest (never as typed:
+    it may be a password typed into the wrong field)."""
     agent = users["agent"]
     Client().post("/accounts/login/", {"username": "Agent", "password": "wrong-password-123"})
     APIClient().post("/api/v1/auth/token/", {"username": "agent", "password": "wrong"}, format="json")
@@ -202,7 +204,7 @@ def test_failed_sign_ins_are_filed_under_the_account_they_tried(users, client_fo
     assert [(e.object_type, e.object_id, e.actor_name) for e in failed] == [
         ("core.user", str(agent.pk), "agent"),
         ("core.user", str(agent.pk), "agent"),
-        ("core.user", "", "nobody"),
+        ("core.user", "", unknown_name("nobody")),
     ]
     # and through which door, as a sign-in says: guessing through the API is told from guessing on the page
     assert [e.extra.get("via") for e in failed] == ["web", "api", "web"]

@@ -9,6 +9,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.signals import unknown_name
 from tests.conftest import PASSWORD
 
 A = AuditEntry.Action
@@ -36,8 +37,27 @@ def test_a_locked_account_is_recorded_as_locked_not_as_a_wrong_password(users):
 def test_an_unknown_username_is_told_from_a_wrong_password(users):
     Client().post("/accounts/login/", {"username": "nobody", "password": "wrong-password-123"})
     APIClient().post("/api/v1/auth/token/", {"username": "agent", "password": "wrong"}, format="json")
-    assert reasons("nobody") == [("web", "unknown username")]
+    assert reasons(unknown_name("nobody")) == [("web", "unknown username")]
     assert reasons("agent") == [("api", "wrong password")]
+
+
+def test_a_name_that_is_no_account_is_not_kept_as_typed(users):
+    """A password typed into the user-name field (the two fields swapped) stood in clear in the append-only audit
+    trail, as the entry's user and object, for every administrator and the auditor to read. The name is kept as a
+    keyed digest: the same for each try of it, so that guessing on one name still shows."""
+    typed = "Secret-Passw0rd-2026"
+    for client in (Client(), Client()):
+        client.post("/accounts/login/", {"username": typed, "password": "whatever-it-is"})
+    APIClient().post("/api/v1/auth/token/", {"username": typed, "password": "whatever-it-is"}, format="json")
+    Client().post("/accounts/login/", {"username": "nobody", "password": "wrong-password-123"})
+    failed = AuditEntry.objects.filter(action=A.LOGIN_FAILED).order_by("seq")
+    assert [(e.extra["reason"], e.extra["via"]) for e in failed] == [("unknown username", "web")] * 2 + [
+        ("unknown username", "api"), ("unknown username", "web")]
+    names = [e.actor_name for e in failed]
+    assert names[0] == names[1] == names[2] != names[3]
+    assert [e.object_repr for e in failed] == names and all(n.startswith("?") for n in names)
+    every_entry = str(list(AuditEntry.objects.values_list("actor_name", "object_repr", "extra", "changes")))
+    assert "Secret-Passw0rd" not in every_entry and "nobody" not in every_entry
 
 
 def test_the_audit_page_says_why_in_the_readers_language(users, client_for):

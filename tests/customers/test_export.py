@@ -157,3 +157,25 @@ def test_a_nul_character_in_the_filters_is_no_server_error(client_for, xiehe):
     client = client_for("kam")
     assert column(export(client, "institutions", q="协和\x00"), "机构名称") == ["北京协和医院"]
     assert column(export(client, "institutions", tag="\x00核心"), "机构名称") == []
+
+
+def test_a_phone_or_address_typed_to_find_the_people_is_masked_in_the_audit_trail(client_for, xiehe):
+    """The export's entries kept the search text as typed: a doctor's mobile, e-mail address or ID card number stood
+    in clear in the audit trail — append-only, kept after the person's deletion, and read by the auditor, who sees
+    personal data masked. A name stays as typed: it is what the entry is read for."""
+    client = client_for("kam")
+    for typed, kept in (
+        ("138 0013 8000", "138****8000"),
+        ("zhangwei@example.com", "z***@example.com"),
+        ("张伟 13800138000", "张伟 138****8000"),
+        ("110101197503150019", "110***********0019"),
+        ("张伟", "张伟"),
+    ):
+        export(client, "people", q=typed)
+        entry = AuditEntry.objects.filter(action="export").latest("seq")
+        assert entry.extra["filters"]["q"] == kept, typed
+    reads = AuditEntry.objects.filter(action="read_personal", extra__purpose="export")
+    assert {r.extra["filters"]["q"] for r in reads} >= {"138****8000", "z***@example.com", "张伟"}  # those found him
+    text = str(list(AuditEntry.objects.values_list("extra", flat=True)))
+    assert "13800138000" not in text and "0013 8000" not in text and "zhangwei@" not in text
+    assert "110101197503150019" not in text

@@ -408,6 +408,45 @@ def test_ticket_events_become_webhook_events(admin_user, receiver):
     assert "王小明" not in dump and "13800138000" not in dump  # no personal data leaves
 
 
+def test_contact_details_typed_into_a_subject_do_not_leave_with_the_webhook(admin_user, receiver):
+    """On the public form a customer writes their number into the subject (请回电 …): the event carried it as typed to
+    every endpoint — a WeCom or DingTalk group chat on the vendor's servers among them. Numbers, addresses and ID card
+    numbers go masked, as the pages show them to those who may not see them; the ticket number stays."""
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.choices import Channel
+
+    _endpoint(admin_user, receiver.url, events=["ticket.created"])
+    subject = "请回电 138 0013 8000 或 wang.xm@example.com，身份证 110101197503150019，座机 010-6529 5000"
+    ticket = desk.create_ticket(admin_user, {"subject": subject, "channel": Channel.WEB, "category": "drug_info",
+                                             "caller_name": "王先生"})
+    (delivery,) = Delivery.objects.filter(event="ticket.created")
+    assert delivery.payload["data"]["ticket"]["subject"] == (
+        "请回电 138****8000 或 w***@example.com，身份证 110***********0019，座机 010****5000"
+    )
+    dump = json.dumps(delivery.payload, ensure_ascii=False)
+    assert "0013 8000" not in dump and "wang.xm@" not in dump and "110101197503150019" not in dump
+    assert ticket.number in dump
+
+
+def test_contact_details_in_a_notification_do_not_leave_with_its_email(users, smtp_server):
+    """The e-mail of a notification about a ticket carried its subject as the customer typed it, phone number
+    included, to the recipient's mailbox — outside the company, like the chat bots. The bell keeps the subject as
+    it is: it is read inside PharmaCRM, by someone who may open the ticket."""
+    agent = users["agent"]
+    agent.email = "agent@pharma.example"
+    agent.save()
+    (note,) = services.send([agent], kind="ticket.assigned", title="TK-2026-000012 请回电 138 0013 8000",
+                            body="来电人邮箱 wang.xm@example.com", url="/service/tickets/12/")  # fmt: skip
+    assert "138 0013 8000" in note.shown_title
+    (delivery,) = Delivery.objects.filter(channel="email")
+    assert tasks.deliver(delivery.pk) == S.SENT
+    message = smtp_server.messages[0]["message"]
+    assert "TK-2026-000012 请回电 138****8000" in message["Subject"]
+    text = message.get_payload(decode=True).decode()
+    assert "w***@example.com" in text and "wang.xm@" not in text and "0013 8000" not in text
+    assert "/notifications/mail/" in text  # the link is whole
+
+
 def test_a_subject_from_the_public_form_cannot_put_links_or_lines_into_the_group_chat(admin_user, receiver):
     """A customer typed a markdown link, a coloured tag and a forged status line into the web form's subject:
     the group's bot showed them as the bot's own words. The fields read as words, in Chinese."""

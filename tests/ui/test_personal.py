@@ -98,3 +98,31 @@ def test_an_incomplete_consent_is_refused_with_field_messages(client_for, doctor
     assert response.status_code == 400
     assert "This field is required." in response.content.decode()
     assert not doctor.consents.exists()
+
+
+def _kept(response) -> bool:
+    """Whether a browser or a proxy may keep a copy of the answer."""
+    return "no-store" not in response.get("Cache-Control", "")
+
+
+def test_a_page_or_answer_with_personal_data_is_not_kept_by_the_browser(client_for, doctor):
+    """A rep's person page, an agent's revealed contacts and the API's person in clear were sent without any
+    Cache-Control: the browser kept them on disk, and on a call centre's shared PC the next user read the phone
+    numbers from the cache or with the back button after the first had signed out."""
+    rep = client_for("rep")
+    for response in (
+        rep.get(f"/customers/people/{doctor.pk}/"),
+        rep.get(f"/customers/people/{doctor.pk}/edit/"),
+        rep.get(f"/api/v1/people/{doctor.pk}/"),
+        client_for("agent").post(f"/customers/people/{doctor.pk}/reveal/", {"reason": "Returning Dr Zhang's call"}),
+    ):
+        assert response.status_code == 200
+        assert "13800138000" in response.content.decode().replace(" ", "")  # the form shows it as stored
+        assert not _kept(response) and "private" in response["Cache-Control"]
+
+
+def test_a_page_without_personal_data_in_clear_may_be_kept(client_for, doctor):
+    """The rule follows the audit trail's read of personal data: a masked page records none, and stays as it was."""
+    response = client_for("analyst").get(f"/customers/people/{doctor.pk}/")
+    assert "138****8000" in response.content.decode()
+    assert _kept(response)
