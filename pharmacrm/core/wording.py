@@ -22,6 +22,11 @@ def _chinese() -> bool:
     return (translation.get_language() or "zh-hans").startswith("zh")
 
 
+def colon() -> str:
+    """What follows a label before its value: "：" in Chinese (类别：用药错误), ": " in English."""
+    return "：" if _chinese() else ": "
+
+
 def labelled(pairs: Iterable[tuple]) -> str:
     """Labelled values in running text: 科室：研发部；意见：支持 in Chinese, "Department: R&D; Opinion: Support" in
     English (full-width punctuation between Chinese words, as the rest of a Chinese page has it)."""

@@ -71,3 +71,15 @@ def test_the_safety_and_routing_pages_name_things_in_english_on_english_pages(cl
     client.post("/i18n/setlang/", {"language": "en"})
     page = client.get("/service/assignment/agents/").content.decode()
     assert "Drug information" in page and "药品信息咨询" not in page
+
+
+def test_a_label_and_its_value_are_punctuated_as_the_page_language_writes(client_for):
+    """A Chinese page read "优先级: 紧急" and "类别: 用药错误" (an ASCII colon after a translated label)."""
+    import re
+
+    client = client_for("admin")
+    policies = re.sub(r"<[^>]+>", "", client.get("/service/settings/sla/").content.decode())
+    assert "优先级：" in policies and "优先级:" not in policies and "复杂程度：" in policies
+    client.post("/i18n/setlang/", {"language": "en"})
+    policies = re.sub(r"<[^>]+>", "", client.get("/service/settings/sla/").content.decode())
+    assert "Priority: " in policies and "Priority：" not in policies

@@ -634,6 +634,19 @@ def own_language_names() -> list[tuple[str, str]]:
     return [(code, str(name)) for code, name in settings.LANGUAGES]
 
 
+@register.simple_tag
+def colon() -> str:
+    """The colon after a label, in the page's language: {% translate "Category" %}{% colon %}{{ value }} reads
+    类别：用药错误 on a Chinese page and "Category: Medication error" on an English one."""
+    return wording.colon()
+
+
+@register.filter
+def listing(items) -> str:
+    """Items in running text: 心内科、肿瘤科 on a Chinese page, "Cardiology, Oncology" on an English one."""
+    return wording.listing(items or ())
+
+
 @register.filter
 def dose_unit(code) -> str:
     """A drug's dose unit as stored (a UCUM code such as {tbl}), as the reader's language names it."""
