@@ -648,11 +648,12 @@ def listing(items) -> str:
 
 
 @register.filter
-def dose_unit(code) -> str:
-    """A drug's dose unit as stored (a UCUM code such as {tbl}), as the reader's language names it."""
+def dose_unit(code, amount=None) -> str:
+    """A drug's dose unit as stored (a UCUM code such as {tbl}), as the reader's language names it; with the
+    dose (`{{ d.dose_unit|dose_unit:d.dose }}`) a counted unit agrees with it: 1 tablet, 2 tablets."""
     from pharmacrm.safety.choices import dose_unit_label
 
-    return dose_unit_label(code)
+    return dose_unit_label(code, amount)
 
 
 @register.filter
