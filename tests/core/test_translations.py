@@ -178,7 +178,8 @@ class VisibleText(HTMLParser):
         if tag in ("script", "style", "template"):
             self._hidden += 1
         for name, value in attrs:
-            if value and (name in self.ATTRIBUTES or (name == "value" and ("type", "submit") in attrs)):
+            # a submit input shows its value; a button's value is sent, not shown
+            if value and (name in self.ATTRIBUTES or (name == "value" and tag == "input" and ("type", "submit") in attrs)):
                 self.chunks.append(value.strip())
 
     def handle_endtag(self, tag):
