@@ -57,6 +57,10 @@ def hant() -> int:
         # is not the programmer's 型別, and 质量 is 品質 in Taiwan (質量 there is "mass")
         for wrong, right in (("程式碼", "代碼"), ("型別", "類型"), ("質量", "品質"), ("籤署", "簽署")):
             text = text.replace(wrong, right)
+        # its phrase list keeps 合作伙伴 (a licensing partner is a 合作夥伴) and writes 賬號, 賬戶, 賬期 where
+        # Taiwan's standard form is 帳; and Taiwan quotes with 「」 and 『』, not “” and ‘’
+        for wrong, right in (("伙伴", "夥伴"), ("賬", "帳"), ("“", "「"), ("”", "」"), ("‘", "『"), ("’", "』")):
+            text = text.replace(wrong, right)
         return text
 
     hans = {(e.msgctxt, e.msgid): e for e in polib.pofile(str(po_path("zh_Hans")))}

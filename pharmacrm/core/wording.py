@@ -18,6 +18,22 @@ def listing(items: Iterable) -> str:
     return separator.join(str(item) for item in items)
 
 
+def _chinese() -> bool:
+    return (translation.get_language() or "zh-hans").startswith("zh")
+
+
+def colon() -> str:
+    """What follows a label before its value: "：" in Chinese (类别：用药错误), ": " in English."""
+    return "：" if _chinese() else ": "
+
+
+def labelled(pairs: Iterable[tuple]) -> str:
+    """Labelled values in running text: 科室：研发部；意见：支持 in Chinese, "Department: R&D; Opinion: Support" in
+    English (full-width punctuation between Chinese words, as the rest of a Chinese page has it)."""
+    colon, semicolon = ("：", "；") if _chinese() else (": ", "; ")
+    return semicolon.join(f"{label}{colon}{value}" for label, value in pairs)
+
+
 def company_name() -> tuple[str, str]:
     """The company's name in Chinese and in English (agreements, the personal information notice)."""
     zh = getattr(settings, "PHARMACRM_COMPANY_NAME", "") or COMPANY_NAME

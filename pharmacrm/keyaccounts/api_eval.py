@@ -26,6 +26,7 @@ from pharmacrm.core.api_utils import (
     Serializer,
     expected_version,
     foreign_digits,
+    shipped_label_field,
 )
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Tier
@@ -338,10 +339,11 @@ class ScoringModelSerializer(ModelSerializer):
     benefits = serializers.DictField(
         help_text='Class → {"tier", "discount", "programme", "action"} (evaluation only).', required=False
     )
+    label = shipped_label_field()
 
     class Meta:
         model = ScoringModel
-        fields = ["kind", "version", "name", "weights", "shares", "params", "thresholds", "benefits", "apply_tiers",
+        fields = ["kind", "version", "name", "label", "weights", "shares", "params", "thresholds", "benefits", "apply_tiers",
                   "created_at", "created_by"]  # fmt: skip
         read_only_fields = fields
 

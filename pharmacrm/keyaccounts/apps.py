@@ -30,6 +30,12 @@ class KeyAccountsConfig(AppConfig):
         from . import hooks
 
         hooks.register()
+        from pharmacrm.core import builtin
+
+        from .evaluation import shipped_names
+
+        for language, names in shipped_names().items():
+            builtin.register(names, language=language)
         post_migrate.connect(
             recompute_after_migrate, sender=self, dispatch_uid="keyaccounts.recompute_after_migrate"
         )

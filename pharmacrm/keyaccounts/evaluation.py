@@ -26,6 +26,7 @@ from django.db.models import Case, Count, Exists, F, Max, Min, OuterRef, Q, Sum,
 from django.db.models.expressions import RawSQL
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.ids import any_of_sql, id_set
@@ -91,13 +92,32 @@ def current_period(kind: str, day: dt.date, key_accounts_only: bool = False) -> 
 # --- models -----------------------------------------------------------------------------------------
 
 
+SHIPPED_NAMES = {
+    ModelKind.EVALUATION: gettext_lazy("Customer evaluation"),
+    ModelKind.CANDIDATE: gettext_lazy("Key-account identification"),
+}
+
+
+def shipped_names() -> dict[str, dict]:
+    """The default models' names as `active_model` stores them, {language: {stored name: translatable name}}
+    (core.builtin): each reader sees them in their language until a manager renames the model. The English and
+    Traditional names are those of a model created before it was stored in the product's language (by a
+    reader of English or 繁體)."""
+    out = {}
+    for language in ("zh-hans", "en", "zh-hant"):
+        with translation.override(language):
+            out[language] = {str(text): text for text in SHIPPED_NAMES.values()}
+    return out
+
+
 def active_model(kind: str) -> ScoringModel:
     """The kind's active model; the defaults are created the first time."""
     found = ScoringModel.objects.filter(kind=kind, active=True).first()
     if found is not None:
         return found
     defaults = scoring.DEFAULT_EVALUATION if kind == ModelKind.EVALUATION else scoring.DEFAULT_CANDIDATE
-    name = _("Customer evaluation") if kind == ModelKind.EVALUATION else _("Key-account identification")
+    with translation.override(settings.LANGUAGE_CODE):  # stored as shipped (core.builtin): each reader's language
+        name = str(SHIPPED_NAMES[kind])
     with transaction.atomic():
         model, _created = ScoringModel.objects.get_or_create(
             kind=kind, version=1,

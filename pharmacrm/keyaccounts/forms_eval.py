@@ -8,6 +8,7 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core import builtin
 from pharmacrm.customers.choices import InstitutionType, Tier
 from pharmacrm.customers.forms import ANY, ServiceErrorsMixin, region_children
 
@@ -203,6 +204,7 @@ class ScoringModelForm(forms.Form):
             self.fields["threshold_candidate"] = forms.DecimalField(
                 label=_("Lowest score of a candidate"), max_digits=6, decimal_places=2
             )
+        builtin.note_on_form(self)  # a default model's name is read in each reader's language
 
     def clean(self):
         """Reference values checked at their fields, named by their labels (the service's messages name the

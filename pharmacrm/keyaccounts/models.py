@@ -10,6 +10,8 @@ from django.db.models import F, Func, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core.builtin import BuiltinNameMixin
+
 from . import scoring
 from .choices import (
     OPEN_ITEM,
@@ -35,7 +37,7 @@ USER = settings.AUTH_USER_MODEL
 # --- scoring -----------------------------------------------------------------------------------------
 
 
-class ScoringModel(models.Model):
+class ScoringModel(BuiltinNameMixin, models.Model):
     """A configurable weighted model (评估模型). Saving a change makes a new version; scores keep the
     version they were computed with. `weights` maps a Component to its weight; `params` holds the
     reference values each component is scored against (see scoring.DEFAULT_PARAMS); `thresholds` maps a
@@ -64,7 +66,7 @@ class ScoringModel(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} v{self.version}"
+        return f"{self.label} v{self.version}"  # a shipped name in the reader's language (core.builtin)
 
 
 class EvaluationRun(models.Model):

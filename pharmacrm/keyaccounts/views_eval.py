@@ -131,8 +131,10 @@ def explain(component: dict) -> str:
             "months": d.get("months"),
         }
     if name == Component.FREQUENCY:
-        return _("%(orders)s orders of %(reference)s over %(months)s months") % {
-            "orders": d.get("orders", 0),
+        orders = d.get("orders", 0)
+        return ngettext("%(orders)s order of %(reference)s over %(months)s months",
+                        "%(orders)s orders of %(reference)s over %(months)s months", orders) % {
+            "orders": orders,
             "reference": _number(d.get("reference", 0)),
             "months": d.get("months"),
         }
@@ -172,13 +174,18 @@ def explain(component: dict) -> str:
     if name == Component.INFLUENCE:
         if "assessment" in d:
             return _("marketing's assessment %(value)s") % {"value": d["assessment"]}
-        facts = {"beds": d.get("beds", 0), "specialties": d.get("specialties", 0), "kols": d.get("kols", 0)}
+        beds, specialties, kols = d.get("beds", 0), d.get("specialties", 0), d.get("kols", 0)
+        facts = {  # each counted in the reader's language: an English page read "1 specialties"
+            "beds": ngettext("%(n)s bed", "%(n)s beds", beds) % {"n": beds},
+            "specialties": ngettext("%(n)s specialty", "%(n)s specialties", specialties) % {"n": specialties},
+            "kols": ngettext("%(n)s KOL", "%(n)s KOLs", kols) % {"n": kols},
+        }
         if d.get("kind") == InstitutionType.HOSPITAL and d.get("grade"):
-            return _("grade %(grade)s, %(beds)s beds, %(specialties)s specialties, %(kols)s KOLs") % {
+            return _("%(grade)s, %(beds)s, %(specialties)s, %(kols)s") % {
                 **facts,
                 "grade": _label(HospitalGrade, d["grade"]),
             }
-        return _("type %(kind)s, %(beds)s beds, %(specialties)s specialties, %(kols)s KOLs") % {
+        return _("type %(kind)s, %(beds)s, %(specialties)s, %(kols)s") % {
             **facts,
             "kind": _label(InstitutionType, d.get("kind", "")),
         }

@@ -1,9 +1,11 @@
 """Code lists of safety and quality cases. Where E2B(R3) defines a code, the value IS that code, so the
 export and the import need no translation table."""
 
+from decimal import Decimal, InvalidOperation
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import npgettext, pgettext_lazy
 
 
 class CaseKind(models.TextChoices):
@@ -104,10 +106,36 @@ class DoseUnit(models.TextChoices):  # G.k.4.r.1b (UCUM): the record and the E2B
     IU = "[iU]", "IU"
 
 
-def dose_unit_label(code) -> str:
-    """The label of a stored dose unit in the reader's language; an unlisted code as stored."""
+def _counted(code: str, n: int) -> str | None:
+    """A counted dose unit agreeing with the dose (n: 1 or more), None for a unit that is no count."""
+    if code == DoseUnit.TABLET:
+        return npgettext("dose unit", "tablet", "tablets", n)
+    if code == DoseUnit.CAPSULE:
+        return npgettext("dose unit", "capsule", "capsules", n)
+    if code == DoseUnit.DROP:
+        return npgettext("dose unit", "drop", "drops", n)
+    if code == DoseUnit.PUFF:
+        return npgettext("dose unit", "puff", "puffs", n)
+    if code == DoseUnit.DOSE_FORM:
+        return npgettext("dose unit", "dosage form unit", "dosage form units", n)
+    return None
+
+
+def dose_unit_label(code, amount=None) -> str:
+    """The label of a stored dose unit in the reader's language; an unlisted code as stored. With the dose's
+    `amount`, a counted unit agrees with it: "1 tablet", "2 tablets" (the choice's label reads "tablet(s)")."""
     code = str(code or "").strip()
-    return str(DoseUnit(code).label) if code in DoseUnit.values else code
+    if code not in DoseUnit.values:
+        return code
+    if amount not in (None, ""):
+        try:
+            one = Decimal(str(amount).strip()) == 1
+        except InvalidOperation:
+            one = False
+        counted = _counted(code, 1 if one else 2)
+        if counted is not None:
+            return counted
+    return str(DoseUnit(code).label)
 
 
 class ActionTaken(models.TextChoices):  # G.k.8

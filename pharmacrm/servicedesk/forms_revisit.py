@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core import wording
 from pharmacrm.core.addresses import validate_address
 from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
@@ -118,7 +119,7 @@ class PublicTicketForm(ServiceErrorsMixin, forms.Form):
         d = self.cleaned_data
         description = d["description"].strip()
         if d.get("institution"):
-            description = f"{description}\n\n{_('Institution')}: {d['institution'].strip()}"
+            description = f"{description}\n\n{_('Institution')}{wording.colon()}{d['institution'].strip()}"
         return {
             "subject": d["subject"], "description": description, "category": d["category"],
             "caller_name": d["name"].strip(), "caller_phone": d.get("phone") or "", "reply_email": d.get("email") or "",

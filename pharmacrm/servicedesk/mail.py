@@ -47,7 +47,7 @@ from django.utils.translation import gettext_lazy, pgettext
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from pharmacrm.core import audit, crypto, notsent
+from pharmacrm.core import audit, crypto, notsent, wording
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -700,7 +700,7 @@ def forwarded_text(msg: ParsedMail) -> str:
                                   (pgettext("mail header", "Subject"), "Subject")):  # fmt: skip
                 value = _header(inner, header)
                 if value:
-                    lines.append(f"{label}: {value}")
+                    lines.append(f"{label}{wording.colon()}{value}")
             text = mail_body(inner)
             blocks.append("\n".join(lines) + (f"\n\n{text}" if text else ""))
             if depth < FORWARD_DEPTH:

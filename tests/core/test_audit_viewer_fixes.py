@@ -82,7 +82,7 @@ def test_the_display_helpers_cope_with_any_key():
     assert audit_display("keyaccounts.meeting", "actions", 3) == "3"
     assert audit_display("keyaccounts.meeting", "actions", None) == "—"
     assert audit_display("customers.institution", "tier", ["a", "b"]) == "a, b"
-    assert audit_display("customers.institution", "gone_field", {"k": [1, 2]}) == "k: 1, 2"
+    assert audit_display("customers.institution", "gone_field", {"k": [1, 2]}) == "k：1, 2"
     assert audit_display("no_such.model", "x", [1]) == "1"
     with translation.override("en"):
         assert audit_label("keyaccounts.meeting", "actions") == "Meeting action items"

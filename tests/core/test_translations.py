@@ -64,21 +64,33 @@ def test_traditional_catalogue_has_no_programmer_words():
     assert wrong == []
 
 
+def test_traditional_catalogue_writes_as_taiwan_does():
+    """Taiwan quotes with 「」 (『』 inside), writes 帳號 / 帳戶 / 帳齡 with 帳, and a partner is a 夥伴: the
+    catalogue had “”, 賬號 beside 帳號, and 合作伙伴 (伙 is a mess hall's), which OpenCC's phrase list keeps."""
+    wrong = [(e.msgid, t) for e in catalogue("zh_Hant") for t in [e.msgstr, *e.msgstr_plural.values()]
+             if any(w in t for w in ("“", "”", "‘", "’", "賬", "伙伴"))]  # fmt: skip
+    assert wrong == []
+
+
 def test_the_hant_tool_corrects_what_opencc_gets_wrong(monkeypatch, tmp_path):
     """`tools/i18n.py hant` re-derives every auto entry: the corrections must come from the tool, not from hand."""
     tool = load_i18n_tool()
     for lang in ("zh_Hans", "zh_Hant"):
         (tmp_path / lang / "LC_MESSAGES").mkdir(parents=True)
     hans, hant = polib.POFile(), polib.POFile()
-    for msgid, text in (("Credit code", "信用代码"), ("Kind of case", "病例类型"), ("Quality complaint", "质量投诉")):
+    for msgid, text in (("Credit code", "信用代码"), ("Kind of case", "病例类型"), ("Quality complaint", "质量投诉"),
+                        ("Licensing partner", "许可合作伙伴"), ("Account locked", "账号已锁定"),
+                        ("“%(value)s” is not a hospital.", "“%(value)s”不是医院。")):  # fmt: skip
         hans.append(polib.POEntry(msgid=msgid, msgstr=text))
         hant.append(polib.POEntry(msgid=msgid, msgstr=""))
     hans.save(str(tmp_path / "zh_Hans" / "LC_MESSAGES" / "django.po"))
     hant.save(str(tmp_path / "zh_Hant" / "LC_MESSAGES" / "django.po"))
     monkeypatch.setattr(tool, "LOCALE", tmp_path)
-    assert tool.hant() == 3
+    assert tool.hant() == 6
     derived = {e.msgid: e.msgstr for e in polib.pofile(str(tmp_path / "zh_Hant" / "LC_MESSAGES" / "django.po"))}
-    assert derived == {"Credit code": "信用代碼", "Kind of case": "病例類型", "Quality complaint": "品質投訴"}
+    assert derived == {"Credit code": "信用代碼", "Kind of case": "病例類型", "Quality complaint": "品質投訴",
+                       "Licensing partner": "許可合作夥伴", "Account locked": "帳號已鎖定",
+                       "“%(value)s” is not a hospital.": "「%(value)s」不是醫院。"}  # fmt: skip
 
 
 def test_safety_criteria_say_what_e2b_means():
@@ -166,7 +178,8 @@ class VisibleText(HTMLParser):
         if tag in ("script", "style", "template"):
             self._hidden += 1
         for name, value in attrs:
-            if value and (name in self.ATTRIBUTES or (name == "value" and ("type", "submit") in attrs)):
+            # a submit input shows its value; a button's value is sent, not shown
+            if value and (name in self.ATTRIBUTES or (name == "value" and tag == "input" and ("type", "submit") in attrs)):
                 self.chunks.append(value.strip())
 
     def handle_endtag(self, tag):

@@ -63,8 +63,8 @@ def test_an_exports_filters_read_in_chinese_on_the_audit_page(users, client_for,
         answer = client.get(f"/customers/export/{target}.csv", {"province": "110000", "q": "张", "role": "doctor"})
         b"".join(answer.streaming_content)
     details = _export_entries_as_the_auditor_reads_them(client_for)
-    filters = [set(d.split("; ")) for d in details if "张" in d]  # in the order the database keeps the keys
-    assert filters == [{"行政区划: 北京市", "搜索: 张"}, {"行政区划: 北京市", "搜索: 张", "角色: 医生"}]
+    filters = [set(d.split("；")) for d in details if "张" in d]  # in the order the database keeps the keys
+    assert filters == [{"行政区划：北京市", "搜索：张"}, {"行政区划：北京市", "搜索：张", "角色：医生"}]
 
 
 def test_not_the_same_customer_and_a_deleted_persons_consents_read_in_chinese_on_the_audit_page(
@@ -82,7 +82,7 @@ def test_not_the_same_customer_and_a_deleted_persons_consents_read_in_chinese_on
     page = client_for("auditor").get("/accounts/audit/").content.decode()
     assert "not_a_duplicate_of" not in page and "Created at" not in page
     assert f"与之非同一客户 — → {ruijin.code}" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
-    assert "创建时间: " in page
+    assert "创建时间：" in page
 
 
 def _as_a_browser_sends_it(page: str) -> dict:

@@ -195,6 +195,26 @@ def test_the_models_page_shows_weights_thresholds_and_results_by_class(client_fo
     assert "Change the model" not in page  # read-only for the auditor
 
 
+def test_the_default_models_names_read_in_each_users_language_until_renamed(client_for, evaluated):
+    """The default models were stored as 客户评估 / 重点客户识别 and an English page read "model 客户评估 v1"."""
+    c = client_for("analyst")
+    assert ScoringModel.objects.get(kind="evaluation", active=True).name == "客户评估"
+    xiehe = evaluated["xiehe"]
+    for url in ("/keyaccounts/models/", "/keyaccounts/evaluations/", f"/keyaccounts/evaluations/{xiehe.pk}/"):
+        english = text(c.get(url, **EN))
+        assert "客户评估" not in english and "Customer evaluation" in english, url
+        traditional = text(c.get(url, HTTP_ACCEPT_LANGUAGE="zh-hant"))
+        assert "客户评估" not in traditional and "客戶評估" in traditional, url
+    assert "Key-account identification" in text(c.get("/keyaccounts/models/", **EN))
+    assert "客户评估" in text(c.get("/keyaccounts/models/"))
+    form = c.get("/keyaccounts/models/evaluation/", **EN).content.decode()
+    assert "each user reads it in their own language" in form
+    assert c.get("/api/v1/scoring-models/evaluation/", **EN).json()["label"] == "Customer evaluation"
+    # a name a manager gives is shown to everyone as written
+    assert c.post("/keyaccounts/models/evaluation/", _model_post(name="2027 年客户评估")).status_code == 302
+    assert "2027 年客户评估" in text(c.get("/keyaccounts/models/", **EN))
+
+
 def _model_post(**changes) -> dict:
     data = {
         "name": "Customer evaluation", "version": 1, "weight_amount": 40, "weight_frequency": 20,

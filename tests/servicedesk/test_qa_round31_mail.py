@@ -113,7 +113,7 @@ def test_reasons_stored_in_chinese_before_are_shown_in_the_readers_language_afte
         assert gone.last_error_shown == "Not sent: the recipient's account was deactivated."
         assert gone.log[0]["error"] == "code:recipient_deactivated"
     with translation.override("zh-hant"):
-        assert gone.last_error_shown == "未傳送：收件人的賬號已停用。"
+        assert gone.last_error_shown == "未傳送：收件人的帳號已停用。"
 
 
 # --- 2. the page after the web form says what is true about the status-link mail ----------------------------

@@ -94,10 +94,14 @@ def test_details_read_as_words_not_codes_in_the_readers_language(client_for, use
                 "adverse_reaction", "Safety screening"):
         assert raw not in text, raw
     # PostgreSQL's jsonb keeps a detail's keys in its own order
-    assert "评审意见 — → 科室: 质量部; 评审意见: 无异议" in text or "评审意见 — → 评审意见: 无异议; 科室: 质量部" in text
+    # labelled values with Chinese punctuation, as the rest of the page (it read "科室: 质量部; 评审意见: 无异议")
+    assert "评审意见 — → 科室：质量部；评审意见：无异议" in text or "评审意见 — → 评审意见：无异议；科室：质量部" in text
     assert f"→ {users['expert'].display_name or users['expert'].username}" in text
-    assert "客户: 北京协和医院" in text and "病例页面" in text
+    assert "客户：北京协和医院" in text and "病例页面" in text
     assert "格式 药品不良反应/事件报告表（PDF）" in text
     client.post("/i18n/setlang/", {"language": "zh-hant"})
     assert "藥品不良反應/事件報告表（PDF）" in client.get("/accounts/audit/").content.decode()
+    assert "客戶：北京协和医院" in client.get("/accounts/audit/").content.decode()
+    client.post("/i18n/setlang/", {"language": "en"})
+    assert "Customer: 北京协和医院" in client.get("/accounts/audit/").content.decode()
     assert f"安全信号筛查 新建 安全标记 药品不良反应 #{flag.pk}" in text

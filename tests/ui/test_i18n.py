@@ -71,3 +71,39 @@ def test_the_safety_and_routing_pages_name_things_in_english_on_english_pages(cl
     client.post("/i18n/setlang/", {"language": "en"})
     page = client.get("/service/assignment/agents/").content.decode()
     assert "Drug information" in page and "药品信息咨询" not in page
+
+
+def test_a_label_and_its_value_are_punctuated_as_the_page_language_writes(client_for):
+    """A Chinese page read "优先级: 紧急" and "类别: 用药错误" (an ASCII colon after a translated label)."""
+    import re
+
+    client = client_for("admin")
+    policies = re.sub(r"<[^>]+>", "", client.get("/service/settings/sla/").content.decode())
+    assert "优先级：" in policies and "优先级:" not in policies and "复杂程度：" in policies
+    client.post("/i18n/setlang/", {"language": "en"})
+    policies = re.sub(r"<[^>]+>", "", client.get("/service/settings/sla/").content.decode())
+    assert "Priority: " in policies and "Priority：" not in policies
+
+
+def test_english_counts_agree_with_their_numbers(client_for, db):
+    """An English page read "1 specialties", "1 orders of 24 over 12 months", "1 tablet(s)" and "1 interactions"."""
+    from django.utils import translation
+
+    from pharmacrm.keyaccounts.views_eval import explain
+    from pharmacrm.safety.choices import dose_unit_label
+
+    one = {"kind": "hospital", "grade": "3A", "beds": 1, "specialties": 1, "kols": 1}
+    two = {"kind": "pharmacy", "beds": 0, "specialties": 2, "kols": 2}
+    with translation.override("en"):
+        assert explain({"name": "influence", "detail": one}) == "Grade III-A, 1 bed, 1 specialty, 1 KOL"
+        assert explain({"name": "influence", "detail": two}) == "type Pharmacy, 0 beds, 2 specialties, 2 KOLs"
+        assert explain({"name": "frequency", "detail": {"orders": 1, "reference": 24, "months": 12}}) == (
+            "1 order of 24 over 12 months")
+        assert [dose_unit_label("{tbl}", n) for n in ("1", "2", "0.5", None)] == [
+            "tablet", "tablets", "tablets", "tablet(s)"]
+        assert dose_unit_label("mg", "1") == "mg"
+    with translation.override("zh-hans"):
+        assert explain({"name": "influence", "detail": one}) == "三级甲等，1 张床位，1 个专科，1 位 KOL"
+        assert dose_unit_label("{tbl}", "2") == "片"
+    page = client_for("pv").get("/safety/reconciliation/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Tickets: 0; interactions: 0." in page

@@ -16,6 +16,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from pharmacrm.core import wording
 from pharmacrm.core.personal import MASKERS
 
 register = template.Library()
@@ -340,7 +341,7 @@ def audit_value(value) -> str:
             shown += " " + _("… (%(count)d in all)") % {"count": len(value)}
         return shown
     if isinstance(value, dict):
-        return "; ".join(f"{audit_label(None, k)}: {audit_detail(None, k, v)}" for k, v in value.items())
+        return wording.labelled((audit_label(None, k), audit_detail(None, k, v)) for k, v in value.items())
     if isinstance(value, str):
         return _audit_time(value)
     return str(value)
@@ -469,7 +470,7 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
     if name in AUDIT_RECORD_MODELS and isinstance(value, list) and all(isinstance(v, dict) for v in value):
         kept = _audit_model(AUDIT_RECORD_MODELS[name])
         shown = ", ".join(
-            "; ".join(f"{audit_label(kept, k)}: {audit_display(kept, k, v, names)}" for k, v in record.items())
+            wording.labelled((audit_label(kept, k), audit_display(kept, k, v, names)) for k, v in record.items())
             for record in value[:AUDIT_LIST_SHOWN]
         )
         if len(value) > AUDIT_LIST_SHOWN:
@@ -501,7 +502,7 @@ def _audit_record(model, record: dict, names=None, changes: bool = False) -> str
             return f"{before} → {after}"
         return audit_detail(model, key, value, names)
 
-    return "; ".join(f"{audit_label(model, k)}: {shown(k, v)}" for k, v in record.items())
+    return wording.labelled((audit_label(model, k), shown(k, v)) for k, v in record.items())
 
 
 @functools.cache
@@ -633,12 +634,26 @@ def own_language_names() -> list[tuple[str, str]]:
     return [(code, str(name)) for code, name in settings.LANGUAGES]
 
 
+@register.simple_tag
+def colon() -> str:
+    """The colon after a label, in the page's language: {% translate "Category" %}{% colon %}{{ value }} reads
+    类别：用药错误 on a Chinese page and "Category: Medication error" on an English one."""
+    return wording.colon()
+
+
 @register.filter
-def dose_unit(code) -> str:
-    """A drug's dose unit as stored (a UCUM code such as {tbl}), as the reader's language names it."""
+def listing(items) -> str:
+    """Items in running text: 心内科、肿瘤科 on a Chinese page, "Cardiology, Oncology" on an English one."""
+    return wording.listing(items or ())
+
+
+@register.filter
+def dose_unit(code, amount=None) -> str:
+    """A drug's dose unit as stored (a UCUM code such as {tbl}), as the reader's language names it; with the
+    dose (`{{ d.dose_unit|dose_unit:d.dose }}`) a counted unit agrees with it: 1 tablet, 2 tablets."""
     from pharmacrm.safety.choices import dose_unit_label
 
-    return dose_unit_label(code)
+    return dose_unit_label(code, amount)
 
 
 @register.filter
