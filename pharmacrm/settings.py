@@ -113,6 +113,7 @@ MIDDLEWARE = [
     "pharmacrm.core.middleware.HtmxSignInMiddleware",
     "pharmacrm.core.middleware.SecondFactorMiddleware",
     "pharmacrm.core.middleware.UserLanguageMiddleware",
+    "pharmacrm.core.idempotency.IdempotencyMiddleware",  # after the user and language are known
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -14,6 +14,7 @@ from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from .fields import EncryptedTextField
 from .roles import Role
 
 
@@ -406,3 +407,24 @@ class Signature(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.meaning} {self.object_label} {self.signed_at:%Y-%m-%d %H:%M}"
+
+
+class IdempotentRequest(models.Model):
+    """An API POST sent with an `Idempotency-Key` header and the answer it got (core.idempotency): the same request
+    sent again with the same key — a client retrying after a time-out — gets that answer again instead of creating
+    a second ticket, case or order. Kept IDEMPOTENCY_HOURS; the answer is encrypted, as it may name a patient."""
+
+    scope = models.CharField(max_length=64, unique=True)  # HMAC of who sent it (user or token) and the key
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of the method, path, content type and body
+    done = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=200, blank=True)
+    body = EncryptedTextField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotent API request")
+        verbose_name_plural = _("idempotent API requests")
+
+    def __str__(self) -> str:
+        return f"{self.scope[:12]}… {self.status_code or '…'}"

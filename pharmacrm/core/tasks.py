@@ -51,3 +51,11 @@ def audit_context_done(task, task_value, exc) -> None:
 def daily_backup() -> str:
     """Back up the database at 02:30 local time and keep the newest BACKUP_KEEP_DAILY backups."""
     return str(backup.scheduled_backup().path)
+
+
+@db_periodic_task(local_crontab(hour=3, minute=40), retries=2, retry_delay=600)
+def purge_idempotency_keys() -> int:
+    """Forget the API's Idempotency-Keys older than a day (core.idempotency), at 03:40 local time."""
+    from . import idempotency
+
+    return idempotency.purge()

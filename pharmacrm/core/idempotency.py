@@ -1,0 +1,154 @@
+"""`Idempotency-Key` on the REST API's POSTs: a client that did not get the answer to a POST (a time-out, a dropped
+connection, a mobile app resent from its outbox) sends it again with the same key and gets the first answer, instead
+of creating a second ticket, adverse-event case or order — a second ICSR sent to the regulator for one patient.
+
+- The key is the client's (any 1–255 visible ASCII characters; a UUID is the usual choice), scoped to the user who
+  sent it (signed in, or by any of their API tokens). Another user's identical key is another request.
+- The first request with a key is processed and its answer (status, content type, body) is kept IDEMPOTENCY_HOURS,
+  encrypted. Not kept, so that the request runs again when retried: a server error (5xx), a refusal of who sent it
+  (401, 403: not signed in, no second factor, no CSRF token) or of how often (429), and a streamed download.
+- The same key with the same request again: that answer, with the header `Idempotent-Replayed: true`. Nothing runs
+  again, nothing is audited again.
+- The same key with another request (another path or body): 422, nothing runs — a client bug that reused a key.
+- The same key while the first is still being processed (two retries in parallel): 409; try again shortly. A
+  first request whose process died before answering is taken as abandoned after STALE_AFTER.
+- Without the header nothing changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import crypto
+
+HEADER = "Idempotency-Key"
+IDEMPOTENCY_HOURS = 24
+STALE_AFTER = dt.timedelta(minutes=15)  # longer than any request may run (the web server's time-out is shorter)
+MAX_KEPT_BODY = 1024 * 1024  # a bigger answer is not kept (the request is then not idempotent; see the docs)
+NOT_KEPT = frozenset({401, 403, 429})  # refusals of the sender, not answers to the request
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+API_PREFIX = "/api/"
+
+
+def _identity(request) -> str | None:
+    """Who sent it: the session's user, else the API token (as a digest); None: nobody we can tell apart."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    auth = request.headers.get("Authorization", "")
+    if not auth:
+        return None
+    keyword, _sep, key = auth.partition(" ")
+    if keyword == "Token" and key.strip():  # the token's user: a client that took a new token keeps its keys
+        from .models import ApiToken
+
+        user_id = ApiToken.objects.filter(key_hash=ApiToken.hash_key(key.strip())).values_list("user_id", flat=True)
+        if user_id:
+            return f"user:{user_id[0]}"
+    return "auth:" + hashlib.sha256(auth.encode()).hexdigest()
+
+
+def _fingerprint(request) -> str:
+    digest = hashlib.sha256()
+    for part in (request.method, request.get_full_path(), request.content_type or ""):
+        digest.update(part.encode() + b"\x00")
+    digest.update(request.body)
+    return digest.hexdigest()
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"detail": message}, status=status, json_dumps_params={"ensure_ascii": False})
+
+
+def _replay(row) -> HttpResponse:
+    response = HttpResponse(row.body.encode(), status=row.status_code, content_type=row.content_type or None)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+class IdempotencyMiddleware:
+    """Applies `Idempotency-Key` to POSTs under /api/ (see the module's docstring)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        key = request.headers.get(HEADER)
+        if key is None or request.method != "POST" or not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        if not _KEY.fullmatch(key):
+            return _error(400, _("The Idempotency-Key header must be 1 to 255 visible ASCII characters."))
+        identity = _identity(request)
+        if identity is None:
+            return self.get_response(request)
+        from .models import IdempotentRequest
+
+        scope = crypto.blind_index(f"{identity}\x00{key}", "idempotency-key")
+        fingerprint = _fingerprint(request)
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                row = IdempotentRequest.objects.create(scope=scope, fingerprint=fingerprint, body="", created_at=now)
+        except IntegrityError:
+            earlier = IdempotentRequest.objects.filter(scope=scope).first()
+            if earlier is None:  # expired and purged in between: the client may simply send it again
+                return _error(409, _("A request with this Idempotency-Key is being processed; try again shortly."))
+            expired = earlier.created_at < now - dt.timedelta(hours=IDEMPOTENCY_HOURS)
+            abandoned = not earlier.done and earlier.created_at < now - STALE_AFTER
+            if not (expired or abandoned):
+                if earlier.fingerprint != fingerprint:
+                    return _error(422, _("This Idempotency-Key was used for another request: use a new key for a new "
+                                         "request."))  # fmt: skip
+                if not earlier.done:
+                    return _error(409, _("A request with this Idempotency-Key is being processed; try again "
+                                         "shortly."))  # fmt: skip
+                return _replay(earlier)
+            # taken over: a day old, or its process died before answering
+            claimed = IdempotentRequest.objects.filter(pk=earlier.pk, created_at=earlier.created_at).update(
+                fingerprint=fingerprint, done=False, status_code=None, content_type="", body="", created_at=now
+            )
+            if not claimed:
+                return _error(409, _("A request with this Idempotency-Key is being processed; try again shortly."))
+            row = IdempotentRequest.objects.get(pk=earlier.pk)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            IdempotentRequest.objects.filter(pk=row.pk).delete()
+            raise
+        self._keep(row, response)
+        return response
+
+    @staticmethod
+    def _keep(row, response) -> None:
+        from .models import IdempotentRequest
+
+        body = None
+        if response.status_code < 500 and response.status_code not in NOT_KEPT and not response.streaming:
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+            if len(response.content) <= MAX_KEPT_BODY:
+                try:
+                    body = response.content.decode()
+                except UnicodeDecodeError:
+                    body = None
+        if body is None:  # not kept: the key may be used again, and the request runs again
+            IdempotentRequest.objects.filter(pk=row.pk).delete()
+            return
+        row.done, row.status_code, row.body = True, response.status_code, body
+        row.content_type = response.get("Content-Type", "")[:200]
+        row.save(update_fields=["done", "status_code", "body", "content_type"])
+
+
+def purge(now: dt.datetime | None = None) -> int:
+    """Forget the keys older than IDEMPOTENCY_HOURS (the worker's daily `purge_idempotency_keys`)."""
+    from .models import IdempotentRequest
+
+    cutoff = (now or timezone.now()) - dt.timedelta(hours=IDEMPOTENCY_HOURS)
+    return IdempotentRequest.objects.filter(created_at__lt=cutoff).delete()[0]
+

@@ -1,0 +1,132 @@
+"""`Idempotency-Key` on the API's POSTs: a client that lost the answer to a POST (a time-out, a dropped connection)
+sends it again with the same key and gets the first answer — one ticket, one adverse-event case, one audit entry —
+instead of a second record. The key is scoped to whoever sent it; reusing it for another request is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from pharmacrm.core import crypto, idempotency
+from pharmacrm.core.models import AuditEntry, IdempotentRequest
+from pharmacrm.servicedesk.models import Ticket
+
+from .conftest import token_for
+
+URL = "/api/v1/tickets/"
+
+
+@pytest.fixture
+def body(xiehe):
+    return {"subject": "客户询问冷链运输温度", "channel": "phone", "category": "drug_info", "institution": xiehe.pk}
+
+
+def _created_audits() -> int:
+    return AuditEntry.objects.filter(object_type="servicedesk.ticket", action="create").count()
+
+
+def test_the_same_post_sent_again_with_its_key_creates_one_ticket_and_gets_the_first_answer(api_for, body):
+    client = api_for("agent")
+    first = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="6f1c2a9e-retry-1")
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first
+    again = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="6f1c2a9e-retry-1")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert Ticket.objects.count() == 1 and _created_audits() == 1
+
+
+def test_without_a_key_or_with_a_new_key_each_post_is_a_new_ticket(api_for, body):
+    client = api_for("agent")
+    assert client.post(URL, body, format="json").status_code == 201
+    assert client.post(URL, body, format="json").status_code == 201
+    assert client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k-1").status_code == 201
+    assert client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k-2").status_code == 201
+    assert Ticket.objects.count() == 4
+
+
+def test_a_key_is_the_senders_own_another_user_may_use_the_same_one(api_for, body):
+    assert api_for("agent").post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="shared").status_code == 201
+    other = api_for("manager").post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    assert other.status_code == 201 and "Idempotent-Replayed" not in other
+    assert Ticket.objects.count() == 2
+
+
+def test_a_key_reused_for_another_request_is_refused_and_nothing_is_created(api_for, body):
+    client = api_for("agent", lang="en")
+    assert client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="once").status_code == 201
+    other = client.post(URL, {**body, "subject": "另一个问题"}, format="json", HTTP_IDEMPOTENCY_KEY="once")
+    assert other.status_code == 422
+    assert other.json() == {"detail": "This Idempotency-Key was used for another request: use a new key for a new request."}
+    zh = api_for("agent", lang="zh-hans").post(URL, {**body, "subject": "又一个"}, format="json", HTTP_IDEMPOTENCY_KEY="once")
+    assert zh.status_code == 422 and "幂等键" in zh.json()["detail"]
+    assert Ticket.objects.count() == 1
+
+
+def test_a_malformed_key_is_refused_naming_the_header(api_for, body):
+    for key in ("键-1", "a" * 256, "with space"):
+        answer = api_for("agent", lang="en").post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+        assert answer.status_code == 400 and "Idempotency-Key" in answer.json()["detail"]
+    assert Ticket.objects.count() == 0
+
+
+def test_a_refused_request_is_answered_the_same_when_retried(api_for, body):
+    """A 400 is the request's answer: sent again unchanged it is the same 400, from the kept answer."""
+    client = api_for("agent", lang="en")
+    bad = {**body, "channel": "fax"}
+    first = client.post(URL, bad, format="json", HTTP_IDEMPOTENCY_KEY="bad-1")
+    again = client.post(URL, bad, format="json", HTTP_IDEMPOTENCY_KEY="bad-1")
+    assert first.status_code == again.status_code == 400
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+
+
+def test_a_refusal_of_the_sender_is_not_kept_so_a_retry_with_rights_runs(users, api_for, body):
+    """The auditor may not raise tickets (403): that refusal is about who sent it, and is not kept."""
+    assert api_for("auditor").post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 403
+    assert not IdempotentRequest.objects.exists()
+
+
+def _scope(user, key: str) -> tuple[str, str]:
+    return f"Token {token_for(user)}", crypto.blind_index(f"user:{user.pk}\x00{key}", "idempotency-key")
+
+
+def test_a_request_still_being_processed_answers_409_and_an_abandoned_one_is_taken_over(users, body):
+    """Two retries in parallel: the second waits for the first (409). A first request whose process died before
+    answering (a worker killed) holds the key no longer than STALE_AFTER."""
+    from rest_framework.test import APIClient
+
+    header, scope = _scope(users["agent"], "parallel")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header, HTTP_ACCEPT_LANGUAGE="en")
+    assert client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="parallel").status_code == 201
+    # as the row stands while the first request runs: taken, no answer yet
+    row = IdempotentRequest.objects.get(scope=scope)
+    IdempotentRequest.objects.filter(pk=row.pk).update(done=False, status_code=None, body="")
+    busy = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="parallel")
+    assert busy.status_code == 409 and "being processed" in busy.json()["detail"]
+    IdempotentRequest.objects.filter(pk=row.pk).update(created_at=timezone.now() - idempotency.STALE_AFTER - dt.timedelta(seconds=1))
+    taken = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="parallel")
+    assert taken.status_code == 201 and "Idempotent-Replayed" not in taken and Ticket.objects.count() == 2
+    assert client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="parallel")["Idempotent-Replayed"] == "true"
+
+
+def test_the_kept_answer_is_encrypted_at_rest_and_forgotten_after_a_day(api_for, body):
+    api_for("agent").post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="enc")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT body FROM core_idempotentrequest")
+        (raw,) = cursor.fetchone()
+    assert "冷链" not in raw and raw.startswith("e1:")
+    assert idempotency.purge() == 0
+    assert idempotency.purge(timezone.now() + dt.timedelta(hours=idempotency.IDEMPOTENCY_HOURS, seconds=1)) == 1
+    assert not IdempotentRequest.objects.exists()
+
+
+def test_a_day_old_key_is_a_new_request(api_for, body):
+    client = api_for("agent")
+    client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    IdempotentRequest.objects.update(created_at=timezone.now() - dt.timedelta(hours=idempotency.IDEMPOTENCY_HOURS, seconds=1))
+    again = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again
+    assert Ticket.objects.count() == 2
