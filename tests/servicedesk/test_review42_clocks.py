@@ -1,0 +1,85 @@
+"""Session 42 review of the SLA clocks on China's calendar, as a customer-service manager relies on them: a wait on
+the customer that begins once a deadline was missed stops nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pharmacrm.servicedesk import services, views_board
+from pharmacrm.servicedesk.choices import ClockKind, Status
+from pharmacrm.servicedesk.models import SlaClock, TicketEvent
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def at(y, m, d, hh=0, mm=0) -> dt.datetime:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=SH)
+
+
+def resolution(ticket) -> SlaClock:
+    return SlaClock.objects.get(ticket=ticket, kind=ClockKind.RESOLUTION)
+
+
+@pytest.fixture
+def answered(users, xiehe):
+    """A drug-information question of Monday 2 March 2026 09:00, answered at 09:30: resolution due Wednesday 09:00
+    (two working days)."""
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "咨询用法", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "assignee": users["agent"], "received_at": at(2026, 3, 2, 9),
+    })  # fmt: skip
+    services.record_response(users["agent"], ticket, at=at(2026, 3, 2, 9, 30))
+    ticket.refresh_from_db()
+    assert resolution(ticket).due_at == at(2026, 3, 4, 9)
+    return ticket
+
+
+def test_waiting_on_the_customer_after_the_deadline_was_missed_does_not_move_the_deadline(users, answered):
+    """Missed on Wednesday 09:00 (the worker records it), the ticket waits on the customer from 10:00 until Thursday
+    10:00, and is resolved at 11:00. The resolution was late by a day: the clock keeps its deadline and its breach
+    at Wednesday 09:00. Before, the wait's 7.5 working hours were added to the missed deadline: the ticket page and
+    the API said it was due (and missed) on Thursday 09:00, two hours before it was resolved."""
+    ticket = answered
+    services.sweep(at(2026, 3, 4, 9, 1))
+    assert resolution(ticket).breached_at == at(2026, 3, 4, 9)
+    services.transition(users["agent"], ticket, Status.WAITING, at=at(2026, 3, 4, 10))
+    services.transition(users["agent"], ticket, Status.IN_PROGRESS, at=at(2026, 3, 5, 10))
+    clock = resolution(ticket)
+    assert (clock.due_at, clock.breached_at, clock.paused_seconds) == (at(2026, 3, 4, 9), at(2026, 3, 4, 9), 0)
+    services.transition(users["agent"], ticket, Status.RESOLVED, at=at(2026, 3, 5, 11),
+                        resolution_summary="已告知用法", root_cause="usage")  # fmt: skip
+    clock = resolution(ticket)
+    assert (clock.due_at, clock.breached_at, clock.fulfilled_at) == (at(2026, 3, 4, 9), at(2026, 3, 4, 9), at(2026, 3, 5, 11))
+
+
+def test_a_missed_deadline_is_recorded_and_counted_overdue_though_the_ticket_waits_on_the_customer(users, answered):
+    """The worker was down when the deadline passed (or the agent set the wait a minute after it): the wait that
+    began afterwards must not hide the miss. Before, the clock counted as paused — the worker never looked at it,
+    the board did not count the ticket overdue, and the breach was recorded only when the customer answered,
+    against a deadline moved by the whole wait."""
+    ticket = answered
+    services.transition(users["agent"], ticket, Status.WAITING, at=at(2026, 3, 4, 9, 5))
+    clock = resolution(ticket)
+    assert not clock.paused and clock.next_check_at <= at(2026, 3, 4, 9)  # (its warning not sent yet either)
+    assert services.sweep(at(2026, 3, 4, 9, 6))["breached"] == 1
+    breach = TicketEvent.objects.get(ticket=ticket, kind="breached")
+    assert breach.at == at(2026, 3, 4, 9) and breach.data["clock"] == ClockKind.RESOLUTION
+    board = views_board.board_summary(users["manager"], now=at(2026, 3, 4, 15))
+    row = next(a for a in board.agents if a.user == users["agent"])
+    assert row.overdue == 1
+
+
+def test_a_wait_that_begins_before_the_deadline_still_stops_the_clock(users, answered):
+    """The rule above leaves the ordinary pause alone: waiting from Tuesday 16:00 to Wednesday 10:00 (3 working
+    hours, 1.5 of them before the Wednesday-09:00 deadline's time) pushes the deadline back by the whole wait."""
+    ticket = answered
+    services.transition(users["agent"], ticket, Status.WAITING, at=at(2026, 3, 3, 16))
+    assert resolution(ticket).paused and resolution(ticket).next_check_at is None
+    assert services.sweep(at(2026, 3, 4, 9, 30))["breached"] == 0  # paused: not missed
+    services.transition(users["agent"], ticket, Status.IN_PROGRESS, at=at(2026, 3, 4, 10))
+    clock = resolution(ticket)
+    # Tuesday 16:00–17:30 and Wednesday 08:30–10:00: 3 working hours; Wednesday 09:00 + 3 h → 12:00
+    assert (clock.due_at, clock.paused_seconds, clock.paused) == (at(2026, 3, 4, 12), 3 * 3600, False)

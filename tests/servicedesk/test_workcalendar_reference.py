@@ -1,0 +1,167 @@
+"""The production clock arithmetic (workcalendar.WorkCalendar) held against a plain reference that walks minute by
+minute: random start instants (given in UTC, as the database stores them) and durations across 2025–2027, on the
+default business calendar (China's holidays and 调休 from chinese-calendar for 2025–2026), on one with 2027's
+schedule entered by an administrator (overrides, with weekend working days), and on calendars with other windows.
+
+The reference knows nothing of the production code's windows-as-intervals: a minute [t, t+1) is working time when
+its local date is a working day and its local time lies in a window; a deadline is the end of the minute that
+completes the duration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+import holidays
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from pharmacrm.servicedesk.workcalendar import WorkCalendar
+
+SH = ZoneInfo("Asia/Shanghai")
+MINUTE = dt.timedelta(minutes=1)
+
+# A hypothetical 2027 schedule as an administrator would enter it (the State Council's real one is not in
+# chinese-calendar 1.11.0): holiday periods, and Saturdays/Sundays made working days (调休).
+OFF_2027 = [
+    *[dt.date(2027, 1, d) for d in (1, 2, 3)],
+    *[dt.date(2027, 2, d) for d in range(5, 14)],  # Spring Festival, 5–13 Feb
+    *[dt.date(2027, 4, d) for d in (3, 4, 5)],
+    *[dt.date(2027, 5, d) for d in range(1, 6)],
+    *[dt.date(2027, 6, d) for d in (9, 10, 11)],
+    *[dt.date(2027, 9, d) for d in (15, 16, 17)],
+    *[dt.date(2027, 10, d) for d in range(1, 8)],
+    dt.date(2027, 12, 31),  # a company day off that runs the year-end into 2028's New Year
+]
+ON_2027 = [dt.date(2027, 2, 20), dt.date(2027, 2, 21), dt.date(2027, 4, 25), dt.date(2027, 9, 26), dt.date(2027, 10, 9)]
+ENTERED_2027 = {**{d: False for d in OFF_2027}, **{d: True for d in ON_2027}}
+
+
+@functools.cache
+def law_days(year: int) -> frozenset[dt.date]:
+    return frozenset(holidays.China(years=year))
+
+
+class Reference:
+    """Minute-by-minute working time. `windows` in local wall-clock minutes of the day, end excluded for a minute
+    to count (a window 08:30–12:00 counts the minutes 08:30 … 11:59)."""
+
+    def __init__(self, windows, workdays=frozenset(range(5)), overrides=None):
+        self.windows = [(s.hour * 60 + s.minute, e.hour * 60 + e.minute) for s, e in windows]
+        self.workdays = workdays
+        self.overrides = overrides or {}
+
+    def working_day(self, day: dt.date) -> bool:
+        if day in self.overrides:
+            return self.overrides[day]
+        if day.year <= 2026:
+            if day in chinese_calendar.holidays:
+                return False
+            if day in chinese_calendar.workdays:
+                return True
+            return day.weekday() in self.workdays
+        # a year nobody entered: the weekly pattern less the days the law fixes
+        if day in law_days(day.year):
+            return False
+        return day.weekday() in self.workdays
+
+    def working_minute(self, t: dt.datetime) -> bool:
+        local = t.astimezone(SH)
+        m = local.hour * 60 + local.minute
+        return self.working_day(local.date()) and any(s <= m < e for s, e in self.windows)
+
+    def working_instant(self, t: dt.datetime) -> bool:
+        """Inside a window, both ends included (the convention of the production code)."""
+        local = t.astimezone(SH)
+        m = local.hour * 60 + local.minute
+        return self.working_day(local.date()) and any(s <= m <= e for s, e in self.windows)
+
+    def next_instant(self, t: dt.datetime) -> dt.datetime:
+        while not self.working_instant(t):
+            t += MINUTE
+        return t
+
+    def add(self, start: dt.datetime, minutes: int) -> dt.datetime:
+        if minutes == 0:
+            return self.next_instant(start)
+        t, counted = start, 0
+        while True:
+            if self.working_minute(t):
+                counted += 1
+                if counted == minutes:
+                    return t + MINUTE
+            t += MINUTE
+
+    def between(self, start: dt.datetime, end: dt.datetime) -> int:
+        t, counted = start, 0
+        while t < end:
+            counted += self.working_minute(t)
+            t += MINUTE
+        return counted
+
+    def add_days(self, start: dt.datetime, days: int) -> dt.datetime:
+        begin = self.next_instant(start).astimezone(SH)
+        day = begin.date()
+        for _ in range(days):
+            day += dt.timedelta(days=1)
+            while not self.working_day(day):
+                day += dt.timedelta(days=1)
+        return self.next_instant(dt.datetime.combine(day, begin.time(), SH))
+
+
+LUNCH = ((dt.time(8, 30), dt.time(12, 0)), (dt.time(13, 30), dt.time(17, 30)))
+EVENING = ((dt.time(7, 0), dt.time(11, 0)), (dt.time(12, 0), dt.time(16, 0)), (dt.time(19, 0), dt.time(23, 30)))
+CASES = [
+    (WorkCalendar(), Reference(LUNCH)),
+    (WorkCalendar(overrides=ENTERED_2027), Reference(LUNCH, overrides=ENTERED_2027)),
+    (WorkCalendar(windows=EVENING, workdays=frozenset(range(6))), Reference(EVENING, workdays=frozenset(range(6)))),
+]
+
+# start instants in UTC at whole minutes, from 2025 through 2027 (deadlines run on into 2028)
+starts = st.datetimes(min_value=dt.datetime(2025, 1, 1), max_value=dt.datetime(2027, 12, 31, 23, 59)).map(
+    lambda d: d.replace(second=0, microsecond=0, tzinfo=dt.UTC)
+)
+durations = st.one_of(st.integers(0, 90), st.integers(0, 60 * 8 * 6))  # up to six working days of hours
+cases = st.sampled_from(range(len(CASES)))
+PROPERTY = settings(max_examples=200, deadline=None)
+
+
+def utc(y, m, d, hh=0, mm=0) -> dt.datetime:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=SH).astimezone(dt.UTC)
+
+
+@PROPERTY
+@given(cases, starts, durations)
+@example(0, utc(2026, 2, 14, 23, 30), 60)  # 23:30 Beijing on the Spring Festival's eve, stored as 15:30 UTC
+@example(0, utc(2026, 9, 30, 23, 30), 30)  # the eve of National Day
+@example(0, utc(2026, 12, 31, 17), 480)  # into 2027, which nobody has entered
+@example(1, utc(2027, 2, 4, 17), 60)  # onto the 调休 Saturday after the Spring Festival
+@example(1, utc(2027, 12, 30, 17), 60)  # over a year end that is a holiday on both sides
+@example(0, utc(2025, 12, 31, 12), 240)
+@example(2, utc(2026, 3, 2, 23, 29), 2)
+def test_adding_working_time_agrees_with_the_minute_by_minute_reference(case, start, minutes):
+    production, reference = CASES[case]
+    assert production.add(start, dt.timedelta(minutes=minutes)) == reference.add(start, minutes)
+
+
+@PROPERTY
+@given(cases, starts, st.integers(0, 60 * 24 * 12))
+@example(0, utc(2026, 2, 13, 16), 60 * 24 * 12)
+@example(1, utc(2027, 2, 4, 10), 60 * 24 * 12)
+def test_working_time_between_two_instants_agrees_with_the_reference(case, start, minutes):
+    production, reference = CASES[case]
+    end = start + dt.timedelta(minutes=minutes)
+    assert production.between(start, end) == dt.timedelta(minutes=reference.between(start, end))
+
+
+@PROPERTY
+@given(cases, starts, st.integers(0, 12))
+@example(0, utc(2026, 2, 13, 10), 1)
+@example(0, utc(2026, 12, 31, 10), 2)
+@example(1, utc(2027, 2, 4, 10), 1)
+@example(1, utc(2027, 12, 30, 23, 30), 1)
+def test_working_days_agree_with_the_reference(case, start, days):
+    production, reference = CASES[case]
+    assert production.add_days(start, days) == reference.add_days(start, days)
