@@ -165,3 +165,40 @@ def test_working_time_between_two_instants_agrees_with_the_reference(case, start
 def test_working_days_agree_with_the_reference(case, start, days):
     production, reference = CASES[case]
     assert production.add_days(start, days) == reference.add_days(start, days)
+
+
+def reference_deadline(reference: Reference, start: dt.datetime, minutes: int, waits: list[tuple]) -> dt.datetime:
+    """The clock of a ticket: it runs through working minutes, stands still while the ticket waits on the customer
+    (a wait that begins once the target is used up changes nothing)."""
+    if minutes == 0:
+        return reference.next_instant(start)
+    t, counted = start, 0
+    while True:
+        if reference.working_minute(t) and not any(a <= t < b for a, b in waits):
+            counted += 1
+            if counted == minutes:
+                return t + MINUTE
+        t += MINUTE
+
+
+@st.composite
+def waits_after(draw, start: dt.datetime) -> list[tuple]:
+    """Up to three waits on the customer, in order, within twelve days of the start."""
+    marks = sorted(draw(st.lists(st.integers(0, 60 * 24 * 12), min_size=0, max_size=6, unique=True)))
+    marks = marks[: len(marks) // 2 * 2]
+    return [(start + dt.timedelta(minutes=a), start + dt.timedelta(minutes=b)) for a, b in zip(marks[::2], marks[1::2], strict=True)]
+
+
+@PROPERTY
+@given(cases, starts, st.integers(1, 60 * 8 * 4), st.data())
+@example(0, utc(2026, 3, 4, 9), 60, None)  # (data drawn below: a wait after the deadline)
+def test_a_deadline_with_waits_on_the_customer_agrees_with_the_reference(case, start, minutes, data):
+    from pharmacrm.servicedesk.services import _pushed_back
+
+    production, reference = CASES[case]
+    if data is None:  # due 10:00; waits from 10:30 to the next day: nothing to stop any more
+        waits = [(utc(2026, 3, 4, 10, 30), utc(2026, 3, 5, 10))]
+    else:
+        waits = data.draw(waits_after(start))
+    due, _counted = _pushed_back(production, production.add(start, dt.timedelta(minutes=minutes)), waits)
+    assert due == reference_deadline(reference, start, minutes, waits)
