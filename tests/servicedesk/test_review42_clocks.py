@@ -83,3 +83,26 @@ def test_a_wait_that_begins_before_the_deadline_still_stops_the_clock(users, ans
     clock = resolution(ticket)
     # Tuesday 16:00–17:30 and Wednesday 08:30–10:00: 3 working hours; Wednesday 09:00 + 3 h → 12:00
     assert (clock.due_at, clock.paused_seconds, clock.paused) == (at(2026, 3, 4, 12), 3 * 3600, False)
+
+
+def test_the_holidays_command_enters_a_holiday_period_as_one_change(db):
+    """`pharmacrm holidays set 2027-02-05..2027-02-11 --off` is what the operations guide tells an operator to type
+    for the Spring Festival: one change of the calendar — one audit entry naming the seven dates, one new version —,
+    as the year page makes it. Before, each date was a change of its own: seven audit entries, and seven recounts of
+    every open ticket's deadlines queued for the worker."""
+    from django.core.management import call_command
+
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.servicedesk.models import BusinessCalendar
+
+    calendar = BusinessCalendar.objects.get(code="business")
+    version = calendar.version
+    entries = AuditEntry.objects.filter(object_type="servicedesk.businesscalendar")
+    before = entries.count()
+    call_command("holidays", "set", "2027-02-05..2027-02-11", "2027-02-08", "--off", "--note", "春节")
+    calendar.refresh_from_db()
+    assert calendar.version == version + 1
+    assert entries.count() == before + 1
+    entry = entries.latest("seq")
+    assert sorted(entry.changes) == [f"2027-02-{d:02d}" for d in range(5, 12)]
+    assert entry.actor_name.startswith("cli:") and entry.extra["note"] == "春节"
