@@ -106,3 +106,42 @@ def test_the_holidays_command_enters_a_holiday_period_as_one_change(db):
     entry = entries.latest("seq")
     assert sorted(entry.changes) == [f"2027-02-{d:02d}" for d in range(5, 12)]
     assert entry.actor_name.startswith("cli:") and entry.extra["note"] == "春节"
+
+
+def test_the_worker_warns_operators_every_morning_and_tells_the_administrators_once_of_a_year_without_holidays(
+    users, caplog
+):
+    """chinese-calendar 1.11.0 ends with 2026: in December 2026 the deadlines counted into 2027 are provisional until
+    someone enters the State Council's schedule. Only the home page said so, to an administrator who happened to open
+    it. Now the worker's morning run writes a WARNING naming the calendar and the year (what operators monitor), every
+    day until it is entered, and tells those who may change the calendars once — in the bell and by e-mail, with the
+    link to the year's page."""
+    import logging
+
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.servicedesk import calendars
+    from pharmacrm.servicedesk.models import BusinessCalendar
+    from pharmacrm.servicedesk.tasks import alert_calendar_gaps
+
+    december = dt.date(2026, 12, 5)
+    with caplog.at_level(logging.WARNING, logger="pharmacrm.servicedesk.calendars"):
+        assert calendars.alert_coverage_gaps(december) == 1
+    assert any("business" in r.getMessage() and "2027" in r.getMessage() for r in caplog.records)
+    told = Notification.objects.filter(kind=calendars.GAP_KIND)
+    assert {n.recipient for n in told} == {users["admin"], users["manager"]}  # those who manage the calendars
+    note = told.first()
+    assert note.url == "/service/settings/calendars/business/2027/" and "2027" in note.title
+    assert calendars.alert_coverage_gaps(december) == 0  # told once; the log says it again each morning
+    assert told.count() == 2
+    alert_calendar_gaps.call_local()  # the periodic task's body, on today's date: 2027 is not told again
+    assert told.filter(url__contains="/2027/").count() == 2
+
+    business = BusinessCalendar.objects.get(code="business")
+    spring = [dt.date(2027, 2, d) for d in range(5, 12)]
+    national = [dt.date(2027, 10, d) for d in range(1, 8)]
+    calendars.set_overrides(users["admin"], business, spring, False, "春节")
+    calendars.set_overrides(users["admin"], business, national, False, "国庆节")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pharmacrm.servicedesk.calendars"):
+        assert calendars.alert_coverage_gaps(december) == 0
+    assert not caplog.records  # entered: nothing more to say
