@@ -145,3 +145,38 @@ def test_the_worker_warns_operators_every_morning_and_tells_the_administrators_o
     with caplog.at_level(logging.WARNING, logger="pharmacrm.servicedesk.calendars"):
         assert calendars.alert_coverage_gaps(december) == 0
     assert not caplog.records  # entered: nothing more to say
+
+
+def test_a_working_window_may_end_at_midnight(client_for, api_for):
+    """An evening hotline open until midnight, or round the clock on working days only: the settings page refused
+    "18:00-24:00" as "not a time range" and "18:00-00:00" as ending before it starts, so the last minute of every day
+    was lost (23:59 at most). 24:00 (or 00:00 as an end) is midnight, the end of the window's day: a deadline reaches
+    it, and the holiday that begins at midnight stops the clock there."""
+    from django.urls import reverse
+
+    from pharmacrm.servicedesk import calendars
+    from pharmacrm.servicedesk.models import BusinessCalendar
+
+    r = client_for("admin").post(reverse("servicedesk:settings-calendar-create"), {
+        "code": "evening", "name": "夜间热线", "time_zone": "Asia/Shanghai", "windows": "18:00-24:00\n08:00-12:00",
+        "workdays": ["0", "1", "2", "3", "4"], "official_holidays": "on",
+    })  # fmt: skip
+    assert r.status_code == 302, r.context["form"].errors
+    evening = BusinessCalendar.objects.get(code="evening")
+    assert evening.windows == [["08:00", "12:00"], ["18:00", "24:00"]]
+    page = client_for("admin").get(reverse("servicedesk:settings-calendar-edit", args=["evening"])).content.decode()
+    assert "18:00-24:00" in page
+    engine = calendars.engine(evening)
+    eve = at(2026, 9, 30, 23)  # Wednesday, the eve of National Day
+    assert engine.add(eve, dt.timedelta(hours=1)) == at(2026, 10, 1)  # midnight, the end of 30 September
+    assert engine.add(eve, dt.timedelta(minutes=61)) == at(2026, 10, 8, 8, 1)  # after the holiday week
+    assert engine.between(at(2026, 9, 30, 18), at(2026, 10, 1)) == dt.timedelta(hours=6)
+
+    api = api_for("admin")
+    r = api.post("/api/v1/calendars/", {"code": "weekdays24", "name": "工作日全天", "windows": [["00:00", "24:00"]]},
+                 format="json")  # fmt: skip
+    assert r.status_code == 201, r.content
+    whole = calendars.engine("weekdays24")
+    assert whole.between(at(2026, 3, 2), at(2026, 3, 9)) == dt.timedelta(days=5)  # Monday to Friday, every minute
+    r = api.post("/api/v1/calendars/", {"code": "bad", "name": "坏", "windows": [["24:00", "24:00"]]}, format="json")
+    assert r.status_code == 400 and "windows" in r.json()

@@ -49,7 +49,8 @@ class Reference:
     to count (a window 08:30–12:00 counts the minutes 08:30 … 11:59)."""
 
     def __init__(self, windows, workdays=frozenset(range(5)), overrides=None):
-        self.windows = [(s.hour * 60 + s.minute, e.hour * 60 + e.minute) for s, e in windows]
+        # a window's end of 00:00 is midnight, the end of its day (24:00)
+        self.windows = [(s.hour * 60 + s.minute, e.hour * 60 + e.minute or 24 * 60) for s, e in windows]
         self.workdays = workdays
         self.overrides = overrides or {}
 
@@ -73,10 +74,14 @@ class Reference:
         return self.working_day(local.date()) and any(s <= m < e for s, e in self.windows)
 
     def working_instant(self, t: dt.datetime) -> bool:
-        """Inside a window, both ends included (the convention of the production code)."""
+        """Inside a window, both ends included (the convention of the production code): 00:00 also ends the day
+        before's window to midnight."""
         local = t.astimezone(SH)
         m = local.hour * 60 + local.minute
-        return self.working_day(local.date()) and any(s <= m <= e for s, e in self.windows)
+        if self.working_day(local.date()) and any(s <= m <= e for s, e in self.windows):
+            return True
+        yesterday = local.date() - dt.timedelta(days=1)
+        return m == 0 and self.working_day(yesterday) and any(e == 24 * 60 for _s, e in self.windows)
 
     def next_instant(self, t: dt.datetime) -> dt.datetime:
         while not self.working_instant(t):
@@ -113,10 +118,14 @@ class Reference:
 
 LUNCH = ((dt.time(8, 30), dt.time(12, 0)), (dt.time(13, 30), dt.time(17, 30)))
 EVENING = ((dt.time(7, 0), dt.time(11, 0)), (dt.time(12, 0), dt.time(16, 0)), (dt.time(19, 0), dt.time(23, 30)))
+MIDNIGHT = ((dt.time(8, 0), dt.time(12, 0)), (dt.time(18, 0), dt.time(0)))  # an evening shift to midnight
+ROUND_THE_CLOCK = ((dt.time(0), dt.time(0)),)  # 00:00–24:00 on working days only
 CASES = [
     (WorkCalendar(), Reference(LUNCH)),
     (WorkCalendar(overrides=ENTERED_2027), Reference(LUNCH, overrides=ENTERED_2027)),
     (WorkCalendar(windows=EVENING, workdays=frozenset(range(6))), Reference(EVENING, workdays=frozenset(range(6)))),
+    (WorkCalendar(windows=MIDNIGHT), Reference(MIDNIGHT)),
+    (WorkCalendar(windows=ROUND_THE_CLOCK, overrides=ENTERED_2027), Reference(ROUND_THE_CLOCK, overrides=ENTERED_2027)),
 ]
 
 # start instants in UTC at whole minutes, from 2025 through 2027 (deadlines run on into 2028)
@@ -141,6 +150,10 @@ def utc(y, m, d, hh=0, mm=0) -> dt.datetime:
 @example(1, utc(2027, 12, 30, 17), 60)  # over a year end that is a holiday on both sides
 @example(0, utc(2025, 12, 31, 12), 240)
 @example(2, utc(2026, 3, 2, 23, 29), 2)
+@example(3, utc(2026, 9, 30, 23), 60)  # the shift to midnight on the eve of National Day: due at 24:00
+@example(3, utc(2026, 9, 30, 23), 61)  # … a minute more: after the holiday
+@example(4, utc(2027, 2, 4, 12), 60 * 12)  # round the clock up to the Spring Festival's midnight
+@example(3, utc(2026, 10, 1, 0), 0)  # midnight ending the last working day before a holiday is working time
 def test_adding_working_time_agrees_with_the_minute_by_minute_reference(case, start, minutes):
     production, reference = CASES[case]
     assert production.add(start, dt.timedelta(minutes=minutes)) == reference.add(start, minutes)
@@ -162,6 +175,8 @@ def test_working_time_between_two_instants_agrees_with_the_reference(case, start
 @example(0, utc(2026, 12, 31, 10), 2)
 @example(1, utc(2027, 2, 4, 10), 1)
 @example(1, utc(2027, 12, 30, 23, 30), 1)
+@example(3, utc(2026, 10, 1, 0), 1)
+@example(4, utc(2026, 2, 13, 10), 1)
 def test_working_days_agree_with_the_reference(case, start, days):
     production, reference = CASES[case]
     assert production.add_days(start, days) == reference.add_days(start, days)
