@@ -97,16 +97,25 @@ def set_overrides(
 
 
 def remove_override(user, calendar: BusinessCalendar, day: dt.date, *, system_actor: str = "") -> bool:
+    return remove_overrides(user, calendar, [day], system_actor=system_actor) == 1
+
+
+def remove_overrides(user, calendar: BusinessCalendar, days: list[dt.date], *, system_actor: str = "") -> int:
+    """Remove the overrides of `days` (a holiday period entered wrongly) in one change — one version, one audit entry
+    naming every date removed, one recomputation of the open tickets; nothing when none of them had one. Returns how
+    many were removed."""
     who = _check_actor(user, system_actor)
     with transaction.atomic():
-        before = CalendarOverride.objects.filter(calendar=calendar, date=day).first()
-        if before is None:
-            return False
-        before.delete()
+        found = CalendarOverride.objects.filter(calendar=calendar, date__in=set(days))
+        before = dict(found.values_list("date", "working"))
+        if not before:
+            return 0
+        found.delete()
         _bump(calendar)
-        audit.record(AuditEntry.Action.UPDATE, calendar, changes={str(day): [before.working, None]}, **who)
+        audit.record(AuditEntry.Action.UPDATE, calendar,
+                     changes={str(day): [working, None] for day, working in sorted(before.items())}, **who)  # fmt: skip
         _refresh(calendar, who)
-    return True
+    return len(before)
 
 
 def _refresh(calendar: BusinessCalendar, who: dict) -> None:

@@ -85,7 +85,7 @@ def test_a_wait_that_begins_before_the_deadline_still_stops_the_clock(users, ans
     assert (clock.due_at, clock.paused_seconds, clock.paused) == (at(2026, 3, 4, 12), 3 * 3600, False)
 
 
-def test_the_holidays_command_enters_a_holiday_period_as_one_change(db):
+def test_the_holidays_command_enters_and_removes_a_holiday_period_as_one_change(db):
     """`pharmacrm holidays set 2027-02-05..2027-02-11 --off` is what the operations guide tells an operator to type
     for the Spring Festival: one change of the calendar — one audit entry naming the seven dates, one new version —,
     as the year page makes it. Before, each date was a change of its own: seven audit entries, and seven recounts of
@@ -106,6 +106,12 @@ def test_the_holidays_command_enters_a_holiday_period_as_one_change(db):
     entry = entries.latest("seq")
     assert sorted(entry.changes) == [f"2027-02-{d:02d}" for d in range(5, 12)]
     assert entry.actor_name.startswith("cli:") and entry.extra["note"] == "春节"
+    # taken back the same way: one change for the dates that had an override
+    call_command("holidays", "unset", "2027-02-01..2027-02-09")
+    calendar.refresh_from_db()
+    assert calendar.version == version + 2 and entries.count() == before + 2
+    assert sorted(entries.latest("seq").changes) == [f"2027-02-{d:02d}" for d in range(5, 10)]
+    assert sorted(calendar.overrides.values_list("date", flat=True)) == [dt.date(2027, 2, d) for d in (10, 11)]
 
 
 def test_the_worker_warns_operators_every_morning_and_tells_the_administrators_once_of_a_year_without_holidays(

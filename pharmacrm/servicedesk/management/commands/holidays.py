@@ -110,5 +110,5 @@ class Command(BaseCommand):
 
     def do_unset(self, cal, dates, **options):
         actor = cli_actor()
-        removed = sum(calendars.remove_override(None, cal, day, system_actor=actor) for day in parse_dates(dates))
+        removed = calendars.remove_overrides(None, cal, parse_dates(dates), system_actor=actor)  # one change, as `set`
         self.stdout.write(_("%(count)d overrides removed.") % {"count": removed})
