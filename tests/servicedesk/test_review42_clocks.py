@@ -186,3 +186,18 @@ def test_a_working_window_may_end_at_midnight(client_for, api_for):
     assert whole.between(at(2026, 3, 2), at(2026, 3, 9)) == dt.timedelta(days=5)  # Monday to Friday, every minute
     r = api.post("/api/v1/calendars/", {"code": "bad", "name": "坏", "windows": [["24:00", "24:00"]]}, format="json")
     assert r.status_code == 400 and "windows" in r.json()
+
+
+def test_the_home_pages_warning_of_a_year_without_holidays_leads_to_where_it_is_entered(client_for):
+    """The home page told administrators and managers that next year's schedule is missing, but not where to enter
+    it (the calendar list's warning links to the year's page; the home page's did not)."""
+    from django.urls import reverse
+
+    from pharmacrm.servicedesk import calendars
+
+    page = client_for("manager").get(reverse("home")).content.decode()
+    gaps = calendars.coverage_gaps()
+    for gap in gaps:  # chinese-calendar 1.11.0 ends with 2026: from November 2026 on, 2027 is missing
+        assert reverse("servicedesk:settings-calendar-year", args=[gap.calendar.code, gap.year]) in page
+    if not gaps:
+        assert "/service/settings/calendars/" not in page
