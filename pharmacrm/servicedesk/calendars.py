@@ -5,6 +5,7 @@ nobody has entered."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -14,13 +15,14 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, builtin
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
 from . import workcalendar
 from .models import BusinessCalendar, CalendarOverride
 
+log = logging.getLogger(__name__)
 _cache: dict[int, tuple[int, workcalendar.WorkCalendar]] = {}
 _lock = threading.Lock()
 
@@ -95,16 +97,25 @@ def set_overrides(
 
 
 def remove_override(user, calendar: BusinessCalendar, day: dt.date, *, system_actor: str = "") -> bool:
+    return remove_overrides(user, calendar, [day], system_actor=system_actor) == 1
+
+
+def remove_overrides(user, calendar: BusinessCalendar, days: list[dt.date], *, system_actor: str = "") -> int:
+    """Remove the overrides of `days` (a holiday period entered wrongly) in one change — one version, one audit entry
+    naming every date removed, one recomputation of the open tickets; nothing when none of them had one. Returns how
+    many were removed."""
     who = _check_actor(user, system_actor)
     with transaction.atomic():
-        before = CalendarOverride.objects.filter(calendar=calendar, date=day).first()
-        if before is None:
-            return False
-        before.delete()
+        found = CalendarOverride.objects.filter(calendar=calendar, date__in=set(days))
+        before = dict(found.values_list("date", "working"))
+        if not before:
+            return 0
+        found.delete()
         _bump(calendar)
-        audit.record(AuditEntry.Action.UPDATE, calendar, changes={str(day): [before.working, None]}, **who)
+        audit.record(AuditEntry.Action.UPDATE, calendar,
+                     changes={str(day): [working, None] for day, working in sorted(before.items())}, **who)  # fmt: skip
         _refresh(calendar, who)
-    return True
+    return len(before)
 
 
 def _refresh(calendar: BusinessCalendar, who: dict) -> None:
@@ -135,6 +146,54 @@ def coverage_gaps(today: dt.date | None = None) -> list[CoverageGap]:
         for year in engine(calendar).uncovered_years(years):
             gaps.append(CoverageGap(calendar, year))
     return gaps
+
+
+GAP_TOLD = "servicedesk:calendar-gap"  # Counter rows `…:<calendar id>:<year>`: the administrators were told of it
+GAP_KIND = "servicedesk.calendar-gap"
+
+
+def alert_coverage_gaps(today: dt.date | None = None) -> int:
+    """The worker, every morning: for each calendar without a year's holidays (coverage_gaps), a WARNING in the
+    log, where operators' monitoring looks, every day until the schedule is entered — and the service
+    administrators (those who may change the calendars) told once per calendar and year, in the bell and by e-mail,
+    with the year's page where it is entered. Only the home page said so before, to an administrator who opened it:
+    deadlines counted into the year on the weekly pattern went on being provisional unnoticed. Returns how many
+    gaps were told now."""
+    from django.urls import reverse
+    from django.utils.translation import gettext_lazy
+
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.core.models import Counter, User
+    from pharmacrm.core.roles import MATRIX
+    from pharmacrm.notify import services as notify
+
+    told = 0
+    for gap in coverage_gaps(today):
+        log.warning(
+            "business calendar %s has no holiday schedule for %s: its deadlines there count the weekly pattern less "
+            "the days the law fixes; enter the State Council's schedule (pharmacrm holidays set … --calendar %s)",
+            gap.calendar.code, gap.year, gap.calendar.code,
+        )  # fmt: skip
+        with transaction.atomic():
+            _row, created = Counter.objects.get_or_create(name=f"{GAP_TOLD}:{gap.calendar.pk}:{gap.year}")
+            if not created:
+                continue  # told already (or by another worker now): once per calendar and year
+            roles = [r.value for r in MATRIX[Cap.MANAGE_SERVICE]]
+            admins = [u for u in User.objects.filter(is_active=True, groups__name__in=roles).distinct().order_by("pk")
+                      if access.can(u, Cap.MANAGE_SERVICE)]  # fmt: skip
+            notify.send(
+                admins, kind=GAP_KIND, obj=gap.calendar,
+                title=Message(gettext_lazy("Enter the holidays of %(year)s on the calendar “%(calendar)s”"),
+                              year=str(gap.year), calendar=builtin.text(gap.calendar.name)),
+                body=Message(gettext_lazy(
+                    "The calendar has no official schedule for %(year)s yet: deadlines in %(year)s leave out only the "
+                    "public holidays the law fixes and are marked provisional. Enter the State Council's schedule, "
+                    "its holidays and swapped working days (调休), on the calendar's page for %(year)s."),
+                    year=str(gap.year)),
+                url=reverse("servicedesk:settings-calendar-year", args=[gap.calendar.code, gap.year]),
+            )  # fmt: skip
+            told += 1
+    return told
 
 
 def provisional_years(calendar_engine: workcalendar.WorkCalendar, now: dt.datetime, due: dt.datetime) -> tuple[int, ...]:

@@ -30,37 +30,42 @@ def windows_text(windows) -> str:
     return "\n".join(f"{s}-{e}" for s, e in (windows or []))
 
 
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 def parse_windows(text: str) -> list[list[str]]:
     """`08:30-12:00` lines (or separated by commas) → [["08:30", "12:00"], …], sorted; a ValidationError
-    naming the line that is wrong."""
-    out: list[tuple[dt.time, dt.time]] = []
+    naming the line that is wrong. A window may end at midnight, `24:00` (or `00:00`): stored as "24:00"."""
+    out: list[tuple[int, int]] = []  # minutes of the day, an end at midnight 1440
     lines = [part.strip() for part in re.split(r"[\n,;，；]", text or "") if part.strip()]
     for number, line in enumerate(lines, 1):
         match = WINDOW.match(line)
-        times = None
+        minutes = None
         if match:
             h1, m1, h2, m2 = (int(g) for g in match.groups())
-            if h1 < 24 and h2 < 24 and m1 < 60 and m2 < 60:
-                times = dt.time(h1, m1), dt.time(h2, m2)
-        if times is None:
+            if h1 < 24 and m1 < 60 and (h2 < 24 and m2 < 60 or (h2, m2) == (24, 0)):
+                end = h2 * 60 + m2
+                minutes = h1 * 60 + m1, end or 24 * 60  # 00:00 as an end is midnight, as 24:00
+        if minutes is None:
             raise ValidationError(
                 _("Line %(number)d (“%(line)s”) is not a time range like 08:30-12:00."),
                 params={"number": number, "line": line[:40]},
             )
-        if not times[0] < times[1]:
+        if not minutes[0] < minutes[1]:
             raise ValidationError(
                 _("Line %(number)d (“%(line)s”) ends before it starts: a window lies within one day."),
                 params={"number": number, "line": line[:40]},
             )
-        out.append(times)
+        out.append(minutes)
     out.sort()
     for (s1, e1), (s2, e2) in zip(out, out[1:], strict=False):
         if s2 < e1:
             raise ValidationError(
                 _("The windows %(first)s and %(second)s overlap."),
-                params={"first": f"{s1:%H:%M}-{e1:%H:%M}", "second": f"{s2:%H:%M}-{e2:%H:%M}"},
+                params={"first": f"{_hhmm(s1)}-{_hhmm(e1)}", "second": f"{_hhmm(s2)}-{_hhmm(e2)}"},
             )
-    return [[f"{s:%H:%M}", f"{e:%H:%M}"] for s, e in out]
+    return [[_hhmm(s), _hhmm(e)] for s, e in out]
 
 
 class CalendarForm(FieldErrorsMixin, forms.Form):
@@ -73,7 +78,7 @@ class CalendarForm(FieldErrorsMixin, forms.Form):
     windows = forms.CharField(
         label=_("Working windows"), required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "08:30-12:00\n13:30-17:30"}),
-        help_text=_("One window per line, from-to in local time, e.g. 08:30-12:00."),
+        help_text=_("One window per line, from-to in local time, e.g. 08:30-12:00; 24:00 is midnight, the end of the day."),
     )  # fmt: skip
     workdays = forms.TypedMultipleChoiceField(
         label=_("Working weekdays"), required=False, coerce=int, widget=forms.CheckboxSelectMultiple,

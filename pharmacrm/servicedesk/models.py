@@ -91,7 +91,7 @@ class BusinessCalendar(BuiltinNameMixin, models.Model):
             overrides = dict(self.overrides.values_list("date", "working"))
         return workcalendar.WorkCalendar(
             time_zone=self.time_zone,
-            windows=tuple((_parse_time(s), _parse_time(e)) for s, e in (self.windows or [])),
+            windows=tuple((_parse_time(s), _parse_time(e, end=True)) for s, e in (self.windows or [])),
             workdays=frozenset(int(d) for d in (self.workdays or [])),
             official_holidays=self.official_holidays,
             overrides=overrides,
@@ -99,7 +99,9 @@ class BusinessCalendar(BuiltinNameMixin, models.Model):
         )
 
 
-def _parse_time(value: str) -> dt.time:
+def _parse_time(value: str, *, end: bool = False) -> dt.time:
+    if end and str(value) == "24:00":
+        return workcalendar.MIDNIGHT  # a window's end at midnight, the end of its day
     try:
         return dt.time.fromisoformat(str(value))
     except ValueError:

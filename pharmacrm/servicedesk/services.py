@@ -577,6 +577,20 @@ def _intervals(events: list[TicketEvent], statuses: frozenset, until: dt.datetim
     return spans
 
 
+def _pushed_back(engine, due: dt.datetime, spans: list[tuple]) -> tuple[dt.datetime, dt.timedelta]:
+    """A deadline pushed back by the working time of the waits (`spans`, in order) that began before it — each wait
+    moving it on for the next —, and the working time that counted. A wait that began once the deadline had passed
+    (a ticket put to "waiting on the customer", or resolved, after its deadline was missed) stops no clock: counted
+    too, it moved a missed deadline (and the breach recorded against it) hours or days later."""
+    counted = dt.timedelta(0)
+    for begin, end in spans:
+        if begin >= due:
+            break
+        wait = engine.between(begin, end)
+        due, counted = engine.add(due, wait), counted + wait
+    return due, counted
+
+
 def first_response_at(events: list[TicketEvent]) -> dt.datetime | None:
     """When the customer first had an answer, from the ticket's history (in order): a response recorded by
     phone, visit or any other way, a reply to the customer, or the ticket resolved. A reply e-mailed to the
@@ -729,15 +743,17 @@ def rebuild_clocks(
             continue
         end = fulfilled or now
         spans = _intervals(events, paused_statuses, end)
-        paused = sum((engine.between(a, b) for a, b in spans), dt.timedelta(0))
-        is_paused = fulfilled is None and status_now in paused_statuses
         if unit == SlaPolicy.Unit.DAYS:
-            due = engine.deadline(start, days=target, paused=paused)
-            span = engine.between(start, engine.add_days(start, target))
+            unpaused = engine.add_days(start, target)
+            span = engine.between(start, unpaused)
         else:
-            due = engine.deadline(start, hours=target, paused=paused)
+            unpaused = engine.add(start, dt.timedelta(hours=target))
             span = dt.timedelta(hours=target)
-        warn = engine.add(start, span * WARN_SHARE + paused)
+        due, paused = _pushed_back(engine, unpaused, spans)
+        warn, _counted = _pushed_back(engine, engine.add(start, span * WARN_SHARE), spans)
+        # a wait that began once the deadline had passed stops nothing: the deadline was missed, and stays so — the
+        # worker records the breach and its escalation goes on, the board counts it overdue
+        is_paused = fulfilled is None and status_now in paused_statuses and bool(spans) and spans[-1][0] < due
         breached_at = was_breached = clock.breached_at
         if fulfilled is not None:
             breached_at = due if fulfilled > due else None

@@ -73,6 +73,15 @@ def refresh_after_commit(calendar_id: int | None = None) -> None:
     transaction.on_commit(lambda: refresh_open_tickets(calendar_id=calendar_id))
 
 
+@db_periodic_task(local_crontab(hour=8, minute=5))
+def alert_calendar_gaps() -> int:
+    """Every morning: a calendar without next year's (or this year's) holidays is a WARNING in the log, and its
+    administrators are told once (calendars.alert_coverage_gaps)."""
+    from . import calendars
+
+    return calendars.alert_coverage_gaps()
+
+
 @db_periodic_task(crontab(minute="17"))
 def forget_web_intake() -> int:
     """Hourly: drop the public form's rate-limit records older than two hours (they only count the last

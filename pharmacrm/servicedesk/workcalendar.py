@@ -10,7 +10,9 @@ warned.
 
 Conventions: a *working instant* lies inside a working window, both ends included. Adding working time
 returns the earliest instant at which that much working time has passed; adding nothing returns the
-start if it is a working instant, else the start of the next window.
+start if it is a working instant, else the start of the next window. A window that ends at 00:00 ends at midnight,
+the end of its day (written 24:00 on the settings page): an evening shift to midnight, or round the clock on working
+days only (00:00–24:00) — windows never cross midnight, the day they belong to decides whether they count.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ DEFAULT_TIME_ZONE = "Asia/Shanghai"
 DEFAULT_WINDOWS = ((dt.time(8, 30), dt.time(12, 0)), (dt.time(13, 30), dt.time(17, 30)))
 MONDAY_TO_FRIDAY = frozenset(range(5))
 MAX_SEARCH_DAYS = 3660  # a calendar with no working day at all must not loop forever
+MIDNIGHT = dt.time(0)  # as a window's end: 24:00, the end of the window's day
+ONE_DAY = dt.timedelta(days=1)
 
 
 class CalendarError(ValueError):
@@ -96,13 +100,13 @@ class WorkCalendar:
         if not windows:
             raise CalendarError("a working calendar needs at least one working window")
         for start, end in windows:
-            if not start < end:
+            if not _minutes(start) < _end_minutes(end):
                 raise CalendarError(f"window {start}–{end} ends before it starts")
         for (_s1, e1), (s2, _e2) in zip(windows, windows[1:], strict=False):
-            if s2 < e1:
+            if _minutes(s2) < _end_minutes(e1):
                 raise CalendarError("working windows overlap")
         object.__setattr__(self, "windows", windows)
-        object.__setattr__(self, "day_length", sum((_minutes(e) - _minutes(s) for s, e in windows), 0))
+        object.__setattr__(self, "day_length", sum((_end_minutes(e) - _minutes(s) for s, e in windows), 0))
 
     # --- days ---------------------------------------------------------------------------------
 
@@ -158,14 +162,16 @@ class WorkCalendar:
         """The day's working windows as UTC instants: spans are then real durations, also across a
         daylight-saving change (same-zone aware datetimes subtract as wall-clock times)."""
         return [
-            (dt.datetime.combine(day, s, self.tz).astimezone(dt.UTC), dt.datetime.combine(day, e, self.tz).astimezone(dt.UTC))
+            (dt.datetime.combine(day, s, self.tz).astimezone(dt.UTC),
+             dt.datetime.combine(day + ONE_DAY if e == MIDNIGHT else day, e, self.tz).astimezone(dt.UTC))
             for s, e in self.windows
-        ]
+        ]  # fmt: skip
 
     def _windows_from(self, moment: dt.datetime) -> Iterator[tuple[dt.datetime, dt.datetime]]:
         """Working windows that end at or after `moment`, in order, the first one clipped to start there."""
         utc = moment.astimezone(dt.UTC)
-        for day in self.working_days(self.local(moment).date()):
+        # from the day before: its window to midnight ends at `moment` when that is 00:00
+        for day in self.working_days(self.local(moment).date() - ONE_DAY):
             for start, end in self._windows_on(day):
                 if end < utc:
                     continue
@@ -174,10 +180,11 @@ class WorkCalendar:
     def is_working_instant(self, moment: dt.datetime) -> bool:
         if self.always_on:
             return True
-        local = self.local(moment)
-        if not self.is_working_day(local.date()):
-            return False
-        return any(s <= moment <= e for s, e in self._windows_on(local.date()))
+        day = self.local(moment).date()
+        # 00:00 also ends the day before's window to midnight
+        return any(
+            self.is_working_day(d) and any(s <= moment <= e for s, e in self._windows_on(d)) for d in (day, day - ONE_DAY)
+        )
 
     def next_working_instant(self, moment: dt.datetime) -> dt.datetime:
         """`moment` itself if it is working time, else the start of the next working window."""
@@ -244,6 +251,11 @@ class WorkCalendar:
 
 def _minutes(t: dt.time) -> int:
     return t.hour * 60 + t.minute
+
+
+def _end_minutes(t: dt.time) -> int:
+    """A window's end in minutes of its day: 00:00 is midnight at its end (24:00)."""
+    return 24 * 60 if t == MIDNIGHT else _minutes(t)
 
 
 ALWAYS_ON = WorkCalendar(always_on=True)
