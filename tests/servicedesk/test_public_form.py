@@ -96,7 +96,9 @@ def test_the_honeypot_refuses_the_submission(web):
 
 
 def test_a_submission_faster_than_three_seconds_is_refused_with_a_clear_message(web):
-    response = send(web, stamp=public.form_stamp())
+    # shown a moment before it is sent, as far as the check can tell however slow the test machine is: a stamp of
+    # "now" was more than three seconds old by the check on a loaded CI machine, and the form was accepted
+    response = send(web, stamp=public.form_stamp(at=time.time() + 60))
     assert response.status_code == 400 and not Ticket.objects.exists()
     assert "too quickly" in response.content.decode()
 
