@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -62,6 +62,7 @@ def set_language(request):
 
 
 @login_required
+@require_GET
 def home(request):
     from pharmacrm.customers.choices import InstitutionType
     from pharmacrm.customers.models import Institution, Person
@@ -530,6 +531,7 @@ def _audit_rows(user, entries) -> None:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])  # POST: verify the chain
 def audit_list(request):
     access.require(request.user, Cap.VIEW_AUDIT)
     verify_result = None

@@ -11,7 +11,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
@@ -235,6 +235,7 @@ def _interaction_or_404(user, pk: int) -> Interaction:
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])  # the page, and its edit form
 def interaction_detail(request, pk: int):
     user = request.user
     interaction = _interaction_or_404(user, pk)

@@ -248,3 +248,14 @@ def test_an_interaction_moved_to_a_person_being_merged_away_is_refused_not_filed
     assert "张伟 was merged into 张伟: choose 张伟 instead." in answers[0].content.decode()
     interaction.refresh_from_db()
     assert interaction.person_id is None and interaction.version == 1
+
+
+def test_pages_that_are_read_or_posted_refuse_put_patch_and_delete(client_for, users, xiehe):
+    """The home page, the audit viewer and an interaction's page answered PUT, PATCH and DELETE with the page (200):
+    a client or a scanner took the method as accepted. They now answer 405, as every other page does."""
+    interaction = record(users["agent"], xiehe)
+    admin = client_for("admin")
+    for path in ("/", "/accounts/audit/", f"/interactions/{interaction.pk}/"):
+        for method in (admin.put, admin.patch, admin.delete):
+            assert method(path).status_code == 405, (method.__name__, path)
+        assert admin.get(path).status_code == 200, path
