@@ -12,7 +12,8 @@ of creating a second ticket, adverse-event case or order — a second ICSR sent 
 - The same key with another request (another path or body): 422, nothing runs — a client bug that reused a key.
 - The same key while the first is still being processed (two retries in parallel): 409; try again shortly. A
   first request whose process died before answering is taken as abandoned after STALE_AFTER.
-- Without the header nothing changes."""
+- Without the header nothing changes; nor with it on a body over DATA_UPLOAD_MAX_MEMORY_SIZE (10 MB: an import's
+  file), which is not read into memory to be compared."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import datetime as dt
 import hashlib
 import re
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
@@ -54,6 +56,17 @@ def _identity(request) -> str | None:
     return "auth:" + hashlib.sha256(auth.encode()).hexdigest()
 
 
+def _too_big(request) -> bool:
+    """A body larger than DATA_UPLOAD_MAX_MEMORY_SIZE (an import's file) is not read into memory to be fingerprinted:
+    such a request is not covered by its key, and runs as if it had none."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return True
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return limit is not None and length > limit
+
+
 def _fingerprint(request) -> str:
     digest = hashlib.sha256()
     for part in (request.method, request.get_full_path(), request.content_type or ""):
@@ -85,7 +98,7 @@ class IdempotencyMiddleware:
         if not _KEY.fullmatch(key):
             return _error(400, _("The Idempotency-Key header must be 1 to 255 visible ASCII characters."))
         identity = _identity(request)
-        if identity is None:
+        if identity is None or _too_big(request):
             return self.get_response(request)
         from .models import IdempotentRequest
 

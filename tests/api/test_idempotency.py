@@ -130,3 +130,13 @@ def test_a_day_old_key_is_a_new_request(api_for, body):
     again = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="old")
     assert again.status_code == 201 and "Idempotent-Replayed" not in again
     assert Ticket.objects.count() == 2
+
+
+def test_a_body_over_the_in_memory_limit_is_not_covered_and_runs_as_without_a_key(api_for, body, settings):
+    """An import's file (up to 50 MB) is not read into memory to be compared: the key does not apply to it."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200  # the form's fields are below it, the multipart body is above
+    client = api_for("agent")
+    for _ in range(2):
+        answer = client.post(URL, body, format="multipart", HTTP_IDEMPOTENCY_KEY="big")
+        assert answer.status_code == 201 and "Idempotent-Replayed" not in answer
+    assert Ticket.objects.count() == 2 and not IdempotentRequest.objects.exists()
