@@ -66,6 +66,14 @@ _STATUS_TEXT = {
     "(`current_version`).",
     "409": "Someone saved the record since the version sent: nothing was changed (`current_version`).",
     "413": "The request body is larger than the API accepts.", "429": "Too many requests.",
+    "409-idempotency": "A request with the same Idempotency-Key is still being processed: try again shortly.",
+    "422": "The Idempotency-Key was used for another request (docs/api.md, \"Retries\").",
+}  # fmt: skip
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Sent again with the same key, the POST is not run again: the answer is the first one, with "
+    "`Idempotent-Replayed: true` (kept a day; docs/api.md, \"Retries\").",
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$", "minLength": 1, "maxLength": 255},
 }  # fmt: skip
 
 
@@ -79,7 +87,7 @@ def _takes_version(result, operation) -> bool:
 
 def document_errors(result, generator, request, public):
     """Every operation documents the error shape it can answer with (docs/api.md, "Errors"): a 400 with per-field
-    messages, and `{"detail": …}` for the other refusals. The schema documented a 400 on a quarter of the
+    messages, and `{"detail": …}` for the other refusals; and a POST's `Idempotency-Key` header with its 409 and 422. The schema documented a 400 on a quarter of the
     operations, always without a body, so a client generated from it could not read the messages it got."""
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["FieldErrors"] = _FIELD_ERRORS
@@ -99,6 +107,11 @@ def document_errors(result, generator, request, public):
                 wanted.append("409")  # a stale version (docs/api.md, "Optimistic locking")
             if method == "delete" and "{" in path:
                 wanted.append("409-delete")  # dependent records, or a stale If-Match
+            if method == "post" and signed_in:  # core.idempotency: a retry with its key
+                parameters = operation.setdefault("parameters", [])
+                if not any(p.get("name") == "Idempotency-Key" for p in parameters):
+                    parameters.append(dict(_IDEMPOTENCY_KEY))
+                wanted += ["409-idempotency", "422"]
             for code in wanted:
                 responses.setdefault(code[:3], {"description": _STATUS_TEXT[code]})
             for code, response in responses.items():

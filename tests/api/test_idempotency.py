@@ -140,3 +140,12 @@ def test_a_body_over_the_in_memory_limit_is_not_covered_and_runs_as_without_a_ke
         answer = client.post(URL, body, format="multipart", HTTP_IDEMPOTENCY_KEY="big")
         assert answer.status_code == 201 and "Idempotent-Replayed" not in answer
     assert Ticket.objects.count() == 2 and not IdempotentRequest.objects.exists()
+
+
+def test_the_schema_offers_the_header_on_every_signed_in_post_with_its_refusals(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"]["/api/v1/tickets/"]["post"]
+    assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in operation["parameters"])
+    assert {"409", "422"} <= set(operation["responses"])
+    token = schema["paths"]["/api/v1/auth/token/"]["post"]  # anonymous: no key applies
+    assert not any(p.get("name") == "Idempotency-Key" for p in token.get("parameters", []))
