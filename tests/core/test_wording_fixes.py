@@ -345,7 +345,7 @@ def test_a_case_shows_the_dose_unit_by_its_label_not_its_ucum_code(client_for, u
                                             "received_at": timezone.now() - dt.timedelta(days=1)})  # fmt: skip
     assert case.drugs.get().dose_unit == "{tbl}"  # the record (and the E2B file) keep the code
     html = client_for("pv").get(reverse("safety:case", args=[case.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    assert "1 tablet(s) 口服 每日 2 次" in text(html)
+    assert "1 tablet 口服 每日 2 次" in text(html)  # the unit agrees with the dose (it read "1 tablet(s)")
     assert "{tbl}" not in html
 
 
