@@ -867,13 +867,54 @@ def bounce_of(msg: ParsedMail) -> tuple[str, str] | None:
     return (ids[0], re.sub(r"\s+", " ", reason)) if ids else None
 
 
+# the returned-mail notices of Chinese providers, which are no RFC 3464 report: QQ邮箱 / Foxmail "系统退信", 网易 163/126
+# "退信通知", Postfix's "Undelivered Mail Returned to Sender" as plain text, 腾讯企业邮 "邮件投递失败"; the returned mail is
+# attached, or its headers are quoted in the text
+NOTICE_SENDERS = ("mailer-daemon", "postmaster", "system")
+NOTICE_SUBJECT = re.compile(
+    r"退信|(?:邮件)?投递失败|Undeliver(?:ed|able)|Delivery Status Notification \(Failure\)|Mail delivery failed"
+    r"|Returned mail|failure notice",
+    re.IGNORECASE,
+)
+_QUOTED_ID = re.compile(r"(?im)^[ \t>]*Message-?ID\s*[:：]\s*(<[^<>\s]+>)")
+_SMTP_REASON = re.compile(r"(?m)\b[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\b)?[^\n]*")
+
+
+def notice_bounce_of(msg: ParsedMail, address: str) -> tuple[str, str] | None:
+    """(Message-ID, reason) when the mail is a provider's returned-mail notice that is not a delivery report
+    (NOTICE_SUBJECT from a MAILER-DAEMON, postmaster or system@ address), the Message-ID taken from the returned mail
+    attached or its headers quoted in the text; else None. Read conservatively: the caller records it only when the
+    Message-ID is one of our replies."""
+    local = (address or "").split("@", 1)[0].lower()
+    if not (local in NOTICE_SENDERS or local.startswith("mailer-daemon")):
+        return None
+    if not NOTICE_SUBJECT.search(_header(msg, "Subject")):
+        return None
+    ids, texts = [], []
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/rfc822":
+            inner = _inner_mail(part)
+            if hasattr(inner, "get"):
+                ids += message_ids(str(inner.get("Message-ID", "")))
+        elif ctype in ("text/plain", "text/html", "text/rfc822-headers") and not part.is_attachment():
+            text = _decode_text(part)
+            texts.append(html_to_text(text) if ctype == "text/html" else text)
+    for text in texts:
+        ids += _QUOTED_ID.findall(text)
+    if not ids:
+        return None
+    reason = next((m.group(0) for text in texts for m in [_SMTP_REASON.search(text)] if m), "")
+    return ids[0], re.sub(r"\s+", " ", reason)[:300]
+
+
 def record_bounce(msg: ParsedMail) -> TicketMessage | None:
     """A reply (or acknowledgement) the SMTP server accepted but the customer's server returned later (a
     mistyped or closed mailbox): the message reads *Failed for good* with the returned reason, so the agent can
     correct the address and send it again, and the ticket's assignee is told. It used to be ignored like any
     bounce, and the message kept reading *Sent* while the customer never got the answer."""
     try:
-        found = bounce_of(msg)
+        found = bounce_of(msg) or notice_bounce_of(msg, sender_of(msg)[1])
     except Exception:  # noqa: BLE001 — a report the library cannot read: ignored as before
         return None
     if found is None:
@@ -898,6 +939,15 @@ def record_bounce(msg: ParsedMail) -> TicketMessage | None:
         ), kind="ticket.reply_bounced")  # fmt: skip
     log.warning("Mail for ticket message %s returned: %s", message.pk, error)
     return message
+
+
+def _returns_our_reply(msg: ParsedMail, address: str) -> bool:
+    """Is the mail a returned-mail notice naming one of our replies (sent or already marked as returned)?"""
+    try:
+        found = notice_bounce_of(msg, address)
+    except Exception:  # noqa: BLE001 — then handled as any mail
+        return False
+    return found is not None and TicketMessage.objects.filter(message_id=found[0], kind=MessageKind.REPLY).exists()
 
 
 MADE_UP_ID_DOMAIN = "@no-message-id.invalid>"
@@ -1233,6 +1283,9 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
     if why:
         log.info("Mail from %s ignored: %s", normalise.mask_email(address), why)
         record_bounce(msg)  # never answered nor a ticket; a returned reply of ours is marked on its message
+        return None
+    if _returns_our_reply(msg, address):  # a provider's notice from system@…, which is_automatic lets through
+        record_bounce(msg)
         return None
     message_id = (message_ids(_header(msg, "Message-ID")) or [None])[0]
     if message_id and len(message_id) > 250:

@@ -1,0 +1,114 @@
+"""Session 42 review (2), mail: Chinese providers' returned-mail notices that are no RFC 3464 report, attachment names
+old mail programs can read, and a new ticket's subject without the customer's "回复：" / "Fwd:". With the real local
+SMTP and IMAP servers (tests/mailservers.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pharmacrm.notify.models import Notification
+from pharmacrm.servicedesk import services
+from pharmacrm.servicedesk.choices import Delivery, EventKind, MessageKind
+from pharmacrm.servicedesk.models import Ticket
+from tests import mailservers
+from tests.mailservers import imap_server, mail_settings, smtp_server  # noqa: F401
+from tests.servicedesk.test_mail import customer_mail, desk  # noqa: F401
+
+CUSTOMER, SERVICE = mailservers.CUSTOMER, mailservers.SERVICE
+
+
+def qq_notice(message_id: str) -> bytes:
+    """QQ邮箱 / Foxmail: an HTML page in GB18030, the returned mail's headers quoted in it."""
+    html = (
+        "<html><body><p>很抱歉您发送的邮件被退回，以下是该邮件的相关信息：</p>"
+        "<p>退信原因：550 Mailbox not found or access denied</p><hr>"
+        f"<p>Subject: 关于阿司匹林肠溶片的用法<br>Message-ID: &lt;{message_id[1:-1]}&gt;</p></body></html>"
+    )
+    return (
+        "From: =?gb18030?B?z7XNs83L0MU=?= <PostMaster@qq.com>\r\nTo: service@pharmacrm.test\r\n"
+        "Subject: =?gb18030?B?z7XNs83L0MU=?=\r\nMessage-ID: <bounce-qq@qq.com>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=gb18030\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    ).encode() + html.encode("gb18030")
+
+
+def netease_notice(message_id: str) -> bytes:
+    """网易 163/126 "退信通知": plain text, the original's headers quoted below the reason."""
+    return (
+        "From: Postmaster@163.com\r\nTo: service@pharmacrm.test\r\nSubject: 退信通知\r\n"
+        "Message-ID: <bounce-163@163.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        "您发送的邮件未能投递到收件人。\r\n原因：552 5.2.2 Mailbox full\r\n\r\n----- 原邮件头 -----\r\n"
+        f"From: service@pharmacrm.test\r\nMessage-ID: {message_id}\r\nSubject: 用法咨询\r\n"
+    ).encode()
+
+
+def postfix_notice(message_id: str) -> bytes:
+    """Postfix (an old set-up) with a plain-text body and the returned mail attached, not as a delivery report."""
+    return (
+        "From: MAILER-DAEMON@mx.hospital.test (Mail Delivery System)\r\nTo: service@pharmacrm.test\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <bounce-pf@mx.hospital.test>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
+        "--BB\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nI'm sorry to have to inform you that your message "
+        "could not be delivered.\r\n<customer@hospital.test>: host mx said: 550 5.1.1 User unknown\r\n"
+        f"--BB\r\nContent-Type: message/rfc822\r\n\r\nFrom: service@pharmacrm.test\r\nMessage-ID: {message_id}\r\n"
+        "Subject: x\r\n\r\nbody\r\n--BB--\r\n"
+    ).encode()
+
+
+def exmail_notice(message_id: str, sender: str = "system@exmail.qq.com") -> bytes:
+    """腾讯企业邮 "邮件投递失败", from an address no other check takes for a machine's."""
+    return (
+        f"From: {sender}\r\nTo: service@pharmacrm.test\r\nSubject: 邮件投递失败\r\n"
+        "Message-ID: <bounce-ex@exmail.qq.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        "您的邮件无法送达。\r\n错误信息：550 User not found\r\n\r\n"
+        f"原邮件信息：\r\n> Message-ID: {message_id}\r\n> Subject: 用法咨询\r\n"
+    ).encode()
+
+
+NOTICES = {"qq": qq_notice, "163": netease_notice, "postfix": postfix_notice, "exmail": exmail_notice}
+
+
+@pytest.fixture
+def sent_reply(desk, users):  # noqa: F811
+    desk.send(customer_mail())
+    assert desk.poll()["taken"] == 1
+    ticket = Ticket.objects.get()
+    services.assign(users["agent"], ticket, assignee=users["agent"])
+    reply = desk.reply(users["agent"], ticket, "请饭后服用。")
+    assert reply.delivery == Delivery.SENT
+    return reply
+
+
+@pytest.mark.parametrize("provider", NOTICES)
+def test_a_chinese_providers_returned_mail_notice_marks_the_reply_failed(desk, users, imap_server, sent_reply,  # noqa: F811
+                                                                          provider):  # fmt: skip
+    """QQ, 163, Tencent Exmail and a plain-text Postfix return a mail without an RFC 3464 report: the notice was
+    ignored (or became a ticket), and the agent's reply kept reading "Sent" while the customer never got it."""
+    imap_server.append(SERVICE, NOTICES[provider](sent_reply.message_id))
+    assert desk.poll() == {"taken": 0, "skipped": 1, "refused": 0}
+    sent_reply.refresh_from_db()
+    assert sent_reply.delivery == Delivery.GAVE_UP
+    assert sent_reply.last_error.startswith("DSN 55")
+    assert sent_reply.ticket.events.filter(kind=EventKind.UNDELIVERED, data__message=sent_reply.pk).exists()
+    assert Notification.objects.filter(recipient=users["agent"], kind="ticket.reply_bounced").exists()
+    assert Ticket.objects.count() == 1
+    assert sent_reply.ticket.messages.filter(kind=MessageKind.INBOUND).count() == 1
+
+
+def test_a_second_notice_of_the_same_reply_is_no_ticket(desk, imap_server, sent_reply):  # noqa: F811
+    imap_server.append(SERVICE, exmail_notice(sent_reply.message_id))
+    imap_server.append(SERVICE, exmail_notice(sent_reply.message_id).replace(b"bounce-ex@", b"bounce-ex2@"))
+    assert desk.poll() == {"taken": 0, "skipped": 2, "refused": 0}
+    assert Ticket.objects.count() == 1
+
+
+def test_a_notice_naming_no_reply_of_ours_is_handled_as_before(desk, imap_server, sent_reply):  # noqa: F811
+    """A machine's notice about a mail we never sent: from postmaster it is ignored, as any bounce; from system@ (an
+    OA system's own notice) it becomes a ticket, as before — and our reply still reads "Sent"."""
+    imap_server.append(SERVICE, netease_notice("<not-ours@elsewhere.test>"))
+    imap_server.append(SERVICE, exmail_notice("<not-ours@elsewhere.test>", sender="system@oa.hospital.test"))
+    assert desk.poll() == {"taken": 1, "skipped": 1, "refused": 0}
+    sent_reply.refresh_from_db()
+    assert sent_reply.delivery == Delivery.SENT
+    assert Ticket.objects.count() == 2
