@@ -21,6 +21,7 @@ import binascii
 import datetime as dt
 import email
 import email.generator
+import email.header
 import email.policy
 import email.utils
 import hashlib
@@ -140,6 +141,22 @@ def thread_ids(message: TicketMessage) -> list[str]:
     return ids[-20:]  # long threads: the newest twenty are enough for any mail client
 
 
+class DeskMail(EmailMessage):
+    """A reply as Django builds it, with each attachment's name also in its Content-Type: Django writes a name
+    that is not ASCII (说明书.pdf) only as RFC 2231 `filename*=utf-8''…` in the Content-Disposition, which Outlook
+    2007 and old Foxmail do not read — they showed the file as "ATT00001.bin" or "未命名附件". The RFC 2047 encoded
+    word in `name=` ("=?utf-8?b?…?=") is what they read; programs that read RFC 2231 keep reading `filename*=`."""
+
+    def message(self, *args, **kwargs):
+        msg = super().message(*args, **kwargs)
+        for part in msg.walk():
+            name = part.get_filename() if part.get_content_disposition() == "attachment" else None
+            if name and not name.isascii() and part.get_param("name") is None:
+                words = email.header.Header(name, "utf-8").encode(splitchars=" ")
+                part.set_param("name", re.sub(r"\s+", " ", words))
+        return msg
+
+
 def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
     # a mail that came without a Message-ID got a made-up one (take_in): never named to the customer's program
     references = [i for i in thread_ids(message) if not i.endswith(MADE_UP_ID_DOMAIN)]
@@ -152,7 +169,7 @@ def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
         headers["References"] = " ".join(references)
     if message.author_id is None:
         headers["Auto-Submitted"] = "auto-replied"  # the acknowledgement: mail systems must not answer it
-    mail = EmailMessage(
+    mail = DeskMail(
         subject=conversation.one_line(message.subject), body=message.body, from_email=settings.SERVICEDESK_MAIL_FROM,
         to=[message.recipient], headers=headers, connection=connection,
     )  # fmt: skip

@@ -4,6 +4,8 @@ SMTP and IMAP servers (tests/mailservers.py)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pharmacrm.notify.models import Notification
@@ -112,3 +114,31 @@ def test_a_notice_naming_no_reply_of_ours_is_handled_as_before(desk, imap_server
     sent_reply.refresh_from_db()
     assert sent_reply.delivery == Delivery.SENT
     assert Ticket.objects.count() == 2
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+LONG_NAME = "阿司匹林肠溶片（100mg）说明书 — 2026年12月修订版 用法用量与不良反应.pdf"
+
+
+def test_a_replys_chinese_file_names_are_also_in_the_content_type_for_old_mail_programs(desk, users):  # noqa: F811
+    """Outlook 2007 and old Foxmail read a file's name only from `name=` in the Content-Type, in RFC 2047 form: Django
+    writes a Chinese name only as RFC 2231 `filename*=`, and the customer got "ATT00001.bin" / "未命名附件"."""
+    import email.header
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    desk.send(customer_mail())
+    desk.poll()
+    ticket = Ticket.objects.get()
+    files = [SimpleUploadedFile(n, PDF, "application/pdf") for n in ("说明书.pdf", LONG_NAME, "label.pdf")]
+    desk.reply(users["agent"], ticket, "请见附件。", files=files)
+    reply_mail = [m for m in desk.inbox(CUSTOMER) if "请见附件" in m.get_body(("plain",)).get_content()][0]
+    parts = list(reply_mail.iter_attachments())
+    assert [p.get_filename() for p in parts] == ["说明书.pdf", LONG_NAME, "label.pdf"]  # as every program reads it
+    for part, name in zip(parts[:2], ("说明书.pdf", LONG_NAME), strict=True):
+        raw = {key.lower(): re.sub(r"\s+", " ", value) for key, value in part.raw_items()}  # as the mail wrote them
+        assert "filename*=" in raw["content-disposition"]  # RFC 2231 kept for the programs that read it
+        written = re.search(r'name="(=\?utf-8\?b\?[^"]+)"', raw["content-type"])  # the encoded words old programs read
+        assert written and str(email.header.make_header(email.header.decode_header(written.group(1)))) == name
+        assert part.get_content() == PDF
+    assert "name=" not in dict(parts[2].raw_items())["Content-Type"]  # an ASCII name is written as before
