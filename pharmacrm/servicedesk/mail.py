@@ -1277,6 +1277,25 @@ def cut_long_text(body: str) -> str:
     return body[: limit - len(note)].rstrip() + note
 
 
+# what mail programs put before the subject of an answer or a forward (Outlook, Foxmail, QQ, 163, in Chinese and
+# English, ASCII or full-width colon, "Re[2]:" as some count them): a mail "回复：转发: 药品咨询" that becomes a ticket
+REPLY_PREFIX = re.compile(
+    r"\s*(?:re|fw|fwd|回复|答复|转发|回覆|答覆|轉發|轉寄)\s*(?:[\[(]\d+[\])])?\s*[:：]\s*", re.IGNORECASE
+)
+
+
+def new_ticket_subject(subject: str) -> str:
+    """A new ticket's subject without the reply and forward prefixes in front of it ("回复：", "答复:", "转发:", "Re:",
+    "Fwd:", "RE: 回复:" …, taken off repeatedly): the agents' list read "Re: 转发: …" for a request. A subject that is
+    nothing but prefixes stays as it was; the mail's own subject, which threading reads, is kept as it came."""
+    stripped = subject
+    while match := REPLY_PREFIX.match(stripped):
+        if not match.group(0):
+            break
+        stripped = stripped[match.end():]
+    return stripped.strip() or subject
+
+
 def _screen_the_rest(ticket: Ticket, whole: str, kept: str, heard_at: dt.datetime) -> None:
     """The safety net reads the whole of a mail whose text the ticket keeps cut: a reaction told after the first
     50,000 characters is heard all the same (when the mail came)."""
@@ -1379,7 +1398,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         data = {
             "channel": Channel.EMAIL,
             "category": getattr(settings, "SERVICEDESK_MAIL_CATEGORY", "other") or "other",
-            "subject": subject or _("(no subject)"),
+            "subject": new_ticket_subject(subject) or _("(no subject)"),
             "description": body,
             "received_at": at,
             "reply_email": reply_email,

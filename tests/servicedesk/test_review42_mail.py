@@ -142,3 +142,32 @@ def test_a_replys_chinese_file_names_are_also_in_the_content_type_for_old_mail_p
         assert written and str(email.header.make_header(email.header.decode_header(written.group(1)))) == name
         assert part.get_content() == PDF
     assert "name=" not in dict(parts[2].raw_items())["Content-Type"]  # an ASCII name is written as before
+
+
+@pytest.mark.parametrize(("written", "kept"), [
+    ("回复：关于阿司匹林的用法", "关于阿司匹林的用法"),
+    ("答复: 用法咨询", "用法咨询"),
+    ("转发:转发： 批号 A2026-11 的投诉", "批号 A2026-11 的投诉"),
+    ("RE: 回复: 不良反应报告", "不良反应报告"),
+    ("Fwd: Re[2]: dosage question", "dosage question"),
+    ("回复：", "回复："),  # nothing but a prefix: kept as written
+    ("Report: 样品申请", "Report: 样品申请"),
+])  # fmt: skip
+def test_a_new_tickets_subject_loses_reply_and_forward_prefixes(desk, written, kept):  # noqa: F811
+    """A customer answering an old mail, or a colleague's forward, became a ticket named "RE: 回复: …" in the agents'
+    list; the mail itself keeps its subject as it came."""
+    desk.send(customer_mail(subject=written))
+    assert desk.poll()["taken"] == 1
+    ticket = Ticket.objects.get()
+    assert ticket.subject == kept
+    assert ticket.messages.get(kind=MessageKind.INBOUND).subject == written
+
+
+def test_an_answer_with_a_prefix_still_finds_its_ticket(desk):  # noqa: F811
+    desk.send(customer_mail(subject="回复：用法咨询"))
+    desk.poll()
+    ticket = Ticket.objects.get()
+    desk.send(customer_mail(subject=f"回复：[{ticket.number}] 用法咨询", body="补充：我今年68岁。"))
+    assert desk.poll() == {"taken": 1, "skipped": 0, "refused": 0}
+    assert Ticket.objects.count() == 1
+    assert ticket.messages.filter(kind=MessageKind.INBOUND).count() == 2
