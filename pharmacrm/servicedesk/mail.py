@@ -902,6 +902,8 @@ def notice_bounce_of(msg: ParsedMail, address: str) -> tuple[str, str] | None:
     (NOTICE_SUBJECT from a MAILER-DAEMON, postmaster or system@ address), the Message-ID taken from the returned mail
     attached or its headers quoted in the text; else None. Read conservatively: the caller records it only when the
     Message-ID is one of our replies."""
+    if msg.get_content_type() == "multipart/report":  # a delivery report's own verdict decides (a delay is no failure)
+        return None
     local = (address or "").split("@", 1)[0].lower()
     if not (local in NOTICE_SENDERS or local.startswith("mailer-daemon")):
         return None
