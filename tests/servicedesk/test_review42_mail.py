@@ -27,10 +27,10 @@ def qq_notice(message_id: str) -> bytes:
         f"<p>Subject: 关于阿司匹林肠溶片的用法<br>Message-ID: &lt;{message_id[1:-1]}&gt;</p></body></html>"
     )
     return (
-        "From: =?gb18030?B?z7XNs83L0MU=?= <PostMaster@qq.com>\r\nTo: service@pharmacrm.test\r\n"
-        "Subject: =?gb18030?B?z7XNs83L0MU=?=\r\nMessage-ID: <bounce-qq@qq.com>\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: text/html; charset=gb18030\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-    ).encode() + html.encode("gb18030")
+        b"From: =?gb18030?B?z7XNs83L0MU=?= <PostMaster@qq.com>\r\nTo: service@pharmacrm.test\r\n"
+        b"Subject: =?gb18030?B?z7XNs83L0MU=?=\r\nMessage-ID: <bounce-qq@qq.com>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/html; charset=gb18030\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    ) + html.encode("gb18030")
 
 
 def netease_notice(message_id: str) -> bytes:
