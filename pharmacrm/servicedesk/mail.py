@@ -21,6 +21,7 @@ import binascii
 import datetime as dt
 import email
 import email.generator
+import email.header
 import email.policy
 import email.utils
 import hashlib
@@ -140,6 +141,22 @@ def thread_ids(message: TicketMessage) -> list[str]:
     return ids[-20:]  # long threads: the newest twenty are enough for any mail client
 
 
+class DeskMail(EmailMessage):
+    """A reply as Django builds it, with each attachment's name also in its Content-Type: Django writes a name
+    that is not ASCII (说明书.pdf) only as RFC 2231 `filename*=utf-8''…` in the Content-Disposition, which Outlook
+    2007 and old Foxmail do not read — they showed the file as "ATT00001.bin" or "未命名附件". The RFC 2047 encoded
+    word in `name=` ("=?utf-8?b?…?=") is what they read; programs that read RFC 2231 keep reading `filename*=`."""
+
+    def message(self, *args, **kwargs):
+        msg = super().message(*args, **kwargs)
+        for part in msg.walk():
+            name = part.get_filename() if part.get_content_disposition() == "attachment" else None
+            if name and not name.isascii() and part.get_param("name") is None:
+                words = email.header.Header(name, "utf-8").encode(splitchars=" ")
+                part.set_param("name", re.sub(r"\s+", " ", words))
+        return msg
+
+
 def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
     # a mail that came without a Message-ID got a made-up one (take_in): never named to the customer's program
     references = [i for i in thread_ids(message) if not i.endswith(MADE_UP_ID_DOMAIN)]
@@ -152,7 +169,7 @@ def build_mail(message: TicketMessage, connection=None) -> EmailMessage:
         headers["References"] = " ".join(references)
     if message.author_id is None:
         headers["Auto-Submitted"] = "auto-replied"  # the acknowledgement: mail systems must not answer it
-    mail = EmailMessage(
+    mail = DeskMail(
         subject=conversation.one_line(message.subject), body=message.body, from_email=settings.SERVICEDESK_MAIL_FROM,
         to=[message.recipient], headers=headers, connection=connection,
     )  # fmt: skip
@@ -867,13 +884,56 @@ def bounce_of(msg: ParsedMail) -> tuple[str, str] | None:
     return (ids[0], re.sub(r"\s+", " ", reason)) if ids else None
 
 
+# the returned-mail notices of Chinese providers, which are no RFC 3464 report: QQ邮箱 / Foxmail "系统退信", 网易 163/126
+# "退信通知", Postfix's "Undelivered Mail Returned to Sender" as plain text, 腾讯企业邮 "邮件投递失败"; the returned mail is
+# attached, or its headers are quoted in the text
+NOTICE_SENDERS = ("mailer-daemon", "postmaster", "system")
+NOTICE_SUBJECT = re.compile(
+    r"退信|(?:邮件)?投递失败|Undeliver(?:ed|able)|Delivery Status Notification \(Failure\)|Mail delivery failed"
+    r"|Returned mail|failure notice",
+    re.IGNORECASE,
+)
+_QUOTED_ID = re.compile(r"(?im)^[ \t>]*Message-?ID\s*[:：]\s*(<[^<>\s]+>)")
+_SMTP_REASON = re.compile(r"(?m)\b[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3}\b)?[^\n]*")
+
+
+def notice_bounce_of(msg: ParsedMail, address: str) -> tuple[str, str] | None:
+    """(Message-ID, reason) when the mail is a provider's returned-mail notice that is not a delivery report
+    (NOTICE_SUBJECT from a MAILER-DAEMON, postmaster or system@ address), the Message-ID taken from the returned mail
+    attached or its headers quoted in the text; else None. Read conservatively: the caller records it only when the
+    Message-ID is one of our replies."""
+    if msg.get_content_type() == "multipart/report":  # a delivery report's own verdict decides (a delay is no failure)
+        return None
+    local = (address or "").split("@", 1)[0].lower()
+    if not (local in NOTICE_SENDERS or local.startswith("mailer-daemon")):
+        return None
+    if not NOTICE_SUBJECT.search(_header(msg, "Subject")):
+        return None
+    ids, texts = [], []
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/rfc822":
+            inner = _inner_mail(part)
+            if hasattr(inner, "get"):
+                ids += message_ids(str(inner.get("Message-ID", "")))
+        elif ctype in ("text/plain", "text/html", "text/rfc822-headers") and not part.is_attachment():
+            text = _decode_text(part)
+            texts.append(html_to_text(text) if ctype == "text/html" else text)
+    for text in texts:
+        ids += _QUOTED_ID.findall(text)
+    if not ids:
+        return None
+    reason = next((m.group(0) for text in texts for m in [_SMTP_REASON.search(text)] if m), "")
+    return ids[0], re.sub(r"\s+", " ", reason)[:300]
+
+
 def record_bounce(msg: ParsedMail) -> TicketMessage | None:
     """A reply (or acknowledgement) the SMTP server accepted but the customer's server returned later (a
     mistyped or closed mailbox): the message reads *Failed for good* with the returned reason, so the agent can
     correct the address and send it again, and the ticket's assignee is told. It used to be ignored like any
     bounce, and the message kept reading *Sent* while the customer never got the answer."""
     try:
-        found = bounce_of(msg)
+        found = bounce_of(msg) or notice_bounce_of(msg, sender_of(msg)[1])
     except Exception:  # noqa: BLE001 — a report the library cannot read: ignored as before
         return None
     if found is None:
@@ -898,6 +958,15 @@ def record_bounce(msg: ParsedMail) -> TicketMessage | None:
         ), kind="ticket.reply_bounced")  # fmt: skip
     log.warning("Mail for ticket message %s returned: %s", message.pk, error)
     return message
+
+
+def _returns_our_reply(msg: ParsedMail, address: str) -> bool:
+    """Is the mail a returned-mail notice naming one of our replies (sent or already marked as returned)?"""
+    try:
+        found = notice_bounce_of(msg, address)
+    except Exception:  # noqa: BLE001 — then handled as any mail
+        return False
+    return found is not None and TicketMessage.objects.filter(message_id=found[0], kind=MessageKind.REPLY).exists()
 
 
 MADE_UP_ID_DOMAIN = "@no-message-id.invalid>"
@@ -1210,6 +1279,25 @@ def cut_long_text(body: str) -> str:
     return body[: limit - len(note)].rstrip() + note
 
 
+# what mail programs put before the subject of an answer or a forward (Outlook, Foxmail, QQ, 163, in Chinese and
+# English, ASCII or full-width colon, "Re[2]:" as some count them): a mail "回复：转发: 药品咨询" that becomes a ticket
+REPLY_PREFIX = re.compile(
+    r"\s*(?:re|fw|fwd|回复|答复|转发|回覆|答覆|轉發|轉寄)\s*(?:[\[(]\d+[\])])?\s*[:：]\s*", re.IGNORECASE
+)
+
+
+def new_ticket_subject(subject: str) -> str:
+    """A new ticket's subject without the reply and forward prefixes in front of it ("回复：", "答复:", "转发:", "Re:",
+    "Fwd:", "RE: 回复:" …, taken off repeatedly): the agents' list read "Re: 转发: …" for a request. A subject that is
+    nothing but prefixes stays as it was; the mail's own subject, which threading reads, is kept as it came."""
+    stripped = subject
+    while match := REPLY_PREFIX.match(stripped):
+        if not match.group(0):
+            break
+        stripped = stripped[match.end():]
+    return stripped.strip() or subject
+
+
 def _screen_the_rest(ticket: Ticket, whole: str, kept: str, heard_at: dt.datetime) -> None:
     """The safety net reads the whole of a mail whose text the ticket keeps cut: a reaction told after the first
     50,000 characters is heard all the same (when the mail came)."""
@@ -1233,6 +1321,9 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
     if why:
         log.info("Mail from %s ignored: %s", normalise.mask_email(address), why)
         record_bounce(msg)  # never answered nor a ticket; a returned reply of ours is marked on its message
+        return None
+    if _returns_our_reply(msg, address):  # a provider's notice from system@…, which is_automatic lets through
+        record_bounce(msg)
         return None
     message_id = (message_ids(_header(msg, "Message-ID")) or [None])[0]
     if message_id and len(message_id) > 250:
@@ -1309,7 +1400,7 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         data = {
             "channel": Channel.EMAIL,
             "category": getattr(settings, "SERVICEDESK_MAIL_CATEGORY", "other") or "other",
-            "subject": subject or _("(no subject)"),
+            "subject": new_ticket_subject(subject) or _("(no subject)"),
             "description": body,
             "received_at": at,
             "reply_email": reply_email,
