@@ -8,7 +8,8 @@ of creating a second ticket, adverse-event case or order — a second ICSR sent 
   encrypted. Not kept, so that the request runs again when retried: a server error (5xx), a refusal of who sent it
   (401, 403: not signed in, no second factor, no CSRF token) or of how often (429), and a streamed download.
 - The same key with the same request again: that answer, with the header `Idempotent-Replayed: true`. Nothing runs
-  again, nothing is audited again.
+  again, nothing is audited again — except that an answer which showed personal data in clear is a read of it
+  again, audited as one (naming the first request, whose entries name the records).
 - The same key with another request (another path or body): 422, nothing runs — a client bug that reused a key.
 - The same key while the first is still being processed (two retries in parallel): 409; try again shortly. A
   first request whose process died before answering is taken as abandoned after STALE_AFTER.
@@ -27,7 +28,7 @@ from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import crypto
+from . import audit, crypto
 
 HEADER = "Idempotency-Key"
 IDEMPOTENCY_HOURS = 24
@@ -38,22 +39,23 @@ _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 API_PREFIX = "/api/"
 
 
-def _identity(request) -> str | None:
-    """Who sent it: the session's user, else the API token (as a digest); None: nobody we can tell apart."""
+def _identity(request) -> tuple[str | None, int | None]:
+    """Who sent it, and their user id when known: the session's user, else the API token's user, else the
+    Authorization header as a digest; None: nobody we can tell apart."""
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        return f"user:{user.pk}"
+        return f"user:{user.pk}", user.pk
     auth = request.headers.get("Authorization", "")
     if not auth:
-        return None
+        return None, None
     keyword, _sep, key = auth.partition(" ")
     if keyword == "Token" and key.strip():  # the token's user: a client that took a new token keeps its keys
         from .models import ApiToken
 
         user_id = ApiToken.objects.filter(key_hash=ApiToken.hash_key(key.strip())).values_list("user_id", flat=True)
         if user_id:
-            return f"user:{user_id[0]}"
-    return "auth:" + hashlib.sha256(auth.encode()).hexdigest()
+            return f"user:{user_id[0]}", user_id[0]
+    return "auth:" + hashlib.sha256(auth.encode()).hexdigest(), None
 
 
 def _too_big(request) -> bool:
@@ -79,7 +81,17 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"detail": message}, status=status, json_dumps_params={"ensure_ascii": False})
 
 
-def _replay(row) -> HttpResponse:
+def _replay(row, user_id: int | None) -> HttpResponse:
+    """The kept answer again. One that showed personal data in clear is a read of it again: audited as such, naming
+    the first request (whose entries name the records), and not kept by the browser (RequestIdMiddleware)."""
+    if row.personal:
+        from django.contrib.auth import get_user_model
+
+        from .models import AuditEntry
+
+        user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+        audit.record(AuditEntry.Action.READ_PERSONAL, row, user=user, replayed_request=row.request_id,
+                     purpose="idempotent replay")  # fmt: skip
     response = HttpResponse(row.body.encode(), status=row.status_code, content_type=row.content_type or None)
     response["Idempotent-Replayed"] = "true"
     return response
@@ -97,7 +109,7 @@ class IdempotencyMiddleware:
             return self.get_response(request)
         if not _KEY.fullmatch(key):
             return _error(400, _("The Idempotency-Key header must be 1 to 255 visible ASCII characters."))
-        identity = _identity(request)
+        identity, user_id = _identity(request)
         if identity is None or _too_big(request):
             return self.get_response(request)
         from .models import IdempotentRequest
@@ -121,7 +133,7 @@ class IdempotencyMiddleware:
                 if not earlier.done:
                     return _error(409, _("A request with this Idempotency-Key is being processed; try again "
                                          "shortly."))  # fmt: skip
-                return _replay(earlier)
+                return _replay(earlier, user_id)
             # taken over: a day old, or its process died before answering
             claimed = IdempotentRequest.objects.filter(pk=earlier.pk, created_at=earlier.created_at).update(
                 fingerprint=fingerprint, done=False, status_code=None, content_type="", body="", created_at=now
@@ -134,11 +146,11 @@ class IdempotencyMiddleware:
         except BaseException:
             IdempotentRequest.objects.filter(pk=row.pk).delete()
             raise
-        self._keep(row, response)
+        self._keep(row, request, response)
         return response
 
     @staticmethod
-    def _keep(row, response) -> None:
+    def _keep(row, request, response) -> None:
         from .models import IdempotentRequest
 
         body = None
@@ -155,7 +167,9 @@ class IdempotencyMiddleware:
             return
         row.done, row.status_code, row.body = True, response.status_code, body
         row.content_type = response.get("Content-Type", "")[:200]
-        row.save(update_fields=["done", "status_code", "body", "content_type"])
+        row.personal = bool(getattr(getattr(request, "audit_context", None), "not_to_keep", False))
+        row.request_id = str(getattr(request, "request_id", ""))[:64]
+        row.save(update_fields=["done", "status_code", "body", "content_type", "personal", "request_id"])
 
 
 def purge(now: dt.datetime | None = None) -> int:

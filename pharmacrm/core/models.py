@@ -420,6 +420,9 @@ class IdempotentRequest(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     content_type = models.CharField(max_length=200, blank=True)
     body = EncryptedTextField()
+    # the answer showed personal data in clear (the first request audited a read): a replay is audited as one too
+    personal = models.BooleanField(default=False)
+    request_id = models.CharField(max_length=64, blank=True)  # the first request's, to find its audit entries
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -149,3 +149,30 @@ def test_the_schema_offers_the_header_on_every_signed_in_post_with_its_refusals(
     assert {"409", "422"} <= set(operation["responses"])
     token = schema["paths"]["/api/v1/auth/token/"]["post"]  # anonymous: no key applies
     assert not any(p.get("name") == "Idempotency-Key" for p in token.get("parameters", []))
+
+
+def test_a_replayed_answer_that_showed_personal_data_is_audited_as_a_read_again(api_for, body):
+    """The manager sees a caller's name and phone in clear, and the answer to the POST is audited as a read of them.
+    Replayed from the kept answer, the view does not run: the replay is audited as a read itself, naming the first
+    request, and is not kept by the browser either."""
+    client = api_for("manager")
+    sent = {**body, "caller_name": "王建国", "caller_phone": "13812345678"}
+    first = client.post(URL, sent, format="json", HTTP_IDEMPOTENCY_KEY="clear")
+    assert first.status_code == 201 and first.json()["caller_phone"] == "138 1234 5678"
+    reads = AuditEntry.objects.filter(action="read_personal")
+    assert reads.count() == 1
+    again = client.post(URL, sent, format="json", HTTP_IDEMPOTENCY_KEY="clear")
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert "no-store" in again["Cache-Control"]
+    replay = reads.order_by("-seq").first()
+    assert reads.count() == 2 and replay.object_type == "core.idempotentrequest"
+    assert replay.actor.username == "manager" and replay.extra["replayed_request"] == first["X-Request-ID"]
+    assert Ticket.objects.count() == 1
+
+
+def test_a_replayed_answer_without_personal_data_is_not_audited(api_for, body):
+    client = api_for("agent")
+    client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="plain")
+    before = AuditEntry.objects.count()
+    client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="plain")
+    assert AuditEntry.objects.count() == before

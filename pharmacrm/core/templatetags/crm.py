@@ -137,6 +137,7 @@ AUDIT_KEYS = {
     "reassigned_to": gettext_lazy("Reassigned to"),
     "received_at": gettext_lazy("Received"),
     "reencrypted": gettext_lazy("Values re-encrypted"),
+    "replayed_request": gettext_lazy("Answer first given to request"),  # an API retry's kept answer (core.idempotency)
     # a person's region is a field declared without a label (it follows the institution's): as institutions name it
     "region": capfirst(gettext_lazy("region")),
     "reissued": gettext_lazy("Document reissued"),
@@ -206,6 +207,7 @@ AUDIT_VALUES = {
         "case page": gettext_lazy("case page"),
         "case edit form": gettext_lazy("case edit form"),
         "case follow-up form": gettext_lazy("case follow-up form"),
+        "idempotent replay": gettext_lazy("API retry answered from the kept answer"),
     },
     # the reasons the key-account programme records for the changes it makes itself (keyaccounts.services): the
     # customer's tier and an agreement ended by a listing or de-listing, the times of a stored evaluation recomputed
