@@ -400,6 +400,7 @@ def _past_tickets(u: dict, account: KeyAccount, today: dt.date, shift: int, rng:
     from pharmacrm.servicedesk import revisit
     from pharmacrm.servicedesk import services as desk
     from pharmacrm.servicedesk.choices import Channel, RootCause, Status
+    from pharmacrm.servicedesk.demo import demo_impact
 
     people = list(Person.objects.filter(institution__in=[account.institution_id, *account.institution.children.values_list(
         "id", flat=True)]).order_by("id")[:6])  # fmt: skip
@@ -431,7 +432,8 @@ def _past_tickets(u: dict, account: KeyAccount, today: dt.date, shift: int, rng:
         desk.transition(handler, ticket, Status.IN_PROGRESS, at=received + dt.timedelta(hours=respond_h))
         done = received + dt.timedelta(hours=resolve_h)
         desk.transition(handler, ticket, Status.RESOLVED, at=done, resolution_summary="已向客户说明处理结果。",
-                        root_cause=rng.choice([RootCause.INFORMATION, RootCause.USAGE, RootCause.LOGISTICS]))  # fmt: skip
+                        root_cause=rng.choice([RootCause.INFORMATION, RootCause.USAGE, RootCause.LOGISTICS]),
+                        **demo_impact(rng, ticket))  # fmt: skip
         desk.transition(handler, ticket, Status.INFORMED, at=done + dt.timedelta(hours=1), informed_channel=Channel.PHONE)
         desk.transition(handler, ticket, Status.CLOSED, at=done + dt.timedelta(days=1))
         revisit.record_phone_revisit(u["agent"], ticket, score, score > 3,

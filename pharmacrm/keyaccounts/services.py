@@ -2350,7 +2350,6 @@ def add_measure(user, account: KeyAccount, *, title: str, owner: User, due_date:
 
 # --- key-account evaluation and scorecards ----------------------------------------------------------------
 
-COMPLAINT_CATEGORIES = ("service_process", "relationship", "service_attitude", "order_delivery")
 REVIEW_WEIGHTS = {"satisfaction": 30, "response": 20, "resolution": 20, "complaints": 15, "plan": 15}
 RESPONSE_TARGET_H = Decimal(24)
 RESOLUTION_TARGET_H = Decimal(48)
@@ -2704,7 +2703,7 @@ def review_account(account: KeyAccount, period: str, user=None):
     clocks = _counted_clocks(tickets)
     pending = dict(clocks.filter(fulfilled_at__isnull=True).values("kind").annotate(n=Count("id")).values_list("kind", "n"))
     response, resolution = average_waits(tickets, now)
-    complaints = tickets.filter(category__code__in=COMPLAINT_CATEGORIES)
+    complaints = tickets.filter(category__complaint=True)  # the categories marked as complaints
     resolved = complaints.filter(status__in=[Status.RESOLVED, Status.INFORMED, Status.CLOSED]).count()
     quality = SafetyCase.objects.filter(
         Q(source_ticket__in=tickets.values("id")) | Q(source_interaction__institution_id__in=inst_ids,

@@ -56,7 +56,17 @@ from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
 from pharmacrm.customers.choices import Tier
 
 from . import calendars, escalation, linking, policies, services
-from .choices import Channel, ClockKind, Complexity, EscalationNotify, LowScore, Priority, RootCause, Status
+from .choices import (
+    Channel,
+    ClockKind,
+    Complexity,
+    EscalationNotify,
+    Impact,
+    LowScore,
+    Priority,
+    RootCause,
+    Status,
+)
 from .models import (
     BusinessCalendar,
     CalendarOverride,
@@ -203,6 +213,15 @@ class TicketSerializer(ModelSerializer):
     root_cause = serializers.ChoiceField(
         choices=RootCause.choices, read_only=True, allow_blank=True, help_text="Set when resolving (empty before)."
     )
+    customer_impact = serializers.ChoiceField(
+        choices=Impact.choices, read_only=True, allow_blank=True,
+        help_text="A complaint's impact on the customer, assessed when it is resolved (empty otherwise).",
+    )  # fmt: skip
+    company_impact = serializers.ChoiceField(
+        choices=Impact.choices, read_only=True, allow_blank=True,
+        help_text="A complaint's impact on the company, assessed when it is resolved (empty otherwise).",
+    )  # fmt: skip
+    impact_note = serializers.CharField(read_only=True)
     version = serializers.IntegerField(read_only=True, help_text="Send it back with every change (409 if stale).")
     first_response_due_at = serializers.SerializerMethodField()
     resolution_due_at = serializers.SerializerMethodField()
@@ -216,7 +235,7 @@ class TicketSerializer(ModelSerializer):
             "status", "subject", "description", "institution", "person", "caller_name", "caller_phone",
             "caller_masked", "batch_number", "product", "reply_email", "safety_relevant", "boosted",
             "escalation_level", "escalated_at", "merged_into", "assignee", "team", "resolution_summary",
-            "root_cause", "version",
+            "root_cause", "customer_impact", "company_impact", "impact_note", "version",
             "first_response_due_at", "resolution_due_at", "created_at", "updated_at",
         ]  # fmt: skip
 
@@ -261,6 +280,15 @@ class TransitionSerializer(Serializer):
     root_cause = serializers.ChoiceField(
         choices=RootCause.choices, required=False, help_text="Required to resolve: why the customer got in touch."
     )
+    customer_impact = serializers.ChoiceField(
+        choices=Impact.choices, required=False,
+        help_text="Required to resolve a complaint (a category marked `complaint`): its impact on the customer.",
+    )  # fmt: skip
+    company_impact = serializers.ChoiceField(
+        choices=Impact.choices, required=False,
+        help_text="Required to resolve a complaint: its impact on the company (reputation, regulatory, financial).",
+    )  # fmt: skip
+    impact_note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     informed_channel = serializers.ChoiceField(
         choices=Channel.choices, required=False, help_text="Required for `informed`: how the customer was told."
     )
@@ -497,7 +525,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
             services.transition(
                 user, ticket, d["status"], version=version, note=clean_text(d.get("note", "")).strip(),
                 resolution_summary=clean_text(d.get("resolution_summary", "")), root_cause=d.get("root_cause", ""),
-                informed_channel=d.get("informed_channel", ""),
+                informed_channel=d.get("informed_channel", ""), **services.impact_of(d),
             )  # fmt: skip
 
         return self._act(request, TransitionSerializer, act)
@@ -612,6 +640,9 @@ class TicketCategorySerializer(ModelSerializer):
     default_priority = serializers.ChoiceField(choices=Priority.choices)
     default_complexity = serializers.ChoiceField(choices=Complexity.choices)
     safety_relevant = serializers.BooleanField(required=False)
+    complaint = serializers.BooleanField(
+        required=False, help_text="Tickets of this kind are complaints: resolving one needs an impact assessment."
+    )
     low_score_action = serializers.ChoiceField(
         choices=LowScore.choices, required=False, help_text="What a poor revisit of a ticket of this kind does."
     )
@@ -625,7 +656,7 @@ class TicketCategorySerializer(ModelSerializer):
         model = TicketCategory
         fields = [
             "code", "name", "label", "parent", "default_priority", "default_complexity", "safety_relevant",
-            "low_score_action", "active", "position", "version",
+            "complaint", "low_score_action", "active", "position", "version",
         ]  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from pharmacrm.core.roles import Cap
 
 from . import bulk as bulk_actions
 from . import linking
-from .choices import Channel, LinkKind, Priority, RootCause, Status
+from .choices import Channel, Impact, LinkKind, Priority, RootCause, Status
 from .models import Ticket, TicketLink
 
 MAX_ID = 2**63 - 1
@@ -245,6 +245,12 @@ class BulkSerializer(Serializer):
         help_text="status resolved; close: to resolve tickets still open first (with root_cause)",
     )  # fmt: skip
     root_cause = serializers.ChoiceField(choices=RootCause.choices, required=False)
+    customer_impact = serializers.ChoiceField(
+        choices=Impact.choices, required=False, help_text="status resolved, close: required for complaints"
+    )
+    company_impact = serializers.ChoiceField(
+        choices=Impact.choices, required=False, help_text="status resolved, close: required for complaints"
+    )
     informed_channel = serializers.ChoiceField(choices=Channel.choices, required=False, help_text="status informed")
 
 

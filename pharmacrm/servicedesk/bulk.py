@@ -18,7 +18,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 
 from . import services
-from .choices import OPEN_STATUSES, Channel, Priority, RootCause, Status
+from .choices import OPEN_STATUSES, Channel, Impact, Priority, RootCause, Status
 from .models import Ticket
 
 MAX_TICKETS = 200
@@ -75,6 +75,9 @@ def check(action: str, params: dict) -> dict:
                 raise ValidationError({"resolution_summary": [_("Summarise how the requests were resolved.")]})
             if params.get("root_cause") not in RootCause.values:
                 raise ValidationError({"root_cause": [_("Choose the root cause.")]})
+        for key in ("customer_impact", "company_impact"):
+            if params.get(key) and params[key] not in Impact.values:
+                raise ValidationError({key: [_("Choose one of the listed impacts.")]})
         if params["status"] == Status.INFORMED and params.get("informed_channel") not in Channel.values:
             raise ValidationError({"informed_channel": [_("Choose how the customers were informed.")]})
     elif action == "priority":
@@ -99,6 +102,7 @@ def _apply(user, ticket: Ticket, action: str, params: dict, version: int | None)
             user, ticket, params["status"], version=version, note=(params.get("note") or "").strip(),
             resolution_summary=(params.get("resolution_summary") or "").strip(),
             root_cause=params.get("root_cause") or "", informed_channel=params.get("informed_channel") or "",
+            **services.impact_of(params),
         )  # fmt: skip
     elif action == "priority":
         services.change_priority(
@@ -116,7 +120,8 @@ def _apply(user, ticket: Ticket, action: str, params: dict, version: int | None)
                     _("The ticket is still open: resolve it first, or give a summary and the root cause.")
                 )
             services.transition(user, ticket, Status.RESOLVED, version=version, note=note,
-                                resolution_summary=summary, root_cause=params["root_cause"])  # fmt: skip
+                                resolution_summary=summary, root_cause=params["root_cause"],
+                                **services.impact_of(params))  # fmt: skip
             version = None  # checked by the first step
         services.transition(user, ticket, Status.CLOSED, version=version, note=note)
 

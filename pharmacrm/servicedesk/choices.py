@@ -66,6 +66,16 @@ class RootCause(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+class Impact(models.TextChoices):
+    """How much a complaint hurt the customer, or the company (seed 002 六.(二).2: 评估投诉对客户和公司造成的影响),
+    assessed when the complaint is resolved."""
+
+    NONE = "none", pgettext_lazy("complaint impact", "None")
+    MINOR = "minor", pgettext_lazy("complaint impact", "Minor")
+    MODERATE = "moderate", pgettext_lazy("complaint impact", "Moderate")
+    SEVERE = "severe", pgettext_lazy("complaint impact", "Severe")
+
+
 class ClockKind(models.TextChoices):
     FIRST_RESPONSE = "first_response", _("First response")
     RESOLUTION = "resolution", _("Resolution")

@@ -16,7 +16,7 @@ from django.utils import timezone
 from pharmacrm.core.models import Counter, Team, User
 
 from . import conversation, knowledge_demo, linking, revisit, routing_demo, services
-from .choices import Channel, MessageKind, RootCause, Status
+from .choices import Channel, Impact, MessageKind, RootCause, Status
 from .models import Product
 
 MARKER = "demo:tickets"
@@ -112,6 +112,22 @@ def load(people, seed: int = 2026, count: int = 150) -> int:
     return made
 
 
+IMPACT_NOTES = {
+    Impact.MINOR: "客户等待时间较长，已致歉并说明改进措施。",
+    Impact.MODERATE: "影响客户正常采购安排，已安排专人跟进并补发。",
+    Impact.SEVERE: "客户表示将向上级主管部门反映，已上报质量与合规部门。",
+}
+
+
+def demo_impact(rng: random.Random, ticket) -> dict:
+    """A plausible impact assessment when the demo resolves a complaint (nothing for other tickets)."""
+    if not ticket.category.complaint:
+        return {}
+    customer = rng.choices([Impact.NONE, Impact.MINOR, Impact.MODERATE, Impact.SEVERE], [2, 5, 2, 1])[0]
+    company = rng.choices([Impact.NONE, Impact.MINOR, Impact.MODERATE], [4, 4, 1])[0]
+    return {"customer_impact": customer, "company_impact": company, "impact_note": IMPACT_NOTES.get(customer, "")}
+
+
 def _progress(rng: random.Random, ticket, handler, received: dt.datetime, now: dt.datetime, i: int) -> None:
     """Walk the ticket along its lifecycle at plausible times; the newest stay new."""
     age = now - received
@@ -140,7 +156,7 @@ def _progress(rng: random.Random, ticket, handler, received: dt.datetime, now: d
     if step >= now:
         return
     services.transition(handler, ticket, Status.RESOLVED, at=step, resolution_summary="已向客户说明处理结果。",
-                        root_cause=rng.choice(ROOT_CAUSES))  # fmt: skip
+                        root_cause=rng.choice(ROOT_CAUSES), **demo_impact(rng, ticket))  # fmt: skip
     if stage < 0.6:
         return
     step += dt.timedelta(hours=rng.randint(1, 8))

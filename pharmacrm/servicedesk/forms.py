@@ -21,7 +21,7 @@ from pharmacrm.core.roles import MATRIX, Cap
 from pharmacrm.customers.forms import ANY, BLANK, OnceTokenForm, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution, Person
 
-from .choices import Channel, Complexity, Priority, RootCause, Status
+from .choices import Channel, Complexity, Impact, Priority, RootCause, Status
 from .models import Product, TicketCategory
 
 PEOPLE_LIMIT = 300  # people offered in the person select (those of the chosen institution come first)
@@ -202,6 +202,17 @@ class TransitionForm(ServiceErrorsMixin, forms.Form):
         label=_("Root cause"), choices=BLANK + RootCause.choices, required=False,
         help_text=_("Needed to resolve: why the customer had to get in touch."),
     )  # fmt: skip
+    customer_impact = forms.ChoiceField(
+        label=_("Impact on the customer"), choices=BLANK + Impact.choices, required=False,
+        help_text=_("Needed to resolve a complaint: the harm, cost or trouble it caused the customer."),
+    )  # fmt: skip
+    company_impact = forms.ChoiceField(
+        label=_("Impact on the company"), choices=BLANK + Impact.choices, required=False,
+        help_text=_("Needed to resolve a complaint: to our reputation, regulatory standing or finances."),
+    )  # fmt: skip
+    impact_note = forms.CharField(
+        label=_("Impact assessment"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
     informed_channel = forms.ChoiceField(
         label=_("Informed by"), choices=Channel.choices, required=False, initial=Channel.PHONE
     )

@@ -15,7 +15,7 @@ from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
 
 from .bulk import ACTIONS
-from .choices import Channel, LinkKind, Priority, RootCause, Status
+from .choices import Channel, Impact, LinkKind, Priority, RootCause, Status
 from .forms import QueueFilterForm, handlers
 
 NUMBER = re.compile(r"TK-\d{4}-\d{6}", re.IGNORECASE)
@@ -119,6 +119,14 @@ class BulkForm(ServiceErrorsMixin, forms.Form):
         help_text=_("To resolve, or to close tickets that are still open."),
     )  # fmt: skip
     root_cause = forms.ChoiceField(label=_("Root cause"), choices=BLANK + RootCause.choices, required=False)
+    customer_impact = forms.ChoiceField(
+        label=_("Impact on the customer"), choices=BLANK + Impact.choices, required=False,
+        help_text=_("Needed to resolve complaints."),
+    )  # fmt: skip
+    company_impact = forms.ChoiceField(
+        label=_("Impact on the company"), choices=BLANK + Impact.choices, required=False,
+        help_text=_("Needed to resolve complaints."),
+    )  # fmt: skip
     informed_channel = forms.ChoiceField(label=_("Informed by"), choices=BLANK + Channel.choices, required=False)
 
     def __init__(self, *args, **kwargs):
@@ -129,4 +137,4 @@ class BulkForm(ServiceErrorsMixin, forms.Form):
     def params(self) -> dict:
         d = self.cleaned_data
         return {k: d.get(k) for k in ("assignee", "team", "status", "priority", "reason", "resolution_summary",
-                                      "root_cause", "informed_channel")}  # fmt: skip
+                                      "root_cause", "customer_impact", "company_impact", "informed_channel")}  # fmt: skip

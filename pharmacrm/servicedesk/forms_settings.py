@@ -88,6 +88,11 @@ class CategoryForm(VersionedForm):
         label=_("Safety-relevant"), required=False,
         help_text=_("Tickets of this kind are handed to pharmacovigilance."),
     )  # fmt: skip
+    complaint = forms.BooleanField(
+        label=_("Complaint"), required=False,
+        help_text=_("Tickets of this kind are complaints: resolving one needs an assessment of its impact on the "
+                    "customer and on the company, and key-account reviews count them."),
+    )  # fmt: skip
     low_score_action = forms.ChoiceField(
         label=_("After a poor revisit"), choices=LowScore.choices, initial=LowScore.ACTION,
         help_text=_("What a satisfaction score of 2 or less, or “not solved”, does to a ticket of this kind."),
@@ -118,7 +123,7 @@ class CategoryForm(VersionedForm):
         return {
             "code": c.code, "name": c.name, "parent": c.parent_id, "default_priority": c.default_priority,
             "default_complexity": c.default_complexity, "safety_relevant": c.safety_relevant,
-            "low_score_action": c.low_score_action, "position": c.position, "active": c.active,
+            "complaint": c.complaint, "low_score_action": c.low_score_action, "position": c.position, "active": c.active,
             "version": c.version,
         }  # fmt: skip
 

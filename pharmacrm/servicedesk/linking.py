@@ -144,7 +144,7 @@ def merge(user, duplicate: Ticket, into: Ticket, *, reason: str, version: int | 
             services.transition(
                 user, duplicate, Status.RESOLVED, at=now, note=reason, audit_it=False,
                 resolution_summary=duplicate.resolution_summary or summary[:2000],
-                root_cause=duplicate.root_cause or RootCause.OTHER,
+                root_cause=duplicate.root_cause or RootCause.OTHER, assess=False,
             )  # fmt: skip
         if duplicate.status in (Status.RESOLVED, Status.INFORMED):
             services.transition(user, duplicate, Status.CLOSED, at=now, note=reason, audit_it=False)

@@ -27,6 +27,7 @@ from .choices import (
     Delivery,
     EscalationNotify,
     EventKind,
+    Impact,
     LinkKind,
     LowScore,
     MessageKind,
@@ -149,6 +150,11 @@ class TicketCategory(BuiltinNameMixin, models.Model):
     low_score_action = models.CharField(
         _("after a poor revisit"), max_length=8, choices=LowScore.choices, default=LowScore.ACTION,
         help_text=_("What a satisfaction score of 2 or less, or “not solved”, does to a ticket of this kind."),
+    )  # fmt: skip
+    complaint = models.BooleanField(
+        _("complaint"), default=False,
+        help_text=_("Tickets of this kind are complaints: resolving one needs an assessment of its impact on the "
+                    "customer and on the company, and key-account reviews count them."),
     )  # fmt: skip
     active = models.BooleanField(_("active"), default=True)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
@@ -339,6 +345,10 @@ class Ticket(models.Model):
     )
     resolution_summary = models.TextField(_("resolution summary"), blank=True)
     root_cause = models.CharField(_("root cause"), max_length=20, choices=RootCause.choices, blank=True)
+    # a complaint's impact, assessed when it is resolved (TicketCategory.complaint)
+    customer_impact = models.CharField(_("impact on the customer"), max_length=8, choices=Impact.choices, blank=True)
+    company_impact = models.CharField(_("impact on the company"), max_length=8, choices=Impact.choices, blank=True)
+    impact_note = models.TextField(_("impact assessment"), blank=True)
     # the earliest deadline not met yet (what queues sort by), kept by services.rebuild_clocks; empty once
     # nothing is due (resolved, closed); NO_DEADLINE for an open ticket without an SLA policy
     next_due_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -117,8 +117,8 @@ def deactivate_policy(user, policy: SlaPolicy, *, version: int | None = None) ->
 # --- ticket categories (the configurable tree) -------------------------------------------------------
 
 CATEGORY_FIELDS = (
-    "code", "name", "parent", "default_priority", "default_complexity", "safety_relevant", "low_score_action",
-    "active", "position",
+    "code", "name", "parent", "default_priority", "default_complexity", "safety_relevant", "complaint",
+    "low_score_action", "active", "position",
 )  # fmt: skip
 
 

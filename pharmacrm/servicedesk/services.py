@@ -34,6 +34,7 @@ from .choices import (
     ClockKind,
     Delivery,
     EventKind,
+    Impact,
     MessageKind,
     Priority,
     RootCause,
@@ -335,12 +336,23 @@ def _save(ticket: Ticket, fields: Iterable[str], expected: int) -> None:
     ticket.version, ticket.updated_at = expected + 1, now
 
 
+IMPACT_FIELDS = ("customer_impact", "company_impact", "impact_note")
+
+
+def impact_of(data) -> dict:
+    """The impact assessment among a form's or a request's values, for `transition`."""
+    return {k: (data.get(k) or "").strip() for k in IMPACT_FIELDS}
+
+
 def transition(user, ticket: Ticket, to_status: str, *, version: int | None = None, at=None, note: str = "",
                resolution_summary: str = "", root_cause: str = "", informed_channel: str = "",
-               audit_it: bool = True) -> Ticket:  # fmt: skip
+               customer_impact: str = "", company_impact: str = "", impact_note: str = "",
+               assess: bool = True, audit_it: bool = True) -> Ticket:  # fmt: skip
     """Move a ticket along its lifecycle; refused (TransitionRefused) when the lifecycle does not allow
     the step, and (ConflictError) when someone else saved the ticket since `version` was read. Resolving
-    needs a summary and the root cause; "customer informed" records how the customer was told (the event
+    needs a summary and the root cause, and for a complaint (its category is marked so) the assessment of its
+    impact on the customer and on the company (seed 002 六.(二).2), unless `assess` is off: a duplicate merged
+    into another ticket is assessed there. "Customer informed" records how the customer was told (the event
     keeps when and by whom)."""
     require(user, Cap.HANDLE_TICKETS)
     _check_version(ticket, version)
@@ -359,6 +371,14 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
             errors["resolution_summary"] = [_("Summarise how the request was resolved.")]
         if (root_cause or ticket.root_cause) not in RootCause.values:
             errors["root_cause"] = [_("Choose the root cause.")]
+        if assess and ticket.category.complaint:
+            if (customer_impact or ticket.customer_impact) not in Impact.values:
+                errors["customer_impact"] = [_("A complaint is resolved with its impact on the customer assessed.")]
+            if (company_impact or ticket.company_impact) not in Impact.values:
+                errors["company_impact"] = [_("A complaint is resolved with its impact on the company assessed.")]
+    for key, value in (("customer_impact", customer_impact), ("company_impact", company_impact)):
+        if value and value not in Impact.values:
+            errors[key] = [_("Choose one of the listed impacts.")]
     if to_status == Status.INFORMED and informed_channel not in Channel.values:
         errors["informed_channel"] = [_("Choose how the customer was informed.")]
     if errors:
@@ -375,6 +395,14 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
         if root_cause:
             ticket.root_cause = root_cause
             fields.append("root_cause")
+        assessed = {}
+        if to_status == Status.RESOLVED:
+            for key, value in (("customer_impact", customer_impact), ("company_impact", company_impact),
+                               ("impact_note", impact_note.strip()[:2000])):  # fmt: skip
+                if value and value != getattr(ticket, key):
+                    assessed[key] = [getattr(ticket, key), value]
+                    setattr(ticket, key, value)
+                    fields.append(key)
         _save(ticket, fields, expected)
         reopened = from_status in REOPENABLE and to_status in OPEN_STATUSES
         data = {"note": note} if note else {}
@@ -382,6 +410,7 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
             data["channel"] = informed_channel
         if to_status == Status.RESOLVED:
             data["root_cause"] = ticket.root_cause
+            data.update({k: getattr(ticket, k) for k in ("customer_impact", "company_impact") if getattr(ticket, k)})
         _event(
             ticket, EventKind.REOPENED if reopened else EventKind.STATUS, user, at=now,
             from_status=from_status, to_status=to_status, data=data,
@@ -390,7 +419,7 @@ def transition(user, ticket: Ticket, to_status: str, *, version: int | None = No
             Survey.objects.filter(ticket=ticket, answered_at=None, expires_at__gt=now).update(expires_at=now)
         rebuild_clocks(ticket, now=now)
         if audit_it:
-            audit.record(A.UPDATE, ticket, user=user, changes={"status": [from_status, to_status]})
+            audit.record(A.UPDATE, ticket, user=user, changes={"status": [from_status, to_status], **assessed})
     return ticket
 
 

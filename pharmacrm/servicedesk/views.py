@@ -697,7 +697,7 @@ def ticket_status(request, pk: int):
         services.transition(
             user, ticket, d["to_status"], version=d["version"], note=d.get("note") or "",
             resolution_summary=d.get("resolution_summary") or "", root_cause=d.get("root_cause") or "",
-            informed_channel=d.get("informed_channel") or "",
+            informed_channel=d.get("informed_channel") or "", **services.impact_of(d),
         )  # fmt: skip
 
     def success(ticket):
