@@ -939,6 +939,9 @@ def _later_demo_data() -> None:
 
     sales_demo.load()
     keyaccounts_demo.load()
+    from pharmacrm.sales import churn
+
+    churn.refresh()  # the churn watch and its rates, as the worker's morning refresh would leave them
 
 
 def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoResult:

@@ -44,7 +44,7 @@ from pharmacrm.customers import importer as base
 from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 from pharmacrm.customers.models import ImportJob, Institution
 
-from . import services
+from . import api_churn, services
 from .forms import apply_filters
 from .importer import ORDER_COLUMNS
 from .models import OrderLine, yuan
@@ -59,6 +59,7 @@ CUSTOMER_PK = OpenApiParameter(
 
 def register(router) -> None:
     router.register("order-lines", OrderLineViewSet, basename="order-line")
+    api_churn.register(router)
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -519,4 +520,5 @@ def _positions_from_one(errors: dict) -> dict:
 urlpatterns = [
     path("customers/<int:pk>/purchases/", CustomerPurchasesView.as_view(), name="sales-customer-purchases"),
     path("orders/", OrderImportView.as_view(), name="sales-orders-import"),
+    *api_churn.urlpatterns,
 ]

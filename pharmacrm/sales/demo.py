@@ -85,6 +85,24 @@ class Customer:
     trend: float
     payer: str  # good / late / arrears
     portfolio: list[Item] = field(default_factory=list)
+    slump_from: int = MONTHS  # from this month index on, the customer buys about a third of what it did
+
+
+def _losing(seed: int, customers: list[Customer]) -> None:
+    """A few regular buyers the churn watch should catch (sales.churn): about one in twenty stopped buying four
+    months ago, as many buy a third of what they did over the last four months. Not the big 3A hospitals nor the
+    distributors, whose steady buying the demo's key accounts rest on. A random stream of its own, so that the rest
+    of the demo stays as it was."""
+    rng = random.Random(seed + 101)
+    for c in customers:
+        inst = c.institution
+        if inst.stage != "active" or c.first > MONTHS - 16 or inst.kind == "distributor" or inst.grade == "3A":
+            continue
+        roll = rng.random()
+        if roll < 0.05:
+            c.last = MONTHS - 5
+        elif roll < 0.10:
+            c.slump_from = MONTHS - 4
 
 
 def _months(today: dt.date) -> list[dt.date]:
@@ -245,6 +263,7 @@ def rows(seed: int = SEED, today: dt.date | None = None) -> list[dict]:
         c for c in (_customer(rng, inst, catalogue, extras) for inst in institutions) if c is not None
     ]
     _payers(rng, customers)
+    _losing(seed, customers)
     months = _months(today)
     numbers = _Numbers(rng)
     orders: list[tuple[dt.date, Customer, list[tuple[Item, int]]]] = []
@@ -252,6 +271,8 @@ def rows(seed: int = SEED, today: dt.date | None = None) -> list[dict]:
         for index in range(c.first, c.last + 1):
             month = months[index]
             growth = max(0.15, 1 + c.trend * (index / (MONTHS - 1) - 0.5))
+            if index >= c.slump_from:
+                growth *= 0.3
             rate = c.rate * min(1.3, growth**0.5)
             count = int(rate) + (1 if rng.random() < rate - int(rate) else 0)
             for _o in range(count):

@@ -171,3 +171,121 @@ class RollupEmptied(models.Model):
 
     def __str__(self) -> str:
         return f"{self.institution_id} {self.month:%Y-%m}"
+
+
+class ChurnSignal(models.Model):
+    """A customer whose purchases stopped or fell (客户流失预警), one row per episode: opened by the nightly refresh
+    (`churn.refresh`) from the monthly rollups, kept up to date while it lasts, and closed when the purchases come
+    back (*resumed*) or when the owner or a manager dismisses it with a reason (*dismissed*). The figures are those
+    of the last refresh: monthly averages in fen over the base year and over the last three complete months."""
+
+    class Level(models.TextChoices):
+        LAPSED = "lapsed", _("Stopped buying")
+        DECLINING = "declining", _("Buying much less")
+
+    class Resolution(models.TextChoices):
+        RESUMED = "resumed", _("Purchases resumed")
+        DISMISSED = "dismissed", _("Dismissed")
+
+    institution = models.ForeignKey(
+        "customers.Institution", models.CASCADE, related_name="churn_signals", verbose_name=_("customer")
+    )
+    level = models.CharField(_("risk"), max_length=10, choices=Level.choices)
+    detected_on = models.DateField(_("detected"))
+    refreshed_on = models.DateField(_("figures as of"))
+    base_avg_fen = models.BigIntegerField(_("monthly average before (fen)"))
+    recent_avg_fen = models.BigIntegerField(_("monthly average in the last three months (fen)"))
+    base_months = models.PositiveSmallIntegerField(_("months with purchases in the base year"))
+    last_month = models.DateField(_("last month with purchases"), null=True, blank=True)
+    resolved_on = models.DateField(_("closed"), null=True, blank=True)
+    resolution = models.CharField(_("outcome"), max_length=10, choices=Resolution.choices, blank=True)
+    dismissed_by = models.ForeignKey(
+        "core.User", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("dismissed by")
+    )
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
+
+    class Meta:
+        verbose_name = _("churn signal")
+        verbose_name_plural = _("churn signals")
+        ordering = ["-detected_on", "-id"]
+        constraints = [
+            # one open episode per customer
+            models.UniqueConstraint(
+                fields=["institution"], condition=models.Q(resolved_on__isnull=True), name="churn_one_open"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["institution", "-detected_on"], name="churn_customer"),
+            models.Index(
+                fields=["level", "-base_avg_fen", "id"], condition=models.Q(resolved_on__isnull=True), name="churn_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.institution_id} {self.level} {self.detected_on}"
+
+    @property
+    def base_avg(self) -> Decimal:
+        return yuan(self.base_avg_fen)
+
+    @property
+    def recent_avg(self) -> Decimal:
+        return yuan(self.recent_avg_fen)
+
+    @property
+    def change_pct(self) -> int | None:
+        """The recent monthly average against the base one, in whole percent (−100 when nothing was bought)."""
+        if not self.base_avg_fen:
+            return None
+        return round((self.recent_avg_fen - self.base_avg_fen) * 100 / self.base_avg_fen)
+
+
+class ChurnRate(models.Model):
+    """How many of a period's buyers bought again in the next period (客户流失率 / 留存率), and how many of the
+    period's buyers bought in more than one month (复购率), counted over every customer by the nightly refresh."""
+
+    class Kind(models.TextChoices):
+        YEAR = "year", _("12 months")
+        QUARTER = "quarter", _("Quarter")
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    start = models.DateField()  # first day of the period measured; the period before is as long
+    end = models.DateField()  # first day after it
+    buyers_before = models.PositiveIntegerField(default=0)  # customers with purchases in the period before
+    retained = models.PositiveIntegerField(default=0)  # …of them with purchases in this period too
+    buyers = models.PositiveIntegerField(default=0)  # customers with purchases in this period
+    repeat_buyers = models.PositiveIntegerField(default=0)  # …of them with purchases in two months or more
+    computed_on = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "start"], name="churn_rate_key")]
+        ordering = ["kind", "-start"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.start}"
+
+    @staticmethod
+    def _pct(part: int, whole: int) -> Decimal | None:
+        from .services import half_up
+
+        return half_up(Decimal(part) * 100 / whole, "0.1") if whole else None
+
+    @property
+    def last_day(self):
+        """The period's last day (`end` is the first day after it)."""
+        import datetime as dt
+
+        return self.end - dt.timedelta(days=1)
+
+    @property
+    def churn_pct(self) -> Decimal | None:
+        return self._pct(self.buyers_before - self.retained, self.buyers_before)
+
+    @property
+    def retention_pct(self) -> Decimal | None:
+        return self._pct(self.retained, self.buyers_before)
+
+    @property
+    def repeat_pct(self) -> Decimal | None:
+        return self._pct(self.repeat_buyers, self.buyers)

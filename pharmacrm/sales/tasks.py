@@ -46,3 +46,12 @@ def drop_emptied_line_tables() -> None:
     from .importer import BareTable
 
     BareTable.drop_retired()
+
+
+@db_periodic_task(local_crontab(hour=5, minute=20))
+def refresh_churn_watch() -> dict:
+    """Every morning before work: the churn watch from the rollups as the night's refreshes left them — warnings
+    opened (their owners told), updated and closed — and the churn and repurchase rates counted again."""
+    from . import churn
+
+    return churn.refresh()

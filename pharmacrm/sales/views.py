@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Case, When
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -26,7 +27,7 @@ from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
 
 from . import rollups, services
 from .forms import OrderLineFilterForm, apply_filters
-from .models import OrderLine, ProductCode, yuan
+from .models import ChurnSignal, OrderLine, ProductCode, yuan
 
 CUSTOMER_LINES = 20  # latest order lines on a Customer 360 page
 CHART_MONTHS = 24
@@ -101,7 +102,10 @@ def customer_purchases(request, pk: int):
         "on_time_percent": credit.on_time_percent,
         "lines": _with_money(lines[:CUSTOMER_LINES]),
         "more_lines": len(lines) > CUSTOMER_LINES,
+        "churn": ChurnSignal.objects.filter(institution_id=institution.pk, resolved_on=None).first(),
     }
+    if context["churn"] is not None:
+        context["churn_text"] = (money(context["churn"].base_avg), money(context["churn"].recent_avg))
     return render(request, "sales/_customer_purchases.html", context)
 
 
@@ -240,7 +244,84 @@ def orders_export(request):
     return response
 
 
+CHURN_PAGE = 50
+
+
+@login_required
+@require_GET
+def churn_watch(request):
+    """Customers whose purchases stopped or fell (客户流失预警), most at stake first: those who stopped buying, then
+    those buying much less, each by the monthly amount they used to buy. `mine` keeps the user's own customers,
+    `level` one kind of risk. Those who see every customer also read the churn and repurchase rates."""
+    from django.core.paginator import Paginator
+
+    from . import churn
+    from .models import ChurnSignal
+
+    if not churn.may_watch(request.user):
+        raise PermissionDenied
+    qs = churn.signals_for(request.user).filter(resolved_on=None)
+    level = request.GET.get("level") or ""
+    if level in ChurnSignal.Level.values:
+        qs = qs.filter(level=level)
+    else:
+        level = ""
+    mine = request.GET.get("mine") == "on"
+    if mine:
+        qs = qs.filter(institution__owner=request.user)
+    qs = qs.select_related("institution__parent", "institution__owner").order_by(
+        Case(When(level=ChurnSignal.Level.LAPSED, then=0), default=1), "-base_avg_fen", "id"
+    )
+    page = Paginator(qs, CHURN_PAGE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    for row in rows:
+        row.dismissable = churn.may_dismiss(request.user, row)
+        row.base_text, row.recent_text = money(row.base_avg), money(row.recent_avg)
+    year, quarters = churn.latest_rates() if churn.may_see_rates(request.user) else (None, [])
+    return render(request, "sales/churn.html", {
+        "rows": rows, "page_obj": page, "level": level, "mine": mine, "levels": ChurnSignal.Level.choices,
+        "year": year, "quarters": quarters, "may_see_rates": churn.may_see_rates(request.user),
+        "regular_months": churn.REGULAR_MONTHS, "drop_pct": int(churn.DROP * 100),
+        "quiet_days": churn.QUIET_AFTER_DISMISSAL,
+    })  # fmt: skip
+
+
+@login_required
+@require_POST
+def churn_dismiss(request, pk: int):
+    """Dismiss a warning with the reason (the owner or a manager); back to the list with a message."""
+    from pharmacrm.servicedesk.services import ConflictError
+
+    from . import churn
+
+    signal = churn.signals_for(request.user).filter(pk=pk, resolved_on=None).select_related("institution").first()
+    if signal is None:
+        raise Http404
+    try:
+        version = int(request.POST.get("version") or 0) or None
+    except ValueError:
+        version = None
+    try:
+        churn.dismiss(request.user, signal, request.POST.get("reason", ""), version=version)
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+    except ConflictError:
+        messages.error(request, _("Someone else changed this warning meanwhile: check it and try again."))
+    else:
+        messages.success(request, _("The warning about %(customer)s was dismissed.") % {"customer": signal.institution.name})
+    return redirect(_churn_back(request))
+
+
+def _churn_back(request) -> str:
+    back = request.POST.get("next") or ""
+    if not (back.startswith("/sales/churn/") and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})):
+        back = reverse("sales:churn")
+    return back
+
+
 urlpatterns = [
+    path("churn/", churn_watch, name="churn"),
+    path("churn/<int:pk>/dismiss/", churn_dismiss, name="churn-dismiss"),
     path("orders/", orders, name="orders"),
     path("orders/export.csv", orders_export, name="orders-export"),
     path("orders/lines/<int:pk>/remove/", remove_line, name="order-line-remove"),
