@@ -4,9 +4,9 @@ with a reason (POST /api/v1/sales/churn/{id}/dismiss/), and the company's churn 
 
 from __future__ import annotations
 
+import django_filters
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-import django_filters
 from django.db.models import Case, When
 from django.urls import path
 from django_filters.rest_framework import DjangoFilterBackend
@@ -22,7 +22,6 @@ from pharmacrm.core.viewsets import APIView
 
 from . import churn
 from .models import ChurnRate, ChurnSignal
-
 
 
 class ChurnSignalSerializer(Serializer):
