@@ -56,13 +56,14 @@ def may_see_rates(user) -> bool:
     return access.can(user, Cap.VIEW_PURCHASES) and access.can(user, Cap.ALL_CUSTOMERS)
 
 
-def may_dismiss(user, signal: ChurnSignal) -> bool:
+def may_dismiss(user, signal: ChurnSignal, *, in_scope: bool = False) -> bool:
     """The customer's owner, and those who edit customers of every territory (managers, key-account managers,
-    administrators); never the read-only roles."""
+    administrators); never the read-only roles. `in_scope`: the signal was read through `signals_for` (a list
+    page), so the customer is known to be visible."""
     if not (access.can(user, Cap.VIEW_PURCHASES) and access.can(user, Cap.CHANGE_CUSTOMERS)):
         return False
     institution = signal.institution
-    if not access.can_see(user, institution):
+    if not (in_scope or access.can_see(user, institution)):
         return False
     return institution.owner_id == user.pk or access.can(user, Cap.ALL_CUSTOMERS)
 

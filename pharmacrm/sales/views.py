@@ -275,7 +275,7 @@ def churn_watch(request):
     page = Paginator(qs, CHURN_PAGE).get_page(request.GET.get("page"))
     rows = list(page.object_list)
     for row in rows:
-        row.dismissable = churn.may_dismiss(request.user, row)
+        row.dismissable = churn.may_dismiss(request.user, row, in_scope=True)
         row.base_text, row.recent_text = money(row.base_avg), money(row.recent_avg)
     year, quarters = churn.latest_rates() if churn.may_see_rates(request.user) else (None, [])
     return render(request, "sales/churn.html", {

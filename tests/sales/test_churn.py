@@ -201,3 +201,27 @@ def test_bad_filters_are_named_in_the_api(bought, api_for):
     answer = api_for("kam", lang="en").get("/api/v1/sales/churn/?level=gone&mine=maybe")
     assert answer.status_code == 400
     assert set(answer.json()) == {"level", "mine"} and "gone" in answer.json()["level"][0]
+
+
+def test_the_page_costs_the_same_queries_for_two_warnings_as_for_twelve(bought, client_for, run_import, admin_user, beijing):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    churn.refresh(TODAY)
+    kam = client_for("kam")
+    kam.get("/sales/churn/")  # sessions, caches
+    with CaptureQueriesContext(connection) as few:
+        kam.get("/sales/churn/")
+    more = []
+    for n in range(10):
+        inst = customers.create_institution(admin_user, {
+            "name": f"北京第{n}社区卫生服务中心", "kind": "community", "region": beijing,
+            "credit_code": normalise.make_credit_code(f"1211000050000{n:04d}"),
+        })  # fmt: skip
+        more += [line(f"M-{n}-{b}", 1, month(b), inst, "YP1001", 1, "200") for b in range(4, 16)]
+    run_import(more)
+    churn.refresh(TODAY)
+    assert ChurnSignal.objects.filter(resolved_on=None).count() == 12
+    with CaptureQueriesContext(connection) as many:
+        kam.get("/sales/churn/")
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
