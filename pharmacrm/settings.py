@@ -335,6 +335,7 @@ SPECTACULAR_SETTINGS = {
         "ActionStatusEnum": "pharmacrm.servicedesk.choices.ActionStatus",
         "SurveyChannelEnum": "pharmacrm.servicedesk.choices.SurveyChannel",
         "LowScoreEnum": "pharmacrm.servicedesk.choices.LowScore",
+        "ComplaintImpactEnum": "pharmacrm.servicedesk.choices.Impact",
         "NotifyDeliveryStatusEnum": "pharmacrm.notify.models.Delivery.Status",
         "NotifyDeliveryChannelEnum": "pharmacrm.notify.models.Delivery.Channel",
         "WebhookFormatEnum": "pharmacrm.notify.models.WebhookEndpoint.Format",

@@ -43,7 +43,7 @@ class ChurnSignalSerializer(Serializer):
     version = serializers.IntegerField()
 
 
-class DismissSerializer(Serializer):
+class ChurnDismissSerializer(Serializer):
     reason = serializers.CharField(max_length=500, help_text="Why the warning no longer applies (audited).")
     version = serializers.IntegerField(required=False, min_value=1, help_text="The version you loaded (409 if stale).")
 
@@ -100,7 +100,7 @@ class ChurnViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
 
     @extend_schema(
-        tags=["purchases"], request=DismissSerializer,
+        tags=["purchases"], request=ChurnDismissSerializer,
         responses={200: ChurnSignalSerializer, 400: OpenApiResponse(description="No reason, or closed already."),
                    403: OpenApiResponse(description="Not the customer's owner nor a manager."),
                    404: OpenApiResponse(description="No such open warning in your scope."),
@@ -113,7 +113,7 @@ class ChurnViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         from pharmacrm.servicedesk.services import ConflictError
 
         signal = self.get_object()
-        body = DismissSerializer(data=request.data)
+        body = ChurnDismissSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             churn.dismiss(request.user, signal, body.validated_data["reason"], version=body.validated_data.get("version"))
