@@ -507,3 +507,47 @@ def test_the_schema_documents_the_cadence_and_its_change(api_client):
                                                                          "half_yearly"]  # fmt: skip
     patch = schema["paths"]["/api/v1/keyaccounts/{id}/"]["patch"]
     assert "meeting_cadence" in patch["description"] and {"200", "400", "403", "409"} <= set(patch["responses"])
+
+
+# --- concurrency (PostgreSQL: on SQLite, writers are serialised from the start of their transaction) ---------------
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_alert_an_overdue_meeting_once(users, account, monkeypatch):
+    """The first worker is still sending (its alert not committed) when its lease runs out and a second worker leases
+    the account too: the second waits for the account, then finds the alert stamped and sends nothing."""
+    from .test_execution_fixes import _paused_after
+
+    account = _listed_on(account, dt.date(2025, 11, 30))
+    late = _at(dt.date(2026, 3, 2), 9)
+    swept: list[int] = []
+    errors = _paused_after(
+        monkeypatch, services, "_notify",
+        lambda: swept.append(services.sweep_meeting_cadence(now=late)),
+        lambda: swept.append(services.sweep_meeting_cadence(now=late + dueclock.LEASE + dt.timedelta(seconds=1))),
+    )  # fmt: skip
+    assert errors == [] and sorted(swept) == [0, 1]
+    assert len(_alerts(users["kam"])) == 1 and len(_alerts(users["expert"])) == 1
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_meeting_recorded_while_the_worker_sends_the_overdue_alert_arms_the_next_due_day(users, account,
+                                                                                          monkeypatch):  # fmt: skip
+    """record_meeting waits for the worker's lock on the account, then moves the due day: the clock ends armed for the
+    new day's reminder, not left empty by the worker's "nothing more to tell"."""
+    from .test_execution_fixes import _paused_after
+
+    account = _listed_on(account, dt.date(2025, 11, 30))
+    held = timezone.now().replace(second=0, microsecond=0)
+    errors = _paused_after(
+        monkeypatch, services, "_notify",
+        lambda: services.sweep_meeting_cadence(now=timezone.now()),
+        lambda: _record(users["kam"], _fresh(account), held),
+    )  # fmt: skip
+    assert errors == []
+    state = services.meeting_due(_fresh(account))
+    assert state.last == timezone.localdate() and not state.overdue
+    assert _fresh(account).next_check_at == _at(state.due - dt.timedelta(days=services.MEETING_NOTICE_DAYS), 9)
+    assert len(_alerts(users["kam"])) == 1
