@@ -188,8 +188,6 @@ class KeyAccountSerializer(ModelSerializer):
         return self._due(obj).overdue
 
 
-
-
 class ReviewSerializer(ModelSerializer):
     reviewer_name = serializers.CharField(source="reviewer.__str__", read_only=True)
 
