@@ -114,6 +114,10 @@ ENDPOINT_RULES = [
     "| `POST /api/v1/users/`, `PUT`, `PATCH`, `DELETE` on `/api/v1/users/{id}/` | Manage users and roles "
     "(DELETE deactivates the user: their sessions end and their tokens are revoked) |",
     "| `POST /api/v1/users/{id}/second-factor/` | Manage users and roles (resets the user's second factor, issues an enrolment code) |",
+    "| `GET /api/v1/keyaccounts/`, `/keyaccounts/{id}/` | See key accounts (scoped): their team and their service "
+    "meetings' cadence, last meeting and next due day |",
+    "| `PATCH /api/v1/keyaccounts/{id}/` | Run key accounts, and run that account: its project manager, a manager or "
+    "an administrator (the meeting cadence only; never a read-only role) |",
     "| `GET /api/v1/roles/`, `/regions/` | any signed-in user |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]

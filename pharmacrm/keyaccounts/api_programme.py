@@ -11,6 +11,7 @@ import django_filters
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status
@@ -40,6 +41,7 @@ from .choices import (
     AgreementStatus,
     Department,
     ItemStatus,
+    MeetingCadence,
     Opinion,
     PlanArea,
     PlanStatus,
@@ -126,6 +128,7 @@ ProposalKindField = _enum(ProposalKind, "ProposalKind")
 PlanStatusField = _enum(PlanStatus, "ServicePlanStatus")
 ItemStatusField = _enum(ItemStatus, "PlanItemStatus")
 AgreementStatusField = _enum(AgreementStatus, "AgreementStatus")
+MeetingCadenceField = _enum(MeetingCadence, "MeetingCadence")
 
 
 class MemberSerializer(ModelSerializer):
@@ -142,15 +145,47 @@ class KeyAccountSerializer(ModelSerializer):
     status = AccountStatusField(read_only=True)
     members = MemberSerializer(many=True, read_only=True)
     plan_in_force = serializers.SerializerMethodField(help_text="The id of the approved plan, or null.")
+    meeting_cadence = MeetingCadenceField(
+        read_only=True, help_text="How often a service meeting is due (default quarterly); PATCH to change it.")
+    last_meeting = serializers.SerializerMethodField(
+        help_text="The day (China time) of the last service meeting held since the listing, or null.")
+    next_meeting_due = serializers.SerializerMethodField(
+        help_text="The day the next service meeting is due: the last meeting's day (the listing day before the "
+                  "first) plus the cadence, a month-end day when the month is shorter; null for a de-listed file.")
+    meeting_due_soon = serializers.SerializerMethodField(
+        help_text=f"The next meeting is due within {services.MEETING_NOTICE_DAYS} days (the team is reminded).")
+    meeting_overdue = serializers.SerializerMethodField(
+        help_text="The due day has ended without a meeting (the team is told once).")
 
     class Meta:
         model = KeyAccount
         fields = ["id", "number", "institution", "institution_name", "status", "team", "listed_at", "delisted_at",
-                  "previous_tier", "members", "plan_in_force", "version"]  # fmt: skip
+                  "previous_tier", "members", "plan_in_force", "meeting_cadence", "last_meeting", "next_meeting_due",
+                  "meeting_due_soon", "meeting_overdue", "version"]  # fmt: skip
 
     def get_plan_in_force(self, obj) -> int | None:
         plan = next((p for p in obj.plans.all() if p.status == "approved"), None)
         return plan.pk if plan else None
+
+    def _due(self, obj) -> services.MeetingDue:
+        dues = self.context.get("meeting_dues")  # the list's, worked out for the page in one query
+        if dues is None or obj.pk not in dues:
+            dues = self.context["meeting_dues"] = {**(dues or {}), obj.pk: services.meeting_due(obj)}
+        return dues[obj.pk]
+
+    @extend_schema_field(OpenApiTypes.DATE)
+    def get_last_meeting(self, obj):
+        return self._due(obj).last
+
+    @extend_schema_field(OpenApiTypes.DATE)
+    def get_next_meeting_due(self, obj):
+        return self._due(obj).due
+
+    def get_meeting_due_soon(self, obj) -> bool:
+        return self._due(obj).due_soon
+
+    def get_meeting_overdue(self, obj) -> bool:
+        return self._due(obj).overdue
 
 
 class ReviewSerializer(ModelSerializer):
@@ -200,6 +235,18 @@ class VersionSerializer(Serializer):
     version = serializers.IntegerField(min_value=1, max_value=MAX_INT32, required=False,
                                        help_text="The version you loaded (required here or as an If-Match header); "
                                                  "409 with current_version if someone changed it since.")  # fmt: skip
+
+
+class CadenceSerializer(VersionSerializer):
+    meeting_cadence = MeetingCadenceField(
+        error_messages={"invalid_choice": gettext_lazy(
+            "“{input}” is not a meeting cadence: send monthly, bimonthly, quarterly or half_yearly.")},
+        help_text="How often a service meeting is due: monthly, bimonthly, quarterly or half_yearly.",
+    )  # fmt: skip
+
+
+# an account as GET answers it may be sent back with its cadence changed: what only GET shows is ignored
+CadenceSerializer.echoes = KeyAccountSerializer
 
 
 class PlanWriteSerializer(VersionSerializer):
@@ -341,17 +388,49 @@ def _version_only_step(view, request, obj, step):
 
 
 @extend_schema_view(
-    list=extend_schema(tags=TAGS, description="Key accounts you may see (scoped to your customers)."),
+    list=extend_schema(tags=TAGS, description="Key accounts you may see (scoped to your customers), each with its "
+                                              "service meeting cadence, last meeting and next due day."),
     retrieve=extend_schema(tags=TAGS),
-)
-class KeyAccountViewSet(viewsets.ReadOnlyModelViewSet):
-    """Key-account files (重点客户档案), read only: writes go through proposals, plans and agreements."""
+    partial_update=extend_schema(
+        tags=TAGS, request=CadenceSerializer,
+        responses={200: KeyAccountSerializer, 400: FIELD_ERRORS, 403: NOT_YOURS,
+                   409: OpenApiResponse(description="Changed by someone else since the version sent.")},
+        description="Set how often the account's service meetings are due (`meeting_cadence`, with the `version` you "
+                    "loaded or an If-Match header): its project manager, a manager or an administrator, on an account "
+                    "served. The next due day follows at once; the change is audited.",
+    ),
+)  # fmt: skip
+class KeyAccountViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Key-account files (重点客户档案): writes go through proposals, plans and agreements; the file itself takes only
+    its service meeting cadence (PATCH)."""
 
     queryset = KeyAccount.objects.none()
     serializer_class = KeyAccountSerializer
-    permission_classes = [HasCapability]
-    required_caps = {"*": Cap.VIEW_KEY_ACCOUNTS}
+    permission_classes = [HasCapability, NoWritesForReadOnlyRoles]
+    required_caps = {"partial_update": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}
     lookup_value_regex = r"[0-9]{1,18}"
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = list(page if page is not None else queryset)
+        # the meeting cadence's last and next days of the whole page in one query, not one per account
+        context = {**self.get_serializer_context(), "meeting_dues": services.meeting_dues(rows)}
+        data = KeyAccountSerializer(rows, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    def update(self, request, *args, **kwargs):
+        if not kwargs.get("partial"):
+            return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
+        account = self.get_object()
+        form = CadenceSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        version = _version_sent(request, form.validated_data.get("version"))
+        with _versioned():
+            services.set_meeting_cadence(request.user, account, form.validated_data["meeting_cadence"], version=version)
+        account = self.get_queryset().get(pk=account.pk)
+        return Response(KeyAccountSerializer(account, context=self.get_serializer_context()).data)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -114,3 +114,21 @@ class TrialStatus(models.TextChoices):
     ACCEPTED = "accepted", _("Accepted")
     DECLINED = "declined", _("Declined")
     COMPLETED = "completed", _("Completed")
+
+
+class MeetingCadence(models.TextChoices):
+    """How often a key account's service meetings (定期服务会议, seed 001 三.3) are due. Seed 001 names no period:
+    quarterly by default, as the account's service evaluation runs (services.MEETING_CADENCE_DEFAULT)."""
+
+    MONTHLY = "monthly", _("Monthly")
+    BIMONTHLY = "bimonthly", _("Every two months")
+    QUARTERLY = "quarterly", _("Quarterly")
+    HALF_YEARLY = "half_yearly", _("Half-yearly")
+
+
+CADENCE_MONTHS = {
+    MeetingCadence.MONTHLY: 1,
+    MeetingCadence.BIMONTHLY: 2,
+    MeetingCadence.QUARTERLY: 3,
+    MeetingCadence.HALF_YEARLY: 6,
+}

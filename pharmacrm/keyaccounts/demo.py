@@ -33,6 +33,7 @@ from pharmacrm.core.models import Counter, Signature, User
 from . import evaluation, services
 from .choices import (
     ItemStatus,
+    MeetingCadence,
     ModelKind,
     Opinion,
     PlanArea,
@@ -277,9 +278,11 @@ def _has_pdf_font() -> bool:
     return True
 
 
-def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: random.Random) -> KeyAccount:
+def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: random.Random, *,
+             monthly: bool = False) -> KeyAccount:  # fmt: skip
     """One listed key account with everything a year of the programme brings (`shift` days later for the
-    second one)."""
+    second one). `monthly`: its team meets monthly, and its last meeting is seven weeks old — the service meeting is
+    overdue (the list, its page, the work pages and the progress report flag it; the worker tells the team)."""
     inst = score.institution
 
     def d(days: int) -> dt.datetime:  # `days` ago, shifted
@@ -355,15 +358,18 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
         {"title": "提供肾功能不全剂量调整资料包", "owner": u["support"], "due_date": (d(80) + dt.timedelta(days=20)).date()},
         {"title": "确定合理用药培训日程", "owner": u["expert"], "due_date": (d(80) + dt.timedelta(days=30)).date()},
     ])  # fmt: skip
+    if monthly:
+        services.set_meeting_cadence(kam, KeyAccount.objects.get(pk=account.pk), MeetingCadence.MONTHLY)
+    held = d(40) if monthly else d(14)
     second = services.record_meeting(kam, account, {
-        "held_at": d(14), "title": "11 月服务进展回顾会", "attendees": attendees,
+        "held_at": held, "title": f"{timezone.localtime(held).month} 月服务进展回顾会", "attendees": attendees,
         "minutes": "1. 服务方案执行进度：供货、咨询专线、季度回访按期完成；第二场培训推迟。\n"
                    "2. 院方对冷链配送通道的温度报告表示满意。\n"
                    "3. 讨论 2027 年度备货计划及新规格产品试用反馈。",
     }, actions=[
         {"title": "补办第二场合理用药培训", "owner": u["expert"], "due_date": today + dt.timedelta(days=10)},
         {"title": "提交 2027 年度备货计划", "owner": kam, "due_date": today + dt.timedelta(days=25)},
-        {"title": "回访心内科试用反馈", "owner": u["aftersales"], "due_date": (d(14) + dt.timedelta(days=7)).date()},
+        {"title": "回访心内科试用反馈", "owner": u["aftersales"], "due_date": (held + dt.timedelta(days=7)).date()},
     ])  # fmt: skip
     for meeting in (first, second):
         type(meeting).objects.filter(pk=meeting.pk).update(
@@ -513,7 +519,8 @@ def load(seed: int = SEED) -> int:
         listed = [s for s in ranked if s.institution.kind == "hospital"][:2] or ranked[:2]
         # the best candidate was listed first (numbers follow the dates)
         accounts = [
-            _account(u, s, today, 9 * (len(listed) - 1 - i), product, rng) for i, s in enumerate(listed)
+            # the first listed meets monthly and is overdue for its meeting; the other keeps the quarterly default
+            _account(u, s, today, 9 * (len(listed) - 1 - i), product, rng, monthly=i == 0) for i, s in enumerate(listed)
         ]
         others = [s for s in ranked[2:12] if s not in listed]
         if others:

@@ -10,7 +10,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.models import User
 
-from .choices import Department, ItemStatus, Opinion, PlanArea, TeamRole, TrialStatus
+from .choices import Department, ItemStatus, MeetingCadence, Opinion, PlanArea, TeamRole, TrialStatus
 from .models import TeamMember
 from .services import TEAM_ROLE_NEEDS, StaleVersion
 
@@ -289,6 +289,14 @@ class TrialForm(ServiceErrorsMixin, forms.Form):
 class TrialUpdateForm(ServiceErrorsMixin, VersionMixin):
     status = forms.ChoiceField(label=_("Status"), choices=TrialStatus.choices)
     notes = _text(_("Notes"), rows=2, required=False)
+
+
+class CadenceForm(ServiceErrorsMixin, VersionMixin):
+    meeting_cadence = forms.ChoiceField(
+        label=_("Meeting cadence"), choices=MeetingCadence.choices,
+        help_text=_("How often a service meeting with the customer is due: the next one falls due this long after "
+                    "the last (after the listing, before the first)."),
+    )  # fmt: skip
 
 
 class ArchiveFilterForm(forms.Form):

@@ -20,6 +20,7 @@ from .choices import (
     Department,
     ItemStatus,
     Klass,
+    MeetingCadence,
     ModelKind,
     Opinion,
     PlanArea,
@@ -251,6 +252,17 @@ class KeyAccount(models.Model):
     delisted_at = models.DateTimeField(_("de-listed"), null=True, blank=True)
     previous_tier = models.CharField(_("tier before listing"), max_length=12, blank=True)
     notes = models.TextField(_("notes"), blank=True)
+    # how often a service meeting is due (seed 001 三.3 定期): the next is due this long after the last one held (after
+    # the listing day before the first); set by the project manager or a manager (services.set_meeting_cadence)
+    meeting_cadence = models.CharField(
+        _("meeting cadence"), max_length=12, choices=MeetingCadence.choices, default=MeetingCadence.QUARTERLY
+    )
+    # the meeting due clock (core/dueclock.py, services.sweep_meeting_cadence): next worker look, lease, and the due
+    # day each alert was sent for — a meeting recorded or a new cadence moves the due day, and its alerts start afresh
+    next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    meeting_due_notified_for = models.DateField(null=True, blank=True, editable=False)
+    meeting_overdue_notified_for = models.DateField(null=True, blank=True, editable=False)
     version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
@@ -262,6 +274,10 @@ class KeyAccount(models.Model):
                 fields=["institution"], condition=models.Q(status="active"), name="keyaccount_one_active"
             ),
         ]
+        indexes = [
+            models.Index(fields=["next_check_at"], name="keyaccount_meeting_due",
+                         condition=models.Q(next_check_at__isnull=False)),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return self.number

@@ -1,5 +1,6 @@
 """The key-account progress report for leadership (PDF and Excel): per account, plan items done / open /
-overdue, meetings held since the listing, the latest service evaluation and the agreement's status; then, per
+overdue, meetings held since the listing, the latest service evaluation, the agreement's status and the service
+meeting cadence (the last meeting, the next due, days overdue: services.meeting_dues); then, per
 account, the open items of the plan in force that are overdue or due within DUE_SOON_DAYS days (a second sheet in
 Excel). The caller decides which accounts the user may see and audits the export."""
 
@@ -53,6 +54,7 @@ def rows(accounts) -> list[dict]:
         reviews[review.account_id] = review
     agreements = services.agreements_shown(ids, today)  # the one in force, not a renewal waiting to be signed
     due = due_items(ids, today)
+    dues = services.meeting_dues(accounts, today)  # the service meeting cadence: last held, next due, overdue
     out = []
     for a in accounts:
         it = items.get(a.pk, {})
@@ -63,6 +65,8 @@ def rows(accounts) -> list[dict]:
             "review_period": review.period if review else "", "review_score": review.score if review else None,
             "agreement": ag.number if ag else "", "agreement_status": str(ag.get_status_display()) if ag else "",
             "agreement_end": ag.end_date.isoformat() if ag else "",
+            "last_meeting": md.last.isoformat() if (md := dues[a.pk]).last else "",
+            "next_meeting": md.due.isoformat() if md.due else "", "meeting_days_overdue": md.days_overdue,
             "due": due.get(a.pk, []),
         })  # fmt: skip
     return out
@@ -92,12 +96,14 @@ def headers() -> list[str]:
     return [
         _("Number"), _("Customer"), _("Items done"), _("Items open"), _("Items overdue"), _("Meetings held"),
         _("Latest evaluation"), _("Score"), _("Agreement"), _("Agreement status"), _("Agreement ends"),
+        _("Last meeting"), _("Next meeting due"), _("Meeting overdue (days)"),
     ]  # fmt: skip
 
 
 def _values(r: dict) -> list:
     return [r["number"], r["customer"], r["done"], r["open"], r["overdue"], r["meetings"], r["review_period"],
-            r["review_score"], r["agreement"], r["agreement_status"], r["agreement_end"]]  # fmt: skip
+            r["review_score"], r["agreement"], r["agreement_status"], r["agreement_end"], r["last_meeting"],
+            r["next_meeting"], r["meeting_days_overdue"]]  # fmt: skip
 
 
 def item_headers() -> list[str]:
@@ -151,7 +157,7 @@ def _table(doc, headers: list[str], values: list[list], weights: tuple, font_siz
 def pdf(data: list[dict]) -> bytes:
     title = _("Key-account progress report")
     doc = pdfdoc.Document(title)
-    doc.add_page(orientation="landscape")  # eleven columns: the words of the headings fit whole
+    doc.add_page(orientation="landscape")  # fourteen columns: the words of the headings fit whole
     doc.set_font(pdfdoc.FAMILY, "B", 16)
     doc.multi_cell(0, 9, title, align="C", new_x="LMARGIN", new_y="NEXT")
     doc.ln(2)
@@ -159,7 +165,8 @@ def pdf(data: list[dict]) -> bytes:
     doc.multi_cell(0, 5, _("%(n)s key accounts, as of %(date)s.") % {"n": len(data), "date": timezone.localdate()},
                    new_x="LMARGIN", new_y="NEXT")  # fmt: skip
     doc.ln(2)
-    _table(doc, headers(), [_values(r) for r in data], (1.3, 2.6, 0.8, 0.8, 0.8, 0.8, 1, 0.7, 1.3, 1.1, 1.1), 7.5)
+    _table(doc, headers(), [_values(r) for r in data],
+           (1.3, 2.6, 0.8, 0.8, 0.8, 0.8, 1, 0.7, 1.3, 1.1, 1.1, 1.1, 1.1, 0.8), 7.5)  # fmt: skip
     doc.ln(4)
     doc.set_font(pdfdoc.FAMILY, "B", 12)
     doc.multi_cell(0, 7, due_heading(), new_x="LMARGIN", new_y="NEXT")
@@ -197,7 +204,7 @@ def xlsx(data: list[dict]) -> bytes:
         for cell in sheet[sheet.max_row]:
             if cell.data_type == "f":  # a customer named "=…" is text, never a formula the sheet runs
                 cell.data_type = "s"
-    for column, width in zip("ABCDEFGHIJK", (14, 36, 10, 10, 10, 10, 12, 8, 14, 16, 12), strict=True):
+    for column, width in zip("ABCDEFGHIJKLMN", (14, 36, 10, 10, 10, 10, 12, 8, 14, 16, 12, 12, 14, 12), strict=True):
         sheet.column_dimensions[column].width = width
     sheet.freeze_panes = "A2"
     items = book.create_sheet(_("Items due")[:31])  # due_heading() says what it holds

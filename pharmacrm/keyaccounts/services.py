@@ -8,6 +8,8 @@ re-enters a fresh one-time code (core/signatures.py), checked outside the decisi
 
 from __future__ import annotations
 
+import calendar
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -20,7 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Case, Count, F, Q, Value, When
+from django.db.models import Avg, Case, Count, F, Max, Q, Value, When
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
@@ -30,18 +32,20 @@ from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 from pharmacrm.core import access, audit, dueclock, signatures
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
-from pharmacrm.core.roles import REVIEW_DEPARTMENT, Cap, Role
+from pharmacrm.core.roles import READ_ONLY_ROLES, REVIEW_DEPARTMENT, Cap, Role
 from pharmacrm.core.wording import listing
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.models import Institution
 
 from .choices import (
+    CADENCE_MONTHS,
     OPEN_ITEM,
     OPEN_PROPOSAL,
     AccountStatus,
     AgreementStatus,
     Department,
     ItemStatus,
+    MeetingCadence,
     Opinion,
     PlanArea,
     PlanStatus,
@@ -638,6 +642,7 @@ def _open_account(user, institution: Institution, now) -> KeyAccount:
     account = KeyAccount.objects.create(number=number, institution=institution, team=team, listed_at=now)
     account.previous_tier = _set_tier(user, institution, Tier.KEY, "key-account listing")
     account.save(update_fields=["previous_tier"])
+    _arm_meeting_clock(account)  # the first service meeting is due a cadence after the listing
     _refresh_candidate(institution.pk)  # a key account is no candidate any more
     audit.record(A.CREATE, account, user=user, changes={"number": [None, account.number], "institution": [None, institution.pk],
                                                          "service_team": [None, team.pk]})  # fmt: skip
@@ -679,7 +684,9 @@ def _close_account(user, account: KeyAccount, now) -> None:
     no longer served), and the open tickets waiting unassigned in the account's team go back to the
     service desk's ordinary routing."""
     account.status, account.delisted_at = AccountStatus.DELISTED, now
-    account.save(update_fields=["status", "delisted_at"])
+    # no meeting is due for a customer nobody serves: its meeting clock stops with the plan's
+    account.next_check_at = account.claimed_until = None
+    account.save(update_fields=["status", "delisted_at", "next_check_at", "claimed_until"])
     # the team serves it no more: later periods' scorecards leave it out
     TeamTenure.objects.filter(account=account, end__isnull=True).update(end=timezone.localtime(now).date())
     _set_tier(user, account.institution, tier_after_delisting(account), "key-account de-listing")
@@ -2024,6 +2031,198 @@ def held_before_listing(meeting: Meeting) -> bool:
     return timezone.localtime(meeting.held_at).date() < timezone.localtime(meeting.account.listed_at).date()
 
 
+# --- the meeting cadence (定期服务会议, seed 001 三.3) ------------------------------------------------------------
+
+# Seed 001 says the team meets the customer regularly (定期) and names no period: each file sets its own, quarterly by
+# default because the account's service evaluation (AccountReview) is quarterly — a meeting each quarter discusses
+# the quarter just evaluated.
+MEETING_CADENCE_DEFAULT = MeetingCadence.QUARTERLY
+# The team is reminded this many days before a meeting falls due: a week is what arranging a meeting with a
+# hospital's pharmacy director and clinical heads takes, and less than a quarter of the shortest cadence (a month),
+# so the reminder never comes before the last meeting's minutes are written.
+MEETING_NOTICE_DAYS = 7
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day `months` later; the last day of that month when it has no such day (a monthly cadence from 31
+    January is due on 28 February, 29 in a leap year). Not _months_later, which gives the first of the month after:
+    an agreement's term ends the day before; a meeting is due on the day itself."""
+    year, month = divmod(day.month - 1 + months, 12)
+    year, month = day.year + year, month + 1
+    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class MeetingDue:
+    """Where a key account stands with its service meetings on `today`: its cadence, the day of the last meeting held
+    since the listing (None before the first), the day the next one is due (None for a de-listed file: nobody serves
+    it), whether that day is near (within MEETING_NOTICE_DAYS) or has ended (overdue), and by how many days."""
+
+    cadence: str
+    last: dt.date | None
+    due: dt.date | None
+    today: dt.date
+
+    @property
+    def overdue(self) -> bool:
+        return self.due is not None and self.today > self.due
+
+    @property
+    def days_overdue(self) -> int | None:
+        return (self.today - self.due).days if self.overdue else None
+
+    @property
+    def due_soon(self) -> bool:
+        return self.due is not None and not self.overdue and self.today >= self.due - dt.timedelta(days=MEETING_NOTICE_DAYS)
+
+    @property
+    def cadence_label(self) -> str:
+        return str(MeetingCadence(self.cadence).label)
+
+
+def _meeting_due(account: KeyAccount, last: dt.datetime | None, today: dt.date) -> MeetingDue:
+    last_day = timezone.localtime(last).date() if last is not None else None
+    due = None
+    if account.status == AccountStatus.ACTIVE:
+        base = last_day or timezone.localtime(account.listed_at).date()
+        due = add_months(base, CADENCE_MONTHS[MeetingCadence(account.meeting_cadence)])
+    return MeetingDue(account.meeting_cadence, last_day, due, today)
+
+
+def meeting_dues(accounts, today: dt.date | None = None) -> dict[int, MeetingDue]:
+    """Each account's MeetingDue (one query whatever the number of accounts): the next meeting is due a cadence after
+    the last one held since the listing (since_listing: what the progress report counts), after the listing day
+    before the first."""
+    accounts = list(accounts)
+    today = today or timezone.localdate()
+    last = dict(
+        since_listing(Meeting.objects.filter(account_id__in=[a.pk for a in accounts]))
+        .values("account_id").annotate(last=Max("held_at")).values_list("account_id", "last")
+    )  # fmt: skip
+    return {a.pk: _meeting_due(a, last.get(a.pk), today) for a in accounts}
+
+
+def meeting_due(account: KeyAccount, today: dt.date | None = None) -> MeetingDue:
+    return meeting_dues([account], today)[account.pk]
+
+
+def _meeting_reminder_moment(due: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(due - dt.timedelta(days=MEETING_NOTICE_DAYS), dt.time(9)))
+
+
+def _meeting_check_at(account: KeyAccount, state: MeetingDue) -> dt.datetime | None:
+    """When the worker must look at the account's meeting clock next: the reminder's morning (09:00, China time,
+    MEETING_NOTICE_DAYS before the due day), then the end of the due day; nothing once the overdue alert for this due
+    day went out (a meeting recorded or a new cadence moves the due day and arms the clock again), nor for a closed
+    file. A moment already past is looked at by the next sweep."""
+    if state.due is None or account.meeting_overdue_notified_for == state.due:
+        return None
+    if account.meeting_due_notified_for == state.due:
+        return deadline_moment(state.due)
+    return _meeting_reminder_moment(state.due)
+
+
+def _arm_meeting_clock(account: KeyAccount) -> None:
+    """Set the account's meeting clock from what is stored now (call under the account's lock, in the transaction of
+    the change that moved the due day)."""
+    fresh = KeyAccount.objects.get(pk=account.pk)  # its cadence and alerts as stored, not the caller's copy
+    account.next_check_at = _meeting_check_at(fresh, meeting_due(fresh))
+    account.claimed_until = None
+    KeyAccount.objects.filter(pk=account.pk).update(next_check_at=account.next_check_at, claimed_until=None)
+
+
+def may_set_cadence(user, account: KeyAccount) -> bool:
+    """Who sets a key account's meeting cadence: whoever runs the account (may_manage: its project manager, managers
+    and administrators; never the auditor), on a file still served."""
+    return account.status == AccountStatus.ACTIVE and may_manage(user, account) and not (
+        access.roles_of(user) & READ_ONLY_ROLES)  # fmt: skip
+
+
+def set_meeting_cadence(user, account: KeyAccount, cadence, *, version: int | None = None) -> KeyAccount:
+    """Set how often the account's service meetings are due (MeetingCadence). The next due day follows at once (the
+    last meeting, or the listing day, plus the new cadence), its alerts afresh; audited with the values before and
+    after. The same cadence again is no change (no version, no entry)."""
+    if not may_manage(user, account) or access.roles_of(user) & READ_ONLY_ROLES:
+        raise PermissionDenied(NOT_ALLOWED)
+    require_active(account)
+    if cadence not in MeetingCadence.values:
+        raise ValidationError({"meeting_cadence": [
+            _("Choose how often the service meetings are due: %(choices)s.")
+            % {"choices": listing([str(label) for label in MeetingCadence.labels])}]})  # fmt: skip
+    with transaction.atomic():
+        fresh = KeyAccount.objects.select_for_update().get(pk=account.pk)
+        if fresh.status != AccountStatus.ACTIVE:  # de-listed while the form was open
+            raise ValidationError(_("This key account has been de-listed."))
+        _check_version(fresh, version)  # changed by someone else since the page or the client read it: 409
+        old = fresh.meeting_cadence
+        if old == cadence:
+            account.meeting_cadence, account.version = fresh.meeting_cadence, fresh.version
+            return account
+        fresh.meeting_cadence = cadence
+        _save_versioned(fresh, ["meeting_cadence"], fresh.version)
+        _arm_meeting_clock(fresh)
+        audit.record(A.UPDATE, fresh, user=user, changes={"meeting_cadence": [old, cadence]})
+    account.meeting_cadence, account.version = fresh.meeting_cadence, fresh.version
+    account.next_check_at = fresh.next_check_at
+    return account
+
+
+def sweep_meeting_cadence(now: dt.datetime | None = None, limit: int = 500) -> int:
+    """The worker: a key account served whose next service meeting falls due within MEETING_NOTICE_DAYS days is
+    reminded once, and once more when the due day has ended without a meeting (overdue) — each alert once per due
+    day, to the account's service team (the project manager among them; the managers when the team is empty). Leases
+    through core/dueclock; the alert, its stamp and its audit entry commit together, so that a worker killed while
+    sending leaves the lease to run out and the next sweep sends it, never twice, and of two workers one wins."""
+    now = now or timezone.now()
+    today = timezone.localtime(now).date()
+    ids = dueclock.claim_batch(KeyAccount, dueclock.due_ids(KeyAccount, now, limit=limit), now)
+    told = 0
+    for pk in ids:
+        with transaction.atomic():
+            # the account first: the lock record_meeting, set_meeting_cadence and the de-listing take
+            account = KeyAccount.objects.select_for_update().select_related("institution").get(pk=pk)
+            state = meeting_due(account, today)
+            stamped = None
+            if state.due is not None and state.overdue and account.meeting_overdue_notified_for != state.due:
+                title = Message(gettext_lazy("Service meeting overdue for %(name)s"), name=account.institution.name)
+                body = Message(gettext_lazy("The %(cadence)s service meeting was due %(date)s (last meeting: %(last)s)."),
+                               cadence=_CADENCE_WORDS[account.meeting_cadence], date=state.due.isoformat(),
+                               last=state.last.isoformat() if state.last else "—")  # fmt: skip
+                stamped = "meeting_overdue_notified_for"
+            elif (state.due is not None and state.due_soon and account.meeting_due_notified_for != state.due
+                  and account.meeting_overdue_notified_for != state.due):  # fmt: skip
+                title = Message(gettext_lazy("Service meeting due for %(name)s"), name=account.institution.name)
+                body = Message(gettext_lazy("The %(cadence)s service meeting is due %(date)s (last meeting: %(last)s)."),
+                               cadence=_CADENCE_WORDS[account.meeting_cadence], date=state.due.isoformat(),
+                               last=state.last.isoformat() if state.last else "—")  # fmt: skip
+                stamped = "meeting_due_notified_for"
+            if stamped is not None:
+                team = [m.user for m in account.members.select_related("user").order_by("role", "id")]
+                if not any(u.is_active for u in team):
+                    team = list(User.objects.filter(is_active=True, groups__name=Role.MANAGER))
+                url = reverse("keyaccounts:account", args=[account.pk]) + "#meetings"
+                _notify(team, "keyaccounts.meeting", title, body, url, account)
+                old = getattr(account, stamped)
+                setattr(account, stamped, state.due)
+                told += 1
+            account.next_check_at = _meeting_check_at(account, state)
+            account.claimed_until = None
+            account.save(update_fields=["meeting_due_notified_for", "meeting_overdue_notified_for", "next_check_at",
+                                        "claimed_until"])  # fmt: skip
+            if stamped is not None:
+                audit.record(A.UPDATE, account, changes={stamped: [old, state.due]}, actor_name="system")
+    return told
+
+
+# the cadence as the alert's sentence reads it ("The quarterly service meeting is due …")
+_CADENCE_WORDS = {
+    MeetingCadence.MONTHLY: gettext_lazy("monthly"),
+    MeetingCadence.BIMONTHLY: gettext_lazy("two-monthly"),
+    MeetingCadence.QUARTERLY: gettext_lazy("quarterly"),
+    MeetingCadence.HALF_YEARLY: gettext_lazy("half-yearly"),
+}
+
+
 def _moment(value: dt.datetime) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
@@ -2121,6 +2320,8 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
              for t, o, d in clean_actions]  # each due date a clock: the overdue alert (sweep_meeting_actions)
         )  # fmt: skip
         audit.record(A.CREATE, meeting, user=user, changes={"title": [None, title], "actions": [None, len(rows)]})
+        # the next meeting is due a cadence after this one (if it is the latest): its alerts start afresh
+        _arm_meeting_clock(account)
         url = reverse("keyaccounts:account", args=[account.pk]) + "#meetings"
         for row in rows:
             _notify([row.owner], "keyaccounts.action",

@@ -32,13 +32,14 @@ def scheduled_evaluations() -> None:
 
 @db_periodic_task(crontab(minute="*"))
 def sweep_programme_clocks() -> None:
-    """Every minute: overdue service-plan items and meeting actions (once each) and agreement renewal reminders /
-    expiry."""
+    """Every minute: overdue service-plan items and meeting actions (once each), agreement renewal reminders /
+    expiry, and service meetings falling due (a week ahead, once) or overdue (once)."""
     from . import services
 
     services.sweep_plan_items()
     services.sweep_meeting_actions()
     services.sweep_agreements()
+    services.sweep_meeting_cadence()
 
 
 @db_periodic_task(local_crontab(hour=3, minute=10))

@@ -51,6 +51,7 @@ from .forms_programme import (
     ActionEditForm,
     AgreementForm,
     ArchiveFilterForm,
+    CadenceForm,
     DecisionForm,
     ItemForm,
     MeasureForm,
@@ -181,13 +182,14 @@ def account_rows(accounts) -> list[dict]:
         )
     )
     by_account = {c["plan__account_id"]: c for c in counts}
+    meetings = services.meeting_dues(accounts, today)  # the next service meeting: due soon, overdue
     rows = []
     for a in accounts:
         c = by_account.get(a.pk, {})
         rows.append({
             "account": a, "pms": pms.get(a.pk, []), "plan": in_force.get(a.pk), "draft": drafts.get(a.pk),
             "agreement": latest.get(a.pk), "open": c.get("open", 0), "overdue": c.get("overdue", 0),
-            "done": c.get("done", 0),
+            "done": c.get("done", 0), "meeting": meetings[a.pk],
         })  # fmt: skip
     return rows
 
@@ -607,6 +609,11 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
                              "version": act.version})  # fmt: skip
     ctx["meetings"] = meetings
     ctx["meetings_before_listing"] = earlier
+    # the cadence: the last meeting, when the next is due, whether that day is near or passed (services.meeting_due)
+    ctx["meeting_due"] = services.meeting_due(account, today)
+    ctx["may_set_cadence"] = writer and services.may_set_cadence(user, account)
+    ctx["cadence_form"] = forms.get("cadence_form") or CadenceForm(prefix="cadence", initial={
+        "meeting_cadence": account.meeting_cadence, "version": account.version})  # fmt: skip
     ctx["listed_on"] = timezone.localtime(account.listed_at).date()
     ctx["meeting_form"] = forms.get("meeting_form") or MeetingForm(account=account, prefix="meeting")
     ctx["duplicate_meeting"] = next((m.pk for m in meetings + earlier if m.pk == forms.get("duplicate_meeting")), None)
@@ -1082,6 +1089,26 @@ def meeting_create(request, pk: int):
 
 @login_required
 @require_POST
+def meeting_cadence(request, pk: int):
+    """Set how often the account's service meetings are due (its project manager, a manager, an administrator)."""
+    account = _account_or_404(request.user, pk)
+    if not services.may_manage(request.user, account) or access.roles_of(request.user) & READ_ONLY_ROLES:
+        raise PermissionDenied(services.NOT_ALLOWED)
+    form = CadenceForm(request.POST, prefix="cadence")
+    if form.is_valid():
+        try:
+            services.set_meeting_cadence(request.user, account, form.cleaned_data["meeting_cadence"],
+                                         version=form.cleaned_data.get("version"))  # fmt: skip
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("The meeting cadence was saved."))
+            return _back(account, "meetings")
+    return _account_page(request, account, 400, cadence_form=form, open_section="meetings")
+
+
+@login_required
+@require_POST
 def action_toggle(request, pk: int, action_pk: int):
     account = _account_or_404(request.user, pk)
     action = (
@@ -1274,6 +1301,10 @@ def _member_page(request, person: User) -> HttpResponse:
             m.get_role_display()
         )
     today = timezone.localdate()
+    # each account's next service meeting, flagged when it is near or overdue (the team's alert's rule)
+    dues = services.meeting_dues([a["account"] for a in accounts.values()], today)
+    for a in accounts.values():
+        a["meeting"] = dues[a["account"].pk]
     items = list(
         PlanItem.objects.filter(owner=person, status__in=OPEN_ITEM, plan__status=PlanStatus.APPROVED,
                                 plan__account__in=visible, plan__account__status=AccountStatus.ACTIVE)
@@ -1419,6 +1450,7 @@ urlpatterns = [
     path("<int:pk>/plan/decide/", plan_decide, name="plan-decide"),
     path("<int:pk>/agreements/", agreement_create, name="agreement-create"),
     path("<int:pk>/meetings/", meeting_create, name="meeting-create"),
+    path("<int:pk>/meetings/cadence/", meeting_cadence, name="meeting-cadence"),
     path("<int:pk>/meetings/actions/<int:action_pk>/", action_toggle, name="action-toggle"),
     path("<int:pk>/meetings/actions/<int:action_pk>/edit/", action_edit, name="action-edit"),
     path("<int:pk>/evaluations/", review_run, name="review-run"),

@@ -273,6 +273,12 @@ def test_the_demo_shows_evaluations_candidates_and_a_running_key_account_program
         assert review.tickets >= 6 and review.surveys >= 6 and review.avg_response_hours is not None
         assert not [c["name"] for c in review.components if c.get("default")], review.components
 
+    # the service meeting cadence: one account meets monthly and its meeting is overdue (the list, its page and the
+    # progress report flag it; the worker tells its team once), the other keeps the quarterly default
+    dues = services.meeting_dues(accounts, today)
+    assert sorted((a.meeting_cadence, dues[a.pk].overdue) for a in accounts) == [("monthly", True), ("quarterly", False)]
+    assert services.sweep_meeting_cadence() == 1 and services.sweep_meeting_cadence() == 0
+
     # the overdue items are reported once, by the worker's sweep
     assert services.sweep_plan_items() == 2
     assert services.sweep_plan_items() == 0
