@@ -119,6 +119,11 @@ ENDPOINT_RULES = [
     "| `PATCH /api/v1/keyaccounts/{id}/` | Run key accounts, and run that account: its project manager, a manager or "
     "an administrator (the meeting cadence only; never a read-only role) |",
     "| `GET /api/v1/roles/`, `/regions/` | any signed-in user |",
+    "| `GET /api/v1/sales/churn/` | See purchases (scoped: a rep sees the warnings of their territory's customers) |",
+    "| `POST /api/v1/sales/churn/{id}/dismiss/` | See purchases and Create and edit customers, as the customer's owner "
+    "or with \"See customers of every team and territory\" (not the analyst, not the auditor) |",
+    "| `GET /api/v1/sales/churn-rates/` | See purchases and See customers of every team and territory (the company's "
+    "rates: not a territory-bound rep) |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 
