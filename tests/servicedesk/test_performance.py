@@ -215,3 +215,202 @@ def test_grouping_by_customer_class_reads_the_evaluation_in_force(users, desk, x
     rows = report(users["manager"], group="class").rows
     assert [(r.key, r.created) for r in rows] == [("B", 6), ("", 1)]
     assert rows[0].csat == Decimal("3.25")
+
+
+# --- who sees what: page, export and API ---------------------------------------------------------------------
+
+
+def page_client(user) -> Client:
+    from tests.conftest import otp_verify
+
+    c = Client(HTTP_ACCEPT_LANGUAGE="en")
+    c.force_login(user)
+    otp_verify(c, user)
+    return c
+
+
+def api_client(user, lang="en"):
+    from rest_framework.test import APIClient
+
+    from tests.api.conftest import token_for
+
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}", HTTP_ACCEPT_LANGUAGE=lang)
+    return c
+
+
+def shown_rows(html: str) -> set[str]:
+    import re
+
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return set(re.findall(r'data-row="([^"]+)"', body))
+
+
+def export_rows(content: bytes) -> list[list]:
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(content)).active
+    return [list(r) for r in sheet.iter_rows(values_only=True)]
+
+
+@pytest.mark.parametrize("role", ["manager", "admin", "analyst", "auditor"])
+def test_managers_admins_analysts_and_auditors_see_every_agent(users, november, role):
+    user = users[role]
+    page = page_client(user).get(PAGE, {"period": "2026-11"})
+    assert page.status_code == 200
+    assert shown_rows(page.content.decode()) == {"a1", "a2", "b1"}
+    assert "Service performance" in page.content.decode()  # in the navigation too
+    export = page_client(user).get(EXPORT, {"period": "2026-11"})
+    assert export.status_code == 200
+    assert [r[0] for r in export_rows(export.content)[3:6]] == ["a1", "a2", "b1"]
+    api = api_client(user).get(API, {"period": "2026-11"})
+    assert api.status_code == 200, api.content
+    assert api.json()["scope"] == "all"
+    assert [r["label"] for r in api.json()["rows"]] == ["a1", "a2", "b1"]
+
+
+def test_a_team_lead_sees_the_teams_they_lead_only(users, desk, november):
+    lead = desk["lead"]
+    page = page_client(lead).get(PAGE, {"period": "2026-11"})
+    assert page.status_code == 200
+    assert shown_rows(page.content.decode()) == {"a1", "a2"}
+    assert page_client(lead).get(PAGE, {"period": "2026-11", "team": desk["two"].pk}).status_code in (400, 403)
+    export = page_client(lead).get(EXPORT, {"period": "2026-11"})
+    assert [r[0] for r in export_rows(export.content)[3:5]] == ["a1", "a2"]
+    api = api_client(lead).get(API, {"period": "2026-11"}).json()
+    assert api["scope"] == "teams" and [r["label"] for r in api["rows"]] == ["a1", "a2"]
+    assert api["totals"]["created"] == 5 and api["team_totals"] is None
+    assert api_client(lead).get(API, {"period": "2026-11", "team": desk["two"].pk}).status_code == 403
+    # the customer classes are the evaluation's, which an agent does not see
+    assert api_client(lead).get(API, {"period": "2026-11", "group": "class"}).status_code == 403
+
+
+def test_an_agent_sees_their_own_figures_and_their_teams_totals_never_a_colleagues(users, desk, november):
+    a2 = desk["a2"]
+    html = page_client(a2).get(PAGE, {"period": "2026-11"}).content.decode()
+    assert shown_rows(html) == {"a2"}
+    assert "a1" not in html and "b1" not in html
+    assert "Your teams, all agents" in html
+    lines = export_rows(page_client(a2).get(EXPORT, {"period": "2026-11"}).content)
+    assert [r[0] for r in lines[3:]] == ["a2", "Total", "Your teams, all agents", "Previous period (2026-10)"]
+    assert lines[5][1] == 5  # 一组's tickets, all agents together
+    api = api_client(a2).get(API, {"period": "2026-11"}).json()
+    assert api["scope"] == "own" and [r["label"] for r in api["rows"]] == ["a2"]
+    assert (api["totals"]["created"], api["team_totals"]["created"]) == (2, 5)
+    assert api_client(a2).get(API, {"period": "2026-11", "team": desk["one"].pk}).status_code == 403
+
+
+def test_roles_that_handle_no_tickets_and_lead_no_team_are_refused(users, november):
+    pv = users["pv"]
+    assert page_client(pv).get(PAGE).status_code == 403
+    assert page_client(pv).get(EXPORT).status_code == 403
+    assert api_client(pv).get(API).status_code == 403
+    assert "Service performance" not in page_client(pv).get(reverse("servicedesk:queue")).content.decode()
+
+
+def test_the_export_holds_the_pages_figures_and_is_audited(users, november):
+    response = page_client(users["manager"]).get(EXPORT, {"period": "2026-11", "group": "team"})
+    assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+    assert "2026-11" in response["Content-Disposition"]
+    lines = export_rows(response.content)
+    assert lines[0][:2] == ["Service performance", "2026-11"]
+    assert lines[2][:4] == ["Team", "Received", "Resolved", "Resolution rate (%)"]
+    one, two, total = lines[3], lines[4], lines[5]
+    assert one[:4] == ["一组", 5, 3, 60.0]
+    assert two[:4] == ["二组", 1, 1, 100.0]
+    # totals: medians, SLA, reopened, CSAT, NPS, complaints as hand-computed above — the open tickets with their
+    # wait until the request (days after NOW): the resolution median (10 + 30) / 2, the 90th percentile T5's wait
+    assert total[:6] == ["Total", 6, 4, 66.7, 1.0, 3.0]
+    assert total[6] == 20.0 and total[7] > 600
+    assert total[8:] == [83.3, 60.0, 1, 3.25, 4, 25, 4, 2, 50.0]
+    entry = AuditEntry.objects.filter(action="export").latest("seq")
+    assert (entry.actor, entry.extra["period"], entry.extra["group"], entry.extra["rows"]) == (
+        users["manager"], "2026-11", "team", 2)  # fmt: skip
+
+
+# --- the API -------------------------------------------------------------------------------------------------
+
+
+def test_the_api_answers_the_rows_and_totals(users, november):
+    data = api_client(users["manager"]).get(API, {"period": "2026-11", "group": "channel"}).json()
+    assert (data["period"], data["group"], data["time_basis"], data["previous_period"]) == (
+        "2026-11", "channel", "clock_hours", "2026-10")  # fmt: skip
+    assert data["start"].startswith("2026-11-01T00:00:00+08:00") and data["end"].startswith("2026-12-01T00:00:00+08:00")
+    rows = {r["key"]: r for r in data["rows"]}
+    assert rows["phone"]["created"] == 5 and rows["email"]["label"] == "E-mail"
+    totals = data["totals"]
+    assert (totals["csat"], totals["nps"], totals["promoters"], totals["detractors"], totals["nps_responses"]) == (
+        3.25, 25, 2, 1, 4)  # fmt: skip
+    # the open tickets count with their wait until the request, days after NOW: T3 has waited more than 30 h, so
+    # the resolutions sort 2 8 10 30 T3 T5 and the median is (10 + 30) / 2
+    assert (totals["resolution_median_hours"], totals["first_response_sla_met"]) == (20.0, 83.3)
+    assert data["previous_totals"]["created"] == 1
+    quarter = api_client(users["manager"]).get(API, {"period": "2026-Q4"}).json()
+    assert quarter["totals"]["created"] == 8 and quarter["previous_period"] == "2026-Q3"
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"period": "2026-13"}, "period"), ({"period": "11/2026"}, "period"), ({"period": "２０２６"}, "period"),
+    ({"group": "region"}, "group"), ({"team": "x"}, "team"), ({"category": "nope"}, "category"),
+    ({"priority": "asap"}, "priority"),
+])  # fmt: skip
+def test_the_api_refuses_bad_parameters_by_name(users, params, field):
+    response = api_client(users["manager"]).get(API, params)
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+
+
+def test_a_bad_period_is_explained_in_the_readers_language(users):
+    response = api_client(users["manager"], lang="zh-hans").get(API, {"period": "2026-13"})
+    assert response.status_code == 400
+    assert response.json() == {"period": ["请填写月份（2026-11）、季度（2026-Q4）或年份（2026）。"]}
+
+
+def test_the_schema_documents_the_endpoint(users):
+    schema = api_client(users["manager"]).get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
+    assert "/api/v1/service/performance/" in schema and "v1_service_performance" in schema
+
+
+# --- the page ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lang", "title", "total"), [
+    ("zh-hans", "服务绩效", "合计"), ("zh-hant", "服務績效", "合計"), ("en", "Service performance", "Total"),
+])  # fmt: skip
+def test_the_page_renders_in_three_languages(users, november, lang, title, total):
+    c = page_client(users["manager"])
+    html = c.get(PAGE, {"period": "2026-11"}, HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    assert title in html and f'data-row="{total}"' in html
+    assert 'id="performance-data"' in html and "vendor/echarts/echarts.min.js" in html
+
+
+def test_empty_figures_show_a_dash_not_zero(users, november):
+    html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
+    a1 = html.split('data-row="a1"', 1)[1].split("</tr>", 1)[0]
+    # a1 had no complaint: the handling rate is "—", the count 0
+    assert a1.rstrip().endswith("<td class=\"num\">0</td>\n  <td class=\"num\">—</td>")
+
+
+def test_a_bad_period_on_the_page_names_the_field(users, november):
+    response = page_client(users["manager"]).get(PAGE, {"period": "2026-13"})
+    assert response.status_code == 400
+    assert 'id="field-period"' in response.content.decode() and "has-error" in response.content.decode()
+
+
+def test_the_page_defaults_to_this_month(users):
+    html = page_client(users["manager"]).get(PAGE).content.decode()
+    assert performance.current_period().key in html
+
+
+def test_the_query_count_does_not_grow_with_the_tickets(users, desk, xiehe, november):
+    c = page_client(users["manager"])
+    c.get(PAGE, {"period": "2026-11"})  # warm: sessions, caches
+    with CaptureQueriesContext(connection) as few:
+        assert c.get(PAGE, {"period": "2026-11"}).status_code == 200
+    for n in range(6):
+        t = ticket(users, xiehe, received=bj(11, 20, 9 + n), team=desk["two"], assignee=desk["a1"] if n % 2 else desk["b1"])
+        respond(users, t, t.received_at + H)
+        survey(t, 4, 8)
+    with CaptureQueriesContext(connection) as more:
+        assert c.get(PAGE, {"period": "2026-11"}).status_code == 200
+    assert len(more) == len(few)
