@@ -12,7 +12,14 @@ from pharmacrm.notify import api as notify_api
 from pharmacrm.safety import api as safety_api
 from pharmacrm.sales import api as sales_api
 from pharmacrm.servicedesk import api as servicedesk_api
-from pharmacrm.servicedesk import api_conversation, api_knowledge, api_links, api_performance, api_revisit, api_routing
+from pharmacrm.servicedesk import (
+    api_conversation,
+    api_knowledge,
+    api_links,
+    api_performance,
+    api_revisit,
+    api_routing,
+)
 
 
 class Router(DefaultRouter):

@@ -27,21 +27,35 @@ class FiguresSerializer(Serializer):
     key = serializers.CharField(allow_null=True, help_text="The agent's or team's id, the category's code, the "
                                 "channel, or the class (A–D, \"\" for none); null: no agent / no team.")  # fmt: skip
     label = serializers.CharField(help_text="The row's name in the request's language, as the page shows it.")
-    created = serializers.IntegerField(help_text="Tickets received in the period (Beijing time), merged duplicates left out.")
+    created = serializers.IntegerField(
+        help_text="Tickets received in the period (Beijing time), merged duplicates left out."
+    )
     resolved = serializers.IntegerField(help_text="Of those, now resolved, customer-informed or closed.")
-    resolution_rate = serializers.FloatField(allow_null=True, help_text="resolved / created, in %; null without tickets.")
-    first_response_median_hours = serializers.FloatField(allow_null=True, help_text="Clock hours from receipt to the first response (open: so far).")
+    resolution_rate = serializers.FloatField(
+        allow_null=True, help_text="resolved / created, in %; null without tickets."
+    )
+    first_response_median_hours = serializers.FloatField(
+        allow_null=True, help_text="Clock hours from receipt to the first response (open: so far)."
+    )
     first_response_p90_hours = serializers.FloatField(allow_null=True)
-    resolution_median_hours = serializers.FloatField(allow_null=True, help_text="Clock hours from receipt to the resolution (open: so far).")
+    resolution_median_hours = serializers.FloatField(
+        allow_null=True, help_text="Clock hours from receipt to the resolution (open: so far)."
+    )
     resolution_p90_hours = serializers.FloatField(allow_null=True)
-    first_response_sla_met = serializers.FloatField(allow_null=True, help_text="Deadlines met on time / deadlines decided, in %.")
+    first_response_sla_met = serializers.FloatField(
+        allow_null=True, help_text="Deadlines met on time / deadlines decided, in %."
+    )
     first_response_sla_decided = serializers.IntegerField()
     resolution_sla_met = serializers.FloatField(allow_null=True)
     resolution_sla_decided = serializers.IntegerField()
     reopened = serializers.IntegerField(help_text="Tickets reopened at least once.")
-    csat = serializers.FloatField(allow_null=True, help_text="Average revisit score, 1–5; null without answers.")
+    csat = serializers.FloatField(
+        allow_null=True, help_text="Average revisit score, 1–5; null without answers."
+    )
     csat_responses = serializers.IntegerField()
-    nps = serializers.IntegerField(allow_null=True, help_text="% promoters (9–10) − % detractors (0–6), −100…100.")
+    nps = serializers.IntegerField(
+        allow_null=True, help_text="% promoters (9–10) − % detractors (0–6), −100…100."
+    )
     nps_responses = serializers.IntegerField()
     promoters = serializers.IntegerField()
     detractors = serializers.IntegerField()
@@ -57,8 +71,12 @@ class PerformanceSerializer(Serializer):
     group = serializers.CharField()
     scope = serializers.ChoiceField(["all", "teams", "own"], help_text="all; teams: the teams the user leads; own: "
                                     "the user's own tickets (with their teams' totals in team_totals).")  # fmt: skip
-    time_basis = serializers.CharField(help_text="clock_hours: wall-clock time from receipt, as the customer waits.")
-    class_period = serializers.CharField(allow_blank=True, help_text="The customer evaluation period of the classes (group=class).")
+    time_basis = serializers.CharField(
+        help_text="clock_hours: wall-clock time from receipt, as the customer waits."
+    )
+    class_period = serializers.CharField(
+        allow_blank=True, help_text="The customer evaluation period of the classes (group=class)."
+    )
     rows = FiguresSerializer(many=True)
     totals = FiguresSerializer()
     previous_period = serializers.CharField()
@@ -72,9 +90,16 @@ def _figures(f) -> dict:
 
 
 PARAMETERS = [
-    OpenApiParameter("period", str, description="2026-11 (month), 2026-Q4 (quarter) or 2026 (year); default: this month."),
-    OpenApiParameter("group", str, enum=list(performance.GROUPS), description="Rows per agent (default), team, "
-                     "customer class (who may see evaluations), category or channel."),  # fmt: skip
+    OpenApiParameter(
+        "period", str, description="2026-11 (month), 2026-Q4 (quarter) or 2026 (year); default: this month."
+    ),
+    OpenApiParameter(
+        "group",
+        str,
+        enum=list(performance.GROUPS),
+        description="Rows per agent (default), team, "
+        "customer class (who may see evaluations), category or channel.",
+    ),  # fmt: skip
     OpenApiParameter("team", int, description="One team's tickets (a team lead: one of theirs)."),
     OpenApiParameter("category", str, description="A category's code (its sub-categories included)."),
     OpenApiParameter("priority", str, enum=list(Priority.values)),
@@ -83,12 +108,18 @@ PARAMETERS = [
 
 @extend_schema_view(
     list=extend_schema(
-        tags=[TAG], operation_id="v1_service_performance", parameters=PARAMETERS,
+        tags=[TAG],
+        operation_id="v1_service_performance",
+        parameters=PARAMETERS,
         responses={
             200: PerformanceSerializer,
-            400: OpenApiResponse(description="A parameter is not valid: {field: [message]} in the request's language."),
-            403: OpenApiResponse(description="Not someone who handles tickets, a team lead or a manager; or a team or "
-                                             "grouping the user may not see."),
+            400: OpenApiResponse(
+                description="A parameter is not valid: {field: [message]} in the request's language."
+            ),
+            403: OpenApiResponse(
+                description="Not someone who handles tickets, a team lead or a manager; or a team or "
+                "grouping the user may not see."
+            ),
         },
         description="Service performance (服务绩效): per agent, team, customer class, category or channel — tickets "
         "received, resolved, resolution rate, median and 90th percentile first-response and resolution times, SLA met, "

@@ -201,7 +201,9 @@ def scope_for(user) -> Scope:
             return Scope(team_ids=led)
     if access.can(user, Cap.HANDLE_TICKETS):
         return Scope(own=user, own_team_ids=list(user.teams.values_list("id", flat=True)))
-    raise PermissionDenied(_("Service performance is for those who handle tickets, their team leads and managers."))
+    raise PermissionDenied(
+        _("Service performance is for those who handle tickets, their team leads and managers.")
+    )
 
 
 def may_see(user) -> bool:
@@ -307,7 +309,11 @@ class Figures:
     def nps(self) -> int | None:
         if not self.nps_count:
             return None
-        return int((Decimal(100) * (self.promoters - self.detractors) / self.nps_count).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        return int(
+            (Decimal(100) * (self.promoters - self.detractors) / self.nps_count).quantize(
+                Decimal(1), rounding=ROUND_HALF_UP
+            )
+        )
 
     def as_dict(self) -> dict:
         def num(v):
@@ -331,7 +337,9 @@ def _tickets(user, scope: Scope, query: Query, period: Period | None = None, *, 
     from .views import category_and_below
 
     period = period or query.period
-    qs = Ticket.objects.filter(received_at__gte=period.start, received_at__lt=period.end, merged_into__isnull=True)
+    qs = Ticket.objects.filter(
+        received_at__gte=period.start, received_at__lt=period.end, merged_into__isnull=True
+    )
     if team_ids is not None:
         qs = qs.filter(team_id__in=team_ids)
     elif scope.team_ids is not None:
@@ -373,8 +381,9 @@ def _key(group: str, prefix: str = "", klass_period: str = ""):
 
     def klass(ref):
         return Subquery(
-            Score.objects.filter(kind="evaluation", period=klass_period, institution_id=OuterRef(ref))
-            .values("klass")[:1]
+            Score.objects.filter(kind="evaluation", period=klass_period, institution_id=OuterRef(ref)).values(
+                "klass"
+            )[:1]
         )
 
     return Coalesce(
@@ -421,7 +430,12 @@ def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass
         res_met=Count("id", filter=res & met), res_missed=Count("id", filter=res & missed),
     ).order_by():  # fmt: skip
         f = row(r["g"])
-        f.fr_met, f.fr_missed, f.res_met, f.res_missed = r["fr_met"], r["fr_missed"], r["res_met"], r["res_missed"]
+        f.fr_met, f.fr_missed, f.res_met, f.res_missed = (
+            r["fr_met"],
+            r["fr_missed"],
+            r["res_met"],
+            r["res_missed"],
+        )
     # 3. the waits' medians and 90th percentiles: the clocks met, and those of tickets still open with their
     # wait so far (keyaccounts.services._counted_clocks); ranked per group by a window function, only the rows at
     # the ranks wanted come back
@@ -529,13 +543,15 @@ def report(user, query: Query, *, now: dt.datetime | None = None, trend: bool = 
         rows.append(f)
     totals = compute(tickets, None, now=now).get(0) or Figures(key=0)
     totals.label = _("Total")
-    previous = compute(_tickets(user, scope, query, query.period.previous), None, now=now).get(0) or Figures(key=0)
+    previous = compute(_tickets(user, scope, query, query.period.previous), None, now=now).get(0) or Figures(
+        key=0
+    )
     previous.label = query.period.previous.key
     team_totals = None
     if scope.own is not None:
-        team_totals = (
-            compute(_tickets(user, scope, query, team_ids=scope.own_team_ids), None, now=now).get(0) or Figures(key=0)
-        )
+        team_totals = compute(_tickets(user, scope, query, team_ids=scope.own_team_ids), None, now=now).get(
+            0
+        ) or Figures(key=0)
         team_totals.label = _("Your teams, all agents")
     out = Report(query=query, scope=scope, rows=_order(query.group, rows), totals=totals, previous=previous,
                  team_totals=team_totals, klass_period=klass_period)  # fmt: skip
@@ -549,7 +565,9 @@ def trend_of(user, scope: Scope, query: Query) -> list[dict]:
     queries over the twelve periods)."""
     last = query.period
     first = last.shifted(-(TREND_PERIODS - 1))
-    span = Query(period=last, group=query.group, team=query.team, category=query.category, priority=query.priority)
+    span = Query(
+        period=last, group=query.group, team=query.team, category=query.category, priority=query.priority
+    )
     tickets = _tickets(user, scope, span, _Span(first, last))
     trunc = {"month": TruncMonth, "quarter": TruncQuarter, "year": TruncYear}[last.kind]
     bucket = trunc("received_at", tzinfo=LOCAL)
@@ -604,4 +622,3 @@ def _bucket_key(value, kind: str) -> str:
 
 def _float(v) -> float | None:
     return None if v is None else float(v)
-

@@ -40,7 +40,13 @@ def xlsx(rep: performance.Report) -> bytes:
     sheet = book.active
     sheet.title = rep.period.key
     sheet.append([_("Service performance"), rep.period.key])
-    sheet.append([_("Every figure is about the tickets received in the period (Beijing time); empty: nothing to count.")])
+    sheet.append(
+        [
+            _(
+                "Every figure is about the tickets received in the period (Beijing time); empty: nothing to count."
+            )
+        ]
+    )
     sheet.append(headers(str(performance.GROUPS[rep.query.group])))
     for cell in sheet[3]:
         cell.font = Font(bold=True)

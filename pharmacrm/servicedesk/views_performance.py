@@ -29,7 +29,10 @@ class PerformanceForm(forms.Form):
     period = forms.ChoiceField(label=gettext_lazy("Period"), required=False)
     group = forms.ChoiceField(label=gettext_lazy("Rows per"), required=False)
     team = forms.ModelChoiceField(
-        label=gettext_lazy("Team"), queryset=Team.objects.none(), required=False, empty_label=gettext_lazy("All")
+        label=gettext_lazy("Team"),
+        queryset=Team.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("All"),
     )
     category = forms.ModelChoiceField(
         label=gettext_lazy("Category"), queryset=TicketCategory.objects.none(), required=False,
@@ -125,9 +128,13 @@ def performance_export(request):
     audit.record(A.EXPORT, ("servicedesk", "", "service performance"), user=request.user, format="XLSX",
                  period=query.period.key, group=query.group, rows=len(rep.rows))  # fmt: skip
     label = "-".join(_("Service performance").split())
-    response = HttpResponse(xlsx.xlsx(rep), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response = HttpResponse(
+        xlsx.xlsx(rep), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     stamp = timezone.localtime().strftime("%Y%m%d")
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{query.period.key}-{stamp}.xlsx")
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"{label}-{query.period.key}-{stamp}.xlsx"
+    )
     response["Cache-Control"] = "private, no-store"
     return response
 

@@ -69,11 +69,15 @@ def respond(users, t, at):
 
 
 def resolve(users, t, at):
-    services.transition(users["manager"], t, Status.RESOLVED, at=at, resolution_summary="已答复", root_cause="usage")
+    services.transition(
+        users["manager"], t, Status.RESOLVED, at=at, resolution_summary="已答复", root_cause="usage"
+    )
 
 
 def survey(t, score, recommend):
-    Survey.objects.create(ticket=t, channel="phone", answered_at=t.received_at + 50 * H, score=score, recommend=recommend)
+    Survey.objects.create(
+        ticket=t, channel="phone", answered_at=t.received_at + 50 * H, score=score, recommend=recommend
+    )
 
 
 @pytest.fixture
@@ -90,7 +94,9 @@ def november(desk, users, xiehe):
     survey(t, 3, 7)
     t = out["T3"] = ticket(users, xiehe, received=bj(11, 30, 23, 30), team=one, assignee=desk["a1"])
     respond(users, t, t.received_at + H / 2)
-    t = out["T4"] = ticket(users, xiehe, received=bj(11, 5, 9), team=one, assignee=desk["a2"], category="service_attitude")
+    t = out["T4"] = ticket(
+        users, xiehe, received=bj(11, 5, 9), team=one, assignee=desk["a2"], category="service_attitude"
+    )
     respond(users, t, t.received_at + H)
     resolve(users, t, t.received_at + 5 * H)
     services.transition(users["manager"], t, Status.IN_PROGRESS, at=t.received_at + 6 * H)
@@ -99,7 +105,9 @@ def november(desk, users, xiehe):
     t = out["T5"] = ticket(users, xiehe, received=bj(11, 6, 9, 30), team=one, assignee=desk["a2"],
                            category="service_attitude")  # fmt: skip
     respond(users, t, t.received_at + H)
-    t = out["T8"] = ticket(users, xiehe, received=bj(11, 15, 10), team=two, assignee=desk["b1"], channel="email")
+    t = out["T8"] = ticket(
+        users, xiehe, received=bj(11, 15, 10), team=two, assignee=desk["b1"], channel="email"
+    )
     respond(users, t, t.received_at + H)
     resolve(users, t, t.received_at + 2 * H)
     survey(t, 4, 9)
@@ -151,14 +159,21 @@ def test_rows_per_agent_and_per_team(users, november):
     assert (a1.fr_sla, a1.res_sla) == (Decimal("66.7"), Decimal("50.0"))
     assert (a1.csat, a1.nps) == (Decimal("4.00"), 50)  # one promoter, one passive
     assert (a1.complaints, a1.complaint_rate) == (0, None)  # no complaint: no rate, not 0 %
-    assert (a2.created, a2.reopened, a2.res_median, a2.res_sla, a2.nps) == (2, 1, 304.0, Decimal("50.0"), -100)
+    assert (a2.created, a2.reopened, a2.res_median, a2.res_sla, a2.nps) == (
+        2,
+        1,
+        304.0,
+        Decimal("50.0"),
+        -100,
+    )
     assert (a2.complaints, a2.complaints_handled, a2.complaint_rate) == (2, 1, Decimal("50.0"))
     assert (b1.created, b1.csat, b1.nps, b1.fr_sla) == (1, Decimal("4.00"), 100, Decimal("100.0"))
     teams = by_label(report(users["manager"], group="team"))
     assert {k: v.created for k, v in teams.items()} == {"一组": 5, "二组": 1}
     channels = by_label(report(users["manager"], group="channel"))
     assert {k: v.created for k, v in channels.items()} == {"Phone": 5, "E-mail": 1} or {
-        k: v.created for k, v in channels.items()} == {"电话": 5, "电子邮件": 1}
+        k: v.created for k, v in channels.items()
+    } == {"电话": 5, "电子邮件": 1}
 
 
 def test_a_group_without_answers_shows_no_satisfaction_rather_than_zero(users, november):
@@ -189,7 +204,13 @@ def test_the_trend_holds_twelve_periods_ending_with_the_chosen_one(users, novemb
     assert [p["period"] for p in trend][0] == "2025-12" and trend[-1]["period"] == "2026-11"
     assert len(trend) == 12
     assert trend[-1] == {"period": "2026-11", "created": 6, "resolution_rate": 66.7, "csat": 3.25, "nps": 25}
-    assert trend[-2] == {"period": "2026-10", "created": 1, "resolution_rate": 100.0, "csat": None, "nps": None}
+    assert trend[-2] == {
+        "period": "2026-10",
+        "created": 1,
+        "resolution_rate": 100.0,
+        "csat": None,
+        "nps": None,
+    }
     assert trend[0]["created"] == 0
 
 
@@ -274,7 +295,10 @@ def test_a_team_lead_sees_the_teams_they_lead_only(users, desk, november):
     page = page_client(lead).get(PAGE, {"period": "2026-11"})
     assert page.status_code == 200
     assert shown_rows(page.content.decode()) == {"a1", "a2"}
-    assert page_client(lead).get(PAGE, {"period": "2026-11", "team": desk["two"].pk}).status_code in (400, 403)
+    assert page_client(lead).get(PAGE, {"period": "2026-11", "team": desk["two"].pk}).status_code in (
+        400,
+        403,
+    )
     export = page_client(lead).get(EXPORT, {"period": "2026-11"})
     assert [r[0] for r in export_rows(export.content)[3:5]] == ["a1", "a2"]
     api = api_client(lead).get(API, {"period": "2026-11"}).json()
@@ -335,7 +359,9 @@ def test_the_api_answers_the_rows_and_totals(users, november):
     data = api_client(users["manager"]).get(API, {"period": "2026-11", "group": "channel"}).json()
     assert (data["period"], data["group"], data["time_basis"], data["previous_period"]) == (
         "2026-11", "channel", "clock_hours", "2026-10")  # fmt: skip
-    assert data["start"].startswith("2026-11-01T00:00:00+08:00") and data["end"].startswith("2026-12-01T00:00:00+08:00")
+    assert data["start"].startswith("2026-11-01T00:00:00+08:00") and data["end"].startswith(
+        "2026-12-01T00:00:00+08:00"
+    )
     rows = {r["key"]: r for r in data["rows"]}
     assert rows["phone"]["created"] == 5 and rows["email"]["label"] == "E-mail"
     totals = data["totals"]
@@ -388,7 +414,7 @@ def test_empty_figures_show_a_dash_not_zero(users, november):
     html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
     a1 = html.split('data-row="a1"', 1)[1].split("</tr>", 1)[0]
     # a1 had no complaint: the handling rate is "—", the count 0
-    assert a1.rstrip().endswith("<td class=\"num\">0</td>\n  <td class=\"num\">—</td>")
+    assert a1.rstrip().endswith('<td class="num">0</td>\n  <td class="num">—</td>')
 
 
 def test_a_bad_period_on_the_page_names_the_field(users, november):
@@ -408,7 +434,13 @@ def test_the_query_count_does_not_grow_with_the_tickets(users, desk, xiehe, nove
     with CaptureQueriesContext(connection) as few:
         assert c.get(PAGE, {"period": "2026-11"}).status_code == 200
     for n in range(6):
-        t = ticket(users, xiehe, received=bj(11, 20, 9 + n), team=desk["two"], assignee=desk["a1"] if n % 2 else desk["b1"])
+        t = ticket(
+            users,
+            xiehe,
+            received=bj(11, 20, 9 + n),
+            team=desk["two"],
+            assignee=desk["a1"] if n % 2 else desk["b1"],
+        )
         respond(users, t, t.received_at + H)
         survey(t, 4, 8)
     with CaptureQueriesContext(connection) as more:
