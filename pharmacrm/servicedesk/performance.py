@@ -52,7 +52,7 @@ from pharmacrm.core import access
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
 
-from .choices import Channel, ClockKind, EventKind
+from .choices import Channel, ClockKind, EventKind, Status
 from .models import SlaClock, Survey, Ticket, TicketCategory, TicketEvent
 
 LOCAL = ZoneInfo("Asia/Shanghai")  # periods are China's months, quarters and years
@@ -337,9 +337,12 @@ def _tickets(user, scope: Scope, query: Query, period: Period | None = None, *, 
     from .views import category_and_below
 
     period = period or query.period
+    # every status named: the (status, received_at) index answers "received in the period" as one short range per
+    # status, as the board's intake does, instead of a scan of all tickets. The merged duplicates left out by an
+    # exclude: "merged_into IS NULL" made SQLite walk the merged_into index, which holds nearly every ticket.
     qs = Ticket.objects.filter(
-        received_at__gte=period.start, received_at__lt=period.end, merged_into__isnull=True
-    )
+        status__in=Status.values, received_at__gte=period.start, received_at__lt=period.end
+    ).exclude(merged_into__isnull=False)
     if team_ids is not None:
         qs = qs.filter(team_id__in=team_ids)
     elif scope.team_ids is not None:
