@@ -413,6 +413,7 @@ def test_the_page_renders_in_three_languages(users, november, lang, title, total
 def test_empty_figures_show_a_dash_not_zero(users, november):
     html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
     a1 = html.split('data-row="a1"', 1)[1].split("</tr>", 1)[0]
+    assert '<th scope="row">Total</th>' in html and '<th scope="row">Previous period (2026-10)</th>' in html
     # a1 had no complaint: the handling rate is "—", the count 0
     assert a1.rstrip().endswith('<td class="num">0</td>\n  <td class="num">—</td>')
 
