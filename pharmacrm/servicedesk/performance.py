@@ -551,7 +551,7 @@ def report(user, query: Query, *, now: dt.datetime | None = None, trend: bool = 
     )
     previous.label = query.period.previous.key
     team_totals = None
-    if scope.own is not None:
+    if scope.own is not None and scope.own_team_ids:  # an agent in no team has no team to compare with
         team_totals = compute(_tickets(user, scope, query, team_ids=scope.own_team_ids), None, now=now).get(
             0
         ) or Figures(key=0)

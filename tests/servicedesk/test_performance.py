@@ -324,6 +324,12 @@ def test_an_agent_sees_their_own_figures_and_their_teams_totals_never_a_colleagu
     assert api_client(a2).get(API, {"period": "2026-11", "team": desk["one"].pk}).status_code == 403
 
 
+def test_an_agent_in_no_team_sees_their_figures_without_a_team_row(users, november):
+    data = api_client(users["agent"]).get(API, {"period": "2026-11"}).json()
+    assert (data["scope"], data["rows"], data["team_totals"]) == ("own", [], None)
+    assert data["totals"]["created"] == 0
+
+
 def test_roles_that_handle_no_tickets_and_lead_no_team_are_refused(users, november):
     pv = users["pv"]
     assert page_client(pv).get(PAGE).status_code == 403
