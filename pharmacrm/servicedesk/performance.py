@@ -397,7 +397,7 @@ def _key(group: str, prefix: str = "", klass_period: str = ""):
 
 
 def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass_period: str = "") -> dict:
-    """{key: Figures} for the tickets grouped by `group` (None: one row, key None). Four queries."""
+    """{key: Figures} for the tickets grouped by `group` (None: the totals, one row keyed 0). Four queries."""
     now = now or timezone.now()
     out: dict = {}
 
@@ -433,12 +433,8 @@ def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass
         res_met=Count("id", filter=res & met), res_missed=Count("id", filter=res & missed),
     ).order_by():  # fmt: skip
         f = row(r["g"])
-        f.fr_met, f.fr_missed, f.res_met, f.res_missed = (
-            r["fr_met"],
-            r["fr_missed"],
-            r["res_met"],
-            r["res_missed"],
-        )
+        f.fr_met, f.fr_missed = r["fr_met"], r["fr_missed"]
+        f.res_met, f.res_missed = r["res_met"], r["res_missed"]
     # 3. the waits' medians and 90th percentiles: the clocks met, and those of tickets still open with their
     # wait so far (keyaccounts.services._counted_clocks); ranked per group by a window function, only the rows at
     # the ranks wanted come back
