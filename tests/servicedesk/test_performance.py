@@ -482,3 +482,15 @@ def test_the_period_is_read_through_the_status_and_received_index(users, novembe
             cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
             plan = " ".join(r[-1] for r in cursor.fetchall())
     assert "ticket_status_received" in plan, plan
+
+
+def test_the_page_is_linked_for_those_who_may_see_it(users, desk):
+    def nav(html: str) -> str:
+        return html.split('class="mainnav"', 1)[1].split("</nav>", 1)[0]
+
+    queue = reverse("servicedesk:queue")
+    for role in ("manager", "analyst", "auditor"):  # every team's figures: in the main menu
+        assert PAGE in nav(page_client(users[role]).get(queue).content.decode())
+    html = page_client(desk["a1"]).get(queue).content.decode()  # an agent: their own, from the queue
+    assert PAGE not in nav(html) and f'href="{PAGE}"' in html
+    assert PAGE not in page_client(users["pv"]).get(queue).content.decode()
