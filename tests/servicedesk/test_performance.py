@@ -236,6 +236,9 @@ def test_grouping_by_customer_class_reads_the_evaluation_in_force(users, desk, x
     rows = report(users["manager"], group="class").rows
     assert [(r.key, r.created) for r in rows] == [("B", 6), ("", 1)]
     assert rows[0].csat == Decimal("3.25")
+    html = page_client(users["manager"]).get(PAGE, {"period": "2026-11", "group": "class"}).content.decode()
+    assert shown_rows(html) == {"Class B", "No class"}
+    assert "Customer classes of the customer evaluation 2026H1." in html
 
 
 # --- who sees what: page, export and API ---------------------------------------------------------------------
