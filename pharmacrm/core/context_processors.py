@@ -29,6 +29,8 @@ def navigation(request):
     if Cap.VIEW_TICKETS in caps:
         items.append((_("Tickets"), reverse("servicedesk:queue"), "tickets"))
         items.append((_("Products"), reverse("servicedesk:product-list"), "products"))
+    if Cap.VIEW_SERVICE_PERFORMANCE in caps:  # the others who may see theirs find it on the ticket queue
+        items.append((_("Service performance"), reverse("servicedesk:performance"), "performance"))
     if Cap.VIEW_INTERACTIONS in caps:
         items.append((_("Interactions"), reverse("engagement:interactions"), "interactions"))
     if Cap.HANDLE_SAFETY in caps or Cap.OVERSEE_SAFETY in caps:

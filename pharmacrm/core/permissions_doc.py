@@ -56,6 +56,13 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   exception is the server's command line (`pharmacrm safety export-icsr`), which only someone with access to
   the server runs: audited with the operating-system account, the file written for its owner only.
   Any signed-in user may call the screening endpoint (`POST /api/v1/safety/screen/`).
+- **Service performance** (`/service/performance/`, its Excel export and `GET /api/v1/service/performance/`):
+  roles with "See the service performance of every team and agent" (administrators, managers, marketing
+  analysts, auditors) see every team and agent; a team lead sees the teams they lead, per agent included;
+  anyone else who handles tickets sees only their own figures, beside their teams' totals (all agents
+  together) — never a colleague's row, as a Chinese service centre shows an agent their own figures and
+  the team's. Rows per customer class need "See customer evaluations and key-account scores". Others
+  (the pharmacovigilance officer) are refused. Every export is audited.
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".
 """

@@ -41,6 +41,7 @@ class Cap(models.TextChoices):
     VIEW_TICKETS = "tickets.view", _("View service tickets")
     HANDLE_TICKETS = "tickets.handle", _("Take in and handle service tickets")
     MANAGE_SERVICE = "service.manage", _("Configure the service desk (categories, SLA policies, calendars)")
+    VIEW_SERVICE_PERFORMANCE = "service.performance", _("See the service performance of every team and agent")
     MANAGE_KNOWLEDGE = "knowledge.manage", _("Maintain the product catalogue and answer templates")
     HANDLE_SAFETY = "safety.handle", _("Handle safety and quality cases, patient data included")
     OVERSEE_SAFETY = "safety.oversee", _("See safety cases' status, clocks and reconciliation, without patient identity")
@@ -81,6 +82,7 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.VIEW_TICKETS: ALL_ROLES,
     Cap.HANDLE_TICKETS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.REP}),
     Cap.MANAGE_SERVICE: frozenset({R.ADMIN, R.MANAGER}),
+    Cap.VIEW_SERVICE_PERFORMANCE: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
     Cap.MANAGE_KNOWLEDGE: frozenset({R.ADMIN, R.MANAGER, R.EXPERT}),
     Cap.HANDLE_SAFETY: frozenset({R.PV}),
     Cap.OVERSEE_SAFETY: frozenset({R.ADMIN, R.MANAGER, R.PV, R.AUDITOR}),

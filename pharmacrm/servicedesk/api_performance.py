@@ -1,0 +1,185 @@
+"""GET /api/v1/service/performance/ — the service performance table (performance.py) as the page shows it: the rows
+of the chosen grouping, the totals, the previous period's totals (and an agent's teams' totals). Read-only; who sees
+what is performance.scope_for's decision, as on the page."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from pharmacrm.core import viewsets
+from pharmacrm.core.api_schema import OneObjectSchema
+from pharmacrm.core.api_utils import MAX_INT32, HasCapability, Serializer
+from pharmacrm.core.models import Team
+from pharmacrm.core.roles import Cap
+
+from . import performance
+from .choices import Priority
+from .models import Ticket, TicketCategory
+
+TAG = "service performance"
+
+
+class FiguresSerializer(Serializer):
+    key = serializers.CharField(allow_null=True, help_text="The agent's or team's id, the category's code, the "
+                                "channel, or the class (A–D, \"\" for none); null: no agent / no team.")  # fmt: skip
+    label = serializers.CharField(help_text="The row's name in the request's language, as the page shows it.")
+    created = serializers.IntegerField(
+        help_text="Tickets received in the period (Beijing time), merged duplicates left out."
+    )
+    resolved = serializers.IntegerField(help_text="Of those, now resolved, customer-informed or closed.")
+    resolution_rate = serializers.FloatField(
+        allow_null=True, help_text="resolved / created, in %; null without tickets."
+    )
+    first_response_median_hours = serializers.FloatField(
+        allow_null=True, help_text="Clock hours from receipt to the first response (open: so far)."
+    )
+    first_response_p90_hours = serializers.FloatField(allow_null=True)
+    resolution_median_hours = serializers.FloatField(
+        allow_null=True, help_text="Clock hours from receipt to the resolution (open: so far)."
+    )
+    resolution_p90_hours = serializers.FloatField(allow_null=True)
+    first_response_sla_met = serializers.FloatField(
+        allow_null=True, help_text="Deadlines met on time / deadlines decided, in %."
+    )
+    first_response_sla_decided = serializers.IntegerField()
+    resolution_sla_met = serializers.FloatField(allow_null=True)
+    resolution_sla_decided = serializers.IntegerField()
+    reopened = serializers.IntegerField(help_text="Tickets reopened at least once.")
+    csat = serializers.FloatField(
+        allow_null=True, help_text="Average revisit score, 1–5; null without answers."
+    )
+    csat_responses = serializers.IntegerField()
+    nps = serializers.IntegerField(
+        allow_null=True, help_text="% promoters (9–10) − % detractors (0–6), −100…100."
+    )
+    nps_responses = serializers.IntegerField()
+    promoters = serializers.IntegerField()
+    detractors = serializers.IntegerField()
+    complaints = serializers.IntegerField(help_text="Tickets of the complaint categories.")
+    complaints_handled = serializers.IntegerField()
+    complaint_handling_rate = serializers.FloatField(allow_null=True)
+
+
+class PerformanceSerializer(Serializer):
+    period = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(help_text="Exclusive.")
+    group = serializers.CharField()
+    scope = serializers.ChoiceField(["all", "teams", "own"], help_text="all; teams: the teams the user leads; own: "
+                                    "the user's own tickets (with their teams' totals in team_totals).")  # fmt: skip
+    time_basis = serializers.CharField(
+        help_text="clock_hours: wall-clock time from receipt, as the customer waits."
+    )
+    class_period = serializers.CharField(
+        allow_blank=True, help_text="The customer evaluation period of the classes (group=class)."
+    )
+    rows = FiguresSerializer(many=True)
+    totals = FiguresSerializer()
+    previous_period = serializers.CharField()
+    previous_totals = FiguresSerializer()
+    team_totals = FiguresSerializer(allow_null=True)
+
+
+def _figures(f) -> dict:
+    key = f.key
+    return {"key": None if key is None else str(key), "label": f.label, **f.as_dict()}
+
+
+PARAMETERS = [
+    OpenApiParameter(
+        "period", str, description="2026-11 (month), 2026-Q4 (quarter) or 2026 (year); default: this month."
+    ),
+    OpenApiParameter(
+        "group",
+        str,
+        enum=list(performance.GROUPS),
+        description="Rows per agent (default), team, "
+        "customer class (who may see evaluations), category or channel.",
+    ),  # fmt: skip
+    OpenApiParameter("team", int, description="One team's tickets (a team lead: one of theirs)."),
+    OpenApiParameter("category", str, description="A category's code (its sub-categories included)."),
+    OpenApiParameter("priority", str, enum=list(Priority.values)),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=[TAG],
+        operation_id="v1_service_performance",
+        parameters=PARAMETERS,
+        responses={
+            200: PerformanceSerializer,
+            400: OpenApiResponse(
+                description="A parameter is not valid: {field: [message]} in the request's language."
+            ),
+            403: OpenApiResponse(
+                description="Not someone who handles tickets, a team lead or a manager; or a team or "
+                "grouping the user may not see."
+            ),
+        },
+        description="Service performance (服务绩效): per agent, team, customer class, category or channel — tickets "
+        "received, resolved, resolution rate, median and 90th percentile first-response and resolution times, SLA met, "
+        "reopened, CSAT, NPS and complaints. Managers, administrators, analysts and auditors see every team; a team "
+        "lead the teams they lead; anyone else who handles tickets their own figures and their teams' totals.",
+    )  # fmt: skip
+)
+class ServicePerformanceViewSet(viewsets.GenericViewSet):
+    schema = OneObjectSchema()
+    queryset = Ticket.objects.none()  # a summary, not a list of one model
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.VIEW_TICKETS}
+    serializer_class = PerformanceSerializer
+    pagination_class = None
+
+    def list(self, request):
+        query = self._query(request)
+        rep = performance.report(request.user, query, trend=False)
+        data = {
+            "period": query.period.key, "start": query.period.start, "end": query.period.end, "group": query.group,
+            "scope": rep.scope.kind, "time_basis": "clock_hours", "class_period": rep.klass_period,
+            "rows": [_figures(r) for r in rep.rows], "totals": _figures(rep.totals),
+            "previous_period": query.period.previous.key, "previous_totals": _figures(rep.previous),
+            "team_totals": _figures(rep.team_totals) if rep.team_totals is not None else None,
+        }  # fmt: skip
+        return Response(PerformanceSerializer(data).data)
+
+    def _query(self, request) -> performance.Query:
+        params = request.query_params
+        errors: dict[str, list[str]] = {}
+        period = performance.current_period()
+        if params.get("period"):
+            try:
+                period = performance.parse_period(params["period"])
+            except ValidationError:
+                errors["period"] = [performance.period_error()]
+        group = params.get("group") or "agent"
+        if group not in performance.GROUPS:
+            errors["group"] = [_("Choose one of: %(names)s.") % {"names": ", ".join(performance.GROUPS)}]
+        team = None
+        if raw := params.get("team", ""):
+            if not (raw.isascii() and raw.isdecimal()) or int(raw) > MAX_INT32:
+                errors["team"] = [_("Give a team id.")]
+            else:
+                team = Team.objects.filter(pk=int(raw)).first()
+                if team is None:
+                    errors["team"] = [_("No such team.")]
+        category = None
+        if raw := params.get("category", ""):
+            category = TicketCategory.objects.filter(code=raw[:40]).first()
+            if category is None:
+                errors["category"] = [_("No category has this code.")]
+        priority = params.get("priority", "")
+        if priority and priority not in Priority.values:
+            errors["priority"] = [_("Choose one of: %(names)s.") % {"names": ", ".join(Priority.values)}]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return performance.Query(period=period, group=group, team=team, category=category, priority=priority)
+
+
+def register(router) -> None:
+    """Called by pharmacrm/api_urls.py with the v1 router."""
+    router.register("service/performance", ServicePerformanceViewSet, basename="service-performance")

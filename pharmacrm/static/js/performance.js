@@ -1,0 +1,31 @@
+// The service performance trend: ECharts (vendored) draws the totals the table under it shows — tickets received
+// (bars), resolution rate, CSAT and NPS (lines, each on its own scale).
+(function () {
+  "use strict";
+  function draw() {
+    var el = document.getElementById("performance-chart");
+    var src = document.getElementById("performance-data");
+    if (!el || !src || typeof window.echarts === "undefined") return;
+    var data = JSON.parse(src.textContent);
+    var colors = ["#0f5e8c", "#2e7d32", "#b26a00", "#7b1fa2"];
+    var ranges = [{ min: 0 }, { min: 0, max: 100 }, { min: 1, max: 5 }, { min: -100, max: 100 }];
+    var chart = window.echarts.init(el, null, { renderer: "svg" });
+    chart.setOption({
+      color: colors,
+      grid: { left: 8, right: 8, top: 40, bottom: 8, containLabel: true },
+      tooltip: { trigger: "axis" },
+      legend: { top: 0 },
+      xAxis: { type: "category", data: data.periods },
+      yAxis: data.series.map(function (s, i) {
+        return { type: "value", min: ranges[i].min, max: ranges[i].max, show: i < 2, position: i === 0 ? "left" : "right",
+                 splitLine: { show: i === 0 } };
+      }),
+      series: data.series.map(function (s, i) {
+        return { name: s.name, type: i === 0 ? "bar" : "line", yAxisIndex: s.axis, data: s.data, connectNulls: false };
+      })
+    });
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
+  else draw();
+})();
