@@ -7,7 +7,6 @@ from __future__ import annotations
 import django_filters
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Case, When
 from django.urls import path
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -96,7 +95,7 @@ class ChurnViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             churn.signals_for(self.request.user)
             .filter(resolved_on=None)
             .select_related("institution__owner")
-            .order_by(Case(When(level=ChurnSignal.Level.LAPSED, then=0), default=1), "-base_avg_fen", "id")
+            .order_by(*ChurnSignal.ORDER_OPEN)
         )
 
     @extend_schema(

@@ -147,11 +147,12 @@ def refresh(today: dt.date | None = None) -> dict:
                 signal.resolved_on, signal.resolution = today, ChurnSignal.Resolution.RESUMED
                 signal.version += 1
                 closed.append(signal)
-                continue
-            for key, value in figures.items():
-                setattr(signal, key, value)
-            signal.refreshed_on = today
-            updated.append(signal)
+            elif any(getattr(signal, key) != value for key, value in figures.items()):
+                for key, value in figures.items():
+                    setattr(signal, key, value)
+                updated.append(signal)
+        # every open warning's figures are today's (most are unchanged: one statement, not one per warning)
+        ChurnSignal.objects.filter(resolved_on=None).exclude(refreshed_on=today).update(refreshed_on=today)
         fresh = [pk for pk in risk if pk not in open_]
         quiet = _quiet(today, fresh)
         opened = [
@@ -159,7 +160,7 @@ def refresh(today: dt.date | None = None) -> dict:
             for pk in fresh
             if RANK[risk[pk]["level"]] > RANK.get(quiet.get(pk), 0)
         ]
-        fields = ["level", "base_avg_fen", "recent_avg_fen", "base_months", "last_month", "refreshed_on"]
+        fields = ["level", "base_avg_fen", "recent_avg_fen", "base_months", "last_month"]
         ChurnSignal.objects.bulk_update(updated, fields, batch_size=1000)
         ChurnSignal.objects.bulk_update(closed, ["resolved_on", "resolution", "version"], batch_size=1000)
         ChurnSignal.objects.bulk_create(opened, batch_size=1000)

@@ -217,10 +217,14 @@ class ChurnSignal(models.Model):
         ]
         indexes = [
             models.Index(fields=["institution", "-detected_on"], name="churn_customer"),
+            # the list's order (ORDER_OPEN), read from the index: "lapsed" sorts after "declining", so descending
+            # puts those who stopped buying first
             models.Index(
-                fields=["level", "-base_avg_fen", "id"], condition=models.Q(resolved_on__isnull=True), name="churn_open"
+                fields=["-level", "-base_avg_fen", "id"], condition=models.Q(resolved_on__isnull=True), name="churn_open"
             ),
         ]
+
+    ORDER_OPEN = ("-level", "-base_avg_fen", "id")  # stopped buying first, then by the monthly amount at stake
 
     def __str__(self) -> str:
         return f"{self.institution_id} {self.level} {self.detected_on}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Case, When
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -269,9 +268,7 @@ def churn_watch(request):
     mine = request.GET.get("mine") == "on"
     if mine:
         qs = qs.filter(institution__owner=request.user)
-    qs = qs.select_related("institution__parent", "institution__owner").order_by(
-        Case(When(level=ChurnSignal.Level.LAPSED, then=0), default=1), "-base_avg_fen", "id"
-    )
+    qs = qs.select_related("institution__parent", "institution__owner").order_by(*ChurnSignal.ORDER_OPEN)
     page = Paginator(qs, CHURN_PAGE).get_page(request.GET.get("page"))
     rows = list(page.object_list)
     for row in rows:

@@ -85,9 +85,18 @@ def test_the_refresh_warns_about_the_regular_buyers_who_stopped_or_fell_with_the
 
 def test_a_second_refresh_opens_nothing_again_and_tells_nobody_twice(bought, users):
     churn.refresh(TODAY)
-    assert churn.refresh(TODAY) == {"opened": 0, "updated": 2, "closed": 0}
+    assert churn.refresh(TODAY + dt.timedelta(days=1)) == {"opened": 0, "updated": 0, "closed": 0}
     assert Notification.objects.filter(kind=churn.NOTICE_KIND).count() == 1
     assert ChurnSignal.objects.count() == 2
+    assert set(ChurnSignal.objects.values_list("refreshed_on", flat=True)) == {TODAY + dt.timedelta(days=1)}
+
+
+def test_a_customer_that_stopped_and_buys_a_little_again_is_buying_much_less(bought, run_import):
+    churn.refresh(TODAY)
+    run_import([line("O-SOME", 1, month(1, 20), bought["stopped"], "YP1001", 1, "900")])
+    assert churn.refresh(TODAY) == {"opened": 0, "updated": 1, "closed": 0}
+    signal = ChurnSignal.objects.get(institution=bought["stopped"], resolved_on=None)
+    assert (signal.level, signal.recent_avg_fen, signal.last_month) == ("declining", 30_000, dt.date(2026, 11, 1))
 
 
 def test_a_warning_closes_by_itself_when_the_purchases_come_back(bought, run_import):
