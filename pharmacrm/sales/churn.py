@@ -242,28 +242,39 @@ def _periods(today: dt.date) -> list[tuple[str, dt.date, dt.date, dt.date]]:
 
 
 def rates(today: dt.date | None = None) -> list[ChurnRate]:
-    """Count the rates again (one query over the rollups per period) and keep them."""
+    """Count the rates again and keep them: one pass over the rollups of the last 24 months, grouped by customer,
+    with a count of months with purchases for each period (the periods share their ranges: a quarter is the next
+    quarter's period before), then summed up here."""
     today = today or timezone.localdate()
+    periods = _periods(today)
+    ranges = sorted({(before, start) for _k, before, start, _e in periods} | {(start, end) for _k, _b, start, end in periods})
+    bought = Q(amount_fen__gt=0)
+    counts = {f"r{i}": Count("id", filter=bought & Q(month__gte=a, month__lt=b)) for i, (a, b) in enumerate(ranges)}
+    rows = (
+        MonthlyRollup.objects.filter(month__gte=ranges[0][0], month__lt=max(b for _a, b in ranges))
+        .values("institution_id")
+        .annotate(**counts)
+        .order_by()
+        .values_list(*counts)
+    )
+    where = {r: i for i, r in enumerate(ranges)}
+    pairs = [(where[(before, start)], where[(start, end)]) for _k, before, start, end in periods]
+    totals = [[0, 0, 0, 0] for _p in periods]  # buyers before, retained, buyers, repeat buyers
+    for row in rows.iterator(chunk_size=10_000):
+        for (b, n), total in zip(pairs, totals, strict=True):
+            before, now = row[b], row[n]
+            if before:
+                total[0] += 1
+                total[1] += now > 0
+            if now:
+                total[2] += 1
+                total[3] += now > 1
     kept = []
-    for kind, before, start, end in _periods(today):
-        bought = Q(amount_fen__gt=0)
-        per = (
-            MonthlyRollup.objects.filter(month__gte=before, month__lt=end)
-            .values("institution_id")
-            .annotate(before=Count("id", filter=Q(month__lt=start) & bought),
-                      now=Count("id", filter=Q(month__gte=start) & bought))  # fmt: skip
-            .order_by()
-        )
-        totals = per.aggregate(
-            buyers_before=Sum(Case(When(before__gt=0, then=1), default=0, output_field=IntegerField())),
-            retained=Sum(Case(When(before__gt=0, now__gt=0, then=1), default=0, output_field=IntegerField())),
-            buyers=Sum(Case(When(now__gt=0, then=1), default=0, output_field=IntegerField())),
-            repeat=Sum(Case(When(now__gt=1, then=1), default=0, output_field=IntegerField())),
-        )
+    for (kind, _before, start, end), (buyers_before, retained, buyers, repeat) in zip(periods, totals, strict=True):
         row, _created = ChurnRate.objects.update_or_create(
             kind=kind, start=start,
-            defaults={"end": end, "buyers_before": totals["buyers_before"] or 0, "retained": totals["retained"] or 0,
-                      "buyers": totals["buyers"] or 0, "repeat_buyers": totals["repeat"] or 0, "computed_on": today},
+            defaults={"end": end, "buyers_before": buyers_before, "retained": retained, "buyers": buyers,
+                      "repeat_buyers": repeat, "computed_on": today},
         )  # fmt: skip
         kept.append(row)
     return kept
