@@ -939,6 +939,9 @@ def _later_demo_data() -> None:
 
     sales_demo.load()
     keyaccounts_demo.load()
+    from pharmacrm.engagement import demo as engagement_demo
+
+    engagement_demo.load()
 
 
 def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoResult:

@@ -202,3 +202,13 @@ def test_a_worker_killed_mid_run_reminds_the_others_only_once(users, xiehe, owne
 
     assert plans.remind(today=day) == 1  # the kam only: the rep was told before the worker died
     assert len(_reminders(users["rep"])) == 1 and len(_reminders(users["kam"])) == 1
+
+
+def test_the_demo_loads_the_default_plan_per_class_once(users):
+    from pharmacrm.engagement import demo
+
+    assert demo.load() == 4
+    assert demo.load() == 0
+    a = CommunicationPlan.objects.get(year=YEAR, klass="A")
+    assert sorted((line.channel, line.minimum, line.period) for line in a.lines.all()) == [("phone", 2, "month"), ("visit", 1, "month")]
+    assert [line.period for line in CommunicationPlan.objects.get(klass="D").lines.all()] == ["half"]
