@@ -92,8 +92,7 @@ def test_wrong_input_is_refused_by_field_and_nothing_is_written(api_for, plan, c
 def test_a_lines_minimum_out_of_range_is_named_on_its_line(api_for, minimum):
     lines = [{"channel": "visit", "minimum": 1, "period": "month"}, {"channel": "phone", "minimum": minimum, "period": "month"}]
 
-    response = api_for("manager").post("/api/v1/communication-plans/", _body(lines=lines), format="json",
-                                       HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
+    response = api_for("manager", lang="zh-hans").post("/api/v1/communication-plans/", _body(lines=lines), format="json")
 
     assert response.status_code == 400
     errors = response.json()["lines"]
