@@ -11,7 +11,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, QuerySerializer, Serializer
+from pharmacrm.core.api_schema import OneObjectSchema
+from pharmacrm.core.api_utils import HasCapability, Pagination, QuerySerializer, Serializer
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.forms import picker_label
@@ -29,14 +30,18 @@ def register(router) -> None:
     router.register("communication-due", CommunicationDueViewSet, basename="communication-due")
 
 
-class PlanLineSerializer(Serializer):
+class CommunicationPlanLineSerializer(Serializer):
+    """A channel and the contacts it asks for per period."""
+
     channel = ChannelField()
     minimum = serializers.IntegerField(help_text="Contacts at least per period (1–366).")
     period = serializers.ChoiceField(choices=PlanPeriod.choices, help_text="month, quarter, half (a half-year), year.")
     note = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class PlanSerializer(Serializer):
+class CommunicationPlanSerializer(Serializer):
+    """An annual communication plan."""
+
     id = serializers.IntegerField(read_only=True)
     year = serializers.IntegerField(help_text="The plan's year.")
     klass = serializers.CharField(
@@ -48,7 +53,7 @@ class PlanSerializer(Serializer):
     institution_kind = serializers.CharField(required=False, allow_blank=True, default="", max_length=16,
                                              help_text="An institution type (not department); empty: every type.")  # fmt: skip
     goal = serializers.CharField(max_length=2000, allow_blank=True, help_text="What the contacts are for.")
-    lines = PlanLineSerializer(many=True, help_text="A channel and its minimum per period; replaced whole on a change.")
+    lines = CommunicationPlanLineSerializer(many=True, help_text="A channel and its minimum per period; replaced whole on a change.")
     customers = serializers.SerializerMethodField(help_text="Who the plan is for, in words.")
     updated_at = serializers.DateTimeField(read_only=True)
 
@@ -64,7 +69,7 @@ class PlanSerializer(Serializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        data["lines"] = PlanLineSerializer(instance.lines.all(), many=True).data
+        data["lines"] = CommunicationPlanLineSerializer(instance.lines.all(), many=True).data
         return data
 
     def validate(self, attrs):
@@ -77,7 +82,7 @@ class PlanSerializer(Serializer):
         return attrs
 
 
-class DueParams(QuerySerializer):
+class CommunicationDueParams(QuerySerializer):
     scope = serializers.ChoiceField(choices=plans.SCOPES, required=False,
                                     help_text="mine, teams (default for owners), all (managers; their default).")  # fmt: skip
     klass = serializers.ChoiceField(choices=["A", "B", "C", "D"], required=False)
@@ -96,10 +101,10 @@ class DueParams(QuerySerializer):
                        description="The annual communication plans (seed 002 三.(一)): goal, channels and frequency "
                        "per customer class, tier or type."),  # fmt: skip
     retrieve=extend_schema(tags=["interactions"]),
-    create=extend_schema(tags=["interactions"], responses={201: PlanSerializer, 400: OpenApiResponse(
+    create=extend_schema(tags=["interactions"], responses={201: CommunicationPlanSerializer, 400: OpenApiResponse(
         description="Per-field messages (lines: one object per line); a second plan for the same year, class, tier "
         "and type is refused under `class`.")}, description="Managers and admins."),  # fmt: skip
-    partial_update=extend_schema(tags=["interactions"], responses={200: PlanSerializer, 400: OpenApiResponse(
+    partial_update=extend_schema(tags=["interactions"], responses={200: CommunicationPlanSerializer, 400: OpenApiResponse(
         description="Per-field messages.")}, description="Managers and admins; `lines` given replace the plan's."),  # fmt: skip
     destroy=extend_schema(tags=["interactions"], description="Managers and admins."),
 )
@@ -110,7 +115,7 @@ class CommunicationPlanViewSet(
     """Communication plans (年度沟通计划)."""
 
     queryset = CommunicationPlan.objects.none()
-    serializer_class = PlanSerializer
+    serializer_class = CommunicationPlanSerializer
     permission_classes = [HasCapability]
     required_caps = {
         "create": Cap.MANAGE_COMMUNICATION_PLANS,
@@ -146,13 +151,13 @@ class CommunicationPlanViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         plan = self._save(serializer)
-        return Response(PlanSerializer(self.get_queryset().get(pk=plan.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk)).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
         if not kwargs.get("partial"):
             return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
         plan = self.get_object()
-        serializer = PlanSerializer(plan, data=request.data, partial=True)
+        serializer = CommunicationPlanSerializer(plan, data=request.data, partial=True)
         serializer.is_valid(raise_exception=False)
         if serializer.errors:
             raise ValidationError(serializer.errors)
@@ -165,14 +170,16 @@ class CommunicationPlanViewSet(
         if errors:
             raise ValidationError({RENAMED.get(k, k): v for k, v in errors.items()})
         plan = self._save(serializer, plan)
-        return Response(PlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
+        return Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
 
     def destroy(self, request, *args, **kwargs):
         plans.delete_plan(request.user, self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class DueLineSerializer(serializers.Serializer):
+class CommunicationDueLineSerializer(Serializer):
+    """One line of the plan as judged in one period."""
+
     channel = serializers.CharField()
     period = serializers.CharField()
     minimum = serializers.IntegerField()
@@ -182,20 +189,32 @@ class DueLineSerializer(serializers.Serializer):
     end = serializers.DateField(source="last_day", help_text="The period's last day.")
 
 
-class DueRowSerializer(serializers.Serializer):
+class CommunicationDueRowSerializer(Serializer):
+    """An institution behind its plan."""
+
     institution = serializers.IntegerField(source="customer.pk")
     institution_name = serializers.CharField(source="label")
     owner = serializers.IntegerField(source="customer.owner_id", allow_null=True)
     plan = serializers.IntegerField(source="plan.pk")
     shortfall = serializers.IntegerField(help_text="The contacts missing, all lines together.")
     overdue = serializers.BooleanField()
-    lines = DueLineSerializer(many=True)
+    lines = CommunicationDueLineSerializer(many=True)
+
+
+class CommunicationDuePageSerializer(Serializer):
+    """A page of the institutions behind their plan."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CommunicationDueRowSerializer(many=True)
 
 
 @extend_schema_view(
     list=extend_schema(
-        tags=["interactions"], parameters=[DueParams],
-        responses={200: DueRowSerializer(many=True), 400: OpenApiResponse(description="Per-parameter messages.")},
+        tags=["interactions"],
+        parameters=[CommunicationDueParams, OpenApiParameter("page", int), OpenApiParameter("page_size", int, description="At most 200.")],
+        responses={200: CommunicationDuePageSerializer(many=False), 400: OpenApiResponse(description="Per-parameter messages.")},
         description="The institutions behind their communication plan in the periods under way (or the one just "
         "ended), the most behind first: the user's own (scope=mine), their teams' too (teams), or — managers — all "
         "they may see (all).",
@@ -205,12 +224,16 @@ class CommunicationDueViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Contacts due under the communication plans."""
 
     queryset = CommunicationPlan.objects.none()
-    serializer_class = DueRowSerializer
+    serializer_class = CommunicationDueRowSerializer
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.VIEW_INTERACTIONS}
+    # the rows are no model's queryset (a union over the plans, ordered by the contacts missing, then the
+    # institution and the plan: a total order): paged by hand, with the API's pagination
+    pagination_class = None
+    schema = OneObjectSchema()
 
     def list(self, request, *args, **kwargs):
-        params = DueParams(data=request.query_params)
+        params = CommunicationDueParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         values = params.validated_data
         user = request.user
@@ -222,8 +245,9 @@ class CommunicationDueViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         query = plans.Query(scope=scope, klass=values.get("klass", ""), channel=values.get("channel", ""),
                             owner=values.get("owner"))  # fmt: skip
         rows_qs, by_id, found, _period = plans.behind(user, query)
-        page = self.paginate_queryset(rows_qs if rows_qs is not None else [])
+        paginator = Pagination()
+        page = paginator.paginate_queryset(rows_qs if rows_qs is not None else [], request, view=self)
         rows = plans.load_rows(list(page), by_id, found)
         for row in rows:
             row.label = picker_label(row.customer)
-        return self.get_paginated_response(DueRowSerializer(rows, many=True).data)
+        return paginator.get_paginated_response(CommunicationDueRowSerializer(rows, many=True).data)
