@@ -14,7 +14,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
-from pharmacrm.core.roles import Role
 from pharmacrm.customers import services as customers
 from pharmacrm.customers.models import Institution, Person
 from pharmacrm.engagement import plans, services
@@ -110,6 +109,18 @@ def test_the_most_behind_comes_first_and_managers_see_every_owner_with_a_summary
     only_kam = _due(client_for("manager"), owner=users["kam"].pk)
     assert "瑞金医院" in only_kam.split("plan-summary-table")[0] and "北京协和医院" not in only_kam.split("plan-summary-table")[0]
     assert "plan-summary-table" not in _due(client_for("rep"))  # owners see their own list only
+
+
+def test_a_customer_under_two_plans_is_listed_under_each(client_for, users, xiehe, ruijin, owned):
+    Institution.objects.filter(pk=xiehe.pk).update(tier="vip")
+    _plan(users["manager"], klass="", tier="vip", lines=(("wechat", 4, "year"),))
+
+    page = _due(client_for("manager"))
+
+    assert page.count(f'data-id="{xiehe.pk}"') == 2
+    assert page.index('data-shortfall="4"') < page.index('data-shortfall="3"')  # the vip plan misses more
+    assert "WeChat: 0 of 4 per year" in page
+    assert page.count(f'data-id="{ruijin.pk}"') == 1
 
 
 def test_the_filters_narrow_by_channel_and_class(client_for, users, xiehe, owned):
