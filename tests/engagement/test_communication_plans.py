@@ -178,6 +178,23 @@ def test_the_list_is_counted_in_the_database_whatever_the_number_of_customers(cl
     assert queries() == before
 
 
+def test_a_page_of_the_list_takes_the_same_few_queries_for_two_plans_and_any_number_of_customers(
+    users, xiehe, owned, django_assert_num_queries
+):
+    _plan(users["manager"], klass="", tier="regular", lines=(("wechat", 1, "year"),))
+    for i in range(20):
+        customers.create_institution(users["admin"], {"name": f"社区诊所{i}", "kind": "clinic", "region": xiehe.region,
+                                                      "owner": users["manager"], "tier": "regular"})  # fmt: skip
+    query = plans.Query(scope="all")
+
+    # the class period (2: the evaluation in force, else the latest half-year), the plans and their lines (2), the
+    # count and the page (2), each plan's counts for the page (2) and the customers (1)
+    with django_assert_num_queries(9):
+        rows_qs, by_id, found, _period = plans.behind(users["manager"], query)
+        rows = plans.load_rows(list(rows_qs[:10]), by_id, found) and rows_qs.count()
+    assert rows == 22  # the 20 clinics under the tier plan, 协和 and 瑞金 under the class A one
+
+
 # --- the morning reminder -----------------------------------------------------------------------------------
 
 
