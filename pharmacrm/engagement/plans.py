@@ -495,6 +495,8 @@ def save_plan(user, data: dict, plan: CommunicationPlan | None = None) -> Commun
         raise ValidationError(errors)
     try:
         with transaction.atomic():
+            if plan is not None:  # two managers saving the plan at once: one after the other, lines and all
+                plan = CommunicationPlan.objects.select_for_update().get(pk=plan.pk)
             before = snapshot(plan) if plan is not None else {}
             if plan is None:
                 plan = CommunicationPlan(created_by=user)
