@@ -26,6 +26,7 @@ WRITE_CAPS = frozenset(
         Cap.HANDLE_SAFETY,
         Cap.CONFIGURE_SAFETY,
         Cap.RECORD_INTERACTIONS,
+        Cap.MANAGE_COMMUNICATION_PLANS,
         Cap.IMPORT_ORDERS,
         Cap.RUN_EVALUATIONS,
         Cap.CONFIGURE_SCORING,

@@ -939,6 +939,9 @@ def _later_demo_data() -> None:
 
     sales_demo.load()
     keyaccounts_demo.load()
+    from pharmacrm.engagement import demo as engagement_demo
+
+    engagement_demo.load()
     from pharmacrm.sales import churn
 
     churn.refresh()  # the churn watch and its rates, as the worker's morning refresh would leave them

@@ -48,6 +48,7 @@ class Cap(models.TextChoices):
     CONFIGURE_SAFETY = "safety.configure", _("Maintain the regulatory reporting rules")
     VIEW_INTERACTIONS = "interactions.view", _("View interactions")
     RECORD_INTERACTIONS = "interactions.record", _("Record interactions (visits, calls, messages)")
+    MANAGE_COMMUNICATION_PLANS = "communication.manage", _("Set the annual communication plans per customer class")
     VIEW_PURCHASES = "purchases.view", _("See purchases, payments and credit status")
     IMPORT_ORDERS = "orders.import", _("Import orders and payments from the ERP")
     VIEW_EVALUATIONS = "evaluations.view", _("See customer evaluations and key-account scores")
@@ -89,6 +90,7 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.CONFIGURE_SAFETY: frozenset({R.ADMIN, R.PV}),
     Cap.VIEW_INTERACTIONS: ALL_ROLES,
     Cap.RECORD_INTERACTIONS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.REP}),
+    Cap.MANAGE_COMMUNICATION_PLANS: frozenset({R.ADMIN, R.MANAGER}),
     Cap.VIEW_PURCHASES: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
     Cap.IMPORT_ORDERS: frozenset({R.ADMIN, R.MANAGER}),
     Cap.VIEW_EVALUATIONS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),

@@ -45,7 +45,10 @@ EARLIEST = services.EARLIEST
 
 def register(router) -> None:
     """Viewsets on the shared router."""
+    from . import api_plans
+
     router.register("interactions", InteractionViewSet, basename="interaction")
+    api_plans.register(router)
 
 
 @extend_schema_field(

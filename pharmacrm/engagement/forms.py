@@ -140,3 +140,60 @@ def _same_minute(a, b) -> bool:
     return timezone.localtime(a).replace(second=0, microsecond=0) == timezone.localtime(b).replace(
         second=0, microsecond=0
     )
+
+
+# --- communication plans ------------------------------------------------------------------------------------
+
+
+def _kind_choices():
+    from pharmacrm.customers.choices import InstitutionType
+
+    return [c for c in InstitutionType.choices if c[0] != InstitutionType.DEPARTMENT]
+
+
+def _tier_choices():
+    from pharmacrm.customers.choices import Tier
+
+    return list(Tier.choices)
+
+
+CLASS_CHOICES = [("A", "A"), ("B", "B"), ("C", "C"), ("D", "D")]
+
+
+class PlanForm(forms.Form):
+    year = forms.IntegerField(label=_("Year"))
+    klass = forms.ChoiceField(label=_("Customer class"), required=False, help_text=_(
+        "The class in the customer evaluation in force; empty: every class."))  # fmt: skip
+    tier = forms.ChoiceField(label=_("Tier"), required=False)
+    institution_kind = forms.ChoiceField(label=_("Institution type"), required=False)
+    goal = forms.CharField(label=_("Goal"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        every = [("", _("Any"))]
+        self.fields["klass"].choices = every + CLASS_CHOICES
+        self.fields["tier"].choices = every + _tier_choices()
+        self.fields["institution_kind"].choices = every + _kind_choices()
+
+
+class PlanLineForm(forms.Form):
+    channel = forms.ChoiceField(label=_("Channel"), required=False, choices=[("", "—"), *InteractionChannel.choices])
+    minimum = forms.IntegerField(label=_("Contacts at least"), required=False)
+    period = forms.ChoiceField(label=_("Period"), required=False)
+    note = forms.CharField(label=_("Note"), required=False, max_length=200)
+
+    def __init__(self, *args, **kwargs):
+        from .models import PlanPeriod
+
+        super().__init__(*args, **kwargs)
+        self.fields["period"].choices = [("", "—"), *PlanPeriod.choices]
+
+    def line(self) -> dict | None:
+        """The line typed, or None for an empty row."""
+        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        if not any(data.get(k) not in (None, "") for k in ("channel", "minimum", "period", "note")):
+            return None
+        return {k: data.get(k) for k in ("channel", "minimum", "period", "note")}
+
+
+PlanLineFormSet = forms.formset_factory(PlanLineForm, extra=3, max_num=12, absolute_max=12)

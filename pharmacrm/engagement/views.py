@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -25,9 +26,9 @@ from pharmacrm.safety.choices import SignalStatus
 from pharmacrm.safety.models import Flag, SafetyCase, SafetyClock
 from pharmacrm.servicedesk.forms import people_options
 
-from . import care, followup, services
-from .forms import InteractionFilterForm, InteractionForm
-from .models import Interaction
+from . import care, followup, plans, services
+from .forms import InteractionFilterForm, InteractionForm, PlanForm, PlanLineFormSet
+from .models import CommunicationPlan, Interaction, InteractionChannel
 
 CUSTOMER_ROWS = 10  # interactions shown on a Customer 360 page
 
@@ -124,6 +125,7 @@ def interaction_list(request):
         )
         context["follow_up"] = _embedded_follow_up(user, request.GET)
         context["follow_up_days"] = followup.FIRST_FOLLOW_UP_DAYS
+        context["plan_rows"] = _embedded_plans(user, request.GET)
         return render(request, "engagement/_customer_interactions.html", context)
     return render(request, "engagement/interaction_list.html", context)
 
@@ -175,6 +177,14 @@ def _embedded_follow_up(user, query):
             customer = scope(user, model.objects.all()).filter(pk=int(query[key])).first()
             return followup.pending(customer) if customer is not None else None
     return None
+
+
+def _embedded_plans(user, query) -> list:
+    """The communication plans the institution of a Customer 360 page's block is under, with its contacts so far."""
+    if not is_id(query.get("institution")) or is_id(query.get("person")):
+        return []
+    institution = access.institutions_for(user, Institution.objects.all()).filter(pk=int(query["institution"])).first()
+    return plans.for_customer(institution) if institution is not None else []
 
 
 def _flag_status(interaction: Interaction) -> str:
@@ -302,3 +312,136 @@ def _initial(interaction: Interaction) -> dict:
         "product": interaction.product_id, "safety_relevant": interaction.safety_relevant,
         "version": interaction.version,
     }  # fmt: skip
+
+
+# --- communication plans (seed 002 三.(一)) ---------------------------------------------------------------------
+
+
+def _may_read_plans(user) -> None:
+    access.require(user, Cap.VIEW_INTERACTIONS)
+    access.require(user, Cap.VIEW_CUSTOMERS)
+
+
+def _year(value, default: int) -> int:
+    first, last = plans.year_range()
+    return int(value) if is_id(value) and first <= int(value) <= last else default
+
+
+@login_required
+@require_GET
+def plan_list(request):
+    """The communication plans of a year: what each class of customers is to hear from the company."""
+    user = request.user
+    _may_read_plans(user)
+    this_year = timezone.localdate().year
+    year = _year(request.GET.get("year"), this_year)
+    rows = list(CommunicationPlan.objects.filter(year=year).prefetch_related("lines"))
+    years = sorted(set(CommunicationPlan.objects.order_by().values_list("year", flat=True).distinct()) | {this_year},
+                   reverse=True)  # fmt: skip
+    context = {"rows": rows, "year": year, "years": years, "may_manage": plans.may_oversee(user),
+               "class_period": plans.class_period()}  # fmt: skip
+    return render(request, "engagement/plan_list.html", context)
+
+
+def _plan_data(form: PlanForm, formset) -> dict:
+    data = {k: form.cleaned_data.get(k) for k in ("year", "klass", "tier", "institution_kind", "goal")}
+    data["lines"] = [line for f in formset.forms if (line := f.line()) is not None]
+    return data
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def plan_edit(request, pk: int | None = None):
+    """A new plan, or a plan's page with its form (managers only)."""
+    user = request.user
+    access.require(user, Cap.MANAGE_COMMUNICATION_PLANS)
+    plan = None
+    if pk is not None:
+        plan = CommunicationPlan.objects.prefetch_related("lines").filter(pk=pk).first()
+        if plan is None:
+            raise Http404(_("No such communication plan."))
+    status = 200
+    if request.method == "POST":
+        form, formset = PlanForm(request.POST), PlanLineFormSet(request.POST, prefix="lines")
+        status = 400
+        if form.is_valid() & formset.is_valid():
+            data = _plan_data(form, formset)
+            errors = plans.check(data, plan)
+            try:
+                if errors:
+                    raise ValidationError(errors)
+                saved = plans.save_plan(user, data, plan)
+            except ValidationError as e:
+                _service_errors(form, formset, errors or e.message_dict)
+            else:
+                messages.success(request, _("The communication plan was saved."))
+                return redirect(reverse("engagement:plans") + f"?year={saved.year}")
+    else:
+        initial = {"year": timezone.localdate().year}
+        lines = []
+        if plan is not None:
+            initial = {k: getattr(plan, k) for k in ("year", "klass", "tier", "institution_kind", "goal")}
+            lines = [{k: getattr(line, k) for k in ("channel", "minimum", "period", "note")} for line in plan.lines.all()]
+        form, formset = PlanForm(initial=initial), PlanLineFormSet(initial=lines, prefix="lines")
+    context = {"form": form, "formset": formset, "plan": plan}
+    return render(request, "engagement/plan_form.html", context, status=status)
+
+
+def _service_errors(form: PlanForm, formset, errors: dict) -> None:
+    """plans.check's per-field errors under the plan's fields, and under the lines typed (in their order)."""
+    typed = [f for f in formset.forms if f.line() is not None]
+    for key, value in errors.items():
+        if key != "lines":
+            form.add_error(key if key in form.fields else None, value)
+            continue
+        for i, item in enumerate(value):
+            if isinstance(item, dict):
+                for field, messages_ in item.items():
+                    if i < len(typed):
+                        typed[i].add_error(field, messages_)
+            else:
+                form.add_error(None, item)
+
+
+@login_required
+@require_http_methods(["POST"])
+def plan_delete(request, pk: int):
+    user = request.user
+    access.require(user, Cap.MANAGE_COMMUNICATION_PLANS)
+    plan = CommunicationPlan.objects.filter(pk=pk).first()
+    if plan is None:
+        raise Http404(_("No such communication plan."))
+    year = plan.year
+    plans.delete_plan(user, plan)
+    messages.success(request, _("The communication plan was deleted."))
+    return redirect(reverse("engagement:plans") + f"?year={year}")
+
+
+@login_required
+@require_GET
+def plan_due(request):
+    """The customers behind their communication plan, the most behind first; for managers, compliance per owner."""
+    user = request.user
+    _may_read_plans(user)
+    oversee = plans.may_oversee(user)
+    scope = request.GET.get("scope") or ("all" if oversee else "teams")
+    if scope not in plans.SCOPES or (scope == "all" and not oversee):
+        scope = "teams"
+    klass = request.GET.get("klass") if request.GET.get("klass") in ("A", "B", "C", "D") else ""
+    channel = request.GET.get("channel") if request.GET.get("channel") in InteractionChannel.values else ""
+    owner = int(request.GET["owner"]) if oversee and is_id(request.GET.get("owner")) else None
+    query = plans.Query(scope=scope, klass=klass, channel=channel, owner=owner)
+    rows_qs, by_id, found, period = plans.behind(user, query)
+    page = CappedPaginator(rows_qs if rows_qs is not None else [], plans.PAGE_SIZE).get_page(request.GET.get("page") or "1")
+    rows = plans.load_rows(list(page.object_list), by_id, found)
+    for row in rows:
+        row.label = picker_label(row.customer)
+    context = {
+        "rows": rows, "page_obj": page, "query": query, "oversee": oversee, "period": period,
+        "channels": InteractionChannel.choices, "classes": "ABCD", "missed_days": plans.MISSED_SHOWN_DAYS,
+        "summary": plans.summary(user, query) if oversee else [], "plans_exist": bool(by_id),
+        "may_record": access.can(user, Cap.RECORD_INTERACTIONS),
+        "filters": "&".join(f"{k}={v}" for k, v in (("scope", scope), ("klass", klass), ("channel", channel),
+                                                     ("owner", owner or "")) if v),
+    }  # fmt: skip
+    return render(request, "engagement/plan_due.html", context)
