@@ -70,7 +70,8 @@ def respond(users, t, at):
 
 def resolve(users, t, at):
     services.transition(
-        users["manager"], t, Status.RESOLVED, at=at, resolution_summary="已答复", root_cause="usage"
+        users["manager"], t, Status.RESOLVED, at=at, resolution_summary="已答复", root_cause="usage",
+        customer_impact="minor", company_impact="none",  # a complaint is resolved with its impact assessed
     )
 
 
