@@ -475,8 +475,9 @@ def snapshot(plan: CommunicationPlan) -> dict:
     return {
         "year": plan.year, "klass": plan.klass, "tier": plan.tier, "institution_kind": plan.institution_kind,
         "goal": plan.goal,
-        "lines": [f"{line.channel} ≥{line.minimum}/{line.period}" + (f" ({line.note})" if line.note else "")
-                  for line in plan.lines.order_by("id")],
+        # whole records, which the audit page shows with their labels in the reader's language
+        "lines": [{"channel": line.channel, "minimum": line.minimum, "period": line.period,
+                   **({"note": line.note} if line.note else {})} for line in plan.lines.order_by("id")],
     }  # fmt: skip
 
 

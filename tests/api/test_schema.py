@@ -130,6 +130,14 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     ka = KaWorld(users, xiehe)
     ka.review()
     ka.incentive()
+    from pharmacrm.engagement import plans
+    from pharmacrm.sales.models import ChurnSignal
+
+    plans.save_plan(users["manager"], {"year": timezone.localdate().year, "klass": "A", "goal": "每月拜访",
+                                       "lines": [{"channel": "visit", "minimum": 1, "period": "month"}]})  # fmt: skip
+    ChurnSignal.objects.create(institution=xiehe, level="lapsed", detected_on=timezone.localdate(),
+                               refreshed_on=timezone.localdate(), base_avg_fen=100_000, recent_avg_fen=0,
+                               base_months=12)  # fmt: skip
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,

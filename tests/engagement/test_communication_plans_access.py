@@ -165,7 +165,11 @@ def test_a_manager_changes_and_deletes_a_plan_audited(client_for, plan):
     assert changed.status_code == 302
     entry = AuditEntry.objects.filter(object_type="engagement.communicationplan", action="update").latest("seq")
     assert entry.changes["goal"] == ["每月拜访", "每月两次拜访"]
-    assert entry.changes["lines"] == [["visit ≥1/month"], ["visit ≥2/month"]]
+    assert entry.changes["lines"] == [[{"channel": "visit", "minimum": 1, "period": "month"}],
+                                      [{"channel": "visit", "minimum": 2, "period": "month"}]]
+    # the audit page reads the lines in the reader's language, not as codes
+    page = client_for("auditor").get("/accounts/audit/").content.decode()
+    assert "渠道：拜访" in page and "'channel'" not in page
 
     assert client.post(f"/interactions/plans/{plan.pk}/delete/").status_code == 302
     assert not CommunicationPlan.objects.exists()

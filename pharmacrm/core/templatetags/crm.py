@@ -288,7 +288,7 @@ AUDIT_REFERENCES = {
     "institution_merged": "customers.institution",
 }  # fmt: skip
 # Details that hold whole records of another model (a deleted person's consent records): key → that model
-AUDIT_RECORD_MODELS = {"consents": "customers.consent"}
+AUDIT_RECORD_MODELS = {"consents": "customers.consent", "lines": "engagement.communicationplanline"}
 AUDIT_ID_LISTS = frozenset({"people", "tickets"})  # ids when a list, a count otherwise (an import's people)
 
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -413,6 +413,19 @@ def _audit_code(name, value) -> str:
     return audit_value(value)
 
 
+def _audit_kept_records(name: str, value: list[dict], names=None) -> str:
+    """Records kept whole in an entry (a person's consents, a plan's lines): each field by its label, choices by
+    theirs (AUDIT_RECORD_MODELS names the model)."""
+    kept = _audit_model(AUDIT_RECORD_MODELS[name])
+    shown = ", ".join(
+        wording.labelled((audit_label(kept, k), audit_display(kept, k, v, names)) for k, v in record.items())
+        for record in value[:AUDIT_LIST_SHOWN]
+    )
+    if len(value) > AUDIT_LIST_SHOWN:
+        shown += " " + _("… (%(count)d in all)") % {"count": len(value)}
+    return shown
+
+
 @register.simple_tag
 def audit_display(model, name: str, value, names=None) -> str:
     """An audit value as people read it: choice labels instead of codes, names instead of ids (from `names`,
@@ -420,6 +433,8 @@ def audit_display(model, name: str, value, names=None) -> str:
     Copes with any key: reverse relations, fields that no longer exist, lists and dicts."""
     field = _audit_field(model, name)
     if field is None or not getattr(field, "concrete", False):
+        if name in AUDIT_RECORD_MODELS and isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            return _audit_kept_records(name, value, names)
         return _audit_code(name, value)
     choices = getattr(field, "flatchoices", None) if getattr(field, "choices", None) else None
     if choices and isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
@@ -470,14 +485,7 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
             return _audit_record(part.related_model, value, names, changes=True)
         return _audit_record(model, value, names)
     if name in AUDIT_RECORD_MODELS and isinstance(value, list) and all(isinstance(v, dict) for v in value):
-        kept = _audit_model(AUDIT_RECORD_MODELS[name])
-        shown = ", ".join(
-            wording.labelled((audit_label(kept, k), audit_display(kept, k, v, names)) for k, v in record.items())
-            for record in value[:AUDIT_LIST_SHOWN]
-        )
-        if len(value) > AUDIT_LIST_SHOWN:
-            shown += " " + _("… (%(count)d in all)") % {"count": len(value)}
-        return shown
+        return _audit_kept_records(name, value, names)
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         shown = ", ".join(_audit_record(model, v, names) for v in value[:AUDIT_LIST_SHOWN])
         if len(value) > AUDIT_LIST_SHOWN:
