@@ -31,6 +31,7 @@ from .api_utils import (
     HasCapability,
     IntegerFilter,
     ModelSerializer,
+    RegionCodeField,
     Serializer,
     StrictBooleanFilter,
     expected_version,
@@ -306,8 +307,8 @@ class UserSerializer(ModelSerializer):
         many=True, queryset=Team.objects.all(), required=False,
         label=capfirst(User._meta.get_field("teams").verbose_name),
     )  # fmt: skip
-    territory = serializers.SlugRelatedField(
-        many=True, slug_field="code", queryset=Region.objects.all(), required=False,
+    territory = RegionCodeField(
+        many=True, queryset=Region.objects.all(), required=False,
         label=capfirst(User._meta.get_field("territory").verbose_name),
     )  # fmt: skip
     password = serializers.CharField(

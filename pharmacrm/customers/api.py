@@ -25,6 +25,7 @@ from pharmacrm.core.api_utils import (
     IntegerFilter,
     ModelSerializer,
     QuerySerializer,
+    RegionCodeField,
     Serializer,
     StableOrdering,
     clean_text,
@@ -187,8 +188,8 @@ class InstitutionSerializer(CustomerSerializer):
     beds = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=100000)
     parent = VisibleInstitutionField(required=False, allow_null=True)
     parent_name = serializers.CharField(source="parent.name", read_only=True, allow_null=True)
-    region = serializers.SlugRelatedField(
-        slug_field="code", queryset=Region.objects.all(), required=False, allow_null=True,
+    region = RegionCodeField(
+        queryset=Region.objects.all(), required=False, allow_null=True,
         help_text="GB/T 2260 code of the province, city or district.",
     )  # fmt: skip
     region_name = serializers.CharField(source="region.full_name", read_only=True, allow_null=True)

@@ -25,6 +25,7 @@ from pharmacrm.core.api_utils import (
     DateField,
     HasCapability,
     ModelSerializer,
+    RegionCodeField,
     Serializer,
     optional_version,
     settings_version,
@@ -62,8 +63,8 @@ class AssignmentRuleSerializer(ModelSerializer):
         choices=Tier.choices, required=False, allow_blank=True,
         help_text="Matches when the ticket's person or institution has this tier.",
     )  # fmt: skip
-    region = serializers.SlugRelatedField(
-        slug_field="code", queryset=Region.objects.all(), required=False, allow_null=True,
+    region = RegionCodeField(
+        queryset=Region.objects.all(), required=False, allow_null=True,
         help_text="GB/T 2260 code of a province, city or district; the customer must lie inside it.",
     )  # fmt: skip
     team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), help_text="Team id.")
