@@ -142,15 +142,25 @@ def targeted(plan: CommunicationPlan, qs: QuerySet, period: str | None) -> Query
 
 def _contacts(channel: str, start: dt.date, end: dt.date):
     """The interactions through the channel in the period with the outer institution, its departments (two levels,
-    as hospitals nest) and its people: one count, each institution of the family looked up in its index."""
-    pk = OuterRef(OuterRef("pk"))
-    family = Institution.objects.filter(Q(pk=pk) | Q(parent_id=pk) | Q(parent__parent_id=pk)).values("pk")
-    counted = (
-        Interaction.objects.filter(channel=channel, received_at__gte=_aware(start), received_at__lt=_aware(end),
-                                   institution_id__in=family)
-        .order_by().values("channel").annotate(n=Count("id")).values("n")[:1]
-    )  # fmt: skip
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+    as hospitals nest) and its people (an interaction with a person carries the person's institution). Three
+    counts, each through an index: the institution's own interactions (institution, received_at), its departments'
+    and its sub-departments' (found by parent_id) — one look-up with an OR over the family made the databases scan
+    every institution for each customer of the list (minutes at 100,000 customers)."""
+    window = {"channel": channel, "received_at__gte": _aware(start), "received_at__lt": _aware(end)}
+
+    def counted(**where):
+        rows = Interaction.objects.filter(**window, **where).order_by().values("channel").annotate(n=Count("id"))
+        return Coalesce(Subquery(rows.values("n")[:1], output_field=IntegerField()), Value(0))
+
+    children = Institution.objects.filter(parent_id=OuterRef(OuterRef("pk"))).values("pk")
+    grandchildren = Institution.objects.filter(
+        parent_id__in=Institution.objects.filter(parent_id=OuterRef(OuterRef(OuterRef("pk")))).values("pk")
+    ).values("pk")
+    return (
+        counted(institution_id=OuterRef("pk"))
+        + counted(institution_id__in=children)
+        + counted(institution_id__in=grandchildren)
+    )
 
 
 def judged(plan: CommunicationPlan, qs: QuerySet, found: list[Window]) -> QuerySet:
