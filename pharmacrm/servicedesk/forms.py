@@ -192,6 +192,11 @@ def _person_label(p: Person) -> str:
 # --- ticket actions --------------------------------------------------------------------------------
 
 
+def impact_field(label, help_text) -> forms.ChoiceField:
+    """A complaint's impact on the customer or the company (services.transition asks for both on a complaint)."""
+    return forms.ChoiceField(label=label, choices=BLANK + Impact.choices, required=False, help_text=help_text)
+
+
 class TransitionForm(ServiceErrorsMixin, forms.Form):
     to_status = forms.ChoiceField(choices=Status.choices, widget=forms.HiddenInput)
     resolution_summary = forms.CharField(
@@ -202,14 +207,12 @@ class TransitionForm(ServiceErrorsMixin, forms.Form):
         label=_("Root cause"), choices=BLANK + RootCause.choices, required=False,
         help_text=_("Needed to resolve: why the customer had to get in touch."),
     )  # fmt: skip
-    customer_impact = forms.ChoiceField(
-        label=_("Impact on the customer"), choices=BLANK + Impact.choices, required=False,
-        help_text=_("Needed to resolve a complaint: the harm, cost or trouble it caused the customer."),
-    )  # fmt: skip
-    company_impact = forms.ChoiceField(
-        label=_("Impact on the company"), choices=BLANK + Impact.choices, required=False,
-        help_text=_("Needed to resolve a complaint: to our reputation, regulatory standing or finances."),
-    )  # fmt: skip
+    customer_impact = impact_field(
+        _("Impact on the customer"), _("Needed to resolve a complaint: the harm, cost or trouble it caused the customer.")
+    )
+    company_impact = impact_field(
+        _("Impact on the company"), _("Needed to resolve a complaint: to our reputation, regulatory standing or finances.")
+    )
     impact_note = forms.CharField(
         label=_("Impact assessment"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
     )

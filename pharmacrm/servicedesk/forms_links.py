@@ -15,8 +15,8 @@ from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
 
 from .bulk import ACTIONS
-from .choices import Channel, Impact, LinkKind, Priority, RootCause, Status
-from .forms import QueueFilterForm, handlers
+from .choices import Channel, LinkKind, Priority, RootCause, Status
+from .forms import QueueFilterForm, handlers, impact_field
 
 NUMBER = re.compile(r"TK-\d{4}-\d{6}", re.IGNORECASE)
 PHONE = re.compile(r"[+\d][\d\s()-]{6,}(?:(?:转|ext\.?|x|#)\s*\d{1,6})?", re.IGNORECASE)
@@ -119,14 +119,8 @@ class BulkForm(ServiceErrorsMixin, forms.Form):
         help_text=_("To resolve, or to close tickets that are still open."),
     )  # fmt: skip
     root_cause = forms.ChoiceField(label=_("Root cause"), choices=BLANK + RootCause.choices, required=False)
-    customer_impact = forms.ChoiceField(
-        label=_("Impact on the customer"), choices=BLANK + Impact.choices, required=False,
-        help_text=_("Needed to resolve complaints."),
-    )  # fmt: skip
-    company_impact = forms.ChoiceField(
-        label=_("Impact on the company"), choices=BLANK + Impact.choices, required=False,
-        help_text=_("Needed to resolve complaints."),
-    )  # fmt: skip
+    customer_impact = impact_field(_("Impact on the customer"), _("Needed to resolve complaints."))
+    company_impact = impact_field(_("Impact on the company"), _("Needed to resolve complaints."))
     informed_channel = forms.ChoiceField(label=_("Informed by"), choices=BLANK + Channel.choices, required=False)
 
     def __init__(self, *args, **kwargs):
