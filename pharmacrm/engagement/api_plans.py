@@ -246,7 +246,7 @@ class CommunicationDueViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                             owner=values.get("owner"))  # fmt: skip
         rows_qs, by_id, found, _period = plans.behind(user, query)
         paginator = Pagination()
-        page = paginator.paginate_queryset(rows_qs if rows_qs is not None else [], request, view=self)
+        page = paginator.paginate_queryset(rows_qs, request, view=self)
         rows = plans.load_rows(list(page), by_id, found)
         for row in rows:
             row.label = picker_label(row.customer)

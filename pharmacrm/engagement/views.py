@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -431,15 +432,16 @@ def plan_due(request):
     channel = request.GET.get("channel") if request.GET.get("channel") in InteractionChannel.values else ""
     owner = int(request.GET["owner"]) if oversee and is_id(request.GET.get("owner")) else None
     query = plans.Query(scope=scope, klass=klass, channel=channel, owner=owner)
-    rows_qs, by_id, found, period = plans.behind(user, query)
-    page = CappedPaginator(rows_qs if rows_qs is not None else [], plans.PAGE_SIZE).get_page(request.GET.get("page") or "1")
+    found_due = plans.due(user, query)
+    rows_qs, by_id, found, period = plans.behind(user, query, found_due=found_due)
+    page = Paginator(rows_qs, plans.PAGE_SIZE).get_page(request.GET.get("page") or "1")
     rows = plans.load_rows(list(page.object_list), by_id, found)
     for row in rows:
         row.label = picker_label(row.customer)
     context = {
         "rows": rows, "page_obj": page, "query": query, "oversee": oversee, "period": period,
         "channels": InteractionChannel.choices, "classes": "ABCD", "missed_days": plans.MISSED_SHOWN_DAYS,
-        "summary": plans.summary(user, query) if oversee else [], "plans_exist": bool(by_id),
+        "summary": plans.summary(user, query, found_due=found_due) if oversee else [], "plans_exist": bool(by_id),
         "may_record": access.can(user, Cap.RECORD_INTERACTIONS),
         "filters": "&".join(f"{k}={v}" for k, v in (("scope", scope), ("klass", klass), ("channel", channel),
                                                      ("owner", owner or "")) if v),

@@ -56,6 +56,14 @@ def _due(client, **params) -> str:
     return response.content.decode()
 
 
+@pytest.fixture(params=["looked-up", "tallied"])
+def counting(request, monkeypatch):
+    """The two ways the lists count contacts: each customer's by index look-ups (a short list), or every window's
+    at once (a long one)."""
+    if request.param == "tallied":
+        monkeypatch.setattr(plans, "FEW_CUSTOMERS", 0)
+
+
 @pytest.fixture
 def owned(users, xiehe, ruijin):
     """协和 (class A) owned by the rep; 瑞金 (class A) by the kam; both under the class A plan."""
@@ -66,7 +74,7 @@ def owned(users, xiehe, ruijin):
     return _plan(users["manager"])
 
 
-def test_a_customer_short_of_its_plan_is_listed_with_what_is_missing(client_for, users, xiehe, owned):
+def test_a_customer_short_of_its_plan_is_listed_with_what_is_missing(client_for, users, xiehe, owned, counting):
     page = _due(client_for("rep"))
 
     row = page.split(f'data-id="{xiehe.pk}"')[1].split("</tr>")[0]
@@ -76,7 +84,7 @@ def test_a_customer_short_of_its_plan_is_listed_with_what_is_missing(client_for,
     assert "瑞金医院" not in page  # the kam's, out of the rep's territory
 
 
-def test_a_visit_to_its_doctor_counts_and_the_plan_met_ends_the_row(client_for, users, xiehe, owned):
+def test_a_visit_to_its_doctor_counts_and_the_plan_met_ends_the_row(client_for, users, xiehe, owned, counting):
     doctor = Person.objects.get(name="张伟")
     _contact(users["agent"], "visit", person=doctor)  # a colleague's visit to the hospital's doctor counts
     _contact(users["rep"], "phone", institution=Institution.objects.get(name="心内科"))  # its department's too
@@ -90,7 +98,26 @@ def test_a_visit_to_its_doctor_counts_and_the_plan_met_ends_the_row(client_for, 
     assert "Every customer is on track with the communication plan." in page
 
 
-def test_only_the_customers_of_the_plans_class_are_listed(client_for, users, xiehe, owned):
+def test_a_branch_hospitals_department_counts_and_contacts_of_another_year_or_channel_do_not(
+    client_for, users, xiehe, owned, counting
+):
+    """The list's shortfall and the row's counts (counted for the page's customers) agree, however the list counted:
+    a call to a department of the hospital's branch (two levels down) counts; last year's call and a WeChat message
+    do not."""
+    branch = customers.create_institution(users["admin"], {"name": "北京协和医院西院", "kind": "hospital",
+                                                           "region": xiehe.region, "parent": xiehe})  # fmt: skip
+    ward = customers.create_institution(users["admin"], {"name": "西院心内科", "kind": "department", "region": xiehe.region,
+                                                         "parent": branch})  # fmt: skip
+    _contact(users["rep"], "phone", institution=ward)
+    _contact(users["rep"], "phone", days_ago=400, institution=xiehe)
+    _contact(users["rep"], "wechat", institution=xiehe)
+
+    row = _due(client_for("rep")).split('class="plan-due-row"')[1].split("</tr>")[0]
+    assert f'data-id="{xiehe.pk}" data-shortfall="2"' in row
+    assert "Visit: 0 of 1 per year" in row and "Phone call: 1 of 2 per year" in row
+
+
+def test_only_the_customers_of_the_plans_class_are_listed(client_for, users, xiehe, owned, counting):
     from pharmacrm.keyaccounts.models import Score
 
     Score.objects.filter(institution=xiehe).update(klass="C")
@@ -98,7 +125,9 @@ def test_only_the_customers_of_the_plans_class_are_listed(client_for, users, xie
     assert f'data-id="{xiehe.pk}"' not in _due(client_for("rep"))
 
 
-def test_the_most_behind_comes_first_and_managers_see_every_owner_with_a_summary(client_for, users, xiehe, ruijin, owned):
+def test_the_most_behind_comes_first_and_managers_see_every_owner_with_a_summary(
+    client_for, users, xiehe, ruijin, owned, counting
+):
     _contact(users["rep"], "phone", institution=xiehe)  # 协和 misses 2 contacts, 瑞金 3
 
     page = _due(client_for("manager"))
@@ -111,7 +140,7 @@ def test_the_most_behind_comes_first_and_managers_see_every_owner_with_a_summary
     assert "plan-summary-table" not in _due(client_for("rep"))  # owners see their own list only
 
 
-def test_a_customer_under_two_plans_is_listed_under_each(client_for, users, xiehe, ruijin, owned):
+def test_a_customer_under_two_plans_is_listed_under_each(client_for, users, xiehe, ruijin, owned, counting):
     Institution.objects.filter(pk=xiehe.pk).update(tier="vip")
     _plan(users["manager"], klass="", tier="vip", lines=(("wechat", 4, "year"),))
 
@@ -123,7 +152,7 @@ def test_a_customer_under_two_plans_is_listed_under_each(client_for, users, xieh
     assert page.count(f'data-id="{ruijin.pk}"') == 1
 
 
-def test_the_filters_narrow_by_channel_and_class(client_for, users, xiehe, owned):
+def test_the_filters_narrow_by_channel_and_class(client_for, users, xiehe, owned, counting):
     _contact(users["rep"], "visit", institution=xiehe)
 
     assert f'data-id="{xiehe.pk}"' in _due(client_for("rep"), channel="phone")
@@ -137,7 +166,7 @@ def _monthly(plan) -> CommunicationPlan:
     return plans.save_plan(CommunicationPlan.objects.get(pk=plan.pk).created_by, data, CommunicationPlan.objects.get(pk=plan.pk))
 
 
-def test_last_periods_miss_is_shown_overdue_for_a_while(users, xiehe, owned):
+def test_last_periods_miss_is_shown_overdue_for_a_while(users, xiehe, owned, counting):
     plan = CommunicationPlan.objects.prefetch_related("lines").get(pk=_monthly(owned).pk)
     found = plans.windows(plan, dt.date(YEAR, 3, 10))
     assert [(w.line.channel, w.overdue, w.start) for w in found] == [
@@ -178,20 +207,23 @@ def test_the_list_is_counted_in_the_database_whatever_the_number_of_customers(cl
     assert queries() == before
 
 
+@pytest.mark.parametrize(("few", "queries"), [(plans.FEW_CUSTOMERS, 11), (0, 10)], ids=["looked-up", "tallied"])
 def test_a_page_of_the_list_takes_the_same_few_queries_for_two_plans_and_any_number_of_customers(
-    users, xiehe, owned, django_assert_num_queries
+    users, xiehe, owned, django_assert_num_queries, few, queries, monkeypatch
 ):
+    monkeypatch.setattr(plans, "FEW_CUSTOMERS", few)
     _plan(users["manager"], klass="", tier="regular", lines=(("wechat", 1, "year"),))
     for i in range(20):
         customers.create_institution(users["admin"], {"name": f"社区诊所{i}", "kind": "clinic", "region": xiehe.region,
                                                       "owner": users["manager"], "tier": "regular"})  # fmt: skip
     query = plans.Query(scope="all")
 
-    # the class period (2: the evaluation in force, else the latest half-year), the plans and their lines (2), the
-    # count and the page (2), each plan's counts for the page (2) and the customers (1)
-    with django_assert_num_queries(9):
+    # the class period (2: the evaluation in force, else the latest half-year), the plans and their lines (2), each
+    # plan's customers (2), their contacts (each plan's customers' counts: 2; or every window's at once: 1), each
+    # plan's counts for the page (2) and the customers (1)
+    with django_assert_num_queries(queries):
         rows_qs, by_id, found, _period = plans.behind(users["manager"], query)
-        rows = plans.load_rows(list(rows_qs[:10]), by_id, found) and rows_qs.count()
+        rows = plans.load_rows(list(rows_qs[:10]), by_id, found) and len(rows_qs)
     assert rows == 22  # the 20 clinics under the tier plan, 协和 and 瑞金 under the class A one
 
 
@@ -204,7 +236,7 @@ def _reminders(user):
     return list(Notification.objects.filter(recipient=user, kind="communication.due"))
 
 
-def test_owners_behind_in_a_periods_last_week_are_reminded_once_a_day(client_for, users, xiehe, owned):
+def test_owners_behind_in_a_periods_last_week_are_reminded_once_a_day(client_for, users, xiehe, owned, counting):
     _monthly(owned)
     last_week = dt.date(YEAR, 3, 27)
 
