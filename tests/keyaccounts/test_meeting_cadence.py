@@ -374,6 +374,22 @@ def test_the_key_account_list_and_the_work_page_flag_the_overdue_meeting(users, 
 
 
 @pytest.mark.django_db
+def test_the_customers_360_page_shows_the_key_accounts_next_meeting(users, account, client_for):
+    """The hospital's own page tells whoever opens it (the rep who covers it, an agent) when the key account's next
+    service meeting is due, and that it is overdue: they see it before calling the customer."""
+    account = _overdue_account(users, account)
+    state = services.meeting_due(account)
+    panel = reverse("keyaccounts:ka-panel", args=[account.institution_id])
+    for role in ("manager", "agent"):
+        block = client_for(role).get(panel, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        entry = block.split('id="ka-next-meeting"')[1].split("</dd>")[0]
+        assert state.due.isoformat() in entry and "Overdue" in entry and "Quarterly" in entry
+        assert f"Last meeting: {state.last.isoformat()}" in entry
+    zh = client_for("manager").get(panel).content.decode()
+    assert "下次会议应于" in zh and "季度" in zh.split('id="ka-next-meeting"')[1].split("</dd>")[0]
+
+
+@pytest.mark.django_db
 def test_a_meeting_due_within_the_week_is_flagged_due_soon(users, account, client_for):
     KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=300))
     # a meeting three months before a day three days from now (add_months(-3) and back may land a day or two off at
