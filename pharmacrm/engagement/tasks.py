@@ -1,11 +1,11 @@
-"""Background work for interactions: the morning reminders of first follow-ups and of contacts the communication
-plans ask for."""
+"""Background work for interactions: the morning reminders of first follow-ups, of contacts the communication plans
+ask for and of the festivals to greet customers on."""
 
 from huey.contrib.djhuey import db_periodic_task
 
 from pharmacrm.core.tasks import local_crontab
 
-from . import followup, plans
+from . import care, followup, plans
 
 
 @db_periodic_task(local_crontab(hour=8, minute=30))
@@ -20,3 +20,10 @@ def remind_communication_plans() -> None:
     """Every morning at 08:35 (China time): owners of customers behind their communication plan — a period ending
     within a week short of it, or the last one missed — are told how many (once a day)."""
     plans.remind()
+
+
+@db_periodic_task(local_crontab(hour=8, minute=40))
+def remind_festivals() -> None:
+    """Every morning at 08:40 (China time): from three days before a festival (the Spring Festival, Mid-Autumn, Doctors'
+    Day …), owners of the customers it is for are told how many to greet (once per festival)."""
+    care.remind_festivals()

@@ -152,7 +152,8 @@ def follow_ups(request):
 @login_required
 @require_GET
 def birthdays(request):
-    """Birthdays in the coming days of the people the user (or the user's teams) own (seed 002 三.(三).1)."""
+    """Birthdays in the coming days of the people the user (or the user's teams) own, and the festivals of the next
+    two weeks with how many of them to greet (seed 002 三.(三).1)."""
     user = request.user
     access.require(user, Cap.VIEW_INTERACTIONS)
     access.require(user, Cap.VIEW_CUSTOMERS)
@@ -161,7 +162,8 @@ def birthdays(request):
     for row in rows:
         row.place = picker_label(row.person.institution) if row.person.institution_id else ""
     context = {"rows": rows, "teams": teams, "days": care.WINDOW_DAYS,
-               "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
+               "festivals": care.festivals_for(user, teams=teams), "festival_days": care.FESTIVAL_DAYS,
+               "notice_days": care.FESTIVAL_NOTICE_DAYS, "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
     return render(request, "engagement/birthdays.html", context)
 
 
