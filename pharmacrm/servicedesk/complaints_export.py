@@ -34,7 +34,7 @@ def xlsx(rep: complaints.Report, headline: list[dict], matrix: dict) -> bytes:
 
     line(_("Complaint analysis"), rep.period.key, strong=True)
     line(_("Complaints are the tickets of the complaint categories received in the period (Beijing time), merged "
-           "duplicates left out; empty: nothing to count."))  # fmt: skip
+           "duplicates left out."))  # fmt: skip
     line()
     line(_("Handling"), rep.period.key, _("Previous period (%(period)s)") % {"period": rep.period.previous.key},
          strong=True)  # fmt: skip
