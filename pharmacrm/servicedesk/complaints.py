@@ -209,9 +209,8 @@ def report(user, query: Query, *, now: dt.datetime | None = None, trend: bool = 
     # by product: the ten most complained about
     by_product = dict(tickets.values("product_id").annotate(n=Count("id")).order_by().values_list("product_id", "n"))
     no_product = by_product.pop(None, 0)
-    top = sorted(by_product, key=lambda k: -by_product[k])[: TOP_PRODUCTS * 2]
-    names = {p.pk: str(p) for p in Product.objects.filter(pk__in=top)}
-    products = pareto([(k, names.get(k, str(k)), by_product[k]) for k in top], total)[:TOP_PRODUCTS]
+    names = {p.pk: str(p) for p in Product.objects.filter(pk__in=list(by_product))}  # ties ordered by name
+    products = pareto([(k, names.get(k, str(k)), n) for k, n in by_product.items()], total)[:TOP_PRODUCTS]
     # by province
     by_prov = dict(tickets.annotate(p=_province()).values("p").annotate(n=Count("id")).order_by().values_list("p", "n"))
     regions = {r.code: r.display_name for r in Region.objects.filter(code__in=[k for k in by_prov if k])}

@@ -359,4 +359,17 @@ def test_the_query_count_does_not_grow_with_the_complaints(users, desk, xiehe, n
     with CaptureQueriesContext(connection) as more:
         assert c.get(PAGE, {"period": "2026-11"}).status_code == 200
     assert len(more) == len(few)
-    assert len(few) <= 30, [q["sql"][:120] for q in few.captured_queries]
+    # the session and user, the sections, the handling and the previous period's, the trend, the labels, the filters
+    assert len(few) == 27, [q["sql"][:150] for q in few.captured_queries]
+
+
+def test_the_products_are_the_ten_most_complained_about(users, desk, xiehe):
+    made = [product(users["admin"], f"产品{n:02d}", f"国药准字H2025{n:04d}") for n in range(12)]
+    for n, p in enumerate(made):
+        for _ in range(2 if n == 11 else 1):
+            ticket(users, xiehe, received=bj(11, 2 + n, 10), category="order_delivery", team=desk["one"],
+                   assignee=desk["a1"], product=p)  # fmt: skip
+    rep = report(users["manager"])
+    assert rep.total == 13 and len(rep.products) == 10
+    assert [r.label.split("（")[0] for r in rep.products] == ["产品11", *(f"产品{n:02d}" for n in range(9))]
+    assert (rep.products[0].share, rep.products[-1].cumulative) == (D("15.4"), D("84.6"))  # 2/13; 11/13
