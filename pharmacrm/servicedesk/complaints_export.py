@@ -40,17 +40,18 @@ def xlsx(rep: complaints.Report, headline: list[dict], matrix: dict) -> bytes:
          strong=True)  # fmt: skip
     for h in headline:
         line(h["label"], _num(h["value"]), _num(h["previous"]))
-    for title, rows in (
-        (_("By category"), rep.categories), (_("By root cause"), rep.root_causes),
-        (_("By product (top 10)"), rep.products), (_("By province"), rep.provinces),
+    for title, rows, after in (
+        (_("By category"), rep.categories, None), (_("By root cause"), rep.root_causes, (_("No root cause yet"), rep.undetermined)),
+        (_("By product (top 10)"), rep.products, (_("No product"), rep.no_product)), (_("By province"), rep.provinces, None),
     ):  # fmt: skip
         line()
         line(title, _("Complaints"), _("Share (%)"), _("Cumulative share (%)"), strong=True)
         for r in rows:
             line(r.label, r.count, _num(r.share), _num(r.cumulative))
-    line(_("No root cause yet"), rep.undetermined)
+        if after is not None:
+            line(*after)
     line()
-    line(_("Impact on the customer") + " \\ " + _("Impact on the company"), *matrix["columns"], _("Total"), strong=True)
+    line(_("Impact: on the customer (rows) × on the company (columns)"), *matrix["columns"], _("Total"), strong=True)
     for r in matrix["rows"]:
         line(r["label"], *r["cells"], r["total"])
     line(_("Total"), *matrix["totals"], matrix["total"])
