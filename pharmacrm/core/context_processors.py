@@ -31,6 +31,8 @@ def navigation(request):
         items.append((_("Products"), reverse("servicedesk:product-list"), "products"))
     if Cap.VIEW_SERVICE_PERFORMANCE in caps:  # the others who may see theirs find it on the ticket queue
         items.append((_("Service performance"), reverse("servicedesk:performance"), "performance"))
+    if Cap.VIEW_COMPLAINT_ANALYSIS in caps:  # team leads find theirs on the ticket queue
+        items.append((_("Complaint analysis"), reverse("servicedesk:complaints"), "complaints"))
     if Cap.VIEW_INTERACTIONS in caps:
         items.append((_("Interactions"), reverse("engagement:interactions"), "interactions"))
     if Cap.HANDLE_SAFETY in caps or Cap.OVERSEE_SAFETY in caps:

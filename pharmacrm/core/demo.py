@@ -931,6 +931,7 @@ def _later_demo_data() -> None:
         Person.objects.active().filter(institution__isnull=False).select_related("institution").order_by("id")[:600]
     )
     servicedesk_demo.load(people)
+    servicedesk_demo.load_complaint_history(people)
     from pharmacrm.safety import demo as safety_demo
 
     safety_demo.load()

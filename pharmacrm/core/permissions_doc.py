@@ -63,6 +63,13 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   together) — never a colleague's row, as a Chinese service centre shows an agent their own figures and
   the team's. Rows per customer class need "See customer evaluations and key-account scores". Others
   (the pharmacovigilance officer) are refused. Every export is audited.
+- **Complaint analysis** (`/service/complaints/`, its Excel export and `GET /api/v1/service/complaints/`):
+  roles with "See the complaint analysis of every team" — the service performance page's (administrators,
+  managers, marketing analysts, auditors) and the pharmacovigilance / QA officer, whose unit reviews complaint
+  trends and root causes (GMP) — see every team's complaints; a team lead sees the complaints of the teams
+  they lead; everyone else, the product expert included (an expert handles tickets and sees their own figures
+  on the performance page), is refused. The page shows counts, never a customer's or a patient's identity. The
+  customer-class filter needs "See customer evaluations and key-account scores". Every export is audited.
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".
 """
@@ -131,6 +138,10 @@ ENDPOINT_RULES = [
     "or with \"See customers of every team and territory\" (not the analyst, not the auditor) |",
     "| `GET /api/v1/sales/churn-rates/` | See purchases and See customers of every team and territory (the company's "
     "rates: not a territory-bound rep) |",
+    "| `GET /api/v1/service/performance/` | View service tickets; then every team with See the service performance of "
+    "every team and agent, a team lead their teams, anyone else who handles tickets their own figures |",
+    "| `GET /api/v1/service/complaints/` | See the complaint analysis of every team; a team lead (View service tickets) "
+    "their teams' complaints; others 403 |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 

@@ -37,6 +37,16 @@ SUBJECTS = {
 CHANNEL_WEIGHTS = {Channel.PHONE: 6, Channel.EMAIL: 2, Channel.WEB: 1, Channel.VISIT: 1}
 HANDLERS = ("agent", "expert", "support", "aftersales")
 ROOT_CAUSES = [RootCause.USAGE, RootCause.INFORMATION, RootCause.LOGISTICS, RootCause.PRODUCT_QUALITY, RootCause.NO_FAULT]
+# a complaint's cause follows its kind, so that the complaint analysis' Pareto reads like a real desk's
+COMPLAINT_CAUSES = {
+    "order_delivery": [RootCause.LOGISTICS, RootCause.LOGISTICS, RootCause.LOGISTICS, RootCause.PRODUCT_QUALITY,
+                       RootCause.NO_FAULT],
+    "service_attitude": [RootCause.STAFF, RootCause.STAFF, RootCause.SERVICE_PROCESS],
+    "service_process": [RootCause.SERVICE_PROCESS, RootCause.SERVICE_PROCESS, RootCause.INFORMATION],
+    "relationship": [RootCause.SERVICE_PROCESS, RootCause.INFORMATION, RootCause.OTHER],
+}  # fmt: skip
+HISTORY_MARKER = "demo:complaint-history"
+HISTORY_MONTHS = 11
 
 
 PRODUCT_CATEGORIES = {"medication_error", "adverse_reaction", "product_use", "drug_info", "usage_guidance",
@@ -156,7 +166,8 @@ def _progress(rng: random.Random, ticket, handler, received: dt.datetime, now: d
     if step >= now:
         return
     services.transition(handler, ticket, Status.RESOLVED, at=step, resolution_summary="已向客户说明处理结果。",
-                        root_cause=rng.choice(ROOT_CAUSES), **demo_impact(rng, ticket))  # fmt: skip
+                        root_cause=rng.choice(COMPLAINT_CAUSES.get(ticket.category.code, ROOT_CAUSES)),
+                        **demo_impact(rng, ticket))  # fmt: skip
     if stage < 0.6:
         return
     step += dt.timedelta(hours=rng.randint(1, 8))
@@ -167,3 +178,60 @@ def _progress(rng: random.Random, ticket, handler, received: dt.datetime, now: d
             if rng.random() < 0.7:  # the revisit call; now and then a customer is not happy
                 score = rng.choices([5, 4, 3, 2], weights=[6, 3, 1, 1])[0]
                 revisit.record_phone_revisit(handler, ticket, score, score > 2, rng.choice(REVISIT_COMMENTS[score > 2]))
+
+
+def load_complaint_history(people, seed: int = 2027) -> int:
+    """A year of complaints for the complaint analysis' trend (the demo desk's tickets are of the last two weeks):
+    two to five a month over the eleven months before this one, each handled — resolved with its cause and impact,
+    the customer informed, closed — and a severe one followed by an improvement action. Loaded once (its marker)."""
+    from .models import TicketCategory
+
+    if Counter.objects.filter(name=HISTORY_MARKER).exists():
+        return 0
+    users = {u.username: u for u in User.objects.filter(username__in=("agent", "aftersales", "manager"))}
+    if "agent" not in users or "manager" not in users or not people:
+        return 0
+    rng = random.Random(seed)
+    codes = list(TicketCategory.objects.filter(complaint=True, code__in=list(COMPLAINT_CAUSES)).values_list(
+        "code", flat=True))  # fmt: skip
+    if not codes:
+        return 0
+    products = list(Product.objects.filter(active=True).order_by("id"))
+    today = timezone.localdate()
+    made = 0
+    with transaction.atomic():
+        for back in range(HISTORY_MONTHS, 0, -1):
+            year, month = divmod(today.year * 12 + today.month - 1 - back, 12)
+            first = dt.date(year, month + 1, 1)
+            for _n in range(rng.randint(2, 5)):
+                category = rng.choice(codes)
+                day = first + dt.timedelta(days=rng.randint(0, 20))
+                received = timezone.make_aware(dt.datetime.combine(day, dt.time(rng.randint(9, 16), rng.choice([0, 20, 40]))))
+                person = rng.choice(people)
+                data = {"subject": rng.choice(SUBJECTS[category]), "category": category, "received_at": received,
+                        "channel": Channel.PHONE, "person": person, "institution": person.institution,
+                        "description": "客户来电投诉，已记录详细经过。"}  # fmt: skip
+                if products and category == "order_delivery":
+                    data["product"] = rng.choice(products)
+                handler = users.get("aftersales") if category == "order_delivery" else users["agent"]
+                ticket = services.create_ticket(users["agent"], data)
+                ticket.assignee = handler or users["agent"]
+                services.transition(ticket.assignee, ticket, Status.ASSIGNED, at=received + dt.timedelta(minutes=20))
+                services.record_response(ticket.assignee, ticket, at=received + dt.timedelta(minutes=rng.randint(30, 180)))
+                done = received + dt.timedelta(hours=rng.choice([3, 8, 20, 30, 52]))
+                impact = demo_impact(rng, ticket)
+                services.transition(ticket.assignee, ticket, Status.RESOLVED, at=done, resolution_summary="已向客户说明处理结果。",
+                                    root_cause=rng.choice(COMPLAINT_CAUSES[category]), **impact)  # fmt: skip
+                services.transition(ticket.assignee, ticket, Status.INFORMED, at=done + dt.timedelta(hours=2),
+                                    informed_channel=Channel.PHONE)  # fmt: skip
+                services.transition(ticket.assignee, ticket, Status.CLOSED, at=done + dt.timedelta(days=1))
+                if impact.get("customer_impact") == Impact.SEVERE:
+                    action = revisit.create_action(users["manager"], {
+                        "ticket": ticket, "title": "针对严重投诉的整改：" + ticket.subject, "owner": users["manager"],
+                        "due_date": today + dt.timedelta(days=rng.randint(7, 30)),
+                    })  # fmt: skip
+                    if back > 2:  # the older ones put right already
+                        revisit.transition_action(users["manager"], action, "done", outcome="已完成整改并回访客户。")
+                made += 1
+        Counter.objects.create(name=HISTORY_MARKER, value=made)
+    return made

@@ -5,6 +5,7 @@ from django.urls import path
 from . import (
     views,
     views_board,
+    views_complaints,
     views_conversation,
     views_escalation,
     views_knowledge,
@@ -34,6 +35,7 @@ for _module in (
     views_knowledge,
     views_links,
     views_performance,
+    views_complaints,
     views_revisit,
     views_board,
     views_escalation,

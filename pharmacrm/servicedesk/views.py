@@ -289,7 +289,9 @@ def queue(request):
     may_board = may_all or (access.can(user, Cap.HANDLE_TICKETS) and user.led_teams.exists())
     context = {"form": form, "page_obj": page, "rows": rows, "queue": current, "tabs": tabs, "filtered": filtered,
                "bulk_form": bulk_form, "may_board": may_board, "lookup": lookup,
-               "newest_first": order[0] == "-received_at"}  # fmt: skip
+               "newest_first": order[0] == "-received_at",
+               # the complaint analysis: its capability, or a team lead (for their teams; may_board says so)
+               "may_complaints": access.can(user, Cap.VIEW_COMPLAINT_ANALYSIS) or may_board}  # fmt: skip
     return render(request, "servicedesk/queue.html", context)
 
 

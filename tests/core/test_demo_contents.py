@@ -157,8 +157,10 @@ def test_the_same_seed_gives_the_same_customers(loaded, settings, tmp_path):
 def test_the_demo_has_tickets_in_every_status_with_their_clocks(loaded):
     statuses = set(Ticket.objects.values_list("status", flat=True))
     assert statuses == {"new", "assigned", "in_progress", "waiting", "resolved", "informed", "closed"}
-    # the service desk's 150, and last quarter's answered questions of each key account
-    total = 150 + len(ka_demo.PAST_TICKETS) * KeyAccount.objects.count()
+    # the service desk's 150, last quarter's answered questions of each key account, and a year of complaints
+    history = Counter.objects.get(name="demo:complaint-history").value
+    assert 2 * 11 <= history <= 5 * 11
+    total = 150 + len(ka_demo.PAST_TICKETS) * KeyAccount.objects.count() + history
     assert Ticket.objects.count() == total
     assert SlaClock.objects.count() == 2 * total
     assert set(Ticket.objects.values_list("category__code", flat=True)) >= {
@@ -174,6 +176,24 @@ def test_a_database_with_earlier_demo_data_gets_the_tickets_on_the_next_run(load
     assert Ticket.objects.count() == 150
     demo.load(scale=0.05)
     assert Ticket.objects.count() == 150  # once
+
+
+def test_the_complaint_analysis_is_lived_in(loaded):
+    from pharmacrm.core.models import User
+    from pharmacrm.servicedesk import complaints, performance
+
+    manager = User.objects.get(username="manager")
+    month = performance.current_period()
+    rep = complaints.report(manager, complaints.Query(period=month.previous))
+    assert rep.total >= 2 and rep.root_causes and rep.impact
+    # a handled complaint carries its cause and its impact; the trend has a year of them
+    handled = Ticket.objects.filter(category__complaint=True, status__in=performance.DONE, merged_into__isnull=True)
+    assert not handled.filter(root_cause="").exists()
+    assert not handled.filter(customer_impact="").exists() and not handled.filter(company_impact="").exists()
+    trend = complaints.report(manager, complaints.Query(period=month)).trend
+    assert sum(1 for p in trend if p["complaints"]) >= 11
+    # the complaints' causes follow their kind: a service-attitude complaint is never put down to logistics
+    assert not handled.filter(category__code="service_attitude", root_cause="logistics").exists()
 
 
 # --- evaluation and the key-account programme --------------------------------------------------------------------
