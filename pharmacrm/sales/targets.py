@@ -238,14 +238,16 @@ def _sums(group: str, period: Period, subject_filter: Q | None) -> dict[int, tup
     start, end = _month(period.start), _month(period.end)
     before = Period(period.kind, period.year - 1, period.number)
     ly_start, ly_end = _month(before.start), _month(before.end)
-    qs = MonthlyRollup.objects.filter(month__gte=ly_start, month__lt=end, **{f"{group}__isnull": False})
+    this, last = Q(month__gte=start, month__lt=end), Q(month__gte=ly_start, month__lt=ly_end)
+    qs = MonthlyRollup.objects.filter(this | last, **{f"{group}__isnull": False})
     if subject_filter is not None:
         qs = qs.filter(subject_filter)
-    rows = qs.values(group).annotate(
-        now=Sum("amount_fen", filter=Q(month__gte=start)),
-        before=Sum("amount_fen", filter=Q(month__gte=ly_start, month__lt=ly_end)),
-    ).order_by()
-    return {r[group]: (int(r["now"] or 0), int(r["before"] or 0)) for r in rows}
+    rows = qs.values(group).annotate(now=Sum("amount_fen", filter=this), before=Sum("amount_fen", filter=last)).order_by()
+    return {r[group]: (int(r["now"] or 0), int(r["before"] or 0)) for r in rows if r["now"] or r["before"]}
+
+
+def beijing_today(now: dt.datetime | None = None) -> dt.date:
+    return (now or timezone.now()).astimezone(LOCAL).date()
 
 
 def elapsed_days(period: Period, today: dt.date) -> tuple[int, int]:
@@ -258,7 +260,7 @@ def elapsed_days(period: Period, today: dt.date) -> tuple[int, int]:
 def report(user, period: Period, *, today: dt.date | None = None) -> Report:
     """The attainment of `period` for the people and teams the user may see (scope_for), with both totals."""
     scope = scope_for(user)
-    today = today or timezone.now().astimezone(LOCAL).date()
+    today = today or beijing_today()
     days, elapsed = elapsed_days(period, today)
     if scope.everything:
         person_q = team_q = None
@@ -427,15 +429,18 @@ def grid_values(year: int) -> dict[tuple[str, int], SalesTarget]:
 
 
 MONTH_HEADER = re.compile(r"^(?:(\d{4})\s*[-/.年]\s*)?0?(\d{1,2})\s*(?:月份?)?(?:[-/.]\d{1,2})?(?:\s00:00:00)?$")
+CHINESE_MONTHS = ("一月", "二月", "三月", "四月", "五月", "六月", "七月", "八月", "九月", "十月", "十一月", "十二月")
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
 def month_of_header(text: str, year: int) -> int | None:
-    """The month a grid column's header names (1月, 2026-01, 01, Jan, an Excel date 2026-01-01); None for
+    """The month a grid column's header names (1月, 一月, 2026-01, 01, Jan, an Excel date 2026-01-01); None for
     something else. ValidationError for another year's month."""
     text = unicodedata.normalize("NFKC", text or "").strip().lower()
     if not text:
         return None
+    if text.rstrip("份") in CHINESE_MONTHS:
+        return CHINESE_MONTHS.index(text.rstrip("份")) + 1
     if text[:3] in MONTH_NAMES and text.isalpha():
         return MONTH_NAMES.index(text[:3]) + 1
     m = MONTH_HEADER.match(text)
@@ -533,7 +538,7 @@ def read_grid(path, year: int) -> list[Change]:
         try:
             subject = _find_subject(name, teams, by_username, by_display)
         except ValidationError as e:
-            errors.append((number, "A", f"{name.strip() or '—'}: {' '.join(e.messages)}"))
+            errors.append((number, "A", _("%(cell)s: %(reason)s") % {"cell": name.strip() or "—", "reason": " ".join(e.messages)}))
             continue
         key = f"{'t' if isinstance(subject, Team) else 'u'}{subject.pk}"
         for index, month in months.items():
@@ -541,7 +546,8 @@ def read_grid(path, year: int) -> list[Change]:
             try:
                 fen = amount_fen(raw)
             except ValidationError as e:
-                errors.append((number, column_letter(index), f"{raw.strip()}: {' '.join(e.messages)}"))
+                errors.append((number, column_letter(index),
+                               _("%(cell)s: %(reason)s") % {"cell": raw.strip(), "reason": " ".join(e.messages)}))
                 continue
             if fen is None:
                 continue

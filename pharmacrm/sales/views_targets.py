@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit
@@ -75,7 +76,7 @@ def attainment(request):
         "target": [None if r.target is None else float(r.target) for r in rows],
         "actual": [float(r.actual) for r in rows],
         "last_year": [float(r.last_year) for r in rows],
-        "names": {"target": _("Target (¥)"), "actual": _("Actual (¥)"), "last_year": _("Last year (¥)")},
+        "names": {"target": _("Sales target (¥)"), "actual": _("Actual (¥)"), "last_year": _("Last year (¥)")},
     }
     context = {
         "report": rep, "error": error, "people": [_cells(r) for r in rep.people], "teams": [_cells(r) for r in rep.teams],
@@ -97,7 +98,7 @@ def attainment_xlsx(rep: targets.Report) -> bytes:
     sheet.append([_("Actual: the purchases of the customers each person owns now (a team: the customers of the team "
                     "now), from the monthly rollups. Day %(elapsed)s of %(days)s of the period (Beijing time).")
                   % {"elapsed": rep.elapsed, "days": rep.days}])  # fmt: skip
-    head = [_("Target (¥)"), _("Actual (¥)"), _("Attainment (%)"), _("Gap (¥)"),
+    head = [_("Sales target (¥)"), _("Actual (¥)"), _("Attainment (%)"), _("Gap (¥)"),
             _("Last year (%(period)s, ¥)") % {"period": rep.last_year.key}, _("Growth (%)"), _("Projected (¥)")]  # fmt: skip
 
     def num(v):
@@ -107,7 +108,8 @@ def attainment_xlsx(rep: targets.Report) -> bytes:
         return [r.label, num(r.target), num(r.actual), num(r.attainment_pct), num(r.gap), num(r.last_year),
                 num(r.growth_pct), num(r.projected)]  # fmt: skip
 
-    for title, rows, total in ((_("Person"), rep.people, rep.people_total), (_("Team"), rep.teams, rep.teams_total)):
+    for title, rows, total in ((_("Owner"), rep.people, rep.people_total),
+                               (pgettext("sales targets", "Team"), rep.teams, rep.teams_total)):
         sheet.append([])
         sheet.append([title, *head])
         for cell in sheet[sheet.max_row]:
@@ -256,7 +258,7 @@ def grid_export(request):
     book = Workbook()
     sheet = book.active
     sheet.title = str(year)
-    sheet.append([_("Person or team"), *[f"{year}-{m:02d}" for m in range(1, 13)]])
+    sheet.append([_("Owner or team"), *[f"{year}-{m:02d}" for m in range(1, 13)]])
     for row in rows:
         sheet.append([row["label"], *[float(yuan(targets.amount_fen(c["value"]))) if c["value"] else None
                                       for c in row["cells"]]])  # fmt: skip
