@@ -330,7 +330,7 @@ def test_the_page_per_role(world, client_for, users):
     text = client_for("rep").get("/sales/targets/?period=2026-11").content.decode()
     assert f'data-row="u{rep.pk}"' in text and f'data-row="t{world["north"].pk}"' in text
     assert f'data-row="u{rep2.pk}"' not in text and f'data-row="u{kam.pk}"' not in text
-    assert f't{world["east"].pk}' not in text
+    assert f'data-row="t{world["east"].pk}"' not in text
     text = client_for("kam").get("/sales/targets/?period=2026-11").content.decode()  # leads the East team
     assert f'data-row="u{kam.pk}"' in text and f'data-row="t{world["east"].pk}"' in text
     assert f'data-row="u{rep.pk}"' not in text and f'data-row="t{world["north"].pk}"' not in text
@@ -411,3 +411,16 @@ def test_the_navigation_links_the_page_for_those_who_see_every_row_and_for_reps(
     assert 'href="/sales/targets/"' not in client_for("agent").get("/").content.decode()
     # a team lead who is no rep finds it on the order list
     assert 'href="/sales/targets/"' in client_for("kam").get("/sales/orders/").content.decode()
+
+
+def test_the_demo_sets_this_years_targets_a_tenth_above_last_years_months_once(world, users):
+    from pharmacrm.sales import demo
+
+    SalesTarget.objects.all().delete()
+    assert demo.load_targets(dt.date(2026, 12, 5)) == 4  # November for the rep, the KAM and both teams
+    got = {(t.user_id, t.team_id, t.number): t.amount_fen for t in SalesTarget.objects.filter(year=2026)}
+    assert got == {(users["rep"].pk, None, 11): 2_200_000, (users["kam"].pk, None, 11): 1_100_000,
+                   (None, world["north"].pk, 11): 2_200_000, (None, world["east"].pk, 11): 1_100_000}  # fmt: skip
+    assert demo.load_targets(dt.date(2026, 12, 5)) == 0
+    entry = AuditEntry.objects.filter(object_type="sales.salestarget").latest("id")
+    assert entry.actor.username == "manager" and entry.extra["source"] == "demo"
