@@ -349,6 +349,10 @@ def _filter(subject, period: Period) -> dict:
     return key
 
 
+def _key(subject, period: Period) -> tuple:
+    return ("t" if isinstance(subject, Team) else "u", subject.pk, period.kind, period.year, period.number)
+
+
 def _check_subject(subject) -> None:
     if isinstance(subject, User) and not subject.is_active:
         raise ValidationError({"rep": [_("%(name)s is no longer an active user.") % {"name": subject_label(subject)}]})
@@ -369,10 +373,17 @@ def apply(user, changes: list[Change], *, source: str = "form") -> int:
         team_ids = sorted({c.subject.pk for c in changes if isinstance(c.subject, Team)})
         list(User.objects.select_for_update().filter(pk__in=user_ids).values_list("pk", flat=True))
         list(Team.objects.select_for_update().filter(pk__in=team_ids).values_list("pk", flat=True))
+        # the targets as they are now, read once (a grid of a hundred reps is 1,200 cells, not 1,200 queries)
+        existing = {
+            (("t", t.team_id) if t.team_id else ("u", t.user_id)) + (t.kind, t.year, t.number): t
+            for t in SalesTarget.objects.select_for_update().filter(
+                Q(user_id__in=user_ids) | Q(team_id__in=team_ids), year__in={c.period.year for c in changes}
+            )
+        }
         for change in changes:
             if change.fen is not None:
                 _check_subject(change.subject)
-            current = SalesTarget.objects.select_for_update().filter(**_filter(change.subject, change.period)).first()
+            current = existing.get(_key(change.subject, change.period))
             before = current.amount_fen if current else None
             if before == change.fen:
                 continue
@@ -387,10 +398,12 @@ def apply(user, changes: list[Change], *, source: str = "form") -> int:
                 created = SalesTarget.objects.create(
                     amount_fen=change.fen, updated_by=user, updated_at=now, **_filter(change.subject, change.period)
                 )
+                existing[_key(change.subject, change.period)] = created
                 audit.record(A.CREATE, created, user=user, changes={"amount": [None, yuan(change.fen)]}, **what)
             elif change.fen is None:
                 audit.record(A.DELETE, current, user=user, changes={"amount": [yuan(before), None]}, **what)
                 current.delete()
+                del existing[_key(change.subject, change.period)]
             else:
                 current.amount_fen, current.updated_by, current.updated_at = change.fen, user, now
                 current.version += 1

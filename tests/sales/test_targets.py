@@ -424,3 +424,38 @@ def test_the_demo_sets_this_years_targets_a_tenth_above_last_years_months_once(w
     assert demo.load_targets(dt.date(2026, 12, 5)) == 0
     entry = AuditEntry.objects.filter(object_type="sales.salestarget").latest("id")
     assert entry.actor.username == "manager" and entry.extra["source"] == "demo"
+
+
+def test_the_page_the_grid_and_a_grid_save_cost_the_same_queries_for_three_owners_as_for_eleven(
+    world, client_for, users, admin_user, beijing, run_import
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    manager = client_for("manager")
+
+    def costs() -> list[int]:
+        out = []
+        for url in ("/sales/targets/?period=2026-11", "/sales/targets/grid/?year=2026"):
+            manager.get(url)  # sessions, caches
+            with CaptureQueriesContext(connection) as q:
+                assert manager.get(url).status_code == 200
+            out.append(len(q))
+        with CaptureQueriesContext(connection) as q:
+            assert grid_post(manager, 2026, {}).status_code == 302  # the grid read and sent back unchanged
+        out.append(len(q))
+        return out
+
+    few = costs()
+    more = []
+    for n in range(8):
+        owner = new_user(f"rep-{n}", Role.REP)
+        inst = customers.create_institution(admin_user, {
+            "name": f"北京第{n}医院", "kind": "hospital", "region": beijing, "owner": owner, "team": world["north"],
+            "credit_code": normalise.make_credit_code(f"1211000080000{n:04d}"),
+        })  # fmt: skip
+        more.append(line(f"N-{n}", 1, "2026-11-10", inst, "YP1001", 1, "300"))
+    assert run_import(more).error_count == 0
+    targets.apply(users["manager"], [targets.Change(u, NOV, 100_000) for u in type(users["rep"]).objects.filter(
+        username__startswith="rep-")])  # fmt: skip
+    assert costs() == few
