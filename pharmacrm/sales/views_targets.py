@@ -60,6 +60,9 @@ def _choices(current: targets.Period) -> list[tuple[str, list[str]]]:
     quarter = targets.current_period("quarter")
     quarters = [quarter.shifted(-i).key for i in range(-1, 8)]
     years = [str(now.year + 1 - i) for i in range(5)]
+    for keys, kind in ((months, "month"), (quarters, "quarter"), (years, "year")):
+        if current.kind == kind and current.key not in keys:  # an older period asked for by its address
+            keys.append(current.key)
     return [(_("Month"), months), (_("Quarter"), quarters), (_("Year"), years)]
 
 
@@ -201,6 +204,8 @@ def grid(request):
     errors, changes = {}, []
     for row in rows:
         for cell in row["cells"]:
+            if cell["name"] not in request.POST:  # a row added since the page was opened: left as it is
+                continue
             label = f"{row['label']} {year}-{cell['month']:02d}"
             try:
                 fen = targets.amount_fen(cell["value"])

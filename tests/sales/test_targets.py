@@ -459,3 +459,26 @@ def test_the_page_the_grid_and_a_grid_save_cost_the_same_queries_for_three_owner
     targets.apply(users["manager"], [targets.Change(u, NOV, 100_000) for u in type(users["rep"]).objects.filter(
         username__startswith="rep-")])  # fmt: skip
     assert costs() == few
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_entering_the_first_target_of_a_cell_at_once_the_second_is_refused_not_an_error(users):
+    from tests.concurrency import held_while
+
+    rep, jan = users["rep"], P("month", 2027, 1)
+    outcome = []
+
+    def second():
+        try:
+            targets.apply(users["admin"], [targets.Change(rep, jan, 900_000, 0, "rep 2027-01")])
+        except targets.CellConflict as e:
+            outcome.append(("conflict", e.labels))
+        except Exception as e:  # noqa: BLE001 (what the test reports)
+            outcome.append(("error", repr(e)))
+        else:
+            outcome.append(("saved", None))
+
+    held_while(lambda: targets.apply(users["manager"], [targets.Change(rep, jan, 500_000, 0)]), second)
+    assert outcome == [("conflict", ["rep 2027-01"])]
+    assert SalesTarget.objects.get(user=rep, year=2027).amount_fen == 500_000
