@@ -28,7 +28,9 @@ PERIOD_HELP = "A month (2026-11), a quarter (2026-Q4) or a year (2026), China's 
 class SalesTargetSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
     period = serializers.CharField(source="period_key", read_only=True, help_text=PERIOD_HELP)
-    rep = serializers.IntegerField(source="user_id", read_only=True, allow_null=True, help_text="The person's user id.")
+    rep = serializers.IntegerField(
+        source="user_id", read_only=True, allow_null=True, help_text="The person's user id."
+    )
     rep_name = serializers.SerializerMethodField()
     team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
     team_name = serializers.SerializerMethodField()
@@ -80,7 +82,9 @@ class SalesTargetUpdateSerializer(Serializer):
 
 LIST_PARAMETERS = [
     OpenApiParameter("year", int, description="Targets of this year (2026)."),
-    OpenApiParameter("period", str, description=PERIOD_HELP + " Only the targets set for exactly this period."),
+    OpenApiParameter(
+        "period", str, description=PERIOD_HELP + " Only the targets set for exactly this period."
+    ),
 ]
 
 
@@ -145,7 +149,9 @@ class SalesTargetViewSet(
         period, subject = data["period"], data["subject"]
         exists = SalesTarget.objects.filter(**targets._filter(subject, period)).exists()
         if exists:
-            raise exceptions.ValidationError({"period": [_("This target is set already: change it instead.")]})
+            raise exceptions.ValidationError(
+                {"period": [_("This target is set already: change it instead.")]}
+            )
         fen = targets.amount_fen(data["amount"])
         targets.apply(request.user, [targets.Change(subject, period, fen, 0)], source="api")
         obj = SalesTarget.objects.select_related("user", "team").get(**targets._filter(subject, period))
@@ -199,11 +205,17 @@ class AttainmentRowSerializer(Serializer):
                                                   allow_null=True)  # fmt: skip
     gap = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True,
                                    help_text="Target − actual: still to sell (negative once exceeded).")  # fmt: skip
-    last_year = serializers.DecimalField(max_digits=16, decimal_places=2, help_text="The same period a year earlier.")
-    growth_percent = serializers.DecimalField(source="growth_pct", max_digits=12, decimal_places=1, allow_null=True)
+    last_year = serializers.DecimalField(
+        max_digits=16, decimal_places=2, help_text="The same period a year earlier."
+    )
+    growth_percent = serializers.DecimalField(
+        source="growth_pct", max_digits=12, decimal_places=1, allow_null=True
+    )
     projected = serializers.DecimalField(max_digits=18, decimal_places=2, allow_null=True,
                                          help_text="The actual at this pace over the whole period.")  # fmt: skip
-    on_pace = serializers.BooleanField(allow_null=True, help_text="Attainment ≥ the share of the period elapsed.")
+    on_pace = serializers.BooleanField(
+        allow_null=True, help_text="Attainment ≥ the share of the period elapsed."
+    )
 
 
 class AttainmentSerializer(Serializer):
@@ -211,7 +223,9 @@ class AttainmentSerializer(Serializer):
     last_year_period = serializers.CharField(source="last_year.key")
     scope = serializers.CharField(source="scope.kind", help_text="all, teams (a team lead) or own (a rep).")
     days = serializers.IntegerField()
-    elapsed_days = serializers.IntegerField(source="elapsed", help_text="Beijing days elapsed, today included.")
+    elapsed_days = serializers.IntegerField(
+        source="elapsed", help_text="Beijing days elapsed, today included."
+    )
     elapsed_percent = serializers.DecimalField(source="elapsed_pct", max_digits=5, decimal_places=1)
     people = AttainmentRowSerializer(many=True)
     people_total = AttainmentRowSerializer()

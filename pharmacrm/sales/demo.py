@@ -380,12 +380,12 @@ def load_targets(today: dt.date | None = None) -> int:
     last_year = (dt.date(today.year - 1, 1, 1), dt.date(today.year, 1, 1))
     rollups = MonthlyRollup.objects.filter(month__gte=last_year[0], month__lt=last_year[1])
     changes = []
-    for field, model in (("institution__owner_id", User), ("institution__team_id", Team)):
-        sums = rollups.filter(**{f"{field}__isnull": False}).values(field, "month").annotate(s=Sum("amount_fen")).order_by()
-        subjects = model.objects.in_bulk({r[field] for r in sums})
+    for group, model in (("institution__owner_id", User), ("institution__team_id", Team)):
+        sums = rollups.filter(**{f"{group}__isnull": False}).values(group, "month").annotate(s=Sum("amount_fen")).order_by()
+        subjects = model.objects.in_bulk({r[group] for r in sums})
         for r in sums:
             fen = int((Decimal(r["s"]) * TARGETS_RAISE / 100_000).quantize(Decimal(1), ROUND_HALF_UP)) * 100_000
-            if fen and r[field] in subjects:
+            if fen and r[group] in subjects:
                 period = targets.Period("month", today.year, r["month"].month)
-                changes.append(targets.Change(subjects[r[field]], period, fen))
+                changes.append(targets.Change(subjects[r[group]], period, fen))
     return targets.apply(manager, changes, source="demo") if changes else 0

@@ -107,7 +107,9 @@ def scope_for(user) -> Scope:
             return Scope(team_ids=led)
         if Role.REP in access.roles_of(user):
             return Scope(own=user, own_team_ids=list(user.teams.values_list("id", flat=True)))
-    raise PermissionDenied(_("Sales targets and attainment are for sales reps, their team leads and managers."))
+    raise PermissionDenied(
+        _("Sales targets and attainment are for sales reps, their team leads and managers.")
+    )
 
 
 def may_see(user) -> bool:
@@ -242,7 +244,11 @@ def _sums(group: str, period: Period, subject_filter: Q | None) -> dict[int, tup
     qs = MonthlyRollup.objects.filter(this | last, **{f"{group}__isnull": False})
     if subject_filter is not None:
         qs = qs.filter(subject_filter)
-    rows = qs.values(group).annotate(now=Sum("amount_fen", filter=this), before=Sum("amount_fen", filter=last)).order_by()
+    rows = (
+        qs.values(group)
+        .annotate(now=Sum("amount_fen", filter=this), before=Sum("amount_fen", filter=last))
+        .order_by()
+    )
     return {r[group]: (int(r["now"] or 0), int(r["before"] or 0)) for r in rows if r["now"] or r["before"]}
 
 
@@ -266,7 +272,9 @@ def report(user, period: Period, *, today: dt.date | None = None) -> Report:
         person_q = team_q = None
         teams = list(Team.objects.order_by("name").values_list("id", "name"))
     elif scope.team_ids is not None:
-        members = set(User.objects.filter(teams__in=scope.team_ids, is_active=True).values_list("pk", flat=True))
+        members = set(
+            User.objects.filter(teams__in=scope.team_ids, is_active=True).values_list("pk", flat=True)
+        )
         person_q = Q(institution__owner_id__in=members)
         team_q = Q(institution__team_id__in=scope.team_ids)
         teams = list(Team.objects.filter(pk__in=scope.team_ids).order_by("name").values_list("id", "name"))
@@ -274,14 +282,22 @@ def report(user, period: Period, *, today: dt.date | None = None) -> Report:
         members = {user.pk}
         person_q = Q(institution__owner_id=user.pk)
         team_q = Q(institution__team_id__in=scope.own_team_ids)
-        teams = list(Team.objects.filter(pk__in=scope.own_team_ids).order_by("name").values_list("id", "name"))
+        teams = list(
+            Team.objects.filter(pk__in=scope.own_team_ids).order_by("name").values_list("id", "name")
+        )
     by_owner = _sums("institution__owner_id", period, person_q)
     by_team = _sums("institution__team_id", period, team_q)
-    wanted = targets_for(user).filter(year=period.year).values_list("user_id", "team_id", "kind", "number", "amount_fen")
+    wanted = (
+        targets_for(user)
+        .filter(year=period.year)
+        .values_list("user_id", "team_id", "kind", "number", "amount_fen")
+    )
     per_user: dict[int, dict] = {}
     per_team: dict[int, dict] = {}
     for user_id, team_id, kind, number, fen in wanted:
-        (per_user.setdefault(user_id, {}) if user_id else per_team.setdefault(team_id, {}))[(kind, number)] = fen
+        (per_user.setdefault(user_id, {}) if user_id else per_team.setdefault(team_id, {}))[
+            (kind, number)
+        ] = fen
     user_targets = {pk: target_of(t, period) for pk, t in per_user.items()}
     team_targets = {pk: target_of(t, period) for pk, t in per_team.items()}
     if scope.everything:
@@ -289,7 +305,10 @@ def report(user, period: Period, *, today: dt.date | None = None) -> Report:
     else:
         person_ids = set(members)
         user_targets = {pk: t for pk, t in user_targets.items() if pk in members}
-    names = {u.pk: u.display_name or u.username for u in User.objects.filter(pk__in=person_ids).only("pk", "username", "display_name")}
+    names = {
+        u.pk: u.display_name or u.username
+        for u in User.objects.filter(pk__in=person_ids).only("pk", "username", "display_name")
+    }
     people = [
         Row(f"u{pk}", names[pk], user_targets.get(pk), *by_owner.get(pk, (0, 0)), days=days, elapsed=elapsed)
         for pk in person_ids if pk in names
@@ -355,7 +374,9 @@ def _key(subject, period: Period) -> tuple:
 
 def _check_subject(subject) -> None:
     if isinstance(subject, User) and not subject.is_active:
-        raise ValidationError({"rep": [_("%(name)s is no longer an active user.") % {"name": subject_label(subject)}]})
+        raise ValidationError(
+            {"rep": [_("%(name)s is no longer an active user.") % {"name": subject_label(subject)}]}
+        )
 
 
 def apply(user, changes: list[Change], *, source: str = "form") -> int:
@@ -396,10 +417,15 @@ def apply(user, changes: list[Change], *, source: str = "form") -> int:
             )
             if current is None:
                 created = SalesTarget.objects.create(
-                    amount_fen=change.fen, updated_by=user, updated_at=now, **_filter(change.subject, change.period)
+                    amount_fen=change.fen,
+                    updated_by=user,
+                    updated_at=now,
+                    **_filter(change.subject, change.period),
                 )
                 existing[_key(change.subject, change.period)] = created
-                audit.record(A.CREATE, created, user=user, changes={"amount": [None, yuan(change.fen)]}, **what)
+                audit.record(
+                    A.CREATE, created, user=user, changes={"amount": [None, yuan(change.fen)]}, **what
+                )
             elif change.fen is None:
                 audit.record(A.DELETE, current, user=user, changes={"amount": [yuan(before), None]}, **what)
                 current.delete()
@@ -408,7 +434,9 @@ def apply(user, changes: list[Change], *, source: str = "form") -> int:
                 current.amount_fen, current.updated_by, current.updated_at = change.fen, user, now
                 current.version += 1
                 current.save(update_fields=["amount_fen", "updated_by", "updated_at", "version"])
-                audit.record(A.UPDATE, current, user=user, changes={"amount": [yuan(before), yuan(change.fen)]}, **what)
+                audit.record(
+                    A.UPDATE, current, user=user, changes={"amount": [yuan(before), yuan(change.fen)]}, **what
+                )
             done += 1
         if stale:
             raise CellConflict(stale)
@@ -441,8 +469,23 @@ def grid_values(year: int) -> dict[tuple[str, int], SalesTarget]:
     return out
 
 
-MONTH_HEADER = re.compile(r"^(?:(\d{4})\s*[-/.年]\s*)?0?(\d{1,2})\s*(?:月份?)?(?:[-/.]\d{1,2})?(?:\s00:00:00)?$")
-CHINESE_MONTHS = ("一月", "二月", "三月", "四月", "五月", "六月", "七月", "八月", "九月", "十月", "十一月", "十二月")
+MONTH_HEADER = re.compile(
+    r"^(?:(\d{4})\s*[-/.年]\s*)?0?(\d{1,2})\s*(?:月份?)?(?:[-/.]\d{1,2})?(?:\s00:00:00)?$"
+)
+CHINESE_MONTHS = (
+    "一月",
+    "二月",
+    "三月",
+    "四月",
+    "五月",
+    "六月",
+    "七月",
+    "八月",
+    "九月",
+    "十月",
+    "十一月",
+    "十二月",
+)
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
@@ -460,7 +503,9 @@ def month_of_header(text: str, year: int) -> int | None:
     if not m or not 1 <= int(m.group(2)) <= 12:
         return None
     if m.group(1) and int(m.group(1)) != year:
-        raise ValidationError(_("a month of %(other)s, not of %(year)s") % {"other": m.group(1), "year": year})
+        raise ValidationError(
+            _("a month of %(other)s, not of %(year)s") % {"other": m.group(1), "year": year}
+        )
     return int(m.group(2))
 
 
@@ -478,7 +523,9 @@ class GridRefused(ValidationError):
     """An import refused as a whole: the file (one message), or its cells ([row, column, message] each)."""
 
 
-def _find_subject(name: str, teams: dict[str, Team], by_username: dict[str, User], by_display: dict[str, list[User]]):
+def _find_subject(
+    name: str, teams: dict[str, Team], by_username: dict[str, User], by_display: dict[str, list[User]]
+):
     name = unicodedata.normalize("NFKC", name).strip()
     if name in teams:
         return teams[name]
@@ -513,7 +560,9 @@ def read_grid(path, year: int) -> list[Change]:
     except importer.UnreadableRow as e:
         raise GridRefused(importer.message(*e.note())) from None
     except Exception:  # calamine's own errors for a damaged workbook
-        raise GridRefused(_("The file could not be read: it is damaged or not a real CSV or XLSX file.")) from None
+        raise GridRefused(
+            _("The file could not be read: it is damaged or not a real CSV or XLSX file.")
+        ) from None
     rows = [(n, cells) for n, cells in rows if any(str(c).strip() for c in cells)]
     if not rows:
         raise GridRefused(_("The file is empty."))
@@ -528,7 +577,13 @@ def read_grid(path, year: int) -> list[Change]:
             continue
         if month is None:
             if str(cell).strip():
-                errors.append((head_number, column_letter(index), _("not a month (1月 … 12月, or %(year)s-01 …)") % {"year": year}))
+                errors.append(
+                    (
+                        head_number,
+                        column_letter(index),
+                        _("not a month (1月 … 12月, or %(year)s-01 …)") % {"year": year},
+                    )
+                )
             continue
         if month in months.values():
             errors.append((head_number, column_letter(index), _("this month has a column already")))
@@ -551,7 +606,13 @@ def read_grid(path, year: int) -> list[Change]:
         try:
             subject = _find_subject(name, teams, by_username, by_display)
         except ValidationError as e:
-            errors.append((number, "A", _("%(cell)s: %(reason)s") % {"cell": name.strip() or "—", "reason": " ".join(e.messages)}))
+            errors.append(
+                (
+                    number,
+                    "A",
+                    _("%(cell)s: %(reason)s") % {"cell": name.strip() or "—", "reason": " ".join(e.messages)},
+                )
+            )
             continue
         key = f"{'t' if isinstance(subject, Team) else 'u'}{subject.pk}"
         for index, month in months.items():
@@ -559,21 +620,47 @@ def read_grid(path, year: int) -> list[Change]:
             try:
                 fen = amount_fen(raw)
             except ValidationError as e:
-                errors.append((number, column_letter(index),
-                               _("%(cell)s: %(reason)s") % {"cell": raw.strip(), "reason": " ".join(e.messages)}))
+                errors.append(
+                    (
+                        number,
+                        column_letter(index),
+                        _("%(cell)s: %(reason)s") % {"cell": raw.strip(), "reason": " ".join(e.messages)},
+                    )
+                )
                 continue
             if fen is None:
                 continue
             if (key, month) in seen:
-                errors.append((number, column_letter(index), _("row %(row)s sets this target already") % {"row": seen[(key, month)]}))
+                errors.append(
+                    (
+                        number,
+                        column_letter(index),
+                        _("row %(row)s sets this target already") % {"row": seen[(key, month)]},
+                    )
+                )
                 continue
             seen[(key, month)] = number
-            changes.append(Change(subject, Period("month", year, month), fen, None, f"{subject_label(subject)} {year}-{month:02d}"))
+            changes.append(
+                Change(
+                    subject,
+                    Period("month", year, month),
+                    fen,
+                    None,
+                    f"{subject_label(subject)} {year}-{month:02d}",
+                )
+            )
     if errors:
-        raise GridRefused([
-            _("Row %(row)s, column %(column)s: %(reason)s") % {"row": r, "column": c, "reason": m}
-            for r, c, m in errors[:MAX_ERRORS]
-        ] + ([_("… and %(count)s more.") % {"count": len(errors) - MAX_ERRORS}] if len(errors) > MAX_ERRORS else []))
+        raise GridRefused(
+            [
+                _("Row %(row)s, column %(column)s: %(reason)s") % {"row": r, "column": c, "reason": m}
+                for r, c, m in errors[:MAX_ERRORS]
+            ]
+            + (
+                [_("… and %(count)s more.") % {"count": len(errors) - MAX_ERRORS}]
+                if len(errors) > MAX_ERRORS
+                else []
+            )
+        )
     return changes
 
 

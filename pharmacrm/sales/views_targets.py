@@ -79,7 +79,11 @@ def attainment(request):
         "target": [None if r.target is None else float(r.target) for r in rows],
         "actual": [float(r.actual) for r in rows],
         "last_year": [float(r.last_year) for r in rows],
-        "names": {"target": _("Sales target (¥)"), "actual": _("Actual (¥)"), "last_year": _("Last year (¥)")},
+        "names": {
+            "target": _("Sales target (¥)"),
+            "actual": _("Actual (¥)"),
+            "last_year": _("Last year (¥)"),
+        },
     }
     context = {
         "report": rep, "error": error, "people": [_cells(r) for r in rep.people], "teams": [_cells(r) for r in rep.teams],
@@ -111,8 +115,10 @@ def attainment_xlsx(rep: targets.Report) -> bytes:
         return [r.label, num(r.target), num(r.actual), num(r.attainment_pct), num(r.gap), num(r.last_year),
                 num(r.growth_pct), num(r.projected)]  # fmt: skip
 
-    for title, rows, total in ((_("Owner"), rep.people, rep.people_total),
-                               (pgettext("sales targets", "Team"), rep.teams, rep.teams_total)):
+    for title, rows, total in (
+        (_("Owner"), rep.people, rep.people_total),
+        (pgettext("sales targets", "Team"), rep.teams, rep.teams_total),
+    ):
         sheet.append([])
         sheet.append([title, *head])
         for cell in sheet[sheet.max_row]:
@@ -120,7 +126,9 @@ def attainment_xlsx(rep: targets.Report) -> bytes:
         for r in [*rows, total]:
             sheet.append(line(r))
             for cell in sheet[sheet.max_row]:
-                if cell.data_type == "f":  # a person or team named "=…" is text, never a formula the sheet runs
+                if (
+                    cell.data_type == "f"
+                ):  # a person or team named "=…" is text, never a formula the sheet runs
                     cell.data_type = "s"
         for cell in sheet[sheet.max_row]:
             cell.font = Font(bold=True)
@@ -210,7 +218,10 @@ def grid(request):
             try:
                 fen = targets.amount_fen(cell["value"])
             except ValidationError as e:
-                errors[cell["name"]] = _("%(cell)s: %(reason)s") % {"cell": label, "reason": " ".join(e.messages)}
+                errors[cell["name"]] = _("%(cell)s: %(reason)s") % {
+                    "cell": label,
+                    "reason": " ".join(e.messages),
+                }
                 continue
             try:
                 version = int(str(cell["version"]).strip() or 0)
@@ -227,8 +238,12 @@ def grid(request):
     except targets.CellConflict as e:
         return _grid_page(request, year, _grid_rows(year), status=409, error=str(e))
     except ValidationError as e:
-        return _grid_page(request, year, _grid_rows(year, posted=request.POST), status=400, error=" ".join(e.messages))
-    messages.success(request, _("%(count)s targets saved.") % {"count": done} if done else _("Nothing was changed."))
+        return _grid_page(
+            request, year, _grid_rows(year, posted=request.POST), status=400, error=" ".join(e.messages)
+        )
+    messages.success(
+        request, _("%(count)s targets saved.") % {"count": done} if done else _("Nothing was changed.")
+    )
     return redirect(f"{reverse('sales:target-grid')}?year={year}")
 
 

@@ -94,7 +94,11 @@ def test_attainment_of_a_month_hand_computed(world, users):
         Decimal("60000.00"), Decimal("42000.00"), Decimal("70.0"), Decimal("20000.00"), Decimal("110.0"))  # fmt: skip
     assert (east.target, east.actual) == (None, Decimal("8000.00"))
     total = rep.people_total
-    assert (total.target, total.actual, total.last_year) == (Decimal("50000.00"), Decimal("50000.00"), Decimal("30000.00"))
+    assert (total.target, total.actual, total.last_year) == (
+        Decimal("50000.00"),
+        Decimal("50000.00"),
+        Decimal("30000.00"),
+    )
     # most attained first, those without a target last
     assert [r.label for r in rep.people] == ["rep2", "rep", "kam"]
 
@@ -103,16 +107,26 @@ def test_a_quarter_counts_its_months_targets_and_a_year_its_quarters_unless_set(
     q4 = targets.report(users["manager"], P("quarter", 2026, 4), today=dt.date(2026, 12, 5))
     assert (q4.days, q4.elapsed) == (92, 31 + 30 + 5)
     r = rows_of(q4)["rep"]
-    assert (r.target, r.actual, r.attainment_pct) == (Decimal("70000.00"), Decimal("42000.00"), Decimal("60.0"))
+    assert (r.target, r.actual, r.attainment_pct) == (
+        Decimal("70000.00"),
+        Decimal("42000.00"),
+        Decimal("60.0"),
+    )
     # a quarter's own target wins over its months'
     targets.apply(users["manager"], [targets.Change(users["rep"], P("quarter", 2026, 4), 8_400_000)])
     r = rows_of(targets.report(users["manager"], P("quarter", 2026, 4)))["rep"]
     assert (r.target, r.attainment_pct) == (Decimal("84000.00"), Decimal("50.0"))
     year = rows_of(targets.report(users["manager"], P("year", 2026)))["rep"]
-    assert (year.target, year.actual, year.last_year) == (Decimal("84000.00"), Decimal("42000.00"), Decimal("20000.00"))
+    assert (year.target, year.actual, year.last_year) == (
+        Decimal("84000.00"),
+        Decimal("42000.00"),
+        Decimal("20000.00"),
+    )
 
 
-def test_period_boundaries_are_the_months_of_the_order_dates_and_the_run_rate_counts_beijing_days(world, users):
+def test_period_boundaries_are_the_months_of_the_order_dates_and_the_run_rate_counts_beijing_days(
+    world, users
+):
     dec = rows_of(targets.report(users["manager"], P("month", 2026, 12), today=dt.date(2026, 12, 1)))["rep"]
     assert dec.actual == Decimal("7000.00")  # 12-01 is December's, 11-30 November's
     assert targets.elapsed_days(P("month", 2026, 12), dt.date(2026, 12, 1)) == (31, 1)
@@ -139,7 +153,9 @@ def test_the_report_costs_the_same_queries_for_one_customer_as_for_many(world, u
                                                                        django_assert_num_queries):  # fmt: skip
     manager = users["manager"]
     manager.roles  # noqa: B018 (the roles, read once per request by the middleware)
-    with django_assert_num_queries(5):  # teams, owners' sums, teams' sums, targets, names … and nothing per row
+    with django_assert_num_queries(
+        5
+    ):  # teams, owners' sums, teams' sums, targets, names … and nothing per row
         targets.report(manager, NOV)
     more = []
     for n in range(8):
@@ -256,7 +272,7 @@ def test_an_import_with_one_bad_row_saves_nothing_and_names_row_column_and_reaso
     r = manager.post("/sales/targets/grid/import/", {"year": "2026", "file": csv_upload(rows)})
     assert r.status_code == 400
     text = r.content.decode()
-    assert "第 3 行，C 列：-1：目标不能为负数" in text, text[text.find("import-errors"):][:600]
+    assert "第 3 行，C 列：-1：目标不能为负数" in text, text[text.find("import-errors") :][:600]
     assert "第 4 行，A 列：nobody：没有这个在职用户或团队" in text
     assert SalesTarget.objects.filter(year=2026, number__in=(1, 2, 3), kind="month").count() == 0
     r = manager.post("/sales/targets/grid/import/", {"year": "2026", "file": csv_upload(rows)},
@@ -279,13 +295,19 @@ def test_an_xlsx_grid_is_imported_whole_and_audited(world, client_for, users):
     assert r.status_code == 302
     rep = users["rep"]
     assert SalesTarget.objects.get(user=rep, year=2026, kind="month", number=2).amount_fen == 1_200_050
-    assert SalesTarget.objects.get(team=world["north"], year=2026, kind="month", number=1).amount_fen == 3_000_000
+    assert (
+        SalesTarget.objects.get(team=world["north"], year=2026, kind="month", number=1).amount_fen
+        == 3_000_000
+    )
     assert AuditEntry.objects.filter(object_type="sales.salestarget", action="create").count() == before + 3
     # the downloaded grid reads back as the same targets
     export = client_for("manager").get("/sales/targets/grid/export.xlsx?year=2026")
     assert export.status_code == 200
     again = SimpleUploadedFile("again.xlsx", export.content)
-    assert client_for("manager").post("/sales/targets/grid/import/", {"year": "2026", "file": again}).status_code == 302
+    assert (
+        client_for("manager").post("/sales/targets/grid/import/", {"year": "2026", "file": again}).status_code
+        == 302
+    )
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
@@ -324,7 +346,13 @@ def test_the_page_per_role(world, client_for, users):
         page = client_for(role).get("/sales/targets/?period=2026-11")
         assert page.status_code == 200, role
         text = page.content.decode()
-        for row in (f"u{rep.pk}", f"u{rep2.pk}", f"u{kam.pk}", f"t{world['north'].pk}", f"t{world['east'].pk}"):
+        for row in (
+            f"u{rep.pk}",
+            f"u{rep2.pk}",
+            f"u{kam.pk}",
+            f"t{world['north'].pk}",
+            f"t{world['east'].pk}",
+        ):
             assert f'data-row="{row}"' in text, (role, row)
         assert 'id="targets-data"' in text and "vendor/echarts/echarts.min.js" in text
     text = client_for("rep").get("/sales/targets/?period=2026-11").content.decode()
@@ -345,7 +373,9 @@ def test_the_export_per_role_is_audited(world, client_for, users):
     for role in (*SEE_ALL, "rep", "kam"):
         r = client_for(role).get("/sales/targets/export.xlsx?period=2026-11")
         assert r.status_code == 200, role
-        names = [row[0] for row in load_workbook(io.BytesIO(r.content)).active.iter_rows(values_only=True) if row]
+        names = [
+            row[0] for row in load_workbook(io.BytesIO(r.content)).active.iter_rows(values_only=True) if row
+        ]
         if role == "rep":
             assert "rep" in names and "rep2" not in names and "华东团队" not in names
         if role in SEE_ALL:
@@ -382,11 +412,15 @@ def test_the_api_per_role(world, api_for, users):
 def test_the_api_sets_changes_and_removes_a_target_with_its_version(world, api_for, users):
     api = api_for("manager")
     kam = users["kam"]
-    r = api.post("/api/v1/sales/targets/", {"period": "2026-Q4", "rep": kam.pk, "amount": "25000.50"}, format="json")
+    r = api.post(
+        "/api/v1/sales/targets/", {"period": "2026-Q4", "rep": kam.pk, "amount": "25000.50"}, format="json"
+    )
     assert r.status_code == 201, r.json()
     made = r.json()
     assert (made["period"], made["amount"], made["version"]) == ("2026-Q4", "25000.50", 1)
-    again = api.post("/api/v1/sales/targets/", {"period": "2026-Q4", "rep": kam.pk, "amount": "1"}, format="json")
+    again = api.post(
+        "/api/v1/sales/targets/", {"period": "2026-Q4", "rep": kam.pk, "amount": "1"}, format="json"
+    )
     assert again.status_code == 400 and "period" in again.json()
     for bad, field in (({"period": "2026-11", "rep": kam.pk, "amount": "-1"}, "amount"),
                        ({"period": "2026-11", "rep": kam.pk, "amount": "abc"}, "amount"),
@@ -482,3 +516,15 @@ def test_two_managers_entering_the_first_target_of_a_cell_at_once_the_second_is_
     held_while(lambda: targets.apply(users["manager"], [targets.Change(rep, jan, 500_000, 0)]), second)
     assert outcome == [("conflict", ["rep 2027-01"])]
     assert SalesTarget.objects.get(user=rep, year=2027).amount_fen == 500_000
+
+
+def test_a_grid_opened_before_a_new_rep_joined_leaves_the_new_reps_targets_alone(world, client_for, users):
+    manager = client_for("manager")
+    page = manager.get("/sales/targets/grid/?year=2026").content.decode()
+    newcomer = new_user("rep-new", Role.REP)
+    targets.apply(users["admin"], [targets.Change(newcomer, NOV, 700_000)])
+    data = dict(re.findall(r'name="([cv]-[ut]\d+-\d+)" value="([^"]*)"', page))
+    data.update({"year": "2026", f"c-u{users['rep'].pk}-1": "1000"})
+    assert manager.post("/sales/targets/grid/", data).status_code == 302
+    assert SalesTarget.objects.get(user=newcomer).amount_fen == 700_000
+    assert SalesTarget.objects.get(user=users["rep"], year=2026, number=1).amount_fen == 100_000
