@@ -19,6 +19,7 @@ of customers or months."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -682,17 +683,23 @@ def import_grid(user, upload, year: int) -> int:
     if upload.size is not None and upload.size > IMPORT_MAX_BYTES:
         raise GridRefused(_("The file is too large (%(size)s MB); the limit is %(limit)s MB.")
                           % {"size": f"{upload.size / 1048576:.1f}", "limit": f"{IMPORT_MAX_BYTES / 1048576:g}"})  # fmt: skip
+    digest = hashlib.sha256()
     with tempfile.NamedTemporaryFile(suffix=suffix, dir=importer.imports_dir()) as fh:
         size = 0
         for block in upload.chunks():
             size += len(block)
+            digest.update(block)
             if size > IMPORT_MAX_BYTES:
                 raise GridRefused(_("The file is too large (%(size)s MB); the limit is %(limit)s MB.")
                                   % {"size": f"{size / 1048576:.1f}", "limit": f"{IMPORT_MAX_BYTES / 1048576:g}"})  # fmt: skip
             fh.write(block)
         fh.flush()
         changes = read_grid(Path(fh.name), year)
-    return apply(user, changes, source="import")
+    with transaction.atomic():
+        done = apply(user, changes, source="import")
+        audit.record(A.IMPORT, ("sales.salestarget", "", f"{year}"), user=user, target="sales targets", year=year,
+                     file=upload.name, sha256=digest.hexdigest(), cells=len(changes), changed=done)  # fmt: skip
+    return done
 
 
 def parse_year(raw, default: int) -> int:

@@ -300,6 +300,8 @@ def test_an_xlsx_grid_is_imported_whole_and_audited(world, client_for, users):
         == 3_000_000
     )
     assert AuditEntry.objects.filter(object_type="sales.salestarget", action="create").count() == before + 3
+    imported = AuditEntry.objects.filter(object_type="sales.salestarget", action="import").latest("id")
+    assert (imported.extra["file"], imported.extra["year"], imported.extra["changed"]) == ("grid.xlsx", 2026, 3)
     # the downloaded grid reads back as the same targets
     export = client_for("manager").get("/sales/targets/grid/export.xlsx?year=2026")
     assert export.status_code == 200
