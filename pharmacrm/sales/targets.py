@@ -125,10 +125,10 @@ def may_set(user) -> bool:
     return access.can(user, Cap.SET_SALES_TARGETS)
 
 
-def targets_for(user, qs=None):
+def targets_for(user, qs=None, scope: Scope | None = None):
     """The targets the user may read: every one, their teams' and their members' (a team lead), their own and their
     teams' (a rep)."""
-    scope = scope_for(user)
+    scope = scope or scope_for(user)
     qs = SalesTarget.objects.all() if qs is None else qs
     if scope.everything:
         return qs
@@ -289,7 +289,7 @@ def report(user, period: Period, *, today: dt.date | None = None) -> Report:
     by_owner = _sums("institution__owner_id", period, person_q)
     by_team = _sums("institution__team_id", period, team_q)
     wanted = (
-        targets_for(user)
+        targets_for(user, scope=scope)
         .filter(year=period.year)
         .values_list("user_id", "team_id", "kind", "number", "amount_fen")
     )
