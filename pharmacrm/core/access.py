@@ -34,6 +34,7 @@ WRITE_CAPS = frozenset(
         Cap.REVIEW_KEY_ACCOUNTS,
         Cap.APPROVE_KEY_ACCOUNTS,
         Cap.MANAGE_KEY_ACCOUNTS,
+        Cap.SET_SALES_TARGETS,
     }
 )
 

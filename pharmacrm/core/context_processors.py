@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from . import access
-from .roles import Cap
+from .roles import Cap, Role
 
 
 def _active(path: str, items) -> str:
@@ -39,6 +39,9 @@ def navigation(request):
         items.append((_("Safety"), reverse("safety:cases"), "safety"))
     if Cap.VIEW_PURCHASES in caps:
         items.append((_("Purchases"), reverse("sales:orders"), "purchases"))
+    # reps see their own attainment; a team lead who is neither finds it on the order list (a query per page here)
+    if Cap.VIEW_ALL_ATTAINMENT in caps or (Cap.VIEW_PURCHASES in caps and Role.REP in access.roles_of(user)):
+        items.append((_("Sales targets"), reverse("sales:targets"), "targets"))
     if Cap.VIEW_EVALUATIONS in caps:
         items.append((_("Evaluation"), reverse("keyaccounts:evaluations"), "evaluation"))
     if Cap.VIEW_KEY_ACCOUNTS in caps:

@@ -939,6 +939,7 @@ def _later_demo_data() -> None:
     from pharmacrm.sales import demo as sales_demo
 
     sales_demo.load()
+    sales_demo.load_targets()
     keyaccounts_demo.load()
     from pharmacrm.engagement import demo as engagement_demo
 

@@ -70,6 +70,13 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   they lead; everyone else, the product expert included (an expert handles tickets and sees their own figures
   on the performance page), is refused. The page shows counts, never a customer's or a patient's identity. The
   customer-class filter needs "See customer evaluations and key-account scores". Every export is audited.
+- **Sales targets and attainment** (`/sales/targets/`, its Excel export, `GET /api/v1/sales/attainment/` and
+  `GET /api/v1/sales/targets/`): roles with "See every rep's and team's sales targets and attainment"
+  (administrators, managers, marketing analysts, auditors) see every owner and team; a team lead who may see
+  purchases sees the members of the teams they lead and those teams; a sales representative sees their own
+  row and their teams' totals, never a colleague's row. Others are refused. Only "Set the sales targets of
+  reps and teams" (administrators, managers) sets them — on the grid (`/sales/targets/grid/`), by its
+  CSV/XLSX import or through the API; every change and every export is audited.
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".
 """
@@ -142,6 +149,11 @@ ENDPOINT_RULES = [
     "every team and agent, a team lead their teams, anyone else who handles tickets their own figures |",
     "| `GET /api/v1/service/complaints/` | See the complaint analysis of every team; a team lead (View service tickets) "
     "their teams' complaints; others 403 |",
+    "| `GET /api/v1/sales/attainment/`, `GET /api/v1/sales/targets/` | A sales representative (their own row and "
+    "their teams'), a team lead who may see purchases (their teams and members), or See every rep's and team's "
+    "sales targets and attainment |",
+    "| `POST /api/v1/sales/targets/`, `PUT`, `PATCH`, `DELETE` on `/api/v1/sales/targets/{id}/` | Set the sales "
+    "targets of reps and teams (a change sends the version it loaded: 409 if stale) |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 

@@ -60,6 +60,8 @@ class Cap(models.TextChoices):
     REVIEW_KEY_ACCOUNTS = "keyaccounts.review", _("Give a department's opinion on key-account proposals")
     APPROVE_KEY_ACCOUNTS = "keyaccounts.approve", _("Approve key accounts, service plans (factory leadership)")
     MANAGE_KEY_ACCOUNTS = "keyaccounts.manage", _("Run key accounts: team, plans, agreements, meetings, trials")
+    SET_SALES_TARGETS = "sales.targets", _("Set the sales targets of reps and teams")
+    VIEW_ALL_ATTAINMENT = "sales.attainment", _("See every rep's and team's sales targets and attainment")
 
 
 R = Role
@@ -105,6 +107,9 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.REVIEW_KEY_ACCOUNTS: frozenset({R.ANALYST, R.KAM, R.REP, R.AGENT, R.SUPPORT, R.AFTERSALES, R.PV, R.EXPERT}),
     Cap.APPROVE_KEY_ACCOUNTS: frozenset({R.MANAGER}),
     Cap.MANAGE_KEY_ACCOUNTS: frozenset({R.ADMIN, R.MANAGER, R.KAM}),
+    Cap.SET_SALES_TARGETS: frozenset({R.ADMIN, R.MANAGER}),
+    # reps see their own row and their teams' totals, team leads their teams (sales.targets.scope_for)
+    Cap.VIEW_ALL_ATTAINMENT: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).

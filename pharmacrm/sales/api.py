@@ -44,7 +44,7 @@ from pharmacrm.customers import importer as base
 from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 from pharmacrm.customers.models import ImportJob, Institution
 
-from . import api_churn, services
+from . import api_churn, api_targets, services
 from .forms import apply_filters
 from .importer import ORDER_COLUMNS
 from .models import OrderLine, yuan
@@ -60,6 +60,7 @@ CUSTOMER_PK = OpenApiParameter(
 def register(router) -> None:
     router.register("order-lines", OrderLineViewSet, basename="order-line")
     api_churn.register(router)
+    api_targets.register(router)
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -521,4 +522,5 @@ urlpatterns = [
     path("customers/<int:pk>/purchases/", CustomerPurchasesView.as_view(), name="sales-customer-purchases"),
     path("orders/", OrderImportView.as_view(), name="sales-orders-import"),
     *api_churn.urlpatterns,
+    *api_targets.urlpatterns,
 ]

@@ -357,3 +357,35 @@ def load(seed: int = SEED) -> int:
         )
     Counter.objects.create(name=MARKER, value=job.created_count)
     return job.created_count
+
+
+TARGETS_RAISE = Decimal("1.1")  # a demo target: a tenth above what the owner or team bought in that month last year
+
+
+def load_targets(today: dt.date | None = None) -> int:
+    """This year's monthly targets for the demo owners and teams (a tenth above the same month's purchases last year,
+    rounded to ¥1,000), set by the demo manager through targets.apply (audited), unless the year has targets already.
+    Two grouped queries over the rollups; returns how many targets were set."""
+    from django.db.models import Sum
+
+    from pharmacrm.core.models import Team
+
+    from . import targets
+    from .models import MonthlyRollup, SalesTarget
+
+    today = today or timezone.localdate()
+    manager = User.objects.filter(username="manager", is_active=True).first()
+    if manager is None or SalesTarget.objects.filter(year=today.year).exists():
+        return 0
+    last_year = (dt.date(today.year - 1, 1, 1), dt.date(today.year, 1, 1))
+    rollups = MonthlyRollup.objects.filter(month__gte=last_year[0], month__lt=last_year[1])
+    changes = []
+    for group, model in (("institution__owner_id", User), ("institution__team_id", Team)):
+        sums = rollups.filter(**{f"{group}__isnull": False}).values(group, "month").annotate(s=Sum("amount_fen")).order_by()
+        subjects = model.objects.in_bulk({r[group] for r in sums})
+        for r in sums:
+            fen = int((Decimal(r["s"]) * TARGETS_RAISE / 100_000).quantize(Decimal(1), ROUND_HALF_UP)) * 100_000
+            if fen and r[group] in subjects:
+                period = targets.Period("month", today.year, r["month"].month)
+                changes.append(targets.Change(subjects[r[group]], period, fen))
+    return targets.apply(manager, changes, source="demo") if changes else 0

@@ -293,3 +293,62 @@ class ChurnRate(models.Model):
     @property
     def repeat_pct(self) -> Decimal | None:
         return self._pct(self.repeat_buyers, self.buyers)
+
+
+class SalesTarget(models.Model):
+    """A sales target (销售目标) of a person (the owner of customers: a rep, a key-account manager) or of a team
+    for a month, a quarter or a year; set by managers (targets.py). A quarter or a year without a target of its
+    own counts its months' (targets.target_of)."""
+
+    class Kind(models.TextChoices):
+        MONTH = "month", _("Month")
+        QUARTER = "quarter", _("Quarter")
+        YEAR = "year", _("Year")
+
+    year = models.PositiveSmallIntegerField(_("year"))
+    kind = models.CharField(_("period"), max_length=8, choices=Kind.choices)
+    number = models.PositiveSmallIntegerField(_("month or quarter"), default=1)  # 1 for a year
+    user = models.ForeignKey(
+        "core.User", models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("sales representative")
+    )
+    team = models.ForeignKey(
+        "core.Team", models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("team")
+    )
+    amount_fen = models.BigIntegerField(_("target (fen)"))
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
+    updated_by = models.ForeignKey("core.User", models.SET_NULL, null=True, blank=True, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("sales target")
+        verbose_name_plural = _("sales targets")
+        ordering = ["year", "kind", "number", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, team__isnull=True) | models.Q(user__isnull=True, team__isnull=False),
+                name="target_one_subject",
+            ),
+            models.CheckConstraint(condition=models.Q(amount_fen__gte=0), name="target_not_negative"),
+            models.UniqueConstraint(
+                fields=["user", "year", "kind", "number"], condition=models.Q(user__isnull=False), name="target_user_key"
+            ),
+            models.UniqueConstraint(
+                fields=["team", "year", "kind", "number"], condition=models.Q(team__isnull=False), name="target_team_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["year", "kind", "number"], name="target_period")]
+
+    def __str__(self) -> str:
+        return f"{self.period_key} {self.user_id or ''}{'t' + str(self.team_id) if self.team_id else ''}"
+
+    @property
+    def period_key(self) -> str:
+        if self.kind == self.Kind.MONTH:
+            return f"{self.year}-{self.number:02d}"
+        if self.kind == self.Kind.QUARTER:
+            return f"{self.year}-Q{self.number}"
+        return f"{self.year}"
+
+    @property
+    def amount(self) -> Decimal:
+        return yuan(self.amount_fen)

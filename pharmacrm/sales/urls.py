@@ -1,6 +1,6 @@
 """Web pages for purchases (/sales/)."""
 
-from . import views
+from . import views, views_targets
 
 app_name = "sales"
-urlpatterns = views.urlpatterns
+urlpatterns = views.urlpatterns + views_targets.urlpatterns

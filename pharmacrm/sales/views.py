@@ -24,7 +24,7 @@ from pharmacrm.customers.importer import template_headers
 from pharmacrm.customers.models import ImportJob, Institution
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
 
-from . import rollups, services
+from . import rollups, services, targets
 from .forms import OrderLineFilterForm, apply_filters
 from .models import ChurnSignal, OrderLine, ProductCode, yuan
 
@@ -137,6 +137,7 @@ def _order_list(request, form, data, qs, status: int = 200):
         "form": form, "page_obj": page, "rows": rows, "filtered": bool(data) or form.has_errors,
         "invalid": form.has_errors, "may_import": may_import, "import_target": ImportJob.Target.ORDERS.value,
         "query": _without_page(request.GET), "may_remove": may_import, "back": request.get_full_path(),
+        "may_see_targets": targets.may_see(request.user),
     }  # fmt: skip
     return render(request, "sales/order_list.html", context, status=status)
 

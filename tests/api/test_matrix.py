@@ -201,6 +201,10 @@ ENDPOINTS = [
         "calendars.overrides.remove", "delete", lambda w, r: "/api/v1/calendars/business/overrides/2027-10-09/",
         Cap.MANAGE_SERVICE, 204,
     ),
+    Endpoint(  # reading targets is scoped by role and team lead, not a capability: tests/sales/test_targets.py
+        "sales.targets.create", "post", lambda w, r: "/api/v1/sales/targets/", Cap.SET_SALES_TARGETS, 201,
+        body=lambda w: {"period": "2026-11", "team": w.users["rep"].teams.get().pk, "amount": "50000"},
+    ),
 ]  # fmt: skip
 
 

@@ -315,6 +315,19 @@ def test_after_the_demo_only_the_listed_customers_are_key_accounts(loaded):
     assert Tier.KEY not in set(KeyAccount.objects.values_list("previous_tier", flat=True))
 
 
+def test_the_demo_sets_this_years_sales_targets_so_that_the_attainment_page_shows_figures(loaded):
+    from pharmacrm.sales.models import SalesTarget
+
+    year = timezone.localdate().year
+    assert SalesTarget.objects.filter(year=year, user__username="rep", kind="month").count() >= 10
+    assert SalesTarget.objects.filter(year=year, team__isnull=False).exists()
+    client = Client()
+    client.force_login(User.objects.get(username="rep"))
+    page = client.get(f"/sales/targets/?period={year}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    own = re.search(r'<tr data-row="u\d+">(.*?)</tr>', page, re.S).group(1)
+    assert re.search(r'data-col="attainment">\d+\.\d%<', own), own
+
+
 # --- the audit trail -----------------------------------------------------------------------------------------------
 
 
