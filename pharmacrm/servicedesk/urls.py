@@ -5,6 +5,7 @@ from django.urls import path
 from . import (
     views,
     views_board,
+    views_campaigns,
     views_conversation,
     views_escalation,
     views_knowledge,
@@ -35,6 +36,7 @@ for _module in (
     views_links,
     views_performance,
     views_revisit,
+    views_campaigns,
     views_board,
     views_escalation,
     views_settings,
