@@ -326,3 +326,24 @@ def test_api_bad_input_is_a_per_field_400(api_for, world):
     assert response.status_code == 400
     body = response.json()
     assert "period" in str(body) and "tier" in str(body)
+
+
+# --- demo ------------------------------------------------------------------------------------------------------
+
+
+def test_the_demo_has_last_quarters_closed_campaign_with_answers(users, world, client_for):
+    from pharmacrm.servicedesk import campaign_demo
+
+    admin = users["admin"]
+    for n in range(6):
+        clinic(admin, f"西城诊所{n}", person=f"钱{n}", email=f"qian{n}@example.com")
+    assert campaign_demo.load() > 0
+    assert campaign_demo.load() == 0  # once
+    campaign = SurveyCampaign.objects.get()
+    today = timezone.localdate()
+    assert campaign.status == CampaignStatus.CLOSED and campaign.period == campaign_demo._last_quarter(today)
+    assert campaigns.period_span(campaign.period)[1] < today
+    res = campaigns.results(campaign)
+    assert res.answered > 0 and res.figures.csat is not None
+    page = client_for("manager").get(f"/service/surveys/{campaign.pk}/")
+    assert page.status_code == 200 and 'id="campaign-answers"' in page.content.decode()
