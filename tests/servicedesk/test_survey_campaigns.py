@@ -22,6 +22,7 @@ from pharmacrm.servicedesk import campaigns, revisit
 from pharmacrm.servicedesk.choices import CampaignStatus, TargetMail, TargetReach
 from pharmacrm.servicedesk.models import CampaignTarget, ImprovementAction, Survey, SurveyCampaign
 from tests import mailservers
+from tests.keyaccounts.programme_fixtures import listed, make_proposal, staffed, with_plan  # noqa: F401
 from tests.mailservers import imap_server, mail_settings, smtp_server  # noqa: F401
 
 ALL = sorted(r.value for r in Role)
@@ -218,6 +219,22 @@ def test_campaign_answers_count_in_the_customer_evaluation(users, world):
     evaluation._add_surveys(facts, today, today - dt.timedelta(days=30), None)
     f = facts[world["xiehe"].pk]
     assert (f.csat_sum, f.csat_count, f.nps_promoters, f.nps_count) == (4, 1, 1, 1)
+
+
+def test_campaign_answers_count_in_the_key_account_review(users, world, with_plan):  # noqa: F811
+    from pharmacrm.keyaccounts import services as ka
+    from pharmacrm.keyaccounts.models import KeyAccount
+
+    account, _plan = with_plan(world["xiehe"])
+    KeyAccount.objects.filter(pk=account.pk).update(listed_at=timezone.now() - dt.timedelta(days=400))
+    period = ka.previous_quarter(timezone.localdate())
+    start, _end = ka.period_bounds(period)
+    campaign = SurveyCampaign.objects.create(name="上季度", period=period, status=CampaignStatus.CLOSED)
+    at = timezone.make_aware(dt.datetime.combine(start + dt.timedelta(days=20), dt.time(10)))
+    Survey.objects.create(campaign=campaign, institution=world["xiehe"], person=world["zhang"], channel="phone",
+                          answered_at=at, score=2, recommend=6)  # fmt: skip
+    review = ka.review_account(KeyAccount.objects.get(pk=account.pk), period)
+    assert review.surveys == 1
 
 
 # --- bad input -----------------------------------------------------------------------------------------
