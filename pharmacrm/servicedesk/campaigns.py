@@ -565,9 +565,39 @@ def conclude(user, survey: Survey) -> None:
             })  # fmt: skip
             Survey.objects.filter(pk=survey.pk).update(outcome=LowScore.ACTION)
             survey.outcome = LowScore.ACTION
+    ticket = _to_the_safety_net(user, survey, institution)
+    extra = {**({"improvement_action": action.number} if action else {}), **({"ticket": ticket.number} if ticket else {})}
     audit.record(A.UPDATE, survey, user=user, changes={
         "score": [None, survey.score], "recommend": [None, survey.recommend], "outcome": ["", survey.outcome]},
-        **({"improvement_action": action.number} if action else {}))  # fmt: skip
+        **extra)  # fmt: skip
+
+
+def _to_the_safety_net(user, survey: Survey, institution):
+    """A comment that speaks of an adverse reaction or a quality problem is taken in as a ticket of the customer
+    (its text screened as every ticket's: the flag reaches PV's triage with its hand-off clock from the answer's
+    time, day 0 of the regulatory clock). A revisit's comment is screened on its ticket; a campaign's has none."""
+    from pharmacrm.safety import screen
+
+    from .choices import Channel
+    from .models import TicketCategory
+
+    text = (survey.comment or "").strip()
+    if not text or institution is None or not screen.screen(text).signal:
+        return None
+    category = (
+        TicketCategory.objects.filter(active=True, safety_relevant=True).order_by("position", "id").first()
+        or TicketCategory.objects.filter(active=True).order_by("position", "id").first()
+    )  # fmt: skip
+    if category is None:
+        return None
+    campaign = SurveyCampaign.objects.get(pk=survey.campaign_id)
+    with translation.override(settings.LANGUAGE_CODE):  # a record for the staff
+        subject = _("Said in the satisfaction survey %(campaign)s") % {"campaign": campaign.name}
+    return services.create_ticket(user, {
+        "subject": subject[:200], "description": text, "category": category, "institution": institution,
+        "person": survey.person, "received_at": survey.answered_at or timezone.now(),
+        "channel": Channel.PHONE if survey.channel == SurveyChannel.PHONE else Channel.WEB,
+    })  # fmt: skip
 
 
 def record_phone(user, target: CampaignTarget, score, comment: str = "", recommend=None) -> Survey:

@@ -207,6 +207,22 @@ def test_results_hand_computed(users, world):
     assert ImprovementAction.objects.filter(institution=called[2].institution).count() == 1
 
 
+def test_a_comment_speaking_of_an_adverse_reaction_reaches_the_safety_net(users, world):
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk.models import Ticket
+
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    survey = campaigns.record_phone(users["agent"], target, 4, "服务不错，但患者用药后出现皮疹", 8)
+    ticket = Ticket.objects.get(institution=world["xiehe"])
+    assert ticket.description == "服务不错，但患者用药后出现皮疹" and ticket.received_at == survey.answered_at
+    assert Flag.objects.filter(ticket=ticket).exists()
+    plain = CampaignTarget.objects.get(campaign=campaign, reach=TargetReach.NO_PERSON)  # 海淀诊所
+    campaigns.record_phone(users["agent"], plain, 5, "送货及时")
+    assert Ticket.objects.count() == 1  # no signal, no ticket
+
+
 def test_campaign_answers_count_in_the_customer_evaluation(users, world):
     from pharmacrm.keyaccounts import evaluation, scoring
 
