@@ -75,6 +75,7 @@ def _detail_context(request, campaign: SurveyCampaign) -> dict:
     user = request.user
     context = {"campaign": campaign, "may_manage": campaigns.may_manage(user),
                "may_results": campaigns.may_see_results(user), "may_call": access.can(user, Cap.HANDLE_TICKETS)}  # fmt: skip
+    context["criteria"] = _criteria(campaign)
     if campaign.status == CampaignStatus.DRAFT:
         if context["may_results"]:
             rows = campaigns.candidates(campaign)
@@ -98,6 +99,20 @@ def _detail_context(request, campaign: SurveyCampaign) -> dict:
         t.reason = campaigns.reach_text(t)
     context["to_call"] = to_call
     return context
+
+
+def _criteria(campaign: SurveyCampaign) -> list[tuple[str, str]]:
+    """The criteria as the page shows them: labels, not codes."""
+    from pharmacrm.core.models import Region
+    from pharmacrm.customers.choices import InstitutionType, Tier
+
+    province = Region.objects.filter(code=campaign.province).values_list("name", flat=True).first() if campaign.province else ""
+    return [
+        (_("Customer class"), campaign.klass), (_("Tier"), str(dict(Tier.choices).get(campaign.tier, campaign.tier))),
+        (_("Institution type"), str(dict(InstitutionType.choices).get(campaign.institution_kind, campaign.institution_kind))),
+        (_("Province"), province or campaign.province), (_("Owner"), str(campaign.owner or "")),
+        (_("Team"), str(campaign.team or "")),
+    ]  # fmt: skip
 
 
 @login_required

@@ -380,3 +380,20 @@ def test_the_demo_has_last_quarters_closed_campaign_with_answers(users, world, c
     assert res.answered > 0 and res.figures.csat is not None
     page = client_for("manager").get(f"/service/surveys/{campaign.pk}/")
     assert page.status_code == 200 and 'id="campaign-answers"' in page.content.decode()
+
+
+def test_the_pages_read_in_chinese(users, world, client_for, settings):
+    from tests.core.test_translations import english_left
+
+    settings.LANGUAGE_CODE = "zh-hans"
+    campaign = new_campaign(users, tier="new")
+    client = client_for("manager")
+    draft = client.get(f"/service/surveys/{campaign.pk}/").content.decode()
+    assert english_left(draft) == [] and "年第" in draft and "无法联系：没有电子邮件地址" in draft
+    campaigns.start(users["manager"], campaign)
+    for url in ("/service/surveys/", f"/service/surveys/{campaign.pk}/"):
+        page = client.get(url).content.decode()
+        assert '<html lang="zh-hans">' in page and english_left(page) == [], url
+    target = CampaignTarget.objects.get(campaign=campaign, reach=TargetReach.NO_EMAIL)
+    page = client.get(f"/service/surveys/{campaign.pk}/targets/{target.pk}/phone/").content.decode()
+    assert english_left(page) == [] and "记录答复" in page
