@@ -24,7 +24,7 @@ from pharmacrm.core.roles import Cap
 from . import campaigns
 from .choices import CampaignStatus, TargetReach
 from .forms_revisit import CampaignForm, CampaignPhoneForm
-from .models import CampaignTarget, SurveyCampaign
+from .models import SurveyCampaign
 
 A = AuditEntry.Action
 SHOWN = 500  # rows of a list on the page (the export has them all)

@@ -18,7 +18,7 @@ from pharmacrm.core.models import AuditEntry, Region
 from pharmacrm.core.roles import MATRIX, Cap, Role
 from pharmacrm.customers import services as customers
 from pharmacrm.customers.models import Person
-from pharmacrm.servicedesk import campaigns, revisit
+from pharmacrm.servicedesk import campaigns
 from pharmacrm.servicedesk.choices import CampaignStatus, TargetMail, TargetReach
 from pharmacrm.servicedesk.models import CampaignTarget, ImprovementAction, Survey, SurveyCampaign
 from tests import mailservers
