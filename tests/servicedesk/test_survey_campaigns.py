@@ -397,3 +397,16 @@ def test_the_pages_read_in_chinese(users, world, client_for, settings):
     target = CampaignTarget.objects.get(campaign=campaign, reach=TargetReach.NO_EMAIL)
     page = client.get(f"/service/surveys/{campaign.pk}/targets/{target.pk}/phone/").content.decode()
     assert english_left(page) == [] and "记录答复" in page
+
+
+def test_api_changes_a_draft_with_its_version(api_for, users, world):
+    campaign = new_campaign(users)
+    client = api_for("manager")
+    url = f"/api/v1/survey-campaigns/{campaign.pk}/"
+    assert client.patch(url, {"tier": "new", "version": 9}, format="json").status_code == 409
+    changed = client.patch(url, {"tier": "new", "version": campaign.version}, format="json")
+    assert changed.status_code == 200 and changed.json()["tier"] == "new" and changed["ETag"] == '"2"'
+    assert client.post(url + "start/").status_code == 200
+    refused = client.patch(url, {"name": "改名", "version": 3}, format="json")
+    assert refused.status_code == 400 and "status" in refused.json()
+    assert AuditEntry.objects.filter(object_type="servicedesk.surveycampaign", object_id=str(campaign.pk)).count() == 3
