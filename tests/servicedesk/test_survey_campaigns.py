@@ -23,7 +23,7 @@ from pharmacrm.servicedesk.choices import CampaignStatus, TargetMail, TargetReac
 from pharmacrm.servicedesk.models import CampaignTarget, ImprovementAction, Survey, SurveyCampaign
 from tests import mailservers
 from tests.keyaccounts.programme_fixtures import listed, make_proposal, staffed, with_plan  # noqa: F401
-from tests.mailservers import imap_server, mail_settings, smtp_server  # noqa: F401
+from tests.mailservers import ascii_smtp_server, imap_server, mail_settings, smtp_server, smtputf8_server  # noqa: F401
 
 ALL = sorted(r.value for r in Role)
 MANAGERS = {r.value for r in MATRIX[Cap.MANAGE_SERVICE]}
@@ -170,6 +170,27 @@ def test_a_worker_killed_between_the_send_and_its_commit_does_not_mail_twice(use
     target.refresh_from_db()
     assert target.mail == TargetMail.SENDING and target.attempts == 1
     assert Survey.objects.filter(campaign=campaign).count() == 1  # one survey per person and campaign
+
+
+def test_a_chinese_address_is_mailed_with_smtputf8(users, world, mailing, smtputf8_server, ascii_smtp_server, settings):  # noqa: F811
+    import email
+    import email.policy
+
+    zhao = clinic(users["admin"], "丰台诊所", person="赵敏", email="赵敏@诊所.cn")
+    consent(users["admin"], Person.objects.get(name="赵敏"), "given")
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=zhao)
+    settings.EMAIL_PORT = ascii_smtp_server.port  # a server without SMTPUTF8: a failure, tried again later
+    assert campaigns.send_target(target.pk) == TargetMail.FAILED
+    target.refresh_from_db()
+    assert "SMTPUTF8" in target.last_error and "赵敏@诊所.cn" not in target.last_error
+    settings.EMAIL_PORT = smtputf8_server.port
+    assert campaigns.send_target(target.pk) == TargetMail.SENT
+    envelope = smtputf8_server.handler.envelopes[-1]
+    assert envelope.rcpt_tos == ["赵敏@诊所.cn"] and "SMTPUTF8" in envelope.mail_options
+    sent = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+    assert sent["To"] == "赵敏@诊所.cn" and "/help/survey/" in sent.get_content()
 
 
 def test_closing_expires_the_links(users, world, mailing, django_capture_on_commit_callbacks):
