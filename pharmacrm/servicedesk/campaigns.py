@@ -652,6 +652,7 @@ class Results:
     targeted: int = 0  # asked (by mail or on the phone): every target but those not asked
     mailed: int = 0  # reachable by mail
     sent: int = 0
+    interrupted: int = 0  # "being sent" when the worker stopped: perhaps delivered, never sent again
     unreachable: int = 0
     not_asked: int = 0
     answered: int = 0
@@ -681,6 +682,7 @@ def results(campaign: SurveyCampaign) -> Results:
         row[0] += 1
         out.mailed += reach == TargetReach.MAIL
         out.sent += mail_state == TargetMail.SENT
+        out.interrupted += mail_state == TargetMail.SENDING
         out.unreachable += reach in UNREACHABLE
         if answered_at is None:
             continue

@@ -198,7 +198,7 @@ def export_xlsx(user, campaign: SurveyCampaign) -> bytes:
     for klass, targeted, answered, f in res.by_class:
         sheet.append([klass or _("no class"), targeted, answered, None if f.csat is None else float(f.csat), f.nps])
     sheet.append([])
-    head = [_("Customer"), _("Customer class"), _("Contact person"), _("E-mail"), _("Reach"), _("Channel"),
+    head = [_("Customer"), _("Customer class"), _("Contact person"), _("E-mail"), _("Reach"), _("Mail"), _("Channel"),
             _("Answered"), _("Satisfaction (1–5)"), _("Would recommend us (0–10)"), _("Comment"), _("Outcome")]  # fmt: skip
     sheet.append(head)
     for cell in sheet[sheet.max_row]:
@@ -211,7 +211,7 @@ def export_xlsx(user, campaign: SurveyCampaign) -> bytes:
         answered = s is not None and s.answered_at is not None
         sheet.append([
             t.institution.name, t.klass, t.person.name if t.person else "", shown.get(t.person_id, {}).get("email", ""),
-            campaigns.reach_text(t), s.get_channel_display() if answered else "",
+            campaigns.reach_text(t), t.get_mail_display() if t.mail else "", s.get_channel_display() if answered else "",
             timezone.localtime(s.answered_at).strftime("%Y-%m-%d %H:%M") if answered else "",
             s.score if answered else None, s.recommend if answered else None, s.comment if answered else "",
             s.get_outcome_display() if answered and s.outcome else "",

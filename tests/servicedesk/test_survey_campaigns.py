@@ -169,6 +169,7 @@ def test_a_worker_killed_between_the_send_and_its_commit_does_not_mail_twice(use
     assert len(mailing.messages(mailservers.DOCTOR)) == 1
     target.refresh_from_db()
     assert target.mail == TargetMail.SENDING and target.attempts == 1
+    assert campaigns.results(campaign).interrupted == 1  # shown on the page, not sent again
     assert Survey.objects.filter(campaign=campaign).count() == 1  # one survey per person and campaign
 
 
