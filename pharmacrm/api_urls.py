@@ -13,6 +13,7 @@ from pharmacrm.safety import api as safety_api
 from pharmacrm.sales import api as sales_api
 from pharmacrm.servicedesk import api as servicedesk_api
 from pharmacrm.servicedesk import (
+    api_campaigns,
     api_complaints,
     api_conversation,
     api_knowledge,
@@ -49,7 +50,8 @@ router.register("sla-policies", servicedesk_api.SlaPolicyViewSet, basename="sla-
 router.register("calendars", servicedesk_api.BusinessCalendarViewSet, basename="calendar")
 router.register("escalation-rules", servicedesk_api.EscalationRuleViewSet, basename="escalation-rule")
 # key-account identification before the key-account files: /keyaccounts/candidates/ is not an account id
-for _module in (api_complaints, api_conversation, api_knowledge, api_links, api_performance, api_revisit, api_routing, notify_api, safety_api,
+for _module in (api_campaigns, api_complaints, api_conversation, api_knowledge, api_links, api_performance, api_revisit,
+                api_routing, notify_api, safety_api,
                 engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api):
     _module.register(router)
 

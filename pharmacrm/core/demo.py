@@ -941,6 +941,9 @@ def _later_demo_data() -> None:
     sales_demo.load()
     sales_demo.load_targets()
     keyaccounts_demo.load()
+    from pharmacrm.servicedesk import campaign_demo
+
+    campaign_demo.load()  # after the evaluations: its customers' classes are the evaluation's in force
     from pharmacrm.engagement import demo as engagement_demo
 
     engagement_demo.load()

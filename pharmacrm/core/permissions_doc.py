@@ -77,6 +77,11 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   row and their teams' totals, never a colleague's row. Others are refused. Only "Set the sales targets of
   reps and teams" (administrators, managers) sets them — on the grid (`/sales/targets/grid/`), by its
   CSV/XLSX import or through the API; every change and every export is audited.
+- **Satisfaction survey campaigns** (`/service/surveys/`): managers and administrators ("Configure the service
+  desk") prepare, start and close them; the results, the answers and the Excel export (audited, e-mail addresses
+  masked as in other exports) are for the roles that see the service performance; whoever handles tickets opens
+  the campaign's page to call the customers that no mail reaches — those of the customers they may see — and
+  records their answers. The pharmacovigilance officer has no access.
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".
 """
@@ -139,6 +144,11 @@ ENDPOINT_RULES = [
     "meetings' cadence, last meeting and next due day |",
     "| `PATCH /api/v1/keyaccounts/{id}/` | Run key accounts, and run that account: its project manager, a manager or "
     "an administrator (the meeting cadence only; never a read-only role) |",
+    "| `GET /api/v1/survey-campaigns/`, `/survey-campaigns/{id}/` | See the service performance of every team and agent, "
+    "or Take in and handle service tickets (not the pharmacovigilance officer) |",
+    "| `POST /api/v1/survey-campaigns/`, `PATCH /survey-campaigns/{id}/` (a draft), `POST …/{id}/start/`, "
+    "`POST …/{id}/close/` | Configure the service desk (managers, administrators) |",
+    "| `GET /api/v1/survey-campaigns/{id}/results/` | See the service performance of every team and agent |",
     "| `GET /api/v1/roles/`, `/regions/` | any signed-in user |",
     "| `GET /api/v1/sales/churn/` | See purchases (scoped: a rep sees the warnings of their territory's customers) |",
     "| `POST /api/v1/sales/churn/{id}/dismiss/` | See purchases and Create and edit customers, as the customer's owner "

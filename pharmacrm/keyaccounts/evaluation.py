@@ -371,15 +371,19 @@ def _add_surveys(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date
     tz = timezone.get_current_timezone()
     start = dt.datetime.combine(first, dt.time(), tzinfo=tz)
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=tz)
-    qs = Survey.objects.filter(
-        answered_at__gte=start, answered_at__lt=end, ticket__institution_id__isnull=False
-    )
+    # a survey's customer: its ticket's (a revisit), else its own (a satisfaction survey campaign's answer, which
+    # has no ticket) — both count, in one satisfaction figure
+    of_ticket = Q(ticket__institution_id__isnull=False)
+    of_campaign = Q(ticket__isnull=True, institution_id__isnull=False)
+    qs = Survey.objects.filter(of_ticket | of_campaign, answered_at__gte=start, answered_at__lt=end)
     # a department buys and is served through its hospital: the revisits of its tickets (心内科's) are the
     # hospital's satisfaction — left out, they counted for no customer at all
     department = Q(ticket__institution__kind=InstitutionType.DEPARTMENT, ticket__institution__parent_id__isnull=False)
     if wanted is not None:
-        qs = qs.filter(Q(ticket__institution_id__any_of=wanted) | (department & Q(ticket__institution__parent_id__any_of=wanted)))
-    customer = Case(When(department, then=F("ticket__institution__parent_id")), default=F("ticket__institution_id"))
+        qs = qs.filter(Q(ticket__institution_id__any_of=wanted) | (department & Q(ticket__institution__parent_id__any_of=wanted))
+                       | (of_campaign & Q(institution_id__any_of=wanted)))  # fmt: skip
+    customer = Case(When(department, then=F("ticket__institution__parent_id")), When(of_ticket, then=F("ticket__institution_id")),
+                    default=F("institution_id"))  # fmt: skip
     sums = {
         "s": Sum("score"), "n": Count("score"), "promoters": Count("id", filter=Q(recommend__gte=9)),
         "detractors": Count("id", filter=Q(recommend__lte=6)), "answers": Count("recommend"),

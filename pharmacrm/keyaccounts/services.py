@@ -2898,7 +2898,11 @@ def review_account(account: KeyAccount, period: str, user=None):
     # the file's own days of the period (from its listing to its de-listing), as its team's scorecards count them
     served_from, served_to = account_span(account, start, end) or (start, end)
     t0, t1, inst_ids, tickets = _review_tickets(account, start, end)
-    surveys = Survey.objects.filter(ticket__in=tickets.values("id"), score__isnull=False)
+    # the revisits of the period's tickets, and the answers the customer (or a department) gave a satisfaction survey
+    # campaign in the file's days of the period
+    surveys = Survey.objects.filter(
+        Q(ticket__in=tickets.values("id")) | Q(ticket__isnull=True, institution_id__in=inst_ids, answered_at__gte=t0,
+                                               answered_at__lt=t1), score__isnull=False)  # fmt: skip
     sat = surveys.aggregate(avg=Avg("score"), n=Count("id"))
     now = timezone.now()
     clocks = _counted_clocks(tickets)

@@ -142,6 +142,42 @@ class SurveyChannel(models.TextChoices):
     PHONE = "phone", _("Phone revisit")
 
 
+class CampaignStatus(models.TextChoices):
+    """A satisfaction survey campaign (调查活动): prepared, its mails going out, closed (no more answers)."""
+
+    DRAFT = "draft", _("Draft")
+    SENDING = "sending", _("Sending")
+    CLOSED = "closed", _("Closed")
+
+
+class CampaignPeriod(models.TextChoices):
+    QUARTER = "quarter", _("Quarter")
+    HALF = "half", _("Half-year")
+    YEAR = "year", _("Year")
+
+
+class TargetReach(models.TextChoices):
+    """How a campaign reaches the contact of a targeted customer; anything but "mail" is why not by mail."""
+
+    MAIL = "mail", _("By e-mail")
+    NO_PERSON = "no_person", _("Not reachable: no contact person")
+    NO_EMAIL = "no_email", _("Not reachable: no e-mail address")
+    NO_CONSENT = "no_consent", _("Not reachable: no consent to surveys")
+    WITHDRAWN = "withdrawn", _("Not reachable: consent to surveys withdrawn")
+    RECENT = "recent", _("Not asked: answered a survey recently")
+
+
+class TargetMail(models.TextChoices):
+    """The survey mail of one target: queued, taken by a worker (the mark is committed before the mail goes
+    out, so that a worker killed after sending never sends it again), sent, or failed (tried again)."""
+
+    NONE = "", _("No mail")
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Being sent")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
 class ActionStatus(models.TextChoices):
     OPEN = "open", _("Open")
     IN_PROGRESS = "in_progress", _("In progress")

@@ -143,9 +143,16 @@ class SurveyAnswerForm(ServiceErrorsMixin, forms.Form):
     comment = forms.CharField(label=_("Anything you would like to tell us?"), required=False,
                               max_length=revisit.MAX_COMMENT, widget=forms.Textarea(attrs={"rows": 4}))  # fmt: skip
 
-    def answers(self) -> tuple[int, bool, str, int | None]:
+    def __init__(self, *args, campaign: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if campaign:  # a periodic survey asks about the service as a whole, not about one request
+            del self.fields["solved"]
+            self.fields["score"].label = _("How satisfied are you with our products and service?")
+
+    def answers(self) -> tuple[int, bool | None, str, int | None]:
         d = self.cleaned_data
-        return d["score"], d["solved"] == "yes", d.get("comment") or "", d.get("recommend")
+        solved = (d["solved"] == "yes") if "solved" in self.fields else None
+        return d["score"], solved, d.get("comment") or "", d.get("recommend")
 
 
 class PhoneRevisitForm(SurveyAnswerForm):
@@ -201,3 +208,54 @@ class ActionFilterForm(forms.Form):
 
     def value(self) -> str:
         return self.cleaned_data.get("show", "") if self.is_valid() else ""
+
+
+# --- satisfaction survey campaigns ------------------------------------------------------------------
+
+
+def _province_choices():
+    from pharmacrm.core.models import Region
+
+    return [("", "—")] + [(r.code, r.name) for r in Region.objects.filter(level=Region.Level.PROVINCE).order_by("code")]
+
+
+class CampaignForm(ServiceErrorsMixin, forms.Form):
+    """A campaign's name, period and target criteria (blank criteria: every customer)."""
+
+    name = forms.CharField(label=_("Name"), required=False, max_length=120,
+                           help_text=_("Empty: named after the period (2026年第4季度客户满意度调查)."))  # fmt: skip
+    period = forms.CharField(label=_("Period"), max_length=12, required=False,
+                             help_text=_("2026Q4 (a quarter), 2026H2 (a half-year) or 2026 (a year). Empty: this quarter."))  # fmt: skip
+    klass = forms.ChoiceField(label=_("Customer class"), required=False,
+                              choices=[("", "—")] + [(k, k) for k in ("A", "B", "C", "D")],
+                              help_text=_("The class of the customer evaluation in force."))  # fmt: skip
+    tier = forms.ChoiceField(label=_("Tier"), required=False)
+    institution_kind = forms.ChoiceField(label=_("Institution type"), required=False)
+    province = forms.ChoiceField(label=_("Province"), required=False)
+    owner = forms.ModelChoiceField(label=_("Owner"), required=False, queryset=revisit.owners().none(), empty_label="—")
+    team = forms.ModelChoiceField(label=_("Team"), required=False, queryset=revisit.owners().none(), empty_label="—")
+
+    def __init__(self, *args, **kwargs):
+        from pharmacrm.core.models import Team, User
+        from pharmacrm.customers.choices import InstitutionType, Tier
+
+        super().__init__(*args, **kwargs)
+        self.fields["tier"].choices = [("", "—"), *Tier.choices]
+        self.fields["institution_kind"].choices = [("", "—")] + [
+            c for c in InstitutionType.choices if c[0] != InstitutionType.DEPARTMENT]  # fmt: skip
+        self.fields["province"].choices = _province_choices()
+        self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
+        self.fields["team"].queryset = Team.objects.order_by("name")
+
+    def data_for_service(self) -> dict:
+        return dict(self.cleaned_data)
+
+
+class CampaignPhoneForm(ServiceErrorsMixin, forms.Form):
+    score = forms.TypedChoiceField(label=_("Satisfaction (1–5)"), choices=SCORES, coerce=int)
+    recommend = forms.TypedChoiceField(
+        label=_("Would recommend us (0–10)"), choices=RECOMMEND, coerce=int, required=False, empty_value=None,
+        help_text=_("Ask: how likely are you to recommend us to a colleague or a friend? Leave empty if not asked."),
+    )  # fmt: skip
+    comment = forms.CharField(label=_("What the customer said"), required=False, max_length=revisit.MAX_COMMENT,
+                              widget=forms.Textarea(attrs={"rows": 3}))  # fmt: skip

@@ -206,6 +206,12 @@ def send_mail(message: TicketMessage) -> None:
     goes out with SMTPUTF8, written as it is in the envelope and the To header — Django's backend would turn
     it into an encoded word (=?utf-8?…?=@…) that no server delivers; a server that does not offer SMTPUTF8
     raises NoSmtpUtf8 and nothing is sent."""
+    send_built(lambda connection: build_mail(message, connection), message.recipient)
+
+
+def send_built(build, recipient: str) -> None:
+    """Send the mail `build(connection)` makes to `recipient` as send_mail does (SMTPUTF8 when the address needs
+    it): the ticket replies, and the survey campaigns' mails."""
     from django.core.mail import get_connection
     from django.core.mail.backends.smtp import EmailBackend
 
@@ -213,25 +219,25 @@ def send_mail(message: TicketMessage) -> None:
 
     connection = get_connection(fail_silently=False)
     if not isinstance(connection, EmailBackend):
-        build_mail(message, connection).send(fail_silently=False)
+        build(connection).send(fail_silently=False)
         return
     connection.open()  # reaching the server: EMAIL_TIMEOUT
     try:
         smtp = connection.connection
         _patient_with_data(smtp)
-        if not needs_smtputf8(message.recipient):
-            connection.send_messages([build_mail(message, connection)])
+        if not needs_smtputf8(recipient):
+            connection.send_messages([build(connection)])
             return
         smtp.ehlo_or_helo_if_needed()
         if not smtp.has_extn("smtputf8"):
             raise NoSmtpUtf8(f"the SMTP server {connection.host} does not offer SMTPUTF8")
-        mime = build_mail(message, connection).message()
-        mime.replace_header("To", message.recipient)  # as written: Django's own setter would encode it again
+        mime = build(connection).message()
+        mime.replace_header("To", recipient)  # as written: Django's own setter would encode it again
         out = io.BytesIO()
         email.generator.BytesGenerator(out, mangle_from_=False,
                                        policy=email.policy.SMTPUTF8.clone(linesep="\r\n")).flatten(mime)  # fmt: skip
         sender = email.utils.parseaddr(settings.SERVICEDESK_MAIL_FROM)[1]
-        smtp.sendmail(sender, [message.recipient], out.getvalue(), mail_options=["SMTPUTF8"])
+        smtp.sendmail(sender, [recipient], out.getvalue(), mail_options=["SMTPUTF8"])
     finally:
         connection.close()
 

@@ -21,6 +21,8 @@ from . import workcalendar
 from .choices import (
     ActionStatus,
     AssignMethod,
+    CampaignPeriod,
+    CampaignStatus,
     Channel,
     ClockKind,
     Complexity,
@@ -35,6 +37,8 @@ from .choices import (
     RootCause,
     Status,
     SurveyChannel,
+    TargetMail,
+    TargetReach,
 )
 
 
@@ -660,11 +664,95 @@ class EscalationRule(models.Model):
 # --- the closed loop: revisit and improvement -----------------------------------------------------------
 
 
+class SurveyCampaign(models.Model):
+    """A periodic customer satisfaction survey (定期满意度调查, e.g. 2026年第四季度客户满意度调查): the customers
+    its criteria select (class of the evaluation in force, tier, type, province, owner, team), one contact person
+    each, asked by mail (a link of the revisit machinery) or, when not reachable by mail, on the phone."""
+
+    name = models.CharField(_("name"), max_length=120)
+    period = models.CharField(_("period"), max_length=7)  # 2026Q4, 2026H2, 2026
+    klass = models.CharField(_("customer class"), max_length=1, blank=True)
+    tier = models.CharField(_("tier"), max_length=12, blank=True)
+    institution_kind = models.CharField(_("institution type"), max_length=16, blank=True)
+    province = models.CharField(_("province"), max_length=6, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("owner")
+    )
+    team = models.ForeignKey("core.Team", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("team"))
+    status = models.CharField(_("status"), max_length=8, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    class_period = models.CharField(_("classes of"), max_length=7, blank=True)  # the evaluation read at the start
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("survey campaign")
+        verbose_name_plural = _("survey campaigns")
+        ordering = ["-period", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def period_kind(self) -> str:
+        if "Q" in self.period:
+            return CampaignPeriod.QUARTER
+        return CampaignPeriod.HALF if "H" in self.period else CampaignPeriod.YEAR
+
+
+class CampaignTarget(models.Model):
+    """One customer a campaign asks, its contact person, how they are reached and the survey they answer. Written
+    when the campaign starts: one per customer and person (never two surveys in one campaign)."""
+
+    campaign = models.ForeignKey(SurveyCampaign, models.CASCADE, related_name="targets", verbose_name=_("campaign"))
+    institution = models.ForeignKey(
+        "customers.Institution", models.CASCADE, related_name="+", verbose_name=_("customer")
+    )
+    person = models.ForeignKey(
+        "customers.Person", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("contact person")
+    )
+    klass = models.CharField(_("customer class"), max_length=1, blank=True)  # as the evaluation read said
+    reach = models.CharField(_("reach"), max_length=10, choices=TargetReach.choices)
+    reach_date = models.DateField(null=True, blank=True)  # the withdrawal's or the recent answer's day
+    mail = models.CharField(_("mail"), max_length=8, choices=TargetMail.choices, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    survey = models.OneToOneField(
+        "Survey", models.SET_NULL, null=True, blank=True, related_name="target", verbose_name=_("survey")
+    )
+
+    class Meta:
+        verbose_name = _("campaign target")
+        verbose_name_plural = _("campaign targets")
+        ordering = ["campaign", "id"]
+        indexes = [models.Index(fields=["campaign", "mail"], name="campaign_target_mail")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.institution_id}"
+
+
 class Survey(models.Model):
     """A revisit (回访): a satisfaction survey sent as a signed, expiring, single-use link, or recorded by
-    an agent from a phone call. Only the token's hash is stored."""
+    an agent from a phone call. Only the token's hash is stored. A revisit's survey is about a ticket; a
+    campaign's (定期满意度调查) about its customer (institution) and contact person, without a ticket."""
 
-    ticket = models.ForeignKey(Ticket, models.CASCADE, related_name="surveys", verbose_name=_("ticket"))
+    ticket = models.ForeignKey(
+        Ticket, models.CASCADE, null=True, blank=True, related_name="surveys", verbose_name=_("ticket")
+    )
+    campaign = models.ForeignKey(
+        SurveyCampaign, models.CASCADE, null=True, blank=True, related_name="surveys", verbose_name=_("campaign")
+    )
+    institution = models.ForeignKey(
+        "customers.Institution", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("customer")
+    )
+    person = models.ForeignKey(
+        "customers.Person", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("contact person")
+    )
     channel = models.CharField(_("channel"), max_length=6, choices=SurveyChannel.choices)
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     sent_to = EncryptedTextField(_("sent to"))
@@ -691,9 +779,16 @@ class Survey(models.Model):
         verbose_name = _("revisit survey")
         verbose_name_plural = _("revisit surveys")
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ticket__isnull=False) | models.Q(campaign__isnull=False), name="survey_ticket_or_campaign"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return self.ticket.number
+        if self.ticket_id:
+            return self.ticket.number
+        return f"{self.campaign} #{self.pk}"
 
 
 class ImprovementAction(models.Model):

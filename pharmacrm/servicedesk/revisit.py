@@ -84,6 +84,12 @@ def survey_url(token: str) -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("public:survey", args=[token])
 
 
+def new_link() -> tuple[str, str]:
+    """(hash to store, link to send) of a new signed single-use survey link: the raw token is never stored."""
+    raw = secrets.token_urlsafe(24)
+    return _hash(raw), survey_url(_signer().sign(raw))
+
+
 def _raw_of(token: str) -> str:
     """The random value inside a signed token; a forged or tampered token is refused before any query."""
     try:
@@ -209,7 +215,7 @@ def survey_for_token(token: str) -> Survey:
     raw = _raw_of(token)
     survey = (
         Survey.objects.filter(token_hash=_hash(raw), channel=SurveyChannel.LINK)
-        .select_related("ticket")
+        .select_related("ticket", "campaign")
         .first()
     )
     if survey is None:
@@ -221,7 +227,9 @@ def survey_for_token(token: str) -> Survey:
     return survey
 
 
-def _clean_answers(score, solved, comment, recommend=None) -> tuple[int, bool, str, int | None]:
+def _clean_answers(score, solved, comment, recommend=None, *, need_solved: bool = True
+                   ) -> tuple[int, bool | None, str, int | None]:  # fmt: skip
+    """`need_solved`: a revisit asks whether the ticket's request was solved; a campaign's survey (no ticket) does not."""
     errors: dict[str, list[str]] = {}
     if recommend in ("", None):
         recommend = None
@@ -242,7 +250,9 @@ def _clean_answers(score, solved, comment, recommend=None) -> tuple[int, bool, s
         solved = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(
             solved.lower()
         )
-    if solved not in (True, False):
+    if not need_solved and solved is None:
+        pass
+    elif solved not in (True, False):
         errors["solved"] = [_("Say whether the request was solved.")]
     comment = (comment or "").replace("\x00", "").strip()
     if len(comment) > MAX_COMMENT:
@@ -259,7 +269,8 @@ def answer_survey(token: str, score, solved, comment: str = "", recommend=None) 
     answers sent at the same time), never after the expiry. `recommend` is the optional net promoter
     answer (0–10)."""
     survey = survey_for_token(token)
-    score, solved, comment, recommend = _clean_answers(score, solved, comment, recommend)
+    score, solved, comment, recommend = _clean_answers(score, solved, comment, recommend,
+                                                       need_solved=survey.ticket_id is not None)  # fmt: skip
     now = timezone.now()
     with transaction.atomic():
         done = Survey.objects.filter(pk=survey.pk, answered_at__isnull=True, expires_at__gt=now).update(
@@ -320,6 +331,11 @@ def _conclude(user, survey: Survey) -> None:
     then (day 0 of the regulatory clock)."""
     from pharmacrm.safety import net
 
+    if survey.ticket_id is None:  # a campaign's survey: about the customer, not a ticket
+        from . import campaigns
+
+        campaigns.conclude(user, survey)
+        return
     ticket = Ticket.objects.select_related("category", "team").get(pk=survey.ticket_id)
     survey.ticket = ticket
     if (survey.comment or "").strip():

@@ -15,6 +15,7 @@ from huey.contrib.djhuey import db_periodic_task, db_task
 from pharmacrm.core.tasks import local_crontab
 
 from . import (
+    campaigns,  # noqa: F401  (registers the survey campaigns' mail tasks)
     mail,  # noqa: F401  (registers the mail tasks)
     services,
 )

@@ -5,6 +5,7 @@ from django.urls import path
 from . import (
     views,
     views_board,
+    views_campaigns,
     views_complaints,
     views_conversation,
     views_escalation,
@@ -37,6 +38,7 @@ for _module in (
     views_performance,
     views_complaints,
     views_revisit,
+    views_campaigns,
     views_board,
     views_escalation,
     views_settings,

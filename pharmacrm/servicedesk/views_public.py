@@ -145,7 +145,7 @@ def survey(request, token: str):
     except revisit.SurveyUnavailable as e:
         return render(request, "public/survey_unavailable.html", {"reason": e.reason},
                       status=SURVEY_PROBLEMS[e.reason])  # fmt: skip
-    form = SurveyAnswerForm(request.POST or None)
+    form = SurveyAnswerForm(request.POST or None, campaign=found.ticket_id is None)
     status_code = 200
     if request.method == "POST":
         status_code = 400
@@ -159,4 +159,5 @@ def survey(request, token: str):
                 form.add_service_errors(e)
             else:
                 return render(request, "public/survey_thanks.html", {"ticket": found.ticket})
-    return render(request, "public/survey.html", {"form": form, "ticket": found.ticket}, status=status_code)
+    return render(request, "public/survey.html", {"form": form, "ticket": found.ticket, "campaign": found.campaign},
+                  status=status_code)  # fmt: skip

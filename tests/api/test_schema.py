@@ -138,6 +138,9 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     ChurnSignal.objects.create(institution=xiehe, level="lapsed", detected_on=timezone.localdate(),
                                refreshed_on=timezone.localdate(), base_avg_fen=100_000, recent_avg_fen=0,
                                base_months=12)  # fmt: skip
+    from pharmacrm.servicedesk import campaigns
+
+    campaigns.create_campaign(users["manager"], {"period": campaigns.current_quarter()})  # a draft survey campaign
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,

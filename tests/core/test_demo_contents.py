@@ -358,3 +358,21 @@ def test_the_demo_has_doctors_who_prefer_english_or_traditional_chinese(loaded):
     languages = sorted(Person.objects.exclude(preferred_language="").values_list("preferred_language", flat=True))
     assert languages.count("en") == 3 and languages.count("zh-hant") == 2
     assert core_demo._preferred_languages() == 0
+
+
+def test_the_demo_has_last_quarters_closed_survey_campaign_with_answers(loaded):
+    """Session 44: `make run` shows a satisfaction survey campaign's figures, its answers and a poor answer's action (at
+    the tests' scale 0.05 a dozen customers are asked; about forty in the full demo)."""
+    from pharmacrm.servicedesk import campaigns
+    from pharmacrm.servicedesk.models import ImprovementAction, SurveyCampaign
+
+    campaign = SurveyCampaign.objects.get()
+    assert campaign.status == "closed" and campaigns.period_span(campaign.period)[1] < timezone.localdate()
+    res = campaigns.results(campaign)
+    assert res.targeted >= 10 and res.sent > 0 and 0 < res.answered < res.targeted and res.figures.csat is not None
+    assert ImprovementAction.objects.filter(survey__campaign=campaign).exists()
+    client = Client()
+    client.force_login(User.objects.get(username="manager"))
+    otp_verify(client, User.objects.get(username="manager"))
+    page = client.get(f"/service/surveys/{campaign.pk}/")
+    assert page.status_code == 200 and 'id="campaign-answers"' in page.content.decode()
