@@ -49,8 +49,10 @@ def credit_label(status: str) -> str:
 
 
 def money(value) -> str:
-    """Yuan as shown on the pages: ¥ and thousands separators (the zh-Hans locale groups nothing)."""
-    return f"¥{value:,.2f}"
+    """Yuan as shown on the pages: ¥ and thousands separators (the zh-Hans locale groups nothing); a negative amount
+    (a credit note, a target exceeded) with its sign before the ¥, as Chinese finance writes it (-¥1,200.00, not
+    ¥-1,200.00)."""
+    return f"-¥{-value:,.2f}" if value < 0 else f"¥{value:,.2f}"
 
 
 def _with_money(lines: list[OrderLine]) -> list[OrderLine]:

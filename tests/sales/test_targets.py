@@ -357,6 +357,8 @@ def test_the_page_per_role(world, client_for, users):
         ):
             assert f'data-row="{row}"' in text, (role, row)
         assert 'id="targets-data"' in text and "vendor/echarts/echarts.min.js" in text
+        row = text.split(f'data-row="u{rep2.pk}"')[1].split("</tr>")[0]
+        assert '<td class="num" data-col="gap">-¥2,000.00</td>' in row, role  # exceeded: the sign before the ¥
     text = client_for("rep").get("/sales/targets/?period=2026-11").content.decode()
     assert f'data-row="u{rep.pk}"' in text and f'data-row="t{world["north"].pk}"' in text
     assert f'data-row="u{rep2.pk}"' not in text and f'data-row="u{kam.pk}"' not in text
