@@ -1,7 +1,8 @@
 """Demo data for `pharmacrm demo`: last quarter's satisfaction survey campaign (上季度客户满意度调查), closed, with
 about forty customers asked — most by mail (their contact gave the surveys consent), the rest called — and their
 answers, two poor ones having opened improvement actions on the customer; so that `make run` shows a campaign's
-figures, per class, and its answers. Loaded once (its own marker)."""
+figures, per class, and its answers. And this quarter's, prepared by the manager and not started yet. Loaded once
+(its own marker)."""
 
 from __future__ import annotations
 
@@ -102,5 +103,16 @@ def load(seed: int = 2026, count: int = 40) -> int:
             CampaignTarget.objects.filter(pk=target.pk).update(survey=survey)
             if score is not None:
                 campaigns.conclude(services.SYSTEM, survey)  # a poor answer opens its improvement action
+        _draft_this_quarter()
         Counter.objects.create(name=MARKER, value=len(chosen))
     return len(chosen)
+
+
+def _draft_this_quarter() -> None:
+    """This quarter's campaign, prepared by the manager (every customer) and not started: what a manager finds on
+    the page in the quarter's last weeks, to check the customers and start."""
+    from pharmacrm.core.models import User
+
+    manager = User.objects.filter(username="manager", is_active=True).first()
+    if manager is not None:
+        campaigns.create_campaign(manager, {"period": campaigns.current_quarter()})

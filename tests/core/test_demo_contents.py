@@ -366,7 +366,9 @@ def test_the_demo_has_last_quarters_closed_survey_campaign_with_answers(loaded):
     from pharmacrm.servicedesk import campaigns
     from pharmacrm.servicedesk.models import ImprovementAction, SurveyCampaign
 
-    campaign = SurveyCampaign.objects.get()
+    campaign = SurveyCampaign.objects.get(status="closed")
+    draft = SurveyCampaign.objects.get(status="draft")  # this quarter's, prepared by the manager, to be started
+    assert campaigns.period_span(draft.period)[0] <= timezone.localdate() and draft.created_by.username == "manager"
     assert campaign.status == "closed" and campaigns.period_span(campaign.period)[1] < timezone.localdate()
     res = campaigns.results(campaign)
     assert res.targeted >= 10 and res.sent > 0 and 0 < res.answered < res.targeted and res.figures.csat is not None

@@ -50,6 +50,7 @@ AUDIT_KEYS = {
     "bytes": gettext_lazy("Size (bytes)"),
     "case": gettext_lazy("Case"),
     "cases": gettext_lazy("Cases"),
+    "cells": gettext_lazy("Cells in the file"),  # a sales-target grid's import: the cells it held
     "changed": gettext_lazy("Changed"),
     "channel": gettext_lazy("Channel"),
     "clock": gettext_lazy("Clock"),
@@ -79,6 +80,7 @@ AUDIT_KEYS = {
     "escalations": gettext_lazy("Escalations"),
     "evaluation": gettext_lazy("Evaluation"),
     "expires_at": gettext_lazy("Expires"),
+    "festival": gettext_lazy("Festival"),  # the festival a care reminder was sent for (its day and name)
     "fields": gettext_lazy("Fields"),
     "file": gettext_lazy("File"),
     "file_name": gettext_lazy("File"),
@@ -104,6 +106,7 @@ AUDIT_KEYS = {
     "late": gettext_lazy("Late"),
     "level": gettext_lazy("Level"),
     "link": gettext_lazy("Link"),
+    "mailed": gettext_lazy("To be mailed"),  # a survey campaign started: how many of its customers get a mail
     "masked": gettext_lazy("Personal data masked"),
     "merged": gettext_lazy("Merged record"),
     "merged_code": gettext_lazy("Merged record's code"),
