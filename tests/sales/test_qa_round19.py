@@ -117,7 +117,7 @@ def test_the_refund_of_a_return_is_imported_with_its_amount(run_import, xiehe, c
     assert (credit.on_time_share, credit.late_lines, credit.outstanding) == (None, 0, 0)
     assert str(credit.paid) == "-750.00"  # what the customer was paid back
     page = text_of(client_for("manager").get("/sales/orders/", HTTP_ACCEPT_LANGUAGE="en"))
-    assert "-325.00" in page and "-100.00" in page
+    assert "-¥325.00" in page and "-¥100.00" in page  # the sign before the ¥
 
 
 def test_the_upgrade_brings_refunded_returns_to_the_new_rule(run_import, xiehe):
