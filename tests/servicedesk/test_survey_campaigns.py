@@ -259,6 +259,38 @@ def test_campaign_answers_count_in_the_customer_evaluation(users, world):
     assert (f.csat_sum, f.csat_count, f.nps_promoters, f.nps_count) == (4, 1, 1, 1)
 
 
+def test_a_customer_merge_takes_the_campaign_answers_to_the_record_kept(users, world):
+    from pharmacrm.keyaccounts import evaluation, scoring
+
+    admin = users["admin"]
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    haidian = CampaignTarget.objects.get(campaign=campaign, institution=world["haidian"])
+    answer = campaigns.record_phone(users["agent"], haidian, 2, "", 3)
+    xiehe = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    zhang_answer = campaigns.record_phone(users["agent"], xiehe, 5, "", 10)
+    # 海淀诊所 was entered twice: the record kept is the other one; 张伟 too
+    kept = clinic(admin, "北京市海淀诊所")
+    customers.merge(admin, kept, world["haidian"])
+    zhang = customers.create_person(admin, {"name": "张伟医生", "institution": world["xiehe"]})
+    customers.merge(admin, zhang, world["zhang"])
+    answer.refresh_from_db()
+    haidian.refresh_from_db()
+    zhang_answer.refresh_from_db()
+    xiehe.refresh_from_db()
+    assert (answer.institution_id, haidian.institution_id) == (kept.pk, kept.pk)
+    assert (zhang_answer.person_id, xiehe.person_id) == (zhang.pk, zhang.pk)
+    # the answer counts for the customer kept, not for the record merged away
+    facts = {kept.pk: scoring.Facts(), world["haidian"].pk: scoring.Facts()}
+    today = timezone.localdate()
+    evaluation._add_surveys(facts, today, today - dt.timedelta(days=30), None)
+    assert (facts[kept.pk].csat_sum, facts[kept.pk].csat_count) == (2, 1)
+    assert facts[world["haidian"].pk].csat_count == 0
+    # the person kept answered lately: the next campaign does not ask them again so soon
+    rows = {c.institution_id: c for c in campaigns.candidates(new_campaign(users, province="110000"))}
+    assert rows[world["xiehe"].pk].reach == TargetReach.RECENT
+
+
 def test_campaign_answers_count_in_the_key_account_review(users, world, with_plan):  # noqa: F811
     from pharmacrm.keyaccounts import services as ka
     from pharmacrm.keyaccounts.models import KeyAccount
