@@ -637,6 +637,14 @@ def record_phone(user, target: CampaignTarget, score, comment: str = "", recomme
     return survey
 
 
+def forget_person(sender, instance, **kwargs) -> None:
+    """A person deleted (PIPL art. 47, on their request) leaves no e-mail address in the campaign surveys mailed to
+    them: their answers stay, anonymous (the deletion empties their person), the address they were sent to does not.
+    (A revisit's survey is about a ticket, whose person cannot be deleted.) Connected in apps.py to Person's
+    pre_delete, inside the deletion's transaction."""
+    Survey.objects.filter(person_id=instance.pk).update(sent_to="")
+
+
 def reach_text(target: CampaignTarget) -> str:
     label = str(TargetReach(target.reach).label)
     if target.reach_date:

@@ -291,6 +291,20 @@ def test_a_customer_merge_takes_the_campaign_answers_to_the_record_kept(users, w
     assert rows[world["xiehe"].pk].reach == TargetReach.RECENT
 
 
+def test_a_person_deleted_on_request_leaves_no_address_in_the_survey_mailed_to_them(users, world):
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    target, _link = campaigns.claim(target.pk)  # the survey written and its link taken: mailed to zhang@…
+    survey = Survey.objects.get(pk=target.survey_id)
+    assert survey.sent_to == world["zhang"].email and survey.sent_to
+    customers.delete_customer(users["admin"], world["zhang"])  # PIPL art. 47: deleted on their request
+    survey.refresh_from_db()
+    target.refresh_from_db()
+    assert (survey.person_id, survey.sent_to, target.person_id) == (None, "", None)
+    assert survey.campaign_id == campaign.pk and survey.institution_id == world["xiehe"].pk  # the survey stays
+
+
 def test_campaign_answers_count_in_the_key_account_review(users, world, with_plan):  # noqa: F811
     from pharmacrm.keyaccounts import services as ka
     from pharmacrm.keyaccounts.models import KeyAccount
