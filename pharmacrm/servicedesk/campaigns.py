@@ -623,8 +623,14 @@ def record_phone(user, target: CampaignTarget, score, comment: str = "", recomme
         if target.survey is not None and target.survey.answered_at is not None:
             raise ValidationError({"target": [_("This customer answered on %(date)s: one answer per campaign.") % {
                 "date": timezone.localtime(target.survey.answered_at).date().isoformat()}]})  # fmt: skip
-        if target.survey is not None:
-            Survey.objects.filter(pk=target.survey_id).update(expires_at=now)
+        # the link's answer may be on its way (its UPDATE holds the survey's row, not the campaign): the link is
+        # closed only while still unanswered — once that answer is committed, it is the customer's one answer
+        if target.survey is not None and not Survey.objects.filter(pk=target.survey_id, answered_at=None).update(
+            expires_at=now
+        ):  # fmt: skip
+            answered = Survey.objects.filter(pk=target.survey_id).values_list("answered_at", flat=True).first()
+            raise ValidationError({"target": [_("This customer answered on %(date)s: one answer per campaign.") % {
+                "date": timezone.localtime(answered or now).date().isoformat()}]})  # fmt: skip
         survey = Survey.objects.create(
             campaign=campaign, institution_id=target.institution_id, person_id=target.person_id,
             channel=SurveyChannel.PHONE, sent_at=now, answered_at=now, score=score, recommend=recommend,

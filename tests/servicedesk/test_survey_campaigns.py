@@ -229,6 +229,37 @@ def test_results_hand_computed(users, world):
     assert ImprovementAction.objects.filter(institution=called[2].institution).count() == 1
 
 
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_phone_answer_while_the_link_is_being_answered_is_refused_not_a_second_answer(users, world):
+    from pharmacrm.servicedesk import revisit
+    from tests.concurrency import held_while
+
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    _target, link = campaigns.claim(target.pk)
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    outcome = []
+
+    def agent_calls():
+        try:
+            campaigns.record_phone(users["agent"], target, 5, "", 10)
+        except ValidationError as e:
+            outcome.append(("refused", sorted(e.message_dict)))
+        except Exception as e:  # noqa: BLE001 (what the test reports)
+            outcome.append(("error", repr(e)))
+        else:
+            outcome.append(("recorded", None))
+
+    # the customer's answer through the link is being saved when the agent records the call
+    held_while(lambda: revisit.answer_survey(token, 2, None, "", 3), agent_calls)
+    assert outcome == [("refused", ["target"])]
+    answered = Survey.objects.filter(campaign=campaign, answered_at__isnull=False)
+    assert list(answered.values_list("channel", "score")) == [("link", 2)]
+    assert campaigns.results(campaign).answered == 1
+
+
 def test_a_comment_speaking_of_an_adverse_reaction_reaches_the_safety_net(users, world):
     from pharmacrm.safety.models import Flag
     from pharmacrm.servicedesk.models import Ticket
