@@ -410,6 +410,15 @@ def test_pages_per_role(client_for, users, world, role):
     assert closed.status_code == (302 if role in MANAGERS else 403)
 
 
+def test_a_campaign_nobody_answered_yet_reads_a_response_rate_of_nought_not_a_dash(client_for, users, world):
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    page = client_for("manager").get(f"/service/surveys/{campaign.pk}/").content.decode()
+    # two customers asked (协和 by mail, 海淀 to call), none answered yet: 0.0 %; "—" says there is nothing to count
+    assert re.search(r'data-figure="targeted">(\d+)<', page).group(1) == "2"
+    assert re.search(r'data-figure="rate">([^<]*)<', page).group(1) == "0.0"
+
+
 def test_the_export_is_audited_and_masks_addresses(client_for, users, world):
     from openpyxl import load_workbook
 
