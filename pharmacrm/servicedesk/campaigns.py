@@ -221,7 +221,10 @@ def create_campaign(user, data: dict) -> SurveyCampaign:
 
 
 def _lock(campaign: SurveyCampaign) -> SurveyCampaign:
-    return SurveyCampaign.objects.select_for_update().get(pk=campaign.pk)
+    """The campaign's row, locked against its other changes (start, close, an edit, a phone answer). NO KEY: the rows
+    that merely refer to it (a survey answered by its link, checked at that commit) do not wait for it — a phone
+    answer holding the campaign while it waited for the survey a link was answering deadlocked PostgreSQL."""
+    return SurveyCampaign.objects.select_for_update(no_key=True).get(pk=campaign.pk)
 
 
 def update_campaign(user, campaign: SurveyCampaign, data: dict, *, version: int | None = None) -> SurveyCampaign:
