@@ -194,6 +194,31 @@ def test_a_chinese_address_is_mailed_with_smtputf8(users, world, mailing, smtput
     assert sent["To"] == "赵敏@诊所.cn" and "/help/survey/" in sent.get_content()
 
 
+def test_a_customer_whose_mail_failed_every_attempt_is_listed_to_call(users, world, settings, client_for):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: the SMTP server is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 5
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    page = client_for("agent").get(f"/service/surveys/{campaign.pk}/").content.decode()
+    assert f'data-target="{target.pk}"' not in page  # queued: the mail may still go out
+    for _attempt in range(campaigns.MAX_ATTEMPTS):  # the sweep every ten minutes
+        assert campaigns.send_pending(campaign.pk) == 0
+    target.refresh_from_db()
+    assert (target.mail, target.attempts) == (TargetMail.FAILED, campaigns.MAX_ATTEMPTS)
+    assert campaigns.pending_ids(campaign.pk) == []  # never tried again: it is the agents' to call
+    page = client_for("agent").get(f"/service/surveys/{campaign.pk}/").content.decode()
+    row = re.search(rf'<tr data-target="{target.pk}">.*?</tr>', page, re.S).group(0)
+    assert "北京协和医院" in row and "By e-mail · Failed" in row and "/phone/" in row
+    campaigns.record_phone(users["agent"], target, 4)
+    assert campaigns.results(campaign).answered == 1
+
+
 def test_closing_expires_the_links(users, world, mailing, django_capture_on_commit_callbacks):
     campaign = new_campaign(users, province="110000")
     with django_capture_on_commit_callbacks(execute=True):
