@@ -124,9 +124,11 @@ def festivals(today: dt.date | None = None, days: int = FESTIVAL_DAYS) -> list[F
     found = []
     for year in (today.year, today.year + 1):
         first: dict[str, dt.date] = {}
-        for day, name in _public_days(year):
-            if name in GREETED and name not in first:
-                first[name] = day
+        for day, names in _public_days(year):
+            # two festivals on one day are named together ("中秋节; 国庆节": 3 October 2028, 1 October 2031)
+            for name in names.split("; "):
+                if name in GREETED and name not in first:
+                    first[name] = day
         found += [Festival(f"{day.isoformat()}:{name}", GREETED[name], day, (day - today).days)
                   for name, day in first.items()]  # fmt: skip
         for code, month, mday, role, label in PROFESSIONAL_DAYS:

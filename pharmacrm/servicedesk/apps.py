@@ -3,7 +3,7 @@
 import io
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, pre_delete
 from django.utils.translation import gettext_lazy as _
 
 # databases whose migration 0016 found replies that failed for good, perhaps before such failures were recorded:
@@ -36,3 +36,7 @@ class ServiceDeskConfig(AppConfig):
         post_migrate.connect(
             backfill_after_migrate, sender=self, dispatch_uid="servicedesk.backfill_after_migrate"
         )
+        # a person deleted on request leaves no address in the survey campaigns' rows (campaigns.forget_person)
+        from . import campaigns
+
+        pre_delete.connect(campaigns.forget_person, sender="customers.Person", dispatch_uid="servicedesk.forget-person")

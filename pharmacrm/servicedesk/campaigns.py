@@ -221,7 +221,10 @@ def create_campaign(user, data: dict) -> SurveyCampaign:
 
 
 def _lock(campaign: SurveyCampaign) -> SurveyCampaign:
-    return SurveyCampaign.objects.select_for_update().get(pk=campaign.pk)
+    """The campaign's row, locked against its other changes (start, close, an edit, a phone answer). NO KEY: the rows
+    that merely refer to it (a survey answered by its link, checked at that commit) do not wait for it — a phone
+    answer holding the campaign while it waited for the survey a link was answering deadlocked PostgreSQL."""
+    return SurveyCampaign.objects.select_for_update(no_key=True).get(pk=campaign.pk)
 
 
 def update_campaign(user, campaign: SurveyCampaign, data: dict, *, version: int | None = None) -> SurveyCampaign:
@@ -623,8 +626,14 @@ def record_phone(user, target: CampaignTarget, score, comment: str = "", recomme
         if target.survey is not None and target.survey.answered_at is not None:
             raise ValidationError({"target": [_("This customer answered on %(date)s: one answer per campaign.") % {
                 "date": timezone.localtime(target.survey.answered_at).date().isoformat()}]})  # fmt: skip
-        if target.survey is not None:
-            Survey.objects.filter(pk=target.survey_id).update(expires_at=now)
+        # the link's answer may be on its way (its UPDATE holds the survey's row, not the campaign): the link is
+        # closed only while still unanswered — once that answer is committed, it is the customer's one answer
+        if target.survey is not None and not Survey.objects.filter(pk=target.survey_id, answered_at=None).update(
+            expires_at=now
+        ):  # fmt: skip
+            answered = Survey.objects.filter(pk=target.survey_id).values_list("answered_at", flat=True).first()
+            raise ValidationError({"target": [_("This customer answered on %(date)s: one answer per campaign.") % {
+                "date": timezone.localtime(answered or now).date().isoformat()}]})  # fmt: skip
         survey = Survey.objects.create(
             campaign=campaign, institution_id=target.institution_id, person_id=target.person_id,
             channel=SurveyChannel.PHONE, sent_at=now, answered_at=now, score=score, recommend=recommend,
@@ -635,6 +644,14 @@ def record_phone(user, target: CampaignTarget, score, comment: str = "", recomme
                                                            "channel": [None, SurveyChannel.PHONE]})  # fmt: skip
         conclude(user, survey)
     return survey
+
+
+def forget_person(sender, instance, **kwargs) -> None:
+    """A person deleted (PIPL art. 47, on their request) leaves no e-mail address in the campaign surveys mailed to
+    them: their answers stay, anonymous (the deletion empties their person), the address they were sent to does not.
+    (A revisit's survey is about a ticket, whose person cannot be deleted.) Connected in apps.py to Person's
+    pre_delete, inside the deletion's transaction."""
+    Survey.objects.filter(person_id=instance.pk).update(sent_to="")
 
 
 def reach_text(target: CampaignTarget) -> str:

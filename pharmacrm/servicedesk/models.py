@@ -710,12 +710,15 @@ class CampaignTarget(models.Model):
     when the campaign starts: one per customer and person (never two surveys in one campaign)."""
 
     campaign = models.ForeignKey(SurveyCampaign, models.CASCADE, related_name="targets", verbose_name=_("campaign"))
+    # named relations (not "+"): a customer merge moves every relation the customer model knows of, and a hidden one
+    # it does not — the duplicate kept the campaign's rows and answers, counted for a record merged away
     institution = models.ForeignKey(
-        "customers.Institution", models.CASCADE, related_name="+", verbose_name=_("customer")
+        "customers.Institution", models.CASCADE, related_name="campaign_targets", verbose_name=_("customer")
     )
     person = models.ForeignKey(
-        "customers.Person", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("contact person")
-    )
+        "customers.Person", models.SET_NULL, null=True, blank=True, related_name="campaign_targets",
+        verbose_name=_("contact person"),
+    )  # fmt: skip
     klass = models.CharField(_("customer class"), max_length=1, blank=True)  # as the evaluation read said
     reach = models.CharField(_("reach"), max_length=10, choices=TargetReach.choices)
     reach_date = models.DateField(null=True, blank=True)  # the withdrawal's or the recent answer's day
@@ -747,12 +750,15 @@ class Survey(models.Model):
     campaign = models.ForeignKey(
         SurveyCampaign, models.CASCADE, null=True, blank=True, related_name="surveys", verbose_name=_("campaign")
     )
+    # named relations, as CampaignTarget's: a customer merge moves the answers to the record kept
     institution = models.ForeignKey(
-        "customers.Institution", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("customer")
-    )
+        "customers.Institution", models.SET_NULL, null=True, blank=True, related_name="campaign_surveys",
+        verbose_name=_("customer"),
+    )  # fmt: skip
     person = models.ForeignKey(
-        "customers.Person", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("contact person")
-    )
+        "customers.Person", models.SET_NULL, null=True, blank=True, related_name="campaign_surveys",
+        verbose_name=_("contact person"),
+    )  # fmt: skip
     channel = models.CharField(_("channel"), max_length=6, choices=SurveyChannel.choices)
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     sent_to = EncryptedTextField(_("sent to"))

@@ -9,6 +9,7 @@ import io
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -22,7 +23,7 @@ from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
 from . import campaigns
-from .choices import CampaignStatus, TargetReach
+from .choices import CampaignStatus, TargetMail, TargetReach
 from .forms_revisit import CampaignForm, CampaignPhoneForm
 from .models import SurveyCampaign
 
@@ -89,7 +90,9 @@ def _detail_context(request, campaign: SurveyCampaign) -> dict:
         context["results"] = campaigns.results(campaign)
         context["answers"] = list(campaigns.answers(user, campaign)[:SHOWN])
     targets = campaigns.targets_for(user, campaign).select_related("institution", "person", "survey")
-    to_call = [t for t in targets.filter(reach__in=campaigns.UNREACHABLE).order_by("id")[:SHOWN]
+    # no mail reaches them: no person, address or consent — or their mail failed every attempt (the sweep gave up)
+    given_up = Q(reach=TargetReach.MAIL, mail=TargetMail.FAILED, attempts__gte=campaigns.MAX_ATTEMPTS)
+    to_call = [t for t in targets.filter(Q(reach__in=campaigns.UNREACHABLE) | given_up).order_by("id")[:SHOWN]
                if t.survey is None or t.survey.answered_at is None]  # fmt: skip
     people = [t.person for t in to_call if t.person is not None]
     shown = personal.contact_view(user, people, fields=("mobile", "landline")) if people else {}
@@ -97,6 +100,8 @@ def _detail_context(request, campaign: SurveyCampaign) -> dict:
         contact = shown.get(t.person_id, {})
         t.phone = contact.get("mobile") or contact.get("landline") or t.institution.phone or ""
         t.reason = campaigns.reach_text(t)
+        if t.mail == TargetMail.FAILED:
+            t.reason = f"{t.reason} · {t.get_mail_display()}"
     context["to_call"] = to_call
     return context
 

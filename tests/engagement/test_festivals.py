@@ -41,6 +41,12 @@ def test_the_festivals_of_the_next_two_weeks_with_their_lunar_dates():
     assert _names(dt.date(2026, 6, 20)) == []  # the day after: gone
 
 
+def test_mid_autumn_on_a_day_of_the_national_day_holiday_is_greeted_too():
+    # 3 October 2028 is both (the `holidays` package names the day "中秋节; 国庆节"): neither was listed
+    assert _names(dt.date(2028, 9, 28)) == [("National Day", "2028-10-01", 3), ("Mid-Autumn Festival", "2028-10-03", 5)]
+    assert [n for n, _on, _d in _names(dt.date(2031, 9, 25))] == ["Mid-Autumn Festival", "National Day"]  # 1 October 2031
+
+
 def test_qingming_a_day_of_mourning_is_never_a_greeting():
     assert _names(dt.date(2027, 3, 30)) == []  # Qingming falls on 5 April 2027
 

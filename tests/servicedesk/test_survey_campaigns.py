@@ -194,6 +194,31 @@ def test_a_chinese_address_is_mailed_with_smtputf8(users, world, mailing, smtput
     assert sent["To"] == "赵敏@诊所.cn" and "/help/survey/" in sent.get_content()
 
 
+def test_a_customer_whose_mail_failed_every_attempt_is_listed_to_call(users, world, settings, client_for):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: the SMTP server is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 5
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    page = client_for("agent").get(f"/service/surveys/{campaign.pk}/").content.decode()
+    assert f'data-target="{target.pk}"' not in page  # queued: the mail may still go out
+    for _attempt in range(campaigns.MAX_ATTEMPTS):  # the sweep every ten minutes
+        assert campaigns.send_pending(campaign.pk) == 0
+    target.refresh_from_db()
+    assert (target.mail, target.attempts) == (TargetMail.FAILED, campaigns.MAX_ATTEMPTS)
+    assert campaigns.pending_ids(campaign.pk) == []  # never tried again: it is the agents' to call
+    page = client_for("agent").get(f"/service/surveys/{campaign.pk}/").content.decode()
+    row = re.search(rf'<tr data-target="{target.pk}">.*?</tr>', page, re.S).group(0)
+    assert "北京协和医院" in row and "By e-mail · Failed" in row and "/phone/" in row
+    campaigns.record_phone(users["agent"], target, 4)
+    assert campaigns.results(campaign).answered == 1
+
+
 def test_closing_expires_the_links(users, world, mailing, django_capture_on_commit_callbacks):
     campaign = new_campaign(users, province="110000")
     with django_capture_on_commit_callbacks(execute=True):
@@ -229,6 +254,38 @@ def test_results_hand_computed(users, world):
     assert ImprovementAction.objects.filter(institution=called[2].institution).count() == 1
 
 
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("score", [4, 2])  # 2: a poor answer, whose improvement action is written in the same transaction
+def test_a_phone_answer_while_the_link_is_being_answered_is_refused_not_a_second_answer(users, world, score):
+    from pharmacrm.servicedesk import revisit
+    from tests.concurrency import held_while
+
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    _target, link = campaigns.claim(target.pk)
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    outcome = []
+
+    def agent_calls():
+        try:
+            campaigns.record_phone(users["agent"], target, 5, "", 10)
+        except ValidationError as e:
+            outcome.append(("refused", sorted(e.message_dict)))
+        except Exception as e:  # noqa: BLE001 (what the test reports)
+            outcome.append(("error", repr(e)))
+        else:
+            outcome.append(("recorded", None))
+
+    # the customer's answer through the link is being saved when the agent records the call
+    held_while(lambda: revisit.answer_survey(token, score, None, "", 3), agent_calls)
+    assert outcome == [("refused", ["target"])]  # not a second answer, nor a deadlock's error page
+    answered = Survey.objects.filter(campaign=campaign, answered_at__isnull=False)
+    assert list(answered.values_list("channel", "score")) == [("link", score)]
+    assert campaigns.results(campaign).answered == 1
+
+
 def test_a_comment_speaking_of_an_adverse_reaction_reaches_the_safety_net(users, world):
     from pharmacrm.safety.models import Flag
     from pharmacrm.servicedesk.models import Ticket
@@ -257,6 +314,52 @@ def test_campaign_answers_count_in_the_customer_evaluation(users, world):
     evaluation._add_surveys(facts, today, today - dt.timedelta(days=30), None)
     f = facts[world["xiehe"].pk]
     assert (f.csat_sum, f.csat_count, f.nps_promoters, f.nps_count) == (4, 1, 1, 1)
+
+
+def test_a_customer_merge_takes_the_campaign_answers_to_the_record_kept(users, world):
+    from pharmacrm.keyaccounts import evaluation, scoring
+
+    admin = users["admin"]
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    haidian = CampaignTarget.objects.get(campaign=campaign, institution=world["haidian"])
+    answer = campaigns.record_phone(users["agent"], haidian, 2, "", 3)
+    xiehe = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    zhang_answer = campaigns.record_phone(users["agent"], xiehe, 5, "", 10)
+    # 海淀诊所 was entered twice: the record kept is the other one; 张伟 too
+    kept = clinic(admin, "北京市海淀诊所")
+    customers.merge(admin, kept, world["haidian"])
+    zhang = customers.create_person(admin, {"name": "张伟医生", "institution": world["xiehe"]})
+    customers.merge(admin, zhang, world["zhang"])
+    answer.refresh_from_db()
+    haidian.refresh_from_db()
+    zhang_answer.refresh_from_db()
+    xiehe.refresh_from_db()
+    assert (answer.institution_id, haidian.institution_id) == (kept.pk, kept.pk)
+    assert (zhang_answer.person_id, xiehe.person_id) == (zhang.pk, zhang.pk)
+    # the answer counts for the customer kept, not for the record merged away
+    facts = {kept.pk: scoring.Facts(), world["haidian"].pk: scoring.Facts()}
+    today = timezone.localdate()
+    evaluation._add_surveys(facts, today, today - dt.timedelta(days=30), None)
+    assert (facts[kept.pk].csat_sum, facts[kept.pk].csat_count) == (2, 1)
+    assert facts[world["haidian"].pk].csat_count == 0
+    # the person kept answered lately: the next campaign does not ask them again so soon
+    rows = {c.institution_id: c for c in campaigns.candidates(new_campaign(users, province="110000"))}
+    assert rows[world["xiehe"].pk].reach == TargetReach.RECENT
+
+
+def test_a_person_deleted_on_request_leaves_no_address_in_the_survey_mailed_to_them(users, world):
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    target, _link = campaigns.claim(target.pk)  # the survey written and its link taken: mailed to zhang@…
+    survey = Survey.objects.get(pk=target.survey_id)
+    assert survey.sent_to == world["zhang"].email and survey.sent_to
+    customers.delete_customer(users["admin"], world["zhang"])  # PIPL art. 47: deleted on their request
+    survey.refresh_from_db()
+    target.refresh_from_db()
+    assert (survey.person_id, survey.sent_to, target.person_id) == (None, "", None)
+    assert survey.campaign_id == campaign.pk and survey.institution_id == world["xiehe"].pk  # the survey stays
 
 
 def test_campaign_answers_count_in_the_key_account_review(users, world, with_plan):  # noqa: F811
@@ -331,6 +434,15 @@ def test_pages_per_role(client_for, users, world, role):
     assert phone.status_code == expected
     closed = client.post(f"/service/surveys/{campaign.pk}/close/")
     assert closed.status_code == (302 if role in MANAGERS else 403)
+
+
+def test_a_campaign_nobody_answered_yet_reads_a_response_rate_of_nought_not_a_dash(client_for, users, world):
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    page = client_for("manager").get(f"/service/surveys/{campaign.pk}/").content.decode()
+    # two customers asked (协和 by mail, 海淀 to call), none answered yet: 0.0 %; "—" says there is nothing to count
+    assert re.search(r'data-figure="targeted">(\d+)<', page).group(1) == "2"
+    assert re.search(r'data-figure="rate">([^<]*)<', page).group(1) == "0.0"
 
 
 def test_the_export_is_audited_and_masks_addresses(client_for, users, world):
