@@ -63,13 +63,16 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   together) — never a colleague's row, as a Chinese service centre shows an agent their own figures and
   the team's. Rows per customer class need "See customer evaluations and key-account scores". Others
   (the pharmacovigilance officer) are refused. Every export is audited.
-- **Complaint analysis** (`/service/complaints/`, its Excel export and `GET /api/v1/service/complaints/`):
+- **Complaint analysis** (`/service/complaints/`, the lists of tickets behind its counts, its Excel export and
+  `GET /api/v1/service/complaints/`):
   roles with "See the complaint analysis of every team" — the service performance page's (administrators,
   managers, marketing analysts, auditors) and the pharmacovigilance / QA officer, whose unit reviews complaint
   trends and root causes (GMP) — see every team's complaints; a team lead sees the complaints of the teams
   they lead; everyone else, the product expert included (an expert handles tickets and sees their own figures
-  on the performance page), is refused. The page shows counts, never a customer's or a patient's identity. The
-  customer-class filter needs "See customer evaluations and key-account scores". Every export is audited.
+  on the performance page), is refused. The page shows counts, never a customer's or a patient's identity; the
+  list behind a count shows the tickets as the queue does (number, subject, customer name, status, cause and
+  impact; no caller phone, no description), and only the tickets the user may see. The customer-class filter
+  needs "See customer evaluations and key-account scores". Every export is audited.
 - **Sales targets and attainment** (`/sales/targets/`, its Excel export, `GET /api/v1/sales/attainment/` and
   `GET /api/v1/sales/targets/`): roles with "See every rep's and team's sales targets and attainment"
   (administrators, managers, marketing analysts, auditors) see every owner and team; a team lead who may see

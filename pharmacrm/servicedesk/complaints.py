@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import CharField, Count, F, Q, Value
 from django.db.models.functions import Coalesce, NullIf, TruncMonth, TruncQuarter, TruncYear
 from django.utils import timezone
@@ -236,6 +236,91 @@ def report(user, query: Query, *, now: dt.datetime | None = None, trend: bool = 
     if trend:
         out.trend = trend_of(user, scope, query, klass_period)
     return out
+
+
+# --- from a count to its tickets ----------------------------------------------------------------------
+
+DRILLS = ("all", "category", "cause", "product", "province", "impact", "unassessed", "severe", "handled", "reopened")
+ANY = "*"  # in an impact pair: any assessed level (a row's or a column's total of the matrix)
+
+
+def drill_error() -> str:
+    return _("This list is opened from a count of the complaint analysis; the link is not valid.")
+
+
+def _impact_level(raw: str) -> str:
+    if raw == ANY or raw in IMPACTS:
+        return raw
+    raise ValidationError({"key": [drill_error()]})
+
+
+def drilled(user, query: Query, by: str, key: str = ""):
+    """The complaints behind one count of the analysis (`by` names the table, `key` the row): the same tickets as
+    report() counts, so the list's length is the figure clicked. ValidationError naming `by` or `key` for a link
+    that is not one of the page's."""
+    from .performance import _reopened
+
+    if by not in DRILLS:
+        raise ValidationError({"by": [drill_error()]})
+    scope = check(user, query)
+    klass_period = performance.class_period() if query.klass else ""
+    qs = complaint_tickets(user, scope, query, klass_period=klass_period)
+    try:
+        if by == "category":
+            qs = qs.filter(category_id=int(key))
+        elif by == "product":
+            qs = qs.filter(product_id=int(key)) if key else qs.filter(product__isnull=True)
+        elif by == "cause":  # "" the undetermined ones, still open
+            if key and key not in RootCause.values:
+                raise ValueError(key)
+            qs = qs.filter(root_cause=key)
+        elif by == "province":  # "" no region
+            qs = qs.annotate(p=_province()).filter(p=key)
+        elif by == "impact":
+            customer, company = (_impact_level(v) for v in key.split(",", 1)) if "," in key else ("", "")
+            if not customer:
+                raise ValueError(key)
+            for name, level in (("customer_impact", customer), ("company_impact", company)):
+                qs = qs.exclude(**{name: ""}) if level == ANY else qs.filter(**{name: level})
+        elif by == "unassessed":
+            qs = qs.filter(Q(customer_impact="") | Q(company_impact=""))
+        elif by == "severe":
+            qs = qs.filter(SEVERE)
+        elif by == "handled":
+            qs = qs.filter(status__in=DONE)
+        elif by == "reopened":
+            qs = qs.filter(_reopened())
+    except ValueError:
+        raise ValidationError({"key": [drill_error()]}) from None
+    return qs
+
+
+def drill_label(by: str, key: str) -> str:
+    """What the list is of, in the reader's language: "Root cause: 质量问题"."""
+    if by == "category":
+        found = TicketCategory.objects.filter(pk=int(key)).first()
+        return _("Category: %(name)s") % {"name": found.label if found else key}
+    if by == "product":
+        found = Product.objects.filter(pk=int(key)).first() if key else None
+        return _("Product: %(name)s") % {"name": str(found)} if found else _("No product named")
+    if by == "cause":
+        return _("Root cause: %(name)s") % {"name": dict(RootCause.choices)[key]} if key else _("No root cause yet")
+    if by == "province":
+        found = Region.objects.filter(code=key).first() if key else None
+        return _("Province: %(name)s") % {"name": found.display_name if found else key} if key else _("No region")
+    if by == "impact":
+        customer, company = key.split(",", 1)
+        anything = _("any")
+
+        def level(v):
+            return anything if v == ANY else impact_label(v)
+
+        return _("Impact on the customer: %(customer)s; on the company: %(company)s") % {
+            "customer": level(customer), "company": level(company)}  # fmt: skip
+    return {
+        "all": _("All complaints"), "unassessed": _("Not assessed yet"), "severe": _("Severe impact"),
+        "handled": _("Handled"), "reopened": _("Reopened"),
+    }[by]  # fmt: skip
 
 
 def trend_of(user, scope: Scope, query: Query, klass_period: str = "") -> list[dict]:

@@ -326,6 +326,11 @@ class Figures:
         }  # fmt: skip
 
 
+def _reopened() -> Exists:
+    """A ticket that was reopened at least once (the "Reopened" count, and the list behind it)."""
+    return Exists(TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=EventKind.REOPENED))
+
+
 def _tickets(user, scope: Scope, query: Query, period: Period | None = None, *, team_ids=None):
     """The tickets of the period the user may count (`team_ids`: the agent's comparison, their teams' tickets)."""
     from .views import category_and_below
@@ -407,7 +412,7 @@ def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass
 
     ids = tickets.values("id")
     # 1. the tickets: created, resolved, reopened, complaints
-    reopened = Exists(TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=EventKind.REOPENED))
+    reopened = _reopened()
     complaint = Q(category__complaint=True)
     for r in grouped(tickets, "").annotate(
         created=Count("id"), resolved=Count("id", filter=Q(status__in=DONE)),

@@ -19,7 +19,7 @@ from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry, Region, Team
 
 from . import complaints, performance
-from .choices import Impact
+from .choices import Impact, RootCause
 from .models import Product, TicketCategory
 
 A = AuditEntry.Action
@@ -73,9 +73,11 @@ class ComplaintForm(forms.Form):
         )  # fmt: skip
 
 
-def _form(request) -> tuple[ComplaintForm, complaints.Query]:
+def _form(request, *, any_period: bool = False) -> tuple[ComplaintForm, complaints.Query]:
     scope = complaints.scope_for(request.user)
     form = ComplaintForm(request.GET or None, user=request.user, scope=scope)
+    if any_period:  # the tickets of a trend row: a period older than the page's choices is still a period
+        form.fields["period"] = forms.CharField(label=gettext_lazy("Period"), required=False)
     if form.is_bound:
         form.is_valid()
     return form, form.query()
@@ -85,17 +87,17 @@ def headline(rep: complaints.Report) -> list[dict]:
     """The headline figures beside the previous period's."""
     now, before = rep.handling, rep.previous
 
-    def line(label, value, previous, unit=""):
-        return {"label": label, "value": value, "previous": previous, "unit": unit}
+    def line(label, value, previous, unit="", by=""):  # by: the list behind the figure (complaint_tickets_page)
+        return {"label": label, "value": value, "previous": previous, "unit": unit, "by": by}
 
     return [
-        line(_("Complaints"), now.created, before.created),
-        line(_("Handled"), now.resolution_rate, before.resolution_rate, "%"),
+        line(_("Complaints"), now.created, before.created, by="all"),
+        line(_("Handled"), now.resolution_rate, before.resolution_rate, "%", by="handled"),
         line(_("Resolution in SLA"), now.res_sla, before.res_sla, "%"),
         line(_("Resolution, median (clock h)"), now.res_median, before.res_median),
-        line(_("Reopened"), now.reopened, before.reopened),
+        line(_("Reopened"), now.reopened, before.reopened, by="reopened"),
         line(_("CSAT"), now.csat, before.csat),
-        line(_("Severe impact"), rep.severe, rep.previous_severe),
+        line(_("Severe impact"), rep.severe, rep.previous_severe, by="severe"),
     ]
 
 
@@ -105,10 +107,25 @@ def matrix(rep: complaints.Report) -> dict:
     rows = []
     for cust in levels:
         cells = [rep.impact.get((cust, comp), 0) for comp in levels]
-        rows.append({"label": complaints.impact_label(cust), "key": cust, "cells": cells, "total": sum(cells)})
+        links = [{"key": f"{cust},{comp}", "n": n} for comp, n in zip(levels, cells, strict=True)]
+        rows.append({"label": complaints.impact_label(cust), "key": cust, "cells": cells, "links": links,
+                     "total": sum(cells)})  # fmt: skip
     columns = [complaints.impact_label(c) for c in levels]
     totals = [sum(r["cells"][i] for r in rows) for i in range(len(levels))]
-    return {"columns": columns, "rows": rows, "totals": totals, "total": sum(totals)}
+    total_links = [{"key": f"{complaints.ANY},{comp}", "n": n} for comp, n in zip(levels, totals, strict=True)]
+    return {"columns": columns, "rows": rows, "totals": totals, "total_links": total_links, "total": sum(totals)}
+
+
+def _drill_base(request, without: str = "") -> str:
+    """The tickets page's address with the analysis's filters, ready for "by=…": every count links there."""
+    from django.urls import reverse
+
+    params = request.GET.copy()
+    for name in list(params):
+        if name not in FILTERS or name == without:
+            del params[name]
+    query = params.urlencode()
+    return reverse("servicedesk:complaint-tickets") + "?" + (query + "&" if query else "")
 
 
 @login_required
@@ -128,6 +145,7 @@ def complaints_page(request):
     context = {
         "form": form, "report": rep, "headline": headline(rep), "matrix": matrix(rep), "chart": chart,
         "query_string": params.urlencode(), "filtered": bool(request.GET),
+        "drill": _drill_base(request), "trend_drill": _drill_base(request, without="period"),
     }  # fmt: skip
     return render(request, "servicedesk/complaints.html", context, status=400 if form.errors else 200)
 
@@ -152,7 +170,57 @@ def complaints_export(request):
     return response
 
 
+DRILL_PAGE = 50
+FILTERS = ("period", "category", "product", "province", "klass", "team")  # the analysis's own parameters
+
+
+@login_required
+@require_GET
+def complaint_tickets_page(request):
+    """The complaints behind one count of the analysis (a Pareto row, a cell of the impact matrix, a headline
+    figure, a trend period): the same filters, the same tickets, newest first."""
+    from django.core.paginator import Paginator
+
+    from .views import PERSON_PERSONAL, UNUSED_COLUMNS
+
+    form, query = _form(request, any_period=True)
+    by, key = request.GET.get("by") or "all", request.GET.get("key") or ""
+    error = ""
+    try:
+        tickets = complaints.drilled(request.user, query, by, key)
+        label = complaints.drill_label(by, key)
+    except ValidationError as e:
+        error, tickets, label = " ".join(sum(e.message_dict.values(), [])), None, ""
+    page = None
+    if tickets is not None and not form.errors:
+        listed = (
+            tickets.select_related("category", "assignee", "institution", "person", "team", "product")
+            .defer(*UNUSED_COLUMNS, *PERSON_PERSONAL)
+            .order_by("-received_at", "-id")
+        )
+        page = Paginator(listed, DRILL_PAGE).get_page(request.GET.get("page"))
+    back = request.GET.copy()
+    for name in list(back):
+        if name not in FILTERS:
+            del back[name]
+    applied = [(_("Period"), query.period.key)]
+    for name in ("team", "category", "product", "province", "klass"):
+        value = getattr(query, name)
+        if value:
+            field = form.fields.get(name)
+            shown = dict(field.choices).get(value, value) if name in ("province", "klass") and field else value
+            applied.append((form.fields[name].label if name in form.fields else name, getattr(shown, "label", shown)))
+    context = {
+        "form": form, "query": query, "label": label, "error": error, "page_obj": page, "applied": applied,
+        "rows": page.object_list if page else [], "back": back.urlencode(),
+        "impacts": dict(Impact.choices), "causes": dict(RootCause.choices),
+    }  # fmt: skip
+    bad = bool(error or form.errors)
+    return render(request, "servicedesk/complaint_tickets.html", context, status=400 if bad else 200)
+
+
 urlpatterns = [  # included by urls.py under /service/
     path("complaints/", complaints_page, name="complaints"),
+    path("complaints/tickets/", complaint_tickets_page, name="complaint-tickets"),
     path("complaints/export.xlsx", complaints_export, name="complaints-export"),
 ]
