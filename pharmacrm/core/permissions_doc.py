@@ -56,7 +56,8 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   exception is the server's command line (`pharmacrm safety export-icsr`), which only someone with access to
   the server runs: audited with the operating-system account, the file written for its owner only.
   Any signed-in user may call the screening endpoint (`POST /api/v1/safety/screen/`).
-- **Service performance** (`/service/performance/`, its Excel export and `GET /api/v1/service/performance/`):
+- **Service performance** (`/service/performance/`, the lists of tickets behind its counts, its Excel export and
+  `GET /api/v1/service/performance/`):
   roles with "See the service performance of every team and agent" (administrators, managers, marketing
   analysts, auditors) see every team and agent; a team lead sees the teams they lead, per agent included;
   anyone else who handles tickets sees only their own figures, beside their teams' totals (all agents
@@ -70,9 +71,10 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   trends and root causes (GMP) — see every team's complaints; a team lead sees the complaints of the teams
   they lead; everyone else, the product expert included (an expert handles tickets and sees their own figures
   on the performance page), is refused. The page shows counts, never a customer's or a patient's identity; the
-  list behind a count shows the tickets as the queue does (number, subject, customer name, status, cause and
-  impact; no caller phone, no description), and only the tickets the user may see. The customer-class filter
-  needs "See customer evaluations and key-account scores". Every export is audited.
+  lists behind the counts (of this page and of the performance page) show the tickets as the queue does
+  (number, subject, customer name, status, cause and impact; no caller phone, no description), and only the
+  tickets the user may see. The customer-class filter needs "See customer evaluations and key-account scores".
+  Every export is audited.
 - **Sales targets and attainment** (`/sales/targets/`, its Excel export, `GET /api/v1/sales/attainment/` and
   `GET /api/v1/sales/targets/`): roles with "See every rep's and team's sales targets and attainment"
   (administrators, managers, marketing analysts, auditors) see every owner and team; a team lead who may see

@@ -558,6 +558,63 @@ def report(user, query: Query, *, now: dt.datetime | None = None, trend: bool = 
     return out
 
 
+# --- from a count to its tickets ----------------------------------------------------------------------
+
+DRILLS = {
+    "tickets": gettext_lazy("Tickets received"), "resolved": gettext_lazy("Resolved"),
+    "reopened": gettext_lazy("Reopened"), "complaints": gettext_lazy("Complaints"),
+}  # fmt: skip
+
+
+def drill_error() -> str:
+    return _("This list is opened from a count of the service performance page; the link is not valid.")
+
+
+def drilled(user, query: Query, what: str, row: str | None = None):
+    """The tickets behind one count of the page: `what` names the column, `row` the row's key for the query's
+    grouping ("" for the row without one — unassigned, no team, no class; None: the totals). The same tickets as
+    report() counts, so the list is as long as the figure. ValidationError naming `what` or `row` otherwise."""
+    if what not in DRILLS:
+        raise ValidationError({"what": [drill_error()]})
+    scope = check(user, query)
+    qs = _tickets(user, scope, query)
+    if row is not None:
+        group = query.group
+        if group in ("agent", "team", "category"):
+            field = {"agent": "assignee_id", "team": "team_id", "category": "category_id"}[group]
+            if not row:
+                if group == "category":
+                    raise ValidationError({"row": [drill_error()]})
+                qs = qs.filter(**{f"{field}__isnull": True})
+            elif row.isascii() and row.isdigit():
+                qs = qs.filter(**{field: int(row)})
+            else:
+                raise ValidationError({"row": [drill_error()]})
+        elif group == "channel":
+            if row not in Channel.values:
+                raise ValidationError({"row": [drill_error()]})
+            qs = qs.filter(channel=row)
+        else:  # class: A–D, or "" not evaluated
+            if row not in ("A", "B", "C", "D", ""):
+                raise ValidationError({"row": [drill_error()]})
+            qs = qs.annotate(g=_key("class", "", class_period())).filter(g=row)
+    if what == "resolved":
+        qs = qs.filter(status__in=DONE)
+    elif what == "reopened":
+        qs = qs.filter(_reopened())
+    elif what == "complaints":
+        qs = qs.filter(category__complaint=True)
+    return qs
+
+
+def drill_row_label(query: Query, row: str | None) -> str:
+    """The row's name as the page shows it ("Total" for the totals)."""
+    if row is None:
+        return _("Total")
+    key = (int(row) if row else None) if query.group in ("agent", "team", "category") else row
+    return str(_labels(query.group, [key]).get(key, key if key is not None else "—"))
+
+
 def trend_of(user, scope: Scope, query: Query) -> list[dict]:
     """The totals of the last 12 periods up to the chosen one: tickets, resolution rate, CSAT and NPS (two grouped
     queries over the twelve periods)."""

@@ -8,21 +8,23 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET
 
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry, Region, Team
 
 from . import complaints, performance
-from .choices import Impact, RootCause
+from .choices import Impact
 from .models import Product, TicketCategory
 
 A = AuditEntry.Action
+DRILL_PAGE = 50  # tickets a page of a list behind a count
+FILTERS = ("period", "category", "product", "province", "klass", "team")  # the analysis's own parameters
 
 
 class ComplaintForm(forms.Form):
@@ -118,13 +120,7 @@ def matrix(rep: complaints.Report) -> dict:
 
 def _drill_base(request, without: str = "") -> str:
     """The tickets page's address with the analysis's filters, ready for "by=…": every count links there."""
-    from django.urls import reverse
-
-    params = request.GET.copy()
-    for name in list(params):
-        if name not in FILTERS or name == without:
-            del params[name]
-    query = params.urlencode()
+    query = kept(request, [f for f in FILTERS if f != without])
     return reverse("servicedesk:complaint-tickets") + "?" + (query + "&" if query else "")
 
 
@@ -170,8 +166,38 @@ def complaints_export(request):
     return response
 
 
-DRILL_PAGE = 50
-FILTERS = ("period", "category", "product", "province", "klass", "team")  # the analysis's own parameters
+def drill_page(request, form, query_period, tickets, *, error: str, heading: str, label: str, back_url: str,
+               back_label: str, count_line, applied: list) -> HttpResponse:
+    """The tickets behind a count (of this page or of the service performance page), 50 a page, the newest
+    first; a 400 page saying why for a link that is not one of the page's. `count_line(n)` says how many."""
+    from django.core.paginator import Paginator
+
+    from .views import PERSON_PERSONAL, UNUSED_COLUMNS
+
+    page = None
+    if tickets is not None and not error and not form.errors:
+        listed = (
+            tickets.select_related("category", "assignee", "institution", "person", "team", "product")
+            .defer(*UNUSED_COLUMNS, *PERSON_PERSONAL)
+            .order_by("-received_at", "-id")
+        )
+        page = Paginator(listed, DRILL_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "form": form, "label": label, "error": error, "page_obj": page, "applied": [(_("Period"), query_period)] + applied,
+        "rows": page.object_list if page is not None else [], "heading": heading, "back_url": back_url, "back_label": back_label,
+        "count_line": count_line(page.paginator.count) if page is not None else "",
+    }  # fmt: skip
+    bad = bool(error or form.errors)
+    return render(request, "servicedesk/drill_tickets.html", context, status=400 if bad else 200)
+
+
+def kept(request, names) -> str:
+    """The request's parameters among `names`, url-encoded (the filters a list and its page share)."""
+    params = request.GET.copy()
+    for name in list(params):
+        if name not in names:
+            del params[name]
+    return params.urlencode()
 
 
 @login_required
@@ -179,44 +205,28 @@ FILTERS = ("period", "category", "product", "province", "klass", "team")  # the 
 def complaint_tickets_page(request):
     """The complaints behind one count of the analysis (a Pareto row, a cell of the impact matrix, a headline
     figure, a trend period): the same filters, the same tickets, newest first."""
-    from django.core.paginator import Paginator
-
-    from .views import PERSON_PERSONAL, UNUSED_COLUMNS
-
     form, query = _form(request, any_period=True)
     by, key = request.GET.get("by") or "all", request.GET.get("key") or ""
-    error = ""
+    error, tickets, label = "", None, ""
     try:
         tickets = complaints.drilled(request.user, query, by, key)
         label = complaints.drill_label(by, key)
     except ValidationError as e:
-        error, tickets, label = " ".join(sum(e.message_dict.values(), [])), None, ""
-    page = None
-    if tickets is not None and not form.errors:
-        listed = (
-            tickets.select_related("category", "assignee", "institution", "person", "team", "product")
-            .defer(*UNUSED_COLUMNS, *PERSON_PERSONAL)
-            .order_by("-received_at", "-id")
-        )
-        page = Paginator(listed, DRILL_PAGE).get_page(request.GET.get("page"))
-    back = request.GET.copy()
-    for name in list(back):
-        if name not in FILTERS:
-            del back[name]
-    applied = [(_("Period"), query.period.key)]
+        error = " ".join(sum(e.message_dict.values(), []))
+    applied = []
     for name in ("team", "category", "product", "province", "klass"):
         value = getattr(query, name)
-        if value:
-            field = form.fields.get(name)
-            shown = dict(field.choices).get(value, value) if name in ("province", "klass") and field else value
-            applied.append((form.fields[name].label if name in form.fields else name, getattr(shown, "label", shown)))
-    context = {
-        "form": form, "query": query, "label": label, "error": error, "page_obj": page, "applied": applied,
-        "rows": page.object_list if page else [], "back": back.urlencode(),
-        "impacts": dict(Impact.choices), "causes": dict(RootCause.choices),
-    }  # fmt: skip
-    bad = bool(error or form.errors)
-    return render(request, "servicedesk/complaint_tickets.html", context, status=400 if bad else 200)
+        if value and name in form.fields:
+            field = form.fields[name]
+            shown = dict(field.choices).get(value, value) if name in ("province", "klass") else value
+            applied.append((field.label, getattr(shown, "label", shown)))
+    back = kept(request, FILTERS)
+    return drill_page(
+        request, form, query.period.key, tickets, error=error, heading=_("Complaints"), label=label,
+        back_url=reverse("servicedesk:complaints") + (f"?{back}" if back else ""), back_label=_("Complaint analysis"),
+        count_line=lambda n: ngettext("%(n)s complaint, the newest first.", "%(n)s complaints, the newest first.", n)
+        % {"n": n}, applied=applied,
+    )  # fmt: skip
 
 
 urlpatterns = [  # included by urls.py under /service/

@@ -8,11 +8,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET
 
 from pharmacrm.core import audit
@@ -21,6 +21,7 @@ from pharmacrm.core.models import AuditEntry, Team
 from . import performance
 from .choices import Priority
 from .models import TicketCategory
+from .views_complaints import drill_page, kept
 
 A = AuditEntry.Action
 
@@ -75,18 +76,22 @@ class PerformanceForm(forms.Form):
         )
 
 
-def _form(request) -> tuple[PerformanceForm, performance.Query, performance.Scope]:
+def _form(request, *, any_period: bool = False) -> tuple[PerformanceForm, performance.Query, performance.Scope]:
     scope = performance.scope_for(request.user)
     form = PerformanceForm(request.GET or None, user=request.user, scope=scope)
+    if any_period:  # the tickets of a trend period or of the previous one: any period, not only the page's choices
+        form.fields["period"] = forms.CharField(label=gettext_lazy("Period"), required=False)
     if form.is_bound:
         form.is_valid()
     return form, form.query(), scope
 
 
-def _cells(f: performance.Figures) -> dict:
-    """What a row shows: "—" where a figure has nothing to stand on (no tickets, no answers), never 0."""
+def _cells(f: performance.Figures, row: bool = True) -> dict:
+    """What a row shows: "—" where a figure has nothing to stand on (no tickets, no answers), never 0. `row`: the
+    row's key as its counts' links carry it ("" for the row without one), False for a totals row."""
+    key = "" if f.key is None else str(f.key)
     return {
-        "label": f.label, "created": f.created, "resolved": f.resolved, "resolution_rate": f.resolution_rate,
+        "row": key if row else None, "label": f.label, "created": f.created, "resolved": f.resolved, "resolution_rate": f.resolution_rate,
         "fr_median": f.fr_median, "fr_p90": f.fr_p90, "res_median": f.res_median, "res_p90": f.res_p90,
         "fr_sla": f.fr_sla, "res_sla": f.res_sla, "reopened": f.reopened, "csat": f.csat, "csat_count": f.csat_count,
         "nps": f.nps, "nps_count": f.nps_count, "complaints": f.complaints, "complaint_rate": f.complaint_rate,
@@ -109,11 +114,19 @@ def performance_page(request):
     }
     params = request.GET.copy()
     params.pop("page", None)
+    # every count links to its tickets (performance_tickets_page), under the page's filters; the previous period's
+    # totals under the same filters for that period
+    base, now, before = reverse("servicedesk:performance-tickets"), kept(request, FILTERS), kept(request, FILTERS[1:])
+    drill = f"{base}?{now}&" if now else f"{base}?"
+    previous_drill = f"{base}?{before}&period={query.period.previous.key}&" if before else (
+        f"{base}?period={query.period.previous.key}&")
     context = {
-        "form": form, "report": rep, "rows": [_cells(r) for r in rep.rows], "totals": _cells(rep.totals),
-        "previous": _cells(rep.previous), "team_totals": _cells(rep.team_totals) if rep.team_totals else None,
+        "form": form, "report": rep, "rows": [_cells(r) for r in rep.rows], "totals": _cells(rep.totals, False),
+        "previous": _cells(rep.previous, False),
+        "team_totals": _cells(rep.team_totals, False) if rep.team_totals else None,
         "chart": chart, "query_string": params.urlencode(), "group_label": performance.GROUPS[query.group],
-        "filtered": bool(request.GET),
+        "filtered": bool(request.GET), "drill": drill, "previous_drill": previous_drill,
+        "trend_drill": f"{base}?{before}&" if before else f"{base}?",
     }  # fmt: skip
     return render(request, "servicedesk/performance.html", context, status=400 if form.errors else 200)
 
@@ -139,7 +152,41 @@ def performance_export(request):
     return response
 
 
+FILTERS = ("period", "group", "team", "category", "priority")  # the page's own parameters (the period first)
+
+
+@login_required
+@require_GET
+def performance_tickets_page(request):
+    """The tickets behind one count of the page (received, resolved, reopened, complaints; of a row, of the
+    totals or of the previous period): the same filters and scope, the same tickets, newest first."""
+    form, query, scope = _form(request, any_period=True)
+    what = request.GET.get("what") or "tickets"
+    row = request.GET.get("row")  # absent: the totals
+    error, tickets, label = "", None, ""
+    try:
+        tickets = performance.drilled(request.user, query, what, row)
+        label = f"{performance.DRILLS[what]} · {performance.drill_row_label(query, row)}"
+    except ValidationError as e:
+        error = " ".join(sum(e.message_dict.values(), []))
+    applied = [(form.fields["group"].label, performance.GROUPS[query.group])] if row is not None else []
+    for name in ("team", "category"):
+        value = getattr(query, name)
+        if value and name in form.fields:
+            applied.append((form.fields[name].label, getattr(value, "label", value)))
+    if query.priority:
+        applied.append((form.fields["priority"].label, dict(Priority.choices).get(query.priority, query.priority)))
+    back = kept(request, FILTERS)
+    return drill_page(
+        request, form, query.period.key, tickets, error=error, heading=_("Tickets"), label=label,
+        back_url=reverse("servicedesk:performance") + (f"?{back}" if back else ""), back_label=_("Service performance"),
+        count_line=lambda n: ngettext("%(n)s ticket, the newest first.", "%(n)s tickets, the newest first.", n)
+        % {"n": n}, applied=applied,
+    )  # fmt: skip
+
+
 urlpatterns = [  # included by urls.py under /service/
     path("performance/", performance_page, name="performance"),
     path("performance/export.xlsx", performance_export, name="performance-export"),
+    path("performance/tickets/", performance_tickets_page, name="performance-tickets"),
 ]

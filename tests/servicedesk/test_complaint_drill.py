@@ -9,7 +9,10 @@ from html import unescape
 
 import pytest
 
-from tests.servicedesk.test_complaint_analysis import PAGE, desk, november, page_client  # noqa: F401
+from tests.servicedesk import test_complaint_analysis as analysis
+from tests.servicedesk.test_complaint_analysis import PAGE, page_client
+
+desk, november = analysis.desk, analysis.november  # the page's own fixtures
 
 DRILL = "/service/complaints/tickets/"
 LINK = re.compile(r'<a href="(/service/complaints/tickets/\?[^"]*)">([^<]*)</a>')
@@ -41,6 +44,7 @@ def test_every_count_lists_as_many_complaints(users, november):
     for href, count in found:
         if count is None:  # "List them" under a table and the handled share: checked below
             continue
+        assert count > 0, href  # a zero is not a link
         assert len(listed(client, href)) == count, href
     # the handled share links to the handled complaints: 5 of the 6 (83.3 %)
     assert ("/service/complaints/tickets/?period=2026-11&by=handled", None) in found
