@@ -161,8 +161,9 @@ def birthdays(request):
     rows = care.upcoming(user, teams=teams)
     for row in rows:
         row.place = picker_label(row.person.institution) if row.person.institution_id else ""
+    # festival_days: the days after today listed (care.festivals lists today and FESTIVAL_DAYS - 1 more)
     context = {"rows": rows, "teams": teams, "days": care.WINDOW_DAYS,
-               "festivals": care.festivals_for(user, teams=teams), "festival_days": care.FESTIVAL_DAYS,
+               "festivals": care.festivals_for(user, teams=teams), "festival_days": care.FESTIVAL_DAYS - 1,
                "notice_days": care.FESTIVAL_NOTICE_DAYS, "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
     return render(request, "engagement/birthdays.html", context)
 

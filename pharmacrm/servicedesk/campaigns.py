@@ -202,11 +202,26 @@ def _snapshot(c: SurveyCampaign) -> dict:
             "province": c.province, "owner": c.owner_id, "team": c.team_id, "status": c.status}  # fmt: skip
 
 
+MAX_TARGETS = 20000  # customers a campaign asks at most: its list is written in one transaction when it starts
+
+
+def too_many(n: int) -> ValidationError:
+    return ValidationError({"targets": [_(
+        "These criteria select %(n)s customers; a campaign asks at most %(max)s. Narrow the criteria (class, tier, "
+        "type, province, owner or team), or run one campaign per region."
+    ) % {"n": n, "max": MAX_TARGETS}]})  # fmt: skip
+
+
 def _refuse_empty(campaign: SurveyCampaign) -> None:
-    if not _institutions(campaign).exists():
+    """No customer, or more than MAX_TARGETS: refused by name when the campaign is saved (and again at its start,
+    as customers come and go)."""
+    found = _institutions(campaign)[: MAX_TARGETS + 1].count()
+    if not found:
         raise ValidationError({"targets": [_(
             "No customer matches these criteria: the campaign would ask nobody. Widen the criteria."
         )]})  # fmt: skip
+    if found > MAX_TARGETS:
+        raise too_many(_institutions(campaign).count())
 
 
 def create_campaign(user, data: dict) -> SurveyCampaign:
@@ -327,13 +342,16 @@ def person_reach(person, consent: tuple[str, dt.datetime] | None, recent: dt.dat
 
 
 def candidates(campaign: SurveyCampaign, *, now: dt.datetime | None = None) -> list[Candidate]:
-    """The campaign's target list as it stands now: one row per customer, with the contact person to ask."""
+    """The campaign's target list as it stands now: one row per customer, with the contact person to ask.
+    ValidationError (targets) when the criteria select more than MAX_TARGETS customers — never a list cut short."""
     from pharmacrm.customers.models import Person
     from pharmacrm.engagement import plans
     from pharmacrm.keyaccounts.models import Score
 
     now = now or timezone.now()
-    inst_ids = list(_institutions(campaign).order_by("id").values_list("id", flat=True)[:20000])
+    inst_ids = list(_institutions(campaign).order_by("id").values_list("id", flat=True)[: MAX_TARGETS + 1])
+    if len(inst_ids) > MAX_TARGETS:
+        raise too_many(_institutions(campaign).count())
     period = plans.class_period()
     classes = dict(
         Score.objects.filter(kind=plans.EVALUATION, period=period, institution_id__in=inst_ids)

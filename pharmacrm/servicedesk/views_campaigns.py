@@ -79,7 +79,11 @@ def _detail_context(request, campaign: SurveyCampaign) -> dict:
     context["criteria"] = _criteria(campaign)
     if campaign.status == CampaignStatus.DRAFT:
         if context["may_results"]:
-            rows = campaigns.candidates(campaign)
+            try:
+                rows = campaigns.candidates(campaign)
+            except ValidationError as e:  # more customers than a campaign asks: said, not cut short
+                context["preview_error"] = " ".join(e.message_dict["targets"])
+                return context
             counts: dict[str, int] = {}
             for r in rows:
                 counts[r.reach] = counts.get(r.reach, 0) + 1

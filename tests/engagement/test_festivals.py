@@ -108,7 +108,7 @@ def test_a_public_festival_is_for_every_customer_the_user_owns(client_for, users
 
 def test_no_festival_ahead_says_so(client_for, users, on_day):
     on_day(dt.date(2026, 7, 1))
-    assert "No festival in the next 14 days." in client_for("rep").get(URL, **EN).content.decode()
+    assert "No festival today or in the next 13 days." in client_for("rep").get(URL, **EN).content.decode()
 
 
 def _told(user) -> list[Notification]:

@@ -399,6 +399,24 @@ def test_criteria_that_match_nobody_are_refused(users, world):
     assert "targets" in e.value.message_dict
 
 
+def test_more_customers_than_a_campaign_asks_are_refused_not_cut_short(users, world, monkeypatch, client_for):
+    monkeypatch.setattr(campaigns, "MAX_TARGETS", 3)  # the world has four customers
+    with pytest.raises(ValidationError) as e:
+        new_campaign(users)
+    assert "select 4 customers; a campaign asks at most 3" in " ".join(e.value.message_dict["targets"])
+    assert not SurveyCampaign.objects.exists()
+    # a draft saved while it selected three, and a fourth customer came since: its page says so, its start is refused
+    campaign = new_campaign(users, province="110000")
+    monkeypatch.setattr(campaigns, "MAX_TARGETS", campaigns._institutions(campaign).count() - 1)
+    page = client_for("manager").get(f"/service/surveys/{campaign.pk}/").content.decode()
+    assert 'id="campaign-too-many"' in page and "Narrow the criteria" in page
+    with pytest.raises(ValidationError) as e:
+        campaigns.start(users["manager"], campaign)
+    assert "targets" in e.value.message_dict
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.DRAFT and not CampaignTarget.objects.filter(campaign=campaign).exists()
+
+
 def test_a_campaign_starts_once(users, world):
     campaign = new_campaign(users)
     assert campaign.name == f"{campaign.period[:4]} Q{campaign.period[5]} customer satisfaction survey"
