@@ -19,6 +19,7 @@ urlpatterns = [
     path("notifications/", include("pharmacrm.notify.urls")),
     path("safety/", include("pharmacrm.safety.urls")),
     path("interactions/", include("pharmacrm.engagement.urls")),
+    path("reports/", include("pharmacrm.reports.views")),
     path("sales/", include("pharmacrm.sales.urls")),
     path("keyaccounts/", include("pharmacrm.keyaccounts.urls")),
     path("api/v1/", include("pharmacrm.api_urls")),

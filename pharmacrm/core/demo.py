@@ -950,6 +950,9 @@ def _later_demo_data() -> None:
     from pharmacrm.sales import churn
 
     churn.refresh()  # the churn watch and its rates, as the worker's morning refresh would leave them
+    from pharmacrm.reports import demo as reports_demo
+
+    reports_demo.load()
 
 
 def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoResult:

@@ -75,6 +75,11 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   (number, subject, customer name, status, cause and impact; no caller phone, no description), and only the
   tickets the user may see. The customer-class filter needs "See customer evaluations and key-account scores".
   Every export is audited.
+- **Scheduled reports** (`/reports/`, `/api/v1/report-subscriptions/`): every signed-in user manages their own
+  subscriptions, and only theirs. A report (service performance, complaint analysis, sales attainment, the
+  key-account progress report) can be subscribed to only by those who may open its page, a team only within the
+  user's scope; it is mailed only to the subscriber's own account address, made as the subscriber sees it when it is
+  sent (checked again then: a subscriber who lost access is paused, not mailed). Every mail is an audited export.
 - **Sales targets and attainment** (`/sales/targets/`, its Excel export, `GET /api/v1/sales/attainment/` and
   `GET /api/v1/sales/targets/`): roles with "See every rep's and team's sales targets and attainment"
   (administrators, managers, marketing analysts, auditors) see every owner and team; a team lead who may see
@@ -169,6 +174,9 @@ ENDPOINT_RULES = [
     "sales targets and attainment |",
     "| `POST /api/v1/sales/targets/`, `PUT`, `PATCH`, `DELETE` on `/api/v1/sales/targets/{id}/` | Set the sales "
     "targets of reps and teams (a change sends the version it loaded: 409 if stale) |",
+    "| `/api/v1/report-subscriptions/` (GET, POST, PATCH, DELETE, `POST …/{id}/send-now/`) | any signed-in user, "
+    "their own subscriptions only; a report is subscribed to only by those who may open its page (and checked again "
+    "when it is sent) |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 

@@ -138,6 +138,7 @@ AUDIT_KEYS = {
     "reactions": gettext_lazy("Reactions"),
     "reason": gettext_lazy("Reason"),
     "reassigned_to": gettext_lazy("Reassigned to"),
+    "recipient": gettext_lazy("Mailed to"),  # a scheduled report's address, masked
     "received_at": gettext_lazy("Received"),
     "reencrypted": gettext_lazy("Values re-encrypted"),
     "replayed_request": gettext_lazy("Answer first given to request"),  # an API retry's kept answer (core.idempotency)

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from pharmacrm.core.models import Team
+from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
+
+from .kinds import offered
+from .models import Frequency
+
+
+class SubscriptionForm(ServiceErrorsMixin, forms.Form):
+    report = forms.ChoiceField(label=_("Report"))
+    frequency = forms.ChoiceField(label=_("Frequency"), choices=Frequency.choices, initial=Frequency.MONTH)
+    team = forms.ModelChoiceField(
+        label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("All you may see"),
+        help_text=_("Service performance and complaint analysis only."),
+    )  # fmt: skip
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        kinds = offered(user)
+        self.fields["report"].choices = BLANK + [(k.report, k.filename()) for k in kinds]
+        teams = Team.objects.none()
+        for kind in kinds:
+            teams = teams | kind.teams(user)
+        self.fields["team"].queryset = teams.distinct().order_by("name")
+        if not self.fields["team"].queryset.exists():
+            del self.fields["team"]
