@@ -31,6 +31,8 @@ def load() -> int:
             user = User.objects.filter(username=username, is_active=True).first()
             if user is None or not user.email:
                 continue
+            if ReportSubscription.objects.filter(user=user, report=report, frequency=frequency, team=None).exists():
+                continue  # kept from an earlier load (a demo loaded again after its markers were cleared)
             sub = services.subscribe(user, {"report": report, "frequency": frequency}, now=now)
             if sent:  # as the worker left it after last month's mail
                 last = services.period_before(frequency, now)

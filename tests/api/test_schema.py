@@ -141,6 +141,11 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     from pharmacrm.servicedesk import campaigns
 
     campaigns.create_campaign(users["manager"], {"period": campaigns.current_quarter()})  # a draft survey campaign
+    from pharmacrm.reports import services as reports
+
+    users["admin"].email = "admin@example.com"
+    users["admin"].save()
+    reports.subscribe(users["admin"], {"report": "service_performance"})  # the admin's own scheduled report
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,
