@@ -698,3 +698,11 @@ def sweep(now: dt.datetime | None = None) -> tuple[int, int, int]:
                     reverse("cooperation:project", args=[task.project_id]), task)  # fmt: skip
             overdue += 1
     return reminded, expired, overdue
+
+
+def no_agreement_message() -> str:
+    return _("No such agreement, or one you may not see.")
+
+
+def no_task_message() -> str:
+    return _("No such task in this project.")
