@@ -69,14 +69,14 @@ class Agreement(models.Model):
     status = models.CharField(_("status"), max_length=12, choices=AgreementStatus.choices,
                               default=AgreementStatus.DRAFT)  # fmt: skip
     signed_date = models.DateField(_("signed on"), null=True, blank=True)
-    signed_copy = models.CharField(max_length=300, blank=True, editable=False)  # a name under var/cooperation/
+    signed_copy = models.CharField(_("signed copy"), max_length=300, blank=True, editable=False)  # a name under var/cooperation/
     signed_copy_name = models.CharField(max_length=200, blank=True, editable=False)
     signed_copy_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="cooperation_agreements",
                               verbose_name=_("responsible person"))  # fmt: skip
     team = models.ForeignKey("core.Team", models.SET_NULL, null=True, blank=True, related_name="+",
                              verbose_name=_("team"))  # fmt: skip
-    renewal_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    renewal_notified_at = models.DateTimeField(_("renewal reminder sent"), null=True, blank=True, editable=False)
     version = models.PositiveIntegerField(default=1, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -135,7 +135,7 @@ class Task(models.Model):
     deadline = models.DateField(_("deadline"))
     status = models.CharField(_("status"), max_length=8, choices=TaskStatus.choices, default=TaskStatus.TODO)
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
-    overdue_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    overdue_notified_at = models.DateTimeField(_("overdue alert sent"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["deadline", "id"]
@@ -168,7 +168,7 @@ class Acceptance(models.Model):
     standards = models.TextField(_("standards checked"))
     remarks = models.TextField(_("remarks"), blank=True)
     accepted_by = models.CharField(_("accepted by"), max_length=100)
-    attachment = models.CharField(max_length=300, blank=True, editable=False)
+    attachment = models.CharField(_("attachment"), max_length=300, blank=True, editable=False)
     attachment_name = models.CharField(max_length=200, blank=True, editable=False)
     attachment_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
