@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy
 from pharmacrm.core import access, audit
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
-from pharmacrm.core.roles import Cap
+from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.keyaccounts import services as ka
 
@@ -174,6 +174,9 @@ def _user(errors: dict, field: str, value, *, required: bool = True):
     user = value if isinstance(value, User) else User.objects.filter(pk=value).first() if str(value).isdigit() else None
     if user is None or not user.is_active:
         errors[field] = [_("No such active user.")]
+        return None
+    if not access.can(user, Cap.MANAGE_COOPERATION):  # they could not open what they are asked to look after
+        errors[field] = [_("%(name)s does not run cooperation projects: choose someone who does.") % {"name": user}]
         return None
     return user
 
@@ -463,8 +466,8 @@ def add_task(user, project: Project, data: dict) -> Task:
 def update_task(user, task: Task, data: dict) -> Task:
     """Progress of a task: its status and percentage (done is 100 %). Its owner may report it too."""
     project = task.project
-    if not (may_manage(user, project.agreement) or (task.owner_id == user.pk and not access.roles_of(user) & {
-            r for r in access.READ_ONLY_ROLES})):  # fmt: skip
+    if not (may_manage(user, project.agreement) or (task.owner_id == user.pk and access.can(user, Cap.READ_COOPERATION)
+                                                    and not access.roles_of(user) & READ_ONLY_ROLES)):  # fmt: skip
         raise PermissionDenied(_("You do not have permission to do this."))
     errors: dict = {}
     status = data.get("status", task.status)

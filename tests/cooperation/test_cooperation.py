@@ -248,6 +248,10 @@ def test_a_project_needs_a_responsible_person_and_a_signed_agreement(world, user
         services.create_project(users["rep"], agreement, {"title": "x", "goal": "y", "start_date": TODAY(),
                                                           "end_date": TODAY() - dt.timedelta(days=1)})  # fmt: skip
     assert {"responsible", "end_date"} <= e.value.message_dict.keys()
+    with pytest.raises(ValidationError) as e, translation.override("en"):  # could not open the project's page
+        services.create_project(users["rep"], agreement, {"title": "x", "goal": "y", "responsible": users["pv"].pk,
+                                                          "start_date": TODAY(), "end_date": TODAY()})  # fmt: skip
+    assert "does not run cooperation projects" in e.value.message_dict["responsible"][0]
 
 
 # --- who sees what -----------------------------------------------------------------------------------------------
