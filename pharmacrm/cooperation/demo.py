@@ -15,7 +15,7 @@ from django.utils import timezone
 from pharmacrm.core.models import Counter, User
 
 from . import services
-from .models import Agreement, AgreementStatus, AgreementType
+from .models import Agreement, AgreementType
 
 MARKER = "demo:cooperation"
 SEED = 4502

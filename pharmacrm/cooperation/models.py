@@ -158,6 +158,9 @@ class Check(models.Model):
     class Meta:
         ordering = ["-checked_on", "-id"]
 
+    def __str__(self) -> str:
+        return f"{self.checked_on.isoformat()} {self.progress}%"
+
 
 class Acceptance(models.Model):
     """An acceptance (验收) against the agreement's standards; a failed one leaves the project running."""
@@ -176,6 +179,9 @@ class Acceptance(models.Model):
     class Meta:
         ordering = ["-accepted_on", "-id"]
 
+    def __str__(self) -> str:
+        return f"{self.accepted_on.isoformat()} {self.get_result_display()}"
+
 
 class Payment(models.Model):
     """A payment of the project's settlement (结算)."""
@@ -188,3 +194,6 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["paid_on", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.paid_on.isoformat()} ¥{self.amount:,}"

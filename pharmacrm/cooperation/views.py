@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
@@ -26,7 +26,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 
 from . import forms, services
-from .models import Acceptance, Agreement, AgreementStatus, Project, ProjectStatus, Task, TaskStatus
+from .models import Acceptance, Agreement, AgreementStatus, ProjectStatus, Task, TaskStatus
 
 A = AuditEntry.Action
 

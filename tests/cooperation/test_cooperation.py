@@ -364,3 +364,27 @@ def test_a_task_owner_reports_progress_on_the_page_and_my_tasks_lists_it(world, 
     assert Task.objects.get(pk=task.pk).progress == 40
     assert "邀请讲者" in rep.get("/cooperation/tasks/?mine=1").content.decode()
     assert "邀请讲者" not in client_for("kam").get("/cooperation/tasks/?mine=1").content.decode()
+
+
+def test_the_pages_forms_show_each_error_under_its_field_and_save_what_is_right(world, users, client_for):
+    rep, agreement = client_for("rep"), world["ours"]
+    url = f"/cooperation/{agreement.pk}/"
+    sign = {"action": "sign", "version": agreement.version, "sign-signed_date": str(TODAY())}
+    r = rep.post(url, {**sign, "sign-signed_copy": SimpleUploadedFile("a.pdf", b"%PDF-1.4 not really")},
+                 HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400 and 'id="id_sign-signed_copy_error"' in r.content.decode()
+    assert "Upload a PDF, PNG or JPEG file." in r.content.decode()
+    assert rep.post(url, {**sign, "sign-signed_copy": pdf()}).status_code == 302
+    agreement.refresh_from_db()
+    assert agreement.status == AgreementStatus.SIGNED
+    agreement = services.put_in_force(users["rep"], agreement, agreement.version)
+    project = running_project(users["rep"], agreement)
+    services.set_amount_due(users["rep"], project, {"amount_due": "1000"}, project.version)
+    page = f"/cooperation/projects/{project.pk}/"
+    r = rep.post(page, {"action": "payment", "payment-paid_on": str(TODAY()), "payment-amount": "1500"},
+                 HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
+    assert r.status_code == 400 and 'id="id_payment-amount_error"' in r.content.decode()
+    assert "尚待支付的金额仅为 ¥1,000.00" in r.content.decode()
+    assert rep.post(page, {"action": "payment", "payment-paid_on": str(TODAY()), "payment-amount": "1000",
+                           "payment-invoice_number": "FP9"}).status_code == 302  # fmt: skip
+    assert "已结算" in rep.get(page).content.decode()
