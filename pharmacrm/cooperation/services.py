@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -680,7 +680,7 @@ def sweep(now: dt.datetime | None = None) -> tuple[int, int, int]:
     for agreement in Agreement.objects.filter(status=AgreementStatus.IN_FORCE, end_date__lt=today):
         with transaction.atomic():
             if Agreement.objects.filter(pk=agreement.pk, status=AgreementStatus.IN_FORCE).update(
-                status=AgreementStatus.EXPIRED, version=agreement.version + 1
+                status=AgreementStatus.EXPIRED, version=F("version") + 1
             ):
                 audit.record(A.UPDATE, agreement, changes={"status": [AgreementStatus.IN_FORCE, AgreementStatus.EXPIRED]},
                              actor_name="system")  # fmt: skip
