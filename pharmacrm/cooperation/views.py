@@ -103,10 +103,30 @@ def _service_errors(form, error: ValidationError) -> None:
     form.add_service_errors(error)
 
 
+LIVE_FIELDS = ("title", "company_signer", "start_date", "end_date", "amount")
+
+
+def _live_validation(request, agreement: Agreement | None = None):
+    """The error fragment of one field as the user types (htmx): the service's own rules, on the whole form as it
+    stands (the end is checked against the start)."""
+    name = request.POST.get("_validate", "")
+    if name not in LIVE_FIELDS:
+        raise Http404
+    values = {f: request.POST.get(f, "") for f in services.AGREEMENT_FIELDS}
+    errors = []
+    try:
+        services.clean_agreement(request.user, values, current=agreement)
+    except ValidationError as e:
+        errors = e.message_dict.get(name, [])
+    return render(request, "partials/field_errors.html", {"name": name, "errors": errors})
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def agreement_create(request):
     access.require(request.user, Cap.MANAGE_COOPERATION)
+    if request.method == "POST" and "_validate" in request.POST:
+        return _live_validation(request)
     initial = {"institution": request.GET.get("institution", ""), "owner": str(request.user.pk)}
     form = forms.AgreementForm(request.user, request.POST or None, initial=initial)
     status = 200
@@ -119,7 +139,7 @@ def agreement_create(request):
         else:
             messages.success(request, _("Agreement %(number)s recorded.") % {"number": agreement.number})
             return redirect("cooperation:agreement", agreement.pk)
-    return render(request, "cooperation/agreement_form.html", {"form": form}, status=status)
+    return render(request, "cooperation/agreement_form.html", {"form": form, "live": LIVE_FIELDS}, status=status)
 
 
 def _agreement(request, pk) -> Agreement:
@@ -133,6 +153,8 @@ def _agreement(request, pk) -> Agreement:
 def agreement_edit(request, pk):
     agreement = _agreement(request, pk)
     services.require_manage(request.user, agreement)
+    if request.method == "POST" and "_validate" in request.POST:
+        return _live_validation(request, agreement)
     signed = agreement.status != AgreementStatus.DRAFT
     initial = {f: getattr(agreement, f + "_id", None) or getattr(agreement, f) for f in services.AGREEMENT_FIELDS}
     form = forms.AgreementForm(request.user, request.POST or None, initial=initial, signed=signed)
@@ -149,7 +171,8 @@ def agreement_edit(request, pk):
         else:
             messages.success(request, _("Saved."))
             return redirect("cooperation:agreement", agreement.pk)
-    return render(request, "cooperation/agreement_form.html", {"form": form, "agreement": agreement}, status=status)
+    return render(request, "cooperation/agreement_form.html", {"form": form, "agreement": agreement, "live": LIVE_FIELDS},
+                  status=status)  # fmt: skip
 
 
 @login_required

@@ -114,6 +114,11 @@ def test_the_form_shows_the_term_error_under_the_end_field_in_the_readers_langua
     r = client_for("manager").post("/cooperation/new/", form, HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert "结束日期不能早于开始日期" in r.content.decode()
     assert not Agreement.objects.exists()
+    # as the user types (htmx): the end field's own error, checked against the start on the form
+    live = client_for("manager").post("/cooperation/new/", {**form, "_validate": "end_date"}, HTTP_HX_REQUEST="true")
+    assert 'id="id_end_date_error"' in live.content.decode() and "结束日期不能早于开始日期" in live.content.decode()
+    page = client_for("manager").get("/cooperation/new/").content.decode()
+    assert 'hx-vals=\'{"_validate": "end_date"}\'' in page
 
 
 @pytest.mark.parametrize("upload, message", [
