@@ -393,3 +393,12 @@ def test_the_pages_forms_show_each_error_under_its_field_and_save_what_is_right(
     assert rep.post(page, {"action": "payment", "payment-paid_on": str(TODAY()), "payment-amount": "1000",
                            "payment-invoice_number": "FP9"}).status_code == 302  # fmt: skip
     assert "已结算" in rep.get(page).content.decode()
+
+
+def test_the_customer_360_page_has_the_cooperation_block_for_those_who_may_see_it(world, client_for):
+    url = f"/customers/institutions/{world['xiehe'].pk}/"
+    panel = f"/cooperation/customer/{world['xiehe'].pk}/"
+    assert panel in client_for("rep").get(url).content.decode()
+    assert panel not in client_for("agent").get(url).content.decode()
+    assert client_for("agent").get(panel).status_code == 403
+    assert world["ours"].number not in client_for("kam").get(panel).content.decode()  # not one of the KAM's
