@@ -3,6 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from pharmacrm.cooperation import api as cooperation_api
 from pharmacrm.core import api as core_api
 from pharmacrm.customers import api as customers_api
 from pharmacrm.engagement import api as engagement_api
@@ -53,7 +54,7 @@ router.register("escalation-rules", servicedesk_api.EscalationRuleViewSet, basen
 # key-account identification before the key-account files: /keyaccounts/candidates/ is not an account id
 for _module in (api_campaigns, api_complaints, api_conversation, api_knowledge, api_links, api_performance, api_revisit,
                 api_routing, notify_api, reports_api, safety_api,
-                engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api):
+                engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api, cooperation_api):
     _module.register(router)
 
 urlpatterns = [

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "pharmacrm.sales",
     "pharmacrm.keyaccounts",
     "pharmacrm.reports",
+    "pharmacrm.cooperation",
 ]
 
 MIDDLEWARE = [
@@ -400,6 +401,8 @@ KEYACCOUNTS_REVIEW_OTHER_DEPARTMENTS = envint("KEYACCOUNTS_REVIEW_OTHER_DEPARTME
 # --- Purchases: a line without a payment due date (应付款日期) falls due this many days after its order date
 # (overdue amounts, ageing, lateness; docs/purchases.md)
 PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS = envint("PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS", 90)
+# cooperation agreements: the owner is reminded this many days before an agreement in force ends (docs/cooperation.md)
+COOPERATION_RENEWAL_NOTICE_DAYS = envint("COOPERATION_RENEWAL_NOTICE_DAYS", 30)
 # --- Purchases: an overdue total this small (in fen: 100 = ¥1.00) that is also under 0.1 % of the customer's
 # purchases in the window (a rounding difference the ERP left open) does not make the credit status or the
 # evaluation's credit measure worse; the arrears figures still show it exactly (docs/purchases.md)

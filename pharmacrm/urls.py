@@ -22,6 +22,7 @@ urlpatterns = [
     path("reports/", include("pharmacrm.reports.views")),
     path("sales/", include("pharmacrm.sales.urls")),
     path("keyaccounts/", include("pharmacrm.keyaccounts.urls")),
+    path("cooperation/", include("pharmacrm.cooperation.urls")),
     path("api/v1/", include("pharmacrm.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # a page to read: OPTIONS (a scanner's, a browser's preflight) asked its template-less renderer for a description

@@ -46,6 +46,8 @@ def navigation(request):
         items.append((_("Evaluation"), reverse("keyaccounts:evaluations"), "evaluation"))
     if Cap.VIEW_KEY_ACCOUNTS in caps:
         items.append((_("Key accounts"), reverse("keyaccounts:home"), "keyaccounts"))
+    if Cap.READ_COOPERATION in caps:
+        items.append((_("Cooperation"), reverse("cooperation:agreements"), "cooperation"))
     if Cap.IMPORT_CUSTOMERS in caps or Cap.IMPORT_ORDERS in caps:
         items.append((_("Import"), reverse("customers:import"), "import"))
     if Cap.MERGE_CUSTOMERS in caps:

@@ -947,6 +947,9 @@ def _later_demo_data() -> None:
     from pharmacrm.engagement import demo as engagement_demo
 
     engagement_demo.load()
+    from pharmacrm.cooperation import demo as cooperation_demo
+
+    cooperation_demo.load()
     from pharmacrm.sales import churn
 
     churn.refresh()  # the churn watch and its rates, as the worker's morning refresh would leave them

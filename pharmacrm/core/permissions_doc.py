@@ -92,6 +92,13 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   masked as in other exports) are for the roles that see the service performance; whoever handles tickets opens
   the campaign's page to call the customers that no mail reaches — those of the customers they may see — and
   records their answers. The pharmacovigilance officer has no access.
+- **Cooperation agreements and projects** (`/cooperation/`, its Excel export, `/api/v1/cooperation/agreements/`
+  and `/api/v1/cooperation/projects/`): roles with "See the cooperation agreements of every customer and team"
+  (administrators, managers, marketing analysts, auditors) see all of them; a key-account manager or sales
+  representative sees those they or their teams look after, those of the customers they or their teams own, and
+  the projects they answer for. "Record cooperation agreements and run their projects" (administrators, managers,
+  key-account managers, reps) writes within that scope; a task's owner reports its progress. The service desk and
+  the pharmacovigilance officer have no access. Every change and export is audited.
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".
 """
@@ -177,6 +184,12 @@ ENDPOINT_RULES = [
     "| `/api/v1/report-subscriptions/` (GET, POST, PATCH, DELETE, `POST …/{id}/send-now/`) | any signed-in user, "
     "their own subscriptions only; a report is subscribed to only by those who may open its page (and checked again "
     "when it is sent) |",
+    "| `GET /api/v1/cooperation/agreements/`, `/cooperation/projects/` (and `{id}/`) | See cooperation agreements and "
+    "projects (scoped; all with See the cooperation agreements of every customer and team) |",
+    "| `POST`, `PUT`, `PATCH` on `/api/v1/cooperation/agreements/`, `/cooperation/projects/` and their actions (`sign`, "
+    "`in-force`, `terminate`; `start`, `tasks`, `checks`, `acceptances`, `amount-due`, `payments`, `close`) | Record "
+    "cooperation agreements and run their projects, within the scope (an edit sends its version: 409 if stale); "
+    "`task-progress` also the task's owner |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 

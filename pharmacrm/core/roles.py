@@ -62,6 +62,9 @@ class Cap(models.TextChoices):
     MANAGE_KEY_ACCOUNTS = "keyaccounts.manage", _("Run key accounts: team, plans, agreements, meetings, trials")
     SET_SALES_TARGETS = "sales.targets", _("Set the sales targets of reps and teams")
     VIEW_ALL_ATTAINMENT = "sales.attainment", _("See every rep's and team's sales targets and attainment")
+    READ_COOPERATION = "cooperation.read", _("See cooperation agreements and projects (own, team's, customers')")
+    MANAGE_COOPERATION = "cooperation.manage", _("Record cooperation agreements and run their projects")
+    ALL_COOPERATION = "cooperation.all", _("See the cooperation agreements of every customer and team")
 
 
 R = Role
@@ -110,6 +113,11 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.SET_SALES_TARGETS: frozenset({R.ADMIN, R.MANAGER}),
     # reps see their own row and their teams' totals, team leads their teams (sales.targets.scope_for)
     Cap.VIEW_ALL_ATTAINMENT: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
+    # cooperation agreements and projects (seed 002 §五): sales and key accounts run them for their customers,
+    # leadership oversees all, marketing and audit read; no business of the service desk or pharmacovigilance
+    Cap.READ_COOPERATION: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
+    Cap.MANAGE_COOPERATION: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP}),
+    Cap.ALL_COOPERATION: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).

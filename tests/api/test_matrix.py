@@ -205,6 +205,14 @@ ENDPOINTS = [
         "sales.targets.create", "post", lambda w, r: "/api/v1/sales/targets/", Cap.SET_SALES_TARGETS, 201,
         body=lambda w: {"period": "2026-11", "team": w.users["rep"].teams.get().pk, "amount": "50000"},
     ),
+    # the scope of agreements and projects: tests/cooperation/test_cooperation.py
+    Endpoint("cooperation.agreements.list", "get", lambda w, r: "/api/v1/cooperation/agreements/", Cap.READ_COOPERATION, 200),
+    Endpoint("cooperation.projects.list", "get", lambda w, r: "/api/v1/cooperation/projects/", Cap.READ_COOPERATION, 200),
+    Endpoint(
+        "cooperation.agreements.create", "post", lambda w, r: "/api/v1/cooperation/agreements/", Cap.MANAGE_COOPERATION,
+        201, body=lambda w: {"institution": w.xiehe.pk, "kind": "training", "title": "护理培训", "company_signer": "王总",
+                             "start_date": "2026-12-01", "end_date": "2027-11-30"},
+    ),
 ]  # fmt: skip
 
 

@@ -378,3 +378,16 @@ def test_the_demo_has_last_quarters_closed_survey_campaign_with_answers(loaded):
     otp_verify(client, User.objects.get(username="manager"))
     page = client.get(f"/service/surveys/{campaign.pk}/")
     assert page.status_code == 200 and 'id="campaign-answers"' in page.content.decode()
+
+
+def test_the_demo_has_cooperation_agreements_and_projects_in_every_state(loaded):
+    from pharmacrm.cooperation.models import Agreement, AgreementStatus, Project, ProjectStatus, Task
+
+    assert Agreement.objects.count() >= 18
+    assert set(Agreement.objects.values_list("status", flat=True)) == set(AgreementStatus.values)
+    assert set(Project.objects.values_list("status", flat=True)) == set(ProjectStatus.values)
+    overdue = Task.objects.filter(project__status=ProjectStatus.RUNNING, status__in=["todo", "doing"],
+                                  overdue_notified_at__isnull=False)  # fmt: skip
+    assert overdue.exists()
+    accepted = Project.objects.filter(status=ProjectStatus.ACCEPTED).first()
+    assert accepted.settlement_status == "partly"

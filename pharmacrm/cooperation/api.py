@@ -1,0 +1,456 @@
+"""REST API of cooperation agreements and projects (/api/v1/cooperation/agreements/, /api/v1/cooperation/projects/):
+read as scoped (services.agreements_for, projects_for), written through the services, whose errors come back per
+field in the reader's language; edits carry the `version` loaded (or If-Match) and a stale one answers 409.
+Transitions are actions. docs/cooperation.md."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from pharmacrm.core import viewsets
+from pharmacrm.core.api_utils import HasCapability, IntegerFilter, Serializer, expected_version, versioned
+from pharmacrm.core.roles import Cap
+
+from . import services
+from .models import (
+    AcceptanceResult,
+    Agreement,
+    AgreementStatus,
+    AgreementType,
+    Project,
+    ProjectStatus,
+    SettlementStatus,
+    Task,
+    TaskStatus,
+)
+
+TAGS = ["cooperation"]
+ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
+DENIED = OpenApiResponse(description="Not allowed: no cooperation capability, or not one of yours to manage.")
+STALE = OpenApiResponse(description="Changed since the version you loaded; current_version says which it is now.")
+MAX_ID = 2**63 - 1
+YUAN = "Yuan as a decimal string, two decimals at most."
+WRITE = {a: Cap.MANAGE_COOPERATION for a in ("create", "update", "partial_update")}
+
+
+def _opt(field, **kw):
+    return field(required=False, allow_null=True, **kw)
+
+
+class TaskSerializer(Serializer):
+    id = serializers.IntegerField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    owner = serializers.IntegerField(source="owner_id", read_only=True)
+    deadline = serializers.DateField(read_only=True)
+    status = serializers.ChoiceField(choices=TaskStatus.choices, read_only=True)
+    progress = serializers.IntegerField(read_only=True, help_text="Percent, 0–100.")
+    overdue_notified_at = serializers.DateTimeField(read_only=True)
+
+
+class CheckSerializer(Serializer):
+    id = serializers.IntegerField(read_only=True)
+    checked_on = serializers.DateField(read_only=True)
+    progress = serializers.IntegerField(read_only=True)
+    problems = serializers.CharField(read_only=True)
+    measures = serializers.CharField(read_only=True)
+
+
+class AcceptanceSerializer(Serializer):
+    id = serializers.IntegerField(read_only=True)
+    accepted_on = serializers.DateField(read_only=True)
+    result = serializers.ChoiceField(choices=AcceptanceResult.choices, read_only=True)
+    standards = serializers.CharField(read_only=True)
+    remarks = serializers.CharField(read_only=True)
+    accepted_by = serializers.CharField(read_only=True)
+    attachment_name = serializers.CharField(read_only=True)
+
+
+class PaymentSerializer(Serializer):
+    id = serializers.IntegerField(read_only=True)
+    paid_on = serializers.DateField(read_only=True)
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True, help_text=YUAN)
+    invoice_number = serializers.CharField(read_only=True)
+
+
+class ProjectSerializer(Serializer):
+    id = serializers.IntegerField(read_only=True)
+    agreement = serializers.IntegerField(source="agreement_id", read_only=True)
+    agreement_number = serializers.CharField(source="agreement.number", read_only=True)
+    title = serializers.CharField(read_only=True)
+    goal = serializers.CharField(read_only=True)
+    responsible = serializers.IntegerField(source="responsible_id", read_only=True,
+                                           help_text="The user who answers for the project (专人负责).")  # fmt: skip
+    start_date = serializers.DateField(read_only=True)
+    end_date = serializers.DateField(read_only=True)
+    budget = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True, allow_null=True, help_text=YUAN)
+    status = serializers.ChoiceField(choices=ProjectStatus.choices, read_only=True)
+    amount_due = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True, allow_null=True)
+    amount_paid = serializers.SerializerMethodField(help_text=YUAN)
+    settlement_due_date = serializers.DateField(read_only=True, allow_null=True)
+    settlement_status = serializers.ChoiceField(choices=SettlementStatus.choices, read_only=True)
+    tasks = TaskSerializer(many=True, read_only=True)
+    checks = CheckSerializer(many=True, read_only=True)
+    acceptances = AcceptanceSerializer(many=True, read_only=True)
+    payments = PaymentSerializer(many=True, read_only=True)
+    version = serializers.IntegerField(read_only=True, help_text="Send it back with a change (409 if stale).")
+
+    def get_amount_paid(self, obj) -> str:
+        return str(obj.amount_paid)
+
+
+class AgreementSerializer(Serializer):
+    id = serializers.IntegerField(read_only=True)
+    number = serializers.CharField(read_only=True, help_text="HZ-YYYY-NNNN, per year, without gaps.")
+    institution = serializers.IntegerField(source="institution_id", read_only=True)
+    customer_name = serializers.CharField(source="institution.name", read_only=True)
+    kind = serializers.ChoiceField(choices=AgreementType.choices, read_only=True)
+    title = serializers.CharField(read_only=True)
+    company_signer = serializers.CharField(read_only=True)
+    customer_signer = serializers.CharField(read_only=True)
+    start_date = serializers.DateField(read_only=True)
+    end_date = serializers.DateField(read_only=True)
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True, allow_null=True, help_text=YUAN)
+    terms = serializers.CharField(read_only=True)
+    payment_terms = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=AgreementStatus.choices, read_only=True)
+    signed_date = serializers.DateField(read_only=True, allow_null=True)
+    signed_copy_name = serializers.CharField(read_only=True)
+    signed_copy_sha256 = serializers.CharField(read_only=True)
+    owner = serializers.IntegerField(source="owner_id", read_only=True)
+    team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
+    renewal_notified_at = serializers.DateTimeField(read_only=True)
+    projects = serializers.SerializerMethodField()
+    version = serializers.IntegerField(read_only=True, help_text="Send it back with a change (409 if stale).")
+
+    def get_projects(self, obj) -> list[int]:
+        return [p.pk for p in obj.projects.all()]
+
+
+class AgreementWriteSerializer(Serializer):
+    institution = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The customer's id.")
+    kind = _opt(serializers.ChoiceField, choices=AgreementType.choices)
+    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
+    company_signer = _opt(serializers.CharField, allow_blank=True, max_length=100)
+    customer_signer = _opt(serializers.CharField, allow_blank=True, max_length=100)
+    start_date = _opt(serializers.DateField)
+    end_date = _opt(serializers.DateField, help_text="Not before the start.")
+    amount = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    terms = _opt(serializers.CharField, allow_blank=True, max_length=20000)
+    payment_terms = _opt(serializers.CharField, allow_blank=True, max_length=5000)
+    owner = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="A user's id; you by default.")
+    team = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
+
+
+class SignSerializer(Serializer):
+    signed_date = _opt(serializers.DateField)
+    signed_copy = serializers.FileField(required=False, help_text="PDF, PNG or JPEG, at most 20 MB.")
+    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+
+
+class VersionSerializer(Serializer):
+    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+
+
+class ProjectWriteSerializer(Serializer):
+    agreement = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Creation only.")
+    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
+    goal = _opt(serializers.CharField, allow_blank=True, max_length=5000)
+    responsible = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Required: a user's id.")
+    start_date = _opt(serializers.DateField)
+    end_date = _opt(serializers.DateField)
+    budget = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+
+
+class TaskWriteSerializer(Serializer):
+    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
+    owner = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    deadline = _opt(serializers.DateField)
+
+
+class TaskProgressSerializer(Serializer):
+    task = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    status = _opt(serializers.ChoiceField, choices=TaskStatus.choices)
+    progress = _opt(serializers.IntegerField, min_value=0, max_value=100)
+
+
+class CheckWriteSerializer(Serializer):
+    checked_on = _opt(serializers.DateField)
+    progress = _opt(serializers.IntegerField)
+    problems = _opt(serializers.CharField, allow_blank=True, max_length=5000)
+    measures = _opt(serializers.CharField, allow_blank=True, max_length=5000)
+
+
+class AcceptanceWriteSerializer(Serializer):
+    accepted_on = _opt(serializers.DateField)
+    result = _opt(serializers.ChoiceField, choices=AcceptanceResult.choices)
+    standards = _opt(serializers.CharField, allow_blank=True, max_length=5000)
+    remarks = _opt(serializers.CharField, allow_blank=True, max_length=5000)
+    accepted_by = _opt(serializers.CharField, allow_blank=True, max_length=100)
+    attachment = serializers.FileField(required=False, help_text="PDF, PNG or JPEG, at most 20 MB; optional.")
+
+
+class DueWriteSerializer(Serializer):
+    amount_due = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    settlement_due_date = _opt(serializers.DateField)
+    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+
+
+class PaymentWriteSerializer(Serializer):
+    paid_on = _opt(serializers.DateField)
+    amount = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    invoice_number = _opt(serializers.CharField, allow_blank=True, max_length=50)
+
+
+def _body(serializer_class, request) -> dict:
+    form = serializer_class(data=request.data)
+    form.is_valid(raise_exception=True)
+    return {k: v for k, v in form.validated_data.items()}
+
+
+class AgreementFilter(django_filters.FilterSet):
+    institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID, label="The customer's id.")
+    kind = django_filters.ChoiceFilter(choices=AgreementType.choices)
+    status = django_filters.ChoiceFilter(choices=AgreementStatus.choices)
+    owner = IntegerFilter(field_name="owner_id", min_value=1, max_value=MAX_ID, label="The responsible user's id.")
+    number = django_filters.CharFilter(field_name="number", lookup_expr="icontains")
+
+    class Meta:
+        model = Agreement
+        fields: list[str] = []
+
+
+class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                       mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+    """Cooperation agreements (合作协议), numbered HZ-YYYY-NNNN. Reading: "See cooperation agreements and projects"
+    (leadership, analysts and auditors all; the others those they, their teams or their customers' owners look
+    after). Writing: "Record cooperation agreements and run their projects", within that scope. Never deleted:
+    terminated or expired ones stay archived."""
+
+    queryset = Agreement.objects.none()
+    serializer_class = AgreementSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.READ_COOPERATION, **WRITE,
+                     **{a: Cap.MANAGE_COOPERATION for a in ("sign", "in_force", "terminate")}}  # fmt: skip
+    filterset_class = AgreementFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return (services.agreements_for(self.request.user).select_related("institution")
+                .prefetch_related(Prefetch("projects", Project.objects.only("id", "agreement_id"))).order_by("-number"))  # fmt: skip
+
+    def _answer(self, agreement, code=status.HTTP_200_OK):
+        agreement = self.get_queryset().get(pk=agreement.pk)
+        return versioned(Response(AgreementSerializer(agreement).data, status=code), agreement)
+
+    @extend_schema(tags=TAGS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(tags=TAGS)
+    def retrieve(self, request, *args, **kwargs):
+        return self._answer(self.get_object())
+
+    @extend_schema(tags=TAGS, request=AgreementWriteSerializer,
+                   responses={201: AgreementSerializer, 400: ERRORS, 403: DENIED},
+                   description="Record an agreement (a draft, numbered at once); audited.")  # fmt: skip
+    def create(self, request, *args, **kwargs):
+        data = _body(AgreementWriteSerializer, request)
+        data.pop("version", None)
+        return self._answer(services.create_agreement(request.user, data), status.HTTP_201_CREATED)
+
+    @extend_schema(tags=TAGS, request=AgreementWriteSerializer,
+                   responses={200: AgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+                   description="Change a draft agreement; once signed only `owner` and `team`. Send `version`.")  # fmt: skip
+    def update(self, request, *args, **kwargs):
+        agreement = self.get_object()
+        data = _body(AgreementWriteSerializer, request)
+        version = expected_version(request, data.pop("version", None))
+        data = {k: v for k, v in data.items() if k in request.data}
+        return self._answer(services.update_agreement(request.user, agreement, data, version))
+
+    @extend_schema(tags=TAGS, request=AgreementWriteSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, **kwargs)
+
+    @extend_schema(tags=TAGS, request={"multipart/form-data": SignSerializer},
+                   responses={200: AgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+                   description="Record the signing: `signed_date` and the `signed_copy` (PDF, PNG or JPEG, at most "
+                               "20 MB, its type read from the content). A draft becomes signed.")  # fmt: skip
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
+    def sign(self, request, pk=None):
+        agreement = self.get_object()
+        data = _body(SignSerializer, request)
+        version = expected_version(request, data.get("version"))
+        return self._answer(services.record_signed(request.user, agreement, signed_date=data.get("signed_date"),
+                                                   upload=data.get("signed_copy"), version=version))  # fmt: skip
+
+    @extend_schema(tags=TAGS, request=VersionSerializer,
+                   responses={200: AgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+                   description="A signed agreement comes into force.")  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="in-force")
+    def in_force(self, request, pk=None):
+        agreement = self.get_object()
+        version = expected_version(request, _body(VersionSerializer, request).get("version"))
+        return self._answer(services.put_in_force(request.user, agreement, version))
+
+    @extend_schema(tags=TAGS, request=VersionSerializer,
+                   responses={200: AgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+                   description="End the agreement early (its projects closed first); it stays archived.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def terminate(self, request, pk=None):
+        agreement = self.get_object()
+        version = expected_version(request, _body(VersionSerializer, request).get("version"))
+        return self._answer(services.terminate(request.user, agreement, version))
+
+
+class ProjectFilter(django_filters.FilterSet):
+    agreement = IntegerFilter(field_name="agreement_id", min_value=1, max_value=MAX_ID, label="The agreement's id.")
+    status = django_filters.ChoiceFilter(choices=ProjectStatus.choices)
+    responsible = IntegerFilter(field_name="responsible_id", min_value=1, max_value=MAX_ID)
+
+    class Meta:
+        model = Project
+        fields: list[str] = []
+
+
+PROJECT_ACTIONS = ("start", "close", "tasks", "task_progress", "checks", "acceptances", "amount_due", "payments")
+
+
+class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                     mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+    """Cooperation projects (合作项目) under an agreement: plan, tasks, checks, acceptance and settlement. Scope and
+    capabilities as the agreements'; a task's owner may also report its progress (task_progress)."""
+
+    queryset = Project.objects.none()
+    serializer_class = ProjectSerializer
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.READ_COOPERATION, **WRITE,
+                     **{a: Cap.MANAGE_COOPERATION for a in PROJECT_ACTIONS if a != "task_progress"}}  # fmt: skip
+    filterset_class = ProjectFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return (services.projects_for(self.request.user).select_related("agreement")
+                .prefetch_related("tasks", "checks", "acceptances", "payments").order_by("-start_date", "-id"))  # fmt: skip
+
+    def _answer(self, project, code=status.HTTP_200_OK):
+        project = self.get_queryset().get(pk=project.pk)
+        return versioned(Response(ProjectSerializer(project).data, status=code), project)
+
+    @extend_schema(tags=TAGS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(tags=TAGS)
+    def retrieve(self, request, *args, **kwargs):
+        return self._answer(self.get_object())
+
+    @extend_schema(tags=TAGS, request=ProjectWriteSerializer,
+                   responses={201: ProjectSerializer, 400: ERRORS, 403: DENIED},
+                   description="Start planning a project under a signed agreement; `responsible` is required.")  # fmt: skip
+    def create(self, request, *args, **kwargs):
+        data = _body(ProjectWriteSerializer, request)
+        agreement = services.agreements_for(request.user).filter(pk=data.pop("agreement", None) or 0).first()
+        if agreement is None:
+            raise serializers.ValidationError({"agreement": [services.no_agreement_message()]})
+        return self._answer(services.create_project(request.user, agreement, data), status.HTTP_201_CREATED)
+
+    @extend_schema(tags=TAGS, request=ProjectWriteSerializer,
+                   responses={200: ProjectSerializer, 400: ERRORS, 403: DENIED, 409: STALE})  # fmt: skip
+    def update(self, request, *args, **kwargs):
+        project = self.get_object()
+        data = _body(ProjectWriteSerializer, request)
+        data.pop("agreement", None)
+        version = expected_version(request, data.pop("version", None))
+        data = {k: v for k, v in data.items() if k in request.data}
+        return self._answer(services.update_project(request.user, project, data, version))
+
+    @extend_schema(tags=TAGS, request=ProjectWriteSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, **kwargs)
+
+    def _versioned_step(self, request, step):
+        project = self.get_object()
+        version = expected_version(request, _body(VersionSerializer, request).get("version"))
+        step(request.user, project, version)
+        return self._answer(project)
+
+    @extend_schema(tags=TAGS, request=VersionSerializer, responses={200: ProjectSerializer, 400: ERRORS, 409: STALE},
+                   description="Planning → running.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        return self._versioned_step(request, services.start_project)
+
+    @extend_schema(tags=TAGS, request=VersionSerializer, responses={200: ProjectSerializer, 400: ERRORS, 409: STALE},
+                   description="Close the project: only once it passed its acceptance and is settled.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        return self._versioned_step(request, services.close_project)
+
+    def _add(self, request, serializer_class, step):
+        project = self.get_object()
+        step(request.user, project, _body(serializer_class, request))
+        return self._answer(project, status.HTTP_201_CREATED)
+
+    @extend_schema(tags=TAGS, request=TaskWriteSerializer, responses={201: ProjectSerializer, 400: ERRORS})
+    @action(detail=True, methods=["post"])
+    def tasks(self, request, pk=None):
+        return self._add(request, TaskWriteSerializer, services.add_task)
+
+    @extend_schema(tags=TAGS, request=TaskProgressSerializer, responses={200: ProjectSerializer, 400: ERRORS},
+                   description="A task's status and progress: the project's managers or the task's owner.")  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="task-progress")
+    def task_progress(self, request, pk=None):
+        project = self.get_object()
+        data = _body(TaskProgressSerializer, request)
+        task = Task.objects.filter(project=project, pk=data.pop("task")).first()
+        if task is None:
+            raise serializers.ValidationError({"task": [services.no_task_message()]})
+        services.update_task(request.user, task, {k: v for k, v in data.items() if v is not None})
+        return self._answer(project)
+
+    @extend_schema(tags=TAGS, request=CheckWriteSerializer, responses={201: ProjectSerializer, 400: ERRORS})
+    @action(detail=True, methods=["post"])
+    def checks(self, request, pk=None):
+        return self._add(request, CheckWriteSerializer, services.add_check)
+
+    @extend_schema(tags=TAGS, request={"multipart/form-data": AcceptanceWriteSerializer},
+                   responses={201: ProjectSerializer, 400: ERRORS},
+                   description="An acceptance: passed or passed with remarks → accepted; failed → still running.")  # fmt: skip
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser, JSONParser])
+    def acceptances(self, request, pk=None):
+        project = self.get_object()
+        data = _body(AcceptanceWriteSerializer, request)
+        services.record_acceptance(request.user, project, data, data.pop("attachment", None))
+        return self._answer(project, status.HTTP_201_CREATED)
+
+    @extend_schema(tags=TAGS, request=DueWriteSerializer, responses={200: ProjectSerializer, 400: ERRORS, 409: STALE},
+                   description="The amount due for the settlement and its due date.")  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="amount-due")
+    def amount_due(self, request, pk=None):
+        project = self.get_object()
+        data = _body(DueWriteSerializer, request)
+        version = expected_version(request, data.pop("version", None))
+        services.set_amount_due(request.user, project, data, version)
+        return self._answer(project)
+
+    @extend_schema(tags=TAGS, request=PaymentWriteSerializer, responses={201: ProjectSerializer, 400: ERRORS},
+                   description="A payment towards the amount due (never more than is still due).")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def payments(self, request, pk=None):
+        return self._add(request, PaymentWriteSerializer, services.add_payment)
+
+
+def register(router) -> None:
+    router.register("cooperation/agreements", AgreementViewSet, basename="cooperation-agreement")
+    router.register("cooperation/projects", ProjectViewSet, basename="cooperation-project")

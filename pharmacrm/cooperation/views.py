@@ -1,0 +1,405 @@
+"""Cooperation pages (/cooperation/): the archive of agreements (filters, Excel export), an agreement with its signed
+copy and projects, a project with its plan, tasks, checks, acceptance and settlement, and the block on the Customer
+360 page. services.py decides and saves; these views only render and pass the input on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
+
+from . import forms, services
+from .models import Acceptance, Agreement, AgreementStatus, ProjectStatus, Task, TaskStatus
+
+A = AuditEntry.Action
+
+
+def _require_read(user) -> None:
+    access.require(user, Cap.READ_COOPERATION)
+
+
+def filtered(user, params) -> tuple[forms.FilterForm, object]:
+    form = forms.FilterForm(user, params or None)
+    qs = services.agreements_for(user).select_related("institution", "owner")
+    if form.is_valid():
+        d = form.cleaned_data
+        if d.get("q"):
+            qs = qs.filter(number__icontains=d["q"].strip()) | qs.filter(title__icontains=d["q"].strip())
+        if d.get("customer"):
+            qs = qs.filter(institution__name__icontains=d["customer"].strip())
+        if d.get("kind"):
+            qs = qs.filter(kind=d["kind"])
+        if d.get("status"):
+            qs = qs.filter(status=d["status"])
+        if d.get("owner"):
+            qs = qs.filter(owner_id=d["owner"])
+        if d.get("expiring") is not None:
+            today = timezone.localdate()
+            qs = qs.filter(status__in=[AgreementStatus.SIGNED, AgreementStatus.IN_FORCE], end_date__gte=today,
+                           end_date__lte=today + dt.timedelta(days=d["expiring"]))  # fmt: skip
+    return form, qs.order_by("-number")
+
+
+@login_required
+@require_GET
+def agreement_list(request):
+    _require_read(request.user)
+    form, qs = filtered(request.user, request.GET)
+    if request.GET.get("format") == "xlsx":
+        return _export(request, qs)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(request, "cooperation/agreement_list.html", {
+        "form": form, "page_obj": page, "agreements": page.object_list,
+        "may_create": access.can(request.user, Cap.MANAGE_COOPERATION)})  # fmt: skip
+
+
+def _export(request, qs) -> HttpResponse:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("Cooperation agreements")[:31]
+    sheet.append([_("Number"), _("Customer"), _("Type"), _("Title"), _("Status"), _("Start"), _("End"),
+                  _("Amount (yuan)"), _("Signed on"), _("Responsible person"), _("Projects")])  # fmt: skip
+    rows = 0
+    for ag in qs.prefetch_related("projects"):
+        sheet.append([ag.number, ag.institution.name, ag.get_kind_display(), ag.title, ag.get_status_display(),
+                      ag.start_date, ag.end_date, None if ag.amount is None else float(ag.amount), ag.signed_date,
+                      str(ag.owner), len(ag.projects.all())])  # fmt: skip
+        for cell in sheet[sheet.max_row]:
+            if cell.data_type == "f":  # a title "=…" is text, never a formula the sheet runs
+                cell.data_type = "s"
+        rows += 1
+    audit.record(A.EXPORT, ("cooperation.agreement", "", "agreements"), user=request.user, format="XLSX", rows=rows)
+    out = io.BytesIO()
+    book.save(out)
+    response = HttpResponse(out.getvalue(),
+                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    stamp = timezone.localtime().strftime("%Y%m%d")
+    label = "-".join(_("Cooperation agreements").split())
+    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{stamp}.xlsx")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _service_errors(form, error: ValidationError) -> None:
+    form.add_service_errors(error)
+
+
+LIVE_FIELDS = ("title", "company_signer", "start_date", "end_date", "amount")
+
+
+def _live_validation(request, agreement: Agreement | None = None):
+    """The error fragment of one field as the user types (htmx): the service's own rules, on the whole form as it
+    stands (the end is checked against the start)."""
+    name = request.POST.get("_validate", "")
+    if name not in LIVE_FIELDS:
+        raise Http404
+    values = {f: request.POST.get(f, "") for f in services.AGREEMENT_FIELDS}
+    errors = []
+    try:
+        services.clean_agreement(request.user, values, current=agreement)
+    except ValidationError as e:
+        errors = e.message_dict.get(name, [])
+    return render(request, "partials/field_errors.html", {"name": name, "errors": errors})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agreement_create(request):
+    access.require(request.user, Cap.MANAGE_COOPERATION)
+    if request.method == "POST" and "_validate" in request.POST:
+        return _live_validation(request)
+    initial = {"institution": request.GET.get("institution", ""), "owner": str(request.user.pk)}
+    form = forms.AgreementForm(request.user, request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        try:
+            agreement = services.create_agreement(request.user, form.values())
+        except ValidationError as e:
+            _service_errors(form, e)
+            status = 400
+        else:
+            messages.success(request, _("Agreement %(number)s recorded.") % {"number": agreement.number})
+            return redirect("cooperation:agreement", agreement.pk)
+    return render(request, "cooperation/agreement_form.html", {"form": form, "live": LIVE_FIELDS}, status=status)
+
+
+def _agreement(request, pk) -> Agreement:
+    _require_read(request.user)
+    return get_object_or_404(services.agreements_for(request.user).select_related("institution", "owner", "team"),
+                             pk=pk)  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agreement_edit(request, pk):
+    agreement = _agreement(request, pk)
+    services.require_manage(request.user, agreement)
+    if request.method == "POST" and "_validate" in request.POST:
+        return _live_validation(request, agreement)
+    signed = agreement.status != AgreementStatus.DRAFT
+    initial = {f: getattr(agreement, f + "_id", None) or getattr(agreement, f) for f in services.AGREEMENT_FIELDS}
+    form = forms.AgreementForm(request.user, request.POST or None, initial=initial, signed=signed)
+    status = 200
+    if request.method == "POST":
+        try:
+            services.update_agreement(request.user, agreement, form.values(), request.POST.get("version"))
+        except ConflictError as e:
+            form.add_error(None, str(e))
+            status = 409
+        except ValidationError as e:
+            _service_errors(form, e)
+            status = 400
+        else:
+            messages.success(request, _("Saved."))
+            return redirect("cooperation:agreement", agreement.pk)
+    return render(request, "cooperation/agreement_form.html", {"form": form, "agreement": agreement, "live": LIVE_FIELDS},
+                  status=status)  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agreement_detail(request, pk):
+    agreement = _agreement(request, pk)
+    may_manage = services.may_manage(request.user, agreement)
+    sign_form = forms.SignForm(prefix="sign")
+    project_form = forms.ProjectForm(request.user, prefix="project", initial={
+        "start_date": agreement.start_date, "end_date": agreement.end_date, "responsible": str(agreement.owner_id)})
+    status = 200
+    if request.method == "POST":
+        services.require_manage(request.user, agreement)
+        action, version = request.POST.get("action"), request.POST.get("version")
+        try:
+            if action == "sign":
+                sign_form = forms.SignForm(request.POST, request.FILES, prefix="sign")
+                sign_form.is_valid()
+                services.record_signed(request.user, agreement, signed_date=request.POST.get("sign-signed_date"),
+                                       upload=request.FILES.get("sign-signed_copy"), version=version)  # fmt: skip
+            elif action == "in_force":
+                services.put_in_force(request.user, agreement, version)
+            elif action == "terminate":
+                services.terminate(request.user, agreement, version)
+            elif action == "project":
+                project_form = forms.ProjectForm(request.user, request.POST, prefix="project")
+                project = services.create_project(request.user, agreement, project_form.values())
+                return redirect("cooperation:project", project.pk)
+            else:
+                raise Http404
+        except ConflictError as e:
+            messages.error(request, str(e))
+            return redirect("cooperation:agreement", agreement.pk)
+        except ValidationError as e:
+            target = sign_form if action == "sign" else project_form if action == "project" else None
+            if target is None:
+                messages.error(request, " ".join(m for ms in e.message_dict.values() for m in ms))
+                return redirect("cooperation:agreement", agreement.pk)
+            _service_errors(target, e)
+            status = 400
+        else:
+            messages.success(request, _("Saved."))
+            return redirect("cooperation:agreement", agreement.pk)
+    projects = agreement.projects.select_related("responsible").order_by("-start_date", "-id")
+    return render(request, "cooperation/agreement_detail.html", {
+        "agreement": agreement, "projects": projects, "may_manage": may_manage, "sign_form": sign_form,
+        "project_form": project_form, "today": timezone.localdate(),
+    }, status=status)  # fmt: skip
+
+
+def _download(request, name: str, shown: str, obj) -> FileResponse:
+    try:
+        data = services.kept_file(name)
+    except FileNotFoundError:
+        raise Http404 from None
+    audit.record(A.EXPORT, obj, user=request.user, format=Path(name).suffix.lstrip(".").upper(), rows=1)
+    response = FileResponse(io.BytesIO(data), as_attachment=True, filename=shown)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_GET
+def signed_copy(request, pk):
+    agreement = _agreement(request, pk)
+    if not agreement.signed_copy:
+        raise Http404
+    return _download(request, agreement.signed_copy, agreement.signed_copy_name, agreement)
+
+
+@login_required
+@require_GET
+def acceptance_file(request, pk):
+    _require_read(request.user)
+    acceptance = get_object_or_404(Acceptance.objects.filter(project__in=services.projects_for(request.user)), pk=pk)
+    if not acceptance.attachment:
+        raise Http404
+    return _download(request, acceptance.attachment, acceptance.attachment_name, acceptance)
+
+
+PROJECT_FORMS = {"task": forms.TaskForm, "check": forms.CheckForm, "acceptance": forms.AcceptanceForm,
+                 "due": forms.DueForm, "payment": forms.PaymentForm}  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_detail(request, pk):
+    _require_read(request.user)
+    project = get_object_or_404(services.projects_for(request.user).select_related(
+        "agreement__institution", "responsible"), pk=pk)  # fmt: skip
+    user = request.user
+    may_manage = services.may_manage(user, project.agreement)
+
+    def make(name, data=None, files=None):
+        cls = PROJECT_FORMS[name]
+        initial = {"due": {"amount_due": project.amount_due or "", "settlement_due_date": project.settlement_due_date},
+                   "task": {"owner": str(project.responsible_id)}}.get(name, {})  # fmt: skip
+        args = (user,) if cls in (forms.TaskForm,) else ()
+        return cls(*args, data, files, prefix=name, initial=initial)
+
+    bound = {name: make(name) for name in PROJECT_FORMS}
+    status = 200
+    if request.method == "POST":
+        action, version = request.POST.get("action"), request.POST.get("version")
+        try:
+            if action == "task-update":
+                task = get_object_or_404(Task, pk=request.POST.get("task") or 0, project=project) if str(
+                    request.POST.get("task", "")).isdigit() else None  # fmt: skip
+                if task is None:
+                    raise Http404
+                services.update_task(user, task, {"status": request.POST.get("status", task.status),
+                                                  "progress": request.POST.get("progress", task.progress)})  # fmt: skip
+            else:
+                services.require_manage(user, project.agreement)
+                if action == "start":
+                    services.start_project(user, project, version)
+                elif action == "close":
+                    services.close_project(user, project, version)
+                elif action in PROJECT_FORMS:
+                    bound[action] = make(action, request.POST, request.FILES)
+                    values = bound[action].values()
+                    if action == "task":
+                        services.add_task(user, project, values)
+                    elif action == "check":
+                        services.add_check(user, project, values)
+                    elif action == "acceptance":
+                        services.record_acceptance(user, project, values, request.FILES.get("acceptance-attachment"))
+                    elif action == "due":
+                        services.set_amount_due(user, project, values, version)
+                    else:
+                        services.add_payment(user, project, values)
+                else:
+                    raise Http404
+        except ConflictError as e:
+            messages.error(request, str(e))
+            return redirect("cooperation:project", project.pk)
+        except ValidationError as e:
+            if action in PROJECT_FORMS:
+                bound[action].add_service_errors(e)
+                status = 400
+            else:
+                messages.error(request, " ".join(m for ms in e.message_dict.values() for m in ms))
+                return redirect("cooperation:project", project.pk)
+        else:
+            messages.success(request, _("Saved."))
+            return redirect("cooperation:project", project.pk)
+    tasks = list(project.tasks.select_related("owner"))
+    today = timezone.localdate()
+    for t in tasks:
+        t.late = t.status != TaskStatus.DONE and t.deadline < today
+        t.may_report = may_manage or (t.owner_id == user.pk and access.can(user, Cap.READ_COOPERATION)
+                                      and not access.roles_of(user) & access.READ_ONLY_ROLES)  # fmt: skip
+    return render(request, "cooperation/project_detail.html", {
+        "project": project, "agreement": project.agreement, "may_manage": may_manage, "tasks": tasks,
+        "checks": project.checks.select_related("recorded_by"), "acceptances": project.acceptances.all(),
+        "payments": project.payments.all(), "paid": services.amount_paid(project), "forms": bound,
+        "task_statuses": TaskStatus.choices, "open": project.status in services.OPEN_PROJECT,
+        "running": project.status == ProjectStatus.RUNNING,
+    }, status=status)  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_edit(request, pk):
+    _require_read(request.user)
+    project = get_object_or_404(services.projects_for(request.user).select_related("agreement"), pk=pk)
+    services.require_manage(request.user, project.agreement)
+    initial = {f: getattr(project, f + "_id", None) or getattr(project, f) for f in services.PROJECT_FIELDS}
+    initial["responsible"] = str(project.responsible_id)
+    form = forms.ProjectForm(request.user, request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        try:
+            services.update_project(request.user, project, form.values(), request.POST.get("version"))
+        except ConflictError as e:
+            form.add_error(None, str(e))
+            status = 409
+        except ValidationError as e:
+            form.add_service_errors(e)
+            status = 400
+        else:
+            messages.success(request, _("Saved."))
+            return redirect("cooperation:project", project.pk)
+    return render(request, "cooperation/project_form.html", {"form": form, "project": project}, status=status)
+
+
+@login_required
+@require_GET
+def task_list(request):
+    """The tasks of the projects the user may see; ?mine=1 — those they own (my tasks)."""
+    _require_read(request.user)
+    qs = Task.objects.filter(project__in=services.projects_for(request.user).values("id")).select_related(
+        "project__agreement__institution", "owner")  # fmt: skip
+    mine = request.GET.get("mine") == "1"
+    if mine:
+        qs = qs.filter(owner=request.user)
+    if request.GET.get("open", "1") == "1":
+        qs = qs.exclude(status=TaskStatus.DONE)
+    page = Paginator(qs.order_by("deadline", "id"), 50).get_page(request.GET.get("page"))
+    return render(request, "cooperation/task_list.html", {"page_obj": page, "tasks": page.object_list, "mine": mine,
+                                                          "today": timezone.localdate()})  # fmt: skip
+
+
+@login_required
+@require_GET
+def customer_panel(request, institution_id):
+    """The block of a Customer 360 page: the customer's agreements and their projects."""
+    if not access.can(request.user, Cap.READ_COOPERATION):
+        raise PermissionDenied
+    institution = get_object_or_404(access.institutions_for(request.user), pk=institution_id)
+    agreements = list(services.agreements_for(request.user).filter(institution=institution)
+                      .select_related("owner").prefetch_related("projects").order_by("-number")[:20])  # fmt: skip
+    return render(request, "cooperation/_customer_block.html", {
+        "agreements": agreements, "institution": institution,
+        "may_create": access.can(request.user, Cap.MANAGE_COOPERATION)})  # fmt: skip
+
+
+app_name = "cooperation"
+urlpatterns = [
+    path("", agreement_list, name="agreements"),
+    path("new/", agreement_create, name="agreement-create"),
+    path("<int:pk>/", agreement_detail, name="agreement"),
+    path("<int:pk>/edit/", agreement_edit, name="agreement-edit"),
+    path("<int:pk>/signed-copy/", signed_copy, name="signed-copy"),
+    path("projects/<int:pk>/", project_detail, name="project"),
+    path("projects/<int:pk>/edit/", project_edit, name="project-edit"),
+    path("acceptances/<int:pk>/file/", acceptance_file, name="acceptance-file"),
+    path("tasks/", task_list, name="tasks"),
+    path("customer/<int:institution_id>/", customer_panel, name="customer-panel"),
+]
