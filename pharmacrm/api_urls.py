@@ -12,6 +12,7 @@ from pharmacrm.notify import api as notify_api
 from pharmacrm.safety import api as safety_api
 from pharmacrm.sales import api as sales_api
 from pharmacrm.servicedesk import api as servicedesk_api
+from pharmacrm.training import api as training_api
 from pharmacrm.servicedesk import (
     api_campaigns,
     api_complaints,
@@ -52,7 +53,7 @@ router.register("escalation-rules", servicedesk_api.EscalationRuleViewSet, basen
 # key-account identification before the key-account files: /keyaccounts/candidates/ is not an account id
 for _module in (api_campaigns, api_complaints, api_conversation, api_knowledge, api_links, api_performance, api_revisit,
                 api_routing, notify_api, safety_api,
-                engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api):
+                engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api, training_api):
     _module.register(router)
 
 urlpatterns = [

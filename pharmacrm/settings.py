@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "pharmacrm.safety",
     "pharmacrm.sales",
     "pharmacrm.keyaccounts",
+    "pharmacrm.training",
 ]
 
 MIDDLEWARE = [

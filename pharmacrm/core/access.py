@@ -35,6 +35,8 @@ WRITE_CAPS = frozenset(
         Cap.APPROVE_KEY_ACCOUNTS,
         Cap.MANAGE_KEY_ACCOUNTS,
         Cap.SET_SALES_TARGETS,
+        Cap.TAKE_TRAINING,
+        Cap.MANAGE_TRAINING,
     }
 )
 

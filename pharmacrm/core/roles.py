@@ -62,6 +62,10 @@ class Cap(models.TextChoices):
     MANAGE_KEY_ACCOUNTS = "keyaccounts.manage", _("Run key accounts: team, plans, agreements, meetings, trials")
     SET_SALES_TARGETS = "sales.targets", _("Set the sales targets of reps and teams")
     VIEW_ALL_ATTAINMENT = "sales.attainment", _("See every rep's and team's sales targets and attainment")
+    TAKE_TRAINING = "training.take", _("Take the training assigned to oneself")
+    MANAGE_TRAINING = "training.manage", _("Create training courses and assign them")
+    VIEW_TRAINING_RESULTS = "training.results", _("See every person's training results")
+    VIEW_TRAINING_FIGURES = "training.figures", _("See the training's figures (completion, pass rate, ratings, effect)")
 
 
 R = Role
@@ -110,6 +114,11 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.SET_SALES_TARGETS: frozenset({R.ADMIN, R.MANAGER}),
     # reps see their own row and their teams' totals, team leads their teams (sales.targets.scope_for)
     Cap.VIEW_ALL_ATTAINMENT: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
+    # team leads see their teams' results (training.results_scope); analysts the figures, never a person's row
+    Cap.TAKE_TRAINING: EVERYONE_BUT_AUDITOR,
+    Cap.MANAGE_TRAINING: frozenset({R.ADMIN, R.MANAGER}),
+    Cap.VIEW_TRAINING_RESULTS: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR}),
+    Cap.VIEW_TRAINING_FIGURES: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR, R.ANALYST}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).
