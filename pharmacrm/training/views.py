@@ -34,7 +34,7 @@ def _name(user) -> str:
 
 
 def _errors(e: ValidationError) -> dict:
-    return e.message_dict if hasattr(e, "error_dict") else {"__all__": e.messages}
+    return e.message_dict if hasattr(e, "error_dict") else {"form": e.messages}
 
 
 @login_required
@@ -147,7 +147,7 @@ def course_edit(request, pk: int | None = None):
         return render(request, "training/course_form.html", _form_context(course, data, _errors(e)), status=400)
     except ConflictError as e:
         return render(request, "training/course_form.html",
-                      _form_context(course, data, {"__all__": [str(e)]}), status=409)  # fmt: skip
+                      _form_context(course, data, {"form": [str(e)]}), status=409)  # fmt: skip
     messages.success(request, _("Course saved."))
     return redirect("training:course", pk=saved.pk)
 
