@@ -82,6 +82,12 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   masked as in other exports) are for the roles that see the service performance; whoever handles tickets opens
   the campaign's page to call the customers that no mail reaches — those of the customers they may see — and
   records their answers. The pharmacovigilance officer has no access.
+- **Staff training** (`/training/`): every role but the auditor sees and takes the training assigned to them and
+  rates it; "Create training courses and assign them" (administrators, managers) creates courses, their materials
+  and tests, assigns them and records attendance; "See every person's training results" (administrators, managers,
+  auditors) sees every person's results, the matrix and its Excel export (audited); a team lead sees those of the
+  members of the teams they lead; "See the training's figures" (administrators, managers, auditors, marketing
+  analysts) sees a course's completion, pass rate, ratings and effect on service performance, never a person's row.
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".
 """
@@ -164,6 +170,12 @@ ENDPOINT_RULES = [
     "sales targets and attainment |",
     "| `POST /api/v1/sales/targets/`, `PUT`, `PATCH`, `DELETE` on `/api/v1/sales/targets/{id}/` | Set the sales "
     "targets of reps and teams (a change sends the version it loaded: 409 if stale) |",
+    "| `GET /api/v1/training/courses/` | Take the training assigned to oneself, a training capability, or a team lead "
+    "(published courses; every course with Create training courses or See every person's training results) |",
+    "| `GET /api/v1/training/assignments/` | as above: one's own; every one with See every person's training results; a "
+    "team lead also their teams' members' |",
+    "| `POST /api/v1/training/assignments/{id}/attempts/` | Take the training assigned to oneself, on one's own "
+    "assignment (403 on another's the caller may read) |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 
