@@ -571,7 +571,7 @@ def assign(user, course: Course, people: list[User], due_date: dt.date, *, today
             a.save(force_insert=True)
         audit.record_many(
             A.CREATE,
-            [(a, {"course": [None, course.pk], "user": [None, a.user.get_username()],
+            [(a, {"course": [None, course.pk], "user": [None, a.user_id],
                   "due_date": [None, due_date]}) for a in new],  # fmt: skip
             user=user if actor is None else actor,
         )
