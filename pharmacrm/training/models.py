@@ -65,7 +65,7 @@ def material_path(instance, filename: str) -> str:
 class Material(models.Model):
     """A course's file (PDF, Office, image; checked by content) or link."""
 
-    course = models.ForeignKey(Course, models.CASCADE, related_name="materials")
+    course = models.ForeignKey(Course, models.CASCADE, related_name="materials", verbose_name=_("course"))
     title = models.CharField(_("title"), max_length=200)
     file = models.FileField(_("file"), upload_to=material_path, max_length=200, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
@@ -77,6 +77,8 @@ class Material(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name = _("course material")
+        verbose_name_plural = _("Materials")
 
     def __str__(self) -> str:
         return self.title
@@ -89,7 +91,7 @@ class QuestionKind(models.TextChoices):
 
 
 class Question(models.Model):
-    course = models.ForeignKey(Course, models.CASCADE, related_name="questions")
+    course = models.ForeignKey(Course, models.CASCADE, related_name="questions", verbose_name=_("course"))
     position = models.PositiveSmallIntegerField(default=0)
     kind = models.CharField(_("kind"), max_length=10, choices=QuestionKind.choices, default=QuestionKind.SINGLE)
     text = models.TextField(_("question"))
@@ -98,6 +100,8 @@ class Question(models.Model):
 
     class Meta:
         ordering = ["position", "id"]
+        verbose_name = _("question")
+        verbose_name_plural = _("Test questions")
 
     def __str__(self) -> str:
         return self.text[:80]
@@ -112,8 +116,10 @@ class Assignment(models.Model):
     """A course a user is to complete by a due date. At most one open (not completed) per user and course; a
     refresher after expiry is a new assignment, the completed one kept as the record."""
 
-    course = models.ForeignKey(Course, models.CASCADE, related_name="assignments")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="training_assignments")
+    course = models.ForeignKey(Course, models.CASCADE, related_name="assignments", verbose_name=_("course"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="training_assignments", verbose_name=_("trainee")
+    )
     assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
     assigned_at = models.DateTimeField(_("assigned"), default=timezone.now)
     due_date = models.DateField(_("due date"))
@@ -121,12 +127,14 @@ class Assignment(models.Model):
     method = models.CharField(_("completed by"), max_length=12, choices=Method.choices, blank=True)
     score = models.PositiveSmallIntegerField(_("score"), null=True, blank=True)
     expires_on = models.DateField(_("valid until"), null=True, blank=True)
-    reminded_due_at = models.DateTimeField(null=True, blank=True)
-    reminded_overdue_at = models.DateTimeField(null=True, blank=True)
+    reminded_due_at = models.DateTimeField(_("reminded before the due date"), null=True, blank=True)
+    reminded_overdue_at = models.DateTimeField(_("reminded when overdue"), null=True, blank=True)
     version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
         ordering = ["due_date", "id"]
+        verbose_name = _("training assignment")
+        verbose_name_plural = _("training assignments")
         constraints = [
             models.UniqueConstraint(
                 fields=["course", "user"], condition=Q(completed_at__isnull=True), name="training_one_open_assignment"
@@ -152,6 +160,8 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["assignment", "number"]
+        verbose_name = _("test attempt")
+        verbose_name_plural = _("test attempts")
         constraints = [models.UniqueConstraint(fields=["assignment", "number"], name="training_attempt_number")]
 
 
@@ -162,3 +172,7 @@ class Rating(models.Model):
     stars = models.PositiveSmallIntegerField(_("rating"))
     comment = models.TextField(_("comment"), blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("course rating")
+        verbose_name_plural = _("course ratings")
