@@ -36,7 +36,9 @@ class CourseSerializer(Serializer):
                                             help_text="A completion is valid this many months; null: no expiry.")  # fmt: skip
     pass_mark = serializers.IntegerField(read_only=True, help_text="Percent of questions answered right.")
     max_attempts = serializers.IntegerField(read_only=True)
-    questions = serializers.SerializerMethodField(help_text="How many questions its test has (0: attendance).")
+    questions = serializers.SerializerMethodField(
+        help_text="How many questions its test has (0: attendance)."
+    )
     status = serializers.CharField(read_only=True)
     version = serializers.IntegerField(read_only=True)
 
@@ -53,7 +55,9 @@ class QuestionSerializer(Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField(help_text="single, multiple or truefalse.")
     text = serializers.CharField()
-    options = serializers.ListField(child=serializers.CharField(), help_text="Answer with their indexes, from 0.")
+    options = serializers.ListField(
+        child=serializers.CharField(), help_text="Answer with their indexes, from 0."
+    )
 
 
 class AttemptSerializer(Serializer):
@@ -91,7 +95,9 @@ class AssignmentSerializer(Serializer):
 
 
 class AssignmentDetailSerializer(AssignmentSerializer):
-    questions = serializers.SerializerMethodField(help_text="The test's questions: for the trainee, while open.")
+    questions = serializers.SerializerMethodField(
+        help_text="The test's questions: for the trainee, while open."
+    )
 
     def get_questions(self, obj) -> list[dict]:
         request = self.context.get("request")
@@ -103,7 +109,7 @@ class AssignmentDetailSerializer(AssignmentSerializer):
 class AttemptInputSerializer(Serializer):
     answers = serializers.DictField(
         child=serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=99), max_length=20),
-        help_text="Question id → the indexes of the options chosen ({\"12\": [1], \"13\": [0, 2]}); a question "
+        help_text='Question id → the indexes of the options chosen ({"12": [1], "13": [0, 2]}); a question '
         "left out is unanswered (wrong).",
     )
 
@@ -136,7 +142,9 @@ class CourseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
 
 ASSIGNMENT_PARAMETERS = [
-    OpenApiParameter("mine", bool, description="Only your own assignments (the default for those who see only theirs)."),
+    OpenApiParameter(
+        "mine", bool, description="Only your own assignments (the default for those who see only theirs)."
+    ),
     OpenApiParameter("course", int, description="Only this course's assignments."),
     OpenApiParameter("state", str, enum=["done", "due", "overdue", "expired"]),
 ]

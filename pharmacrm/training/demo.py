@@ -182,13 +182,21 @@ COURSES = [  # title, category, mandatory, valid months, questions, roles, descr
     ("冷链产品储运知识（草稿）", "product", False, None, "", [], "冷藏药品的包装、运输验证与断链处理。", "1"),
 ]  # fmt: skip
 
-RATINGS = ["讲解清楚，案例贴近实际。", "题目有难度，建议增加练习。", "很实用，已经用在日常接线中。", "", "时间稍长。"]
+RATINGS = [
+    "讲解清楚，案例贴近实际。",
+    "题目有难度，建议增加练习。",
+    "很实用，已经用在日常接线中。",
+    "",
+    "时间稍长。",
+]
 
 
 def _right(course: Course, wrong: int = 0) -> dict:
     out = {}
     for i, q in enumerate(course.questions.all()):
-        out[str(q.pk)] = list(q.correct) if i >= wrong else [next(j for j in range(len(q.options)) if j not in q.correct)]
+        out[str(q.pk)] = (
+            list(q.correct) if i >= wrong else [next(j for j in range(len(q.options)) if j not in q.correct)]
+        )
     return out
 
 
@@ -222,12 +230,19 @@ def load(today: dt.date | None = None) -> int:
             }))  # fmt: skip
         training.add_material(manager, courses[0], title="国家药监局：药品经营质量管理规范",
                               url="https://www.nmpa.gov.cn/")  # fmt: skip
-        training.add_material(manager, courses[4], title="药物警戒质量管理规范（GVP）", url="https://www.nmpa.gov.cn/")
+        training.add_material(
+            manager, courses[4], title="药物警戒质量管理规范（GVP）", url="https://www.nmpa.gov.cn/"
+        )
         gsp, product, complaints, talk, pv, crm, visits, _draft = courses
 
         def give(course, names, due_in):
             people = [users[n] for n in names if n in users]
-            return {a.user.username: a for a in training.assign(manager, course, people, today + dt.timedelta(days=max(due_in, 0)))[0]}  # noqa: E501
+            return {
+                a.user.username: a
+                for a in training.assign(manager, course, people, today + dt.timedelta(days=max(due_in, 0)))[
+                    0
+                ]
+            }  # noqa: E501
 
         # GSP: passed by most 40–200 days ago; the rep passed 13 months ago — expired, the refresher open and due
         g = give(gsp, ["agent", "expert", "support", "aftersales", "rep", "kam"], 14)
@@ -271,5 +286,7 @@ def load(today: dt.date | None = None) -> int:
             Assignment.objects.filter(pk=v["rep"].pk).update(due_date=today - dt.timedelta(days=3))
         give(crm, ["analyst", "support", "agent"], 30)
         give(visits, ["rep", "kam"], 12)
-        training.remind(today)  # the morning job: the rep's GSP refresher, the reminders of what is due or overdue
+        training.remind(
+            today
+        )  # the morning job: the rep's GSP refresher, the reminders of what is due or overdue
     return len(courses)

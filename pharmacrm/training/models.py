@@ -32,7 +32,9 @@ class CourseStatus(models.TextChoices):
 
 class Course(models.Model):
     title = models.CharField(_("title"), max_length=200)
-    category = models.CharField(_("category"), max_length=20, choices=Category.choices, default=Category.PRODUCT)
+    category = models.CharField(
+        _("category"), max_length=20, choices=Category.choices, default=Category.PRODUCT
+    )
     description = models.TextField(_("description"), blank=True)
     # the roles (codes) and teams the course is for; empty both: anyone it is assigned to
     audience_roles = models.JSONField(_("roles"), default=list, blank=True)
@@ -42,8 +44,12 @@ class Course(models.Model):
     valid_months = models.PositiveSmallIntegerField(_("valid for (months)"), null=True, blank=True)
     pass_mark = models.PositiveSmallIntegerField(_("pass mark (%)"), default=80)
     max_attempts = models.PositiveSmallIntegerField(_("attempts allowed"), default=3)
-    status = models.CharField(_("status"), max_length=10, choices=CourseStatus.choices, default=CourseStatus.DRAFT)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    status = models.CharField(
+        _("status"), max_length=10, choices=CourseStatus.choices, default=CourseStatus.DRAFT
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
     version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
@@ -72,7 +78,9 @@ class Material(models.Model):
     size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)
     url = models.URLField(_("link"), max_length=500, blank=True)
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:
@@ -93,7 +101,9 @@ class QuestionKind(models.TextChoices):
 class Question(models.Model):
     course = models.ForeignKey(Course, models.CASCADE, related_name="questions", verbose_name=_("course"))
     position = models.PositiveSmallIntegerField(default=0)
-    kind = models.CharField(_("kind"), max_length=10, choices=QuestionKind.choices, default=QuestionKind.SINGLE)
+    kind = models.CharField(
+        _("kind"), max_length=10, choices=QuestionKind.choices, default=QuestionKind.SINGLE
+    )
     text = models.TextField(_("question"))
     options = models.JSONField(_("options"), default=list)  # the texts, in order
     correct = models.JSONField(_("correct options"), default=list)  # their indexes, sorted
@@ -118,9 +128,14 @@ class Assignment(models.Model):
 
     course = models.ForeignKey(Course, models.CASCADE, related_name="assignments", verbose_name=_("course"))
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.CASCADE, related_name="training_assignments", verbose_name=_("trainee")
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        related_name="training_assignments",
+        verbose_name=_("trainee"),
     )
-    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     assigned_at = models.DateTimeField(_("assigned"), default=timezone.now)
     due_date = models.DateField(_("due date"))
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
@@ -137,7 +152,9 @@ class Assignment(models.Model):
         verbose_name_plural = _("training assignments")
         constraints = [
             models.UniqueConstraint(
-                fields=["course", "user"], condition=Q(completed_at__isnull=True), name="training_one_open_assignment"
+                fields=["course", "user"],
+                condition=Q(completed_at__isnull=True),
+                name="training_one_open_assignment",
             ),
         ]
         indexes = [models.Index(fields=["user", "course"], name="training_assignment_user")]
@@ -162,7 +179,12 @@ class Attempt(models.Model):
         ordering = ["assignment", "number"]
         verbose_name = _("test attempt")
         verbose_name_plural = _("test attempts")
-        constraints = [models.UniqueConstraint(fields=["assignment", "number"], name="training_attempt_number")]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "number"], name="training_attempt_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.assignment} #{self.number}"
 
 
 class Rating(models.Model):
@@ -176,3 +198,6 @@ class Rating(models.Model):
     class Meta:
         verbose_name = _("course rating")
         verbose_name_plural = _("course ratings")
+
+    def __str__(self) -> str:
+        return f"{self.assignment} ★{self.stars}"

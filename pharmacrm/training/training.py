@@ -40,7 +40,18 @@ from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 
-from .models import Assignment, Attempt, Category, Course, CourseStatus, Material, Method, Question, QuestionKind, Rating
+from .models import (
+    Assignment,
+    Attempt,
+    Category,
+    Course,
+    CourseStatus,
+    Material,
+    Method,
+    Question,
+    QuestionKind,
+    Rating,
+)
 
 A = AuditEntry.Action
 REMIND_DAYS_BEFORE = 3  # the reminder before the due date
@@ -239,11 +250,16 @@ def parse_questions(text: str) -> list[dict]:
         elif not q["correct"]:
             fail(q["line"], _("mark the correct option with “*”."))
         elif not q["multiple"] and len(q["correct"]) > 1:
-            fail(q["line"], _("a single-choice question has one correct option (“??” makes a multiple-choice one)."))
+            fail(
+                q["line"],
+                _("a single-choice question has one correct option (“??” makes a multiple-choice one)."),
+            )
         kind = QuestionKind.MULTIPLE if q["multiple"] else QuestionKind.SINGLE
         if not q["multiple"] and tuple(o.lower() for o in q["options"]) in TRUE_FALSE_OPTIONS:
             kind = QuestionKind.TRUE_FALSE
-        out.append({"kind": kind, "text": q["text"], "options": q["options"], "correct": sorted(q["correct"])})
+        out.append(
+            {"kind": kind, "text": q["text"], "options": q["options"], "correct": sorted(q["correct"])}
+        )
     if len(out) > MAX_QUESTIONS:
         errors.append(_("At most %(n)s questions.") % {"n": MAX_QUESTIONS})
     if errors:
@@ -432,7 +448,9 @@ def check_material(name: str, data: bytes) -> tuple[str, str]:
     ext = att._extension(display)
     allowed = sorted({e for exts in types.values() for e in exts})
     if kind not in types or ext not in allowed:
-        raise refuse(_("this kind of file is not accepted (allowed: %(types)s).") % {"types": ", ".join(allowed)})
+        raise refuse(
+            _("this kind of file is not accepted (allowed: %(types)s).") % {"types": ", ".join(allowed)}
+        )
     if ext not in types[kind]:
         raise refuse(_("the content does not match the file name's extension (the file is %(ext)s).")
                      % {"ext": " / ".join(types[kind])})  # fmt: skip
@@ -453,13 +471,17 @@ def add_material(user, course: Course, *, title: str = "", upload=None, url: str
         try:
             URLValidator(schemes=["http", "https"])(url)
         except ValidationError:
-            raise ValidationError({"url": [_("Enter a web address starting with http:// or https://.")]}) from None
+            raise ValidationError(
+                {"url": [_("Enter a web address starting with http:// or https://.")]}
+            ) from None
         if len(url) > 500:
             raise ValidationError({"url": [_("At most %(n)s characters.") % {"n": 500}]})
         material.url, material.title = url, title or url[:TITLE_MAX]
         with transaction.atomic():
             material.save(force_insert=True)
-            audit.record(A.CREATE, material, user=user, changes={"course": [None, course.pk], "url": [None, url]})
+            audit.record(
+                A.CREATE, material, user=user, changes={"course": [None, course.pk], "url": [None, url]}
+            )
         return material
     size = getattr(upload, "size", None)
     if size is not None and size > settings.ATTACHMENT_MAX_BYTES:
@@ -559,7 +581,9 @@ def assign(user, course: Course, people: list[User], due_date: dt.date, *, today
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        Course.objects.select_for_update().filter(pk=course.pk).first()  # two managers assigning at once: in turn
+        Course.objects.select_for_update().filter(
+            pk=course.pk
+        ).first()  # two managers assigning at once: in turn
         open_ids = set(
             Assignment.objects.filter(course=course, completed_at__isnull=True, user__in=people).values_list(
                 "user_id", flat=True
@@ -571,8 +595,10 @@ def assign(user, course: Course, people: list[User], due_date: dt.date, *, today
             a.save(force_insert=True)
         audit.record_many(
             A.CREATE,
-            [(a, {"course": [None, course.pk], "user": [None, a.user_id],
-                  "due_date": [None, due_date]}) for a in new],  # fmt: skip
+            [
+                (a, {"course": [None, course.pk], "user": [None, a.user_id], "due_date": [None, due_date]})
+                for a in new
+            ],  # fmt: skip
             user=user if actor is None else actor,
         )
     return new, len(open_ids)
@@ -613,7 +639,11 @@ def score_answers(questions: list[Question], answers: dict) -> tuple[int, int]:
     right = 0
     for q in questions:
         chosen = answers.get(q.pk)
-        if chosen is not None and sorted(set(chosen)) == sorted(q.correct) and len(chosen) == len(set(chosen)):
+        if (
+            chosen is not None
+            and sorted(set(chosen)) == sorted(q.correct)
+            and len(chosen) == len(set(chosen))
+        ):
             right += 1
     return right, len(questions)
 
@@ -649,7 +679,9 @@ def _clean_answers(questions: list[Question], answers) -> dict[int, list[int]]:
             except ValueError:
                 index = None
             if index is None or not 0 <= index < len(q.options):
-                errors.append(_("Question %(n)s has no option “%(value)s”.") % {"n": number, "value": str(v)[:20]})
+                errors.append(
+                    _("Question %(n)s has no option “%(value)s”.") % {"n": number, "value": str(v)[:20]}
+                )
                 break
             chosen.append(index)
         else:
@@ -678,10 +710,14 @@ def submit(user, assignment_id: int, answers) -> Outcome:
         if a.completed_at is not None:
             raise ValidationError({"answers": [_("You have completed this course already.")]})
         if course.status != CourseStatus.PUBLISHED:
-            raise ValidationError({"answers": [_("This course is not open for tests (it is not published).")]})
+            raise ValidationError(
+                {"answers": [_("This course is not open for tests (it is not published).")]}
+            )
         questions = list(course.questions.all())
         if not questions:
-            raise ValidationError({"answers": [_("This course has no test: the trainer records your attendance.")]})
+            raise ValidationError(
+                {"answers": [_("This course has no test: the trainer records your attendance.")]}
+            )
         used = a.attempts.count()
         if used >= course.max_attempts:
             raise ValidationError({"answers": [
@@ -801,7 +837,9 @@ def remind(today: dt.date | None = None) -> dict:
                                                       "take it again by the due date."),
                                          until=a.expires_on.isoformat()))  # fmt: skip
                 counts["refreshers"] += 1
-    open_ = Assignment.objects.filter(completed_at__isnull=True, user__is_active=True).select_related("course", "user")
+    open_ = Assignment.objects.filter(completed_at__isnull=True, user__is_active=True).select_related(
+        "course", "user"
+    )
     for kind, qs in (
         ("due", open_.filter(reminded_due_at__isnull=True, due_date__gte=today,
                              due_date__lte=today + dt.timedelta(days=REMIND_DAYS_BEFORE))),
@@ -811,9 +849,13 @@ def remind(today: dt.date | None = None) -> dict:
             stamp = "reminded_due_at" if kind == "due" else "reminded_overdue_at"
             with transaction.atomic():
                 # the stamp first, conditionally: two runs at once remind once
-                if not Assignment.objects.filter(pk=a.pk, **{f"{stamp}__isnull": True}).update(**{stamp: now}):
+                if not Assignment.objects.filter(pk=a.pk, **{f"{stamp}__isnull": True}).update(
+                    **{stamp: now}
+                ):
                     continue
-                if kind == "overdue" and a.reminded_due_at is None:  # never a "due soon" after the overdue one
+                if (
+                    kind == "overdue" and a.reminded_due_at is None
+                ):  # never a "due soon" after the overdue one
                     Assignment.objects.filter(pk=a.pk).update(reminded_due_at=now)
                 if kind == "due":
                     title = Message(gettext_lazy("Training due by %(due)s: %(course)s"),
@@ -821,8 +863,14 @@ def remind(today: dt.date | None = None) -> dict:
                 else:
                     title = Message(gettext_lazy("Training overdue since %(due)s: %(course)s"),
                                     due=a.due_date.isoformat(), course=a.course.title)  # fmt: skip
-                notify.send([a.user], kind=REMINDER_KIND, title=title, url=url, obj=a,
-                            body=gettext_lazy("Open “My training” to read the materials and take the test."))
+                notify.send(
+                    [a.user],
+                    kind=REMINDER_KIND,
+                    title=title,
+                    url=url,
+                    obj=a,
+                    body=gettext_lazy("Open “My training” to read the materials and take the test."),
+                )
                 audit.record(A.UPDATE, a, user=WORKER, changes={stamp: [None, now]})
             counts[kind] += 1
     return counts
@@ -832,7 +880,9 @@ def remind(today: dt.date | None = None) -> dict:
 
 
 def mandatory_courses():
-    return Course.objects.filter(mandatory=True, status=CourseStatus.PUBLISHED).order_by("category", "title", "id")
+    return Course.objects.filter(mandatory=True, status=CourseStatus.PUBLISHED).order_by(
+        "category", "title", "id"
+    )
 
 
 @dataclass
@@ -944,7 +994,9 @@ def figures(course: Course, *, people=None) -> Figures:
     f.stars = {s: 0 for s in range(5, 0, -1)}
     for stars, n in ratings.values_list("stars").annotate(n=Count("id")).order_by():
         f.stars[stars] = n
-    f.comments = list(ratings.exclude(comment="").order_by("-created_at").values_list("stars", "comment")[:20])
+    f.comments = list(
+        ratings.exclude(comment="").order_by("-created_at").values_list("stars", "comment")[:20]
+    )
     return f
 
 
@@ -981,4 +1033,6 @@ def effect(course: Course, days: int = 30, *, people=None, now: dt.datetime | No
     base = Ticket.objects.filter(status__in=Status.values).exclude(merged_into__isnull=False)
     figures_before = performance.compute(base.filter(before_q), None, now=now).get(0, performance.Figures())
     figures_after = performance.compute(base.filter(after_q), None, now=now).get(0, performance.Figures())
-    return Effect(days, len(rows), figures_before, figures_after, sum(1 for _u, at in rows if at + span > now))
+    return Effect(
+        days, len(rows), figures_before, figures_after, sum(1 for _u, at in rows if at + span > now)
+    )

@@ -50,7 +50,12 @@ def mine(request):
         rows.append({"a": a, "state": training.state(a, today), "label": training.STATE_LABELS[training.state(a, today)],
                      "attempts_left": max(a.course.max_attempts - used, 0), "used": used,
                      "rated": hasattr(a, "rating")})  # fmt: skip
-    order = {training.State.OVERDUE: 0, training.State.DUE: 1, training.State.EXPIRED: 2, training.State.DONE: 3}
+    order = {
+        training.State.OVERDUE: 0,
+        training.State.DUE: 1,
+        training.State.EXPIRED: 2,
+        training.State.DONE: 3,
+    }
     rows.sort(key=lambda r: (order[r["state"]], r["a"].due_date))
     return render(request, "training/mine.html", {
         "rows": rows, "may_manage": training.may_manage(request.user),
@@ -61,7 +66,11 @@ def mine(request):
 @login_required
 @require_GET
 def course_list(request):
-    courses = training.courses_for(request.user).prefetch_related("questions").order_by("status", "category", "title")
+    courses = (
+        training.courses_for(request.user)
+        .prefetch_related("questions")
+        .order_by("status", "category", "title")
+    )
     return render(request, "training/course_list.html", {
         "courses": courses, "may_manage": training.may_manage(request.user),
     })  # fmt: skip
@@ -144,7 +153,9 @@ def course_edit(request, pk: int | None = None):
     try:
         saved = training.save_course(request.user, course, data, version)
     except ValidationError as e:
-        return render(request, "training/course_form.html", _form_context(course, data, _errors(e)), status=400)
+        return render(
+            request, "training/course_form.html", _form_context(course, data, _errors(e)), status=400
+        )
     except ConflictError as e:
         return render(request, "training/course_form.html",
                       _form_context(course, data, {"form": [str(e)]}), status=409)  # fmt: skip

@@ -20,7 +20,9 @@ def test_an_agent_takes_a_test_and_sees_the_result(page, users):
         "title": "GSP合规培训", "category": "compliance", "hours": "2", "pass_mark": "100", "max_attempts": "2",
         "status": "published", "mandatory": True, "valid_months": "12", "questions": BANK,
     })  # fmt: skip
-    a = training.assign(users["manager"], course, [users["agent"]], timezone.localdate() + dt.timedelta(days=7))[0][0]
+    a = training.assign(
+        users["manager"], course, [users["agent"]], timezone.localdate() + dt.timedelta(days=7)
+    )[0][0]
     questions = list(course.questions.all())
 
     sign_in(page, "agent")
@@ -37,7 +39,9 @@ def test_an_agent_takes_a_test_and_sees_the_result(page, users):
     answer(half=True)
     page.locator("#submit-test").click()
     page.locator("#failed").wait_for()
-    assert "得分 80" in page.locator("#failed").inner_text()  # 4 of 5: the half-right multiple choice is wrong
+    assert (
+        "得分 80" in page.locator("#failed").inner_text()
+    )  # 4 of 5: the half-right multiple choice is wrong
     shot(page, "training-test-failed")
     page.get_by_role("link", name="再次考核").click()
     answer(half=False)

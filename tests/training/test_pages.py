@@ -12,12 +12,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Role
 from pharmacrm.training import training
-from pharmacrm.training.models import Assignment, Attempt, Course
+from pharmacrm.training.models import Attempt
 from tests.api.conftest import token_for
-from tests.conftest import new_user
 
 from .test_training import BANK, right_answers
 
@@ -50,7 +49,9 @@ def page(client_for, role, url, lang="en"):
 MINE = {r: 200 for r in ROLES}
 COURSES = {r: 200 for r in ROLES}
 EDIT = {r: 200 if r in ("admin", "manager") else 403 for r in ROLES}
-RESULTS = {r: 200 if r in ("admin", "manager", "auditor", "kam") else 403 for r in ROLES}  # kam: the North's lead
+RESULTS = {
+    r: 200 if r in ("admin", "manager", "auditor", "kam") else 403 for r in ROLES
+}  # kam: the North's lead
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -67,7 +68,9 @@ def test_pages_per_role(role, world, client_for):
     export = page(client_for, role, "/training/results/export.xlsx")
     assert export.status_code == RESULTS[role]
     detail = page(client_for, role, f"/training/courses/{c.pk}/").content.decode()
-    assert ("Effect on service performance" in detail) == (role in ("admin", "manager", "auditor", "analyst", "kam"))
+    assert ("Effect on service performance" in detail) == (
+        role in ("admin", "manager", "auditor", "analyst", "kam")
+    )
     assert ('id="trainee-table"' in detail) == (role in ("admin", "manager", "auditor", "kam"))
 
 
@@ -94,7 +97,9 @@ def test_taking_the_test_through_the_page(world, client_for):
     a = world["agent"]
     c = client_for("agent")
     form = c.get(f"/training/assignments/{a.pk}/test/").content.decode()
-    assert "2–8℃冷藏" in form and len(re.findall(r' name="q\d+"', form)) == 13 and "checked" not in form  # nothing tells the answers
+    assert (
+        "2–8℃冷藏" in form and len(re.findall(r' name="q\d+"', form)) == 13 and "checked" not in form
+    )  # nothing tells the answers
     data = {f"q{k}": v for k, v in right_answers(world["course"]).items()}
     response = c.post(f"/training/assignments/{a.pk}/test/", data)
     assert response.status_code == 302
@@ -113,7 +118,9 @@ def test_a_course_saved_by_someone_else_meanwhile_is_refused(world, client_for):
     form = {"title": "GSP合规培训", "category": "compliance", "hours": "2", "pass_mark": "90", "max_attempts": "3",
             "status": "published", "valid_months": "12", "questions": BANK, "version": "1"}  # fmt: skip
     assert c.post(f"/training/courses/{course.pk}/edit/", form).status_code == 302
-    stale = c.post(f"/training/courses/{course.pk}/edit/", {**form, "pass_mark": "60"}, HTTP_ACCEPT_LANGUAGE="en")
+    stale = c.post(
+        f"/training/courses/{course.pk}/edit/", {**form, "pass_mark": "60"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
     assert stale.status_code == 409 and "Someone else changed this record" in stale.content.decode()
     bad = c.post(f"/training/courses/{course.pk}/edit/", {**form, "version": "2", "pass_mark": "abc"},
                  HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
@@ -172,10 +179,14 @@ def test_api_submit_scores_on_the_server(world, users):
     answers = right_answers(world["course"])
     first = next(iter(answers))
     answers[first] = [0]  # wrong
-    response = client.post(f"/api/v1/training/assignments/{a.pk}/attempts/", {"answers": answers}, format="json")
+    response = client.post(
+        f"/api/v1/training/assignments/{a.pk}/attempts/", {"answers": answers}, format="json"
+    )
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["attempt"]["score"] == 80 and body["attempt"]["passed"] and body["assignment"]["state"] == "done"
+    assert (
+        body["attempt"]["score"] == 80 and body["attempt"]["passed"] and body["assignment"]["state"] == "done"
+    )
     again = client.post(f"/api/v1/training/assignments/{a.pk}/attempts/", {"answers": answers}, format="json")
     assert again.status_code == 400 and "completed this course already" in again.json()["answers"][0]
     # the rep may not answer for the agent; the manager sees it but it is not theirs

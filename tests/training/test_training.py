@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone, translation
 
-from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.notify.models import Notification
 from pharmacrm.training import training
@@ -26,6 +26,7 @@ def _english():
     """The reasons are read in English here; the pages' languages are tested in test_pages.py."""
     with translation.override("en"):
         yield
+
 
 BANK = """\
 ? 本品的储存条件是？
@@ -71,7 +72,9 @@ def course(users):
 
 @pytest.fixture
 def assigned(users, course):
-    new, _ = training.assign(users["manager"], course, [users["agent"]], timezone.localdate() + dt.timedelta(days=10))
+    new, _ = training.assign(
+        users["manager"], course, [users["agent"]], timezone.localdate() + dt.timedelta(days=10)
+    )
     return new[0]
 
 
@@ -79,7 +82,8 @@ def test_the_bank_is_parsed_with_its_kinds(course):
     kinds = [q.kind for q in course.questions.all()]
     assert kinds == ["single", "multiple", "truefalse", "single", "truefalse"]
     assert training.parse_questions(training.questions_text(course)) == [
-        {"kind": q.kind, "text": q.text, "options": q.options, "correct": q.correct} for q in course.questions.all()
+        {"kind": q.kind, "text": q.text, "options": q.options, "correct": q.correct}
+        for q in course.questions.all()
     ]
 
 
@@ -87,7 +91,9 @@ def test_a_bad_bank_is_refused_naming_the_line(users):
     with pytest.raises(ValidationError) as e:
         publish(users["admin"], questions="? 只有一个选项\n* 唯一\n\n? 单选却两个对\n* 甲\n* 乙\n")
     errors = e.value.message_dict["questions"]
-    assert any(m.startswith("Line 1:") for m in errors) and any(m.startswith("Line 4:") for m in errors), errors
+    assert any(m.startswith("Line 1:") for m in errors) and any(m.startswith("Line 4:") for m in errors), (
+        errors
+    )
     assert not Course.objects.exists()  # nothing half-written
 
 
@@ -177,7 +183,12 @@ def test_reminders_are_sent_once_before_due_and_once_overdue(users, course):
     assert notes.count() == 2
     a.refresh_from_db()
     assert a.reminded_due_at and a.reminded_overdue_at
-    assert AuditEntry.objects.filter(object_type="training.assignment", object_id=str(a.pk), actor_name="worker").count() == 2
+    assert (
+        AuditEntry.objects.filter(
+            object_type="training.assignment", object_id=str(a.pk), actor_name="worker"
+        ).count()
+        == 2
+    )
 
 
 def test_a_refresher_is_assigned_once_before_the_completion_expires(users, course, assigned):
@@ -220,10 +231,17 @@ def test_materials_are_checked_as_ticket_files(users, course, settings):
     m = training.add_material(users["admin"], course, upload=SimpleUploadedFile("GSP讲义.pdf", PDF))
     assert m.content_type == "application/pdf" and m.title == "GSP讲义.pdf"
     with pytest.raises(ValidationError) as e:
-        training.add_material(users["admin"], course, upload=SimpleUploadedFile("大文件.pdf", PDF + b"0" * 1000))
-    assert "larger than the limit" in e.value.message_dict["file"][0] and "大文件.pdf" in e.value.message_dict["file"][0]
+        training.add_material(
+            users["admin"], course, upload=SimpleUploadedFile("大文件.pdf", PDF + b"0" * 1000)
+        )
+    assert (
+        "larger than the limit" in e.value.message_dict["file"][0]
+        and "大文件.pdf" in e.value.message_dict["file"][0]
+    )
     with pytest.raises(ValidationError) as e:
-        training.add_material(users["admin"], course, upload=SimpleUploadedFile("setup.exe", b"MZ\x90\x00\x03"))
+        training.add_material(
+            users["admin"], course, upload=SimpleUploadedFile("setup.exe", b"MZ\x90\x00\x03")
+        )
     assert "not accepted" in e.value.message_dict["file"][0]
     with pytest.raises(ValidationError) as e:
         training.add_material(users["admin"], course, upload=SimpleUploadedFile("讲义.docx", PDF))
@@ -285,7 +303,9 @@ def test_the_effect_compares_the_trainees_tickets_before_and_after(users, course
     def ticket(days: float, score: int):
         t = desk.create_ticket(users["agent"], {"subject": "咨询", "channel": "phone", "category": "drug_info",
                                                 "institution": xiehe})  # fmt: skip
-        Ticket.objects.filter(pk=t.pk).update(assignee=users["agent"], received_at=at + dt.timedelta(days=days))
+        Ticket.objects.filter(pk=t.pk).update(
+            assignee=users["agent"], received_at=at + dt.timedelta(days=days)
+        )
         Survey.objects.create(ticket=t, channel="phone", score=score)
 
     ticket(-10, 3)
