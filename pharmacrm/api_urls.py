@@ -24,6 +24,7 @@ from pharmacrm.servicedesk import (
     api_revisit,
     api_routing,
 )
+from pharmacrm.training import api as training_api
 
 
 class Router(DefaultRouter):
@@ -54,7 +55,7 @@ router.register("escalation-rules", servicedesk_api.EscalationRuleViewSet, basen
 # key-account identification before the key-account files: /keyaccounts/candidates/ is not an account id
 for _module in (api_campaigns, api_complaints, api_conversation, api_knowledge, api_links, api_performance, api_revisit,
                 api_routing, notify_api, reports_api, safety_api,
-                engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api, cooperation_api):
+                engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api, cooperation_api, training_api):
     _module.register(router)
 
 urlpatterns = [

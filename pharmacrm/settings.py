@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "pharmacrm.keyaccounts",
     "pharmacrm.reports",
     "pharmacrm.cooperation",
+    "pharmacrm.training",
 ]
 
 MIDDLEWARE = [

@@ -950,6 +950,9 @@ def _later_demo_data() -> None:
     from pharmacrm.cooperation import demo as cooperation_demo
 
     cooperation_demo.load()
+    from pharmacrm.training import demo as training_demo
+
+    training_demo.load()  # after the service desk's tickets: a course's effect on performance reads them
     from pharmacrm.sales import churn
 
     churn.refresh()  # the churn watch and its rates, as the worker's morning refresh would leave them

@@ -99,6 +99,12 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   the projects they answer for. "Record cooperation agreements and run their projects" (administrators, managers,
   key-account managers, reps) writes within that scope; a task's owner reports its progress. The service desk and
   the pharmacovigilance officer have no access. Every change and export is audited.
+- **Staff training** (`/training/`): every role but the auditor sees and takes the training assigned to them and
+  rates it; "Create training courses and assign them" (administrators, managers) creates courses, their materials
+  and tests, assigns them and records attendance; "See every person's training results" (administrators, managers,
+  auditors) sees every person's results, the matrix and its Excel export (audited); a team lead sees those of the
+  members of the teams they lead; "See the training's figures" (administrators, managers, auditors, marketing
+  analysts) sees a course's completion, pass rate, ratings and effect on service performance, never a person's row.
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
   as "access denied".
 """
@@ -190,6 +196,12 @@ ENDPOINT_RULES = [
     "`in-force`, `terminate`; `start`, `tasks`, `checks`, `acceptances`, `amount-due`, `payments`, `close`) | Record "
     "cooperation agreements and run their projects, within the scope (an edit sends its version: 409 if stale); "
     "`task-progress` also the task's owner |",
+    "| `GET /api/v1/training/courses/` | Take the training assigned to oneself, a training capability, or a team lead "
+    "(published courses; every course with Create training courses or See every person's training results) |",
+    "| `GET /api/v1/training/assignments/` | as above: one's own; every one with See every person's training results; a "
+    "team lead also their teams' members' |",
+    "| `POST /api/v1/training/assignments/{id}/attempts/` | Take the training assigned to oneself, on one's own "
+    "assignment (403 on another's the caller may read) |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 

@@ -65,6 +65,10 @@ class Cap(models.TextChoices):
     READ_COOPERATION = "cooperation.read", _("See cooperation agreements and projects (own, team's, customers')")
     MANAGE_COOPERATION = "cooperation.manage", _("Record cooperation agreements and run their projects")
     ALL_COOPERATION = "cooperation.all", _("See the cooperation agreements of every customer and team")
+    TAKE_TRAINING = "training.take", _("Take the training assigned to oneself")
+    MANAGE_TRAINING = "training.manage", _("Create training courses and assign them")
+    VIEW_TRAINING_RESULTS = "training.results", _("See every person's training results")
+    VIEW_TRAINING_FIGURES = "training.figures", _("See the training's figures (completion, pass rate, ratings, effect)")
 
 
 R = Role
@@ -118,6 +122,11 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.READ_COOPERATION: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
     Cap.MANAGE_COOPERATION: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP}),
     Cap.ALL_COOPERATION: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
+    # team leads see their teams' results (training.results_scope); analysts the figures, never a person's row
+    Cap.TAKE_TRAINING: EVERYONE_BUT_AUDITOR,
+    Cap.MANAGE_TRAINING: frozenset({R.ADMIN, R.MANAGER}),
+    Cap.VIEW_TRAINING_RESULTS: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR}),
+    Cap.VIEW_TRAINING_FIGURES: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR, R.ANALYST}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).

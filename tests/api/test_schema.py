@@ -146,6 +146,12 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     users["admin"].email = "admin@example.com"
     users["admin"].save()
     reports.subscribe(users["admin"], {"report": "service_performance"})  # the admin's own scheduled report
+    from pharmacrm.training import training
+
+    course = training.save_course(users["manager"], None, {"title": "GSP合规培训", "category": "compliance", "hours": "1",
+                                                           "pass_mark": "80", "max_attempts": "3", "status": "published",
+                                                           "questions": "? 药品应按说明书储存。\n* 对\n- 错\n"})  # fmt: skip
+    training.assign(users["manager"], course, [users["admin"], users["agent"]], timezone.localdate())
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,

@@ -328,6 +328,28 @@ def test_the_demo_sets_this_years_sales_targets_so_that_the_attainment_page_show
     assert re.search(r'data-col="attainment">\d+\.\d%<', own), own
 
 
+def test_the_demos_training_looks_lived_in(loaded):
+    """Eight courses (a yearly GSP course, a product course with ten questions …) assigned to the demo users: done and
+    rated, due, overdue, and the rep's expired GSP completion with its refresher; the course page shows its figures
+    and the effect on the agent's service performance."""
+    from pharmacrm.training import training
+    from pharmacrm.training.models import Assignment, Course, Rating
+
+    assert Course.objects.count() == 8
+    assert Course.objects.get(title__startswith="新品知识").questions.count() == 10
+    states = {training.state(a) for a in Assignment.objects.all()}
+    assert states == {"done", "due", "overdue", "expired"}
+    gsp = Course.objects.get(title__startswith="GSP")
+    assert gsp.valid_months == 12 and Assignment.objects.filter(course=gsp, user__username="rep").count() == 2
+    assert Rating.objects.count() >= 5
+    client = Client()
+    client.force_login(User.objects.get(username="analyst"))
+    page = client.get(f"/training/courses/{gsp.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Effect on service performance" in page and "correlation, not proof" in page
+    f = training.figures(gsp)
+    assert f.assigned == 6 and f.avg_rating is not None
+
+
 # --- the audit trail -----------------------------------------------------------------------------------------------
 
 

@@ -44,6 +44,7 @@ AUDIT_KEYS = {
     "ahead_of": gettext_lazy("Sent ahead of delivery"),  # a failed delivery retried before the user's own retry
     "amount": gettext_lazy("Amount"),  # an order line's, in yuan (stored as amount_fen)
     "attachment": gettext_lazy("Attachment"),
+    "attempt": gettext_lazy("Attempt"),  # a training test's, its number
     "attempts_cleared": gettext_lazy("Failed sign-ins cleared"),
     "breaches": gettext_lazy("Breaches"),
     "by_agent": gettext_lazy("Flagged by the agent"),
@@ -123,6 +124,7 @@ AUDIT_KEYS = {
     "overdue": gettext_lazy("Overdue"),
     "owner": gettext_lazy("Owner"),
     "paid_amount": gettext_lazy("Paid"),  # an order line's, in yuan (stored as paid_fen)
+    "passed": gettext_lazy("Passed"),  # a training test's attempt
     "password_changed": gettext_lazy("Password changed"),
     "people": gettext_lazy("People"),
     "period": gettext_lazy("Period"),

@@ -1,0 +1,3 @@
+"""Web pages of the training system (/training/)."""
+
+from .views import app_name, urlpatterns  # noqa: F401

@@ -1,0 +1,207 @@
+"""The training pages, export and API per role (who sees what), the test taken through the page, and the pages in
+each language — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Role
+from pharmacrm.training import training
+from pharmacrm.training.models import Attempt
+from tests.api.conftest import token_for
+
+from .test_training import BANK, right_answers
+
+pytestmark = pytest.mark.django_db
+ROLES = [r.value for r in Role]
+
+
+@pytest.fixture
+def world(users, team_north):
+    """A published mandatory GSP course assigned to the agent and the rep; the KAM leads the North team (the rep's)."""
+    team_north.lead = users["kam"]
+    team_north.save()
+    course = training.save_course(users["admin"], None, {
+        "title": "GSP合规培训", "category": "compliance", "hours": "2", "pass_mark": "80", "max_attempts": "3",
+        "status": "published", "mandatory": True, "valid_months": "12", "questions": BANK,
+    })  # fmt: skip
+    draft = training.save_course(users["admin"], None, {"title": "新品上市培训（草稿）", "category": "product",
+                                                        "hours": "1", "pass_mark": "80", "max_attempts": "3"})  # fmt: skip
+    due = timezone.localdate() + dt.timedelta(days=7)
+    new, _ = training.assign(users["manager"], course, [users["agent"], users["rep"]], due)
+    return {"course": course, "draft": draft, "agent": new[0], "rep": new[1]}
+
+
+def page(client_for, role, url, lang="en"):
+    c = client_for(role)
+    return c.get(url, HTTP_ACCEPT_LANGUAGE=lang)
+
+
+# who may open which page: role → status
+MINE = {r: 200 for r in ROLES}
+COURSES = {r: 200 for r in ROLES}
+EDIT = {r: 200 if r in ("admin", "manager") else 403 for r in ROLES}
+RESULTS = {
+    r: 200 if r in ("admin", "manager", "auditor", "kam") else 403 for r in ROLES
+}  # kam: the North's lead
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_pages_per_role(role, world, client_for):
+    c = world["course"]
+    assert page(client_for, role, "/training/").status_code == MINE[role]
+    assert page(client_for, role, "/training/courses/").status_code == COURSES[role]
+    assert page(client_for, role, f"/training/courses/{c.pk}/").status_code == 200
+    draft = page(client_for, role, f"/training/courses/{world['draft'].pk}/").status_code
+    assert draft == (200 if role in ("admin", "manager", "auditor") else 404)
+    assert page(client_for, role, f"/training/courses/{c.pk}/edit/").status_code == EDIT[role]
+    assert page(client_for, role, f"/training/courses/{c.pk}/assign/").status_code == EDIT[role]
+    assert page(client_for, role, "/training/results/").status_code == RESULTS[role]
+    export = page(client_for, role, "/training/results/export.xlsx")
+    assert export.status_code == RESULTS[role]
+    detail = page(client_for, role, f"/training/courses/{c.pk}/").content.decode()
+    assert ("Effect on service performance" in detail) == (
+        role in ("admin", "manager", "auditor", "analyst", "kam")
+    )
+    assert ('id="trainee-table"' in detail) == (role in ("admin", "manager", "auditor", "kam"))
+
+
+def test_a_team_lead_sees_only_their_teams_members(world, client_for, users):
+    body = page(client_for, "kam", "/training/results/").content.decode()
+    assert ">rep<" in body and ">agent<" not in body  # the agent is in no team the KAM leads
+    assert page(client_for, "kam", f"/training/people/{users['rep'].pk}/").status_code == 200
+    assert page(client_for, "kam", f"/training/people/{users['agent'].pk}/").status_code == 403
+    all_rows = page(client_for, "manager", "/training/results/").content.decode()
+    assert ">rep<" in all_rows and ">agent<" in all_rows
+
+
+def test_the_export_is_audited_and_reads_the_states(world, client_for):
+    from openpyxl import load_workbook
+
+    response = page(client_for, "manager", "/training/results/export.xlsx")
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    rows = {r[1]: r for r in sheet.iter_rows(min_row=3, values_only=True)}
+    assert rows["agent"][2].startswith("Due") and rows["manager"][2] == "—"
+    assert AuditEntry.objects.filter(action="export", object_type="training.assignment").count() == 1
+
+
+def test_taking_the_test_through_the_page(world, client_for):
+    a = world["agent"]
+    c = client_for("agent")
+    form = c.get(f"/training/assignments/{a.pk}/test/").content.decode()
+    assert (
+        "2–8℃冷藏" in form and len(re.findall(r' name="q\d+"', form)) == 13 and "checked" not in form
+    )  # nothing tells the answers
+    data = {f"q{k}": v for k, v in right_answers(world["course"]).items()}
+    response = c.post(f"/training/assignments/{a.pk}/test/", data)
+    assert response.status_code == 302
+    result = c.get(response["Location"]).content.decode()
+    assert "通过" in result or "Passed" in result
+    a.refresh_from_db()
+    assert a.score == 100 and a.completed_at
+    # someone else's assignment is not there for them
+    assert client_for("rep").get(f"/training/assignments/{a.pk}/test/").status_code == 404
+    assert client_for("rep").post(f"/training/assignments/{a.pk}/test/", data).status_code == 404
+
+
+def test_a_course_saved_by_someone_else_meanwhile_is_refused(world, client_for):
+    course = world["course"]
+    c = client_for("manager")
+    form = {"title": "GSP合规培训", "category": "compliance", "hours": "2", "pass_mark": "90", "max_attempts": "3",
+            "status": "published", "valid_months": "12", "questions": BANK, "version": "1"}  # fmt: skip
+    assert c.post(f"/training/courses/{course.pk}/edit/", form).status_code == 302
+    stale = c.post(
+        f"/training/courses/{course.pk}/edit/", {**form, "pass_mark": "60"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert stale.status_code == 409 and "Someone else changed this record" in stale.content.decode()
+    bad = c.post(f"/training/courses/{course.pk}/edit/", {**form, "version": "2", "pass_mark": "abc"},
+                 HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert bad.status_code == 400 and "Pass mark (%): Enter a number." in bad.content.decode()
+
+
+def test_a_file_too_big_is_refused_on_the_page(world, client_for, settings):
+    settings.ATTACHMENT_MAX_BYTES = 100
+    c = client_for("admin")
+    response = c.post(f"/training/courses/{world['course'].pk}/materials/",
+                      {"file": SimpleUploadedFile("讲义.pdf", b"%PDF-1.4\n" + b"0" * 200)}, follow=True,
+                      HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert "“讲义.pdf”: the file is larger than the limit" in response.content.decode()
+    assert not world["course"].materials.exists()
+
+
+@pytest.mark.parametrize("lang,words", [
+    ("zh-hans", ["我的培训", "必修"]), ("en", ["My training", "Mandatory"]), ("zh-hant", ["我的培訓", "必修"]),
+])  # fmt: skip
+def test_pages_in_each_language(world, client_for, lang, words):
+    body = page(client_for, "agent", "/training/", lang).content.decode()
+    for w in words:
+        assert w in body, (lang, w)
+    detail = page(client_for, "manager", f"/training/courses/{world['course'].pk}/", lang).content.decode()
+    assert {"zh-hans": "培训评估", "en": "Training evaluation", "zh-hant": "培訓評估"}[lang] in detail
+
+
+# --- the API ---------------------------------------------------------------------------------------------
+
+
+def api(user, lang="en") -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}", HTTP_ACCEPT_LANGUAGE=lang)
+    return client
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_api_per_role(role, world, users):
+    client = api(users[role])
+    courses = client.get("/api/v1/training/courses/")
+    assert courses.status_code == 200
+    ids = {c["id"] for c in courses.json()["results"]}
+    assert (world["draft"].pk in ids) == (role in ("admin", "manager", "auditor"))
+    mine = client.get("/api/v1/training/assignments/")
+    assert mine.status_code == 200
+    users_seen = {a["user"] for a in mine.json()["results"]}
+    expected = {"admin": 2, "manager": 2, "auditor": 2, "kam": 1, "agent": 1, "rep": 1}.get(role, 0)
+    assert len(users_seen) == expected, (role, users_seen)
+
+
+def test_api_submit_scores_on_the_server(world, users):
+    a = world["agent"]
+    client = api(users["agent"])
+    detail = client.get(f"/api/v1/training/assignments/{a.pk}/").json()
+    assert len(detail["questions"]) == 5 and "correct" not in detail["questions"][0]
+    answers = right_answers(world["course"])
+    first = next(iter(answers))
+    answers[first] = [0]  # wrong
+    response = client.post(
+        f"/api/v1/training/assignments/{a.pk}/attempts/", {"answers": answers}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (
+        body["attempt"]["score"] == 80 and body["attempt"]["passed"] and body["assignment"]["state"] == "done"
+    )
+    again = client.post(f"/api/v1/training/assignments/{a.pk}/attempts/", {"answers": answers}, format="json")
+    assert again.status_code == 400 and "completed this course already" in again.json()["answers"][0]
+    # the rep may not answer for the agent; the manager sees it but it is not theirs
+    assert api(users["rep"]).post(f"/api/v1/training/assignments/{a.pk}/attempts/", {"answers": {}},
+                                  format="json").status_code == 404  # fmt: skip
+    assert api(users["manager"]).post(f"/api/v1/training/assignments/{a.pk}/attempts/", {"answers": {}},
+                                      format="json").status_code == 403  # fmt: skip
+    assert Attempt.objects.count() == 1
+
+
+def test_api_errors_are_localised_naming_the_field(world, users):
+    a = world["rep"]
+    response = api(users["rep"], "zh-hans").post(f"/api/v1/training/assignments/{a.pk}/attempts/",
+                                                 {"answers": {"999999": [0]}}, format="json")  # fmt: skip
+    assert response.status_code == 400
+    assert "不是本次考核的题目" in response.json()["answers"][0]
+    bad = api(users["manager"]).get("/api/v1/training/assignments/?state=late")
+    assert bad.status_code == 400 and "state" in bad.json()
