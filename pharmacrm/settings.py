@@ -342,6 +342,13 @@ SPECTACULAR_SETTINGS = {
         "NotifyDeliveryStatusEnum": "pharmacrm.notify.models.Delivery.Status",
         "NotifyDeliveryChannelEnum": "pharmacrm.notify.models.Delivery.Channel",
         "WebhookFormatEnum": "pharmacrm.notify.models.WebhookEndpoint.Format",
+        "CooperationAgreementTypeEnum": "pharmacrm.cooperation.models.AgreementType",
+        "CooperationAgreementStatusEnum": "pharmacrm.cooperation.models.AgreementStatus",
+        "CooperationProjectStatusEnum": "pharmacrm.cooperation.models.ProjectStatus",
+        "CooperationTaskStatusEnum": "pharmacrm.cooperation.models.TaskStatus",
+        "CooperationSettlementStatusEnum": "pharmacrm.cooperation.models.SettlementStatus",
+        "TrainingCourseStatusEnum": "pharmacrm.training.models.CourseStatus",
+        "TrainingQuestionKindEnum": "pharmacrm.training.models.QuestionKind",
     },
 }
 

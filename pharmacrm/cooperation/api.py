@@ -104,7 +104,7 @@ class ProjectSerializer(Serializer):
         return str(obj.amount_paid)
 
 
-class AgreementSerializer(Serializer):
+class CooperationAgreementSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
     number = serializers.CharField(read_only=True, help_text="HZ-YYYY-NNNN, per year, without gaps.")
     institution = serializers.IntegerField(source="institution_id", read_only=True)
@@ -154,7 +154,7 @@ class SignSerializer(Serializer):
     version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
-class VersionSerializer(Serializer):
+class CooperationVersionSerializer(Serializer):
     version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
@@ -235,7 +235,7 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     terminated or expired ones stay archived."""
 
     queryset = Agreement.objects.none()
-    serializer_class = AgreementSerializer
+    serializer_class = CooperationAgreementSerializer
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.READ_COOPERATION, **WRITE,
                      **{a: Cap.MANAGE_COOPERATION for a in ("sign", "in_force", "terminate")}}  # fmt: skip
@@ -249,7 +249,7 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
 
     def _answer(self, agreement, code=status.HTTP_200_OK):
         agreement = self.get_queryset().get(pk=agreement.pk)
-        return versioned(Response(AgreementSerializer(agreement).data, status=code), agreement)
+        return versioned(Response(CooperationAgreementSerializer(agreement).data, status=code), agreement)
 
     @extend_schema(tags=TAGS)
     def list(self, request, *args, **kwargs):
@@ -260,7 +260,7 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         return self._answer(self.get_object())
 
     @extend_schema(tags=TAGS, request=AgreementWriteSerializer,
-                   responses={201: AgreementSerializer, 400: ERRORS, 403: DENIED},
+                   responses={201: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED},
                    description="Record an agreement (a draft, numbered at once); audited.")  # fmt: skip
     def create(self, request, *args, **kwargs):
         data = _body(AgreementWriteSerializer, request)
@@ -268,7 +268,7 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         return self._answer(services.create_agreement(request.user, data), status.HTTP_201_CREATED)
 
     @extend_schema(tags=TAGS, request=AgreementWriteSerializer,
-                   responses={200: AgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+                   responses={200: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
                    description="Change a draft agreement; once signed only `owner` and `team`. Send `version`.")  # fmt: skip
     def update(self, request, *args, **kwargs):
         agreement = self.get_object()
@@ -282,7 +282,7 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         return self.update(request, *args, **kwargs)
 
     @extend_schema(tags=TAGS, request={"multipart/form-data": SignSerializer},
-                   responses={200: AgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+                   responses={200: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
                    description="Record the signing: `signed_date` and the `signed_copy` (PDF, PNG or JPEG, at most "
                                "20 MB, its type read from the content). A draft becomes signed.")  # fmt: skip
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
@@ -293,22 +293,22 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         return self._answer(services.record_signed(request.user, agreement, signed_date=data.get("signed_date"),
                                                    upload=data.get("signed_copy"), version=version))  # fmt: skip
 
-    @extend_schema(tags=TAGS, request=VersionSerializer,
-                   responses={200: AgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+    @extend_schema(tags=TAGS, request=CooperationVersionSerializer,
+                   responses={200: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
                    description="A signed agreement comes into force.")  # fmt: skip
     @action(detail=True, methods=["post"], url_path="in-force")
     def in_force(self, request, pk=None):
         agreement = self.get_object()
-        version = expected_version(request, _body(VersionSerializer, request).get("version"))
+        version = expected_version(request, _body(CooperationVersionSerializer, request).get("version"))
         return self._answer(services.put_in_force(request.user, agreement, version))
 
-    @extend_schema(tags=TAGS, request=VersionSerializer,
-                   responses={200: AgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+    @extend_schema(tags=TAGS, request=CooperationVersionSerializer,
+                   responses={200: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
                    description="End the agreement early (its projects closed first); it stays archived.")  # fmt: skip
     @action(detail=True, methods=["post"])
     def terminate(self, request, pk=None):
         agreement = self.get_object()
-        version = expected_version(request, _body(VersionSerializer, request).get("version"))
+        version = expected_version(request, _body(CooperationVersionSerializer, request).get("version"))
         return self._answer(services.terminate(request.user, agreement, version))
 
 
@@ -381,17 +381,17 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
     def _versioned_step(self, request, step):
         project = self.get_object()
-        version = expected_version(request, _body(VersionSerializer, request).get("version"))
+        version = expected_version(request, _body(CooperationVersionSerializer, request).get("version"))
         step(request.user, project, version)
         return self._answer(project)
 
-    @extend_schema(tags=TAGS, request=VersionSerializer, responses={200: ProjectSerializer, 400: ERRORS, 409: STALE},
+    @extend_schema(tags=TAGS, request=CooperationVersionSerializer, responses={200: ProjectSerializer, 400: ERRORS, 409: STALE},
                    description="Planning → running.")  # fmt: skip
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
         return self._versioned_step(request, services.start_project)
 
-    @extend_schema(tags=TAGS, request=VersionSerializer, responses={200: ProjectSerializer, 400: ERRORS, 409: STALE},
+    @extend_schema(tags=TAGS, request=CooperationVersionSerializer, responses={200: ProjectSerializer, 400: ERRORS, 409: STALE},
                    description="Close the project: only once it passed its acceptance and is settled.")  # fmt: skip
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):

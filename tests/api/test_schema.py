@@ -146,6 +146,23 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     users["admin"].email = "admin@example.com"
     users["admin"].save()
     reports.subscribe(users["admin"], {"report": "service_performance"})  # the admin's own scheduled report
+    from pharmacrm.cooperation import services as cooperation
+
+    today = timezone.localdate()
+    agreement = cooperation.create_agreement(users["admin"], {  # a cooperation agreement with a running project
+        "institution": xiehe.pk, "kind": "academic", "title": "心内科学术合作", "company_signer": "王总",
+        "customer_signer": "李院长", "start_date": today - datetime.timedelta(days=30),
+        "end_date": today + datetime.timedelta(days=335), "amount": "120000.00", "owner": users["admin"].pk,
+    })  # fmt: skip
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.keyaccounts.programme_fixtures import tiny_pdf
+
+    agreement = cooperation.record_signed(users["admin"], agreement, signed_date=today, version=agreement.version,
+                                          upload=SimpleUploadedFile("签署版.pdf", tiny_pdf(), "application/pdf"))  # fmt: skip
+    cooperation.create_project(users["admin"], agreement, {
+        "title": "学术会议", "goal": "举办两场学术会议", "responsible": users["admin"].pk, "start_date": agreement.start_date,
+        "end_date": agreement.end_date, "budget": "50000"})  # fmt: skip
     from pharmacrm.training import training
 
     course = training.save_course(users["manager"], None, {"title": "GSP合规培训", "category": "compliance", "hours": "1",

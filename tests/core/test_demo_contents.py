@@ -128,9 +128,13 @@ def test_the_same_seed_gives_the_same_customers(loaded, settings, tmp_path):
     names = list(Institution.objects.order_by("code").values_list("name", "credit_code", "phone"))
     people = list(Person.objects.order_by("code").values_list("name", "title"))
     # start again on an empty customer base (the users stay)
+    from pharmacrm.cooperation.models import Agreement as CooperationAgreement
+    from pharmacrm.cooperation.models import Project as CooperationProject
     from pharmacrm.engagement.models import Interaction
     from pharmacrm.safety.models import SafetyCase
 
+    CooperationProject.objects.all().delete()
+    CooperationAgreement.objects.all().delete()
     Agreement.objects.all().delete()
     Proposal.objects.all().delete()
     KeyAccount.objects.all().delete()
