@@ -35,6 +35,7 @@ WRITE_CAPS = frozenset(
         Cap.APPROVE_KEY_ACCOUNTS,
         Cap.MANAGE_KEY_ACCOUNTS,
         Cap.SET_SALES_TARGETS,
+        Cap.WORK_PIPELINE,
     }
 )
 

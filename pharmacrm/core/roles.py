@@ -62,6 +62,8 @@ class Cap(models.TextChoices):
     MANAGE_KEY_ACCOUNTS = "keyaccounts.manage", _("Run key accounts: team, plans, agreements, meetings, trials")
     SET_SALES_TARGETS = "sales.targets", _("Set the sales targets of reps and teams")
     VIEW_ALL_ATTAINMENT = "sales.attainment", _("See every rep's and team's sales targets and attainment")
+    WORK_PIPELINE = "sales.pipeline", _("Work sales opportunities (their own and their teams')")
+    VIEW_ALL_PIPELINE = "sales.pipeline_all", _("See every sales opportunity and the whole pipeline's funnel")
 
 
 R = Role
@@ -110,6 +112,10 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.SET_SALES_TARGETS: frozenset({R.ADMIN, R.MANAGER}),
     # reps see their own row and their teams' totals, team leads their teams (sales.targets.scope_for)
     Cap.VIEW_ALL_ATTAINMENT: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
+    # reps and key-account managers their own and their teams' opportunities, team leads their teams'
+    # (sales.pipeline.scope_for); managers and administrators every one; analysts and auditors read them all
+    Cap.WORK_PIPELINE: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP}),
+    Cap.VIEW_ALL_PIPELINE: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).
