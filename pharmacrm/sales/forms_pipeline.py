@@ -99,7 +99,12 @@ class AmountField(forms.CharField):
         value = super().to_python(value)
         if value in self.empty_values:
             return None
+        if len(value) > 40:
+            raise ValidationError(_("not a number"))
         return pipeline.amount_fen(value)
+
+    def run_validators(self, value):  # the text's length is checked above; the value is fen
+        return None
 
     def prepare_value(self, value):
         if isinstance(value, int):
@@ -116,7 +121,7 @@ class OpportunityForm(forms.Form):
     title = forms.CharField(label=_("Title"), max_length=200)
     product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.filter(active=True), required=False,
                                      empty_label="—")  # fmt: skip
-    amount_fen = AmountField(label=_("Expected amount (¥)"), max_length=40,
+    amount_fen = AmountField(label=_("Expected amount (¥)"),
                              widget=forms.TextInput(attrs={"inputmode": "decimal"}))  # fmt: skip
     close_date = forms.DateField(label=_("Expected close date"), widget=DATE_INPUT)
     stage = forms.ChoiceField(label=_("Stage"), choices=[(s.value, s.label) for s in pipeline.OPEN], required=False)

@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.fields import CodeCharField
 from pharmacrm.customers.choices import Source
@@ -361,15 +362,15 @@ class Opportunity(models.Model):
     optimistic locking); every move is an OpportunityMove, from which conversion and time in stage are measured."""
 
     class Stage(models.TextChoices):
-        LEAD = "lead", _("Lead")
-        NEEDS = "needs", _("Needs analysis")
-        PROPOSAL = "proposal", _("Proposal")
-        NEGOTIATION = "negotiation", _("Negotiation")
-        WON = "won", _("Won")
-        LOST = "lost", _("Lost")
+        LEAD = "lead", pgettext_lazy("opportunity stage", "Lead")  # 线索: not a team lead
+        NEEDS = "needs", pgettext_lazy("opportunity stage", "Needs analysis")
+        PROPOSAL = "proposal", pgettext_lazy("opportunity stage", "Proposal")  # 方案: not a key-account proposal
+        NEGOTIATION = "negotiation", pgettext_lazy("opportunity stage", "Negotiation")
+        WON = "won", pgettext_lazy("opportunity stage", "Won")
+        LOST = "lost", pgettext_lazy("opportunity stage", "Lost")
 
     class LostReason(models.TextChoices):
-        PRICE = "price", _("Price")
+        PRICE = "price", pgettext_lazy("lost reason", "Price")
         COMPETITOR = "competitor", _("Lost to a competitor")
         FORMULARY = "formulary", _("Not admitted to the formulary or tender")
         BUDGET = "budget", _("Budget or insurance cost control")

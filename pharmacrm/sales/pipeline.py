@@ -482,6 +482,9 @@ def remind_stale(today: dt.date | None = None) -> int:
                 body=Message(gettext_lazy("Set the next step, or move them on, win or lose them: %(titles)s"), titles=titles),
             )  # fmt: skip
         Opportunity.objects.bulk_update([o for opps in due.values() for o in opps], ["stale_reminded"])
+        audit.record(A.CREATE, ("notify.notification", "", str(len(due))), actor_name="worker", kind=NOTICE_KIND,
+                     owner=sorted(opps[0].owner.username for opps in due.values()),
+                     opportunities=sorted(o.pk for opps in due.values() for o in opps))  # fmt: skip
     return sum(len(v) for v in due.values())
 
 
