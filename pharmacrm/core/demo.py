@@ -947,6 +947,7 @@ def _later_demo_data() -> None:
     from pharmacrm.engagement import demo as engagement_demo
 
     engagement_demo.load()
+    sales_demo.load_opportunities()  # last: its opportunities move their customers' lifecycle stage forward
     from pharmacrm.sales import churn
 
     churn.refresh()  # the churn watch and its rates, as the worker's morning refresh would leave them

@@ -249,8 +249,12 @@ def clean(user, data: dict, instance: Opportunity | None = None) -> dict:
             out["owner"] = owner
         if "team" not in data or data.get("team") is None:
             team = inst.team if inst.team_id else None
-            if team is None and out["owner"] is not None:
-                team = out["owner"].teams.order_by("name").first()
+            owner = out["owner"]
+            if owner is not None and not scope.everything and owner.pk == user.pk and team is not None \
+                    and team.pk not in scope.team_ids:  # the rep's own, not a team they are not in
+                team = None
+            if team is None and owner is not None:
+                team = owner.teams.order_by("name").first()
             out["team"] = team
         if not data.get("source"):
             out["source"] = inst.source or ""

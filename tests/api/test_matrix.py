@@ -205,6 +205,10 @@ ENDPOINTS = [
         "sales.targets.create", "post", lambda w, r: "/api/v1/sales/targets/", Cap.SET_SALES_TARGETS, 201,
         body=lambda w: {"period": "2026-11", "team": w.users["rep"].teams.get().pk, "amount": "50000"},
     ),
+    Endpoint(  # reading opportunities is scoped by role and team: tests/sales/test_pipeline_pages.py
+        "sales.opportunities.create", "post", lambda w, r: "/api/v1/sales/opportunities/", Cap.WORK_PIPELINE, 201,
+        body=lambda w: {"customer": w.xiehe.pk, "title": "矩阵商机", "amount": "1000", "close_date": "2027-01-31"},
+    ),
 ]  # fmt: skip
 
 

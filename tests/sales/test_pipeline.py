@@ -259,3 +259,23 @@ def test_the_reminder_job_is_listed_in_the_operations_docs():
 
     assert callable(tasks.remind_stale_opportunities)
     assert "remind_stale_opportunities" in (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+
+
+def test_the_demo_opportunities_look_lived_in_and_are_loaded_once(world, users):
+    from pharmacrm.sales import demo
+
+    assert demo.load_opportunities(TODAY, count=40) == 40
+    opps = list(Opportunity.objects.all())
+    stages = {o.stage for o in opps}
+    assert {S.WON, S.LOST} <= stages and stages & set(pipeline.OPEN)
+    assert all(o.lost_reason for o in opps if o.stage == S.LOST)
+    assert any(pipeline.staleness(o, TODAY) for o in opps)
+    assert all(o.amount_fen >= 1_000_000 for o in opps)
+    assert all(o.created_at.astimezone(pipeline.LOCAL).date() <= (o.won_on or TODAY) for o in opps)
+    for o in opps:  # the history leads to the stage it is at, in order of time
+        moves = list(o.moves.all())
+        assert moves[-1].to_stage == o.stage and moves[0].from_stage == ""
+        assert [m.at for m in moves] == sorted(m.at for m in moves)
+    fun = pipeline.funnel(users["manager"], P("year", 2026), today=TODAY)
+    assert fun.total.won and fun.total.lost and fun.lost_reasons
+    assert demo.load_opportunities(TODAY) == 0
