@@ -339,6 +339,8 @@ SPECTACULAR_SETTINGS = {
         "NotifyDeliveryStatusEnum": "pharmacrm.notify.models.Delivery.Status",
         "NotifyDeliveryChannelEnum": "pharmacrm.notify.models.Delivery.Channel",
         "WebhookFormatEnum": "pharmacrm.notify.models.WebhookEndpoint.Format",
+        "StageEnum": "pharmacrm.customers.choices.Stage",  # a customer's lifecycle stage, named as before opportunities'
+        "OpportunityStageEnum": "pharmacrm.sales.models.Opportunity.Stage",
     },
 }
 

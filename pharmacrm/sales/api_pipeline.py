@@ -85,8 +85,9 @@ class OpportunityWriteSerializer(Serializer):
     product = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, help_text="Yuan.")
     close_date = serializers.DateField()
-    stage = serializers.ChoiceField(choices=[(s.value, s.label) for s in pipeline.OPEN], required=False,
-                                    help_text="Where a new one starts (lead by default); a change moves with move/.")  # fmt: skip
+    stage = serializers.ChoiceField(choices=Opportunity.Stage.choices, required=False,
+                                    help_text="Where a new one starts, an open stage (lead by default); a change moves "
+                                    "with move/.")  # fmt: skip
     owner = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID,
                                      help_text="The customer's owner by default.")  # fmt: skip
     team = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)

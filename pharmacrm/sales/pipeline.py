@@ -287,7 +287,7 @@ def _shown(name: str, value):
     if name == "amount_fen":
         return None if value is None else str(yuan(value))
     if hasattr(value, "pk"):
-        return str(value)
+        return value.pk  # a record by its id, as the customers' changes keep it: the audit page names it
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
@@ -487,7 +487,7 @@ def remind_stale(today: dt.date | None = None) -> int:
             )  # fmt: skip
         Opportunity.objects.bulk_update([o for opps in due.values() for o in opps], ["stale_reminded"])
         audit.record(A.CREATE, ("notify.notification", "", str(len(due))), actor_name="worker", kind=NOTICE_KIND,
-                     owner=sorted(opps[0].owner.username for opps in due.values()),
+                     owner=sorted(due),
                      opportunities=sorted(o.pk for opps in due.values() for o in opps))  # fmt: skip
     return sum(len(v) for v in due.values())
 

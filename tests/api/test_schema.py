@@ -141,6 +141,10 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     from pharmacrm.servicedesk import campaigns
 
     campaigns.create_campaign(users["manager"], {"period": campaigns.current_quarter()})  # a draft survey campaign
+    from pharmacrm.sales import pipeline
+
+    pipeline.create(users["manager"], {"institution": xiehe, "title": "协和 新品进院", "amount_fen": 5_000_000,
+                                       "close_date": timezone.localdate() + datetime.timedelta(days=60)})  # fmt: skip
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,
