@@ -14,7 +14,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import access, viewsets
-from pharmacrm.core.api_utils import HasCapability, Serializer, StrictBooleanFilter, expected_version, versioned
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    Serializer,
+    StrictBooleanFilter,
+    expected_version,
+    versioned,
+)
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.viewsets import APIView
@@ -40,11 +46,15 @@ def _api_errors(e: DjangoValidationError) -> exceptions.ValidationError:
 class OpportunitySerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
     title = serializers.CharField(read_only=True)
-    customer = serializers.IntegerField(source="institution_id", read_only=True, help_text="The institution's id.")
+    customer = serializers.IntegerField(
+        source="institution_id", read_only=True, help_text="The institution's id."
+    )
     customer_name = serializers.CharField(source="institution.name", read_only=True)
     contact = serializers.IntegerField(source="contact_id", read_only=True, allow_null=True)
     product = serializers.IntegerField(source="product_id", read_only=True, allow_null=True)
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True, help_text="Expected, in yuan.")
+    amount = serializers.DecimalField(
+        max_digits=14, decimal_places=2, read_only=True, help_text="Expected, in yuan."
+    )
     close_date = serializers.DateField(read_only=True, help_text="Expected close date.")
     stage = serializers.ChoiceField(choices=Opportunity.Stage.choices, read_only=True)
     probability = serializers.SerializerMethodField(help_text="The stage's probability, %.")
@@ -60,8 +70,12 @@ class OpportunitySerializer(Serializer):
     lost_note = serializers.CharField(read_only=True)
     won_on = serializers.DateField(read_only=True, allow_null=True)
     closed_on = serializers.DateField(read_only=True, allow_null=True)
-    stale = serializers.SerializerMethodField(help_text="Open, and its next-step or expected close date has passed.")
-    version = serializers.IntegerField(read_only=True, help_text="Send it back with a change or a move (409 if stale).")
+    stale = serializers.SerializerMethodField(
+        help_text="Open, and its next-step or expected close date has passed."
+    )
+    version = serializers.IntegerField(
+        read_only=True, help_text="Send it back with a change or a move (409 if stale)."
+    )
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 
@@ -133,8 +147,12 @@ class MoveSerializer(Serializer):
     stage = serializers.ChoiceField(choices=Opportunity.Stage.choices)
     lost_reason = serializers.ChoiceField(choices=Opportunity.LostReason.choices, required=False, allow_blank=True,
                                           help_text="Required to move to lost.")  # fmt: skip
-    lost_note = serializers.CharField(required=False, allow_blank=True, help_text="Required for the reason other.")
-    won_on = serializers.DateField(required=False, allow_null=True, help_text="Won: the day (today by default).")
+    lost_note = serializers.CharField(
+        required=False, allow_blank=True, help_text="Required for the reason other."
+    )
+    won_on = serializers.DateField(
+        required=False, allow_null=True, help_text="Won: the day (today by default)."
+    )
     next_step = serializers.CharField(max_length=200, required=False, allow_blank=True)
     next_step_date = serializers.DateField(required=False, allow_null=True)
     version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
@@ -148,7 +166,9 @@ class OpportunityFilter(django_filters.FilterSet):
     customer = django_filters.NumberFilter(field_name="institution_id")
     product = django_filters.NumberFilter(field_name="product_id")
     stage = django_filters.ChoiceFilter(choices=Opportunity.Stage.choices)
-    close_month = django_filters.CharFilter(method="filter_close_month", label="Expected close month, 2026-12.")
+    close_month = django_filters.CharFilter(
+        method="filter_close_month", label="Expected close month, 2026-12."
+    )
     province = django_filters.CharFilter(field_name="institution__province", label="Province code, 110000.")
     stale = StrictBooleanFilter(method="filter_stale", label="Only the stale (true).")
 
@@ -211,7 +231,9 @@ class OpportunityViewSet(
         body.is_valid(raise_exception=True)
         data = body.resolve(request.user)
         try:
-            opp = pipeline.create(request.user, data, stage=body.validated_data.get("stage") or pipeline.S.LEAD, source="api")
+            opp = pipeline.create(
+                request.user, data, stage=body.validated_data.get("stage") or pipeline.S.LEAD, source="api"
+            )
         except DjangoValidationError as e:
             raise _api_errors(e) from None
         opp = Opportunity.objects.select_related("institution", "owner").get(pk=opp.pk)
@@ -230,7 +252,9 @@ class OpportunityViewSet(
         version = expected_version(request, body.validated_data.get("version"))
         values = body.resolve(request.user)
         if values.get("institution") is not None and values["institution"].pk != obj.institution_id:
-            raise exceptions.ValidationError({"customer": [_("An opportunity stays with its customer: create another one.")]})
+            raise exceptions.ValidationError(
+                {"customer": [_("An opportunity stays with its customer: create another one.")]}
+            )
         values.pop("institution", None)
         if not partial:
             for key in ("contact", "product", "next_step_date"):
@@ -291,7 +315,9 @@ class FigureSerializer(Serializer):
         max_digits=6, decimal_places=1, allow_null=True), help_text="Each stage to the next.")  # fmt: skip
     won = serializers.IntegerField()
     lost = serializers.IntegerField()
-    win_rate_percent = serializers.DecimalField(source="win_rate", max_digits=6, decimal_places=1, allow_null=True)
+    win_rate_percent = serializers.DecimalField(
+        source="win_rate", max_digits=6, decimal_places=1, allow_null=True
+    )
     won_amount = serializers.DecimalField(max_digits=16, decimal_places=2)
     average_deal = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True)
     average_days_to_win = serializers.DecimalField(max_digits=8, decimal_places=1, allow_null=True)
@@ -301,7 +327,9 @@ class FigureSerializer(Serializer):
 
 
 class ForecastSerializer(Serializer):
-    month = serializers.CharField(source="key", help_text="2026-12; overdue: close dates before this month; later.")
+    month = serializers.CharField(
+        source="key", help_text="2026-12; overdue: close dates before this month; later."
+    )
     count = serializers.IntegerField()
     amount = serializers.DecimalField(max_digits=16, decimal_places=2)
     weighted = serializers.DecimalField(max_digits=16, decimal_places=2)

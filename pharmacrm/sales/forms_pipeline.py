@@ -39,7 +39,9 @@ def month_range(raw: str):
 class PipelineFilterForm(forms.Form):
     mine = forms.BooleanField(label=_("Only mine"), required=False)
     owner = forms.ModelChoiceField(label=_("Owner"), queryset=None, required=False, empty_label=_("Any"))
-    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("Any"))
+    team = forms.ModelChoiceField(
+        label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("Any")
+    )
     stage = forms.ChoiceField(label=_("Stage"), choices=ANY + Opportunity.Stage.choices, required=False)
     close_month = forms.CharField(label=_("Close month"), max_length=7, required=False,
                                   widget=forms.TextInput(attrs={"placeholder": "2026-12", "inputmode": "numeric"}))  # fmt: skip
@@ -52,7 +54,9 @@ class PipelineFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         scope = pipeline.scope_for(user)
         self.fields["owner"].queryset = pipeline.owners_offered(user)
-        self.fields["team"].queryset = Team.objects.all() if scope.everything else Team.objects.filter(pk__in=scope.team_ids)
+        self.fields["team"].queryset = (
+            Team.objects.all() if scope.everything else Team.objects.filter(pk__in=scope.team_ids)
+        )
         self.fields["province"].choices = ANY + region_children("")
 
     def clean_close_month(self):
@@ -124,12 +128,16 @@ class OpportunityForm(forms.Form):
     amount_fen = AmountField(label=_("Expected amount (¥)"),
                              widget=forms.TextInput(attrs={"inputmode": "decimal"}))  # fmt: skip
     close_date = forms.DateField(label=_("Expected close date"), widget=DATE_INPUT)
-    stage = forms.ChoiceField(label=_("Stage"), choices=[(s.value, s.label) for s in pipeline.OPEN], required=False)
+    stage = forms.ChoiceField(
+        label=_("Stage"), choices=[(s.value, s.label) for s in pipeline.OPEN], required=False
+    )
     owner = forms.ModelChoiceField(label=_("Owner"), queryset=None, required=False,
                                    help_text=_("The customer's owner by default."))  # fmt: skip
     team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.all(), required=False,
                                   help_text=_("The customer's team by default."))  # fmt: skip
-    source = forms.ChoiceField(label=_("Information source"), choices=[("", "—")] + Source.choices, required=False)
+    source = forms.ChoiceField(
+        label=_("Information source"), choices=[("", "—")] + Source.choices, required=False
+    )
     competitor = forms.CharField(label=_("Competitor"), max_length=100, required=False)
     next_step = forms.CharField(label=_("Next step"), max_length=200, required=False)
     next_step_date = forms.DateField(label=_("Next step date"), required=False, widget=DATE_INPUT)
@@ -167,8 +175,12 @@ class MoveForm(forms.Form):
     stage = forms.ChoiceField(label=_("Move to"), choices=Opportunity.Stage.choices)
     lost_reason = forms.ChoiceField(label=_("Lost reason"), choices=[("", "—")] + Opportunity.LostReason.choices,
                                     required=False, help_text=_("Required when the opportunity is lost."))  # fmt: skip
-    lost_note = forms.CharField(label=_("Lost reason details"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    won_on = forms.DateField(label=_("Won on"), required=False, widget=DATE_INPUT, help_text=_("Today by default."))
+    lost_note = forms.CharField(
+        label=_("Lost reason details"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    won_on = forms.DateField(
+        label=_("Won on"), required=False, widget=DATE_INPUT, help_text=_("Today by default.")
+    )
     next_step = forms.CharField(label=_("Next step"), max_length=200, required=False)
     next_step_date = forms.DateField(label=_("Next step date"), required=False, widget=DATE_INPUT)
     version = forms.IntegerField(widget=forms.HiddenInput)

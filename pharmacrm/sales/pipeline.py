@@ -49,7 +49,13 @@ from .services import half_up
 A = AuditEntry.Action
 S = Opportunity.Stage
 OPEN = (S.LEAD, S.NEEDS, S.PROPOSAL, S.NEGOTIATION)
-STEPS = (S.LEAD, S.NEEDS, S.PROPOSAL, S.NEGOTIATION, S.WON)  # the funnel's order; `reached` is an index into it
+STEPS = (
+    S.LEAD,
+    S.NEEDS,
+    S.PROPOSAL,
+    S.NEGOTIATION,
+    S.WON,
+)  # the funnel's order; `reached` is an index into it
 CLOSED = (S.WON, S.LOST)
 PROBABILITY = {S.LEAD: 10, S.NEEDS: 25, S.PROPOSAL: 50, S.NEGOTIATION: 75, S.WON: 100, S.LOST: 0}
 NOTICE_KIND = "sales.pipeline"
@@ -59,7 +65,12 @@ CUSTOMER_STAGE = {
     S.LEAD: CustomerStage.INTENT, S.NEEDS: CustomerStage.INTENT, S.PROPOSAL: CustomerStage.DECISION,
     S.NEGOTIATION: CustomerStage.DECISION, S.WON: CustomerStage.ACTIVE,
 }  # fmt: skip
-CUSTOMER_RANK = {CustomerStage.POTENTIAL: 0, CustomerStage.INTENT: 1, CustomerStage.DECISION: 2, CustomerStage.ACTIVE: 3}
+CUSTOMER_RANK = {
+    CustomerStage.POTENTIAL: 0,
+    CustomerStage.INTENT: 1,
+    CustomerStage.DECISION: 2,
+    CustomerStage.ACTIVE: 3,
+}
 FIELDS = ("institution", "contact", "title", "product", "amount_fen", "close_date", "owner", "team", "source",
           "competitor", "next_step", "next_step_date")  # fmt: skip
 MAX_YUAN = targets.MAX_YUAN
@@ -108,11 +119,14 @@ def scope_for(user) -> Scope:
         cached = getattr(user, "_pipeline_teams", None)
         if cached is None:
             cached = sorted(
-                set(user.teams.values_list("id", flat=True)) | set(Team.objects.filter(lead=user).values_list("id", flat=True))
+                set(user.teams.values_list("id", flat=True))
+                | set(Team.objects.filter(lead=user).values_list("id", flat=True))
             )
             user._pipeline_teams = cached
         return Scope(user=user, team_ids=cached)
-    raise PermissionDenied(_("The sales pipeline is for sales reps, key-account managers, managers and analysts."))
+    raise PermissionDenied(
+        _("The sales pipeline is for sales reps, key-account managers, managers and analysts.")
+    )
 
 
 def may_see(user) -> bool:
@@ -128,7 +142,11 @@ def may_work(user) -> bool:
 
 
 def in_scope(scope: Scope, opp: Opportunity) -> bool:
-    return scope.everything or opp.owner_id == scope.user.pk or (opp.team_id is not None and opp.team_id in scope.team_ids)
+    return (
+        scope.everything
+        or opp.owner_id == scope.user.pk
+        or (opp.team_id is not None and opp.team_id in scope.team_ids)
+    )
 
 
 def opportunities_for(user, qs=None, scope: Scope | None = None):
@@ -159,7 +177,9 @@ def owners_offered(user):
     from pharmacrm.core.roles import MATRIX
 
     roles = [r.value for r in MATRIX[Cap.WORK_PIPELINE]]
-    qs = User.objects.filter(is_active=True).filter(Q(groups__in=Group.objects.filter(name__in=roles)) | Q(is_superuser=True))
+    qs = User.objects.filter(is_active=True).filter(
+        Q(groups__in=Group.objects.filter(name__in=roles)) | Q(is_superuser=True)
+    )
     scope = scope_for(user)
     if not scope.everything:
         qs = qs.filter(Q(pk=user.pk) | Q(teams__in=scope.team_ids))
@@ -236,7 +256,11 @@ def clean(user, data: dict, instance: Opportunity | None = None) -> dict:
     _date_ok(out["close_date"], "close_date", errors)
     _date_ok(out["next_step_date"], "next_step_date", errors)
     contact = out["contact"]
-    if contact is not None and inst is not None and inst.pk not in (contact.institution_id, contact.department_id):
+    if (
+        contact is not None
+        and inst is not None
+        and inst.pk not in (contact.institution_id, contact.department_id)
+    ):
         errors["contact"] = [_("This person does not work at the customer.")]
     if instance is None and inst is not None and "institution" not in errors:
         if "owner" not in data or data.get("owner") is None:
@@ -250,8 +274,13 @@ def clean(user, data: dict, instance: Opportunity | None = None) -> dict:
         if "team" not in data or data.get("team") is None:
             team = inst.team if inst.team_id else None
             owner = out["owner"]
-            if owner is not None and not scope.everything and owner.pk == user.pk and team is not None \
-                    and team.pk not in scope.team_ids:  # the rep's own, not a team they are not in
+            if (
+                owner is not None
+                and not scope.everything
+                and owner.pk == user.pk
+                and team is not None
+                and team.pk not in scope.team_ids
+            ):  # the rep's own, not a team they are not in
                 team = None
             if team is None and owner is not None:
                 team = owner.teams.order_by("name").first()
@@ -267,7 +296,9 @@ def clean(user, data: dict, instance: Opportunity | None = None) -> dict:
             errors[name] = [_("At most %(n)s characters.") % {"n": limit}]
     owner = out["owner"]
     if owner is not None and (not owner.is_active or not access.can(owner, Cap.WORK_PIPELINE)):
-        errors["owner"] = [_("%(name)s does not work sales opportunities.") % {"name": owner.display_name or owner.username}]
+        errors["owner"] = [
+            _("%(name)s does not work sales opportunities.") % {"name": owner.display_name or owner.username}
+        ]
     elif not scope.everything and "owner" not in errors:
         mine = owner is not None and owner.pk == user.pk
         team = out["team"]
@@ -316,7 +347,9 @@ def _advance_customer(user, opp: Opportunity) -> None:
         stage=target, version=F("version") + 1, updated_at=timezone.now()
     )
     if done:
-        audit.record(A.UPDATE, inst, user=user, changes={"stage": [now_stage, str(target)]}, opportunity=opp.pk)
+        audit.record(
+            A.UPDATE, inst, user=user, changes={"stage": [now_stage, str(target)]}, opportunity=opp.pk
+        )
 
 
 def create(user, data: dict, *, stage: str = S.LEAD, source: str = "form") -> Opportunity:
@@ -333,7 +366,9 @@ def create(user, data: dict, *, stage: str = S.LEAD, source: str = "form") -> Op
         opp = Opportunity.objects.create(**values, stage=stage, reached=STEPS.index(S(stage)), created_by=user,
                                          created_at=now, updated_at=now)  # fmt: skip
         OpportunityMove.objects.create(opportunity=opp, from_stage="", to_stage=stage, at=now, by=user)
-        changes = {_audit_name(f): [None, _shown(f, values[f])] for f in FIELDS if values[f] not in (None, "")}
+        changes = {
+            _audit_name(f): [None, _shown(f, values[f])] for f in FIELDS if values[f] not in (None, "")
+        }
         changes["stage"] = [None, str(stage)]
         audit.record(A.CREATE, opp, user=user, changes=changes, source=source)
         _advance_customer(user, opp)
@@ -359,7 +394,9 @@ def update(user, opp: Opportunity, data: dict, version: int | None, *, source: s
         changes = {}
         for f in FIELDS:
             before = getattr(current, f)
-            if (before.pk if hasattr(before, "pk") else before) != (values[f].pk if hasattr(values[f], "pk") else values[f]):
+            if (before.pk if hasattr(before, "pk") else before) != (
+                values[f].pk if hasattr(values[f], "pk") else values[f]
+            ):
                 changes[_audit_name(f)] = [_shown(f, before), _shown(f, values[f])]
                 setattr(current, f, values[f])
         if not changes:
@@ -405,10 +442,14 @@ def move(user, opp: Opportunity, stage: str, version: int | None, *, lost_reason
         if current.stage == stage:
             raise ValidationError({"stage": [_("The opportunity is at this stage already.")]})
         if stage == S.WON and won_on < current.created_at.astimezone(LOCAL).date():
-            raise ValidationError({"won_on": [_("The day it was won lies before the opportunity was created.")]})
+            raise ValidationError(
+                {"won_on": [_("The day it was won lies before the opportunity was created.")]}
+            )
         before = {f: getattr(current, f) for f in ("stage", "lost_reason", "lost_note", "won_on", "closed_on",
                                                    "next_step", "next_step_date")}  # fmt: skip
-        if current.stage == S.WON:  # a win corrected: the furthest stage is the one it moves to, at most negotiation
+        if (
+            current.stage == S.WON
+        ):  # a win corrected: the furthest stage is the one it moves to, at most negotiation
             current.reached = min(current.reached, STEPS.index(S.NEGOTIATION))
         if stage != S.LOST:
             current.reached = max(current.reached, STEPS.index(S(stage)))
@@ -424,8 +465,14 @@ def move(user, opp: Opportunity, stage: str, version: int | None, *, lost_reason
         current.version += 1
         current.updated_at = now
         current.save()
-        OpportunityMove.objects.create(opportunity=current, from_stage=before["stage"], to_stage=stage, at=now, by=user)
-        changes = {f: [_shown(f, v), _shown(f, getattr(current, f))] for f, v in before.items() if v != getattr(current, f)}
+        OpportunityMove.objects.create(
+            opportunity=current, from_stage=before["stage"], to_stage=stage, at=now, by=user
+        )
+        changes = {
+            f: [_shown(f, v), _shown(f, getattr(current, f))]
+            for f, v in before.items()
+            if v != getattr(current, f)
+        }
         audit.record(A.UPDATE, current, user=user, changes=changes, source=source)
         _advance_customer(user, current)
     return current
@@ -505,7 +552,9 @@ class Figures:
 
     key: str
     label: str
-    reached: list[int] = field(default_factory=lambda: [0] * len(STEPS))  # created in the period, per stage reached
+    reached: list[int] = field(
+        default_factory=lambda: [0] * len(STEPS)
+    )  # created in the period, per stage reached
     created: int = 0
     won: int = 0
     lost: int = 0
@@ -613,7 +662,9 @@ def funnel(user, period: Period, *, today: dt.date | None = None, qs=None) -> Fu
             fig.won_fen += fen
             fig.days_to_win += max(days, 0)
     reasons: dict[str, int] = {}
-    for row in closed.filter(stage=S.LOST).values("owner_id", "team_id", "lost_reason").annotate(n=Count("pk")):
+    for row in (
+        closed.filter(stage=S.LOST).values("owner_id", "team_id", "lost_reason").annotate(n=Count("pk"))
+    ):
         for fig in rows_of(row["owner_id"], row["team_id"]):
             fig.lost += row["n"]
         reasons[row["lost_reason"]] = reasons.get(row["lost_reason"], 0) + row["n"]
@@ -627,7 +678,9 @@ def funnel(user, period: Period, *, today: dt.date | None = None, qs=None) -> Fu
     months += [ForecastMonth(k) for k in keys] + [ForecastMonth("later")]
     by_key = {m.key: m for m in months}
     opened = base.filter(stage__in=OPEN).annotate(month=TruncMonth("close_date"))
-    for row in opened.values("owner_id", "team_id", "stage", "month").annotate(n=Count("pk"), fen=Sum("amount_fen")):
+    for row in opened.values("owner_id", "team_id", "stage", "month").annotate(
+        n=Count("pk"), fen=Sum("amount_fen")
+    ):
         fen = int(row["fen"] or 0)
         weighted = round(Decimal(fen) * probability(row["stage"]) / 100)
         for fig in rows_of(row["owner_id"], row["team_id"]):
@@ -642,7 +695,10 @@ def funnel(user, period: Period, *, today: dt.date | None = None, qs=None) -> Fu
         bucket.count += row["n"]
         bucket.amount_fen += fen
         bucket.weighted_fen += weighted
-    names = {u.pk: u.display_name or u.username for u in User.objects.filter(pk__in=[k for k in owners if k]).only("pk", "username", "display_name")}
+    names = {
+        u.pk: u.display_name or u.username
+        for u in User.objects.filter(pk__in=[k for k in owners if k]).only("pk", "username", "display_name")
+    }
     team_names = dict(Team.objects.filter(pk__in=[k for k in teams if k]).values_list("pk", "name"))
     for pk, fig in owners.items():
         fig.label = names.get(pk, _("No owner")) if pk else _("No owner")
@@ -658,7 +714,9 @@ def funnel(user, period: Period, *, today: dt.date | None = None, qs=None) -> Fu
     )  # fmt: skip
 
 
-def time_in_stage(opp: Opportunity, moves: list[OpportunityMove], now: dt.datetime | None = None) -> list[dict]:
+def time_in_stage(
+    opp: Opportunity, moves: list[OpportunityMove], now: dt.datetime | None = None
+) -> list[dict]:
     """Its history with the days spent at each stage (until the next move, or now for the current one)."""
     now = now or timezone.now()
     out = []

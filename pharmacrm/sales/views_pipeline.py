@@ -83,11 +83,16 @@ def board(request):
         ).get_page(request.GET.get("page") or "1")
         context.update(page_obj=page, rows=_decorate(list(page.object_list), today))
     else:
-        sums = {r["stage"]: r for r in qs.order_by().values("stage").annotate(n=Count("pk"), fen=Sum("amount_fen"))}
+        sums = {
+            r["stage"]: r
+            for r in qs.order_by().values("stage").annotate(n=Count("pk"), fen=Sum("amount_fen"))
+        }
         columns = []
         for stage in S:
             cards = qs.filter(stage=stage).select_related("institution", "owner")
-            cards = cards.order_by("-closed_on", "-id") if stage in pipeline.CLOSED else cards.order_by(*ORDERING)
+            cards = (
+                cards.order_by("-closed_on", "-id") if stage in pipeline.CLOSED else cards.order_by(*ORDERING)
+            )
             row = sums.get(stage.value, {"n": 0, "fen": 0})
             fen = int(row["fen"] or 0)
             columns.append({
@@ -209,12 +214,17 @@ def move(request, pk: int):
         for name, errors in e.message_dict.items():
             form.add_error(name if name in form.fields else None, errors)
         return _detail(request, opp, form, status=400)
-    messages.success(request, _("The opportunity is now at the stage “%(stage)s”.") % {"stage": pipeline.stage_label(d["stage"])})
+    messages.success(
+        request,
+        _("The opportunity is now at the stage “%(stage)s”.") % {"stage": pipeline.stage_label(d["stage"])},
+    )
     return redirect("sales:opportunity", pk=opp.pk)
 
 
 def _form_page(request, form, opp=None, status=200, error=""):
-    return render(request, "sales/opportunity_form.html", {"form": form, "opp": opp, "error": error}, status=status)
+    return render(
+        request, "sales/opportunity_form.html", {"form": form, "opp": opp, "error": error}, status=status
+    )
 
 
 def _save(request, form, opp=None):
@@ -243,9 +253,18 @@ def create(request):
     initial = {}
     customer = (request.GET.get("customer") or "").strip()
     if customer.isdigit():
-        inst = access.institutions_for(request.user, Institution.objects.active()).filter(pk=int(customer)).first()
+        inst = (
+            access.institutions_for(request.user, Institution.objects.active())
+            .filter(pk=int(customer))
+            .first()
+        )
         if inst is not None:
-            initial = {"institution": inst.pk, "owner": inst.owner_id, "team": inst.team_id, "source": inst.source}
+            initial = {
+                "institution": inst.pk,
+                "owner": inst.owner_id,
+                "team": inst.team_id,
+                "source": inst.source,
+            }
     return _form_page(request, OpportunityForm(initial=initial, user=request.user))
 
 
@@ -308,7 +327,8 @@ def funnel(request):
     conversions = [None, *fun.total.conversions]
     chart = {
         "steps": [{"name": label, "value": n} for _code, label, n in steps],
-        "title": _("Opportunities created in %(period)s, by the furthest stage reached") % {"period": period.key},
+        "title": _("Opportunities created in %(period)s, by the furthest stage reached")
+        % {"period": period.key},
     }
     forecast = [{"key": m.key, "label": _("Overdue") if m.key == "overdue" else _("Later") if m.key == "later" else m.key,
                  "count": m.count, "amount": money(m.amount), "weighted": money(m.weighted)} for m in fun.forecast]  # fmt: skip
@@ -333,8 +353,12 @@ def customer_block(request, pk: int):
     """The open opportunities of a customer (htmx fragment of the Customer 360 page), as the user may see them."""
     inst = access.get_visible_or_404(request.user, Institution, pk)
     scope = pipeline.scope_for(request.user)
-    qs = pipeline.opportunities_for(request.user, scope=scope).filter(institution_id=inst.pk, stage__in=pipeline.OPEN)
-    rows = _decorate(list(qs.select_related("owner").order_by(*ORDERING)[: CUSTOMER_BLOCK + 1]), pipeline.beijing_today())
+    qs = pipeline.opportunities_for(request.user, scope=scope).filter(
+        institution_id=inst.pk, stage__in=pipeline.OPEN
+    )
+    rows = _decorate(
+        list(qs.select_related("owner").order_by(*ORDERING)[: CUSTOMER_BLOCK + 1]), pipeline.beijing_today()
+    )
     return render(request, "sales/_customer_opportunities.html", {
         "institution": inst, "rows": rows[:CUSTOMER_BLOCK], "more": len(rows) > CUSTOMER_BLOCK,
         "may_work": pipeline.may_work(request.user) and access.can_see(request.user, inst),

@@ -12,19 +12,19 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import translation
 
-from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Role
-from pharmacrm.customers import services as customers
 from pharmacrm.customers.models import Institution
 from pharmacrm.notify.models import Notification
 from pharmacrm.sales import pipeline
 from pharmacrm.sales.models import Opportunity, OpportunityMove
 from tests.conftest import new_user
 
+from .pipeline_world import TODAY, go, make
+
 S = Opportunity.Stage
 P = pipeline.Period
 Q4 = P("quarter", 2026, 4)
-TODAY = dt.date(2026, 12, 5)
 
 
 @pytest.fixture(autouse=True)
@@ -33,65 +33,7 @@ def _english():
         yield
 
 
-@pytest.fixture
-def world(users, team_north, beijing, admin_user):
-    """The rep and rep2 in the North team; the key-account manager leading the East team. A hospital each."""
-    east = Team.objects.create(name="华东团队", lead=users["kam"])
-    users["kam"].teams.add(east)
-    rep2 = new_user("rep2", Role.REP, teams=(team_north,))
-
-    def hospital(name, owner, team):
-        return customers.create_institution(admin_user, {"name": name, "kind": "hospital", "grade": "2A",
-                                                         "region": beijing, "owner": owner, "team": team})  # fmt: skip
-
-    return {"rep": users["rep"], "rep2": rep2, "kam": users["kam"], "north": team_north, "east": east,
-            "a": hospital("北京甲医院", users["rep"], team_north), "b": hospital("北京乙医院", rep2, team_north),
-            "c": hospital("北京丙医院", users["kam"], east)}  # fmt: skip
-
-
-def make(user, inst, title, yuan, created: dt.date, *, stage=S.LEAD, close=dt.date(2026, 12, 31), **extra):
-    opp = pipeline.create(user, {"institution": inst, "title": title, "amount_fen": yuan * 100, "close_date": close,
-                                 **extra}, stage=stage)  # fmt: skip
-    at = dt.datetime.combine(created, dt.time(10), tzinfo=pipeline.LOCAL)
-    Opportunity.objects.filter(pk=opp.pk).update(created_at=at)
-    OpportunityMove.objects.filter(opportunity=opp).update(at=at)
-    return Opportunity.objects.get(pk=opp.pk)
-
-
-def go(user, opp, stage, **kw):
-    opp = Opportunity.objects.get(pk=opp.pk)
-    return pipeline.move(user, opp, stage, opp.version, **kw)
-
-
-@pytest.fixture
-def dataset(world):
-    """Q4 2026, hand-computed in the tests below:
-
-    - o1 rep, 甲, ¥100,000, created 10-10, lead → needs → proposal → negotiation → won 11-09 (30 days)
-    - o2 rep, 甲, ¥50,000, created 10-20 at proposal, lost 11-15 (price)
-    - o3 rep2, 乙, ¥20,000, created 11-01, lead → needs; open, closes 2026-12-20
-    - o4 kam, 丙, ¥40,000, created 11-05, lead; open, closes 2027-01-15
-    - o5 rep, 甲, ¥10,000, created 2026-09-01 at negotiation (before the quarter), won 10-05 (34 days)
-    - o6 rep2, 乙, ¥30,000, created 12-01, lost 12-02 (competitor)
-    """
-    rep, rep2, kam = world["rep"], world["rep2"], world["kam"]
-    o1 = make(rep, world["a"], "甲 心内科 新品进院", 100_000, dt.date(2026, 10, 10))
-    for stage in (S.NEEDS, S.PROPOSAL, S.NEGOTIATION):
-        go(rep, o1, stage)
-    go(rep, o1, S.WON, won_on=dt.date(2026, 11, 9))
-    o2 = make(rep, world["a"], "甲 药剂科 扩量", 50_000, dt.date(2026, 10, 20), stage=S.PROPOSAL)
-    go(rep, o2, S.LOST, lost_reason="price", today=dt.date(2026, 11, 15))
-    o3 = make(rep2, world["b"], "乙 骨科 试用", 20_000, dt.date(2026, 11, 1), close=dt.date(2026, 12, 20))
-    go(rep2, o3, S.NEEDS)
-    o4 = make(kam, world["c"], "丙 年度协议", 40_000, dt.date(2026, 11, 5), close=dt.date(2027, 1, 15))
-    o5 = make(rep, world["a"], "甲 补货", 10_000, dt.date(2026, 9, 1), stage=S.NEGOTIATION)
-    go(rep, o5, S.WON, won_on=dt.date(2026, 10, 5))
-    o6 = make(rep2, world["b"], "乙 新科室", 30_000, dt.date(2026, 12, 1))
-    go(rep2, o6, S.LOST, lost_reason="competitor", lost_note="竞品降价", today=dt.date(2026, 12, 2))
-    return {"o1": o1, "o2": o2, "o3": o3, "o4": o4, "o5": o5, "o6": o6}
-
-
-def test_the_funnel_of_a_quarter_hand_computed(dataset, users):
+def test_the_funnel_of_a_quarter_hand_computed(opportunities, users):
     fun = pipeline.funnel(users["manager"], Q4, today=TODAY)
     t = fun.total
     assert t.created == 5 and t.reached == [5, 3, 2, 1, 1]
@@ -114,16 +56,24 @@ def test_the_funnel_of_a_quarter_hand_computed(dataset, users):
     assert teams["华东团队"].created == 1
     # a month: November created o3, o4; closed o1 (won), o2 (lost)
     nov = pipeline.funnel(users["manager"], P("month", 2026, 11), today=TODAY).total
-    assert (nov.created, nov.reached, nov.won, nov.lost, nov.win_rate) == (2, [2, 1, 0, 0, 0], 1, 1, Decimal("50.0"))
+    assert (nov.created, nov.reached, nov.won, nov.lost, nov.win_rate) == (
+        2,
+        [2, 1, 0, 0, 0],
+        1,
+        1,
+        Decimal("50.0"),
+    )
 
 
-def test_a_rep_counts_their_own_and_their_teams_opportunities_only(dataset, world):
-    fun = pipeline.funnel(world["rep"], Q4, today=TODAY)
+def test_a_rep_counts_their_own_and_their_teams_opportunities_only(opportunities, pipeline_world):
+    fun = pipeline.funnel(pipeline_world["rep"], Q4, today=TODAY)
     assert fun.total.created == 4 and {f.label for f in fun.owners} == {"rep", "rep2"}
-    assert pipeline.funnel(world["kam"], Q4, today=TODAY).total.created == 1  # leads the East team
+    assert pipeline.funnel(pipeline_world["kam"], Q4, today=TODAY).total.created == 1  # leads the East team
 
 
-def test_the_funnel_costs_the_same_queries_for_few_opportunities_as_for_many(dataset, world, users):
+def test_the_funnel_costs_the_same_queries_for_few_opportunities_as_for_many(
+    opportunities, pipeline_world, users
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -135,66 +85,83 @@ def test_the_funnel_costs_the_same_queries_for_few_opportunities_as_for_many(dat
     cost()  # the user's roles, read once
     few = cost()
     for n in range(6):
-        other = new_user(f"rep-{n}", Role.REP, teams=(world["north"],))
-        opp = make(other, world["b"], f"more {n}", 1000 + n, dt.date(2026, 11, 10), owner=other)
+        other = new_user(f"rep-{n}", Role.REP, teams=(pipeline_world["north"],))
+        opp = make(other, pipeline_world["b"], f"more {n}", 1000 + n, dt.date(2026, 11, 10), owner=other)
         go(other, opp, S.LOST if n % 2 else S.NEEDS, lost_reason="budget", today=dt.date(2026, 11, 20))
     assert cost() == few
 
 
-def test_every_move_is_in_the_history_and_audited(dataset, world):
-    o1 = dataset["o1"]
-    moves = list(OpportunityMove.objects.filter(opportunity=o1).values_list("from_stage", "to_stage", "by__username"))
+def test_every_move_is_in_the_history_and_audited(opportunities, pipeline_world):
+    o1 = opportunities["o1"]
+    moves = list(
+        OpportunityMove.objects.filter(opportunity=o1).values_list("from_stage", "to_stage", "by__username")
+    )
     assert moves == [("", "lead", "rep"), ("lead", "needs", "rep"), ("needs", "proposal", "rep"),
                      ("proposal", "negotiation", "rep"), ("negotiation", "won", "rep")]  # fmt: skip
-    entry = AuditEntry.objects.filter(object_type="sales.opportunity", object_id=str(o1.pk), action="update").latest("id")
-    assert entry.changes["stage"] == ["negotiation", "won"] and entry.changes["won_on"] == [None, "2026-11-09"]
+    entry = AuditEntry.objects.filter(
+        object_type="sales.opportunity", object_id=str(o1.pk), action="update"
+    ).latest("id")
+    assert entry.changes["stage"] == ["negotiation", "won"] and entry.changes["won_on"] == [
+        None,
+        "2026-11-09",
+    ]
     created = AuditEntry.objects.get(object_type="sales.opportunity", object_id=str(o1.pk), action="create")
-    assert created.changes["amount"] == [None, "100000.00"] and created.changes["owner"] == [None, world["rep"].pk]
+    assert created.changes["amount"] == [None, "100000.00"] and created.changes["owner"] == [
+        None,
+        pipeline_world["rep"].pk,
+    ]
     history = pipeline.time_in_stage(Opportunity.objects.get(pk=o1.pk), list(o1.moves.all()))
     assert [h["to"] for h in history] == ["Lead", "Needs analysis", "Proposal", "Negotiation", "Won"]
 
 
-def test_a_lost_opportunity_needs_its_reason_and_details_for_other(world):
-    opp = make(world["rep"], world["a"], "试用", 5_000, TODAY)
+def test_a_lost_opportunity_needs_its_reason_and_details_for_other(pipeline_world):
+    opp = make(pipeline_world["rep"], pipeline_world["a"], "试用", 5_000, TODAY)
     with pytest.raises(ValidationError) as e:
-        go(world["rep"], opp, S.LOST)
+        go(pipeline_world["rep"], opp, S.LOST)
     assert list(e.value.message_dict) == ["lost_reason"]
     with pytest.raises(ValidationError) as e:
-        go(world["rep"], opp, S.LOST, lost_reason="other")
+        go(pipeline_world["rep"], opp, S.LOST, lost_reason="other")
     assert list(e.value.message_dict) == ["lost_note"]
     assert Opportunity.objects.get(pk=opp.pk).stage == S.LEAD  # nothing half-written
-    go(world["rep"], opp, S.LOST, lost_reason="other", lost_note="科室合并")
+    go(pipeline_world["rep"], opp, S.LOST, lost_reason="other", lost_note="科室合并")
     opp.refresh_from_db()
-    assert (opp.stage, opp.lost_reason, opp.lost_note, opp.closed_on is not None) == (S.LOST, "other", "科室合并", True)
+    assert (opp.stage, opp.lost_reason, opp.lost_note, opp.closed_on is not None) == (
+        S.LOST,
+        "other",
+        "科室合并",
+        True,
+    )
 
 
-def test_the_customers_lifecycle_stage_moves_forward_never_back(world):
-    a = world["a"]
+def test_the_customers_lifecycle_stage_moves_forward_never_back(pipeline_world):
+    a = pipeline_world["a"]
     assert a.stage == "potential"
-    opp = make(world["rep"], a, "新客户", 8_000, TODAY)
+    opp = make(pipeline_world["rep"], a, "新客户", 8_000, TODAY)
     assert Institution.objects.get(pk=a.pk).stage == "intent"
-    go(world["rep"], opp, S.PROPOSAL)
+    go(pipeline_world["rep"], opp, S.PROPOSAL)
     assert Institution.objects.get(pk=a.pk).stage == "decision"
     entry = AuditEntry.objects.filter(object_type="customers.institution", object_id=str(a.pk)).latest("id")
     assert entry.changes == {"stage": ["intent", "decision"]} and entry.extra["opportunity"] == opp.pk
-    go(world["rep"], opp, S.LOST, lost_reason="budget")
+    go(pipeline_world["rep"], opp, S.LOST, lost_reason="budget")
     assert Institution.objects.get(pk=a.pk).stage == "decision"  # lost: never backwards
-    make(world["rep"], a, "再来一次", 8_000, TODAY)  # a new lead does not move a deciding customer back either
+    make(
+        pipeline_world["rep"], a, "再来一次", 8_000, TODAY
+    )  # a new lead does not move a deciding customer back either
     assert Institution.objects.get(pk=a.pk).stage == "decision"
-    won = make(world["rep"], a, "签约", 8_000, TODAY, stage=S.NEGOTIATION)
-    go(world["rep"], won, S.WON)
+    won = make(pipeline_world["rep"], a, "签约", 8_000, TODAY, stage=S.NEGOTIATION)
+    go(pipeline_world["rep"], won, S.WON)
     assert Institution.objects.get(pk=a.pk).stage == "active"
     Institution.objects.filter(pk=a.pk).update(stage="churned")
-    make(world["rep"], a, "挽回", 8_000, TODAY)
+    make(pipeline_world["rep"], a, "挽回", 8_000, TODAY)
     assert Institution.objects.get(pk=a.pk).stage == "churned"  # only winning it back makes it active again
 
 
-def test_a_second_rep_moving_the_same_opportunity_is_refused(world):
-    opp = make(world["rep"], world["a"], "同时", 5_000, TODAY)
+def test_a_second_rep_moving_the_same_opportunity_is_refused(pipeline_world):
+    opp = make(pipeline_world["rep"], pipeline_world["a"], "同时", 5_000, TODAY)
     seen_by_rep2 = Opportunity.objects.get(pk=opp.pk)  # rep2 (same team) opened it too
-    pipeline.move(world["rep"], opp, S.NEEDS, opp.version)
+    pipeline.move(pipeline_world["rep"], opp, S.NEEDS, opp.version)
     with pytest.raises(pipeline.OpportunityConflict) as e:
-        pipeline.move(world["rep2"], seen_by_rep2, S.LOST, seen_by_rep2.version, lost_reason="price")
+        pipeline.move(pipeline_world["rep2"], seen_by_rep2, S.LOST, seen_by_rep2.version, lost_reason="price")
     assert "Needs analysis" in str(e.value) and "nothing was saved" in str(e.value)
     assert Opportunity.objects.get(pk=opp.pk).stage == S.NEEDS
     assert OpportunityMove.objects.filter(opportunity=opp).count() == 2
@@ -213,30 +180,36 @@ def test_amounts_as_typed():
     assert pipeline.amount_fen("１２００") == 120_000
 
 
-def test_a_won_day_in_the_future_or_before_the_opportunity_is_named(world):
-    opp = make(world["rep"], world["a"], "日期", 5_000, dt.date(2026, 11, 1))
+def test_a_won_day_in_the_future_or_before_the_opportunity_is_named(pipeline_world):
+    opp = make(pipeline_world["rep"], pipeline_world["a"], "日期", 5_000, dt.date(2026, 11, 1))
     with pytest.raises(ValidationError) as e:
-        go(world["rep"], opp, S.WON, won_on=dt.date(2026, 12, 6), today=TODAY)
+        go(pipeline_world["rep"], opp, S.WON, won_on=dt.date(2026, 12, 6), today=TODAY)
     assert list(e.value.message_dict) == ["won_on"]
     with pytest.raises(ValidationError) as e:
-        go(world["rep"], opp, S.WON, won_on=dt.date(2026, 10, 1), today=TODAY)
+        go(pipeline_world["rep"], opp, S.WON, won_on=dt.date(2026, 10, 1), today=TODAY)
     assert "before the opportunity was created" in e.value.message_dict["won_on"][0]
 
 
-def test_a_rep_gives_opportunities_to_themselves_or_their_team_only(world):
+def test_a_rep_gives_opportunities_to_themselves_or_their_team_only(pipeline_world):
     with pytest.raises(ValidationError) as e:
-        pipeline.create(world["rep"], {"institution": world["a"], "title": "给别人", "amount_fen": 100,
-                                       "close_date": TODAY, "owner": world["kam"], "team": world["east"]})  # fmt: skip
+        pipeline.create(pipeline_world["rep"], {"institution": pipeline_world["a"], "title": "给别人", "amount_fen": 100,
+                                       "close_date": TODAY, "owner": pipeline_world["kam"], "team": pipeline_world["east"]})  # fmt: skip
     assert list(e.value.message_dict) == ["owner"]
-    opp = pipeline.create(world["rep"], {"institution": world["b"], "title": "乙的", "amount_fen": 100, "close_date": TODAY})
-    assert (opp.owner, opp.team) == (world["rep2"], world["north"])  # the customer's owner and team by default
+    opp = pipeline.create(
+        pipeline_world["rep"],
+        {"institution": pipeline_world["b"], "title": "乙的", "amount_fen": 100, "close_date": TODAY},
+    )
+    assert (opp.owner, opp.team) == (
+        pipeline_world["rep2"],
+        pipeline_world["north"],
+    )  # the customer's owner and team by default
 
 
-def test_the_stale_reminder_is_sent_once_per_staleness(world):
-    rep = world["rep"]
-    opp = make(rep, world["a"], "跟进", 5_000, dt.date(2026, 11, 1), close=dt.date(2026, 12, 31),
+def test_the_stale_reminder_is_sent_once_per_staleness(pipeline_world):
+    rep = pipeline_world["rep"]
+    opp = make(rep, pipeline_world["a"], "跟进", 5_000, dt.date(2026, 11, 1), close=dt.date(2026, 12, 31),
                next_step="拜访主任", next_step_date=dt.date(2026, 12, 1))  # fmt: skip
-    make(rep, world["a"], "未过期", 5_000, dt.date(2026, 11, 1), close=dt.date(2026, 12, 31),
+    make(rep, pipeline_world["a"], "未过期", 5_000, dt.date(2026, 11, 1), close=dt.date(2026, 12, 31),
          next_step_date=dt.date(2026, 12, 10))  # fmt: skip
     assert pipeline.remind_stale(TODAY) == 1
     notes = Notification.objects.filter(recipient=rep, kind=pipeline.NOTICE_KIND)
@@ -244,12 +217,18 @@ def test_the_stale_reminder_is_sent_once_per_staleness(world):
     assert pipeline.remind_stale(TODAY) == 0
     assert pipeline.remind_stale(TODAY + dt.timedelta(days=1)) == 0  # the next morning: the same staleness
     # the next step set again and passed again: a new staleness, reminded once more
-    pipeline.update(rep, opp, {"next_step_date": dt.date(2026, 12, 8)}, Opportunity.objects.get(pk=opp.pk).version)
+    pipeline.update(
+        rep, opp, {"next_step_date": dt.date(2026, 12, 8)}, Opportunity.objects.get(pk=opp.pk).version
+    )
     assert pipeline.remind_stale(dt.date(2026, 12, 7)) == 0
-    assert pipeline.remind_stale(dt.date(2026, 12, 9)) == 1  # the other one's next step (12-10) not yet passed
+    assert (
+        pipeline.remind_stale(dt.date(2026, 12, 9)) == 1
+    )  # the other one's next step (12-10) not yet passed
     assert notes.count() == 2
     go(rep, opp, S.LOST, lost_reason="timing")
-    assert pipeline.remind_stale(dt.date(2027, 1, 5)) == 1  # the other one now (its close date passed); a lost one never
+    assert (
+        pipeline.remind_stale(dt.date(2027, 1, 5)) == 1
+    )  # the other one now (its close date passed); a lost one never
 
 
 def test_the_reminder_job_is_listed_in_the_operations_docs():
@@ -261,7 +240,7 @@ def test_the_reminder_job_is_listed_in_the_operations_docs():
     assert "remind_stale_opportunities" in (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
 
 
-def test_the_demo_opportunities_look_lived_in_and_are_loaded_once(world, users):
+def test_the_demo_opportunities_look_lived_in_and_are_loaded_once(pipeline_world, users):
     from pharmacrm.sales import demo
 
     assert demo.load_opportunities(TODAY, count=40) == 40
