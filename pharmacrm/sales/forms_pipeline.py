@@ -158,7 +158,8 @@ class OpportunityForm(forms.Form):
         self.fields["owner"].queryset = pipeline.owners_offered(user)
         if instance is not None:
             del self.fields["stage"]  # moved on the opportunity's page, with its history
-            self.fields["institution"].disabled = True
+            self.fields["institution"].disabled = True  # an opportunity stays with its customer
+            self.initial["institution"] = instance.institution_id
 
     def save(self) -> Opportunity:
         data = {k: v for k, v in self.cleaned_data.items() if k in pipeline.FIELDS}

@@ -266,3 +266,31 @@ def test_the_navigation_links_the_pipeline_for_those_who_may_see_it(pipeline_wor
         assert 'href="/sales/pipeline/"' in client_for(role).get("/").content.decode(), role
     for role in DENIED:
         assert 'href="/sales/pipeline/"' not in client_for(role).get("/").content.decode(), role
+
+
+def test_editing_an_opportunity_opened_before_a_colleagues_change_is_refused(pipeline_world, client_for):
+    opp = make(pipeline_world["rep"], pipeline_world["a"], "改金额", 9_000, dt.date(2026, 11, 1))
+    url = f"/sales/pipeline/{opp.pk}/edit/"
+    form = {"title": "改金额", "amount_fen": "12,000", "close_date": "2027-03-31", "owner": pipeline_world["rep"].pk,
+            "team": pipeline_world["north"].pk, "version": opp.version}  # fmt: skip
+    assert client_for("rep").get(url).status_code == 200
+    assert client_for("rep").post(url, form).status_code == 302
+    r = client_for("rep").post(url, {**form, "amount_fen": "15,000"}, HTTP_ACCEPT_LANGUAGE="en")  # the old version
+    assert r.status_code == 409 and "nothing was saved" in r.content.decode()
+    opp.refresh_from_db()
+    assert (opp.amount_fen, opp.close_date) == (1_200_000, dt.date(2027, 3, 31))
+    entry = AuditEntry.objects.filter(object_type="sales.opportunity", action="update").latest("id")
+    assert entry.changes == {"amount": ["9000.00", "12000.00"], "close_date": ["2026-12-31", "2027-03-31"]}
+    assert client_for("kam").get(url).status_code == 404
+    assert client_for("analyst").get(url).status_code == 403
+
+
+def test_a_customer_merge_moves_its_opportunities_to_the_record_kept(pipeline_world, admin_user, beijing):
+    from pharmacrm.customers import services as customers
+
+    duplicate = customers.create_institution(admin_user, {"name": "北京甲医院（重复）", "kind": "hospital",
+                                                          "region": beijing})  # fmt: skip
+    opp = make(admin_user, duplicate, "重复记录上的商机", 1_000, dt.date(2026, 11, 1))
+    customers.merge(admin_user, pipeline_world["a"], duplicate)
+    opp.refresh_from_db()
+    assert opp.institution == pipeline_world["a"] and opp.version == 2
