@@ -258,3 +258,29 @@ def test_the_demo_opportunities_look_lived_in_and_are_loaded_once(pipeline_world
     fun = pipeline.funnel(users["manager"], P("year", 2026), today=TODAY)
     assert fun.total.won and fun.total.lost and fun.lost_reasons
     assert demo.load_opportunities(TODAY) == 0
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_reps_moving_the_same_opportunity_at_once_the_second_is_refused_not_an_error(pipeline_world):
+    from tests.concurrency import held_while
+
+    rep, rep2 = pipeline_world["rep"], pipeline_world["rep2"]
+    opp = make(rep, pipeline_world["a"], "同时推进", 5_000, TODAY)
+    loaded = Opportunity.objects.get(pk=opp.pk)
+    outcome = []
+
+    def second():
+        try:
+            pipeline.move(rep2, loaded, S.LOST, loaded.version, lost_reason="price")
+        except pipeline.OpportunityConflict:
+            outcome.append("conflict")
+        except Exception as e:  # noqa: BLE001 (what the test reports)
+            outcome.append(repr(e))
+        else:
+            outcome.append("moved")
+
+    held_while(lambda: pipeline.move(rep, loaded, S.PROPOSAL, loaded.version), second)
+    assert outcome == ["conflict"]
+    assert Opportunity.objects.get(pk=opp.pk).stage == S.PROPOSAL
+    assert list(OpportunityMove.objects.filter(opportunity=opp).values_list("to_stage", flat=True)) == ["lead", "proposal"]
