@@ -275,7 +275,9 @@ def test_editing_an_opportunity_opened_before_a_colleagues_change_is_refused(pip
             "team": pipeline_world["north"].pk, "version": opp.version}  # fmt: skip
     assert client_for("rep").get(url).status_code == 200
     assert client_for("rep").post(url, form).status_code == 302
-    r = client_for("rep").post(url, {**form, "amount_fen": "15,000"}, HTTP_ACCEPT_LANGUAGE="en")  # the old version
+    r = client_for("rep").post(
+        url, {**form, "amount_fen": "15,000"}, HTTP_ACCEPT_LANGUAGE="en"
+    )  # the old version
     assert r.status_code == 409 and "nothing was saved" in r.content.decode()
     opp.refresh_from_db()
     assert (opp.amount_fen, opp.close_date) == (1_200_000, dt.date(2027, 3, 31))
@@ -294,3 +296,17 @@ def test_a_customer_merge_moves_its_opportunities_to_the_record_kept(pipeline_wo
     customers.merge(admin_user, pipeline_world["a"], duplicate)
     opp.refresh_from_db()
     assert opp.institution == pipeline_world["a"] and opp.version == 2
+
+
+def test_the_pipeline_pages_show_no_english_to_a_chinese_user(opportunities, client_for):
+    from tests.core.test_translations import english_left
+
+    o1 = opportunities["o1"]
+    client = client_for("manager")
+    for url in ("/sales/pipeline/", "/sales/pipeline/?view=list", f"/sales/pipeline/{o1.pk}/",
+                f"/sales/pipeline/{opportunities['o3'].pk}/", "/sales/pipeline/new/",
+                "/sales/pipeline/funnel/?period=2026-Q4"):  # fmt: skip
+        page = client.get(url).content.decode()
+        assert '<html lang="zh-hans">' in page, url
+        assert english_left(page) == [], url
+    assert "签约" in client.get(f"/sales/pipeline/{o1.pk}/").content.decode()
