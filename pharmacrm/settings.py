@@ -349,6 +349,8 @@ SPECTACULAR_SETTINGS = {
         "CooperationSettlementStatusEnum": "pharmacrm.cooperation.models.SettlementStatus",
         "TrainingCourseStatusEnum": "pharmacrm.training.models.CourseStatus",
         "TrainingQuestionKindEnum": "pharmacrm.training.models.QuestionKind",
+        "StageEnum": "pharmacrm.customers.choices.Stage",  # a customer's lifecycle stage, named as before opportunities'
+        "OpportunityStageEnum": "pharmacrm.sales.models.Opportunity.Stage",
     },
 }
 

@@ -38,6 +38,7 @@ WRITE_CAPS = frozenset(
         Cap.MANAGE_COOPERATION,
         Cap.TAKE_TRAINING,
         Cap.MANAGE_TRAINING,
+        Cap.WORK_PIPELINE,
     }
 )
 

@@ -42,6 +42,8 @@ def navigation(request):
     # reps see their own attainment; a team lead who is neither finds it on the order list (a query per page here)
     if Cap.VIEW_ALL_ATTAINMENT in caps or (Cap.VIEW_PURCHASES in caps and Role.REP in access.roles_of(user)):
         items.append((_("Sales targets"), reverse("sales:targets"), "targets"))
+    if Cap.WORK_PIPELINE in caps or Cap.VIEW_ALL_PIPELINE in caps:
+        items.append((_("Sales pipeline"), reverse("sales:pipeline"), "pipeline"))
     if Cap.VIEW_EVALUATIONS in caps:
         items.append((_("Evaluation"), reverse("keyaccounts:evaluations"), "evaluation"))
     if Cap.VIEW_KEY_ACCOUNTS in caps:

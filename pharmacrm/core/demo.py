@@ -953,6 +953,7 @@ def _later_demo_data() -> None:
     from pharmacrm.training import demo as training_demo
 
     training_demo.load()  # after the service desk's tickets: a course's effect on performance reads them
+    sales_demo.load_opportunities()  # last: its opportunities move their customers' lifecycle stage forward
     from pharmacrm.sales import churn
 
     churn.refresh()  # the churn watch and its rates, as the worker's morning refresh would leave them

@@ -87,6 +87,13 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   row and their teams' totals, never a colleague's row. Others are refused. Only "Set the sales targets of
   reps and teams" (administrators, managers) sets them — on the grid (`/sales/targets/grid/`), by its
   CSV/XLSX import or through the API; every change and every export is audited.
+- **Sales pipeline** (`/sales/pipeline/`, the funnel `/sales/pipeline/funnel/`, the Excel export,
+  `/api/v1/sales/opportunities/` and `GET /api/v1/sales/funnel/`): roles with "See every sales opportunity and
+  the whole pipeline's funnel" (administrators, managers, marketing analysts, auditors) see every opportunity;
+  sales representatives and key-account managers ("Work sales opportunities") see their own and those of the
+  teams they belong to or lead, and create, change and move them (a move sends the version it loaded: 409 if
+  someone moved it first); analysts and auditors only read. Service roles and the pharmacovigilance officer are
+  refused. Every change, move and export is audited.
 - **Satisfaction survey campaigns** (`/service/surveys/`): managers and administrators ("Configure the service
   desk") prepare, start and close them; the results, the answers and the Excel export (audited, e-mail addresses
   masked as in other exports) are for the roles that see the service performance; whoever handles tickets opens
@@ -202,6 +209,10 @@ ENDPOINT_RULES = [
     "team lead also their teams' members' |",
     "| `POST /api/v1/training/assignments/{id}/attempts/` | Take the training assigned to oneself, on one's own "
     "assignment (403 on another's the caller may read) |",
+    "| `GET /api/v1/sales/opportunities/`, `/sales/opportunities/{id}/`, `GET /api/v1/sales/funnel/` | Work sales "
+    "opportunities (their own and their teams') or See every sales opportunity and the whole pipeline's funnel |",
+    "| `POST /api/v1/sales/opportunities/`, `PUT`, `PATCH` on `/sales/opportunities/{id}/`, `POST …/{id}/move/` | "
+    "Work sales opportunities, within that scope (a change or move sends the version it loaded: 409 if stale) |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 

@@ -69,6 +69,8 @@ class Cap(models.TextChoices):
     MANAGE_TRAINING = "training.manage", _("Create training courses and assign them")
     VIEW_TRAINING_RESULTS = "training.results", _("See every person's training results")
     VIEW_TRAINING_FIGURES = "training.figures", _("See the training's figures (completion, pass rate, ratings, effect)")
+    WORK_PIPELINE = "sales.pipeline", _("Work sales opportunities (their own and their teams')")
+    VIEW_ALL_PIPELINE = "sales.pipeline_all", _("See every sales opportunity and the whole pipeline's funnel")
 
 
 R = Role
@@ -127,6 +129,10 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.MANAGE_TRAINING: frozenset({R.ADMIN, R.MANAGER}),
     Cap.VIEW_TRAINING_RESULTS: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR}),
     Cap.VIEW_TRAINING_FIGURES: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR, R.ANALYST}),
+    # reps and key-account managers their own and their teams' opportunities, team leads their teams'
+    # (sales.pipeline.scope_for); managers and administrators every one; analysts and auditors read them all
+    Cap.WORK_PIPELINE: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP}),
+    Cap.VIEW_ALL_PIPELINE: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).

@@ -44,7 +44,7 @@ from pharmacrm.customers import importer as base
 from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 from pharmacrm.customers.models import ImportJob, Institution
 
-from . import api_churn, api_targets, services
+from . import api_churn, api_pipeline, api_targets, services
 from .forms import apply_filters
 from .importer import ORDER_COLUMNS
 from .models import OrderLine, yuan
@@ -61,6 +61,7 @@ def register(router) -> None:
     router.register("order-lines", OrderLineViewSet, basename="order-line")
     api_churn.register(router)
     api_targets.register(router)
+    api_pipeline.register(router)
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -523,4 +524,5 @@ urlpatterns = [
     path("orders/", OrderImportView.as_view(), name="sales-orders-import"),
     *api_churn.urlpatterns,
     *api_targets.urlpatterns,
+    *api_pipeline.urlpatterns,
 ]

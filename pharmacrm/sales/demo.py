@@ -389,3 +389,107 @@ def load_targets(today: dt.date | None = None) -> int:
                 period = targets.Period("month", today.year, r["month"].month)
                 changes.append(targets.Change(subjects[r[group]], period, fen))
     return targets.apply(manager, changes, source="demo") if changes else 0
+
+
+# --- the sales pipeline ----------------------------------------------------------------------------------
+
+PIPELINE_SEED = 4512
+NEXT_STEPS = ("拜访科主任介绍新品", "提交进院申请资料", "药事会前沟通", "递交报价单", "安排学术推广会", "跟进招标结果",
+              "确认年度采购量", "协调配送与回款条款", "邀请参加城市会", "样品试用反馈")  # fmt: skip
+TOPICS = ("新品进院", "年度采购协议", "扩大用量", "新科室开发", "招标跟进", "学术推广合作", "替换竞品", "二次议价")
+COMPETITORS = ("恒瑞医药", "齐鲁制药", "石药集团", "扬子江药业", "正大天晴", "")
+LOST_WEIGHTS = {"price": 30, "competitor": 25, "formulary": 15, "budget": 12, "no_need": 8, "timing": 6, "other": 4}
+
+
+def load_opportunities(today: dt.date | None = None, seed: int = PIPELINE_SEED, count: int = 96) -> int:
+    """About a hundred opportunities over the last year for the customers the demo's reps and key-account managers
+    own, through pipeline.py as the owners would enter and move them (audited, in their stage history), then dated
+    back: some won (their amounts a few months of the customer's purchases, for customers that buy), some lost with
+    their reasons, the rest open — a few of those stale. Once (none when any opportunity exists)."""
+    from django.db.models import Sum
+
+    from pharmacrm.customers.models import Institution
+    from pharmacrm.servicedesk.models import Product
+
+    from . import pipeline
+    from .models import MonthlyRollup, Opportunity, OpportunityMove
+
+    if Opportunity.objects.exists():
+        return 0
+    today = today or pipeline.beijing_today()
+    rng = random.Random(seed)
+    owners = [u for u in User.objects.filter(is_active=True, username__in=("rep", "kam")).order_by("username")]
+    customers = list(
+        Institution.objects.active().filter(owner__in=owners).exclude(kind="department").select_related("owner")
+        .order_by("id")
+    )  # fmt: skip
+    if not customers:
+        return 0
+    year_ago = today - dt.timedelta(days=365)
+    spend = dict(
+        MonthlyRollup.objects.filter(institution__in=customers, month__gte=year_ago.replace(day=1))
+        .values("institution").annotate(s=Sum("amount_fen")).values_list("institution", "s").order_by()
+    )  # fmt: skip
+    products = list(Product.objects.filter(active=True).order_by("id"))
+    buyers = [c for c in customers if spend.get(c.pk)]
+    S = Opportunity.Stage
+    made = 0
+
+    def at(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(rng.randint(9, 17), rng.randint(0, 59)), tzinfo=pipeline.LOCAL)
+
+    last = [dt.datetime.min.replace(tzinfo=pipeline.LOCAL)]
+
+    def backdate(opp, day: dt.date) -> None:
+        when = max(at(day), last[0] + dt.timedelta(minutes=7))  # a move after the one before it, the same day too
+        last[0] = when
+        OpportunityMove.objects.filter(pk=OpportunityMove.objects.filter(opportunity=opp).latest("id").pk).update(at=when)
+        Opportunity.objects.filter(pk=opp.pk).update(updated_at=when)
+
+    for i in range(count):
+        roll = rng.random()
+        outcome = "won" if roll < 0.3 else "lost" if roll < 0.55 else "open"
+        pool = buyers if outcome == "won" and buyers else customers
+        inst = pool[rng.randrange(len(pool))]
+        owner = inst.owner
+        monthly = (spend.get(inst.pk) or 0) / 12
+        fen = max(1_000_000, int(monthly * rng.uniform(1, 4) / 100_000) * 100_000)  # ¥10,000 at least, whole ¥1,000
+        created = today - dt.timedelta(days=rng.randint(20, 360) if outcome != "open" else rng.randint(3, 200))
+        close = created + dt.timedelta(days=rng.randint(30, 150))
+        stale = outcome == "open" and i % 5 == 0
+        if outcome == "open" and not stale and close < today:
+            close = today + dt.timedelta(days=rng.randint(10, 120))
+        data = {
+            "institution": inst, "title": f"{inst.short_name or inst.name} {TOPICS[i % len(TOPICS)]}", "amount_fen": fen,
+            "close_date": close, "product": products[i % len(products)] if products else None,
+            "competitor": COMPETITORS[rng.randrange(len(COMPETITORS))], "next_step": NEXT_STEPS[i % len(NEXT_STEPS)],
+            "next_step_date": (today - dt.timedelta(days=rng.randint(2, 20))) if stale
+            else (today + dt.timedelta(days=rng.randint(1, 30))) if outcome == "open" else None,
+        }  # fmt: skip
+        furthest = rng.choice(pipeline.OPEN)
+        start = pipeline.OPEN[0] if rng.random() < 0.7 else furthest
+        opp = pipeline.create(owner, data, stage=start, source="demo")
+        last[0] = at(created)
+        Opportunity.objects.filter(pk=opp.pk).update(created_at=last[0], updated_at=last[0])
+        OpportunityMove.objects.filter(opportunity=opp).update(at=last[0])
+        day = created
+        end = min(today, close if outcome != "open" else today)
+        if end <= created:
+            end = created + dt.timedelta(days=1)
+        for stage in pipeline.OPEN[pipeline.OPEN.index(start) + 1 : pipeline.OPEN.index(furthest) + 1]:
+            day = min(end, day + dt.timedelta(days=rng.randint(3, 25)))
+            opp = Opportunity.objects.get(pk=opp.pk)
+            opp = pipeline.move(owner, opp, stage, opp.version, source="demo", today=day)
+            backdate(opp, day)
+        if outcome in ("won", "lost"):
+            day = min(today, max(day, end) if day < end else day)
+            opp = Opportunity.objects.get(pk=opp.pk)
+            if outcome == "won":
+                opp = pipeline.move(owner, opp, S.WON, opp.version, won_on=day, source="demo", today=today)
+            else:
+                reason = rng.choices(list(LOST_WEIGHTS), weights=list(LOST_WEIGHTS.values()))[0]
+                opp = pipeline.move(owner, opp, S.LOST, opp.version, lost_reason=reason, source="demo", today=day,
+                                    lost_note="客户药事会改期，项目搁置" if reason == "other" else "")  # fmt: skip
+            backdate(opp, day)
+        made += 1
+    return made

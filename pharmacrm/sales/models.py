@@ -11,8 +11,10 @@ from decimal import Decimal
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.fields import CodeCharField
+from pharmacrm.customers.choices import Source
 
 FEN = Decimal("0.01")
 
@@ -352,3 +354,109 @@ class SalesTarget(models.Model):
     @property
     def amount(self) -> Decimal:
         return yuan(self.amount_fen)
+
+
+class Opportunity(models.Model):
+    """A sales opportunity (商机) with a customer, moved through the seed's steps (seed 000 §2.2–2.4): 线索 → 需求分析 →
+    方案 → 谈判 → 签约 (won), or 输单 (lost) from any open step. pipeline.py creates, changes and moves it (audited,
+    optimistic locking); every move is an OpportunityMove, from which conversion and time in stage are measured."""
+
+    class Stage(models.TextChoices):
+        LEAD = "lead", pgettext_lazy("opportunity stage", "Lead")  # 线索: not a team lead
+        NEEDS = "needs", pgettext_lazy("opportunity stage", "Needs analysis")
+        PROPOSAL = "proposal", pgettext_lazy("opportunity stage", "Proposal")  # 方案: not a key-account proposal
+        NEGOTIATION = "negotiation", pgettext_lazy("opportunity stage", "Negotiation")
+        WON = "won", pgettext_lazy("opportunity stage", "Won")
+        LOST = "lost", pgettext_lazy("opportunity stage", "Lost")
+
+    class LostReason(models.TextChoices):
+        PRICE = "price", pgettext_lazy("lost reason", "Price")
+        COMPETITOR = "competitor", _("Lost to a competitor")
+        FORMULARY = "formulary", _("Not admitted to the formulary or tender")
+        BUDGET = "budget", _("Budget or insurance cost control")
+        NO_NEED = "no_need", _("The need went away")
+        TIMING = "timing", _("Postponed indefinitely")
+        OTHER = "other", _("Other")
+
+    institution = models.ForeignKey(
+        "customers.Institution", models.PROTECT, related_name="opportunities", verbose_name=_("customer")
+    )
+    contact = models.ForeignKey(
+        "customers.Person", models.SET_NULL, null=True, blank=True, related_name="opportunities",
+        verbose_name=_("contact person"),
+    )  # fmt: skip
+    title = models.CharField(_("title"), max_length=200)
+    product = models.ForeignKey(
+        "servicedesk.Product", models.SET_NULL, null=True, blank=True, related_name="opportunities",
+        verbose_name=_("product"),
+    )  # fmt: skip
+    amount_fen = models.BigIntegerField(_("expected amount (fen)"))
+    close_date = models.DateField(_("expected close date"))
+    stage = models.CharField(_("stage"), max_length=12, choices=Stage.choices, default=Stage.LEAD)
+    # the furthest open stage ever reached (0 lead … 3 negotiation, 4 won): the funnel's "reached each stage"
+    reached = models.PositiveSmallIntegerField(default=0, editable=False)
+    owner = models.ForeignKey(
+        "core.User", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("owner")
+    )
+    team = models.ForeignKey(
+        "core.Team", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("team")
+    )
+    source = models.CharField(_("information source"), max_length=16, choices=Source.choices, blank=True)
+    competitor = models.CharField(_("competitor"), max_length=100, blank=True)
+    next_step = models.CharField(_("next step"), max_length=200, blank=True)
+    next_step_date = models.DateField(_("next step date"), null=True, blank=True)
+    lost_reason = models.CharField(_("lost reason"), max_length=12, choices=LostReason.choices, blank=True)
+    lost_note = models.TextField(_("lost reason details"), blank=True)
+    won_on = models.DateField(_("won on"), null=True, blank=True)
+    closed_on = models.DateField(_("closed on"), null=True, blank=True, editable=False)  # won or lost (Beijing day)
+    created_by = models.ForeignKey("core.User", models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
+    # the staleness its owner was last reminded of ("n2026-11-30 c2026-12-01"): once per staleness, not every day
+    stale_reminded = models.CharField(max_length=40, blank=True, default="", editable=False)
+
+    class Meta:
+        verbose_name = _("opportunity")
+        verbose_name_plural = _("opportunities")
+        ordering = ["close_date", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount_fen__gte=0), name="opportunity_amount_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "stage"], name="opportunity_owner_stage"),
+            models.Index(fields=["team", "stage"], name="opportunity_team_stage"),
+            models.Index(fields=["stage", "close_date"], name="opportunity_stage_close"),
+            models.Index(fields=["created_at"], name="opportunity_created"),
+            models.Index(fields=["closed_on"], name="opportunity_closed"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def amount(self) -> Decimal:
+        return yuan(self.amount_fen)
+
+    @property
+    def is_open(self) -> bool:
+        return self.stage not in (self.Stage.WON, self.Stage.LOST)
+
+
+class OpportunityMove(models.Model):
+    """One step of an opportunity's stage history: who moved it, when, from which stage to which ('' from: created)."""
+
+    opportunity = models.ForeignKey(Opportunity, models.CASCADE, related_name="moves")
+    from_stage = models.CharField(_("from"), max_length=12, blank=True)
+    to_stage = models.CharField(_("to"), max_length=12)
+    at = models.DateTimeField(_("when"), default=timezone.now)
+    by = models.ForeignKey("core.User", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("by"))
+
+    class Meta:
+        verbose_name = _("stage change")
+        verbose_name_plural = _("stage changes")
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["opportunity", "at"], name="opportunity_move")]
+
+    def __str__(self) -> str:
+        return f"{self.from_stage or '—'} → {self.to_stage}"

@@ -55,3 +55,12 @@ def refresh_churn_watch() -> dict:
     from . import churn
 
     return churn.refresh()
+
+
+@db_periodic_task(local_crontab(hour=7, minute=40))
+def remind_stale_opportunities() -> int:
+    """Every morning before work: the owners of open opportunities whose next step or expected close date has passed
+    are told (bell and e-mail), once per opportunity and staleness — not every morning for the same thing."""
+    from . import pipeline
+
+    return pipeline.remind_stale()

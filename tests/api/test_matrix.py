@@ -213,6 +213,10 @@ ENDPOINTS = [
         201, body=lambda w: {"institution": w.xiehe.pk, "kind": "training", "title": "护理培训", "company_signer": "王总",
                              "start_date": "2026-12-01", "end_date": "2027-11-30"},
     ),
+    Endpoint(  # reading opportunities is scoped by role and team: tests/sales/test_pipeline_pages.py
+        "sales.opportunities.create", "post", lambda w, r: "/api/v1/sales/opportunities/", Cap.WORK_PIPELINE, 201,
+        body=lambda w: {"customer": w.xiehe.pk, "title": "矩阵商机", "amount": "1000", "close_date": "2027-01-31"},
+    ),
 ]  # fmt: skip
 
 

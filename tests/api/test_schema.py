@@ -169,6 +169,10 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
                                                            "pass_mark": "80", "max_attempts": "3", "status": "published",
                                                            "questions": "? 药品应按说明书储存。\n* 对\n- 错\n"})  # fmt: skip
     training.assign(users["manager"], course, [users["admin"], users["agent"]], timezone.localdate())
+    from pharmacrm.sales import pipeline
+
+    pipeline.create(users["manager"], {"institution": xiehe, "title": "协和 新品进院", "amount_fen": 5_000_000,
+                                       "close_date": timezone.localdate() + datetime.timedelta(days=60)})  # fmt: skip
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,

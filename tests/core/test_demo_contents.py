@@ -44,7 +44,7 @@ from pharmacrm.keyaccounts.models import (
     TrialOffer,
 )
 from pharmacrm.notify.models import Notification
-from pharmacrm.sales.models import OrderLine
+from pharmacrm.sales.models import Opportunity, OrderLine
 from pharmacrm.servicedesk.models import ImprovementAction, SlaClock, Survey, Ticket
 from tests.conftest import demo_loaded, otp_verify
 
@@ -139,6 +139,7 @@ def test_the_same_seed_gives_the_same_customers(loaded, settings, tmp_path):
     Proposal.objects.all().delete()
     KeyAccount.objects.all().delete()
     OrderLine.objects.all().delete()
+    Opportunity.objects.all().delete()
     SafetyCase.objects.all().delete()
     Interaction.objects.all().delete()
     ImprovementAction.objects.all().delete()

@@ -17,6 +17,8 @@ from pharmacrm.sales.models import MonthlyRollup, OrderLine, ProductCode
 from pharmacrm.servicedesk.models import Product
 from tests.api.conftest import anon, api_for  # noqa: F401  (token clients per role)
 
+from .pipeline_world import opportunities, pipeline_world  # noqa: F401  (the sales pipeline tests' world)
+
 KEYS = [c.key for c in ORDER_COLUMNS]
 HUASHAN_CODE = normalise.make_credit_code("12310000425006117")
 
