@@ -50,7 +50,7 @@ class TaskSerializer(Serializer):
     deadline = serializers.DateField(read_only=True)
     status = serializers.ChoiceField(choices=TaskStatus.choices, read_only=True)
     progress = serializers.IntegerField(read_only=True, help_text="Percent, 0–100.")
-    overdue_notified_at = serializers.DateTimeField(read_only=True)
+    overdue_notified_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
 class CheckSerializer(Serializer):
@@ -124,7 +124,7 @@ class CooperationAgreementSerializer(Serializer):
     signed_copy_sha256 = serializers.CharField(read_only=True)
     owner = serializers.IntegerField(source="owner_id", read_only=True)
     team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
-    renewal_notified_at = serializers.DateTimeField(read_only=True)
+    renewal_notified_at = serializers.DateTimeField(read_only=True, allow_null=True)
     projects = serializers.SerializerMethodField()
     version = serializers.IntegerField(read_only=True, help_text="Send it back with a change (409 if stale).")
 
