@@ -402,3 +402,17 @@ def test_the_customer_360_page_has_the_cooperation_block_for_those_who_may_see_i
     assert panel not in client_for("agent").get(url).content.decode()
     assert client_for("agent").get(panel).status_code == 403
     assert world["ours"].number not in client_for("kam").get(panel).content.decode()  # not one of the KAM's
+
+
+def test_a_customer_merge_moves_its_agreements_to_the_record_kept(world, users):
+    """A duplicate of 瑞金 merged into 瑞金: its agreement (and the project under it) is then 瑞金's, found on its page."""
+    from pharmacrm.customers import services as customers
+
+    duplicate = customers.create_institution(users["admin"], {"name": "瑞金医院（重复）", "kind": "hospital",
+                                                              "region": world["ruijin"].region})  # fmt: skip
+    agreement = services.create_agreement(users["kam"], data(duplicate, users["kam"], title="重复记录上的协议"))
+    customers.merge(users["admin"], world["ruijin"], duplicate)
+    agreement.refresh_from_db()
+    assert agreement.institution == world["ruijin"]
+    assert set(world["ruijin"].cooperation_agreements.values_list("number", flat=True)) == {
+        world["theirs"].number, agreement.number}
