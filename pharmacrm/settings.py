@@ -400,6 +400,8 @@ SERVICEDESK_WEB_FORM_PER_HOUR = envint("SERVICEDESK_WEB_FORM_PER_HOUR", 5)
 SERVICEDESK_SURVEY_DAYS = envint("SERVICEDESK_SURVEY_DAYS", 14)
 # a survey campaign does not ask a person who answered any survey (a revisit or a campaign's) in these last days
 SERVICEDESK_CAMPAIGN_QUIET_DAYS = envint("SERVICEDESK_CAMPAIGN_QUIET_DAYS", 30)
+# a survey campaign's contact who has not answered this many days after the mail is reminded once (0: never)
+SERVICEDESK_CAMPAIGN_REMINDER_DAYS = envint("SERVICEDESK_CAMPAIGN_REMINDER_DAYS", 7)
 # behind a reverse proxy that sets X-Forwarded-For, the rate limit counts the address it forwards
 SERVICEDESK_TRUST_X_FORWARDED_FOR = envbool("SERVICEDESK_TRUST_X_FORWARDED_FOR", False)
 

@@ -30,6 +30,7 @@ from huey.contrib.djhuey import db_periodic_task, db_task
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Cap, Role
+from pharmacrm.core.tasks import local_crontab
 from pharmacrm.customers import normalise
 
 from . import revisit, services
@@ -475,8 +476,8 @@ def claim(target_id: int) -> tuple[CampaignTarget, str] | None:
     return target, link
 
 
-def mail(target: CampaignTarget, link: str) -> None:
-    """Send the survey mail (raises on an SMTP failure)."""
+def mail(target: CampaignTarget, link: str, *, reminder: bool = False) -> None:
+    """Send the survey mail, or its one reminder (raises on an SMTP failure)."""
     from django.core.mail import EmailMessage
 
     from .mail import customer_language, send_built
@@ -490,6 +491,14 @@ def mail(target: CampaignTarget, link: str) -> None:
             "service. Please tell us in one minute:\n\n%(link)s\n\nThe link can be used once and is valid for %(days)d "
             "days. Thank you."
         ) % {"name": person.name, "link": link, "days": days}
+        if reminder:
+            until = timezone.localtime(target.survey.expires_at).date().isoformat()
+            subject = _("Reminder: %(subject)s") % {"subject": subject}
+            body = _(
+                "Dear %(name)s,\n\na few days ago we asked for your opinion of our products and service. If you have "
+                "a minute, please tell us:\n\n%(link)s\n\nThe link can be used once, until %(date)s. If you have "
+                "answered already, thank you, and please disregard this reminder; we will not remind you again."
+            ) % {"name": person.name, "link": link, "date": until}
     address = person.email.strip()
     # as the desk's replies go out: an address such as 张三@公司.cn with SMTPUTF8, never garbled
     send_built(lambda connection: EmailMessage(
@@ -552,6 +561,69 @@ def send_campaign(campaign_id: int) -> int:
 def resume_campaign_mails() -> int:
     """A worker that stopped halfway (or an SMTP server that was down): the mails still to send go out."""
     return send_pending()
+
+
+# --- the reminder -------------------------------------------------------------------------------------------
+
+
+def reminder_due_ids(now: dt.datetime, limit: int = 500) -> list[int]:
+    """The mailed contacts who have not answered SERVICEDESK_CAMPAIGN_REMINDER_DAYS days after the mail, not
+    reminded yet, with at least a day left on their link, in a campaign still being sent."""
+    days = int(getattr(settings, "SERVICEDESK_CAMPAIGN_REMINDER_DAYS", 7))
+    if days <= 0:
+        return []
+    return list(
+        CampaignTarget.objects.filter(
+            campaign__status=CampaignStatus.SENDING, mail=TargetMail.SENT, reminded_at__isnull=True,
+            survey__answered_at__isnull=True, survey__sent_at__lte=now - dt.timedelta(days=days),
+            survey__expires_at__gt=now + dt.timedelta(days=1),
+        ).order_by("id").values_list("id", flat=True)[:limit]
+    )  # fmt: skip
+
+
+def remind(target_id: int, now: dt.datetime) -> bool:
+    """One reminder: taken (reminded_at, committed) before the mail leaves — never twice, whatever happens after —
+    with a link of its own (the first mail's link still answers), to a contact still reachable by mail (consent
+    given, an address, no answer to another survey since). True when it was mailed."""
+    from pharmacrm.customers.models import Person
+
+    with transaction.atomic():
+        taken = CampaignTarget.objects.filter(pk=target_id, reminded_at__isnull=True, mail=TargetMail.SENT,
+                                              survey__answered_at__isnull=True).update(reminded_at=now)  # fmt: skip
+        if not taken:
+            return False
+        target = CampaignTarget.objects.select_related("campaign", "survey").get(pk=target_id)
+        person = Person.objects.filter(pk=target.person_id).first()
+        reach = TargetReach.NO_PERSON if person is None else person_reach(
+            person, _latest_consents([person.pk]).get(person.pk),
+            _recent_answers([person.pk], now).get(person.pk),
+        )[0]  # fmt: skip
+        if reach != TargetReach.MAIL:  # withdrew, lost the address, or answered another survey since
+            CampaignTarget.objects.filter(pk=target.pk).update(reminder_error=str(TargetReach(reach).label)[:500])
+            return False
+        token_hash, link = revisit.new_link()
+        Survey.objects.filter(pk=target.survey_id).update(reminder_token_hash=token_hash)
+    target.person = person
+    try:
+        mail(target, link, reminder=True)
+    except Exception as exc:  # noqa: BLE001 — SMTP, network: one reminder only, the reason kept
+        error = normalise.mask_addresses(f"{type(exc).__name__}: {exc}")[:500]
+        CampaignTarget.objects.filter(pk=target.pk).update(reminder_error=error)
+        log.warning("Survey reminder of campaign target %s: %s", target.pk, error)
+        return False
+    return True
+
+
+def remind_pending(now: dt.datetime | None = None) -> int:
+    """Every reminder due; returns how many were mailed."""
+    now = now or timezone.now()
+    return sum(remind(pk, now) for pk in reminder_due_ids(now))
+
+
+@db_periodic_task(local_crontab(hour=10, minute=0))
+def remind_campaign_nonrespondents() -> int:
+    """At 10:00 Beijing time (office hours, not the night): one reminder to each contact who has not answered."""
+    return remind_pending()
 
 
 # --- answers -----------------------------------------------------------------------------------------------
@@ -688,6 +760,7 @@ class Results:
     mailed: int = 0  # reachable by mail
     sent: int = 0
     interrupted: int = 0  # "being sent" when the worker stopped: perhaps delivered, never sent again
+    reminded: int = 0  # the one reminder taken (mailed, or failed with its reason)
     unreachable: int = 0
     not_asked: int = 0
     answered: int = 0
@@ -707,8 +780,9 @@ def results(campaign: SurveyCampaign) -> Results:
     out = Results(figures=Figures(label=campaign.name))
     classes: dict[str, list] = {}
     rows = CampaignTarget.objects.filter(campaign=campaign).values_list(
-        "klass", "reach", "mail", "survey__answered_at", "survey__score", "survey__recommend")
-    for klass, reach, mail_state, answered_at, score, recommend in rows:
+        "klass", "reach", "mail", "survey__answered_at", "survey__score", "survey__recommend", "reminded_at",
+        "reminder_error")  # fmt: skip
+    for klass, reach, mail_state, answered_at, score, recommend, reminded_at, reminder_error in rows:
         row = classes.setdefault(klass or "", [0, 0, Figures(label=klass or "—")])
         if reach in NOT_ASKED:
             out.not_asked += 1
@@ -718,6 +792,7 @@ def results(campaign: SurveyCampaign) -> Results:
         out.mailed += reach == TargetReach.MAIL
         out.sent += mail_state == TargetMail.SENT
         out.interrupted += mail_state == TargetMail.SENDING
+        out.reminded += reminded_at is not None and not reminder_error
         out.unreachable += reach in UNREACHABLE
         if answered_at is None:
             continue

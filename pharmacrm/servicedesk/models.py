@@ -728,6 +728,10 @@ class CampaignTarget(models.Model):
     survey = models.OneToOneField(
         "Survey", models.SET_NULL, null=True, blank=True, related_name="target", verbose_name=_("survey")
     )
+    # the one reminder to a contact who did not answer (campaigns.remind_pending): taken (committed) before it is
+    # mailed, never sent twice; why it did not go, if it did not
+    reminded_at = models.DateTimeField(_("reminded"), null=True, blank=True)
+    reminder_error = models.CharField(max_length=500, blank=True)
 
     class Meta:
         verbose_name = _("campaign target")
@@ -761,6 +765,8 @@ class Survey(models.Model):
     )  # fmt: skip
     channel = models.CharField(_("channel"), max_length=6, choices=SurveyChannel.choices)
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    # a campaign's reminder carries a link of its own; the first mail's link still answers the same survey
+    reminder_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     sent_to = EncryptedTextField(_("sent to"))
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)

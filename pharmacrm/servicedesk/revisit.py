@@ -213,8 +213,9 @@ def send_survey(user, ticket: Ticket) -> tuple[Survey, str]:
 def survey_for_token(token: str) -> Survey:
     """The survey a link stands for, if it can still be answered (SurveyUnavailable otherwise)."""
     raw = _raw_of(token)
-    survey = (
-        Survey.objects.filter(token_hash=_hash(raw), channel=SurveyChannel.LINK)
+    hashed = _hash(raw)
+    survey = (  # a campaign's reminder has a link of its own: either link answers the survey
+        Survey.objects.filter(Q(token_hash=hashed) | Q(reminder_token_hash=hashed), channel=SurveyChannel.LINK)
         .select_related("ticket", "campaign")
         .first()
     )

@@ -156,6 +156,60 @@ def test_the_survey_is_mailed_once_and_answered_on_the_public_page(users, world,
     assert len(mailing.messages(mailservers.DOCTOR)) == 1
 
 
+def _mailed_a_week_ago(users, world, mailing, capture, days=8):
+    campaign = new_campaign(users, province="110000")
+    with capture(execute=True):
+        campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    first = re.search(r"https?://\S+/help/survey/\S+/", mailing.messages(mailservers.DOCTOR)[0].get_body(("plain",))
+                      .get_content()).group(0)  # fmt: skip
+    Survey.objects.filter(pk=target.survey_id).update(sent_at=timezone.now() - dt.timedelta(days=days))
+    return campaign, target, first
+
+
+def test_who_has_not_answered_after_a_week_is_reminded_once_and_either_link_answers(
+    users, world, mailing, django_capture_on_commit_callbacks, client_for
+):
+    campaign, target, first = _mailed_a_week_ago(users, world, mailing, django_capture_on_commit_callbacks)
+    assert campaigns.remind_pending() == 1
+    mails = mailing.messages(mailservers.DOCTOR)
+    assert len(mails) == 2 and mails[1]["Subject"].startswith("Reminder: ")
+    second = re.search(r"https?://\S+/help/survey/\S+/", mails[1].get_body(("plain",)).get_content()).group(0)
+    assert second != first
+    # once: the sweep again the next day mails nothing more
+    assert campaigns.remind_pending(timezone.now() + dt.timedelta(days=1)) == 0
+    assert len(mailing.messages(mailservers.DOCTOR)) == 2
+    # the first mail's link still answers, and then neither does again
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    assert web.post(path_of(first), {"score": "4"}).status_code == 200
+    assert web.post(path_of(second), {"score": "5"}).status_code == 410
+    assert Survey.objects.get(pk=target.survey_id).score == 4
+    page = client_for("manager").get(f"/service/surveys/{campaign.pk}/").content.decode()
+    assert re.search(r'data-figure="reminded">1<', page)
+
+
+def test_no_reminder_before_the_week_nor_to_one_who_answered_or_withdrew(
+    users, world, mailing, django_capture_on_commit_callbacks, settings
+):
+    campaign, target, first = _mailed_a_week_ago(users, world, mailing, django_capture_on_commit_callbacks, days=3)
+    assert campaigns.remind_pending() == 0  # three days: not yet
+    Survey.objects.filter(pk=target.survey_id).update(sent_at=timezone.now() - dt.timedelta(days=8))
+    consent(users["admin"], world["zhang"], "withdrawn")  # withdrew since the mail: not reminded, and said why
+    assert campaigns.remind_pending() == 0
+    target.refresh_from_db()
+    assert target.reminded_at is not None and target.reminder_error
+    assert len(mailing.messages(mailservers.DOCTOR)) == 1
+    settings.SERVICEDESK_CAMPAIGN_REMINDER_DAYS = 0  # reminders turned off
+    assert campaigns.reminder_due_ids(timezone.now()) == []
+
+
+def test_one_who_answered_is_not_reminded(users, world, mailing, django_capture_on_commit_callbacks):
+    campaign, target, first = _mailed_a_week_ago(users, world, mailing, django_capture_on_commit_callbacks)
+    assert Client().post(path_of(first), {"score": "5"}).status_code == 200
+    assert campaigns.remind_pending() == 0
+    assert len(mailing.messages(mailservers.DOCTOR)) == 1
+
+
 def test_a_worker_killed_between_the_send_and_its_commit_does_not_mail_twice(users, world, mailing):
     campaign = new_campaign(users, province="110000")
     campaigns.start(users["manager"], campaign)  # the queued task is not run: the worker "dies" below
