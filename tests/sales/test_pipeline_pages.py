@@ -310,3 +310,11 @@ def test_the_pipeline_pages_show_no_english_to_a_chinese_user(opportunities, cli
         assert '<html lang="zh-hans">' in page, url
         assert english_left(page) == [], url
     assert "签约" in client.get(f"/sales/pipeline/{o1.pk}/").content.decode()
+
+
+@pytest.mark.parametrize("name", ["owner", "team", "customer", "product"])
+@pytest.mark.parametrize("raw", ["9" * 23, "1.5", "١"])
+def test_an_api_filter_that_is_not_an_id_is_refused_by_name(opportunities, api_for, name, raw):
+    # a number longer than a database id reached the database and failed there (500 on SQLite); 1.5 was read as 1
+    r = api_for("manager").get("/api/v1/sales/opportunities/", {name: raw})
+    assert r.status_code == 400 and list(r.json()) == [name], (r.status_code, r.content[:300])
