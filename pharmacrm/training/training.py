@@ -338,6 +338,9 @@ def _clean_course(data: dict) -> tuple[dict, list[Team], list[dict] | None]:
         except (TypeError, ValueError):
             ids = set()
             errors["audience_teams"] = [_("Not a team.")]
+        if not all(0 < i < 2**63 for i in ids):  # a longer id failed in the database (500)
+            ids = set()
+            errors["audience_teams"] = [_("Not a team.")]
         teams = list(Team.objects.filter(pk__in=ids).order_by("name"))
         if len(teams) != len(ids) and "audience_teams" not in errors:
             errors["audience_teams"] = [_("Not a team.")]

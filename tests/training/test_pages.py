@@ -215,3 +215,10 @@ def test_assigning_to_an_id_that_is_not_one_is_refused_by_name(world, client_for
     r = client_for("manager").post(f"/training/courses/{world['course'].pk}/assign/",
                                    {field: [value], "due_date": "2030-01-01"}, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
     assert r.status_code == 400 and reason in r.content.decode()
+
+
+def test_a_course_for_a_team_id_that_is_not_one_is_refused_by_name(world, client_for):
+    form = {"title": "新课程", "category": "compliance", "hours": "2", "pass_mark": "80", "max_attempts": "3",
+            "status": "draft", "audience_teams": ["9" * 23]}  # a longer id than the database's failed there (500)
+    r = client_for("manager").post("/training/courses/new/", form, HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 400 and "Not a team." in r.content.decode()
