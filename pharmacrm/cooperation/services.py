@@ -77,7 +77,10 @@ def projects_for(user, qs=None):
         return qs.none()
     if access.can(user, Cap.ALL_COOPERATION):
         return qs
-    return qs.filter(Q(agreement__in=agreements_for(user).values("id")) | Q(responsible=user))
+    # a task's owner too: anyone who runs cooperation projects may be given a task (_user), and must then find it in
+    # their tasks, open its project and report its progress (the overdue alert links there)
+    return qs.filter(Q(agreement__in=agreements_for(user).values("id")) | Q(responsible=user)
+                     | Q(pk__in=Task.objects.filter(owner=user).values("project_id")))
 
 
 def may_manage(user, agreement: Agreement) -> bool:

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from pharmacrm.core import access, viewsets
 from pharmacrm.core.api_utils import (
     HasCapability,
+    IntegerFilter,
     Serializer,
     StrictBooleanFilter,
     expected_version,
@@ -161,10 +162,12 @@ class MoveSerializer(Serializer):
 
 class OpportunityFilter(django_filters.FilterSet):
     mine = StrictBooleanFilter(method="filter_mine", label="Only the user's own (true).")
-    owner = django_filters.NumberFilter(field_name="owner_id")
-    team = django_filters.NumberFilter(field_name="team_id")
-    customer = django_filters.NumberFilter(field_name="institution_id")
-    product = django_filters.NumberFilter(field_name="product_id")
+    # ids as the other APIs read them: digits up to a database id (a longer one failed in the database, 500; 1.5
+    # was read as 1)
+    owner = IntegerFilter(field_name="owner_id", min_value=1, max_value=MAX_ID)
+    team = IntegerFilter(field_name="team_id", min_value=1, max_value=MAX_ID)
+    customer = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    product = IntegerFilter(field_name="product_id", min_value=1, max_value=MAX_ID)
     stage = django_filters.ChoiceFilter(choices=Opportunity.Stage.choices)
     close_month = django_filters.CharFilter(
         method="filter_close_month", label="Expected close month, 2026-12."

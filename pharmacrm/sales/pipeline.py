@@ -305,6 +305,9 @@ def clean(user, data: dict, instance: Opportunity | None = None) -> dict:
         if not mine and not (team is not None and team.pk in scope.team_ids):
             errors["owner"] = [_("Give the opportunity to yourself or to someone of your teams (with that team): you "
                                  "would not see it otherwise.")]  # fmt: skip
+        elif team is not None and team.pk not in scope.team_ids and (instance is None or team.pk != instance.team_id):
+            # one's own opportunity filed under another team showed in that team's list and funnel
+            errors["team"] = [_("Choose one of your own teams.")]
     if errors:
         raise ValidationError(errors)
     return out

@@ -248,6 +248,14 @@ def drill_error() -> str:
     return _("This list is opened from a count of the complaint analysis; the link is not valid.")
 
 
+def _id(raw: str) -> int:
+    """A row's id as the page's links carry it: digits within a database id's range (ValueError otherwise — a
+    longer number reached the database and failed there, 500)."""
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
+        raise ValueError(raw)
+    return int(raw)
+
+
 def _impact_level(raw: str) -> str:
     if raw == ANY or raw in IMPACTS:
         return raw
@@ -267,9 +275,9 @@ def drilled(user, query: Query, by: str, key: str = ""):
     qs = complaint_tickets(user, scope, query, klass_period=klass_period)
     try:
         if by == "category":
-            qs = qs.filter(category_id=int(key))
+            qs = qs.filter(category_id=_id(key))
         elif by == "product":
-            qs = qs.filter(product_id=int(key)) if key else qs.filter(product__isnull=True)
+            qs = qs.filter(product_id=_id(key)) if key else qs.filter(product__isnull=True)
         elif by == "cause":  # "" the undetermined ones, still open
             if key and key not in RootCause.values:
                 raise ValueError(key)

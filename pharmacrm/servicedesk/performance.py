@@ -586,7 +586,7 @@ def drilled(user, query: Query, what: str, row: str | None = None):
                 if group == "category":
                     raise ValidationError({"row": [drill_error()]})
                 qs = qs.filter(**{f"{field}__isnull": True})
-            elif row.isascii() and row.isdigit():
+            elif row.isascii() and row.isdigit() and 0 < int(row) < 2**63:  # a longer number failed in the DB (500)
                 qs = qs.filter(**{field: int(row)})
             else:
                 raise ValidationError({"row": [drill_error()]})

@@ -338,6 +338,9 @@ def _clean_course(data: dict) -> tuple[dict, list[Team], list[dict] | None]:
         except (TypeError, ValueError):
             ids = set()
             errors["audience_teams"] = [_("Not a team.")]
+        if not all(0 < i < 2**63 for i in ids):  # a longer id failed in the database (500)
+            ids = set()
+            errors["audience_teams"] = [_("Not a team.")]
         teams = list(Team.objects.filter(pk__in=ids).order_by("name"))
         if len(teams) != len(ids) and "audience_teams" not in errors:
             errors["audience_teams"] = [_("Not a team.")]
@@ -546,11 +549,18 @@ def chosen_users(*, roles=(), teams=(), users=()) -> list[User]:
         raise ValidationError({"roles": [_("Not a role: %(roles)s.") % {"roles": ", ".join(map(str, bad))}]})
     if roles:
         q |= Q(groups__name__in=list(roles))
-    try:
-        team_ids = [int(t.pk if isinstance(t, Team) else t) for t in teams]
-        user_ids = [int(u.pk if isinstance(u, User) else u) for u in users]
-    except (TypeError, ValueError):
-        raise ValidationError({"users": [_("Not a user.")]}) from None
+    def ids(values, model, name: str, message: str) -> list[int]:
+        # an id longer than the database's reached it and failed there (500); a bad team was named "Not a user."
+        try:
+            out = [int(v.pk if isinstance(v, model) else v) for v in values]
+        except (TypeError, ValueError):
+            out = [0]
+        if not all(0 < i < 2**63 for i in out):
+            raise ValidationError({name: [message]})
+        return out
+
+    team_ids = ids(teams, Team, "teams", _("Not a team."))
+    user_ids = ids(users, User, "users", _("Not a user."))
     if team_ids:
         if Team.objects.filter(pk__in=team_ids).count() != len(set(team_ids)):
             raise ValidationError({"teams": [_("Not a team.")]})

@@ -416,3 +416,23 @@ def test_a_customer_merge_moves_its_agreements_to_the_record_kept(world, users):
     assert agreement.institution == world["ruijin"]
     assert set(world["ruijin"].cooperation_agreements.values_list("number", flat=True)) == {
         world["theirs"].number, agreement.number}
+
+
+def test_a_task_given_to_someone_outside_the_agreements_team_is_theirs_to_open_and_report(world, users, client_for):
+    # the key-account manager (another team) runs cooperation projects, so may be given a task; the task was then
+    # missing from their "my tasks", their progress report and the overdue alert's link answered 404
+    project = running_project(users["rep"], in_force(users["rep"], world["ours"]))
+    task = services.add_task(users["rep"], project, {"title": "邀请讲者", "owner": users["kam"].pk,
+                                                     "deadline": TODAY() + dt.timedelta(days=5)})  # fmt: skip
+    kam = client_for("kam")
+    assert "邀请讲者" in kam.get("/cooperation/tasks/?mine=1").content.decode()
+    assert kam.get(f"/cooperation/projects/{project.pk}/").status_code == 200
+    r = kam.post(f"/cooperation/projects/{project.pk}/", {"action": "task-update", "task": task.pk, "status": "doing",
+                                                          "progress": "40"})  # fmt: skip
+    assert r.status_code == 302 and Task.objects.get(pk=task.pk).progress == 40
+    r = kam.post(f"/api/v1/cooperation/projects/{project.pk}/task-progress/", {"task": task.pk, "progress": 60},
+                 content_type="application/json")  # fmt: skip
+    assert r.status_code == 200 and Task.objects.get(pk=task.pk).progress == 60
+    # but not the agreement itself, nor anyone else's project
+    assert kam.get(f"/cooperation/{world['ours'].pk}/").status_code == 404
+    assert client_for("kam").post(f"/cooperation/projects/{project.pk}/", {"action": "start"}).status_code in (302, 403)

@@ -310,3 +310,21 @@ def test_the_pipeline_pages_show_no_english_to_a_chinese_user(opportunities, cli
         assert '<html lang="zh-hans">' in page, url
         assert english_left(page) == [], url
     assert "签约" in client.get(f"/sales/pipeline/{o1.pk}/").content.decode()
+
+
+@pytest.mark.parametrize("name", ["owner", "team", "customer", "product"])
+@pytest.mark.parametrize("raw", ["9" * 23, "1.5", "١"])
+def test_an_api_filter_that_is_not_an_id_is_refused_by_name(opportunities, api_for, name, raw):
+    # a number longer than a database id reached the database and failed there (500 on SQLite); 1.5 was read as 1
+    r = api_for("manager").get("/api/v1/sales/opportunities/", {name: raw})
+    assert r.status_code == 400 and list(r.json()) == [name], (r.status_code, r.content[:300])
+
+
+def test_a_rep_cannot_file_their_opportunity_under_a_team_they_are_not_in(pipeline_world, api_for):
+    # it showed in that team's list and funnel, to its lead and members, and left the rep's own team's figures
+    payload = {"customer": pipeline_world["a"].pk, "title": "甲 放错团队", "amount": "1000", "close_date": "2026-12-31",
+               "team": pipeline_world["east"].pk}
+    r = api_for("rep").post("/api/v1/sales/opportunities/", payload, format="json")
+    assert r.status_code == 400 and list(r.json()) == ["team"], r.content
+    assert not Opportunity.objects.filter(title="甲 放错团队").exists()
+    assert api_for("manager").post("/api/v1/sales/opportunities/", payload, format="json").status_code == 201

@@ -205,3 +205,20 @@ def test_api_errors_are_localised_naming_the_field(world, users):
     assert "不是本次考核的题目" in response.json()["answers"][0]
     bad = api(users["manager"]).get("/api/v1/training/assignments/?state=late")
     assert bad.status_code == 400 and "state" in bad.json()
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("teams", "9" * 23, "Not a team."), ("users", "9" * 23, "Not a user."), ("teams", "x", "Not a team."),
+])
+def test_assigning_to_an_id_that_is_not_one_is_refused_by_name(world, client_for, field, value, reason):
+    # an id longer than the database's failed there (500); a bad team was said to be "Not a user."
+    r = client_for("manager").post(f"/training/courses/{world['course'].pk}/assign/",
+                                   {field: [value], "due_date": "2030-01-01"}, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400 and reason in r.content.decode()
+
+
+def test_a_course_for_a_team_id_that_is_not_one_is_refused_by_name(world, client_for):
+    form = {"title": "新课程", "category": "compliance", "hours": "2", "pass_mark": "80", "max_attempts": "3",
+            "status": "draft", "audience_teams": ["9" * 23]}  # a longer id than the database's failed there (500)
+    r = client_for("manager").post("/training/courses/new/", form, HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 400 and "Not a team." in r.content.decode()
