@@ -239,6 +239,15 @@ def mail(sub: ReportSubscription, period: Period, filename: str, content: bytes)
         connection.send_messages([message])
 
 
+def _failed(sub: ReportSubscription, now: dt.datetime, error: str) -> str:
+    """Not mailed: tried again by the next sweeps, MAX_ATTEMPTS in all, then given up for this period."""
+    if sub.attempts >= MAX_ATTEMPTS:  # the next period comes on time
+        _finish(sub, now, attempts=0, last_error=error, next_run_at=next_run(sub.frequency, now))
+    else:
+        _finish(sub, now, last_error=error)
+    return "failed"
+
+
 def run(pk: int, now: dt.datetime | None = None) -> str:
     """Send one due subscription: "sent", "failed" (tried again later), "paused", or "" (nothing to do)."""
     from pharmacrm.customers import normalise
@@ -262,16 +271,15 @@ def run(pk: int, now: dt.datetime | None = None) -> str:
     except PermissionDenied:
         _pause(sub, now, _("You may no longer see this report (or this team's figures)."))
         return "paused"
+    except Exception as exc:  # noqa: BLE001 — the workbook could not be made: nothing was mailed, tried again
+        log.exception("Scheduled report %s: the workbook could not be made", sub.pk)
+        return _failed(sub, now, normalise.mask_addresses(f"{type(exc).__name__}: {exc}")[:500])
     try:
         mail(sub, period, filename, content)
     except Exception as exc:  # noqa: BLE001 — SMTP, network: tried again by the next sweep
         error = normalise.mask_addresses(f"{type(exc).__name__}: {exc}")[:500]
         log.warning("Scheduled report %s, attempt %d: %s", sub.pk, sub.attempts, error)
-        if sub.attempts >= MAX_ATTEMPTS:  # given up for this period; the next one comes on time
-            _finish(sub, now, attempts=0, last_error=error, next_run_at=next_run(sub.frequency, now))
-        else:
-            _finish(sub, now, last_error=error)
-        return "failed"
+        return _failed(sub, now, error)
     with transaction.atomic():
         _finish(sub, now, attempts=0, last_error="", last_period=period.key, last_sent_at=now,
                 next_run_at=next_run(sub.frequency, now))  # fmt: skip

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from pharmacrm.core import access
 from pharmacrm.core.models import Team
 from pharmacrm.customers.choices import Source
-from pharmacrm.customers.forms import _limit_picker, region_children
+from pharmacrm.customers.forms import OnceTokenForm, _limit_picker, region_children
 from pharmacrm.customers.models import Institution, Person
 from pharmacrm.servicedesk.models import Product
 
@@ -118,7 +118,7 @@ class AmountField(forms.CharField):
         return value
 
 
-class OpportunityForm(forms.Form):
+class OpportunityForm(OnceTokenForm):
     institution = forms.ModelChoiceField(label=_("Customer"), queryset=Institution.objects.none())
     contact = forms.ModelChoiceField(label=_("Contact person"), queryset=Person.objects.none(), required=False,
                                      empty_label="—")  # fmt: skip

@@ -227,11 +227,26 @@ def _form_page(request, form, opp=None, status=200, error=""):
     )
 
 
+def _sent_again(request, pk):
+    """A new opportunity's form sent a second time (a double click, a replay): the one the first created."""
+    messages.info(request, _("This form was already sent: the opportunity was created then, and not a second time."))
+    return redirect("sales:opportunity", pk=pk)
+
+
 def _save(request, form, opp=None):
+    from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
+
+    if opp is None and (done := _created_with(request.user, request.POST.get("form_token", ""))):
+        return _sent_again(request, done)
     if not form.is_valid():
         return _form_page(request, form, opp, status=400)
     try:
-        saved = form.save()
+        if opp is None:  # created once per form: two clicks or two requests at once make one opportunity
+            saved = _create_once(request.user, form.cleaned_data.get("form_token"), form.save)
+        else:
+            saved = form.save()
+    except AlreadyCreated as e:
+        return _sent_again(request, e.pk)
     except pipeline.OpportunityConflict as e:
         return _form_page(request, form, opp, status=409, error=str(e))
     except ValidationError as e:

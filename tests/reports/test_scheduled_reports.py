@@ -297,3 +297,22 @@ def test_mail_the_last_period_now(users, manager, november, inbox, huey_immediat
     assert message["Subject"].endswith("（定期报表）")  # the account's language: the default, Chinese
     sub.refresh_from_db()
     assert sub.next_run_at > dt.datetime.now(tz=BJ) and sub.last_sent_at is not None
+
+
+def test_a_workbook_that_cannot_be_made_is_tried_again_not_taken_for_sent(users, manager, november, inbox, monkeypatch):
+    import dataclasses
+
+    sub = services.subscribe(manager, {"report": "sales_attainment"}, now=bj(2026, 11, 20))
+
+    def broken(user, period, team):
+        raise RuntimeError("the rollups are being rebuilt")
+
+    kind = kinds.KINDS["sales_attainment"]
+    monkeypatch.setitem(kinds.KINDS, "sales_attainment", dataclasses.replace(kind, build=broken))
+    assert services.send_due(bj(2026, 12, 1, 8, 5)) == 0
+    sub.refresh_from_db()
+    assert sub.sending_since is None and "RuntimeError" in sub.last_error
+    assert sub.next_run_at == bj(2026, 12, 1, 8) and sub.active  # due still: the next sweep tries again
+    monkeypatch.setitem(kinds.KINDS, "sales_attainment", kind)  # the rollups are back
+    assert services.send_due(bj(2026, 12, 1, 8, 20)) == 1
+    assert len(inbox.messages(INBOX)) == 1

@@ -87,6 +87,22 @@ def test_a_stale_opportunity_is_marked(pipeline_world, client_for):
     assert "data-stale" in page
 
 
+def test_the_new_opportunity_form_sent_twice_creates_one(pipeline_world, client_for):
+    import re
+
+    rep = client_for("rep")
+    a = pipeline_world["a"]
+    page = rep.get(f"/sales/pipeline/new/?customer={a.pk}").content.decode()
+    token = re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', page).group(1)
+    form = {"institution": a.pk, "title": "新品进院", "amount_fen": "120000", "close_date": "2027-02-28",
+            "form_token": token}  # fmt: skip
+    first = rep.post("/sales/pipeline/new/", form)
+    again = rep.post("/sales/pipeline/new/", form, HTTP_ACCEPT_LANGUAGE="en", follow=True)  # a double click
+    opp = Opportunity.objects.get()  # one
+    assert first.status_code == 302 and again.redirect_chain[-1][0] == f"/sales/pipeline/{opp.pk}/"
+    assert "This form was already sent" in again.content.decode()
+
+
 def test_a_rep_creates_an_opportunity_from_the_form_and_bad_input_is_named(pipeline_world, client_for):
     rep = client_for("rep")
     a = pipeline_world["a"]
