@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Prefetch
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -50,6 +51,7 @@ class TaskSerializer(Serializer):
     deadline = serializers.DateField(read_only=True)
     status = serializers.ChoiceField(choices=TaskStatus.choices, read_only=True)
     progress = serializers.IntegerField(read_only=True, help_text="Percent, 0–100.")
+    version = serializers.IntegerField(read_only=True, help_text="Send it back with a progress report (409 if stale).")
     overdue_notified_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
@@ -179,6 +181,8 @@ class TaskProgressSerializer(Serializer):
     task = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     status = _opt(serializers.ChoiceField, choices=TaskStatus.choices)
     progress = _opt(serializers.IntegerField, min_value=0, max_value=100)
+    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID,
+                   help_text="The task's version you loaded (required): 409 if someone reported since.")
 
 
 class CheckWriteSerializer(Serializer):
@@ -407,8 +411,9 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def tasks(self, request, pk=None):
         return self._add(request, TaskWriteSerializer, services.add_task)
 
-    @extend_schema(tags=TAGS, request=TaskProgressSerializer, responses={200: ProjectSerializer, 400: ERRORS},
-                   description="A task's status and progress: the project's managers or the task's owner.")  # fmt: skip
+    @extend_schema(tags=TAGS, request=TaskProgressSerializer, responses={200: ProjectSerializer, 400: ERRORS, 409: STALE},
+                   description="A task's status and progress: the project's managers or the task's owner. Send the "
+                   "task's `version` (not the project's If-Match).")  # fmt: skip
     @action(detail=True, methods=["post"], url_path="task-progress")
     def task_progress(self, request, pk=None):
         project = self.get_object()
@@ -416,7 +421,12 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         task = Task.objects.filter(project=project, pk=data.pop("task")).first()
         if task is None:
             raise serializers.ValidationError({"task": [services.no_task_message()]})
-        services.update_task(request.user, task, {k: v for k, v in data.items() if v is not None})
+        version = data.pop("version", None)
+        if version is None:  # the body's field only: an If-Match here would be the project's version, not the task's
+            raise serializers.ValidationError({"version": [
+                _("Send the task's version you loaded, so that progress reported by others in the meantime is not "
+                  "overwritten.")]})  # fmt: skip
+        services.update_task(request.user, task, {k: v for k, v in data.items() if v is not None}, version)
         return self._answer(project)
 
     @extend_schema(tags=TAGS, request=CheckWriteSerializer, responses={201: ProjectSerializer, 400: ERRORS})

@@ -136,6 +136,10 @@ class Task(models.Model):
     status = models.CharField(_("status"), max_length=8, choices=TaskStatus.choices, default=TaskStatus.TODO)
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
     overdue_notified_at = models.DateTimeField(_("overdue alert sent"), null=True, blank=True, editable=False)
+    # two people reporting the same task's progress: the second, on a stale version, is refused naming the first
+    version = models.PositiveIntegerField(default=1, editable=False)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
+                                   related_name="+", editable=False)  # fmt: skip
 
     class Meta:
         ordering = ["deadline", "id"]

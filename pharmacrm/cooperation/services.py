@@ -466,8 +466,25 @@ def add_task(user, project: Project, data: dict) -> Task:
     return task
 
 
-def update_task(user, task: Task, data: dict) -> Task:
-    """Progress of a task: its status and percentage (done is 100 %). Its owner may report it too."""
+class TaskConflict(ConflictError):
+    """Someone else reported the task's progress after this user loaded it: nothing was saved."""
+
+    def __init__(self, current: Task):
+        super().__init__(current.version)
+        who = current.updated_by.display_name if current.updated_by_id else _("someone else")
+        self.args = (
+            _("“%(task)s” was changed by %(who)s while you were working on it (it is now %(status)s, %(progress)s %%), "
+              "so nothing was saved. Reload and report the progress again.") % {
+                "task": current.title, "who": who, "status": current.get_status_display(), "progress": current.progress},
+        )  # fmt: skip
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def update_task(user, task: Task, data: dict, version=None) -> Task:
+    """Progress of a task: its status and percentage (done is 100 %). Its owner may report it too. A `version` other
+    than the task's current one (someone else reported since it was loaded) is refused: TaskConflict."""
     project = task.project
     if not (may_manage(user, project.agreement) or (task.owner_id == user.pk and access.can(user, Cap.READ_COOPERATION)
                                                     and not access.roles_of(user) & READ_ONLY_ROLES)):  # fmt: skip
@@ -483,17 +500,30 @@ def update_task(user, task: Task, data: dict) -> Task:
     except (TypeError, ValueError):
         errors["progress"] = [_("Give the progress as a whole number from 0 to 100.")]
         progress = task.progress
+    try:
+        expected = int(version) if version not in (None, "") else None
+    except (TypeError, ValueError):
+        expected = -1  # a garbled version is as stale as an old one
     if errors:
         raise ValidationError(errors)
     if status == TaskStatus.DONE:
         progress = 100
-    changes = {k: [getattr(task, k), v] for k, v in {"status": status, "progress": progress}.items()
-               if getattr(task, k) != v}  # fmt: skip
-    if changes:
-        with transaction.atomic():
-            task.status, task.progress = status, progress
-            task.save(update_fields=["status", "progress"])
-            audit.record(A.UPDATE, task, user=user, changes=changes)
+    with transaction.atomic():
+        current = Task.objects.select_for_update().filter(pk=task.pk).first()
+        if current is None:
+            raise ValidationError({"task": [no_task_message()]})
+        if expected is not None and current.version != expected:
+            raise TaskConflict(Task.objects.select_related("updated_by").get(pk=task.pk))
+        changes = {k: [getattr(current, k), v] for k, v in {"status": status, "progress": progress}.items()
+                   if getattr(current, k) != v}  # fmt: skip
+        if changes:
+            current.status, current.progress = status, progress
+            current.version += 1
+            current.updated_by = user
+            current.save(update_fields=["status", "progress", "version", "updated_by"])
+            audit.record(A.UPDATE, current, user=user, changes=changes)
+    task.status, task.progress, task.version, task.updated_by_id = (current.status, current.progress, current.version,
+                                                                    current.updated_by_id)  # fmt: skip
     return task
 
 

@@ -284,7 +284,8 @@ def project_detail(request, pk):
                 if task is None:
                     raise Http404
                 services.update_task(user, task, {"status": request.POST.get("status", task.status),
-                                                  "progress": request.POST.get("progress", task.progress)})  # fmt: skip
+                                                  "progress": request.POST.get("progress", task.progress)},
+                                     version)  # fmt: skip
             else:
                 services.require_manage(user, project.agreement)
                 if action == "start":

@@ -430,9 +430,50 @@ def test_a_task_given_to_someone_outside_the_agreements_team_is_theirs_to_open_a
     r = kam.post(f"/cooperation/projects/{project.pk}/", {"action": "task-update", "task": task.pk, "status": "doing",
                                                           "progress": "40"})  # fmt: skip
     assert r.status_code == 302 and Task.objects.get(pk=task.pk).progress == 40
-    r = kam.post(f"/api/v1/cooperation/projects/{project.pk}/task-progress/", {"task": task.pk, "progress": 60},
+    r = kam.post(f"/api/v1/cooperation/projects/{project.pk}/task-progress/",
+                 {"task": task.pk, "progress": 60, "version": Task.objects.get(pk=task.pk).version},
                  content_type="application/json")  # fmt: skip
     assert r.status_code == 200 and Task.objects.get(pk=task.pk).progress == 60
     # but not the agreement itself, nor anyone else's project
     assert kam.get(f"/cooperation/{world['ours'].pk}/").status_code == 404
     assert client_for("kam").post(f"/cooperation/projects/{project.pk}/", {"action": "start"}).status_code in (302, 403)
+
+
+# --- two people reporting the same task's progress ------------------------------------------------------------
+
+
+def test_a_task_progress_report_on_a_version_someone_else_changed_is_refused_naming_the_task_and_who(
+        world, users, client_for):  # fmt: skip
+    # the agreement's rep and the task's owner (the key-account manager) both had the page open at 0 %: the owner
+    # reported 60 %, then the rep's 30 % silently overwrote it
+    project = running_project(users["rep"], in_force(users["rep"], world["ours"]))
+    task = services.add_task(users["rep"], project, {"title": "邀请讲者", "owner": users["kam"].pk,
+                                                     "deadline": TODAY() + dt.timedelta(days=5)})  # fmt: skip
+    loaded = task.version
+    page = f"/cooperation/projects/{project.pk}/"
+    assert f'name="version" value="{loaded}"' in client_for("rep").get(page).content.decode()
+    kam, rep = client_for("kam"), client_for("rep")
+    r = kam.post(page, {"action": "task-update", "task": task.pk, "status": "doing", "progress": "60",
+                        "version": loaded})  # fmt: skip
+    assert r.status_code == 302
+    r = rep.post(page, {"action": "task-update", "task": task.pk, "status": "doing", "progress": "30",
+                        "version": loaded}, HTTP_ACCEPT_LANGUAGE="zh-hans", follow=True)  # fmt: skip
+    shown = " ".join(str(m) for m in r.context["messages"])
+    assert "邀请讲者" in shown and users["kam"].display_name in shown and "未保存" in shown
+    assert Task.objects.get(pk=task.pk).progress == 60
+    # the API: a stale version is a 409 naming them too, in the reader's language; no version is a 400
+    url = f"/api/v1/cooperation/projects/{project.pk}/task-progress/"
+    r = rep.post(url, {"task": task.pk, "progress": 30, "version": loaded}, content_type="application/json",
+                 HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 409 and "邀请讲者" in r.json()["detail"] and users["kam"].display_name in r.json()["detail"]
+    assert "nothing was saved" in r.json()["detail"]
+    r = rep.post(url, {"task": task.pk, "progress": 30}, content_type="application/json")
+    assert r.status_code == 400 and "version" in r.json()
+    assert Task.objects.get(pk=task.pk).progress == 60
+    current = Task.objects.get(pk=task.pk).version
+    r = rep.post(url, {"task": task.pk, "progress": 70, "version": current}, content_type="application/json")
+    assert r.status_code == 200 and Task.objects.get(pk=task.pk).progress == 70
+    task_json = next(t for t in r.json()["tasks"] if t["id"] == task.pk)
+    assert task_json["version"] == current + 1
+    with pytest.raises(ConflictError):
+        services.update_task(users["kam"], Task.objects.get(pk=task.pk), {"progress": 90}, loaded)
