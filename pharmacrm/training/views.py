@@ -401,8 +401,14 @@ def results_export(request):
 @login_required
 @require_GET
 def person(request, pk: int):
-    who = get_object_or_404(User, pk=pk)
-    rows = training.person_rows(request.user, who)
+    # one outside the viewer's scope is answered as an unknown id is (404), or the answers would tell which exist
+    who = User.objects.filter(pk=pk).first() if pk < 2**63 else None
+    try:
+        rows = training.person_rows(request.user, who) if who else None
+    except PermissionDenied:
+        rows = None
+    if rows is None:
+        raise Http404(_("No such person."))
     return render(request, "training/person.html", {
         "who": who, "rows": [(a, training.STATE_LABELS[s]) for a, s in rows],
     })  # fmt: skip

@@ -78,7 +78,7 @@ def test_a_team_lead_sees_only_their_teams_members(world, client_for, users):
     body = page(client_for, "kam", "/training/results/").content.decode()
     assert ">rep<" in body and ">agent<" not in body  # the agent is in no team the KAM leads
     assert page(client_for, "kam", f"/training/people/{users['rep'].pk}/").status_code == 200
-    assert page(client_for, "kam", f"/training/people/{users['agent'].pk}/").status_code == 403
+    assert page(client_for, "kam", f"/training/people/{users['agent'].pk}/").status_code == 404
     all_rows = page(client_for, "manager", "/training/results/").content.decode()
     assert ">rep<" in all_rows and ">agent<" in all_rows
 
@@ -146,6 +146,28 @@ def test_pages_in_each_language(world, client_for, lang, words):
         assert w in body, (lang, w)
     detail = page(client_for, "manager", f"/training/courses/{world['course'].pk}/", lang).content.decode()
     assert {"zh-hans": "培训评估", "en": "Training evaluation", "zh-hant": "培訓評估"}[lang] in detail
+
+
+def _same(response) -> str:
+    """The page without its per-response tokens (CSP nonce, CSRF token) and its own address."""
+    text = response.content.decode().replace(response.wsgi_request.path, "/training/people/…/")
+    return re.sub(r'"[A-Za-z0-9+/=_-]{32,}"', "", text)
+
+
+def test_a_person_page_outside_the_viewers_scope_answers_as_an_unknown_id_does(world, client_for, users):
+    # a 403 for a known id and a 404 for an unknown one let anyone tell which user ids exist
+    unknown = 10**12
+    for role, known in (("kam", users["agent"]), ("rep", users["agent"]), ("agent", users["rep"])):
+        outside = page(client_for, role, f"/training/people/{known.pk}/")
+        missing = page(client_for, role, f"/training/people/{unknown}/")
+        assert outside.status_code == missing.status_code == 404, role
+        assert _same(outside) == _same(missing), role
+    assert page(client_for, "rep", f"/training/people/{users['rep'].pk}/").status_code == 200  # their own
+    # the API: another's assignment outside the scope is as missing as an unknown one
+    kam = api(users["kam"])
+    assert kam.get(f"/api/v1/training/assignments/{world['agent'].pk}/").status_code == 404
+    assert kam.get(f"/api/v1/training/assignments/{unknown}/").status_code == 404
+    assert kam.get(f"/api/v1/training/assignments/{world['rep'].pk}/").status_code == 200
 
 
 # --- the API ---------------------------------------------------------------------------------------------
