@@ -224,9 +224,22 @@ def clean_agreement(user, data: dict, *, current: Agreement | None = None) -> di
         out["team"] = Team.objects.filter(pk=getattr(team, "pk", team) if str(getattr(team, "pk", team)).isdigit() else None).first()
         if out["team"] is None:
             errors["team"] = [_("No such team.")]
+    if current is not None and not may_reassign(user, current):
+        if out["owner"] is not None and out["owner"].pk != current.owner_id:
+            errors["owner"] = [_("Only leadership or the team's lead may hand this agreement to another owner.")]
+        if "team" not in errors and (out["team"].pk if out["team"] else None) != current.team_id:
+            errors["team"] = [_("Only leadership or the team's lead may hand this agreement to another team.")]
     if errors:
         raise ValidationError(errors)
     return out
+
+
+def may_reassign(user, agreement: Agreement) -> bool:
+    """Who may hand an agreement to another owner or team: leadership (cooperation.all) or its team's lead — not
+    anyone else who manages it, or it could leave its team's hands."""
+    if access.can(user, Cap.ALL_COOPERATION):
+        return True
+    return bool(agreement.team_id) and Team.objects.filter(pk=agreement.team_id, lead=user).exists()
 
 
 # --- agreements ---------------------------------------------------------------------------------------------

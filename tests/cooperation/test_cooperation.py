@@ -154,8 +154,45 @@ def test_a_signed_agreements_terms_cannot_change_but_its_owner_can(world, users)
     with pytest.raises(ValidationError) as e:
         services.update_agreement(users["rep"], agreement, {"amount": "1.00"}, agreement.version)
     assert list(e.value.message_dict) == ["amount"]
-    services.update_agreement(users["rep"], agreement, {"owner": users["manager"].pk}, agreement.version)
+    services.update_agreement(users["manager"], agreement, {"owner": users["manager"].pk}, agreement.version)
     assert Agreement.objects.get(pk=agreement.pk).owner == users["manager"]
+
+
+def test_only_leadership_or_the_teams_lead_hands_an_agreement_to_another_owner_or_team(world, users, client_for,
+                                                                                        team_north):  # fmt: skip
+    # anyone managing an agreement could hand it to another team or owner — out of their own team's hands
+    from pharmacrm.core.models import Team
+
+    south = Team.objects.create(name="华南团队")
+    agreement = world["ours"]
+    for change in ({"owner": users["kam"].pk}, {"team": south.pk}):
+        with pytest.raises(ValidationError) as e:
+            services.update_agreement(users["rep"], agreement, change, agreement.version)
+        assert list(e.value.message_dict) == list(change)
+    agreement.refresh_from_db()
+    assert (agreement.owner, agreement.team, agreement.version) == (users["rep"], team_north, 1)
+    # the page shows it under the field, in the reader's language; the API answers 400 naming the field
+    form = {"institution": agreement.institution_id, "kind": agreement.kind, "title": agreement.title,
+            "company_signer": agreement.company_signer, "start_date": str(agreement.start_date),
+            "end_date": str(agreement.end_date), "owner": users["kam"].pk, "team": team_north.pk,
+            "version": agreement.version}  # fmt: skip
+    r = client_for("rep").post(f"/cooperation/{agreement.pk}/edit/", form, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert r.status_code == 400 and 'id="id_owner_error"' in r.content.decode()
+    assert "团队负责人" in r.content.decode()
+    r = client_for("rep").patch(f"/api/v1/cooperation/agreements/{agreement.pk}/",
+                                {"team": south.pk, "version": agreement.version}, content_type="application/json",
+                                HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400 and "team's lead" in r.json()["team"][0]
+    # other changes still go through for them
+    services.update_agreement(users["rep"], agreement, {"title": "新标题", "owner": users["rep"].pk}, agreement.version)
+    # the lead of the agreement's team may hand it on, and so may leadership
+    team_north.lead = users["kam"]
+    team_north.save(update_fields=["lead"])
+    users["kam"].teams.add(team_north)
+    services.update_agreement(users["kam"], agreement, {"owner": users["kam"].pk}, agreement.version)
+    services.update_agreement(users["manager"], agreement, {"team": south.pk}, agreement.version)
+    agreement.refresh_from_db()
+    assert (agreement.title, agreement.owner, agreement.team) == ("新标题", users["kam"], south)
 
 
 def test_an_edit_on_a_version_another_user_changed_meanwhile_is_refused(world, users):
