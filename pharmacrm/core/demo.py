@@ -920,7 +920,7 @@ def _preferred_languages() -> int:
     return len(ids)
 
 
-def _later_demo_data() -> None:
+def _later_demo_data(scale: float = 1.0) -> None:
     """Demo records of features added after the customer master data, each loaded once by its own marker."""
     from pharmacrm.customers.models import Person
     from pharmacrm.servicedesk import demo as servicedesk_demo
@@ -953,7 +953,7 @@ def _later_demo_data() -> None:
     from pharmacrm.training import demo as training_demo
 
     training_demo.load()  # after the service desk's tickets: a course's effect on performance reads them
-    sales_demo.load_opportunities()  # last: its opportunities move their customers' lifecycle stage forward
+    sales_demo.load_opportunities(scale=scale)  # last: its opportunities move their customers' lifecycle stage forward
     from pharmacrm.sales import churn
 
     churn.refresh()  # the churn watch and its rates, as the worker's morning refresh would leave them
@@ -993,7 +993,7 @@ def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoRe
 
 def _load(scale: float, seed: int) -> DemoResult:
     if Counter.objects.filter(name=MARKER).exists():
-        _later_demo_data()  # records of later features, into a database whose demo data came earlier
+        _later_demo_data(scale)  # records of later features, into a database whose demo data came earlier
         return DemoResult(created=False)
     password = os.environ.get("PHARMACRM_DEMO_PASSWORD") or None
     generated = None if password else secrets.token_urlsafe(12)
@@ -1005,7 +1005,7 @@ def _load(scale: float, seed: int) -> DemoResult:
         people = _people(b, institutions, departments, users)
         consents = _consents(b, people, users)
         Counter.objects.create(name=MARKER, value=1)
-        _later_demo_data()
+        _later_demo_data(scale)
         _forget_demo_signing_tries(users, totp)
         audit.record(
             A.IMPORT, ("customers.institution", "", "demo data"), actor_name="demo", source="demo",

@@ -401,8 +401,17 @@ COMPETITORS = ("恒瑞医药", "齐鲁制药", "石药集团", "扬子江药业"
 LOST_WEIGHTS = {"price": 30, "competitor": 25, "formulary": 15, "budget": 12, "no_need": 8, "timing": 6, "other": 4}
 
 
-def load_opportunities(today: dt.date | None = None, seed: int = PIPELINE_SEED, count: int = 96) -> int:
-    """About a hundred opportunities over the last year for the customers the demo's reps and key-account managers
+OPPORTUNITIES = 96  # at scale 1
+
+
+def opportunity_count(scale: float) -> int:
+    """The demo's opportunities at `scale` (the demo's): 96 at 1, two at least (the API walk reads two of each list)."""
+    return max(2, round(OPPORTUNITIES * scale))
+
+
+def load_opportunities(today: dt.date | None = None, seed: int = PIPELINE_SEED, count: int | None = None, *,
+                       scale: float = 1.0) -> int:
+    """About a hundred opportunities (at scale 1; `count` or opportunity_count(scale)) over the last year for the customers the demo's reps and key-account managers
     own, through pipeline.py as the owners would enter and move them (audited, in their stage history), then dated
     back: some won (their amounts a few months of the customer's purchases, for customers that buy), some lost with
     their reasons, the rest open — a few of those stale. Once (none when any opportunity exists)."""
@@ -416,6 +425,7 @@ def load_opportunities(today: dt.date | None = None, seed: int = PIPELINE_SEED, 
 
     if Opportunity.objects.exists():
         return 0
+    count = opportunity_count(scale) if count is None else count
     today = today or pipeline.beijing_today()
     rng = random.Random(seed)
     owners = [u for u in User.objects.filter(is_active=True, username__in=("rep", "kam")).order_by("username")]

@@ -407,6 +407,10 @@ def test_the_demo_has_last_quarters_closed_survey_campaign_with_answers(loaded):
     assert page.status_code == 200 and 'id="campaign-answers"' in page.content.decode()
 
 
+def test_the_demos_opportunities_follow_its_scale(loaded):
+    assert Opportunity.objects.count() == 5  # 96 at scale 1; the test suite's 0.05 paid for all 96
+
+
 def test_the_demo_has_cooperation_agreements_and_projects_in_every_state(loaded):
     from pharmacrm.cooperation.models import Agreement, AgreementStatus, Project, ProjectStatus, Task
 

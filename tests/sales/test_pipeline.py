@@ -260,6 +260,15 @@ def test_the_demo_opportunities_look_lived_in_and_are_loaded_once(pipeline_world
     assert demo.load_opportunities(TODAY) == 0
 
 
+def test_the_demo_opportunities_follow_the_demos_scale(pipeline_world):
+    # 96 whatever the scale: the test suite's small demos (scale 0.05) paid for a full pipeline each time
+    from pharmacrm.sales import demo
+
+    assert demo.opportunity_count(1) == 96 and demo.opportunity_count(0.5) == 48
+    assert demo.opportunity_count(0.001) == 2  # the API walk needs two of each list
+    assert demo.load_opportunities(TODAY, scale=0.05) == 5 == Opportunity.objects.count()
+
+
 @pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_two_reps_moving_the_same_opportunity_at_once_the_second_is_refused_not_an_error(pipeline_world):
