@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import re
 import uuid
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -42,6 +44,7 @@ from .models import (
 )
 
 A = AuditEntry.Action
+log = logging.getLogger(__name__)
 MAX_AMOUNT = Decimal("999999999999.99")
 OPEN_PROJECT = (ProjectStatus.PLANNING, ProjectStatus.RUNNING)
 # the terms a signature fixes: once signed, only who looks after the agreement may change
@@ -384,6 +387,47 @@ def record_signed(user, agreement: Agreement, *, signed_date, upload, version=No
 
 def kept_file(name: str) -> bytes:
     return (files_dir() / Path(name).name).read_bytes()
+
+
+# what _store writes: HZ-2026-0001-<uuid>.pdf (a signed copy), acceptance-<project id>-<uuid>.png (an acceptance's)
+KEPT_FILE = re.compile(r"(?:HZ-\d{4}-\d+|acceptance-\d+)-[0-9a-f]{32}\.(?:pdf|png|jpg)")
+ORPHAN_AGE = dt.timedelta(days=1)
+
+
+def sweep_orphaned_files(now: dt.datetime | None = None) -> int:
+    """The worker: delete the signed copies and acceptance files that nothing names, once a day old. The file is
+    written before the transaction that records it; a process killed in between (or a database that failed at the
+    commit) left it behind for ever. Named means an agreement's signed copy, an acceptance's file, or a replaced
+    signed copy an audit entry of an agreement names (those stay archived). A younger file may be an upload still
+    under way. Logged, and one audit entry per sweep that deleted something, with the count and the names."""
+    cutoff = ((now or timezone.now()) - ORPHAN_AGE).timestamp()
+    folder = files_dir()
+    old = []
+    for path in folder.iterdir():
+        try:
+            if KEPT_FILE.fullmatch(path.name) and path.is_file() and path.stat().st_mtime < cutoff:
+                old.append(path)
+        except FileNotFoundError:  # deleted meanwhile
+            continue
+    if not old:
+        return 0
+    # read after the listing: a file recorded meanwhile is named here
+    named = {Path(n).name for n in Agreement.objects.exclude(signed_copy="").values_list("signed_copy", flat=True)}
+    named |= {Path(n).name for n in Acceptance.objects.exclude(attachment="").values_list("attachment", flat=True)}
+    history = AuditEntry.objects.filter(object_type__in=("cooperation.agreement", "cooperation.acceptance"))
+    for changes, extra in history.values_list("changes", "extra").iterator():
+        named.update(ka._file_names(changes, KEPT_FILE), ka._file_names(extra, KEPT_FILE))
+    gone = []
+    for path in old:
+        if path.name not in named:
+            path.unlink(missing_ok=True)
+            gone.append(path.name)
+    if gone:
+        gone.sort()
+        log.warning("cooperation: %d file(s) nothing names deleted: %s", len(gone), ", ".join(gone))
+        audit.record(A.DELETE, ("cooperation.agreement", "", str(len(gone))), actor_name="worker",
+                     count=len(gone), files=gone[:1000])  # fmt: skip
+    return len(gone)
 
 
 # --- projects -----------------------------------------------------------------------------------------------

@@ -1792,12 +1792,12 @@ def sweep_orphaned_files(now: dt.datetime | None = None) -> int:
     return len(gone)
 
 
-def _file_names(value) -> set[str]:
-    """Every kept file's name an audit entry's changes or details hold, at any depth."""
+def _file_names(value, kept: re.Pattern = KEPT_FILE) -> set[str]:
+    """Every kept file's name (of the pattern `kept`) an audit entry's changes or details hold, at any depth."""
     if isinstance(value, str):
-        return {Path(value).name} if KEPT_FILE.fullmatch(Path(value).name) else set()
+        return {Path(value).name} if kept.fullmatch(Path(value).name) else set()
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return {name for item in items for name in _file_names(item)}
+    return {name for item in items for name in _file_names(item, kept)}
 
 
 def issued_on(agreement: Agreement) -> dt.date:

@@ -299,7 +299,7 @@ def sweep_unreferenced(model, folder: str, now: dt.datetime | None = None) -> in
     for name in gone:
         default_storage.delete(name)
     if gone:
-        log.warning("%s: %d file(s) nothing names deleted", folder, len(gone))
+        log.warning("%s: %d file(s) nothing names deleted: %s", folder, len(gone), ", ".join(gone[:100]))
         audit.record(A.DELETE, (model._meta.label_lower, "", str(len(gone))), actor_name="worker",
                      count=len(gone), files=gone[:1000])  # fmt: skip
     return len(gone)

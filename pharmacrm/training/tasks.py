@@ -12,3 +12,14 @@ def remind_training() -> dict:
     from . import training
 
     return training.remind()
+
+
+@db_periodic_task(local_crontab(hour=4, minute=10))
+def sweep_training_files() -> int:
+    """Every night: delete the course material files a killed upload left behind, once a day old (no material names
+    them)."""
+    from pharmacrm.servicedesk.attachments import sweep_unreferenced
+
+    from .models import Material
+
+    return sweep_unreferenced(Material, "training")

@@ -514,3 +514,51 @@ def test_a_task_progress_report_on_a_version_someone_else_changed_is_refused_nam
     assert task_json["version"] == current + 1
     with pytest.raises(ConflictError):
         services.update_task(users["kam"], Task.objects.get(pk=task.pk), {"progress": 90}, loaded)
+
+
+# --- files a killed upload left behind ----------------------------------------------------------------------
+
+
+def test_the_nightly_sweep_deletes_only_the_cooperation_files_no_record_names(world, users, settings, tmp_path,
+                                                                               caplog):  # fmt: skip
+    """The signed copy and the acceptance's file are written before the transaction that records them: a process
+    killed in between left them in var/cooperation/ for ever. The sweep deletes those a day old that no agreement,
+    acceptance or agreement history names — never the copy in force, a replaced copy, an acceptance's file or an
+    upload still under way — and logs and audits what it deleted."""
+    import logging
+    import os
+
+    from pharmacrm.cooperation import tasks
+
+    settings.VAR_DIR = tmp_path
+    agreement = world["ours"]
+    services.record_signed(users["rep"], agreement, signed_date=TODAY(), upload=pdf(), version=agreement.version)
+    replaced = agreement.signed_copy
+    agreement = in_force(users["rep"], agreement)  # a better scan: the first stays, named by the history
+    current = agreement.signed_copy
+    project = running_project(users["rep"], agreement)
+    accepted = services.record_acceptance(users["rep"], project, {
+        "accepted_on": TODAY(), "result": "passed", "standards": "会议纪要齐全", "accepted_by": "李主任"},
+        SimpleUploadedFile("验收单.pdf", tiny_pdf(), content_type="application/pdf")).attachment  # fmt: skip
+    folder = services.files_dir()
+    killed = folder / f"{agreement.number}-{'a' * 32}.pdf"  # the signing whose process was killed
+    killed_acceptance = folder / f"acceptance-{project.pk}-{'c' * 32}.png"
+    under_way = folder / f"{agreement.number}-{'b' * 32}.pdf"  # an upload writing now
+    for path in (killed, killed_acceptance, under_way):
+        path.write_bytes(tiny_pdf())
+    two_days_ago = (timezone.now() - dt.timedelta(days=2)).timestamp()
+    for name in (replaced, current, accepted, killed.name, killed_acceptance.name):
+        os.utime(folder / name, (two_days_ago, two_days_ago))
+    assert len({replaced, current, accepted}) == 3
+
+    with caplog.at_level(logging.WARNING, logger="pharmacrm.cooperation.services"):
+        assert tasks.sweep_cooperation_files.call_local() == 2
+    assert not killed.exists() and not killed_acceptance.exists()
+    assert all((folder / name).is_file() for name in (replaced, current, accepted, under_way.name))
+    assert killed.name in caplog.text and killed_acceptance.name in caplog.text
+    entry = AuditEntry.objects.get(object_type="cooperation.agreement", action="delete")
+    assert entry.extra["count"] == 2 and entry.extra["files"] == sorted([killed.name, killed_acceptance.name])
+    assert tasks.sweep_cooperation_files.call_local() == 0  # nothing left: no second entry
+    assert AuditEntry.objects.filter(object_type="cooperation.agreement", action="delete").count() == 1
+    # the copies are still downloaded
+    assert services.kept_file(current) and services.kept_file(accepted)

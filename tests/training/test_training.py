@@ -252,6 +252,35 @@ def test_materials_are_checked_as_ticket_files(users, course, settings):
     assert Material.objects.count() == 1
 
 
+def test_the_nightly_sweep_deletes_only_training_files_no_material_names(users, course, caplog):
+    """A course material's file is stored before the transaction that records it: a process killed in between left
+    it in var/files/training/ for ever. The sweep deletes those a day old that no material names, logs and audits
+    them; the files of materials stay, and so does an upload under way."""
+    import logging
+    import os
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from pharmacrm.training import tasks
+
+    kept = training.add_material(users["admin"], course, upload=SimpleUploadedFile("GSP讲义.pdf", PDF)).file.name
+    killed = default_storage.save("training/2026/11/" + "a" * 32, ContentFile(PDF))  # the killed upload's
+    under_way = default_storage.save("training/2026/11/" + "b" * 32, ContentFile(PDF))
+    two_days_ago = (timezone.now() - dt.timedelta(days=2)).timestamp()
+    for name in (kept, killed):
+        os.utime(default_storage.path(name), (two_days_ago, two_days_ago))
+
+    with caplog.at_level(logging.WARNING):
+        assert tasks.sweep_training_files.call_local() == 1
+    assert killed in caplog.text
+    assert not default_storage.exists(killed)
+    assert default_storage.exists(kept) and default_storage.exists(under_way)
+    entry = AuditEntry.objects.get(object_type="training.material", action="delete")
+    assert entry.extra["count"] == 1 and entry.extra["files"] == [killed]
+    assert tasks.sweep_training_files.call_local() == 0
+
+
 def test_attendance_completes_without_a_test(users):
     course = publish(users["admin"], questions="", title="投诉处理课堂培训", valid_months="")
     a = training.assign(users["manager"], course, [users["aftersales"]], timezone.localdate())[0][0]
