@@ -95,7 +95,7 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   someone moved it first); analysts and auditors only read. Service roles and the pharmacovigilance officer are
   refused. Every change, move and export is audited.
 - **Satisfaction survey campaigns** (`/service/surveys/`): managers and administrators ("Configure the service
-  desk") prepare, start and close them; the results, the answers and the Excel export (audited, e-mail addresses
+  desk") prepare, start and close them and set them to repeat every period; the results, the answers and the Excel export (audited, e-mail addresses
   masked as in other exports) are for the roles that see the service performance; whoever handles tickets opens
   the campaign's page to call the customers that no mail reaches — those of the customers they may see — and
   records their answers. The pharmacovigilance officer has no access.
@@ -176,7 +176,7 @@ ENDPOINT_RULES = [
     "an administrator (the meeting cadence only; never a read-only role) |",
     "| `GET /api/v1/survey-campaigns/`, `/survey-campaigns/{id}/` | See the service performance of every team and agent, "
     "or Take in and handle service tickets (not the pharmacovigilance officer) |",
-    "| `POST /api/v1/survey-campaigns/`, `PATCH /survey-campaigns/{id}/` (a draft), `POST …/{id}/start/`, "
+    "| `POST /api/v1/survey-campaigns/`, `PATCH /survey-campaigns/{id}/` (a draft; `repeat` any), `POST …/{id}/start/`, "
     "`POST …/{id}/close/` | Configure the service desk (managers, administrators) |",
     "| `GET /api/v1/survey-campaigns/{id}/results/` | See the service performance of every team and agent |",
     "| `GET /api/v1/roles/`, `/regions/` | any signed-in user |",

@@ -2,7 +2,8 @@
 
 - GET /api/v1/survey-campaigns/ and /api/v1/survey-campaigns/{id}/ — the campaigns (who may see them: campaigns.py).
 - POST /api/v1/survey-campaigns/ — prepare one {name?, period?, klass?, tier?, institution_kind?, province?, owner?,
-  team?} (managers); PATCH /…/{id}/ changes a draft (If-Match or `version`).
+  team?, repeat?} (managers); PATCH /…/{id}/ changes a draft (If-Match or `version`), or turns `repeat` on or off
+  (any status).
 - POST /…/{id}/start/ and /…/{id}/close/ — draft → sending (the mails go out from the worker) → closed.
 - GET /…/{id}/results/ — the counts, CSAT, NPS, per customer class, and the answers (who sees the performance).
 
@@ -11,6 +12,7 @@ campaign's page."""
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
@@ -35,11 +37,20 @@ def register(router) -> None:
 
 class CampaignSerializer(ModelSerializer):
     status = serializers.CharField(read_only=True, help_text="draft, sending or closed.")
+    repeat = serializers.BooleanField(read_only=True, help_text="Repeats every period of its kind (repeat_every): on "
+                                      "the period's first working day, 09:00 Beijing, the next campaign is made and "
+                                      "started with the same criteria.")  # fmt: skip
+    repeat_every = serializers.CharField(source="period_kind", read_only=True, help_text="quarter, half or year.")
+    repeat_next_period = serializers.CharField(read_only=True, help_text="The next campaign's period; empty if none.")
+    repeat_next_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    repeat_paused = serializers.CharField(read_only=True, help_text="Why repeating is paused; empty when it is not.")
 
     class Meta:
         model = SurveyCampaign
         fields = ["id", "name", "period", "klass", "tier", "institution_kind", "province", "owner", "team", "status",
-                  "class_period", "started_at", "closed_at", "created_by", "created_at", "updated_at", "version"]  # fmt: skip
+                  "class_period", "started_at", "closed_at", "created_by", "created_at", "updated_at", "version",
+                  "repeat", "repeat_every", "repeat_by", "repeat_next_period", "repeat_next_at", "repeat_paused",
+                  "repeated_from"]  # fmt: skip
         read_only_fields = fields
 
 
@@ -61,6 +72,8 @@ class CampaignInputSerializer(Serializer):
     owner = serializers.IntegerField(required=False, allow_null=True, help_text="The customers' owner (a user id).")
     team = serializers.IntegerField(required=False, allow_null=True, help_text="The customers' team (a team id).")
     version = serializers.IntegerField(required=False, help_text="On PATCH: the version you last saw (or If-Match).")
+    repeat = serializers.BooleanField(required=False, help_text="Repeat every period of its kind (any status on PATCH; "
+                                      "turning it on again resumes a paused one, you being told from then on).")  # fmt: skip
 
 
 class ClassResultSerializer(Serializer):
@@ -138,14 +151,24 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request, *args, **kwargs):
         data = self._input(request)
         data.pop("version", None)
-        campaign = campaigns.create_campaign(request.user, data)
+        repeat = data.pop("repeat", False)
+        with transaction.atomic():
+            campaign = campaigns.create_campaign(request.user, data)
+            if repeat:
+                campaign = campaigns.set_repeat(request.user, campaign, True)
         return versioned(Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED), campaign)
 
     def partial_update(self, request, *args, **kwargs):
         campaign = self.get_object()
         data = self._input(request)
         version = expected_version(request, data.pop("version", None))
-        campaign = campaigns.update_campaign(request.user, campaign, data, version=version)
+        repeat = data.pop("repeat", None)
+        with transaction.atomic():
+            if data or repeat is None:  # a draft's fields (a started campaign's are as they were sent)
+                campaign = campaigns.update_campaign(request.user, campaign, data, version=version)
+                version = None
+            if repeat is not None:
+                campaign = campaigns.set_repeat(request.user, campaign, repeat, version=version)
         return versioned(Response(CampaignSerializer(campaign).data), campaign)
 
     def retrieve(self, request, *args, **kwargs):

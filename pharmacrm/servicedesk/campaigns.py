@@ -22,12 +22,15 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.core.tasks import local_crontab
@@ -381,7 +384,7 @@ def start(user, campaign: SurveyCampaign) -> SurveyCampaign:
     the mails, sent by the worker after the commit."""
     from pharmacrm.engagement import plans
 
-    access.require(user, Cap.MANAGE_SERVICE)
+    services.require(user, Cap.MANAGE_SERVICE)  # the system actor: a repeating campaign's next one (start_repeats)
     now = timezone.now()
     with transaction.atomic():
         current = _lock(campaign)
@@ -430,6 +433,175 @@ def close(user, campaign: SurveyCampaign) -> SurveyCampaign:
         current.save()
         audit.record(A.UPDATE, current, user=user, changes={"status": [CampaignStatus.SENDING, CampaignStatus.CLOSED]})
     return current
+
+
+# --- repeating ------------------------------------------------------------------------------------------------
+
+REPEAT_AT = dt.time(9, 0)  # Beijing time, on the period's first working day
+
+
+def following(period: str) -> str:
+    """The period after `period`, of its kind: 2026Q4 → 2027Q1, 2026H2 → 2027H1, 2026 → 2027."""
+    year = int(period[:4])
+    if len(period) == 4:
+        return str(year + 1)
+    n, last = int(period[5]), 4 if period[4] == "Q" else 2
+    return f"{year + 1}{period[4]}1" if n == last else f"{year}{period[4]}{n + 1}"
+
+
+def first_working_day(start: dt.date) -> dt.date:
+    """The first working day on or after `start` on the service desk's business calendar: China's holidays and
+    调休 (元旦, 国庆 …), with the administrators' overrides."""
+    from . import calendars, workcalendar
+    from .models import BusinessCalendar
+
+    calendar = BusinessCalendar.objects.filter(code="business").first()
+    engine = calendars.engine(calendar) if calendar else workcalendar.WorkCalendar()
+    return next(iter(engine.working_days(start)))
+
+
+def repeat_moment(period: str) -> dt.datetime:
+    """When a repeating campaign's campaign of `period` is made and started: the period's first working day, 09:00
+    Beijing."""
+    from zoneinfo import ZoneInfo
+
+    day = first_working_day(period_span(period)[0])
+    return dt.datetime.combine(day, REPEAT_AT, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def _next_repeat(template: SurveyCampaign, today: dt.date) -> str:
+    """The next period a repeating campaign makes a campaign of: the one after the latest it (or it itself) covers —
+    not one that ended already (repeating turned on again late does not ask about a period gone by)."""
+    periods = [template.period, *SurveyCampaign.objects.filter(repeated_from=template).values_list("period", flat=True)]
+    period = following(max(periods, key=lambda p: period_span(p)[0]))
+    while period_span(period)[1] < today:
+        period = following(period)
+    return period
+
+
+def repeat_label(campaign: SurveyCampaign) -> str:
+    kind = campaign.period_kind
+    return {"quarter": _("Repeat every quarter"), "half": _("Repeat every half-year")}.get(kind, _("Repeat every year"))
+
+
+def set_repeat(user, campaign: SurveyCampaign, on: bool, *, version: int | None = None) -> SurveyCampaign:
+    """Turn repeating on (again: a paused one resumes, and `user` is the one told from now on) or off. Any status: a
+    campaign started or closed is the template of the next. Audited."""
+    from pharmacrm.customers.services import ConflictError
+
+    access.require(user, Cap.MANAGE_SERVICE)
+    with transaction.atomic():
+        current = _lock(campaign)
+        if version is not None and int(version) != current.version:
+            raise ConflictError(current.version)
+        if on and current.repeated_from_id:
+            raise ValidationError({"repeat": [_(
+                "This campaign was made by the repeating campaign “%(name)s”: turn repeating on or off there."
+            ) % {"name": current.repeated_from.name}]})  # fmt: skip
+        before = {"repeat": current.repeat, "repeat_paused": current.repeat_paused}
+        current.repeat, current.repeat_paused = bool(on), ""
+        if on:
+            current.repeat_by = user
+            current.repeat_next_period = _next_repeat(current, timezone.localdate())
+            current.repeat_next_at = repeat_moment(current.repeat_next_period)
+        else:
+            current.repeat_next_period, current.repeat_next_at = "", None
+        changes = audit.diff(before, {"repeat": current.repeat, "repeat_paused": current.repeat_paused})
+        if not changes and not on:
+            return current
+        current.version += 1
+        current.updated_at = timezone.now()
+        current.save()
+        audit.record(A.UPDATE, current, user=user, changes=changes,
+                     **({"next_period": current.repeat_next_period} if on else {}))  # fmt: skip
+    return current
+
+
+def _pause_repeat(template: SurveyCampaign, reason: str) -> None:
+    SurveyCampaign.objects.filter(pk=template.pk).update(repeat_paused=reason[:300], updated_at=timezone.now())
+    audit.record(A.UPDATE, template, user=services.SYSTEM, changes={"repeat_paused": ["", reason[:300]]})
+    log.warning("Repeating survey campaign %s paused: %s", template.pk, reason)
+
+
+def _repeat_name(template: SurveyCampaign, period: str) -> str:
+    if template.name == default_name(template.period):
+        return default_name(period)
+    return f"{template.name} {period}"[:120]
+
+
+def repeat_one(pk: int, now: dt.datetime | None = None) -> SurveyCampaign | None:
+    """Make and start a repeating campaign's next campaign, if it is due: in one transaction with the template's row
+    locked — taken (the next period moved on) and made, or neither. A second run (two workers, or the job run again)
+    finds it no longer due; a worker that died before the commit left nothing, and the next run makes it. A template
+    whose `repeat_by` lost access, or whose criteria now ask nobody, is paused with the reason (shown on its page)."""
+    from pharmacrm.notify import services as notify
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        template = (
+            SurveyCampaign.objects.select_for_update(of=("self",)).select_related("repeat_by")
+            .filter(pk=pk, repeat=True, repeat_paused="", repeat_next_at__lte=now).first()
+        )  # fmt: skip
+        if template is None:
+            return None
+        who = template.repeat_by
+        if who is None or not who.is_active or not may_manage(who):
+            with translation.override(settings.LANGUAGE_CODE):
+                _pause_repeat(template, _(
+                    "Paused: %(name)s, who set it to repeat, may no longer run survey campaigns. A manager turns "
+                    "repeating on again to take it over."
+                ) % {"name": str(who) if who else _("the user")})  # fmt: skip
+            return None
+        period = template.repeat_next_period
+        made = None
+        if not SurveyCampaign.objects.filter(repeated_from=template, period=period).exists():
+            try:
+                with transaction.atomic():
+                    made = SurveyCampaign(
+                        name=_repeat_name(template, period), period=period,
+                        **{f: getattr(template, f) for f in ("klass", "tier", "institution_kind", "province")},
+                        owner_id=template.owner_id, team_id=template.team_id, created_by=who, repeated_from=template,
+                    )  # fmt: skip
+                    made.save(force_insert=True)
+                    audit.record(A.CREATE, made, user=services.SYSTEM, changes=audit.diff({}, _snapshot(made)),
+                                 repeated_from=template.pk)  # fmt: skip
+                    made = start(services.SYSTEM, made)
+            except ValidationError as e:  # nobody matches now, or too many: nothing made, the reason kept
+                with translation.override(settings.LANGUAGE_CODE):
+                    reason = _("Paused: the campaign of %(period)s could not start: %(reason)s") % {
+                        "period": period, "reason": " ".join(e.messages)}  # fmt: skip
+                _pause_repeat(template, reason)
+                notify.send([who], kind="campaign.repeat-paused",
+                            title=Message(gettext_lazy("Repeating survey campaign “%(name)s” paused"), name=template.name),
+                            body=reason, url=reverse("servicedesk:campaign", args=[template.pk]), obj=template)  # fmt: skip
+                return None
+        following_period = _next_repeat(template, timezone.localdate(now))
+        SurveyCampaign.objects.filter(pk=template.pk).update(
+            repeat_next_period=following_period, repeat_next_at=repeat_moment(following_period)
+        )
+        if made is not None:
+            targets = CampaignTarget.objects.filter(campaign=made).count()
+            notify.send([who], kind="campaign.repeated",
+                        title=Message(gettext_lazy("Survey campaign “%(name)s” started"), name=made.name),
+                        body=Message(gettext_lazy("Repeating “%(name)s”: %(n)s customers asked. The next one "
+                                                  "starts on %(date)s."), name=template.name, n=targets,
+                                     date=timezone.localtime(repeat_moment(following_period)).date().isoformat()),
+                        url=reverse("servicedesk:campaign", args=[made.pk]), obj=made)  # fmt: skip
+    return made
+
+
+def start_repeats(now: dt.datetime | None = None) -> int:
+    """Every repeating campaign whose next campaign is due: made and started once; returns how many."""
+    now = now or timezone.now()
+    due = SurveyCampaign.objects.filter(repeat=True, repeat_paused="", repeat_next_at__lte=now)
+    return sum(repeat_one(pk, now) is not None for pk in due.order_by("repeat_next_at", "id").values_list("id", flat=True))
+
+
+@db_periodic_task(crontab(minute="*/15"))
+def start_repeating_campaigns() -> int:
+    """Every 15 minutes: the repeating campaigns' next campaigns due (a period's first working day, from 09:00
+    Beijing), each made and started once."""
+    return start_repeats()
 
 
 # --- sending -------------------------------------------------------------------------------------------------

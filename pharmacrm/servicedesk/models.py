@@ -689,11 +689,25 @@ class SurveyCampaign(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
     version = models.PositiveIntegerField(default=1, editable=False)
+    # repeating (a template): every period of its kind, the worker makes and starts the next campaign on the period's
+    # first working day at 09:00 Beijing — same criteria — and tells `repeat_by` (who turned repeating on)
+    repeat = models.BooleanField(_("repeats"), default=False)
+    repeat_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
+                                  verbose_name=_("repeating set by"))  # fmt: skip
+    repeat_next_period = models.CharField(max_length=7, blank=True)
+    repeat_next_at = models.DateTimeField(null=True, blank=True)
+    repeat_paused = models.CharField(_("repeating paused"), max_length=300, blank=True)
+    repeated_from = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="repeats",
+                                      verbose_name=_("repeats the campaign"))  # fmt: skip
 
     class Meta:
         verbose_name = _("survey campaign")
         verbose_name_plural = _("survey campaigns")
         ordering = ["-period", "-id"]
+        constraints = [  # a repeating campaign makes one campaign per period, whatever the worker does
+            models.UniqueConstraint(fields=["repeated_from", "period"], name="campaign_repeat_once_per_period"),
+        ]
+        indexes = [models.Index(fields=["repeat", "repeat_next_at"], name="campaign_repeat_due")]
 
     def __str__(self) -> str:
         return self.name

@@ -33,7 +33,8 @@ SHOWN = 500  # rows of a list on the page (the export has them all)
 
 def _campaign_or_404(user, pk: int) -> SurveyCampaign:
     campaigns.require_view(user)
-    campaign = SurveyCampaign.objects.select_related("owner", "team", "created_by").filter(pk=pk).first()
+    campaign = (SurveyCampaign.objects.select_related("owner", "team", "created_by", "repeat_by", "repeated_from")
+                .filter(pk=pk).first())  # fmt: skip
     if campaign is None:
         raise Http404(_("No such survey campaign."))
     return campaign
@@ -77,6 +78,7 @@ def _detail_context(request, campaign: SurveyCampaign) -> dict:
     context = {"campaign": campaign, "may_manage": campaigns.may_manage(user),
                "may_results": campaigns.may_see_results(user), "may_call": access.can(user, Cap.HANDLE_TICKETS)}  # fmt: skip
     context["criteria"] = _criteria(campaign)
+    context["repeat_label"] = campaigns.repeat_label(campaign)
     if campaign.status == CampaignStatus.DRAFT:
         if context["may_results"]:
             try:
@@ -153,6 +155,31 @@ def campaign_start(request, pk: int):
 @require_POST
 def campaign_close(request, pk: int):
     return _step(request, pk, campaigns.close, _("The campaign was closed: its links no longer take answers."))
+
+
+@login_required
+@require_POST
+def campaign_repeat(request, pk: int):
+    """Turn repeating on (again) or off."""
+    from pharmacrm.customers.services import ConflictError
+
+    campaign = _campaign_or_404(request.user, pk)
+    access.require(request.user, Cap.MANAGE_SERVICE)
+    on = request.POST.get("repeat") == "on"
+    try:
+        campaign = campaigns.set_repeat(request.user, campaign, on, version=request.POST.get("version") or None)
+    except ConflictError as e:
+        messages.error(request, str(e))
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+    else:
+        if on:
+            messages.success(request, _("The campaign repeats: the next one, %(period)s, starts on %(date)s at 09:00.") % {
+                "period": campaign.repeat_next_period,
+                "date": timezone.localtime(campaign.repeat_next_at).date().isoformat()})  # fmt: skip
+        else:
+            messages.success(request, _("The campaign no longer repeats."))
+    return redirect("servicedesk:campaign", pk=campaign.pk)
 
 
 @login_required
@@ -255,6 +282,7 @@ urlpatterns: list = [  # included by urls.py under /service/
     path("surveys/<int:pk>/", campaign_detail, name="campaign"),
     path("surveys/<int:pk>/start/", campaign_start, name="campaign-start"),
     path("surveys/<int:pk>/close/", campaign_close, name="campaign-close"),
+    path("surveys/<int:pk>/repeat/", campaign_repeat, name="campaign-repeat"),
     path("surveys/<int:pk>/targets/<int:target>/phone/", campaign_phone, name="campaign-phone"),
     path("surveys/<int:pk>/export.xlsx", campaign_export, name="campaign-export"),
 ]

@@ -140,6 +140,10 @@ AUDIT_KEYS = {
     "reactions": gettext_lazy("Reactions"),
     "reason": gettext_lazy("Reason"),
     "reassigned_to": gettext_lazy("Reassigned to"),
+    "repeat": gettext_lazy("Repeats"),  # a survey campaign made again every period by the worker
+    "repeat_paused": gettext_lazy("Repeating paused"),
+    "repeated_from": gettext_lazy("Repeats the campaign"),
+    "next_period": gettext_lazy("Next period"),
     "recipient": gettext_lazy("Mailed to"),  # a scheduled report's address, masked
     "received_at": gettext_lazy("Received"),
     "reencrypted": gettext_lazy("Values re-encrypted"),
