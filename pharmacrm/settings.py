@@ -348,6 +348,12 @@ SPECTACULAR_SETTINGS = {
         "CooperationProjectStatusEnum": "pharmacrm.cooperation.models.ProjectStatus",
         "CooperationTaskStatusEnum": "pharmacrm.cooperation.models.TaskStatus",
         "CooperationSettlementStatusEnum": "pharmacrm.cooperation.models.SettlementStatus",
+        "LoyaltyLevelEnum": "pharmacrm.loyalty.models.Level",
+        "LoyaltyMemberStatusEnum": "pharmacrm.loyalty.models.MemberStatus",
+        "LoyaltyEntryKindEnum": "pharmacrm.loyalty.models.EntryKind",
+        "LoyaltyRewardKindEnum": "pharmacrm.loyalty.models.RewardKind",
+        "LoyaltyRedemptionStatusEnum": "pharmacrm.loyalty.models.RedemptionStatus",
+        "LoyaltyReferralStatusEnum": "pharmacrm.loyalty.models.ReferralStatus",
         "TrainingCourseStatusEnum": "pharmacrm.training.models.CourseStatus",
         "TrainingQuestionKindEnum": "pharmacrm.training.models.QuestionKind",
         "StageEnum": "pharmacrm.customers.choices.Stage",  # a customer's lifecycle stage, named as before opportunities'

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, IntegerField, Q, Sum, When
+from django.db.models import Case, Count, F, IntegerField, Q, Sum, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -671,3 +671,63 @@ def referral_rewards() -> int:
                                                        "points": [None, entry.points]}, actor_name="system")  # fmt: skip
             converted += 1
     return converted
+
+
+# --- figures ---------------------------------------------------------------------------------------------------
+
+
+def overview(user, months: int = 12, today: dt.date | None = None) -> dict:
+    """The programme's figures within the user's scope: members per level, points issued / redeemed / expired and
+    the redemptions' value in yuan per month, referrals per month with the converted share and the referred
+    customers' purchases since their referral."""
+    today = today or timezone.localdate()
+    first = add_months(month_of(today), -(months - 1))
+    members = members_for(user)
+    per_level = dict(members.filter(status=MemberStatus.ACTIVE).values_list("level").annotate(n=Count("id"))
+                     .order_by())  # fmt: skip
+    levels = [(Level(v).label, per_level.get(v, 0)) for v in LEVEL_ORDER]
+    entries = PointsEntry.objects.filter(member__in=members.values("id"), month__gte=first)
+    issued_kinds = [EntryKind.EARN, EntryKind.REFERRAL]
+    rows = {m: {"month": m, "issued": 0, "redeemed": 0, "expired": 0, "value": Decimal("0.00"), "referrals": 0,
+                "converted": 0} for m in (add_months(first, i) for i in range(months))}  # fmt: skip
+    for month, kind, points in (entries.values_list("month", "kind").annotate(s=Sum("points")).order_by()):
+        row = rows.get(month)
+        if row is None:
+            continue
+        if kind in issued_kinds or (kind == EntryKind.ADJUST and points > 0):
+            row["issued"] += points
+        elif kind in (EntryKind.REDEEM, EntryKind.RELEASE):
+            row["redeemed"] -= points
+        elif kind == EntryKind.EXPIRE:
+            row["expired"] -= points
+    spent = (redemptions_for(user).filter(status__in=[RedemptionStatus.APPROVED, RedemptionStatus.FULFILLED])
+             .values_list("decided_at", "value_cny"))  # fmt: skip
+    for at, value in spent:
+        row = rows.get(month_of(timezone.localtime(at).date())) if at else None
+        if row is not None:
+            row["value"] += value
+    referrals = list(referrals_for(user).values_list("referred_on", "status", "referred_id"))
+    for day, state, _pk in referrals:
+        row = rows.get(month_of(day))
+        if row is not None:
+            row["referrals"] += 1
+            row["converted"] += state == ReferralStatus.CONVERTED
+    bought = 0
+    if referrals:
+        since = {pk: month_of(day) for day, _s, pk in referrals}
+        for pk, month, fen in MonthlyRollup.objects.filter(institution_id__in=list(since)).values_list(
+            "institution_id", "month", "amount_fen"
+        ):
+            if month >= since[pk]:
+                bought += fen
+    total = len(referrals)
+    converted = sum(1 for _d, s, _p in referrals if s == ReferralStatus.CONVERTED)
+    return {
+        "levels": levels, "members": sum(n for _l, n in levels), "months": list(rows.values()),
+        "referrals": total, "converted": converted, "conversion": (converted * 100 // total) if total else None,
+        "referred_purchases": Decimal(bought) / 100,
+    }  # fmt: skip
+
+
+def no_member_message() -> str:
+    return _("No such member, or one you may not see.")

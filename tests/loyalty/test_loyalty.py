@@ -58,7 +58,8 @@ def reward(users):
                                                      "value_cny": "500.00", "stock": ""})  # fmt: skip
 
 
-def give(member, points, month=D(2026, 3, 1), kind=EntryKind.EARN):
+def give(member, points, month=None, kind=EntryKind.EARN):
+    month = month or D(2026, 3, 1)
     return PointsEntry.objects.create(member=member, kind=kind, points=points, month=month)
 
 
