@@ -626,7 +626,10 @@ def refer(user, member: Member, referred, note: str = "", *, today: dt.date | No
         first = Referral.objects.filter(referred=referred).select_related("referrer__institution", "referred").first()
         if first is not None:
             raise _already_referred(first)
-        if MonthlyRollup.objects.filter(institution=referred, paid_fen__gt=0).exists():
+        if Member.objects.filter(institution=referred).exists():
+            errors["referred"] = [_("%(customer)s is a member already: a referral brings in a new customer.") % {
+                "customer": referred.name}]  # fmt: skip
+        elif MonthlyRollup.objects.filter(institution=referred, paid_fen__gt=0).exists():
             errors["referred"] = [_("%(customer)s buys from us already: a referral brings in a new customer.") % {
                 "customer": referred.name}]  # fmt: skip
     if errors:

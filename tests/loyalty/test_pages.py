@@ -98,7 +98,7 @@ def test_the_api_names_the_field_in_the_readers_language(world, client_for, xieh
     r = client_for("rep").post("/api/v1/loyalty/referrals/", {"referrer": world["ours"].pk,
                                                               "referred": world["kams"].institution_id},
                                content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
-    assert r.status_code == 400 and "referred" in r.json()
+    assert r.status_code == 400 and "金象大药房 is a member already" in r.json()["referred"][0]
     assert client_for("rep").get("/api/v1/loyalty/members/?level=gold&owner=99999999999999999999").status_code == 400
 
 
