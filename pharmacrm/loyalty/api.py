@@ -34,7 +34,9 @@ TAGS = ["loyalty"]
 ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
 DENIED = OpenApiResponse(description="Not allowed: no loyalty capability, not one of your customers, or your own "
                                      "request to approve (four eyes).")  # fmt: skip
-STALE = OpenApiResponse(description="Changed since the version you loaded; current_version says which it is now.")
+STALE = OpenApiResponse(
+    description="Changed since the version you loaded; current_version says which it is now."
+)
 MAX_ID = 2**63 - 1
 YUAN = "Yuan as a decimal string, two decimals at most."
 
@@ -52,8 +54,12 @@ def _body(serializer_class, request) -> dict:
 class LoyaltyEntrySerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
     kind = serializers.ChoiceField(choices=EntryKind.choices, read_only=True)
-    points = serializers.IntegerField(read_only=True, help_text="Signed: spent, expired and deducted points negative.")
-    month = serializers.DateField(read_only=True, help_text="The first day of the month the points belong to.")
+    points = serializers.IntegerField(
+        read_only=True, help_text="Signed: spent, expired and deducted points negative."
+    )
+    month = serializers.DateField(
+        read_only=True, help_text="The first day of the month the points belong to."
+    )
     reason = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
 
@@ -90,10 +96,14 @@ class LoyaltyJoinSerializer(Serializer):
 class MemberFilter(django_filters.FilterSet):
     level = django_filters.ChoiceFilter(choices=Level.choices)
     status = django_filters.ChoiceFilter(choices=MemberStatus.choices)
-    institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID, label="The customer's id.")
+    institution = IntegerFilter(
+        field_name="institution_id", min_value=1, max_value=MAX_ID, label="The customer's id."
+    )
     owner = IntegerFilter(field_name="institution__owner_id", min_value=1, max_value=MAX_ID,
                           label="The customer's owner (a user's id).")  # fmt: skip
-    province = django_filters.CharFilter(field_name="institution__province", label="A province's code, e.g. 110000.")
+    province = django_filters.CharFilter(
+        field_name="institution__province", label="A province's code, e.g. 110000."
+    )
 
     class Meta:
         model = Member
@@ -133,7 +143,10 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     def create(self, request, *args, **kwargs):
         data = _body(LoyaltyJoinSerializer, request)
         member = services.join(request.user, str(data["institution"]))
-        return Response(LoyaltyMemberSerializer(self.get_queryset().get(pk=member.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            LoyaltyMemberSerializer(self.get_queryset().get(pk=member.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class LoyaltyRewardSerializer(Serializer):
@@ -153,10 +166,14 @@ class LoyaltyRewardWriteSerializer(Serializer):
     kind = _opt(serializers.ChoiceField, choices=RewardKind.choices)
     points_cost = _opt(serializers.IntegerField, min_value=1, max_value=services.MAX_POINTS)
     value_cny = _opt(serializers.DecimalField, max_digits=12, decimal_places=2, help_text=YUAN)
-    stock = _opt(serializers.IntegerField, min_value=0, max_value=services.MAX_POINTS, help_text="null: unlimited.")
+    stock = _opt(
+        serializers.IntegerField, min_value=0, max_value=services.MAX_POINTS, help_text="null: unlimited."
+    )
     active = _opt(serializers.BooleanField)
     description = _opt(serializers.CharField, allow_blank=True, max_length=2000)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
+    version = _opt(
+        serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded."
+    )
 
 
 class RewardFilter(django_filters.FilterSet):
@@ -176,7 +193,10 @@ class RewardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     queryset = Reward.objects.none()
     serializer_class = LoyaltyRewardSerializer
     permission_classes = [HasCapability]
-    required_caps = {"*": Cap.READ_LOYALTY, **{a: Cap.APPROVE_LOYALTY for a in ("create", "update", "partial_update")}}
+    required_caps = {
+        "*": Cap.READ_LOYALTY,
+        **{a: Cap.APPROVE_LOYALTY for a in ("create", "update", "partial_update")},
+    }
     filterset_class = RewardFilter
 
     def get_queryset(self):
@@ -199,7 +219,9 @@ class RewardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         data = _body(LoyaltyRewardWriteSerializer, request)
         data.pop("version", None)
         reward = services.create_reward(request.user, data)
-        return versioned(Response(LoyaltyRewardSerializer(reward).data, status=status.HTTP_201_CREATED), reward)
+        return versioned(
+            Response(LoyaltyRewardSerializer(reward).data, status=status.HTTP_201_CREATED), reward
+        )
 
     @extend_schema(tags=TAGS, request=LoyaltyRewardWriteSerializer,
                    responses={200: LoyaltyRewardSerializer, 400: ERRORS, 403: DENIED, 409: STALE})  # fmt: skip
@@ -233,7 +255,9 @@ class LoyaltyRedemptionSerializer(Serializer):
     decision_note = serializers.CharField(read_only=True)
     fulfilled_at = serializers.DateTimeField(read_only=True, allow_null=True)
     delivery_note = serializers.CharField(read_only=True)
-    version = serializers.IntegerField(read_only=True, help_text="Send it back with a decision (409 if stale).")
+    version = serializers.IntegerField(
+        read_only=True, help_text="Send it back with a decision (409 if stale)."
+    )
 
 
 class LoyaltyRedemptionWriteSerializer(Serializer):
@@ -299,10 +323,14 @@ class RedemptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         from django.core.exceptions import ValidationError
 
         data = _body(LoyaltyRedemptionWriteSerializer, request)
-        member = services.members_for(request.user).select_related("institution").filter(pk=data["member"]).first()
+        member = (
+            services.members_for(request.user).select_related("institution").filter(pk=data["member"]).first()
+        )
         if member is None:
             raise ValidationError({"member": [services.no_member_message()]})
-        redemption = services.request_redemption(request.user, member, data.get("reward"), data.get("quantity"))
+        redemption = services.request_redemption(
+            request.user, member, data.get("reward"), data.get("quantity")
+        )
         return self._answer(redemption, status.HTTP_201_CREATED)
 
     @extend_schema(tags=TAGS, request=LoyaltyDecisionSerializer,
@@ -332,14 +360,20 @@ class RedemptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         redemption = self.get_object()
         data = _body(LoyaltyFulfilSerializer, request)
         version = expected_version(request, data.get("version"))
-        return self._answer(services.fulfil(request.user, redemption, data.get("delivery_note") or "", version=version))
+        return self._answer(
+            services.fulfil(request.user, redemption, data.get("delivery_note") or "", version=version)
+        )
 
 
 class LoyaltyReferralSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
-    referrer = serializers.IntegerField(source="referrer_id", read_only=True, help_text="The referring member's id.")
+    referrer = serializers.IntegerField(
+        source="referrer_id", read_only=True, help_text="The referring member's id."
+    )
     referrer_number = serializers.CharField(source="referrer.number", read_only=True)
-    referred = serializers.IntegerField(source="referred_id", read_only=True, help_text="The referred customer's id.")
+    referred = serializers.IntegerField(
+        source="referred_id", read_only=True, help_text="The referred customer's id."
+    )
     referred_name = serializers.CharField(source="referred.name", read_only=True)
     referred_on = serializers.DateField(read_only=True)
     recorded_by = serializers.IntegerField(source="recorded_by_id", read_only=True, allow_null=True)
@@ -350,13 +384,17 @@ class LoyaltyReferralSerializer(Serializer):
 
 class LoyaltyReferralWriteSerializer(Serializer):
     referrer = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The referring member's id.")
-    referred = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The new customer's id.")
+    referred = _opt(
+        serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The new customer's id."
+    )
     note = _opt(serializers.CharField, allow_blank=True, max_length=500)
 
 
 class ReferralFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=ReferralStatus.choices)
-    referrer = IntegerFilter(field_name="referrer_id", min_value=1, max_value=MAX_ID, label="The member's id.")
+    referrer = IntegerFilter(
+        field_name="referrer_id", min_value=1, max_value=MAX_ID, label="The member's id."
+    )
 
     class Meta:
         model = Referral
@@ -394,10 +432,17 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         from django.core.exceptions import ValidationError
 
         data = _body(LoyaltyReferralWriteSerializer, request)
-        member = services.members_for(request.user).select_related("institution").filter(pk=data["referrer"]).first()
+        member = (
+            services.members_for(request.user)
+            .select_related("institution")
+            .filter(pk=data["referrer"])
+            .first()
+        )
         if member is None:
             raise ValidationError({"referrer": [services.no_member_message()]})
-        referral = services.refer(request.user, member, str(data.get("referred") or ""), data.get("note") or "")
+        referral = services.refer(
+            request.user, member, str(data.get("referred") or ""), data.get("note") or ""
+        )
         referral = self.get_queryset().get(pk=referral.pk)
         return Response(LoyaltyReferralSerializer(referral).data, status=status.HTTP_201_CREATED)
 

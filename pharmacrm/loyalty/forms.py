@@ -18,7 +18,9 @@ class Base(ServiceErrorsMixin, forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
-            field.required = False  # the service says what is missing, in the same words on the page and the API
+            field.required = (
+                False  # the service says what is missing, in the same words on the page and the API
+            )
 
     def values(self) -> dict:
         self.is_valid()
@@ -28,7 +30,9 @@ class Base(ServiceErrorsMixin, forms.Form):
 class FilterForm(forms.Form):
     q = forms.CharField(label=_("Member number or customer"), required=False)
     level = forms.ChoiceField(label=_("Level"), choices=[("", _("Any"))] + Level.choices, required=False)
-    status = forms.ChoiceField(label=_("Status"), choices=[("", _("Any"))] + MemberStatus.choices, required=False)
+    status = forms.ChoiceField(
+        label=_("Status"), choices=[("", _("Any"))] + MemberStatus.choices, required=False
+    )
     province = forms.ChoiceField(label=_("Province"), required=False)
     owner = forms.ChoiceField(label=_("Owner"), required=False)
 
@@ -42,7 +46,9 @@ class FilterForm(forms.Form):
 
 class RedeemForm(Base):
     reward = forms.ChoiceField(label=_("Reward"))
-    quantity = forms.CharField(label=_("Quantity"), initial="1", widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    quantity = forms.CharField(
+        label=_("Quantity"), initial="1", widget=forms.TextInput(attrs={"inputmode": "numeric"})
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -71,7 +77,9 @@ class RewardForm(Base):
     name = forms.CharField(label=_("Name"), max_length=100)
     kind = forms.ChoiceField(label=_("Kind"), choices=BLANK + RewardKind.choices)
     points_cost = forms.CharField(label=_("Points"), widget=forms.TextInput(attrs={"inputmode": "numeric"}))
-    value_cny = forms.CharField(label=_("Value (yuan)"), widget=forms.TextInput(attrs={"inputmode": "decimal"}))
+    value_cny = forms.CharField(
+        label=_("Value (yuan)"), widget=forms.TextInput(attrs={"inputmode": "decimal"})
+    )
     stock = forms.CharField(label=_("Stock"), help_text=_("Empty for unlimited."),
                             widget=forms.TextInput(attrs={"inputmode": "numeric"}))  # fmt: skip
     active = forms.BooleanField(label=_("Offered"), initial=True)

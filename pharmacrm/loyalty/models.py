@@ -58,8 +58,12 @@ class Member(models.Model):
     institution = models.OneToOneField("customers.Institution", models.PROTECT, related_name="loyalty_member",
                                        verbose_name=_("customer"))  # fmt: skip
     joined_on = models.DateField(_("joined on"))
-    counts_from = models.DateField(editable=False)  # the first day of the joining month: purchases count from there
-    status = models.CharField(_("status"), max_length=10, choices=MemberStatus.choices, default=MemberStatus.ACTIVE)
+    counts_from = models.DateField(
+        editable=False
+    )  # the first day of the joining month: purchases count from there
+    status = models.CharField(
+        _("status"), max_length=10, choices=MemberStatus.choices, default=MemberStatus.ACTIVE
+    )
     level = models.CharField(_("level"), max_length=10, choices=Level.choices, default=Level.STANDARD)
     level_since = models.DateField(_("level since"))
     credited_fen = models.BigIntegerField(_("payments credited (fen)"), default=0, editable=False)
@@ -172,7 +176,9 @@ class PointsEntry(models.Model):
     member = models.ForeignKey(Member, models.PROTECT, related_name="entries", verbose_name=_("member"))
     kind = models.CharField(_("kind"), max_length=10, choices=EntryKind.choices)
     points = models.IntegerField(_("points"))
-    month = models.DateField(_("month"))  # the month the points belong to (first day): earned for, or recorded in
+    month = models.DateField(
+        _("month")
+    )  # the month the points belong to (first day): earned for, or recorded in
     basis_fen = models.BigIntegerField(_("payments counted (fen)"), null=True, blank=True)
     reason = models.CharField(_("reason"), max_length=500, blank=True)
     redemption = models.ForeignKey(Redemption, models.PROTECT, null=True, blank=True, related_name="entries")
@@ -187,10 +193,16 @@ class PointsEntry(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             # the monthly run: once per member and month, whatever reruns it
-            models.UniqueConstraint(fields=["member", "kind", "month"], condition=Q(kind__in=["earn", "expire"]),
-                                    name="loyalty_entry_once_a_month"),  # fmt: skip
-            models.UniqueConstraint(fields=["redemption", "kind"], condition=Q(redemption__isnull=False),
-                                    name="loyalty_entry_once_per_redemption"),  # fmt: skip
+            models.UniqueConstraint(
+                fields=["member", "kind", "month"],
+                condition=Q(kind__in=["earn", "expire"]),
+                name="loyalty_entry_once_a_month",
+            ),  # fmt: skip
+            models.UniqueConstraint(
+                fields=["redemption", "kind"],
+                condition=Q(redemption__isnull=False),
+                name="loyalty_entry_once_per_redemption",
+            ),  # fmt: skip
         ]
         indexes = [models.Index(fields=["member", "month"], name="loyalty_entry_member_month")]
 

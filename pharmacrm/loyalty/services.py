@@ -52,14 +52,35 @@ def privileges() -> list[tuple[str, list[str]]]:
     points = _("Points ×%(m)s per ¥100 paid")
     return [
         (Level.STANDARD, [points % {"m": MULTIPLIER[Level.STANDARD]}, _("Reward catalogue")]),
-        (Level.SILVER, [points % {"m": MULTIPLIER[Level.SILVER]}, _("Reward catalogue"),
-                        _("Priority service: requests answered first")]),  # fmt: skip
-        (Level.GOLD, [points % {"m": MULTIPLIER[Level.GOLD]}, _("Reward catalogue"),
-                      _("Priority service: requests answered first"), _("Dedicated service contact"),
-                      _("Member-only offers")]),  # fmt: skip
-        (Level.PLATINUM, [points % {"m": MULTIPLIER[Level.PLATINUM]}, _("Reward catalogue"),
-                          _("Priority service: requests answered first"), _("Dedicated service contact"),
-                          _("Member-only offers"), _("Priority delivery on every order")]),  # fmt: skip
+        (
+            Level.SILVER,
+            [
+                points % {"m": MULTIPLIER[Level.SILVER]},
+                _("Reward catalogue"),
+                _("Priority service: requests answered first"),
+            ],
+        ),  # fmt: skip
+        (
+            Level.GOLD,
+            [
+                points % {"m": MULTIPLIER[Level.GOLD]},
+                _("Reward catalogue"),
+                _("Priority service: requests answered first"),
+                _("Dedicated service contact"),
+                _("Member-only offers"),
+            ],
+        ),  # fmt: skip
+        (
+            Level.PLATINUM,
+            [
+                points % {"m": MULTIPLIER[Level.PLATINUM]},
+                _("Reward catalogue"),
+                _("Priority service: requests answered first"),
+                _("Dedicated service contact"),
+                _("Member-only offers"),
+                _("Priority delivery on every order"),
+            ],
+        ),  # fmt: skip
     ]
 
 
@@ -191,7 +212,9 @@ def join(user, institution, *, today: dt.date | None = None, system: bool = Fals
     months' purchases. `system`: the monthly run's automatic joining (LOYALTY_AUTO_JOIN)."""
     if not isinstance(institution, Institution):
         pk = str(institution or "")
-        institution = Institution.objects.filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 19 else None
+        institution = (
+            Institution.objects.filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 19 else None
+        )
         if institution is None or not (system or may_see_customer(user, institution)):
             raise ValidationError({"institution": [_("No such customer, or one you may not see.")]})
     if not system:
@@ -240,8 +263,9 @@ def set_status(user, member: Member, status: str, version=None, reason: str = ""
     if status == member.status:
         return member
     with transaction.atomic():
-        if not Member.objects.filter(pk=member.pk, version=member.version).update(status=status,
-                                                                                  version=F("version") + 1):
+        if not Member.objects.filter(pk=member.pk, version=member.version).update(
+            status=status, version=F("version") + 1
+        ):
             raise ConflictError(Member.objects.get(pk=member.pk).version)
         audit.record(A.UPDATE, member, user=user, changes={"status": [member.status, status]}, reason=reason)
         member.status, member.version = status, member.version + 1
@@ -380,7 +404,12 @@ def expire(month: dt.date) -> int:
         if not candidates:
             return 0
         # held, so that a redemption asked for meanwhile sees the balance after the expiry
-        list(Member.objects.select_for_update().filter(pk__in=list(candidates)).order_by("pk").values_list("pk"))
+        list(
+            Member.objects.select_for_update()
+            .filter(pk__in=list(candidates))
+            .order_by("pk")
+            .values_list("pk")
+        )
         done = set(PointsEntry.objects.filter(kind=EntryKind.EXPIRE, month=month, member_id__in=list(candidates))
                    .values_list("member_id", flat=True))  # fmt: skip
         entries = [PointsEntry(member_id=pk, kind=EntryKind.EXPIRE, points=-left, month=month)
@@ -470,7 +499,12 @@ def create_reward(user, data: dict) -> Reward:
     values = clean_reward(data)
     with transaction.atomic():
         reward = Reward.objects.create(**values)
-        audit.record(A.CREATE, reward, user=user, changes={k: [None, v] for k, v in values.items() if v not in ("", None)})
+        audit.record(
+            A.CREATE,
+            reward,
+            user=user,
+            changes={k: [None, v] for k, v in values.items() if v not in ("", None)},
+        )
     return reward
 
 
@@ -482,7 +516,9 @@ def update_reward(user, reward: Reward, data: dict, version=None) -> Reward:
     if not changes:
         return reward
     with transaction.atomic():
-        if not Reward.objects.filter(pk=reward.pk, version=reward.version).update(version=F("version") + 1, **values):
+        if not Reward.objects.filter(pk=reward.pk, version=reward.version).update(
+            version=F("version") + 1, **values
+        ):
             raise ConflictError(Reward.objects.get(pk=reward.pk).version)
         audit.record(A.UPDATE, reward, user=user, changes=changes)
         for k, v in values.items():
@@ -564,11 +600,17 @@ def decide(user, redemption: Redemption, *, approve: bool, note: str = "", versi
             entry = PointsEntry.objects.create(member_id=fresh.member_id, kind=EntryKind.RELEASE, points=fresh.points,
                                                redemption=fresh, month=month_of(timezone.localdate()), created_by=user,
                                                reason=note)  # fmt: skip
-            Reward.objects.filter(pk=fresh.reward_id, stock__isnull=False).update(stock=F("stock") + fresh.quantity)
+            Reward.objects.filter(pk=fresh.reward_id, stock__isnull=False).update(
+                stock=F("stock") + fresh.quantity
+            )
             audit.record(A.CREATE, entry, user=user, changes={"member": [None, fresh.member_id],
                                                               "points": [None, fresh.points]})  # fmt: skip
-        audit.record(A.UPDATE, fresh, user=user, changes={"status": [fresh.status, new],
-                                                          **({"decision_note": [None, note]} if note else {})})
+        audit.record(
+            A.UPDATE,
+            fresh,
+            user=user,
+            changes={"status": [fresh.status, new], **({"decision_note": [None, note]} if note else {})},
+        )
     redemption.refresh_from_db()
     return redemption
 
@@ -623,7 +665,11 @@ def refer(user, member: Member, referred, note: str = "", *, today: dt.date | No
     elif referred.merged_into_id is not None:
         errors["referred"] = [_("This customer was merged into another record.")]
     else:
-        first = Referral.objects.filter(referred=referred).select_related("referrer__institution", "referred").first()
+        first = (
+            Referral.objects.filter(referred=referred)
+            .select_related("referrer__institution", "referred")
+            .first()
+        )
         if first is not None:
             raise _already_referred(first)
         if Member.objects.filter(institution=referred).exists():
@@ -693,7 +739,7 @@ def overview(user, months: int = 12, today: dt.date | None = None) -> dict:
     issued_kinds = [EntryKind.EARN, EntryKind.REFERRAL]
     rows = {m: {"month": m, "issued": 0, "redeemed": 0, "expired": 0, "value": Decimal("0.00"), "referrals": 0,
                 "converted": 0} for m in (add_months(first, i) for i in range(months))}  # fmt: skip
-    for month, kind, points in (entries.values_list("month", "kind").annotate(s=Sum("points")).order_by()):
+    for month, kind, points in entries.values_list("month", "kind").annotate(s=Sum("points")).order_by():
         row = rows.get(month)
         if row is None:
             continue

@@ -36,7 +36,11 @@ def _require_read(user) -> None:
 
 
 def _errors(e: ValidationError) -> str:
-    return " ".join(m for ms in e.message_dict.values() for m in ms) if hasattr(e, "error_dict") else " ".join(e.messages)
+    return (
+        " ".join(m for ms in e.message_dict.values() for m in ms)
+        if hasattr(e, "error_dict")
+        else " ".join(e.messages)
+    )
 
 
 @login_required
@@ -44,7 +48,11 @@ def _errors(e: ValidationError) -> str:
 def member_list(request):
     _require_read(request.user)
     form = forms.FilterForm(request.user, request.GET or None)
-    qs = services.members_for(request.user).select_related("institution__owner").annotate(balance=Sum("entries__points"))
+    qs = (
+        services.members_for(request.user)
+        .select_related("institution__owner")
+        .annotate(balance=Sum("entries__points"))
+    )
     if form.is_valid():
         d = form.cleaned_data
         if d.get("q"):
@@ -91,7 +99,9 @@ def member_detail(request, pk):
             elif action == "adjust":
                 services.adjust(user, member, values["points"], values["reason"])
             else:
-                services.set_status(user, member, values["status"], request.POST.get("version"), values["reason"])
+                services.set_status(
+                    user, member, values["status"], request.POST.get("version"), values["reason"]
+                )
         except ConflictError as e:
             messages.error(request, str(e))
             return redirect("loyalty:member", member.pk)
@@ -185,7 +195,9 @@ def approvals(request):
         else:
             messages.success(request, _("Saved."))
         return redirect("loyalty:approvals")
-    qs = services.redemptions_for(user).select_related("member__institution", "reward", "requested_by", "decided_by")
+    qs = services.redemptions_for(user).select_related(
+        "member__institution", "reward", "requested_by", "decided_by"
+    )
     return render(request, "loyalty/approvals.html", {
         "waiting": qs.filter(status=RedemptionStatus.REQUESTED).order_by("requested_at"),
         "to_deliver": qs.filter(status=RedemptionStatus.APPROVED).order_by("decided_at"),
@@ -222,8 +234,9 @@ def _export(request, figures) -> HttpResponse:
                  rows=len(figures["months"]))  # fmt: skip
     out = io.BytesIO()
     book.save(out)
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response = HttpResponse(
+        out.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     stamp = timezone.localtime().strftime("%Y%m%d")
     label = "-".join(_("Loyalty programme").split())
     response["Content-Disposition"] = content_disposition_header(True, f"{label}-{stamp}.xlsx")

@@ -38,7 +38,9 @@ def pharmacy(admin, region, name, owner=None, team=None, kind="pharmacy"):
 
 
 def rollup(institution, month, *, amount_fen=0, paid_fen=0):
-    return MonthlyRollup.objects.create(institution=institution, month=month, amount_fen=amount_fen, paid_fen=paid_fen)
+    return MonthlyRollup.objects.create(
+        institution=institution, month=month, amount_fen=amount_fen, paid_fen=paid_fen
+    )
 
 
 @pytest.fixture
@@ -67,7 +69,11 @@ def give(member, points, month=None, kind=EntryKind.EARN):
 
 
 def test_a_member_is_numbered_and_its_joining_audited(users, member, shop):
-    assert member.number == "HY-000001" and member.status == MemberStatus.ACTIVE and member.level == Level.STANDARD
+    assert (
+        member.number == "HY-000001"
+        and member.status == MemberStatus.ACTIVE
+        and member.level == Level.STANDARD
+    )
     assert member.counts_from == D(2026, 3, 1)
     entry = AuditEntry.objects.get(object_type="loyalty.member", action=AuditEntry.Action.CREATE)
     assert entry.actor == users["rep"] and entry.changes["number"] == [None, "HY-000001"]
@@ -83,7 +89,10 @@ def test_a_hospital_cannot_join_and_is_told_why_in_the_readers_language(users, x
     assert "commercial bribery" in e.value.message_dict["institution"][0]
     with pytest.raises(ValidationError) as e, translation.override("zh-hans"):
         services.join(users["manager"], xiehe)
-    assert "医院" in e.value.message_dict["institution"][0] and "商业贿赂" in e.value.message_dict["institution"][0]
+    assert (
+        "医院" in e.value.message_dict["institution"][0]
+        and "商业贿赂" in e.value.message_dict["institution"][0]
+    )
     assert not Member.objects.exists()
     settings.LOYALTY_ELIGIBLE_TYPES = ["pharmacy", "hospital"]  # the company decided otherwise
     assert services.join(users["manager"], xiehe).number == "HY-000001"
@@ -111,7 +120,9 @@ def test_points_from_payments_computed_by_hand_once_per_month(member, shop):
     assert member.credited_fen == 1_230_000 and member.earned_through == D(2026, 3, 1)
     assert services.earn(D(2026, 3, 1)) == 0 and services.balance(member) == 123  # a rerun changes nothing
     rollup(shop, D(2026, 4, 1), amount_fen=200_000, paid_fen=80_000)
-    MonthlyRollup.objects.filter(institution=shop, month=D(2026, 3, 1)).update(paid_fen=1_500_000)  # paid later
+    MonthlyRollup.objects.filter(institution=shop, month=D(2026, 3, 1)).update(
+        paid_fen=1_500_000
+    )  # paid later
     assert services.earn(D(2026, 4, 1)) == 1
     # ¥15,000 + ¥800 paid since March, ¥12,300 credited before: 35 whole ¥100 (the ¥45.67 left then counts now)
     april = PointsEntry.objects.get(member=member, month=D(2026, 4, 1))
@@ -131,7 +142,11 @@ def test_the_monthly_run_twice_changes_nothing_the_second_time(member, shop, set
     rollup(shop, D(2026, 4, 1), amount_fen=2_000_000, paid_fen=1_000_000)
     first = services.monthly(today=D(2026, 5, 1))
     assert first["earned"] == 1 and first["levels"] == 1
-    ledger, audit, history = PointsEntry.objects.count(), AuditEntry.objects.count(), LevelChange.objects.count()
+    ledger, audit, history = (
+        PointsEntry.objects.count(),
+        AuditEntry.objects.count(),
+        LevelChange.objects.count(),
+    )
     assert services.monthly(today=D(2026, 5, 1)) == {"joined": 0, "earned": 0, "levels": 0, "expired": 0}
     assert (PointsEntry.objects.count(), AuditEntry.objects.count(), LevelChange.objects.count()) == (
         ledger, audit, history)  # fmt: skip
@@ -153,8 +168,17 @@ def test_points_older_than_the_setting_expire_at_the_end_of_a_month_oldest_first
         -70, -50]  # fmt: skip
 
 
-@pytest.mark.parametrize("yuan, level", [(0, Level.STANDARD), (99_999, Level.STANDARD), (100_000, Level.SILVER),
-                                         (499_999, Level.SILVER), (500_000, Level.GOLD), (2_000_000, Level.PLATINUM)])
+@pytest.mark.parametrize(
+    "yuan, level",
+    [
+        (0, Level.STANDARD),
+        (99_999, Level.STANDARD),
+        (100_000, Level.SILVER),
+        (499_999, Level.SILVER),
+        (500_000, Level.GOLD),
+        (2_000_000, Level.PLATINUM),
+    ],
+)
 def test_level_thresholds(yuan, level):
     assert services.level_for(yuan * 100) == level
 
@@ -168,7 +192,9 @@ def test_levels_follow_the_last_twelve_months_and_their_changes_are_kept(member,
     assert member.level == Level.GOLD and member.level_since == D(2026, 5, 1)
     change = LevelChange.objects.filter(member=member).first()
     assert (change.old_level, change.new_level, change.basis_fen) == (Level.STANDARD, Level.GOLD, 55_000_000)
-    assert AuditEntry.objects.filter(object_type="loyalty.member", changes__level=["standard", "gold"]).exists()
+    assert AuditEntry.objects.filter(
+        object_type="loyalty.member", changes__level=["standard", "gold"]
+    ).exists()
     assert services.recompute_levels(D(2026, 5, 1), today=D(2026, 6, 1)) == 1  # May 2025 left the window
     member.refresh_from_db()
     assert member.level == Level.SILVER
@@ -193,7 +219,9 @@ def test_a_manual_adjustment_needs_a_manager_and_a_reason_and_cannot_overdraw(us
 def test_points_are_reserved_at_request_and_an_overdraw_is_refused(users, member, reward):
     give(member, 100)
     first = services.request_redemption(users["rep"], member, reward)
-    assert first.status == RedemptionStatus.REQUESTED and first.points == 80 and services.balance(member) == 20
+    assert (
+        first.status == RedemptionStatus.REQUESTED and first.points == 80 and services.balance(member) == 20
+    )
     with pytest.raises(ValidationError) as e, translation.override("en"):
         services.request_redemption(users["rep"], member, reward)
     assert "Not enough points: the balance is 20, the reward costs 80." in e.value.message_dict["reward"]
@@ -275,7 +303,9 @@ def test_a_customer_is_referred_once_the_second_claim_names_the_first(users, bei
     services.refer(users["rep"], member, new)
     with pytest.raises(ValidationError) as e, translation.override("en"):
         services.refer(users["rep"], other, new)
-    assert f"was referred already, by {member.number} 同仁堂大药房朝阳店" in e.value.message_dict["referred"][0]
+    assert (
+        f"was referred already, by {member.number} 同仁堂大药房朝阳店" in e.value.message_dict["referred"][0]
+    )
     with pytest.raises(ValidationError) as e:
         services.refer(users["rep"], member, member.institution)
     assert "referred" in e.value.message_dict
@@ -310,6 +340,7 @@ def test_reward_values_are_checked_by_field(users):
                                                   "stock": "-1"})  # fmt: skip
     assert set(e.value.message_dict) == {"name", "kind", "points_cost", "value_cny", "stock"}
     with pytest.raises(PermissionDenied):
-        services.create_reward(users["rep"], {"name": "x", "kind": "trial", "points_cost": 1, "value_cny": "1"})
+        services.create_reward(
+            users["rep"], {"name": "x", "kind": "trial", "points_cost": 1, "value_cny": "1"}
+        )
     assert Decimal("1") == services.MULTIPLIER[Level.STANDARD]
-

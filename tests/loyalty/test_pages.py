@@ -43,7 +43,9 @@ def test_who_opens_the_pages_the_export_and_the_api(world, client_for, role):
 
 
 def test_a_rep_sees_their_teams_members_a_kam_their_own_leadership_all(world, client_for):
-    numbers = lambda role: {m["number"] for m in client_for(role).get("/api/v1/loyalty/members/").json()["results"]}  # noqa: E731
+    def numbers(role):
+        return {m["number"] for m in client_for(role).get("/api/v1/loyalty/members/").json()["results"]}
+
     assert numbers("rep") == {world["ours"].number}
     assert numbers("kam") == {world["kams"].number}
     assert numbers("manager") == numbers("analyst") == {world["ours"].number, world["kams"].number}
@@ -99,7 +101,10 @@ def test_the_api_names_the_field_in_the_readers_language(world, client_for, xieh
                                                               "referred": world["kams"].institution_id},
                                content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
     assert r.status_code == 400 and "金象大药房 is a member already" in r.json()["referred"][0]
-    assert client_for("rep").get("/api/v1/loyalty/members/?level=gold&owner=99999999999999999999").status_code == 400
+    assert (
+        client_for("rep").get("/api/v1/loyalty/members/?level=gold&owner=99999999999999999999").status_code
+        == 400
+    )
 
 
 def test_the_customer_page_shows_the_level_or_a_join_button(world, client_for, users, beijing, xiehe):
@@ -113,7 +118,10 @@ def test_the_customer_page_shows_the_level_or_a_join_button(world, client_for, u
     assert Member.objects.filter(institution=new).exists()
     block = client_for("manager").get(f"/loyalty/customer/{xiehe.pk}/").content.decode()
     assert 'id="loyalty-join"' not in block and 'id="loyalty-ineligible"' in block
-    assert 'id="loyalty"' in client_for("rep").get(f"/customers/institutions/{world['shop'].pk}/").content.decode()
+    assert (
+        'id="loyalty"'
+        in client_for("rep").get(f"/customers/institutions/{world['shop'].pk}/").content.decode()
+    )
     assert client_for("agent").get(f"/loyalty/customer/{world['shop'].pk}/").status_code == 403
 
 
