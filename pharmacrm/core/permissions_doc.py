@@ -106,8 +106,8 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   the projects they answer for. "Record cooperation agreements and run their projects" (administrators, managers,
   key-account managers, reps) writes within that scope; a task's owner reports its progress. The service desk and
   the pharmacovigilance officer have no access. Every change and export is audited.
-- **Loyalty programme and referrals** (`/loyalty/`, its Excel export, `/api/v1/loyalty/members/`, `/rewards/`,
-  `/redemptions/` and `/referrals/`): roles with "See the loyalty programme of every customer and team"
+- **Loyalty programme and referrals** (`/loyalty/`, its Excel export, `/api/v1/loyalty/members/`,
+  `/api/v1/loyalty/rewards/`, `/api/v1/loyalty/redemptions/` and `/api/v1/loyalty/referrals/`): roles with "See the loyalty programme of every customer and team"
   (administrators, managers, marketing analysts, auditors) see every member; a key-account manager or sales
   representative sees the members, redemptions and referrals of the customers they or their teams own. "Enrol
   customers in the loyalty programme, request redemptions, record referrals" (administrators, managers, key-account
