@@ -237,12 +237,14 @@ def test_two_requests_at_once_the_second_waits_and_is_refused(users, beijing, te
     member = services.join(users["rep"], shop)
     reward = services.create_reward(users["manager"], {"name": "试用装", "kind": "trial", "points_cost": 80,
                                                        "value_cny": "300"})  # fmt: skip
+    other = services.create_reward(users["manager"], {"name": "培训名额", "kind": "training", "points_cost": 80,
+                                                      "value_cny": "800"})  # fmt: skip
     give(member, 100)
     out = []
 
     def second():
         try:
-            out.append(services.request_redemption(users["manager"], member, reward).pk)
+            out.append(services.request_redemption(users["manager"], member, other).pk)
         except ValidationError as e:
             out.append(e.message_dict)
 
