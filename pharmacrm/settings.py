@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "pharmacrm.keyaccounts",
     "pharmacrm.reports",
     "pharmacrm.cooperation",
+    "pharmacrm.loyalty",
     "pharmacrm.training",
 ]
 
@@ -347,6 +348,12 @@ SPECTACULAR_SETTINGS = {
         "CooperationProjectStatusEnum": "pharmacrm.cooperation.models.ProjectStatus",
         "CooperationTaskStatusEnum": "pharmacrm.cooperation.models.TaskStatus",
         "CooperationSettlementStatusEnum": "pharmacrm.cooperation.models.SettlementStatus",
+        "LoyaltyLevelEnum": "pharmacrm.loyalty.models.Level",
+        "LoyaltyMemberStatusEnum": "pharmacrm.loyalty.models.MemberStatus",
+        "LoyaltyEntryKindEnum": "pharmacrm.loyalty.models.EntryKind",
+        "LoyaltyRewardKindEnum": "pharmacrm.loyalty.models.RewardKind",
+        "LoyaltyRedemptionStatusEnum": "pharmacrm.loyalty.models.RedemptionStatus",
+        "LoyaltyReferralStatusEnum": "pharmacrm.loyalty.models.ReferralStatus",
         "TrainingCourseStatusEnum": "pharmacrm.training.models.CourseStatus",
         "TrainingQuestionKindEnum": "pharmacrm.training.models.QuestionKind",
         "StageEnum": "pharmacrm.customers.choices.Stage",  # a customer's lifecycle stage, named as before opportunities'
@@ -415,6 +422,19 @@ KEYACCOUNTS_REVIEW_OTHER_DEPARTMENTS = envint("KEYACCOUNTS_REVIEW_OTHER_DEPARTME
 PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS = envint("PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS", 90)
 # cooperation agreements: the owner is reminded this many days before an agreement in force ends (docs/cooperation.md)
 COOPERATION_RENEWAL_NOTICE_DAYS = envint("COOPERATION_RENEWAL_NOTICE_DAYS", 30)
+# --- Loyalty programme (docs/loyalty.md): who may join (institution types; never individual people — rewards to
+# hospitals and their staff are a bribery risk), whether a first paid purchase joins an eligible customer by itself,
+# points per ¥100 paid, the levels' thresholds on the last 12 months' purchases (yuan), when points expire, what a
+# converted referral earns
+LOYALTY_ELIGIBLE_TYPES = [t.strip() for t in (env("LOYALTY_ELIGIBLE_TYPES") or "pharmacy,distributor,clinic").split(",")
+                          if t.strip()]  # fmt: skip
+LOYALTY_AUTO_JOIN = envbool("LOYALTY_AUTO_JOIN", False)
+LOYALTY_POINTS_PER_100_YUAN = envint("LOYALTY_POINTS_PER_100_YUAN", 1)
+LOYALTY_SILVER_YUAN = envint("LOYALTY_SILVER_YUAN", 100_000)
+LOYALTY_GOLD_YUAN = envint("LOYALTY_GOLD_YUAN", 500_000)
+LOYALTY_PLATINUM_YUAN = envint("LOYALTY_PLATINUM_YUAN", 2_000_000)
+LOYALTY_POINTS_EXPIRE_MONTHS = envint("LOYALTY_POINTS_EXPIRE_MONTHS", 24)
+LOYALTY_REFERRAL_POINTS = envint("LOYALTY_REFERRAL_POINTS", 500)
 # --- Purchases: an overdue total this small (in fen: 100 = ¥1.00) that is also under 0.1 % of the customer's
 # purchases in the window (a rounding difference the ERP left open) does not make the credit status or the
 # evaluation's credit measure worse; the arrears figures still show it exactly (docs/purchases.md)

@@ -36,6 +36,8 @@ WRITE_CAPS = frozenset(
         Cap.MANAGE_KEY_ACCOUNTS,
         Cap.SET_SALES_TARGETS,
         Cap.MANAGE_COOPERATION,
+        Cap.MANAGE_LOYALTY,
+        Cap.APPROVE_LOYALTY,
         Cap.TAKE_TRAINING,
         Cap.MANAGE_TRAINING,
         Cap.WORK_PIPELINE,

@@ -50,6 +50,8 @@ def navigation(request):
         items.append((_("Key accounts"), reverse("keyaccounts:home"), "keyaccounts"))
     if Cap.READ_COOPERATION in caps:
         items.append((_("Cooperation"), reverse("cooperation:agreements"), "cooperation"))
+    if Cap.READ_LOYALTY in caps:
+        items.append((_("Loyalty"), reverse("loyalty:members"), "loyalty"))
     if caps & {Cap.TAKE_TRAINING, Cap.MANAGE_TRAINING, Cap.VIEW_TRAINING_RESULTS, Cap.VIEW_TRAINING_FIGURES}:
         items.append((_("Training"), reverse("training:mine"), "training"))
     if Cap.IMPORT_CUSTOMERS in caps or Cap.IMPORT_ORDERS in caps:

@@ -950,6 +950,9 @@ def _later_demo_data(scale: float = 1.0) -> None:
     from pharmacrm.cooperation import demo as cooperation_demo
 
     cooperation_demo.load()
+    from pharmacrm.loyalty import demo as loyalty_demo
+
+    loyalty_demo.load()  # after the orders: members and their points come from the purchases
     from pharmacrm.training import demo as training_demo
 
     training_demo.load()  # after the service desk's tickets: a course's effect on performance reads them

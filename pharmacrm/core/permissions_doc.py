@@ -106,6 +106,14 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   the projects they answer for. "Record cooperation agreements and run their projects" (administrators, managers,
   key-account managers, reps) writes within that scope; a task's owner reports its progress. The service desk and
   the pharmacovigilance officer have no access. Every change and export is audited.
+- **Loyalty programme and referrals** (`/loyalty/`, its Excel export, `/api/v1/loyalty/members/`,
+  `/api/v1/loyalty/rewards/`, `/api/v1/loyalty/redemptions/` and `/api/v1/loyalty/referrals/`): roles with "See the loyalty programme of every customer and team"
+  (administrators, managers, marketing analysts, auditors) see every member; a key-account manager or sales
+  representative sees the members, redemptions and referrals of the customers they or their teams own. "Enrol
+  customers in the loyalty programme, request redemptions, record referrals" (administrators, managers, key-account
+  managers, reps) acts within that scope; "Approve redemptions, adjust points, run the reward catalogue"
+  (administrators, managers) decides requests — never one's own (four eyes) — adjusts points and keeps the
+  catalogue. The service desk and the pharmacovigilance officer have no access. Every change and export is audited.
 - **Staff training** (`/training/`): every role but the auditor sees and takes the training assigned to them and
   rates it; "Create training courses and assign them" (administrators, managers) creates courses, their materials
   and tests, assigns them and records attendance; "See every person's training results" (administrators, managers,
@@ -203,6 +211,15 @@ ENDPOINT_RULES = [
     "`in-force`, `terminate`; `start`, `tasks`, `checks`, `acceptances`, `amount-due`, `payments`, `close`) | Record "
     "cooperation agreements and run their projects, within the scope (an edit sends its version: 409 if stale); "
     "`task-progress` also the task's owner |",
+    "| `GET /api/v1/loyalty/members/`, `/loyalty/rewards/`, `/loyalty/redemptions/`, `/loyalty/referrals/` (and `{id}/`) "
+    "| See loyalty members, points, redemptions and referrals (scoped; all with See the loyalty programme of every "
+    "customer and team) |",
+    "| `POST /api/v1/loyalty/members/`, `/loyalty/redemptions/`, `/loyalty/referrals/`, `POST …/redemptions/{id}/fulfil/` "
+    "| Enrol customers in the loyalty programme, request redemptions, record referrals, within the scope (fulfil also "
+    "Approve redemptions) |",
+    "| `POST /api/v1/loyalty/redemptions/{id}/approve/`, `…/reject/`; `POST`, `PUT`, `PATCH` on `/loyalty/rewards/` | "
+    "Approve redemptions, adjust points, run the reward catalogue (never one's own request: 403; a decision sends its "
+    "version: 409 if stale) |",
     "| `GET /api/v1/training/courses/` | Take the training assigned to oneself, a training capability, or a team lead "
     "(published courses; every course with Create training courses or See every person's training results) |",
     "| `GET /api/v1/training/assignments/` | as above: one's own; every one with See every person's training results; a "

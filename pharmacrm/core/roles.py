@@ -65,6 +65,10 @@ class Cap(models.TextChoices):
     READ_COOPERATION = "cooperation.read", _("See cooperation agreements and projects (own, team's, customers')")
     MANAGE_COOPERATION = "cooperation.manage", _("Record cooperation agreements and run their projects")
     ALL_COOPERATION = "cooperation.all", _("See the cooperation agreements of every customer and team")
+    READ_LOYALTY = "loyalty.read", _("See loyalty members, points, redemptions and referrals (own, team's)")
+    MANAGE_LOYALTY = "loyalty.manage", _("Enrol customers in the loyalty programme, request redemptions, record referrals")
+    APPROVE_LOYALTY = "loyalty.approve", _("Approve redemptions, adjust points, run the reward catalogue")
+    ALL_LOYALTY = "loyalty.all", _("See the loyalty programme of every customer and team")
     TAKE_TRAINING = "training.take", _("Take the training assigned to oneself")
     MANAGE_TRAINING = "training.manage", _("Create training courses and assign them")
     VIEW_TRAINING_RESULTS = "training.results", _("See every person's training results")
@@ -124,6 +128,13 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.READ_COOPERATION: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
     Cap.MANAGE_COOPERATION: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP}),
     Cap.ALL_COOPERATION: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
+    # the loyalty programme (seed 000 §6.2–6.3): reps and key-account managers enrol their own and their teams'
+    # customers and ask for redemptions, which leadership approves (never the one who asked); marketing reads the
+    # figures, audit reads; no business of the service desk or pharmacovigilance
+    Cap.READ_LOYALTY: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
+    Cap.MANAGE_LOYALTY: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP}),
+    Cap.APPROVE_LOYALTY: frozenset({R.ADMIN, R.MANAGER}),
+    Cap.ALL_LOYALTY: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
     # team leads see their teams' results (training.results_scope); analysts the figures, never a person's row
     Cap.TAKE_TRAINING: EVERYONE_BUT_AUDITOR,
     Cap.MANAGE_TRAINING: frozenset({R.ADMIN, R.MANAGER}),

@@ -213,6 +213,15 @@ ENDPOINTS = [
         201, body=lambda w: {"institution": w.xiehe.pk, "kind": "training", "title": "护理培训", "company_signer": "王总",
                              "start_date": "2026-12-01", "end_date": "2027-11-30"},
     ),
+    # the scope of members, redemptions and referrals: tests/loyalty/test_pages.py
+    Endpoint("loyalty.members.list", "get", lambda w, r: "/api/v1/loyalty/members/", Cap.READ_LOYALTY, 200),
+    Endpoint("loyalty.redemptions.list", "get", lambda w, r: "/api/v1/loyalty/redemptions/", Cap.READ_LOYALTY, 200),
+    Endpoint("loyalty.referrals.list", "get", lambda w, r: "/api/v1/loyalty/referrals/", Cap.READ_LOYALTY, 200),
+    Endpoint("loyalty.rewards.list", "get", lambda w, r: "/api/v1/loyalty/rewards/", Cap.READ_LOYALTY, 200),
+    Endpoint(
+        "loyalty.rewards.create", "post", lambda w, r: "/api/v1/loyalty/rewards/", Cap.APPROVE_LOYALTY, 201,
+        body=lambda w: {"name": "返利券", "kind": "rebate", "points_cost": 100, "value_cny": "200.00"},
+    ),
     Endpoint(  # reading opportunities is scoped by role and team: tests/sales/test_pipeline_pages.py
         "sales.opportunities.create", "post", lambda w, r: "/api/v1/sales/opportunities/", Cap.WORK_PIPELINE, 201,
         body=lambda w: {"customer": w.xiehe.pk, "title": "矩阵商机", "amount": "1000", "close_date": "2027-01-31"},

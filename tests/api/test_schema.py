@@ -173,6 +173,19 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
 
     pipeline.create(users["manager"], {"institution": xiehe, "title": "协和 新品进院", "amount_fen": 5_000_000,
                                        "close_date": timezone.localdate() + datetime.timedelta(days=60)})  # fmt: skip
+    from pharmacrm.customers import services as customers
+    from pharmacrm.loyalty import services as loyalty
+    from pharmacrm.loyalty.models import PointsEntry
+
+    shop = customers.create_institution(users["admin"], {"name": "同仁堂大药房", "kind": "pharmacy",
+                                                         "region": xiehe.region})  # fmt: skip
+    member = loyalty.join(users["admin"], shop)  # a loyalty member with points, a request and a referral
+    PointsEntry.objects.create(member=member, kind="earn", points=500, month=today.replace(day=1))
+    reward = loyalty.create_reward(users["admin"], {"name": "返利券", "kind": "rebate", "points_cost": 100,
+                                                    "value_cny": "200.00"})  # fmt: skip
+    loyalty.request_redemption(users["manager"], member, reward)
+    new = customers.create_institution(users["admin"], {"name": "新开诊所", "kind": "clinic", "region": xiehe.region})
+    loyalty.refer(users["admin"], member, new)
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,

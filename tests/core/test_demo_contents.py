@@ -131,8 +131,13 @@ def test_the_same_seed_gives_the_same_customers(loaded, settings, tmp_path):
     from pharmacrm.cooperation.models import Agreement as CooperationAgreement
     from pharmacrm.cooperation.models import Project as CooperationProject
     from pharmacrm.engagement.models import Interaction
+    from pharmacrm.loyalty.models import Member, PointsEntry, Redemption, Referral
     from pharmacrm.safety.models import SafetyCase
 
+    PointsEntry.objects.all().delete()
+    Redemption.objects.all().delete()
+    Referral.objects.all().delete()
+    Member.objects.all().delete()
     CooperationProject.objects.all().delete()
     CooperationAgreement.objects.all().delete()
     Agreement.objects.all().delete()
@@ -422,3 +427,13 @@ def test_the_demo_has_cooperation_agreements_and_projects_in_every_state(loaded)
     assert overdue.exists()
     accepted = Project.objects.filter(status=ProjectStatus.ACCEPTED).first()
     assert accepted.settlement_status == "partly"
+
+
+def test_the_demo_has_loyalty_members_on_several_levels_with_redemptions_and_referrals(loaded):
+    from pharmacrm.loyalty.models import Member, Redemption, RedemptionStatus, Referral, ReferralStatus
+
+    assert Member.objects.count() >= 3  # about forty at full scale; the test's scale has few buyers
+    assert len(set(Member.objects.values_list("level", flat=True))) >= 2
+    assert set(Redemption.objects.values_list("status", flat=True)) == set(RedemptionStatus.values)
+    assert set(Referral.objects.values_list("status", flat=True)) == set(ReferralStatus.values)
+    assert not Member.objects.exclude(institution__kind__in=["pharmacy", "distributor", "clinic"]).exists()

@@ -77,14 +77,14 @@ def _periodic_tasks():
     return {task.__name__: task() for task in HUEY._registry._periodic_tasks}
 
 
-def _local_to_worker_time(hour: int, minute: int) -> dt.datetime:
+def _local_to_worker_time(hour: int, minute: int, day: int = 2) -> dt.datetime:
     """The naive UTC time Huey's scheduler hands a periodic task when it is hour:minute in Asia/Shanghai."""
-    local = dt.datetime(2026, 3, 2, hour, minute, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    local = dt.datetime(2026, 3, day, hour, minute, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     return local.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def _fires(task, hour: int, minute: int) -> bool:
-    return task.validate_datetime(_local_to_worker_time(hour, minute))
+def _fires(task, hour: int, minute: int, day: int = 2) -> bool:
+    return task.validate_datetime(_local_to_worker_time(hour, minute, day))
 
 
 def test_the_worker_table_lists_every_periodic_job_at_its_time():
@@ -111,6 +111,9 @@ def test_the_worker_table_lists_every_periodic_job_at_its_time():
             assert fired == {(h, int(m[1])) for h in range(24)}, name
         elif m := re.fullmatch(r"(\d\d):(\d\d) every day", when):
             assert fired == {(int(m[1]), int(m[2]))}, name
+        elif m := re.fullmatch(r"(\d\d):(\d\d) on the 1st of each month", when):
+            first = {(h, n) for h in range(24) for n in range(60) if _fires(task, h, n, day=1)}
+            assert not fired and first == {(int(m[1]), int(m[2]))}, name
         else:
             pytest.fail(f"{name}: the docs say {when!r}, a schedule this test cannot read")
 

@@ -1,0 +1,160 @@
+"""The loyalty pages and API: who sees and does what (per role, scoped to one's own and one's teams' customers), the
+Customer 360 block and its join button, the approval inbox's four eyes, the Excel export, errors naming the field,
+the pages in each language."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+from openpyxl import load_workbook
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.loyalty import services
+from pharmacrm.loyalty.models import EntryKind, Member, PointsEntry, Redemption, RedemptionStatus
+from tests.loyalty.test_loyalty import pharmacy
+
+READERS = ("admin", "manager", "kam", "rep", "analyst", "auditor")
+NONE = ("agent", "expert", "support", "aftersales", "pv")
+
+
+@pytest.fixture
+def world(users, beijing, team_north):
+    shop = pharmacy(users["admin"], beijing, "同仁堂大药房朝阳店", owner=users["rep"], team=team_north)
+    theirs = pharmacy(users["admin"], beijing, "金象大药房", owner=users["kam"], kind="distributor")
+    ours = services.join(users["rep"], shop)
+    kams = services.join(users["kam"], theirs)
+    PointsEntry.objects.create(member=ours, kind=EntryKind.EARN, points=500, month=dt.date(2026, 3, 1))
+    reward = services.create_reward(users["manager"], {"name": "产品试用装", "kind": "trial", "points_cost": 200,
+                                                       "value_cny": "350.00"})  # fmt: skip
+    asked = services.request_redemption(users["rep"], ours, reward)
+    return {"shop": shop, "ours": ours, "kams": kams, "reward": reward, "asked": asked}
+
+
+@pytest.mark.parametrize("role", READERS + NONE)
+def test_who_opens_the_pages_the_export_and_the_api(world, client_for, role):
+    c = client_for(role)
+    want = 200 if role in READERS else 403
+    for url in ("/loyalty/", "/loyalty/rewards/", "/loyalty/approvals/", "/loyalty/overview/",
+                "/loyalty/overview/?format=xlsx", "/api/v1/loyalty/members/", "/api/v1/loyalty/redemptions/",
+                "/api/v1/loyalty/referrals/", "/api/v1/loyalty/rewards/"):  # fmt: skip
+        assert c.get(url).status_code == want, url
+
+
+def test_a_rep_sees_their_teams_members_a_kam_their_own_leadership_all(world, client_for):
+    def numbers(role):
+        return {m["number"] for m in client_for(role).get("/api/v1/loyalty/members/").json()["results"]}
+
+    assert numbers("rep") == {world["ours"].number}
+    assert numbers("kam") == {world["kams"].number}
+    assert numbers("manager") == numbers("analyst") == {world["ours"].number, world["kams"].number}
+    assert client_for("kam").get(f"/loyalty/members/{world['ours'].pk}/").status_code == 404
+    page = client_for("rep").get(f"/loyalty/members/{world['ours'].pk}/").content.decode()
+    assert 'id="balance">300<' in page and "产品试用装" in page
+
+
+def test_the_analyst_and_the_auditor_read_but_change_nothing(world, client_for):
+    for role in ("analyst", "auditor"):
+        c = client_for(role)
+        r = c.post("/api/v1/loyalty/redemptions/", {"member": world["ours"].pk, "reward": world["reward"].pk},
+                   content_type="application/json")  # fmt: skip
+        assert r.status_code == 403
+        assert c.post(f"/api/v1/loyalty/redemptions/{world['asked'].pk}/approve/", {},
+                      content_type="application/json").status_code == 403  # fmt: skip
+        assert c.post("/loyalty/rewards/", {"reward-name": "x"}).status_code == 403
+    assert Redemption.objects.count() == 1
+
+
+def test_the_inbox_lets_another_manager_decide_never_the_requester(world, client_for, users):
+    asked = world["asked"]
+    mine = services.request_redemption(users["manager"], world["ours"], world["reward"])
+    page = client_for("manager").get("/loyalty/approvals/").content.decode()
+    assert page.count('name="action" value="approve"') == 1  # the rep's request, not the manager's own
+    r = client_for("manager").post(f"/api/v1/loyalty/redemptions/{mine.pk}/approve/", {"version": mine.version},
+                                   content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 403 and "another manager" in r.json()["detail"]
+    r = client_for("manager").post("/loyalty/approvals/", {"redemption": asked.pk, "version": asked.version,
+                                                           "action": "approve"})  # fmt: skip
+    assert r.status_code == 302
+    asked.refresh_from_db()
+    assert asked.status == RedemptionStatus.APPROVED and asked.decided_by == users["manager"]
+    r = client_for("rep").post(f"/api/v1/loyalty/redemptions/{asked.pk}/fulfil/",
+                               {"delivery_note": "随订单配送", "version": asked.version},
+                               content_type="application/json")  # fmt: skip
+    assert r.status_code == 200 and r.json()["status"] == "fulfilled"
+    stale = client_for("admin").post(f"/api/v1/loyalty/redemptions/{mine.pk}/reject/",
+                                     {"note": "超出预算", "version": mine.version + 5},
+                                     content_type="application/json")  # fmt: skip
+    assert stale.status_code == 409
+
+
+def test_the_api_names_the_field_in_the_readers_language(world, client_for, xiehe):
+    r = client_for("manager").post("/api/v1/loyalty/members/", {"institution": xiehe.pk},
+                                   content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400 and "Hospital customers cannot join" in r.json()["institution"][0]
+    r = client_for("rep").post("/api/v1/loyalty/redemptions/", {"member": world["ours"].pk, "reward": world["reward"].pk,
+                                                                "quantity": 2},
+                               content_type="application/json", HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
+    assert r.status_code == 400 and "积分不足" in r.json()["reward"][0]
+    r = client_for("rep").post("/api/v1/loyalty/referrals/", {"referrer": world["ours"].pk,
+                                                              "referred": world["kams"].institution_id},
+                               content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400 and "金象大药房 is a member already" in r.json()["referred"][0]
+    assert (
+        client_for("rep").get("/api/v1/loyalty/members/?level=gold&owner=99999999999999999999").status_code
+        == 400
+    )
+
+
+def test_the_customer_page_shows_the_level_or_a_join_button(world, client_for, users, beijing, xiehe):
+    c = client_for("rep")
+    block = c.get(f"/loyalty/customer/{world['shop'].pk}/").content.decode()
+    assert world["ours"].number in block and 'id="loyalty-balance">300<' in block
+    new = pharmacy(users["admin"], beijing, "新开诊所", owner=users["rep"], kind="clinic")
+    block = c.get(f"/loyalty/customer/{new.pk}/").content.decode()
+    assert 'id="loyalty-join"' in block
+    assert c.post(f"/loyalty/customer/{new.pk}/join/").status_code == 302
+    assert Member.objects.filter(institution=new).exists()
+    for role in ("manager", "kam"):  # the key-account manager does not own it, and is told why all the same
+        block = (
+            client_for(role)
+            .get(f"/loyalty/customer/{xiehe.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+            .content.decode()
+        )
+        assert 'id="loyalty-join"' not in block and "医院类客户不能加入忠诚度计划" in block
+    assert (
+        'id="loyalty"'
+        in client_for("rep").get(f"/customers/institutions/{world['shop'].pk}/").content.decode()
+    )
+    assert client_for("agent").get(f"/loyalty/customer/{world['shop'].pk}/").status_code == 403
+
+
+def test_the_member_page_shows_errors_under_the_field(world, client_for):
+    r = client_for("manager").post(f"/loyalty/members/{world['ours'].pk}/", {"action": "adjust", "adjust-points": "x",
+                                                                             "adjust-reason": ""},
+                                   HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400
+    body = r.content.decode()
+    assert 'id="id_adjust-points_error"' in body and 'id="id_adjust-reason_error"' in body
+    assert PointsEntry.objects.filter(kind=EntryKind.ADJUST).count() == 0
+
+
+def test_the_overview_export_is_audited(world, client_for, users):
+    r = client_for("analyst").get("/loyalty/overview/?format=xlsx")
+    book = load_workbook(io.BytesIO(r.content))
+    assert book.active.max_row == 13  # a header and twelve months
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.EXPORT, actor=users["analyst"]).exists()
+
+
+@pytest.mark.parametrize("lang, words", [("zh-hans", ["会员", "积分", "兑换"]), ("en", ["Loyalty members", "Points"]),
+                                         ("zh-hant", ["會員", "積分", "兌換"])])  # fmt: skip
+def test_the_pages_in_each_language(world, client_for, lang, words):
+    c = client_for("manager")
+    for url in ("/loyalty/", f"/loyalty/members/{world['ours'].pk}/", "/loyalty/approvals/", "/loyalty/overview/",
+                "/loyalty/rewards/"):  # fmt: skip
+        body = c.get(url, HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+        assert any(w in body for w in words), (url, lang)
+        if lang != "en":
+            for english in ("Points balance", "Loyalty members", "Redemptions", "Reward catalogue", "Level"):
+                assert f">{english}<" not in body, (url, english)
