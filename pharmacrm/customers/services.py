@@ -1082,6 +1082,31 @@ def _related_moves(model) -> list[tuple[type[models.Model], str]]:
     return moves
 
 
+def _one_to_one_moves(model) -> list[tuple[type[models.Model], str]]:
+    """Every (model, one-to-one field) that points at `model` (a loyalty membership, a referral, the market
+    influence): a merge moves the duplicate's to the survivor when the survivor has none of its own."""
+    return [(rel.related_model, rel.field.name) for rel in model._meta.related_objects
+            if rel.one_to_one and not getattr(rel.related_model, "MERGE_KEEP", False)]  # fmt: skip
+
+
+def _move_one_to_one(model, survivor, duplicate, moved: dict[str, list[int]]) -> None:
+    """The duplicate's one-to-one records go to a survivor that lacks them; where both have one, the survivor's
+    stays, and the duplicate's stays with the merged record — unless the model says that loses something
+    (`MERGE_BOTH_REFUSED`: a loyalty membership's points), when the merge is refused with its message."""
+    for related, field in _one_to_one_moves(model):
+        manager = related._default_manager
+        theirs = list(manager.filter(**{field: duplicate}).values_list("pk", flat=True))
+        if not theirs:
+            continue
+        if manager.filter(**{field: survivor}).exists():
+            refused = getattr(related, "MERGE_BOTH_REFUSED", None)
+            if refused:
+                raise ValidationError(refused)
+            continue
+        manager.filter(pk__in=theirs).update(**{field: survivor}, **_touched(related))
+        moved[f"{related._meta.label_lower}.{field}"] = theirs
+
+
 def _touched(related) -> dict:
     """What else a record of another app changes when a merge gives it the survivor as its customer: its
     `updated_at` and its version, as an edit would. Moved behind their backs, an API client syncing tickets or
@@ -1152,6 +1177,7 @@ def merge(
                     if ids:
                         related._default_manager.filter(pk__in=ids).update(**{field: survivor}, **_touched(related))
                         moved[f"{related._meta.label_lower}.{field}"] = ids
+                _move_one_to_one(model, survivor, duplicate, moved)
         except IntegrityError:  # two of what a customer has one of at most: nothing moved
             raise ValidationError(_(
                 "Both records hold something a customer may have only one of (an active key-account file, an open "

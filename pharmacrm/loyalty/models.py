@@ -54,6 +54,11 @@ class ReferralStatus(models.TextChoices):
 
 
 class Member(models.Model):
+    # a customer merge moves a membership to a survivor without one; two memberships are not added up
+    MERGE_BOTH_REFUSED = _(
+        "Both customers are members of the loyalty programme: a merge would leave one membership and its points "
+        "on the merged record. End one of the memberships first, then merge."
+    )
     number = models.CharField(_("member number"), max_length=12, unique=True, editable=False)
     institution = models.OneToOneField("customers.Institution", models.PROTECT, related_name="loyalty_member",
                                        verbose_name=_("customer"))  # fmt: skip

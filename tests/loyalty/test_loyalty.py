@@ -346,3 +346,39 @@ def test_reward_values_are_checked_by_field(users):
             users["rep"], {"name": "x", "kind": "trial", "points_cost": 1, "value_cny": "1"}
         )
     assert Decimal("1") == services.MULTIPLIER[Level.STANDARD]
+
+
+# --- a customer merge ------------------------------------------------------------------------------------------
+
+
+def test_a_merge_moves_the_duplicates_membership_and_referral_to_the_survivor(users, beijing, shop, team_north):
+    """A membership and a referral are one per customer: a merge moved only the records a customer has many of, so
+    the duplicate's membership — points and all — stayed on the merged, inactive record."""
+    survivor = pharmacy(users["admin"], beijing, "同仁堂大药房(朝阳店)", owner=users["rep"], team=team_north)
+    member = services.join(users["rep"], shop, today=D(2026, 3, 10))
+    give(member, 120)
+    newcomer = pharmacy(users["admin"], beijing, "国大药房望京店", owner=users["rep"], team=team_north)
+    copy = pharmacy(users["admin"], beijing, "国大药房(望京店)", owner=users["rep"], team=team_north)
+    referral = services.refer(users["rep"], member, copy, today=D(2026, 4, 1))
+
+    customers.merge(users["admin"], survivor, shop)
+    customers.merge(users["admin"], newcomer, copy)
+
+    member.refresh_from_db()
+    referral.refresh_from_db()
+    assert member.institution_id == survivor.pk and services.balance(member) == 120
+    assert referral.referred_id == newcomer.pk
+
+
+def test_a_merge_of_two_members_is_refused_and_changes_nothing(users, beijing, shop, team_north):
+    other = pharmacy(users["admin"], beijing, "同仁堂大药房(朝阳店)", owner=users["rep"], team=team_north)
+    first = services.join(users["rep"], shop, today=D(2026, 3, 10))
+    second = services.join(users["rep"], other, today=D(2026, 3, 10))
+
+    with translation.override("en"), pytest.raises(ValidationError, match="Both customers are members of the loyalty"):
+        customers.merge(users["admin"], other, shop)
+
+    shop.refresh_from_db()
+    assert shop.merged_into_id is None
+    assert Member.objects.get(pk=first.pk).institution_id == shop.pk
+    assert Member.objects.get(pk=second.pk).institution_id == other.pk
