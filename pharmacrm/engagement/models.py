@@ -226,7 +226,9 @@ class StageTask(models.Model):
                               verbose_name=_("owner"), db_index=False)  # fmt: skip
     team = models.ForeignKey("core.Team", models.SET_NULL, null=True, blank=True, related_name="+",
                              verbose_name=_("team"), db_index=False)  # fmt: skip
-    due_on = models.DateField(_("due"))
+    # None while the business calendar lacks the year it falls in (playbook.CalendarYearMissing): dated by the
+    # nightly run once the year's holidays are entered, never guessed
+    due_on = models.DateField(_("due"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=8, choices=StageTaskStatus.choices, default=StageTaskStatus.OPEN)
     reason = models.CharField(_("reason"), max_length=500, blank=True)
     note = models.TextField(_("note"), blank=True)

@@ -13,8 +13,11 @@ the new stage's tasks (StageTask) for the owner. Entering a stage again within L
 (the manager's page counts them). A merged-away customer's open tasks are closed; the survivor keeps its own. The
 nightly sweep (`sweep`) catches any customer whose stage changed without passing here (a script, a database fix).
 
-A due date the calendar cannot give — a year whose holidays are not known yet — is refused with a clear error
-(`CalendarYearMissing`), never guessed: the change of stage that needed it is not saved.
+A due date the calendar cannot give — a year whose holidays are not known yet (the chinese-calendar package and
+the calendar's overrides both lack it) — is never guessed: `due_date` raises `CalendarYearMissing`, naming the year.
+The change of stage is still saved (a rep winning a deal on 20 December is not refused); the task is created
+*undated* and says why on every page, the service administrators are already told of the missing year
+(servicedesk.calendars.alert_coverage_gaps), and the nightly run dates the task once the year is entered.
 
 Who sees which tasks: the owner their own, a team lead those of their teams (the task's team, or its owner a member
 of it), managers, administrators and auditors (read) every one. Marking a task done records an interaction."""
@@ -266,6 +269,7 @@ class SyncResult:
     created: int = 0
     reopened: int = 0
     closed: int = 0
+    undated_year: int | None = None  # a due date fell in a year the calendar does not know
     customers: list = field(default_factory=list)
 
 
@@ -282,8 +286,9 @@ def sync(model, ids, *, user=None, now: dt.datetime | None = None, source: str =
         fk = _fk(model)
         who = {"user": user} if user is not None else {"actor_name": "worker"}
         audit.record(
-            A.UPDATE, ("engagement.stagetask", "", ""), **who, lifecycle=fk, customers=result.customers[:200], entered=result.entered, created=result.created,
-            reopened=result.reopened, closed=result.closed, source=source,
+            A.UPDATE, ("engagement.stagetask", "", ""), **who, lifecycle=fk, customers=result.customers[:200],
+            entered=result.entered, created=result.created, reopened=result.reopened, closed=result.closed,
+            undated_year=result.undated_year, source=source,
         )  # fmt: skip
     return result
 
@@ -320,7 +325,7 @@ def _sync_chunk(model, ids: list[int], user, now: dt.datetime, result: SyncResul
     teams = {t for _p, _s, _o, t in moving if t}
     leads = dict(Team.objects.filter(pk__in=teams, lead__is_active=True).values_list("pk", "lead_id")) if teams else {}
     today = timezone.localdate(now)
-    dues: dict[int, dt.date] = {}
+    dues: dict[int, dt.date | None] = {}
     new = []
     for pk, stage, owner, team in moving:
         if owner is None or (pk, stage) in given:
@@ -328,7 +333,11 @@ def _sync_chunk(model, ids: list[int], user, now: dt.datetime, result: SyncResul
         for action in playbook.get(stage, []):
             if action.due_days not in dues:
                 engine = engine or calendar()
-                dues[action.due_days] = due_date(today, action.due_days, engine)
+                try:
+                    dues[action.due_days] = due_date(today, action.due_days, engine)
+                except CalendarYearMissing as e:
+                    dues[action.due_days] = None
+                    result.undated_year = e.year
             who = leads.get(team) if action.assignee == StageAssignee.LEAD and leads.get(team) else owner
             new.append(StageTask(**{f"{fk}_id": pk}, action=action, stage=stage, owner_id=who, team_id=team,
                                  due_on=dues[action.due_days], created_at=now, updated_at=now))  # fmt: skip
@@ -349,11 +358,8 @@ def on_stage_changed(sender, *, ids=None, since=None, user=None, source: str = "
     if since is None:
         return
     changed = list(sender.objects.filter(updated_at__gte=since).values_list("pk", flat=True))
-    try:
-        with transaction.atomic():
-            sync(sender, changed, user=user, source=source or "import")
-    except CalendarYearMissing as e:
-        log.warning("stage tasks of imported customers not created: no holidays for %s in the calendar", e.year)
+    with transaction.atomic():
+        sync(sender, changed, user=user, source=source or "import")
 
 
 def on_merged(sender, *, survivor, duplicate, user=None, **kwargs) -> None:
@@ -380,12 +386,26 @@ def sweep(now: dt.datetime | None = None) -> int:
         current = StageSpell.objects.filter(**{fk: OuterRef("pk")}, stage=OuterRef("stage"), left_at=None)
         ids = list(model.objects.filter(merged_into__isnull=True).exclude(Exists(current))
                    .values_list("pk", flat=True))  # fmt: skip
-        try:
-            with transaction.atomic():
-                entered += sync(model, ids, now=now, source="sweep").entered
-        except CalendarYearMissing as e:
-            log.warning("stage tasks not created: no holidays for %s in the business calendar", e.year)
+        with transaction.atomic():
+            entered += sync(model, ids, now=now, source="sweep").entered
     return entered
+
+
+def date_undated() -> int:
+    """The nightly run: open tasks created without a due date (the calendar lacked the year) are dated from the day
+    they were created, once the calendar knows the year. Returns how many were dated."""
+    engine, dated = None, 0
+    for task in StageTask.objects.filter(status=TS.OPEN, due_on=None).select_related("action").iterator():
+        engine = engine or calendar()
+        try:
+            due = due_date(timezone.localdate(task.created_at), task.action.due_days, engine)
+        except CalendarYearMissing as e:
+            log.warning("stage task %s still undated: no holidays for %s in the business calendar", task.pk, e.year)
+            continue
+        dated += StageTask.objects.filter(pk=task.pk, due_on=None).update(due_on=due, updated_at=timezone.now())
+    if dated:
+        audit.record(A.UPDATE, ("engagement.stagetask", "", ""), actor_name="worker", dated=dated)
+    return dated
 
 
 # --- doing the tasks ------------------------------------------------------------------------------------------
