@@ -85,8 +85,9 @@ class CalendarYearMissing(ValidationError):
     def __init__(self, year: int):
         self.year = year
         super().__init__({"stage": [_(
-            "The working-day calendar has no holidays for %(year)s, so a stage task due then cannot be dated. A "
-            "service administrator enters the year's holidays on the business calendar first; nothing was saved."
+            "The working-day calendar has no holidays for %(year)s, so a stage task due then cannot be dated yet. A "
+            "service administrator enters the year's holidays on the business calendar; the task is dated the night "
+            "after."
         ) % {"year": year}]})  # fmt: skip
 
 
