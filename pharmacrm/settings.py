@@ -330,6 +330,7 @@ SPECTACULAR_SETTINGS = {
     # choice sets used under several field names (or names used by several sets) get one component each
     "ENUM_NAME_OVERRIDES": {
         "TicketChannelEnum": "pharmacrm.servicedesk.choices.Channel",
+        "StageActionKindEnum": "pharmacrm.engagement.models.StageActionKind",
         "TicketStatusEnum": "pharmacrm.servicedesk.choices.Status",
         "TicketPriorityEnum": "pharmacrm.servicedesk.choices.Priority",
         "TicketComplexityEnum": "pharmacrm.servicedesk.choices.Complexity",

@@ -75,7 +75,7 @@ class StageTaskSerializer(Serializer):
         return obj.status == StageTaskStatus.OPEN and obj.due_on is not None and obj.due_on < timezone.localdate()
 
 
-class DoneSerializer(Serializer):
+class StageTaskDoneSerializer(Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=20000,
                                  help_text="What was done: the interaction's notes.")  # fmt: skip
     channel = serializers.ChoiceField(choices=InteractionChannel.choices, required=False,
@@ -83,7 +83,7 @@ class DoneSerializer(Serializer):
     version = serializers.IntegerField(required=False)
 
 
-class SkipSerializer(Serializer):
+class StageTaskSkipSerializer(Serializer):
     reason = serializers.CharField(max_length=playbook.REASON_MAX, help_text="Why the task is skipped.")
     version = serializers.IntegerField(required=False)
 
@@ -142,22 +142,22 @@ class StageTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         task = self.get_queryset().get(pk=task.pk)
         return Response(StageTaskSerializer(task).data)
 
-    @extend_schema(tags=["interactions"], request=DoneSerializer, responses={
+    @extend_schema(tags=["interactions"], request=StageTaskDoneSerializer, responses={
         200: StageTaskSerializer, 400: OpenApiResponse(description="The task is not open, or a bad field."),
         409: OpenApiResponse(description="Changed by someone else since the version sent.")},
         description="Mark the task done: the interaction it was is recorded (audited) and linked.")  # fmt: skip
     @action(detail=True, methods=["post"])
     def done(self, request, pk=None):
-        return self._work(request, DoneSerializer, lambda task, d: playbook.complete(
+        return self._work(request, StageTaskDoneSerializer, lambda task, d: playbook.complete(
             request.user, task, note=d.get("note", ""), channel=d.get("channel", ""), version=d.get("version")))
 
-    @extend_schema(tags=["interactions"], request=SkipSerializer, responses={
+    @extend_schema(tags=["interactions"], request=StageTaskSkipSerializer, responses={
         200: StageTaskSerializer, 400: OpenApiResponse(description="No reason, or the task is not open."),
         409: OpenApiResponse(description="Changed by someone else since the version sent.")},
         description="Skip the task, saying why (audited).")  # fmt: skip
     @action(detail=True, methods=["post"])
     def skip(self, request, pk=None):
-        return self._work(request, SkipSerializer, lambda task, d: playbook.skip(
+        return self._work(request, StageTaskSkipSerializer, lambda task, d: playbook.skip(
             request.user, task, reason=d["reason"], version=d.get("version")))
 
 
