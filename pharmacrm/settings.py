@@ -416,6 +416,12 @@ KEYACCOUNTS_REVIEW_OTHER_DEPARTMENTS = envint("KEYACCOUNTS_REVIEW_OTHER_DEPARTME
 PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS = envint("PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS", 90)
 # cooperation agreements: the owner is reminded this many days before an agreement in force ends (docs/cooperation.md)
 COOPERATION_RENEWAL_NOTICE_DAYS = envint("COOPERATION_RENEWAL_NOTICE_DAYS", 30)
+# the customer lifecycle: a customer entering a stage again within this many days gets its earlier stage tasks back
+# (docs/lifecycle.md); customer lifetime value: the 12-month retention when none is measured, the monthly discount
+# rate (docs/clv.md)
+LIFECYCLE_REENTRY_DAYS = envint("LIFECYCLE_REENTRY_DAYS", 30)
+CLV_RETENTION = env("CLV_RETENTION", "0.8")
+CLV_MONTHLY_DISCOUNT = env("CLV_MONTHLY_DISCOUNT", "0.008")
 # --- Purchases: an overdue total this small (in fen: 100 = ¥1.00) that is also under 0.1 % of the customer's
 # purchases in the window (a rounding difference the ERP left open) does not make the credit status or the
 # evaluation's credit measure worse; the arrears figures still show it exactly (docs/purchases.md)

@@ -272,6 +272,13 @@ class SyncResult:
     closed: int = 0
     undated_year: int | None = None  # a due date fell in a year the calendar does not know
     customers: list = field(default_factory=list)
+    names: list = field(default_factory=list)  # the first customers', for the audit entry's text
+
+    def label(self) -> str:
+        """What the audit entry is about, as the home page's recent changes name it: the customer, or the first of
+        several and how many more."""
+        first = self.names[0] if self.names else ""
+        return (first if self.entered <= 1 else f"{first} +{self.entered - 1}")[:200]
 
 
 def sync(model, ids, *, user=None, now: dt.datetime | None = None, source: str = "") -> SyncResult:
@@ -287,7 +294,7 @@ def sync(model, ids, *, user=None, now: dt.datetime | None = None, source: str =
         fk = _fk(model)
         who = {"user": user} if user is not None else {"actor_name": "worker"}
         audit.record(
-            A.UPDATE, ("engagement.stagetask", "", ""), **who, lifecycle=fk, customers=result.customers[:200],
+            A.UPDATE, ("engagement.stagetask", "", result.label()), **who, lifecycle=fk, customers=result.customers[:200],
             entered=result.entered, created=result.created, reopened=result.reopened, closed=result.closed,
             undated_year=result.undated_year, source=source,
         )  # fmt: skip
@@ -297,7 +304,9 @@ def sync(model, ids, *, user=None, now: dt.datetime | None = None, source: str =
 def _sync_chunk(model, ids: list[int], user, now: dt.datetime, result: SyncResult, engine):
     fk = _fk(model)
     rows = list(model.objects.filter(pk__in=ids, merged_into__isnull=True).values_list("pk", "stage", "owner_id",
-                                                                                        "team_id"))  # fmt: skip
+                                                                                        "team_id", "name"))  # fmt: skip
+    names = {r[0]: r[4] for r in rows}
+    rows = [r[:4] for r in rows]
     spells = {getattr(s, f"{fk}_id"): s for s in StageSpell.objects.filter(**{f"{fk}_id__in": ids}, left_at=None)}
     moving = [r for r in rows if r[0] not in spells or spells[r[0]].stage != r[1]]
     if not moving:
@@ -312,6 +321,7 @@ def _sync_chunk(model, ids: list[int], user, now: dt.datetime, result: SyncResul
                                     for pk, stage, _o, _t in moving])  # fmt: skip
     result.entered += len(moving)
     result.customers += [pk for pk, *_rest in moving]
+    result.names += [names[pk] for pk, *_rest in moving[:2]]
     entering = {pk: stage for pk, stage, _o, _t in moving}
     since = now - dt.timedelta(days=reentry_days())
     recent = list(StageTask.objects.filter(**{f"{fk}_id__in": list(entering)}, created_at__gte=since)
@@ -374,7 +384,7 @@ def on_merged(sender, *, survivor, duplicate, user=None, **kwargs) -> None:
         version=F("version") + 1,
     )  # fmt: skip
     if closed:
-        audit.record(A.UPDATE, ("engagement.stagetask", "", ""), user=user, lifecycle=fk,
+        audit.record(A.UPDATE, ("engagement.stagetask", "", str(duplicate)[:200]), user=user, lifecycle=fk,
                      customers=[duplicate.pk], closed=closed, merged=survivor.pk)  # fmt: skip
 
 
@@ -405,7 +415,7 @@ def date_undated() -> int:
             continue
         dated += StageTask.objects.filter(pk=task.pk, due_on=None).update(due_on=due, updated_at=timezone.now())
     if dated:
-        audit.record(A.UPDATE, ("engagement.stagetask", "", ""), actor_name="worker", dated=dated)
+        audit.record(A.UPDATE, ("engagement.stagetask", "", str(dated)), actor_name="worker", dated=dated)
     return dated
 
 

@@ -22,6 +22,7 @@ def register(router) -> None:
 class CustomerValueSerializer(Serializer):
     """A customer's lifetime value (amounts in yuan, strings with two places)."""
 
+    id = serializers.IntegerField(source="pk", help_text="The institution's id.")
     institution = serializers.IntegerField(source="institution_id")
     institution_name = serializers.CharField(source="institution.name")
     customer_class = serializers.CharField(source="klass", help_text="Its class in the evaluation in force, or ''.")

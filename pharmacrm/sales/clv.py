@@ -58,12 +58,27 @@ def values_for(user, qs=None):
     return qs
 
 
+def _rate(name: str, default: str, high: str) -> Decimal:
+    from decimal import InvalidOperation
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    raw = str(getattr(settings, name, default))
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = None
+    if value is None or not Decimal(0) <= value <= Decimal(high):
+        raise ImproperlyConfigured(f"{name} must be a number from 0 to {high}, not {raw!r}")
+    return value
+
+
 def setting_retention() -> Decimal:
-    return Decimal(str(getattr(settings, "CLV_RETENTION", "0.8")))
+    return _rate("CLV_RETENTION", "0.8", "1")
 
 
 def monthly_discount() -> Decimal:
-    return Decimal(str(getattr(settings, "CLV_MONTHLY_DISCOUNT", "0.008")))
+    return _rate("CLV_MONTHLY_DISCOUNT", "0.008", "0.5")
 
 
 def expected_months(retention: Decimal, discount: Decimal, horizon: int = HORIZON) -> Decimal:
