@@ -19,7 +19,14 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Stage
 
 from . import playbook
-from .models import InteractionChannel, StageAction, StageActionKind, StageAssignee, StageTask, StageTaskStatus
+from .models import (
+    InteractionChannel,
+    StageAction,
+    StageActionKind,
+    StageAssignee,
+    StageTask,
+    StageTaskStatus,
+)
 
 
 def register(router) -> None:

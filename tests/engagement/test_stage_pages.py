@@ -132,8 +132,9 @@ def test_owner_team_lead_manager_and_auditor_see_the_tasks_they_should(users, ap
         response = api_for(who).get("/api/v1/engagement/stage-tasks/") if isinstance(who, str) else who
         return {t["institution"] for t in response.json()["results"]}
 
-    from tests.api.conftest import token_for
     from rest_framework.test import APIClient
+
+    from tests.api.conftest import token_for
 
     def as_user(user):
         client = APIClient()
