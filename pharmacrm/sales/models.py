@@ -478,7 +478,7 @@ class CustomerValue(models.Model):
     first_month = models.DateField(_("first purchase"), null=True, blank=True)
     last_month = models.DateField(_("last purchase"), null=True, blank=True)
     retention = models.DecimalField(_("12-month retention used"), max_digits=5, decimal_places=4)
-    retention_source = models.CharField(max_length=8)  # class, company or setting
+    retention_source = models.CharField(_("retention from"), max_length=8)  # class, company or setting
     projected_fen = models.BigIntegerField(_("projected value, next 36 months (fen)"))
     computed_on = models.DateField(_("computed"))
 

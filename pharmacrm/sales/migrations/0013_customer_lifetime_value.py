@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('first_month', models.DateField(blank=True, null=True, verbose_name='first purchase')),
                 ('last_month', models.DateField(blank=True, null=True, verbose_name='last purchase')),
                 ('retention', models.DecimalField(decimal_places=4, max_digits=5, verbose_name='12-month retention used')),
-                ('retention_source', models.CharField(max_length=8)),
+                ('retention_source', models.CharField(max_length=8, verbose_name='retention from')),
                 ('projected_fen', models.BigIntegerField(verbose_name='projected value, next 36 months (fen)')),
                 ('computed_on', models.DateField(verbose_name='computed')),
             ],
