@@ -331,6 +331,7 @@ SPECTACULAR_SETTINGS = {
     # choice sets used under several field names (or names used by several sets) get one component each
     "ENUM_NAME_OVERRIDES": {
         "TicketChannelEnum": "pharmacrm.servicedesk.choices.Channel",
+        "StageActionKindEnum": "pharmacrm.engagement.models.StageActionKind",
         "TicketStatusEnum": "pharmacrm.servicedesk.choices.Status",
         "TicketPriorityEnum": "pharmacrm.servicedesk.choices.Priority",
         "TicketComplexityEnum": "pharmacrm.servicedesk.choices.Complexity",
@@ -435,6 +436,12 @@ LOYALTY_GOLD_YUAN = envint("LOYALTY_GOLD_YUAN", 500_000)
 LOYALTY_PLATINUM_YUAN = envint("LOYALTY_PLATINUM_YUAN", 2_000_000)
 LOYALTY_POINTS_EXPIRE_MONTHS = envint("LOYALTY_POINTS_EXPIRE_MONTHS", 24)
 LOYALTY_REFERRAL_POINTS = envint("LOYALTY_REFERRAL_POINTS", 500)
+# the customer lifecycle: a customer entering a stage again within this many days gets its earlier stage tasks back
+# (docs/lifecycle.md); customer lifetime value: the 12-month retention when none is measured, the monthly discount
+# rate (docs/clv.md)
+LIFECYCLE_REENTRY_DAYS = envint("LIFECYCLE_REENTRY_DAYS", 30)
+CLV_RETENTION = env("CLV_RETENTION", "0.8")
+CLV_MONTHLY_DISCOUNT = env("CLV_MONTHLY_DISCOUNT", "0.008")
 # --- Purchases: an overdue total this small (in fen: 100 = ¥1.00) that is also under 0.1 % of the customer's
 # purchases in the window (a rounding difference the ERP left open) does not make the credit status or the
 # evaluation's credit measure worse; the arrears figures still show it exactly (docs/purchases.md)

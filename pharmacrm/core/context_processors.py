@@ -35,6 +35,8 @@ def navigation(request):
         items.append((_("Complaint analysis"), reverse("servicedesk:complaints"), "complaints"))
     if Cap.VIEW_INTERACTIONS in caps:
         items.append((_("Interactions"), reverse("engagement:interactions"), "interactions"))
+    if Cap.VIEW_STAGE_TASKS in caps:
+        items.append((_("Stage tasks"), reverse("engagement:stage-tasks"), "stage-tasks"))
     if Cap.HANDLE_SAFETY in caps or Cap.OVERSEE_SAFETY in caps:
         items.append((_("Safety"), reverse("safety:cases"), "safety"))
     if Cap.VIEW_PURCHASES in caps:

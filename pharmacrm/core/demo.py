@@ -960,6 +960,10 @@ def _later_demo_data(scale: float = 1.0) -> None:
     from pharmacrm.sales import churn
 
     churn.refresh()  # the churn watch and its rates, as the worker's morning refresh would leave them
+    from pharmacrm.sales import clv
+
+    clv.compute()  # customer lifetime value, as the nightly run would leave it
+    engagement_demo.load_stage_tasks()  # the lifecycle's stage history and stage tasks in every state
     from pharmacrm.reports import demo as reports_demo
 
     reports_demo.load()

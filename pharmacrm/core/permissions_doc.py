@@ -230,6 +230,15 @@ ENDPOINT_RULES = [
     "opportunities (their own and their teams') or See every sales opportunity and the whole pipeline's funnel |",
     "| `POST /api/v1/sales/opportunities/`, `PUT`, `PATCH` on `/sales/opportunities/{id}/`, `POST …/{id}/move/` | "
     "Work sales opportunities, within that scope (a change or move sends the version it loaded: 409 if stale) |",
+    "| `GET /api/v1/engagement/stage-tasks/`, `/engagement/stage-tasks/{id}/` | See the stage tasks of the lifecycle "
+    "(scoped: the owner their own, a team lead their teams', See every owner's stage tasks … all) |",
+    "| `POST /api/v1/engagement/stage-tasks/{id}/done/`, `…/{id}/skip/` | See the stage tasks and Record interactions, "
+    "within that scope (done records the interaction; skip needs a reason; 409 on a stale version) |",
+    "| `GET /api/v1/engagement/playbook/`, `/engagement/playbook/{id}/` | See the stage tasks of the lifecycle |",
+    "| `POST /api/v1/engagement/playbook/`, `PATCH /api/v1/engagement/playbook/{id}/` | Change the stage playbook of "
+    "the customer lifecycle (a change sends the version it loaded) |",
+    "| `GET /api/v1/sales/clv/`, `/sales/clv/{id}/` | See customer lifetime value (scoped: the customers the user "
+    "may see) |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 

@@ -75,6 +75,10 @@ class Cap(models.TextChoices):
     VIEW_TRAINING_FIGURES = "training.figures", _("See the training's figures (completion, pass rate, ratings, effect)")
     WORK_PIPELINE = "sales.pipeline", _("Work sales opportunities (their own and their teams')")
     VIEW_ALL_PIPELINE = "sales.pipeline_all", _("See every sales opportunity and the whole pipeline's funnel")
+    VIEW_STAGE_TASKS = "lifecycle.tasks", _("See the stage tasks of the lifecycle (own, teams' led)")
+    ALL_STAGE_TASKS = "lifecycle.all", _("See every owner's stage tasks and the lifecycle's conversion")
+    MANAGE_PLAYBOOK = "lifecycle.playbook", _("Change the stage playbook of the customer lifecycle")
+    VIEW_CUSTOMER_VALUE = "sales.clv", _("See customer lifetime value (CLV)")
 
 
 R = Role
@@ -144,6 +148,13 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     # (sales.pipeline.scope_for); managers and administrators every one; analysts and auditors read them all
     Cap.WORK_PIPELINE: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP}),
     Cap.VIEW_ALL_PIPELINE: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
+    # the lifecycle's stage tasks (engagement.playbook): owners their own, team leads their teams', managers all
+    # (auditors read); the playbook is the managers'. Lifetime value: sales, leadership, analysts, audit — not the
+    # service desk or pharmacovigilance
+    Cap.VIEW_STAGE_TASKS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.AGENT, R.AUDITOR}),
+    Cap.ALL_STAGE_TASKS: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR}),
+    Cap.MANAGE_PLAYBOOK: frozenset({R.ADMIN, R.MANAGER}),
+    Cap.VIEW_CUSTOMER_VALUE: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).

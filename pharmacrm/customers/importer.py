@@ -3537,6 +3537,8 @@ def _run(job: ImportJob, user) -> ImportJob:
         _audit_import(job, user)
         if status != ImportJob.Status.FAILED:
             _discard_upload(job)
+        if job.started_at and (job.created_count or job.updated_count):  # the lifecycle's stage tasks follow
+            services.stage_changed.send(sender=run.model, since=job.started_at, user=user, source="import")
     return job
 
 

@@ -462,6 +462,7 @@ def _create(user, model, data: dict[str, Any], fields):
             _set_tags(obj, data.get("tags"))
             search.reindex([obj])
             audit.record(A.CREATE, obj, changes=audit.diff({}, snapshot(obj, fields)), user=user)
+            stage_changed.send(sender=model, ids=[obj.pk], user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None
     return obj
@@ -622,6 +623,8 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             if model is Institution and obj.is_department and obj.parent_id != old_parent:
                 people_follow_department(user, obj)
             audit.record(A.UPDATE, obj, changes=changes, user=user)
+            if "stage" in changes:
+                stage_changed.send(sender=model, ids=[obj.pk], user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None
     except _AlreadySaved:
@@ -1332,3 +1335,7 @@ merged = Signal()
 # Sent at the start of the merge's transaction, before the two records are locked: apps whose writers lock in
 # their own order (the order import: its writers' lock, then the customers its lines name) take their lock here.
 merging = Signal()
+# Sent when customers may have entered another lifecycle stage — created, edited, advanced by an opportunity (`ids`,
+# inside the saving transaction: a receiver's error undoes the save), or written by an import (`since`: every
+# customer it wrote since then, after it): the lifecycle's stage tasks follow (engagement.playbook).
+stage_changed = Signal()

@@ -45,10 +45,11 @@ EARLIEST = services.EARLIEST
 
 def register(router) -> None:
     """Viewsets on the shared router."""
-    from . import api_plans
+    from . import api_lifecycle, api_plans
 
     router.register("interactions", InteractionViewSet, basename="interaction")
     api_plans.register(router)
+    api_lifecycle.register(router)
 
 
 @extend_schema_field(

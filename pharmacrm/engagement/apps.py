@@ -6,3 +6,11 @@ class EngagementConfig(AppConfig):
     name = "pharmacrm.engagement"
     label = "engagement"
     verbose_name = _("Engagement")
+
+    def ready(self):
+        from pharmacrm.customers import services as customers
+
+        from . import playbook
+
+        customers.stage_changed.connect(playbook.on_stage_changed, dispatch_uid="engagement-stage-tasks")
+        customers.merged.connect(playbook.on_merged, dispatch_uid="engagement-stage-merge")

@@ -40,3 +40,73 @@ def load() -> int:
                 made += 1
         Counter.objects.create(name=MARKER, value=made)
     return made
+
+
+STAGE_MARKER = "demo:stage-tasks"
+STAGE_TASK_CUSTOMERS = 80  # owned customers given stage tasks
+
+
+def load_stage_tasks(seed: int = 46) -> int:
+    """The lifecycle for the demo, cheaply (a few bulk queries, no per-record service): every demo customer's stage
+    as entered some days ago (the customers were bulk-created, not through the forms), and for up to
+    STAGE_TASK_CUSTOMERS owned institutions their stage's playbook tasks in every state — open, overdue, done, skipped
+    with a reason, closed when the stage was left. Once (marker `demo:stage-tasks`). Returns how many tasks."""
+    import datetime as dt
+    import random
+
+    from django.db.models import Exists, OuterRef
+
+    from pharmacrm.customers.models import Institution, Person
+
+    from . import playbook
+    from .models import StageSpell, StageTask
+    from .models import StageTaskStatus as TS
+
+    if Counter.objects.filter(name=STAGE_MARKER).exists():
+        return 0
+    rng = random.Random(seed)
+    now = timezone.now()
+    with transaction.atomic():
+        for model, fk in ((Institution, "institution"), (Person, "person")):
+            current = StageSpell.objects.filter(**{fk: OuterRef("pk")}, left_at=None)
+            rows = model.objects.active().exclude(Exists(current)).values_list("pk", "stage").order_by("pk")
+            StageSpell.objects.bulk_create(
+                [StageSpell(**{f"{fk}_id": pk}, stage=stage, entered_at=now - dt.timedelta(days=5 + pk % 200))
+                 for pk, stage in rows], batch_size=2000)  # fmt: skip
+        playbook_actions = playbook.actions_by_stage()
+        customers = list(
+            Institution.objects.active().filter(owner__isnull=False).exclude(kind="department")
+            .exclude(Exists(StageTask.objects.filter(institution=OuterRef("pk"))))
+            .values_list("pk", "stage", "owner_id", "team_id").order_by("pk")[:STAGE_TASK_CUSTOMERS]
+        )  # fmt: skip
+        engine = playbook.calendar()
+        dues: dict[tuple, dt.date | None] = {}
+        tasks = []
+        states = [TS.OPEN, TS.OPEN, TS.DONE, TS.SKIPPED, TS.LEFT]
+        for n, (pk, stage, owner, team) in enumerate(customers):
+            back = 3 + rng.randrange(40)  # the stage was entered this many days ago
+            given = now - dt.timedelta(days=back)
+            StageSpell.objects.filter(institution_id=pk, left_at=None).update(entered_at=given)
+            for action in playbook_actions.get(stage, []):
+                key = (back, action.due_days)
+                if key not in dues:
+                    try:
+                        dues[key] = playbook.due_date(timezone.localdate(given), action.due_days, engine)
+                    except playbook.CalendarYearMissing:
+                        dues[key] = None
+                status = states[(n + action.position) % len(states)]
+                task = StageTask(institution_id=pk, action=action, stage=stage, owner_id=owner, team_id=team,
+                                 due_on=dues[key], status=status, created_at=given, updated_at=given)  # fmt: skip
+                if status == TS.DONE:
+                    task.done_at = task.closed_at = given + dt.timedelta(days=rng.randrange(1, 8))
+                    task.done_on = timezone.localdate(task.done_at)
+                    task.note = "已完成，客户反馈良好。"
+                elif status == TS.SKIPPED:
+                    task.closed_at = given + dt.timedelta(days=1)
+                    task.reason = "客户近期不便接待，改为下季度再联系。"
+                elif status == TS.LEFT:
+                    task.closed_at = given + dt.timedelta(days=2)
+                tasks.append(task)
+        StageTask.objects.bulk_create(tasks, batch_size=2000)
+        Counter.objects.create(name=STAGE_MARKER, value=len(tasks))
+    return len(tasks)

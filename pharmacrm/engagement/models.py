@@ -122,3 +122,141 @@ class CommunicationPlanLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.minimum}/{self.period}"
+
+
+# --- the customer lifecycle (客户生命周期, seed 000 §6.4): the playbook per stage and the customers' stage tasks ------
+
+
+class StageActionKind(models.TextChoices):
+    CALL = "call", _("Call")
+    VISIT = "visit", _("Visit")
+    MATERIAL = "material", _("Send material")
+    DEMO = "demo", _("Demonstration or trial")
+    SURVEY = "survey", _("Satisfaction survey")
+    REVISIT = "revisit", _("Revisit")
+
+
+class StageAssignee(models.TextChoices):
+    OWNER = "owner", _("The customer's owner")
+    LEAD = "lead", _("The lead of the customer's team")
+
+
+class StageAction(models.Model):
+    """One step of the stage playbook (阶段行动): what the company wants done when a customer enters `stage` — its
+    kind, title, due within `due_days` working days, by the owner or the team's lead. Managers edit it (versioned,
+    audited); an action taken out of the playbook is kept inactive for the tasks that name it."""
+
+    stage = models.CharField(_("lifecycle stage"), max_length=12)  # customers.choices.Stage
+    position = models.PositiveSmallIntegerField(_("order"), default=1)
+    kind = models.CharField(_("kind"), max_length=10, choices=StageActionKind.choices)
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    preset = models.CharField(max_length=40, blank=True, editable=False)  # a default's key: its title, translated
+    due_days = models.PositiveSmallIntegerField(_("due within (working days)"))
+    assignee = models.CharField(_("who"), max_length=8, choices=StageAssignee.choices, default=StageAssignee.OWNER)
+    active = models.BooleanField(_("in the playbook"), default=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("stage action")
+        verbose_name_plural = _("stage actions")
+        ordering = ["stage", "position", "id"]
+        indexes = [models.Index(fields=["stage", "active", "position"], name="stage_action_stage")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """The title a manager wrote, else the default's, in the reader's language."""
+        if self.title:
+            return self.title
+        from .playbook import PRESET_TITLES
+
+        return str(PRESET_TITLES.get(self.preset, self.preset))
+
+
+class StageSpell(models.Model):
+    """A customer's time at one lifecycle stage: from when it entered to when it left (open while it is there) —
+    what days in stage, time in stage and conversion between stages are read from."""
+
+    MERGE_KEEP = True  # a merged-away customer's history stays its own; the survivor keeps its stage
+
+    institution = models.ForeignKey("customers.Institution", models.CASCADE, null=True, blank=True, related_name="+")
+    person = models.ForeignKey("customers.Person", models.CASCADE, null=True, blank=True, related_name="+")
+    stage = models.CharField(_("lifecycle stage"), max_length=12)
+    entered_at = models.DateTimeField(_("entered"))
+    left_at = models.DateTimeField(_("left"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("time in a stage")
+        verbose_name_plural = _("times in stages")
+        ordering = ["-entered_at", "-id"]
+        indexes = [
+            models.Index(fields=["institution", "left_at"], name="stage_spell_institution"),
+            models.Index(fields=["person", "left_at"], name="stage_spell_person"),
+            models.Index(fields=["entered_at"], name="stage_spell_entered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stage} {self.entered_at:%Y-%m-%d}"
+
+
+class StageTaskStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    DONE = "done", _("Done")
+    SKIPPED = "skipped", _("Skipped")
+    LEFT = "left", _("Stage left")
+
+
+class StageTask(models.Model):
+    """One playbook action to do for one customer that entered its stage: who, by when, and what came of it — done
+    (with the interaction that recorded it), skipped with a reason, or closed when the customer left the stage."""
+
+    MERGE_KEEP = True  # closed when its customer is merged away: the survivor has its own
+
+    institution = models.ForeignKey("customers.Institution", models.CASCADE, null=True, blank=True, related_name="+",
+                                    verbose_name=_("institution"))  # fmt: skip
+    person = models.ForeignKey("customers.Person", models.CASCADE, null=True, blank=True, related_name="+",
+                               verbose_name=_("person"))  # fmt: skip
+    action = models.ForeignKey(StageAction, models.PROTECT, related_name="tasks", verbose_name=_("action"))
+    stage = models.CharField(_("lifecycle stage"), max_length=12)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
+                              verbose_name=_("owner"), db_index=False)  # fmt: skip
+    team = models.ForeignKey("core.Team", models.SET_NULL, null=True, blank=True, related_name="+",
+                             verbose_name=_("team"), db_index=False)  # fmt: skip
+    # None while the business calendar lacks the year it falls in (playbook.CalendarYearMissing): dated by the
+    # nightly run once the year's holidays are entered, never guessed
+    due_on = models.DateField(_("due"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=StageTaskStatus.choices, default=StageTaskStatus.OPEN)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    note = models.TextField(_("note"), blank=True)
+    done_at = models.DateTimeField(_("done"), null=True, blank=True)
+    done_on = models.DateField(null=True, blank=True, editable=False)  # China's day of done_at: on time or late
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    interaction = models.ForeignKey(Interaction, models.SET_NULL, null=True, blank=True, related_name="+",
+                                    verbose_name=_("interaction"))  # fmt: skip
+    reminded_on = models.DateField(null=True, blank=True, editable=False)  # the overdue reminder went out
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("stage task")
+        verbose_name_plural = _("stage tasks")
+        ordering = ["due_on", "id"]
+        indexes = [
+            models.Index(fields=["owner", "status", "due_on"], name="stage_task_owner"),
+            models.Index(fields=["team", "status", "due_on"], name="stage_task_team"),
+            models.Index(fields=["status", "due_on"], name="stage_task_due"),
+            models.Index(fields=["institution", "status"], name="stage_task_institution"),
+            models.Index(fields=["person", "status"], name="stage_task_person"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.due_on}"
+
+    @property
+    def customer(self):
+        return self.institution if self.institution_id else self.person

@@ -27,3 +27,23 @@ def remind_festivals() -> None:
     """Every morning at 08:40 (China time): from three days before a festival (the Spring Festival, Mid-Autumn, Doctors'
     Day …), owners of the customers it is for are told how many to greet (once per festival)."""
     care.remind_festivals()
+
+
+@db_periodic_task(local_crontab(hour=8, minute=45))
+def remind_stage_tasks() -> None:
+    """Every morning at 08:45 (China time): owners of stage tasks past their due date are told how many (once per
+    task)."""
+    from . import playbook
+
+    playbook.remind()
+
+
+@db_periodic_task(local_crontab(hour=2, minute=40))
+def sweep_stage_tasks() -> None:
+    """Every night at 02:40 (China time): customers whose lifecycle stage changed without passing the stage tasks (a
+    script, a repair) are given their stage's tasks; tasks left undated for want of a calendar year are dated once the
+    year's holidays are entered."""
+    from . import playbook
+
+    playbook.sweep()
+    playbook.date_undated()

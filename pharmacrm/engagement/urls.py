@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_lifecycle
 
 app_name = "engagement"
 urlpatterns = [
@@ -16,4 +16,5 @@ urlpatterns = [
     path("plans/<int:pk>/delete/", views.plan_delete, name="plan-delete"),
     path("plan-due/", views.plan_due, name="plan-due"),
     path("<int:pk>/", views.interaction_detail, name="interaction"),
+    *views_lifecycle.urlpatterns,
 ]

@@ -62,6 +62,9 @@ def register(router) -> None:
     api_churn.register(router)
     api_targets.register(router)
     api_pipeline.register(router)
+    from . import api_clv
+
+    api_clv.register(router)
 
 
 # --- reading ------------------------------------------------------------------------------------------

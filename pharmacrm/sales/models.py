@@ -460,3 +460,48 @@ class OpportunityMove(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_stage or '—'} → {self.to_stage}"
+
+
+class CustomerValue(models.Model):
+    """A customer's lifetime value (客户生命周期价值, seed 000 §8.1) as the nightly run computed it from the monthly
+    rollups (clv.py; the formula in docs/clv.md): what it paid to date, its average monthly value over the months it
+    bought in, its tenure, and a projection of the next 36 months — a model, not a promise."""
+
+    MERGE_KEEP = True  # recomputed for the survivor by the next run, not moved
+
+    institution = models.OneToOneField("customers.Institution", models.CASCADE, related_name="+", primary_key=True)
+    klass = models.CharField(_("customer class"), max_length=1, blank=True)
+    historic_fen = models.BigIntegerField(_("paid to date (fen)"))
+    active_months = models.PositiveIntegerField(_("months with purchases"))
+    avg_month_fen = models.BigIntegerField(_("average monthly value (fen)"))
+    tenure_months = models.PositiveIntegerField(_("tenure (months)"))
+    first_month = models.DateField(_("first purchase"), null=True, blank=True)
+    last_month = models.DateField(_("last purchase"), null=True, blank=True)
+    retention = models.DecimalField(_("12-month retention used"), max_digits=5, decimal_places=4)
+    retention_source = models.CharField(_("retention from"), max_length=8)  # class, company or setting
+    projected_fen = models.BigIntegerField(_("projected value, next 36 months (fen)"))
+    computed_on = models.DateField(_("computed"))
+
+    class Meta:
+        verbose_name = _("customer lifetime value")
+        verbose_name_plural = _("customer lifetime values")
+        ordering = ["-projected_fen", "institution_id"]
+        indexes = [
+            models.Index(fields=["-projected_fen", "institution"], name="clv_projected"),
+            models.Index(fields=["-historic_fen", "institution"], name="clv_historic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.institution_id} {self.projected_fen}"
+
+    @property
+    def historic(self):
+        return yuan(self.historic_fen)
+
+    @property
+    def projected(self):
+        return yuan(self.projected_fen)
+
+    @property
+    def avg_month(self):
+        return yuan(self.avg_month_fen)

@@ -353,6 +353,9 @@ def _advance_customer(user, opp: Opportunity) -> None:
         audit.record(
             A.UPDATE, inst, user=user, changes={"stage": [now_stage, str(target)]}, opportunity=opp.pk
         )
+        from pharmacrm.customers.services import stage_changed
+
+        stage_changed.send(sender=Institution, ids=[inst.pk], user=user, source="opportunity")
 
 
 def create(user, data: dict, *, stage: str = S.LEAD, source: str = "form") -> Opportunity:

@@ -64,3 +64,12 @@ def remind_stale_opportunities() -> int:
     from . import pipeline
 
     return pipeline.remind_stale()
+
+
+@db_periodic_task(local_crontab(hour=5, minute=40))
+def compute_customer_values() -> int:
+    """Every night at 05:40 (China time), after the churn watch's rates: every customer's lifetime value from the
+    monthly rollups (clv.py)."""
+    from . import clv
+
+    return clv.compute()

@@ -127,6 +127,14 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     endpoint = WebhookEndpoint.objects.create(name="企业微信群", url="https://hooks.example.com/1", secret="s")
     Delivery.objects.create(channel=Delivery.Channel.WEBHOOK, endpoint=endpoint, payload={},
                             next_attempt_at=timezone.now())  # fmt: skip
+    from pharmacrm.customers import services as customer_services
+    from pharmacrm.sales import clv
+    from pharmacrm.sales.models import MonthlyRollup
+
+    customer_services.create_institution(users["rep"], {"name": "北京朝阳社区卫生服务中心", "kind": "clinic",
+                                                         "region": xiehe.region})  # its stage tasks  # fmt: skip
+    MonthlyRollup.objects.create(institution=xiehe, month=datetime.date(2026, 1, 1), amount_fen=10_000, paid_fen=10_000)
+    clv.compute()  # its lifetime value
     ka = KaWorld(users, xiehe)
     ka.review()
     ka.incentive()

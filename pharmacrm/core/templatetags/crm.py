@@ -55,6 +55,7 @@ AUDIT_KEYS = {
     "changed": gettext_lazy("Changed"),
     "channel": gettext_lazy("Channel"),
     "clock": gettext_lazy("Clock"),
+    "closed": gettext_lazy("Tasks closed"),
     "codes_voided": gettext_lazy("Enrolment codes voided"),
     "comment": gettext_lazy("Comment"),
     "consents": gettext_lazy("Consents"),
@@ -64,6 +65,7 @@ AUDIT_KEYS = {
     "created_at": capfirst(gettext_lazy("created at")),  # a field declared without a label (a deleted person's consents)
     "customer": gettext_lazy("Customer"),
     "customers": gettext_lazy("Customers"),
+    "dated": gettext_lazy("Tasks dated"),
     "delay_days": gettext_lazy("Days late"),
     "delivery": gettext_lazy("Delivery"),
     "department": gettext_lazy("Department"),
@@ -77,6 +79,7 @@ AUDIT_KEYS = {
     "due_at": gettext_lazy("Due"),
     "due_date": gettext_lazy("Due date"),
     "enrolment": gettext_lazy("Enrolment code"),
+    "entered": gettext_lazy("Customers entering a stage"),
     "errors": gettext_lazy("Errors"),
     "escalations": gettext_lazy("Escalations"),
     "evaluation": gettext_lazy("Evaluation"),
@@ -106,6 +109,7 @@ AUDIT_KEYS = {
     "label": gettext_lazy("Name"),
     "late": gettext_lazy("Late"),
     "level": gettext_lazy("Level"),
+    "lifecycle": gettext_lazy("Customers of kind"),
     "link": gettext_lazy("Link"),
     "mailed": gettext_lazy("To be mailed"),  # a survey campaign started: how many of its customers get a mail
     "masked": gettext_lazy("Personal data masked"),
@@ -147,6 +151,7 @@ AUDIT_KEYS = {
     "recipient": gettext_lazy("Mailed to"),  # a scheduled report's address, masked
     "received_at": gettext_lazy("Received"),
     "reencrypted": gettext_lazy("Values re-encrypted"),
+    "reopened": gettext_lazy("Tasks reopened"),
     "replayed_request": gettext_lazy("Answer first given to request"),  # an API retry's kept answer (core.idempotency)
     # a person's region is a field declared without a label (it follows the institution's): as institutions name it
     "region": capfirst(gettext_lazy("region")),
@@ -155,6 +160,8 @@ AUDIT_KEYS = {
     "replaced_by": gettext_lazy("Replaced by"),
     "report": gettext_lazy("Report"),
     "responded": gettext_lazy("First response recorded"),
+    "retention_classes": gettext_lazy("Retention per class"),
+    "retention_fallback": gettext_lazy("Retention otherwise"),
     "retransmission": gettext_lazy("Retransmission"),
     "review": gettext_lazy("Review opinion"),
     "role": gettext_lazy("Role"),
@@ -187,6 +194,7 @@ AUDIT_KEYS = {
     "tokens_revoked": gettext_lazy("API tokens revoked"),
     "type": gettext_lazy("Type"),
     "unchanged": gettext_lazy("Unchanged"),
+    "undated_year": gettext_lazy("Calendar year missing"),
     "unmatched": gettext_lazy("Unmatched"),
     "until": gettext_lazy("To"),
     "updated": gettext_lazy("Updated"),
