@@ -337,20 +337,19 @@ class RedemptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
                    responses={200: LoyaltyRedemptionSerializer, 400: ERRORS, 403: DENIED, 409: STALE})  # fmt: skip
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        redemption = self.get_object()
-        data = _body(LoyaltyDecisionSerializer, request)
-        version = expected_version(request, data.get("version"))
-        return self._answer(services.decide(request.user, redemption, approve=True, note=data.get("note") or "",
-                                            version=version))  # fmt: skip
+        return self._decide(request, approve=True)
 
     @extend_schema(tags=TAGS, request=LoyaltyDecisionSerializer,
                    responses={200: LoyaltyRedemptionSerializer, 400: ERRORS, 403: DENIED, 409: STALE})  # fmt: skip
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
+        return self._decide(request, approve=False)
+
+    def _decide(self, request, *, approve: bool):
         redemption = self.get_object()
         data = _body(LoyaltyDecisionSerializer, request)
         version = expected_version(request, data.get("version"))
-        return self._answer(services.decide(request.user, redemption, approve=False, note=data.get("note") or "",
+        return self._answer(services.decide(request.user, redemption, approve=approve, note=data.get("note") or "",
                                             version=version))  # fmt: skip
 
     @extend_schema(tags=TAGS, request=LoyaltyFulfilSerializer,
