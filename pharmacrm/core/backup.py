@@ -1,5 +1,6 @@
 """Backups and restores of the whole database (SQLite online backup, pg_dump / pg_restore) and of the
-documents stored beside it (ticket attachments, safety case files, signed agreements), with retention."""
+documents stored beside it (ticket attachments, safety case files, signed agreements, cooperation agreements' signed
+copies and acceptance files), with retention."""
 
 from __future__ import annotations
 
@@ -170,11 +171,19 @@ def files_path_for(backup: Path) -> Path:
     return backup.with_name(_stem_of(backup) + FILES_SUFFIX)
 
 
+# document directories added to the backups after backups were already being made: an archive with nothing under one
+# of them (made before it was added) leaves that directory as it is on restore, instead of emptying it of files the
+# restored rows may name (a file no row names is removed by that directory's nightly sweep)
+LATER_ROOTS = frozenset({"cooperation"})
+
+
 def file_roots() -> dict[str, Path]:
     """The directories of documents the database refers to, by their name in the archive: ticket
-    attachments and safety case files (MEDIA_ROOT), signed agreements. Import work files (var/imports) are
-    not documents of record and are left out."""
-    return {"files": Path(settings.MEDIA_ROOT), "agreements": Path(settings.VAR_DIR) / "agreements"}
+    attachments, safety case files and course materials (MEDIA_ROOT), signed key-account agreements, the signed
+    copies and acceptance files of cooperation agreements (var/cooperation: left out until session 46, so a
+    restore lost them). Import work files (var/imports) are not documents of record and are left out."""
+    var = Path(settings.VAR_DIR)
+    return {"files": Path(settings.MEDIA_ROOT), "agreements": var / "agreements", "cooperation": var / "cooperation"}
 
 
 def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:
@@ -514,7 +523,7 @@ def _unpack_files(archive: Path, staged: dict[str, Path]) -> int:
     another disk. A file keeps its archived permissions (no more than rw-r--r--), a directory those of the
     document directory it goes into."""
     roots = file_roots()
-    count = 0
+    count, seen = 0, set()
     extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python ≥ 3.11.4 checks again
     try:
         for name, root in roots.items():
@@ -529,14 +538,17 @@ def _unpack_files(archive: Path, staged: dict[str, Path]) -> int:
                         _("The files archive holds %(name)s, which is not a file of a directory of documents.")
                         % {"name": member.name}
                     )
+                seen.add(parts[0])
                 into, member.name = staged[parts[0]], PurePosixPath(*parts[1:]).as_posix()
                 tar.extract(member, into, set_attrs=False, **extra)
                 (into / member.name).chmod((member.mode & 0o644) | 0o600)
                 count += 1
             while tar.fileobj.read(1 << 20):  # to the end, where gzip checks the CRC of all that was read
                 pass
-        for name, root in roots.items():
-            _take_on(staged[name], root.stat())
+        for name in LATER_ROOTS - seen:  # an archive from before the directory was backed up: left as it is
+            shutil.rmtree(staged.pop(name), ignore_errors=True)
+        for name, directory in staged.items():
+            _take_on(directory, roots[name].stat())
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         if isinstance(e, OSError) and e.errno is not None:  # the disk is full, a directory is not writable
             raise BackupError(
@@ -561,13 +573,15 @@ def _swap_in_files(staged: dict[str, Path]) -> None:
     restored database, and files stored after the backup go with the rows. Only renames inside the
     directory: the current contents go to a staging directory beside the new ones, removed at the end (or
     by the next restore, if this one is interrupted)."""
-    for name, root in file_roots().items():
+    roots = file_roots()
+    for name, new in staged.items():
+        root = roots[name]
         old = Path(tempfile.mkdtemp(prefix=f"{STAGING}old-", dir=root))
         try:
             for entry in list(root.iterdir()):
                 if not entry.name.startswith(STAGING):
                     entry.rename(old / entry.name)
-            for entry in list(staged[name].iterdir()):
+            for entry in list(new.iterdir()):
                 entry.rename(root / entry.name)
         except OSError as e:
             raise BackupError(

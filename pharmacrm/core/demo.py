@@ -30,6 +30,7 @@ from .models import AuditEntry, Counter, Region, Team, User
 from .roles import SECOND_FACTOR_ROLES, Role
 
 MARKER = "demo:loaded"  # a Counter row: its presence means the demo data is in this database
+SCALE_MARKER = "demo:scale"  # the scale the demo was loaded at, in thousandths (absent: loaded before it was kept)
 SEED = 2026
 A = AuditEntry.Action
 
@@ -920,8 +921,16 @@ def _preferred_languages() -> int:
     return len(ids)
 
 
-def _later_demo_data(scale: float = 1.0) -> None:
-    """Demo records of features added after the customer master data, each loaded once by its own marker."""
+def loaded_scale() -> float:
+    """The scale this database's demo was loaded at (1 when it was loaded before the scale was kept)."""
+    value = Counter.objects.filter(name=SCALE_MARKER).values_list("value", flat=True).first()
+    return value / 1000 if value else 1.0
+
+
+def _later_demo_data(scale: float) -> None:
+    """Demo records of features added after the customer master data, each loaded once by its own marker; those
+    whose number follows the size of the customer base (the service desk's tickets, the opportunities) at the demo's
+    `scale`."""
     from pharmacrm.customers.models import Person
     from pharmacrm.servicedesk import demo as servicedesk_demo
 
@@ -930,7 +939,7 @@ def _later_demo_data(scale: float = 1.0) -> None:
     people = list(
         Person.objects.active().filter(institution__isnull=False).select_related("institution").order_by("id")[:600]
     )
-    servicedesk_demo.load(people)
+    servicedesk_demo.load(people, count=servicedesk_demo.ticket_count(scale))
     servicedesk_demo.load_complaint_history(people)
     from pharmacrm.safety import demo as safety_demo
 
@@ -1000,7 +1009,7 @@ def load(*, force: bool = False, scale: float = 1.0, seed: int = SEED) -> DemoRe
 
 def _load(scale: float, seed: int) -> DemoResult:
     if Counter.objects.filter(name=MARKER).exists():
-        _later_demo_data(scale)  # records of later features, into a database whose demo data came earlier
+        _later_demo_data(loaded_scale())  # records of later features, into a database whose demo data came earlier
         return DemoResult(created=False)
     password = os.environ.get("PHARMACRM_DEMO_PASSWORD") or None
     generated = None if password else secrets.token_urlsafe(12)
@@ -1012,6 +1021,7 @@ def _load(scale: float, seed: int) -> DemoResult:
         people = _people(b, institutions, departments, users)
         consents = _consents(b, people, users)
         Counter.objects.create(name=MARKER, value=1)
+        Counter.objects.create(name=SCALE_MARKER, value=max(1, round(scale * 1000)))
         _later_demo_data(scale)
         _forget_demo_signing_tries(users, totp)
         audit.record(

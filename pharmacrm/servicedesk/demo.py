@@ -77,7 +77,16 @@ def _working_moment(rng: random.Random, now: dt.datetime, days_back: int) -> dt.
     return min(moment, now - dt.timedelta(minutes=5))
 
 
-def load(people, seed: int = 2026, count: int = 150) -> int:
+TICKETS = 150  # the desk's last two weeks at the full demo's 300 institutions
+
+
+def ticket_count(scale: float) -> int:
+    """How many desk tickets a demo of `scale` gets: in proportion to its customers, never so few that a status of
+    the ticket's lifecycle would be missing (60 walk every one with the demo's seed)."""
+    return max(60, round(TICKETS * scale))
+
+
+def load(people, seed: int = 2026, count: int = TICKETS) -> int:
     """Create the demo tickets unless they are there; returns how many were made."""
     if Counter.objects.filter(name=MARKER).exists():
         return 0

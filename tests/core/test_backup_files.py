@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ATTACHMENT = "attachments/2026/11/3f9a-检验报告.pdf"
 PHOTO = "safety/2026/11/batch-photo.jpg"
 SIGNED = "AG-2026-0001-5d1c.pdf"
+COOPERATION = "HZ-2026-0003-signed-9b2e.pdf"  # a cooperation agreement's signed copy (var/cooperation)
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +44,7 @@ def documents(tmp_path, settings):
         settings.MEDIA_ROOT / ATTACHMENT: b"%PDF-1.7 report",
         settings.MEDIA_ROOT / PHOTO: b"\xff\xd8\xff photo",
         settings.VAR_DIR / "agreements" / SIGNED: b"%PDF-1.4 signed agreement",
+        settings.VAR_DIR / "cooperation" / COOPERATION: b"%PDF-1.4 signed cooperation agreement",
     }
     for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +54,7 @@ def documents(tmp_path, settings):
 
 def _present(settings) -> dict[str, bytes]:
     out = {}
-    for root in (settings.MEDIA_ROOT, settings.VAR_DIR / "agreements"):
+    for root in (settings.MEDIA_ROOT, settings.VAR_DIR / "agreements", settings.VAR_DIR / "cooperation"):
         for path in root.rglob("*"):
             if path.is_file():
                 out[str(path.relative_to(settings.VAR_DIR))] = path.read_bytes()
@@ -64,13 +66,14 @@ def test_a_restore_brings_back_the_documents_of_the_backup_and_only_those(xiehe,
     before = _present(settings)
     call_command("backup")
     made = backup.list_backups(settings.BACKUP_DIR)[0]
-    assert "3 files" in capsys.readouterr().out
+    assert "4 files" in capsys.readouterr().out
     entry = AuditEntry.objects.get(action=AuditEntry.Action.BACKUP)
-    assert entry.extra["files"] == backup.files_path_for(made).name and entry.extra["files_count"] == 3
+    assert entry.extra["files"] == backup.files_path_for(made).name and entry.extra["files_count"] == 4
 
     # after the backup: a document overwritten, one deleted, one added (with a customer created meanwhile)
     (settings.MEDIA_ROOT / ATTACHMENT).write_bytes(b"changed")
     (settings.VAR_DIR / "agreements" / SIGNED).unlink()
+    (settings.VAR_DIR / "cooperation" / COOPERATION).unlink()  # a cooperation agreement's signed copy too
     (settings.MEDIA_ROOT / "attachments/2026/12/new.png").parent.mkdir(parents=True)
     (settings.MEDIA_ROOT / "attachments/2026/12/new.png").write_bytes(b"new")
     services.create_institution(admin_user, {"name": "备份之后新建的诊所", "kind": "clinic"})
@@ -81,7 +84,23 @@ def test_a_restore_brings_back_the_documents_of_the_backup_and_only_those(xiehe,
     assert _present(settings) == before  # the same files, byte for byte, and nothing else
     assert not Institution.objects.filter(name="备份之后新建的诊所").exists()
     last = AuditEntry.objects.order_by("-seq").first()
-    assert last.action == AuditEntry.Action.RESTORE and last.extra["files_count"] == 3
+    assert last.action == AuditEntry.Action.RESTORE and last.extra["files_count"] == 4
+
+
+def test_a_backup_made_before_cooperation_files_were_kept_leaves_them_as_they_are(xiehe, documents, settings):
+    """Backups made before session 46 hold no cooperation agreements' files: restoring one must not empty
+    var/cooperation of the signed copies its rows name — before, such a restore would have, once the directory
+    became one of the backed-up ones."""
+    made = backup.backup().path
+    with tarfile.open(backup.files_path_for(made)) as tar:
+        kept = {m.name: tar.extractfile(m).read() for m in tar if not m.name.startswith("cooperation/")}
+    _replace_archive(made, kept)  # as an older backup was: files/ and agreements/ only
+    (settings.VAR_DIR / "agreements" / SIGNED).unlink()
+
+    call_command("restore", str(made), "--yes")
+
+    assert (settings.VAR_DIR / "cooperation" / COOPERATION).read_bytes() == b"%PDF-1.4 signed cooperation agreement"
+    assert (settings.VAR_DIR / "agreements" / SIGNED).read_bytes() == b"%PDF-1.4 signed agreement"  # restored
 
 
 def _replace_archive(made, members: dict[str, bytes]) -> None:
@@ -145,9 +164,9 @@ def test_a_document_deleted_while_the_backup_runs_is_left_out(documents, setting
 
     monkeypatch.setattr(Path, "is_file", deleted_once_seen)
     made = backup.backup()
-    assert made.files_count == 2
+    assert made.files_count == 3
     with tarfile.open(made.files_path) as tar:
-        assert sorted(tar.getnames()) == [f"files/{ATTACHMENT}", f"files/{PHOTO}"]
+        assert sorted(tar.getnames()) == [f"cooperation/{COOPERATION}", f"files/{ATTACHMENT}", f"files/{PHOTO}"]
 
 
 def test_a_backup_whose_documents_cannot_be_archived_leaves_no_dump_behind(documents, settings, monkeypatch):
