@@ -1086,10 +1086,11 @@ def _related_moves(model) -> list[tuple[type[models.Model], str]]:
 
 
 def _one_to_one_moves(model) -> list[tuple[type[models.Model], str]]:
-    """Every (model, one-to-one field) that points at `model` (a loyalty membership, a referral, the market
-    influence): a merge moves the duplicate's to the survivor when the survivor has none of its own."""
+    """Every (model, one-to-one field) that points at `model` and says a merge moves it (`MERGE_MOVE`: a loyalty
+    membership, a referral): the duplicate's goes to the survivor when the survivor has none of its own. (The market
+    influence is merged field by field by its own app, on the `merged` signal.)"""
     return [(rel.related_model, rel.field.name) for rel in model._meta.related_objects
-            if rel.one_to_one and not getattr(rel.related_model, "MERGE_KEEP", False)]  # fmt: skip
+            if rel.one_to_one and getattr(rel.related_model, "MERGE_MOVE", False)]  # fmt: skip
 
 
 def _move_one_to_one(model, survivor, duplicate, moved: dict[str, list[int]]) -> None:

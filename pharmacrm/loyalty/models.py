@@ -55,6 +55,7 @@ class ReferralStatus(models.TextChoices):
 
 class Member(models.Model):
     # a customer merge moves a membership to a survivor without one; two memberships are not added up
+    MERGE_MOVE = True
     MERGE_BOTH_REFUSED = _(
         "Both customers are members of the loyalty programme: a merge would leave one membership and its points "
         "on the merged record. End one of the memberships first, then merge."
@@ -154,6 +155,7 @@ class Redemption(models.Model):
 
 
 class Referral(models.Model):
+    MERGE_MOVE = True  # a customer merge moves the duplicate's referral to a survivor that was not referred
     referrer = models.ForeignKey(Member, models.PROTECT, related_name="referrals", verbose_name=_("referrer"))
     referred = models.OneToOneField("customers.Institution", models.PROTECT, related_name="loyalty_referral",
                                     verbose_name=_("referred customer"))  # fmt: skip
