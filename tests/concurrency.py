@@ -18,6 +18,10 @@ def until_a_lock_is_awaited() -> None:
     """Returns once another session of the test database waits for a lock (or after WAIT seconds)."""
     with connection.cursor() as cursor:
         for _ in range(WAIT * 10):
+            # pg_stat_activity is read once per transaction and kept (stats_fetch_consistency): called inside a
+            # transaction (a side that holds its locks while it waits), the next look must drop that copy, or it never
+            # sees the other side start waiting and returns only after WAIT seconds
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
