@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "pharmacrm.cooperation",
     "pharmacrm.loyalty",
     "pharmacrm.training",
+    "pharmacrm.licences",
 ]
 
 MIDDLEWARE = [
@@ -352,6 +353,8 @@ SPECTACULAR_SETTINGS = {
         "CooperationProjectStatusEnum": "pharmacrm.cooperation.models.ProjectStatus",
         "CooperationTaskStatusEnum": "pharmacrm.cooperation.models.TaskStatus",
         "CooperationSettlementStatusEnum": "pharmacrm.cooperation.models.SettlementStatus",
+        "LicenceKindEnum": "pharmacrm.licences.models.LicenceKind",
+        "LicenceScopeEnum": "pharmacrm.licences.models.Scope",
         "LoyaltyLevelEnum": "pharmacrm.loyalty.models.Level",
         "LoyaltyMemberStatusEnum": "pharmacrm.loyalty.models.MemberStatus",
         "LoyaltyEntryKindEnum": "pharmacrm.loyalty.models.EntryKind",
@@ -426,6 +429,17 @@ KEYACCOUNTS_REVIEW_OTHER_DEPARTMENTS = envint("KEYACCOUNTS_REVIEW_OTHER_DEPARTME
 PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS = envint("PHARMACRM_DEFAULT_PAYMENT_TERM_DAYS", 90)
 # cooperation agreements: the owner is reminded this many days before an agreement in force ends (docs/cooperation.md)
 COOPERATION_RENEWAL_NOTICE_DAYS = envint("COOPERATION_RENEWAL_NOTICE_DAYS", 30)
+# customers' licences (docs/licences.md): the owner is told this many days before a licence ends; the licences each
+# customer type must hold (a verified one in force) before it is sold to — GSP's check of the buyer's qualification
+LICENCE_NOTICE_DAYS = envint("LICENCE_NOTICE_DAYS", 60)
+LICENCES_REQUIRED = {
+    "pharmacy": ("business", "drug_trading"),
+    "distributor": ("business", "drug_trading"),
+    "hospital": ("medical_practice",),
+    "clinic": ("medical_practice",),
+    "township": ("medical_practice",),
+    "community": ("medical_practice",),
+}
 # --- Loyalty programme (docs/loyalty.md): who may join (institution types; never individual people — rewards to
 # hospitals and their staff are a bribery risk), whether a first paid purchase joins an eligible customer by itself,
 # points per ¥100 paid, the levels' thresholds on the last 12 months' purchases (yuan), when points expire, what a

@@ -52,6 +52,8 @@ def navigation(request):
         items.append((_("Key accounts"), reverse("keyaccounts:home"), "keyaccounts"))
     if Cap.READ_COOPERATION in caps:
         items.append((_("Cooperation"), reverse("cooperation:agreements"), "cooperation"))
+    if caps & {Cap.MANAGE_LICENCES, Cap.VERIFY_LICENCES, Cap.VIEW_AUDIT}:  # the others read them on the customer
+        items.append((_("Licences"), reverse("licences:list"), "licences"))
     if Cap.READ_LOYALTY in caps:
         items.append((_("Loyalty"), reverse("loyalty:members"), "loyalty"))
     if caps & {Cap.TAKE_TRAINING, Cap.MANAGE_TRAINING, Cap.VIEW_TRAINING_RESULTS, Cap.VIEW_TRAINING_FIGURES}:

@@ -959,6 +959,9 @@ def _later_demo_data(scale: float) -> None:
     from pharmacrm.cooperation import demo as cooperation_demo
 
     cooperation_demo.load()
+    from pharmacrm.licences import demo as licences_demo
+
+    licences_demo.load()
     from pharmacrm.loyalty import demo as loyalty_demo
 
     loyalty_demo.load()  # after the orders: members and their points come from the purchases

@@ -79,6 +79,8 @@ class Cap(models.TextChoices):
     ALL_STAGE_TASKS = "lifecycle.all", _("See every owner's stage tasks and the lifecycle's conversion")
     MANAGE_PLAYBOOK = "lifecycle.playbook", _("Change the stage playbook of the customer lifecycle")
     VIEW_CUSTOMER_VALUE = "sales.clv", _("See customer lifetime value (CLV)")
+    MANAGE_LICENCES = "licences.manage", _("Record customers' licences (business, drug trading, practising)")
+    VERIFY_LICENCES = "licences.verify", _("Verify customers' licences against the originals (quality review)")
 
 
 R = Role
@@ -155,6 +157,11 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.ALL_STAGE_TASKS: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR}),
     Cap.MANAGE_PLAYBOOK: frozenset({R.ADMIN, R.MANAGER}),
     Cap.VIEW_CUSTOMER_VALUE: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
+    # customers' licences (GSP: the buyer's legal qualification is checked before selling): sales collect them for
+    # the customers they may change; quality (the pharmacovigilance officer speaks for QA in key-account reviews)
+    # and leadership check them against the originals, never the one who recorded; everyone reads within scope
+    Cap.MANAGE_LICENCES: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP}),
+    Cap.VERIFY_LICENCES: frozenset({R.ADMIN, R.MANAGER, R.PV}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).

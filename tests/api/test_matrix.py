@@ -222,6 +222,13 @@ ENDPOINTS = [
         "loyalty.rewards.create", "post", lambda w, r: "/api/v1/loyalty/rewards/", Cap.APPROVE_LOYALTY, 201,
         body=lambda w: {"name": "返利券", "kind": "rebate", "points_cost": 100, "value_cny": "200.00"},
     ),
+    # the scope of licences and their verification: tests/licences/test_licences.py
+    Endpoint("licences.list", "get", lambda w, r: "/api/v1/licences/", Cap.VIEW_CUSTOMERS, 200),
+    Endpoint(
+        "licences.create", "post", lambda w, r: "/api/v1/licences/", Cap.MANAGE_LICENCES, 201,
+        body=lambda w: {"institution": w.xiehe.pk, "kind": "medical_practice", "number": "PDY60006X11010217A1001",
+                        "valid_until": "2029-12-31"},
+    ),
     Endpoint(  # reading opportunities is scoped by role and team: tests/sales/test_pipeline_pages.py
         "sales.opportunities.create", "post", lambda w, r: "/api/v1/sales/opportunities/", Cap.WORK_PIPELINE, 201,
         body=lambda w: {"customer": w.xiehe.pk, "title": "矩阵商机", "amount": "1000", "close_date": "2027-01-31"},

@@ -132,9 +132,11 @@ def test_the_same_seed_gives_the_same_customers(loaded, settings, tmp_path):
     from pharmacrm.cooperation.models import Agreement as CooperationAgreement
     from pharmacrm.cooperation.models import Project as CooperationProject
     from pharmacrm.engagement.models import Interaction
+    from pharmacrm.licences.models import Licence
     from pharmacrm.loyalty.models import Member, PointsEntry, Redemption, Referral
     from pharmacrm.safety.models import SafetyCase
 
+    Licence.objects.all().delete()
     PointsEntry.objects.all().delete()
     Redemption.objects.all().delete()
     Referral.objects.all().delete()

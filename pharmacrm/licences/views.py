@@ -1,0 +1,245 @@
+"""Licence pages (/licences/): the list of licences that need attention (expired, expiring, not verified) with an
+Excel export, the customers that lack a required licence, the form, the verification, and the block on the Customer
+360 page. services.py decides and saves; these views only render and pass the input on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef, Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.models import Institution
+from pharmacrm.customers.services import ConflictError
+
+from . import forms, services
+from .models import Licence, LicenceKind, Scope
+
+A = AuditEntry.Action
+
+
+def _require_read(user) -> None:
+    access.require(user, Cap.VIEW_CUSTOMERS)
+
+
+def filtered(user, params):
+    form = forms.FilterForm(params or None)
+    qs = services.licences_for(user).filter(institution__merged_into__isnull=True)
+    today = timezone.localdate()
+    soon = today + dt.timedelta(days=services.warn_days())
+    if form.is_valid():
+        d = form.cleaned_data
+        if d.get("q"):
+            q = d["q"].strip()
+            qs = qs.filter(Q(institution__name__icontains=q) | Q(number__icontains=q.upper()))
+        if d.get("kind"):
+            qs = qs.filter(kind=d["kind"])
+        status = d.get("status")
+        if status == "expired":
+            qs = qs.filter(valid_until__lt=today)
+        elif status == "expiring":
+            qs = qs.filter(valid_until__gte=today, valid_until__lte=soon, verified_at__isnull=False)
+        elif status == "unverified":
+            qs = qs.filter(verified_at__isnull=True).exclude(valid_until__lt=today)
+        elif status == "attention":
+            qs = qs.filter(Q(valid_until__lte=soon) | Q(verified_at__isnull=True))
+        if d.get("mine"):
+            qs = qs.filter(institution__owner=user)
+    return form, qs.select_related("institution", "recorded_by", "verified_by").order_by(
+        "valid_until", "institution__name", "id")
+
+
+@login_required
+@require_GET
+def licence_list(request):
+    _require_read(request.user)
+    params = request.GET.copy()
+    if "status" not in params:
+        params["status"] = "attention"
+    form, qs = filtered(request.user, params)
+    if request.GET.get("format") == "xlsx":
+        return _export(request, qs)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    today = timezone.localdate()
+    for licence in page.object_list:
+        licence.status = services.status_of(licence, today)
+        licence.status_label = services.STATUS_LABELS[licence.status]
+    return render(request, "licences/licence_list.html", {"form": form, "page_obj": page,
+                                                          "licences": page.object_list})  # fmt: skip
+
+
+def _scope_labels(licence: Licence) -> str:
+    return "、".join(str(Scope(s).label) for s in licence.scope if s in Scope.values)
+
+
+def _export(request, qs) -> HttpResponse:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("Licences")[:31]
+    sheet.append([_("Customer"), _("Type"), _("Licence number"), _("Business scope"), _("Issued by"), _("Issued on"),
+                  _("Valid until"), _("Status"), _("Recorded by"), _("Verified by"), _("Verified")])  # fmt: skip
+    today = timezone.localdate()
+    count = 0
+    for licence in qs.iterator(chunk_size=2000):
+        sheet.append([licence.institution.name, licence.get_kind_display(), licence.number, _scope_labels(licence),
+                      licence.issuer, licence.issued_on, licence.valid_until or _("Long-term"),
+                      str(services.STATUS_LABELS[services.status_of(licence, today)]), str(licence.recorded_by),
+                      str(licence.verified_by or ""),
+                      timezone.localtime(licence.verified_at).replace(tzinfo=None) if licence.verified_at else None])  # fmt: skip
+        count += 1
+    out = io.BytesIO()
+    book.save(out)
+    audit.record(A.EXPORT, None, user=request.user, what="licences", rows=count, filters=request.GET.urlencode())
+    response = HttpResponse(out.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response["Content-Disposition"] = content_disposition_header(True, f"licences-{today:%Y%m%d}.xlsx")
+    return response
+
+
+def unqualified_customers(user):
+    """The customers (in the user's scope) that lack a verified licence in force of a kind their type requires."""
+    from django.conf import settings
+
+    today = timezone.localdate()
+    in_force = Licence.objects.filter(institution=OuterRef("pk")).filter(Q(valid_until__isnull=True) |
+                                                                        Q(valid_until__gte=today))  # fmt: skip
+    lacking = Q(pk__in=[])
+    for kind_of_customer, kinds in settings.LICENCES_REQUIRED.items():
+        for kind in kinds:
+            verified = in_force.filter(kind=kind, verified_at__isnull=False)
+            lacking |= Q(kind=kind_of_customer) & ~Q(Exists(verified))
+    return (access.institutions_for(user, Institution.objects.active()).filter(lacking)
+            .select_related("owner", "region").order_by("name", "id"))  # fmt: skip
+
+
+@login_required
+@require_GET
+def unqualified(request):
+    _require_read(request.user)
+    qs = unqualified_customers(request.user)
+    if request.GET.get("mine") == "1":
+        qs = qs.filter(owner=request.user)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    licences = {}
+    for licence in Licence.objects.filter(institution__in=[i.pk for i in page.object_list]).order_by("kind"):
+        licences.setdefault(licence.institution_id, []).append(licence)
+    for institution in page.object_list:
+        q = services.qualification(institution, licences.get(institution.pk, []))
+        institution.lacking = q.missing_labels + [_("%(kind)s (not verified)") % {"kind": k} for k in q.unverified_labels]
+    return render(request, "licences/unqualified.html", {"page_obj": page, "customers": page.object_list,
+                                                         "mine": request.GET.get("mine") == "1"})  # fmt: skip
+
+
+def _institution(user, pk) -> Institution:
+    return access.get_visible_or_404(user, Institution, pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def licence_create(request, institution_id):
+    institution = _institution(request.user, institution_id)
+    if not services.may_record(request.user, institution):
+        raise PermissionDenied
+    form = forms.LicenceForm(request.POST or None, initial={"kind": request.GET.get("kind", "")})
+    status = 200
+    if request.method == "POST":
+        try:
+            licence = services.create(request.user, institution, form.values())
+        except ValidationError as e:
+            form.add_service_errors(e)
+            status = 400
+        else:
+            messages.success(request, _("Licence %(number)s recorded; it counts once someone else has verified it.")
+                             % {"number": licence.number})  # fmt: skip
+            return redirect("customers:institution", institution.pk)
+    return render(request, "licences/licence_form.html", {"form": form, "institution": institution}, status=status)
+
+
+def _licence(user, pk) -> Licence:
+    _require_read(user)
+    return get_object_or_404(services.licences_for(user).select_related("institution", "recorded_by", "verified_by"),
+                             pk=pk)  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def licence_edit(request, pk):
+    licence = _licence(request.user, pk)
+    if not services.may_record(request.user, licence.institution):
+        raise PermissionDenied
+    initial = {f: getattr(licence, f) for f in services.FIELDS}
+    for f in ("issued_on", "valid_until"):
+        initial[f] = initial[f].isoformat() if initial[f] else ""
+    form = forms.LicenceForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        try:
+            services.update(request.user, licence, form.values(), request.POST.get("version"))
+        except ConflictError as e:
+            form.add_error(None, str(e))
+            status = 409
+        except ValidationError as e:
+            form.add_service_errors(e)
+            status = 400
+        else:
+            messages.success(request, _("Licence %(number)s saved.") % {"number": licence.number})
+            return redirect("customers:institution", licence.institution_id)
+    return render(request, "licences/licence_form.html", {"form": form, "institution": licence.institution,
+                                                          "licence": licence}, status=status)  # fmt: skip
+
+
+@login_required
+@require_POST
+def licence_verify(request, pk):
+    licence = _licence(request.user, pk)
+    try:
+        services.verify(request.user, licence, request.POST.get("version"))
+    except (ConflictError, ValidationError) as e:
+        messages.error(request, e.messages[0] if isinstance(e, ValidationError) else str(e))
+    else:
+        messages.success(request, _("Licence %(number)s verified.") % {"number": licence.number})
+    if request.POST.get("next") == "list":  # verified from the list: back to it
+        return redirect("licences:list")
+    return redirect("customers:institution", licence.institution_id)
+
+
+@login_required
+@require_GET
+def customer_panel(request, institution_id):
+    """The block of a Customer 360 page: the customer's licences, what its type requires and what is missing."""
+    _require_read(request.user)
+    institution = _institution(request.user, institution_id)
+    q = services.qualification(institution)
+    for licence in q.licences:
+        licence.may_verify = services.may_verify(request.user, licence)
+        licence.scope_labels = _scope_labels(licence)
+    return render(request, "licences/_customer_block.html", {
+        "institution": institution, "q": q, "required": [LicenceKind(k).label for k in services.required_kinds(institution)],
+        "may_record": services.may_record(request.user, institution) and not institution.merged_into_id})  # fmt: skip
+
+
+app_name = "licences"
+urlpatterns = [
+    path("", licence_list, name="list"),
+    path("unqualified/", unqualified, name="unqualified"),
+    path("new/<int:institution_id>/", licence_create, name="create"),
+    path("<int:pk>/edit/", licence_edit, name="edit"),
+    path("<int:pk>/verify/", licence_verify, name="verify"),
+    path("customer/<int:institution_id>/", customer_panel, name="customer-panel"),
+]
+
