@@ -194,6 +194,10 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     loyalty.request_redemption(users["manager"], member, reward)
     new = customers.create_institution(users["admin"], {"name": "新开诊所", "kind": "clinic", "region": xiehe.region})
     loyalty.refer(users["admin"], member, new)
+    from pharmacrm.licences import services as licences
+
+    licences.create(users["manager"], xiehe, {"kind": "medical_practice", "number": "PDY60006X11010217A1001",
+                                              "valid_until": today + datetime.timedelta(days=900)})  # fmt: skip
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,
