@@ -8,7 +8,6 @@ import datetime as dt
 
 import django_filters
 from django.db.models import Q
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
@@ -138,8 +137,10 @@ class LicenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         data = dict(form.validated_data)
         if not data.get("institution"):
             raise serializers.ValidationError({"institution": [services.no_customer_message()]})
-        institution = get_object_or_404(access.institutions_for(request.user, Institution.objects.all()),
-                                        pk=data.pop("institution"))  # fmt: skip
+        institution = access.institutions_for(request.user, Institution.objects.all()).filter(
+            pk=data.pop("institution")).first()
+        if institution is None:  # unknown, or outside the user's scope: the same answer, naming the field
+            raise serializers.ValidationError({"institution": [services.unknown_customer_message()]})
         data.pop("version", None)
         return self._answer(services.create(request.user, institution, data), status.HTTP_201_CREATED)
 

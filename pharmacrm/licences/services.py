@@ -355,3 +355,7 @@ def remind(today: dt.date | None = None) -> tuple[int, int]:
 
 def no_customer_message() -> str:
     return _("Name the customer (its id).")
+
+
+def unknown_customer_message() -> str:
+    return _("No such customer, or one you may not see.")
