@@ -162,8 +162,15 @@ def test_a_year_the_calendar_does_not_know_is_refused_by_name():
     assert "2027" in str(caught.value.message_dict["stage"])
 
 
-def test_a_due_date_in_a_year_the_calendar_does_not_know_is_left_open_never_guessed(users):
-    from pharmacrm.servicedesk.models import BusinessCalendar, CalendarOverride
+def test_a_due_date_in_a_year_the_calendar_lacks_is_provisional_until_an_administrator_enters_the_year(
+    users, client_for, api_for
+):
+    """As the SLA clocks: a stage task due in 2027 (the chinese-calendar package stops at 2026) is dated on the weekly
+    pattern less the days the law fixes, marked provisional on the list, the Customer 360 block and the API, and
+    dated again for good when an administrator enters the year's holidays (`pharmacrm holidays`, the settings page)."""
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.servicedesk import calendars
+    from pharmacrm.servicedesk.models import BusinessCalendar
 
     rep = users["rep"]
     inst = _hospital(rep)
@@ -172,14 +179,28 @@ def test_a_due_date_in_a_year_the_calendar_does_not_know_is_left_open_never_gues
     _edit(rep, inst, stage="intent")  # the stage change itself is saved
 
     long, short = _tasks(inst, stage="intent")
-    assert long.due_on is None and short.due_on is not None
-    assert playbook.date_undated() == 0  # still unknown: left undated
-    calendar = BusinessCalendar.objects.get(code="business")
-    for day in (dt.date(2027, 2, 6), dt.date(2027, 10, 1)):  # the Spring Festival and National Day entered
-        CalendarOverride.objects.create(calendar=calendar, date=day, working=False)
-    calendar.version += 1
-    calendar.save()
+    assert long.due_on is not None and long.due_on.year == 2027 and long.due_provisional
+    assert short.due_on is not None and not short.due_provisional
+    listing = client_for("rep").get("/interactions/stage-tasks/", **EN).content.decode()
+    assert listing.count('class="small provisional" data-uncovered="2027"') == 1
+    block = client_for("rep").get(f"/interactions/stage-tasks/customer/?institution={inst.pk}", **EN).content.decode()
+    assert 'data-uncovered="2027"' in block and "official holidays of 2027 are not entered yet" in block
+    api = api_for("rep").get(f"/api/v1/engagement/stage-tasks/{long.pk}/").json()
+    assert api["due_on"] == long.due_on.isoformat() and api["due_provisional"] is True
+    assert playbook.redate_provisional() == 0  # the year still unknown: nothing moves
 
-    assert playbook.date_undated() == 1
+    calendar = BusinessCalendar.objects.get(code="business")
+    spring = [dt.date(2027, 2, 5) + dt.timedelta(days=n) for n in range(9)]  # 除夕 to the ninth day
+    calendars.set_overrides(users["admin"], calendar, spring, False, "2027 春节")
+    assert StageTask.objects.get(pk=long.pk).due_provisional  # National Day still missing: the year is not known
+    national = [dt.date(2027, 10, 1) + dt.timedelta(days=n) for n in range(7)]
+    calendars.set_overrides(users["admin"], calendar, national, False, "2027 国庆")
+
     long.refresh_from_db()
-    assert long.due_on.year == 2027
+    assert not long.due_provisional
+    assert long.due_on == playbook.due_date(timezone.localdate(long.created_at), 60)  # the Spring Festival week off
+    entry = AuditEntry.objects.filter(object_type="engagement.stagetask", actor=users["admin"]).latest("pk")
+    assert entry.extra["redated"] == 1 and entry.extra["provisional"] == 0
+    listing = client_for("rep").get("/interactions/stage-tasks/", **EN).content.decode()
+    assert 'class="small provisional"' not in listing
+
