@@ -402,6 +402,57 @@ def on_merged(sender, *, survivor, duplicate, user=None, **kwargs) -> None:
                      customers=[duplicate.pk], closed=closed, merged=survivor.pk)  # fmt: skip
 
 
+MOVED_KIND = "lifecycle.tasks-moved"
+
+
+def on_owner_changed(sender, *, moves: dict, user=None, **kwargs) -> None:
+    """customers.services.owner_changed (in the saving transaction): see follow_owner."""
+    if sender in (Institution, Person):
+        follow_owner(sender, moves, user=user)
+
+
+def follow_owner(model, moves: dict, *, user=None) -> int:
+    """Customers changed owner (`moves` {id: (old owner id, new owner id)}): their open stage tasks the old owner had
+    go to the new one — those given to the team's lead stay with the lead, done, skipped and closed ones keep who
+    had them. One audit entry per old and new owner, and each new owner told once how many tasks came (bell and
+    e-mail), not once per task; someone who gives a customer to themselves is not told. Returns how many moved."""
+    from django.urls import reverse
+    from django.utils.translation import ngettext_lazy
+
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.notify import services as notify
+
+    fk = _fk(model)
+    now = timezone.now()
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for pk, (old, new) in moves.items():
+        if old and new and old != new:
+            pairs.setdefault((int(old), int(new)), []).append(int(pk))
+    per_new: dict[int, int] = {}
+    for (old, new), ids in sorted(pairs.items()):
+        moved = StageTask.objects.filter(**{f"{fk}_id__in": ids}, owner_id=old, status=TS.OPEN).update(
+            owner_id=new, reminded_on=None, updated_at=now, version=F("version") + 1
+        )
+        if moved:
+            per_new[new] = per_new.get(new, 0) + moved
+            who = {"user": user} if user is not None else {"actor_name": "worker"}
+            audit.record(A.UPDATE, ("engagement.stagetask", "", f"{len(ids)}"), **who, lifecycle=fk,
+                         customers=ids[:200], owner=[old, new], moved=moved)  # fmt: skip
+    url = reverse("engagement:stage-tasks")
+    for new, n in sorted(per_new.items()):
+        owner = User.objects.filter(pk=new, is_active=True).first()
+        if owner is None or (user is not None and owner.pk == user.pk):
+            continue
+        notify.send(
+            [owner], kind=MOVED_KIND, url=url, obj=("engagement.stagetask", ""),
+            title=Message(ngettext_lazy("%(n)s open stage task is yours now", "%(n)s open stage tasks are yours now",
+                                        n), n=n),
+            body=Message(gettext_lazy("You became the owner of their customers: the tasks their previous owner had "
+                                      "not done yet are on your list of stage tasks.")),
+        )  # fmt: skip
+    return sum(per_new.values())
+
+
 def sweep(now: dt.datetime | None = None) -> int:
     """The nightly catch-up: customers whose stage is not the one their stage history has open (changed by a script
     or a repair, or recorded before the history began) are synced. Returns how many entered a stage."""

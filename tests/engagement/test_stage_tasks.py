@@ -204,3 +204,43 @@ def test_a_due_date_in_a_year_the_calendar_lacks_is_provisional_until_an_adminis
     listing = client_for("rep").get("/interactions/stage-tasks/", **EN).content.decode()
     assert 'class="small provisional"' not in listing
 
+
+# --- the owner changes ----------------------------------------------------------------------------------------
+
+
+def test_an_owner_change_moves_the_open_stage_tasks_and_tells_the_new_owner_once(users, api_for, tmp_path):
+    """Form, API and import: the customer's open tasks follow its new owner (one audit entry, one notification with
+    how many); a task done, skipped or closed keeps the owner who had it."""
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.customers import importer
+    from pharmacrm.notify.models import Notification
+
+    rep, kam = users["rep"], users["kam"]
+    inst = _hospital(rep)
+    _edit(rep, inst, stage="intent")  # the potential tasks closed (stage left), two intent tasks open
+    skipped, still = _tasks(inst, stage="intent")
+    playbook.skip(rep, skipped, reason="客户近期不便接待")
+
+    version = Institution.objects.get(pk=inst.pk).version
+    response = api_for("manager").patch(f"/api/v1/institutions/{inst.pk}/", {"owner": kam.pk, "version": version},
+                                        format="json")  # fmt: skip
+    assert response.status_code == 200, response.content
+
+    owners = {t.pk: (t.status, t.owner_id) for t in _tasks(inst)}
+    assert owners[still.pk] == (TS.OPEN, kam.pk) and owners[skipped.pk] == (TS.SKIPPED, rep.pk)
+    assert {o for s, o in owners.values() if s == TS.LEFT} == {rep.pk}
+    told = list(Notification.objects.filter(recipient=kam, kind=playbook.MOVED_KIND))
+    assert len(told) == 1 and "1" in told[0].title
+    entry = AuditEntry.objects.filter(object_type="engagement.stagetask", actor=users["manager"]).latest("pk")
+    assert entry.extra["moved"] == 1 and entry.extra["owner"] == [rep.pk, kam.pk]
+
+    path = tmp_path / "owners.csv"
+    for owner in ("rep", "kam"):  # a new customer of the rep's, then the same row with the KAM as its owner
+        path.write_text(f"机构名称,机构类型,行政区划代码,生命周期阶段,负责人,外部编号\n北京垂杨柳医院,医院,110105,意向客户,{owner},H-9\n",
+                        encoding="utf-8")  # fmt: skip
+        job = importer.import_file(path, "institutions", users["manager"], mode="all")
+        assert job.status == "done", job.message
+    imported = Institution.objects.get(external_id="H-9")
+    assert {t.owner_id for t in _tasks(imported, status=TS.OPEN)} == {kam.pk} and len(_tasks(imported)) == 2
+    told = list(Notification.objects.filter(recipient=kam, kind=playbook.MOVED_KIND).order_by("pk"))
+    assert len(told) == 2 and "2" in told[1].title
