@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Prefetch
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -423,9 +422,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             raise serializers.ValidationError({"task": [services.no_task_message()]})
         version = data.pop("version", None)
         if version is None:  # the body's field only: an If-Match here would be the project's version, not the task's
-            raise serializers.ValidationError({"version": [
-                _("Send the task's version you loaded, so that progress reported by others in the meantime is not "
-                  "overwritten.")]})  # fmt: skip
+            raise serializers.ValidationError({"version": [services.task_version_required()]})
         services.update_task(request.user, task, {k: v for k, v in data.items() if v is not None}, version)
         return self._answer(project)
 

@@ -58,7 +58,10 @@ PROJECT_FIELDS = ("title", "goal", "responsible", "start_date", "end_date", "bud
 
 
 def _team_ids(user) -> list[int]:
-    return list(User.teams.through.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
+    """The user's teams: those they are in, and those they lead — a team's lead need not be one of its members (a
+    manager leading a sales team), and must still open its agreements."""
+    member = User.teams.through.objects.filter(user_id=user.pk).values_list("team_id", flat=True)
+    return sorted({*member, *Team.objects.filter(lead_id=user.pk).values_list("pk", flat=True)})
 
 
 def agreements_for(user, qs=None):
@@ -227,6 +230,8 @@ def clean_agreement(user, data: dict, *, current: Agreement | None = None) -> di
         out["team"] = Team.objects.filter(pk=getattr(team, "pk", team) if str(getattr(team, "pk", team)).isdigit() else None).first()
         if out["team"] is None:
             errors["team"] = [_("No such team.")]
+    if current is None and not access.can(user, Cap.ALL_COOPERATION):
+        _check_first_hands(user, out, errors)
     if current is not None and not may_reassign(user, current):
         if out["owner"] is not None and out["owner"].pk != current.owner_id:
             errors["owner"] = [_("Only leadership or the team's lead may hand this agreement to another owner.")]
@@ -235,6 +240,20 @@ def clean_agreement(user, data: dict, *, current: Agreement | None = None) -> di
     if errors:
         raise ValidationError(errors)
     return out
+
+
+def _check_first_hands(user, out: dict, errors: dict) -> None:
+    """Recording an agreement, the rule of handing one on (may_reassign) applies to its first hands: someone who does
+    not lead may record it only as their own, in one of their teams (or none); the lead of the chosen team may give it
+    to anyone. Otherwise a rep could record an agreement straight into another owner's or team's hands."""
+    team = out.get("team")
+    if "team" not in errors and team is not None and team.pk not in _team_ids(user):
+        errors["team"] = [_("Only leadership or that team's lead may record an agreement for a team you are not in: "
+                            "choose one of your teams.")]  # fmt: skip
+    leads = team is not None and team.lead_id == user.pk
+    if out.get("owner") is not None and out["owner"].pk != user.pk and not leads:
+        errors["owner"] = [_("Only leadership or the team's lead may record an agreement for another owner: choose "
+                             "yourself.")]  # fmt: skip
 
 
 def may_reassign(user, agreement: Agreement) -> bool:
@@ -521,6 +540,12 @@ def add_task(user, project: Project, data: dict) -> Task:
         task = Task.objects.create(project=project, **values)
         audit.record(A.CREATE, task, user=user, changes={k: [None, _plain(v)] for k, v in values.items()})
     return task
+
+
+def task_version_required() -> str:
+    """A task's progress report without the task's version it was loaded at (the page's form and the API)."""
+    return _("Send the task's version you loaded, so that progress reported by others in the meantime is not "
+             "overwritten.")
 
 
 class TaskConflict(ConflictError):

@@ -283,6 +283,9 @@ def project_detail(request, pk):
                     request.POST.get("task", "")).isdigit() else None  # fmt: skip
                 if task is None:
                     raise Http404
+                if version in (None, ""):  # as the API: a report that cannot say what it was made from is refused
+                    messages.error(request, services.task_version_required())
+                    return redirect("cooperation:project", project.pk)
                 services.update_task(user, task, {"status": request.POST.get("status", task.status),
                                                   "progress": request.POST.get("progress", task.progress)},
                                      version)  # fmt: skip

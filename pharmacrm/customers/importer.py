@@ -2736,6 +2736,7 @@ def _update_rows(run: Run, items: list[Item]) -> None:
     model = run.model
     fields = services.INSTITUTION_FIELDS if model is Institution else services.PERSON_FIELDS
     reindex = []
+    owners = {}  # customer id → (old owner, new owner): their open stage tasks follow
     now = timezone.now()
     for it in items:
         obj = it.existing
@@ -2774,10 +2775,14 @@ def _update_rows(run: Run, items: list[Item]) -> None:
         if {"name", "short_name"} & set(changes) or obj.province != it.province_before:
             reindex.append(obj)  # the postings hold the name's terms and the province
         run.updates_audit.append({"id": obj.pk, "code": obj.code, "row": it.row, "changes": diff})
+        if "owner" in diff:
+            owners[obj.pk] = tuple(diff["owner"])
         if model is Institution and "parent_id" in changes and obj.is_department:
             services.people_follow_department(run.user, obj)
     if reindex:
         search.reindex(reindex)
+    if owners:
+        services.owner_changed.send(sender=model, moves=owners, user=run.user)
     if model is Institution:
         moved = [it for it in items if "region_id" in it.changes and not it.errors]
         if moved:

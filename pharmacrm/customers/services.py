@@ -625,6 +625,8 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
             audit.record(A.UPDATE, obj, changes=changes, user=user)
             if "stage" in changes:
                 stage_changed.send(sender=model, ids=[obj.pk], user=user)
+            if "owner" in changes:
+                owner_changed.send(sender=model, moves={obj.pk: tuple(changes["owner"])}, user=user)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None
     except _AlreadySaved:
@@ -1246,6 +1248,8 @@ def merge(
             merged=duplicate.pk, merged_code=duplicate.code, moved={k: len(v) for k, v in moved.items()},
         )  # fmt: skip
         merged.send(sender=model, survivor=survivor, duplicate=duplicate, user=user)
+        if "owner" in changes:  # the survivor had none: it takes the duplicate's
+            owner_changed.send(sender=model, moves={survivor.pk: tuple(changes["owner"])}, user=user)
     return survivor
 
 
@@ -1340,3 +1344,7 @@ merging = Signal()
 # inside the saving transaction: a receiver's error undoes the save), or written by an import (`since`: every
 # customer it wrote since then, after it): the lifecycle's stage tasks follow (engagement.playbook).
 stage_changed = Signal()
+# Sent, inside the saving transaction, when customers changed owner — the form, the API, an import, a merge that gives
+# the survivor the duplicate's owner: `moves` {customer id: (old owner id, new owner id)}, `user` who did it. The
+# customers' open stage tasks follow the new owner (engagement.playbook.follow_owner).
+owner_changed = Signal()

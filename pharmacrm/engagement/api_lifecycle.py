@@ -64,7 +64,13 @@ class StageTaskSerializer(Serializer):
     title = serializers.CharField(source="action.label")
     kind = serializers.ChoiceField(choices=StageActionKind.choices, source="action.kind")
     owner = serializers.IntegerField(source="owner_id", allow_null=True)
-    due_on = serializers.DateField(allow_null=True, help_text="Null while the business calendar lacks the year.")
+    due_on = serializers.DateField(
+        allow_null=True, help_text="Null only for a task given before provisional due dates (a year the calendar lacked)."
+    )
+    due_provisional = serializers.BooleanField(
+        help_text="The due date falls in (or is counted through) a year whose official holidays are not entered yet: "
+        "counted on the weekdays less the public holidays the law fixes, dated again once they are."
+    )
     overdue = serializers.SerializerMethodField()
     status = serializers.ChoiceField(choices=StageTaskStatus.choices)
     reason = serializers.CharField()

@@ -14,3 +14,4 @@ class EngagementConfig(AppConfig):
 
         customers.stage_changed.connect(playbook.on_stage_changed, dispatch_uid="engagement-stage-tasks")
         customers.merged.connect(playbook.on_merged, dispatch_uid="engagement-stage-merge")
+        customers.owner_changed.connect(playbook.on_owner_changed, dispatch_uid="engagement-stage-owner")

@@ -80,7 +80,7 @@ def load_stage_tasks(seed: int = 46) -> int:
             .values_list("pk", "stage", "owner_id", "team_id").order_by("pk")[:STAGE_TASK_CUSTOMERS]
         )  # fmt: skip
         engine = playbook.calendar()
-        dues: dict[tuple, dt.date | None] = {}
+        dues: dict[tuple, tuple[dt.date, list[int]]] = {}
         tasks = []
         states = [TS.OPEN, TS.OPEN, TS.DONE, TS.SKIPPED, TS.LEFT]
         for n, (pk, stage, owner, team) in enumerate(customers):
@@ -90,13 +90,10 @@ def load_stage_tasks(seed: int = 46) -> int:
             for action in playbook_actions.get(stage, []):
                 key = (back, action.due_days)
                 if key not in dues:
-                    try:
-                        dues[key] = playbook.due_date(timezone.localdate(given), action.due_days, engine)
-                    except playbook.CalendarYearMissing:
-                        dues[key] = None
+                    dues[key] = playbook.provisional_due(timezone.localdate(given), action.due_days, engine)
                 status = states[(n + action.position) % len(states)]
                 task = StageTask(institution_id=pk, action=action, stage=stage, owner_id=owner, team_id=team,
-                                 due_on=dues[key], status=status, created_at=given, updated_at=given)  # fmt: skip
+                                 due_on=dues[key][0], due_provisional=bool(dues[key][1]), status=status, created_at=given, updated_at=given)  # fmt: skip
                 if status == TS.DONE:
                     task.done_at = task.closed_at = given + dt.timedelta(days=rng.randrange(1, 8))
                     task.done_on = timezone.localdate(task.done_at)

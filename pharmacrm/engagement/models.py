@@ -226,9 +226,11 @@ class StageTask(models.Model):
                               verbose_name=_("owner"), db_index=False)  # fmt: skip
     team = models.ForeignKey("core.Team", models.SET_NULL, null=True, blank=True, related_name="+",
                              verbose_name=_("team"), db_index=False)  # fmt: skip
-    # None while the business calendar lacks the year it falls in (playbook.CalendarYearMissing): dated by the
-    # nightly run once the year's holidays are entered, never guessed
+    # counted, like the SLA clocks, on the weekly pattern less the days the law fixes where the business calendar
+    # lacks a year's holidays (due_provisional), and dated again when the year is entered (playbook.redate_provisional);
+    # None only for a task given before that
     due_on = models.DateField(_("due"), null=True, blank=True)
+    due_provisional = models.BooleanField(_("due date provisional"), default=False)
     status = models.CharField(_("status"), max_length=8, choices=StageTaskStatus.choices, default=StageTaskStatus.OPEN)
     reason = models.CharField(_("reason"), max_length=500, blank=True)
     note = models.TextField(_("note"), blank=True)

@@ -13,11 +13,13 @@ the new stage's tasks (StageTask) for the owner. Entering a stage again within L
 (the manager's page counts them). A merged-away customer's open tasks are closed; the survivor keeps its own. The
 nightly sweep (`sweep`) catches any customer whose stage changed without passing here (a script, a database fix).
 
-A due date the calendar cannot give — a year whose holidays are not known yet (the chinese-calendar package and
-the calendar's overrides both lack it) — is never guessed: `due_date` raises `CalendarYearMissing`, naming the year.
-The change of stage is still saved (a rep winning a deal on 20 December is not refused); the task is created
-*undated* and says why on every page, the service administrators are already told of the missing year
-(servicedesk.calendars.alert_coverage_gaps), and the nightly run dates the task once the year is entered.
+A due date in a year whose holidays are not known yet (the chinese-calendar package and the calendar's overrides
+both lack it) is counted as the SLA clocks count it: on the weekly pattern less the public holidays the law fixes
+(`provisional_due`), and the task is marked *provisional* on every page. The change of stage is always saved (a rep
+winning a deal on 20 December is not refused); the service administrators are already told of the missing year
+(servicedesk.calendars.alert_coverage_gaps), and entering its holidays dates the open provisional tasks again in the
+same change (`redate_provisional`, called where the SLA clocks are refreshed) — the nightly run too, for a
+chinese-calendar upgrade that brings the year. `due_date` itself refuses such a year (CalendarYearMissing).
 
 Who sees which tasks: the owner their own, a team lead those of their teams (the task's team, or its owner a member
 of it), managers, administrators and auditors (read) every one. Marking a task done records an interaction."""
@@ -105,14 +107,27 @@ def calendar():
 def due_date(start: dt.date, days: int, engine=None) -> dt.date:
     """`days` working days after `start` (0: `start` itself if it is a working day, else the next one). Every year
     counted through must be known to the calendar: CalendarYearMissing otherwise."""
-    engine = engine or calendar()
+    return _count(start, days, engine or calendar(), strict=True)[0]
+
+
+def provisional_due(start: dt.date, days: int, engine=None) -> tuple[dt.date, list[int]]:
+    """`due_date`, and where a year counted through is not known to the calendar, the SLA clocks' fallback there:
+    its weekdays less the public holidays the law fixes (workcalendar.statutory_days). Returns the date and the
+    years not known (empty: the date is final)."""
+    return _count(start, days, engine or calendar(), strict=False)
+
+
+def _count(start: dt.date, days: int, engine, *, strict: bool) -> tuple[dt.date, list[int]]:
     known: set[int] = set()
+    gaps: list[int] = []
 
     def check(day: dt.date) -> None:
         if day.year not in known:
-            if not engine.covers(day.year):
-                raise CalendarYearMissing(day.year)
             known.add(day.year)
+            if not engine.covers(day.year):
+                if strict:
+                    raise CalendarYearMissing(day.year)
+                gaps.append(day.year)
 
     day, left = start, days
     check(day)
@@ -120,14 +135,14 @@ def due_date(start: dt.date, days: int, engine=None) -> dt.date:
         while not engine.is_working_day(day):
             day += dt.timedelta(days=1)
             check(day)
-        return day
+        return day, gaps
     for _step in range(3660):
         day += dt.timedelta(days=1)
         check(day)
         if engine.is_working_day(day):
             left -= 1
             if not left:
-                return day
+                return day, gaps
     raise ValidationError({"due_days": [_("The calendar has no working days: check its weekly pattern.")]})
 
 
@@ -270,7 +285,7 @@ class SyncResult:
     created: int = 0
     reopened: int = 0
     closed: int = 0
-    undated_year: int | None = None  # a due date fell in a year the calendar does not know
+    provisional_year: int | None = None  # a due date fell in a year the calendar does not know
     customers: list = field(default_factory=list)
     names: list = field(default_factory=list)  # the first customers', for the audit entry's text
 
@@ -296,7 +311,7 @@ def sync(model, ids, *, user=None, now: dt.datetime | None = None, source: str =
         audit.record(
             A.UPDATE, ("engagement.stagetask", "", result.label()), **who, lifecycle=fk, customers=result.customers[:200],
             entered=result.entered, created=result.created, reopened=result.reopened, closed=result.closed,
-            undated_year=result.undated_year, source=source,
+            provisional_year=result.provisional_year, source=source,
         )  # fmt: skip
     return result
 
@@ -336,7 +351,7 @@ def _sync_chunk(model, ids: list[int], user, now: dt.datetime, result: SyncResul
     teams = {t for _p, _s, _o, t in moving if t}
     leads = dict(Team.objects.filter(pk__in=teams, lead__is_active=True).values_list("pk", "lead_id")) if teams else {}
     today = timezone.localdate(now)
-    dues: dict[int, dt.date | None] = {}
+    dues: dict[int, tuple[dt.date, list[int]]] = {}
     new = []
     for pk, stage, owner, team in moving:
         if owner is None or (pk, stage) in given:
@@ -344,14 +359,13 @@ def _sync_chunk(model, ids: list[int], user, now: dt.datetime, result: SyncResul
         for action in playbook.get(stage, []):
             if action.due_days not in dues:
                 engine = engine or calendar()
-                try:
-                    dues[action.due_days] = due_date(today, action.due_days, engine)
-                except CalendarYearMissing as e:
-                    dues[action.due_days] = None
-                    result.undated_year = e.year
+                dues[action.due_days] = provisional_due(today, action.due_days, engine)
+                if dues[action.due_days][1]:
+                    result.provisional_year = dues[action.due_days][1][0]
+            due, gaps = dues[action.due_days]
             who = leads.get(team) if action.assignee == StageAssignee.LEAD and leads.get(team) else owner
             new.append(StageTask(**{f"{fk}_id": pk}, action=action, stage=stage, owner_id=who, team_id=team,
-                                 due_on=dues[action.due_days], created_at=now, updated_at=now))  # fmt: skip
+                                 due_on=due, due_provisional=bool(gaps), created_at=now, updated_at=now))  # fmt: skip
     StageTask.objects.bulk_create(new, batch_size=CHUNK)
     result.created += len(new)
     return engine
@@ -388,6 +402,57 @@ def on_merged(sender, *, survivor, duplicate, user=None, **kwargs) -> None:
                      customers=[duplicate.pk], closed=closed, merged=survivor.pk)  # fmt: skip
 
 
+MOVED_KIND = "lifecycle.tasks-moved"
+
+
+def on_owner_changed(sender, *, moves: dict, user=None, **kwargs) -> None:
+    """customers.services.owner_changed (in the saving transaction): see follow_owner."""
+    if sender in (Institution, Person):
+        follow_owner(sender, moves, user=user)
+
+
+def follow_owner(model, moves: dict, *, user=None) -> int:
+    """Customers changed owner (`moves` {id: (old owner id, new owner id)}): their open stage tasks the old owner had
+    go to the new one — those given to the team's lead stay with the lead, done, skipped and closed ones keep who
+    had them. One audit entry per old and new owner, and each new owner told once how many tasks came (bell and
+    e-mail), not once per task; someone who gives a customer to themselves is not told. Returns how many moved."""
+    from django.urls import reverse
+    from django.utils.translation import ngettext_lazy
+
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.notify import services as notify
+
+    fk = _fk(model)
+    now = timezone.now()
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for pk, (old, new) in moves.items():
+        if old and new and old != new:
+            pairs.setdefault((int(old), int(new)), []).append(int(pk))
+    per_new: dict[int, int] = {}
+    for (old, new), ids in sorted(pairs.items()):
+        moved = StageTask.objects.filter(**{f"{fk}_id__in": ids}, owner_id=old, status=TS.OPEN).update(
+            owner_id=new, reminded_on=None, updated_at=now, version=F("version") + 1
+        )
+        if moved:
+            per_new[new] = per_new.get(new, 0) + moved
+            who = {"user": user} if user is not None else {"actor_name": "worker"}
+            audit.record(A.UPDATE, ("engagement.stagetask", "", f"{len(ids)}"), **who, lifecycle=fk,
+                         customers=ids[:200], owner=[old, new], moved=moved)  # fmt: skip
+    url = reverse("engagement:stage-tasks")
+    for new, n in sorted(per_new.items()):
+        owner = User.objects.filter(pk=new, is_active=True).first()
+        if owner is None or (user is not None and owner.pk == user.pk):
+            continue
+        notify.send(
+            [owner], kind=MOVED_KIND, url=url, obj=("engagement.stagetask", ""),
+            title=Message(ngettext_lazy("%(n)s open stage task is yours now", "%(n)s open stage tasks are yours now",
+                                        n), n=n),
+            body=Message(gettext_lazy("You became the owner of their customers: the tasks their previous owner had "
+                                      "not done yet are on your list of stage tasks.")),
+        )  # fmt: skip
+    return sum(per_new.values())
+
+
 def sweep(now: dt.datetime | None = None) -> int:
     """The nightly catch-up: customers whose stage is not the one their stage history has open (changed by a script
     or a repair, or recorded before the history began) are synced. Returns how many entered a stage."""
@@ -402,21 +467,30 @@ def sweep(now: dt.datetime | None = None) -> int:
     return entered
 
 
-def date_undated() -> int:
-    """The nightly run: open tasks created without a due date (the calendar lacked the year) are dated from the day
-    they were created, once the calendar knows the year. Returns how many were dated."""
-    engine, dated = None, 0
-    for task in StageTask.objects.filter(status=TS.OPEN, due_on=None).select_related("action").iterator():
+def redate_provisional(calendar_row=None, *, user=None, actor_name: str = "worker") -> int:
+    """The open tasks whose due date is provisional (or, given before that existed, missing) dated again from the day
+    they were given, on the calendar as it is now: final once it knows every year counted through, provisional still
+    otherwise. Called in the transaction of a change to the business calendar (`calendar_row`, with who made it:
+    servicedesk.calendars refreshes the SLA clocks from the same place) and by the nightly run (a chinese-calendar
+    upgrade that brings the year). One audit entry when a date or mark moved. Returns how many became final."""
+    if calendar_row is not None and calendar_row.code != CALENDAR_CODE:
+        return 0
+    engine, moved, final, still = None, 0, 0, 0
+    now = timezone.now()
+    qs = StageTask.objects.filter(Q(due_provisional=True) | Q(due_on=None), status=TS.OPEN)
+    for pk, created, days, was in qs.values_list("pk", "created_at", "action__due_days", "due_on").iterator():
         engine = engine or calendar()
-        try:
-            due = due_date(timezone.localdate(task.created_at), task.action.due_days, engine)
-        except CalendarYearMissing as e:
-            log.warning("stage task %s still undated: no holidays for %s in the business calendar", task.pk, e.year)
-            continue
-        dated += StageTask.objects.filter(pk=task.pk, due_on=None).update(due_on=due, updated_at=timezone.now())
-    if dated:
-        audit.record(A.UPDATE, ("engagement.stagetask", "", str(dated)), actor_name="worker", dated=dated)
-    return dated
+        due, gaps = provisional_due(timezone.localdate(created), days, engine)
+        still += bool(gaps)
+        changed = StageTask.objects.filter(pk=pk, status=TS.OPEN).update(due_on=due, due_provisional=bool(gaps),
+                                                                          updated_at=now)  # fmt: skip
+        if changed and (due != was or not gaps):
+            moved += 1
+            final += not gaps
+    if moved:
+        who = {"user": user} if user is not None else {"actor_name": actor_name}
+        audit.record(A.UPDATE, ("engagement.stagetask", "", str(moved)), **who, redated=final, provisional=still)
+    return final
 
 
 # --- doing the tasks ------------------------------------------------------------------------------------------

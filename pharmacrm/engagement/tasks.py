@@ -41,9 +41,9 @@ def remind_stage_tasks() -> None:
 @db_periodic_task(local_crontab(hour=2, minute=40))
 def sweep_stage_tasks() -> None:
     """Every night at 02:40 (China time): customers whose lifecycle stage changed without passing the stage tasks (a
-    script, a repair) are given their stage's tasks; tasks left undated for want of a calendar year are dated once the
-    year's holidays are entered."""
+    script, a repair) are given their stage's tasks; tasks with a provisional due date (a year the calendar lacked) are
+    dated again — a chinese-calendar upgrade brings a year without any change to the calendar."""
     from . import playbook
 
     playbook.sweep()
-    playbook.date_undated()
+    playbook.redate_provisional()

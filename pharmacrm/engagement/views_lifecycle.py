@@ -73,8 +73,12 @@ def _filtered(request):
 
 
 def _decorate(rows, today, user) -> list:
+    engine = playbook.calendar() if any(t.due_provisional for t in rows) else None
     for t in rows:
         t.overdue = t.status == TS.OPEN and t.due_on is not None and t.due_on < today
+        # the years not entered that a provisional due date was counted through (partials/provisional_mark.html)
+        t.uncovered = (engine.uncovered_years(range(timezone.localdate(t.created_at).year, t.due_on.year + 1))
+                       or [t.due_on.year]) if t.due_provisional and t.due_on else []  # fmt: skip
         t.workable = t.status == TS.OPEN and playbook.may_work(user, t, in_scope=True)
         t.customer_obj = t.institution if t.institution_id else t.person
         t.stage_text = playbook.stage_label(t.stage)
@@ -193,7 +197,7 @@ def stage_tasks_export(request):
     sheet = book.active
     sheet.title = _("Stage tasks")[:31]
     sheet.append([_("Customer"), _("Code"), _("Lifecycle stage"), _("Action"), _("Kind"), _("Owner"), _("Due"),
-                  _("Status"), _("Overdue"), _("Done"), _("Reason"), _("Note")])  # fmt: skip
+                  _("Status"), _("Overdue"), _("Done"), _("Reason"), _("Note"), _("Due date provisional")])  # fmt: skip
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     kinds = dict(StageActionKind.choices)
@@ -204,6 +208,7 @@ def stage_tasks_export(request):
             (t.owner.display_name or t.owner.username) if t.owner_id else None, t.due_on, t.get_status_display(),
             _("yes") if t.status == TS.OPEN and t.due_on and t.due_on < today else None,
             timezone.localtime(t.done_at).replace(tzinfo=None) if t.done_at else None, t.reason or None, t.note or None,
+            _("yes") if t.due_provisional else None,
         ])  # fmt: skip
     out = io.BytesIO()
     book.save(out)

@@ -6,3 +6,10 @@ class LoyaltyConfig(AppConfig):
     name = "pharmacrm.loyalty"
     label = "loyalty"
     verbose_name = _("Loyalty programme and referrals")
+
+    def ready(self):
+        from pharmacrm.servicedesk import routing
+
+        from . import services
+
+        routing.register_boost(services.ticket_boost)

@@ -47,41 +47,48 @@ MULTIPLIER = {Level.STANDARD: Decimal("1"), Level.SILVER: Decimal("1.2"), Level.
               Level.PLATINUM: Decimal("2")}  # fmt: skip
 
 
+# the levels whose privileges include priority service: their tickets are boosted by the service desk (one step,
+# as a VIP's) — the level table says so and `ticket_boost` applies it
+PRIORITY_LEVELS = frozenset({Level.SILVER, Level.GOLD, Level.PLATINUM})
+
+
 def privileges() -> list[tuple[str, list[str]]]:
-    """What each level gets (shown on the pages; the service desk's own rules decide a ticket's priority)."""
+    """What each level gets (shown on the pages). Priority service (PRIORITY_LEVELS) is applied by the service desk:
+    see ticket_boost."""
     points = _("Points ×%(m)s per ¥100 paid")
-    return [
-        (Level.STANDARD, [points % {"m": MULTIPLIER[Level.STANDARD]}, _("Reward catalogue")]),
-        (
-            Level.SILVER,
-            [
-                points % {"m": MULTIPLIER[Level.SILVER]},
-                _("Reward catalogue"),
-                _("Priority service: requests answered first"),
-            ],
-        ),  # fmt: skip
-        (
-            Level.GOLD,
-            [
-                points % {"m": MULTIPLIER[Level.GOLD]},
-                _("Reward catalogue"),
-                _("Priority service: requests answered first"),
-                _("Dedicated service contact"),
-                _("Member-only offers"),
-            ],
-        ),  # fmt: skip
-        (
-            Level.PLATINUM,
-            [
-                points % {"m": MULTIPLIER[Level.PLATINUM]},
-                _("Reward catalogue"),
-                _("Priority service: requests answered first"),
-                _("Dedicated service contact"),
-                _("Member-only offers"),
-                _("Priority delivery on every order"),
-            ],
-        ),  # fmt: skip
-    ]
+    out = []
+    for level in LEVEL_ORDER:
+        items = [points % {"m": MULTIPLIER[level]}, _("Reward catalogue")]
+        if level in PRIORITY_LEVELS:
+            items.append(_("Priority service: requests answered first"))
+        if level in (Level.GOLD, Level.PLATINUM):
+            items += [_("Dedicated service contact"), _("Member-only offers")]
+        if level == Level.PLATINUM:
+            items.append(_("Priority delivery on every order"))
+        out.append((level, items))
+    return out
+
+
+def ticket_boost(ticket) -> str | None:
+    """The service desk's boost hook (servicedesk.routing.register_boost): a ticket of an active member whose level
+    promises priority service — the ticket's institution, the hospital of its department, or the institution of its
+    person — is one step more urgent, as a VIP's. A suspended or departed member's is not. Returns the reason the
+    ticket's history gives, or None."""
+    ids = set()
+    if ticket.institution_id:
+        ids |= {ticket.institution_id, ticket.institution.parent_id}
+    if ticket.person_id:
+        ids.add(ticket.person.institution_id)
+    ids.discard(None)
+    if not ids:
+        return None
+    found = list(Member.objects.filter(institution_id__in=ids, status=MemberStatus.ACTIVE, level__in=PRIORITY_LEVELS)
+                 .values_list("level", "number"))  # fmt: skip
+    if not found:
+        return None
+    level, number = max(found, key=lambda m: LEVEL_ORDER.index(m[0]))
+    return _("A loyalty member with priority service (%(level)s, %(number)s): one step more urgent.") % {
+        "level": Level(level).label, "number": number}
 
 
 # --- months ------------------------------------------------------------------------------------------------

@@ -120,13 +120,16 @@ def remove_overrides(user, calendar: BusinessCalendar, days: list[dt.date], *, s
 
 def _refresh(calendar: BusinessCalendar, who: dict) -> None:
     """In the change's transaction: the open tickets' clocks are rebuilt by the worker once it commits, the
-    pending safety hand-offs counted on the calendar are re-planned now (`who` changed it, for their audit)."""
+    pending safety hand-offs counted on the calendar are re-planned now (`who` changed it, for their audit), and the
+    open stage tasks with a provisional due date are dated again."""
+    from pharmacrm.engagement import playbook
     from pharmacrm.safety import net
 
     from .tasks import refresh_after_commit
 
     refresh_after_commit(calendar_id=calendar.pk)
     net.calendar_changed(calendar, **who)
+    playbook.redate_provisional(calendar, **who)
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,7 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
                 boosted_from = None if _set_by_hand(ticket) else routing.boost(ticket, key_account=key_account)
                 if boosted_from:
                     fields += ["priority", "boosted"]
-            elif not (key_account or routing.customer_tiers(ticket) & routing.BOOST_TIERS):
+            elif not routing.boost_reason(ticket, key_account):
                 # the customer corrected to one without the boost: the system's boost is taken back
                 restored = _before_boost(ticket)
                 if restored:
@@ -276,7 +276,7 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
         if boosted_from:
             services._event(ticket, EventKind.PRIORITY, services.SYSTEM, at=now, data={
                 "from": [boosted_from, ticket.complexity], "to": [ticket.priority, ticket.complexity],
-                "reason": _("A VIP or key-account customer: one step more urgent."), "boost": True,
+                "reason": ticket.boost_reason, "boost": True,
             })  # fmt: skip
         if unboosted_from:
             services._event(ticket, EventKind.PRIORITY, services.SYSTEM, at=now, data={

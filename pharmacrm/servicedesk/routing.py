@@ -237,15 +237,44 @@ def _round_robin(rule: AssignmentRule, users: list[User]) -> User:
 # --- routing a new ticket ------------------------------------------------------------------------------
 
 
+# `fn(ticket) -> str | None`: why another app's customers deserve the boost (the loyalty programme: a member whose
+# level promises priority service), as the reason the ticket's history gives, or None
+BoostHook = Callable[[Ticket], "str | None"]
+_boost_hooks: list[BoostHook] = []
+
+
+def register_boost(fn: BoostHook) -> BoostHook:
+    """Register `fn(ticket) -> reason | None` (an app's AppConfig.ready): its customers' tickets are boosted as a
+    VIP's are, by `boost` — the one place the boost is decided, at intake and when a ticket's customer is corrected."""
+    if fn not in _boost_hooks:
+        _boost_hooks.append(fn)
+    return fn
+
+
+def boost_reason(ticket: Ticket, key_account: bool = False) -> str | None:
+    """Why the ticket's customer deserves the priority boost — a VIP or a key account (its tier, or its key account's
+    service team), or what a registered hook says (a loyalty member with priority service) — or None."""
+    if key_account or customer_tiers(ticket) & BOOST_TIERS:
+        return _("A VIP or key-account customer: one step more urgent.")
+    for fn in list(_boost_hooks):
+        reason = fn(ticket)
+        if reason:
+            return reason
+    return None
+
+
 def boost(ticket: Ticket, key_account: bool = False) -> str | None:
-    """Raise a VIP's or key account's ticket one step (low → normal → high, never above high by the boost
-    alone); returns the priority before the boost, or None when nothing changed."""
-    if not (key_account or customer_tiers(ticket) & BOOST_TIERS):
+    """Raise the ticket of a customer that deserves it (boost_reason) one step (low → normal → high, never above
+    high by the boost alone); returns the priority before the boost, or None when nothing changed. The reason is left
+    in `ticket.boost_reason` for the history."""
+    reason = boost_reason(ticket, key_account)
+    if not reason:
         return None
     raised = BOOST.get(ticket.priority)
     if raised is None:
         return None
     before, ticket.priority, ticket.boosted = ticket.priority, raised, True
+    ticket.boost_reason = reason
     return before
 
 

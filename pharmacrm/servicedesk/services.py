@@ -217,7 +217,7 @@ def create_ticket(user, data: dict) -> Ticket:
             history.append(_event(
                 ticket, EventKind.PRIORITY, SYSTEM, at=now,
                 data={"from": [routed["boosted_from"], complexity], "to": [ticket.priority, complexity],
-                      "reason": _("A VIP or key-account customer: one step more urgent."), "boost": True},
+                      "reason": ticket.boost_reason, "boost": True},
             ))  # fmt: skip
         if overridden:
             history.append(_event(

@@ -195,6 +195,45 @@ def test_only_leadership_or_the_teams_lead_hands_an_agreement_to_another_owner_o
     assert (agreement.title, agreement.owner, agreement.team) == ("新标题", users["kam"], south)
 
 
+def test_whoever_records_an_agreement_without_leading_gives_it_only_to_themselves_and_their_own_team(
+        world, users, client_for, team_north):  # fmt: skip
+    # as handing one on (above): a rep recording an agreement could give it to anyone, in any team
+    from pharmacrm.core.models import Team
+
+    rep, kam, south = users["rep"], users["kam"], Team.objects.create(name="华南团队")
+    for change in ({"owner": kam.pk}, {"team": south.pk}):
+        with pytest.raises(ValidationError) as e:
+            services.create_agreement(rep, {**data(world["xiehe"], rep), **change})
+        assert list(e.value.message_dict) == list(change)
+    form = {**data(world["xiehe"], kam), "team": team_north.pk}
+    r = client_for("rep").post("/cooperation/new/", form, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert r.status_code == 400 and 'id="id_owner_error"' in r.content.decode() and "团队负责人" in r.content.decode()
+    body = {**data(world["xiehe"], rep, team=south.pk), "start_date": str(form["start_date"]),
+            "end_date": str(form["end_date"])}  # fmt: skip
+    r = client_for("rep").post("/api/v1/cooperation/agreements/", body, content_type="application/json",
+                               HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400 and list(r.json()) == ["team"] and "team's lead" in r.json()["team"][0]
+    assert Agreement.objects.count() == 2  # nothing written
+    # themselves in their own team; a team's lead (not one of its members) gives it to anyone in it; leadership any
+    services.create_agreement(rep, data(world["xiehe"], rep, team=team_north.pk))
+    team_north.lead = kam
+    team_north.save(update_fields=["lead"])
+    services.create_agreement(kam, data(world["ruijin"], rep, team=team_north.pk))
+    services.create_agreement(users["manager"], data(world["ruijin"], kam, team=south.pk))
+    assert Agreement.objects.count() == 5
+
+
+def test_a_teams_lead_who_is_not_one_of_its_members_opens_its_agreements(world, users, client_for, team_north):
+    kam, ours = users["kam"], world["ours"]
+    assert not kam.teams.filter(pk=team_north.pk).exists()
+    assert client_for("kam").get(f"/cooperation/{ours.pk}/").status_code == 404
+    team_north.lead = kam
+    team_north.save(update_fields=["lead"])
+    assert client_for("kam").get(f"/cooperation/{ours.pk}/").status_code == 200
+    assert client_for("kam").get(f"/api/v1/cooperation/agreements/{ours.pk}/").status_code == 200
+    assert services.may_manage(kam, ours)
+
+
 def test_an_edit_on_a_version_another_user_changed_meanwhile_is_refused(world, users):
     agreement = world["ours"]
     stale = Agreement.objects.get(pk=agreement.pk)
@@ -400,8 +439,14 @@ def test_a_task_owner_reports_progress_on_the_page_and_my_tasks_lists_it(world, 
     task = services.add_task(users["rep"], project, {"title": "邀请讲者", "owner": users["rep"].pk,
                                                      "deadline": TODAY() + dt.timedelta(days=5)})  # fmt: skip
     rep = client_for("rep")
-    r = rep.post(f"/cooperation/projects/{project.pk}/", {"action": "task-update", "task": task.pk, "status": "doing",
-                                                          "progress": "40"})  # fmt: skip
+    report = {"action": "task-update", "task": task.pk, "status": "doing", "progress": "40"}
+    # without the version loaded (as the API since session 46): refused with the reason, nothing saved
+    r = rep.post(f"/cooperation/projects/{project.pk}/", report, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert "Send the task's version you loaded" in " ".join(str(m) for m in r.context["messages"])
+    assert Task.objects.get(pk=task.pk).progress == 0
+    r = rep.post(f"/cooperation/projects/{project.pk}/", {**report, "version": "abc"}, follow=True)
+    assert "未保存" in " ".join(str(m) for m in r.context["messages"])  # a garbled version is a stale one
+    r = rep.post(f"/cooperation/projects/{project.pk}/", {**report, "version": task.version})
     assert r.status_code == 302
     assert Task.objects.get(pk=task.pk).progress == 40
     assert "邀请讲者" in rep.get("/cooperation/tasks/?mine=1").content.decode()
@@ -465,7 +510,7 @@ def test_a_task_given_to_someone_outside_the_agreements_team_is_theirs_to_open_a
     assert "邀请讲者" in kam.get("/cooperation/tasks/?mine=1").content.decode()
     assert kam.get(f"/cooperation/projects/{project.pk}/").status_code == 200
     r = kam.post(f"/cooperation/projects/{project.pk}/", {"action": "task-update", "task": task.pk, "status": "doing",
-                                                          "progress": "40"})  # fmt: skip
+                                                          "progress": "40", "version": task.version})  # fmt: skip
     assert r.status_code == 302 and Task.objects.get(pk=task.pk).progress == 40
     r = kam.post(f"/api/v1/cooperation/projects/{project.pk}/task-progress/",
                  {"task": task.pk, "progress": 60, "version": Task.objects.get(pk=task.pk).version},

@@ -162,8 +162,15 @@ def test_a_year_the_calendar_does_not_know_is_refused_by_name():
     assert "2027" in str(caught.value.message_dict["stage"])
 
 
-def test_a_due_date_in_a_year_the_calendar_does_not_know_is_left_open_never_guessed(users):
-    from pharmacrm.servicedesk.models import BusinessCalendar, CalendarOverride
+def test_a_due_date_in_a_year_the_calendar_lacks_is_provisional_until_an_administrator_enters_the_year(
+    users, client_for, api_for
+):
+    """As the SLA clocks: a stage task due in 2027 (the chinese-calendar package stops at 2026) is dated on the weekly
+    pattern less the days the law fixes, marked provisional on the list, the Customer 360 block and the API, and
+    dated again for good when an administrator enters the year's holidays (`pharmacrm holidays`, the settings page)."""
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.servicedesk import calendars
+    from pharmacrm.servicedesk.models import BusinessCalendar
 
     rep = users["rep"]
     inst = _hospital(rep)
@@ -172,14 +179,68 @@ def test_a_due_date_in_a_year_the_calendar_does_not_know_is_left_open_never_gues
     _edit(rep, inst, stage="intent")  # the stage change itself is saved
 
     long, short = _tasks(inst, stage="intent")
-    assert long.due_on is None and short.due_on is not None
-    assert playbook.date_undated() == 0  # still unknown: left undated
-    calendar = BusinessCalendar.objects.get(code="business")
-    for day in (dt.date(2027, 2, 6), dt.date(2027, 10, 1)):  # the Spring Festival and National Day entered
-        CalendarOverride.objects.create(calendar=calendar, date=day, working=False)
-    calendar.version += 1
-    calendar.save()
+    assert long.due_on is not None and long.due_on.year == 2027 and long.due_provisional
+    assert short.due_on is not None and not short.due_provisional
+    listing = client_for("rep").get("/interactions/stage-tasks/", **EN).content.decode()
+    assert listing.count('class="small provisional" data-uncovered="2027"') == 1
+    block = client_for("rep").get(f"/interactions/stage-tasks/customer/?institution={inst.pk}", **EN).content.decode()
+    assert 'data-uncovered="2027"' in block and "official holidays of 2027 are not entered yet" in block
+    api = api_for("rep").get(f"/api/v1/engagement/stage-tasks/{long.pk}/").json()
+    assert api["due_on"] == long.due_on.isoformat() and api["due_provisional"] is True
+    assert playbook.redate_provisional() == 0  # the year still unknown: nothing moves
 
-    assert playbook.date_undated() == 1
+    calendar = BusinessCalendar.objects.get(code="business")
+    spring = [dt.date(2027, 2, 5) + dt.timedelta(days=n) for n in range(9)]  # 除夕 to the ninth day
+    calendars.set_overrides(users["admin"], calendar, spring, False, "2027 春节")
+    assert StageTask.objects.get(pk=long.pk).due_provisional  # National Day still missing: the year is not known
+    national = [dt.date(2027, 10, 1) + dt.timedelta(days=n) for n in range(7)]
+    calendars.set_overrides(users["admin"], calendar, national, False, "2027 国庆")
+
     long.refresh_from_db()
-    assert long.due_on.year == 2027
+    assert not long.due_provisional
+    assert long.due_on == playbook.due_date(timezone.localdate(long.created_at), 60)  # the Spring Festival week off
+    entry = AuditEntry.objects.filter(object_type="engagement.stagetask", actor=users["admin"]).latest("pk")
+    assert entry.extra["redated"] == 1 and entry.extra["provisional"] == 0
+    listing = client_for("rep").get("/interactions/stage-tasks/", **EN).content.decode()
+    assert 'class="small provisional"' not in listing
+
+
+# --- the owner changes ----------------------------------------------------------------------------------------
+
+
+def test_an_owner_change_moves_the_open_stage_tasks_and_tells_the_new_owner_once(users, api_for, tmp_path):
+    """Form, API and import: the customer's open tasks follow its new owner (one audit entry, one notification with
+    how many); a task done, skipped or closed keeps the owner who had it."""
+    from pharmacrm.core.models import AuditEntry
+    from pharmacrm.customers import importer
+    from pharmacrm.notify.models import Notification
+
+    rep, kam = users["rep"], users["kam"]
+    inst = _hospital(rep)
+    _edit(rep, inst, stage="intent")  # the potential tasks closed (stage left), two intent tasks open
+    skipped, still = _tasks(inst, stage="intent")
+    playbook.skip(rep, skipped, reason="客户近期不便接待")
+
+    version = Institution.objects.get(pk=inst.pk).version
+    response = api_for("manager").patch(f"/api/v1/institutions/{inst.pk}/", {"owner": kam.pk, "version": version},
+                                        format="json")  # fmt: skip
+    assert response.status_code == 200, response.content
+
+    owners = {t.pk: (t.status, t.owner_id) for t in _tasks(inst)}
+    assert owners[still.pk] == (TS.OPEN, kam.pk) and owners[skipped.pk] == (TS.SKIPPED, rep.pk)
+    assert {o for s, o in owners.values() if s == TS.LEFT} == {rep.pk}
+    told = list(Notification.objects.filter(recipient=kam, kind=playbook.MOVED_KIND))
+    assert len(told) == 1 and "1" in told[0].title
+    entry = AuditEntry.objects.filter(object_type="engagement.stagetask", actor=users["manager"]).latest("pk")
+    assert entry.extra["moved"] == 1 and entry.extra["owner"] == [rep.pk, kam.pk]
+
+    path = tmp_path / "owners.csv"
+    for owner in ("rep", "kam"):  # a new customer of the rep's, then the same row with the KAM as its owner
+        path.write_text(f"机构名称,机构类型,行政区划代码,生命周期阶段,负责人,外部编号\n北京垂杨柳医院,医院,110105,意向客户,{owner},H-9\n",
+                        encoding="utf-8")  # fmt: skip
+        job = importer.import_file(path, "institutions", users["manager"], mode="all")
+        assert job.status == "done", job.message
+    imported = Institution.objects.get(external_id="H-9")
+    assert {t.owner_id for t in _tasks(imported, status=TS.OPEN)} == {kam.pk} and len(_tasks(imported)) == 2
+    told = list(Notification.objects.filter(recipient=kam, kind=playbook.MOVED_KIND).order_by("pk"))
+    assert len(told) == 2 and "2" in told[1].title

@@ -382,3 +382,29 @@ def test_a_merge_of_two_members_is_refused_and_changes_nothing(users, beijing, s
     assert shop.merged_into_id is None
     assert Member.objects.get(pk=first.pk).institution_id == shop.pk
     assert Member.objects.get(pk=second.pk).institution_id == other.pk
+
+
+# --- the level's privileges, applied ---------------------------------------------------------------------------
+
+
+def test_a_priority_service_members_tickets_are_boosted_as_a_vips_and_a_suspended_members_are_not(users, shop,
+                                                                                                   member):
+    """The level table promises priority service from Silver on: the service desk boosts those members' tickets one
+    step, the way it boosts a VIP's or key account's (the same rule, the history saying why); a Standard member's, or
+    a suspended or departed member's, keep the category's priority."""
+    from pharmacrm.servicedesk import services as desk
+    from pharmacrm.servicedesk.choices import EventKind
+
+    def ticket():
+        return desk.create_ticket(users["agent"], {"subject": "咨询用法", "channel": "phone", "category": "drug_info",
+                                                   "institution": shop})  # fmt: skip
+
+    assert (ticket().priority, member.level) == ("normal", Level.STANDARD)  # 普通: no boost
+    Member.objects.filter(pk=member.pk).update(level=Level.PLATINUM)
+    boosted = ticket()
+    assert (boosted.priority, boosted.boosted) == ("high", True)
+    reason = boosted.events.get(kind=EventKind.PRIORITY).data["reason"]
+    assert member.number in reason
+    for status in (MemberStatus.SUSPENDED, MemberStatus.LEFT):
+        Member.objects.filter(pk=member.pk).update(status=status)
+        assert (ticket().priority, ticket().boosted) == ("normal", False)

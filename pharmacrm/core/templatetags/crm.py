@@ -137,6 +137,8 @@ AUDIT_KEYS = {
     "positions": gettext_lazy("Positions"),
     "previous_key": gettext_lazy("Previous key"),
     "previous_keyring": gettext_lazy("Previous key ring"),
+    "provisional": gettext_lazy("Tasks still provisional"),
+    "provisional_year": gettext_lazy("Calendar year missing: due dates provisional"),
     "pruned": gettext_lazy("Keys removed"),
     "purpose": gettext_lazy("Purpose"),
     "q": gettext_lazy("Search"),  # the search text of a customer export's filters
@@ -144,6 +146,7 @@ AUDIT_KEYS = {
     "reactions": gettext_lazy("Reactions"),
     "reason": gettext_lazy("Reason"),
     "reassigned_to": gettext_lazy("Reassigned to"),
+    "redated": gettext_lazy("Tasks dated for good"),
     "repeat": gettext_lazy("Repeats"),  # a survey campaign made again every period by the worker
     "repeat_paused": gettext_lazy("Repeating paused"),
     "repeated_from": gettext_lazy("Repeats the campaign"),
