@@ -79,6 +79,9 @@ class Cap(models.TextChoices):
     ALL_STAGE_TASKS = "lifecycle.all", _("See every owner's stage tasks and the lifecycle's conversion")
     MANAGE_PLAYBOOK = "lifecycle.playbook", _("Change the stage playbook of the customer lifecycle")
     VIEW_CUSTOMER_VALUE = "sales.clv", _("See customer lifetime value (CLV)")
+    READ_MARKET = "market.read", _("See competitors, their presence at customers and market intelligence")
+    RECORD_MARKET = "market.record", _("Record competitor presence and market intelligence for one's customers")
+    MANAGE_MARKET = "market.manage", _("Keep the competitor catalogue and market intelligence of every customer")
 
 
 R = Role
@@ -155,6 +158,12 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.ALL_STAGE_TASKS: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR}),
     Cap.MANAGE_PLAYBOOK: frozenset({R.ADMIN, R.MANAGER}),
     Cap.VIEW_CUSTOMER_VALUE: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
+    # market information and competitor analysis (seed 001 二.2): everyone who reads customers reads it (presence
+    # within their customer scope); reps and key-account managers record what they see at their customers;
+    # marketing (analysts) and leadership keep the competitor catalogue and write for every customer
+    Cap.READ_MARKET: ALL_ROLES,
+    Cap.RECORD_MARKET: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.KAM, R.REP}),
+    Cap.MANAGE_MARKET: frozenset({R.ADMIN, R.MANAGER, R.ANALYST}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).
