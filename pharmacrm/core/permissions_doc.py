@@ -115,7 +115,8 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   (administrators, managers) decides requests — never one's own (four eyes) — adjusts points and keeps the
   catalogue. The service desk and the pharmacovigilance officer have no access. Every change and export is audited.
 - **Market information and competitor analysis** (`/market/`, its Excel export, the market brief on the Customer 360
-  and key-account pages, `/api/v1/market/competitors/`, `/competitor-products/`, `/presence/`, `/intelligence/`):
+  and key-account pages, `/api/v1/market/competitors/`, `/market/competitor-products/`, `/market/presence/`,
+  `/market/intelligence/`):
   every role reads the competitors, their products and the market intelligence; competitor presence only at the
   customers one may see (the export likewise). "Record competitor presence and market intelligence for one's
   customers" (administrators, managers, marketing analysts, key-account managers, reps) records presence at those

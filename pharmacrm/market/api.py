@@ -17,7 +17,16 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution
 
 from . import services
-from .models import Competitor, CompetitorProduct, Importance, IntelKind, Intelligence, Presence, Source, VbpStatus
+from .models import (
+    Competitor,
+    CompetitorProduct,
+    Importance,
+    IntelKind,
+    Intelligence,
+    Presence,
+    Source,
+    VbpStatus,
+)
 
 TAGS = ["market"]
 ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")

@@ -121,7 +121,7 @@ def load(seed: int = SEED) -> int:
         CompetitorProduct.our_products.through.objects.bulk_create(links)
         rows = []
         recorders = [users["rep"], users["kam"], analyst]
-        for i, (pk, owner, _province) in enumerate(chosen):
+        for i, (pk, _owner, _province) in enumerate(chosen):
             for product in rng.sample(products, 2 if i % 3 else 3):
                 when = today - dt.timedelta(days=rng.randint(5, 300))
                 volume = rng.choice([200, 500, 800, 1200, 2000, 3000])

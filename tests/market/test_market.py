@@ -15,7 +15,7 @@ from django.utils import timezone
 from openpyxl import load_workbook
 from rest_framework.test import APIClient
 
-from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import MATRIX, Cap, Role
 from pharmacrm.customers import services as customers
 from pharmacrm.customers.models import Region
@@ -23,7 +23,7 @@ from pharmacrm.market import services
 from pharmacrm.market.models import Competitor, CompetitorProduct, Intelligence, Presence
 from pharmacrm.sales.models import MonthlyRollup
 from pharmacrm.servicedesk.models import Product
-from tests.conftest import data_for_the_module, new_team_north, new_xiehe, otp_verify, role_users
+from tests.conftest import data_for_the_module, new_team_north, new_xiehe, role_users
 
 pytestmark = pytest.mark.django_db
 ROLES = [r.value for r in Role]
@@ -80,10 +80,6 @@ def _api(world, role: str) -> APIClient:
     client = APIClient()
     client.force_authenticate(world["users"][role])
     return client
-
-
-def _page(client_for, role):
-    return client_for(role)
 
 
 def test_the_share_estimate_worked_by_hand_and_the_latest_observation_is_current(world, client_for):
@@ -254,4 +250,3 @@ def test_the_analysis_page_counts_customers_by_province_and_grade_and_drills_dow
     assert "上海市" not in rep_page.split('id="competitor-products"')[1].split("</table>")[0]
     detail = client_for("rep").get(f"/market/products/{world['product'].pk}/").content.decode()
     assert "北京协和医院" in detail and "上海瑞金医院" not in detail
-    assert Team.objects.filter(name="华北团队").exists()
