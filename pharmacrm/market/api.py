@@ -318,7 +318,8 @@ class PresenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return super().retrieve(request, *args, **kwargs)
 
     @extend_schema(tags=TAGS, request=PresenceWriteSerializer,
-                   responses={201: PresenceSerializer, 400: ERRORS, 403: DENIED},
+                   responses={201: PresenceSerializer, 400: ERRORS, 403: DENIED,
+                              404: OpenApiResponse(description="No such customer, or one you may not see.")},
                    description="Record an observation (audited); a customer you may not see answers 404.")  # fmt: skip
     def create(self, request, *args, **kwargs):
         data = _body(PresenceWriteSerializer, request)

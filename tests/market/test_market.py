@@ -250,3 +250,53 @@ def test_the_analysis_page_counts_customers_by_province_and_grade_and_drills_dow
     assert "上海市" not in rep_page.split('id="competitor-products"')[1].split("</table>")[0]
     detail = client_for("rep").get(f"/market/products/{world['product'].pk}/").content.decode()
     assert "北京协和医院" in detail and "上海瑞金医院" not in detail
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en", "zh-hant"])
+def test_the_market_pages_speak_the_readers_language(world, client_for, language):
+    """As tests/ui/test_page_languages.py reads the whole demo: no English left on a Chinese page, no Chinese but
+    the data on an English one, no Simplified characters on a Traditional one."""
+    import re
+
+    import opencc
+
+    from pharmacrm.core.models import User
+    from tests.ui.test_page_languages import (
+        ALLOWED,
+        CJK,
+        TAIWAN_AS_WRITTEN,
+        TECHNICAL,
+        USERNAMES,
+        WORD,
+        _chunks,
+        _data,
+        _meant_chinese,
+    )
+
+    w = world
+    data, data_words = _data()
+    meant = _meant_chinese()
+    s2tw = opencc.OpenCC("s2tw").convert
+    User.objects.filter(pk=w["users"]["analyst"].pk).update(language=language)
+    c = client_for("analyst")
+    wrong = []
+    for url in ("/market/", "/market/competitors/", "/market/intelligence/", f"/market/products/{w['product'].pk}/",
+                f"/market/products/{w['product'].pk}/edit/", f"/market/intelligence/{w['intel'].pk}/",
+                f"/market/intelligence/{w['intel'].pk}/edit/", f"/market/customer/{w['xiehe'].pk}/",
+                f"/market/customer/{w['xiehe'].pk}/presence/"):  # fmt: skip
+        page = c.get(url).content.decode()
+        main = page.split('<main id="main" class="page">', 1)[-1]
+        for chunk in _chunks(main):
+            if " ".join(chunk.split()) in data:
+                continue
+            if language == "en":
+                wrong += [(url, chunk) for run in CJK.findall(chunk) if run not in data and run not in meant]
+            else:
+                words = {x.lower() for x in WORD.findall(re.sub(r"https?://\S+", "", chunk))} - data_words
+                wrong += [(url, chunk)] if words - ALLOWED - USERNAMES - TECHNICAL else []
+                if language == "zh-hant":
+                    for run in CJK.findall(chunk):
+                        changed = {(a, b) for a, b in zip(run, s2tw(run), strict=False) if a != b} - TAIWAN_AS_WRITTEN
+                        if changed and run not in data and run not in meant:
+                            wrong.append((url, chunk))
+    assert wrong == []
