@@ -11,6 +11,7 @@ from pharmacrm.keyaccounts import api_eval as keyaccounts_eval_api
 from pharmacrm.keyaccounts import api_programme as keyaccounts_programme_api
 from pharmacrm.licences import api as licences_api
 from pharmacrm.loyalty import api as loyalty_api
+from pharmacrm.market import api as market_api
 from pharmacrm.notify import api as notify_api
 from pharmacrm.reports import api as reports_api
 from pharmacrm.safety import api as safety_api
@@ -58,7 +59,7 @@ router.register("escalation-rules", servicedesk_api.EscalationRuleViewSet, basen
 for _module in (api_campaigns, api_complaints, api_conversation, api_knowledge, api_links, api_performance, api_revisit,
                 api_routing, notify_api, reports_api, safety_api,
                 engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api, cooperation_api, training_api,
-                loyalty_api, licences_api):
+                loyalty_api, licences_api, market_api):
     _module.register(router)
 
 urlpatterns = [

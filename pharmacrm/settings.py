@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "pharmacrm.reports",
     "pharmacrm.cooperation",
     "pharmacrm.loyalty",
+    "pharmacrm.market",
     "pharmacrm.training",
     "pharmacrm.licences",
 ]
@@ -361,6 +362,11 @@ SPECTACULAR_SETTINGS = {
         "LoyaltyRewardKindEnum": "pharmacrm.loyalty.models.RewardKind",
         "LoyaltyRedemptionStatusEnum": "pharmacrm.loyalty.models.RedemptionStatus",
         "LoyaltyReferralStatusEnum": "pharmacrm.loyalty.models.ReferralStatus",
+        "MarketVbpStatusEnum": "pharmacrm.market.models.VbpStatus",
+        "MarketSourceEnum": "pharmacrm.market.models.Source",
+        "SourceEnum": "pharmacrm.customers.choices.Source",  # its name before the market's `source` came
+        "MarketIntelKindEnum": "pharmacrm.market.models.IntelKind",
+        "MarketImportanceEnum": "pharmacrm.market.models.Importance",
         "TrainingCourseStatusEnum": "pharmacrm.training.models.CourseStatus",
         "TrainingQuestionKindEnum": "pharmacrm.training.models.QuestionKind",
         "StageEnum": "pharmacrm.customers.choices.Stage",  # a customer's lifecycle stage, named as before opportunities'

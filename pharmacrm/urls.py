@@ -26,6 +26,7 @@ urlpatterns = [
     path("training/", include("pharmacrm.training.urls")),
     path("loyalty/", include("pharmacrm.loyalty.urls")),
     path("licences/", include("pharmacrm.licences.urls")),
+    path("market/", include("pharmacrm.market.urls")),
     path("api/v1/", include("pharmacrm.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # a page to read: OPTIONS (a scanner's, a browser's preflight) asked its template-less renderer for a description

@@ -56,6 +56,8 @@ def navigation(request):
         items.append((_("Licences"), reverse("licences:list"), "licences"))
     if Cap.READ_LOYALTY in caps:
         items.append((_("Loyalty"), reverse("loyalty:members"), "loyalty"))
+    if Cap.READ_MARKET in caps:
+        items.append((_("Market"), reverse("market:analysis"), "market"))
     if caps & {Cap.TAKE_TRAINING, Cap.MANAGE_TRAINING, Cap.VIEW_TRAINING_RESULTS, Cap.VIEW_TRAINING_FIGURES}:
         items.append((_("Training"), reverse("training:mine"), "training"))
     if Cap.IMPORT_CUSTOMERS in caps or Cap.IMPORT_ORDERS in caps:

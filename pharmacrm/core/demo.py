@@ -965,6 +965,9 @@ def _later_demo_data(scale: float) -> None:
     from pharmacrm.loyalty import demo as loyalty_demo
 
     loyalty_demo.load()  # after the orders: members and their points come from the purchases
+    from pharmacrm.market import demo as market_demo
+
+    market_demo.load()  # after the key accounts: competitor presence is observed there first
     from pharmacrm.training import demo as training_demo
 
     training_demo.load()  # after the service desk's tickets: a course's effect on performance reads them

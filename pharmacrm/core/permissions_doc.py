@@ -120,6 +120,16 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   managers, reps) acts within that scope; "Approve redemptions, adjust points, run the reward catalogue"
   (administrators, managers) decides requests — never one's own (four eyes) — adjusts points and keeps the
   catalogue. The service desk and the pharmacovigilance officer have no access. Every change and export is audited.
+- **Market information and competitor analysis** (`/market/`, its Excel export, the market brief on the Customer 360
+  and key-account pages, `/api/v1/market/competitors/`, `/market/competitor-products/`, `/market/presence/`,
+  `/market/intelligence/`):
+  every role reads the competitors, their products and the market intelligence; competitor presence only at the
+  customers one may see (the export likewise). "Record competitor presence and market intelligence for one's
+  customers" (administrators, managers, marketing analysts, key-account managers, reps) records presence at those
+  customers and adds intelligence naming one of them, and changes or deletes only one's own intelligence; "Keep the
+  competitor catalogue and market intelligence of every customer" (administrators, managers, marketing analysts)
+  keeps the competitors and their products and changes any intelligence. Every change, deletion and export is
+  audited.
 - **Staff training** (`/training/`): every role but the auditor sees and takes the training assigned to them and
   rates it; "Create training courses and assign them" (administrators, managers) creates courses, their materials
   and tests, assigns them and records attendance; "See every person's training results" (administrators, managers,
@@ -230,6 +240,15 @@ ENDPOINT_RULES = [
     "| `POST /api/v1/loyalty/redemptions/{id}/approve/`, `…/reject/`; `POST`, `PUT`, `PATCH` on `/loyalty/rewards/` | "
     "Approve redemptions, adjust points, run the reward catalogue (never one's own request: 403; a decision sends its "
     "version: 409 if stale) |",
+    "| `GET /api/v1/market/competitors/`, `/market/competitor-products/`, `/market/intelligence/` (and `{id}/`) | See "
+    "competitors, their presence at customers and market intelligence |",
+    "| `GET /api/v1/market/presence/` (and `{id}/`) | See competitors, their presence at customers and market "
+    "intelligence (the customers one may see) |",
+    "| `POST /api/v1/market/presence/`, `/market/intelligence/`; `PUT`, `PATCH`, `DELETE …/intelligence/{id}/` | Record "
+    "competitor presence and market intelligence for one's customers (presence at another's customer: 404; "
+    "another's intelligence: 403 without Keep the competitor catalogue) |",
+    "| `POST`, `PUT`, `PATCH /api/v1/market/competitors/`, `/market/competitor-products/` | Keep the competitor catalogue "
+    "and market intelligence of every customer |",
     "| `GET /api/v1/training/courses/` | Take the training assigned to oneself, a training capability, or a team lead "
     "(published courses; every course with Create training courses or See every person's training results) |",
     "| `GET /api/v1/training/assignments/` | as above: one's own; every one with See every person's training results; a "

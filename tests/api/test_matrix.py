@@ -229,6 +229,17 @@ ENDPOINTS = [
         body=lambda w: {"institution": w.xiehe.pk, "kind": "medical_practice", "number": "PDY60006X11010217A1001",
                         "valid_until": "2029-12-31"},
     ),
+    # the scope of presence and the writing of intelligence by others: tests/market/test_market.py
+    Endpoint("market.competitors.list", "get", lambda w, r: "/api/v1/market/competitors/", Cap.READ_MARKET, 200),
+    Endpoint("market.products.list", "get", lambda w, r: "/api/v1/market/competitor-products/", Cap.READ_MARKET, 200),
+    Endpoint("market.presence.list", "get", lambda w, r: "/api/v1/market/presence/", Cap.READ_MARKET, 200),
+    Endpoint("market.intelligence.list", "get", lambda w, r: "/api/v1/market/intelligence/", Cap.READ_MARKET, 200),
+    Endpoint("market.competitors.create", "post", lambda w, r: "/api/v1/market/competitors/", Cap.MANAGE_MARKET, 201,
+             body=lambda w: {"name": "矩阵药业"}),
+    Endpoint(
+        "market.intelligence.create", "post", lambda w, r: "/api/v1/market/intelligence/", Cap.RECORD_MARKET, 201,
+        body=lambda w: {"kind": "news", "title": "矩阵情报", "happened_on": "2026-01-05", "customers": [w.xiehe.pk]},
+    ),
     Endpoint(  # reading opportunities is scoped by role and team: tests/sales/test_pipeline_pages.py
         "sales.opportunities.create", "post", lambda w, r: "/api/v1/sales/opportunities/", Cap.WORK_PIPELINE, 201,
         body=lambda w: {"customer": w.xiehe.pk, "title": "矩阵商机", "amount": "1000", "close_date": "2027-01-31"},

@@ -198,6 +198,13 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
 
     licences.create(users["manager"], xiehe, {"kind": "medical_practice", "number": "PDY60006X11010217A1001",
                                               "valid_until": today + datetime.timedelta(days=900)})  # fmt: skip
+    from pharmacrm.market import services as market
+
+    rival = market.save_competitor(users["admin"], {"name": "华海药业"})  # a competitor, its product, presence, news
+    rival_product = market.save_product(users["admin"], {"company": rival.pk, "generic_name": "苯磺酸氨氯地平片"})
+    market.record_presence(users["admin"], xiehe, {"product": rival_product.pk, "monthly_volume": 100,
+                                                   "observed_on": today, "source": "visit"})  # fmt: skip
+    market.create_intelligence(users["admin"], {"kind": "policy", "title": "DRG付费改革", "happened_on": today})
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,

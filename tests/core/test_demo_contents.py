@@ -141,6 +141,12 @@ def test_the_same_seed_gives_the_same_customers(loaded, settings, tmp_path):
     Redemption.objects.all().delete()
     Referral.objects.all().delete()
     Member.objects.all().delete()
+    from pharmacrm.market import models as market  # the demo market is made again with the customers
+
+    market.Presence.objects.all().delete()
+    market.Intelligence.objects.all().delete()
+    market.CompetitorProduct.objects.all().delete()
+    market.Competitor.objects.all().delete()
     CooperationProject.objects.all().delete()
     CooperationAgreement.objects.all().delete()
     Agreement.objects.all().delete()
@@ -442,3 +448,16 @@ def test_the_demo_has_loyalty_members_on_several_levels_with_redemptions_and_ref
     assert set(Redemption.objects.values_list("status", flat=True)) == set(RedemptionStatus.values)
     assert set(Referral.objects.values_list("status", flat=True)) == set(ReferralStatus.values)
     assert not Member.objects.exclude(institution__kind__in=["pharmacy", "distributor", "clinic"]).exists()
+
+
+def test_the_demo_has_competitors_their_presence_with_history_and_intelligence(loaded):
+    from django.db.models import Count
+
+    from pharmacrm.market.models import Competitor, CompetitorProduct, Intelligence, Presence
+
+    assert Competitor.objects.count() == 6 and CompetitorProduct.objects.count() == 15
+    assert not CompetitorProduct.objects.filter(our_products__isnull=True).exists()  # each set against ours
+    assert Presence.objects.order_by().values("institution").distinct().count() >= 5  # seven hospitals at 0.05
+    # some products were observed twice at a customer: a history behind the current observation
+    assert Presence.objects.values("institution", "product").annotate(n=Count("id")).filter(n__gt=1).exists()
+    assert Intelligence.objects.count() == 20 and Intelligence.objects.filter(province="").count() == 8

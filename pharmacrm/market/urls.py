@@ -1,0 +1,3 @@
+"""Web pages of market information and competitor analysis (/market/)."""
+
+from .views import app_name, urlpatterns  # noqa: F401
