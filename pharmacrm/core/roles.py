@@ -79,6 +79,9 @@ class Cap(models.TextChoices):
     ALL_STAGE_TASKS = "lifecycle.all", _("See every owner's stage tasks and the lifecycle's conversion")
     MANAGE_PLAYBOOK = "lifecycle.playbook", _("Change the stage playbook of the customer lifecycle")
     VIEW_CUSTOMER_VALUE = "sales.clv", _("See customer lifetime value (CLV)")
+    VIEW_OWN_APPRAISAL = "sales.kpi_own", _("See one's own KPI appraisal (a team lead: their teams')")
+    VIEW_ALL_APPRAISALS = "sales.kpi_all", _("See every person's and team's KPI appraisal")
+    MANAGE_APPRAISALS = "sales.kpi_manage", _("Set the KPI appraisal schemes, compute and finalise the results")
 
 
 R = Role
@@ -155,6 +158,11 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.ALL_STAGE_TASKS: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR}),
     Cap.MANAGE_PLAYBOOK: frozenset({R.ADMIN, R.MANAGER}),
     Cap.VIEW_CUSTOMER_VALUE: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR}),
+    # the KPI appraisal (sales.kpi): the people appraised (reps, key-account managers) their own result, a team lead
+    # their teams'; leadership and audit every one; the schemes and the finalising are the managers'
+    Cap.VIEW_OWN_APPRAISAL: frozenset({R.KAM, R.REP}),
+    Cap.VIEW_ALL_APPRAISALS: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR}),
+    Cap.MANAGE_APPRAISALS: frozenset({R.ADMIN, R.MANAGER}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).
