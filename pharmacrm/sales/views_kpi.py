@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header, urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit
@@ -234,10 +235,11 @@ def appraisal_export(request):
     sheet.title = period_key
     sheet.append([_("KPI appraisal"), scheme.name, period_key])
     codes = [i["code"] for i in scheme.indicators]
-    head = [_("Person"), _("Team"), _("Score"), _("Grade"), _("Bonus coefficient"), _("Status")]
+    head = [pgettext("appraisal", "Person"), _("Team"), _("Score"), _("Grade"), _("Bonus coefficient"), _("Status")]
     for code in codes:
-        label = str(kpi.INDICATORS[code].label)
-        head += [f"{label}: {_('value')}", f"{label}: {_('points')}", f"{label}: {_('contribution')}"]
+        label = {"indicator": kpi.INDICATORS[code].label}
+        head += [pgettext("appraisal", "%(indicator)s: value") % label, pgettext("appraisal", "%(indicator)s: points") % label,
+                 pgettext("appraisal", "%(indicator)s: contribution") % label]  # fmt: skip
     sheet.append(head)
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)

@@ -194,6 +194,10 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     loyalty.request_redemption(users["manager"], member, reward)
     new = customers.create_institution(users["admin"], {"name": "新开诊所", "kind": "clinic", "region": xiehe.region})
     loyalty.refer(users["admin"], member, new)
+    from pharmacrm.sales import kpi
+
+    scheme = kpi.default_scheme(users["manager"])  # a KPI appraisal scheme and its last quarter's results
+    kpi.compute(scheme, kpi.current_period("quarter").previous, user=users["manager"])
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,

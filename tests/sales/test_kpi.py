@@ -163,7 +163,7 @@ def test_a_scheme_is_validated_field_by_field(users):
     weights = [dict(i, weight=i["weight"] + (5 if i["code"] == "growth" else 0)) for i in ALL]
     with pytest.raises(ValidationError) as e:
         kpi.save_scheme(manager, scheme_data(indicators=weights))
-    assert e.value.message_dict == {"weights": ["The weights add up to 105; they must add up to 100."]}
+    assert e.value.message_dict == {"weights": ["权重合计为 105，必须等于 100。"]}
     bad = [dict(i, floor=i["target"]) if i["code"] == "csat" else i for i in ALL]
     with pytest.raises(ValidationError) as e:
         kpi.save_scheme(manager, scheme_data(indicators=bad, roles=["agent"], passing="80", name=""))
@@ -197,7 +197,7 @@ def test_finalised_results_are_never_recomputed_and_the_job_runs_once_per_period
     assert kpi.finalise(users["manager"], scheme, "2026-Q3", kpi.stamp(scheme, "2026-Q3")) == 3
     with pytest.raises(kpi.Finalised) as e:
         kpi.compute(scheme, Q3, user=users["manager"], now=AFTER)
-    assert "finalised" in str(e.value.messages[0])
+    assert "2026-Q3 的考核结果已于" in e.value.messages[0] and "锁定，不再重新计算" in e.value.messages[0]
     with pytest.raises(kpi.Finalised):
         kpi.comment(users["manager"], Appraisal.objects.get(user=world["rep"]), "改", rep.version + 1)
     assert kpi.run_due(AFTER + dt.timedelta(days=30)) == 0
@@ -249,8 +249,8 @@ def test_who_sees_which_result_on_the_page_and_in_the_api(world, users, client_f
     assert "78.74" in html and "Good" in html
 
 
-@pytest.mark.parametrize("lang, words", [("zh-hans", ("绩效考核", "销售目标达成率")), ("en", ("KPI appraisal", "Sales attainment")),
-                                         ("zh-hant", ("績效考核", "銷售目標達成率"))])  # fmt: skip
+@pytest.mark.parametrize("lang, words", [("zh-hans", ("绩效考核", "销售达成", "评语")), ("en", ("KPI appraisal", "Sales attainment")),
+                                         ("zh-hant", ("績效考核", "銷售達成"))])  # fmt: skip
 def test_the_person_s_result_explained_in_each_language(lang, words, world, client_for):
     kpi.compute(world["scheme"], Q3, user=None, now=AFTER)
     result = Appraisal.objects.get(user=world["rep"])
