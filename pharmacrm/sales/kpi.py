@@ -182,13 +182,17 @@ def clean_scheme(data: dict) -> dict:
     if isinstance(roles, str):
         roles = [roles]
     if not roles or any(r not in ROLES for r in roles):
-        errors["roles"] = [_("Choose the roles appraised: sales representatives, key-account managers or both.")]
+        errors["roles"] = [
+            _("Choose the roles appraised: sales representatives, key-account managers or both.")
+        ]
     out["roles"] = sorted(set(roles) & set(ROLES))
     indicators, seen = [], set()
     for item in data.get("indicators") or []:
         code = (item or {}).get("code")
         if code not in INDICATORS or code in seen:
-            errors.setdefault("indicators", []).append(_("Unknown or repeated indicator: %(code)s") % {"code": code})
+            errors.setdefault("indicators", []).append(
+                _("Unknown or repeated indicator: %(code)s") % {"code": code}
+            )
             continue
         seen.add(code)
         row = {"code": code}
@@ -210,7 +214,9 @@ def clean_scheme(data: dict) -> dict:
                                "floor": str(row["floor"]), "cap": str(row["cap"])})  # fmt: skip
     total = sum(i["weight"] for i in indicators)
     if not any(k.endswith("_weight") for k in errors) and total != 100:
-        errors["weights"] = [_("The weights add up to %(total)s; they must add up to 100.") % {"total": total}]
+        errors["weights"] = [
+            _("The weights add up to %(total)s; they must add up to 100.") % {"total": total}
+        ]
     out["indicators"] = indicators
     for field in ("excellent", "good", "passing"):
         try:
@@ -240,7 +246,17 @@ def clean_scheme(data: dict) -> dict:
     return out
 
 
-SCHEME_FIELDS = ("name", "period_kind", "roles", "indicators", "excellent", "good", "passing", "bonus", "active")
+SCHEME_FIELDS = (
+    "name",
+    "period_kind",
+    "roles",
+    "indicators",
+    "excellent",
+    "good",
+    "passing",
+    "bonus",
+    "active",
+)
 
 
 def save_scheme(user, data: dict, scheme: AppraisalScheme | None = None, version: int | None = None):
@@ -258,11 +274,16 @@ def save_scheme(user, data: dict, scheme: AppraisalScheme | None = None, version
         if scheme is None:
             scheme = AppraisalScheme(**cleaned, updated_by=user)
             scheme.save()
-            audit.record(A.CREATE, scheme, user=user, changes={f: [None, getattr(scheme, f)] for f in SCHEME_FIELDS})
+            audit.record(
+                A.CREATE, scheme, user=user, changes={f: [None, getattr(scheme, f)] for f in SCHEME_FIELDS}
+            )
             return scheme
         current = AppraisalScheme.objects.select_for_update().get(pk=scheme.pk)
         if version is not None and current.version != version:
             raise ConflictError(current.version)
+        if cleaned["period_kind"] != current.period_kind and current.results.exists():
+            raise ValidationError({"period_kind": [_("The scheme has results already: its period cannot change. "
+                                                     "Create another scheme instead.")]})  # fmt: skip
         changes = {}
         for f in SCHEME_FIELDS:
             before = getattr(current, f)
@@ -285,7 +306,9 @@ def default_scheme(user=None) -> AppraisalScheme:
     cleaned = clean_scheme(data)
     with transaction.atomic():
         scheme = AppraisalScheme.objects.create(**cleaned, updated_by=user)
-        audit.record(A.CREATE, scheme, user=user, changes={f: [None, getattr(scheme, f)] for f in SCHEME_FIELDS})
+        audit.record(
+            A.CREATE, scheme, user=user, changes={f: [None, getattr(scheme, f)] for f in SCHEME_FIELDS}
+        )
     return scheme
 
 
@@ -431,7 +454,9 @@ def explain(code: str, facts: dict) -> str:
     return ""
 
 
-def score(scheme: AppraisalScheme, values: dict[str, tuple[Decimal | None, dict]]) -> tuple[Decimal | None, list]:
+def score(
+    scheme: AppraisalScheme, values: dict[str, tuple[Decimal | None, dict]]
+) -> tuple[Decimal | None, list]:
     """(score, components) of one person's measured values under the scheme."""
     counted = [i for i in scheme.indicators if values.get(i["code"], (None, {}))[0] is not None]
     total = sum(i["weight"] for i in counted)
@@ -479,7 +504,9 @@ def compute(scheme: AppraisalScheme, period: Period, *, user=None, now: dt.datet
         raise ValidationError({"period": [_("%(period)s has not begun.") % {"period": period.key}]})
     with transaction.atomic():
         AppraisalScheme.objects.select_for_update().filter(pk=scheme.pk).first()  # one computation at a time
-        final = Appraisal.objects.filter(scheme=scheme, period=period.key, status=Appraisal.Status.FINAL).first()
+        final = Appraisal.objects.filter(
+            scheme=scheme, period=period.key, status=Appraisal.Status.FINAL
+        ).first()
         if final is not None:
             raise Finalised(
                 _("The results of %(period)s were finalised on %(day)s: they are never computed again.")
@@ -506,7 +533,9 @@ def compute(scheme: AppraisalScheme, period: Period, *, user=None, now: dt.datet
 
 def stamp(scheme: AppraisalScheme, period_key: str) -> str:
     """What a finalise form carries: changes whenever a result of the period is recomputed or changed."""
-    rows = Appraisal.objects.filter(scheme=scheme, period=period_key).order_by("pk").values_list("pk", "version")
+    rows = (
+        Appraisal.objects.filter(scheme=scheme, period=period_key).order_by("pk").values_list("pk", "version")
+    )
     return hashlib.sha256(repr(list(rows)).encode()).hexdigest()[:16]
 
 
@@ -519,7 +548,9 @@ def finalise(user, scheme: AppraisalScheme, period_key: str, seen: str) -> int:
         AppraisalScheme.objects.select_for_update().filter(pk=scheme.pk).first()
         drafts = Appraisal.objects.filter(scheme=scheme, period=period_key, status=Appraisal.Status.DRAFT)
         if not drafts.exists():
-            raise ValidationError(_("There are no draft results of %(period)s to finalise.") % {"period": period_key})
+            raise ValidationError(
+                _("There are no draft results of %(period)s to finalise.") % {"period": period_key}
+            )
         if stamp(scheme, period_key) != seen:
             raise ConflictError(0)
         n = drafts.update(status=Appraisal.Status.FINAL, finalised_at=timezone.now(), finalised_by=user,

@@ -69,7 +69,9 @@ def _selection(request):
                 "kind": AppraisalScheme.Kind(scheme.period_kind).label
             }
             return scheme, schemes, kpi.current_period(scheme.period_kind).previous.key, error
-    latest = Appraisal.objects.filter(scheme=scheme).order_by("-period").values_list("period", flat=True).first()
+    latest = (
+        Appraisal.objects.filter(scheme=scheme).order_by("-period").values_list("period", flat=True).first()
+    )
     return scheme, schemes, latest or kpi.current_period(scheme.period_kind).previous.key, ""
 
 
@@ -235,7 +237,14 @@ def appraisal_export(request):
     sheet.title = period_key
     sheet.append([_("KPI appraisal"), scheme.name, period_key])
     codes = [i["code"] for i in scheme.indicators]
-    head = [pgettext("appraisal", "Person"), _("Team"), _("Score"), _("Grade"), _("Bonus coefficient"), _("Status")]
+    head = [
+        pgettext("appraisal", "Person"),
+        _("Team"),
+        _("Score"),
+        _("Grade"),
+        _("Bonus coefficient"),
+        _("Status"),
+    ]
     for code in codes:
         label = {"indicator": kpi.INDICATORS[code].label}
         head += [pgettext("appraisal", "%(indicator)s: value") % label, pgettext("appraisal", "%(indicator)s: points") % label,
@@ -292,9 +301,15 @@ def schemes(request):
             return redirect("sales:appraisal-scheme", pk=scheme.pk)
     rows = list(AppraisalScheme.objects.all())
     for s in rows:
-        s.lines = [{"label": kpi.INDICATORS[i["code"]].label, **i} for i in s.indicators if i["code"] in kpi.INDICATORS]
+        s.lines = [
+            {"label": kpi.INDICATORS[i["code"]].label, **i}
+            for i in s.indicators
+            if i["code"] in kpi.INDICATORS
+        ]
         s.role_labels = [str(kpi.ROLES[r].label) for r in s.roles if r in kpi.ROLES]
-    return render(request, "sales/appraisal_schemes.html", {"schemes": rows, "may_manage": kpi.may_manage(request.user)})
+    return render(
+        request, "sales/appraisal_schemes.html", {"schemes": rows, "may_manage": kpi.may_manage(request.user)}
+    )
 
 
 def _form_data(post) -> dict:
@@ -303,7 +318,9 @@ def _form_data(post) -> dict:
         weight = post.get(f"{code}_weight", "").strip()
         if weight in ("", "0"):
             continue
-        indicators.append({"code": code, **{w: post.get(f"{code}_{w}", "") for w in ("weight", "target", "floor", "cap")}})
+        indicators.append(
+            {"code": code, **{w: post.get(f"{code}_{w}", "") for w in ("weight", "target", "floor", "cap")}}
+        )
     return {"name": post.get("name", ""), "period_kind": post.get("period_kind", ""), "roles": post.getlist("roles"),
             "indicators": indicators, "excellent": post.get("excellent", ""), "good": post.get("good", ""),
             "passing": post.get("passing", ""), "active": post.get("active") == "on",
@@ -314,7 +331,9 @@ def _form_rows(values: dict, errors: dict) -> list[dict]:
     used = {i["code"]: i for i in values.get("indicators", [])}
     out = []
     for code, indicator in kpi.INDICATORS.items():
-        i = used.get(code, {"weight": 0, "target": indicator.target, "floor": indicator.floor, "cap": indicator.cap})
+        i = used.get(
+            code, {"weight": 0, "target": indicator.target, "floor": indicator.floor, "cap": indicator.cap}
+        )
         out.append({"code": code, "label": indicator.label, "unit": indicator.unit,
                     "fields": [{"name": f"{code}_{w}", "what": w, "value": i.get(w, ""),
                                 "error": " ".join(errors.get(f"{code}_{w}", []))} for w in ("weight", "target", "floor", "cap")]})  # fmt: skip

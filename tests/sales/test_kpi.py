@@ -132,16 +132,28 @@ def test_every_indicator_hand_computed_and_the_contributions_add_up(world):
     assert rep.score == Decimal("54.97") == sum(Decimal(c["contribution"]) for c in rep.components)
     assert (rep.grade, rep.bonus_coefficient, rep.team) == ("improve", Decimal("0"), world["north"])
     with translation.override("en"):
-        assert kpi.explain("follow_up", comp(rep, "follow_up")["facts"]) == "2 of 4 stage tasks done by their due day"
-        assert kpi.explain("attainment", comp(rep, "attainment")["facts"]) == "actual ¥60,000.00 of target ¥75,000.00"
+        assert (
+            kpi.explain("follow_up", comp(rep, "follow_up")["facts"])
+            == "2 of 4 stage tasks done by their due day"
+        )
+        assert (
+            kpi.explain("attainment", comp(rep, "attainment")["facts"])
+            == "actual ¥60,000.00 of target ¥75,000.00"
+        )
 
     # the lead: only attainment (120 % → 150, capped 120) and new customers (1 → 50) have data; their weights
     # 30 and 10 become 75 and 25
     lead = Appraisal.objects.get(user=world["lead"])
-    counted = [(c["code"], c["weight"], c["points"], c["contribution"]) for c in lead.components if c["value"]]
+    counted = [
+        (c["code"], c["weight"], c["points"], c["contribution"]) for c in lead.components if c["value"]
+    ]
     assert counted == [("attainment", "75.00", "120.0", "90.00"), ("new_customers", "25.00", "50.0", "12.50")]
     assert comp(lead, "csat")["value"] is None and comp(lead, "csat")["contribution"] == "0.00"
-    assert (lead.score, lead.grade, lead.bonus_coefficient) == (Decimal("102.50"), "excellent", Decimal("1.2"))
+    assert (lead.score, lead.grade, lead.bonus_coefficient) == (
+        Decimal("102.50"),
+        "excellent",
+        Decimal("1.2"),
+    )
     # the key-account manager: no data but the count of new customers, 0 → 0 points
     kam = Appraisal.objects.get(user=world["kam"])
     assert (kam.score, kam.grade) == (Decimal("0.00"), "improve")
@@ -201,6 +213,9 @@ def test_finalised_results_are_never_recomputed_and_the_job_runs_once_per_period
     with pytest.raises(kpi.Finalised):
         kpi.comment(users["manager"], Appraisal.objects.get(user=world["rep"]), "改", rep.version + 1)
     assert kpi.run_due(AFTER + dt.timedelta(days=30)) == 0
+    with pytest.raises(ValidationError) as e:  # its results are quarters: the scheme stays quarterly
+        kpi.save_scheme(users["manager"], scheme_data(period_kind="month"), scheme, version=scheme.version)
+    assert list(e.value.message_dict) == ["period_kind"]
     assert Appraisal.objects.get(user=world["rep"]).comment == "回款需加强"
     with pytest.raises(ValidationError) as e:
         kpi.compute(scheme, kpi.Period("month", 2026, 9), user=users["manager"], now=AFTER)
@@ -234,7 +249,12 @@ def test_who_sees_which_result_on_the_page_and_in_the_api(world, users, client_f
         assert ('data-user="lead"' in html.content.decode()) == ("lead" in expected), role
         assert detail.status_code == (200 if "lead" in expected else 404), role
     # the API's components add up to the score
-    row = next(r for r in api_for("manager").get("/api/v1/sales/appraisals/?person=%d" % world["rep"].pk).json()["results"])
+    row = next(
+        r
+        for r in api_for("manager")
+        .get(f"/api/v1/sales/appraisals/?person={world['rep'].pk}")
+        .json()["results"]
+    )
     assert row["score"] == "54.97" and row["grade"] == "improve"
     assert sum(Decimal(c["contribution"]) for c in row["components"]) == Decimal(row["score"])
     assert {c["name"] for c in row["components"]} == {i["code"] for i in ALL}
@@ -242,7 +262,9 @@ def test_who_sees_which_result_on_the_page_and_in_the_api(world, users, client_f
     assert api_for("rep").get(f"/api/v1/sales/appraisals/{lead_result.pk}/").status_code == 404
     assert api_for("rep").get(f"/api/v1/sales/appraisals/{rep_result.pk}/").status_code == 200
     # the schemes: those who see every result
-    assert api_for("auditor").get("/api/v1/sales/appraisal-schemes/").json()["results"][0]["name"] == "季度考核"
+    assert (
+        api_for("auditor").get("/api/v1/sales/appraisal-schemes/").json()["results"][0]["name"] == "季度考核"
+    )
     assert api_for("rep").get("/api/v1/sales/appraisal-schemes/").status_code == 403
     # the team's ranking: the average of its members (rep 54.97, lead 102.50 → 78.74, good)
     html = client_for("manager").get(page, HTTP_ACCEPT_LANGUAGE="en").content.decode()
@@ -266,7 +288,12 @@ def test_managers_compute_comment_finalise_and_export_on_the_pages(world, client
 
     manager = client_for("manager")
     scheme = world["scheme"]
-    assert client_for("rep").post("/sales/appraisal/compute/", {"scheme": scheme.pk, "period": "2026-Q3"}).status_code == 403
+    assert (
+        client_for("rep")
+        .post("/sales/appraisal/compute/", {"scheme": scheme.pk, "period": "2026-Q3"})
+        .status_code
+        == 403
+    )
     manager.post("/sales/appraisal/compute/", {"scheme": scheme.pk, "period": "2026-Q3"})
     result = Appraisal.objects.get(user=world["rep"])
     stale = manager.post(f"/sales/appraisal/{result.pk}/", {"comment": "好", "version": result.version + 5})
@@ -298,7 +325,10 @@ def test_the_scheme_editor_refuses_weights_not_adding_up_to_100(users, client_fo
     assert not AppraisalScheme.objects.exists()
     form["csat_weight"] = "10"
     assert manager.post("/sales/appraisal/schemes/new/", form).status_code == 302
-    assert AppraisalScheme.objects.get().period_kind == "month"
+    scheme = AppraisalScheme.objects.get()
+    assert scheme.period_kind == "month" and scheme.roles == ["rep"]
+    edit = manager.get(f"/sales/appraisal/schemes/{scheme.pk}/").content.decode()
+    assert 'name="csat_weight" value="10"' in edit and manager.get("/sales/appraisal/schemes/new/").status_code == 200
     assert client_for("auditor").get("/sales/appraisal/schemes/").status_code == 200
     assert client_for("auditor").get("/sales/appraisal/schemes/new/").status_code == 403
     assert client_for("rep").get("/sales/appraisal/schemes/").status_code == 403
