@@ -266,6 +266,9 @@ def test_who_sees_which_result_on_the_page_and_in_the_api(world, users, client_f
         api_for("auditor").get("/api/v1/sales/appraisal-schemes/").json()["results"][0]["name"] == "季度考核"
     )
     assert api_for("rep").get("/api/v1/sales/appraisal-schemes/").status_code == 403
+    # the navigation links the page for those who may see a result
+    assert 'href="/sales/appraisal/"' in client_for("rep").get("/").content.decode()
+    assert 'href="/sales/appraisal/"' not in client_for("agent").get("/").content.decode()
     # the team's ranking: the average of its members (rep 54.97, lead 102.50 → 78.74, good)
     html = client_for("manager").get(page, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "78.74" in html and "Good" in html
