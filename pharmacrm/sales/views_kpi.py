@@ -179,6 +179,15 @@ def appraisal_finalise(request):
     return redirect(_back(scheme, period_key))
 
 
+def _link(name: str, period_key: str) -> str:
+    """The page an indicator's figures come from, at the period where that page takes one."""
+    if not name:
+        return ""
+    if name in ("sales:targets", "servicedesk:performance"):
+        return f"{reverse(name)}?{urlencode({'period': period_key})}"
+    return reverse(name)
+
+
 def component_rows(result: Appraisal) -> list[dict]:
     out = []
     for c in result.components:
@@ -186,7 +195,7 @@ def component_rows(result: Appraisal) -> list[dict]:
         if indicator is None:
             continue
         out.append({**c, "label": indicator.label, "unit": indicator.unit, "explained": kpi.explain(c["code"], c.get("facts")),
-                    "link": reverse(indicator.link) if indicator.link else "",
+                    "link": _link(indicator.link, result.period),
                     "shared": Decimal(c["weight"]) != Decimal(c["scheme_weight"])})  # fmt: skip
     return out
 

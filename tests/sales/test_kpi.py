@@ -281,7 +281,7 @@ def test_the_person_s_result_explained_in_each_language(lang, words, world, clie
     result = Appraisal.objects.get(user=world["rep"])
     html = client_for("rep").get(f"/sales/appraisal/{result.pk}/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
     assert all(w in html for w in words), lang
-    assert "54.97" in html and 'href="/sales/targets/"' in html
+    assert "54.97" in html and 'href="/sales/targets/?period=2026-Q3"' in html
 
 
 def test_managers_compute_comment_finalise_and_export_on_the_pages(world, client_for):
