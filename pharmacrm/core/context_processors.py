@@ -46,6 +46,8 @@ def navigation(request):
         items.append((_("Sales targets"), reverse("sales:targets"), "targets"))
     if Cap.WORK_PIPELINE in caps or Cap.VIEW_ALL_PIPELINE in caps:
         items.append((_("Sales pipeline"), reverse("sales:pipeline"), "pipeline"))
+    if Cap.VIEW_OWN_APPRAISAL in caps or Cap.VIEW_ALL_APPRAISALS in caps:
+        items.append((_("KPI appraisal"), reverse("sales:appraisal"), "appraisal"))
     if Cap.VIEW_EVALUATIONS in caps:
         items.append((_("Evaluation"), reverse("keyaccounts:evaluations"), "evaluation"))
     if Cap.VIEW_KEY_ACCOUNTS in caps:

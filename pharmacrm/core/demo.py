@@ -979,6 +979,7 @@ def _later_demo_data(scale: float) -> None:
 
     clv.compute()  # customer lifetime value, as the nightly run would leave it
     engagement_demo.load_stage_tasks()  # the lifecycle's stage history and stage tasks in every state
+    sales_demo.load_appraisals()  # the KPI appraisal's schemes and their last closed period's results
     from pharmacrm.reports import demo as reports_demo
 
     reports_demo.load()

@@ -94,6 +94,14 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   teams they belong to or lead, and create, change and move them (a move sends the version it loaded: 409 if
   someone moved it first); analysts and auditors only read. Service roles and the pharmacovigilance officer are
   refused. Every change, move and export is audited.
+- **KPI appraisal** (`/sales/appraisal/`, a person's result, its Excel export, `GET /api/v1/sales/appraisals/` and
+  `GET /api/v1/sales/appraisal-schemes/`): roles with "See every person's and team's KPI appraisal"
+  (administrators, managers, auditors) see every result, every team's average and the schemes; sales
+  representatives and key-account managers ("See one's own KPI appraisal") see their own result, and a team lead
+  among them the results of the members of the teams they lead — never another colleague's (404). "Set the KPI
+  appraisal schemes, compute and finalise the results" (administrators, managers) edits the schemes, computes,
+  comments and finalises. The service desk, analysts and the pharmacovigilance officer are refused. Every change,
+  computation, finalising and export is audited.
 - **Satisfaction survey campaigns** (`/service/surveys/`): managers and administrators ("Configure the service
   desk") prepare, start and close them and set them to repeat every period; the results, the answers and the Excel export (audited, e-mail addresses
   masked as in other exports) are for the roles that see the service performance; whoever handles tickets opens
@@ -268,6 +276,10 @@ ENDPOINT_RULES = [
     "the customer lifecycle (a change sends the version it loaded) |",
     "| `GET /api/v1/sales/clv/`, `/sales/clv/{id}/` | See customer lifetime value (scoped: the customers the user "
     "may see) |",
+    "| `GET /api/v1/sales/appraisals/`, `/sales/appraisals/{id}/` | See one's own KPI appraisal (a team lead: their "
+    "teams' members too) or See every person's and team's KPI appraisal; others 403, another's result 404 |",
+    "| `GET /api/v1/sales/appraisal-schemes/`, `/sales/appraisal-schemes/{id}/` | See every person's and team's KPI "
+    "appraisal |",
     "| `POST /api/v1/auth/token/` | username, password and, for second-factor roles, `otp` |",
 ]
 

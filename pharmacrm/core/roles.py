@@ -84,6 +84,9 @@ class Cap(models.TextChoices):
     READ_MARKET = "market.read", _("See competitors, their presence at customers and market intelligence")
     RECORD_MARKET = "market.record", _("Record competitor presence and market intelligence for one's customers")
     MANAGE_MARKET = "market.manage", _("Keep the competitor catalogue and market intelligence of every customer")
+    VIEW_OWN_APPRAISAL = "sales.kpi_own", _("See one's own KPI appraisal (a team lead: their teams')")
+    VIEW_ALL_APPRAISALS = "sales.kpi_all", _("See every person's and team's KPI appraisal")
+    MANAGE_APPRAISALS = "sales.kpi_manage", _("Set the KPI appraisal schemes, compute and finalise the results")
 
 
 R = Role
@@ -171,6 +174,11 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.READ_MARKET: ALL_ROLES,
     Cap.RECORD_MARKET: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.KAM, R.REP}),
     Cap.MANAGE_MARKET: frozenset({R.ADMIN, R.MANAGER, R.ANALYST}),
+    # the KPI appraisal (sales.kpi): the people appraised (reps, key-account managers) their own result, a team lead
+    # their teams'; leadership and audit every one; the schemes and the finalising are the managers'
+    Cap.VIEW_OWN_APPRAISAL: frozenset({R.KAM, R.REP}),
+    Cap.VIEW_ALL_APPRAISALS: frozenset({R.ADMIN, R.MANAGER, R.AUDITOR}),
+    Cap.MANAGE_APPRAISALS: frozenset({R.ADMIN, R.MANAGER}),
 }
 
 # The department a reviewer speaks for in a key-account review (seed 001 §3.1).

@@ -62,9 +62,10 @@ def register(router) -> None:
     api_churn.register(router)
     api_targets.register(router)
     api_pipeline.register(router)
-    from . import api_clv
+    from . import api_clv, api_kpi
 
     api_clv.register(router)
+    api_kpi.register(router)
 
 
 # --- reading ------------------------------------------------------------------------------------------

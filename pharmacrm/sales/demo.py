@@ -503,3 +503,32 @@ def load_opportunities(today: dt.date | None = None, seed: int = PIPELINE_SEED, 
             backdate(opp, day)
         made += 1
     return made
+
+
+# --- the KPI appraisal -------------------------------------------------------------------------------------
+
+
+def load_appraisals(now: dt.datetime | None = None) -> int:
+    """The default appraisal scheme (quarterly, reps and key-account managers) and a monthly one for the reps, set by
+    the demo manager (audited), each with the results of its last closed period computed — a few grouped queries and
+    one bulk insert each. Returns how many results."""
+    from . import kpi
+    from .models import AppraisalScheme
+
+    manager = User.objects.filter(username="manager", is_active=True).first()
+    if manager is None:
+        return 0
+    quarterly = AppraisalScheme.objects.filter(period_kind="quarter").first() or kpi.default_scheme(manager)
+    monthly = AppraisalScheme.objects.filter(period_kind="month").first()
+    if monthly is None:
+        indicators = [dict(i, weight=w) for i, w in zip(kpi.default_indicators(), (50, 10, 20, 10, 10, 0), strict=True)
+                      if w]  # fmt: skip
+        monthly = kpi.save_scheme(manager, {"name": "月度销售代表考核", "period_kind": "month", "roles": ["rep"],
+                                            "indicators": indicators, "excellent": 90, "good": 75, "passing": 60,
+                                            "active": False})  # fmt: skip
+    n = 0
+    for scheme in (quarterly, monthly):
+        period = kpi.current_period(scheme.period_kind, now).previous
+        if not scheme.results.filter(period=period.key, status="final").exists():
+            n += kpi.compute(scheme, period, user=manager, now=now)
+    return n

@@ -505,3 +505,76 @@ class CustomerValue(models.Model):
     @property
     def avg_month(self):
         return yuan(self.avg_month_fen)
+
+
+class AppraisalScheme(models.Model):
+    """A KPI appraisal scheme (考核方案, seed 000 §2.3), set by managers (kpi.py): the period it appraises (a month, a
+    quarter or a year), the roles it appraises (the owners of customers: reps, key-account managers), its weighted
+    indicators — each {code, weight, target, floor, cap}, the weights adding up to 100 — and the grade thresholds.
+    Versioned (optimistic locking) and audited."""
+
+    class Kind(models.TextChoices):
+        MONTH = "month", _("Month")
+        QUARTER = "quarter", _("Quarter")
+        YEAR = "year", _("Year")
+
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    period_kind = models.CharField(_("period"), max_length=8, choices=Kind.choices, default=Kind.QUARTER)
+    roles = models.JSONField(_("roles appraised"), default=list)  # ["rep", "kam"]
+    indicators = models.JSONField(_("indicators"), default=list)  # [{"code", "weight", "target", "floor", "cap"}]
+    excellent = models.DecimalField(_("excellent from"), max_digits=5, decimal_places=1, default=Decimal(90))
+    good = models.DecimalField(_("good from"), max_digits=5, decimal_places=1, default=Decimal(75))
+    passing = models.DecimalField(_("pass from"), max_digits=5, decimal_places=1, default=Decimal(60))
+    bonus = models.JSONField(_("bonus coefficients"), default=dict, blank=True)  # {"excellent": "1.2", …}
+    active = models.BooleanField(_("in use"), default=True)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
+    updated_by = models.ForeignKey("core.User", models.SET_NULL, null=True, blank=True, related_name="+")
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("appraisal scheme")
+        verbose_name_plural = _("appraisal schemes")
+        ordering = ["-active", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Appraisal(models.Model):
+    """One person's appraisal result (考核结果) under a scheme for a period: every indicator's raw value, points,
+    weight and contribution kept in `components`, the score their sum, the grade from the scheme's thresholds. A
+    draft is replaced by the next computation; a finalised one (锁定) never changes."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        FINAL = "final", _("Finalised")
+
+    scheme = models.ForeignKey(AppraisalScheme, models.PROTECT, related_name="results", verbose_name=_("scheme"))
+    period = models.CharField(_("period"), max_length=7)  # 2026-09, 2026-Q3, 2026
+    user = models.ForeignKey("core.User", models.CASCADE, related_name="+", verbose_name=_("person"))
+    team = models.ForeignKey(
+        "core.Team", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("team")
+    )
+    score = models.DecimalField(_("score"), max_digits=6, decimal_places=2, null=True, blank=True)
+    grade = models.CharField(_("grade"), max_length=10, blank=True)  # excellent, good, pass, improve; "" no data
+    bonus_coefficient = models.DecimalField(_("bonus coefficient"), max_digits=4, decimal_places=2, null=True,
+                                            blank=True)  # fmt: skip
+    components = models.JSONField(default=list)
+    status = models.CharField(_("status"), max_length=6, choices=Status.choices, default=Status.DRAFT)
+    comment = models.TextField(_("comment"), blank=True)
+    computed_at = models.DateTimeField(_("computed"), default=timezone.now)
+    finalised_at = models.DateTimeField(_("finalised"), null=True, blank=True)
+    finalised_by = models.ForeignKey(
+        "core.User", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("finalised by")
+    )
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking
+
+    class Meta:
+        verbose_name = _("appraisal result")
+        verbose_name_plural = _("appraisal results")
+        ordering = ["scheme", "period", "-score", "id"]
+        constraints = [models.UniqueConstraint(fields=["scheme", "period", "user"], name="appraisal_key")]
+        indexes = [models.Index(fields=["user", "period"], name="appraisal_person")]
+
+    def __str__(self) -> str:
+        return f"{self.scheme_id} {self.period} {self.user_id}"

@@ -73,3 +73,13 @@ def compute_customer_values() -> int:
     from . import clv
 
     return clv.compute()
+
+
+@db_periodic_task(local_crontab(hour=6, minute=10))
+def compute_appraisals() -> int:
+    """Every morning at 06:10 (China time): on the first working day after a period closes, each scheme in use
+    computes the results of the period just closed (kpi.run_due), once — a later run finds them and does nothing;
+    a finalised period is never computed again."""
+    from . import kpi
+
+    return kpi.run_due()

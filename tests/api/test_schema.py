@@ -205,6 +205,10 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     market.record_presence(users["admin"], xiehe, {"product": rival_product.pk, "monthly_volume": 100,
                                                    "observed_on": today, "source": "visit"})  # fmt: skip
     market.create_intelligence(users["admin"], {"kind": "policy", "title": "DRG付费改革", "happened_on": today})
+    from pharmacrm.sales import kpi
+
+    scheme = kpi.default_scheme(users["manager"])  # a KPI appraisal scheme and its last quarter's results
+    kpi.compute(scheme, kpi.current_period("quarter").previous, user=users["manager"])
     return {
         "/api/v1/keyaccounts/plan-items/": ka.account.plans.first().items.first().pk,
         "/api/v1/keyaccounts/meeting-actions/": ka.action.pk,
