@@ -12,7 +12,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from pharmacrm.core import access
 from pharmacrm.core.models import Counter, User
+from pharmacrm.core.roles import Cap
 
 from . import services
 from .models import Agreement, AgreementType
@@ -58,6 +60,8 @@ def load(seed: int = SEED) -> int:
         return 0
     kinds = list(TITLES)
     made = 0
+    # the teams each may record an agreement into: their own and those they lead; leadership any (services' rule)
+    teams = {u.pk: None if access.can(u, Cap.ALL_COOPERATION) else set(services._team_ids(u)) for u in users.values()}
     with transaction.atomic():
         for i in range(20):
             hospital = hospitals[i % len(hospitals)]
@@ -75,7 +79,8 @@ def load(seed: int = SEED) -> int:
                 "amount": str(rng.choice([50000, 80000, 120000, 200000, 350000])),
                 "terms": "甲方提供合作场地与专家资源；乙方提供经费与学术支持；双方遵守《药品管理法》及反商业贿赂规定。",
                 "payment_terms": "项目验收合格后30日内凭发票支付。", "owner": owner.pk,
-                "team": hospital.team_id or "",
+                # in one of the owner's own teams (or none): who records an agreement may not put it in another's
+                "team": hospital.team_id if teams[owner.pk] is None or hospital.team_id in teams[owner.pk] else "",
             })  # fmt: skip
             made += 1
             if state == "draft":
