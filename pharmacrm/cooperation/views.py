@@ -245,6 +245,23 @@ def signed_copy(request, pk):
 
 @login_required
 @require_GET
+def agreement_pdf(request, pk):
+    """The agreement's text generated from its record (agreement_pdf.py), for whoever may read the agreement;
+    audited as an export."""
+    from . import agreement_pdf as document
+
+    agreement = _agreement(request, pk)
+    data = document.render(agreement)
+    audit.record(A.EXPORT, agreement, user=request.user, format="PDF", rows=1)
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(True, f"{agreement.number}.pdf")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_GET
 def acceptance_file(request, pk):
     _require_read(request.user)
     acceptance = get_object_or_404(Acceptance.objects.filter(project__in=services.projects_for(request.user)), pk=pk)
@@ -401,6 +418,7 @@ urlpatterns = [
     path("<int:pk>/", agreement_detail, name="agreement"),
     path("<int:pk>/edit/", agreement_edit, name="agreement-edit"),
     path("<int:pk>/signed-copy/", signed_copy, name="signed-copy"),
+    path("<int:pk>/agreement.pdf", agreement_pdf, name="agreement-pdf"),
     path("projects/<int:pk>/", project_detail, name="project"),
     path("projects/<int:pk>/edit/", project_edit, name="project-edit"),
     path("acceptances/<int:pk>/file/", acceptance_file, name="acceptance-file"),

@@ -139,9 +139,11 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   keeps the competitors and their products and changes any intelligence. Every change, deletion and export is
   audited.
 - **Staff training** (`/training/`): every role but the auditor sees and takes the training assigned to them and
-  rates it; "Create training courses and assign them" (administrators, managers) creates courses, their materials
-  and tests, assigns them and records attendance; "See every person's training results" (administrators, managers,
-  auditors) sees every person's results, the matrix and its Excel export (audited); a team lead sees those of the
+  rates it, enrols in a classroom session and downloads their certificates; "Create training courses and assign them"
+  (administrators, managers) creates courses, their materials and tests, assigns them, plans classroom sessions,
+  takes attendance (so does a session's trainer) and revokes certificates; "See every person's training results"
+  (administrators, managers, auditors) sees every person's results and certificates, the matrix and the exports
+  (audited); a team lead sees those of the
   members of the teams they lead; "See the training's figures" (administrators, managers, auditors, marketing
   analysts) sees a course's completion, pass rate, ratings and effect on service performance, never a person's row.
 - **Denied requests** answer 403 (or 404 for objects outside the scope); refused writes are audited
@@ -263,6 +265,8 @@ ENDPOINT_RULES = [
     "team lead also their teams' members' |",
     "| `POST /api/v1/training/assignments/{id}/attempts/` | Take the training assigned to oneself, on one's own "
     "assignment (403 on another's the caller may read) |",
+    "| `GET /api/v1/training/certificates/` | as the assignments: one's own; every one with See every person's training "
+    "results; a team lead also their teams' members' |",
     "| `GET /api/v1/sales/opportunities/`, `/sales/opportunities/{id}/`, `GET /api/v1/sales/funnel/` | Work sales "
     "opportunities (their own and their teams') or See every sales opportunity and the whole pipeline's funnel |",
     "| `POST /api/v1/sales/opportunities/`, `PUT`, `PATCH` on `/sales/opportunities/{id}/`, `POST …/{id}/move/` | "

@@ -5,10 +5,11 @@ English below, whatever language the user reads the site in: it is a contract. T
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.utils import translation
 
 from pharmacrm.core import pdf as pdfdoc
+from pharmacrm.core.contract_pdf import Bilingual
+from pharmacrm.core.contract_pdf import date as _date
 from pharmacrm.core.wording import company_name
 
 from . import services
@@ -56,16 +57,12 @@ CUSTOMER_DUTIES = [
 ]  # fmt: skip
 
 
-def _date(value) -> str:
-    return value.strftime("%Y-%m-%d") if value else ""
-
-
 def render(agreement: Agreement) -> bytes:
     with translation.override("zh-hans"):
         return _Agreement(agreement).render()
 
 
-class _Agreement:
+class _Agreement(Bilingual):
     def __init__(self, agreement: Agreement) -> None:
         self.agreement = agreement
         self.account = agreement.account
@@ -79,47 +76,17 @@ class _Agreement:
         for member in self.account.members.all():
             roles.setdefault(member.user_id, ROLE_TEXT.get(member.role, member.role))
         self.roles = roles
-        self.pdf = pdfdoc.document("重点客户专属服务协议 Key-Account Service Agreement", languages=("zh-hans", "en"))
-
-    def _lines(self, text: str, width: float, size: float) -> int:
-        """How many lines `text` takes in a cell `width` mm wide."""
-        pdf = self.pdf
-        pdf.set_font(pdfdoc.FAMILY, size=size)
-        lines = pdf.multi_cell(width, size * 0.5, text, dry_run=True, output="LINES")
-        pdf.set_font(pdfdoc.FAMILY, size=10)
-        return len(lines)
-
-    def heading(self, zh: str, en: str) -> None:
-        pdf = self.pdf
-        pdf.ln(2)
-        pdf.set_font(pdfdoc.FAMILY, "B", 11.5)
-        pdf.multi_cell(0, 6.5, f"{zh}  {en}", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(pdfdoc.FAMILY, size=10)
-
-    def para(self, zh: str, en: str, prefix: str = "") -> None:
-        pdf = self.pdf
-        pdf.set_font(pdfdoc.FAMILY, size=9.5)
-        pdf.multi_cell(0, 5.2, f"{prefix}{zh}", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_text_color(70)
-        pdf.set_font(pdfdoc.FAMILY, size=8.5)
-        pdf.multi_cell(0, 4.6, f"{' ' * len(prefix)}{en}", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_text_color(0)
-        pdf.set_font(pdfdoc.FAMILY, size=10)
-        pdf.ln(0.8)
+        super().__init__("重点客户专属服务协议 Key-Account Service Agreement")
 
     def render(self) -> bytes:
         ag, inst = self.agreement, self.institution
-        zh, en = company_name()
+        zh, _en = company_name()
         pdf = self.pdf
-        pdf.set_font(pdfdoc.FAMILY, size=10)
-        pdf.multi_cell(0, 6, f"协议编号 Agreement No.: {ag.number}", align="R", new_x="LMARGIN", new_y="NEXT")
+        self.number("协议编号 Agreement No.", ag.number)
         self.heading("一、协议双方", "1. Parties")
-        pdfdoc.table(pdf, ["", "甲方（服务提供方）Party A (provider)", "乙方（重点客户）Party B (key account)"], [
-            ["名称 Name", f"{zh}\n{en}", inst.name],
-            ["统一社会信用代码 Credit code", getattr(settings, "PHARMACRM_COMPANY_CREDIT_CODE", ""), inst.credit_code or ""],
-            ["地址 Address", getattr(settings, "PHARMACRM_COMPANY_ADDRESS", ""), inst.address],
-            ["重点客户编号 Key-account No.", "", self.account.number],
-        ], (1.3, 2, 2))  # fmt: skip
+        self.parties("乙方（重点客户）Party B (key account)",
+                     {"name": inst.name, "credit_code": inst.credit_code, "address": inst.address},
+                     [["重点客户编号 Key-account No.", "", self.account.number]])  # fmt: skip
         self.heading("二、协议期限", "2. Term")
         self.para(
             f"本协议自 {_date(ag.start_date)} 起至 {_date(ag.end_date)} 止。到期前 {ag.renewal_notice_days} 日双方协商续签。",
@@ -141,7 +108,7 @@ class _Agreement:
         rows = []
         for i in self.items:
             standard = i.standard
-            if self._lines(standard, standard_width, ITEM_FONT_SIZE) > STANDARD_MAX_LINES:
+            if self.lines(standard, standard_width, ITEM_FONT_SIZE) > STANDARD_MAX_LINES:
                 annex.append((len(annex) + 1, i))
                 standard = f"见下文第 {len(annex)} 条\nSee note {len(annex)} below"
             rows.append([f"{AREA_ZH.get(i.area, i.area)}\n{AREA_EN.get(i.area, i.area)}", i.title, standard,
@@ -172,20 +139,4 @@ class _Agreement:
             "two copies, one for each party, and takes effect when both have signed and sealed it.",
         )
         self.signatures(zh, inst.name)
-        return pdfdoc.to_bytes(pdf)
-
-    def signatures(self, company: str, customer: str) -> None:
-        pdf = self.pdf
-        if pdf.get_y() > pdf.h - 75:
-            pdf.add_page()
-        pdf.ln(6)
-        rows = [
-            [f"甲方 Party A：{company}", f"乙方 Party B：{customer}"],
-            [
-                "授权代表（签字）Authorised representative:\n\n\n",
-                "授权代表（签字）Authorised representative:\n\n\n",
-            ],
-            ["盖章 Seal:\n\n\n", "盖章 Seal:\n\n\n"],
-            ["日期 Date：", "日期 Date："],
-        ]
-        pdfdoc.table(pdf, ["甲方 Party A", "乙方 Party B"], rows, (1, 1), font_size=9)
+        return self.output()

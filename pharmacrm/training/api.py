@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from pharmacrm.core import viewsets
 from pharmacrm.core.api_utils import HasCapability, Serializer
 
-from . import training
-from .models import Assignment, Course, Question
+from . import classroom, training
+from .models import Assignment, Certificate, Course, Question
 
 TAG = "training"
 
@@ -231,6 +231,66 @@ class AssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return Response(data, status=status.HTTP_201_CREATED)
 
 
+class TrainingCertificateSerializer(Serializer):
+    id = serializers.IntegerField()
+    number = serializers.CharField(help_text="PX-YYYY-NNNNN, per year, without gaps.")
+    course = serializers.IntegerField(source="course_id")
+    course_title = serializers.CharField(source="course.title")
+    user = serializers.IntegerField(source="user_id")
+    user_name = serializers.SerializerMethodField()
+    score = serializers.IntegerField(allow_null=True)
+    issued_on = serializers.DateField()
+    expires_on = serializers.DateField(allow_null=True, help_text="The last day it is valid; null: no expiry.")
+    state = serializers.SerializerMethodField(help_text="valid, expired or revoked.")
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    revoke_reason = serializers.CharField()
+
+    def get_user_name(self, obj) -> str:
+        return obj.user.display_name or obj.user.get_username()
+
+    def get_state(self, obj) -> str:
+        return classroom.certificate_state(obj)
+
+
+@extend_schema_view(
+    list=extend_schema(tags=[TAG], parameters=[
+        OpenApiParameter("mine", bool, description="Only your own certificates."),
+        OpenApiParameter("course", int, description="Only this course's certificates."),
+        OpenApiParameter("state", str, enum=["valid", "expired", "revoked"]),
+        OpenApiParameter("person", str, description="A part of the person's name or username, or a number."),
+    ], responses={200: TrainingCertificateSerializer(many=True), 400: OpenApiResponse(description="A bad filter.")}),
+    retrieve=extend_schema(tags=[TAG]),
+)  # fmt: skip
+class CertificateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Training certificates (培训合格证书): your own; every one for managers, administrators and auditors; a team
+    lead also their teams' members'."""
+
+    queryset = Certificate.objects.none()
+    serializer_class = TrainingCertificateSerializer
+    permission_classes = [HasCapability]
+    required_caps: dict = {}
+    lookup_value_regex = r"[0-9]{1,18}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        user = self.request.user
+        if not training.may_open_courses(user):
+            raise exceptions.PermissionDenied(str(_("You do not have permission to do this.")))
+        qs = classroom.certificates_for(user)
+        if self.action == "list":
+            params = self.request.query_params
+            if (params.get("mine") or "").strip().lower() in ("1", "true", "yes", "on"):
+                qs = qs.filter(user=user)
+            try:
+                qs = classroom.filter_certificates(qs, course=params.get("course", ""), state=params.get("state", ""),
+                                                   person=params.get("person", ""))  # fmt: skip
+            except DjangoValidationError as e:
+                raise exceptions.ValidationError(e.message_dict) from None
+        return qs.select_related("course", "user").order_by("id")
+
+
 def register(router) -> None:
     router.register("training/courses", CourseViewSet, basename="training-course")
     router.register("training/assignments", AssignmentViewSet, basename="training-assignment")
+    router.register("training/certificates", CertificateViewSet, basename="training-certificate")

@@ -13,7 +13,17 @@ from django.utils import timezone
 from pharmacrm.core.models import User
 
 from . import training
-from .models import Assignment, Attempt, Course, Rating
+from .models import (
+    Assignment,
+    Attempt,
+    Certificate,
+    Course,
+    Enrolment,
+    Presence,
+    Rating,
+    Session,
+    SessionStatus,
+)
 
 STAFF = ["agent", "expert", "support", "aftersales", "rep", "kam", "pv", "analyst", "manager", "admin"]
 
@@ -209,6 +219,8 @@ def _back(a: Assignment, days: int) -> None:
     )  # fmt: skip
     Attempt.objects.filter(assignment=a).update(submitted_at=at)
     Rating.objects.filter(assignment=a).update(created_at=at + dt.timedelta(hours=1))
+    Certificate.objects.filter(assignment=a).update(issued_on=timezone.localdate(at),
+                                                    expires_on=training.expiry(a.course, at))  # fmt: skip
 
 
 def load(today: dt.date | None = None) -> int:
@@ -277,6 +289,20 @@ def load(today: dt.date | None = None) -> int:
             training.record_attendance(manager, t["agent"])
             training.rate(users["agent"], t["agent"].pk, 5, RATINGS[2])
             _back(t["agent"], 30)
+        # its classroom sessions: the one held 30 days ago (the agent present), the next one in 5 days
+        held_at = timezone.now().replace(hour=6, minute=0, second=0, microsecond=0) - dt.timedelta(days=30)
+        held, planned = Session.objects.bulk_create([
+            Session(course=talk, starts_at=held_at, ends_at=held_at + dt.timedelta(hours=3), place="总部三楼培训室",
+                    trainer=manager, capacity=12, status=SessionStatus.HELD, created_by=manager,
+                    materials_used="《客户沟通技巧》讲义；角色扮演案例 6 则", trainer_note="参与积极，倾听环节仍需练习。"),
+            Session(course=talk, starts_at=held_at + dt.timedelta(days=35), ends_at=held_at + dt.timedelta(days=35, hours=3),
+                    place="总部三楼培训室", trainer_name="外聘讲师 周老师", capacity=12, created_by=manager),
+        ])  # fmt: skip
+        Enrolment.objects.bulk_create(
+            [Enrolment(session=held, assignment=t["agent"], enrolled_by=manager, attendance=Presence.PRESENT)]
+            * ("agent" in t)
+            + [Enrolment(session=planned, assignment=t[n], enrolled_by=manager) for n in ("support", "aftersales") if n in t]
+        )  # fmt: skip
         # pharmacovigilance: the PV officer passed, the rep is overdue, the agent and the expert due
         v = give(pv, ["agent", "expert", "pv", "rep"], 5)
         if "pv" in v:

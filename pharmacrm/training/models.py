@@ -201,3 +201,112 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.assignment} ★{self.stars}"
+
+
+class SessionStatus(models.TextChoices):
+    PLANNED = "planned", _("Planned")
+    HELD = "held", _("Held")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Session(models.Model):
+    """A classroom session of a course (培训实施): when and where, who trains, how many may enrol; once held, its
+    record — the materials used and the trainer's note; the attendance is on the enrolments."""
+
+    course = models.ForeignKey(Course, models.CASCADE, related_name="sessions", verbose_name=_("course"))
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"))
+    place = models.CharField(_("place"), max_length=200)
+    trainer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("trainer")
+    )
+    trainer_name = models.CharField(_("external trainer"), max_length=100, blank=True)
+    capacity = models.PositiveSmallIntegerField(_("capacity"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=SessionStatus.choices, default=SessionStatus.PLANNED
+    )
+    cancel_reason = models.TextField(_("reason for cancelling"), blank=True)
+    materials_used = models.TextField(_("materials used"), blank=True)
+    trainer_note = models.TextField(_("trainer's note"), blank=True)
+    reminded_at = models.DateTimeField(_("reminded the day before"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        verbose_name = _("classroom session")
+        verbose_name_plural = _("classroom sessions")
+
+    def __str__(self) -> str:
+        return f"{self.course} {timezone.localtime(self.starts_at):%Y-%m-%d %H:%M}"
+
+    @property
+    def trainer_display(self) -> str:
+        if self.trainer_id:
+            return self.trainer.display_name or self.trainer.get_username()
+        return self.trainer_name
+
+
+class Presence(models.TextChoices):
+    PRESENT = "present", _("Present")
+    ABSENT = "absent", _("Absent")
+    EXCUSED = "excused", _("Excused")
+
+
+class Enrolment(models.Model):
+    """A trainee's place in a session, from their assignment of the course; the attendance taken there (empty
+    until taken). Marking someone present records the assignment's attendance (training.record_attendance)."""
+
+    session = models.ForeignKey(Session, models.CASCADE, related_name="enrolments", verbose_name=_("session"))
+    assignment = models.ForeignKey(
+        Assignment, models.CASCADE, related_name="enrolments", verbose_name=_("training assignment")
+    )
+    enrolled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    enrolled_at = models.DateTimeField(_("enrolled"), default=timezone.now)
+    attendance = models.CharField(_("attendance"), max_length=10, choices=Presence.choices, blank=True)
+
+    class Meta:
+        ordering = ["session", "id"]
+        verbose_name = _("session enrolment")
+        verbose_name_plural = _("session enrolments")
+        constraints = [
+            models.UniqueConstraint(fields=["session", "assignment"], name="training_enrolment_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session} — {self.assignment.user}"
+
+
+class Certificate(models.Model):
+    """A training certificate (培训合格证书), issued when an assignment is completed, numbered PX-YYYY-NNNNN per
+    Beijing year without gaps; valid until the completion's expiry (the course's months); revocable."""
+
+    number = models.CharField(_("number"), max_length=20, unique=True)
+    assignment = models.OneToOneField(
+        Assignment, models.CASCADE, related_name="certificate", verbose_name=_("training assignment")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="training_certificates", verbose_name=_("trainee")
+    )
+    course = models.ForeignKey(Course, models.CASCADE, related_name="certificates", verbose_name=_("course"))
+    score = models.PositiveSmallIntegerField(_("score"), null=True, blank=True)
+    issued_on = models.DateField(_("issued"))
+    expires_on = models.DateField(_("valid until"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoke_reason = models.TextField(_("reason for revoking"), blank=True)
+
+    class Meta:
+        ordering = ["-issued_on", "-id"]
+        verbose_name = _("training certificate")
+        verbose_name_plural = _("training certificates")
+
+    def __str__(self) -> str:
+        return self.number

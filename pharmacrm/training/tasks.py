@@ -23,3 +23,12 @@ def sweep_training_files() -> int:
     from .models import Material
 
     return sweep_unreferenced(Material, "training")
+
+
+@db_periodic_task(local_crontab(hour=8, minute=45))
+def remind_training_sessions() -> int:
+    """Every morning: the trainees enrolled in a classroom session that starts tomorrow are reminded of it, once
+    per session (classroom.remind_sessions)."""
+    from . import classroom
+
+    return classroom.remind_sessions()

@@ -751,15 +751,27 @@ def submit(user, assignment_id: int, answers) -> Outcome:
             changes["completed_at"] = [None, now]
             changes["expires_on"] = [None, a.expires_on]
         audit.record(A.UPDATE, a, user=user, changes=changes)
+        if passed:
+            from .classroom import issue_certificate
+
+            issue_certificate(a, user)
     return Outcome(attempt, a, course.max_attempts - attempt.number)
 
 
 def record_attendance(user, assignment: Assignment, *, score: int | None = None) -> Assignment:
     """A trainer (a manager) records that the person attended a classroom session: the assignment is completed
-    without a test. Audited."""
+    without a test, and its certificate issued. Audited. (A session's attendance, classroom.take_attendance, ends
+    here too.)"""
     require_manage(user)
     if score is not None and not 0 <= int(score) <= 100:
         raise ValidationError({"score": [_("Between %(low)s and %(high)s.") % {"low": 0, "high": 100}]})
+    return complete_by_attendance(user, assignment, score=score)
+
+
+def complete_by_attendance(user, assignment: Assignment, *, score: int | None = None) -> Assignment:
+    """The completion by attendance, for a caller that has checked who may record it."""
+    from .classroom import issue_certificate
+
     with transaction.atomic():
         a = Assignment.objects.select_for_update().select_related("course").get(pk=assignment.pk)
         if a.completed_at is not None:
@@ -772,6 +784,7 @@ def record_attendance(user, assignment: Assignment, *, score: int | None = None)
         a.save(update_fields=["completed_at", "method", "score", "expires_on", "version"])
         audit.record(A.UPDATE, a, user=user, changes={"completed_at": [None, now], "method": [None, Method.ATTENDANCE],
                                                       "expires_on": [None, a.expires_on]})  # fmt: skip
+        issue_certificate(a, user)
     return a
 
 

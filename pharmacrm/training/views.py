@@ -22,7 +22,7 @@ from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Role
 from pharmacrm.customers.services import ConflictError
 
-from . import training
+from . import classroom, training
 from .models import Assignment, Category, Course, CourseStatus, Material, QuestionKind
 
 A = AuditEntry.Action
@@ -35,6 +35,13 @@ def _name(user) -> str:
 
 def _errors(e: ValidationError) -> dict:
     return e.message_dict if hasattr(e, "error_dict") else {"form": e.messages}
+
+
+def _certificates(viewer, person) -> list:
+    """A person's certificates, newest first, with their state's label (the caller checked the viewer may see)."""
+    today = timezone.localdate()
+    qs = classroom.certificates_for(viewer).filter(user=person).select_related("course")
+    return [(c, classroom.CERT_STATE_LABELS[classroom.certificate_state(c, today)]) for c in qs]
 
 
 @login_required
@@ -58,7 +65,7 @@ def mine(request):
     }
     rows.sort(key=lambda r: (order[r["state"]], r["a"].due_date))
     return render(request, "training/mine.html", {
-        "rows": rows, "may_manage": training.may_manage(request.user),
+        "rows": rows, "certificates": _certificates(request.user, request.user), "may_manage": training.may_manage(request.user),
         "may_results": training.may_see_results(request.user), "may_take": training.may_take(request.user),
     })  # fmt: skip
 
@@ -115,6 +122,9 @@ def course_detail(request, pk: int):
         context["assignments"] = [(a, training.STATE_LABELS[training.state(a, today)]) for a in qs[:500]]
     mine = course.assignments.filter(user=user).order_by("completed_at", "-id").first()
     context["mine"] = mine
+    sessions = list(course.sessions.select_related("trainer").order_by("-starts_at")[:100])
+    counts = classroom.enrolment_counts(sessions)
+    context["sessions"] = [(s, counts.get(s.pk, 0)) for s in sessions]
     return render(request, "training/course_detail.html", context)
 
 
@@ -411,6 +421,7 @@ def person(request, pk: int):
         raise Http404(_("No such person."))
     return render(request, "training/person.html", {
         "who": who, "rows": [(a, training.STATE_LABELS[s]) for a, s in rows],
+        "certificates": _certificates(request.user, who),
     })  # fmt: skip
 
 
@@ -432,3 +443,7 @@ urlpatterns = [
     path("results/export.xlsx", results_export, name="results-export"),
     path("people/<int:pk>/", person, name="person"),
 ]
+
+from .views_classroom import urlpatterns as _classroom  # noqa: E402 — sessions and certificates
+
+urlpatterns += _classroom

@@ -176,7 +176,8 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
     course = training.save_course(users["manager"], None, {"title": "GSP合规培训", "category": "compliance", "hours": "1",
                                                            "pass_mark": "80", "max_attempts": "3", "status": "published",
                                                            "questions": "? 药品应按说明书储存。\n* 对\n- 错\n"})  # fmt: skip
-    training.assign(users["manager"], course, [users["admin"], users["agent"]], timezone.localdate())
+    assigned, _had = training.assign(users["manager"], course, [users["admin"], users["agent"]], timezone.localdate())
+    training.submit(users["admin"], assigned[0].pk, {str(q.pk): q.correct for q in course.questions.all()})  # certified
     from pharmacrm.sales import pipeline
 
     pipeline.create(users["manager"], {"institution": xiehe, "title": "协和 新品进院", "amount_fen": 5_000_000,

@@ -369,6 +369,11 @@ def test_the_demos_training_looks_lived_in(loaded):
     assert "Effect on service performance" in page and "correlation, not proof" in page
     f = training.figures(gsp)
     assert f.assigned == 6 and f.avg_rating is not None
+    # every completion has its certificate; the classroom course has a held session and a planned one
+    from pharmacrm.training.models import Certificate, Session
+
+    assert Certificate.objects.count() == Assignment.objects.filter(completed_at__isnull=False).count() >= 2
+    assert set(Session.objects.values_list("status", flat=True)) == {"held", "planned"}
 
 
 # --- the audit trail -----------------------------------------------------------------------------------------------

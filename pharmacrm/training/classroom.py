@@ -1,0 +1,408 @@
+"""Classroom sessions and certificates of the training system (培训实施记录与证书, seed 000 ch. 7). docs/training.md.
+
+- A **session** of a course: when (Beijing), where, the trainer (a user or an external name), the capacity, its status
+  (planned / held / cancelled with a reason). Trainees enrol from their open assignment of the course, or a manager
+  enrols them; the capacity is enforced under the session's row lock (two enrolments at once cannot exceed it).
+  The trainer or a training manager takes the attendance (present / absent / excused) and writes the record
+  (materials used, note): a trainee marked present at a session of a course without a test has their assignment's
+  attendance recorded (training.record_attendance's completion), which completes it.
+- A **certificate** (培训合格证书) is issued with every completion — a test passed, or attendance recorded — in the
+  completion's transaction, numbered PX-YYYY-NNNNN per Beijing year without gaps (core.models.Counter, as the
+  cooperation agreements' HZ numbers); valid until the completion's expiry (the course's months). A training
+  manager may revoke it with a reason.
+- The worker reminds the enrolled trainees the day before a session, once (`remind_training_sessions`).
+
+Everything that changes data is audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry, Counter, User
+from pharmacrm.customers.services import ConflictError
+
+from . import training
+from .models import Assignment, Certificate, Course, CourseStatus, Enrolment, Presence, Session, SessionStatus
+
+A = AuditEntry.Action
+PLACE_MAX = 200
+TRAINER_NAME_MAX = 100
+CAPACITY_MAX = 500
+TEXT_MAX = 4000
+REMINDER_KIND = "training.session"
+
+
+# --- certificates ----------------------------------------------------------------------------------------
+
+
+def certificate_number(at: dt.datetime | None = None) -> str:
+    """PX-YYYY-NNNNN, per Beijing year, in the caller's transaction: a completion rolled back gives its number back,
+    so the numbers have no gaps; two completions at once get two numbers."""
+    year = timezone.localtime(at or timezone.now()).year
+    return f"PX-{year}-{Counter.allocate(f'training:PX:{year}'):05d}"
+
+
+def issue_certificate(a: Assignment, actor) -> Certificate:
+    """The certificate of a completion, in the completion's transaction (training.submit, record_attendance)."""
+    c = Certificate.objects.create(
+        number=certificate_number(a.completed_at), assignment=a, user_id=a.user_id, course_id=a.course_id,
+        score=a.score, issued_on=timezone.localdate(a.completed_at), expires_on=a.expires_on,
+    )  # fmt: skip
+    audit.record(A.CREATE, c, user=actor, changes={
+        "number": [None, c.number], "user": [None, a.user_id], "course": [None, a.course_id],
+        "score": [None, c.score], "expires_on": [None, c.expires_on],
+    })  # fmt: skip
+    return c
+
+
+class CertState:
+    VALID = "valid"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+CERT_STATE_LABELS = {
+    CertState.VALID: gettext_lazy("Valid"),
+    CertState.EXPIRED: gettext_lazy("Expired"),
+    CertState.REVOKED: gettext_lazy("Revoked"),
+}
+
+
+def certificate_state(c: Certificate, today: dt.date | None = None) -> str:
+    if c.revoked_at is not None:
+        return CertState.REVOKED
+    today = today or timezone.localdate()
+    return CertState.EXPIRED if c.expires_on is not None and today > c.expires_on else CertState.VALID
+
+
+def certificates_for(user):
+    """The certificates the user may read: their own; every one (results); their teams' members' (a team lead)."""
+    try:
+        scope = training.results_scope(user)
+    except PermissionDenied:
+        return Certificate.objects.filter(user=user)
+    if scope.everything:
+        return Certificate.objects.all()
+    return Certificate.objects.filter(
+        Q(user=user) | Q(user__in=User.objects.filter(teams__in=scope.team_ids))
+    )
+
+
+def filter_certificates(qs, *, course: str = "", state: str = "", person: str = "", today: dt.date | None = None):
+    """The list's and the API's filters; ValidationError naming the filter for a bad value."""
+    today = today or timezone.localdate()
+    course = (course or "").strip()
+    if course:
+        if not course.isascii() or not course.isdigit() or len(course) > 18:
+            raise ValidationError({"course": [_("Enter a course id (a number).")]})
+        qs = qs.filter(course_id=int(course))
+    state = (state or "").strip()
+    if state:
+        if state not in CERT_STATE_LABELS:
+            raise ValidationError({"state": [_("One of valid, expired, revoked.")]})
+        if state == CertState.REVOKED:
+            qs = qs.filter(revoked_at__isnull=False)
+        elif state == CertState.EXPIRED:
+            qs = qs.filter(revoked_at__isnull=True, expires_on__lt=today)
+        else:
+            qs = qs.filter(revoked_at__isnull=True).exclude(expires_on__lt=today)
+    person = re.sub(r"\s+", " ", person or "").strip()[:100]
+    if person:
+        qs = qs.filter(
+            Q(user__username__icontains=person) | Q(user__display_name__icontains=person) | Q(number__iexact=person)
+        )
+    return qs
+
+
+def revoke(user, certificate: Certificate, reason: str) -> Certificate:
+    """A training manager revokes a certificate, giving the reason. Audited."""
+    training.require_manage(user)
+    reason = str(reason or "").replace("\x00", "").strip()[:TEXT_MAX]
+    if not reason:
+        raise ValidationError({"reason": [_("Give the reason for revoking the certificate.")]})
+    with transaction.atomic():
+        c = Certificate.objects.select_for_update().get(pk=certificate.pk)
+        if c.revoked_at is not None:
+            raise ValidationError({"reason": [_("This certificate is revoked already.")]})
+        c.revoked_at, c.revoked_by, c.revoke_reason = timezone.now(), user, reason
+        c.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+        audit.record(A.UPDATE, c, user=user, changes={"revoked_at": [None, c.revoked_at], "reason": [None, reason]})
+    return c
+
+
+# --- sessions --------------------------------------------------------------------------------------------
+
+
+def may_take_attendance(user, session: Session) -> bool:
+    return training.may_manage(user) or (session.trainer_id is not None and session.trainer_id == user.pk)
+
+
+def sessions_for(user):
+    """The sessions of the courses the user may open."""
+    return Session.objects.filter(course__in=training.courses_for(user))
+
+
+def _aware(raw, name: str, errors: dict) -> dt.datetime | None:
+    if isinstance(raw, dt.datetime):
+        return raw if timezone.is_aware(raw) else timezone.make_aware(raw)
+    text = str(raw or "").strip().replace("T", " ")
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        errors[name] = [_("Enter a date and time (YYYY-MM-DD HH:MM).")]
+        return None
+    return value if timezone.is_aware(value) else timezone.make_aware(value)  # Beijing, as typed
+
+
+def clean_session(data: dict, *, now: dt.datetime | None = None) -> dict:
+    """The session's fields from a form or a call; ValidationError naming each field and its reason."""
+    errors: dict[str, list[str]] = {}
+    out: dict = {}
+    out["starts_at"] = _aware(data.get("starts_at"), "starts_at", errors)
+    out["ends_at"] = _aware(data.get("ends_at"), "ends_at", errors)
+    if out["starts_at"] and out["starts_at"] < (now or timezone.now()):
+        errors["starts_at"] = [_("A session is planned in the future.")]
+    if out["starts_at"] and out["ends_at"] and out["ends_at"] <= out["starts_at"]:
+        errors["ends_at"] = [_("The end must come after the start.")]
+    place = re.sub(r"\s+", " ", str(data.get("place") or "")).strip()
+    if not place:
+        errors["place"] = [_("Say where the session is held.")]
+    elif len(place) > PLACE_MAX:
+        errors["place"] = [_("At most %(n)s characters.") % {"n": PLACE_MAX}]
+    out["place"] = place
+    trainer = data.get("trainer")
+    out["trainer"] = None
+    if trainer not in (None, ""):
+        try:
+            tid = int(trainer.pk if isinstance(trainer, User) else str(trainer).strip())
+        except (TypeError, ValueError):
+            tid = 0
+        out["trainer"] = User.objects.filter(pk=tid, is_active=True).first() if 0 < tid < 2**63 else None
+        if out["trainer"] is None:
+            errors["trainer"] = [_("No such active user.")]
+    name = re.sub(r"\s+", " ", str(data.get("trainer_name") or "")).strip()
+    if len(name) > TRAINER_NAME_MAX:
+        errors["trainer_name"] = [_("At most %(n)s characters.") % {"n": TRAINER_NAME_MAX}]
+    out["trainer_name"] = name
+    if not name and trainer in (None, "") and "trainer" not in errors:
+        errors["trainer"] = [_("Choose the trainer, or give an external trainer's name.")]
+    try:
+        capacity = int(str(data.get("capacity") or "").strip())
+    except ValueError:
+        capacity = None
+        errors["capacity"] = [_("Enter a number.")]
+    if capacity is not None and not 1 <= capacity <= CAPACITY_MAX:
+        errors["capacity"] = [_("Between %(low)s and %(high)s.") % {"low": 1, "high": CAPACITY_MAX}]
+    out["capacity"] = capacity
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def create_session(user, course: Course, data: dict) -> Session:
+    """Plan a classroom session of a published course (a manager). Audited."""
+    training.require_manage(user)
+    if course.status != CourseStatus.PUBLISHED:
+        raise ValidationError({"course": [_("Sessions are planned for a published course.")]})
+    values = clean_session(data)
+    with transaction.atomic():
+        s = Session.objects.create(course=course, created_by=user, **values)
+        audit.record(A.CREATE, s, user=user, changes={
+            "course": [None, course.pk], "starts_at": [None, s.starts_at], "ends_at": [None, s.ends_at],
+            "place": [None, s.place], "trainer": [None, s.trainer_id], "trainer_name": [None, s.trainer_name],
+            "capacity": [None, s.capacity],
+        })  # fmt: skip
+    return s
+
+
+def _locked(session: Session, version=None) -> Session:
+    s = Session.objects.select_for_update().select_related("course").get(pk=session.pk)
+    if version not in (None, "") and s.version != int(version):
+        raise ConflictError(s.version)
+    return s
+
+
+def cancel_session(user, session: Session, reason: str, version=None) -> Session:
+    """A manager cancels a planned session, giving the reason; the enrolled trainees are told. Audited."""
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.notify import services as notify
+
+    training.require_manage(user)
+    reason = str(reason or "").replace("\x00", "").strip()[:TEXT_MAX]
+    if not reason:
+        raise ValidationError({"cancel_reason": [_("Give the reason for cancelling the session.")]})
+    with transaction.atomic():
+        s = _locked(session, version)
+        if s.status != SessionStatus.PLANNED:
+            raise ValidationError({"cancel_reason": [_("Only a planned session is cancelled.")]})
+        s.status, s.cancel_reason, s.version = SessionStatus.CANCELLED, reason, s.version + 1
+        s.save(update_fields=["status", "cancel_reason", "version"])
+        audit.record(A.UPDATE, s, user=user, changes={"status": [SessionStatus.PLANNED, s.status],
+                                                      "cancel_reason": [None, reason]})  # fmt: skip
+        people = list(User.objects.filter(training_assignments__enrolments__session=s, is_active=True))
+        if people:
+            notify.send(people, kind=REMINDER_KIND, url=_url(s), obj=s,
+                        title=Message(gettext_lazy("Training session cancelled: %(course)s, %(when)s"),
+                                      course=s.course.title, when=_when(s)),
+                        body=reason)  # fmt: skip
+    return s
+
+
+def enrolled(session: Session) -> int:
+    return session.enrolments.count()
+
+
+def enrol(user, session: Session, assignment: Assignment) -> Enrolment:
+    """Enrol a trainee in a planned session from their open assignment of its course: the trainee themselves or a
+    manager. The capacity is checked under the session's row lock. Audited."""
+    if assignment.user_id == user.pk:
+        if not training.may_take(user):
+            raise PermissionDenied(_("You do not have permission to do this."))
+    else:
+        training.require_manage(user)
+    with transaction.atomic():
+        s = _locked(session)
+        a = Assignment.objects.select_related("user").get(pk=assignment.pk)
+        name = a.user.display_name or a.user.get_username()
+        if s.status != SessionStatus.PLANNED or s.starts_at <= timezone.now():
+            raise ValidationError({"session": [_("Only a planned session that has not started takes enrolments.")]})
+        if a.course_id != s.course_id:
+            raise ValidationError({"assignment": [_("%(name)s's assignment is of another course.") % {"name": name}]})
+        if a.completed_at is not None:
+            raise ValidationError({"assignment": [_("%(name)s has completed this course already.") % {"name": name}]})
+        if Enrolment.objects.filter(session=s, assignment=a).exists():
+            raise ValidationError({"assignment": [_("%(name)s is enrolled in this session already.") % {"name": name}]})
+        taken = Enrolment.objects.filter(session=s).count()
+        if taken >= s.capacity:
+            raise ValidationError({"session": [_("The session is full (%(n)s places).") % {"n": s.capacity}]})
+        try:
+            with transaction.atomic():
+                e = Enrolment.objects.create(session=s, assignment=a, enrolled_by=user)
+        except IntegrityError:
+            raise ValidationError(
+                {"assignment": [_("%(name)s is enrolled in this session already.") % {"name": name}]}
+            ) from None
+        audit.record(A.CREATE, e, user=user, changes={"session": [None, s.pk], "user": [None, a.user_id]})
+    return e
+
+
+def take_attendance(user, session: Session, marks: dict, *, materials_used: str | None = None,
+                    trainer_note: str | None = None, version=None) -> Session:  # fmt: skip
+    """The trainer or a manager takes a started session's attendance ({enrolment id: present / absent / excused})
+    and writes its record; the session is then held. A trainee marked present whose course has no test has the
+    attendance recorded on their assignment (completed, certificate issued). All or nothing, audited."""
+    if not may_take_attendance(user, session):
+        raise PermissionDenied(_("The session's trainer or a training manager takes the attendance."))
+    with transaction.atomic():
+        s = _locked(session, version)
+        if s.status == SessionStatus.CANCELLED:
+            raise ValidationError({"attendance": [_("The session was cancelled.")]})
+        if s.starts_at > timezone.now():
+            raise ValidationError({"attendance": [_("The attendance is taken once the session has started.")]})
+        enrolments = {e.pk: e for e in s.enrolments.select_related("assignment__user", "assignment__course")}
+        errors = []
+        clean: dict[int, str] = {}
+        for key, value in (marks or {}).items():
+            try:
+                eid = int(str(key).strip())
+            except ValueError:
+                eid = 0
+            if eid not in enrolments:
+                errors.append(_("“%(key)s” is not enrolled in this session.") % {"key": str(key)[:20]})
+            elif value not in Presence.values and value != "":
+                errors.append(_("“%(value)s” is not present, absent or excused.") % {"value": str(value)[:20]})
+            else:
+                clean[eid] = value
+        if errors:
+            raise ValidationError({"attendance": errors})
+        for eid, value in clean.items():
+            e = enrolments[eid]
+            if e.attendance == value:
+                continue
+            a = e.assignment
+            if e.attendance == Presence.PRESENT and a.completed_at is not None and a.method == "attendance":
+                name = a.user.display_name or a.user.get_username()
+                raise ValidationError({"attendance": [
+                    _("%(name)s's attendance completed the course already; it is not taken back here.") % {"name": name}
+                ]})  # fmt: skip
+            audit.record(A.UPDATE, e, user=user, changes={"attendance": [e.attendance or None, value or None]})
+            e.attendance = value
+            e.save(update_fields=["attendance"])
+            if value == Presence.PRESENT and a.completed_at is None and not a.course.questions.exists():
+                training.complete_by_attendance(user, a)
+        changes = {}
+        if s.status != SessionStatus.HELD:
+            changes["status"] = [s.status, SessionStatus.HELD]
+            s.status = SessionStatus.HELD
+        for name, value in (("materials_used", materials_used), ("trainer_note", trainer_note)):
+            if value is None:
+                continue
+            value = str(value).replace("\x00", "").strip()[:TEXT_MAX]
+            if value != getattr(s, name):
+                changes[name] = [getattr(s, name) or None, value or None]
+                setattr(s, name, value)
+        if changes:
+            s.version += 1
+            s.save(update_fields=["status", "materials_used", "trainer_note", "version"])
+            audit.record(A.UPDATE, s, user=user, changes=changes)
+    return s
+
+
+def enrolment_counts(sessions) -> dict[int, int]:
+    return dict(
+        Enrolment.objects.filter(session__in=sessions).values_list("session").annotate(n=Count("id")).order_by()
+    )
+
+
+# --- the worker: the day-before reminder ------------------------------------------------------------------
+
+
+def _url(s: Session) -> str:
+    from django.urls import reverse
+
+    return reverse("training:session", args=[s.pk])
+
+
+def _when(s: Session) -> str:
+    return f"{timezone.localtime(s.starts_at):%Y-%m-%d %H:%M}"
+
+
+def remind_sessions(today: dt.date | None = None) -> int:
+    """The worker's job (`remind_training_sessions`): the enrolled trainees of each planned session starting
+    tomorrow (Beijing) are reminded once (bell and e-mail in their language) — the session's stamp set first,
+    conditionally, so two runs at once remind once. Returns the sessions reminded."""
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.notify import services as notify
+
+    today = today or timezone.localdate()
+    tomorrow = today + dt.timedelta(days=1)
+    start = timezone.make_aware(dt.datetime.combine(tomorrow, dt.time.min))
+    end = start + dt.timedelta(days=1)
+    due = Session.objects.filter(status=SessionStatus.PLANNED, reminded_at__isnull=True, starts_at__gte=start,
+                                 starts_at__lt=end).select_related("course").order_by("id")  # fmt: skip
+    done = 0
+    now = timezone.now()
+    for s in due:
+        with transaction.atomic():
+            if not Session.objects.filter(pk=s.pk, reminded_at__isnull=True).update(reminded_at=now):
+                continue
+            people = list(User.objects.filter(training_assignments__enrolments__session=s, is_active=True)
+                          .order_by("username"))  # fmt: skip
+            if people:
+                notify.send(people, kind=REMINDER_KIND, url=_url(s), obj=s,
+                            title=Message(gettext_lazy("Training session tomorrow: %(course)s, %(when)s"),
+                                          course=s.course.title, when=_when(s)),
+                            body=Message(gettext_lazy("Place: %(place)s. Trainer: %(trainer)s."),
+                                         place=s.place, trainer=s.trainer_display))  # fmt: skip
+            audit.record(A.UPDATE, s, user=training.WORKER, changes={"reminded_at": [None, now]}, people=len(people))
+        done += 1
+    return done

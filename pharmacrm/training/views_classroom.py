@@ -1,0 +1,268 @@
+"""Training pages of the classroom sessions and the certificates: plan a session, its page (enrolments, attendance,
+the record, cancelling), the certificates' list with its Excel export, a certificate, its PDF and its revocation.
+classroom.py decides; docs/training.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.customers.services import ConflictError
+
+from . import classroom, training
+from .models import Assignment, Certificate, Course, CourseStatus, Presence, Session, SessionStatus
+
+A = AuditEntry.Action
+PAGE_ROWS = 500
+
+
+def _errors(e: ValidationError) -> dict:
+    return e.message_dict if hasattr(e, "error_dict") else {"form": e.messages}
+
+
+def _flash(request, e: ValidationError) -> None:
+    for msgs in _errors(e).values():
+        for m in msgs:
+            messages.error(request, m)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def session_new(request, pk: int):
+    training.require_manage(request.user)
+    course = get_object_or_404(Course, pk=pk)
+    start = timezone.localtime().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=7)
+    data = {"starts_at": f"{start:%Y-%m-%dT%H:%M}", "ends_at": f"{start + dt.timedelta(hours=2):%Y-%m-%dT%H:%M}",
+            "place": "", "trainer": "", "trainer_name": "", "capacity": "20"}  # fmt: skip
+    context = {"course": course, "errors": {}, "people": User.objects.filter(is_active=True).order_by("username")}
+    if request.method == "POST":
+        data = {k: request.POST.get(k, "") for k in data}
+        try:
+            s = classroom.create_session(request.user, course, data)
+        except ValidationError as e:
+            context.update(data=data, errors=_errors(e))
+            return render(request, "training/session_form.html", context, status=400)
+        messages.success(request, _("Session planned."))
+        return redirect("training:session", pk=s.pk)
+    context["data"] = data
+    return render(request, "training/session_form.html", context)
+
+
+def _session(request, pk: int) -> Session:
+    s = classroom.sessions_for(request.user).select_related("course", "trainer").filter(pk=pk).first()
+    if s is None:
+        raise Http404(_("No such session."))
+    return s
+
+
+@login_required
+@require_GET
+def session_detail(request, pk: int):
+    s = _session(request, pk)
+    user = request.user
+    may_manage = training.may_manage(user)
+    may_mark = classroom.may_take_attendance(user, s)
+    enrolments = list(s.enrolments.select_related("assignment__user").order_by("assignment__user__username"))
+    enrolled_ids = {e.assignment_id for e in enrolments}
+    open_ = s.status == SessionStatus.PLANNED and s.starts_at > timezone.now()
+    mine = (s.course.assignments.filter(user=user, completed_at__isnull=True).exclude(pk__in=enrolled_ids).first()
+            if open_ and training.may_take(user) else None)  # fmt: skip
+    candidates = []
+    if may_manage and open_:
+        candidates = list(s.course.assignments.filter(completed_at__isnull=True).exclude(pk__in=enrolled_ids)
+                          .select_related("user").order_by("user__username"))  # fmt: skip
+    return render(request, "training/session.html", {
+        "s": s, "enrolments": enrolments if (may_mark or training.may_see_results(user)) else None,
+        "taken": len(enrolments), "may_manage": may_manage, "may_mark": may_mark and s.starts_at <= timezone.now()
+        and s.status != SessionStatus.CANCELLED, "mine": mine, "candidates": candidates, "open": open_,
+        "my_place": any(e.assignment.user_id == user.pk for e in enrolments), "presence": Presence.choices,
+    })  # fmt: skip
+
+
+@login_required
+@require_POST
+def session_enrol(request, pk: int):
+    s = _session(request, pk)
+    raw = request.POST.get("assignment", "").strip()
+    a = Assignment.objects.filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
+    if a is None or (a.user_id != request.user.pk and not training.may_manage(request.user)):
+        raise Http404(_("No such assignment."))
+    try:
+        e = classroom.enrol(request.user, s, a)
+    except ValidationError as err:
+        _flash(request, err)
+    else:
+        who = e.assignment.user
+        messages.success(request, _("%(name)s is enrolled.") % {"name": who.display_name or who.get_username()})
+    return redirect("training:session", pk=s.pk)
+
+
+@login_required
+@require_POST
+def session_attendance(request, pk: int):
+    s = _session(request, pk)
+    marks = {k[len("e"):]: v for k, v in request.POST.items() if k.startswith("e") and k[1:].isdigit()}
+    try:
+        classroom.take_attendance(request.user, s, marks, materials_used=request.POST.get("materials_used"),
+                                  trainer_note=request.POST.get("trainer_note"), version=request.POST.get("version"))  # fmt: skip
+    except ValidationError as e:
+        _flash(request, e)
+    except ConflictError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, _("Attendance and record saved."))
+    return redirect("training:session", pk=s.pk)
+
+
+@login_required
+@require_POST
+def session_cancel(request, pk: int):
+    s = _session(request, pk)
+    try:
+        classroom.cancel_session(request.user, s, request.POST.get("cancel_reason", ""), request.POST.get("version"))
+    except ValidationError as e:
+        _flash(request, e)
+    except ConflictError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, _("Session cancelled; the enrolled trainees are told."))
+    return redirect("training:session", pk=s.pk)
+
+
+# --- certificates ------------------------------------------------------------------------------------------
+
+
+def _filtered(request):
+    """The certificates of the list page and its export, for who sees others' results."""
+    training.results_scope(request.user)  # PermissionDenied for the rest
+    params = {k: request.GET.get(k, "") for k in ("course", "state", "person")}
+    qs = classroom.certificates_for(request.user).select_related("course", "user")
+    try:
+        qs = classroom.filter_certificates(qs, **params)
+    except ValidationError as e:
+        return params, None, _errors(e)
+    return params, qs.order_by("-issued_on", "-id"), {}
+
+
+@login_required
+@require_GET
+def certificate_list(request):
+    params, qs, errors = _filtered(request)
+    today = timezone.localdate()
+    rows = [(c, classroom.CERT_STATE_LABELS[classroom.certificate_state(c, today)]) for c in qs[:PAGE_ROWS]] if qs is not None else []  # fmt: skip
+    courses = Course.objects.exclude(status=CourseStatus.DRAFT).order_by("title")
+    return render(request, "training/certificates.html", {
+        "rows": rows, "params": params, "errors": errors, "courses": courses,
+        "states": list(classroom.CERT_STATE_LABELS.items()), "query": request.GET.urlencode(),
+    }, status=400 if errors else 200)  # fmt: skip
+
+
+@login_required
+@require_GET
+def certificate_export(request):
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    params, qs, errors = _filtered(request)
+    if qs is None:
+        return HttpResponse("; ".join(m for msgs in errors.values() for m in msgs), status=400,
+                            content_type="text/plain; charset=utf-8")  # fmt: skip
+    today = timezone.localdate()
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("Certificates")[:31]
+    sheet.append([_("Number"), _("Person"), _("Username"), _("Course"), _("Score"), _("Issued"), _("Valid until"),
+                  _("Status"), _("Reason for revoking")])  # fmt: skip
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    rows = 0
+    for c in qs.iterator(chunk_size=500):
+        sheet.append([c.number, c.user.display_name or c.user.get_username(), c.user.get_username(), c.course.title,
+                      c.score, c.issued_on, c.expires_on, str(classroom.CERT_STATE_LABELS[classroom.certificate_state(c, today)]),
+                      c.revoke_reason])  # fmt: skip
+        for cell in sheet[sheet.max_row]:
+            if cell.data_type == "f":  # a name "=…" is text, never a formula the sheet runs
+                cell.data_type = "s"
+        rows += 1
+    audit.record(A.EXPORT, ("training.certificate", "", "certificates"), user=request.user, format="XLSX", rows=rows,
+                 filters={k: v for k, v in params.items() if v})  # fmt: skip
+    out = io.BytesIO()
+    book.save(out)
+    response = HttpResponse(out.getvalue(),
+                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
+    label = "-".join(_("Training certificates").split())
+    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{today:%Y%m%d}.xlsx")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _certificate(request, pk: int) -> Certificate:
+    c = classroom.certificates_for(request.user).select_related("course", "user", "revoked_by").filter(pk=pk).first()
+    if c is None:  # another's, outside the viewer's scope, answers as an unknown id does
+        raise Http404(_("No such certificate."))
+    return c
+
+
+@login_required
+@require_GET
+def certificate_detail(request, pk: int):
+    c = _certificate(request, pk)
+    return render(request, "training/certificate.html", {
+        "c": c, "state": classroom.certificate_state(c), "label": classroom.CERT_STATE_LABELS[classroom.certificate_state(c)],
+        "may_manage": training.may_manage(request.user),
+    })  # fmt: skip
+
+
+@login_required
+@require_GET
+def certificate_pdf(request, pk: int):
+    from . import certificate_pdf as pdf
+
+    c = _certificate(request, pk)
+    data = pdf.render(c)
+    audit.record(A.EXPORT, c, user=request.user, format="PDF", rows=1)
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(True, f"{c.number}.pdf")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_POST
+def certificate_revoke(request, pk: int):
+    c = _certificate(request, pk)
+    try:
+        classroom.revoke(request.user, c, request.POST.get("reason", ""))
+    except ValidationError as e:
+        _flash(request, e)
+    else:
+        messages.success(request, _("Certificate %(number)s revoked.") % {"number": c.number})
+    return redirect("training:certificate", pk=c.pk)
+
+
+urlpatterns = [
+    path("courses/<int:pk>/sessions/new/", session_new, name="session-new"),
+    path("sessions/<int:pk>/", session_detail, name="session"),
+    path("sessions/<int:pk>/enrol/", session_enrol, name="session-enrol"),
+    path("sessions/<int:pk>/attendance/", session_attendance, name="session-attendance"),
+    path("sessions/<int:pk>/cancel/", session_cancel, name="session-cancel"),
+    path("certificates/", certificate_list, name="certificates"),
+    path("certificates/export.xlsx", certificate_export, name="certificates-export"),
+    path("certificates/<int:pk>/", certificate_detail, name="certificate"),
+    path("certificates/<int:pk>/pdf/", certificate_pdf, name="certificate-pdf"),
+    path("certificates/<int:pk>/revoke/", certificate_revoke, name="certificate-revoke"),
+]
