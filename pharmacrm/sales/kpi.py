@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, F, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -87,6 +87,22 @@ GRADES = {
     "pass": gettext_lazy("Pass"),
     "improve": gettext_lazy("Needs improvement"),
 }
+
+
+# the codes an audit entry of a scheme names, so that the audit viewer shows them in the reader's language
+IndicatorCode = models.TextChoices("IndicatorCode", [(c.upper(), (c, i.label)) for c, i in INDICATORS.items()])
+GradeCode = models.TextChoices("GradeCode", [(c.upper(), (c, label)) for c, label in GRADES.items()])
+
+
+def _audited(field: str, value):
+    """A scheme's field as its audit entry keeps it: the indicators and the bonus coefficients as records whose keys the
+    audit viewer labels (the indicator, its goal …) rather than the stored JSON's short keys."""
+    if field == "indicators" and isinstance(value, list):
+        return [{"indicator": i.get("code"), "weight": i.get("weight"), "goal": i.get("target"), "floor": i.get("floor"),
+                 "cap": i.get("cap")} for i in value]  # fmt: skip
+    if field == "bonus" and isinstance(value, dict):
+        return [{"grade": g, "coefficient": v} for g, v in value.items()]
+    return value
 
 
 def grade_label(code: str) -> str:
@@ -275,7 +291,7 @@ def save_scheme(user, data: dict, scheme: AppraisalScheme | None = None, version
             scheme = AppraisalScheme(**cleaned, updated_by=user)
             scheme.save()
             audit.record(
-                A.CREATE, scheme, user=user, changes={f: [None, getattr(scheme, f)] for f in SCHEME_FIELDS}
+                A.CREATE, scheme, user=user, changes={f: [None, _audited(f, getattr(scheme, f))] for f in SCHEME_FIELDS}
             )
             return scheme
         current = AppraisalScheme.objects.select_for_update().get(pk=scheme.pk)
@@ -288,7 +304,7 @@ def save_scheme(user, data: dict, scheme: AppraisalScheme | None = None, version
         for f in SCHEME_FIELDS:
             before = getattr(current, f)
             if before != cleaned[f]:
-                changes[f] = [before, cleaned[f]]
+                changes[f] = [_audited(f, before), _audited(f, cleaned[f])]
                 setattr(current, f, cleaned[f])
         if changes:
             current.version += 1
@@ -307,7 +323,7 @@ def default_scheme(user=None) -> AppraisalScheme:
     with transaction.atomic():
         scheme = AppraisalScheme.objects.create(**cleaned, updated_by=user)
         audit.record(
-            A.CREATE, scheme, user=user, changes={f: [None, getattr(scheme, f)] for f in SCHEME_FIELDS}
+            A.CREATE, scheme, user=user, changes={f: [None, _audited(f, getattr(scheme, f))] for f in SCHEME_FIELDS}
         )
     return scheme
 

@@ -336,6 +336,12 @@ def _form_data(post) -> dict:
             "bonus": {g: post.get(f"bonus_{g}", "") for g in kpi.GRADES}}  # fmt: skip
 
 
+def _column_labels() -> dict[str, str]:
+    """The words the scheme form's columns carry, for each input's label (a screen reader reads it)."""
+    return {"weight": _("Weight"), "target": pgettext("appraisal", "Target"), "floor": pgettext("appraisal", "Floor"),
+            "cap": pgettext("appraisal", "Cap")}  # fmt: skip
+
+
 def _form_rows(values: dict, errors: dict) -> list[dict]:
     used = {i["code"]: i for i in values.get("indicators", [])}
     out = []
@@ -344,7 +350,7 @@ def _form_rows(values: dict, errors: dict) -> list[dict]:
             code, {"weight": 0, "target": indicator.target, "floor": indicator.floor, "cap": indicator.cap}
         )
         out.append({"code": code, "label": indicator.label, "unit": indicator.unit,
-                    "fields": [{"name": f"{code}_{w}", "what": w, "value": i.get(w, ""),
+                    "fields": [{"name": f"{code}_{w}", "what": _column_labels()[w], "value": i.get(w, ""),
                                 "error": " ".join(errors.get(f"{code}_{w}", []))} for w in ("weight", "target", "floor", "cap")]})  # fmt: skip
     return out
 

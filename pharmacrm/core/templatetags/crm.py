@@ -14,7 +14,7 @@ from django.utils import dateformat, timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from pharmacrm.core import wording
 from pharmacrm.core.personal import MASKERS
@@ -49,6 +49,7 @@ AUDIT_KEYS = {
     "breaches": gettext_lazy("Breaches"),
     "by_agent": gettext_lazy("Flagged by the agent"),
     "bytes": gettext_lazy("Size (bytes)"),
+    "cap": pgettext_lazy("appraisal", "Cap"),  # a KPI indicator's most points
     "case": gettext_lazy("Case"),
     "cases": gettext_lazy("Cases"),
     "cells": gettext_lazy("Cells in the file"),  # a sales-target grid's import: the cells it held
@@ -57,6 +58,7 @@ AUDIT_KEYS = {
     "clock": gettext_lazy("Clock"),
     "closed": gettext_lazy("Tasks closed"),
     "codes_voided": gettext_lazy("Enrolment codes voided"),
+    "coefficient": gettext_lazy("Bonus coefficient"),
     "comment": gettext_lazy("Comment"),
     "consents": gettext_lazy("Consents"),
     "count": gettext_lazy("Quantity"),
@@ -92,11 +94,15 @@ AUDIT_KEYS = {
     "files_count": gettext_lazy("Number of stored files"),
     "files_sha256": gettext_lazy("Stored files checksum"),
     "filters": gettext_lazy("Filters"),
+    "floor": pgettext_lazy("appraisal", "Floor"),
     "follow_up": gettext_lazy("Follow-up"),
     "format": gettext_lazy("Format"),
+    "goal": pgettext_lazy("appraisal", "Target"),
+    "grade": gettext_lazy("Grade"),
     "holder": gettext_lazy("Holder"),
     "hospital_moved": gettext_lazy("Hospital"),  # a department's region followed its hospital's move
     "import_job": gettext_lazy("Import"),
+    "indicator": gettext_lazy("Indicator"),
     "institution": gettext_lazy("Institution"),
     "institution_merged": gettext_lazy("Merged record"),  # people and departments a merge moved to the survivor
     "institutions": gettext_lazy("Institutions"),
@@ -208,6 +214,7 @@ AUDIT_KEYS = {
     "view": gettext_lazy("Endpoint"),
     "warned": gettext_lazy("Warnings"),  # a sweep's batch of clocks warned of their deadline
     "warnings": gettext_lazy("Warnings"),
+    "weight": gettext_lazy("Weight"),
 }
 
 # Codes the services write as detail values, as people read them.
@@ -273,9 +280,12 @@ def _audit_choices() -> dict:
     from pharmacrm.customers.choices import InstitutionType
     from pharmacrm.keyaccounts.choices import Department, ModelKind, Opinion
     from pharmacrm.safety import choices as safety
+    from pharmacrm.sales.kpi import GradeCode, IndicatorCode
     from pharmacrm.servicedesk.choices import ClockKind
 
     return {
+        "indicator": IndicatorCode,  # a KPI appraisal scheme's indicators and bonus coefficients
+        "grade": GradeCode,
         "clock": ClockKind,  # an SLA clock's kind (a safety clock's entries give its id, a number)
         "acknowledgement": safety.AckStatus,
         "channel": safety.Channel,
