@@ -1,6 +1,6 @@
 """Backups and restores of the whole database (SQLite online backup, pg_dump / pg_restore) and of the
 documents stored beside it (ticket attachments, safety case files, signed agreements, cooperation agreements' signed
-copies and acceptance files), with retention."""
+copies and acceptance files, the scanned copies of customers' licences), with retention."""
 
 from __future__ import annotations
 

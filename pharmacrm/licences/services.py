@@ -354,8 +354,12 @@ def keep_scan(upload, number: str) -> tuple[Path, str, str]:
     """Check and write a licence's scanned copy (PDF, PNG or JPEG, at most 20 MB, the type read from the content, the
     file opened) as var/licences/<number>-<uuid hex>.<ext>, before its row is saved; (path, download name, SHA-256).
     The caller deletes it when its transaction fails."""
-    stem = re.sub(r"[^0-9A-Z\u4e00-\u9fff]", "", number.upper())[:40] or "LICENCE"
-    return uploads.keep_scan("scan", upload, files_dir(), stem)
+    return uploads.keep_scan("scan", upload, files_dir(), scan_stem(number))
+
+
+def scan_stem(number: str) -> str:
+    """The start of a scanned copy's file name: the licence number's letters and digits (KEPT_FILE)."""
+    return re.sub(r"[^0-9A-Z\u4e00-\u9fff]", "", number.upper())[:40] or "LICENCE"
 
 
 def kept_scan(licence: Licence) -> bytes:
