@@ -105,7 +105,8 @@ def _export(request, qs) -> HttpResponse:
         count += 1
     out = io.BytesIO()
     book.save(out)
-    audit.record(A.EXPORT, None, user=request.user, what="licences", rows=count, filters=request.GET.urlencode())
+    audit.record(A.EXPORT, ("licences.licence", "", "licences"), user=request.user, format="XLSX", rows=count,
+                 filters=request.GET.urlencode())  # fmt: skip
     response = HttpResponse(out.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response["Content-Disposition"] = content_disposition_header(True, f"licences-{today:%Y%m%d}.xlsx")
     return response
