@@ -70,6 +70,10 @@ def test_a_scan_is_kept_downloaded_within_the_scope_audited_and_a_replacement_cl
     xiehe.owner, xiehe.team = users["rep"], team_north
     xiehe.save(update_fields=["owner", "team"])
     rep, pdf = client_for("rep"), tiny_pdf()
+    refused = rep.post(f"/licences/new/{xiehe.pk}/", {**practice(), "scan": SimpleUploadedFile("a.pdf", b"%PDF-1.4 x")},
+                       HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert refused.status_code == 400 and "Upload a PDF, PNG or JPEG file." in refused.content.decode()
+    assert not Licence.objects.exists() and kept(var) == []
     answer = rep.post(f"/licences/new/{xiehe.pk}/", {**practice(), "scan": SimpleUploadedFile("许可证正本.pdf", pdf)})
     assert answer.status_code == 302
     licence = Licence.objects.get(institution=xiehe)
