@@ -5,10 +5,8 @@ the API call only this module (docs/cooperation.md)."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
-import uuid
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
@@ -343,33 +341,12 @@ def files_dir() -> Path:
 
 
 def _store(field: str, upload, stem: str) -> tuple[Path, str, str]:
-    """Check and keep an uploaded PDF, PNG or JPEG (the key-account signed copy's rules: at most 20 MB, the type
-    read from the content, the file opened); (path, download name, SHA-256). The caller deletes the file when
-    its transaction fails."""
+    """Check and keep an uploaded PDF, PNG or JPEG in var/cooperation/ (core.uploads.keep_scan: the key-account
+    signed copy's rules); (path, download name, SHA-256). The caller deletes the file when its transaction fails."""
     if upload is None:
         raise ValidationError({field: [_("Upload the signed copy.") if field == "signed_copy" else
                                        _("Upload the file.")]})  # fmt: skip
-    if upload.size is not None and upload.size > ka.SIGNED_COPY_MAX:
-        raise ValidationError({field: [_("The file is too large; the limit is 20 MB.")]})
-    head = upload.read(8)
-    upload.seek(0)
-    suffix = next((s for magic, s in ka.SIGNED_COPY_TYPES.items() if head.startswith(magic)), None)
-    if suffix is None or not ka._opens(upload, suffix):
-        raise ValidationError({field: [_("Upload a PDF, PNG or JPEG file.")]})
-    path = files_dir() / f"{stem}-{uuid.uuid4().hex}{suffix}"
-    digest, size = hashlib.sha256(), 0
-    try:
-        with open(path, "wb") as out:
-            for block in upload.chunks():
-                size += len(block)
-                if size > ka.SIGNED_COPY_MAX:
-                    raise ValidationError({field: [_("The file is too large; the limit is 20 MB.")]})
-                digest.update(block)
-                out.write(block)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path, ka.signed_copy_name(upload.name or path.name, suffix), digest.hexdigest()
+    return uploads.keep_scan(field, upload, files_dir(), stem)
 
 
 def record_signed(user, agreement: Agreement, *, signed_date, upload, version=None) -> Agreement:

@@ -1,6 +1,6 @@
 """Backups and restores of the whole database (SQLite online backup, pg_dump / pg_restore) and of the
 documents stored beside it (ticket attachments, safety case files, signed agreements, cooperation agreements' signed
-copies and acceptance files), with retention."""
+copies and acceptance files, the scanned copies of customers' licences), with retention."""
 
 from __future__ import annotations
 
@@ -174,16 +174,18 @@ def files_path_for(backup: Path) -> Path:
 # document directories added to the backups after backups were already being made: an archive with nothing under one
 # of them (made before it was added) leaves that directory as it is on restore, instead of emptying it of files the
 # restored rows may name (a file no row names is removed by that directory's nightly sweep)
-LATER_ROOTS = frozenset({"cooperation"})
+LATER_ROOTS = frozenset({"cooperation", "licences"})
 
 
 def file_roots() -> dict[str, Path]:
     """The directories of documents the database refers to, by their name in the archive: ticket
     attachments, safety case files and course materials (MEDIA_ROOT), signed key-account agreements, the signed
     copies and acceptance files of cooperation agreements (var/cooperation: left out until session 46, so a
-    restore lost them). Import work files (var/imports) are not documents of record and are left out."""
+    restore lost them), the scanned copies of customers' licences (var/licences, since session 47). Import work files
+    (var/imports) are not documents of record and are left out."""
     var = Path(settings.VAR_DIR)
-    return {"files": Path(settings.MEDIA_ROOT), "agreements": var / "agreements", "cooperation": var / "cooperation"}
+    return {"files": Path(settings.MEDIA_ROOT), "agreements": var / "agreements", "cooperation": var / "cooperation",
+            "licences": var / "licences"}  # fmt: skip
 
 
 def apply_retention(keep: int, directory: Path | None = None) -> list[Path]:

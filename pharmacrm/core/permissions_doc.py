@@ -117,9 +117,9 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
 - **Customer licences** (`/licences/`, its Excel export, the Licences block of a customer's page,
   `/api/v1/licences/`): anyone who sees a customer reads its licences (within the same scope). "Record customers'
   licences" (administrators, managers, key-account managers, reps) records and corrects them for the customers they
-  may see; "Verify customers' licences" (administrators, managers, the pharmacovigilance officer for quality) checks
-  them against the originals — never the person who recorded or last changed the licence. Every change, verification
-  and export is audited.
+  may see, with their scanned copies; "Verify customers' licences" (administrators, managers, the pharmacovigilance
+  officer for quality) checks them against the originals — never the person who recorded or last changed the licence.
+  Whoever reads a licence downloads its scanned copy. Every change, verification, export and download is audited.
 - **Loyalty programme and referrals** (`/loyalty/`, its Excel export, `/api/v1/loyalty/members/`,
   `/api/v1/loyalty/rewards/`, `/api/v1/loyalty/redemptions/` and `/api/v1/loyalty/referrals/`): roles with "See the loyalty programme of every customer and team"
   (administrators, managers, marketing analysts, auditors) see every member; a key-account manager or sales
@@ -238,8 +238,8 @@ ENDPOINT_RULES = [
     "cooperation agreements and run their projects, within the scope (an edit sends its version: 409 if stale); "
     "`task-progress` also the task's owner |",
     "| `GET /api/v1/licences/` (and `{id}/`) | View customers (scoped: the licences of the customers the user may see) |",
-    "| `POST`, `PUT`, `PATCH` on `/api/v1/licences/` | Record customers' licences, for a customer in scope (an edit "
-    "sends its version: 409 if stale) |",
+    "| `POST`, `PUT`, `PATCH` on `/api/v1/licences/`, `POST /api/v1/licences/{id}/scan/` | Record customers' licences, "
+    "for a customer in scope (an edit sends its version: 409 if stale) |",
     "| `POST /api/v1/licences/{id}/verify/` | Verify customers' licences; never the one who recorded it |",
     "| `GET /api/v1/loyalty/members/`, `/loyalty/rewards/`, `/loyalty/redemptions/`, `/loyalty/referrals/` (and `{id}/`) "
     "| See loyalty members, points, redemptions and referrals (scoped; all with See the loyalty programme of every "

@@ -8,10 +8,12 @@ import datetime as dt
 
 import django_filters
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, viewsets
@@ -52,7 +54,14 @@ class LicenceSerializer(Serializer):
     recorded_by = serializers.IntegerField(source="recorded_by_id", read_only=True)
     verified_by = serializers.IntegerField(source="verified_by_id", read_only=True, allow_null=True)
     verified_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    scan_name = serializers.CharField(read_only=True, help_text="The scanned copy's file name; empty: none kept.")
+    scan_sha256 = serializers.CharField(read_only=True, help_text="The scanned copy's SHA-256.")
+    scan_url = serializers.SerializerMethodField()
     version = serializers.IntegerField(read_only=True, help_text="Send it back with a change (409 if stale).")
+
+    def get_scan_url(self, obj) -> str | None:
+        """Where the signed-in reader downloads the scanned copy (each download audited); null: none kept."""
+        return reverse("licences:scan", args=[obj.pk]) if obj.scan else None
 
     def get_status(self, obj) -> str:
         """valid, expiring (within LICENCE_NOTICE_DAYS of its end), expired or unverified."""
@@ -72,6 +81,11 @@ class LicenceWriteSerializer(Serializer):
 
 
 class LicenceVersionSerializer(Serializer):
+    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
+class LicenceScanSerializer(Serializer):
+    scan = serializers.FileField(required=False, help_text="PDF, PNG or JPEG, at most 20 MB.")
     version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
 
@@ -109,7 +123,8 @@ class LicenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     serializer_class = LicenceSerializer
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.VIEW_CUSTOMERS, "create": Cap.MANAGE_LICENCES, "update": Cap.MANAGE_LICENCES,
-                     "partial_update": Cap.MANAGE_LICENCES, "verify": Cap.VERIFY_LICENCES}  # fmt: skip
+                     "partial_update": Cap.MANAGE_LICENCES, "verify": Cap.VERIFY_LICENCES,
+                     "scan": Cap.MANAGE_LICENCES}  # fmt: skip
     filterset_class = LicenceFilter
 
     def get_queryset(self):
@@ -169,6 +184,19 @@ class LicenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         form.is_valid(raise_exception=True)
         version = expected_version(request, form.validated_data.get("version"))
         return self._answer(services.verify(request.user, licence, version))
+
+    @extend_schema(tags=TAGS, request={"multipart/form-data": LicenceScanSerializer},
+                   responses={200: LicenceSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+                   description="Keep the licence's scanned copy (`scan`: PDF, PNG or JPEG, at most 20 MB, its type read "
+                               "from the content), replacing the one kept; like any correction it clears the "
+                               "verification. Send `version`.")  # fmt: skip
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
+    def scan(self, request, pk=None):
+        licence = self.get_object()
+        form = LicenceScanSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        version = expected_version(request, form.validated_data.get("version"))
+        return self._answer(services.replace_scan(request.user, licence, form.validated_data.get("scan"), version))
 
 
 def register(router) -> None:

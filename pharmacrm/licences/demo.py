@@ -26,6 +26,7 @@ ABBREVIATION = {
     "65": "新",
 }  # fmt: skip
 WHOLESALE_SCOPE = [Scope.PATENT_CHINESE, Scope.CHEMICAL, Scope.ANTIBIOTIC, Scope.BIOCHEMICAL, Scope.BIOLOGICAL]
+SCANNED = 8  # licences with a scanned copy: enough to show the link, cheap to load
 RETAIL_SCOPE = [Scope.HERBAL_PIECES, Scope.PATENT_CHINESE, Scope.CHEMICAL, Scope.ANTIBIOTIC, Scope.BIOCHEMICAL]
 
 
@@ -95,13 +96,42 @@ def load(seed: int = SEED) -> int:
                 issued_on=issued, valid_until=until, recorded_by=recorder, recorded_at=now,
                 verified_by=(users["pv"] if n % 3 else users["manager"]) if verified else None,
                 verified_at=now if verified else None))  # fmt: skip
+    _scan([x for x in rows if x.verified_at is not None][:SCANNED], seed)
     with transaction.atomic():
         Licence.objects.bulk_create(rows, batch_size=2000)
         audit.record_many(AuditEntry.Action.CREATE, [
-            (x, {"kind": [None, x.kind], "number": [None, x.number], "valid_until": [None, _iso(x.valid_until)]})
+            (x, {"kind": [None, x.kind], "number": [None, x.number], "valid_until": [None, _iso(x.valid_until)],
+                 **({"scan": [None, x.scan]} if x.scan else {})})
             for x in rows], actor_name="demo")  # fmt: skip
         Counter.objects.create(name=MARKER, value=len(rows))
     return len(rows)
+
+
+def _scan(licences: list[Licence], seed: int) -> None:
+    """A few licences get a scanned copy: one tiny generated PDF (the core font, no image), written once per licence
+    into var/licences/ as services.keep_scan names them, before the rows are saved (a failed load leaves files the
+    nightly sweep deletes)."""
+    if not licences:
+        return
+    import hashlib
+
+    from fpdf import FPDF
+
+    from . import services
+
+    doc = FPDF()
+    doc.set_creation_date(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))  # the same file, and checksum, each load
+    doc.add_page()
+    doc.set_font("helvetica", size=12)
+    doc.cell(text="Licence copy, stamped by the customer (demo)")
+    data = bytes(doc.output())
+    sha = hashlib.sha256(data).hexdigest()
+    folder = services.files_dir()
+    for licence in licences:
+        stem = services.scan_stem(licence.number)
+        path = folder / f"{stem}-{hashlib.sha256(f'{seed}:{licence.number}'.encode()).hexdigest()[:32]}.pdf"
+        path.write_bytes(data)
+        licence.scan, licence.scan_name, licence.scan_sha256 = path.name, f"{licence.number}.pdf", sha
 
 
 def _iso(value):

@@ -26,6 +26,9 @@ class LicenceForm(ServiceErrorsMixin, forms.Form):
     issued_on = forms.CharField(label=_("Issued on"), widget=DATE)
     valid_until = forms.CharField(label=_("Valid until"), widget=DATE,
                                   help_text=_("Leave empty for a long-term business licence (长期)."))  # fmt: skip
+    scan = forms.FileField(label=_("Scanned copy"), widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.png,.jpg,.jpeg"}),
+                           help_text=_("The stamped copy of the licence (加盖公章的复印件): PDF, PNG or JPEG, at most 20 MB. "
+                                       "A new one replaces the copy kept."))  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -34,9 +37,13 @@ class LicenceForm(ServiceErrorsMixin, forms.Form):
 
     def values(self) -> dict:
         self.is_valid()
-        data = {k: self.data.get(k, "") for k in self.fields if k != "scope"}
+        data = {k: self.data.get(k, "") for k in self.fields if k not in ("scope", "scan")}
         data["scope"] = self.data.getlist("scope") if hasattr(self.data, "getlist") else self.data.get("scope", [])
         return data
+
+    def scan_upload(self):
+        """The uploaded scanned copy, or None (services.keep_scan checks it)."""
+        return self.files.get("scan") if self.files else None
 
 
 class FilterForm(forms.Form):

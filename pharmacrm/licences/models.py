@@ -55,6 +55,11 @@ class Licence(models.Model):
     verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+",
                                     verbose_name=_("verified by"))  # fmt: skip
     verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
+    # the scanned copy (加盖公章的复印件/扫描件): the file's name in var/licences/, the name it is downloaded under, its
+    # SHA-256 (services.keep_scan); empty when none was uploaded
+    scan = models.CharField(_("scanned copy"), max_length=100, blank=True, editable=False)
+    scan_name = models.CharField(max_length=200, blank=True, editable=False)
+    scan_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     # reminders, each claimed once by the worker: ahead of the end, and when it has passed
     notice_sent_on = models.DateField(null=True, blank=True, editable=False)
     expiry_sent_on = models.DateField(null=True, blank=True, editable=False)

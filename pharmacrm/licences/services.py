@@ -5,8 +5,10 @@ only this module (docs/licences.md)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -28,6 +30,7 @@ from pharmacrm.customers.services import ConflictError
 from .models import Licence, LicenceKind, Scope
 
 A = AuditEntry.Action
+log = logging.getLogger(__name__)
 FIELDS = ("kind", "number", "scope", "scope_note", "issuer", "issued_on", "valid_until")
 # 省份简称 + two capital letters (the trade and the legal form) + 7 digits (the licences issued before 2024) or 9 (a
 # four-digit area code and a five-digit serial, 《药品经营和使用质量监督管理办法》 2024)
@@ -241,47 +244,80 @@ def _refuse_twice(institution: Institution, values: dict, current: Licence | Non
         raise ValidationError({"number": [_("This licence is already recorded for this customer.")]})
 
 
-def create(user, institution: Institution, data: dict) -> Licence:
+def create(user, institution: Institution, data: dict, scan=None) -> Licence:
+    """`scan`: the scanned copy, if there is one (an uploaded file; keep_scan's rules)."""
     require_record(user, institution)
     if institution.merged_into_id:
         raise ValidationError(_("This customer was merged into another: record its licences there."))
     values = clean(institution, data)
-    with transaction.atomic():
-        _lock_customer(institution)  # the same form sent twice at once records one licence
-        _refuse_twice(institution, values, None)
-        licence = Licence.objects.create(institution=institution, recorded_by=user, **values)
-        audit.record(A.CREATE, licence, user=user, changes={k: [None, _plain(v)] for k, v in values.items()})
+    stored = keep_scan(scan, values["number"]) if scan is not None else None
+    try:
+        with transaction.atomic():
+            _lock_customer(institution)  # the same form sent twice at once records one licence
+            _refuse_twice(institution, values, None)
+            changes = {k: [None, _plain(v)] for k, v in values.items()}
+            if stored:
+                path, name, sha = stored
+                values.update(scan=path.name, scan_name=name, scan_sha256=sha)
+                changes["scan"] = [None, path.name]
+            licence = Licence.objects.create(institution=institution, recorded_by=user, **values)
+            audit.record(A.CREATE, licence, user=user, changes=changes, **({"sha256": stored[2]} if stored else {}))
+    except BaseException:
+        if stored:
+            stored[0].unlink(missing_ok=True)
+        raise
     return licence
 
 
-def update(user, licence: Licence, data: dict, version) -> Licence:
-    """A correction. Any change of what was checked (number, scope, dates) needs checking again: the verification is
-    cleared."""
+def update(user, licence: Licence, data: dict, version, scan=None) -> Licence:
+    """A correction. Any change of what was checked (number, scope, dates, the scanned copy) needs checking again:
+    the verification is cleared. `scan`: a new scanned copy, replacing the one kept (which stays in var/licences/,
+    named by this audit entry)."""
     require_record(user, licence.institution)
     if version in (None, ""):
         raise ValidationError({"version": [_("Send the version you loaded, so that changes made by others in the "
                                              "meantime are not overwritten.")]})  # fmt: skip
     values = clean(licence.institution, {**{f: getattr(licence, f) for f in FIELDS}, **data}, current=licence)
-    with transaction.atomic():
-        _lock_customer(licence.institution)
-        _refuse_twice(licence.institution, values, licence)
-        changes = {k: [_plain(getattr(licence, k)), _plain(v)] for k, v in values.items() if getattr(licence, k) != v}
-        if not changes:
-            return licence
-        extra = {}
-        if licence.verified_at is not None:
-            changes["verified_at"] = [_plain(licence.verified_at), None]
-            extra = {"verified_at": None, "verified_by": None}
-        # a new end of validity is a new reminder clock
-        if "valid_until" in changes:
-            extra.update(notice_sent_on=None, expiry_sent_on=None)
-        done = Licence.objects.filter(pk=licence.pk, version=int(version)).update(
-            recorded_by=user, version=F("version") + 1, **values, **extra)
-        if not done:
-            raise ConflictError(Licence.objects.get(pk=licence.pk).version)
-        audit.record(A.UPDATE, licence, user=user, changes=changes)
+    stored = keep_scan(scan, values["number"]) if scan is not None else None
+    try:
+        with transaction.atomic():
+            _lock_customer(licence.institution)
+            _refuse_twice(licence.institution, values, licence)
+            changes = {k: [_plain(getattr(licence, k)), _plain(v)] for k, v in values.items() if getattr(licence, k) != v}
+            details = {}
+            if stored:
+                path, name, sha = stored
+                changes["scan"] = [licence.scan or None, path.name]
+                details = {"sha256": sha}
+                values.update(scan=path.name, scan_name=name, scan_sha256=sha)
+            if not changes:
+                return licence
+            extra = {}
+            if licence.verified_at is not None:
+                changes["verified_at"] = [_plain(licence.verified_at), None]
+                extra = {"verified_at": None, "verified_by": None}
+            # a new end of validity is a new reminder clock
+            if "valid_until" in changes:
+                extra.update(notice_sent_on=None, expiry_sent_on=None)
+            done = Licence.objects.filter(pk=licence.pk, version=int(version)).update(
+                recorded_by=user, version=F("version") + 1, **values, **extra)
+            if not done:
+                raise ConflictError(Licence.objects.get(pk=licence.pk).version)
+            audit.record(A.UPDATE, licence, user=user, changes=changes, **details)
+    except BaseException:
+        if stored:
+            stored[0].unlink(missing_ok=True)
+        raise
     licence.refresh_from_db()
     return licence
+
+
+def replace_scan(user, licence: Licence, upload, version) -> Licence:
+    """Keep a (new) scanned copy of a licence: a correction like any other (update)."""
+    if upload is None:
+        require_record(user, licence.institution)
+        raise ValidationError({"scan": [_("Upload the scanned copy of the licence.")]})
+    return update(user, licence, {}, version, scan=upload)
 
 
 def verify(user, licence: Licence, version) -> Licence:
@@ -303,6 +339,72 @@ def verify(user, licence: Licence, version) -> Licence:
         audit.record(A.UPDATE, licence, user=user, changes={"verified_at": [None, _plain(now)]})
     licence.refresh_from_db()
     return licence
+
+
+# --- the scanned copy ----------------------------------------------------------------------------------------------
+
+
+def files_dir() -> Path:
+    path = Path(settings.VAR_DIR) / "licences"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def keep_scan(upload, number: str) -> tuple[Path, str, str]:
+    """Check and write a licence's scanned copy (PDF, PNG or JPEG, at most 20 MB, the type read from the content, the
+    file opened) as var/licences/<number>-<uuid hex>.<ext>, before its row is saved; (path, download name, SHA-256).
+    The caller deletes it when its transaction fails."""
+    return uploads.keep_scan("scan", upload, files_dir(), scan_stem(number))
+
+
+def scan_stem(number: str) -> str:
+    """The start of a scanned copy's file name: the licence number's letters and digits (KEPT_FILE)."""
+    return re.sub(r"[^0-9A-Z\u4e00-\u9fff]", "", number.upper())[:40] or "LICENCE"
+
+
+def kept_scan(licence: Licence) -> bytes:
+    return (files_dir() / Path(licence.scan).name).read_bytes()
+
+
+# what keep_scan writes: 京AA1234567-<uuid>.pdf
+KEPT_FILE = re.compile(r"[0-9A-Z\u4e00-\u9fff]{1,40}-[0-9a-f]{32}\.(?:pdf|png|jpg)")
+ORPHAN_AGE = dt.timedelta(days=1)
+
+
+def sweep_orphaned_files(now: dt.datetime | None = None) -> int:
+    """The worker: delete the scanned copies in var/licences/ that nothing names, once a day old. The file is written
+    before the transaction that records it; a process killed in between (or a database that failed at the commit)
+    left it behind. Named means a licence's scan, or a replaced one an audit entry of a licence names (those stay
+    archived). A younger file may be an upload still under way. Logged, and one audit entry per sweep that deleted
+    something, with the count and the names."""
+    from pharmacrm.keyaccounts.services import _file_names
+
+    cutoff = ((now or timezone.now()) - ORPHAN_AGE).timestamp()
+    old = []
+    for path in files_dir().iterdir():
+        try:
+            if KEPT_FILE.fullmatch(path.name) and path.is_file() and path.stat().st_mtime < cutoff:
+                old.append(path)
+        except FileNotFoundError:  # deleted meanwhile
+            continue
+    if not old:
+        return 0
+    # read after the listing: a file recorded meanwhile is named here
+    named = {Path(n).name for n in Licence.objects.exclude(scan="").values_list("scan", flat=True)}
+    history = AuditEntry.objects.filter(object_type="licences.licence")
+    for changes, extra in history.values_list("changes", "extra").iterator():
+        named.update(_file_names(changes, KEPT_FILE), _file_names(extra, KEPT_FILE))
+    gone = []
+    for path in old:
+        if path.name not in named:
+            path.unlink(missing_ok=True)
+            gone.append(path.name)
+    if gone:
+        gone.sort()
+        log.warning("licences: %d file(s) nothing names deleted: %s", len(gone), ", ".join(gone))
+        audit.record(A.DELETE, ("licences.licence", "", str(len(gone))), actor_name="worker",
+                     count=len(gone), files=gone[:1000])  # fmt: skip
+    return len(gone)
 
 
 def _plain(value):

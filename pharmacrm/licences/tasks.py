@@ -12,3 +12,12 @@ def remind_licences() -> tuple[int, int]:
     from . import services
 
     return services.remind()
+
+
+@db_periodic_task(local_crontab(hour=4, minute=15))
+def sweep_licence_files() -> int:
+    """Every night: delete the scanned copies a killed upload left in var/licences/, once a day old (nothing names
+    them)."""
+    from . import services
+
+    return services.sweep_orphaned_files()

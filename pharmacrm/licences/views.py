@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Q
-from django.http import HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
@@ -105,7 +105,8 @@ def _export(request, qs) -> HttpResponse:
         count += 1
     out = io.BytesIO()
     book.save(out)
-    audit.record(A.EXPORT, None, user=request.user, what="licences", rows=count, filters=request.GET.urlencode())
+    audit.record(A.EXPORT, ("licences.licence", "", "licences"), user=request.user, format="XLSX", rows=count,
+                 filters=request.GET.urlencode())  # fmt: skip
     response = HttpResponse(out.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response["Content-Disposition"] = content_disposition_header(True, f"licences-{today:%Y%m%d}.xlsx")
     return response
@@ -155,11 +156,11 @@ def licence_create(request, institution_id):
     institution = _institution(request.user, institution_id)
     if not services.may_record(request.user, institution):
         raise PermissionDenied
-    form = forms.LicenceForm(request.POST or None, initial={"kind": request.GET.get("kind", "")})
+    form = forms.LicenceForm(request.POST or None, request.FILES or None, initial={"kind": request.GET.get("kind", "")})
     status = 200
     if request.method == "POST":
         try:
-            licence = services.create(request.user, institution, form.values())
+            licence = services.create(request.user, institution, form.values(), scan=form.scan_upload())
         except ValidationError as e:
             form.add_service_errors(e)
             status = 400
@@ -185,11 +186,11 @@ def licence_edit(request, pk):
     initial = {f: getattr(licence, f) for f in services.FIELDS}
     for f in ("issued_on", "valid_until"):
         initial[f] = initial[f].isoformat() if initial[f] else ""
-    form = forms.LicenceForm(request.POST or None, initial=initial)
+    form = forms.LicenceForm(request.POST or None, request.FILES or None, initial=initial)
     status = 200
     if request.method == "POST":
         try:
-            services.update(request.user, licence, form.values(), request.POST.get("version"))
+            services.update(request.user, licence, form.values(), request.POST.get("version"), scan=form.scan_upload())
         except ConflictError as e:
             form.add_error(None, str(e))
             status = 409
@@ -220,6 +221,23 @@ def licence_verify(request, pk):
 
 @login_required
 @require_GET
+def licence_scan(request, pk):
+    """The scanned copy, for anyone who may read the licence (404 outside the scope); each download audited."""
+    licence = _licence(request.user, pk)
+    if not licence.scan:
+        raise Http404
+    try:
+        data = services.kept_scan(licence)
+    except FileNotFoundError:
+        raise Http404 from None
+    audit.record(A.EXPORT, licence, user=request.user, format=licence.scan.rsplit(".", 1)[-1].upper(), rows=1)
+    response = FileResponse(io.BytesIO(data), as_attachment=True, filename=licence.scan_name or licence.scan)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_GET
 def customer_panel(request, institution_id):
     """The block of a Customer 360 page: the customer's licences, what its type requires and what is missing."""
     _require_read(request.user)
@@ -240,6 +258,7 @@ urlpatterns = [
     path("new/<int:institution_id>/", licence_create, name="create"),
     path("<int:pk>/edit/", licence_edit, name="edit"),
     path("<int:pk>/verify/", licence_verify, name="verify"),
+    path("<int:pk>/scan/", licence_scan, name="scan"),
     path("customer/<int:institution_id>/", customer_panel, name="customer-panel"),
 ]
 

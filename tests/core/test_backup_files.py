@@ -26,6 +26,7 @@ ATTACHMENT = "attachments/2026/11/3f9a-检验报告.pdf"
 PHOTO = "safety/2026/11/batch-photo.jpg"
 SIGNED = "AG-2026-0001-5d1c.pdf"
 COOPERATION = "HZ-2026-0003-signed-9b2e.pdf"  # a cooperation agreement's signed copy (var/cooperation)
+LICENCE = "京AA1234567-0f3c.png"  # a customer's licence's scanned copy (var/licences)
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +46,7 @@ def documents(tmp_path, settings):
         settings.MEDIA_ROOT / PHOTO: b"\xff\xd8\xff photo",
         settings.VAR_DIR / "agreements" / SIGNED: b"%PDF-1.4 signed agreement",
         settings.VAR_DIR / "cooperation" / COOPERATION: b"%PDF-1.4 signed cooperation agreement",
+        settings.VAR_DIR / "licences" / LICENCE: b"\x89PNG licence scan",
     }
     for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +56,7 @@ def documents(tmp_path, settings):
 
 def _present(settings) -> dict[str, bytes]:
     out = {}
-    for root in (settings.MEDIA_ROOT, settings.VAR_DIR / "agreements", settings.VAR_DIR / "cooperation"):
+    for root in (settings.MEDIA_ROOT, *(settings.VAR_DIR / d for d in ("agreements", "cooperation", "licences"))):
         for path in root.rglob("*"):
             if path.is_file():
                 out[str(path.relative_to(settings.VAR_DIR))] = path.read_bytes()
@@ -66,14 +68,15 @@ def test_a_restore_brings_back_the_documents_of_the_backup_and_only_those(xiehe,
     before = _present(settings)
     call_command("backup")
     made = backup.list_backups(settings.BACKUP_DIR)[0]
-    assert "4 files" in capsys.readouterr().out
+    assert "5 files" in capsys.readouterr().out
     entry = AuditEntry.objects.get(action=AuditEntry.Action.BACKUP)
-    assert entry.extra["files"] == backup.files_path_for(made).name and entry.extra["files_count"] == 4
+    assert entry.extra["files"] == backup.files_path_for(made).name and entry.extra["files_count"] == 5
 
     # after the backup: a document overwritten, one deleted, one added (with a customer created meanwhile)
     (settings.MEDIA_ROOT / ATTACHMENT).write_bytes(b"changed")
     (settings.VAR_DIR / "agreements" / SIGNED).unlink()
     (settings.VAR_DIR / "cooperation" / COOPERATION).unlink()  # a cooperation agreement's signed copy too
+    (settings.VAR_DIR / "licences" / LICENCE).write_bytes(b"\x89PNG a later scan")  # and a licence's scan
     (settings.MEDIA_ROOT / "attachments/2026/12/new.png").parent.mkdir(parents=True)
     (settings.MEDIA_ROOT / "attachments/2026/12/new.png").write_bytes(b"new")
     services.create_institution(admin_user, {"name": "备份之后新建的诊所", "kind": "clinic"})
@@ -84,7 +87,7 @@ def test_a_restore_brings_back_the_documents_of_the_backup_and_only_those(xiehe,
     assert _present(settings) == before  # the same files, byte for byte, and nothing else
     assert not Institution.objects.filter(name="备份之后新建的诊所").exists()
     last = AuditEntry.objects.order_by("-seq").first()
-    assert last.action == AuditEntry.Action.RESTORE and last.extra["files_count"] == 4
+    assert last.action == AuditEntry.Action.RESTORE and last.extra["files_count"] == 5
 
 
 def test_a_backup_made_before_cooperation_files_were_kept_leaves_them_as_they_are(xiehe, documents, settings):
@@ -93,13 +96,14 @@ def test_a_backup_made_before_cooperation_files_were_kept_leaves_them_as_they_ar
     became one of the backed-up ones."""
     made = backup.backup().path
     with tarfile.open(backup.files_path_for(made)) as tar:
-        kept = {m.name: tar.extractfile(m).read() for m in tar if not m.name.startswith("cooperation/")}
+        kept = {m.name: tar.extractfile(m).read() for m in tar if not m.name.startswith(("cooperation/", "licences/"))}
     _replace_archive(made, kept)  # as an older backup was: files/ and agreements/ only
     (settings.VAR_DIR / "agreements" / SIGNED).unlink()
 
     call_command("restore", str(made), "--yes")
 
     assert (settings.VAR_DIR / "cooperation" / COOPERATION).read_bytes() == b"%PDF-1.4 signed cooperation agreement"
+    assert (settings.VAR_DIR / "licences" / LICENCE).read_bytes() == b"\x89PNG licence scan"  # neither (session 47)
     assert (settings.VAR_DIR / "agreements" / SIGNED).read_bytes() == b"%PDF-1.4 signed agreement"  # restored
 
 
@@ -164,9 +168,10 @@ def test_a_document_deleted_while_the_backup_runs_is_left_out(documents, setting
 
     monkeypatch.setattr(Path, "is_file", deleted_once_seen)
     made = backup.backup()
-    assert made.files_count == 3
+    assert made.files_count == 4
     with tarfile.open(made.files_path) as tar:
-        assert sorted(tar.getnames()) == [f"cooperation/{COOPERATION}", f"files/{ATTACHMENT}", f"files/{PHOTO}"]
+        assert sorted(tar.getnames()) == [f"cooperation/{COOPERATION}", f"files/{ATTACHMENT}", f"files/{PHOTO}",
+                                         f"licences/{LICENCE}"]  # fmt: skip
 
 
 def test_a_backup_whose_documents_cannot_be_archived_leaves_no_dump_behind(documents, settings, monkeypatch):

@@ -124,6 +124,15 @@ def test_a_second_run_changes_nothing_and_says_so(loaded, capsys):
     assert User.objects.get(username="admin").check_password(password)
 
 
+def test_a_handful_of_demo_licences_carry_a_scanned_copy_that_opens(loaded):
+    from pharmacrm.licences import services as licences
+    from pharmacrm.licences.models import Licence
+
+    scanned = list(Licence.objects.exclude(scan=""))
+    assert 2 <= len(scanned) <= 10 < Licence.objects.count()
+    assert all(licences.kept_scan(x).startswith(b"%PDF") and x.scan_name.endswith(".pdf") for x in scanned)
+
+
 def test_the_same_seed_gives_the_same_customers(loaded, settings, tmp_path):
     settings.VAR_DIR = tmp_path  # the second load writes new credentials: not over the shared load's
     names = list(Institution.objects.order_by("code").values_list("name", "credit_code", "phone"))
