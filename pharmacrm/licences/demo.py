@@ -120,7 +120,7 @@ def _scan(licences: list[Licence], seed: int) -> None:
     from . import services
 
     doc = FPDF()
-    doc.set_creation_date(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))  # the same file, and checksum, each load
+    doc.set_creation_date(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))  # the same file, and checksum, each load
     doc.add_page()
     doc.set_font("helvetica", size=12)
     doc.cell(text="Licence copy, stamped by the customer (demo)")
