@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
 from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
@@ -46,7 +47,7 @@ def _competitor_products() -> list[tuple[str, str]]:
 class CompetitorForm(Base):
     name = forms.CharField(label=_("Company"), max_length=100)
     notes = forms.CharField(label=_("Notes"), widget=TEXT)
-    active = forms.BooleanField(label=_("Active"), initial=True)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), initial=True)
 
 
 class ProductForm(Base):
@@ -62,7 +63,7 @@ class ProductForm(Base):
     reference_price = forms.CharField(label=_("Reference price (yuan)"), widget=NUMBER,
                                       help_text=_("Per unit; the share estimate multiplies it by the volume."))
     notes = forms.CharField(label=_("Notes"), widget=TEXT)
-    active = forms.BooleanField(label=_("Active"), initial=True)
+    active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), initial=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
