@@ -6,7 +6,7 @@ Presence is append-only. docs/market.md."""
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -169,49 +169,72 @@ class IntelligenceWriteSerializer(Serializer):
     version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
-class CompetitorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+class _CatalogueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                         mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+    """The competitor catalogue's viewsets (companies and products): read by every role that reads the market
+    pages, kept by "Keep the competitor catalogue"; never deleted. A subclass names its read serializer
+    (`serializer_class`), its write serializer and the service that saves one, and is documented by
+    `_catalogue_schema`."""
+
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.READ_MARKET, **MANAGE}
+    write_serializer: type[Serializer]
+
+    def save_record(self, user, data, obj=None, version=None):
+        raise NotImplementedError
+
+    def _fresh(self, obj):
+        return obj
+
+    def _answer(self, obj, code=status.HTTP_200_OK):
+        return versioned(Response(self.serializer_class(self._fresh(obj)).data, status=code), obj)
+
+    def retrieve(self, request, *args, **kwargs):
+        return self._answer(self.get_object())
+
+    def create(self, request, *args, **kwargs):
+        data = _body(self.write_serializer, request)
+        data.pop("version", None)
+        return self._answer(self.save_record(request.user, data), status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        obj = self.get_object()
+        data = _body(self.write_serializer, request)
+        version = expected_version(request, data.pop("version", None))
+        return self._answer(self.save_record(request.user, data, obj, version))
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, **kwargs)
+
+
+def _catalogue_schema(read, write):
+    """The OpenAPI description of a _CatalogueViewSet reading `read` and taking `write`."""
+    return extend_schema_view(
+        list=extend_schema(tags=TAGS),
+        retrieve=extend_schema(tags=TAGS),
+        create=extend_schema(tags=TAGS, request=write, responses={201: read, 400: ERRORS, 403: DENIED}),
+        update=extend_schema(
+            tags=TAGS, request=write, responses={200: read, 400: ERRORS, 403: DENIED, 409: STALE}
+        ),
+        partial_update=extend_schema(tags=TAGS, request=write),
+    )
+
+
+@_catalogue_schema(CompetitorSerializer, CompetitorWriteSerializer)
+class CompetitorViewSet(_CatalogueViewSet):
     """Competitor companies (竞争对手). Read by every role that reads the market pages; kept by "Keep the competitor
     catalogue" (analysts, managers, administrators). Never deleted: set `active` false."""
 
     queryset = Competitor.objects.none()
     serializer_class = CompetitorSerializer
-    permission_classes = [HasCapability]
-    required_caps = {"*": Cap.READ_MARKET, **MANAGE}
+    write_serializer = CompetitorWriteSerializer
     ordering_fields = ["name", "id"]
 
     def get_queryset(self):
         return Competitor.objects.order_by("name")
 
-    def _answer(self, obj, code=status.HTTP_200_OK):
-        return versioned(Response(CompetitorSerializer(obj).data, status=code), obj)
-
-    @extend_schema(tags=TAGS)
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
-    @extend_schema(tags=TAGS)
-    def retrieve(self, request, *args, **kwargs):
-        return self._answer(self.get_object())
-
-    @extend_schema(tags=TAGS, request=CompetitorWriteSerializer,
-                   responses={201: CompetitorSerializer, 400: ERRORS, 403: DENIED})  # fmt: skip
-    def create(self, request, *args, **kwargs):
-        data = _body(CompetitorWriteSerializer, request)
-        data.pop("version", None)
-        return self._answer(services.save_competitor(request.user, data), status.HTTP_201_CREATED)
-
-    @extend_schema(tags=TAGS, request=CompetitorWriteSerializer,
-                   responses={200: CompetitorSerializer, 400: ERRORS, 403: DENIED, 409: STALE})  # fmt: skip
-    def update(self, request, *args, **kwargs):
-        obj = self.get_object()
-        data = _body(CompetitorWriteSerializer, request)
-        version = expected_version(request, data.pop("version", None))
-        return self._answer(services.save_competitor(request.user, data, obj, version))
-
-    @extend_schema(tags=TAGS, request=CompetitorWriteSerializer)
-    def partial_update(self, request, *args, **kwargs):
-        return self.update(request, *args, **kwargs)
+    def save_record(self, user, data, obj=None, version=None):
+        return services.save_competitor(user, data, obj, version)
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -226,16 +249,15 @@ class ProductFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class CompetitorProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                               mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+@_catalogue_schema(CompetitorProductSerializer, CompetitorProductWriteSerializer)
+class CompetitorProductViewSet(_CatalogueViewSet):
     """Competitor products (竞品): 通用名, 商品名, dosage form, strength, volume-based procurement status and batch,
     reference price, and our products they compete with. Read by every role that reads the market pages; kept by
     analysts, managers and administrators."""
 
     queryset = CompetitorProduct.objects.none()
     serializer_class = CompetitorProductSerializer
-    permission_classes = [HasCapability]
-    required_caps = {"*": Cap.READ_MARKET, **MANAGE}
+    write_serializer = CompetitorProductWriteSerializer
     filterset_class = ProductFilter
     ordering_fields = ["generic_name", "brand_name", "reference_price", "id"]
 
@@ -243,35 +265,11 @@ class CompetitorProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         qs = CompetitorProduct.objects.select_related("company").prefetch_related("our_products")
         return qs.order_by("generic_name", "id")
 
-    def _answer(self, obj, code=status.HTTP_200_OK):
-        return versioned(Response(CompetitorProductSerializer(self.get_queryset().get(pk=obj.pk)).data, status=code), obj)
+    def _fresh(self, obj):
+        return self.get_queryset().get(pk=obj.pk)
 
-    @extend_schema(tags=TAGS)
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
-    @extend_schema(tags=TAGS)
-    def retrieve(self, request, *args, **kwargs):
-        return self._answer(self.get_object())
-
-    @extend_schema(tags=TAGS, request=CompetitorProductWriteSerializer,
-                   responses={201: CompetitorProductSerializer, 400: ERRORS, 403: DENIED})  # fmt: skip
-    def create(self, request, *args, **kwargs):
-        data = _body(CompetitorProductWriteSerializer, request)
-        data.pop("version", None)
-        return self._answer(services.save_product(request.user, data), status.HTTP_201_CREATED)
-
-    @extend_schema(tags=TAGS, request=CompetitorProductWriteSerializer,
-                   responses={200: CompetitorProductSerializer, 400: ERRORS, 403: DENIED, 409: STALE})  # fmt: skip
-    def update(self, request, *args, **kwargs):
-        obj = self.get_object()
-        data = _body(CompetitorProductWriteSerializer, request)
-        version = expected_version(request, data.pop("version", None))
-        return self._answer(services.save_product(request.user, data, obj, version))
-
-    @extend_schema(tags=TAGS, request=CompetitorProductWriteSerializer)
-    def partial_update(self, request, *args, **kwargs):
-        return self.update(request, *args, **kwargs)
+    def save_record(self, user, data, obj=None, version=None):
+        return services.save_product(user, data, obj, version)
 
 
 class PresenceFilter(django_filters.FilterSet):
