@@ -14,7 +14,16 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, IntegerFilter, Serializer, expected_version, versioned
+from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    IntegerFilter,
+    Serializer,
+    expected_version,
+    optional,
+    versioned,
+)
+from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
 
 from . import services
@@ -31,16 +40,8 @@ from .models import (
 )
 
 TAGS = ["cooperation"]
-ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
 DENIED = OpenApiResponse(description="Not allowed: no cooperation capability, or not one of yours to manage.")
-STALE = OpenApiResponse(description="Changed since the version you loaded; current_version says which it is now.")
-MAX_ID = 2**63 - 1
-YUAN = "Yuan as a decimal string, two decimals at most."
 WRITE = {a: Cap.MANAGE_COOPERATION for a in ("create", "update", "partial_update")}
-
-
-def _opt(field, **kw):
-    return field(required=False, allow_null=True, **kw)
 
 
 class TaskSerializer(Serializer):
@@ -134,82 +135,82 @@ class CooperationAgreementSerializer(Serializer):
 
 
 class AgreementWriteSerializer(Serializer):
-    institution = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The customer's id.")
-    kind = _opt(serializers.ChoiceField, choices=AgreementType.choices)
-    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
-    company_signer = _opt(serializers.CharField, allow_blank=True, max_length=100)
-    customer_signer = _opt(serializers.CharField, allow_blank=True, max_length=100)
-    start_date = _opt(serializers.DateField)
-    end_date = _opt(serializers.DateField, help_text="Not before the start.")
-    amount = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
-    terms = _opt(serializers.CharField, allow_blank=True, max_length=20000)
-    payment_terms = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    owner = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="A user's id; you by default.")
-    team = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
+    institution = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The customer's id.")
+    kind = optional(serializers.ChoiceField, choices=AgreementType.choices)
+    title = optional(serializers.CharField, allow_blank=True, max_length=200)
+    company_signer = optional(serializers.CharField, allow_blank=True, max_length=100)
+    customer_signer = optional(serializers.CharField, allow_blank=True, max_length=100)
+    start_date = optional(serializers.DateField)
+    end_date = optional(serializers.DateField, help_text="Not before the start.")
+    amount = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    terms = optional(serializers.CharField, allow_blank=True, max_length=20000)
+    payment_terms = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    owner = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="A user's id; you by default.")
+    team = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
 
 
 class SignSerializer(Serializer):
-    signed_date = _opt(serializers.DateField)
+    signed_date = optional(serializers.DateField)
     signed_copy = serializers.FileField(required=False, help_text="PDF, PNG or JPEG, at most 20 MB.")
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class CooperationVersionSerializer(Serializer):
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class ProjectWriteSerializer(Serializer):
-    agreement = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Creation only.")
-    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
-    goal = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    responsible = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Required: a user's id.")
-    start_date = _opt(serializers.DateField)
-    end_date = _opt(serializers.DateField)
-    budget = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    agreement = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Creation only.")
+    title = optional(serializers.CharField, allow_blank=True, max_length=200)
+    goal = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    responsible = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Required: a user's id.")
+    start_date = optional(serializers.DateField)
+    end_date = optional(serializers.DateField)
+    budget = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class TaskWriteSerializer(Serializer):
-    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
-    owner = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
-    deadline = _opt(serializers.DateField)
+    title = optional(serializers.CharField, allow_blank=True, max_length=200)
+    owner = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    deadline = optional(serializers.DateField)
 
 
 class TaskProgressSerializer(Serializer):
     task = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-    status = _opt(serializers.ChoiceField, choices=TaskStatus.choices)
-    progress = _opt(serializers.IntegerField, min_value=0, max_value=100)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID,
+    status = optional(serializers.ChoiceField, choices=TaskStatus.choices)
+    progress = optional(serializers.IntegerField, min_value=0, max_value=100)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID,
                    help_text="The task's version you loaded (required): 409 if someone reported since.")
 
 
 class CheckWriteSerializer(Serializer):
-    checked_on = _opt(serializers.DateField)
-    progress = _opt(serializers.IntegerField)
-    problems = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    measures = _opt(serializers.CharField, allow_blank=True, max_length=5000)
+    checked_on = optional(serializers.DateField)
+    progress = optional(serializers.IntegerField)
+    problems = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    measures = optional(serializers.CharField, allow_blank=True, max_length=5000)
 
 
 class AcceptanceWriteSerializer(Serializer):
-    accepted_on = _opt(serializers.DateField)
-    result = _opt(serializers.ChoiceField, choices=AcceptanceResult.choices)
-    standards = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    remarks = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    accepted_by = _opt(serializers.CharField, allow_blank=True, max_length=100)
+    accepted_on = optional(serializers.DateField)
+    result = optional(serializers.ChoiceField, choices=AcceptanceResult.choices)
+    standards = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    remarks = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    accepted_by = optional(serializers.CharField, allow_blank=True, max_length=100)
     attachment = serializers.FileField(required=False, help_text="PDF, PNG or JPEG, at most 20 MB; optional.")
 
 
 class DueWriteSerializer(Serializer):
-    amount_due = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
-    settlement_due_date = _opt(serializers.DateField)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    amount_due = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    settlement_due_date = optional(serializers.DateField)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class PaymentWriteSerializer(Serializer):
-    paid_on = _opt(serializers.DateField)
-    amount = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
-    invoice_number = _opt(serializers.CharField, allow_blank=True, max_length=50)
+    paid_on = optional(serializers.DateField)
+    amount = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    invoice_number = optional(serializers.CharField, allow_blank=True, max_length=50)
 
 
 def _body(serializer_class, request) -> dict:

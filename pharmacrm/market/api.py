@@ -12,7 +12,16 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from pharmacrm.core import access, viewsets
-from pharmacrm.core.api_utils import HasCapability, IntegerFilter, Serializer, expected_version, versioned
+from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    IntegerFilter,
+    Serializer,
+    expected_version,
+    optional,
+    versioned,
+)
+from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution
 
@@ -29,17 +38,9 @@ from .models import (
 )
 
 TAGS = ["market"]
-ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
 DENIED = OpenApiResponse(description="Not allowed: no market capability, or not yours to change.")
-STALE = OpenApiResponse(description="Changed since the version you loaded; current_version says which it is now.")
-MAX_ID = 2**63 - 1
-YUAN = "Yuan as a decimal string, two decimals at most."
 MANAGE = {a: Cap.MANAGE_MARKET for a in ("create", "update", "partial_update")}
 RECORD = {a: Cap.RECORD_MARKET for a in ("create", "update", "partial_update", "destroy")}
-
-
-def _opt(field, **kw):
-    return field(required=False, allow_null=True, **kw)
 
 
 def _ids(**kw):
@@ -62,10 +63,10 @@ class CompetitorSerializer(Serializer):
 
 
 class CompetitorWriteSerializer(Serializer):
-    name = _opt(serializers.CharField, allow_blank=True, max_length=100, help_text="Unique.")
-    notes = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    active = _opt(serializers.BooleanField)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
+    name = optional(serializers.CharField, allow_blank=True, max_length=100, help_text="Unique.")
+    notes = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    active = optional(serializers.BooleanField)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
 
 
 class CompetitorProductSerializer(Serializer):
@@ -90,18 +91,18 @@ class CompetitorProductSerializer(Serializer):
 
 
 class CompetitorProductWriteSerializer(Serializer):
-    company = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The competitor's id.")
-    generic_name = _opt(serializers.CharField, allow_blank=True, max_length=100)
-    brand_name = _opt(serializers.CharField, allow_blank=True, max_length=100)
-    dosage_form = _opt(serializers.CharField, allow_blank=True, max_length=40)
-    strength = _opt(serializers.CharField, allow_blank=True, max_length=60)
+    company = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The competitor's id.")
+    generic_name = optional(serializers.CharField, allow_blank=True, max_length=100)
+    brand_name = optional(serializers.CharField, allow_blank=True, max_length=100)
+    dosage_form = optional(serializers.CharField, allow_blank=True, max_length=40)
+    strength = optional(serializers.CharField, allow_blank=True, max_length=60)
     our_products = _ids(help_text="Ids of our catalogue's products (/api/v1/products/).")
-    vbp_status = _opt(serializers.ChoiceField, choices=VbpStatus.choices)
-    vbp_batch = _opt(serializers.CharField, allow_blank=True, max_length=60)
-    reference_price = _opt(serializers.DecimalField, max_digits=12, decimal_places=2, help_text=YUAN)
-    notes = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    active = _opt(serializers.BooleanField)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    vbp_status = optional(serializers.ChoiceField, choices=VbpStatus.choices)
+    vbp_batch = optional(serializers.CharField, allow_blank=True, max_length=60)
+    reference_price = optional(serializers.DecimalField, max_digits=12, decimal_places=2, help_text=YUAN)
+    notes = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    active = optional(serializers.BooleanField)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class PresenceSerializer(Serializer):
@@ -121,12 +122,12 @@ class PresenceSerializer(Serializer):
 
 class PresenceWriteSerializer(Serializer):
     institution = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The customer's id.")
-    product = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The competitor product's id.")
-    monthly_volume = _opt(serializers.IntegerField, help_text="Units per month, 0 or more.")
-    share = _opt(serializers.DecimalField, max_digits=7, decimal_places=2, help_text="Percent, 0–100.")
-    observed_on = _opt(serializers.DateField, help_text="Not in the future.")
-    source = _opt(serializers.ChoiceField, choices=Source.choices)
-    note = _opt(serializers.CharField, allow_blank=True, max_length=2000)
+    product = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The competitor product's id.")
+    monthly_volume = optional(serializers.IntegerField, help_text="Units per month, 0 or more.")
+    share = optional(serializers.DecimalField, max_digits=7, decimal_places=2, help_text="Percent, 0–100.")
+    observed_on = optional(serializers.DateField, help_text="Not in the future.")
+    source = optional(serializers.ChoiceField, choices=Source.choices)
+    note = optional(serializers.CharField, allow_blank=True, max_length=2000)
 
 
 class IntelligenceSerializer(Serializer):
@@ -156,17 +157,17 @@ class IntelligenceSerializer(Serializer):
 
 
 class IntelligenceWriteSerializer(Serializer):
-    kind = _opt(serializers.ChoiceField, choices=IntelKind.choices)
-    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
-    content = _opt(serializers.CharField, allow_blank=True, max_length=20000)
-    happened_on = _opt(serializers.DateField, help_text="Not in the future.")
-    source = _opt(serializers.CharField, allow_blank=True, max_length=500, help_text="Text or a web address.")
-    importance = _opt(serializers.ChoiceField, choices=Importance.choices)
-    province = _opt(serializers.CharField, allow_blank=True, max_length=6, help_text="A province's code, or empty.")
+    kind = optional(serializers.ChoiceField, choices=IntelKind.choices)
+    title = optional(serializers.CharField, allow_blank=True, max_length=200)
+    content = optional(serializers.CharField, allow_blank=True, max_length=20000)
+    happened_on = optional(serializers.DateField, help_text="Not in the future.")
+    source = optional(serializers.CharField, allow_blank=True, max_length=500, help_text="Text or a web address.")
+    importance = optional(serializers.ChoiceField, choices=Importance.choices)
+    province = optional(serializers.CharField, allow_blank=True, max_length=6, help_text="A province's code, or empty.")
     competitor_products = _ids()
     our_products = _ids()
     customers = _ids(help_text="Customers' ids; a rep or key-account manager names at least one of theirs.")
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class _CatalogueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
