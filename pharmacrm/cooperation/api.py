@@ -219,6 +219,26 @@ def _body(serializer_class, request) -> dict:
     return {k: v for k, v in form.validated_data.items()}
 
 
+class _CooperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                          mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+    """What the agreements' and the projects' viewsets share: a record answered as read again through the
+    scoped queryset (`serializer_class`, with its version as ETag), and the list and detail reads."""
+
+    permission_classes = [HasCapability]
+
+    def _answer(self, obj, code=status.HTTP_200_OK):
+        obj = self.get_queryset().get(pk=obj.pk)
+        return versioned(Response(self.serializer_class(obj).data, status=code), obj)
+
+    @extend_schema(tags=TAGS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(tags=TAGS)
+    def retrieve(self, request, *args, **kwargs):
+        return self._answer(self.get_object())
+
+
 class AgreementFilter(django_filters.FilterSet):
     institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID, label="The customer's id.")
     kind = django_filters.ChoiceFilter(choices=AgreementType.choices)
@@ -231,8 +251,7 @@ class AgreementFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                       mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+class AgreementViewSet(_CooperationViewSet):
     """Cooperation agreements (合作协议), numbered HZ-YYYY-NNNN. Reading: "See cooperation agreements and projects"
     (leadership, analysts and auditors all; the others those they, their teams or their customers' owners look
     after). Writing: "Record cooperation agreements and run their projects", within that scope. Never deleted:
@@ -240,7 +259,6 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
 
     queryset = Agreement.objects.none()
     serializer_class = CooperationAgreementSerializer
-    permission_classes = [HasCapability]
     required_caps = {"*": Cap.READ_COOPERATION, **WRITE,
                      **{a: Cap.MANAGE_COOPERATION for a in ("sign", "in_force", "terminate")}}  # fmt: skip
     filterset_class = AgreementFilter
@@ -250,18 +268,6 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
             return self.queryset
         return (services.agreements_for(self.request.user).select_related("institution")
                 .prefetch_related(Prefetch("projects", Project.objects.only("id", "agreement_id"))).order_by("-number"))  # fmt: skip
-
-    def _answer(self, agreement, code=status.HTTP_200_OK):
-        agreement = self.get_queryset().get(pk=agreement.pk)
-        return versioned(Response(CooperationAgreementSerializer(agreement).data, status=code), agreement)
-
-    @extend_schema(tags=TAGS)
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
-    @extend_schema(tags=TAGS)
-    def retrieve(self, request, *args, **kwargs):
-        return self._answer(self.get_object())
 
     @extend_schema(tags=TAGS, request=AgreementWriteSerializer,
                    responses={201: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED},
@@ -329,14 +335,12 @@ class ProjectFilter(django_filters.FilterSet):
 PROJECT_ACTIONS = ("start", "close", "tasks", "task_progress", "checks", "acceptances", "amount_due", "payments")
 
 
-class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+class ProjectViewSet(_CooperationViewSet):
     """Cooperation projects (合作项目) under an agreement: plan, tasks, checks, acceptance and settlement. Scope and
     capabilities as the agreements'; a task's owner may also report its progress (task_progress)."""
 
     queryset = Project.objects.none()
     serializer_class = ProjectSerializer
-    permission_classes = [HasCapability]
     required_caps = {"*": Cap.READ_COOPERATION, **WRITE,
                      **{a: Cap.MANAGE_COOPERATION for a in PROJECT_ACTIONS if a != "task_progress"}}  # fmt: skip
     filterset_class = ProjectFilter
@@ -346,18 +350,6 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             return self.queryset
         return (services.projects_for(self.request.user).select_related("agreement")
                 .prefetch_related("tasks", "checks", "acceptances", "payments").order_by("-start_date", "-id"))  # fmt: skip
-
-    def _answer(self, project, code=status.HTTP_200_OK):
-        project = self.get_queryset().get(pk=project.pk)
-        return versioned(Response(ProjectSerializer(project).data, status=code), project)
-
-    @extend_schema(tags=TAGS)
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
-    @extend_schema(tags=TAGS)
-    def retrieve(self, request, *args, **kwargs):
-        return self._answer(self.get_object())
 
     @extend_schema(tags=TAGS, request=ProjectWriteSerializer,
                    responses={201: ProjectSerializer, 400: ERRORS, 403: DENIED},
