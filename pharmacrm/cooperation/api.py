@@ -14,7 +14,16 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, IntegerFilter, Serializer, expected_version, versioned
+from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    IntegerFilter,
+    Serializer,
+    expected_version,
+    optional,
+    versioned,
+)
+from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
 
 from . import services
@@ -31,16 +40,8 @@ from .models import (
 )
 
 TAGS = ["cooperation"]
-ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
 DENIED = OpenApiResponse(description="Not allowed: no cooperation capability, or not one of yours to manage.")
-STALE = OpenApiResponse(description="Changed since the version you loaded; current_version says which it is now.")
-MAX_ID = 2**63 - 1
-YUAN = "Yuan as a decimal string, two decimals at most."
 WRITE = {a: Cap.MANAGE_COOPERATION for a in ("create", "update", "partial_update")}
-
-
-def _opt(field, **kw):
-    return field(required=False, allow_null=True, **kw)
 
 
 class TaskSerializer(Serializer):
@@ -134,88 +135,108 @@ class CooperationAgreementSerializer(Serializer):
 
 
 class AgreementWriteSerializer(Serializer):
-    institution = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The customer's id.")
-    kind = _opt(serializers.ChoiceField, choices=AgreementType.choices)
-    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
-    company_signer = _opt(serializers.CharField, allow_blank=True, max_length=100)
-    customer_signer = _opt(serializers.CharField, allow_blank=True, max_length=100)
-    start_date = _opt(serializers.DateField)
-    end_date = _opt(serializers.DateField, help_text="Not before the start.")
-    amount = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
-    terms = _opt(serializers.CharField, allow_blank=True, max_length=20000)
-    payment_terms = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    owner = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="A user's id; you by default.")
-    team = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
+    institution = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The customer's id.")
+    kind = optional(serializers.ChoiceField, choices=AgreementType.choices)
+    title = optional(serializers.CharField, allow_blank=True, max_length=200)
+    company_signer = optional(serializers.CharField, allow_blank=True, max_length=100)
+    customer_signer = optional(serializers.CharField, allow_blank=True, max_length=100)
+    start_date = optional(serializers.DateField)
+    end_date = optional(serializers.DateField, help_text="Not before the start.")
+    amount = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    terms = optional(serializers.CharField, allow_blank=True, max_length=20000)
+    payment_terms = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    owner = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="A user's id; you by default.")
+    team = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
 
 
 class SignSerializer(Serializer):
-    signed_date = _opt(serializers.DateField)
+    signed_date = optional(serializers.DateField)
     signed_copy = serializers.FileField(required=False, help_text="PDF, PNG or JPEG, at most 20 MB.")
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class CooperationVersionSerializer(Serializer):
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class ProjectWriteSerializer(Serializer):
-    agreement = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Creation only.")
-    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
-    goal = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    responsible = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Required: a user's id.")
-    start_date = _opt(serializers.DateField)
-    end_date = _opt(serializers.DateField)
-    budget = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    agreement = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Creation only.")
+    title = optional(serializers.CharField, allow_blank=True, max_length=200)
+    goal = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    responsible = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Required: a user's id.")
+    start_date = optional(serializers.DateField)
+    end_date = optional(serializers.DateField)
+    budget = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class TaskWriteSerializer(Serializer):
-    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
-    owner = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
-    deadline = _opt(serializers.DateField)
+    title = optional(serializers.CharField, allow_blank=True, max_length=200)
+    owner = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    deadline = optional(serializers.DateField)
 
 
 class TaskProgressSerializer(Serializer):
     task = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-    status = _opt(serializers.ChoiceField, choices=TaskStatus.choices)
-    progress = _opt(serializers.IntegerField, min_value=0, max_value=100)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID,
+    status = optional(serializers.ChoiceField, choices=TaskStatus.choices)
+    progress = optional(serializers.IntegerField, min_value=0, max_value=100)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID,
                    help_text="The task's version you loaded (required): 409 if someone reported since.")
 
 
 class CheckWriteSerializer(Serializer):
-    checked_on = _opt(serializers.DateField)
-    progress = _opt(serializers.IntegerField)
-    problems = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    measures = _opt(serializers.CharField, allow_blank=True, max_length=5000)
+    checked_on = optional(serializers.DateField)
+    progress = optional(serializers.IntegerField)
+    problems = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    measures = optional(serializers.CharField, allow_blank=True, max_length=5000)
 
 
 class AcceptanceWriteSerializer(Serializer):
-    accepted_on = _opt(serializers.DateField)
-    result = _opt(serializers.ChoiceField, choices=AcceptanceResult.choices)
-    standards = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    remarks = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    accepted_by = _opt(serializers.CharField, allow_blank=True, max_length=100)
+    accepted_on = optional(serializers.DateField)
+    result = optional(serializers.ChoiceField, choices=AcceptanceResult.choices)
+    standards = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    remarks = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    accepted_by = optional(serializers.CharField, allow_blank=True, max_length=100)
     attachment = serializers.FileField(required=False, help_text="PDF, PNG or JPEG, at most 20 MB; optional.")
 
 
 class DueWriteSerializer(Serializer):
-    amount_due = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
-    settlement_due_date = _opt(serializers.DateField)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    amount_due = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    settlement_due_date = optional(serializers.DateField)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class PaymentWriteSerializer(Serializer):
-    paid_on = _opt(serializers.DateField)
-    amount = _opt(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
-    invoice_number = _opt(serializers.CharField, allow_blank=True, max_length=50)
+    paid_on = optional(serializers.DateField)
+    amount = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    invoice_number = optional(serializers.CharField, allow_blank=True, max_length=50)
 
 
 def _body(serializer_class, request) -> dict:
     form = serializer_class(data=request.data)
     form.is_valid(raise_exception=True)
     return {k: v for k, v in form.validated_data.items()}
+
+
+class _CooperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                          mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+    """What the agreements' and the projects' viewsets share: a record answered as read again through the
+    scoped queryset (`serializer_class`, with its version as ETag), and the list and detail reads."""
+
+    permission_classes = [HasCapability]
+
+    def _answer(self, obj, code=status.HTTP_200_OK):
+        obj = self.get_queryset().get(pk=obj.pk)
+        return versioned(Response(self.serializer_class(obj).data, status=code), obj)
+
+    @extend_schema(tags=TAGS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(tags=TAGS)
+    def retrieve(self, request, *args, **kwargs):
+        return self._answer(self.get_object())
 
 
 class AgreementFilter(django_filters.FilterSet):
@@ -230,8 +251,7 @@ class AgreementFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                       mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+class AgreementViewSet(_CooperationViewSet):
     """Cooperation agreements (合作协议), numbered HZ-YYYY-NNNN. Reading: "See cooperation agreements and projects"
     (leadership, analysts and auditors all; the others those they, their teams or their customers' owners look
     after). Writing: "Record cooperation agreements and run their projects", within that scope. Never deleted:
@@ -239,7 +259,6 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
 
     queryset = Agreement.objects.none()
     serializer_class = CooperationAgreementSerializer
-    permission_classes = [HasCapability]
     required_caps = {"*": Cap.READ_COOPERATION, **WRITE,
                      **{a: Cap.MANAGE_COOPERATION for a in ("sign", "in_force", "terminate")}}  # fmt: skip
     filterset_class = AgreementFilter
@@ -249,18 +268,6 @@ class AgreementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
             return self.queryset
         return (services.agreements_for(self.request.user).select_related("institution")
                 .prefetch_related(Prefetch("projects", Project.objects.only("id", "agreement_id"))).order_by("-number"))  # fmt: skip
-
-    def _answer(self, agreement, code=status.HTTP_200_OK):
-        agreement = self.get_queryset().get(pk=agreement.pk)
-        return versioned(Response(CooperationAgreementSerializer(agreement).data, status=code), agreement)
-
-    @extend_schema(tags=TAGS)
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
-    @extend_schema(tags=TAGS)
-    def retrieve(self, request, *args, **kwargs):
-        return self._answer(self.get_object())
 
     @extend_schema(tags=TAGS, request=AgreementWriteSerializer,
                    responses={201: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED},
@@ -328,14 +335,12 @@ class ProjectFilter(django_filters.FilterSet):
 PROJECT_ACTIONS = ("start", "close", "tasks", "task_progress", "checks", "acceptances", "amount_due", "payments")
 
 
-class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+class ProjectViewSet(_CooperationViewSet):
     """Cooperation projects (合作项目) under an agreement: plan, tasks, checks, acceptance and settlement. Scope and
     capabilities as the agreements'; a task's owner may also report its progress (task_progress)."""
 
     queryset = Project.objects.none()
     serializer_class = ProjectSerializer
-    permission_classes = [HasCapability]
     required_caps = {"*": Cap.READ_COOPERATION, **WRITE,
                      **{a: Cap.MANAGE_COOPERATION for a in PROJECT_ACTIONS if a != "task_progress"}}  # fmt: skip
     filterset_class = ProjectFilter
@@ -345,18 +350,6 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             return self.queryset
         return (services.projects_for(self.request.user).select_related("agreement")
                 .prefetch_related("tasks", "checks", "acceptances", "payments").order_by("-start_date", "-id"))  # fmt: skip
-
-    def _answer(self, project, code=status.HTTP_200_OK):
-        project = self.get_queryset().get(pk=project.pk)
-        return versioned(Response(ProjectSerializer(project).data, status=code), project)
-
-    @extend_schema(tags=TAGS)
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
-    @extend_schema(tags=TAGS)
-    def retrieve(self, request, *args, **kwargs):
-        return self._answer(self.get_object())
 
     @extend_schema(tags=TAGS, request=ProjectWriteSerializer,
                    responses={201: ProjectSerializer, 400: ERRORS, 403: DENIED},

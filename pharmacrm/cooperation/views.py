@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
@@ -99,10 +100,6 @@ def _export(request, qs) -> HttpResponse:
     return response
 
 
-def _service_errors(form, error: ValidationError) -> None:
-    form.add_service_errors(error)
-
-
 LIVE_FIELDS = ("title", "company_signer", "start_date", "end_date", "amount")
 
 
@@ -131,14 +128,12 @@ def agreement_create(request):
     form = forms.AgreementForm(request.user, request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
-        try:
-            agreement = services.create_agreement(request.user, form.values())
-        except ValidationError as e:
-            _service_errors(form, e)
-            status = 400
-        else:
+        outcome = save_form(form, lambda: services.create_agreement(request.user, form.values()))
+        if outcome.saved:
+            agreement = outcome.result
             messages.success(request, _("Agreement %(number)s recorded.") % {"number": agreement.number})
             return redirect("cooperation:agreement", agreement.pk)
+        status = outcome.status
     return render(request, "cooperation/agreement_form.html", {"form": form, "live": LIVE_FIELDS}, status=status)
 
 
@@ -160,17 +155,12 @@ def agreement_edit(request, pk):
     form = forms.AgreementForm(request.user, request.POST or None, initial=initial, signed=signed)
     status = 200
     if request.method == "POST":
-        try:
-            services.update_agreement(request.user, agreement, form.values(), request.POST.get("version"))
-        except ConflictError as e:
-            form.add_error(None, str(e))
-            status = 409
-        except ValidationError as e:
-            _service_errors(form, e)
-            status = 400
-        else:
+        outcome = save_form(form, lambda: services.update_agreement(request.user, agreement, form.values(),
+                                                                    request.POST.get("version")))  # fmt: skip
+        if outcome.saved:
             messages.success(request, _("Saved."))
             return redirect("cooperation:agreement", agreement.pk)
+        status = outcome.status
     return render(request, "cooperation/agreement_form.html", {"form": form, "agreement": agreement, "live": LIVE_FIELDS},
                   status=status)  # fmt: skip
 
@@ -211,7 +201,7 @@ def agreement_detail(request, pk):
             if target is None:
                 messages.error(request, " ".join(m for ms in e.message_dict.values() for m in ms))
                 return redirect("cooperation:agreement", agreement.pk)
-            _service_errors(target, e)
+            target.add_service_errors(e)
             status = 400
         else:
             messages.success(request, _("Saved."))
@@ -366,17 +356,12 @@ def project_edit(request, pk):
     form = forms.ProjectForm(request.user, request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
-        try:
-            services.update_project(request.user, project, form.values(), request.POST.get("version"))
-        except ConflictError as e:
-            form.add_error(None, str(e))
-            status = 409
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
+        outcome = save_form(form, lambda: services.update_project(request.user, project, form.values(),
+                                                                  request.POST.get("version")))  # fmt: skip
+        if outcome.saved:
             messages.success(request, _("Saved."))
             return redirect("cooperation:project", project.pk)
+        status = outcome.status
     return render(request, "cooperation/project_form.html", {"form": form, "project": project}, status=status)
 
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+
+# The responses the record APIs (market, licences, loyalty, cooperation) document in their @extend_schema; a
+# 403's description says what the caller lacks, so each API keeps its own (`DENIED = OpenApiResponse(…)`).
+ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
+STALE = OpenApiResponse(
+    description="Changed since the version you loaded; current_version says which it is now."
+)
+YUAN = "Yuan as a decimal string, two decimals at most."
 
 
 class OneObjectSchema(AutoSchema):

@@ -395,6 +395,11 @@ class QuerySerializer(Serializer):
     refuse_unknown = False
 
 
+def optional(field, **kw):
+    """A write serializer's field that may be left out or sent as null (a partial change)."""
+    return field(required=False, allow_null=True, **kw)
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
-from pharmacrm.core import access, audit, dueclock, signatures
+from pharmacrm.core import access, audit, dueclock, signatures, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, REVIEW_DEPARTMENT, Cap, Role
@@ -1837,21 +1837,10 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
         errors["signed_copy"] = [_("The file is too large; the limit is 20 MB.")]
     if errors:
         raise ValidationError(errors)
-    head = upload.read(8)
-    upload.seek(0)
-    suffix = next((s for magic, s in SIGNED_COPY_TYPES.items() if head.startswith(magic)), None)
-    if suffix is None or not _opens(upload, suffix):
-        raise ValidationError({"signed_copy": [_("Upload the signed copy as a PDF, PNG or JPEG file.")]})
-    path = agreements_dir() / f"{agreement.number}-{uuid.uuid4().hex}{suffix}"
-    digest, size = hashlib.sha256(), 0
+    path, copy_name, copy_sha256 = uploads.keep_scan(
+        "signed_copy", upload, agreements_dir(), agreement.number,
+        wrong_type=_("Upload the signed copy as a PDF, PNG or JPEG file."))  # fmt: skip
     try:
-        with open(path, "wb") as out:
-            for block in upload.chunks():
-                size += len(block)
-                if size > SIGNED_COPY_MAX:
-                    raise ValidationError({"signed_copy": [_("The file is too large; the limit is 20 MB.")]})
-                digest.update(block)
-                out.write(block)
         with transaction.atomic():
             # the account first, as the de-listing takes it before the agreements: taking this agreement and then the
             # earlier ones it renews, against a de-listing ending them in the other order, deadlocked on PostgreSQL.
@@ -1872,8 +1861,8 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
             old, old_date = agreement.status, agreement.signed_date
             old_copy, old_copy_sha256 = agreement.signed_copy, agreement.signed_copy_sha256
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
-            agreement.signed_copy, agreement.signed_copy_sha256 = path.name, digest.hexdigest()
-            agreement.signed_copy_name = signed_copy_name(upload.name or path.name, suffix)
+            agreement.signed_copy, agreement.signed_copy_sha256 = path.name, copy_sha256
+            agreement.signed_copy_name = copy_name
             # the next look: the renewal reminder, or (reminded already) the expiry after the end
             agreement.next_check_at = (
                 _renewal_moment(agreement) if agreement.renewal_notified_at is None else _expiry_moment(agreement)

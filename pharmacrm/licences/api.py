@@ -17,6 +17,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, viewsets
+from pharmacrm.core.api_schema import ERRORS, STALE
 from pharmacrm.core.api_utils import (
     DateField,
     HasCapability,
@@ -25,6 +26,7 @@ from pharmacrm.core.api_utils import (
     expected_version,
     versioned,
 )
+from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution
 
@@ -32,10 +34,7 @@ from . import services
 from .models import Licence, LicenceKind, Scope
 
 TAGS = ["licences"]
-ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
 DENIED = OpenApiResponse(description="Not allowed: no licence capability, or a customer you may not change.")
-STALE = OpenApiResponse(description="Changed since the version you loaded; current_version says which it is now.")
-MAX_ID = 2**63 - 1
 STATUSES = [("valid", "valid"), ("expiring", "expiring"), ("expired", "expired"), ("unverified", "unverified")]
 
 

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution
@@ -159,15 +160,13 @@ def licence_create(request, institution_id):
     form = forms.LicenceForm(request.POST or None, request.FILES or None, initial={"kind": request.GET.get("kind", "")})
     status = 200
     if request.method == "POST":
-        try:
-            licence = services.create(request.user, institution, form.values(), scan=form.scan_upload())
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
+        outcome = save_form(form, lambda: services.create(request.user, institution, form.values(),
+                                                          scan=form.scan_upload()))  # fmt: skip
+        if outcome.saved:
             messages.success(request, _("Licence %(number)s recorded; it counts once someone else has verified it.")
-                             % {"number": licence.number})  # fmt: skip
+                             % {"number": outcome.result.number})  # fmt: skip
             return redirect("customers:institution", institution.pk)
+        status = outcome.status
     return render(request, "licences/licence_form.html", {"form": form, "institution": institution}, status=status)
 
 
@@ -189,17 +188,13 @@ def licence_edit(request, pk):
     form = forms.LicenceForm(request.POST or None, request.FILES or None, initial=initial)
     status = 200
     if request.method == "POST":
-        try:
-            services.update(request.user, licence, form.values(), request.POST.get("version"), scan=form.scan_upload())
-        except ConflictError as e:
-            form.add_error(None, str(e))
-            status = 409
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
+        version = request.POST.get("version")
+        outcome = save_form(form, lambda: services.update(request.user, licence, form.values(), version,
+                                                          scan=form.scan_upload()))  # fmt: skip
+        if outcome.saved:
             messages.success(request, _("Licence %(number)s saved.") % {"number": licence.number})
             return redirect("customers:institution", licence.institution_id)
+        status = outcome.status
     return render(request, "licences/licence_form.html", {"form": form, "institution": licence.institution,
                                                           "licence": licence}, status=status)  # fmt: skip
 

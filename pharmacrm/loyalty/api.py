@@ -13,7 +13,16 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, IntegerFilter, Serializer, expected_version, versioned
+from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    IntegerFilter,
+    Serializer,
+    expected_version,
+    optional,
+    versioned,
+)
+from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
 
 from . import services
@@ -31,18 +40,8 @@ from .models import (
 )
 
 TAGS = ["loyalty"]
-ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
 DENIED = OpenApiResponse(description="Not allowed: no loyalty capability, not one of your customers, or your own "
                                      "request to approve (four eyes).")  # fmt: skip
-STALE = OpenApiResponse(
-    description="Changed since the version you loaded; current_version says which it is now."
-)
-MAX_ID = 2**63 - 1
-YUAN = "Yuan as a decimal string, two decimals at most."
-
-
-def _opt(field, **kw):
-    return field(required=False, allow_null=True, **kw)
 
 
 def _body(serializer_class, request) -> dict:
@@ -162,16 +161,16 @@ class LoyaltyRewardSerializer(Serializer):
 
 
 class LoyaltyRewardWriteSerializer(Serializer):
-    name = _opt(serializers.CharField, allow_blank=True, max_length=100)
-    kind = _opt(serializers.ChoiceField, choices=RewardKind.choices)
-    points_cost = _opt(serializers.IntegerField, min_value=1, max_value=services.MAX_POINTS)
-    value_cny = _opt(serializers.DecimalField, max_digits=12, decimal_places=2, help_text=YUAN)
-    stock = _opt(
+    name = optional(serializers.CharField, allow_blank=True, max_length=100)
+    kind = optional(serializers.ChoiceField, choices=RewardKind.choices)
+    points_cost = optional(serializers.IntegerField, min_value=1, max_value=services.MAX_POINTS)
+    value_cny = optional(serializers.DecimalField, max_digits=12, decimal_places=2, help_text=YUAN)
+    stock = optional(
         serializers.IntegerField, min_value=0, max_value=services.MAX_POINTS, help_text="null: unlimited."
     )
-    active = _opt(serializers.BooleanField)
-    description = _opt(serializers.CharField, allow_blank=True, max_length=2000)
-    version = _opt(
+    active = optional(serializers.BooleanField)
+    description = optional(serializers.CharField, allow_blank=True, max_length=2000)
+    version = optional(
         serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded."
     )
 
@@ -262,18 +261,18 @@ class LoyaltyRedemptionSerializer(Serializer):
 
 class LoyaltyRedemptionWriteSerializer(Serializer):
     member = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The member's id.")
-    reward = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The reward's id.")
-    quantity = _opt(serializers.IntegerField, min_value=1, max_value=100)
+    reward = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The reward's id.")
+    quantity = optional(serializers.IntegerField, min_value=1, max_value=100)
 
 
 class LoyaltyDecisionSerializer(Serializer):
-    note = _opt(serializers.CharField, allow_blank=True, max_length=500, help_text="Required to reject.")
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    note = optional(serializers.CharField, allow_blank=True, max_length=500, help_text="Required to reject.")
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class LoyaltyFulfilSerializer(Serializer):
-    delivery_note = _opt(serializers.CharField, allow_blank=True, max_length=500)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    delivery_note = optional(serializers.CharField, allow_blank=True, max_length=500)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class RedemptionFilter(django_filters.FilterSet):
@@ -383,10 +382,10 @@ class LoyaltyReferralSerializer(Serializer):
 
 class LoyaltyReferralWriteSerializer(Serializer):
     referrer = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The referring member's id.")
-    referred = _opt(
+    referred = optional(
         serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The new customer's id."
     )
-    note = _opt(serializers.CharField, allow_blank=True, max_length=500)
+    note = optional(serializers.CharField, allow_blank=True, max_length=500)
 
 
 class ReferralFilter(django_filters.FilterSet):

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -133,14 +134,11 @@ def reward_list(request):
         if not may_edit:
             raise PermissionDenied
         form = forms.RewardForm(request.POST, prefix="reward")
-        try:
-            services.create_reward(request.user, form.values())
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
+        outcome = save_form(form, lambda: services.create_reward(request.user, form.values()))
+        if outcome.saved:
             messages.success(request, _("Saved."))
             return redirect("loyalty:rewards")
+        status = outcome.status
     return render(request, "loyalty/rewards.html", {"rewards": Reward.objects.all(), "form": form, "may_edit": may_edit},
                   status=status)  # fmt: skip
 
@@ -154,17 +152,12 @@ def reward_edit(request, pk):
     form = forms.RewardForm(request.POST or None, prefix="reward", initial=initial)
     status = 200
     if request.method == "POST":
-        try:
-            services.update_reward(request.user, reward, form.values(), request.POST.get("version"))
-        except ConflictError as e:
-            form.add_error(None, str(e))
-            status = 409
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
+        outcome = save_form(form, lambda: services.update_reward(request.user, reward, form.values(),
+                                                                 request.POST.get("version")))  # fmt: skip
+        if outcome.saved:
             messages.success(request, _("Saved."))
             return redirect("loyalty:rewards")
+        status = outcome.status
     return render(request, "loyalty/reward_form.html", {"form": form, "reward": reward}, status=status)
 
 

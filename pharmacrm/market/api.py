@@ -6,13 +6,22 @@ Presence is append-only. docs/market.md."""
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from pharmacrm.core import access, viewsets
-from pharmacrm.core.api_utils import HasCapability, IntegerFilter, Serializer, expected_version, versioned
+from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    IntegerFilter,
+    Serializer,
+    expected_version,
+    optional,
+    versioned,
+)
+from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution
 
@@ -29,17 +38,9 @@ from .models import (
 )
 
 TAGS = ["market"]
-ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
 DENIED = OpenApiResponse(description="Not allowed: no market capability, or not yours to change.")
-STALE = OpenApiResponse(description="Changed since the version you loaded; current_version says which it is now.")
-MAX_ID = 2**63 - 1
-YUAN = "Yuan as a decimal string, two decimals at most."
 MANAGE = {a: Cap.MANAGE_MARKET for a in ("create", "update", "partial_update")}
 RECORD = {a: Cap.RECORD_MARKET for a in ("create", "update", "partial_update", "destroy")}
-
-
-def _opt(field, **kw):
-    return field(required=False, allow_null=True, **kw)
 
 
 def _ids(**kw):
@@ -62,10 +63,10 @@ class CompetitorSerializer(Serializer):
 
 
 class CompetitorWriteSerializer(Serializer):
-    name = _opt(serializers.CharField, allow_blank=True, max_length=100, help_text="Unique.")
-    notes = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    active = _opt(serializers.BooleanField)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
+    name = optional(serializers.CharField, allow_blank=True, max_length=100, help_text="Unique.")
+    notes = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    active = optional(serializers.BooleanField)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Edits: the version you loaded.")
 
 
 class CompetitorProductSerializer(Serializer):
@@ -90,18 +91,18 @@ class CompetitorProductSerializer(Serializer):
 
 
 class CompetitorProductWriteSerializer(Serializer):
-    company = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The competitor's id.")
-    generic_name = _opt(serializers.CharField, allow_blank=True, max_length=100)
-    brand_name = _opt(serializers.CharField, allow_blank=True, max_length=100)
-    dosage_form = _opt(serializers.CharField, allow_blank=True, max_length=40)
-    strength = _opt(serializers.CharField, allow_blank=True, max_length=60)
+    company = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The competitor's id.")
+    generic_name = optional(serializers.CharField, allow_blank=True, max_length=100)
+    brand_name = optional(serializers.CharField, allow_blank=True, max_length=100)
+    dosage_form = optional(serializers.CharField, allow_blank=True, max_length=40)
+    strength = optional(serializers.CharField, allow_blank=True, max_length=60)
     our_products = _ids(help_text="Ids of our catalogue's products (/api/v1/products/).")
-    vbp_status = _opt(serializers.ChoiceField, choices=VbpStatus.choices)
-    vbp_batch = _opt(serializers.CharField, allow_blank=True, max_length=60)
-    reference_price = _opt(serializers.DecimalField, max_digits=12, decimal_places=2, help_text=YUAN)
-    notes = _opt(serializers.CharField, allow_blank=True, max_length=5000)
-    active = _opt(serializers.BooleanField)
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    vbp_status = optional(serializers.ChoiceField, choices=VbpStatus.choices)
+    vbp_batch = optional(serializers.CharField, allow_blank=True, max_length=60)
+    reference_price = optional(serializers.DecimalField, max_digits=12, decimal_places=2, help_text=YUAN)
+    notes = optional(serializers.CharField, allow_blank=True, max_length=5000)
+    active = optional(serializers.BooleanField)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class PresenceSerializer(Serializer):
@@ -121,12 +122,12 @@ class PresenceSerializer(Serializer):
 
 class PresenceWriteSerializer(Serializer):
     institution = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The customer's id.")
-    product = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The competitor product's id.")
-    monthly_volume = _opt(serializers.IntegerField, help_text="Units per month, 0 or more.")
-    share = _opt(serializers.DecimalField, max_digits=7, decimal_places=2, help_text="Percent, 0–100.")
-    observed_on = _opt(serializers.DateField, help_text="Not in the future.")
-    source = _opt(serializers.ChoiceField, choices=Source.choices)
-    note = _opt(serializers.CharField, allow_blank=True, max_length=2000)
+    product = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The competitor product's id.")
+    monthly_volume = optional(serializers.IntegerField, help_text="Units per month, 0 or more.")
+    share = optional(serializers.DecimalField, max_digits=7, decimal_places=2, help_text="Percent, 0–100.")
+    observed_on = optional(serializers.DateField, help_text="Not in the future.")
+    source = optional(serializers.ChoiceField, choices=Source.choices)
+    note = optional(serializers.CharField, allow_blank=True, max_length=2000)
 
 
 class IntelligenceSerializer(Serializer):
@@ -156,62 +157,85 @@ class IntelligenceSerializer(Serializer):
 
 
 class IntelligenceWriteSerializer(Serializer):
-    kind = _opt(serializers.ChoiceField, choices=IntelKind.choices)
-    title = _opt(serializers.CharField, allow_blank=True, max_length=200)
-    content = _opt(serializers.CharField, allow_blank=True, max_length=20000)
-    happened_on = _opt(serializers.DateField, help_text="Not in the future.")
-    source = _opt(serializers.CharField, allow_blank=True, max_length=500, help_text="Text or a web address.")
-    importance = _opt(serializers.ChoiceField, choices=Importance.choices)
-    province = _opt(serializers.CharField, allow_blank=True, max_length=6, help_text="A province's code, or empty.")
+    kind = optional(serializers.ChoiceField, choices=IntelKind.choices)
+    title = optional(serializers.CharField, allow_blank=True, max_length=200)
+    content = optional(serializers.CharField, allow_blank=True, max_length=20000)
+    happened_on = optional(serializers.DateField, help_text="Not in the future.")
+    source = optional(serializers.CharField, allow_blank=True, max_length=500, help_text="Text or a web address.")
+    importance = optional(serializers.ChoiceField, choices=Importance.choices)
+    province = optional(serializers.CharField, allow_blank=True, max_length=6, help_text="A province's code, or empty.")
     competitor_products = _ids()
     our_products = _ids()
     customers = _ids(help_text="Customers' ids; a rep or key-account manager names at least one of theirs.")
-    version = _opt(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
-class CompetitorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+class _CatalogueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                         mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+    """The competitor catalogue's viewsets (companies and products): read by every role that reads the market
+    pages, kept by "Keep the competitor catalogue"; never deleted. A subclass names its read serializer
+    (`serializer_class`), its write serializer and the service that saves one, and is documented by
+    `_catalogue_schema`."""
+
+    permission_classes = [HasCapability]
+    required_caps = {"*": Cap.READ_MARKET, **MANAGE}
+    write_serializer: type[Serializer]
+
+    def save_record(self, user, data, obj=None, version=None):
+        raise NotImplementedError
+
+    def _fresh(self, obj):
+        return obj
+
+    def _answer(self, obj, code=status.HTTP_200_OK):
+        return versioned(Response(self.serializer_class(self._fresh(obj)).data, status=code), obj)
+
+    def retrieve(self, request, *args, **kwargs):
+        return self._answer(self.get_object())
+
+    def create(self, request, *args, **kwargs):
+        data = _body(self.write_serializer, request)
+        data.pop("version", None)
+        return self._answer(self.save_record(request.user, data), status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        obj = self.get_object()
+        data = _body(self.write_serializer, request)
+        version = expected_version(request, data.pop("version", None))
+        return self._answer(self.save_record(request.user, data, obj, version))
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, **kwargs)
+
+
+def _catalogue_schema(read, write):
+    """The OpenAPI description of a _CatalogueViewSet reading `read` and taking `write`."""
+    return extend_schema_view(
+        list=extend_schema(tags=TAGS),
+        retrieve=extend_schema(tags=TAGS),
+        create=extend_schema(tags=TAGS, request=write, responses={201: read, 400: ERRORS, 403: DENIED}),
+        update=extend_schema(
+            tags=TAGS, request=write, responses={200: read, 400: ERRORS, 403: DENIED, 409: STALE}
+        ),
+        partial_update=extend_schema(tags=TAGS, request=write),
+    )
+
+
+@_catalogue_schema(CompetitorSerializer, CompetitorWriteSerializer)
+class CompetitorViewSet(_CatalogueViewSet):
     """Competitor companies (竞争对手). Read by every role that reads the market pages; kept by "Keep the competitor
     catalogue" (analysts, managers, administrators). Never deleted: set `active` false."""
 
     queryset = Competitor.objects.none()
     serializer_class = CompetitorSerializer
-    permission_classes = [HasCapability]
-    required_caps = {"*": Cap.READ_MARKET, **MANAGE}
+    write_serializer = CompetitorWriteSerializer
     ordering_fields = ["name", "id"]
 
     def get_queryset(self):
         return Competitor.objects.order_by("name")
 
-    def _answer(self, obj, code=status.HTTP_200_OK):
-        return versioned(Response(CompetitorSerializer(obj).data, status=code), obj)
-
-    @extend_schema(tags=TAGS)
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
-    @extend_schema(tags=TAGS)
-    def retrieve(self, request, *args, **kwargs):
-        return self._answer(self.get_object())
-
-    @extend_schema(tags=TAGS, request=CompetitorWriteSerializer,
-                   responses={201: CompetitorSerializer, 400: ERRORS, 403: DENIED})  # fmt: skip
-    def create(self, request, *args, **kwargs):
-        data = _body(CompetitorWriteSerializer, request)
-        data.pop("version", None)
-        return self._answer(services.save_competitor(request.user, data), status.HTTP_201_CREATED)
-
-    @extend_schema(tags=TAGS, request=CompetitorWriteSerializer,
-                   responses={200: CompetitorSerializer, 400: ERRORS, 403: DENIED, 409: STALE})  # fmt: skip
-    def update(self, request, *args, **kwargs):
-        obj = self.get_object()
-        data = _body(CompetitorWriteSerializer, request)
-        version = expected_version(request, data.pop("version", None))
-        return self._answer(services.save_competitor(request.user, data, obj, version))
-
-    @extend_schema(tags=TAGS, request=CompetitorWriteSerializer)
-    def partial_update(self, request, *args, **kwargs):
-        return self.update(request, *args, **kwargs)
+    def save_record(self, user, data, obj=None, version=None):
+        return services.save_competitor(user, data, obj, version)
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -226,16 +250,15 @@ class ProductFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class CompetitorProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                               mixins.UpdateModelMixin, viewsets.GenericViewSet):  # fmt: skip
+@_catalogue_schema(CompetitorProductSerializer, CompetitorProductWriteSerializer)
+class CompetitorProductViewSet(_CatalogueViewSet):
     """Competitor products (竞品): 通用名, 商品名, dosage form, strength, volume-based procurement status and batch,
     reference price, and our products they compete with. Read by every role that reads the market pages; kept by
     analysts, managers and administrators."""
 
     queryset = CompetitorProduct.objects.none()
     serializer_class = CompetitorProductSerializer
-    permission_classes = [HasCapability]
-    required_caps = {"*": Cap.READ_MARKET, **MANAGE}
+    write_serializer = CompetitorProductWriteSerializer
     filterset_class = ProductFilter
     ordering_fields = ["generic_name", "brand_name", "reference_price", "id"]
 
@@ -243,35 +266,11 @@ class CompetitorProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         qs = CompetitorProduct.objects.select_related("company").prefetch_related("our_products")
         return qs.order_by("generic_name", "id")
 
-    def _answer(self, obj, code=status.HTTP_200_OK):
-        return versioned(Response(CompetitorProductSerializer(self.get_queryset().get(pk=obj.pk)).data, status=code), obj)
+    def _fresh(self, obj):
+        return self.get_queryset().get(pk=obj.pk)
 
-    @extend_schema(tags=TAGS)
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
-
-    @extend_schema(tags=TAGS)
-    def retrieve(self, request, *args, **kwargs):
-        return self._answer(self.get_object())
-
-    @extend_schema(tags=TAGS, request=CompetitorProductWriteSerializer,
-                   responses={201: CompetitorProductSerializer, 400: ERRORS, 403: DENIED})  # fmt: skip
-    def create(self, request, *args, **kwargs):
-        data = _body(CompetitorProductWriteSerializer, request)
-        data.pop("version", None)
-        return self._answer(services.save_product(request.user, data), status.HTTP_201_CREATED)
-
-    @extend_schema(tags=TAGS, request=CompetitorProductWriteSerializer,
-                   responses={200: CompetitorProductSerializer, 400: ERRORS, 403: DENIED, 409: STALE})  # fmt: skip
-    def update(self, request, *args, **kwargs):
-        obj = self.get_object()
-        data = _body(CompetitorProductWriteSerializer, request)
-        version = expected_version(request, data.pop("version", None))
-        return self._answer(services.save_product(request.user, data, obj, version))
-
-    @extend_schema(tags=TAGS, request=CompetitorProductWriteSerializer)
-    def partial_update(self, request, *args, **kwargs):
-        return self.update(request, *args, **kwargs)
+    def save_record(self, user, data, obj=None, version=None):
+        return services.save_product(user, data, obj, version)
 
 
 class PresenceFilter(django_filters.FilterSet):

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse
@@ -25,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import HospitalGrade
@@ -176,14 +176,11 @@ def competitors(request):
     form = forms.CompetitorForm(request.POST or None, prefix="competitor")
     status = 200
     if request.method == "POST":
-        try:
-            competitor = services.save_competitor(request.user, form.values())
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
-            messages.success(request, _("Competitor %(name)s recorded.") % {"name": competitor.name})
+        outcome = save_form(form, lambda: services.save_competitor(request.user, form.values()))
+        if outcome.saved:
+            messages.success(request, _("Competitor %(name)s recorded.") % {"name": outcome.result.name})
             return redirect("market:competitors")
+        status = outcome.status
     companies = Competitor.objects.prefetch_related("products")
     return render(request, "market/competitors.html", {
         "companies": companies, "form": form, "may_manage": services.may_manage(request.user)}, status=status)
@@ -202,17 +199,12 @@ def competitor_edit(request, pk):
     if request.method == "POST":
         values = form.values()
         values["active"] = request.POST.get("active") in ("on", "true", "1")
-        try:
-            services.save_competitor(request.user, values, competitor, request.POST.get("version"))
-        except ConflictError as e:
-            form.add_error(None, str(e))
-            status = 409
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
+        outcome = save_form(form, lambda: services.save_competitor(request.user, values, competitor,
+                                                                   request.POST.get("version")))  # fmt: skip
+        if outcome.saved:
             messages.success(request, _("Saved."))
             return redirect("market:competitors")
+        status = outcome.status
     return render(request, "market/form.html", {"form": form, "obj": competitor, "title": competitor.name},
                   status=status)  # fmt: skip
 
@@ -232,17 +224,12 @@ def product_edit(request, pk=None):
     form = forms.ProductForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
-        try:
-            product = services.save_product(request.user, form.values(), product, request.POST.get("version"))
-        except ConflictError as e:
-            form.add_error(None, str(e))
-            status = 409
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
+        outcome = save_form(form, lambda: services.save_product(request.user, form.values(), product,
+                                                                request.POST.get("version")))  # fmt: skip
+        if outcome.saved:
             messages.success(request, _("Saved."))
-            return redirect("market:product", product.pk)
+            return redirect("market:product", outcome.result.pk)
+        status = outcome.status
     title = str(product) if product else _("New competitor product")
     return render(request, "market/form.html", {"form": form, "obj": product, "title": title}, status=status)
 
@@ -262,14 +249,11 @@ def presence_record(request, institution_id):
                                                             "product": request.GET.get("product", "")})  # fmt: skip
     status = 200
     if request.method == "POST":
-        try:
-            services.record_presence(request.user, institution, form.values())
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
+        outcome = save_form(form, lambda: services.record_presence(request.user, institution, form.values()))
+        if outcome.saved:
             messages.success(request, _("The observation was recorded."))
             return redirect("market:presence", institution.pk)
+        status = outcome.status
     history = (services.presence_for(request.user).filter(institution=institution)
                .select_related("product__company", "recorded_by")[:200])  # fmt: skip
     return render(request, "market/presence.html", {"institution": institution, "form": form, "history": history},
@@ -324,20 +308,14 @@ def _intel_form_page(request, item: Intelligence | None):
     form = forms.IntelligenceForm(request.user, request.POST or None, initial=initial, linked=linked)
     status = 200
     if request.method == "POST":
-        try:
-            if item is None:
-                item = services.create_intelligence(request.user, form.values())
-            else:
-                services.update_intelligence(request.user, item, form.values(), request.POST.get("version"))
-        except ConflictError as e:
-            form.add_error(None, str(e))
-            status = 409
-        except ValidationError as e:
-            form.add_service_errors(e)
-            status = 400
-        else:
+        version = request.POST.get("version")
+        outcome = save_form(form, lambda: (
+            services.create_intelligence(request.user, form.values()) if item is None
+            else services.update_intelligence(request.user, item, form.values(), version)))  # fmt: skip
+        if outcome.saved:
             messages.success(request, _("Saved."))
-            return redirect("market:intelligence", item.pk)
+            return redirect("market:intelligence", outcome.result.pk)
+        status = outcome.status
     title = item.title if item else _("New market intelligence")
     return render(request, "market/form.html", {"form": form, "obj": item, "title": title}, status=status)
 

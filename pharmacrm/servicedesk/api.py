@@ -660,6 +660,19 @@ class TicketCategorySerializer(ModelSerializer):
         ]  # fmt: skip
 
 
+SETTINGS_TAGS = ["service settings"]
+# the service settings' viewsets: managers and administrators change them, everyone who sees tickets reads them
+SETTINGS_CAPS = {**{a: Cap.MANAGE_SERVICE for a in ("create", "update", "partial_update", "destroy")},
+                 "*": Cap.VIEW_TICKETS}  # fmt: skip
+
+
+def _settings_schema(**own):
+    """The @extend_schema_view of a service-settings viewset: its operations under the "service settings" tag,
+    an operation in `own` (its extend_schema, e.g. destroy's description) in place of the plain one."""
+    plain = ("list", "retrieve", "create", "update", "partial_update")
+    return extend_schema_view(**({name: extend_schema(tags=SETTINGS_TAGS) for name in plain} | own))
+
+
 class TicketCategoryFilter(django_filters.FilterSet):
     active = StrictBooleanFilter()
 
@@ -668,17 +681,10 @@ class TicketCategoryFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-@extend_schema_view(
-    list=extend_schema(tags=["service settings"]),
-    retrieve=extend_schema(tags=["service settings"]),
-    create=extend_schema(tags=["service settings"]),
-    update=extend_schema(tags=["service settings"]),
-    partial_update=extend_schema(tags=["service settings"]),
-    destroy=extend_schema(
-        tags=["service settings"], responses={204: None},
-        description="Deactivate the category (never deleted: tickets refer to it).",
-    ),  # fmt: skip
-)
+@_settings_schema(
+    destroy=extend_schema(tags=SETTINGS_TAGS, responses={204: None},
+                          description="Deactivate the category (never deleted: tickets refer to it)."),
+)  # fmt: skip
 class TicketCategoryViewSet(viewsets.ModelViewSet):
     """The ticket category tree with each category's default priority and complexity (administrators and
     managers change it; every change audited)."""
@@ -686,13 +692,7 @@ class TicketCategoryViewSet(viewsets.ModelViewSet):
     queryset = TicketCategory.objects.select_related("parent")
     serializer_class = TicketCategorySerializer
     permission_classes = [HasCapability]
-    required_caps = {
-        "create": Cap.MANAGE_SERVICE,
-        "update": Cap.MANAGE_SERVICE,
-        "partial_update": Cap.MANAGE_SERVICE,
-        "destroy": Cap.MANAGE_SERVICE,
-        "*": Cap.VIEW_TICKETS,
-    }
+    required_caps = SETTINGS_CAPS
     filterset_class = TicketCategoryFilter
     ordering_fields = ["position", "code"]
     ordering = ["position", "code"]
@@ -760,14 +760,9 @@ class SlaPolicyFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-@extend_schema_view(
-    list=extend_schema(tags=["service settings"]),
-    retrieve=extend_schema(tags=["service settings"]),
-    create=extend_schema(tags=["service settings"]),
-    update=extend_schema(tags=["service settings"]),
-    partial_update=extend_schema(tags=["service settings"]),
+@_settings_schema(
     destroy=extend_schema(
-        tags=["service settings"],
+        tags=SETTINGS_TAGS,
         description="Deactivate the policy (policies are never deleted: tickets refer to them). 409 if no "
         "active policy without conditions would remain.",
         responses={204: None, 409: OpenApiResponse(description="The last catch-all policy.")},
@@ -779,13 +774,7 @@ class SlaPolicyViewSet(viewsets.ModelViewSet):
     queryset = SlaPolicy.objects.select_related("category", "calendar")
     serializer_class = SlaPolicySerializer
     permission_classes = [HasCapability]
-    required_caps = {
-        "create": Cap.MANAGE_SERVICE,
-        "update": Cap.MANAGE_SERVICE,
-        "partial_update": Cap.MANAGE_SERVICE,
-        "destroy": Cap.MANAGE_SERVICE,
-        "*": Cap.VIEW_TICKETS,
-    }
+    required_caps = SETTINGS_CAPS
     filterset_class = SlaPolicyFilter
     ordering_fields = ["position", "name", "id"]
     ordering = ["position", "name"]
@@ -833,13 +822,8 @@ class EscalationRuleSerializer(ModelSerializer):
         fields = ["id", "level", "after_minutes", "notify", "reassign", "cooldown_minutes", "active", "version"]
 
 
-@extend_schema_view(
-    list=extend_schema(tags=["service settings"]),
-    retrieve=extend_schema(tags=["service settings"]),
-    create=extend_schema(tags=["service settings"]),
-    update=extend_schema(tags=["service settings"]),
-    partial_update=extend_schema(tags=["service settings"]),
-    destroy=extend_schema(tags=["service settings"], responses={204: None},
+@_settings_schema(
+    destroy=extend_schema(tags=SETTINGS_TAGS, responses={204: None},
                           description="Switch the level off (kept for the history that names it)."),
 )  # fmt: skip
 class EscalationRuleViewSet(viewsets.ModelViewSet):
@@ -849,13 +833,7 @@ class EscalationRuleViewSet(viewsets.ModelViewSet):
     queryset = EscalationRule.objects.all()
     serializer_class = EscalationRuleSerializer
     permission_classes = [HasCapability]
-    required_caps = {
-        "create": Cap.MANAGE_SERVICE,
-        "update": Cap.MANAGE_SERVICE,
-        "partial_update": Cap.MANAGE_SERVICE,
-        "destroy": Cap.MANAGE_SERVICE,
-        "*": Cap.VIEW_TICKETS,
-    }
+    required_caps = SETTINGS_CAPS
     ordering = ["level"]
     lookup_value_regex = r"[0-9]{1,18}"
 
@@ -921,13 +899,9 @@ class OverrideFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-@extend_schema_view(
-    list=extend_schema(tags=["service settings"]),
-    retrieve=extend_schema(tags=["service settings"]),
-    create=extend_schema(tags=["service settings"]),
-    update=extend_schema(tags=["service settings"], description="Change the calendar; the open tickets on it get "
+@_settings_schema(
+    update=extend_schema(tags=SETTINGS_TAGS, description="Change the calendar; the open tickets on it get "
                          "their deadlines recomputed by the worker."),
-    partial_update=extend_schema(tags=["service settings"]),
 )  # fmt: skip
 class BusinessCalendarViewSet(
     mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet
