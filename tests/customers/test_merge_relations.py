@@ -16,7 +16,14 @@ from pharmacrm.customers.models import Institution, MergeRecord, Person
 from pharmacrm.market import services as market
 from pharmacrm.market.models import Intelligence
 
-DECIDED = {customers.MOVE, customers.MOVE_ONE, customers.MOVE_LINKS, customers.THROUGH, customers.KEEP, customers.OWN}
+DECIDED = {
+    customers.MOVE,
+    customers.MOVE_ONE,
+    customers.MOVE_LINKS,
+    customers.THROUGH,
+    customers.KEEP,
+    customers.OWN,
+}
 
 
 def _pointing_at(target) -> list[tuple[type, str]]:
@@ -67,7 +74,9 @@ def test_intelligence_naming_the_duplicate_is_in_the_survivors_market_brief_afte
     After the merge the key-account manager reads the hospital's market brief: the news is there, once — also the
     item that named both records —, the items say they changed, and the merge's history says what moved."""
     manager = users["manager"]
-    copy = customers.create_institution(manager, {"name": "北京协和医院（东院）", "kind": "hospital", "region": shanghai})
+    copy = customers.create_institution(
+        manager, {"name": "北京协和医院（东院）", "kind": "hospital", "region": shanghai}
+    )
     tender = _intel(manager, "协和医院带量采购中标结果", [copy])
     both = _intel(manager, "协和医院新药准入会议", [copy, xiehe])
     stamps = {i.pk: (i.version, i.updated_at) for i in (tender, both)}
@@ -82,7 +91,9 @@ def test_intelligence_naming_the_duplicate_is_in_the_survivors_market_brief_afte
     text = brief.content.decode()
     assert "协和医院带量采购中标结果" in text and text.count("协和医院新药准入会议") == 1
     assert list(Institution.objects.get(pk=copy.pk).market_intelligence.all()) == []
-    assert sorted(c.pk for c in Intelligence.objects.get(pk=both.pk).customers.all()) == [xiehe.pk]  # one link
+    assert sorted(c.pk for c in Intelligence.objects.get(pk=both.pk).customers.all()) == [
+        xiehe.pk
+    ]  # one link
     for item in Intelligence.objects.filter(pk__in=stamps):
         version, updated = stamps[item.pk]
         assert item.version == version + 1 and item.updated_at > updated  # a form opened before is told
