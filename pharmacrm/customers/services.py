@@ -1075,24 +1075,80 @@ def duplicates_of(obj: Institution | Person) -> list[tuple[Institution | Person,
     return [(objs[pk], reason) for pk, reason in found.items() if pk in objs and pk not in different]
 
 
+# What a merge does with the duplicate's records of each relation pointing at a customer (merge_plan):
+MOVE = "move"  # a foreign key (one-to-many): the records go to the survivor — the default
+MOVE_ONE = "move_one"  # a one-to-one whose model says MERGE_MOVE: to a survivor that has none (_move_one_to_one)
+MOVE_LINKS = "move_links"  # a many-to-many: the links go to the survivor, one link where both had one (_move_links)
+THROUGH = "through"  # a many-to-many through a model of its own: moved by that model's foreign keys (MOVE)
+KEEP = "keep"  # the model says MERGE_KEEP (derived data recomputed, history that stays the merged record's), or
+# `merged_into` (the records merged into the duplicate lead to the survivor through it)
+OWN = "own"  # the model says MERGE_OWN: its app merges it on the `merged` signal (the market influence, field by field)
+UNDECIDED = "undecided"  # nobody said: tests/customers/test_merge_relations.py fails until its model does
+
+
+def merge_plan(model) -> list[tuple[type[models.Model], str, str]]:
+    """Every relation of a record of any app to a customer `model` (Institution or Person) — foreign keys, one-to-ones
+    and many-to-manys, those without a reverse accessor (related_name="+") too — as (related model, field name, what
+    a merge does with the duplicate's: MOVE, MOVE_ONE, MOVE_LINKS, THROUGH, KEEP, OWN or UNDECIDED). A model
+    declares it with MERGE_KEEP, MERGE_MOVE or MERGE_OWN; a foreign key and a many-to-many move unless it does."""
+    plan = []
+    for rel in model._meta.get_fields(include_hidden=True):
+        if not (rel.is_relation and rel.auto_created and not rel.concrete):
+            continue
+        related, name = rel.related_model, rel.field.name
+        if related._meta.auto_created:
+            continue  # the table behind a many-to-many: its links follow the field (MOVE_LINKS)
+        if name == "merged_into" or getattr(related, "MERGE_KEEP", False):
+            action = KEEP
+        elif getattr(related, "MERGE_OWN", False):
+            action = OWN
+        elif rel.many_to_many:
+            if not rel.through._meta.auto_created:
+                action = THROUGH
+            elif related is model:
+                action = UNDECIDED  # a customer linked to customers: both sides of its links would have to move
+            else:
+                action = MOVE_LINKS
+        elif rel.one_to_one:
+            action = MOVE_ONE if getattr(related, "MERGE_MOVE", False) else UNDECIDED
+        else:
+            action = MOVE
+        plan.append((related, name, action))
+    return plan
+
+
 def _related_moves(model) -> list[tuple[type[models.Model], str]]:
     """Every (model, fk field) that points at `model`: a merge moves all of them."""
-    moves = []
-    for rel in model._meta.related_objects:
-        if not rel.one_to_many:
-            continue
-        if rel.field.name == "merged_into" or getattr(rel.related_model, "MERGE_KEEP", False):
-            continue  # derived per-customer data (purchase rollups, scores): recomputed, not moved
-        moves.append((rel.related_model, rel.field.name))
-    return moves
+    return [(related, field) for related, field, action in merge_plan(model) if action == MOVE]
 
 
 def _one_to_one_moves(model) -> list[tuple[type[models.Model], str]]:
     """Every (model, one-to-one field) that points at `model` and says a merge moves it (`MERGE_MOVE`: a loyalty
     membership, a referral): the duplicate's goes to the survivor when the survivor has none of its own. (The market
-    influence is merged field by field by its own app, on the `merged` signal.)"""
-    return [(rel.related_model, rel.field.name) for rel in model._meta.related_objects
-            if rel.one_to_one and getattr(rel.related_model, "MERGE_MOVE", False)]  # fmt: skip
+    influence is merged field by field by its own app, on the `merged` signal: `MERGE_OWN`.)"""
+    return [(related, field) for related, field, action in merge_plan(model) if action == MOVE_ONE]
+
+
+def _move_links(model, survivor, duplicate, moved: dict[str, list[int]]) -> None:
+    """The duplicate's many-to-many links (a market intelligence item naming the customer) are the survivor's: left on
+    the merged record, the survivor's pages never showed them. A record linked to both keeps one link. The records
+    whose links moved change as an edit changes them (`_touched`), and `moved` names them for the audit trail."""
+    for related, name, action in merge_plan(model):
+        if action != MOVE_LINKS:
+            continue
+        field = related._meta.get_field(name)
+        through = field.remote_field.through
+        mine, theirs = field.m2m_reverse_field_name(), field.m2m_field_name()  # the customer's column, the record's
+        links = through._default_manager.filter(**{mine: duplicate})
+        ids = sorted(links.values_list(f"{theirs}_id", flat=True))
+        if not ids:
+            continue
+        both = through._default_manager.filter(**{mine: survivor, f"{theirs}_id__in": ids})
+        linked = set(both.values_list(f"{theirs}_id", flat=True))
+        links.filter(**{f"{theirs}_id__in": linked}).delete()
+        links.update(**{mine: survivor})
+        related._default_manager.filter(pk__in=ids).update(**_touched(related))
+        moved[f"{related._meta.label_lower}.{name}"] = ids
 
 
 def _move_one_to_one(model, survivor, duplicate, moved: dict[str, list[int]]) -> None:
@@ -1184,6 +1240,7 @@ def merge(
                         related._default_manager.filter(pk__in=ids).update(**{field: survivor}, **_touched(related))
                         moved[f"{related._meta.label_lower}.{field}"] = ids
                 _move_one_to_one(model, survivor, duplicate, moved)
+                _move_links(model, survivor, duplicate, moved)
         except IntegrityError:  # two of what a customer has one of at most: nothing moved
             raise ValidationError(_(
                 "Both records hold something a customer may have only one of (an active key-account file, an open "

@@ -214,6 +214,7 @@ class MarketInfluence(models.Model):
     """What the data cannot tell about a customer's market influence: its key opinion leaders (KOL) and
     an optional assessment, entered by marketing or imported."""
 
+    MERGE_OWN = True  # a customer merge joins the duplicate's into the survivor's (influence.merge_influence)
     institution = models.OneToOneField("customers.Institution", models.CASCADE, related_name="influence")
     kol_count = models.PositiveIntegerField(_("key opinion leaders"), default=0)
     kol_names = models.TextField(_("key opinion leaders (names)"), blank=True)

@@ -8,8 +8,10 @@ class LoyaltyConfig(AppConfig):
     verbose_name = _("Loyalty programme and referrals")
 
     def ready(self):
+        from pharmacrm.customers import services as customers
         from pharmacrm.servicedesk import routing
 
         from . import services
 
         routing.register_boost(services.ticket_boost)
+        customers.merged.connect(services.rerate_after_merge, dispatch_uid="loyalty-merge-rerate")

@@ -52,6 +52,31 @@ MULTIPLIER = {Level.STANDARD: Decimal("1"), Level.SILVER: Decimal("1.2"), Level.
 PRIORITY_LEVELS = frozenset({Level.SILVER, Level.GOLD, Level.PLATINUM})
 
 
+def has_priority_service(level: str, status: str) -> bool:
+    """Whether a member of this level and status gets priority service (an active member from Silver on)."""
+    return status == MemberStatus.ACTIVE and level in PRIORITY_LEVELS
+
+
+def _rerate_tickets(institution_ids, user=None) -> int:
+    """The open tickets of customers that gained or lost priority service: the service desk gives or takes back the
+    boost as for any priority change (servicedesk.editing.rerate_customer_boosts: policy, SLA clocks, history,
+    audit), never over a priority an agent set by hand. Inside the caller's transaction."""
+    from pharmacrm.servicedesk import editing
+
+    return editing.rerate_customer_boosts(institution_ids, user=user)
+
+
+def rerate_after_merge(sender, survivor, duplicate, user=None, **kwargs) -> None:
+    """A customer merge (customers.services.merged, inside its transaction) that leaves the survivor a member with
+    priority service — its own membership, or the duplicate's moved to it — re-rates its open tickets, those that came
+    with the duplicate included."""
+    if sender is not Institution:
+        return
+    member = Member.objects.filter(institution_id=survivor.pk).values_list("level", "status").first()
+    if member and has_priority_service(*member):
+        _rerate_tickets([survivor.pk], user)
+
+
 def privileges() -> list[tuple[str, list[str]]]:
     """What each level gets (shown on the pages). Priority service (PRIORITY_LEVELS) is applied by the service desk:
     see ticket_boost."""
@@ -245,6 +270,8 @@ def join(user, institution, *, today: dt.date | None = None, system: bool = Fals
             audit.record(A.CREATE, member, user=None if system else user, changes={
                 "number": [None, member.number], "institution": [None, institution.pk], "level": [None, level],
                 "status": [None, member.status]}, **({"actor_name": "system"} if system else {}))  # fmt: skip
+            if has_priority_service(level, member.status):
+                _rerate_tickets([institution.pk], None if system else user)
     except IntegrityError:
         raise ValidationError({"institution": [_("%(customer)s is a member already.") % {
             "customer": institution.name}]}) from None  # fmt: skip
@@ -275,6 +302,8 @@ def set_status(user, member: Member, status: str, version=None, reason: str = ""
         ):
             raise ConflictError(Member.objects.get(pk=member.pk).version)
         audit.record(A.UPDATE, member, user=user, changes={"status": [member.status, status]}, reason=reason)
+        if has_priority_service(member.level, member.status) != has_priority_service(member.level, status):
+            _rerate_tickets([member.institution_id], user)  # suspended, ended or reactivated: the boost follows
         member.status, member.version = status, member.version + 1
     return member
 
@@ -372,17 +401,20 @@ def earn(month: dt.date) -> int:
 
 def recompute_levels(month: dt.date, today: dt.date | None = None) -> int:
     """Each active member's level from its purchases in the 12 months ending with `month`; a change is kept in the
-    level history and audited. A rerun finds nothing to change. Returns how many changed."""
+    level history and audited, and a change into or out of priority service re-rates the member's open tickets. A
+    rerun finds nothing to change. Returns how many changed."""
     today = today or timezone.localdate()
     changed = 0
     with transaction.atomic():
         members = list(Member.objects.select_for_update().filter(status=MemberStatus.ACTIVE).order_by("pk"))
         totals = twelve_months_fen([m.institution_id for m in members], month)
-        history, items = [], []
+        history, items, rerate = [], [], []
         for member in members:
             basis = totals.get(member.institution_id, 0)
             new = level_for(basis)
             if new != member.level:
+                if (member.level in PRIORITY_LEVELS) != (new in PRIORITY_LEVELS):
+                    rerate.append(member.institution_id)  # into priority service, or out of it
                 history.append(LevelChange(member=member, old_level=member.level, new_level=new, changed_on=today,
                                            basis_fen=basis))  # fmt: skip
                 items.append((member, {"level": [member.level, new]}))
@@ -391,6 +423,7 @@ def recompute_levels(month: dt.date, today: dt.date | None = None) -> int:
             Member.objects.bulk_update([m for m, _c in items], ["level", "level_since", "version"])
             LevelChange.objects.bulk_create(history)
             changed = audit.record_many(A.UPDATE, items, actor_name="system")
+            _rerate_tickets(rerate)
     return changed
 
 

@@ -50,7 +50,10 @@ class AppraisalSerializer(Serializer):
     period = serializers.CharField(help_text="2026-09, 2026-Q3 or 2026 (the scheme's kind).")
     person = serializers.IntegerField(source="user_id", help_text="The person's user id.")
     person_name = serializers.SerializerMethodField()
-    team = serializers.IntegerField(source="team_id", allow_null=True)
+    team = serializers.IntegerField(source="team_id", allow_null=True,
+                                    help_text="The first of `teams` by name (null without a team).")  # fmt: skip
+    teams = serializers.SerializerMethodField(help_text="Every team the person was in when the result was computed: "
+                                              "it counts in each of their rankings.")  # fmt: skip
     score = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True)
     grade = serializers.CharField(help_text="excellent, good, pass, improve; '' without any data.")
     grade_label = serializers.SerializerMethodField()
@@ -67,17 +70,24 @@ class AppraisalSerializer(Serializer):
     def get_grade_label(self, obj) -> str:
         return kpi.grade_label(obj.grade)
 
+    def get_teams(self, obj) -> list[int]:
+        return sorted(t.pk for t in obj.teams.all())
+
 
 class AppraisalFilter(django_filters.FilterSet):
     scheme = django_filters.NumberFilter(field_name="scheme_id")
     person = django_filters.NumberFilter(field_name="user_id")
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = django_filters.NumberFilter(method="by_team", help_text="A team id: everyone counted in that team's "
+                                       "ranking (a person in two teams in both).")  # fmt: skip
     grade = django_filters.ChoiceFilter(choices=[(g, g) for g in kpi.GRADES])
     period = django_filters.CharFilter(method="by_period", help_text="2026-Q3, 2026-09 or 2026.")
 
     class Meta:
         model = Appraisal
         fields = ["scheme", "person", "team", "grade", "period"]
+
+    def by_team(self, qs, name, value):
+        return kpi.in_team(qs, int(value))
 
     def by_period(self, qs, name, value):
         try:
@@ -104,8 +114,8 @@ class AppraisalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
-        return kpi.results_for(self.request.user).select_related("user").order_by("-period", "scheme_id",
-                                                                                  "-score", "id")  # fmt: skip
+        return (kpi.results_for(self.request.user).select_related("user").prefetch_related("teams")
+                .order_by("-period", "scheme_id", "-score", "id"))  # fmt: skip
 
 
 class AppraisalSchemeSerializer(Serializer):

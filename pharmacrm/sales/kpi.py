@@ -115,13 +115,14 @@ def grade_label(code: str) -> str:
 @dataclass
 class Scope:
     everything: bool = False
-    team_ids: list[int] | None = None  # a team lead: these teams' members, and themselves
+    team_ids: list[int] | None = None  # a team lead: these teams' members (now, or counted in their results), themselves
     own: User | None = None
 
 
 def scope_for(user) -> Scope:
     """Managers, leadership and auditors: every result; a rep or key-account manager who leads teams: the members
-    of those teams and their own; else their own. PermissionDenied for anyone else."""
+    of those teams (a person in several teams: in each of them) and their own; else their own. PermissionDenied for
+    anyone else."""
     if access.can(user, Cap.VIEW_ALL_APPRAISALS):
         return Scope(everything=True)
     if access.can(user, Cap.VIEW_OWN_APPRAISAL):
@@ -142,6 +143,12 @@ def may_manage(user) -> bool:
     return access.can(user, Cap.MANAGE_APPRAISALS)
 
 
+def in_team(qs, team_id: int):
+    """The results counted in this team's ranking: those of everyone who was in it when they were computed — a person
+    in two teams is in both rankings with the one result they have for the period."""
+    return qs.filter(pk__in=Appraisal.teams.through.objects.filter(team_id=team_id).values("appraisal_id"))
+
+
 def results_for(user, qs=None, scope: Scope | None = None):
     scope = scope or scope_for(user)
     qs = Appraisal.objects.all() if qs is None else qs
@@ -149,7 +156,9 @@ def results_for(user, qs=None, scope: Scope | None = None):
         return qs
     if scope.team_ids:
         members = User.objects.filter(teams__in=scope.team_ids).values("pk")
-        return qs.filter(Q(user_id__in=members) | Q(user=user))
+        counted = Appraisal.teams.through.objects.filter(team_id__in=scope.team_ids).values("appraisal_id")
+        # the members of their teams now, and the results their teams' rankings count (a member since moved on)
+        return qs.filter(Q(user_id__in=members) | Q(pk__in=counted) | Q(user=user))
     return qs.filter(user=scope.own)
 
 
@@ -530,17 +539,23 @@ def compute(scheme: AppraisalScheme, period: Period, *, user=None, now: dt.datet
             )
         people = list(appraised(scheme))
         values = measure([u.pk for u in people], period)
-        rows = []
+        rows, teams_of = [], {}
         for u in people:
             total, components = score(scheme, values[u.pk])
             grade = grade_of(scheme, total)
-            teams = sorted(u.teams.all(), key=lambda t: t.name)
+            teams = sorted(u.teams.all(), key=lambda t: (t.name, t.pk))
+            teams_of[u.pk] = [t.pk for t in teams]
             bonus = scheme.bonus.get(grade)
             rows.append(Appraisal(scheme=scheme, period=period.key, user=u, team=teams[0] if teams else None,
                                   score=total, grade=grade, components=components, computed_at=now,
                                   bonus_coefficient=Decimal(bonus) if bonus is not None else None))  # fmt: skip
         Appraisal.objects.filter(scheme=scheme, period=period.key).delete()
         Appraisal.objects.bulk_create(rows)
+        # one result per person and period, in the ranking of every team they are in (not only the first by name)
+        made = Appraisal.objects.filter(scheme=scheme, period=period.key).values_list("user_id", "pk")
+        links = Appraisal.teams.through
+        links.objects.bulk_create([links(appraisal_id=pk, team_id=team) for user_id, pk in made
+                                   for team in teams_of.get(user_id, [])])  # fmt: skip
         audit.record(A.UPDATE, ("sales.appraisal", str(scheme.pk), f"{scheme.name} {period.key}"), user=user,
                      scheme=scheme.name, period=period.key, people=len(rows),
                      **({} if user else {"actor_name": "worker"}))  # fmt: skip

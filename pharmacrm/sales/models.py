@@ -554,7 +554,9 @@ class Appraisal(models.Model):
     user = models.ForeignKey("core.User", models.CASCADE, related_name="+", verbose_name=_("person"))
     team = models.ForeignKey(
         "core.Team", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("team")
-    )
+    )  # the first of `teams` by name (the API's `team`)
+    # every team the person was in when the result was computed: each team's ranking and average counts them
+    teams = models.ManyToManyField("core.Team", blank=True, related_name="+", verbose_name=_("teams"))
     score = models.DecimalField(_("score"), max_digits=6, decimal_places=2, null=True, blank=True)
     grade = models.CharField(_("grade"), max_length=10, blank=True)  # excellent, good, pass, improve; "" no data
     bonus_coefficient = models.DecimalField(_("bonus coefficient"), max_digits=4, decimal_places=2, null=True,

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import audit
+from pharmacrm.core import audit, wording
 from pharmacrm.core.models import AuditEntry, Team
 
 from . import kpi
@@ -80,28 +80,33 @@ def _filtered(request, scheme, period_key: str, scope):
     team = request.GET.get("team", "")
     grade = request.GET.get("grade", "")
     if team.isdigit():
-        qs = qs.filter(team_id=int(team))
+        qs = kpi.in_team(qs, int(team))  # everyone in that team, a person in two teams in both
     else:
         team = ""
     if grade in kpi.GRADES or grade == "none":
         qs = qs.filter(grade="" if grade == "none" else grade)
     else:
         grade = ""
-    rows = list(qs.select_related("user", "team"))
+    rows = list(qs.select_related("user", "team").prefetch_related("teams"))
+    for r in rows:
+        r.team_list = sorted(r.teams.all(), key=lambda t: (t.name, t.pk))
+        r.team_names = [t.name for t in r.team_list]
     rows.sort(key=lambda r: (r.score is None, -(r.score or 0), r.user.display_name or r.user.username))
     return rows, {"team": team, "grade": grade}
 
 
-def _team_rows(scheme, rows: list[Appraisal]) -> list[dict]:
-    """Per team: the average of its members' scores (those with a score), and the grade of that average."""
+def _team_rows(scheme, rows: list[Appraisal], shown: set[int] | None) -> list[dict]:
+    """Per team: the average of its members' scores (those with a score), and the grade of that average. A person in
+    two teams counts in both, with their one result. `shown`: the teams the reader may see (None: every team)."""
     teams: dict[int, dict] = {}
     for r in rows:
-        if r.team_id is None:
-            continue
-        t = teams.setdefault(r.team_id, {"team": r.team, "scores": [], "members": 0})
-        t["members"] += 1
-        if r.score is not None:
-            t["scores"].append(r.score)
+        for team in r.team_list:
+            if shown is not None and team.pk not in shown:
+                continue
+            t = teams.setdefault(team.pk, {"team": team, "scores": [], "members": 0})
+            t["members"] += 1
+            if r.score is not None:
+                t["scores"].append(r.score)
     out = []
     for t in teams.values():
         avg = kpi.half_up(sum(t["scores"]) / len(t["scores"]), "0.01") if t["scores"] else None
@@ -110,6 +115,16 @@ def _team_rows(scheme, rows: list[Appraisal]) -> list[dict]:
                     "grade_label": kpi.grade_label(grade)})  # fmt: skip
     out.sort(key=lambda t: (t["average"] is None, -(t["average"] or 0), t["team"].name))
     return out
+
+
+def _shown_teams(scope, filters: dict) -> set[int] | None:
+    """The teams of the per-team table: the one filtered on, else every team for those who see all, else the teams
+    the reader leads (not the other teams their members are in)."""
+    wanted = {int(filters["team"])} if filters.get("team") else None
+    if scope.everything:
+        return wanted
+    led = set(scope.team_ids or [])
+    return led & wanted if wanted is not None else led
 
 
 def _person(r: Appraisal) -> str:
@@ -130,7 +145,8 @@ def appraisal(request):
             r.rank, r.grade_label, r.person = rank, kpi.grade_label(r.grade), _person(r)
         status = {r.status for r in rows}
         context.update(
-            rows=rows, filters=filters, teams=_team_rows(scheme, rows) if scope.everything or scope.team_ids else [],
+            rows=rows, filters=filters, teams=_team_rows(scheme, rows, _shown_teams(scope, filters))
+            if scope.everything or scope.team_ids else [],
             periods=_period_keys(scheme.period_kind, period_key), grades=kpi.GRADES.items(),
             team_choices=Team.objects.order_by("name") if scope.everything else
             Team.objects.filter(pk__in=scope.team_ids or []).order_by("name"),
@@ -224,7 +240,8 @@ def appraisal_detail(request, pk: int):
             messages.success(request, _("Comment saved."))
             return redirect("sales:appraisal-detail", pk=pk)
     return render(request, "sales/appraisal_detail.html", {
-        "result": result, "components": component_rows(result), "grade_label": kpi.grade_label(result.grade),
+        "result": result, "components": component_rows(result),
+        "team_names": [t.name for t in sorted(result.teams.all(), key=lambda t: (t.name, t.pk))], "grade_label": kpi.grade_label(result.grade),
         "person": _person(result), "may_manage": kpi.may_manage(request.user), "error": error,
         "back": _back(result.scheme, result.period),
     }, status=status)  # fmt: skip
@@ -266,7 +283,7 @@ def appraisal_export(request):
         return None if v is None else float(Decimal(v))
 
     for r in rows:
-        line = [_person(r), r.team.name if r.team else "", num(r.score), kpi.grade_label(r.grade),
+        line = [_person(r), wording.listing(r.team_names), num(r.score), kpi.grade_label(r.grade),
                 num(r.bonus_coefficient), r.get_status_display()]  # fmt: skip
         by_code = {c["code"]: c for c in r.components}
         for code in codes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
@@ -185,6 +186,50 @@ def _set_by_hand(ticket: Ticket) -> bool:
     over). A priority chosen at intake is not: the boost applies to it, as intake would have given it."""
     last = TicketEvent.objects.filter(ticket=ticket, kind=EventKind.PRIORITY).order_by("at", "id").last()
     return last is not None and bool((last.data or {}).get("manual"))
+
+
+def rerate_boost(ticket: Ticket, *, user=None) -> str | None:
+    """Give or take back the system's one-step boost of an open ticket whose customer's standing changed without the
+    ticket changing (a loyalty member's level, or its membership, suspended or ended: loyalty.services) — as intake,
+    or a customer corrected on the ticket, would decide it now: boosted once at most, never over a priority a person
+    set by hand, and taken back only while the boost still stands (a priority a person changed since stays). Made
+    as any priority change is (services.set_priority: policy, history by the system, clocks, audit by `user`, the
+    system when None). The ticket is locked and read again. Returns "boost", "unboost" or None (nothing changed)."""
+    from . import routing
+
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if ticket.status not in OPEN_STATUSES:
+        return None  # the deadlines it met or missed are history (as services.change_priority refuses)
+    reason = routing.boost_reason(ticket, routing.key_account_team(ticket) is not None)
+    if not ticket.boosted and reason and not _set_by_hand(ticket):
+        raised = routing.BOOST.get(ticket.priority)
+        if raised is None:
+            return None  # high or urgent already: never above high by the boost alone
+        services.set_priority(ticket, raised, None, boosted=True, actor=services.SYSTEM, user=user or services.SYSTEM,
+                              reason=reason, mark={"boost": True})  # fmt: skip
+        return "boost"
+    if ticket.boosted and not reason:
+        restored = _before_boost(ticket)
+        if restored:
+            services.set_priority(ticket, restored, None, boosted=False, actor=services.SYSTEM,
+                                  user=user or services.SYSTEM, reason=_(UNBOOST_REASON), mark={"unboost": True})  # fmt: skip
+            return "unboost"
+    return None
+
+
+def rerate_customer_boosts(institution_ids, *, user=None) -> int:
+    """`rerate_boost` for every open ticket of these institutions — filed under them, under one of their departments,
+    or for one of their people — when their standing changed. Inside the caller's transaction; returns how many
+    tickets changed priority."""
+    ids = [pk for pk in institution_ids if pk]
+    if not ids:
+        return 0
+    tickets = (
+        Ticket.objects.filter(status__in=OPEN_STATUSES)
+        .filter(Q(institution_id__in=ids) | Q(institution__parent_id__in=ids) | Q(person__institution_id__in=ids))
+        .order_by("pk")
+    )
+    return sum(1 for ticket in tickets if rerate_boost(ticket, user=user))
 
 
 def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, reason: str = "") -> Ticket:

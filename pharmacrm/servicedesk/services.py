@@ -567,23 +567,34 @@ def change_priority(user, ticket: Ticket, priority: str, complexity: str | None 
         raise ValidationError({"priority": [_("Give a reason for the change.")]})
     if ticket.status not in OPEN_STATUSES:  # the deadlines it met or missed are history: never rewritten
         raise TransitionRefused(_("Reopen the ticket before changing its priority."))
+    with transaction.atomic():
+        # a person's priority, not the system's VIP / key-account boost any more (the badge says so); "manual": chosen
+        # on the ticket, knowing its customer (a customer corrected later does not boost over it)
+        set_priority(ticket, priority, complexity, boosted=False, actor=user, user=user, reason=reason.strip(),
+                     mark={"manual": True}, at=at)  # fmt: skip
+    return ticket
+
+
+def set_priority(ticket: Ticket, priority: str, complexity: str | None, *, boosted: bool, actor, user, reason: str,
+                 mark: dict, at=None) -> None:  # fmt: skip
+    """What a priority change does, whoever makes it (an agent with a reason: change_priority; the system's boost
+    given or taken back when a customer's standing changes: editing.rerate_boost), inside the caller's transaction:
+    the SLA policy chosen again, the ticket saved (ConflictError if someone saved it since it was read), a history
+    event by `actor` carrying `mark` ({"manual": True}, {"boost": True}, {"unboost": True}), every clock recomputed
+    from the history, an audit entry by `user` with the reason."""
     now = at or timezone.now()
     before = [ticket.priority, ticket.complexity]
-    with transaction.atomic():
-        expected = ticket.version
-        ticket.priority = priority
-        ticket.complexity = complexity or ticket.complexity
-        ticket.policy = select_policy(ticket)
-        # a person's priority, not the system's VIP / key-account boost any more (the badge says so)
-        ticket.boosted = False
-        _save(ticket, ["priority", "complexity", "policy_id", "boosted"], expected)
-        # "manual": chosen on the ticket, knowing its customer (a customer corrected later does not boost over it)
-        _event(ticket, EventKind.PRIORITY, user, at=now, data={"from": before, "to": [ticket.priority, ticket.complexity],
-                                                                "reason": reason.strip(), "manual": True})  # fmt: skip
-        rebuild_clocks(ticket, now=now)
-        audit.record(A.UPDATE, ticket, user=user, changes={"priority": [before, [ticket.priority, ticket.complexity]]},
-                     reason=reason.strip())  # fmt: skip
-    return ticket
+    expected = ticket.version
+    ticket.priority = priority
+    ticket.complexity = complexity or ticket.complexity
+    ticket.policy = select_policy(ticket)
+    ticket.boosted = boosted
+    _save(ticket, ["priority", "complexity", "policy_id", "boosted"], expected)
+    _event(ticket, EventKind.PRIORITY, actor, at=now, data={"from": before, "to": [ticket.priority, ticket.complexity],
+                                                             "reason": reason, **mark})  # fmt: skip
+    rebuild_clocks(ticket, now=now)
+    audit.record(A.UPDATE, ticket, user=user, changes={"priority": [before, [ticket.priority, ticket.complexity]]},
+                 reason=reason)  # fmt: skip
 
 
 # --- clocks ----------------------------------------------------------------------------------------

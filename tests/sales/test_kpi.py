@@ -335,3 +335,57 @@ def test_the_scheme_editor_refuses_weights_not_adding_up_to_100(users, client_fo
     assert client_for("auditor").get("/sales/appraisal/schemes/").status_code == 200
     assert client_for("auditor").get("/sales/appraisal/schemes/new/").status_code == 403
     assert client_for("rep").get("/sales/appraisal/schemes/").status_code == 403
+
+
+def test_a_person_in_two_teams_is_in_both_teams_rankings_and_listed_once_for_the_company(world, users, client_for,
+                                                                                          api_for):  # fmt: skip
+    """rep works in the North team and the South team (华南团队, led by south). Ranked under the first team by name
+    only, rep was missing from the South team's ranking and average, and south saw the North team's average instead.
+    Now each team's ranking counts everyone in it, with the one result a person has for the period."""
+    from pharmacrm.core.models import Team
+
+    south_lead = new_user("south", Role.REP)
+    south = Team.objects.create(name="华南团队", lead=south_lead)
+    world["rep"].teams.add(south)
+    users.update(lead=world["lead"], south=south_lead)
+    kpi.compute(world["scheme"], Q3, user=None, now=AFTER)
+    result = Appraisal.objects.get(user=world["rep"])  # one result per person and period
+    assert set(result.teams.all()) == {world["north"], south} and result.team == world["north"]
+
+    def page(role, **query):
+        q = "&".join(f"{k}={v}" for k, v in query.items())
+        html = client_for(role).get(f"/sales/appraisal/?period=2026-Q3&{q}", HTTP_ACCEPT_LANGUAGE="en").content
+        return html.decode()
+
+    def team_table(html) -> dict[str, tuple[str, str]]:
+        import re
+
+        table = html.split('id="teams-table"', 1)[1].split("</table>", 1)[0] if 'id="teams-table"' in html else ""
+        return {name: (members, average) for name, members, average in re.findall(
+            r'<th scope="row">([^<]+)</th><td class="num">(\d+)</td><td class="num">([^<]+)</td>', table)}  # fmt: skip
+
+    # each lead sees rep in their team's ranking, with the same score, and only their own teams' averages
+    for role, team in (("south", south), ("lead", world["north"])):
+        html = page(role, team=team.pk)
+        assert html.count('data-user="rep"') == 1 and "54.97" in html, role
+        assert set(team_table(page(role))) == {team.name}, role  # not the other team rep is in
+    assert 'data-user="lead"' in page("lead", team=world["north"].pk)
+    assert team_table(page("south"))["华南团队"] == ("1", "54.97")
+    # the company: rep listed once in the ranking, counted in both teams' averages
+    html = page("manager")
+    assert html.count('data-user="rep"') == 1
+    assert team_table(html) == {"华北团队": ("2", "78.74"), "华南团队": ("1", "54.97")}
+    assert page("manager", team=south.pk).count('data-user="rep"') == 1
+    assert 'data-user="lead"' not in page("manager", team=south.pk)
+    # the API: each team's filter lists rep, the whole list once, `teams` naming both
+    api = api_for("manager")
+    by_team = api.get(f"/api/v1/sales/appraisals/?period=2026-Q3&team={south.pk}").json()["results"]
+    assert [r["person_name"] for r in by_team] == ["rep"] and sorted(by_team[0]["teams"]) == sorted(
+        [world["north"].pk, south.pk])
+    everyone = [r["person_name"] for r in api.get("/api/v1/sales/appraisals/?period=2026-Q3").json()["results"]]
+    assert sorted(everyone) == ["kam", "lead", "rep", "south"]  # rep once
+    seen = api_for("south").get("/api/v1/sales/appraisals/?period=2026-Q3").json()["results"]
+    assert sorted(r["person_name"] for r in seen) == ["rep", "south"]  # their team's member, and themselves
+    # the person's page names both teams
+    detail = client_for("rep").get(f"/sales/appraisal/{result.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "华北团队, 华南团队" in detail
