@@ -152,14 +152,17 @@ def sessions_for(user):
 
 
 def _aware(raw, name: str, errors: dict) -> dt.datetime | None:
+    """A time to the minute, as the form shows it (so that saving the form unchanged changes no time)."""
     if isinstance(raw, dt.datetime):
-        return raw if timezone.is_aware(raw) else timezone.make_aware(raw)
-    text = str(raw or "").strip().replace("T", " ")
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        errors[name] = [_("Enter a date and time (YYYY-MM-DD HH:MM).")]
-        return None
+        value = raw
+    else:
+        text = str(raw or "").strip().replace("T", " ")
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            errors[name] = [_("Enter a date and time (YYYY-MM-DD HH:MM).")]
+            return None
+    value = value.replace(second=0, microsecond=0)
     return value if timezone.is_aware(value) else timezone.make_aware(value)  # Beijing, as typed
 
 
