@@ -553,7 +553,13 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         s = self.get_object()
         data = _body(SessionCancelSerializer, request)
         version = expected_version(request, data.get("version"))
-        s = _service(lambda: classroom.cancel_session(request.user, s, data.get("reason", ""), version))
+        try:
+            s = _service(lambda: classroom.cancel_session(request.user, s, data.get("reason", ""), version))
+        except exceptions.ValidationError as e:  # the form's field is cancel_reason, the body's reason
+            detail = e.detail if isinstance(e.detail, dict) else {"reason": e.detail}
+            raise exceptions.ValidationError(
+                {("reason" if k == "cancel_reason" else k): v for k, v in detail.items()}
+            ) from None
         return versioned(Response(self._detail(s)), s)
 
     def _assignment(self, request, s: Session) -> Assignment:

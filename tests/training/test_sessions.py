@@ -317,6 +317,11 @@ def test_the_sessions_api_filters_versions_and_errors(users, course, api_for):
     stale = api.patch(f"/api/v1/training/sessions/{late.pk}/", {"place": "别处", "version": 1}, format="json")
     assert stale.status_code == 409 and stale.json()["current_version"] == 2
     assert "Someone else changed this record" in stale.json()["detail"]
+    no_reason = api.post(
+        f"/api/v1/training/sessions/{early.pk}/cancel/", {"reason": " ", "version": 1}, format="json"
+    )
+    assert no_reason.status_code == 400
+    assert no_reason.json() == {"reason": ["Give the reason for cancelling the session."]}
     # a trainee may not enrol or withdraw another
     other = api_for("agent").post(f"/api/v1/training/sessions/{late.pk}/withdraw/",
                                   {"assignment": assignment(course, users["rep"]).pk}, format="json")  # fmt: skip
