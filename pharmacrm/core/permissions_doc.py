@@ -139,9 +139,9 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   keeps the competitors and their products and changes any intelligence. Every change, deletion and export is
   audited.
 - **Staff training** (`/training/`): every role but the auditor sees and takes the training assigned to them and
-  rates it, enrols in a classroom session and downloads their certificates; "Create training courses and assign them"
-  (administrators, managers) creates courses, their materials and tests, assigns them, plans classroom sessions,
-  takes attendance (so does a session's trainer) and revokes certificates; "See every person's training results"
+  rates it, enrols in a classroom session (and withdraws before it starts) and downloads their certificates; "Create
+  training courses and assign them" (administrators, managers) creates courses, their materials and tests, assigns
+  them, plans, changes and cancels classroom sessions, enrols and withdraws trainees, takes attendance (so does a session's trainer) and revokes certificates; "See every person's training results"
   (administrators, managers, auditors) sees every person's results and certificates, the matrix and the exports
   (audited); a team lead sees those of the
   members of the teams they lead; "See the training's figures" (administrators, managers, auditors, marketing
@@ -267,6 +267,12 @@ ENDPOINT_RULES = [
     "assignment (403 on another's the caller may read) |",
     "| `GET /api/v1/training/certificates/` | as the assignments: one's own; every one with See every person's training "
     "results; a team lead also their teams' members' |",
+    "| `GET /api/v1/training/sessions/` (and `{id}/`) | Take the training assigned to oneself, a training capability, or "
+    "a team lead (the sessions of the courses they see; the attendees for the trainer and who sees the results) |",
+    "| `POST /api/v1/training/sessions/`, `PUT`, `PATCH` on `/training/sessions/{id}/`, `POST …/{id}/cancel/` | Create "
+    "training courses and assign them (a change or cancellation sends the version it loaded: 409 if stale) |",
+    "| `POST /api/v1/training/sessions/{id}/enrol/`, `…/{id}/withdraw/` | Take the training assigned to oneself, for "
+    "oneself; Create training courses and assign them, for anyone's assignment |",
     "| `GET /api/v1/sales/opportunities/`, `/sales/opportunities/{id}/`, `GET /api/v1/sales/funnel/` | Work sales "
     "opportunities (their own and their teams') or See every sales opportunity and the whole pipeline's funnel |",
     "| `POST /api/v1/sales/opportunities/`, `PUT`, `PATCH` on `/sales/opportunities/{id}/`, `POST …/{id}/move/` | "

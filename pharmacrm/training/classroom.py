@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry, Counter, User
@@ -152,14 +152,17 @@ def sessions_for(user):
 
 
 def _aware(raw, name: str, errors: dict) -> dt.datetime | None:
+    """A time to the minute, as the form shows it (so that saving the form unchanged changes no time)."""
     if isinstance(raw, dt.datetime):
-        return raw if timezone.is_aware(raw) else timezone.make_aware(raw)
-    text = str(raw or "").strip().replace("T", " ")
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        errors[name] = [_("Enter a date and time (YYYY-MM-DD HH:MM).")]
-        return None
+        value = raw
+    else:
+        text = str(raw or "").strip().replace("T", " ")
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            errors[name] = [_("Enter a date and time (YYYY-MM-DD HH:MM).")]
+            return None
+    value = value.replace(second=0, microsecond=0)
     return value if timezone.is_aware(value) else timezone.make_aware(value)  # Beijing, as typed
 
 
@@ -203,6 +206,10 @@ def clean_session(data: dict, *, now: dt.datetime | None = None) -> dict:
     if capacity is not None and not 1 <= capacity <= CAPACITY_MAX:
         errors["capacity"] = [_("Between %(low)s and %(high)s.") % {"low": 1, "high": CAPACITY_MAX}]
     out["capacity"] = capacity
+    notes = str(data.get("notes") or "").replace("\x00", "").strip()
+    if len(notes) > TEXT_MAX:
+        errors["notes"] = [_("At most %(n)s characters.") % {"n": TEXT_MAX}]
+    out["notes"] = notes
     if errors:
         raise ValidationError(errors)
     return out
@@ -219,16 +226,115 @@ def create_session(user, course: Course, data: dict) -> Session:
         audit.record(A.CREATE, s, user=user, changes={
             "course": [None, course.pk], "starts_at": [None, s.starts_at], "ends_at": [None, s.ends_at],
             "place": [None, s.place], "trainer": [None, s.trainer_id], "trainer_name": [None, s.trainer_name],
-            "capacity": [None, s.capacity],
+            "capacity": [None, s.capacity], "notes": [None, s.notes or None],
         })  # fmt: skip
     return s
 
 
+def _version(raw) -> int | None:
+    """The version the caller loaded: None when not sent; a field error when it is no number."""
+    if raw in (None, ""):
+        return None
+    text = str(raw).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise ValidationError({"version": [_("Enter a version (a number).")]})
+    return int(text)
+
+
 def _locked(session: Session, version=None) -> Session:
+    version = _version(version)
     s = Session.objects.select_for_update().select_related("course").get(pk=session.pk)
-    if version not in (None, "") and s.version != int(version):
+    if version is not None and s.version != version:
         raise ConflictError(s.version)
     return s
+
+
+def _enrolled_people(s: Session) -> list[User]:
+    return list(User.objects.filter(training_assignments__enrolments__session=s, is_active=True)
+                .distinct().order_by("username"))  # fmt: skip
+
+
+def has_been_held(s: Session, now: dt.datetime | None = None) -> bool:
+    """Held: marked so, started (in the past), or with an attendance taken — then only its notes change."""
+    return (s.status == SessionStatus.HELD or s.starts_at <= (now or timezone.now())
+            or s.enrolments.exclude(attendance="").exists())  # fmt: skip
+
+
+EDITABLE = ("starts_at", "ends_at", "place", "trainer", "trainer_name", "capacity", "notes")
+
+
+def _value(s: Session, name: str):
+    return s.trainer_id if name == "trainer" else getattr(s, name)
+
+
+def update_session(user, session: Session, data: dict, version) -> Session:
+    """A training manager changes a planned session — its time, place, trainer, capacity, notes — from the version
+    they loaded (a stale one: ConflictError). `data` holds the fields to change; the others stay. The capacity is
+    never below the trainees enrolled. A session held (started, or with attendance taken) changes its notes only;
+    a cancelled one nothing. The enrolled trainees are told once of a new time or place (the day-before reminder
+    is then due again). Audited with before and after."""
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.notify import services as notify
+
+    training.require_manage(user)
+    if _version(version) is None:
+        raise ValidationError({"version": [_("Send the version you loaded, so that changes made by others in the "
+                                             "meantime are not overwritten.")]})  # fmt: skip
+    data = {k: v for k, v in (data or {}).items() if k in EDITABLE}
+    with transaction.atomic():
+        s = _locked(session, version)
+        if s.status == SessionStatus.CANCELLED:
+            raise ValidationError({"session": [_("A cancelled session is not changed.")]})
+        if has_been_held(s):
+            others = sorted(k for k in data if k != "notes")
+            if others:
+                msg = _("The session has been held: only its notes are changed.")
+                raise ValidationError({k: [msg] for k in others})
+            values = {"notes": clean_session_notes(data.get("notes", s.notes))}
+        else:
+            current = {k: _value(s, k) for k in EDITABLE}
+            values = clean_session({**current, **data}, now=None if "starts_at" in data else s.starts_at)
+            taken = Enrolment.objects.filter(session=s).count()
+            if values["capacity"] is not None and values["capacity"] < taken:
+                raise ValidationError({"capacity": [ngettext(
+                    "%(n)s trainee is enrolled already: the capacity cannot be lower.",
+                    "%(n)s trainees are enrolled already: the capacity cannot be lower.", taken) % {"n": taken}]})
+            values["trainer"] = values["trainer"].pk if values["trainer"] is not None else None
+        changes = {}
+        for name, new in values.items():
+            old = _value(s, name)
+            if new != old:
+                changes[name] = [old if old != "" else None, new if new != "" else None]
+                setattr(s, "trainer_id" if name == "trainer" else name, new)
+        if not changes:
+            return s
+        moved = "starts_at" in changes or "ends_at" in changes or "place" in changes
+        fields = ["trainer_id" if k == "trainer" else k for k in changes]
+        if "starts_at" in changes and s.reminded_at is not None:
+            changes["reminded_at"] = [s.reminded_at, None]  # reminded of the old day: the new one is reminded
+            s.reminded_at = None
+            fields.append("reminded_at")
+        s.version += 1
+        s.save(update_fields=[*fields, "version"])
+        people = _enrolled_people(s) if moved else []
+        audit.record(A.UPDATE, s, user=user, changes=changes, **({"people": len(people)} if moved else {}))
+        if people:
+            notify.send(people, kind=REMINDER_KIND, url=_url(s), obj=s,
+                        title=Message(gettext_lazy("Training session changed: %(course)s, now %(when)s"),
+                                      course=s.course.title, when=_when(s)),
+                        body=Message(gettext_lazy("Now: %(when)s–%(end)s, %(place)s. Before: %(old_when)s, "
+                                                  "%(old_place)s."),
+                                     when=_when(s), end=f"{timezone.localtime(s.ends_at):%H:%M}", place=s.place,
+                                     old_when=_when_at(changes.get("starts_at", [s.starts_at])[0]),
+                                     old_place=changes.get("place", [s.place])[0]))  # fmt: skip
+    return s
+
+
+def clean_session_notes(raw) -> str:
+    notes = str(raw or "").replace("\x00", "").strip()
+    if len(notes) > TEXT_MAX:
+        raise ValidationError({"notes": [_("At most %(n)s characters.") % {"n": TEXT_MAX}]})
+    return notes
 
 
 def cancel_session(user, session: Session, reason: str, version=None) -> Session:
@@ -248,7 +354,7 @@ def cancel_session(user, session: Session, reason: str, version=None) -> Session
         s.save(update_fields=["status", "cancel_reason", "version"])
         audit.record(A.UPDATE, s, user=user, changes={"status": [SessionStatus.PLANNED, s.status],
                                                       "cancel_reason": [None, reason]})  # fmt: skip
-        people = list(User.objects.filter(training_assignments__enrolments__session=s, is_active=True))
+        people = _enrolled_people(s)
         if people:
             notify.send(people, kind=REMINDER_KIND, url=_url(s), obj=s,
                         title=Message(gettext_lazy("Training session cancelled: %(course)s, %(when)s"),
@@ -283,7 +389,9 @@ def enrol(user, session: Session, assignment: Assignment) -> Enrolment:
             raise ValidationError({"assignment": [_("%(name)s is enrolled in this session already.") % {"name": name}]})
         taken = Enrolment.objects.filter(session=s).count()
         if taken >= s.capacity:
-            raise ValidationError({"session": [_("The session is full (%(n)s places).") % {"n": s.capacity}]})
+            raise ValidationError({"session": [ngettext("The session is full (%(n)s place).",
+                                                        "The session is full (%(n)s places).", s.capacity)
+                                               % {"n": s.capacity}]})  # fmt: skip
         try:
             with transaction.atomic():
                 e = Enrolment.objects.create(session=s, assignment=a, enrolled_by=user)
@@ -293,6 +401,29 @@ def enrol(user, session: Session, assignment: Assignment) -> Enrolment:
             ) from None
         audit.record(A.CREATE, e, user=user, changes={"session": [None, s.pk], "user": [None, a.user_id]})
     return e
+
+
+def withdraw(user, session: Session, assignment: Assignment) -> None:
+    """A trainee withdraws their own enrolment (or a manager withdraws anyone's) before the session starts: the
+    place is free again. Not once it has started, nor from a cancelled or held session. Audited."""
+    if assignment.user_id == user.pk:
+        if not training.may_take(user):
+            raise PermissionDenied(_("You do not have permission to do this."))
+    else:
+        training.require_manage(user)
+    with transaction.atomic():
+        s = _locked(session)
+        a = Assignment.objects.select_related("user").get(pk=assignment.pk)
+        name = a.user.display_name or a.user.get_username()
+        e = Enrolment.objects.filter(session=s, assignment=a).first()
+        if e is None:
+            raise ValidationError({"assignment": [_("%(name)s is not enrolled in this session.") % {"name": name}]})
+        if s.status != SessionStatus.PLANNED or s.starts_at <= timezone.now():
+            raise ValidationError({"session": [
+                _("The session has started (or is no longer planned): the enrolment is not withdrawn.")
+            ]})  # fmt: skip
+        audit.record(A.DELETE, e, user=user, changes={"session": [s.pk, None], "user": [a.user_id, None]})
+        e.delete()
 
 
 def take_attendance(user, session: Session, marks: dict, *, materials_used: str | None = None,
@@ -373,7 +504,11 @@ def _url(s: Session) -> str:
 
 
 def _when(s: Session) -> str:
-    return f"{timezone.localtime(s.starts_at):%Y-%m-%d %H:%M}"
+    return _when_at(s.starts_at)
+
+
+def _when_at(at: dt.datetime) -> str:
+    return f"{timezone.localtime(at):%Y-%m-%d %H:%M}"
 
 
 def remind_sessions(today: dt.date | None = None) -> int:

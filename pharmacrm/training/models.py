@@ -226,6 +226,7 @@ class Session(models.Model):
         _("status"), max_length=10, choices=SessionStatus.choices, default=SessionStatus.PLANNED
     )
     cancel_reason = models.TextField(_("reason for cancelling"), blank=True)
+    notes = models.TextField(_("notes"), blank=True)  # for the trainees: what to bring, the way in
     materials_used = models.TextField(_("materials used"), blank=True)
     trainer_note = models.TextField(_("trainer's note"), blank=True)
     reminded_at = models.DateTimeField(_("reminded the day before"), null=True, blank=True)

@@ -46,7 +46,7 @@ def session_new(request, pk: int):
     course = get_object_or_404(Course, pk=pk)
     start = timezone.localtime().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=7)
     data = {"starts_at": f"{start:%Y-%m-%dT%H:%M}", "ends_at": f"{start + dt.timedelta(hours=2):%Y-%m-%dT%H:%M}",
-            "place": "", "trainer": "", "trainer_name": "", "capacity": "20"}  # fmt: skip
+            "place": "", "trainer": "", "trainer_name": "", "capacity": "20", "notes": ""}  # fmt: skip
     context = {"course": course, "errors": {}, "people": User.objects.filter(is_active=True).order_by("username")}
     if request.method == "POST":
         data = {k: request.POST.get(k, "") for k in data}
@@ -88,8 +88,61 @@ def session_detail(request, pk: int):
         "s": s, "enrolments": enrolments if (may_mark or training.may_see_results(user)) else None,
         "taken": len(enrolments), "may_manage": may_manage, "may_mark": may_mark and s.starts_at <= timezone.now()
         and s.status != SessionStatus.CANCELLED, "mine": mine, "candidates": candidates, "open": open_,
-        "my_place": any(e.assignment.user_id == user.pk for e in enrolments), "presence": Presence.choices,
+        "my_place": next((e for e in enrolments if e.assignment.user_id == user.pk), None),
+        "presence": Presence.choices, "may_edit": may_manage and s.status != SessionStatus.CANCELLED,
     })  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def session_edit(request, pk: int):
+    """Change a planned session (time, place, trainer, capacity, notes); a held one its notes only."""
+    training.require_manage(request.user)
+    s = _session(request, pk)
+    if s.status == SessionStatus.CANCELLED:
+        messages.error(request, _("A cancelled session is not changed."))
+        return redirect("training:session", pk=s.pk)
+    held = classroom.has_been_held(s)
+    names = ("notes",) if held else ("starts_at", "ends_at", "place", "trainer", "trainer_name", "capacity", "notes")
+    data = {"starts_at": f"{timezone.localtime(s.starts_at):%Y-%m-%dT%H:%M}",
+            "ends_at": f"{timezone.localtime(s.ends_at):%Y-%m-%dT%H:%M}", "place": s.place,
+            "trainer": str(s.trainer_id or ""), "trainer_name": s.trainer_name, "capacity": str(s.capacity),
+            "notes": s.notes, "version": str(s.version)}  # fmt: skip
+    context = {"course": s.course, "s": s, "held": held, "errors": {},
+               "people": User.objects.filter(is_active=True).order_by("username")}  # fmt: skip
+    if request.method == "POST":
+        data.update({k: request.POST.get(k, "") for k in (*names, "version")})
+        try:
+            classroom.update_session(request.user, s, {k: data[k] for k in names}, data["version"])
+        except ValidationError as e:
+            context.update(data=data, errors=_errors(e))
+            return render(request, "training/session_form.html", context, status=400)
+        except ConflictError as e:
+            context.update(data=data, errors={"form": [str(e)]})
+            return render(request, "training/session_form.html", context, status=409)
+        messages.success(request, _("Session saved."))
+        return redirect("training:session", pk=s.pk)
+    context["data"] = data
+    return render(request, "training/session_form.html", context)
+
+
+@login_required
+@require_POST
+def session_withdraw(request, pk: int):
+    """A trainee withdraws their own enrolment; a manager anyone's."""
+    s = _session(request, pk)
+    raw = request.POST.get("assignment", "").strip()
+    a = Assignment.objects.select_related("user").filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
+    if a is None or (a.user_id != request.user.pk and not training.may_manage(request.user)):
+        raise Http404(_("No such assignment."))
+    try:
+        classroom.withdraw(request.user, s, a)
+    except ValidationError as err:
+        _flash(request, err)
+    else:
+        who = a.user.display_name or a.user.get_username()
+        messages.success(request, _("%(name)s is no longer enrolled; the place is free.") % {"name": who})
+    return redirect("training:session", pk=s.pk)
 
 
 @login_required
@@ -257,7 +310,9 @@ def certificate_revoke(request, pk: int):
 urlpatterns = [
     path("courses/<int:pk>/sessions/new/", session_new, name="session-new"),
     path("sessions/<int:pk>/", session_detail, name="session"),
+    path("sessions/<int:pk>/edit/", session_edit, name="session-edit"),
     path("sessions/<int:pk>/enrol/", session_enrol, name="session-enrol"),
+    path("sessions/<int:pk>/withdraw/", session_withdraw, name="session-withdraw"),
     path("sessions/<int:pk>/attendance/", session_attendance, name="session-attendance"),
     path("sessions/<int:pk>/cancel/", session_cancel, name="session-cancel"),
     path("certificates/", certificate_list, name="certificates"),

@@ -181,7 +181,7 @@ def test_two_enrolments_at_once_cannot_exceed_the_capacity(users, talk):
             out.append(e.message_dict)
 
     held_while(lambda: classroom.enrol(users["agent"], s, a["agent"]), second)
-    assert out == [{"session": ["The session is full (1 places)."]}]
+    assert out == [{"session": ["The session is full (1 place)."]}]
     assert Enrolment.objects.filter(session=s).count() == 1
 
 
