@@ -35,10 +35,10 @@ python -c 'import django; django.setup(); from pharmacrm.core import crypto; cry
     </dev/null
 
 step "pytest on SQLite"
-python -m pytest -n "$workers" --dist loadgroup -q "$slowest" "$@" || failed+=("pytest on SQLite")
+python -m pytest -n "$workers" -q "$slowest" "$@" || failed+=("pytest on SQLite")
 
 step "pytest on PostgreSQL"
-CONN_MAX_AGE=0 scripts/pg-test-cluster.sh python -m pytest -n "$workers" --dist loadgroup -q "$slowest" "$@" || failed+=("pytest on PostgreSQL")
+CONN_MAX_AGE=0 scripts/pg-test-cluster.sh python -m pytest -n "$workers" -q "$slowest" "$@" || failed+=("pytest on PostgreSQL")
 
 # On success pytest's own summary stays the last line of the output.
 if [ ${#failed[@]} -gt 0 ]; then

@@ -300,31 +300,6 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-def pytest_itemcollected(item):
-    _one_worker_per_module_fixture(item)
-
-
-def _one_worker_per_module_fixture(item) -> None:
-    """A module whose tests share data built once for the module (the demo walked by the stable-pages test, the
-    authorization matrix's world) runs on one worker (`--dist loadgroup`, scripts/test.sh): spread over both
-    workers, as xdist's plain `load` does, each worker built that data for itself. Every other test is still
-    handed out one by one to whichever worker is free.
-    xdist 3.8 groups by renaming the test's node id ("…@group") through an attribute pytest 9 no longer reads,
-    so that it never grouped anything here: the rename is done here, with pytest 9's own node id."""
-    defs = getattr(item, "_fixtureinfo", None)
-    if defs is None:
-        return
-    chains = defs.name2fixturedefs.values()
-    if not any(fd.scope in ("module", "class") and fd.baseid for chain in chains for fd in chain):  # ours only
-        return
-    group = item.nodeid.split("::")[0]
-    item.add_marker(pytest.mark.xdist_group(group))
-    if getattr(item.config.option, "loadgroup", False) and "@" not in item.nodeid:
-        from _pytest.nodeid import coerce_node_id
-
-        item._id = coerce_node_id(f"{item.nodeid}@{group}")
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under CI=true a skipped test (e.g. Chromium or PostgreSQL missing) is reported as a failure."""
