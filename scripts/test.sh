@@ -8,9 +8,6 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac  # VENV=/abs/path/.venv works too
 export PATH="$VENV/bin:$PATH"
-workers="${PYTEST_WORKERS:-2}"
-# the slowest tests are listed after each run: what to look at when the suite nears its 30-minute budget
-slowest="--durations=${PYTEST_SLOWEST:-15}"
 
 # A fresh data dir per run: the tests never touch var/ (demo data, keys) of `make run`.
 var="$(mktemp -d "${TMPDIR:-/tmp}/pharmacrm-test.XXXXXX")"
@@ -34,11 +31,11 @@ python manage.py makemigrations --check --dry-run || failed+=("makemigrations --
 python -c 'import django; django.setup(); from pharmacrm.core import crypto; crypto.keyring()' \
     </dev/null
 
-step "pytest on SQLite"
-python -m pytest -n "$workers" -q "$slowest" "$@" || failed+=("pytest on SQLite")
-
-step "pytest on PostgreSQL"
-CONN_MAX_AGE=0 scripts/pg-test-cluster.sh python -m pytest -n "$workers" -q "$slowest" "$@" || failed+=("pytest on PostgreSQL")
+# Both pytest runs (SQLite, then PostgreSQL) inside one throw-away PostgreSQL cluster: scripts/test-suites.sh
+# migrates a template per database once, and the workers copy it.
+suites_failed="$var/suites-failed"
+CONN_MAX_AGE=0 TEST_SUITES_FAILED="$suites_failed" scripts/pg-test-cluster.sh scripts/test-suites.sh "$@" \
+    || failed+=("$(cat "$suites_failed" 2>/dev/null || echo "pytest")")
 
 # On success pytest's own summary stays the last line of the output.
 if [ ${#failed[@]} -gt 0 ]; then

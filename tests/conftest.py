@@ -276,6 +276,67 @@ def _vendor() -> str:
     return connection.vendor
 
 
+# --- One migration per database and run, not one per worker. Running the migrations takes a worker about 35 s of
+# CPU (Django renders the models' state after each of some 150 migrations), most of it spent again by every worker
+# on the same result. scripts/test-suites.sh migrates a template once per database and names it in
+# PHARMACRM_TEST_TEMPLATE: a SQLite file, copied into each worker's in-memory database, or a PostgreSQL database,
+# which CREATE DATABASE ... TEMPLATE copies. Without it (pytest run by hand) each worker migrates as before; with a
+# template that lacks a migration on disk, the worker migrates the rest itself.
+
+TEST_TEMPLATE = os.environ.get("PHARMACRM_TEST_TEMPLATE", "").strip()
+
+
+def _migrate_from_template(real_call_command):
+    def call_command(name, *args, **options):
+        if name != "migrate":
+            return real_call_command(name, *args, **options)
+        from django.db import connections
+        from django.db.migrations.executor import MigrationExecutor
+
+        connection = connections[options.get("database", "default")]
+        if connection.vendor == "sqlite":
+            import sqlite3
+
+            connection.ensure_connection()
+            template = sqlite3.connect(TEST_TEMPLATE)
+            try:
+                template.backup(connection.connection)
+            finally:
+                template.close()
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):  # the template is behind the code
+            return real_call_command(name, *args, **options)
+        return None
+
+    call_command.__wrapped_real__ = real_call_command
+    return call_command
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """With a template: PostgreSQL creates each worker's database from it, and `migrate` during the test
+    databases' set-up copies it (SQLite) or finds nothing to do."""
+    if not TEST_TEMPLATE:
+        return
+    from django.core import management
+    from django.db import connections
+
+    if _vendor() == "postgresql":
+        connections["default"].settings_dict.setdefault("TEST", {})["TEMPLATE"] = TEST_TEMPLATE
+    management.call_command = _migrate_from_template(management.call_command)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's set-up; afterwards `migrate` is the real command again (tests run old migrations)."""
+    from django.core import management
+
+    real = getattr(management.call_command, "__wrapped_real__", None)
+    if real is not None:
+        management.call_command = real
+    yield
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "postgresql: runs only when the tests run on PostgreSQL")
     config.addinivalue_line("markers", "sqlite: runs only when the tests run on SQLite")

@@ -11,15 +11,20 @@ from __future__ import annotations
 import contextlib
 import copy
 import glob
+import io
 import os
 import threading
+import types
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import fpdf.output
 from django.conf import settings
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
+from fontTools import subset as ftsubset
 from fontTools import ttLib
 from fpdf import FPDF, FontFace
 from fpdf.enums import TextEmphasis
@@ -148,6 +153,50 @@ def _parsed_face(face: Face, style: str) -> TTFFont:
         return font
 
 
+# --- Subsets kept. fpdf2 cuts each embedded face down to the glyphs the document uses (fontTools' subsetter):
+# 0.3–0.5 s of CPU per face of Noto CJK, most of it reading the CFF table of 65,000 glyphs. The same glyphs of the
+# same face give the same bytes, so the last SUBSETS_KEPT subsets are kept (tens of KB each) and a document that
+# uses the same glyphs as one before (an agreement issued again, a report regenerated, the same template filled
+# for another customer of the same name's characters) gets a copy of the kept one. Only for CID-keyed CFF faces,
+# whose glyph names (cid00123) come from the font's own character ids and so survive the round trip through
+# bytes; a TrueType face's subset renumbers glyphs whose names may be made from their numbers.
+SUBSETS_KEPT = 32
+_subsets: OrderedDict[tuple, bytes] = OrderedDict()
+_subsets_lock = threading.Lock()
+
+
+class _KeptSubsetter(ftsubset.Subsetter):
+    def populate(self, glyphs=(), **kwargs):
+        self._glyph_set = frozenset(glyphs)
+        super().populate(glyphs=glyphs, **kwargs)
+
+    def subset(self, font: ttLib.TTFont) -> None:
+        face = getattr(font, "pharmacrm_face", None)
+        if face is None or not hasattr(self, "_glyph_set"):
+            return super().subset(font)
+        key = (face, self._glyph_set, repr(sorted(vars(self.options).items())))
+        with _subsets_lock:
+            kept = _subsets.get(key)
+            if kept is not None:
+                _subsets.move_to_end(key)
+        if kept is None:
+            super().subset(font)
+            out = io.BytesIO()
+            font.save(out)
+            with _subsets_lock:
+                _subsets[key] = out.getvalue()
+                while len(_subsets) > SUBSETS_KEPT:
+                    _subsets.popitem(last=False)
+            return None
+        font.close()
+        ttLib.TTFont.__init__(font, io.BytesIO(kept), recalcBBoxes=False, recalcTimestamp=False)
+        return None
+
+
+# fpdf2 reads Options and Subsetter from this module attribute when it writes a document
+fpdf.output.ftsubset = types.SimpleNamespace(Options=ftsubset.Options, Subsetter=_KeptSubsetter)
+
+
 def _add_font(pdf: FPDF, face: Face, style: str) -> None:
     """pdf.add_font() without parsing the file again: share the parsed metrics, give the document its own
     font handle and subset (both are changed when the document is written)."""
@@ -157,6 +206,7 @@ def _add_font(pdf: FPDF, face: Face, style: str) -> None:
     font.ttfont = ttLib.TTFont(face.path, recalcBBoxes=False, recalcTimestamp=False, fontNumber=face.index, lazy=True)
     if font.is_cff and font.is_cid_keyed:
         unused = [tag for tag in font.ttfont.keys() if tag not in CID_CFF_SUBSET_TABLES]
+        font.ttfont.pharmacrm_face = (face, os.stat(face.path).st_mtime_ns)  # its subsets may be kept
     else:
         unused = [tag for tag in UNUSED_LAYOUT_TABLES if tag in font.ttfont]
     for tag in unused:

@@ -42,7 +42,7 @@ def test_it_refuses_a_database_named_by_database_url_unless_forced(settings, tmp
         call_command("demo")
     assert not User.objects.exists() and not Institution.objects.exists()
 
-    call_command("demo", "--force", "--scale", "0.05")
+    call_command("demo", "--force", "--scale", "0.0005")
     assert User.objects.filter(username="admin").exists() and Institution.objects.exists()
 
 
@@ -112,7 +112,7 @@ def test_a_second_run_while_one_loads_is_refused_at_once_in_one_line(demo_env, m
     one line saying why, and the first loads the data."""
     from tests.core.test_ops_rotate_keys import PausedInAnotherThread
 
-    with PausedInAnotherThread(monkeypatch, demo, "_institutions", "demo", "--scale", "0.05"):
+    with PausedInAnotherThread(monkeypatch, demo, "_institutions", "demo", "--scale", "0.0005"):
         with pytest.raises(CommandError) as refused:
             call_command("demo", "--scale", "0.05")
         assert str(refused.value) == (

@@ -259,3 +259,36 @@ def test_a_table_wraps_long_cells_and_repeats_its_header_on_the_next_page():
     assert all("批号客户状态" in page for page in pages)
     assert "B0079" in pages[-1] and ("北京协和医院" * 6) in "".join(pages)
     assert re.search(r"第?\d+\D+\d+", pages[-1])  # the footer's page x/y
+
+
+def _embedded_fonts(data: bytes) -> list[bytes]:
+    reader = PdfReader(BytesIO(data))
+    out = []
+    for font in reader.pages[0]["/Resources"]["/Font"].values():
+        descendant = font.get_object()["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
+        out.append(descendant["/FontFile3"].get_object().get_data())
+    return out
+
+
+def test_a_document_with_the_glyphs_of_an_earlier_one_embeds_the_same_subset_and_reads_back():
+    """Cutting the CJK face down to a document's glyphs is kept per glyph set: an agreement issued again reuses
+    the kept subset. The reused one must embed the same bytes and read back the same; another text, its own."""
+    def make(text: str) -> bytes:
+        doc = pdfdoc.document("重点客户专属服务协议")
+        doc.set_font(pdfdoc.FAMILY, "B", 12)
+        doc.multi_cell(0, 6, "甲方：北京协和医院", new_x="LMARGIN", new_y="NEXT")
+        doc.set_font(pdfdoc.FAMILY, size=10)
+        doc.multi_cell(0, 6, text, new_x="LMARGIN", new_y="NEXT")
+        return pdfdoc.to_bytes(doc)
+
+    pdfdoc._subsets.clear()
+    first = make("技术支持：每季度上门培训一次，售后服务两小时内响应。")
+    kept = len(pdfdoc._subsets)
+    again = make("技术支持：每季度上门培训一次，售后服务两小时内响应。")
+    other = make("鑫淼犇骉：生僻字也照样嵌入。")
+
+    assert kept == 2 and len(pdfdoc._subsets) == 3  # regular and bold kept; the other text added its own regular
+    assert _embedded_fonts(again) == _embedded_fonts(first)
+    assert _body(again) == _body(first) and "售后服务两小时内响应" in _body(again)
+    assert "鑫淼犇骉：生僻字也照样嵌入" in _body(other)
+    assert _embedded_fonts(other)[0] != _embedded_fonts(first)[0]
