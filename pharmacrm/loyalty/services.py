@@ -14,8 +14,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Count, F, IntegerField, Q, Sum, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.deferred import Message
 from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import InstitutionType
@@ -112,8 +114,8 @@ def ticket_boost(ticket) -> str | None:
     if not found:
         return None
     level, number = max(found, key=lambda m: LEVEL_ORDER.index(m[0]))
-    return _("A loyalty member with priority service (%(level)s, %(number)s): one step more urgent.") % {
-        "level": Level(level).label, "number": number}
+    return Message(gettext_lazy("A loyalty member with priority service (%(level)s, %(number)s): one step more "
+                                "urgent."), level=Level(level).label, number=number)
 
 
 # --- months ------------------------------------------------------------------------------------------------

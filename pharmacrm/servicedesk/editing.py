@@ -205,8 +205,9 @@ def rerate_boost(ticket: Ticket, *, user=None) -> str | None:
         raised = routing.BOOST.get(ticket.priority)
         if raised is None:
             return None  # high or urgent already: never above high by the boost alone
+        mark = routing.boost_mark(reason)
         services.set_priority(ticket, raised, None, boosted=True, actor=services.SYSTEM, user=user or services.SYSTEM,
-                              reason=reason, mark={"boost": True})  # fmt: skip
+                              reason=mark.pop("reason"), mark=mark)  # fmt: skip
         return "boost"
     if ticket.boosted and not reason:
         restored = _before_boost(ticket)
@@ -321,7 +322,7 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
         if boosted_from:
             services._event(ticket, EventKind.PRIORITY, services.SYSTEM, at=now, data={
                 "from": [boosted_from, ticket.complexity], "to": [ticket.priority, ticket.complexity],
-                "reason": ticket.boost_reason, "boost": True,
+                **routing.boost_mark(ticket.boost_reason),
             })  # fmt: skip
         if unboosted_from:
             services._event(ticket, EventKind.PRIORITY, services.SYSTEM, at=now, data={

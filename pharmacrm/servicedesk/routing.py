@@ -237,8 +237,9 @@ def _round_robin(rule: AssignmentRule, users: list[User]) -> User:
 # --- routing a new ticket ------------------------------------------------------------------------------
 
 
-# `fn(ticket) -> str | None`: why another app's customers deserve the boost (the loyalty programme: a member whose
-# level promises priority service), as the reason the ticket's history gives, or None
+# `fn(ticket) -> str | Message | None`: why another app's customers deserve the boost (the loyalty programme: a member
+# whose level promises priority service), as the reason the ticket's history gives (a core.deferred.Message to be read
+# in each reader's language), or None
 BoostHook = Callable[[Ticket], "str | None"]
 _boost_hooks: list[BoostHook] = []
 
@@ -261,6 +262,18 @@ def boost_reason(ticket: Ticket, key_account: bool = False) -> str | None:
         if reason:
             return reason
     return None
+
+
+def boost_mark(reason) -> dict:
+    """What a boost's history event stores: the reason as text (in the language of the moment, for the audit trail
+    and older readers), `boost`, and — for a hook's reason given as a core.deferred.Message — that message frozen, so
+    that each reader of the history reads it in their own language (views.event_details)."""
+    from pharmacrm.core.deferred import Message, freeze
+
+    out = {"reason": str(reason), "boost": True}
+    if isinstance(reason, Message):
+        out["boost_text"] = freeze(reason)
+    return out
 
 
 def boost(ticket: Ticket, key_account: bool = False) -> str | None:

@@ -217,7 +217,7 @@ def create_ticket(user, data: dict) -> Ticket:
             history.append(_event(
                 ticket, EventKind.PRIORITY, SYSTEM, at=now,
                 data={"from": [routed["boosted_from"], complexity], "to": [ticket.priority, complexity],
-                      "reason": ticket.boost_reason, "boost": True},
+                      **routing.boost_mark(ticket.boost_reason)},
             ))  # fmt: skip
         if overridden:
             history.append(_event(

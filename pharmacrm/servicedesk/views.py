@@ -533,7 +533,10 @@ def _event_details(e) -> list[tuple[str, str]]:
         out.append((_("Routed"), AssignMethod(routed["method"]).label))
     for key, label in (("reason", _("Reason")), ("summary", _("Summary")), ("note", _("Note"))):
         if key == "reason" and data.get("boost"):  # the system's own words: in the reader's language, not the stored
-            out.append((label, _("A VIP or key-account customer: one step more urgent.")))
+            from pharmacrm.core.deferred import thaw
+
+            text = thaw(data["boost_text"]) if data.get("boost_text") else ""
+            out.append((label, text or _("A VIP or key-account customer: one step more urgent.")))
         elif key == "reason" and data.get("unboost"):
             from .editing import UNBOOST_REASON
 

@@ -367,18 +367,38 @@ def enrolled(session: Session) -> int:
     return session.enrolments.count()
 
 
-def enrol(user, session: Session, assignment: Assignment) -> Enrolment:
-    """Enrol a trainee in a planned session from their open assignment of its course: the trainee themselves or a
-    manager. The capacity is checked under the session's row lock. Audited."""
+def _for_trainee(user, session: Session, assignment: Assignment) -> tuple[Session, Assignment, str]:
+    """The trainee themselves (who may take training) or a training manager acts on an enrolment: the session
+    locked, the assignment read again, the trainee's name for the messages. Inside the caller's transaction."""
     if assignment.user_id == user.pk:
         if not training.may_take(user):
             raise PermissionDenied(_("You do not have permission to do this."))
     else:
         training.require_manage(user)
+    s = _locked(session)
+    a = Assignment.objects.select_related("user").get(pk=assignment.pk)
+    return s, a, a.user.display_name or a.user.get_username()
+
+
+def _tell_trainee(user, s: Session, a: Assignment, title) -> None:
+    """A manager enrolled or withdrew someone else: that trainee is told (in their own language)."""
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.notify import services as notify
+
+    if a.user_id == user.pk or not a.user.is_active:
+        return
+    notify.send([a.user], kind=REMINDER_KIND, url=_url(s), obj=s,
+                title=Message(title, course=s.course.title, when=_when(s)),
+                body=Message(gettext_lazy("By %(manager)s. %(when)s–%(end)s, %(place)s."),
+                             manager=user.display_name or user.get_username(), when=_when(s),
+                             end=f"{timezone.localtime(s.ends_at):%H:%M}", place=s.place))  # fmt: skip
+
+
+def enrol(user, session: Session, assignment: Assignment) -> Enrolment:
+    """Enrol a trainee in a planned session from their open assignment of its course: the trainee themselves or a
+    manager (the trainee is then told). The capacity is checked under the session's row lock. Audited."""
     with transaction.atomic():
-        s = _locked(session)
-        a = Assignment.objects.select_related("user").get(pk=assignment.pk)
-        name = a.user.display_name or a.user.get_username()
+        s, a, name = _for_trainee(user, session, assignment)
         if s.status != SessionStatus.PLANNED or s.starts_at <= timezone.now():
             raise ValidationError({"session": [_("Only a planned session that has not started takes enrolments.")]})
         if a.course_id != s.course_id:
@@ -400,21 +420,16 @@ def enrol(user, session: Session, assignment: Assignment) -> Enrolment:
                 {"assignment": [_("%(name)s is enrolled in this session already.") % {"name": name}]}
             ) from None
         audit.record(A.CREATE, e, user=user, changes={"session": [None, s.pk], "user": [None, a.user_id]})
+        _tell_trainee(user, s, a, gettext_lazy("You are enrolled in a training session: %(course)s, %(when)s"))
     return e
 
 
 def withdraw(user, session: Session, assignment: Assignment) -> None:
-    """A trainee withdraws their own enrolment (or a manager withdraws anyone's) before the session starts: the
-    place is free again. Not once it has started, nor from a cancelled or held session. Audited."""
-    if assignment.user_id == user.pk:
-        if not training.may_take(user):
-            raise PermissionDenied(_("You do not have permission to do this."))
-    else:
-        training.require_manage(user)
+    """A trainee withdraws their own enrolment (or a manager withdraws anyone's, and the trainee is told) before the
+    session starts: the place is free again. Not once it has started, nor from a cancelled or held session.
+    Audited."""
     with transaction.atomic():
-        s = _locked(session)
-        a = Assignment.objects.select_related("user").get(pk=assignment.pk)
-        name = a.user.display_name or a.user.get_username()
+        s, a, name = _for_trainee(user, session, assignment)
         e = Enrolment.objects.filter(session=s, assignment=a).first()
         if e is None:
             raise ValidationError({"assignment": [_("%(name)s is not enrolled in this session.") % {"name": name}]})
@@ -424,6 +439,7 @@ def withdraw(user, session: Session, assignment: Assignment) -> None:
             ]})  # fmt: skip
         audit.record(A.DELETE, e, user=user, changes={"session": [s.pk, None], "user": [a.user_id, None]})
         e.delete()
+        _tell_trainee(user, s, a, gettext_lazy("You are withdrawn from a training session: %(course)s, %(when)s"))
 
 
 def take_attendance(user, session: Session, marks: dict, *, materials_used: str | None = None,

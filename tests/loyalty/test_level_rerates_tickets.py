@@ -166,3 +166,16 @@ def test_joining_at_a_priority_level_or_a_merge_bringing_the_membership_boosts_t
     moved = fresh(survivor_ticket)
     assert (moved.priority, moved.boosted) == ("high", True)
     assert (fresh(waiting).priority, len(priority_events(waiting))) == ("high", 1)
+
+
+def test_the_history_gives_a_loyalty_boosts_reason_in_the_readers_language(users, shop, member, client_for):
+    """The history said "A VIP or key-account customer" for a loyalty member's boost, in every language, though the
+    member was neither: it now names the loyalty level and the member, in the reader's language."""
+    Member.objects.filter(pk=member.pk).update(level=Level.GOLD)
+    boosted = ticket(users, shop)  # boosted at intake
+    page = {lang: client_for("agent").get(f"/service/tickets/{boosted.pk}/", HTTP_ACCEPT_LANGUAGE=lang)
+            .content.decode() for lang in ("en", "zh-hans")}  # fmt: skip
+
+    assert f"A loyalty member with priority service (Gold, {member.number}): one step more urgent." in page["en"]
+    assert f"享有优先服务的忠诚度会员（金卡，{member.number}）：优先级提高一级。" in page["zh-hans"]
+    assert "A VIP or key-account customer" not in page["en"]

@@ -62,10 +62,12 @@ def plan(users, course, **over) -> Session:
     return classroom.create_session(users["manager"], course, data)
 
 
-CHANGED, CANCELLED, TOMORROW = (
+CHANGED, CANCELLED, TOMORROW, ENROLLED, WITHDRAWN = (
     "课堂培训有变更",
     "课堂培训已取消",
     "明天有课堂培训",
+    "已为你报名课堂培训",
+    "已取消你的课堂培训报名",
 )  # in the recipients' language
 
 
@@ -242,6 +244,23 @@ def test_a_trainee_withdraws_before_the_start_and_not_after(users, course, clien
         classroom.withdraw(users["rep"], s, assignment(course, users["rep"]))
     assert "has started" in err.value.message_dict["session"][0]
     assert Enrolment.objects.filter(session=s, assignment__user=users["rep"]).exists()
+
+
+def test_a_trainee_enrolled_or_withdrawn_by_a_manager_is_told_and_not_when_acting_themselves(users, course):
+    """A manager who enrolled or withdrew a trainee left them unaware of the change to their day."""
+    s = plan(users, course)
+    classroom.enrol(users["manager"], s, assignment(course, users["agent"]))
+    classroom.enrol(users["rep"], s, assignment(course, users["rep"]))
+    assert told(ENROLLED) == ["agent"]
+    note = Notification.objects.get(recipient=users["agent"])  # read in English
+    assert note.shown_title.startswith("You are enrolled in a training session: 药品不良反应报告（面授）, ")
+    assert note.shown_body.startswith("By manager. ") and "总部三楼培训室" in note.shown_body
+    assert note.url == f"/training/sessions/{s.pk}/"
+
+    classroom.withdraw(users["manager"], s, assignment(course, users["agent"]))
+    classroom.withdraw(users["rep"], s, assignment(course, users["rep"]))
+    assert told(WITHDRAWN) == ["agent"]
+    assert Notification.objects.filter(recipient=users["rep"]).count() == 0
 
 
 # --- API ---------------------------------------------------------------------------------------------------
