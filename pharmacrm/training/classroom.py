@@ -151,6 +151,27 @@ def sessions_for(user):
     return Session.objects.filter(course__in=training.courses_for(user))
 
 
+def upcoming_for(user, now: dt.datetime | None = None, limit: int = 50) -> list[dict]:
+    """"My training"'s sessions: the planned sessions still to come of the courses the user has an open assignment
+    of, and those they are enrolled in — each with its enrolled count, the user's enrolment (to withdraw) or open
+    assignment of the course (to enrol with), soonest first."""
+    now = now or timezone.now()
+    open_assignments = dict(Assignment.objects.filter(user=user, completed_at__isnull=True)
+                            .values_list("course_id", "pk"))  # fmt: skip
+    enrolled = dict(Enrolment.objects.filter(assignment__user=user, session__starts_at__gt=now)
+                    .values_list("session_id", "assignment_id"))  # fmt: skip
+    sessions = list(
+        sessions_for(user)
+        .filter(status=SessionStatus.PLANNED, starts_at__gt=now)
+        .filter(Q(course_id__in=list(open_assignments)) | Q(pk__in=list(enrolled)))
+        .select_related("course", "trainer")
+        .order_by("starts_at", "pk")[:limit]
+    )
+    counts = enrolment_counts(sessions)
+    return [{"s": x, "taken": counts.get(x.pk, 0), "enrolled": enrolled.get(x.pk),
+             "assignment": None if x.pk in enrolled else open_assignments.get(x.course_id)} for x in sessions]  # fmt: skip
+
+
 def _aware(raw, name: str, errors: dict) -> dt.datetime | None:
     """A time to the minute, as the form shows it (so that saving the form unchanged changes no time)."""
     if isinstance(raw, dt.datetime):

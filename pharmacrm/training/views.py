@@ -64,7 +64,9 @@ def mine(request):
         training.State.DONE: 3,
     }
     rows.sort(key=lambda r: (order[r["state"]], r["a"].due_date))
+    may_take = training.may_take(request.user)
     return render(request, "training/mine.html", {
+        "sessions": classroom.upcoming_for(request.user) if may_take else [],
         "rows": rows, "certificates": _certificates(request.user, request.user), "may_manage": training.may_manage(request.user),
         "may_results": training.may_see_results(request.user), "may_take": training.may_take(request.user),
     })  # fmt: skip

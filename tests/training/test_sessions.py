@@ -263,6 +263,35 @@ def test_a_trainee_enrolled_or_withdrawn_by_a_manager_is_told_and_not_when_actin
     assert Notification.objects.filter(recipient=users["rep"]).count() == 0
 
 
+def test_my_training_lists_the_sessions_to_come_of_my_courses_to_enrol_in_or_withdraw_from(users, course, client_for):
+    """A trainee had to find a session through the course's page; "My training" now lists the planned sessions to
+    come of their open courses — enrol there, or withdraw from one they are in — and no cancelled, past or full one
+    offers a place."""
+    mine = plan(users, course, place="总部三楼培训室")
+    full = plan(users, course, starts_at=when(8), ends_at=when(8, 12), place="二楼大会议室", capacity="1")
+    classroom.enrol(users["rep"], full, assignment(course, users["rep"]))
+    cancelled = plan(users, course, starts_at=when(9), ends_at=when(9, 12), place="已取消的教室")
+    classroom.cancel_session(users["manager"], cancelled, "讲师出差", cancelled.version)
+    past = plan(users, course, starts_at=when(3), ends_at=when(3, 12), place="过去的教室")
+    Session.objects.filter(pk=past.pk).update(starts_at=when(-3), ends_at=when(-3, 12))
+    classroom.enrol(users["agent"], mine, assignment(course, users["agent"]))
+
+    agent = client_for("agent").get("/training/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    section = agent[agent.index('id="my-sessions"'):]
+    assert "总部三楼培训室" in section and "二楼大会议室" in section
+    assert "已取消的教室" not in section and "过去的教室" not in section
+    assert f'action="/training/sessions/{mine.pk}/withdraw/"' in section  # enrolled: withdraw
+    assert f'action="/training/sessions/{full.pk}/enrol/"' not in section and "Full" in section
+
+    expert = client_for("expert").get("/training/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'action="/training/sessions/{mine.pk}/enrol/"' in expert
+    response = client_for("expert").post(f"/training/sessions/{mine.pk}/enrol/",
+                                         {"assignment": assignment(course, users["expert"]).pk})  # fmt: skip
+    assert response.status_code == 302 and mine.enrolments.count() == 2
+    # the auditor takes no training: no such list
+    assert 'id="my-sessions"' not in client_for("auditor").get("/training/").content.decode()
+
+
 # --- API ---------------------------------------------------------------------------------------------------
 
 
