@@ -68,10 +68,7 @@ def _session(request, pk: int) -> Session:
     return s
 
 
-@login_required
-@require_GET
-def session_detail(request, pk: int):
-    s = _session(request, pk)
+def _detail_context(request, s: Session) -> dict:
     user = request.user
     may_manage = training.may_manage(user)
     may_mark = classroom.may_take_attendance(user, s)
@@ -84,13 +81,28 @@ def session_detail(request, pk: int):
     if may_manage and open_:
         candidates = list(s.course.assignments.filter(completed_at__isnull=True).exclude(pk__in=enrolled_ids)
                           .select_related("user").order_by("user__username"))  # fmt: skip
-    return render(request, "training/session.html", {
+    return {
         "s": s, "enrolments": enrolments if (may_mark or training.may_see_results(user)) else None,
         "taken": len(enrolments), "may_manage": may_manage, "may_mark": may_mark and s.starts_at <= timezone.now()
         and s.status != SessionStatus.CANCELLED, "mine": mine, "candidates": candidates, "open": open_,
         "my_place": next((e for e in enrolments if e.assignment.user_id == user.pk), None),
         "presence": Presence.choices, "may_edit": may_manage and s.status != SessionStatus.CANCELLED,
-    })  # fmt: skip
+    }  # fmt: skip
+
+
+@login_required
+@require_GET
+def session_detail(request, pk: int):
+    return render(request, "training/session.html", _detail_context(request, _session(request, pk)))
+
+
+def _conflict(request, pk: int, error: ConflictError, keep) -> HttpResponse:
+    """Someone changed the session since the form was loaded: the page as it is now, answered 409 with the error,
+    and what this user entered put back in the form (`keep(context)`) to check and send again — nothing saved."""
+    messages.error(request, str(error))
+    context = _detail_context(request, _session(request, pk))
+    keep(context)
+    return render(request, "training/session.html", context, status=409)
 
 
 @login_required
@@ -174,7 +186,13 @@ def session_attendance(request, pk: int):
     except ValidationError as e:
         _flash(request, e)
     except ConflictError as e:
-        messages.error(request, str(e))
+        def keep(context):
+            for enrolment in context["enrolments"] or []:
+                enrolment.attendance = marks.get(str(enrolment.pk), enrolment.attendance)
+            context["s"].materials_used = request.POST.get("materials_used", context["s"].materials_used)
+            context["s"].trainer_note = request.POST.get("trainer_note", context["s"].trainer_note)
+
+        return _conflict(request, pk, e, keep)
     else:
         messages.success(request, _("Attendance and record saved."))
     return redirect("training:session", pk=s.pk)
@@ -189,7 +207,7 @@ def session_cancel(request, pk: int):
     except ValidationError as e:
         _flash(request, e)
     except ConflictError as e:
-        messages.error(request, str(e))
+        return _conflict(request, pk, e, lambda context: context.update(cancel_reason=request.POST.get("cancel_reason", "")))
     else:
         messages.success(request, _("Session cancelled; the enrolled trainees are told."))
     return redirect("training:session", pk=s.pk)

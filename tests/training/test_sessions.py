@@ -154,6 +154,33 @@ def test_a_stale_version_and_a_capacity_below_the_enrolled_are_refused(users, co
     assert "修改本次培训" in zh and "给学员的备注" in zh
 
 
+def test_a_stale_attendance_or_cancel_form_answers_409_keeping_what_was_entered(users, course, client_for):
+    """A stale attendance or cancel form was sent back to the page with a message and the marks, record and reason
+    typed were gone. Now the page answers 409, as it is now, with the error and what was entered; nothing saved."""
+    s = plan(users, course)
+    for name in ("agent", "rep"):
+        classroom.enrol(users["manager"], s, assignment(course, users[name]))
+    cancel = client_for("manager").post(f"/training/sessions/{s.pk}/cancel/", {
+        "cancel_reason": "讲师临时出差", "version": "99"}, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert cancel.status_code == 409
+    assert "Someone else changed this record" in cancel.content.decode() and "讲师临时出差</textarea>" in cancel.content.decode()
+    s.refresh_from_db()
+    assert s.status == "planned"
+
+    Session.objects.filter(pk=s.pk).update(starts_at=when(-1, 9), ends_at=when(-1, 12))
+    agent_place = s.enrolments.get(assignment__user=users["agent"])
+    r = client_for("manager").post(f"/training/sessions/{s.pk}/attendance/", {
+        f"e{agent_place.pk}": "present", "materials_used": "课件第二版", "trainer_note": "互动良好", "version": "99",
+    }, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    page = r.content.decode()
+    assert r.status_code == 409 and "Someone else changed this record" in page
+    assert f'name="e{agent_place.pk}"' in page and '<option value="present" selected>' in page
+    assert "课件第二版</textarea>" in page and "互动良好</textarea>" in page
+    agent_place.refresh_from_db()
+    s.refresh_from_db()
+    assert (agent_place.attendance, s.materials_used, s.status) == ("", "", "planned")
+
+
 def test_a_held_session_changes_its_notes_only(users, course, client_for):
     s = plan(users, course)
     e = classroom.enrol(users["agent"], s, assignment(course, users["agent"]))
