@@ -34,7 +34,15 @@ def demo_env(settings, tmp_path, monkeypatch):
     return tmp_path
 
 
+def customers_only(monkeypatch) -> None:
+    """The demo's customers and users without the records of the later features (tickets, key accounts, orders …),
+    for a test about the command itself: those cost 8–20 s even at the smallest scale, and the full demo test and
+    tests/core/test_demo_contents.py check them."""
+    monkeypatch.setattr(demo, "_later_demo_data", lambda scale: None)
+
+
 def test_it_refuses_a_database_named_by_database_url_unless_forced(settings, tmp_path, monkeypatch):
+    customers_only(monkeypatch)
     settings.DATABASE_URL = "postgres://crm@db.internal/pharmacrm"
     settings.VAR_DIR = tmp_path
     monkeypatch.delenv("PHARMACRM_DEMO_PASSWORD", raising=False)
@@ -112,6 +120,7 @@ def test_a_second_run_while_one_loads_is_refused_at_once_in_one_line(demo_env, m
     one line saying why, and the first loads the data."""
     from tests.core.test_ops_rotate_keys import PausedInAnotherThread
 
+    customers_only(monkeypatch)
     with PausedInAnotherThread(monkeypatch, demo, "_institutions", "demo", "--scale", "0.0005"):
         with pytest.raises(CommandError) as refused:
             call_command("demo", "--scale", "0.05")
