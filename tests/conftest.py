@@ -141,12 +141,23 @@ def new_team_north() -> Team:
 
 
 def role_users(team_north: Team) -> dict[str, User]:
-    """One user per role, named after the role; the rep works in the North team (Beijing)."""
-    out = {}
-    for role in Role:
-        teams = (team_north,) if role == Role.REP else ()
-        out[role.value] = new_user(role.value, role, teams=teams)
-    return out
+    """One user per role, named after the role; the rep works in the North team (Beijing). Most tests start with
+    these eleven, so they go in with four statements rather than four per user (new_user's way: about 20 ms a
+    test on SQLite, more on PostgreSQL). The same rows as new_user makes: User.save and create_user add nothing
+    for a new active account, and no signal listens to users or their groups."""
+    from django.contrib.auth.hashers import make_password
+
+    groups = dict(Group.objects.filter(name__in=[role.value for role in Role]).values_list("name", "pk"))
+    made = User.objects.bulk_create(
+        [User(username=role.value, display_name=role.value, password=make_password(PASSWORD)) for role in Role]
+    )
+    User.groups.through.objects.bulk_create(
+        [User.groups.through(user_id=user.pk, group_id=groups[user.username]) for user in made]
+    )
+    rep = next(user for user in made if user.username == Role.REP.value)
+    User.teams.through.objects.create(user_id=rep.pk, team_id=team_north.pk)
+    fresh = {user.username: user for user in User.objects.filter(pk__in=[user.pk for user in made])}  # no cached roles
+    return {role.value: fresh[role.value] for role in Role}
 
 
 @pytest.fixture

@@ -462,7 +462,7 @@ def _create(user, model, data: dict[str, Any], fields):
             _set_tags(obj, data.get("tags"))
             search.reindex([obj])
             audit.record(A.CREATE, obj, changes=audit.diff({}, snapshot(obj, fields)), user=user)
-            stage_changed.send(sender=model, ids=[obj.pk], user=user)
+            stage_changed.send(sender=model, ids=[obj.pk], user=user, created=True)
     except IntegrityError as e:
         raise _unique_error(e, obj) from None
     return obj
@@ -1399,7 +1399,8 @@ merged = Signal()
 merging = Signal()
 # Sent when customers may have entered another lifecycle stage — created, edited, advanced by an opportunity (`ids`,
 # inside the saving transaction: a receiver's error undoes the save), or written by an import (`since`: every
-# customer it wrote since then, after it): the lifecycle's stage tasks follow (engagement.playbook).
+# customer it wrote since then, after it): the lifecycle's stage tasks follow (engagement.playbook). `created=True`
+# with `ids`: the customers were inserted in that transaction (they have no stage history to look up yet).
 stage_changed = Signal()
 # Sent, inside the saving transaction, when customers changed owner — the form, the API, an import, a merge that gives
 # the survivor the duplicate's owner: `moves` {customer id: (old owner id, new owner id)}, `user` who did it. The
