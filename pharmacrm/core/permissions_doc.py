@@ -120,6 +120,10 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   may see, with their scanned copies; "Verify customers' licences" (administrators, managers, the pharmacovigilance
   officer for quality) checks them against the originals — never the person who recorded or last changed the licence.
   Whoever reads a licence downloads its scanned copy. Every change, verification, export and download is audited.
+  "Review the sales made while a customer lacked a required licence" (`/licences/unqualified-sales/`, its Excel
+  export, `/api/v1/licences/unqualified-sales/`: administrators, managers, key-account managers, reps, the
+  pharmacovigilance officer for quality, marketing analysts, auditors) lists the orders dated on days a customer in
+  scope lacked one; the amounts only for those who "See purchases" (not quality, who sees the orders and dates).
 - **Loyalty programme and referrals** (`/loyalty/`, its Excel export, `/api/v1/loyalty/members/`,
   `/api/v1/loyalty/rewards/`, `/api/v1/loyalty/redemptions/` and `/api/v1/loyalty/referrals/`): roles with "See the loyalty programme of every customer and team"
   (administrators, managers, marketing analysts, auditors) see every member; a key-account manager or sales
@@ -241,6 +245,8 @@ ENDPOINT_RULES = [
     "| `POST`, `PUT`, `PATCH` on `/api/v1/licences/`, `POST /api/v1/licences/{id}/scan/` | Record customers' licences, "
     "for a customer in scope (an edit sends its version: 409 if stale) |",
     "| `POST /api/v1/licences/{id}/verify/` | Verify customers' licences; never the one who recorded it |",
+    "| `GET /api/v1/licences/unqualified-sales/` | Review the sales made while a customer lacked a required licence "
+    "(scoped; `amount` null without See purchases) |",
     "| `GET /api/v1/loyalty/members/`, `/loyalty/rewards/`, `/loyalty/redemptions/`, `/loyalty/referrals/` (and `{id}/`) "
     "| See loyalty members, points, redemptions and referrals (scoped; all with See the loyalty programme of every "
     "customer and team) |",

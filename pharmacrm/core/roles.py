@@ -81,6 +81,7 @@ class Cap(models.TextChoices):
     VIEW_CUSTOMER_VALUE = "sales.clv", _("See customer lifetime value (CLV)")
     MANAGE_LICENCES = "licences.manage", _("Record customers' licences (business, drug trading, practising)")
     VERIFY_LICENCES = "licences.verify", _("Verify customers' licences against the originals (quality review)")
+    REVIEW_UNQUALIFIED_SALES = "licences.sales", _("Review the sales made while a customer lacked a required licence")
     READ_MARKET = "market.read", _("See competitors, their presence at customers and market intelligence")
     RECORD_MARKET = "market.record", _("Record competitor presence and market intelligence for one's customers")
     MANAGE_MARKET = "market.manage", _("Keep the competitor catalogue and market intelligence of every customer")
@@ -168,6 +169,9 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     # and leadership check them against the originals, never the one who recorded; everyone reads within scope
     Cap.MANAGE_LICENCES: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP}),
     Cap.VERIFY_LICENCES: frozenset({R.ADMIN, R.MANAGER, R.PV}),
+    # the orders sold while a customer lacked a required licence: sales and leadership, who answer for them, quality,
+    # marketing analysts and audit (the amounts only to those who see purchases: not quality)
+    Cap.REVIEW_UNQUALIFIED_SALES: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.REP, R.ANALYST, R.AUDITOR, R.PV}),
     # market information and competitor analysis (seed 001 二.2): everyone who reads customers reads it (presence
     # within their customer scope); reps and key-account managers record what they see at their customers;
     # marketing (analysts) and leadership keep the competitor catalogue and write for every customer

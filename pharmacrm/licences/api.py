@@ -88,6 +88,49 @@ class LicenceScanSerializer(Serializer):
     version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
 
+class SalesWindowSerializer(Serializer):
+    start = DateField(required=False, allow_null=True, help_text="YYYY-MM-DD; default: the first day of the month two "
+                                                                 "months back.")  # fmt: skip
+    end = DateField(required=False, allow_null=True, help_text="YYYY-MM-DD, not in the future; default: today. At most "
+                                                               "366 days after `start`.")  # fmt: skip
+    mine = serializers.BooleanField(required=False, default=False, help_text="Only the customers the caller owns.")
+
+
+class GapSerializer(Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    lacking = serializers.ListField(child=serializers.ChoiceField(choices=LicenceKind.choices),
+                                    help_text="The required kinds without a verified licence in force.")  # fmt: skip
+    unverified = serializers.ListField(child=serializers.ChoiceField(choices=LicenceKind.choices),
+                                       help_text="Of those, the kinds a recorded but unverified licence covers.")  # fmt: skip
+
+
+class SaleSerializer(Serializer):
+    order_number = serializers.CharField()
+    order_date = serializers.DateField()
+    lines = serializers.IntegerField()
+    amount = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True,
+                                      help_text="Yuan; null for a caller who may not see purchases.")  # fmt: skip
+    gap = GapSerializer()
+
+
+class UnqualifiedBuyerSerializer(Serializer):
+    customer = serializers.IntegerField()
+    customer_name = serializers.CharField()
+    orders = serializers.IntegerField()
+    lines = serializers.IntegerField()
+    amount = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True,
+                                      help_text="Yuan; null for a caller who may not see purchases.")  # fmt: skip
+    sales = SaleSerializer(many=True)
+
+
+class UnqualifiedSalesSerializer(Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    count = serializers.IntegerField(help_text="How many customers.")
+    results = UnqualifiedBuyerSerializer(many=True)
+
+
 class LicenceFilter(django_filters.FilterSet):
     institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID, label="The customer's id.")
     kind = django_filters.ChoiceFilter(choices=LicenceKind.choices)
@@ -123,7 +166,7 @@ class LicenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     permission_classes = [HasCapability]
     required_caps = {"*": Cap.VIEW_CUSTOMERS, "create": Cap.MANAGE_LICENCES, "update": Cap.MANAGE_LICENCES,
                      "partial_update": Cap.MANAGE_LICENCES, "verify": Cap.VERIFY_LICENCES,
-                     "scan": Cap.MANAGE_LICENCES}  # fmt: skip
+                     "scan": Cap.MANAGE_LICENCES, "unqualified_sales": Cap.REVIEW_UNQUALIFIED_SALES}  # fmt: skip
     filterset_class = LicenceFilter
 
     def get_queryset(self):
@@ -196,6 +239,32 @@ class LicenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         form.is_valid(raise_exception=True)
         version = expected_version(request, form.validated_data.get("version"))
         return self._answer(services.replace_scan(request.user, licence, form.validated_data.get("scan"), version))
+
+    @extend_schema(tags=TAGS, parameters=[SalesWindowSerializer], responses={200: UnqualifiedSalesSerializer, 400: ERRORS,
+                                                                             403: DENIED},
+                   description="The orders dated on days a customer in the caller's scope lacked a verified licence in "
+                               "force of a kind its type requires (GSP), per customer, over a period of at most 366 "
+                               "days (default: the last three months).")  # fmt: skip
+    @action(detail=False, methods=["get"], url_path="unqualified-sales", filter_backends=[], pagination_class=None)
+    def unqualified_sales(self, request):
+        form = SalesWindowSerializer(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        window = form.validated_data
+        start, end = services.clean_sales_window(window.get("start"), window.get("end"))
+        buyers = services.sales_while_unqualified(request.user, start, end, mine=window.get("mine", False))
+        amounts = access.can(request.user, Cap.VIEW_PURCHASES)
+
+        def gap(g):
+            return {"start": g.start, "end": g.end, "lacking": list(g.lacking), "unverified": list(g.unverified)}
+
+        results = [{
+            "customer": b.institution.pk, "customer_name": b.institution.name, "orders": b.orders, "lines": b.lines,
+            "amount": b.amount if amounts else None,
+            "sales": [{"order_number": x.order_number, "order_date": x.order_date, "lines": x.lines,
+                       "amount": x.amount if amounts else None, "gap": gap(x.gap)} for x in b.sales],
+        } for b in buyers]  # fmt: skip
+        return Response(UnqualifiedSalesSerializer({"start": start, "end": end, "count": len(results),
+                                                    "results": results}).data)  # fmt: skip
 
 
 def register(router) -> None:

@@ -53,3 +53,11 @@ class FilterForm(forms.Form):
     kind = forms.ChoiceField(label=_("Type"), choices=[("", _("All"))] + LicenceKind.choices, required=False)
     status = forms.ChoiceField(label=_("Status"), choices=STATUS, required=False)
     mine = forms.BooleanField(label=_("My customers only"), required=False)
+
+
+class SalesWindowForm(ServiceErrorsMixin, forms.Form):
+    """The period of the sales-while-unqualified review; services.clean_sales_window checks it."""
+
+    start = forms.CharField(label=_("From"), required=False, widget=DATE)
+    end = forms.CharField(label=_("To"), required=False, widget=DATE)
+    mine = forms.BooleanField(label=_("My customers only"), required=False)

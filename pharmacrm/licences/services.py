@@ -5,6 +5,7 @@ only this module (docs/licences.md)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import re
 from dataclasses import dataclass
@@ -461,3 +462,194 @@ def no_customer_message() -> str:
 
 def unknown_customer_message() -> str:
     return _("No such customer, or one you may not see.")
+
+
+# --- sales while a customer was not qualified (GSP's check after the fact) -------------------------------------
+
+SALES_WINDOW_MAX_DAYS = 366
+SALES_CHUNK = 500
+
+
+def may_review_sales(user) -> bool:
+    """Who reads the sales made while a customer lacked a required licence (within the customers they see): sales,
+    leadership, quality, analysts and audit. The amounts are shown only to those who see purchases."""
+    return access.can(user, Cap.VIEW_CUSTOMERS) and access.can(user, Cap.REVIEW_UNQUALIFIED_SALES)
+
+
+def require_review_sales(user) -> None:
+    if not may_review_sales(user):
+        raise PermissionDenied
+
+
+def default_sales_window(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The last three months: from the first day of the month two months back to today."""
+    today = today or timezone.localdate()
+    month = today.month - 2
+    year = today.year + (month - 1) // 12
+    return dt.date(year, (month - 1) % 12 + 1, 1), today
+
+
+def clean_sales_window(start, end) -> tuple[dt.date, dt.date]:
+    """The period to review, or a ValidationError naming `start` or `end` and the reason."""
+    errors: dict = {}
+    default_start, default_end = default_sales_window()
+    start = _date(errors, "start", start) or default_start
+    end = _date(errors, "end", end) or default_end
+    if not errors:
+        if end > timezone.localdate():
+            errors["end"] = [_("The end of the period cannot be in the future.")]
+        elif start > end:
+            errors["start"] = [_("The start of the period must not lie after its end.")]
+        elif (end - start).days >= SALES_WINDOW_MAX_DAYS:
+            errors["end"] = [_("Review at most %(days)d days at a time.") % {"days": SALES_WINDOW_MAX_DAYS}]
+    if errors:
+        raise ValidationError(errors)
+    return start, end
+
+
+@dataclass
+class Gap:
+    """Days on which a customer lacked a verified licence in force of a kind its type requires."""
+
+    start: dt.date
+    end: dt.date
+    lacking: tuple  # the kinds lacking
+    unverified: tuple  # of those, the kinds a licence recorded but not verified covers
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(_("%(kind)s (not verified)") % {"kind": LicenceKind(k).label}) if k in self.unverified
+                else str(LicenceKind(k).label) for k in self.lacking]  # fmt: skip
+
+
+def _covers(licence: Licence, day: dt.date) -> bool:
+    """A licence is in force on `day` from its issue (unknown: since always) to its end (none: long-term)."""
+    return (licence.issued_on is None or licence.issued_on <= day) and (
+        licence.valid_until is None or day <= licence.valid_until)  # fmt: skip
+
+
+def gaps(kinds: list[str], licences: list[Licence], start: dt.date, end: dt.date) -> list[Gap]:
+    """The periods within [start, end] on which one of the required `kinds` had no verified licence in force. A
+    licence verified counts for every day of its validity, also those before the check (the customer held it)."""
+    if not kinds:
+        return []
+    licences = [x for x in licences if x.kind in kinds]
+    bounds = {start, end + dt.timedelta(days=1)}
+    for x in licences:
+        for day in (x.issued_on, x.valid_until and x.valid_until + dt.timedelta(days=1)):
+            if day is not None and start < day <= end:
+                bounds.add(day)
+    bounds = sorted(bounds)
+    out: list[Gap] = []
+    for first, after in itertools.pairwise(bounds):  # coverage is the same on every day of [first, after)
+        lacking = tuple(k for k in kinds if not any(x.kind == k and x.verified_at and _covers(x, first) for x in licences))
+        if not lacking:
+            continue
+        unverified = tuple(k for k in lacking if any(x.kind == k and not x.verified_at and _covers(x, first)
+                                                     for x in licences))  # fmt: skip
+        last = after - dt.timedelta(days=1)
+        if out and out[-1].end + dt.timedelta(days=1) == first and (out[-1].lacking, out[-1].unverified) == (
+                lacking, unverified):  # fmt: skip
+            out[-1].end = last
+        else:
+            out.append(Gap(first, last, lacking, unverified))
+    return out
+
+
+@dataclass
+class SaleWhileUnqualified:
+    """One order (or the part of it dated in a gap) sold to a customer while it was not qualified."""
+
+    order_number: str
+    order_date: dt.date
+    lines: int
+    amount_fen: int
+    gap: Gap
+
+    @property
+    def amount(self):
+        from pharmacrm.sales.models import yuan
+
+        return yuan(self.amount_fen)
+
+
+@dataclass
+class UnqualifiedBuyer:
+    institution: Institution
+    gaps: list[Gap]
+    sales: list[SaleWhileUnqualified]
+
+    @property
+    def orders(self) -> int:
+        return len({s.order_number for s in self.sales})
+
+    @property
+    def lines(self) -> int:
+        return sum(s.lines for s in self.sales)
+
+    @property
+    def amount_fen(self) -> int:
+        return sum(s.amount_fen for s in self.sales)
+
+    @property
+    def amount(self):
+        from pharmacrm.sales.models import yuan
+
+        return yuan(self.amount_fen)
+
+    @property
+    def first_sale(self) -> dt.date:
+        return min(s.order_date for s in self.sales)
+
+    @property
+    def last_sale(self) -> dt.date:
+        return max(s.order_date for s in self.sales)
+
+    @property
+    def sold_gaps(self) -> list[Gap]:
+        """The gaps in which something was sold, in order."""
+        seen = {id(s.gap) for s in self.sales}
+        return [g for g in self.gaps if id(g) in seen]
+
+
+def sales_while_unqualified(user, start: dt.date, end: dt.date, *, mine: bool = False) -> list[UnqualifiedBuyer]:
+    """The customers (in the user's scope, of a type that requires licences) that bought between `start` and `end` on
+    days they lacked a verified licence in force of a required kind, with those orders — read from the imported order
+    lines (the ERP's order date is the day of sale). Customers are found through the monthly purchase rollups, then
+    taken 500 at a time: their licences in one query, the order lines of those with a gap in another."""
+    from django.db.models import Count, Sum
+
+    from pharmacrm.sales.models import MonthlyRollup, OrderLine
+
+    require_review_sales(user)
+    required = {k: list(v) for k, v in settings.LICENCES_REQUIRED.items() if v}
+    first_month, last_month = start.replace(day=1), end.replace(day=1)
+    bought = MonthlyRollup.objects.filter(month__gte=first_month, month__lte=last_month).values("institution_id")
+    customers = access.institutions_for(user, Institution.objects.active()).filter(kind__in=list(required), pk__in=bought)
+    if mine:
+        customers = customers.filter(owner=user)
+    customers = list(customers.select_related("owner").order_by("name", "id"))
+    out: list[UnqualifiedBuyer] = []
+    for at in range(0, len(customers), SALES_CHUNK):
+        chunk = customers[at : at + SALES_CHUNK]
+        held: dict[int, list[Licence]] = {}
+        for licence in Licence.objects.filter(institution__in=[c.pk for c in chunk]).only(
+                "institution_id", "kind", "issued_on", "valid_until", "verified_at"):  # fmt: skip
+            held.setdefault(licence.institution_id, []).append(licence)
+        found = {c.pk: (c, g) for c in chunk if (g := gaps(required[c.kind], held.get(c.pk, []), start, end))}
+        if not found:
+            continue
+        rows = (OrderLine.objects.filter(institution_id__in=list(found), month__gte=first_month, month__lte=last_month,
+                                         order_date__gte=start, order_date__lte=end)
+                .values("institution_id", "order_number", "order_date")
+                .annotate(n=Count("id"), fen=Sum("amount_fen")).order_by("order_date", "order_number"))  # fmt: skip
+        sold: dict[int, list[SaleWhileUnqualified]] = {}
+        for row in rows:
+            for gap in found[row["institution_id"]][1]:
+                if gap.start <= row["order_date"] <= gap.end:
+                    sold.setdefault(row["institution_id"], []).append(SaleWhileUnqualified(
+                        row["order_number"], row["order_date"], row["n"], row["fen"] or 0, gap))  # fmt: skip
+                    break
+        out += [UnqualifiedBuyer(found[pk][0], found[pk][1], sales) for pk, sales in sold.items()]
+    out.sort(key=lambda b: (b.institution.name, b.institution.pk))
+    return out

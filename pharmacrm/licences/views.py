@@ -79,8 +79,9 @@ def licence_list(request):
     for licence in page.object_list:
         licence.status = services.status_of(licence, today)
         licence.status_label = services.STATUS_LABELS[licence.status]
-    return render(request, "licences/licence_list.html", {"form": form, "page_obj": page,
-                                                          "licences": page.object_list})  # fmt: skip
+    return render(request, "licences/licence_list.html", {
+        "form": form, "page_obj": page, "licences": page.object_list,
+        "may_review_sales": services.may_review_sales(request.user)})  # fmt: skip
 
 
 def _scope_labels(licence: Licence) -> str:
@@ -143,8 +144,72 @@ def unqualified(request):
     for institution in page.object_list:
         q = services.qualification(institution, licences.get(institution.pk, []))
         institution.lacking = q.missing_labels + [_("%(kind)s (not verified)") % {"kind": k} for k in q.unverified_labels]
-    return render(request, "licences/unqualified.html", {"page_obj": page, "customers": page.object_list,
-                                                         "mine": request.GET.get("mine") == "1"})  # fmt: skip
+    return render(request, "licences/unqualified.html", {
+        "page_obj": page, "customers": page.object_list, "mine": request.GET.get("mine") == "1",
+        "may_review_sales": services.may_review_sales(request.user)})  # fmt: skip
+
+
+@login_required
+@require_GET
+def unqualified_sales(request):
+    """The orders sold while the customer lacked a verified licence in force of a kind its type requires, over a
+    period (the last three months unless chosen), per customer; `?format=xlsx` gives one row per order, audited.
+    The amounts are shown to those who see purchases; quality (pv) sees the orders without them."""
+    services.require_review_sales(request.user)
+    form = forms.SalesWindowForm(request.GET or None)
+    form.is_valid()
+    start, end = services.default_sales_window()
+    buyers = None
+    try:
+        start, end = services.clean_sales_window(request.GET.get("start"), request.GET.get("end"))
+    except ValidationError as e:
+        form.add_service_errors(e)
+    else:
+        mine = request.GET.get("mine") in ("1", "on", "true")
+        buyers = services.sales_while_unqualified(request.user, start, end, mine=mine)
+        if request.GET.get("format") == "xlsx":
+            return _export_unqualified_sales(request, buyers, start, end)
+    amounts = access.can(request.user, Cap.VIEW_PURCHASES)
+    page = Paginator(buyers or [], 50).get_page(request.GET.get("page"))
+    if amounts:
+        from pharmacrm.sales.views import money
+
+        for buyer in page.object_list:
+            buyer.amount_text = money(buyer.amount)
+    if not request.GET:
+        form = forms.SalesWindowForm(initial={"start": start.isoformat(), "end": end.isoformat()})
+    return render(request, "licences/unqualified_sales.html", {
+        "form": form, "page_obj": page, "buyers": page.object_list, "start": start, "end": end, "amounts": amounts,
+        "total_orders": sum(b.orders for b in buyers or []), "query": request.GET.urlencode(),
+    }, status=200 if buyers is not None else 400)  # fmt: skip
+
+
+def _export_unqualified_sales(request, buyers, start, end) -> HttpResponse:
+    from openpyxl import Workbook
+
+    amounts = access.can(request.user, Cap.VIEW_PURCHASES)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("Sales while unqualified")[:31]
+    sheet.append([_("Customer"), _("Unified social credit code"), _("Type"), _("Owner"), _("Order number"),
+                  _("Order date"), _("Lines"), *([_("Amount (yuan)")] if amounts else []), _("Lacking"),
+                  _("Lacking from"), _("Lacking until")])  # fmt: skip
+    count = 0
+    for buyer in buyers:
+        c = buyer.institution
+        for sale in buyer.sales:
+            sheet.append([c.name, c.credit_code or "", c.get_kind_display(), str(c.owner or ""), sale.order_number,
+                          sale.order_date, sale.lines, *([sale.amount] if amounts else []),
+                          "; ".join(sale.gap.labels), sale.gap.start, sale.gap.end])  # fmt: skip
+            count += 1
+    out = io.BytesIO()
+    book.save(out)
+    audit.record(A.EXPORT, ("licences.licence", "", "sales while unqualified"), user=request.user, format="XLSX",
+                 rows=count, filters=request.GET.urlencode(), period=[start.isoformat(), end.isoformat()])  # fmt: skip
+    response = HttpResponse(out.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"sales-while-unqualified-{start:%Y%m%d}-{end:%Y%m%d}.xlsx")
+    return response
 
 
 def _institution(user, pk) -> Institution:
@@ -250,6 +315,7 @@ app_name = "licences"
 urlpatterns = [
     path("", licence_list, name="list"),
     path("unqualified/", unqualified, name="unqualified"),
+    path("unqualified-sales/", unqualified_sales, name="unqualified-sales"),
     path("new/<int:institution_id>/", licence_create, name="create"),
     path("<int:pk>/edit/", licence_edit, name="edit"),
     path("<int:pk>/verify/", licence_verify, name="verify"),

@@ -229,6 +229,9 @@ ENDPOINTS = [
         body=lambda w: {"institution": w.xiehe.pk, "kind": "medical_practice", "number": "PDY60006X11010217A1001",
                         "valid_until": "2029-12-31"},
     ),
+    # who sees the amounts, and the scope: tests/licences/test_unqualified_sales.py
+    Endpoint("licences.unqualified_sales", "get", lambda w, r: "/api/v1/licences/unqualified-sales/",
+             Cap.REVIEW_UNQUALIFIED_SALES, 200),
     # the scope of presence and the writing of intelligence by others: tests/market/test_market.py
     Endpoint("market.competitors.list", "get", lambda w, r: "/api/v1/market/competitors/", Cap.READ_MARKET, 200),
     Endpoint("market.products.list", "get", lambda w, r: "/api/v1/market/competitor-products/", Cap.READ_MARKET, 200),
