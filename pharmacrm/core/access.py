@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
@@ -69,7 +70,17 @@ def require(user, cap: Cap) -> None:
 
 
 def capabilities(user) -> frozenset[Cap]:
-    return frozenset(c for c in Cap if can(user, c))
+    return _capabilities_of(roles_of(user))
+
+
+@lru_cache(maxsize=256)
+def _capabilities_of(roles: frozenset[Role]) -> frozenset[Cap]:
+    """What a set of roles may do (`can` for each capability): the same for every user holding them, and asked by
+    every page (the navigation), so worked out once per set of roles and process."""
+    if not roles:
+        return frozenset()
+    read_only = bool(roles & READ_ONLY_ROLES)
+    return frozenset(c for c in Cap if roles & MATRIX[c] and not (read_only and c in WRITE_CAPS))
 
 
 # --- object scope ------------------------------------------------------------------------------

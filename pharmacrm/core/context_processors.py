@@ -1,6 +1,10 @@
 """Template context: the navigation a user may see (only links to areas that exist and they may use)."""
 
-from django.urls import reverse
+from functools import lru_cache
+
+from django.conf import settings
+from django.urls import get_script_prefix
+from django.urls import reverse as _reverse
 from django.utils.translation import gettext_lazy as _
 
 from . import access
@@ -15,6 +19,17 @@ def _active(path: str, items) -> str:
         if matches and len(url) > best_len:
             best, best_len = key, len(url)
     return best
+
+
+@lru_cache(maxsize=128)
+def _cached_reverse(name: str, prefix: str, urlconf: str) -> str:
+    return _reverse(name)
+
+
+def reverse(name: str) -> str:
+    """The address of a navigation item, worked out once per process (and URL configuration): every page asks for
+    about twenty of them."""
+    return _cached_reverse(name, get_script_prefix(), settings.ROOT_URLCONF)
 
 
 def navigation(request):
