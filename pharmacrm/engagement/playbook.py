@@ -354,7 +354,8 @@ def _sync_chunk(model, ids: list[int], user, now: dt.datetime, result: SyncResul
     # the playbook is read only when a task may be given: a customer without an owner gets none
     playbook = actions_by_stage() if any(o is not None and (p, s) not in given for p, s, o, _t in moving) else {}
     teams = {t for _p, _s, _o, t in moving if t}
-    leads = dict(Team.objects.filter(pk__in=teams, lead__is_active=True).values_list("pk", "lead_id")) if teams else {}
+    leads = (dict(Team.objects.filter(pk__in=teams, lead__is_active=True).values_list("pk", "lead_id"))
+             if teams and playbook else {})  # the leads are looked up only for tasks to give  # fmt: skip
     today = timezone.localdate(now)
     dues: dict[int, tuple[dt.date, list[int]]] = {}
     new = []
