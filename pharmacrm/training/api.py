@@ -2,7 +2,7 @@
 (/api/v1/training/assignments/: one's own; every one for who sees the results, a team lead their teams'), a test
 attempt (POST /api/v1/training/assignments/{id}/attempts/), scored on the server, the certificates, and the
 classroom sessions (/api/v1/training/sessions/: planned, changed from the version loaded, cancelled, enrolled in and
-withdrawn from, as on the pages). docs/training.md."""
+withdrawn from, their waiting lists joined and left, as on the pages). docs/training.md."""
 
 from __future__ import annotations
 
@@ -340,11 +340,29 @@ class TrainingSessionSerializer(Serializer):
     materials_used = serializers.CharField(read_only=True)
     trainer_note = serializers.CharField(read_only=True)
     my_enrolment = serializers.SerializerMethodField(help_text="Whether you are enrolled.")
+    waiting = serializers.SerializerMethodField(help_text="How many wait for a place (the waiting list).")
+    my_waiting_position = serializers.SerializerMethodField(
+        help_text="Your place on the waiting list (1: the next to get a free place); null: not waiting."
+    )
     version = serializers.IntegerField(read_only=True)
 
     def get_enrolled(self, obj) -> int:
         counts = self.context.get("counts")
         return counts.get(obj.pk, 0) if counts is not None else obj.enrolments.count()
+
+    def get_waiting(self, obj) -> int:
+        counts = self.context.get("waiting")
+        return counts.get(obj.pk, 0) if counts is not None else classroom.live_waiting(obj).count()
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_my_waiting_position(self, obj) -> int | None:
+        request = self.context.get("request")
+        if request is None:
+            return None
+        mine = self.context.get("my_waiting")
+        if mine is None:
+            mine = classroom.my_waiting(request.user, [obj])
+        return mine[obj.pk][1] if obj.pk in mine else None
 
     def get_is_open(self, obj) -> bool:
         return obj.status == SessionStatus.PLANNED and obj.starts_at > timezone.now()
@@ -359,10 +377,35 @@ class TrainingSessionSerializer(Serializer):
         return obj.enrolments.filter(assignment__user=request.user).exists()
 
 
+class WaitingEntrySerializer(Serializer):
+    position = serializers.IntegerField(help_text="1: the next to get a free place.")
+    assignment = serializers.IntegerField(source="assignment_id")
+    user = serializers.IntegerField(source="assignment.user_id")
+    user_name = serializers.SerializerMethodField()
+    added_at = serializers.DateTimeField()
+
+    def get_user_name(self, obj) -> str:
+        return obj.assignment.user.display_name or obj.assignment.user.get_username()
+
+
 class TrainingSessionDetailSerializer(TrainingSessionSerializer):
     enrolments = serializers.SerializerMethodField(
         help_text="The trainees enrolled and their attendance: for the trainer and who sees training results."
     )
+    waiting_list = serializers.SerializerMethodField(
+        help_text="Who waits for a place, in order: for the trainer and who sees training results."
+    )
+
+    @extend_schema_field(WaitingEntrySerializer(many=True))
+    def get_waiting_list(self, obj) -> list[dict]:
+        request = self.context.get("request")
+        if request is None or not (classroom.may_take_attendance(request.user, obj)
+                                   or training.may_see_results(request.user)):  # fmt: skip
+            return []
+        rows = list(classroom.live_waiting(obj).select_related("assignment__user"))
+        for i, w in enumerate(rows, 1):
+            w.position = i
+        return WaitingEntrySerializer(rows, many=True).data
 
     @extend_schema_field(SessionEnrolmentSerializer(many=True))
     def get_enrolments(self, obj) -> list[dict]:
@@ -496,6 +539,8 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         rows = list(page)
         context = self.get_serializer_context()
         context["counts"] = classroom.enrolment_counts(rows)
+        context["waiting"] = classroom.waiting_counts(rows)
+        context["my_waiting"] = classroom.my_waiting(request.user, rows)
         context["mine"] = set(Session.objects.filter(pk__in=[s.pk for s in rows],
                                                      enrolments__assignment__user=request.user)
                               .values_list("pk", flat=True))  # fmt: skip
@@ -568,8 +613,9 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data = _body(SessionEnrolSerializer, request)
         wanted = data.get("assignment")
         if wanted is None:
-            a = (s.course.assignments.filter(user=request.user).order_by("completed_at", "-id")
-                 .filter(enrolments__session=s).first() if self.action == "withdraw" else None)  # fmt: skip
+            mine = s.course.assignments.filter(user=request.user).order_by("completed_at", "-id")
+            a = (mine.filter(enrolments__session=s).first() if self.action == "withdraw"
+                 else mine.filter(waiting__session=s).first() if self.action == "leave_waiting_list" else None)  # fmt: skip
             a = a or s.course.assignments.filter(user=request.user, completed_at__isnull=True).order_by("-id").first()
             if a is None:
                 raise exceptions.ValidationError({"assignment": [_("This course is not assigned to you.")]})
@@ -599,6 +645,31 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         s = self.get_object()
         a = self._assignment(request, s)
         _service(lambda: classroom.withdraw(request.user, s, a))
+        return versioned(Response(self._detail(s)), s)
+
+
+    @extend_schema(tags=[TAG], request=SessionEnrolSerializer,
+                   responses={201: TrainingSessionDetailSerializer, 400: ERRORS, 403: DENIED},
+                   description="Join a full session's waiting list (候补): yourself from your open assignment of its "
+                   "course, or (training managers) a trainee's `assignment`. A session with a free place is enrolled "
+                   "in instead. When a place frees (a withdrawal, a higher capacity), the first on the list is "
+                   "enrolled at once and told. Audited.")  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="join-waiting-list")
+    def join_waiting_list(self, request, pk=None):
+        s = self.get_object()
+        a = self._assignment(request, s)
+        _service(lambda: classroom.join_waiting_list(request.user, s, a))
+        return versioned(Response(self._detail(s), status=status.HTTP_201_CREATED), s)
+
+    @extend_schema(tags=[TAG], request=SessionEnrolSerializer,
+                   responses={200: TrainingSessionDetailSerializer, 400: ERRORS, 403: DENIED},
+                   description="Leave a session's waiting list: yourself, or (training managers) a trainee's "
+                   "`assignment`. Audited.")  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="leave-waiting-list")
+    def leave_waiting_list(self, request, pk=None):
+        s = self.get_object()
+        a = self._assignment(request, s)
+        _service(lambda: classroom.leave_waiting_list(request.user, s, a))
         return versioned(Response(self._detail(s)), s)
 
 

@@ -3,6 +3,8 @@
 - A **session** of a course: when (Beijing), where, the trainer (a user or an external name), the capacity, its status
   (planned / held / cancelled with a reason). Trainees enrol from their open assignment of the course, or a manager
   enrols them; the capacity is enforced under the session's row lock (two enrolments at once cannot exceed it).
+  A full session keeps a **waiting list** (候补名单): when a place frees — a withdrawal, a higher capacity — the
+  first on it whose course is still open is enrolled at once and told.
   The trainer or a training manager takes the attendance (present / absent / excused) and writes the record
   (materials used, note): a trainee marked present at a session of a course without a test has their assignment's
   attendance recorded (training.record_attendance's completion), which completes it.
@@ -31,7 +33,17 @@ from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.customers.services import ConflictError
 
 from . import training
-from .models import Assignment, Certificate, Course, CourseStatus, Enrolment, Presence, Session, SessionStatus
+from .models import (
+    Assignment,
+    Certificate,
+    Course,
+    CourseStatus,
+    Enrolment,
+    Presence,
+    Session,
+    SessionStatus,
+    WaitingEntry,
+)
 
 A = AuditEntry.Action
 PLACE_MAX = 200
@@ -154,7 +166,8 @@ def sessions_for(user):
 def upcoming_for(user, now: dt.datetime | None = None, limit: int = 50) -> list[dict]:
     """"My training"'s sessions: the planned sessions still to come of the courses the user has an open assignment
     of, and those they are enrolled in — each with its enrolled count, the user's enrolment (to withdraw) or open
-    assignment of the course (to enrol with), soonest first."""
+    assignment of the course (to enrol with, or to wait for a place of a full one), their place on its waiting list
+    (assignment, position) if any, soonest first."""
     now = now or timezone.now()
     open_assignments = dict(Assignment.objects.filter(user=user, completed_at__isnull=True)
                             .values_list("course_id", "pk"))  # fmt: skip
@@ -168,8 +181,10 @@ def upcoming_for(user, now: dt.datetime | None = None, limit: int = 50) -> list[
         .order_by("starts_at", "pk")[:limit]
     )
     counts = enrolment_counts(sessions)
+    waiting = my_waiting(user, sessions)
     return [{"s": x, "taken": counts.get(x.pk, 0), "enrolled": enrolled.get(x.pk),
-             "assignment": None if x.pk in enrolled else open_assignments.get(x.course_id)} for x in sessions]  # fmt: skip
+             "assignment": None if x.pk in enrolled else open_assignments.get(x.course_id),
+             "waiting": waiting.get(x.pk)} for x in sessions]  # fmt: skip
 
 
 def _aware(raw, name: str, errors: dict) -> dt.datetime | None:
@@ -275,6 +290,11 @@ def _enrolled_people(s: Session) -> list[User]:
                 .distinct().order_by("username"))  # fmt: skip
 
 
+def _waiting_people(s: Session) -> list[User]:
+    """Those on the session's waiting list who may still take a place (told of a move or a cancellation too)."""
+    return [w.assignment.user for w in live_waiting(s).select_related("assignment__user")]
+
+
 def has_been_held(s: Session, now: dt.datetime | None = None) -> bool:
     """Held: marked so, started (in the past), or with an attendance taken — then only its notes change."""
     return (s.status == SessionStatus.HELD or s.starts_at <= (now or timezone.now())
@@ -337,7 +357,9 @@ def update_session(user, session: Session, data: dict, version) -> Session:
             fields.append("reminded_at")
         s.version += 1
         s.save(update_fields=[*fields, "version"])
-        people = _enrolled_people(s) if moved else []
+        if "capacity" in changes:
+            _promote(s, user)  # a higher capacity: the waiting list's first take the new places
+        people = _enrolled_people(s) + _waiting_people(s) if moved else []
         audit.record(A.UPDATE, s, user=user, changes=changes, **({"people": len(people)} if moved else {}))
         if people:
             notify.send(people, kind=REMINDER_KIND, url=_url(s), obj=s,
@@ -375,7 +397,7 @@ def cancel_session(user, session: Session, reason: str, version=None) -> Session
         s.save(update_fields=["status", "cancel_reason", "version"])
         audit.record(A.UPDATE, s, user=user, changes={"status": [SessionStatus.PLANNED, s.status],
                                                       "cancel_reason": [None, reason]})  # fmt: skip
-        people = _enrolled_people(s)
+        people = _enrolled_people(s) + _waiting_people(s)
         if people:
             notify.send(people, kind=REMINDER_KIND, url=_url(s), obj=s,
                         title=Message(gettext_lazy("Training session cancelled: %(course)s, %(when)s"),
@@ -420,14 +442,7 @@ def enrol(user, session: Session, assignment: Assignment) -> Enrolment:
     manager (the trainee is then told). The capacity is checked under the session's row lock. Audited."""
     with transaction.atomic():
         s, a, name = _for_trainee(user, session, assignment)
-        if s.status != SessionStatus.PLANNED or s.starts_at <= timezone.now():
-            raise ValidationError({"session": [_("Only a planned session that has not started takes enrolments.")]})
-        if a.course_id != s.course_id:
-            raise ValidationError({"assignment": [_("%(name)s's assignment is of another course.") % {"name": name}]})
-        if a.completed_at is not None:
-            raise ValidationError({"assignment": [_("%(name)s has completed this course already.") % {"name": name}]})
-        if Enrolment.objects.filter(session=s, assignment=a).exists():
-            raise ValidationError({"assignment": [_("%(name)s is enrolled in this session already.") % {"name": name}]})
+        _may_have_a_place(s, a, name)
         taken = Enrolment.objects.filter(session=s).count()
         if taken >= s.capacity:
             raise ValidationError({"session": [ngettext("The session is full (%(n)s place).",
@@ -441,14 +456,29 @@ def enrol(user, session: Session, assignment: Assignment) -> Enrolment:
                 {"assignment": [_("%(name)s is enrolled in this session already.") % {"name": name}]}
             ) from None
         audit.record(A.CREATE, e, user=user, changes={"session": [None, s.pk], "user": [None, a.user_id]})
+        for w in WaitingEntry.objects.filter(session=s, assignment=a):  # enrolled: no longer waiting
+            _drop(w, user, "enrolled")
         _tell_trainee(user, s, a, gettext_lazy("You are enrolled in a training session: %(course)s, %(when)s"))
     return e
 
 
-def withdraw(user, session: Session, assignment: Assignment) -> None:
+def _may_have_a_place(s: Session, a: Assignment, name: str) -> None:
+    """What enrolling and joining the waiting list both ask: an open session, the trainee's open assignment of its
+    course, not enrolled there yet."""
+    if s.status != SessionStatus.PLANNED or s.starts_at <= timezone.now():
+        raise ValidationError({"session": [_("Only a planned session that has not started takes enrolments.")]})
+    if a.course_id != s.course_id:
+        raise ValidationError({"assignment": [_("%(name)s's assignment is of another course.") % {"name": name}]})
+    if a.completed_at is not None:
+        raise ValidationError({"assignment": [_("%(name)s has completed this course already.") % {"name": name}]})
+    if Enrolment.objects.filter(session=s, assignment=a).exists():
+        raise ValidationError({"assignment": [_("%(name)s is enrolled in this session already.") % {"name": name}]})
+
+
+def withdraw(user, session: Session, assignment: Assignment) -> list[Enrolment]:
     """A trainee withdraws their own enrolment (or a manager withdraws anyone's, and the trainee is told) before the
-    session starts: the place is free again. Not once it has started, nor from a cancelled or held session.
-    Audited."""
+    session starts: the place goes to the first on the waiting list (returned, enrolled and told), or is free again.
+    Not once it has started, nor from a cancelled or held session. Audited."""
     with transaction.atomic():
         s, a, name = _for_trainee(user, session, assignment)
         e = Enrolment.objects.filter(session=s, assignment=a).first()
@@ -461,6 +491,105 @@ def withdraw(user, session: Session, assignment: Assignment) -> None:
         audit.record(A.DELETE, e, user=user, changes={"session": [s.pk, None], "user": [a.user_id, None]})
         e.delete()
         _tell_trainee(user, s, a, gettext_lazy("You are withdrawn from a training session: %(course)s, %(when)s"))
+        return _promote(s, user)
+
+
+# --- the waiting list (候补名单) ----------------------------------------------------------------------------
+
+
+def live_waiting(s: Session):
+    """The session's waiting list in its order, without those who can no longer take a place (their course
+    completed meanwhile, their account closed): they are dropped when a place frees."""
+    return (WaitingEntry.objects.filter(session=s, assignment__completed_at__isnull=True, assignment__user__is_active=True)
+            .order_by("added_at", "id"))  # fmt: skip
+
+
+def waiting_position(w: WaitingEntry) -> int:
+    """1 for the first on the waiting list."""
+    ahead = live_waiting(w.session).filter(Q(added_at__lt=w.added_at) | Q(added_at=w.added_at, pk__lt=w.pk))
+    return ahead.count() + 1
+
+
+def join_waiting_list(user, session: Session, assignment: Assignment) -> WaitingEntry:
+    """Put a trainee on a full session's waiting list, from their open assignment of its course: the trainee
+    themselves or a manager (the trainee is then told). A session with a free place is enrolled in instead. When a
+    place frees, the first on the list is enrolled at once (`_promote`). Audited."""
+    with transaction.atomic():
+        s, a, name = _for_trainee(user, session, assignment)
+        _may_have_a_place(s, a, name)
+        if WaitingEntry.objects.filter(session=s, assignment=a).exists():
+            raise ValidationError({"assignment": [_("%(name)s is on this session's waiting list already.")
+                                                  % {"name": name}]})  # fmt: skip
+        if Enrolment.objects.filter(session=s).count() < s.capacity:
+            raise ValidationError({"session": [_("The session has a free place: enrol instead of waiting.")]})
+        try:
+            with transaction.atomic():
+                w = WaitingEntry.objects.create(session=s, assignment=a, added_by=user)
+        except IntegrityError:
+            raise ValidationError({"assignment": [_("%(name)s is on this session's waiting list already.")
+                                                  % {"name": name}]}) from None  # fmt: skip
+        position = waiting_position(w)
+        audit.record(A.CREATE, w, user=user, changes={"session": [None, s.pk], "user": [None, a.user_id]},
+                     position=position)  # fmt: skip
+        _tell_trainee(user, s, a, gettext_lazy("You are on the waiting list of a training session: %(course)s, "
+                                               "%(when)s"))  # fmt: skip
+    w.position = position
+    return w
+
+
+def leave_waiting_list(user, session: Session, assignment: Assignment) -> None:
+    """Take a trainee off a session's waiting list: themselves, or a manager (the trainee is then told). Audited."""
+    with transaction.atomic():
+        s, a, name = _for_trainee(user, session, assignment)
+        w = WaitingEntry.objects.filter(session=s, assignment=a).first()
+        if w is None:
+            raise ValidationError({"assignment": [_("%(name)s is not on this session's waiting list.")
+                                                  % {"name": name}]})  # fmt: skip
+        _drop(w, user, "left")
+        _tell_trainee(user, s, a, gettext_lazy("You are taken off the waiting list of a training session: "
+                                               "%(course)s, %(when)s"))  # fmt: skip
+
+
+def _drop(w: WaitingEntry, actor, why: str) -> None:
+    audit.record(A.DELETE, w, user=actor, changes={"session": [w.session_id, None], "user": [w.assignment.user_id, None]},
+                 reason=why)  # fmt: skip
+    w.delete()
+
+
+def _promote(s: Session, actor) -> list[Enrolment]:
+    """A place freed in the locked session `s` (a withdrawal, a higher capacity), inside the caller's transaction:
+    the first on the waiting list are enrolled into the free places, in the list's order, and told; whoever can no
+    longer take a place (the course completed, the account closed) is dropped from the list on the way. Audited,
+    by the user whose change freed the place."""
+    from pharmacrm.core.deferred import Message
+    from pharmacrm.notify import services as notify
+
+    if s.status != SessionStatus.PLANNED or s.starts_at <= timezone.now():
+        return []
+    free = s.capacity - Enrolment.objects.filter(session=s).count()
+    promoted: list[Enrolment] = []
+    if free <= 0:
+        return promoted
+    for w in s.waiting.select_related("assignment__user").order_by("added_at", "id"):
+        a = w.assignment
+        if a.completed_at is not None or not a.user.is_active:
+            _drop(w, actor, "no longer needed")
+            continue
+        _drop(w, actor, "enrolled")
+        e = Enrolment.objects.create(session=s, assignment=a, enrolled_by=actor)
+        audit.record(A.CREATE, e, user=actor, changes={"session": [None, s.pk], "user": [None, a.user_id]},
+                     waiting_list=True)  # fmt: skip
+        notify.send([a.user], kind=REMINDER_KIND, url=_url(s), obj=s,
+                    title=Message(gettext_lazy("A place is free: you are enrolled in a training session: %(course)s, "
+                                               "%(when)s"), course=s.course.title, when=_when(s)),
+                    body=Message(gettext_lazy("You were on the waiting list. %(when)s–%(end)s, %(place)s. If you "
+                                              "cannot come, withdraw, so that the next on the list gets the place."),
+                                 when=_when(s), end=f"{timezone.localtime(s.ends_at):%H:%M}", place=s.place))  # fmt: skip
+        promoted.append(e)
+        free -= 1
+        if not free:
+            break
+    return promoted
 
 
 def take_attendance(user, session: Session, marks: dict, *, materials_used: str | None = None,
@@ -529,6 +658,22 @@ def enrolment_counts(sessions) -> dict[int, int]:
     return dict(
         Enrolment.objects.filter(session__in=sessions).values_list("session").annotate(n=Count("id")).order_by()
     )
+
+
+def waiting_counts(sessions) -> dict[int, int]:
+    """How many wait for a place, per session (those who still may take one)."""
+    return dict(
+        WaitingEntry.objects.filter(session__in=sessions, assignment__completed_at__isnull=True,
+                                    assignment__user__is_active=True)
+        .values_list("session").annotate(n=Count("id")).order_by()
+    )  # fmt: skip
+
+
+def my_waiting(user, sessions) -> dict[int, tuple[int, int]]:
+    """The user's places on the sessions' waiting lists: {session id: (assignment id, position)}."""
+    entries = WaitingEntry.objects.filter(session__in=sessions, assignment__user=user,
+                                          assignment__completed_at__isnull=True).select_related("session")  # fmt: skip
+    return {w.session_id: (w.assignment_id, waiting_position(w)) for w in entries}
 
 
 # --- the worker: the day-before reminder ------------------------------------------------------------------

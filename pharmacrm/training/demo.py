@@ -23,6 +23,7 @@ from .models import (
     Rating,
     Session,
     SessionStatus,
+    WaitingEntry,
 )
 
 STAFF = ["agent", "expert", "support", "aftersales", "rep", "kam", "pv", "analyst", "manager", "admin"]
@@ -303,6 +304,15 @@ def load(today: dt.date | None = None) -> int:
             * ("agent" in t)
             + [Enrolment(session=planned, assignment=t[n], enrolled_by=manager) for n in ("support", "aftersales") if n in t]
         )  # fmt: skip
+        # a hands-on product workshop in 9 days with one place: the KAM has it, the rep is on its waiting list
+        if "kam" in p and "rep" in p:
+            at = held_at + dt.timedelta(days=39, hours=1)
+            workshop = Session.objects.create(course=product, starts_at=at, ends_at=at + dt.timedelta(hours=2),
+                                              place="上海分公司 2 号会议室（样机实操）", trainer=users.get("expert"),
+                                              trainer_name="" if users.get("expert") else "产品专家", capacity=1,
+                                              notes="样机数量有限，仅设 1 个名额。", created_by=manager)  # fmt: skip
+            Enrolment.objects.create(session=workshop, assignment=p["kam"], enrolled_by=manager)
+            WaitingEntry.objects.create(session=workshop, assignment=p["rep"], added_by=users["rep"])
         # pharmacovigilance: the PV officer passed, the rep is overdue, the agent and the expert due
         v = give(pv, ["agent", "expert", "pv", "rep"], 5)
         if "pv" in v:

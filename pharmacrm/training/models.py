@@ -283,6 +283,30 @@ class Enrolment(models.Model):
         return f"{self.session} — {self.assignment.user}"
 
 
+class WaitingEntry(models.Model):
+    """A place on a full session's waiting list (候补名单), from the trainee's assignment of the course. When a place
+    frees (a withdrawal, a higher capacity) the first on the list whose course is still open is enrolled at once
+    and told; the entry goes. classroom.join_waiting_list, classroom._promote."""
+
+    session = models.ForeignKey(Session, models.CASCADE, related_name="waiting", verbose_name=_("session"))
+    assignment = models.ForeignKey(
+        Assignment, models.CASCADE, related_name="waiting", verbose_name=_("training assignment")
+    )
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    added_at = models.DateTimeField(_("on the waiting list since"), default=timezone.now)
+
+    class Meta:
+        ordering = ["session", "added_at", "id"]
+        verbose_name = _("waiting-list entry")
+        verbose_name_plural = _("waiting-list entries")
+        constraints = [
+            models.UniqueConstraint(fields=["session", "assignment"], name="training_waiting_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session} — {self.assignment.user}"
+
+
 class Certificate(models.Model):
     """A training certificate (培训合格证书), issued when an assignment is completed, numbered PX-YYYY-NNNNN per
     Beijing year without gaps; valid until the completion's expiry (the course's months); revocable."""

@@ -77,11 +77,18 @@ def _detail_context(request, s: Session) -> dict:
     open_ = s.status == SessionStatus.PLANNED and s.starts_at > timezone.now()
     mine = (s.course.assignments.filter(user=user, completed_at__isnull=True).exclude(pk__in=enrolled_ids).first()
             if open_ and training.may_take(user) else None)  # fmt: skip
+    waiting = list(classroom.live_waiting(s).select_related("assignment__user"))
+    waiting_ids = {w.assignment_id for w in waiting}
     candidates = []
     if may_manage and open_:
-        candidates = list(s.course.assignments.filter(completed_at__isnull=True).exclude(pk__in=enrolled_ids)
+        candidates = list(s.course.assignments.filter(completed_at__isnull=True, user__is_active=True)
+                          .exclude(pk__in=enrolled_ids | waiting_ids)
                           .select_related("user").order_by("user__username"))  # fmt: skip
+    my_wait = next(((w, i) for i, w in enumerate(waiting, 1) if w.assignment.user_id == user.pk), None)
     return {
+        "waiting": waiting if (may_mark or training.may_see_results(user)) else None, "waiting_count": len(waiting),
+        "my_wait": my_wait[0] if my_wait else None, "my_position": my_wait[1] if my_wait else None,
+        "full": len(enrolments) >= s.capacity,
         "s": s, "enrolments": enrolments if (may_mark or training.may_see_results(user)) else None,
         "taken": len(enrolments), "may_manage": may_manage, "may_mark": may_mark and s.starts_at <= timezone.now()
         and s.status != SessionStatus.CANCELLED, "mine": mine, "candidates": candidates, "open": open_,
@@ -143,17 +150,19 @@ def session_edit(request, pk: int):
 def session_withdraw(request, pk: int):
     """A trainee withdraws their own enrolment; a manager anyone's."""
     s = _session(request, pk)
-    raw = request.POST.get("assignment", "").strip()
-    a = Assignment.objects.select_related("user").filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
-    if a is None or (a.user_id != request.user.pk and not training.may_manage(request.user)):
-        raise Http404(_("No such assignment."))
+    a = _posted_assignment(request)
     try:
-        classroom.withdraw(request.user, s, a)
+        promoted = classroom.withdraw(request.user, s, a)
     except ValidationError as err:
         _flash(request, err)
     else:
         who = a.user.display_name or a.user.get_username()
-        messages.success(request, _("%(name)s is no longer enrolled; the place is free.") % {"name": who})
+        if promoted:
+            nxt = promoted[0].assignment.user
+            messages.success(request, _("%(name)s is no longer enrolled; the place goes to %(next)s, the first on "
+                                        "the waiting list.") % {"name": who, "next": nxt.display_name or nxt.get_username()})  # fmt: skip
+        else:
+            messages.success(request, _("%(name)s is no longer enrolled; the place is free.") % {"name": who})
     return redirect("training:session", pk=s.pk)
 
 
@@ -161,10 +170,7 @@ def session_withdraw(request, pk: int):
 @require_POST
 def session_enrol(request, pk: int):
     s = _session(request, pk)
-    raw = request.POST.get("assignment", "").strip()
-    a = Assignment.objects.filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
-    if a is None or (a.user_id != request.user.pk and not training.may_manage(request.user)):
-        raise Http404(_("No such assignment."))
+    a = _posted_assignment(request)
     try:
         e = classroom.enrol(request.user, s, a)
     except ValidationError as err:
@@ -172,6 +178,48 @@ def session_enrol(request, pk: int):
     else:
         who = e.assignment.user
         messages.success(request, _("%(name)s is enrolled.") % {"name": who.display_name or who.get_username()})
+    return redirect("training:session", pk=s.pk)
+
+
+def _posted_assignment(request) -> Assignment:
+    """The assignment a form names: the user's own, or anyone's for a training manager (else 404)."""
+    raw = request.POST.get("assignment", "").strip()
+    a = Assignment.objects.select_related("user").filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
+    if a is None or (a.user_id != request.user.pk and not training.may_manage(request.user)):
+        raise Http404(_("No such assignment."))
+    return a
+
+
+@login_required
+@require_POST
+def session_wait(request, pk: int):
+    """Join a full session's waiting list: a trainee themselves; a manager for anyone."""
+    s = _session(request, pk)
+    a = _posted_assignment(request)
+    try:
+        w = classroom.join_waiting_list(request.user, s, a)
+    except ValidationError as err:
+        _flash(request, err)
+    else:
+        who = a.user.display_name or a.user.get_username()
+        messages.success(request, _("%(name)s is number %(n)s on the waiting list; a free place is given at once, "
+                                    "in the list's order.") % {"name": who, "n": w.position})  # fmt: skip
+    return redirect("training:session", pk=s.pk)
+
+
+@login_required
+@require_POST
+def session_unwait(request, pk: int):
+    """Leave a session's waiting list: a trainee themselves; a manager takes anyone off."""
+    s = _session(request, pk)
+    a = _posted_assignment(request)
+    try:
+        classroom.leave_waiting_list(request.user, s, a)
+    except ValidationError as err:
+        _flash(request, err)
+    else:
+        who = a.user.display_name or a.user.get_username()
+        messages.success(request, _("%(name)s is off the waiting list.") % {"name": who})
     return redirect("training:session", pk=s.pk)
 
 
@@ -331,6 +379,8 @@ urlpatterns = [
     path("sessions/<int:pk>/edit/", session_edit, name="session-edit"),
     path("sessions/<int:pk>/enrol/", session_enrol, name="session-enrol"),
     path("sessions/<int:pk>/withdraw/", session_withdraw, name="session-withdraw"),
+    path("sessions/<int:pk>/waiting-list/join/", session_wait, name="session-wait"),
+    path("sessions/<int:pk>/waiting-list/leave/", session_unwait, name="session-unwait"),
     path("sessions/<int:pk>/attendance/", session_attendance, name="session-attendance"),
     path("sessions/<int:pk>/cancel/", session_cancel, name="session-cancel"),
     path("certificates/", certificate_list, name="certificates"),

@@ -178,6 +178,13 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
                                                            "questions": "? 药品应按说明书储存。\n* 对\n- 错\n"})  # fmt: skip
     assigned, _had = training.assign(users["manager"], course, [users["admin"], users["agent"]], timezone.localdate())
     training.submit(users["admin"], assigned[0].pk, {str(q.pk): q.correct for q in course.questions.all()})  # certified
+    from pharmacrm.training import classroom
+
+    start = timezone.localtime().replace(minute=0, second=0, microsecond=0) + datetime.timedelta(days=7)
+    session = classroom.create_session(users["manager"], course, {  # a full classroom session with a waiting list
+        "starts_at": start, "ends_at": start + datetime.timedelta(hours=2), "place": "总部培训室", "capacity": "1",
+        "trainer_name": "外聘讲师"})  # fmt: skip
+    classroom.enrol(users["manager"], session, assigned[1])
     from pharmacrm.sales import pipeline
 
     pipeline.create(users["manager"], {"institution": xiehe, "title": "协和 新品进院", "amount_fen": 5_000_000,
