@@ -233,3 +233,29 @@ def test_the_api_names_what_is_wrong(users, course, api_for):  # noqa: F811
     assert r.status_code == 201
     assert [(w["position"], w["user_name"]) for w in r.json()["waiting_list"]] == [(1, "rep")]
     assert Enrolment.objects.filter(session=s).count() == 2
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_withdrawals_at_once_give_the_two_places_to_the_first_two_on_the_list(users, course):  # noqa: F811
+    """Each withdrawal promotes under the session's row lock: the second, run while the first holds it, sees the
+    first's promotion and gives its place to the next on the list — never the same trainee twice, never over the
+    capacity."""
+    from tests.concurrency import held_while
+
+    s = plan(users, course, capacity="2")
+    for name in ("agent", "support"):
+        classroom.enrol(users[name], s, assignment(course, users[name]))
+    wait(users, course, s, "rep", "expert", "kam")
+    out = []
+
+    def second():
+        with translation.override("en"):
+            out.append([e.assignment.user.username for e in
+                        classroom.withdraw(users["support"], s, assignment(course, users["support"]))])  # fmt: skip
+
+    held_while(lambda: out.append([e.assignment.user.username for e in
+                                   classroom.withdraw(users["agent"], s, assignment(course, users["agent"]))]),
+               second)  # fmt: skip
+    assert out == [["rep"], ["expert"]]
+    assert enrolled(s) == ["expert", "rep"] and waiting(s) == ["kam"]
