@@ -40,7 +40,7 @@ class Cap(models.TextChoices):
     ALL_CUSTOMERS = "customers.scope_all", _("See customers of every team and territory")
     VIEW_TICKETS = "tickets.view", _("View service tickets")
     HANDLE_TICKETS = "tickets.handle", _("Take in and handle service tickets")
-    MANAGE_SERVICE = "service.manage", _("Configure the service desk (categories, SLA policies, calendars)")
+    MANAGE_SERVICE = "service.manage", _("Configure the service desk (categories, SLA policies, calendars, service goals)")
     VIEW_SERVICE_PERFORMANCE = "service.performance", _("See the service performance of every team and agent")
     VIEW_COMPLAINT_ANALYSIS = "service.complaints", _("See the complaint analysis of every team (causes, impacts)")
     MANAGE_KNOWLEDGE = "knowledge.manage", _("Maintain the product catalogue and answer templates")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
@@ -16,7 +16,7 @@ from pharmacrm.core.api_utils import MAX_INT32, HasCapability, Serializer
 from pharmacrm.core.models import Team
 from pharmacrm.core.roles import Cap
 
-from . import performance
+from . import goals, performance
 from .choices import Priority
 from .models import Ticket, TicketCategory
 
@@ -62,6 +62,23 @@ class FiguresSerializer(Serializer):
     complaints = serializers.IntegerField(help_text="Tickets of the complaint categories.")
     complaints_handled = serializers.IntegerField()
     complaint_handling_rate = serializers.FloatField(allow_null=True)
+    goals_met = serializers.ListField(child=serializers.CharField(), help_text="The indicators whose service goal this "
+                                      "row meets (names as in `goals`).")  # fmt: skip
+    goals_missed = serializers.ListField(child=serializers.CharField(), help_text="The indicators whose service goal "
+                                         "this row misses; an indicator without a goal or a figure is in neither.")  # fmt: skip
+
+
+class GoalSerializer(Serializer):
+    indicator = serializers.ChoiceField(list(goals.INDICATORS), help_text="The figure it judges: resolution_rate, "
+                                        "fr_median, fr_p90, res_median, res_p90 (clock hours), fr_sla, res_sla, csat, "
+                                        "nps, complaint_rate.")  # fmt: skip
+    label = serializers.CharField(help_text="In the request's language.")
+    direction = serializers.ChoiceField([goals.AT_LEAST, goals.AT_MOST], help_text=">=: the figure should reach the "
+                                        "target; <=: stay within it.")  # fmt: skip
+    unit = serializers.CharField(help_text="%, h (clock hours) or empty.")
+    target = serializers.DecimalField(max_digits=8, decimal_places=2, allow_null=True, help_text="null: no goal.")
+    minimum = serializers.DecimalField(max_digits=8, decimal_places=2)
+    maximum = serializers.DecimalField(max_digits=8, decimal_places=2)
 
 
 class PerformanceSerializer(Serializer):
@@ -82,11 +99,21 @@ class PerformanceSerializer(Serializer):
     previous_period = serializers.CharField()
     previous_totals = FiguresSerializer()
     team_totals = FiguresSerializer(allow_null=True)
+    goals = GoalSerializer(many=True, help_text="The service goals the rows are judged against (set ones only).")
 
 
-def _figures(f) -> dict:
+def goal_rows(only_set: bool = False) -> list[dict]:
+    targets = goals.current()
+    return [{"indicator": name, "label": str(i.label), "direction": i.direction, "unit": i.unit,
+             "target": targets.get(name), "minimum": i.low, "maximum": i.high}
+            for name, i in goals.INDICATORS.items() if not only_set or name in targets]  # fmt: skip
+
+
+def _figures(f, targets: dict) -> dict:
     key = f.key
-    return {"key": None if key is None else str(key), "label": f.label, **f.as_dict()}
+    judged = goals.judge(f, targets)
+    return {"key": None if key is None else str(key), "label": f.label, **f.as_dict(),
+            "goals_met": [k for k, ok in judged.items() if ok], "goals_missed": [k for k, ok in judged.items() if not ok]}  # fmt: skip
 
 
 PARAMETERS = [
@@ -138,12 +165,14 @@ class ServicePerformanceViewSet(viewsets.GenericViewSet):
     def list(self, request):
         query = self._query(request)
         rep = performance.report(request.user, query, trend=False)
+        t = goals.current()
         data = {
             "period": query.period.key, "start": query.period.start, "end": query.period.end, "group": query.group,
             "scope": rep.scope.kind, "time_basis": "clock_hours", "class_period": rep.klass_period,
-            "rows": [_figures(r) for r in rep.rows], "totals": _figures(rep.totals),
-            "previous_period": query.period.previous.key, "previous_totals": _figures(rep.previous),
-            "team_totals": _figures(rep.team_totals) if rep.team_totals is not None else None,
+            "rows": [_figures(r, t) for r in rep.rows], "totals": _figures(rep.totals, t),
+            "previous_period": query.period.previous.key, "previous_totals": _figures(rep.previous, t),
+            "team_totals": _figures(rep.team_totals, t) if rep.team_totals is not None else None,
+            "goals": goal_rows(only_set=True),
         }  # fmt: skip
         return Response(PerformanceSerializer(data).data)
 
@@ -180,6 +209,56 @@ class ServicePerformanceViewSet(viewsets.GenericViewSet):
         return performance.Query(period=period, group=group, team=team, category=category, priority=priority)
 
 
+class GoalsInputSerializer(Serializer):
+    goals = serializers.DictField(child=serializers.CharField(allow_null=True, allow_blank=True),
+                                  help_text="{indicator: target}; null or \"\" removes the goal; indicators left out "
+                                  "stay as they are.")  # fmt: skip
+    expected = serializers.DictField(child=serializers.CharField(allow_null=True, allow_blank=True), required=False,
+                                     help_text="{indicator: the target you read, null for none}: one changed since "
+                                     "answers 409 and nothing is saved.")  # fmt: skip
+
+
+@extend_schema_view(
+    list=extend_schema(tags=[TAG], responses={200: GoalSerializer(many=True)},
+                       description="The service goals (服务目标): every indicator with its target (null: no goal), "
+                       "direction, unit and allowed range. For whoever may see the service performance."),
+    create=extend_schema(tags=[TAG], request=GoalsInputSerializer,
+                         responses={200: GoalSerializer(many=True), 400: OpenApiResponse(description="{indicator: "
+                                    "[message]} in the request's language; nothing saved."),
+                                    403: OpenApiResponse(description="Not someone who configures the service desk."),
+                                    409: OpenApiResponse(description="A goal named in `expected` was changed by "
+                                                         "someone else: {detail, goals}; nothing saved.")},
+                         description="Set service goals, all or nothing (administrators and managers). Audited."),
+)  # fmt: skip
+class ServiceGoalsViewSet(viewsets.GenericViewSet):
+    queryset = Ticket.objects.none()  # one set of goals
+    permission_classes = [HasCapability]
+    required_caps = {"list": Cap.VIEW_TICKETS, "create": Cap.MANAGE_SERVICE}
+    serializer_class = GoalSerializer
+    pagination_class = None
+
+    def list(self, request):
+        if not performance.may_see(request.user):  # as the performance page: not for the PV officer
+            raise exceptions.PermissionDenied(_("You do not have permission to do this."))
+        return Response(GoalSerializer(goal_rows(), many=True).data)
+
+    def create(self, request):
+        form = GoalsInputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            goals.save(request.user, form.validated_data["goals"], loaded=form.validated_data.get("expected"),
+                       source="api")  # fmt: skip
+        except ValidationError as e:
+            raise serializers.ValidationError({"goals": e.message_dict}) from None
+        except goals.GoalsConflict as e:
+            return Response({"detail": _("Someone else changed these goals while you were working on them: "
+                                         "%(goals)s. Nothing was saved: read them again, then send your change.")
+                             % {"goals": ", ".join(e.names)}, "goals": GoalSerializer(goal_rows(), many=True).data},
+                            status=409)  # fmt: skip
+        return Response(GoalSerializer(goal_rows(), many=True).data)
+
+
 def register(router) -> None:
     """Called by pharmacrm/api_urls.py with the v1 router."""
     router.register("service/performance", ServicePerformanceViewSet, basename="service-performance")
+    router.register("service/goals", ServiceGoalsViewSet, basename="service-goals")

@@ -871,3 +871,23 @@ class WebIntake(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {'+' if self.accepted else '-'}"
+
+
+class ServiceGoal(models.Model):
+    """A company-wide target for one indicator of the service performance (服务目标): the performance page, its
+    export and API judge each figure against it. goals.py defines the indicators, their direction and range."""
+
+    indicator = models.CharField(_("indicator"), max_length=32, unique=True)
+    target = models.DecimalField(_("goal value"), max_digits=8, decimal_places=2)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("set by")
+    )
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("service goal")
+        verbose_name_plural = _("service goals")
+        ordering = ["indicator"]
+
+    def __str__(self) -> str:
+        return f"{self.indicator} {self.target}"

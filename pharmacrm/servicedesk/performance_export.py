@@ -32,9 +32,17 @@ def values(f: performance.Figures, label: str | None = None) -> list:
     ]  # fmt: skip
 
 
+COLUMNS = {"resolution_rate": 4, "fr_median": 5, "fr_p90": 6, "res_median": 7, "res_p90": 8, "fr_sla": 9, "res_sla": 10,
+           "csat": 12, "nps": 14, "complaint_rate": 17}  # each service goal's column (1-based), as values() lays out
+
+
 def xlsx(rep: performance.Report) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
+
+    from . import goals
+
+    targets = goals.current()
 
     book = Workbook()
     sheet = book.active
@@ -50,19 +58,25 @@ def xlsx(rep: performance.Report) -> bytes:
     sheet.append(headers(str(performance.GROUPS[rep.query.group])))
     for cell in sheet[3]:
         cell.font = Font(bold=True)
-    lines = [values(r) for r in rep.rows]
-    lines.append(values(rep.totals))
-    if rep.team_totals is not None:
-        lines.append(values(rep.team_totals))
+    figures = [*rep.rows, rep.totals, *([rep.team_totals] if rep.team_totals is not None else []), rep.previous]
+    lines = [values(f) for f in figures[:-1]]
     lines.append(values(rep.previous, _("Previous period (%(period)s)") % {"period": rep.previous.label}))
-    for line in lines:
+    for f, line in zip(figures, lines, strict=True):
         sheet.append(line)
         for cell in sheet[sheet.max_row]:
             if cell.data_type == "f":  # an agent or team named "=…" is text, never a formula the sheet runs
                 cell.data_type = "s"
+        for name, ok in goals.judge(f, targets).items():  # a figure that misses its goal in red
+            if not ok:
+                sheet.cell(row=sheet.max_row, column=COLUMNS[name]).font = Font(color="B42318")
     for n in range(len(rep.rows) + 1, len(lines) + 1):
         for cell in sheet[3 + n]:
-            cell.font = Font(bold=True)
+            cell.font = Font(bold=True, color=cell.font.color)
+    if targets:  # the goals under the table, each in its figure's column
+        goal_row = [_("Service goals")] + [None] * (len(lines[0]) - 1)
+        for name, target in targets.items():
+            goal_row[COLUMNS[name] - 1] = goals.shown(name, target)
+        sheet.append(goal_row)
     sheet.column_dimensions["A"].width = 28
     sheet.freeze_panes = "B4"
     out = io.BytesIO()

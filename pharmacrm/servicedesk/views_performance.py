@@ -4,21 +4,24 @@ filters, decides what the user may see (performance.scope_for) and shows or expo
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
-from pharmacrm.core import audit
+from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.roles import Cap
 
-from . import performance
+from . import goals, performance
 from .choices import Priority
 from .models import TicketCategory
 from .views_complaints import drill_page, kept
@@ -86,11 +89,27 @@ def _form(request, *, any_period: bool = False) -> tuple[PerformanceForm, perfor
     return form, form.query(), scope
 
 
-def _cells(f: performance.Figures, row: bool = True) -> dict:
+def _judged(f: performance.Figures, targets: dict) -> tuple[dict, dict, dict]:
+    """Each figure judged against its service goal: its CSS class (goal-met / goal-missed), its title ("Goal ≥ 95 %:
+    met") and, for a missed one, the words a screen reader says after it."""
+    cls, title, flag = {}, {}, {}
+    for name, ok in goals.judge(f, targets).items():
+        cls[name] = "goal-met" if ok else "goal-missed"
+        words = (_("Goal %(goal)s: met") if ok else _("Goal %(goal)s: missed")) % {"goal": goals.shown(name, targets[name])}
+        title[name] = words
+        if not ok:
+            flag[name] = format_html('<span class="visually-hidden"> ({})</span>', words)
+    return cls, title, flag
+
+
+def _cells(f: performance.Figures, row: bool = True, targets: dict | None = None) -> dict:
     """What a row shows: "—" where a figure has nothing to stand on (no tickets, no answers), never 0. `row`: the
-    row's key as its counts' links carry it ("" for the row without one), False for a totals row."""
+    row's key as its counts' links carry it ("" for the row without one), False for a totals row. `targets`: the
+    service goals each figure is judged against."""
     key = "" if f.key is None else str(f.key)
+    cls, title, flag = _judged(f, targets or {})
     return {
+        "cls": cls, "title": title, "flag": flag,
         "row": key if row else None, "label": f.label, "created": f.created, "resolved": f.resolved, "resolution_rate": f.resolution_rate,
         "fr_median": f.fr_median, "fr_p90": f.fr_p90, "res_median": f.res_median, "res_p90": f.res_p90,
         "fr_sla": f.fr_sla, "res_sla": f.res_sla, "reopened": f.reopened, "csat": f.csat, "csat_count": f.csat_count,
@@ -120,10 +139,13 @@ def performance_page(request):
     drill = f"{base}?{now}&" if now else f"{base}?"
     previous_drill = f"{base}?{before}&period={query.period.previous.key}&" if before else (
         f"{base}?period={query.period.previous.key}&")
+    targets = goals.current()
     context = {
-        "form": form, "report": rep, "rows": [_cells(r) for r in rep.rows], "totals": _cells(rep.totals, False),
-        "previous": _cells(rep.previous, False),
-        "team_totals": _cells(rep.team_totals, False) if rep.team_totals else None,
+        "form": form, "report": rep, "rows": [_cells(r, targets=targets) for r in rep.rows],
+        "totals": _cells(rep.totals, False, targets), "previous": _cells(rep.previous, False, targets),
+        "team_totals": _cells(rep.team_totals, False, targets) if rep.team_totals else None,
+        "goals": {name: goals.shown(name, t) for name, t in targets.items()},
+        "may_set_goals": access.can(request.user, Cap.MANAGE_SERVICE),
         "chart": chart, "query_string": params.urlencode(), "group_label": performance.GROUPS[query.group],
         "filtered": bool(request.GET), "drill": drill, "previous_drill": previous_drill,
         "trend_drill": f"{base}?{before}&" if before else f"{base}?",
@@ -185,7 +207,54 @@ def performance_tickets_page(request):
     )  # fmt: skip
 
 
+# --- service goals (服务目标) ---------------------------------------------------------------------------------
+
+
+def _goal_rows(values: dict, errors: dict, now: dict | None = None) -> list[dict]:
+    """The form's rows; `now`: after a conflict, the goals as someone else saved them, shown beside the input."""
+    return [{"name": name, "label": i.label, "direction": "≥" if i.direction == goals.AT_LEAST else "≤",
+             "unit": i.unit, "low": f"{i.low.normalize():f}", "high": f"{i.high.normalize():f}",
+             "value": values.get(name, ""), "errors": errors.get(name, []),
+             "now": None if now is None or name not in (errors or now) else now.get(name, "")}
+            for name, i in goals.INDICATORS.items()]  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def goals_page(request):
+    """Set the company's service goals (who configures the service desk); the performance page judges against them.
+    All or nothing; the values the page was loaded with travel along, so that someone else's change in between is
+    refused (409) and shown, not overwritten."""
+    access.require(request.user, Cap.MANAGE_SERVICE)
+
+    def stored() -> dict[str, str]:
+        return {k: f"{v.normalize():f}" for k, v in goals.current().items()}
+
+    values, errors, status = stored(), {}, 200
+    if request.method == "POST":
+        sent = {name: request.POST.get(name, "") for name in goals.INDICATORS}
+        loaded = {name: request.POST.get(f"loaded_{name}", "") for name in goals.INDICATORS}
+        try:
+            n = goals.save(request.user, sent, loaded=loaded)
+        except ValidationError as e:
+            values, errors, status = sent, e.message_dict, 400
+        except goals.GoalsConflict as e:
+            labels = ", ".join(str(goals.INDICATORS[name].label) for name in e.names)
+            messages.error(request, _("Someone else changed these goals while you were working on them: %(goals)s. "
+                                      "Your input is kept, with their values beside it: check it, then save again.")
+                           % {"goals": labels})  # fmt: skip
+            now = stored()
+            return render(request, "servicedesk/settings/goals.html",
+                          {"rows": _goal_rows(sent, dict.fromkeys(e.names, []), now), "loaded": now}, status=409)  # fmt: skip
+        else:
+            messages.success(request, ngettext("%(n)s goal changed.", "%(n)s goals changed.", n) % {"n": n})
+            return redirect("servicedesk:settings-goals")
+    return render(request, "servicedesk/settings/goals.html",
+                  {"rows": _goal_rows(values, errors), "loaded": stored()}, status=status)  # fmt: skip
+
+
 urlpatterns = [  # included by urls.py under /service/
+    path("settings/goals/", goals_page, name="settings-goals"),
     path("performance/", performance_page, name="performance"),
     path("performance/export.xlsx", performance_export, name="performance-export"),
     path("performance/tickets/", performance_tickets_page, name="performance-tickets"),

@@ -1,0 +1,172 @@
+"""Service goals (服务目标, seed 000 §1.4 and ch. 8): one company-wide target per indicator of the service performance
+— the resolution rate, the first-response and resolution times, the SLA met, CSAT, NPS, the complaints handled —
+set by who configures the service desk (Cap.MANAGE_SERVICE). The performance page, its export and its API judge each
+row's figure against its goal (met / missed); a figure without a value or an indicator without a goal is not judged.
+docs/servicedesk-performance.md#service-goals."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.roles import Cap
+
+from .models import ServiceGoal
+
+A = AuditEntry.Action
+AT_LEAST, AT_MOST = ">=", "<="
+
+
+@dataclass(frozen=True)
+class Indicator:
+    name: str  # the Figures attribute (performance.Figures) it judges
+    label: object
+    direction: str  # AT_LEAST: the figure should reach the goal; AT_MOST: stay within it
+    low: Decimal
+    high: Decimal
+    unit: str  # "%", "h" or ""
+
+
+def _i(name, label, direction, low, high, unit) -> Indicator:
+    return Indicator(name, label, direction, Decimal(low), Decimal(high), unit)
+
+
+INDICATORS = {i.name: i for i in (
+    _i("resolution_rate", gettext_lazy("Resolution rate"), AT_LEAST, "0", "100", "%"),
+    _i("fr_median", gettext_lazy("First response, median (clock h)"), AT_MOST, "0.1", "10000", "h"),
+    _i("fr_p90", gettext_lazy("First response, 90th percentile (clock h)"), AT_MOST, "0.1", "10000", "h"),
+    _i("res_median", gettext_lazy("Resolution, median (clock h)"), AT_MOST, "0.1", "10000", "h"),
+    _i("res_p90", gettext_lazy("Resolution, 90th percentile (clock h)"), AT_MOST, "0.1", "10000", "h"),
+    _i("fr_sla", gettext_lazy("First response in SLA"), AT_LEAST, "0", "100", "%"),
+    _i("res_sla", gettext_lazy("Resolution in SLA"), AT_LEAST, "0", "100", "%"),
+    _i("csat", gettext_lazy("CSAT"), AT_LEAST, "1", "5", ""),
+    _i("nps", gettext_lazy("NPS"), AT_LEAST, "-100", "100", ""),
+    _i("complaint_rate", gettext_lazy("Complaints handled"), AT_LEAST, "0", "100", "%"),
+)}  # fmt: skip
+
+
+class GoalsConflict(Exception):
+    """Someone changed these goals since the form (or the caller) loaded them: nothing was saved."""
+
+    def __init__(self, names: list[str]):
+        super().__init__(", ".join(names))
+        self.names = names
+
+
+def current() -> dict[str, Decimal]:
+    """The goals set: {indicator: target}."""
+    return dict(ServiceGoal.objects.values_list("indicator", "target"))
+
+
+def shown(name: str, target: Decimal | None) -> str:
+    """A goal as the pages show it: "≥ 95 %", "≤ 4 h", "≥ 4.5"; "" without one."""
+    if target is None:
+        return ""
+    i = INDICATORS[name]
+    text = f"{target.normalize():f}"
+    return f"{'≥' if i.direction == AT_LEAST else '≤'} {text}{' ' + i.unit if i.unit else ''}"
+
+
+def met(name: str, value, target: Decimal | None) -> bool | None:
+    """Whether a figure meets its goal; None when there is no goal or no figure to judge."""
+    if target is None or value is None:
+        return None
+    value = Decimal(str(value))
+    return value >= target if INDICATORS[name].direction == AT_LEAST else value <= target
+
+
+def judge(figures, goals: dict[str, Decimal]) -> dict[str, bool]:
+    """{indicator: met} for each indicator of `figures` (a performance.Figures) with a goal and a value."""
+    out = {}
+    for name, target in goals.items():
+        verdict = met(name, getattr(figures, name), target)
+        if verdict is not None:
+            out[name] = verdict
+    return out
+
+
+def _number(raw) -> Decimal | None:
+    """What a person types: "95", "95.5", "95 %", "4h", full-width digits; None when empty."""
+    if raw is None:
+        return None
+    text = unicodedata.normalize("NFKC", str(raw)).strip().rstrip("%hH ").strip()
+    if not text:
+        return None
+    if not all(c in "0123456789.-+" for c in text):
+        raise ValueError(text)
+    return Decimal(text)
+
+
+def clean(data: dict) -> dict[str, Decimal | None]:
+    """The goals sent ({indicator: text or number, empty / None: no goal}); ValidationError naming each indicator and
+    its reason, in the reader's language. Unknown indicators are refused by name."""
+    errors: dict[str, list[str]] = {}
+    out: dict[str, Decimal | None] = {}
+    for name, raw in data.items():
+        i = INDICATORS.get(name)
+        if i is None:
+            errors[name] = [_("No such indicator.")]
+            continue
+        try:
+            value = _number(raw)
+        except (ValueError, InvalidOperation):
+            errors[name] = [_("Enter a number, or leave it empty for no goal.")]
+            continue
+        if value is not None and not (i.low <= value <= i.high):
+            errors[name] = [_("Between %(low)s and %(high)s.") % {"low": f"{i.low.normalize():f}",
+                                                                  "high": f"{i.high.normalize():f}"}]  # fmt: skip
+            continue
+        if value is not None and value != value.quantize(Decimal("0.01")):
+            errors[name] = [_("At most two decimal places.")]
+            continue
+        out[name] = value
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def save(user, data: dict, *, loaded: dict | None = None, source: str = "form") -> int:
+    """Set the goals sent (an empty value removes one); the others stay. `loaded`: the values the form or the caller
+    read, per indicator — one changed by someone else since answers GoalsConflict naming them, and nothing is saved.
+    All or nothing; each change audited with before and after. Returns the number of goals changed."""
+    access.require(user, Cap.MANAGE_SERVICE)
+    values = clean(data)
+    expected = {}
+    if loaded is not None:
+        try:
+            expected = {k: _number(v) for k, v in loaded.items() if k in values}
+        except (ValueError, InvalidOperation):
+            expected = {k: object() for k in loaded if k in values}  # unreadable: taken as changed
+    with transaction.atomic():
+        rows = {g.indicator: g for g in ServiceGoal.objects.select_for_update().order_by("indicator")}
+        stale = sorted(k for k, was in expected.items() if was != (rows[k].target if k in rows else None))
+        if stale:
+            raise GoalsConflict(stale)
+        changed = 0
+        for name, value in values.items():
+            row = rows.get(name)
+            before = row.target if row is not None else None
+            if before == value:
+                continue
+            changed += 1
+            if value is None:
+                audit.record(A.DELETE, row, user=user, changes={"target": [before, None]}, source=source)
+                row.delete()
+            elif row is None:
+                row = ServiceGoal.objects.create(indicator=name, target=value, updated_by=user)
+                audit.record(A.CREATE, row, user=user, changes={"indicator": [None, name], "target": [None, value]},
+                             source=source)  # fmt: skip
+            else:
+                row.target, row.updated_by, row.updated_at = value, user, timezone.now()
+                row.save(update_fields=["target", "updated_by", "updated_at"])
+                audit.record(A.UPDATE, row, user=user, changes={"target": [before, value]}, source=source)
+    return changed
