@@ -145,42 +145,6 @@ def session_edit(request, pk: int):
     return render(request, "training/session_form.html", context)
 
 
-@login_required
-@require_POST
-def session_withdraw(request, pk: int):
-    """A trainee withdraws their own enrolment; a manager anyone's."""
-    s = _session(request, pk)
-    a = _posted_assignment(request)
-    try:
-        promoted = classroom.withdraw(request.user, s, a)
-    except ValidationError as err:
-        _flash(request, err)
-    else:
-        who = a.user.display_name or a.user.get_username()
-        if promoted:
-            nxt = promoted[0].assignment.user
-            messages.success(request, _("%(name)s is no longer enrolled; the place goes to %(next)s, the first on "
-                                        "the waiting list.") % {"name": who, "next": nxt.display_name or nxt.get_username()})  # fmt: skip
-        else:
-            messages.success(request, _("%(name)s is no longer enrolled; the place is free.") % {"name": who})
-    return redirect("training:session", pk=s.pk)
-
-
-@login_required
-@require_POST
-def session_enrol(request, pk: int):
-    s = _session(request, pk)
-    a = _posted_assignment(request)
-    try:
-        e = classroom.enrol(request.user, s, a)
-    except ValidationError as err:
-        _flash(request, err)
-    else:
-        who = e.assignment.user
-        messages.success(request, _("%(name)s is enrolled.") % {"name": who.display_name or who.get_username()})
-    return redirect("training:session", pk=s.pk)
-
-
 def _posted_assignment(request) -> Assignment:
     """The assignment a form names: the user's own, or anyone's for a training manager (else 404)."""
     raw = request.POST.get("assignment", "").strip()
@@ -190,37 +154,70 @@ def _posted_assignment(request) -> Assignment:
     return a
 
 
+def _for_assignment(request, pk: int, act) -> HttpResponse:
+    """A trainee's place in a session changed from its page (enrol, withdraw, join or leave the waiting list): the
+    trainee themselves, or a manager for anyone. `act(session, assignment, name)` changes it and says what happened;
+    a refusal is flashed. Back to the session's page either way."""
+    s = _session(request, pk)
+    a = _posted_assignment(request)
+    try:
+        message = act(s, a, a.user.display_name or a.user.get_username())
+    except ValidationError as err:
+        _flash(request, err)
+    else:
+        messages.success(request, message)
+    return redirect("training:session", pk=s.pk)
+
+
+@login_required
+@require_POST
+def session_withdraw(request, pk: int):
+    """A trainee withdraws their own enrolment; a manager anyone's. The place goes to the first on the waiting list."""
+
+    def act(s, a, who):
+        promoted = classroom.withdraw(request.user, s, a)
+        if not promoted:
+            return _("%(name)s is no longer enrolled; the place is free.") % {"name": who}
+        nxt = promoted[0].assignment.user
+        return _("%(name)s is no longer enrolled; the place goes to %(next)s, the first on the waiting list.") % {
+            "name": who, "next": nxt.display_name or nxt.get_username()}  # fmt: skip
+
+    return _for_assignment(request, pk, act)
+
+
+@login_required
+@require_POST
+def session_enrol(request, pk: int):
+    def act(s, a, who):
+        classroom.enrol(request.user, s, a)
+        return _("%(name)s is enrolled.") % {"name": who}
+
+    return _for_assignment(request, pk, act)
+
+
 @login_required
 @require_POST
 def session_wait(request, pk: int):
     """Join a full session's waiting list: a trainee themselves; a manager for anyone."""
-    s = _session(request, pk)
-    a = _posted_assignment(request)
-    try:
+
+    def act(s, a, who):
         w = classroom.join_waiting_list(request.user, s, a)
-    except ValidationError as err:
-        _flash(request, err)
-    else:
-        who = a.user.display_name or a.user.get_username()
-        messages.success(request, _("%(name)s is number %(n)s on the waiting list; a free place is given at once, "
-                                    "in the list's order.") % {"name": who, "n": w.position})  # fmt: skip
-    return redirect("training:session", pk=s.pk)
+        return _("%(name)s is number %(n)s on the waiting list; a free place is given at once, in the list's "
+                 "order.") % {"name": who, "n": w.position}  # fmt: skip
+
+    return _for_assignment(request, pk, act)
 
 
 @login_required
 @require_POST
 def session_unwait(request, pk: int):
     """Leave a session's waiting list: a trainee themselves; a manager takes anyone off."""
-    s = _session(request, pk)
-    a = _posted_assignment(request)
-    try:
+
+    def act(s, a, who):
         classroom.leave_waiting_list(request.user, s, a)
-    except ValidationError as err:
-        _flash(request, err)
-    else:
-        who = a.user.display_name or a.user.get_username()
-        messages.success(request, _("%(name)s is off the waiting list.") % {"name": who})
-    return redirect("training:session", pk=s.pk)
+        return _("%(name)s is off the waiting list.") % {"name": who}
+
+    return _for_assignment(request, pk, act)
 
 
 @login_required
